@@ -270,7 +270,13 @@ describe("Anthropic SDK: tool names longer than chat's 64 characters (Claude Cod
         ? await client.messages.stream(request).finalMessage()
         : await client.messages.create(request);
       assert.deepEqual(message.content, [
-        { type: "tool_use", id: "call_search", name: longName, input: { label: "runbook" } },
+        {
+          type: "tool_use",
+          id: "call_search",
+          name: longName,
+          input: { label: "runbook" },
+          caller: { type: "direct" },
+        },
       ]);
       assert.equal(message.stop_reason, "tool_use");
       const sent = chatRequests(mock)[0]?.body as {

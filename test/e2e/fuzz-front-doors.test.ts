@@ -1114,8 +1114,11 @@ function streamShapeProblems(door: FrontDoor, text: string): string[] {
     for (const event of events) {
       const usage = event.type === "message_start" && isObject(event.message) ? event.message.usage : event.usage;
       if ((event.type === "message_start" || event.type === "message_delta") && isObject(usage)) {
+        // The counts, and the SDK's nullable fields (`output_tokens_details`, `server_tool_use`, ...): null or counts.
         for (const [name, value] of Object.entries(usage)) {
-          if (!isCount(value)) problems.push(`${event.type} usage.${name} = ${JSON.stringify(value)}`);
+          const isSound = isCount(value) || (value === null && !name.endsWith("_tokens"));
+          const isCounts = isObject(value) && Object.values(value).every(isCount);
+          if (!isSound && !isCounts) problems.push(`${event.type} usage.${name} = ${JSON.stringify(value)}`);
         }
       }
       const delta = event.delta;

@@ -66,7 +66,7 @@ describe("messages API: fields the SDK sends and reads", () => {
         { role: "user", content: "How are you?" },
       ],
     });
-    assert.deepEqual(message.content, [{ type: "text", text: "Terse." }]);
+    assert.deepEqual(message.content, [{ type: "text", text: "Terse.", citations: null }]);
     const sent = chatRequests(mock)[0]?.body as { messages: { role: string; content: unknown }[] };
     assert.deepEqual(
       sent.messages.map((entry) => entry.role),
@@ -154,7 +154,7 @@ describe("messages API: fields the SDK sends and reads", () => {
     for (const type of ["auto", "none"] as const) {
       mock.enqueue(CHAT_ROUTE, { kind: "json", body: chatCompletion("Hi.", UPSTREAM_ID) });
       const message = await client.messages.create({ ...base, tool_choice: { type } });
-      assert.deepEqual(message.content, [{ type: "text", text: "Hi." }]);
+      assert.deepEqual(message.content, [{ type: "text", text: "Hi.", citations: null }]);
     }
     const sent = chatRequests(mock).map((request) => request.body as Record<string, unknown>);
     assert.deepEqual(

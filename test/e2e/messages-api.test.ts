@@ -48,7 +48,7 @@ describe("messages API (@anthropic-ai/sdk)", () => {
     assert.equal(message.type, "message");
     assert.equal(message.role, "assistant");
     assert.equal(message.model, UPSTREAM_ID);
-    assert.deepEqual(message.content, [{ type: "text", text: "Bonjour." }]);
+    assert.deepEqual(message.content, [{ type: "text", text: "Bonjour.", citations: null }]);
     assert.equal(message.stop_reason, "end_turn");
     assert.equal(message.usage.input_tokens, 12);
     assert.equal(message.usage.output_tokens, 2);
@@ -76,7 +76,7 @@ describe("messages API (@anthropic-ai/sdk)", () => {
     stream.on("text", (delta) => deltas.push(delta));
     const message = await stream.finalMessage();
     assert.deepEqual(deltas, ["Hel", "lo", " there"]);
-    assert.deepEqual(message.content, [{ type: "text", text: "Hello there" }]);
+    assert.deepEqual(message.content, [{ type: "text", text: "Hello there", citations: null }]);
     assert.equal(message.stop_reason, "end_turn");
     assert.equal(message.usage.output_tokens, 3);
     assert.equal(message.usage.input_tokens, 10);
@@ -120,7 +120,7 @@ describe("messages API (@anthropic-ai/sdk)", () => {
         { role: "user", content: [{ type: "tool_result", tool_use_id: use.id, content: "18C, sunny" }] },
       ],
     });
-    assert.deepEqual(second.content, [{ type: "text", text: "18C and sunny." }]);
+    assert.deepEqual(second.content, [{ type: "text", text: "18C and sunny.", citations: null }]);
     assert.deepEqual(((chatRequests(mock)[1]?.body ?? {}) as { messages?: unknown }).messages, [
       { role: "user", content: "Weather in Paris?" },
       {
@@ -147,7 +147,7 @@ describe("messages API (@anthropic-ai/sdk)", () => {
       messages: [{ role: "user", content: "Weather in Rome?" }],
     });
     assert.deepEqual(message.content, [
-      { type: "tool_use", id: "call_2", name: "get_weather", input: { city: "Rome" } },
+      { type: "tool_use", id: "call_2", name: "get_weather", input: { city: "Rome" }, caller: { type: "direct" } },
     ]);
     assert.equal(message.stop_reason, "tool_use");
   });
@@ -164,8 +164,8 @@ describe("messages API (@anthropic-ai/sdk)", () => {
       })
       .finalMessage();
     assert.deepEqual(message.content, [
-      { type: "tool_use", id: "call_1", name: "get_weather", input: { city: "Paris" } },
-      { type: "tool_use", id: "call_2", name: "get_weather", input: { city: "Rome" } },
+      { type: "tool_use", id: "call_1", name: "get_weather", input: { city: "Paris" }, caller: { type: "direct" } },
+      { type: "tool_use", id: "call_2", name: "get_weather", input: { city: "Rome" }, caller: { type: "direct" } },
     ]);
     assert.equal(message.stop_reason, "tool_use");
   });
@@ -243,8 +243,8 @@ describe("messages API (@anthropic-ai/sdk)", () => {
     stream.on("contentBlock", (block) => completed.push(structuredClone(block)));
     const message = await stream.finalMessage();
     const expected = [
-      { type: "tool_use", id: "call_a", name: "get_weather", input: { city: "Paris" } },
-      { type: "tool_use", id: "call_b", name: "get_time", input: { tz: "CET" } },
+      { type: "tool_use", id: "call_a", name: "get_weather", input: { city: "Paris" }, caller: { type: "direct" } },
+      { type: "tool_use", id: "call_b", name: "get_time", input: { tz: "CET" }, caller: { type: "direct" } },
     ];
     assert.deepEqual(completed, expected);
     assert.deepEqual(message.content, expected);
@@ -261,7 +261,7 @@ describe("messages API: failover and continuation work as on chat", () => {
     const { data, response } = await client.messages
       .create({ model: MODEL, max_tokens: 10, messages: [{ role: "user", content: "hi" }] })
       .withResponse();
-    assert.deepEqual(data.content, [{ type: "text", text: "from beta" }]);
+    assert.deepEqual(data.content, [{ type: "text", text: "from beta", citations: null }]);
     assert.equal(response.headers.get("x-gateway-provider"), "beta");
   });
 
@@ -278,7 +278,7 @@ describe("messages API: failover and continuation work as on chat", () => {
     const message = await client.messages
       .stream({ model: MODEL, max_tokens: 200, messages: [{ role: "user", content: "count" }] })
       .finalMessage();
-    assert.deepEqual(message.content, [{ type: "text", text: words.join("") }]);
+    assert.deepEqual(message.content, [{ type: "text", text: words.join(""), citations: null }]);
     assert.equal(message.stop_reason, "end_turn");
     const sent = sentBody(scene2.backup).messages as { role: string; content: string }[];
     assert.equal(sent.at(-1)?.role, "assistant", "continued from the delivered text (prefill)");

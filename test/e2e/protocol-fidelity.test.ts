@@ -119,6 +119,13 @@ describe("cache writes in the usage (OpenRouter's `prompt_tokens_details.cache_w
     output_tokens: 2,
     cache_creation_input_tokens: 100,
     cache_read_input_tokens: 40,
+    // The rest of the SDK's \`Usage\`: null, as nothing upstream tells them (see messages-stop-fields.test.ts).
+    output_tokens_details: null,
+    server_tool_use: null,
+    cache_creation: null,
+    inference_geo: null,
+    service_tier: null,
+    speed: null,
   };
 
   test("Messages: cache_creation_input_tokens, and input_tokens without them (as Anthropic counts), JSON and stream", async (t) => {
@@ -176,10 +183,10 @@ describe("text in the middle of a streamed tool call's arguments", () => {
     stream.on("contentBlock", (block) => stoppedBlocks.push(block));
     const message = await stream.finalMessage();
     const expected = [
-      { type: "text", text: "Checking." },
-      { type: "tool_use", id: "call_a", name: "get_weather", input: { city: "Paris" } },
-      { type: "text", text: " One moment." },
-      { type: "tool_use", id: "call_b", name: "get_weather", input: { city: "Rome" } },
+      { type: "text", text: "Checking.", citations: null },
+      { type: "tool_use", id: "call_a", name: "get_weather", input: { city: "Paris" }, caller: { type: "direct" } },
+      { type: "text", text: " One moment.", citations: null },
+      { type: "tool_use", id: "call_b", name: "get_weather", input: { city: "Rome" }, caller: { type: "direct" } },
     ];
     assert.deepEqual(message.content, expected);
     assert.deepEqual(stoppedBlocks, expected);

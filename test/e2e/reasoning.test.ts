@@ -188,7 +188,7 @@ describe("reasoning text reaches the clients", () => {
     const json = await client.messages.create({ model: MODEL, max_tokens: 2000, thinking, messages });
     assert.deepEqual(json.content, [
       { type: "thinking", thinking: "Hmm.", signature: "" },
-      { type: "text", text: "Because." },
+      { type: "text", text: "Because.", citations: null },
     ]);
     assert.equal(sentBody(mock).reasoning_effort, "low", "budget_tokens below 2048 is `low`");
 
@@ -206,12 +206,16 @@ describe("reasoning text reaches the clients", () => {
     assert.equal(signatures, 1, "the thinking block ends with a signature_delta, as Anthropic's do");
     assert.deepEqual(streamed.content, [
       { type: "thinking", thinking: "Let me think.", signature: "" },
-      { type: "text", text: "Because." },
+      { type: "text", text: "Because.", citations: null },
     ]);
 
     mock.enqueue(CHAT_ROUTE, { kind: "json", body: reasoningCompletion("reasoning_content", "Hmm.", "Because.") });
     const plain = await client.messages.create({ model: MODEL, max_tokens: 200, messages });
-    assert.deepEqual(plain.content, [{ type: "text", text: "Because." }], "no thinking asked, no thinking block");
+    assert.deepEqual(
+      plain.content,
+      [{ type: "text", text: "Because.", citations: null }],
+      "no thinking asked, no thinking block",
+    );
     assert.equal("reasoning_effort" in sentBody(mock, 2), false, "no thinking asked, no effort sent");
   });
 });

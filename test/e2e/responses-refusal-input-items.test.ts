@@ -1,5 +1,5 @@
 // Two corners of the Responses API through the openai SDK, with the mock upstream speaking only Chat Completions:
-// a streamed refusal (`delta.refusal`) arrives as a `refusal` part, not as text; and
+// a refusal (`refusal`, streamed `delta.refusal`) arrives as a `refusal` part, not as text, after any text; and
 // `GET /v1/responses/{id}/input_items` lists what a kept response answered, in OpenAI's list shape with paging.
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
@@ -44,6 +44,51 @@ describe("Responses API corners", () => {
       parts.map((part) => [part.type, part.type === "refusal" ? part.refusal : part.text]),
       [["refusal", "I can't help with that."]],
     );
+  });
+
+  test("text then a refusal, JSON and streamed: output_text and refusal parts of one item, refusal.done whole", async (t) => {
+    const { mock, client } = await scene(t);
+    const answer = chatCompletion("Let me see.", UPSTREAM_ID);
+    const choices = answer.choices.map((choice) => ({
+      ...choice,
+      message: { ...choice.message, refusal: "I can't help with that." },
+    }));
+    mock.enqueue(CHAT_ROUTE, { kind: "json", body: { ...answer, choices } });
+    const partsOf = (response: OpenAI.Responses.Response) => {
+      const [item, ...rest] = response.output;
+      assert.equal(rest.length, 0, "one message item");
+      return (item?.type === "message" ? item.content : []).map((part) => [
+        part.type,
+        part.type === "refusal" ? part.refusal : part.text,
+      ]);
+    };
+    const expected = [
+      ["output_text", "Let me see."],
+      ["refusal", "I can't help with that."],
+    ];
+    const created = await client.responses.create({ model: "m", input: "Something bad" });
+    assert.deepEqual(partsOf(created), expected);
+    assert.equal(created.output_text, "Let me see.", "the refusal is not output text");
+
+    const chunks = [
+      chatChunk("Let me see.", UPSTREAM_ID, { role: true }),
+      refusalChunk("I can't"),
+      refusalChunk(" help with that."),
+      chatChunk("", UPSTREAM_ID, { finishReason: "stop" }),
+    ];
+    mock.enqueue(CHAT_ROUTE, { kind: "sse", events: chunks.map((data) => ({ data })) });
+    const stream = client.responses.stream({ model: "m", input: "Something bad" });
+    const refusalEvents: [string, number, string][] = [];
+    for await (const event of stream) {
+      if (event.type === "response.refusal.delta") refusalEvents.push([event.type, event.content_index, event.delta]);
+      if (event.type === "response.refusal.done") refusalEvents.push([event.type, event.content_index, event.refusal]);
+    }
+    assert.deepEqual(refusalEvents, [
+      ["response.refusal.delta", 1, "I can't"],
+      ["response.refusal.delta", 1, " help with that."],
+      ["response.refusal.done", 1, "I can't help with that."],
+    ]);
+    assert.deepEqual(partsOf(await stream.finalResponse()), expected);
   });
 
   test("input_items: the conversation a kept response answered, newest first, paged; 404 and 400 as OpenAI", async (t) => {

@@ -104,7 +104,7 @@ describe("a prefill continuation may generate only what is left of the client's 
     const message = await client.messages
       .stream({ model: MODEL, max_tokens: 300, messages: [{ role: "user", content: "count" }] })
       .finalMessage();
-    assert.deepEqual(message.content, [{ type: "text", text: WORDS.join("") }]);
+    assert.deepEqual(message.content, [{ type: "text", text: WORDS.join(""), citations: null }]);
     assert.equal(sentBody(scene.primary).max_tokens, 300);
     assert.equal(sentBody(scene.backup).max_tokens, 300 - DELIVERED_TOKENS);
   });
@@ -167,7 +167,7 @@ describe("a request that ends with the client's own assistant prefill", () => {
         ],
       })
       .finalMessage();
-    assert.deepEqual(message.content, [{ type: "text", text: WORDS.join("") }]);
+    assert.deepEqual(message.content, [{ type: "text", text: WORDS.join(""), citations: null }]);
     const sent = sentBody(scene.backup).messages as { role: string; content: unknown }[];
     assert.deepEqual(sent.at(-1), { role: "assistant", content: `Sure:${DELIVERED}` });
     assert.equal(sent.filter((entry) => entry.role === "assistant").length, 1);

@@ -140,7 +140,7 @@ describe("a connection that breaks after the finish_reason, before [DONE]", () =
     const message = await client.messages
       .stream({ model: MODEL, max_tokens: 100, messages: [{ role: "user", content: "count" }] })
       .finalMessage();
-    assert.deepEqual(message.content, [{ type: "text", text: TEXT }]);
+    assert.deepEqual(message.content, [{ type: "text", text: TEXT, citations: null }]);
     assert.equal(message.stop_reason, "end_turn");
   });
 

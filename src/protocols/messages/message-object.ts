@@ -5,16 +5,53 @@ import type { ChatUsage } from "../chat-completions.ts";
 export type ContentBlock =
   /** Reasoning text a chat provider returned; `signature` is empty (there is none to verify, and it never goes back upstream). */
   | { type: "thinking"; thinking: string; signature: string }
-  | { type: "text"; text: string }
-  | { type: "tool_use"; id: string; name: string; input: unknown };
+  /** `citations` null: a chat answer cites nothing (Anthropic sends null on a block without citations). */
+  | { type: "text"; text: string; citations: null }
+  /** `caller` direct: the model called the tool itself (Anthropic's for any call not made from its code tool). */
+  | { type: "tool_use"; id: string; name: string; input: unknown; caller: DirectCaller };
+
+export interface DirectCaller {
+  type: "direct";
+}
+
+/** A text block as Anthropic sends it. */
+export function textBlock(text: string): ContentBlock {
+  return { type: "text", text, citations: null };
+}
 
 export type StopReason = "end_turn" | "max_tokens" | "stop_sequence" | "tool_use" | "refusal";
 
-export interface MessageUsage {
+/**
+ * Anthropic's detail of a `refusal` stop. A chat provider's `content_filter` names no policy category and gives no
+ * explanation, so both are null (as Anthropic's are when a refusal maps to no named category).
+ */
+export interface RefusalStopDetails {
+  type: "refusal";
+  category: null;
+  explanation: null;
+}
+
+// The fields below that are always null are ones Anthropic's API sends null when they do not apply (no container
+// tool, no `diagnostics` asked for, no server tools, ...) and that the SDK's types require: a client checking
+// `=== null` (or a middleware reading `stop_details`) must find null, not a missing field.
+
+/** The usage of `message_delta`: Anthropic's cumulative counts at the end of the stream. */
+export interface MessageDeltaUsage {
   input_tokens: number;
   output_tokens: number;
   cache_creation_input_tokens: number;
   cache_read_input_tokens: number;
+  /** The reasoning tokens the provider counted within `output_tokens`; null when it said none. */
+  output_tokens_details: { thinking_tokens: number } | null;
+  server_tool_use: null;
+}
+
+export interface MessageUsage extends MessageDeltaUsage {
+  /** The split of cache writes by TTL: chat providers report none. */
+  cache_creation: null;
+  inference_geo: null;
+  service_tier: null;
+  speed: null;
 }
 
 export interface MessageObject {
@@ -25,7 +62,16 @@ export interface MessageObject {
   content: ContentBlock[];
   stop_reason: StopReason | null;
   stop_sequence: string | null;
+  stop_details: RefusalStopDetails | null;
+  container: null;
+  diagnostics: null;
   usage: MessageUsage;
+}
+
+export interface StopFields {
+  stopReason: StopReason;
+  stopSequence: string | null;
+  stopDetails: RefusalStopDetails | null;
 }
 
 /**
@@ -38,36 +84,56 @@ export function toStopReason(
   matchedStop: string | undefined,
   stopSequences: readonly string[],
   hasToolCalls: boolean,
-): { stopReason: StopReason; stopSequence: string | null } {
+): StopFields {
+  const plain = (stopReason: StopReason): StopFields => ({ stopReason, stopSequence: null, stopDetails: null });
   switch (finishReason) {
     case "length":
-      return { stopReason: "max_tokens", stopSequence: null };
+      return plain("max_tokens");
     case "tool_calls":
     case "function_call":
       // Some providers say `tool_calls` for an answer with text only; `tool_use` would send the client looking for
       // a tool_use block to run that is not there.
-      return { stopReason: hasToolCalls ? "tool_use" : "end_turn", stopSequence: null };
+      return plain(hasToolCalls ? "tool_use" : "end_turn");
     case "content_filter":
-      return { stopReason: "refusal", stopSequence: null };
+      // A filter cut the answer, as Anthropic's streaming classifiers do. (A model's own refusal, chat's
+      // `message.refusal` with `stop`, is not one: Anthropic gives those as ordinary text ending `end_turn`.)
+      return {
+        stopReason: "refusal",
+        stopSequence: null,
+        stopDetails: { type: "refusal", category: null, explanation: null },
+      };
     default:
-      if (hasToolCalls) return { stopReason: "tool_use", stopSequence: null };
+      if (hasToolCalls) return plain("tool_use");
       if (matchedStop !== undefined && stopSequences.includes(matchedStop)) {
-        return { stopReason: "stop_sequence", stopSequence: matchedStop };
+        return { stopReason: "stop_sequence", stopSequence: matchedStop, stopDetails: null };
       }
-      return { stopReason: "end_turn", stopSequence: null };
+      return plain("end_turn");
   }
+}
+
+/** A message's usage: `message_delta`'s counts and the fields no chat provider reports. */
+export function toMessageUsage(usage: ChatUsage | undefined, promptTokensEstimate = 0): MessageUsage {
+  return {
+    ...toMessageDeltaUsage(usage, promptTokensEstimate),
+    cache_creation: null,
+    inference_geo: null,
+    service_tier: null,
+    speed: null,
+  };
 }
 
 /**
  * Anthropic counts cache reads and cache writes apart from `input_tokens`; chat's `prompt_tokens` includes both.
  */
-export function toMessageUsage(usage: ChatUsage | undefined, promptTokensEstimate = 0): MessageUsage {
+export function toMessageDeltaUsage(usage: ChatUsage | undefined, promptTokensEstimate = 0): MessageDeltaUsage {
   if (usage === undefined) {
     return {
       input_tokens: promptTokensEstimate,
       output_tokens: 0,
       cache_creation_input_tokens: 0,
       cache_read_input_tokens: 0,
+      output_tokens_details: null,
+      server_tool_use: null,
     };
   }
   return {
@@ -75,6 +141,10 @@ export function toMessageUsage(usage: ChatUsage | undefined, promptTokensEstimat
     output_tokens: usage.completionTokens,
     cache_creation_input_tokens: usage.cacheWriteTokens,
     cache_read_input_tokens: usage.cachedTokens,
+    // 0 is what a provider that counts no reasoning tokens reads as too: said only when there are some.
+    output_tokens_details:
+      usage.reasoningTokens > 0 ? { thinking_tokens: Math.min(usage.reasoningTokens, usage.completionTokens) } : null,
+    server_tool_use: null,
   };
 }
 

@@ -22,10 +22,25 @@ test("messages JSON: a text answer becomes an Anthropic message with mapped usag
     type: "message",
     role: "assistant",
     model: "llama-3.3-70b-versatile",
-    content: [{ type: "text", text: "Paris is the capital of France." }],
+    content: [{ type: "text", text: "Paris is the capital of France.", citations: null }],
     stop_reason: "end_turn",
     stop_sequence: null,
-    usage: { input_tokens: 20, output_tokens: 8, cache_creation_input_tokens: 0, cache_read_input_tokens: 5 },
+    // Required by the SDK's \`Message\`, null when they do not apply (as Anthropic sends them).
+    stop_details: null,
+    container: null,
+    diagnostics: null,
+    usage: {
+      input_tokens: 20,
+      output_tokens: 8,
+      cache_creation_input_tokens: 0,
+      cache_read_input_tokens: 5,
+      output_tokens_details: null,
+      server_tool_use: null,
+      cache_creation: null,
+      inference_geo: null,
+      service_tier: null,
+      speed: null,
+    },
   });
 });
 
@@ -36,7 +51,13 @@ test("messages JSON: tool calls become tool_use blocks with parsed input and sto
     fallbackModel: "served-model",
   });
   assert.deepEqual(message.content, [
-    { type: "tool_use", id: "call_weather1", name: "get_weather", input: { city: "Paris" } },
+    {
+      type: "tool_use",
+      id: "call_weather1",
+      name: "get_weather",
+      input: { city: "Paris" },
+      caller: { type: "direct" },
+    },
   ]);
   assert.equal(message.stop_reason, "tool_use");
   assert.equal(message.model, "llama-3.3-70b-versatile", "the upstream's own name wins over the fallback");
@@ -45,7 +66,7 @@ test("messages JSON: tool calls become tool_use blocks with parsed input and sto
 test("messages JSON: length is max_tokens", () => {
   const message = toMessageObject(readCompletion("length"), { ids: sequentialIds(), stopSequences: [] });
   assert.equal(message.stop_reason, "max_tokens");
-  assert.deepEqual(message.content, [{ type: "text", text: "Once upon a" }]);
+  assert.deepEqual(message.content, [{ type: "text", text: "Once upon a", citations: null }]);
 });
 
 test("messages JSON: `tool_calls` with text only is end_turn (there is no tool_use block to run)", () => {
@@ -55,7 +76,7 @@ test("messages JSON: `tool_calls` with text only is end_turn (there is no tool_u
     usage: { prompt_tokens: 5, completion_tokens: 2, total_tokens: 7 },
   };
   const message = toMessageObject(completion, { ids: sequentialIds(), stopSequences: [] });
-  assert.deepEqual(message.content, [{ type: "text", text: "Just text" }]);
+  assert.deepEqual(message.content, [{ type: "text", text: "Just text", citations: null }]);
   assert.equal(message.stop_reason, "end_turn");
 });
 
@@ -76,6 +97,12 @@ test("messages JSON: without upstream usage, input_tokens is the prompt estimate
     output_tokens: 0,
     cache_creation_input_tokens: 0,
     cache_read_input_tokens: 0,
+    output_tokens_details: null,
+    server_tool_use: null,
+    cache_creation: null,
+    inference_geo: null,
+    service_tier: null,
+    speed: null,
   });
   assert.equal(toMessageObject(completion, context).usage.input_tokens, 20);
   assert.equal(estimates, 1, "no estimate is made when the upstream reported usage");
@@ -100,6 +127,12 @@ test("messages JSON: DeepSeek's prompt_cache_hit_tokens are cache reads when pro
     output_tokens: 5,
     cache_creation_input_tokens: 0,
     cache_read_input_tokens: 48,
+    output_tokens_details: null,
+    server_tool_use: null,
+    cache_creation: null,
+    inference_geo: null,
+    service_tier: null,
+    speed: null,
   });
   // OpenAI's field, when given, is the one read (not added to DeepSeek's).
   const both = deepSeekCompletion({ prompt_cache_hit_tokens: 48, prompt_tokens_details: { cached_tokens: 40 } });

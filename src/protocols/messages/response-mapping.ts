@@ -5,6 +5,7 @@ import {
   type ContentBlock,
   type MessageObject,
   parseToolInput,
+  textBlock,
   toMessageUsage,
   toStopReason,
 } from "./message-object.ts";
@@ -32,17 +33,20 @@ export function toMessageObject(chatCompletion: unknown, context: MessageContext
   if (context.isThinkingShown === true && answer.reasoning !== "") {
     content.push({ type: "thinking", thinking: answer.reasoning, signature: "" });
   }
-  const text = answer.text !== "" ? answer.text : (answer.refusal ?? "");
-  if (text !== "") content.push({ type: "text", text });
+  if (answer.text !== "") content.push(textBlock(answer.text));
+  // A model's own refusal (chat's `message.refusal`) is what Anthropic sends as ordinary text: its own block after
+  // any text, so an answer carrying both loses neither (and a client can tell them apart).
+  if (answer.refusal !== undefined && answer.refusal !== "") content.push(textBlock(answer.refusal));
   for (const call of answer.toolCalls) {
     content.push({
       type: "tool_use",
       id: call.id,
       name: context.toolNames?.client(call.function.name) ?? call.function.name,
       input: parseToolInput(call.function.arguments),
+      caller: { type: "direct" },
     });
   }
-  const { stopReason, stopSequence } = toStopReason(
+  const { stopReason, stopSequence, stopDetails } = toStopReason(
     answer.finishReason,
     answer.matchedStop,
     context.stopSequences,
@@ -56,6 +60,9 @@ export function toMessageObject(chatCompletion: unknown, context: MessageContext
     content,
     stop_reason: stopReason,
     stop_sequence: stopSequence,
+    stop_details: stopDetails,
+    container: null,
+    diagnostics: null,
     usage: toMessageUsage(answer.usage, answer.usage === undefined ? context.estimatePromptTokens?.() : undefined),
   };
 }

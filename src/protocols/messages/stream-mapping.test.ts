@@ -105,7 +105,7 @@ test("messages stream: a text answer accumulates in the Anthropic SDK to the tex
     ],
     "ping is sent and skipped by the SDK",
   );
-  assert.deepEqual(message.content, [{ type: "text", text: "Hello, world!" }]);
+  assert.deepEqual(message.content, [{ type: "text", text: "Hello, world!", citations: null }]);
   assert.equal(message.stop_reason, "end_turn");
   assert.equal(message.model, "llama-3.3-70b-versatile");
   assert.equal(message.id, "msg_1");
@@ -119,9 +119,9 @@ test("messages stream: text then two calls gives a text block and two tool_use b
   const { text } = translate("text-then-tools");
   const { message } = await finalMessage(text);
   assert.deepEqual(message.content, [
-    { type: "text", text: "Let me check both." },
-    { type: "tool_use", id: "call_a", name: "get_weather", input: { city: "Paris" } },
-    { type: "tool_use", id: "call_b", name: "get_weather", input: { city: "Rome" } },
+    { type: "text", text: "Let me check both.", citations: null },
+    { type: "tool_use", id: "call_a", name: "get_weather", input: { city: "Paris" }, caller: { type: "direct" } },
+    { type: "tool_use", id: "call_b", name: "get_weather", input: { city: "Rome" }, caller: { type: "direct" } },
   ]);
   assert.equal(message.stop_reason, "tool_use");
 });
@@ -130,8 +130,8 @@ test("messages stream: calls sent whole without an index (Gemini) are one tool_u
   const { text } = translate("indexless-tool-calls");
   const { message } = await finalMessage(text);
   assert.deepEqual(message.content, [
-    { type: "tool_use", id: "call_1", name: "get_weather", input: { city: "Paris" } },
-    { type: "tool_use", id: "call_2", name: "get_weather", input: { city: "Rome" } },
+    { type: "tool_use", id: "call_1", name: "get_weather", input: { city: "Paris" }, caller: { type: "direct" } },
+    { type: "tool_use", id: "call_2", name: "get_weather", input: { city: "Rome" }, caller: { type: "direct" } },
   ]);
   assert.equal(message.stop_reason, "tool_use");
 });
@@ -150,8 +150,8 @@ test("messages stream: a new id at an index already used starts a new tool_use b
   text += translator.finish();
   const { message } = await finalMessage(text);
   assert.deepEqual(message.content, [
-    { type: "tool_use", id: "call_a", name: "lookup", input: { q: 1 } },
-    { type: "tool_use", id: "call_b", name: "lookup", input: { q: 2 } },
+    { type: "tool_use", id: "call_a", name: "lookup", input: { q: 1 }, caller: { type: "direct" } },
+    { type: "tool_use", id: "call_b", name: "lookup", input: { q: 2 }, caller: { type: "direct" } },
   ]);
   assert.deepEqual(translator.result?.content, message.content);
 });
@@ -159,7 +159,9 @@ test("messages stream: a new id at an index already used starts a new tool_use b
 test("messages stream: a name sent after the id still opens the tool_use block; no usage chunk keeps the estimate", async () => {
   const { text } = translate("quirky-tool-call");
   const { message } = await finalMessage(text);
-  assert.deepEqual(message.content, [{ type: "tool_use", id: "call_q", name: "lookup", input: { q: 1 } }]);
+  assert.deepEqual(message.content, [
+    { type: "tool_use", id: "call_q", name: "lookup", input: { q: 1 }, caller: { type: "direct" } },
+  ]);
   assert.equal(message.stop_reason, "tool_use");
   assert.equal(message.usage.input_tokens, 20);
 });
@@ -195,8 +197,8 @@ test("messages stream: interleaved parallel calls (OpenAI) become whole blocks, 
   const { text, translator } = translate("interleaved-tool-calls");
   assertWholeBlocks(text);
   const expected = [
-    { type: "tool_use", id: "call_a", name: "get_weather", input: { city: "Paris" } },
-    { type: "tool_use", id: "call_b", name: "get_time", input: { tz: "CET" } },
+    { type: "tool_use", id: "call_a", name: "get_weather", input: { city: "Paris" }, caller: { type: "direct" } },
+    { type: "tool_use", id: "call_b", name: "get_time", input: { tz: "CET" }, caller: { type: "direct" } },
   ];
   assert.deepEqual(await completedBlocks(text), expected, "the SDK's contentBlock events");
   assert.deepEqual((await finalMessage(text)).message.content, expected);
@@ -243,9 +245,9 @@ test("messages stream: calls held back behind an open call that never completes 
   text += beforeText.finish();
   assertWholeBlocks(text);
   const withText = [
-    { type: "tool_use", id: "call_a", name: "now", input: {} },
-    { type: "tool_use", id: "call_b", name: "lookup", input: { q: 2 } },
-    { type: "text", text: "Done." },
+    { type: "tool_use", id: "call_a", name: "now", input: {}, caller: { type: "direct" } },
+    { type: "tool_use", id: "call_b", name: "lookup", input: { q: 2 }, caller: { type: "direct" } },
+    { type: "text", text: "Done.", citations: null },
   ];
   assert.deepEqual(await completedBlocks(text), withText);
   assert.deepEqual(beforeText.result?.content, withText);
@@ -270,9 +272,9 @@ test("messages stream: calls held back behind an open call that never completes 
   text += atEnd.finish();
   assertWholeBlocks(text);
   const calls = [
-    { type: "tool_use", id: "call_a", name: "get_weather", input: {} },
-    { type: "tool_use", id: "call_b", name: "get_weather", input: { city: "Rome" } },
-    { type: "tool_use", id: "call_c", name: "get_weather", input: { city: "Oslo" } },
+    { type: "tool_use", id: "call_a", name: "get_weather", input: {}, caller: { type: "direct" } },
+    { type: "tool_use", id: "call_b", name: "get_weather", input: { city: "Rome" }, caller: { type: "direct" } },
+    { type: "tool_use", id: "call_c", name: "get_weather", input: { city: "Oslo" }, caller: { type: "direct" } },
   ];
   assert.deepEqual(await completedBlocks(text), calls);
   const { message } = await finalMessage(text);
@@ -295,9 +297,9 @@ test("messages stream: text between interleaved calls: the call held back meanwh
   text += translator.finish();
   assertWholeBlocks(text);
   const expected = [
-    { type: "tool_use", id: "call_a", name: "lookup", input: { q: 1 } },
-    { type: "text", text: "Looking up." },
-    { type: "tool_use", id: "call_b", name: "lookup", input: { q: 2 } },
+    { type: "tool_use", id: "call_a", name: "lookup", input: { q: 1 }, caller: { type: "direct" } },
+    { type: "text", text: "Looking up.", citations: null },
+    { type: "tool_use", id: "call_b", name: "lookup", input: { q: 2 }, caller: { type: "direct" } },
   ];
   assert.deepEqual(await completedBlocks(text), expected, "the SDK's contentBlock events");
   assert.deepEqual((await finalMessage(text)).message.content, expected);

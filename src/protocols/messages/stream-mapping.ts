@@ -1,6 +1,7 @@
 // Chat Completions stream chunks -> Anthropic Messages stream events, each with its `event:` line (the SDK skips
 // unnamed ones): message_start, ping, then per block content_block_start -> content_block_delta* ->
 // content_block_stop, then message_delta (stop_reason, usage) and message_stop; `event: error` when it fails.
+// A model's refusal (chat's `delta.refusal`) is streamed as text, in a text block of its own (see response-mapping.ts).
 //
 // Blocks are sent one at a time and whole, as Anthropic does: a block gets no delta after its content_block_stop,
 // and clients (the SDK's MessageStream `contentBlock` event) take a tool_use block's input as final at its stop.
@@ -15,7 +16,6 @@
 // it keeps waiting and follows the text.
 
 import type { GatewayError } from "../../errors/gateway-error.ts";
-import { isRecord } from "../../is-record.ts";
 import { type ChatUsage, chunkFailureError, readChatChunk, type ToolCallDelta } from "../chat-completions.ts";
 import type { IdSource } from "../ids.ts";
 import { namedEvent } from "../sse.ts";
@@ -24,10 +24,12 @@ import {
   type ContentBlock,
   type MessageObject,
   parseToolInput,
+  toMessageDeltaUsage,
   toMessageUsage,
   toStopReason,
 } from "./message-object.ts";
 import { anthropicErrorType } from "./render-error.ts";
+import { hasName, isCompleteObject, type ToolBlock } from "./tool-blocks.ts";
 import type { MessagesToolNames } from "./tool-names.ts";
 
 export interface MessagesStreamOptions {
@@ -43,36 +45,6 @@ export interface MessagesStreamOptions {
   readonly toolNames?: MessagesToolNames;
 }
 
-interface ToolBlock {
-  /** Undefined until the call's block starts: its name is known and no other tool block is open. */
-  index: number | undefined;
-  id: string | undefined;
-  name: string | undefined;
-  /** The arguments sent in the block's deltas. */
-  argumentsText: string;
-  /** Arguments received before the block started, sent right after its content_block_start. */
-  bufferedArguments: string;
-}
-
-/**
- * Whether streamed tool arguments are a whole JSON object: nothing but whitespace can follow, so the call's block
- * may stop. Parsing is tried only when the text ends with `}`, and only while another call waits for the block.
- */
-function isCompleteObject(argumentsText: string): boolean {
-  const trimmed = argumentsText.trim();
-  if (!trimmed.startsWith("{") || !trimmed.endsWith("}")) return false;
-  try {
-    const value: unknown = JSON.parse(trimmed);
-    return isRecord(value);
-  } catch {
-    return false;
-  }
-}
-
-function hasName(call: ToolBlock): boolean {
-  return call.name !== undefined;
-}
-
 export class MessagesStreamTranslator {
   readonly #options: MessagesStreamOptions;
   readonly #messageId: string;
@@ -86,11 +58,14 @@ export class MessagesStreamTranslator {
   #isEnded = false;
   /** Index of the block that is open (started, not stopped), if any. */
   #openIndex: number | undefined;
-  #openText: { type: "text"; text: string } | undefined;
+  #openText: { type: "text"; text: string; citations: null } | undefined;
+  /** The open text block holds a refusal: other text gets a block of its own, and the other way round. */
+  #isRefusalOpen = false;
   #openThinking: { type: "thinking"; thinking: string; signature: string } | undefined;
   #openCall: ToolBlock | undefined;
   /** Text and thinking held back while the open call's arguments are incomplete (`#isArgumentsOpen`). */
   #heldText = "";
+  #heldRefusal = "";
   #heldThinking = "";
   #finishReason: string | undefined;
   #matchedStop: string | undefined;
@@ -114,8 +89,8 @@ export class MessagesStreamTranslator {
     if (this.#model === undefined && view.model !== undefined) this.#model = view.model;
     let text = this.#start();
     if (view.reasoning !== "" && this.#options.isThinkingShown === true) text += this.#appendThinking(view.reasoning);
-    const delta = view.text !== "" ? view.text : view.refusal;
-    if (delta !== "") text += this.#appendText(delta);
+    if (view.text !== "") text += this.#appendText(view.text, false);
+    if (view.refusal !== "") text += this.#appendText(view.refusal, true);
     const toolNames = this.#options.toolNames;
     for (const call of view.toolCalls) {
       text += this.#appendToolCall(
@@ -137,7 +112,7 @@ export class MessagesStreamTranslator {
     this.#isEnded = true;
     // A call still unnamed at the end gets a block with an empty name rather than being lost.
     const text = this.#start() + this.#releaseHeld() + this.#stopBlocks(() => true);
-    const { stopReason, stopSequence } = toStopReason(
+    const { stopReason, stopSequence, stopDetails } = toStopReason(
       this.#finishReason,
       this.#matchedStop,
       this.#options.stopSequences,
@@ -154,18 +129,21 @@ export class MessagesStreamTranslator {
               id: block.id ?? "",
               name: block.name ?? "",
               input: parseToolInput(block.argumentsText),
+              caller: { type: "direct" },
             },
       ),
       stop_reason: stopReason,
       stop_sequence: stopSequence,
+      stop_details: stopDetails,
       usage,
     };
     return (
       text +
       namedEvent("message_delta", {
         type: "message_delta",
-        delta: { stop_reason: stopReason, stop_sequence: stopSequence },
-        usage,
+        // The SDK's MessageStream copies `stop_details` from here onto the message, so it is always sent.
+        delta: { stop_reason: stopReason, stop_sequence: stopSequence, stop_details: stopDetails, container: null },
+        usage: toMessageDeltaUsage(this.#usage, this.#options.promptTokensEstimate),
       }) +
       namedEvent("message_stop", { type: "message_stop" })
     );
@@ -190,6 +168,9 @@ export class MessagesStreamTranslator {
       content: [],
       stop_reason: null,
       stop_sequence: null,
+      stop_details: null,
+      container: null,
+      diagnostics: null,
       usage: toMessageUsage(undefined, this.#options.promptTokensEstimate),
     };
   }
@@ -208,12 +189,13 @@ export class MessagesStreamTranslator {
     return this.#openCall !== undefined && !isCompleteObject(this.#openCall.argumentsText);
   }
 
-  #appendText(delta: string): string {
+  #appendText(delta: string, isRefusal: boolean): string {
     if (this.#isArgumentsOpen()) {
-      this.#heldText += delta;
+      if (isRefusal) this.#heldRefusal += delta;
+      else this.#heldText += delta;
       return "";
     }
-    return this.#releaseHeld() + this.#writeText(delta);
+    return this.#releaseHeld() + this.#writeText(delta, isRefusal);
   }
 
   #appendThinking(delta: string): string {
@@ -224,7 +206,7 @@ export class MessagesStreamTranslator {
     return this.#releaseHeld() + this.#writeThinking(delta);
   }
 
-  /** Writes what was held back (thinking first, as it precedes text in an answer). */
+  /** Writes what was held back (thinking first, as it precedes text in an answer; a refusal last). */
   #releaseHeld(): string {
     let text = "";
     if (this.#heldThinking !== "") {
@@ -235,23 +217,29 @@ export class MessagesStreamTranslator {
     if (this.#heldText !== "") {
       const held = this.#heldText;
       this.#heldText = "";
-      text += this.#writeText(held);
+      text += this.#writeText(held, false);
+    }
+    if (this.#heldRefusal !== "") {
+      const held = this.#heldRefusal;
+      this.#heldRefusal = "";
+      text += this.#writeText(held, true);
     }
     return text;
   }
 
-  #writeText(delta: string): string {
+  #writeText(delta: string, isRefusal: boolean): string {
     let text = "";
-    if (this.#openText === undefined) {
+    if (this.#openText === undefined || this.#isRefusalOpen !== isRefusal) {
       text += this.#stopBlocks(this.#isReadyBeforeText);
-      const block = { type: "text" as const, text: "" };
+      const block = { type: "text" as const, text: "", citations: null };
       const index = this.#content.push(block) - 1;
       this.#openText = block;
+      this.#isRefusalOpen = isRefusal;
       this.#openIndex = index;
       text += namedEvent("content_block_start", {
         type: "content_block_start",
         index,
-        content_block: { type: "text", text: "" },
+        content_block: { type: "text", text: "", citations: null },
       });
     }
     this.#openText.text += delta;
@@ -354,7 +342,7 @@ export class MessagesStreamTranslator {
     text += namedEvent("content_block_start", {
       type: "content_block_start",
       index: call.index,
-      content_block: { type: "tool_use", id: call.id, name: call.name ?? "", input: {} },
+      content_block: { type: "tool_use", id: call.id, name: call.name ?? "", input: {}, caller: { type: "direct" } },
     });
     const buffered = call.bufferedArguments;
     call.bufferedArguments = "";

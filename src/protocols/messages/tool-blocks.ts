@@ -1,0 +1,33 @@
+// A streamed tool call as the Messages stream translator holds it until (and while) its tool_use block is open.
+import { isRecord } from "../../is-record.ts";
+
+/** A call's state: waiting for its block (no `index` yet), or with its block started. */
+export interface ToolBlock {
+  /** Undefined until the call's block starts: its name is known and no other tool block is open. */
+  index: number | undefined;
+  id: string | undefined;
+  name: string | undefined;
+  /** The arguments sent in the block's deltas. */
+  argumentsText: string;
+  /** Arguments received before the block started, sent right after its content_block_start. */
+  bufferedArguments: string;
+}
+
+/**
+ * Whether streamed tool arguments are a whole JSON object: nothing but whitespace can follow, so the call's block
+ * may stop. Parsing is tried only when the text ends with `}`, and only while another call waits for the block.
+ */
+export function isCompleteObject(argumentsText: string): boolean {
+  const trimmed = argumentsText.trim();
+  if (!trimmed.startsWith("{") || !trimmed.endsWith("}")) return false;
+  try {
+    const value: unknown = JSON.parse(trimmed);
+    return isRecord(value);
+  } catch {
+    return false;
+  }
+}
+
+export function hasName(call: ToolBlock): boolean {
+  return call.name !== undefined;
+}
