@@ -47,13 +47,15 @@ import {
   type LineAnswer,
   type LineCall,
   type LineExecutor,
+  type LineWait,
   type MutableUsage,
   nextTurn,
   pipelineExecutor,
   usageOf,
 } from "./batch-lines.ts";
-import { CHAT_ENDPOINT, COMPLETIONS_ENDPOINT, EMBEDDINGS_ENDPOINT } from "./endpoints.ts";
+import { CHAT_ENDPOINT, COMPLETIONS_ENDPOINT, EMBEDDINGS_ENDPOINT, type EndpointSpec } from "./endpoints.ts";
 import type { GatewayRuntime } from "./gateway-runtime.ts";
+import { batchLineRoute } from "./plan-request.ts";
 
 /** The error entry of a batch whose input file was deleted before it ran. */
 const INPUT_FILE_GONE = "invalid_file";
@@ -132,6 +134,8 @@ interface ParkedLines {
   untilMs: number;
   /** Pumps once `untilMs` is reached. */
   timer: NodeJS.Timeout | undefined;
+  /** They wait for a line of their key to be reserved (BatchRunner.#launching), not for a limit: woken then. */
+  isHeldForLaunch: boolean;
 }
 
 /** A line to start: its body parsed (undefined when it does not parse: its run reports that). */
@@ -147,6 +151,11 @@ interface PickedLine {
  */
 type LineOutcome = { readonly waitMs: number; readonly isLineOnly?: boolean } | undefined;
 
+/**
+ * Longest wait of lines held while a line of their key is between its plan and its reservation (#launching): they are
+ * woken when it is reserved or ends; this only bounds a wake that never came.
+ */
+const LAUNCH_WAIT_MS = 1_000;
 /** Lines moved from `pending` to a parked key in one pump at most (each is parsed): the event loop stays free. */
 const MAX_PARKED_PER_PUMP = 500;
 
@@ -187,6 +196,12 @@ export class BatchRunner {
   #isRewriting = false;
   /** Pumps again while live requests wait in the route queue (no line starts meanwhile). */
   #liveFirstTimer: NodeJS.Timeout | undefined;
+  /**
+   * The plan key (planKey) of each line started and not yet reserved (its tokens not yet counted in a budget), across
+   * batches: another line of that key is not started meanwhile. Both would be planned on the same room, and with
+   * concurrency above what a `tpm` holds, the second was sent and refused by its own pipeline (a 429 record).
+   */
+  readonly #launching = new Map<string, object>();
 
   constructor(runtime: GatewayRuntime, books: BatchBooks, log: Logger) {
     this.#runtime = runtime;
@@ -530,9 +545,16 @@ export class BatchRunner {
         return;
       }
       if (picked === "none") continue;
+      if (this.#launching.has(picked.key)) {
+        this.#park(active, picked.key, picked.line.index, LAUNCH_WAIT_MS, true);
+        continue;
+      }
+      const launch = {};
+      this.#launching.set(picked.key, launch);
+      const reserved = (): void => this.#reserved(picked.key, launch);
       this.#inFlight += 1;
       active.inFlight += 1;
-      const running = this.#runLine(active, picked.line, picked.body)
+      const running = this.#runLine(active, picked.line, picked.body, reserved)
         .then((outcome) => {
           const { index } = picked.line;
           if (outcome === undefined) active.serverErrors.delete(index);
@@ -540,6 +562,7 @@ export class BatchRunner {
         })
         .catch((error: unknown) => this.#log.warn({ err: error, batchId: active.id }, "batch: a line's run failed"))
         .finally(() => {
+          reserved();
           this.#settling.delete(running);
           this.#inFlight -= 1;
           active.inFlight -= 1;
@@ -548,6 +571,26 @@ export class BatchRunner {
         });
       this.#settling.add(running);
     }
+  }
+
+  /**
+   * The line started under `launch` is reserved (or ended, or waits): the next line of its key may start, and the
+   * lines held for it are woken (in the next turn: this runs inside the line's pipeline).
+   */
+  #reserved(key: string, launch: object): void {
+    if (this.#launching.get(key) !== launch) return;
+    this.#launching.delete(key);
+    let isWoken = false;
+    for (const active of this.#active.values()) {
+      const group = active.parked.get(key);
+      if (group === undefined || !group.isHeldForLaunch) continue;
+      group.isHeldForLaunch = false;
+      group.untilMs = 0;
+      clearTimeout(group.timer);
+      group.timer = undefined;
+      isWoken = true;
+    }
+    if (isWoken) setImmediate(() => this.#pump());
   }
 
   /**
@@ -607,12 +650,13 @@ export class BatchRunner {
    * The line waits `waitMs` (at most MAX_PACING_SLEEP_MS: then it is planned again, after a reload or a freed slot)
    * with the lines of its key, holding no slot. The key's time is the latest word on it.
    */
-  #park(active: ActiveBatch, key: string, index: number, waitMs: number): void {
+  #park(active: ActiveBatch, key: string, index: number, waitMs: number, isHeldForLaunch = false): void {
     if (active.isSettled || active.isCancelling || active.isExpiring || this.#isStopping()) return;
     const delayMs = Math.max(1, Math.min(waitMs, MAX_PACING_SLEEP_MS));
-    const group = active.parked.get(key) ?? { indexes: [], untilMs: 0, timer: undefined };
+    const group = active.parked.get(key) ?? { indexes: [], untilMs: 0, timer: undefined, isHeldForLaunch };
     active.parked.set(key, group);
     insertInOrder(group.indexes, index);
+    group.isHeldForLaunch = isHeldForLaunch;
     group.untilMs = this.#runtime.clock.now() + delayMs;
     clearTimeout(group.timer);
     group.timer = setTimeout(() => {
@@ -668,6 +712,7 @@ export class BatchRunner {
     active: ActiveBatch,
     line: BatchLine,
     parsed: Record<string, unknown> | undefined,
+    reserved: () => void,
   ): Promise<LineOutcome> {
     const executor = this.#executors.get(active.endpoint);
     const signal = active.controller.signal;
@@ -689,10 +734,8 @@ export class BatchRunner {
     if (signal.aborted || this.#runtime.isShuttingDown) return;
     // Not started: the line stays unanswered (an expired batch names it in its error file).
     if (active.isCancelling || active.isExpiring) return;
-    const waitMs = this.#waitBeforeSending(active, body);
-    if (waitMs > 0) return { waitMs };
     const requestId = randomIds("batch_req_");
-    let answer: LineAnswer;
+    let answer: LineAnswer | LineWait;
     try {
       if (executor === undefined) throw new InternalError(`No executor for ${active.endpoint}.`);
       answer = await this.#sent(executor, {
@@ -702,6 +745,8 @@ export class BatchRunner {
         batchId: active.id,
         signal,
         log: this.#log,
+        waitBeforeSending: (endpoint, pipelineBody) => this.#waitBeforeSending(active, endpoint, pipelineBody),
+        onReserved: reserved,
       });
     } catch (error) {
       // Ended by the exit (or refused because the gateway is stopping): not written, it runs again after a restart.
@@ -725,6 +770,7 @@ export class BatchRunner {
       });
       return;
     }
+    if ("waitMs" in answer) return { waitMs: answer.waitMs };
     await this.#written(
       active,
       {
@@ -742,7 +788,7 @@ export class BatchRunner {
    * leaves its record before the exit's writes (it was cut without one). Not written as a result: the exit is on,
    * and the line runs again after a restart.
    */
-  async #sent(executor: LineExecutor, call: LineCall): Promise<LineAnswer> {
+  async #sent(executor: LineExecutor, call: LineCall): Promise<LineAnswer | LineWait> {
     const request = this.#runtime.openRequests.open();
     try {
       return await executor({ ...call, signal: AbortSignal.any([call.signal, request.signal]) });
@@ -753,19 +799,15 @@ export class BatchRunner {
 
   /**
    * ms to wait before sending the line: 0 when a candidate is ready now (or the plan cannot say: the pipeline then
-   * answers); else until the soonest candidate frees up.
+   * answers, a line larger than a whole token budget with its 413); else until the soonest candidate frees up. Planned
+   * as the line's pipeline will plan it (plan-request.ts batchLineRoute): its prompt's estimate and `max_tokens`
+   * count, so a line over what is left of a `tpm` or `tpd` waits here, unsent and without a record.
    */
-  #waitBeforeSending(active: ActiveBatch, body: Record<string, unknown>): number {
-    const { model, models } = body;
-    if (typeof model !== "string") return 0;
-    const kind = active.endpoint === "/v1/embeddings" ? "embedding" : "chat";
+  #waitBeforeSending(active: ActiveBatch, endpoint: EndpointSpec, body: unknown): number {
     try {
-      const plan = this.#runtime.plan({
-        model,
-        fallbackModels: Array.isArray(models) ? models.filter((name): name is string => typeof name === "string") : [],
-        kind,
-        client: active.owner === "" ? null : active.owner,
-      });
+      const route = batchLineRoute(this.#runtime, endpoint, body, active.owner === "" ? undefined : active.owner);
+      if (route === undefined) return 0;
+      const plan = this.#runtime.plan(route);
       if (plan.candidates.length > 0) return 0;
       return this.#runtime.soonestAvailableMs(plan) ?? 0;
     } catch {
