@@ -112,9 +112,9 @@ describe("batch lines counted against token budgets before they are sent", () =>
     const ids = ["l-1", "l-2", "l-3", "l-4", "l-5"];
     const tokens = lineTokens(promptOf("l-1"));
     for (const id of ids) assert.equal(lineTokens(promptOf(id)), tokens, "every line costs the same");
-    // The prompts of three lines: two lines fit a minute with their `max_tokens`, never three. A plan that counted
-    // the prompt alone would send the third too.
-    const tpm = Math.max(3 * (tokens - MAX_TOKENS), 2 * tokens);
+    // Two whole lines and a third's prompt: two lines fit a minute with their `max_tokens`, never three. A plan that
+    // counted the third's prompt alone would see room for it and send it (its pipeline then refused it: a 429).
+    const tpm = 2 * tokens + (tokens - MAX_TOKENS);
     assert.ok(3 * tokens > tpm, "three lines with their max_tokens do not fit");
     const clock = new ManualClock(START_MS);
     // Four slots: the lines held back are held by their plan, not by a lack of slots.
