@@ -204,4 +204,57 @@ describe("batch lines counted against token budgets before they are sent", () =>
     );
     assert.deepEqual(sentIds(mock), ["s-1", "s-2"], "the too-large lines never reached the upstream");
   });
+
+  test("a /v1/responses line is planned on its translated chat body: the second waits for the minute, unsent", async (t) => {
+    const mock = await useMock(t);
+    // The usage the gateway reserved for the chat body it sent (the Responses door's translation).
+    mock.setDefault(CHAT_ROUTE, (request) => {
+      const body = request.body as { messages: unknown[]; tools?: unknown; max_tokens?: number };
+      const content = contentOf(request);
+      const usage = {
+        prompt_tokens: estimateChatPrompt(body.messages, body.tools).promptTokens,
+        completion_tokens: body.max_tokens ?? MAX_TOKENS,
+      };
+      return { kind: "json", body: chatCompletion(`echo: ${content.split(" ")[0]}`, UPSTREAM_ID, usage) };
+    });
+    // A line is about 45 prompt tokens and 60 of output: one fits 150 a minute, never two. The raw Responses body
+    // has no `messages`: counted on it, a line had no prompt (the plan saw room for both).
+    const maxOutputTokens = 60;
+    const clock = new ManualClock(START_MS);
+    const gateway = await useGateway(t, tightYaml(mock, 150, 2), { clock });
+    const client = openAiClient(gateway);
+    const ids = ["r-1", "r-2"];
+    const lines = ids.map((id) =>
+      JSON.stringify({
+        custom_id: id,
+        method: "POST",
+        url: "/v1/responses",
+        body: { model: "tight", input: promptOf(id), max_output_tokens: maxOutputTokens },
+      }),
+    );
+    const batch = await client.batches.create({
+      input_file_id: (await upload(client, lines.join("\n"))).id,
+      endpoint: "/v1/responses",
+      completion_window: "24h",
+    });
+    await waitForBatch(client, batch.id, (kept) => (kept.request_counts?.completed ?? 0) >= 1);
+    await sleep(1_500);
+    assert.deepEqual(sentIds(mock), ["r-1"], "r-2 waits for the minute, unsent");
+    assert.deepEqual(
+      (await batchRecords(gateway, batch.id)).map((record) => record.status),
+      [200],
+      "no 429 record for the line held back",
+    );
+    clock.advance(60_000);
+    const done = await waitForCompleted(client, batch.id, 2, 15_000);
+    assert.deepEqual(
+      (await linesOf(client, done.output_file_id)).map((line) => line.custom_id),
+      ids,
+    );
+    assert.deepEqual(sentIds(mock), ids);
+    assert.deepEqual(
+      (await batchRecords(gateway, batch.id)).map((record) => record.status),
+      [200, 200],
+    );
+  });
 });
