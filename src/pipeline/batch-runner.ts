@@ -2,23 +2,24 @@
 // matching front door's request would (plan, budgets, failover, one record, marked with the batch id), at most
 // `batches.concurrency` lines at once across all batches.
 //
-// Pacing: a line that no candidate can serve now only because of limits (every candidate over a budget, cooling
-// down; planned with its prompt's estimate and `max_tokens` as its pipeline plans it) is not failed: it waits until
-// the soonest candidate frees (what the plan and the limits know), without sending anything and without its slot
-// (the batch's lines for the same model wait with it, untried), then tries again; an upstream 429 from every candidate waits its retry time the same way, and so does a 5xx from every
-// candidate before its next try (that line alone: the others for its model are tried meanwhile). A line never waits in
-// the live route queue either (plan-request.ts answers it at once, with the time to wait). A line
-// refused for good (a 4xx, no model) goes to the error file. Live traffic first: while any live request waits in the
-// route queue (`routing.queue_timeout_ms`), no batch line starts (none holds a slot meanwhile), so a batch never takes
-// the budget a live request is waiting for. Each finished line's result is written before it counts: after a restart a batch resumes with the
-// lines not written, and no written line runs again. A result the store refuses is kept and written again (#rewrite):
-// no line starts meanwhile, and the batch does not end before it is written. Shared books (Redis): a batch is run by the replica holding its
-// lease (taken with SET NX PX, renewed while it runs); each replica looks for unfinished batches every third of
-// `batches.lease_ms` and takes over one whose lease lapsed (its runner died), from the lines not written (and at once
-// when another replica announces a new batch or a lease it gave up: redis-batch-rows.ts `onRunnable`); a line in
-// flight when that runner died runs twice at most, and its result is kept once. A cancel or the window's end is seen
-// through the batch's status, read again at each of those looks and after each line. The module stays whole: scheduling, pacing and a batch's end
-// share one state per batch (ActiveBatch) and one order of writes; the line's pieces are in batch-lines.ts.
+// Pacing: a line that no candidate can serve now only because of limits (every candidate over a budget, cooling down;
+// planned with its prompt's estimate and `max_tokens` as its pipeline plans it) is not failed: it waits until the
+// soonest candidate frees (what the plan and the limits know), without sending anything and without its slot (the
+// batch's lines for the same model wait with it, untried), then tries again; an upstream 429 from every candidate waits
+// its retry time the same way, and so does a 5xx from every candidate before its next try (that line alone: the others
+// for its model are tried meanwhile). A line never waits in the live route queue either (plan-request.ts answers it at
+// once, with the time to wait). A line refused for good (a 4xx, no model) goes to the error file. Live traffic first:
+// while any live request waits in the route queue (`routing.queue_timeout_ms`), no batch line starts (none holds a slot
+// meanwhile), so a batch never takes the budget a live request is waiting for. Each finished line's result is written
+// before it counts: after a restart a batch resumes with the lines not written, and no written line runs again. A
+// result the store refuses is kept and written again (#rewrite): no line starts meanwhile, and the batch does not end
+// before it is written. Shared books (Redis): a batch is run by the replica holding its lease (taken with SET NX PX,
+// renewed while it runs); each replica looks for unfinished batches every third of `batches.lease_ms` and takes over
+// one whose lease lapsed (its runner died), from the lines not written (and at once when another replica announces a
+// new batch or a lease it gave up: redis-batch-rows.ts `onRunnable`); a line in flight when that runner died runs twice
+// at most, and its result is kept once. A cancel or the window's end is seen through the batch's status, read again at
+// each of those looks and after each line. The module stays whole: scheduling, pacing and a batch's end share one state
+// per batch (ActiveBatch) and one order of writes; the line's pieces are in batch-lines.ts.
 import { InternalError, PayloadTooLargeError } from "../errors/gateway-error.ts";
 import { renderError, toGatewayError } from "../errors/render-error.ts";
 import type { Logger } from "../logger.ts";
