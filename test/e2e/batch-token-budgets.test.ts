@@ -68,13 +68,13 @@ function answeringWithEstimate(mock: MockUpstream): void {
   });
 }
 
-function tightYaml(mock: MockUpstream, tpm: number, concurrency: number): string {
+function tightYaml(mock: MockUpstream, tpm: number, concurrency: number, budget = "tpm"): string {
   return `providers:
   - name: alpha
     base_url: ${mock.baseUrl}
     api_key: sk-alpha
     models:
-      tight: { id: ${UPSTREAM_ID}, limits: { tpm: ${tpm} } }
+      tight: { id: ${UPSTREAM_ID}, limits: { ${budget}: ${tpm} } }
 batches:
   concurrency: ${concurrency}
 `;
@@ -153,6 +153,33 @@ describe("batch lines counted against token budgets before they are sent", () =>
       records.map((record) => record.status),
       [200, 200, 200, 200, 200],
       "one record per line, none a 429",
+    );
+  });
+
+  test("tpd: the line over what is left of the day waits unsent, without a record, and runs once the day turned", async (t) => {
+    const mock = await useMock(t);
+    answeringWithEstimate(mock);
+    const ids = ["d-1", "d-2", "d-3"];
+    const tokens = lineTokens(promptOf("d-1"));
+    const clock = new ManualClock(Date.UTC(2026, 0, 1, 23, 58));
+    const gateway = await useGateway(t, tightYaml(mock, 2 * tokens + (tokens - MAX_TOKENS), 4, "tpd"), { clock });
+    const client = openAiClient(gateway);
+    const file = await upload(client, ids.map((id) => tightLine(id, promptOf(id))).join("\n"));
+    const batch = await createBatch(client, file.id);
+    await waitForBatch(client, batch.id, (kept) => (kept.request_counts?.completed ?? 0) >= 2);
+    await sleep(1_500);
+    assert.deepEqual(sentIds(mock), ["d-1", "d-2"], "d-3 waits for the next day, unsent");
+    assert.deepEqual(
+      (await batchRecords(gateway, batch.id)).map((record) => record.status),
+      [200, 200],
+    );
+    // The day's budget resets at midnight UTC (docs/limits.md "Day and month windows").
+    clock.set(Date.UTC(2026, 0, 2));
+    await waitForCompleted(client, batch.id, 3, 15_000);
+    assert.deepEqual(sentIds(mock), ids);
+    assert.deepEqual(
+      (await batchRecords(gateway, batch.id)).map((record) => record.status),
+      [200, 200, 200],
     );
   });
 
