@@ -22,6 +22,7 @@
 // per batch (ActiveBatch) and one order of writes; the line's pieces are in batch-lines.ts.
 import { InternalError, PayloadTooLargeError } from "../errors/gateway-error.ts";
 import { renderError, toGatewayError } from "../errors/render-error.ts";
+import { isNeverFit } from "../limits/budget-types.ts";
 import type { Logger } from "../logger.ts";
 import {
   answeredLine,
@@ -198,9 +199,10 @@ export class BatchRunner {
   /** Pumps again while live requests wait in the route queue (no line starts meanwhile). */
   #liveFirstTimer: NodeJS.Timeout | undefined;
   /**
-   * The plan key (planKey) of each line started and not yet reserved (its tokens not yet counted in a budget), across
-   * batches: another line of that key is not started meanwhile. Both would be planned on the same room, and with
-   * concurrency above what a `tpm` holds, the second was sent and refused by its own pipeline (a 429 record).
+   * The launch keys (launchKeys: its plan key, its client's when the client has budgets) of each line started and not
+   * yet reserved (its tokens not yet counted in a budget), across batches: no other line with one of those keys starts
+   * meanwhile. Both would be planned on the same room, and with concurrency above what a `tpm` holds, the second was
+   * sent and refused by its own pipeline (a 429 record).
    */
   readonly #launching = new Map<string, object>();
 
@@ -546,13 +548,14 @@ export class BatchRunner {
         return;
       }
       if (picked === "none") continue;
-      if (this.#launching.has(picked.key)) {
+      const keys = this.#launchKeys(active, picked.key);
+      if (keys.some((key) => this.#launching.has(key))) {
         this.#park(active, picked.key, picked.line.index, LAUNCH_WAIT_MS, true);
         continue;
       }
       const launch = {};
-      this.#launching.set(picked.key, launch);
-      const reserved = (): void => this.#reserved(picked.key, launch);
+      for (const key of keys) this.#launching.set(key, launch);
+      const reserved = (): void => this.#reserved(keys, launch);
       this.#inFlight += 1;
       active.inFlight += 1;
       const running = this.#runLine(active, picked.line, picked.body, reserved)
@@ -574,22 +577,29 @@ export class BatchRunner {
     }
   }
 
+  /** What a line shares budgets through with other lines: its model and fallbacks; its client, if it has budgets. */
+  #launchKeys(active: ActiveBatch, planKey: string): readonly string[] {
+    const hasClientBudgets = active.owner !== "" && this.#runtime.snapshot.clientScopes.has(active.owner);
+    return hasClientBudgets ? [planKey, `client:${active.owner}`] : [planKey];
+  }
+
   /**
-   * The line started under `launch` is reserved (or ended, or waits): the next line of its key may start, and the
-   * lines held for it are woken (in the next turn: this runs inside the line's pipeline).
+   * The line started under `launch` is reserved (or ended, or waits): the next line of its keys may start, and the
+   * lines held for a launch are woken to look again (in the next turn: this runs inside the line's pipeline).
    */
-  #reserved(key: string, launch: object): void {
-    if (this.#launching.get(key) !== launch) return;
-    this.#launching.delete(key);
+  #reserved(keys: readonly string[], launch: object): void {
+    if (keys.every((key) => this.#launching.get(key) !== launch)) return;
+    for (const key of keys) if (this.#launching.get(key) === launch) this.#launching.delete(key);
     let isWoken = false;
     for (const active of this.#active.values()) {
-      const group = active.parked.get(key);
-      if (group === undefined || !group.isHeldForLaunch) continue;
-      group.isHeldForLaunch = false;
-      group.untilMs = 0;
-      clearTimeout(group.timer);
-      group.timer = undefined;
-      isWoken = true;
+      for (const group of active.parked.values()) {
+        if (!group.isHeldForLaunch) continue;
+        group.isHeldForLaunch = false;
+        group.untilMs = 0;
+        clearTimeout(group.timer);
+        group.timer = undefined;
+        isWoken = true;
+      }
     }
     if (isWoken) setImmediate(() => this.#pump());
   }
@@ -808,12 +818,28 @@ export class BatchRunner {
     try {
       const route = batchLineRoute(this.#runtime, endpoint, body, active.owner === "" ? undefined : active.owner);
       if (route === undefined) return 0;
+      const clientWaitMs = this.#clientWaitMs(active.owner, route.promptTokens ?? 0);
+      if (clientWaitMs > 0) return clientWaitMs;
       const plan = this.#runtime.plan(route);
       if (plan.candidates.length > 0) return 0;
       return this.#runtime.soonestAvailableMs(plan) ?? 0;
     } catch {
       return 0;
     }
+  }
+
+  /**
+   * ms until the line's client's own budgets (`server.api_keys` limits) admit it as its pipeline charges them
+   * (client-budget.ts: one request, its prompt's estimate); 0 with room, without budgets, or never (larger than a
+   * whole budget: the pipeline answers the 413).
+   */
+  #clientWaitMs(owner: string, promptTokens: number): number {
+    const scope = owner === "" ? undefined : this.#runtime.snapshot.clientScopes.get(owner);
+    if (scope === undefined) return 0;
+    const nowMs = this.#runtime.clock.now();
+    const verdict = this.#runtime.budgets.check([scope], { tokens: promptTokens }, nowMs);
+    if (verdict.isAllowed || isNeverFit(verdict.retryAtMs)) return 0;
+    return Math.max(0, verdict.retryAtMs - nowMs);
   }
 
   /**

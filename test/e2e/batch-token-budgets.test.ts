@@ -13,6 +13,7 @@ import {
   isFinished,
   linesOf,
   sentContents,
+  serverWithKeys,
   UPSTREAM_ID,
   upload,
   waitForBatch,
@@ -86,8 +87,9 @@ interface BatchRecord {
   errorCode?: string;
 }
 
-async function batchRecords(gateway: TestGateway, batchId: string): Promise<BatchRecord[]> {
-  const listed = await send(gateway, "GET", "/v1/gateway/requests?limit=100");
+async function batchRecords(gateway: TestGateway, batchId: string, apiKey?: string): Promise<BatchRecord[]> {
+  const headers: Record<string, string> = apiKey === undefined ? {} : { authorization: `Bearer ${apiKey}` };
+  const listed = await send(gateway, "GET", "/v1/gateway/requests?limit=100", { headers });
   return (listed.json as { data: BatchRecord[] }).data.filter((record) => record.batchId === batchId);
 }
 
@@ -179,6 +181,49 @@ describe("batch lines counted against token budgets before they are sent", () =>
     assert.deepEqual(sentIds(mock), ids);
     assert.deepEqual(
       (await batchRecords(gateway, batch.id)).map((record) => record.status),
+      [200, 200, 200],
+    );
+  });
+
+  test("a named client's own tpm: the line over it waits unsent, without a 429 record, until the minute passed", async (t) => {
+    const mock = await useMock(t);
+    answeringWithEstimate(mock);
+    const ids = ["c-1", "c-2", "c-3"];
+    const prompt = lineTokens(promptOf("c-1")) - MAX_TOKENS;
+    // The client is charged each line's prompt up front, then what it used (the prompt and 20 of output): two lines
+    // fit either way, never a third.
+    const tpm = 3 * prompt - 1;
+    assert.ok(2 * (prompt + MAX_TOKENS) <= tpm);
+    const clock = new ManualClock(START_MS);
+    const gateway = await useGateway(
+      t,
+      `${serverWithKeys(`{ key: sk-team, name: team, limits: { tpm: ${tpm} } }`)}providers:
+  - name: alpha
+    base_url: ${mock.baseUrl}
+    api_key: sk-alpha
+    models:
+      tight: { id: ${UPSTREAM_ID} }
+batches:
+  concurrency: 4
+`,
+      { clock },
+    );
+    const client = openAiClient(gateway, "sk-team");
+    const file = await upload(client, ids.map((id) => tightLine(id, promptOf(id))).join("\n"));
+    const batch = await createBatch(client, file.id);
+    await waitForBatch(client, batch.id, (kept) => (kept.request_counts?.completed ?? 0) >= 2);
+    await sleep(1_500);
+    assert.deepEqual(sentIds(mock), ["c-1", "c-2"], "c-3 waits for the client's minute, unsent");
+    assert.deepEqual(
+      (await batchRecords(gateway, batch.id, "sk-team")).map((record) => record.status),
+      [200, 200],
+      "no 429 record of the client's budget",
+    );
+    clock.advance(60_000);
+    await waitForCompleted(client, batch.id, 3, 15_000);
+    assert.deepEqual(sentIds(mock), ids);
+    assert.deepEqual(
+      (await batchRecords(gateway, batch.id, "sk-team")).map((record) => record.status),
       [200, 200, 200],
     );
   });
