@@ -1,5 +1,6 @@
 // Planning one request: the route now, or after waiting in the queue while nothing is free (routing.queue_timeout_ms).
-// Split from handle-request.ts, which calls it once per round of plan, reserve, queue again.
+// Split from handle-request.ts, which calls it once per round of plan, reserve, queue again; the route request is built
+// here for both the pipeline and the batch runner's look before it sends a line (batchLineRoute).
 import { ClientAbortedError, RateLimitedError, ServiceUnavailableError } from "../errors/gateway-error.ts";
 import type { PromptFacts } from "../limits/token-estimate.ts";
 import { outputLimitNameOf } from "../providers/body-rules.ts";
@@ -110,7 +111,8 @@ function routeRequestOf(request: RoutedRequest): ClientRouteRequest {
 /**
  * A batch line's route as its pipeline will plan it (the same body check, estimate and `max_tokens`), for its runner
  * to see before sending whether the line fits a token budget now (batch-runner.ts); undefined when the body would be
- * refused (the pipeline then answers it, with its record). `body`: the pipeline's body (a Responses line translated).
+ * refused (the pipeline then answers it, with its record). `rawBody`: the body the pipeline gets (a Responses line's
+ * translated one).
  */
 export function batchLineRoute(
   runtime: GatewayRuntime,
@@ -124,7 +126,8 @@ export function batchLineRoute(
   } catch {
     return undefined;
   }
-  // A line never streams (batch-lines.ts unstreamed), and has no session to stick to.
+  // A line never streams (batch-lines.ts unstreamed). No sticky session: it only orders the candidates, and the
+  // runner asks whether there is any.
   return routeRequestOf({
     runtime,
     body,
