@@ -15,6 +15,13 @@ export interface LineCall {
   readonly batchId: string;
   readonly signal: AbortSignal;
   readonly log: Logger;
+  /**
+   * ms the line must wait before it is sent (0: send it now), from its plan on the body the pipeline is given (a
+   * Responses line's translated one): asked by the executor once that body is known, before the pipeline has it.
+   */
+  readonly waitBeforeSending: (endpoint: EndpointSpec, body: unknown) => number;
+  /** Its tokens are counted in a budget now (RequestContext.onReserved). */
+  readonly onReserved: () => void;
 }
 
 /** A line's answer: the status and JSON body the front door would have answered with. */
@@ -23,8 +30,16 @@ export interface LineAnswer {
   readonly body: unknown;
 }
 
-/** Serves one line as its front door would; throws a GatewayError when the door would answer with an error. */
-export type LineExecutor = (call: LineCall) => Promise<LineAnswer>;
+/** A line not sent, because no candidate may serve it now (a limit): it waits this long, off its slot, and no record. */
+export interface LineWait {
+  readonly waitMs: number;
+}
+
+/**
+ * Serves one line as its front door would, or says how long it must wait first (call.waitBeforeSending); throws a
+ * GatewayError when the door would answer with an error.
+ */
+export type LineExecutor = (call: LineCall) => Promise<LineAnswer | LineWait>;
 
 export interface MutableUsage {
   input: number;
@@ -36,13 +51,17 @@ export interface MutableUsage {
 /** A door served by the pipeline as is (chat, completions, embeddings): the line's body is the request's. */
 export function pipelineExecutor(runtime: GatewayRuntime, endpoint: EndpointSpec): LineExecutor {
   return async (call) => {
-    const result = await handleChatRequest(runtime, endpoint, unstreamed(call.body), {
+    const body = unstreamed(call.body);
+    const waitMs = call.waitBeforeSending(endpoint, body);
+    if (waitMs > 0) return { waitMs };
+    const result = await handleChatRequest(runtime, endpoint, body, {
       requestId: call.requestId,
       clientProtocol: endpoint.protocol,
       signal: call.signal,
       client: call.client,
       log: call.log,
       batchId: call.batchId,
+      onReserved: call.onReserved,
     });
     if (result.kind === "stream") {
       await result.cancel();

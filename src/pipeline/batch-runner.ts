@@ -2,25 +2,27 @@
 // matching front door's request would (plan, budgets, failover, one record, marked with the batch id), at most
 // `batches.concurrency` lines at once across all batches.
 //
-// Pacing: a line that no candidate can serve now only because of limits (every candidate over a budget, cooling
-// down) is not failed: it waits until the soonest candidate frees (what the plan and the limits know), without
-// sending anything and without its slot (the batch's lines for the same model wait with it, untried), then tries
-// again; an upstream 429 from every candidate waits its retry time the same way, and so does a 5xx from every
-// candidate before its next try (that line alone: the others for its model are tried meanwhile). A line never waits in
-// the live route queue either (plan-request.ts answers it at once, with the time to wait). A line
-// refused for good (a 4xx, no model) goes to the error file. Live traffic first: while any live request waits in the
-// route queue (`routing.queue_timeout_ms`), no batch line starts (none holds a slot meanwhile), so a batch never takes
-// the budget a live request is waiting for. Each finished line's result is written before it counts: after a restart a batch resumes with the
-// lines not written, and no written line runs again. A result the store refuses is kept and written again (#rewrite):
-// no line starts meanwhile, and the batch does not end before it is written. Shared books (Redis): a batch is run by the replica holding its
-// lease (taken with SET NX PX, renewed while it runs); each replica looks for unfinished batches every third of
-// `batches.lease_ms` and takes over one whose lease lapsed (its runner died), from the lines not written (and at once
-// when another replica announces a new batch or a lease it gave up: redis-batch-rows.ts `onRunnable`); a line in
-// flight when that runner died runs twice at most, and its result is kept once. A cancel or the window's end is seen
-// through the batch's status, read again at each of those looks and after each line. The module stays whole: scheduling, pacing and a batch's end
-// share one state per batch (ActiveBatch) and one order of writes; the line's pieces are in batch-lines.ts.
+// Pacing: a line that no candidate can serve now only because of limits (every candidate over a budget, cooling down;
+// planned with its prompt's estimate and `max_tokens` as its pipeline plans it) is not failed: it waits until the
+// soonest candidate frees (what the plan and the limits know), without sending anything and without its slot (the
+// batch's lines for the same model wait with it, untried), then tries again; an upstream 429 from every candidate waits
+// its retry time the same way, and so does a 5xx from every candidate before its next try (that line alone: the others
+// for its model are tried meanwhile). A line never waits in the live route queue either (plan-request.ts answers it at
+// once, with the time to wait). A line refused for good (a 4xx, no model) goes to the error file. Live traffic first:
+// while any live request waits in the route queue (`routing.queue_timeout_ms`), no batch line starts (none holds a slot
+// meanwhile), so a batch never takes the budget a live request is waiting for. Each finished line's result is written
+// before it counts: after a restart a batch resumes with the lines not written, and no written line runs again. A
+// result the store refuses is kept and written again (#rewrite): no line starts meanwhile, and the batch does not end
+// before it is written. Shared books (Redis): a batch is run by the replica holding its lease (taken with SET NX PX,
+// renewed while it runs); each replica looks for unfinished batches every third of `batches.lease_ms` and takes over
+// one whose lease lapsed (its runner died), from the lines not written (and at once when another replica announces a
+// new batch or a lease it gave up: redis-batch-rows.ts `onRunnable`); a line in flight when that runner died runs twice
+// at most, and its result is kept once. A cancel or the window's end is seen through the batch's status, read again at
+// each of those looks and after each line. The module stays whole: scheduling, pacing and a batch's end share one state
+// per batch (ActiveBatch) and one order of writes; the line's pieces are in batch-lines.ts.
 import { InternalError, PayloadTooLargeError } from "../errors/gateway-error.ts";
 import { renderError, toGatewayError } from "../errors/render-error.ts";
+import { isNeverFit } from "../limits/budget-types.ts";
 import type { Logger } from "../logger.ts";
 import {
   answeredLine,
@@ -47,13 +49,15 @@ import {
   type LineAnswer,
   type LineCall,
   type LineExecutor,
+  type LineWait,
   type MutableUsage,
   nextTurn,
   pipelineExecutor,
   usageOf,
 } from "./batch-lines.ts";
-import { CHAT_ENDPOINT, COMPLETIONS_ENDPOINT, EMBEDDINGS_ENDPOINT } from "./endpoints.ts";
+import { CHAT_ENDPOINT, COMPLETIONS_ENDPOINT, EMBEDDINGS_ENDPOINT, type EndpointSpec } from "./endpoints.ts";
 import type { GatewayRuntime } from "./gateway-runtime.ts";
+import { batchLineRoute } from "./plan-request.ts";
 
 /** The error entry of a batch whose input file was deleted before it ran. */
 const INPUT_FILE_GONE = "invalid_file";
@@ -132,6 +136,8 @@ interface ParkedLines {
   untilMs: number;
   /** Pumps once `untilMs` is reached. */
   timer: NodeJS.Timeout | undefined;
+  /** They wait for a line of their key to be reserved (BatchRunner.#launching), not for a limit: woken then. */
+  isHeldForLaunch: boolean;
 }
 
 /** A line to start: its body parsed (undefined when it does not parse: its run reports that). */
@@ -147,6 +153,11 @@ interface PickedLine {
  */
 type LineOutcome = { readonly waitMs: number; readonly isLineOnly?: boolean } | undefined;
 
+/**
+ * Longest wait of lines held while a line of their key is between its plan and its reservation (#launching): they are
+ * woken when it is reserved or ends; this only bounds a wake that never came.
+ */
+const LAUNCH_WAIT_MS = 1_000;
 /** Lines moved from `pending` to a parked key in one pump at most (each is parsed): the event loop stays free. */
 const MAX_PARKED_PER_PUMP = 500;
 
@@ -187,6 +198,13 @@ export class BatchRunner {
   #isRewriting = false;
   /** Pumps again while live requests wait in the route queue (no line starts meanwhile). */
   #liveFirstTimer: NodeJS.Timeout | undefined;
+  /**
+   * The launch keys (launchKeys: its plan key, its client's when the client has budgets) of each line started and not
+   * yet reserved (its tokens not yet counted in a budget), across batches: no other line with one of those keys starts
+   * meanwhile. Both would be planned on the same room, and with concurrency above what a `tpm` holds, the second was
+   * sent and refused by its own pipeline (a 429 record).
+   */
+  readonly #launching = new Map<string, object>();
 
   constructor(runtime: GatewayRuntime, books: BatchBooks, log: Logger) {
     this.#runtime = runtime;
@@ -530,9 +548,17 @@ export class BatchRunner {
         return;
       }
       if (picked === "none") continue;
+      const keys = this.#launchKeys(active, picked.key);
+      if (keys.some((key) => this.#launching.has(key))) {
+        this.#park(active, picked.key, picked.line.index, LAUNCH_WAIT_MS, true);
+        continue;
+      }
+      const launch = {};
+      for (const key of keys) this.#launching.set(key, launch);
+      const reserved = (): void => this.#reserved(keys, launch);
       this.#inFlight += 1;
       active.inFlight += 1;
-      const running = this.#runLine(active, picked.line, picked.body)
+      const running = this.#runLine(active, picked.line, picked.body, reserved)
         .then((outcome) => {
           const { index } = picked.line;
           if (outcome === undefined) active.serverErrors.delete(index);
@@ -540,6 +566,7 @@ export class BatchRunner {
         })
         .catch((error: unknown) => this.#log.warn({ err: error, batchId: active.id }, "batch: a line's run failed"))
         .finally(() => {
+          reserved();
           this.#settling.delete(running);
           this.#inFlight -= 1;
           active.inFlight -= 1;
@@ -548,6 +575,33 @@ export class BatchRunner {
         });
       this.#settling.add(running);
     }
+  }
+
+  /** What a line shares budgets through with other lines: its model and fallbacks; its client, if it has budgets. */
+  #launchKeys(active: ActiveBatch, planKey: string): readonly string[] {
+    const hasClientBudgets = active.owner !== "" && this.#runtime.snapshot.clientScopes.has(active.owner);
+    return hasClientBudgets ? [planKey, `client:${active.owner}`] : [planKey];
+  }
+
+  /**
+   * The line started under `launch` is reserved (or ended, or waits): the next line of its keys may start, and the
+   * lines held for a launch are woken to look again (in the next turn: this runs inside the line's pipeline).
+   */
+  #reserved(keys: readonly string[], launch: object): void {
+    if (keys.every((key) => this.#launching.get(key) !== launch)) return;
+    for (const key of keys) if (this.#launching.get(key) === launch) this.#launching.delete(key);
+    let isWoken = false;
+    for (const active of this.#active.values()) {
+      for (const group of active.parked.values()) {
+        if (!group.isHeldForLaunch) continue;
+        group.isHeldForLaunch = false;
+        group.untilMs = 0;
+        clearTimeout(group.timer);
+        group.timer = undefined;
+        isWoken = true;
+      }
+    }
+    if (isWoken) setImmediate(() => this.#pump());
   }
 
   /**
@@ -607,12 +661,13 @@ export class BatchRunner {
    * The line waits `waitMs` (at most MAX_PACING_SLEEP_MS: then it is planned again, after a reload or a freed slot)
    * with the lines of its key, holding no slot. The key's time is the latest word on it.
    */
-  #park(active: ActiveBatch, key: string, index: number, waitMs: number): void {
+  #park(active: ActiveBatch, key: string, index: number, waitMs: number, isHeldForLaunch = false): void {
     if (active.isSettled || active.isCancelling || active.isExpiring || this.#isStopping()) return;
     const delayMs = Math.max(1, Math.min(waitMs, MAX_PACING_SLEEP_MS));
-    const group = active.parked.get(key) ?? { indexes: [], untilMs: 0, timer: undefined };
+    const group = active.parked.get(key) ?? { indexes: [], untilMs: 0, timer: undefined, isHeldForLaunch };
     active.parked.set(key, group);
     insertInOrder(group.indexes, index);
+    group.isHeldForLaunch = isHeldForLaunch;
     group.untilMs = this.#runtime.clock.now() + delayMs;
     clearTimeout(group.timer);
     group.timer = setTimeout(() => {
@@ -668,6 +723,7 @@ export class BatchRunner {
     active: ActiveBatch,
     line: BatchLine,
     parsed: Record<string, unknown> | undefined,
+    reserved: () => void,
   ): Promise<LineOutcome> {
     const executor = this.#executors.get(active.endpoint);
     const signal = active.controller.signal;
@@ -689,10 +745,8 @@ export class BatchRunner {
     if (signal.aborted || this.#runtime.isShuttingDown) return;
     // Not started: the line stays unanswered (an expired batch names it in its error file).
     if (active.isCancelling || active.isExpiring) return;
-    const waitMs = this.#waitBeforeSending(active, body);
-    if (waitMs > 0) return { waitMs };
     const requestId = randomIds("batch_req_");
-    let answer: LineAnswer;
+    let answer: LineAnswer | LineWait;
     try {
       if (executor === undefined) throw new InternalError(`No executor for ${active.endpoint}.`);
       answer = await this.#sent(executor, {
@@ -702,6 +756,8 @@ export class BatchRunner {
         batchId: active.id,
         signal,
         log: this.#log,
+        waitBeforeSending: (endpoint, pipelineBody) => this.#waitBeforeSending(active, endpoint, pipelineBody),
+        onReserved: reserved,
       });
     } catch (error) {
       // Ended by the exit (or refused because the gateway is stopping): not written, it runs again after a restart.
@@ -725,6 +781,7 @@ export class BatchRunner {
       });
       return;
     }
+    if ("waitMs" in answer) return { waitMs: answer.waitMs };
     await this.#written(
       active,
       {
@@ -742,7 +799,7 @@ export class BatchRunner {
    * leaves its record before the exit's writes (it was cut without one). Not written as a result: the exit is on,
    * and the line runs again after a restart.
    */
-  async #sent(executor: LineExecutor, call: LineCall): Promise<LineAnswer> {
+  async #sent(executor: LineExecutor, call: LineCall): Promise<LineAnswer | LineWait> {
     const request = this.#runtime.openRequests.open();
     try {
       return await executor({ ...call, signal: AbortSignal.any([call.signal, request.signal]) });
@@ -753,24 +810,36 @@ export class BatchRunner {
 
   /**
    * ms to wait before sending the line: 0 when a candidate is ready now (or the plan cannot say: the pipeline then
-   * answers); else until the soonest candidate frees up.
+   * answers, a line larger than a whole token budget with its 413); else until the soonest candidate frees up. Planned
+   * as the line's pipeline will plan it (plan-request.ts batchLineRoute): its prompt's estimate and `max_tokens`
+   * count, so a line over what is left of a `tpm` or `tpd` waits here, unsent and without a record.
    */
-  #waitBeforeSending(active: ActiveBatch, body: Record<string, unknown>): number {
-    const { model, models } = body;
-    if (typeof model !== "string") return 0;
-    const kind = active.endpoint === "/v1/embeddings" ? "embedding" : "chat";
+  #waitBeforeSending(active: ActiveBatch, endpoint: EndpointSpec, body: unknown): number {
     try {
-      const plan = this.#runtime.plan({
-        model,
-        fallbackModels: Array.isArray(models) ? models.filter((name): name is string => typeof name === "string") : [],
-        kind,
-        client: active.owner === "" ? null : active.owner,
-      });
+      const route = batchLineRoute(this.#runtime, endpoint, body, active.owner === "" ? undefined : active.owner);
+      if (route === undefined) return 0;
+      const clientWaitMs = this.#clientWaitMs(active.owner, route.promptTokens ?? 0);
+      if (clientWaitMs > 0) return clientWaitMs;
+      const plan = this.#runtime.plan(route);
       if (plan.candidates.length > 0) return 0;
       return this.#runtime.soonestAvailableMs(plan) ?? 0;
     } catch {
       return 0;
     }
+  }
+
+  /**
+   * ms until the line's client's own budgets (`server.api_keys` limits) admit it as its pipeline charges them
+   * (client-budget.ts: one request, its prompt's estimate); 0 with room, without budgets, or never (larger than a
+   * whole budget: the pipeline answers the 413).
+   */
+  #clientWaitMs(owner: string, promptTokens: number): number {
+    const scope = owner === "" ? undefined : this.#runtime.snapshot.clientScopes.get(owner);
+    if (scope === undefined) return 0;
+    const nowMs = this.#runtime.clock.now();
+    const verdict = this.#runtime.budgets.check([scope], { tokens: promptTokens }, nowMs);
+    if (verdict.isAllowed || isNeverFit(verdict.retryAtMs)) return 0;
+    return Math.max(0, verdict.retryAtMs - nowMs);
   }
 
   /**

@@ -11,7 +11,6 @@ import {
 import { toGatewayError } from "../errors/render-error.ts";
 import { calibratingTokens } from "../limits/prompt-calibration.ts";
 import type { RoutePlan } from "../router/plan-route.ts";
-import { type RequestFeature, requestFeatures, STREAM_FEATURE } from "../router/request-features.ts";
 import { stickySessionKey } from "../router/sticky-sessions.ts";
 import type { TokenUsage } from "../streaming/relay-types.ts";
 import type { AttemptSkip, ForwardOutcome, ForwardTrace, JsonResult } from "../upstream/forward-types.ts";
@@ -38,7 +37,7 @@ import {
   publish,
   type RequestContext,
 } from "./pipeline-types.ts";
-import { planRequest } from "./plan-request.ts";
+import { planRequest, requestFactsOf } from "./plan-request.ts";
 import { RecordBuilder } from "./record-builder.ts";
 import { publishRefusal, refusalEnding } from "./refusal.ts";
 import { parseBody } from "./request-body.ts";
@@ -119,6 +118,7 @@ export async function handleRequest(
           signal: context.signal,
           receivedAtMs: startedAtMs,
           trace,
+          onReserved: context.onReserved,
           promptTokens: request.prompt.promptTokens,
           maxOutputTokens: request.maxOutputTokens,
           calibratingPromptTokens: calibratingTokens(request.prompt),
@@ -238,16 +238,13 @@ function prepare(
           ? { kind: "user" as const, id: body.user }
           : undefined;
   const sessionKey = session === undefined ? undefined : stickySessionKey(endpoint.name, context.client, session);
-  const prompt = endpoint.estimate(body);
   return {
     runtime,
     snapshot,
     endpoint,
     body,
     context,
-    prompt,
-    features: featuresOf(endpoint, body, prompt.hasImages, isStream),
-    maxOutputTokens: requestedOutputTokens(body),
+    ...requestFactsOf(endpoint, body, isStream),
     isStream,
     sessionKey,
     record: new RecordBuilder(runtime.clock, {
@@ -362,23 +359,4 @@ function cutOf(request: PipelineRequest, error: unknown): GatewayError | undefin
   const cut = error instanceof ClientAbortedError ? cutReason(request.context.signal) : undefined;
   if (cut !== undefined) publish(request, cut.status, "client_aborted", cut.code);
   return cut;
-}
-
-/**
- * The request's features; a streamed transcription's also `stream`, which is no feature elsewhere (every chat
- * request may stream): a provider that refuses to stream a transcription is ranked after the others for the next.
- */
-function featuresOf(
-  endpoint: EndpointSpec,
-  body: Record<string, unknown>,
-  hasImages: boolean,
-  isStream: boolean,
-): readonly RequestFeature[] {
-  const features = requestFeatures(body, hasImages);
-  return isStream && endpoint.kind === "transcription" ? [...features, STREAM_FEATURE] : features;
-}
-
-function requestedOutputTokens(body: Record<string, unknown>): number {
-  const value = body.max_completion_tokens ?? body.max_tokens;
-  return typeof value === "number" && Number.isFinite(value) && value > 0 ? value : 0;
 }

@@ -34,6 +34,8 @@ export interface RequestContext {
   readonly native?: NativeCall | undefined;
   /** The batch the request is a line of (batch-runner.ts): its record says so. */
   readonly batchId?: string | undefined;
+  /** A batch line's: its tokens are counted in a budget now (upstream/forward-types.ts ForwardRequest.onReserved). */
+  readonly onReserved?: (() => void) | undefined;
   /** The request's `Cache-Control`, for the answer cache (`cache.enabled`). */
   readonly cacheDirective?: CacheDirective | undefined;
 }

@@ -1,12 +1,22 @@
 // Planning one request: the route now, or after waiting in the queue while nothing is free (routing.queue_timeout_ms).
-// Split from handle-request.ts, which calls it once per round of plan, reserve, queue again.
+// Split from handle-request.ts, which calls it once per round of plan, reserve, queue again; the route request is built
+// here for both the pipeline and the batch runner's look before it sends a line (batchLineRoute).
 import { ClientAbortedError, RateLimitedError, ServiceUnavailableError } from "../errors/gateway-error.ts";
+import type { PromptFacts } from "../limits/token-estimate.ts";
 import { outputLimitNameOf } from "../providers/body-rules.ts";
-import { JSON_SCHEMA_FEATURE, responseFormatFeature } from "../router/request-features.ts";
+import {
+  JSON_SCHEMA_FEATURE,
+  type RequestFeature,
+  requestFeatures,
+  responseFormatFeature,
+  STREAM_FEATURE,
+} from "../router/request-features.ts";
 import { moderationInputs } from "../upstream/moderation-dialect.ts";
 import type { ClientRouteRequest } from "./client-rules.ts";
+import type { EndpointSpec } from "./endpoints.ts";
 import type { GatewayRuntime, GatewaySnapshot, PlannedRoute } from "./gateway-runtime.ts";
 import type { PipelineRequest } from "./pipeline-types.ts";
+import { parseBody } from "./request-body.ts";
 
 /**
  * Plans the route, queueing while nothing is free (routing.queue_timeout_ms). A batch line never queues: it is answered
@@ -15,32 +25,12 @@ import type { PipelineRequest } from "./pipeline-types.ts";
  * request waits in the queue.
  */
 export async function planRequest(request: PipelineRequest): Promise<PlannedRoute> {
-  const { runtime, body, endpoint, prompt, maxOutputTokens, sessionKey } = request;
+  const { runtime } = request;
   // Set once the request is queued: planning itself (a plan made at once, or refused) is no wait in a queue.
   let queuedAtMs: number | undefined;
   let planned: PlannedRoute;
   try {
-    const route: ClientRouteRequest = {
-      model: body.model,
-      fallbackModels: body.models ?? [],
-      kind: endpoint.kind,
-      endpointPath: endpoint.upstreamPath,
-      needsTools: Array.isArray(body.tools) && body.tools.length > 0,
-      needsVision: prompt.hasImages,
-      needsJsonSchema: responseFormatFeature(body.response_format) === JSON_SCHEMA_FEATURE,
-      features: request.features,
-      promptTokens: prompt.promptTokens,
-      // Embeddings: the longest input (token-estimate.ts PromptFacts.fitTokens); a rerank: 0 (endpoints.ts).
-      contextTokens: endpoint.hasContextFit === false ? 0 : prompt.fitTokens,
-      promptParam: endpoint.promptParam,
-      maxOutputTokens,
-      outputLimitName: outputLimitNameOf(body),
-      isLegacyCompletion: endpoint.isLegacyCompletion,
-      moderationInputs: endpoint.isModeration === true ? moderationInputs(body.input).length : undefined,
-      stickyDeploymentKey: sessionKey === undefined ? undefined : runtime.sticky.get(sessionKey),
-      // Its client's own `paid` and `models` are applied on the config it is planned on (client-rules.ts).
-      client: request.context.client,
-    };
+    const route = routeRequestOf(request);
     const planning =
       request.context.batchId === undefined
         ? runtime.planOrQueue(route, request.context.signal, request.snapshot, request.context.receivedAtMs)
@@ -66,6 +56,105 @@ export async function planRequest(request: PipelineRequest): Promise<PlannedRout
     throw new ServiceUnavailableError("The gateway is shutting down; retry the request (on another instance).");
   }
   return planned;
+}
+
+/** What the route is planned from: the request's body and the facts estimated from it (requestFactsOf). */
+type RoutedRequest = Pick<PipelineRequest, "runtime" | "body" | "endpoint" | "sessionKey"> &
+  RequestFacts & { readonly context: Pick<PipelineRequest["context"], "client"> };
+
+/** What a plan needs of a request beyond its body: its prompt's estimate, its output tokens, its features. */
+export interface RequestFacts {
+  readonly prompt: PromptFacts;
+  readonly features: readonly RequestFeature[];
+  readonly maxOutputTokens: number;
+}
+
+/**
+ * The estimate every plan counts (the door's `estimate`, token-estimate.ts), and `max_tokens`: one function, so the
+ * batch runner's plan of a line (batchLineRoute) counts what the line's own plan will.
+ */
+export function requestFactsOf(endpoint: EndpointSpec, body: Record<string, unknown>, isStream: boolean): RequestFacts {
+  const prompt = endpoint.estimate(body);
+  return {
+    prompt,
+    features: featuresOf(endpoint, body, prompt.hasImages, isStream),
+    maxOutputTokens: requestedOutputTokens(body),
+  };
+}
+
+/** The route request of a request: its model, fallbacks, needs and tokens, as the router plans it. */
+function routeRequestOf(request: RoutedRequest): ClientRouteRequest {
+  const { runtime, body, endpoint, prompt, maxOutputTokens, sessionKey } = request;
+  return {
+    model: body.model,
+    fallbackModels: body.models ?? [],
+    kind: endpoint.kind,
+    endpointPath: endpoint.upstreamPath,
+    needsTools: Array.isArray(body.tools) && body.tools.length > 0,
+    needsVision: prompt.hasImages,
+    needsJsonSchema: responseFormatFeature(body.response_format) === JSON_SCHEMA_FEATURE,
+    features: request.features,
+    promptTokens: prompt.promptTokens,
+    // Embeddings: the longest input (token-estimate.ts PromptFacts.fitTokens); a rerank: 0 (endpoints.ts).
+    contextTokens: endpoint.hasContextFit === false ? 0 : prompt.fitTokens,
+    promptParam: endpoint.promptParam,
+    maxOutputTokens,
+    outputLimitName: outputLimitNameOf(body),
+    isLegacyCompletion: endpoint.isLegacyCompletion,
+    moderationInputs: endpoint.isModeration === true ? moderationInputs(body.input).length : undefined,
+    stickyDeploymentKey: sessionKey === undefined ? undefined : runtime.sticky.get(sessionKey),
+    // Its client's own `paid` and `models` are applied on the config it is planned on (client-rules.ts).
+    client: request.context.client,
+  };
+}
+
+/**
+ * A batch line's route as its pipeline will plan it (the same body check, estimate and `max_tokens`), for its runner
+ * to see before sending whether the line fits a token budget now (batch-runner.ts); undefined when the body would be
+ * refused (the pipeline then answers it, with its record). `rawBody`: the body the pipeline gets (a Responses line's
+ * translated one).
+ */
+export function batchLineRoute(
+  runtime: GatewayRuntime,
+  endpoint: EndpointSpec,
+  rawBody: unknown,
+  client: string | undefined,
+): ClientRouteRequest | undefined {
+  let body: PipelineRequest["body"];
+  try {
+    body = parseBody(endpoint.schema, rawBody) as PipelineRequest["body"];
+  } catch {
+    return undefined;
+  }
+  // A line never streams (batch-lines.ts unstreamed). No sticky session: it only orders the candidates, and the
+  // runner asks whether there is any.
+  return routeRequestOf({
+    runtime,
+    body,
+    endpoint,
+    sessionKey: undefined,
+    context: { client },
+    ...requestFactsOf(endpoint, body, false),
+  });
+}
+
+/**
+ * The request's features; a streamed transcription's also `stream`, which is no feature elsewhere (every chat
+ * request may stream): a provider that refuses to stream a transcription is ranked after the others for the next.
+ */
+function featuresOf(
+  endpoint: EndpointSpec,
+  body: Record<string, unknown>,
+  hasImages: boolean,
+  isStream: boolean,
+): readonly RequestFeature[] {
+  const features = requestFeatures(body, hasImages);
+  return isStream && endpoint.kind === "transcription" ? [...features, STREAM_FEATURE] : features;
+}
+
+function requestedOutputTokens(body: Record<string, unknown>): number {
+  const value = body.max_completion_tokens ?? body.max_tokens;
+  return typeof value === "number" && Number.isFinite(value) && value > 0 ? value : 0;
 }
 
 /**

@@ -262,6 +262,9 @@ function adapterExecutor(runtime: GatewayRuntime, adapter: ProtocolAdapter): Lin
         error,
       );
     }
+    // Planned on the chat body the pipeline gets: its prompt's tokens are those of the translated conversation.
+    const waitMs = call.waitBeforeSending(adapter.endpoint, exchange.chatBody);
+    if (waitMs > 0) return { waitMs };
     const result = await handleChatRequest(runtime, adapter.endpoint, exchange.chatBody, {
       requestId: call.requestId,
       clientProtocol: adapter.endpoint.protocol,
@@ -270,6 +273,7 @@ function adapterExecutor(runtime: GatewayRuntime, adapter: ProtocolAdapter): Lin
       client: call.client,
       log: call.log,
       batchId: call.batchId,
+      onReserved: call.onReserved,
       native: exchange.native,
     });
     if (result.kind === "stream") {

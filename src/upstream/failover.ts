@@ -176,6 +176,7 @@ async function tryCandidate(
       );
       return undefined;
     }
+    request.onReserved?.();
     const startedAtMs = clock.now();
     const { reservation } = admission;
     const orderSent = deploymentMessageOrdering(deployment, services);

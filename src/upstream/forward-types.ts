@@ -85,6 +85,11 @@ export interface ForwardRequest {
   readonly spentOutputTokens?: number | undefined;
   /** Filled with every attempt and skip as they happen, so the caller has them even when forward() throws. */
   readonly trace: ForwardTrace;
+  /**
+   * Called when an attempt is admitted: its tokens and requests are counted in its deployment's budgets from then on
+   * (a batch line's runner plans the next line of its model only then: pipeline/batch-runner.ts).
+   */
+  readonly onReserved?: (() => void) | undefined;
 }
 
 /** One upstream attempt as it happened. Its `reason` and its effects' reasons never contain a secret (`redact`). */

@@ -1,6 +1,6 @@
 // A batch line that must wait gives its batch-runner slot back, whatever it waits for: a pause after a 5xx from every
-// candidate, or a limit the pipeline's own plan sees (the runner's plan does not count the prompt's tokens) that put it
-// in the live route queue. The old runner held the slot through both, and with the route queue every other line
+// candidate, or a limit the pipeline's own plan sees (a token budget the runner's plan did not count until 2026-12-06:
+// batch-token-budgets.test.ts) that put it in the live route queue. The old runner held the slot through both, and with the route queue every other line
 // waited too (no line starts while a request waits there): a batch stalled behind one waiting line.
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
@@ -75,9 +75,9 @@ batches:
       const usage = { prompt_tokens: isTight ? 60 : 10, completion_tokens: 1 };
       return { kind: "json", body: chatCompletion(`echo: ${content.slice(0, 10)}`, UPSTREAM_ID, usage) };
     });
-    // 60 tokens a line under a 100-token minute: t-1 fits, t-2 waits for the minute. The runner's own plan counts no
-    // tokens (it sees room), so the old runner sent t-2, whose pipeline queued it for the minute
-    // (`queue_timeout_ms`): its slot, and every other line (none starts while a request waits), with it.
+    // 60 tokens a line under a 100-token minute: t-1 fits, t-2 waits for the minute. The old runner's plan counted no
+    // tokens (it saw room) and sent t-2, whose pipeline queued it for the minute (`queue_timeout_ms`): its slot, and
+    // every other line (none starts while a request waits), with it. Its plan counts them now: t-2 waits unsent.
     const tightText = (id: string): string => `tight ${id} ${"lorem ipsum dolor sit amet ".repeat(9)}`;
     const gateway = await useGateway(
       t,
