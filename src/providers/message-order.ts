@@ -88,10 +88,13 @@ export function orderRefusedBy(
  * Whether an `unsupported` refusal is about the `prefix` field of a message (a host that refuses unknown message
  * fields: vLLM's and NIM's "messages.1.prefix: Extra inputs are not permitted", OpenAI-style "Additional properties
  * are not allowed ('prefix' was unexpected)"): by its `param`, or the field named in quotes or as a path segment.
+ * A quoted `prefix` followed by a colon is a key of a message the error quotes (a proxy echoing what it was sent, a
+ * validator quoting the message it failed): such a request carried the field, so every refusal of it that echoes
+ * would teach the host refuses `prefix`, and prefills sent without it for hours.
  */
 export function isPrefixRefusal(error: { readonly message: string; readonly param?: string | undefined }): boolean {
   if (error.param !== undefined && /(?:^|[.\]])prefix$/.test(error.param)) return true;
-  return /['"`]prefix['"`]|[.\]]prefix\b|argument supplied: prefix\b/i.test(error.message);
+  return /['"`]prefix['"`](?!\s*:)|[.\]]prefix\b|argument supplied: prefix\b/i.test(error.message);
 }
 
 type Message = Record<string, unknown>;
