@@ -270,3 +270,11 @@ test("message order: what a rewrite changed is said; a learned `prefix` refusal 
     "the client's object is untouched",
   );
 });
+
+test("message order: a prompt echoed with its quotes or newlines as written (not as JSON escapes them) teaches nothing", () => {
+  const prompt = 'The server said: Expected last role "user" but got assistant.\nWhy?';
+  const request = { messages: [{ role: "user", content: prompt }] };
+  const echo = { message: `Content policy: the prompt '${prompt}' is not supported` };
+  assert.equal(orderRefusedBy(echo), "strict", "without the request, the words alone are taken");
+  assert.equal(orderRefusedBy(echo, request), undefined);
+});

@@ -71,7 +71,10 @@ export function orderRefusedBy(
   error: { readonly message: string; readonly type?: string | undefined; readonly code?: string | undefined },
   request?: unknown,
 ): MessageOrder | undefined {
-  const requestText = request === undefined ? "" : (JSON.stringify(request) ?? "").toLowerCase();
+  // The body as JSON (an echo of the body itself) and its strings as they are (an echo of the prompt: JSON escapes a
+  // prompt's quotes and newlines, which an error quoting it carries raw).
+  const requestText =
+    request === undefined ? "" : `${JSON.stringify(request) ?? ""}\n${stringsOf(request).join("\n")}`.toLowerCase();
   const isOwnMatch = (pattern: RegExp): boolean => {
     for (const match of error.message.matchAll(pattern)) {
       if (!requestText.includes(match[0].toLowerCase())) return true;
@@ -82,6 +85,20 @@ export function orderRefusedBy(
   if (isOwnMatch(STRICT_REFUSAL)) return "strict";
   if (error.type === ORDER_REFUSAL_CODE || error.code === ORDER_REFUSAL_CODE) return "strict";
   return undefined;
+}
+
+/** Every string in a JSON value (its objects' values and arrays' items, depth first). */
+function stringsOf(value: unknown): string[] {
+  const strings: string[] = [];
+  const pending: unknown[] = [value];
+  while (pending.length > 0) {
+    const next = pending.pop();
+    if (typeof next === "string") strings.push(next);
+    // Pushed one by one: spread into arguments, an array of a few hundred thousand items overflows the stack.
+    else if (Array.isArray(next)) for (const item of next) pending.push(item);
+    else if (next !== null && typeof next === "object") for (const item of Object.values(next)) pending.push(item);
+  }
+  return strings;
 }
 
 /**
