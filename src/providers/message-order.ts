@@ -109,10 +109,22 @@ function stringsOf(value: unknown): string[] {
  * validator quoting the message it failed): such a request carried the field, so every refusal of it that echoes
  * would teach the host refuses `prefix`, and prefills sent without it for hours.
  */
-export function isPrefixRefusal(error: { readonly message: string; readonly param?: string | undefined }): boolean {
+export function isPrefixRefusal(
+  error: { readonly message: string; readonly param?: string | undefined },
+  request?: unknown,
+): boolean {
   if (error.param !== undefined && /(?:^|[.\]])prefix$/.test(error.param)) return true;
-  return /['"`]prefix['"`](?!\s*:)|[.\]]prefix\b|argument supplied: prefix\b/i.test(error.message);
+  // As for an order phrase (orderRefusedBy): a naming that is also in one of the request's strings (a prompt asking
+  // about the `'prefix'` option, quoted back by a content filter) may be a copy of it. Only the strings: the body's
+  // JSON holds `"prefix"` as the key of the very field refused.
+  const requestText = request === undefined ? "" : stringsOf(request).join("\n").toLowerCase();
+  for (const match of error.message.matchAll(PREFIX_NAMED)) {
+    if (!requestText.includes(match[0].toLowerCase())) return true;
+  }
+  return false;
 }
+
+const PREFIX_NAMED = /['"`]prefix['"`](?!\s*:)|[.\]]prefix\b|argument supplied: prefix\b/gi;
 
 type Message = Record<string, unknown>;
 

@@ -169,6 +169,18 @@ describe("an unsupported refusal teaches the feature it names", () => {
       assert.ok(effect?.kind === "refused_feature", message);
       assert.equal(effect.feature, "tools", message);
     }
+    // Nor does a refusal quoting the prompt that names the word.
+    const asked = {
+      body: {
+        messages: [
+          { role: "user", content: "What does the 'prefix' option do?" },
+          { role: "assistant", content: "It", prefix: true },
+        ],
+      },
+      hasPrefix: true,
+    };
+    const quoted = refusal("Unsupported content: 'What does the 'prefix' option do?' is not supported");
+    assert.deepEqual(lessonFromVerdict(quoted, settings(), NOW_MS, undefined, [], undefined, asked).effects, []);
     // The field's own refusal still teaches it, quoted as a location or a name.
     for (const message of [
       `{"detail":[{"type":"extra_forbidden","loc":["body","messages",1,"prefix"],"msg":"Extra inputs are not permitted","input":true}]}`,

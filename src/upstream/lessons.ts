@@ -200,7 +200,7 @@ export function lessonFromVerdict(
         const feature =
           order !== undefined
             ? learnedOrderFeature(order)
-            : sent?.hasPrefix === true && isPrefixRefusal(verdict.error)
+            : sent?.hasPrefix === true && isPrefixRefusal(verdict.error, sent.body)
               ? PREFIX_REFUSED_FEATURE
               : refusedFeature(verdict.error, features);
         const reason = verdict.error.message;

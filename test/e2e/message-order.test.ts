@@ -200,6 +200,23 @@ function playValidatingHost(mock: MockUpstream): void {
   });
 }
 
+/** The next request is refused with a 400 that says `message` (an `unsupported` refusal). */
+function mock400Once(mock: MockUpstream, message: string): void {
+  mock.enqueue(CHAT_ROUTE, {
+    kind: "json",
+    status: 400,
+    body: { error: { message, type: "invalid_request_error", param: null, code: null } },
+  });
+}
+
+/** Every request is served. */
+function playServing(mock: MockUpstream): void {
+  mock.setDefault(CHAT_ROUTE, (request: RecordedRequest) => ({
+    kind: "json",
+    body: chatCompletion("Served.", (request.body as { model: string }).model),
+  }));
+}
+
 /**
  * `nim`: a Mistral-family id on a validating host, no preset. `proxied`: the mistral preset (it says the host takes
  * `prefix`) in front of such a host, as a proxy or a self-hosted deployment named with the preset would be.
@@ -366,6 +383,30 @@ describe("message order for strict providers", () => {
     assert.equal(again.status, 200, again.text);
     assert.equal(chatRequests(proxied).length, 3);
     assert.deepEqual(sentMessages(proxied, 2), PREFILL);
+  });
+
+  test("a refusal of something else that quotes a prompt naming 'prefix' teaches no prefix refusal when none was sent", async (t) => {
+    const { proxied, gateway } = await hostsScene(t);
+    // A content filter quoting the prompt it refused; the request had no trailing assistant, so no `prefix` went.
+    const prompt = "What does the 'prefix' option of Mistral's API do?";
+    mock400Once(proxied, `Unsupported content: '${prompt}' is not supported by this deployment`);
+    const refused = await postChat(
+      gateway,
+      { model: "proxied/m", messages: [{ role: "user", content: prompt }] },
+      AUTH,
+    );
+    assert.equal(refused.status, 400, refused.text);
+    assert.equal(chatRequests(proxied).length, 1, "not retried: nothing to send otherwise");
+    assert.deepEqual(
+      rowOf(await statsOf(gateway, AUTH), "proxied/m").refused_features.map((refusal) => refusal.feature),
+      [],
+      "no lesson about prefix",
+    );
+    // A prefill still goes with the field the preset says the host takes.
+    playServing(proxied);
+    const prefill = await postChat(gateway, { model: "proxied/m", messages: PREFILL }, AUTH);
+    assert.equal(prefill.status, 200, prefill.text);
+    assert.deepEqual(sentMessages(proxied, 1).at(-1), { role: "assistant", content: "Autumn", prefix: true });
   });
 
   test("the other providers of the same config get the client's messages unchanged", async (t) => {
