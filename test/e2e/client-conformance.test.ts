@@ -8,7 +8,7 @@ import Anthropic from "@anthropic-ai/sdk";
 import { Agent, tool as agentTool, OpenAIProvider, Runner, setTracingDisabled } from "@openai/agents";
 import { z } from "zod";
 import { toolCallCompletion, toolCallStream } from "../helpers/chat-tool-calls.ts";
-import { CHAT_ROUTE, chatRequests, oneProviderScene, VENDOR_MODEL_ID } from "../helpers/e2e.ts";
+import { CHAT_ROUTE, chatRequests, oneProviderScene, openAiClient, VENDOR_MODEL_ID } from "../helpers/e2e.ts";
 import {
   chatCompletion,
   chatStream,
@@ -432,4 +432,51 @@ describe("a streamed call whose id comes only after its first delta", () => {
       [["lookup", { city: "Oslo" }]],
     );
   });
+});
+
+describe("a custom tool's call that came without arguments", () => {
+  // The "{}" a call without arguments is completed to (what OpenAI sends for a function without parameters) is no
+  // custom tool's input: a custom call's input is the `input` string of the function it is upstream, here none.
+  for (const isStream of [false, true]) {
+    test(`openai client over Responses${isStream ? ", streamed" : ""}: the custom_tool_call's input is empty, not "{}"`, async (t) => {
+      const { mock, gateway } = await oneProviderScene(t);
+      const client = openAiClient(gateway);
+      const call = { id: "call_note", type: "function", function: { name: "note", arguments: "" } };
+      const completion = chatCompletion("", UPSTREAM_ID);
+      mock.enqueue(
+        CHAT_ROUTE,
+        isStream
+          ? {
+              kind: "sse",
+              events: [
+                chunk({ role: "assistant", content: null }),
+                chunk({ tool_calls: [{ index: 0, ...call }] }),
+                chunk({}, "tool_calls"),
+              ],
+            }
+          : {
+              kind: "json",
+              body: {
+                ...completion,
+                choices: [
+                  {
+                    index: 0,
+                    message: { role: "assistant", content: null, tool_calls: [call] },
+                    logprobs: null,
+                    finish_reason: "tool_calls",
+                  },
+                ],
+              },
+            },
+      );
+      const request = { model: "m", input: "Take a note.", tools: [{ type: "custom" as const, name: "note" }] };
+      const response = isStream
+        ? await client.responses.stream(request).finalResponse()
+        : await client.responses.create(request);
+      assert.deepEqual(
+        response.output.map((item) => (item.type === "custom_tool_call" ? [item.name, item.input] : [item.type])),
+        [["note", ""]],
+      );
+    });
+  }
 });
