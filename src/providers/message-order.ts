@@ -105,9 +105,10 @@ function stringsOf(value: unknown): string[] {
  * Whether an `unsupported` refusal is about the `prefix` field of a message (a host that refuses unknown message
  * fields: vLLM's and NIM's "messages.1.prefix: Extra inputs are not permitted", OpenAI-style "Additional properties
  * are not allowed ('prefix' was unexpected)"): by its `param`, or the field named in quotes or as a path segment.
- * A quoted `prefix` followed by a colon is a key of a message the error quotes (a proxy echoing what it was sent, a
- * validator quoting the message it failed): such a request carried the field, so every refusal of it that echoes
- * would teach the host refuses `prefix`, and prefills sent without it for hours.
+ * A quoted `prefix` followed by a colon and a boolean is the field itself in a message the error quotes (a proxy
+ * echoing what it was sent, a validator quoting the message it failed): such a request carried the field, so every
+ * refusal of it that echoes would teach the host refuses `prefix`, and prefills sent without it for hours. (A key
+ * followed by anything else, `{"prefix": ["Unknown field."]}`, is a refusal keyed by the field, and counts.)
  */
 export function isPrefixRefusal(
   error: { readonly message: string; readonly param?: string | undefined },
@@ -124,7 +125,7 @@ export function isPrefixRefusal(
   return false;
 }
 
-const PREFIX_NAMED = /['"`]prefix['"`](?!\s*:)|[.\]]prefix\b|argument supplied: prefix\b/gi;
+const PREFIX_NAMED = /['"`]prefix['"`](?!\s*:\s*(?:true|false)\b)|[.\]]prefix\b|argument supplied: prefix\b/gi;
 
 type Message = Record<string, unknown>;
 

@@ -185,6 +185,7 @@ describe("an unsupported refusal teaches the feature it names", () => {
     for (const message of [
       `{"detail":[{"type":"extra_forbidden","loc":["body","messages",1,"prefix"],"msg":"Extra inputs are not permitted","input":true}]}`,
       "Additional properties are not allowed ('prefix' was unexpected)",
+      `{"messages": {"1": {"prefix": ["Unknown field."]}}}`,
     ]) {
       const [effect] = lessonFromVerdict(refusal(message), settings(), NOW_MS, undefined, [], undefined, sent).effects;
       assert.ok(effect?.kind === "refused_feature" && effect.feature === "message_order:prefix", message);
