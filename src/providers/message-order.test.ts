@@ -2,13 +2,12 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import {
   BRIDGE_ASSISTANT_TEXT,
-  isPrefixRefusal,
   type MessageOrdering,
   messageOrderOf,
   orderMessages,
   orderMessagesWithChanges,
-  orderRefusedBy,
 } from "./message-order.ts";
+import { isPrefixRefusal, orderRefusedBy } from "./order-refusals.ts";
 
 /** `strict` for a host that takes Mistral's `prefix` (the mistral and codestral presets). */
 const MARKING: MessageOrdering = { order: "strict", prefix: "mark" };
