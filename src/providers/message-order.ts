@@ -6,6 +6,7 @@
 // user/assistant". OpenAI-style clients send all of these shapes: Claude Code a system turn after the user's, agents
 // a user turn right after tool results. Only the candidate that needs it gets the rewrite (upstream-request.ts).
 
+import { createHash } from "node:crypto";
 import { MESSAGE_ORDERS, type MessageChange, type MessageOrder } from "../config/message-orders.ts";
 import type { Deployment } from "./catalog.ts";
 
@@ -98,6 +99,7 @@ export function orderMessagesWithChanges(
   if (order !== "any") {
     step("system_folded", foldLateSystem);
     step("tool_bridged", bridgeToolToUser);
+    step("tool_ids_fitted", fitToolCallIds);
     if (order === "alternate") step("users_merged", mergeConsecutiveUsers);
     else if (prefix === "mark") step("prefix_marked", markTrailingPrefix);
   }
@@ -176,6 +178,42 @@ function bridgeToolToUser(messages: readonly Message[]): Message[] {
     out.push(message);
   }
   return out;
+}
+
+/** What mistral-common's validator takes as a tool call id (Mistral's API, and its models' templates and tokenizer). */
+const MISTRAL_TOOL_CALL_ID = /^[a-zA-Z0-9]{9}$/;
+const BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+/**
+ * Tool call ids Mistral did not make (another provider's `call_...` after a failover, Claude Code's `toolu_...`, the
+ * gateway's own for a call that came without one) become 9 letters and digits, as Mistral requires: it refused the
+ * whole request ("Tool call id was call_... but must be a-z, A-Z, 0-9, with a length of 9", code 3280), so every
+ * turn after a tool result failed. Made from a hash of the id, so a call and its result (and every later request
+ * of the conversation) get the same one; only this candidate's copy changes, the client keeps its ids.
+ */
+function fitToolCallIds(messages: readonly Message[]): readonly Message[] {
+  const fit = (id: unknown): unknown =>
+    typeof id !== "string" || MISTRAL_TOOL_CALL_ID.test(id) ? id : mistralToolCallId(id);
+  let isChanged = false;
+  const out = messages.map((message) => {
+    if (message.role === "tool" && fit(message.tool_call_id) !== message.tool_call_id) {
+      isChanged = true;
+      return { ...message, tool_call_id: fit(message.tool_call_id) };
+    }
+    const calls = message.tool_calls;
+    if (message.role !== "assistant" || !Array.isArray(calls)) return message;
+    if (calls.every((call) => !isMessage(call) || fit(call.id) === call.id)) return message;
+    isChanged = true;
+    return { ...message, tool_calls: calls.map((call) => (isMessage(call) ? { ...call, id: fit(call.id) } : call)) };
+  });
+  return isChanged ? out : messages;
+}
+
+function mistralToolCallId(id: string): string {
+  const digest = createHash("sha256").update(id).digest();
+  let fitted = "";
+  for (let index = 0; index < 9; index++) fitted += BASE62[(digest[index] ?? 0) % BASE62.length];
+  return fitted;
 }
 
 /** Consecutive user messages become one (their texts, or their parts, in order). */

@@ -4,8 +4,9 @@
 import type { MessageOrder } from "../config/message-orders.ts";
 
 const ALTERNATE_REFUSAL = /roles? must alternate/gi;
+// Mistral's refusal of a tool call id it did not make is mistral-common's too: `strict` fits the ids (message-order.ts).
 const STRICT_REFUSAL =
-  /expected last role .* but got|unexpected role '?\w+'? after role|invalid_request_message_order/gi;
+  /expected last role .* but got|unexpected role '?\w+'? after role|invalid_request_message_order|tool call id was .* but must be/gi;
 /** Mistral's error `type` (its `code` is 3230) for a role-order refusal. */
 const ORDER_REFUSAL_CODE = "invalid_request_message_order";
 
