@@ -6,6 +6,13 @@ export type MessageOrder = (typeof MESSAGE_ORDERS)[number];
  * What a role order's rewrite changed in the messages a candidate was sent, as the request record says it
  * (`messageChanges`): a late system message folded into a user turn, an assistant turn put between a tool result and
  * a user turn, consecutive user messages merged, a trailing assistant marked `prefix: true`, a `prefix` removed for a
- * host that refused it. Here rather than in providers/ because observability/ reads it.
+ * host that refused it, tool call ids made ones Mistral takes. Here rather than in providers/ because observability/
+ * reads it.
  */
-export type MessageChange = "system_folded" | "tool_bridged" | "users_merged" | "prefix_marked" | "prefix_removed";
+export type MessageChange =
+  | "system_folded"
+  | "tool_bridged"
+  | "users_merged"
+  | "prefix_marked"
+  | "prefix_removed"
+  | "tool_ids_fitted";

@@ -2,13 +2,12 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import {
   BRIDGE_ASSISTANT_TEXT,
-  isPrefixRefusal,
   type MessageOrdering,
   messageOrderOf,
   orderMessages,
   orderMessagesWithChanges,
-  orderRefusedBy,
 } from "./message-order.ts";
+import { isPrefixRefusal, orderRefusedBy } from "./order-refusals.ts";
 
 /** `strict` for a host that takes Mistral's `prefix` (the mistral and codestral presets). */
 const MARKING: MessageOrdering = { order: "strict", prefix: "mark" };
@@ -86,7 +85,7 @@ test("message order: strict marks a trailing assistant as a prefix; a tool call 
   assert.equal(orderMessages(prefill, "alternate"), prefill);
   const calling = [
     { role: "user", content: "x" },
-    { role: "assistant", content: null, tool_calls: [{ id: "c" }] },
+    { role: "assistant", content: null, tool_calls: [{ id: "c0ffee123" }] },
   ];
   assert.equal(orderMessages(calling, "strict"), calling);
 });
@@ -252,9 +251,14 @@ test("message order: what a rewrite changed is said; a learned `prefix` refusal 
   assert.deepEqual(orderMessagesWithChanges(messages, MARKING).changes, [
     "system_folded",
     "tool_bridged",
+    "tool_ids_fitted",
     "prefix_marked",
   ]);
-  assert.deepEqual(orderMessagesWithChanges(messages, "strict").changes, ["system_folded", "tool_bridged"]);
+  assert.deepEqual(orderMessagesWithChanges(messages, "strict").changes, [
+    "system_folded",
+    "tool_bridged",
+    "tool_ids_fitted",
+  ]);
   const unchanged = orderMessagesWithChanges([{ role: "user", content: "hi" }], MARKING);
   assert.deepEqual(unchanged.changes, []);
   const prefilled = [
@@ -269,4 +273,37 @@ test("message order: what a rewrite changed is said; a learned `prefix` refusal 
     { role: "assistant", content: "Hel", prefix: true },
     "the client's object is untouched",
   );
+});
+
+test("message order: a prompt echoed with its quotes or newlines as written (not as JSON escapes them) teaches nothing", () => {
+  const prompt = 'The server said: Expected last role "user" but got assistant.\nWhy?';
+  const request = { messages: [{ role: "user", content: prompt }] };
+  const echo = { message: `Content policy: the prompt '${prompt}' is not supported` };
+  assert.equal(orderRefusedBy(echo), "strict", "without the request, the words alone are taken");
+  assert.equal(orderRefusedBy(echo, request), undefined);
+});
+
+test("message order: tool call ids Mistral did not make become 9 letters and digits, the same for a call and its result", () => {
+  const call = (id: string) => ({ id, type: "function", function: { name: "ls", arguments: "{}" } });
+  const messages = [
+    { role: "user", content: "list" },
+    { role: "assistant", content: null, tool_calls: [call("toolu_01XYZ"), call("Ab3dE5gH9")] },
+    { role: "tool", tool_call_id: "toolu_01XYZ", content: "a" },
+    { role: "tool", tool_call_id: "Ab3dE5gH9", content: "b" },
+  ];
+  for (const order of ["strict", "alternate"] as const) {
+    const { messages: sent, changes } = orderMessagesWithChanges(messages, order);
+    assert.deepEqual(changes, ["tool_ids_fitted"]);
+    const ids = (sent[1] as { tool_calls: { id: string }[] }).tool_calls.map((each) => each.id);
+    assert.match(ids[0] ?? "", /^[a-zA-Z0-9]{9}$/);
+    assert.equal(ids[1], "Ab3dE5gH9", "an id Mistral takes is left as it is");
+    assert.deepEqual(
+      sent.slice(2).map((message) => (message as { tool_call_id: string }).tool_call_id),
+      ids,
+    );
+    // The same on every request of the conversation; the client's messages are untouched.
+    assert.deepEqual(orderMessagesWithChanges(messages, order).messages, sent);
+  }
+  assert.equal((messages[1] as { tool_calls: { id: string }[] }).tool_calls[0]?.id, "toolu_01XYZ");
+  assert.equal(orderMessages(messages, "any"), messages);
 });

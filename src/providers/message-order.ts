@@ -6,6 +6,7 @@
 // user/assistant". OpenAI-style clients send all of these shapes: Claude Code a system turn after the user's, agents
 // a user turn right after tool results. Only the candidate that needs it gets the rewrite (upstream-request.ts).
 
+import { createHash } from "node:crypto";
 import { MESSAGE_ORDERS, type MessageChange, type MessageOrder } from "../config/message-orders.ts";
 import type { Deployment } from "./catalog.ts";
 
@@ -48,50 +49,6 @@ export function messageOrderOf(
 
 function strength(order: MessageOrder): number {
   return MESSAGE_ORDERS.indexOf(order);
-}
-
-const ALTERNATE_REFUSAL = /roles? must alternate/gi;
-const STRICT_REFUSAL =
-  /expected last role .* but got|unexpected role '?\w+'? after role|invalid_request_message_order/gi;
-/** Mistral's error `type` (its `code` is 3230) for a role-order refusal. */
-const ORDER_REFUSAL_CODE = "invalid_request_message_order";
-
-/**
- * Which order a 400 asks for, when it is one of the known role-order refusals: Mistral's wording or its error type
- * (`strict`), a chat template's alternation error (`alternate`). Undefined otherwise.
- *
- * `request`: what was sent, when known. Some servers echo the request in their error (a validation error quoting the
- * offending value, a proxy wrapping the whole body), so a prompt that merely contains "roles must alternate" would
- * otherwise teach the deployment an order for hours. A phrase counts only when that text is not in the request
- * itself: a match that is also in the request may be a copy of it, and nothing is learned from it (the cost of a
- * missed lesson is one refusal passed on; a wrong lesson rewrites every later request). The error's `type`/`code`
- * fields are the provider's own and always count.
- */
-export function orderRefusedBy(
-  error: { readonly message: string; readonly type?: string | undefined; readonly code?: string | undefined },
-  request?: unknown,
-): MessageOrder | undefined {
-  const requestText = request === undefined ? "" : (JSON.stringify(request) ?? "").toLowerCase();
-  const isOwnMatch = (pattern: RegExp): boolean => {
-    for (const match of error.message.matchAll(pattern)) {
-      if (!requestText.includes(match[0].toLowerCase())) return true;
-    }
-    return false;
-  };
-  if (isOwnMatch(ALTERNATE_REFUSAL)) return "alternate";
-  if (isOwnMatch(STRICT_REFUSAL)) return "strict";
-  if (error.type === ORDER_REFUSAL_CODE || error.code === ORDER_REFUSAL_CODE) return "strict";
-  return undefined;
-}
-
-/**
- * Whether an `unsupported` refusal is about the `prefix` field of a message (a host that refuses unknown message
- * fields: vLLM's and NIM's "messages.1.prefix: Extra inputs are not permitted", OpenAI-style "Additional properties
- * are not allowed ('prefix' was unexpected)"): by its `param`, or the field named in quotes or as a path segment.
- */
-export function isPrefixRefusal(error: { readonly message: string; readonly param?: string | undefined }): boolean {
-  if (error.param !== undefined && /(?:^|[.\]])prefix$/.test(error.param)) return true;
-  return /['"`]prefix['"`]|[.\]]prefix\b|argument supplied: prefix\b/i.test(error.message);
 }
 
 type Message = Record<string, unknown>;
@@ -142,6 +99,7 @@ export function orderMessagesWithChanges(
   if (order !== "any") {
     step("system_folded", foldLateSystem);
     step("tool_bridged", bridgeToolToUser);
+    step("tool_ids_fitted", fitToolCallIds);
     if (order === "alternate") step("users_merged", mergeConsecutiveUsers);
     else if (prefix === "mark") step("prefix_marked", markTrailingPrefix);
   }
@@ -220,6 +178,42 @@ function bridgeToolToUser(messages: readonly Message[]): Message[] {
     out.push(message);
   }
   return out;
+}
+
+/** What mistral-common's validator takes as a tool call id (Mistral's API, and its models' templates and tokenizer). */
+const MISTRAL_TOOL_CALL_ID = /^[a-zA-Z0-9]{9}$/;
+const BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+/**
+ * Tool call ids Mistral did not make (another provider's `call_...` after a failover, Claude Code's `toolu_...`, the
+ * gateway's own for a call that came without one) become 9 letters and digits, as Mistral requires: it refused the
+ * whole request ("Tool call id was call_... but must be a-z, A-Z, 0-9, with a length of 9", code 3280), so every
+ * turn after a tool result failed. Made from a hash of the id, so a call and its result (and every later request
+ * of the conversation) get the same one; only this candidate's copy changes, the client keeps its ids.
+ */
+function fitToolCallIds(messages: readonly Message[]): readonly Message[] {
+  const fit = (id: unknown): unknown =>
+    typeof id !== "string" || MISTRAL_TOOL_CALL_ID.test(id) ? id : mistralToolCallId(id);
+  let isChanged = false;
+  const out = messages.map((message) => {
+    if (message.role === "tool" && fit(message.tool_call_id) !== message.tool_call_id) {
+      isChanged = true;
+      return { ...message, tool_call_id: fit(message.tool_call_id) };
+    }
+    const calls = message.tool_calls;
+    if (message.role !== "assistant" || !Array.isArray(calls)) return message;
+    if (calls.every((call) => !isMessage(call) || fit(call.id) === call.id)) return message;
+    isChanged = true;
+    return { ...message, tool_calls: calls.map((call) => (isMessage(call) ? { ...call, id: fit(call.id) } : call)) };
+  });
+  return isChanged ? out : messages;
+}
+
+function mistralToolCallId(id: string): string {
+  const digest = createHash("sha256").update(id).digest();
+  let fitted = "";
+  for (let index = 0; index < 9; index++) fitted += BASE62[(digest[index] ?? 0) % BASE62.length];
+  return fitted;
 }
 
 /** Consecutive user messages become one (their texts, or their parts, in order). */

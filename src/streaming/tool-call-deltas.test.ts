@@ -203,3 +203,23 @@ test("a provider repeating the name in every delta of one call (MiniMax on NVIDI
   // Only the first delta changes (it gets a made id): one call.
   assert.deepEqual(result.changed, [true, false, false, false]);
 });
+
+test("an upstream id that comes after the one made for the call is replaced by it; a different id later is a new call", () => {
+  let made = 0;
+  const deltas = new ToolCallDeltas(() => `call_made${++made}`);
+  const delta = (call: Record<string, unknown>) => ({ choices: [{ index: 0, delta: { tool_calls: [call] } }] });
+  const first = delta({ index: 0, type: "function", function: { name: "f", arguments: "" } });
+  deltas.normalize(first);
+  assert.equal(firstCallId(first), "call_made1");
+  const late = delta({ index: 0, id: "up_1", function: { arguments: '{"x":' } });
+  assert.equal(deltas.normalize(late), true);
+  assert.equal(firstCallId(late), "call_made1");
+  const again = delta({ index: 0, id: "up_1", function: { arguments: "1}" } });
+  deltas.normalize(again);
+  assert.equal(firstCallId(again), "call_made1");
+  const other = delta({ index: 0, id: "up_2", type: "function", function: { name: "g", arguments: "{}" } });
+  deltas.normalize(other);
+  assert.equal(firstCallId(other), "up_2", "another call's own id is kept");
+  assert.equal((other.choices[0]?.delta.tool_calls[0] as { index?: unknown } | undefined)?.index, 1);
+  assert.equal(made, 1);
+});

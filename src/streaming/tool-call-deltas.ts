@@ -39,6 +39,8 @@ interface CallSeen {
   hasArguments: boolean;
   /** Its arguments so far, scanned as they pass (a name repeated at its index starts a new call once whole). */
   readonly arguments: StreamedJsonValue;
+  /** The id made for it when its first delta had none (the client's id of the call from then on). */
+  madeId: string | undefined;
 }
 
 function stringOf(value: unknown): string | undefined {
@@ -130,14 +132,27 @@ function normalizeCall(calls: ChoiceCalls, call: Record<string, unknown>, newCal
       !calls.byUpstreamIndex.has(upstreamIndex)
         ? upstreamIndex
         : calls.count;
-    seen = { index, id, name, hasArguments: false, arguments: new StreamedJsonValue() };
+    seen = { index, id, name, hasArguments: false, arguments: new StreamedJsonValue(), madeId: undefined };
     calls.all.push(seen);
     calls.taken.add(index);
     calls.count = Math.max(calls.count, index + 1);
-    if (completeFirstDelta(call, newCallId)) isChanged = true;
+    if (id === undefined) {
+      // `seen.id` stays the upstream's (none), so an id the upstream sends later still continues this call.
+      seen.madeId = newCallId();
+      call.id = seen.madeId;
+      isChanged = true;
+    }
+    if (completeFirstDelta(call)) isChanged = true;
   } else {
     seen.id ??= id;
     seen.name ??= name;
+    // The upstream's id came after the one made for the call: the client keeps the made one. Passed on, it differs
+    // from the call's id, and the Responses and Messages translators (as the SDKs' accumulators may) took it for
+    // a second call, nameless, holding the arguments.
+    if (id !== undefined && seen.madeId !== undefined) {
+      call.id = seen.madeId;
+      isChanged = true;
+    }
   }
   if (isRecord(call.function) && typeof call.function.arguments === "string") {
     if (call.function.arguments.trim() !== "") seen.hasArguments = true;
@@ -150,14 +165,8 @@ function normalizeCall(calls: ChoiceCalls, call: Record<string, unknown>, newCal
   return true;
 }
 
-function completeFirstDelta(call: Record<string, unknown>, newCallId: () => string): boolean {
+function completeFirstDelta(call: Record<string, unknown>): boolean {
   let isChanged = false;
-  // Made for the client only: `seen.id` stays the upstream's (none), so an id the upstream sends later still
-  // continues this call rather than starting another.
-  if (stringOf(call.id) === undefined) {
-    call.id = newCallId();
-    isChanged = true;
-  }
   if (call.type === undefined || call.type === null) {
     call.type = "function";
     isChanged = true;

@@ -9,7 +9,7 @@ import { isRecord } from "../is-record.ts";
 import type { HeaderMap } from "../limits/header-map.ts";
 import type { ReleaseSlot } from "../limits/in-flight-gate.ts";
 import type { Deployment } from "../providers/catalog.ts";
-import type { MessageOrdering } from "../providers/message-order.ts";
+import { type MessageOrdering, orderMessages } from "../providers/message-order.ts";
 import type { OpenedStream } from "../streaming/opened-stream.ts";
 import type { OpenedAudio } from "../streaming/relay-audio.ts";
 import type { TokenUsage } from "../streaming/relay-types.ts";
@@ -155,14 +155,16 @@ export function errorStatusFailure(
 
 /**
  * The request an attempt sent, for what its refusal may teach (lessons.ts): the client's body, and whether a message
- * carried `prefix` (the candidate's ordering marks a trailing assistant, or the client wrote one itself).
+ * it sent carried `prefix` (the candidate's ordering marked a trailing assistant, or the client wrote one itself).
+ * Read from the messages as ordered, not from the ordering alone: a `mark` host sent a request without a trailing
+ * assistant no `prefix`, and a refusal of it naming the word (quoting the prompt) is about something else.
  */
 function sentOf(context: AttemptContext): { readonly body: unknown; readonly hasPrefix: boolean } {
   const body = context.native?.body ?? context.request.body;
-  const messages = body.messages;
+  const messages = context.native === undefined ? body.messages : undefined;
   const hasPrefix =
-    context.messageOrdering.prefix === "mark" ||
-    (Array.isArray(messages) && messages.some((message) => isRecord(message) && "prefix" in message));
+    Array.isArray(messages) &&
+    orderMessages(messages, context.messageOrdering).some((message) => isRecord(message) && "prefix" in message);
   return { body, hasPrefix };
 }
 

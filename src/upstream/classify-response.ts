@@ -4,7 +4,7 @@ import { isRecord } from "../is-record.ts";
 import { classifyRateLimit, type RateLimitKind, requestLargerThanWindow } from "../limits/classify-429.ts";
 import type { HeaderMap } from "../limits/header-map.ts";
 import { type RetryHint, retryHintFromResponse } from "../limits/retry-hint.ts";
-import { orderRefusedBy } from "../providers/message-order.ts";
+import { orderRefusedBy } from "../providers/order-refusals.ts";
 
 export type Verdict =
   | { readonly kind: "success" }

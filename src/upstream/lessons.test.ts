@@ -141,6 +141,57 @@ describe("an unsupported refusal teaches the feature it names", () => {
     );
   });
 
+  it("a refusal of something else that echoes the request's messages (their `prefix` key) teaches no `prefix` refusal", () => {
+    const sent = {
+      body: {
+        messages: [
+          { role: "user", content: "hi" },
+          { role: "assistant", content: "Hel", prefix: true },
+        ],
+      },
+      hasPrefix: true,
+    };
+    // A proxy quoting what it was sent (Python's repr, or the JSON body), a validator quoting the message it
+    // failed: the field is only a key of the echoed message, the refusal is about tools.
+    for (const message of [
+      "litellm.BadRequestError: tools are not supported. Received Messages=[{'role': 'user', 'content': 'hi'}, {'role': 'assistant', 'content': 'Hel', 'prefix': True}]",
+      `This model does not support tools (request: ${JSON.stringify(sent.body)})`,
+    ]) {
+      const [effect] = lessonFromVerdict(
+        refusal(message),
+        settings(),
+        NOW_MS,
+        undefined,
+        ["tools"],
+        undefined,
+        sent,
+      ).effects;
+      assert.ok(effect?.kind === "refused_feature", message);
+      assert.equal(effect.feature, "tools", message);
+    }
+    // Nor does a refusal quoting the prompt that names the word.
+    const asked = {
+      body: {
+        messages: [
+          { role: "user", content: "What does the 'prefix' option do?" },
+          { role: "assistant", content: "It", prefix: true },
+        ],
+      },
+      hasPrefix: true,
+    };
+    const quoted = refusal("Unsupported content: 'What does the 'prefix' option do?' is not supported");
+    assert.deepEqual(lessonFromVerdict(quoted, settings(), NOW_MS, undefined, [], undefined, asked).effects, []);
+    // The field's own refusal still teaches it, quoted as a location or a name.
+    for (const message of [
+      `{"detail":[{"type":"extra_forbidden","loc":["body","messages",1,"prefix"],"msg":"Extra inputs are not permitted","input":true}]}`,
+      "Additional properties are not allowed ('prefix' was unexpected)",
+      `{"messages": {"1": {"prefix": ["Unknown field."]}}}`,
+    ]) {
+      const [effect] = lessonFromVerdict(refusal(message), settings(), NOW_MS, undefined, [], undefined, sent).effects;
+      assert.ok(effect?.kind === "refused_feature" && effect.feature === "message_order:prefix", message);
+    }
+  });
+
   it("not tied, or not an unsupported refusal: nothing learned", () => {
     assert.deepEqual(kinds(refusal("Extra inputs are not permitted"), settings()), []);
     assert.deepEqual(

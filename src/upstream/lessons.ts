@@ -12,12 +12,8 @@ import type { HeaderMap } from "../limits/header-map.ts";
 import { concurrencyFromBody, type RefusalFacts, statedLimits } from "../limits/limit-learning.ts";
 import { type LearnedWindow, parseRateLimitHeaders } from "../limits/rate-limit-headers.ts";
 import { type RetryHint, retryHintFromResponse } from "../limits/retry-hint.ts";
-import {
-  isPrefixRefusal,
-  learnedOrderFeature,
-  orderRefusedBy,
-  PREFIX_REFUSED_FEATURE,
-} from "../providers/message-order.ts";
+import { learnedOrderFeature, PREFIX_REFUSED_FEATURE } from "../providers/message-order.ts";
+import { isPrefixRefusal, orderRefusedBy } from "../providers/order-refusals.ts";
 import type { RequestFeature } from "../router/request-features.ts";
 import type { Verdict } from "./classify-response.ts";
 import { refusedFeature } from "./refused-feature.ts";
@@ -200,7 +196,7 @@ export function lessonFromVerdict(
         const feature =
           order !== undefined
             ? learnedOrderFeature(order)
-            : sent?.hasPrefix === true && isPrefixRefusal(verdict.error)
+            : sent?.hasPrefix === true && isPrefixRefusal(verdict.error, sent.body)
               ? PREFIX_REFUSED_FEATURE
               : refusedFeature(verdict.error, features);
         const reason = verdict.error.message;

@@ -8,7 +8,7 @@ import Anthropic from "@anthropic-ai/sdk";
 import { Agent, tool as agentTool, OpenAIProvider, Runner, setTracingDisabled } from "@openai/agents";
 import { z } from "zod";
 import { toolCallCompletion, toolCallStream } from "../helpers/chat-tool-calls.ts";
-import { CHAT_ROUTE, chatRequests, oneProviderScene, VENDOR_MODEL_ID } from "../helpers/e2e.ts";
+import { CHAT_ROUTE, chatRequests, oneProviderScene, openAiClient, VENDOR_MODEL_ID } from "../helpers/e2e.ts";
 import {
   chatCompletion,
   chatStream,
@@ -364,6 +364,125 @@ describe("tool calls the provider gave no id (NVIDIA's Kimi K2, GLM behind Mistr
       const id = assistant?.tool_calls?.[0]?.id ?? "";
       assert.match(id, /^call_[0-9a-f]{24}$/);
       assert.deepEqual(toolMessage, { role: "tool", tool_call_id: id, content: "Oslo: 3C" });
+    });
+  }
+});
+
+describe("a streamed call whose id comes only after its first delta", () => {
+  // The first delta names the function without an id (the gateway makes one for it); the next brings the upstream's
+  // own id with the arguments. Passed on as it came, that id differs from the one the client already has: the
+  // Responses and Messages doors took it for a second call (one named, with `{}`, and one nameless with the
+  // arguments), and a chat client holds the made id in its history while the stream said another.
+  const lateId: MockStep = {
+    kind: "sse",
+    events: [
+      chunk({ role: "assistant", content: null }),
+      chunk({ tool_calls: [{ index: 0, type: "function", function: { name: "lookup", arguments: "" } }] }),
+      chunk({ tool_calls: [{ index: 0, id: "upstream_late", function: { arguments: '{"city":"Oslo"}' } }] }),
+      chunk({}, "tool_calls"),
+    ],
+  };
+
+  for (const useResponses of [true, false]) {
+    test(`Agents SDK over ${useResponses ? "Responses" : "Chat Completions"}, streamed: one call, run once with its arguments, answered under one id`, async (t) => {
+      const { mock, gateway } = await oneProviderScene(t);
+      setTracingDisabled(true);
+      const runner = new Runner({
+        modelProvider: new OpenAIProvider({ apiKey: "x", baseURL: gateway.baseUrl, useResponses }),
+      });
+      const ran: unknown[] = [];
+      const lookup = agentTool({
+        name: "lookup",
+        description: "The weather",
+        parameters: z.object({ city: z.string() }),
+        execute: async (input) => {
+          ran.push(input);
+          return "3C";
+        },
+      });
+      const agent = new Agent({ name: "Weather", instructions: "Use the tool.", model: "m", tools: [lookup] });
+      mock.enqueue(CHAT_ROUTE, lateId);
+      mock.enqueue(CHAT_ROUTE, { kind: "sse", events: chatStream(["3 degrees."], UPSTREAM_ID, { usage: true }) });
+      const result = await runner.run(agent, "Weather in Oslo?", { stream: true });
+      for await (const _event of result) {
+        // Drained.
+      }
+      await result.completed;
+      assert.equal(result.finalOutput, "3 degrees.");
+      assert.deepEqual(ran, [{ city: "Oslo" }]);
+      const second = chatRequests(mock)[1]?.body as {
+        messages: { role: string; tool_call_id?: string; tool_calls?: { id: string; function: unknown }[] }[];
+      };
+      const [assistant, toolMessage] = second.messages.slice(-2);
+      assert.equal(assistant?.tool_calls?.length, 1);
+      const id = assistant?.tool_calls?.[0]?.id;
+      assert.match(id ?? "", /^call_[0-9a-f]{24}$/, "the id the client got first, throughout");
+      assert.deepEqual(assistant?.tool_calls?.[0]?.function, { name: "lookup", arguments: '{"city":"Oslo"}' });
+      assert.equal(toolMessage?.tool_call_id, id);
+    });
+  }
+
+  test("Anthropic SDK, streamed: one tool_use block with the arguments", async (t) => {
+    const { mock, gateway } = await oneProviderScene(t);
+    const client = new Anthropic({ baseURL: gateway.url, apiKey: "x", maxRetries: 0 });
+    mock.enqueue(CHAT_ROUTE, lateId);
+    const stream = client.messages.stream({
+      model: "m",
+      max_tokens: 50,
+      tools: [{ name: "lookup", input_schema: { type: "object", properties: { city: { type: "string" } } } }],
+      messages: [{ role: "user", content: "Weather in Oslo?" }],
+    });
+    const message = await stream.finalMessage();
+    assert.deepEqual(
+      message.content.map((block) => (block.type === "tool_use" ? [block.name, block.input] : [block.type])),
+      [["lookup", { city: "Oslo" }]],
+    );
+  });
+});
+
+describe("a custom tool's call that came without arguments", () => {
+  // The "{}" a call without arguments is completed to (what OpenAI sends for a function without parameters) is no
+  // custom tool's input: a custom call's input is the `input` string of the function it is upstream, here none.
+  for (const isStream of [false, true]) {
+    test(`openai client over Responses${isStream ? ", streamed" : ""}: the custom_tool_call's input is empty, not "{}"`, async (t) => {
+      const { mock, gateway } = await oneProviderScene(t);
+      const client = openAiClient(gateway);
+      const call = { id: "call_note", type: "function", function: { name: "note", arguments: "" } };
+      const completion = chatCompletion("", UPSTREAM_ID);
+      mock.enqueue(
+        CHAT_ROUTE,
+        isStream
+          ? {
+              kind: "sse",
+              events: [
+                chunk({ role: "assistant", content: null }),
+                chunk({ tool_calls: [{ index: 0, ...call }] }),
+                chunk({}, "tool_calls"),
+              ],
+            }
+          : {
+              kind: "json",
+              body: {
+                ...completion,
+                choices: [
+                  {
+                    index: 0,
+                    message: { role: "assistant", content: null, tool_calls: [call] },
+                    logprobs: null,
+                    finish_reason: "tool_calls",
+                  },
+                ],
+              },
+            },
+      );
+      const request = { model: "m", input: "Take a note.", tools: [{ type: "custom" as const, name: "note" }] };
+      const response = isStream
+        ? await client.responses.stream(request).finalResponse()
+        : await client.responses.create(request);
+      assert.deepEqual(
+        response.output.map((item) => (item.type === "custom_tool_call" ? [item.name, item.input] : [item.type])),
+        [["note", ""]],
+      );
     });
   }
 });

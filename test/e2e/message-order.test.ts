@@ -62,12 +62,38 @@ function mistralVerdict(messages: readonly Message[]): string | undefined {
   return undefined;
 }
 
-/** A Mistral-like upstream: refuses a wrong order, else answers ("Served.", streamed when asked). */
+/**
+ * Mistral's refusal of a tool call id it did not make (mistral-common's validator: another provider's `call_...`, a
+ * Claude Code `toolu_...`), as its API words it (issues: editor-code-assistant/eca #233, karthink/gptel #1203).
+ */
+function mistralIdRefusal(messages: readonly Message[]): MockStep | undefined {
+  const ids = messages.flatMap((message) => [
+    ...(message.tool_calls ?? []).map((call) => (call as { id?: unknown }).id),
+    ...(message.role === "tool" ? [(message as { tool_call_id?: unknown }).tool_call_id] : []),
+  ]);
+  const wrong = ids.find((id) => typeof id !== "string" || !/^[a-zA-Z0-9]{9}$/.test(id));
+  if (wrong === undefined) return undefined;
+  return {
+    kind: "json",
+    status: 400,
+    body: {
+      object: "error",
+      message: `Tool call id was ${String(wrong)} but must be a-z, A-Z, 0-9, with a length of 9.`,
+      type: "invalid_function_call",
+      param: null,
+      code: "3280",
+    },
+  };
+}
+
+/** A Mistral-like upstream: refuses a wrong order or tool call id, else answers ("Served.", streamed when asked). */
 function playMistral(mock: MockUpstream): void {
   mock.setDefault(CHAT_ROUTE, (request: RecordedRequest) => {
     const body = request.body as { model: string; messages: Message[]; stream?: boolean };
     const refusal = mistralVerdict(body.messages);
     if (refusal !== undefined) return mistralRefusal(refusal);
+    const idRefusal = mistralIdRefusal(body.messages);
+    if (idRefusal !== undefined) return idRefusal;
     return body.stream === true
       ? { kind: "sse", events: chatStream(["Served."], body.model, { usage: true }) }
       : { kind: "json", body: chatCompletion("Served.", body.model) };
@@ -200,6 +226,23 @@ function playValidatingHost(mock: MockUpstream): void {
   });
 }
 
+/** The next request is refused with a 400 that says `message` (an `unsupported` refusal). */
+function mock400Once(mock: MockUpstream, message: string): void {
+  mock.enqueue(CHAT_ROUTE, {
+    kind: "json",
+    status: 400,
+    body: { error: { message, type: "invalid_request_error", param: null, code: null } },
+  });
+}
+
+/** Every request is served. */
+function playServing(mock: MockUpstream): void {
+  mock.setDefault(CHAT_ROUTE, (request: RecordedRequest) => ({
+    kind: "json",
+    body: chatCompletion("Served.", (request.body as { model: string }).model),
+  }));
+}
+
 /**
  * `nim`: a Mistral-family id on a validating host, no preset. `proxied`: the mistral preset (it says the host takes
  * `prefix`) in front of such a host, as a proxy or a self-hosted deployment named with the preset would be.
@@ -308,6 +351,62 @@ describe("message order for strict providers", () => {
     assert.equal(chatRequests(strict).length, 1);
   });
 
+  test("tool call ids Mistral did not make (another provider's, Claude Code's toolu_) go to it as ids it takes, each call still paired with its result", async (t) => {
+    const { strict, gateway } = await scene(t);
+    const call = (id: string) => ({ id, type: "function", function: { name: "screenshot", arguments: "{}" } });
+    const messages: Message[] = [
+      { role: "user", content: "Two screenshots." },
+      { role: "assistant", content: null, tool_calls: [call("toolu_01A09q90qw90lq917835lq9"), call("call_b")] },
+      { role: "tool", content: "first", tool_call_id: "toolu_01A09q90qw90lq917835lq9" } as Message,
+      { role: "tool", content: "second", tool_call_id: "call_b" } as Message,
+      { role: "assistant", content: null, tool_calls: [call("Ab3dE5gH9")] },
+      { role: "tool", content: "third", tool_call_id: "Ab3dE5gH9" } as Message,
+    ];
+    const answer = await postChat(gateway, { model: "mistral/m", messages, tools: TOOLS }, AUTH);
+    assert.equal(answer.status, 200, answer.text);
+    assert.equal(chatRequests(strict).length, 1, "served at its first attempt");
+    const sent = sentMessages(strict, 0);
+    const [first, second] = (sent[1]?.tool_calls ?? []) as { id: string }[];
+    assert.match(first?.id ?? "", /^[a-zA-Z0-9]{9}$/);
+    assert.match(second?.id ?? "", /^[a-zA-Z0-9]{9}$/);
+    assert.notEqual(first?.id, second?.id);
+    assert.deepEqual(
+      sent.slice(2).map((message) => (message as { tool_call_id?: string }).tool_call_id ?? message.tool_calls),
+      [first?.id, second?.id, [call("Ab3dE5gH9")], "Ab3dE5gH9"],
+      "results keep their calls; Mistral's own id is left as it is",
+    );
+    assert.equal(
+      messages[2] && (messages[2] as { tool_call_id?: string }).tool_call_id,
+      "toolu_01A09q90qw90lq917835lq9",
+    );
+    const record = (await orderRecords(gateway))[0];
+    assert.deepEqual(
+      record?.attempts.map((attempt) => attempt.messageChanges),
+      [["tool_ids_fitted"]],
+    );
+  });
+
+  test("a provider not known to be strict that refuses a tool call id as Mistral does learns strict and is retried with ids it takes", async (t) => {
+    const { learner, gateway } = await scene(t);
+    const messages: Message[] = [
+      { role: "user", content: "Screenshot." },
+      {
+        role: "assistant",
+        content: null,
+        tool_calls: [{ id: "call_xyz", type: "function", function: { name: "screenshot", arguments: "{}" } }],
+      },
+      { role: "tool", content: "done", tool_call_id: "call_xyz" } as Message,
+    ];
+    const answer = await postChat(gateway, { model: "learner/l", messages, tools: TOOLS }, AUTH);
+    assert.equal(answer.status, 200, answer.text);
+    assert.equal(chatRequests(learner).length, 2);
+    assert.equal(answer.headers["x-gateway-attempts"], "2");
+    assert.deepEqual(
+      rowOf(await statsOf(gateway, AUTH), "learner/l").refused_features.map((refusal) => refusal.feature),
+      ["message_order:strict"],
+    );
+  });
+
   test("a prefill (a trailing assistant message) is sent to Mistral's API (the preset) with prefix: true, and the record says so", async (t) => {
     const { strict, gateway } = await scene(t);
     const answer = await postChat(gateway, { model: "mistral/m", messages: PREFILL }, AUTH);
@@ -368,6 +467,30 @@ describe("message order for strict providers", () => {
     assert.deepEqual(sentMessages(proxied, 2), PREFILL);
   });
 
+  test("a refusal of something else that quotes a prompt naming 'prefix' teaches no prefix refusal when none was sent", async (t) => {
+    const { proxied, gateway } = await hostsScene(t);
+    // A content filter quoting the prompt it refused; the request had no trailing assistant, so no `prefix` went.
+    const prompt = "What does the 'prefix' option of Mistral's API do?";
+    mock400Once(proxied, `Unsupported content: '${prompt}' is not supported by this deployment`);
+    const refused = await postChat(
+      gateway,
+      { model: "proxied/m", messages: [{ role: "user", content: prompt }] },
+      AUTH,
+    );
+    assert.equal(refused.status, 400, refused.text);
+    assert.equal(chatRequests(proxied).length, 1, "not retried: nothing to send otherwise");
+    assert.deepEqual(
+      rowOf(await statsOf(gateway, AUTH), "proxied/m").refused_features.map((refusal) => refusal.feature),
+      [],
+      "no lesson about prefix",
+    );
+    // A prefill still goes with the field the preset says the host takes.
+    playServing(proxied);
+    const prefill = await postChat(gateway, { model: "proxied/m", messages: PREFILL }, AUTH);
+    assert.equal(prefill.status, 200, prefill.text);
+    assert.deepEqual(sentMessages(proxied, 1).at(-1), { role: "assistant", content: "Autumn", prefix: true });
+  });
+
   test("the other providers of the same config get the client's messages unchanged", async (t) => {
     const { lenient, gateway } = await scene(t);
     const late = [
@@ -408,10 +531,11 @@ describe("message order for strict providers", () => {
       first?.attempts.map((attempt) => [attempt.outcome, attempt.messageOrder, attempt.messageChanges]),
       [
         ["unsupported", undefined, undefined],
-        ["success", "strict", ["tool_bridged"]],
+        // The conversation's `call_1` is no id Mistral takes either.
+        ["success", "strict", ["tool_bridged", "tool_ids_fitted"]],
       ],
     );
-    assert.deepEqual(latest?.attempts[0]?.messageChanges, ["tool_bridged"]);
+    assert.deepEqual(latest?.attempts[0]?.messageChanges, ["tool_bridged", "tool_ids_fitted"]);
     const route = await explainedOrders(gateway, "l");
     assert.equal(route.get("learner")?.source, "learned");
     assert.match(String(route.get("learner")?.learned_from), /Unexpected role 'user' after role 'tool'/);

@@ -15,6 +15,8 @@ describe("custom tools over chat function tools", () => {
     assert.equal(inputOfArguments('{"input":3}'), '{"input":3}');
     assert.equal(inputOfArguments('{"input":"trunc'), '{"input":"trunc', "a call cut by max_tokens");
     assert.equal(inputOfArguments(""), "");
+    assert.equal(inputOfArguments("{}"), "", "a call without arguments, completed to {}");
+    assert.equal(inputOfArguments(" { } "), "");
   });
 
   test("a text-format tool asks for free-form text; a regex grammar is named as such", () => {

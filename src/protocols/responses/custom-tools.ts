@@ -43,9 +43,9 @@ export function inputAsArguments(input: string): string {
 }
 
 /**
- * The input of a custom call from the function arguments a model wrote: their `input` string. A model that wrote
- * something else (plain text, other keys) gets its arguments passed on as they are: the tool sees what the model
- * meant rather than nothing.
+ * The input of a custom call from the function arguments a model wrote: their `input` string (none for `{}`). A model
+ * that wrote something else (plain text, other keys) gets its arguments passed on as they are: the tool sees what the
+ * model meant rather than nothing.
  */
 export function inputOfArguments(argumentsText: string): string {
   let parsed: unknown;
@@ -57,6 +57,9 @@ export function inputOfArguments(argumentsText: string): string {
   if (parsed !== null && typeof parsed === "object" && !Array.isArray(parsed)) {
     const input = (parsed as { input?: unknown }).input;
     if (typeof input === "string") return input;
+    // `{}`: a call that came without arguments, completed as OpenAI sends one (upstream/complete-tool-calls.ts,
+    // streaming/tool-call-deltas.ts): no input, not the text "{}".
+    if (Object.keys(parsed).length === 0) return "";
   }
   return argumentsText;
 }

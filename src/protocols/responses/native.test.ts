@@ -191,3 +191,27 @@ test("native answer: the client's `conversation` is shown, not the provider's", 
   assert.deepEqual(fromNativeResponse(answer, withConversation).conversation, { id: "conv_a" });
   assert.equal(fromNativeResponse(answer, context).conversation, null);
 });
+
+test("native body: a continuation offers the tools its previous response's conversation loaded, besides the request's own", () => {
+  const search = { type: "tool_search", execution: "client" };
+  const member = (name: string) => ({ type: "function", name, parameters: { type: "object", properties: {} } });
+  const loaded: ResponseLookup = {
+    get: (id) =>
+      id === "resp_prev"
+        ? {
+            response: { tools: [search] } as unknown as ResponseObject,
+            conversation: [{ role: "user", content: "Find a tool." }],
+            loadedTools: [{ type: "namespace", name: "mcp__a", tools: [member("x")] }, member("found")],
+          }
+        : undefined,
+    findItem: () => undefined,
+  };
+  const body = toNativeBody(
+    { model: "m", tools: [search, member("found")], previous_response_id: "resp_prev", input: "Use it." },
+    loaded,
+  );
+  assert.deepEqual(body.tools, [search, member("found"), { type: "namespace", name: "mcp__a", tools: [member("x")] }]);
+  // Nothing loaded: the request's tools as they came.
+  const plain = toNativeBody({ model: "m", tools: [search], previous_response_id: "resp_prev", input: "x" }, lookup);
+  assert.deepEqual(plain.tools, [search]);
+});

@@ -20,6 +20,7 @@ import {
   responseErrorOf,
 } from "./response-object.ts";
 import { asClientCalls, ToolNames } from "./tool-names.ts";
+import { loadedTools } from "./tool-search.ts";
 
 type JsonObject = Record<string, unknown>;
 
@@ -58,7 +59,27 @@ export function toNativeBody(body: unknown, lookup: ResponseLookup): JsonObject 
       : Array.isArray(input)
         ? input.flatMap((item) => resolveItem(item, lookup))
         : [];
-  return { ...rest, input: [...history, ...items], store: false };
+  return {
+    ...rest,
+    ...withEarlierLoadedTools(rest.tools, previous?.loadedTools),
+    input: [...history, ...items],
+    store: false,
+  };
+}
+
+/**
+ * The tools a previous response's conversation loaded (StoredResponse.loadedTools), added to the request's own: its
+ * kept history holds the `tool_search_output` items only as the text the model read, so without them a continuation
+ * by `previous_response_id` lost the loaded tools on a native provider, as on a chat one before they were kept.
+ */
+function withEarlierLoadedTools(
+  tools: unknown,
+  earlier: readonly Record<string, unknown>[] | undefined,
+): { tools?: unknown } {
+  if (earlier === undefined || earlier.length === 0) return {};
+  const own = Array.isArray(tools) ? tools.filter(isRecord) : [];
+  const added = loadedTools([], own, [], earlier);
+  return added.length === 0 ? {} : { tools: [...(Array.isArray(tools) ? tools : []), ...added] };
 }
 
 /** An `item_reference` becomes the kept item without its id (the provider never saw it); reasoning is dropped. */

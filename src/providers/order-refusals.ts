@@ -1,0 +1,82 @@
+// Reading a provider's 400 for what it says about message order: a role-order refusal (which order it asks for) or a
+// refusal of Mistral's `prefix` field. Pure. Kept apart from the rewrite (message-order.ts): what counts as the
+// provider's own words, and not an echo of the request, is its own concern.
+import type { MessageOrder } from "../config/message-orders.ts";
+
+const ALTERNATE_REFUSAL = /roles? must alternate/gi;
+// Mistral's refusal of a tool call id it did not make is mistral-common's too: `strict` fits the ids (message-order.ts).
+const STRICT_REFUSAL =
+  /expected last role .* but got|unexpected role '?\w+'? after role|invalid_request_message_order|tool call id was .* but must be/gi;
+/** Mistral's error `type` (its `code` is 3230) for a role-order refusal. */
+const ORDER_REFUSAL_CODE = "invalid_request_message_order";
+
+/**
+ * Which order a 400 asks for, when it is one of the known role-order refusals: Mistral's wording or its error type
+ * (`strict`), a chat template's alternation error (`alternate`). Undefined otherwise.
+ *
+ * `request`: what was sent, when known. Some servers echo the request in their error (a validation error quoting the
+ * offending value, a proxy wrapping the whole body), so a prompt that merely contains "roles must alternate" would
+ * otherwise teach the deployment an order for hours. A phrase counts only when that text is not in the request
+ * itself: a match that is also in the request may be a copy of it, and nothing is learned from it (the cost of a
+ * missed lesson is one refusal passed on; a wrong lesson rewrites every later request). The error's `type`/`code`
+ * fields are the provider's own and always count.
+ */
+export function orderRefusedBy(
+  error: { readonly message: string; readonly type?: string | undefined; readonly code?: string | undefined },
+  request?: unknown,
+): MessageOrder | undefined {
+  // The body as JSON (an echo of the body itself) and its strings as they are (an echo of the prompt: JSON escapes a
+  // prompt's quotes and newlines, which an error quoting it carries raw).
+  const requestText =
+    request === undefined ? "" : `${JSON.stringify(request) ?? ""}\n${stringsOf(request).join("\n")}`.toLowerCase();
+  const isOwnMatch = (pattern: RegExp): boolean => {
+    for (const match of error.message.matchAll(pattern)) {
+      if (!requestText.includes(match[0].toLowerCase())) return true;
+    }
+    return false;
+  };
+  if (isOwnMatch(ALTERNATE_REFUSAL)) return "alternate";
+  if (isOwnMatch(STRICT_REFUSAL)) return "strict";
+  if (error.type === ORDER_REFUSAL_CODE || error.code === ORDER_REFUSAL_CODE) return "strict";
+  return undefined;
+}
+
+/** Every string in a JSON value (its objects' values and arrays' items, depth first). */
+function stringsOf(value: unknown): string[] {
+  const strings: string[] = [];
+  const pending: unknown[] = [value];
+  while (pending.length > 0) {
+    const next = pending.pop();
+    if (typeof next === "string") strings.push(next);
+    // Pushed one by one: spread into arguments, an array of a few hundred thousand items overflows the stack.
+    else if (Array.isArray(next)) for (const item of next) pending.push(item);
+    else if (next !== null && typeof next === "object") for (const item of Object.values(next)) pending.push(item);
+  }
+  return strings;
+}
+
+/**
+ * Whether an `unsupported` refusal is about the `prefix` field of a message (a host that refuses unknown message
+ * fields: vLLM's and NIM's "messages.1.prefix: Extra inputs are not permitted", OpenAI-style "Additional properties
+ * are not allowed ('prefix' was unexpected)"): by its `param`, or the field named in quotes or as a path segment.
+ * A quoted `prefix` followed by a colon and a boolean is the field itself in a message the error quotes (a proxy
+ * echoing what it was sent, a validator quoting the message it failed): such a request carried the field, so every
+ * refusal of it that echoes would teach the host refuses `prefix`, and prefills sent without it for hours. (A key
+ * followed by anything else, `{"prefix": ["Unknown field."]}`, is a refusal keyed by the field, and counts.)
+ */
+export function isPrefixRefusal(
+  error: { readonly message: string; readonly param?: string | undefined },
+  request?: unknown,
+): boolean {
+  if (error.param !== undefined && /(?:^|[.\]])prefix$/.test(error.param)) return true;
+  // As for an order phrase (orderRefusedBy): a naming that is also in one of the request's strings (a prompt asking
+  // about the `'prefix'` option, quoted back by a content filter) may be a copy of it. Only the strings: the body's
+  // JSON holds `"prefix"` as the key of the very field refused.
+  const requestText = request === undefined ? "" : stringsOf(request).join("\n").toLowerCase();
+  for (const match of error.message.matchAll(PREFIX_NAMED)) {
+    if (!requestText.includes(match[0].toLowerCase())) return true;
+  }
+  return false;
+}
+
+const PREFIX_NAMED = /['"`]prefix['"`](?!\s*:\s*(?:true|false)\b)|[.\]]prefix\b|argument supplied: prefix\b/gi;
