@@ -58,14 +58,17 @@ const ORDER_REFUSAL_CODE = "invalid_request_message_order";
 
 /**
  * Which order a 400 asks for, when it is one of the known role-order refusals: Mistral's wording or its error type
- * (`strict`), a chat template's alternation error (`alternate`). Undefined otherwise.
+ * (`strict`), a chat template's alternation error (`alternate`). Undefined otherwise. Both the 400's classification
+ * (upstream/classify-response.ts: a role-order refusal fails over, anything else the client's is returned) and the
+ * lesson (upstream/lessons.ts) ask it, with the same request.
  *
  * `request`: what was sent, when known. Some servers echo the request in their error (a validation error quoting the
  * offending value, a proxy wrapping the whole body), so a prompt that merely contains "roles must alternate" would
- * otherwise teach the deployment an order for hours. A phrase counts only when that text is not in the request
- * itself: a match that is also in the request may be a copy of it, and nothing is learned from it (the cost of a
- * missed lesson is one refusal passed on; a wrong lesson rewrites every later request). The error's `type`/`code`
- * fields are the provider's own and always count.
+ * otherwise teach the deployment an order for hours, and fail the request over to every other candidate. A phrase
+ * counts only when that text is not in the request itself: a match that is also in the request may be a copy of it,
+ * and the 400 is then the client's (the cost of missing a real refusal that quotes the prompt is that refusal
+ * passed on; a wrong lesson rewrites every later request). The error's `type`/`code` fields are the provider's own
+ * and always count.
  */
 export function orderRefusedBy(
   error: { readonly message: string; readonly type?: string | undefined; readonly code?: string | undefined },
