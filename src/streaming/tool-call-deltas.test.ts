@@ -200,8 +200,58 @@ test("a provider repeating the name in every delta of one call (MiniMax on NVIDI
     [{ index: 0, function: { name: "read_file", arguments: '.txt"}' } }],
   ]);
   assert.deepEqual(result.indexes, [[0], [0], [0], [0]]);
-  // Only the first delta changes (it gets a made id): one call.
-  assert.deepEqual(result.changed, [true, false, false, false]);
+  // The first delta gets a made id; the others lose the repeated name.
+  assert.deepEqual(result.changed, [true, true, true, true]);
+});
+
+/** Feeds one chunk per delta list; returns the deltas as the client gets them. */
+function passedOn(chunks: Delta[][]): Delta[][] {
+  const deltas = new ToolCallDeltas(() => "call_made");
+  return chunks.map((calls) => {
+    const json = {
+      choices: [{ index: 0, delta: { tool_calls: calls.map((call) => structuredClone(call)) } }],
+    };
+    deltas.normalize(json);
+    return json.choices[0]?.delta.tool_calls ?? [];
+  });
+}
+
+test("a name repeated in a call's later deltas is passed on once, in its first (OpenAI's contract; hermes-agent appends names)", () => {
+  assert.deepEqual(
+    passedOn([
+      [{ index: 0, id: "call_r", type: "function", function: { name: "read_file", arguments: "" } }],
+      [{ index: 0, function: { name: "read_file", arguments: '{"path":' } }],
+      [{ index: 0, id: "call_r", function: { name: "read_file", arguments: '"a.txt"}' } }],
+      // Whole arguments, then the name again at index 0: the next call (of the same function), named in its first.
+      [{ index: 0, function: { name: "read_file", arguments: '{"path":' } }],
+      [{ index: 0, function: { name: "read_file", arguments: '"b.txt"}' } }],
+    ]),
+    [
+      [{ index: 0, id: "call_r", type: "function", function: { name: "read_file", arguments: "" } }],
+      [{ index: 0, function: { arguments: '{"path":' } }],
+      [{ index: 0, id: "call_r", function: { arguments: '"a.txt"}' } }],
+      [{ index: 1, id: "call_made", type: "function", function: { name: "read_file", arguments: '{"path":' } }],
+      [{ index: 1, function: { arguments: '"b.txt"}' } }],
+    ],
+  );
+});
+
+test("a continuation's name is kept when the call had none yet (id first, name later) or names another function", () => {
+  assert.deepEqual(
+    passedOn([
+      [{ index: 0, id: "a", type: "function", function: { arguments: "" } }],
+      [{ index: 0, function: { name: "f", arguments: "{" } }],
+      [{ index: 0, function: { name: "f", arguments: "}" } }],
+      // The same id under another name is still the same call (ids decide): its name is not the one sent, so kept.
+      [{ index: 0, id: "a", function: { name: "g", arguments: "" } }],
+    ]),
+    [
+      [{ index: 0, id: "a", type: "function", function: { arguments: "" } }],
+      [{ index: 0, function: { name: "f", arguments: "{" } }],
+      [{ index: 0, function: { arguments: "}" } }],
+      [{ index: 0, id: "a", function: { name: "g", arguments: "" } }],
+    ],
+  );
 });
 
 test("an upstream id that comes after the one made for the call is replaced by it; a different id later is a new call", () => {

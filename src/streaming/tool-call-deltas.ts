@@ -13,6 +13,8 @@
 // told the model its arguments were invalid instead of running the tool. A call whose first delta has no `id` (NVIDIA's
 // Kimi K2, GLM behind Mistral, StepFun and older llama.cpp stream so) gets one made here: the AI SDK's chat providers
 // failed the stream ("Expected 'id' to be a string."), and a client sending the call back needs an id to answer.
+// A continuation delta that names its call's function again (MiniMax on NVIDIA NIM) loses the name: the client has it
+// from the call's first delta, and one that appends names got it doubled.
 
 import { randomBytes } from "node:crypto";
 import { isRecord } from "../is-record.ts";
@@ -145,6 +147,13 @@ function normalizeCall(calls: ChoiceCalls, call: Record<string, unknown>, newCal
     if (completeFirstDelta(call)) isChanged = true;
   } else {
     seen.id ??= id;
+    if (name !== undefined && name === seen.name && isRecord(call.function)) {
+      // The name again in a continuation (MiniMax on NVIDIA NIM sends it in every delta): clients that append a
+      // call's name as they append its arguments (hermes-agent's accumulator, NousResearch/hermes-agent#8259)
+      // would run `read_fileread_file`. OpenAI names a call in its first delta only; a different name is left.
+      delete call.function.name;
+      isChanged = true;
+    }
     seen.name ??= name;
     // The upstream's id came after the one made for the call: the client keeps the made one. Passed on, it differs
     // from the call's id, and the Responses and Messages translators (as the SDKs' accumulators may) took it for

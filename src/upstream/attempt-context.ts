@@ -138,7 +138,8 @@ export function errorStatusFailure(
   headersMs: number,
 ): AttemptResult {
   const { clock } = context;
-  const verdict = classifyResponse(statusCode, headers, bodyText, clock.now());
+  const sent = sentOf(context);
+  const verdict = classifyResponse(statusCode, headers, bodyText, clock.now(), sent.body);
   const lesson = lessonFromVerdict(
     verdict,
     context.deployment.provider.settings,
@@ -148,7 +149,7 @@ export function errorStatusFailure(
     // A native call went to another path (`/responses`) than the one the plan is made for: its route refusal is
     // recorded but teaches nothing about the planned endpoint.
     context.native === undefined ? context.request.endpointPath : undefined,
-    sentOf(context),
+    sent,
   );
   return failed(lesson, statusCode, verdict, headersMs);
 }

@@ -64,6 +64,26 @@ describe("refusalOf: whose fault a 4xx is", () => {
   }
 });
 
+test("a role-order phrase that only echoes the request is the client's 400; the provider's own words still fail over", () => {
+  const request = { messages: [{ role: "user", content: "Why must chat roles must alternate in Llama 2 templates?" }] };
+  const echo = {
+    message: "Request blocked: input 'Why must chat roles must alternate in Llama 2 templates?' is not allowed",
+  };
+  assert.equal(refusalOf(400, echo, "", request), "request");
+  assert.equal(refusalOf(400, echo), "unsupported", "without the request, the words alone are taken");
+  const own = { message: "Conversation roles must alternate user/assistant/user/assistant/..." };
+  assert.equal(refusalOf(400, own, "", { messages: [{ role: "user", content: "hi" }] }), "unsupported");
+  // Mistral's error type is its own field, never an echo.
+  const mistral = { message: "Unexpected role 'user' after role 'tool'", type: "invalid_request_message_order" };
+  assert.equal(
+    refusalOf(400, mistral, "", { messages: [{ content: "Unexpected role 'user' after role 'tool'" }] }),
+    "unsupported",
+  );
+  // The whole classification, body as it came.
+  const verdict = classifyResponse(400, {}, JSON.stringify({ error: echo }), 0, request);
+  assert.equal(verdict.kind === "rejected" ? verdict.refusal : verdict.kind, "request");
+});
+
 describe("a 404 for the path (a route the provider lacks) against one for the model", () => {
   // Bodies as real servers send them for an unknown path, and for an unknown model on a path they have.
   const routeGone: [string, string][] = [

@@ -86,7 +86,17 @@ const MAX_REASON_CHARS = 300;
 const MAX_MESSAGE_CHARS = 8_000;
 const MAX_RAW_CHARS = 4_000;
 
-export function classifyResponse(status: number, headers: HeaderMap, bodyText: string, nowMs: number): Verdict {
+/**
+ * `request`: the body sent, when known: a role-order phrase in the error that is also in it may be an echo of the
+ * client's own text (orderRefusedBy), and then does not make the answer a role-order refusal.
+ */
+export function classifyResponse(
+  status: number,
+  headers: HeaderMap,
+  bodyText: string,
+  nowMs: number,
+  request?: unknown,
+): Verdict {
   if (status >= 200 && status < 300) return { kind: "success" };
   // Groq answers 413 (not 429) to a request larger than the model's whole tokens-per-minute window, with its
   // rate-limit code and wording (console.groq.com/docs/errors lists the 413): another candidate may take it.
@@ -125,7 +135,7 @@ export function classifyResponse(status: number, headers: HeaderMap, bodyText: s
   }
   return {
     kind: "rejected",
-    refusal: refusalOf(status, error, bodyText),
+    refusal: refusalOf(status, error, bodyText, request),
     status,
     error,
     raw: bodyText.length > MAX_RAW_CHARS ? `${bodyText.slice(0, MAX_RAW_CHARS - 1)}…` : bodyText,
@@ -154,8 +164,9 @@ export function classifyErrorInSuccess(json: unknown, headers: HeaderMap, nowMs:
 /**
  * Whose fault a 4xx (other than a rate limit, a bad key or a context length) is: see the verdict's `refusal`.
  * `bodyText`: the answer as it came, for a 404 whose HTML page readUpstreamError reduced to "upstream answered".
+ * `request`: the body sent, for the role-order refusal's echo check (classifyResponse).
  */
-export function refusalOf(status: number, error: UpstreamErrorFields, bodyText = ""): Refusal {
+export function refusalOf(status: number, error: UpstreamErrorFields, bodyText = "", request?: unknown): Refusal {
   // 405: the path exists for another method only (a read-only mirror, a proxy exposing GET /models): no model of
   // the provider is served there, whatever the body says.
   if (status === 405) return "unserved_endpoint";
@@ -167,8 +178,11 @@ export function refusalOf(status: number, error: UpstreamErrorFields, bodyText =
   if (status !== 400 && status !== 422) return "request";
   if (isModelNamed) return "model_unavailable";
   // A role-order refusal (Mistral's `invalid_request_message_order`, a chat template's alternation error): another
-  // candidate takes the same messages, and this one takes them rewritten (providers/message-order.ts).
-  if (UNSUPPORTED.test(error.message) || orderRefusedBy(error) !== undefined) return "unsupported";
+  // candidate takes the same messages, and this one takes them rewritten (providers/message-order.ts). Judged with
+  // the request, as the lesson is: a phrase that only echoes the client's prompt ("Request blocked: input '... roles
+  // must alternate ...'") is the client's 400, returned at once, not a refusal to fail over from (every candidate
+  // would be asked, and nothing learned from any of them).
+  if (UNSUPPORTED.test(error.message) || orderRefusedBy(error, request) !== undefined) return "unsupported";
   return "request";
 }
 

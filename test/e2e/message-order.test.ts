@@ -7,7 +7,17 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { runCli, tempDir } from "../helpers/cli-process.ts";
-import { CHAT_ROUTE, chatRequests, postChat, rowOf, send, statsOf, useGateway, useMock } from "../helpers/e2e.ts";
+import {
+  CHAT_ROUTE,
+  chatRequests,
+  postChat,
+  recordsOf,
+  rowOf,
+  send,
+  statsOf,
+  useGateway,
+  useMock,
+} from "../helpers/e2e.ts";
 import {
   chatCompletion,
   chatStream,
@@ -605,6 +615,67 @@ describe("message order for strict providers", () => {
     const again = await postChat(gateway, { model: "learner/l", messages }, AUTH);
     assert.equal(again.status, 200, again.text);
     assert.deepEqual(sentMessages(learner, 1), messages);
+  });
+
+  test('a 400 that only echoes a prompt saying "roles must alternate" is the client\'s: returned after one attempt, the second candidate not asked', async (t) => {
+    const [first, second] = [await useMock(t), await useMock(t)];
+    // A moderation-style refusal quoting the prompt back; nothing in it is the provider's own role-order wording.
+    first.setDefault(CHAT_ROUTE, (request: RecordedRequest) => {
+      const prompt = String((request.body as { messages: Message[] }).messages.at(-1)?.content);
+      return {
+        kind: "json",
+        status: 400,
+        body: {
+          error: { message: `Request blocked: input '${prompt}' is not allowed`, type: "invalid_request_error" },
+        },
+      };
+    });
+    second.setDefault(CHAT_ROUTE, (request: RecordedRequest) => ({
+      kind: "json",
+      body: chatCompletion("Served.", (request.body as { model: string }).model),
+    }));
+    const gateway = await useGateway(
+      t,
+      `providers:
+  - name: first
+    base_url: ${first.baseUrl}
+    api_key: sk-first
+    models:
+      m: { id: vendor/m-instruct, priority: 100 }
+  - name: second
+    base_url: ${second.baseUrl}
+    api_key: sk-second
+    models:
+      m: { id: vendor/m-instruct }
+request_log:
+  enabled: true
+`,
+    );
+    const prompt = "Why must chat roles must alternate in Llama 2 templates?";
+    const answer = await postChat(gateway, { model: "m", messages: [{ role: "user", content: prompt }] });
+    assert.equal(answer.status, 400, answer.text);
+    assert.match(answer.text, /Request blocked: input 'Why must chat roles must alternate/);
+    assert.equal(chatRequests(first).length, 1);
+    assert.equal(chatRequests(second).length, 0, "the client's own 400 is not failed over");
+    const { records } = await recordsOf(gateway, "chat");
+    assert.deepEqual(
+      records[0]?.attempts.map((attempt) => [attempt.provider, attempt.outcome]),
+      [["first", "rejected"]],
+    );
+    // The provider's own alternation wording (not in the request) is still a refusal to fail over from.
+    first.setDefault(CHAT_ROUTE, () => ({
+      kind: "json",
+      status: 400,
+      body: {
+        error: {
+          message: "Conversation roles must alternate user/assistant/user/assistant/...",
+          type: "BadRequestError",
+        },
+      },
+    }));
+    const served = await postChat(gateway, { model: "m", messages: [{ role: "user", content: "hello" }] });
+    assert.equal(served.status, 200, served.text);
+    assert.equal(chatRequests(second).length, 1);
   });
 
   test("with no attempt left for the retry in order, the client gets the provider's refusal (a 400), not a gateway error", async (t) => {

@@ -2,12 +2,14 @@
 // llama.cpp builds), and from one that repeats the function's name in every delta of one call (MiniMax on NVIDIA
 // NIM), through the chat door (the openai SDK's stream helper), the Messages door (the Anthropic SDK's stream) and
 // the Responses door (the openai SDK's Responses stream). The first must reach the client as two calls, each with
-// its own arguments (they used to merge into one, arguments run together); the second as one call.
+// its own arguments (they used to merge into one, arguments run together); the second as one call, named in its
+// first delta only (raw SSE: a client appending names, as hermes-agent does, got `read_fileread_file`).
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import Anthropic from "@anthropic-ai/sdk";
 import { CHAT_ROUTE, oneProviderScene, VENDOR_MODEL_ID } from "../helpers/e2e.ts";
 import type { SseScript } from "../helpers/mock-upstream.ts";
+import { postJson, readTimed, strictSseData } from "../helpers/sse-client.ts";
 
 function chunk(delta: unknown, finishReason: string | null = null): SseScript {
   return {
@@ -47,6 +49,46 @@ function nameInEveryDelta(): SseScript[] {
     chunk({ tool_calls: [{ index: 0, function: { name: "read_file", arguments: '"notes.txt"}' } }] }),
     chunk({}, "tool_calls"),
   ];
+}
+
+/** Two calls of one function, both at index 0, every delta naming it again (MiniMax's parallel calls). */
+function twoCallsNamedInEveryDelta(): SseScript[] {
+  return [
+    chunk({ role: "assistant", content: null }),
+    chunk({
+      tool_calls: [{ index: 0, id: "call_a", type: "function", function: { name: "read_file", arguments: "" } }],
+    }),
+    chunk({ tool_calls: [{ index: 0, function: { name: "read_file", arguments: '{"path":' } }] }),
+    chunk({ tool_calls: [{ index: 0, function: { name: "read_file", arguments: '"a.txt"}' } }] }),
+    chunk({
+      tool_calls: [{ index: 0, id: "call_b", type: "function", function: { name: "read_file", arguments: "" } }],
+    }),
+    chunk({ tool_calls: [{ index: 0, id: "call_b", function: { name: "read_file", arguments: '{"path":' } }] }),
+    chunk({ tool_calls: [{ index: 0, id: "call_b", function: { name: "read_file", arguments: '"b.txt"}' } }] }),
+    chunk({}, "tool_calls"),
+  ];
+}
+
+/**
+ * The `data:` payloads of a streamed answer, parsed (`[DONE]` left out). The chat door's framing is checked
+ * strictly; the Messages and Responses doors name each event in an `event:` line before its data.
+ */
+async function streamedPayloads(url: string, body: unknown): Promise<Record<string, unknown>[]> {
+  const answer = await postJson(url, body);
+  assert.equal(answer.statusCode, 200);
+  const { text } = await readTimed(answer.body);
+  const data = url.endsWith("/chat/completions")
+    ? strictSseData(text)
+    : text.split("\n").flatMap((line) => (line.startsWith("data: ") ? [line.slice("data: ".length)] : []));
+  return data
+    .filter((payload) => payload !== "[DONE]")
+    .map((payload) => JSON.parse(payload) as Record<string, unknown>);
+}
+
+interface RawCallDelta {
+  index: number;
+  id?: string;
+  function?: { name?: string; arguments?: string };
 }
 
 const TWO_CALLS = [
@@ -125,5 +167,72 @@ describe("streamed tool calls all at index 0 without ids, and a name repeated in
       (await finalCalls(nameInEveryDelta())).map((call) => [call.call_id, call.name, call.arguments]),
       [["call_r", "read_file", '{"path":"notes.txt"}']],
     );
+  });
+
+  test("chat door, raw SSE: a name the upstream repeats in every delta reaches the client in each call's first delta only", async (t) => {
+    // The openai SDK replaces a call's name, so it cannot tell; a client appending names (hermes-agent) got
+    // `read_fileread_file`. Reassembled here the appending way, over the bytes the gateway wrote.
+    const { mock, gateway } = await oneProviderScene(t);
+    const calls = async (events: SseScript[]) => {
+      mock.enqueue(CHAT_ROUTE, { kind: "sse", events });
+      const payloads = await streamedPayloads(`${gateway.url}/v1/chat/completions`, {
+        model: "m",
+        stream: true,
+        messages: [{ role: "user", content: "Read a.txt and b.txt" }],
+        tools: chatTools,
+      });
+      const appended: { id: string; name: string; arguments: string; namedDeltas: number }[] = [];
+      for (const payload of payloads) {
+        const choices = payload.choices as { delta?: { tool_calls?: RawCallDelta[] } }[] | undefined;
+        for (const delta of choices?.[0]?.delta?.tool_calls ?? []) {
+          const call = appended[delta.index] ?? { id: "", name: "", arguments: "", namedDeltas: 0 };
+          appended[delta.index] = call;
+          if (delta.id !== undefined) call.id = delta.id;
+          if (delta.function?.name !== undefined) {
+            call.name += delta.function.name;
+            call.namedDeltas++;
+          }
+          call.arguments += delta.function?.arguments ?? "";
+        }
+      }
+      return appended;
+    };
+    assert.deepEqual(await calls(nameInEveryDelta()), [
+      { id: "call_r", name: "read_file", arguments: '{"path":"notes.txt"}', namedDeltas: 1 },
+    ]);
+    assert.deepEqual(await calls(twoCallsNamedInEveryDelta()), [
+      { id: "call_a", name: "read_file", arguments: '{"path":"a.txt"}', namedDeltas: 1 },
+      { id: "call_b", name: "read_file", arguments: '{"path":"b.txt"}', namedDeltas: 1 },
+    ]);
+  });
+
+  test("messages and responses doors, raw SSE: the repeated name opens the one block or item, no arguments delta has it", async (t) => {
+    // Their translators build their own events: the name goes in the block's or item's opening event (and the
+    // Responses item's closing ones, which carry the whole item), never in an arguments delta.
+    const { mock, gateway } = await oneProviderScene(t);
+    mock.enqueue(CHAT_ROUTE, { kind: "sse", events: nameInEveryDelta() });
+    const messageEvents = await streamedPayloads(`${gateway.url}/v1/messages`, {
+      model: "m",
+      max_tokens: 100,
+      stream: true,
+      tools: chatTools.map((tool) => ({ name: tool.function.name, input_schema: { type: "object" } })),
+      messages: [{ role: "user", content: "Read notes.txt" }],
+    });
+    const named = messageEvents.filter((event) => JSON.stringify(event).includes('"name":"read_file"'));
+    assert.deepEqual(
+      named.map((event) => event.type),
+      ["content_block_start"],
+    );
+    mock.enqueue(CHAT_ROUTE, { kind: "sse", events: nameInEveryDelta() });
+    const responseEvents = await streamedPayloads(`${gateway.url}/v1/responses`, {
+      model: "m",
+      stream: true,
+      input: "Read notes.txt",
+      tools: chatTools.map((tool) => ({ type: "function", ...tool.function, strict: false })),
+    });
+    const deltas = responseEvents.filter((event) => event.type === "response.function_call_arguments.delta");
+    assert.ok(deltas.length > 0);
+    assert.ok(deltas.every((event) => !("name" in event)));
+    assert.equal(responseEvents.filter((event) => event.type === "response.output_item.added").length, 1);
   });
 });
