@@ -72,6 +72,24 @@ describe("GatewayMetrics", () => {
     assert.equal(text.types.get("llm_gateway_overhead_seconds"), "histogram");
   });
 
+  test("an estimated usage the client was told counts for its client, not on the provider (it reported none)", async () => {
+    const metrics = metricsWith();
+    metrics.observe(
+      record({
+        isStream: true,
+        client: "ci",
+        attempts: [attempt({ provider: "beta", model: "model-b" })],
+        tokensIn: 12,
+        tokensOut: 7,
+        isUsageEstimated: true,
+      }),
+    );
+    const text = await scrape(metrics);
+    assert.equal(sumOf(text, "llm_gateway_tokens_total"), 0);
+    assert.equal(sumOf(text, "llm_gateway_client_tokens_total", { direction: "in", client: "ci" }), 12);
+    assert.equal(sumOf(text, "llm_gateway_client_tokens_total", { direction: "out", client: "ci" }), 7);
+  });
+
   test("a retry on the same candidate is not a failover; a stream records time to first token and continuations", async () => {
     const metrics = metricsWith();
     metrics.observe(

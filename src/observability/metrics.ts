@@ -251,7 +251,9 @@ export class GatewayMetrics {
     // totals are 0, yet its provider billed the estimate its attempt carries).
     if (record.continuations.length > 0 || record.attempts.some((attempt) => attempt.isUsageEstimated === true)) {
       this.#observeSegmentTokens(record.attempts, names);
-    } else if (served !== undefined) {
+    } else if (served !== undefined && record.isUsageEstimated !== true) {
+      // An estimated usage chunk the client asked for is not its provider's count: nothing reported, nothing counted
+      // on the provider (as for any success without usage); the client's tokens below are what it was told.
       if (record.tokensIn > 0) this.#tokens.inc(["in", provider, upstreamModel], record.tokensIn);
       if (record.tokensOut > 0) this.#tokens.inc(["out", provider, upstreamModel], record.tokensOut);
     }

@@ -51,6 +51,15 @@ test("an attempt whose tokens the gateway estimated (a broken stream segment) sa
   assert.equal(estimated(2), undefined);
 });
 
+test("a request whose client was told an estimated usage says so on its span; one with a report does not", () => {
+  const estimated = (isUsageEstimated: boolean) =>
+    spansOf(
+      record({ tokensIn: 9, tokensOut: 4, ...(isUsageEstimated ? { isUsageEstimated: true } : {}) }),
+    )[0]?.attributes.find((entry) => entry.key === "llm_gateway.usage_estimated")?.value;
+  assert.deepEqual(estimated(true), { boolValue: true });
+  assert.equal(estimated(false), undefined);
+});
+
 test("the Responses and Messages front doors are GenAI chat operations; legacy completions are text_completion", () => {
   const operationOf = (endpoint: string) => spansOf(record({ endpoint, attempts: [] }))[0]?.name.split(" ")[0];
   assert.deepEqual(["chat", "responses", "messages", "completions", "embeddings"].map(operationOf), [

@@ -149,6 +149,7 @@ export function spansOf(record: RequestRecord, newId: (bytes: number) => string 
           ]),
       attribute("gen_ai.usage.input_tokens", record.tokensIn),
       attribute("gen_ai.usage.output_tokens", record.tokensOut),
+      ...(record.isUsageEstimated === true ? [attribute("llm_gateway.usage_estimated", true)] : []),
       attribute("http.response.status_code", record.status),
       attribute("llm_gateway.request_id", record.id),
       attribute("llm_gateway.endpoint", record.endpoint),

@@ -137,6 +137,11 @@ export interface RequestRecord {
   };
   readonly tokensIn: number;
   readonly tokensOut: number;
+  /**
+   * The tokens are the gateway's estimate, told the client in an estimated usage chunk: it asked for usage
+   * (`stream_options.include_usage`) and no upstream reported any (docs/streaming.md "Usage chunks").
+   */
+  readonly isUsageEstimated?: true;
   /** HTTP status the client got (499: the client left first). */
   readonly status: number;
   /** The error code of a failed request (docs/errors.md). */

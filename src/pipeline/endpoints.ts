@@ -34,6 +34,12 @@ export interface EndpointSpec extends FrontDoor {
   readonly isStreamAsked?: (body: Record<string, unknown>) => boolean;
   /** A broken stream of this endpoint may be continued on another upstream (chat only: it has messages). */
   readonly isContinuable: boolean;
+  /**
+   * A stream whose client asked for usage (`stream_options.include_usage`) and whose upstream sent none ends with an
+   * estimated usage chunk (streaming/estimated-usage.ts). The chat door only: the Responses and Messages doors ask
+   * for usage themselves and their translators say what they have without it.
+   */
+  readonly estimatesStreamUsage?: boolean;
   /** Prompt size and content facts for budgets and fit checks. */
   estimate(body: Record<string, unknown>): PromptFacts;
   /** The field a refusal for the prompt's size names (`param`): `messages` unless said. */
@@ -69,6 +75,7 @@ export const CHAT_ENDPOINT: EndpointSpec = {
   schema: chatBodySchema,
   supportsStream: true,
   isContinuable: true,
+  estimatesStreamUsage: true,
   estimate: (body) => estimateChatPrompt(body.messages as unknown[], body.tools),
 };
 
@@ -78,8 +85,17 @@ export const CHAT_ENDPOINT: EndpointSpec = {
  * `endpoint` label, log lines and the dashboard tell the doors apart. (The name also scopes sticky sessions:
  * an `x-session-id` keeps its deployment within one door.)
  */
-export const RESPONSES_ENDPOINT: EndpointSpec = { ...CHAT_ENDPOINT, ...FRONT_DOORS.responses, promptParam: "input" };
-export const MESSAGES_ENDPOINT: EndpointSpec = { ...CHAT_ENDPOINT, ...FRONT_DOORS.messages };
+export const RESPONSES_ENDPOINT: EndpointSpec = {
+  ...CHAT_ENDPOINT,
+  ...FRONT_DOORS.responses,
+  promptParam: "input",
+  estimatesStreamUsage: false,
+};
+export const MESSAGES_ENDPOINT: EndpointSpec = {
+  ...CHAT_ENDPOINT,
+  ...FRONT_DOORS.messages,
+  estimatesStreamUsage: false,
+};
 
 export const COMPLETIONS_ENDPOINT: EndpointSpec = {
   ...FRONT_DOORS.completions,

@@ -44,6 +44,7 @@ export class RecordBuilder {
   #queueWaitMs = 0;
   #servedBy: RequestRecord["servedBy"];
   #usage: TokenUsage | undefined;
+  #isUsageEstimated = false;
   #timeToHeadersMs: number | undefined;
   #timeToFirstTokenMs: number | undefined;
   #responseBytes: number | undefined;
@@ -193,8 +194,11 @@ export class RecordBuilder {
     this.#responseBytes = bytes;
   }
 
-  usage(usage: TokenUsage | undefined): void {
-    if (usage !== undefined) this.#usage = usage;
+  /** The usage the client was told; `isEstimated`: the gateway's estimate, no upstream reported it. */
+  usage(usage: TokenUsage | undefined, isEstimated = false): void {
+    if (usage === undefined) return;
+    this.#usage = usage;
+    this.#isUsageEstimated = isEstimated;
   }
 
   /** Message content, only with `log.content: true` (the caller checks). */
@@ -229,6 +233,7 @@ export class RecordBuilder {
       ...(this.#batchId === undefined ? {} : { batchId: this.#batchId }),
       tokensIn: this.#usage?.promptTokens ?? 0,
       tokensOut: this.#usage?.completionTokens ?? 0,
+      ...(this.#isUsageEstimated ? { isUsageEstimated: true as const } : {}),
       status,
       ...(errorCode === undefined ? {} : { errorCode }),
       outcome,

@@ -6,6 +6,7 @@ import { countTextTokens } from "../limits/token-estimate.ts";
 import type { RoutePlan } from "../router/plan-route.ts";
 import { relayStream, streamError } from "../streaming/relay-stream.ts";
 import type { RelayResult, RelaySegment, SegmentEnd, StreamChunk } from "../streaming/relay-types.ts";
+import { clientAskedForUsage } from "../upstream/attempt.ts";
 import type { StreamResult } from "../upstream/forward-types.ts";
 import { createContinuationSource } from "./continuation-source.ts";
 import { cutReason } from "./open-requests.ts";
@@ -140,6 +141,12 @@ function relayOptions(request: PipelineRequest, plan: RoutePlan, result: StreamR
     signal: context.signal,
     promptTokens: prompt.promptTokens,
     countTokens: countTextTokens,
+    // The prompt as the serving deployment counts it (calibrated from its provider's reports): closer to what it
+    // would have reported than the plain estimate, which stays above every common tokenizer.
+    usageEstimate:
+      endpoint.estimatesStreamUsage === true && result.api === "chat" && clientAskedForUsage(body)
+        ? { promptTokens: runtime.promptCalibration.promptTokensFor(deployment, prompt.promptTokens) }
+        : undefined,
     redact: runtime.secrets.redactor,
     ...(isContinuable
       ? {
@@ -180,7 +187,7 @@ function settle(request: PipelineRequest, relayed: RelayResult | undefined): voi
     publish(request, cut?.status ?? 499, "client_aborted", cut?.code);
     return;
   }
-  request.record.usage(relayed.usage);
+  request.record.usage(relayed.usage, relayed.isUsageEstimated === true);
   if (request.snapshot.config.log.content && relayed.deliveredText !== undefined) {
     request.record.content({ responseText: relayed.deliveredText });
   }

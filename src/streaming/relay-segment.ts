@@ -286,6 +286,8 @@ function renderer(
         if (data !== event.data) Object.assign(json, { error: (JSON.parse(data) as { error: unknown }).error });
         event.data = data;
       }
+      if (info.usage !== undefined) state.hasPassedUsage = true;
+      state.output?.note(json);
       if (continuation === undefined) {
         state.streamId ??= typeof json.id === "string" ? json.id : undefined;
         out.push({ data: event.data, json });

@@ -1,6 +1,7 @@
 // What the relay knows across segments: the text delivered so far, the choices seen, the first stream's id,
 // malformed events, whether the answer may still be continued, and the continuations made.
 import { ChoiceTracker } from "./continuation-splice.ts";
+import type { OutputTokenCount } from "./estimated-usage.ts";
 import type { ContinuationRecord, TokenUsage } from "./relay-types.ts";
 import type { UsageMerge } from "./usage-merge.ts";
 
@@ -14,6 +15,8 @@ export interface RelayStateOptions {
    */
   readonly maxRetainedChars: number;
   readonly usage: UsageMerge;
+  /** Counts the output the client got, for an estimated usage chunk (only when one may be needed). */
+  readonly output?: OutputTokenCount | undefined;
   /** Replaces secrets in upstream-derived text before it is shown or logged. */
   redact(text: string): string;
   onMalformedEvent?(data: string): void;
@@ -28,6 +31,8 @@ export class RelayState {
   malformedEvents = 0;
   /** The usage the client was told about after a continuation: the whole answer. */
   combinedUsage: TokenUsage | undefined;
+  /** A chunk with an upstream's `usage` went to the client: an estimated usage chunk would be a second one. */
+  hasPassedUsage = false;
   readonly #textParts: string[] = [];
   #deliveredChars = 0;
   #isRetainingText = true;
@@ -40,6 +45,10 @@ export class RelayState {
 
   get usage(): UsageMerge {
     return this.#options.usage;
+  }
+
+  get output(): OutputTokenCount | undefined {
+    return this.#options.output;
   }
 
   deliver(text: string): void {

@@ -8,6 +8,7 @@
 import type { GatewayError } from "../errors/gateway-error.ts";
 import { StreamInterruptedError, UpstreamTimeoutError } from "../errors/gateway-error.ts";
 import { type StreamOutcome, traitsOf } from "../errors/outcomes.ts";
+import { estimatedUsageChunk, OutputTokenCount } from "./estimated-usage.ts";
 import { relaySegment } from "./relay-segment.ts";
 import { RelayState } from "./relay-state.ts";
 import type {
@@ -19,6 +20,7 @@ import type {
   RelaySegment,
   SegmentEnd,
   StreamChunk,
+  TokenUsage,
 } from "./relay-types.ts";
 import { UsageMerge } from "./usage-merge.ts";
 
@@ -38,6 +40,12 @@ export interface RelayOptions {
   readonly promptTokens?: number;
   /** Counts completion tokens of delivered text whose usage the provider never reported (a cut segment). */
   countTokens?(text: string): number;
+  /**
+   * The client asked for usage (`stream_options.include_usage`) on a door that answers an upstream's silence with an
+   * estimate: `promptTokens` is the prompt's estimate. A stream that ends well without any upstream's usage then gets
+   * one final usage chunk marked `x_gateway.usage_estimated` (estimated-usage.ts), counted with `countTokens`.
+   */
+  readonly usageEstimate?: { readonly promptTokens: number } | undefined;
   /** Replaces secrets in upstream-derived text (error events, malformed samples) before it is shown or logged. */
   redact(text: string): string;
   onMalformedEvent?(data: string): void;
@@ -54,6 +62,10 @@ export async function* relayStream(
     isContinuable: options.continuation !== undefined,
     maxRetainedChars: options.maxRetainedChars,
     usage: new UsageMerge(options.promptTokens, options.countTokens),
+    output:
+      options.usageEstimate === undefined || options.countTokens === undefined
+        ? undefined
+        : new OutputTokenCount(options.countTokens),
     redact: options.redact,
     ...(options.onMalformedEvent === undefined ? {} : { onMalformedEvent: options.onMalformedEvent }),
   });
@@ -66,6 +78,8 @@ export async function* relayStream(
   /** The stream's time ran out (while a continuation was being opened or streamed): this, not the first failure, is its end. */
   let timedOut: SegmentEnd | undefined;
   let end: SegmentEnd = { outcome: "stream_cut", reason: "the stream never started", usage: undefined, text: "" };
+  /** The usage the client was told by the gateway's estimate, when no upstream reported any. */
+  let estimatedUsage: TokenUsage | undefined;
   try {
     for (;;) {
       const remainingMs = options.maxDurationMs - (Date.now() - startedAtMs);
@@ -83,6 +97,13 @@ export async function* relayStream(
       } else {
         continuation.finish(end);
         unsettled = undefined;
+      }
+      if (end.outcome === "success" && !options.signal.aborted) {
+        const estimate = usageEstimate(state, options);
+        if (estimate !== undefined) {
+          estimatedUsage = estimate.usage;
+          yield [estimate.chunk];
+        }
       }
       if (end.outcome === "success" || end.outcome === "client_aborted" || options.signal.aborted) break;
       // The cap is the whole stream's, not a failure of the rescue: a continuation cut off by it ends the stream with
@@ -147,7 +168,8 @@ export async function* relayStream(
     outcome: isSuccess || failure === undefined ? end.outcome : failure.outcome,
     isSuccess,
     reason: failure?.reason ?? end.reason,
-    usage: state.continuations.length === 0 ? end.usage : state.combinedUsage,
+    usage: estimatedUsage ?? (state.continuations.length === 0 ? end.usage : state.combinedUsage),
+    ...(estimatedUsage === undefined ? {} : { isUsageEstimated: true as const }),
     deliveredChars: state.deliveredChars,
     ...(state.isRetainingText ? { deliveredText: state.deliveredText() } : {}),
     malformedEvents: state.malformedEvents,
@@ -193,6 +215,21 @@ class OpeningWindow implements OpeningBound {
     this.isExpired = true;
     this.#controller.abort();
   }
+}
+
+/**
+ * The estimated usage chunk a whole answer ends with when the client asked for usage and no upstream sent any (a
+ * continued answer included: a continuation's real usage is merged instead, never sent beside an estimate).
+ */
+function usageEstimate(
+  state: RelayState,
+  options: RelayOptions,
+): { readonly usage: TokenUsage; readonly chunk: StreamChunk } | undefined {
+  const output = state.output;
+  if (options.usageEstimate === undefined || output === undefined || state.hasPassedUsage) return undefined;
+  const usage = { promptTokens: options.usageEstimate.promptTokens, completionTokens: output.tokens };
+  const json = estimatedUsageChunk(state.choices.lastChatChunk, state.streamId, usage);
+  return { usage, chunk: { data: JSON.stringify(json), json } };
 }
 
 /** The in-band error a client gets when its stream failed after it started. */

@@ -84,8 +84,10 @@ export interface RelayResult {
   readonly outcome: StreamOutcome;
   readonly isSuccess: boolean;
   readonly reason: string;
-  /** The whole answer's usage (combined over continuations), if known. */
+  /** The whole answer's usage (combined over continuations), if known: the usage the client was told. */
   readonly usage: TokenUsage | undefined;
+  /** `usage` is the gateway's estimate (the client asked for usage, no upstream reported any): estimated-usage.ts. */
+  readonly isUsageEstimated?: true;
   /** Characters of first-choice text delivered to the client. */
   readonly deliveredChars: number;
   /** The first choice's text delivered, while it is retained (under the relay's retained-text bound). */

@@ -265,7 +265,8 @@ function once(action: () => void): () => void {
   };
 }
 
-function clientAskedForUsage(body: Readonly<Record<string, unknown>>): boolean {
+/** The body asks for a stream's usage chunk itself (`stream_options.include_usage: true`). */
+export function clientAskedForUsage(body: Readonly<Record<string, unknown>>): boolean {
   const options = body.stream_options;
   return (
     options !== null && typeof options === "object" && (options as { include_usage?: unknown }).include_usage === true
