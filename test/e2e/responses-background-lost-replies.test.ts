@@ -4,11 +4,12 @@
 // heartbeat's reply made the next heartbeat's compare and set fail and end the run as if cancelled; a lost final
 // save's reply made the run believe its answer was not kept (it did not join its conversation).
 import assert from "node:assert/strict";
-import { describe, test } from "node:test";
+import { describe, type TestContext, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import OpenAI from "openai";
 import { replayedEnding, streamedRun, UPSTREAM_ID, waitFor } from "../helpers/background-steps.ts";
 import { CHAT_ROUTE, oneProviderYaml, openAiClient, useGateway, useMock } from "../helpers/e2e.ts";
+import type { TestGateway } from "../helpers/gateway.ts";
 import { chatStream, type MockUpstream } from "../helpers/mock-upstream.ts";
 import { useRedisProxy } from "../helpers/redis-proxy.ts";
 import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../helpers/redis-server.ts";
@@ -22,19 +23,7 @@ describe("Responses background mode on Redis: a write's reply lost", () => {
   test("the script ran, its reply was lost with the connection: the run reads completed, its events end completed", {
     skip,
   }, async (t) => {
-    const mock = await useMock(t);
-    const redis = await useRedisServer(t);
-    let isLost = false;
-    const proxy = await useRedisProxy(t, redis.port, () => undefined, {
-      // Only the first final save: the one whose new state is completed.
-      loseReplyTo: (text) => {
-        if (isLost || !text.includes(COMPARE_AND_SET_SCRIPT) || !text.includes('"status":"completed"')) return false;
-        isLost = true;
-        return true;
-      },
-    });
-    const gateway = await useGateway(t, yamlOver(mock, proxy.url, "bg-lost:"));
-    const sdk = openAiClient(gateway);
+    const { mock, proxy, gateway, sdk } = await losingFirstSave(t, "completed", "bg-lost:");
     const conversation = await sdk.conversations.create({ items: [{ role: "user", content: "hi" }] });
     const words = ["The ", "whole ", "answer."];
     mock.enqueue(CHAT_ROUTE, { kind: "sse", events: chatStream(words, UPSTREAM_ID) });
@@ -73,19 +62,7 @@ describe("Responses background mode on Redis: a write's reply lost", () => {
   test("a heartbeat's reply lost (the script ran): the next heartbeat is not refused, the run is not ended as cancelled", {
     skip,
   }, async (t) => {
-    const mock = await useMock(t);
-    const redis = await useRedisServer(t);
-    let isLost = false;
-    const proxy = await useRedisProxy(t, redis.port, () => undefined, {
-      // The first heartbeat's compare and set (queued -> in_progress).
-      loseReplyTo: (text) => {
-        if (isLost || !text.includes(COMPARE_AND_SET_SCRIPT) || !text.includes('"status":"in_progress"')) return false;
-        isLost = true;
-        return true;
-      },
-    });
-    const gateway = await useGateway(t, yamlOver(mock, proxy.url, "bg-lost-beat:"));
-    const sdk = openAiClient(gateway);
+    const { mock, proxy, gateway, sdk } = await losingFirstSave(t, "in_progress", "bg-lost-beat:");
     // Long enough for a few heartbeats (one a second) after the lost one.
     const words = ["a ", "b ", "c ", "d ", "e ", "f ", "g ", "h ", "i ", "j."];
     mock.enqueue(CHAT_ROUTE, { kind: "sse", events: chatStream(words, UPSTREAM_ID, { delayMs: 300 }) });
@@ -100,20 +77,7 @@ describe("Responses background mode on Redis: a write's reply lost", () => {
   test("a heartbeat's reply lost, then Redis unreachable past the wait for it: the next heartbeat finds the run's own state and goes on", {
     skip,
   }, async (t) => {
-    const mock = await useMock(t);
-    const redis = await useRedisServer(t);
-    let isLost = false;
-    const proxy = await useRedisProxy(t, redis.port, () => undefined, {
-      loseReplyTo: (text) => {
-        if (isLost || !text.includes(COMPARE_AND_SET_SCRIPT) || !text.includes('"status":"in_progress"')) return false;
-        isLost = true;
-        return true;
-      },
-      // Longer than the store waits to read the row again (3 s): the heartbeat's outcome stays unknown to the run.
-      downAfterLostReplyMs: 3_500,
-    });
-    const gateway = await useGateway(t, yamlOver(mock, proxy.url, "bg-lost-down:"));
-    const sdk = openAiClient(gateway);
+    const { mock, proxy, gateway, sdk } = await losingFirstSave(t, "in_progress", "bg-lost-down:", 3_500);
     const words = Array.from({ length: 14 }, (_, index) => `w${index} `);
     mock.enqueue(CHAT_ROUTE, { kind: "sse", events: chatStream(words, UPSTREAM_ID, { delayMs: 450 }) });
     const { id, events } = await streamedRun(sdk);
@@ -127,19 +91,7 @@ describe("Responses background mode on Redis: a write's reply lost", () => {
   test("the final save's reply lost, then Redis unreachable past the wait for it: the run saves again once it is back", {
     skip,
   }, async (t) => {
-    const mock = await useMock(t);
-    const redis = await useRedisServer(t);
-    let isLost = false;
-    const proxy = await useRedisProxy(t, redis.port, () => undefined, {
-      loseReplyTo: (text) => {
-        if (isLost || !text.includes(COMPARE_AND_SET_SCRIPT) || !text.includes('"status":"completed"')) return false;
-        isLost = true;
-        return true;
-      },
-      downAfterLostReplyMs: 3_500,
-    });
-    const gateway = await useGateway(t, yamlOver(mock, proxy.url, "bg-lost-final-down:"));
-    const sdk = openAiClient(gateway);
+    const { mock, proxy, gateway, sdk } = await losingFirstSave(t, "completed", "bg-lost-final-down:", 3_500);
     const conversation = await sdk.conversations.create({ items: [{ role: "user", content: "hi" }] });
     const words = ["The ", "whole ", "answer."];
     mock.enqueue(CHAT_ROUTE, { kind: "sse", events: chatStream(words, UPSTREAM_ID) });
@@ -162,6 +114,33 @@ describe("Responses background mode on Redis: a write's reply lost", () => {
     );
   });
 });
+
+/**
+ * A gateway whose state is only in Redis, reached through a proxy that loses the reply to the first compare and set
+ * writing `status` (queued -> in_progress: the first heartbeat; -> completed: the final save), then, with
+ * `downAfterLostReplyMs`, refuses connections that long (longer than the store's 3 s wait to read the row again
+ * leaves the write's outcome unknown to the run).
+ */
+async function losingFirstSave(
+  t: TestContext,
+  status: "in_progress" | "completed",
+  prefix: string,
+  downAfterLostReplyMs?: number,
+): Promise<{ mock: MockUpstream; proxy: { readonly lostReplies: number }; gateway: TestGateway; sdk: OpenAI }> {
+  const mock = await useMock(t);
+  const redis = await useRedisServer(t);
+  let isLost = false;
+  const proxy = await useRedisProxy(t, redis.port, () => undefined, {
+    loseReplyTo: (text) => {
+      if (isLost || !text.includes(COMPARE_AND_SET_SCRIPT) || !text.includes(`"status":"${status}"`)) return false;
+      isLost = true;
+      return true;
+    },
+    ...(downAfterLostReplyMs === undefined ? {} : { downAfterLostReplyMs }),
+  });
+  const gateway = await useGateway(t, yamlOver(mock, proxy.url, prefix));
+  return { mock, proxy, gateway, sdk: openAiClient(gateway) };
+}
 
 /** The gateway config with its state only in Redis, reached at `url` (the proxy), under `prefix`. */
 function yamlOver(mock: MockUpstream, url: string, prefix: string): string {
