@@ -88,7 +88,9 @@ test("whenUnlocked: a write refused the lock is tried again by a timer, the even
   clearInterval(ticker);
   const elapsedMs = performance.now() - startedMs;
   assert.ok(elapsedMs >= 55 && elapsedMs < 500, `written ${Math.round(elapsedMs)} ms after the first try`);
-  assert.ok(tries > 1 && ticks >= 5, `${tries} tries, ${ticks} 5 ms ticks meanwhile`);
+  // The loop served between tries: the ticker ran, and the lock was freed by a timer at all. Not a count of ticks:
+  // a CI machine under load gave the 5 ms ticker 2 turns in ~90 ms.
+  assert.ok(tries > 1 && ticks >= 1, `${tries} tries, ${ticks} 5 ms ticks meanwhile`);
   assert.equal(pragma(db, "busy_timeout"), 0);
   assert.equal(db.prepare("SELECT COUNT(*) AS count FROM a").get()?.count, 1);
 
