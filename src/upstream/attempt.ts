@@ -273,7 +273,6 @@ export function clientAskedForUsage(body: Readonly<Record<string, unknown>>): bo
   );
 }
 
-/** The native call for this candidate, if the request has one and the candidate's provider speaks it. */
 /**
  * What the candidate's role order changes in the chat messages an attempt sends (the record's `messageChanges`): the
  * rewrite buildPayload makes, found the same way. Empty for a body that has no chat messages (a native Responses
@@ -292,6 +291,7 @@ export function messageChangesOf(
   return Array.isArray(messages) ? orderMessagesWithChanges(messages, ordering).changes : [];
 }
 
+/** The native call for this candidate, if the request has one and the candidate's provider speaks it. */
 function nativeCallFor(request: ForwardRequest, deployment: Deployment): NativeCall | undefined {
   const native = request.native;
   if (native === undefined) return undefined;
