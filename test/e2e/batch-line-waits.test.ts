@@ -9,6 +9,7 @@ import {
   createBatch,
   isFinished,
   linesOf,
+  providersYaml,
   sentContents,
   UPSTREAM_ID,
   upload,
@@ -37,13 +38,7 @@ describe("batch lines that wait hold no slot", () => {
     });
     const gateway = await useGateway(
       t,
-      `providers:
-  - name: alpha
-    base_url: ${mock.baseUrl}
-    api_key: sk-alpha
-    models:
-      m: { id: ${UPSTREAM_ID} }
-  - name: beta
+      `${providersYaml(mock)}  - name: beta
     base_url: ${mock.baseUrl}
     api_key: sk-beta
     retries: 0
@@ -81,14 +76,7 @@ batches:
     const tightText = (id: string): string => `tight ${id} ${"lorem ipsum dolor sit amet ".repeat(9)}`;
     const gateway = await useGateway(
       t,
-      `providers:
-  - name: alpha
-    base_url: ${mock.baseUrl}
-    api_key: sk-alpha
-    models:
-      m: { id: ${UPSTREAM_ID} }
-      tight: { id: vendor/tight, limits: { tpm: 100 } }
-routing:
+      `${providersYaml(mock, { moreModels: "      tight: { id: vendor/tight, limits: { tpm: 100 } }\n" })}routing:
   queue_timeout_ms: 120000
   total_timeout_ms: 120000
 batches:

@@ -601,17 +601,7 @@ describe("Batch API: other endpoints, live traffic first", () => {
         usage: { prompt_tokens: 3, total_tokens: 3 },
       },
     });
-    const gateway = await useGateway(
-      t,
-      `providers:
-  - name: alpha
-    base_url: ${mock.baseUrl}
-    api_key: sk-alpha
-    models:
-      m: { id: ${UPSTREAM_ID} }
-      e: { kind: embedding }
-`,
-    );
+    const gateway = await useGateway(t, providersYaml(mock, { moreModels: "      e: { kind: embedding }\n" }));
     const client = openAiClient(gateway);
     const responsesFile = await upload(
       client,

@@ -34,15 +34,21 @@ export function echoing(mock: MockUpstream, delayMs?: number, gate?: Promise<voi
   });
 }
 
-/** One provider `alpha` serving model `m`; `modelKeys` is appended inside the model's flow mapping. */
-export function providersYaml(mock: MockUpstream, options: { apiKey?: string; modelKeys?: string } = {}): string {
+/**
+ * One provider `alpha` serving model `m`; `modelKeys` is appended inside the model's flow mapping, `moreModels` (whole
+ * lines, indented as `m`'s) after it. The text ends inside the `providers` list: another provider may follow.
+ */
+export function providersYaml(
+  mock: MockUpstream,
+  options: { apiKey?: string; modelKeys?: string; moreModels?: string } = {},
+): string {
   return `providers:
   - name: alpha
     base_url: ${mock.baseUrl}
     api_key: ${options.apiKey ?? "sk-alpha"}
     models:
       m: { id: ${UPSTREAM_ID}${options.modelKeys ?? ""} }
-`;
+${options.moreModels ?? ""}`;
 }
 
 export function chatLine(customId: string, content: string, model = "m"): string {
