@@ -15,6 +15,16 @@ import { sequentialIds } from "../ids.ts";
 import { renderAnthropicError } from "./render-error.ts";
 import { toMessageObject } from "./response-mapping.ts";
 
+/** The fields of the SDK's `Usage` no chat upstream reports: null in every answer. */
+const UNREPORTED_USAGE = {
+  output_tokens_details: null,
+  server_tool_use: null,
+  cache_creation: null,
+  inference_geo: null,
+  service_tier: null,
+  speed: null,
+};
+
 test("messages JSON: a text answer becomes an Anthropic message with mapped usage", () => {
   const message = toMessageObject(readCompletion("text"), { ids: sequentialIds(), stopSequences: [] });
   assert.deepEqual(message, {
@@ -34,12 +44,7 @@ test("messages JSON: a text answer becomes an Anthropic message with mapped usag
       output_tokens: 8,
       cache_creation_input_tokens: 0,
       cache_read_input_tokens: 5,
-      output_tokens_details: null,
-      server_tool_use: null,
-      cache_creation: null,
-      inference_geo: null,
-      service_tier: null,
-      speed: null,
+      ...UNREPORTED_USAGE,
     },
   });
 });
@@ -97,12 +102,7 @@ test("messages JSON: without upstream usage, input_tokens is the prompt estimate
     output_tokens: 0,
     cache_creation_input_tokens: 0,
     cache_read_input_tokens: 0,
-    output_tokens_details: null,
-    server_tool_use: null,
-    cache_creation: null,
-    inference_geo: null,
-    service_tier: null,
-    speed: null,
+    ...UNREPORTED_USAGE,
   });
   assert.equal(toMessageObject(completion, context).usage.input_tokens, 20);
   assert.equal(estimates, 1, "no estimate is made when the upstream reported usage");
@@ -127,12 +127,7 @@ test("messages JSON: DeepSeek's prompt_cache_hit_tokens are cache reads when pro
     output_tokens: 5,
     cache_creation_input_tokens: 0,
     cache_read_input_tokens: 48,
-    output_tokens_details: null,
-    server_tool_use: null,
-    cache_creation: null,
-    inference_geo: null,
-    service_tier: null,
-    speed: null,
+    ...UNREPORTED_USAGE,
   });
   // OpenAI's field, when given, is the one read (not added to DeepSeek's).
   const both = deepSeekCompletion({ prompt_cache_hit_tokens: 48, prompt_tokens_details: { cached_tokens: 40 } });
