@@ -6,7 +6,12 @@ import assert from "node:assert/strict";
 import { describe, type TestContext, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Redis } from "ioredis";
-import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../../test/helpers/redis-server.ts";
+import {
+  isRedisInstalled,
+  REDIS_MISSING,
+  redisStateSettings,
+  useRedisServer,
+} from "../../test/helpers/redis-server.ts";
 import { systemClock } from "../clock.ts";
 import { UTC_MIDNIGHT } from "../config/day-reset.ts";
 import { buildConfig } from "../config/load.ts";
@@ -59,14 +64,7 @@ describe("retries of a refused PUBLISH", { skip }, () => {
     t.after(() => admin.disconnect());
     const availability = new AvailabilityBook(systemClock, COOLDOWN_DEFAULTS);
     const state = await createRedisStateBackend(
-      {
-        path: "",
-        redisUrl: server.url,
-        redisKeyPrefix: PREFIX,
-        redisCluster: false,
-        flushIntervalMs: 60_000,
-        redisCommandTimeoutMs: 2_000,
-      },
+      { ...redisStateSettings(server.url, PREFIX), flushIntervalMs: 60_000, redisCommandTimeoutMs: 2_000 },
       availability,
       systemClock,
       undefined,
@@ -115,14 +113,7 @@ describe("retries of a refused PUBLISH", { skip }, () => {
     t.after(() => admin.disconnect());
     const refused = new RefusedFeatures(3_600_000);
     const state = await createRedisStateBackend(
-      {
-        path: "",
-        redisUrl: server.url,
-        redisKeyPrefix: PREFIX,
-        redisCluster: false,
-        flushIntervalMs: 60_000,
-        redisCommandTimeoutMs: 2_000,
-      },
+      { ...redisStateSettings(server.url, PREFIX), flushIntervalMs: 60_000, redisCommandTimeoutMs: 2_000 },
       new AvailabilityBook(systemClock, COOLDOWN_DEFAULTS),
       systemClock,
       undefined,

@@ -7,7 +7,13 @@ import { connect } from "node:net";
 import { describe, type TestContext, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Redis } from "ioredis";
-import { cutSubscribers, isRedisInstalled, REDIS_MISSING, useRedisServer } from "../../test/helpers/redis-server.ts";
+import {
+  cutSubscribers,
+  isRedisInstalled,
+  REDIS_MISSING,
+  redisStateSettings,
+  useRedisServer,
+} from "../../test/helpers/redis-server.ts";
 import { systemClock } from "../clock.ts";
 import { UTC_MIDNIGHT } from "../config/day-reset.ts";
 import { buildConfig } from "../config/load.ts";
@@ -39,14 +45,7 @@ async function startBackend(t: TestContext, url: string, prefix: string) {
   const refused = new RefusedFeatures(HOUR_MS);
   const calibration = new PromptCalibration();
   const state = await createRedisStateBackend(
-    {
-      path: "",
-      redisUrl: url,
-      redisKeyPrefix: prefix,
-      redisCluster: false,
-      flushIntervalMs: 60_000,
-      redisCommandTimeoutMs: 2_000,
-    },
+    { ...redisStateSettings(url, prefix), flushIntervalMs: 60_000, redisCommandTimeoutMs: 2_000 },
     availability,
     systemClock,
     undefined,
