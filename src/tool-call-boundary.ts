@@ -68,6 +68,11 @@ export class StreamedJsonValue {
     return this.#state === "complete";
   }
 
+  /** Something other than whitespace came (a call sent `""` or only spaces has no arguments yet). */
+  get hasContent(): boolean {
+    return this.#state !== "before";
+  }
+
   append(text: string): void {
     for (let position = 0; position < text.length; position++) {
       if (this.#state === "other") return;

@@ -37,9 +37,8 @@ interface CallSeen {
   readonly index: number;
   id: string | undefined;
   name: string | undefined;
-  /** Some argument text other than white space came for it. */
-  hasArguments: boolean;
-  /** Its arguments so far, scanned as they pass (a name repeated at its index starts a new call once whole). */
+  /** Its arguments so far, scanned as they pass: whether any came (else `{}` at its finish), and whether whole (a name
+   * repeated at its index starts a new call once they are). */
   readonly arguments: StreamedJsonValue;
   /** The id made for it when its first delta had none (the client's id of the call from then on). */
   madeId: string | undefined;
@@ -98,14 +97,14 @@ export class ToolCallDeltas {
       if (!isRecord(choice) || typeof choice.finish_reason !== "string") continue;
       if (choice.finish_reason === "length" || choice.finish_reason === "error") continue;
       const choiceIndex = typeof choice.index === "number" ? choice.index : position;
-      const missing = this.#choices.get(choiceIndex)?.all.filter((call) => !call.hasArguments) ?? [];
+      const missing = this.#choices.get(choiceIndex)?.all.filter((call) => !call.arguments.hasContent) ?? [];
       if (missing.length === 0) continue;
       if (!isRecord(choice.delta)) choice.delta = {};
       const delta = choice.delta as Record<string, unknown>;
       if (!Array.isArray(delta.tool_calls)) delta.tool_calls = [];
       const deltas = delta.tool_calls as unknown[];
       for (const call of missing) {
-        call.hasArguments = true;
+        call.arguments.append("{}");
         deltas.push({ index: call.index, function: { arguments: "{}" } });
       }
       isChanged = true;
@@ -134,7 +133,7 @@ function normalizeCall(calls: ChoiceCalls, call: Record<string, unknown>, newCal
       !calls.byUpstreamIndex.has(upstreamIndex)
         ? upstreamIndex
         : calls.count;
-    seen = { index, id, name, hasArguments: false, arguments: new StreamedJsonValue(), madeId: undefined };
+    seen = { index, id, name, arguments: new StreamedJsonValue(), madeId: undefined };
     calls.all.push(seen);
     calls.taken.add(index);
     calls.count = Math.max(calls.count, index + 1);
@@ -164,7 +163,6 @@ function normalizeCall(calls: ChoiceCalls, call: Record<string, unknown>, newCal
     }
   }
   if (isRecord(call.function) && typeof call.function.arguments === "string") {
-    if (call.function.arguments.trim() !== "") seen.hasArguments = true;
     seen.arguments.append(call.function.arguments);
   }
   if (upstreamIndex !== undefined) calls.byUpstreamIndex.set(upstreamIndex, seen);
