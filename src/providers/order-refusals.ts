@@ -2,6 +2,7 @@
 // refusal of Mistral's `prefix` field. Pure. Kept apart from the rewrite (message-order.ts): what counts as the
 // provider's own words, and not an echo of the request, is its own concern.
 import type { MessageOrder } from "../config/message-orders.ts";
+import { requestTextOf } from "./request-echo.ts";
 
 const ALTERNATE_REFUSAL = /roles? must alternate/gi;
 // Mistral's refusal of a tool call id it did not make is mistral-common's too: `strict` fits the ids (message-order.ts).
@@ -27,11 +28,11 @@ export function orderRefusedBy(
 ): MessageOrder | undefined {
   // The body as JSON (an echo of the body itself) and its strings as they are (an echo of the prompt: JSON escapes a
   // prompt's quotes and newlines, which an error quoting it carries raw).
-  const requestText =
-    request === undefined ? "" : `${JSON.stringify(request) ?? ""}\n${stringsOf(request).join("\n")}`.toLowerCase();
+  const text = requestTextOf(request);
   const isOwnMatch = (pattern: RegExp): boolean => {
     for (const match of error.message.matchAll(pattern)) {
-      if (!requestText.includes(match[0].toLowerCase())) return true;
+      const phrase = match[0].toLowerCase();
+      if (!text.json.includes(phrase) && !text.strings.includes(phrase)) return true;
     }
     return false;
   };
@@ -39,20 +40,6 @@ export function orderRefusedBy(
   if (isOwnMatch(STRICT_REFUSAL)) return "strict";
   if (error.type === ORDER_REFUSAL_CODE || error.code === ORDER_REFUSAL_CODE) return "strict";
   return undefined;
-}
-
-/** Every string in a JSON value (its objects' values and arrays' items, depth first). */
-function stringsOf(value: unknown): string[] {
-  const strings: string[] = [];
-  const pending: unknown[] = [value];
-  while (pending.length > 0) {
-    const next = pending.pop();
-    if (typeof next === "string") strings.push(next);
-    // Pushed one by one: spread into arguments, an array of a few hundred thousand items overflows the stack.
-    else if (Array.isArray(next)) for (const item of next) pending.push(item);
-    else if (next !== null && typeof next === "object") for (const item of Object.values(next)) pending.push(item);
-  }
-  return strings;
 }
 
 /**
@@ -72,9 +59,9 @@ export function isPrefixRefusal(
   // As for an order phrase (orderRefusedBy): a naming that is also in one of the request's strings (a prompt asking
   // about the `'prefix'` option, quoted back by a content filter) may be a copy of it. Only the strings: the body's
   // JSON holds `"prefix"` as the key of the very field refused.
-  const requestText = request === undefined ? "" : stringsOf(request).join("\n").toLowerCase();
+  const { strings } = requestTextOf(request);
   for (const match of error.message.matchAll(PREFIX_NAMED)) {
-    if (!requestText.includes(match[0].toLowerCase())) return true;
+    if (!strings.includes(match[0].toLowerCase())) return true;
   }
   return false;
 }

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { classifyResponse, refusalOf } from "./classify-response.ts";
+import { classifyResponse, isEchoedUnsupported, refusalOf } from "./classify-response.ts";
 
 describe("refusalOf: whose fault a 4xx is", () => {
   const cases: [number, string, string | undefined, ReturnType<typeof refusalOf>][] = [
@@ -81,6 +81,44 @@ test("a role-order phrase that only echoes the request is the client's 400; the 
   );
   // The whole classification, body as it came.
   const verdict = classifyResponse(400, {}, JSON.stringify({ error: echo }), 0, request);
+  assert.equal(verdict.kind === "rejected" ? verdict.refusal : verdict.kind, "request");
+});
+
+test("a \"not supported\" that only quotes the prompt is the client's 400; the provider's own, or one naming a feature the request carries, still fails over", () => {
+  const prompt = "My plugin says this feature is not supported on Windows. Why?";
+  const request = { model: "m", messages: [{ role: "user", content: prompt }] };
+  // A content filter quoting the prompt it blocked, and a validator quoting the value it refused (vLLM's pydantic).
+  const blocked = { message: `Request blocked: input '${prompt}' was flagged by the content filter` };
+  assert.equal(refusalOf(400, blocked, "", request), "request");
+  assert.equal(refusalOf(400, blocked), "unsupported", "without the request, the words alone are taken");
+  const validator = {
+    message: `[{'type': 'string_type', 'loc': ('body', 'messages', 0, 'content'), 'msg': 'Input should be a valid string', 'input': 'My plugin says this feature is not supported on Windows'}]`,
+  };
+  assert.equal(refusalOf(422, validator, "", request), "request");
+  // The same prompt, and the provider's own refusal beside the quote: its own words count.
+  const own = { message: `'seed' is not supported with this model (input: '${prompt}')` };
+  assert.equal(refusalOf(400, own, "", { ...request, seed: 1 }), "unsupported");
+  // A short refusal is the provider's even when the prompt holds it: too common to be told from an echo.
+  const short = { message: "Not supported." };
+  assert.equal(
+    refusalOf(400, short, "", { messages: [{ role: "user", content: "Why is it not supported." }] }),
+    "unsupported",
+  );
+  // The prompt holds the provider's whole sentence (a developer pasting the error) and the request carries the feature
+  // it names: it may be the provider's own, and another candidate is tried.
+  const pasted = {
+    ...request,
+    logprobs: true,
+    messages: [{ role: "user", content: "I get 'logprobs' is not supported with this model. Help?" }],
+  };
+  assert.equal(refusalOf(400, { message: "'logprobs' is not supported with this model." }, "", pasted), "unsupported");
+  assert.equal(
+    isEchoedUnsupported("'logprobs' is not supported with this model.", pasted),
+    true,
+    "and it teaches nothing",
+  );
+  // The whole classification, body as it came.
+  const verdict = classifyResponse(400, {}, JSON.stringify({ error: blocked }), 0, request);
   assert.equal(verdict.kind === "rejected" ? verdict.refusal : verdict.kind, "request");
 });
 

@@ -5,6 +5,9 @@ import { classifyRateLimit, type RateLimitKind, requestLargerThanWindow } from "
 import type { HeaderMap } from "../limits/header-map.ts";
 import { type RetryHint, retryHintFromResponse } from "../limits/retry-hint.ts";
 import { orderRefusedBy } from "../providers/order-refusals.ts";
+import { isEchoedPhrase } from "../providers/request-echo.ts";
+import { requestFeatures } from "../router/request-features.ts";
+import { refusedFeature } from "./refused-feature.ts";
 
 export type Verdict =
   | { readonly kind: "success" }
@@ -70,6 +73,7 @@ const MODEL_GONE =
 // candidate refuses still reaches the client as the first refusal, word for word.
 const UNSUPPORTED =
   /not supported|unsupported|does not support|doesn't support|unrecognized request argument|extra (?:inputs|fields) (?:are )?not permitted|unknown (?:field|parameter|argument)|unexpected (?:keyword|field|parameter)|additional properties are not allowed|not enabled for this model|--enable-auto-tool-choice/i;
+const UNSUPPORTED_EACH = new RegExp(UNSUPPORTED.source, "gi");
 
 // A 404 (or a 200-less 405) from the web server's router rather than from the API: the PATH does not exist, whatever
 // the model. As real servers word it: OpenAI's "Invalid URL (POST /v1/x)", FastAPI's (vLLM, LiteLLM, SGLang)
@@ -182,8 +186,31 @@ export function refusalOf(status: number, error: UpstreamErrorFields, bodyText =
   // the request, as the lesson is: a phrase that only echoes the client's prompt ("Request blocked: input '... roles
   // must alternate ...'") is the client's 400, returned at once, not a refusal to fail over from (every candidate
   // would be asked, and nothing learned from any of them).
-  if (UNSUPPORTED.test(error.message) || orderRefusedBy(error, request) !== undefined) return "unsupported";
-  return "request";
+  if (orderRefusedBy(error, request) !== undefined) return "unsupported";
+  if (!UNSUPPORTED.test(error.message)) return "request";
+  if (!isEchoedUnsupported(error.message, request)) return "unsupported";
+  // Every "not supported" in it is a sentence of the prompt quoted back (a content filter, a validator quoting the
+  // value it refused): read without them, the answer says nothing about a feature, and is the client's 400 as it
+  // would be had the prompt not said so. Unless it names a feature the request carries (`'logprobs'`, "tools"):
+  // then it may be this candidate's own refusal whose sentence the prompt happens to hold (a developer pasting the
+  // error they got), and another candidate is tried; nothing is learned from it (lessons.ts).
+  return isRecord(request) && refusedFeature(error, requestFeatures(request, false)) !== undefined
+    ? "unsupported"
+    : "request";
+}
+
+/**
+ * Whether an error's "not supported" (UNSUPPORTED) phrases are all copies of the request it was sent: each one's
+ * sentence is in it (providers/request-echo.ts). False when it has none, or without the request.
+ */
+export function isEchoedUnsupported(message: string, request?: unknown): boolean {
+  if (request === undefined) return false;
+  let hasPhrase = false;
+  for (const match of message.matchAll(UNSUPPORTED_EACH)) {
+    if (!isEchoedPhrase(message, match.index, match.index + match[0].length, request)) return false;
+    hasPhrase = true;
+  }
+  return hasPhrase;
 }
 
 /**

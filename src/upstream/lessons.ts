@@ -15,7 +15,7 @@ import { type RetryHint, retryHintFromResponse } from "../limits/retry-hint.ts";
 import { learnedOrderFeature, PREFIX_REFUSED_FEATURE } from "../providers/message-order.ts";
 import { isPrefixRefusal, orderRefusedBy } from "../providers/order-refusals.ts";
 import type { RequestFeature } from "../router/request-features.ts";
-import type { Verdict } from "./classify-response.ts";
+import { isEchoedUnsupported, type Verdict } from "./classify-response.ts";
 import { refusedFeature } from "./refused-feature.ts";
 
 export type Effect =
@@ -198,7 +198,10 @@ export function lessonFromVerdict(
             ? learnedOrderFeature(order)
             : sent?.hasPrefix === true && isPrefixRefusal(verdict.error, sent.body)
               ? PREFIX_REFUSED_FEATURE
-              : refusedFeature(verdict.error, features);
+              : // Its "not supported" only quotes the prompt (classify-response.ts refusalOf): failed over, not learned.
+                isEchoedUnsupported(verdict.error.message, sent?.body)
+                ? undefined
+                : refusedFeature(verdict.error, features);
         const reason = verdict.error.message;
         const gist = gistOf(reason);
         return {

@@ -8,7 +8,12 @@ import {
   JSON_SCHEMA_FEATURE,
   type RequestFeature,
 } from "../router/request-features.ts";
-import type { UpstreamErrorFields } from "./classify-response.ts";
+
+/** What a refusal says (classify-response.ts UpstreamErrorFields): its words and the parameter it names. */
+interface RefusalWords {
+  readonly message: string;
+  readonly param?: string | undefined;
+}
 
 /**
  * Words that name a capability without naming its key, as refusals word it: Ollama's "<model> does not support
@@ -33,10 +38,7 @@ const DESCRIBED: readonly { readonly feature: RequestFeature; readonly words: Re
  * Each step counts only when it points at exactly one feature: "'tools' and 'tool_choice' are not supported"
  * teaches nothing rather than half of it.
  */
-export function refusedFeature(
-  error: UpstreamErrorFields,
-  features: readonly RequestFeature[],
-): RequestFeature | undefined {
+export function refusedFeature(error: RefusalWords, features: readonly RequestFeature[]): RequestFeature | undefined {
   if (features.length === 0) return undefined;
   const carried = new Set(features);
   const fromParam = error.param === undefined ? undefined : featureOfParam(error.param, carried);

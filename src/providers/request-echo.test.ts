@@ -1,0 +1,36 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { isEchoedPhrase, requestTextOf, sentenceAround } from "./request-echo.ts";
+
+test("a phrase's sentence ends at a quote, a line break or a sentence's end, not at a version's dot", () => {
+  const text = "Error: input 'the gpt-4.1 model is not supported here' was refused. Next sentence";
+  const start = text.indexOf("not supported");
+  assert.equal(sentenceAround(text, start, start + 13), "the gpt-4.1 model is not supported here");
+  const plain = "First. Tools are not supported by this model. Last";
+  const at = plain.indexOf("not supported");
+  assert.equal(sentenceAround(plain, at, at + 13), "Tools are not supported by this model");
+  const lines = "line one\nit is not supported\nline three";
+  const inLines = lines.indexOf("not supported");
+  assert.equal(sentenceAround(lines, inLines, inLines + 13), "it is not supported");
+});
+
+test("an echo is a sentence of the request's strings or JSON, long enough to be a quotation", () => {
+  const request = { messages: [{ role: "user", content: 'He said "X is not supported on Linux at all", sadly' }] };
+  const echo = "Blocked: 'X is not supported on Linux at all'";
+  const start = echo.indexOf("not supported");
+  assert.equal(isEchoedPhrase(echo, start, start + 13, request), true);
+  assert.equal(isEchoedPhrase(echo, start, start + 13, undefined), false, "without the request, nothing is an echo");
+  // The provider's own sentence around the same phrase.
+  const own = "This model: X is not supported for tool calls.";
+  const at = own.indexOf("not supported");
+  assert.equal(isEchoedPhrase(own, at, at + 13, request), false);
+  // Too short to tell: the provider's.
+  assert.equal(isEchoedPhrase("'not supported'", 1, 14, { content: "not supported" }), false);
+});
+
+test("the request's text is built once per body", () => {
+  const body = { messages: [{ content: "Hello" }] };
+  assert.equal(requestTextOf(body), requestTextOf(body));
+  assert.equal(requestTextOf(body).strings, "hello");
+  assert.deepEqual(requestTextOf(undefined), { json: "", strings: "" });
+});

@@ -1,0 +1,90 @@
+// Whether words in a provider's error are its own or a copy of the request it was sent. Some servers echo the request
+// in their errors (a validation error quoting the offending value, a content filter quoting the prompt it blocked, a
+// proxy wrapping the whole body), so a prompt that merely says "roles must alternate" or "not supported" would
+// otherwise be read as the provider's refusal. Pure; the request's text is built once per request body (a 400 is read
+// by the classification and by the lesson, each asking several questions of it).
+
+/** The request as text to search for echoes, lower-cased: its JSON, and its strings as they are. */
+export interface RequestText {
+  /** The body as JSON: an echo of the body itself (a proxy quoting what it was sent). */
+  readonly json: string;
+  /** Its strings, one per line: an echo of a prompt (JSON escapes its quotes and newlines; an error quoting it, not). */
+  readonly strings: string;
+}
+
+const EMPTY: RequestText = { json: "", strings: "" };
+/** Per request body (the object sent): built at the first question, kept as long as the body is. */
+const textOf = new WeakMap<object, RequestText>();
+
+export function requestTextOf(request: unknown): RequestText {
+  if (request === undefined) return EMPTY;
+  const isObject = typeof request === "object" && request !== null;
+  const known = isObject ? textOf.get(request) : undefined;
+  if (known !== undefined) return known;
+  const text: RequestText = {
+    json: (JSON.stringify(request) ?? "").toLowerCase(),
+    strings: stringsOf(request).join("\n").toLowerCase(),
+  };
+  if (isObject) textOf.set(request, text);
+  return text;
+}
+
+/** Every string in a JSON value (its objects' values and arrays' items, depth first). */
+function stringsOf(value: unknown): string[] {
+  const strings: string[] = [];
+  const pending: unknown[] = [value];
+  while (pending.length > 0) {
+    const next = pending.pop();
+    if (typeof next === "string") strings.push(next);
+    // Pushed one by one: spread into arguments, an array of a few hundred thousand items overflows the stack.
+    else if (Array.isArray(next)) for (const item of next) pending.push(item);
+    else if (next !== null && typeof next === "object") for (const item of Object.values(next)) pending.push(item);
+  }
+  return strings;
+}
+
+/**
+ * Where a sentence ends on either side of a phrase in an error: a quote (an echo is quoted: `input 'the prompt'`,
+ * `"text": "the prompt"`), a line break, or sentence punctuation followed by a space or the end (not the dot of
+ * `gpt-4.1`).
+ */
+const QUOTE_OR_BREAK = new Set(["'", '"', "`", "\n", "\r"]);
+const SENTENCE_END = new Set([".", "!", "?", ";"]);
+
+/** The sentence of `text` around `[start, end)` (up to a quote, a line break or a sentence's end), trimmed. */
+export function sentenceAround(text: string, start: number, end: number): string {
+  let from = start;
+  while (from > 0) {
+    const before = text[from - 1] ?? "";
+    if (QUOTE_OR_BREAK.has(before)) break;
+    if (SENTENCE_END.has(text[from - 2] ?? "") && /\s/.test(before)) break;
+    from -= 1;
+  }
+  let to = end;
+  while (to < text.length) {
+    const next = text[to] ?? "";
+    if (QUOTE_OR_BREAK.has(next)) break;
+    if (SENTENCE_END.has(next) && (to + 1 === text.length || /\s/.test(text[to + 1] ?? ""))) break;
+    to += 1;
+  }
+  return text.slice(from, to).trim();
+}
+
+/**
+ * A sentence this much longer than the phrase in it may be an echo; a shorter one ("Not supported.", "tools are not
+ * supported") is too common to tell from a provider's own words, and is always taken as the provider's: the cost of
+ * taking an echo for a refusal is a failover, that of taking a refusal for an echo a request not served.
+ */
+const MIN_ECHO_EXTRA_CHARS = 12;
+
+/**
+ * Whether the phrase at `[start, end)` of an error message is a copy of the request: its whole sentence (long enough to
+ * be a quotation rather than a coincidence) is in one of the request's strings or in its JSON.
+ */
+export function isEchoedPhrase(message: string, start: number, end: number, request: unknown): boolean {
+  if (request === undefined) return false;
+  const sentence = sentenceAround(message, start, end).toLowerCase();
+  if (sentence.length < end - start + MIN_ECHO_EXTRA_CHARS) return false;
+  const text = requestTextOf(request);
+  return text.strings.includes(sentence) || text.json.includes(sentence);
+}
