@@ -20,8 +20,9 @@ import { POOL_SCOPE_PREFIX } from "./snapshot.ts";
 export interface ChangedUpstreams {
   readonly deploymentKeys: readonly string[];
   /**
-   * Deployments pointing at the same upstream whose `body:` rules changed: the request it is sent is another one,
-   * so what it refused as not supported (a parameter the rules now drop) is forgotten; the rest is kept.
+   * Deployments pointing at the same upstream whose `body:` rules, `message_order` or `assistant_prefix` changed
+   * (bodyRulesIdentity): the request it is sent is another one, so what it refused as not supported (a parameter
+   * the rules now drop, a learned order or `prefix` refusal) is forgotten; the rest is kept.
    */
   readonly bodyChangedKeys?: readonly string[];
   readonly providerNames: readonly string[];
@@ -52,9 +53,22 @@ function deploymentUpstream(deployment: Deployment): string {
   return upstream;
 }
 
+/**
+ * What the config says of how the deployment's requests are rewritten: its `body:` rules, its `message_order` (model
+ * and provider) and its provider's `assistant_prefix`. A reload changing any of them sends it another request, so
+ * what it refused of the old one is forgotten: a learned `message_order:prefix` would otherwise keep stripping the
+ * field the operator has just said the host takes, and a learned order would override the order just configured.
+ */
 function bodyRulesIdentity(deployment: Deployment): string {
   const rules = deployment.body;
-  return rules === undefined ? "" : JSON.stringify([rules.defaults, rules.override, rules.drop]);
+  return JSON.stringify([
+    rules?.defaults,
+    rules?.override,
+    rules?.drop,
+    deployment.model.messageOrder,
+    deployment.provider.settings.messageOrder,
+    deployment.provider.settings.assistantPrefix,
+  ]);
 }
 
 export class UpstreamIdentities {

@@ -477,6 +477,56 @@ describe("message order for strict providers", () => {
     assert.deepEqual(sentMessages(proxied, 2), PREFILL);
   });
 
+  test("a reload that changes a provider's `assistant_prefix` forgets the `prefix` refusal it learned; the field goes again when set back", async (t) => {
+    const proxied = await useMock(t);
+    playValidatingHost(proxied);
+    const adminKey = "admin-key-order";
+    const config = (prefixLine: string, comment: string) => `# ${comment}
+server:
+  port: 0
+  host: 127.0.0.1
+  api_keys: [${CLIENT_KEY}]
+  admin_keys: [${adminKey}]
+providers:
+  - name: proxied
+    preset: mistral
+    base_url: ${proxied.baseUrl}
+    api_key: sk-proxied
+    retries: 0
+    limits: { rps: 1000 }
+${prefixLine}    models:
+      m: { id: mistral-small-latest }
+`;
+    const gateway = await useGateway(t, config("", "first"));
+    const reload = async (prefixLine: string, comment: string) => {
+      writeFileSync(gateway.configPath, config(prefixLine, comment));
+      const reloaded = await send(gateway, "POST", "/admin/reload", {
+        headers: { authorization: `Bearer ${adminKey}` },
+      });
+      assert.equal(reloaded.status, 200, reloaded.text);
+    };
+    const learned = await postChat(gateway, { model: "proxied/m", messages: PREFILL }, AUTH);
+    assert.equal(learned.status, 200, learned.text);
+    assert.deepEqual(
+      rowOf(await statsOf(gateway, AUTH), "proxied/m").refused_features.map((refusal) => refusal.feature),
+      ["message_order:prefix"],
+    );
+    // The operator says the host does not take the field: the lesson is the config's now.
+    await reload("    assistant_prefix: false\n", "second");
+    assert.deepEqual(rowOf(await statsOf(gateway, AUTH), "proxied/m").refused_features, []);
+    assert.equal((await explainedOrders(gateway, "proxied/m")).get("proxied")?.prefix, "leave");
+    // The host was upgraded and takes it: set back, the field goes with the next prefill.
+    playServing(proxied);
+    await reload("    assistant_prefix: true\n", "third");
+    const marked = await postChat(gateway, { model: "proxied/m", messages: PREFILL }, AUTH);
+    assert.equal(marked.status, 200, marked.text);
+    assert.deepEqual(sentMessages(proxied, chatRequests(proxied).length - 1).at(-1), {
+      role: "assistant",
+      content: "Autumn",
+      prefix: true,
+    });
+  });
+
   test("a refusal of something else that quotes a prompt naming 'prefix' teaches no prefix refusal when none was sent", async (t) => {
     const { proxied, gateway } = await hostsScene(t);
     // A content filter quoting the prompt it refused; the request had no trailing assistant, so no `prefix` went.
