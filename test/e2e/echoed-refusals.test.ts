@@ -4,24 +4,27 @@
 // providers/request-echo.ts).
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { CHAT_ROUTE, chatRequests, postChat, recordsOf, rowOf, statsOf, useGateway, useMock } from "../helpers/e2e.ts";
-import { chatCompletion, type MockUpstream, type RecordedRequest } from "../helpers/mock-upstream.ts";
+import {
+  CHAT_ROUTE,
+  chatRequests,
+  postChat,
+  recordsOf,
+  rowOf,
+  serveEveryChat,
+  statsOf,
+  useGateway,
+  useMock,
+} from "../helpers/e2e.ts";
+import type { RecordedRequest } from "../helpers/mock-upstream.ts";
 
 /** The prompt (last message) of a request the mock received. */
 function promptOf(request: RecordedRequest): string {
   return String((request.body as { messages: { content: unknown }[] }).messages.at(-1)?.content);
 }
 
-function playServing(mock: MockUpstream): void {
-  mock.setDefault(CHAT_ROUTE, (request: RecordedRequest) => ({
-    kind: "json",
-    body: chatCompletion("Served.", (request.body as { model: string }).model),
-  }));
-}
-
 async function scene(t: Parameters<typeof useMock>[0]) {
   const [first, second] = [await useMock(t), await useMock(t)];
-  playServing(second);
+  serveEveryChat(second);
   const gateway = await useGateway(
     t,
     `providers:

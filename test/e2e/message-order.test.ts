@@ -14,6 +14,7 @@ import {
   recordsOf,
   rowOf,
   send,
+  serveEveryChat,
   statsOf,
   useGateway,
   useMock,
@@ -243,14 +244,6 @@ function mock400Once(mock: MockUpstream, message: string): void {
     status: 400,
     body: { error: { message, type: "invalid_request_error", param: null, code: null } },
   });
-}
-
-/** Every request is served. */
-function playServing(mock: MockUpstream): void {
-  mock.setDefault(CHAT_ROUTE, (request: RecordedRequest) => ({
-    kind: "json",
-    body: chatCompletion("Served.", (request.body as { model: string }).model),
-  }));
 }
 
 /**
@@ -516,7 +509,7 @@ ${prefixLine}    models:
     assert.deepEqual(rowOf(await statsOf(gateway, AUTH), "proxied/m").refused_features, []);
     assert.equal((await explainedOrders(gateway, "proxied/m")).get("proxied")?.prefix, "leave");
     // The host was upgraded and takes it: set back, the field goes with the next prefill.
-    playServing(proxied);
+    serveEveryChat(proxied);
     await reload("    assistant_prefix: true\n", "third");
     const marked = await postChat(gateway, { model: "proxied/m", messages: PREFILL }, AUTH);
     assert.equal(marked.status, 200, marked.text);
@@ -545,7 +538,7 @@ ${prefixLine}    models:
       "no lesson about prefix",
     );
     // A prefill still goes with the field the preset says the host takes.
-    playServing(proxied);
+    serveEveryChat(proxied);
     const prefill = await postChat(gateway, { model: "proxied/m", messages: PREFILL }, AUTH);
     assert.equal(prefill.status, 200, prefill.text);
     assert.deepEqual(sentMessages(proxied, 1).at(-1), { role: "assistant", content: "Autumn", prefix: true });

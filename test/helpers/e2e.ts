@@ -6,7 +6,13 @@ import type { TestContext } from "node:test";
 import OpenAI from "openai";
 import { request } from "undici";
 import { startTestGateway, type TestGateway, type TestGatewayOptions } from "./gateway.ts";
-import { type MockModel, type MockUpstream, type RecordedRequest, startMockUpstream } from "./mock-upstream.ts";
+import {
+  chatCompletion,
+  type MockModel,
+  type MockUpstream,
+  type RecordedRequest,
+  startMockUpstream,
+} from "./mock-upstream.ts";
 
 export const CHAT_ROUTE = "POST /v1/chat/completions";
 export const MODELS_ROUTE = "GET /v1/models";
@@ -220,6 +226,14 @@ export function assertNoSecret(response: RawResponse, secret: string): void {
 /** Chat requests a mock received (discovery's GET /models left out). */
 export function chatRequests(mock: MockUpstream): RecordedRequest[] {
   return mock.requests.filter((recorded) => recorded.method === "POST" && recorded.path === "/v1/chat/completions");
+}
+
+/** Every chat request the mock receives is answered with `content`, under the model it asked for. */
+export function serveEveryChat(mock: MockUpstream, content = "Served."): void {
+  mock.setDefault(CHAT_ROUTE, (recorded: RecordedRequest) => ({
+    kind: "json",
+    body: chatCompletion(content, (recorded.body as { model: string }).model),
+  }));
 }
 
 /** The upstream model id a recorded request asked for. */
