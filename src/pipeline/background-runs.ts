@@ -115,3 +115,38 @@ async function* followRun(run: Run, from: number, signal: AbortSignal): AsyncGen
     });
   }
 }
+
+/**
+ * The writes of one run's kept state, one after the other: a heartbeat never lands after the final state, and each
+ * write compares against what the one before it wrote. At most one heartbeat waits in the chain: while the store is
+ * slow (Redis hung: each write waits out its command timeout, and a lost reply up to 3 s more for the row read again;
+ * the state file locked: 2 s) a heartbeat is due every second, and one queued per second piled up ahead of the final
+ * state, which then waited for them all. A heartbeat already waiting writes the newest state when its turn comes
+ * (it reads the events then), so the ones skipped lose nothing.
+ */
+export class RunStateWrites {
+  #chain: Promise<void> = Promise.resolve();
+  #isBeatWaiting = false;
+  readonly #onError: (error: unknown) => void;
+
+  /** `onError`: a write that threw (the store failed); the chain goes on with the next one. */
+  constructor(onError: (error: unknown) => void) {
+    this.#onError = onError;
+  }
+
+  /** Runs `write` after every write enqueued before it; resolves once it settled (never rejects). */
+  enqueue(write: () => Promise<void>): Promise<void> {
+    this.#chain = this.#chain.then(write).catch(this.#onError);
+    return this.#chain;
+  }
+
+  /** A heartbeat's write, unless one is already waiting for its turn (then that one is it). */
+  enqueueBeat(beat: () => Promise<void>): void {
+    if (this.#isBeatWaiting) return;
+    this.#isBeatWaiting = true;
+    void this.enqueue(() => {
+      this.#isBeatWaiting = false;
+      return beat();
+    });
+  }
+}
