@@ -75,18 +75,40 @@ test("run state writes: one heartbeat waits at most while a slow write holds the
   });
   // Five heartbeats due while the store is slow (one a second): the first waits, the rest find it waiting.
   for (let index = 0; index < 5; index++) writes.enqueueBeat(beat);
-  const final = writes.enqueue(async () => {
-    order.push("final");
+  const next = writes.enqueue(async () => {
+    order.push("next");
   });
   await new Promise((resolve) => setImmediate(resolve));
   assert.deepEqual(order, ["slow"], "nothing runs while the slow write holds the chain");
   slow.release();
-  await final;
-  assert.deepEqual(order, ["slow", "beat 1", "final"], "the heartbeats piled up ahead of the final state");
+  await next;
+  assert.deepEqual(order, ["slow", "beat 1", "next"], "the heartbeats piled up ahead of the next write");
   // Once the waiting one has started, the next heartbeat is queued again.
   writes.enqueueBeat(beat);
   await writes.enqueue(async () => {});
   assert.equal(beats, 2);
+});
+
+test("run state writes: the final state goes right after the write in flight; a heartbeat still waiting is dropped, none is queued after", async () => {
+  const writes = new RunStateWrites((error) => assert.fail(String(error)));
+  const order: string[] = [];
+  const slow = heldWrite();
+  const beat = async (): Promise<void> => {
+    order.push("beat");
+  };
+  void writes.enqueue(async () => {
+    order.push("slow");
+    await slow.write();
+  });
+  writes.enqueueBeat(beat);
+  const final = writes.enqueueFinal(async () => {
+    order.push("final");
+  });
+  writes.enqueueBeat(beat); // the interval firing once more before it is cleared
+  slow.release();
+  await final;
+  await writes.enqueue(async () => {});
+  assert.deepEqual(order, ["slow", "final"], "a heartbeat held the final state back by one more write");
 });
 
 test("run state writes: a write that throws is reported and the chain goes on", async () => {

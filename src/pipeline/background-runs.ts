@@ -122,7 +122,7 @@ async function* followRun(run: Run, from: number, signal: AbortSignal): AsyncGen
  * slow (Redis hung: each write waits out its command timeout, and a lost reply up to 3 s more for the row read again;
  * the state file locked: 2 s) a heartbeat is due every second, and one queued per second piled up ahead of the final
  * state, which then waited for them all. A heartbeat already waiting writes the newest state when its turn comes
- * (it reads the events then), so the ones skipped lose nothing.
+ * (it reads the events then), so the ones skipped lose nothing; once the final state is queued, none is written.
  */
 export class RunStateWrites {
   #chain: Promise<void> = Promise.resolve();
@@ -142,11 +142,22 @@ export class RunStateWrites {
 
   /** A heartbeat's write, unless one is already waiting for its turn (then that one is it). */
   enqueueBeat(beat: () => Promise<void>): void {
-    if (this.#isBeatWaiting) return;
+    if (this.#isBeatWaiting || this.#isFinalQueued) return;
     this.#isBeatWaiting = true;
     void this.enqueue(() => {
       this.#isBeatWaiting = false;
-      return beat();
+      // The final state supersedes it (it writes every event and compares against the last write that landed): a
+      // heartbeat still waiting when the run ended only held the final state back by one more write (under a slow
+      // store: a command timeout, and up to 3 s more for a lost reply's outcome).
+      return this.#isFinalQueued ? Promise.resolve() : beat();
     });
   }
+
+  /** The final state's write: after the write in flight, ahead of a heartbeat still waiting (which is dropped). */
+  enqueueFinal(write: () => Promise<void>): Promise<void> {
+    this.#isFinalQueued = true;
+    return this.enqueue(write);
+  }
+
+  #isFinalQueued = false;
 }

@@ -204,7 +204,7 @@ async function runBackground(
     runs.endEvents(id);
     const finished: ResponseObject = { ...final, background: true };
     const events = streamEvents();
-    await writes.enqueue(() =>
+    await writes.enqueueFinal(() =>
       keepFinal(background, {
         finished,
         events,
