@@ -153,13 +153,20 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       } finally {
         clearInterval(idleSweep);
       }
-      await observers.close();
       // At once: the state file's, the kept answers' and the conversations' last writes each wait up to 2 s for a
       // lock another process holds on the file (by a timer: the event loop runs), so together they take 2 s at
       // most, not 2 s each in turn (~6 s past the shutdown timeout until 2026-12-06). Each says what it lost.
+      // The observers close alongside, not before: none of them writes these stores, and one that is slow (an OTLP
+      // export to a collector that does not answer waits 5 s) made the stores' closes start so late that the exit's
+      // 3 s bound after the shutdown timeout cut their lock wait, and its warning, before it began.
       // allSettled: one close that throws must not end the exit while the others still write; the first failure is
       // thrown once all have settled, as a single close's failure was before.
-      const closes = await Promise.allSettled([keptResponses.close(), batchStore.close(), runtime.close()]);
+      const closes = await Promise.allSettled([
+        observers.close(),
+        keptResponses.close(),
+        batchStore.close(),
+        runtime.close(),
+      ]);
       const failed = closes.find((close) => close.status === "rejected");
       if (failed !== undefined) throw failed.reason;
     },
@@ -264,6 +271,7 @@ export function handleShutdownSignals(
 ): void {
   let isStopping = false;
   let isExiting = false;
+  let isClosed = false;
   const stop = (signal: string): void => {
     if (isStopping) {
       if (isExiting) return; // a third signal while the second one's writes are under way: they are bounded
@@ -290,7 +298,13 @@ export function handleShutdownSignals(
       // The close under way goes on once the connections are gone: the cut streams publish their records, then the
       // request log and the state are flushed (gateway.close). Exiting here lost both; bounded all the same.
       setTimeout(() => {
-        if (!isExiting) exit(0);
+        if (isExiting || isClosed) return;
+        // The close is still under way (a background run's final save, or a store, slower than the bound): the state
+        // file and the kept answers waiting for its lock get one last write now, without waiting for the lock, and
+        // each says what it could not write. Exiting without it cut a store's lock wait before its warning: what
+        // was lost went unsaid. Synchronous (node:sqlite): done before the exit below; the rest is not waited for.
+        void gateway.writeBeforeExit(0);
+        exit(0);
       }, SHUTDOWN_FLUSH_MS).unref();
     }, shutdownTimeoutMs);
     timer.unref();
@@ -299,9 +313,13 @@ export function handleShutdownSignals(
     // the exit code.
     gateway.close().then(
       () => {
+        isClosed = true;
         if (!isExiting) exit(0);
       },
-      () => exit(1),
+      () => {
+        isClosed = true;
+        exit(1);
+      },
     );
   };
   signals.on("SIGTERM", () => stop("SIGTERM"));

@@ -115,3 +115,49 @@ async function* followRun(run: Run, from: number, signal: AbortSignal): AsyncGen
     });
   }
 }
+
+/**
+ * The writes of one run's kept state, one after the other: a heartbeat never lands after the final state, and each
+ * write compares against what the one before it wrote. At most one heartbeat waits in the chain: while the store is
+ * slow (Redis hung: each write waits out its command timeout, and a lost reply up to 3 s more for the row read again;
+ * the state file locked: 2 s) a heartbeat is due every second, and one queued per second piled up ahead of the final
+ * state, which then waited for them all. A heartbeat already waiting writes the newest state when its turn comes
+ * (it reads the events then), so the ones skipped lose nothing; once the final state is queued, none is written.
+ */
+export class RunStateWrites {
+  #chain: Promise<void> = Promise.resolve();
+  #isBeatWaiting = false;
+  readonly #onError: (error: unknown) => void;
+
+  /** `onError`: a write that threw (the store failed); the chain goes on with the next one. */
+  constructor(onError: (error: unknown) => void) {
+    this.#onError = onError;
+  }
+
+  /** Runs `write` after every write enqueued before it; resolves once it settled (never rejects). */
+  enqueue(write: () => Promise<void>): Promise<void> {
+    this.#chain = this.#chain.then(write).catch(this.#onError);
+    return this.#chain;
+  }
+
+  /** A heartbeat's write, unless one is already waiting for its turn (then that one is it). */
+  enqueueBeat(beat: () => Promise<void>): void {
+    if (this.#isBeatWaiting || this.#isFinalQueued) return;
+    this.#isBeatWaiting = true;
+    void this.enqueue(() => {
+      this.#isBeatWaiting = false;
+      // The final state supersedes it (it writes every event and compares against the last write that landed): a
+      // heartbeat still waiting when the run ended only held the final state back by one more write (under a slow
+      // store: a command timeout, and up to 3 s more for a lost reply's outcome).
+      return this.#isFinalQueued ? Promise.resolve() : beat();
+    });
+  }
+
+  /** The final state's write: after the write in flight, ahead of a heartbeat still waiting (which is dropped). */
+  enqueueFinal(write: () => Promise<void>): Promise<void> {
+    this.#isFinalQueued = true;
+    return this.enqueue(write);
+  }
+
+  #isFinalQueued = false;
+}

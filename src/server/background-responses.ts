@@ -8,7 +8,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { ClientAbortedError, GatewayError, InternalError, UpstreamUnavailableError } from "../errors/gateway-error.ts";
-import { BackgroundCancel, type BackgroundRuns } from "../pipeline/background-runs.ts";
+import { BackgroundCancel, type BackgroundRuns, RunStateWrites } from "../pipeline/background-runs.ts";
 import { cacheRequest } from "../pipeline/cache-control.ts";
 import { type ChatPipelineResult, handleChatRequest } from "../pipeline/chat-request.ts";
 import type { EndpointSpec } from "../pipeline/endpoints.ts";
@@ -147,14 +147,10 @@ async function runBackground(
   let landed = firstWrite;
   const notAfterMs = (): number => landed.writtenAtMs + BACKGROUND_LATE_WRITE_MS;
   const isLate = (): boolean => runtime.clock.now() > notAfterMs();
-  // Every write of the state goes through this chain: a heartbeat never lands after the final state.
-  let writes: Promise<void> = Promise.resolve();
-  const enqueue = (write: () => Promise<void>): Promise<void> => {
-    writes = writes.then(write).catch((error: unknown) => {
-      request.log.warn({ err: error, responseId: id }, "background response: its state could not be kept");
-    });
-    return writes;
-  };
+  // Every write of the state goes through this chain (one heartbeat waiting at most: RunStateWrites).
+  const writes = new RunStateWrites((error) => {
+    request.log.warn({ err: error, responseId: id }, "background response: its state could not be kept");
+  });
   // A heartbeat hands over only the events since the last one (a copy of them all each second was O(n^2) over a long
   // run); the list it passes on is extended only by the next heartbeat, which the writes' chain starts after this one.
   const heartbeatEvents = new RunningEvents();
@@ -183,17 +179,7 @@ async function runBackground(
     token = undefined;
     controller.abort(isLate() ? runStoppedError() : new BackgroundCancel());
   };
-  // One heartbeat waits in the chain at most: while the store is slow (Redis hung: each write waits out its timeout)
-  // one per second piled up behind the writes, and the final state behind them all.
-  let isBeatWaiting = false;
-  const enqueueBeat = (): void => {
-    if (isBeatWaiting) return;
-    isBeatWaiting = true;
-    void enqueue(() => {
-      isBeatWaiting = false;
-      return beat();
-    });
-  };
+  const enqueueBeat = (): void => writes.enqueueBeat(beat);
   enqueueBeat();
   const heartbeat = setInterval(enqueueBeat, BACKGROUND_HEARTBEAT_MS);
   const served: { translator?: ResponsesTranslator } = {};
@@ -218,7 +204,7 @@ async function runBackground(
     runs.endEvents(id);
     const finished: ResponseObject = { ...final, background: true };
     const events = streamEvents();
-    await enqueue(() =>
+    await writes.enqueueFinal(() =>
       keepFinal(background, {
         finished,
         events,

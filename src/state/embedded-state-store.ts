@@ -239,7 +239,12 @@ export class EmbeddedStateStore {
     } catch {
       // The flush below reports what is wrong with the file.
     }
-    this.flushOrKeep();
+    try {
+      this.flush();
+    } catch (error) {
+      // Said as the close says it: the exit comes next (a "not written" warning promised a later write, once).
+      this.#lostAtExit(error, Math.max(0, Math.floor(maxWaitMs)));
+    }
   }
 
   /**

@@ -679,6 +679,42 @@ describe("graceful shutdown", () => {
     assert.ok(elapsedMs >= 900 && elapsedMs < 2_000, `exited ${Math.round(elapsedMs)} ms after the second signal`);
   });
 
+  test("past the shutdown timeout, a close still under way at the 3 s bound: the last writes are made (no wait) before the exit", async (t) => {
+    const mock = await startMockUpstream();
+    const gateway = await startTestGateway(
+      `providers:\n  - name: alpha\n    base_url: ${mock.baseUrl}\n    api_key: sk-alpha\n    models: { m: null }\n`,
+    );
+    t.after(async () => {
+      await gateway.close();
+      await mock.close();
+    });
+    const signals = new EventEmitter();
+    const exits: { code: number; atMs: number; writes: readonly number[] }[] = [];
+    const writes: number[] = [];
+    // A close that does not finish (a background run's final save retrying, a store slower than the bound).
+    const never = new Promise<void>(() => {});
+    handleShutdownSignals(
+      {
+        ...gateway,
+        close: () => never,
+        writeBeforeExit: async (stateWaitMs) => {
+          writes.push(stateWaitMs);
+        },
+      },
+      100,
+      (code) => exits.push({ code, atMs: performance.now(), writes: [...writes] }),
+      signals,
+    );
+    const signalledAtMs = performance.now();
+    signals.emit("SIGTERM");
+    await waitUntil(() => exits.length > 0, "the exit", 6_000);
+    const elapsedMs = (exits[0]?.atMs ?? 0) - signalledAtMs;
+    assert.equal(exits[0]?.code, 0);
+    // The old code exited there without them: a store's lock wait cut before it said what it lost.
+    assert.deepEqual(exits[0]?.writes, [0], "the last writes (without a wait for the lock) came before the exit");
+    assert.ok(elapsedMs >= 3_000 && elapsedMs < 4_500, `exited ${Math.round(elapsedMs)} ms after the signal`);
+  });
+
   test("a second signal with the state file locked by another process: the write gives up at its bound, exit 1", async (t) => {
     const { gateway } = await setUp(t, 10_000, 40, {
       model: { limits: { rpd: 100 } },
@@ -698,6 +734,11 @@ describe("graceful shutdown", () => {
     assert.equal(exit.code, 1, gateway.output());
     // It waited for the lock (up to 1 s), then exited without hanging.
     assert.ok(elapsedMs >= 900 && elapsedMs < 3000, `exited ${Math.round(elapsedMs)} ms after the second signal`);
+    // Said as lost at the exit, as the close says it (not "written when it works again": there is no again).
+    assert.match(
+      gateway.output(),
+      /state file: the last write before the exit was not saved \(database is locked, after 1000 ms waiting/,
+    );
   });
 
   test("a second signal ends a batch's line in flight through the pipeline: its record is written before the exit", async (t) => {

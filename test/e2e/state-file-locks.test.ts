@@ -239,8 +239,11 @@ test("an upload that makes room (batches.max_files) and then fails with 503 (the
 /** The exit's bound in the tests below: no request in flight, so the shutdown timeout does not come into it. */
 const SHUTDOWN_TIMEOUT_MS = 1_000;
 
-/** A gateway process (SIGTERM is what is tested) over an echoing mock, its state file at `statePath`. */
-async function processScene(t: TestContext, statePath: string) {
+/**
+ * A gateway process (SIGTERM is what is tested) over an echoing mock, its state file at `statePath`; `more`: YAML
+ * added at the end (top-level sections).
+ */
+async function processScene(t: TestContext, statePath: string, more = "") {
   const mock = await useMock(t);
   echoing(mock);
   const gateway = await startGatewayProcess(
@@ -250,9 +253,9 @@ async function processScene(t: TestContext, statePath: string) {
   host: 127.0.0.1
   log_level: info
   shutdown_timeout_ms: ${SHUTDOWN_TIMEOUT_MS}
-${yaml(mock.baseUrl, statePath).replace("flush_interval_ms: 50", "flush_interval_ms: 3600000")}`,
+${yaml(mock.baseUrl, statePath).replace("flush_interval_ms: 50", "flush_interval_ms: 3600000")}${more}`,
   );
-  return { gateway, client: new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey: "x", maxRetries: 0 }) };
+  return { mock, gateway, client: new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey: "x", maxRetries: 0 }) };
 }
 
 /** One of each final write the exit makes: budget counts (state), a kept answer, a conversation. */
@@ -312,6 +315,45 @@ describe("exit (SIGTERM) with the state file locked by another process", () => {
     await lock.release();
     // Nothing of the state landed (flush_interval_ms is an hour: the exit's write was the only one).
     assert.equal(dayRequests(statePath), undefined);
+  });
+
+  test("past the shutdown timeout with a slow observer (an OTLP collector that never answers): the stores' last writes still wait and say what they lost before the exit", async (t) => {
+    const collector = await useMock(t);
+    collector.setDefault("POST /v1/traces", { kind: "hang" });
+    const statePath = join(mkdtempSync(join(tmpdir(), "state-exit-")), "state.db");
+    const { mock, gateway, client } = await processScene(
+      t,
+      statePath,
+      `traces:\n  otlp_endpoint: http://127.0.0.1:${collector.port}\n`,
+    );
+    await client.chat.completions.create({ model: "m", messages: [{ role: "user", content: "warm" }] });
+    // The warm-up's spans are sent within a second (the exporter's interval): that export hangs, and the close's
+    // flush waits behind it (5 s, the export's timeout), longer than the exit's 3 s after the shutdown timeout.
+    await until(() => collector.requests.length > 0, "the first span export");
+    const lock = await lockInAnotherProcess(t, statePath, 60_000);
+    await leaveFinalWrites(client);
+    // A request in flight at the signal: the shutdown waits out its timeout (then the 3 s exit guard runs).
+    mock.enqueue("POST /v1/chat/completions", { kind: "hang" });
+    const inFlight = client.chat.completions
+      .create({ model: "m", messages: [{ role: "user", content: "never answered" }] })
+      .catch(() => {});
+    await until(() => mock.requests.length >= 4, "the request in flight to reach the upstream");
+
+    const exit = await terminate(gateway);
+    await inFlight;
+    assert.equal(exit.code, 0, gateway.stderr());
+    assert.ok(
+      exit.elapsedMs < SHUTDOWN_TIMEOUT_MS + 3_000 + 2_000,
+      `exited ${Math.round(exit.elapsedMs)} ms after SIGTERM (the shutdown timeout is ${SHUTDOWN_TIMEOUT_MS} ms)`,
+    );
+    // On the old code the stores' closes came after the observers' (5 s here): the exit cut them, unsaid.
+    const lost = gateway.logs.filter((line) => /the last write before the exit was not saved/.test(line.msg));
+    assert.deepEqual(
+      lost.map((line) => line.store).sort(),
+      ["conversations", "kept responses", "state"],
+      gateway.logs.map((line) => line.msg).join("\n"),
+    );
+    await lock.release();
   });
 
   test("a lock freed within the 2 s: budgets, the kept answer and the conversation are all saved (read back after a restart)", async (t) => {
