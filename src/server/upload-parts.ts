@@ -30,8 +30,9 @@ const TEXT = new TextDecoder("utf-8", { ignoreBOM: true });
 export async function readUploadParts(bytes: Buffer, contentType: string, boundary: string): Promise<UploadPart[]> {
   const cuts = contentCuts(bytes, boundary);
   if (cuts.length > 0) {
-    const parts = await partsOf(withoutCuts(bytes, cuts), contentType);
-    const restored = restoreCuts(parts, cuts);
+    // Refused or read otherwise without the contents, the whole body is the parser's to judge: same answer as before.
+    const parts = await partsOf(withoutCuts(bytes, cuts), contentType).catch(() => undefined);
+    const restored = parts === undefined ? undefined : restoreCuts(parts, cuts);
     if (restored !== undefined) return restored;
   }
   return partsOf(bytes, contentType);
