@@ -20,6 +20,7 @@
 // at most, and its result is kept once. A cancel or the window's end is seen through the batch's status, read again at
 // each of those looks and after each line. The module stays whole: scheduling, pacing and a batch's end share one state
 // per batch (ActiveBatch) and one order of writes; the line's pieces are in batch-lines.ts.
+import { MAX_JSON_DEPTH, MAX_JSON_OBJECT_MEMBERS } from "../config/request-bounds.ts";
 import { InternalError, PayloadTooLargeError } from "../errors/gateway-error.ts";
 import { renderError, toGatewayError } from "../errors/render-error.ts";
 import { isNeverFit } from "../limits/budget-types.ts";
@@ -58,6 +59,9 @@ import {
 import { CHAT_ENDPOINT, COMPLETIONS_ENDPOINT, EMBEDDINGS_ENDPOINT, type EndpointSpec } from "./endpoints.ts";
 import type { GatewayRuntime } from "./gateway-runtime.ts";
 import { batchLineRoute } from "./plan-request.ts";
+
+/** A batch line's JSON is bounded as a live request's body is (server/json-body.ts). */
+const LINE_BOUNDS = { maxDepth: MAX_JSON_DEPTH, maxMembers: MAX_JSON_OBJECT_MEMBERS };
 
 /** The error entry of a batch whose input file was deleted before it ran. */
 const INPUT_FILE_GONE = "invalid_file";
@@ -514,7 +518,7 @@ export class BatchRunner {
 
   /** checkingBatchInput, its steps spread over turns of the event loop; undefined when the gateway stops meanwhile. */
   async #checkInput(input: Buffer, endpoint: BatchEndpoint): Promise<InputCheck | undefined> {
-    const steps = checkingBatchInput(input, endpoint, this.#runtime.snapshot.config.batches.maxLines);
+    const steps = checkingBatchInput(input, endpoint, this.#runtime.snapshot.config.batches.maxLines, LINE_BOUNDS);
     for (;;) {
       const step = steps.next();
       if (step.done === true) return step.value;

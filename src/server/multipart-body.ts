@@ -1,7 +1,8 @@
 // The `multipart/form-data` body parser of the upload routes (the doors with `files`, front-doors.ts: audio
 // transcriptions and translations, image edits): the upload is read whole (within `server.body_limit_bytes`) and
 // parsed by Node's own FormData parser (the one `Response.formData()` uses: a multipart parser written here would be
-// one more to get wrong), into text fields and UploadedFiles under the door's file fields, which the pipeline
+// one more to get wrong; upload-parts.ts keeps the large contents out of it, as views of the request's bytes), into
+// text fields and UploadedFiles under the door's file fields, which the pipeline
 // validates (the door's schema) and the upstream side encodes again per candidate (upstream/multipart-payload.ts).
 // Every other route refuses a multipart body as it refused it before.
 import { MIMEType } from "node:util";
@@ -11,6 +12,7 @@ import { InvalidRequestError } from "../errors/gateway-error.ts";
 import { ALL_FRONT_DOORS, type FrontDoor, pathsOf } from "../front-doors.ts";
 import { UploadedFile } from "../upstream/multipart-payload.ts";
 import { FILES_PATHS } from "./protocol-paths.ts";
+import { readUploadParts, type UploadedPart, type UploadPart } from "./upload-parts.ts";
 
 /** What the parser needs of an upload route: its file fields. */
 export type UploadDoor = Pick<FrontDoor, "files">;
@@ -74,14 +76,7 @@ export function registerMultipartBodyParser(app: FastifyInstance): void {
  * where a 20 MB file takes about 0.1 s. Counting the delimiters is a native search, stopped at the limit. A body whose
  * boundary cannot be read is left to the parser, which refuses it at once.
  */
-function refuseCostlyShape(bytes: Buffer, contentType: string): void {
-  let boundary: string | undefined;
-  try {
-    boundary = new MIMEType(contentType).params.get("boundary") ?? undefined;
-  } catch {
-    return;
-  }
-  if (boundary === undefined || boundary === "") return;
+function refuseCostlyShape(bytes: Buffer, boundary: string): void {
   const delimiter = Buffer.from(`--${boundary}`);
   let parts = 0;
   let at = bytes.indexOf(delimiter);
@@ -111,12 +106,22 @@ export function isMultipartRequest(request: FastifyRequest): boolean {
   return /^multipart\/form-data\s*;/i.test(request.headers["content-type"] ?? "");
 }
 
+/** The upload's boundary (undefined when the type has none that can be read: the parser refuses such a body). */
+function boundaryOf(contentType: string): string | undefined {
+  try {
+    return new MIMEType(contentType).params.get("boundary") || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 async function parseUpload(request: FastifyRequest, bytes: Buffer, door: UploadDoor): Promise<Record<string, unknown>> {
   const contentType = request.headers["content-type"] ?? "";
-  refuseCostlyShape(bytes, contentType);
-  let form: FormData;
+  const boundary = boundaryOf(contentType);
+  if (boundary !== undefined) refuseCostlyShape(bytes, boundary);
+  let parts: UploadPart[];
   try {
-    form = await new Response(bytes, { headers: { "content-type": contentType } }).formData();
+    parts = await readUploadParts(bytes, contentType, boundary ?? "");
   } catch {
     throw new InvalidRequestError(
       "The request body is not valid multipart/form-data (a missing or wrong boundary, or a cut body).",
@@ -125,12 +130,12 @@ async function parseUpload(request: FastifyRequest, bytes: Buffer, door: UploadD
   }
   const fields: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
   let count = 0;
-  for (const [name, value] of form) {
+  for (const [name, value] of parts) {
     if (++count > MAX_UPLOAD_PARTS) {
       throw new InvalidRequestError(`The upload has more than ${MAX_UPLOAD_PARTS} fields.`, { code: "invalid_body" });
     }
     if (typeof value !== "string") {
-      await addFile(fields, name, value, door);
+      addFile(fields, name, value, door);
       continue;
     }
     if (name === FALLBACKS || name === `${FALLBACKS}[]`) {
@@ -149,7 +154,7 @@ async function parseUpload(request: FastifyRequest, bytes: Buffer, door: UploadD
  * Adds a file part under the name it came as (`image` or `image[]`: sent on under it), refused unless the door takes
  * a file there: a field of one file takes one, a list field (`image`) several, one file staying a file and more a list.
  */
-async function addFile(fields: Record<string, unknown>, name: string, part: File, door: UploadDoor): Promise<void> {
+function addFile(fields: Record<string, unknown>, name: string, part: UploadedPart, door: UploadDoor): void {
   const field = door.files.find((known) => known.name === name || (known.isList && `${known.name}[]` === name));
   const param = name.slice(0, 100);
   const earlier = fields[name];
@@ -167,13 +172,13 @@ async function addFile(fields: Record<string, unknown>, name: string, part: File
   }
   // An empty file is nothing any provider can transcribe or edit: refused here rather than spending one of the
   // provider's requests (a free tier's budget) on its certain 400.
-  if (part.size === 0) {
+  if (part.bytes.length === 0) {
     throw new InvalidRequestError(`\`${name.slice(0, 100)}\` is an empty file: send the file's bytes.`, {
       code: "invalid_value",
       param: name.slice(0, 100),
     });
   }
-  const file = new UploadedFile(part.name || field.unnamedAs, part.type, Buffer.from(await part.arrayBuffer()));
+  const file = new UploadedFile(part.filename || field.unnamedAs, part.type, part.bytes);
   if (name.endsWith("[]")) fields[name] = [...earlierFiles, file];
   else fields[name] = earlier === undefined ? file : [...earlierFiles, file];
 }

@@ -77,6 +77,34 @@ describe("Batch API: hostile input files", () => {
   });
 });
 
+describe("Batch API: lines past a live request's JSON bounds", () => {
+  test("a line nested 200,000 deep and one object of 300,000 members: the batch fails naming both, nothing sent", async (t) => {
+    const mock = await useMock(t);
+    echoing(mock);
+    const gateway = await useGateway(t, providersYaml(mock, { apiKey: KEY }));
+    const client = openAiClient(gateway);
+    const levels = 200_000;
+    const deep = `{"custom_id":"deep","method":"POST","url":"/v1/chat/completions","body":{"model":"m","messages":[{"role":"user","content":"x"}],"metadata":${"[".repeat(levels)}${"]".repeat(levels)}}}`;
+    const wideObject = `{${Array.from({ length: 300_000 }, (_, at) => `"${at}":1`).join(",")}}`;
+    const wide = `{"custom_id":"wide","method":"POST","url":"/v1/chat/completions","body":{"model":"m","messages":[{"role":"user","content":"x"}],"logit_bias":${wideObject}}}`;
+    const file = await upload(client, [deep, wide, chatLine("fine", "x")].join("\n"));
+    const done = await waitForBatch(client, (await createBatch(client, file.id)).id, isFinished);
+    // Before: the deep line overflowed the stack in the runner and was never written (`completed`, 1 of 3 lines
+    // answered, none failed); the wide one was parsed and sent upstream, 3.5 MB, as no live request may be.
+    assert.equal(done.status, "failed", JSON.stringify(done));
+    assert.deepEqual(
+      done.errors?.data?.map((error) => [error.line, error.code]),
+      [
+        [1, "invalid_value"],
+        [2, "invalid_value"],
+      ],
+    );
+    assert.match(done.errors?.data?.[0]?.message ?? "", /deeper than 64 levels/);
+    assert.match(done.errors?.data?.[1]?.message ?? "", /more than 10000 members/);
+    assert.deepEqual(sentContents(mock), []);
+  });
+});
+
 describe("Batch API: fairness between batches", () => {
   for (const scene of ["another client's", "the same client's"] as const) {
     test(`a 1-line batch created behind a long one (${scene}) is served in its turn, not after the long one`, async (t) => {

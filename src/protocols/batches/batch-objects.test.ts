@@ -77,7 +77,10 @@ test("pages: after an id, limit, has_more", () => {
 
 test("checked in steps: a yield every LINES_PER_CHECK_STEP lines; past max_lines nothing more is parsed, only counted", () => {
   const text = Array.from({ length: 3 * LINES_PER_CHECK_STEP }, (_, at) => line(`l${at}`)).join("\n");
-  const steps = checkingBatchInput(Buffer.from(text), "/v1/chat/completions", 10_000);
+  const steps = checkingBatchInput(Buffer.from(text), "/v1/chat/completions", 10_000, {
+    maxDepth: 64,
+    maxMembers: 10_000,
+  });
   let yields = 0;
   let step = steps.next();
   for (; step.done !== true; step = steps.next()) yields += 1;
@@ -101,4 +104,23 @@ test("a BOM, CRLF line ends and a last line without its newline are read as Open
     checked.lines.map((entry) => entry.customId),
     ["a", "b", "c"],
   );
+});
+
+test("a line past the JSON bounds is named before it is parsed: too deep, or an object too wide", () => {
+  const deep = `{"custom_id":"d","method":"POST","url":"/v1/chat/completions","body":{"model":"m","x":${"[".repeat(100)}${"]".repeat(100)}}}`;
+  const wideObject = `{${Array.from({ length: 30 }, (_, at) => `"k${at}":1`).join(",")}}`;
+  const wide = `{"custom_id":"w","method":"POST","url":"/v1/chat/completions","body":{"model":"m","logit_bias":${wideObject}}}`;
+  const bounds = { maxDepth: 64, maxMembers: 20 };
+  const checked = checkBatchInput([line("a"), deep, wide, line("b")].join("\n"), "/v1/chat/completions", 10, bounds);
+  assert.ok(!checked.isValid);
+  assert.deepEqual(
+    checked.errors.map((error) => [error.line, error.code, error.message]),
+    [
+      [2, "invalid_value", "Line 2 nests objects and arrays deeper than 64 levels (MAX_JSON_DEPTH)."],
+      [3, "invalid_value", "Line 3 has an object of more than 20 members (MAX_JSON_OBJECT_MEMBERS)."],
+    ],
+  );
+  // Brackets and colons inside strings are text, not shape.
+  const text = line("t", { body: { model: "m", messages: [{ role: "user", content: "[{:".repeat(100) }] } });
+  assert.ok(checkBatchInput(text, "/v1/chat/completions", 10, { maxDepth: 8, maxMembers: 8 }).isValid);
 });

@@ -3,6 +3,7 @@
 // JSON request per line, each with a unique `custom_id`, `method: POST` and the batch's `url`), and the lines of the
 // output and error files. Pure: ids and times are passed in.
 import { isRecord } from "../../is-record.ts";
+import { jsonShapeOverBounds } from "../json-shape.ts";
 
 /** The endpoints a batch may run (OpenAI's list, less those this gateway has no door for). */
 export const BATCH_ENDPOINTS = ["/v1/chat/completions", "/v1/embeddings", "/v1/completions", "/v1/responses"] as const;
@@ -179,6 +180,15 @@ export type InputCheck =
 /** Error entries kept for one invalid input file (OpenAI lists a few, not one per bad line of 50,000). */
 const MAX_INPUT_ERRORS = 10;
 
+/** The bounds of one line's JSON: a live request's (config/request-bounds.ts), given by the runner. */
+export interface JsonBounds {
+  readonly maxDepth: number;
+  readonly maxMembers: number;
+}
+
+/** For checkBatchInput's callers that check a file's framing only (tests of the validation's other rules). */
+const UNBOUNDED: JsonBounds = { maxDepth: Number.POSITIVE_INFINITY, maxMembers: Number.POSITIVE_INFINITY };
+
 /** Lines checked between two yields of checkingBatchInput (a few ms of JSON.parse: the event loop stays free). */
 export const LINES_PER_CHECK_STEP = 500;
 
@@ -187,8 +197,18 @@ export const LINES_PER_CHECK_STEP = 500;
  * the file, `method: "POST"`, `url` the batch's endpoint and an object `body`; at most `maxLines` requests. All
  * problems found are named (up to MAX_INPUT_ERRORS), each with its 1-based line.
  */
-export function checkBatchInput(input: string | Buffer, endpoint: BatchEndpoint, maxLines: number): InputCheck {
-  const steps = checkingBatchInput(typeof input === "string" ? Buffer.from(input) : input, endpoint, maxLines);
+export function checkBatchInput(
+  input: string | Buffer,
+  endpoint: BatchEndpoint,
+  maxLines: number,
+  lineBounds: JsonBounds = UNBOUNDED,
+): InputCheck {
+  const steps = checkingBatchInput(
+    typeof input === "string" ? Buffer.from(input) : input,
+    endpoint,
+    maxLines,
+    lineBounds,
+  );
   for (;;) {
     const step = steps.next();
     if (step.done === true) return step.value;
@@ -206,6 +226,7 @@ export function* checkingBatchInput(
   input: Buffer,
   endpoint: BatchEndpoint,
   maxLines: number,
+  lineBounds: JsonBounds,
 ): Generator<void, InputCheck, void> {
   const errors: BatchErrorEntry[] = [];
   const lines: BatchLine[] = [];
@@ -226,6 +247,22 @@ export function* checkingBatchInput(
     requests += 1;
     if (requests > maxLines) continue;
     const lineNumber = at + 1;
+    // A live request's bounds (config/request-bounds.ts), checked before JSON.parse as the JSON door checks them: a
+    // line nested 200,000 deep was parsed here, then overflowed the stack when the runner measured it, and its result
+    // was never written (the batch ended `completed` with the line neither completed nor failed); one of 300,000
+    // members held the event loop for seconds, here and again when it was sent upstream.
+    const overBounds = jsonShapeOverBounds(source, lineBounds.maxDepth, lineBounds.maxMembers);
+    if (overBounds !== undefined) {
+      problem(
+        lineNumber,
+        "invalid_value",
+        overBounds === "deep"
+          ? `Line ${lineNumber} nests objects and arrays deeper than ${lineBounds.maxDepth} levels (MAX_JSON_DEPTH).`
+          : `Line ${lineNumber} has an object of more than ${lineBounds.maxMembers} members (MAX_JSON_OBJECT_MEMBERS).`,
+        null,
+      );
+      continue;
+    }
     let parsed: unknown;
     try {
       parsed = JSON.parse(source) as unknown;

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { isJsonDeeperThan, jsonShapeOverBounds } from "./json-body.ts";
+import { isJsonDeeperThan, jsonShapeOverBounds } from "./json-shape.ts";
 
 test("depth counts objects and arrays, not brackets inside strings or after escapes", () => {
   assert.equal(isJsonDeeperThan('{"a":[1,{"b":2}]}', 3), false);
