@@ -5,9 +5,10 @@
 // Pacing: a line that no candidate can serve now only because of limits (every candidate over a budget, cooling down;
 // planned with its prompt's estimate and `max_tokens` as its pipeline plans it) is not failed: it waits until the
 // soonest candidate frees (what the plan and the limits know), without sending anything and without its slot (the
-// batch's lines for the same model wait with it, untried), then tries again; an upstream 429 from every candidate waits
-// its retry time the same way, and so does a 5xx from every candidate before its next try (that line alone: the others
-// for its model are tried meanwhile). A line never waits in the live route queue either (plan-request.ts answers it at
+// batch's lines for the same model wait with it, untried), then tries again; so does a line whose own pipeline finds
+// that room taken since this check (a live request, another replica: a 429 without a record, handle-request.ts
+// deferredLine); an upstream 429 from every candidate waits its retry time the same way, and so does a 5xx from every
+// candidate before its next try (that line alone: the others for its model are tried meanwhile). A line never waits in the live route queue either (plan-request.ts answers it at
 // once, with the time to wait). A line refused for good (a 4xx, no model) goes to the error file. Live traffic first:
 // while any live request waits in the route queue (`routing.queue_timeout_ms`), no batch line starts (none holds a slot
 // meanwhile), so a batch never takes the budget a live request is waiting for. Each finished line's result is written

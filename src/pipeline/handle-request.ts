@@ -90,7 +90,7 @@ export async function handleRequest(
       planned = await planRequest(request);
     } catch (error) {
       request.record.attempted(trace.attempts, trace.skips, "primary");
-      throw refused(request, error);
+      throw deferredLine(request, error, trace.attempts.length) ?? refused(request, error);
     }
     plan = planned.plan;
     // A request that waited in the queue across a config reload is served on the new config.
@@ -129,7 +129,7 @@ export async function handleRequest(
     } catch (error) {
       if (!mayQueueAgain(request, plan, trace.skips.slice(skipsBefore), trace.attempts.length, rounds, error)) {
         request.record.attempted(trace.attempts, trace.skips, "primary");
-        throw failed(request, error);
+        throw deferredLine(request, error, trace.attempts.length) ?? failed(request, error);
       }
     }
   } while (outcome === undefined);
@@ -276,13 +276,35 @@ function chargeClientOrRefuse(request: PipelineRequest): Promise<void> | undefin
       request.clientCharge,
     );
   } catch (error) {
-    throw refused(request, error);
+    throw deferredLine(request, error, 0) ?? refused(request, error);
   }
   return charging instanceof Promise
     ? charging.catch((error: unknown) => {
-        throw refused(request, error);
+        throw deferredLine(request, error, 0) ?? refused(request, error);
       })
     : undefined;
+}
+
+/**
+ * A batch line the gateway's own limits refused before anything was sent (its client's budget, every candidate over a
+ * budget or cooling down, a reservation another replica's spending refused after the plan saw room, the live-first
+ * hold of plan-request.ts) is not over: it leaves no record and counts no error, its client's charge is given back
+ * whole, and the 429 is returned for its runner to wait its time off its slot and try the line again
+ * (batch-runner.ts). The runner checks those limits before it sends a line, but room can go between that check and the
+ * reservation (a live request or another replica takes it), and each such try left a 429 record. Undefined for
+ * anything else: a live request; an upstream's own 429 (an attempt was sent: its record stays, the upstream's refusal
+ * is learned from it); a client gone or the gateway's exit.
+ */
+function deferredLine(request: PipelineRequest, error: unknown, attemptCount: number): GatewayError | undefined {
+  const { context, runtime, clientCharge } = request;
+  if (context.batchId === undefined || !(error instanceof RateLimitedError) || attemptCount > 0) return undefined;
+  if (context.signal.aborted) return undefined;
+  const reservation = clientCharge.reservation;
+  if (reservation !== undefined) {
+    clientCharge.reservation = undefined;
+    runtime.recorder.clientRequestUnsent(reservation);
+  }
+  return error;
 }
 
 /** `log.content: true`: what the client sent (messages, prompt, input, a rerank's query and documents). */

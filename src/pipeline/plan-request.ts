@@ -20,8 +20,8 @@ import { parseBody } from "./request-body.ts";
 
 /**
  * Plans the route, queueing while nothing is free (routing.queue_timeout_ms). A batch line never queues: it is answered
- * at once (a 429 with the time to wait, from the plan without candidates), and its runner waits that time off its
- * slot (batch-runner.ts): queued here, it held the slot, and every other line behind it, since no line starts while a
+ * at once (a 429 with the time to wait, from the plan without candidates; no record, handle-request.ts
+ * `deferredLine`), and its runner waits that time off its slot (batch-runner.ts): queued here, it held the slot, and every other line behind it, since no line starts while a
  * request waits in the queue.
  */
 export async function planRequest(request: PipelineRequest): Promise<PlannedRoute> {
@@ -159,8 +159,9 @@ function requestedOutputTokens(body: Record<string, unknown>): number {
 
 /**
  * A batch line's plan, never queued. While live requests wait in the route queue the line is refused (429, to be
- * tried again at once: its runner starts nothing until the queue is empty): its runner checked the queue before it
- * started the line, but a live request may have queued since, and the line would take the slot it waits for.
+ * tried again at once: its runner starts nothing until the queue is empty; no record: handle-request.ts
+ * `deferredLine`): its runner checked the queue before it started the line, but a live request may have queued since
+ * (the line's client charge went to Redis meanwhile), and the line would take the slot it waits for.
  */
 function batchLinePlan(runtime: GatewayRuntime, route: ClientRouteRequest, snapshot: GatewaySnapshot): PlannedRoute {
   if (runtime.queuedRequests > 0) {
