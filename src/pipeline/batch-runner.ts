@@ -49,6 +49,7 @@ import {
   FileParts,
   type LineAnswer,
   type LineCall,
+  type LineCheck,
   type LineExecutor,
   type LineWait,
   type MutableUsage,
@@ -813,19 +814,26 @@ export class BatchRunner {
    * ms to wait before sending the line: 0 when a candidate is ready now (or the plan cannot say: the pipeline then
    * answers, a line larger than a whole token budget with its 413); else until the soonest candidate frees up. Planned
    * as the line's pipeline will plan it (plan-request.ts batchLineRoute): its prompt's estimate and `max_tokens`
-   * count, so a line over what is left of a `tpm` or `tpd` waits here, unsent and without a record.
+   * count, so a line over what is left of a `tpm` or `tpd` waits here, unsent and without a record. The body checked
+   * and its facts go with it to the pipeline, which does not make them again.
    */
-  #waitBeforeSending(active: ActiveBatch, endpoint: EndpointSpec, body: unknown): number {
+  #waitBeforeSending(active: ActiveBatch, endpoint: EndpointSpec, body: unknown): LineCheck {
+    let looked: ReturnType<typeof batchLineRoute>;
     try {
-      const route = batchLineRoute(this.#runtime, endpoint, body, active.owner === "" ? undefined : active.owner);
-      if (route === undefined) return 0;
-      const clientWaitMs = this.#clientWaitMs(active.owner, route.promptTokens ?? 0);
-      if (clientWaitMs > 0) return clientWaitMs;
-      const plan = this.#runtime.plan(route);
-      if (plan.candidates.length > 0) return 0;
-      return this.#runtime.soonestAvailableMs(plan) ?? 0;
+      looked = batchLineRoute(this.#runtime, endpoint, body, active.owner === "" ? undefined : active.owner);
     } catch {
-      return 0;
+      return { waitMs: 0, checked: undefined };
+    }
+    if (looked === undefined) return { waitMs: 0, checked: undefined };
+    const { route, checked } = looked;
+    try {
+      const clientWaitMs = this.#clientWaitMs(active.owner, route.promptTokens ?? 0);
+      if (clientWaitMs > 0) return { waitMs: clientWaitMs, checked };
+      const plan = this.#runtime.plan(route);
+      if (plan.candidates.length > 0) return { waitMs: 0, checked };
+      return { waitMs: this.#runtime.soonestAvailableMs(plan) ?? 0, checked };
+    } catch {
+      return { waitMs: 0, checked };
     }
   }
 

@@ -17,6 +17,7 @@ import type { AttemptSkip, ForwardOutcome, ForwardTrace, JsonResult } from "../u
 import { moderationInputs } from "../upstream/moderation-dialect.ts";
 import { answerText } from "./answer-text.ts";
 import { audioAnswer } from "./audio-answer.ts";
+import { checkedLineOf, deferredLine } from "./batch-line-pipeline.ts";
 import {
   answerCacheKey,
   cachedAnswer,
@@ -36,6 +37,7 @@ import {
   type PipelineResult,
   publish,
   type RequestContext,
+  type RequestFacts,
 } from "./pipeline-types.ts";
 import { planRequest, requestFactsOf } from "./plan-request.ts";
 import { RecordBuilder } from "./record-builder.ts";
@@ -63,8 +65,9 @@ export async function handleRequest(
   context: RequestContext,
 ): Promise<PipelineResult> {
   const startedAtMs = context.receivedAtMs ?? runtime.clock.now();
-  const body = validated(runtime, endpoint, rawBody, context, startedAtMs);
-  const prepared = prepare(runtime, endpoint, body, context, startedAtMs);
+  const checked = checkedLineOf(endpoint, rawBody, context);
+  const body = checked?.body ?? validated(runtime, endpoint, rawBody, context, startedAtMs);
+  const prepared = prepare(runtime, endpoint, body, context, startedAtMs, checked?.facts);
   if (context.batchId !== undefined) prepared.record.inBatch(context.batchId);
   if (prepared.snapshot.config.log.content) recordRequestContent(prepared);
   if (context.client !== undefined) {
@@ -225,6 +228,7 @@ function prepare(
   body: PipelineRequest["body"],
   context: RequestContext,
   startedAtMs: number,
+  facts: RequestFacts | undefined,
 ): PipelineRequest {
   const snapshot = runtime.snapshot;
   const isStream = endpoint.supportsStream && (endpoint.isStreamAsked?.(body) ?? body.stream === true);
@@ -244,7 +248,7 @@ function prepare(
     endpoint,
     body,
     context,
-    ...requestFactsOf(endpoint, body, isStream),
+    ...(facts ?? requestFactsOf(endpoint, body, isStream)),
     isStream,
     sessionKey,
     record: new RecordBuilder(runtime.clock, {
@@ -283,28 +287,6 @@ function chargeClientOrRefuse(request: PipelineRequest): Promise<void> | undefin
         throw deferredLine(request, error, 0) ?? refused(request, error);
       })
     : undefined;
-}
-
-/**
- * A batch line the gateway's own limits refused before anything was sent (its client's budget, every candidate over a
- * budget or cooling down, a reservation another replica's spending refused after the plan saw room, the live-first
- * hold of plan-request.ts) is not over: it leaves no record and counts no error, its client's charge is given back
- * whole, and the 429 is returned for its runner to wait its time off its slot and try the line again
- * (batch-runner.ts). The runner checks those limits before it sends a line, but room can go between that check and the
- * reservation (a live request or another replica takes it), and each such try left a 429 record. Undefined for
- * anything else: a live request; an upstream's own 429 (an attempt was sent: its record stays, the upstream's refusal
- * is learned from it); a client gone or the gateway's exit.
- */
-function deferredLine(request: PipelineRequest, error: unknown, attemptCount: number): GatewayError | undefined {
-  const { context, runtime, clientCharge } = request;
-  if (context.batchId === undefined || !(error instanceof RateLimitedError) || attemptCount > 0) return undefined;
-  if (context.signal.aborted) return undefined;
-  const reservation = clientCharge.reservation;
-  if (reservation !== undefined) {
-    clientCharge.reservation = undefined;
-    runtime.recorder.clientRequestUnsent(reservation);
-  }
-  return error;
 }
 
 /** `log.content: true`: what the client sent (messages, prompt, input, a rerank's query and documents). */
