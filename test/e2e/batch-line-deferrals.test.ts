@@ -27,7 +27,7 @@ import {
   waitForCompleted,
 } from "../helpers/batches-scene.ts";
 import { CHAT_ROUTE, HELLO, openAiClient, postChat, useGateway, useMock } from "../helpers/e2e.ts";
-import type { TestGateway } from "../helpers/gateway.ts";
+import { startTestGateway, type TestGateway } from "../helpers/gateway.ts";
 import { chatCompletion, rateLimited } from "../helpers/mock-upstream.ts";
 import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../helpers/redis-server.ts";
 
@@ -195,11 +195,14 @@ describe("a shared budget spent by another replica", skipWithoutRedis, () => {
     const redis = await useRedisServer(t);
     const clock = new ManualClock(START_MS);
     const runner = await useGateway(t, sharedYaml(mock, redis.url), { clock });
-    const other = await useGateway(t, sharedYaml(mock, redis.url), { clock });
+    const other = await startTestGateway(sharedYaml(mock, redis.url), { clock });
     const runnerRecords = recordsOf(runner.runtime);
     const otherRecords = recordsOf(other.runtime);
     // The other replica spends the model's minute; the runner's own books (its check) do not see it.
     await liveOk(other);
+    // Gone before the batch: the runner is the only replica that may run it (one that took the line could not see a
+    // refusal of its own spending: its own books know it).
+    await other.close();
     const client = openAiClient(runner);
     const batch = await createBatch(client, (await upload(client, chatLine("r-1", "r-1"))).id);
     await waitForBatch(client, batch.id, (kept) => kept.status === "in_progress");
