@@ -124,7 +124,7 @@ describe("a batch line refused by the gateway's own limits in its pipeline waits
     );
   });
 
-  test("a live request queued meanwhile (the live-first hold): the line waits without a record, then runs", async (t) => {
+  test("a live request queued meanwhile (the live-first hold): the line is refused for its runner to wait, without a record", async (t) => {
     const mock = await useMock(t);
     let releaseBusy: () => void = () => {};
     const busyAnswered = new Promise<void>((resolve) => {
