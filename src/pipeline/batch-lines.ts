@@ -6,6 +6,7 @@ import type { BatchUsage } from "../protocols/batches/batch-objects.ts";
 import { handleChatRequest } from "./chat-request.ts";
 import type { EndpointSpec } from "./endpoints.ts";
 import type { GatewayRuntime } from "./gateway-runtime.ts";
+import type { CheckedLine } from "./pipeline-types.ts";
 
 /** One line as the pipeline gets it. */
 export interface LineCall {
@@ -17,11 +18,18 @@ export interface LineCall {
   readonly log: Logger;
   /**
    * ms the line must wait before it is sent (0: send it now), from its plan on the body the pipeline is given (a
-   * Responses line's translated one): asked by the executor once that body is known, before the pipeline has it.
+   * Responses line's translated one): asked by the executor once that body is known, before the pipeline has it. With
+   * the body as checked and its facts, for the pipeline (RequestContext.checkedLine: not parsed and estimated twice).
    */
-  readonly waitBeforeSending: (endpoint: EndpointSpec, body: unknown) => number;
+  readonly waitBeforeSending: (endpoint: EndpointSpec, body: unknown) => LineCheck;
   /** Its tokens are counted in a budget now (RequestContext.onReserved). */
   readonly onReserved: () => void;
+}
+
+/** What a line's look before sending says: how long to wait, and the checked body (none when it does not parse). */
+export interface LineCheck {
+  readonly waitMs: number;
+  readonly checked: CheckedLine | undefined;
 }
 
 /** A line's answer: the status and JSON body the front door would have answered with. */
@@ -52,7 +60,7 @@ export interface MutableUsage {
 export function pipelineExecutor(runtime: GatewayRuntime, endpoint: EndpointSpec): LineExecutor {
   return async (call) => {
     const body = unstreamed(call.body);
-    const waitMs = call.waitBeforeSending(endpoint, body);
+    const { waitMs, checked } = call.waitBeforeSending(endpoint, body);
     if (waitMs > 0) return { waitMs };
     const result = await handleChatRequest(runtime, endpoint, body, {
       requestId: call.requestId,
@@ -62,6 +70,7 @@ export function pipelineExecutor(runtime: GatewayRuntime, endpoint: EndpointSpec
       log: call.log,
       batchId: call.batchId,
       onReserved: call.onReserved,
+      checkedLine: checked,
     });
     if (result.kind === "stream") {
       await result.cancel();

@@ -5,9 +5,10 @@
 // Pacing: a line that no candidate can serve now only because of limits (every candidate over a budget, cooling down;
 // planned with its prompt's estimate and `max_tokens` as its pipeline plans it) is not failed: it waits until the
 // soonest candidate frees (what the plan and the limits know), without sending anything and without its slot (the
-// batch's lines for the same model wait with it, untried), then tries again; an upstream 429 from every candidate waits
-// its retry time the same way, and so does a 5xx from every candidate before its next try (that line alone: the others
-// for its model are tried meanwhile). A line never waits in the live route queue either (plan-request.ts answers it at
+// batch's lines for the same model wait with it, untried), then tries again; so does a line whose own pipeline finds
+// that room taken since this check (a live request, another replica: a 429 without a record, handle-request.ts
+// deferredLine); an upstream 429 from every candidate waits its retry time the same way, and so does a 5xx from every
+// candidate before its next try (that line alone: the others for its model are tried meanwhile). A line never waits in the live route queue either (plan-request.ts answers it at
 // once, with the time to wait). A line refused for good (a 4xx, no model) goes to the error file. Live traffic first:
 // while any live request waits in the route queue (`routing.queue_timeout_ms`), no batch line starts (none holds a slot
 // meanwhile), so a batch never takes the budget a live request is waiting for. Each finished line's result is written
@@ -49,6 +50,7 @@ import {
   FileParts,
   type LineAnswer,
   type LineCall,
+  type LineCheck,
   type LineExecutor,
   type LineWait,
   type MutableUsage,
@@ -816,19 +818,26 @@ export class BatchRunner {
    * ms to wait before sending the line: 0 when a candidate is ready now (or the plan cannot say: the pipeline then
    * answers, a line larger than a whole token budget with its 413); else until the soonest candidate frees up. Planned
    * as the line's pipeline will plan it (plan-request.ts batchLineRoute): its prompt's estimate and `max_tokens`
-   * count, so a line over what is left of a `tpm` or `tpd` waits here, unsent and without a record.
+   * count, so a line over what is left of a `tpm` or `tpd` waits here, unsent and without a record. The body checked
+   * and its facts go with it to the pipeline, which does not make them again.
    */
-  #waitBeforeSending(active: ActiveBatch, endpoint: EndpointSpec, body: unknown): number {
+  #waitBeforeSending(active: ActiveBatch, endpoint: EndpointSpec, body: unknown): LineCheck {
+    let looked: ReturnType<typeof batchLineRoute>;
     try {
-      const route = batchLineRoute(this.#runtime, endpoint, body, active.owner === "" ? undefined : active.owner);
-      if (route === undefined) return 0;
-      const clientWaitMs = this.#clientWaitMs(active.owner, route.promptTokens ?? 0);
-      if (clientWaitMs > 0) return clientWaitMs;
-      const plan = this.#runtime.plan(route);
-      if (plan.candidates.length > 0) return 0;
-      return this.#runtime.soonestAvailableMs(plan) ?? 0;
+      looked = batchLineRoute(this.#runtime, endpoint, body, active.owner === "" ? undefined : active.owner);
     } catch {
-      return 0;
+      return { waitMs: 0, checked: undefined };
+    }
+    if (looked === undefined) return { waitMs: 0, checked: undefined };
+    const { route, checked } = looked;
+    try {
+      const clientWaitMs = this.#clientWaitMs(active.owner, route.promptTokens ?? 0);
+      if (clientWaitMs > 0) return { waitMs: clientWaitMs, checked };
+      const plan = this.#runtime.plan(route);
+      if (plan.candidates.length > 0) return { waitMs: 0, checked };
+      return { waitMs: this.#runtime.soonestAvailableMs(plan) ?? 0, checked };
+    } catch {
+      return { waitMs: 0, checked };
     }
   }
 

@@ -17,6 +17,7 @@ import type { AttemptSkip, ForwardOutcome, ForwardTrace, JsonResult } from "../u
 import { moderationInputs } from "../upstream/moderation-dialect.ts";
 import { answerText } from "./answer-text.ts";
 import { audioAnswer } from "./audio-answer.ts";
+import { checkedLineOf, deferredLine } from "./batch-line-pipeline.ts";
 import {
   answerCacheKey,
   cachedAnswer,
@@ -36,6 +37,7 @@ import {
   type PipelineResult,
   publish,
   type RequestContext,
+  type RequestFacts,
 } from "./pipeline-types.ts";
 import { planRequest, requestFactsOf } from "./plan-request.ts";
 import { RecordBuilder } from "./record-builder.ts";
@@ -63,8 +65,9 @@ export async function handleRequest(
   context: RequestContext,
 ): Promise<PipelineResult> {
   const startedAtMs = context.receivedAtMs ?? runtime.clock.now();
-  const body = validated(runtime, endpoint, rawBody, context, startedAtMs);
-  const prepared = prepare(runtime, endpoint, body, context, startedAtMs);
+  const checked = checkedLineOf(endpoint, rawBody, context);
+  const body = checked?.body ?? validated(runtime, endpoint, rawBody, context, startedAtMs);
+  const prepared = prepare(runtime, endpoint, body, context, startedAtMs, checked?.facts);
   if (context.batchId !== undefined) prepared.record.inBatch(context.batchId);
   if (prepared.snapshot.config.log.content) recordRequestContent(prepared);
   if (context.client !== undefined) {
@@ -90,7 +93,7 @@ export async function handleRequest(
       planned = await planRequest(request);
     } catch (error) {
       request.record.attempted(trace.attempts, trace.skips, "primary");
-      throw refused(request, error);
+      throw deferredLine(request, error, trace.attempts.length) ?? refused(request, error);
     }
     plan = planned.plan;
     // A request that waited in the queue across a config reload is served on the new config.
@@ -129,7 +132,7 @@ export async function handleRequest(
     } catch (error) {
       if (!mayQueueAgain(request, plan, trace.skips.slice(skipsBefore), trace.attempts.length, rounds, error)) {
         request.record.attempted(trace.attempts, trace.skips, "primary");
-        throw failed(request, error);
+        throw deferredLine(request, error, trace.attempts.length) ?? failed(request, error);
       }
     }
   } while (outcome === undefined);
@@ -225,6 +228,7 @@ function prepare(
   body: PipelineRequest["body"],
   context: RequestContext,
   startedAtMs: number,
+  facts: RequestFacts | undefined,
 ): PipelineRequest {
   const snapshot = runtime.snapshot;
   const isStream = endpoint.supportsStream && (endpoint.isStreamAsked?.(body) ?? body.stream === true);
@@ -244,7 +248,7 @@ function prepare(
     endpoint,
     body,
     context,
-    ...requestFactsOf(endpoint, body, isStream),
+    ...(facts ?? requestFactsOf(endpoint, body, isStream)),
     isStream,
     sessionKey,
     record: new RecordBuilder(runtime.clock, {
@@ -276,11 +280,11 @@ function chargeClientOrRefuse(request: PipelineRequest): Promise<void> | undefin
       request.clientCharge,
     );
   } catch (error) {
-    throw refused(request, error);
+    throw deferredLine(request, error, 0) ?? refused(request, error);
   }
   return charging instanceof Promise
     ? charging.catch((error: unknown) => {
-        throw refused(request, error);
+        throw deferredLine(request, error, 0) ?? refused(request, error);
       })
     : undefined;
 }

@@ -34,6 +34,12 @@ export interface RequestContext {
   readonly native?: NativeCall | undefined;
   /** The batch the request is a line of (batch-runner.ts): its record says so. */
   readonly batchId?: string | undefined;
+  /**
+   * A batch line's body as validated and its facts, from its runner's look before sending it (plan-request.ts
+   * batchLineRoute): used as they are when the pipeline is given that very body for that endpoint, not parsed and
+   * estimated again.
+   */
+  readonly checkedLine?: CheckedLine | undefined;
   /** A batch line's: its tokens are counted in a budget now (upstream/forward-types.ts ForwardRequest.onReserved). */
   readonly onReserved?: (() => void) | undefined;
   /** The request's `Cache-Control`, for the answer cache (`cache.enabled`). */
@@ -127,4 +133,24 @@ export function publish(request: PipelineRequest, status: number, outcome: Outco
   if (record === undefined) return;
   settleClientCharge(request.runtime, request.clientCharge, record);
   request.runtime.recorder.publish(record);
+}
+
+/** What a plan needs of a request beyond its body: its prompt's estimate, its output tokens, its features. */
+export interface RequestFacts {
+  readonly prompt: PromptFacts;
+  readonly features: readonly RequestFeature[];
+  readonly maxOutputTokens: number;
+}
+
+/**
+ * A batch line's body as its pipeline validates it and the facts estimated from it, made once by its runner's look
+ * (plan-request.ts batchLineRoute) and handed to the pipeline (RequestContext.checkedLine), which then neither parses
+ * nor estimates it again: a line of 100,000 tokens of messages was walked twice, once for the look and once for its
+ * plan. `rawBody`: the body it was checked from (the pipeline uses it only when given that same body).
+ */
+export interface CheckedLine {
+  readonly endpoint: EndpointSpec;
+  readonly rawBody: unknown;
+  readonly body: PipelineRequest["body"];
+  readonly facts: RequestFacts;
 }

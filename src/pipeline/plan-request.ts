@@ -2,7 +2,6 @@
 // Split from handle-request.ts, which calls it once per round of plan, reserve, queue again; the route request is built
 // here for both the pipeline and the batch runner's look before it sends a line (batchLineRoute).
 import { ClientAbortedError, RateLimitedError, ServiceUnavailableError } from "../errors/gateway-error.ts";
-import type { PromptFacts } from "../limits/token-estimate.ts";
 import { outputLimitNameOf } from "../providers/body-rules.ts";
 import {
   JSON_SCHEMA_FEATURE,
@@ -15,13 +14,13 @@ import { moderationInputs } from "../upstream/moderation-dialect.ts";
 import type { ClientRouteRequest } from "./client-rules.ts";
 import type { EndpointSpec } from "./endpoints.ts";
 import type { GatewayRuntime, GatewaySnapshot, PlannedRoute } from "./gateway-runtime.ts";
-import type { PipelineRequest } from "./pipeline-types.ts";
+import type { CheckedLine, PipelineRequest, RequestFacts } from "./pipeline-types.ts";
 import { parseBody } from "./request-body.ts";
 
 /**
  * Plans the route, queueing while nothing is free (routing.queue_timeout_ms). A batch line never queues: it is answered
- * at once (a 429 with the time to wait, from the plan without candidates), and its runner waits that time off its
- * slot (batch-runner.ts): queued here, it held the slot, and every other line behind it, since no line starts while a
+ * at once (a 429 with the time to wait, from the plan without candidates; no record, handle-request.ts
+ * `deferredLine`), and its runner waits that time off its slot (batch-runner.ts): queued here, it held the slot, and every other line behind it, since no line starts while a
  * request waits in the queue.
  */
 export async function planRequest(request: PipelineRequest): Promise<PlannedRoute> {
@@ -61,13 +60,6 @@ export async function planRequest(request: PipelineRequest): Promise<PlannedRout
 /** What the route is planned from: the request's body and the facts estimated from it (requestFactsOf). */
 type RoutedRequest = Pick<PipelineRequest, "runtime" | "body" | "endpoint" | "sessionKey"> &
   RequestFacts & { readonly context: Pick<PipelineRequest["context"], "client"> };
-
-/** What a plan needs of a request beyond its body: its prompt's estimate, its output tokens, its features. */
-export interface RequestFacts {
-  readonly prompt: PromptFacts;
-  readonly features: readonly RequestFeature[];
-  readonly maxOutputTokens: number;
-}
 
 /**
  * The estimate every plan counts (the door's `estimate`, token-estimate.ts), and `max_tokens`: one function, so the
@@ -110,16 +102,17 @@ function routeRequestOf(request: RoutedRequest): ClientRouteRequest {
 
 /**
  * A batch line's route as its pipeline will plan it (the same body check, estimate and `max_tokens`), for its runner
- * to see before sending whether the line fits a token budget now (batch-runner.ts); undefined when the body would be
- * refused (the pipeline then answers it, with its record). `rawBody`: the body the pipeline gets (a Responses line's
- * translated one).
+ * to see before sending whether the line fits a token budget now (batch-runner.ts), with the checked body and facts
+ * for its pipeline (CheckedLine: not parsed and estimated again); undefined when the body would be refused (the
+ * pipeline then answers it, with its record). `rawBody`: the body the pipeline gets (a Responses line's translated
+ * one).
  */
 export function batchLineRoute(
   runtime: GatewayRuntime,
   endpoint: EndpointSpec,
   rawBody: unknown,
   client: string | undefined,
-): ClientRouteRequest | undefined {
+): { readonly route: ClientRouteRequest; readonly checked: CheckedLine } | undefined {
   let body: PipelineRequest["body"];
   try {
     body = parseBody(endpoint.schema, rawBody) as PipelineRequest["body"];
@@ -128,14 +121,9 @@ export function batchLineRoute(
   }
   // A line never streams (batch-lines.ts unstreamed). No sticky session: it only orders the candidates, and the
   // runner asks whether there is any.
-  return routeRequestOf({
-    runtime,
-    body,
-    endpoint,
-    sessionKey: undefined,
-    context: { client },
-    ...requestFactsOf(endpoint, body, false),
-  });
+  const facts = requestFactsOf(endpoint, body, false);
+  const route = routeRequestOf({ runtime, body, endpoint, sessionKey: undefined, context: { client }, ...facts });
+  return { route, checked: { endpoint, rawBody, body, facts } };
 }
 
 /**
@@ -159,8 +147,9 @@ function requestedOutputTokens(body: Record<string, unknown>): number {
 
 /**
  * A batch line's plan, never queued. While live requests wait in the route queue the line is refused (429, to be
- * tried again at once: its runner starts nothing until the queue is empty): its runner checked the queue before it
- * started the line, but a live request may have queued since, and the line would take the slot it waits for.
+ * tried again at once: its runner starts nothing until the queue is empty; no record: handle-request.ts
+ * `deferredLine`): its runner checked the queue before it started the line, but a live request may have queued since
+ * (the line's client charge went to Redis meanwhile), and the line would take the slot it waits for.
  */
 function batchLinePlan(runtime: GatewayRuntime, route: ClientRouteRequest, snapshot: GatewaySnapshot): PlannedRoute {
   if (runtime.queuedRequests > 0) {

@@ -260,6 +260,19 @@ export class Recorder {
     budgets.release(reservation);
   }
 
+  /**
+   * A batch line charged to its client's budgets went back to wait, unsent and without a record (handle-request.ts
+   * `deferredLine`): the charge is given back whole (its tokens and its request), as if it had never been made, since
+   * the line is charged again when it is tried again.
+   */
+  clientRequestUnsent(reservation: Reservation): void {
+    const { budgets, clock } = this.#books;
+    const nowMs = clock.now();
+    if (reservation.tokens !== 0) budgets.reconcile(reservation, 0, nowMs);
+    budgets.releaseUnsentCalls(reservation, reservation.requests ?? 1, nowMs);
+    budgets.release(reservation);
+  }
+
   /** A conversation write charged as its client's request (client-budget.ts `asClientRequest`) ended: its slot is free. */
   clientWriteEnded(reservation: Reservation): void {
     this.#books.budgets.release(reservation);

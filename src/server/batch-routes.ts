@@ -263,7 +263,7 @@ function adapterExecutor(runtime: GatewayRuntime, adapter: ProtocolAdapter): Lin
       );
     }
     // Planned on the chat body the pipeline gets: its prompt's tokens are those of the translated conversation.
-    const waitMs = call.waitBeforeSending(adapter.endpoint, exchange.chatBody);
+    const { waitMs, checked } = call.waitBeforeSending(adapter.endpoint, exchange.chatBody);
     if (waitMs > 0) return { waitMs };
     const result = await handleChatRequest(runtime, adapter.endpoint, exchange.chatBody, {
       requestId: call.requestId,
@@ -275,6 +275,7 @@ function adapterExecutor(runtime: GatewayRuntime, adapter: ProtocolAdapter): Lin
       batchId: call.batchId,
       onReserved: call.onReserved,
       native: exchange.native,
+      checkedLine: checked,
     });
     if (result.kind === "stream") {
       await result.cancel();

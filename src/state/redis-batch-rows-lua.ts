@@ -36,6 +36,11 @@ return 1
  * ARGV: index, result JSON. KEYS: results, done, converting. 1 when added, or already kept (the same JSON: this write
  * again, after its first landed but its answer was lost); 0 when the line has another result; 2, with nothing
  * written, while an earlier version's list is not yet the sorted set (IN_LINE_ORDER_LUA first, then again).
+ *
+ * A mark `1` with no result under its index is no result: an earlier version's write (HSETNX the mark, then RPUSH)
+ * that reached a results key this version had made the sorted set (a rolling upgrade) failed with WRONGTYPE after its
+ * mark was set (a script's writes before an error stay), and the line, in neither file, was refused for good by every
+ * later write. It is written now (docs/protocols.md "Batches", the upgrade rule).
  */
 export const PUT_RESULT_LUA = `
 if redis.call('TYPE', KEYS[1]).ok == 'list' or redis.call('EXISTS', KEYS[3]) == 1 then return 2 end
@@ -43,7 +48,7 @@ local digest = redis.sha1hex(ARGV[2])
 local kept = redis.call('HGET', KEYS[2], ARGV[1])
 if kept then
   if kept == digest then return 1 end
-  return 0
+  if kept ~= '1' or redis.call('ZCOUNT', KEYS[1], ARGV[1], ARGV[1]) > 0 then return 0 end
 end
 redis.call('HSET', KEYS[2], ARGV[1], digest)
 redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])

@@ -142,6 +142,43 @@ test(
   },
 );
 
+/** An earlier version's PUT_RESULT_LUA (before 82efad9): the line's mark, then the line appended to a list. */
+const EARLIER_PUT_RESULT_LUA = `
+if redis.call('HSETNX', KEYS[2], ARGV[1], '1') == 0 then return 0 end
+redis.call('RPUSH', KEYS[1], ARGV[2])
+return 1
+`;
+
+test(
+  "a rolling upgrade: an earlier version's write to a converted results key fails (WRONGTYPE); the line is written again",
+  skip,
+  async (t) => {
+    const redis = await useRedisServer(t);
+    const admin = new Redis(redis.url);
+    t.after(() => admin.quit());
+    const rows = await rowsOn(redis.url, t);
+    const [results, done] = ["rows-test:{batches}:results:batch_mixed", "rows-test:{batches}:done:batch_mixed"];
+    // This version wrote line 0: the results key is the sorted set.
+    assert.equal(await rows.putResult("batch_mixed", { index: 0, isError: false, line: "zero" }), true);
+    // A replica of the version before writes line 1 (it ran the batch, its lease not lapsed): its RPUSH is refused,
+    // after its script set the line's mark. It cannot be changed: its line is in neither file, its mark stays.
+    const line = JSON.stringify({ index: 1, isError: false, line: "one (earlier version)" });
+    await assert.rejects(admin.eval(EARLIER_PUT_RESULT_LUA, 2, results, done, "1", line), /WRONGTYPE/);
+    assert.equal(await admin.hget(done, "1"), "1", "the mark of a result that was never kept");
+    // Its rewrite finds the mark: refused as "written by another", the line lost for it.
+    assert.equal(await admin.eval(EARLIER_PUT_RESULT_LUA, 2, results, done, "1", line), 0);
+    // The batch resumed here (the earlier replica's end fails on the sorted set too: its lease goes): line 1 runs
+    // again, and its result is kept. The old script refused it for the mark (0): in neither file, for good.
+    assert.equal(await rows.putResult("batch_mixed", { index: 1, isError: false, line: "one" }), true);
+    assert.deepEqual(await pagesOf(rows, "batch_mixed", 1024), [["zero", "one"]]);
+    // Kept once: a second result for it is refused as before, and so is one for a line the earlier version did keep.
+    assert.equal(await rows.putResult("batch_mixed", { index: 1, isError: true, line: "one again" }), false);
+    await admin.hset(done, "2", "1");
+    await admin.zadd(results, 2, JSON.stringify({ index: 2, isError: false, line: "two (earlier, converted)" }));
+    assert.equal(await rows.putResult("batch_mixed", { index: 2, isError: false, line: "two again" }), false);
+  },
+);
+
 test("replaceBatch: written only over the JSON read; the runnable set follows the status", skip, async (t) => {
   const redis = await useRedisServer(t);
   const [a, b] = [await rowsOn(redis.url, t), await rowsOn(redis.url, t)];

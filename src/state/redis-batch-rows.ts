@@ -15,7 +15,8 @@
 //                            a few hundred lines per script run, through {batches}:results-converting:<id>)
 //   {batches}:done:<id>      hash: line index -> the SHA-1 of its result's JSON, so a line's result is added once
 //                            whoever writes it, and a write of the same result again says it is the one kept
-//                            (earlier versions wrote 1: such a line's rewrite is refused, as it was then)
+//                            (earlier versions wrote 1: such a line's rewrite is refused, as it was then, unless no
+//                            result is kept under its index: an earlier version's write that failed, PUT_RESULT_LUA)
 //   {batches}:lease:<id>     string: the replica running the batch (SET NX PX, renewed while it runs)
 //   {batches}:lock           string: the writer holding the books' count bounds (see `exclusive`)
 // Keys named from an id are built in the scripts from a declared key of the same tag: the same Cluster slot.

@@ -8,6 +8,7 @@ import { describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { ManualClock } from "../../src/clock.ts";
 import { estimateChatPrompt } from "../../src/limits/token-estimate.ts";
+import { CHAT_ENDPOINT, type EndpointSpec } from "../../src/pipeline/endpoints.ts";
 import {
   createBatch,
   isFinished,
@@ -327,6 +328,44 @@ batches:
     assert.deepEqual(
       (await batchRecords(gateway, batch.id)).map((record) => record.status),
       [200, 200],
+    );
+  });
+});
+
+describe("a batch line's facts are made once", () => {
+  test("the runner's look parses and estimates a line; its pipeline plans on those facts, not made again", async (t) => {
+    const mock = await useMock(t);
+    answeringWithEstimate(mock);
+    // A spy on the chat door's estimate (a real object of the gateway's, put back after): how often each line's
+    // messages are walked. The old pipeline estimated every line twice: once for its runner's look, once for its plan.
+    const estimates = new Map<string, number>();
+    const original = CHAT_ENDPOINT.estimate;
+    const spied = CHAT_ENDPOINT as { estimate: EndpointSpec["estimate"] };
+    spied.estimate = (body) => {
+      const first = (body.messages as { content: string }[] | undefined)?.[0]?.content.split(" ")[0] ?? "";
+      estimates.set(first, (estimates.get(first) ?? 0) + 1);
+      return original(body);
+    };
+    t.after(() => {
+      spied.estimate = original;
+    });
+    const clock = new ManualClock(START_MS);
+    const gateway = await useGateway(t, tightYaml(mock, 100_000, 2), { clock });
+    const client = openAiClient(gateway);
+    const ids = ["e-1", "e-2", "e-3"];
+    const batch = await createBatch(
+      client,
+      (await upload(client, ids.map((id) => tightLine(id, promptOf(id))).join("\n"))).id,
+    );
+    const done = await waitForCompleted(client, batch.id, 3);
+    assert.deepEqual(
+      (await linesOf(client, done.output_file_id)).map((line) => line.custom_id),
+      ids,
+    );
+    assert.deepEqual(
+      ids.map((id) => estimates.get(id)),
+      [1, 1, 1],
+      "each line estimated once (the old pipeline: twice)",
     );
   });
 });
