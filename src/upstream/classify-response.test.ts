@@ -122,6 +122,40 @@ test("a \"not supported\" that only quotes the prompt is the client's 400; the p
   assert.equal(verdict.kind === "rejected" ? verdict.refusal : verdict.kind, "request");
 });
 
+test("a refusal the request holds whole (passed on before, kept in an agent's history) fails over, whatever it names", () => {
+  const image = { type: "image_url", image_url: { url: "data:image/png;base64,AAAA" } };
+  // The gateway passed this refusal on earlier; the agent keeps it in the conversation and tries again.
+  const refusal = "Image input is not supported for this model.";
+  const history = {
+    model: "m",
+    messages: [
+      { role: "user", content: [{ type: "text", text: "What is in this picture?" }, image] },
+      { role: "assistant", content: `Error: ${refusal}` },
+      { role: "user", content: [{ type: "text", text: "Try again." }, image] },
+    ],
+  };
+  assert.equal(refusalOf(400, { message: refusal }, "", history), "unsupported");
+  assert.equal(isEchoedUnsupported(refusal, history), true, "and, as for a pasted refusal, it teaches nothing");
+  // An earlier 400 body verbatim in a tool result: its quotes JSON-escaped there, and no feature key named.
+  const system = 'The "system" role is not supported by this model; send its text as a user message instead';
+  const toolResult = {
+    model: "m",
+    messages: [
+      { role: "system", content: "You are a coding agent." },
+      { role: "user", content: [{ type: "tool_result", content: JSON.stringify({ error: { message: system } }) }] },
+    ],
+  };
+  assert.equal(refusalOf(400, { message: system }, "", toolResult), "unsupported");
+  // A filter quoting the prompt still wraps it in words of its own: the client's 400.
+  const blocked = { message: "Content blocked: 'the system role is not supported by this model' was flagged" };
+  assert.equal(
+    refusalOf(400, blocked, "", {
+      messages: [{ role: "user", content: "the system role is not supported by this model" }],
+    }),
+    "request",
+  );
+});
+
 describe("a 404 for the path (a route the provider lacks) against one for the model", () => {
   // Bodies as real servers send them for an unknown path, and for an unknown model on a path they have.
   const routeGone: [string, string][] = [

@@ -5,7 +5,7 @@ import { classifyRateLimit, type RateLimitKind, requestLargerThanWindow } from "
 import type { HeaderMap } from "../limits/header-map.ts";
 import { type RetryHint, retryHintFromResponse } from "../limits/retry-hint.ts";
 import { orderRefusedBy } from "../providers/order-refusals.ts";
-import { isEchoedPhrase } from "../providers/request-echo.ts";
+import { isEchoedPhrase, isWholeMessageIn } from "../providers/request-echo.ts";
 import { requestFeatures } from "../router/request-features.ts";
 import { refusedFeature } from "./refused-feature.ts";
 
@@ -193,7 +193,11 @@ export function refusalOf(status: number, error: UpstreamErrorFields, bodyText =
   // value it refused): read without them, the answer says nothing about a feature, and is the client's 400 as it
   // would be had the prompt not said so. Unless it names a feature the request carries (`'logprobs'`, "tools"):
   // then it may be this candidate's own refusal whose sentence the prompt happens to hold (a developer pasting the
-  // error they got), and another candidate is tried; nothing is learned from it (lessons.ts).
+  // error they got), and another candidate is tried; nothing is learned from it (lessons.ts). So too when the request
+  // holds the whole answer, not only its sentences: it is this refusal passed on before (an agent keeps the gateway's
+  // earlier 400 in its history, a tool result holds the error body), whatever the feature is ("image input", two
+  // features at once, the system role: none tied to one key the request carries).
+  if (isWholeMessageIn(error.message, request)) return "unsupported";
   return isRecord(request) && refusedFeature(error, requestFeatures(request, false)) !== undefined
     ? "unsupported"
     : "request";
