@@ -146,6 +146,15 @@ test("a refusal the request holds whole (passed on before, kept in an agent's hi
     ],
   };
   assert.equal(refusalOf(400, { message: system }, "", toolResult), "unsupported");
+  // A chat template's alternation error the developer asks about, word for word: the template's own, not an echo.
+  const alternate = "Conversation roles must alternate user/assistant/user/assistant/...";
+  const asked = {
+    messages: [
+      { role: "user", content: `My vLLM server answers "${alternate}". Why?` },
+      { role: "user", content: "It is a Llama 2 chat template." },
+    ],
+  };
+  assert.equal(refusalOf(400, { message: alternate }, "", asked), "unsupported");
   // A filter quoting the prompt still wraps it in words of its own: the client's 400.
   const blocked = { message: "Content blocked: 'the system role is not supported by this model' was flagged" };
   assert.equal(
