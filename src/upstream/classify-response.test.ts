@@ -136,6 +136,10 @@ test("a refusal the request holds whole (passed on before, kept in an agent's hi
   };
   assert.equal(refusalOf(400, { message: refusal }, "", history), "unsupported");
   assert.equal(isEchoedUnsupported(refusal, history), true, "and, as for a pasted refusal, it teaches nothing");
+  // The history holds only its first sentence: it names images, which the request carries (read from its parts).
+  const longer = { message: `${refusal} Send the text alone.` };
+  assert.equal(refusalOf(400, longer, "", history), "unsupported");
+  assert.equal(refusalOf(400, longer, "", { ...history, messages: history.messages.slice(1, 2) }), "request");
   // An earlier 400 body verbatim in a tool result: its quotes JSON-escaped there, and no feature key named.
   const system = 'The "system" role is not supported by this model; send its text as a user message instead';
   const toolResult = {

@@ -4,6 +4,7 @@ import { isRecord } from "../is-record.ts";
 import { classifyRateLimit, type RateLimitKind, requestLargerThanWindow } from "../limits/classify-429.ts";
 import type { HeaderMap } from "../limits/header-map.ts";
 import { type RetryHint, retryHintFromResponse } from "../limits/retry-hint.ts";
+import { estimateChatPrompt } from "../limits/token-estimate.ts";
 import { orderRefusedBy } from "../providers/order-refusals.ts";
 import { isEchoedPhrase, isWholeMessageIn } from "../providers/request-echo.ts";
 import { requestFeatures } from "../router/request-features.ts";
@@ -203,9 +204,10 @@ export function refusalOf(status: number, error: UpstreamErrorFields, bodyText =
   // would be had the prompt not said so. Unless it names a feature the request carries (`'logprobs'`, "tools"):
   // then it may be this candidate's own refusal whose sentence the prompt happens to hold (a developer pasting the
   // error they got), and another candidate is tried; nothing is learned from it (lessons.ts).
-  return isRecord(request) && refusedFeature(error, requestFeatures(request, false)) !== undefined
-    ? "unsupported"
-    : "request";
+  if (!isRecord(request)) return "request";
+  // Images are a feature read from the messages' parts, not a key: "Image input is not supported" names them.
+  const hasImages = Array.isArray(request.messages) && estimateChatPrompt(request.messages, undefined).hasImages;
+  return refusedFeature(error, requestFeatures(request, hasImages)) !== undefined ? "unsupported" : "request";
 }
 
 /**
