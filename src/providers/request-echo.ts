@@ -88,3 +88,18 @@ export function isEchoedPhrase(message: string, start: number, end: number, requ
   const text = requestTextOf(request);
   return text.strings.includes(sentence) || text.json.includes(sentence);
 }
+
+/**
+ * Whether the whole error message is in the request, as it is or as JSON escapes it (an error body pasted into a tool
+ * result): the client was shown this very answer before (a refusal the gateway passed on, kept in an agent's history;
+ * a developer pasting it). A filter or a validator quoting the prompt wraps the quotation in words of its own, which
+ * the request does not hold; an answer held whole is a copy of the provider's own refusal, not of the prompt.
+ */
+export function isWholeMessageIn(message: string, request: unknown): boolean {
+  if (request === undefined) return false;
+  const whole = message.trim().toLowerCase();
+  if (whole === "") return false;
+  const escaped = (JSON.stringify(whole) ?? "").slice(1, -1);
+  const text = requestTextOf(request);
+  return [whole, escaped].some((form) => text.strings.includes(form) || text.json.includes(form));
+}

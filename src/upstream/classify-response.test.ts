@@ -122,6 +122,53 @@ test("a \"not supported\" that only quotes the prompt is the client's 400; the p
   assert.equal(verdict.kind === "rejected" ? verdict.refusal : verdict.kind, "request");
 });
 
+test("a refusal the request holds whole (passed on before, kept in an agent's history) fails over, whatever it names", () => {
+  const image = { type: "image_url", image_url: { url: "data:image/png;base64,AAAA" } };
+  // The gateway passed this refusal on earlier; the agent keeps it in the conversation and tries again.
+  const refusal = "Image input is not supported for this model.";
+  const history = {
+    model: "m",
+    messages: [
+      { role: "user", content: [{ type: "text", text: "What is in this picture?" }, image] },
+      { role: "assistant", content: `Error: ${refusal}` },
+      { role: "user", content: [{ type: "text", text: "Try again." }, image] },
+    ],
+  };
+  assert.equal(refusalOf(400, { message: refusal }, "", history), "unsupported");
+  assert.equal(isEchoedUnsupported(refusal, history), true, "and, as for a pasted refusal, it teaches nothing");
+  // The history holds only its first sentence: it names images, which the request carries (read from its parts).
+  const longer = { message: `${refusal} Send the text alone.` };
+  assert.equal(refusalOf(400, longer, "", history), "unsupported");
+  assert.equal(refusalOf(400, longer, "", { ...history, messages: history.messages.slice(1, 2) }), "request");
+  // An earlier 400 body verbatim in a tool result: its quotes JSON-escaped there, and no feature key named.
+  const system = 'The "system" role is not supported by this model; send its text as a user message instead';
+  const toolResult = {
+    model: "m",
+    messages: [
+      { role: "system", content: "You are a coding agent." },
+      { role: "user", content: [{ type: "tool_result", content: JSON.stringify({ error: { message: system } }) }] },
+    ],
+  };
+  assert.equal(refusalOf(400, { message: system }, "", toolResult), "unsupported");
+  // A chat template's alternation error the developer asks about, word for word: the template's own, not an echo.
+  const alternate = "Conversation roles must alternate user/assistant/user/assistant/...";
+  const asked = {
+    messages: [
+      { role: "user", content: `My vLLM server answers "${alternate}". Why?` },
+      { role: "user", content: "It is a Llama 2 chat template." },
+    ],
+  };
+  assert.equal(refusalOf(400, { message: alternate }, "", asked), "unsupported");
+  // A filter quoting the prompt still wraps it in words of its own: the client's 400.
+  const blocked = { message: "Content blocked: 'the system role is not supported by this model' was flagged" };
+  assert.equal(
+    refusalOf(400, blocked, "", {
+      messages: [{ role: "user", content: "the system role is not supported by this model" }],
+    }),
+    "request",
+  );
+});
+
 describe("a 404 for the path (a route the provider lacks) against one for the model", () => {
   // Bodies as real servers send them for an unknown path, and for an unknown model on a path they have.
   const routeGone: [string, string][] = [

@@ -4,8 +4,9 @@ import { isRecord } from "../is-record.ts";
 import { classifyRateLimit, type RateLimitKind, requestLargerThanWindow } from "../limits/classify-429.ts";
 import type { HeaderMap } from "../limits/header-map.ts";
 import { type RetryHint, retryHintFromResponse } from "../limits/retry-hint.ts";
+import { estimateChatPrompt } from "../limits/token-estimate.ts";
 import { orderRefusedBy } from "../providers/order-refusals.ts";
-import { isEchoedPhrase } from "../providers/request-echo.ts";
+import { isEchoedPhrase, isWholeMessageIn } from "../providers/request-echo.ts";
 import { requestFeatures } from "../router/request-features.ts";
 import { refusedFeature } from "./refused-feature.ts";
 
@@ -187,16 +188,26 @@ export function refusalOf(status: number, error: UpstreamErrorFields, bodyText =
   // must alternate ...'") is the client's 400, returned at once, not a refusal to fail over from (every candidate
   // would be asked, and nothing learned from any of them).
   if (orderRefusedBy(error, request) !== undefined) return "unsupported";
-  if (!UNSUPPORTED.test(error.message)) return "request";
+  const isUnsupportedWorded = UNSUPPORTED.test(error.message);
+  // An order phrase here is in the request too (orderRefusedBy without it reads the words alone).
+  if (!isUnsupportedWorded && orderRefusedBy(error) === undefined) return "request";
+  // The request holds the whole answer, not only its phrases or sentences: it is this refusal passed on before (an
+  // agent keeps the gateway's earlier 400 in its history, a tool result holds the error body, a developer asks about
+  // "Conversation roles must alternate ..."), a copy of the provider's own words, whatever the feature is ("image
+  // input", two features at once, the system role: none tied to one key the request carries). Another candidate is
+  // tried; nothing is learned from it (lessons.ts), as from a pasted sentence below.
+  if (isWholeMessageIn(error.message, request)) return "unsupported";
+  if (!isUnsupportedWorded) return "request";
   if (!isEchoedUnsupported(error.message, request)) return "unsupported";
   // Every "not supported" in it is a sentence of the prompt quoted back (a content filter, a validator quoting the
   // value it refused): read without them, the answer says nothing about a feature, and is the client's 400 as it
   // would be had the prompt not said so. Unless it names a feature the request carries (`'logprobs'`, "tools"):
   // then it may be this candidate's own refusal whose sentence the prompt happens to hold (a developer pasting the
   // error they got), and another candidate is tried; nothing is learned from it (lessons.ts).
-  return isRecord(request) && refusedFeature(error, requestFeatures(request, false)) !== undefined
-    ? "unsupported"
-    : "request";
+  if (!isRecord(request)) return "request";
+  // Images are a feature read from the messages' parts, not a key: "Image input is not supported" names them.
+  const hasImages = Array.isArray(request.messages) && estimateChatPrompt(request.messages, undefined).hasImages;
+  return refusedFeature(error, requestFeatures(request, hasImages)) !== undefined ? "unsupported" : "request";
 }
 
 /**

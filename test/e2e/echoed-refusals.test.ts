@@ -113,4 +113,45 @@ describe('a "not supported" in a 400 that quotes the prompt', () => {
     assert.equal(chatRequests(first).length, 2, "ranked last for logprobs once learned");
     assert.equal(chatRequests(second).length, 3);
   });
+  test("that the conversation holds whole (the refusal passed on before, kept in an agent's history) fails over", async (t) => {
+    const { first, second, gateway } = await scene(t);
+    const refusal = "Image input is not supported for this model.";
+    first.setDefault(CHAT_ROUTE, () => ({
+      kind: "json",
+      status: 400,
+      body: { error: { message: refusal, type: "invalid_request_error" } },
+    }));
+    const image = { type: "image_url", image_url: { url: "data:image/png;base64,iVBORw0KGgo=" } };
+    const answer = await postChat(gateway, {
+      model: "m",
+      messages: [
+        { role: "user", content: [{ type: "text", text: "What is in this picture?" }, image] },
+        { role: "assistant", content: `Error: ${refusal}` },
+        { role: "user", content: [{ type: "text", text: "Try again with another model." }, image] },
+      ],
+    });
+    assert.equal(answer.status, 200, answer.text);
+    assert.equal(answer.headers["x-gateway-provider"], "second");
+    assert.equal(chatRequests(first).length, 1);
+    assert.equal(chatRequests(second).length, 1);
+  });
+  test("a chat template's alternation error the prompt asks about word for word is the template's own: it fails over", async (t) => {
+    const { first, second, gateway } = await scene(t);
+    const refusal = "Conversation roles must alternate user/assistant/user/assistant/...";
+    first.setDefault(CHAT_ROUTE, () => ({
+      kind: "json",
+      status: 400,
+      body: { object: "error", message: refusal, type: "BadRequestError", code: 400 },
+    }));
+    const answer = await postChat(gateway, {
+      model: "m",
+      messages: [
+        { role: "user", content: `My vLLM server answers "${refusal}". Why?` },
+        { role: "user", content: "It serves a Llama 2 chat template." },
+      ],
+    });
+    assert.equal(answer.status, 200, answer.text);
+    assert.equal(answer.headers["x-gateway-provider"], "second");
+    assert.equal(chatRequests(second).length, 1);
+  });
 });
