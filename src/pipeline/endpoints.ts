@@ -40,6 +40,11 @@ export interface EndpointSpec extends FrontDoor {
    * for usage themselves and their translators say what they have without it.
    */
   readonly estimatesStreamUsage?: boolean;
+  /**
+   * Tool names longer than chat providers take go upstream shortened and come back as the client named them
+   * (protocols/chat-tool-names.ts). The chat door only: the Responses and Messages doors translate names themselves.
+   */
+  readonly shortensToolNames?: boolean;
   /** Prompt size and content facts for budgets and fit checks. */
   estimate(body: Record<string, unknown>): PromptFacts;
   /** The field a refusal for the prompt's size names (`param`): `messages` unless said. */
@@ -76,6 +81,7 @@ export const CHAT_ENDPOINT: EndpointSpec = {
   supportsStream: true,
   isContinuable: true,
   estimatesStreamUsage: true,
+  shortensToolNames: true,
   estimate: (body) => estimateChatPrompt(body.messages as unknown[], body.tools),
 };
 
@@ -90,11 +96,13 @@ export const RESPONSES_ENDPOINT: EndpointSpec = {
   ...FRONT_DOORS.responses,
   promptParam: "input",
   estimatesStreamUsage: false,
+  shortensToolNames: false,
 };
 export const MESSAGES_ENDPOINT: EndpointSpec = {
   ...CHAT_ENDPOINT,
   ...FRONT_DOORS.messages,
   estimatesStreamUsage: false,
+  shortensToolNames: false,
 };
 
 export const COMPLETIONS_ENDPOINT: EndpointSpec = {

@@ -10,6 +10,7 @@ import {
 } from "../errors/gateway-error.ts";
 import { toGatewayError } from "../errors/render-error.ts";
 import { calibratingTokens } from "../limits/prompt-calibration.ts";
+import { shortenChatToolNames } from "../protocols/chat-tool-names.ts";
 import type { RoutePlan } from "../router/plan-route.ts";
 import { stickySessionKey } from "../router/sticky-sessions.ts";
 import type { TokenUsage } from "../streaming/relay-types.ts";
@@ -27,6 +28,7 @@ import {
   notCachedError,
 } from "./cached-answers.ts";
 import { chargeClient } from "./client-budget.ts";
+import { withClientToolNames } from "./client-tool-names.ts";
 import type { EndpointSpec } from "./endpoints.ts";
 import type { GatewayRuntime, PlannedRoute } from "./gateway-runtime.ts";
 import { cutReason } from "./open-requests.ts";
@@ -57,6 +59,17 @@ export type {
  * protocol), or ClientAbortedError when the client left first.
  */
 export async function handleRequest(
+  runtime: GatewayRuntime,
+  endpoint: EndpointSpec,
+  rawBody: unknown,
+  context: RequestContext,
+): Promise<PipelineResult> {
+  const shortened = endpoint.shortensToolNames === true ? shortenChatToolNames(rawBody) : undefined;
+  if (shortened === undefined) return serveRequest(runtime, endpoint, rawBody, context);
+  return withClientToolNames(await serveRequest(runtime, endpoint, shortened.body, context), shortened.names);
+}
+
+async function serveRequest(
   runtime: GatewayRuntime,
   endpoint: EndpointSpec,
   rawBody: unknown,

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
+import { shortenedToolName } from "../long-tool-names.ts";
 import { asClientCalls, flatName, ToolNames } from "./tool-names.ts";
 
 /** OpenAI's rule for a function's name, which most chat providers copy. */
@@ -126,4 +127,17 @@ describe("namespace members' upstream names", () => {
     // Without the client-run search the name is free: kept as it is.
     assert.equal(ToolNames.of([fn("tool_search")]).upstreamName("tool_search", undefined), "tool_search");
   });
+});
+
+test("a top-level function named longer than 64 goes upstream shortened (also as a tool choice, or in history only) and maps back", () => {
+  const long = `mcp__server__${"x".repeat(60)}`;
+  const names = ToolNames.of([fn(long), fn("short")]);
+  const upstream = names.upstreamName(long, undefined);
+  assert.match(upstream, VALID_NAME);
+  assert.equal(upstream, shortenedToolName(long), "the rule every door shares");
+  assert.equal(names.chosenName(long, undefined), upstream);
+  assert.deepEqual(names.clientName(upstream), { type: "function", name: long, namespace: undefined });
+  assert.equal(names.upstreamName("short", undefined), "short");
+  // A call in the history of a tool the request no longer offers: the same name it went upstream under before.
+  assert.equal(ToolNames.of([]).upstreamName(long, undefined), upstream);
 });

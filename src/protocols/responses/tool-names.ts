@@ -11,11 +11,16 @@
 // tools give the same names on every request (the client sends its calls back namespaced, and they are flattened
 // again with the request's own tools).
 //
+// A top-level function (or custom tool) whose name is longer than 64 goes upstream cut and hashed by the rule every
+// door shares (../long-tool-names.ts: a function of the name alone, so a call in the history that the request no
+// longer offers gets the same name), and its calls come back under its own name.
+//
 // A top-level function (or custom tool) named `tool_search` beside the client-run `tool_search` (a tool search loaded
 // it: an MCP server's own search tool) would be the search's function name upstream too: it goes upstream as
 // `tool_search_` and 8 hex digits of a hash, and its calls come back named `tool_search`. (The request's own tools
 // may not be so named: tool-mapping.ts refuses it, as the client can rename its own.)
 import { createHash } from "node:crypto";
+import { shortenedToolName } from "../long-tool-names.ts";
 import { inputOfArguments } from "./custom-tools.ts";
 import { MAX_NAMESPACE_CHARS } from "./request-schema.ts";
 import { isClientToolSearch, TOOL_SEARCH_FUNCTION } from "./tool-search.ts";
@@ -79,7 +84,9 @@ export class ToolNames {
       if (named.type === "function" || named.type === "custom") {
         names.#topLevel.add(named.name);
         const upstream =
-          hasClientSearch && named.name === TOOL_SEARCH_FUNCTION ? hashedName(named.name, "", named.name) : named.name;
+          hasClientSearch && named.name === TOOL_SEARCH_FUNCTION
+            ? hashedName(named.name, "", named.name)
+            : shortenedToolName(named.name);
         if (upstream !== named.name) names.#renamedTopLevel.set(named.name, upstream);
         if (!names.#byUpstream.has(upstream)) {
           names.#byUpstream.set(upstream, { type: named.type, name: named.name, namespace: undefined });
@@ -132,10 +139,13 @@ export class ToolNames {
   /**
    * The upstream name of a tool the client names (a call it sends back, a tool_choice): a namespaced one by the
    * request's tools, or by the plain rule when the request no longer offers it (an older call in the history); a
-   * top-level one by its own name, unless it is renamed (a function named `tool_search` beside the search).
+   * top-level one by its own name, unless it is renamed (a function named `tool_search` beside the search) or too
+   * long (shortened).
    */
   upstreamName(name: string, namespace: string | null | undefined): string {
-    if (typeof namespace !== "string" || namespace === "") return this.#renamedTopLevel.get(name) ?? name;
+    if (typeof namespace !== "string" || namespace === "") {
+      return this.#renamedTopLevel.get(name) ?? shortenedToolName(name);
+    }
     return this.#byMember.get(memberKey(namespace, name)) ?? flatName(namespace, name);
   }
 
