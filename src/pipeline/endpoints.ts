@@ -41,10 +41,11 @@ export interface EndpointSpec extends FrontDoor {
    */
   readonly estimatesStreamUsage?: boolean;
   /**
-   * Tool names longer than chat providers take go upstream shortened and come back as the client named them
-   * (protocols/chat-tool-names.ts). The chat door only: the Responses and Messages doors translate names themselves.
+   * The client's tools made what chat providers take (protocols/chat-tools-upstream.ts): tool names longer than 64
+   * characters go upstream shortened and come back as the client named them, and `tool` messages with no text get a
+   * placeholder. The chat door only: the Responses and Messages doors do so in their translations.
    */
-  readonly shortensToolNames?: boolean;
+  readonly adaptsChatTools?: boolean;
   /** Prompt size and content facts for budgets and fit checks. */
   estimate(body: Record<string, unknown>): PromptFacts;
   /** The field a refusal for the prompt's size names (`param`): `messages` unless said. */
@@ -81,7 +82,7 @@ export const CHAT_ENDPOINT: EndpointSpec = {
   supportsStream: true,
   isContinuable: true,
   estimatesStreamUsage: true,
-  shortensToolNames: true,
+  adaptsChatTools: true,
   estimate: (body) => estimateChatPrompt(body.messages as unknown[], body.tools),
 };
 
@@ -96,13 +97,13 @@ export const RESPONSES_ENDPOINT: EndpointSpec = {
   ...FRONT_DOORS.responses,
   promptParam: "input",
   estimatesStreamUsage: false,
-  shortensToolNames: false,
+  adaptsChatTools: false,
 };
 export const MESSAGES_ENDPOINT: EndpointSpec = {
   ...CHAT_ENDPOINT,
   ...FRONT_DOORS.messages,
   estimatesStreamUsage: false,
-  shortensToolNames: false,
+  adaptsChatTools: false,
 };
 
 export const COMPLETIONS_ENDPOINT: EndpointSpec = {

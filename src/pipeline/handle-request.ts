@@ -10,7 +10,7 @@ import {
 } from "../errors/gateway-error.ts";
 import { toGatewayError } from "../errors/render-error.ts";
 import { calibratingTokens } from "../limits/prompt-calibration.ts";
-import { shortenChatToolNames } from "../protocols/chat-tool-names.ts";
+import { chatToolsForUpstream } from "../protocols/chat-tools-upstream.ts";
 import type { RoutePlan } from "../router/plan-route.ts";
 import { stickySessionKey } from "../router/sticky-sessions.ts";
 import type { TokenUsage } from "../streaming/relay-types.ts";
@@ -64,9 +64,10 @@ export async function handleRequest(
   rawBody: unknown,
   context: RequestContext,
 ): Promise<PipelineResult> {
-  const shortened = endpoint.shortensToolNames === true ? shortenChatToolNames(rawBody) : undefined;
-  if (shortened === undefined) return serveRequest(runtime, endpoint, rawBody, context);
-  return withClientToolNames(await serveRequest(runtime, endpoint, shortened.body, context), shortened.names);
+  const adapted = endpoint.adaptsChatTools === true ? chatToolsForUpstream(rawBody) : undefined;
+  if (adapted === undefined) return serveRequest(runtime, endpoint, rawBody, context);
+  const result = await serveRequest(runtime, endpoint, adapted.body, context);
+  return adapted.names === undefined ? result : withClientToolNames(result, adapted.names);
 }
 
 async function serveRequest(
