@@ -410,3 +410,47 @@ describe("a loaded function named tool_search beside the client-run search", () 
     assert.equal((answer.json as { error: { param: string } }).error.param, `tools[${tools.length - 1}].name`);
   });
 });
+
+describe("a tool a later search loads again with a changed schema", () => {
+  test("goes upstream as the latest search listed it (the MCP server changed the tool between searches)", async (t) => {
+    const { mock, gateway } = await scene(t);
+    const request = captured(2);
+    const changed = {
+      type: "namespace",
+      name: "mcp__probe",
+      description: "Tools in the mcp__probe namespace.",
+      tools: [
+        {
+          type: "function",
+          name: "lookup_fact",
+          description: "Look up a fact by key, in a namespace of facts",
+          strict: false,
+          defer_loading: true,
+          parameters: {
+            type: "object",
+            properties: { key: { type: "string" }, scope: { type: "string" } },
+            required: ["key", "scope"],
+          },
+        },
+      ],
+    };
+    const input = [
+      ...(request.body.input as unknown[]),
+      {
+        type: "tool_search_call",
+        call_id: "call_2",
+        status: "completed",
+        execution: "client",
+        arguments: { query: "lookup fact again" },
+      },
+      { type: "tool_search_output", call_id: "call_2", status: "completed", execution: "client", tools: [changed] },
+    ];
+    mock.enqueue(CHAT_ROUTE, { kind: "json", body: chatCompletion("Let me look.", UPSTREAM_ID) });
+    const answer = await replay(gateway, request, { input, stream: false });
+    assert.equal(answer.status, 200, answer.text);
+    const offered = (sent(mock, 0).tools ?? []).filter((tool) => tool.function.name === "mcp__probe__lookup_fact");
+    assert.equal(offered.length, 1);
+    assert.deepEqual(offered[0]?.function.parameters, changed.tools[0]?.parameters);
+    assert.match(offered[0]?.function.description ?? "", /in a namespace of facts/);
+  });
+});
