@@ -124,8 +124,19 @@ describe("namespace members' upstream names", () => {
     assert.deepEqual(asClientCalls([{ type: "function_call", call_id: "c", name: renamed, arguments: "{}" }], names), [
       { type: "function_call", call_id: "c", name: "tool_search", arguments: "{}" },
     ]);
-    // Without the client-run search the name is free: kept as it is.
-    assert.equal(ToolNames.of([fn("tool_search")]).upstreamName("tool_search", undefined), "tool_search");
+    // Without the client-run search (a continuation that stopped offering it) the same name, both ways: the
+    // conversation's calls of the function and of the search stay apart.
+    const without = ToolNames.of([fn("tool_search")]);
+    assert.equal(without.upstreamName("tool_search", undefined), renamed);
+    assert.equal(without.chosenName("tool_search", undefined), renamed);
+    assert.deepEqual(without.clientName(renamed), { type: "function", name: "tool_search", namespace: undefined });
+    // Neither offered: a call of the function in the history still goes, and comes back, under the name it had.
+    assert.equal(ToolNames.of([]).upstreamName("tool_search", undefined), renamed);
+    assert.deepEqual(ToolNames.of([]).clientName(renamed), {
+      type: "function",
+      name: "tool_search",
+      namespace: undefined,
+    });
   });
 });
 
