@@ -40,6 +40,12 @@ export interface EndpointSpec extends FrontDoor {
    * for usage themselves and their translators say what they have without it.
    */
   readonly estimatesStreamUsage?: boolean;
+  /**
+   * The client's tools made what chat providers take (protocols/chat-tools-upstream.ts): tool names longer than 64
+   * characters go upstream shortened and come back as the client named them, and `tool` messages with no text get a
+   * placeholder. The chat door only: the Responses and Messages doors do so in their translations.
+   */
+  readonly adaptsChatTools?: boolean;
   /** Prompt size and content facts for budgets and fit checks. */
   estimate(body: Record<string, unknown>): PromptFacts;
   /** The field a refusal for the prompt's size names (`param`): `messages` unless said. */
@@ -76,6 +82,7 @@ export const CHAT_ENDPOINT: EndpointSpec = {
   supportsStream: true,
   isContinuable: true,
   estimatesStreamUsage: true,
+  adaptsChatTools: true,
   estimate: (body) => estimateChatPrompt(body.messages as unknown[], body.tools),
 };
 
@@ -90,11 +97,13 @@ export const RESPONSES_ENDPOINT: EndpointSpec = {
   ...FRONT_DOORS.responses,
   promptParam: "input",
   estimatesStreamUsage: false,
+  adaptsChatTools: false,
 };
 export const MESSAGES_ENDPOINT: EndpointSpec = {
   ...CHAT_ENDPOINT,
   ...FRONT_DOORS.messages,
   estimatesStreamUsage: false,
+  adaptsChatTools: false,
 };
 
 export const COMPLETIONS_ENDPOINT: EndpointSpec = {

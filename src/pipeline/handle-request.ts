@@ -10,6 +10,7 @@ import {
 } from "../errors/gateway-error.ts";
 import { toGatewayError } from "../errors/render-error.ts";
 import { calibratingTokens } from "../limits/prompt-calibration.ts";
+import { chatToolsForUpstream } from "../protocols/chat-tools-upstream.ts";
 import type { RoutePlan } from "../router/plan-route.ts";
 import { stickySessionKey } from "../router/sticky-sessions.ts";
 import type { TokenUsage } from "../streaming/relay-types.ts";
@@ -28,6 +29,7 @@ import {
   notCachedError,
 } from "./cached-answers.ts";
 import { chargeClient } from "./client-budget.ts";
+import { withClientToolNames } from "./client-tool-names.ts";
 import type { EndpointSpec } from "./endpoints.ts";
 import type { GatewayRuntime, PlannedRoute } from "./gateway-runtime.ts";
 import { cutReason } from "./open-requests.ts";
@@ -59,6 +61,18 @@ export type {
  * protocol), or ClientAbortedError when the client left first.
  */
 export async function handleRequest(
+  runtime: GatewayRuntime,
+  endpoint: EndpointSpec,
+  rawBody: unknown,
+  context: RequestContext,
+): Promise<PipelineResult> {
+  const adapted = endpoint.adaptsChatTools === true ? chatToolsForUpstream(rawBody) : undefined;
+  if (adapted === undefined) return serveRequest(runtime, endpoint, rawBody, context);
+  const result = await serveRequest(runtime, endpoint, adapted.body, context);
+  return adapted.names === undefined ? result : withClientToolNames(result, adapted.names);
+}
+
+async function serveRequest(
   runtime: GatewayRuntime,
   endpoint: EndpointSpec,
   rawBody: unknown,

@@ -1,15 +1,23 @@
 // The text of a chat `tool` message for a tool result that may hold images or files (an Anthropic `tool_result`, a
-// Responses `function_call_output`). Chat takes only text in a `tool` message, so both doors send a result's other
-// parts after the run of tool messages, in a user message.
+// Responses `function_call_output`), or none at all (the chat door's own `tool` messages too). Chat takes only text in
+// a `tool` message, so both doors send a result's other parts after the run of tool messages, in a user message.
+import { isRecord } from "../is-record.ts";
 import type { ChatContentPart } from "./chat-completions.ts";
 
 /**
- * Said in place of a result that is only images or files. Left empty, the `tool` message was refused by providers
- * that check tool content (a 400 "content must not be empty"), failing every later turn of an agent that took a
- * screenshot; the words also tell the model where the result went. Only then: an empty result without any (a
- * command with no output) stays empty, or the model would look for an attachment that is not there.
+ * Said in place of a tool result with no text (a command that printed nothing, an MCP tool answering nothing). Left
+ * empty (or white space only), the `tool` message was refused by providers that check tool content (a 400 "content
+ * must not be empty": Anthropic models behind OpenAI-compatible endpoints, Bedrock and Vertex proxies), failing every
+ * later turn of the agent's session. Words the model reads as "the tool ran and said nothing", not an attachment.
+ */
+export const EMPTY_TOOL_RESULT_TEXT = "(no output)";
+
+/**
+ * The `tool` message's text: the result's own, or for one that is only images or files what follows it (the words
+ * tell the model where the result went, and fill the message as EMPTY_TOOL_RESULT_TEXT does an empty one's).
  */
 export function toolResultText(text: string, attached: readonly ChatContentPart[]): string {
+  if (isBlank(text) && attached.length === 0) return EMPTY_TOOL_RESULT_TEXT;
   if (text !== "" || attached.length === 0) return text;
   const images = attached.filter((part) => part.type === "image_url").length;
   const files = attached.length - images;
@@ -20,4 +28,34 @@ export function toolResultText(text: string, attached: readonly ChatContentPart[
 function counting(count: number, noun: string): string {
   if (count === 0) return "";
   return count === 1 ? noun : `${count} ${noun}s`;
+}
+
+function isBlank(text: string): boolean {
+  return text.trim() === "";
+}
+
+/**
+ * A chat request's `tool` messages with no text (`""`, white space, `null`, missing, or no parts, or only empty text
+ * parts) given EMPTY_TOOL_RESULT_TEXT, for the chat door, where clients write the `tool` messages themselves. Undefined
+ * when none is empty (the messages go as they came). Read leniently: the body is not validated yet.
+ */
+export function filledToolResults(messages: unknown): unknown[] | undefined {
+  if (!Array.isArray(messages) || !messages.some(isEmptyToolMessage)) return undefined;
+  return messages.map((message) =>
+    isRecord(message) && isEmptyToolMessage(message) ? { ...message, content: EMPTY_TOOL_RESULT_TEXT } : message,
+  );
+}
+
+function isEmptyToolMessage(message: unknown): boolean {
+  if (!isRecord(message) || message.role !== "tool") return false;
+  const content = message.content;
+  if (content === undefined || content === null) return true;
+  if (typeof content === "string") return isBlank(content);
+  // Only text parts are taken in a `tool` message: an array of other parts is the provider's to judge, not emptied.
+  return (
+    Array.isArray(content) &&
+    content.every(
+      (part) => isRecord(part) && part.type === "text" && typeof part.text === "string" && isBlank(part.text),
+    )
+  );
 }

@@ -236,7 +236,8 @@ function renderer(
 
       // From here on the event is part of the client's answer.
       progress.hasAdded = true;
-      const isToolCallNormalized = info.hasToolCall && toolCallDeltas.normalize(json);
+      // Asked of every chunk, not only those with a call: an empty `tool_calls` array is taken out too.
+      const isToolCallNormalized = toolCallDeltas.normalize(json);
       const isToolCallChanged =
         (info.finishReason !== undefined && toolCallDeltas.completeArguments(json)) || isToolCallNormalized;
       if ((missingRoles?.fill(json) ?? false) || isToolCallChanged) event.data = JSON.stringify(json);

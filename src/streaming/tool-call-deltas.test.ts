@@ -229,7 +229,7 @@ test("a name repeated in a call's later deltas is passed on once, in its first (
     [
       [{ index: 0, id: "call_r", type: "function", function: { name: "read_file", arguments: "" } }],
       [{ index: 0, function: { arguments: '{"path":' } }],
-      [{ index: 0, id: "call_r", function: { arguments: '"a.txt"}' } }],
+      [{ index: 0, function: { arguments: '"a.txt"}' } }],
       [{ index: 1, id: "call_made", type: "function", function: { name: "read_file", arguments: '{"path":' } }],
       [{ index: 1, function: { arguments: '"b.txt"}' } }],
     ],
@@ -249,12 +249,12 @@ test("a continuation's name is kept when the call had none yet (id first, name l
       [{ index: 0, id: "a", type: "function", function: { arguments: "" } }],
       [{ index: 0, function: { name: "f", arguments: "{" } }],
       [{ index: 0, function: { arguments: "}" } }],
-      [{ index: 0, id: "a", function: { name: "g", arguments: "" } }],
+      [{ index: 0, function: { name: "g", arguments: "" } }],
     ],
   );
 });
 
-test("an upstream id that comes after the one made for the call is replaced by it; a different id later is a new call", () => {
+test("an upstream id that comes after the one made for the call is taken out; a different id later is a new call", () => {
   let made = 0;
   const deltas = new ToolCallDeltas(() => `call_made${++made}`);
   const delta = (call: Record<string, unknown>) => ({ choices: [{ index: 0, delta: { tool_calls: [call] } }] });
@@ -263,13 +263,67 @@ test("an upstream id that comes after the one made for the call is replaced by i
   assert.equal(firstCallId(first), "call_made1");
   const late = delta({ index: 0, id: "up_1", function: { arguments: '{"x":' } });
   assert.equal(deltas.normalize(late), true);
-  assert.equal(firstCallId(late), "call_made1");
+  assert.equal(firstCallId(late), undefined, "the client keeps the made id, from the call's first delta");
   const again = delta({ index: 0, id: "up_1", function: { arguments: "1}" } });
   deltas.normalize(again);
-  assert.equal(firstCallId(again), "call_made1");
+  assert.equal(firstCallId(again), undefined);
+  assert.equal((again.choices[0]?.delta.tool_calls[0] as { index?: unknown } | undefined)?.index, 0);
   const other = delta({ index: 0, id: "up_2", type: "function", function: { name: "g", arguments: "{}" } });
   deltas.normalize(other);
   assert.equal(firstCallId(other), "up_2", "another call's own id is kept");
   assert.equal((other.choices[0]?.delta.tool_calls[0] as { index?: unknown } | undefined)?.index, 1);
   assert.equal(made, 1);
+});
+
+test("an id and type repeated in a call's later deltas are passed on once, in its first (a client appending ids got call_xcall_x)", () => {
+  assert.deepEqual(
+    passedOn([
+      [{ index: 0, id: "call_x", type: "function", function: { name: "f", arguments: "" } }],
+      [{ index: 0, id: "call_x", type: "function", function: { arguments: '{"a":' } }],
+      [{ index: 0, id: "call_x", function: { name: "f", arguments: "1}" } }],
+      // Another id at the same index is the next call: its own id and type stay.
+      [{ index: 0, id: "call_y", type: "function", function: { name: "f", arguments: "{}" } }],
+    ]),
+    [
+      [{ index: 0, id: "call_x", type: "function", function: { name: "f", arguments: "" } }],
+      [{ index: 0, function: { arguments: '{"a":' } }],
+      [{ index: 0, function: { arguments: "1}" } }],
+      [{ index: 1, id: "call_y", type: "function", function: { name: "f", arguments: "{}" } }],
+    ],
+  );
+});
+
+test("what is left empty goes: function {}, a delta of its index alone, tool_calls [] (the upstream's or left so)", () => {
+  const deltas = new ToolCallDeltas(() => "call_made");
+  const chunk = (delta: Record<string, unknown>) => ({ choices: [{ index: 0, delta }] });
+  const text = chunk({ content: "Hi", tool_calls: [] });
+  assert.equal(deltas.normalize(text), true);
+  assert.deepEqual(text.choices[0]?.delta, { content: "Hi" });
+  const first = chunk({
+    tool_calls: [{ index: 0, id: "a", type: "function", function: { name: "f", arguments: "" } }],
+  });
+  assert.equal(deltas.normalize(first), false);
+  // A name-only continuation: with its name gone nothing is left of it.
+  const nameOnly = chunk({ tool_calls: [{ index: 0, function: { name: "f" } }] });
+  assert.equal(deltas.normalize(nameOnly), true);
+  assert.deepEqual(nameOnly.choices[0]?.delta, {});
+  const headOnly = chunk({ tool_calls: [{ index: 0, id: "a", type: "function", function: {} }] });
+  assert.equal(deltas.normalize(headOnly), true);
+  assert.deepEqual(headOnly.choices[0]?.delta, {});
+  // An empty one beside a call with something to say: only the empty one goes.
+  const mixed = chunk({
+    tool_calls: [
+      { index: 0, id: "a", function: { name: "f" } },
+      { index: 1, id: "b", type: "function", function: { name: "g", arguments: "{}" } },
+      { index: 0, function: { arguments: "{}" } },
+    ],
+  });
+  assert.equal(deltas.normalize(mixed), true);
+  assert.deepEqual(mixed.choices[0]?.delta, {
+    tool_calls: [
+      { index: 1, id: "b", type: "function", function: { name: "g", arguments: "{}" } },
+      { index: 0, function: { arguments: "{}" } },
+    ],
+  });
+  assert.equal(deltas.normalize(chunk({ content: "x", tool_calls: null })), false, "null is left");
 });

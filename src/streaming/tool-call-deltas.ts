@@ -13,8 +13,10 @@
 // told the model its arguments were invalid instead of running the tool. A call whose first delta has no `id` (NVIDIA's
 // Kimi K2, GLM behind Mistral, StepFun and older llama.cpp stream so) gets one made here: the AI SDK's chat providers
 // failed the stream ("Expected 'id' to be a string."), and a client sending the call back needs an id to answer.
-// A continuation delta that names its call's function again (MiniMax on NVIDIA NIM) loses the name: the client has it
-// from the call's first delta, and one that appends names got it doubled.
+// A continuation delta that names its call's function again (MiniMax on NVIDIA NIM) loses the name, and one that
+// repeats its id or `type` loses those: the client has them from the call's first delta, and one that appends names
+// or ids got them doubled. What that leaves empty (a `function: {}`, a delta of its index alone, `tool_calls: []`)
+// is taken out, as is an empty `tool_calls` array the upstream sent.
 
 import { randomBytes } from "node:crypto";
 import { isRecord } from "../is-record.ts";
@@ -72,6 +74,13 @@ export class ToolCallDeltas {
     let isChanged = false;
     for (const [position, choice] of choices.entries()) {
       if (!isRecord(choice) || !isRecord(choice.delta) || !Array.isArray(choice.delta.tool_calls)) continue;
+      if (choice.delta.tool_calls.length === 0) {
+        // `"tool_calls": []`, which some upstreams put on every chunk: the `openai` SDK's stream helper then gives
+        // a text answer `tool_calls: []`, and OpenAI refuses that assistant message when the client sends it back.
+        delete choice.delta.tool_calls;
+        isChanged = true;
+        continue;
+      }
       const choiceIndex = typeof choice.index === "number" ? choice.index : position;
       let calls = this.#choices.get(choiceIndex);
       if (calls === undefined) {
@@ -81,6 +90,7 @@ export class ToolCallDeltas {
       for (const call of choice.delta.tool_calls) {
         if (isRecord(call) && normalizeCall(calls, call, this.#newCallId)) isChanged = true;
       }
+      if (dropEmptyDeltas(choice.delta)) isChanged = true;
     }
     return isChanged;
   }
@@ -146,6 +156,19 @@ function normalizeCall(calls: ChoiceCalls, call: Record<string, unknown>, newCal
     if (completeFirstDelta(call)) isChanged = true;
   } else {
     seen.id ??= id;
+    // The id again in a continuation (providers repeating the whole head in every delta): the client has the call's
+    // id from its first delta (the upstream's or the one made for it), and one appending ids as it appends
+    // arguments got `call_xcall_x`. A late upstream id after a made one goes too: passed on, it differs from the
+    // call's id, and the SDKs' accumulators (as the Responses and Messages translators did) may take it for a second
+    // call. OpenAI sends a call's id and type in its first delta only.
+    if (call.id !== undefined) {
+      delete call.id;
+      isChanged = true;
+    }
+    if (call.type === "function") {
+      delete call.type;
+      isChanged = true;
+    }
     if (name !== undefined && name === seen.name && isRecord(call.function)) {
       // The name again in a continuation (MiniMax on NVIDIA NIM sends it in every delta): clients that append a
       // call's name as they append its arguments (hermes-agent's accumulator, NousResearch/hermes-agent#8259)
@@ -154,13 +177,6 @@ function normalizeCall(calls: ChoiceCalls, call: Record<string, unknown>, newCal
       isChanged = true;
     }
     seen.name ??= name;
-    // The upstream's id came after the one made for the call: the client keeps the made one. Passed on, it differs
-    // from the call's id, and the Responses and Messages translators (as the SDKs' accumulators may) took it for
-    // a second call, nameless, holding the arguments.
-    if (id !== undefined && seen.madeId !== undefined) {
-      call.id = seen.madeId;
-      isChanged = true;
-    }
   }
   if (isRecord(call.function) && typeof call.function.arguments === "string") {
     seen.arguments.append(call.function.arguments);
@@ -169,6 +185,31 @@ function normalizeCall(calls: ChoiceCalls, call: Record<string, unknown>, newCal
   calls.latest = seen;
   if (call.index === seen.index) return isChanged;
   call.index = seen.index;
+  return true;
+}
+
+/**
+ * Takes out what the continuation rules above emptied: a `function: {}` (a name-only continuation after its name
+ * went), a call delta left with its index alone, and the `tool_calls` array when no call delta is left. Clients
+ * tolerate them unevenly (an empty array became the `openai` SDK's `tool_calls: []`, an index alone opened a
+ * snapshot in accumulators keyed by index); OpenAI never sends them. Returns whether the delta changed.
+ */
+function dropEmptyDeltas(delta: Record<string, unknown>): boolean {
+  const calls = delta.tool_calls as unknown[];
+  let isChanged = false;
+  const kept = calls.filter((call) => {
+    if (!isRecord(call)) return true;
+    if (isRecord(call.function) && Object.keys(call.function).length === 0) {
+      delete call.function;
+      isChanged = true;
+    }
+    for (const key in call) if (key !== "index") return true;
+    isChanged = true;
+    return false;
+  });
+  if (!isChanged) return false;
+  if (kept.length === 0) delete delta.tool_calls;
+  else delta.tool_calls = kept;
   return true;
 }
 

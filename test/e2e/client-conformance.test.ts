@@ -2,20 +2,13 @@
 // would send, found by a conformance sweep of the front doors (docs/protocols.md): each test runs a real client
 // against the gateway and a scripted Chat Completions upstream, and fails on the gateway before its fix.
 import assert from "node:assert/strict";
-import type { ServerResponse } from "node:http";
 import { describe, test } from "node:test";
 import Anthropic from "@anthropic-ai/sdk";
 import { Agent, tool as agentTool, OpenAIProvider, Runner, setTracingDisabled } from "@openai/agents";
 import { z } from "zod";
-import { toolCallCompletion, toolCallStream } from "../helpers/chat-tool-calls.ts";
+import { FUNCTION_NAME, functionNameCheckingUpstream } from "../helpers/chat-tool-calls.ts";
 import { CHAT_ROUTE, chatRequests, oneProviderScene, openAiClient, VENDOR_MODEL_ID } from "../helpers/e2e.ts";
-import {
-  chatCompletion,
-  chatStream,
-  type MockStep,
-  type RecordedRequest,
-  type SseScript,
-} from "../helpers/mock-upstream.ts";
+import { chatCompletion, chatStream, type MockStep, type SseScript } from "../helpers/mock-upstream.ts";
 
 const UPSTREAM_ID = VENDOR_MODEL_ID;
 
@@ -203,50 +196,12 @@ describe("Anthropic SDK: document blocks", () => {
 describe("Anthropic SDK: tool names longer than chat's 64 characters (Claude Code's MCP tools)", () => {
   // 81 characters: Anthropic takes up to 128, OpenAI's chat API (and most providers copying it) 64.
   const longName = "mcp__acme-internal-knowledge-base__search_confluence_pages_by_label_and_space_key";
-  const FUNCTION_NAME = /^[a-zA-Z0-9_-]{1,64}$/;
-
-  /** An upstream that checks function names as OpenAI does, and answers with a call of the first tool it got. */
-  function openAiLikeUpstream(isStream: boolean): MockStep {
-    return {
-      kind: "handler",
-      handle: (request: RecordedRequest, response: ServerResponse) => {
-        const body = request.body as {
-          tools?: { function: { name: string } }[];
-          messages: { tool_calls?: { function: { name: string } }[] }[];
-        };
-        const names = [
-          ...(body.tools ?? []).map((tool) => tool.function.name),
-          ...body.messages.flatMap((message) => (message.tool_calls ?? []).map((call) => call.function.name)),
-        ];
-        const invalid = names.find((name) => !FUNCTION_NAME.test(name));
-        if (invalid !== undefined) {
-          response.writeHead(400, { "content-type": "application/json" });
-          const message = `Invalid 'tools[0].function.name': string too long. Expected a string with maximum length 64, but got a string with length ${invalid.length} instead.`;
-          response.end(
-            JSON.stringify({ error: { message, type: "invalid_request_error", code: "string_above_max_length" } }),
-          );
-          return;
-        }
-        const call = { id: "call_search", name: names[0] ?? "", arguments: '{"label":"runbook"}' };
-        if (!isStream) {
-          response.writeHead(200, { "content-type": "application/json" });
-          response.end(JSON.stringify(toolCallCompletion(UPSTREAM_ID, [call])));
-          return;
-        }
-        response.writeHead(200, { "content-type": "text/event-stream" });
-        for (const event of toolCallStream(UPSTREAM_ID, [call])) {
-          if ("data" in event) response.write(`data: ${JSON.stringify(event.data)}\n\n`);
-        }
-        response.end("data: [DONE]\n\n");
-      },
-    };
-  }
 
   for (const isStream of [false, true]) {
     test(`the tool goes upstream under a name chat takes; the call comes back under the client's name${isStream ? " (streamed)" : ""}`, async (t) => {
       const { mock, gateway } = await oneProviderScene(t);
       const client = new Anthropic({ baseURL: gateway.url, apiKey: "x", maxRetries: 0 });
-      mock.enqueue(CHAT_ROUTE, openAiLikeUpstream(isStream));
+      mock.enqueue(CHAT_ROUTE, functionNameCheckingUpstream(UPSTREAM_ID, isStream, '{"label":"runbook"}'));
       const request = {
         model: "m",
         max_tokens: 200,

@@ -401,6 +401,50 @@ describe("a loaded function named tool_search beside the client-run search", () 
     );
   });
 
+  test("a continuation that stops offering the search keeps the function's own name upstream, for its calls too", async (t) => {
+    // Codex offers its search to some model names only: switched to another in the session, the request still holds
+    // the search's items and the tracker's search they loaded, but no client-run search. The function went back to
+    // `tool_search`, the name the history's calls of the search have.
+    const { mock, gateway } = await scene(t);
+    const request = captured(2);
+    const tools = (request.body.tools as { type: string }[]).filter((tool) => tool.type !== "tool_search");
+    const history = withTrackerSearch([
+      { type: "function_call", call_id: "call_5", name: "tool_search", arguments: '{"terms":"flaky test"}' },
+      { type: "function_call_output", call_id: "call_5", output: "#42 flaky test" },
+    ]);
+    mock.enqueue(CHAT_ROUTE, { kind: "json", body: chatCompletion("Let me look.", UPSTREAM_ID) });
+    const first = await replay(gateway, request, { ...history, tools, stream: false });
+    assert.equal(first.status, 200, first.text);
+    const offered = sent(mock, 0).tools ?? [];
+    const renamed = offered.find((tool) => tool.function.description === "Search the issue tracker.");
+    assert.match(renamed?.function.name ?? "", /^tool_search_[0-9a-f]{8}$/);
+    assert.equal(offered.filter((tool) => tool.function.name === "tool_search").length, 0);
+    const upstreamCalls = sent(mock, 0).messages.flatMap((message) => message.tool_calls ?? []) as {
+      id: string;
+      function: { name: string };
+    }[];
+    assert.deepEqual(
+      upstreamCalls.map((call) => [call.id, call.function.name]),
+      [
+        ["call_1", "tool_search"],
+        ["call_5", renamed?.function.name],
+      ],
+    );
+    // The model's call of it comes back under the tool's own name.
+    const name = renamed?.function.name ?? "";
+    mock.enqueue(CHAT_ROUTE, {
+      kind: "json",
+      body: toolCallCompletion(UPSTREAM_ID, [{ id: "call_8", name, arguments: '{"terms":"again"}' }]),
+    });
+    const answer = await replay(gateway, request, { ...history, tools, stream: false });
+    assert.equal(answer.status, 200, answer.text);
+    const output = (answer.json as { output: { type: string; name?: string; call_id?: string }[] }).output;
+    assert.deepEqual(
+      output.map((item) => [item.type, item.name, item.call_id]),
+      [["function_call", "tool_search", "call_8"]],
+    );
+  });
+
   test("a function of the request's own so named is still refused: the client can rename its own", async (t) => {
     const { gateway } = await scene(t);
     const request = captured(2);
@@ -408,5 +452,49 @@ describe("a loaded function named tool_search beside the client-run search", () 
     const answer = await replay(gateway, request, { ...withTrackerSearch(), tools });
     assert.equal(answer.status, 400, answer.text);
     assert.equal((answer.json as { error: { param: string } }).error.param, `tools[${tools.length - 1}].name`);
+  });
+});
+
+describe("a tool a later search loads again with a changed schema", () => {
+  test("goes upstream as the latest search listed it (the MCP server changed the tool between searches)", async (t) => {
+    const { mock, gateway } = await scene(t);
+    const request = captured(2);
+    const changed = {
+      type: "namespace",
+      name: "mcp__probe",
+      description: "Tools in the mcp__probe namespace.",
+      tools: [
+        {
+          type: "function",
+          name: "lookup_fact",
+          description: "Look up a fact by key, in a namespace of facts",
+          strict: false,
+          defer_loading: true,
+          parameters: {
+            type: "object",
+            properties: { key: { type: "string" }, scope: { type: "string" } },
+            required: ["key", "scope"],
+          },
+        },
+      ],
+    };
+    const input = [
+      ...(request.body.input as unknown[]),
+      {
+        type: "tool_search_call",
+        call_id: "call_2",
+        status: "completed",
+        execution: "client",
+        arguments: { query: "lookup fact again" },
+      },
+      { type: "tool_search_output", call_id: "call_2", status: "completed", execution: "client", tools: [changed] },
+    ];
+    mock.enqueue(CHAT_ROUTE, { kind: "json", body: chatCompletion("Let me look.", UPSTREAM_ID) });
+    const answer = await replay(gateway, request, { input, stream: false });
+    assert.equal(answer.status, 200, answer.text);
+    const offered = (sent(mock, 0).tools ?? []).filter((tool) => tool.function.name === "mcp__probe__lookup_fact");
+    assert.equal(offered.length, 1);
+    assert.deepEqual(offered[0]?.function.parameters, changed.tools[0]?.parameters);
+    assert.match(offered[0]?.function.description ?? "", /in a namespace of facts/);
   });
 });

@@ -6,7 +6,9 @@
 // first delta only (raw SSE: a client appending names, as hermes-agent does, got `read_fileread_file`).
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
+import { createOpenAI } from "@ai-sdk/openai";
 import Anthropic from "@anthropic-ai/sdk";
+import { jsonSchema, streamText, tool } from "ai";
 import { CHAT_ROUTE, oneProviderScene, VENDOR_MODEL_ID } from "../helpers/e2e.ts";
 import type { SseScript } from "../helpers/mock-upstream.ts";
 import { postJson, readTimed, strictSseData } from "../helpers/sse-client.ts";
@@ -66,6 +68,25 @@ function twoCallsNamedInEveryDelta(): SseScript[] {
     chunk({ tool_calls: [{ index: 0, id: "call_b", function: { name: "read_file", arguments: '{"path":' } }] }),
     chunk({ tool_calls: [{ index: 0, id: "call_b", function: { name: "read_file", arguments: '"b.txt"}' } }] }),
     chunk({}, "tool_calls"),
+  ];
+}
+
+/**
+ * Two calls whose every delta repeats the call's id and `type` (and, at times, its name alone), with `"tool_calls": []`
+ * on the chunks that carry none: the head of a call repeated the way MiniMax repeats its name.
+ */
+function headInEveryDelta(): SseScript[] {
+  const head = (id: string) => ({ index: 0, id, type: "function" });
+  return [
+    chunk({ role: "assistant", content: null, tool_calls: [] }),
+    chunk({ tool_calls: [{ ...head("call_a"), function: { name: "read_file", arguments: "" } }] }),
+    chunk({ tool_calls: [{ ...head("call_a"), function: { name: "read_file" } }] }),
+    chunk({ tool_calls: [{ ...head("call_a"), function: { arguments: '{"path":' } }] }),
+    chunk({ tool_calls: [{ ...head("call_a"), function: { arguments: '"a.txt"}' } }] }),
+    chunk({ tool_calls: [{ ...head("call_b"), function: { name: "get_time", arguments: "" } }] }),
+    chunk({ tool_calls: [{ ...head("call_b"), function: {} }] }),
+    chunk({ tool_calls: [{ ...head("call_b"), function: { name: "get_time", arguments: '{"zone":"UTC"}' } }] }),
+    chunk({ tool_calls: [] }, "tool_calls"),
   ];
 }
 
@@ -187,7 +208,8 @@ describe("streamed tool calls all at index 0 without ids, and a name repeated in
         for (const delta of choices?.[0]?.delta?.tool_calls ?? []) {
           const call = appended[delta.index] ?? { id: "", name: "", arguments: "", namedDeltas: 0 };
           appended[delta.index] = call;
-          if (delta.id !== undefined) call.id = delta.id;
+          // Appended as the name is: an id repeated in a later delta (the upstream's) came out doubled.
+          if (delta.id !== undefined) call.id += delta.id;
           if (delta.function?.name !== undefined) {
             call.name += delta.function.name;
             call.namedDeltas++;
@@ -234,5 +256,99 @@ describe("streamed tool calls all at index 0 without ids, and a name repeated in
     assert.ok(deltas.length > 0);
     assert.ok(deltas.every((event) => !("name" in event)));
     assert.equal(responseEvents.filter((event) => event.type === "response.output_item.added").length, 1);
+  });
+});
+
+describe("a call's id and type repeated in later deltas, and deltas left empty", () => {
+  test("chat door, raw SSE: each call's id once (in its first delta), and no empty function, call delta or tool_calls", async (t) => {
+    const { mock, gateway } = await oneProviderScene(t);
+    mock.enqueue(CHAT_ROUTE, { kind: "sse", events: headInEveryDelta() });
+    const payloads = await streamedPayloads(`${gateway.url}/v1/chat/completions`, {
+      model: "m",
+      stream: true,
+      messages: [{ role: "user", content: "Read a.txt; what time is it?" }],
+      tools: chatTools,
+    });
+    const appended: { id: string; type: string; name: string; arguments: string }[] = [];
+    for (const payload of payloads) {
+      const choices = payload.choices as { delta?: { tool_calls?: unknown } }[] | undefined;
+      const calls = choices?.[0]?.delta?.tool_calls;
+      if (calls === undefined) continue;
+      assert.ok(Array.isArray(calls) && calls.length > 0, `tool_calls ${JSON.stringify(calls)}`);
+      for (const delta of calls as (RawCallDelta & { type?: string })[]) {
+        assert.ok(Object.keys(delta).length > 1, `a delta of its index alone: ${JSON.stringify(delta)}`);
+        if (delta.function !== undefined) {
+          assert.ok(Object.keys(delta.function).length > 0, `an empty function: ${JSON.stringify(delta)}`);
+        }
+        const call = appended[delta.index] ?? { id: "", type: "", name: "", arguments: "" };
+        appended[delta.index] = call;
+        call.id += delta.id ?? "";
+        call.type += delta.type ?? "";
+        call.name += delta.function?.name ?? "";
+        call.arguments += delta.function?.arguments ?? "";
+      }
+    }
+    assert.deepEqual(appended, [
+      { id: "call_a", type: "function", name: "read_file", arguments: '{"path":"a.txt"}' },
+      { id: "call_b", type: "function", name: "get_time", arguments: '{"zone":"UTC"}' },
+    ]);
+  });
+
+  test("chat door: the openai SDK's stream helper gets both calls, their done events, and no tool_calls on a text answer", async (t) => {
+    const { mock, client } = await oneProviderScene(t);
+    mock.enqueue(CHAT_ROUTE, { kind: "sse", events: headInEveryDelta() });
+    const stream = client.chat.completions.stream({
+      model: "m",
+      messages: [{ role: "user", content: "Read a.txt; what time is it?" }],
+      tools: chatTools,
+    });
+    const done: unknown[] = [];
+    stream.on("tool_calls.function.arguments.done", (event) => done.push([event.index, event.name, event.arguments]));
+    const final = await stream.finalChatCompletion();
+    assert.deepEqual(final.choices[0]?.message.tool_calls, [
+      { id: "call_a", type: "function", function: { name: "read_file", arguments: '{"path":"a.txt"}' } },
+      { id: "call_b", type: "function", function: { name: "get_time", arguments: '{"zone":"UTC"}' } },
+    ]);
+    assert.deepEqual(done, [
+      [0, "read_file", '{"path":"a.txt"}'],
+      [1, "get_time", '{"zone":"UTC"}'],
+    ]);
+    // `"tool_calls": []` on every chunk of a text answer: the helper's message got `tool_calls: []`, which OpenAI
+    // refuses in an assistant message sent back ("empty array").
+    mock.enqueue(CHAT_ROUTE, {
+      kind: "sse",
+      events: [
+        chunk({ role: "assistant", content: "", tool_calls: [] }),
+        chunk({ content: "Hello", tool_calls: [] }),
+        chunk({ tool_calls: [] }, "stop"),
+      ],
+    });
+    const text = await client.chat.completions
+      .stream({ model: "m", messages: [{ role: "user", content: "Hi" }] })
+      .finalChatCompletion();
+    assert.equal(text.choices[0]?.message.content, "Hello");
+    assert.equal(text.choices[0]?.message.tool_calls, undefined);
+  });
+
+  test("chat door: the AI SDK's streamText gets both calls with their ids and inputs, no stream error", async (t) => {
+    const { mock, gateway } = await oneProviderScene(t);
+    const openai = createOpenAI({ baseURL: gateway.baseUrl, apiKey: "x" });
+    mock.enqueue(CHAT_ROUTE, { kind: "sse", events: headInEveryDelta() });
+    const schema = jsonSchema<Record<string, unknown>>({ type: "object" });
+    const result = streamText({
+      model: openai.chat("m"),
+      prompt: "Read a.txt; what time is it?",
+      tools: { read_file: tool({ inputSchema: schema }), get_time: tool({ inputSchema: schema }) },
+    });
+    const errors: unknown[] = [];
+    for await (const part of result.fullStream) if (part.type === "error") errors.push(part.error);
+    assert.deepEqual(errors, []);
+    assert.deepEqual(
+      (await result.toolCalls).map((call) => [call.toolCallId, call.toolName, call.input]),
+      [
+        ["call_a", "read_file", { path: "a.txt" }],
+        ["call_b", "get_time", { zone: "UTC" }],
+      ],
+    );
   });
 });

@@ -1,6 +1,6 @@
 // Anthropic Messages request -> Chat Completions request body. What is translated, passed on, ignored and
 // refused is listed in docs/protocols.md; this file (with output-config.ts, content-parts.ts for a user turn's blocks
-// and tool-names.ts for tool names chat providers take) is the source of truth for it.
+// and ../long-tool-names.ts for tool names chat providers take) is the source of truth for it.
 import { InvalidRequestError } from "../../errors/gateway-error.ts";
 import type {
   ChatContentPart,
@@ -10,6 +10,7 @@ import type {
   ChatToolCall,
   ChatToolChoice,
 } from "../chat-completions.ts";
+import { LongToolNames } from "../long-tool-names.ts";
 import { toolResultText } from "../tool-result-text.ts";
 import { formatPath, validateBody } from "../validate.ts";
 import {
@@ -35,7 +36,6 @@ import {
   toolResultBlockSchema,
   toolUseBlockSchema,
 } from "./request-schema.ts";
-import { MessagesToolNames } from "./tool-names.ts";
 
 export interface TranslatedMessagesRequest {
   readonly chatBody: ChatRequestBody;
@@ -45,7 +45,7 @@ export interface TranslatedMessagesRequest {
   /** `thinking` is `enabled` or `adaptive`: reasoning text the provider returns is shown as `thinking` blocks. */
   readonly isThinkingShown: boolean;
   /** The tools' names upstream (a name over chat's 64 characters is shortened) and back. */
-  readonly toolNames: MessagesToolNames;
+  readonly toolNames: LongToolNames;
 }
 
 type Path = readonly PropertyKey[];
@@ -58,7 +58,7 @@ export function toChatRequest(body: unknown, purpose: "create" | "count" = "crea
     anthropicProblemText,
   );
   const messages: ChatMessage[] = [];
-  const toolNames = new MessagesToolNames();
+  const toolNames = new LongToolNames();
   const system = systemText(request.system);
   if (system !== "") messages.push({ role: "system", content: system });
   for (const [index, message] of request.messages.entries()) {
@@ -153,7 +153,7 @@ function textOf(
 function assistantMessage(
   content: string | readonly unknown[],
   path: Path,
-  toolNames: MessagesToolNames,
+  toolNames: LongToolNames,
 ): Extract<ChatMessage, { role: "assistant" }> {
   if (typeof content === "string") return { role: "assistant", content };
   let text = "";
@@ -256,7 +256,7 @@ function userMessages(content: string | readonly unknown[], path: Path): ChatMes
 function toChatTool(
   tool: { name: string; type?: string | null | undefined },
   path: Path,
-  toolNames: MessagesToolNames,
+  toolNames: LongToolNames,
 ): ChatTool {
   if (tool.type !== undefined && tool.type !== null && tool.type !== "custom") {
     throw unsupported(
@@ -278,7 +278,7 @@ function toChatTool(
 function toChatToolChoice(
   choice: MessagesRequest["tool_choice"],
   tools: readonly ChatTool[],
-  toolNames: MessagesToolNames,
+  toolNames: LongToolNames,
 ): ChatToolChoice | undefined {
   if (choice === undefined) return undefined;
   switch (choice.type) {

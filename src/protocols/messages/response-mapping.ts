@@ -1,6 +1,7 @@
 // A Chat Completions answer -> the Anthropic `message` object.
 import { readChatCompletion } from "../chat-completions.ts";
 import type { IdSource } from "../ids.ts";
+import type { LongToolNames } from "../long-tool-names.ts";
 import {
   type ContentBlock,
   type MessageObject,
@@ -9,7 +10,6 @@ import {
   toMessageUsage,
   toStopReason,
 } from "./message-object.ts";
-import type { MessagesToolNames } from "./tool-names.ts";
 
 export interface MessageContext {
   readonly ids: IdSource;
@@ -24,7 +24,7 @@ export interface MessageContext {
    */
   readonly estimatePromptTokens?: () => number;
   /** The request's tool names: a call comes back named as the client named the tool. */
-  readonly toolNames?: MessagesToolNames;
+  readonly toolNames?: LongToolNames;
 }
 
 export function toMessageObject(chatCompletion: unknown, context: MessageContext): MessageObject {

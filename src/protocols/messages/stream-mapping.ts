@@ -18,6 +18,7 @@
 import type { GatewayError } from "../../errors/gateway-error.ts";
 import { type ChatUsage, chunkFailureError, readChatChunk, type ToolCallDelta } from "../chat-completions.ts";
 import type { IdSource } from "../ids.ts";
+import type { LongToolNames } from "../long-tool-names.ts";
 import { namedEvent } from "../sse.ts";
 import { StreamedToolCalls } from "../streamed-tool-calls.ts";
 import {
@@ -30,7 +31,6 @@ import {
 } from "./message-object.ts";
 import { anthropicErrorType } from "./render-error.ts";
 import { hasName, isCompleteObject, type ToolBlock } from "./tool-blocks.ts";
-import type { MessagesToolNames } from "./tool-names.ts";
 
 export interface MessagesStreamOptions {
   readonly ids: IdSource;
@@ -42,7 +42,7 @@ export interface MessagesStreamOptions {
   /** Estimated prompt tokens for `message_start` (the real count comes with the last chunk). */
   readonly promptTokensEstimate?: number;
   /** The request's tool names: a call comes back named as the client named the tool. */
-  readonly toolNames?: MessagesToolNames;
+  readonly toolNames?: LongToolNames;
 }
 
 export class MessagesStreamTranslator {

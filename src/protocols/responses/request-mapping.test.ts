@@ -182,7 +182,7 @@ test("responses request: a function call output of images only says where they a
     { role: "tool", tool_call_id: "call_b", content: "(2 images attached below)" },
     { role: "user", content: [1, 2, 3].map(() => ({ type: "image_url", image_url: url })) },
   ]);
-  // Empty output without an image stays empty: nothing is attached below it.
+  // Empty output without an image: a placeholder that says no more than that (providers refuse an empty tool message).
   const empty = toChatRequest(
     {
       model: "m",
@@ -193,7 +193,7 @@ test("responses request: a function call output of images only says where they a
     },
     noStore,
   );
-  assert.deepEqual(empty.chatBody.messages.at(-1), { role: "tool", tool_call_id: "call_c", content: "" });
+  assert.deepEqual(empty.chatBody.messages.at(-1), { role: "tool", tool_call_id: "call_c", content: "(no output)" });
 });
 
 test("responses request: function calls join the assistant turn; outputs become tool messages in order", () => {

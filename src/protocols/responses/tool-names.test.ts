@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
+import { shortenedToolName } from "../long-tool-names.ts";
 import { asClientCalls, flatName, ToolNames } from "./tool-names.ts";
 
 /** OpenAI's rule for a function's name, which most chat providers copy. */
@@ -123,7 +124,31 @@ describe("namespace members' upstream names", () => {
     assert.deepEqual(asClientCalls([{ type: "function_call", call_id: "c", name: renamed, arguments: "{}" }], names), [
       { type: "function_call", call_id: "c", name: "tool_search", arguments: "{}" },
     ]);
-    // Without the client-run search the name is free: kept as it is.
-    assert.equal(ToolNames.of([fn("tool_search")]).upstreamName("tool_search", undefined), "tool_search");
+    // Without the client-run search (a continuation that stopped offering it) the same name, both ways: the
+    // conversation's calls of the function and of the search stay apart.
+    const without = ToolNames.of([fn("tool_search")]);
+    assert.equal(without.upstreamName("tool_search", undefined), renamed);
+    assert.equal(without.chosenName("tool_search", undefined), renamed);
+    assert.deepEqual(without.clientName(renamed), { type: "function", name: "tool_search", namespace: undefined });
+    // Neither offered: a call of the function in the history still goes, and comes back, under the name it had.
+    assert.equal(ToolNames.of([]).upstreamName("tool_search", undefined), renamed);
+    assert.deepEqual(ToolNames.of([]).clientName(renamed), {
+      type: "function",
+      name: "tool_search",
+      namespace: undefined,
+    });
   });
+});
+
+test("a top-level function named longer than 64 goes upstream shortened (also as a tool choice, or in history only) and maps back", () => {
+  const long = `mcp__server__${"x".repeat(60)}`;
+  const names = ToolNames.of([fn(long), fn("short")]);
+  const upstream = names.upstreamName(long, undefined);
+  assert.match(upstream, VALID_NAME);
+  assert.equal(upstream, shortenedToolName(long), "the rule every door shares");
+  assert.equal(names.chosenName(long, undefined), upstream);
+  assert.deepEqual(names.clientName(upstream), { type: "function", name: long, namespace: undefined });
+  assert.equal(names.upstreamName("short", undefined), "short");
+  // A call in the history of a tool the request no longer offers: the same name it went upstream under before.
+  assert.equal(ToolNames.of([]).upstreamName(long, undefined), upstream);
 });

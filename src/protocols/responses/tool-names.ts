@@ -11,11 +11,19 @@
 // tools give the same names on every request (the client sends its calls back namespaced, and they are flattened
 // again with the request's own tools).
 //
+// A top-level function (or custom tool) whose name is longer than 64 goes upstream cut and hashed by the rule every
+// door shares (../long-tool-names.ts: a function of the name alone, so a call in the history that the request no
+// longer offers gets the same name), and its calls come back under its own name.
+//
 // A top-level function (or custom tool) named `tool_search` beside the client-run `tool_search` (a tool search loaded
 // it: an MCP server's own search tool) would be the search's function name upstream too: it goes upstream as
-// `tool_search_` and 8 hex digits of a hash, and its calls come back named `tool_search`. (The request's own tools
-// may not be so named: tool-mapping.ts refuses it, as the client can rename its own.)
+// `tool_search_` and 8 hex digits of a hash, and its calls come back named `tool_search`. It does so on every
+// request, the search offered or not: a continuation that stopped offering the search (Codex offers it to some model
+// names only) sent it back under the plain name, so the history's calls of the search and of the function pointed
+// at one function. (The request's own tools may not be so named beside the search: tool-mapping.ts refuses it, as
+// the client can rename its own.)
 import { createHash } from "node:crypto";
+import { shortenedToolName } from "../long-tool-names.ts";
 import { inputOfArguments } from "./custom-tools.ts";
 import { MAX_NAMESPACE_CHARS } from "./request-schema.ts";
 import { isClientToolSearch, TOOL_SEARCH_FUNCTION } from "./tool-search.ts";
@@ -64,7 +72,6 @@ export class ToolNames {
     const names = new ToolNames();
     const members: Member[] = [];
     const list: readonly unknown[] = Array.isArray(tools) ? tools : [];
-    const hasClientSearch = list.some(isClientToolSearch);
     for (const tool of list) {
       if (isClientToolSearch(tool)) {
         names.#topLevel.add(TOOL_SEARCH_FUNCTION);
@@ -78,8 +85,7 @@ export class ToolNames {
       if (named === undefined) continue;
       if (named.type === "function" || named.type === "custom") {
         names.#topLevel.add(named.name);
-        const upstream =
-          hasClientSearch && named.name === TOOL_SEARCH_FUNCTION ? hashedName(named.name, "", named.name) : named.name;
+        const upstream = topLevelUpstreamName(named.name);
         if (upstream !== named.name) names.#renamedTopLevel.set(named.name, upstream);
         if (!names.#byUpstream.has(upstream)) {
           names.#byUpstream.set(upstream, { type: named.type, name: named.name, namespace: undefined });
@@ -132,16 +138,23 @@ export class ToolNames {
   /**
    * The upstream name of a tool the client names (a call it sends back, a tool_choice): a namespaced one by the
    * request's tools, or by the plain rule when the request no longer offers it (an older call in the history); a
-   * top-level one by its own name, unless it is renamed (a function named `tool_search` beside the search).
+   * top-level one by its own name, unless it is renamed (a function named `tool_search` beside the search) or too
+   * long (shortened).
    */
   upstreamName(name: string, namespace: string | null | undefined): string {
-    if (typeof namespace !== "string" || namespace === "") return this.#renamedTopLevel.get(name) ?? name;
+    if (typeof namespace !== "string" || namespace === "") {
+      return this.#renamedTopLevel.get(name) ?? topLevelUpstreamName(name);
+    }
     return this.#byMember.get(memberKey(namespace, name)) ?? flatName(namespace, name);
   }
 
   /** How the client knows the function the model called (a name the request did not offer: a plain function). */
   clientName(upstream: string): ClientToolName {
-    return this.#byUpstream.get(upstream) ?? { type: "function", name: upstream, namespace: undefined };
+    const client = this.#byUpstream.get(upstream);
+    if (client !== undefined) return client;
+    // A function named `tool_search` that the request no longer offers (a call of it in a kept conversation).
+    const name = upstream === RENAMED_TOOL_SEARCH ? TOOL_SEARCH_FUNCTION : upstream;
+    return { type: "function", name, namespace: undefined };
   }
 
   /**
@@ -205,7 +218,18 @@ export function flatName(namespace: string, name: string): string {
   return valid.length <= MAX_NAME_LENGTH ? valid : hashedName(valid, namespace, name);
 }
 
+/**
+ * A top-level tool's upstream name: a function named `tool_search` always gets a name of its own (see the header), a
+ * long one is shortened, any other is its own. A function of the name alone: the same on every turn.
+ */
+function topLevelUpstreamName(name: string): string {
+  return name === TOOL_SEARCH_FUNCTION ? RENAMED_TOOL_SEARCH : shortenedToolName(name);
+}
+
 function hashedName(flat: string, namespace: string, name: string): string {
   const hash = createHash("sha256").update(memberKey(namespace, name)).digest("hex").slice(0, HASH_LENGTH);
   return `${flat.slice(0, MAX_NAME_LENGTH - HASH_LENGTH - 1)}_${hash}`;
 }
+
+/** The upstream name of a function (or custom tool) named `tool_search`: `tool_search_` and 8 hex digits. */
+const RENAMED_TOOL_SEARCH = hashedName(TOOL_SEARCH_FUNCTION, "", TOOL_SEARCH_FUNCTION);

@@ -26,6 +26,48 @@ describe("tool search", () => {
     );
   });
 
+  test("a tool loaded again is offered as its latest load lists it, in its first place; the request's own stays", () => {
+    const withKey = (name: string, key: string) => ({
+      type: "function",
+      name,
+      parameters: { type: "object", properties: { [key]: { type: "string" } } },
+    });
+    const earlier = [{ type: "namespace", name: "mcp__a", description: "old", tools: [withKey("x", "v1")] }];
+    const input = [
+      output([withKey("top", "v1"), { type: "namespace", name: "mcp__a", tools: [withKey("y", "v1")] }]),
+      output([
+        { type: "namespace", name: "mcp__a", description: "new", tools: [withKey("x", "v2"), withKey("y", "v2")] },
+        withKey("top", "v2"),
+        withKey("own", "v2"),
+      ]),
+    ];
+    const loaded = loadedTools(input, [withKey("own", "v0")], [], earlier);
+    const keysOf = (tool: unknown) =>
+      Object.keys((tool as { parameters: { properties: object } }).parameters.properties);
+    assert.deepEqual(
+      loaded.map((tool) =>
+        tool.type === "namespace"
+          ? [
+              tool.name,
+              tool.description,
+              (tool.tools as { name: string }[]).map((inner) => [inner.name, keysOf(inner)]),
+            ]
+          : [tool.name, keysOf(tool)],
+      ),
+      [
+        [
+          "mcp__a",
+          "new",
+          [
+            ["x", ["v2"]],
+            ["y", ["v2"]],
+          ],
+        ],
+        ["top", ["v2"]],
+      ],
+    );
+  });
+
   test("a search output listing the client-run tool_search itself adds no second `tool_search` function", () => {
     const search = { type: "tool_search", execution: "client" };
     const requestTools = [search];

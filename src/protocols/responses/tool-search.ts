@@ -61,9 +61,12 @@ export function searchArgumentsAsText(searchArguments: unknown): string {
 /**
  * The tools the input's `tool_search_output` items loaded, as tools of the request: a namespace loaded twice (two
  * searches finding different tools of one MCP server) is one namespace with the members of both, and a tool loaded
- * twice, or one the request offers already, counts once (the first wins), so loading never makes the duplicate
- * names the request's own tools are refused for. `earlier`: the tools loaded before the kept items and the input
- * (those a previous response's conversation loaded: `StoredResponse.loadedTools`), merged alike.
+ * twice, or one the request offers already, counts once, so loading never makes the duplicate names the request's
+ * own tools are refused for. A tool loaded again is offered as its latest load lists it, in its first load's place
+ * (an MCP server whose tool changed its schema between two searches: the model must write the arguments the tool
+ * takes now; the first version used to stay); a tool the request offers itself stays the request's. `earlier`: the
+ * tools loaded before the kept items and the input (those a previous response's conversation loaded:
+ * `StoredResponse.loadedTools`), merged alike.
  */
 export function loadedTools(
   input: unknown,
@@ -85,29 +88,44 @@ export function loadedTools(
   }
   const loaded: JsonObject[] = [];
   const namespaces = new Map<string, LoadedNamespace>();
-  const topLevel = new Set<unknown>();
+  /** Top-level tools by topLevelKey: where in `loaded` a loaded one is (undefined: the request's own). */
+  const topLevel = new Map<unknown, number | undefined>();
   for (const tool of requestTools) {
     if (tool.type === "namespace" && typeof tool.name === "string" && Array.isArray(tool.tools)) {
-      namespaces.set(tool.name, { members: undefined, names: new Set(tool.tools.map(nameOf)) });
-    } else if (tool.name !== undefined || isClientToolSearch(tool)) topLevel.add(topLevelKey(tool));
+      namespaces.set(tool.name, { listed: undefined, offered: new Set(tool.tools.map(nameOf)), members: new Map() });
+    } else if (tool.name !== undefined || isClientToolSearch(tool)) topLevel.set(topLevelKey(tool), undefined);
   }
   for (const tool of searches.flat()) {
     if (tool.type === "namespace" && typeof tool.name === "string" && Array.isArray(tool.tools)) {
-      const namespace = namespaces.get(tool.name) ?? { members: undefined, names: new Set() };
+      const namespace = namespaces.get(tool.name) ?? { listed: undefined, offered: new Set(), members: new Map() };
       namespaces.set(tool.name, namespace);
       for (const member of tool.tools) {
-        if (namespace.names.has(nameOf(member))) continue;
-        namespace.names.add(nameOf(member));
-        if (namespace.members === undefined) {
+        const name = nameOf(member);
+        if (namespace.offered.has(name)) continue;
+        if (namespace.listed === undefined) {
           // Listed once, at its first new member: the members of later searches join this list.
-          namespace.members = [];
-          loaded.push({ ...tool, tools: namespace.members });
+          namespace.listed = { ...tool, tools: [] };
+          loaded.push(namespace.listed);
+        } else {
+          // Loaded again: its latest description (and other fields) with every member loaded so far.
+          Object.assign(namespace.listed, { ...tool, tools: namespace.listed.tools });
         }
-        namespace.members.push(member);
+        const members = namespace.listed.tools;
+        const at = namespace.members.get(name);
+        if (at === undefined) {
+          namespace.members.set(name, members.length);
+          members.push(member);
+        } else members[at] = member;
       }
-    } else if (!topLevel.has(topLevelKey(tool))) {
-      topLevel.add(topLevelKey(tool));
-      loaded.push(tool);
+    } else {
+      const key = topLevelKey(tool);
+      if (!topLevel.has(key)) {
+        topLevel.set(key, loaded.length);
+        loaded.push(tool);
+      } else {
+        const at = topLevel.get(key);
+        if (at !== undefined) loaded[at] = tool;
+      }
     }
   }
   return loaded;
@@ -126,10 +144,13 @@ function topLevelKey(tool: Readonly<Record<string, unknown>>): unknown {
 }
 
 interface LoadedNamespace {
-  /** The members loaded and not offered before; undefined until the first (the namespace is then listed). */
-  members: unknown[] | undefined;
-  /** Every member's name: the request's and the loaded ones. */
-  readonly names: Set<unknown>;
+  /** The namespace as listed in the loaded tools, with the members the request does not offer; undefined until the
+   * first of those (the namespace is then listed). */
+  listed: (JsonObject & { tools: unknown[] }) | undefined;
+  /** The names of the members the request offers itself (a load does not replace those). */
+  readonly offered: Set<unknown>;
+  /** A loaded member's name -> its place in `listed.tools`. */
+  readonly members: Map<unknown, number>;
 }
 
 function nameOf(tool: unknown): unknown {

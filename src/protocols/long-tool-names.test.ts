@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { MessagesToolNames } from "./tool-names.ts";
+import { LongToolNames } from "./long-tool-names.ts";
 
 test("a name chat takes is kept; a longer one is cut with a hash of the whole name and maps back", () => {
-  const names = new MessagesToolNames();
+  const names = new LongToolNames();
   assert.equal(names.upstream("get_weather"), "get_weather");
   const long = `mcp__server__${"x".repeat(60)}`;
   const upstream = names.upstream(long);
@@ -13,7 +13,7 @@ test("a name chat takes is kept; a longer one is cut with a hash of the whole na
   assert.equal(names.client("get_weather"), "get_weather");
   assert.equal(names.client("unknown"), "unknown");
   // A function of the name alone: the same on every request; two long names sharing their first 55 differ.
-  assert.equal(new MessagesToolNames().upstream(long), upstream);
+  assert.equal(new LongToolNames().upstream(long), upstream);
   assert.notEqual(names.upstream(`${long}y`), upstream);
   assert.equal(names.upstream("y".repeat(64)), "y".repeat(64));
 });

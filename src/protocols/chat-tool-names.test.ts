@@ -1,0 +1,57 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { clientNamedAnswer, restoreChunkToolNames, shortenChatToolNames } from "./chat-tool-names.ts";
+import { shortenedToolName } from "./long-tool-names.ts";
+
+const LONG = `mcp__server__${"x".repeat(60)}`;
+const SHORT = shortenedToolName(LONG);
+const fn = (name: string) => ({ type: "function", function: { name } });
+
+test("a body without a long name is not copied; junk where tools or messages go is left to validation", () => {
+  assert.equal(shortenChatToolNames({ model: "m", tools: [fn("f")], messages: [] }), undefined);
+  assert.equal(shortenChatToolNames("nonsense"), undefined);
+  assert.equal(shortenChatToolNames({ tools: "x", tool_choice: 3, messages: [null, { tool_calls: "y" }] }), undefined);
+  const odd = shortenChatToolNames({ tools: [fn(LONG), "x", { function: { name: 7 } }], messages: "z" });
+  assert.deepEqual(odd?.body, { tools: [fn(SHORT), "x", { function: { name: 7 } }], messages: "z" });
+});
+
+test("tools, a named or allowed_tools tool choice and the history's calls are shortened; the client's body is not changed", () => {
+  const body = {
+    model: "m",
+    tools: [fn(LONG), fn("f")],
+    tool_choice: { type: "allowed_tools", allowed_tools: { mode: "auto", tools: [fn(LONG), fn("f")] } },
+    messages: [
+      { role: "user", content: "hi" },
+      { role: "assistant", content: null, tool_calls: [{ id: "c", ...fn(LONG) }] },
+    ],
+  };
+  const copy = structuredClone(body);
+  const shortened = shortenChatToolNames(body);
+  assert.deepEqual(body, copy);
+  assert.deepEqual(shortened?.body, {
+    model: "m",
+    tools: [fn(SHORT), fn("f")],
+    tool_choice: { type: "allowed_tools", allowed_tools: { mode: "auto", tools: [fn(SHORT), fn("f")] } },
+    messages: [
+      { role: "user", content: "hi" },
+      { role: "assistant", content: null, tool_calls: [{ id: "c", ...fn(SHORT) }] },
+    ],
+  });
+  assert.deepEqual(shortenChatToolNames({ tool_choice: fn(LONG) })?.body, { tool_choice: fn(SHORT) });
+});
+
+test("answers and chunks get the client's names back; other names and bodies stay as they are", () => {
+  const names = shortenChatToolNames({ tools: [fn(LONG)] })?.names;
+  assert.ok(names !== undefined);
+  const answer = JSON.stringify({ choices: [{ message: { tool_calls: [{ id: "c", ...fn(SHORT) }, fn("g")] } }] });
+  assert.deepEqual(JSON.parse(clientNamedAnswer(answer, names)), {
+    choices: [{ message: { tool_calls: [{ id: "c", ...fn(LONG) }, fn("g")] } }],
+  });
+  const text = JSON.stringify({ choices: [{ message: { content: "hi" } }] });
+  assert.equal(clientNamedAnswer(text, names), text);
+  assert.equal(clientNamedAnswer("not json", names), "not json");
+  const chunk = { choices: [{ delta: { tool_calls: [{ index: 0, function: { name: SHORT, arguments: "" } }] } }] };
+  assert.equal(restoreChunkToolNames(chunk, names), true);
+  assert.equal(chunk.choices[0]?.delta.tool_calls[0]?.function.name, LONG);
+  assert.equal(restoreChunkToolNames({ choices: [{ delta: { content: "x" } }] }, names), false);
+});

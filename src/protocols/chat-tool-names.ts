@@ -1,0 +1,118 @@
+// The Chat Completions door's tool names longer than chat providers take (long-tool-names.ts): the request goes
+// upstream with them shortened, in `tools`, `tool_choice` and the history's assistant tool calls alike, and the
+// model's calls come back under the client's names, in a JSON answer and in each streamed chunk. A request with no
+// such name is not copied, and its answer not read again.
+import { isRecord } from "../is-record.ts";
+import { LongToolNames, MAX_UPSTREAM_NAME_LENGTH } from "./long-tool-names.ts";
+
+/** A chat request whose long tool names were shortened, and the names to map the answer's calls back by. */
+export interface ShortenedChatRequest {
+  readonly body: Record<string, unknown>;
+  readonly names: LongToolNames;
+}
+
+/**
+ * The body with its long tool names shortened, or undefined when it has none (then it goes as it came). Read
+ * leniently: the body is not validated yet, and what is not a named function is left as it is.
+ */
+export function shortenChatToolNames(body: unknown): ShortenedChatRequest | undefined {
+  if (!isRecord(body) || !hasLongName(body)) return undefined;
+  const names = new LongToolNames();
+  const shortened: Record<string, unknown> = { ...body };
+  if (Array.isArray(body.tools)) shortened.tools = body.tools.map((tool) => renamedFunctionHolder(tool, names));
+  if (isRecord(body.tool_choice)) shortened.tool_choice = renamedChoice(body.tool_choice, names);
+  if (Array.isArray(body.messages)) {
+    shortened.messages = body.messages.map((message) =>
+      isRecord(message) && Array.isArray(message.tool_calls)
+        ? { ...message, tool_calls: message.tool_calls.map((call) => renamedFunctionHolder(call, names)) }
+        : message,
+    );
+  }
+  return { body: shortened, names };
+}
+
+/** A JSON chat answer with its calls' names as the client named the tools (the text itself when none changes). */
+export function clientNamedAnswer(bodyText: string, names: LongToolNames): string {
+  let answer: unknown;
+  try {
+    answer = JSON.parse(bodyText);
+  } catch {
+    return bodyText;
+  }
+  if (!isRecord(answer) || !Array.isArray(answer.choices)) return bodyText;
+  let isChanged = false;
+  for (const choice of answer.choices) {
+    if (isRecord(choice) && isRecord(choice.message) && restoreCalls(choice.message.tool_calls, names)) {
+      isChanged = true;
+    }
+  }
+  return isChanged ? JSON.stringify(answer) : bodyText;
+}
+
+/** Renames a chunk's streamed calls back to the client's names in place; returns whether it changed. */
+export function restoreChunkToolNames(chunk: Record<string, unknown>, names: LongToolNames): boolean {
+  if (!Array.isArray(chunk.choices)) return false;
+  let isChanged = false;
+  for (const choice of chunk.choices) {
+    if (isRecord(choice) && isRecord(choice.delta) && restoreCalls(choice.delta.tool_calls, names)) isChanged = true;
+  }
+  return isChanged;
+}
+
+function restoreCalls(calls: unknown, names: LongToolNames): boolean {
+  if (!Array.isArray(calls)) return false;
+  let isChanged = false;
+  for (const call of calls) {
+    if (!isRecord(call) || !isRecord(call.function) || typeof call.function.name !== "string") continue;
+    const client = names.client(call.function.name);
+    if (client === call.function.name) continue;
+    call.function.name = client;
+    isChanged = true;
+  }
+  return isChanged;
+}
+
+function isLong(name: unknown): boolean {
+  return typeof name === "string" && name.length > MAX_UPSTREAM_NAME_LENGTH;
+}
+
+/** The name of a `{function: {name}}` (a tool, a call, a named tool choice). */
+function functionName(holder: unknown): unknown {
+  return isRecord(holder) && isRecord(holder.function) ? holder.function.name : undefined;
+}
+
+function hasLongName(body: Record<string, unknown>): boolean {
+  if (Array.isArray(body.tools) && body.tools.some((tool) => isLong(functionName(tool)))) return true;
+  if (isLong(functionName(body.tool_choice))) return true;
+  const allowed = allowedTools(body.tool_choice);
+  if (allowed?.some((tool) => isLong(functionName(tool))) === true) return true;
+  if (!Array.isArray(body.messages)) return false;
+  return body.messages.some(
+    (message) =>
+      isRecord(message) &&
+      Array.isArray(message.tool_calls) &&
+      message.tool_calls.some((call) => isLong(functionName(call))),
+  );
+}
+
+/** `{..., function: {name, ...}}` with the name as it goes upstream (itself when it is no long name). */
+function renamedFunctionHolder(holder: unknown, names: LongToolNames): unknown {
+  const name = functionName(holder);
+  if (!isLong(name) || !isRecord(holder) || !isRecord(holder.function)) return holder;
+  return { ...holder, function: { ...holder.function, name: names.upstream(name as string) } };
+}
+
+/** `{type: "function", function: {name}}`, or `{type: "allowed_tools", allowed_tools: {tools: [...]}}`, renamed. */
+function renamedChoice(choice: Record<string, unknown>, names: LongToolNames): unknown {
+  const allowed = allowedTools(choice);
+  if (allowed === undefined) return renamedFunctionHolder(choice, names);
+  const inner = choice.allowed_tools as Record<string, unknown>;
+  return { ...choice, allowed_tools: { ...inner, tools: allowed.map((tool) => renamedFunctionHolder(tool, names)) } };
+}
+
+/** An `allowed_tools` tool choice's tools (OpenAI's: `{type: "allowed_tools", allowed_tools: {mode, tools}}`). */
+function allowedTools(choice: unknown): unknown[] | undefined {
+  if (!isRecord(choice) || !isRecord(choice.allowed_tools)) return undefined;
+  const tools = choice.allowed_tools.tools;
+  return Array.isArray(tools) ? tools : undefined;
+}

@@ -1,0 +1,43 @@
+// Anthropic takes tool names of up to 128 characters (`^[a-zA-Z0-9_-]{1,128}$`), chat providers and OpenAI's
+// Responses API 64 (OpenAI's rule, which most copy). Claude Code names an MCP server's tools `mcp__<server>__<tool>`,
+// and Codex, Cursor and the agent SDKs name them alike, which passes 64 with a long server or tool name; sent as it
+// came, every request of the session (each carries all its tools) was refused by every provider. A longer name goes
+// upstream cut, with `_` and 8 hex digits of a hash of the whole name: a function of the name alone, so a call in the
+// history maps to the same function on every turn, whatever `tools` holds then. The model's calls come back named as
+// the client named the tool. One rule for every door: the Messages and Chat Completions doors (LongToolNames) and
+// the Responses door's top-level tools (responses/tool-names.ts).
+import { createHash } from "node:crypto";
+
+/** The longest function name chat providers take. */
+export const MAX_UPSTREAM_NAME_LENGTH = 64;
+const HASH_LENGTH = 8;
+
+/** The function name `name` goes upstream as: itself when chat providers take its length, else cut and hashed. */
+export function shortenedToolName(name: string): string {
+  if (name.length <= MAX_UPSTREAM_NAME_LENGTH) return name;
+  const hash = createHash("sha256").update(name).digest("hex").slice(0, HASH_LENGTH);
+  return `${name.slice(0, MAX_UPSTREAM_NAME_LENGTH - HASH_LENGTH - 1)}_${hash}`;
+}
+
+/** The client's tool names as they go upstream, and back; one per request. */
+export class LongToolNames {
+  /** Upstream name -> the client's, for the names that had to change. */
+  readonly #clientNames = new Map<string, string>();
+
+  /** The function name `name` goes upstream as (itself when chat providers take it). */
+  upstream(name: string): string {
+    const upstream = shortenedToolName(name);
+    if (upstream !== name) this.#clientNames.set(upstream, name);
+    return upstream;
+  }
+
+  /** The client's name of the function the model called (an unknown one as it came). */
+  client(upstream: string): string {
+    return this.#clientNames.get(upstream) ?? upstream;
+  }
+
+  /** Whether any name had to change (else answers need no mapping back). */
+  get hasRenamed(): boolean {
+    return this.#clientNames.size > 0;
+  }
+}
