@@ -248,3 +248,31 @@ describe("Chat Completions: a client's own reasoning_content", () => {
     assert.equal(assistant?.tool_calls?.[0]?.id, "call_w1");
   });
 });
+
+describe("previous_response_id: the kept turn's reasoning", () => {
+  test("a kept turn that called tools sends its reasoning with the calls (one that only answered: reasoning.test.ts)", async (t) => {
+    const { mock, gateway } = await oneProviderScene(t, { id: UPSTREAM_ID });
+    const client = new OpenAI({ baseURL: gateway.baseUrl, apiKey: "x", maxRetries: 0 });
+    mock.enqueue(CHAT_ROUTE, { kind: "json", body: reasonedToolCall() });
+    mock.enqueue(CHAT_ROUTE, { kind: "json", body: chatCompletion("Sunny in Paris.", UPSTREAM_ID) });
+    const tools = [
+      {
+        type: "function" as const,
+        name: "get_weather",
+        parameters: { type: "object", properties: { city: { type: "string" } }, required: ["city"] },
+        strict: false,
+      },
+    ];
+    const first = await client.responses.create({ model: MODEL, input: "Weather in Paris?", tools });
+    const call = first.output.find((item) => item.type === "function_call");
+    await client.responses.create({
+      model: MODEL,
+      tools,
+      previous_response_id: first.id,
+      input: [{ type: "function_call_output", call_id: call?.call_id ?? "", output: "sunny" }],
+    });
+    const assistant = sentAssistant(mock, 1);
+    assert.equal(assistant?.reasoning_content, REASONING, JSON.stringify(sentMessages(mock, 1)));
+    assert.equal(assistant?.tool_calls?.[0]?.id, "call_w1");
+  });
+});

@@ -6,6 +6,7 @@ import { toolResultText } from "../tool-result-text.ts";
 import { formatPath, unsupportedAt, validateAt } from "../validate.ts";
 import { splitOutput, toChatMessage } from "./content-parts.ts";
 import { inputAsArguments } from "./custom-tools.ts";
+import { reasoningText } from "./reasoning-text.ts";
 import {
   customToolCallItemSchema,
   customToolCallOutputItemSchema,
@@ -177,24 +178,6 @@ function pushMessage(messages: ChatMessage[], message: ChatMessage): void {
   if (message.tool_calls !== undefined) last.tool_calls = [...(last.tool_calls ?? []), ...message.tool_calls];
   const reasoning = joinedReasoning(last.reasoning_content, message.reasoning_content);
   if (reasoning !== undefined) last.reasoning_content = reasoning;
-}
-
-/**
- * A reasoning item's text: its `content` (`reasoning_text` parts, the whole reasoning) when it has any, else its
- * `summary` (where the gateway puts a chat provider's reasoning); undefined when neither has text. Only the text
- * parts are read: `encrypted_content` is for the provider that made it, which a chat provider is not.
- */
-function reasoningText(item: Record<string, unknown>): string | undefined {
-  for (const field of ["content", "summary"]) {
-    const parts = item[field];
-    if (!Array.isArray(parts)) continue;
-    const texts = parts.flatMap((part: unknown) => {
-      const text = (part as { text?: unknown } | null)?.text;
-      return typeof text === "string" && text !== "" ? [text] : [];
-    });
-    if (texts.length > 0) return texts.join("\n");
-  }
-  return undefined;
 }
 
 function resolveReference(raw: unknown, path: Path, lookup: ResponseLookup): Record<string, unknown> {
