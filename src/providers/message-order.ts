@@ -68,6 +68,11 @@ export type PrefixHandling = "mark" | "leave" | "remove";
 export interface MessageOrdering {
   readonly order: MessageOrder;
   readonly prefix: PrefixHandling;
+  /**
+   * `remove`: the host refused an assistant message's `reasoning_content` (learned, REASONING_REFUSED_FEATURE; Cerebras:
+   * "property 'messages.2.assistant.reasoning_content' is unsupported"): no message is sent with one.
+   */
+  readonly reasoning?: "remove";
 }
 
 /**
@@ -87,8 +92,9 @@ export function orderMessagesWithChanges(
   messages: readonly unknown[],
   ordering: MessageOrder | MessageOrdering,
 ): { readonly messages: readonly unknown[]; readonly changes: readonly MessageChange[] } {
-  const { order, prefix } = typeof ordering === "string" ? { order: ordering, prefix: "leave" } : ordering;
-  if ((order === "any" && prefix !== "remove") || !messages.every(isMessage)) return { messages, changes: [] };
+  const full: MessageOrdering = typeof ordering === "string" ? { order: ordering, prefix: "leave" } : ordering;
+  const { order, prefix, reasoning } = full;
+  if (!changesAnything(full) || !messages.every(isMessage)) return { messages, changes: [] };
   const changes: MessageChange[] = [];
   let out: readonly Message[] = messages;
   const step = (change: MessageChange, rewrite: (messages: readonly Message[]) => readonly Message[]): void => {
@@ -104,7 +110,13 @@ export function orderMessagesWithChanges(
     else if (prefix === "mark") step("prefix_marked", markTrailingPrefix);
   }
   if (prefix === "remove") step("prefix_removed", removePrefixes);
+  if (reasoning === "remove") step("reasoning_removed", removeReasoning);
   return isSameList(out, messages) ? { messages, changes: [] } : { messages: out, changes };
+}
+
+/** Whether an ordering may change any message (the usual `any` order changes none). */
+export function changesAnything(ordering: MessageOrdering): boolean {
+  return ordering.order !== "any" || ordering.prefix === "remove" || ordering.reasoning === "remove";
 }
 
 function isSameList(first: readonly unknown[], second: readonly unknown[]): boolean {
@@ -251,6 +263,15 @@ function removePrefixes(messages: readonly Message[]): readonly Message[] {
   });
 }
 
+function removeReasoning(messages: readonly Message[]): readonly Message[] {
+  if (!messages.some((message) => "reasoning_content" in message)) return messages;
+  return messages.map((message) => {
+    if (!("reasoning_content" in message)) return message;
+    const { reasoning_content: _reasoning, ...rest } = message;
+    return rest;
+  });
+}
+
 function isEmpty(content: unknown): boolean {
   return (
     content === "" || content === null || content === undefined || (Array.isArray(content) && content.length === 0)
@@ -321,8 +342,8 @@ export function deploymentMessageOrder(deployment: Deployment, learned: MessageO
 
 /** How a deployment's messages are sent now: its order, and its trailing assistant's `prefix` (PrefixHandling). */
 export function deploymentMessageOrdering(deployment: Deployment, book: LearnedRefusals): MessageOrdering {
-  const { order, prefix } = explainMessageOrdering(deployment, book);
-  return { order, prefix };
+  const { order, prefix, reasoning } = explainMessageOrdering(deployment, book);
+  return { order, prefix, ...(reasoning === undefined ? {} : { reasoning }) };
 }
 
 /** deploymentMessageOrdering with where it comes from (route explanations). */
@@ -342,15 +363,22 @@ export function explainMessageOrdering(deployment: Deployment, book: LearnedRefu
   const prefixRefusal = book.refusalOf?.(deployment, [PREFIX_REFUSED_FEATURE]);
   const prefix: PrefixHandling =
     prefixRefusal !== undefined ? "remove" : deployment.provider.settings.assistantPrefix ? "mark" : "leave";
-  const learnedFrom = [isLearned ? learned?.reason : undefined, prefixRefusal?.reason].filter(
+  const reasoningRefusal = book.refusalOf?.(deployment, [REASONING_REFUSED_FEATURE]);
+  const learnedFrom = [isLearned ? learned?.reason : undefined, prefixRefusal?.reason, reasoningRefusal?.reason].filter(
     (reason): reason is string => reason !== undefined,
   );
-  return { order, prefix, source, ...(learnedFrom.length === 0 ? {} : { learnedFrom: learnedFrom.join("; ") }) };
+  return {
+    order,
+    prefix,
+    ...(reasoningRefusal === undefined ? {} : { reasoning: "remove" as const }),
+    source,
+    ...(learnedFrom.length === 0 ? {} : { learnedFrom: learnedFrom.join("; ") }),
+  };
 }
 
 /** Two orderings send the same messages differently. */
 export function isSameOrdering(first: MessageOrdering, second: MessageOrdering): boolean {
-  return first.order === second.order && first.prefix === second.prefix;
+  return first.order === second.order && first.prefix === second.prefix && first.reasoning === second.reasoning;
 }
 
 /**
@@ -362,6 +390,9 @@ export const LEARNED_ORDER_FEATURES: readonly string[] = ["message_order:alterna
 
 /** The deployment's host refused a message's `prefix` field: kept like a learned order, and sent no more. */
 export const PREFIX_REFUSED_FEATURE = "message_order:prefix";
+
+/** The deployment's host refused an assistant message's `reasoning_content`: kept the same way, and sent no more. */
+export const REASONING_REFUSED_FEATURE = "message_order:reasoning_content";
 
 export function learnedOrderFeature(order: MessageOrder): string {
   return `message_order:${order}`;

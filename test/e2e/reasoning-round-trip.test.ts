@@ -14,7 +14,7 @@ import { generateText, stepCountIs, tool } from "ai";
 import OpenAI from "openai";
 import { z } from "zod";
 import { toolCallCompletion, toolCallStream } from "../helpers/chat-tool-calls.ts";
-import { CHAT_ROUTE, chatRequests, oneProviderScene } from "../helpers/e2e.ts";
+import { CHAT_ROUTE, chatRequests, oneProviderScene, rowOf, statsOf } from "../helpers/e2e.ts";
 import { chatCompletion, type MockUpstream, type SseScript } from "../helpers/mock-upstream.ts";
 
 const UPSTREAM_ID = "vendor/m-think";
@@ -274,5 +274,41 @@ describe("previous_response_id: the kept turn's reasoning", () => {
     const assistant = sentAssistant(mock, 1);
     assert.equal(assistant?.reasoning_content, REASONING, JSON.stringify(sentMessages(mock, 1)));
     assert.equal(assistant?.tool_calls?.[0]?.id, "call_w1");
+  });
+});
+
+describe("a host that refuses reasoning_content in messages", () => {
+  test("Cerebras' 400: the same candidate is retried at once without it, and the lesson keeps it out", async (t) => {
+    const { mock, gateway } = await oneProviderScene(t, { id: UPSTREAM_ID });
+    const client = new Anthropic({ baseURL: gateway.url, apiKey: "x", maxRetries: 0 });
+    const refusal =
+      "messages.1.assistant.reasoning_content: property 'messages.1.assistant.reasoning_content' is unsupported";
+    mock.enqueue(CHAT_ROUTE, {
+      kind: "json",
+      status: 400,
+      body: { message: refusal, type: "invalid_request_error", param: "validation_error", code: "wrong_api_format" },
+    });
+    mock.enqueue(CHAT_ROUTE, { kind: "json", body: chatCompletion("Fine.", UPSTREAM_ID) });
+    mock.enqueue(CHAT_ROUTE, { kind: "json", body: chatCompletion("Still fine.", UPSTREAM_ID) });
+    const messages = [
+      { role: "user" as const, content: "Hi" },
+      {
+        role: "assistant" as const,
+        content: [
+          { type: "thinking" as const, thinking: "Greet back.", signature: "" },
+          { type: "text" as const, text: "Hello." },
+        ],
+      },
+      { role: "user" as const, content: "How are you?" },
+    ];
+    const answer = await client.messages.create({ model: MODEL, max_tokens: 100, messages });
+    assert.equal(answer.content[0]?.type === "text" ? answer.content[0].text : "", "Fine.");
+    assert.equal(sentAssistant(mock, 0)?.reasoning_content, "Greet back.");
+    assert.deepEqual(sentAssistant(mock, 1), { role: "assistant", content: "Hello." }, "retried without it");
+    const learned = rowOf(await statsOf(gateway), "alpha/m").refused_features.map((refusal) => refusal.feature);
+    assert.deepEqual(learned, ["message_order:reasoning_content"]);
+    await client.messages.create({ model: MODEL, max_tokens: 100, messages });
+    assert.equal(chatRequests(mock).length, 3, "the next request is sent without it at once");
+    assert.deepEqual(sentAssistant(mock, 2), { role: "assistant", content: "Hello." });
   });
 });
