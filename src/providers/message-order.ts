@@ -68,10 +68,7 @@ export type PrefixHandling = "mark" | "leave" | "remove";
 export interface MessageOrdering {
   readonly order: MessageOrder;
   readonly prefix: PrefixHandling;
-  /**
-   * `remove`: the host refused an assistant message's `reasoning_content` (learned, REASONING_REFUSED_FEATURE; Cerebras:
-   * "property 'messages.2.assistant.reasoning_content' is unsupported"): no message is sent with one.
-   */
+  /** `remove`: the host refused a message's `reasoning_content` (learned, REASONING_REFUSED_FEATURE): none is sent. */
   readonly reasoning?: "remove";
 }
 
@@ -93,8 +90,8 @@ export function orderMessagesWithChanges(
   ordering: MessageOrder | MessageOrdering,
 ): { readonly messages: readonly unknown[]; readonly changes: readonly MessageChange[] } {
   const full: MessageOrdering = typeof ordering === "string" ? { order: ordering, prefix: "leave" } : ordering;
-  const { order, prefix, reasoning } = full;
   if (!changesAnything(full) || !messages.every(isMessage)) return { messages, changes: [] };
+  const { order, prefix, reasoning } = full;
   const changes: MessageChange[] = [];
   let out: readonly Message[] = messages;
   const step = (change: MessageChange, rewrite: (messages: readonly Message[]) => readonly Message[]): void => {
@@ -109,8 +106,8 @@ export function orderMessagesWithChanges(
     if (order === "alternate") step("users_merged", mergeConsecutiveUsers);
     else if (prefix === "mark") step("prefix_marked", markTrailingPrefix);
   }
-  if (prefix === "remove") step("prefix_removed", removePrefixes);
-  if (reasoning === "remove") step("reasoning_removed", removeReasoning);
+  if (prefix === "remove") step("prefix_removed", (list) => withoutField(list, "prefix"));
+  if (reasoning === "remove") step("reasoning_removed", (list) => withoutField(list, "reasoning_content"));
   return isSameList(out, messages) ? { messages, changes: [] } : { messages: out, changes };
 }
 
@@ -254,20 +251,12 @@ function markTrailingPrefix(messages: readonly Message[]): readonly Message[] {
 }
 
 /** Every message without its `prefix` field (a host that refuses unknown message fields refused it). */
-function removePrefixes(messages: readonly Message[]): readonly Message[] {
-  if (!messages.some((message) => "prefix" in message)) return messages;
+/** The messages without a field a host refused (`prefix`, `reasoning_content`): copies of those that had it. */
+function withoutField(messages: readonly Message[], field: string): readonly Message[] {
+  if (!messages.some((message) => field in message)) return messages;
   return messages.map((message) => {
-    if (!("prefix" in message)) return message;
-    const { prefix: _prefix, ...rest } = message;
-    return rest;
-  });
-}
-
-function removeReasoning(messages: readonly Message[]): readonly Message[] {
-  if (!messages.some((message) => "reasoning_content" in message)) return messages;
-  return messages.map((message) => {
-    if (!("reasoning_content" in message)) return message;
-    const { reasoning_content: _reasoning, ...rest } = message;
+    if (!(field in message)) return message;
+    const { [field]: _refused, ...rest } = message;
     return rest;
   });
 }
@@ -367,10 +356,11 @@ export function explainMessageOrdering(deployment: Deployment, book: LearnedRefu
   const learnedFrom = [isLearned ? learned?.reason : undefined, prefixRefusal?.reason, reasoningRefusal?.reason].filter(
     (reason): reason is string => reason !== undefined,
   );
+  const reasoning = reasoningRefusal === undefined ? {} : { reasoning: "remove" as const };
   return {
     order,
     prefix,
-    ...(reasoningRefusal === undefined ? {} : { reasoning: "remove" as const }),
+    ...reasoning,
     source,
     ...(learnedFrom.length === 0 ? {} : { learnedFrom: learnedFrom.join("; ") }),
   };
@@ -388,10 +378,8 @@ export function isSameOrdering(first: MessageOrdering, second: MessageOrdering):
  */
 export const LEARNED_ORDER_FEATURES: readonly string[] = ["message_order:alternate", "message_order:strict"];
 
-/** The deployment's host refused a message's `prefix` field: kept like a learned order, and sent no more. */
+/** Its host refused a message's `prefix` / `reasoning_content` field: kept like a learned order, sent no more. */
 export const PREFIX_REFUSED_FEATURE = "message_order:prefix";
-
-/** The deployment's host refused an assistant message's `reasoning_content`: kept the same way, and sent no more. */
 export const REASONING_REFUSED_FEATURE = "message_order:reasoning_content";
 
 export function learnedOrderFeature(order: MessageOrder): string {
