@@ -15,4 +15,5 @@ export type MessageChange =
   | "users_merged"
   | "prefix_marked"
   | "prefix_removed"
+  | "reasoning_removed"
   | "tool_ids_fitted";

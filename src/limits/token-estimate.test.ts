@@ -150,6 +150,16 @@ test("chat estimate: framing per message, images, tool calls and tools", () => {
   assert.ok(facts.promptTokens > 3 + 2 * 4 + 1 + 765);
 });
 
+test("chat estimate: reasoning sent back on an assistant message counts as prompt", () => {
+  const reasoning = "word ".repeat(400);
+  const withReasoning = estimateChatPrompt(
+    [{ role: "assistant", content: "ok", reasoning_content: reasoning }],
+    undefined,
+  );
+  const without = estimateChatPrompt([{ role: "assistant", content: "ok" }], undefined);
+  assert.equal(withReasoning.promptTokens - without.promptTokens, countTextTokens(reasoning));
+});
+
 test("chat estimate: a document (file part) by its decoded size, a page per 100 KB at 3,000 tokens; by id one page", () => {
   const pdf = (bytes: number) => ({
     type: "file",

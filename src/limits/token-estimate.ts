@@ -173,7 +173,7 @@ export interface PromptFacts {
   readonly fitTokens?: number;
 }
 
-/** Prompt tokens of a chat `messages` array (text, image and file parts, tool calls, names) plus `tools` definitions. */
+/** Prompt tokens of a chat `messages` array (text, image and file parts, tool calls, names, reasoning sent back) plus `tools` definitions. */
 export function estimateChatPrompt(messages: readonly unknown[], tools: unknown): PromptFacts {
   const budget: ScanBudget = { remainingChars: MAX_ESTIMATED_CHARS };
   const count = (text: string): number => countScanned(text, budget);
@@ -187,7 +187,10 @@ export function estimateChatPrompt(messages: readonly unknown[], tools: unknown)
       content,
       tool_calls: toolCalls,
       name,
-    } = message as { content?: unknown; tool_calls?: unknown; name?: unknown };
+      reasoning_content: reasoning,
+    } = message as { content?: unknown; tool_calls?: unknown; name?: unknown; reasoning_content?: unknown };
+    // Reasoning sent back (DeepSeek's thinking mode wants a tool turn's) is prompt too.
+    if (typeof reasoning === "string") tokens += count(reasoning);
     if (typeof content === "string") tokens += count(content);
     else if (Array.isArray(content)) {
       for (const part of content) {

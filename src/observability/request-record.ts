@@ -85,7 +85,7 @@ export interface RecordedAttempt {
    * messages this attempt sent; absent when they went as the client wrote them (docs/configuration.md "Message order").
    */
   readonly messageOrder?: MessageOrder;
-  /** What it changed: system_folded, tool_bridged, tool_ids_fitted, users_merged, prefix_marked, prefix_removed. */
+  /** What it changed: system_folded, tool_bridged, tool_ids_fitted, users_merged, prefix_marked, prefix_removed, reasoning_removed. */
   readonly messageChanges?: readonly MessageChange[];
 }
 

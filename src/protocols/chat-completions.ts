@@ -18,7 +18,16 @@ export type ChatContentPart =
 export type ChatMessage =
   | { role: "system"; content: string }
   | { role: "user"; content: string | ChatContentPart[] }
-  | { role: "assistant"; content: string | null; tool_calls?: ChatToolCall[] }
+  | {
+      role: "assistant";
+      content: string | null;
+      tool_calls?: ChatToolCall[];
+      /**
+       * The reasoning that led to this answer, sent back as DeepSeek names it: its thinking mode answers a 400 when
+       * a tool-calling turn's reasoning is missing from later requests (Kimi K2 Thinking and GLM read it too).
+       */
+      reasoning_content?: string;
+    }
   | { role: "tool"; tool_call_id: string; content: string };
 
 export interface ChatTool {
@@ -317,4 +326,10 @@ function readFailure(error: unknown, finishReason: string | undefined): string |
 /** The in-band error a translated stream ends with when a chunk says the upstream failed (`failure`). */
 export function chunkFailureError(failure: string): GatewayError {
   return new StreamInterruptedError(`The upstream stream failed after it had started: ${failure}.`);
+}
+
+/** The reasoning of assistant pieces joined into one message, one piece a line, as within a turn. */
+export function joinedReasoning(first: string | undefined, second: string | undefined): string | undefined {
+  if (first === undefined) return second;
+  return second === undefined ? first : `${first}\n${second}`;
 }

@@ -7,7 +7,7 @@ import {
   orderMessages,
   orderMessagesWithChanges,
 } from "./message-order.ts";
-import { isPrefixRefusal, orderRefusedBy } from "./order-refusals.ts";
+import { isMessageFieldRefusal, isPrefixRefusal, orderRefusedBy } from "./order-refusals.ts";
 
 /** `strict` for a host that takes Mistral's `prefix` (the mistral and codestral presets). */
 const MARKING: MessageOrdering = { order: "strict", prefix: "mark" };
@@ -236,6 +236,31 @@ test("message order: a refusal of the `prefix` field is told from its param or i
   assert.equal(isPrefixRefusal({ message: "Additional properties are not allowed ('prefix' was unexpected)" }), true);
   assert.equal(isPrefixRefusal({ message: "'seed' is not supported" }), false);
   assert.equal(isPrefixRefusal({ message: "prefix caching is not supported" }), false);
+});
+
+test("message order: a refusal of `reasoning_content` is told from its param or its words, not from an echo", () => {
+  const refused = (message: string, param?: string, request?: unknown) =>
+    isMessageFieldRefusal("reasoning_content", param === undefined ? { message } : { message, param }, request);
+  const cerebras =
+    "messages.2.assistant.reasoning_content: property 'messages.2.assistant.reasoning_content' is unsupported";
+  assert.equal(refused(cerebras), true);
+  assert.equal(refused("messages.1.reasoning_content: Extra inputs are not permitted"), true);
+  assert.equal(refused("Extra inputs are not permitted", "messages[1].reasoning_content"), true);
+  assert.equal(refused("'seed' is not supported"), false);
+  assert.equal(refused("reasoning is not supported"), false);
+  // A prompt that asks about the field, quoted back by a filter: a copy of the request, no lesson.
+  const prompt = "Why is 'reasoning_content' refused?";
+  assert.equal(refused(`Flagged: ${prompt}`, undefined, { messages: [{ role: "user", content: prompt }] }), false);
+  // The field removed: in any order, the client's objects untouched.
+  const messages = [
+    { role: "user", content: "Hi" },
+    { role: "assistant", content: "Hello.", reasoning_content: "Greet back." },
+    { role: "user", content: "And?" },
+  ];
+  const removed = orderMessagesWithChanges(messages, { order: "any", prefix: "leave", reasoning: "remove" });
+  assert.deepEqual(removed.changes, ["reasoning_removed"]);
+  assert.deepEqual(removed.messages[1], { role: "assistant", content: "Hello." });
+  assert.equal(messages[1]?.reasoning_content, "Greet back.");
 });
 
 test("message order: what a rewrite changed is said; a learned `prefix` refusal removes the field in any order", () => {

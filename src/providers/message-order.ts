@@ -68,6 +68,8 @@ export type PrefixHandling = "mark" | "leave" | "remove";
 export interface MessageOrdering {
   readonly order: MessageOrder;
   readonly prefix: PrefixHandling;
+  /** `remove`: the host refused a message's `reasoning_content` (learned, REASONING_REFUSED_FEATURE): none is sent. */
+  readonly reasoning?: "remove";
 }
 
 /**
@@ -87,8 +89,9 @@ export function orderMessagesWithChanges(
   messages: readonly unknown[],
   ordering: MessageOrder | MessageOrdering,
 ): { readonly messages: readonly unknown[]; readonly changes: readonly MessageChange[] } {
-  const { order, prefix } = typeof ordering === "string" ? { order: ordering, prefix: "leave" } : ordering;
-  if ((order === "any" && prefix !== "remove") || !messages.every(isMessage)) return { messages, changes: [] };
+  const full: MessageOrdering = typeof ordering === "string" ? { order: ordering, prefix: "leave" } : ordering;
+  if (!changesAnything(full) || !messages.every(isMessage)) return { messages, changes: [] };
+  const { order, prefix, reasoning } = full;
   const changes: MessageChange[] = [];
   let out: readonly Message[] = messages;
   const step = (change: MessageChange, rewrite: (messages: readonly Message[]) => readonly Message[]): void => {
@@ -103,8 +106,14 @@ export function orderMessagesWithChanges(
     if (order === "alternate") step("users_merged", mergeConsecutiveUsers);
     else if (prefix === "mark") step("prefix_marked", markTrailingPrefix);
   }
-  if (prefix === "remove") step("prefix_removed", removePrefixes);
+  if (prefix === "remove") step("prefix_removed", (list) => withoutField(list, "prefix"));
+  if (reasoning === "remove") step("reasoning_removed", (list) => withoutField(list, "reasoning_content"));
   return isSameList(out, messages) ? { messages, changes: [] } : { messages: out, changes };
+}
+
+/** Whether an ordering may change any message (the usual `any` order changes none). */
+export function changesAnything(ordering: MessageOrdering): boolean {
+  return ordering.order !== "any" || ordering.prefix === "remove" || ordering.reasoning === "remove";
 }
 
 function isSameList(first: readonly unknown[], second: readonly unknown[]): boolean {
@@ -242,11 +251,12 @@ function markTrailingPrefix(messages: readonly Message[]): readonly Message[] {
 }
 
 /** Every message without its `prefix` field (a host that refuses unknown message fields refused it). */
-function removePrefixes(messages: readonly Message[]): readonly Message[] {
-  if (!messages.some((message) => "prefix" in message)) return messages;
+/** The messages without a field a host refused (`prefix`, `reasoning_content`): copies of those that had it. */
+function withoutField(messages: readonly Message[], field: string): readonly Message[] {
+  if (!messages.some((message) => field in message)) return messages;
   return messages.map((message) => {
-    if (!("prefix" in message)) return message;
-    const { prefix: _prefix, ...rest } = message;
+    if (!(field in message)) return message;
+    const { [field]: _refused, ...rest } = message;
     return rest;
   });
 }
@@ -321,8 +331,8 @@ export function deploymentMessageOrder(deployment: Deployment, learned: MessageO
 
 /** How a deployment's messages are sent now: its order, and its trailing assistant's `prefix` (PrefixHandling). */
 export function deploymentMessageOrdering(deployment: Deployment, book: LearnedRefusals): MessageOrdering {
-  const { order, prefix } = explainMessageOrdering(deployment, book);
-  return { order, prefix };
+  const { order, prefix, reasoning } = explainMessageOrdering(deployment, book);
+  return { order, prefix, ...(reasoning === undefined ? {} : { reasoning }) };
 }
 
 /** deploymentMessageOrdering with where it comes from (route explanations). */
@@ -342,15 +352,23 @@ export function explainMessageOrdering(deployment: Deployment, book: LearnedRefu
   const prefixRefusal = book.refusalOf?.(deployment, [PREFIX_REFUSED_FEATURE]);
   const prefix: PrefixHandling =
     prefixRefusal !== undefined ? "remove" : deployment.provider.settings.assistantPrefix ? "mark" : "leave";
-  const learnedFrom = [isLearned ? learned?.reason : undefined, prefixRefusal?.reason].filter(
+  const reasoningRefusal = book.refusalOf?.(deployment, [REASONING_REFUSED_FEATURE]);
+  const learnedFrom = [isLearned ? learned?.reason : undefined, prefixRefusal?.reason, reasoningRefusal?.reason].filter(
     (reason): reason is string => reason !== undefined,
   );
-  return { order, prefix, source, ...(learnedFrom.length === 0 ? {} : { learnedFrom: learnedFrom.join("; ") }) };
+  const reasoning = reasoningRefusal === undefined ? {} : { reasoning: "remove" as const };
+  return {
+    order,
+    prefix,
+    ...reasoning,
+    source,
+    ...(learnedFrom.length === 0 ? {} : { learnedFrom: learnedFrom.join("; ") }),
+  };
 }
 
 /** Two orderings send the same messages differently. */
 export function isSameOrdering(first: MessageOrdering, second: MessageOrdering): boolean {
-  return first.order === second.order && first.prefix === second.prefix;
+  return first.order === second.order && first.prefix === second.prefix && first.reasoning === second.reasoning;
 }
 
 /**
@@ -360,8 +378,9 @@ export function isSameOrdering(first: MessageOrdering, second: MessageOrdering):
  */
 export const LEARNED_ORDER_FEATURES: readonly string[] = ["message_order:alternate", "message_order:strict"];
 
-/** The deployment's host refused a message's `prefix` field: kept like a learned order, and sent no more. */
+/** Its host refused a message's `prefix` / `reasoning_content` field: kept like a learned order, sent no more. */
 export const PREFIX_REFUSED_FEATURE = "message_order:prefix";
+export const REASONING_REFUSED_FEATURE = "message_order:reasoning_content";
 
 export function learnedOrderFeature(order: MessageOrder): string {
   return `message_order:${order}`;

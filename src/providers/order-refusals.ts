@@ -66,4 +66,25 @@ export function isPrefixRefusal(
   return false;
 }
 
+/**
+ * Whether an `unsupported` refusal is about `field` of a message, by its `param` or the field named in quotes or as a
+ * path segment (Cerebras: "messages.2.assistant.reasoning_content: property 'messages.2.assistant.reasoning_content'
+ * is unsupported"; vLLM: "messages.1.reasoning_content: Extra inputs are not permitted"). As for `prefix`, a naming
+ * that is also in one of the request's strings may be a copy of it and does not count. Only for a field name
+ * (letters, digits, `_`).
+ */
+export function isMessageFieldRefusal(
+  field: string,
+  error: { readonly message: string; readonly param?: string | undefined },
+  request?: unknown,
+): boolean {
+  if (error.param !== undefined && new RegExp(`(?:^|[.\\]])${field}$`).test(error.param)) return true;
+  const { strings } = requestTextOf(request);
+  const named = new RegExp(`['"\`]${field}['"\`]|[.\\]]${field}\\b|argument supplied: ${field}\\b`, "gi");
+  for (const match of error.message.matchAll(named)) {
+    if (!strings.includes(match[0].toLowerCase())) return true;
+  }
+  return false;
+}
+
 const PREFIX_NAMED = /['"`]prefix['"`](?!\s*:\s*(?:true|false)\b)|[.\]]prefix\b|argument supplied: prefix\b/gi;

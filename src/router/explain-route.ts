@@ -7,6 +7,7 @@ import type { RefusedFeatures } from "../limits/refused-features.ts";
 import { outputTokensFor } from "../providers/body-rules.ts";
 import type { Deployment } from "../providers/catalog.ts";
 import {
+  changesAnything,
   explainMessageOrdering,
   type MessageOrder,
   type MessageOrderSource,
@@ -210,7 +211,7 @@ export function explainRoute(
   };
   const messageOrderOf = (deployment: Deployment): ExplainedCandidate["message_order"] => {
     const ordering = explainMessageOrdering(deployment, learned);
-    if (ordering.order === "any" && ordering.prefix !== "remove") return null;
+    if (!changesAnything(ordering)) return null;
     return {
       order: ordering.order,
       source: ordering.source,

@@ -160,13 +160,17 @@ export function errorStatusFailure(
  * Read from the messages as ordered, not from the ordering alone: a `mark` host sent a request without a trailing
  * assistant no `prefix`, and a refusal of it naming the word (quoting the prompt) is about something else.
  */
-function sentOf(context: AttemptContext): { readonly body: unknown; readonly hasPrefix: boolean } {
+function sentOf(context: AttemptContext): {
+  readonly body: unknown;
+  readonly hasPrefix: boolean;
+  readonly hasReasoning: boolean;
+} {
   const body = context.native?.body ?? context.request.body;
   const messages = context.native === undefined ? body.messages : undefined;
-  const hasPrefix =
-    Array.isArray(messages) &&
-    orderMessages(messages, context.messageOrdering).some((message) => isRecord(message) && "prefix" in message);
-  return { body, hasPrefix };
+  const sent = Array.isArray(messages) ? orderMessages(messages, context.messageOrdering) : [];
+  const hasPrefix = sent.some((message) => isRecord(message) && "prefix" in message);
+  const hasReasoning = sent.some((message) => isRecord(message) && "reasoning_content" in message);
+  return { body, hasPrefix, hasReasoning };
 }
 
 export function failed(lesson: Lesson, status?: number, verdict?: Verdict, headersMs?: number): AttemptResult {

@@ -11,6 +11,7 @@ import type { ReleaseSlot } from "../limits/in-flight-gate.ts";
 import { sentRulesOf } from "../providers/body-rules.ts";
 import type { Deployment } from "../providers/catalog.ts";
 import {
+  changesAnything,
   deploymentMessageOrdering,
   type MessageChange,
   type MessageOrdering,
@@ -284,7 +285,7 @@ export function messageChangesOf(
   deployment: Deployment,
   ordering: MessageOrdering,
 ): readonly MessageChange[] {
-  if (ordering.order === "any" && ordering.prefix !== "remove") return [];
+  if (!changesAnything(ordering)) return [];
   if (request.isMultipart === true || request.isRerank === true || request.isModeration === true) return [];
   if (nativeCallFor(request, deployment) !== undefined) return [];
   const messages = request.body.messages;

@@ -12,8 +12,9 @@ import type { HeaderMap } from "../limits/header-map.ts";
 import { concurrencyFromBody, type RefusalFacts, statedLimits } from "../limits/limit-learning.ts";
 import { type LearnedWindow, parseRateLimitHeaders } from "../limits/rate-limit-headers.ts";
 import { type RetryHint, retryHintFromResponse } from "../limits/retry-hint.ts";
-import { learnedOrderFeature, PREFIX_REFUSED_FEATURE } from "../providers/message-order.ts";
-import { isPrefixRefusal, orderRefusedBy } from "../providers/order-refusals.ts";
+import { learnedOrderFeature, PREFIX_REFUSED_FEATURE, REASONING_REFUSED_FEATURE } from "../providers/message-order.ts";
+import { isMessageFieldRefusal, isPrefixRefusal, orderRefusedBy } from "../providers/order-refusals.ts";
+import { isWholeMessageIn } from "../providers/request-echo.ts";
 import type { RequestFeature } from "../router/request-features.ts";
 import { isEchoedUnsupported, type Verdict } from "./classify-response.ts";
 import { refusedFeature } from "./refused-feature.ts";
@@ -122,9 +123,10 @@ export function lessonFromVerdict(
   endpointPath?: string,
   /**
    * What was sent: `body`, the request (a role-order phrase that is also in it may be an echo of it, and teaches
-   * nothing); `hasPrefix`, whether a message carried Mistral's `prefix` (only then may a refusal naming it teach).
+   * nothing); `hasPrefix`, whether a message carried Mistral's `prefix` (only then may a refusal naming it teach);
+   * `hasReasoning`, the same for `reasoning_content`.
    */
-  sent?: { readonly body: unknown; readonly hasPrefix: boolean },
+  sent?: { readonly body: unknown; readonly hasPrefix: boolean; readonly hasReasoning?: boolean },
 ): Lesson {
   switch (verdict.kind) {
     case "success":
@@ -198,10 +200,14 @@ export function lessonFromVerdict(
             ? learnedOrderFeature(order)
             : sent?.hasPrefix === true && isPrefixRefusal(verdict.error, sent.body)
               ? PREFIX_REFUSED_FEATURE
-              : // Its "not supported" only quotes the prompt (classify-response.ts refusalOf): failed over, not learned.
-                isEchoedUnsupported(verdict.error.message, sent?.body)
-                ? undefined
-                : refusedFeature(verdict.error, features);
+              : sent?.hasReasoning === true && isMessageFieldRefusal("reasoning_content", verdict.error, sent.body)
+                ? REASONING_REFUSED_FEATURE
+                : // Its "not supported" only quotes the prompt, or the request holds the whole answer (a refusal passed
+                  // on before, pasted back): failed over (classify-response.ts refusalOf), not learned.
+                  isEchoedUnsupported(verdict.error.message, sent?.body) ||
+                    isWholeMessageIn(verdict.error.message, sent?.body)
+                  ? undefined
+                  : refusedFeature(verdict.error, features);
         const reason = verdict.error.message;
         const gist = gistOf(reason);
         return {

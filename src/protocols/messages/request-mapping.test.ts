@@ -113,6 +113,8 @@ test("messages request: a tool round trip (tool_use -> tool_result) maps to tool
         { id: "toolu_1", type: "function", function: { name: "get_weather", arguments: '{"city":"Paris"}' } },
         { id: "toolu_2", type: "function", function: { name: "get_weather", arguments: '{"city":"Rome"}' } },
       ],
+      // The thinking goes back as DeepSeek's field (its thinking mode wants a tool turn's reasoning).
+      reasoning_content: "two calls",
     },
     { role: "tool", tool_call_id: "toolu_1", content: "18C" },
     { role: "tool", tool_call_id: "toolu_2", content: "Error: service down" },

@@ -2,13 +2,14 @@
 // refused is listed in docs/protocols.md; this file (with output-config.ts, content-parts.ts for a user turn's blocks
 // and ../long-tool-names.ts for tool names chat providers take) is the source of truth for it.
 import { InvalidRequestError } from "../../errors/gateway-error.ts";
-import type {
-  ChatContentPart,
-  ChatMessage,
-  ChatRequestBody,
-  ChatTool,
-  ChatToolCall,
-  ChatToolChoice,
+import {
+  type ChatContentPart,
+  type ChatMessage,
+  type ChatRequestBody,
+  type ChatTool,
+  type ChatToolCall,
+  type ChatToolChoice,
+  joinedReasoning,
 } from "../chat-completions.ts";
 import { LongToolNames } from "../long-tool-names.ts";
 import { toolResultText } from "../tool-result-text.ts";
@@ -157,6 +158,7 @@ function assistantMessage(
 ): Extract<ChatMessage, { role: "assistant" }> {
   if (typeof content === "string") return { role: "assistant", content };
   let text = "";
+  const reasonings: string[] = [];
   const toolCalls: ChatToolCall[] = [];
   for (const [index, value] of content.entries()) {
     const blockPath = [...path, index];
@@ -174,16 +176,23 @@ function assistantMessage(
         });
         break;
       }
-      case "thinking":
+      case "thinking": {
+        // Goes back as `reasoning_content` (chat-completions.ts says who needs it). Read leniently, as when thinking
+        // was dropped: a block without its text is no reason to refuse the turn.
+        const { thinking } = block as { thinking?: unknown };
+        if (typeof thinking === "string" && thinking !== "") reasonings.push(thinking);
+        break;
+      }
       case "redacted_thinking":
-        // Chat providers take no thinking back; the answer it led to is in the other blocks.
+        // Anthropic's encrypted reasoning: no chat provider can read it.
         break;
       default:
         throw unsupportedBlock(block, blockPath, ASSISTANT_BLOCKS, "Assistant content blocks");
     }
   }
-  if (toolCalls.length === 0) return { role: "assistant", content: text };
-  return { role: "assistant", content: text === "" ? null : text, tool_calls: toolCalls };
+  const reasoning = reasonings.length === 0 ? {} : { reasoning_content: reasonings.join("\n") };
+  if (toolCalls.length === 0) return { role: "assistant", content: text, ...reasoning };
+  return { role: "assistant", content: text === "" ? null : text, tool_calls: toolCalls, ...reasoning };
 }
 
 /**
@@ -202,6 +211,8 @@ function pushAssistant(messages: ChatMessage[], message: Extract<ChatMessage, { 
   const toolCalls = [...(last.tool_calls ?? []), ...(message.tool_calls ?? [])];
   last.content = text === "" && toolCalls.length > 0 ? null : text;
   if (toolCalls.length > 0) last.tool_calls = toolCalls;
+  const reasoning = joinedReasoning(last.reasoning_content, message.reasoning_content);
+  if (reasoning !== undefined) last.reasoning_content = reasoning;
 }
 
 /**

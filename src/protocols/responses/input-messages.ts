@@ -1,11 +1,12 @@
 // Responses input items -> chat messages, for a request's `input` and a kept conversation's items (request-mapping.ts
 // translates the rest of the request). What is translated and refused is listed in docs/protocols.md.
 import { InvalidRequestError, ResourceNotFoundError } from "../../errors/gateway-error.ts";
-import type { ChatContentPart, ChatMessage, ChatToolCall } from "../chat-completions.ts";
+import { type ChatContentPart, type ChatMessage, type ChatToolCall, joinedReasoning } from "../chat-completions.ts";
 import { toolResultText } from "../tool-result-text.ts";
 import { formatPath, unsupportedAt, validateAt } from "../validate.ts";
 import { splitOutput, toChatMessage } from "./content-parts.ts";
 import { inputAsArguments } from "./custom-tools.ts";
+import { reasoningText } from "./reasoning-text.ts";
 import {
   customToolCallItemSchema,
   customToolCallOutputItemSchema,
@@ -46,9 +47,19 @@ export function inputMessages(
   if (typeof input === "string") return [{ role: "user", content: input }];
   const messages: ChatMessage[] = [];
   let pendingImages: ChatContentPart[] = [];
+  // A reasoning item's text, for the assistant message it led to (the next one); dropped if something else comes.
+  let pendingReasoning: string | undefined;
+  const push = (message: ChatMessage): void => {
+    if (message.role === "assistant" && pendingReasoning !== undefined) {
+      pushMessage(messages, { ...message, reasoning_content: pendingReasoning });
+    } else {
+      pushMessage(messages, message);
+    }
+    pendingReasoning = undefined;
+  };
   const flushImages = (): void => {
     if (pendingImages.length === 0) return;
-    messages.push({ role: "user", content: pendingImages });
+    push({ role: "user", content: pendingImages });
     pendingImages = [];
   };
   for (const [index, raw] of input.entries()) {
@@ -60,7 +71,7 @@ export function inputMessages(
     }
     switch (type) {
       case "message":
-        pushMessage(messages, toChatMessage(item, path));
+        push(toChatMessage(item, path));
         break;
       case "function_call": {
         const call = validateAt(functionCallItemSchema, item, path);
@@ -69,7 +80,7 @@ export function inputMessages(
           type: "function",
           function: { name: toolNames.upstreamName(call.name, call.namespace), arguments: call.arguments },
         };
-        pushMessage(messages, { role: "assistant", content: null, tool_calls: [toolCall] });
+        push({ role: "assistant", content: null, tool_calls: [toolCall] });
         break;
       }
       case "custom_tool_call": {
@@ -83,7 +94,7 @@ export function inputMessages(
             arguments: inputAsArguments(call.input),
           },
         };
-        pushMessage(messages, { role: "assistant", content: null, tool_calls: [toolCall] });
+        push({ role: "assistant", content: null, tool_calls: [toolCall] });
         break;
       }
       case "function_call_output":
@@ -97,7 +108,7 @@ export function inputMessages(
           typeof result.output === "string"
             ? { text: result.output, images: [] }
             : splitOutput(result.output, [...path, "output"]);
-        messages.push({
+        push({
           role: "tool",
           tool_call_id: result.call_id,
           content: toolResultText(output.text, output.images),
@@ -113,18 +124,19 @@ export function inputMessages(
           type: "function",
           function: { name: TOOL_SEARCH_FUNCTION, arguments: searchArgumentsAsText(call.arguments) },
         };
-        pushMessage(messages, { role: "assistant", content: null, tool_calls: [toolCall] });
+        push({ role: "assistant", content: null, tool_calls: [toolCall] });
         break;
       }
       case "tool_search_output": {
         // The tools it loaded are offered upstream from here on (withLoadedTools); the model reads their names.
         const result = validateAt(toolSearchOutputItemSchema, item, path);
         const loaded = result.tools.flatMap((tool) => upstreamNamesOf(tool, toolNames));
-        messages.push({ role: "tool", tool_call_id: result.call_id, content: toolSearchOutputText(loaded) });
+        push({ role: "tool", tool_call_id: result.call_id, content: toolSearchOutputText(loaded) });
         break;
       }
       case "reasoning":
-        // A chat provider cannot take reasoning back; the answer it led to is in the following items.
+        // Goes back as the next assistant message's `reasoning_content` (chat-completions.ts says who needs it).
+        pendingReasoning = joinedReasoning(pendingReasoning, reasoningText(item));
         break;
       default:
         throw unsupportedAt(
@@ -164,6 +176,8 @@ function pushMessage(messages: ChatMessage[], message: ChatMessage): void {
   }
   if (message.content !== null && message.content !== "") last.content = (last.content ?? "") + message.content;
   if (message.tool_calls !== undefined) last.tool_calls = [...(last.tool_calls ?? []), ...message.tool_calls];
+  const reasoning = joinedReasoning(last.reasoning_content, message.reasoning_content);
+  if (reasoning !== undefined) last.reasoning_content = reasoning;
 }
 
 function resolveReference(raw: unknown, path: Path, lookup: ResponseLookup): Record<string, unknown> {

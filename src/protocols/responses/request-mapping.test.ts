@@ -227,6 +227,52 @@ test("responses request: function calls join the assistant turn; outputs become 
   ]);
 });
 
+test("responses request: a reasoning item is the reasoning_content of the assistant message it led to", () => {
+  const { chatBody } = toChatRequest(
+    {
+      model: "fast",
+      input: [
+        { role: "user", content: "Weather in Paris?" },
+        // Its content (the whole reasoning) wins over its summary; encrypted_content is no chat provider's.
+        {
+          type: "reasoning",
+          id: "rs_1",
+          summary: [{ type: "summary_text", text: "short" }],
+          content: [
+            { type: "reasoning_text", text: "Paris: " },
+            { type: "reasoning_text", text: "call the tool." },
+          ],
+          encrypted_content: "gAAAA-secret",
+        },
+        { type: "function_call", call_id: "call_a", name: "get_weather", arguments: '{"city":"Paris"}' },
+        { type: "reasoning", id: "rs_2", summary: [{ type: "summary_text", text: "Then answer." }] },
+        { type: "message", role: "assistant", content: "Checking." },
+        { type: "function_call_output", call_id: "call_a", output: "18C" },
+        // Followed by no assistant output: it led to nothing that is sent.
+        { type: "reasoning", id: "rs_3", summary: [{ type: "summary_text", text: "orphan" }] },
+        { role: "user", content: "Thanks" },
+        { type: "reasoning", id: "rs_4", summary: [] },
+        { type: "message", role: "assistant", content: "You are welcome." },
+      ],
+    },
+    noStore,
+  );
+  assert.deepEqual(chatBody.messages, [
+    { role: "user", content: "Weather in Paris?" },
+    {
+      role: "assistant",
+      content: "Checking.",
+      tool_calls: [
+        { id: "call_a", type: "function", function: { name: "get_weather", arguments: '{"city":"Paris"}' } },
+      ],
+      reasoning_content: "Paris: \ncall the tool.\nThen answer.",
+    },
+    { role: "tool", tool_call_id: "call_a", content: "18C" },
+    { role: "user", content: "Thanks" },
+    { role: "assistant", content: "You are welcome." },
+  ]);
+});
+
 test("responses request: a message after function calls joins their assistant turn, so tool messages follow it", () => {
   // A streamed answer whose text came after its call is output [function_call, message]; clients send it back so.
   const { chatBody } = toChatRequest(

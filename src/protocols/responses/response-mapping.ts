@@ -1,7 +1,8 @@
 // A Chat Completions answer -> the Responses API `response` object.
-import { argumentsOrEmptyObject, type ChatMessage, readChatCompletion } from "../chat-completions.ts";
+import { argumentsOrEmptyObject, type ChatMessage, joinedReasoning, readChatCompletion } from "../chat-completions.ts";
 import type { IdSource } from "../ids.ts";
 import { inputAsArguments, inputOfArguments } from "./custom-tools.ts";
+import { reasoningText } from "./reasoning-text.ts";
 import {
   buildResponse,
   finishToStatus,
@@ -95,10 +96,11 @@ export function toResponseObject(chatCompletion: unknown, context: ResponseConte
 
 /**
  * A response's output as the chat messages a later turn sends back (for `previous_response_id`), its calls named
- * as upstream (`names`: the request's tools).
+ * as upstream (`names`: the request's tools), with its reasoning when it called tools.
  */
 export function outputToChatMessages(output: readonly OutputItem[], names: ToolNames): ChatMessage[] {
   let text = "";
+  let reasoning: string | undefined;
   const toolCalls: NonNullable<Extract<ChatMessage, { role: "assistant" }>["tool_calls"]> = [];
   for (const item of output) {
     if (item.type === "function_call") {
@@ -116,7 +118,11 @@ export function outputToChatMessages(output: readonly OutputItem[], names: ToolN
       toolCalls.push({ id: item.call_id, type: "function", function: call });
       continue;
     }
-    // A chat provider takes no reasoning back; a native provider's answer may hold other item types too.
+    if (item.type === "reasoning") {
+      reasoning = joinedReasoning(reasoning, reasoningText(item));
+      continue;
+    }
+    // A native provider's answer may hold other item types too.
     if (item.type !== "message" || !Array.isArray(item.content)) continue;
     for (const part of item.content) {
       if (part.type === "output_text") text += part.text;
@@ -124,9 +130,15 @@ export function outputToChatMessages(output: readonly OutputItem[], names: ToolN
     }
   }
   if (text === "" && toolCalls.length === 0) return [];
+  if (toolCalls.length === 0) return [{ role: "assistant", content: text }];
+  // Only a turn that called tools keeps its reasoning: DeepSeek's thinking mode refuses such a turn without it in
+  // later requests and ignores it after an answer without tools, which so costs no prompt tokens.
   return [
-    toolCalls.length === 0
-      ? { role: "assistant", content: text }
-      : { role: "assistant", content: text === "" ? null : text, tool_calls: toolCalls },
+    {
+      role: "assistant",
+      content: text === "" ? null : text,
+      tool_calls: toolCalls,
+      ...(reasoning === undefined ? {} : { reasoning_content: reasoning }),
+    },
   ];
 }
