@@ -35,11 +35,12 @@ export interface EndpointSpec extends FrontDoor {
   /** A broken stream of this endpoint may be continued on another upstream (chat only: it has messages). */
   readonly isContinuable: boolean;
   /**
-   * A stream whose client asked for usage (`stream_options.include_usage`) and whose upstream sent none ends with an
-   * estimated usage chunk (streaming/estimated-usage.ts). The chat door only: the Responses and Messages doors ask
-   * for usage themselves and their translators say what they have without it.
+   * An answer translated from chat whose upstream reported no usage gets the gateway's estimate, marked
+   * `x_gateway.usage_estimated` (streaming/estimated-usage.ts): a stream whose client asked for usage
+   * (`stream_options.include_usage`; the Responses and Messages doors always ask) ends with an estimated usage chunk,
+   * a JSON answer gets an estimated `usage`. The chat, legacy completions, Responses and Messages doors.
    */
-  readonly estimatesStreamUsage?: boolean;
+  readonly estimatesUsage?: boolean;
   /** Prompt size and content facts for budgets and fit checks. */
   estimate(body: Record<string, unknown>): PromptFacts;
   /** The field a refusal for the prompt's size names (`param`): `messages` unless said. */
@@ -75,7 +76,7 @@ export const CHAT_ENDPOINT: EndpointSpec = {
   schema: chatBodySchema,
   supportsStream: true,
   isContinuable: true,
-  estimatesStreamUsage: true,
+  estimatesUsage: true,
   estimate: (body) => estimateChatPrompt(body.messages as unknown[], body.tools),
 };
 
@@ -85,17 +86,8 @@ export const CHAT_ENDPOINT: EndpointSpec = {
  * `endpoint` label, log lines and the dashboard tell the doors apart. (The name also scopes sticky sessions:
  * an `x-session-id` keeps its deployment within one door.)
  */
-export const RESPONSES_ENDPOINT: EndpointSpec = {
-  ...CHAT_ENDPOINT,
-  ...FRONT_DOORS.responses,
-  promptParam: "input",
-  estimatesStreamUsage: false,
-};
-export const MESSAGES_ENDPOINT: EndpointSpec = {
-  ...CHAT_ENDPOINT,
-  ...FRONT_DOORS.messages,
-  estimatesStreamUsage: false,
-};
+export const RESPONSES_ENDPOINT: EndpointSpec = { ...CHAT_ENDPOINT, ...FRONT_DOORS.responses, promptParam: "input" };
+export const MESSAGES_ENDPOINT: EndpointSpec = { ...CHAT_ENDPOINT, ...FRONT_DOORS.messages };
 
 export const COMPLETIONS_ENDPOINT: EndpointSpec = {
   ...FRONT_DOORS.completions,
@@ -103,6 +95,7 @@ export const COMPLETIONS_ENDPOINT: EndpointSpec = {
   schema: completionBodySchema,
   supportsStream: true,
   isContinuable: false,
+  estimatesUsage: true,
   estimate: (body) => ({ promptTokens: estimateTextInput(body.prompt), hasImages: false }),
   promptParam: "prompt",
   isLegacyCompletion: true,

@@ -250,7 +250,12 @@ function jsonAnswer(
   const text = withCompleteToolCalls(json, bodyText, endpointPath);
   // A transcription names no model (OpenAI's answer has none): it is passed on as it came.
   const answerText = isAudioPath(endpointPath) ? text : ensureModelField(json, text, deployment, endpointPath);
-  const answer = { bodyText: answerText, bytes: undefined, contentType: undefined };
+  const answer = {
+    bodyText: answerText,
+    bytes: undefined,
+    contentType: undefined,
+    isUsageMissing: !isRecord((json as { usage?: unknown }).usage),
+  };
   return answered(context, statusCode, answer, headerEffects, headersMs, readUsage(json));
 }
 
@@ -258,7 +263,12 @@ function jsonAnswer(
 function answered(
   context: AttemptContext,
   statusCode: number,
-  answer: { readonly bodyText: string; readonly bytes: Buffer | undefined; readonly contentType: string | undefined },
+  answer: {
+    readonly bodyText: string;
+    readonly bytes: Buffer | undefined;
+    readonly contentType: string | undefined;
+    readonly isUsageMissing?: boolean;
+  },
   headerEffects: readonly Effect[],
   headersMs: number,
   usage: TokenUsage | undefined,
@@ -271,6 +281,7 @@ function answered(
     deployment: context.deployment,
     api: context.api,
     contentType: answer.contentType,
+    ...(answer.isUsageMissing === true ? { isUsageMissing: true as const } : {}),
   };
   // No usage (audio bytes): the provider reports none, and the reservation keeps its estimate.
   if (usage === undefined) return { ok: true, json, status: statusCode, effects: headerEffects, headersMs };
