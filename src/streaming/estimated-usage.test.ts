@@ -107,3 +107,20 @@ test("withEstimatedUsage: usage and the marker added, an upstream's x_gateway ke
     usage_estimated: true,
   });
 });
+
+test("OutputTokenCount counts nothing until asked (most upstreams report usage), and holds at most ~16K characters", () => {
+  const counted: string[] = [];
+  const count = new OutputTokenCount((text) => {
+    counted.push(text);
+    return countTextTokens(text);
+  });
+  count.note({ choices: [{ index: 0, delta: { content: "short" } }] });
+  assert.deepEqual(counted, [], "nothing counted while the answer is short");
+  const piece = "word ".repeat(1_000);
+  for (let index = 0; index < 4; index += 1) count.note({ choices: [{ index: 0, delta: { content: piece } }] });
+  assert.equal(counted.length, 5, "the held pieces were counted once they passed the bound");
+  count.note({ choices: [{ index: 0, delta: { content: "tail" } }] });
+  const expected = countTextTokens("short") + 4 * countTextTokens(piece) + countTextTokens("tail");
+  assert.equal(count.tokens, expected, "each piece counted on its own, as it came");
+  assert.equal(count.tokens, expected, "read twice, counted once");
+});

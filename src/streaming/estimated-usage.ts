@@ -7,13 +7,23 @@
 import type { TokenUsage } from "./relay-types.ts";
 
 /**
+ * Pieces of text held before they are counted. Most answers are shorter, and most upstreams report usage at the end,
+ * so usually nothing is ever counted (the Responses and Messages doors ask every stream for usage: counting each
+ * delta as it came cost every such stream, not only those that turn out to need the estimate). A longer answer is
+ * counted every this many characters, so a stream holds at most this much (~32 KB) for it.
+ */
+const MAX_HELD_CHARS = 16_384;
+
+/**
  * Counts the output of the answer the client got, chunk by chunk: every choice's text, reasoning, refusal and tool
- * calls (names and arguments). Each chunk's characters are counted on their own, so a word split across two chunks
- * may count a token more than whole: the estimate stays on the high side, as the prompt's does. Of the text nothing
- * is kept.
+ * calls (names and arguments). Each chunk's pieces are counted on their own, so a word split across two chunks may
+ * count a token more than whole: the estimate stays on the high side, as the prompt's does. The pieces are counted
+ * when `tokens` is read (or every MAX_HELD_CHARS characters), not as they come.
  */
 export class OutputTokenCount {
   #tokens = 0;
+  readonly #held: string[] = [];
+  #heldChars = 0;
   /** The latest chunk with choices: the usage chunk takes its `object`, `created` and `model`. */
   #last: Record<string, unknown> | undefined;
   readonly #countTokens: (text: string) => number;
@@ -23,6 +33,7 @@ export class OutputTokenCount {
   }
 
   get tokens(): number {
+    this.#countHeld();
     return this.#tokens;
   }
 
@@ -84,7 +95,16 @@ export class OutputTokenCount {
   }
 
   #addText(value: unknown): void {
-    if (typeof value === "string" && value !== "") this.#tokens += this.#countTokens(value);
+    if (typeof value !== "string" || value === "") return;
+    this.#held.push(value);
+    this.#heldChars += value.length;
+    if (this.#heldChars >= MAX_HELD_CHARS) this.#countHeld();
+  }
+
+  #countHeld(): void {
+    for (const text of this.#held) this.#tokens += this.#countTokens(text);
+    this.#held.length = 0;
+    this.#heldChars = 0;
   }
 }
 
