@@ -102,6 +102,30 @@ describe("legacy completions: a stream that asked for usage gets the estimated u
     assert.equal(s.records[0]?.tokensOut, STREAMED_TOKENS);
   });
 
+  test("a JSON legacy completion without usage: the estimate, marked", async (t) => {
+    const s = await scene(t);
+    s.primary.enqueue(COMPLETIONS_ROUTE, {
+      kind: "json",
+      body: {
+        id: "cmpl-json",
+        object: "text_completion",
+        created: 1767225600,
+        model: MODEL,
+        choices: [{ text: TEXT, index: 0, logprobs: null, finish_reason: "stop" }],
+      },
+    });
+    const completion = await s.client.completions.create({ model: MODEL, prompt: PROMPT });
+    assert.equal(completion.choices[0]?.text, TEXT);
+    const record = await estimatedRecord(s.records);
+    assert.ok(record.tokensIn > 0);
+    assert.deepEqual(completion.usage, {
+      prompt_tokens: record.tokensIn,
+      completion_tokens: ANSWER_TOKENS,
+      total_tokens: record.tokensIn + ANSWER_TOKENS,
+    });
+    assert.deepEqual((completion as unknown as { x_gateway?: unknown }).x_gateway, { usage_estimated: true });
+  });
+
   test("the AI SDK's completion model (it asks for usage): streamText's usage", async (t) => {
     const s = await scene(t);
     s.primary.enqueue(COMPLETIONS_ROUTE, completionStreamWithoutUsage());
