@@ -150,7 +150,7 @@ export interface JsonResult {
   /** A binary answer (speech's audio, ForwardRequest.isBinaryAnswer): its bytes, exactly as the provider sent them. */
   readonly bytes?: Buffer | undefined;
   /** A JSON answer without a `usage` object: the pipeline may add its estimate (pipeline/endpoints.ts estimatesUsage). */
-  readonly isUsageMissing?: true;
+  readonly isUsageMissing?: boolean | undefined;
 }
 
 export interface StreamResult {
