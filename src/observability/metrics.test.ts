@@ -72,7 +72,7 @@ describe("GatewayMetrics", () => {
     assert.equal(text.types.get("llm_gateway_overhead_seconds"), "histogram");
   });
 
-  test("an estimated usage the client was told counts for its client, not on the provider (it reported none)", async () => {
+  test("an estimated usage the client was told counts on its provider and its client as source=estimated", async () => {
     const metrics = metricsWith();
     metrics.observe(
       record({
@@ -84,10 +84,53 @@ describe("GatewayMetrics", () => {
         isUsageEstimated: true,
       }),
     );
+    metrics.observe(
+      record({ client: "ci", attempts: [attempt({ provider: "beta", model: "model-b" })], tokensIn: 3, tokensOut: 2 }),
+    );
     const text = await scrape(metrics);
-    assert.equal(sumOf(text, "llm_gateway_tokens_total"), 0);
-    assert.equal(sumOf(text, "llm_gateway_client_tokens_total", { direction: "in", client: "ci" }), 12);
-    assert.equal(sumOf(text, "llm_gateway_client_tokens_total", { direction: "out", client: "ci" }), 7);
+    const provider = { provider: "beta", upstream_model: "model-b" };
+    assert.equal(sumOf(text, "llm_gateway_tokens_total", { ...provider, direction: "in", source: "estimated" }), 12);
+    assert.equal(sumOf(text, "llm_gateway_tokens_total", { ...provider, direction: "out", source: "estimated" }), 7);
+    assert.equal(sumOf(text, "llm_gateway_tokens_total", { ...provider, direction: "in", source: "reported" }), 3);
+    assert.equal(sumOf(text, "llm_gateway_tokens_total", { ...provider, direction: "out", source: "reported" }), 2);
+    const client = { client: "ci" };
+    assert.equal(
+      sumOf(text, "llm_gateway_client_tokens_total", { ...client, direction: "in", source: "estimated" }),
+      12,
+    );
+    assert.equal(
+      sumOf(text, "llm_gateway_client_tokens_total", { ...client, direction: "out", source: "estimated" }),
+      7,
+    );
+    assert.equal(sumOf(text, "llm_gateway_client_tokens_total", { ...client, direction: "in", source: "reported" }), 3);
+  });
+
+  test("a broken segment's estimate counts as source=estimated, a reported segment's as reported", async () => {
+    const metrics = metricsWith();
+    metrics.observe(
+      record({
+        isStream: true,
+        attempts: [
+          attempt({ provider: "alpha", outcome: "stream_cut", tokensIn: 10, tokensOut: 4, isUsageEstimated: true }),
+          attempt({
+            provider: "beta",
+            model: "model-b",
+            role: "continuation",
+            mode: "prefill",
+            tokensIn: 14,
+            tokensOut: 5,
+          }),
+        ],
+        continuations: [{ provider: "beta", model: "model-b", afterChars: 9, reason: "cut", mode: "prefill" }],
+        tokensIn: 10,
+        tokensOut: 9,
+      }),
+    );
+    const text = await scrape(metrics);
+    assert.equal(sumOf(text, "llm_gateway_tokens_total", { provider: "alpha", source: "estimated" }), 14);
+    assert.equal(sumOf(text, "llm_gateway_tokens_total", { provider: "alpha", source: "reported" }), 0);
+    assert.equal(sumOf(text, "llm_gateway_tokens_total", { provider: "beta", source: "reported" }), 19);
+    assert.equal(sumOf(text, "llm_gateway_tokens_total", { source: "estimated", provider: "beta" }), 0);
   });
 
   test("a retry on the same candidate is not a failover; a stream records time to first token and continuations", async () => {

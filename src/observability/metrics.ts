@@ -34,6 +34,10 @@ const PLAN_SKIP_CAUSES = new Set([
   "endpoint",
 ]);
 
+/** The token metrics' `source`: the provider's usage report, or the gateway's estimate where it reported none. */
+const REPORTED = "reported";
+const ESTIMATED = "estimated";
+
 /** Seconds; from a fast cached answer to a long stream. */
 const LATENCY_BUCKETS_S = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600];
 /** Seconds; the gateway's own time is expected in the low milliseconds. */
@@ -100,11 +104,13 @@ export class GatewayMetrics {
       "Broken streams continued on another upstream, by the continuing provider, upstream model and mode.",
       ["provider", "upstream_model", "mode"],
     );
-    this.#tokens = counter("tokens_total", "Tokens in (prompt) and out (completion) by provider and upstream model.", [
-      "direction",
-      "provider",
-      "upstream_model",
-    ]);
+    // `source`: `reported` (the provider's usage) or `estimated` (the gateway's count, where the provider reported
+    // none): two values, so that a dashboard can tell billed counts from estimates without a second metric.
+    this.#tokens = counter(
+      "tokens_total",
+      "Tokens in (prompt) and out (completion) by provider, upstream model and source (reported by the provider, or the gateway's estimate).",
+      ["direction", "provider", "upstream_model", "source"],
+    );
     this.#cacheLookups = counter(
       "cache_lookups_total",
       "Requests the answer cache was asked for (cache.enabled), by result: hit (answered without an upstream call) or miss.",
@@ -125,8 +131,8 @@ export class GatewayMetrics {
     );
     this.#clientTokens = counter(
       "client_tokens_total",
-      "Tokens in (prompt) and out (completion) by client (as client_requests_total).",
-      ["direction", "client"],
+      "Tokens in (prompt) and out (completion) by client (as client_requests_total) and source (as tokens_total).",
+      ["direction", "client", "source"],
     );
     const histogram = (name: string, help: string, labelNames: string[], buckets: number[]) => {
       const metric = new LabeledHistogram(`${METRIC_PREFIX}${name}`, help, labelNames, buckets);
@@ -249,18 +255,19 @@ export class GatewayMetrics {
     // Per attempt when an answer's tokens are not all the answering deployment's reported usage: a continued stream
     // (each segment's own), and a stream that broke without a report (the client was told no usage, the record's
     // totals are 0, yet its provider billed the estimate its attempt carries).
+    const source = record.isUsageEstimated === true ? ESTIMATED : REPORTED;
     if (record.continuations.length > 0 || record.attempts.some((attempt) => attempt.isUsageEstimated === true)) {
       this.#observeSegmentTokens(record.attempts, names);
-    } else if (served !== undefined && record.isUsageEstimated !== true) {
-      // An estimated usage chunk the client asked for is not its provider's count: nothing reported, nothing counted
-      // on the provider (as for any success without usage); the client's tokens below are what it was told.
-      if (record.tokensIn > 0) this.#tokens.inc(["in", provider, upstreamModel], record.tokensIn);
-      if (record.tokensOut > 0) this.#tokens.inc(["out", provider, upstreamModel], record.tokensOut);
+    } else if (served !== undefined) {
+      // An estimate the client was told (its upstream reported no usage) counts on the answering deployment too, as
+      // `estimated`: what the client, the request log and the dashboard show is then in the provider's totals.
+      if (record.tokensIn > 0) this.#tokens.inc(["in", provider, upstreamModel, source], record.tokensIn);
+      if (record.tokensOut > 0) this.#tokens.inc(["out", provider, upstreamModel, source], record.tokensOut);
     }
     // A client's tokens are the answer's as it was told them (a continued stream's combined usage).
     if (served !== undefined) {
-      if (record.tokensIn > 0) this.#clientTokens.inc(["in", client], record.tokensIn);
-      if (record.tokensOut > 0) this.#clientTokens.inc(["out", client], record.tokensOut);
+      if (record.tokensIn > 0) this.#clientTokens.inc(["in", client, source], record.tokensIn);
+      if (record.tokensOut > 0) this.#clientTokens.inc(["out", client, source], record.tokensOut);
     }
     if (isBatchLine) return;
     const timing = [endpoint, provider];
@@ -282,7 +289,11 @@ export class GatewayMetrics {
    */
   #observeSegmentTokens(attempts: readonly RecordedAttempt[], names: KnownNames): void {
     for (const attempt of attempts) {
-      const labels = [oneOf(attempt.provider, names.providers), oneOf(attempt.model, names.upstreamModels)];
+      const labels = [
+        oneOf(attempt.provider, names.providers),
+        oneOf(attempt.model, names.upstreamModels),
+        attempt.isUsageEstimated === true ? ESTIMATED : REPORTED,
+      ];
       if (attempt.tokensIn !== undefined && attempt.tokensIn > 0) this.#tokens.inc(["in", ...labels], attempt.tokensIn);
       if (attempt.tokensOut !== undefined && attempt.tokensOut > 0) {
         this.#tokens.inc(["out", ...labels], attempt.tokensOut);

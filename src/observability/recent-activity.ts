@@ -44,6 +44,8 @@ export interface FeedEntry {
   readonly durationMs: number;
   readonly tokensIn: number;
   readonly tokensOut: number;
+  /** The tokens are the gateway's estimate (RequestRecord.isUsageEstimated): the dashboard shows them with `≈`. */
+  readonly isUsageEstimated: boolean;
 }
 
 /**
@@ -231,5 +233,6 @@ function feedEntry(record: RequestRecord): FeedEntry {
     durationMs: record.durationMs,
     tokensIn: record.tokensIn,
     tokensOut: record.tokensOut,
+    isUsageEstimated: record.isUsageEstimated === true,
   };
 }

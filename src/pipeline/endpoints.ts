@@ -35,11 +35,12 @@ export interface EndpointSpec extends FrontDoor {
   /** A broken stream of this endpoint may be continued on another upstream (chat only: it has messages). */
   readonly isContinuable: boolean;
   /**
-   * A stream whose client asked for usage (`stream_options.include_usage`) and whose upstream sent none ends with an
-   * estimated usage chunk (streaming/estimated-usage.ts). The chat door only: the Responses and Messages doors ask
-   * for usage themselves and their translators say what they have without it.
+   * An answer translated from chat whose upstream reported no usage gets the gateway's estimate, marked
+   * `x_gateway.usage_estimated` (streaming/estimated-usage.ts): a stream whose client asked for usage
+   * (`stream_options.include_usage`; the Responses and Messages doors always ask) ends with an estimated usage chunk,
+   * a JSON answer gets an estimated `usage`. The chat, legacy completions, Responses and Messages doors.
    */
-  readonly estimatesStreamUsage?: boolean;
+  readonly estimatesUsage?: boolean;
   /**
    * The client's tools made what chat providers take (protocols/chat-tools-upstream.ts): tool names longer than 64
    * characters go upstream shortened and come back as the client named them, and `tool` messages with no text get a
@@ -81,7 +82,7 @@ export const CHAT_ENDPOINT: EndpointSpec = {
   schema: chatBodySchema,
   supportsStream: true,
   isContinuable: true,
-  estimatesStreamUsage: true,
+  estimatesUsage: true,
   adaptsChatTools: true,
   estimate: (body) => estimateChatPrompt(body.messages as unknown[], body.tools),
 };
@@ -96,15 +97,9 @@ export const RESPONSES_ENDPOINT: EndpointSpec = {
   ...CHAT_ENDPOINT,
   ...FRONT_DOORS.responses,
   promptParam: "input",
-  estimatesStreamUsage: false,
   adaptsChatTools: false,
 };
-export const MESSAGES_ENDPOINT: EndpointSpec = {
-  ...CHAT_ENDPOINT,
-  ...FRONT_DOORS.messages,
-  estimatesStreamUsage: false,
-  adaptsChatTools: false,
-};
+export const MESSAGES_ENDPOINT: EndpointSpec = { ...CHAT_ENDPOINT, ...FRONT_DOORS.messages, adaptsChatTools: false };
 
 export const COMPLETIONS_ENDPOINT: EndpointSpec = {
   ...FRONT_DOORS.completions,
@@ -112,6 +107,7 @@ export const COMPLETIONS_ENDPOINT: EndpointSpec = {
   schema: completionBodySchema,
   supportsStream: true,
   isContinuable: false,
+  estimatesUsage: true,
   estimate: (body) => ({ promptTokens: estimateTextInput(body.prompt), hasImages: false }),
   promptParam: "prompt",
   isLegacyCompletion: true,

@@ -32,6 +32,7 @@ import { chargeClient } from "./client-budget.ts";
 import { withClientToolNames } from "./client-tool-names.ts";
 import type { EndpointSpec } from "./endpoints.ts";
 import type { GatewayRuntime, PlannedRoute } from "./gateway-runtime.ts";
+import { withJsonUsageEstimate } from "./json-usage-estimate.ts";
 import { cutReason } from "./open-requests.ts";
 import {
   type JsonAnswer,
@@ -312,11 +313,13 @@ function recordRequestContent(request: PipelineRequest): void {
 
 function jsonAnswer(
   request: PipelineRequest,
-  result: JsonResult,
+  answered: JsonResult,
   headers: Record<string, string>,
-  usage: TokenUsage | undefined,
+  reportedUsage: TokenUsage | undefined,
 ): JsonAnswer {
-  request.record.usage(usage);
+  const estimated = withJsonUsageEstimate(request, answered);
+  const result = estimated?.result ?? answered;
+  request.record.usage(estimated?.usage ?? reportedUsage, estimated !== undefined);
   request.record.headersSent();
   const responseText = request.snapshot.config.log.content ? loggedAnswerText(request, result) : undefined;
   if (responseText !== undefined) request.record.content({ responseText });

@@ -144,7 +144,7 @@ function relayOptions(request: PipelineRequest, plan: RoutePlan, result: StreamR
     // The prompt as the serving deployment counts it (calibrated from its provider's reports): closer to what it
     // would have reported than the plain estimate, which stays above every common tokenizer.
     usageEstimate:
-      endpoint.estimatesStreamUsage === true && result.api === "chat" && clientAskedForUsage(body)
+      endpoint.estimatesUsage === true && result.api === "chat" && clientAskedForUsage(body)
         ? { promptTokens: runtime.promptCalibration.promptTokensFor(deployment, prompt.promptTokens) }
         : undefined,
     redact: runtime.secrets.redactor,

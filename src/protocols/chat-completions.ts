@@ -83,6 +83,11 @@ export interface ChatUsage {
    */
   cacheWriteTokens: number;
   reasoningTokens: number;
+  /**
+   * The gateway's estimate (the answer's `x_gateway.usage_estimated`): the upstream reported no usage
+   * (streaming/estimated-usage.ts). The doors' answers say so in their own `x_gateway`.
+   */
+  isEstimated?: true;
 }
 
 /** One alternative at a token's position, as both Chat Completions and the Responses API write it. */
@@ -161,8 +166,23 @@ function asCount(value: unknown): number {
   return typeof value === "number" && Number.isSafeInteger(value) && value >= 0 ? value : 0;
 }
 
-function readUsage(value: unknown): ChatUsage | undefined {
-  const usage = asObject(value);
+/**
+ * The mark of a `usage` the gateway estimated, as on a chat answer: an extra top-level `x_gateway` on a Responses
+ * object and on a Messages message and `message_delta`, which the SDKs' types and schemas (openai, @anthropic-ai/sdk,
+ * the AI SDK's zod objects, the Agents SDK) leave alone.
+ */
+export interface EstimatedUsageMark {
+  usage_estimated: true;
+}
+
+/** `{ x_gateway: { usage_estimated: true } }` for an estimated usage, else nothing to spread. */
+export function estimatedUsageMark(usage: ChatUsage | undefined): { x_gateway?: EstimatedUsageMark } {
+  return usage?.isEstimated === true ? { x_gateway: { usage_estimated: true } } : {};
+}
+
+/** An answer's (or chunk's) `usage`; `body` is the answer, for the gateway's `x_gateway.usage_estimated` beside it. */
+function readUsage(body: JsonObject): ChatUsage | undefined {
+  const usage = asObject(body.usage);
   if (usage === undefined) return undefined;
   const promptTokens = asCount(usage.prompt_tokens);
   const completionTokens = asCount(usage.completion_tokens);
@@ -173,6 +193,7 @@ function readUsage(value: unknown): ChatUsage | undefined {
     cachedTokens: cachedPromptTokens(usage),
     cacheWriteTokens: asCount(asObject(usage.prompt_tokens_details)?.cache_write_tokens),
     reasoningTokens: asCount(asObject(usage.completion_tokens_details)?.reasoning_tokens),
+    ...(asObject(body.x_gateway)?.usage_estimated === true ? { isEstimated: true as const } : {}),
   };
 }
 
@@ -224,7 +245,7 @@ export function readChatCompletion(json: unknown): ChatCompletionView {
     toolCalls,
     finishReason: asString(choice?.finish_reason),
     matchedStop: asString(choice?.stop_reason),
-    usage: readUsage(body.usage),
+    usage: readUsage(body),
     logprobs: readLogprobs(choice?.logprobs),
   };
 }
@@ -304,7 +325,7 @@ export function readChatChunk(json: unknown): ChatChunkView {
     toolCalls,
     finishReason: asString(choice?.finish_reason),
     matchedStop: asString(choice?.stop_reason),
-    usage: readUsage(body.usage),
+    usage: readUsage(body),
     logprobs: readLogprobs(choice?.logprobs),
     failure: readFailure(body.error, asString(choice?.finish_reason)),
   };

@@ -147,11 +147,6 @@ export class ChoiceTracker {
     }
   }
 
-  /** The latest chat chunk: a chunk the gateway adds (closing, estimated usage) takes its `created` and `model`. */
-  get lastChatChunk(): Record<string, unknown> | undefined {
-    return this.#lastChat;
-  }
-
   get isAnswerFinished(): boolean {
     return this.#seen.size > 0 && this.#finished.size === this.#seen.size;
   }

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { countTextTokens } from "../limits/token-estimate.ts";
-import { estimatedUsageChunk, OutputTokenCount } from "./estimated-usage.ts";
+import { estimatedUsageChunk, OutputTokenCount, withEstimatedUsage } from "./estimated-usage.ts";
 
 describe("OutputTokenCount", () => {
   test("counts every choice's text, reasoning, refusal and tool calls; not roles, ids or usage", () => {
@@ -34,12 +34,36 @@ describe("OutputTokenCount", () => {
     assert.equal(count.tokens, expected);
   });
 
+  test("a JSON answer: each choice's message (content as a string or text parts, reasoning, tool calls)", () => {
+    const count = new OutputTokenCount(countTextTokens);
+    count.note({
+      choices: [
+        {
+          index: 0,
+          message: {
+            role: "assistant",
+            content: "Hello there",
+            reasoning: "think first",
+            tool_calls: [{ id: "call_a", type: "function", function: { name: "f", arguments: '{"a":1}' } }],
+          },
+        },
+        { index: 1, message: { role: "assistant", content: [{ type: "text", text: "in parts" }, { type: "x" }] } },
+      ],
+    });
+    const expected = ["Hello there", "think first", "f", '{"a":1}', "in parts"].reduce(
+      (sum, text) => sum + countTextTokens(text),
+      0,
+    );
+    assert.equal(count.tokens, expected);
+  });
+
   test("hostile shapes count nothing and do not throw", () => {
     const count = new OutputTokenCount(countTextTokens);
     for (const choices of [
       null,
       "x",
       [null, 1, "s", { delta: null }, { delta: { content: 5, tool_calls: [null, {}] } }],
+      [{ message: { content: [null, 5, { text: ["nested"] }, { text: { text: "x" } }] } }],
     ]) {
       count.note({ choices });
     }
@@ -61,4 +85,42 @@ test("estimatedUsageChunk: OpenAI's usage chunk, the stream's id, created and mo
     usage: { prompt_tokens: 10, completion_tokens: 3, total_tokens: 13 },
     x_gateway: { usage_estimated: true },
   });
+});
+
+test("estimatedUsageChunk: a legacy completions stream's usage chunk is a text_completion, as its chunks", () => {
+  const count = new OutputTokenCount(countTextTokens);
+  count.note({ id: "cmpl-1", object: "text_completion", created: 7, model: "m", choices: [{ index: 0, text: "Hi" }] });
+  count.note({ choices: [] });
+  const chunk = estimatedUsageChunk(count.lastChunk, "cmpl-1", { promptTokens: 2, completionTokens: count.tokens });
+  assert.equal(chunk.object, "text_completion");
+  assert.equal(chunk.created, 7, "the last chunk with choices, not the empty one");
+  assert.equal(chunk.model, "m");
+});
+
+test("withEstimatedUsage: usage and the marker added, an upstream's x_gateway kept beside it", () => {
+  assert.deepEqual(withEstimatedUsage({ id: "a", x_gateway: { other: 1 } }, { promptTokens: 4, completionTokens: 1 }), {
+    id: "a",
+    usage: { prompt_tokens: 4, completion_tokens: 1, total_tokens: 5 },
+    x_gateway: { other: 1, usage_estimated: true },
+  });
+  assert.deepEqual(withEstimatedUsage({ x_gateway: [1] }, { promptTokens: 0, completionTokens: 0 }).x_gateway, {
+    usage_estimated: true,
+  });
+});
+
+test("OutputTokenCount counts nothing until asked (most upstreams report usage), and holds at most ~16K characters", () => {
+  const counted: string[] = [];
+  const count = new OutputTokenCount((text) => {
+    counted.push(text);
+    return countTextTokens(text);
+  });
+  count.note({ choices: [{ index: 0, delta: { content: "short" } }] });
+  assert.deepEqual(counted, [], "nothing counted while the answer is short");
+  const piece = "word ".repeat(1_000);
+  for (let index = 0; index < 4; index += 1) count.note({ choices: [{ index: 0, delta: { content: piece } }] });
+  assert.equal(counted.length, 5, "the held pieces were counted once they passed the bound");
+  count.note({ choices: [{ index: 0, delta: { content: "tail" } }] });
+  const expected = countTextTokens("short") + 4 * countTextTokens(piece) + countTextTokens("tail");
+  assert.equal(count.tokens, expected, "each piece counted on its own, as it came");
+  assert.equal(count.tokens, expected, "read twice, counted once");
 });

@@ -1,16 +1,31 @@
-// The usage chunk a chat client asked for (`stream_options.include_usage`) when its upstream sent none: several
-// OpenAI-compatible providers ignore `include_usage`, and the SDKs (the openai SDK's final chunk, LangChain's
-// `streamUsage`, the AI SDK's `usage`) then read no usage, so cost trackers record 0 (docs/streaming.md "Usage
-// chunks"). Built from the gateway's estimate and marked `x_gateway.usage_estimated`, so a client can tell.
+// The usage a client gets when its upstream reported none: the usage chunk a chat or legacy completions client asked
+// for (`stream_options.include_usage`; several OpenAI-compatible providers ignore it, and the SDKs (the openai SDK's
+// final chunk, LangChain's `streamUsage`, the AI SDK's `usage`) then read no usage, so cost trackers record 0), and
+// the `usage` of a JSON answer that came without one (the Responses and Messages doors translate both, so their
+// clients get it too). Built from the gateway's estimate and marked `x_gateway.usage_estimated`, so a client can tell
+// (docs/streaming.md "Usage chunks").
 import type { TokenUsage } from "./relay-types.ts";
 
 /**
+ * Pieces of text held before they are counted. Most answers are shorter, and most upstreams report usage at the end,
+ * so usually nothing is ever counted (the Responses and Messages doors ask every stream for usage: counting each
+ * delta as it came cost every such stream, not only those that turn out to need the estimate). A longer answer is
+ * counted every this many characters, so a stream holds at most this much (~32 KB) for it.
+ */
+const MAX_HELD_CHARS = 16_384;
+
+/**
  * Counts the output of the answer the client got, chunk by chunk: every choice's text, reasoning, refusal and tool
- * calls (names and arguments). Each chunk's characters are counted on their own, so a word split across two chunks
- * may count a token more than whole: the estimate stays on the high side, as the prompt's does. Nothing is kept.
+ * calls (names and arguments). Each chunk's pieces are counted on their own, so a word split across two chunks may
+ * count a token more than whole: the estimate stays on the high side, as the prompt's does. The pieces are counted
+ * when `tokens` is read (or every MAX_HELD_CHARS characters), not as they come.
  */
 export class OutputTokenCount {
   #tokens = 0;
+  readonly #held: string[] = [];
+  #heldChars = 0;
+  /** The latest chunk with choices: the usage chunk takes its `object`, `created` and `model`. */
+  #last: Record<string, unknown> | undefined;
   readonly #countTokens: (text: string) => number;
 
   constructor(countTokens: (text: string) => number) {
@@ -18,26 +33,38 @@ export class OutputTokenCount {
   }
 
   get tokens(): number {
+    this.#countHeld();
     return this.#tokens;
   }
 
-  /** A chunk as the client got it (after a replay's repeated start was dropped, tool calls normalized). */
+  get lastChunk(): Record<string, unknown> | undefined {
+    return this.#last;
+  }
+
+  /**
+   * A chunk as the client got it (after a replay's repeated start was dropped, tool calls normalized), or a whole JSON
+   * answer: a chat choice's `delta` or `message`, a legacy completion's `text`.
+   */
   note(json: Record<string, unknown>): void {
     const choices = json.choices;
     if (!Array.isArray(choices)) return;
+    if (choices.length > 0) this.#last = json;
     for (const choice of choices as unknown[]) {
       if (choice === null || typeof choice !== "object") continue;
-      const { delta, text } = choice as { delta?: unknown; text?: unknown };
+      const { delta, message, text } = choice as { delta?: unknown; message?: unknown; text?: unknown };
       this.#add(text);
-      if (delta === null || typeof delta !== "object") continue;
-      const fields = delta as Record<string, unknown>;
-      this.#add(fields.content);
-      this.#add(fields.reasoning_content ?? fields.reasoning);
-      this.#add(fields.refusal);
-      this.#addCalls(fields.tool_calls);
-      if (fields.function_call !== null && typeof fields.function_call === "object")
-        this.#addCall(fields.function_call);
+      const fields = delta ?? message;
+      if (fields === null || typeof fields !== "object") continue;
+      this.#addFields(fields as Record<string, unknown>);
     }
+  }
+
+  #addFields(fields: Record<string, unknown>): void {
+    this.#add(fields.content);
+    this.#add(fields.reasoning_content ?? fields.reasoning);
+    this.#add(fields.refusal);
+    this.#addCalls(fields.tool_calls);
+    if (fields.function_call !== null && typeof fields.function_call === "object") this.#addCall(fields.function_call);
   }
 
   #addCalls(calls: unknown): void {
@@ -56,13 +83,35 @@ export class OutputTokenCount {
   }
 
   #add(value: unknown): void {
-    if (typeof value === "string" && value !== "") this.#tokens += this.#countTokens(value);
+    if (typeof value === "string") {
+      this.#addText(value);
+      return;
+    }
+    // Some providers send message content as an array of text parts (protocols/chat-completions.ts readText).
+    if (!Array.isArray(value)) return;
+    for (const part of value as unknown[]) {
+      if (part !== null && typeof part === "object") this.#addText((part as { text?: unknown }).text);
+    }
+  }
+
+  #addText(value: unknown): void {
+    if (typeof value !== "string" || value === "") return;
+    this.#held.push(value);
+    this.#heldChars += value.length;
+    if (this.#heldChars >= MAX_HELD_CHARS) this.#countHeld();
+  }
+
+  #countHeld(): void {
+    for (const text of this.#held) this.#tokens += this.#countTokens(text);
+    this.#held.length = 0;
+    this.#heldChars = 0;
   }
 }
 
 /**
- * The final usage chunk (`choices: []`) of a chat stream whose upstreams reported no usage, in OpenAI's shape: the
- * id, `created` and `model` of the stream's chunks, and `x_gateway.usage_estimated` beside `usage`.
+ * The final usage chunk (`choices: []`) of a chat or legacy completions stream whose upstreams reported no usage, in
+ * OpenAI's shape: the id, `object`, `created` and `model` of the stream's chunks, and `x_gateway.usage_estimated`
+ * beside `usage`.
  */
 export function estimatedUsageChunk(
   last: Record<string, unknown> | undefined,
@@ -71,15 +120,33 @@ export function estimatedUsageChunk(
 ): Record<string, unknown> {
   return {
     id: streamId ?? last?.id ?? null,
-    object: "chat.completion.chunk",
+    // A legacy completions stream's chunks are `text_completion` objects, its usage chunk too (OpenAI's).
+    object: last?.object === "text_completion" ? "text_completion" : "chat.completion.chunk",
     created: last?.created ?? Math.floor(Date.now() / 1000),
     model: last?.model ?? "",
     choices: [],
-    usage: {
-      prompt_tokens: usage.promptTokens,
-      completion_tokens: usage.completionTokens,
-      total_tokens: usage.promptTokens + usage.completionTokens,
-    },
+    usage: usageFields(usage),
     x_gateway: { usage_estimated: true },
+  };
+}
+
+/**
+ * A JSON answer (chat or legacy completion) that came without `usage`, with the estimate and the marker added: a
+ * `x_gateway` the upstream sent is kept beside it.
+ */
+export function withEstimatedUsage(answer: Record<string, unknown>, usage: TokenUsage): Record<string, unknown> {
+  const upstreamGateway = answer.x_gateway;
+  const gateway =
+    upstreamGateway !== null && typeof upstreamGateway === "object" && !Array.isArray(upstreamGateway)
+      ? upstreamGateway
+      : {};
+  return { ...answer, usage: usageFields(usage), x_gateway: { ...gateway, usage_estimated: true } };
+}
+
+function usageFields(usage: TokenUsage): Record<string, number> {
+  return {
+    prompt_tokens: usage.promptTokens,
+    completion_tokens: usage.completionTokens,
+    total_tokens: usage.promptTokens + usage.completionTokens,
   };
 }

@@ -287,8 +287,9 @@ function renderer(
         if (data !== event.data) Object.assign(json, { error: (JSON.parse(data) as { error: unknown }).error });
         event.data = data;
       }
+      // Once an upstream's usage went out no estimate will be, so its output need not be counted any more.
       if (info.usage !== undefined) state.hasPassedUsage = true;
-      state.output?.note(json);
+      else if (!state.hasPassedUsage) state.output?.note(json);
       if (continuation === undefined) {
         state.streamId ??= typeof json.id === "string" ? json.id : undefined;
         out.push({ data: event.data, json });

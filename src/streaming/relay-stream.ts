@@ -228,7 +228,7 @@ function usageEstimate(
   const output = state.output;
   if (options.usageEstimate === undefined || output === undefined || state.hasPassedUsage) return undefined;
   const usage = { promptTokens: options.usageEstimate.promptTokens, completionTokens: output.tokens };
-  const json = estimatedUsageChunk(state.choices.lastChatChunk, state.streamId, usage);
+  const json = estimatedUsageChunk(output.lastChunk, state.streamId, usage);
   return { usage, chunk: { data: JSON.stringify(json), json } };
 }
 

@@ -149,6 +149,8 @@ export interface JsonResult {
   readonly contentType?: string | undefined;
   /** A binary answer (speech's audio, ForwardRequest.isBinaryAnswer): its bytes, exactly as the provider sent them. */
   readonly bytes?: Buffer | undefined;
+  /** A JSON answer without a `usage` object: the pipeline may add its estimate (pipeline/endpoints.ts estimatesUsage). */
+  readonly isUsageMissing?: boolean | undefined;
 }
 
 export interface StreamResult {

@@ -250,7 +250,8 @@ function jsonAnswer(
   const text = withCompleteToolCalls(json, bodyText, endpointPath);
   // A transcription names no model (OpenAI's answer has none): it is passed on as it came.
   const answerText = isAudioPath(endpointPath) ? text : ensureModelField(json, text, deployment, endpointPath);
-  const answer = { bodyText: answerText, bytes: undefined, contentType: undefined };
+  const isUsageMissing = !isRecord((json as { usage?: unknown }).usage);
+  const answer = { bodyText: answerText, bytes: undefined, contentType: undefined, isUsageMissing };
   return answered(context, statusCode, answer, headerEffects, headersMs, readUsage(json));
 }
 
@@ -258,7 +259,7 @@ function jsonAnswer(
 function answered(
   context: AttemptContext,
   statusCode: number,
-  answer: { readonly bodyText: string; readonly bytes: Buffer | undefined; readonly contentType: string | undefined },
+  answer: Pick<JsonResult, "bodyText" | "bytes" | "contentType" | "isUsageMissing">,
   headerEffects: readonly Effect[],
   headersMs: number,
   usage: TokenUsage | undefined,
@@ -271,6 +272,7 @@ function answered(
     deployment: context.deployment,
     api: context.api,
     contentType: answer.contentType,
+    isUsageMissing: answer.isUsageMissing,
   };
   // No usage (audio bytes): the provider reports none, and the reservation keeps its estimate.
   if (usage === undefined) return { ok: true, json, status: statusCode, effects: headerEffects, headersMs };

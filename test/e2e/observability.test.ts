@@ -94,6 +94,41 @@ describe("observability over real traffic", () => {
     assert.ok(!one.text.includes("sk-alpha-secret-key") && !one.text.includes("sk-beta-secret-key"));
   });
 
+  test("an answer without usage: /metrics, the request log and the dashboard feed agree on its estimate", async (t) => {
+    const { alpha, gateway, auth } = await scene(t);
+    const { usage: _none, ...withoutUsage } = chatCompletion("Hello there, friend!", "alpha-m");
+    alpha.enqueue(CHAT, { kind: "json", body: withoutUsage });
+    const answered = await postChat(gateway, { model: "m" }, auth);
+    assert.equal(answered.status, 200, answered.text);
+    const requestId = answered.headers["x-request-id"];
+    const told = (answered.json as { usage: { prompt_tokens: number; completion_tokens: number } }).usage;
+    assert.ok(told.prompt_tokens > 0 && told.completion_tokens > 0);
+
+    const one = await send(gateway, "GET", `/v1/gateway/requests/${requestId}`, { headers: auth });
+    const logged = one.json as RequestRecord;
+    assert.equal(logged.isUsageEstimated, true);
+    assert.deepEqual([logged.tokensIn, logged.tokensOut], [told.prompt_tokens, told.completion_tokens]);
+
+    const metrics = parsePrometheusText((await send(gateway, "GET", "/metrics", { headers: auth })).text);
+    const estimated = { provider: "alpha", source: "estimated" };
+    assert.equal(sumOf(metrics, "llm_gateway_tokens_total", { ...estimated, direction: "in" }), told.prompt_tokens);
+    assert.equal(
+      sumOf(metrics, "llm_gateway_tokens_total", { ...estimated, direction: "out" }),
+      told.completion_tokens,
+    );
+    assert.equal(sumOf(metrics, "llm_gateway_tokens_total", { source: "reported" }), 0);
+    assert.equal(
+      sumOf(metrics, "llm_gateway_client_tokens_total", { source: "estimated", direction: "out" }),
+      told.completion_tokens,
+    );
+
+    const state = await send(gateway, "GET", "/dashboard/api/state", { headers: auth });
+    const feed = (state.json as { feed: { id: string; tokensOut: number; isUsageEstimated: boolean }[] }).feed;
+    const entry = feed.find((line) => line.id === requestId);
+    assert.equal(entry?.isUsageEstimated, true);
+    assert.equal(entry?.tokensOut, told.completion_tokens);
+  });
+
   test("protected like /stats; bad query values are 400s in the OpenAI error shape", async (t) => {
     const { gateway, auth } = await scene(t);
     for (const path of ["/metrics", "/v1/gateway/requests", "/v1/gateway/requests/x", "/dashboard/api/state"]) {

@@ -1,6 +1,6 @@
 // The Anthropic `message` object as the gateway returns it, and how chat's finish reasons and usage map onto it.
 import { isRecord } from "../../is-record.ts";
-import type { ChatUsage } from "../chat-completions.ts";
+import type { ChatUsage, EstimatedUsageMark } from "../chat-completions.ts";
 
 export type ContentBlock =
   /** Reasoning text a chat provider returned; `signature` is empty (there is none to verify, and it never goes back upstream). */
@@ -66,6 +66,8 @@ export interface MessageObject {
   container: null;
   diagnostics: null;
   usage: MessageUsage;
+  /** Only when `usage` is the gateway's estimate: the upstream reported none (docs/protocols.md "Estimated usage"). */
+  x_gateway?: EstimatedUsageMark;
 }
 
 export interface StopFields {

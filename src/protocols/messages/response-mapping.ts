@@ -1,5 +1,5 @@
 // A Chat Completions answer -> the Anthropic `message` object.
-import { readChatCompletion } from "../chat-completions.ts";
+import { estimatedUsageMark, readChatCompletion } from "../chat-completions.ts";
 import type { IdSource } from "../ids.ts";
 import type { LongToolNames } from "../long-tool-names.ts";
 import {
@@ -64,5 +64,6 @@ export function toMessageObject(chatCompletion: unknown, context: MessageContext
     container: null,
     diagnostics: null,
     usage: toMessageUsage(answer.usage, answer.usage === undefined ? context.estimatePromptTokens?.() : undefined),
+    ...estimatedUsageMark(answer.usage),
   };
 }

@@ -16,7 +16,13 @@
 // it keeps waiting and follows the text.
 
 import type { GatewayError } from "../../errors/gateway-error.ts";
-import { type ChatUsage, chunkFailureError, readChatChunk, type ToolCallDelta } from "../chat-completions.ts";
+import {
+  type ChatUsage,
+  chunkFailureError,
+  estimatedUsageMark,
+  readChatChunk,
+  type ToolCallDelta,
+} from "../chat-completions.ts";
 import type { IdSource } from "../ids.ts";
 import type { LongToolNames } from "../long-tool-names.ts";
 import { namedEvent } from "../sse.ts";
@@ -136,6 +142,7 @@ export class MessagesStreamTranslator {
       stop_sequence: stopSequence,
       stop_details: stopDetails,
       usage,
+      ...estimatedUsageMark(this.#usage),
     };
     return (
       text +
@@ -144,6 +151,7 @@ export class MessagesStreamTranslator {
         // The SDK's MessageStream copies `stop_details` from here onto the message, so it is always sent.
         delta: { stop_reason: stopReason, stop_sequence: stopSequence, stop_details: stopDetails, container: null },
         usage: toMessageDeltaUsage(this.#usage, this.#options.promptTokensEstimate),
+        ...estimatedUsageMark(this.#usage),
       }) +
       namedEvent("message_stop", { type: "message_stop" })
     );

@@ -1,6 +1,6 @@
 // The Responses API `response` object and its output items, as the gateway returns them (JSON answer, stream
 // snapshots, kept responses). Only what a chat provider's answer can fill is modelled.
-import type { ChatUsage, TokenLogprob } from "../chat-completions.ts";
+import { type ChatUsage, type EstimatedUsageMark, estimatedUsageMark, type TokenLogprob } from "../chat-completions.ts";
 
 export interface OutputTextPart {
   type: "output_text";
@@ -120,6 +120,8 @@ export interface ResponseObject extends ResponseEcho {
   /** Not in the HTTP API itself; the SDKs compute it, and clients that read raw JSON expect it. */
   output_text: string;
   usage: ResponseUsage | null;
+  /** Only when `usage` is the gateway's estimate: the upstream reported none (docs/protocols.md "Estimated usage"). */
+  x_gateway?: EstimatedUsageMark;
 }
 
 export interface ResponseState {
@@ -146,6 +148,7 @@ export function buildResponse(echo: ResponseEcho, state: ResponseState): Respons
     output: state.output,
     output_text: outputText(state.output),
     usage: state.usage === undefined ? null : toResponseUsage(state.usage),
+    ...estimatedUsageMark(state.usage),
     ...echo,
   };
 }
