@@ -256,3 +256,11 @@ function vbriFrames(bytes: Uint8Array, view: DataView, offset: number): number |
   if (ascii(bytes, at, 4) !== "VBRI" || at + 18 > bytes.byteLength) return undefined;
   return view.getUint32(at + 14);
 }
+
+/**
+ * The seconds an upload is counted as on a provider's `ash`/`asd` budgets: its duration, at least the provider's
+ * `min_billed_audio_seconds` (Groq counts a shorter file as 10 s), in whole seconds, rounded up as the providers bill.
+ */
+export function billedAudioSeconds(seconds: number, minimumSeconds: number): number {
+  return Math.ceil(Math.max(seconds, minimumSeconds));
+}

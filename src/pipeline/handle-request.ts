@@ -113,6 +113,7 @@ export async function handleRequest(
           isRerank: endpoint.isRerank,
           isModeration: endpoint.isModeration,
           moderationInputs: endpoint.isModeration === true ? moderationInputs(body.input).length : undefined,
+          audioSeconds: request.prompt.audio?.seconds,
           native: context.native,
           isStream: request.isStream,
           signal: context.signal,

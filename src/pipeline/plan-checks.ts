@@ -1,8 +1,10 @@
 // What a plan asks of the live books (router/route-types.ts RouterContext): scores, availability, the learned
 // prompt calibration and refusals, and the two limit checks (`budgetCheck`, `coolingPool`), built from the books
 // themselves so that the runtime only wires them in.
+
+import { billedAudioSeconds } from "../limits/audio-duration.ts";
 import { type AvailabilityBook, isLimitCause } from "../limits/availability.ts";
-import type { BudgetLedger, BudgetScope } from "../limits/budgets.ts";
+import { type BudgetLedger, type BudgetScope, laterDenial } from "../limits/budgets.ts";
 import type { PromptCalibration } from "../limits/prompt-calibration.ts";
 import type { RefusedFeatures } from "../limits/refused-features.ts";
 import { unservedEndpointOf } from "../limits/unserved-endpoints.ts";
@@ -42,7 +44,14 @@ export function routerContextOf(
     availability: (deployment) => availability.peek(deployment.key, deployment.provider.settings.name),
     promptTokensFor: promptCalibration.promptTokensFor,
     contextLimitsFor: promptCalibration.limitsFor,
-    budgetCheck: budgetCheckOf(books.budgets, promptCalibration, snapshot.budgetScopes, request, nowMs),
+    budgetCheck: budgetCheckOf(
+      books.budgets,
+      promptCalibration,
+      snapshot.budgetScopes,
+      request,
+      nowMs,
+      snapshot.audioScopes,
+    ),
     coolingPool: coolingPoolOf(availability),
     refusedFeature: (deployment, features) => refusedFeatures.refusalOf(deployment.key, features, nowMs),
     unservedEndpoint: (deployment, path) =>
@@ -61,9 +70,11 @@ export function budgetCheckOf(
   budgetScopes: readonly (readonly BudgetScope[] | undefined)[],
   request: Pick<
     RouteRequest,
-    "promptTokens" | "maxOutputTokens" | "outputLimitName" | "isLegacyCompletion" | "moderationInputs"
+    "promptTokens" | "maxOutputTokens" | "outputLimitName" | "isLegacyCompletion" | "moderationInputs" | "audioSeconds"
   >,
   nowMs: number,
+  /** Each deployment's audio-seconds scopes (`ash`/`asd`), by its index: checked for an upload's seconds. */
+  audioScopes: readonly (readonly BudgetScope[] | undefined)[] = [],
 ): NonNullable<RouterContext["budgetCheck"]> {
   return (deployment) => {
     const prompt = promptCalibration.promptTokensFor(deployment, request.promptTokens ?? 0);
@@ -72,7 +83,14 @@ export function budgetCheckOf(
       outputTokensFor(deployment, request.maxOutputTokens ?? 0, request.outputLimitName, request.isLegacyCompletion);
     const tokens = prompt + (deployment.provider.settings.countMaxTokens ? output : 0);
     const requests = upstreamCallsOf(deployment.model, request.moderationInputs);
-    const verdict = budgets.check(budgetScopes[deployment.index] ?? [], { tokens, requests }, nowMs);
+    let verdict = budgets.check(budgetScopes[deployment.index] ?? [], { tokens, requests }, nowMs);
+    // Only an upload has seconds to count: every other request (chat's hot path) skips this whole branch.
+    const audio = request.audioSeconds === undefined ? undefined : audioScopes[deployment.index];
+    if (audio !== undefined && audio.length > 0) {
+      const seconds = billedAudioSeconds(request.audioSeconds ?? 0, deployment.provider.settings.minBilledAudioSeconds);
+      const audioVerdict = budgets.check(audio, { tokens: seconds, requests }, nowMs);
+      if (!audioVerdict.isAllowed) verdict = verdict.isAllowed ? audioVerdict : laterDenial(verdict, audioVerdict);
+    }
     if (verdict.isAllowed) return undefined;
     const pool = verdict.scopeId.startsWith(POOL_SCOPE_PREFIX) ? verdict.scopeId : undefined;
     return { reason: verdict.reason, untilMs: verdict.retryAtMs, pool };

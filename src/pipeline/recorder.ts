@@ -24,6 +24,13 @@ import type { SegmentEnd, TokenUsage } from "../streaming/relay-types.ts";
 import type { Admission, AttemptReport, CalibratingPrompt } from "../upstream/forward-types.ts";
 import type { Effect } from "../upstream/lessons.ts";
 
+/** A transcription's upload as its candidate's `ash`/`asd` budgets count it (Recorder.admit). */
+export interface AudioCharge {
+  readonly scopes: readonly BudgetScope[];
+  /** Billed seconds: the upload's duration, at least the provider's `min_billed_audio_seconds`. */
+  readonly seconds: number;
+}
+
 export interface RecorderBooks {
   readonly clock: Clock;
   readonly availability: AvailabilityBook;
@@ -80,6 +87,8 @@ export class Recorder {
     scopes: readonly BudgetScope[],
     tokens: number,
     requests = 1,
+    /** An upload's seconds and the deployment's audio-seconds scopes (`ash`/`asd`): reserved beside the request. */
+    audio?: AudioCharge,
   ): Admission | Promise<Admission> {
     const { availability, budgets, clock } = this.#books;
     const providerName = deployment.provider.settings.name;
@@ -100,14 +109,51 @@ export class Recorder {
       availability.releaseProbe(deployment.key);
       return { isAdmitted: false, reason: reservation.reason, untilMs: reservation.retryAtMs, isLimit: true };
     };
-    const reserved = budgets.reserve(scopes, requests === 1 ? { tokens } : { tokens, requests }, clock.now());
-    return reserved instanceof Promise ? reserved.then(settle) : settle(reserved);
+    const reserveRequest = () => {
+      const reserved = budgets.reserve(scopes, requests === 1 ? { tokens } : { tokens, requests }, clock.now());
+      return reserved instanceof Promise ? reserved.then(settle) : settle(reserved);
+    };
+    if (audio === undefined) return reserveRequest();
+    // The seconds first: refused there, nothing else was charged. Admitted there and refused by the request's own
+    // budgets, the seconds are given back (reconciled to none) before the refusal is told.
+    const withSeconds = (seconds: Reservation | Denied): Admission | Promise<Admission> => {
+      if (!isReservation(seconds)) {
+        availability.releaseProbe(deployment.key);
+        return { isAdmitted: false, reason: seconds.reason, untilMs: seconds.retryAtMs, isLimit: true };
+      }
+      const link = (admission: Admission): Admission => {
+        if (admission.isAdmitted) admission.reservation.audio = seconds;
+        else {
+          budgets.reconcile(seconds, 0, clock.now());
+          budgets.release(seconds);
+        }
+        return admission;
+      };
+      const admitted = reserveRequest();
+      return admitted instanceof Promise ? admitted.then(link) : link(admitted);
+    };
+    const reservedSeconds = budgets.reserve(audio.scopes, { tokens: audio.seconds }, clock.now());
+    return reservedSeconds instanceof Promise ? reservedSeconds.then(withSeconds) : withSeconds(reservedSeconds);
+  }
+
+  /**
+   * Settles a transcription's seconds (Reservation.audio) with its request: `seconds` when the answer said how long
+   * the audio was (a `verbose_json` answer's `duration`), 0 when the attempt failed (the provider counted nothing,
+   * as a failed attempt's tokens), else the estimate it was reserved with stays.
+   */
+  #settleAudio(reservation: Reservation, seconds: number | undefined): void {
+    const audio = reservation.audio;
+    if (audio === undefined || audio.isReleased) return;
+    const { budgets, clock } = this.#books;
+    if (seconds !== undefined && seconds !== audio.tokens) budgets.reconcile(audio, seconds, clock.now());
+    budgets.release(audio);
   }
 
   /** The attempt's request went out (after a connection's set-up): the budgets count it from now. */
   attemptSent(reservation: Reservation): void {
     const { budgets, clock } = this.#books;
     budgets.markSent(reservation, clock.now());
+    if (reservation.audio !== undefined) budgets.markSent(reservation.audio, clock.now());
   }
 
   /** One attempt ended. A stream that opened keeps its reservation until its segment is settled. */
@@ -140,6 +186,7 @@ export class Recorder {
       const usage = report.usage;
       const total = (usage?.promptTokens ?? 0) + (usage?.completionTokens ?? 0);
       if (total > 0) budgets.reconcile(reservation, total, clock.now());
+      this.#settleAudio(reservation, report.audioSeconds);
       if (prompt !== undefined && usage !== undefined) {
         promptCalibration.learn(key, prompt.estimate, usage.promptTokens);
       }
@@ -163,6 +210,7 @@ export class Recorder {
     // The calls it never sent (after an earlier input's failure, or the client left) reached no provider.
     if (report.unsentCalls !== undefined) budgets.releaseUnsentCalls(reservation, report.unsentCalls, clock.now());
     budgets.release(reservation);
+    this.#settleAudio(reservation, 0);
     // A verdict that says nothing about the circuit hands a half-open probe back (when this attempt holds it).
     if (!report.effects.some((effect) => effect.kind === "circuit_failure")) availability.releaseProbe(key, sentAt);
   }
@@ -175,6 +223,7 @@ export class Recorder {
    */
   segmentStopped(reservation: Reservation): void {
     this.#books.budgets.release(reservation);
+    this.#settleAudio(reservation, undefined);
   }
 
   /** A stream segment ended (the first one, or a continuation): budgets, stats, availability and health. */
@@ -183,6 +232,8 @@ export class Recorder {
     const key = deployment.key;
     // The concurrency slot is held for the stream's whole life and freed on every path.
     budgets.release(reservation);
+    // A streamed transcript says no duration: the upload's estimate stays.
+    this.#settleAudio(reservation, undefined);
     const chargeTokens = segmentCharge(end, reservation.tokens, settlement.estimatedUsage);
     if (chargeTokens !== undefined) budgets.reconcile(reservation, chargeTokens, clock.now());
     // A stream sent before a reload pointed its name elsewhere: counted, but it teaches the new upstream nothing.
@@ -237,9 +288,11 @@ export class Recorder {
       budgets.reconcile(reservation, 0, clock.now());
       if (report.unsentCalls !== undefined) budgets.releaseUnsentCalls(reservation, report.unsentCalls, clock.now());
       budgets.release(reservation);
+      this.#settleAudio(reservation, 0);
       return;
     }
     if (isStreamOpen) return;
+    this.#settleAudio(reservation, report.audioSeconds);
     const promptTokens = report.usage?.promptTokens ?? 0;
     const completionTokens = report.usage?.completionTokens ?? 0;
     if (promptTokens + completionTokens > 0)

@@ -29,6 +29,8 @@ export type AttemptResult =
       readonly status: number;
       readonly effects: readonly Effect[];
       readonly usage?: TokenUsage;
+      /** A transcription's seconds of audio as its JSON answer said them (json-attempt.ts audioSecondsOf). */
+      readonly audioSeconds?: number;
       readonly headersMs: number;
       readonly firstTokenMs?: number;
     }
