@@ -34,10 +34,7 @@ const limitsSchema = z.strictObject({
   tph: positiveInt.optional(),
   tpd: positiveInt.optional(),
   tokens_per_month: positiveInt.optional(),
-  /**
-   * Seconds of audio uploaded for transcription or translation per hour and per day (Groq's ASH and ASD): counted
-   * from each upload's duration (limits/audio-duration.ts), on the audio-seconds scopes (docs/limits.md "Audio seconds").
-   */
+  /** Seconds of audio uploaded per hour and per day (Groq's ASH, ASD): docs/limits.md "Audio seconds". */
   ash: positiveInt.optional(),
   asd: positiveInt.optional(),
   concurrency: positiveInt.optional(),

@@ -7,6 +7,7 @@
 // the file, without copying it. A format not read here (WebM/Matroska, AAC in ADTS, AMR, ...) is estimated.
 //
 // Pure: no I/O, no clock.
+import { isRecord } from "../is-record.ts";
 
 /** An upload's duration and where it came from: the container's header (`header`) or the byte size (`estimate`). */
 export interface AudioDuration {
@@ -263,4 +264,17 @@ function vbriFrames(bytes: Uint8Array, view: DataView, offset: number): number |
  */
 export function billedAudioSeconds(seconds: number, minimumSeconds: number): number {
   return Math.ceil(Math.max(seconds, minimumSeconds));
+}
+
+/**
+ * The seconds of audio a transcription's JSON answer says it heard: `verbose_json`'s `duration` (OpenAI, Groq), or
+ * the `usage` of type `duration` newer OpenAI models report. Undefined when it says none (`json` has no duration).
+ */
+export function reportedAudioSeconds(json: unknown): number | undefined {
+  if (!isRecord(json)) return undefined;
+  const seconds = (value: unknown): number | undefined =>
+    typeof value === "number" && Number.isFinite(value) && value >= 0 ? value : undefined;
+  const usage = json.usage;
+  if (isRecord(usage) && usage.type === "duration") return seconds(usage.seconds) ?? seconds(json.duration);
+  return seconds(json.duration);
 }

@@ -7,7 +7,6 @@ import type { Dispatcher } from "undici";
 import { type Clock, systemClock } from "../clock.ts";
 import { ConfigError, formatIssue } from "../config/config-error.ts";
 import type { GatewayConfig } from "../config/types.ts";
-import { billedAudioSeconds } from "../limits/audio-duration.ts";
 import type { AvailabilityBook } from "../limits/availability.ts";
 import type { BudgetLedger, BudgetScope } from "../limits/budgets.ts";
 import { InFlightGates } from "../limits/in-flight-gate.ts";
@@ -33,8 +32,8 @@ import { forgetChanged, UpstreamIdentities } from "./changed-upstreams.ts";
 import { type ClientRouteRequest, queueKey, withClientRules } from "./client-rules.ts";
 import { GatewaySecrets } from "./logged-secrets.ts";
 import { OpenRequests } from "./open-requests.ts";
-import { budgetCheckOf, routerContextOf } from "./plan-checks.ts";
-import { type AudioCharge, Recorder } from "./recorder.ts";
+import { audioChargeOf, budgetCheckOf, routerContextOf } from "./plan-checks.ts";
+import { Recorder } from "./recorder.ts";
 import type { ConfigLoader, RefusedReload, ReloadResult } from "./reload-types.ts";
 import { type PlannedRoute, RouteQueues } from "./route-queue.ts";
 import { buildSnapshot, type GatewaySnapshot } from "./snapshot.ts";
@@ -327,8 +326,9 @@ export class GatewayRuntime {
     request: ForwardRequest,
     snapshot: GatewaySnapshot = this.#snapshot,
   ): Promise<ForwardOutcome> {
-    const scopesOf = (deployment: Deployment) =>
-      this.scopesOf(deployment, this.#snapshotOf.get(deployment) ?? snapshot);
+    const snapshotOf = (deployment: Deployment) => this.#snapshotOf.get(deployment) ?? snapshot;
+    const scopesOf = (deployment: Deployment) => this.scopesOf(deployment, snapshotOf(deployment));
+    const audioOf = (deployment: Deployment) => audioChargeOf(snapshotOf(deployment), deployment, request.audioSeconds);
     return forward(plan, request, {
       dispatcher: this.dispatcher,
       clock: this.clock,
@@ -345,13 +345,7 @@ export class GatewayRuntime {
       admit: (deployment, tokens, requests) =>
         // Checked again: a reload may come while the attempt waited for a slot.
         this.isServing(deployment)
-          ? this.recorder.admit(
-              deployment,
-              scopesOf(deployment),
-              tokens,
-              requests,
-              this.#audioCharge(deployment, request, this.#snapshotOf.get(deployment) ?? snapshot),
-            )
+          ? this.recorder.admit(deployment, scopesOf(deployment), tokens, requests, audioOf(deployment))
           : { isAdmitted: false, reason: "removed or changed by a config reload", isLimit: false },
       attemptEnded: (deployment, report, reservation, isStreamOpen, prompt) =>
         this.recorder.attemptEnded(deployment, scopesOf(deployment), report, reservation, {
@@ -364,28 +358,10 @@ export class GatewayRuntime {
     });
   }
 
-  /** A transcription's seconds on the deployment's `ash`/`asd` scopes; undefined for any other request or deployment. */
-  #audioCharge(deployment: Deployment, request: ForwardRequest, snapshot: GatewaySnapshot): AudioCharge | undefined {
-    if (request.audioSeconds === undefined) return undefined;
-    const scopes = snapshot.audioScopes[deployment.index];
-    if (scopes === undefined || scopes.length === 0) return undefined;
-    const seconds = billedAudioSeconds(request.audioSeconds, deployment.provider.settings.minBilledAudioSeconds);
-    return { scopes, seconds };
-  }
-
   /** Ms until a plan's first candidate is usable again; with the request, its budgets count (an attempt spends). */
   soonestAvailableMs(plan: RoutePlan, of?: { request: ForwardRequest; snapshot: GatewaySnapshot }): number | undefined {
     const nowMs = this.clock.now();
-    const budgetCheck =
-      of &&
-      budgetCheckOf(
-        this.budgets,
-        this.promptCalibration,
-        of.snapshot.budgetScopes,
-        of.request,
-        nowMs,
-        of.snapshot.audioScopes,
-      );
+    const budgetCheck = of && budgetCheckOf(this.budgets, this.promptCalibration, of.snapshot, of.request, nowMs);
     const availabilityOf = (deployment: Deployment) =>
       this.availability.peek(deployment.key, deployment.provider.settings.name);
     return soonestAvailableMs(plan, nowMs, availabilityOf, budgetCheck);

@@ -2,9 +2,8 @@
 // prompt calibration and refusals, and the two limit checks (`budgetCheck`, `coolingPool`), built from the books
 // themselves so that the runtime only wires them in.
 
-import { billedAudioSeconds } from "../limits/audio-duration.ts";
 import { type AvailabilityBook, isLimitCause } from "../limits/availability.ts";
-import { type BudgetLedger, type BudgetScope, laterDenial } from "../limits/budgets.ts";
+import { type BudgetLedger, laterDenial } from "../limits/budgets.ts";
 import type { PromptCalibration } from "../limits/prompt-calibration.ts";
 import type { RefusedFeatures } from "../limits/refused-features.ts";
 import { unservedEndpointOf } from "../limits/unserved-endpoints.ts";
@@ -12,7 +11,11 @@ import { outputTokensFor } from "../providers/body-rules.ts";
 import { gatewayOutputTokensOf, upstreamCallsOf } from "../providers/moderation-api.ts";
 import type { RouteRequest, RouterContext } from "../router/route-types.ts";
 import type { LiveScores } from "../scoring/live-scores.ts";
+import { audioChargeOf } from "./audio-seconds.ts";
 import type { ClientRouteRequest } from "./client-rules.ts";
+
+export { audioChargeOf };
+
 import { type GatewaySnapshot, POOL_SCOPE_PREFIX } from "./snapshot.ts";
 
 /** The runtime's books a plan reads. */
@@ -44,14 +47,7 @@ export function routerContextOf(
     availability: (deployment) => availability.peek(deployment.key, deployment.provider.settings.name),
     promptTokensFor: promptCalibration.promptTokensFor,
     contextLimitsFor: promptCalibration.limitsFor,
-    budgetCheck: budgetCheckOf(
-      books.budgets,
-      promptCalibration,
-      snapshot.budgetScopes,
-      request,
-      nowMs,
-      snapshot.audioScopes,
-    ),
+    budgetCheck: budgetCheckOf(books.budgets, promptCalibration, snapshot, request, nowMs),
     coolingPool: coolingPoolOf(availability),
     refusedFeature: (deployment, features) => refusedFeatures.refusalOf(deployment.key, features, nowMs),
     unservedEndpoint: (deployment, path) =>
@@ -66,15 +62,13 @@ export function routerContextOf(
 export function budgetCheckOf(
   budgets: BudgetLedger,
   promptCalibration: PromptCalibration,
-  /** Each deployment's budget scopes, by its index (the snapshot's). */
-  budgetScopes: readonly (readonly BudgetScope[] | undefined)[],
+  /** Each deployment's budget scopes and audio-seconds scopes (`ash`/`asd`), by its index (the snapshot's). */
+  { budgetScopes, audioScopes }: Pick<GatewaySnapshot, "budgetScopes" | "audioScopes">,
   request: Pick<
     RouteRequest,
     "promptTokens" | "maxOutputTokens" | "outputLimitName" | "isLegacyCompletion" | "moderationInputs" | "audioSeconds"
   >,
   nowMs: number,
-  /** Each deployment's audio-seconds scopes (`ash`/`asd`), by its index: checked for an upload's seconds. */
-  audioScopes: readonly (readonly BudgetScope[] | undefined)[] = [],
 ): NonNullable<RouterContext["budgetCheck"]> {
   return (deployment) => {
     const prompt = promptCalibration.promptTokensFor(deployment, request.promptTokens ?? 0);
@@ -85,10 +79,9 @@ export function budgetCheckOf(
     const requests = upstreamCallsOf(deployment.model, request.moderationInputs);
     let verdict = budgets.check(budgetScopes[deployment.index] ?? [], { tokens, requests }, nowMs);
     // Only an upload has seconds to count: every other request (chat's hot path) skips this whole branch.
-    const audio = request.audioSeconds === undefined ? undefined : audioScopes[deployment.index];
-    if (audio !== undefined && audio.length > 0) {
-      const seconds = billedAudioSeconds(request.audioSeconds ?? 0, deployment.provider.settings.minBilledAudioSeconds);
-      const audioVerdict = budgets.check(audio, { tokens: seconds, requests }, nowMs);
+    const audio = audioChargeOf({ audioScopes }, deployment, request.audioSeconds);
+    if (audio !== undefined) {
+      const audioVerdict = budgets.check(audio.scopes, { tokens: audio.seconds, requests }, nowMs);
       if (!audioVerdict.isAllowed) verdict = verdict.isAllowed ? audioVerdict : laterDenial(verdict, audioVerdict);
     }
     if (verdict.isAllowed) return undefined;

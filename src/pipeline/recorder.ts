@@ -4,6 +4,7 @@
 // Nothing else mutates these books (a test subscribes to records and checks it).
 import type { Clock } from "../clock.ts";
 import { traitsOf } from "../errors/outcomes.ts";
+import { type AudioCharge, reserveWithSeconds, settleSeconds } from "../limits/audio-reservation.ts";
 import { type AvailabilityBook, isLimitCause, keyFingerprint, type SentAt } from "../limits/availability.ts";
 import {
   type BudgetLedger,
@@ -23,13 +24,6 @@ import type { LiveScores } from "../scoring/live-scores.ts";
 import type { SegmentEnd, TokenUsage } from "../streaming/relay-types.ts";
 import type { Admission, AttemptReport, CalibratingPrompt } from "../upstream/forward-types.ts";
 import type { Effect } from "../upstream/lessons.ts";
-
-/** A transcription's upload as its candidate's `ash`/`asd` budgets count it (Recorder.admit). */
-export interface AudioCharge {
-  readonly scopes: readonly BudgetScope[];
-  /** Billed seconds: the upload's duration, at least the provider's `min_billed_audio_seconds`. */
-  readonly seconds: number;
-}
 
 export interface RecorderBooks {
   readonly clock: Clock;
@@ -109,44 +103,12 @@ export class Recorder {
       availability.releaseProbe(deployment.key);
       return { isAdmitted: false, reason: reservation.reason, untilMs: reservation.retryAtMs, isLimit: true };
     };
-    const reserveRequest = () => {
-      const reserved = budgets.reserve(scopes, requests === 1 ? { tokens } : { tokens, requests }, clock.now());
-      return reserved instanceof Promise ? reserved.then(settle) : settle(reserved);
-    };
-    if (audio === undefined) return reserveRequest();
-    // The seconds first: refused there, nothing else was charged. Admitted there and refused by the request's own
-    // budgets, the seconds are given back (reconciled to none) before the refusal is told.
-    const withSeconds = (seconds: Reservation | Denied): Admission | Promise<Admission> => {
-      if (!isReservation(seconds)) {
-        availability.releaseProbe(deployment.key);
-        return { isAdmitted: false, reason: seconds.reason, untilMs: seconds.retryAtMs, isLimit: true };
-      }
-      const link = (admission: Admission): Admission => {
-        if (admission.isAdmitted) admission.reservation.audio = seconds;
-        else {
-          budgets.reconcile(seconds, 0, clock.now());
-          budgets.release(seconds);
-        }
-        return admission;
-      };
-      const admitted = reserveRequest();
-      return admitted instanceof Promise ? admitted.then(link) : link(admitted);
-    };
-    const reservedSeconds = budgets.reserve(audio.scopes, { tokens: audio.seconds }, clock.now());
-    return reservedSeconds instanceof Promise ? reservedSeconds.then(withSeconds) : withSeconds(reservedSeconds);
-  }
-
-  /**
-   * Settles a transcription's seconds (Reservation.audio) with its request: `seconds` when the answer said how long
-   * the audio was (a `verbose_json` answer's `duration`), 0 when the attempt failed (the provider counted nothing,
-   * as a failed attempt's tokens), else the estimate it was reserved with stays.
-   */
-  #settleAudio(reservation: Reservation, seconds: number | undefined): void {
-    const audio = reservation.audio;
-    if (audio === undefined || audio.isReleased) return;
-    const { budgets, clock } = this.#books;
-    if (seconds !== undefined && seconds !== audio.tokens) budgets.reconcile(audio, seconds, clock.now());
-    budgets.release(audio);
+    const cost = requests === 1 ? { tokens } : { tokens, requests };
+    const reserved =
+      audio === undefined
+        ? budgets.reserve(scopes, cost, clock.now())
+        : reserveWithSeconds(budgets, audio, scopes, cost, clock.now());
+    return reserved instanceof Promise ? reserved.then(settle) : settle(reserved);
   }
 
   /** The attempt's request went out (after a connection's set-up): the budgets count it from now. */
@@ -186,7 +148,7 @@ export class Recorder {
       const usage = report.usage;
       const total = (usage?.promptTokens ?? 0) + (usage?.completionTokens ?? 0);
       if (total > 0) budgets.reconcile(reservation, total, clock.now());
-      this.#settleAudio(reservation, report.audioSeconds);
+      settleSeconds(budgets, reservation, report.audioSeconds, clock.now());
       if (prompt !== undefined && usage !== undefined) {
         promptCalibration.learn(key, prompt.estimate, usage.promptTokens);
       }
@@ -210,7 +172,7 @@ export class Recorder {
     // The calls it never sent (after an earlier input's failure, or the client left) reached no provider.
     if (report.unsentCalls !== undefined) budgets.releaseUnsentCalls(reservation, report.unsentCalls, clock.now());
     budgets.release(reservation);
-    this.#settleAudio(reservation, 0);
+    settleSeconds(budgets, reservation, 0, clock.now());
     // A verdict that says nothing about the circuit hands a half-open probe back (when this attempt holds it).
     if (!report.effects.some((effect) => effect.kind === "circuit_failure")) availability.releaseProbe(key, sentAt);
   }
@@ -223,7 +185,7 @@ export class Recorder {
    */
   segmentStopped(reservation: Reservation): void {
     this.#books.budgets.release(reservation);
-    this.#settleAudio(reservation, undefined);
+    settleSeconds(this.#books.budgets, reservation, undefined, this.#books.clock.now());
   }
 
   /** A stream segment ended (the first one, or a continuation): budgets, stats, availability and health. */
@@ -233,7 +195,7 @@ export class Recorder {
     // The concurrency slot is held for the stream's whole life and freed on every path.
     budgets.release(reservation);
     // A streamed transcript says no duration: the upload's estimate stays.
-    this.#settleAudio(reservation, undefined);
+    settleSeconds(budgets, reservation, undefined, clock.now());
     const chargeTokens = segmentCharge(end, reservation.tokens, settlement.estimatedUsage);
     if (chargeTokens !== undefined) budgets.reconcile(reservation, chargeTokens, clock.now());
     // A stream sent before a reload pointed its name elsewhere: counted, but it teaches the new upstream nothing.
@@ -288,11 +250,11 @@ export class Recorder {
       budgets.reconcile(reservation, 0, clock.now());
       if (report.unsentCalls !== undefined) budgets.releaseUnsentCalls(reservation, report.unsentCalls, clock.now());
       budgets.release(reservation);
-      this.#settleAudio(reservation, 0);
+      settleSeconds(budgets, reservation, 0, clock.now());
       return;
     }
     if (isStreamOpen) return;
-    this.#settleAudio(reservation, report.audioSeconds);
+    settleSeconds(budgets, reservation, report.audioSeconds, clock.now());
     const promptTokens = report.usage?.promptTokens ?? 0;
     const completionTokens = report.usage?.completionTokens ?? 0;
     if (promptTokens + completionTokens > 0)

@@ -20,6 +20,7 @@ import {
   redirectFailure,
   sendFailure,
   startHeadersTimer,
+  withReportedSeconds,
 } from "./attempt-context.ts";
 import { type BufferedResponse, bufferedCall } from "./buffered-call.ts";
 import { classifyErrorInSuccess } from "./classify-response.ts";
@@ -251,21 +252,8 @@ function jsonAnswer(
   // A transcription names no model (OpenAI's answer has none): it is passed on as it came.
   const answerText = isAudioPath(endpointPath) ? text : ensureModelField(json, text, deployment, endpointPath);
   const answer = { bodyText: answerText, bytes: undefined, contentType: undefined };
-  const seconds = isAudioPath(endpointPath) ? audioSecondsOf(json) : undefined;
-  return answered(context, statusCode, answer, headerEffects, headersMs, readUsage(json), seconds);
-}
-
-/**
- * The seconds of audio a transcription's JSON answer says it heard: `verbose_json`'s `duration` (OpenAI, Groq), or
- * the `usage` of type `duration` newer OpenAI models report. Undefined when it says none (`json` has no duration).
- */
-function audioSecondsOf(json: unknown): number | undefined {
-  if (!isRecord(json)) return undefined;
-  const seconds = (value: unknown): number | undefined =>
-    typeof value === "number" && Number.isFinite(value) && value >= 0 ? value : undefined;
-  const usage = json.usage;
-  if (isRecord(usage) && usage.type === "duration") return seconds(usage.seconds) ?? seconds(json.duration);
-  return seconds(json.duration);
+  const result = answered(context, statusCode, answer, headerEffects, headersMs, readUsage(json));
+  return isAudioPath(endpointPath) ? withReportedSeconds(result, json) : result;
 }
 
 /** A 2xx that is the answer: JSON text, plain text with its type (a transcript), or bytes with theirs (audio). */
@@ -276,7 +264,6 @@ function answered(
   headerEffects: readonly Effect[],
   headersMs: number,
   usage: TokenUsage | undefined,
-  audioSeconds?: number,
 ): AttemptResult {
   const json: JsonResult = {
     kind: "json",
@@ -287,10 +274,9 @@ function answered(
     api: context.api,
     contentType: answer.contentType,
   };
-  const seconds = audioSeconds === undefined ? {} : { audioSeconds };
   // No usage (audio bytes): the provider reports none, and the reservation keeps its estimate.
-  if (usage === undefined) return { ok: true, json, status: statusCode, effects: headerEffects, headersMs, ...seconds };
-  return { ok: true, json, status: statusCode, effects: headerEffects, usage, headersMs, ...seconds };
+  if (usage === undefined) return { ok: true, json, status: statusCode, effects: headerEffects, headersMs };
+  return { ok: true, json, status: statusCode, effects: headerEffects, usage, headersMs };
 }
 
 /**

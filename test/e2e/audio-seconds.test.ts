@@ -102,16 +102,29 @@ describe("audio-second budgets (ash, asd)", () => {
     assert.equal(transcriptions(beta), 1);
   });
 
-  test("an MP3's seconds come from its frames: a 50 s MP3 does not fit `ash: 45`, a 30 s one does", async (t) => {
+  test("an MP3's seconds come from its frames: a padded 20 s VBR file fits `ash: 45`, a 50 s CBR one does not", async (t) => {
     const { alpha, beta, client } = await audioScene(t, { alphaLimits: { ash: 45 } });
     alpha.setDefault(TRANSCRIBE, { kind: "json", body: { text: "from alpha" } });
     beta.setDefault(TRANSCRIBE, { kind: "json", body: { text: "from beta" } });
-    // 50 s of 32 kbit/s MP3 is 200 KB: an estimate from its size alone (at 4 KB/s) would say 50 s too, so the Xing
-    // file is padded to make a size-based reading wrong.
-    const long = Buffer.concat([mp3File(50, { xing: true })]);
-    assert.equal(await transcribe(client, long, "long.mp3"), "beta");
-    assert.equal(await transcribe(client, mp3File(30), "short.mp3"), "alpha");
+    // The Xing header's frame count says 20 s; the file's size (80 KB of frames and 200 KB of zeros after them)
+    // would be estimated at 70 s and sent to beta.
+    const padded = Buffer.concat([mp3File(20, { xing: true }), Buffer.alloc(200_000)]);
+    assert.equal(await transcribe(client, padded, "padded.mp3"), "alpha");
+    // No Xing header: constant bit rate, 50 s of frames. 20 + 50 > 45.
+    assert.equal(await transcribe(client, mp3File(50), "long.mp3"), "beta");
     assert.equal(transcriptions(alpha), 1);
+    assert.equal(transcriptions(beta), 1);
+  });
+
+  test("a failed attempt gives its seconds back: alpha's 500 leaves its budget whole for the next file", async (t) => {
+    const { alpha, beta, client } = await audioScene(t, { alphaLimits: { ash: 60 } });
+    alpha.enqueue(TRANSCRIBE, { kind: "json", status: 500, body: { error: { message: "boom" } } });
+    alpha.setDefault(TRANSCRIBE, { kind: "json", body: { text: "from alpha" } });
+    beta.setDefault(TRANSCRIBE, { kind: "json", body: { text: "from beta" } });
+    assert.equal(await transcribe(client, wavFile(40), "first.wav"), "beta", "alpha's 500 failed over");
+    // Had the failed attempt kept its 40 s, 40 + 40 > 60 would skip alpha.
+    assert.equal(await transcribe(client, wavFile(40), "second.wav"), "alpha");
+    assert.equal(transcriptions(alpha), 2);
   });
 
   test("a verbose_json answer's `duration` replaces the estimate: what is given back lets the next file through", async (t) => {
