@@ -198,6 +198,40 @@ describe("audio-second budgets (ash, asd)", () => {
   });
 });
 
+describe("the groq preset's whisper budgets", () => {
+  test("whisper-large-v3 gets Groq's free-plan ash 7200 and asd 28800, a 1 s clip counted as 10 s", async (t) => {
+    const upstream = await startMockUpstream();
+    t.after(() => upstream.close());
+    upstream.setDefault(TRANSCRIBE, { kind: "json", body: { text: "from groq" } });
+    const yaml = stringify({
+      providers: [{ preset: "groq", base_url: upstream.baseUrl, api_key: "gsk-test", models: { [MODEL]: {} } }],
+    });
+    const gateway = await startTestGateway(yaml);
+    t.after(() => gateway.close());
+    const client = new OpenAI({ baseURL: gateway.baseUrl, apiKey: "x", maxRetries: 0 });
+    assert.equal(await transcribe(client, wavFile(1), "short.wav"), "groq");
+    const explained = await send(
+      gateway,
+      "GET",
+      `/v1/gateway/route?model=${MODEL}&endpoint=transcriptions&audio_seconds=7191`,
+    );
+    // 10 s counted for the 1 s clip (min_billed_audio_seconds: 10): 10 + 7191 > 7200.
+    assert.match(explained.text, /over its ash budget \(10\/7200 audio seconds, needs 7191\)/);
+    const stats = await send(gateway, "GET", "/stats");
+    const rows = (stats.json as { deployments: { provider: string; budgets: StatsBudget[] }[] }).deployments;
+    const audio = rows
+      .find((row) => row.provider === "groq")
+      ?.budgets.find((budget) => budget.scope.endsWith("#audio"));
+    assert.deepEqual(
+      audio?.windows.map(({ window, limit, used }) => ({ window, limit, used })),
+      [
+        { window: "hour", limit: 7200, used: 10 },
+        { window: "day", limit: 28800, used: 10 },
+      ],
+    );
+  });
+});
+
 interface StatsBudget {
   readonly scope: string;
   readonly windows: readonly { unit: string; window: string; limit: number; used: number }[];
