@@ -171,6 +171,18 @@ describe("audio-second budgets (ash, asd)", () => {
     assert.equal(await transcribe(client, wavFile(20), "third.wav"), "alpha");
   });
 
+  test("a file longer than a whole `ash` is never sent: a 413 in OpenAI's shape, not a 429 to come back for", async (t) => {
+    const { alpha, client } = await audioScene(t, { alphaLimits: { ash: 30 }, isAlone: true });
+    alpha.setDefault(TRANSCRIBE, { kind: "json", body: { text: "from alpha" } });
+    const error = await transcribe(client, wavFile(40), "long.wav").then(
+      () => assert.fail("the file was served"),
+      (caught: unknown) => caught,
+    );
+    assert.ok(error instanceof OpenAI.APIError, String(error));
+    assert.equal(error.status, 413, error.message);
+    assert.equal(transcriptions(alpha), 0);
+  });
+
   test("the route explanation (`audio_seconds=`) and /stats name the audio-seconds window", async (t) => {
     const { alpha, gateway, client } = await audioScene(t, { alphaLimits: { ash: 30 }, isAlone: true });
     alpha.setDefault(TRANSCRIBE, { kind: "json", body: { text: "from alpha" } });
