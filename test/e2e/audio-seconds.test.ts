@@ -89,7 +89,7 @@ async function transcribe(
 }
 
 describe("audio-second budgets (ash, asd)", () => {
-  test("a second WAV that would go over alpha's `ash` goes to beta; a chat-free scope: alpha still takes a short one", async (t) => {
+  test("a second WAV that would go over alpha's `ash` goes to beta; a 15 s one still fits alpha", async (t) => {
     const { alpha, beta, client } = await audioScene(t, { alphaLimits: { ash: 60 } });
     alpha.setDefault(TRANSCRIBE, { kind: "json", body: { text: "from alpha" } });
     beta.setDefault(TRANSCRIBE, { kind: "json", body: { text: "from beta" } });
