@@ -711,3 +711,31 @@ describe("message_order", () => {
     );
   });
 });
+
+describe("audio-second budgets (ash, asd)", () => {
+  test("on a provider and a model they load; on a client's limits they are refused, naming the key", () => {
+    const { config } = parseConfigText(
+      "providers:\n  - name: p\n    base_url: http://127.0.0.1:9/v1\n    api_key: k\n    min_billed_audio_seconds: 10\n    limits: { asd: 28800 }\n    models:\n      whisper-large-v3: { limits: { ash: 7200 } }\n",
+      "test.yaml",
+      { env: {} },
+    );
+    const provider = config.providers[0];
+    assert.equal(provider?.minBilledAudioSeconds, 10);
+    assert.equal(provider?.limits?.asd, 28800);
+    assert.equal(provider?.models?.[0]?.limits?.ash, 7200);
+    assert.throws(
+      () =>
+        parseConfigText("server:\n  api_keys:\n    - { key: k1, name: team, limits: { ash: 60 } }\n", "test.yaml", {
+          env: {},
+        }),
+      (error: unknown) => {
+        assert.ok(error instanceof ConfigError);
+        assert.match(
+          error.message,
+          /test\.yaml:3 server\.api_keys\.0\.limits: `ash` and `asd` are provider and model budgets/,
+        );
+        return true;
+      },
+    );
+  });
+});

@@ -34,6 +34,9 @@ const limitsSchema = z.strictObject({
   tph: positiveInt.optional(),
   tpd: positiveInt.optional(),
   tokens_per_month: positiveInt.optional(),
+  /** Seconds of audio uploaded per hour and per day (Groq's ASH, ASD): docs/limits.md "Audio seconds". */
+  ash: positiveInt.optional(),
+  asd: positiveInt.optional(),
   concurrency: positiveInt.optional(),
   /** How the provider counts its second/minute/hour windows (docs/limits.md, "Window algorithms"); default sliding. */
   window: z.enum(["sliding", "fixed", "bucket"]).optional(),
@@ -275,6 +278,8 @@ export const providerSchema = z.strictObject({
    */
   rerank_api: z.enum(["cohere", "voyage", "nvidia"]).optional(),
   count_max_tokens: z.boolean().optional(),
+  /** The seconds of audio a transcription or translation is counted as at least (Groq bills 10 s per request). */
+  min_billed_audio_seconds: z.number().nonnegative().optional(),
   /** The role order every model of the provider accepts, unless a model says otherwise (`any`, `strict`, `alternate`). */
   message_order: z.enum(MESSAGE_ORDERS).optional(),
   /**
@@ -359,6 +364,7 @@ export const providerSettingsSchema = z
     responses_api: raw.responses_api.default("translate"), // how /v1/responses reaches it: as chat, or natively
     rerank_api: raw.rerank_api.default("cohere"), // how /v1/rerank reaches it: the shape most rerank servers share
     count_max_tokens: raw.count_max_tokens.default(true), // charge max_tokens against token budgets up front
+    min_billed_audio_seconds: raw.min_billed_audio_seconds.default(0), // seconds; 0: an upload counts its own duration
     message_order: raw.message_order, // unset: by model id (Mistral family `strict`, others `any`)
     assistant_prefix: raw.assistant_prefix.default(false), // a host that refuses unknown message fields answers 400 to `prefix`
     body: raw.body, // unset: the client's body as it is

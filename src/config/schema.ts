@@ -41,7 +41,13 @@ const namedClientKeys = z
       z.strictObject({
         key: z.string(),
         // budgets of the client's own, shared by every key of its name (docs/limits.md "Client budgets")
-        limits: limitsSettingsSchema.optional(),
+        // (audio seconds are counted per provider and model only: `ash`/`asd` on a client would count nothing)
+        limits: limitsSettingsSchema
+          .refine((limits) => limits.ash === undefined && limits.asd === undefined, {
+            error:
+              "`ash` and `asd` are provider and model budgets (audio seconds); a client's budgets count requests and tokens",
+          })
+          .optional(),
         // when this client's requests may go to paid models; default routing.paid (docs/routing.md)
         paid: paidPolicy.optional(),
         // the model names this client may use (as a client names them: public names, meta models, provider/name)

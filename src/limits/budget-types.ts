@@ -41,6 +41,12 @@ export interface BudgetRule {
    * client of the key using part of it for a while, does not pace the candidate low until the limit lapses.
    */
   readonly recovery?: LimitRecovery;
+  /**
+   * `audio_seconds`: an `ash`/`asd` budget. It lives on an audio-seconds scope (AUDIO_SCOPE_SUFFIX) and counts in
+   * the `tokens` unit there, a reservation's tokens being the upload's seconds: every window algorithm and both
+   * ledgers (the embedded book, Redis) count it as they count tokens. Only its name and wording differ.
+   */
+  readonly measure?: "audio_seconds";
 }
 
 /**
@@ -124,6 +130,11 @@ export interface Reservation {
   /** Requests charged (BudgetCost.requests), less the calls given back as never sent (releaseUnsentCalls); absent: one. */
   requests?: number;
   isReleased: boolean;
+  /**
+   * A transcription's reservation of its upload's seconds on the deployment's audio-seconds scopes (`ash`/`asd`),
+   * taken with this one and settled with it (pipeline/recorder.ts): its tokens are the seconds.
+   */
+  audio?: Reservation;
 }
 
 export interface WindowUsage {
@@ -173,6 +184,30 @@ export function rulesFromLimits(
   add("tokens", "month", limits.tokensPerMonth);
   return { rules, concurrency: limits.concurrency };
 }
+
+/**
+ * The `ash`/`asd` budgets of a `limits:` block, as rules of an audio-seconds scope (BudgetRule.measure). Hour and day
+ * windows: the hour slides (or counts as the block's `window` says), the day resets at the provider's `day_reset`.
+ */
+export function audioRulesFromLimits(limits: Limits | undefined, inherited?: Limits): BudgetRule[] {
+  if (limits === undefined || (limits.ash === undefined && limits.asd === undefined)) return [];
+  const algorithm = limits.window ?? inherited?.window ?? "sliding";
+  const offsetMs = limits.window === undefined ? (inherited?.windowOffsetMs ?? 0) : (limits.windowOffsetMs ?? 0);
+  const rules: BudgetRule[] = [];
+  const measure = "audio_seconds";
+  if (limits.ash !== undefined) {
+    rules.push(
+      algorithm === "sliding"
+        ? { unit: "tokens", window: "hour", limit: limits.ash, measure }
+        : { unit: "tokens", window: "hour", limit: limits.ash, measure, algorithm, offsetMs },
+    );
+  }
+  if (limits.asd !== undefined) rules.push({ unit: "tokens", window: "day", limit: limits.asd, measure });
+  return rules;
+}
+
+/** What an audio-seconds scope's id adds to its provider's or deployment's (`deployment:groq/whisper-large-v3#audio`). */
+export const AUDIO_SCOPE_SUFFIX = "#audio";
 
 export type Denied = BudgetVerdict & { isAllowed: false };
 

@@ -1134,6 +1134,7 @@ export function laterDenial(denied: Denied | undefined, refusal: Denied): Denied
 
 /** The config key of a rule (`rpm`, `tokens_per_month`), so a denial names what the user wrote. */
 export function ruleName(rule: BudgetRule): string {
+  if (rule.measure === "audio_seconds") return `as${rule.window[0]}`;
   if (rule.window === "month") return `${rule.unit}_per_month`;
   return `${rule.unit === "requests" ? "r" : "t"}p${rule.window[0]}`;
 }
@@ -1141,7 +1142,14 @@ export function ruleName(rule: BudgetRule): string {
 /** Why a rule refuses a request: names the config key, or says the limit was learned and from what. */
 export function denialReason(rule: BudgetRule, used: number, amount: number): string {
   // A request of several upstream calls (BudgetCost.requests) says how many it needs, as a large prompt does.
-  const needs = rule.unit === "tokens" ? ` tokens, needs ${amount}` : amount > 1 ? `, needs ${amount}` : "";
+  const needs =
+    rule.measure === "audio_seconds"
+      ? ` audio seconds, needs ${amount}`
+      : rule.unit === "tokens"
+        ? ` tokens, needs ${amount}`
+        : amount > 1
+          ? `, needs ${amount}`
+          : "";
   const counts = `${used}/${rule.limit}${needs}`;
   if (rule.learnedFrom !== undefined)
     return `over its learned ${ruleName(rule)} limit (${counts}; ${rule.learnedFrom})`;
@@ -1292,7 +1300,13 @@ export type {
   Reservation,
   WindowUsage,
 } from "./budget-types.ts";
-export { learningScope, POOL_SCOPE_PREFIX, rulesFromLimits } from "./budget-types.ts";
+export {
+  AUDIO_SCOPE_SUFFIX,
+  audioRulesFromLimits,
+  learningScope,
+  POOL_SCOPE_PREFIX,
+  rulesFromLimits,
+} from "./budget-types.ts";
 export { UTC_MIDNIGHT };
 
 /** When an inferred learned limit lapses; Infinity for a stated one (or one stored before lifetimes existed). */

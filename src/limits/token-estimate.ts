@@ -7,7 +7,9 @@
 // JSON, numbers, base64, hashes, Cyrillic and CJK (Hindi: at cl100k, within 3 %), and for Latin script above
 // GPT-2 too (a small vocabulary, like Llama 2 / Mistral 7B); see token-estimate.test.ts for the reference
 // counts and docs/limits.md for the rules.
+
 import { MAX_ESTIMATED_CHARS } from "../config/request-bounds.ts";
+import type { AudioDuration } from "./audio-duration.ts";
 
 /** Per-message framing tokens (role markers), as in OpenAI's counting guide. */
 const TOKENS_PER_MESSAGE = 4;
@@ -171,6 +173,8 @@ export interface PromptFacts {
    * an embeddings request's longest input (each is embedded alone).
    */
   readonly fitTokens?: number;
+  /** A transcription's or translation's upload: its seconds of audio, for `ash`/`asd` budgets (audio-duration.ts). */
+  readonly audio?: AudioDuration;
 }
 
 /** Prompt tokens of a chat `messages` array (text, image and file parts, tool calls, names, reasoning sent back) plus `tools` definitions. */

@@ -4,12 +4,14 @@ import type { z } from "zod";
 import type { ModelKind } from "../config/types.ts";
 import { FRONT_DOORS, type FrontDoor } from "../front-doors.ts";
 import { isRecord } from "../is-record.ts";
+import { audioDurationOf } from "../limits/audio-duration.ts";
 import {
   estimateChatPrompt,
   estimateTextInput,
   estimateTextInputs,
   type PromptFacts,
 } from "../limits/token-estimate.ts";
+import { UploadedFile } from "../upstream/multipart-payload.ts";
 import {
   chatBodySchema,
   completionBodySchema,
@@ -143,7 +145,12 @@ export const TRANSCRIPTIONS_ENDPOINT: EndpointSpec = {
   // A form's fields are text: `stream=true`.
   isStreamAsked: (body) => body.stream === true || body.stream === "true",
   isContinuable: false,
-  estimate: (body) => ({ promptTokens: estimateTextInput(body.prompt ?? ""), hasImages: false }),
+  // The upload's seconds, read from its header (a few fields of its first and last 64 KB) for `ash`/`asd` budgets.
+  estimate: (body) => ({
+    promptTokens: estimateTextInput(body.prompt ?? ""),
+    hasImages: false,
+    ...(body.file instanceof UploadedFile ? { audio: audioDurationOf(body.file.bytes) } : {}),
+  }),
 };
 
 export const TRANSLATIONS_ENDPOINT: EndpointSpec = {

@@ -32,7 +32,7 @@ import { forgetChanged, UpstreamIdentities } from "./changed-upstreams.ts";
 import { type ClientRouteRequest, queueKey, withClientRules } from "./client-rules.ts";
 import { GatewaySecrets } from "./logged-secrets.ts";
 import { OpenRequests } from "./open-requests.ts";
-import { budgetCheckOf, routerContextOf } from "./plan-checks.ts";
+import { audioChargeOf, budgetCheckOf, routerContextOf } from "./plan-checks.ts";
 import { Recorder } from "./recorder.ts";
 import type { ConfigLoader, RefusedReload, ReloadResult } from "./reload-types.ts";
 import { type PlannedRoute, RouteQueues } from "./route-queue.ts";
@@ -326,8 +326,9 @@ export class GatewayRuntime {
     request: ForwardRequest,
     snapshot: GatewaySnapshot = this.#snapshot,
   ): Promise<ForwardOutcome> {
-    const scopesOf = (deployment: Deployment) =>
-      this.scopesOf(deployment, this.#snapshotOf.get(deployment) ?? snapshot);
+    const snapshotOf = (deployment: Deployment) => this.#snapshotOf.get(deployment) ?? snapshot;
+    const scopesOf = (deployment: Deployment) => this.scopesOf(deployment, snapshotOf(deployment));
+    const audioOf = (deployment: Deployment) => audioChargeOf(snapshotOf(deployment), deployment, request.audioSeconds);
     return forward(plan, request, {
       dispatcher: this.dispatcher,
       clock: this.clock,
@@ -344,7 +345,7 @@ export class GatewayRuntime {
       admit: (deployment, tokens, requests) =>
         // Checked again: a reload may come while the attempt waited for a slot.
         this.isServing(deployment)
-          ? this.recorder.admit(deployment, scopesOf(deployment), tokens, requests)
+          ? this.recorder.admit(deployment, scopesOf(deployment), tokens, requests, audioOf(deployment))
           : { isAdmitted: false, reason: "removed or changed by a config reload", isLimit: false },
       attemptEnded: (deployment, report, reservation, isStreamOpen, prompt) =>
         this.recorder.attemptEnded(deployment, scopesOf(deployment), report, reservation, {
@@ -360,8 +361,7 @@ export class GatewayRuntime {
   /** Ms until a plan's first candidate is usable again; with the request, its budgets count (an attempt spends). */
   soonestAvailableMs(plan: RoutePlan, of?: { request: ForwardRequest; snapshot: GatewaySnapshot }): number | undefined {
     const nowMs = this.clock.now();
-    const budgetCheck =
-      of && budgetCheckOf(this.budgets, this.promptCalibration, of.snapshot.budgetScopes, of.request, nowMs);
+    const budgetCheck = of && budgetCheckOf(this.budgets, this.promptCalibration, of.snapshot, of.request, nowMs);
     const availabilityOf = (deployment: Deployment) =>
       this.availability.peek(deployment.key, deployment.provider.settings.name);
     return soonestAvailableMs(plan, nowMs, availabilityOf, budgetCheck);

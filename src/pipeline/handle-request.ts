@@ -131,6 +131,7 @@ async function serveRequest(
           isRerank: endpoint.isRerank,
           isModeration: endpoint.isModeration,
           moderationInputs: endpoint.isModeration === true ? moderationInputs(body.input).length : undefined,
+          audioSeconds: request.prompt.audio?.seconds,
           native: context.native,
           isStream: request.isStream,
           signal: context.signal,

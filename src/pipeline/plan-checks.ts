@@ -1,8 +1,9 @@
 // What a plan asks of the live books (router/route-types.ts RouterContext): scores, availability, the learned
 // prompt calibration and refusals, and the two limit checks (`budgetCheck`, `coolingPool`), built from the books
 // themselves so that the runtime only wires them in.
+
 import { type AvailabilityBook, isLimitCause } from "../limits/availability.ts";
-import type { BudgetLedger, BudgetScope } from "../limits/budgets.ts";
+import { type BudgetLedger, laterDenial } from "../limits/budgets.ts";
 import type { PromptCalibration } from "../limits/prompt-calibration.ts";
 import type { RefusedFeatures } from "../limits/refused-features.ts";
 import { unservedEndpointOf } from "../limits/unserved-endpoints.ts";
@@ -10,7 +11,11 @@ import { outputTokensFor } from "../providers/body-rules.ts";
 import { gatewayOutputTokensOf, upstreamCallsOf } from "../providers/moderation-api.ts";
 import type { RouteRequest, RouterContext } from "../router/route-types.ts";
 import type { LiveScores } from "../scoring/live-scores.ts";
+import { audioChargeOf } from "./audio-seconds.ts";
 import type { ClientRouteRequest } from "./client-rules.ts";
+
+export { audioChargeOf };
+
 import { type GatewaySnapshot, POOL_SCOPE_PREFIX } from "./snapshot.ts";
 
 /** The runtime's books a plan reads. */
@@ -42,7 +47,7 @@ export function routerContextOf(
     availability: (deployment) => availability.peek(deployment.key, deployment.provider.settings.name),
     promptTokensFor: promptCalibration.promptTokensFor,
     contextLimitsFor: promptCalibration.limitsFor,
-    budgetCheck: budgetCheckOf(books.budgets, promptCalibration, snapshot.budgetScopes, request, nowMs),
+    budgetCheck: budgetCheckOf(books.budgets, promptCalibration, snapshot, request, nowMs),
     coolingPool: coolingPoolOf(availability),
     refusedFeature: (deployment, features) => refusedFeatures.refusalOf(deployment.key, features, nowMs),
     unservedEndpoint: (deployment, path) =>
@@ -57,11 +62,11 @@ export function routerContextOf(
 export function budgetCheckOf(
   budgets: BudgetLedger,
   promptCalibration: PromptCalibration,
-  /** Each deployment's budget scopes, by its index (the snapshot's). */
-  budgetScopes: readonly (readonly BudgetScope[] | undefined)[],
+  /** Each deployment's budget scopes and audio-seconds scopes (`ash`/`asd`), by its index (the snapshot's). */
+  { budgetScopes, audioScopes }: Pick<GatewaySnapshot, "budgetScopes" | "audioScopes">,
   request: Pick<
     RouteRequest,
-    "promptTokens" | "maxOutputTokens" | "outputLimitName" | "isLegacyCompletion" | "moderationInputs"
+    "promptTokens" | "maxOutputTokens" | "outputLimitName" | "isLegacyCompletion" | "moderationInputs" | "audioSeconds"
   >,
   nowMs: number,
 ): NonNullable<RouterContext["budgetCheck"]> {
@@ -72,7 +77,13 @@ export function budgetCheckOf(
       outputTokensFor(deployment, request.maxOutputTokens ?? 0, request.outputLimitName, request.isLegacyCompletion);
     const tokens = prompt + (deployment.provider.settings.countMaxTokens ? output : 0);
     const requests = upstreamCallsOf(deployment.model, request.moderationInputs);
-    const verdict = budgets.check(budgetScopes[deployment.index] ?? [], { tokens, requests }, nowMs);
+    let verdict = budgets.check(budgetScopes[deployment.index] ?? [], { tokens, requests }, nowMs);
+    // Only an upload has seconds to count: every other request (chat's hot path) skips this whole branch.
+    const audio = audioChargeOf({ audioScopes }, deployment, request.audioSeconds);
+    if (audio !== undefined) {
+      const audioVerdict = budgets.check(audio.scopes, { tokens: audio.seconds, requests }, nowMs);
+      if (!audioVerdict.isAllowed) verdict = verdict.isAllowed ? audioVerdict : laterDenial(verdict, audioVerdict);
+    }
     if (verdict.isAllowed) return undefined;
     const pool = verdict.scopeId.startsWith(POOL_SCOPE_PREFIX) ? verdict.scopeId : undefined;
     return { reason: verdict.reason, untilMs: verdict.retryAtMs, pool };

@@ -94,6 +94,7 @@ function routeRequestOf(request: RoutedRequest): ClientRouteRequest {
     outputLimitName: outputLimitNameOf(body),
     isLegacyCompletion: endpoint.isLegacyCompletion,
     moderationInputs: endpoint.isModeration === true ? moderationInputs(body.input).length : undefined,
+    audioSeconds: prompt.audio?.seconds,
     stickyDeploymentKey: sessionKey === undefined ? undefined : runtime.sticky.get(sessionKey),
     // Its client's own `paid` and `models` are applied on the config it is planned on (client-rules.ts).
     client: request.context.client,

@@ -4,6 +4,7 @@
 // Nothing else mutates these books (a test subscribes to records and checks it).
 import type { Clock } from "../clock.ts";
 import { traitsOf } from "../errors/outcomes.ts";
+import { type AudioCharge, reserveWithSeconds, settleSeconds } from "../limits/audio-reservation.ts";
 import { type AvailabilityBook, isLimitCause, keyFingerprint, type SentAt } from "../limits/availability.ts";
 import {
   type BudgetLedger,
@@ -80,6 +81,8 @@ export class Recorder {
     scopes: readonly BudgetScope[],
     tokens: number,
     requests = 1,
+    /** An upload's seconds and the deployment's audio-seconds scopes (`ash`/`asd`): reserved beside the request. */
+    audio?: AudioCharge,
   ): Admission | Promise<Admission> {
     const { availability, budgets, clock } = this.#books;
     const providerName = deployment.provider.settings.name;
@@ -100,7 +103,11 @@ export class Recorder {
       availability.releaseProbe(deployment.key);
       return { isAdmitted: false, reason: reservation.reason, untilMs: reservation.retryAtMs, isLimit: true };
     };
-    const reserved = budgets.reserve(scopes, requests === 1 ? { tokens } : { tokens, requests }, clock.now());
+    const cost = requests === 1 ? { tokens } : { tokens, requests };
+    const reserved =
+      audio === undefined
+        ? budgets.reserve(scopes, cost, clock.now())
+        : reserveWithSeconds(budgets, audio, scopes, cost, clock.now());
     return reserved instanceof Promise ? reserved.then(settle) : settle(reserved);
   }
 
@@ -108,6 +115,7 @@ export class Recorder {
   attemptSent(reservation: Reservation): void {
     const { budgets, clock } = this.#books;
     budgets.markSent(reservation, clock.now());
+    if (reservation.audio !== undefined) budgets.markSent(reservation.audio, clock.now());
   }
 
   /** One attempt ended. A stream that opened keeps its reservation until its segment is settled. */
@@ -140,6 +148,7 @@ export class Recorder {
       const usage = report.usage;
       const total = (usage?.promptTokens ?? 0) + (usage?.completionTokens ?? 0);
       if (total > 0) budgets.reconcile(reservation, total, clock.now());
+      settleSeconds(budgets, reservation, report.audioSeconds, clock.now());
       if (prompt !== undefined && usage !== undefined) {
         promptCalibration.learn(key, prompt.estimate, usage.promptTokens);
       }
@@ -163,6 +172,7 @@ export class Recorder {
     // The calls it never sent (after an earlier input's failure, or the client left) reached no provider.
     if (report.unsentCalls !== undefined) budgets.releaseUnsentCalls(reservation, report.unsentCalls, clock.now());
     budgets.release(reservation);
+    settleSeconds(budgets, reservation, 0, clock.now());
     // A verdict that says nothing about the circuit hands a half-open probe back (when this attempt holds it).
     if (!report.effects.some((effect) => effect.kind === "circuit_failure")) availability.releaseProbe(key, sentAt);
   }
@@ -175,6 +185,7 @@ export class Recorder {
    */
   segmentStopped(reservation: Reservation): void {
     this.#books.budgets.release(reservation);
+    settleSeconds(this.#books.budgets, reservation, undefined, this.#books.clock.now());
   }
 
   /** A stream segment ended (the first one, or a continuation): budgets, stats, availability and health. */
@@ -183,6 +194,8 @@ export class Recorder {
     const key = deployment.key;
     // The concurrency slot is held for the stream's whole life and freed on every path.
     budgets.release(reservation);
+    // A streamed transcript says no duration: the upload's estimate stays.
+    settleSeconds(budgets, reservation, undefined, clock.now());
     const chargeTokens = segmentCharge(end, reservation.tokens, settlement.estimatedUsage);
     if (chargeTokens !== undefined) budgets.reconcile(reservation, chargeTokens, clock.now());
     // A stream sent before a reload pointed its name elsewhere: counted, but it teaches the new upstream nothing.
@@ -237,9 +250,11 @@ export class Recorder {
       budgets.reconcile(reservation, 0, clock.now());
       if (report.unsentCalls !== undefined) budgets.releaseUnsentCalls(reservation, report.unsentCalls, clock.now());
       budgets.release(reservation);
+      settleSeconds(budgets, reservation, 0, clock.now());
       return;
     }
     if (isStreamOpen) return;
+    settleSeconds(budgets, reservation, report.audioSeconds, clock.now());
     const promptTokens = report.usage?.promptTokens ?? 0;
     const completionTokens = report.usage?.completionTokens ?? 0;
     if (promptTokens + completionTokens > 0)

@@ -6,7 +6,13 @@ import type { Dispatcher } from "undici";
 import type { Clock } from "../clock.ts";
 import { UTC_MIDNIGHT } from "../config/day-reset.ts";
 import type { GatewayConfig } from "../config/types.ts";
-import { type BudgetScope, POOL_SCOPE_PREFIX, rulesFromLimits } from "../limits/budgets.ts";
+import {
+  AUDIO_SCOPE_SUFFIX,
+  audioRulesFromLimits,
+  type BudgetScope,
+  POOL_SCOPE_PREFIX,
+  rulesFromLimits,
+} from "../limits/budgets.ts";
 import type { Logger } from "../logger.ts";
 import {
   buildCatalog,
@@ -42,6 +48,12 @@ export interface GatewaySnapshot {
    * itself].
    */
   readonly budgetScopes: readonly (readonly BudgetScope[])[];
+  /**
+   * Each deployment's audio-seconds scopes (`ash`/`asd` of its provider's pool and of the model), by its index: a
+   * transcription or translation reserves its upload's seconds there beside its request (recorder.ts); empty for
+   * every deployment without those budgets, and never looked at for other requests.
+   */
+  readonly audioScopes: readonly (readonly BudgetScope[])[];
   /** Budget scope per client name with `limits` (`server.api_keys` entries `{ key, name, limits }`). */
   readonly clientScopes: ReadonlyMap<string, BudgetScope>;
   /** Discovery warnings and per-provider discovery source, for /health. */
@@ -137,6 +149,7 @@ export async function buildSnapshot(
     profiles: profilesWithPriors,
     scoring,
     budgetScopes: buildBudgetScopes(catalog),
+    audioScopes: buildAudioScopes(catalog),
     clientScopes: clientBudgetScopes(config.server.clientLimits),
     discovery,
     metaModelWarnings,
@@ -188,6 +201,30 @@ function buildBudgetScopes(catalog: Catalog): BudgetScope[][] {
     };
     const pool = providerScopes.get(deployment.provider.settings.name);
     return pool === undefined ? [own] : [pool, own];
+  });
+}
+
+/** The `ash`/`asd` budgets as scopes of their own (budget-types.ts AUDIO_SCOPE_SUFFIX): the pool's, then the model's. */
+function buildAudioScopes(catalog: Catalog): BudgetScope[][] {
+  const poolScopes = new Map<string, BudgetScope>();
+  for (const runtime of catalog.providers) {
+    const settings = runtime.settings;
+    const rules = audioRulesFromLimits(settings.limits);
+    if (rules.length === 0) continue;
+    const id = `${POOL_SCOPE_PREFIX}${settings.name}${AUDIO_SCOPE_SUFFIX}`;
+    poolScopes.set(settings.name, { id, rules, concurrency: undefined, dayReset: settings.dayReset });
+  }
+  return catalog.deployments.map((deployment) => {
+    const settings = deployment.provider.settings;
+    const scopes: BudgetScope[] = [];
+    const pool = poolScopes.get(settings.name);
+    if (pool !== undefined) scopes.push(pool);
+    const rules = audioRulesFromLimits(deployment.model.limits, settings.limits);
+    if (rules.length > 0) {
+      const id = `deployment:${deployment.key}${AUDIO_SCOPE_SUFFIX}`;
+      scopes.push({ id, rules, concurrency: undefined, dayReset: settings.dayReset });
+    }
+    return scopes;
   });
 }
 

@@ -39,6 +39,7 @@ export async function openStateBooks(
 export function pruneUnconfiguredScopes(state: StateBackend, snapshot: GatewaySnapshot, nowMs: number): void {
   const configured = new Set<string>();
   for (const scopes of snapshot.budgetScopes) for (const scope of scopes) configured.add(scope.id);
+  for (const scopes of snapshot.audioScopes) for (const scope of scopes) configured.add(scope.id);
   for (const scope of snapshot.clientScopes.values()) configured.add(scope.id);
   state.pruneUnconfigured(configured, nowMs);
 }

@@ -158,6 +158,8 @@ export function explainRoute(
     maxOutputTokens?: number;
     /** A legacy `/v1/completions` request (`endpoint=completions`): `max_tokens` under the completions rules. */
     isLegacyCompletion?: boolean;
+    /** An upload's seconds of audio (`audio_seconds=`): checked against the candidates' `ash`/`asd` budgets. */
+    audioSeconds?: number;
     needsTools?: boolean;
     needsVision?: boolean;
     needsJsonSchema?: boolean;
@@ -182,6 +184,7 @@ export function explainRoute(
       ? {}
       : { maxOutputTokens: options.maxOutputTokens, outputLimitName: "max_tokens" as const }),
     ...(options.isLegacyCompletion === true ? { isLegacyCompletion: true } : {}),
+    ...(options.audioSeconds === undefined ? {} : { audioSeconds: options.audioSeconds }),
     ...(options.needsTools === undefined ? {} : { needsTools: options.needsTools }),
     ...(options.needsVision === undefined ? {} : { needsVision: options.needsVision }),
     ...(options.needsJsonSchema === undefined ? {} : { needsJsonSchema: options.needsJsonSchema }),

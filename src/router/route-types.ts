@@ -54,6 +54,11 @@ export interface RouteRequest {
    * request budgets (providers/moderation-api.ts upstreamCallsOf). Undefined: any other request (one call).
    */
   readonly moderationInputs?: number | undefined;
+  /**
+   * A transcription's or translation's upload, in seconds of audio (limits/audio-duration.ts): what the candidates'
+   * `ash`/`asd` budgets are checked for (at least the provider's `min_billed_audio_seconds`). Undefined: no upload.
+   */
+  readonly audioSeconds?: number | undefined;
   /** When paid models may serve this request, if not `routing.paid`: its client's `paid` (`server.api_keys`). */
   readonly paid?: RoutingSettings["paid"] | undefined;
   /** The model names the request's client may use (its `models` in `server.api_keys`); undefined: every model. */

@@ -1,7 +1,7 @@
 // /health: providers up, cooling or failed, the state store and kept answers, each deployment's cooldowns, circuits
 // and budget windows (the last two shared with /stats).
 import { isoTime } from "../clock.ts";
-import type { BudgetScope } from "../limits/budget-types.ts";
+import { AUDIO_SCOPE_SUFFIX, type BudgetScope } from "../limits/budget-types.ts";
 import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
 import type { Deployment } from "../providers/catalog.ts";
 
@@ -110,18 +110,23 @@ export function deploymentState(runtime: GatewayRuntime, deployment: Deployment,
     attempts_in_flight: recovery.attemptsInFlight,
     // The failure-rate rule's evidence: successes and failures within failure_window_ms (docs/routing.md "Recovery").
     failure_window: { attempts: recovery.recent.attempts, failures: recovery.recent.failures },
-    budgets: runtime.scopesOf(deployment).map((scope) => ({
-      scope: scope.id,
-      windows: budgetWindows(runtime, scope, nowMs),
-      in_flight: runtime.budgets.inFlight(scope.id),
-    })),
+    // Its audio-seconds scopes (`ash`/`asd`) after the request and token ones.
+    budgets: [...runtime.scopesOf(deployment), ...(runtime.snapshot.audioScopes[deployment.index] ?? [])].map(
+      (scope) => ({
+        scope: scope.id,
+        windows: budgetWindows(runtime, scope, nowMs),
+        in_flight: runtime.budgets.inFlight(scope.id),
+      }),
+    ),
   };
 }
 
 /** A budget scope's windows as /health and /stats show them. */
 export function budgetWindows(runtime: GatewayRuntime, scope: BudgetScope, nowMs: number) {
+  // An audio-seconds scope counts its seconds as tokens (budget-types.ts BudgetRule.measure): shown as what they are.
+  const isAudio = scope.id.endsWith(AUDIO_SCOPE_SUFFIX);
   return runtime.budgets.usage(scope, nowMs).map((window) => ({
-    unit: window.unit,
+    unit: isAudio ? "audio_seconds" : window.unit,
     window: window.window,
     limit: window.limit,
     used: window.used,

@@ -146,6 +146,13 @@ export function registerInfoRoutes(
         },
       );
     }
+    const audioSeconds = query.audio_seconds === undefined ? undefined : Number(query.audio_seconds);
+    if (audioSeconds !== undefined && !(Number.isFinite(audioSeconds) && audioSeconds >= 0)) {
+      throw new InvalidRequestError(
+        "Query parameter `audio_seconds` must be a number of seconds of audio, e.g. audio_seconds=600",
+        { param: "audio_seconds", code: "invalid_value" },
+      );
+    }
     // The route the asking client's requests would take: its own `paid` and `models` apply (client-rules.ts).
     return explainRoute(runtime, model, {
       kind,
@@ -156,6 +163,8 @@ export function registerInfoRoutes(
       // token budgets but fits in any window, as its requests are planned.
       ...(hasContextFit(kind) ? {} : { contextTokens: 0 }),
       ...(maxOutputTokens === undefined ? {} : { maxOutputTokens }),
+      // `audio_seconds=600`: an upload that long, checked against the candidates' `ash`/`asd` budgets.
+      ...(audioSeconds === undefined ? {} : { audioSeconds }),
       ...(door?.isLegacyCompletion === true ? { isLegacyCompletion: true } : {}),
       ...(query.tools === "true" ? { needsTools: true } : {}),
       ...(query.vision === "true" ? { needsVision: true } : {}),

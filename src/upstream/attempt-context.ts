@@ -6,6 +6,7 @@ import type { Clock } from "../clock.ts";
 import type { UpstreamLimits } from "../config/types.ts";
 import { abortReasonText } from "../errors/gateway-error.ts";
 import { isRecord } from "../is-record.ts";
+import { reportedAudioSeconds } from "../limits/audio-duration.ts";
 import type { HeaderMap } from "../limits/header-map.ts";
 import type { ReleaseSlot } from "../limits/in-flight-gate.ts";
 import type { Deployment } from "../providers/catalog.ts";
@@ -29,6 +30,8 @@ export type AttemptResult =
       readonly status: number;
       readonly effects: readonly Effect[];
       readonly usage?: TokenUsage;
+      /** A transcription's seconds of audio as its JSON answer said them (json-attempt.ts audioSecondsOf). */
+      readonly audioSeconds?: number;
       readonly headersMs: number;
       readonly firstTokenMs?: number;
     }
@@ -192,4 +195,14 @@ export function networkFailure(error: unknown, context: AttemptContext): Attempt
     return failed(failureLesson("timeout", reason));
   }
   return failed(failureLesson("network_error", failure.reason));
+}
+
+/**
+ * A transcription's answer with the seconds of audio it says it heard (a `verbose_json` answer's `duration`): its
+ * `ash`/`asd` budgets count those instead of the upload's estimate (pipeline/recorder.ts).
+ */
+export function withReportedSeconds(result: AttemptResult, json: unknown): AttemptResult {
+  if (!result.ok) return result;
+  const seconds = reportedAudioSeconds(json);
+  return seconds === undefined ? result : { ...result, audioSeconds: seconds };
 }

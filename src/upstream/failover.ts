@@ -6,8 +6,10 @@
 // `timeout_ms` capped by what is left of `routing.totalTimeoutMs`; a timed-out candidate is never retried in the
 // same request (a silent upstream stays silent); the whole request, waits included, ends by the deadline, which
 // counts from the request's arrival (`receivedAtMs`): time spent in the queue is part of it.
+
 import { ClientAbortedError } from "../errors/gateway-error.ts";
 import { traitsOf } from "../errors/outcomes.ts";
+import { billedAudioSeconds } from "../limits/audio-duration.ts";
 import type { Reservation } from "../limits/budgets.ts";
 import { outputLimitNameOf, outputTokensFor } from "../providers/body-rules.ts";
 import type { Deployment } from "../providers/catalog.ts";
@@ -288,6 +290,9 @@ function reportOf(
           ? reportedAsOf(result.effects, reservation)
           : [...reportedAsOf(result.effects, reservation), { kind: "accepted_features", features }],
       ...(result.usage === undefined ? {} : { usage: result.usage }),
+      ...(result.audioSeconds === undefined
+        ? {}
+        : { audioSeconds: billedAudioSeconds(result.audioSeconds, settings.minBilledAudioSeconds) }),
     };
   }
   return {

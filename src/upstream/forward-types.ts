@@ -55,6 +55,8 @@ export interface ForwardRequest {
   readonly isModeration?: boolean | undefined;
   /** A moderation request's inputs (RouteRequest.moderationInputs): a Llama Guard candidate makes one call per input. */
   readonly moderationInputs?: number | undefined;
+  /** A transcription's upload in seconds of audio (RouteRequest.audioSeconds): reserved on `ash`/`asd` budgets. */
+  readonly audioSeconds?: number | undefined;
   /** Sent instead of `endpointPath` and `body` to candidates that speak the client's protocol natively. */
   readonly native?: NativeCall | undefined;
   readonly isStream: boolean;
@@ -109,6 +111,12 @@ export interface AttemptReport {
   readonly effects: readonly Effect[];
   /** A JSON success's reported usage; a failed attempt's, what its calls that answered spent (AttemptResult). */
   readonly usage?: TokenUsage;
+  /**
+   * A transcription's billed seconds as its answer told them (a `verbose_json` answer's `duration`, OpenAI's `usage`
+   * of type `duration`), at least the provider's `min_billed_audio_seconds`: the audio budgets count these instead of
+   * the estimate. Absent when the answer said none (`json`, `text`): the estimate stays.
+   */
+  readonly audioSeconds?: number;
   /** The provider refused the request as larger than a whole window (Verdict.isRequestTooLarge). */
   readonly isRequestTooLarge?: true;
   /** A failed attempt's calls never sent (AttemptResult.unsentCalls): the recorder gives their requests back. */

@@ -1,8 +1,7 @@
 // A non-streamed attempt: the answer read whole through one undici handler (buffered-call.ts), bounded by its
 // status (`max_response_bytes` for a success, `max_error_body_bytes` for an error, nothing of a redirect), then
-// classified: an error status, an error inside a 200, a body that is not a JSON object, or the answer (for text to
-// speech: the audio's bytes, never decoded as text; for image generation and edits: its `data`, passed on as it
-// came).
+// classified: an error status, an error inside a 200, a body that is not a JSON object, or the answer (text to
+// speech: the audio's bytes, never decoded as text; image generation and edits: its `data`, passed on as it came).
 
 import { firstChoice } from "../chat-choice.ts";
 import { isRecord } from "../is-record.ts";
@@ -20,6 +19,7 @@ import {
   redirectFailure,
   sendFailure,
   startHeadersTimer,
+  withReportedSeconds,
 } from "./attempt-context.ts";
 import { type BufferedResponse, bufferedCall } from "./buffered-call.ts";
 import { classifyErrorInSuccess } from "./classify-response.ts";
@@ -252,7 +252,8 @@ function jsonAnswer(
   const answerText = isAudioPath(endpointPath) ? text : ensureModelField(json, text, deployment, endpointPath);
   const isUsageMissing = !isRecord((json as { usage?: unknown }).usage);
   const answer = { bodyText: answerText, bytes: undefined, contentType: undefined, isUsageMissing };
-  return answered(context, statusCode, answer, headerEffects, headersMs, readUsage(json));
+  const result = answered(context, statusCode, answer, headerEffects, headersMs, readUsage(json));
+  return isAudioPath(endpointPath) ? withReportedSeconds(result, json) : result;
 }
 
 /** A 2xx that is the answer: JSON text, plain text with its type (a transcript), or bytes with theirs (audio). */
