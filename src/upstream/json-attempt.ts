@@ -244,11 +244,10 @@ function jsonAnswer(
   }
   const missing = missingAnswer(json as Record<string, unknown>, endpointPath);
   if (missing !== undefined) {
-    // A 200 without the answer (`"message": null`, no choice 0): no client can use it, the next candidate may.
+    // A 200 without the answer (`"message": null`, no choice 0): useless to any client; the next candidate may do.
     return failed(failureLesson("bad_response", `HTTP ${statusCode} without an answer: ${missing}`), statusCode);
   }
   const text = withCompleteToolCalls(json, bodyText, endpointPath);
-  // A transcription names no model (OpenAI's answer has none): it is passed on as it came.
   const answerText = isAudioPath(endpointPath) ? text : ensureModelField(json, text, deployment, endpointPath);
   const isUsageMissing = !isRecord((json as { usage?: unknown }).usage);
   const answer = { bodyText: answerText, bytes: undefined, contentType: undefined, isUsageMissing };
@@ -388,8 +387,9 @@ function readUsage(json: unknown): TokenUsage {
 
 /**
  * The response's `model` names the model that answered; fill it in when the upstream left it out. Not in an image
- * answer: OpenAI's has no `model`, and writing megabytes of base64 images again to add one would cost milliseconds
- * (the path is compared only once `model` is missing, so a chat answer pays nothing for it).
+ * answer (nor a transcription's, never passed here): OpenAI's has no `model`, and writing megabytes of base64 images
+ * again to add one would cost milliseconds (the path is compared only once `model` is missing: a chat answer pays
+ * nothing for it).
  */
 function ensureModelField(json: unknown, bodyText: string, deployment: Deployment, endpointPath: string): string {
   if (json === null || typeof json !== "object" || Array.isArray(json)) return bodyText;

@@ -1,0 +1,21 @@
+// What a stream segment's budgets are charged when it ends (the recorder's settlement). Pure.
+import type { SegmentEnd, TokenUsage } from "../streaming/relay-types.ts";
+
+/**
+ * What a stream segment's budgets are charged when it ends: its reported usage; else, when it broke, the estimate its
+ * record attempt carries. A broken segment's reservation (its prompt's calibrated estimate, plus `max_tokens` when
+ * counted) stays the floor, as for any stream that did not say what it used (docs/limits.md "Streams"), except for a
+ * first segment another deployment continued: the rest of the answer, and its own reservation, are the
+ * continuation's, so it is charged what it produced. Undefined: the reservation stays charged (a success without a
+ * usage report, a failure before any output).
+ */
+export function segmentCharge(
+  end: SegmentEnd,
+  reservedTokens: number,
+  estimated: TokenUsage | undefined,
+): number | undefined {
+  if (end.usage !== undefined) return end.usage.promptTokens + end.usage.completionTokens;
+  if (estimated === undefined) return undefined;
+  const estimatedTokens = estimated.promptTokens + estimated.completionTokens;
+  return end.isContinued === true ? estimatedTokens : Math.max(reservedTokens, estimatedTokens);
+}
