@@ -15,7 +15,9 @@ function hintFor(error: YAMLError, message: string): string | undefined {
   switch (error.code) {
     case "BLOCK_AS_IMPLICIT_KEY":
     case "MULTILINE_IMPLICIT_KEY":
-      return TOO_DEEP_HINT;
+      return message.startsWith("A block sequence")
+        ? "a `- ` list entry stands among `key: value` lines: move it under the key whose list it is (`providers:`)"
+        : TOO_DEEP_HINT;
     case "BAD_INDENT":
       return message.startsWith("Flow")
         ? "close the `{` or `[` on this entry with its `}` or `]`, or write the block without braces, one key per line"

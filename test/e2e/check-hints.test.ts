@@ -157,6 +157,11 @@ providers:
         yaml: "providers:\n- name: local\n  base_url: http://127.0.0.1:9/v1\n    models:\n      a: {}\n",
         expected: /meta-providers\.yaml:3: .*: the next line is indented deeper than the keys on this one: line it up/,
       },
+      // A provider entry pasted at the end of the file, under `meta_models:`.
+      {
+        yaml: `providers:\n${provider}meta_models:\n  best: [a]\n  - preset: groq\n`,
+        expected: /:7: .*: a `- ` list entry stands among `key: value` lines: move it under the key whose list it is/,
+      },
       { yaml: `server:\n\tport: 1\nproviders:\n${provider}`, expected: /:2: .*: indent with spaces, not tabs$/m },
       {
         yaml: `server:\n  port: 1\n  port: 2\nproviders:\n${provider}`,
