@@ -33,7 +33,8 @@ async function main(argv: string[]): Promise<number> {
   try {
     parsed = parse(argv);
   } catch (error) {
-    process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n\n${USAGE}`);
+    const { usageErrorMessage } = await import("./cli/usage-error.ts");
+    process.stderr.write(`${usageErrorMessage(error, KNOWN_OPTIONS)}\n\n${USAGE}`);
     return EXIT_USAGE;
   }
   const { values, positionals } = parsed;
@@ -64,23 +65,25 @@ async function main(argv: string[]): Promise<number> {
     case "route":
       return route({ ...options, model: positionals[1], isExplain: values.explain === true });
     default:
-      process.stderr.write(`Unknown command "${command}".\n\n${USAGE}`);
+      process.stderr.write(
+        `${(await import("./cli/usage-error.ts")).unknownCommandMessage(command, COMMANDS)}\n\n${USAGE}`,
+      );
       return EXIT_USAGE;
   }
 }
 
+const OPTIONS = {
+  config: { type: "string" },
+  json: { type: "boolean" },
+  explain: { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+  version: { type: "boolean", short: "v" },
+} as const;
+const KNOWN_OPTIONS = Object.keys(OPTIONS).map((name) => `--${name}`);
+const COMMANDS = ["serve", "demo", "check", "providers", "models", "route"];
+
 function parse(argv: string[]) {
-  return parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      config: { type: "string" },
-      json: { type: "boolean" },
-      explain: { type: "boolean" },
-      help: { type: "boolean", short: "h" },
-      version: { type: "boolean", short: "v" },
-    },
-  });
+  return parseArgs({ args: argv, allowPositionals: true, options: OPTIONS });
 }
 
 // Before anything else runs: Node's own print of an uncaught exception would show a key its message quotes.
