@@ -92,6 +92,17 @@ export function toConfigIssues(
         message: `unknown key "${key}"${didYouMean(key, known) || sectionHint(schema, path, known, key) || hint}`,
       }));
     }
+    if (issue.code === "invalid_type" && issue.expected === "object" && path.length === 0) {
+      // A list of providers pasted as the whole file (the docs show entries without their `providers:` line).
+      return [
+        {
+          location: locate(path),
+          path: "",
+          message:
+            "the file must be a mapping of sections (`providers:`, `server:`, ...): a list of `- preset: ...` entries goes under `providers:`, indented",
+        },
+      ];
+    }
     if (issue.code === "invalid_type" && issue.expected === "object" && issue.message.endsWith("received null")) {
       // `server:` with its keys on the next lines but not indented under it: YAML reads an empty section.
       return [

@@ -219,6 +219,15 @@ meta_models:
         `${path}:9 meta_models.best: expected a list of model names (\`best: [model-a, model-b]\`) or a filter (\`{ tools: true, min_context: 32000 }\`)`,
       ],
     );
+
+    // Provider entries pasted as the whole file, without their `providers:` line.
+    const listed = project(t, { "config/meta-providers.yaml": "- preset: groq\n  api_key_env_var: [GROQ_API_KEY]\n" });
+    const listedResult = await runCli(["check"], { cwd: listed });
+    assert.equal(listedResult.code, 2, listedResult.stdout);
+    assert.match(
+      listedResult.stderr,
+      /meta-providers\.yaml:1: the file must be a mapping of sections .*: a list of `- preset: \.\.\.` entries goes under `providers:`, indented$/m,
+    );
   });
 });
 
