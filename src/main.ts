@@ -49,7 +49,16 @@ async function main(argv: string[]): Promise<number> {
   const command = positionals[0] ?? "serve";
   // Each command's modules are loaded when it runs: `serve` starts without the other commands' code.
   if (command === "serve") return (await import("./cli/serve.ts")).serve({ configPath: values.config });
-  if (command === "demo") return (await import("./cli/demo.ts")).demo();
+  if (command === "demo") {
+    // The demo serves its own two fake providers; a config given to it was silently ignored.
+    if (values.config !== undefined) {
+      process.stderr.write(
+        `demo reads no config: it serves two built-in fake providers. To start with ${values.config}: npm start -- --config ${values.config}\n`,
+      );
+      return EXIT_USAGE;
+    }
+    return (await import("./cli/demo.ts")).demo();
+  }
   const [{ check, models, providers, route, setConfigLoader }, { loadGatewayConfig }, { terminalOutput }] =
     await Promise.all([import("./cli/commands.ts"), import("./cli/gateway-config.ts"), import("./cli/output.ts")]);
   // Every command loads its config the way `serve` does (presets, the no-config mode).
