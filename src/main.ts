@@ -33,7 +33,8 @@ async function main(argv: string[]): Promise<number> {
   try {
     parsed = parse(argv);
   } catch (error) {
-    process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n\n${USAGE}`);
+    const { usageErrorMessage } = await import("./cli/usage-error.ts");
+    process.stderr.write(`${usageErrorMessage(error, KNOWN_OPTIONS)}\n\n${USAGE}`);
     return EXIT_USAGE;
   }
   const { values, positionals } = parsed;
@@ -48,7 +49,16 @@ async function main(argv: string[]): Promise<number> {
   const command = positionals[0] ?? "serve";
   // Each command's modules are loaded when it runs: `serve` starts without the other commands' code.
   if (command === "serve") return (await import("./cli/serve.ts")).serve({ configPath: values.config });
-  if (command === "demo") return (await import("./cli/demo.ts")).demo();
+  if (command === "demo") {
+    // The demo serves its own two fake providers; a config given to it was silently ignored.
+    if (values.config !== undefined) {
+      process.stderr.write(
+        `demo reads no config: it serves two built-in fake providers. To start with ${values.config}: npm start -- --config ${values.config}\n`,
+      );
+      return EXIT_USAGE;
+    }
+    return (await import("./cli/demo.ts")).demo();
+  }
   const [{ check, models, providers, route, setConfigLoader }, { loadGatewayConfig }, { terminalOutput }] =
     await Promise.all([import("./cli/commands.ts"), import("./cli/gateway-config.ts"), import("./cli/output.ts")]);
   // Every command loads its config the way `serve` does (presets, the no-config mode).
@@ -64,23 +74,25 @@ async function main(argv: string[]): Promise<number> {
     case "route":
       return route({ ...options, model: positionals[1], isExplain: values.explain === true });
     default:
-      process.stderr.write(`Unknown command "${command}".\n\n${USAGE}`);
+      process.stderr.write(
+        `${(await import("./cli/usage-error.ts")).unknownCommandMessage(command, COMMANDS)}\n\n${USAGE}`,
+      );
       return EXIT_USAGE;
   }
 }
 
+const OPTIONS = {
+  config: { type: "string" },
+  json: { type: "boolean" },
+  explain: { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+  version: { type: "boolean", short: "v" },
+} as const;
+const KNOWN_OPTIONS = Object.keys(OPTIONS).map((name) => `--${name}`);
+const COMMANDS = ["serve", "demo", "check", "providers", "models", "route"];
+
 function parse(argv: string[]) {
-  return parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      config: { type: "string" },
-      json: { type: "boolean" },
-      explain: { type: "boolean" },
-      help: { type: "boolean", short: "h" },
-      version: { type: "boolean", short: "v" },
-    },
-  });
+  return parseArgs({ args: argv, allowPositionals: true, options: OPTIONS });
 }
 
 // Before anything else runs: Node's own print of an uncaught exception would show a key its message quotes.

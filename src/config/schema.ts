@@ -184,13 +184,20 @@ const metaModelFilterSchema = z.strictObject({
   include: z.array(z.string()).optional(),
 });
 
-const metaModelSchema = z.union([
-  z
-    .array(z.string().min(1))
-    .min(1)
-    .transform((names) => ({ kind: "list" as const, names })),
-  metaModelFilterSchema.transform((filter) => ({ kind: "filter" as const, filter: camelKeys(filter) })),
-]);
+const metaModelSchema = z.union(
+  [
+    z
+      .array(z.string().min(1))
+      .min(1)
+      .transform((names) => ({ kind: "list" as const, names })),
+    metaModelFilterSchema.transform((filter) => ({ kind: "filter" as const, filter: camelKeys(filter) })),
+  ],
+  {
+    // zod's own message for a union is "Invalid input"; the usual mistake is a comma-separated string.
+    error:
+      "expected a list of model names (`best: [model-a, model-b]`) or a filter (`{ tools: true, min_context: 32000 }`)",
+  },
+);
 
 const routingSchema = z
   .strictObject({

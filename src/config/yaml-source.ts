@@ -5,6 +5,7 @@ import type { z } from "zod";
 import { ConfigError, type ConfigIssue } from "./config-error.ts";
 import { didYouMean } from "./did-you-mean.ts";
 import { knownKeysAt } from "./schema-keys.ts";
+import { yamlSyntaxIssues } from "./yaml-syntax-issues.ts";
 
 /** `file:line` of a key path (`isKey`: the key itself rather than its value); the closest parent when absent. */
 export type Locate = (path: readonly (string | number)[], isKey?: boolean) => string;
@@ -25,15 +26,7 @@ export function parseYamlSource(text: string, fileName: string): YamlSource {
   const document = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
   const at = (offset: number | undefined): string =>
     offset === undefined ? fileName : `${fileName}:${lineCounter.linePos(offset).line}`;
-  if (document.errors.length > 0) {
-    throw new ConfigError(
-      document.errors.map((error) => ({
-        location: at(error.pos[0]),
-        path: "",
-        message: error.message.split("\n")[0] ?? "",
-      })),
-    );
-  }
+  if (document.errors.length > 0) throw new ConfigError(yamlSyntaxIssues(document.errors, lineCounter, fileName, text));
   let data: unknown;
   try {
     data = document.toJS({ maxAliasCount: MAX_ALIAS_COUNT }) ?? {};
@@ -96,8 +89,29 @@ export function toConfigIssues(
       return issue.keys.map((key) => ({
         location: locate([...path, key], true),
         path: [...path, key].join("."),
-        message: `unknown key "${key}"${didYouMean(key, known) || hint}`,
+        message: `unknown key "${key}"${didYouMean(key, known) || sectionHint(schema, path, known, key) || hint}`,
       }));
+    }
+    if (issue.code === "invalid_type" && issue.expected === "object" && path.length === 0) {
+      // A list of providers pasted as the whole file (the docs show entries without their `providers:` line).
+      return [
+        {
+          location: locate(path),
+          path: "",
+          message:
+            "the file must be a mapping of sections (`providers:`, `server:`, ...): a list of `- preset: ...` entries goes under `providers:`, indented",
+        },
+      ];
+    }
+    if (issue.code === "invalid_type" && issue.expected === "object" && issue.message.endsWith("received null")) {
+      // `server:` with its keys on the next lines but not indented under it: YAML reads an empty section.
+      return [
+        {
+          location: locate(path),
+          path: path.join("."),
+          message: "is empty: its keys go on the lines below it, indented under it (or leave the section out)",
+        },
+      ];
     }
     const branch = issue.code === "invalid_union" ? matchingBranch(issue.errors) : undefined;
     if (branch !== undefined) {
@@ -109,6 +123,26 @@ export function toConfigIssues(
     }
     return [{ location: locate(path), path: path.join("."), message: issue.message }];
   });
+}
+
+/**
+ * A key that is not known where it stands but is a key of exactly one sibling section (`port` written at the top
+ * of the file, under an empty `server:`): it was indented too little.
+ */
+function sectionHint(
+  schema: z.core.$ZodType | undefined,
+  path: readonly (string | number)[],
+  siblings: readonly string[],
+  key: string,
+): string {
+  if (schema === undefined) return "";
+  const owners = siblings.filter((section) =>
+    // A list section's keys are its entries' (`providers`: `timeout_ms` is a provider's key too).
+    [...knownKeysAt(schema, [...path, section]), ...knownKeysAt(schema, [...path, section, 0])].includes(key),
+  );
+  if (owners.length !== 1) return "";
+  const owner = owners[0] ?? "";
+  return `; it is a key of \`${owner}\`: indent it under \`${owner}:\``;
 }
 
 /**

@@ -5,6 +5,7 @@
 import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from "yaml";
 import { type ConfigIssue, formatIssue } from "../config/config-error.ts";
 import { didYouMean } from "../config/did-you-mean.ts";
+import { yamlSyntaxIssues } from "../config/yaml-syntax-issues.ts";
 
 export interface AdjustmentGroup {
   readonly name: string;
@@ -52,10 +53,7 @@ export function loadAdjustments(text: string, fileName: string): AdjustmentGroup
     const line = offset === undefined ? "" : `:${lineCounter.linePos(offset).line}`;
     issues.push({ location: `${fileName}${line}`, path, message });
   };
-  for (const error of document.errors) {
-    const location = `${fileName}:${lineCounter.linePos(error.pos[0]).line}`;
-    issues.push({ location, path: "", message: error.message.split("\n")[0] ?? "" });
-  }
+  issues.push(...yamlSyntaxIssues(document.errors, lineCounter, fileName, text));
   if (issues.length > 0) throw new AdjustmentsFileError(fileName, issues);
 
   const root = document.contents;

@@ -15,6 +15,8 @@ import {
   PayloadTooLargeError,
   RequestTimeoutError,
   RouteNotFoundError,
+  UpstreamTimeoutError,
+  UpstreamUnavailableError,
 } from "../errors/gateway-error.ts";
 import { errorHeaders, renderError, toGatewayError } from "../errors/render-error.ts";
 import { renderAnthropicError } from "../protocols/messages/render-error.ts";
@@ -237,7 +239,12 @@ export function errorHandler(bodyLimitBytes: number) {
     const routeLimitBytes = request.routeOptions.bodyLimit ?? bodyLimitBytes;
     const gatewayError = fromFastifyError(error, routeLimitBytes, UPLOAD_DOORS.get(request.routeOptions.url ?? ""));
     // An only-if-cached miss is a 504 the client asked for (outcome not_cached), no failure: no error line, no stack.
-    if (gatewayError.status >= 500 && !(gatewayError instanceof NotCachedError)) {
+    if (isUpstreamOutcome(gatewayError)) {
+      // Every upstream failed or timed out: an outcome the attempts explain, not a fault in the gateway's code, so
+      // no stack (it only ever pointed at the failover loop and buried the message, printed three times, on a
+      // terminal). Still error level: every provider failing is what an alert on the error log is for.
+      request.log.error({ code: gatewayError.code, attempts: gatewayError.attempts }, gatewayError.message);
+    } else if (gatewayError.status >= 500 && !(gatewayError instanceof NotCachedError)) {
       // Internal details go to the log (with the request id), never to the client.
       request.log.error({ err: gatewayError.cause ?? gatewayError, code: gatewayError.code }, gatewayError.message);
     } else {
@@ -245,4 +252,11 @@ export function errorHandler(bodyLimitBytes: number) {
     }
     sendError(reply, gatewayError);
   };
+}
+
+/** No upstream could serve the request (502/503/504), with no underlying exception to show. */
+function isUpstreamOutcome(error: GatewayError): boolean {
+  return (
+    (error instanceof UpstreamUnavailableError || error instanceof UpstreamTimeoutError) && error.cause === undefined
+  );
 }

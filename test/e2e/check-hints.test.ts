@@ -143,6 +143,92 @@ providers:
     assert.match(keyed.stderr, /^ {2}cloudflare: CLOUDFLARE_ACCOUNT_ID$/m);
     assert.match(keyed.stderr, /^ {2}CLOUDFLARE_ACCOUNT_ID=<value>$/m);
   });
+
+  test("YAML indentation mistakes, tabs, a key given twice and a backslash in double quotes say how to fix them", async (t) => {
+    const provider = "  - name: local\n    base_url: http://127.0.0.1:9/v1\n    api_key: k\n";
+    const cases: { yaml: string; expected: RegExp }[] = [
+      // A provider's key indented one space too little: yaml said only "Sequence item without - indicator".
+      {
+        yaml: "providers:\n  - name: local\n   base_url: http://127.0.0.1:9/v1\n",
+        expected: /meta-providers\.yaml:3: .*\(column 1\): line this key up with the keys above it/,
+      },
+      // `models:` indented under `base_url: ...` (a key that has a value): two grammar errors, now one line.
+      {
+        yaml: "providers:\n- name: local\n  base_url: http://127.0.0.1:9/v1\n    models:\n      a: {}\n",
+        expected: /meta-providers\.yaml:3: .*: the next line is indented deeper than the keys on this one: line it up/,
+      },
+      // A provider entry pasted at the end of the file, under `meta_models:`.
+      {
+        yaml: `providers:\n${provider}meta_models:\n  best: [a]\n  - preset: groq\n`,
+        expected: /:7: .*: a `- ` list entry stands among `key: value` lines: move it under the key whose list it is/,
+      },
+      { yaml: `server:\n\tport: 1\nproviders:\n${provider}`, expected: /:2: .*: indent with spaces, not tabs$/m },
+      {
+        yaml: `server:\n  port: 1\n  port: 2\nproviders:\n${provider}`,
+        expected: /:3: key "port" is given twice in one mapping \(keys must be unique\): keep one$/m,
+      },
+      {
+        yaml: `providers:\n${provider}meta_models:\n  best: "\\Agpt"\n`,
+        expected: /:6: Invalid escape sequence \\A \(column 10\): .*write the value in single quotes/,
+      },
+    ];
+    for (const { yaml, expected } of cases) {
+      const dir = project(t, { "config/meta-providers.yaml": yaml });
+      const result = await runCli(["check"], { cwd: dir });
+      assert.equal(result.code, 2, result.stdout);
+      assert.match(result.stderr, expected, yaml);
+      // One problem per mistake: yaml's second error at the same place is not repeated.
+      assert.match(result.stderr, /^Config error \(1 problem\)/, result.stderr);
+    }
+
+    // The adjustments file goes through the same hints.
+    const adjusted = project(t, {
+      "config/meta-providers.yaml": `providers:\n${provider}`,
+      "config/model-adjustments.yaml": 'adjustments:\n  small:\n    priority: -1\n    regex: ["\\A1b"]\n',
+    });
+    const result = await runCli(["check"], { cwd: adjusted });
+    assert.equal(result.code, 2, result.stdout);
+    assert.match(
+      result.stderr,
+      /model-adjustments\.yaml:4: Invalid escape sequence .*write the value in single quotes/,
+    );
+  });
+
+  test("a key written one level too far out, an empty section and a meta model given as a string say what to do", async (t) => {
+    const dir = project(t, {
+      "config/meta-providers.yaml": `server:
+port: 12345
+providers:
+  - name: local
+    base_url: http://127.0.0.1:9/v1
+    api_key: k
+max_attempts: 3
+meta_models:
+  best: gpt-4.1, llama-3.3-70b
+`,
+    });
+    const result = await runCli(["check"], { cwd: dir });
+    assert.equal(result.code, 2, result.stdout);
+    const path = join(dir, "config", "meta-providers.yaml");
+    assert.deepEqual(
+      result.stderr.split("\n").filter((line) => line.startsWith(path)),
+      [
+        `${path}:1 server: is empty: its keys go on the lines below it, indented under it (or leave the section out)`,
+        `${path}:2 port: unknown key "port"; it is a key of \`server\`: indent it under \`server:\``,
+        `${path}:7 max_attempts: unknown key "max_attempts"; it is a key of \`routing\`: indent it under \`routing:\``,
+        `${path}:9 meta_models.best: expected a list of model names (\`best: [model-a, model-b]\`) or a filter (\`{ tools: true, min_context: 32000 }\`)`,
+      ],
+    );
+
+    // Provider entries pasted as the whole file, without their `providers:` line.
+    const listed = project(t, { "config/meta-providers.yaml": "- preset: groq\n  api_key_env_var: [GROQ_API_KEY]\n" });
+    const listedResult = await runCli(["check"], { cwd: listed });
+    assert.equal(listedResult.code, 2, listedResult.stdout);
+    assert.match(
+      listedResult.stderr,
+      /meta-providers\.yaml:1: the file must be a mapping of sections .*: a list of `- preset: \.\.\.` entries goes under `providers:`, indented$/m,
+    );
+  });
 });
 
 function escapeRegExp(text: string): string {

@@ -98,6 +98,31 @@ describe("usage", () => {
     assert.equal(option.code, 2);
     assert.match(option.stderr, /Usage: llm-gateway/);
   });
+
+  test("a misspelt command or option is named with the one it is close to; --port and --host say where those go", async (t) => {
+    const dir = tempDir(t);
+    const cases: [readonly string[], string][] = [
+      [["modles"], 'Unknown command "modles"; did you mean "models"?'],
+      [["route", "best", "--explian"], 'Unknown option "--explian"; did you mean "--explain"?'],
+      [["check", "--jsno"], 'Unknown option "--jsno"; did you mean "--json"?'],
+      [
+        ["--port", "8080"],
+        'Unknown option "--port": the port is set with PORT=12346 (environment or .env) or server.port in the config.',
+      ],
+      [
+        ["--host=0.0.0.0"],
+        'Unknown option "--host": the listen address is set with HOST=0.0.0.0 (environment or .env) or server.host in the config.',
+      ],
+      // Nothing close: no suggestion, and not node:util's advice about positionals after `--`.
+      [["check", "--frobnicate"], 'Unknown option "--frobnicate".'],
+    ];
+    for (const [args, firstLine] of cases) {
+      const result = await runCli(args, { cwd: dir });
+      assert.equal(result.code, 2, args.join(" "));
+      assert.equal(result.stderr.split("\n")[0], firstLine);
+      assert.doesNotMatch(result.stderr, /positional argument/);
+    }
+  });
 });
 
 describe("check", () => {

@@ -26,6 +26,16 @@ function assertNoStack(result: CliResult): void {
 }
 
 describe("demo", () => {
+  test("--config: exit 2 saying the demo reads no config and how to start with that file (it was ignored)", async (t) => {
+    // PORT 0: the old code started the demo; on a free port, not 12345.
+    const result = await runCli(["demo", "--config", "mine.yaml"], { cwd: tempDir(t), env: { PORT: "0" } });
+    assert.equal(result.code, 2, result.stderr);
+    assert.equal(
+      result.stderr,
+      "demo reads no config: it serves two built-in fake providers. To start with mine.yaml: npm start -- --config mine.yaml\n",
+    );
+  });
+
   test("a $PORT that is not a port: exit 2 naming environment PORT", async (t) => {
     const result = await runCli(["demo"], { cwd: tempDir(t), env: { PORT: "abc" } });
     assert.equal(result.code, 2, result.stderr);

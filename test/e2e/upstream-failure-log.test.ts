@@ -1,0 +1,57 @@
+// When every upstream fails, the log says so once: an error-level line with the attempts, not the gateway's own
+// stack. A first user with a wrong key saw, for each request, the error object with a stack through the failover
+// loop and the same message three times (docs/observability.md).
+import assert from "node:assert/strict";
+import { Writable } from "node:stream";
+import { test } from "node:test";
+import { HELLO, postChat, useGateway, useMock } from "../helpers/e2e.ts";
+
+interface LogLine {
+  level: number;
+  msg?: string;
+  code?: string;
+  err?: unknown;
+  attempts?: { provider: string; model: string; status?: number; reason: string }[];
+}
+
+test("no upstream could serve: one error line with the attempts and no stack; the provider key is not in it", async (t) => {
+  const mock = await useMock(t);
+  mock.setDefault("POST /v1/chat/completions", {
+    kind: "json",
+    status: 401,
+    body: { error: { message: "Incorrect API key provided: sk-alpha-secret-0123" } },
+  });
+  const lines: LogLine[] = [];
+  const gateway = await useGateway(
+    t,
+    `providers:
+  - name: alpha
+    base_url: ${mock.baseUrl}
+    api_key: sk-alpha-secret-0123
+    models:
+      m: { id: alpha-m }
+`,
+    {
+      logLevel: "info",
+      logStream: new Writable({
+        write(chunk, _encoding, callback) {
+          for (const text of String(chunk).split("\n")) if (text !== "") lines.push(JSON.parse(text) as LogLine);
+          callback();
+        },
+      }),
+    },
+  );
+  const answer = await postChat(gateway, { model: "m", messages: HELLO });
+  assert.equal(answer.status, 502, answer.text);
+  const errors = lines.filter((line) => line.level >= 50);
+  assert.equal(errors.length, 1, JSON.stringify(errors));
+  const [line] = errors;
+  assert.equal(line?.code, "upstream_unavailable");
+  assert.match(line?.msg ?? "", /^No upstream could serve `m`\. Attempts: alpha\/alpha-m: HTTP 401/);
+  assert.equal(line?.err, undefined, "no error object: its stack points at the failover loop, not at a fault");
+  assert.deepEqual(
+    line?.attempts?.map((attempt) => [attempt.provider, attempt.model, attempt.status]),
+    [["alpha", "alpha-m", 401]],
+  );
+  assert.doesNotMatch(JSON.stringify(lines), /sk-alpha-secret-0123/);
+});
