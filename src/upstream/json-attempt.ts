@@ -386,10 +386,9 @@ function readUsage(json: unknown): TokenUsage {
 }
 
 /**
- * The response's `model` names the model that answered; fill it in when the upstream left it out. Not in an image
- * answer (nor a transcription's, never passed here): OpenAI's has no `model`, and writing megabytes of base64 images
- * again to add one would cost milliseconds (the path is compared only once `model` is missing: a chat answer pays
- * nothing for it).
+ * The response's `model` names the model that answered; filled in when the upstream left it out. Not in an image
+ * answer (nor a transcription's, never passed here): OpenAI's has none, and writing megabytes of base64 again to add
+ * one costs milliseconds (the path is compared only once `model` is missing: a chat answer pays nothing for it).
  */
 function ensureModelField(json: unknown, bodyText: string, deployment: Deployment, endpointPath: string): string {
   if (json === null || typeof json !== "object" || Array.isArray(json)) return bodyText;
