@@ -570,7 +570,7 @@ export class BatchRunner {
           if (outcome === undefined) active.serverErrors.delete(index);
           else this.#park(active, outcome.isLineOnly === true ? lineKey(index) : picked.key, index, outcome.waitMs);
         })
-        .catch((error: unknown) => this.#log.warn({ err: error, batchId: active.id }, "batch: a line's run failed"))
+        .catch((error: unknown) => this.#runFailed(active, picked.line, error))
         .finally(() => {
           reserved();
           this.#settling.delete(running);
@@ -580,6 +580,30 @@ export class BatchRunner {
           this.#pump();
         });
       this.#settling.add(running);
+    }
+  }
+
+  /**
+   * A line's run threw where no answer was made of it (a bug, its input bytes unreadable): once only logged, the line
+   * was in neither file and the batch ended `completed` with counts short of its total. It goes to the error file as
+   * a 500 (the message names no cause: an unexpected error may carry a path or a key), counted failed. Not at the
+   * exit (the line runs again after a restart); a line whose result was written already keeps it (putResult refuses a
+   * second result).
+   */
+  async #runFailed(active: ActiveBatch, line: BatchLine, error: unknown): Promise<void> {
+    this.#log.warn({ err: error, batchId: active.id, customIds: [line.customId] }, "batch: a line's run failed");
+    if (this.#isStopping()) return;
+    active.serverErrors.delete(line.index);
+    const requestId = randomIds("batch_req_");
+    const internal = new InternalError("The gateway failed while running this request.");
+    try {
+      await this.#written(active, {
+        index: line.index,
+        isError: true,
+        line: answeredLine(requestId, line.customId, internal.status, requestId, renderError(internal)),
+      });
+    } catch (writeError) {
+      this.#log.warn({ err: writeError, batchId: active.id }, "batch: a failed line's error could not be written");
     }
   }
 
@@ -646,14 +670,14 @@ export class BatchRunner {
         }
         if (line === undefined) continue;
         // Its plan's key, not the group's: a line that paused alone (lineKey) waits with its model's lines next time.
-        const body = bodyOrUndefined(active.input, line);
+        const body = this.#plannedBody(active, line);
         return { line, key: planKey(body), body };
       }
       if (head === undefined) return "none";
       active.pending.shift();
       const line = active.lines[head];
       if (line === undefined) continue;
-      const body = bodyOrUndefined(active.input, line);
+      const body = this.#plannedBody(active, line);
       const key = planKey(body);
       const group = active.parked.get(key);
       if (group === undefined || group.untilMs <= nowMs) return { line, key, body };
@@ -661,6 +685,12 @@ export class BatchRunner {
       moved += 1;
     }
     return "yield";
+  }
+
+  /** The line's body for its plan's key; not parsed when the line is over the body limit (#runLine refuses it unread). */
+  #plannedBody(active: ActiveBatch, line: BatchLine): Record<string, unknown> | undefined {
+    const bodyLimitBytes = this.#runtime.snapshot.config.server.bodyLimitBytes;
+    return isLineOverLimit(line, bodyLimitBytes) ? undefined : bodyOrUndefined(active.input, line);
   }
 
   /**
@@ -733,10 +763,13 @@ export class BatchRunner {
   ): Promise<LineOutcome> {
     const executor = this.#executors.get(active.endpoint);
     const signal = active.controller.signal;
-    const body = parsed ?? lineBody(active.input, line);
-    // The door's own body limit holds for a line too: a live request this large is refused before it is read.
+    // The door's own body limit holds for a line too: a live request this large is refused before it is read. A line
+    // longer than the limit is refused unparsed (a 60 MB line was parsed and serialised again here: ~3 s of a blocked
+    // event loop); one within it keeps the rule of its body as serialised.
     const bodyLimitBytes = this.#runtime.snapshot.config.server.bodyLimitBytes;
-    if (Buffer.byteLength(JSON.stringify(body)) > bodyLimitBytes) {
+    const isOverLimit = isLineOverLimit(line, bodyLimitBytes);
+    const body = isOverLimit ? undefined : (parsed ?? lineBody(active.input, line));
+    if (body === undefined || Buffer.byteLength(JSON.stringify(body)) > bodyLimitBytes) {
       const requestId = randomIds("batch_req_");
       const tooLarge = new PayloadTooLargeError(
         `The request body is larger than the limit of ${bodyLimitBytes} bytes (server.body_limit_bytes).`,
@@ -1172,6 +1205,14 @@ function lineKey(index: number): string {
 function planKey(body: Record<string, unknown> | undefined): string {
   if (body === undefined) return "";
   return JSON.stringify([body.model ?? null, Array.isArray(body.models) ? body.models : null]);
+}
+
+/**
+ * The line's raw bytes exceed the body limit. Its `body` is only part of the line, so a line up to its wrapper's size
+ * (`custom_id`, `method`, `url`: ~100 bytes) over the limit whose body alone is within it is refused too.
+ */
+function isLineOverLimit(line: BatchLine, bodyLimitBytes: number): boolean {
+  return line.end - line.start > bodyLimitBytes;
 }
 
 function bodyOrUndefined(input: Buffer, line: BatchLine): Record<string, unknown> | undefined {

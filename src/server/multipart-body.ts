@@ -143,6 +143,13 @@ async function parseUpload(request: FastifyRequest, bytes: Buffer, door: UploadD
       continue;
     }
     const earlier = fields[name];
+    // Kept as a list, it was refused as "`model` is required and must be a string": true, but not what was wrong.
+    if (name === "model" && earlier !== undefined) {
+      throw new InvalidRequestError("`model` is given more than once in the form: send it once.", {
+        param: "model",
+        code: "invalid_value",
+      });
+    }
     // A repeated field (`timestamp_granularities[]`) is a list, sent again as one part per element.
     fields[name] = earlier === undefined ? value : Array.isArray(earlier) ? [...earlier, value] : [earlier, value];
   }

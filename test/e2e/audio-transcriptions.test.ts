@@ -488,6 +488,16 @@ ${mocks
     assert.equal(extra.status, 400);
     assert.equal(extra.json.error.param, "other");
 
+    // It said "`model` is required and must be a string" (the two values became a list).
+    const twoModels = new FormData();
+    twoModels.append("model", "whisper-large-v3");
+    twoModels.append("model", "whisper-large-v3");
+    twoModels.append("file", new Blob([AUDIO]), "a.wav");
+    const twice = await post(twoModels);
+    assert.equal(twice.status, 400);
+    assert.equal(twice.json.error.param, "model");
+    assert.match(twice.json.error.message, /`model` is given more than once/);
+
     const json = await send(gateway, "POST", "/v1/audio/transcriptions", {
       body: { model: "whisper-large-v3", file: "x" },
     });

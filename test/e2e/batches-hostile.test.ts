@@ -11,11 +11,15 @@ import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import OpenAI from "openai";
 import type { Batch } from "openai/resources/batches";
+import { BatchBooks } from "../../src/pipeline/batch-books.ts";
+import { buildServer } from "../../src/server/build-server.ts";
+import { type BatchRow, MemoryBatchRows } from "../../src/state/batch-rows.ts";
 import {
   chatLine,
   createBatch,
   echoing,
   isFinished,
+  linesOf,
   providersYaml,
   sentContents,
   TWO_TEAMS_YAML,
@@ -222,6 +226,85 @@ describe("Batch API: a line over the door's own limits", () => {
     assert.equal(line.response.body.error.code, "payload_too_large");
     assert.match(line.response.body.error.message, /server\.body_limit_bytes/);
     assert.deepEqual(sentContents(mock), ["hello"]);
+  });
+
+  test("a line whose raw body is over the limit is a 413 though its body serialised again would fit (the live door's rule, unparsed)", async (t) => {
+    // The body's own bytes pass the limit (spaces inside it): the live door refuses such a body unread. The runner
+    // parsed the line and measured it serialised again (spaces gone), so it sent it; now the line's length decides,
+    // before any parse, and a 60 MB line no longer blocks the event loop twice more (parse, serialise).
+    const mock = await useMock(t);
+    echoing(mock, 0);
+    const gateway = await useGateway(t, `server:\n  body_limit_bytes: 4000\n${providersYaml(mock, { apiKey: KEY })}`);
+    const client = openAiClient(gateway);
+    const padded = chatLine("padded", "spaced").replace('"body":{', `"body":{${" ".repeat(10_000)}`);
+    const file = await upload(client, [chatLine("small", "hello"), padded].join("\n"));
+    const batch = await createBatch(client, file.id);
+    const done = await waitForBatch(client, batch.id, isFinished);
+    assert.equal(done.status, "completed");
+    assert.deepEqual(done.request_counts, { total: 2, completed: 1, failed: 1 });
+    const [line] = await linesOf(client, done.error_file_id);
+    const response = line?.response as { status_code: number; body: { error: { code: string } } };
+    assert.equal(line?.custom_id, "padded");
+    assert.equal(response.status_code, 413);
+    assert.equal(response.body.error.code, "payload_too_large");
+    assert.deepEqual(sentContents(mock), ["hello"]);
+  });
+});
+
+/**
+ * Memory rows whose input file is spoiled once its batch starts (the line marked SPOIL no longer JSON): the only way a
+ * test reaches a line's run throwing where no answer is made of it (a bug there), through the server's `batches`
+ * option. The bytes are the runner's own copy (the rows hand out the stored Buffer).
+ */
+class SpoilingRows extends MemoryBatchRows {
+  override async replaceBatch(row: BatchRow, expectedJson: string): Promise<boolean> {
+    const batch = JSON.parse(row.json) as Batch;
+    if (batch.status === "in_progress") {
+      const content = await this.fileContent(batch.input_file_id);
+      const at = content?.indexOf("SPOIL") ?? -1;
+      if (content !== undefined && at >= 0) content.fill(1, at, at + "SPOIL".length);
+    }
+    return super.replaceBatch(row, expectedJson);
+  }
+}
+
+describe("Batch API: a line whose run throws", () => {
+  test("it goes to the error file as a 500 (no cause, no stack) and counts failed; the others are served", async (t) => {
+    const mock = await useMock(t);
+    echoing(mock, 0);
+    const gateway = await useGateway(t, providersYaml(mock, { apiKey: KEY }));
+    const { runtime } = gateway;
+    const rows = new SpoilingRows();
+    const app = buildServer(runtime, {
+      logger: false,
+      batches: { books: new BatchBooks(rows, runtime.clock, () => runtime.snapshot.config.batches) },
+    });
+    t.after(() => app.close());
+    await app.listen({ port: 0, host: "127.0.0.1" });
+    const address = app.server.address();
+    assert.ok(address !== null && typeof address === "object");
+    const client = new OpenAI({ baseURL: `http://127.0.0.1:${address.port}/v1`, apiKey: "x", maxRetries: 0 });
+    const file = await upload(
+      client,
+      [chatLine("a", "one"), chatLine("bad", "SPOIL"), chatLine("c", "three")].join("\n"),
+    );
+    const batch = await createBatch(client, file.id);
+    const done = await waitForBatch(client, batch.id, isFinished);
+    // It ended `completed` with { total: 3, completed: 2, failed: 0 } and no error file: the line was only logged.
+    assert.equal(done.status, "completed");
+    assert.deepEqual(done.request_counts, { total: 3, completed: 2, failed: 1 });
+    const errors = await linesOf(client, done.error_file_id);
+    assert.equal(errors.length, 1);
+    const line = errors[0] as { custom_id: string; response: { status_code: number; body: unknown }; error: unknown };
+    assert.equal(line.custom_id, "bad");
+    assert.equal(line.response.status_code, 500);
+    assert.equal(line.error, null);
+    const body = line.response.body as { error: { type: string; code: string; message: string } };
+    assert.equal(body.error.type, "server_error");
+    assert.equal(body.error.code, "internal_error");
+    assert.doesNotMatch(JSON.stringify(line), /SyntaxError|JSON|at .*\.ts|sk-alpha|0123456789/);
+    assert.deepEqual(sentContents(mock).sort(), ["one", "three"]);
+    assert.deepEqual((await linesOf(client, done.output_file_id)).map((output) => output.custom_id).sort(), ["a", "c"]);
   });
 });
 
