@@ -243,7 +243,10 @@ export function errorHandler(bodyLimitBytes: number) {
       // Every upstream failed or timed out: an outcome the attempts explain, not a fault in the gateway's code, so
       // no stack (it only ever pointed at the failover loop and buried the message, printed three times, on a
       // terminal). Still error level: every provider failing is what an alert on the error log is for.
-      request.log.error({ code: gatewayError.code, attempts: gatewayError.attempts }, gatewayError.message);
+      request.log.error(
+        { type: gatewayError.name, code: gatewayError.code, attempts: gatewayError.attempts },
+        gatewayError.message,
+      );
     } else if (gatewayError.status >= 500 && !(gatewayError instanceof NotCachedError)) {
       // Internal details go to the log (with the request id), never to the client.
       request.log.error({ err: gatewayError.cause ?? gatewayError, code: gatewayError.code }, gatewayError.message);

@@ -139,8 +139,8 @@ test("the bundle serves chat, a preset, the dashboard and /metrics, from its own
       .find((line) => line.includes("No upstream could serve"));
     if (logged === undefined) await new Promise((resolve) => setTimeout(resolve, 20));
   }
+  // The line names the class (no stack: every upstream failing is an outcome, not a fault in the code).
   assert.match(logged ?? "", /"type":"UpstreamUnavailableError"/);
-  assert.match(logged ?? "", /"stack":"UpstreamUnavailableError: No upstream could serve/);
   const dashboard = await fetch(`${url}/dashboard`);
   assert.equal(dashboard.status, 200);
   assert.match(await dashboard.text(), /^<!doctype html>/i);

@@ -10,6 +10,7 @@ interface LogLine {
   level: number;
   msg?: string;
   code?: string;
+  type?: string;
   err?: unknown;
   attempts?: { provider: string; model: string; status?: number; reason: string }[];
 }
@@ -47,6 +48,7 @@ test("no upstream could serve: one error line with the attempts and no stack; th
   assert.equal(errors.length, 1, JSON.stringify(errors));
   const [line] = errors;
   assert.equal(line?.code, "upstream_unavailable");
+  assert.equal(line?.type, "UpstreamUnavailableError");
   assert.match(line?.msg ?? "", /^No upstream could serve `m`\. Attempts: alpha\/alpha-m: HTTP 401/);
   assert.equal(line?.err, undefined, "no error object: its stack points at the failover loop, not at a fault");
   assert.deepEqual(
