@@ -93,13 +93,15 @@ export function toConfigIssues(
       }));
     }
     if (issue.code === "invalid_type" && issue.expected === "object" && path.length === 0) {
-      // A list of providers pasted as the whole file (the docs show entries without their `providers:` line).
+      // A list of providers pasted as the whole file (the docs show entries without their `providers:` line). A file
+      // of one line of text (a `.env` given as the config) has no list: the hint about one pointed nowhere.
+      const isList = issue.message.endsWith("received array");
+      const received = /received (\w+)$/.exec(issue.message)?.[1] ?? "something else";
       return [
         {
           location: locate(path),
           path: "",
-          message:
-            "the file must be a mapping of sections (`providers:`, `server:`, ...): a list of `- preset: ...` entries goes under `providers:`, indented",
+          message: `the file must be a mapping of sections (\`providers:\`, \`server:\`, ...)${isList ? ": a list of `- preset: ...` entries goes under `providers:`, indented" : `, of \`key: value\` lines; it reads as one ${received}`}`,
         },
       ];
     }
@@ -136,14 +138,25 @@ function sectionHint(
   key: string,
 ): string {
   if (schema === undefined) return "";
-  const owners = siblings.filter((section) =>
-    // A list section's keys are its entries' (`providers`: `timeout_ms` is a provider's key too).
-    [...knownKeysAt(schema, [...path, section]), ...knownKeysAt(schema, [...path, section, 0])].includes(key),
+  // A section keyed by names the user chooses (`meta_models`, a provider's `models`): its entries' keys go under one
+  // of those names. Indented right under the section, `tools: true` became a meta model named `tools`.
+  const isNamedEntryKey = (section: string): boolean => knownKeysAt(schema, [...path, section, ANY_NAME]).includes(key);
+  const owners = siblings.filter(
+    (section) =>
+      // A list section's keys are its entries' (`providers`: `timeout_ms` is a provider's key too).
+      [...knownKeysAt(schema, [...path, section]), ...knownKeysAt(schema, [...path, section, 0])].includes(key) ||
+      isNamedEntryKey(section),
   );
   if (owners.length !== 1) return "";
   const owner = owners[0] ?? "";
+  if (isNamedEntryKey(owner)) {
+    return `; it is a key of each entry of \`${owner}\`: indent it under an entry's name (\`${owner}:\`, then \`<name>:\`)`;
+  }
   return `; it is a key of \`${owner}\`: indent it under \`${owner}:\``;
 }
+
+/** A name no section's own keys use: the path of any entry of a section keyed by names (a record). */
+const ANY_NAME = "\u0000any-name";
 
 /**
  * The one branch of a failed union whose type the value has (`{ key, nmae }` is the object form of a client key,

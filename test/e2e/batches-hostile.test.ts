@@ -11,6 +11,7 @@ import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import OpenAI from "openai";
 import type { Batch } from "openai/resources/batches";
+import { MAX_JSON_DEPTH } from "../../src/config/request-bounds.ts";
 import { BatchBooks } from "../../src/pipeline/batch-books.ts";
 import { buildServer } from "../../src/server/build-server.ts";
 import { type BatchRow, MemoryBatchRows } from "../../src/state/batch-rows.ts";
@@ -106,6 +107,24 @@ describe("Batch API: lines past a live request's JSON bounds", () => {
     assert.match(done.errors?.data?.[0]?.message ?? "", /deeper than 64 levels/);
     assert.match(done.errors?.data?.[1]?.message ?? "", /more than 10000 members/);
     assert.deepEqual(sentContents(mock), []);
+  });
+
+  test("a body exactly MAX_JSON_DEPTH deep, which the live door takes, runs as a line (the line's own object is not the body's level)", async (t) => {
+    const mock = await useMock(t);
+    echoing(mock);
+    const gateway = await useGateway(t, providersYaml(mock, { apiKey: KEY }));
+    const client = openAiClient(gateway);
+    // The body object is level 1, `metadata`'s arrays the 63 below it: 64 levels, as the JSON door counts them.
+    const nested = `${"[".repeat(MAX_JSON_DEPTH - 1)}${"]".repeat(MAX_JSON_DEPTH - 1)}`;
+    const body = `{"model":"m","messages":[{"role":"user","content":"deepest"}],"metadata":${nested}}`;
+    const live = await send(gateway, "POST", "/v1/chat/completions", { body });
+    assert.equal(live.status, 200, live.text);
+    const line = `{"custom_id":"at-bound","method":"POST","url":"/v1/chat/completions","body":${body}}`;
+    const file = await upload(client, line);
+    const done = await waitForBatch(client, (await createBatch(client, file.id)).id, isFinished);
+    // Before: the line's wrapper counted as a level, so the batch failed "deeper than 64 levels".
+    assert.equal(done.status, "completed", JSON.stringify(done.errors));
+    assert.deepEqual(done.request_counts, { total: 1, completed: 1, failed: 0 });
   });
 });
 

@@ -229,6 +229,39 @@ meta_models:
       /meta-providers\.yaml:1: the file must be a mapping of sections .*: a list of `- preset: \.\.\.` entries goes under `providers:`, indented$/m,
     );
   });
+
+  test("a key of a named entry (a model, a meta model) points under an entry's name; a file of one line of text is not called a list", async (t) => {
+    const dir = project(t, {
+      "config/meta-providers.yaml": `providers:
+  - name: local
+    base_url: http://127.0.0.1:9/v1
+    api_key: k
+    id: some-model
+    models:
+      some-model: {}
+tools: true
+`,
+    });
+    const result = await runCli(["check"], { cwd: dir });
+    assert.equal(result.code, 2, result.stdout);
+    const path = join(dir, "config", "meta-providers.yaml");
+    // Before: "indent it under `models:`" and "under `meta_models:`", which make a model named `id` and a meta model
+    // named `tools`: a second error, not the fix.
+    assert.deepEqual(problemLines(result), [
+      `${path}:5 providers.0.id: unknown key "id"; it is a key of each entry of \`models\`: indent it under an entry's name (\`models:\`, then \`<name>:\`)`,
+      `${path}:8 tools: unknown key "tools"; it is a key of each entry of \`meta_models\`: indent it under an entry's name (\`meta_models:\`, then \`<name>:\`)`,
+    ]);
+
+    // A `.env` line given as the config: one string, no list of entries to move under `providers:`.
+    const text = project(t, { "config/meta-providers.yaml": "GROQ_API_KEY=gsk-not-a-real-key\n" });
+    const textResult = await runCli(["check"], { cwd: text });
+    assert.equal(textResult.code, 2, textResult.stdout);
+    assert.match(
+      textResult.stderr,
+      /meta-providers\.yaml:1: the file must be a mapping of sections \(`providers:`, `server:`, \.\.\.\), of `key: value` lines; it reads as one string$/m,
+    );
+    assert.doesNotMatch(textResult.stderr, /a list of|gsk-not-a-real-key/);
+  });
 });
 
 function escapeRegExp(text: string): string {

@@ -120,6 +120,11 @@ test("a line past the JSON bounds is named before it is parsed: too deep, or an 
       [3, "invalid_value", "Line 3 has an object of more than 20 members (MAX_JSON_OBJECT_MEMBERS)."],
     ],
   );
+  // The bound is the body's, as the live door counts it: the line's own object is not one of its levels.
+  const atBound = (levels: number): string =>
+    `{"custom_id":"d","method":"POST","url":"/v1/chat/completions","body":{"x":${"[".repeat(levels - 1)}${"]".repeat(levels - 1)}}}`;
+  assert.ok(checkBatchInput(atBound(8), "/v1/chat/completions", 10, { maxDepth: 8, maxMembers: 8 }).isValid);
+  assert.ok(!checkBatchInput(atBound(9), "/v1/chat/completions", 10, { maxDepth: 8, maxMembers: 8 }).isValid);
   // Brackets and colons inside strings are text, not shape.
   const text = line("t", { body: { model: "m", messages: [{ role: "user", content: "[{:".repeat(100) }] } });
   assert.ok(checkBatchInput(text, "/v1/chat/completions", 10, { maxDepth: 8, maxMembers: 8 }).isValid);

@@ -180,7 +180,7 @@ export type InputCheck =
 /** Error entries kept for one invalid input file (OpenAI lists a few, not one per bad line of 50,000). */
 const MAX_INPUT_ERRORS = 10;
 
-/** The bounds of one line's JSON: a live request's (config/request-bounds.ts), given by the runner. */
+/** The bounds of one line's `body`: a live request's (config/request-bounds.ts), given by the runner. */
 export interface JsonBounds {
   readonly maxDepth: number;
   readonly maxMembers: number;
@@ -251,7 +251,8 @@ export function* checkingBatchInput(
     // line nested 200,000 deep was parsed here, then overflowed the stack when the runner measured it, and its result
     // was never written (the batch ended `completed` with the line neither completed nor failed); one of 300,000
     // members held the event loop for seconds, here and again when it was sent upstream.
-    const overBounds = jsonShapeOverBounds(source, lineBounds.maxDepth, lineBounds.maxMembers);
+    // The line's own object is one level above its body's: a body the live door takes at exactly maxDepth was refused.
+    const overBounds = jsonShapeOverBounds(source, lineBounds.maxDepth + 1, lineBounds.maxMembers);
     if (overBounds !== undefined) {
       problem(
         lineNumber,
