@@ -375,4 +375,30 @@ describe("a host that refuses reasoning_content in messages", () => {
     assert.equal(chatRequests(mock).length, 3, "the next request is sent without it at once");
     assert.equal(sentAssistant(mock, 2)?.reasoning_content, undefined);
   });
+  test("a proxy's refusal of tools that quotes the messages it got teaches the tools refusal, not reasoning_content", async (t) => {
+    const { mock, gateway } = await oneProviderScene(t, { id: UPSTREAM_ID });
+    const client = new Anthropic({ baseURL: gateway.url, apiKey: "x", maxRetries: 0 });
+    const echo =
+      "litellm.BadRequestError: tools are not supported. Received Messages=[{'role': 'user', 'content': 'Weather in Paris?'}, {'role': 'assistant', 'content': None, 'reasoning_content': 'Call the tool.'}]";
+    mock.enqueue(CHAT_ROUTE, {
+      kind: "json",
+      status: 400,
+      body: { error: { message: echo, type: "invalid_request_error", param: null, code: "400" } },
+    });
+    const messages = [
+      { role: "user" as const, content: "Weather in Paris?" },
+      {
+        role: "assistant" as const,
+        content: [
+          { type: "thinking" as const, thinking: "Call the tool.", signature: "" },
+          { type: "tool_use" as const, id: "toolu_1", name: "get_weather", input: { city: "Paris" } },
+        ],
+      },
+      { role: "user" as const, content: [{ type: "tool_result" as const, tool_use_id: "toolu_1", content: "sunny" }] },
+    ];
+    await assert.rejects(client.messages.create({ model: MODEL, max_tokens: 100, tools: [WEATHER_TOOL], messages }));
+    assert.equal(chatRequests(mock).length, 1, "not retried without the reasoning");
+    const learned = rowOf(await statsOf(gateway), "alpha/m").refused_features.map((refusal) => refusal.feature);
+    assert.deepEqual(learned, ["tools"]);
+  });
 });
