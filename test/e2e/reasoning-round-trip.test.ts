@@ -401,4 +401,52 @@ describe("a host that refuses reasoning_content in messages", () => {
     const learned = rowOf(await statsOf(gateway), "alpha/m").refused_features.map((refusal) => refusal.feature);
     assert.deepEqual(learned, ["tools"]);
   });
+  test("Gemini's 400 (\"Unknown name ... Cannot find field\") is a refusal of the field too, not the client's 400", async (t) => {
+    // Google's OpenAI-compatible endpoint parses the body strictly (as `store` or `web_search_options` at the top):
+    // classified as the client's 400, every thinking tool turn routed to it came back as an error, not retried.
+    const { mock, gateway } = await oneProviderScene(t, { id: UPSTREAM_ID });
+    const client = new Anthropic({ baseURL: gateway.url, apiKey: "x", maxRetries: 0 });
+    const refusal = `Invalid JSON payload received. Unknown name "reasoning_content" at 'messages[1]': Cannot find field.`;
+    mock.enqueue(CHAT_ROUTE, {
+      kind: "json",
+      status: 400,
+      body: [
+        {
+          error: {
+            code: 400,
+            message: refusal,
+            status: "INVALID_ARGUMENT",
+            details: [
+              {
+                "@type": "type.googleapis.com/google.rpc.BadRequest",
+                fieldViolations: [{ field: "messages[1]", description: refusal }],
+              },
+            ],
+          },
+        },
+      ],
+    });
+    mock.enqueue(CHAT_ROUTE, { kind: "json", body: chatCompletion("Sunny.", UPSTREAM_ID) });
+    const answer = await client.messages.create({
+      model: MODEL,
+      max_tokens: 100,
+      tools: [WEATHER_TOOL],
+      messages: [
+        { role: "user", content: "Weather in Paris?" },
+        {
+          role: "assistant",
+          content: [
+            { type: "thinking", thinking: "Call the tool.", signature: "" },
+            { type: "tool_use", id: "toolu_1", name: "get_weather", input: { city: "Paris" } },
+          ],
+        },
+        { role: "user", content: [{ type: "tool_result", tool_use_id: "toolu_1", content: "sunny" }] },
+      ],
+    });
+    assert.equal(answer.content[0]?.type === "text" ? answer.content[0].text : "", "Sunny.");
+    assert.equal(sentAssistant(mock, 0)?.reasoning_content, "Call the tool.");
+    assert.equal(sentAssistant(mock, 1)?.reasoning_content, undefined, "retried without it");
+    const learned = rowOf(await statsOf(gateway), "alpha/m").refused_features.map((entry) => entry.feature);
+    assert.deepEqual(learned, ["message_order:reasoning_content"]);
+  });
 });
