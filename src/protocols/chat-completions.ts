@@ -354,3 +354,19 @@ export function joinedReasoning(first: string | undefined, second: string | unde
   if (first === undefined) return second;
   return second === undefined ? first : `${first}\n${second}`;
 }
+
+/**
+ * The translated history with `reasoning_content` on the assistant turns that called tools only (in place), as
+ * `previous_response_id` sends it: DeepSeek needs a tool turn's and ignores the rest, while clients keep every
+ * turn's (Claude Code its thinking blocks, which Anthropic drops from earlier turns itself), so a long session sent
+ * all of it on each request, counted as prompt for budgets and the context fit and billed by hosts that read it.
+ */
+export function withToolTurnReasoningOnly(messages: ChatMessage[]): ChatMessage[] {
+  for (const [index, message] of messages.entries()) {
+    if (message.role !== "assistant" || message.reasoning_content === undefined) continue;
+    if ((message.tool_calls?.length ?? 0) > 0) continue;
+    const { reasoning_content: _dropped, ...rest } = message;
+    messages[index] = rest;
+  }
+  return messages;
+}

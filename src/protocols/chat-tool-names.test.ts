@@ -55,3 +55,20 @@ test("answers and chunks get the client's names back; other names and bodies sta
   assert.equal(chunk.choices[0]?.delta.tool_calls[0]?.function.name, LONG);
   assert.equal(restoreChunkToolNames({ choices: [{ delta: { content: "x" } }] }, names), false);
 });
+
+test("a tool result's `name` (Mistral's tool messages carry the function's name) is shortened with its call", () => {
+  const body = {
+    tools: [fn(LONG)],
+    messages: [
+      { role: "assistant", content: null, tool_calls: [{ id: "c", ...fn(LONG) }] },
+      { role: "tool", tool_call_id: "c", name: LONG, content: "ok" },
+      { role: "tool", tool_call_id: "d", name: "f", content: "ok" },
+    ],
+  };
+  const messages = (shortenChatToolNames(body)?.body.messages ?? []) as { name?: string }[];
+  assert.equal(messages[1]?.name, SHORT);
+  assert.equal(messages[2]?.name, "f");
+  // Alone (the tools no longer offered), it is found too.
+  const alone = shortenChatToolNames({ messages: [{ role: "tool", tool_call_id: "c", name: LONG, content: "ok" }] });
+  assert.equal((alone?.body.messages as { name?: string }[] | undefined)?.[0]?.name, SHORT);
+});

@@ -1,7 +1,7 @@
 // The Chat Completions door's tool names longer than chat providers take (long-tool-names.ts): the request goes
-// upstream with them shortened, in `tools`, `tool_choice` and the history's assistant tool calls alike, and the
-// model's calls come back under the client's names, in a JSON answer and in each streamed chunk. A request with no
-// such name is not copied, and its answer not read again.
+// upstream with them shortened, in `tools`, `tool_choice`, the history's assistant tool calls and tool results' `name`
+// alike, and the model's calls come back under the client's names, in a JSON answer and in each streamed chunk. A
+// request with no such name is not copied, and its answer not read again.
 import { isRecord } from "../is-record.ts";
 import { LongToolNames, MAX_UPSTREAM_NAME_LENGTH } from "./long-tool-names.ts";
 
@@ -21,13 +21,7 @@ export function shortenChatToolNames(body: unknown): ShortenedChatRequest | unde
   const shortened: Record<string, unknown> = { ...body };
   if (Array.isArray(body.tools)) shortened.tools = body.tools.map((tool) => renamedFunctionHolder(tool, names));
   if (isRecord(body.tool_choice)) shortened.tool_choice = renamedChoice(body.tool_choice, names);
-  if (Array.isArray(body.messages)) {
-    shortened.messages = body.messages.map((message) =>
-      isRecord(message) && Array.isArray(message.tool_calls)
-        ? { ...message, tool_calls: message.tool_calls.map((call) => renamedFunctionHolder(call, names)) }
-        : message,
-    );
-  }
+  if (Array.isArray(body.messages)) shortened.messages = body.messages.map((message) => renamedMessage(message, names));
   return { body: shortened, names };
 }
 
@@ -90,9 +84,29 @@ function hasLongName(body: Record<string, unknown>): boolean {
   return body.messages.some(
     (message) =>
       isRecord(message) &&
-      Array.isArray(message.tool_calls) &&
-      message.tool_calls.some((call) => isLong(functionName(call))),
+      ((Array.isArray(message.tool_calls) && message.tool_calls.some((call) => isLong(functionName(call)))) ||
+        (isResultMessage(message) && isLong(message.name))),
   );
+}
+
+/**
+ * A `tool` (or legacy `function`) message names the function whose result it is in Mistral's form (`name` beside
+ * `tool_call_id`, as Mistral's own examples send it): left long, it named a function the upstream was never offered
+ * while the call it answers went shortened.
+ */
+function isResultMessage(message: Record<string, unknown>): boolean {
+  return message.role === "tool" || message.role === "function";
+}
+
+/** A history message with its calls' names, or a result's `name`, as they go upstream. */
+function renamedMessage(message: unknown, names: LongToolNames): unknown {
+  if (!isRecord(message)) return message;
+  if (Array.isArray(message.tool_calls)) {
+    return { ...message, tool_calls: message.tool_calls.map((call) => renamedFunctionHolder(call, names)) };
+  }
+  if (isResultMessage(message) && isLong(message.name))
+    return { ...message, name: names.upstream(message.name as string) };
+  return message;
 }
 
 /** `{..., function: {name, ...}}` with the name as it goes upstream (itself when it is no long name). */

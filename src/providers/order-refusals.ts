@@ -80,7 +80,14 @@ export function isMessageFieldRefusal(
 ): boolean {
   if (error.param !== undefined && new RegExp(`(?:^|[.\\]])${field}$`).test(error.param)) return true;
   const { strings } = requestTextOf(request);
-  const named = new RegExp(`['"\`]${field}['"\`]|[.\\]]${field}\\b|argument supplied: ${field}\\b`, "gi");
+  // A quoted key holding a string or nothing (`'reasoning_content': 'the text'`, `"reasoning_content":null`) is the
+  // field in an echo of the messages sent (a proxy quoting its request in a refusal of something else: LiteLLM's
+  // "Received Messages=[...]"), not a naming of it; a key holding its errors (`{"reasoning_content": ["Unknown
+  // field."]}`) still names it. Learned from such an echo, the host got no reasoning and the real refusal went unlearned.
+  const named = new RegExp(
+    `['"\`]${field}['"\`](?!\\s*:\\s*(?:['"]|None\\b|null\\b))|[.\\]]${field}\\b|argument supplied: ${field}\\b`,
+    "gi",
+  );
   for (const match of error.message.matchAll(named)) {
     if (!strings.includes(match[0].toLowerCase())) return true;
   }

@@ -70,10 +70,12 @@ const MODEL_GONE =
 // OpenAI's "Unrecognized request argument", "... is not supported with this model", "This model does not support
 // tools", "Function calling is not enabled for this model", a vLLM server started without tool parsing:
 // "\"auto\" tool choice requires --enable-auto-tool-choice and --tool-call-parser to be set", a JSON-schema validated
-// API's "Additional properties are not allowed ('prefix' was unexpected)"). A request every
+// API's "Additional properties are not allowed ('prefix' was unexpected)", Google's OpenAI-compatible endpoint, which
+// parses the body as a protobuf: "Invalid JSON payload received. Unknown name \"store\": Cannot find field.", for a
+// message's `reasoning_content` too). A request every
 // candidate refuses still reaches the client as the first refusal, word for word.
 const UNSUPPORTED =
-  /not supported|unsupported|does not support|doesn't support|unrecognized request argument|extra (?:inputs|fields) (?:are )?not permitted|unknown (?:field|parameter|argument)|unexpected (?:keyword|field|parameter)|additional properties are not allowed|not enabled for this model|--enable-auto-tool-choice/i;
+  /not supported|unsupported|does not support|doesn't support|unrecognized request argument|extra (?:inputs|fields) (?:are )?not permitted|unknown (?:field|parameter|argument|name)|cannot find field|unexpected (?:keyword|field|parameter)|additional properties are not allowed|not enabled for this model|--enable-auto-tool-choice/i;
 const UNSUPPORTED_EACH = new RegExp(UNSUPPORTED.source, "gi");
 
 // A 404 (or a 200-less 405) from the web server's router rather than from the API: the PATH does not exist, whatever

@@ -192,6 +192,50 @@ describe("an unsupported refusal teaches the feature it names", () => {
     }
   });
 
+  it("a refusal of something else that echoes the messages sent (their `reasoning_content` key) teaches no refusal of it", () => {
+    const sent = {
+      body: {
+        messages: [
+          { role: "user", content: "hi" },
+          { role: "assistant", content: null, reasoning_content: "Call it.", tool_calls: [] },
+        ],
+      },
+      hasPrefix: false,
+      hasReasoning: true,
+    };
+    // A proxy quoting what it was sent (Python's repr, or the JSON body): the field is only a key of the echoed
+    // message, with the reasoning as its value; the refusal is about tools. Learned, the host was sent no reasoning
+    // from then on (DeepSeek behind it refuses a tool turn without) and the tools refusal was never learned.
+    for (const message of [
+      "litellm.BadRequestError: tools are not supported. Received Messages=[{'role': 'user', 'content': 'hi'}, {'role': 'assistant', 'content': None, 'reasoning_content': 'Call it.'}]",
+      `This model does not support tools (request: ${JSON.stringify(sent.body)})`,
+      `This model does not support tools (request: ${JSON.stringify(sent.body, null, 2)})`,
+    ]) {
+      const [effect] = lessonFromVerdict(
+        refusal(message),
+        settings(),
+        NOW_MS,
+        undefined,
+        ["tools"],
+        undefined,
+        sent,
+      ).effects;
+      assert.ok(effect?.kind === "refused_feature", message);
+      assert.equal(effect.feature, "tools", message);
+    }
+    // The field's own refusal still teaches it: a location, a name, a key holding its errors.
+    for (const message of [
+      "messages.1.assistant.reasoning_content: property 'messages.1.assistant.reasoning_content' is unsupported",
+      `{"detail":[{"type":"extra_forbidden","loc":["body","messages",1,"reasoning_content"],"msg":"Extra inputs are not permitted","input":"Call it."}]}`,
+      "'messages.1' : for 'role:assistant' the following must be satisfied[('messages.1' : property 'reasoning_content' is unsupported)]",
+      `{"messages": {"1": {"reasoning_content": ["Unknown field."]}}} is not supported`,
+    ]) {
+      const [effect] = lessonFromVerdict(refusal(message), settings(), NOW_MS, undefined, [], undefined, sent).effects;
+      assert.ok(effect?.kind === "refused_feature", message);
+      assert.equal(effect.feature, "message_order:reasoning_content", message);
+    }
+  });
+
   it("not tied, or not an unsupported refusal: nothing learned", () => {
     assert.deepEqual(kinds(refusal("Extra inputs are not permitted"), settings()), []);
     assert.deepEqual(

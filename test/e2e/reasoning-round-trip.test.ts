@@ -140,6 +140,68 @@ describe("Anthropic SDK: thinking blocks sent back", () => {
   });
 });
 
+test("Anthropic SDK: a long history sends back only the reasoning of turns that called tools", async (t) => {
+  // Claude Code keeps every turn's thinking in its history (Anthropic drops earlier turns' itself). Sent on every
+  // turn, each request grew by all the session's reasoning, counted as prompt for the fit check and budgets, and
+  // billed by hosts that read it; DeepSeek needs only a tool turn's (and ignores the rest), as previous_response_id
+  // already sent.
+  const { mock, gateway } = await oneProviderScene(t, { id: UPSTREAM_ID });
+  const client = new Anthropic({ baseURL: gateway.url, apiKey: "x", maxRetries: 0 });
+  mock.enqueue(CHAT_ROUTE, { kind: "json", body: chatCompletion("Sunny in Paris.", UPSTREAM_ID) });
+  const musing = "A greeting; answer in kind. ".repeat(50);
+  await client.messages.create({
+    model: MODEL,
+    max_tokens: 4000,
+    thinking: { type: "enabled", budget_tokens: 2048 },
+    tools: [WEATHER_TOOL],
+    messages: [
+      { role: "user", content: "Hi" },
+      {
+        role: "assistant",
+        content: [
+          { type: "thinking", thinking: musing, signature: "" },
+          { type: "text", text: "Hello." },
+        ],
+      },
+      { role: "user", content: "Weather in Paris?" },
+      {
+        role: "assistant",
+        content: [
+          { type: "thinking", thinking: REASONING, signature: "" },
+          { type: "tool_use", id: "toolu_1", name: "get_weather", input: { city: "Paris" } },
+        ],
+      },
+      { role: "user", content: [{ type: "tool_result", tool_use_id: "toolu_1", content: "sunny" }] },
+    ],
+  });
+  const assistants = sentMessages(mock, 0).filter((message) => message.role === "assistant");
+  assert.deepEqual(assistants[0], { role: "assistant", content: "Hello." }, "a turn without tools: no reasoning");
+  assert.equal(assistants[1]?.reasoning_content, REASONING, "the tool turn keeps its reasoning");
+});
+
+test("Responses, stateless: a reasoning item before an answer without tools is not sent back", async (t) => {
+  const { mock, gateway } = await oneProviderScene(t, { id: UPSTREAM_ID });
+  const client = new OpenAI({ baseURL: gateway.baseUrl, apiKey: "x", maxRetries: 0 });
+  mock.enqueue(CHAT_ROUTE, { kind: "json", body: chatCompletion("Fine.", UPSTREAM_ID) });
+  await client.responses.create({
+    model: MODEL,
+    store: false,
+    input: [
+      { role: "user", content: "Hi" },
+      { type: "reasoning", id: "rs_1", summary: [{ type: "summary_text", text: "Greet back." }] },
+      {
+        type: "message",
+        role: "assistant",
+        id: "msg_1",
+        status: "completed",
+        content: [{ type: "output_text", text: "Hello.", annotations: [] }],
+      },
+      { role: "user", content: "How are you?" },
+    ],
+  });
+  assert.deepEqual(sentAssistant(mock, 0), { role: "assistant", content: "Hello." });
+});
+
 describe("Responses clients: reasoning items sent back", () => {
   test("Agents SDK run(): the tool turn's reasoning item goes upstream as the assistant's reasoning_content", async (t) => {
     const { mock, gateway } = await oneProviderScene(t, { id: UPSTREAM_ID });
@@ -291,24 +353,100 @@ describe("a host that refuses reasoning_content in messages", () => {
     mock.enqueue(CHAT_ROUTE, { kind: "json", body: chatCompletion("Fine.", UPSTREAM_ID) });
     mock.enqueue(CHAT_ROUTE, { kind: "json", body: chatCompletion("Still fine.", UPSTREAM_ID) });
     const messages = [
-      { role: "user" as const, content: "Hi" },
+      { role: "user" as const, content: "Weather in Paris?" },
       {
         role: "assistant" as const,
         content: [
-          { type: "thinking" as const, thinking: "Greet back.", signature: "" },
-          { type: "text" as const, text: "Hello." },
+          { type: "thinking" as const, thinking: "Call the tool.", signature: "" },
+          { type: "tool_use" as const, id: "toolu_1", name: "get_weather", input: { city: "Paris" } },
         ],
       },
-      { role: "user" as const, content: "How are you?" },
+      { role: "user" as const, content: [{ type: "tool_result" as const, tool_use_id: "toolu_1", content: "sunny" }] },
     ];
-    const answer = await client.messages.create({ model: MODEL, max_tokens: 100, messages });
+    const request = { model: MODEL, max_tokens: 100, tools: [WEATHER_TOOL], messages };
+    const answer = await client.messages.create(request);
     assert.equal(answer.content[0]?.type === "text" ? answer.content[0].text : "", "Fine.");
-    assert.equal(sentAssistant(mock, 0)?.reasoning_content, "Greet back.");
-    assert.deepEqual(sentAssistant(mock, 1), { role: "assistant", content: "Hello." }, "retried without it");
+    assert.equal(sentAssistant(mock, 0)?.reasoning_content, "Call the tool.");
+    assert.equal(sentAssistant(mock, 1)?.tool_calls?.[0]?.id, "toolu_1");
+    assert.equal(sentAssistant(mock, 1)?.reasoning_content, undefined, "retried without it");
     const learned = rowOf(await statsOf(gateway), "alpha/m").refused_features.map((refusal) => refusal.feature);
     assert.deepEqual(learned, ["message_order:reasoning_content"]);
-    await client.messages.create({ model: MODEL, max_tokens: 100, messages });
+    await client.messages.create(request);
     assert.equal(chatRequests(mock).length, 3, "the next request is sent without it at once");
-    assert.deepEqual(sentAssistant(mock, 2), { role: "assistant", content: "Hello." });
+    assert.equal(sentAssistant(mock, 2)?.reasoning_content, undefined);
+  });
+  test("a proxy's refusal of tools that quotes the messages it got teaches the tools refusal, not reasoning_content", async (t) => {
+    const { mock, gateway } = await oneProviderScene(t, { id: UPSTREAM_ID });
+    const client = new Anthropic({ baseURL: gateway.url, apiKey: "x", maxRetries: 0 });
+    const echo =
+      "litellm.BadRequestError: tools are not supported. Received Messages=[{'role': 'user', 'content': 'Weather in Paris?'}, {'role': 'assistant', 'content': None, 'reasoning_content': 'Call the tool.'}]";
+    mock.enqueue(CHAT_ROUTE, {
+      kind: "json",
+      status: 400,
+      body: { error: { message: echo, type: "invalid_request_error", param: null, code: "400" } },
+    });
+    const messages = [
+      { role: "user" as const, content: "Weather in Paris?" },
+      {
+        role: "assistant" as const,
+        content: [
+          { type: "thinking" as const, thinking: "Call the tool.", signature: "" },
+          { type: "tool_use" as const, id: "toolu_1", name: "get_weather", input: { city: "Paris" } },
+        ],
+      },
+      { role: "user" as const, content: [{ type: "tool_result" as const, tool_use_id: "toolu_1", content: "sunny" }] },
+    ];
+    await assert.rejects(client.messages.create({ model: MODEL, max_tokens: 100, tools: [WEATHER_TOOL], messages }));
+    assert.equal(chatRequests(mock).length, 1, "not retried without the reasoning");
+    const learned = rowOf(await statsOf(gateway), "alpha/m").refused_features.map((refusal) => refusal.feature);
+    assert.deepEqual(learned, ["tools"]);
+  });
+  test("Gemini's 400 (\"Unknown name ... Cannot find field\") is a refusal of the field too, not the client's 400", async (t) => {
+    // Google's OpenAI-compatible endpoint parses the body strictly (as `store` or `web_search_options` at the top):
+    // classified as the client's 400, every thinking tool turn routed to it came back as an error, not retried.
+    const { mock, gateway } = await oneProviderScene(t, { id: UPSTREAM_ID });
+    const client = new Anthropic({ baseURL: gateway.url, apiKey: "x", maxRetries: 0 });
+    const refusal = `Invalid JSON payload received. Unknown name "reasoning_content" at 'messages[1]': Cannot find field.`;
+    mock.enqueue(CHAT_ROUTE, {
+      kind: "json",
+      status: 400,
+      body: [
+        {
+          error: {
+            code: 400,
+            message: refusal,
+            status: "INVALID_ARGUMENT",
+            details: [
+              {
+                "@type": "type.googleapis.com/google.rpc.BadRequest",
+                fieldViolations: [{ field: "messages[1]", description: refusal }],
+              },
+            ],
+          },
+        },
+      ],
+    });
+    mock.enqueue(CHAT_ROUTE, { kind: "json", body: chatCompletion("Sunny.", UPSTREAM_ID) });
+    const answer = await client.messages.create({
+      model: MODEL,
+      max_tokens: 100,
+      tools: [WEATHER_TOOL],
+      messages: [
+        { role: "user", content: "Weather in Paris?" },
+        {
+          role: "assistant",
+          content: [
+            { type: "thinking", thinking: "Call the tool.", signature: "" },
+            { type: "tool_use", id: "toolu_1", name: "get_weather", input: { city: "Paris" } },
+          ],
+        },
+        { role: "user", content: [{ type: "tool_result", tool_use_id: "toolu_1", content: "sunny" }] },
+      ],
+    });
+    assert.equal(answer.content[0]?.type === "text" ? answer.content[0].text : "", "Sunny.");
+    assert.equal(sentAssistant(mock, 0)?.reasoning_content, "Call the tool.");
+    assert.equal(sentAssistant(mock, 1)?.reasoning_content, undefined, "retried without it");
+    const learned = rowOf(await statsOf(gateway), "alpha/m").refused_features.map((entry) => entry.feature);
+    assert.deepEqual(learned, ["message_order:reasoning_content"]);
   });
 });

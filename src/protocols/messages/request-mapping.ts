@@ -10,6 +10,7 @@ import {
   type ChatToolCall,
   type ChatToolChoice,
   joinedReasoning,
+  withToolTurnReasoningOnly,
 } from "../chat-completions.ts";
 import { LongToolNames } from "../long-tool-names.ts";
 import { toolResultText } from "../tool-result-text.ts";
@@ -69,7 +70,7 @@ export function toChatRequest(body: unknown, purpose: "create" | "count" = "crea
     else messages.push(...userMessages(message.content, path));
   }
   const isStream = request.stream === true;
-  const chatBody: ChatRequestBody = { model: request.model, messages };
+  const chatBody: ChatRequestBody = { model: request.model, messages: withToolTurnReasoningOnly(messages) };
   if (request.max_tokens !== undefined) chatBody.max_tokens = request.max_tokens;
   if (request.models !== undefined) chatBody.models = request.models;
   const tools = (request.tools ?? []).map((tool, index) => toChatTool(tool, ["tools", index], toolNames));

@@ -1,7 +1,13 @@
 // Responses input items -> chat messages, for a request's `input` and a kept conversation's items (request-mapping.ts
 // translates the rest of the request). What is translated and refused is listed in docs/protocols.md.
 import { InvalidRequestError, ResourceNotFoundError } from "../../errors/gateway-error.ts";
-import { type ChatContentPart, type ChatMessage, type ChatToolCall, joinedReasoning } from "../chat-completions.ts";
+import {
+  type ChatContentPart,
+  type ChatMessage,
+  type ChatToolCall,
+  joinedReasoning,
+  withToolTurnReasoningOnly,
+} from "../chat-completions.ts";
 import { toolResultText } from "../tool-result-text.ts";
 import { formatPath, unsupportedAt, validateAt } from "../validate.ts";
 import { splitOutput, toChatMessage } from "./content-parts.ts";
@@ -146,7 +152,7 @@ export function inputMessages(
     }
   }
   flushImages();
-  return messages;
+  return withToolTurnReasoningOnly(messages);
 }
 
 /** The upstream function names a loaded tool goes by: a namespace's members' (tool-names.ts), else its own. */
