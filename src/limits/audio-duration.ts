@@ -15,6 +15,12 @@ export interface AudioDuration {
   readonly source: "header" | "estimate";
   /** The container that was read (`wav`, `flac`, `mp3`, `ogg`, `mp4`), or `unknown` for an estimate. */
   readonly format: string;
+  /**
+   * The most seconds its bytes can hold (MIN_BYTES_PER_SECOND): the bound of the header's word, and of the
+   * `duration` an answer reports for it (reportedAudioSeconds), which a provider reading the same hostile header
+   * may repeat.
+   */
+  readonly mostSeconds: number;
 }
 
 /**
@@ -54,13 +60,13 @@ const SCAN_BYTES = 65_536;
  * neither pass a long file as 0 s nor a short one as a day.
  */
 export function audioDurationOf(bytes: Uint8Array): AudioDuration {
+  const mostSeconds = bytes.byteLength / MIN_BYTES_PER_SECOND;
   const read = readHeaderDuration(bytes);
   if (read !== undefined && Number.isFinite(read.seconds) && read.seconds >= 0) {
-    const mostSeconds = bytes.byteLength / MIN_BYTES_PER_SECOND;
     const seconds = Math.min(mostSeconds, Math.max(read.leastSeconds, read.seconds));
-    return { seconds, source: "header", format: read.format };
+    return { seconds, source: "header", format: read.format, mostSeconds };
   }
-  return { seconds: bytes.byteLength / ESTIMATED_BYTES_PER_SECOND, source: "estimate", format: "unknown" };
+  return { seconds: bytes.byteLength / ESTIMATED_BYTES_PER_SECOND, source: "estimate", format: "unknown", mostSeconds };
 }
 
 /** A header's seconds, and the fewest the file's bytes can hold at its format's highest rate. */
@@ -319,12 +325,14 @@ export function billedAudioSeconds(seconds: number, minimumSeconds: number): num
 
 /**
  * The seconds of audio a transcription's JSON answer says it heard: `verbose_json`'s `duration` (OpenAI, Groq), or
- * the `usage` of type `duration` newer OpenAI models report. Undefined when it says none (`json` has no duration).
+ * the `usage` of type `duration` newer OpenAI models report, at most `mostSeconds` (the upload's AudioDuration.mostSeconds:
+ * 10^9 s reconciled onto a budget would refuse every upload for as long as the window keeps it). Undefined when it
+ * says none (`json` has no duration).
  */
-export function reportedAudioSeconds(json: unknown): number | undefined {
+export function reportedAudioSeconds(json: unknown, mostSeconds = Number.POSITIVE_INFINITY): number | undefined {
   if (!isRecord(json)) return undefined;
   const seconds = (value: unknown): number | undefined =>
-    typeof value === "number" && Number.isFinite(value) && value >= 0 ? value : undefined;
+    typeof value === "number" && Number.isFinite(value) && value >= 0 ? Math.min(value, mostSeconds) : undefined;
   const usage = json.usage;
   if (isRecord(usage) && usage.type === "duration") return seconds(usage.seconds) ?? seconds(json.duration);
   return seconds(json.duration);

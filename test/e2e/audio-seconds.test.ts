@@ -183,6 +183,30 @@ describe("audio-second budgets (ash, asd)", () => {
     assert.equal(transcriptions(alpha), 0);
   });
 
+  test("a 2 KB FLAC whose header claims 3500 s does not spend alpha's hour: the next file still fits", async (t) => {
+    const { alpha, beta, client } = await audioScene(t, { alphaLimits: { ash: 3_600 } });
+    alpha.setDefault(TRANSCRIBE, { kind: "json", body: { text: "from alpha" } });
+    beta.setDefault(TRANSCRIBE, { kind: "json", body: { text: "from beta" } });
+    // STREAMINFO says 3500 s at 16 kHz; 2 KB could hold 8 s at the lowest rate a speech codec has.
+    const hostile = flacFile(2).subarray(0, 2_048);
+    hostile.writeUInt32BE(3_500 * 16_000, 8 + 14);
+    assert.equal(await transcribe(client, hostile, "claims-an-hour.flac"), "alpha");
+    // Counted as the header says, 3500 + 200 > 3600 would send this one to beta.
+    assert.equal(await transcribe(client, mp3File(200), "next.mp3"), "alpha");
+    assert.equal(transcriptions(beta), 0);
+  });
+
+  test("a verbose_json `duration` of 10^9 s for a 1 s upload is not believed past what its bytes hold", async (t) => {
+    const { alpha, beta, client } = await audioScene(t, { alphaLimits: { ash: 3_600 } });
+    alpha.enqueue(TRANSCRIBE, { kind: "json", body: { text: "a", duration: 1e9 } });
+    alpha.setDefault(TRANSCRIBE, { kind: "json", body: { text: "from alpha" } });
+    beta.setDefault(TRANSCRIBE, { kind: "json", body: { text: "from beta" } });
+    assert.equal(await transcribe(client, wavFile(1), "short.wav", "verbose_json"), "alpha");
+    // Reconciled to 10^9 s, alpha's hour (and every hour after it) would be spent: every file would go to beta.
+    assert.equal(await transcribe(client, mp3File(200), "next.mp3"), "alpha");
+    assert.equal(transcriptions(beta), 0);
+  });
+
   test("the route explanation (`audio_seconds=`) and /stats name the audio-seconds window", async (t) => {
     const { alpha, gateway, client } = await audioScene(t, { alphaLimits: { ash: 30 }, isAlone: true });
     alpha.setDefault(TRANSCRIBE, { kind: "json", body: { text: "from alpha" } });
