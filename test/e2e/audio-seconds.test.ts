@@ -127,6 +127,37 @@ describe("audio-second budgets (ash, asd)", () => {
     assert.equal(transcriptions(alpha), 2);
   });
 
+  test("a timed-out attempt and a client that left give their seconds back: the next file still fits alpha", async (t) => {
+    const { alpha, beta, client } = await audioScene(t, { alphaLimits: { ash: 60 }, alpha: { timeout_ms: 300 } });
+    alpha.enqueue(TRANSCRIBE, { kind: "hang" });
+    alpha.enqueue(TRANSCRIBE, { kind: "hang" });
+    alpha.setDefault(TRANSCRIBE, { kind: "json", body: { text: "from alpha" } });
+    beta.setDefault(TRANSCRIBE, { kind: "json", body: { text: "from beta" } });
+    // alpha times out: the file fails over to beta, and alpha's 40 s are given back.
+    assert.equal(await transcribe(client, wavFile(40), "timed-out.wav"), "beta");
+    // The client leaves while alpha holds the next one.
+    const controller = new AbortController();
+    const left = client.audio.transcriptions
+      .create({ file: await toFile(wavFile(40), "left.wav"), model: MODEL }, { signal: controller.signal })
+      .then(
+        () => "answered",
+        () => "aborted",
+      );
+    const deadlineMs = Date.now() + 3_000;
+    while (transcriptions(alpha) < 2 && Date.now() < deadlineMs)
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    assert.equal(
+      transcriptions(alpha),
+      2,
+      "the timed-out attempt's seconds were given back: the next file went to alpha",
+    );
+    controller.abort();
+    assert.equal(await left, "aborted");
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    // Neither kept its 40 s on alpha's 60: another 40 s file fits.
+    assert.equal(await transcribe(client, wavFile(40), "next.wav"), "alpha");
+  });
+
   test("a verbose_json answer's `duration` replaces the estimate: what is given back lets the next file through", async (t) => {
     const { alpha, client } = await audioScene(t, { alphaLimits: { ash: 60 } });
     // The header says 50 s; the provider heard 5 s (say, trailing silence it does not count).
