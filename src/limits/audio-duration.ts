@@ -4,7 +4,7 @@
 // Why not a library: `music-metadata` reads every format but is an ESM package of ~20 modules with its own
 // dependencies (strtok3, token-types, file-type, ...), loaded and kept in memory by a process that mostly serves
 // chat. The few header fields a duration needs are read here in one pass over at most the first and last 64 KB of
-// the file, without copying it. A format not read here (WebM/Matroska, AAC in ADTS, AMR, ...) is estimated.
+// the file (or its first MAX_CHUNKS WAV chunks or MP4 boxes), without copying it. A format not read here (WebM/Matroska, AAC in ADTS, AMR, ...) is estimated.
 //
 // Pure: no I/O, no clock.
 import { isRecord } from "../is-record.ts";
@@ -50,6 +50,13 @@ const MAX_PCM_BYTES_PER_SECOND = 1_536_000;
 
 /** Ogg's codecs at their highest bit rate: Opus 510 kbit/s (Vorbis tops out near 500). */
 const MAX_OGG_BYTES_PER_SECOND = 64_000;
+
+/**
+ * The most WAV chunks or MP4 boxes walked before the file is estimated instead: a real file has a handful (`fmt `,
+ * `LIST`, `data`; `ftyp`, `moov`, `mdat`, `free`). Unbounded, a hostile 25 MB upload of 8-byte chunks took some
+ * 3 million steps, a second of the event loop each time it was sent, every stream of the process waiting.
+ */
+const MAX_CHUNKS = 1_024;
 
 /** How far from either end a header is looked for: more than any ID3 tag or Ogg page the reader skips. */
 const SCAN_BYTES = 65_536;
@@ -105,7 +112,7 @@ function ascii(bytes: Uint8Array, offset: number, length: number): string {
 function wavSeconds(bytes: Uint8Array, view: DataView): number | undefined {
   let byteRate: number | undefined;
   let offset = 12;
-  while (offset + 8 <= bytes.byteLength) {
+  for (let chunks = 0; offset + 8 <= bytes.byteLength && chunks < MAX_CHUNKS; chunks += 1) {
     const id = ascii(bytes, offset, 4);
     const size = view.getUint32(offset + 4, true);
     const body = offset + 8;
@@ -195,7 +202,7 @@ function findBox(
   type: string,
 ): { body: number; end: number } | undefined {
   let offset = start;
-  while (offset + 8 <= end) {
+  for (let boxes = 0; offset + 8 <= end && boxes < MAX_CHUNKS; boxes += 1) {
     let size = view.getUint32(offset);
     let header = 8;
     if (size === 1 && offset + 16 <= end) {
