@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { flacFile, mp3File, oggOpusFile, wavFile } from "../../test/helpers/audio-files.ts";
-import { audioDurationOf, ESTIMATED_BYTES_PER_SECOND } from "./audio-duration.ts";
+import { audioDurationOf, ESTIMATED_BYTES_PER_SECOND, MIN_BYTES_PER_SECOND } from "./audio-duration.ts";
 
 function near(actual: number, expected: number, tolerance = 0.05): void {
   assert.ok(Math.abs(actual - expected) <= tolerance, `${actual} is not ${expected} ± ${tolerance}`);
@@ -58,7 +58,11 @@ describe("audioDurationOf", () => {
     const mvhd = Buffer.alloc(100);
     mvhd.writeUInt32BE(1000, 12); // timescale
     mvhd.writeUInt32BE(42_000, 16); // duration
-    const file = Buffer.concat([box("ftyp", Buffer.from("M4A \0\0\0\0", "ascii")), box("moov", box("mvhd", mvhd))]);
+    const file = Buffer.concat([
+      box("ftyp", Buffer.from("M4A \0\0\0\0", "ascii")),
+      box("moov", box("mvhd", mvhd)),
+      box("mdat", Buffer.alloc(42_000)), // 42 s at 8 kbit/s: a header is believed only as far as the bytes go
+    ]);
     const duration = audioDurationOf(file);
     assert.equal(duration.format, "mp4");
     near(duration.seconds, 42, 0.001);
@@ -76,6 +80,149 @@ describe("audioDurationOf", () => {
         const duration = audioDurationOf(file.subarray(0, cut));
         assert.ok(Number.isFinite(duration.seconds) && duration.seconds >= 0);
       }
+    }
+  });
+});
+
+/** An MP4 box (32-bit size). */
+function box(type: string, body: Buffer): Buffer {
+  const header = Buffer.alloc(8);
+  header.writeUInt32BE(8 + body.length);
+  header.write(type, 4, "ascii");
+  return Buffer.concat([header, body]);
+}
+
+/** An M4A whose mvhd (version 1) says `duration` over `timescale`, then `audioBytes` of media data. */
+function mp4File(duration: bigint, timescale: number, audioBytes: number): Buffer {
+  const mvhd = Buffer.alloc(108);
+  mvhd[0] = 1; // version 1: 64-bit times
+  mvhd.writeUInt32BE(timescale, 20);
+  mvhd.writeBigUInt64BE(duration, 24);
+  return Buffer.concat([
+    box("ftyp", Buffer.from("M4A \0\0\0\0", "ascii")),
+    box("moov", box("mvhd", mvhd)),
+    box("mdat", Buffer.alloc(audioBytes)),
+  ]);
+}
+
+/** The duration's seconds are a number the budgets can hold: finite, not negative, within what the bytes can hold. */
+function assertBounded(file: Uint8Array, what: string): number {
+  const { seconds } = audioDurationOf(file);
+  assert.ok(Number.isFinite(seconds) && seconds >= 0, `${what}: ${seconds}`);
+  assert.ok(
+    seconds <= Math.max(file.byteLength / MIN_BYTES_PER_SECOND, file.byteLength / ESTIMATED_BYTES_PER_SECOND),
+    `${what}: ${seconds} s in ${file.byteLength} bytes`,
+  );
+  return seconds;
+}
+
+describe("audioDurationOf on hostile uploads", () => {
+  test("a small file whose header claims days (or 10^12 s) is counted by what its bytes can hold", () => {
+    const flac = flacFile(1);
+    flac.writeUInt32BE(0xffffffff, 8 + 14); // total samples ~2^32 at 16 kHz: 3 days
+    const ogg = oggOpusFile(1);
+    ogg.writeBigUInt64LE(2n ** 62n, ogg.length - 128 + 6); // the last page's granule: 10^14 s
+    const mp3 = mp3File(1, { xing: true });
+    mp3.writeUInt32BE(0xffffffff, 30 + 4 + 17 + 8); // Xing frame count: 2^32 frames
+    const wav = wavFile(1);
+    wav.writeUInt16LE(2, 20); // ADPCM: the byte-rate field is the rate
+    wav.writeUInt32LE(1, 28); // 1 byte a second
+    const mp4 = mp4File(10n ** 12n, 1, 2_000);
+    for (const [what, file] of [
+      ["flac", flac],
+      ["ogg", ogg],
+      ["mp3", mp3],
+      ["wav", wav],
+      ["mp4", mp4],
+    ] as const) {
+      const seconds = assertBounded(file, what);
+      // Under 1 KB a second, however the header says: the day's asd is not spent by one small upload.
+      assert.ok(seconds <= file.byteLength / MIN_BYTES_PER_SECOND, `${what}: ${seconds} s in ${file.byteLength} bytes`);
+    }
+  });
+
+  test("a long file whose header claims 0 s is not free: at least what its bytes hold at the format's top rate", () => {
+    // 400 KB of 32 kbit/s MP3 frames (100 s) behind a Xing header counting 0 frames.
+    const mp3 = mp3File(100, { xing: true });
+    mp3.writeUInt32BE(0, 30 + 4 + 17 + 8);
+    assert.ok(audioDurationOf(mp3).seconds >= mp3.length / 56_000, "mp3: at most 448 kbit/s");
+    // A 16 kHz 16-bit mono PCM WAV whose byte-rate field says 4 GB/s: a decoder plays it at 32 KB/s.
+    const wav = wavFile(60, 16_000);
+    wav.writeUInt32LE(0xffffffff, 28);
+    assert.ok(Math.abs(audioDurationOf(wav).seconds - 60) < 0.01, `wav: ${audioDurationOf(wav).seconds}`);
+    // An M4A of 3 MB whose movie header says 0 s; an Ogg Opus whose pre-skip eats its whole granule.
+    assert.ok(audioDurationOf(mp4File(0n, 1_000, 3_000_000)).seconds >= 1.9);
+    const ogg = oggOpusFile(100);
+    ogg.writeBigUInt64LE(0n, ogg.length - 128 + 6);
+    assert.ok(audioDurationOf(ogg).seconds >= ogg.length / 64_000, `ogg: ${audioDurationOf(ogg).seconds}`);
+  });
+
+  test("huge or zero MP4 box sizes, a 1-byte upload, every truncation and random headers: a bounded number, at once", () => {
+    const huge = Buffer.alloc(16);
+    huge.writeUInt32BE(1);
+    huge.write("free", 4, "ascii");
+    huge.writeBigUInt64BE(2n ** 63n, 8); // a 64-bit size past any file
+    const zeroSized = Buffer.from(box("ftyp", Buffer.from("M4A \0\0\0\0", "ascii")));
+    const tiny = Buffer.alloc(4);
+    tiny.write("moov", 0, "ascii"); // size 0: "to the end of the file", here 4 bytes short of a header
+    const files: [string, Buffer][] = [
+      ["huge box", Buffer.concat([box("ftyp", Buffer.from("M4A \0\0\0\0", "ascii")), huge, mp4File(1_000n, 1, 500)])],
+      ["zero-sized box", Buffer.concat([zeroSized, Buffer.alloc(4), tiny, Buffer.alloc(64)])],
+      ["1 byte", Buffer.from([0xff])],
+      ["11 bytes", Buffer.from("RIFF\0\0\0\0WAV", "ascii")],
+    ];
+    for (const [what, file] of files) assertBounded(file, what);
+    const startedMs = performance.now();
+    for (const file of [
+      wavFile(2),
+      flacFile(2),
+      oggOpusFile(2),
+      mp3File(2, { xing: true }),
+      mp4File(5_000n, 1_000, 500),
+    ]) {
+      for (let cut = 0; cut <= Math.min(file.length, 600); cut += 1)
+        assertBounded(file.subarray(0, cut), `cut at ${cut}`);
+    }
+    // Random bytes behind every magic the reader knows.
+    let seed = 7;
+    const random = () => {
+      seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31;
+      return seed / 2 ** 31;
+    };
+    for (const magic of ["RIFF\0\0\0\0WAVEfmt ", "fLaC\0", "OggS\0", "\0\0\0\x20ftyp", "ID3\x04\0\0", "\xff\xfb"]) {
+      for (let index = 0; index < 300; index += 1) {
+        const file = Buffer.alloc(12 + Math.floor(random() * 3_000));
+        for (let at = 0; at < file.length; at += 1) file[at] = Math.floor(random() * 256);
+        Buffer.from(magic, "latin1").copy(file);
+        assertBounded(file, `random after ${JSON.stringify(magic)}`);
+      }
+    }
+    assert.ok(performance.now() - startedMs < 5_000, "hostile headers are read in one pass");
+  });
+
+  test("a 16 MB WAV or MP4 of 8-byte chunks is given up on after a few, not walked to its end", () => {
+    const wav = Buffer.alloc(16 * 1024 * 1024);
+    wav.write("RIFF", 0, "ascii");
+    wav.write("WAVE", 8, "ascii");
+    for (let at = 12; at + 8 <= wav.length; at += 8) wav.write("junk", at, "ascii"); // size 0: the next is 8 bytes on
+    const mp4 = Buffer.alloc(16 * 1024 * 1024);
+    mp4.writeUInt32BE(16);
+    mp4.write("ftyp", 4, "ascii");
+    for (let at = 16; at + 8 <= mp4.length; at += 8) {
+      mp4.writeUInt32BE(8, at);
+      mp4.write("free", at + 4, "ascii");
+    }
+    for (const [what, file] of [
+      ["wav", wav],
+      ["mp4", mp4],
+    ] as const) {
+      const startedMs = performance.now();
+      const duration = audioDurationOf(file);
+      const tookMs = performance.now() - startedMs;
+      // Walked whole, each took ~600 ms of the event loop here; a thousand chunks take well under a millisecond.
+      assert.ok(tookMs < 100, `${what}: ${tookMs.toFixed(0)} ms`);
+      assert.equal(duration.source, "estimate", what);
+      assert.equal(duration.seconds, file.length / ESTIMATED_BYTES_PER_SECOND);
     }
   });
 });

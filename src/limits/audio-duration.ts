@@ -4,7 +4,7 @@
 // Why not a library: `music-metadata` reads every format but is an ESM package of ~20 modules with its own
 // dependencies (strtok3, token-types, file-type, ...), loaded and kept in memory by a process that mostly serves
 // chat. The few header fields a duration needs are read here in one pass over at most the first and last 64 KB of
-// the file, without copying it. A format not read here (WebM/Matroska, AAC in ADTS, AMR, ...) is estimated.
+// the file (or its first MAX_CHUNKS WAV chunks or MP4 boxes), without copying it. A format not read here (WebM/Matroska, AAC in ADTS, AMR, ...) is estimated.
 //
 // Pure: no I/O, no clock.
 import { isRecord } from "../is-record.ts";
@@ -15,6 +15,12 @@ export interface AudioDuration {
   readonly source: "header" | "estimate";
   /** The container that was read (`wav`, `flac`, `mp3`, `ogg`, `mp4`), or `unknown` for an estimate. */
   readonly format: string;
+  /**
+   * The most seconds its bytes can hold (MIN_BYTES_PER_SECOND): the bound of the header's word, and of the
+   * `duration` an answer reports for it (reportedAudioSeconds), which a provider reading the same hostile header
+   * may repeat.
+   */
+  readonly mostSeconds: number;
 }
 
 /**
@@ -25,31 +31,73 @@ export interface AudioDuration {
  */
 export const ESTIMATED_BYTES_PER_SECOND = 4_000;
 
+/**
+ * The fewest bytes a second of audio takes in a container read here: 2 kbit/s, below any speech codec they carry
+ * (Opus's lowest is 6 kbit/s, MP3's 8). A header claiming more seconds than its bytes could hold at this rate is not
+ * believed: a 1 KB file saying 28 800 s would otherwise reserve a whole day's `asd` (refusing every upload after it
+ * until the day resets) while the provider, decoding what came, counts a second. Only a recording of digital
+ * silence compressed harder (FLAC, Opus DTX) is counted short by it, and a `verbose_json` duration corrects that.
+ */
+export const MIN_BYTES_PER_SECOND = 250;
+
+/**
+ * The most bytes a second of uncompressed audio takes here: 192 kHz, 32-bit, stereo PCM. A WAV or FLAC header (or an
+ * MP4 movie header, ALAC and PCM included) saying fewer seconds than its bytes hold at this rate is not believed: a
+ * header claiming 0 s (or a WAV whose byte rate says 4 GB/s) would let a long file past the budgets, its decoder
+ * playing every frame that came.
+ */
+const MAX_PCM_BYTES_PER_SECOND = 1_536_000;
+
+/** Ogg's codecs at their highest bit rate: Opus 510 kbit/s (Vorbis tops out near 500). */
+const MAX_OGG_BYTES_PER_SECOND = 64_000;
+
+/**
+ * The most WAV chunks or MP4 boxes walked before the file is estimated instead: a real file has a handful (`fmt `,
+ * `LIST`, `data`; `ftyp`, `moov`, `mdat`, `free`). Unbounded, a hostile 25 MB upload of 8-byte chunks took some
+ * 3 million steps, a second of the event loop each time it was sent, every stream of the process waiting.
+ */
+const MAX_CHUNKS = 1_024;
+
 /** How far from either end a header is looked for: more than any ID3 tag or Ogg page the reader skips. */
 const SCAN_BYTES = 65_536;
 
-/** The seconds of audio in `bytes` (an uploaded file), never negative, never NaN. */
+/**
+ * The seconds of audio in `bytes` (an uploaded file), never negative, never NaN, and within what its bytes can hold
+ * (MIN_BYTES_PER_SECOND, and its format's highest rate): a header is the uploader's word, and a hostile one must
+ * neither pass a long file as 0 s nor a short one as a day.
+ */
 export function audioDurationOf(bytes: Uint8Array): AudioDuration {
+  const mostSeconds = bytes.byteLength / MIN_BYTES_PER_SECOND;
   const read = readHeaderDuration(bytes);
   if (read !== undefined && Number.isFinite(read.seconds) && read.seconds >= 0) {
-    return { seconds: read.seconds, source: "header", format: read.format };
+    const seconds = Math.min(mostSeconds, Math.max(read.leastSeconds, read.seconds));
+    return { seconds, source: "header", format: read.format, mostSeconds };
   }
-  return { seconds: bytes.byteLength / ESTIMATED_BYTES_PER_SECOND, source: "estimate", format: "unknown" };
+  return { seconds: bytes.byteLength / ESTIMATED_BYTES_PER_SECOND, source: "estimate", format: "unknown", mostSeconds };
 }
 
-function readHeaderDuration(bytes: Uint8Array): { seconds: number; format: string } | undefined {
+/** A header's seconds, and the fewest the file's bytes can hold at its format's highest rate. */
+interface HeaderDuration {
+  readonly seconds: number;
+  readonly format: string;
+  readonly leastSeconds: number;
+}
+
+function readHeaderDuration(bytes: Uint8Array): HeaderDuration | undefined {
   if (bytes.byteLength < 12) return undefined;
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const tag = ascii(bytes, 0, 4);
-  if (tag === "RIFF" && ascii(bytes, 8, 4) === "WAVE") return named("wav", wavSeconds(bytes, view));
-  if (tag === "fLaC") return named("flac", flacSeconds(bytes, view));
-  if (tag === "OggS") return named("ogg", oggSeconds(bytes, view));
-  if (ascii(bytes, 4, 4) === "ftyp") return named("mp4", mp4Seconds(bytes, view));
-  return named("mp3", mp3Seconds(bytes, view));
+  const pcmLeast = bytes.byteLength / MAX_PCM_BYTES_PER_SECOND;
+  if (tag === "RIFF" && ascii(bytes, 8, 4) === "WAVE") return named("wav", wavSeconds(bytes, view), pcmLeast);
+  if (tag === "fLaC") return named("flac", flacSeconds(bytes, view), pcmLeast);
+  if (tag === "OggS") return named("ogg", oggSeconds(bytes, view), bytes.byteLength / MAX_OGG_BYTES_PER_SECOND);
+  if (ascii(bytes, 4, 4) === "ftyp") return named("mp4", mp4Seconds(bytes, view), pcmLeast);
+  const mp3 = mp3Seconds(bytes, view);
+  return mp3 === undefined ? undefined : { ...mp3, format: "mp3" };
 }
 
-function named(format: string, seconds: number | undefined): { seconds: number; format: string } | undefined {
-  return seconds === undefined ? undefined : { seconds, format };
+function named(format: string, seconds: number | undefined, leastSeconds: number): HeaderDuration | undefined {
+  return seconds === undefined ? undefined : { seconds, format, leastSeconds };
 }
 
 function ascii(bytes: Uint8Array, offset: number, length: number): string {
@@ -57,15 +105,22 @@ function ascii(bytes: Uint8Array, offset: number, length: number): string {
   return String.fromCharCode(...bytes.subarray(offset, offset + length));
 }
 
-/** WAV: the `data` chunk's size over the `fmt ` chunk's byte rate. */
+/**
+ * WAV: the `data` chunk's size over the `fmt ` chunk's byte rate. For PCM the rate is the sample rate times the block
+ * size, as a decoder plays it, not the byte-rate field (nothing reads it: a hostile one said 4 GB/s, 0 s).
+ */
 function wavSeconds(bytes: Uint8Array, view: DataView): number | undefined {
   let byteRate: number | undefined;
   let offset = 12;
-  while (offset + 8 <= bytes.byteLength) {
+  for (let chunks = 0; offset + 8 <= bytes.byteLength && chunks < MAX_CHUNKS; chunks += 1) {
     const id = ascii(bytes, offset, 4);
     const size = view.getUint32(offset + 4, true);
     const body = offset + 8;
     if (id === "fmt " && body + 12 <= bytes.byteLength) byteRate = view.getUint32(body + 8, true);
+    if (id === "fmt " && body + 14 <= bytes.byteLength && PCM_FORMAT_TAGS.has(view.getUint16(body, true))) {
+      const pcmRate = view.getUint32(body + 4, true) * view.getUint16(body + 12, true);
+      if (pcmRate > 0) byteRate = pcmRate;
+    }
     if (id === "data") {
       if (byteRate === undefined || byteRate === 0) return undefined;
       // A WAV written while recording says 0 or 0xFFFFFFFF, or more than came: the bytes that did come count.
@@ -78,6 +133,9 @@ function wavSeconds(bytes: Uint8Array, view: DataView): number | undefined {
   }
   return undefined;
 }
+
+/** WAVE_FORMAT_PCM, WAVE_FORMAT_IEEE_FLOAT, WAVE_FORMAT_EXTENSIBLE: a block per sample frame. */
+const PCM_FORMAT_TAGS = new Set([0x0001, 0x0003, 0xfffe]);
 
 /** FLAC: STREAMINFO's total samples over its sample rate (0 samples: unknown, estimated). */
 function flacSeconds(bytes: Uint8Array, view: DataView): number | undefined {
@@ -144,7 +202,7 @@ function findBox(
   type: string,
 ): { body: number; end: number } | undefined {
   let offset = start;
-  while (offset + 8 <= end) {
+  for (let boxes = 0; offset + 8 <= end && boxes < MAX_CHUNKS; boxes += 1) {
     let size = view.getUint32(offset);
     let header = 8;
     if (size === 1 && offset + 16 <= end) {
@@ -180,7 +238,7 @@ const MP3_SAMPLE_RATES: Record<number, readonly number[]> = {
  * frame count (exact, VBR too); without one the file is taken as constant bit rate: its audio bytes over the
  * first frame's bit rate.
  */
-function mp3Seconds(bytes: Uint8Array, view: DataView): number | undefined {
+function mp3Seconds(bytes: Uint8Array, view: DataView): { seconds: number; leastSeconds: number } | undefined {
   let start = 0;
   if (ascii(bytes, 0, 3) === "ID3" && bytes.byteLength >= 10) {
     const size =
@@ -196,13 +254,15 @@ function mp3Seconds(bytes: Uint8Array, view: DataView): number | undefined {
     if (bytes[offset] !== 0xff || ((bytes[offset + 1] ?? 0) & 0xe0) !== 0xe0) continue;
     const frame = mp3Frame(view, offset);
     if (frame === undefined) continue;
+    // Every frame that came is played whatever the Xing header counts: not fewer seconds than at the highest rate.
+    const leastSeconds = (bytes.byteLength - offset) / (frame.maxBitrateKbps * 125);
     const frames = xingFrames(bytes, view, offset, frame) ?? vbriFrames(bytes, view, offset);
-    if (frames !== undefined) return (frames * frame.samplesPerFrame) / frame.sampleRate;
+    if (frames !== undefined) return { seconds: (frames * frame.samplesPerFrame) / frame.sampleRate, leastSeconds };
     // Constant bit rate: confirmed by a second frame header where this one says the next begins.
     const next = offset + frame.frameBytes;
     if (next + 4 <= bytes.byteLength && mp3Frame(view, next) === undefined) continue;
     const trailer = ascii(bytes, bytes.byteLength - 128, 3) === "TAG" ? 128 : 0;
-    return ((bytes.byteLength - offset - trailer) * 8) / (frame.bitrateKbps * 1000);
+    return { seconds: ((bytes.byteLength - offset - trailer) * 8) / (frame.bitrateKbps * 1000), leastSeconds };
   }
   return undefined;
 }
@@ -211,6 +271,8 @@ interface Mp3Frame {
   readonly versionBits: number;
   readonly isMono: boolean;
   readonly bitrateKbps: number;
+  /** The highest bit rate of the frame's version and layer. */
+  readonly maxBitrateKbps: number;
   readonly sampleRate: number;
   readonly samplesPerFrame: number;
   readonly frameBytes: number;
@@ -228,9 +290,10 @@ function mp3Frame(view: DataView, offset: number): Mp3Frame | undefined {
     return undefined;
   }
   const layer = 4 - layerBits;
-  const bitrateKbps = MP3_BITRATES_KBPS[`${versionBits === 3 ? 1 : 2}-${layer}`]?.[bitrateIndex];
+  const bitrates = MP3_BITRATES_KBPS[`${versionBits === 3 ? 1 : 2}-${layer}`];
+  const bitrateKbps = bitrates?.[bitrateIndex];
   const sampleRate = MP3_SAMPLE_RATES[versionBits]?.[rateIndex];
-  if (bitrateKbps === undefined || sampleRate === undefined) return undefined;
+  if (bitrates === undefined || bitrateKbps === undefined || sampleRate === undefined) return undefined;
   const samplesPerFrame = layer === 1 ? 384 : layer === 2 || versionBits === 3 ? 1152 : 576;
   const padding = (header >>> 9) & 1;
   const frameBytes =
@@ -238,7 +301,8 @@ function mp3Frame(view: DataView, offset: number): Mp3Frame | undefined {
       ? (Math.floor((12 * bitrateKbps * 1000) / sampleRate) + padding) * 4
       : Math.floor(((samplesPerFrame / 8) * bitrateKbps * 1000) / sampleRate) + padding;
   const isMono = ((header >>> 6) & 0b11) === 3;
-  return { versionBits, isMono, bitrateKbps, sampleRate, samplesPerFrame, frameBytes };
+  const maxBitrateKbps = bitrates[bitrates.length - 1] ?? bitrateKbps;
+  return { versionBits, isMono, bitrateKbps, maxBitrateKbps, sampleRate, samplesPerFrame, frameBytes };
 }
 
 /** A Xing (VBR) or Info (CBR) header's frame count, after the first frame's side information. */
@@ -268,12 +332,14 @@ export function billedAudioSeconds(seconds: number, minimumSeconds: number): num
 
 /**
  * The seconds of audio a transcription's JSON answer says it heard: `verbose_json`'s `duration` (OpenAI, Groq), or
- * the `usage` of type `duration` newer OpenAI models report. Undefined when it says none (`json` has no duration).
+ * the `usage` of type `duration` newer OpenAI models report, at most `mostSeconds` (the upload's AudioDuration.mostSeconds:
+ * 10^9 s reconciled onto a budget would refuse every upload for as long as the window keeps it). Undefined when it
+ * says none (`json` has no duration).
  */
-export function reportedAudioSeconds(json: unknown): number | undefined {
+export function reportedAudioSeconds(json: unknown, mostSeconds = Number.POSITIVE_INFINITY): number | undefined {
   if (!isRecord(json)) return undefined;
   const seconds = (value: unknown): number | undefined =>
-    typeof value === "number" && Number.isFinite(value) && value >= 0 ? value : undefined;
+    typeof value === "number" && Number.isFinite(value) && value >= 0 ? Math.min(value, mostSeconds) : undefined;
   const usage = json.usage;
   if (isRecord(usage) && usage.type === "duration") return seconds(usage.seconds) ?? seconds(json.duration);
   return seconds(json.duration);

@@ -132,6 +132,7 @@ async function serveRequest(
           isModeration: endpoint.isModeration,
           moderationInputs: endpoint.isModeration === true ? moderationInputs(body.input).length : undefined,
           audioSeconds: request.prompt.audio?.seconds,
+          audioMostSeconds: request.prompt.audio?.mostSeconds,
           native: context.native,
           isStream: request.isStream,
           signal: context.signal,

@@ -19,7 +19,7 @@ import { buildConfig } from "../config/load.ts";
 const COOLDOWN_DEFAULTS = buildConfig({}, undefined, { env: {} }).config.cooldowns;
 
 import { AvailabilityBook } from "../limits/availability.ts";
-import { type BudgetScope, isReservation, rulesFromLimits } from "../limits/budgets.ts";
+import { audioRulesFromLimits, type BudgetScope, isReservation, rulesFromLimits } from "../limits/budgets.ts";
 import { PromptCalibration } from "../limits/prompt-calibration.ts";
 import { RefusedFeatures } from "../limits/refused-features.ts";
 import { scanKeys } from "./redis-client.ts";
@@ -95,6 +95,10 @@ function scope(id: string, limits: Parameters<typeof rulesFromLimits>[0]): Budge
   return { id, ...rulesFromLimits(limits), dayReset: UTC_MIDNIGHT };
 }
 
+function audioScope(id: string, limits: Parameters<typeof audioRulesFromLimits>[0]): BudgetScope {
+  return { id, rules: audioRulesFromLimits(limits), concurrency: undefined, dayReset: UTC_MIDNIGHT };
+}
+
 async function adminClient(t: TestContext, cluster: RedisCluster): Promise<Cluster> {
   const port = cluster.nodes[0]?.port ?? 0;
   const client = new Cluster([{ host: "127.0.0.1", port }], { lazyConnect: true });
@@ -165,6 +169,40 @@ describe("Redis Cluster (3 masters)", { skip }, () => {
     }
     assert.equal(first.state.status().isDegraded, false);
     assert.deepEqual(first.warnings, []);
+  });
+
+  test("audio seconds: the pool's and the model's #audio scopes in the provider's slot, one script, shared exactly", async (t) => {
+    const cluster = await useRedisCluster(t);
+    const first = await startBackend(t, cluster);
+    const second = await startBackend(t, cluster);
+    const client = await adminClient(t, cluster);
+    const nowMs = Date.now();
+    for (const provider of PROVIDERS.slice(0, 4)) {
+      // As pipeline/snapshot.ts builds them: `provider:<name>#audio` and `deployment:<key>#audio`.
+      const pool = audioScope(`provider:${provider}#audio`, { ash: 100 });
+      const own = audioScope(`deployment:${provider}/whisper#audio`, { ash: 1_000 });
+      assert.ok(isReservation(await first.state.ledger.reserve([pool, own], { tokens: 60 }, nowMs)), provider);
+      const over = await second.state.ledger.reserve([pool, own], { tokens: 60 }, nowMs + 1);
+      assert.ok(!isReservation(over) && !over.isAllowed, `${provider}: the second process saw the first's seconds`);
+      assert.equal(over.reason, "over its ash budget (60/100 audio seconds, needs 60)");
+    }
+    // Every key of a provider's audio scopes (pool and model) sits on one node, under the provider's own tag.
+    const perNode = await keysPerNode(cluster, client, "cluster:");
+    for (const provider of PROVIDERS.slice(0, 4)) {
+      const holders = [...perNode].filter(([, keys]) => keys.some((key) => key.includes(`${provider}#audio`)));
+      assert.equal(holders.length, 1, `${provider} on ${holders.map(([port]) => port).join(", ")}`);
+      const [, keys] = holders[0] ?? [0, []];
+      const audioKeys = keys.filter(
+        (key) => key.includes(`${provider}#audio`) || key.includes(`${provider}/whisper#audio`),
+      );
+      assert.ok(audioKeys.some((key) => key.includes(`provider:${provider}#audio:`)));
+      assert.ok(
+        audioKeys.every((key) => key.includes(`{${provider}}`)),
+        audioKeys.join(", "),
+      );
+    }
+    assert.equal(first.state.status().isDegraded, false);
+    assert.deepEqual([...first.warnings, ...second.warnings], []);
   });
 
   test("a request of several upstream calls counts them all on the provider's node (pool and model in one slot)", async (t) => {

@@ -35,12 +35,18 @@ export function budgetKeyBase(prefix: string, scopeId: string): string {
   return `${prefix}budget:{${providerTag(scopeId)}}:${scopeId}`;
 }
 
-/** `provider:groq` and `deployment:groq/llama` -> `groq` (braces replaced: they would end the tag early). */
+/**
+ * `provider:groq`, `deployment:groq/llama` and the audio-seconds scopes `provider:groq#audio`,
+ * `deployment:groq/whisper#audio` -> `groq` (braces replaced: they would end the tag early). The pool's `#audio`
+ * scope is cut at the `#` (a provider's name never holds one): tagged `groq#audio`, it hashed to another slot than
+ * the model's `#audio` scope, and the one script that reserves both failed with CROSSSLOT on a Redis Cluster (each
+ * process then counted the seconds alone).
+ */
 export function providerTag(scopeId: string): string {
   const colon = scopeId.indexOf(":");
   const rest = colon < 0 ? scopeId : scopeId.slice(colon + 1);
-  const slash = rest.indexOf("/");
-  const provider = slash < 0 ? rest : rest.slice(0, slash);
+  const end = rest.search(/[/#]/);
+  const provider = end < 0 ? rest : rest.slice(0, end);
   return provider.replace(/[{}]/g, "_") || "_";
 }
 

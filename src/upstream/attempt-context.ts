@@ -201,8 +201,8 @@ export function networkFailure(error: unknown, context: AttemptContext): Attempt
  * A transcription's answer with the seconds of audio it says it heard (a `verbose_json` answer's `duration`): its
  * `ash`/`asd` budgets count those instead of the upload's estimate (pipeline/recorder.ts).
  */
-export function withReportedSeconds(result: AttemptResult, json: unknown): AttemptResult {
+export function withReportedSeconds(result: AttemptResult, json: unknown, context: AttemptContext): AttemptResult {
   if (!result.ok) return result;
-  const seconds = reportedAudioSeconds(json);
+  const seconds = reportedAudioSeconds(json, context.request.audioMostSeconds);
   return seconds === undefined ? result : { ...result, audioSeconds: seconds };
 }

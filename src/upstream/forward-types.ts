@@ -57,6 +57,8 @@ export interface ForwardRequest {
   readonly moderationInputs?: number | undefined;
   /** A transcription's upload in seconds of audio (RouteRequest.audioSeconds): reserved on `ash`/`asd` budgets. */
   readonly audioSeconds?: number | undefined;
+  /** The most seconds the upload's bytes can hold (AudioDuration.mostSeconds): a reported `duration` is kept to it. */
+  readonly audioMostSeconds?: number | undefined;
   /** Sent instead of `endpointPath` and `body` to candidates that speak the client's protocol natively. */
   readonly native?: NativeCall | undefined;
   readonly isStream: boolean;

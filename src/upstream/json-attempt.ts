@@ -252,7 +252,7 @@ function jsonAnswer(
   const isUsageMissing = !isRecord((json as { usage?: unknown }).usage);
   const answer = { bodyText: answerText, bytes: undefined, contentType: undefined, isUsageMissing };
   const result = answered(context, statusCode, answer, headerEffects, headersMs, readUsage(json));
-  return isAudioPath(endpointPath) ? withReportedSeconds(result, json) : result;
+  return isAudioPath(endpointPath) ? withReportedSeconds(result, json, context) : result;
 }
 
 /** A 2xx that is the answer: JSON text, plain text with its type (a transcript), or bytes with theirs (audio). */

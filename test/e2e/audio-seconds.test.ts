@@ -127,6 +127,37 @@ describe("audio-second budgets (ash, asd)", () => {
     assert.equal(transcriptions(alpha), 2);
   });
 
+  test("a timed-out attempt and a client that left give their seconds back: the next file still fits alpha", async (t) => {
+    const { alpha, beta, client } = await audioScene(t, { alphaLimits: { ash: 60 }, alpha: { timeout_ms: 300 } });
+    alpha.enqueue(TRANSCRIBE, { kind: "hang" });
+    alpha.enqueue(TRANSCRIBE, { kind: "hang" });
+    alpha.setDefault(TRANSCRIBE, { kind: "json", body: { text: "from alpha" } });
+    beta.setDefault(TRANSCRIBE, { kind: "json", body: { text: "from beta" } });
+    // alpha times out: the file fails over to beta, and alpha's 40 s are given back.
+    assert.equal(await transcribe(client, wavFile(40), "timed-out.wav"), "beta");
+    // The client leaves while alpha holds the next one.
+    const controller = new AbortController();
+    const left = client.audio.transcriptions
+      .create({ file: await toFile(wavFile(40), "left.wav"), model: MODEL }, { signal: controller.signal })
+      .then(
+        () => "answered",
+        () => "aborted",
+      );
+    const deadlineMs = Date.now() + 3_000;
+    while (transcriptions(alpha) < 2 && Date.now() < deadlineMs)
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    assert.equal(
+      transcriptions(alpha),
+      2,
+      "the timed-out attempt's seconds were given back: the next file went to alpha",
+    );
+    controller.abort();
+    assert.equal(await left, "aborted");
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    // Neither kept its 40 s on alpha's 60: another 40 s file fits.
+    assert.equal(await transcribe(client, wavFile(40), "next.wav"), "alpha");
+  });
+
   test("a verbose_json answer's `duration` replaces the estimate: what is given back lets the next file through", async (t) => {
     const { alpha, client } = await audioScene(t, { alphaLimits: { ash: 60 } });
     // The header says 50 s; the provider heard 5 s (say, trailing silence it does not count).
@@ -181,6 +212,30 @@ describe("audio-second budgets (ash, asd)", () => {
     assert.ok(error instanceof OpenAI.APIError, String(error));
     assert.equal(error.status, 413, error.message);
     assert.equal(transcriptions(alpha), 0);
+  });
+
+  test("a 2 KB FLAC whose header claims 3500 s does not spend alpha's hour: the next file still fits", async (t) => {
+    const { alpha, beta, client } = await audioScene(t, { alphaLimits: { ash: 3_600 } });
+    alpha.setDefault(TRANSCRIBE, { kind: "json", body: { text: "from alpha" } });
+    beta.setDefault(TRANSCRIBE, { kind: "json", body: { text: "from beta" } });
+    // STREAMINFO says 3500 s at 16 kHz; 2 KB could hold 8 s at the lowest rate a speech codec has.
+    const hostile = flacFile(2).subarray(0, 2_048);
+    hostile.writeUInt32BE(3_500 * 16_000, 8 + 14);
+    assert.equal(await transcribe(client, hostile, "claims-an-hour.flac"), "alpha");
+    // Counted as the header says, 3500 + 200 > 3600 would send this one to beta.
+    assert.equal(await transcribe(client, mp3File(200), "next.mp3"), "alpha");
+    assert.equal(transcriptions(beta), 0);
+  });
+
+  test("a verbose_json `duration` of 10^9 s for a 1 s upload is not believed past what its bytes hold", async (t) => {
+    const { alpha, beta, client } = await audioScene(t, { alphaLimits: { ash: 3_600 } });
+    alpha.enqueue(TRANSCRIBE, { kind: "json", body: { text: "a", duration: 1e9 } });
+    alpha.setDefault(TRANSCRIBE, { kind: "json", body: { text: "from alpha" } });
+    beta.setDefault(TRANSCRIBE, { kind: "json", body: { text: "from beta" } });
+    assert.equal(await transcribe(client, wavFile(1), "short.wav", "verbose_json"), "alpha");
+    // Reconciled to 10^9 s, alpha's hour (and every hour after it) would be spent: every file would go to beta.
+    assert.equal(await transcribe(client, mp3File(200), "next.mp3"), "alpha");
+    assert.equal(transcriptions(beta), 0);
   });
 
   test("the route explanation (`audio_seconds=`) and /stats name the audio-seconds window", async (t) => {

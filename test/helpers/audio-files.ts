@@ -49,9 +49,13 @@ export function mp3File(seconds: number, { xing = false }: { xing?: boolean } = 
   return Buffer.concat([id3, audio]);
 }
 
-/** A FLAC file's signature and STREAMINFO block for `seconds` at 16 kHz (the frames themselves left out). */
+/**
+ * A FLAC file's signature and STREAMINFO block for `seconds` at 16 kHz, then as many bytes as a quiet recording's
+ * frames take (1 KB a second, zeros here: the reader never decodes them, but it does not believe a header claiming
+ * more seconds than the bytes could hold).
+ */
 export function flacFile(seconds: number, sampleRate = 16_000): Buffer {
-  const file = Buffer.alloc(8 + 34 + 64);
+  const file = Buffer.alloc(8 + 34 + 64 + Math.round(seconds * AUDIO_BYTES_PER_SECOND));
   file.write("fLaC", 0, "ascii");
   file[4] = 0x80; // last metadata block, type 0 (STREAMINFO)
   file.writeUIntBE(34, 5, 3);
@@ -66,7 +70,13 @@ export function flacFile(seconds: number, sampleRate = 16_000): Buffer {
   return file;
 }
 
-/** An Ogg Opus file: the OpusHead page and a last page whose granule position ends the stream at `seconds`. */
+/** What a file of a compressed format built here holds per second of audio: 8 kbit/s, a low speech rate. */
+const AUDIO_BYTES_PER_SECOND = 1_000;
+
+/**
+ * An Ogg Opus file: the OpusHead page, a page of audio (1 KB a second, zeros here) and a last page whose granule
+ * position ends the stream at `seconds`.
+ */
 export function oggOpusFile(seconds: number, preSkip = 312): Buffer {
   const page = (granule: bigint, packet: Buffer): Buffer => {
     const header = Buffer.alloc(27 + 1);
@@ -83,5 +93,6 @@ export function oggOpusFile(seconds: number, preSkip = 312): Buffer {
   head.writeUInt16LE(preSkip, 10);
   head.writeUInt32LE(48_000, 12);
   const last = BigInt(Math.round(seconds * 48_000) + preSkip);
-  return Buffer.concat([page(0n, head), page(0n, Buffer.alloc(100)), page(last, Buffer.alloc(100))]);
+  const audio = Buffer.alloc(Math.round(seconds * AUDIO_BYTES_PER_SECOND));
+  return Buffer.concat([page(0n, head), page(0n, audio), page(last, Buffer.alloc(100))]);
 }
