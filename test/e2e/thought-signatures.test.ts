@@ -18,6 +18,8 @@ import {
   type RecordedRequest,
   type SseScript,
 } from "../helpers/mock-upstream.ts";
+import { isRedisClusterAvailable, REDIS_CLUSTER_MISSING, useRedisCluster } from "../helpers/redis-cluster.ts";
+import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../helpers/redis-server.ts";
 
 const GEMINI_ID = "gemini-3-pro-preview";
 const SIGNATURE = "CiQB0e2Kb7uNsignedThoughtsOfTurnOne==";
@@ -109,21 +111,40 @@ function nextTurnChecked(): MockStep {
   };
 }
 
-async function geminiScene(t: TestContext): Promise<{ mock: MockUpstream; gateway: TestGateway }> {
-  const mock = await useMock(t);
+function geminiYaml(mock: MockUpstream, state = ""): string {
   // The `gemini` preset pointed at the mock: what tells the gateway the deployment is Gemini's.
-  const gateway = await useGateway(
-    t,
-    `providers:
+  return `providers:
   - preset: gemini
     base_url: ${mock.baseUrl}
     api_key: g-test
     retries: 0
     models:
       m: { id: ${GEMINI_ID} }
-`,
-  );
-  return { mock, gateway };
+${state}`;
+}
+
+async function geminiScene(t: TestContext): Promise<{ mock: MockUpstream; gateway: TestGateway }> {
+  const mock = await useMock(t);
+  return { mock, gateway: await useGateway(t, geminiYaml(mock)) };
+}
+
+/** The Anthropic SDK's tool loop: the first turn on `first`, the tool's result sent on `second`. */
+async function toolLoop(first: TestGateway, second: TestGateway): Promise<string> {
+  const request = { model: "m", max_tokens: 1000, tools: [WEATHER_TOOL] };
+  const question = { role: "user" as const, content: "Weather in Paris?" };
+  const answered = await new Anthropic({ baseURL: first.url, apiKey: "x", maxRetries: 0 }).messages.create({
+    ...request,
+    messages: [question],
+  });
+  const answer = await new Anthropic({ baseURL: second.url, apiKey: "x", maxRetries: 0 }).messages.create({
+    ...request,
+    messages: [
+      question,
+      { role: "assistant", content: answered.content },
+      { role: "user", content: [{ type: "tool_result", tool_use_id: CALL_ID, content: "sunny" }] },
+    ],
+  });
+  return answer.content[0]?.type === "text" ? answer.content[0].text : "";
 }
 
 const WEATHER_TOOL = {
@@ -293,4 +314,32 @@ test("a chat client's own signature reaches Gemini as it sent it", async (t) => 
   });
   assert.equal(answer.choices[0]?.message.content, "Sunny in Paris.");
   assert.deepEqual(sentCalls(chatRequests(mock)[0])[0]?.extra_content, SIGNED_CALL.extra_content);
+});
+
+describe("with Redis: the next turn served by another replica gets the signature the first one kept", () => {
+  test("one Redis server", { skip: isRedisInstalled() ? false : REDIS_MISSING }, async (t) => {
+    const mock = await useMock(t);
+    const redis = await useRedisServer(t);
+    const yaml = geminiYaml(
+      mock,
+      `state:\n  path: ":memory:"\n  redis_url: ${redis.url}\n  redis_key_prefix: "sig-e2e:"\n`,
+    );
+    const [a, b] = [await useGateway(t, yaml), await useGateway(t, yaml)];
+    mock.enqueue(CHAT_ROUTE, firstTurn(false), nextTurnChecked());
+    assert.equal(await toolLoop(a, b), "Sunny in Paris.");
+    assert.deepEqual(sentCalls(chatRequests(mock)[1])[0]?.extra_content, SIGNED_CALL.extra_content);
+  });
+
+  test("a Redis Cluster", { skip: isRedisClusterAvailable() ? false : REDIS_CLUSTER_MISSING }, async (t) => {
+    const mock = await useMock(t);
+    const cluster = await useRedisCluster(t);
+    const yaml = geminiYaml(
+      mock,
+      `state:\n  path: ":memory:"\n  redis_url: ${cluster.url}\n  redis_cluster: true\n  redis_key_prefix: "sig-e2e:"\n`,
+    );
+    const [a, b] = [await useGateway(t, yaml), await useGateway(t, yaml)];
+    mock.enqueue(CHAT_ROUTE, firstTurn(false), nextTurnChecked());
+    assert.equal(await toolLoop(a, b), "Sunny in Paris.");
+    assert.deepEqual(sentCalls(chatRequests(mock)[1])[0]?.extra_content, SIGNED_CALL.extra_content);
+  });
 });
