@@ -330,6 +330,26 @@ describe("with Redis: the next turn served by another replica gets the signature
     assert.deepEqual(sentCalls(chatRequests(mock)[1])[0]?.extra_content, SIGNED_CALL.extra_content);
   });
 
+  test("Redis down: the loop still works, the other replica sends the fallback", {
+    skip: isRedisInstalled() ? false : REDIS_MISSING,
+  }, async (t) => {
+    const mock = await useMock(t);
+    const redis = await useRedisServer(t);
+    const yaml = geminiYaml(
+      mock,
+      `state:\n  path: ":memory:"\n  redis_url: ${redis.url}\n  redis_key_prefix: "sig-down:"\n`,
+    );
+    const [a, b] = [await useGateway(t, yaml), await useGateway(t, yaml)];
+    await redis.kill();
+    mock.enqueue(CHAT_ROUTE, firstTurn(false), nextTurnChecked());
+    assert.equal(await toolLoop(a, b), "Sunny in Paris.");
+    assert.deepEqual(sentCalls(chatRequests(mock)[1])[0]?.extra_content, { google: { thought_signature: FALLBACK } });
+    // The replica that answered the call still has it in memory.
+    mock.enqueue(CHAT_ROUTE, firstTurn(false), nextTurnChecked());
+    assert.equal(await toolLoop(a, a), "Sunny in Paris.");
+    assert.deepEqual(sentCalls(chatRequests(mock)[3])[0]?.extra_content, SIGNED_CALL.extra_content);
+  });
+
   test("a Redis Cluster", { skip: isRedisClusterAvailable() ? false : REDIS_CLUSTER_MISSING }, async (t) => {
     const mock = await useMock(t);
     const cluster = await useRedisCluster(t);
