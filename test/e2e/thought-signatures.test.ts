@@ -9,6 +9,7 @@ import type { ServerResponse } from "node:http";
 import { describe, type TestContext, test } from "node:test";
 import Anthropic from "@anthropic-ai/sdk";
 import OpenAI from "openai";
+import { finished } from "../helpers/background-steps.ts";
 import { CHAT_ROUTE, chatRequests, useGateway, useMock } from "../helpers/e2e.ts";
 import type { TestGateway } from "../helpers/gateway.ts";
 import {
@@ -239,6 +240,47 @@ describe("OpenAI Responses client (Codex) in front of Gemini 3: a two-turn tool 
     });
   }
 });
+
+for (const isStream of [false, true]) {
+  test(`Responses background run${isStream ? " (streamed)" : ""}: the call's signature is kept too`, async (t) => {
+    const { mock, gateway } = await geminiScene(t);
+    mock.enqueue(CHAT_ROUTE, firstTurn(isStream), nextTurnChecked());
+    const client = new OpenAI({ baseURL: gateway.baseUrl, apiKey: "x", maxRetries: 0 });
+    const tools = [
+      { type: "function" as const, name: "get_weather", parameters: { type: "object", properties: {} }, strict: false },
+    ];
+    const question = { role: "user" as const, content: "Weather in Paris?" };
+    let id: string;
+    if (isStream) {
+      const stream = await client.responses.create({
+        model: "m",
+        tools,
+        input: [question],
+        background: true,
+        stream: true,
+      });
+      id = "";
+      for await (const event of stream) if (event.type === "response.created") id = event.response.id;
+    } else {
+      id = (await client.responses.create({ model: "m", tools, input: [question], background: true })).id;
+    }
+    const done = await finished(client, id);
+    const call = done.output.find((item) => item.type === "function_call");
+    assert.equal(call?.call_id, CALL_ID, JSON.stringify(done.output));
+    const answer = await client.responses.create({
+      model: "m",
+      store: false,
+      tools,
+      input: [
+        question,
+        { type: "function_call", call_id: CALL_ID, name: "get_weather", arguments: call?.arguments ?? "{}" },
+        { type: "function_call_output", call_id: CALL_ID, output: "sunny" },
+      ],
+    });
+    assert.equal(answer.output_text, "Sunny in Paris.");
+    assert.deepEqual(sentCalls(chatRequests(mock)[1])[0]?.extra_content, SIGNED_CALL.extra_content);
+  });
+}
 
 test("a call the gateway never saw (a restart, an eviction) goes to Gemini with Google's fallback signature", async (t) => {
   const { mock, gateway } = await geminiScene(t);
