@@ -241,6 +241,24 @@ describe("OpenAI Responses client (Codex) in front of Gemini 3: a two-turn tool 
   }
 });
 
+test("Responses with previous_response_id: the kept answer's call goes back signed", async (t) => {
+  const { mock, gateway } = await geminiScene(t);
+  mock.enqueue(CHAT_ROUTE, firstTurn(false), nextTurnChecked());
+  const client = new OpenAI({ baseURL: gateway.baseUrl, apiKey: "x", maxRetries: 0 });
+  const tools = [
+    { type: "function" as const, name: "get_weather", parameters: { type: "object", properties: {} }, strict: false },
+  ];
+  const first = await client.responses.create({ model: "m", tools, input: "Weather in Paris?" });
+  const answer = await client.responses.create({
+    model: "m",
+    tools,
+    previous_response_id: first.id,
+    input: [{ type: "function_call_output", call_id: CALL_ID, output: "sunny" }],
+  });
+  assert.equal(answer.output_text, "Sunny in Paris.");
+  assert.deepEqual(sentCalls(chatRequests(mock)[1])[0]?.extra_content, SIGNED_CALL.extra_content);
+});
+
 for (const isStream of [false, true]) {
   test(`Responses background run${isStream ? " (streamed)" : ""}: the call's signature is kept too`, async (t) => {
     const { mock, gateway } = await geminiScene(t);
