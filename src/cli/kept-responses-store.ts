@@ -16,10 +16,17 @@ import { ResponseStore } from "../protocols/responses/response-store.ts";
 import type { KeptResponsesStatus } from "../server/health-state.ts";
 import { KEPT_CONVERSATIONS } from "../state/embedded-kept-responses.ts";
 import { KeptResponsesFile } from "../state/kept-responses-file.ts";
+import { MemoryToolCallExtras, TOOL_CALL_EXTRAS_LIMITS, type ToolCallExtrasStore } from "../state/tool-call-extras.ts";
 
 export interface KeptResponsesStore {
   readonly kept: KeptResponses;
   readonly conversations: Conversations;
+  /**
+   * The tool calls' `extra_content` the Messages and Responses doors keep between turns (Gemini's thought
+   * signatures): shared through Redis with it, else this process's memory (a signature is worth nothing after the
+   * session: the embedded file does not keep them).
+   */
+  readonly toolCallExtras: ToolCallExtrasStore;
   readonly kind: "memory" | "embedded" | "redis";
   close(): Promise<void>;
   /**
@@ -75,13 +82,22 @@ export async function createKeptResponsesStore(
       clock,
       "conversations",
     );
-    await Promise.all([rows.connect(), conversationRows.connect()]);
+    const { RedisToolCallExtras } = await import("../state/redis-tool-call-extras.ts");
+    const toolCallExtras = new RedisToolCallExtras(
+      state.redisUrl,
+      state.redisKeyPrefix,
+      state.redisCluster,
+      new MemoryToolCallExtras(TOOL_CALL_EXTRAS_LIMITS, clock),
+      TOOL_CALL_EXTRAS_LIMITS.ttlMs,
+    );
+    await Promise.all([rows.connect(), conversationRows.connect(), toolCallExtras.connect()]);
     return {
       kept: inRows(rows, onPutError, onPutWorked),
       conversations: conversationsOver(conversationRows),
+      toolCallExtras,
       kind: "redis",
       close: async () => {
-        await Promise.all([rows.close(), conversationRows.close()]);
+        await Promise.all([rows.close(), conversationRows.close(), toolCallExtras.close()]);
       },
       writeBeforeExit: () => {},
       status: () => ({ kind: "redis", isDegraded: false, detail: "shared through Redis" }),
@@ -91,6 +107,7 @@ export async function createKeptResponsesStore(
     return {
       kept: inMemory(new ResponseStore(limits, clock)),
       conversations: conversationsOver(new ConversationRowsInMemory(limits, clock)),
+      toolCallExtras: new MemoryToolCallExtras(TOOL_CALL_EXTRAS_LIMITS, clock),
       kind: "memory",
       close: async () => {},
       writeBeforeExit: () => {},
@@ -113,6 +130,7 @@ export async function createKeptResponsesStore(
   return {
     kept: inRows(rows, onPutError, onPutWorked),
     conversations: conversationsOver(conversationRows),
+    toolCallExtras: new MemoryToolCallExtras(TOOL_CALL_EXTRAS_LIMITS, clock),
     kind: "embedded",
     // Both at once: their last writes wait for the same lock under the same bound, not one after the other.
     close: async () => {

@@ -109,6 +109,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     batches: batchStore.setup,
     keptResponses: keptResponses.kept,
     conversations: keptResponses.conversations,
+    toolCallExtras: keptResponses.toolCallExtras,
     keptResponsesStatus: () => keptResponses.status(),
   };
   app = buildServer(runtime, logger === undefined ? serverOptions : { logger, ...serverOptions });

@@ -174,3 +174,11 @@ test("chat estimate: a document (file part) by its decoded size, a page per 100 
   assert.equal(promptOf(pdf(600_000)).hasDocuments, true);
   assert.equal(promptOf({ type: "text", text: "hi" }).hasDocuments, undefined);
 });
+
+test("chat estimate: a tool call's extra_content (Gemini's thought signature) is not counted", () => {
+  const call = { id: "c1", type: "function", function: { name: "get_weather", arguments: '{"city":"Paris"}' } };
+  const signed = { ...call, extra_content: { google: { thought_signature: "A".repeat(4_000) } } };
+  const plain = estimateChatPrompt([{ role: "assistant", content: null, tool_calls: [call] }], undefined);
+  const withSignature = estimateChatPrompt([{ role: "assistant", content: null, tool_calls: [signed] }], undefined);
+  assert.equal(withSignature.promptTokens, plain.promptTokens);
+});

@@ -211,7 +211,7 @@ export function estimateChatPrompt(messages: readonly unknown[], tools: unknown)
       }
     }
     if (typeof name === "string") tokens += count(name) + 1;
-    if (toolCalls !== undefined) tokens += count(JSON.stringify(toolCalls));
+    if (toolCalls !== undefined) tokens += count(JSON.stringify(toolCalls, withoutExtraContent));
   }
   if (Array.isArray(tools) && tools.length > 0) tokens += count(JSON.stringify(tools));
   return hasDocuments ? { promptTokens: tokens, hasImages, hasDocuments } : { promptTokens: tokens, hasImages };
@@ -252,4 +252,13 @@ export function estimateTextInputs(input: unknown): { readonly total: number; re
     }
   }
   return { total, longest };
+}
+
+/**
+ * A tool call's `extra_content` (Gemini 3's thought signature: opaque base64 of a few KB that the gateway gives back
+ * on every later turn, protocols/tool-call-extras.ts) is not text the model reads: counted, a long agent session's
+ * signatures grew the estimate by far more than its prompt, and the context fit refused what fits.
+ */
+function withoutExtraContent(key: string, value: unknown): unknown {
+  return key === "extra_content" ? undefined : value;
 }

@@ -13,6 +13,7 @@ import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
 import type { Conversations } from "../protocols/responses/conversations.ts";
 import type { KeptResponses } from "../protocols/responses/kept-responses.ts";
 import { MemoryBatchRows } from "../state/batch-rows.ts";
+import type { ToolCallExtrasStore } from "../state/tool-call-extras.ts";
 import { registerAdminRoutes } from "./admin-routes.ts";
 import { allowedHostsFor, isHostAllowed } from "./allowed-hosts.ts";
 import { clientKeyRefused, currentKeyRing, type KeyRing } from "./auth.ts";
@@ -62,6 +63,8 @@ export interface ServerOptions {
   readonly keptResponses?: KeptResponses;
   /** Where kept conversations live (the same choice of store); default: this process's memory. */
   readonly conversations?: Conversations;
+  /** Where the tool calls' `extra_content` is kept between turns (the same choice); default: this process's memory. */
+  readonly toolCallExtras?: ToolCallExtrasStore;
   /** Where files and batches live (the same choice of store), or why they are refused; default: this process's memory. */
   readonly batches?: BatchSetup;
   /** How that store is doing, for /health (`kept_responses`); unset: not shown. */
@@ -101,7 +104,13 @@ export function buildServer(runtime: GatewayRuntime, options: ServerOptions = {}
     const handler = forwardingHandler(endpoint, runtime);
     for (const path of pathsOf(endpoint)) app.post(path, handler);
   }
-  const responses = registerProtocolRoutes(app, runtime, options.keptResponses, options.conversations);
+  const responses = registerProtocolRoutes(
+    app,
+    runtime,
+    options.keptResponses,
+    options.conversations,
+    options.toolCallExtras,
+  );
   registerBatchRoutes(app, runtime, options.batches ?? inMemoryBatches(runtime), responses);
   registerInfoRoutes(app, runtime, options.keptResponsesStatus);
   registerAdminRoutes(app, runtime, adminKeys);

@@ -14,11 +14,13 @@ import { forClient, inMemory, type KeptResponses, NO_EVENTS, prefetch } from "..
 import { toCountedPrompt } from "../protocols/responses/request-mapping.ts";
 import { ResponseStore } from "../protocols/responses/response-store.ts";
 import type { Deployment } from "../providers/catalog.ts";
+import { MemoryToolCallExtras, TOOL_CALL_EXTRAS_LIMITS, type ToolCallExtrasStore } from "../state/tool-call-extras.ts";
 import { cancelBackground, followKept, notReplayable, viewOf, writeEvents } from "./background-readers.ts";
 import { registerConversationRoutes } from "./conversation-routes.ts";
 import { messagesAdapter, type ProtocolAdapter, protocolHandler } from "./protocol-adapters.ts";
 import { MESSAGES_PATHS, RESPONSES_PATHS } from "./protocol-paths.ts";
 import { responsesAdapter } from "./responses-adapter.ts";
+import { keepingToolCallExtras } from "./tool-call-extras-door.ts";
 
 /**
  * `kept`: where kept responses live (a shared store from the composition root); by default in this process's
@@ -29,6 +31,7 @@ export function registerProtocolRoutes(
   runtime: GatewayRuntime,
   kept?: KeptResponses,
   keptConversations?: Conversations,
+  keptToolCallExtras?: ToolCallExtrasStore,
 ): ProtocolAdapter {
   const limits = runtime.snapshot.config.responses.store;
   const store = kept ?? inMemory(new ResponseStore(limits, runtime.clock));
@@ -43,10 +46,15 @@ export function registerProtocolRoutes(
     );
   const hasNativeProviders = (): boolean =>
     runtime.snapshot.config.providers.some((provider) => provider.responsesApi === "native");
-  const responsesDoor = responsesAdapter(store, conversations, runtime.clock, hasNativeProviders);
+  // One store for both doors: a Claude Code session never continues a Codex one, but call ids are unique anyway.
+  const toolCallExtras = keptToolCallExtras ?? new MemoryToolCallExtras(TOOL_CALL_EXTRAS_LIMITS, runtime.clock);
+  const responsesDoor = keepingToolCallExtras(
+    responsesAdapter(store, conversations, runtime.clock, hasNativeProviders),
+    toolCallExtras,
+  );
   const responses = protocolHandler(runtime, responsesDoor);
   for (const path of RESPONSES_PATHS) app.post(path, responses);
-  const messages = protocolHandler(runtime, messagesAdapter());
+  const messages = protocolHandler(runtime, keepingToolCallExtras(messagesAdapter(), toolCallExtras));
   for (const path of MESSAGES_PATHS) app.post(path, messages);
   registerKeptResponseRoutes(app, runtime, store);
   registerConversationRoutes(app, conversations, runtime);

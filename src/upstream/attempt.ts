@@ -17,6 +17,7 @@ import {
   type MessageOrdering,
   orderMessagesWithChanges,
 } from "../providers/message-order.ts";
+import { isGeminiDeployment } from "../providers/thought-signatures.ts";
 import { STREAM_FEATURE } from "../router/request-features.ts";
 import { inspectAudioEvent, inspectEvent, inspectResponsesEvent } from "../streaming/stream-event.ts";
 import { type AttemptContext, type AttemptResult, failed } from "./attempt-context.ts";
@@ -107,6 +108,16 @@ export async function attemptOnce(
   }
 }
 
+/**
+ * A chat call's tool-call `extra_content` goes to Gemini deployments only, with Google's fallback signature where a
+ * turn has none (providers/thought-signatures.ts).
+ */
+function toolCallExtrasFor(deployment: Deployment, endpointPath: string): "gemini" | "drop" | undefined {
+  if (endpointPath !== "/chat/completions") return undefined;
+  const settings = deployment.provider.settings;
+  return isGeminiDeployment(settings.presetOrigin?.preset, settings.baseUrl, deployment.model.id) ? "gemini" : "drop";
+}
+
 /** Not async itself: it only picks the JSON or the stream path (one promise fewer per attempt). */
 function attemptWithSignals(context: AttemptContext): Promise<AttemptResult> {
   const { deployment, request, remainingMs } = context;
@@ -142,6 +153,7 @@ function attemptWithSignals(context: AttemptContext): Promise<AttemptResult> {
         api: context.api,
         spentOutputTokens: request.spentOutputTokens,
         messageOrder: context.messageOrdering,
+        toolCallExtras: toolCallExtrasFor(deployment, request.endpointPath),
       }),
     contentType: multipart?.payload.contentType,
     isBinaryAnswer: request.isBinaryAnswer,

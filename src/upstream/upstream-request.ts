@@ -5,6 +5,7 @@ import type { Dispatcher } from "undici";
 import { applyBodyRules, type BodyRules, OUTPUT_FIELDS } from "../providers/body-rules.ts";
 import type { Deployment } from "../providers/catalog.ts";
 import { type MessageOrder, type MessageOrdering, orderMessages } from "../providers/message-order.ts";
+import { signaturesFor } from "../providers/thought-signatures.ts";
 import { asksForText, encodeMultipart, type MultipartPayload, multipartBody } from "./multipart-payload.ts";
 
 export interface UpstreamCall {
@@ -151,6 +152,12 @@ export interface PayloadOptions {
    * it. Default `any`.
    */
   readonly messageOrder?: MessageOrder | MessageOrdering | undefined;
+  /**
+   * The assistant tool calls' `extra_content` (Gemini's thought signatures, providers/thought-signatures.ts):
+   * `gemini`, kept, and the documented fallback signature where a turn has none; `drop`, removed (an unknown field
+   * elsewhere). Default: sent as they are.
+   */
+  readonly toolCallExtras?: "gemini" | "drop" | undefined;
 }
 
 /**
@@ -177,6 +184,8 @@ export function buildPayload(body: Readonly<Record<string, unknown>>, options: P
   // Only a chat body's `messages` (a native Responses body has `input`); the client's array is never changed.
   if (options.messageOrder !== undefined && options.api !== "responses" && Array.isArray(rest.messages))
     rest.messages = orderMessages(rest.messages, options.messageOrder);
+  if (options.toolCallExtras !== undefined && options.api !== "responses" && Array.isArray(rest.messages))
+    rest.messages = signaturesFor(rest.messages, options.toolCallExtras);
   if (options.spentOutputTokens !== undefined) lessOutput(rest, options.spentOutputTokens);
   // The client's own `reasoning_effort` (chat) is its explicit choice and goes to every candidate as it is.
   if (

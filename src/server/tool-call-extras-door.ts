@@ -1,0 +1,126 @@
+// A door whose protocol has no place for a tool call's `extra_content` (Messages' `tool_use`, Responses'
+// `function_call`) keeps it in the gateway: read from each chat answer it translates (JSON, stream, background run),
+// given back to the assistant tool call of the same id when a later request is translated, before it is served
+// (protocols/tool-call-extras.ts says why: Gemini 3's thought signatures).
+import type { GatewayError } from "../errors/gateway-error.ts";
+import type { ChatMessage } from "../protocols/chat-completions.ts";
+import {
+  extrasOfCompletion,
+  StreamedExtras,
+  type ToolCallExtra,
+  unsignedCallIds,
+  withRecalledExtras,
+} from "../protocols/tool-call-extras.ts";
+import type { ToolCallExtrasStore } from "../state/tool-call-extras.ts";
+import type { UpstreamApi } from "../upstream/forward-types.ts";
+import type { BackgroundExchange } from "./background-responses.ts";
+import type { Exchange, ProtocolAdapter } from "./protocol-adapters.ts";
+
+/** The adapter, keeping and giving back its tool calls' `extra_content` in `store`. */
+export function keepingToolCallExtras(adapter: ProtocolAdapter, store: ToolCallExtrasStore): ProtocolAdapter {
+  return {
+    endpoint: adapter.endpoint,
+    async begin(body, client) {
+      const exchange = await adapter.begin(body, client);
+      return withExtras(exchange, await recalledBody(exchange, store), store);
+    },
+  };
+}
+
+async function recalledBody(exchange: Exchange, store: ToolCallExtrasStore): Promise<Exchange["chatBody"]> {
+  const { chatBody } = exchange;
+  const ids = unsignedCallIds(chatBody.messages);
+  if (ids.length === 0) return chatBody;
+  const messages = withRecalledExtras(chatBody.messages, await store.recall(ids));
+  // Copies of the translated messages with one field more: still chat messages.
+  return messages === chatBody.messages ? chatBody : { ...chatBody, messages: messages as ChatMessage[] };
+}
+
+function withExtras(exchange: Exchange, chatBody: Exchange["chatBody"], store: ToolCallExtrasStore): Exchange {
+  // A native provider's answer (`api` not `chat`) is the protocol's own: nothing of chat's to keep.
+  const remember = (extras: readonly ToolCallExtra[]): void => {
+    // The in-memory store keeps them before it returns: the client's next turn finds them. A failure to keep
+    // costs the real signature only (the fallback is sent), never the answer.
+    if (extras.length > 0) store.remember(extras).catch(() => {});
+  };
+  const answer: Exchange["answer"] = (completion, servedModel, api) => {
+    if (api === "chat") remember(extrasOfCompletion(completion));
+    return exchange.answer(completion, servedModel, api);
+  };
+  const stream: Exchange["stream"] = (servedModel, api) => {
+    const translator = exchange.stream(servedModel, api);
+    return api === "chat" ? tapped(translator, remember) : translator;
+  };
+  const { background } = exchange;
+  return {
+    ...exchange,
+    chatBody,
+    answer,
+    stream,
+    background: background === undefined ? undefined : backgroundWithExtras(background, remember),
+  };
+}
+
+interface Translator {
+  push(chunk: unknown): string;
+  finish(): string;
+  fail(error: GatewayError): string;
+}
+
+/** The translator, its chunks read for `extra_content` too; what was found is kept when the stream ends. */
+function tapped(translator: Translator, remember: (extras: readonly ToolCallExtra[]) => void): Translator {
+  const extras = new StreamedExtras();
+  return {
+    push(chunk) {
+      extras.push(chunk);
+      return translator.push(chunk);
+    },
+    finish() {
+      remember(extras.all);
+      return translator.finish();
+    },
+    // A failed stream may still have answered calls the client runs (Claude Code keeps a cut turn's tool uses).
+    fail(error) {
+      remember(extras.all);
+      return translator.fail(error);
+    },
+  };
+}
+
+type BackgroundTranslator = ReturnType<BackgroundExchange["stream"]>;
+
+/** The same for a background run's translator, its `cancel` and `result` read through. */
+function tappedBackground(
+  translator: BackgroundTranslator,
+  remember: (extras: readonly ToolCallExtra[]) => void,
+): BackgroundTranslator {
+  const tap = tapped(translator, remember);
+  return {
+    push: tap.push,
+    finish: tap.finish,
+    fail: tap.fail,
+    cancel: () => translator.cancel(),
+    get result() {
+      return translator.result;
+    },
+  };
+}
+
+function backgroundWithExtras(
+  background: BackgroundExchange,
+  remember: (extras: readonly ToolCallExtra[]) => void,
+): BackgroundExchange {
+  return {
+    ...background,
+    keep: background.keep.bind(background),
+    read: background.read.bind(background),
+    answer: (completion, servedModel, api: UpstreamApi) => {
+      if (api === "chat") remember(extrasOfCompletion(completion));
+      return background.answer(completion, servedModel, api);
+    },
+    stream: (servedModel, api) => {
+      const translator = background.stream(servedModel, api);
+      return api === "chat" ? tappedBackground(translator, remember) : translator;
+    },
+  };
+}

@@ -1,0 +1,112 @@
+// The tool calls' `extra_content` the Messages and Responses doors keep between turns (protocols/tool-call-extras.ts
+// says why: Gemini's thought signatures, which those protocols have no place for). In memory, bounded by count, by
+// bytes and by age; what it forgets costs only the real signature (the Gemini fallback is sent instead:
+// providers/thought-signatures.ts).
+import type { Clock } from "../clock.ts";
+
+/** One call's id and its `extra_content` (protocols/tool-call-extras.ts reads them; state/ may not import it). */
+export interface ToolCallExtra {
+  readonly id: string;
+  readonly extra: Readonly<Record<string, unknown>>;
+}
+
+export interface ToolCallExtrasStore {
+  /** Keeps each call's `extra_content` by call id (a later one for the same id replaces it). */
+  remember(extras: readonly ToolCallExtra[]): Promise<void>;
+  /** What is kept for these ids (those forgotten or never kept are absent). */
+  recall(ids: readonly string[]): Promise<ReadonlyMap<string, Readonly<Record<string, unknown>>>>;
+}
+
+export interface ToolCallExtrasLimits {
+  readonly maxEntries: number;
+  /** Bytes of the kept values as JSON text, ids included. */
+  readonly maxBytes: number;
+  readonly ttlMs: number;
+}
+
+/**
+ * A tool loop's next turn comes seconds to minutes after the answer; an agent session may pause for hours. A
+ * Gemini 3 signature is a few hundred bytes to a few KB of base64: 20,000 calls fit in the bytes bound.
+ */
+export const TOOL_CALL_EXTRAS_LIMITS: ToolCallExtrasLimits = {
+  maxEntries: 20_000,
+  maxBytes: 32 * 1024 * 1024, // 32 MiB
+  ttlMs: 6 * 60 * 60 * 1000, // 6 hours
+};
+
+/** One value larger than this (bytes as JSON) is not kept: no signature is that large, and one must not evict all. */
+export const MAX_EXTRA_BYTES = 64 * 1024;
+
+interface Entry {
+  readonly extra: Readonly<Record<string, unknown>>;
+  readonly bytes: number;
+  readonly expiresAtMs: number;
+}
+
+/** Least recently used first: a Map keeps insertion order, and a recall re-inserts what it finds. */
+export class MemoryToolCallExtras implements ToolCallExtrasStore {
+  readonly #entries = new Map<string, Entry>();
+  readonly #limits: ToolCallExtrasLimits;
+  readonly #clock: Clock;
+  #bytes = 0;
+
+  constructor(limits: ToolCallExtrasLimits, clock: Clock) {
+    this.#limits = limits;
+    this.#clock = clock;
+  }
+
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  get bytes(): number {
+    return this.#bytes;
+  }
+
+  remember(extras: readonly ToolCallExtra[]): Promise<void> {
+    const expiresAtMs = this.#clock.now() + this.#limits.ttlMs;
+    for (const { id, extra } of extras) {
+      const bytes = Buffer.byteLength(id) + Buffer.byteLength(JSON.stringify(extra));
+      if (bytes > MAX_EXTRA_BYTES || bytes > this.#limits.maxBytes) continue;
+      this.#delete(id);
+      this.#entries.set(id, { extra, bytes, expiresAtMs });
+      this.#bytes += bytes;
+    }
+    this.#evict();
+    return Promise.resolve();
+  }
+
+  recall(ids: readonly string[]): Promise<ReadonlyMap<string, Readonly<Record<string, unknown>>>> {
+    const found = new Map<string, Readonly<Record<string, unknown>>>();
+    const nowMs = this.#clock.now();
+    for (const id of ids) {
+      const entry = this.#entries.get(id);
+      if (entry === undefined) continue;
+      this.#entries.delete(id);
+      if (entry.expiresAtMs <= nowMs) {
+        this.#bytes -= entry.bytes;
+        continue;
+      }
+      // Used again: the most recent now (a long agent loop sends the same calls back on every turn).
+      this.#entries.set(id, entry);
+      found.set(id, entry.extra);
+    }
+    return Promise.resolve(found);
+  }
+
+  #delete(id: string): void {
+    const entry = this.#entries.get(id);
+    if (entry === undefined) return;
+    this.#entries.delete(id);
+    this.#bytes -= entry.bytes;
+  }
+
+  #evict(): void {
+    const nowMs = this.#clock.now();
+    for (const [id, entry] of this.#entries) {
+      const isOver = this.#entries.size > this.#limits.maxEntries || this.#bytes > this.#limits.maxBytes;
+      if (!isOver && entry.expiresAtMs > nowMs) break;
+      this.#delete(id);
+    }
+  }
+}

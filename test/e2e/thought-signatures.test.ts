@@ -1,0 +1,425 @@
+// Gemini 3's thought signatures through the doors that have no place for them (docs/protocols.md "Thought
+// signatures"): Google's OpenAI-compatible API puts `extra_content.google.thought_signature` on each tool call it
+// answers and refuses the next turn with a 400 when the assistant tool call comes back without it. The Anthropic SDK
+// (Claude Code) and the OpenAI Responses client (Codex) send back `tool_use` blocks and `function_call` items: the
+// gateway keeps the signature by call id and puts it back. The upstream here plays Gemini 3: it signs its calls and
+// refuses a history whose call lacks the signature with Gemini's own 400 body.
+import assert from "node:assert/strict";
+import type { ServerResponse } from "node:http";
+import { describe, type TestContext, test } from "node:test";
+import Anthropic from "@anthropic-ai/sdk";
+import OpenAI from "openai";
+import { finished } from "../helpers/background-steps.ts";
+import { CHAT_ROUTE, chatRequests, useGateway, useMock } from "../helpers/e2e.ts";
+import type { TestGateway } from "../helpers/gateway.ts";
+import {
+  chatCompletion,
+  type MockStep,
+  type MockUpstream,
+  type RecordedRequest,
+  type SseScript,
+} from "../helpers/mock-upstream.ts";
+import { isRedisClusterAvailable, REDIS_CLUSTER_MISSING, useRedisCluster } from "../helpers/redis-cluster.ts";
+import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../helpers/redis-server.ts";
+
+const GEMINI_ID = "gemini-3-pro-preview";
+const SIGNATURE = "CiQB0e2Kb7uNsignedThoughtsOfTurnOne==";
+const CALL_ID = "function-call-7781";
+const FALLBACK = "skip_thought_signature_validator";
+
+/** Gemini's 400 for a history whose function call lacks its signature (as its OpenAI-compatible API sends it). */
+const MISSING_SIGNATURE_BODY = [
+  {
+    error: {
+      code: 400,
+      message:
+        "Function call is missing a thought_signature in functionCall parts. This is required for tools to work correctly, and missing thought_signature may lead to degraded model performance. Additional data, function call `default_api:get_weather` , position 2. Please refer to https://ai.google.dev/gemini-api/docs/thought-signatures for more details.",
+      status: "INVALID_ARGUMENT",
+    },
+  },
+];
+
+const SIGNED_CALL = {
+  id: CALL_ID,
+  type: "function",
+  function: { name: "get_weather", arguments: '{"city":"Paris"}' },
+  extra_content: { google: { thought_signature: SIGNATURE } },
+};
+
+function signedCallCompletion(): unknown {
+  return {
+    id: "gemini-1",
+    object: "chat.completion",
+    created: 1767225600,
+    model: GEMINI_ID,
+    choices: [
+      {
+        index: 0,
+        message: { role: "assistant", content: null, tool_calls: [SIGNED_CALL] },
+        finish_reason: "tool_calls",
+      },
+    ],
+    usage: { prompt_tokens: 40, completion_tokens: 12, total_tokens: 52 },
+  };
+}
+
+/** As Gemini streams a call: whole, in one chunk, with its signature. */
+function signedCallStream(): SseScript[] {
+  const chunk = (delta: unknown, finishReason: string | null = null, usage?: unknown) => ({
+    data: {
+      id: "gemini-1",
+      object: "chat.completion.chunk",
+      created: 1767225600,
+      model: GEMINI_ID,
+      choices: [{ index: 0, delta, finish_reason: finishReason }],
+      ...(usage === undefined ? {} : { usage }),
+    },
+  });
+  return [
+    chunk({ role: "assistant", tool_calls: [SIGNED_CALL] }),
+    chunk({}, "tool_calls", { prompt_tokens: 40, completion_tokens: 12, total_tokens: 52 }),
+  ];
+}
+
+function firstTurn(isStream: boolean): MockStep {
+  return isStream ? { kind: "sse", events: signedCallStream() } : { kind: "json", body: signedCallCompletion() };
+}
+
+interface SentCall {
+  id?: string;
+  extra_content?: { google?: { thought_signature?: string } };
+}
+
+function sentCalls(request: RecordedRequest | undefined): SentCall[] {
+  const messages = (request?.body as { messages?: { role: string; tool_calls?: SentCall[] }[] } | undefined)?.messages;
+  return (messages ?? []).flatMap((message) => (message.role === "assistant" ? (message.tool_calls ?? []) : []));
+}
+
+/** Gemini 3's next turn: refused with its 400 unless the history's first call is signed; else the final answer. */
+function nextTurnChecked(): MockStep {
+  return {
+    kind: "handler",
+    handle: (request: RecordedRequest, response: ServerResponse) => {
+      const signature = sentCalls(request)[0]?.extra_content?.google?.thought_signature;
+      if (typeof signature !== "string" || signature === "") {
+        response.writeHead(400, { "content-type": "application/json" });
+        response.end(JSON.stringify(MISSING_SIGNATURE_BODY));
+        return;
+      }
+      response.writeHead(200, { "content-type": "application/json" });
+      response.end(JSON.stringify(chatCompletion("Sunny in Paris.", GEMINI_ID)));
+    },
+  };
+}
+
+function geminiYaml(mock: MockUpstream, state = ""): string {
+  // The `gemini` preset pointed at the mock: what tells the gateway the deployment is Gemini's.
+  return `providers:
+  - preset: gemini
+    base_url: ${mock.baseUrl}
+    api_key: g-test
+    retries: 0
+    models:
+      m: { id: ${GEMINI_ID} }
+${state}`;
+}
+
+async function geminiScene(t: TestContext): Promise<{ mock: MockUpstream; gateway: TestGateway }> {
+  const mock = await useMock(t);
+  return { mock, gateway: await useGateway(t, geminiYaml(mock)) };
+}
+
+/** The Anthropic SDK's tool loop: the first turn on `first`, the tool's result sent on `second`. */
+async function toolLoop(first: TestGateway, second: TestGateway): Promise<string> {
+  const request = { model: "m", max_tokens: 1000, tools: [WEATHER_TOOL] };
+  const question = { role: "user" as const, content: "Weather in Paris?" };
+  const answered = await new Anthropic({ baseURL: first.url, apiKey: "x", maxRetries: 0 }).messages.create({
+    ...request,
+    messages: [question],
+  });
+  const answer = await new Anthropic({ baseURL: second.url, apiKey: "x", maxRetries: 0 }).messages.create({
+    ...request,
+    messages: [
+      question,
+      { role: "assistant", content: answered.content },
+      { role: "user", content: [{ type: "tool_result", tool_use_id: CALL_ID, content: "sunny" }] },
+    ],
+  });
+  return answer.content[0]?.type === "text" ? answer.content[0].text : "";
+}
+
+const WEATHER_TOOL = {
+  name: "get_weather",
+  description: "Current weather for a city",
+  input_schema: { type: "object" as const, properties: { city: { type: "string" } }, required: ["city"] },
+};
+
+describe("Anthropic SDK (Claude Code) in front of Gemini 3: a two-turn tool loop", () => {
+  for (const isStream of [false, true]) {
+    test(`the call's signature goes back on the next turn${isStream ? " (streamed first turn)" : ""}`, async (t) => {
+      const { mock, gateway } = await geminiScene(t);
+      mock.enqueue(CHAT_ROUTE, firstTurn(isStream), nextTurnChecked());
+      const client = new Anthropic({ baseURL: gateway.url, apiKey: "x", maxRetries: 0 });
+      const request = { model: "m", max_tokens: 1000, tools: [WEATHER_TOOL] };
+      const question = { role: "user" as const, content: "Weather in Paris?" };
+      const first = isStream
+        ? await client.messages.stream({ ...request, messages: [question] }).finalMessage()
+        : await client.messages.create({ ...request, messages: [question] });
+      const call = first.content.find((block) => block.type === "tool_use");
+      assert.equal(call?.id, CALL_ID);
+      assert.equal(
+        JSON.stringify(first).includes("extra_content"),
+        false,
+        "nothing of Google's in the Anthropic answer",
+      );
+      const answer = await client.messages.create({
+        ...request,
+        messages: [
+          question,
+          { role: "assistant", content: first.content },
+          { role: "user", content: [{ type: "tool_result", tool_use_id: CALL_ID, content: "sunny" }] },
+        ],
+      });
+      assert.equal(answer.content[0]?.type === "text" ? answer.content[0].text : "", "Sunny in Paris.");
+      assert.deepEqual(sentCalls(chatRequests(mock)[1])[0]?.extra_content, SIGNED_CALL.extra_content);
+    });
+  }
+});
+
+describe("OpenAI Responses client (Codex) in front of Gemini 3: a two-turn tool loop, items rebuilt", () => {
+  for (const isStream of [false, true]) {
+    test(`the call's signature goes back on the next turn${isStream ? " (streamed first turn)" : ""}`, async (t) => {
+      const { mock, gateway } = await geminiScene(t);
+      mock.enqueue(CHAT_ROUTE, firstTurn(isStream), nextTurnChecked());
+      const client = new OpenAI({ baseURL: gateway.baseUrl, apiKey: "x", maxRetries: 0 });
+      const tools = [
+        {
+          type: "function" as const,
+          name: "get_weather",
+          description: "Current weather for a city",
+          parameters: { type: "object", properties: { city: { type: "string" } }, required: ["city"] },
+          strict: false,
+        },
+      ];
+      const question = { role: "user" as const, content: "Weather in Paris?" };
+      let callId = "";
+      let name = "";
+      let args = "";
+      if (isStream) {
+        const stream = await client.responses.create({
+          model: "m",
+          store: false,
+          tools,
+          input: [question],
+          stream: true,
+        });
+        for await (const event of stream) {
+          if (event.type === "response.output_item.done" && event.item.type === "function_call") {
+            ({ call_id: callId, name, arguments: args } = event.item);
+          }
+        }
+      } else {
+        const first = await client.responses.create({ model: "m", store: false, tools, input: [question] });
+        const item = first.output.find((output) => output.type === "function_call");
+        ({ call_id: callId, name, arguments: args } = item ?? { call_id: "", name: "", arguments: "" });
+      }
+      assert.equal(callId, CALL_ID);
+      // As Codex does: the call rebuilt from what it kept (no id of the gateway's, no field it did not know).
+      const answer = await client.responses.create({
+        model: "m",
+        store: false,
+        tools,
+        input: [
+          question,
+          { type: "function_call", call_id: callId, name, arguments: args },
+          { type: "function_call_output", call_id: callId, output: "sunny" },
+        ],
+      });
+      assert.equal(answer.output_text, "Sunny in Paris.");
+      assert.deepEqual(sentCalls(chatRequests(mock)[1])[0]?.extra_content, SIGNED_CALL.extra_content);
+    });
+  }
+});
+
+test("Responses with previous_response_id: the kept answer's call goes back signed", async (t) => {
+  const { mock, gateway } = await geminiScene(t);
+  mock.enqueue(CHAT_ROUTE, firstTurn(false), nextTurnChecked());
+  const client = new OpenAI({ baseURL: gateway.baseUrl, apiKey: "x", maxRetries: 0 });
+  const tools = [
+    { type: "function" as const, name: "get_weather", parameters: { type: "object", properties: {} }, strict: false },
+  ];
+  const first = await client.responses.create({ model: "m", tools, input: "Weather in Paris?" });
+  const answer = await client.responses.create({
+    model: "m",
+    tools,
+    previous_response_id: first.id,
+    input: [{ type: "function_call_output", call_id: CALL_ID, output: "sunny" }],
+  });
+  assert.equal(answer.output_text, "Sunny in Paris.");
+  assert.deepEqual(sentCalls(chatRequests(mock)[1])[0]?.extra_content, SIGNED_CALL.extra_content);
+});
+
+for (const isStream of [false, true]) {
+  test(`Responses background run${isStream ? " (streamed)" : ""}: the call's signature is kept too`, async (t) => {
+    const { mock, gateway } = await geminiScene(t);
+    mock.enqueue(CHAT_ROUTE, firstTurn(isStream), nextTurnChecked());
+    const client = new OpenAI({ baseURL: gateway.baseUrl, apiKey: "x", maxRetries: 0 });
+    const tools = [
+      { type: "function" as const, name: "get_weather", parameters: { type: "object", properties: {} }, strict: false },
+    ];
+    const question = { role: "user" as const, content: "Weather in Paris?" };
+    let id: string;
+    if (isStream) {
+      const stream = await client.responses.create({
+        model: "m",
+        tools,
+        input: [question],
+        background: true,
+        stream: true,
+      });
+      id = "";
+      for await (const event of stream) if (event.type === "response.created") id = event.response.id;
+    } else {
+      id = (await client.responses.create({ model: "m", tools, input: [question], background: true })).id;
+    }
+    const done = await finished(client, id);
+    const call = done.output.find((item) => item.type === "function_call");
+    assert.equal(call?.call_id, CALL_ID, JSON.stringify(done.output));
+    const answer = await client.responses.create({
+      model: "m",
+      store: false,
+      tools,
+      input: [
+        question,
+        { type: "function_call", call_id: CALL_ID, name: "get_weather", arguments: call?.arguments ?? "{}" },
+        { type: "function_call_output", call_id: CALL_ID, output: "sunny" },
+      ],
+    });
+    assert.equal(answer.output_text, "Sunny in Paris.");
+    assert.deepEqual(sentCalls(chatRequests(mock)[1])[0]?.extra_content, SIGNED_CALL.extra_content);
+  });
+}
+
+test("a call the gateway never saw (a restart, an eviction) goes to Gemini with Google's fallback signature", async (t) => {
+  const { mock, gateway } = await geminiScene(t);
+  mock.enqueue(CHAT_ROUTE, nextTurnChecked());
+  const client = new Anthropic({ baseURL: gateway.url, apiKey: "x", maxRetries: 0 });
+  const answer = await client.messages.create({
+    model: "m",
+    max_tokens: 1000,
+    tools: [WEATHER_TOOL],
+    messages: [
+      { role: "user", content: "Weather in Paris and Rome?" },
+      {
+        role: "assistant",
+        content: [
+          { type: "tool_use", id: "toolu_old_1", name: "get_weather", input: { city: "Paris" } },
+          { type: "tool_use", id: "toolu_old_2", name: "get_weather", input: { city: "Rome" } },
+        ],
+      },
+      {
+        role: "user",
+        content: [
+          { type: "tool_result", tool_use_id: "toolu_old_1", content: "sunny" },
+          { type: "tool_result", tool_use_id: "toolu_old_2", content: "rainy" },
+        ],
+      },
+    ],
+  });
+  assert.equal(answer.content[0]?.type === "text" ? answer.content[0].text : "", "Sunny in Paris.");
+  const calls = sentCalls(chatRequests(mock)[0]);
+  assert.deepEqual(calls[0]?.extra_content, { google: { thought_signature: FALLBACK } });
+  assert.equal(calls[1]?.extra_content, undefined, "Google signs the first call of a parallel step only");
+});
+
+test("a provider that is not Gemini gets no extra_content, even from a chat client that sent it", async (t) => {
+  const mock = await useMock(t);
+  const gateway = await useGateway(
+    t,
+    `providers:
+  - name: alpha
+    base_url: ${mock.baseUrl}
+    api_key: sk-alpha
+    models:
+      m: { id: vendor/m-instruct }
+`,
+  );
+  mock.enqueue(CHAT_ROUTE, { kind: "json", body: chatCompletion("Fine.", "vendor/m-instruct") });
+  const client = new OpenAI({ baseURL: gateway.baseUrl, apiKey: "x", maxRetries: 0 });
+  await client.chat.completions.create({
+    model: "m",
+    messages: [
+      { role: "user", content: "Weather in Paris?" },
+      // The OpenAI SDK's types have no extra_content: a client talking to Gemini through the gateway sends it back.
+      { role: "assistant", content: null, tool_calls: [SIGNED_CALL as OpenAI.ChatCompletionMessageToolCall] },
+      { role: "tool", tool_call_id: CALL_ID, content: "sunny" },
+    ],
+  });
+  const sent = chatRequests(mock)[0];
+  assert.equal(sentCalls(sent)[0]?.id, CALL_ID);
+  assert.equal(sent?.bodyText.includes("extra_content"), false, sent?.bodyText);
+});
+
+test("a chat client's own signature reaches Gemini as it sent it", async (t) => {
+  const { mock, gateway } = await geminiScene(t);
+  mock.enqueue(CHAT_ROUTE, nextTurnChecked());
+  const client = new OpenAI({ baseURL: gateway.baseUrl, apiKey: "x", maxRetries: 0 });
+  const answer = await client.chat.completions.create({
+    model: "m",
+    messages: [
+      { role: "user", content: "Weather in Paris?" },
+      { role: "assistant", content: null, tool_calls: [SIGNED_CALL as OpenAI.ChatCompletionMessageToolCall] },
+      { role: "tool", tool_call_id: CALL_ID, content: "sunny" },
+    ],
+  });
+  assert.equal(answer.choices[0]?.message.content, "Sunny in Paris.");
+  assert.deepEqual(sentCalls(chatRequests(mock)[0])[0]?.extra_content, SIGNED_CALL.extra_content);
+});
+
+describe("with Redis: the next turn served by another replica gets the signature the first one kept", () => {
+  test("one Redis server", { skip: isRedisInstalled() ? false : REDIS_MISSING }, async (t) => {
+    const mock = await useMock(t);
+    const redis = await useRedisServer(t);
+    const yaml = geminiYaml(
+      mock,
+      `state:\n  path: ":memory:"\n  redis_url: ${redis.url}\n  redis_key_prefix: "sig-e2e:"\n`,
+    );
+    const [a, b] = [await useGateway(t, yaml), await useGateway(t, yaml)];
+    mock.enqueue(CHAT_ROUTE, firstTurn(false), nextTurnChecked());
+    assert.equal(await toolLoop(a, b), "Sunny in Paris.");
+    assert.deepEqual(sentCalls(chatRequests(mock)[1])[0]?.extra_content, SIGNED_CALL.extra_content);
+  });
+
+  test("Redis down: the loop still works, the other replica sends the fallback", {
+    skip: isRedisInstalled() ? false : REDIS_MISSING,
+  }, async (t) => {
+    const mock = await useMock(t);
+    const redis = await useRedisServer(t);
+    const yaml = geminiYaml(
+      mock,
+      `state:\n  path: ":memory:"\n  redis_url: ${redis.url}\n  redis_key_prefix: "sig-down:"\n`,
+    );
+    const [a, b] = [await useGateway(t, yaml), await useGateway(t, yaml)];
+    await redis.kill();
+    mock.enqueue(CHAT_ROUTE, firstTurn(false), nextTurnChecked());
+    assert.equal(await toolLoop(a, b), "Sunny in Paris.");
+    assert.deepEqual(sentCalls(chatRequests(mock)[1])[0]?.extra_content, { google: { thought_signature: FALLBACK } });
+    // The replica that answered the call still has it in memory.
+    mock.enqueue(CHAT_ROUTE, firstTurn(false), nextTurnChecked());
+    assert.equal(await toolLoop(a, a), "Sunny in Paris.");
+    assert.deepEqual(sentCalls(chatRequests(mock)[3])[0]?.extra_content, SIGNED_CALL.extra_content);
+  });
+
+  test("a Redis Cluster", { skip: isRedisClusterAvailable() ? false : REDIS_CLUSTER_MISSING }, async (t) => {
+    const mock = await useMock(t);
+    const cluster = await useRedisCluster(t);
+    const yaml = geminiYaml(
+      mock,
+      `state:\n  path: ":memory:"\n  redis_url: ${cluster.url}\n  redis_cluster: true\n  redis_key_prefix: "sig-e2e:"\n`,
+    );
+    const [a, b] = [await useGateway(t, yaml), await useGateway(t, yaml)];
+    mock.enqueue(CHAT_ROUTE, firstTurn(false), nextTurnChecked());
+    assert.equal(await toolLoop(a, b), "Sunny in Paris.");
+    assert.deepEqual(sentCalls(chatRequests(mock)[1])[0]?.extra_content, SIGNED_CALL.extra_content);
+  });
+});
