@@ -1,7 +1,8 @@
 // A refused client learns which window refused each candidate: the final 429's message names every skipped
 // candidate's reason in the route explanation's words (an rpm budget, a cooldown learned from a 429 and where its
 // wait came from), at every door (OpenAI's error JSON, Anthropic's on /v1/messages, Responses), after the message's
-// usual start and with Retry-After kept, and without a key. A manual clock makes every time exact.
+// usual start and with Retry-After kept, and without a key; a 503 names the open circuit. A manual clock makes every
+// time exact.
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import Anthropic from "@anthropic-ai/sdk";
@@ -128,5 +129,35 @@ providers:
     assert.equal(refused.headers["retry-after"], "45");
     assert.match(errorOf(refused).message, /^Client `greedy` is over its rpm budget \(1\/1\): retry in 45 s\.$/);
     assert.doesNotMatch(refused.text, /other|secret-key|sk-alpha/);
+  });
+
+  test("a 503 on the Messages door names the open circuit, in Anthropic's overloaded_error", async (t) => {
+    const clock = new ManualClock(START_MS);
+    const scene = await startScene(t, {
+      clock,
+      beta: false,
+      config: { cooldowns: { failure_threshold: 1, failure_window_ms: 10_000 } },
+    });
+    scene.alpha.enqueue(CHAT_ROUTE, {
+      kind: "json",
+      status: 500,
+      body: { error: { message: "internal error", type: "server_error", code: null, param: null } },
+    });
+    assert.equal((await scene.chat()).status, 502);
+
+    const anthropic = new Anthropic({ baseURL: scene.gateway.url, apiKey: "x", maxRetries: 0 });
+    const failing = await anthropic.messages.create({ model: "m", max_tokens: 16, messages: HI }).then(
+      () => assert.fail("the Messages call was served by an open circuit"),
+      (error: unknown) => error,
+    );
+    assert.ok(failing instanceof Anthropic.APIError, String(failing));
+    assert.equal(failing.status, 503);
+    const body = failing.error as { error: { type: string; message: string } };
+    assert.equal(body.error.type, "overloaded_error");
+    assert.match(
+      body.error.message,
+      /^Every candidate for `m` is failing \(circuit open or key rejected\); the next try is in \d+ s\. Skipped: alpha\/m: circuit open after repeated failures until 2026-01-01T12:00:\d\d\.000Z\.$/,
+    );
+    assert.equal(scene.counts().alpha, 1);
   });
 });
