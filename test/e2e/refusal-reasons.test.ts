@@ -102,6 +102,60 @@ describe("the final 429 names why each candidate was skipped", () => {
     assert.ok(message.includes(`alpha/m: ${alphaReason}`), `${message} does not say ${alphaReason}`);
   });
 
+  test("a wait the provider gave only in its error body is named as such", async (t) => {
+    const clock = new ManualClock(START_MS);
+    const scene = await startScene(t, { clock, beta: false });
+    scene.alpha.enqueue(
+      CHAT_ROUTE,
+      rateLimited({
+        body: { error: { message: "Rate limit reached. Please try again in 20s.", code: "rate_limit_exceeded" } },
+      }),
+    );
+    assert.equal((await scene.chat()).status, 429);
+    const refused = await scene.chat();
+    assert.equal(refused.status, 429, refused.text);
+    assert.equal(refused.headers["retry-after"], "20");
+    assert.match(
+      errorOf(refused).message,
+      /Skipped: alpha\/m: [^;]*; cooling down for the wait in the provider's error body until 2026-01-01T12:00:20\.000Z\.$/,
+    );
+    assert.equal(scene.counts().alpha, 1);
+  });
+
+  test("a provider's key echoed in a 429's body (a quota id) is not in the reason the client is given", async (t) => {
+    const clock = new ManualClock(START_MS);
+    const scene = await startScene(t, { clock, beta: false });
+    scene.alpha.enqueue(
+      CHAT_ROUTE,
+      rateLimited({
+        retryAfter: "30",
+        body: {
+          error: {
+            code: 429,
+            status: "RESOURCE_EXHAUSTED",
+            message: "You exceeded your current quota, please check your plan and billing details.",
+            details: [
+              {
+                "@type": "type.googleapis.com/google.rpc.QuotaFailure",
+                violations: [{ quotaId: "PerMinuteFor-sk-alpha-secret" }],
+              },
+            ],
+          },
+        },
+      }),
+    );
+    assert.equal((await scene.chat()).status, 429);
+    const refused = await scene.chat();
+    assert.equal(refused.status, 429, refused.text);
+    const message = errorOf(refused).message;
+    // The quota id is named (which window refused), with the key in it redacted.
+    assert.match(
+      message,
+      /Skipped: alpha\/m: Gemini quota PerMinuteFor-\[redacted\] exhausted; cooling down for the wait in the provider's retry-after header/,
+    );
+    assertNoKey(refused.text);
+  });
+
   test("a named client's own budget: its refusal names the window and no other client", async (t) => {
     const clock = new ManualClock(START_MS);
     const upstream = await useMock(t);
