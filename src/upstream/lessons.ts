@@ -155,7 +155,15 @@ export function lessonFromVerdict(
         reason: `${verdict.reason}${hintText}`,
         effects: [
           ...own,
-          ...(isAccountWide(verdict, settings) ? [{ kind: "cool_pool" as const, reason: verdict.reason }] : []),
+          // The pool cools as long as the deployment (recorder.ts): its reason says where that wait came from too.
+          ...(isAccountWide(verdict, settings)
+            ? [
+                {
+                  kind: "cool_pool" as const,
+                  reason: own[0] !== undefined && "reason" in own[0] ? own[0].reason : verdict.reason,
+                },
+              ]
+            : []),
           ...(answer === undefined
             ? []
             : learnLimitsEffect(verdict, settings, nowMs, answer, isAccountWide(verdict, settings))),
