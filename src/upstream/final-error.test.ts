@@ -43,4 +43,59 @@ describe("finalError", () => {
     assert.equal(error.status, 429);
     assert.match(error.message, /available again in 59 s \(beta\/m at 2026-01-01T12:00:59\.000Z\)/);
   });
+
+  it("names why each candidate was skipped, the first few, then how many more; a 503 too", () => {
+    const deployments = buildCatalog(
+      ["p1", "p2", "p3", "p4", "p5", "p6"].map((name) =>
+        providerSettingsSchema.parse({ name, base_url: `https://${name}.example/v1`, api_key: "k", models: { m: {} } }),
+      ),
+      new Map(),
+    ).deployments;
+    const plan: RoutePlan = {
+      requested: "m",
+      candidates: [],
+      waitFor: undefined,
+      skipped: deployments.map((deployment, index) => ({
+        deployment,
+        cause: "budget",
+        reason: `over its tpm budget (${25 + index}/30 tokens, needs 8)`,
+        score: 1,
+        untilMs: NOW_MS + (index + 1) * 1000,
+      })),
+      unknownNames: [],
+    };
+    const error = finalError(plan, [], [], undefined, 1000, NOW_MS);
+    assert.equal(error.status, 429);
+    assert.match(
+      error.message,
+      /^Every candidate for `m` is rate-limited or cooling down; the first is available again in 1 s/,
+    );
+    assert.match(
+      error.message,
+      / Skipped: p1\/m: over its tpm budget \(25\/30 tokens, needs 8\) until 2026-01-01T12:00:01\.000Z; p2\/m: over its tpm budget \(26\/30 tokens, needs 8\) until 2026-01-01T12:00:02\.000Z; p3\/m: .*; p4\/m: over its tpm budget \(28\/30 tokens, needs 8\) until 2026-01-01T12:00:04\.000Z; and 2 more\.$/,
+    );
+    assert.doesNotMatch(error.message, /p5\/m/);
+
+    const [first] = deployments;
+    assert.ok(first !== undefined);
+    const failing: RoutePlan = {
+      ...plan,
+      skipped: [
+        {
+          deployment: first,
+          cause: "cooldown",
+          reason: "circuit open after repeated failures",
+          score: 1,
+          untilMs: NOW_MS + 30_000,
+          cooldownCause: "circuit_open",
+        },
+      ],
+    };
+    const unavailable = finalError(failing, [], [], undefined, 30_000, NOW_MS);
+    assert.equal(unavailable.status, 503);
+    assert.match(
+      unavailable.message,
+      /; the next try is in 30 s\. Skipped: p1\/m: circuit open after repeated failures until 2026-01-01T12:00:30\.000Z\.$/,
+    );
+  });
 });

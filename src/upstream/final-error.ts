@@ -79,7 +79,7 @@ export function finalError(
   const retryAfter = soonestMs === undefined ? {} : { retryAfterMs: soonestMs };
   if (failures.length === 0 && failingSkips === 0 && hasRateLimited) {
     return new RateLimitedError(
-      `Every candidate for \`${plan.requested}\` is rate-limited or cooling down${soonestMs === undefined ? "" : `; the first is available again in ${Math.ceil(soonestMs / 1000)} s`}${soonestResetText(plan, skips, nowMs, soonestMs)}.${paidText(plan)}${detail}`,
+      `Every candidate for \`${plan.requested}\` is rate-limited or cooling down${soonestMs === undefined ? "" : `; the first is available again in ${Math.ceil(soonestMs / 1000)} s`}${soonestResetText(plan, skips, nowMs, soonestMs)}.${paidText(plan)}${skippedText(plan, skips, nowMs)}${detail}`,
       { attempts: summaries, ...retryAfter },
     );
   }
@@ -88,7 +88,7 @@ export function finalError(
     const isModelGone = plan.skipped.some((skip) => skip.cooldownCause === "model_unavailable");
     const why = isModelGone ? "circuit open, key rejected or model not served" : "circuit open or key rejected";
     return new UpstreamUnavailableError(
-      `Every candidate for \`${plan.requested}\` is failing (${why})${soonestMs === undefined ? "" : `; the next try is in ${Math.ceil(soonestMs / 1000)} s`}.${detail}`,
+      `Every candidate for \`${plan.requested}\` is failing (${why})${soonestMs === undefined ? "" : `; the next try is in ${Math.ceil(soonestMs / 1000)} s`}.${skippedText(plan, skips, nowMs)}${detail}`,
       { status: 503, attempts: summaries, ...retryAfter },
     );
   }
@@ -178,6 +178,36 @@ function soonestResetText(
   }
   const { key, untilMs, pool } = soonest;
   return ` (${key} at ${isoTime(untilMs)}${pool === undefined ? "" : `, pool ${pool}`})`;
+}
+
+/** Candidates named in a refusal's "Skipped:" list; the rest are counted ("and N more"), so the message stays short. */
+export const MAX_LISTED_SKIPS = 4;
+
+/**
+ * Why each candidate was left out, in the route explanation's words (the plan's skip reasons: "over its tpm budget
+ * (25/30 tokens, needs 8)", "pool provider:groq empty: ...", a learned cooldown with where its wait came from, an open
+ * circuit), with when it frees up: a user of a free tier learns which window refused (their rpm, the provider's day,
+ * a concurrency cap) rather than only that one did. Only limits and failing candidates are named: a candidate that
+ * does not fit the request says so elsewhere (a 400, 413), and paid ones are counted by `paidText`. Reasons hold no
+ * key (upstream text in them was redacted when it was learned: failover.ts `reportOf`) and no client's name
+ * (a client's own budget is refused before routing, client-budget.ts).
+ */
+function skippedText(plan: RoutePlan, skips: readonly AttemptSkip[], nowMs: number): string {
+  const until = (untilMs: number | undefined): string =>
+    untilMs === undefined || !Number.isFinite(untilMs) || untilMs <= nowMs ? "" : ` until ${isoTime(untilMs)}`;
+  const listed = [
+    ...plan.skipped
+      .filter((skip) => isLimitSkip(skip) !== undefined)
+      .map((skip) => `${skip.deployment.key}: ${skip.reason}${until(skip.untilMs)}`),
+    // Left out when its turn came (a budget another replica spent, no free slot): said as the attempt found it.
+    ...skips
+      .filter((skip) => skip.isLimit !== undefined)
+      .map((skip) => `${skip.deploymentKey}: ${skip.reason}${until(skip.untilMs)}`),
+  ];
+  if (listed.length === 0) return "";
+  const shown = listed.slice(0, MAX_LISTED_SKIPS);
+  const more = listed.length - shown.length;
+  return ` Skipped: ${shown.join("; ")}${more > 0 ? `; and ${more} more` : ""}.`;
 }
 
 /** Says that paid candidates were left out on purpose, so a client does not wonder why they were not used. */

@@ -155,7 +155,15 @@ export function lessonFromVerdict(
         reason: `${verdict.reason}${hintText}`,
         effects: [
           ...own,
-          ...(isAccountWide(verdict, settings) ? [{ kind: "cool_pool" as const, reason: verdict.reason }] : []),
+          // The pool cools as long as the deployment (recorder.ts): its reason says where that wait came from too.
+          ...(isAccountWide(verdict, settings)
+            ? [
+                {
+                  kind: "cool_pool" as const,
+                  reason: own[0] !== undefined && "reason" in own[0] ? own[0].reason : verdict.reason,
+                },
+              ]
+            : []),
           ...(answer === undefined
             ? []
             : learnLimitsEffect(verdict, settings, nowMs, answer, isAccountWide(verdict, settings))),
@@ -256,14 +264,33 @@ function rateLimitEffect(
       kind: "park",
       untilMs: dayWindow(settings.dayReset, nowMs).endMs,
       cause,
-      reason: verdict.reason,
+      reason: `${verdict.reason}; parked until the provider's day ends (day_reset)`,
       source: "guessed",
     };
   }
   if (verdict.limitKind === "credits" && verdict.hint === undefined) {
     return { kind: "park_key", reason: verdict.reason, cause: "credits_exhausted" };
   }
-  return { kind: "cool_down", hint: verdict.hint, cause, reason: verdict.reason };
+  return { kind: "cool_down", hint: verdict.hint, cause, reason: learnedCooldownReason(verdict) };
+}
+
+/** A hint's source as a user reads it: which part of the provider's answer set the wait. */
+const HINT_SOURCE_WORDS: Readonly<Record<RetryHint["source"], string>> = {
+  "retry-after": "retry-after header",
+  "retry-after-ms": "retry-after-ms header",
+  "x-ratelimit-reset": "x-ratelimit-reset headers",
+  body: "error body",
+};
+
+/**
+ * A learned cooldown's reason says where its wait came from (the provider's headers or body, or the gateway's own
+ * backoff when the 429 gave none): a route explanation and a refused client's 429 (final-error.ts) name it, so a
+ * user of a free tier can tell a provider's stated wait from a guess.
+ */
+function learnedCooldownReason(verdict: Verdict & { kind: "rate_limited" }): string {
+  return verdict.hint === undefined
+    ? `${verdict.reason}; cooling down for the gateway's backoff (no retry hint)`
+    : `${verdict.reason}; cooling down for the wait in the provider's ${HINT_SOURCE_WORDS[verdict.hint.source]}`;
 }
 
 /**

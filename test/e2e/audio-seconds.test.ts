@@ -196,6 +196,12 @@ describe("audio-second budgets (ash, asd)", () => {
       error.message,
       /rate-limited or cooling down; .*alpha\/whisper-large-v3 at \d{4}-\d\d-\d\dT00:00:00\.000Z/,
     );
+    // And which window refused it: the day's audio seconds, not requests or tokens (the route explanation's words).
+    assert.match(
+      error.message,
+      /Skipped: alpha\/whisper-large-v3: over its asd budget \(70\/100 audio seconds, needs 70\) until \d{4}-\d\d-\d\dT00:00:00\.000Z\.$/,
+    );
+    assert.doesNotMatch(error.message, /sk-alpha-secret/);
     assert.ok(Number(error.headers?.get("retry-after")) > 0, "no Retry-After");
     assert.equal(transcriptions(alpha), 1, "the refused file never reached the provider");
     // What is over budget is the seconds: a 20 s file still fits (70 + 20 <= 100).

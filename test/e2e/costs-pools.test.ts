@@ -185,6 +185,11 @@ describe("account-wide pools", () => {
     const limited = await postChat(gateway, { model: "x" });
     assert.equal(limited.status, 429, limited.text);
     assert.match(errorOf(limited).message, /pool\/a at .*, pool provider:pool\)/);
+    // And why each was skipped: pool/b for its provider's pool, with where the pool's wait came from.
+    assert.match(
+      errorOf(limited).message,
+      /pool\/b: pool provider:pool empty: account-wide limit: OpenRouter free-models-per-min limit; cooling down for the wait in the provider's retry-after header until 2026-01-01T12:00:30\.000Z\. Attempts: other\/c: /,
+    );
 
     clock.set(NOW_MS + 30_000);
     const back = await postChat(gateway, { model: "x" });
