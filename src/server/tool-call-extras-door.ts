@@ -22,7 +22,29 @@ export function keepingToolCallExtras(adapter: ProtocolAdapter, store: ToolCallE
     endpoint: adapter.endpoint,
     async begin(body, client) {
       const exchange = await adapter.begin(body, client);
-      return withExtras(exchange, await recalledBody(exchange, store), store);
+      const own = scopedTo(store, client);
+      return withExtras(exchange, await recalledBody(exchange, own), own);
+    },
+  };
+}
+
+/**
+ * The store as one client sees it: its call ids under its own name. Call ids come back from the client (a Messages
+ * `tool_use` id, a Responses `call_id`), so without a scope a client that sends another's id (seen in a shared log,
+ * or one an upstream repeats) would have that client's signature sent with its own history: the other session's
+ * encrypted reasoning restored into its turn, or a 400 when Gemini finds it does not match. Requests without a
+ * client name (no `server.api_keys`, an unnamed key) share one scope, as they share everything else.
+ */
+function scopedTo(store: ToolCallExtrasStore, client: string | null): ToolCallExtrasStore {
+  // Never empty and never the same for two names: a name is URI-encoded (no "/" left in it) before the "/".
+  const scope = client === null ? "-/" : `c:${encodeURIComponent(client)}/`;
+  return {
+    remember: (extras) => store.remember(extras.map(({ id, extra }) => ({ id: scope + id, extra }))),
+    async recall(ids) {
+      const found = await store.recall(ids.map((id) => scope + id));
+      const own = new Map<string, Readonly<Record<string, unknown>>>();
+      for (const [key, extra] of found) own.set(key.slice(scope.length), extra);
+      return own;
     },
   };
 }

@@ -423,3 +423,35 @@ describe("with Redis: the next turn served by another replica gets the signature
     assert.deepEqual(sentCalls(chatRequests(mock)[1])[0]?.extra_content, SIGNED_CALL.extra_content);
   });
 });
+
+test("a call id is the client's own: another client sending the same id does not get its signature", async (t) => {
+  // Call ids come back from the client: one that sends another's (seen in a shared log) must not have that
+  // session's signature (its encrypted reasoning) sent with its own history. It gets the fallback, as for a call the
+  // gateway never saw; the owner still gets its own.
+  const mock = await useMock(t);
+  const keys = `server:
+  port: 0
+  host: 127.0.0.1
+  api_keys:
+    - { key: alice-key-0001, name: alice }
+    - { key: mallory-key-0001, name: mallory }
+`;
+  const gateway = await useGateway(t, keys + geminiYaml(mock));
+  mock.enqueue(CHAT_ROUTE, firstTurn(false), nextTurnChecked(), nextTurnChecked());
+  const request = { model: "m", max_tokens: 1000, tools: [WEATHER_TOOL] };
+  const question = { role: "user" as const, content: "Weather in Paris?" };
+  const alice = new Anthropic({ baseURL: gateway.url, apiKey: "alice-key-0001", maxRetries: 0 });
+  const first = await alice.messages.create({ ...request, messages: [question] });
+  const history = [
+    question,
+    { role: "assistant" as const, content: first.content },
+    { role: "user" as const, content: [{ type: "tool_result" as const, tool_use_id: CALL_ID, content: "sunny" }] },
+  ];
+  const mallory = new Anthropic({ baseURL: gateway.url, apiKey: "mallory-key-0001", maxRetries: 0 });
+  await mallory.messages.create({ ...request, messages: history });
+  assert.deepEqual(sentCalls(chatRequests(mock)[1])[0]?.extra_content, {
+    google: { thought_signature: FALLBACK },
+  });
+  await alice.messages.create({ ...request, messages: history });
+  assert.deepEqual(sentCalls(chatRequests(mock)[2])[0]?.extra_content, SIGNED_CALL.extra_content);
+});
