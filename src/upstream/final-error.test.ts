@@ -98,4 +98,38 @@ describe("finalError", () => {
       /; the next try is in 30 s\. Skipped: p1\/m: circuit open after repeated failures until 2026-01-01T12:00:30\.000Z\.$/,
     );
   });
+
+  it("a skip reason quoting an upstream's long text is clipped: four 8 KB reasons make a short message", () => {
+    // A cooldown's reason can quote the provider (a Gemini 429's quota id, an x-ratelimit-type header): an upstream
+    // that sends 8 KB there must not make every refusal while it cools a 32 KB error message.
+    const deployments = buildCatalog(
+      ["p1", "p2", "p3", "p4", "p5"].map((name) =>
+        providerSettingsSchema.parse({ name, base_url: `https://${name}.example/v1`, api_key: "k", models: { m: {} } }),
+      ),
+      new Map(),
+    ).deployments;
+    const longReason = `Gemini quota GenerateRequestsPerDay${"x".repeat(8192)} exhausted; cooling down for the wait in the provider's error body`;
+    const plan: RoutePlan = {
+      requested: "m",
+      candidates: [],
+      waitFor: undefined,
+      skipped: deployments.map((deployment) => ({
+        deployment,
+        cause: "cooldown",
+        reason: longReason,
+        score: 1,
+        untilMs: NOW_MS + 60_000,
+        cooldownCause: "rate_limited",
+      })),
+      unknownNames: [],
+    };
+    const error = finalError(plan, [], [], undefined, 60_000, NOW_MS);
+    assert.equal(error.status, 429);
+    assert.ok(error.message.length < 2_000, `${error.message.length} characters`);
+    assert.match(
+      error.message,
+      / Skipped: p1\/m: Gemini quota GenerateRequestsPerDayx+… until 2026-01-01T12:01:00\.000Z; /,
+    );
+    assert.match(error.message, /; and 1 more\.$/);
+  });
 });
