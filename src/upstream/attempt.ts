@@ -109,13 +109,17 @@ export async function attemptOnce(
 }
 
 /**
- * A chat call's tool-call `extra_content` goes to Gemini deployments only, with Google's fallback signature where a
- * turn has none (providers/thought-signatures.ts).
+ * A chat call's tool-call `extra_content` goes to Gemini deployments, with Google's fallback signature where a turn
+ * has none (providers/thought-signatures.ts). A Gemini model id on another host (a proxy in front of Google: LiteLLM,
+ * Cloudflare AI Gateway; OpenRouter) gets the history as it is (undefined): it may be Gemini underneath, which refuses
+ * a turn without the signature the client sent, while a dummy signature there would be a guess. Every other
+ * deployment gets none.
  */
 function toolCallExtrasFor(deployment: Deployment, endpointPath: string): "gemini" | "drop" | undefined {
   if (endpointPath !== "/chat/completions") return undefined;
   const settings = deployment.provider.settings;
-  return isGeminiDeployment(settings.presetOrigin?.preset, settings.baseUrl, deployment.model.id) ? "gemini" : "drop";
+  if (isGeminiDeployment(settings.presetOrigin?.preset, settings.baseUrl, deployment.model.id)) return "gemini";
+  return /gemini/i.test(deployment.model.id) ? undefined : "drop";
 }
 
 /** Not async itself: it only picks the JSON or the stream path (one promise fewer per attempt). */

@@ -455,3 +455,32 @@ test("a call id is the client's own: another client sending the same id does not
   await alice.messages.create({ ...request, messages: history });
   assert.deepEqual(sentCalls(chatRequests(mock)[2])[0]?.extra_content, SIGNED_CALL.extra_content);
 });
+
+test("a Gemini model behind a proxy (a custom provider, not Google's host) still gets a chat client's own signature", async (t) => {
+  // LiteLLM, Cloudflare AI Gateway, a company proxy: Gemini 3 refuses the turn without the signature the chat client
+  // sent back, so a `gemini` model id elsewhere keeps the client's `extra_content` as it came (no fallback added).
+  const mock = await useMock(t);
+  const gateway = await useGateway(
+    t,
+    `providers:
+  - name: proxy
+    base_url: ${mock.baseUrl}
+    api_key: p-test
+    retries: 0
+    models:
+      m: { id: ${GEMINI_ID} }
+`,
+  );
+  mock.enqueue(CHAT_ROUTE, nextTurnChecked());
+  const client = new OpenAI({ baseURL: gateway.baseUrl, apiKey: "x", maxRetries: 0 });
+  const answer = await client.chat.completions.create({
+    model: "m",
+    messages: [
+      { role: "user", content: "Weather in Paris?" },
+      { role: "assistant", content: null, tool_calls: [SIGNED_CALL as OpenAI.ChatCompletionMessageToolCall] },
+      { role: "tool", tool_call_id: CALL_ID, content: "sunny" },
+    ],
+  });
+  assert.equal(answer.choices[0]?.message.content, "Sunny in Paris.");
+  assert.deepEqual(sentCalls(chatRequests(mock)[0])[0]?.extra_content, SIGNED_CALL.extra_content);
+});
