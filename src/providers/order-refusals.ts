@@ -45,47 +45,44 @@ export function orderRefusedBy(
 /**
  * Whether an `unsupported` refusal is about the `prefix` field of a message (a host that refuses unknown message
  * fields: vLLM's and NIM's "messages.1.prefix: Extra inputs are not permitted", OpenAI-style "Additional properties
- * are not allowed ('prefix' was unexpected)"): by its `param`, or the field named in quotes or as a path segment.
- * A quoted `prefix` followed by a colon and a boolean is the field itself in a message the error quotes (a proxy
- * echoing what it was sent, a validator quoting the message it failed): such a request carried the field, so every
- * refusal of it that echoes would teach the host refuses `prefix`, and prefills sent without it for hours. (A key
- * followed by anything else, `{"prefix": ["Unknown field."]}`, is a refusal keyed by the field, and counts.)
+ * are not allowed ('prefix' was unexpected)"): isMessageFieldRefusal of `prefix`.
  */
 export function isPrefixRefusal(
   error: { readonly message: string; readonly param?: string | undefined },
   request?: unknown,
 ): boolean {
-  if (error.param !== undefined && /(?:^|[.\]])prefix$/.test(error.param)) return true;
-  // As for an order phrase (orderRefusedBy): a naming that is also in one of the request's strings (a prompt asking
-  // about the `'prefix'` option, quoted back by a content filter) may be a copy of it. Only the strings: the body's
-  // JSON holds `"prefix"` as the key of the very field refused.
-  const { strings } = requestTextOf(request);
-  for (const match of error.message.matchAll(PREFIX_NAMED)) {
-    if (!strings.includes(match[0].toLowerCase())) return true;
-  }
-  return false;
+  return isMessageFieldRefusal("prefix", error, request);
 }
+
+/**
+ * What a message field holds in an echo of the messages sent (the field itself, in a message the error quotes: a proxy
+ * echoing its request in a refusal of something else, LiteLLM's "Received Messages=[...]", a validator quoting the
+ * message it failed), not a naming of it. Such a request carried the field, so every refusal that echoes it would
+ * teach the host refuses the field (prefills sent without `prefix`, no reasoning sent, for hours) and leave the real
+ * refusal unlearned. A key holding anything else (`{"prefix": ["Unknown field."]}`) is a refusal keyed by the field.
+ */
+const ECHOED_VALUES = {
+  prefix: String.raw`(?:true|false)\b`,
+  reasoning_content: String.raw`(?:['"]|None\b|null\b)`,
+} as const;
 
 /**
  * Whether an `unsupported` refusal is about `field` of a message, by its `param` or the field named in quotes or as a
  * path segment (Cerebras: "messages.2.assistant.reasoning_content: property 'messages.2.assistant.reasoning_content'
- * is unsupported"; vLLM: "messages.1.reasoning_content: Extra inputs are not permitted"). As for `prefix`, a naming
- * that is also in one of the request's strings may be a copy of it and does not count. Only for a field name
- * (letters, digits, `_`).
+ * is unsupported"; vLLM: "messages.1.reasoning_content: Extra inputs are not permitted"). A quoted key holding what
+ * an echo holds (ECHOED_VALUES) does not count, nor does a naming that is also in one of the request's strings (a
+ * prompt asking about the `'prefix'` option, quoted back by a content filter: as for an order phrase, orderRefusedBy).
+ * Only the strings: the body's JSON holds the field's name as the key of the very field refused.
  */
 export function isMessageFieldRefusal(
-  field: string,
+  field: keyof typeof ECHOED_VALUES,
   error: { readonly message: string; readonly param?: string | undefined },
   request?: unknown,
 ): boolean {
   if (error.param !== undefined && new RegExp(`(?:^|[.\\]])${field}$`).test(error.param)) return true;
   const { strings } = requestTextOf(request);
-  // A quoted key holding a string or nothing (`'reasoning_content': 'the text'`, `"reasoning_content":null`) is the
-  // field in an echo of the messages sent (a proxy quoting its request in a refusal of something else: LiteLLM's
-  // "Received Messages=[...]"), not a naming of it; a key holding its errors (`{"reasoning_content": ["Unknown
-  // field."]}`) still names it. Learned from such an echo, the host got no reasoning and the real refusal went unlearned.
   const named = new RegExp(
-    `['"\`]${field}['"\`](?!\\s*:\\s*(?:['"]|None\\b|null\\b))|[.\\]]${field}\\b|argument supplied: ${field}\\b`,
+    `['"\`]${field}['"\`](?!\\s*:\\s*${ECHOED_VALUES[field]})|[.\\]]${field}\\b|argument supplied: ${field}\\b`,
     "gi",
   );
   for (const match of error.message.matchAll(named)) {
@@ -93,5 +90,3 @@ export function isMessageFieldRefusal(
   }
   return false;
 }
-
-const PREFIX_NAMED = /['"`]prefix['"`](?!\s*:\s*(?:true|false)\b)|[.\]]prefix\b|argument supplied: prefix\b/gi;
