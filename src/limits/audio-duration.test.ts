@@ -1,7 +1,16 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { flacFile, mp3File, oggOpusFile, wavFile } from "../../test/helpers/audio-files.ts";
+import {
+  adtsFile,
+  flacFile,
+  mp3File,
+  oggFlacFile,
+  oggOpusFile,
+  wavFile,
+  webmFile,
+} from "../../test/helpers/audio-files.ts";
 import { audioDurationOf, ESTIMATED_BYTES_PER_SECOND, MIN_BYTES_PER_SECOND } from "./audio-duration.ts";
+import { MATROSKA_TAIL_BYTES } from "./matroska-duration.ts";
 
 function near(actual: number, expected: number, tolerance = 0.05): void {
   assert.ok(Math.abs(actual - expected) <= tolerance, `${actual} is not ${expected} ± ${tolerance}`);
@@ -177,8 +186,11 @@ describe("audioDurationOf on hostile uploads", () => {
       wavFile(2),
       flacFile(2),
       oggOpusFile(2),
+      oggFlacFile(2),
       mp3File(2, { xing: true }),
       mp4File(5_000n, 1_000, 500),
+      webmFile(0.2, { bytesPerSecond: 1_000 }),
+      adtsFile(0.5),
     ]) {
       for (let cut = 0; cut <= Math.min(file.length, 600); cut += 1)
         assertBounded(file.subarray(0, cut), `cut at ${cut}`);
@@ -189,7 +201,17 @@ describe("audioDurationOf on hostile uploads", () => {
       seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31;
       return seed / 2 ** 31;
     };
-    for (const magic of ["RIFF\0\0\0\0WAVEfmt ", "fLaC\0", "OggS\0", "\0\0\0\x20ftyp", "ID3\x04\0\0", "\xff\xfb"]) {
+    for (const magic of [
+      "RIFF\0\0\0\0WAVEfmt ",
+      "fLaC\0",
+      "OggS\0",
+      "\0\0\0\x20ftyp",
+      "ID3\x04\0\0",
+      "\xff\xfb",
+      "\xff\xf1",
+      "\x1a\x45\xdf\xa3",
+      "\x1a\x45\xdf\xa3\x80\x18\x53\x80\x67\x01\xff\xff\xff\xff\xff\xff\xff",
+    ]) {
       for (let index = 0; index < 300; index += 1) {
         const file = Buffer.alloc(12 + Math.floor(random() * 3_000));
         for (let at = 0; at < file.length; at += 1) file[at] = Math.floor(random() * 256);
@@ -226,3 +248,172 @@ describe("audioDurationOf on hostile uploads", () => {
     }
   });
 });
+
+describe("audioDurationOf: WebM/Matroska, AAC in ADTS, Ogg FLAC", () => {
+  test("a MediaRecorder WebM (no Duration, clusters of unknown size): its last block's time, not its size", () => {
+    const file = webmFile(30, { bytesPerSecond: 16_000 }); // 128 kbit/s Opus: 480 KB, estimated from size at 120 s
+    const duration = audioDurationOf(file);
+    assert.equal(duration.source, "header");
+    assert.equal(duration.format, "webm");
+    // The last 20 ms block starts at 29.98 s; its own length is not in a SimpleBlock.
+    near(duration.seconds, 30, 0.03);
+  });
+
+  test("a WebM whose Info has a Duration: Duration x TimecodeScale, clusters of known size", () => {
+    near(audioDurationOf(webmFile(12.5, { durationMs: 12_500, isSized: true })).seconds, 12.5, 0.001);
+  });
+
+  test("a WebM's Duration and its last cluster disagree: the later one counts", () => {
+    // A Duration of 1 s over 30 s of blocks (or a muxer that wrote the Duration of a shorter take).
+    near(audioDurationOf(webmFile(30, { durationMs: 1_000 })).seconds, 30, 0.03);
+    near(audioDurationOf(webmFile(5, { durationMs: 40_000 })).seconds, 40, 0.001);
+  });
+
+  test("a WebM cut mid-block (an upload of a recording still going) still counts its last whole cluster's blocks", () => {
+    const file = webmFile(20, { bytesPerSecond: 8_000 });
+    const cut = audioDurationOf(file.subarray(0, file.length - 57));
+    assert.equal(cut.source, "header");
+    near(cut.seconds, 20, 0.1);
+  });
+
+  test("a WebM whose last cluster starts over MATROSKA_TAIL_BYTES from the end is estimated from its size", () => {
+    // 5 s clusters at 250 KB/s: the last one begins 1.25 MB from the end, past the bounded tail read.
+    const file = webmFile(10, { bytesPerSecond: 250_000 });
+    assert.ok(file.length - MATROSKA_TAIL_BYTES > 0);
+    const duration = audioDurationOf(file);
+    assert.equal(duration.source, "estimate");
+    assert.equal(duration.seconds, file.length / ESTIMATED_BYTES_PER_SECOND);
+  });
+
+  test("a WebM whose timestamps claim 1 s for 480 KB of Opus counts what Opus's top rate holds", () => {
+    const file = webmFile(1, { bytesPerSecond: 480_000 });
+    assert.ok(audioDurationOf(file).seconds >= file.length / 64_000, `${audioDurationOf(file).seconds}`);
+    // The same with A_AAC: AAC's top rate (576 kbit/s).
+    const aac = webmFile(1, { bytesPerSecond: 480_000, codecId: "A_AAC" });
+    assert.ok(audioDurationOf(aac).seconds >= aac.length / 72_000);
+  });
+
+  test("a WebM with a video track: its bytes are mostly video, so they do not raise its seconds", () => {
+    // 10 s with 200 KB/s of video: at Opus's top rate the bytes alone would say 31 s.
+    const duration = audioDurationOf(webmFile(10, { bytesPerSecond: 4_000, videoBytesPerSecond: 200_000 }));
+    near(duration.seconds, 10, 0.03);
+  });
+
+  test("a tail of fake Cluster IDs before runs of tiny elements is given up on at once", () => {
+    const file = Buffer.concat([webmFile(1, { bytesPerSecond: 1_000 }), Buffer.alloc(MATROSKA_TAIL_BYTES)]);
+    // Every 64 bytes a Cluster of unknown size whose children are 2-byte Void elements to the end of the file.
+    for (let at = file.length - MATROSKA_TAIL_BYTES; at + 2 <= file.length; at += 2) {
+      file[at] = 0xec;
+      file[at + 1] = 0x80;
+    }
+    for (let at = file.length - MATROSKA_TAIL_BYTES; at + 12 <= file.length; at += 64) {
+      Buffer.from([0x1f, 0x43, 0xb6, 0x75, 0x01, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]).copy(file, at);
+    }
+    const startedMs = performance.now();
+    assertBounded(file, "fake clusters");
+    const tookMs = performance.now() - startedMs;
+    assert.ok(tookMs < 200, `${tookMs.toFixed(0)} ms`);
+  });
+
+  test("AAC in ADTS: the frames' samples over their rate, after an ID3v2 tag", () => {
+    // 128 kbit/s: estimated from its size, 20 s would be 80 s.
+    const duration = audioDurationOf(adtsFile(20, { bytesPerSecond: 16_000 }));
+    assert.equal(duration.source, "header");
+    assert.equal(duration.format, "aac");
+    near(duration.seconds, 20, 0.07);
+    near(audioDurationOf(adtsFile(7, { sampleRate: 44_100, bytesPerSecond: 8_000 })).seconds, 7, 0.03);
+  });
+
+  test("ADTS: frames claiming 1 s for 400 KB count what AAC's top rate holds; junk after them is not free", () => {
+    const frames = adtsFile(60, { bytesPerSecond: 4_000 });
+    const withJunk = Buffer.concat([frames, Buffer.alloc(2_000_000, 0x55)]);
+    const duration = audioDurationOf(withJunk);
+    assert.equal(duration.format, "aac");
+    assert.ok(duration.seconds >= withJunk.length / 72_000, `${duration.seconds}`);
+  });
+
+  test("a 25 MB ADTS file of the smallest (8-byte) frames is read at once: its first 262,144 frames walked", () => {
+    const file = adtsFile(25_000_000 / 8 / 15.625, { bytesPerSecond: 125 });
+    const startedMs = performance.now();
+    const duration = audioDurationOf(file);
+    const tookMs = performance.now() - startedMs;
+    assert.equal(duration.format, "aac");
+    // Walked whole (3 million frames), ~50 ms of the event loop.
+    assert.ok(tookMs < 200, `${tookMs.toFixed(0)} ms`);
+    assertBounded(file, "tiny frames");
+  });
+
+  test("ADTS past the frames walked: the rest counts at the walked frames' rate", () => {
+    // 300,000 frames of 40 bytes at 16 kHz (5 kbit/s): 19,200 s, 37,856 frames past the walk.
+    near(audioDurationOf(adtsFile(19_200, { bytesPerSecond: 625 })).seconds, 19_200, 0.1);
+  });
+
+  test("Ogg FLAC: the last page's granule over STREAMINFO's rate", () => {
+    const duration = audioDurationOf(oggFlacFile(12.5));
+    assert.equal(duration.format, "ogg");
+    assert.equal(duration.source, "header");
+    near(duration.seconds, 12.5, 0.001);
+  });
+});
+
+describe("audioDurationOf: a header saying too few seconds is bounded by its codec's top rate", () => {
+  test("FLAC: at most its STREAMINFO format's PCM rate (16 kHz mono 16-bit: 32 KB/s, +10 % for frame headers)", () => {
+    // 1 s claimed, 200 KB of frames: at the old 192 kHz 32-bit stereo bound, 0.13 s.
+    const flac = flacFile(200);
+    flac.writeUInt32BE(16_000, 8 + 14);
+    const seconds = audioDurationOf(flac).seconds;
+    assert.ok(seconds >= (flac.length - 42) / 35_200 - 0.01, `${seconds}`);
+    assert.ok(seconds < 10);
+  });
+
+  test("FLAC whose STREAMINFO claims 655 kHz, 8 channels, 32 bits: at most 48 kHz 24-bit stereo (288 KB/s)", () => {
+    const flac = flacFile(2_000); // 2 MB of frames
+    flac.writeUInt32BE(1, 8 + 14); // 1 sample
+    flac[8 + 10] = 0x9f; // sample rate 0x9FFF0 (655,350 Hz)
+    flac[8 + 11] = 0xff;
+    flac[8 + 12] = 0x0f; // rate's low nibble 0, 8 channels, bits-per-sample high bit 1
+    flac[8 + 13] = 0xf0; // 32 bits
+    assert.ok(audioDurationOf(flac).seconds >= (flac.length - 42) / 288_000);
+  });
+
+  test("FLAC's metadata blocks (a cover picture) are not audio: an honest file's count is not raised by them", () => {
+    const flac = flacFile(10);
+    flac[4] = 0x00; // STREAMINFO is no longer the last block
+    const picture = Buffer.alloc(4 + 500_000);
+    picture[0] = 0x80 | 6; // last block, PICTURE
+    picture.writeUIntBE(500_000, 1, 3);
+    const file = Buffer.concat([flac.subarray(0, 42), picture, flac.subarray(42)]);
+    near(audioDurationOf(file).seconds, 10, 0.001);
+  });
+
+  test("MP4 whose sound track is AAC (`mp4a`): 3 MB said to be 0 s count at least what 576 kbit/s holds", () => {
+    const file = mp4WithTrack(0n, 3_000_000, "soun", "mp4a");
+    assert.ok(audioDurationOf(file).seconds >= file.length / 72_000, `${audioDurationOf(file).seconds}`);
+  });
+
+  test("MP4 with a video track keeps the PCM bound: a video's bytes are not its audio", () => {
+    const file = mp4WithTrack(60_000n, 3_000_000, "vide", "avc1");
+    near(audioDurationOf(file).seconds, 60, 0.001);
+  });
+});
+
+/** An MP4 of one track (`handler`: soun, vide) whose first sample entry is `entry`, mvhd saying `durationMs`. */
+function mp4WithTrack(durationMs: bigint, audioBytes: number, handler: string, entry: string): Buffer {
+  const mvhd = Buffer.alloc(108);
+  mvhd[0] = 1;
+  mvhd.writeUInt32BE(1_000, 20);
+  mvhd.writeBigUInt64BE(durationMs, 24);
+  const hdlr = Buffer.alloc(24);
+  hdlr.write(handler, 8, "ascii");
+  const sampleEntry = Buffer.alloc(36);
+  sampleEntry.writeUInt32BE(36);
+  sampleEntry.write(entry, 4, "ascii");
+  const stsdBody = Buffer.concat([Buffer.from([0, 0, 0, 0, 0, 0, 0, 1]), sampleEntry]);
+  const stbl = box("stbl", box("stsd", stsdBody));
+  const trak = box("trak", box("mdia", Buffer.concat([box("hdlr", hdlr), box("minf", stbl)])));
+  return Buffer.concat([
+    box("ftyp", Buffer.from("M4A \0\0\0\0", "ascii")),
+    box("moov", Buffer.concat([box("mvhd", mvhd), trak])),
+    box("mdat", Buffer.alloc(audioBytes)),
+  ]);
+}

@@ -4,16 +4,21 @@
 // Why not a library: `music-metadata` reads every format but is an ESM package of ~20 modules with its own
 // dependencies (strtok3, token-types, file-type, ...), loaded and kept in memory by a process that mostly serves
 // chat. The few header fields a duration needs are read here in one pass over at most the first and last 64 KB of
-// the file (or its first MAX_CHUNKS WAV chunks or MP4 boxes), without copying it. A format not read here (WebM/Matroska, AAC in ADTS, AMR, ...) is estimated.
+// the file (or its first MAX_CHUNKS WAV chunks or MP4 boxes; a WebM's last MB, matroska-duration.ts; an ADTS file's
+// frame headers), without copying it. A format not read here (AMR, ...) is estimated.
 //
 // Pure: no I/O, no clock.
 import { isRecord } from "../is-record.ts";
+import { matroskaDuration } from "./matroska-duration.ts";
 
 /** An upload's duration and where it came from: the container's header (`header`) or the byte size (`estimate`). */
 export interface AudioDuration {
   readonly seconds: number;
   readonly source: "header" | "estimate";
-  /** The container that was read (`wav`, `flac`, `mp3`, `ogg`, `mp4`), or `unknown` for an estimate. */
+  /**
+   * The container that was read (`wav`, `flac`, `mp3`, `ogg`, `mp4`, `webm`, `matroska`, `aac`), or `unknown` for an
+   * estimate.
+   */
   readonly format: string;
   /**
    * The most seconds its bytes can hold (MIN_BYTES_PER_SECOND): the bound of the header's word, and of the
@@ -40,16 +45,39 @@ export const ESTIMATED_BYTES_PER_SECOND = 4_000;
  */
 export const MIN_BYTES_PER_SECOND = 250;
 
+// The most bytes a second of each codec plausibly takes: a header saying fewer seconds than the file's bytes hold at
+// its codec's rate is not believed, since a header claiming 0 s would let a long file past the budgets, its decoder
+// playing every frame that came. The tighter the rate, the less a lying header can take off; a real file above it is
+// counted long (the budgets' safe side), never short. docs/limits.md "Audio seconds" lists them.
+
 /**
- * The most bytes a second of uncompressed audio takes here: 192 kHz, 32-bit, stereo PCM. A WAV or FLAC header (or an
- * MP4 movie header, ALAC and PCM included) saying fewer seconds than its bytes hold at this rate is not believed: a
- * header claiming 0 s (or a WAV whose byte rate says 4 GB/s) would let a long file past the budgets, its decoder
- * playing every frame that came.
+ * Uncompressed audio at its most: 192 kHz, 32-bit, stereo PCM. For a PCM WAV (or PCM in Matroska or MP4) the header
+ * is how a decoder plays the bytes, so a high rate there is what the provider hears too; it also bounds a container
+ * whose codec is not known here, or that holds a video track (its bytes are mostly not audio).
  */
 const MAX_PCM_BYTES_PER_SECOND = 1_536_000;
 
-/** Ogg's codecs at their highest bit rate: Opus 510 kbit/s (Vorbis tops out near 500). */
-const MAX_OGG_BYTES_PER_SECOND = 64_000;
+/**
+ * Lossless audio (FLAC, ALAC) as a recording for transcription plausibly is: 48 kHz, 24-bit, stereo (2.3 Mbit/s of
+ * PCM, which lossless coding does not exceed by more than its frame headers). A FLAC's own STREAMINFO format lowers it
+ * further (losslessBytesPerSecond). A 96 kHz studio file is counted up to ~2x long.
+ */
+const MAX_LOSSLESS_BYTES_PER_SECOND = 288_000;
+
+/** Lossless coding's frame headers over verbatim PCM: a few bytes per block of 192 to 4,096 samples; 10 % covers them. */
+const LOSSLESS_FRAME_OVERHEAD = 1.1;
+
+/** Ogg's and Matroska's lossy codecs at their highest bit rate: Opus 510 kbit/s (Vorbis tops out near 500). */
+const MAX_OPUS_BYTES_PER_SECOND = 64_000;
+
+/**
+ * AAC (ADTS, MP4's `mp4a`, Matroska's A_AAC): AAC-LC's ceiling of 6,144 bits per channel per 1,024-sample frame, at
+ * 48 kHz stereo (576 kbit/s). MP3 in MP4 (at most 320 kbit/s) is under it too.
+ */
+const MAX_AAC_BYTES_PER_SECOND = 72_000;
+
+/** MPEG audio in Matroska (A_MPEG/L1, L2, L3): layer I's top rate, 448 kbit/s. A bare MP3 uses its own layer's. */
+const MAX_MPEG_BYTES_PER_SECOND = 56_000;
 
 /**
  * The most WAV chunks or MP4 boxes walked before the file is estimated instead: a real file has a handful (`fmt `,
@@ -83,21 +111,49 @@ interface HeaderDuration {
   readonly leastSeconds: number;
 }
 
+/** A header's seconds and the fewest its bytes can hold, before the format is named. */
+interface Read {
+  readonly seconds: number;
+  readonly leastSeconds: number;
+}
+
 function readHeaderDuration(bytes: Uint8Array): HeaderDuration | undefined {
   if (bytes.byteLength < 12) return undefined;
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const tag = ascii(bytes, 0, 4);
-  const pcmLeast = bytes.byteLength / MAX_PCM_BYTES_PER_SECOND;
-  if (tag === "RIFF" && ascii(bytes, 8, 4) === "WAVE") return named("wav", wavSeconds(bytes, view), pcmLeast);
-  if (tag === "fLaC") return named("flac", flacSeconds(bytes, view), pcmLeast);
-  if (tag === "OggS") return named("ogg", oggSeconds(bytes, view), bytes.byteLength / MAX_OGG_BYTES_PER_SECOND);
-  if (ascii(bytes, 4, 4) === "ftyp") return named("mp4", mp4Seconds(bytes, view), pcmLeast);
-  const mp3 = mp3Seconds(bytes, view);
+  if (tag === "RIFF" && ascii(bytes, 8, 4) === "WAVE") {
+    return named("wav", wavSeconds(bytes, view), bytes.byteLength / MAX_PCM_BYTES_PER_SECOND);
+  }
+  if (tag === "fLaC") return named("flac", flacSeconds(bytes, view));
+  if (tag === "OggS") return named("ogg", oggSeconds(bytes, view));
+  if (ascii(bytes, 4, 4) === "ftyp") return named("mp4", mp4Seconds(bytes, view));
+  if (bytes[0] === 0x1a && bytes[1] === 0x45 && bytes[2] === 0xdf && bytes[3] === 0xa3) {
+    const matroska = matroskaDuration(bytes, view);
+    if (matroska === undefined) return undefined;
+    const maxBytesPerSecond = matroska.hasVideo ? MAX_PCM_BYTES_PER_SECOND : matroskaCodecRate(matroska.codecId);
+    const leastSeconds = bytes.byteLength / maxBytesPerSecond;
+    return { seconds: matroska.seconds, format: matroska.format, leastSeconds };
+  }
+  // AAC in ADTS before MP3: both begin with a 12-bit frame sync, and the MP3 reader looks past what it cannot read.
+  const audioStart = id3v2End(bytes);
+  const adts = adtsSeconds(bytes, audioStart);
+  if (adts !== undefined) return { ...adts, format: "aac" };
+  const mp3 = mp3Seconds(bytes, view, audioStart);
   return mp3 === undefined ? undefined : { ...mp3, format: "mp3" };
 }
 
-function named(format: string, seconds: number | undefined, leastSeconds: number): HeaderDuration | undefined {
-  return seconds === undefined ? undefined : { seconds, format, leastSeconds };
+function named(format: string, read: Read | number | undefined, leastSeconds = 0): HeaderDuration | undefined {
+  if (read === undefined) return undefined;
+  return typeof read === "number" ? { seconds: read, format, leastSeconds } : { ...read, format };
+}
+
+/** A Matroska audio track's CodecID's highest byte rate (MAX_PCM_BYTES_PER_SECOND for PCM or one not known here). */
+function matroskaCodecRate(codecId: string | undefined): number {
+  if (codecId === "A_OPUS" || codecId === "A_VORBIS") return MAX_OPUS_BYTES_PER_SECOND;
+  if (codecId?.startsWith("A_AAC") === true) return MAX_AAC_BYTES_PER_SECOND;
+  if (codecId?.startsWith("A_MPEG/") === true) return MAX_MPEG_BYTES_PER_SECOND;
+  if (codecId === "A_FLAC" || codecId === "A_ALAC") return MAX_LOSSLESS_BYTES_PER_SECOND;
+  return MAX_PCM_BYTES_PER_SECOND;
 }
 
 function ascii(bytes: Uint8Array, offset: number, length: number): string {
@@ -137,25 +193,71 @@ function wavSeconds(bytes: Uint8Array, view: DataView): number | undefined {
 /** WAVE_FORMAT_PCM, WAVE_FORMAT_IEEE_FLOAT, WAVE_FORMAT_EXTENSIBLE: a block per sample frame. */
 const PCM_FORMAT_TAGS = new Set([0x0001, 0x0003, 0xfffe]);
 
-/** FLAC: STREAMINFO's total samples over its sample rate (0 samples: unknown, estimated). */
-function flacSeconds(bytes: Uint8Array, view: DataView): number | undefined {
-  // The first metadata block is STREAMINFO (type 0), 34 bytes; the rate and count start 10 bytes into it.
-  if (bytes.byteLength < 8 + 18 || ((bytes[4] ?? 0) & 0x7f) !== 0) return undefined;
-  const at = 8 + 10;
-  const sampleRate = (view.getUint16(at) << 4) | ((bytes[at + 2] ?? 0) >> 4);
-  const samplesHigh = (bytes[at + 3] ?? 0) & 0x0f;
-  const totalSamples = samplesHigh * 2 ** 32 + view.getUint32(at + 4);
-  if (sampleRate === 0 || totalSamples === 0) return undefined;
-  return totalSamples / sampleRate;
+/**
+ * FLAC: STREAMINFO's total samples over its sample rate (0 samples: unknown, estimated), at least what the audio
+ * frames' bytes (after the metadata blocks: a cover picture, the encoder's padding) hold at the stream's rate.
+ */
+function flacSeconds(bytes: Uint8Array, view: DataView): Read | undefined {
+  // The first metadata block is STREAMINFO (type 0), 34 bytes.
+  if (((bytes[4] ?? 0) & 0x7f) !== 0) return undefined;
+  const info = flacStreamInfo(bytes, view, 8);
+  if (info === undefined || info.totalSamples === 0) return undefined;
+  const audioBytes = bytes.byteLength - flacAudioStart(bytes);
+  return { seconds: info.totalSamples / info.sampleRate, leastSeconds: audioBytes / info.maxBytesPerSecond };
 }
 
-/** Ogg (Opus, Vorbis): the last page's granule position over the stream's rate (Opus: 48 kHz, less its pre-skip). */
-function oggSeconds(bytes: Uint8Array, view: DataView): number | undefined {
+interface FlacStreamInfo {
+  readonly sampleRate: number;
+  readonly totalSamples: number;
+  /** The most bytes a second of this stream takes (losslessBytesPerSecond). */
+  readonly maxBytesPerSecond: number;
+}
+
+/** A STREAMINFO block's body at `at` (a FLAC file's byte 8, or inside an Ogg FLAC's first packet). */
+function flacStreamInfo(bytes: Uint8Array, view: DataView, at: number): FlacStreamInfo | undefined {
+  if (at + 18 > bytes.byteLength) return undefined;
+  // 20 bits sample rate, 3 bits channels - 1, 5 bits bits-per-sample - 1, 36 bits total samples.
+  const sampleRate = (view.getUint16(at + 10) << 4) | ((bytes[at + 12] ?? 0) >> 4);
+  const channels = (((bytes[at + 12] ?? 0) >> 1) & 0x07) + 1;
+  const bitsPerSample = ((((bytes[at + 12] ?? 0) & 0x01) << 4) | ((bytes[at + 13] ?? 0) >> 4)) + 1;
+  const totalSamples = ((bytes[at + 13] ?? 0) & 0x0f) * 2 ** 32 + view.getUint32(at + 14);
+  if (sampleRate === 0) return undefined;
+  return { sampleRate, totalSamples, maxBytesPerSecond: losslessBytesPerSecond(sampleRate, channels, bitsPerSample) };
+}
+
+/**
+ * The most bytes a second of a lossless stream takes: its PCM (rate, channels, bits as STREAMINFO says) with frame
+ * headers, and never more than MAX_LOSSLESS_BYTES_PER_SECOND, since a header stating 655 kHz, 8 channels, 32 bits is
+ * no more believed than one stating 0 s.
+ */
+function losslessBytesPerSecond(sampleRate: number, channels: number, bitsPerSample: number): number {
+  const pcm = (sampleRate * channels * bitsPerSample) / 8;
+  return Math.min(MAX_LOSSLESS_BYTES_PER_SECOND, pcm * LOSSLESS_FRAME_OVERHEAD);
+}
+
+/** Where a FLAC file's frames begin: after its last metadata block (at most MAX_CHUNKS of them). */
+function flacAudioStart(bytes: Uint8Array): number {
+  let offset = 4;
+  for (let blocks = 0; offset + 4 <= bytes.byteLength && blocks < MAX_CHUNKS; blocks += 1) {
+    const isLast = ((bytes[offset] ?? 0) & 0x80) !== 0;
+    const length = ((bytes[offset + 1] ?? 0) << 16) | ((bytes[offset + 2] ?? 0) << 8) | (bytes[offset + 3] ?? 0);
+    offset += 4 + length;
+    if (isLast) break;
+  }
+  return Math.min(offset, bytes.byteLength);
+}
+
+/**
+ * Ogg (Opus, Vorbis, FLAC): the last page's granule position over the stream's rate (Opus: 48 kHz, less its pre-skip;
+ * FLAC: STREAMINFO's rate, its granule counting samples as Vorbis's does).
+ */
+function oggSeconds(bytes: Uint8Array, view: DataView): Read | undefined {
   // The first page's first packet names the codec; its header starts after the segment table.
   const segments = bytes[26] ?? 0;
   const packet = 27 + segments;
   let rate: number;
   let preSkip = 0;
+  let maxBytesPerSecond = MAX_OPUS_BYTES_PER_SECOND;
   if (ascii(bytes, packet, 8) === "OpusHead") {
     rate = 48_000;
     if (packet + 12 > bytes.byteLength) return undefined;
@@ -163,23 +265,37 @@ function oggSeconds(bytes: Uint8Array, view: DataView): number | undefined {
   } else if (ascii(bytes, packet + 1, 6) === "vorbis" && bytes[packet] === 1) {
     if (packet + 16 > bytes.byteLength) return undefined;
     rate = view.getUint32(packet + 12, true);
+  } else if (
+    bytes[packet] === 0x7f &&
+    ascii(bytes, packet + 1, 4) === "FLAC" &&
+    ascii(bytes, packet + 9, 4) === "fLaC"
+  ) {
+    // 0x7F "FLAC", version (2 bytes), header packet count (2), "fLaC", then STREAMINFO's 4-byte block header and body.
+    const info = flacStreamInfo(bytes, view, packet + 17);
+    if (info === undefined) return undefined;
+    rate = info.sampleRate;
+    maxBytesPerSecond = info.maxBytesPerSecond;
   } else {
     return undefined;
   }
   if (rate === 0) return undefined;
+  const leastSeconds = bytes.byteLength / maxBytesPerSecond;
   const from = Math.max(0, bytes.byteLength - SCAN_BYTES);
   for (let offset = bytes.byteLength - 27; offset >= from; offset -= 1) {
     if (bytes[offset] !== 0x4f || ascii(bytes, offset, 4) !== "OggS") continue;
     const granule = view.getUint32(offset + 6, true) + view.getUint32(offset + 10, true) * 2 ** 32;
     // -1 (all ones): a page on which no packet ends; an earlier page has the position.
     if (view.getUint32(offset + 6, true) === 0xffffffff && view.getUint32(offset + 10, true) === 0xffffffff) continue;
-    return Math.max(0, granule - preSkip) / rate;
+    return { seconds: Math.max(0, granule - preSkip) / rate, leastSeconds };
   }
   return undefined;
 }
 
-/** MP4/M4A: the movie header's (`moov`/`mvhd`) duration over its timescale. */
-function mp4Seconds(bytes: Uint8Array, view: DataView): number | undefined {
+/**
+ * MP4/M4A: the movie header's (`moov`/`mvhd`) duration over its timescale, at least what the file's bytes hold at
+ * its sound tracks' codec's highest rate (mp4CodecRate).
+ */
+function mp4Seconds(bytes: Uint8Array, view: DataView): Read | undefined {
   const moov = findBox(bytes, view, 0, bytes.byteLength, "moov");
   if (moov === undefined) return undefined;
   const mvhd = findBox(bytes, view, moov.body, moov.end, "mvhd");
@@ -191,18 +307,51 @@ function mp4Seconds(bytes: Uint8Array, view: DataView): number | undefined {
       ? view.getUint32(mvhd.body + 24) * 2 ** 32 + view.getUint32(mvhd.body + 28)
       : view.getUint32(mvhd.body + 16);
   if (timescale === 0) return undefined;
-  return duration / timescale;
+  return { seconds: duration / timescale, leastSeconds: bytes.byteLength / mp4MaxBytesPerSecond(bytes, view, moov) };
 }
 
-function findBox(
-  bytes: Uint8Array,
-  view: DataView,
-  start: number,
-  end: number,
-  type: string,
-): { body: number; end: number } | undefined {
+/** Sample entry types (`stsd`) whose highest rate is known, by codec. */
+const MP4_CODEC_RATES: Readonly<Record<string, number>> = {
+  mp4a: MAX_AAC_BYTES_PER_SECOND,
+  Opus: MAX_OPUS_BYTES_PER_SECOND,
+  fLaC: MAX_LOSSLESS_BYTES_PER_SECOND,
+  alac: MAX_LOSSLESS_BYTES_PER_SECOND,
+};
+
+/**
+ * The most bytes a second of the movie takes: its sound tracks' codecs' highest rate (`trak`/`mdia`/`minf`/`stbl`/
+ * `stsd`'s first entry); the PCM rate when a track is video (a video's bytes are mostly not its audio), a sound
+ * track's codec is not in MP4_CODEC_RATES (PCM, ALAC's kin), or none is found.
+ */
+function mp4MaxBytesPerSecond(bytes: Uint8Array, view: DataView, moov: Box): number {
+  let most: number | undefined;
+  for (const trak of boxes(bytes, view, moov.body, moov.end)) {
+    if (trak.type !== "trak") continue;
+    const mdia = findBox(bytes, view, trak.body, trak.end, "mdia");
+    const hdlr = mdia && findBox(bytes, view, mdia.body, mdia.end, "hdlr");
+    const handler = hdlr === undefined ? "" : ascii(bytes, hdlr.body + 8, 4);
+    if (handler === "vide") return MAX_PCM_BYTES_PER_SECOND;
+    if (handler !== "soun" || mdia === undefined) continue;
+    const minf = findBox(bytes, view, mdia.body, mdia.end, "minf");
+    const stbl = minf && findBox(bytes, view, minf.body, minf.end, "stbl");
+    const stsd = stbl && findBox(bytes, view, stbl.body, stbl.end, "stsd");
+    // stsd: version and flags (4), entry count (4), then the first entry's size (4) and type.
+    const entry = stsd === undefined ? "" : ascii(bytes, stsd.body + 12, 4);
+    most = Math.max(most ?? 0, MP4_CODEC_RATES[entry] ?? MAX_PCM_BYTES_PER_SECOND);
+  }
+  return most ?? MAX_PCM_BYTES_PER_SECOND;
+}
+
+interface Box {
+  readonly type: string;
+  readonly body: number;
+  readonly end: number;
+}
+
+/** The boxes of [start, end), at most MAX_CHUNKS. */
+function* boxes(bytes: Uint8Array, view: DataView, start: number, end: number): Generator<Box> {
   let offset = start;
-  for (let boxes = 0; offset + 8 <= end && boxes < MAX_CHUNKS; boxes += 1) {
+  for (let count = 0; offset + 8 <= end && count < MAX_CHUNKS; count += 1) {
     let size = view.getUint32(offset);
     let header = 8;
     if (size === 1 && offset + 16 <= end) {
@@ -211,11 +360,68 @@ function findBox(
     } else if (size === 0) {
       size = end - offset;
     }
-    if (size < header) return undefined;
-    if (ascii(bytes, offset + 4, 4) === type) return { body: offset + header, end: Math.min(end, offset + size) };
+    if (size < header) return;
+    yield { type: ascii(bytes, offset + 4, 4), body: offset + header, end: Math.min(end, offset + size) };
     offset += size;
   }
+}
+
+function findBox(bytes: Uint8Array, view: DataView, start: number, end: number, type: string): Box | undefined {
+  for (const box of boxes(bytes, view, start, end)) if (box.type === type) return box;
   return undefined;
+}
+
+/** The sample rates an ADTS header's 4-bit index names (13 to 15 are reserved). */
+const ADTS_SAMPLE_RATES = [
+  96_000, 88_200, 64_000, 48_000, 44_100, 32_000, 24_000, 22_050, 16_000, 12_000, 11_025, 8_000, 7_350,
+];
+
+/**
+ * The most ADTS frames walked: 93 minutes at 48 kHz, more than a 25 MB upload holds at any speech bit rate above
+ * 12 kbit/s. Walked whole, a hostile 25 MB of the smallest frames (3 million) held the event loop for ~50 ms.
+ */
+const MAX_ADTS_FRAMES = 262_144;
+
+/**
+ * AAC in ADTS (`.aac`): every frame header gives its length, its sample rate and its raw data blocks (1,024 samples
+ * each), so the frames are walked and their samples added: exact for variable bit rate too, plain byte reads over a
+ * file already in memory. Past MAX_ADTS_FRAMES the rest of the file counts at the walked frames' bytes per second.
+ * The walk stops at the first byte that is not a frame header (an ID3v1 tag, junk); what follows it counts only
+ * towards the bound at AAC's highest rate. Undefined unless the first frame is followed by a second or the file's end.
+ */
+function adtsSeconds(bytes: Uint8Array, start: number): Read | undefined {
+  let seconds = 0;
+  let offset = start;
+  let frames = 0;
+  while (offset + 7 <= bytes.byteLength) {
+    if (frames === MAX_ADTS_FRAMES) {
+      seconds += ((bytes.byteLength - offset) * seconds) / (offset - start);
+      break;
+    }
+    // 12 bits of sync, then the MPEG version bit, and layer 00 (an MP3's is not).
+    if (bytes[offset] !== 0xff || ((bytes[offset + 1] ?? 0) & 0xf6) !== 0xf0) break;
+    const sampleRate = ADTS_SAMPLE_RATES[((bytes[offset + 2] ?? 0) >> 2) & 0x0f];
+    const frameBytes =
+      (((bytes[offset + 3] ?? 0) & 0x03) << 11) | ((bytes[offset + 4] ?? 0) << 3) | ((bytes[offset + 5] ?? 0) >> 5);
+    if (sampleRate === undefined || frameBytes < 7) break;
+    seconds += (((bytes[offset + 6] ?? 0) & 0x03) + 1) * (1_024 / sampleRate);
+    offset += frameBytes;
+    frames += 1;
+  }
+  const isConfirmed = frames >= 2 || (frames === 1 && offset >= bytes.byteLength);
+  if (!isConfirmed) return undefined;
+  return { seconds, leastSeconds: (bytes.byteLength - start) / MAX_AAC_BYTES_PER_SECOND };
+}
+
+/** Where the audio begins after an ID3v2 tag (MP3 and ADTS files often start with one), else 0. */
+function id3v2End(bytes: Uint8Array): number {
+  if (ascii(bytes, 0, 3) !== "ID3" || bytes.byteLength < 10) return 0;
+  const size =
+    (((bytes[6] ?? 0) & 0x7f) << 21) |
+    (((bytes[7] ?? 0) & 0x7f) << 14) |
+    (((bytes[8] ?? 0) & 0x7f) << 7) |
+    ((bytes[9] ?? 0) & 0x7f);
+  return 10 + size + (((bytes[5] ?? 0) & 0x10) !== 0 ? 10 : 0);
 }
 
 const MP3_BITRATES_KBPS: Record<string, readonly number[]> = {
@@ -238,16 +444,7 @@ const MP3_SAMPLE_RATES: Record<number, readonly number[]> = {
  * frame count (exact, VBR too); without one the file is taken as constant bit rate: its audio bytes over the
  * first frame's bit rate.
  */
-function mp3Seconds(bytes: Uint8Array, view: DataView): { seconds: number; leastSeconds: number } | undefined {
-  let start = 0;
-  if (ascii(bytes, 0, 3) === "ID3" && bytes.byteLength >= 10) {
-    const size =
-      (((bytes[6] ?? 0) & 0x7f) << 21) |
-      (((bytes[7] ?? 0) & 0x7f) << 14) |
-      (((bytes[8] ?? 0) & 0x7f) << 7) |
-      ((bytes[9] ?? 0) & 0x7f);
-    start = 10 + size + (((bytes[5] ?? 0) & 0x10) !== 0 ? 10 : 0);
-  }
+function mp3Seconds(bytes: Uint8Array, view: DataView, start: number): Read | undefined {
   // The first frame sync within the scan (padding or junk may come before it); 4 header bytes and a second look.
   const limit = Math.min(bytes.byteLength - 4, start + SCAN_BYTES);
   for (let offset = start; offset < limit; offset += 1) {
