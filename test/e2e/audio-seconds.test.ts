@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { describe, type TestContext, test } from "node:test";
 import OpenAI, { toFile } from "openai";
 import { stringify } from "yaml";
-import { flacFile, mp3File, wavFile } from "../helpers/audio-files.ts";
+import { adtsFile, flacFile, mp3File, wavFile, webmFile } from "../helpers/audio-files.ts";
 import { errorOf, send } from "../helpers/e2e.ts";
 import { startTestGateway, type TestGateway } from "../helpers/gateway.ts";
 import { type MockUpstream, startMockUpstream } from "../helpers/mock-upstream.ts";
@@ -114,6 +114,30 @@ describe("audio-second budgets (ash, asd)", () => {
     assert.equal(await transcribe(client, mp3File(50), "long.mp3"), "beta");
     assert.equal(transcriptions(alpha), 1);
     assert.equal(transcriptions(beta), 1);
+  });
+
+  test("a browser's MediaRecorder WebM (no Duration) counts its clusters' time: two 30 s takes fit `ash: 60`", async (t) => {
+    const { alpha, beta, client } = await audioScene(t, { alphaLimits: { ash: 60 } });
+    alpha.setDefault(TRANSCRIBE, { kind: "json", body: { text: "from alpha" } });
+    beta.setDefault(TRANSCRIBE, { kind: "json", body: { text: "from beta" } });
+    // 30 s of 128 kbit/s Opus: 480 KB, which estimated from its size (32 kbit/s) would be 120 s and go to beta.
+    const take = webmFile(30, { bytesPerSecond: 16_000 });
+    assert.equal(await transcribe(client, take, "take-1.webm"), "alpha");
+    assert.equal(await transcribe(client, take, "take-2.webm"), "alpha");
+    // 30 + 30 is the whole hour: a third take, however short, goes to beta.
+    assert.equal(await transcribe(client, webmFile(5, { bytesPerSecond: 16_000 }), "take-3.webm"), "beta");
+    assert.equal(transcriptions(alpha), 2);
+  });
+
+  test("an `.aac` (ADTS) file counts its frames: 25 s at 128 kbit/s fits `ash: 45`, a second one does not", async (t) => {
+    const { alpha, beta, client } = await audioScene(t, { alphaLimits: { ash: 45 } });
+    alpha.setDefault(TRANSCRIBE, { kind: "json", body: { text: "from alpha" } });
+    beta.setDefault(TRANSCRIBE, { kind: "json", body: { text: "from beta" } });
+    // 400 KB: 100 s by its size.
+    assert.equal(await transcribe(client, adtsFile(25, { bytesPerSecond: 16_000 }), "first.aac"), "alpha");
+    assert.equal(await transcribe(client, adtsFile(25, { bytesPerSecond: 16_000 }), "second.aac"), "beta");
+    // 25 + 15 fits.
+    assert.equal(await transcribe(client, adtsFile(15, { bytesPerSecond: 16_000 }), "third.aac"), "alpha");
   });
 
   test("a failed attempt gives its seconds back: alpha's 500 leaves its budget whole for the next file", async (t) => {
