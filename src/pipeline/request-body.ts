@@ -126,8 +126,9 @@ export const translationBodySchema = transcriptionBodySchema.extend({
  * Text to speech (`/v1/audio/speech`), answered with the audio's bytes (relayed as they come), or with
  * `speech.audio.*` events (`stream_format: sse`, docs/streaming.md). Only `model`, `input` and `stream_format`
  * are read; `voice`, `response_format`, `speed`, `instructions` go to the provider as they came (it knows its voices).
- * `input` has no length bound here (OpenAI's is 4,096 characters, other hosts' differ): a longer one is the
- * provider's to refuse, and its tokens count against the budgets like any prompt's.
+ * `input` has no length bound here (OpenAI's is 4,096 characters, other hosts' differ: ElevenLabs up to 40,000, Polly
+ * 6,000): a longer one is the provider's to refuse, and its tokens count against the budgets like any prompt's. The
+ * gateway's own work on it is bounded by `body_limit_bytes` and MAX_ESTIMATED_CHARS (docs/limits.md "Text to speech").
  */
 export const speechBodySchema = z.looseObject({
   model: modelField,

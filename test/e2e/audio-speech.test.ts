@@ -338,6 +338,40 @@ ${extraModels}`;
     assert.equal(warningsOf("solo/my-voice").length, 1, logLines.join(""));
   });
 
+  test("`input` has no length bound of the gateway's own: 5,000 characters (past OpenAI's 4,096) reach the provider whole", async (t) => {
+    const { first, client } = await twoProviders(t);
+    first.enqueue(SPEECH, audioStep());
+    const input = "Read this aloud. ".repeat(300).slice(0, 5_000);
+    const speech = await client.audio.speech.create({ model: "gpt-4o-mini-tts", input, voice: "alloy" }).withResponse();
+    assert.ok(Buffer.from(await speech.data.arrayBuffer()).equals(AUDIO));
+    const sent = speechRequests(first)[0]?.body as { input?: unknown } | undefined;
+    assert.equal(sent?.input, input, "the provider got the whole text");
+  });
+
+  test("a 4 MB `input` is read in bounded time; the provider's own length refusal reaches the client in OpenAI's shape", async (t) => {
+    const { first, second, gateway } = await twoProviders(t);
+    // OpenAI's answer to an input over 4,096 characters (its validation error, the input cut here).
+    const refusal =
+      "[{'type': 'string_too_long', 'loc': ('body', 'input'), 'msg': 'String should have at most 4096 characters', " +
+      "'ctx': {'max_length': 4096}}]";
+    first.enqueue(SPEECH, {
+      kind: "json",
+      status: 400,
+      body: { error: { message: refusal, type: "invalid_request_error", param: null, code: null } },
+    });
+    const input = "word ".repeat(800_000);
+    const startedMs = performance.now();
+    const answer = await send(gateway, "POST", "/v1/audio/speech", {
+      body: { model: "gpt-4o-mini-tts", input, voice: "alloy" },
+    });
+    const tookMs = performance.now() - startedMs;
+    assert.equal(answer.status, 400, answer.text.slice(0, 300));
+    assert.match(errorOf(answer).message, /String should have at most 4096 characters/);
+    assert.ok(tookMs < 5_000, `${tookMs.toFixed(0)} ms`);
+    assert.equal(speechRequests(first).length, 1);
+    assert.equal(speechRequests(second).length, 0, "the client's own 400 is not tried elsewhere");
+  });
+
   test("bad bodies and chat models get a clear 400 in OpenAI's shape and reach no provider", async (t) => {
     const { first, second, gateway } = await twoProviders(t);
     const post = (body: unknown) => send(gateway, "POST", "/v1/audio/speech", { body });
