@@ -21,6 +21,15 @@ export interface RouteQueueServices {
   readonly timeLeftMs: number;
 }
 
+/**
+ * The longest a queue's head sleeps before it plans again, whatever time its plan named. That time is when the charges
+ * in the way leave their window (an `ash` hour after an upload), but charges given back sooner free the budget before
+ * then: a failed attempt's tokens or audio seconds, an answer's usage or `verbose_json` duration under its estimate.
+ * Nothing else wakes the head, and every request behind it (a newcomer too) waits for it, so slept to the named
+ * time, a file waited its whole queue_timeout_ms beside a free budget. The cost is one plan a second per waiting model.
+ */
+const MAX_QUEUE_SLEEP_MS = 1_000;
+
 export class RouteQueues {
   readonly #queues = new Map<string, WaitQueue>();
   #queuedTotal = 0;
@@ -77,7 +86,7 @@ export class RouteQueues {
         // Nothing left can ever free up (larger than every budget left, say, after a reload or a learned limit):
         // leave the queue now with this plan, rather than hold every waiter behind until the time runs out.
         if (retryInMs === undefined) return { value: latest };
-        return { retryInMs };
+        return { retryInMs: Math.min(retryInMs, MAX_QUEUE_SLEEP_MS) };
       });
       // Refused (the queue is full) or out of time: the answer is the 429, at once. The plan's candidate worth
       // waiting for (`waitFor`) is dropped: sleeping for it would take the slot ahead of the queue's head.

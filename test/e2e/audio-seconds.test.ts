@@ -34,6 +34,8 @@ interface SceneOptions {
   readonly state?: Readonly<Record<string, unknown>>;
   /** Upstreams to reuse (a second gateway process in front of the same two). */
   readonly upstreams?: { readonly alpha: MockUpstream; readonly beta: MockUpstream };
+  /** A `routing:` block (`queue_timeout_ms`). */
+  readonly routing?: Readonly<Record<string, unknown>>;
 }
 
 const PROVIDER_DEFAULTS = { retries: 0, timeout_ms: 5000 } as const;
@@ -62,7 +64,11 @@ async function audioScene(t: TestContext, options: SceneOptions): Promise<Scene>
           },
         ]),
   ];
-  const config = { providers, ...(options.state === undefined ? {} : { state: options.state }) };
+  const config = {
+    providers,
+    ...(options.state === undefined ? {} : { state: options.state }),
+    ...(options.routing === undefined ? {} : { routing: options.routing }),
+  };
   const gateway = await startTestGateway(stringify(config));
   const client = new OpenAI({ baseURL: gateway.baseUrl, apiKey: "x", maxRetries: 0 });
   t.after(async () => {
@@ -180,6 +186,31 @@ describe("audio-second budgets (ash, asd)", () => {
     await new Promise((resolve) => setTimeout(resolve, 100));
     // Neither kept its 40 s on alpha's 60: another 40 s file fits.
     assert.equal(await transcribe(client, wavFile(40), "next.wav"), "alpha");
+  });
+
+  test("a queued file gets the seconds a failed upload gave back within a second, not when the hour slides", async (t) => {
+    const { alpha, client } = await audioScene(t, {
+      alphaLimits: { ash: 60 },
+      alpha: { timeout_ms: 400 },
+      isAlone: true,
+      routing: { queue_timeout_ms: 4_000 },
+    });
+    alpha.enqueue(TRANSCRIBE, { kind: "hang" });
+    alpha.setDefault(TRANSCRIBE, { kind: "json", body: { text: "from alpha" } });
+    // 40 s in flight on alpha until it times out (400 ms), and gives them back.
+    const failing = transcribe(client, wavFile(40), "first.wav").then(
+      () => "answered",
+      (error: unknown) => (error instanceof OpenAI.APIError ? error.status : String(error)),
+    );
+    const deadlineMs = Date.now() + 3_000;
+    while (transcriptions(alpha) < 1 && Date.now() < deadlineMs) await new Promise((resolve) => setTimeout(resolve, 5));
+    // 40 + 30 > 60: this one queues; the plan names 13:00 (the 40 s leaving the sliding hour) as when to look again.
+    const startedMs = Date.now();
+    const queued = transcribe(client, wavFile(30), "second.wav");
+    assert.equal(await failing, 504, "alpha timed out");
+    assert.equal(await queued, "alpha", "served from the queue, not a 429 when the queue's 4 s ran out");
+    const waitedMs = Date.now() - startedMs;
+    assert.ok(waitedMs < 2_500, `waited ${waitedMs} ms`);
   });
 
   test("a verbose_json answer's `duration` replaces the estimate: what is given back lets the next file through", async (t) => {
