@@ -210,7 +210,8 @@ describe("audio-second budgets (ash, asd)", () => {
     assert.equal(await failing, 504, "alpha timed out");
     assert.equal(await queued, "alpha", "served from the queue, not a 429 when the queue's 4 s ran out");
     const waitedMs = Date.now() - startedMs;
-    assert.ok(waitedMs < 2_500, `waited ${waitedMs} ms`);
+    // Within a second of the 400 ms timeout (plus the answer); slept to the plan's time, the queue's 4 s ran out first.
+    assert.ok(waitedMs < 3_000, `waited ${waitedMs} ms`);
   });
 
   test("a verbose_json answer's `duration` replaces the estimate: what is given back lets the next file through", async (t) => {
