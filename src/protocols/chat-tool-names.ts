@@ -112,6 +112,8 @@ function renamedMessage(message: unknown, names: LongToolNames): unknown {
 /** `{..., function: {name, ...}}` with the name as it goes upstream (itself when it is no long name). */
 function renamedFunctionHolder(holder: unknown, names: LongToolNames): unknown {
   const name = functionName(holder);
+  // A name kept as it came is known too: a call answered in another case of it is no shortened name's.
+  if (typeof name === "string") names.upstream(name);
   if (!isLong(name) || !isRecord(holder) || !isRecord(holder.function)) return holder;
   return { ...holder, function: { ...holder.function, name: names.upstream(name as string) } };
 }

@@ -17,3 +17,19 @@ test("a name chat takes is kept; a longer one is cut with a hash of the whole na
   assert.notEqual(names.upstream(`${long}y`), upstream);
   assert.equal(names.upstream("y".repeat(64)), "y".repeat(64));
 });
+
+test("a shortened name answered in another letter case maps back, unless another offered name reads the same", () => {
+  const names = new LongToolNames();
+  const long = `mcp__Acme-Wiki__${"SearchPages".repeat(6)}`;
+  const upstream = names.upstream(long);
+  assert.equal(names.upstream("Get_Weather"), "Get_Weather");
+  assert.equal(names.client(upstream.toLowerCase()), long);
+  assert.equal(names.client(upstream.toUpperCase()), long);
+  assert.equal(names.client("get_weather"), "get_weather", "a name kept as it came is not the mapping's to change");
+  const ambiguous = new LongToolNames();
+  const shortened = ambiguous.upstream(long);
+  ambiguous.upstream(shortened.toLowerCase());
+  assert.equal(ambiguous.client(shortened.toLowerCase()), shortened.toLowerCase(), "the offered name itself");
+  assert.equal(ambiguous.client(shortened.toUpperCase()), shortened.toUpperCase(), "two names fold alike: left");
+  assert.equal(ambiguous.client(shortened), long);
+});

@@ -19,21 +19,38 @@ export function shortenedToolName(name: string): string {
   return `${name.slice(0, MAX_UPSTREAM_NAME_LENGTH - HASH_LENGTH - 1)}_${hash}`;
 }
 
-/** The client's tool names as they go upstream, and back; one per request. */
+/**
+ * The client's tool names as they go upstream, and back; one per request. A model's call of a shortened name in
+ * another letter case (some providers lower-case the names they answer with: `mcp__Acme__...` came back
+ * `mcp__acme__...`) maps back too, when no other name the request offered reads the same ignoring case.
+ */
 export class LongToolNames {
   /** Upstream name -> the client's, for the names that had to change. */
   readonly #clientNames = new Map<string, string>();
+  /**
+   * Every upstream name, lower-cased -> the client's name when it was shortened and no other name folds alike;
+   * `null` when the name went as it came, or two names fold alike (then a call in another case is left as it came).
+   */
+  readonly #byFoldedName = new Map<string, string | null>();
+  readonly #upstreamNames = new Set<string>();
 
   /** The function name `name` goes upstream as (itself when chat providers take it). */
   upstream(name: string): string {
     const upstream = shortenedToolName(name);
     if (upstream !== name) this.#clientNames.set(upstream, name);
+    if (!this.#upstreamNames.has(upstream)) {
+      this.#upstreamNames.add(upstream);
+      const folded = upstream.toLowerCase();
+      this.#byFoldedName.set(folded, this.#byFoldedName.has(folded) || upstream === name ? null : name);
+    }
     return upstream;
   }
 
   /** The client's name of the function the model called (an unknown one as it came). */
   client(upstream: string): string {
-    return this.#clientNames.get(upstream) ?? upstream;
+    const exact = this.#clientNames.get(upstream);
+    if (exact !== undefined || this.#upstreamNames.has(upstream)) return exact ?? upstream;
+    return this.#byFoldedName.get(upstream.toLowerCase()) ?? upstream;
   }
 
   /** Whether any name had to change (else answers need no mapping back). */

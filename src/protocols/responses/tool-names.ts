@@ -62,6 +62,8 @@ export class ToolNames {
   /** Top-level tools that go upstream under another name (see the header): client name -> upstream name. */
   readonly #renamedTopLevel = new Map<string, string>();
   readonly #membersByNamespace = new Map<string, string[]>();
+  /** Built at the first call not named exactly as a tool went upstream (#byFoldedName). */
+  #foldedNames: Map<string, ClientToolName | null> | undefined;
 
   /**
    * Read leniently from a request's `tools` (validated elsewhere, tool-mapping.ts): what is not a function, custom
@@ -148,13 +150,30 @@ export class ToolNames {
     return this.#byMember.get(memberKey(namespace, name)) ?? flatName(namespace, name);
   }
 
-  /** How the client knows the function the model called (a name the request did not offer: a plain function). */
+  /**
+   * How the client knows the function the model called (a name the request did not offer: a plain function). A
+   * renamed tool's upstream name answered in another letter case (some providers lower-case the names they answer
+   * with) is that tool's, when no other tool's upstream name reads the same ignoring case.
+   */
   clientName(upstream: string): ClientToolName {
-    const client = this.#byUpstream.get(upstream);
+    const client = this.#byUpstream.get(upstream) ?? this.#byFoldedName().get(upstream.toLowerCase()) ?? undefined;
     if (client !== undefined) return client;
     // A function named `tool_search` that the request no longer offers (a call of it in a kept conversation).
     const name = upstream === RENAMED_TOOL_SEARCH ? TOOL_SEARCH_FUNCTION : upstream;
     return { type: "function", name, namespace: undefined };
+  }
+
+  /** Upstream names lower-cased -> the renamed tool; `null` for a name sent as it came, or two that fold alike. */
+  #byFoldedName(): Map<string, ClientToolName | null> {
+    if (this.#foldedNames !== undefined) return this.#foldedNames;
+    const folded = new Map<string, ClientToolName | null>();
+    for (const [upstream, client] of this.#byUpstream) {
+      const key = upstream.toLowerCase();
+      const isRenamed = upstream !== client.name || client.namespace !== undefined;
+      folded.set(key, folded.has(key) || !isRenamed ? null : client);
+    }
+    this.#foldedNames = folded;
+    return folded;
   }
 
   /**
