@@ -33,3 +33,18 @@ test("a shortened name answered in another letter case maps back, unless another
   assert.equal(ambiguous.client(shortened.toUpperCase()), shortened.toUpperCase(), "two names fold alike: left");
   assert.equal(ambiguous.client(shortened), long);
 });
+
+test("a name with characters providers refuse is made valid, with a hash of the whole name, and maps back", () => {
+  const names = new LongToolNames();
+  const dotted = names.upstream("github.issues/create issue");
+  assert.match(dotted, /^github_issues_create_issue_[0-9a-f]{8}$/);
+  assert.equal(names.client(dotted), "github.issues/create issue");
+  // Names that read alike once made valid stay apart, and apart from the valid one.
+  const slashed = names.upstream("github.issues.create/issue");
+  assert.notEqual(slashed, dotted);
+  assert.equal(names.upstream("github_issues_create_issue"), "github_issues_create_issue");
+  assert.equal(names.upstream("a-b_C9"), "a-b_C9");
+  const longDotted = names.upstream(`server.${"x".repeat(80)}`);
+  assert.equal(longDotted.length, 64);
+  assert.match(longDotted, /^server_x+_[0-9a-f]{8}$/);
+});

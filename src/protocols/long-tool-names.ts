@@ -1,22 +1,36 @@
 // Anthropic takes tool names of up to 128 characters (`^[a-zA-Z0-9_-]{1,128}$`), chat providers and OpenAI's
-// Responses API 64 (OpenAI's rule, which most copy). Claude Code names an MCP server's tools `mcp__<server>__<tool>`,
-// and Codex, Cursor and the agent SDKs name them alike, which passes 64 with a long server or tool name; sent as it
-// came, every request of the session (each carries all its tools) was refused by every provider. A longer name goes
-// upstream cut, with `_` and 8 hex digits of a hash of the whole name: a function of the name alone, so a call in the
-// history maps to the same function on every turn, whatever `tools` holds then. The model's calls come back named as
-// the client named the tool. One rule for every door: the Messages and Chat Completions doors (LongToolNames) and
-// the Responses door's top-level tools (responses/tool-names.ts).
+// Responses API 64 (OpenAI's rule, "a-z, A-Z, 0-9, underscores and dashes, with a maximum length of 64", which most
+// copy). Claude Code names an MCP server's tools `mcp__<server>__<tool>`, and Codex, Cursor and the agent SDKs name
+// them alike, which passes 64 with a long server or tool name; MCP tools may also be named with dots, slashes or
+// spaces (`server.tool/name`: the MCP spec allows dots), which OpenAI refuses too. Sent as it came, every request of
+// the session (each carries all its tools) was refused. Such a name goes upstream with every other character made
+// `_`, cut to 55 characters, and `_` and 8 hex digits of a hash of the whole name added: a function of the name
+// alone, so a call in the history maps to the same function on every turn, whatever `tools` holds then, and two
+// names that read alike once made valid (`a.b`, `a/b`, `a_b`) stay apart. The model's calls come back named as the
+// client named the tool. One rule for every door: the Messages and Chat Completions doors (LongToolNames), the
+// Responses door's top-level tools (responses/tool-names.ts) and native Responses bodies
+// (responses/native-tool-names.ts).
 import { createHash } from "node:crypto";
 
 /** The longest function name chat providers take. */
 export const MAX_UPSTREAM_NAME_LENGTH = 64;
 const HASH_LENGTH = 8;
+const UPSTREAM_NAME = /^[a-zA-Z0-9_-]{1,64}$/;
+const INVALID_CHARACTERS = /[^a-zA-Z0-9_-]/g;
 
-/** The function name `name` goes upstream as: itself when chat providers take its length, else cut and hashed. */
-export function shortenedToolName(name: string): string {
-  if (name.length <= MAX_UPSTREAM_NAME_LENGTH) return name;
+/** Whether chat providers (and OpenAI's Responses API) take `name` as a function name as it is. */
+export function isUpstreamToolName(name: string): boolean {
+  return UPSTREAM_NAME.test(name);
+}
+
+/**
+ * The function name `name` goes upstream as: itself when chat providers take it, else made valid, cut and hashed.
+ */
+export function upstreamToolName(name: string): string {
+  if (isUpstreamToolName(name)) return name;
   const hash = createHash("sha256").update(name).digest("hex").slice(0, HASH_LENGTH);
-  return `${name.slice(0, MAX_UPSTREAM_NAME_LENGTH - HASH_LENGTH - 1)}_${hash}`;
+  const valid = name.replace(INVALID_CHARACTERS, "_");
+  return `${valid.slice(0, MAX_UPSTREAM_NAME_LENGTH - HASH_LENGTH - 1)}_${hash}`;
 }
 
 /**
@@ -36,7 +50,7 @@ export class LongToolNames {
 
   /** The function name `name` goes upstream as (itself when chat providers take it). */
   upstream(name: string): string {
-    const upstream = shortenedToolName(name);
+    const upstream = upstreamToolName(name);
     if (upstream !== name) this.#clientNames.set(upstream, name);
     if (!this.#upstreamNames.has(upstream)) {
       this.#upstreamNames.add(upstream);

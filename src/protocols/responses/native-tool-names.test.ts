@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { shortenedToolName } from "../long-tool-names.ts";
+import { upstreamToolName } from "../long-tool-names.ts";
 import { clientNamedEvent, clientNamedResponse, shortenNativeToolNames } from "./native-tool-names.ts";
 
 const LONG = `mcp__wiki__${"find_pages_".repeat(6)}`;
-const SHORT = shortenedToolName(LONG);
+const SHORT = upstreamToolName(LONG);
 
 test("a native body without long names is not copied; one with them is shortened everywhere a function is named", () => {
   assert.equal(shortenNativeToolNames({ tools: [{ type: "function", name: "f" }], input: "hi" }), undefined);
@@ -53,4 +53,12 @@ test("a native body without long names is not copied; one with them is shortened
   );
   const delta = { type: "response.function_call_arguments.delta", delta: "{" };
   assert.equal(clientNamedEvent(delta, names), delta);
+});
+
+test("a native body's names with characters OpenAI refuses are renamed too", () => {
+  const shortened = shortenNativeToolNames({ tools: [{ type: "function", name: "crm.find contact" }] });
+  const name = (shortened?.body.tools as { name: string }[] | undefined)?.[0]?.name ?? "";
+  assert.match(name, /^crm_find_contact_[0-9a-f]{8}$/);
+  assert.equal(shortened?.names.client(name), "crm.find contact");
+  assert.equal(shortenNativeToolNames({ tools: [{ type: "function", name: "" }] }), undefined, "left to validation");
 });

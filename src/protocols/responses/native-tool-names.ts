@@ -1,12 +1,12 @@
-// Long tool names (../long-tool-names.ts) on the way to a `responses_api: native` provider: OpenAI's Responses API
-// refuses a function name over 64 characters as chat providers do, so the body sent natively gets the same shortened
+// Long tool names, and names with characters other than letters, digits, `_` and `-` (../long-tool-names.ts), on
+// the way to a `responses_api: native` provider: OpenAI's Responses API refuses them as chat providers do, so the body sent natively gets the same shortened
 // names as a translated one (in `tools`, namespaces' members, `tool_choice` and the input's calls), and the
 // provider's answer comes back under the client's names: JSON, and each streamed event that names a call
 // (`response.output_item.added` / `.done`, `response.function_call_arguments.done`) or holds a response snapshot.
 // The answer is kept as the client sees it, so `previous_response_id`, `item_reference` and `input_items` read the
 // client's names, and a continuation is shortened again on its way out. A body without such a name goes as it came.
 import { isRecord } from "../../is-record.ts";
-import { LongToolNames, MAX_UPSTREAM_NAME_LENGTH } from "../long-tool-names.ts";
+import { isUpstreamToolName, LongToolNames } from "../long-tool-names.ts";
 
 type JsonObject = Record<string, unknown>;
 
@@ -19,9 +19,9 @@ export interface ShortenedNativeRequest {
   readonly names: LongToolNames;
 }
 
-/** The native body with its long tool names shortened, or undefined when it has none (then it goes as it came). */
+/** The native body with its long (or invalid) tool names renamed, or undefined when it has none (then it goes as it came). */
 export function shortenNativeToolNames(body: JsonObject): ShortenedNativeRequest | undefined {
-  if (!hasLongName(body)) return undefined;
+  if (!hasRenamedName(body)) return undefined;
   const names = new LongToolNames();
   const shortened: JsonObject = { ...body };
   if (Array.isArray(body.tools)) shortened.tools = body.tools.map((tool) => renamedTool(tool, names));
@@ -66,21 +66,22 @@ export function clientNamedEvent(event: JsonObject, names: LongToolNames): JsonO
   return event;
 }
 
-function isLong(name: unknown): name is string {
-  return typeof name === "string" && name.length > MAX_UPSTREAM_NAME_LENGTH;
+/** A function name OpenAI refuses as it is (an empty one is left for validation). */
+function needsRenaming(name: unknown): name is string {
+  return typeof name === "string" && name !== "" && !isUpstreamToolName(name);
 }
 
 function namedOf(value: unknown, types: ReadonlySet<string>): unknown {
   return isRecord(value) && typeof value.type === "string" && types.has(value.type) ? value.name : undefined;
 }
 
-function hasLongName(body: JsonObject): boolean {
+function hasRenamedName(body: JsonObject): boolean {
   const tools: readonly unknown[] = Array.isArray(body.tools) ? body.tools : [];
-  const isLongTool = (tool: unknown): boolean => isLong(namedOf(tool, NAMED_TOOL_TYPES));
-  if (tools.some((tool) => isLongTool(tool) || (isNamespace(tool) && tool.tools.some(isLongTool)))) return true;
+  const isRenamedTool = (tool: unknown): boolean => needsRenaming(namedOf(tool, NAMED_TOOL_TYPES));
+  if (tools.some((tool) => isRenamedTool(tool) || (isNamespace(tool) && tool.tools.some(isRenamedTool)))) return true;
   const choice = body.tool_choice;
-  if (isLongTool(choice) || allowedTools(choice)?.some(isLongTool) === true) return true;
-  return Array.isArray(body.input) && body.input.some((item) => isLong(namedOf(item, NAMED_CALL_TYPES)));
+  if (isRenamedTool(choice) || allowedTools(choice)?.some(isRenamedTool) === true) return true;
+  return Array.isArray(body.input) && body.input.some((item) => needsRenaming(namedOf(item, NAMED_CALL_TYPES)));
 }
 
 function isNamespace(tool: unknown): tool is JsonObject & { tools: unknown[] } {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { shortenedToolName } from "../long-tool-names.ts";
+import { upstreamToolName } from "../long-tool-names.ts";
 import { asClientCalls, flatName, ToolNames } from "./tool-names.ts";
 
 /** OpenAI's rule for a function's name, which most chat providers copy. */
@@ -145,7 +145,7 @@ test("a top-level function named longer than 64 goes upstream shortened (also as
   const names = ToolNames.of([fn(long), fn("short")]);
   const upstream = names.upstreamName(long, undefined);
   assert.match(upstream, VALID_NAME);
-  assert.equal(upstream, shortenedToolName(long), "the rule every door shares");
+  assert.equal(upstream, upstreamToolName(long), "the rule every door shares");
   assert.equal(names.chosenName(long, undefined), upstream);
   assert.deepEqual(names.clientName(upstream), { type: "function", name: long, namespace: undefined });
   assert.equal(names.upstreamName("short", undefined), "short");

@@ -23,7 +23,7 @@
 // at one function. (The request's own tools may not be so named beside the search: tool-mapping.ts refuses it, as
 // the client can rename its own.)
 import { createHash } from "node:crypto";
-import { shortenedToolName } from "../long-tool-names.ts";
+import { upstreamToolName } from "../long-tool-names.ts";
 import { inputOfArguments } from "./custom-tools.ts";
 import { MAX_NAMESPACE_CHARS } from "./request-schema.ts";
 import { isClientToolSearch, TOOL_SEARCH_FUNCTION } from "./tool-search.ts";
@@ -242,7 +242,7 @@ export function flatName(namespace: string, name: string): string {
  * long one is shortened, any other is its own. A function of the name alone: the same on every turn.
  */
 function topLevelUpstreamName(name: string): string {
-  return name === TOOL_SEARCH_FUNCTION ? RENAMED_TOOL_SEARCH : shortenedToolName(name);
+  return name === TOOL_SEARCH_FUNCTION ? RENAMED_TOOL_SEARCH : upstreamToolName(name);
 }
 
 function hashedName(flat: string, namespace: string, name: string): string {
