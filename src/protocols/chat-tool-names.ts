@@ -8,14 +8,14 @@
 import { isRecord } from "../is-record.ts";
 import { isUpstreamToolName, LongToolNames } from "./long-tool-names.ts";
 
-/** A chat request whose long tool names were shortened, and the names to map the answer's calls back by. */
+/** A chat request whose long (or invalid) tool names were renamed, and the names to map the answer's calls back by. */
 export interface ShortenedChatRequest {
   readonly body: Record<string, unknown>;
   readonly names: LongToolNames;
 }
 
 /**
- * The body with its long tool names shortened, or undefined when it has none (then it goes as it came). Read
+ * The body with its long (or invalid) tool names renamed, or undefined when it has none (then it goes as it came). Read
  * leniently: the body is not validated yet, and what is not a named function is left as it is.
  */
 export function shortenChatToolNames(body: unknown): ShortenedChatRequest | undefined {

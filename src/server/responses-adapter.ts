@@ -62,7 +62,7 @@ export function responsesAdapter(
       const loadedTools = translated.loadedTools.length === 0 ? {} : { loadedTools: translated.loadedTools };
       const addToConversation = conversationAppender(conversations, client, translated.conversationId, body, lookup);
       const nativeBody = hasNativeProviders() ? toNativeBody(body, lookup) : undefined;
-      // Long tool names go to a native provider shortened too (OpenAI refuses them); its answer is mapped back.
+      // Long (or invalid) tool names go to a native provider renamed too (OpenAI refuses them); its answer maps back.
       const shortened = nativeBody === undefined ? undefined : shortenNativeToolNames(nativeBody);
       const native: NativeCall | undefined =
         nativeBody === undefined

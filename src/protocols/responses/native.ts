@@ -153,7 +153,7 @@ export interface NativeContext {
   readonly createdAtSeconds: number;
   /** The model the gateway sent the request to; used when the provider's answer names none. */
   readonly fallbackModel: string;
-  /** The long tool names the body went upstream with shortened (native-tool-names.ts); absent when none was. */
+  /** The tool names the body went upstream with renamed (native-tool-names.ts); absent when none was. */
   readonly toolNames?: LongToolNames;
 }
 

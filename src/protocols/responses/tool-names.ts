@@ -11,7 +11,8 @@
 // tools give the same names on every request (the client sends its calls back namespaced, and they are flattened
 // again with the request's own tools).
 //
-// A top-level function (or custom tool) whose name is longer than 64 goes upstream cut and hashed by the rule every
+// A top-level function (or custom tool) whose name is longer than 64, or has characters other than letters, digits,
+// `_` and `-`, goes upstream made valid, cut and hashed by the rule every
 // door shares (../long-tool-names.ts: a function of the name alone, so a call in the history that the request no
 // longer offers gets the same name), and its calls come back under its own name.
 //
