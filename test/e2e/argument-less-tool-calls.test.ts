@@ -6,6 +6,7 @@
 // the next call starts.
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
+import Anthropic from "@anthropic-ai/sdk";
 import { CHAT_ROUTE, oneProviderScene, VENDOR_MODEL_ID } from "../helpers/e2e.ts";
 import type { SseScript } from "../helpers/mock-upstream.ts";
 
@@ -97,6 +98,52 @@ describe("chat door: an argument-less streamed call followed by another", () => 
         [
           ["call_now", "now", "{}"],
           ["call_read", "read_file", '{"path":"a.txt"}'],
+        ],
+      );
+    });
+  }
+});
+
+describe("Messages and Responses doors: the same streams translate to whole calls", () => {
+  for (const [shape, events] of [
+    ["the next call at the same index", sameIndexStream],
+    ["indexless calls (Gemini)", indexlessStream],
+  ] as const) {
+    test(`${shape}: the Anthropic SDK's tool_use inputs and the openai SDK's function_call arguments`, async (t) => {
+      const { mock, gateway, client } = await oneProviderScene(t);
+      mock.enqueue(CHAT_ROUTE, { kind: "sse", events: events() });
+      const anthropic = new Anthropic({ baseURL: gateway.url, apiKey: "x", maxRetries: 0 });
+      const message = await anthropic.messages
+        .stream({
+          model: "m",
+          max_tokens: 200,
+          tools: tools.map((tool) => ({
+            name: tool.function.name,
+            input_schema: { ...tool.function.parameters, type: "object" as const },
+          })),
+          messages: [{ role: "user", content: "What time is it? Then read a.txt." }],
+        })
+        .finalMessage();
+      assert.deepEqual(
+        message.content.flatMap((block) => (block.type === "tool_use" ? [[block.name, block.input]] : [])),
+        [
+          ["now", {}],
+          ["read_file", { path: "a.txt" }],
+        ],
+      );
+      mock.enqueue(CHAT_ROUTE, { kind: "sse", events: events() });
+      const response = await client.responses
+        .stream({
+          model: "m",
+          input: "What time is it? Then read a.txt.",
+          tools: tools.map((tool) => ({ type: "function" as const, strict: true, ...tool.function })),
+        })
+        .finalResponse();
+      assert.deepEqual(
+        response.output.flatMap((item) => (item.type === "function_call" ? [[item.name, item.arguments]] : [])),
+        [
+          ["now", "{}"],
+          ["read_file", '{"path":"a.txt"}'],
         ],
       );
     });
