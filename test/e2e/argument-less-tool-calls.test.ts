@@ -136,7 +136,7 @@ describe("Messages and Responses doors: the same streams translate to whole call
         .stream({
           model: "m",
           input: "What time is it? Then read a.txt.",
-          tools: tools.map((tool) => ({ type: "function" as const, strict: true, ...tool.function })),
+          tools: tools.map((tool) => ({ type: "function" as const, ...tool.function })),
         })
         .finalResponse();
       assert.deepEqual(
