@@ -19,7 +19,7 @@ export interface ShortenedChatRequest {
  * leniently: the body is not validated yet, and what is not a named function is left as it is.
  */
 export function shortenChatToolNames(body: unknown): ShortenedChatRequest | undefined {
-  if (!isRecord(body) || !hasLongName(body)) return undefined;
+  if (!isRecord(body) || !hasNameToRename(body)) return undefined;
   const names = new LongToolNames();
   const shortened: Record<string, unknown> = { ...body };
   if (Array.isArray(body.tools)) shortened.tools = body.tools.map((tool) => renamedFunctionHolder(tool, names));
@@ -90,7 +90,7 @@ function functionName(holder: unknown): unknown {
   return isRecord(holder) && isRecord(holder.function) ? holder.function.name : undefined;
 }
 
-function hasLongName(body: Record<string, unknown>): boolean {
+function hasNameToRename(body: Record<string, unknown>): boolean {
   if (Array.isArray(body.tools) && body.tools.some((tool) => needsRenaming(functionName(tool)))) return true;
   if (needsRenaming(functionName(body.tool_choice))) return true;
   const allowed = allowedTools(body.tool_choice);
