@@ -45,7 +45,8 @@ export interface EndpointSpec extends FrontDoor {
   readonly estimatesUsage?: boolean;
   /**
    * The client's tools made what chat providers take (protocols/chat-tools-upstream.ts): tool names longer than 64
-   * characters go upstream shortened and come back as the client named them, and `tool` messages with no text get a
+   * characters or with characters other than letters, digits, `_` and `-` (the deprecated `functions` too) go
+   * upstream renamed and come back as the client named them, and `tool` messages with no text get a
    * placeholder. The chat door only: the Responses and Messages doors do so in their translations.
    */
   readonly adaptsChatTools?: boolean;

@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { clientNamedAnswer, restoreChunkToolNames, shortenChatToolNames } from "./chat-tool-names.ts";
-import { shortenedToolName } from "./long-tool-names.ts";
+import { upstreamToolName } from "./long-tool-names.ts";
 
 const LONG = `mcp__server__${"x".repeat(60)}`;
-const SHORT = shortenedToolName(LONG);
+const SHORT = upstreamToolName(LONG);
 const fn = (name: string) => ({ type: "function", function: { name } });
 
 test("a body without a long name is not copied; junk where tools or messages go is left to validation", () => {
@@ -71,4 +71,38 @@ test("a tool result's `name` (Mistral's tool messages carry the function's name)
   // Alone (the tools no longer offered), it is found too.
   const alone = shortenChatToolNames({ messages: [{ role: "tool", tool_call_id: "c", name: LONG, content: "ok" }] });
   assert.equal((alone?.body.messages as { name?: string }[] | undefined)?.[0]?.name, SHORT);
+});
+
+test("the deprecated functions / function_call and names with invalid characters are renamed; legacy calls map back", () => {
+  const body = {
+    functions: [{ name: LONG, parameters: {} }, { name: "f" }],
+    function_call: { name: LONG },
+    tools: [fn("a.b")],
+    messages: [
+      { role: "assistant", content: null, function_call: { name: LONG, arguments: "{}" } },
+      { role: "function", name: LONG, content: "x" },
+    ],
+  };
+  const shortened = shortenChatToolNames(body);
+  assert.ok(shortened !== undefined);
+  const dotted = upstreamToolName("a.b");
+  assert.match(dotted, /^a_b_[0-9a-f]{8}$/);
+  assert.deepEqual(shortened.body, {
+    functions: [{ name: SHORT, parameters: {} }, { name: "f" }],
+    function_call: { name: SHORT },
+    tools: [fn(dotted)],
+    messages: [
+      { role: "assistant", content: null, function_call: { name: SHORT, arguments: "{}" } },
+      { role: "function", name: SHORT, content: "x" },
+    ],
+  });
+  assert.equal(shortenChatToolNames({ function_call: "auto", functions: [{ name: "f" }] }), undefined);
+  const answer = JSON.stringify({ choices: [{ message: { function_call: { name: SHORT, arguments: "{}" } } }] });
+  assert.deepEqual(JSON.parse(clientNamedAnswer(answer, shortened.names)).choices[0].message.function_call, {
+    name: LONG,
+    arguments: "{}",
+  });
+  const chunk = { choices: [{ delta: { function_call: { name: dotted } } }] };
+  assert.equal(restoreChunkToolNames(chunk, shortened.names), true);
+  assert.deepEqual(chunk.choices[0]?.delta.function_call, { name: "a.b" });
 });

@@ -1,26 +1,31 @@
-// The Chat Completions door's tool names longer than chat providers take (long-tool-names.ts): the request goes
-// upstream with them shortened, in `tools`, `tool_choice`, the history's assistant tool calls and tool results' `name`
-// alike, and the model's calls come back under the client's names, in a JSON answer and in each streamed chunk. A
-// request with no such name is not copied, and its answer not read again.
+// The Chat Completions door's tool names that chat providers refuse, longer than 64 characters or with other
+// characters than letters, digits, `_` and `-` (long-tool-names.ts): the request goes upstream with them renamed, in
+// `tools`, `tool_choice`, the history's assistant tool calls and tool results' `name` alike, and in the deprecated
+// `functions` / `function_call` fields old clients still send (the request's, and an assistant message's
+// `function_call`), and the model's calls (`tool_calls`, or a legacy `function_call`) come back under the client's
+// names, in a JSON answer and in each streamed chunk. A request with no such name is not copied, and its answer not
+// read again.
 import { isRecord } from "../is-record.ts";
-import { LongToolNames, MAX_UPSTREAM_NAME_LENGTH } from "./long-tool-names.ts";
+import { isUpstreamToolName, LongToolNames } from "./long-tool-names.ts";
 
-/** A chat request whose long tool names were shortened, and the names to map the answer's calls back by. */
+/** A chat request whose long (or invalid) tool names were renamed, and the names to map the answer's calls back by. */
 export interface ShortenedChatRequest {
   readonly body: Record<string, unknown>;
   readonly names: LongToolNames;
 }
 
 /**
- * The body with its long tool names shortened, or undefined when it has none (then it goes as it came). Read
+ * The body with its long (or invalid) tool names renamed, or undefined when it has none (then it goes as it came). Read
  * leniently: the body is not validated yet, and what is not a named function is left as it is.
  */
 export function shortenChatToolNames(body: unknown): ShortenedChatRequest | undefined {
-  if (!isRecord(body) || !hasLongName(body)) return undefined;
+  if (!isRecord(body) || !hasNameToRename(body)) return undefined;
   const names = new LongToolNames();
   const shortened: Record<string, unknown> = { ...body };
   if (Array.isArray(body.tools)) shortened.tools = body.tools.map((tool) => renamedFunctionHolder(tool, names));
   if (isRecord(body.tool_choice)) shortened.tool_choice = renamedChoice(body.tool_choice, names);
+  if (Array.isArray(body.functions)) shortened.functions = body.functions.map((fn) => renamedFunction(fn, names));
+  if (isRecord(body.function_call)) shortened.function_call = renamedFunction(body.function_call, names);
   if (Array.isArray(body.messages)) shortened.messages = body.messages.map((message) => renamedMessage(message, names));
   return { body: shortened, names };
 }
@@ -36,9 +41,7 @@ export function clientNamedAnswer(bodyText: string, names: LongToolNames): strin
   if (!isRecord(answer) || !Array.isArray(answer.choices)) return bodyText;
   let isChanged = false;
   for (const choice of answer.choices) {
-    if (isRecord(choice) && isRecord(choice.message) && restoreCalls(choice.message.tool_calls, names)) {
-      isChanged = true;
-    }
+    if (isRecord(choice) && isRecord(choice.message) && restoreMessageCalls(choice.message, names)) isChanged = true;
   }
   return isChanged ? JSON.stringify(answer) : bodyText;
 }
@@ -48,26 +51,38 @@ export function restoreChunkToolNames(chunk: Record<string, unknown>, names: Lon
   if (!Array.isArray(chunk.choices)) return false;
   let isChanged = false;
   for (const choice of chunk.choices) {
-    if (isRecord(choice) && isRecord(choice.delta) && restoreCalls(choice.delta.tool_calls, names)) isChanged = true;
+    if (isRecord(choice) && isRecord(choice.delta) && restoreMessageCalls(choice.delta, names)) isChanged = true;
   }
   return isChanged;
 }
 
-function restoreCalls(calls: unknown, names: LongToolNames): boolean {
-  if (!Array.isArray(calls)) return false;
-  let isChanged = false;
-  for (const call of calls) {
-    if (!isRecord(call) || !isRecord(call.function) || typeof call.function.name !== "string") continue;
-    const client = names.client(call.function.name);
-    if (client === call.function.name) continue;
-    call.function.name = client;
-    isChanged = true;
+/** A message's (or a delta's) `tool_calls` and legacy `function_call` under the client's names, in place. */
+function restoreMessageCalls(message: Record<string, unknown>, names: LongToolNames): boolean {
+  let isChanged = restoreName(message.function_call, names);
+  if (!Array.isArray(message.tool_calls)) return isChanged;
+  for (const call of message.tool_calls) {
+    if (isRecord(call) && restoreName(call.function, names)) isChanged = true;
   }
   return isChanged;
 }
 
-function isLong(name: unknown): boolean {
-  return typeof name === "string" && name.length > MAX_UPSTREAM_NAME_LENGTH;
+/** A `{name, ...}` function under the client's name, in place; returns whether it changed. */
+function restoreName(fn: unknown, names: LongToolNames): boolean {
+  if (!isRecord(fn) || typeof fn.name !== "string") return false;
+  const client = names.client(fn.name);
+  if (client === fn.name) return false;
+  fn.name = client;
+  return true;
+}
+
+/** A function name chat providers refuse as it is (an empty one is left for validation to refuse). */
+function needsRenaming(name: unknown): boolean {
+  return typeof name === "string" && name !== "" && !isUpstreamToolName(name);
+}
+
+/** The name of a `{name}` (a legacy function, a legacy named `function_call`). */
+function nameOf(fn: unknown): unknown {
+  return isRecord(fn) ? fn.name : undefined;
 }
 
 /** The name of a `{function: {name}}` (a tool, a call, a named tool choice). */
@@ -75,17 +90,20 @@ function functionName(holder: unknown): unknown {
   return isRecord(holder) && isRecord(holder.function) ? holder.function.name : undefined;
 }
 
-function hasLongName(body: Record<string, unknown>): boolean {
-  if (Array.isArray(body.tools) && body.tools.some((tool) => isLong(functionName(tool)))) return true;
-  if (isLong(functionName(body.tool_choice))) return true;
+function hasNameToRename(body: Record<string, unknown>): boolean {
+  if (Array.isArray(body.tools) && body.tools.some((tool) => needsRenaming(functionName(tool)))) return true;
+  if (needsRenaming(functionName(body.tool_choice))) return true;
   const allowed = allowedTools(body.tool_choice);
-  if (allowed?.some((tool) => isLong(functionName(tool))) === true) return true;
+  if (allowed?.some((tool) => needsRenaming(functionName(tool))) === true) return true;
+  if (Array.isArray(body.functions) && body.functions.some((fn) => needsRenaming(nameOf(fn)))) return true;
+  if (needsRenaming(nameOf(body.function_call))) return true;
   if (!Array.isArray(body.messages)) return false;
   return body.messages.some(
     (message) =>
       isRecord(message) &&
-      ((Array.isArray(message.tool_calls) && message.tool_calls.some((call) => isLong(functionName(call)))) ||
-        (isResultMessage(message) && isLong(message.name))),
+      ((Array.isArray(message.tool_calls) && message.tool_calls.some((call) => needsRenaming(functionName(call)))) ||
+        needsRenaming(nameOf(message.function_call)) ||
+        (isResultMessage(message) && needsRenaming(message.name))),
   );
 }
 
@@ -101,10 +119,21 @@ function isResultMessage(message: Record<string, unknown>): boolean {
 /** A history message with its calls' names, or a result's `name`, as they go upstream. */
 function renamedMessage(message: unknown, names: LongToolNames): unknown {
   if (!isRecord(message)) return message;
+  if (isRecord(message.function_call)) {
+    // An old client's assistant turn: a legacy call, `tool_calls` beside it renamed too.
+    const renamed: Record<string, unknown> = {
+      ...message,
+      function_call: renamedFunction(message.function_call, names),
+    };
+    if (Array.isArray(message.tool_calls)) {
+      renamed.tool_calls = message.tool_calls.map((call) => renamedFunctionHolder(call, names));
+    }
+    return renamed;
+  }
   if (Array.isArray(message.tool_calls)) {
     return { ...message, tool_calls: message.tool_calls.map((call) => renamedFunctionHolder(call, names)) };
   }
-  if (isResultMessage(message) && isLong(message.name))
+  if (isResultMessage(message) && needsRenaming(message.name))
     return { ...message, name: names.upstream(message.name as string) };
   return message;
 }
@@ -112,8 +141,18 @@ function renamedMessage(message: unknown, names: LongToolNames): unknown {
 /** `{..., function: {name, ...}}` with the name as it goes upstream (itself when it is no long name). */
 function renamedFunctionHolder(holder: unknown, names: LongToolNames): unknown {
   const name = functionName(holder);
-  if (!isLong(name) || !isRecord(holder) || !isRecord(holder.function)) return holder;
+  // A name kept as it came is known too: a call answered in another case of it is no shortened name's.
+  if (typeof name === "string") names.upstream(name);
+  if (!needsRenaming(name) || !isRecord(holder) || !isRecord(holder.function)) return holder;
   return { ...holder, function: { ...holder.function, name: names.upstream(name as string) } };
+}
+
+/** A legacy `{name, ...}` (a `functions` entry, a named `function_call`) with its name as it goes upstream. */
+function renamedFunction(fn: unknown, names: LongToolNames): unknown {
+  const name = nameOf(fn);
+  if (typeof name === "string") names.upstream(name);
+  if (!needsRenaming(name) || !isRecord(fn)) return fn;
+  return { ...fn, name: names.upstream(name as string) };
 }
 
 /** `{type: "function", function: {name}}`, or `{type: "allowed_tools", allowed_tools: {tools: [...]}}`, renamed. */

@@ -1,5 +1,5 @@
 // The Chat Completions door's request, where its client wrote tools in a way chat providers refuse: tool names longer
-// than 64 characters (shortened: chat-tool-names.ts) and `tool` messages with no text (filled: tool-result-text.ts).
+// than 64 characters or with characters providers refuse (renamed: chat-tool-names.ts) and `tool` messages with no text (filled: tool-result-text.ts).
 // The Responses and Messages doors do the same in their own translations.
 import { isRecord } from "../is-record.ts";
 import { shortenChatToolNames } from "./chat-tool-names.ts";

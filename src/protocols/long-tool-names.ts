@@ -1,39 +1,70 @@
 // Anthropic takes tool names of up to 128 characters (`^[a-zA-Z0-9_-]{1,128}$`), chat providers and OpenAI's
-// Responses API 64 (OpenAI's rule, which most copy). Claude Code names an MCP server's tools `mcp__<server>__<tool>`,
-// and Codex, Cursor and the agent SDKs name them alike, which passes 64 with a long server or tool name; sent as it
-// came, every request of the session (each carries all its tools) was refused by every provider. A longer name goes
-// upstream cut, with `_` and 8 hex digits of a hash of the whole name: a function of the name alone, so a call in the
-// history maps to the same function on every turn, whatever `tools` holds then. The model's calls come back named as
-// the client named the tool. One rule for every door: the Messages and Chat Completions doors (LongToolNames) and
-// the Responses door's top-level tools (responses/tool-names.ts).
+// Responses API 64 (OpenAI's rule, "a-z, A-Z, 0-9, underscores and dashes, with a maximum length of 64", which most
+// copy). Claude Code names an MCP server's tools `mcp__<server>__<tool>`, and Codex, Cursor and the agent SDKs name
+// them alike, which passes 64 with a long server or tool name; MCP tools may also be named with dots, slashes or
+// spaces (`server.tool/name`: the MCP spec allows dots), which OpenAI refuses too. Sent as it came, every request of
+// the session (each carries all its tools) was refused. Such a name goes upstream with every other character made
+// `_`, cut to 55 characters, and `_` and 8 hex digits of a hash of the whole name added: a function of the name
+// alone, so a call in the history maps to the same function on every turn, whatever `tools` holds then, and two
+// names that read alike once made valid (`a.b`, `a/b`, `a_b`) stay apart. The model's calls come back named as the
+// client named the tool. One rule for every door: the Messages and Chat Completions doors (LongToolNames), the
+// Responses door's top-level tools (responses/tool-names.ts) and native Responses bodies
+// (responses/native-tool-names.ts).
 import { createHash } from "node:crypto";
 
 /** The longest function name chat providers take. */
 export const MAX_UPSTREAM_NAME_LENGTH = 64;
 const HASH_LENGTH = 8;
+const UPSTREAM_NAME = /^[a-zA-Z0-9_-]{1,64}$/;
+const INVALID_CHARACTERS = /[^a-zA-Z0-9_-]/g;
 
-/** The function name `name` goes upstream as: itself when chat providers take its length, else cut and hashed. */
-export function shortenedToolName(name: string): string {
-  if (name.length <= MAX_UPSTREAM_NAME_LENGTH) return name;
-  const hash = createHash("sha256").update(name).digest("hex").slice(0, HASH_LENGTH);
-  return `${name.slice(0, MAX_UPSTREAM_NAME_LENGTH - HASH_LENGTH - 1)}_${hash}`;
+/** Whether chat providers (and OpenAI's Responses API) take `name` as a function name as it is. */
+export function isUpstreamToolName(name: string): boolean {
+  return UPSTREAM_NAME.test(name);
 }
 
-/** The client's tool names as they go upstream, and back; one per request. */
+/**
+ * The function name `name` goes upstream as: itself when chat providers take it, else made valid, cut and hashed.
+ */
+export function upstreamToolName(name: string): string {
+  if (isUpstreamToolName(name)) return name;
+  const hash = createHash("sha256").update(name).digest("hex").slice(0, HASH_LENGTH);
+  const valid = name.replace(INVALID_CHARACTERS, "_");
+  return `${valid.slice(0, MAX_UPSTREAM_NAME_LENGTH - HASH_LENGTH - 1)}_${hash}`;
+}
+
+/**
+ * The client's tool names as they go upstream, and back; one per request. A model's call of a shortened name in
+ * another letter case (some providers lower-case the names they answer with: `mcp__Acme__...` came back
+ * `mcp__acme__...`) maps back too, when no other name the request offered reads the same ignoring case.
+ */
 export class LongToolNames {
   /** Upstream name -> the client's, for the names that had to change. */
   readonly #clientNames = new Map<string, string>();
+  /**
+   * Every upstream name, lower-cased -> the client's name when it was shortened and no other name folds alike;
+   * `null` when the name went as it came, or two names fold alike (then a call in another case is left as it came).
+   */
+  readonly #byFoldedName = new Map<string, string | null>();
+  readonly #upstreamNames = new Set<string>();
 
   /** The function name `name` goes upstream as (itself when chat providers take it). */
   upstream(name: string): string {
-    const upstream = shortenedToolName(name);
+    const upstream = upstreamToolName(name);
     if (upstream !== name) this.#clientNames.set(upstream, name);
+    if (!this.#upstreamNames.has(upstream)) {
+      this.#upstreamNames.add(upstream);
+      const folded = upstream.toLowerCase();
+      this.#byFoldedName.set(folded, this.#byFoldedName.has(folded) || upstream === name ? null : name);
+    }
     return upstream;
   }
 
   /** The client's name of the function the model called (an unknown one as it came). */
   client(upstream: string): string {
-    return this.#clientNames.get(upstream) ?? upstream;
+    const exact = this.#clientNames.get(upstream);
+    if (exact !== undefined || this.#upstreamNames.has(upstream)) return exact ?? upstream;
+    return this.#byFoldedName.get(upstream.toLowerCase()) ?? upstream;
   }
 
   /** Whether any name had to change (else answers need no mapping back). */

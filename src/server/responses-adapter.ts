@@ -14,6 +14,7 @@ import {
   NativeResponsesRelay,
   toNativeBody,
 } from "../protocols/responses/native.ts";
+import { shortenNativeToolNames } from "../protocols/responses/native-tool-names.ts";
 import { toChatRequest as responsesToChat } from "../protocols/responses/request-mapping.ts";
 import { outputToChatMessages, toResponseObject } from "../protocols/responses/response-mapping.ts";
 import { buildResponse, type ResponseObject } from "../protocols/responses/response-object.ts";
@@ -60,9 +61,13 @@ export function responsesAdapter(
       // Kept with the answer: a continuation from it offers them again (request-mapping.ts withLoadedTools).
       const loadedTools = translated.loadedTools.length === 0 ? {} : { loadedTools: translated.loadedTools };
       const addToConversation = conversationAppender(conversations, client, translated.conversationId, body, lookup);
-      const native: NativeCall | undefined = hasNativeProviders()
-        ? { api: "responses", endpointPath: RESPONSES_UPSTREAM_PATH, body: toNativeBody(body, lookup) }
-        : undefined;
+      const nativeBody = hasNativeProviders() ? toNativeBody(body, lookup) : undefined;
+      // Long (or invalid) tool names go to a native provider renamed too (OpenAI refuses them); its answer maps back.
+      const shortened = nativeBody === undefined ? undefined : shortenNativeToolNames(nativeBody);
+      const native: NativeCall | undefined =
+        nativeBody === undefined
+          ? undefined
+          : { api: "responses", endpointPath: RESPONSES_UPSTREAM_PATH, body: shortened?.body ?? nativeBody };
       // A background response is known by its id before anything is served: the answer keeps it.
       const backgroundId = translated.isBackground ? randomIds("resp_") : undefined;
       const ids = (prefix: string): string =>
@@ -72,6 +77,7 @@ export function responsesAdapter(
         echo: translated.echo,
         createdAtSeconds: nowSeconds(clock),
         fallbackModel: servedModel,
+        ...(shortened === undefined ? {} : { toolNames: shortened.names }),
       });
       /** Keeps the answer; what became of its conversation when it was not updated (else undefined). */
       const keep = async (response: ResponseObject | undefined): Promise<ConversationUpdate | undefined> => {

@@ -327,3 +327,37 @@ test("what is left empty goes: function {}, a delta of its index alone, tool_cal
   });
   assert.equal(deltas.normalize(chunk({ content: "x", tool_calls: null })), false, "null is left");
 });
+
+test("a call a new one certainly ends (its index taken over, or no index) without arguments gets `{}` before it", () => {
+  const deltas = new ToolCallDeltas();
+  const json = (calls: Delta[]) => ({ choices: [{ index: 0, delta: { tool_calls: calls as unknown[] } }] });
+  const sameIndex = [
+    json([{ index: 0, id: "a", type: "function", function: { name: "now", arguments: "" } }]),
+    json([{ index: 0, id: "b", type: "function", function: { name: "f", arguments: '{"x":1}' } }]),
+  ];
+  for (const chunk of sameIndex) deltas.normalize(chunk);
+  assert.deepEqual(sameIndex[1]?.choices[0]?.delta.tool_calls, [
+    { index: 0, function: { arguments: "{}" } },
+    { index: 1, id: "b", type: "function", function: { name: "f", arguments: '{"x":1}' } },
+  ]);
+  const finishing = { choices: [{ index: 0, delta: {}, finish_reason: "tool_calls" }] };
+  assert.equal(deltas.completeArguments(finishing), false, "the ended call has its `{}` already");
+
+  const indexless = new ToolCallDeltas();
+  const gemini = [json([{ id: "a", function: { name: "now" } }]), json([{ id: "b", function: { name: "later" } }])];
+  for (const chunk of gemini) indexless.normalize(chunk);
+  assert.deepEqual(gemini[1]?.choices[0]?.delta.tool_calls, [
+    { index: 0, function: { arguments: "{}" } },
+    { index: 1, id: "b", type: "function", function: { name: "later", arguments: "" } },
+  ]);
+});
+
+test("a call at another upstream index does not end the one before (parallel calls may interleave)", () => {
+  const result = numbered([
+    [{ index: 0, id: "a", type: "function", function: { name: "f", arguments: "" } }],
+    [{ index: 1, id: "b", type: "function", function: { name: "g", arguments: "" } }],
+    [{ index: 0, function: { arguments: '{"x":1}' } }],
+  ]);
+  assert.deepEqual(result.indexes, [[0], [1], [0]]);
+  assert.deepEqual(result.changed, [false, false, false]);
+});

@@ -87,9 +87,24 @@ export class ToolCallDeltas {
         calls = { count: 0, taken: new Set(), byUpstreamIndex: new Map(), latest: undefined, all: [] };
         this.#choices.set(choiceIndex, calls);
       }
+      const deltas: unknown[] = [];
       for (const call of choice.delta.tool_calls) {
-        if (isRecord(call) && normalizeCall(calls, call, this.#newCallId)) isChanged = true;
+        if (!isRecord(call)) {
+          deltas.push(call);
+          continue;
+        }
+        const step = normalizeCall(calls, call, this.#newCallId);
+        if (step.isChanged) isChanged = true;
+        if (step.ended !== undefined) {
+          // Before the next call's first delta, so a client that takes a new index for the end of the last call
+          // (the `openai` SDK's stream helper) has the `{}` when it fires that call's done event.
+          step.ended.arguments.append("{}");
+          deltas.push({ index: step.ended.index, function: { arguments: "{}" } });
+          isChanged = true;
+        }
+        deltas.push(call);
       }
+      if (deltas.length !== choice.delta.tool_calls.length) choice.delta.tool_calls = deltas;
       if (dropEmptyDeltas(choice.delta)) isChanged = true;
     }
     return isChanged;
@@ -123,17 +138,34 @@ export class ToolCallDeltas {
   }
 }
 
+interface CallStep {
+  /** Whether the delta changed. */
+  readonly isChanged: boolean;
+  /**
+   * A call this delta's new call certainly ended while it had no arguments yet (it gets `{}` now, not at the finish).
+   */
+  readonly ended: CallSeen | undefined;
+}
+
 /**
- * Finds (or opens) the call a delta belongs to, writes its index and completes a first delta; returns whether the
- * delta changed.
+ * Finds (or opens) the call a delta belongs to, writes its index and completes a first delta; says whether the delta
+ * changed and which argument-less call it ended.
  */
-function normalizeCall(calls: ChoiceCalls, call: Record<string, unknown>, newCallId: () => string): boolean {
+function normalizeCall(calls: ChoiceCalls, call: Record<string, unknown>, newCallId: () => string): CallStep {
   const id = stringOf(call.id);
   const name = isRecord(call.function) ? stringOf(call.function.name) : undefined;
   const upstreamIndex = typeof call.index === "number" && Number.isInteger(call.index) ? call.index : undefined;
   let isChanged = stringifyArguments(call);
   let seen = upstreamIndex === undefined ? calls.latest : calls.byUpstreamIndex.get(upstreamIndex);
+  let ended: CallSeen | undefined;
   if (seen === undefined || startsNewCall(seen, { index: upstreamIndex, id, name })) {
+    // The call this one replaces (at its upstream index, or the latest for an indexless one) can get no more
+    // arguments: later deltas there are the new call's. One still without any ends with `{}` before the new call
+    // starts, as OpenAI sends it, or the `openai` SDK's stream helper fires its done event with `""` (and throws in
+    // JSON.parse for a strict tool). A call at another upstream index is not ended so: a provider may interleave
+    // parallel calls' deltas (call 0 opens with `""`, call 1 opens, then call 0's arguments come), and `{}` sent
+    // early would run into them. It gets its `{}` at the finish, as before.
+    if (seen !== undefined && !seen.arguments.hasContent) ended = seen;
     // The upstream's own index while no call has it (an OpenAI stream keeps its numbers, also when parallel calls
     // start out of order), else one past the highest.
     const index =
@@ -183,9 +215,11 @@ function normalizeCall(calls: ChoiceCalls, call: Record<string, unknown>, newCal
   }
   if (upstreamIndex !== undefined) calls.byUpstreamIndex.set(upstreamIndex, seen);
   calls.latest = seen;
-  if (call.index === seen.index) return isChanged;
-  call.index = seen.index;
-  return true;
+  if (call.index !== seen.index) {
+    call.index = seen.index;
+    isChanged = true;
+  }
+  return { isChanged, ended };
 }
 
 /**

@@ -75,9 +75,14 @@ export const FUNCTION_NAME = /^[a-zA-Z0-9_-]{1,64}$/;
 /**
  * An upstream that checks the function names of `tools` and of the history's calls as OpenAI does (a 400
  * `string_above_max_length` for a longer one) and answers with a call (`call_search`, `args`) of the first tool it
- * got, as JSON or streamed.
+ * got, as JSON or streamed; `answeredName` names the call from that tool's name (a provider lower-casing names).
  */
-export function functionNameCheckingUpstream(model: string, isStream: boolean, args: string): MockStep {
+export function functionNameCheckingUpstream(
+  model: string,
+  isStream: boolean,
+  args: string,
+  answeredName: (offered: string) => string = (offered) => offered,
+): MockStep {
   return {
     kind: "handler",
     handle: (request: RecordedRequest, response: ServerResponse) => {
@@ -98,7 +103,7 @@ export function functionNameCheckingUpstream(model: string, isStream: boolean, a
         );
         return;
       }
-      const call = { id: "call_search", name: names[0] ?? "", arguments: args };
+      const call = { id: "call_search", name: answeredName(names[0] ?? ""), arguments: args };
       if (!isStream) {
         response.writeHead(200, { "content-type": "application/json" });
         response.end(JSON.stringify(toolCallCompletion(model, [call])));

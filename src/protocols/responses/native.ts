@@ -9,7 +9,9 @@ import type { GatewayError } from "../../errors/gateway-error.ts";
 import { UpstreamUnavailableError } from "../../errors/gateway-error.ts";
 import { isRecord } from "../../is-record.ts";
 import type { ChatContentPart, ChatMessage } from "../chat-completions.ts";
+import type { LongToolNames } from "../long-tool-names.ts";
 import { namedEvent } from "../sse.ts";
+import { clientNamedEvent, clientNamedResponse } from "./native-tool-names.ts";
 import type { ResponseLookup } from "./request-mapping.ts";
 import {
   buildResponse,
@@ -151,13 +153,16 @@ export interface NativeContext {
   readonly createdAtSeconds: number;
   /** The model the gateway sent the request to; used when the provider's answer names none. */
   readonly fallbackModel: string;
+  /** The tool names the body went upstream with renamed (native-tool-names.ts); absent when none was. */
+  readonly toolNames?: LongToolNames;
 }
 
 /**
  * The provider's response object as the client gets it: the gateway's id, the client's `store` and
  * `previous_response_id` (the provider was sent neither), `output_text` as the SDKs expect.
  */
-function rewrite(response: JsonObject, context: NativeContext): ResponseObject {
+function rewrite(upstream: JsonObject, context: NativeContext): ResponseObject {
+  const response = context.toolNames === undefined ? upstream : clientNamedResponse(upstream, context.toolNames);
   const output = Array.isArray(response.output) ? (response.output as OutputItem[]) : [];
   return {
     ...response,
@@ -205,9 +210,11 @@ export class NativeResponsesRelay {
   }
 
   push(chunk: unknown): string {
-    const event = asObject(chunk);
-    if (this.#isEnded || event === undefined || typeof event.type !== "string") return "";
-    const type = event.type;
+    const upstream = asObject(chunk);
+    if (this.#isEnded || upstream === undefined || typeof upstream.type !== "string") return "";
+    const toolNames = this.#context.toolNames;
+    const event = toolNames === undefined ? upstream : clientNamedEvent(upstream, toolNames);
+    const type = upstream.type;
     const response = asObject(event.response);
     const fields: JsonObject =
       response === undefined ? event : { ...event, response: rewrite(response, this.#context) };

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { shortenedToolName } from "../long-tool-names.ts";
+import { upstreamToolName } from "../long-tool-names.ts";
 import { asClientCalls, flatName, ToolNames } from "./tool-names.ts";
 
 /** OpenAI's rule for a function's name, which most chat providers copy. */
@@ -145,10 +145,32 @@ test("a top-level function named longer than 64 goes upstream shortened (also as
   const names = ToolNames.of([fn(long), fn("short")]);
   const upstream = names.upstreamName(long, undefined);
   assert.match(upstream, VALID_NAME);
-  assert.equal(upstream, shortenedToolName(long), "the rule every door shares");
+  assert.equal(upstream, upstreamToolName(long), "the rule every door shares");
   assert.equal(names.chosenName(long, undefined), upstream);
   assert.deepEqual(names.clientName(upstream), { type: "function", name: long, namespace: undefined });
   assert.equal(names.upstreamName("short", undefined), "short");
   // A call in the history of a tool the request no longer offers: the same name it went upstream under before.
   assert.equal(ToolNames.of([]).upstreamName(long, undefined), upstream);
+});
+
+test("a renamed tool's upstream name answered in another case maps back, unless another tool's reads the same", () => {
+  const long = `mcp__Wiki__${"FindPages".repeat(7)}`;
+  const names = ToolNames.of([
+    { type: "function", name: long },
+    { type: "function", name: "Get_Weather" },
+    { type: "namespace", name: "mcp__GitHub__", tools: [{ type: "function", name: "Create.Issue" }] },
+  ]);
+  const upstream = names.upstreamName(long, undefined);
+  assert.deepEqual(names.clientName(upstream.toLowerCase()), { type: "function", name: long, namespace: undefined });
+  assert.deepEqual(names.clientName("mcp__github__create_issue"), {
+    type: "function",
+    name: "Create.Issue",
+    namespace: "mcp__GitHub__",
+  });
+  assert.equal(names.clientName("get_weather").name, "get_weather", "a name sent as it came is left");
+  const ambiguous = ToolNames.of([
+    { type: "function", name: long },
+    { type: "function", name: upstream.toLowerCase() },
+  ]);
+  assert.equal(ambiguous.clientName(upstream.toUpperCase()).name, upstream.toUpperCase());
 });

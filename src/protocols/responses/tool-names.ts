@@ -11,7 +11,8 @@
 // tools give the same names on every request (the client sends its calls back namespaced, and they are flattened
 // again with the request's own tools).
 //
-// A top-level function (or custom tool) whose name is longer than 64 goes upstream cut and hashed by the rule every
+// A top-level function (or custom tool) whose name is longer than 64, or has characters other than letters, digits,
+// `_` and `-`, goes upstream made valid, cut and hashed by the rule every
 // door shares (../long-tool-names.ts: a function of the name alone, so a call in the history that the request no
 // longer offers gets the same name), and its calls come back under its own name.
 //
@@ -23,7 +24,7 @@
 // at one function. (The request's own tools may not be so named beside the search: tool-mapping.ts refuses it, as
 // the client can rename its own.)
 import { createHash } from "node:crypto";
-import { shortenedToolName } from "../long-tool-names.ts";
+import { upstreamToolName } from "../long-tool-names.ts";
 import { inputOfArguments } from "./custom-tools.ts";
 import { MAX_NAMESPACE_CHARS } from "./request-schema.ts";
 import { isClientToolSearch, TOOL_SEARCH_FUNCTION } from "./tool-search.ts";
@@ -62,6 +63,8 @@ export class ToolNames {
   /** Top-level tools that go upstream under another name (see the header): client name -> upstream name. */
   readonly #renamedTopLevel = new Map<string, string>();
   readonly #membersByNamespace = new Map<string, string[]>();
+  /** Built at the first call not named exactly as a tool went upstream (#byFoldedName). */
+  #foldedNames: Map<string, ClientToolName | null> | undefined;
 
   /**
    * Read leniently from a request's `tools` (validated elsewhere, tool-mapping.ts): what is not a function, custom
@@ -148,13 +151,30 @@ export class ToolNames {
     return this.#byMember.get(memberKey(namespace, name)) ?? flatName(namespace, name);
   }
 
-  /** How the client knows the function the model called (a name the request did not offer: a plain function). */
+  /**
+   * How the client knows the function the model called (a name the request did not offer: a plain function). A
+   * renamed tool's upstream name answered in another letter case (some providers lower-case the names they answer
+   * with) is that tool's, when no other tool's upstream name reads the same ignoring case.
+   */
   clientName(upstream: string): ClientToolName {
-    const client = this.#byUpstream.get(upstream);
+    const client = this.#byUpstream.get(upstream) ?? this.#byFoldedName().get(upstream.toLowerCase()) ?? undefined;
     if (client !== undefined) return client;
     // A function named `tool_search` that the request no longer offers (a call of it in a kept conversation).
     const name = upstream === RENAMED_TOOL_SEARCH ? TOOL_SEARCH_FUNCTION : upstream;
     return { type: "function", name, namespace: undefined };
+  }
+
+  /** Upstream names lower-cased -> the renamed tool; `null` for a name sent as it came, or two that fold alike. */
+  #byFoldedName(): Map<string, ClientToolName | null> {
+    if (this.#foldedNames !== undefined) return this.#foldedNames;
+    const folded = new Map<string, ClientToolName | null>();
+    for (const [upstream, client] of this.#byUpstream) {
+      const key = upstream.toLowerCase();
+      const isRenamed = upstream !== client.name || client.namespace !== undefined;
+      folded.set(key, folded.has(key) || !isRenamed ? null : client);
+    }
+    this.#foldedNames = folded;
+    return folded;
   }
 
   /**
@@ -223,7 +243,7 @@ export function flatName(namespace: string, name: string): string {
  * long one is shortened, any other is its own. A function of the name alone: the same on every turn.
  */
 function topLevelUpstreamName(name: string): string {
-  return name === TOOL_SEARCH_FUNCTION ? RENAMED_TOOL_SEARCH : shortenedToolName(name);
+  return name === TOOL_SEARCH_FUNCTION ? RENAMED_TOOL_SEARCH : upstreamToolName(name);
 }
 
 function hashedName(flat: string, namespace: string, name: string): string {

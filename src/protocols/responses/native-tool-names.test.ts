@@ -1,0 +1,64 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { upstreamToolName } from "../long-tool-names.ts";
+import { clientNamedEvent, clientNamedResponse, shortenNativeToolNames } from "./native-tool-names.ts";
+
+const LONG = `mcp__wiki__${"find_pages_".repeat(6)}`;
+const SHORT = upstreamToolName(LONG);
+
+test("a native body without long names is not copied; one with them is shortened everywhere a function is named", () => {
+  assert.equal(shortenNativeToolNames({ tools: [{ type: "function", name: "f" }], input: "hi" }), undefined);
+  const body = {
+    tools: [
+      { type: "function", name: LONG },
+      { type: "custom", name: "grammar_tool" },
+      { type: "namespace", name: "crm", tools: [{ type: "function", name: LONG }] },
+      { type: "web_search" },
+    ],
+    tool_choice: { type: "allowed_tools", mode: "auto", tools: [{ type: "function", name: LONG }] },
+    input: [
+      { type: "function_call", call_id: "c", name: LONG, arguments: "{}" },
+      { type: "custom_tool_call", call_id: "d", name: LONG, input: "x" },
+      { type: "message", role: "user", content: "hi", name: LONG },
+    ],
+  };
+  const shortened = shortenNativeToolNames(body);
+  assert.ok(shortened !== undefined);
+  assert.deepEqual(shortened.body, {
+    tools: [
+      { type: "function", name: SHORT },
+      { type: "custom", name: "grammar_tool" },
+      { type: "namespace", name: "crm", tools: [{ type: "function", name: SHORT }] },
+      { type: "web_search" },
+    ],
+    tool_choice: { type: "allowed_tools", mode: "auto", tools: [{ type: "function", name: SHORT }] },
+    input: [
+      { type: "function_call", call_id: "c", name: SHORT, arguments: "{}" },
+      { type: "custom_tool_call", call_id: "d", name: SHORT, input: "x" },
+      { type: "message", role: "user", content: "hi", name: LONG },
+    ],
+  });
+  assert.equal(body.tools[0]?.name, LONG, "the client's body is not changed");
+
+  const names = shortened.names;
+  const answer = { output: [{ type: "function_call", name: SHORT }, { type: "message" }], tools: shortened.body.tools };
+  const named = clientNamedResponse(answer, names);
+  assert.deepEqual(named.output, [{ type: "function_call", name: LONG }, { type: "message" }]);
+  assert.deepEqual(named.tools, body.tools);
+  const untouched = { output: [{ type: "function_call", name: "f" }] };
+  assert.equal(clientNamedResponse(untouched, names), untouched);
+  assert.deepEqual(
+    clientNamedEvent({ type: "response.function_call_arguments.done", name: SHORT.toUpperCase() }, names),
+    { type: "response.function_call_arguments.done", name: LONG },
+  );
+  const delta = { type: "response.function_call_arguments.delta", delta: "{" };
+  assert.equal(clientNamedEvent(delta, names), delta);
+});
+
+test("a native body's names with characters OpenAI refuses are renamed too", () => {
+  const shortened = shortenNativeToolNames({ tools: [{ type: "function", name: "crm.find contact" }] });
+  const name = (shortened?.body.tools as { name: string }[] | undefined)?.[0]?.name ?? "";
+  assert.match(name, /^crm_find_contact_[0-9a-f]{8}$/);
+  assert.equal(shortened?.names.client(name), "crm.find contact");
+  assert.equal(shortenNativeToolNames({ tools: [{ type: "function", name: "" }] }), undefined, "left to validation");
+});

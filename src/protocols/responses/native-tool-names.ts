@@ -1,0 +1,151 @@
+// Long tool names, and names with characters other than letters, digits, `_` and `-` (../long-tool-names.ts), on
+// the way to a `responses_api: native` provider: OpenAI's Responses API refuses them as chat providers do, so the body sent natively gets the same shortened
+// names as a translated one (in `tools`, namespaces' members, `tool_choice` and the input's calls), and the
+// provider's answer comes back under the client's names: JSON, and each streamed event that names a call
+// (`response.output_item.added` / `.done`, `response.function_call_arguments.done`) or holds a response snapshot.
+// The answer is kept as the client sees it, so `previous_response_id`, `item_reference` and `input_items` read the
+// client's names, and a continuation is shortened again on its way out. A body without such a name goes as it came.
+import { isRecord } from "../../is-record.ts";
+import { isUpstreamToolName, LongToolNames } from "../long-tool-names.ts";
+
+type JsonObject = Record<string, unknown>;
+
+/** Tool and call types whose `name` is a function name upstream (a namespace's `name` is its group's). */
+const NAMED_TOOL_TYPES = new Set(["function", "custom"]);
+const NAMED_CALL_TYPES = new Set(["function_call", "custom_tool_call"]);
+
+export interface ShortenedNativeRequest {
+  readonly body: JsonObject;
+  readonly names: LongToolNames;
+}
+
+/** The native body with its long (or invalid) tool names renamed, or undefined when it has none (then it goes as it came). */
+export function shortenNativeToolNames(body: JsonObject): ShortenedNativeRequest | undefined {
+  if (!hasRenamedName(body)) return undefined;
+  const names = new LongToolNames();
+  const shortened: JsonObject = { ...body };
+  if (Array.isArray(body.tools)) shortened.tools = body.tools.map((tool) => renamedTool(tool, names));
+  if (isRecord(body.tool_choice)) shortened.tool_choice = renamedChoice(body.tool_choice, names);
+  if (Array.isArray(body.input))
+    shortened.input = body.input.map((item) => renamedNamed(item, NAMED_CALL_TYPES, names));
+  return { body: shortened, names };
+}
+
+/** A native response object (an answer, or an event's snapshot) with the client's names; a copy when any changed. */
+export function clientNamedResponse(response: JsonObject, names: LongToolNames): JsonObject {
+  const output = Array.isArray(response.output)
+    ? mapChanged(response.output, (item) => clientNamedCall(item, names))
+    : undefined;
+  const tools = Array.isArray(response.tools)
+    ? mapChanged(response.tools, (tool) => clientNamedTool(tool, names))
+    : undefined;
+  const choice = isRecord(response.tool_choice) ? clientNamedChoice(response.tool_choice, names) : undefined;
+  if (output === undefined && tools === undefined && choice === undefined) return response;
+  return {
+    ...response,
+    ...(output === undefined ? {} : { output }),
+    ...(tools === undefined ? {} : { tools }),
+    ...(choice === undefined ? {} : { tool_choice: choice }),
+  };
+}
+
+/**
+ * A native stream event with the client's names (its snapshot aside: the relay rewrites that itself); the event
+ * itself when it names no renamed call.
+ */
+export function clientNamedEvent(event: JsonObject, names: LongToolNames): JsonObject {
+  if (isRecord(event.item)) {
+    const item = clientNamedCall(event.item, names);
+    return item === undefined ? event : { ...event, item };
+  }
+  // `response.function_call_arguments.done` names its call (the `openai` SDK passes it on to the client's handler).
+  if (event.type === "response.function_call_arguments.done" && typeof event.name === "string") {
+    const name = names.client(event.name);
+    return name === event.name ? event : { ...event, name };
+  }
+  return event;
+}
+
+/** A function name OpenAI refuses as it is (an empty one is left for validation). */
+function needsRenaming(name: unknown): name is string {
+  return typeof name === "string" && name !== "" && !isUpstreamToolName(name);
+}
+
+function namedOf(value: unknown, types: ReadonlySet<string>): unknown {
+  return isRecord(value) && typeof value.type === "string" && types.has(value.type) ? value.name : undefined;
+}
+
+function hasRenamedName(body: JsonObject): boolean {
+  const tools: readonly unknown[] = Array.isArray(body.tools) ? body.tools : [];
+  const isRenamedTool = (tool: unknown): boolean => needsRenaming(namedOf(tool, NAMED_TOOL_TYPES));
+  if (tools.some((tool) => isRenamedTool(tool) || (isNamespace(tool) && tool.tools.some(isRenamedTool)))) return true;
+  const choice = body.tool_choice;
+  if (isRenamedTool(choice) || allowedTools(choice)?.some(isRenamedTool) === true) return true;
+  return Array.isArray(body.input) && body.input.some((item) => needsRenaming(namedOf(item, NAMED_CALL_TYPES)));
+}
+
+function isNamespace(tool: unknown): tool is JsonObject & { tools: unknown[] } {
+  return isRecord(tool) && tool.type === "namespace" && Array.isArray(tool.tools);
+}
+
+/** A tool, call or choice of one of `types` with its name as it goes upstream; the value itself when unchanged. */
+function renamedNamed(value: unknown, types: ReadonlySet<string>, names: LongToolNames): unknown {
+  const name = namedOf(value, types);
+  if (typeof name !== "string") return value;
+  // Every name is known, so a call answered in another case of one kept as it came is no shortened name's.
+  const upstream = names.upstream(name);
+  return upstream === name ? value : { ...(value as JsonObject), name: upstream };
+}
+
+function renamedTool(tool: unknown, names: LongToolNames): unknown {
+  if (!isNamespace(tool)) return renamedNamed(tool, NAMED_TOOL_TYPES, names);
+  return { ...tool, tools: tool.tools.map((member) => renamedNamed(member, NAMED_TOOL_TYPES, names)) };
+}
+
+/** `{type: "function", name}`, or `{type: "allowed_tools", tools: [...]}` (Responses' form), renamed. */
+function renamedChoice(choice: JsonObject, names: LongToolNames): unknown {
+  const allowed = allowedTools(choice);
+  if (allowed === undefined) return renamedNamed(choice, NAMED_TOOL_TYPES, names);
+  return { ...choice, tools: allowed.map((tool) => renamedNamed(tool, NAMED_TOOL_TYPES, names)) };
+}
+
+function allowedTools(choice: unknown): unknown[] | undefined {
+  return isRecord(choice) && choice.type === "allowed_tools" && Array.isArray(choice.tools) ? choice.tools : undefined;
+}
+
+/** `value` with its `name` as the client named it, or undefined when that is its name already. */
+function clientNamed(value: unknown, types: ReadonlySet<string>, names: LongToolNames): JsonObject | undefined {
+  const name = namedOf(value, types);
+  if (typeof name !== "string") return undefined;
+  const client = names.client(name);
+  return client === name ? undefined : { ...(value as JsonObject), name: client };
+}
+
+function clientNamedCall(item: unknown, names: LongToolNames): JsonObject | undefined {
+  return clientNamed(item, NAMED_CALL_TYPES, names);
+}
+
+function clientNamedTool(tool: unknown, names: LongToolNames): JsonObject | undefined {
+  if (!isNamespace(tool)) return clientNamed(tool, NAMED_TOOL_TYPES, names);
+  const members = mapChanged(tool.tools, (member) => clientNamed(member, NAMED_TOOL_TYPES, names));
+  return members === undefined ? undefined : { ...tool, tools: members };
+}
+
+function clientNamedChoice(choice: JsonObject, names: LongToolNames): JsonObject | undefined {
+  const allowed = allowedTools(choice);
+  if (allowed === undefined) return clientNamed(choice, NAMED_TOOL_TYPES, names);
+  const tools = mapChanged(allowed, (tool) => clientNamed(tool, NAMED_TOOL_TYPES, names));
+  return tools === undefined ? undefined : { ...choice, tools };
+}
+
+/** `list` with each element `change` returns a replacement for replaced; undefined when none was. */
+function mapChanged(list: readonly unknown[], change: (value: unknown) => unknown): unknown[] | undefined {
+  let isChanged = false;
+  const mapped = list.map((value) => {
+    const replaced = change(value);
+    if (replaced === undefined) return value;
+    isChanged = true;
+    return replaced;
+  });
+  return isChanged ? mapped : undefined;
+}

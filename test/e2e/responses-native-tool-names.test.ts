@@ -1,0 +1,231 @@
+// Tool names over 64 characters on a `responses_api: native` provider: OpenAI's Responses API refuses them ("Must
+// be a-z, A-Z, 0-9, or contain underscores and dashes, with a maximum length of 64"), and the native body went with
+// them as the client sent them, so every request of an agent with such an MCP tool failed there. They go shortened
+// as on translated candidates (long-tool-names.test.ts), and the answer comes back under the client's names: JSON,
+// streamed events, the kept response, its input items, and a continuation by `previous_response_id`.
+import assert from "node:assert/strict";
+import type { ServerResponse } from "node:http";
+import { describe, test } from "node:test";
+import type { MockStep, MockUpstream, RecordedRequest } from "../helpers/mock-upstream.ts";
+import { MODEL, startTwoProviders } from "../helpers/two-providers.ts";
+
+const RESPONSES_ROUTE = "POST /v1/responses";
+const NATIVE_MODEL = "native-model-2026";
+// 81 characters; a namespace member of 70.
+const LONG_NAME = "mcp__acme-internal-knowledge-base__search_confluence_pages_by_label_and_space_key";
+const LONG_MEMBER = "list_every_open_issue_assigned_to_the_current_user_in_all_repositories";
+const ARGUMENTS = '{"label":"runbook"}';
+const PARAMETERS = { type: "object", properties: { label: { type: "string" } } };
+/** OpenAI's rule for a function's name. */
+const FUNCTION_NAME = /^[a-zA-Z0-9_-]{1,64}$/;
+
+interface SentTool {
+  type: string;
+  name?: string;
+  tools?: { name: string }[];
+}
+
+/** Every function name the native body holds: tools, namespaces' members, the tool choice, the input's calls. */
+function sentNames(body: Record<string, unknown>): string[] {
+  const tools = (body.tools ?? []) as SentTool[];
+  const choice = body.tool_choice as { name?: string } | undefined;
+  const input = Array.isArray(body.input) ? (body.input as { type?: string; name?: string }[]) : [];
+  return [
+    ...tools.flatMap((tool) => (tool.type === "namespace" ? (tool.tools ?? []).map((member) => member.name) : [])),
+    ...tools.flatMap((tool) => (tool.name !== undefined && tool.type !== "namespace" ? [tool.name] : [])),
+    ...(choice?.name === undefined ? [] : [choice.name]),
+    ...input.flatMap((item) => (item.type === "function_call" && item.name !== undefined ? [item.name] : [])),
+  ];
+}
+
+function functionCall(name: string, status: string, args: string) {
+  return { id: "fc_upstream_1", type: "function_call", status, call_id: "call_native_1", name, arguments: args };
+}
+
+function response(body: Record<string, unknown>, status: string, output: unknown[]) {
+  return {
+    id: "resp_upstream_1",
+    object: "response",
+    created_at: 1767225600,
+    status,
+    error: null,
+    incomplete_details: null,
+    model: NATIVE_MODEL,
+    output,
+    tools: body.tools,
+    tool_choice: body.tool_choice ?? "auto",
+    parallel_tool_calls: true,
+    usage: status === "completed" ? { input_tokens: 30, output_tokens: 9, total_tokens: 39 } : null,
+    store: false,
+    previous_response_id: null,
+    metadata: {},
+  };
+}
+
+/**
+ * A native provider checking every function name as OpenAI does (a 400 for a longer or otherwise invalid one) and
+ * calling the first tool it was offered by the name it got, as JSON or streamed.
+ */
+function nameCheckingNative(isStream: boolean): MockStep {
+  return {
+    kind: "handler",
+    handle: (request: RecordedRequest, answer: ServerResponse) => {
+      const body = request.body as Record<string, unknown>;
+      const invalid = sentNames(body).find((name) => !FUNCTION_NAME.test(name));
+      if (invalid !== undefined) {
+        answer.writeHead(400, { "content-type": "application/json" });
+        const message = `Invalid 'tools[0].name': string too long. Expected a string with maximum length 64, but got a string with length ${invalid.length} instead.`;
+        answer.end(
+          JSON.stringify({ error: { message, type: "invalid_request_error", code: "string_above_max_length" } }),
+        );
+        return;
+      }
+      const name = ((body.tools ?? []) as SentTool[])[0]?.name ?? "";
+      const done = functionCall(name, "completed", ARGUMENTS);
+      if (!isStream) {
+        answer.writeHead(200, { "content-type": "application/json" });
+        answer.end(JSON.stringify(response(body, "completed", [done])));
+        return;
+      }
+      const at = { item_id: "fc_upstream_1", output_index: 0 };
+      const events: Record<string, unknown>[] = [
+        { type: "response.created", response: response(body, "in_progress", []) },
+        { type: "response.in_progress", response: response(body, "in_progress", []) },
+        { type: "response.output_item.added", output_index: 0, item: functionCall(name, "in_progress", "") },
+        { type: "response.function_call_arguments.delta", ...at, delta: ARGUMENTS.slice(0, 9) },
+        { type: "response.function_call_arguments.delta", ...at, delta: ARGUMENTS.slice(9) },
+        { type: "response.function_call_arguments.done", ...at, name, arguments: ARGUMENTS },
+        { type: "response.output_item.done", output_index: 0, item: done },
+        { type: "response.completed", response: response(body, "completed", [done]) },
+      ];
+      answer.writeHead(200, { "content-type": "text/event-stream" });
+      for (const [index, event] of events.entries()) {
+        answer.write(`event: ${String(event.type)}\ndata: ${JSON.stringify({ ...event, sequence_number: index })}\n\n`);
+      }
+      answer.end();
+    },
+  };
+}
+
+function nativeBodies(upstream: MockUpstream): Record<string, unknown>[] {
+  return upstream.requests
+    .filter((request) => request.path === "/v1/responses")
+    .map((request) => request.body as Record<string, unknown>);
+}
+
+const request = {
+  model: MODEL,
+  input: [
+    { role: "user" as const, content: "Find the runbooks." },
+    { type: "function_call" as const, call_id: "call_0", name: LONG_NAME, arguments: '{"label":"ops"}' },
+    { type: "function_call_output" as const, call_id: "call_0", output: "no pages" },
+  ],
+  tools: [
+    { type: "function" as const, name: LONG_NAME, parameters: PARAMETERS, strict: false },
+    {
+      type: "namespace" as const,
+      name: "mcp__github__",
+      description: "GitHub",
+      tools: [{ type: "function" as const, name: LONG_MEMBER, parameters: { type: "object", properties: {} } }],
+    },
+  ],
+  tool_choice: { type: "function" as const, name: LONG_NAME },
+};
+
+/** The native body went with every name valid, the tool, its choice and the history's call of it alike. */
+function assertShortened(body: Record<string, unknown> | undefined): string {
+  assert.ok(body !== undefined, "the native provider was called");
+  const names = sentNames(body);
+  for (const name of names) assert.match(name, FUNCTION_NAME);
+  const tool = ((body.tools ?? []) as SentTool[])[0]?.name ?? "";
+  assert.match(tool, /^mcp__acme-internal-knowledge-base__search_confluence_pa_[0-9a-f]{8}$/);
+  if (body.tool_choice !== undefined) assert.equal((body.tool_choice as { name: string }).name, tool);
+  const calls = (body.input as { type?: string; name?: string }[]).filter((item) => item.type === "function_call");
+  assert.ok(calls.length > 0 && calls.every((call) => call.name === tool), JSON.stringify(calls));
+  return tool;
+}
+
+describe("native Responses providers: tool names over 64 characters", () => {
+  test("JSON: shortened upstream; the answer, the kept response, its input items and a continuation under the client's names", async (t) => {
+    const { primary, client } = await startTwoProviders(t, { primary: { responses_api: "native" } });
+    primary.enqueue(RESPONSES_ROUTE, nameCheckingNative(false));
+    const answer = await client.responses.create(request);
+    const calls = answer.output.flatMap((item) => (item.type === "function_call" ? [item] : []));
+    assert.deepEqual(
+      calls.map((call) => [call.call_id, call.name, call.arguments]),
+      [["call_native_1", LONG_NAME, ARGUMENTS]],
+    );
+    assert.equal((answer.tools[0] as { name?: string }).name, LONG_NAME, "the echoed tools are the client's");
+    assert.deepEqual(
+      (answer.tools[1] as { tools?: { name: string }[] }).tools?.map((member) => member.name),
+      [LONG_MEMBER],
+    );
+    assert.equal((answer.tool_choice as { name?: string }).name, LONG_NAME);
+    const shortened = assertShortened(nativeBodies(primary)[0]);
+
+    const kept = await client.responses.retrieve(answer.id);
+    assert.deepEqual(
+      kept.output.flatMap((item) => (item.type === "function_call" ? [item.name] : [])),
+      [LONG_NAME],
+    );
+    const items = await client.responses.inputItems.list(answer.id);
+    assert.deepEqual(
+      items.data.flatMap((item) => (item.type === "function_call" ? [item.name] : [])),
+      [LONG_NAME],
+    );
+
+    primary.enqueue(RESPONSES_ROUTE, nameCheckingNative(false));
+    const next = await client.responses.create({
+      model: MODEL,
+      previous_response_id: answer.id,
+      input: [{ type: "function_call_output", call_id: "call_native_1", output: "3 pages" }],
+      tools: request.tools,
+    });
+    assert.deepEqual(
+      next.output.flatMap((item) => (item.type === "function_call" ? [item.name] : [])),
+      [LONG_NAME],
+    );
+    const continued = nativeBodies(primary)[1];
+    assert.ok(continued !== undefined);
+    assert.equal(assertShortened(continued), shortened, "the same name on every turn");
+    assert.equal(
+      (continued.input as { type?: string }[]).filter((item) => item.type === "function_call").length,
+      2,
+      "the kept calls went back shortened",
+    );
+  });
+
+  test("streamed: the openai SDK's events and final response name the client's tool", async (t) => {
+    const { primary, client } = await startTwoProviders(t, { primary: { responses_api: "native" } });
+    primary.enqueue(RESPONSES_ROUTE, nameCheckingNative(true));
+    const stream = client.responses.stream(request);
+    const named: [string, string][] = [];
+    stream.on("response.output_item.added", (event) => {
+      if (event.item.type === "function_call") named.push([event.type, event.item.name]);
+    });
+    stream.on("response.function_call_arguments.done", (event) => named.push([event.type, event.name]));
+    stream.on("response.output_item.done", (event) => {
+      if (event.item.type === "function_call") named.push([event.type, event.item.name]);
+    });
+    stream.on("response.created", (event) =>
+      named.push([event.type, (event.response.tools[0] as { name?: string }).name ?? ""]),
+    );
+    const final = await stream.finalResponse();
+    assert.deepEqual(named, [
+      ["response.created", LONG_NAME],
+      ["response.output_item.added", LONG_NAME],
+      ["response.function_call_arguments.done", LONG_NAME],
+      ["response.output_item.done", LONG_NAME],
+    ]);
+    assert.deepEqual(
+      final.output.flatMap((item) => (item.type === "function_call" ? [[item.name, item.arguments]] : [])),
+      [[LONG_NAME, ARGUMENTS]],
+    );
+    assertShortened(nativeBodies(primary)[0]);
+    const kept = await client.responses.retrieve(final.id);
+    assert.deepEqual(
+      kept.output.flatMap((item) => (item.type === "function_call" ? [item.name] : [])),
+      [LONG_NAME],
+    );
+  });
+});
