@@ -22,6 +22,8 @@ export type Verdict =
       readonly isAccountWide?: boolean;
       /** The request alone exceeds a whole window (see RateLimitClassification.isRequestTooLarge). */
       readonly isRequestTooLarge?: true;
+      /** A provider behind an aggregator refused (see RateLimitClassification.isRelayed). */
+      readonly isRelayed?: true;
     }
   /** 401/403: the provider's key is bad. */
   | { readonly kind: "invalid_key"; readonly reason: string }
@@ -54,6 +56,19 @@ export interface UpstreamErrorFields {
   readonly type?: string;
   readonly code?: string;
   readonly param?: string;
+  /**
+   * The provider an aggregator (OpenRouter) routed to, whose own error this is (`error.metadata.provider_name`):
+   * `message`, `type`, `code` and `param` are that provider's, read from the wrapper's `metadata.raw`.
+   */
+  readonly relayedFrom?: string;
+  /** A moderation refusal's reasons (OpenRouter's 403 `metadata.reasons`): the input was flagged, not the key. */
+  readonly flaggedFor?: readonly string[];
+}
+
+/** The message as a reason or a client reads it: with the relayed provider's name when an aggregator relayed it. */
+export function describedMessage(error: UpstreamErrorFields, via?: string): string {
+  if (error.relayedFrom === undefined) return error.message;
+  return `${error.relayedFrom}${via === undefined ? "" : ` (via ${via})`}: ${error.message}`;
 }
 
 // Wording seen from OpenAI, Groq, Mistral, Together, vLLM, OpenRouter and Google for prompts that do not fit.
@@ -121,10 +136,22 @@ export function classifyResponse(
       reason: classification.reason,
       ...(classification.isAccountWide === true ? { isAccountWide: true } : {}),
       ...(classification.isRequestTooLarge === true ? { isRequestTooLarge: true } : {}),
+      ...(classification.isRelayed === true ? { isRelayed: true } : {}),
     };
   }
   if (status === 401 || status === 403) {
-    return { kind: "invalid_key", reason: `HTTP ${status}: ${summarise(readUpstreamError(bodyText, status).message)}` };
+    const error = readUpstreamError(bodyText, status);
+    // Neither is about the key that was sent: a moderation refusal flagged the input (OpenRouter's 403 with
+    // `metadata.reasons`), returned to the client as is; a provider behind an aggregator refused the aggregator (its
+    // own key, a region it does not serve: OpenAI's "Country, region, or territory not supported" through
+    // OpenRouter), so this model is out there for now, not every model of the key.
+    if (status === 403 && error.flaggedFor !== undefined) {
+      return { kind: "rejected", refusal: "request", status, error, raw: rawOf(bodyText) };
+    }
+    if (error.relayedFrom !== undefined) {
+      return { kind: "rejected", refusal: "model_unavailable", status, error, raw: rawOf(bodyText) };
+    }
+    return { kind: "invalid_key", reason: `HTTP ${status}: ${summarise(describedMessage(error))}` };
   }
   if (status === 408 || status >= 500) {
     if (status === 503) {
@@ -134,19 +161,27 @@ export function classifyResponse(
         return { kind: "rate_limited", limitKind: "capacity", hint, reason: "HTTP 503 with retry-after (overloaded)" };
       }
     }
-    return { kind: "transient", reason: `HTTP ${status}: ${summarise(readUpstreamError(bodyText, status).message)}` };
+    return {
+      kind: "transient",
+      reason: `HTTP ${status}: ${summarise(describedMessage(readUpstreamError(bodyText, status)))}`,
+    };
   }
   const error = readUpstreamError(bodyText, status);
   if ((status === 400 || status === 413 || status === 422) && isContextLengthError(error)) {
-    return { kind: "context_length", reason: `HTTP ${status}: ${summarise(error.message)}`, error };
+    return { kind: "context_length", reason: `HTTP ${status}: ${summarise(describedMessage(error))}`, error };
   }
   return {
     kind: "rejected",
     refusal: refusalOf(status, error, bodyText, request),
     status,
     error,
-    raw: bodyText.length > MAX_RAW_CHARS ? `${bodyText.slice(0, MAX_RAW_CHARS - 1)}…` : bodyText,
+    raw: rawOf(bodyText),
   };
+}
+
+/** The upstream's body for `error.metadata.raw`, capped. */
+function rawOf(bodyText: string): string {
+  return bodyText.length > MAX_RAW_CHARS ? `${bodyText.slice(0, MAX_RAW_CHARS - 1)}…` : bodyText;
 }
 
 /**
@@ -164,8 +199,12 @@ export function classifyErrorInSuccess(json: unknown, headers: HeaderMap, nowMs:
   if (code === 401 || code === 403) return classifyResponse(code, headers, bodyText, nowMs);
   const fields = readUpstreamError(bodyText, 200);
   if (isContextLengthError(fields))
-    return { kind: "context_length", reason: `error in a 200 answer: ${summarise(fields.message)}`, error: fields };
-  return { kind: "transient", reason: `error in a 200 answer: ${summarise(fields.message)}` };
+    return {
+      kind: "context_length",
+      reason: `error in a 200 answer: ${summarise(describedMessage(fields))}`,
+      error: fields,
+    };
+  return { kind: "transient", reason: `error in a 200 answer: ${summarise(describedMessage(fields))}` };
 }
 
 /**
@@ -246,11 +285,28 @@ function readUpstreamError(bodyText: string, status: number): UpstreamErrorField
   try {
     json = JSON.parse(bodyText);
   } catch {
-    const text = bodyText.trim();
-    return { message: text === "" || text.startsWith("<") ? `upstream answered HTTP ${status}` : summarise(text) };
+    return textErrorOf(bodyText, status);
   }
+  return errorFieldsOf(json, status, true);
+}
+
+/** A body that is not JSON: its text, flattened and cut, unless it is empty or a web page. */
+function textErrorOf(bodyText: string, status: number): UpstreamErrorFields {
+  const text = bodyText.trim();
+  return { message: text === "" || text.startsWith("<") ? `upstream answered HTTP ${status}` : summarise(text) };
+}
+
+/**
+ * `mayUnwrap`: whether an aggregator's wrapper (relayedErrorOf) is opened. Only the outer body's is: a wrapper
+ * inside `raw` is read as it stands, so a body nesting wrappers costs one parse of `raw`, not one per level.
+ */
+function errorFieldsOf(json: unknown, status: number, mayUnwrap: boolean): UpstreamErrorFields {
   const root = Array.isArray(json) ? json[0] : json;
   if (!isRecord(root)) return { message: `upstream answered HTTP ${status}` };
+  if (mayUnwrap) {
+    const relayed = relayedErrorOf(root, status);
+    if (relayed !== undefined) return relayed;
+  }
   const validation = validationErrorOf(root.detail ?? (isRecord(root.error) ? root.error.message : undefined));
   if (validation !== undefined) return validation;
   const error = isRecord(root.error) ? root.error : root;
@@ -262,14 +318,107 @@ function readUpstreamError(bodyText: string, status: number): UpstreamErrorField
         : typeof root.detail === "string"
           ? root.detail
           : `upstream answered HTTP ${status}`;
-  const fields: { message: string; type?: string; code?: string; param?: string } = {
-    message: clipped(message),
+  const metadata = isRecord(error.metadata) ? error.metadata : undefined;
+  const flaggedFor = moderationReasonsOf(metadata);
+  const fields: {
+    message: string;
+    type?: string;
+    code?: string;
+    param?: string;
+    flaggedFor?: readonly string[];
+  } = {
+    message: clipped(moderationMessageOf(message, flaggedFor, metadata)),
   };
+  if (flaggedFor.length > 0) fields.flaggedFor = flaggedFor;
   if (typeof error.type === "string") fields.type = error.type;
   if (typeof error.code === "string") fields.code = error.code;
   else if (typeof error.code === "number") fields.code = String(error.code);
   if (typeof error.param === "string") fields.param = error.param;
   return fields;
+}
+
+// OpenRouter's (and proxies copying it) message when the provider it routed to refused: the provider's own body is
+// in `error.metadata.raw` (a JSON string, sometimes an object, or text) and its name in `metadata.provider_name`
+// (openrouter.ai/docs/api/reference/errors-and-debugging). Read as the message, it said nothing: a context-length
+// refusal, a refused parameter, "model not found" were none of them recognised.
+const GENERIC_RELAYED_MESSAGE = /^\s*(?:provider returned error\.?)?\s*$/i;
+/** A `raw` longer than this is not parsed as JSON (an echo of the prompt), only its text read. */
+const MAX_PARSED_RAW_CHARS = 64 * 1024;
+const MAX_PROVIDER_NAME_CHARS = 100;
+
+/**
+ * The relayed provider's own error when `root` is an aggregator's wrapper of it (GENERIC_RELAYED_MESSAGE with a
+ * `metadata.raw`): its message, type, code and param, read with the same shapes as a direct answer's (once: a wrapper
+ * in `raw` is not opened again), and `relayedFrom`. The outer `code` (the HTTP status OpenRouter repeats) stays when
+ * the inner error has none. Undefined when it is no such wrapper, or `raw` says nothing more than the wrapper.
+ */
+function relayedErrorOf(root: Record<string, unknown>, status: number): UpstreamErrorFields | undefined {
+  const error = root.error;
+  if (!isRecord(error) || !isRecord(error.metadata)) return undefined;
+  if (
+    error.message !== undefined &&
+    (typeof error.message !== "string" || !GENERIC_RELAYED_MESSAGE.test(error.message))
+  )
+    return undefined;
+  const inner = innerErrorOf(error.metadata.raw, status);
+  if (inner === undefined) return undefined;
+  const fields: { -readonly [K in keyof UpstreamErrorFields]: UpstreamErrorFields[K] } = { ...inner };
+  if (fields.code === undefined && (typeof error.code === "number" || typeof error.code === "string"))
+    fields.code = String(error.code);
+  const provider = error.metadata.provider_name;
+  if (typeof provider === "string" && provider.trim() !== "")
+    fields.relayedFrom = summarise(provider, MAX_PROVIDER_NAME_CHARS);
+  return fields;
+}
+
+function innerErrorOf(raw: unknown, status: number): UpstreamErrorFields | undefined {
+  if (isRecord(raw) || Array.isArray(raw)) return meaningful(errorFieldsOf(raw, status, false));
+  if (typeof raw !== "string") return undefined;
+  const text = raw.trim();
+  if (text === "" || text.startsWith("<")) return undefined;
+  if ((text.startsWith("{") || text.startsWith("[")) && text.length <= MAX_PARSED_RAW_CHARS) {
+    try {
+      const fields = meaningful(errorFieldsOf(JSON.parse(text), status, false));
+      if (fields !== undefined) return fields;
+    } catch {
+      // Not JSON after all (a cut body, a Python repr): its text, below.
+    }
+  }
+  // Only what summarise keeps is read: a huge `raw` costs no more than its first part.
+  return { message: summarise(text.slice(0, MAX_REASON_CHARS * 4)) };
+}
+
+/** Fields that say more than the gateway's own "upstream answered HTTP n" placeholder. */
+function meaningful(fields: UpstreamErrorFields): UpstreamErrorFields | undefined {
+  return /^upstream answered HTTP \d+$/.test(fields.message) && fields.code === undefined ? undefined : fields;
+}
+
+/** The reasons of a moderation refusal: OpenRouter's 403 carries them in `metadata.reasons`. */
+function moderationReasonsOf(metadata: Record<string, unknown> | undefined): readonly string[] {
+  if (!Array.isArray(metadata?.reasons)) return [];
+  return metadata.reasons
+    .filter((reason): reason is string => typeof reason === "string" && reason.trim() !== "")
+    .slice(0, 10)
+    .map((reason) => summarise(reason, 100));
+}
+
+/**
+ * A moderation refusal's message naming why the input was flagged (`reasons`, and `flagged_input`, the flagged
+ * text OpenRouter cuts to 100 characters) when its own words do not name every reason.
+ */
+function moderationMessageOf(
+  message: string,
+  reasons: readonly string[],
+  metadata: Record<string, unknown> | undefined,
+): string {
+  if (reasons.length === 0) return message;
+  const lower = message.toLowerCase();
+  if (reasons.every((reason) => lower.includes(reason.toLowerCase()))) return message;
+  const flagged = typeof metadata?.flagged_input === "string" ? summarise(metadata.flagged_input, 200) : "";
+  const trimmed = message.trim();
+  const said =
+    trimmed === "" ? "The input was flagged by moderation." : /[.!?]$/.test(trimmed) ? trimmed : `${trimmed}.`;
+  return `${said} Flagged for: ${reasons.join(", ")}${flagged === "" ? "" : ` (flagged input: "${flagged}")`}.`;
 }
 
 /**
