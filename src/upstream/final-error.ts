@@ -23,8 +23,9 @@ import {
   type RouteSkip,
   type SkipCause,
 } from "../router/plan-route.ts";
-import { describedMessage, type Verdict } from "./classify-response.ts";
+import type { Verdict } from "./classify-response.ts";
 import type { AttemptReport, AttemptSkip } from "./forward-types.ts";
+import { describedMessage } from "./read-upstream-error.ts";
 
 export function finalError(
   plan: RoutePlan,

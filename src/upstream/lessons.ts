@@ -16,7 +16,8 @@ import { learnedOrderFeature, PREFIX_REFUSED_FEATURE, REASONING_REFUSED_FEATURE 
 import { isMessageFieldRefusal, isPrefixRefusal, orderRefusedBy } from "../providers/order-refusals.ts";
 import { isWholeMessageIn } from "../providers/request-echo.ts";
 import type { RequestFeature } from "../router/request-features.ts";
-import { describedMessage, isEchoedUnsupported, type Verdict } from "./classify-response.ts";
+import { isEchoedUnsupported, type Verdict } from "./classify-response.ts";
+import { describedMessage } from "./read-upstream-error.ts";
 import { refusedFeature } from "./refused-feature.ts";
 
 export type Effect =

@@ -3,9 +3,10 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { providerSettingsSchema } from "../config/schema.ts";
-import { classifyResponse, describedMessage, type Verdict } from "./classify-response.ts";
+import { classifyResponse, type Verdict } from "./classify-response.ts";
 import { rejectedError } from "./final-error.ts";
 import { lessonFromVerdict } from "./lessons.ts";
+import { describedMessage } from "./read-upstream-error.ts";
 
 const NOW_MS = Date.UTC(2026, 0, 1, 12);
 

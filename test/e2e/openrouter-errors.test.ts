@@ -167,10 +167,9 @@ describe("a refused field or feature relayed by OpenRouter", () => {
     assert.deepEqual(learned, ["message_order:reasoning_content"]);
     await client.chat.completions.create({ model: "m", messages });
     assert.equal(chatRequests(openrouter).length, 3, "the next request is sent without it at once");
-    assert.equal(
-      (chatRequests(openrouter)[2]?.body as { messages: SentMessage[] }).messages[1]?.reasoning_content,
-      undefined,
-    );
+    const third = chatRequests(openrouter)[2]?.body as { messages?: SentMessage[] } | undefined;
+    assert.equal(third?.messages?.[1]?.role, "assistant");
+    assert.equal(third?.messages?.[1]?.reasoning_content, undefined);
   });
 
   test("tools refused by the routed provider: failed over to another provider, and learned", async (t) => {
