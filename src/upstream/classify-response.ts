@@ -4,9 +4,8 @@ import { isRecord } from "../is-record.ts";
 import { classifyRateLimit, type RateLimitKind, requestLargerThanWindow } from "../limits/classify-429.ts";
 import type { HeaderMap } from "../limits/header-map.ts";
 import { type RetryHint, retryHintFromResponse } from "../limits/retry-hint.ts";
-import { estimateChatPrompt } from "../limits/token-estimate.ts";
 import { orderRefusedBy } from "../providers/order-refusals.ts";
-import { isEchoedPhrase, isWholeMessageIn } from "../providers/request-echo.ts";
+import { hasImageParts, isEchoedPhrase, isWholeMessageIn } from "../providers/request-echo.ts";
 import { requestFeatures } from "../router/request-features.ts";
 import { describedMessage, readUpstreamError, summarise, type UpstreamErrorFields } from "./read-upstream-error.ts";
 import { refusedFeature } from "./refused-feature.ts";
@@ -224,9 +223,11 @@ export function refusalOf(status: number, error: UpstreamErrorFields, bodyText =
   // then it may be this candidate's own refusal whose sentence the prompt happens to hold (a developer pasting the
   // error they got), and another candidate is tried; nothing is learned from it (lessons.ts).
   if (!isRecord(request)) return "request";
-  // Images are a feature read from the messages' parts, not a key: "Image input is not supported" names them.
-  const hasImages = Array.isArray(request.messages) && estimateChatPrompt(request.messages, undefined).hasImages;
-  return refusedFeature(error, requestFeatures(request, hasImages)) !== undefined ? "unsupported" : "request";
+  // Images are a feature read from the prompt's parts, not a key: "Image input is not supported" names them. The body
+  // is the one sent, in the protocol it was sent in (a Responses body's `input_image` to a native Responses provider).
+  return refusedFeature(error, requestFeatures(request, hasImageParts(request))) !== undefined
+    ? "unsupported"
+    : "request";
 }
 
 /**
