@@ -192,12 +192,17 @@ export function classifyErrorInSuccess(json: unknown, headers: HeaderMap, nowMs:
 export function refusalOf(status: number, error: UpstreamErrorFields, bodyText = "", request?: unknown): Refusal {
   // 405: the path exists for another method only (a read-only mirror, a proxy exposing GET /models): no model of
   // the provider is served there, whatever the body says.
-  if (status === 405) return "unserved_endpoint";
+  if (status === 405) return error.relayedFrom === undefined ? "unserved_endpoint" : "model_unavailable";
   const code = error.code?.toLowerCase();
   const isModelNamed =
     (code !== undefined && MODEL_GONE_CODES.has(code)) ||
     (/model/i.test(error.message) && MODEL_GONE.test(error.message));
-  if (status === 404) return !isModelNamed && isRouteGone(error, bodyText) ? "unserved_endpoint" : "model_unavailable";
+  // A 404 or 405 an aggregator relays is the routed provider's: the aggregator has the route (it answered on it), so
+  // only this model is out there, never the whole provider's endpoint.
+  if (status === 404)
+    return !isModelNamed && error.relayedFrom === undefined && isRouteGone(error, bodyText)
+      ? "unserved_endpoint"
+      : "model_unavailable";
   if (status !== 400 && status !== 422) return "request";
   if (isModelNamed) return "model_unavailable";
   // A role-order refusal (Mistral's `invalid_request_message_order`, a chat template's alternation error): another

@@ -263,3 +263,19 @@ describe("a relayed 429: the routed provider's limit, not the key's pool", () =>
     assert.deepEqual(lesson.effects, []);
   });
 });
+
+describe("a relayed 404 or 405", () => {
+  test("is this model's at the aggregator, never the aggregator's missing route", () => {
+    const wrappedNotFound = JSON.stringify({
+      error: {
+        message: "Provider returned error",
+        code: 404,
+        metadata: { raw: '{"detail":"Not Found"}', provider_name: "vLLM host" },
+      },
+    });
+    assert.equal(rejected(classify(404, wrappedNotFound)).refusal, "model_unavailable");
+    assert.equal(rejected(classify(405, wrapped(405, "Method Not Allowed"))).refusal, "model_unavailable");
+    // The same 404 unwrapped is a router's "no such path", as before.
+    assert.equal(rejected(classify(404, '{"detail":"Not Found"}')).refusal, "unserved_endpoint");
+  });
+});
