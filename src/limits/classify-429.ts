@@ -27,6 +27,11 @@ export interface RateLimitClassification {
    * Requested 14810"): no wait makes it fit, and smaller requests still do, so the key is not to be cooled down.
    */
   readonly isRequestTooLarge?: true;
+  /**
+   * The refusal is the limit of a provider an aggregator routed to, relayed (ErrorBodyFacts.relayedProvider): it
+   * says nothing about this key's own limits or pool, so nothing is learned from it and no pool cools.
+   */
+  readonly isRelayed?: true;
 }
 
 export interface ClassifyRateLimitInput {
@@ -146,15 +151,30 @@ const MAX_SCANNED_BODY_CHARS = 16 * 1024;
 export function classifyRateLimit(input: ClassifyRateLimitInput): RateLimitClassification {
   const { status, headers, bodyText } = input;
   if (status === 402) return { kind: "credits", reason: "402 Payment Required" };
+  const relayedProvider = status === 413 || status === 429 ? readErrorBody(bodyText).relayedProvider : undefined;
+  const relayed = relayedProvider === undefined ? {} : { isRelayed: true as const };
   if (status === 413 || status === 429) {
     const tooLarge = requestLargerThanWindow(bodyText);
     if (tooLarge !== undefined) {
       return {
         kind: "short",
-        reason: `request larger than the whole window (limit ${tooLarge.limit}, requested ${tooLarge.requested})`,
+        reason: `request larger than the whole window${relayedProvider === undefined ? "" : ` of ${relayedProvider}`} (limit ${tooLarge.limit}, requested ${tooLarge.requested})`,
         isRequestTooLarge: true,
+        ...relayed,
       };
     }
+  }
+  if (relayedProvider !== undefined) {
+    // OpenRouter relays the 429 of the provider it routed this model to ("Provider returned error" with the
+    // provider's body in `metadata.raw`): that provider's limit, on OpenRouter's account with it (or the user's own
+    // key there), for this model. Not this key's pool (the provider preset's `rate_limit_scope: account` would cool
+    // every model of the key for it) and not its windows: the model is skipped briefly, as for an overloaded provider.
+    const signal = matchTextSignal(lowerCasedPrefix(bodyText));
+    return {
+      kind: "capacity",
+      reason: `${relayedProvider} (the provider this model was routed to) is rate-limited${signal === undefined ? "" : `: ${signal.reason}`}`,
+      isRelayed: true,
+    };
   }
 
   const text = lowerCasedPrefix(bodyText);

@@ -11,6 +11,12 @@ export interface ErrorBodyFacts {
   readonly retryDelay?: string;
   /** `X-RateLimit-Reset` that OpenRouter relays inside `error.metadata.headers` instead of sending as a header. */
   readonly relayedRateLimitReset?: string;
+  /**
+   * The provider an aggregator routed to, when the body is that provider's own refusal relayed (OpenRouter's
+   * "Provider returned error" with its body in `error.metadata.raw` and its name in `provider_name`): its limits are
+   * that provider's (on the aggregator's account with it, or the user's own key there), not this key's.
+   */
+  readonly relayedProvider?: string;
 }
 
 const NO_FACTS: ErrorBodyFacts = { codes: [], quotaIds: [] };
@@ -43,6 +49,7 @@ export function readErrorBody(bodyText: string | undefined): ErrorBodyFacts {
   const quotaIds: string[] = [];
   let retryDelay: string | undefined;
   let relayedRateLimitReset: string | undefined;
+  let relayedProvider: string | undefined;
 
   collectCodes(root, codes);
   const error = root.error;
@@ -63,6 +70,7 @@ export function readErrorBody(bodyText: string | undefined): ErrorBodyFacts {
       }
     }
     const metadata = error.metadata;
+    if (isRecord(metadata)) relayedProvider = relayedProviderOf(error.message, metadata);
     if (isRecord(metadata) && isRecord(metadata.headers)) {
       for (const name in metadata.headers) {
         const value = metadata.headers[name];
@@ -79,7 +87,23 @@ export function readErrorBody(bodyText: string | undefined): ErrorBodyFacts {
   const facts: { -readonly [K in keyof ErrorBodyFacts]: ErrorBodyFacts[K] } = { codes, quotaIds };
   if (retryDelay !== undefined) facts.retryDelay = retryDelay;
   if (relayedRateLimitReset !== undefined) facts.relayedRateLimitReset = relayedRateLimitReset;
+  if (relayedProvider !== undefined) facts.relayedProvider = relayedProvider;
   return facts;
+}
+
+/** OpenRouter's generic message for a relayed refusal (upstream/classify-response.ts reads the inner one). */
+const GENERIC_RELAYED_MESSAGE = /^\s*(?:provider returned error\.?)?\s*$/i;
+const MAX_PROVIDER_NAME_CHARS = 100;
+
+function relayedProviderOf(message: unknown, metadata: JsonObject): string | undefined {
+  if (message !== undefined && (typeof message !== "string" || !GENERIC_RELAYED_MESSAGE.test(message)))
+    return undefined;
+  const raw = metadata.raw;
+  if (!(typeof raw === "string" ? raw.trim() !== "" : isRecord(raw) || Array.isArray(raw))) return undefined;
+  const name = metadata.provider_name;
+  return typeof name === "string" && name.trim() !== ""
+    ? name.trim().slice(0, MAX_PROVIDER_NAME_CHARS)
+    : "the upstream provider";
 }
 
 function collectCodes(object: JsonObject, codes: string[]): void {

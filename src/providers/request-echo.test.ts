@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { isEchoedPhrase, requestTextOf, sentenceAround } from "./request-echo.ts";
+import { hasImageParts, isEchoedPhrase, requestTextOf, sentenceAround } from "./request-echo.ts";
 
 test("a phrase's sentence ends at a quote, a line break or a sentence's end, not at a version's dot", () => {
   const text = "Error: input 'the gpt-4.1 model is not supported here' was refused. Next sentence";
@@ -33,4 +33,21 @@ test("the request's text is built once per body", () => {
   assert.equal(requestTextOf(body), requestTextOf(body));
   assert.equal(requestTextOf(body).strings, "hello");
   assert.deepEqual(requestTextOf(undefined), { json: "", strings: "" });
+});
+
+test("image parts are found in chat, Responses and Messages bodies alike; documents are not images; a deep body is bounded", () => {
+  assert.equal(
+    hasImageParts({ messages: [{ role: "user", content: [{ type: "image_url", image_url: { url: "u" } }] }] }),
+    true,
+  );
+  assert.equal(hasImageParts({ input: [{ role: "user", content: [{ type: "input_image", image_url: "u" }] }] }), true);
+  assert.equal(hasImageParts({ messages: [{ role: "user", content: [{ type: "image", source: {} }] }] }), true);
+  assert.equal(hasImageParts({ input: [{ role: "user", content: [{ type: "input_file", file_id: "f" }] }] }), false);
+  assert.equal(hasImageParts({ messages: [{ role: "user", content: [{ type: "document", source: {} }] }] }), false);
+  assert.equal(hasImageParts({ input: "describe an image_url" }), false);
+  // Only the prompt is read: a tool's schema is no image part.
+  assert.equal(hasImageParts({ messages: [], tools: [{ type: "image" }] }), false);
+  let deep: unknown = { type: "image" };
+  for (let depth = 0; depth < 300_000; depth++) deep = [deep];
+  assert.equal(hasImageParts({ input: deep }), false, "given up past the bound, without a stack overflow");
 });

@@ -103,3 +103,37 @@ export function isWholeMessageIn(message: string, request: unknown): boolean {
   const text = requestTextOf(request);
   return [whole, escaped].some((form) => text.strings.includes(form) || text.json.includes(form));
 }
+
+/**
+ * Image part types of the three protocols a request body can be sent in: chat's `image_url`, a Responses body's
+ * `input_image` (sent as it is to a provider serving Responses natively), Messages' `image`. A file or document part
+ * (chat's `file`, Responses' `input_file`, Messages' `document`) is a document, not an image, in each of them alike
+ * (limits/token-estimate.ts counts chat's `file` so).
+ */
+const IMAGE_PART_TYPES: ReadonlySet<unknown> = new Set(["image_url", "input_image", "image"]);
+/** Values looked at before giving up: a history of thousands of messages is still read, a hostile body is bounded. */
+const MAX_VISITED_VALUES = 200_000;
+
+/**
+ * Whether the request's prompt holds an image part, whatever protocol its body is in: in chat's or Messages'
+ * `messages`, or a Responses body's `input`, at any depth there (a Messages `tool_result`'s content, a Responses
+ * `function_call_output`'s output hold parts too). The echo rule asks it of the body as it was sent: an error whose
+ * "not supported" only quotes the prompt is still this candidate's refusal when it names images the request carries.
+ */
+export function hasImageParts(request: unknown): boolean {
+  if (request === null || typeof request !== "object") return false;
+  const { messages, input } = request as { messages?: unknown; input?: unknown };
+  const pending: unknown[] = [messages, input];
+  let visited = 0;
+  while (pending.length > 0 && visited < MAX_VISITED_VALUES) {
+    const next = pending.pop();
+    visited += 1;
+    if (Array.isArray(next)) for (const item of next) pending.push(item);
+    else if (next !== null && typeof next === "object") {
+      const part = next as Record<string, unknown>;
+      if (IMAGE_PART_TYPES.has(part.type)) return true;
+      for (const value of Object.values(part)) if (value !== null && typeof value === "object") pending.push(value);
+    }
+  }
+  return false;
+}

@@ -4,10 +4,10 @@ import { isRecord } from "../is-record.ts";
 import { classifyRateLimit, type RateLimitKind, requestLargerThanWindow } from "../limits/classify-429.ts";
 import type { HeaderMap } from "../limits/header-map.ts";
 import { type RetryHint, retryHintFromResponse } from "../limits/retry-hint.ts";
-import { estimateChatPrompt } from "../limits/token-estimate.ts";
 import { orderRefusedBy } from "../providers/order-refusals.ts";
-import { isEchoedPhrase, isWholeMessageIn } from "../providers/request-echo.ts";
+import { hasImageParts, isEchoedPhrase, isWholeMessageIn } from "../providers/request-echo.ts";
 import { requestFeatures } from "../router/request-features.ts";
+import { describedMessage, readUpstreamError, summarise, type UpstreamErrorFields } from "./read-upstream-error.ts";
 import { refusedFeature } from "./refused-feature.ts";
 
 export type Verdict =
@@ -22,6 +22,8 @@ export type Verdict =
       readonly isAccountWide?: boolean;
       /** The request alone exceeds a whole window (see RateLimitClassification.isRequestTooLarge). */
       readonly isRequestTooLarge?: true;
+      /** A provider behind an aggregator refused (see RateLimitClassification.isRelayed). */
+      readonly isRelayed?: true;
     }
   /** 401/403: the provider's key is bad. */
   | { readonly kind: "invalid_key"; readonly reason: string }
@@ -48,13 +50,6 @@ export type Verdict =
     };
 
 export type Refusal = "request" | "model_unavailable" | "unserved_endpoint" | "unsupported";
-
-export interface UpstreamErrorFields {
-  readonly message: string;
-  readonly type?: string;
-  readonly code?: string;
-  readonly param?: string;
-}
 
 // Wording seen from OpenAI, Groq, Mistral, Together, vLLM, OpenRouter and Google for prompts that do not fit.
 const CONTEXT_LENGTH =
@@ -88,9 +83,6 @@ const UNSUPPORTED_EACH = new RegExp(UNSUPPORTED.source, "gi");
 const ROUTE_GONE =
   /^(?:not found\.?|404:? (?:page )?not found\.?|page not found\.?|invalid url\b.*|cannot (?:post|get|put) \/.*|route \S+ not found\.?|no route\b.*|(?:unknown|unrecognized) (?:url|path|route|endpoint)\b.*|(?:path|endpoint|route) not found\b.*|no such (?:route|path|endpoint)\b.*)$/i;
 
-const MAX_REASON_CHARS = 300;
-/** An upstream error message is passed on word for word up to this length (clients match these messages). */
-const MAX_MESSAGE_CHARS = 8_000;
 const MAX_RAW_CHARS = 4_000;
 
 /**
@@ -121,10 +113,22 @@ export function classifyResponse(
       reason: classification.reason,
       ...(classification.isAccountWide === true ? { isAccountWide: true } : {}),
       ...(classification.isRequestTooLarge === true ? { isRequestTooLarge: true } : {}),
+      ...(classification.isRelayed === true ? { isRelayed: true } : {}),
     };
   }
   if (status === 401 || status === 403) {
-    return { kind: "invalid_key", reason: `HTTP ${status}: ${summarise(readUpstreamError(bodyText, status).message)}` };
+    const error = readUpstreamError(bodyText, status);
+    // Neither is about the key that was sent: a moderation refusal flagged the input (OpenRouter's 403 with
+    // `metadata.reasons`), returned to the client as is; a provider behind an aggregator refused the aggregator (its
+    // own key, a region it does not serve: OpenAI's "Country, region, or territory not supported" through
+    // OpenRouter), so this model is out there for now, not every model of the key.
+    if (status === 403 && error.flaggedFor !== undefined) {
+      return { kind: "rejected", refusal: "request", status, error, raw: rawOf(bodyText) };
+    }
+    if (error.relayedFrom !== undefined) {
+      return { kind: "rejected", refusal: "model_unavailable", status, error, raw: rawOf(bodyText) };
+    }
+    return { kind: "invalid_key", reason: `HTTP ${status}: ${summarise(describedMessage(error))}` };
   }
   if (status === 408 || status >= 500) {
     if (status === 503) {
@@ -134,19 +138,27 @@ export function classifyResponse(
         return { kind: "rate_limited", limitKind: "capacity", hint, reason: "HTTP 503 with retry-after (overloaded)" };
       }
     }
-    return { kind: "transient", reason: `HTTP ${status}: ${summarise(readUpstreamError(bodyText, status).message)}` };
+    return {
+      kind: "transient",
+      reason: `HTTP ${status}: ${summarise(describedMessage(readUpstreamError(bodyText, status)))}`,
+    };
   }
   const error = readUpstreamError(bodyText, status);
   if ((status === 400 || status === 413 || status === 422) && isContextLengthError(error)) {
-    return { kind: "context_length", reason: `HTTP ${status}: ${summarise(error.message)}`, error };
+    return { kind: "context_length", reason: `HTTP ${status}: ${summarise(describedMessage(error))}`, error };
   }
   return {
     kind: "rejected",
     refusal: refusalOf(status, error, bodyText, request),
     status,
     error,
-    raw: bodyText.length > MAX_RAW_CHARS ? `${bodyText.slice(0, MAX_RAW_CHARS - 1)}…` : bodyText,
+    raw: rawOf(bodyText),
   };
+}
+
+/** The upstream's body for `error.metadata.raw`, capped. */
+function rawOf(bodyText: string): string {
+  return bodyText.length > MAX_RAW_CHARS ? `${bodyText.slice(0, MAX_RAW_CHARS - 1)}…` : bodyText;
 }
 
 /**
@@ -164,8 +176,12 @@ export function classifyErrorInSuccess(json: unknown, headers: HeaderMap, nowMs:
   if (code === 401 || code === 403) return classifyResponse(code, headers, bodyText, nowMs);
   const fields = readUpstreamError(bodyText, 200);
   if (isContextLengthError(fields))
-    return { kind: "context_length", reason: `error in a 200 answer: ${summarise(fields.message)}`, error: fields };
-  return { kind: "transient", reason: `error in a 200 answer: ${summarise(fields.message)}` };
+    return {
+      kind: "context_length",
+      reason: `error in a 200 answer: ${summarise(describedMessage(fields))}`,
+      error: fields,
+    };
+  return { kind: "transient", reason: `error in a 200 answer: ${summarise(describedMessage(fields))}` };
 }
 
 /**
@@ -176,12 +192,17 @@ export function classifyErrorInSuccess(json: unknown, headers: HeaderMap, nowMs:
 export function refusalOf(status: number, error: UpstreamErrorFields, bodyText = "", request?: unknown): Refusal {
   // 405: the path exists for another method only (a read-only mirror, a proxy exposing GET /models): no model of
   // the provider is served there, whatever the body says.
-  if (status === 405) return "unserved_endpoint";
+  if (status === 405) return error.relayedFrom === undefined ? "unserved_endpoint" : "model_unavailable";
   const code = error.code?.toLowerCase();
   const isModelNamed =
     (code !== undefined && MODEL_GONE_CODES.has(code)) ||
     (/model/i.test(error.message) && MODEL_GONE.test(error.message));
-  if (status === 404) return !isModelNamed && isRouteGone(error, bodyText) ? "unserved_endpoint" : "model_unavailable";
+  // A 404 or 405 an aggregator relays is the routed provider's: the aggregator has the route (it answered on it), so
+  // only this model is out there, never the whole provider's endpoint.
+  if (status === 404)
+    return !isModelNamed && error.relayedFrom === undefined && isRouteGone(error, bodyText)
+      ? "unserved_endpoint"
+      : "model_unavailable";
   if (status !== 400 && status !== 422) return "request";
   if (isModelNamed) return "model_unavailable";
   // A role-order refusal (Mistral's `invalid_request_message_order`, a chat template's alternation error): another
@@ -207,9 +228,11 @@ export function refusalOf(status: number, error: UpstreamErrorFields, bodyText =
   // then it may be this candidate's own refusal whose sentence the prompt happens to hold (a developer pasting the
   // error they got), and another candidate is tried; nothing is learned from it (lessons.ts).
   if (!isRecord(request)) return "request";
-  // Images are a feature read from the messages' parts, not a key: "Image input is not supported" names them.
-  const hasImages = Array.isArray(request.messages) && estimateChatPrompt(request.messages, undefined).hasImages;
-  return refusedFeature(error, requestFeatures(request, hasImages)) !== undefined ? "unsupported" : "request";
+  // Images are a feature read from the prompt's parts, not a key: "Image input is not supported" names them. The body
+  // is the one sent, in the protocol it was sent in (a Responses body's `input_image` to a native Responses provider).
+  return refusedFeature(error, requestFeatures(request, hasImageParts(request))) !== undefined
+    ? "unsupported"
+    : "request";
 }
 
 /**
@@ -238,74 +261,4 @@ function isRouteGone(error: UpstreamErrorFields, bodyText: string): boolean {
 
 function isContextLengthError(error: UpstreamErrorFields): boolean {
   return error.code === "context_length_exceeded" || CONTEXT_LENGTH.test(error.message);
-}
-
-/** The upstream's error as OpenAI fields, from whatever shape it used (or its raw text). */
-function readUpstreamError(bodyText: string, status: number): UpstreamErrorFields {
-  let json: unknown;
-  try {
-    json = JSON.parse(bodyText);
-  } catch {
-    const text = bodyText.trim();
-    return { message: text === "" || text.startsWith("<") ? `upstream answered HTTP ${status}` : summarise(text) };
-  }
-  const root = Array.isArray(json) ? json[0] : json;
-  if (!isRecord(root)) return { message: `upstream answered HTTP ${status}` };
-  const validation = validationErrorOf(root.detail ?? (isRecord(root.error) ? root.error.message : undefined));
-  if (validation !== undefined) return validation;
-  const error = isRecord(root.error) ? root.error : root;
-  const message =
-    typeof error.message === "string"
-      ? error.message
-      : typeof root.error === "string"
-        ? root.error
-        : typeof root.detail === "string"
-          ? root.detail
-          : `upstream answered HTTP ${status}`;
-  const fields: { message: string; type?: string; code?: string; param?: string } = {
-    message: clipped(message),
-  };
-  if (typeof error.type === "string") fields.type = error.type;
-  if (typeof error.code === "string") fields.code = error.code;
-  else if (typeof error.code === "number") fields.code = String(error.code);
-  if (typeof error.param === "string") fields.param = error.param;
-  return fields;
-}
-
-/**
- * A FastAPI / pydantic validation error (vLLM, LiteLLM and other Python servers answer 422 with
- * `{"detail": [{"loc": ["body", "parallel_tool_calls"], "msg": "Extra inputs are not permitted", ...}]}`), as one
- * message naming each field, and the field as `param` when there is one: without it the refusal read as "upstream
- * answered HTTP 422", neither recognised as a refused parameter nor tied to one.
- */
-function validationErrorOf(detail: unknown): UpstreamErrorFields | undefined {
-  if (!Array.isArray(detail) || detail.length === 0) return undefined;
-  const parts: string[] = [];
-  const fields: string[] = [];
-  for (const entry of detail.slice(0, 20)) {
-    if (!isRecord(entry) || typeof entry.msg !== "string") return undefined;
-    const location = Array.isArray(entry.loc)
-      ? entry.loc.filter((part, index) => !(index === 0 && part === "body")).map(String)
-      : [];
-    const field = location.map((part, index) => (/^\d+$/.test(part) ? `[${part}]` : index === 0 ? part : `.${part}`));
-    const path = field.join("");
-    if (path !== "") fields.push(path);
-    parts.push(path === "" ? entry.msg : `${path}: ${entry.msg}`);
-  }
-  const message = parts.join("; ");
-  const fieldsOf: { message: string; param?: string } = {
-    message: clipped(message),
-  };
-  if (fields.length === 1 && fields[0] !== undefined) fieldsOf.param = fields[0];
-  return fieldsOf;
-}
-
-/** An upstream message as passed on: word for word up to MAX_MESSAGE_CHARS. */
-function clipped(message: string): string {
-  return message.length > MAX_MESSAGE_CHARS ? `${message.slice(0, MAX_MESSAGE_CHARS - 1)}…` : message;
-}
-
-function summarise(text: string, maxChars = MAX_REASON_CHARS): string {
-  const flat = text.replace(/\s+/g, " ").trim();
-  return flat.length > maxChars ? `${flat.slice(0, maxChars - 1)}…` : flat;
 }

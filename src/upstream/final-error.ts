@@ -25,6 +25,7 @@ import {
 } from "../router/plan-route.ts";
 import type { Verdict } from "./classify-response.ts";
 import type { AttemptReport, AttemptSkip } from "./forward-types.ts";
+import { describedMessage } from "./read-upstream-error.ts";
 
 export function finalError(
   plan: RoutePlan,
@@ -240,7 +241,8 @@ export function rejectedError(
   // Upstreams echo the key they were sent ("Incorrect API key provided: sk-..."), in any field; every one of them
   // goes to the client. Otherwise the message is the upstream's own, unchanged (clients match these messages);
   // where it came from goes in `error.metadata` and the x-gateway-provider / x-gateway-model headers.
-  const message = redact(verdict.error.message);
+  // A provider behind an aggregator (OpenRouter) is named, and the aggregator with it: "Groq (via openrouter): ...".
+  const message = redact(describedMessage(verdict.error, attempt?.provider));
   const details: { status: number; type?: string; code?: string } = { status: verdict.status };
   if (verdict.error.type !== undefined) details.type = redact(verdict.error.type);
   if (verdict.error.code !== undefined) details.code = redact(verdict.error.code);

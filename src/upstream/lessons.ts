@@ -17,6 +17,7 @@ import { isMessageFieldRefusal, isPrefixRefusal, orderRefusedBy } from "../provi
 import { isWholeMessageIn } from "../providers/request-echo.ts";
 import type { RequestFeature } from "../router/request-features.ts";
 import { isEchoedUnsupported, type Verdict } from "./classify-response.ts";
+import { describedMessage } from "./read-upstream-error.ts";
 import { refusedFeature } from "./refused-feature.ts";
 
 export type Effect =
@@ -164,7 +165,8 @@ export function lessonFromVerdict(
                 },
               ]
             : []),
-          ...(answer === undefined
+          // A relayed provider's limits are not this key's (classify-429.ts isRelayed): nothing to learn of them.
+          ...(answer === undefined || verdict.isRelayed === true
             ? []
             : learnLimitsEffect(verdict, settings, nowMs, answer, isAccountWide(verdict, settings))),
         ],
@@ -190,11 +192,11 @@ export function lessonFromVerdict(
         // Kubernetes service's route while it has no ready endpoint: traefik/traefik#9242). Learned, it would leave
         // the whole provider out of every chat request for `unserved_endpoint_ms` (a day), kept across restarts; as
         // the model's 404 only this deployment cools. A 405 or `served_paths` still says so.
-        const reason = `HTTP ${verdict.status}: this provider does not serve the model: ${verdict.error.message}`;
+        const reason = `HTTP ${verdict.status}: this provider does not serve the model: ${describedMessage(verdict.error)}`;
         return { outcome: "model_unavailable", reason, effects: [{ kind: "model_unavailable", reason }] };
       }
       if (verdict.refusal === "unserved_endpoint") {
-        const reason = `HTTP ${verdict.status}: this provider has no ${endpointPath ?? "such"} route: ${gistOf(verdict.error.message)}`;
+        const reason = `HTTP ${verdict.status}: this provider has no ${endpointPath ?? "such"} route: ${gistOf(describedMessage(verdict.error))}`;
         return {
           outcome: "unserved_endpoint",
           reason,
@@ -216,7 +218,7 @@ export function lessonFromVerdict(
                     isWholeMessageIn(verdict.error.message, sent?.body)
                   ? undefined
                   : refusedFeature(verdict.error, features);
-        const reason = verdict.error.message;
+        const reason = describedMessage(verdict.error);
         const gist = gistOf(reason);
         return {
           outcome: "unsupported",
@@ -227,7 +229,7 @@ export function lessonFromVerdict(
               : [{ kind: "refused_feature", feature, reason: `HTTP ${verdict.status}: ${gist}` }],
         };
       }
-      return { outcome: "rejected", reason: verdict.error.message, effects: [] };
+      return { outcome: "rejected", reason: describedMessage(verdict.error), effects: [] };
   }
 }
 

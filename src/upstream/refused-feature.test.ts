@@ -3,8 +3,8 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { requestFeatures } from "../router/request-features.ts";
-import type { UpstreamErrorFields } from "./classify-response.ts";
 import { classifyResponse } from "./classify-response.ts";
+import type { UpstreamErrorFields } from "./read-upstream-error.ts";
 import { refusedFeature } from "./refused-feature.ts";
 
 const TOOLS = [{ type: "function", function: { name: "lookup", parameters: { type: "object" } } }];

@@ -1,0 +1,281 @@
+// An aggregator's wrapper of the provider it routed to (OpenRouter's "Provider returned error" with the provider's body
+// in `error.metadata.raw`): read as that provider's own error, with its name.
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { providerSettingsSchema } from "../config/schema.ts";
+import { classifyResponse, type Verdict } from "./classify-response.ts";
+import { rejectedError } from "./final-error.ts";
+import { lessonFromVerdict } from "./lessons.ts";
+import { describedMessage } from "./read-upstream-error.ts";
+
+const NOW_MS = Date.UTC(2026, 0, 1, 12);
+
+/** OpenRouter's wrapper of `raw` (a string, or whatever the provider's body parsed to), as its docs show it. */
+function wrapped(status: number, raw: unknown, providerName: unknown = "Groq"): string {
+  return JSON.stringify({
+    error: { message: "Provider returned error", code: status, metadata: { raw, provider_name: providerName } },
+    user_id: "user_2abc",
+  });
+}
+
+function classify(status: number, body: string, request?: unknown): Verdict {
+  return classifyResponse(status, {}, body, NOW_MS, request);
+}
+
+function rejected(verdict: Verdict): Verdict & { kind: "rejected" } {
+  assert.equal(verdict.kind, "rejected", JSON.stringify(verdict));
+  return verdict as Verdict & { kind: "rejected" };
+}
+
+const GROQ_CONTEXT = JSON.stringify({
+  error: {
+    message:
+      "Please reduce the length of the messages or completion. This model's maximum context length is 8192 tokens.",
+    type: "invalid_request_error",
+    param: "messages",
+    code: "context_length_exceeded",
+  },
+});
+
+describe("OpenRouter's relayed error: the provider's own, read from metadata.raw", () => {
+  test("raw JSON (a context-length refusal): a context_length verdict with the inner fields and the provider named", () => {
+    const verdict = classify(400, wrapped(400, GROQ_CONTEXT));
+    assert.equal(verdict.kind, "context_length", JSON.stringify(verdict));
+    if (verdict.kind !== "context_length") return;
+    assert.equal(verdict.error.code, "context_length_exceeded");
+    assert.equal(verdict.error.param, "messages");
+    assert.equal(verdict.error.type, "invalid_request_error");
+    assert.equal(verdict.error.relayedFrom, "Groq");
+    assert.match(verdict.error.message, /^Please reduce the length/);
+    assert.match(verdict.reason, /^HTTP 400: Groq: Please reduce the length/);
+  });
+
+  test("a 413 with it too (OpenRouter's status for a prompt too long for every endpoint)", () => {
+    assert.equal(classify(413, wrapped(413, GROQ_CONTEXT)).kind, "context_length");
+  });
+
+  test("raw JSON refusing a parameter: unsupported (failed over), as the provider's direct refusal is", () => {
+    const raw = JSON.stringify({
+      error: {
+        message: "'logprobs' is not supported with this model.",
+        type: "invalid_request_error",
+        param: "logprobs",
+      },
+    });
+    const verdict = rejected(classify(400, wrapped(400, raw, "DeepInfra"), { model: "m", logprobs: true }));
+    assert.equal(verdict.refusal, "unsupported");
+    assert.equal(verdict.error.param, "logprobs");
+    assert.equal(verdict.status, 400, "the outer status stays");
+  });
+
+  test("raw JSON saying the model does not exist: model_unavailable", () => {
+    const raw = JSON.stringify({ error: { message: "The model `x` does not exist", code: "model_not_found" } });
+    assert.equal(rejected(classify(400, wrapped(400, raw))).refusal, "model_unavailable");
+  });
+
+  test("raw nested pydantic detail (vLLM, a Python host): the field as param, refused as unsupported", () => {
+    const raw = JSON.stringify({
+      detail: [
+        { type: "extra_forbidden", loc: ["body", "parallel_tool_calls"], msg: "Extra inputs are not permitted" },
+      ],
+    });
+    const verdict = rejected(classify(400, wrapped(400, raw, "Chutes")));
+    assert.equal(verdict.error.message, "parallel_tool_calls: Extra inputs are not permitted");
+    assert.equal(verdict.error.param, "parallel_tool_calls");
+    assert.equal(verdict.refusal, "unsupported");
+  });
+
+  test("raw text: its words, flattened and cut as a text body's are", () => {
+    const verdict = rejected(classify(400, wrapped(400, "Bad request:\n  temperature must be <= 1\n")));
+    assert.equal(verdict.error.message, "Bad request: temperature must be <= 1");
+    assert.equal(verdict.error.relayedFrom, "Groq");
+    assert.equal(verdict.error.code, "400", "the outer code when the inner error has none");
+    assert.equal(verdict.refusal, "request");
+  });
+
+  test("raw as an object (not a string): read the same", () => {
+    const raw = { error: { message: "This model does not support tools", code: "tools_unsupported" } };
+    const verdict = rejected(classify(400, wrapped(400, raw)));
+    assert.equal(verdict.error.message, "This model does not support tools");
+    assert.equal(verdict.error.code, "tools_unsupported");
+  });
+
+  test("raw huge: bounded (a 2 MB raw yields at most 300 characters, fast)", () => {
+    const started = performance.now();
+    const text = `Prompt echo: ${"a b ".repeat(500_000)}`;
+    const asText = rejected(classify(400, wrapped(400, text)));
+    assert.ok(asText.error.message.length <= 300, `${asText.error.message.length}`);
+    assert.match(asText.error.message, /^Prompt echo: a b/);
+    // JSON over the parse bound is read as text, not parsed.
+    const hugeJson = JSON.stringify({ error: { message: `x ${"y".repeat(2_000_000)}` } });
+    const asJson = rejected(classify(400, wrapped(400, hugeJson)));
+    assert.ok(asJson.error.message.length <= 300, `${asJson.error.message.length}`);
+    assert.ok(asJson.raw.length <= 4_000, "the raw passed on stays capped");
+    assert.ok(performance.now() - started < 2_000);
+  });
+
+  test("a wrapper inside raw is not opened again (recursion once)", () => {
+    const inner = wrapped(400, GROQ_CONTEXT, "Inner");
+    const verdict = rejected(classify(400, wrapped(400, inner, "Outer")));
+    assert.equal(verdict.error.message, "Provider returned error");
+    assert.equal(verdict.error.relayedFrom, "Outer");
+  });
+
+  test("a specific message with metadata stays as it is; raw empty or a web page leaves the wrapper's message", () => {
+    const specific = JSON.stringify({
+      error: { message: "temperature is out of range", code: 400, metadata: { raw: "x", provider_name: "Groq" } },
+    });
+    const verdict = rejected(classify(400, specific));
+    assert.equal(verdict.error.message, "temperature is out of range");
+    assert.equal(verdict.error.relayedFrom, undefined);
+    for (const raw of ["", "  ", "<html><body>502</body></html>", null, 42]) {
+      const plain = rejected(classify(400, wrapped(400, raw)));
+      assert.equal(plain.error.message, "Provider returned error", String(raw));
+      assert.equal(plain.error.relayedFrom, undefined);
+    }
+  });
+
+  test("no provider_name: the inner error is read, no name is made up", () => {
+    const verdict = classify(400, wrapped(400, GROQ_CONTEXT, null));
+    assert.equal(verdict.kind, "context_length");
+    if (verdict.kind === "context_length") assert.equal(verdict.error.relayedFrom, undefined);
+  });
+
+  test("the client's message names the provider and the aggregator; keys echoed in raw are redacted", () => {
+    const raw = JSON.stringify({ error: { message: "Invalid value for 'n' (key sk-abcdefghijklmnopqrstuvwx)" } });
+    const verdict = rejected(classify(400, wrapped(400, raw)));
+    const error = rejectedError(
+      verdict,
+      { provider: "openrouter", model: "m" } as Parameters<typeof rejectedError>[1],
+      (text) => text.replaceAll(/sk-[a-z]+/g, "[redacted]"),
+    );
+    assert.equal(error.message, "Groq (via openrouter): Invalid value for 'n' (key [redacted])");
+    assert.equal(error.status, 400);
+    assert.doesNotMatch(error.metadata?.raw ?? "", /sk-abc/);
+    assert.equal(describedMessage(verdict.error), "Groq: Invalid value for 'n' (key sk-abcdefghijklmnopqrstuvwx)");
+  });
+});
+
+describe("OpenRouter's 403s and 401s", () => {
+  const moderation = JSON.stringify({
+    error: {
+      code: 403,
+      message: "Your chosen model requires moderation and your input was flagged",
+      metadata: { reasons: ["harassment", "violence"], flagged_input: "some flagged words", provider_name: "OpenAI" },
+    },
+  });
+
+  test("a moderation 403 is the client's request, named with its reasons; never the key's", () => {
+    const verdict = rejected(classify(403, moderation));
+    assert.equal(verdict.refusal, "request");
+    assert.equal(verdict.status, 403);
+    assert.deepEqual(verdict.error.flaggedFor, ["harassment", "violence"]);
+    assert.equal(
+      verdict.error.message,
+      'Your chosen model requires moderation and your input was flagged. Flagged for: harassment, violence (flagged input: "some flagged words").',
+    );
+    assert.equal(lessonFromVerdict(verdict, settings(), NOW_MS).effects.length, 0, "no key parked");
+  });
+
+  test("a moderation message that already names its reasons is kept as it is", () => {
+    const message =
+      'm requires moderation on OpenAI. Your input was flagged for "harassment". No credits were charged.';
+    const body = JSON.stringify({ error: { code: 403, message, metadata: { reasons: ["harassment"] } } });
+    assert.equal(rejected(classify(403, body)).error.message, message);
+  });
+
+  test("a relayed 403 (the provider refused OpenRouter: a region) is this model's, not the key's", () => {
+    const raw = JSON.stringify({
+      error: { code: "unsupported_country_region_territory", message: "Country, region, or territory not supported" },
+    });
+    const verdict = rejected(classify(403, wrapped(403, raw, "OpenAI")));
+    assert.equal(verdict.refusal, "model_unavailable");
+    const lesson = lessonFromVerdict(verdict, settings(), NOW_MS);
+    assert.deepEqual(
+      lesson.effects.map((effect) => effect.kind),
+      ["model_unavailable"],
+    );
+    assert.match(lesson.reason, /OpenAI: Country, region/);
+  });
+
+  test("OpenRouter's own 401 (its key) still parks the key", () => {
+    const body = JSON.stringify({ error: { message: "No auth credentials found", code: 401 } });
+    assert.equal(classify(401, body).kind, "invalid_key");
+  });
+});
+
+function settings(extra: Record<string, unknown> = {}) {
+  return providerSettingsSchema.parse({
+    name: "openrouter",
+    base_url: "https://openrouter.ai/api/v1",
+    api_key: "sk",
+    ...extra,
+  });
+}
+
+describe("a relayed 429: the routed provider's limit, not the key's pool", () => {
+  const account = settings({ rate_limit_scope: "account", rate_limit_dialect: "openrouter" });
+  const groqDaily = JSON.stringify({
+    error: {
+      message:
+        "Rate limit reached for model `llama-3.3-70b-versatile` in organization `org_1` on tokens per day (TPD): Limit 100000, Used 99000, Requested 2000. Please try again in 14m24s.",
+      type: "tokens",
+      code: "rate_limit_exceeded",
+    },
+  });
+
+  test("classified as capacity, marked relayed, the provider named", () => {
+    const verdict = classify(429, wrapped(429, groqDaily));
+    assert.equal(verdict.kind, "rate_limited");
+    if (verdict.kind !== "rate_limited") return;
+    assert.equal(verdict.limitKind, "capacity");
+    assert.equal(verdict.isRelayed, true);
+    assert.equal(verdict.isAccountWide, undefined);
+    assert.match(verdict.reason, /^Groq \(the provider this model was routed to\) is rate-limited: tokens per day/);
+  });
+
+  test("on an account-scoped provider only the deployment cools: no pool, no limits learned", () => {
+    const verdict = classify(429, wrapped(429, groqDaily));
+    const effects = lessonFromVerdict(verdict, account, NOW_MS, { headers: {}, bodyText: wrapped(429, groqDaily) });
+    assert.deepEqual(
+      effects.effects.map((effect) => effect.kind),
+      ["cool_down"],
+    );
+  });
+
+  test("OpenRouter's own free-models-per-min 429 (no raw) is still the account's pool", () => {
+    const body = JSON.stringify({ error: { message: "Rate limit exceeded: free-models-per-min. ", code: 429 } });
+    const verdict = classify(429, body);
+    const effects = lessonFromVerdict(verdict, account, NOW_MS, { headers: {}, bodyText: body });
+    assert.deepEqual(effects.effects.map((effect) => effect.kind).slice(0, 2), ["cool_down", "cool_pool"]);
+  });
+
+  test("a relayed request-too-large 429 teaches no limit of this key", () => {
+    const raw = JSON.stringify({
+      error: {
+        message:
+          "Request too large for model `m` in organization `o` on tokens per minute (TPM): Limit 6000, Requested 14810",
+      },
+    });
+    const verdict = classify(429, wrapped(429, raw));
+    assert.equal(verdict.kind === "rate_limited" && verdict.isRequestTooLarge, true);
+    const lesson = lessonFromVerdict(verdict, account, NOW_MS, { headers: {}, bodyText: wrapped(429, raw) });
+    assert.deepEqual(lesson.effects, []);
+  });
+});
+
+describe("a relayed 404 or 405", () => {
+  test("is this model's at the aggregator, never the aggregator's missing route", () => {
+    const wrappedNotFound = JSON.stringify({
+      error: {
+        message: "Provider returned error",
+        code: 404,
+        metadata: { raw: '{"detail":"Not Found"}', provider_name: "vLLM host" },
+      },
+    });
+    assert.equal(rejected(classify(404, wrappedNotFound)).refusal, "model_unavailable");
+    assert.equal(rejected(classify(405, wrapped(405, "Method Not Allowed"))).refusal, "model_unavailable");
+    // The same 404 unwrapped is a router's "no such path", as before.
+    assert.equal(rejected(classify(404, '{"detail":"Not Found"}')).refusal, "unserved_endpoint");
+  });
+});

@@ -1,0 +1,276 @@
+// OpenRouter relays the refusal of the provider it routed to as "Provider returned error" with the provider's own body
+// in `error.metadata.raw` (openrouter.ai/docs/api/reference/errors-and-debugging): the gateway reads that body as it
+// reads a direct provider's, so a context-length refusal fails over, a refused field is retried without it and
+// learned, a moderation 403 says why and parks nothing, and a relayed 429 cools that model only. Real gateway, scripted
+// mock upstreams over loopback, the official OpenAI client.
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import OpenAI from "openai";
+import {
+  CHAT_ROUTE,
+  chatRequests,
+  openAiClient,
+  rowOf,
+  serveEveryChat,
+  statsOf,
+  useGateway,
+  useMock,
+} from "../helpers/e2e.ts";
+import { chatCompletion, type MockStep } from "../helpers/mock-upstream.ts";
+
+const OPENROUTER_KEY = "sk-or-v1-0123456789abcdef0123456789abcdef";
+
+/** OpenRouter's wrapper of a provider's refusal: `raw` is the provider's body as a JSON string (or its text). */
+function relayed(status: number, raw: unknown, providerName = "Groq"): MockStep {
+  return {
+    kind: "json",
+    status,
+    body: {
+      error: { message: "Provider returned error", code: status, metadata: { raw, provider_name: providerName } },
+      user_id: "user_2abc",
+    },
+  };
+}
+
+const GROQ_CONTEXT = JSON.stringify({
+  error: {
+    message:
+      "Please reduce the length of the messages or completion. This model's maximum context length is 8192 tokens.",
+    type: "invalid_request_error",
+    param: "messages",
+    code: "context_length_exceeded",
+  },
+});
+
+/** `openrouter` (priority 10, 8k context) and `big` (priority 1, 128k context), both serving `m`. */
+async function contextScene(t: Parameters<typeof useMock>[0], bigToo = true) {
+  const openrouter = await useMock(t);
+  const big = await useMock(t);
+  const gateway = await useGateway(
+    t,
+    `providers:
+  - name: openrouter
+    base_url: ${openrouter.baseUrl}
+    api_key: ${OPENROUTER_KEY}
+    retries: 0
+    models:
+      m: { id: "meta-llama/llama-3.3-70b-instruct:free", priority: 10, context: 8192 }
+${
+  bigToo
+    ? `  - name: big
+    base_url: ${big.baseUrl}
+    api_key: sk-big
+    models:
+      m: { id: big-m, priority: 1, context: 131072 }
+`
+    : ""
+}routing:
+  max_wait_for_better_ms: 0
+`,
+  );
+  return { openrouter, big, gateway, client: openAiClient(gateway) };
+}
+
+describe("a context-length refusal relayed by OpenRouter", () => {
+  test("fails over to a model with a larger context, as a direct provider's does", async (t) => {
+    const { openrouter, big, client } = await contextScene(t);
+    openrouter.enqueue(CHAT_ROUTE, relayed(400, GROQ_CONTEXT));
+    big.enqueue(CHAT_ROUTE, { kind: "json", body: chatCompletion("From the big one.", "big-m") });
+    const { data, response } = await client.chat.completions
+      .create({ model: "m", messages: [{ role: "user", content: "A long prompt" }] })
+      .withResponse();
+    assert.equal(data.choices[0]?.message.content, "From the big one.");
+    assert.equal(response.headers.get("x-gateway-provider"), "big");
+    assert.equal(response.headers.get("x-gateway-attempts"), "2");
+    assert.equal(chatRequests(openrouter).length, 1);
+    assert.equal(chatRequests(big).length, 1);
+  });
+
+  test("with no larger candidate, the client gets the context error it gets from a direct provider", async (t) => {
+    const { openrouter, client } = await contextScene(t, false);
+    openrouter.enqueue(CHAT_ROUTE, relayed(400, GROQ_CONTEXT));
+    const error = await client.chat.completions
+      .create({ model: "m", messages: [{ role: "user", content: "A long prompt" }] })
+      .then(
+        () => assert.fail("expected an error"),
+        (caught: unknown) => caught,
+      );
+    assert.ok(error instanceof OpenAI.BadRequestError, String(error));
+    assert.equal(error.status, 400);
+    assert.equal(error.code, "context_length_exceeded");
+    assert.match(error.message, /Groq: Please reduce the length of the messages/);
+    assert.doesNotMatch(error.message, /sk-or-v1/);
+  });
+});
+
+/** One provider `openrouter` serving `m` and `m2` (account-scoped, as the preset is), and `beta` serving `m`. */
+async function openRouterScene(t: Parameters<typeof useMock>[0]) {
+  const openrouter = await useMock(t);
+  const beta = await useMock(t);
+  const gateway = await useGateway(
+    t,
+    `providers:
+  - name: openrouter
+    base_url: ${openrouter.baseUrl}
+    api_key: ${OPENROUTER_KEY}
+    retries: 0
+    rate_limit_scope: account
+    rate_limit_dialect: openrouter
+    models:
+      m: { id: "vendor/m:free", priority: 10 }
+      m2: { id: "vendor/m2:free", priority: 10 }
+  - name: beta
+    base_url: ${beta.baseUrl}
+    api_key: sk-beta
+    retries: 0
+    models:
+      m: { id: beta-m, priority: 1 }
+routing:
+  max_wait_for_better_ms: 0
+`,
+  );
+  return { openrouter, beta, gateway, client: openAiClient(gateway) };
+}
+
+interface SentMessage {
+  role: string;
+  reasoning_content?: string;
+}
+
+describe("a refused field or feature relayed by OpenRouter", () => {
+  test("a message's reasoning_content refused by the routed provider: retried at once without it, and learned", async (t) => {
+    const { openrouter, beta, gateway, client } = await openRouterScene(t);
+    const refusal =
+      "messages.1.assistant.reasoning_content: property 'messages.1.assistant.reasoning_content' is unsupported";
+    openrouter.enqueue(
+      CHAT_ROUTE,
+      relayed(
+        400,
+        JSON.stringify({ message: refusal, type: "invalid_request_error", code: "wrong_api_format" }),
+        "Cerebras",
+      ),
+    );
+    openrouter.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("Fine.", "vendor/m:free") });
+    const messages = [
+      { role: "user", content: "Hi" },
+      { role: "assistant", content: "Hello.", reasoning_content: "Greet back." },
+      { role: "user", content: "How are you?" },
+    ] as OpenAI.Chat.ChatCompletionMessageParam[];
+    const answer = await client.chat.completions.create({ model: "m", messages });
+    assert.equal(answer.choices[0]?.message.content, "Fine.");
+    const sent = chatRequests(openrouter).map(
+      (request) => ((request.body as { messages: SentMessage[] }).messages[1] ?? { role: "" }).reasoning_content,
+    );
+    assert.deepEqual(sent, ["Greet back.", undefined], "retried on the same candidate without it");
+    assert.equal(chatRequests(beta).length, 0);
+    const learned = rowOf(await statsOf(gateway), "openrouter/m").refused_features.map((refusal) => refusal.feature);
+    assert.deepEqual(learned, ["message_order:reasoning_content"]);
+    await client.chat.completions.create({ model: "m", messages });
+    assert.equal(chatRequests(openrouter).length, 3, "the next request is sent without it at once");
+    const third = chatRequests(openrouter)[2]?.body as { messages?: SentMessage[] } | undefined;
+    assert.equal(third?.messages?.[1]?.role, "assistant");
+    assert.equal(third?.messages?.[1]?.reasoning_content, undefined);
+  });
+
+  test("tools refused by the routed provider: failed over to another provider, and learned", async (t) => {
+    const { openrouter, beta, gateway, client } = await openRouterScene(t);
+    openrouter.setDefault(
+      CHAT_ROUTE,
+      relayed(400, JSON.stringify({ error: { message: "This model does not support tools" } }), "Chutes"),
+    );
+    serveEveryChat(beta, "From beta.");
+    const tools: OpenAI.Chat.ChatCompletionTool[] = [
+      { type: "function", function: { name: "get_weather", parameters: { type: "object", properties: {} } } },
+    ];
+    const request = { model: "m", tools, messages: [{ role: "user" as const, content: "Weather?" }] };
+    const answer = await client.chat.completions.create(request);
+    assert.equal(answer.choices[0]?.message.content, "From beta.");
+    const refused = rowOf(await statsOf(gateway), "openrouter/m").refused_features;
+    assert.deepEqual(
+      refused.map((refusal) => refusal.feature),
+      ["tools"],
+    );
+    assert.match(refused[0]?.reason ?? "", /^HTTP 400: Chutes: This model does not support tools/);
+    await client.chat.completions.create(request);
+    assert.equal(chatRequests(openrouter).length, 1, "not asked again with tools");
+  });
+});
+
+describe("a moderation 403 from OpenRouter", () => {
+  test("the client's error names the reasons; the key is not parked (the next request still goes there)", async (t) => {
+    const { openrouter, client } = await openRouterScene(t);
+    openrouter.enqueue(CHAT_ROUTE, {
+      kind: "json",
+      status: 403,
+      body: {
+        error: {
+          code: 403,
+          message: "Your chosen model requires moderation and your input was flagged",
+          metadata: { reasons: ["harassment"], flagged_input: "you are a ...", provider_name: "OpenAI" },
+        },
+      },
+    });
+    openrouter.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("Hello.", "vendor/m2:free") });
+    const error = await client.chat.completions
+      .create({ model: "m2", messages: [{ role: "user", content: "x" }] })
+      .then(
+        () => assert.fail("expected an error"),
+        (caught: unknown) => caught,
+      );
+    assert.ok(error instanceof OpenAI.PermissionDeniedError, String(error));
+    assert.match(error.message, /Flagged for: harassment/);
+    assert.equal(chatRequests(openrouter).length, 1, "not failed over, not retried");
+    const next = await client.chat.completions.create({ model: "m2", messages: [{ role: "user", content: "Hi" }] });
+    assert.equal(next.choices[0]?.message.content, "Hello.");
+  });
+});
+
+describe("a 429 relayed by OpenRouter", () => {
+  test("cools that model only: another model of the account-scoped key is still served", async (t) => {
+    const { openrouter, beta, client } = await openRouterScene(t);
+    const groqDaily = JSON.stringify({
+      error: {
+        message:
+          "Rate limit reached for model `llama` in organization `org_1` on tokens per day (TPD): Limit 100000, Used 99000, Requested 2000.",
+        type: "tokens",
+        code: "rate_limit_exceeded",
+      },
+    });
+    openrouter.enqueue(CHAT_ROUTE, relayed(429, groqDaily));
+    openrouter.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("m2 here.", "vendor/m2:free") });
+    serveEveryChat(beta, "From beta.");
+    const first = await client.chat.completions.create({ model: "m", messages: [{ role: "user", content: "Hi" }] });
+    assert.equal(first.choices[0]?.message.content, "From beta.", "failed over from the rate-limited model");
+    const other = await client.chat.completions.create({ model: "m2", messages: [{ role: "user", content: "Hi" }] });
+    assert.equal(other.choices[0]?.message.content, "m2 here.", "the key's pool did not cool");
+    assert.equal(chatRequests(openrouter).length, 2);
+  });
+});
+
+describe("a request refusal relayed by OpenRouter", () => {
+  test("reaches the client with the provider's own message, named, with its status, type and code; no key leaks", async (t) => {
+    const { openrouter, beta, client } = await openRouterScene(t);
+    const raw = JSON.stringify({
+      error: {
+        message: `Invalid value for 'temperature': must be <= 1 (request from ${OPENROUTER_KEY})`,
+        type: "invalid_request_error",
+        param: "temperature",
+        code: "invalid_value",
+      },
+    });
+    openrouter.enqueue(CHAT_ROUTE, relayed(400, raw, "Mistral"));
+    const error = await client.chat.completions
+      .create({ model: "m", temperature: 1.5, messages: [{ role: "user", content: "Hi" }] })
+      .then(
+        () => assert.fail("expected an error"),
+        (caught: unknown) => caught,
+      );
+    assert.ok(error instanceof OpenAI.BadRequestError, String(error));
+    assert.match(error.message, /^400 Mistral \(via openrouter\): Invalid value for 'temperature': must be <= 1/);
+    assert.equal(error.code, "invalid_value");
+    assert.equal(error.param, "temperature");
+    assert.equal(error.type, "invalid_request_error");
+    assert.doesNotMatch(JSON.stringify(error.error), /sk-or-v1/);
+    assert.equal(chatRequests(beta).length, 0, "the client's own 400: not failed over");
+  });
+});
