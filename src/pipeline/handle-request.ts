@@ -321,7 +321,10 @@ function jsonAnswer(
 ): JsonAnswer {
   const estimated = withJsonUsageEstimate(request, answered);
   const result = estimated?.result ?? answered;
-  request.record.usage(estimated?.usage ?? reportedUsage, estimated !== undefined);
+  request.record.usage(
+    estimated?.usage ?? reportedUsage,
+    estimated !== undefined || answered.isUsageEstimated === true,
+  );
   request.record.headersSent();
   const responseText = request.snapshot.config.log.content ? loggedAnswerText(request, result) : undefined;
   if (responseText !== undefined) request.record.content({ responseText });

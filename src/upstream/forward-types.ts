@@ -161,6 +161,11 @@ export interface JsonResult {
   readonly bytes?: Buffer | undefined;
   /** A JSON answer without a `usage` object: the pipeline may add its estimate (pipeline/endpoints.ts estimatesUsage). */
   readonly isUsageMissing?: boolean | undefined;
+  /**
+   * Its `usage` is an upstream gateway's estimate (its `x_gateway.usage_estimated`, read deliberately:
+   * streaming/upstream-gateway-field.ts): the record says estimated, as for the gateway's own.
+   */
+  readonly isUsageEstimated?: boolean | undefined;
 }
 
 export interface StreamResult {

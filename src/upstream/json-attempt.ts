@@ -9,6 +9,7 @@ import type { HeaderMap } from "../limits/header-map.ts";
 import type { Deployment } from "../providers/catalog.ts";
 import type { TokenUsage } from "../streaming/relay-types.ts";
 import { tokenCount } from "../streaming/stream-event.ts";
+import { takeUpstreamGatewayField } from "../streaming/upstream-gateway-field.ts";
 import {
   type AttemptContext,
   type AttemptResult,
@@ -247,10 +248,20 @@ function jsonAnswer(
     // A 200 without the answer (`"message": null`, no choice 0): useless to any client; the next candidate may do.
     return failed(failureLesson("bad_response", `HTTP ${statusCode} without an answer: ${missing}`), statusCode);
   }
-  const text = withCompleteToolCalls(json, bodyText, endpointPath);
-  const answerText = isAudioPath(endpointPath) ? text : ensureModelField(json, text, deployment, endpointPath);
   const isUsageMissing = !isRecord((json as { usage?: unknown }).usage);
-  const answer = { bodyText: answerText, bytes: undefined, contentType: undefined, isUsageMissing };
+  // Only the gateway's own facts reach the doors: an upstream's `x_gateway` is taken off (its estimate mark beside
+  // a usage is kept, as ours, and the usage recorded as estimated).
+  const foreign = takeUpstreamGatewayField(json as Record<string, unknown>, !isUsageMissing);
+  const ownText = foreign === undefined ? bodyText : JSON.stringify(json);
+  const text = withCompleteToolCalls(json, ownText, endpointPath);
+  const answerText = isAudioPath(endpointPath) ? text : ensureModelField(json, text, deployment, endpointPath);
+  const answer = {
+    bodyText: answerText,
+    bytes: undefined,
+    contentType: undefined,
+    isUsageMissing,
+    ...(foreign?.isUsageEstimated === true ? { isUsageEstimated: true } : {}),
+  };
   const result = answered(context, statusCode, answer, headerEffects, headersMs, readUsage(json));
   return isAudioPath(endpointPath) ? withReportedSeconds(result, json, context) : result;
 }
@@ -259,7 +270,7 @@ function jsonAnswer(
 function answered(
   context: AttemptContext,
   statusCode: number,
-  answer: Pick<JsonResult, "bodyText" | "bytes" | "contentType" | "isUsageMissing">,
+  answer: Pick<JsonResult, "bodyText" | "bytes" | "contentType" | "isUsageMissing" | "isUsageEstimated">,
   headerEffects: readonly Effect[],
   headersMs: number,
   usage: TokenUsage | undefined,
@@ -273,6 +284,7 @@ function answered(
     api: context.api,
     contentType: answer.contentType,
     isUsageMissing: answer.isUsageMissing,
+    isUsageEstimated: answer.isUsageEstimated,
   };
   // No usage (audio bytes): the provider reports none, and the reservation keeps its estimate.
   if (usage === undefined) return { ok: true, json, status: statusCode, effects: headerEffects, headersMs };
