@@ -142,6 +142,7 @@ async function serveRequest(
           promptTokens: request.prompt.promptTokens,
           maxOutputTokens: request.maxOutputTokens,
           calibratingPromptTokens: calibratingTokens(request.prompt),
+          reasoningPromptTokens: request.prompt.reasoningTokens,
           features: request.features,
         },
         request.snapshot,
