@@ -27,7 +27,7 @@ import type {
 } from "../streaming/relay-types.ts";
 import type { AttemptReport, ForwardTrace, StreamResult } from "../upstream/forward-types.ts";
 import type { GatewayRuntime, GatewaySnapshot } from "./gateway-runtime.ts";
-import { estimatedSegmentUsage } from "./segment-usage.ts";
+import { estimatedContinuationUsage } from "./segment-usage.ts";
 
 export interface ContinuationContext {
   readonly runtime: GatewayRuntime;
@@ -226,7 +226,7 @@ class ContinuationFinder implements ContinuationSource {
       isUsageInjected: result.isUsageInjected,
       finish(end) {
         // The record's attempt and the budgets and stats count the same estimate when it broke without a report.
-        const estimatedUsage = estimatedSegmentUsage(end, promptTokens, repeatsText);
+        const estimatedUsage = estimatedContinuationUsage(end, promptTokens, repeatsText);
         runtime.recorder.segmentEnded(deployment, result.reservation, end, {
           isFirst: false,
           startedAtMs,
