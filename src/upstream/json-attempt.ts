@@ -249,19 +249,11 @@ function jsonAnswer(
     return failed(failureLesson("bad_response", `HTTP ${statusCode} without an answer: ${missing}`), statusCode);
   }
   const isUsageMissing = !isRecord((json as { usage?: unknown }).usage);
-  // Only the gateway's own facts reach the doors: an upstream's `x_gateway` is taken off (its estimate mark beside
-  // a usage is kept, as ours, and the usage recorded as estimated).
   const foreign = takeUpstreamGatewayField(json as Record<string, unknown>, !isUsageMissing);
-  const ownText = foreign === undefined ? bodyText : JSON.stringify(json);
-  const text = withCompleteToolCalls(json, ownText, endpointPath);
+  const text = withCompleteToolCalls(json, foreign === undefined ? bodyText : JSON.stringify(json), endpointPath);
   const answerText = isAudioPath(endpointPath) ? text : ensureModelField(json, text, deployment, endpointPath);
-  const answer = {
-    bodyText: answerText,
-    bytes: undefined,
-    contentType: undefined,
-    isUsageMissing,
-    ...(foreign?.isUsageEstimated === true ? { isUsageEstimated: true } : {}),
-  };
+  const isUsageEstimated = foreign?.isUsageEstimated === true;
+  const answer = { bodyText: answerText, bytes: undefined, contentType: undefined, isUsageMissing, isUsageEstimated };
   const result = answered(context, statusCode, answer, headerEffects, headersMs, readUsage(json));
   return isAudioPath(endpointPath) ? withReportedSeconds(result, json, context) : result;
 }
@@ -278,13 +270,9 @@ function answered(
   const json: JsonResult = {
     kind: "json",
     status: statusCode,
-    bodyText: answer.bodyText,
-    bytes: answer.bytes,
+    ...answer,
     deployment: context.deployment,
     api: context.api,
-    contentType: answer.contentType,
-    isUsageMissing: answer.isUsageMissing,
-    isUsageEstimated: answer.isUsageEstimated,
   };
   // No usage (audio bytes): the provider reports none, and the reservation keeps its estimate.
   if (usage === undefined) return { ok: true, json, status: statusCode, effects: headerEffects, headersMs };

@@ -156,3 +156,63 @@ describe("an upstream gateway's usage_estimated beside a usage is read deliberat
     assert.equal((await onlyRecord(s.records)).isUsageEstimated, undefined);
   });
 });
+
+describe("a native Responses provider that is another gateway", () => {
+  const RESPONSES_ROUTE = "POST /v1/responses";
+
+  function nativeResponse(status: "completed" | "in_progress"): Record<string, unknown> {
+    const isDone = status === "completed";
+    return {
+      id: "resp_upstream_1",
+      object: "response",
+      created_at: 1767225600,
+      status,
+      error: null,
+      incomplete_details: null,
+      model: MODEL,
+      output: isDone
+        ? [
+            {
+              id: "msg_1",
+              type: "message",
+              status: "completed",
+              role: "assistant",
+              content: [{ type: "output_text", text: "Hi.", annotations: [] }],
+            },
+          ]
+        : [],
+      usage: isDone ? { input_tokens: 11, output_tokens: 4, total_tokens: 15 } : null,
+      store: false,
+      // Every event's response carries the upstream gateway's x_gateway.
+      x_gateway: { ...FOREIGN, usage_estimated: true },
+    };
+  }
+
+  test("stream: the foreign x_gateway is taken off every event; the estimate beside the final usage is kept and recorded", async (t) => {
+    const s = await startTwoProviders(t, { primary: { responses_api: "native" } });
+    const records: RequestRecord[] = [];
+    s.gateway.runtime.onRecord((record) => records.push(record));
+    const events = [
+      { type: "response.created", response: nativeResponse("in_progress") },
+      { type: "response.completed", response: nativeResponse("completed") },
+    ];
+    s.primary.enqueue(RESPONSES_ROUTE, {
+      kind: "sse",
+      events: events.map((event, index) => ({
+        raw: `event: ${event.type}\ndata: ${JSON.stringify({ ...event, sequence_number: index })}\n\n`,
+      })),
+    });
+    const stream = s.client.responses.stream({ model: MODEL, input: PROMPT });
+    const seen: Record<string, unknown>[] = [];
+    for await (const event of stream) {
+      const response = (event as unknown as { response?: Record<string, unknown> }).response;
+      if (response !== undefined) seen.push(response);
+    }
+    assert.equal(seen.length, 2);
+    assert.equal(seen[0]?.x_gateway, undefined, "no usage beside it: nothing of it is kept");
+    assert.deepEqual(seen[1]?.x_gateway, { usage_estimated: true }, "the gateway's own mark, read deliberately");
+    const record = await onlyRecord(records);
+    assert.equal(record.isUsageEstimated, true);
+    assert.equal(record.tokensIn, 11);
+  });
+});
