@@ -8,8 +8,10 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import Anthropic from "@anthropic-ai/sdk";
+import { ManualClock } from "../../src/clock.ts";
 import { estimateChatPrompt } from "../../src/limits/token-estimate.ts";
 import { CHAT_ROUTE, chatRequests, oneProviderScene, rowOf, statsOf } from "../helpers/e2e.ts";
+import { startScene, windowOf } from "../helpers/limits-scene.ts";
 import { chatCompletion, chatStream, type MockStep } from "../helpers/mock-upstream.ts";
 
 const UPSTREAM_ID = "vendor/m-think";
@@ -71,6 +73,45 @@ test("after a host refused reasoning_content, the estimate is of the body sent w
   const withoutReasoning = sentPrompt(sent);
   assert.ok(withReasoning - withoutReasoning > 100, `${withReasoning} vs ${withoutReasoning}`);
   assert.equal(answer.usage?.prompt_tokens, withoutReasoning, "the estimate of what was sent");
+});
+
+test("after the lesson, the deployment's tpm is charged the prompt it is sent, without the reasoning", async (t) => {
+  const clock = new ManualClock(Date.UTC(2026, 0, 1, 12));
+  // Only the prompt is charged (count_max_tokens: false), and a success without usage keeps its reservation.
+  const scene = await startScene(t, {
+    clock,
+    beta: false,
+    alpha: { count_max_tokens: false },
+    alphaModel: { limits: { tpm: 1_000_000 } },
+  });
+  const refusal = "messages.1.reasoning_content: Extra inputs are not permitted";
+  scene.alpha.enqueue(CHAT_ROUTE, {
+    kind: "json",
+    status: 400,
+    body: { error: { message: refusal, type: "invalid_request_error", param: null, code: null } },
+  });
+  scene.alpha.enqueue(CHAT_ROUTE, answerWithoutUsage("Fine."));
+  scene.alpha.enqueue(CHAT_ROUTE, answerWithoutUsage("Still fine."));
+  const messages = [
+    { role: "user", content: "Weather in Paris?" },
+    {
+      role: "assistant",
+      content: null,
+      reasoning_content: REASONING,
+      tool_calls: [{ id: "call_1", type: "function", function: { name: "get_weather", arguments: "{}" } }],
+    },
+    { role: "tool", tool_call_id: "call_1", content: "sunny" },
+  ];
+  assert.equal((await scene.chat({ messages })).status, 200);
+  const usedBefore = windowOf(await scene.stats("alpha"), "deployment:alpha/m", "tokens", "minute").used;
+  assert.equal((await scene.chat({ messages })).status, 200);
+  const usedAfter = windowOf(await scene.stats("alpha"), "deployment:alpha/m", "tokens", "minute").used;
+  const sent = chatRequests(scene.alpha)[2]?.body as { messages: { reasoning_content?: unknown }[] };
+  assert.ok(
+    sent.messages.every((message) => message.reasoning_content === undefined),
+    "sent without it",
+  );
+  assert.equal(usedAfter - usedBefore, sentPrompt(sent), "reserved what was sent");
 });
 
 test("a Messages stream's message_start shows the calibrated prompt count its estimated usage ends with", async (t) => {
