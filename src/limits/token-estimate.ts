@@ -175,6 +175,24 @@ export interface PromptFacts {
   readonly fitTokens?: number;
   /** A transcription's or translation's upload: its seconds of audio, for `ash`/`asd` budgets (audio-duration.ts). */
   readonly audio?: AudioDuration;
+  /**
+   * The part of `promptTokens` that is reasoning sent back (messages' `reasoning_content`): not sent, so not counted,
+   * to a host that refused the field (providers/message-order.ts `reasoning: "remove"`, promptTokensSent).
+   */
+  readonly reasoningTokens?: number;
+}
+
+/**
+ * The prompt tokens of the body a candidate is actually sent: without the reasoning sent back when its host refused
+ * `reasoning_content` (the field is removed before the send). Counted, it made the reservation, the calibration's
+ * estimate and the estimated usage too high for every request of a long agent loop.
+ */
+export function promptTokensSent(
+  promptTokens: number,
+  reasoningTokens: number | undefined,
+  isReasoningRemoved: boolean,
+): number {
+  return isReasoningRemoved ? Math.max(0, promptTokens - (reasoningTokens ?? 0)) : promptTokens;
 }
 
 /** Prompt tokens of a chat `messages` array (text, image and file parts, tool calls, names, reasoning sent back) plus `tools` definitions. */
@@ -182,6 +200,7 @@ export function estimateChatPrompt(messages: readonly unknown[], tools: unknown)
   const budget: ScanBudget = { remainingChars: MAX_ESTIMATED_CHARS };
   const count = (text: string): number => countScanned(text, budget);
   let tokens = 3;
+  let reasoningTokens = 0;
   let hasImages = false;
   let hasDocuments = false;
   for (const message of messages) {
@@ -194,7 +213,7 @@ export function estimateChatPrompt(messages: readonly unknown[], tools: unknown)
       reasoning_content: reasoning,
     } = message as { content?: unknown; tool_calls?: unknown; name?: unknown; reasoning_content?: unknown };
     // Reasoning sent back (DeepSeek's thinking mode wants a tool turn's) is prompt too.
-    if (typeof reasoning === "string") tokens += count(reasoning);
+    if (typeof reasoning === "string") reasoningTokens += count(reasoning);
     if (typeof content === "string") tokens += count(content);
     else if (Array.isArray(content)) {
       for (const part of content) {
@@ -214,7 +233,13 @@ export function estimateChatPrompt(messages: readonly unknown[], tools: unknown)
     if (toolCalls !== undefined) tokens += count(JSON.stringify(toolCalls, withoutExtraContent));
   }
   if (Array.isArray(tools) && tools.length > 0) tokens += count(JSON.stringify(tools));
-  return hasDocuments ? { promptTokens: tokens, hasImages, hasDocuments } : { promptTokens: tokens, hasImages };
+  tokens += reasoningTokens;
+  return {
+    promptTokens: tokens,
+    hasImages,
+    ...(hasDocuments ? { hasDocuments } : {}),
+    ...(reasoningTokens > 0 ? { reasoningTokens } : {}),
+  };
 }
 
 /** A chat `file` part's `file`: `file_data` is a data URL (base64), else the file is sent by id. */

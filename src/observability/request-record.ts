@@ -76,8 +76,9 @@ export interface RecordedAttempt {
   readonly tokensIn?: number;
   readonly tokensOut?: number;
   /**
-   * The tokens are the gateway's estimate, not the provider's report: a stream segment that broke (or was left)
-   * without a usage report, counted as its prompt plus the text it delivered.
+   * The tokens are an estimate, not the provider's report: a stream segment that broke (or was left), or a
+   * continuation that finished the answer, without a usage report (the gateway's: its prompt plus the text it
+   * delivered), or a segment whose upstream gateway marked its usage `usage_estimated`.
    */
   readonly isUsageEstimated?: true;
   /**

@@ -98,6 +98,8 @@ export function cachedStream(request: PipelineRequest, cached: CachedAnswer): St
     api: cached.api,
     headers: hitHeaders(request, cached),
     events: replay(),
+    // What the kept answer's usage said, else the plain estimate: no deployment serves it.
+    promptTokensEstimate: usage?.promptTokens ?? request.prompt.promptTokens,
     cancel: async () => {},
   };
 }

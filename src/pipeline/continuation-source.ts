@@ -27,7 +27,7 @@ import type {
 } from "../streaming/relay-types.ts";
 import type { AttemptReport, ForwardTrace, StreamResult } from "../upstream/forward-types.ts";
 import type { GatewayRuntime, GatewaySnapshot } from "./gateway-runtime.ts";
-import { estimatedSegmentUsage } from "./segment-usage.ts";
+import { estimatedContinuationUsage } from "./segment-usage.ts";
 
 export interface ContinuationContext {
   readonly runtime: GatewayRuntime;
@@ -36,6 +36,8 @@ export interface ContinuationContext {
   readonly body: Readonly<Record<string, unknown>>;
   readonly endpointPath: string;
   readonly promptTokens: number;
+  /** The part of `promptTokens` that is reasoning sent back: not sent to a host that refused it (failover.ts). */
+  readonly reasoningPromptTokens?: number | undefined;
   readonly maxOutputTokens: number;
   readonly signal: AbortSignal;
   /** The deployment that served the first segment: asked last, and only after a cut (ContinuationFinder#self). */
@@ -195,6 +197,7 @@ class ContinuationFinder implements ContinuationSource {
         signal,
         trace,
         promptTokens: context.promptTokens,
+        reasoningPromptTokens: context.reasoningPromptTokens,
         maxOutputTokens: context.maxOutputTokens,
         spentOutputTokens,
       },
@@ -211,7 +214,8 @@ class ContinuationFinder implements ContinuationSource {
     const startedAtMs = runtime.clock.now();
     // What this segment's request cost, for the record when it breaks without a usage report: a prefill's prompt
     // holds the delivered text; a replay generates it again before its own text.
-    const promptTokens = context.promptTokens + (mode === "prefill" ? countTextTokens(deliveredText) : 0);
+    const promptTokens =
+      (result.promptTokensSent ?? context.promptTokens) + (mode === "prefill" ? countTextTokens(deliveredText) : 0);
     const repeatsText = mode === "replay" ? deliveredText : "";
     return {
       stream: result.stream,
@@ -222,7 +226,7 @@ class ContinuationFinder implements ContinuationSource {
       isUsageInjected: result.isUsageInjected,
       finish(end) {
         // The record's attempt and the budgets and stats count the same estimate when it broke without a report.
-        const estimatedUsage = estimatedSegmentUsage(end, promptTokens, repeatsText);
+        const estimatedUsage = estimatedContinuationUsage(end, promptTokens, repeatsText);
         runtime.recorder.segmentEnded(deployment, result.reservation, end, {
           isFirst: false,
           startedAtMs,

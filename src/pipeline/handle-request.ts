@@ -142,6 +142,7 @@ async function serveRequest(
           promptTokens: request.prompt.promptTokens,
           maxOutputTokens: request.maxOutputTokens,
           calibratingPromptTokens: calibratingTokens(request.prompt),
+          reasoningPromptTokens: request.prompt.reasoningTokens,
           features: request.features,
         },
         request.snapshot,
@@ -321,7 +322,10 @@ function jsonAnswer(
 ): JsonAnswer {
   const estimated = withJsonUsageEstimate(request, answered);
   const result = estimated?.result ?? answered;
-  request.record.usage(estimated?.usage ?? reportedUsage, estimated !== undefined);
+  request.record.usage(
+    estimated?.usage ?? reportedUsage,
+    estimated !== undefined || answered.isUsageEstimated === true,
+  );
   request.record.headersSent();
   const responseText = request.snapshot.config.log.content ? loggedAnswerText(request, result) : undefined;
   if (responseText !== undefined) request.record.content({ responseText });

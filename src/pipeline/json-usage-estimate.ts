@@ -31,7 +31,11 @@ export function withJsonUsageEstimate(
   output.note(answer);
   const usage = {
     // The prompt as the serving deployment counts it (calibrated from its provider's reports), as for a stream.
-    promptTokens: request.runtime.promptCalibration.promptTokensFor(result.deployment, request.prompt.promptTokens),
+    // Of the body it was sent (without reasoning its host refused: ForwardRequest.reasoningPromptTokens).
+    promptTokens: request.runtime.promptCalibration.promptTokensFor(
+      result.deployment,
+      result.promptTokensSent ?? request.prompt.promptTokens,
+    ),
     completionTokens: output.tokens,
   };
   return { result: { ...result, bodyText: JSON.stringify(withEstimatedUsage(answer, usage)) }, usage };

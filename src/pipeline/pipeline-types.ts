@@ -78,6 +78,12 @@ export interface StreamAnswer {
   /** Batches of chunks; drive it to its end (the client leaving aborts the context's signal, which ends it). */
   readonly events: AsyncGenerator<readonly StreamChunk[], StreamEnding, void>;
   /**
+   * The prompt's estimate for the serving deployment (of the body it was sent, calibrated from its provider's
+   * reports): the figure an estimated usage at the end would carry, so a door that shows a prompt count before any
+   * usage (Messages' `message_start`) shows the same one.
+   */
+  readonly promptTokensEstimate: number;
+  /**
    * Settles the stream when the adapter will not (or can no longer) drive `events` to its end: the upstream is
    * hung up on, every segment settled (its concurrency slot freed) and the record published. Safe to call
    * always, in a `finally`: a no-op once `events` has ended. Needed because a generator that never started

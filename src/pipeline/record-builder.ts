@@ -157,7 +157,12 @@ export class RecordBuilder {
       reason: end.outcome === "success" ? entry.reason : end.reason,
       durationMs: endedAtMs - entry.startedAtMs,
       ...(end.usage !== undefined
-        ? { tokensIn: end.usage.promptTokens, tokensOut: end.usage.completionTokens }
+        ? {
+            tokensIn: end.usage.promptTokens,
+            tokensOut: end.usage.completionTokens,
+            // An upstream gateway's estimate, read deliberately (streaming/upstream-gateway-field.ts).
+            ...(end.isUsageEstimated === true ? { isUsageEstimated: true as const } : {}),
+          }
         : estimatedUsage !== undefined
           ? {
               tokensIn: estimatedUsage.promptTokens,

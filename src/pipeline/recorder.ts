@@ -203,7 +203,9 @@ export class Recorder {
     const isKnown = this.#books.isKnownAs(deployment);
     const durationMs = (settlement.endedAtMs ?? clock.now()) - settlement.startedAtMs;
     if (end.outcome === "success") {
-      stats.recordSuccess(key, durationMs, end.usage?.promptTokens ?? 0, end.usage?.completionTokens ?? 0);
+      // A continuation that finished the answer without a report: its estimate (segment-usage.ts), as for a cut one.
+      const usage = end.usage ?? settlement.estimatedUsage;
+      stats.recordSuccess(key, durationMs, usage?.promptTokens ?? 0, usage?.completionTokens ?? 0);
       if (!isKnown) return;
       if (settlement.isFirst && settlement.promptEstimate !== undefined && end.usage !== undefined) {
         this.#books.promptCalibration.learn(key, settlement.promptEstimate, end.usage.promptTokens);

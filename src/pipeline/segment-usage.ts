@@ -20,3 +20,20 @@ export function estimatedSegmentUsage(
   const generated = end.text === "" ? "" : generatedBeforeText + end.text;
   return { promptTokens, completionTokens: countTextTokens(generated) };
 }
+
+/**
+ * A continuation segment's estimate: as estimatedSegmentUsage, and also when it ended the answer without a usage
+ * report (most providers that send no usage chunk). Its provider billed its prompt (a prefill's holding the delivered
+ * text) and what it generated as surely as a broken segment's did: without this, `llm_gateway_tokens_total`, /stats
+ * and the record's attempt counted nothing for the deployment that finished the answer, only the broken segment's
+ * estimate. Text past `max_retained_stream_chars` is not kept, so not counted.
+ */
+export function estimatedContinuationUsage(
+  end: SegmentEnd,
+  promptTokens: number,
+  generatedBeforeText: string,
+): TokenUsage | undefined {
+  if (end.usage !== undefined) return undefined;
+  if (end.outcome !== "success") return estimatedSegmentUsage(end, promptTokens, generatedBeforeText);
+  return { promptTokens, completionTokens: countTextTokens(generatedBeforeText + end.text) };
+}

@@ -31,6 +31,10 @@ export function streamAnswer(
     api: result.api,
     headers,
     events,
+    promptTokensEstimate: request.runtime.promptCalibration.promptTokensFor(
+      result.deployment,
+      result.promptTokensSent ?? request.prompt.promptTokens,
+    ),
     async cancel() {
       if (lifecycle.hasEnded) return;
       if (lifecycle.hasStarted) {
@@ -103,12 +107,14 @@ function firstSegment(request: PipelineRequest, result: StreamResult): RelaySegm
     },
     finish(end: SegmentEnd) {
       // One estimate for every book: the record's attempt (tokens_total), the budgets and /stats.
-      const estimatedUsage = estimatedSegmentUsage(end, prompt.promptTokens);
+      // The prompt of the body it was sent (without reasoning its host refused): ForwardRequest.reasoningPromptTokens.
+      const sentTokens = result.promptTokensSent ?? prompt.promptTokens;
+      const estimatedUsage = estimatedSegmentUsage(end, sentTokens);
       runtime.recorder.segmentEnded(deployment, result.reservation, end, {
         isFirst: true,
         startedAtMs: result.stream.startedAtMs,
         estimatedUsage,
-        promptEstimate: calibratingTokens(prompt),
+        promptEstimate: calibratingTokens(prompt) === undefined ? undefined : sentTokens,
         endedAtMs,
       });
       request.record.segmentEnded(result.attempt, end, { endedAtMs, estimatedUsage });
@@ -130,6 +136,7 @@ function firstSegment(request: PipelineRequest, result: StreamResult): RelaySegm
 function relayOptions(request: PipelineRequest, plan: RoutePlan, result: StreamResult) {
   const { runtime, snapshot, body, endpoint, prompt, context } = request;
   const deployment = result.deployment;
+  const sentTokens = result.promptTokensSent ?? prompt.promptTokens;
   // A native stream (the client's own protocol) ends in an error when it breaks: continuations speak chat.
   const isContinuable =
     endpoint.isContinuable && result.api === "chat" && (body.n === undefined || body.n === null || body.n === 1);
@@ -139,13 +146,13 @@ function relayOptions(request: PipelineRequest, plan: RoutePlan, result: StreamR
     maxRetainedChars: snapshot.config.upstreamLimits.maxRetainedStreamChars,
     shouldStripUsage: result.isUsageInjected,
     signal: context.signal,
-    promptTokens: prompt.promptTokens,
+    promptTokens: sentTokens,
     countTokens: countTextTokens,
     // The prompt as the serving deployment counts it (calibrated from its provider's reports): closer to what it
     // would have reported than the plain estimate, which stays above every common tokenizer.
     usageEstimate:
       endpoint.estimatesUsage === true && result.api === "chat" && clientAskedForUsage(body)
-        ? { promptTokens: runtime.promptCalibration.promptTokensFor(deployment, prompt.promptTokens) }
+        ? { promptTokens: runtime.promptCalibration.promptTokensFor(deployment, sentTokens) }
         : undefined,
     redact: runtime.secrets.redactor,
     ...(isContinuable
@@ -157,6 +164,7 @@ function relayOptions(request: PipelineRequest, plan: RoutePlan, result: StreamR
             body,
             endpointPath: endpoint.upstreamPath,
             promptTokens: prompt.promptTokens,
+            reasoningPromptTokens: prompt.reasoningTokens,
             maxOutputTokens: request.maxOutputTokens,
             signal: context.signal,
             firstDeployment: deployment,

@@ -41,7 +41,11 @@ export interface Exchange {
    * answer; `servedModel` is the upstream id the gateway called.
    */
   answer(upstreamAnswer: unknown, servedModel: string, api: UpstreamApi): object;
-  stream(servedModel: string, api: UpstreamApi): StreamTranslator;
+  /**
+   * `promptTokensEstimate`: the pipeline's estimate of the prompt for the serving deployment (StreamAnswer), the one
+   * an estimated usage at the end carries too.
+   */
+  stream(servedModel: string, api: UpstreamApi, promptTokensEstimate: number): StreamTranslator;
   /**
    * After a stream ended (its translator finished or failed), before its last events are written: to keep it. What
    * it returns is written before them (an SSE comment saying what could not be kept, or nothing).
@@ -147,7 +151,7 @@ export function protocolHandler(runtime: GatewayRuntime, adapter: ProtocolAdapte
     let ending: StreamEnding | undefined;
     let translator: ReturnType<typeof exchange.stream> | undefined;
     try {
-      translator = exchange.stream(servedModel, result.api);
+      translator = exchange.stream(servedModel, result.api, result.promptTokensEstimate);
       const streamTranslator = translator;
       reply.hijack();
       // Header values set on the raw response bypass Fastify's onSend check: make them safe here (a model id
@@ -248,13 +252,15 @@ export function messagesAdapter(): ProtocolAdapter {
             estimatePromptTokens,
             toolNames: translated.toolNames,
           }),
-        stream: (servedModel) =>
+        stream: (servedModel, _api, promptTokensEstimate) =>
           new MessagesStreamTranslator({
             ids: randomIds,
             stopSequences: translated.stopSequences,
             isThinkingShown: translated.isThinkingShown,
             fallbackModel: servedModel,
-            promptTokensEstimate: estimatePromptTokens(),
+            // The pipeline's (calibrated, of the body sent), not the plain estimate: `message_start` and an estimated
+            // final usage say the same input_tokens.
+            promptTokensEstimate,
             toolNames: translated.toolNames,
           }),
       };

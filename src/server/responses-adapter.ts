@@ -161,7 +161,8 @@ export function responsesAdapter(
         answer: (upstreamAnswer, servedModel, api) =>
           exchange.answer(upstreamAnswer, servedModel, api) as ResponseObject,
         stream: (servedModel, api) => {
-          exchange.stream(servedModel, api);
+          // The Responses translator shows no prompt count before the answer's usage: it takes no estimate.
+          exchange.stream(servedModel, api, 0);
           if (translator === undefined) throw new Error("the Responses door made no stream translator");
           return translator;
         },

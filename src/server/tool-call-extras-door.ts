@@ -69,8 +69,8 @@ function withExtras(exchange: Exchange, chatBody: Exchange["chatBody"], store: T
     if (api === "chat") remember(extrasOfCompletion(completion));
     return exchange.answer(completion, servedModel, api);
   };
-  const stream: Exchange["stream"] = (servedModel, api) => {
-    const translator = exchange.stream(servedModel, api);
+  const stream: Exchange["stream"] = (servedModel, api, promptTokensEstimate) => {
+    const translator = exchange.stream(servedModel, api, promptTokensEstimate);
     return api === "chat" ? tapped(translator, remember) : translator;
   };
   const { background } = exchange;

@@ -131,16 +131,11 @@ export function estimatedUsageChunk(
 }
 
 /**
- * A JSON answer (chat or legacy completion) that came without `usage`, with the estimate and the marker added: a
- * `x_gateway` the upstream sent is kept beside it.
+ * A JSON answer (chat or legacy completion) that came without `usage`, with the estimate and the marker added. An
+ * `x_gateway` the upstream sent was taken off before (upstream-gateway-field.ts): the marker is the gateway's alone.
  */
 export function withEstimatedUsage(answer: Record<string, unknown>, usage: TokenUsage): Record<string, unknown> {
-  const upstreamGateway = answer.x_gateway;
-  const gateway =
-    upstreamGateway !== null && typeof upstreamGateway === "object" && !Array.isArray(upstreamGateway)
-      ? upstreamGateway
-      : {};
-  return { ...answer, usage: usageFields(usage), x_gateway: { ...gateway, usage_estimated: true } };
+  return { ...answer, usage: usageFields(usage), x_gateway: { usage_estimated: true } };
 }
 
 function usageFields(usage: TokenUsage): Record<string, number> {

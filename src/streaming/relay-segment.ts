@@ -14,6 +14,7 @@
 //   back and dropped (PrefillEchoGuard), so the client does not get it twice.
 import { abortReasonText } from "../errors/gateway-error.ts";
 import type { StreamOutcome } from "../errors/outcomes.ts";
+import { isRecord } from "../is-record.ts";
 import { hasManyChoices, PrefillEchoGuard, ReplayMatcher, setFirstChoiceText } from "./continuation-splice.ts";
 import { IdleWatchdog } from "./idle-watchdog.ts";
 import { MissingRoles } from "./missing-roles.ts";
@@ -22,6 +23,7 @@ import type { ContinuationSegment, RelaySegment, SegmentEnd, StreamChunk, TokenU
 import { type SseEvent, SseLimitError } from "./sse-parser.ts";
 import type { EventInspector, StreamEventInfo } from "./stream-event.ts";
 import { ToolCallDeltas } from "./tool-call-deltas.ts";
+import { takeUpstreamGatewayField } from "./upstream-gateway-field.ts";
 
 export interface SegmentOptions {
   /** What is left of `max_stream_duration_ms` for this segment. */
@@ -38,6 +40,8 @@ class SegmentProgress {
   outcome: StreamOutcome | undefined;
   reason = "";
   usage: TokenUsage | undefined;
+  /** `usage` is an upstream gateway's estimate (upstream-gateway-field.ts). */
+  isUsageEstimated = false;
   text = "";
   isFirstOutput = true;
   /** A continuation segment has added to the client's answer. */
@@ -154,7 +158,13 @@ export async function* relaySegment(
     // body already ended or the request was aborted.
     current.controller.abort();
   }
-  return { outcome, reason: progress.reason, usage: progress.usage, text: progress.text };
+  return {
+    outcome,
+    reason: progress.reason,
+    usage: progress.usage,
+    ...(progress.usage !== undefined && progress.isUsageEstimated ? { isUsageEstimated: true as const } : {}),
+    text: progress.text,
+  };
 }
 
 /** Turns parsed events into chunks for the client; ends the segment when an event finishes or breaks it. */
@@ -204,6 +214,10 @@ function renderer(
       }
       const json = info.json;
       if (json === undefined) continue;
+      // Only the gateway's own facts reach the doors: an upstream's `x_gateway` is taken off here (its estimate mark
+      // beside a usage is kept, as ours, and the usage recorded as estimated).
+      const foreign = takeUpstreamGatewayField(json, info.usage !== undefined);
+      if (foreign !== undefined) event.data = JSON.stringify(json);
       let text = info.text;
       if (replay !== undefined && !replay.isDone) {
         // Replay: the fresh answer must first repeat what the client already has; that part is dropped.
@@ -264,6 +278,7 @@ function renderer(
       const isUsageChunk = info.usage !== undefined && !info.hasContent && isUsageOnly(json);
       if (info.usage !== undefined) {
         progress.usage = info.usage;
+        progress.isUsageEstimated = foreign?.isUsageEstimated === true;
         if (continuation !== undefined) {
           state.spliceUsage(json, info.usage, progress.isRestarted ? "replay" : continuation.mode);
         }
@@ -288,8 +303,10 @@ function renderer(
         event.data = data;
       }
       // Once an upstream's usage went out no estimate will be, so its output need not be counted any more.
-      if (info.usage !== undefined) state.hasPassedUsage = true;
-      else if (!state.hasPassedUsage) state.output?.note(json);
+      if (info.usage !== undefined) {
+        state.hasPassedUsage = true;
+        if (foreign?.isUsageEstimated === true) state.isPassedUsageEstimated = true;
+      } else if (!state.hasPassedUsage) state.output?.note(json);
       if (continuation === undefined) {
         state.streamId ??= typeof json.id === "string" ? json.id : undefined;
         out.push({ data: event.data, json });
@@ -298,7 +315,11 @@ function renderer(
         if (state.streamId !== undefined) json.id = state.streamId;
         if (progress.isFirstOutput) {
           progress.isFirstOutput = false;
-          json.x_gateway = { continuation: state.continuations[state.continuations.length - 1] ?? null };
+          // Beside an estimate mark the chunk may carry (a continuation whose first output is its usage).
+          json.x_gateway = {
+            ...(isRecord(json.x_gateway) ? json.x_gateway : {}),
+            continuation: state.continuations[state.continuations.length - 1] ?? null,
+          };
         }
         out.push({ data: JSON.stringify(json), json });
       }

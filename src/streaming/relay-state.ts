@@ -33,6 +33,11 @@ export class RelayState {
   combinedUsage: TokenUsage | undefined;
   /** A chunk with an upstream's `usage` went to the client: an estimated usage chunk would be a second one. */
   hasPassedUsage = false;
+  /**
+   * A usage the client got was an upstream gateway's estimate (its `x_gateway.usage_estimated`, read deliberately:
+   * upstream-gateway-field.ts): the answer's usage is an estimate too.
+   */
+  isPassedUsageEstimated = false;
   readonly #textParts: string[] = [];
   #deliveredChars = 0;
   #isRetainingText = true;

@@ -169,7 +169,7 @@ export async function* relayStream(
     isSuccess,
     reason: failure?.reason ?? end.reason,
     usage: estimatedUsage ?? (state.continuations.length === 0 ? end.usage : state.combinedUsage),
-    ...(estimatedUsage === undefined ? {} : { isUsageEstimated: true as const }),
+    ...(estimatedUsage !== undefined || state.isPassedUsageEstimated ? { isUsageEstimated: true as const } : {}),
     deliveredChars: state.deliveredChars,
     ...(state.isRetainingText ? { deliveredText: state.deliveredText() } : {}),
     malformedEvents: state.malformedEvents,

@@ -32,6 +32,8 @@ export interface SegmentEnd {
   readonly reason: string;
   /** The usage the upstream reported for this segment, if it did. */
   readonly usage: TokenUsage | undefined;
+  /** `usage` is an upstream gateway's estimate (its `x_gateway.usage_estimated`), not a provider's report. */
+  readonly isUsageEstimated?: true;
   /** First-choice text this segment delivered to the client. */
   readonly text: string;
   /** For the first segment: another upstream continued the answer after it broke. */

@@ -11,6 +11,7 @@ import { ClientAbortedError } from "../errors/gateway-error.ts";
 import { traitsOf } from "../errors/outcomes.ts";
 import { billedAudioSeconds } from "../limits/audio-duration.ts";
 import type { Reservation } from "../limits/budgets.ts";
+import { promptTokensSent } from "../limits/token-estimate.ts";
 import { outputLimitNameOf, outputTokensFor } from "../providers/body-rules.ts";
 import type { Deployment } from "../providers/catalog.ts";
 import { deploymentMessageOrdering, isSameOrdering } from "../providers/message-order.ts";
@@ -147,7 +148,10 @@ async function tryCandidate(
       state.isOutOfAttempts = true;
       return undefined;
     }
-    const prompt = services.promptTokensFor?.(deployment, request.promptTokens) ?? request.promptTokens;
+    // The body this deployment is sent: without the reasoning sent back when its host refused the field.
+    const isReasoningRemoved = deploymentMessageOrdering(deployment, services).reasoning === "remove";
+    const sentTokens = promptTokensSent(request.promptTokens, request.reasoningPromptTokens, isReasoningRemoved);
+    const prompt = services.promptTokensFor?.(deployment, sentTokens) ?? sentTokens;
     // The output the rules leave in this deployment's body (a `body:` default or override of max_tokens), or what the
     // gateway's own calls ask for (a Llama Guard moderation's N verdicts).
     const maxOutputTokens =
@@ -216,9 +220,26 @@ async function tryCandidate(
       result.ok && (result.stream !== undefined || result.audio !== undefined),
       request.calibratingPromptTokens === undefined
         ? undefined
-        : { estimate: request.calibratingPromptTokens, maxOutputTokens },
+        : {
+            estimate: promptTokensSent(
+              request.calibratingPromptTokens,
+              request.reasoningPromptTokens,
+              isReasoningRemoved,
+            ),
+            maxOutputTokens,
+          },
     );
-    if (result.ok) return { result: answerOf(deployment, result, admission.reservation, report), attempts, skips };
+    if (result.ok) {
+      const answer = answerOf(deployment, result, admission.reservation, report);
+      return {
+        result:
+          answer.kind === "audio" || sentTokens === request.promptTokens
+            ? answer
+            : { ...answer, promptTokensSent: sentTokens },
+        attempts,
+        skips,
+      };
+    }
     const traits = traitsOf(report.outcome);
     if (report.outcome === "client_aborted") throw new ClientAbortedError();
     if (result.verdict?.kind === "rejected") {

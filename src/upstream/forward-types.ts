@@ -77,6 +77,8 @@ export interface ForwardRequest {
    * undefined with images, which the estimate counts at a flat rate.
    */
   readonly calibratingPromptTokens?: number | undefined;
+  /** The part of `promptTokens` that is reasoning sent back (PromptFacts.reasoningTokens): not sent to a host that refused it. */
+  readonly reasoningPromptTokens?: number | undefined;
   /**
    * What the request asks of a candidate (router/request-features.ts): an `unsupported` refusal naming one of them
    * is learned, a success clears what was learned of them. Absent (a continuation): nothing of the kind is learned.
@@ -159,8 +161,18 @@ export interface JsonResult {
   readonly contentType?: string | undefined;
   /** A binary answer (speech's audio, ForwardRequest.isBinaryAnswer): its bytes, exactly as the provider sent them. */
   readonly bytes?: Buffer | undefined;
+  /**
+   * The prompt's estimate for the body this deployment was sent, when it is not ForwardRequest.promptTokens (its host
+   * refused `reasoning_content`, which was removed): what its estimated usage and calibration start from.
+   */
+  readonly promptTokensSent?: number | undefined;
   /** A JSON answer without a `usage` object: the pipeline may add its estimate (pipeline/endpoints.ts estimatesUsage). */
   readonly isUsageMissing?: boolean | undefined;
+  /**
+   * Its `usage` is an upstream gateway's estimate (its `x_gateway.usage_estimated`, read deliberately:
+   * streaming/upstream-gateway-field.ts): the record says estimated, as for the gateway's own.
+   */
+  readonly isUsageEstimated?: boolean | undefined;
 }
 
 export interface StreamResult {
@@ -173,6 +185,8 @@ export interface StreamResult {
   readonly reservation: Reservation;
   /** The gateway added `stream_options.include_usage`; the usage chunk is not for the client. */
   readonly isUsageInjected: boolean;
+  /** As JsonResult.promptTokensSent. */
+  readonly promptTokensSent?: number | undefined;
   readonly attempt: AttemptReport;
 }
 

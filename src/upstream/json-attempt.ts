@@ -9,6 +9,7 @@ import type { HeaderMap } from "../limits/header-map.ts";
 import type { Deployment } from "../providers/catalog.ts";
 import type { TokenUsage } from "../streaming/relay-types.ts";
 import { tokenCount } from "../streaming/stream-event.ts";
+import { takeUpstreamGatewayField } from "../streaming/upstream-gateway-field.ts";
 import {
   type AttemptContext,
   type AttemptResult,
@@ -247,10 +248,12 @@ function jsonAnswer(
     // A 200 without the answer (`"message": null`, no choice 0): useless to any client; the next candidate may do.
     return failed(failureLesson("bad_response", `HTTP ${statusCode} without an answer: ${missing}`), statusCode);
   }
-  const text = withCompleteToolCalls(json, bodyText, endpointPath);
-  const answerText = isAudioPath(endpointPath) ? text : ensureModelField(json, text, deployment, endpointPath);
   const isUsageMissing = !isRecord((json as { usage?: unknown }).usage);
-  const answer = { bodyText: answerText, bytes: undefined, contentType: undefined, isUsageMissing };
+  const foreign = takeUpstreamGatewayField(json as Record<string, unknown>, !isUsageMissing);
+  const text = withCompleteToolCalls(json, foreign === undefined ? bodyText : JSON.stringify(json), endpointPath);
+  const answerText = isAudioPath(endpointPath) ? text : ensureModelField(json, text, deployment, endpointPath);
+  const isUsageEstimated = foreign?.isUsageEstimated === true;
+  const answer = { bodyText: answerText, bytes: undefined, contentType: undefined, isUsageMissing, isUsageEstimated };
   const result = answered(context, statusCode, answer, headerEffects, headersMs, readUsage(json));
   return isAudioPath(endpointPath) ? withReportedSeconds(result, json, context) : result;
 }
@@ -259,7 +262,7 @@ function jsonAnswer(
 function answered(
   context: AttemptContext,
   statusCode: number,
-  answer: Pick<JsonResult, "bodyText" | "bytes" | "contentType" | "isUsageMissing">,
+  answer: Pick<JsonResult, "bodyText" | "bytes" | "contentType" | "isUsageMissing" | "isUsageEstimated">,
   headerEffects: readonly Effect[],
   headersMs: number,
   usage: TokenUsage | undefined,
@@ -267,12 +270,9 @@ function answered(
   const json: JsonResult = {
     kind: "json",
     status: statusCode,
-    bodyText: answer.bodyText,
-    bytes: answer.bytes,
+    ...answer,
     deployment: context.deployment,
     api: context.api,
-    contentType: answer.contentType,
-    isUsageMissing: answer.isUsageMissing,
   };
   // No usage (audio bytes): the provider reports none, and the reservation keeps its estimate.
   if (usage === undefined) return { ok: true, json, status: statusCode, effects: headerEffects, headersMs };

@@ -125,6 +125,50 @@ describe("tokens of a continued stream are counted on the deployment that produc
       "beta out": 30,
     });
   });
+
+  test("no usage anywhere: beta, which finished the answer, is counted with its estimate as alpha is", async (t) => {
+    const scene = await startTwoProviders(t);
+    const records = recordsOf(scene);
+    scene.primary.enqueue(CHAT_ROUTE, cutAfterTwenty);
+    // Beta continues from the delivered text and reports no usage (the usage chunk the client asked for is ignored).
+    scene.backup.enqueue(CHAT_ROUTE, { kind: "sse", events: chatStream(WORDS.slice(20), MODEL) });
+    const stream = await scene.client.chat.completions.create({
+      model: MODEL,
+      messages: MESSAGES,
+      stream: true,
+      stream_options: { include_usage: true },
+    });
+    let text = "";
+    for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? "";
+    assert.equal(text, FULL_TEXT);
+    await waitUntil(() => records.length === 1, "the request record");
+    const record = records[0] as RequestRecord;
+    // Beta's prompt held the delivered text (prefill); its output is the last ten words.
+    const betaIn = prompt + delivered;
+    const betaOut = countTextTokens(WORDS.slice(20).join(""));
+    assert.deepEqual(
+      record.attempts.map((attempt) => [
+        attempt.provider,
+        attempt.outcome,
+        attempt.tokensIn,
+        attempt.tokensOut,
+        attempt.isUsageEstimated,
+      ]),
+      [
+        ["alpha", "stream_cut", prompt, delivered, true],
+        ["beta", "success", betaIn, betaOut, true],
+      ],
+    );
+    assert.equal(record.isUsageEstimated, true, "the client was told the gateway's estimate");
+    assert.deepEqual(await tokensOf(scene), {
+      "alpha in": prompt,
+      "alpha out": delivered,
+      "beta in": betaIn,
+      "beta out": betaOut,
+    });
+    const beta = (await statsOf(scene.gateway)).get("beta/m");
+    assert.deepEqual([beta?.tokens_in, beta?.tokens_out], [betaIn, betaOut], "/stats counts the same");
+  });
 });
 
 describe("opening a continuation counts against max_stream_duration_ms", () => {
