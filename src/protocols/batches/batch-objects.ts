@@ -2,7 +2,7 @@
 // `openai` SDK's resources/files and resources/batches), the checks of a batch's input file (OpenAI's validation: one
 // JSON request per line, each with a unique `custom_id`, `method: POST` and the batch's `url`), and the lines of the
 // output and error files. Pure: ids and times are passed in.
-import { LineScanner, trimmedLine } from "./line-scan.ts";
+import { LineScanner, lineEndFrom, trimmedLine } from "./line-scan.ts";
 
 /** The endpoints a batch may run (OpenAI's list, less those this gateway has no door for). */
 export const BATCH_ENDPOINTS = ["/v1/chat/completions", "/v1/embeddings", "/v1/completions", "/v1/responses"] as const;
@@ -247,7 +247,7 @@ export function* checkingBatchInput(
       yield;
       budget.bytesLeft = BYTES_PER_CHECK_STEP;
     }
-    const lineEnd = yield* lineEndFrom(input, start, budget);
+    const lineEnd = yield* lineEndFrom(input, start, budget, BYTES_PER_CHECK_STEP);
     // A BOM, a CRLF's CR and spaces around the JSON are not the line's (its length is measured without them).
     const trimmed = trimmedLine(input, start, lineEnd);
     start = lineEnd + 1;
@@ -342,31 +342,6 @@ export function* checkingBatchInput(
   if (errors.length > 0) return { isValid: false, errors };
   return { isValid: true, lines, model: models.size === 1 ? ([...models][0] ?? null) : null };
 }
-
-/**
- * The index of the line's `\n` from `start`, or the input's end (a `\n` byte is never inside a UTF-8 character),
- * looked for a budget's bytes at a time: one indexOf over a 40 MB line just uploaded took 140-200 ms (the bytes' first
- * read since they were written), as long as the parse it replaced.
- */
-function* lineEndFrom(input: Buffer, start: number, budget: { bytesLeft: number }): Generator<void, number, void> {
-  for (let from = start; ; ) {
-    if (budget.bytesLeft <= 0) {
-      yield;
-      budget.bytesLeft = BYTES_PER_CHECK_STEP;
-    }
-    const to = Math.min(input.length, from + budget.bytesLeft);
-    const found = input.subarray(from, to).indexOf(NEWLINE);
-    if (found >= 0) {
-      budget.bytesLeft -= found + 1;
-      return from + found;
-    }
-    budget.bytesLeft -= to - from;
-    if (to === input.length) return input.length;
-    from = to;
-  }
-}
-
-const NEWLINE = 0x0a;
 
 /** A line of the output file (a 2xx answer) or of the error file (an error answer): OpenAI's shape. */
 export function answeredLine(

@@ -5,7 +5,8 @@
 // top-level `custom_id`, `method`, `url`, whether `body` is an object, and `body.model`. It allocates nothing per byte;
 // only those few values are decoded (with JSON.parse of their own slice, so escapes read exactly as JSON.parse reads
 // them). The JSON bounds (json-shape.ts) are counted in the same pass, with the same result as jsonShapeOverBounds on
-// the line's text: a bound passed anywhere is named before the line's syntax.
+// the line's text: a bound passed anywhere is named before the line's syntax. The module stays whole: one state
+// machine (its states, one loop over them, the resumable shape-only pass it falls back to) and the line's framing.
 
 /** What a line's scan found. */
 export interface ScannedLine {
@@ -496,6 +497,36 @@ export class LineScanner {
     return JSON.parse(this.#input.toString("utf8", span.start, span.end + 1)) as string;
   }
 }
+
+/**
+ * The index of the line's `\n` from `start`, or the input's end (a `\n` byte is never inside a UTF-8 character),
+ * looked for `budget.bytesLeft` bytes at a time (a yield when they are spent, then `stepBytes` more): one indexOf over a 40 MB line just uploaded took 140-200 ms (the bytes' first
+ * read since they were written), as long as the parse it replaced.
+ */
+export function* lineEndFrom(
+  input: Buffer,
+  start: number,
+  budget: { bytesLeft: number },
+  stepBytes: number,
+): Generator<void, number, void> {
+  for (let from = start; ; ) {
+    if (budget.bytesLeft <= 0) {
+      yield;
+      budget.bytesLeft = stepBytes;
+    }
+    const to = Math.min(input.length, from + budget.bytesLeft);
+    const found = input.subarray(from, to).indexOf(NEWLINE);
+    if (found >= 0) {
+      budget.bytesLeft -= found + 1;
+      return from + found;
+    }
+    budget.bytesLeft -= to - from;
+    if (to === input.length) return input.length;
+    from = to;
+  }
+}
+
+const NEWLINE = 0x0a;
 
 /**
  * The line's bytes less what String.prototype.trim would take off its text (CR of a CRLF line end, a BOM, spaces):
