@@ -371,7 +371,7 @@ describe("a /v1/responses line that waits is translated again when it is sent", 
     // Translated when it was first tried (before c-1's answer joined the conversation), then dropped: sent as that
     // translation, c-2 would have gone without c-1's turn.
     const second = mock.requests.filter((request) => request.path === "/v1/chat/completions")[1];
-    const sentTexts = JSON.stringify((second?.body as { messages: unknown[] }).messages);
+    const sentTexts = JSON.stringify((second?.body as { messages?: unknown[] } | undefined)?.messages);
     assert.match(sentTexts, /c-1 lorem/, "c-1's input in c-2's conversation");
     assert.match(sentTexts, /echo: c-1/, "c-1's answer in c-2's conversation");
     const items: string[] = [];
