@@ -53,10 +53,11 @@ describe("Batch API: a huge line at the batch's creation", () => {
     assert.equal(refused?.custom_id, "huge");
     assert.equal((refused?.response as { status_code: number } | undefined)?.status_code, 413);
     assert.deepEqual(sentContents(mock).sort(), ["a", "b"]);
-    // Measured on the 2-core machine shared with other jobs: 1,650 ms on the old code (394 ms for 40 MB: the line's
-    // end looked for with one indexOf over the rest of the file, then the line decoded, trimmed and JSON.parse'd in one
-    // turn), about 150 ms after, most of it the machine's own scheduling.
-    assert.ok(stalledMs < 250, `the event loop stalled ${stalledMs} ms while the batch was created`);
+    // Measured on the 2-core machine shared with other jobs: 1,050-1,650 ms on the old code (394 ms for 40 MB: the
+    // line's end looked for with one indexOf over the rest of the file, then the line decoded, trimmed and
+    // JSON.parse'd in one turn), 150-270 ms after, most of it the machine's own scheduling: the bound leaves room for
+    // that and still fails the old code by far.
+    assert.ok(stalledMs < 400, `the event loop stalled ${stalledMs} ms while the batch was created`);
   });
 });
 

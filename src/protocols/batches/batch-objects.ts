@@ -191,10 +191,9 @@ const UNBOUNDED: JsonBounds = { maxDepth: Number.POSITIVE_INFINITY, maxMembers: 
 /** Lines checked between two yields of checkingBatchInput (a few ms of work: the event loop stays free). */
 export const LINES_PER_CHECK_STEP = 500;
 /**
- * Bytes read between two yields of checkingBatchInput, whatever their lines: one line of 60 MB is read in slices of
- * this many bytes, not in one turn of the event loop. A slice of a long string takes well under a millisecond; one of
- * dense JSON (numbers, small objects) a few ms, and ten times that on a loaded 2-core machine (measured: 1 MiB slices
- * of a 13 MB line of objects took up to 200 ms there).
+ * Bytes read between two yields of checkingBatchInput, whatever their lines: a 60 MB line is read in slices. One of a
+ * long string takes well under a millisecond; one of dense JSON (numbers, small objects) a few ms, ten times that on
+ * a loaded 2-core machine (1 MiB slices of a 13 MB line of objects took up to 200 ms there).
  */
 export const BYTES_PER_CHECK_STEP = 256 * 1024;
 
