@@ -1,7 +1,7 @@
 // What the pipeline does otherwise for a batch line (batch-runner.ts) than for a live request: it takes the body and
 // facts its runner's look made, and a refusal by the gateway's own limits before anything was sent sends the line
 // back to wait instead of ending it.
-import { type GatewayError, RateLimitedError } from "../errors/gateway-error.ts";
+import { type GatewayError, RateLimitedError, UpstreamUnavailableError } from "../errors/gateway-error.ts";
 import type { EndpointSpec } from "./endpoints.ts";
 import type { CheckedLine, PipelineRequest, RequestContext } from "./pipeline-types.ts";
 
@@ -24,16 +24,19 @@ export function checkedLineOf(
 /**
  * A batch line the gateway's own limits refused before anything was sent (its client's budget, every candidate over a
  * budget or cooling down, a reservation another replica's spending refused after the plan saw room, the live-first
- * hold of plan-request.ts) is not over: it leaves no record and counts no error, its client's charge is given back
- * whole, and the 429 is returned for its runner to wait its time off its slot and try the line again
- * (batch-runner.ts). The runner checks those limits before it sends a line, but room can go between that check and the
- * reservation (a live request or another replica takes it), and each such try left a 429 record. Undefined for
- * anything else: a live request; an upstream's own 429 (an attempt was sent: its record stays, the upstream's refusal
- * is learned from it); a client gone or the gateway's exit.
+ * hold of plan-request.ts), or that found every candidate failing with a time to try again (circuits open, keys
+ * parked: a 503 with retry-after and no attempt), is not over: it leaves no record and counts no error, its client's
+ * charge is given back whole, and the error is returned for its runner to wait its time off its slot and try the line
+ * again (batch-runner.ts). The runner checks those limits and circuits before it sends a line, but room can go between
+ * that check and the reservation (a live request or another replica takes it), and a circuit can open meanwhile (a
+ * line in flight failed); each such try left a 429 or 503 record with the batch's id, nothing sent, the same line
+ * still to come. Undefined for anything else: a live request; an upstream's own 429 (an attempt was sent: its record
+ * stays, the upstream's refusal is learned from it); a 503 without a time (the runner fails the line after a few
+ * tries, and that record tells why); a client gone or the gateway's exit.
  */
 export function deferredLine(request: PipelineRequest, error: unknown, attemptCount: number): GatewayError | undefined {
   const { context, runtime, clientCharge } = request;
-  if (context.batchId === undefined || !(error instanceof RateLimitedError) || attemptCount > 0) return undefined;
+  if (context.batchId === undefined || attemptCount > 0 || !isWaitedFor(error)) return undefined;
   if (context.signal.aborted) return undefined;
   const reservation = clientCharge.reservation;
   if (reservation !== undefined) {
@@ -41,4 +44,10 @@ export function deferredLine(request: PipelineRequest, error: unknown, attemptCo
     runtime.recorder.clientRequestUnsent(reservation);
   }
   return error;
+}
+
+/** A refusal the line's runner waits out (batch-runner.ts #runLine): a 429, or every candidate failing for a time. */
+function isWaitedFor(error: unknown): error is GatewayError {
+  if (error instanceof RateLimitedError) return true;
+  return error instanceof UpstreamUnavailableError && error.status === 503 && error.retryAfterMs !== undefined;
 }

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { describe, type TestContext, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { ManualClock } from "../../src/clock.ts";
-import { RateLimitedError } from "../../src/errors/gateway-error.ts";
+import { RateLimitedError, UpstreamUnavailableError } from "../../src/errors/gateway-error.ts";
 import type { RequestRecord } from "../../src/observability/request-record.ts";
 import { handleChatRequest } from "../../src/pipeline/chat-request.ts";
 import { CHAT_ENDPOINT } from "../../src/pipeline/endpoints.ts";
@@ -155,6 +155,35 @@ describe("a batch line refused by the gateway's own limits in its pipeline waits
     releaseBusy();
     assert.equal((await first).status, 200);
     assert.equal((await queued).status, 200);
+  });
+
+  test("every candidate's circuit open: a 503 with the probe's time to wait, no record (nothing was sent)", async (t) => {
+    const mock = await useMock(t);
+    mock.setDefault(CHAT_ROUTE, { kind: "json", status: 500, body: { error: { message: "down" } } });
+    const clock = new ManualClock(START_MS);
+    const gateway = await useGateway(t, `${providersYaml(mock)}cooldowns:\n  failure_threshold: 3\n`, { clock });
+    // Live requests fail (502) until the circuit opens: the next one gets a 503 without any upstream request.
+    let status = 0;
+    for (let tries = 0; tries < 5 && status !== 503; tries++) {
+      status = (await postChat(gateway, { model: "m", messages: HELLO })).status;
+    }
+    assert.equal(status, 503);
+    const sent = mock.requests.length;
+    const records = recordsOf(gateway.runtime);
+    // The circuit opened after the runner's look (a line in flight failed meanwhile): the pipeline finds no candidate.
+    await assert.rejects(sendLine(gateway.runtime), (error: unknown) => {
+      assert.ok(error instanceof UpstreamUnavailableError, String(error));
+      assert.equal(error.status, 503);
+      assert.ok((error.retryAfterMs ?? 0) > 0, "the time to the probe, for the runner");
+      return true;
+    });
+    await sleep(50);
+    assert.deepEqual(
+      records.map((record) => [record.status, record.errorCode]),
+      [],
+      "the old pipeline published a 503 record with the batch's id at each try",
+    );
+    assert.equal(mock.requests.length, sent, "nothing sent for the line");
   });
 
   test("an upstream's own 429 keeps its record: it was sent", async (t) => {

@@ -332,6 +332,63 @@ batches:
   });
 });
 
+describe("a /v1/responses line that waits is translated again when it is sent", () => {
+  test("lines of one conversation: the one held back for the minute is sent with the turn answered meanwhile, each turn added once", async (t) => {
+    const mock = await useMock(t);
+    mock.setDefault(CHAT_ROUTE, (request) => {
+      const body = request.body as { messages: unknown[]; tools?: unknown; max_tokens?: number };
+      const usage = {
+        prompt_tokens: estimateChatPrompt(body.messages, body.tools).promptTokens,
+        completion_tokens: body.max_tokens ?? MAX_TOKENS,
+      };
+      return { kind: "json", body: chatCompletion(`echo: ${contentOf(request).split(" ")[0]}`, UPSTREAM_ID, usage) };
+    });
+    const clock = new ManualClock(START_MS);
+    // A line alone is about 45 prompt tokens and 100 of output: 145 of 270 a minute, never two. The second line with
+    // the first's turn in its conversation is about 254: it fits a fresh minute.
+    const gateway = await useGateway(t, tightYaml(mock, 270, 2), { clock });
+    const client = openAiClient(gateway);
+    const conversation = await client.conversations.create({});
+    const ids = ["c-1", "c-2"];
+    const lines = ids.map((id) =>
+      JSON.stringify({
+        custom_id: id,
+        method: "POST",
+        url: "/v1/responses",
+        body: { model: "tight", input: promptOf(id), max_output_tokens: 100, conversation: conversation.id },
+      }),
+    );
+    const batch = await client.batches.create({
+      input_file_id: (await upload(client, lines.join("\n"))).id,
+      endpoint: "/v1/responses",
+      completion_window: "24h",
+    });
+    await waitForBatch(client, batch.id, (kept) => (kept.request_counts?.completed ?? 0) >= 1);
+    await sleep(1_000);
+    assert.deepEqual(sentIds(mock), ["c-1"], "c-2 waits for the minute, unsent");
+    clock.advance(60_000);
+    await waitForCompleted(client, batch.id, 2, 15_000);
+    // Translated when it was first tried (before c-1's answer joined the conversation), then dropped: sent as that
+    // translation, c-2 would have gone without c-1's turn.
+    const second = mock.requests.filter((request) => request.path === "/v1/chat/completions")[1];
+    const sentTexts = JSON.stringify((second?.body as { messages?: unknown[] } | undefined)?.messages);
+    assert.match(sentTexts, /c-1 lorem/, "c-1's input in c-2's conversation");
+    assert.match(sentTexts, /echo: c-1/, "c-1's answer in c-2's conversation");
+    const items: string[] = [];
+    for await (const item of client.conversations.items.list(conversation.id, { order: "asc" })) {
+      items.push(
+        `${item.type}:${
+          JSON.stringify(item)
+            .match(/(c-\d) lorem|echo: (c-\d)/)
+            ?.slice(1)
+            .join("") ?? ""
+        }`,
+      );
+    }
+    assert.deepEqual(items, ["message:c-1", "message:c-1", "message:c-2", "message:c-2"], "each turn added once");
+  });
+});
+
 describe("a batch line's facts are made once", () => {
   test("the runner's look parses and estimates a line; its pipeline plans on those facts, not made again", async (t) => {
     const mock = await useMock(t);

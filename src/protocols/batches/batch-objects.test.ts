@@ -1,6 +1,12 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { checkBatchInput, checkingBatchInput, LINES_PER_CHECK_STEP, pageOf } from "./batch-objects.ts";
+import {
+  BYTES_PER_CHECK_STEP,
+  checkBatchInput,
+  checkingBatchInput,
+  LINES_PER_CHECK_STEP,
+  pageOf,
+} from "./batch-objects.ts";
 
 const line = (customId: string, extra: Record<string, unknown> = {}): string =>
   JSON.stringify({
@@ -128,4 +134,24 @@ test("a line past the JSON bounds is named before it is parsed: too deep, or an 
   // Brackets and colons inside strings are text, not shape.
   const text = line("t", { body: { model: "m", messages: [{ role: "user", content: "[{:".repeat(100) }] } });
   assert.ok(checkBatchInput(text, "/v1/chat/completions", 10, { maxDepth: 8, maxMembers: 8 }).isValid);
+});
+
+test("one long line is checked in steps too: a yield every BYTES_PER_CHECK_STEP bytes, for a string and for dense JSON", () => {
+  // Before, a line was decoded and JSON.parse'd in one step: a file of one 50 MB line yielded never.
+  const longString = line("s", { body: { model: "m", input: "x".repeat(10 * BYTES_PER_CHECK_STEP) } });
+  const dense = line("d", { body: { model: "m", input: Array.from({ length: 2 * BYTES_PER_CHECK_STEP }, () => 1) } });
+  for (const text of [longString, dense, `${line("a")}\n${dense}\n${line("b")}`]) {
+    const bytes = Buffer.from(text);
+    const steps = checkingBatchInput(bytes, "/v1/chat/completions", 10, { maxDepth: 64, maxMembers: 10_000 });
+    let yields = 0;
+    let step = steps.next();
+    for (; step.done !== true; step = steps.next()) yields += 1;
+    assert.ok(step.value.isValid, JSON.stringify(step.value));
+    // Each byte counts twice: read for the line's end, then scanned.
+    const slices = bytes.length / BYTES_PER_CHECK_STEP;
+    assert.ok(
+      yields >= Math.floor(slices) && yields <= Math.ceil(2 * slices) + 1,
+      `${yields} for ${bytes.length} bytes`,
+    );
+  }
 });

@@ -2,8 +2,7 @@
 // `openai` SDK's resources/files and resources/batches), the checks of a batch's input file (OpenAI's validation: one
 // JSON request per line, each with a unique `custom_id`, `method: POST` and the batch's `url`), and the lines of the
 // output and error files. Pure: ids and times are passed in.
-import { isRecord } from "../../is-record.ts";
-import { jsonShapeOverBounds } from "../json-shape.ts";
+import { LineScanner, lineEndFrom, trimmedLine } from "./line-scan.ts";
 
 /** The endpoints a batch may run (OpenAI's list, less those this gateway has no door for). */
 export const BATCH_ENDPOINTS = ["/v1/chat/completions", "/v1/embeddings", "/v1/completions", "/v1/responses"] as const;
@@ -162,7 +161,7 @@ export interface BatchLine {
   /** 0-based; error entries name it 1-based, as OpenAI's `line`. */
   readonly index: number;
   readonly customId: string;
-  /** Its bytes in the input file: [start, end). */
+  /** Its JSON's bytes in the input file, [start, end): without its line end, a BOM or spaces around it. */
   readonly start: number;
   readonly end: number;
 }
@@ -189,8 +188,14 @@ export interface JsonBounds {
 /** For checkBatchInput's callers that check a file's framing only (tests of the validation's other rules). */
 const UNBOUNDED: JsonBounds = { maxDepth: Number.POSITIVE_INFINITY, maxMembers: Number.POSITIVE_INFINITY };
 
-/** Lines checked between two yields of checkingBatchInput (a few ms of JSON.parse: the event loop stays free). */
+/** Lines checked between two yields of checkingBatchInput (a few ms of work: the event loop stays free). */
 export const LINES_PER_CHECK_STEP = 500;
+/**
+ * Bytes read between two yields of checkingBatchInput, whatever their lines: a 60 MB line is read in slices. One of a
+ * long string takes well under a millisecond; one of dense JSON (numbers, small objects) a few ms, ten times that on
+ * a loaded 2-core machine (1 MiB slices of a 13 MB line of objects took up to 200 ms there).
+ */
+export const BYTES_PER_CHECK_STEP = 256 * 1024;
 
 /**
  * OpenAI's validation of a batch's input file: every non-empty line a JSON object with a string `custom_id` unique in
@@ -216,11 +221,11 @@ export function checkBatchInput(
 }
 
 /**
- * checkBatchInput in steps: it yields after every LINES_PER_CHECK_STEP lines, so a caller can let the event loop run
- * between them (50,000 lines of 2 KB take ~2 s of JSON.parse: one block would stall every live request). Past
- * `maxLines` requests nothing more is parsed (a 100 MB file of 700,000 tiny lines took 8 s to be refused): the lines
- * left are only counted, for the message. Each line is decoded alone: one string of the whole file costs a stall of
- * its own (0.4 s for 27 MB on a loaded machine) and its size again in memory.
+ * checkBatchInput in steps: it yields after every LINES_PER_CHECK_STEP lines and every BYTES_PER_CHECK_STEP bytes
+ * read, so a caller can let the event loop run between them (50,000 lines of 2 KB took ~2 s of JSON.parse; one line of
+ * 60 MB took 0.6-1 s to decode and parse, and a parse cannot be cut). No line is parsed: line-scan.ts reads the fields
+ * checked, a slice at a time, and checks the JSON grammar as JSON.parse does. Past `maxLines` requests nothing more is
+ * read (a 100 MB file of 700,000 tiny lines took 8 s to be refused): the lines left are only counted, for the message.
  */
 export function* checkingBatchInput(
   input: Buffer,
@@ -237,46 +242,54 @@ export function* checkingBatchInput(
   };
   let requests = 0;
   let start = 0;
+  const budget = { bytesLeft: BYTES_PER_CHECK_STEP };
   for (let at = 0; start <= input.length; at++) {
-    if (at > 0 && at % LINES_PER_CHECK_STEP === 0) yield;
-    const end = nextLineEnd(input, start);
-    const source = input.toString("utf8", start, end).trim();
-    const lineStart = start;
-    start = end + 1;
-    if (source === "") continue;
+    if (at > 0 && at % LINES_PER_CHECK_STEP === 0) {
+      yield;
+      budget.bytesLeft = BYTES_PER_CHECK_STEP;
+    }
+    const lineEnd = yield* lineEndFrom(input, start, budget, BYTES_PER_CHECK_STEP);
+    // A BOM, a CRLF's CR and spaces around the JSON are not the line's (its length is measured without them).
+    const trimmed = trimmedLine(input, start, lineEnd);
+    start = lineEnd + 1;
+    if (trimmed.start === trimmed.end) continue;
     requests += 1;
     if (requests > maxLines) continue;
     const lineNumber = at + 1;
-    // A live request's bounds (config/request-bounds.ts), checked before JSON.parse as the JSON door checks them: a
-    // line nested 200,000 deep was parsed here, then overflowed the stack when the runner measured it, and its result
-    // was never written (the batch ended `completed` with the line neither completed nor failed); one of 300,000
-    // members held the event loop for seconds, here and again when it was sent upstream.
+    // A live request's bounds (config/request-bounds.ts), counted in the scan as the JSON door counts them before it
+    // parses: a line nested 200,000 deep overflowed the stack when the runner measured it, and its result was never
+    // written (the batch ended `completed` with the line neither completed nor failed); one of 300,000 members held
+    // the event loop for seconds, here and again when it was sent upstream.
     // The line's own object is one level above its body's: a body the live door takes at exactly maxDepth was refused.
-    const overBounds = jsonShapeOverBounds(source, lineBounds.maxDepth + 1, lineBounds.maxMembers);
-    if (overBounds !== undefined) {
+    const scanner = new LineScanner(input, trimmed.start, trimmed.end, lineBounds.maxDepth + 1, lineBounds.maxMembers);
+    for (;;) {
+      budget.bytesLeft -= scanner.step(budget.bytesLeft);
+      if (scanner.isDone) break;
+      yield;
+      budget.bytesLeft = BYTES_PER_CHECK_STEP;
+    }
+    const scanned = scanner.result();
+    if (scanned.overBounds !== undefined) {
       problem(
         lineNumber,
         "invalid_value",
-        overBounds === "deep"
+        scanned.overBounds === "deep"
           ? `Line ${lineNumber} nests objects and arrays deeper than ${lineBounds.maxDepth} levels (MAX_JSON_DEPTH).`
           : `Line ${lineNumber} has an object of more than ${lineBounds.maxMembers} members (MAX_JSON_OBJECT_MEMBERS).`,
         null,
       );
       continue;
     }
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(source) as unknown;
-    } catch {
+    if (!scanned.isJson) {
       problem(lineNumber, "invalid_json_line", `Line ${lineNumber} is not valid JSON.`, null);
       continue;
     }
-    if (!isRecord(parsed)) {
+    if (!scanned.isObject) {
       problem(lineNumber, "invalid_json_line", `Line ${lineNumber} is not a JSON object.`, null);
       continue;
     }
-    const customId = parsed.custom_id;
-    if (typeof customId !== "string" || customId === "") {
+    const customId = scanned.customId;
+    if (customId === undefined || customId === "") {
       problem(
         lineNumber,
         "missing_required_parameter",
@@ -295,11 +308,11 @@ export function* checkingBatchInput(
       continue;
     }
     seen.add(customId);
-    if (parsed.method !== "POST") {
+    if (scanned.method !== "POST") {
       problem(lineNumber, "invalid_method", `Line ${lineNumber}: \`method\` must be "POST".`, "method");
       continue;
     }
-    if (parsed.url !== endpoint) {
+    if (scanned.url !== endpoint) {
       problem(
         lineNumber,
         "mismatched_url",
@@ -308,12 +321,12 @@ export function* checkingBatchInput(
       );
       continue;
     }
-    if (!isRecord(parsed.body)) {
+    if (!scanned.isBodyObject) {
       problem(lineNumber, "invalid_request", `Line ${lineNumber}: \`body\` must be a JSON object.`, "body");
       continue;
     }
-    if (typeof parsed.body.model === "string") models.add(parsed.body.model);
-    lines.push({ index: lines.length, customId, start: lineStart, end });
+    if (scanned.model !== undefined) models.add(scanned.model);
+    lines.push({ index: lines.length, customId, start: trimmed.start, end: trimmed.end });
   }
   if (lines.length + errors.length === 0) {
     problem(1, "empty_file", "The input file has no requests.", null);
@@ -330,14 +343,6 @@ export function* checkingBatchInput(
   if (errors.length > 0) return { isValid: false, errors };
   return { isValid: true, lines, model: models.size === 1 ? ([...models][0] ?? null) : null };
 }
-
-/** The index of the line's `\n` from `start`, or the input's end (a `\n` byte is never inside a UTF-8 character). */
-function nextLineEnd(input: Buffer, start: number): number {
-  const end = input.indexOf(NEWLINE, start);
-  return end < 0 ? input.length : end;
-}
-
-const NEWLINE = 0x0a;
 
 /** A line of the output file (a 2xx answer) or of the error file (an error answer): OpenAI's shape. */
 export function answeredLine(
