@@ -214,6 +214,17 @@ describe("retryHintFromResponse: body", () => {
     }
   });
 
+  it("reads an exhausted window's reset past 1e9 as an epoch instant, not 31 years", () => {
+    const headers = {
+      "x-ratelimit-remaining-requests-day": "0",
+      "x-ratelimit-reset-requests-day": String(Math.round((NOW_MS + 7_200_000) / 1000)),
+    };
+    assert.deepEqual(hintFor({ status: 429, headers, bodyText: "" }), {
+      delayMs: Math.round((NOW_MS + 7_200_000) / 1000) * 1000 - NOW_MS,
+      source: "x-ratelimit-reset",
+    });
+  });
+
   it("ignores a hint beyond the scanned prefix of a huge body", () => {
     const bodyText = `${"x".repeat(20_000)} try again in 5s`;
     assert.equal(hintFor({ status: 429, headers: {}, bodyText }), undefined);
