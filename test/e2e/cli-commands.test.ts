@@ -125,6 +125,60 @@ describe("usage", () => {
   });
 });
 
+describe("words and options a command does not read", () => {
+  test("are refused with exit 2, named, with the close command or option, and the command does not run", async (t) => {
+    const { dir, path } = configIn(t, twoProviderYaml());
+    const cases: [readonly string[], string][] = [
+      [["check", "foo"], 'Unexpected "foo" after `check`: `check` takes no arguments.'],
+      [["check", "json"], 'Unexpected "json" after `check`: `check` takes no arguments; did you mean "--json"?'],
+      [
+        ["models", "provders"],
+        'Unexpected "provders" after `models`: `models` takes no arguments; did you mean "providers"?',
+      ],
+      [
+        ["check", "models"],
+        'Unexpected "models" after `check`: `check` takes no arguments; one command at a time: `llm-gateway models`.',
+      ],
+      [["route", "best", "extra"], 'Unexpected "extra" after `route MODEL`: `route MODEL` takes 1 argument.'],
+      [["serve", "now"], 'Unexpected "now" after `serve`: `serve` takes no arguments.'],
+      [
+        ["check", "--explain"],
+        'Option "--explain" is not one of `check`\'s (--config, --json); it goes with `route MODEL`.',
+      ],
+      [
+        ["serve", "--json"],
+        'Option "--json" is not one of `serve`\'s (--config); it goes with `check`, `providers`, `models`, `route MODEL`.',
+      ],
+      // serve is the default command: its options are the ones that count.
+      [["--explain"], 'Option "--explain" is not one of `serve`\'s (--config); it goes with `route MODEL`.'],
+    ];
+    for (const [args, firstLine] of cases) {
+      const result = await runCli([...args, "--config", path], { cwd: dir, env: { PORT: "0" } });
+      assert.equal(result.code, 2, `${args.join(" ")}: ${result.stderr}`);
+      assert.equal(result.stderr.split("\n")[0], firstLine);
+      assert.match(result.stderr, /Usage: llm-gateway/);
+      assert.equal(result.stdout, "", `${args.join(" ")} ran`);
+    }
+    // The demo reads no config: its stray word alone.
+    const demo = await runCli(["demo", "x"], { cwd: dir, env: { PORT: "0" } });
+    assert.equal(demo.code, 2);
+    assert.equal(demo.stderr.split("\n")[0], 'Unexpected "x" after `demo`: `demo` takes no arguments.');
+    assert.equal(demo.stdout, "");
+  });
+
+  test("what each command does read is still accepted", async (t) => {
+    const { dir, path } = configIn(t, twoProviderYaml());
+    const route = await runCli(["route", "best", "--explain", "--json", "--config", path], { cwd: dir });
+    assert.equal(route.code, 0, route.stderr);
+    assert.equal(parseJson<RouteExplanation>(route).model, "best");
+    const check = await runCli(["check", "--json", "--config", path], { cwd: dir });
+    assert.equal(check.code, 0, check.stderr);
+    const demo = await runCli(["demo", "--config", path], { cwd: dir, env: { PORT: "0" } });
+    assert.equal(demo.code, 2);
+    assert.match(demo.stderr, /^demo reads no config/);
+  });
+});
+
 describe("check", () => {
   test("a good config: exit 0, enabled and skipped providers with the missing key variable", async (t) => {
     const { dir, path } = configIn(t, twoProviderYaml());
