@@ -1,6 +1,7 @@
 // Names for the resolved, frozen config the rest of the gateway reads: each is what schema.ts produces, so no
 // other module needs to know a default value or a snake_case key.
 import type { z } from "zod";
+import type { SkippedProvider } from "./resolve-providers.ts";
 import type { configSchema, providerSettingsSchema } from "./schema.ts";
 import type { scoringSchema } from "./scoring-schema.ts";
 
@@ -38,7 +39,10 @@ export type GatewayConfig = DeepReadonly<
     /** The file it came from, or undefined when built without one. */
     sourcePath: string | undefined;
     providers: ProviderSettings[];
-    /** Providers left out (no key, disabled), with the reason; shown at startup and in /health. */
-    skippedProviders: { name: string; reason: string }[];
+    /**
+     * Providers left out (no key, disabled), with the reason and where each is written; shown at startup, in `check`
+     * and (without the location: the config's file is the operator's) in /health.
+     */
+    skippedProviders: SkippedProvider[];
   }
 >;

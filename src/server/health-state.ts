@@ -65,7 +65,8 @@ export function describeHealth(runtime: GatewayRuntime, keptResponses?: KeptResp
     uptime_s: Math.round((nowMs - runtime.startedAtMs) / 1000),
     // Which config is serving: changes on every applied reload (SIGHUP, file change, POST /admin/reload).
     config: configStatus(runtime.configInfo),
-    providers: { up, cooling, failed, skipped: config.skippedProviders },
+    // Without where each is written: /health names no file of the config (configStatus says why).
+    providers: { up, cooling, failed, skipped: config.skippedProviders.map(({ name, reason }) => ({ name, reason })) },
     models: catalog.deployments.length,
     state,
     kept_responses: keptResponses ?? null,

@@ -2,7 +2,7 @@
 // `--json` forms, exit codes (0 ok, 1 something does not work, 2 config or usage error), and colour only on a
 // terminal without NO_COLOR. Each run gets a temp working directory and an environment without keys.
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, readdirSync, statSync, truncateSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, truncateSync } from "node:fs";
 import { createServer } from "node:net";
 import { dirname, join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
@@ -12,6 +12,7 @@ import type { RouteExplanation } from "../../src/router/explain-route.ts";
 import { ANSI_ESCAPE, type CliResult, hasPseudoTerminal, runCli, tempDir, writeFiles } from "../helpers/cli-process.ts";
 import { send, useGateway, useMock } from "../helpers/e2e.ts";
 import { startTestGateway } from "../helpers/gateway.ts";
+import { startGatewayProcess } from "../helpers/gateway-process.ts";
 
 const STRONG = "llama-3.3-70b-versatile";
 const WEAK = "llama-3.1-8b-instant";
@@ -197,6 +198,51 @@ describe("check", () => {
     const withKey = await runCli(["check", "--config", path], { cwd: dir, env: { GAMMA_API_KEY: "sk-gamma" } });
     assert.equal(withKey.code, 0, withKey.stderr);
     assert.equal(tableRow(withKey.stdout, "gamma")?.[1], "enabled");
+  });
+
+  test("a preset skipped for lack of a key names its entry's file and line, in `check` and in the start-up warning", async (t) => {
+    const mock = await useMock(t);
+    const yaml = `providers:
+  - name: alpha
+    base_url: ${mock.baseUrl}
+    api_key: sk-alpha
+    models:
+      m: {}
+  - preset: cerebras
+state:
+  path: ":memory:"
+`;
+    const { dir, path } = configIn(t, yaml);
+    const result = await runCli(["check", "--config", path], { cwd: dir });
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(
+      tableRow(result.stdout, "cerebras")?.[2],
+      `no API key: environment variable CEREBRAS_API_KEY is not set (${path}:7)`,
+    );
+    const json = parseJson<{ skipped: { name: string; reason: string; location: string }[] }>(
+      await runCli(["check", "--config", path, "--json"], { cwd: dir }),
+    );
+    assert.deepEqual(json.skipped, [
+      {
+        name: "cerebras",
+        reason: "no API key: environment variable CEREBRAS_API_KEY is not set",
+        location: `${path}:7`,
+      },
+    ]);
+
+    const gateway = await startGatewayProcess(t, yaml);
+    const warning = gateway.logs.find((line) => /skipped/.test(line.msg));
+    // The helper writes a `server:` block above the entries: the line is found in the file it wrote.
+    const line = readFileSync(gateway.configPath, "utf8").split("\n").indexOf("  - preset: cerebras") + 1;
+    assert.equal(
+      warning?.msg,
+      `provider "cerebras" (${gateway.configPath}:${line}) skipped: no API key: environment variable CEREBRAS_API_KEY is not set`,
+    );
+    // /health lists it without the config's file (it names none).
+    const health = (await (await fetch(`${gateway.url}/health`)).json()) as { providers: { skipped: unknown[] } };
+    assert.deepEqual(health.providers.skipped, [
+      { name: "cerebras", reason: "no API key: environment variable CEREBRAS_API_KEY is not set" },
+    ]);
   });
 
   test("`check --json` parses and says the same", async (t) => {
