@@ -355,7 +355,10 @@ scoring:
     assert.equal(served.code, 2, served.stderr);
     assert.equal(checked.code, 2, checked.stdout);
     assert.doesNotMatch(checked.stdout, /Config OK/);
-    assert.match(served.stderr, /^No provider is enabled in .*\n(.*\n)* {2}alpha: ALPHA_KEY\n {2}beta: BETA_KEY\n/);
+    assert.match(
+      served.stderr,
+      /^No provider is enabled in .*\n(.*\n)* {2}alpha \(.*gateway\.yaml:2\): ALPHA_KEY\n {2}beta \(.*gateway\.yaml:6\): BETA_KEY\n/,
+    );
     // The same block, except that `check` does not send the user to run `check` (it is running).
     assert.equal(
       checked.stderr,
