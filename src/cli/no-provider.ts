@@ -2,7 +2,8 @@
 // that loads the config): which variable enables which provider, where to put a key, how to try without one.
 // Its own module: `check` needs it without the server's modules that serve.ts brings.
 import { readFileSync } from "node:fs";
-import { ALSO_REQUIRED_SEPARATOR, locatedText, type SkippedProvider } from "../config/resolve-providers.ts";
+import { ALSO_REQUIRED_SEPARATOR, locatedText } from "../config/resolve-providers.ts";
+import type { SkippedProvider } from "../config/types.ts";
 
 export interface NoProviderContext {
   /** The config file read, or undefined in the no-config mode. */

@@ -6,7 +6,7 @@ import { type Env, lookalikeVariablesHint, type SubstitutedValuesAt, type UnsetV
 import { bodyRuleSecrets } from "./provider-secrets.ts";
 import { hasControlCharacter, providerSettingsSchema, type RawProvider } from "./schema.ts";
 import { PARSE_ONCE } from "./schema-helpers.ts";
-import type { ProviderSettings } from "./types.ts";
+import type { ProviderSettings, SkippedProvider } from "./types.ts";
 import type { Locate } from "./yaml-source.ts";
 
 /**
@@ -38,13 +38,6 @@ interface ProviderOptions {
    * written (the no-config mode and the demo build theirs in code, with no line to name).
    */
   readonly isFromFile?: boolean | undefined;
-}
-
-/** A provider entry left out (no key, disabled), why, and where it is written (`file:line`) when it is in a file. */
-export interface SkippedProvider {
-  readonly name: string;
-  readonly reason: string;
-  readonly location?: string;
 }
 
 interface ResolvedProviders {

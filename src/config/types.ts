@@ -1,7 +1,6 @@
 // Names for the resolved, frozen config the rest of the gateway reads: each is what schema.ts produces, so no
 // other module needs to know a default value or a snake_case key.
 import type { z } from "zod";
-import type { SkippedProvider } from "./resolve-providers.ts";
 import type { configSchema, providerSettingsSchema } from "./schema.ts";
 import type { scoringSchema } from "./scoring-schema.ts";
 
@@ -46,3 +45,10 @@ export type GatewayConfig = DeepReadonly<
     skippedProviders: SkippedProvider[];
   }
 >;
+
+/** A provider entry left out (no key, disabled), why, and where it is written (`file:line`) when it is in a file. */
+export interface SkippedProvider {
+  readonly name: string;
+  readonly reason: string;
+  readonly location?: string;
+}
