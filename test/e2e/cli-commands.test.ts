@@ -405,8 +405,12 @@ scoring:
     const path = writeFiles(dir, { "gateway.yaml": "providers:\n  - preset: groq\n  - preset: cerebras\n" });
     const withFile = await runCli(["check", "--config", path], { cwd: dir });
     assert.equal(withFile.code, 2);
-    assert.match(withFile.stderr, /^ {2}groq: GROQ_API_KEY \(GROQ_KEY is set, under another name\)$/m);
-    assert.match(withFile.stderr, /^ {2}cerebras: CEREBRAS_API_KEY$/m);
+    // With a file, each entry's line too (the no-config mode has none to name).
+    assert.match(
+      withFile.stderr,
+      /^ {2}groq \(.*gateway\.yaml:2\): GROQ_API_KEY \(GROQ_KEY is set, under another name\)$/m,
+    );
+    assert.match(withFile.stderr, /^ {2}cerebras \(.*gateway\.yaml:3\): CEREBRAS_API_KEY$/m);
     for (const output of [withoutFile.stderr, withFile.stderr]) assert.ok(!output.includes("gsk_not_shown"), output);
   });
 
@@ -581,7 +585,7 @@ discovery:
     for (const name of ["ok", "invalid", "limited", "down", "silent"])
       assert.match(row(name)[2] ?? "", /^\d+ ms$/, name);
     // A provider without its key is not probed; it is listed with the variable to set.
-    assert.match(result.stdout, /nokey: .*NOKEY_API_KEY/);
+    assert.match(result.stdout, /^nokey \(.*gateway\.yaml:\d+\): no API key: .*NOKEY_API_KEY/m);
     assertNoAnsi(result, "providers");
     // The probe is GET /models with the key from the environment.
     const probe = ok.requests.find((request) => request.method === "GET" && request.path === "/v1/models");
