@@ -54,7 +54,10 @@ export function retryHintFromResponse(input: RetryHintInput): RetryHint | undefi
     const resetText = headerValue(headers, "x-ratelimit-reset") ?? facts.relayedRateLimitReset;
     if (resetText !== undefined) {
       const resetAtMs = parseResetAtMs(resetText, "timestamp", nowMs);
-      if (resetAtMs !== undefined) return hint(resetAtMs - nowMs, "x-ratelimit-reset");
+      // An instant already past (a provider's clock behind ours, a stale relayed header) says nothing of when this
+      // refusal ends: taken as a wait of 0, the next request went straight into the next 429, and the client was told
+      // "available again in 0 s". The body's hint or the gateway's backoff decides instead.
+      if (resetAtMs !== undefined && resetAtMs > nowMs) return hint(resetAtMs - nowMs, "x-ratelimit-reset");
     }
   }
 

@@ -143,6 +143,37 @@ const WAIT_CASES: readonly WaitCase[] = [
   },
 ];
 
+describe("a reset instant already past is no wait", () => {
+  test("openrouter: an x-ratelimit-reset before now cools for the gateway's backoff, not 0 s", async (t) => {
+    const clock = new ManualClock(START_MS);
+    const scene = await startScene(t, {
+      clock,
+      beta: false,
+      alpha: { rate_limit_dialect: "openrouter" },
+      config: { cooldowns: { rate_limit_base_ms: 4_000 } },
+    });
+    scene.alpha.enqueue(
+      CHAT_ROUTE,
+      rateLimited({
+        headers: {
+          "x-ratelimit-limit": "20",
+          "x-ratelimit-remaining": "0",
+          "x-ratelimit-reset": String(START_MS - 5_000),
+        },
+      }),
+    );
+    const first = await scene.chat();
+    assert.equal(first.status, 429, first.text);
+    assert.equal(first.headers["retry-after"], "4");
+    const cooldown = (await scene.health()).deployments.find((row) => row.key === "alpha/m")?.cooldown;
+    assert.equal(cooldown?.remaining_ms, 4_000, JSON.stringify(cooldown));
+    assert.equal(cooldown?.source, "guessed");
+    const again = await scene.chat();
+    assert.equal(again.status, 429, again.text);
+    assert.equal(scene.counts().alpha, 1, "alpha was asked again at once");
+  });
+});
+
 describe("each 429 wait source sets the client's Retry-After and the cooldown", () => {
   for (const waitCase of WAIT_CASES) {
     test(waitCase.name, async (t) => {
