@@ -2,6 +2,7 @@
 import { parseArgs } from "node:util";
 import { EXIT_USAGE } from "./cli/exit-codes.ts";
 import { exitOnUncaughtExceptions, lastResortText } from "./cli/uncaught-exceptions.ts";
+import type { CommandUsage } from "./cli/usage-error.ts";
 import { VERSION } from "./cli/version.ts";
 
 const USAGE = `Usage: llm-gateway [command] [options]
@@ -47,18 +48,33 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const command = positionals[0] ?? "serve";
-  // Each command's modules are loaded when it runs: `serve` starts without the other commands' code.
-  if (command === "serve") return (await import("./cli/serve.ts")).serve({ configPath: values.config });
-  if (command === "demo") {
-    // The demo serves its own two fake providers; a config given to it was silently ignored.
-    if (values.config !== undefined) {
-      process.stderr.write(
-        `demo reads no config: it serves two built-in fake providers. To start with ${values.config}: npm start -- --config ${values.config}\n`,
-      );
+  // The demo serves its own two fake providers; a config given to it was silently ignored.
+  if (command === "demo" && values.config !== undefined) {
+    process.stderr.write(
+      `demo reads no config: it serves two built-in fake providers. To start with ${values.config}: npm start -- --config ${values.config}\n`,
+    );
+    return EXIT_USAGE;
+  }
+  const usage = Object.hasOwn(COMMAND_USAGE, command) ? COMMAND_USAGE[command as Command] : undefined;
+  if (usage !== undefined) {
+    // A word or option the command does not read was once ignored: `check foo` passed as a check of foo.
+    const stray = positionals[1 + usage.arguments.length];
+    const unused = Object.keys(values).filter(
+      (name) => !GLOBAL_OPTIONS.includes(name) && !(usage.options as readonly string[]).includes(name),
+    );
+    if (stray !== undefined || unused.length > 0) {
+      const { strayWordMessage, unusedOptionMessage } = await import("./cli/usage-error.ts");
+      const message =
+        stray !== undefined
+          ? strayWordMessage(stray, command as Command, COMMAND_USAGE)
+          : unusedOptionMessage(unused[0] ?? "", command as Command, COMMAND_USAGE);
+      process.stderr.write(`${message}\n\n${USAGE}`);
       return EXIT_USAGE;
     }
-    return (await import("./cli/demo.ts")).demo();
   }
+  // Each command's modules are loaded when it runs: `serve` starts without the other commands' code.
+  if (command === "serve") return (await import("./cli/serve.ts")).serve({ configPath: values.config });
+  if (command === "demo") return (await import("./cli/demo.ts")).demo();
   const [{ check, models, providers, route, setConfigLoader }, { loadGatewayConfig }, { terminalOutput }] =
     await Promise.all([import("./cli/commands.ts"), import("./cli/gateway-config.ts"), import("./cli/output.ts")]);
   // Every command loads its config the way `serve` does (presets, the no-config mode).
@@ -89,7 +105,22 @@ const OPTIONS = {
   version: { type: "boolean", short: "v" },
 } as const;
 const KNOWN_OPTIONS = Object.keys(OPTIONS).map((name) => `--${name}`);
-const COMMANDS = ["serve", "demo", "check", "providers", "models", "route"];
+/** Options every command takes (each prints and exits). */
+const GLOBAL_OPTIONS: readonly string[] = ["help", "version"];
+/**
+ * What each command reads besides the global options: its options (names of OPTIONS) and its positional arguments
+ * (as the usage writes them).
+ */
+const COMMAND_USAGE = {
+  serve: { options: ["config"], arguments: [] },
+  demo: { options: [], arguments: [] },
+  check: { options: ["config", "json"], arguments: [] },
+  providers: { options: ["config", "json"], arguments: [] },
+  models: { options: ["config", "json"], arguments: [] },
+  route: { options: ["config", "json", "explain"], arguments: ["MODEL"] },
+} as const satisfies Record<string, CommandUsage>;
+type Command = keyof typeof COMMAND_USAGE;
+const COMMANDS = Object.keys(COMMAND_USAGE);
 
 function parse(argv: string[]) {
   return parseArgs({ args: argv, allowPositionals: true, options: OPTIONS });

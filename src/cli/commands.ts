@@ -5,7 +5,7 @@ import { ConfigError } from "../config/config-error.ts";
 import { type Env, loadEnv } from "../config/env.ts";
 import { DEFAULT_CONFIG_PATH, type LoadedConfig, loadConfigFile } from "../config/load.ts";
 import { redactedUrl } from "../config/provider-secrets.ts";
-import { skippedProviderWarning } from "../config/resolve-providers.ts";
+import { locatedText, skippedProviderWarning } from "../config/resolve-providers.ts";
 import { InvalidRequestError } from "../errors/gateway-error.ts";
 import { redactSecrets } from "../errors/redact.ts";
 import { reportProcessFaultsWith } from "../observability/process-faults.ts";
@@ -133,7 +133,12 @@ export async function check(options: CommandOptions): Promise<number> {
           redactedUrl(provider.baseUrl),
           provider.models === undefined ? "discovered" : String(provider.models.length),
         ]),
-        ...config.skippedProviders.map((skip) => [skip.name, paint(output, "yellow", "skipped"), skip.reason, ""]),
+        ...config.skippedProviders.map((skip) => [
+          skip.name,
+          paint(output, "yellow", "skipped"),
+          `${skip.reason}${locatedText(skip)}`,
+          "",
+        ]),
       ],
     ),
   );
@@ -211,7 +216,7 @@ export async function providers(options: CommandOptions): Promise<number> {
       ),
     );
     for (const skipped of config.skippedProviders)
-      output.write(`${paint(output, "dim", `${skipped.name}: ${skipped.reason}`)}\n`);
+      output.write(`${paint(output, "dim", `${skipped.name}${locatedText(skipped)}: ${skipped.reason}`)}\n`);
     writeRecognisedPresets(output, config.providers);
   }
   return probes.every((item) => item.status === "ok" || item.status === "rate-limited") ? EXIT_OK : EXIT_NOT_OK;

@@ -1,5 +1,6 @@
 // The live state observers read (src/observability/live-state.ts), implemented over the gateway runtime's books:
 // cooldowns and circuits (availability), budgets (ledger), scores, the wait queue.
+import { shownReason } from "../errors/shown-reason.ts";
 import type { BudgetScope } from "../limits/budgets.ts";
 import { unservedEndpointsKey } from "../limits/unserved-endpoints.ts";
 import type { KnownNames, LiveBudgetWindow, LiveDeployment, LiveStateSource } from "../observability/live-state.ts";
@@ -61,7 +62,12 @@ export function runtimeLiveState(runtime: GatewayRuntime): LiveStateSource {
           cooldown:
             cooldown === undefined
               ? undefined
-              : { cause: cooldown.cause, untilMs: cooldown.untilMs, reason: cooldown.reason, source: cooldown.source },
+              : {
+                  cause: cooldown.cause,
+                  untilMs: cooldown.untilMs,
+                  reason: shownReason(cooldown.reason),
+                  source: cooldown.source,
+                },
           circuit: runtime.availability.circuitState(deployment.key),
           isSuspect: runtime.availability.recoveryOf(deployment.key).isSuspect,
           isKeyInvalid: providerCooldown?.cause === "invalid_key" || providerCooldown?.cause === "credits_exhausted",

@@ -2,7 +2,8 @@
 // that loads the config): which variable enables which provider, where to put a key, how to try without one.
 // Its own module: `check` needs it without the server's modules that serve.ts brings.
 import { readFileSync } from "node:fs";
-import { ALSO_REQUIRED_SEPARATOR } from "../config/resolve-providers.ts";
+import { ALSO_REQUIRED_SEPARATOR, locatedText } from "../config/resolve-providers.ts";
+import type { SkippedProvider } from "../config/types.ts";
 
 export interface NoProviderContext {
   /** The config file read, or undefined in the no-config mode. */
@@ -22,12 +23,12 @@ export interface NoProviderContext {
  * first, and how to try it without keys. A config that lists no provider at all (an empty file) is told so, not
  * asked for keys of an empty list.
  */
-export function noProviderMessage(
-  skipped: readonly { readonly name: string; readonly reason: string }[],
-  context: NoProviderContext,
-): string {
+export function noProviderMessage(skipped: readonly SkippedProvider[], context: NoProviderContext): string {
   const { configPath } = context;
-  const missing = skipped.map((entry) => ({ name: entry.name, variables: missingVariables(entry.reason) }));
+  const missing = skipped.map((entry) => ({
+    name: `${entry.name}${locatedText(entry)}`,
+    variables: missingVariables(entry.reason),
+  }));
   const again = context.isServe ? "start again" : "run this again";
   const opening =
     skipped.length > 0

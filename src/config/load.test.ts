@@ -110,7 +110,8 @@ describe("keys from the environment", () => {
       ["alpha", "beta"],
     );
     assert.equal(warnings.length, 1);
-    assert.match(warnings[0] ?? "", /"gamma" skipped.*GAMMA_KEY/);
+    // The entry's file and line: the variable alone does not say which entry wants it.
+    assert.match(warnings[0] ?? "", /^provider "gamma" \(test\.yaml:\d+\) skipped: .*GAMMA_KEY/);
     assert.deepEqual(
       config.skippedProviders.map((entry) => entry.name),
       ["gamma"],

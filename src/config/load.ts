@@ -113,7 +113,7 @@ export function buildConfig(
       );
   const resolved = resolveProviders(
     parsed.success ? parsed.data.providers : validProviderEntries(input),
-    { ...options, unsetVariablesAt },
+    { ...options, unsetVariablesAt, isFromFile: sourcePath !== undefined },
     locate,
   );
   const keyProblems = serverKeyProblems(input, options.env, unsetVariablesAt, locate);

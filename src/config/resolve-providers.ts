@@ -6,7 +6,7 @@ import { type Env, lookalikeVariablesHint, type SubstitutedValuesAt, type UnsetV
 import { bodyRuleSecrets } from "./provider-secrets.ts";
 import { hasControlCharacter, providerSettingsSchema, type RawProvider } from "./schema.ts";
 import { PARSE_ONCE } from "./schema-helpers.ts";
-import type { ProviderSettings } from "./types.ts";
+import type { ProviderSettings, SkippedProvider } from "./types.ts";
 import type { Locate } from "./yaml-source.ts";
 
 /**
@@ -33,11 +33,16 @@ interface ProviderOptions {
   readonly unsetVariablesAt?: UnsetVariablesAt | undefined;
   /** What the environment put into a value (the secrets of body rules written with `${...}`). */
   readonly substitutedValuesAt?: SubstitutedValuesAt | undefined;
+  /**
+   * Whether the entries were read from a file whose lines `locate` knows: a skipped entry then says where it is
+   * written (the no-config mode and the demo build theirs in code, with no line to name).
+   */
+  readonly isFromFile?: boolean | undefined;
 }
 
 interface ResolvedProviders {
   readonly providers: ProviderSettings[];
-  readonly skippedProviders: { name: string; reason: string }[];
+  readonly skippedProviders: SkippedProvider[];
   readonly warnings: string[];
   readonly issues: ConfigIssue[];
 }
@@ -84,16 +89,18 @@ export function resolveProviders(
       continue;
     }
     names.set(name, index);
+    const where = options.isFromFile === true ? { location: locate(["providers", index]) } : {};
     if (provider.enabled === false) {
-      result.skippedProviders.push({ name, reason: "disabled in config" });
+      result.skippedProviders.push({ name, reason: "disabled in config", ...where });
       continue;
     }
     const unset = options.unsetVariablesAt?.(["providers", index, "api_key"]) ?? [];
     const { keys, missing } = resolveKeys(provider, options.env, unset);
     const skipReason = skipReasonOf(provider, keys.length, missing, options.env);
     if (skipReason !== undefined) {
-      result.warnings.push(skippedProviderWarning({ name, reason: skipReason }));
-      result.skippedProviders.push({ name, reason: skipReason });
+      const skipped = { name, reason: skipReason, ...where };
+      result.warnings.push(skippedProviderWarning(skipped));
+      result.skippedProviders.push(skipped);
       continue;
     }
     if (missing.length > 0) {
@@ -143,9 +150,18 @@ export function recognisedPresetText(provider: string, preset: string): string {
   return `${provider}: recognised as the ${preset} preset by its base_url`;
 }
 
-/** The warning for a skipped provider (`check` leaves it out of its list of warnings: its table shows it). */
-export function skippedProviderWarning(skipped: { readonly name: string; readonly reason: string }): string {
-  return `provider "${skipped.name}" skipped: ${skipped.reason}`;
+/**
+ * The warning for a skipped provider, with the entry's `file:line` (a preset entry is one line among many, and the
+ * variable it names says nothing of which entry wants it). `check` leaves it out of its list of warnings: its table
+ * shows it.
+ */
+export function skippedProviderWarning(skipped: SkippedProvider): string {
+  return `provider "${skipped.name}"${locatedText(skipped)} skipped: ${skipped.reason}`;
+}
+
+/** ` (config.yaml:12)`: where a skipped entry is written, or "" when it is not in a file. */
+export function locatedText(skipped: SkippedProvider): string {
+  return skipped.location === undefined ? "" : ` (${skipped.location})`;
 }
 
 function mergePreset(

@@ -38,7 +38,17 @@ export type GatewayConfig = DeepReadonly<
     /** The file it came from, or undefined when built without one. */
     sourcePath: string | undefined;
     providers: ProviderSettings[];
-    /** Providers left out (no key, disabled), with the reason; shown at startup and in /health. */
-    skippedProviders: { name: string; reason: string }[];
+    /**
+     * Providers left out (no key, disabled), with the reason and where each is written; shown at startup, in `check`
+     * and (without the location: the config's file is the operator's) in /health.
+     */
+    skippedProviders: SkippedProvider[];
   }
 >;
+
+/** A provider entry left out (no key, disabled), why, and where it is written (`file:line`) when it is in a file. */
+export interface SkippedProvider {
+  readonly name: string;
+  readonly reason: string;
+  readonly location?: string;
+}

@@ -135,9 +135,11 @@ describe("retryHintFromResponse: epoch x-ratelimit-reset", () => {
     assert.deepEqual(hintFor(together.rateLimited429), { delayMs: 2_000, source: "x-ratelimit-reset" });
   });
 
-  it("clamps a reset in the past to 0", () => {
+  it("a reset in the past is no hint: the body's hint or the gateway's backoff decides, not a wait of 0", () => {
     const headers = { "x-ratelimit-reset": String(NOW_MS - 5_000) };
-    assert.deepEqual(hintFor({ status: 429, headers }), { delayMs: 0, source: "x-ratelimit-reset" });
+    assert.equal(hintFor({ status: 429, headers }), undefined);
+    const bodyText = JSON.stringify({ error: { message: "Rate limit reached. Please try again in 20s." } });
+    assert.deepEqual(hintFor({ status: 429, headers, bodyText }), { delayMs: 20_000, source: "body" });
   });
 
   it("reads the reset OpenRouter relays inside the error body", () => {
@@ -212,6 +214,17 @@ describe("retryHintFromResponse: body", () => {
     ]) {
       assert.equal(hintFor(fixture), undefined);
     }
+  });
+
+  it("reads an exhausted window's reset past 1e9 as an epoch instant, not 31 years", () => {
+    const headers = {
+      "x-ratelimit-remaining-requests-day": "0",
+      "x-ratelimit-reset-requests-day": String(Math.round((NOW_MS + 7_200_000) / 1000)),
+    };
+    assert.deepEqual(hintFor({ status: 429, headers, bodyText: "" }), {
+      delayMs: Math.round((NOW_MS + 7_200_000) / 1000) * 1000 - NOW_MS,
+      source: "x-ratelimit-reset",
+    });
   });
 
   it("ignores a hint beyond the scanned prefix of a huge body", () => {

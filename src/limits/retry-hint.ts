@@ -47,14 +47,17 @@ export function retryHintFromResponse(input: RetryHintInput): RetryHint | undefi
   // Reset headers describe every window, also ones with room left: only a 429 says one of them is the problem.
   const facts = readErrorBody(bodyText);
   if (status === 429) {
-    const windowDelayMs = exhaustedWindowDelayMs(headers);
+    const windowDelayMs = exhaustedWindowDelayMs(headers, nowMs);
     if (windowDelayMs !== undefined) return hint(windowDelayMs, "x-ratelimit-reset");
     // OpenRouter's X-RateLimit-Reset is an epoch instant (ms), and on its own 429s it is often relayed inside
     // error.metadata.headers rather than sent as a header.
     const resetText = headerValue(headers, "x-ratelimit-reset") ?? facts.relayedRateLimitReset;
     if (resetText !== undefined) {
       const resetAtMs = parseResetAtMs(resetText, "timestamp", nowMs);
-      if (resetAtMs !== undefined) return hint(resetAtMs - nowMs, "x-ratelimit-reset");
+      // An instant already past (a provider's clock behind ours, a stale relayed header) says nothing of when this
+      // refusal ends: taken as a wait of 0, the next request went straight into the next 429, and the client was told
+      // "available again in 0 s". The body's hint or the gateway's backoff decides instead.
+      if (resetAtMs !== undefined && resetAtMs > nowMs) return hint(resetAtMs - nowMs, "x-ratelimit-reset");
     }
   }
 
@@ -107,14 +110,17 @@ const RESET_WINDOWS: readonly ResetWindow[] = [
  * The wait for the windows a 429 is about: the longest among those with nothing remaining (waiting out only the
  * shorter one would hit the longer one at once), or the longest of all when none says it is empty.
  */
-function exhaustedWindowDelayMs(headers: HeaderMap): number | undefined {
+function exhaustedWindowDelayMs(headers: HeaderMap, nowMs: number): number | undefined {
   let longestExhaustedMs: number | undefined;
   let longestMs: number | undefined;
   for (const window of RESET_WINDOWS) {
     const resetText = headerValue(headers, window.reset);
     if (resetText === undefined) continue;
-    const delayMs = parseDurationMs(resetText);
-    if (delayMs === undefined) continue;
+    // Read as the dialects read these headers (reset-time.ts): an epoch instant where a delay was expected (SambaNova's
+    // x-ratelimit-reset-requests-day, read both ways in the wild) is that instant, not 31 years clamped to 32 days.
+    const resetAtMs = parseResetAtMs(resetText, "delay", nowMs);
+    if (resetAtMs === undefined) continue;
+    const delayMs = resetAtMs - nowMs;
     if (longestMs === undefined || delayMs > longestMs) longestMs = delayMs;
     const remainingText = headerValue(headers, window.remaining);
     const remaining = remainingText === undefined ? undefined : parseNumber(remainingText);

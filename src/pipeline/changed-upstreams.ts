@@ -13,6 +13,7 @@ import type { PromptCalibration } from "../limits/prompt-calibration.ts";
 import type { RefusedFeatures } from "../limits/refused-features.ts";
 import { unservedEndpointsKey } from "../limits/unserved-endpoints.ts";
 import type { Deployment } from "../providers/catalog.ts";
+import { deploymentMessageOrder } from "../providers/message-order.ts";
 import type { LiveScores } from "../scoring/live-scores.ts";
 import type { GatewaySnapshot } from "./snapshot.ts";
 import { POOL_SCOPE_PREFIX } from "./snapshot.ts";
@@ -58,17 +59,30 @@ function deploymentUpstream(deployment: Deployment): string {
  * and provider) and its provider's `assistant_prefix`. A reload changing any of them sends it another request, so
  * what it refused of the old one is forgotten: a learned `message_order:prefix` would otherwise keep stripping the
  * field the operator has just said the host takes, and a learned order would override the order just configured.
+ * Effective values, not what is written: `message_order: strict` written on a Mistral-family id (strict already), or a
+ * model's body default equal to its provider's (the merge then lists the field last), sends the same request, and
+ * forgetting what the deployment taught for it would only make it learn the same lessons again by failing.
  */
 function bodyRulesIdentity(deployment: Deployment): string {
   const rules = deployment.body;
   return JSON.stringify([
-    rules?.defaults,
-    rules?.override,
-    rules?.drop,
-    deployment.model.messageOrder,
-    deployment.provider.settings.messageOrder,
+    rules === undefined ? null : sortedKeys(rules.defaults),
+    rules === undefined ? null : sortedKeys(rules.override),
+    rules === undefined ? null : [...rules.drop].sort(),
+    deploymentMessageOrder(deployment, undefined),
     deployment.provider.settings.assistantPrefix,
   ]);
+}
+
+/** A JSON value with every object's keys in one order: the order fields are written in changes nothing sent. */
+function sortedKeys(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(sortedKeys);
+  if (value === null || typeof value !== "object") return value;
+  return Object.fromEntries(
+    Object.keys(value)
+      .sort()
+      .map((key) => [key, sortedKeys((value as Record<string, unknown>)[key])]),
+  );
 }
 
 export class UpstreamIdentities {

@@ -242,13 +242,15 @@ describe("an entry without `preset:` whose base_url is a preset's (the Python pr
         name: "groq",
         reason:
           "no API key: environment variable MY_GROQ is not set; GROQ_API_KEY is set but not used in its place (api_key is written): remove api_key to use it",
+        location: "test.yaml:2",
       },
       {
         name: "own-variable",
         reason:
           "no API key: environment variable MY_LOCAL is not set; OTHER_KEY is set but not used in its place (api_key is written): remove api_key to use it",
+        location: "test.yaml:4",
       },
-      { name: "written-empty", reason: "no API key: api_key is empty" },
+      { name: "written-empty", reason: "no API key: api_key is empty", location: "test.yaml:9" },
     ]);
   });
 
@@ -330,9 +332,12 @@ describe("- preset: name in a config file", () => {
     const { config, warnings } = load("providers:\n  - preset: cloudflare\n", { CLOUDFLARE_API_TOKEN: "cf" });
     assert.equal(config.providers.length, 0);
     assert.deepEqual(config.skippedProviders, [
-      { name: "cloudflare", reason: "environment variable CLOUDFLARE_ACCOUNT_ID is not set" },
+      { name: "cloudflare", reason: "environment variable CLOUDFLARE_ACCOUNT_ID is not set", location: "test.yaml:2" },
     ]);
-    assert.match(warnings.join("\n"), /CLOUDFLARE_ACCOUNT_ID/);
+    assert.equal(
+      warnings.join("\n"),
+      'provider "cloudflare" (test.yaml:2) skipped: environment variable CLOUDFLARE_ACCOUNT_ID is not set',
+    );
   });
 
   it("a key alias stands in for the preset's variable; an entry's own variable drops the aliases", () => {

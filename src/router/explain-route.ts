@@ -2,6 +2,7 @@
 // right now, with every score term and, for each candidate left out, why.
 import { type Clock, isoTime } from "../clock.ts";
 import type { ModelKind } from "../config/types.ts";
+import { shownReason } from "../errors/shown-reason.ts";
 import { isNeverFit } from "../limits/budget-types.ts";
 import type { RefusedFeatures } from "../limits/refused-features.ts";
 import { outputTokensFor } from "../providers/body-rules.ts";
@@ -293,7 +294,7 @@ export function explainRoute(
           ? null
           : {
               feature: candidate.refusedFeature.feature,
-              reason: candidate.refusedFeature.reason,
+              reason: shownReason(candidate.refusedFeature.reason),
               until: isoTime(candidate.refusedFeature.untilMs),
             },
       body_rules:
@@ -324,7 +325,7 @@ export function explainRoute(
       provider: skip.deployment.provider.settings.name,
       model: skip.deployment.model.publicName,
       cause: skip.cause,
-      reason: skip.reason,
+      reason: shownReason(skip.reason),
       // A never-fit budget skip has no time to give (Infinity is no date).
       until: skip.untilMs === undefined || isNeverFit(skip.untilMs) ? null : isoTime(skip.untilMs),
       score: round(skip.score),

@@ -1,6 +1,7 @@
 // /health: providers up, cooling or failed, the state store and kept answers, each deployment's cooldowns, circuits
 // and budget windows (the last two shared with /stats).
 import { isoTime } from "../clock.ts";
+import { shownReason } from "../errors/shown-reason.ts";
 import { AUDIO_SCOPE_SUFFIX, type BudgetScope } from "../limits/budget-types.ts";
 import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
 import type { Deployment } from "../providers/catalog.ts";
@@ -28,7 +29,7 @@ export function describeHealth(runtime: GatewayRuntime, keptResponses?: KeptResp
       providerCooldown !== undefined &&
       (providerCooldown.cause === "invalid_key" || providerCooldown.cause === "credits_exhausted")
     ) {
-      failed.push({ name, reason: providerCooldown.reason });
+      failed.push({ name, reason: shownReason(providerCooldown.reason) });
       continue;
     }
     if (deployments.length === 0) {
@@ -50,7 +51,7 @@ export function describeHealth(runtime: GatewayRuntime, keptResponses?: KeptResp
       }
     }
     if (isAnyAvailable || soonestMs === undefined) up.push(name);
-    else cooling.push({ name, until: isoTime(soonestMs), reason });
+    else cooling.push({ name, until: isoTime(soonestMs), reason: shownReason(reason) });
   }
   const state = runtime.state.status();
   // A shared store that is unreachable (the gateway serves from local state) degrades an otherwise healthy gateway.
@@ -64,7 +65,8 @@ export function describeHealth(runtime: GatewayRuntime, keptResponses?: KeptResp
     uptime_s: Math.round((nowMs - runtime.startedAtMs) / 1000),
     // Which config is serving: changes on every applied reload (SIGHUP, file change, POST /admin/reload).
     config: configStatus(runtime.configInfo),
-    providers: { up, cooling, failed, skipped: config.skippedProviders },
+    // Without where each is written: /health names no file of the config (configStatus says why).
+    providers: { up, cooling, failed, skipped: config.skippedProviders.map(({ name, reason }) => ({ name, reason })) },
     models: catalog.deployments.length,
     state,
     kept_responses: keptResponses ?? null,
@@ -101,7 +103,7 @@ export function deploymentState(runtime: GatewayRuntime, deployment: Deployment,
             remaining_ms: cooldown.untilMs - nowMs,
             cause: cooldown.cause,
             source: cooldown.source,
-            reason: cooldown.reason,
+            reason: shownReason(cooldown.reason),
           },
     circuit: runtime.availability.circuitState(deployment.key),
     // Suspect: the latest evidence is a recent failure (circuit closed); then, while any attempt is in flight, the

@@ -5,6 +5,7 @@ import { isoTime } from "../clock.ts";
 import { MAX_MODEL_NAME_CHARS } from "../config/request-bounds.ts";
 import type { ModelKind } from "../config/types.ts";
 import { InvalidRequestError, ModelNotFoundError } from "../errors/gateway-error.ts";
+import { shownReason } from "../errors/shown-reason.ts";
 import { ALL_FRONT_DOORS } from "../front-doors.ts";
 import { type BudgetScope, POOL_SCOPE_PREFIX } from "../limits/budget-types.ts";
 import { unservedEndpointsKey } from "../limits/unserved-endpoints.ts";
@@ -268,13 +269,17 @@ export function describeStats(runtime: GatewayRuntime, viewer: string | null = n
       // What it refused as not supported: ranked last for requests carrying it until `until` (routing.md).
       refused_features: runtime.refusedFeatures.refusalsOf(deployment.key, nowMs).map((refusal) => ({
         feature: refusal.feature,
-        reason: refusal.reason,
+        reason: shownReason(refusal.reason),
         until: isoTime(refusal.untilMs),
       })),
       // The endpoints its provider has no route for, learned from a 405 or a "no such path" 404 (routing.md).
       unserved_endpoints: runtime.refusedFeatures
         .refusalsOf(unservedEndpointsKey(deployment.provider.settings.name), nowMs)
-        .map((lesson) => ({ path: lesson.feature, reason: lesson.reason, until: isoTime(lesson.untilMs) })),
+        .map((lesson) => ({
+          path: lesson.feature,
+          reason: shownReason(lesson.reason),
+          until: isoTime(lesson.untilMs),
+        })),
       latency_ms:
         calls === 0 || stats === undefined
           ? null

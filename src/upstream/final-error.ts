@@ -15,6 +15,7 @@ import {
   UpstreamTimeoutError,
   UpstreamUnavailableError,
 } from "../errors/gateway-error.ts";
+import { shownReason } from "../errors/shown-reason.ts";
 import { isNeverFit } from "../limits/budget-types.ts";
 import {
   CLIENT_PAID_NEVER_REASON,
@@ -46,7 +47,7 @@ export function finalError(
       summary.status === undefined || summary.reason.startsWith(`HTTP ${summary.status}`)
         ? ""
         : `HTTP ${summary.status} `;
-    return `${summary.provider}/${summary.model}: ${status}${clipped(summary.reason)}`;
+    return `${summary.provider}/${summary.model}: ${status}${shownReason(summary.reason)}`;
   });
   const detail = listed.length > 0 ? ` Attempts: ${listed.join("; ")}.` : "";
   const onlyContext = attempts.length > 0 && attempts.every((attempt) => attempt.outcome === "context_length");
@@ -185,17 +186,6 @@ function soonestResetText(
 export const MAX_LISTED_SKIPS = 4;
 
 /**
- * Characters of one listed reason (the size classify-response.ts clips an upstream's message to). A cooldown's reason
- * can quote the provider (a Gemini 429's quota id, an `x-ratelimit-type` value) at any length: four of them must not
- * make every refusal while they cool a message of tens of KB.
- */
-const MAX_LISTED_REASON_CHARS = 300;
-
-function clipped(reason: string): string {
-  return reason.length > MAX_LISTED_REASON_CHARS ? `${reason.slice(0, MAX_LISTED_REASON_CHARS - 1)}…` : reason;
-}
-
-/**
  * Why each candidate was left out, in the route explanation's words (the plan's skip reasons: "over its tpm budget
  * (25/30 tokens, needs 8)", "pool provider:groq empty: ...", a learned cooldown with where its wait came from, an open
  * circuit), with when it frees up: a user of a free tier learns which window refused (their rpm, the provider's day,
@@ -210,11 +200,11 @@ function skippedText(plan: RoutePlan, skips: readonly AttemptSkip[], nowMs: numb
   const listed = [
     ...plan.skipped
       .filter((skip) => isLimitSkip(skip) !== undefined)
-      .map((skip) => `${skip.deployment.key}: ${clipped(skip.reason)}${until(skip.untilMs)}`),
+      .map((skip) => `${skip.deployment.key}: ${shownReason(skip.reason)}${until(skip.untilMs)}`),
     // Left out when its turn came (a budget another replica spent, no free slot): said as the attempt found it.
     ...skips
       .filter((skip) => skip.isLimit !== undefined)
-      .map((skip) => `${skip.deploymentKey}: ${clipped(skip.reason)}${until(skip.untilMs)}`),
+      .map((skip) => `${skip.deploymentKey}: ${shownReason(skip.reason)}${until(skip.untilMs)}`),
   ];
   if (listed.length === 0) return "";
   const shown = listed.slice(0, MAX_LISTED_SKIPS);

@@ -83,7 +83,7 @@ providers:
     const checked = await runCli(["check"], { cwd: dir });
     assert.equal(checked.code, 2, checked.stdout);
     assert.doesNotMatch(checked.stderr, /llm-gateway check/, "`check` sent the user to run `check`");
-    assert.match(checked.stderr, /^ {2}groq: GROQ_API_KEY$/m);
+    assert.match(checked.stderr, /^ {2}groq \(.*meta-providers\.yaml:\d+\): GROQ_API_KEY$/m);
     assert.match(
       checked.stderr,
       new RegExp(
@@ -134,13 +134,13 @@ providers:
     assert.equal(checked.code, 2);
     assert.match(
       checked.stderr,
-      /^ {2}cloudflare: CLOUDFLARE_API_TOKEN or CLOUDFLARE_API_KEY and CLOUDFLARE_ACCOUNT_ID$/m,
+      /^ {2}cloudflare \(.*meta-providers\.yaml:2\): CLOUDFLARE_API_TOKEN or CLOUDFLARE_API_KEY and CLOUDFLARE_ACCOUNT_ID$/m,
     );
 
     // With the key set, the account id is still named (as before).
     writeFiles(alone, { ".env": "CLOUDFLARE_API_TOKEN=cf-1\n" });
     const keyed = await runCli(["check"], { cwd: alone });
-    assert.match(keyed.stderr, /^ {2}cloudflare: CLOUDFLARE_ACCOUNT_ID$/m);
+    assert.match(keyed.stderr, /^ {2}cloudflare \(.*meta-providers\.yaml:2\): CLOUDFLARE_ACCOUNT_ID$/m);
     assert.match(keyed.stderr, /^ {2}CLOUDFLARE_ACCOUNT_ID=<value>$/m);
   });
 

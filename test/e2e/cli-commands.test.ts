@@ -2,7 +2,7 @@
 // `--json` forms, exit codes (0 ok, 1 something does not work, 2 config or usage error), and colour only on a
 // terminal without NO_COLOR. Each run gets a temp working directory and an environment without keys.
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, readdirSync, statSync, truncateSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, truncateSync } from "node:fs";
 import { createServer } from "node:net";
 import { dirname, join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
@@ -12,6 +12,7 @@ import type { RouteExplanation } from "../../src/router/explain-route.ts";
 import { ANSI_ESCAPE, type CliResult, hasPseudoTerminal, runCli, tempDir, writeFiles } from "../helpers/cli-process.ts";
 import { send, useGateway, useMock } from "../helpers/e2e.ts";
 import { startTestGateway } from "../helpers/gateway.ts";
+import { startGatewayProcess } from "../helpers/gateway-process.ts";
 
 const STRONG = "llama-3.3-70b-versatile";
 const WEAK = "llama-3.1-8b-instant";
@@ -125,6 +126,60 @@ describe("usage", () => {
   });
 });
 
+describe("words and options a command does not read", () => {
+  test("are refused with exit 2, named, with the close command or option, and the command does not run", async (t) => {
+    const { dir, path } = configIn(t, twoProviderYaml());
+    const cases: [readonly string[], string][] = [
+      [["check", "foo"], 'Unexpected "foo" after `check`: `check` takes no arguments.'],
+      [["check", "json"], 'Unexpected "json" after `check`: `check` takes no arguments; did you mean "--json"?'],
+      [
+        ["models", "provders"],
+        'Unexpected "provders" after `models`: `models` takes no arguments; did you mean "providers"?',
+      ],
+      [
+        ["check", "models"],
+        'Unexpected "models" after `check`: `check` takes no arguments; one command at a time: `llm-gateway models`.',
+      ],
+      [["route", "best", "extra"], 'Unexpected "extra" after `route MODEL`: `route MODEL` takes 1 argument.'],
+      [["serve", "now"], 'Unexpected "now" after `serve`: `serve` takes no arguments.'],
+      [
+        ["check", "--explain"],
+        'Option "--explain" is not one of `check`\'s (--config, --json); it goes with `route MODEL`.',
+      ],
+      [
+        ["serve", "--json"],
+        'Option "--json" is not one of `serve`\'s (--config); it goes with `check`, `providers`, `models`, `route MODEL`.',
+      ],
+      // serve is the default command: its options are the ones that count.
+      [["--explain"], 'Option "--explain" is not one of `serve`\'s (--config); it goes with `route MODEL`.'],
+    ];
+    for (const [args, firstLine] of cases) {
+      const result = await runCli([...args, "--config", path], { cwd: dir, env: { PORT: "0" } });
+      assert.equal(result.code, 2, `${args.join(" ")}: ${result.stderr}`);
+      assert.equal(result.stderr.split("\n")[0], firstLine);
+      assert.match(result.stderr, /Usage: llm-gateway/);
+      assert.equal(result.stdout, "", `${args.join(" ")} ran`);
+    }
+    // The demo reads no config: its stray word alone.
+    const demo = await runCli(["demo", "x"], { cwd: dir, env: { PORT: "0" } });
+    assert.equal(demo.code, 2);
+    assert.equal(demo.stderr.split("\n")[0], 'Unexpected "x" after `demo`: `demo` takes no arguments.');
+    assert.equal(demo.stdout, "");
+  });
+
+  test("what each command does read is still accepted", async (t) => {
+    const { dir, path } = configIn(t, twoProviderYaml());
+    const route = await runCli(["route", "best", "--explain", "--json", "--config", path], { cwd: dir });
+    assert.equal(route.code, 0, route.stderr);
+    assert.equal(parseJson<RouteExplanation>(route).model, "best");
+    const check = await runCli(["check", "--json", "--config", path], { cwd: dir });
+    assert.equal(check.code, 0, check.stderr);
+    const demo = await runCli(["demo", "--config", path], { cwd: dir, env: { PORT: "0" } });
+    assert.equal(demo.code, 2);
+    assert.match(demo.stderr, /^demo reads no config/);
+  });
+});
+
 describe("check", () => {
   test("a good config: exit 0, enabled and skipped providers with the missing key variable", async (t) => {
     const { dir, path } = configIn(t, twoProviderYaml());
@@ -143,6 +198,51 @@ describe("check", () => {
     const withKey = await runCli(["check", "--config", path], { cwd: dir, env: { GAMMA_API_KEY: "sk-gamma" } });
     assert.equal(withKey.code, 0, withKey.stderr);
     assert.equal(tableRow(withKey.stdout, "gamma")?.[1], "enabled");
+  });
+
+  test("a preset skipped for lack of a key names its entry's file and line, in `check` and in the start-up warning", async (t) => {
+    const mock = await useMock(t);
+    const yaml = `providers:
+  - name: alpha
+    base_url: ${mock.baseUrl}
+    api_key: sk-alpha
+    models:
+      m: {}
+  - preset: cerebras
+state:
+  path: ":memory:"
+`;
+    const { dir, path } = configIn(t, yaml);
+    const result = await runCli(["check", "--config", path], { cwd: dir });
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(
+      tableRow(result.stdout, "cerebras")?.[2],
+      `no API key: environment variable CEREBRAS_API_KEY is not set (${path}:7)`,
+    );
+    const json = parseJson<{ skipped: { name: string; reason: string; location: string }[] }>(
+      await runCli(["check", "--config", path, "--json"], { cwd: dir }),
+    );
+    assert.deepEqual(json.skipped, [
+      {
+        name: "cerebras",
+        reason: "no API key: environment variable CEREBRAS_API_KEY is not set",
+        location: `${path}:7`,
+      },
+    ]);
+
+    const gateway = await startGatewayProcess(t, yaml);
+    const warning = gateway.logs.find((line) => /skipped/.test(line.msg));
+    // The helper writes a `server:` block above the entries: the line is found in the file it wrote.
+    const line = readFileSync(gateway.configPath, "utf8").split("\n").indexOf("  - preset: cerebras") + 1;
+    assert.equal(
+      warning?.msg,
+      `provider "cerebras" (${gateway.configPath}:${line}) skipped: no API key: environment variable CEREBRAS_API_KEY is not set`,
+    );
+    // /health lists it without the config's file (it names none).
+    const health = (await (await fetch(`${gateway.url}/health`)).json()) as { providers: { skipped: unknown[] } };
+    assert.deepEqual(health.providers.skipped, [
+      { name: "cerebras", reason: "no API key: environment variable CEREBRAS_API_KEY is not set" },
+    ]);
   });
 
   test("`check --json` parses and says the same", async (t) => {
@@ -255,7 +355,10 @@ scoring:
     assert.equal(served.code, 2, served.stderr);
     assert.equal(checked.code, 2, checked.stdout);
     assert.doesNotMatch(checked.stdout, /Config OK/);
-    assert.match(served.stderr, /^No provider is enabled in .*\n(.*\n)* {2}alpha: ALPHA_KEY\n {2}beta: BETA_KEY\n/);
+    assert.match(
+      served.stderr,
+      /^No provider is enabled in .*\n(.*\n)* {2}alpha \(.*gateway\.yaml:2\): ALPHA_KEY\n {2}beta \(.*gateway\.yaml:6\): BETA_KEY\n/,
+    );
     // The same block, except that `check` does not send the user to run `check` (it is running).
     assert.equal(
       checked.stderr,
@@ -302,8 +405,12 @@ scoring:
     const path = writeFiles(dir, { "gateway.yaml": "providers:\n  - preset: groq\n  - preset: cerebras\n" });
     const withFile = await runCli(["check", "--config", path], { cwd: dir });
     assert.equal(withFile.code, 2);
-    assert.match(withFile.stderr, /^ {2}groq: GROQ_API_KEY \(GROQ_KEY is set, under another name\)$/m);
-    assert.match(withFile.stderr, /^ {2}cerebras: CEREBRAS_API_KEY$/m);
+    // With a file, each entry's line too (the no-config mode has none to name).
+    assert.match(
+      withFile.stderr,
+      /^ {2}groq \(.*gateway\.yaml:2\): GROQ_API_KEY \(GROQ_KEY is set, under another name\)$/m,
+    );
+    assert.match(withFile.stderr, /^ {2}cerebras \(.*gateway\.yaml:3\): CEREBRAS_API_KEY$/m);
     for (const output of [withoutFile.stderr, withFile.stderr]) assert.ok(!output.includes("gsk_not_shown"), output);
   });
 
@@ -478,7 +585,7 @@ discovery:
     for (const name of ["ok", "invalid", "limited", "down", "silent"])
       assert.match(row(name)[2] ?? "", /^\d+ ms$/, name);
     // A provider without its key is not probed; it is listed with the variable to set.
-    assert.match(result.stdout, /nokey: .*NOKEY_API_KEY/);
+    assert.match(result.stdout, /^nokey \(.*gateway\.yaml:\d+\): no API key: .*NOKEY_API_KEY/m);
     assertNoAnsi(result, "providers");
     // The probe is GET /models with the key from the environment.
     const probe = ok.requests.find((request) => request.method === "GET" && request.path === "/v1/models");

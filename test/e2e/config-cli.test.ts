@@ -340,7 +340,7 @@ state:
     }
     assert.equal(chatRequests(alpha)[0]?.headers.authorization, "Bearer sk-alpha-from-dotenv");
     assert.equal(chatRequests(beta)[0]?.headers.authorization, "Bearer sk-beta-from-env");
-    assert.match(stdout, /provider \\"gamma\\" skipped[^\n]*GAMMA_API_KEY/);
+    assert.match(stdout, /provider \\"gamma\\" \([^)]+:\d+\) skipped[^\n]*GAMMA_API_KEY/);
 
     child.kill("SIGTERM");
     assert.equal(await exited, 0, stderr);

@@ -45,8 +45,9 @@ describe("the first five minutes", () => {
     const result = await runCli(["serve", "--config", path], { cwd: dir });
     assert.equal(result.code, 2, result.stderr);
     assert.match(result.stderr, /^No provider is enabled in .*config\.yaml/);
-    assert.match(result.stderr, /^ {2}groq: GROQ_API_KEY$/m);
-    assert.match(result.stderr, /^ {2}cerebras: CEREBRAS_API_KEY$/m);
+    // Each with the file and line of its entry.
+    assert.match(result.stderr, /^ {2}groq \(.*config\.yaml:\d+\): GROQ_API_KEY$/m);
+    assert.match(result.stderr, /^ {2}cerebras \(.*config\.yaml:\d+\): CEREBRAS_API_KEY$/m);
     assert.match(result.stderr, /npm run demo/);
     assert.match(result.stderr, /npx llm-gateway check/);
     assert.ok(result.stderr.split("\n").length < 15, result.stderr);

@@ -647,7 +647,9 @@ describe("a reload that would leave the gateway unusable or open is refused", ()
     }
     const reloaded = gateway.logs.find((line) => line.msg === "config reloaded");
     assert.deepEqual(reloaded?.providers, ["alpha"]);
-    const why = gateway.logs.filter((line) => /^config reload: provider "beta" skipped/.test(String(line.msg)));
+    const why = gateway.logs.filter((line) =>
+      /^config reload: provider "beta" \(\S+:\d+\) skipped/.test(String(line.msg)),
+    );
     assert.equal(why.length, 1, "the reload says why beta is gone");
     assert.match(String(why[0]?.msg), /environment variable BETA_KEY is not set/);
     assert.ok(!JSON.stringify(gateway.logs).includes("sk-alpha-secret"), "no key in the log");

@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { errorOf, type RawResponse, send } from "../helpers/e2e.ts";
+import { gate } from "../helpers/gates.ts";
 import { assertServedBy, type Scene, startScene } from "../helpers/limits-scene.ts";
 import { chatCompletion, rateLimited } from "../helpers/mock-upstream.ts";
 
@@ -16,7 +17,8 @@ async function queued(scene: Scene): Promise<number> {
 }
 
 async function untilQueued(scene: Scene, count: number): Promise<void> {
-  const deadline = performance.now() + 3_000;
+  // A condition, not a window: generous so that a loaded machine only makes it slower.
+  const deadline = performance.now() + 20_000;
   while ((await queued(scene)) !== count) {
     if (performance.now() > deadline) throw new Error(`never saw ${count} queued requests`);
     await sleep(5);
@@ -76,18 +78,21 @@ describe("routing.queue_timeout_ms", () => {
   });
 
   test("beyond max_queued a request gets a 429 at once", async (t) => {
+    // The cooldown is the window in which the first waiter stays queued: long enough for a loaded machine to see it
+    // queued and send the next (600 ms was not always), and "at once" is measured against it.
+    const cooldownMs = 3_000;
     const scene = await startScene(t, {
       beta: false,
-      config: { routing: { queue_timeout_ms: 3_000, max_queued: 1 } },
+      config: { routing: { queue_timeout_ms: 10_000, max_queued: 1 } },
     });
-    scene.alpha.enqueue(CHAT_ROUTE, rateLimited({ headers: { "retry-after-ms": "600" } }));
+    scene.alpha.enqueue(CHAT_ROUTE, rateLimited({ headers: { "retry-after-ms": String(cooldownMs) } }));
     await scene.chat();
     const waiting = scene.chat();
     await untilQueued(scene, 1);
     const startedAtMs = performance.now();
     const refused = await scene.chat();
     assert.equal(refused.status, 429, refused.text);
-    assert.ok(performance.now() - startedAtMs < 300, "the request beyond max_queued waited");
+    assert.ok(performance.now() - startedAtMs < cooldownMs / 2, "the request beyond max_queued waited");
     assert.ok(refused.headers["retry-after"] !== undefined);
     assertServedBy(await waiting, "alpha");
     assert.equal(await queued(scene), 0);
@@ -126,16 +131,31 @@ describe("routing.queue_timeout_ms", () => {
   });
 
   test("waiting requests are served in arrival order", async (t) => {
+    // Timeouts far beyond any wait here: only the order is asserted, and a loaded machine must not turn a waiter
+    // into a 429 (queue_timeout_ms) or the held request into a 504 (timeout_ms) first.
     const scene = await startScene(t, {
       beta: false,
+      alpha: { timeout_ms: 30_000, first_token_timeout_ms: 30_000 },
       alphaModel: { limits: { concurrency: 1 } },
-      config: { routing: { queue_timeout_ms: 5_000 } },
+      config: { routing: { queue_timeout_ms: 30_000 } },
     });
-    // Every answer takes 150 ms, so each waiter finds the only slot busy until the one before it is done.
+    // The first request holds the only slot until every waiter is queued. A fixed answer time (150 ms) once ran out
+    // on a slow machine before the last waiter arrived: that one then found the slot free or the queue shorter than
+    // the test counted on, and waited for a count it never saw.
+    const release = gate();
+    // Opened on a failure too: a held answer would keep the mock's connection, and the test's end, waiting.
+    t.after(release.open);
+    scene.alpha.enqueue(CHAT_ROUTE, {
+      kind: "handler",
+      handle: async (_request, response) => {
+        await release.promise;
+        response.writeHead(200, { "content-type": "application/json" });
+        response.end(JSON.stringify(chatCompletion("busy", "x")));
+      },
+    });
     scene.alpha.setDefault(CHAT_ROUTE, (request) => ({
       kind: "json",
       body: chatCompletion(String((request.body as { messages: { content: string }[] }).messages[0]?.content), "x"),
-      delayMs: 150,
     }));
     const busy = scene.chat({ messages: [{ role: "user", content: "busy" }] });
     await scene.alpha.waitForRequests(1);
@@ -145,7 +165,8 @@ describe("routing.queue_timeout_ms", () => {
       waiters.push(scene.chat({ messages: [{ role: "user", content: name }] }));
       await untilQueued(scene, index + 1);
     }
-    await busy;
+    release.open();
+    assertServedBy(await busy, "alpha");
     const answers = await Promise.all(waiters);
     for (const answer of answers) assertServedBy(answer, "alpha");
     const served = scene.alpha.requests.map((request) =>
@@ -160,18 +181,27 @@ describe("a request larger than a whole token budget", () => {
   const HUGE = { messages: [{ role: "user", content: "word ".repeat(2_000) }] };
 
   test("gets a 413 request_too_large at once, naming the budget, without queueing or blocking the next", async (t) => {
+    // A queue timeout far beyond any answer time here: a gateway that queued the request too large (or the one
+    // behind it) would answer only after it, so "at once" is "well before it", which a slow machine still meets.
+    const queueTimeoutMs = 20_000;
     const scene = await startScene(t, {
       beta: false,
       alphaModel: { limits: { tpm: 1_000 } },
-      config: { routing: { queue_timeout_ms: 3_000 } },
+      config: { routing: { queue_timeout_ms: queueTimeoutMs } },
     });
     const startedAtMs = performance.now();
-    const huge = scene.chat(HUGE).then((answer) => ({ answer, atMs: performance.now() - startedAtMs }));
-    await sleep(50);
+    let isHugeAnswered = false;
+    const huge = scene.chat(HUGE).then((answer) => {
+      isHugeAnswered = true;
+      return { answer, atMs: performance.now() - startedAtMs };
+    });
+    // The next request goes once the gateway has dealt with the first (answered it, or queued it): a fixed sleep
+    // let it overtake the first on a slow machine, and then nothing was behind the request too large.
+    while (!isHugeAnswered && (await queued(scene)) === 0) await sleep(5);
     const small = scene.chat().then((answer) => ({ answer, atMs: performance.now() - startedAtMs }));
     const [refused, served] = await Promise.all([huge, small]);
     assert.equal(refused.answer.status, 413, refused.answer.text);
-    assert.ok(refused.atMs < 1_000, `the request too large was answered after ${refused.atMs} ms`);
+    assert.ok(refused.atMs < queueTimeoutMs / 2, `the request too large was answered after ${refused.atMs} ms`);
     const error = errorOf(refused.answer);
     assert.equal(error.code, "request_too_large");
     assert.equal(error.type, "invalid_request_error");
@@ -179,18 +209,22 @@ describe("a request larger than a whole token budget", () => {
     assert.match(error.message, /alpha\/m: over its tpm budget \(0\/1000 tokens, needs \d{4}\)/);
     assert.equal(refused.answer.headers["retry-after"], undefined, "waiting cannot help: no retry-after");
     assertServedBy(served.answer, "alpha");
-    assert.ok(served.atMs < 1_000, `the request behind it was served after ${served.atMs} ms`);
+    assert.ok(served.atMs < queueTimeoutMs / 2, `the request behind it was served after ${served.atMs} ms`);
     assert.equal(scene.counts().alpha, 1, "the request too large never reached alpha");
+    assert.equal(await queued(scene), 0);
   });
 
   test("a cooling candidate does not hide it: a 413 at once, not after the cooldown; the next one queues", async (t) => {
+    // Long enough for a loaded machine to see the first request queued and send the next inside it (600 ms was not
+    // always); "at once" and "after the cooldown" are measured against it.
+    const cooldownMs = 3_000;
     const scene = await startScene(t, {
       beta: false,
       alphaModel: { limits: { tpm: 1_000 } },
-      config: { routing: { queue_timeout_ms: 3_000 } },
+      config: { routing: { queue_timeout_ms: 10_000 } },
     });
-    // Alpha cools for 600 ms: a request that fits waits for it, one larger than the whole tpm never will.
-    scene.alpha.enqueue(CHAT_ROUTE, rateLimited({ headers: { "retry-after-ms": "600" } }));
+    // Alpha cools: a request that fits waits for it, one larger than the whole tpm never will.
+    scene.alpha.enqueue(CHAT_ROUTE, rateLimited({ headers: { "retry-after-ms": String(cooldownMs) } }));
     assert.equal((await scene.chat()).status, 429);
     const startedAtMs = performance.now();
     const small = scene.chat().then((answer) => ({ answer, atMs: performance.now() - startedAtMs }));
@@ -199,11 +233,14 @@ describe("a request larger than a whole token budget", () => {
     const refusedAtMs = performance.now() - startedAtMs;
     assert.equal(refused.status, 413, refused.text);
     assert.equal(errorOf(refused).code, "request_too_large");
-    assert.ok(refusedAtMs < 400, `the request too large waited for the cooldown (${refusedAtMs} ms)`);
+    assert.ok(refusedAtMs < cooldownMs / 2, `the request too large waited for the cooldown (${refusedAtMs} ms)`);
     assert.equal(await queued(scene), 1, "only the request that fits is queued");
     const served = await small;
     assertServedBy(served.answer, "alpha");
-    assert.ok(served.atMs >= 500, `the queued request was served after ${served.atMs} ms, inside the cooldown`);
+    assert.ok(
+      served.atMs >= cooldownMs / 2,
+      `the queued request was served after ${served.atMs} ms, inside the cooldown`,
+    );
     assert.equal(await queued(scene), 0);
   });
 

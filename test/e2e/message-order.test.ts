@@ -520,6 +520,63 @@ ${prefixLine}    models:
     });
   });
 
+  test("a reload that writes out what was already in force (a Mistral id's strict order, a body default the provider gives) keeps the lessons", async (t) => {
+    const host = await useMock(t);
+    playValidatingHost(host);
+    const adminKey = "admin-key-order-defaults";
+    // A vLLM host serving a Mistral-family id (strict by its id), told it takes `prefix`: it refuses the field.
+    const config = (modelLine: string, comment: string) => `# ${comment}
+server:
+  port: 0
+  host: 127.0.0.1
+  api_keys: [${CLIENT_KEY}]
+  admin_keys: [${adminKey}]
+providers:
+  - name: vllm
+    base_url: ${host.baseUrl}
+    api_key: sk-vllm
+    retries: 0
+    assistant_prefix: true
+    body:
+      defaults: { temperature: 0.3, top_p: 0.9 }
+      drop: [logit_bias, seed]
+    models:
+      m: { id: mistral-small-latest${modelLine} }
+`;
+    const gateway = await useGateway(t, config("", "first"));
+    const reload = async (modelLine: string, comment: string) => {
+      writeFileSync(gateway.configPath, config(modelLine, comment));
+      const reloaded = await send(gateway, "POST", "/admin/reload", {
+        headers: { authorization: `Bearer ${adminKey}` },
+      });
+      assert.equal(reloaded.status, 200, reloaded.text);
+    };
+    const lessons = async () =>
+      rowOf(await statsOf(gateway, AUTH), "vllm/m").refused_features.map((refusal) => refusal.feature);
+    const learned = await postChat(gateway, { model: "vllm/m", messages: PREFILL }, AUTH);
+    assert.equal(learned.status, 200, learned.text);
+    assert.equal(learned.headers["x-gateway-attempts"], "2");
+    assert.deepEqual(await lessons(), ["message_order:prefix"]);
+
+    // The order its id gives it, written out: the same messages go; the lesson stays.
+    await reload(", message_order: strict", "second");
+    assert.deepEqual(await lessons(), ["message_order:prefix"], "forgotten for writing out the default order");
+    // The provider's default written again on the model, the drop list in another order: the same body goes.
+    await reload(
+      ", message_order: strict, body: { defaults: { temperature: 0.3 }, drop: [seed, logit_bias] }",
+      "third",
+    );
+    assert.deepEqual(await lessons(), ["message_order:prefix"], "forgotten for writing out the same body rules");
+    const served = await postChat(gateway, { model: "vllm/m", messages: PREFILL }, AUTH);
+    assert.equal(served.status, 200, served.text);
+    assert.equal(served.headers["x-gateway-attempts"], "1", "the refused field was sent again");
+    assert.deepEqual(sentMessages(host, chatRequests(host).length - 1), PREFILL);
+
+    // A real change still forgets: another default value is another request.
+    await reload(", body: { defaults: { temperature: 0.5 } }", "fourth");
+    assert.deepEqual(await lessons(), []);
+  });
+
   test("a refusal of something else that quotes a prompt naming 'prefix' teaches no prefix refusal when none was sent", async (t) => {
     const { proxied, gateway } = await hostsScene(t);
     // A content filter quoting the prompt it refused; the request had no trailing assistant, so no `prefix` went.

@@ -156,6 +156,54 @@ describe("the final 429 names why each candidate was skipped", () => {
     assertNoKey(refused.text);
   });
 
+  test("a 429's long quoted text is cut at 300 characters wherever the reason is shown, kept whole in the record", async (t) => {
+    const clock = new ManualClock(START_MS);
+    const scene = await startScene(t, { clock, beta: false });
+    // A Gemini quota id of 4 KB: the cooldown's reason quotes it (an upstream may send anything there).
+    const quotaId = `PerMinute${"x".repeat(4096)}`;
+    scene.alpha.enqueue(
+      CHAT_ROUTE,
+      rateLimited({
+        retryAfter: "30",
+        body: {
+          error: {
+            code: 429,
+            status: "RESOURCE_EXHAUSTED",
+            message: "You exceeded your current quota.",
+            details: [{ "@type": "type.googleapis.com/google.rpc.QuotaFailure", violations: [{ quotaId }] }],
+          },
+        },
+      }),
+    );
+    const first = await scene.chat();
+    assert.equal(first.status, 429, first.text);
+    const cut = (reason: string, where: string): void => {
+      assert.equal(reason.length, 300, `${where}: ${reason.length} characters`);
+      assert.match(reason, /^Gemini quota PerMinutex+…$/, where);
+    };
+    const refused = await scene.chat();
+    assert.equal(refused.status, 429, refused.text);
+    assert.ok(errorOf(refused).message.length < 1_000, `${errorOf(refused).message.length} characters`);
+
+    const health = await scene.health();
+    cut(health.providers.cooling.find((cooling) => cooling.name === "alpha")?.reason ?? "", "/health providers");
+    cut(health.deployments.find((row) => row.key === "alpha/m")?.cooldown?.reason ?? "", "/health deployments");
+    cut((await scene.stats("alpha")).cooldown?.reason ?? "", "/stats");
+
+    const route = await send(scene.gateway, "GET", "/v1/gateway/route?model=m");
+    assert.equal(route.status, 200, route.text);
+    const skipped = (route.json as { skipped: { provider: string; reason: string }[] }).skipped;
+    const explained = skipped.find((skip) => skip.provider === "alpha")?.reason ?? "";
+    cut(explained, "/v1/gateway/route");
+    // The refusal lists the same cut reason as the explanation (one function, one text).
+    assert.ok(errorOf(refused).message.includes(`alpha/m: ${explained}`), errorOf(refused).message);
+
+    // The request's record (the operator's full evidence) keeps what the provider said whole.
+    const listed = await send(scene.gateway, "GET", "/v1/gateway/requests?limit=10");
+    assert.equal(listed.status, 200, listed.text);
+    assert.ok(listed.text.includes(quotaId), "the request record lost the quota id");
+  });
+
   test("a named client's own budget: its refusal names the window and no other client", async (t) => {
     const clock = new ManualClock(START_MS);
     const upstream = await useMock(t);

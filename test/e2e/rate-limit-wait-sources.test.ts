@@ -1,0 +1,216 @@
+// Each place a 429 can say how long to wait, alone, end to end: `retry-after-ms` and the `x-ratelimit-reset`
+// family in every dialect that sends one (OpenAI/Groq Go durations, Cerebras's per-period seconds, OpenRouter's
+// epoch milliseconds, also relayed inside its error body, Together's seconds, a generic server's epoch seconds).
+// The client's 429 states that wait (message and Retry-After), /health shows a cooldown of exactly that length
+// with where the wait came from, and the upstream gets nothing until it ends. A manual clock makes every time exact.
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { ManualClock } from "../../src/clock.ts";
+import { errorOf } from "../helpers/e2e.ts";
+import { assertServedBy, startScene } from "../helpers/limits-scene.ts";
+import { type MockStep, rateLimited } from "../helpers/mock-upstream.ts";
+
+const START_MS = Date.UTC(2026, 0, 1, 12);
+const CHAT_ROUTE = "POST /v1/chat/completions";
+
+interface WaitCase {
+  readonly name: string;
+  /** alpha's `rate_limit_dialect` (the scene's default otherwise). */
+  readonly dialect?: string;
+  readonly step: MockStep;
+  readonly waitMs: number;
+  /** How the cooldown's reason names the source. */
+  readonly words: string;
+}
+
+const WAIT_CASES: readonly WaitCase[] = [
+  {
+    name: "retry-after-ms alone (no retry-after next to it)",
+    step: rateLimited({ headers: { "retry-after-ms": "2500" } }),
+    waitMs: 2_500,
+    words: "retry-after-ms header",
+  },
+  {
+    name: "openai: x-ratelimit-reset-tokens on the empty tokens window (Go duration)",
+    dialect: "openai",
+    step: rateLimited({
+      headers: {
+        "x-ratelimit-limit-requests": "500",
+        "x-ratelimit-remaining-requests": "499",
+        "x-ratelimit-reset-requests": "120ms",
+        "x-ratelimit-limit-tokens": "30000",
+        "x-ratelimit-remaining-tokens": "0",
+        "x-ratelimit-reset-tokens": "6m0s",
+      },
+    }),
+    waitMs: 360_000,
+    words: "x-ratelimit-reset headers",
+  },
+  {
+    name: "groq: x-ratelimit-reset-requests on the empty requests window",
+    dialect: "groq",
+    step: rateLimited({
+      headers: {
+        "x-ratelimit-limit-requests": "14400",
+        "x-ratelimit-remaining-requests": "0",
+        "x-ratelimit-reset-requests": "2m59.56s",
+        "x-ratelimit-limit-tokens": "6000",
+        "x-ratelimit-remaining-tokens": "5990",
+        "x-ratelimit-reset-tokens": "100ms",
+      },
+    }),
+    waitMs: 179_560,
+    words: "x-ratelimit-reset headers",
+  },
+  {
+    name: "cerebras: x-ratelimit-reset-tokens-minute in fractional seconds",
+    dialect: "cerebras",
+    step: rateLimited({
+      headers: {
+        "x-ratelimit-limit-tokens-minute": "60000",
+        "x-ratelimit-remaining-tokens-minute": "0",
+        "x-ratelimit-reset-tokens-minute": "41.25",
+        "x-ratelimit-limit-requests-day": "14400",
+        "x-ratelimit-remaining-requests-day": "14000",
+        "x-ratelimit-reset-requests-day": "33011.38",
+      },
+    }),
+    waitMs: 41_250,
+    words: "x-ratelimit-reset headers",
+  },
+  {
+    name: "openrouter: x-ratelimit-reset as an epoch instant in milliseconds",
+    dialect: "openrouter",
+    step: rateLimited({
+      headers: {
+        "x-ratelimit-limit": "20",
+        "x-ratelimit-remaining": "0",
+        "x-ratelimit-reset": String(START_MS + 37_000),
+      },
+    }),
+    waitMs: 37_000,
+    words: "x-ratelimit-reset headers",
+  },
+  {
+    name: "openrouter: X-RateLimit-Reset relayed inside the error body",
+    dialect: "openrouter",
+    step: rateLimited({
+      body: {
+        error: {
+          message: "Rate limit exceeded: free-models-per-min.",
+          code: 429,
+          metadata: {
+            headers: {
+              "X-RateLimit-Limit": "20",
+              "X-RateLimit-Remaining": "0",
+              "X-RateLimit-Reset": String(START_MS + 23_000),
+            },
+          },
+        },
+      },
+    }),
+    waitMs: 23_000,
+    words: "x-ratelimit-reset headers",
+  },
+  {
+    name: "together: x-ratelimit-reset in seconds until the bucket refills",
+    dialect: "together",
+    step: rateLimited({
+      headers: { "x-ratelimit-limit": "10", "x-ratelimit-remaining": "0", "x-ratelimit-reset": "7" },
+    }),
+    waitMs: 7_000,
+    words: "x-ratelimit-reset headers",
+  },
+  {
+    name: "generic: x-ratelimit-reset as an epoch instant in seconds",
+    step: rateLimited({ headers: { "x-ratelimit-reset": String((START_MS + 90_000) / 1000) } }),
+    waitMs: 90_000,
+    words: "x-ratelimit-reset headers",
+  },
+  {
+    // SambaNova's day reset is read both ways in the wild: an epoch instant where a delay was expected is that
+    // instant, not 31 years clamped to the longest wait (32 days) as it once was.
+    name: "generic: x-ratelimit-reset-requests-day as an epoch instant in seconds",
+    step: rateLimited({
+      headers: {
+        "x-ratelimit-limit-requests-day": "100",
+        "x-ratelimit-remaining-requests-day": "0",
+        "x-ratelimit-reset-requests-day": String((START_MS + 7_200_000) / 1000),
+      },
+    }),
+    waitMs: 7_200_000,
+    words: "x-ratelimit-reset headers",
+  },
+];
+
+describe("a reset instant already past is no wait", () => {
+  test("openrouter: an x-ratelimit-reset before now cools for the gateway's backoff, not 0 s", async (t) => {
+    const clock = new ManualClock(START_MS);
+    const scene = await startScene(t, {
+      clock,
+      beta: false,
+      alpha: { rate_limit_dialect: "openrouter" },
+      config: { cooldowns: { rate_limit_base_ms: 4_000 } },
+    });
+    scene.alpha.enqueue(
+      CHAT_ROUTE,
+      rateLimited({
+        headers: {
+          "x-ratelimit-limit": "20",
+          "x-ratelimit-remaining": "0",
+          "x-ratelimit-reset": String(START_MS - 5_000),
+        },
+      }),
+    );
+    const first = await scene.chat();
+    assert.equal(first.status, 429, first.text);
+    assert.equal(first.headers["retry-after"], "4");
+    const cooldown = (await scene.health()).deployments.find((row) => row.key === "alpha/m")?.cooldown;
+    assert.equal(cooldown?.remaining_ms, 4_000, JSON.stringify(cooldown));
+    assert.equal(cooldown?.source, "guessed");
+    const again = await scene.chat();
+    assert.equal(again.status, 429, again.text);
+    assert.equal(scene.counts().alpha, 1, "alpha was asked again at once");
+  });
+});
+
+describe("each 429 wait source sets the client's Retry-After and the cooldown", () => {
+  for (const waitCase of WAIT_CASES) {
+    test(waitCase.name, async (t) => {
+      const clock = new ManualClock(START_MS);
+      const scene = await startScene(t, {
+        clock,
+        beta: false,
+        ...(waitCase.dialect === undefined ? {} : { alpha: { rate_limit_dialect: waitCase.dialect } }),
+      });
+      scene.alpha.enqueue(CHAT_ROUTE, waitCase.step);
+      const waitS = Math.ceil(waitCase.waitMs / 1000);
+
+      const first = await scene.chat();
+      assert.equal(first.status, 429, first.text);
+      assert.equal(first.headers["retry-after"], String(waitS));
+      assert.match(errorOf(first).message, new RegExp(`; the first is available again in ${waitS} s`));
+
+      const health = await scene.health();
+      const cooldown = health.deployments.find((row) => row.key === "alpha/m")?.cooldown;
+      assert.equal(cooldown?.remaining_ms, waitCase.waitMs, JSON.stringify(cooldown));
+      assert.equal(cooldown?.source, "provider");
+      assert.ok(
+        cooldown?.reason.endsWith(`cooling down for the wait in the provider's ${waitCase.words}`),
+        cooldown?.reason,
+      );
+      assert.equal(health.providers.cooling[0]?.until, new Date(START_MS + waitCase.waitMs).toISOString());
+
+      // Up to its last millisecond the cooldown holds: a 429 at once saying what is left, and no upstream call.
+      clock.advance(waitCase.waitMs - 1);
+      const during = await scene.chat();
+      assert.equal(during.status, 429, during.text);
+      assert.equal(during.headers["retry-after"], "1");
+      assert.equal(scene.counts().alpha, 1, "alpha was asked while cooling");
+
+      clock.advance(1);
+      assertServedBy(await scene.chat(), "alpha");
+      assert.equal(scene.counts().alpha, 2);
+    });
+  }
+});
