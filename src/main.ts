@@ -1,4 +1,5 @@
-// Composition root and command dispatch. No logic of its own.
+// Composition root and command dispatch: no logic of its own beyond refusing words and options a command does not read
+// (here, so that `serve` starts without loading another module).
 import { parseArgs } from "node:util";
 import { EXIT_USAGE } from "./cli/exit-codes.ts";
 import { exitOnUncaughtExceptions, lastResortText } from "./cli/uncaught-exceptions.ts";
