@@ -58,13 +58,25 @@ async function recalledBody(exchange: Exchange, store: ToolCallExtrasStore): Pro
   return messages === chatBody.messages ? chatBody : { ...chatBody, messages: messages as ChatMessage[] };
 }
 
+/**
+ * ms an answer waits, at most, for its calls' `extra_content` to be kept before the client gets it (the JSON answer;
+ * a stream's last events: `[DONE]`, `message_stop`, `response.completed`; a background run's final state). With
+ * Redis the write is a SET per call: without the wait a next turn sent at once to another replica (an agent runs a
+ * quick tool in milliseconds) looked before the write landed and got the fallback. A Redis that is down fails the
+ * write at once (no offline queue) and a slow one at its command timeout (200 ms, redis-client.ts); this bound is
+ * the backstop above it, so a store in trouble costs an answer at most this much, and the real signature only.
+ */
+export const KEEP_WAIT_MS = 250;
+
 function withExtras(exchange: Exchange, chatBody: Exchange["chatBody"], store: ToolCallExtrasStore): Exchange {
+  const writes: Promise<void>[] = [];
   // A native provider's answer (`api` not `chat`) is the protocol's own: nothing of chat's to keep.
   const remember = (extras: readonly ToolCallExtra[]): void => {
-    // The in-memory store keeps them before it returns: the client's next turn finds them. A failure to keep
-    // costs the real signature only (the fallback is sent), never the answer.
-    if (extras.length > 0) store.remember(extras).catch(() => {});
+    // A failure to keep costs the real signature only (the fallback is sent), never the answer.
+    if (extras.length > 0) writes.push(store.remember(extras).catch(() => {}));
   };
+  const kept = (): Promise<void> =>
+    writes.length === 0 ? Promise.resolve() : within(Promise.all(writes), KEEP_WAIT_MS);
   const answer: Exchange["answer"] = (completion, servedModel, api) => {
     if (api === "chat") remember(extrasOfCompletion(completion));
     return exchange.answer(completion, servedModel, api);
@@ -73,14 +85,40 @@ function withExtras(exchange: Exchange, chatBody: Exchange["chatBody"], store: T
     const translator = exchange.stream(servedModel, api);
     return api === "chat" ? tapped(translator, remember) : translator;
   };
-  const { background } = exchange;
+  const { background, answered: innerAnswered, streamEnded: innerStreamEnded } = exchange;
   return {
     ...exchange,
     chatBody,
     answer,
     stream,
-    background: background === undefined ? undefined : backgroundWithExtras(background, remember),
+    // Kept before the answer is sent (protocol-adapters.ts calls these before the reply and the stream's last events).
+    answered: async (made) => {
+      await kept();
+      return innerAnswered?.(made);
+    },
+    streamEnded: async (isSuccess) => {
+      await kept();
+      return (await innerStreamEnded?.(isSuccess)) ?? "";
+    },
+    background: background === undefined ? undefined : backgroundWithExtras(background, remember, kept),
   };
+}
+
+/** Settles when `promise` does or after `ms`, whichever comes first; never rejects. */
+function within(promise: Promise<unknown>, ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    promise.then(
+      () => {
+        clearTimeout(timer);
+        resolve();
+      },
+      () => {
+        clearTimeout(timer);
+        resolve();
+      },
+    );
+  });
 }
 
 interface Translator {
@@ -131,10 +169,15 @@ function tappedBackground(
 function backgroundWithExtras(
   background: BackgroundExchange,
   remember: (extras: readonly ToolCallExtra[]) => void,
+  kept: () => Promise<void>,
 ): BackgroundExchange {
   return {
     ...background,
-    keep: background.keep.bind(background),
+    // The final state is what a poll reads as done: the calls it names are kept before it.
+    keep: async (response, events, isFinal, expected, notAfterMs) => {
+      if (isFinal) await kept();
+      return background.keep(response, events, isFinal, expected, notAfterMs);
+    },
     read: background.read.bind(background),
     answer: (completion, servedModel, api: UpstreamApi) => {
       if (api === "chat") remember(extrasOfCompletion(completion));

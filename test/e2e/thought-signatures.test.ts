@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import type { ServerResponse } from "node:http";
 import { describe, type TestContext, test } from "node:test";
 import Anthropic from "@anthropic-ai/sdk";
+import { Redis } from "ioredis";
 import OpenAI from "openai";
 import { finished } from "../helpers/background-steps.ts";
 import { CHAT_ROUTE, chatRequests, useGateway, useMock } from "../helpers/e2e.ts";
@@ -389,6 +390,61 @@ describe("with Redis: the next turn served by another replica gets the signature
     assert.equal(await toolLoop(a, b), "Sunny in Paris.");
     assert.deepEqual(sentCalls(chatRequests(mock)[1])[0]?.extra_content, SIGNED_CALL.extra_content);
   });
+
+  for (const isStream of [false, true]) {
+    test(`the answer waits for the shared write: a next turn at once on the other replica finds it${isStream ? " (streamed first turn)" : ""}`, {
+      skip: isRedisInstalled() ? false : REDIS_MISSING,
+    }, async (t) => {
+      // The answer used to go out before its SET landed: an agent's next turn sent to another replica at once (a
+      // quick tool) looked first and got the fallback. Redis's writes are held here (CLIENT PAUSE ... WRITE, reads
+      // still served) from the moment the upstream answers turn 1, for less than the gateway's bound: the answer
+      // must wait for them, and replica B must then read the real signature.
+      const mock = await useMock(t);
+      const redis = await useRedisServer(t);
+      const admin = new Redis(redis.url, { lazyConnect: true });
+      await admin.connect();
+      t.after(() => admin.quit());
+      const yaml = geminiYaml(
+        mock,
+        `state:\n  path: ":memory:"\n  redis_url: ${redis.url}\n  redis_key_prefix: "sig-wait:"\n`,
+      );
+      const [a, b] = [await useGateway(t, yaml), await useGateway(t, yaml)];
+      const answered = firstTurn(isStream);
+      const pausedFirstTurn: MockStep = {
+        kind: "handler",
+        handle: async (_request, response) => {
+          await admin.call("CLIENT", "PAUSE", "120", "WRITE");
+          if (answered.kind === "sse") {
+            response.writeHead(200, { "content-type": "text/event-stream" });
+            for (const event of answered.events)
+              response.write(`data: ${JSON.stringify((event as { data: unknown }).data)}\n\n`);
+            response.end("data: [DONE]\n\n");
+          } else if (answered.kind === "json") {
+            response.writeHead(200, { "content-type": "application/json" });
+            response.end(JSON.stringify(answered.body));
+          }
+        },
+      };
+      mock.enqueue(CHAT_ROUTE, pausedFirstTurn, nextTurnChecked());
+      const request = { model: "m", max_tokens: 1000, tools: [WEATHER_TOOL] };
+      const question = { role: "user" as const, content: "Weather in Paris?" };
+      const onA = new Anthropic({ baseURL: a.url, apiKey: "x", maxRetries: 0 });
+      const first = isStream
+        ? await onA.messages.stream({ ...request, messages: [question] }).finalMessage()
+        : await onA.messages.create({ ...request, messages: [question] });
+      const onB = new Anthropic({ baseURL: b.url, apiKey: "x", maxRetries: 0 });
+      const answer = await onB.messages.create({
+        ...request,
+        messages: [
+          question,
+          { role: "assistant", content: first.content },
+          { role: "user", content: [{ type: "tool_result", tool_use_id: CALL_ID, content: "sunny" }] },
+        ],
+      });
+      assert.equal(answer.content[0]?.type === "text" ? answer.content[0].text : "", "Sunny in Paris.");
+      assert.deepEqual(sentCalls(chatRequests(mock)[1])[0]?.extra_content, SIGNED_CALL.extra_content);
+    });
+  }
 
   test("Redis down: the loop still works, the other replica sends the fallback", {
     skip: isRedisInstalled() ? false : REDIS_MISSING,
