@@ -16,15 +16,19 @@ import { ResponseStore } from "../protocols/responses/response-store.ts";
 import type { KeptResponsesStatus } from "../server/health-state.ts";
 import { KEPT_CONVERSATIONS } from "../state/embedded-kept-responses.ts";
 import { KeptResponsesFile } from "../state/kept-responses-file.ts";
-import { MemoryToolCallExtras, TOOL_CALL_EXTRAS_LIMITS, type ToolCallExtrasStore } from "../state/tool-call-extras.ts";
+import {
+  type MemoryToolCallExtras,
+  TOOL_CALL_EXTRAS_LIMITS,
+  type ToolCallExtrasStore,
+} from "../state/tool-call-extras.ts";
 
 export interface KeptResponsesStore {
   readonly kept: KeptResponses;
   readonly conversations: Conversations;
   /**
    * The tool calls' `extra_content` the Messages and Responses doors keep between turns (Gemini's thought
-   * signatures): shared through Redis with it, else this process's memory (a signature is worth nothing after the
-   * session: the embedded file does not keep them).
+   * signatures): shared through Redis with it, else this process's memory (`localToolCallExtras`, which the
+   * embedded state file keeps with the other books: a restart does not cost a session under way its signatures).
    */
   readonly toolCallExtras: ToolCallExtrasStore;
   readonly kind: "memory" | "embedded" | "redis";
@@ -42,6 +46,8 @@ export async function createKeptResponsesStore(
   config: GatewayConfig,
   clock: Clock,
   logger: Logger,
+  /** The runtime's (state-books.ts): in the state file with the embedded store; Redis's local copy with Redis. */
+  localToolCallExtras: MemoryToolCallExtras,
 ): Promise<KeptResponsesStore> {
   const limits = config.responses.store;
   const { state } = config;
@@ -87,7 +93,7 @@ export async function createKeptResponsesStore(
       state.redisUrl,
       state.redisKeyPrefix,
       state.redisCluster,
-      new MemoryToolCallExtras(TOOL_CALL_EXTRAS_LIMITS, clock),
+      localToolCallExtras,
       TOOL_CALL_EXTRAS_LIMITS.ttlMs,
     );
     await Promise.all([rows.connect(), conversationRows.connect(), toolCallExtras.connect()]);
@@ -107,7 +113,7 @@ export async function createKeptResponsesStore(
     return {
       kept: inMemory(new ResponseStore(limits, clock)),
       conversations: conversationsOver(new ConversationRowsInMemory(limits, clock)),
-      toolCallExtras: new MemoryToolCallExtras(TOOL_CALL_EXTRAS_LIMITS, clock),
+      toolCallExtras: localToolCallExtras,
       kind: "memory",
       close: async () => {},
       writeBeforeExit: () => {},
@@ -130,7 +136,7 @@ export async function createKeptResponsesStore(
   return {
     kept: inRows(rows, onPutError, onPutWorked),
     conversations: conversationsOver(conversationRows),
-    toolCallExtras: new MemoryToolCallExtras(TOOL_CALL_EXTRAS_LIMITS, clock),
+    toolCallExtras: localToolCallExtras,
     kind: "embedded",
     // Both at once: their last writes wait for the same lock under the same bound, not one after the other.
     close: async () => {

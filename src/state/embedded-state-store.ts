@@ -8,6 +8,7 @@
 // flush, and the failure shows in the log (once, and once more when writing works again) and in /health's `state`.
 import { existsSync } from "node:fs";
 import { DatabaseSync, type StatementSync } from "node:sqlite";
+import { isRecord } from "../is-record.ts";
 import type { AvailabilityBook, PersistedCooldowns } from "../limits/availability.ts";
 import type { BudgetBook, PersistedScope } from "../limits/budgets.ts";
 import type { PromptCalibration } from "../limits/prompt-calibration.ts";
@@ -15,6 +16,7 @@ import type { RefusedFeatures } from "../limits/refused-features.ts";
 import { BUSY_TIMEOUT_MS, isBusyError, isDamagedFileError, openSqliteFile, whenUnlocked } from "../sqlite-file.ts";
 import { StateFileLock } from "./state-file-lock.ts";
 import type { StateLogger, StateStatus } from "./state-types.ts";
+import type { MemoryToolCallExtras, PersistedToolCallExtra } from "./tool-call-extras.ts";
 
 /**
  * ms the flush on the timer waits for a write lock another connection holds: none. node:sqlite is synchronous, so
@@ -30,6 +32,7 @@ const SCHEMA = `
   CREATE TABLE IF NOT EXISTS prompt_calibration (id INTEGER PRIMARY KEY CHECK (id = 1), state TEXT NOT NULL, updated_at_ms INTEGER NOT NULL);
   CREATE TABLE IF NOT EXISTS shared_windows (id INTEGER PRIMARY KEY CHECK (id = 1), state TEXT NOT NULL, updated_at_ms INTEGER NOT NULL);
   CREATE TABLE IF NOT EXISTS refused_features (id INTEGER PRIMARY KEY CHECK (id = 1), state TEXT NOT NULL, updated_at_ms INTEGER NOT NULL);
+  CREATE TABLE IF NOT EXISTS tool_call_extras (call_key TEXT PRIMARY KEY, extra TEXT NOT NULL, expires_at_ms INTEGER NOT NULL);
 `;
 
 export class EmbeddedStateStore {
@@ -45,6 +48,13 @@ export class EmbeddedStateStore {
   readonly #upsertSharedWindows: StatementSync;
   readonly #refusedFeatures: RefusedFeatures | undefined;
   readonly #upsertRefusedFeatures: StatementSync;
+  /**
+   * The tool calls' `extra_content` the Messages and Responses doors keep (Gemini's thought signatures): one row per
+   * call, not one document, as they may reach 32 MiB and a flush writes only the calls that changed.
+   */
+  readonly #toolCallExtras: MemoryToolCallExtras | undefined;
+  readonly #upsertToolCallExtra: StatementSync;
+  readonly #deleteToolCallExtra: StatementSync;
   readonly #logger: StateLogger | undefined;
   #timer: NodeJS.Timeout | undefined;
   /** Set from a failed write until one works again: when writing began to fail, and the latest reason. */
@@ -67,6 +77,7 @@ export class EmbeddedStateStore {
     calibration?: PromptCalibration,
     logger?: StateLogger,
     refusedFeatures?: RefusedFeatures,
+    toolCallExtras?: MemoryToolCallExtras,
   ) {
     this.path = path;
     this.#logger = logger;
@@ -90,6 +101,11 @@ export class EmbeddedStateStore {
     this.#upsertCalibration = this.#db.prepare(upsertDocument("prompt_calibration"));
     this.#upsertSharedWindows = this.#db.prepare(upsertDocument("shared_windows"));
     this.#upsertRefusedFeatures = this.#db.prepare(upsertDocument("refused_features"));
+    this.#toolCallExtras = toolCallExtras;
+    this.#upsertToolCallExtra = this.#db.prepare(
+      "INSERT INTO tool_call_extras (call_key, extra, expires_at_ms) VALUES (?, ?, ?) ON CONFLICT(call_key) DO UPDATE SET extra = excluded.extra, expires_at_ms = excluded.expires_at_ms",
+    );
+    this.#deleteToolCallExtra = this.#db.prepare("DELETE FROM tool_call_extras WHERE call_key = ?");
   }
 
   /**
@@ -97,7 +113,24 @@ export class EmbeddedStateStore {
    * features whose lesson ended by `nowMs` are dropped.
    */
   load(nowMs = Date.now()): LoadedState {
-    return loadBooks(this.#db, this.#budgets, this.#availability, this.#calibration, this.#refusedFeatures, nowMs);
+    const loaded = loadBooks(
+      this.#db,
+      this.#budgets,
+      this.#availability,
+      this.#calibration,
+      this.#refusedFeatures,
+      nowMs,
+      this.#toolCallExtras,
+    );
+    const extras = this.#toolCallExtras;
+    if (extras !== undefined) {
+      // Only what the load dropped (expired, over the bounds) is a change: the rest is in the file as it is.
+      extras.trackChanges();
+      extras.restoreChanged(extras.takeChanged().filter((id) => extras.persisted(id) === undefined));
+      // Expired while the gateway was stopped: never loaded, so never a change; deleted here once.
+      this.#db.prepare("DELETE FROM tool_call_extras WHERE expires_at_ms <= ?").run(nowMs);
+    }
+    return loaded;
   }
 
   start(flushIntervalMs: number): void {
@@ -189,7 +222,15 @@ export class EmbeddedStateStore {
     const isCooldownsDirty = this.#availability.takeDirty();
     const isCalibrationDirty = this.#calibration?.takeDirty() === true;
     const areRefusalsDirty = this.#refusedFeatures?.takeDirty() === true;
-    if (dirtyScopes.length === 0 && !isCooldownsDirty && !isCalibrationDirty && !areRefusalsDirty) return;
+    const changedCalls = this.#toolCallExtras?.takeChanged() ?? [];
+    if (
+      dirtyScopes.length === 0 &&
+      !isCooldownsDirty &&
+      !isCalibrationDirty &&
+      !areRefusalsDirty &&
+      changedCalls.length === 0
+    )
+      return;
     try {
       this.#db.exec("BEGIN");
       for (const scopeId of dirtyScopes) {
@@ -204,6 +245,11 @@ export class EmbeddedStateStore {
       }
       if (areRefusalsDirty)
         this.#upsertRefusedFeatures.run(JSON.stringify(this.#refusedFeatures?.export(nowMs)), nowMs);
+      for (const key of changedCalls) {
+        const kept = this.#toolCallExtras?.persisted(key);
+        if (kept === undefined) this.#deleteToolCallExtra.run(key);
+        else this.#upsertToolCallExtra.run(key, JSON.stringify(kept.extra), kept.expiresAtMs);
+      }
       this.#db.exec("COMMIT");
     } catch (error) {
       // A failed COMMIT (SQLITE_BUSY, SQLITE_FULL) may leave the transaction open; a failed BEGIN leaves none.
@@ -216,6 +262,7 @@ export class EmbeddedStateStore {
       if (isCooldownsDirty) this.#availability.restoreDirty();
       if (isCalibrationDirty) this.#calibration?.restoreDirty();
       if (areRefusalsDirty) this.#refusedFeatures?.restoreDirty();
+      this.#toolCallExtras?.restoreChanged(changedCalls);
       throw error;
     }
   }
@@ -316,6 +363,7 @@ export interface LoadedState {
   readonly calibrations: number;
   readonly sharedWindows: number;
   readonly refusedFeatures: number;
+  readonly toolCallExtras: number;
 }
 
 /**
@@ -350,6 +398,7 @@ function loadBooks(
   calibration: PromptCalibration | undefined,
   refusedFeatures: RefusedFeatures | undefined,
   nowMs: number,
+  toolCallExtras?: MemoryToolCallExtras,
 ): LoadedState {
   const tables = new Set(
     db
@@ -395,5 +444,28 @@ function loadBooks(
   // Features a deployment refused (routing.md "Learned refusals"), each until its own end: without them a restart
   // sent each one more request carrying the feature to be refused.
   const refused = refusedFeatures?.import(readDocument("refused_features"), nowMs) ?? 0;
-  return { scopes, cooldowns, calibrations, sharedWindows, refusedFeatures: refused };
+  // The Messages and Responses doors' kept thought signatures (protocols.md "Thought signatures"): without them a
+  // restart sent Gemini the fallback for every call of the sessions under way.
+  const extras =
+    toolCallExtras === undefined || !tables.has("tool_call_extras") ? 0 : toolCallExtras.restore(callRows(db, nowMs));
+  return { scopes, cooldowns, calibrations, sharedWindows, refusedFeatures: refused, toolCallExtras: extras };
+}
+
+/** The kept calls not expired by `nowMs`, oldest first; an unreadable row is skipped. */
+function callRows(db: DatabaseSync, nowMs: number): PersistedToolCallExtra[] {
+  const rows = db
+    .prepare(
+      "SELECT call_key, extra, expires_at_ms FROM tool_call_extras WHERE expires_at_ms > ? ORDER BY expires_at_ms",
+    )
+    .all(nowMs);
+  const out: PersistedToolCallExtra[] = [];
+  for (const row of rows) {
+    try {
+      const extra: unknown = JSON.parse(String(row.extra));
+      if (isRecord(extra)) out.push({ id: String(row.call_key), extra, expiresAtMs: Number(row.expires_at_ms) });
+    } catch {
+      // skip a corrupt row
+    }
+  }
+  return out;
 }

@@ -10,6 +10,7 @@ import type { RefusedFeatures } from "../limits/refused-features.ts";
 import { isDamagedFileError } from "../sqlite-file.ts";
 import { EmbeddedStateStore, readStateFile } from "./embedded-state-store.ts";
 import type { StateBackend, StateLogger } from "./state-types.ts";
+import type { MemoryToolCallExtras } from "./tool-call-extras.ts";
 
 export type { StateBackend, StateLogger, StateStatus } from "./state-types.ts";
 
@@ -20,6 +21,11 @@ export type { StateBackend, StateLogger, StateStatus } from "./state-types.ts";
 export interface LearnedBooks {
   readonly calibration?: PromptCalibration;
   readonly refusedFeatures?: RefusedFeatures;
+  /**
+   * The Messages and Responses doors' kept tool-call `extra_content` (Gemini's thought signatures): written to the
+   * embedded file; with Redis they are shared by their own store (redis-tool-call-extras.ts), this one its cache.
+   */
+  readonly toolCallExtras?: MemoryToolCallExtras;
 }
 
 export async function createStateBackend(
@@ -34,7 +40,7 @@ export async function createStateBackend(
    */
   options: { readonly isReadOnly?: boolean } = {},
 ): Promise<StateBackend> {
-  const { calibration, refusedFeatures } = learned;
+  const { calibration, refusedFeatures, toolCallExtras } = learned;
   if (settings.redisUrl !== undefined) {
     const { createRedisStateBackend } = await import("./redis-state.ts");
     return createRedisStateBackend(settings, availability, clock, logger, {
@@ -71,7 +77,15 @@ export async function createStateBackend(
   const { store, loaded } = openEmbeddedStore(
     settings.path,
     () => {
-      const opened = new EmbeddedStateStore(settings.path, book, availability, calibration, logger, refusedFeatures);
+      const opened = new EmbeddedStateStore(
+        settings.path,
+        book,
+        availability,
+        calibration,
+        logger,
+        refusedFeatures,
+        toolCallExtras,
+      );
       try {
         return { store: opened, loaded: opened.load(clock.now()) };
       } catch (error) {
@@ -85,7 +99,7 @@ export async function createStateBackend(
   if (Object.values(loaded).some((count) => count > 0)) {
     logger?.info(
       { path: settings.path, ...loaded },
-      "restored budgets, cooldowns, prompt calibrations and refused features from the embedded store",
+      "restored budgets, cooldowns, prompt calibrations, refused features and kept thought signatures from the embedded store",
     );
   }
   store.start(settings.flushIntervalMs);

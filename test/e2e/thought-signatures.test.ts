@@ -5,14 +5,17 @@
 // gateway keeps the signature by call id and puts it back. The upstream here plays Gemini 3: it signs its calls and
 // refuses a history whose call lacks the signature with Gemini's own 400 body.
 import assert from "node:assert/strict";
+import { mkdtempSync } from "node:fs";
 import type { ServerResponse } from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, type TestContext, test } from "node:test";
 import Anthropic from "@anthropic-ai/sdk";
 import { Redis } from "ioredis";
 import OpenAI from "openai";
 import { finished } from "../helpers/background-steps.ts";
 import { CHAT_ROUTE, chatRequests, useGateway, useMock } from "../helpers/e2e.ts";
-import type { TestGateway } from "../helpers/gateway.ts";
+import { startTestGateway, type TestGateway } from "../helpers/gateway.ts";
 import {
   chatCompletion,
   type MockStep,
@@ -301,6 +304,39 @@ for (const isStream of [false, true]) {
   });
 }
 
+for (const isStream of [false, true]) {
+  test(`a restart between turns: the embedded state file gives the call its real signature back${isStream ? " (streamed first turn)" : ""}`, async (t) => {
+    // A gateway restarted (a deploy, a config change that needs one) while Claude Code runs a tool: the next turn
+    // used to get the fallback, as the signatures lived in the process only.
+    const mock = await useMock(t);
+    const statePath = join(mkdtempSync(join(tmpdir(), "llm-gateway-signatures-")), "state.db");
+    const yaml = geminiYaml(mock, `state:\n  path: ${JSON.stringify(statePath)}\n`);
+    mock.enqueue(CHAT_ROUTE, firstTurn(isStream), nextTurnChecked());
+    const request = { model: "m", max_tokens: 1000, tools: [WEATHER_TOOL] };
+    const question = { role: "user" as const, content: "Weather in Paris?" };
+    const before = await startTestGateway(yaml);
+    let isClosed = false;
+    t.after(() => (isClosed ? undefined : before.close()));
+    const onBefore = new Anthropic({ baseURL: before.url, apiKey: "x", maxRetries: 0 });
+    const first = isStream
+      ? await onBefore.messages.stream({ ...request, messages: [question] }).finalMessage()
+      : await onBefore.messages.create({ ...request, messages: [question] });
+    await before.close();
+    isClosed = true;
+    const after = await useGateway(t, yaml);
+    const answer = await new Anthropic({ baseURL: after.url, apiKey: "x", maxRetries: 0 }).messages.create({
+      ...request,
+      messages: [
+        question,
+        { role: "assistant", content: first.content },
+        { role: "user", content: [{ type: "tool_result", tool_use_id: CALL_ID, content: "sunny" }] },
+      ],
+    });
+    assert.equal(answer.content[0]?.type === "text" ? answer.content[0].text : "", "Sunny in Paris.");
+    assert.deepEqual(sentCalls(chatRequests(mock)[1])[0]?.extra_content, SIGNED_CALL.extra_content);
+  });
+}
+
 test("a call the gateway never saw (a restart, an eviction) goes to Gemini with Google's fallback signature", async (t) => {
   const { mock, gateway } = await geminiScene(t);
   mock.enqueue(CHAT_ROUTE, nextTurnChecked());
@@ -413,7 +449,7 @@ describe("with Redis: the next turn served by another replica gets the signature
       const pausedFirstTurn: MockStep = {
         kind: "handler",
         handle: async (_request, response) => {
-          await admin.call("CLIENT", "PAUSE", "120", "WRITE");
+          await admin.call("CLIENT", "PAUSE", "80", "WRITE");
           if (answered.kind === "sse") {
             response.writeHead(200, { "content-type": "text/event-stream" });
             for (const event of answered.events)
