@@ -16,19 +16,15 @@ import { ResponseStore } from "../protocols/responses/response-store.ts";
 import type { KeptResponsesStatus } from "../server/health-state.ts";
 import { KEPT_CONVERSATIONS } from "../state/embedded-kept-responses.ts";
 import { KeptResponsesFile } from "../state/kept-responses-file.ts";
-import {
-  type MemoryToolCallExtras,
-  TOOL_CALL_EXTRAS_LIMITS,
-  type ToolCallExtrasStore,
-} from "../state/tool-call-extras.ts";
+import { MemoryToolCallExtras, TOOL_CALL_EXTRAS_LIMITS, type ToolCallExtrasStore } from "../state/tool-call-extras.ts";
 
 export interface KeptResponsesStore {
   readonly kept: KeptResponses;
   readonly conversations: Conversations;
   /**
    * The tool calls' `extra_content` the Messages and Responses doors keep between turns (Gemini's thought
-   * signatures): shared through Redis with it, else this process's memory (`localToolCallExtras`, which the
-   * embedded state file keeps with the other books: a restart does not cost a session under way its signatures).
+   * signatures): shared through Redis with it, else this process's memory, which the embedded state file keeps
+   * with the other books (a restart does not cost the sessions under way their signatures).
    */
   readonly toolCallExtras: ToolCallExtrasStore;
   readonly kind: "memory" | "embedded" | "redis";
@@ -46,9 +42,10 @@ export async function createKeptResponsesStore(
   config: GatewayConfig,
   clock: Clock,
   logger: Logger,
-  /** The runtime's (state-books.ts): in the state file with the embedded store; Redis's local copy with Redis. */
-  localToolCallExtras: MemoryToolCallExtras,
+  /** The embedded state store's (StateBackend.toolCallExtras), which it writes to the file; else undefined. */
+  persistedToolCallExtras?: MemoryToolCallExtras,
 ): Promise<KeptResponsesStore> {
+  const localToolCallExtras = persistedToolCallExtras ?? new MemoryToolCallExtras(TOOL_CALL_EXTRAS_LIMITS, clock);
   const limits = config.responses.store;
   const { state } = config;
   // Said once when puts begin to fail and once when one works again, not at every answer: a Redis outage or a full

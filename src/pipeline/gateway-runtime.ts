@@ -22,7 +22,6 @@ import { StickySessions } from "../router/sticky-sessions.ts";
 import { LiveScores } from "../scoring/live-scores.ts";
 import type { ScoreBreakdown } from "../scoring/score.ts";
 import type { StateBackend } from "../state/state-backend.ts";
-import type { MemoryToolCallExtras } from "../state/tool-call-extras.ts";
 import { forward } from "../upstream/failover.ts";
 import type { ForwardOutcome, ForwardRequest } from "../upstream/forward-types.ts";
 import { type AnswerStore, answerStoreFor } from "./answer-cache.ts";
@@ -65,11 +64,6 @@ export class GatewayRuntime {
   readonly promptCalibration: PromptCalibration;
   /** What each deployment refused as not supported (tools, images, a parameter); learned by the recorder. */
   readonly refusedFeatures: RefusedFeatures;
-  /**
-   * The Messages and Responses doors' kept tool-call `extra_content` (Gemini's thought signatures) in this process:
-   * written to the embedded state file with the other books; with Redis, the shared store's local copy.
-   */
-  readonly toolCallExtras: MemoryToolCallExtras;
   readonly state: StateBackend;
   readonly scores: LiveScores;
   readonly recorder: Recorder;
@@ -111,7 +105,7 @@ export class GatewayRuntime {
     clock: Clock,
     dispatcher: Dispatcher,
     ownsDispatcher: boolean,
-    { availability, state, promptCalibration, refusedFeatures, toolCallExtras }: StateBooks,
+    { availability, state, promptCalibration, refusedFeatures }: StateBooks,
   ) {
     this.clock = clock;
     this.dispatcher = dispatcher;
@@ -124,7 +118,6 @@ export class GatewayRuntime {
     this.answers = answerStoreFor(state, snapshot.config.cache.enabled);
     this.promptCalibration = promptCalibration;
     this.refusedFeatures = refusedFeatures;
-    this.toolCallExtras = toolCallExtras;
     this.#upstreams = new UpstreamIdentities(snapshot);
     this.scores = new LiveScores(clock, snapshot.scoring.healthHalfLifeMs, snapshot.config.cooldowns.failureWindowMs);
     this.recorder = new Recorder({

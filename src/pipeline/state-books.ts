@@ -7,15 +7,12 @@ import { PromptCalibration } from "../limits/prompt-calibration.ts";
 import { RefusedFeatures } from "../limits/refused-features.ts";
 import type { Logger } from "../logger.ts";
 import { createStateBackend, type StateBackend } from "../state/state-backend.ts";
-import { MemoryToolCallExtras, TOOL_CALL_EXTRAS_LIMITS } from "../state/tool-call-extras.ts";
 import type { GatewaySnapshot } from "./snapshot.ts";
 
 export interface StateBooks {
   readonly availability: AvailabilityBook;
   readonly promptCalibration: PromptCalibration;
   readonly refusedFeatures: RefusedFeatures;
-  /** The Messages and Responses doors' kept thought signatures, in this process (written to the state file). */
-  readonly toolCallExtras: MemoryToolCallExtras;
   readonly state: StateBackend;
 }
 
@@ -30,11 +27,9 @@ export async function openStateBooks(
   availability.setProviderKeys(config.providers); // before loading cooldowns: a parked key is for one key only
   const promptCalibration = new PromptCalibration();
   const refusedFeatures = new RefusedFeatures(config.cooldowns.unsupportedFeatureMs);
-  const toolCallExtras = new MemoryToolCallExtras(TOOL_CALL_EXTRAS_LIMITS, clock);
-  // Kept in the state file, or shared by Redis (tool-call extras by their own store: kept-responses-store.ts).
-  const learned = { calibration: promptCalibration, refusedFeatures, toolCallExtras };
+  const learned = { calibration: promptCalibration, refusedFeatures }; // kept in the state file, or shared by Redis
   const state = await createStateBackend(config.state, availability, clock, logger, learned, { isReadOnly });
-  return { availability, promptCalibration, refusedFeatures, toolCallExtras, state };
+  return { availability, promptCalibration, refusedFeatures, state };
 }
 
 /**

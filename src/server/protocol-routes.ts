@@ -14,7 +14,7 @@ import { forClient, inMemory, type KeptResponses, NO_EVENTS, prefetch } from "..
 import { toCountedPrompt } from "../protocols/responses/request-mapping.ts";
 import { ResponseStore } from "../protocols/responses/response-store.ts";
 import type { Deployment } from "../providers/catalog.ts";
-import type { ToolCallExtrasStore } from "../state/tool-call-extras.ts";
+import { MemoryToolCallExtras, TOOL_CALL_EXTRAS_LIMITS, type ToolCallExtrasStore } from "../state/tool-call-extras.ts";
 import { cancelBackground, followKept, notReplayable, viewOf, writeEvents } from "./background-readers.ts";
 import { registerConversationRoutes } from "./conversation-routes.ts";
 import { messagesAdapter, type ProtocolAdapter, protocolHandler } from "./protocol-adapters.ts";
@@ -47,7 +47,10 @@ export function registerProtocolRoutes(
   const hasNativeProviders = (): boolean =>
     runtime.snapshot.config.providers.some((provider) => provider.responsesApi === "native");
   // One store for both doors: a Claude Code session never continues a Codex one, but call ids are unique anyway.
-  const toolCallExtras = keptToolCallExtras ?? runtime.toolCallExtras;
+  const toolCallExtras =
+    keptToolCallExtras ??
+    runtime.state.toolCallExtras ??
+    new MemoryToolCallExtras(TOOL_CALL_EXTRAS_LIMITS, runtime.clock);
   const responsesDoor = keepingToolCallExtras(
     responsesAdapter(store, conversations, runtime.clock, hasNativeProviders),
     toolCallExtras,

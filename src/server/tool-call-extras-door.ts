@@ -23,7 +23,9 @@ export function keepingToolCallExtras(adapter: ProtocolAdapter, store: ToolCallE
     async begin(body, client) {
       const exchange = await adapter.begin(body, client);
       const own = scopedTo(store, client);
-      return withExtras(exchange, await recalledBody(exchange, own), own);
+      const { chatBody, recallRest } = await recalledHere(exchange.chatBody, own);
+      const kept = withExtras(exchange, chatBody, own);
+      return recallRest === undefined ? kept : { ...kept, recallToolCallExtras: recallRest };
     },
   };
 }
@@ -38,24 +40,45 @@ export function keepingToolCallExtras(adapter: ProtocolAdapter, store: ToolCallE
 function scopedTo(store: ToolCallExtrasStore, client: string | null): ToolCallExtrasStore {
   // Never empty and never the same for two names: a name is URI-encoded (no "/" left in it) before the "/".
   const scope = client === null ? "-/" : `c:${encodeURIComponent(client)}/`;
+  const unscoped = (found: ReadonlyMap<string, Readonly<Record<string, unknown>>>) => {
+    const own = new Map<string, Readonly<Record<string, unknown>>>();
+    for (const [key, extra] of found) own.set(key.slice(scope.length), extra);
+    return own;
+  };
   return {
+    isShared: store.isShared,
     remember: (extras) => store.remember(extras.map(({ id, extra }) => ({ id: scope + id, extra }))),
-    async recall(ids) {
-      const found = await store.recall(ids.map((id) => scope + id));
-      const own = new Map<string, Readonly<Record<string, unknown>>>();
-      for (const [key, extra] of found) own.set(key.slice(scope.length), extra);
-      return own;
-    },
+    recall: async (ids) => unscoped(await store.recall(ids.map((id) => scope + id))),
+    recallHere: async (ids) => unscoped(await store.recallHere(ids.map((id) => scope + id))),
   };
 }
 
-async function recalledBody(exchange: Exchange, store: ToolCallExtrasStore): Promise<Exchange["chatBody"]> {
-  const { chatBody } = exchange;
+type RecallRest = (messages: readonly unknown[]) => Promise<readonly unknown[]>;
+
+/**
+ * The request's history with what this process holds for its unsigned calls (no round trip: every request may
+ * have them), and, when some are still unsigned and a shared store may know them, the look-up of the rest for the
+ * pipeline to make for a Gemini candidate only (ForwardRequest.recallToolCallExtras): a Claude Code session routed
+ * to another provider used to cost an MGET per turn for nothing. Made once, whichever attempts ask.
+ */
+async function recalledHere(
+  chatBody: Exchange["chatBody"],
+  store: ToolCallExtrasStore,
+): Promise<{ readonly chatBody: Exchange["chatBody"]; readonly recallRest?: RecallRest }> {
   const ids = unsignedCallIds(chatBody.messages);
-  if (ids.length === 0) return chatBody;
-  const messages = withRecalledExtras(chatBody.messages, await store.recall(ids));
+  if (ids.length === 0) return { chatBody };
+  const here = await store.recallHere(ids);
+  const messages = withRecalledExtras(chatBody.messages, here);
   // Copies of the translated messages with one field more: still chat messages.
-  return messages === chatBody.messages ? chatBody : { ...chatBody, messages: messages as ChatMessage[] };
+  const body = messages === chatBody.messages ? chatBody : { ...chatBody, messages: messages as ChatMessage[] };
+  const missing = ids.filter((id) => !here.has(id));
+  if (missing.length === 0 || !store.isShared) return { chatBody: body };
+  let recalled: Promise<ReadonlyMap<string, Readonly<Record<string, unknown>>>> | undefined;
+  const recallRest: RecallRest = async (history) => {
+    recalled ??= store.recall(missing).catch(() => new Map());
+    return withRecalledExtras(history, await recalled);
+  };
+  return { chatBody: body, recallRest };
 }
 
 /**

@@ -10,7 +10,7 @@ import type { RefusedFeatures } from "../limits/refused-features.ts";
 import { isDamagedFileError } from "../sqlite-file.ts";
 import { EmbeddedStateStore, readStateFile } from "./embedded-state-store.ts";
 import type { StateBackend, StateLogger } from "./state-types.ts";
-import type { MemoryToolCallExtras } from "./tool-call-extras.ts";
+import { MemoryToolCallExtras, TOOL_CALL_EXTRAS_LIMITS } from "./tool-call-extras.ts";
 
 export type { StateBackend, StateLogger, StateStatus } from "./state-types.ts";
 
@@ -21,11 +21,6 @@ export type { StateBackend, StateLogger, StateStatus } from "./state-types.ts";
 export interface LearnedBooks {
   readonly calibration?: PromptCalibration;
   readonly refusedFeatures?: RefusedFeatures;
-  /**
-   * The Messages and Responses doors' kept tool-call `extra_content` (Gemini's thought signatures): written to the
-   * embedded file; with Redis they are shared by their own store (redis-tool-call-extras.ts), this one its cache.
-   */
-  readonly toolCallExtras?: MemoryToolCallExtras;
 }
 
 export async function createStateBackend(
@@ -40,7 +35,7 @@ export async function createStateBackend(
    */
   options: { readonly isReadOnly?: boolean } = {},
 ): Promise<StateBackend> {
-  const { calibration, refusedFeatures, toolCallExtras } = learned;
+  const { calibration, refusedFeatures } = learned;
   if (settings.redisUrl !== undefined) {
     const { createRedisStateBackend } = await import("./redis-state.ts");
     return createRedisStateBackend(settings, availability, clock, logger, {
@@ -74,6 +69,8 @@ export async function createStateBackend(
       pruneUnconfigured: () => 0, // the file is not this command's to change
     };
   }
+  // The doors' kept thought signatures (StateBackend.toolCallExtras): with Redis they have a store of their own.
+  const toolCallExtras = new MemoryToolCallExtras(TOOL_CALL_EXTRAS_LIMITS, clock);
   const { store, loaded } = openEmbeddedStore(
     settings.path,
     () => {
@@ -105,6 +102,7 @@ export async function createStateBackend(
   store.start(settings.flushIntervalMs);
   return {
     ledger: book,
+    toolCallExtras,
     status: () => store.status(),
     close: async () => store.close(),
     writeBeforeExit: async (maxWaitMs) => store.writeBeforeExit(maxWaitMs),

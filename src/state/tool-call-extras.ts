@@ -16,6 +16,10 @@ export interface ToolCallExtrasStore {
   remember(extras: readonly ToolCallExtra[]): Promise<void>;
   /** What is kept for these ids (those forgotten or never kept are absent). */
   recall(ids: readonly string[]): Promise<ReadonlyMap<string, Readonly<Record<string, unknown>>>>;
+  /** What this process holds for them, without a round trip (all there is unless `isShared`). */
+  recallHere(ids: readonly string[]): Promise<ReadonlyMap<string, Readonly<Record<string, unknown>>>>;
+  /** `recall` may find more than `recallHere`, by a round trip to a shared store (Redis). */
+  readonly isShared: boolean;
 }
 
 export interface ToolCallExtrasLimits {
@@ -54,6 +58,7 @@ export interface PersistedToolCallExtra {
 /** Least recently used first: a Map keeps insertion order, and a recall re-inserts what it finds. */
 export class MemoryToolCallExtras implements ToolCallExtrasStore {
   readonly #entries = new Map<string, Entry>();
+  readonly isShared = false;
   readonly #limits: ToolCallExtrasLimits;
   readonly #clock: Clock;
   #bytes = 0;
@@ -148,6 +153,10 @@ export class MemoryToolCallExtras implements ToolCallExtrasStore {
       found.set(id, entry.extra);
     }
     return Promise.resolve(found);
+  }
+
+  recallHere(ids: readonly string[]): Promise<ReadonlyMap<string, Readonly<Record<string, unknown>>>> {
+    return this.recall(ids);
   }
 
   #delete(id: string): void {

@@ -482,6 +482,71 @@ describe("with Redis: the next turn served by another replica gets the signature
     });
   }
 
+  test("the shared look-up is made for a Gemini candidate only: none when another serves, one on a failover to Gemini", {
+    skip: isRedisInstalled() ? false : REDIS_MISSING,
+  }, async (t) => {
+    // Replica B serves the request on another provider first, Gemini second. A Claude Code turn whose call B
+    // never answered used to cost an MGET whoever served it; the other provider takes no signature, so none is
+    // needed. When that provider fails, the failover to Gemini makes the look-up then and sends the real signature.
+    const gemini = await useMock(t);
+    const other = await useMock(t);
+    const redis = await useRedisServer(t);
+    const admin = new Redis(redis.url, { lazyConnect: true });
+    await admin.connect();
+    t.after(() => admin.quit());
+    const state = `state:\n  path: ":memory:"\n  redis_url: ${redis.url}\n  redis_key_prefix: "sig-lazy:"\n`;
+    const a = await useGateway(t, geminiYaml(gemini, state));
+    const b = await useGateway(
+      t,
+      `providers:
+  - name: other
+    base_url: ${other.baseUrl}
+    api_key: o-test
+    cost: free
+    retries: 0
+    models:
+      o: { id: vendor/m-instruct }
+  - preset: gemini
+    base_url: ${gemini.baseUrl}
+    api_key: g-test
+    retries: 0
+    models:
+      m: { id: ${GEMINI_ID} }
+${state}`,
+    );
+    const mgetCalls = async (): Promise<number> => {
+      const stats = String(await admin.call("INFO", "commandstats"));
+      return Number(/cmdstat_mget:calls=(\d+)/.exec(stats)?.[1] ?? 0);
+    };
+    gemini.enqueue(CHAT_ROUTE, firstTurn(false), nextTurnChecked());
+    const request = { model: "m", max_tokens: 1000, tools: [WEATHER_TOOL] };
+    const question = { role: "user" as const, content: "Weather in Paris?" };
+    const first = await new Anthropic({ baseURL: a.url, apiKey: "x", maxRetries: 0 }).messages.create({
+      ...request,
+      messages: [question],
+    });
+    const history = [
+      question,
+      { role: "assistant" as const, content: first.content },
+      { role: "user" as const, content: [{ type: "tool_result" as const, tool_use_id: CALL_ID, content: "sunny" }] },
+    ];
+    const onB = new Anthropic({ baseURL: b.url, apiKey: "x", maxRetries: 0 });
+    // The other provider first, Gemini as the fallback (a comma list keeps its order).
+    const onBRequest = { ...request, model: "o,m", messages: history };
+    const before = await mgetCalls();
+    other.enqueue(CHAT_ROUTE, { kind: "json", body: chatCompletion("Fine.", "vendor/m-instruct") });
+    const served = await onB.messages.create(onBRequest);
+    assert.equal(served.content[0]?.type === "text" ? served.content[0].text : "", "Fine.");
+    assert.equal(await mgetCalls(), before, "no look-up for a request served by a provider that is not Gemini");
+    assert.equal(chatRequests(other)[0]?.bodyText.includes("extra_content"), false);
+
+    other.enqueue(CHAT_ROUTE, { kind: "json", status: 500, body: { error: { message: "boom" } } });
+    const failedOver = await onB.messages.create(onBRequest);
+    assert.equal(failedOver.content[0]?.type === "text" ? failedOver.content[0].text : "", "Sunny in Paris.");
+    assert.deepEqual(sentCalls(chatRequests(gemini)[1])[0]?.extra_content, SIGNED_CALL.extra_content);
+    assert.equal(await mgetCalls(), before + 1, "one look-up, for the Gemini attempt");
+  });
+
   test("Redis down: the loop still works, the other replica sends the fallback", {
     skip: isRedisInstalled() ? false : REDIS_MISSING,
   }, async (t) => {
