@@ -641,3 +641,53 @@ test("a Gemini model behind a proxy (a custom provider, not Google's host) still
   assert.equal(answer.choices[0]?.message.content, "Sunny in Paris.");
   assert.deepEqual(sentCalls(chatRequests(mock)[0])[0]?.extra_content, SIGNED_CALL.extra_content);
 });
+
+test("OpenRouter's reasoning_details (its Gemini signatures) go both ways through the chat door as they are", async (t) => {
+  // OpenRouter puts a Gemini model's signatures in the assistant message's `reasoning_details` and wants them back
+  // unmodified (docs/protocols.md "Thought signatures"): a chat client that keeps them must find them in the answer,
+  // and its next turn must reach the upstream with them.
+  const mock = await useMock(t);
+  const gateway = await useGateway(
+    t,
+    `providers:
+  - name: openrouter-like
+    base_url: ${mock.baseUrl}
+    api_key: or-test
+    retries: 0
+    models:
+      m: { id: google/gemini-3-pro-preview }
+`,
+  );
+  const details = [{ type: "reasoning.encrypted", data: SIGNATURE, id: CALL_ID, format: "google-gemini-v1", index: 0 }];
+  const answered = signedCallCompletion() as { choices: { message: Record<string, unknown> }[] };
+  const message = answered.choices[0]?.message ?? {};
+  const { extra_content: _google, ...call } = SIGNED_CALL;
+  message.tool_calls = [call];
+  message.reasoning_details = details;
+  mock.enqueue(
+    CHAT_ROUTE,
+    { kind: "json", body: answered },
+    {
+      kind: "json",
+      body: chatCompletion("Sunny in Paris.", "google/gemini-3-pro-preview"),
+    },
+  );
+  const client = new OpenAI({ baseURL: gateway.baseUrl, apiKey: "x", maxRetries: 0 });
+  const question = { role: "user" as const, content: "Weather in Paris?" };
+  const first = await client.chat.completions.create({ model: "m", messages: [question] });
+  const kept = first.choices[0]?.message as unknown as { reasoning_details?: unknown };
+  assert.deepEqual(kept.reasoning_details, details);
+  await client.chat.completions.create({
+    model: "m",
+    messages: [
+      question,
+      first.choices[0]?.message as OpenAI.ChatCompletionAssistantMessageParam,
+      { role: "tool", tool_call_id: CALL_ID, content: "sunny" },
+    ],
+  });
+  const sent = chatRequests(mock)[1]?.body as
+    | { messages?: { role: string; reasoning_details?: unknown }[] }
+    | undefined;
+  const assistant = sent?.messages?.find((entry) => entry.role === "assistant");
+  assert.deepEqual(assistant?.reasoning_details, details);
+});
