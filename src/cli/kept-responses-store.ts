@@ -23,8 +23,8 @@ export interface KeptResponsesStore {
   readonly conversations: Conversations;
   /**
    * The tool calls' `extra_content` the Messages and Responses doors keep between turns (Gemini's thought
-   * signatures): shared through Redis with it, else this process's memory (a signature is worth nothing after the
-   * session: the embedded file does not keep them).
+   * signatures): shared through Redis with it, else this process's memory, which the embedded state file keeps
+   * with the other books (a restart does not cost the sessions under way their signatures).
    */
   readonly toolCallExtras: ToolCallExtrasStore;
   readonly kind: "memory" | "embedded" | "redis";
@@ -42,7 +42,10 @@ export async function createKeptResponsesStore(
   config: GatewayConfig,
   clock: Clock,
   logger: Logger,
+  /** The embedded state store's (StateBackend.toolCallExtras), which it writes to the file; else undefined. */
+  persistedToolCallExtras?: MemoryToolCallExtras,
 ): Promise<KeptResponsesStore> {
+  const localToolCallExtras = persistedToolCallExtras ?? new MemoryToolCallExtras(TOOL_CALL_EXTRAS_LIMITS, clock);
   const limits = config.responses.store;
   const { state } = config;
   // Said once when puts begin to fail and once when one works again, not at every answer: a Redis outage or a full
@@ -87,7 +90,7 @@ export async function createKeptResponsesStore(
       state.redisUrl,
       state.redisKeyPrefix,
       state.redisCluster,
-      new MemoryToolCallExtras(TOOL_CALL_EXTRAS_LIMITS, clock),
+      localToolCallExtras,
       TOOL_CALL_EXTRAS_LIMITS.ttlMs,
     );
     await Promise.all([rows.connect(), conversationRows.connect(), toolCallExtras.connect()]);
@@ -107,7 +110,7 @@ export async function createKeptResponsesStore(
     return {
       kept: inMemory(new ResponseStore(limits, clock)),
       conversations: conversationsOver(new ConversationRowsInMemory(limits, clock)),
-      toolCallExtras: new MemoryToolCallExtras(TOOL_CALL_EXTRAS_LIMITS, clock),
+      toolCallExtras: localToolCallExtras,
       kind: "memory",
       close: async () => {},
       writeBeforeExit: () => {},
@@ -130,7 +133,7 @@ export async function createKeptResponsesStore(
   return {
     kept: inRows(rows, onPutError, onPutWorked),
     conversations: conversationsOver(conversationRows),
-    toolCallExtras: new MemoryToolCallExtras(TOOL_CALL_EXTRAS_LIMITS, clock),
+    toolCallExtras: localToolCallExtras,
     kind: "embedded",
     // Both at once: their last writes wait for the same lock under the same bound, not one after the other.
     close: async () => {

@@ -86,7 +86,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     // The kept answers' table is the second thing written to state.path: a disk that fills up or turns read-only
     // after the state store opened is a state.path problem too, not a stack.
     keptResponses = await openingStatePath(config, () =>
-      createKeptResponsesStore(config, runtime.clock, runtimeLogger),
+      createKeptResponsesStore(config, runtime.clock, runtimeLogger, runtime.state.toolCallExtras),
     );
   } catch (error) {
     await observers.close();

@@ -134,6 +134,7 @@ async function serveRequest(
           audioSeconds: request.prompt.audio?.seconds,
           audioMostSeconds: request.prompt.audio?.mostSeconds,
           native: context.native,
+          recallToolCallExtras: context.recallToolCallExtras,
           isStream: request.isStream,
           signal: context.signal,
           receivedAtMs: startedAtMs,

@@ -7,7 +7,7 @@ import type { ClientProtocol } from "../observability/request-record.ts";
 import type { RequestFeature } from "../router/request-features.ts";
 import type { AudioRelayEnd } from "../streaming/relay-audio.ts";
 import type { StreamChunk, TokenUsage } from "../streaming/relay-types.ts";
-import type { NativeCall, UpstreamApi } from "../upstream/forward-types.ts";
+import type { ForwardRequest, NativeCall, UpstreamApi } from "../upstream/forward-types.ts";
 import type { CacheDirective } from "./cache-control.ts";
 import { type ClientCharge, settleClientCharge } from "./client-budget.ts";
 import type { EndpointSpec } from "./endpoints.ts";
@@ -32,6 +32,8 @@ export interface RequestContext {
   readonly log: RequestLog;
   /** The request in the client's own protocol, for candidates that speak it natively (Responses pass-through). */
   readonly native?: NativeCall | undefined;
+  /** ForwardRequest.recallToolCallExtras: a Gemini candidate's look-up of the history's kept thought signatures. */
+  readonly recallToolCallExtras?: ForwardRequest["recallToolCallExtras"];
   /** The batch the request is a line of (batch-runner.ts): its record says so. */
   readonly batchId?: string | undefined;
   /**

@@ -28,7 +28,7 @@ import {
 import { keptToken } from "../protocols/responses/kept-responses.ts";
 import { type ResponseObject, responseErrorOf } from "../protocols/responses/response-object.ts";
 import type { StoredResponse } from "../protocols/responses/response-store.ts";
-import type { NativeCall, UpstreamApi } from "../upstream/forward-types.ts";
+import type { ForwardRequest, NativeCall, UpstreamApi } from "../upstream/forward-types.ts";
 import { writeEvents } from "./background-readers.ts";
 
 /** A translator of the Responses door (chat chunks or a native provider's events -> SSE text). */
@@ -71,6 +71,8 @@ export interface BackgroundPipelineCall {
   readonly endpoint: EndpointSpec;
   readonly chatBody: ChatRequestBody;
   readonly native: NativeCall | undefined;
+  /** ForwardRequest.recallToolCallExtras. */
+  readonly recallToolCallExtras?: ForwardRequest["recallToolCallExtras"];
   readonly receivedAtMs: number;
 }
 
@@ -309,6 +311,7 @@ async function servedResponse(
     log: request.log,
     cacheDirective: cacheRequest(request.headers),
     native: call.native,
+    recallToolCallExtras: call.recallToolCallExtras,
   });
   const servedModel = result.headers["x-gateway-model"] ?? "";
   if (result.kind === "json") {

@@ -275,6 +275,7 @@ function adapterExecutor(runtime: GatewayRuntime, adapter: ProtocolAdapter): Lin
       batchId: call.batchId,
       onReserved: call.onReserved,
       native: exchange.native,
+      recallToolCallExtras: exchange.recallToolCallExtras,
       checkedLine: checked,
     });
     if (result.kind === "stream") {

@@ -17,7 +17,10 @@ import { randomIds } from "../protocols/ids.ts";
 import { toChatRequest as messagesToChat } from "../protocols/messages/request-mapping.ts";
 import { toMessageObject } from "../protocols/messages/response-mapping.ts";
 import { MessagesStreamTranslator } from "../protocols/messages/stream-mapping.ts";
-import type { NativeCall, UpstreamApi } from "../upstream/forward-types.ts";
+import type { ForwardRequest, NativeCall, UpstreamApi } from "../upstream/forward-types.ts";
+
+type ForwardRecall = ForwardRequest["recallToolCallExtras"];
+
 import { answerInBackground, type BackgroundExchange } from "./background-responses.ts";
 import { toHeaderValue } from "./header-value.ts";
 import { clientGoneSignal, pumpStream, sseHeaders } from "./write-stream.ts";
@@ -36,6 +39,8 @@ export interface Exchange {
   readonly headers?: Readonly<Record<string, string>> | undefined;
   /** The request in its own protocol, for candidates that speak it natively. */
   readonly native?: NativeCall | undefined;
+  /** A Gemini candidate's look-up of the history's kept thought signatures (ForwardRequest.recallToolCallExtras). */
+  readonly recallToolCallExtras?: ForwardRecall;
   /**
    * The upstream's answer (a chat completion, or with `api` not `chat` the protocol's own) -> the protocol's JSON
    * answer; `servedModel` is the upstream id the gateway called.
@@ -102,6 +107,7 @@ export function protocolHandler(runtime: GatewayRuntime, adapter: ProtocolAdapte
         endpoint: adapter.endpoint,
         chatBody: exchange.chatBody,
         native: exchange.native,
+        recallToolCallExtras: exchange.recallToolCallExtras,
         receivedAtMs,
       };
       await answerInBackground(runtime, request, reply, call, exchange.background, controller);
@@ -120,6 +126,7 @@ export function protocolHandler(runtime: GatewayRuntime, adapter: ProtocolAdapte
         log: request.log,
         cacheDirective: cacheRequest(request.headers),
         native: exchange.native,
+        recallToolCallExtras: exchange.recallToolCallExtras,
       });
     } catch (error) {
       clientGone.stop();

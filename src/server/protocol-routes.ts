@@ -47,7 +47,10 @@ export function registerProtocolRoutes(
   const hasNativeProviders = (): boolean =>
     runtime.snapshot.config.providers.some((provider) => provider.responsesApi === "native");
   // One store for both doors: a Claude Code session never continues a Codex one, but call ids are unique anyway.
-  const toolCallExtras = keptToolCallExtras ?? new MemoryToolCallExtras(TOOL_CALL_EXTRAS_LIMITS, runtime.clock);
+  const toolCallExtras =
+    keptToolCallExtras ??
+    runtime.state.toolCallExtras ??
+    new MemoryToolCallExtras(TOOL_CALL_EXTRAS_LIMITS, runtime.clock);
   const responsesDoor = keepingToolCallExtras(
     responsesAdapter(store, conversations, runtime.clock, hasNativeProviders),
     toolCallExtras,

@@ -23,7 +23,9 @@ export function keepingToolCallExtras(adapter: ProtocolAdapter, store: ToolCallE
     async begin(body, client) {
       const exchange = await adapter.begin(body, client);
       const own = scopedTo(store, client);
-      return withExtras(exchange, await recalledBody(exchange, own), own);
+      const { chatBody, recallRest } = await recalledHere(exchange.chatBody, own);
+      const kept = withExtras(exchange, chatBody, own);
+      return recallRest === undefined ? kept : { ...kept, recallToolCallExtras: recallRest };
     },
   };
 }
@@ -38,33 +40,66 @@ export function keepingToolCallExtras(adapter: ProtocolAdapter, store: ToolCallE
 function scopedTo(store: ToolCallExtrasStore, client: string | null): ToolCallExtrasStore {
   // Never empty and never the same for two names: a name is URI-encoded (no "/" left in it) before the "/".
   const scope = client === null ? "-/" : `c:${encodeURIComponent(client)}/`;
+  const unscoped = (found: ReadonlyMap<string, Readonly<Record<string, unknown>>>) => {
+    const own = new Map<string, Readonly<Record<string, unknown>>>();
+    for (const [key, extra] of found) own.set(key.slice(scope.length), extra);
+    return own;
+  };
   return {
+    isShared: store.isShared,
     remember: (extras) => store.remember(extras.map(({ id, extra }) => ({ id: scope + id, extra }))),
-    async recall(ids) {
-      const found = await store.recall(ids.map((id) => scope + id));
-      const own = new Map<string, Readonly<Record<string, unknown>>>();
-      for (const [key, extra] of found) own.set(key.slice(scope.length), extra);
-      return own;
-    },
+    recall: async (ids) => unscoped(await store.recall(ids.map((id) => scope + id))),
+    recallHere: async (ids) => unscoped(await store.recallHere(ids.map((id) => scope + id))),
   };
 }
 
-async function recalledBody(exchange: Exchange, store: ToolCallExtrasStore): Promise<Exchange["chatBody"]> {
-  const { chatBody } = exchange;
+type RecallRest = (messages: readonly unknown[]) => Promise<readonly unknown[]>;
+
+/**
+ * The request's history with what this process holds for its unsigned calls (no round trip: every request may
+ * have them), and, when some are still unsigned and a shared store may know them, the look-up of the rest for the
+ * pipeline to make for a Gemini candidate only (ForwardRequest.recallToolCallExtras): a Claude Code session routed
+ * to another provider used to cost an MGET per turn for nothing. Made once, whichever attempts ask.
+ */
+async function recalledHere(
+  chatBody: Exchange["chatBody"],
+  store: ToolCallExtrasStore,
+): Promise<{ readonly chatBody: Exchange["chatBody"]; readonly recallRest?: RecallRest }> {
   const ids = unsignedCallIds(chatBody.messages);
-  if (ids.length === 0) return chatBody;
-  const messages = withRecalledExtras(chatBody.messages, await store.recall(ids));
+  if (ids.length === 0) return { chatBody };
+  const here = await store.recallHere(ids);
+  const messages = withRecalledExtras(chatBody.messages, here);
   // Copies of the translated messages with one field more: still chat messages.
-  return messages === chatBody.messages ? chatBody : { ...chatBody, messages: messages as ChatMessage[] };
+  const body = messages === chatBody.messages ? chatBody : { ...chatBody, messages: messages as ChatMessage[] };
+  const missing = ids.filter((id) => !here.has(id));
+  if (missing.length === 0 || !store.isShared) return { chatBody: body };
+  let recalled: Promise<ReadonlyMap<string, Readonly<Record<string, unknown>>>> | undefined;
+  const recallRest: RecallRest = async (history) => {
+    recalled ??= store.recall(missing).catch(() => new Map());
+    return withRecalledExtras(history, await recalled);
+  };
+  return { chatBody: body, recallRest };
 }
+
+/**
+ * ms an answer waits, at most, for its calls' `extra_content` to be kept before the client gets it (the JSON answer;
+ * a stream's last events: `[DONE]`, `message_stop`, `response.completed`; a background run's final state). With
+ * Redis the write is a SET per call: without the wait a next turn sent at once to another replica (an agent runs a
+ * quick tool in milliseconds) looked before the write landed and got the fallback. A Redis that is down fails the
+ * write at once (no offline queue) and a slow one at its command timeout (200 ms, redis-client.ts); this bound is
+ * the backstop above it, so a store in trouble costs an answer at most this much, and the real signature only.
+ */
+export const KEEP_WAIT_MS = 250;
 
 function withExtras(exchange: Exchange, chatBody: Exchange["chatBody"], store: ToolCallExtrasStore): Exchange {
+  const writes: Promise<void>[] = [];
   // A native provider's answer (`api` not `chat`) is the protocol's own: nothing of chat's to keep.
   const remember = (extras: readonly ToolCallExtra[]): void => {
-    // The in-memory store keeps them before it returns: the client's next turn finds them. A failure to keep
-    // costs the real signature only (the fallback is sent), never the answer.
-    if (extras.length > 0) store.remember(extras).catch(() => {});
+    // A failure to keep costs the real signature only (the fallback is sent), never the answer.
+    if (extras.length > 0) writes.push(store.remember(extras).catch(() => {}));
   };
+  const kept = (): Promise<void> =>
+    writes.length === 0 ? Promise.resolve() : within(Promise.all(writes), KEEP_WAIT_MS);
   const answer: Exchange["answer"] = (completion, servedModel, api) => {
     if (api === "chat") remember(extrasOfCompletion(completion));
     return exchange.answer(completion, servedModel, api);
@@ -73,14 +108,40 @@ function withExtras(exchange: Exchange, chatBody: Exchange["chatBody"], store: T
     const translator = exchange.stream(servedModel, api, promptTokensEstimate);
     return api === "chat" ? tapped(translator, remember) : translator;
   };
-  const { background } = exchange;
+  const { background, answered: innerAnswered, streamEnded: innerStreamEnded } = exchange;
   return {
     ...exchange,
     chatBody,
     answer,
     stream,
-    background: background === undefined ? undefined : backgroundWithExtras(background, remember),
+    // Kept before the answer is sent (protocol-adapters.ts calls these before the reply and the stream's last events).
+    answered: async (made) => {
+      await kept();
+      return innerAnswered?.(made);
+    },
+    streamEnded: async (isSuccess) => {
+      await kept();
+      return (await innerStreamEnded?.(isSuccess)) ?? "";
+    },
+    background: background === undefined ? undefined : backgroundWithExtras(background, remember, kept),
   };
+}
+
+/** Settles when `promise` does or after `ms`, whichever comes first; never rejects. */
+function within(promise: Promise<unknown>, ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    promise.then(
+      () => {
+        clearTimeout(timer);
+        resolve();
+      },
+      () => {
+        clearTimeout(timer);
+        resolve();
+      },
+    );
+  });
 }
 
 interface Translator {
@@ -131,10 +192,15 @@ function tappedBackground(
 function backgroundWithExtras(
   background: BackgroundExchange,
   remember: (extras: readonly ToolCallExtra[]) => void,
+  kept: () => Promise<void>,
 ): BackgroundExchange {
   return {
     ...background,
-    keep: background.keep.bind(background),
+    // The final state is what a poll reads as done: the calls it names are kept before it.
+    keep: async (response, events, isFinal, expected, notAfterMs) => {
+      if (isFinal) await kept();
+      return background.keep(response, events, isFinal, expected, notAfterMs);
+    },
     read: background.read.bind(background),
     answer: (completion, servedModel, api: UpstreamApi) => {
       if (api === "chat") remember(extrasOfCompletion(completion));

@@ -14,6 +14,7 @@ import { BudgetBook, type BudgetScope, isReservation, rulesFromLimits } from "..
 import { PromptCalibration } from "../limits/prompt-calibration.ts";
 import { RefusedFeatures } from "../limits/refused-features.ts";
 import { EmbeddedStateStore } from "./embedded-state-store.ts";
+import { MemoryToolCallExtras } from "./tool-call-extras.ts";
 
 const T0 = Date.UTC(2026, 0, 1, 12);
 const HOUR_MS = 3_600_000;
@@ -102,7 +103,14 @@ describe("EmbeddedStateStore", () => {
     const before = freshBooks(clock);
     const calibration = new PromptCalibration();
     const store = new EmbeddedStateStore(path, before.budgets, before.availability, calibration);
-    assert.deepEqual(store.load(), { scopes: 0, cooldowns: 0, calibrations: 0, sharedWindows: 0, refusedFeatures: 0 });
+    assert.deepEqual(store.load(), {
+      scopes: 0,
+      cooldowns: 0,
+      calibrations: 0,
+      sharedWindows: 0,
+      refusedFeatures: 0,
+      toolCallExtras: 0,
+    });
     spend(before.budgets, 3, 200, T0);
     for (let index = 0; index < 3; index++) calibration.learn("groq/llama", 2_000, 1_000);
     before.budgets.learn(
@@ -124,6 +132,7 @@ describe("EmbeddedStateStore", () => {
       calibrations: 1,
       sharedWindows: 0,
       refusedFeatures: 0,
+      toolCallExtras: 0,
     });
     assert.equal(calibrationAfter.factorOf("groq/llama"), calibration.factorOf("groq/llama"));
     assert.ok(calibration.factorOf("groq/llama") < 1);
@@ -223,6 +232,7 @@ describe("EmbeddedStateStore", () => {
       calibrations: 0,
       sharedWindows: 0,
       refusedFeatures: 0,
+      toolCallExtras: 0,
     });
     await reopened.close();
   });
@@ -285,6 +295,80 @@ describe("EmbeddedStateStore", () => {
     assert.equal(third.isAllowed, false);
     assert.match(third.reason ?? "", /learned concurrency limit \(2 in flight/);
     await reopened.close();
+  });
+
+  it("kept thought signatures survive a restart within their TTL, in their bounds; forgotten ones leave the file", async () => {
+    const clock = new ManualClock(T0);
+    const path = tempDbPath();
+    const limits = { maxEntries: 2, maxBytes: 1_000_000, ttlMs: HOUR_MS };
+    const signed = (signature: string) => ({ google: { thought_signature: signature } });
+    const books = freshBooks(clock);
+    const extras = new MemoryToolCallExtras(limits, clock);
+    const store = new EmbeddedStateStore(
+      path,
+      books.budgets,
+      books.availability,
+      undefined,
+      undefined,
+      undefined,
+      extras,
+    );
+    store.load(T0);
+    await extras.remember([{ id: "-/call-a", extra: signed("A") }]);
+    clock.advance(1_000);
+    await extras.remember([
+      { id: "-/call-b", extra: signed("B") },
+      { id: "-/call-c", extra: signed("C") },
+    ]);
+    store.flush(clock.now());
+    await store.close();
+    const rows = () => {
+      const db = new DatabaseSync(path);
+      const keys = db
+        .prepare("SELECT call_key FROM tool_call_extras ORDER BY call_key")
+        .all()
+        .map((row) => String(row.call_key));
+      db.close();
+      return keys;
+    };
+    // call-a was evicted by the count bound before the flush: never written (or deleted).
+    assert.deepEqual(rows(), ["-/call-b", "-/call-c"]);
+
+    const reopen = (nowMs: number) => {
+      clock.set(nowMs);
+      const after = freshBooks(clock);
+      const book = new MemoryToolCallExtras(limits, clock);
+      const reopened = new EmbeddedStateStore(
+        path,
+        after.budgets,
+        after.availability,
+        undefined,
+        undefined,
+        undefined,
+        book,
+      );
+      const loaded = reopened.load(nowMs).toolCallExtras;
+      return { book, reopened, loaded };
+    };
+    const soon = reopen(T0 + 10_000);
+    assert.equal(soon.loaded, 2);
+    assert.deepEqual(Object.fromEntries(await soon.book.recall(["-/call-a", "-/call-b", "-/call-c"])), {
+      "-/call-b": signed("B"),
+      "-/call-c": signed("C"),
+    });
+    // Nothing changed by the load: the flush writes nothing; one replaced is written again.
+    await soon.book.remember([{ id: "-/call-b", extra: signed("B2") }]);
+    soon.reopened.flush(T0 + 10_000);
+    await soon.reopened.close();
+    const later = reopen(T0 + 20_000);
+    assert.deepEqual((await later.book.recall(["-/call-b"])).get("-/call-b"), signed("B2"));
+    await later.reopened.close();
+
+    // Past their TTL: nothing comes back, and the rows are gone from the file.
+    const expired = reopen(T0 + 10_000 + HOUR_MS + 1);
+    assert.equal(expired.loaded, 0);
+    await expired.reopened.close();
+    assert.deepEqual(rows(), []);
   });
 
   it("features deployments refused survive a restart, each until its own end; a cleared one and an ended one do not", async () => {
@@ -357,6 +441,7 @@ describe("EmbeddedStateStore", () => {
       calibrations: 0,
       sharedWindows: 0,
       refusedFeatures: 0,
+      toolCallExtras: 0,
     });
     await reopened.close();
   });
@@ -461,6 +546,7 @@ describe("EmbeddedStateStore when the file cannot be written", () => {
       calibrations: 0,
       sharedWindows: 0,
       refusedFeatures: 0,
+      toolCallExtras: 0,
     });
     assert.equal(after.budgets.usage(SCOPE, T0).find((window) => window.window === "day")?.used, 2);
     await reopened.close();

@@ -1,11 +1,14 @@
 // The embedded state store: daily/monthly counters, sliding logs, learned limits (learned concurrency too), cooldowns,
-// prompt calibrations, the context windows learned to be shared and the features deployments refused in a local
-// SQLite file (node:sqlite), so a restart neither spends a day's budget twice nor hammers a provider that told us
-// to wait, nor pays a refusal again to learn what it knew. The request path never touches the disk: the in-memory books are the source of truth and dirty
+// prompt calibrations, the context windows learned to be shared, the features deployments refused and the doors'
+// kept thought signatures in a local SQLite file (node:sqlite), so a restart neither spends a day's budget twice nor
+// hammers a provider that told us to wait, nor pays a refusal again to learn what it knew, nor loses the signatures
+// of the agent sessions under way. The request path never touches the disk: the in-memory books are the source of truth and dirty
 // entries are written in one transaction every `flush_interval_ms` and on close. A write that fails (the file locked
 // by another process, for which the timer's flush does not wait; a full or read-only disk; a file damaged since the
 // start) must not end the process: the books in memory keep serving, what the write held stays dirty for the next
 // flush, and the failure shows in the log (once, and once more when writing works again) and in /health's `state`.
+// The file stays whole (about 420 lines): every book is written in one transaction, so the flush, what a failed one
+// restores, the lock and the close's last write are one piece.
 import { existsSync } from "node:fs";
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import type { AvailabilityBook, PersistedCooldowns } from "../limits/availability.ts";
@@ -15,6 +18,8 @@ import type { RefusedFeatures } from "../limits/refused-features.ts";
 import { BUSY_TIMEOUT_MS, isBusyError, isDamagedFileError, openSqliteFile, whenUnlocked } from "../sqlite-file.ts";
 import { StateFileLock } from "./state-file-lock.ts";
 import type { StateLogger, StateStatus } from "./state-types.ts";
+import type { MemoryToolCallExtras } from "./tool-call-extras.ts";
+import { TOOL_CALL_EXTRAS_TABLE, ToolCallExtrasRows } from "./tool-call-extras-rows.ts";
 
 /**
  * ms the flush on the timer waits for a write lock another connection holds: none. node:sqlite is synchronous, so
@@ -30,6 +35,7 @@ const SCHEMA = `
   CREATE TABLE IF NOT EXISTS prompt_calibration (id INTEGER PRIMARY KEY CHECK (id = 1), state TEXT NOT NULL, updated_at_ms INTEGER NOT NULL);
   CREATE TABLE IF NOT EXISTS shared_windows (id INTEGER PRIMARY KEY CHECK (id = 1), state TEXT NOT NULL, updated_at_ms INTEGER NOT NULL);
   CREATE TABLE IF NOT EXISTS refused_features (id INTEGER PRIMARY KEY CHECK (id = 1), state TEXT NOT NULL, updated_at_ms INTEGER NOT NULL);
+  ${TOOL_CALL_EXTRAS_TABLE}
 `;
 
 export class EmbeddedStateStore {
@@ -45,6 +51,8 @@ export class EmbeddedStateStore {
   readonly #upsertSharedWindows: StatementSync;
   readonly #refusedFeatures: RefusedFeatures | undefined;
   readonly #upsertRefusedFeatures: StatementSync;
+  /** The doors' kept thought signatures (tool-call-extras-rows.ts). */
+  readonly #toolCallExtras: ToolCallExtrasRows | undefined;
   readonly #logger: StateLogger | undefined;
   #timer: NodeJS.Timeout | undefined;
   /** Set from a failed write until one works again: when writing began to fail, and the latest reason. */
@@ -67,6 +75,7 @@ export class EmbeddedStateStore {
     calibration?: PromptCalibration,
     logger?: StateLogger,
     refusedFeatures?: RefusedFeatures,
+    toolCallExtras?: MemoryToolCallExtras,
   ) {
     this.path = path;
     this.#logger = logger;
@@ -90,6 +99,7 @@ export class EmbeddedStateStore {
     this.#upsertCalibration = this.#db.prepare(upsertDocument("prompt_calibration"));
     this.#upsertSharedWindows = this.#db.prepare(upsertDocument("shared_windows"));
     this.#upsertRefusedFeatures = this.#db.prepare(upsertDocument("refused_features"));
+    this.#toolCallExtras = toolCallExtras === undefined ? undefined : new ToolCallExtrasRows(this.#db, toolCallExtras);
   }
 
   /**
@@ -97,7 +107,11 @@ export class EmbeddedStateStore {
    * features whose lesson ended by `nowMs` are dropped.
    */
   load(nowMs = Date.now()): LoadedState {
-    return loadBooks(this.#db, this.#budgets, this.#availability, this.#calibration, this.#refusedFeatures, nowMs);
+    return {
+      ...loadBooks(this.#db, this.#budgets, this.#availability, this.#calibration, this.#refusedFeatures, nowMs),
+      // Without them a restart sent Gemini the fallback for every call of the sessions under way (protocols.md).
+      toolCallExtras: this.#toolCallExtras?.load(nowMs) ?? 0,
+    };
   }
 
   start(flushIntervalMs: number): void {
@@ -189,7 +203,9 @@ export class EmbeddedStateStore {
     const isCooldownsDirty = this.#availability.takeDirty();
     const isCalibrationDirty = this.#calibration?.takeDirty() === true;
     const areRefusalsDirty = this.#refusedFeatures?.takeDirty() === true;
-    if (dirtyScopes.length === 0 && !isCooldownsDirty && !isCalibrationDirty && !areRefusalsDirty) return;
+    const calls = this.#toolCallExtras?.takeChanged() ?? [];
+    const isClean = dirtyScopes.length === 0 && !isCooldownsDirty && !isCalibrationDirty && !areRefusalsDirty;
+    if (isClean && calls.length === 0) return;
     try {
       this.#db.exec("BEGIN");
       for (const scopeId of dirtyScopes) {
@@ -204,6 +220,7 @@ export class EmbeddedStateStore {
       }
       if (areRefusalsDirty)
         this.#upsertRefusedFeatures.run(JSON.stringify(this.#refusedFeatures?.export(nowMs)), nowMs);
+      this.#toolCallExtras?.write(calls);
       this.#db.exec("COMMIT");
     } catch (error) {
       // A failed COMMIT (SQLITE_BUSY, SQLITE_FULL) may leave the transaction open; a failed BEGIN leaves none.
@@ -216,6 +233,7 @@ export class EmbeddedStateStore {
       if (isCooldownsDirty) this.#availability.restoreDirty();
       if (isCalibrationDirty) this.#calibration?.restoreDirty();
       if (areRefusalsDirty) this.#refusedFeatures?.restoreDirty();
+      this.#toolCallExtras?.restore(calls);
       throw error;
     }
   }
@@ -310,7 +328,11 @@ function upsertDocument(table: string): string {
   return `INSERT INTO ${table} (id, state, updated_at_ms) VALUES (1, ?, ?) ON CONFLICT(id) DO UPDATE SET state = excluded.state, updated_at_ms = excluded.updated_at_ms`;
 }
 
-export interface LoadedState {
+export interface LoadedState extends LoadedBooks {
+  readonly toolCallExtras: number;
+}
+
+interface LoadedBooks {
   readonly scopes: number;
   readonly cooldowns: number;
   readonly calibrations: number;
@@ -331,7 +353,7 @@ export function readStateFile(
   calibration?: PromptCalibration,
   refusedFeatures?: RefusedFeatures,
   nowMs = Date.now(),
-): LoadedState | undefined {
+): LoadedBooks | undefined {
   if (!existsSync(path)) return undefined;
   const db = new DatabaseSync(path, { readOnly: true });
   try {
@@ -350,7 +372,7 @@ function loadBooks(
   calibration: PromptCalibration | undefined,
   refusedFeatures: RefusedFeatures | undefined,
   nowMs: number,
-): LoadedState {
+): LoadedBooks {
   const tables = new Set(
     db
       .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")

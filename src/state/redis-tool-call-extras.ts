@@ -14,6 +14,7 @@ import {
 } from "./tool-call-extras.ts";
 
 export class RedisToolCallExtras implements ToolCallExtrasStore {
+  readonly isShared = true;
   readonly #redis: SharedStateRedis;
   readonly #local: MemoryToolCallExtras;
   readonly #keyStart: string;
@@ -69,6 +70,10 @@ export class RedisToolCallExtras implements ToolCallExtrasStore {
     }
     await this.#local.remember(fetched);
     return found;
+  }
+
+  recallHere(ids: readonly string[]): Promise<ReadonlyMap<string, Readonly<Record<string, unknown>>>> {
+    return this.#local.recall(ids);
   }
 
   close(): Promise<void> {

@@ -10,6 +10,7 @@ import type { RefusedFeatures } from "../limits/refused-features.ts";
 import { isDamagedFileError } from "../sqlite-file.ts";
 import { EmbeddedStateStore, readStateFile } from "./embedded-state-store.ts";
 import type { StateBackend, StateLogger } from "./state-types.ts";
+import { MemoryToolCallExtras, TOOL_CALL_EXTRAS_LIMITS } from "./tool-call-extras.ts";
 
 export type { StateBackend, StateLogger, StateStatus } from "./state-types.ts";
 
@@ -68,10 +69,20 @@ export async function createStateBackend(
       pruneUnconfigured: () => 0, // the file is not this command's to change
     };
   }
+  // The doors' kept thought signatures (StateBackend.toolCallExtras): with Redis they have a store of their own.
+  const toolCallExtras = new MemoryToolCallExtras(TOOL_CALL_EXTRAS_LIMITS, clock);
   const { store, loaded } = openEmbeddedStore(
     settings.path,
     () => {
-      const opened = new EmbeddedStateStore(settings.path, book, availability, calibration, logger, refusedFeatures);
+      const opened = new EmbeddedStateStore(
+        settings.path,
+        book,
+        availability,
+        calibration,
+        logger,
+        refusedFeatures,
+        toolCallExtras,
+      );
       try {
         return { store: opened, loaded: opened.load(clock.now()) };
       } catch (error) {
@@ -85,12 +96,13 @@ export async function createStateBackend(
   if (Object.values(loaded).some((count) => count > 0)) {
     logger?.info(
       { path: settings.path, ...loaded },
-      "restored budgets, cooldowns, prompt calibrations and refused features from the embedded store",
+      "restored budgets, cooldowns, prompt calibrations, refused features and kept thought signatures from the embedded store",
     );
   }
   store.start(settings.flushIntervalMs);
   return {
     ledger: book,
+    toolCallExtras,
     status: () => store.status(),
     close: async () => store.close(),
     writeBeforeExit: async (maxWaitMs) => store.writeBeforeExit(maxWaitMs),

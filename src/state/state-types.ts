@@ -1,6 +1,7 @@
 // The shape every state backend has (embedded or Redis), apart from how each one is built.
 import type { BudgetLedger } from "../limits/budgets.ts";
 import type { Logger } from "../logger.ts";
+import type { MemoryToolCallExtras } from "./tool-call-extras.ts";
 
 export interface StateStatus {
   readonly kind: "memory" | "embedded" | "redis";
@@ -31,6 +32,11 @@ export interface StateBackend {
   readonly ledger: BudgetLedger;
   /** Set with Redis: the answer cache's rows, shared by the replicas (else the cache is this process's memory). */
   readonly answerRows?: AnswerRows;
+  /**
+   * Set with the embedded file: the Messages and Responses doors' kept tool-call `extra_content` (Gemini's thought
+   * signatures), written to the file with the other books, so a restart gives them back (else the door's own memory).
+   */
+  readonly toolCallExtras?: MemoryToolCallExtras;
   status(): StateStatus;
   close(): Promise<void>;
   /**

@@ -1,7 +1,8 @@
 // The tool calls' `extra_content` the Messages and Responses doors keep between turns (protocols/tool-call-extras.ts
 // says why: Gemini's thought signatures, which those protocols have no place for). In memory, bounded by count, by
 // bytes and by age; what it forgets costs only the real signature (the Gemini fallback is sent instead:
-// providers/thought-signatures.ts).
+// providers/thought-signatures.ts). With an embedded state file the same calls are written there too
+// (embedded-state-store.ts), so a restart does not cost a session's signatures.
 import type { Clock } from "../clock.ts";
 
 /** One call's id and its `extra_content` (protocols/tool-call-extras.ts reads them; state/ may not import it). */
@@ -15,6 +16,10 @@ export interface ToolCallExtrasStore {
   remember(extras: readonly ToolCallExtra[]): Promise<void>;
   /** What is kept for these ids (those forgotten or never kept are absent). */
   recall(ids: readonly string[]): Promise<ReadonlyMap<string, Readonly<Record<string, unknown>>>>;
+  /** What this process holds for them, without a round trip (all there is unless `isShared`). */
+  recallHere(ids: readonly string[]): Promise<ReadonlyMap<string, Readonly<Record<string, unknown>>>>;
+  /** `recall` may find more than `recallHere`, by a round trip to a shared store (Redis). */
+  readonly isShared: boolean;
 }
 
 export interface ToolCallExtrasLimits {
@@ -43,12 +48,25 @@ interface Entry {
   readonly expiresAtMs: number;
 }
 
+/** One kept call as the state file holds it (embedded-state-store.ts): a restart gives it back until it expires. */
+export interface PersistedToolCallExtra {
+  readonly id: string;
+  readonly extra: Readonly<Record<string, unknown>>;
+  readonly expiresAtMs: number;
+}
+
 /** Least recently used first: a Map keeps insertion order, and a recall re-inserts what it finds. */
 export class MemoryToolCallExtras implements ToolCallExtrasStore {
   readonly #entries = new Map<string, Entry>();
+  readonly isShared = false;
   readonly #limits: ToolCallExtrasLimits;
   readonly #clock: Clock;
   #bytes = 0;
+  /**
+   * Ids kept, replaced or forgotten since the state file's last flush; undefined unless a file keeps them
+   * (`trackChanges`): in memory only or behind Redis nothing would take them, and the set would only grow.
+   */
+  #changed: Set<string> | undefined;
 
   constructor(limits: ToolCallExtrasLimits, clock: Clock) {
     this.#limits = limits;
@@ -65,15 +83,57 @@ export class MemoryToolCallExtras implements ToolCallExtrasStore {
 
   remember(extras: readonly ToolCallExtra[]): Promise<void> {
     const expiresAtMs = this.#clock.now() + this.#limits.ttlMs;
-    for (const { id, extra } of extras) {
-      const bytes = Buffer.byteLength(id) + Buffer.byteLength(JSON.stringify(extra));
-      if (bytes > MAX_EXTRA_BYTES || bytes > this.#limits.maxBytes) continue;
-      this.#delete(id);
-      this.#entries.set(id, { extra, bytes, expiresAtMs });
-      this.#bytes += bytes;
-    }
+    for (const { id, extra } of extras) this.#keep(id, extra, expiresAtMs);
     this.#evict();
     return Promise.resolve();
+  }
+
+  /**
+   * What the state file kept (oldest first: the least recently used stay first to go), each until its own expiry;
+   * the bounds apply as to new ones. Returns how many are kept.
+   */
+  restore(rows: readonly PersistedToolCallExtra[]): number {
+    const nowMs = this.#clock.now();
+    for (const { id, extra, expiresAtMs } of rows) {
+      // Never longer than the TTL from now: a file written by a clock far ahead must not keep them for ever.
+      if (expiresAtMs > nowMs) this.#keep(id, extra, Math.min(expiresAtMs, nowMs + this.#limits.ttlMs));
+    }
+    this.#evict();
+    return this.#entries.size;
+  }
+
+  /** From now on, which ids change is noted for the state file (`takeChanged`). */
+  trackChanges(): void {
+    this.#changed ??= new Set();
+  }
+
+  /** The ids changed since the last call (kept, replaced or forgotten); the state file writes or deletes each. */
+  takeChanged(): readonly string[] {
+    const changed = this.#changed;
+    if (changed === undefined || changed.size === 0) return [];
+    this.#changed = new Set();
+    return [...changed];
+  }
+
+  /** A flush that failed: its ids are changed again, for the next one. */
+  restoreChanged(ids: readonly string[]): void {
+    for (const id of ids) this.#changed?.add(id);
+  }
+
+  /** The call as the state file keeps it; undefined when it is not kept (forgotten, expired, or never). */
+  persisted(id: string): PersistedToolCallExtra | undefined {
+    const entry = this.#entries.get(id);
+    if (entry === undefined || entry.expiresAtMs <= this.#clock.now()) return undefined;
+    return { id, extra: entry.extra, expiresAtMs: entry.expiresAtMs };
+  }
+
+  #keep(id: string, extra: Readonly<Record<string, unknown>>, expiresAtMs: number): void {
+    const bytes = Buffer.byteLength(id) + Buffer.byteLength(JSON.stringify(extra));
+    if (bytes > MAX_EXTRA_BYTES || bytes > this.#limits.maxBytes) return;
+    this.#delete(id);
+    this.#entries.set(id, { extra, bytes, expiresAtMs });
+    this.#bytes += bytes;
+    this.#changed?.add(id);
   }
 
   recall(ids: readonly string[]): Promise<ReadonlyMap<string, Readonly<Record<string, unknown>>>> {
@@ -85,6 +145,7 @@ export class MemoryToolCallExtras implements ToolCallExtrasStore {
       this.#entries.delete(id);
       if (entry.expiresAtMs <= nowMs) {
         this.#bytes -= entry.bytes;
+        this.#changed?.add(id);
         continue;
       }
       // Used again: the most recent now (a long agent loop sends the same calls back on every turn).
@@ -94,11 +155,16 @@ export class MemoryToolCallExtras implements ToolCallExtrasStore {
     return Promise.resolve(found);
   }
 
+  recallHere(ids: readonly string[]): Promise<ReadonlyMap<string, Readonly<Record<string, unknown>>>> {
+    return this.recall(ids);
+  }
+
   #delete(id: string): void {
     const entry = this.#entries.get(id);
     if (entry === undefined) return;
     this.#entries.delete(id);
     this.#bytes -= entry.bytes;
+    this.#changed?.add(id);
   }
 
   #evict(): void {

@@ -86,9 +86,10 @@ export async function attemptOnce(
   else request.signal.addEventListener("abort", onClientAbort, { once: true });
   const native = nativeCallFor(request, deployment);
   try {
+    const sent = await withKeptToolCallExtras(request, deployment);
     return await attemptWithSignals({
       deployment,
-      request,
+      request: sent,
       dispatcher: services.dispatcher,
       clock: services.clock,
       limits: services.limits,
@@ -120,6 +121,19 @@ function toolCallExtrasFor(deployment: Deployment, endpointPath: string): "gemin
   const settings = deployment.provider.settings;
   if (isGeminiDeployment(settings.presetOrigin?.preset, settings.baseUrl, deployment.model.id)) return "gemini";
   return /gemini/i.test(deployment.model.id) ? undefined : "drop";
+}
+
+/**
+ * The request with its history's kept thought signatures when the candidate is Gemini's (ForwardRequest
+ * .recallToolCallExtras): the look-up (an MGET with Redis) is made for the attempts that send the field only.
+ */
+async function withKeptToolCallExtras(request: ForwardRequest, deployment: Deployment): Promise<ForwardRequest> {
+  const recall = request.recallToolCallExtras;
+  const messages = request.body.messages;
+  if (recall === undefined || !Array.isArray(messages)) return request;
+  if (toolCallExtrasFor(deployment, request.endpointPath) !== "gemini") return request;
+  const recalled = await recall(messages);
+  return recalled === messages ? request : { ...request, body: { ...request.body, messages: recalled } };
 }
 
 /** Not async itself: it only picks the JSON or the stream path (one promise fewer per attempt). */

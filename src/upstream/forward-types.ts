@@ -61,6 +61,13 @@ export interface ForwardRequest {
   readonly audioMostSeconds?: number | undefined;
   /** Sent instead of `endpointPath` and `body` to candidates that speak the client's protocol natively. */
   readonly native?: NativeCall | undefined;
+  /**
+   * Gives a chat history's unsigned assistant tool calls the `extra_content` kept for them in a shared store (the
+   * Messages and Responses doors' thought signatures: server/tool-call-extras-door.ts), at most one look-up per
+   * request. Called for a Gemini candidate only (attempt.ts): no other deployment takes the field, so a request
+   * served elsewhere costs no round trip; a failover to a Gemini one makes it then. Undefined: nothing to look up.
+   */
+  readonly recallToolCallExtras?: ((messages: readonly unknown[]) => Promise<readonly unknown[]>) | undefined;
   readonly isStream: boolean;
   /** Aborted when the client goes away. */
   readonly signal: AbortSignal;

@@ -20,6 +20,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import OpenAI from "openai";
 import { systemClock } from "../../src/clock.ts";
 import { EmbeddedKeptResponses } from "../../src/state/embedded-kept-responses.ts";
+import { TOOL_CALL_EXTRAS_TABLE } from "../../src/state/tool-call-extras-rows.ts";
 import { runCli, tempDir } from "../helpers/cli-process.ts";
 import { useMock } from "../helpers/e2e.ts";
 import { startGatewayProcess } from "../helpers/gateway-process.ts";
@@ -116,6 +117,7 @@ const STATE_TABLES = `
   CREATE TABLE IF NOT EXISTS prompt_calibration (id INTEGER PRIMARY KEY CHECK (id = 1), state TEXT NOT NULL, updated_at_ms INTEGER NOT NULL);
   CREATE TABLE IF NOT EXISTS shared_windows (id INTEGER PRIMARY KEY CHECK (id = 1), state TEXT NOT NULL, updated_at_ms INTEGER NOT NULL);
   CREATE TABLE IF NOT EXISTS refused_features (id INTEGER PRIMARY KEY CHECK (id = 1), state TEXT NOT NULL, updated_at_ms INTEGER NOT NULL);
+  ${TOOL_CALL_EXTRAS_TABLE}
 `;
 
 /** Overwrites one page of a checkpointed SQLite file with garbage. */

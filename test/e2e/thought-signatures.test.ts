@@ -5,13 +5,17 @@
 // gateway keeps the signature by call id and puts it back. The upstream here plays Gemini 3: it signs its calls and
 // refuses a history whose call lacks the signature with Gemini's own 400 body.
 import assert from "node:assert/strict";
+import { mkdtempSync } from "node:fs";
 import type { ServerResponse } from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, type TestContext, test } from "node:test";
 import Anthropic from "@anthropic-ai/sdk";
+import { Redis } from "ioredis";
 import OpenAI from "openai";
 import { finished } from "../helpers/background-steps.ts";
 import { CHAT_ROUTE, chatRequests, useGateway, useMock } from "../helpers/e2e.ts";
-import type { TestGateway } from "../helpers/gateway.ts";
+import { startTestGateway, type TestGateway } from "../helpers/gateway.ts";
 import {
   chatCompletion,
   type MockStep,
@@ -300,6 +304,39 @@ for (const isStream of [false, true]) {
   });
 }
 
+for (const isStream of [false, true]) {
+  test(`a restart between turns: the embedded state file gives the call its real signature back${isStream ? " (streamed first turn)" : ""}`, async (t) => {
+    // A gateway restarted (a deploy, a config change that needs one) while Claude Code runs a tool: the next turn
+    // used to get the fallback, as the signatures lived in the process only.
+    const mock = await useMock(t);
+    const statePath = join(mkdtempSync(join(tmpdir(), "llm-gateway-signatures-")), "state.db");
+    const yaml = geminiYaml(mock, `state:\n  path: ${JSON.stringify(statePath)}\n`);
+    mock.enqueue(CHAT_ROUTE, firstTurn(isStream), nextTurnChecked());
+    const request = { model: "m", max_tokens: 1000, tools: [WEATHER_TOOL] };
+    const question = { role: "user" as const, content: "Weather in Paris?" };
+    const before = await startTestGateway(yaml);
+    let isClosed = false;
+    t.after(() => (isClosed ? undefined : before.close()));
+    const onBefore = new Anthropic({ baseURL: before.url, apiKey: "x", maxRetries: 0 });
+    const first = isStream
+      ? await onBefore.messages.stream({ ...request, messages: [question] }).finalMessage()
+      : await onBefore.messages.create({ ...request, messages: [question] });
+    await before.close();
+    isClosed = true;
+    const after = await useGateway(t, yaml);
+    const answer = await new Anthropic({ baseURL: after.url, apiKey: "x", maxRetries: 0 }).messages.create({
+      ...request,
+      messages: [
+        question,
+        { role: "assistant", content: first.content },
+        { role: "user", content: [{ type: "tool_result", tool_use_id: CALL_ID, content: "sunny" }] },
+      ],
+    });
+    assert.equal(answer.content[0]?.type === "text" ? answer.content[0].text : "", "Sunny in Paris.");
+    assert.deepEqual(sentCalls(chatRequests(mock)[1])[0]?.extra_content, SIGNED_CALL.extra_content);
+  });
+}
+
 test("a call the gateway never saw (a restart, an eviction) goes to Gemini with Google's fallback signature", async (t) => {
   const { mock, gateway } = await geminiScene(t);
   mock.enqueue(CHAT_ROUTE, nextTurnChecked());
@@ -388,6 +425,126 @@ describe("with Redis: the next turn served by another replica gets the signature
     mock.enqueue(CHAT_ROUTE, firstTurn(false), nextTurnChecked());
     assert.equal(await toolLoop(a, b), "Sunny in Paris.");
     assert.deepEqual(sentCalls(chatRequests(mock)[1])[0]?.extra_content, SIGNED_CALL.extra_content);
+  });
+
+  for (const isStream of [false, true]) {
+    test(`the answer waits for the shared write: a next turn at once on the other replica finds it${isStream ? " (streamed first turn)" : ""}`, {
+      skip: isRedisInstalled() ? false : REDIS_MISSING,
+    }, async (t) => {
+      // The answer used to go out before its SET landed: an agent's next turn sent to another replica at once (a
+      // quick tool) looked first and got the fallback. Redis's writes are held here (CLIENT PAUSE ... WRITE, reads
+      // still served) from the moment the upstream answers turn 1, for less than the gateway's bound: the answer
+      // must wait for them, and replica B must then read the real signature.
+      const mock = await useMock(t);
+      const redis = await useRedisServer(t);
+      const admin = new Redis(redis.url, { lazyConnect: true });
+      await admin.connect();
+      t.after(() => admin.quit());
+      const yaml = geminiYaml(
+        mock,
+        `state:\n  path: ":memory:"\n  redis_url: ${redis.url}\n  redis_key_prefix: "sig-wait:"\n`,
+      );
+      const [a, b] = [await useGateway(t, yaml), await useGateway(t, yaml)];
+      const answered = firstTurn(isStream);
+      const pausedFirstTurn: MockStep = {
+        kind: "handler",
+        handle: async (_request, response) => {
+          await admin.call("CLIENT", "PAUSE", "80", "WRITE");
+          if (answered.kind === "sse") {
+            response.writeHead(200, { "content-type": "text/event-stream" });
+            for (const event of answered.events)
+              response.write(`data: ${JSON.stringify((event as { data: unknown }).data)}\n\n`);
+            response.end("data: [DONE]\n\n");
+          } else if (answered.kind === "json") {
+            response.writeHead(200, { "content-type": "application/json" });
+            response.end(JSON.stringify(answered.body));
+          }
+        },
+      };
+      mock.enqueue(CHAT_ROUTE, pausedFirstTurn, nextTurnChecked());
+      const request = { model: "m", max_tokens: 1000, tools: [WEATHER_TOOL] };
+      const question = { role: "user" as const, content: "Weather in Paris?" };
+      const onA = new Anthropic({ baseURL: a.url, apiKey: "x", maxRetries: 0 });
+      const first = isStream
+        ? await onA.messages.stream({ ...request, messages: [question] }).finalMessage()
+        : await onA.messages.create({ ...request, messages: [question] });
+      const onB = new Anthropic({ baseURL: b.url, apiKey: "x", maxRetries: 0 });
+      const answer = await onB.messages.create({
+        ...request,
+        messages: [
+          question,
+          { role: "assistant", content: first.content },
+          { role: "user", content: [{ type: "tool_result", tool_use_id: CALL_ID, content: "sunny" }] },
+        ],
+      });
+      assert.equal(answer.content[0]?.type === "text" ? answer.content[0].text : "", "Sunny in Paris.");
+      assert.deepEqual(sentCalls(chatRequests(mock)[1])[0]?.extra_content, SIGNED_CALL.extra_content);
+    });
+  }
+
+  test("the shared look-up is made for a Gemini candidate only: none when another serves, one on a failover to Gemini", {
+    skip: isRedisInstalled() ? false : REDIS_MISSING,
+  }, async (t) => {
+    // Replica B serves the request on another provider first, Gemini second. A Claude Code turn whose call B
+    // never answered used to cost an MGET whoever served it; the other provider takes no signature, so none is
+    // needed. When that provider fails, the failover to Gemini makes the look-up then and sends the real signature.
+    const gemini = await useMock(t);
+    const other = await useMock(t);
+    const redis = await useRedisServer(t);
+    const admin = new Redis(redis.url, { lazyConnect: true });
+    await admin.connect();
+    t.after(() => admin.quit());
+    const state = `state:\n  path: ":memory:"\n  redis_url: ${redis.url}\n  redis_key_prefix: "sig-lazy:"\n`;
+    const a = await useGateway(t, geminiYaml(gemini, state));
+    const b = await useGateway(
+      t,
+      `providers:
+  - name: other
+    base_url: ${other.baseUrl}
+    api_key: o-test
+    cost: free
+    retries: 0
+    models:
+      o: { id: vendor/m-instruct }
+  - preset: gemini
+    base_url: ${gemini.baseUrl}
+    api_key: g-test
+    retries: 0
+    models:
+      m: { id: ${GEMINI_ID} }
+${state}`,
+    );
+    const mgetCalls = async (): Promise<number> => {
+      const stats = String(await admin.call("INFO", "commandstats"));
+      return Number(/cmdstat_mget:calls=(\d+)/.exec(stats)?.[1] ?? 0);
+    };
+    gemini.enqueue(CHAT_ROUTE, firstTurn(false), nextTurnChecked());
+    const request = { model: "m", max_tokens: 1000, tools: [WEATHER_TOOL] };
+    const question = { role: "user" as const, content: "Weather in Paris?" };
+    const first = await new Anthropic({ baseURL: a.url, apiKey: "x", maxRetries: 0 }).messages.create({
+      ...request,
+      messages: [question],
+    });
+    const history = [
+      question,
+      { role: "assistant" as const, content: first.content },
+      { role: "user" as const, content: [{ type: "tool_result" as const, tool_use_id: CALL_ID, content: "sunny" }] },
+    ];
+    const onB = new Anthropic({ baseURL: b.url, apiKey: "x", maxRetries: 0 });
+    // The other provider first, Gemini as the fallback (a comma list keeps its order).
+    const onBRequest = { ...request, model: "o,m", messages: history };
+    const before = await mgetCalls();
+    other.enqueue(CHAT_ROUTE, { kind: "json", body: chatCompletion("Fine.", "vendor/m-instruct") });
+    const served = await onB.messages.create(onBRequest);
+    assert.equal(served.content[0]?.type === "text" ? served.content[0].text : "", "Fine.");
+    assert.equal(await mgetCalls(), before, "no look-up for a request served by a provider that is not Gemini");
+    assert.equal(chatRequests(other)[0]?.bodyText.includes("extra_content"), false);
+
+    other.enqueue(CHAT_ROUTE, { kind: "json", status: 500, body: { error: { message: "boom" } } });
+    const failedOver = await onB.messages.create(onBRequest);
+    assert.equal(failedOver.content[0]?.type === "text" ? failedOver.content[0].text : "", "Sunny in Paris.");
+    assert.deepEqual(sentCalls(chatRequests(gemini)[1])[0]?.extra_content, SIGNED_CALL.extra_content);
+    assert.equal(await mgetCalls(), before + 1, "one look-up, for the Gemini attempt");
   });
 
   test("Redis down: the loop still works, the other replica sends the fallback", {
@@ -483,4 +640,54 @@ test("a Gemini model behind a proxy (a custom provider, not Google's host) still
   });
   assert.equal(answer.choices[0]?.message.content, "Sunny in Paris.");
   assert.deepEqual(sentCalls(chatRequests(mock)[0])[0]?.extra_content, SIGNED_CALL.extra_content);
+});
+
+test("OpenRouter's reasoning_details (its Gemini signatures) go both ways through the chat door as they are", async (t) => {
+  // OpenRouter puts a Gemini model's signatures in the assistant message's `reasoning_details` and wants them back
+  // unmodified (docs/protocols.md "Thought signatures"): a chat client that keeps them must find them in the answer,
+  // and its next turn must reach the upstream with them.
+  const mock = await useMock(t);
+  const gateway = await useGateway(
+    t,
+    `providers:
+  - name: openrouter-like
+    base_url: ${mock.baseUrl}
+    api_key: or-test
+    retries: 0
+    models:
+      m: { id: google/gemini-3-pro-preview }
+`,
+  );
+  const details = [{ type: "reasoning.encrypted", data: SIGNATURE, id: CALL_ID, format: "google-gemini-v1", index: 0 }];
+  const answered = signedCallCompletion() as { choices: { message: Record<string, unknown> }[] };
+  const message = answered.choices[0]?.message ?? {};
+  const { extra_content: _google, ...call } = SIGNED_CALL;
+  message.tool_calls = [call];
+  message.reasoning_details = details;
+  mock.enqueue(
+    CHAT_ROUTE,
+    { kind: "json", body: answered },
+    {
+      kind: "json",
+      body: chatCompletion("Sunny in Paris.", "google/gemini-3-pro-preview"),
+    },
+  );
+  const client = new OpenAI({ baseURL: gateway.baseUrl, apiKey: "x", maxRetries: 0 });
+  const question = { role: "user" as const, content: "Weather in Paris?" };
+  const first = await client.chat.completions.create({ model: "m", messages: [question] });
+  const kept = first.choices[0]?.message as unknown as { reasoning_details?: unknown };
+  assert.deepEqual(kept.reasoning_details, details);
+  await client.chat.completions.create({
+    model: "m",
+    messages: [
+      question,
+      first.choices[0]?.message as OpenAI.ChatCompletionAssistantMessageParam,
+      { role: "tool", tool_call_id: CALL_ID, content: "sunny" },
+    ],
+  });
+  const sent = chatRequests(mock)[1]?.body as
+    | { messages?: { role: string; reasoning_details?: unknown }[] }
+    | undefined;
+  const assistant = sent?.messages?.find((entry) => entry.role === "assistant");
+  assert.deepEqual(assistant?.reasoning_details, details);
 });
