@@ -229,3 +229,78 @@ describe("native Responses providers: tool names over 64 characters", () => {
     );
   });
 });
+
+/** Names of the functions a native body's `tool_search_output` items loaded (top-level, or a namespace's members). */
+function loadedNames(body: Record<string, unknown>): string[] {
+  const input = Array.isArray(body.input) ? (body.input as { type?: string; tools?: SentTool[] }[]) : [];
+  return input.flatMap((item) =>
+    item.type === "tool_search_output"
+      ? (item.tools ?? []).flatMap((tool) =>
+          tool.type === "namespace" ? (tool.tools ?? []).map((member) => member.name) : [tool.name ?? ""],
+        )
+      : [],
+  );
+}
+
+describe("native Responses providers: tools a client-run tool_search loaded", () => {
+  // Codex keeps its MCP tools behind its own `tool_search`: they reach the model in `tool_search_output` items, not
+  // in `tools`. Their calls in the input were renamed while the loaded tools kept their long names: OpenAI refused
+  // the body, and a provider taking long names was sent calls of functions it was never given.
+  test("their names go renamed as their calls do, and the model's call of one comes back under the client's name", async (t) => {
+    const { primary, client } = await startTwoProviders(t, { primary: { responses_api: "native" } });
+    primary.enqueue(RESPONSES_ROUTE, {
+      kind: "handler",
+      handle: (received: RecordedRequest, answer: ServerResponse) => {
+        const body = received.body as Record<string, unknown>;
+        const loaded = loadedNames(body);
+        const calls = (body.input as { type?: string; name?: string }[]).flatMap((item) =>
+          item.type === "function_call" ? [item.name ?? ""] : [],
+        );
+        const invalid = [...sentNames(body), ...loaded].find((name) => !FUNCTION_NAME.test(name));
+        const unknown = calls.find((name) => !loaded.includes(name));
+        if (invalid !== undefined || unknown !== undefined) {
+          answer.writeHead(400, { "content-type": "application/json" });
+          const message = `Invalid function name (${invalid ?? ""}) or a call of no offered function (${unknown ?? ""}).`;
+          answer.end(JSON.stringify({ error: { message, type: "invalid_request_error", code: "invalid_value" } }));
+          return;
+        }
+        const call = { ...functionCall(loaded[0] ?? "", "completed", ARGUMENTS), namespace: "mcp__wiki__" };
+        answer.writeHead(200, { "content-type": "application/json" });
+        answer.end(JSON.stringify(response(body, "completed", [call])));
+      },
+    });
+    const answer = await client.responses.create({
+      model: MODEL,
+      tools: [{ type: "tool_search", execution: "client", description: "Finds MCP tools." }],
+      input: [
+        { role: "user", content: "Find the runbooks." },
+        { type: "tool_search_call", call_id: "ts_0", execution: "client", arguments: { query: "wiki" } },
+        {
+          type: "tool_search_output",
+          call_id: "ts_0",
+          execution: "client",
+          tools: [
+            {
+              type: "namespace",
+              name: "mcp__wiki__",
+              description: "Wiki",
+              tools: [{ type: "function", name: LONG_MEMBER, parameters: PARAMETERS, strict: false }],
+            },
+          ],
+        },
+        { type: "function_call", call_id: "call_0", namespace: "mcp__wiki__", name: LONG_MEMBER, arguments: "{}" },
+        { type: "function_call_output", call_id: "call_0", output: "no pages" },
+      ],
+    });
+    const calls = answer.output.flatMap((item) => (item.type === "function_call" ? [item] : []));
+    assert.deepEqual(
+      calls.map((call) => [call.namespace, call.name, call.arguments]),
+      [["mcp__wiki__", LONG_MEMBER, ARGUMENTS]],
+    );
+    const body = nativeBodies(primary)[0];
+    assert.ok(body !== undefined);
+    const [loaded] = loadedNames(body);
+    assert.match(loaded ?? "", FUNCTION_NAME);
+    assert.notEqual(loaded, LONG_MEMBER);
+  });
+});

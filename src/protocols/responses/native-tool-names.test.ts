@@ -62,3 +62,18 @@ test("a native body's names with characters OpenAI refuses are renamed too", () 
   assert.equal(shortened?.names.client(name), "crm.find contact");
   assert.equal(shortenNativeToolNames({ tools: [{ type: "function", name: "" }] }), undefined, "left to validation");
 });
+
+test("the tools a tool_search_output loaded are renamed in the input, and a hosted search's output maps back", () => {
+  const loaded = [{ type: "namespace", name: "wiki", tools: [{ type: "function", name: LONG }] }];
+  const item = { type: "tool_search_output", call_id: "s", execution: "client", tools: loaded };
+  const shortened = shortenNativeToolNames({ tools: [{ type: "tool_search", execution: "client" }], input: [item] });
+  assert.ok(shortened !== undefined, "a loaded tool's long name alone is reason to rename");
+  const sent = (shortened.body.input as (typeof item)[])[0];
+  assert.deepEqual(sent?.tools, [{ type: "namespace", name: "wiki", tools: [{ type: "function", name: SHORT }] }]);
+  assert.equal(item.tools[0]?.tools[0]?.name, LONG, "the client's item is not changed");
+  // A hosted search (`execution: "server"`) lists what it loaded under the names the provider was given.
+  const hosted = { type: "tool_search_output", execution: "server", tools: sent?.tools };
+  assert.deepEqual(clientNamedResponse({ output: [hosted] }, shortened.names).output, [{ ...hosted, tools: loaded }]);
+  const event = clientNamedEvent({ type: "response.output_item.done", item: hosted }, shortened.names);
+  assert.deepEqual(event.item, { ...hosted, tools: loaded });
+});

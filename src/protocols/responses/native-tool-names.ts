@@ -1,8 +1,9 @@
 // Long tool names, and names with characters other than letters, digits, `_` and `-` (../long-tool-names.ts), on
 // the way to a `responses_api: native` provider: OpenAI's Responses API refuses them as chat providers do, so the body sent natively gets the same shortened
-// names as a translated one (in `tools`, namespaces' members, `tool_choice` and the input's calls), and the
-// provider's answer comes back under the client's names: JSON, and each streamed event that names a call
-// (`response.output_item.added` / `.done`, `response.function_call_arguments.done`) or holds a response snapshot.
+// names as a translated one (in `tools`, namespaces' members, `tool_choice`, the input's calls and the tools its
+// `tool_search_output` items loaded), and the provider's answer comes back under the client's names: JSON, and each
+// streamed event that names a call or a loaded tool (`response.output_item.added` / `.done`,
+// `response.function_call_arguments.done`) or holds a response snapshot.
 // The answer is kept as the client sees it, so `previous_response_id`, `item_reference` and `input_items` read the
 // client's names, and a continuation is shortened again on its way out. A body without such a name goes as it came.
 import { isRecord } from "../../is-record.ts";
@@ -26,15 +27,14 @@ export function shortenNativeToolNames(body: JsonObject): ShortenedNativeRequest
   const shortened: JsonObject = { ...body };
   if (Array.isArray(body.tools)) shortened.tools = body.tools.map((tool) => renamedTool(tool, names));
   if (isRecord(body.tool_choice)) shortened.tool_choice = renamedChoice(body.tool_choice, names);
-  if (Array.isArray(body.input))
-    shortened.input = body.input.map((item) => renamedNamed(item, NAMED_CALL_TYPES, names));
+  if (Array.isArray(body.input)) shortened.input = body.input.map((item) => renamedInputItem(item, names));
   return { body: shortened, names };
 }
 
 /** A native response object (an answer, or an event's snapshot) with the client's names; a copy when any changed. */
 export function clientNamedResponse(response: JsonObject, names: LongToolNames): JsonObject {
   const output = Array.isArray(response.output)
-    ? mapChanged(response.output, (item) => clientNamedCall(item, names))
+    ? mapChanged(response.output, (item) => clientNamedItem(item, names))
     : undefined;
   const tools = Array.isArray(response.tools)
     ? mapChanged(response.tools, (tool) => clientNamedTool(tool, names))
@@ -55,7 +55,7 @@ export function clientNamedResponse(response: JsonObject, names: LongToolNames):
  */
 export function clientNamedEvent(event: JsonObject, names: LongToolNames): JsonObject {
   if (isRecord(event.item)) {
-    const item = clientNamedCall(event.item, names);
+    const item = clientNamedItem(event.item, names);
     return item === undefined ? event : { ...event, item };
   }
   // `response.function_call_arguments.done` names its call (the `openai` SDK passes it on to the client's handler).
@@ -81,7 +81,27 @@ function hasRenamedName(body: JsonObject): boolean {
   if (tools.some((tool) => isRenamedTool(tool) || (isNamespace(tool) && tool.tools.some(isRenamedTool)))) return true;
   const choice = body.tool_choice;
   if (isRenamedTool(choice) || allowedTools(choice)?.some(isRenamedTool) === true) return true;
-  return Array.isArray(body.input) && body.input.some((item) => needsRenaming(namedOf(item, NAMED_CALL_TYPES)));
+  if (!Array.isArray(body.input)) return false;
+  return body.input.some(
+    (item) =>
+      needsRenaming(namedOf(item, NAMED_CALL_TYPES)) ||
+      loadedToolsOf(item)?.some((tool) => isRenamedTool(tool) || (isNamespace(tool) && tool.tools.some(isRenamedTool))),
+  );
+}
+
+/**
+ * The tools a `tool_search_output` item loaded (a client-run search's, in the input; a hosted one's, in the output):
+ * the model may call them from then on, by the names the item gives them.
+ */
+function loadedToolsOf(item: unknown): unknown[] | undefined {
+  return isRecord(item) && item.type === "tool_search_output" && Array.isArray(item.tools) ? item.tools : undefined;
+}
+
+/** An input item with its names as they go upstream: a call's, or those of the tools a search output loaded. */
+function renamedInputItem(item: unknown, names: LongToolNames): unknown {
+  const loaded = loadedToolsOf(item);
+  if (loaded === undefined) return renamedNamed(item, NAMED_CALL_TYPES, names);
+  return { ...(item as JsonObject), tools: loaded.map((tool) => renamedTool(tool, names)) };
 }
 
 function isNamespace(tool: unknown): tool is JsonObject & { tools: unknown[] } {
@@ -121,8 +141,12 @@ function clientNamed(value: unknown, types: ReadonlySet<string>, names: LongTool
   return client === name ? undefined : { ...(value as JsonObject), name: client };
 }
 
-function clientNamedCall(item: unknown, names: LongToolNames): JsonObject | undefined {
-  return clientNamed(item, NAMED_CALL_TYPES, names);
+/** An output item (a call, or a hosted search's output listing the tools it loaded) under the client's names. */
+function clientNamedItem(item: unknown, names: LongToolNames): JsonObject | undefined {
+  const loaded = loadedToolsOf(item);
+  if (loaded === undefined) return clientNamed(item, NAMED_CALL_TYPES, names);
+  const tools = mapChanged(loaded, (tool) => clientNamedTool(tool, names));
+  return tools === undefined ? undefined : { ...(item as JsonObject), tools };
 }
 
 function clientNamedTool(tool: unknown, names: LongToolNames): JsonObject | undefined {
