@@ -77,3 +77,33 @@ test("the tools a tool_search_output loaded are renamed in the input, and a host
   const event = clientNamedEvent({ type: "response.output_item.done", item: hosted }, shortened.names);
   assert.deepEqual(event.item, { ...hosted, tools: loaded });
 });
+
+test("a member chosen by its qualified `<namespace>.<name>` keeps that form, its member's upstream name after the dot", () => {
+  const tools = [{ type: "namespace", name: "crm", tools: [{ type: "function", name: "find" }] }];
+  const plain = { tools, tool_choice: { type: "function", name: "crm.find" } };
+  assert.equal(shortenNativeToolNames(plain), undefined, "nothing to rename: the body goes as it came");
+  const body = {
+    tools: [...tools, { type: "namespace", name: "wiki", tools: [{ type: "function", name: LONG }] }],
+    tool_choice: {
+      type: "allowed_tools",
+      mode: "required",
+      tools: [
+        { type: "function", name: `wiki.${LONG}` },
+        { type: "function", name: "crm.find" },
+      ],
+    },
+  };
+  const shortened = shortenNativeToolNames(body);
+  assert.ok(shortened !== undefined);
+  const chosen = { type: "allowed_tools", mode: "required", tools: [`wiki.${SHORT}`, "crm.find"] };
+  const sent = shortened.body.tool_choice as { tools: { name: string }[] };
+  assert.deepEqual({ ...sent, tools: sent.tools.map((tool) => tool.name) }, chosen);
+  const echoed = clientNamedResponse({ tool_choice: sent, tools: shortened.body.tools }, shortened.names);
+  assert.deepEqual(echoed.tool_choice, body.tool_choice);
+  // A top-level tool of the qualified name itself is the one chosen (it is renamed, having a dot).
+  const topLevel = shortenNativeToolNames({
+    tools: [...tools, { type: "function", name: "crm.find" }],
+    tool_choice: { type: "function", name: "crm.find" },
+  });
+  assert.equal((topLevel?.body.tool_choice as { name: string }).name, upstreamToolName("crm.find"));
+});

@@ -26,7 +26,9 @@ export function shortenNativeToolNames(body: JsonObject): ShortenedNativeRequest
   const names = new LongToolNames();
   const shortened: JsonObject = { ...body };
   if (Array.isArray(body.tools)) shortened.tools = body.tools.map((tool) => renamedTool(tool, names));
-  if (isRecord(body.tool_choice)) shortened.tool_choice = renamedChoice(body.tool_choice, names);
+  if (isRecord(body.tool_choice)) {
+    shortened.tool_choice = renamedChoice(body.tool_choice, qualifiedMembers(body.tools), names);
+  }
   if (Array.isArray(body.input)) shortened.input = body.input.map((item) => renamedInputItem(item, names));
   return { body: shortened, names };
 }
@@ -79,8 +81,14 @@ function hasRenamedName(body: JsonObject): boolean {
   const tools: readonly unknown[] = Array.isArray(body.tools) ? body.tools : [];
   const isRenamedTool = (tool: unknown): boolean => needsRenaming(namedOf(tool, NAMED_TOOL_TYPES));
   if (tools.some((tool) => isRenamedTool(tool) || (isNamespace(tool) && tool.tools.some(isRenamedTool)))) return true;
+  const qualified = qualifiedMembers(tools);
+  // A member chosen by its qualified name is renamed when the member is (found among the tools above).
+  const isRenamedChoice = (choice: unknown): boolean => {
+    const name = namedOf(choice, NAMED_TOOL_TYPES);
+    return !(typeof name === "string" && qualified.has(name)) && isRenamedTool(choice);
+  };
   const choice = body.tool_choice;
-  if (isRenamedTool(choice) || allowedTools(choice)?.some(isRenamedTool) === true) return true;
+  if (isRenamedChoice(choice) || allowedTools(choice)?.some(isRenamedChoice) === true) return true;
   if (!Array.isArray(body.input)) return false;
   return body.input.some(
     (item) =>
@@ -122,11 +130,51 @@ function renamedTool(tool: unknown, names: LongToolNames): unknown {
   return { ...tool, tools: tool.tools.map((member) => renamedNamed(member, NAMED_TOOL_TYPES, names)) };
 }
 
+interface QualifiedMember {
+  readonly namespace: string;
+  readonly name: string;
+}
+
+/**
+ * The namespaces' members by the qualified name a tool choice may give one, `<namespace>.<name>`: the Agents SDK
+ * names a `toolNamespace()` member so (`{type: "function", name: "crm.lookup"}`) and OpenAI takes it. Such a name
+ * has a dot, so the rule for other names renamed it to a function no tool had, and the provider refused the
+ * request (one with no name to rename otherwise too). A top-level tool of that very name is the one meant, and of two
+ * namespaces spelling it alike (`a.b` + `c`, `a` + `b.c`) the shorter, as translated requests read it
+ * (tool-names.ts chosenName).
+ */
+function qualifiedMembers(tools: unknown): Map<string, QualifiedMember> {
+  const list: readonly unknown[] = Array.isArray(tools) ? tools : [];
+  const topLevel = new Set(list.map((tool) => namedOf(tool, NAMED_TOOL_TYPES)));
+  const members = new Map<string, QualifiedMember>();
+  for (const tool of list) {
+    if (!isNamespace(tool) || typeof tool.name !== "string") continue;
+    for (const member of tool.tools) {
+      const name = namedOf(member, NAMED_TOOL_TYPES);
+      if (typeof name !== "string" || name === "") continue;
+      const qualified = `${tool.name}.${name}`;
+      const earlier = members.get(qualified);
+      if (topLevel.has(qualified) || (earlier !== undefined && earlier.namespace.length <= tool.name.length)) continue;
+      members.set(qualified, { namespace: tool.name, name });
+    }
+  }
+  return members;
+}
+
 /** `{type: "function", name}`, or `{type: "allowed_tools", tools: [...]}` (Responses' form), renamed. */
-function renamedChoice(choice: JsonObject, names: LongToolNames): unknown {
+function renamedChoice(choice: JsonObject, qualified: Map<string, QualifiedMember>, names: LongToolNames): unknown {
   const allowed = allowedTools(choice);
-  if (allowed === undefined) return renamedNamed(choice, NAMED_TOOL_TYPES, names);
-  return { ...choice, tools: allowed.map((tool) => renamedNamed(tool, NAMED_TOOL_TYPES, names)) };
+  if (allowed === undefined) return renamedChosen(choice, qualified, names);
+  return { ...choice, tools: allowed.map((tool) => renamedChosen(tool, qualified, names)) };
+}
+
+/** A chosen tool as it goes upstream: a member's qualified name with the member's upstream name after its namespace. */
+function renamedChosen(chosen: unknown, qualified: Map<string, QualifiedMember>, names: LongToolNames): unknown {
+  const name = namedOf(chosen, NAMED_TOOL_TYPES);
+  const member = typeof name === "string" ? qualified.get(name) : undefined;
+  if (member === undefined) return renamedNamed(chosen, NAMED_TOOL_TYPES, names);
+  const upstream = `${member.namespace}.${names.upstream(member.name)}`;
+  return upstream === name ? chosen : { ...(chosen as JsonObject), name: upstream };
 }
 
 function allowedTools(choice: unknown): unknown[] | undefined {
@@ -157,9 +205,22 @@ function clientNamedTool(tool: unknown, names: LongToolNames): JsonObject | unde
 
 function clientNamedChoice(choice: JsonObject, names: LongToolNames): JsonObject | undefined {
   const allowed = allowedTools(choice);
-  if (allowed === undefined) return clientNamed(choice, NAMED_TOOL_TYPES, names);
-  const tools = mapChanged(allowed, (tool) => clientNamed(tool, NAMED_TOOL_TYPES, names));
+  if (allowed === undefined) return clientNamedChosen(choice, names);
+  const tools = mapChanged(allowed, (tool) => clientNamedChosen(tool, names));
   return tools === undefined ? undefined : { ...choice, tools };
+}
+
+/** A chosen tool under the client's name: a renamed one's, or a member's qualified `<namespace>.<upstream name>`. */
+function clientNamedChosen(chosen: unknown, names: LongToolNames): JsonObject | undefined {
+  const renamed = clientNamed(chosen, NAMED_TOOL_TYPES, names);
+  const name = namedOf(chosen, NAMED_TOOL_TYPES);
+  if (renamed !== undefined || typeof name !== "string") return renamed;
+  // An upstream name has no dot: the last one ends the namespace.
+  const dot = name.lastIndexOf(".");
+  if (dot <= 0) return undefined;
+  const member = name.slice(dot + 1);
+  const client = names.client(member);
+  return client === member ? undefined : { ...(chosen as JsonObject), name: `${name.slice(0, dot)}.${client}` };
 }
 
 /** `list` with each element `change` returns a replacement for replaced; undefined when none was. */
