@@ -361,3 +361,24 @@ test("a call at another upstream index does not end the one before (parallel cal
   assert.deepEqual(result.indexes, [[0], [1], [0]]);
   assert.deepEqual(result.changed, [false, false, false]);
 });
+
+test("an indexless call after an indexed one does not end it: its index's later arguments are its own, no `{}` before them", () => {
+  const deltas = new ToolCallDeltas(() => "call_made");
+  const chunks = [
+    [{ index: 0, id: "a", type: "function", function: { name: "f", arguments: "" } }],
+    [{ id: "b", type: "function", function: { name: "g", arguments: "{}" } }],
+    [{ index: 0, function: { arguments: '{"x":1}' } }],
+  ];
+  const argumentsByIndex = new Map<unknown, string>();
+  for (const calls of chunks) {
+    const json = { choices: [{ index: 0, delta: { tool_calls: calls as unknown[] } }] };
+    deltas.normalize(json);
+    for (const call of (json.choices[0]?.delta.tool_calls ?? []) as Delta[]) {
+      argumentsByIndex.set(call.index, (argumentsByIndex.get(call.index) ?? "") + (call.function?.arguments ?? ""));
+    }
+  }
+  // Before, the first call got `{}` when the indexless one began, then its own arguments: `{}{"x":1}`, no JSON.
+  assert.deepEqual(Object.fromEntries(argumentsByIndex), { 0: '{"x":1}', 1: "{}" });
+  const finishing = { choices: [{ index: 0, delta: {}, finish_reason: "tool_calls" }] };
+  assert.equal(deltas.completeArguments(finishing), false, "both calls have their arguments");
+});

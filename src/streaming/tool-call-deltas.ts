@@ -44,6 +44,8 @@ interface CallSeen {
   readonly arguments: StreamedJsonValue;
   /** The id made for it when its first delta had none (the client's id of the call from then on). */
   madeId: string | undefined;
+  /** The upstream index its deltas came at (undefined while they came without one). */
+  upstreamIndex: number | undefined;
 }
 
 function stringOf(value: unknown): string | undefined {
@@ -164,8 +166,12 @@ function normalizeCall(calls: ChoiceCalls, call: Record<string, unknown>, newCal
     // starts, as OpenAI sends it, or the `openai` SDK's stream helper fires its done event with `""` (and throws in
     // JSON.parse for a strict tool). A call at another upstream index is not ended so: a provider may interleave
     // parallel calls' deltas (call 0 opens with `""`, call 1 opens, then call 0's arguments come), and `{}` sent
-    // early would run into them. It gets its `{}` at the finish, as before.
-    if (seen !== undefined && !seen.arguments.hasContent) ended = seen;
+    // early would run into them. It gets its `{}` at the finish, as before. Nor is the latest call that an indexless
+    // one follows while its own upstream index still leads to it: a later delta at that index continues it, and
+    // `{}` sent now came before its arguments (`{}{"x":1}`).
+    if (seen !== undefined && !seen.arguments.hasContent && !isStillAtItsIndex(calls, seen, upstreamIndex)) {
+      ended = seen;
+    }
     // The upstream's own index while no call has it (an OpenAI stream keeps its numbers, also when parallel calls
     // start out of order), else one past the highest.
     const index =
@@ -175,7 +181,7 @@ function normalizeCall(calls: ChoiceCalls, call: Record<string, unknown>, newCal
       !calls.byUpstreamIndex.has(upstreamIndex)
         ? upstreamIndex
         : calls.count;
-    seen = { index, id, name, arguments: new StreamedJsonValue(), madeId: undefined };
+    seen = { index, id, name, arguments: new StreamedJsonValue(), madeId: undefined, upstreamIndex: undefined };
     calls.all.push(seen);
     calls.taken.add(index);
     calls.count = Math.max(calls.count, index + 1);
@@ -213,13 +219,25 @@ function normalizeCall(calls: ChoiceCalls, call: Record<string, unknown>, newCal
   if (isRecord(call.function) && typeof call.function.arguments === "string") {
     seen.arguments.append(call.function.arguments);
   }
-  if (upstreamIndex !== undefined) calls.byUpstreamIndex.set(upstreamIndex, seen);
+  if (upstreamIndex !== undefined) {
+    calls.byUpstreamIndex.set(upstreamIndex, seen);
+    seen.upstreamIndex = upstreamIndex;
+  }
   calls.latest = seen;
   if (call.index !== seen.index) {
     call.index = seen.index;
     isChanged = true;
   }
   return { isChanged, ended };
+}
+
+/**
+ * Whether `seen`, which a new call replaces, is still the call at its own upstream index after it: only when the new
+ * call's delta came without an index (then it replaces the latest call, not the one at an index).
+ */
+function isStillAtItsIndex(calls: ChoiceCalls, seen: CallSeen, upstreamIndex: number | undefined): boolean {
+  if (upstreamIndex !== undefined || seen.upstreamIndex === undefined) return false;
+  return calls.byUpstreamIndex.get(seen.upstreamIndex) === seen;
 }
 
 /**

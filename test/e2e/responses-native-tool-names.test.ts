@@ -229,3 +229,150 @@ describe("native Responses providers: tool names over 64 characters", () => {
     );
   });
 });
+
+/** Names of the functions a native body's `tool_search_output` items loaded (top-level, or a namespace's members). */
+function loadedNames(body: Record<string, unknown>): string[] {
+  const input = Array.isArray(body.input) ? (body.input as { type?: string; tools?: SentTool[] }[]) : [];
+  return input.flatMap((item) =>
+    item.type === "tool_search_output"
+      ? (item.tools ?? []).flatMap((tool) =>
+          tool.type === "namespace" ? (tool.tools ?? []).map((member) => member.name) : [tool.name ?? ""],
+        )
+      : [],
+  );
+}
+
+describe("native Responses providers: tools a client-run tool_search loaded", () => {
+  // Codex keeps its MCP tools behind its own `tool_search`: they reach the model in `tool_search_output` items, not
+  // in `tools`. Their calls in the input were renamed while the loaded tools kept their long names: OpenAI refused
+  // the body, and a provider taking long names was sent calls of functions it was never given.
+  test("their names go renamed as their calls do, and the model's call of one comes back under the client's name", async (t) => {
+    const { primary, client } = await startTwoProviders(t, { primary: { responses_api: "native" } });
+    primary.enqueue(RESPONSES_ROUTE, {
+      kind: "handler",
+      handle: (received: RecordedRequest, answer: ServerResponse) => {
+        const body = received.body as Record<string, unknown>;
+        const loaded = loadedNames(body);
+        const calls = (body.input as { type?: string; name?: string }[]).flatMap((item) =>
+          item.type === "function_call" ? [item.name ?? ""] : [],
+        );
+        const invalid = [...sentNames(body), ...loaded].find((name) => !FUNCTION_NAME.test(name));
+        const unknown = calls.find((name) => !loaded.includes(name));
+        if (invalid !== undefined || unknown !== undefined) {
+          answer.writeHead(400, { "content-type": "application/json" });
+          const message = `Invalid function name (${invalid ?? ""}) or a call of no offered function (${unknown ?? ""}).`;
+          answer.end(JSON.stringify({ error: { message, type: "invalid_request_error", code: "invalid_value" } }));
+          return;
+        }
+        const call = { ...functionCall(loaded[0] ?? "", "completed", ARGUMENTS), namespace: "mcp__wiki__" };
+        answer.writeHead(200, { "content-type": "application/json" });
+        answer.end(JSON.stringify(response(body, "completed", [call])));
+      },
+    });
+    const answer = await client.responses.create({
+      model: MODEL,
+      tools: [{ type: "tool_search", execution: "client", description: "Finds MCP tools." }],
+      input: [
+        { role: "user", content: "Find the runbooks." },
+        { type: "tool_search_call", call_id: "ts_0", execution: "client", arguments: { query: "wiki" } },
+        {
+          type: "tool_search_output",
+          call_id: "ts_0",
+          execution: "client",
+          tools: [
+            {
+              type: "namespace",
+              name: "mcp__wiki__",
+              description: "Wiki",
+              tools: [{ type: "function", name: LONG_MEMBER, parameters: PARAMETERS, strict: false }],
+            },
+          ],
+        },
+        { type: "function_call", call_id: "call_0", namespace: "mcp__wiki__", name: LONG_MEMBER, arguments: "{}" },
+        { type: "function_call_output", call_id: "call_0", output: "no pages" },
+      ],
+    });
+    const calls = answer.output.flatMap((item) => (item.type === "function_call" ? [item] : []));
+    assert.deepEqual(
+      calls.map((call) => [call.namespace, call.name, call.arguments]),
+      [["mcp__wiki__", LONG_MEMBER, ARGUMENTS]],
+    );
+    const body = nativeBodies(primary)[0];
+    assert.ok(body !== undefined);
+    const [loaded] = loadedNames(body);
+    assert.match(loaded ?? "", FUNCTION_NAME);
+    assert.notEqual(loaded, LONG_MEMBER);
+  });
+});
+
+/** The function names a `tool_choice` may give on OpenAI: a top-level function's, or a member's `<namespace>.<name>`. */
+function choosableNames(body: Record<string, unknown>): string[] {
+  return ((body.tools ?? []) as SentTool[]).flatMap((tool) =>
+    tool.type === "namespace"
+      ? (tool.tools ?? []).map((member) => `${tool.name ?? ""}.${member.name}`)
+      : tool.type === "function" && tool.name !== undefined
+        ? [tool.name]
+        : [],
+  );
+}
+
+/**
+ * A native provider that takes a namespace member's qualified name in `tool_choice` (as OpenAI does: the Agents SDK
+ * sends `{type: "function", name: "<namespace>.<name>"}` for a `toolNamespace()` member) and refuses any other name
+ * no tool has; it answers with a call of the chosen member.
+ */
+function qualifiedChoiceNative(): MockStep {
+  return {
+    kind: "handler",
+    handle: (received: RecordedRequest, answer: ServerResponse) => {
+      const body = received.body as Record<string, unknown>;
+      const chosen = (body.tool_choice as { name?: string } | undefined)?.name ?? "";
+      // The choice is checked against the tools' names below, qualified or not.
+      const invalid = sentNames({ ...body, tool_choice: undefined }).find((name) => !FUNCTION_NAME.test(name));
+      if (invalid !== undefined || !choosableNames(body).includes(chosen)) {
+        answer.writeHead(400, { "content-type": "application/json" });
+        const message = `Tool choice '${chosen}' not found in 'tools' parameter, or an invalid function name (${invalid ?? ""}).`;
+        answer.end(JSON.stringify({ error: { message, type: "invalid_request_error", param: "tool_choice" } }));
+        return;
+      }
+      const dot = chosen.lastIndexOf(".");
+      const call = { ...functionCall(chosen.slice(dot + 1), "completed", "{}"), namespace: chosen.slice(0, dot) };
+      answer.writeHead(200, { "content-type": "application/json" });
+      answer.end(JSON.stringify(response(body, "completed", [call])));
+    },
+  };
+}
+
+describe("native Responses providers: a tool_choice naming a namespace's member as `<namespace>.<name>`", () => {
+  for (const member of ["lookup_contact", LONG_MEMBER]) {
+    const kind = member === LONG_MEMBER ? "a member renamed upstream" : "a member whose name goes as it is";
+    test(`${kind}: the choice names it as the provider was given it, and the echoed choice is the client's`, async (t) => {
+      const { primary, client } = await startTwoProviders(t, { primary: { responses_api: "native" } });
+      primary.enqueue(RESPONSES_ROUTE, qualifiedChoiceNative());
+      const answer = await client.responses.create({
+        model: MODEL,
+        input: "Look up Ada.",
+        tools: [
+          {
+            type: "namespace",
+            name: "crm",
+            description: "CRM",
+            tools: [{ type: "function", name: member, parameters: PARAMETERS, strict: false }],
+          },
+        ],
+        tool_choice: { type: "function", name: `crm.${member}` },
+      });
+      const calls = answer.output.flatMap((item) => (item.type === "function_call" ? [item] : []));
+      assert.deepEqual(
+        calls.map((call) => [call.namespace, call.name]),
+        [["crm", member]],
+      );
+      assert.equal((answer.tool_choice as { name?: string }).name, `crm.${member}`);
+      const body = nativeBodies(primary)[0];
+      assert.ok(body !== undefined);
+      const chosen = (body.tool_choice as { name?: string }).name;
+      if (member === LONG_MEMBER) assert.match(chosen ?? "", /^crm\.[a-zA-Z0-9_-]{1,64}$/);
+      else assert.equal(chosen, "crm.lookup_contact", "a body with nothing to rename goes as it came");
+    });
+  }
+});
