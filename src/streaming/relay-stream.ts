@@ -163,13 +163,18 @@ export async function* relayStream(
     });
   }
   const isSuccess = end.outcome === "success";
+  const isContinued = state.continuations.length > 0;
   const failure = timedOut ?? firstFailure;
   return {
     outcome: isSuccess || failure === undefined ? end.outcome : failure.outcome,
     isSuccess,
     reason: failure?.reason ?? end.reason,
-    usage: estimatedUsage ?? (state.continuations.length === 0 ? end.usage : state.combinedUsage),
-    ...(estimatedUsage !== undefined || state.isPassedUsageEstimated ? { isUsageEstimated: true as const } : {}),
+    usage: estimatedUsage ?? (isContinued ? state.combinedUsage : end.usage),
+    // An upstream gateway's estimate is one whether the client saw its usage chunk or the gateway stripped it (it
+    // asked for usage itself): the record says what the tokens are, not what the client was shown.
+    ...(estimatedUsage !== undefined || (isContinued ? state.isCombinedUsageEstimated : end.isUsageEstimated === true)
+      ? { isUsageEstimated: true as const }
+      : {}),
     deliveredChars: state.deliveredChars,
     ...(state.isRetainingText ? { deliveredText: state.deliveredText() } : {}),
     malformedEvents: state.malformedEvents,

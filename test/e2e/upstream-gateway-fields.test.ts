@@ -216,3 +216,44 @@ describe("a native Responses provider that is another gateway", () => {
     assert.equal(record.tokensIn, 11);
   });
 });
+
+describe("an upstream gateway's estimate the client did not ask to see", () => {
+  test("chat stream without include_usage: the stripped usage is still recorded as estimated, on both counters", async (t) => {
+    // The gateway asks for usage itself (stream_options.include_usage) and strips the usage chunk: the client never
+    // sees the upstream's mark, yet the record's tokens are the upstream gateway's estimate. Before, the attempt said
+    // estimated while the record said reported: tokens_total counted `estimated`, client_tokens_total `reported`,
+    // and the dashboard showed the tokens without `≈`.
+    const s = await scene(t);
+    s.primary.enqueue(CHAT_ROUTE, streamWith({ usage_estimated: true }));
+    const stream = await s.client.chat.completions.create({
+      model: MODEL,
+      messages: [{ role: "user", content: PROMPT }],
+      stream: true,
+    });
+    const chunks: Record<string, unknown>[] = [];
+    for await (const chunk of stream) chunks.push(chunk as unknown as Record<string, unknown>);
+    assert.deepEqual(
+      chunks.filter((chunk) => chunk.usage !== undefined && chunk.usage !== null),
+      [],
+      "the client did not ask for usage",
+    );
+    const record = await onlyRecord(s.records);
+    assert.equal(record.tokensIn, 9);
+    assert.equal(record.attempts[0]?.isUsageEstimated, true);
+    assert.equal(record.isUsageEstimated, true, "the record agrees with its attempt");
+    const response = await fetch(`${s.gateway.url}/metrics`);
+    const clientLines = (await response.text())
+      .split("\n")
+      .filter((line) => line.startsWith("llm_gateway_client_tokens_total{"));
+    assert.ok(
+      clientLines.some(
+        (line) => line.includes('direction="in"') && line.includes('source="estimated"') && line.endsWith(" 9"),
+      ),
+      clientLines.join("\n"),
+    );
+    assert.ok(
+      !clientLines.some((line) => line.includes('source="reported"') && !line.endsWith(" 0")),
+      clientLines.join("\n"),
+    );
+  });
+});
