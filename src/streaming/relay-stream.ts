@@ -36,7 +36,10 @@ export interface RelayOptions {
   readonly signal: AbortSignal;
   /** Where continuations come from; absent (tool calls, n > 1, not chat) means a broken stream ends in an error. */
   readonly continuation?: ContinuationSource;
-  /** Prompt tokens of the original request (estimated), for the combined usage of a prefill-continued stream. */
+  /**
+   * Prompt tokens of the original request (the estimate, calibrated for the first deployment), for the combined usage
+   * of a prefill-continued stream whose first upstream never reported them.
+   */
   readonly promptTokens?: number;
   /** Counts completion tokens of delivered text whose usage the provider never reported (a cut segment). */
   countTokens?(text: string): number;

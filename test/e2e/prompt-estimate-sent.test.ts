@@ -13,6 +13,7 @@ import { estimateChatPrompt } from "../../src/limits/token-estimate.ts";
 import { CHAT_ROUTE, chatRequests, oneProviderScene, rowOf, statsOf } from "../helpers/e2e.ts";
 import { startScene, windowOf } from "../helpers/limits-scene.ts";
 import { chatCompletion, chatStream, type MockStep } from "../helpers/mock-upstream.ts";
+import { startTwoProviders, CHAT_ROUTE as TWO_CHAT_ROUTE, MODEL as TWO_MODEL } from "../helpers/two-providers.ts";
 
 const UPSTREAM_ID = "vendor/m-think";
 const MODEL = "m";
@@ -148,4 +149,50 @@ test("a Messages stream's message_start shows the calibrated prompt count its es
   assert.equal(final.usage.input_tokens, deltaTokens);
   assert.ok(deltaTokens < plain, `calibrated ${deltaTokens} below the plain ${plain}`);
   assert.equal(startTokens, deltaTokens, "message_start and the estimated final usage agree");
+});
+
+test("a continued Messages stream: the final prompt count is the calibrated one message_start showed", async (t) => {
+  // A prefill continuation's usage is combined with the original prompt (docs/streaming.md "Usage"): when the cut
+  // stream never reported it, the gateway's estimate. Before, that was the plain estimate while message_start showed
+  // the calibrated one: the Anthropic SDK's final message (Claude Code's context meter) contradicted message_start.
+  const scene = await startTwoProviders(t);
+  const long = Array.from({ length: 500 }, (_, index) => `word${index % 7 === 0 ? "s" : ""} of text`).join(" ");
+  const teaching = [{ role: "user" as const, content: long }];
+  const halved = Math.round(estimateChatPrompt(teaching, undefined).promptTokens / 2);
+  scene.primary.enqueue(TWO_CHAT_ROUTE, {
+    kind: "json",
+    body: chatCompletion("ok", TWO_MODEL, { prompt_tokens: halved, completion_tokens: 1 }),
+  });
+  await scene.client.chat.completions.create({ model: TWO_MODEL, messages: teaching });
+  const factor = (rowOf(await statsOf(scene.gateway), "alpha/m") as unknown as { prompt_token_factor: number })
+    .prompt_token_factor;
+  assert.ok(factor < 0.9, `factor ${factor}`);
+
+  const words = ["Hello", " there", " friend", "."];
+  // Alpha is cut after two words, without a usage; beta continues the prefill and reports its own usage.
+  scene.primary.enqueue(TWO_CHAT_ROUTE, {
+    kind: "sse",
+    events: chatStream(words.slice(0, 2), TWO_MODEL).slice(0, 3),
+    end: "destroy",
+  });
+  scene.backup.enqueue(TWO_CHAT_ROUTE, {
+    kind: "sse",
+    events: chatStream(words.slice(2), TWO_MODEL, { usage: { prompt_tokens: 9999, completion_tokens: 2 } }),
+  });
+  const anthropic = new Anthropic({ baseURL: scene.gateway.url, apiKey: "x", maxRetries: 0 });
+  const stream = anthropic.messages.stream({
+    model: TWO_MODEL,
+    max_tokens: 100,
+    messages: [{ role: "user", content: long }],
+  });
+  let startTokens: number | undefined;
+  stream.on("streamEvent", (event) => {
+    if (event.type === "message_start") startTokens = event.message.usage.input_tokens;
+  });
+  const final = await stream.finalMessage();
+  assert.equal(final.content[0]?.type === "text" ? final.content[0].text : "", words.join(""));
+  assert.equal(scene.backup.requests.length, 1, "beta continued it");
+  const plain = sentPrompt(chatRequests(scene.primary)[1]?.body);
+  assert.ok(startTokens !== undefined && startTokens < plain, `calibrated ${startTokens} below the plain ${plain}`);
+  assert.equal(final.usage.input_tokens, startTokens, "message_start and the final usage agree");
 });
