@@ -8,7 +8,9 @@
 import assert from "node:assert/strict";
 import { describe, type TestContext, test } from "node:test";
 import Anthropic from "@anthropic-ai/sdk";
+import { estimateChatPrompt } from "../../src/limits/token-estimate.ts";
 import type { RequestRecord } from "../../src/observability/request-record.ts";
+import { rowOf, statsOf } from "../helpers/e2e.ts";
 import { chatCompletion, chatStream, type MockStep, type SseScript } from "../helpers/mock-upstream.ts";
 import { waitUntil } from "../helpers/sse-client.ts";
 import { CHAT_ROUTE, MODEL, startTwoProviders, type TwoProviders } from "../helpers/two-providers.ts";
@@ -255,5 +257,61 @@ describe("an upstream gateway's estimate the client did not ask to see", () => {
       !clientLines.some((line) => line.includes('source="reported"') && !line.endsWith(" 0")),
       clientLines.join("\n"),
     );
+  });
+});
+
+describe("an upstream gateway's estimate teaches the prompt calibration nothing", () => {
+  // The calibration learns a deployment's tokenizer from its provider's reports (docs/limits.md "Token estimation").
+  // An upstream gateway's `usage_estimated` prompt count is its estimator's (the same estimator, perhaps with its own
+  // factor and safety margin), not a tokenizer's: learned, it moved the factor off 1 from no evidence at all (or
+  // stacked a second safety margin), so context fit, budgets and the estimates the client is told drifted.
+  const LONG = Array.from({ length: 500 }, (_, index) => `word${index % 7 === 0 ? "s" : ""} of text`).join(" ");
+  const LONG_MESSAGES = [{ role: "user" as const, content: LONG }];
+  const halved = Math.round(estimateChatPrompt(LONG_MESSAGES, undefined).promptTokens / 2);
+
+  async function factorOf(s: TwoProviders): Promise<number> {
+    const row = rowOf(await statsOf(s.gateway), "alpha/m") as unknown as { prompt_token_factor: number };
+    return row.prompt_token_factor;
+  }
+
+  test("JSON: the factor stays 1; the same answer without the mark teaches it", async (t) => {
+    const s = await scene(t);
+    const marked = {
+      ...chatCompletion("ok", MODEL, { prompt_tokens: halved, completion_tokens: 1 }),
+      x_gateway: { usage_estimated: true },
+    };
+    s.primary.enqueue(CHAT_ROUTE, { kind: "json", body: marked });
+    await s.client.chat.completions.create({ model: MODEL, messages: LONG_MESSAGES });
+    assert.equal(await factorOf(s), 1, "an estimate is no report");
+    const record = await onlyRecord(s.records);
+    assert.deepEqual(
+      [record.isUsageEstimated, record.attempts[0]?.tokensIn, record.attempts[0]?.isUsageEstimated],
+      [true, halved, true],
+      "the attempt says estimated, as a stream's does",
+    );
+    s.primary.enqueue(CHAT_ROUTE, {
+      kind: "json",
+      body: chatCompletion("ok", MODEL, { prompt_tokens: halved, completion_tokens: 1 }),
+    });
+    await s.client.chat.completions.create({ model: MODEL, messages: LONG_MESSAGES });
+    assert.ok((await factorOf(s)) < 0.9, "a report teaches (the test would show a learning)");
+  });
+
+  test("stream: the factor stays 1", async (t) => {
+    const s = await scene(t);
+    const events = chatStream(WORDS, MODEL, { usage: { prompt_tokens: halved, completion_tokens: 3 } }).map(
+      (event): SseScript =>
+        "data" in event && typeof event.data === "object"
+          ? { data: { ...event.data, x_gateway: { usage_estimated: true } } }
+          : event,
+    );
+    s.primary.enqueue(CHAT_ROUTE, { kind: "sse", events });
+    const stream = await s.client.chat.completions.create({ model: MODEL, messages: LONG_MESSAGES, stream: true });
+    for await (const _chunk of stream) {
+      // drained
+    }
+    await waitUntil(() => s.records.length === 1, "the request's record");
+    assert.equal(s.records[0]?.isUsageEstimated, true);
+    assert.equal(await factorOf(s), 1, "an estimate is no report");
   });
 });
