@@ -196,3 +196,58 @@ test("a continued Messages stream: the final prompt count is the calibrated one 
   assert.ok(startTokens !== undefined && startTokens < plain, `calibrated ${startTokens} below the plain ${plain}`);
   assert.equal(final.usage.input_tokens, startTokens, "message_start and the final usage agree");
 });
+
+test("failover from a host that refused reasoning_content to one that takes it: each reserves its own body", async (t) => {
+  const clock = new ManualClock(Date.UTC(2026, 0, 1, 12));
+  const tpm = { limits: { tpm: 1_000_000 } };
+  const scene = await startScene(t, {
+    clock,
+    alpha: { count_max_tokens: false },
+    alphaModel: tpm,
+    beta: { count_max_tokens: false },
+    betaModel: tpm,
+  });
+  const messages = [
+    { role: "user", content: "Weather in Paris?" },
+    {
+      role: "assistant",
+      content: null,
+      reasoning_content: REASONING,
+      tool_calls: [{ id: "call_1", type: "function", function: { name: "get_weather", arguments: "{}" } }],
+    },
+    { role: "tool", tool_call_id: "call_1", content: "sunny" },
+  ];
+  // Alpha refuses the field (learned) and answers without it.
+  scene.alpha.enqueue(CHAT_ROUTE, {
+    kind: "json",
+    status: 400,
+    body: {
+      error: {
+        message: "messages.1.reasoning_content: Extra inputs are not permitted",
+        type: "invalid_request_error",
+        param: null,
+        code: null,
+      },
+    },
+  });
+  scene.alpha.enqueue(CHAT_ROUTE, answerWithoutUsage("Fine."));
+  assert.equal((await scene.chat({ messages })).status, 200);
+  const tokensUsed = async (provider: "alpha" | "beta"): Promise<number> =>
+    windowOf(await scene.stats(provider), `deployment:${provider}/m`, "tokens", "minute").used;
+  const alphaBefore = await tokensUsed("alpha");
+  // Now alpha fails (it was sent the body without the reasoning), and beta, which takes it, answers.
+  scene.alpha.enqueue(CHAT_ROUTE, { kind: "json", status: 500, body: { error: { message: "boom" } } });
+  scene.beta.enqueue(CHAT_ROUTE, answerWithoutUsage("Still fine."));
+  const response = await scene.chat({ messages });
+  assert.equal(response.status, 200, response.text);
+  const alphaSent = chatRequests(scene.alpha)[2]?.body as { messages: { reasoning_content?: unknown }[] };
+  const betaSent = chatRequests(scene.beta)[0]?.body as { messages: { reasoning_content?: unknown }[] };
+  assert.ok(alphaSent.messages.every((message) => message.reasoning_content === undefined));
+  assert.equal(betaSent.messages[1]?.reasoning_content, REASONING, "beta is sent the reasoning");
+  assert.equal(await tokensUsed("alpha"), alphaBefore, "alpha's failed attempt charges nothing");
+  const full = sentPrompt(betaSent);
+  assert.ok(full - sentPrompt(alphaSent) > 100);
+  assert.equal(await tokensUsed("beta"), full, "beta reserved (and kept) the body it was sent, reasoning included");
+  const usage = (JSON.parse(response.text) as { usage: { prompt_tokens: number } }).usage;
+  assert.equal(usage.prompt_tokens, full, "the estimate the client is told is of beta's body");
+});
