@@ -315,3 +315,35 @@ describe("an upstream gateway's estimate teaches the prompt calibration nothing"
     assert.equal(await factorOf(s), 1, "an estimate is no report");
   });
 });
+
+describe("a user's text that says x_gateway is the user's", () => {
+  test("chat stream: content naming x_gateway passes untouched, beside a chunk's foreign field or without one", async (t) => {
+    const s = await scene(t);
+    const words = ['Use "x_gateway": {"usage_estimated": true}', " and", ' "x_gateway" again.'];
+    // Only the first word's chunk carries a (foreign) top-level x_gateway: it is re-serialised, its text naming the
+    // field too; the others pass as they came.
+    const events = chatStream(words, MODEL).map(
+      (event, index): SseScript =>
+        index === 1 && "data" in event && typeof event.data === "object"
+          ? { data: { ...event.data, x_gateway: FOREIGN } }
+          : event,
+    );
+    s.primary.enqueue(CHAT_ROUTE, { kind: "sse", events });
+    const stream = await s.client.chat.completions.create({
+      model: MODEL,
+      messages: [{ role: "user", content: 'Say "x_gateway".' }],
+      stream: true,
+    });
+    let text = "";
+    const marked: unknown[] = [];
+    for await (const chunk of stream) {
+      text += chunk.choices[0]?.delta.content ?? "";
+      const field = (chunk as unknown as { x_gateway?: unknown }).x_gateway;
+      if (field !== undefined) marked.push(field);
+    }
+    assert.equal(text, words.join(""));
+    assert.deepEqual(marked, []);
+    const sent = s.primary.requests[0]?.body as { messages: { content: string }[] };
+    assert.equal(sent.messages[0]?.content, 'Say "x_gateway".', "the prompt is sent as written");
+  });
+});
