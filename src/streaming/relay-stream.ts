@@ -157,11 +157,23 @@ export async function* relayStream(
       unsettled = next;
     }
   } finally {
-    // Closed while a continuation streamed (the consumer stopped at a yield: a write that threw): its upstream was
-    // hung up on by the segment, but it must still be settled, or its concurrency slot and its attempt stay open.
-    unsettled?.finish({ outcome: "client_aborted", reason: "the stream was closed", usage: undefined, text: "" });
+    // Closed while a continuation streamed (the consumer stopped at a yield: a write that threw, a client that took
+    // nothing until max_stream_duration_ms): its upstream was hung up on by the segment, but it must still be
+    // settled, or its concurrency slot and its attempt stay open. The segment's own end is lost with it: the text it
+    // delivered is taken from the relay's, since its provider generated (and billed) it (pipeline/segment-usage.ts).
+    unsettled?.finish({
+      outcome: "client_aborted",
+      reason: "the stream was closed",
+      usage: undefined,
+      text: deliveredSince(state, state.continuations.at(-1)?.afterChars ?? 0),
+    });
     first.finish({
-      ...(firstEnd ?? { outcome: "client_aborted", reason: "client disconnected", usage: undefined, text: "" }),
+      ...(firstEnd ?? {
+        outcome: "client_aborted",
+        reason: "client disconnected",
+        usage: undefined,
+        text: deliveredSince(state, 0),
+      }),
       isContinued: state.continuations.length > 0,
     });
   }
@@ -184,6 +196,11 @@ export async function* relayStream(
     continuations: state.continuations,
     isClientGone: !isSuccess && (end.outcome === "client_aborted" || options.signal.aborted),
   };
+}
+
+/** The text delivered after the first `afterChars` characters, while the relay still keeps it (else none). */
+function deliveredSince(state: RelayState, afterChars: number): string {
+  return state.isRetainingText ? state.deliveredText().slice(afterChars) : "";
 }
 
 /**
