@@ -271,7 +271,11 @@ function recorded(
     durationMs: report.durationMs,
     ...(report.usage === undefined
       ? {}
-      : { tokensIn: report.usage.promptTokens, tokensOut: report.usage.completionTokens }),
+      : {
+          tokensIn: report.usage.promptTokens,
+          tokensOut: report.usage.completionTokens,
+          ...(report.isUsageEstimated === true ? { isUsageEstimated: true as const } : {}),
+        }),
     ...(report.messageChanges === undefined || report.messageOrder === undefined
       ? {}
       : { messageOrder: report.messageOrder, messageChanges: report.messageChanges }),

@@ -150,7 +150,8 @@ export class Recorder {
       const total = (usage?.promptTokens ?? 0) + (usage?.completionTokens ?? 0);
       if (total > 0) budgets.reconcile(reservation, total, clock.now());
       settleSeconds(budgets, reservation, report.audioSeconds, clock.now());
-      if (prompt !== undefined && usage !== undefined) {
+      // An upstream gateway's estimate is its estimator's count, not a tokenizer's: nothing to learn from.
+      if (prompt !== undefined && usage !== undefined && report.isUsageEstimated !== true) {
         promptCalibration.learn(key, prompt.estimate, usage.promptTokens);
       }
       budgets.release(reservation);
@@ -207,8 +208,9 @@ export class Recorder {
       const usage = end.usage ?? settlement.estimatedUsage;
       stats.recordSuccess(key, durationMs, usage?.promptTokens ?? 0, usage?.completionTokens ?? 0);
       if (!isKnown) return;
-      if (settlement.isFirst && settlement.promptEstimate !== undefined && end.usage !== undefined) {
-        this.#books.promptCalibration.learn(key, settlement.promptEstimate, end.usage.promptTokens);
+      const reported = end.isUsageEstimated === true ? undefined : end.usage;
+      if (settlement.isFirst && settlement.promptEstimate !== undefined && reported !== undefined) {
+        this.#books.promptCalibration.learn(key, settlement.promptEstimate, reported.promptTokens);
       }
       // The stream's opening was its success in the failure window already; a stream that began before the
       // circuit opened does not close it.

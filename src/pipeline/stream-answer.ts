@@ -136,7 +136,14 @@ function firstSegment(request: PipelineRequest, result: StreamResult): RelaySegm
 function relayOptions(request: PipelineRequest, plan: RoutePlan, result: StreamResult) {
   const { runtime, snapshot, body, endpoint, prompt, context } = request;
   const deployment = result.deployment;
-  const sentTokens = result.promptTokensSent ?? prompt.promptTokens;
+  // The prompt as the serving deployment counts it (calibrated from its provider's reports), of the body it was sent:
+  // closer to what it would have reported than the plain estimate, which stays above every common tokenizer. The
+  // figure a Messages `message_start` shows (StreamAnswer.promptTokensEstimate), so an estimated usage and a
+  // prefill-continued answer's combined usage end with it too.
+  const promptEstimate = runtime.promptCalibration.promptTokensFor(
+    deployment,
+    result.promptTokensSent ?? prompt.promptTokens,
+  );
   // A native stream (the client's own protocol) ends in an error when it breaks: continuations speak chat.
   const isContinuable =
     endpoint.isContinuable && result.api === "chat" && (body.n === undefined || body.n === null || body.n === 1);
@@ -146,13 +153,11 @@ function relayOptions(request: PipelineRequest, plan: RoutePlan, result: StreamR
     maxRetainedChars: snapshot.config.upstreamLimits.maxRetainedStreamChars,
     shouldStripUsage: result.isUsageInjected,
     signal: context.signal,
-    promptTokens: sentTokens,
+    promptTokens: promptEstimate,
     countTokens: countTextTokens,
-    // The prompt as the serving deployment counts it (calibrated from its provider's reports): closer to what it
-    // would have reported than the plain estimate, which stays above every common tokenizer.
     usageEstimate:
       endpoint.estimatesUsage === true && result.api === "chat" && clientAskedForUsage(body)
-        ? { promptTokens: runtime.promptCalibration.promptTokensFor(deployment, sentTokens) }
+        ? { promptTokens: promptEstimate }
         : undefined,
     redact: runtime.secrets.redactor,
     ...(isContinuable

@@ -280,7 +280,12 @@ function renderer(
         progress.usage = info.usage;
         progress.isUsageEstimated = foreign?.isUsageEstimated === true;
         if (continuation !== undefined) {
-          state.spliceUsage(json, info.usage, progress.isRestarted ? "replay" : continuation.mode);
+          state.spliceUsage(
+            json,
+            info.usage,
+            progress.isRestarted ? "replay" : continuation.mode,
+            progress.isUsageEstimated,
+          );
         }
       }
       // The usage chunk is the last one before `[DONE]` (OpenAI's stream_options contract): after it, an
@@ -303,10 +308,8 @@ function renderer(
         event.data = data;
       }
       // Once an upstream's usage went out no estimate will be, so its output need not be counted any more.
-      if (info.usage !== undefined) {
-        state.hasPassedUsage = true;
-        if (foreign?.isUsageEstimated === true) state.isPassedUsageEstimated = true;
-      } else if (!state.hasPassedUsage) state.output?.note(json);
+      if (info.usage !== undefined) state.hasPassedUsage = true;
+      else if (!state.hasPassedUsage) state.output?.note(json);
       if (continuation === undefined) {
         state.streamId ??= typeof json.id === "string" ? json.id : undefined;
         out.push({ data: event.data, json });

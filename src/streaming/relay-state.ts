@@ -31,13 +31,14 @@ export class RelayState {
   malformedEvents = 0;
   /** The usage the client was told about after a continuation: the whole answer. */
   combinedUsage: TokenUsage | undefined;
+  /**
+   * `combinedUsage` came from a continuation's usage that was an upstream gateway's estimate (its
+   * `x_gateway.usage_estimated`, read deliberately: upstream-gateway-field.ts): the answer's usage is an estimate too,
+   * whether or not the client was shown it (a usage the gateway asked for itself is stripped).
+   */
+  isCombinedUsageEstimated = false;
   /** A chunk with an upstream's `usage` went to the client: an estimated usage chunk would be a second one. */
   hasPassedUsage = false;
-  /**
-   * A usage the client got was an upstream gateway's estimate (its `x_gateway.usage_estimated`, read deliberately:
-   * upstream-gateway-field.ts): the answer's usage is an estimate too.
-   */
-  isPassedUsageEstimated = false;
   readonly #textParts: string[] = [];
   #deliveredChars = 0;
   #isRetainingText = true;
@@ -97,9 +98,15 @@ export class RelayState {
   }
 
   /** A continuation's usage chunk: tell the client about its whole answer. */
-  spliceUsage(json: Record<string, unknown>, usage: TokenUsage, mode: "prefill" | "replay"): void {
+  spliceUsage(
+    json: Record<string, unknown>,
+    usage: TokenUsage,
+    mode: "prefill" | "replay",
+    isEstimated: boolean,
+  ): void {
     const combined = this.usage.combine(usage, mode);
     this.combinedUsage = combined;
+    this.isCombinedUsageEstimated = isEstimated;
     json.usage = {
       ...(json.usage as Record<string, unknown>),
       prompt_tokens: combined.promptTokens,

@@ -77,4 +77,40 @@ test("closed while a continuation streams: the continuation is settled (its slot
     ],
   );
   assert.equal(continuationStream.controller.signal.aborted, true, "the continuation's upstream was hung up on");
+  // What each segment delivered before the close: its provider generated (and billed) it, so its estimate counts it
+  // (pipeline/segment-usage.ts). Before, the continuation's was lost ("" counts nothing).
+  assert.deepEqual(
+    ends.map(({ segment, end }) => [segment, end.text]),
+    [
+      ["continuation", "lo"],
+      ["first", "Hel"],
+    ],
+  );
+});
+
+test("closed while the first segment streams: it is settled with the text it delivered", async () => {
+  const ends: SegmentEnd[] = [];
+  const stream = opened([chunk("Hel"), chunk("lo")], "hang");
+  const relay = relayStream(
+    { stream, isUsageInjected: false, finish: (end) => ends.push(end) },
+    {
+      maxDurationMs: 60_000,
+      maxMalformedEvents: 3,
+      maxRetainedChars: 1_000_000,
+      shouldStripUsage: false,
+      signal: new AbortController().signal,
+      redact: (text) => text,
+    },
+  );
+  const texts: string[] = [];
+  while (!texts.some((data) => data.includes('"lo"'))) {
+    const next = await relay.next();
+    assert.equal(next.done, false);
+    for (const item of next.value as readonly { data: string }[]) texts.push(item.data);
+  }
+  await relay.return(undefined as never);
+  assert.deepEqual(
+    ends.map((end) => [end.outcome, end.text]),
+    [["client_aborted", "Hello"]],
+  );
 });

@@ -36,7 +36,10 @@ export interface RelayOptions {
   readonly signal: AbortSignal;
   /** Where continuations come from; absent (tool calls, n > 1, not chat) means a broken stream ends in an error. */
   readonly continuation?: ContinuationSource;
-  /** Prompt tokens of the original request (estimated), for the combined usage of a prefill-continued stream. */
+  /**
+   * Prompt tokens of the original request (the estimate, calibrated for the first deployment), for the combined usage
+   * of a prefill-continued stream whose first upstream never reported them.
+   */
   readonly promptTokens?: number;
   /** Counts completion tokens of delivered text whose usage the provider never reported (a cut segment). */
   countTokens?(text: string): number;
@@ -154,28 +157,50 @@ export async function* relayStream(
       unsettled = next;
     }
   } finally {
-    // Closed while a continuation streamed (the consumer stopped at a yield: a write that threw): its upstream was
-    // hung up on by the segment, but it must still be settled, or its concurrency slot and its attempt stay open.
-    unsettled?.finish({ outcome: "client_aborted", reason: "the stream was closed", usage: undefined, text: "" });
+    // Closed while a continuation streamed (the consumer stopped at a yield: a write that threw, a client that took
+    // nothing until max_stream_duration_ms): its upstream was hung up on by the segment, but it must still be
+    // settled, or its concurrency slot and its attempt stay open. The segment's own end is lost with it: the text it
+    // delivered is taken from the relay's, since its provider generated (and billed) it (pipeline/segment-usage.ts).
+    unsettled?.finish({
+      outcome: "client_aborted",
+      reason: "the stream was closed",
+      usage: undefined,
+      text: deliveredSince(state, state.continuations.at(-1)?.afterChars ?? 0),
+    });
     first.finish({
-      ...(firstEnd ?? { outcome: "client_aborted", reason: "client disconnected", usage: undefined, text: "" }),
+      ...(firstEnd ?? {
+        outcome: "client_aborted",
+        reason: "client disconnected",
+        usage: undefined,
+        text: deliveredSince(state, 0),
+      }),
       isContinued: state.continuations.length > 0,
     });
   }
   const isSuccess = end.outcome === "success";
+  const isContinued = state.continuations.length > 0;
   const failure = timedOut ?? firstFailure;
   return {
     outcome: isSuccess || failure === undefined ? end.outcome : failure.outcome,
     isSuccess,
     reason: failure?.reason ?? end.reason,
-    usage: estimatedUsage ?? (state.continuations.length === 0 ? end.usage : state.combinedUsage),
-    ...(estimatedUsage !== undefined || state.isPassedUsageEstimated ? { isUsageEstimated: true as const } : {}),
+    usage: estimatedUsage ?? (isContinued ? state.combinedUsage : end.usage),
+    // An upstream gateway's estimate is one whether the client saw its usage chunk or the gateway stripped it (it
+    // asked for usage itself): the record says what the tokens are, not what the client was shown.
+    ...(estimatedUsage !== undefined || (isContinued ? state.isCombinedUsageEstimated : end.isUsageEstimated === true)
+      ? { isUsageEstimated: true as const }
+      : {}),
     deliveredChars: state.deliveredChars,
     ...(state.isRetainingText ? { deliveredText: state.deliveredText() } : {}),
     malformedEvents: state.malformedEvents,
     continuations: state.continuations,
     isClientGone: !isSuccess && (end.outcome === "client_aborted" || options.signal.aborted),
   };
+}
+
+/** The text delivered after the first `afterChars` characters, while the relay still keeps it (else none). */
+function deliveredSince(state: RelayState, afterChars: number): string {
+  return state.isRetainingText ? state.deliveredText().slice(afterChars) : "";
 }
 
 /**

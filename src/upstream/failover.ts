@@ -311,6 +311,7 @@ function reportOf(
           ? reportedAsOf(result.effects, reservation)
           : [...reportedAsOf(result.effects, reservation), { kind: "accepted_features", features }],
       ...(result.usage === undefined ? {} : { usage: result.usage }),
+      ...(result.usage !== undefined && result.json?.isUsageEstimated === true ? { isUsageEstimated: true } : {}),
       ...(result.audioSeconds === undefined
         ? {}
         : { audioSeconds: billedAudioSeconds(result.audioSeconds, settings.minBilledAudioSeconds) }),

@@ -123,6 +123,11 @@ export interface AttemptReport {
   /** A JSON success's reported usage; a failed attempt's, what its calls that answered spent (AttemptResult). */
   readonly usage?: TokenUsage;
   /**
+   * `usage` is an upstream gateway's estimate (JsonResult.isUsageEstimated), not a provider's report: the record's
+   * attempt says so, and it teaches the prompt calibration nothing.
+   */
+  readonly isUsageEstimated?: true;
+  /**
    * A transcription's billed seconds as its answer told them (a `verbose_json` answer's `duration`, OpenAI's `usage`
    * of type `duration`), at least the provider's `min_billed_audio_seconds`: the audio budgets count these instead of
    * the estimate. Absent when the answer said none (`json`, `text`): the estimate stays.

@@ -12,6 +12,7 @@ import OpenAI from "openai";
 import { countTextTokens, estimateChatPrompt } from "../../src/limits/token-estimate.ts";
 import type { RequestRecord } from "../../src/observability/request-record.ts";
 import { send, statsOf } from "../helpers/e2e.ts";
+import { type DeploymentView, windowOf } from "../helpers/limits-scene.ts";
 import { chatChunk, chatStream, type MockStep, rateLimited, type SseScript } from "../helpers/mock-upstream.ts";
 import { parsePrometheusText, sumOf } from "../helpers/prometheus-text.ts";
 import { waitUntil } from "../helpers/sse-client.ts";
@@ -168,6 +169,128 @@ describe("tokens of a continued stream are counted on the deployment that produc
     });
     const beta = (await statsOf(scene.gateway)).get("beta/m");
     assert.deepEqual([beta?.tokens_in, beta?.tokens_out], [betaIn, betaOut], "/stats counts the same");
+  });
+});
+
+describe("the record, the metrics and /stats agree on every segment", () => {
+  const prompt = estimateChatPrompt(MESSAGES, undefined).promptTokens;
+  const attemptsOf = (record: RequestRecord) =>
+    record.attempts.map((attempt) => [
+      attempt.provider,
+      attempt.role,
+      attempt.outcome,
+      attempt.tokensIn,
+      attempt.tokensOut,
+      attempt.isUsageEstimated,
+    ]);
+
+  async function statsTokensOf(scene: TwoProviders): Promise<Record<string, number>> {
+    const stats = await statsOf(scene.gateway);
+    const out: Record<string, number> = {};
+    for (const provider of ["alpha", "beta"]) {
+      out[`${provider} in`] = stats.get(`${provider}/${MODEL}`)?.tokens_in ?? 0;
+      out[`${provider} out`] = stats.get(`${provider}/${MODEL}`)?.tokens_out ?? 0;
+    }
+    return out;
+  }
+
+  /** Each deployment's tokens as the record's attempts carry them. */
+  function recordedTokensOf(record: RequestRecord): Record<string, number> {
+    const out: Record<string, number> = { "alpha in": 0, "alpha out": 0, "beta in": 0, "beta out": 0 };
+    for (const attempt of record.attempts) {
+      out[`${attempt.provider} in`] = (out[`${attempt.provider} in`] ?? 0) + (attempt.tokensIn ?? 0);
+      out[`${attempt.provider} out`] = (out[`${attempt.provider} out`] ?? 0) + (attempt.tokensOut ?? 0);
+    }
+    return out;
+  }
+
+  const charged = (tokens: Record<string, number>, provider: string): number =>
+    (tokens[`${provider} in`] ?? 0) + (tokens[`${provider} out`] ?? 0);
+
+  test("continued twice (beta cut too, alpha finishes its own answer), no usage anywhere; budgets charged each once", async (t) => {
+    // Only prompts are reserved (count_max_tokens: false): each segment's charge is then its estimate, above it.
+    const budget = { limits: { tpm: 1_000_000 } };
+    const scene = await startTwoProviders(t, {
+      primary: { count_max_tokens: false },
+      backup: { count_max_tokens: false },
+      primaryModel: budget,
+      backupModel: budget,
+    });
+    const records = recordsOf(scene);
+    scene.primary.enqueue(CHAT_ROUTE, cutAfterTwenty);
+    // Beta adds five words and is cut; alpha, asked last after a cut, finishes the answer without a usage.
+    scene.backup.enqueue(CHAT_ROUTE, {
+      kind: "sse",
+      events: chatStream(WORDS.slice(20, 25), MODEL).slice(0, 6),
+      end: "destroy",
+    });
+    scene.primary.enqueue(CHAT_ROUTE, { kind: "sse", events: chatStream(WORDS.slice(25), MODEL) });
+    const run = await streamAnswer(scene);
+    assert.equal(run.error, undefined);
+    assert.equal(run.text, FULL_TEXT);
+    await waitUntil(() => records.length === 1, "the request record");
+    const record = records[0] as RequestRecord;
+    const first = countTextTokens(DELIVERED);
+    const upTo25 = countTextTokens(WORDS.slice(0, 25).join(""));
+    assert.deepEqual(attemptsOf(record), [
+      ["alpha", "primary", "stream_cut", prompt, first, true],
+      ["beta", "continuation", "stream_cut", prompt + first, countTextTokens(WORDS.slice(20, 25).join("")), true],
+      ["alpha", "continuation", "success", prompt + upTo25, countTextTokens(WORDS.slice(25).join("")), true],
+    ]);
+    const recorded = recordedTokensOf(record);
+    assert.deepEqual(await tokensOf(scene), recorded, "llm_gateway_tokens_total");
+    assert.deepEqual(await statsTokensOf(scene), recorded, "/stats");
+    // Every segment's estimate charged once to its own deployment's budget: no reservation left beside it.
+    const stats = await statsOf(scene.gateway);
+    const used = (provider: string): number =>
+      windowOf(
+        stats.get(`${provider}/${MODEL}`) as unknown as DeploymentView,
+        `deployment:${provider}/${MODEL}`,
+        "tokens",
+        "minute",
+      ).used;
+    assert.deepEqual(
+      { alpha: used("alpha"), beta: used("beta") },
+      { alpha: charged(recorded, "alpha"), beta: charged(recorded, "beta") },
+    );
+  });
+
+  test("the client left mid-continuation: beta's part is estimated, on the record, the metrics and /stats", async (t) => {
+    const scene = await startTwoProviders(t);
+    const records = recordsOf(scene);
+    scene.primary.enqueue(CHAT_ROUTE, cutAfterTwenty);
+    // Beta adds five words, then holds the stream open.
+    scene.backup.enqueue(CHAT_ROUTE, {
+      kind: "sse",
+      events: chatStream(WORDS.slice(20, 25), MODEL).slice(0, 6),
+      end: "hang",
+    });
+    const leave = new AbortController();
+    const stream = await scene.client.chat.completions.create(
+      { model: MODEL, messages: MESSAGES, stream: true },
+      { signal: leave.signal },
+    );
+    const expected = WORDS.slice(0, 25).join("");
+    let text = "";
+    try {
+      for await (const chunk of stream) {
+        text += chunk.choices[0]?.delta.content ?? "";
+        if (text === expected) leave.abort();
+      }
+    } catch {
+      // The SDK reports the abort it was asked for.
+    }
+    assert.equal(text, expected);
+    await waitUntil(() => records.length === 1, "the request record");
+    const record = records[0] as RequestRecord;
+    const first = countTextTokens(DELIVERED);
+    assert.deepEqual(attemptsOf(record), [
+      ["alpha", "primary", "stream_cut", prompt, first, true],
+      ["beta", "continuation", "client_aborted", prompt + first, countTextTokens(WORDS.slice(20, 25).join("")), true],
+    ]);
+    const recorded = recordedTokensOf(record);
+    assert.deepEqual(await tokensOf(scene), recorded, "llm_gateway_tokens_total");
+    assert.deepEqual(await statsTokensOf(scene), recorded, "/stats");
   });
 });
 

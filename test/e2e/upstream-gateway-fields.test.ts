@@ -8,7 +8,9 @@
 import assert from "node:assert/strict";
 import { describe, type TestContext, test } from "node:test";
 import Anthropic from "@anthropic-ai/sdk";
+import { estimateChatPrompt } from "../../src/limits/token-estimate.ts";
 import type { RequestRecord } from "../../src/observability/request-record.ts";
+import { rowOf, statsOf } from "../helpers/e2e.ts";
 import { chatCompletion, chatStream, type MockStep, type SseScript } from "../helpers/mock-upstream.ts";
 import { waitUntil } from "../helpers/sse-client.ts";
 import { CHAT_ROUTE, MODEL, startTwoProviders, type TwoProviders } from "../helpers/two-providers.ts";
@@ -214,5 +216,134 @@ describe("a native Responses provider that is another gateway", () => {
     const record = await onlyRecord(records);
     assert.equal(record.isUsageEstimated, true);
     assert.equal(record.tokensIn, 11);
+  });
+});
+
+describe("an upstream gateway's estimate the client did not ask to see", () => {
+  test("chat stream without include_usage: the stripped usage is still recorded as estimated, on both counters", async (t) => {
+    // The gateway asks for usage itself (stream_options.include_usage) and strips the usage chunk: the client never
+    // sees the upstream's mark, yet the record's tokens are the upstream gateway's estimate. Before, the attempt said
+    // estimated while the record said reported: tokens_total counted `estimated`, client_tokens_total `reported`,
+    // and the dashboard showed the tokens without `≈`.
+    const s = await scene(t);
+    s.primary.enqueue(CHAT_ROUTE, streamWith({ usage_estimated: true }));
+    const stream = await s.client.chat.completions.create({
+      model: MODEL,
+      messages: [{ role: "user", content: PROMPT }],
+      stream: true,
+    });
+    const chunks: Record<string, unknown>[] = [];
+    for await (const chunk of stream) chunks.push(chunk as unknown as Record<string, unknown>);
+    assert.deepEqual(
+      chunks.filter((chunk) => chunk.usage !== undefined && chunk.usage !== null),
+      [],
+      "the client did not ask for usage",
+    );
+    const record = await onlyRecord(s.records);
+    assert.equal(record.tokensIn, 9);
+    assert.equal(record.attempts[0]?.isUsageEstimated, true);
+    assert.equal(record.isUsageEstimated, true, "the record agrees with its attempt");
+    const response = await fetch(`${s.gateway.url}/metrics`);
+    const clientLines = (await response.text())
+      .split("\n")
+      .filter((line) => line.startsWith("llm_gateway_client_tokens_total{"));
+    assert.ok(
+      clientLines.some(
+        (line) => line.includes('direction="in"') && line.includes('source="estimated"') && line.endsWith(" 9"),
+      ),
+      clientLines.join("\n"),
+    );
+    assert.ok(
+      !clientLines.some((line) => line.includes('source="reported"') && !line.endsWith(" 0")),
+      clientLines.join("\n"),
+    );
+  });
+});
+
+describe("an upstream gateway's estimate teaches the prompt calibration nothing", () => {
+  // The calibration learns a deployment's tokenizer from its provider's reports (docs/limits.md "Token estimation").
+  // An upstream gateway's `usage_estimated` prompt count is its estimator's (the same estimator, perhaps with its own
+  // factor and safety margin), not a tokenizer's: learned, it moved the factor off 1 from no evidence at all (or
+  // stacked a second safety margin), so context fit, budgets and the estimates the client is told drifted.
+  const LONG = Array.from({ length: 500 }, (_, index) => `word${index % 7 === 0 ? "s" : ""} of text`).join(" ");
+  const LONG_MESSAGES = [{ role: "user" as const, content: LONG }];
+  const halved = Math.round(estimateChatPrompt(LONG_MESSAGES, undefined).promptTokens / 2);
+
+  async function factorOf(s: TwoProviders): Promise<number> {
+    const row = rowOf(await statsOf(s.gateway), "alpha/m") as unknown as { prompt_token_factor: number };
+    return row.prompt_token_factor;
+  }
+
+  test("JSON: the factor stays 1; the same answer without the mark teaches it", async (t) => {
+    const s = await scene(t);
+    const marked = {
+      ...chatCompletion("ok", MODEL, { prompt_tokens: halved, completion_tokens: 1 }),
+      x_gateway: { usage_estimated: true },
+    };
+    s.primary.enqueue(CHAT_ROUTE, { kind: "json", body: marked });
+    await s.client.chat.completions.create({ model: MODEL, messages: LONG_MESSAGES });
+    assert.equal(await factorOf(s), 1, "an estimate is no report");
+    const record = await onlyRecord(s.records);
+    assert.deepEqual(
+      [record.isUsageEstimated, record.attempts[0]?.tokensIn, record.attempts[0]?.isUsageEstimated],
+      [true, halved, true],
+      "the attempt says estimated, as a stream's does",
+    );
+    s.primary.enqueue(CHAT_ROUTE, {
+      kind: "json",
+      body: chatCompletion("ok", MODEL, { prompt_tokens: halved, completion_tokens: 1 }),
+    });
+    await s.client.chat.completions.create({ model: MODEL, messages: LONG_MESSAGES });
+    assert.ok((await factorOf(s)) < 0.9, "a report teaches (the test would show a learning)");
+  });
+
+  test("stream: the factor stays 1", async (t) => {
+    const s = await scene(t);
+    const events = chatStream(WORDS, MODEL, { usage: { prompt_tokens: halved, completion_tokens: 3 } }).map(
+      (event): SseScript =>
+        "data" in event && typeof event.data === "object"
+          ? { data: { ...event.data, x_gateway: { usage_estimated: true } } }
+          : event,
+    );
+    s.primary.enqueue(CHAT_ROUTE, { kind: "sse", events });
+    const stream = await s.client.chat.completions.create({ model: MODEL, messages: LONG_MESSAGES, stream: true });
+    for await (const _chunk of stream) {
+      // drained
+    }
+    await waitUntil(() => s.records.length === 1, "the request's record");
+    assert.equal(s.records[0]?.isUsageEstimated, true);
+    assert.equal(await factorOf(s), 1, "an estimate is no report");
+  });
+});
+
+describe("a user's text that says x_gateway is the user's", () => {
+  test("chat stream: content naming x_gateway passes untouched, beside a chunk's foreign field or without one", async (t) => {
+    const s = await scene(t);
+    const words = ['Use "x_gateway": {"usage_estimated": true}', " and", ' "x_gateway" again.'];
+    // Only the first word's chunk carries a (foreign) top-level x_gateway: it is re-serialised, its text naming the
+    // field too; the others pass as they came.
+    const events = chatStream(words, MODEL).map(
+      (event, index): SseScript =>
+        index === 1 && "data" in event && typeof event.data === "object"
+          ? { data: { ...event.data, x_gateway: FOREIGN } }
+          : event,
+    );
+    s.primary.enqueue(CHAT_ROUTE, { kind: "sse", events });
+    const stream = await s.client.chat.completions.create({
+      model: MODEL,
+      messages: [{ role: "user", content: 'Say "x_gateway".' }],
+      stream: true,
+    });
+    let text = "";
+    const marked: unknown[] = [];
+    for await (const chunk of stream) {
+      text += chunk.choices[0]?.delta.content ?? "";
+      const field = (chunk as unknown as { x_gateway?: unknown }).x_gateway;
+      if (field !== undefined) marked.push(field);
+    }
+    assert.equal(text, words.join(""));
+    assert.deepEqual(marked, []);
+    const sent = s.primary.requests[0]?.body as { messages: { content: string }[] };
+    assert.equal(sent.messages[0]?.content, 'Say "x_gateway".', "the prompt is sent as written");
   });
 });
