@@ -691,3 +691,29 @@ test("OpenRouter's reasoning_details (its Gemini signatures) go both ways throug
   const assistant = sent?.messages?.find((entry) => entry.role === "assistant");
   assert.deepEqual(assistant?.reasoning_details, details);
 });
+
+test("with Redis, a Gemini model behind a proxy gets the signature another replica kept", {
+  skip: isRedisInstalled() ? false : REDIS_MISSING,
+}, async (t) => {
+  // LiteLLM, Cloudflare AI Gateway, a company proxy: the history goes there as it is, `extra_content` included and no
+  // fallback (it may be Gemini underneath, which refuses the turn without the signature). The shared look-up must be
+  // made for such a deployment too: replica B never answered the call, only Redis holds its signature.
+  const mock = await useMock(t);
+  const redis = await useRedisServer(t);
+  const yaml = `providers:
+  - name: proxy
+    base_url: ${mock.baseUrl}
+    api_key: p-test
+    retries: 0
+    models:
+      m: { id: ${GEMINI_ID} }
+state:
+  path: ":memory:"
+  redis_url: ${redis.url}
+  redis_key_prefix: "sig-proxy:"
+`;
+  const [a, b] = [await useGateway(t, yaml), await useGateway(t, yaml)];
+  mock.enqueue(CHAT_ROUTE, firstTurn(false), nextTurnChecked());
+  assert.equal(await toolLoop(a, b), "Sunny in Paris.");
+  assert.deepEqual(sentCalls(chatRequests(mock)[1])[0]?.extra_content, SIGNED_CALL.extra_content);
+});
