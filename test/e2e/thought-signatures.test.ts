@@ -790,3 +790,40 @@ test("with Redis, a background run and a batch line on the other replica get the
   assert.deepEqual(sentCalls(chatRequests(mock)[2])[0]?.extra_content, SIGNED_CALL.extra_content);
   assert.equal(await mgetCalls(), before + 2);
 });
+
+test("a call id is the client's own after a restart too: the state file keeps each client's signatures apart", async (t) => {
+  // The embedded file gives the kept calls back after a restart: under their client's scope, as memory held them.
+  const mock = await useMock(t);
+  const statePath = join(mkdtempSync(join(tmpdir(), "llm-gateway-signatures-scope-")), "state.db");
+  const yaml = `server:
+  port: 0
+  host: 127.0.0.1
+  api_keys:
+    - { key: alice-key-0001, name: alice }
+    - { key: mallory-key-0001, name: mallory }
+${geminiYaml(mock, `state:\n  path: ${JSON.stringify(statePath)}\n`)}`;
+  mock.enqueue(CHAT_ROUTE, firstTurn(false), nextTurnChecked(), nextTurnChecked());
+  const request = { model: "m", max_tokens: 1000, tools: [WEATHER_TOOL] };
+  const question = { role: "user" as const, content: "Weather in Paris?" };
+  const before = await startTestGateway(yaml);
+  let isClosed = false;
+  t.after(() => (isClosed ? undefined : before.close()));
+  const first = await new Anthropic({ baseURL: before.url, apiKey: "alice-key-0001", maxRetries: 0 }).messages.create({
+    ...request,
+    messages: [question],
+  });
+  await before.close();
+  isClosed = true;
+  const after = await useGateway(t, yaml);
+  const history = [
+    question,
+    { role: "assistant" as const, content: first.content },
+    { role: "user" as const, content: [{ type: "tool_result" as const, tool_use_id: CALL_ID, content: "sunny" }] },
+  ];
+  const mallory = new Anthropic({ baseURL: after.url, apiKey: "mallory-key-0001", maxRetries: 0 });
+  await mallory.messages.create({ ...request, messages: history });
+  assert.deepEqual(sentCalls(chatRequests(mock)[1])[0]?.extra_content, { google: { thought_signature: FALLBACK } });
+  const alice = new Anthropic({ baseURL: after.url, apiKey: "alice-key-0001", maxRetries: 0 });
+  await alice.messages.create({ ...request, messages: history });
+  assert.deepEqual(sentCalls(chatRequests(mock)[2])[0]?.extra_content, SIGNED_CALL.extra_content);
+});
