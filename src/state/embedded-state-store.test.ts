@@ -371,6 +371,66 @@ describe("EmbeddedStateStore", () => {
     assert.deepEqual(rows(), []);
   });
 
+  it("kept thought signatures the load does not keep as the file has them are rewritten: dropped over the bounds, unreadable, expiry past the TTL", async () => {
+    // The file must not hold more than the store's bounds, nor rows the load skips, nor an expiry no longer than
+    // the TTL from now (a clock that was ahead): each would otherwise stay there across restarts.
+    const clock = new ManualClock(T0);
+    const path = tempDbPath();
+    const signed = (signature: string) => ({ google: { thought_signature: signature } });
+    const open = (maxEntries: number) => {
+      const books = freshBooks(clock);
+      const extras = new MemoryToolCallExtras({ maxEntries, maxBytes: 1_000_000, ttlMs: HOUR_MS }, clock);
+      const store = new EmbeddedStateStore(
+        path,
+        books.budgets,
+        books.availability,
+        undefined,
+        undefined,
+        undefined,
+        extras,
+      );
+      return { extras, store, loaded: store.load(clock.now()).toolCallExtras };
+    };
+    const first = open(3);
+    for (const name of ["a", "b", "c"]) {
+      clock.advance(1_000);
+      await first.extras.remember([{ id: `-/call-${name}`, extra: signed(name) }]);
+    }
+    first.store.flush(clock.now());
+    await first.store.close();
+    const db = new DatabaseSync(path);
+    db.prepare("INSERT INTO tool_call_extras (call_key, extra, expires_at_ms) VALUES (?, ?, ?)").run(
+      "-/call-bad",
+      "{not json",
+      T0 + HOUR_MS,
+    );
+    db.prepare("INSERT INTO tool_call_extras (call_key, extra, expires_at_ms) VALUES (?, ?, ?)").run(
+      "-/call-ahead",
+      JSON.stringify(signed("ahead")),
+      T0 + 1_000 * HOUR_MS,
+    );
+    db.close();
+    const rows = () => {
+      const reader = new DatabaseSync(path);
+      const found = reader
+        .prepare("SELECT call_key, expires_at_ms FROM tool_call_extras ORDER BY call_key")
+        .all()
+        .map((row) => [String(row.call_key), Number(row.expires_at_ms)] as const);
+      reader.close();
+      return new Map(found);
+    };
+
+    clock.advance(1_000);
+    // Fewer allowed now (a version with lower bounds): the two that expire last stay, the others go.
+    const second = open(2);
+    assert.equal(second.loaded, 2);
+    second.store.flush(clock.now());
+    await second.store.close();
+    const after = rows();
+    assert.deepEqual([...after.keys()].sort(), ["-/call-ahead", "-/call-c"]);
+    assert.ok((after.get("-/call-ahead") ?? Number.POSITIVE_INFINITY) <= clock.now() + HOUR_MS);
+  });
+
   it("features deployments refused survive a restart, each until its own end; a cleared one and an ended one do not", async () => {
     const clock = new ManualClock(T0);
     const path = tempDbPath();

@@ -30,11 +30,19 @@ export class ToolCallExtrasRows {
    * then on notes its changes for the flushes. Returns how many calls are kept.
    */
   load(nowMs: number): number {
-    const kept = this.#extras.restore(rowsOf(this.#db, nowMs));
-    // Only what the load dropped (over the bounds) is a change: the rest is in the file as it is.
+    const { rows, unreadable } = rowsOf(this.#db, nowMs);
+    // Tracked before the restore, whose evictions are noted only then (tracked after it, none was: a row dropped
+    // over the bounds stayed in the file for good).
     this.#extras.trackChanges();
-    const dropped = this.#extras.takeChanged().filter((id) => this.#extras.persisted(id) === undefined);
-    this.#extras.restoreChanged(dropped);
+    const kept = this.#extras.restore(rows);
+    this.#extras.takeChanged();
+    // The changes are what memory does not hold as the file does: a row dropped over the bounds or unreadable
+    // (deleted), or an expiry cut to the TTL from now (a clock that was ahead: rewritten, else restored long at each
+    // restart). The rest is in the file as it is.
+    const changed = rows
+      .filter((row) => this.#extras.persisted(row.id)?.expiresAtMs !== row.expiresAtMs)
+      .map((row) => row.id);
+    this.#extras.restoreChanged([...changed, ...unreadable]);
     // Expired while the gateway was stopped: never loaded, so never a change; deleted here once.
     this.#db.prepare("DELETE FROM tool_call_extras WHERE expires_at_ms <= ?").run(nowMs);
     return kept;
@@ -58,21 +66,32 @@ export class ToolCallExtrasRows {
   }
 }
 
-/** The kept calls not expired by `nowMs`, oldest first; an unreadable row is skipped. */
-function rowsOf(db: DatabaseSync, nowMs: number): PersistedToolCallExtra[] {
-  const rows = db
+/** The kept calls not expired by `nowMs`, oldest first, and the keys of the unreadable rows (skipped). */
+function rowsOf(
+  db: DatabaseSync,
+  nowMs: number,
+): { readonly rows: PersistedToolCallExtra[]; readonly unreadable: string[] } {
+  const found = db
     .prepare(
       "SELECT call_key, extra, expires_at_ms FROM tool_call_extras WHERE expires_at_ms > ? ORDER BY expires_at_ms",
     )
     .all(nowMs);
-  const out: PersistedToolCallExtra[] = [];
-  for (const row of rows) {
-    try {
-      const extra: unknown = JSON.parse(String(row.extra));
-      if (isRecord(extra)) out.push({ id: String(row.call_key), extra, expiresAtMs: Number(row.expires_at_ms) });
-    } catch {
-      // skip a corrupt row
-    }
+  const rows: PersistedToolCallExtra[] = [];
+  const unreadable: string[] = [];
+  for (const row of found) {
+    const id = String(row.call_key);
+    const extra = parsedExtra(row.extra);
+    if (extra === undefined) unreadable.push(id);
+    else rows.push({ id, extra, expiresAtMs: Number(row.expires_at_ms) });
   }
-  return out;
+  return { rows, unreadable };
+}
+
+function parsedExtra(text: unknown): Readonly<Record<string, unknown>> | undefined {
+  try {
+    const extra: unknown = JSON.parse(String(text));
+    return isRecord(extra) ? extra : undefined;
+  } catch {
+    return undefined;
+  }
 }

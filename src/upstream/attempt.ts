@@ -86,7 +86,7 @@ export async function attemptOnce(
   else request.signal.addEventListener("abort", onClientAbort, { once: true });
   const native = nativeCallFor(request, deployment);
   try {
-    const sent = await withKeptToolCallExtras(request, deployment);
+    const sent = await withKeptToolCallExtras(request, deployment, native);
     return await attemptWithSignals({
       deployment,
       request: sent,
@@ -124,14 +124,22 @@ function toolCallExtrasFor(deployment: Deployment, endpointPath: string): "gemin
 }
 
 /**
- * The request with its history's kept thought signatures when the candidate is Gemini's (ForwardRequest
- * .recallToolCallExtras): the look-up (an MGET with Redis) is made for the attempts that send the field only.
+ * The request with its history's kept thought signatures when the candidate takes the field (ForwardRequest
+ * .recallToolCallExtras): the look-up (an MGET with Redis) is made for the attempts that send it only. That is a
+ * Gemini deployment and a Gemini model id behind a proxy too (toolCallExtrasFor's undefined on the chat path): the
+ * proxy gets the history as it is and Gemini underneath refuses the turn without the signature, so a next turn on
+ * another replica needs the shared copy there as much. A native call sends the client's own body: nothing to add.
  */
-async function withKeptToolCallExtras(request: ForwardRequest, deployment: Deployment): Promise<ForwardRequest> {
+async function withKeptToolCallExtras(
+  request: ForwardRequest,
+  deployment: Deployment,
+  native: NativeCall | undefined,
+): Promise<ForwardRequest> {
   const recall = request.recallToolCallExtras;
   const messages = request.body.messages;
-  if (recall === undefined || !Array.isArray(messages)) return request;
-  if (toolCallExtrasFor(deployment, request.endpointPath) !== "gemini") return request;
+  if (recall === undefined || native !== undefined || !Array.isArray(messages)) return request;
+  if (request.endpointPath !== "/chat/completions") return request;
+  if (toolCallExtrasFor(deployment, request.endpointPath) === "drop") return request;
   const recalled = await recall(messages);
   return recalled === messages ? request : { ...request, body: { ...request.body, messages: recalled } };
 }

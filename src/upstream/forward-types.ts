@@ -64,8 +64,9 @@ export interface ForwardRequest {
   /**
    * Gives a chat history's unsigned assistant tool calls the `extra_content` kept for them in a shared store (the
    * Messages and Responses doors' thought signatures: server/tool-call-extras-door.ts), at most one look-up per
-   * request. Called for a Gemini candidate only (attempt.ts): no other deployment takes the field, so a request
-   * served elsewhere costs no round trip; a failover to a Gemini one makes it then. Undefined: nothing to look up.
+   * request. Called for a candidate that takes the field only (attempt.ts: a Gemini deployment, or a Gemini model id
+   * behind a proxy): no other deployment does, so a request served elsewhere costs no round trip; a failover to a
+   * Gemini one makes it then. Undefined: nothing to look up.
    */
   readonly recallToolCallExtras?: ((messages: readonly unknown[]) => Promise<readonly unknown[]>) | undefined;
   readonly isStream: boolean;

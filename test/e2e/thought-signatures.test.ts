@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { describe, type TestContext, test } from "node:test";
 import Anthropic from "@anthropic-ai/sdk";
 import { Redis } from "ioredis";
-import OpenAI from "openai";
+import OpenAI, { toFile } from "openai";
 import { finished } from "../helpers/background-steps.ts";
 import { CHAT_ROUTE, chatRequests, useGateway, useMock } from "../helpers/e2e.ts";
 import { startTestGateway, type TestGateway } from "../helpers/gateway.ts";
@@ -690,4 +690,140 @@ test("OpenRouter's reasoning_details (its Gemini signatures) go both ways throug
     | undefined;
   const assistant = sent?.messages?.find((entry) => entry.role === "assistant");
   assert.deepEqual(assistant?.reasoning_details, details);
+});
+
+test("with Redis, a Gemini model behind a proxy gets the signature another replica kept", {
+  skip: isRedisInstalled() ? false : REDIS_MISSING,
+}, async (t) => {
+  // LiteLLM, Cloudflare AI Gateway, a company proxy: the history goes there as it is, `extra_content` included and no
+  // fallback (it may be Gemini underneath, which refuses the turn without the signature). The shared look-up must be
+  // made for such a deployment too: replica B never answered the call, only Redis holds its signature.
+  const mock = await useMock(t);
+  const redis = await useRedisServer(t);
+  const yaml = `providers:
+  - name: proxy
+    base_url: ${mock.baseUrl}
+    api_key: p-test
+    retries: 0
+    models:
+      m: { id: ${GEMINI_ID} }
+state:
+  path: ":memory:"
+  redis_url: ${redis.url}
+  redis_key_prefix: "sig-proxy:"
+`;
+  const [a, b] = [await useGateway(t, yaml), await useGateway(t, yaml)];
+  mock.enqueue(CHAT_ROUTE, firstTurn(false), nextTurnChecked());
+  assert.equal(await toolLoop(a, b), "Sunny in Paris.");
+  assert.deepEqual(sentCalls(chatRequests(mock)[1])[0]?.extra_content, SIGNED_CALL.extra_content);
+});
+
+test("with Redis, a background run and a batch line on the other replica get the signature the first one kept, one look-up each", {
+  skip: isRedisInstalled() ? false : REDIS_MISSING,
+}, async (t) => {
+  // The shared look-up is made inside the attempts now (ForwardRequest.recallToolCallExtras): a background run and a
+  // batch line of the Responses door reach the pipeline by their own paths, which must carry it too.
+  const mock = await useMock(t);
+  const redis = await useRedisServer(t);
+  const admin = new Redis(redis.url, { lazyConnect: true });
+  await admin.connect();
+  t.after(() => admin.quit());
+  // Each replica its own: one that looked a call up in Redis keeps it in memory, and would not look again.
+  const replica = () =>
+    useGateway(
+      t,
+      geminiYaml(
+        mock,
+        `state:\n  path: ${JSON.stringify(join(mkdtempSync(join(tmpdir(), "sig-paths-")), "state.db"))}\n  redis_url: ${redis.url}\n  redis_key_prefix: "sig-paths:"\n`,
+      ),
+    );
+  const [a, b, c] = [await replica(), await replica(), await replica()];
+  const mgetCalls = async (): Promise<number> => {
+    const stats = String(await admin.call("INFO", "commandstats"));
+    return Number(/cmdstat_mget:calls=(\d+)/.exec(stats)?.[1] ?? 0);
+  };
+  mock.enqueue(CHAT_ROUTE, firstTurn(false), nextTurnChecked(), nextTurnChecked());
+  const tools = [
+    { type: "function" as const, name: "get_weather", parameters: { type: "object", properties: {} }, strict: false },
+  ];
+  const question = { role: "user" as const, content: "Weather in Paris?" };
+  const first = await new OpenAI({ baseURL: a.baseUrl, apiKey: "x", maxRetries: 0 }).responses.create({
+    model: "m",
+    store: false,
+    tools,
+    input: [question],
+  });
+  const call = first.output.find((item) => item.type === "function_call");
+  assert.equal(call?.call_id, CALL_ID);
+  const input = [
+    question,
+    { type: "function_call" as const, call_id: CALL_ID, name: "get_weather", arguments: call?.arguments ?? "{}" },
+    { type: "function_call_output" as const, call_id: CALL_ID, output: "sunny" },
+  ];
+  const onB = new OpenAI({ baseURL: b.baseUrl, apiKey: "x", maxRetries: 0 });
+  const before = await mgetCalls();
+  const run = await onB.responses.create({ model: "m", tools, input, background: true });
+  const done = await finished(onB, run.id);
+  assert.equal(done.output_text, "Sunny in Paris.", JSON.stringify(done.output));
+  assert.deepEqual(sentCalls(chatRequests(mock)[1])[0]?.extra_content, SIGNED_CALL.extra_content);
+  assert.equal(await mgetCalls(), before + 1);
+
+  const onC = new OpenAI({ baseURL: c.baseUrl, apiKey: "x", maxRetries: 0 });
+  const line = JSON.stringify({
+    custom_id: "l1",
+    method: "POST",
+    url: "/v1/responses",
+    body: { model: "m", tools, input },
+  });
+  const file = await onC.files.create({ file: await toFile(Buffer.from(line), "input.jsonl"), purpose: "batch" });
+  const batch = await onC.batches.create({
+    input_file_id: file.id,
+    endpoint: "/v1/responses",
+    completion_window: "24h",
+  });
+  for (const deadline = Date.now() + 15_000; ; ) {
+    const status = (await onC.batches.retrieve(batch.id)).status;
+    if (status === "completed") break;
+    assert.ok(Date.now() < deadline && !["failed", "expired", "cancelled"].includes(status), status);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  assert.deepEqual(sentCalls(chatRequests(mock)[2])[0]?.extra_content, SIGNED_CALL.extra_content);
+  assert.equal(await mgetCalls(), before + 2);
+});
+
+test("a call id is the client's own after a restart too: the state file keeps each client's signatures apart", async (t) => {
+  // The embedded file gives the kept calls back after a restart: under their client's scope, as memory held them.
+  const mock = await useMock(t);
+  const statePath = join(mkdtempSync(join(tmpdir(), "llm-gateway-signatures-scope-")), "state.db");
+  const yaml = `server:
+  port: 0
+  host: 127.0.0.1
+  api_keys:
+    - { key: alice-key-0001, name: alice }
+    - { key: mallory-key-0001, name: mallory }
+${geminiYaml(mock, `state:\n  path: ${JSON.stringify(statePath)}\n`)}`;
+  mock.enqueue(CHAT_ROUTE, firstTurn(false), nextTurnChecked(), nextTurnChecked());
+  const request = { model: "m", max_tokens: 1000, tools: [WEATHER_TOOL] };
+  const question = { role: "user" as const, content: "Weather in Paris?" };
+  const before = await startTestGateway(yaml);
+  let isClosed = false;
+  t.after(() => (isClosed ? undefined : before.close()));
+  const first = await new Anthropic({ baseURL: before.url, apiKey: "alice-key-0001", maxRetries: 0 }).messages.create({
+    ...request,
+    messages: [question],
+  });
+  await before.close();
+  isClosed = true;
+  const after = await useGateway(t, yaml);
+  const history = [
+    question,
+    { role: "assistant" as const, content: first.content },
+    { role: "user" as const, content: [{ type: "tool_result" as const, tool_use_id: CALL_ID, content: "sunny" }] },
+  ];
+  const mallory = new Anthropic({ baseURL: after.url, apiKey: "mallory-key-0001", maxRetries: 0 });
+  await mallory.messages.create({ ...request, messages: history });
+  assert.deepEqual(sentCalls(chatRequests(mock)[1])[0]?.extra_content, { google: { thought_signature: FALLBACK } });
+  const alice = new Anthropic({ baseURL: after.url, apiKey: "alice-key-0001", maxRetries: 0 });
+  await alice.messages.create({ ...request, messages: history });
+  assert.deepEqual(sentCalls(chatRequests(mock)[2])[0]?.extra_content, SIGNED_CALL.extra_content);
 });
