@@ -17,7 +17,7 @@ import {
   type MessageOrdering,
   orderMessagesWithChanges,
 } from "../providers/message-order.ts";
-import { isGeminiDeployment } from "../providers/thought-signatures.ts";
+import { isGeminiDeployment, isOpenRouterDeployment } from "../providers/thought-signatures.ts";
 import { STREAM_FEATURE } from "../router/request-features.ts";
 import { inspectAudioEvent, inspectEvent, inspectResponsesEvent } from "../streaming/stream-event.ts";
 import { type AttemptContext, type AttemptResult, failed } from "./attempt-context.ts";
@@ -123,16 +123,26 @@ function toolCallExtrasFor(deployment: Deployment, endpointPath: string): "gemin
   return /gemini/i.test(deployment.model.id) ? undefined : "drop";
 }
 
+/** Which of the doors' kept fields the deployment reads (none: undefined). */
+function keptFamilyOf(deployment: Deployment, endpointPath: string): "gemini" | "openrouter" | undefined {
+  if (endpointPath !== "/chat/completions") return undefined;
+  if (toolCallExtrasFor(deployment, endpointPath) === "gemini") return "gemini";
+  const settings = deployment.provider.settings;
+  return isOpenRouterDeployment(settings.presetOrigin?.preset, settings.baseUrl) ? "openrouter" : undefined;
+}
+
 /**
- * The request with its history's kept thought signatures when the candidate is Gemini's (ForwardRequest
- * .recallToolCallExtras): the look-up (an MGET with Redis) is made for the attempts that send the field only.
+ * The request with what the doors kept for its history when the candidate reads it (ForwardRequest
+ * .recallToolCallExtras): a Gemini deployment's thought signatures, an OpenRouter deployment's `reasoning_details`.
+ * The look-up (an MGET with Redis) is made for the attempts that send the field only.
  */
 async function withKeptToolCallExtras(request: ForwardRequest, deployment: Deployment): Promise<ForwardRequest> {
   const recall = request.recallToolCallExtras;
   const messages = request.body.messages;
   if (recall === undefined || !Array.isArray(messages)) return request;
-  if (toolCallExtrasFor(deployment, request.endpointPath) !== "gemini") return request;
-  const recalled = await recall(messages);
+  const family = keptFamilyOf(deployment, request.endpointPath);
+  if (family === undefined) return request;
+  const recalled = await recall(messages, family);
   return recalled === messages ? request : { ...request, body: { ...request.body, messages: recalled } };
 }
 
