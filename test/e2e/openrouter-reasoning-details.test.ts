@@ -5,12 +5,16 @@
 // `tool_use` blocks and `function_call` items: the gateway keeps the array by the message's first call id and puts
 // it back for OpenRouter deployments. The upstream here plays OpenRouter in front of Gemini 3.
 import assert from "node:assert/strict";
+import { mkdtempSync } from "node:fs";
 import type { ServerResponse } from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, type TestContext, test } from "node:test";
 import Anthropic from "@anthropic-ai/sdk";
+import { Redis } from "ioredis";
 import OpenAI from "openai";
 import { CHAT_ROUTE, chatRequests, useGateway, useMock } from "../helpers/e2e.ts";
-import type { TestGateway } from "../helpers/gateway.ts";
+import { startTestGateway, type TestGateway } from "../helpers/gateway.ts";
 import { chatCompletion, type MockStep, type MockUpstream, type RecordedRequest } from "../helpers/mock-upstream.ts";
 import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../helpers/redis-server.ts";
 
@@ -145,26 +149,42 @@ const WEATHER_TOOL = {
   input_schema: { type: "object" as const, properties: { city: { type: "string" } }, required: ["city"] },
 };
 
-/** The Anthropic SDK's two-turn tool loop, the first turn on `first`, the tool's result sent on `second`. */
-async function messagesToolLoop(first: TestGateway, second: TestGateway, isStream: boolean): Promise<string> {
-  const request = { model: "m", max_tokens: 1000, tools: [WEATHER_TOOL] };
-  const question = { role: "user" as const, content: "Weather in Paris?" };
-  const onFirst = new Anthropic({ baseURL: first.url, apiKey: "x", maxRetries: 0 });
+const MESSAGES_REQUEST = { model: "m", max_tokens: 1000, tools: [WEATHER_TOOL] };
+const QUESTION = { role: "user" as const, content: "Weather in Paris?" };
+
+/** The Anthropic SDK's first turn: the assistant's content blocks, as Claude Code keeps them. */
+async function messagesFirstTurn(gateway: TestGateway, isStream: boolean): Promise<Anthropic.ContentBlock[]> {
+  const client = new Anthropic({ baseURL: gateway.url, apiKey: "x", maxRetries: 0 });
   const answered = isStream
-    ? await onFirst.messages.stream({ ...request, messages: [question] }).finalMessage()
-    : await onFirst.messages.create({ ...request, messages: [question] });
+    ? await client.messages.stream({ ...MESSAGES_REQUEST, messages: [QUESTION] }).finalMessage()
+    : await client.messages.create({ ...MESSAGES_REQUEST, messages: [QUESTION] });
   const call = answered.content.find((block) => block.type === "tool_use");
   assert.equal(call?.id, CALL_ID);
   assert.equal(JSON.stringify(answered).includes("reasoning.encrypted"), false, "nothing of OpenRouter's leaks");
-  const answer = await new Anthropic({ baseURL: second.url, apiKey: "x", maxRetries: 0 }).messages.create({
-    ...request,
+  return answered.content;
+}
+
+/** The Anthropic SDK's next turn: the tool's result after the assistant's blocks; the answer's text. */
+async function messagesNextTurn(
+  gateway: TestGateway,
+  content: Anthropic.ContentBlock[],
+  model = MESSAGES_REQUEST.model,
+): Promise<string> {
+  const answer = await new Anthropic({ baseURL: gateway.url, apiKey: "x", maxRetries: 0 }).messages.create({
+    ...MESSAGES_REQUEST,
+    model,
     messages: [
-      question,
-      { role: "assistant", content: answered.content },
+      QUESTION,
+      { role: "assistant", content },
       { role: "user", content: [{ type: "tool_result", tool_use_id: CALL_ID, content: "sunny" }] },
     ],
   });
   return answer.content[0]?.type === "text" ? answer.content[0].text : "";
+}
+
+/** The Anthropic SDK's two-turn tool loop, the first turn on `first`, the tool's result sent on `second`. */
+async function messagesToolLoop(first: TestGateway, second: TestGateway, isStream: boolean): Promise<string> {
+  return messagesNextTurn(second, await messagesFirstTurn(first, isStream));
 }
 
 async function scene(t: TestContext, yaml = openRouterYaml): Promise<{ mock: MockUpstream; gateway: TestGateway }> {
@@ -235,6 +255,47 @@ describe("OpenAI Responses client (Codex) in front of Gemini 3 through OpenRoute
       assert.deepEqual(sentAssistant(chatRequests(mock)[1])?.reasoning_details, DETAILS);
     });
   }
+});
+
+test("Responses: the whole first output sent back (its reasoning item too) gets the array back", async (t) => {
+  // Codex with `store: false` sends the reasoning item back before the call: it joins the same assistant message.
+  const { mock, gateway } = await scene(t);
+  mock.enqueue(CHAT_ROUTE, firstTurn(false), nextTurnChecked());
+  const client = new OpenAI({ baseURL: gateway.baseUrl, apiKey: "x", maxRetries: 0 });
+  const tools = [
+    { type: "function" as const, name: "get_weather", parameters: { type: "object", properties: {} }, strict: false },
+  ];
+  const question = { role: "user" as const, content: "Weather in Paris?" };
+  const first = await client.responses.create({ model: "m", store: false, tools, input: [question] });
+  assert.ok(first.output.some((item) => item.type === "reasoning"));
+  const answer = await client.responses.create({
+    model: "m",
+    store: false,
+    tools,
+    input: [
+      question,
+      ...(first.output as OpenAI.Responses.ResponseInputItem[]),
+      { type: "function_call_output", call_id: CALL_ID, output: "sunny" },
+    ],
+  });
+  assert.equal(answer.output_text, "Sunny in Paris.");
+  assert.deepEqual(sentAssistant(chatRequests(mock)[1])?.reasoning_details, DETAILS);
+});
+
+test("a restart between turns: the embedded state file gives the array back", async (t) => {
+  const mock = await useMock(t);
+  const statePath = join(mkdtempSync(join(tmpdir(), "llm-gateway-reasoning-")), "state.db");
+  const yaml = openRouterYaml(mock, `state:\n  path: ${JSON.stringify(statePath)}\n`);
+  mock.enqueue(CHAT_ROUTE, firstTurn(true), nextTurnChecked());
+  const before = await startTestGateway(yaml);
+  let isClosed = false;
+  t.after(() => (isClosed ? undefined : before.close()));
+  const content = await messagesFirstTurn(before, true);
+  await before.close();
+  isClosed = true;
+  const after = await useGateway(t, yaml);
+  assert.equal(await messagesNextTurn(after, content), "Sunny in Paris.");
+  assert.deepEqual(sentAssistant(chatRequests(mock)[1])?.reasoning_details, DETAILS);
 });
 
 test("another client sending the same call id gets none of the first client's reasoning", async (t) => {
@@ -310,4 +371,53 @@ describe("with Redis: the next turn served by another replica gets the reasoning
       assert.deepEqual(sentAssistant(chatRequests(mock)[1])?.reasoning_details, DETAILS);
     });
   }
+  test("the shared look-up is made for an OpenRouter candidate only: none when another serves, one on a failover", {
+    skip: isRedisInstalled() ? false : REDIS_MISSING,
+  }, async (t) => {
+    // Replica B serves the next turn on another provider first, OpenRouter second: that provider takes no
+    // reasoning_details, so no MGET; when it fails, the failover to OpenRouter makes the look-up then.
+    const openRouter = await useMock(t);
+    const other = await useMock(t);
+    const redis = await useRedisServer(t);
+    const admin = new Redis(redis.url, { lazyConnect: true });
+    await admin.connect();
+    t.after(() => admin.quit());
+    const state = `state:\n  path: ":memory:"\n  redis_url: ${redis.url}\n  redis_key_prefix: "or-lazy:"\n`;
+    const a = await useGateway(t, openRouterYaml(openRouter, state));
+    const b = await useGateway(
+      t,
+      `providers:
+  - name: other
+    base_url: ${other.baseUrl}
+    api_key: o-test
+    cost: free
+    retries: 0
+    models:
+      o: { id: vendor/m-instruct }
+  - preset: openrouter
+    base_url: ${openRouter.baseUrl}
+    api_key: or-test
+    retries: 0
+    models:
+      m: { id: ${MODEL_ID} }
+${state}`,
+    );
+    const mgetCalls = async (): Promise<number> => {
+      const stats = String(await admin.call("INFO", "commandstats"));
+      return Number(/cmdstat_mget:calls=(\d+)/.exec(stats)?.[1] ?? 0);
+    };
+    openRouter.enqueue(CHAT_ROUTE, firstTurn(false), nextTurnChecked());
+    const content = await messagesFirstTurn(a, false);
+    const before = await mgetCalls();
+    other.enqueue(CHAT_ROUTE, { kind: "json", body: chatCompletion("Fine.", "vendor/m-instruct") });
+    // The other provider first, OpenRouter as the fallback (a comma list keeps its order).
+    assert.equal(await messagesNextTurn(b, content, "o,m"), "Fine.");
+    assert.equal(await mgetCalls(), before, "no look-up for a request served by a provider that is not OpenRouter");
+    assert.equal(sentAssistant(chatRequests(other)[0])?.reasoning_details, undefined);
+
+    other.enqueue(CHAT_ROUTE, { kind: "json", status: 500, body: { error: { message: "boom" } } });
+    assert.equal(await messagesNextTurn(b, content, "o,m"), "Sunny in Paris.");
+    assert.deepEqual(sentAssistant(chatRequests(openRouter)[1])?.reasoning_details, DETAILS);
+    assert.equal(await mgetCalls(), before + 1, "one look-up, for the OpenRouter attempt");
+  });
 });
