@@ -13,6 +13,7 @@ import { describe, type TestContext, test } from "node:test";
 import Anthropic from "@anthropic-ai/sdk";
 import { Redis } from "ioredis";
 import OpenAI from "openai";
+import { finished } from "../helpers/background-steps.ts";
 import { CHAT_ROUTE, chatRequests, useGateway, useMock } from "../helpers/e2e.ts";
 import { startTestGateway, type TestGateway } from "../helpers/gateway.ts";
 import { chatCompletion, type MockStep, type MockUpstream, type RecordedRequest } from "../helpers/mock-upstream.ts";
@@ -281,6 +282,46 @@ test("Responses: the whole first output sent back (its reasoning item too) gets 
   assert.equal(answer.output_text, "Sunny in Paris.");
   assert.deepEqual(sentAssistant(chatRequests(mock)[1])?.reasoning_details, DETAILS);
 });
+
+for (const isStream of [false, true]) {
+  test(`Responses background run${isStream ? " (streamed)" : ""}: the array is kept too`, async (t) => {
+    const { mock, gateway } = await scene(t);
+    mock.enqueue(CHAT_ROUTE, firstTurn(isStream), nextTurnChecked());
+    const client = new OpenAI({ baseURL: gateway.baseUrl, apiKey: "x", maxRetries: 0 });
+    const tools = [
+      { type: "function" as const, name: "get_weather", parameters: { type: "object", properties: {} }, strict: false },
+    ];
+    const question = { role: "user" as const, content: "Weather in Paris?" };
+    let id = "";
+    if (isStream) {
+      const stream = await client.responses.create({
+        model: "m",
+        tools,
+        input: [question],
+        background: true,
+        stream: true,
+      });
+      for await (const event of stream) if (event.type === "response.created") id = event.response.id;
+    } else {
+      id = (await client.responses.create({ model: "m", tools, input: [question], background: true })).id;
+    }
+    const done = await finished(client, id);
+    const call = done.output.find((item) => item.type === "function_call");
+    assert.equal(call?.call_id, CALL_ID, JSON.stringify(done.output));
+    const answer = await client.responses.create({
+      model: "m",
+      store: false,
+      tools,
+      input: [
+        question,
+        { type: "function_call", call_id: CALL_ID, name: "get_weather", arguments: call?.arguments ?? "{}" },
+        { type: "function_call_output", call_id: CALL_ID, output: "sunny" },
+      ],
+    });
+    assert.equal(answer.output_text, "Sunny in Paris.");
+    assert.deepEqual(sentAssistant(chatRequests(mock)[1])?.reasoning_details, DETAILS);
+  });
+}
 
 test("a restart between turns: the embedded state file gives the array back", async (t) => {
   const mock = await useMock(t);
