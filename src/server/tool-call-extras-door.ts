@@ -76,7 +76,7 @@ async function recalledHere(
   store: ToolCallExtrasStore,
 ): Promise<{ readonly chatBody: Exchange["chatBody"]; readonly recallRest?: RecallToolCallExtras }> {
   const ids = unsignedCallIds(chatBody.messages);
-  const here = ids.length === 0 ? new Map() : await store.recallHere(ids);
+  const here: Recalled = ids.length === 0 ? new Map() : await store.recallHere(ids);
   const messages = withRecalledExtras(chatBody.messages, here);
   // Copies of the translated messages with one field more: still chat messages.
   const body = messages === chatBody.messages ? chatBody : { ...chatBody, messages: messages as ChatMessage[] };
