@@ -32,7 +32,7 @@ export interface RequestContext {
   readonly log: RequestLog;
   /** The request in the client's own protocol, for candidates that speak it natively (Responses pass-through). */
   readonly native?: NativeCall | undefined;
-  /** ForwardRequest.recallToolCallExtras: a Gemini candidate's look-up of the history's kept thought signatures. */
+  /** ForwardRequest.recallToolCallExtras: a Gemini or OpenRouter candidate's look-up of what the door kept. */
   readonly recallToolCallExtras?: ForwardRequest["recallToolCallExtras"];
   /** The batch the request is a line of (batch-runner.ts): its record says so. */
   readonly batchId?: string | undefined;

@@ -1,6 +1,11 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { FALLBACK_THOUGHT_SIGNATURE, isGeminiDeployment, signaturesFor } from "./thought-signatures.ts";
+import {
+  FALLBACK_THOUGHT_SIGNATURE,
+  isGeminiDeployment,
+  isOpenRouterDeployment,
+  signaturesFor,
+} from "./thought-signatures.ts";
 
 test("Gemini deployments: the gemini preset, or a gemini model on a Google host; not a Gemini model elsewhere", () => {
   assert.equal(isGeminiDeployment("gemini", "http://127.0.0.1:9/v1", "anything"), true);
@@ -56,4 +61,13 @@ test("drop: every extra_content removed; a history without any is the same array
     { role: "tool", content: "x" },
   ];
   assert.equal(signaturesFor(plain, "drop"), plain);
+});
+
+test("OpenRouter deployments: the openrouter preset, or an openrouter.ai host; nothing else", () => {
+  assert.equal(isOpenRouterDeployment("openrouter", "http://127.0.0.1:9/v1"), true);
+  assert.equal(isOpenRouterDeployment(undefined, "https://openrouter.ai/api/v1"), true);
+  assert.equal(isOpenRouterDeployment(undefined, "https://eu.openrouter.ai/api/v1"), true);
+  assert.equal(isOpenRouterDeployment(undefined, "https://notopenrouter.ai/api/v1"), false);
+  assert.equal(isOpenRouterDeployment("gemini", "https://generativelanguage.googleapis.com/v1beta/openai"), false);
+  assert.equal(isOpenRouterDeployment(undefined, "not a url"), false);
 });

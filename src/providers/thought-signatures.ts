@@ -33,6 +33,23 @@ export function isGeminiDeployment(preset: string | undefined, baseUrl: string, 
   return GOOGLE_HOST.test(host) && /gemini/i.test(upstreamModelId);
 }
 
+/** OpenRouter's host: its chat API carries reasoning (Gemini's signatures included) in `reasoning_details`. */
+const OPENROUTER_HOST = /(^|\.)openrouter\.ai$/i;
+
+/**
+ * A deployment that reads an assistant message's `reasoning_details` (OpenRouter's field, protocols/reasoning
+ * -details.ts): the `openrouter` preset (named, or recognised by its base URL), or any base URL on openrouter.ai.
+ * Only those are given back what the Messages and Responses doors kept of it.
+ */
+export function isOpenRouterDeployment(preset: string | undefined, baseUrl: string): boolean {
+  if (preset === "openrouter") return true;
+  try {
+    return OPENROUTER_HOST.test(new URL(baseUrl).hostname);
+  } catch {
+    return false;
+  }
+}
+
 /**
  * The history for one candidate (the client's objects are never changed; the same array when nothing changes):
  * `gemini`, an assistant turn whose tool calls carry no signature at all gets the documented fallback on its first

@@ -39,7 +39,7 @@ export interface Exchange {
   readonly headers?: Readonly<Record<string, string>> | undefined;
   /** The request in its own protocol, for candidates that speak it natively. */
   readonly native?: NativeCall | undefined;
-  /** A Gemini candidate's look-up of the history's kept thought signatures (ForwardRequest.recallToolCallExtras). */
+  /** A Gemini or OpenRouter candidate's look-up of what the door kept for the history (ForwardRequest.recallToolCallExtras). */
   readonly recallToolCallExtras?: ForwardRecall;
   /**
    * The upstream's answer (a chat completion, or with `api` not `chat` the protocol's own) -> the protocol's JSON

@@ -1,9 +1,17 @@
 // A door whose protocol has no place for a tool call's `extra_content` (Messages' `tool_use`, Responses'
 // `function_call`) keeps it in the gateway: read from each chat answer it translates (JSON, stream, background run),
 // given back to the assistant tool call of the same id when a later request is translated, before it is served
-// (protocols/tool-call-extras.ts says why: Gemini 3's thought signatures).
+// (protocols/tool-call-extras.ts says why: Gemini 3's thought signatures). The same for an assistant message's
+// `reasoning_details`, kept under its first call's id and given back to OpenRouter candidates only
+// (protocols/reasoning-details.ts says why: OpenRouter's Gemini signatures).
 import type { GatewayError } from "../errors/gateway-error.ts";
 import type { ChatMessage } from "../protocols/chat-completions.ts";
+import {
+  reasoningKeysToRecall,
+  reasoningOfCompletion,
+  StreamedReasoning,
+  withRecalledReasoning,
+} from "../protocols/reasoning-details.ts";
 import {
   extrasOfCompletion,
   StreamedExtras,
@@ -12,7 +20,7 @@ import {
   withRecalledExtras,
 } from "../protocols/tool-call-extras.ts";
 import type { ToolCallExtrasStore } from "../state/tool-call-extras.ts";
-import type { UpstreamApi } from "../upstream/forward-types.ts";
+import type { RecallToolCallExtras, UpstreamApi } from "../upstream/forward-types.ts";
 import type { BackgroundExchange } from "./background-responses.ts";
 import type { Exchange, ProtocolAdapter } from "./protocol-adapters.ts";
 
@@ -53,30 +61,39 @@ function scopedTo(store: ToolCallExtrasStore, client: string | null): ToolCallEx
   };
 }
 
-type RecallRest = (messages: readonly unknown[]) => Promise<readonly unknown[]>;
+type Recalled = ReadonlyMap<string, Readonly<Record<string, unknown>>>;
 
 /**
  * The request's history with what this process holds for its unsigned calls (no round trip: every request may
- * have them), and, when some are still unsigned and a shared store may know them, the look-up of the rest for the
- * pipeline to make for a Gemini candidate only (ForwardRequest.recallToolCallExtras): a Claude Code session routed
- * to another provider used to cost an MGET per turn for nothing. Made once, whichever attempts ask.
+ * have them), and the look-ups for the pipeline to make for a candidate that reads them only
+ * (ForwardRequest.recallToolCallExtras): a Gemini candidate, the calls still unsigned when a shared store may know
+ * them (a Claude Code session routed to another provider used to cost an MGET per turn for nothing); an OpenRouter
+ * candidate, the assistant messages' `reasoning_details` (memory first, then the shared store), which no other
+ * deployment is sent. Each made once, whichever attempts ask.
  */
 async function recalledHere(
   chatBody: Exchange["chatBody"],
   store: ToolCallExtrasStore,
-): Promise<{ readonly chatBody: Exchange["chatBody"]; readonly recallRest?: RecallRest }> {
+): Promise<{ readonly chatBody: Exchange["chatBody"]; readonly recallRest?: RecallToolCallExtras }> {
   const ids = unsignedCallIds(chatBody.messages);
-  if (ids.length === 0) return { chatBody };
-  const here = await store.recallHere(ids);
+  const here: Recalled = ids.length === 0 ? new Map() : await store.recallHere(ids);
   const messages = withRecalledExtras(chatBody.messages, here);
   // Copies of the translated messages with one field more: still chat messages.
   const body = messages === chatBody.messages ? chatBody : { ...chatBody, messages: messages as ChatMessage[] };
-  const missing = ids.filter((id) => !here.has(id));
-  if (missing.length === 0 || !store.isShared) return { chatBody: body };
-  let recalled: Promise<ReadonlyMap<string, Readonly<Record<string, unknown>>>> | undefined;
-  const recallRest: RecallRest = async (history) => {
-    recalled ??= store.recall(missing).catch(() => new Map());
-    return withRecalledExtras(history, await recalled);
+  const missing = store.isShared ? ids.filter((id) => !here.has(id)) : [];
+  const reasoningKeys = reasoningKeysToRecall(chatBody.messages);
+  if (missing.length === 0 && reasoningKeys.length === 0) return { chatBody: body };
+  let signatures: Promise<Recalled> | undefined;
+  let reasoning: Promise<Recalled> | undefined;
+  const recallRest: RecallToolCallExtras = async (history, family) => {
+    if (family === "openrouter") {
+      if (reasoningKeys.length === 0) return history;
+      reasoning ??= store.recall(reasoningKeys).catch(() => new Map());
+      return withRecalledReasoning(history, await reasoning);
+    }
+    if (missing.length === 0) return history;
+    signatures ??= store.recall(missing).catch(() => new Map());
+    return withRecalledExtras(history, await signatures);
   };
   return { chatBody: body, recallRest };
 }
@@ -101,7 +118,7 @@ function withExtras(exchange: Exchange, chatBody: Exchange["chatBody"], store: T
   const kept = (): Promise<void> =>
     writes.length === 0 ? Promise.resolve() : within(Promise.all(writes), KEEP_WAIT_MS);
   const answer: Exchange["answer"] = (completion, servedModel, api) => {
-    if (api === "chat") remember(extrasOfCompletion(completion));
+    if (api === "chat") remember(keptOfCompletion(completion));
     return exchange.answer(completion, servedModel, api);
   };
   const stream: Exchange["stream"] = (servedModel, api, promptTokensEstimate) => {
@@ -150,21 +167,32 @@ interface Translator {
   fail(error: GatewayError): string;
 }
 
-/** The translator, its chunks read for `extra_content` too; what was found is kept when the stream ends. */
+/** What a chat answer gives to keep: its calls' `extra_content` and its tool-calling messages' `reasoning_details`. */
+function keptOfCompletion(completion: unknown): ToolCallExtra[] {
+  return [...extrasOfCompletion(completion), ...reasoningOfCompletion(completion)];
+}
+
+/**
+ * The translator, its chunks read for `extra_content` and `reasoning_details` too; what was found is kept when the
+ * stream ends.
+ */
 function tapped(translator: Translator, remember: (extras: readonly ToolCallExtra[]) => void): Translator {
   const extras = new StreamedExtras();
+  const reasoning = new StreamedReasoning();
+  const keep = (): void => remember([...extras.all, ...reasoning.all]);
   return {
     push(chunk) {
       extras.push(chunk);
+      reasoning.push(chunk);
       return translator.push(chunk);
     },
     finish() {
-      remember(extras.all);
+      keep();
       return translator.finish();
     },
     // A failed stream may still have answered calls the client runs (Claude Code keeps a cut turn's tool uses).
     fail(error) {
-      remember(extras.all);
+      keep();
       return translator.fail(error);
     },
   };
@@ -203,7 +231,7 @@ function backgroundWithExtras(
     },
     read: background.read.bind(background),
     answer: (completion, servedModel, api: UpstreamApi) => {
-      if (api === "chat") remember(extrasOfCompletion(completion));
+      if (api === "chat") remember(keptOfCompletion(completion));
       return background.answer(completion, servedModel, api);
     },
     stream: (servedModel, api) => {

@@ -17,7 +17,7 @@ import {
   type MessageOrdering,
   orderMessagesWithChanges,
 } from "../providers/message-order.ts";
-import { isGeminiDeployment } from "../providers/thought-signatures.ts";
+import { isGeminiDeployment, isOpenRouterDeployment } from "../providers/thought-signatures.ts";
 import { STREAM_FEATURE } from "../router/request-features.ts";
 import { inspectAudioEvent, inspectEvent, inspectResponsesEvent } from "../streaming/stream-event.ts";
 import { type AttemptContext, type AttemptResult, failed } from "./attempt-context.ts";
@@ -125,12 +125,22 @@ function toolCallExtrasFor(deployment: Deployment, endpointPath: string): "gemin
   return /gemini/i.test(deployment.model.id) ? undefined : "drop";
 }
 
+/** Which of the doors' kept fields the deployment reads (none: undefined). */
+function keptFamilyOf(deployment: Deployment, endpointPath: string): "gemini" | "openrouter" | undefined {
+  if (endpointPath !== "/chat/completions") return undefined;
+  const settings = deployment.provider.settings;
+  if (isOpenRouterDeployment(settings.presetOrigin?.preset, settings.baseUrl)) return "openrouter";
+  return toolCallExtrasFor(deployment, endpointPath) === "drop" ? undefined : "gemini";
+}
+
 /**
- * The request with its history's kept thought signatures when the candidate takes the field (ForwardRequest
- * .recallToolCallExtras): the look-up (an MGET with Redis) is made for the attempts that send it only. That is a
- * Gemini deployment and a Gemini model id behind a proxy too (toolCallExtrasFor's undefined on the chat path): the
- * proxy gets the history as it is and Gemini underneath refuses the turn without the signature, so a next turn on
- * another replica needs the shared copy there as much. A native call sends the client's own body: nothing to add.
+ * The request with what the doors kept for its history when the candidate reads it (ForwardRequest
+ * .recallToolCallExtras): an OpenRouter deployment's `reasoning_details` (OpenRouter carries Gemini's signatures
+ * there too); else the thought signatures, for a Gemini deployment and a Gemini model id behind a proxy too
+ * (toolCallExtrasFor's undefined on the chat path): the proxy gets the history as it is and Gemini underneath refuses
+ * the turn without the signature, so a next turn on another replica needs the shared copy there as much. The look-up
+ * (an MGET with Redis) is made for the attempts that send the field only. A native call sends the client's own body:
+ * nothing to add.
  */
 function keptToolCallExtras(
   request: ForwardRequest,
@@ -140,9 +150,9 @@ function keptToolCallExtras(
   const recall = request.recallToolCallExtras;
   const messages = request.body.messages;
   if (recall === undefined || native !== undefined || !Array.isArray(messages)) return undefined;
-  if (request.endpointPath !== "/chat/completions") return undefined;
-  if (toolCallExtrasFor(deployment, request.endpointPath) === "drop") return undefined;
-  return recall(messages).then((recalled) =>
+  const family = keptFamilyOf(deployment, request.endpointPath);
+  if (family === undefined) return undefined;
+  return recall(messages, family).then((recalled) =>
     recalled === messages ? request : { ...request, body: { ...request.body, messages: recalled } },
   );
 }

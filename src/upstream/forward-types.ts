@@ -39,6 +39,12 @@ export interface CalibratingPrompt {
   readonly maxOutputTokens: number;
 }
 
+/** ForwardRequest.recallToolCallExtras: the history with what was kept for `family`'s deployments. */
+export type RecallToolCallExtras = (
+  messages: readonly unknown[],
+  family: "gemini" | "openrouter",
+) => Promise<readonly unknown[]>;
+
 export interface ForwardRequest {
   /** e.g. `/chat/completions` */
   readonly endpointPath: string;
@@ -62,13 +68,13 @@ export interface ForwardRequest {
   /** Sent instead of `endpointPath` and `body` to candidates that speak the client's protocol natively. */
   readonly native?: NativeCall | undefined;
   /**
-   * Gives a chat history's unsigned assistant tool calls the `extra_content` kept for them in a shared store (the
-   * Messages and Responses doors' thought signatures: server/tool-call-extras-door.ts), at most one look-up per
-   * request. Called for a candidate that takes the field only (attempt.ts: a Gemini deployment, or a Gemini model id
-   * behind a proxy): no other deployment does, so a request served elsewhere costs no round trip; a failover to a
-   * Gemini one makes it then. Undefined: nothing to look up.
+   * Gives a chat history what the Messages and Responses doors kept for it (server/tool-call-extras-door.ts), at most
+   * one look-up per request and family: `gemini`, the unsigned assistant tool calls' `extra_content` (thought
+   * signatures) from a shared store; `openrouter`, the assistant messages' `reasoning_details` (from memory, else
+   * the shared store). Called for a candidate of that family only (attempt.ts: `gemini` for a Gemini deployment and a Gemini model id behind a proxy): no other deployment takes the field,
+   * so a request served elsewhere costs no round trip; a failover to one makes it then. Undefined: nothing to look up.
    */
-  readonly recallToolCallExtras?: ((messages: readonly unknown[]) => Promise<readonly unknown[]>) | undefined;
+  readonly recallToolCallExtras?: RecallToolCallExtras | undefined;
   readonly isStream: boolean;
   /** Aborted when the client goes away. */
   readonly signal: AbortSignal;

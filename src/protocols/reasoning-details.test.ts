@@ -1,0 +1,69 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import {
+  reasoningKeyOf,
+  reasoningKeysToRecall,
+  reasoningOfCompletion,
+  StreamedReasoning,
+  withRecalledReasoning,
+} from "./reasoning-details.ts";
+
+const call = (id: string) => ({ id, type: "function", function: { name: "f", arguments: "{}" } });
+const encrypted = { type: "reasoning.encrypted", data: "c2ln", id: "c1", format: "google-gemini-v1", index: 1 };
+
+test("a JSON answer: the array of each message that made tool calls, by its first call id; others not", () => {
+  const details = [{ type: "reasoning.text", text: "t", index: 0 }, encrypted];
+  const completion = {
+    choices: [
+      { index: 0, message: { role: "assistant", reasoning_details: details, tool_calls: [call("c1"), call("c2")] } },
+      { index: 1, message: { role: "assistant", content: "no call", reasoning_details: details } },
+      { index: 2, message: { role: "assistant", reasoning_details: [], tool_calls: [call("c3")] } },
+    ],
+  };
+  assert.deepEqual(reasoningOfCompletion(completion), [
+    { id: reasoningKeyOf("c1"), extra: { reasoning_details: details } },
+  ]);
+  assert.deepEqual(reasoningOfCompletion({ choices: "nope" }), []);
+  assert.deepEqual(reasoningOfCompletion(null), []);
+});
+
+test("a stream: an entry's pieces (same index and type) joined, fields a later piece names first kept", () => {
+  const stream = new StreamedReasoning();
+  const chunk = (delta: unknown, index = 0) => ({ choices: [{ index, delta }] });
+  stream.push(chunk({ reasoning_details: [{ type: "reasoning.text", text: "Look", index: 0 }] }));
+  stream.push(chunk({ reasoning_details: [{ type: "reasoning.text", text: "ing.", format: "f", index: 0 }] }));
+  assert.deepEqual(stream.all, [], "nothing to keep before a tool call is named");
+  stream.push(chunk({ tool_calls: [{ index: 0, ...call("c1") }], reasoning_details: [encrypted] }));
+  stream.push(chunk({ tool_calls: [{ index: 1, ...call("c2") }] }));
+  stream.push(chunk({ reasoning_details: [{ type: "reasoning.summary", summary: "other choice" }] }, 1));
+  stream.push("not a chunk");
+  assert.deepEqual(stream.all, [
+    {
+      id: reasoningKeyOf("c1"),
+      extra: { reasoning_details: [{ type: "reasoning.text", text: "Looking.", index: 0, format: "f" }, encrypted] },
+    },
+  ]);
+});
+
+test("given back to the assistant message whose first call was kept; a message that has an array keeps its own", () => {
+  const mine = [{ type: "reasoning.text", text: "mine" }];
+  const messages = [
+    { role: "user", content: "hi" },
+    { role: "assistant", tool_calls: [call("c1"), call("c2")] },
+    { role: "tool", tool_call_id: "c1", content: "ok" },
+    { role: "assistant", tool_calls: [call("c3")], reasoning_details: mine },
+    { role: "assistant", tool_calls: [call("c4")] },
+  ];
+  assert.deepEqual(reasoningKeysToRecall(messages), [reasoningKeyOf("c1"), reasoningKeyOf("c4")]);
+  const recalled = new Map([
+    [reasoningKeyOf("c1"), { reasoning_details: [encrypted] }],
+    [reasoningKeyOf("c3"), { reasoning_details: [encrypted] }],
+  ]);
+  const out = withRecalledReasoning(messages, recalled);
+  assert.deepEqual(out[1], { role: "assistant", tool_calls: [call("c1"), call("c2")], reasoning_details: [encrypted] });
+  assert.equal(out[3], messages[3]);
+  assert.equal(out[4], messages[4]);
+  assert.equal("reasoning_details" in (messages[1] ?? {}), false, "the client's object is not changed");
+  assert.equal(withRecalledReasoning(messages, new Map()), messages);
+  assert.equal(withRecalledReasoning(messages, new Map([["c1", { reasoning_details: [] }]])), messages);
+});

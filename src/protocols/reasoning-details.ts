@@ -1,0 +1,141 @@
+// An assistant message's `reasoning_details`, read from chat answers and put back on the same message in a later
+// request's history. Why: OpenRouter carries a reasoning model's reasoning (and Gemini's thought signatures, as
+// `reasoning.encrypted` entries) in that array, wants it back unmodified on the next turn of a tool loop, and refuses
+// a Gemini turn without it with a 400 ("Gemini models require OpenRouter reasoning details to be preserved in each
+// request"). A chat client sends it back itself; an Anthropic assistant turn or a Responses item list has no place for
+// it, so the Messages and Responses doors keep it in the gateway, in the tool-call extras store, under the message's
+// first tool call id (the id the client sends back), and put it back here. Pure.
+import { isRecord } from "../is-record.ts";
+import type { ToolCallExtra } from "./tool-call-extras.ts";
+
+/**
+ * What a kept array's store key starts with, before the message's first tool call id: the same store keeps each
+ * call's `extra_content` under the bare call id. A space is in no provider's call id format.
+ */
+export const REASONING_KEY_PREFIX = "reasoning_details ";
+
+/** The store key of the `reasoning_details` of the assistant message whose first tool call has this id. */
+export function reasoningKeyOf(firstCallId: string): string {
+  return REASONING_KEY_PREFIX + firstCallId;
+}
+
+/** The kept entry: the array under one field (the store keeps objects), by the first call's store key. */
+function kept(firstCallId: string, details: readonly unknown[]): ToolCallExtra {
+  return { id: reasoningKeyOf(firstCallId), extra: { reasoning_details: details } };
+}
+
+function firstCallId(calls: unknown): string | undefined {
+  if (!Array.isArray(calls)) return undefined;
+  const first: unknown = calls[0];
+  return isRecord(first) && typeof first.id === "string" && first.id !== "" ? first.id : undefined;
+}
+
+/** The `reasoning_details` of a chat completion's messages (every choice) that made tool calls, by first call id. */
+export function reasoningOfCompletion(completion: unknown): ToolCallExtra[] {
+  const found: ToolCallExtra[] = [];
+  if (!isRecord(completion) || !Array.isArray(completion.choices)) return found;
+  for (const choice of completion.choices) {
+    if (!isRecord(choice) || !isRecord(choice.message)) continue;
+    const id = firstCallId(choice.message.tool_calls);
+    const details = choice.message.reasoning_details;
+    if (id !== undefined && Array.isArray(details) && details.length > 0) found.push(kept(id, details));
+  }
+  return found;
+}
+
+/** The string fields a streamed entry's pieces are split in (OpenRouter streams `reasoning.text` a piece a chunk). */
+const PIECE_FIELDS = ["text", "summary", "data"] as const;
+
+/**
+ * The same, gathered from a streamed answer's chunks (`delta.reasoning_details`) as they come: the pieces of one
+ * entry (same `index` and `type`) joined, as the answer's message would hold them; an entry without an index is one
+ * whole. Kept per choice with the first tool call id the choice's deltas named.
+ */
+export class StreamedReasoning {
+  /** Per choice index: the entries so far, and the first call id. */
+  readonly #choices = new Map<number, { entries: Record<string, unknown>[]; callId?: string }>();
+
+  push(chunk: unknown): void {
+    if (!isRecord(chunk) || !Array.isArray(chunk.choices)) return;
+    for (const choice of chunk.choices) {
+      if (!isRecord(choice) || !isRecord(choice.delta)) continue;
+      const { delta } = choice;
+      const choiceIndex = typeof choice.index === "number" ? choice.index : 0;
+      let state = this.#choices.get(choiceIndex);
+      if (Array.isArray(delta.reasoning_details)) {
+        state ??= { entries: [] };
+        for (const entry of delta.reasoning_details) if (isRecord(entry)) joinEntry(state.entries, entry);
+        this.#choices.set(choiceIndex, state);
+      }
+      if (state?.callId === undefined && Array.isArray(delta.tool_calls)) {
+        const id = firstCallId(delta.tool_calls);
+        if (id !== undefined) {
+          state ??= { entries: [] };
+          state.callId = id;
+          this.#choices.set(choiceIndex, state);
+        }
+      }
+    }
+  }
+
+  /** What was gathered so far, for the choices that named a tool call. */
+  get all(): ToolCallExtra[] {
+    const found: ToolCallExtra[] = [];
+    for (const { entries, callId } of this.#choices.values()) {
+      if (callId !== undefined && entries.length > 0) found.push(kept(callId, entries));
+    }
+    return found;
+  }
+}
+
+function joinEntry(entries: Record<string, unknown>[], piece: Readonly<Record<string, unknown>>): void {
+  const index = piece.index;
+  const same =
+    typeof index === "number" ? entries.find((entry) => entry.index === index && entry.type === piece.type) : undefined;
+  if (same === undefined) {
+    entries.push({ ...piece });
+    return;
+  }
+  for (const [field, value] of Object.entries(piece)) {
+    const isPiece = (PIECE_FIELDS as readonly string[]).includes(field);
+    const before = same[field];
+    if (isPiece && typeof value === "string" && typeof before === "string") same[field] = before + value;
+    // A field a later piece names first (a signature, a format) is the entry's; one already there stays.
+    else if (before === undefined || before === null) same[field] = value;
+  }
+}
+
+/**
+ * The store keys of a chat history's assistant messages that made tool calls and carry no `reasoning_details` (those
+ * worth a look-up).
+ */
+export function reasoningKeysToRecall(messages: readonly unknown[]): string[] {
+  const keys: string[] = [];
+  for (const message of messages) {
+    if (!isRecord(message) || message.role !== "assistant" || message.reasoning_details !== undefined) continue;
+    const id = firstCallId(message.tool_calls);
+    if (id !== undefined) keys.push(reasoningKeyOf(id));
+  }
+  return keys;
+}
+
+/**
+ * The history with each such message found in `recalled` (by store key) given its `reasoning_details` back; the same
+ * array when none was (the client's objects are never changed: changed messages are copies).
+ */
+export function withRecalledReasoning(
+  messages: readonly unknown[],
+  recalled: ReadonlyMap<string, Readonly<Record<string, unknown>>>,
+): readonly unknown[] {
+  if (recalled.size === 0) return messages;
+  let isChanged = false;
+  const out = messages.map((message) => {
+    if (!isRecord(message) || message.role !== "assistant" || message.reasoning_details !== undefined) return message;
+    const id = firstCallId(message.tool_calls);
+    const details = id === undefined ? undefined : recalled.get(reasoningKeyOf(id))?.reasoning_details;
+    if (!Array.isArray(details)) return message;
+    isChanged = true;
+    return { ...message, reasoning_details: details };
+  });
+  return isChanged ? out : messages;
+}

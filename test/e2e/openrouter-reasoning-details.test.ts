@@ -1,0 +1,464 @@
+// Gemini 3 (a reasoning model) through OpenRouter behind the doors that have no place for `reasoning_details`
+// (docs/protocols.md "Thought signatures", its OpenRouter point): OpenRouter carries the model's reasoning and
+// Gemini's signatures in the assistant message's `reasoning_details` and refuses the next turn of a tool loop whose
+// assistant message lacks them. The Anthropic SDK (Claude Code) and the OpenAI Responses client (Codex) send back
+// `tool_use` blocks and `function_call` items: the gateway keeps the array by the message's first call id and puts
+// it back for OpenRouter deployments. The upstream here plays OpenRouter in front of Gemini 3.
+import assert from "node:assert/strict";
+import { mkdtempSync } from "node:fs";
+import type { ServerResponse } from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, type TestContext, test } from "node:test";
+import Anthropic from "@anthropic-ai/sdk";
+import { Redis } from "ioredis";
+import OpenAI from "openai";
+import { finished } from "../helpers/background-steps.ts";
+import { CHAT_ROUTE, chatRequests, useGateway, useMock } from "../helpers/e2e.ts";
+import { startTestGateway, type TestGateway } from "../helpers/gateway.ts";
+import { chatCompletion, type MockStep, type MockUpstream, type RecordedRequest } from "../helpers/mock-upstream.ts";
+import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../helpers/redis-server.ts";
+
+const MODEL_ID = "google/gemini-3-pro-preview";
+const CALL_ID = "tool_0_get_weather_Xk2fQ";
+const SIGNATURE = "CiQB0e2Kb7uNsignedThoughtsOfTurnOne==";
+const FORMAT = "google-gemini-v1";
+
+/** The array as OpenRouter's JSON answer holds it (and as the pieces of its stream join into). */
+const DETAILS = [
+  { type: "reasoning.text", text: "Looking up the weather.", format: FORMAT, index: 0 },
+  { type: "reasoning.encrypted", data: SIGNATURE, id: CALL_ID, format: FORMAT, index: 1 },
+];
+
+const CALL = { id: CALL_ID, type: "function", function: { name: "get_weather", arguments: '{"city":"Paris"}' } };
+
+/** OpenRouter's 400 for a Gemini turn whose assistant message lost its reasoning details. */
+const REFUSAL = {
+  error: {
+    message:
+      "Gemini models require OpenRouter reasoning details to be preserved in each request. Please refer to our docs: https://openrouter.ai/docs/guides/best-practices/reasoning-tokens#preserving-reasoning-blocks. Upstream error: Function call is missing a thought_signature in functionCall parts.",
+    code: 400,
+    metadata: { provider_name: "Google AI Studio" },
+  },
+};
+
+function answeredWithCall(): unknown {
+  return {
+    id: "gen-1767225600-abc",
+    provider: "Google AI Studio",
+    object: "chat.completion",
+    created: 1767225600,
+    model: MODEL_ID,
+    choices: [
+      {
+        index: 0,
+        message: {
+          role: "assistant",
+          content: "",
+          reasoning: "Looking up the weather.",
+          reasoning_details: DETAILS,
+          tool_calls: [CALL],
+        },
+        finish_reason: "tool_calls",
+      },
+    ],
+    usage: { prompt_tokens: 40, completion_tokens: 12, total_tokens: 52 },
+  };
+}
+
+/** As OpenRouter streams it: the text in pieces of one entry (same index), the signature with the call. */
+function streamedWithCall(): MockStep {
+  const chunk = (delta: unknown, finishReason: string | null = null, usage?: unknown) => ({
+    data: {
+      id: "gen-1767225600-abc",
+      provider: "Google AI Studio",
+      object: "chat.completion.chunk",
+      created: 1767225600,
+      model: MODEL_ID,
+      choices: [{ index: 0, delta, finish_reason: finishReason }],
+      ...(usage === undefined ? {} : { usage }),
+    },
+  });
+  const text = (piece: string) => ({ type: "reasoning.text", text: piece, format: FORMAT, index: 0 });
+  return {
+    kind: "sse",
+    events: [
+      chunk({ role: "assistant", content: "", reasoning: "Looking up ", reasoning_details: [text("Looking up ")] }),
+      chunk({ role: "assistant", content: "", reasoning: "the weather.", reasoning_details: [text("the weather.")] }),
+      chunk({
+        role: "assistant",
+        content: null,
+        tool_calls: [{ index: 0, ...CALL }],
+        reasoning_details: [DETAILS[1]],
+      }),
+      chunk({ role: "assistant", content: "" }, "tool_calls", {
+        prompt_tokens: 40,
+        completion_tokens: 12,
+        total_tokens: 52,
+      }),
+    ],
+  };
+}
+
+function firstTurn(isStream: boolean): MockStep {
+  return isStream ? streamedWithCall() : { kind: "json", body: answeredWithCall() };
+}
+
+interface SentAssistant {
+  role: string;
+  reasoning_details?: unknown;
+  tool_calls?: { id?: string }[];
+}
+
+function sentAssistant(request: RecordedRequest | undefined): SentAssistant | undefined {
+  const messages = (request?.body as { messages?: SentAssistant[] } | undefined)?.messages;
+  return messages?.find((message) => message.role === "assistant");
+}
+
+/** OpenRouter's next turn: refused with its 400 unless the assistant message holds the same array; else answered. */
+function nextTurnChecked(): MockStep {
+  return {
+    kind: "handler",
+    handle: (request: RecordedRequest, response: ServerResponse) => {
+      const sent = sentAssistant(request)?.reasoning_details;
+      if (JSON.stringify(sent) !== JSON.stringify(DETAILS)) {
+        response.writeHead(400, { "content-type": "application/json" });
+        response.end(JSON.stringify(REFUSAL));
+        return;
+      }
+      response.writeHead(200, { "content-type": "application/json" });
+      response.end(JSON.stringify(chatCompletion("Sunny in Paris.", MODEL_ID)));
+    },
+  };
+}
+
+/** The `openrouter` preset pointed at the mock (what tells the gateway the deployment is OpenRouter's). */
+function openRouterYaml(mock: MockUpstream, state = ""): string {
+  return `providers:
+  - preset: openrouter
+    base_url: ${mock.baseUrl}
+    api_key: or-test
+    retries: 0
+    models:
+      m: { id: ${MODEL_ID} }
+${state}`;
+}
+
+const WEATHER_TOOL = {
+  name: "get_weather",
+  description: "Current weather for a city",
+  input_schema: { type: "object" as const, properties: { city: { type: "string" } }, required: ["city"] },
+};
+
+const MESSAGES_REQUEST = { model: "m", max_tokens: 1000, tools: [WEATHER_TOOL] };
+const QUESTION = { role: "user" as const, content: "Weather in Paris?" };
+
+/** The Anthropic SDK's first turn: the assistant's content blocks, as Claude Code keeps them. */
+async function messagesFirstTurn(gateway: TestGateway, isStream: boolean): Promise<Anthropic.ContentBlock[]> {
+  const client = new Anthropic({ baseURL: gateway.url, apiKey: "x", maxRetries: 0 });
+  const answered = isStream
+    ? await client.messages.stream({ ...MESSAGES_REQUEST, messages: [QUESTION] }).finalMessage()
+    : await client.messages.create({ ...MESSAGES_REQUEST, messages: [QUESTION] });
+  const call = answered.content.find((block) => block.type === "tool_use");
+  assert.equal(call?.id, CALL_ID);
+  assert.equal(JSON.stringify(answered).includes("reasoning.encrypted"), false, "nothing of OpenRouter's leaks");
+  return answered.content;
+}
+
+/** The Anthropic SDK's next turn: the tool's result after the assistant's blocks; the answer's text. */
+async function messagesNextTurn(
+  gateway: TestGateway,
+  content: Anthropic.ContentBlock[],
+  model = MESSAGES_REQUEST.model,
+): Promise<string> {
+  const answer = await new Anthropic({ baseURL: gateway.url, apiKey: "x", maxRetries: 0 }).messages.create({
+    ...MESSAGES_REQUEST,
+    model,
+    messages: [
+      QUESTION,
+      { role: "assistant", content },
+      { role: "user", content: [{ type: "tool_result", tool_use_id: CALL_ID, content: "sunny" }] },
+    ],
+  });
+  return answer.content[0]?.type === "text" ? answer.content[0].text : "";
+}
+
+/** The Anthropic SDK's two-turn tool loop, the first turn on `first`, the tool's result sent on `second`. */
+async function messagesToolLoop(first: TestGateway, second: TestGateway, isStream: boolean): Promise<string> {
+  return messagesNextTurn(second, await messagesFirstTurn(first, isStream));
+}
+
+async function scene(t: TestContext, yaml = openRouterYaml): Promise<{ mock: MockUpstream; gateway: TestGateway }> {
+  const mock = await useMock(t);
+  return { mock, gateway: await useGateway(t, yaml(mock)) };
+}
+
+describe("Anthropic SDK (Claude Code) in front of Gemini 3 through OpenRouter: a two-turn tool loop", () => {
+  for (const isStream of [false, true]) {
+    test(`the message's reasoning_details go back on the next turn${isStream ? " (streamed first turn)" : ""}`, async (t) => {
+      const { mock, gateway } = await scene(t);
+      mock.enqueue(CHAT_ROUTE, firstTurn(isStream), nextTurnChecked());
+      assert.equal(await messagesToolLoop(gateway, gateway, isStream), "Sunny in Paris.");
+      assert.deepEqual(sentAssistant(chatRequests(mock)[1])?.reasoning_details, DETAILS);
+    });
+  }
+});
+
+describe("OpenAI Responses client (Codex) in front of Gemini 3 through OpenRouter: a two-turn tool loop", () => {
+  for (const isStream of [false, true]) {
+    test(`the message's reasoning_details go back on the next turn${isStream ? " (streamed first turn)" : ""}`, async (t) => {
+      const { mock, gateway } = await scene(t);
+      mock.enqueue(CHAT_ROUTE, firstTurn(isStream), nextTurnChecked());
+      const client = new OpenAI({ baseURL: gateway.baseUrl, apiKey: "x", maxRetries: 0 });
+      const tools = [
+        {
+          type: "function" as const,
+          name: "get_weather",
+          description: "Current weather for a city",
+          parameters: { type: "object", properties: { city: { type: "string" } }, required: ["city"] },
+          strict: false,
+        },
+      ];
+      const question = { role: "user" as const, content: "Weather in Paris?" };
+      let callId = "";
+      let name = "";
+      let args = "";
+      if (isStream) {
+        const stream = await client.responses.create({
+          model: "m",
+          store: false,
+          tools,
+          input: [question],
+          stream: true,
+        });
+        for await (const event of stream) {
+          if (event.type === "response.output_item.done" && event.item.type === "function_call")
+            ({ call_id: callId, name, arguments: args } = event.item);
+        }
+      } else {
+        const first = await client.responses.create({ model: "m", store: false, tools, input: [question] });
+        const item = first.output.find((output) => output.type === "function_call");
+        ({ call_id: callId, name, arguments: args } = item ?? { call_id: "", name: "", arguments: "" });
+      }
+      assert.equal(callId, CALL_ID);
+      // As Codex does: the call rebuilt from what it kept (no field of OpenRouter's).
+      const answer = await client.responses.create({
+        model: "m",
+        store: false,
+        tools,
+        input: [
+          question,
+          { type: "function_call", call_id: callId, name, arguments: args },
+          { type: "function_call_output", call_id: callId, output: "sunny" },
+        ],
+      });
+      assert.equal(answer.output_text, "Sunny in Paris.");
+      assert.deepEqual(sentAssistant(chatRequests(mock)[1])?.reasoning_details, DETAILS);
+    });
+  }
+});
+
+test("Responses: the whole first output sent back (its reasoning item too) gets the array back", async (t) => {
+  // Codex with `store: false` sends the reasoning item back before the call: it joins the same assistant message.
+  const { mock, gateway } = await scene(t);
+  mock.enqueue(CHAT_ROUTE, firstTurn(false), nextTurnChecked());
+  const client = new OpenAI({ baseURL: gateway.baseUrl, apiKey: "x", maxRetries: 0 });
+  const tools = [
+    { type: "function" as const, name: "get_weather", parameters: { type: "object", properties: {} }, strict: false },
+  ];
+  const question = { role: "user" as const, content: "Weather in Paris?" };
+  const first = await client.responses.create({ model: "m", store: false, tools, input: [question] });
+  assert.ok(first.output.some((item) => item.type === "reasoning"));
+  const answer = await client.responses.create({
+    model: "m",
+    store: false,
+    tools,
+    input: [
+      question,
+      ...(first.output as OpenAI.Responses.ResponseInputItem[]),
+      { type: "function_call_output", call_id: CALL_ID, output: "sunny" },
+    ],
+  });
+  assert.equal(answer.output_text, "Sunny in Paris.");
+  assert.deepEqual(sentAssistant(chatRequests(mock)[1])?.reasoning_details, DETAILS);
+});
+
+for (const isStream of [false, true]) {
+  test(`Responses background run${isStream ? " (streamed)" : ""}: the array is kept too`, async (t) => {
+    const { mock, gateway } = await scene(t);
+    mock.enqueue(CHAT_ROUTE, firstTurn(isStream), nextTurnChecked());
+    const client = new OpenAI({ baseURL: gateway.baseUrl, apiKey: "x", maxRetries: 0 });
+    const tools = [
+      { type: "function" as const, name: "get_weather", parameters: { type: "object", properties: {} }, strict: false },
+    ];
+    const question = { role: "user" as const, content: "Weather in Paris?" };
+    let id = "";
+    if (isStream) {
+      const stream = await client.responses.create({
+        model: "m",
+        tools,
+        input: [question],
+        background: true,
+        stream: true,
+      });
+      for await (const event of stream) if (event.type === "response.created") id = event.response.id;
+    } else {
+      id = (await client.responses.create({ model: "m", tools, input: [question], background: true })).id;
+    }
+    const done = await finished(client, id);
+    const call = done.output.find((item) => item.type === "function_call");
+    assert.equal(call?.call_id, CALL_ID, JSON.stringify(done.output));
+    const answer = await client.responses.create({
+      model: "m",
+      store: false,
+      tools,
+      input: [
+        question,
+        { type: "function_call", call_id: CALL_ID, name: "get_weather", arguments: call?.arguments ?? "{}" },
+        { type: "function_call_output", call_id: CALL_ID, output: "sunny" },
+      ],
+    });
+    assert.equal(answer.output_text, "Sunny in Paris.");
+    assert.deepEqual(sentAssistant(chatRequests(mock)[1])?.reasoning_details, DETAILS);
+  });
+}
+
+test("a restart between turns: the embedded state file gives the array back", async (t) => {
+  const mock = await useMock(t);
+  const statePath = join(mkdtempSync(join(tmpdir(), "llm-gateway-reasoning-")), "state.db");
+  const yaml = openRouterYaml(mock, `state:\n  path: ${JSON.stringify(statePath)}\n`);
+  mock.enqueue(CHAT_ROUTE, firstTurn(true), nextTurnChecked());
+  const before = await startTestGateway(yaml);
+  let isClosed = false;
+  t.after(() => (isClosed ? undefined : before.close()));
+  const content = await messagesFirstTurn(before, true);
+  await before.close();
+  isClosed = true;
+  const after = await useGateway(t, yaml);
+  assert.equal(await messagesNextTurn(after, content), "Sunny in Paris.");
+  assert.deepEqual(sentAssistant(chatRequests(mock)[1])?.reasoning_details, DETAILS);
+});
+
+test("another client sending the same call id gets none of the first client's reasoning", async (t) => {
+  const mock = await useMock(t);
+  const gateway = await useGateway(
+    t,
+    `server:\n  port: 0\n  host: 127.0.0.1\n  api_keys: [{ key: key-a, name: a }, { key: key-b, name: b }]\n${openRouterYaml(mock)}`,
+  );
+  mock.enqueue(CHAT_ROUTE, firstTurn(false), nextTurnChecked());
+  const request = { model: "m", max_tokens: 1000, tools: [WEATHER_TOOL] };
+  const question = { role: "user" as const, content: "Weather in Paris?" };
+  const first = await new Anthropic({ baseURL: gateway.url, apiKey: "key-a", maxRetries: 0 }).messages.create({
+    ...request,
+    messages: [question],
+  });
+  const asB = new Anthropic({ baseURL: gateway.url, apiKey: "key-b", maxRetries: 0 });
+  await assert.rejects(
+    asB.messages.create({
+      ...request,
+      messages: [
+        question,
+        { role: "assistant", content: first.content },
+        { role: "user", content: [{ type: "tool_result", tool_use_id: CALL_ID, content: "sunny" }] },
+      ],
+    }),
+    (error: unknown) => error instanceof Anthropic.APIError && error.status === 400,
+  );
+  assert.equal(sentAssistant(chatRequests(mock)[1])?.reasoning_details, undefined);
+});
+
+test("a provider that is not OpenRouter is never sent the kept reasoning_details", async (t) => {
+  // Another OpenAI-compatible host (a strict one refuses an unknown message field with a 400): the array the first
+  // turn's answer carried is kept, but given back only to OpenRouter deployments.
+  const { mock, gateway } = await scene(
+    t,
+    (mock) => `providers:
+  - name: alpha
+    base_url: ${mock.baseUrl}
+    api_key: a-test
+    retries: 0
+    models:
+      m: { id: vendor/reasoner }
+`,
+  );
+  mock.enqueue(
+    CHAT_ROUTE,
+    { kind: "json", body: answeredWithCall() },
+    { kind: "json", body: chatCompletion("Sunny in Paris.", "vendor/reasoner") },
+  );
+  assert.equal(await messagesToolLoop(gateway, gateway, false), "Sunny in Paris.");
+  const sent = sentAssistant(chatRequests(mock)[1]);
+  assert.deepEqual(
+    sent?.tool_calls?.map((call) => call.id),
+    [CALL_ID],
+  );
+  assert.equal(sent?.reasoning_details, undefined);
+});
+
+describe("with Redis: the next turn served by another replica gets the reasoning_details the first one kept", () => {
+  for (const isStream of [false, true]) {
+    test(`one Redis server${isStream ? " (streamed first turn)" : ""}`, {
+      skip: isRedisInstalled() ? false : REDIS_MISSING,
+    }, async (t) => {
+      const mock = await useMock(t);
+      const redis = await useRedisServer(t);
+      const yaml = openRouterYaml(
+        mock,
+        `state:\n  path: ":memory:"\n  redis_url: ${redis.url}\n  redis_key_prefix: "or-e2e:"\n`,
+      );
+      const [a, b] = [await useGateway(t, yaml), await useGateway(t, yaml)];
+      mock.enqueue(CHAT_ROUTE, firstTurn(isStream), nextTurnChecked());
+      assert.equal(await messagesToolLoop(a, b, isStream), "Sunny in Paris.");
+      assert.deepEqual(sentAssistant(chatRequests(mock)[1])?.reasoning_details, DETAILS);
+    });
+  }
+  test("the shared look-up is made for an OpenRouter candidate only: none when another serves, one on a failover", {
+    skip: isRedisInstalled() ? false : REDIS_MISSING,
+  }, async (t) => {
+    // Replica B serves the next turn on another provider first, OpenRouter second: that provider takes no
+    // reasoning_details, so no MGET; when it fails, the failover to OpenRouter makes the look-up then.
+    const openRouter = await useMock(t);
+    const other = await useMock(t);
+    const redis = await useRedisServer(t);
+    const admin = new Redis(redis.url, { lazyConnect: true });
+    await admin.connect();
+    t.after(() => admin.quit());
+    const state = `state:\n  path: ":memory:"\n  redis_url: ${redis.url}\n  redis_key_prefix: "or-lazy:"\n`;
+    const a = await useGateway(t, openRouterYaml(openRouter, state));
+    const b = await useGateway(
+      t,
+      `providers:
+  - name: other
+    base_url: ${other.baseUrl}
+    api_key: o-test
+    cost: free
+    retries: 0
+    models:
+      o: { id: vendor/m-instruct }
+  - preset: openrouter
+    base_url: ${openRouter.baseUrl}
+    api_key: or-test
+    retries: 0
+    models:
+      m: { id: ${MODEL_ID} }
+${state}`,
+    );
+    const mgetCalls = async (): Promise<number> => {
+      const stats = String(await admin.call("INFO", "commandstats"));
+      return Number(/cmdstat_mget:calls=(\d+)/.exec(stats)?.[1] ?? 0);
+    };
+    openRouter.enqueue(CHAT_ROUTE, firstTurn(false), nextTurnChecked());
+    const content = await messagesFirstTurn(a, false);
+    const before = await mgetCalls();
+    other.enqueue(CHAT_ROUTE, { kind: "json", body: chatCompletion("Fine.", "vendor/m-instruct") });
+    // The other provider first, OpenRouter as the fallback (a comma list keeps its order).
+    assert.equal(await messagesNextTurn(b, content, "o,m"), "Fine.");
+    assert.equal(await mgetCalls(), before, "no look-up for a request served by a provider that is not OpenRouter");
+    assert.equal(sentAssistant(chatRequests(other)[0])?.reasoning_details, undefined);
+
+    other.enqueue(CHAT_ROUTE, { kind: "json", status: 500, body: { error: { message: "boom" } } });
+    assert.equal(await messagesNextTurn(b, content, "o,m"), "Sunny in Paris.");
+    assert.deepEqual(sentAssistant(chatRequests(openRouter)[1])?.reasoning_details, DETAILS);
+    assert.equal(await mgetCalls(), before + 1, "one look-up, for the OpenRouter attempt");
+  });
+});
