@@ -227,6 +227,26 @@ describe("retryHintFromResponse: body", () => {
     });
   });
 
+  it("an exhausted window whose reset is already past is no hint, as an x-ratelimit-reset past is not", () => {
+    // Epoch seconds a few seconds behind our clock (the provider's clock, or its rounding down to the second).
+    const headers = {
+      "x-ratelimit-remaining-requests-day": "0",
+      "x-ratelimit-reset-requests-day": String(Math.round((NOW_MS - 3_000) / 1000)),
+    };
+    assert.equal(hintFor({ status: 429, headers, bodyText: "" }), undefined);
+    const bodyText = JSON.stringify({ error: { message: "Rate limit reached. Please try again in 20s." } });
+    assert.deepEqual(hintFor({ status: 429, headers, bodyText }), { delayMs: 20_000, source: "body" });
+    // The empty window is the problem: a later reset of a window with room left is not its wait.
+    const withRoomLeft = { ...headers, "x-ratelimit-remaining-tokens": "500", "x-ratelimit-reset-tokens": "6m0s" };
+    assert.equal(hintFor({ status: 429, headers: withRoomLeft, bodyText: "" }), undefined);
+    // A later empty window still decides.
+    const laterEmpty = { ...withRoomLeft, "x-ratelimit-remaining-tokens": "0" };
+    assert.deepEqual(hintFor({ status: 429, headers: laterEmpty, bodyText: "" }), {
+      delayMs: 360_000,
+      source: "x-ratelimit-reset",
+    });
+  });
+
   it("ignores a hint beyond the scanned prefix of a huge body", () => {
     const bodyText = `${"x".repeat(20_000)} try again in 5s`;
     assert.equal(hintFor({ status: 429, headers: {}, bodyText }), undefined);

@@ -108,7 +108,10 @@ const RESET_WINDOWS: readonly ResetWindow[] = [
 
 /**
  * The wait for the windows a 429 is about: the longest among those with nothing remaining (waiting out only the
- * shorter one would hit the longer one at once), or the longest of all when none says it is empty.
+ * shorter one would hit the longer one at once), or the longest of all when none says it is empty. None when that
+ * window's reset is not after now: an epoch instant a provider's clock (or its rounding to the second) puts behind
+ * ours says nothing of when the refusal ends, as for an epoch `x-ratelimit-reset` below; a wait of 0 sent the next
+ * request straight into the next 429.
  */
 function exhaustedWindowDelayMs(headers: HeaderMap, nowMs: number): number | undefined {
   let longestExhaustedMs: number | undefined;
@@ -128,7 +131,8 @@ function exhaustedWindowDelayMs(headers: HeaderMap, nowMs: number): number | und
       if (longestExhaustedMs === undefined || delayMs > longestExhaustedMs) longestExhaustedMs = delayMs;
     }
   }
-  return longestExhaustedMs ?? longestMs;
+  const delayMs = longestExhaustedMs ?? longestMs;
+  return delayMs !== undefined && delayMs > 0 ? delayMs : undefined;
 }
 
 /** Error messages are short; the cap keeps a huge body from costing a long scan. */
