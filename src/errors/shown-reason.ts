@@ -10,5 +10,22 @@ export const MAX_SHOWN_REASON_CHARS = 300;
 
 /** The reason as shown: cut at MAX_SHOWN_REASON_CHARS, the cut marked with `…`. */
 export function shownReason(reason: string): string {
-  return reason.length > MAX_SHOWN_REASON_CHARS ? `${reason.slice(0, MAX_SHOWN_REASON_CHARS - 1)}…` : reason;
+  return cutText(reason, MAX_SHOWN_REASON_CHARS);
+}
+
+/**
+ * `text` in at most `maxChars` UTF-16 units, the cut marked with `…`. A cut between the two halves of a character
+ * outside the BMP (an emoji, a rare CJK ideograph) drops that character whole: half of it is no text, JSON.stringify
+ * writes it as an escaped lone surrogate (`\ud83d`), which strict JSON readers (serde_json) refuse, so a client could
+ * not read the error at all, and a terminal prints it as U+FFFD.
+ */
+export function cutText(text: string, maxChars: number): string {
+  if (text.length <= maxChars) return text;
+  let end = maxChars - 1;
+  if (end > 0 && isHighSurrogate(text.charCodeAt(end - 1))) end--;
+  return `${text.slice(0, end)}…`;
+}
+
+function isHighSurrogate(code: number): boolean {
+  return code >= 0xd800 && code <= 0xdbff;
 }
