@@ -32,9 +32,10 @@ describe("parseRetryAfter", () => {
     assert.equal(parseRetryAfter("Thursday, 01-Jan-26 12:01:00 GMT", NOW_MS), 60_000);
   });
 
-  it("clamps the past and negative values to 0", () => {
+  it("clamps a date in the past to 0; a negative number of seconds is unreadable", () => {
     assert.equal(parseRetryAfter("Thu, 01 Jan 2026 11:59:00 GMT", NOW_MS), 0);
-    assert.equal(parseRetryAfter("-5", NOW_MS), 0);
+    assert.equal(parseRetryAfter("-5", NOW_MS), undefined);
+    assert.equal(parseRetryAfter("-1m", NOW_MS), undefined);
   });
 
   it("returns undefined for what it cannot read", () => {
@@ -71,12 +72,17 @@ describe("retryHintFromResponse: headers", () => {
     assert.deepEqual(hintFor(fixture), { delayMs: 120_000, source: "retry-after" });
   });
 
-  it("clamps negative header values to 0", () => {
-    assert.deepEqual(hintFor({ status: 429, headers: { "retry-after-ms": "-10" } }), {
-      delayMs: 0,
-      source: "retry-after-ms",
+  it("a negative header value is no hint of 0 but unreadable: the next source decides", () => {
+    assert.equal(hintFor({ status: 429, headers: { "retry-after-ms": "-10" } }), undefined);
+    assert.equal(hintFor({ status: 429, headers: { "retry-after": "-3" } }), undefined);
+    assert.deepEqual(hintFor({ status: 429, headers: { "retry-after-ms": "-10", "retry-after": "30" } }), {
+      delayMs: 30_000,
+      source: "retry-after",
     });
-    assert.deepEqual(hintFor({ status: 429, headers: { "retry-after": "-3" } }), { delayMs: 0, source: "retry-after" });
+    assert.deepEqual(hintFor({ status: 429, headers: { "retry-after": "-3", "x-ratelimit-reset-tokens": "3s" } }), {
+      delayMs: 3_000,
+      source: "x-ratelimit-reset",
+    });
   });
 
   it("gives no hint for a success, whatever its headers say", () => {

@@ -33,10 +33,12 @@ export function retryHintFromResponse(input: RetryHintInput): RetryHint | undefi
   if (status < 400) return undefined;
 
   // OpenAI (and the OpenAI SDKs) send the precise value in retry-after-ms next to a whole-second retry-after.
+  // A negative value is no wait (retry-after's grammar has no sign) but unreadable: clamped to 0, a `retry-after-ms:
+  // -10` hid the `retry-after: 30` next to it and cooled the candidate for 0 ms, into the next 429 at once.
   const retryAfterMsText = headerValue(headers, "retry-after-ms");
   if (retryAfterMsText !== undefined) {
     const delayMs = parseNumber(retryAfterMsText);
-    if (delayMs !== undefined) return hint(delayMs, "retry-after-ms");
+    if (delayMs !== undefined && delayMs >= 0) return hint(delayMs, "retry-after-ms");
   }
   const retryAfterText = headerValue(headers, "retry-after");
   if (retryAfterText !== undefined) {
@@ -74,13 +76,13 @@ export function retryHintFromResponse(input: RetryHintInput): RetryHint | undefi
 
 /**
  * Milliseconds until retrying is allowed by a `Retry-After` value: integer or fractional seconds (also a Go
- * duration, which some gateways send), or an HTTP date measured from `nowMs`. Clamped at 0; `undefined` when
- * unreadable.
+ * duration, which some gateways send), or an HTTP date measured from `nowMs` (a date already past is 0: the server
+ * said when, and it has come). `undefined` when unreadable, a negative number of seconds included.
  */
 export function parseRetryAfter(value: string | undefined, nowMs: number): number | undefined {
   if (value === undefined) return undefined;
   const delayMs = parseDurationMs(value);
-  if (delayMs !== undefined) return Math.min(MAX_UPSTREAM_WAIT_MS, Math.max(0, delayMs));
+  if (delayMs !== undefined) return delayMs < 0 ? undefined : Math.min(MAX_UPSTREAM_WAIT_MS, delayMs);
   // Date.parse reads loose text such as "1 2" as a date; an HTTP date always has a clock time and a day name.
   if (!HTTP_DATE_SHAPE.test(value)) return undefined;
   const dateMs = Date.parse(value);
