@@ -1,5 +1,6 @@
 // How long a reason may be where clients and operators read it: the final 429/503, /health, /stats and route
-// explanations. One cut, so every place shows the same text.
+// explanations. One cut, so every place shows the same text; cutText is also the cut of every other quoted text a
+// client or upstream reads (upstream messages, error.metadata.raw, a model id in a 404, a namespace name).
 
 /**
  * Characters of one shown reason (the size classify-response.ts clips an upstream's message to). A cooldown's reason
