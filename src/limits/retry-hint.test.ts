@@ -32,9 +32,10 @@ describe("parseRetryAfter", () => {
     assert.equal(parseRetryAfter("Thursday, 01-Jan-26 12:01:00 GMT", NOW_MS), 60_000);
   });
 
-  it("clamps the past and negative values to 0", () => {
+  it("clamps a date in the past to 0; a negative number of seconds is unreadable", () => {
     assert.equal(parseRetryAfter("Thu, 01 Jan 2026 11:59:00 GMT", NOW_MS), 0);
-    assert.equal(parseRetryAfter("-5", NOW_MS), 0);
+    assert.equal(parseRetryAfter("-5", NOW_MS), undefined);
+    assert.equal(parseRetryAfter("-1m", NOW_MS), undefined);
   });
 
   it("returns undefined for what it cannot read", () => {
@@ -71,12 +72,17 @@ describe("retryHintFromResponse: headers", () => {
     assert.deepEqual(hintFor(fixture), { delayMs: 120_000, source: "retry-after" });
   });
 
-  it("clamps negative header values to 0", () => {
-    assert.deepEqual(hintFor({ status: 429, headers: { "retry-after-ms": "-10" } }), {
-      delayMs: 0,
-      source: "retry-after-ms",
+  it("a negative header value is no hint of 0 but unreadable: the next source decides", () => {
+    assert.equal(hintFor({ status: 429, headers: { "retry-after-ms": "-10" } }), undefined);
+    assert.equal(hintFor({ status: 429, headers: { "retry-after": "-3" } }), undefined);
+    assert.deepEqual(hintFor({ status: 429, headers: { "retry-after-ms": "-10", "retry-after": "30" } }), {
+      delayMs: 30_000,
+      source: "retry-after",
     });
-    assert.deepEqual(hintFor({ status: 429, headers: { "retry-after": "-3" } }), { delayMs: 0, source: "retry-after" });
+    assert.deepEqual(hintFor({ status: 429, headers: { "retry-after": "-3", "x-ratelimit-reset-tokens": "3s" } }), {
+      delayMs: 3_000,
+      source: "x-ratelimit-reset",
+    });
   });
 
   it("gives no hint for a success, whatever its headers say", () => {
@@ -223,6 +229,26 @@ describe("retryHintFromResponse: body", () => {
     };
     assert.deepEqual(hintFor({ status: 429, headers, bodyText: "" }), {
       delayMs: Math.round((NOW_MS + 7_200_000) / 1000) * 1000 - NOW_MS,
+      source: "x-ratelimit-reset",
+    });
+  });
+
+  it("an exhausted window whose reset is already past is no hint, as an x-ratelimit-reset past is not", () => {
+    // Epoch seconds a few seconds behind our clock (the provider's clock, or its rounding down to the second).
+    const headers = {
+      "x-ratelimit-remaining-requests-day": "0",
+      "x-ratelimit-reset-requests-day": String(Math.round((NOW_MS - 3_000) / 1000)),
+    };
+    assert.equal(hintFor({ status: 429, headers, bodyText: "" }), undefined);
+    const bodyText = JSON.stringify({ error: { message: "Rate limit reached. Please try again in 20s." } });
+    assert.deepEqual(hintFor({ status: 429, headers, bodyText }), { delayMs: 20_000, source: "body" });
+    // The empty window is the problem: a later reset of a window with room left is not its wait.
+    const withRoomLeft = { ...headers, "x-ratelimit-remaining-tokens": "500", "x-ratelimit-reset-tokens": "6m0s" };
+    assert.equal(hintFor({ status: 429, headers: withRoomLeft, bodyText: "" }), undefined);
+    // A later empty window still decides.
+    const laterEmpty = { ...withRoomLeft, "x-ratelimit-remaining-tokens": "0" };
+    assert.deepEqual(hintFor({ status: 429, headers: laterEmpty, bodyText: "" }), {
+      delayMs: 360_000,
       source: "x-ratelimit-reset",
     });
   });

@@ -33,10 +33,12 @@ export function retryHintFromResponse(input: RetryHintInput): RetryHint | undefi
   if (status < 400) return undefined;
 
   // OpenAI (and the OpenAI SDKs) send the precise value in retry-after-ms next to a whole-second retry-after.
+  // A negative value is no wait (retry-after's grammar has no sign) but unreadable: clamped to 0, a `retry-after-ms:
+  // -10` hid the `retry-after: 30` next to it and cooled the candidate for 0 ms, into the next 429 at once.
   const retryAfterMsText = headerValue(headers, "retry-after-ms");
   if (retryAfterMsText !== undefined) {
     const delayMs = parseNumber(retryAfterMsText);
-    if (delayMs !== undefined) return hint(delayMs, "retry-after-ms");
+    if (delayMs !== undefined && delayMs >= 0) return hint(delayMs, "retry-after-ms");
   }
   const retryAfterText = headerValue(headers, "retry-after");
   if (retryAfterText !== undefined) {
@@ -74,13 +76,13 @@ export function retryHintFromResponse(input: RetryHintInput): RetryHint | undefi
 
 /**
  * Milliseconds until retrying is allowed by a `Retry-After` value: integer or fractional seconds (also a Go
- * duration, which some gateways send), or an HTTP date measured from `nowMs`. Clamped at 0; `undefined` when
- * unreadable.
+ * duration, which some gateways send), or an HTTP date measured from `nowMs` (a date already past is 0: the server
+ * said when, and it has come). `undefined` when unreadable, a negative number of seconds included.
  */
 export function parseRetryAfter(value: string | undefined, nowMs: number): number | undefined {
   if (value === undefined) return undefined;
   const delayMs = parseDurationMs(value);
-  if (delayMs !== undefined) return Math.min(MAX_UPSTREAM_WAIT_MS, Math.max(0, delayMs));
+  if (delayMs !== undefined) return delayMs < 0 ? undefined : Math.min(MAX_UPSTREAM_WAIT_MS, delayMs);
   // Date.parse reads loose text such as "1 2" as a date; an HTTP date always has a clock time and a day name.
   if (!HTTP_DATE_SHAPE.test(value)) return undefined;
   const dateMs = Date.parse(value);
@@ -108,7 +110,10 @@ const RESET_WINDOWS: readonly ResetWindow[] = [
 
 /**
  * The wait for the windows a 429 is about: the longest among those with nothing remaining (waiting out only the
- * shorter one would hit the longer one at once), or the longest of all when none says it is empty.
+ * shorter one would hit the longer one at once), or the longest of all when none says it is empty. None when that
+ * window's reset is not after now: an epoch instant a provider's clock (or its rounding to the second) puts behind
+ * ours says nothing of when the refusal ends, as for an epoch `x-ratelimit-reset` below; a wait of 0 sent the next
+ * request straight into the next 429.
  */
 function exhaustedWindowDelayMs(headers: HeaderMap, nowMs: number): number | undefined {
   let longestExhaustedMs: number | undefined;
@@ -128,7 +133,8 @@ function exhaustedWindowDelayMs(headers: HeaderMap, nowMs: number): number | und
       if (longestExhaustedMs === undefined || delayMs > longestExhaustedMs) longestExhaustedMs = delayMs;
     }
   }
-  return longestExhaustedMs ?? longestMs;
+  const delayMs = longestExhaustedMs ?? longestMs;
+  return delayMs !== undefined && delayMs > 0 ? delayMs : undefined;
 }
 
 /** Error messages are short; the cap keeps a huge body from costing a long scan. */

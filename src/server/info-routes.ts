@@ -5,7 +5,7 @@ import { isoTime } from "../clock.ts";
 import { MAX_MODEL_NAME_CHARS } from "../config/request-bounds.ts";
 import type { ModelKind } from "../config/types.ts";
 import { InvalidRequestError, ModelNotFoundError } from "../errors/gateway-error.ts";
-import { shownReason } from "../errors/shown-reason.ts";
+import { cutText, shownReason } from "../errors/shown-reason.ts";
 import { ALL_FRONT_DOORS } from "../front-doors.ts";
 import { type BudgetScope, POOL_SCOPE_PREFIX } from "../limits/budget-types.ts";
 import { unservedEndpointsKey } from "../limits/unserved-endpoints.ts";
@@ -84,7 +84,7 @@ export function registerInfoRoutes(
     const found = modelEntries(request).find((model) => model.id === id);
     if (found === undefined) {
       // No model name is longer than MAX_MODEL_NAME_CHARS: a longer path is not quoted whole (kilobytes of it).
-      const shown = id.length > MAX_MODEL_NAME_CHARS ? `${id.slice(0, 64)}…` : id;
+      const shown = id.length > MAX_MODEL_NAME_CHARS ? cutText(id, 65) : id;
       throw new ModelNotFoundError(
         `The model \`${shown}\` does not exist on this gateway; GET /v1/models lists them.`,
         {

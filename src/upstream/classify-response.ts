@@ -1,5 +1,6 @@
 // What an upstream answer means for failover. Pure: status, headers and body text in, a verdict out.
 
+import { cutText } from "../errors/shown-reason.ts";
 import { isRecord } from "../is-record.ts";
 import { classifyRateLimit, type RateLimitKind, requestLargerThanWindow } from "../limits/classify-429.ts";
 import type { HeaderMap } from "../limits/header-map.ts";
@@ -158,7 +159,7 @@ export function classifyResponse(
 
 /** The upstream's body for `error.metadata.raw`, capped. */
 function rawOf(bodyText: string): string {
-  return bodyText.length > MAX_RAW_CHARS ? `${bodyText.slice(0, MAX_RAW_CHARS - 1)}…` : bodyText;
+  return cutText(bodyText, MAX_RAW_CHARS);
 }
 
 /**

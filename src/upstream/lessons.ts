@@ -4,6 +4,7 @@
 
 import type { ProviderSettings } from "../config/types.ts";
 import type { Outcome } from "../errors/outcomes.ts";
+import { cutText } from "../errors/shown-reason.ts";
 import type { CooldownCause } from "../limits/availability.ts";
 import type { Reservation } from "../limits/budget-types.ts";
 import { dayWindow } from "../limits/day-window.ts";
@@ -235,7 +236,7 @@ export function lessonFromVerdict(
 
 /** Kept for hours and shown in /stats and route explanations: a refusal's gist, not a whole 8 KB message. */
 function gistOf(message: string): string {
-  return message.length > MAX_LESSON_REASON_CHARS ? `${message.slice(0, MAX_LESSON_REASON_CHARS - 1)}…` : message;
+  return cutText(message, MAX_LESSON_REASON_CHARS);
 }
 
 /**

@@ -1,6 +1,7 @@
 // An upstream's error body as OpenAI's error fields, whatever shape it came in: OpenAI's, a flat one, Gemini's list,
 // FastAPI's validation `detail`, plain text, and an aggregator's wrapper of the provider it routed to (OpenRouter's
 // `metadata.raw`). Pure.
+import { cutText } from "../errors/shown-reason.ts";
 import { isRecord } from "../is-record.ts";
 
 export interface UpstreamErrorFields {
@@ -199,10 +200,10 @@ function validationErrorOf(detail: unknown): UpstreamErrorFields | undefined {
 
 /** An upstream message as passed on: word for word up to MAX_MESSAGE_CHARS. */
 function clipped(message: string): string {
-  return message.length > MAX_MESSAGE_CHARS ? `${message.slice(0, MAX_MESSAGE_CHARS - 1)}…` : message;
+  return cutText(message, MAX_MESSAGE_CHARS);
 }
 
 export function summarise(text: string, maxChars = MAX_REASON_CHARS): string {
   const flat = text.replace(/\s+/g, " ").trim();
-  return flat.length > maxChars ? `${flat.slice(0, maxChars - 1)}…` : flat;
+  return cutText(flat, maxChars);
 }

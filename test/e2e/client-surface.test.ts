@@ -99,6 +99,16 @@ describe("GET /v1/models/{id}", () => {
     const long = await send(gateway, "GET", `/v1/models/org/${"x".repeat(8_000)}`);
     assert.equal(long.status, 404);
     assert.ok(errorOf(long).message.length < 200, `a ${errorOf(long).message.length}-character message`);
+    // The cut (64 UTF-16 units) between an emoji's two halves: the quoted id is cut before it, not into a lone
+    // surrogate that strict JSON readers (serde_json) refuse.
+    const emoji = await send(
+      gateway,
+      "GET",
+      `/v1/models/${"e".repeat(63)}${encodeURIComponent("\u{1F600}".repeat(200))}`,
+    );
+    assert.equal(emoji.status, 404);
+    assert.ok(errorOf(emoji).message.isWellFormed(), errorOf(emoji).message);
+    assert.match(errorOf(emoji).message, /`e{63}…`/);
   });
 
   test("the id is decoded once: ids with `%` are retrieved as the SDK sends them; a stray `%` is never a 500", async (t) => {

@@ -96,4 +96,26 @@ describe("honest errors", () => {
     scene.alpha.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("ok", "alpha-model") });
     assertServedBy(await scene.chat(), "alpha");
   });
+
+  test("a long upstream 400 is cut on a character boundary: message and raw hold no half emoji", async (t) => {
+    const scene = await startScene(t, { beta: false });
+    // The message is cut to 8,000 UTF-16 units and error.metadata.raw (the body, which starts `{"error":{"message":"`,
+    // 21 units) to 4,000; each emoji straddles one cut. Half an emoji is written as an escaped lone surrogate, which
+    // strict JSON readers (serde_json) refuse.
+    const emoji = "\u{1F600}";
+    const message = `${"a".repeat(3977)}${emoji}${"b".repeat(4019)}${emoji}${"c".repeat(100)}`;
+    scene.alpha.enqueue(CHAT_ROUTE, {
+      kind: "json",
+      status: 400,
+      body: { error: { message, type: "invalid_request_error", param: null, code: null } },
+    });
+    const response = await scene.chat();
+    assert.equal(response.status, 400, response.text);
+    const error = errorOf(response) as ReturnType<typeof errorOf> & { metadata?: { raw: string } };
+    assert.ok(error.message.isWellFormed(), `message ends ${JSON.stringify(error.message.slice(-4))}`);
+    assert.equal(error.message, `${"a".repeat(3977)}${emoji}${"b".repeat(4019)}…`);
+    const raw = error.metadata?.raw ?? "";
+    assert.ok(raw.isWellFormed(), `raw ends ${JSON.stringify(raw.slice(-4))}`);
+    assert.ok(raw.endsWith(`${"a".repeat(100)}…`), raw.slice(-20));
+  });
 });

@@ -174,6 +174,49 @@ describe("a reset instant already past is no wait", () => {
   });
 });
 
+describe("a reset instant already past is no wait, in an exhausted window too", () => {
+  test("generic: an x-ratelimit-reset-requests epoch before now cools for the backoff, not 0 s", async (t) => {
+    const clock = new ManualClock(START_MS);
+    const scene = await startScene(t, { clock, beta: false, config: { cooldowns: { rate_limit_base_ms: 4_000 } } });
+    // Epoch seconds 3 s behind the gateway's clock: the provider's clock is behind ours.
+    scene.alpha.enqueue(
+      CHAT_ROUTE,
+      rateLimited({
+        headers: {
+          "x-ratelimit-limit-requests": "100",
+          "x-ratelimit-remaining-requests": "0",
+          "x-ratelimit-reset-requests": String((START_MS - 3_000) / 1000),
+        },
+      }),
+    );
+    const first = await scene.chat();
+    assert.equal(first.status, 429, first.text);
+    assert.equal(first.headers["retry-after"], "4");
+    const cooldown = (await scene.health()).deployments.find((row) => row.key === "alpha/m")?.cooldown;
+    assert.equal(cooldown?.remaining_ms, 4_000, JSON.stringify(cooldown));
+    assert.equal(cooldown?.source, "guessed");
+    const again = await scene.chat();
+    assert.equal(again.status, 429, again.text);
+    assert.equal(scene.counts().alpha, 1, "alpha was asked again at once");
+  });
+});
+
+describe("a negative wait is no wait", () => {
+  test("a negative retry-after-ms does not hide the retry-after next to it (it was a 0 ms cooldown)", async (t) => {
+    const clock = new ManualClock(START_MS);
+    const scene = await startScene(t, { clock, beta: false });
+    scene.alpha.enqueue(CHAT_ROUTE, rateLimited({ headers: { "retry-after-ms": "-10", "retry-after": "30" } }));
+    const first = await scene.chat();
+    assert.equal(first.status, 429, first.text);
+    assert.equal(first.headers["retry-after"], "30");
+    const cooldown = (await scene.health()).deployments.find((row) => row.key === "alpha/m")?.cooldown;
+    assert.equal(cooldown?.remaining_ms, 30_000, JSON.stringify(cooldown));
+    assert.equal(cooldown?.source, "provider");
+    assert.equal((await scene.chat()).status, 429);
+    assert.equal(scene.counts().alpha, 1, "alpha was asked again at once");
+  });
+});
+
 describe("each 429 wait source sets the client's Retry-After and the cooldown", () => {
   for (const waitCase of WAIT_CASES) {
     test(waitCase.name, async (t) => {

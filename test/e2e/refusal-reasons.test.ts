@@ -204,6 +204,44 @@ describe("the final 429 names why each candidate was skipped", () => {
     assert.ok(listed.text.includes(quotaId), "the request record lost the quota id");
   });
 
+  test("the 300-character cut never splits a character outside the BMP (no lone surrogate in a client's JSON)", async (t) => {
+    const clock = new ManualClock(START_MS);
+    const scene = await startScene(t, { clock, beta: false });
+    // "Gemini quota PerMinute" is 22 characters: the emoji's two UTF-16 units are the 299th and 300th of the reason,
+    // where the cut (299 units and "…") falls. Half an emoji is no text: serde_json refuses the escaped lone
+    // surrogate JSON.stringify writes for it, so a Rust client could not even read the error.
+    const quotaId = `PerMinute${"x".repeat(276)}\u{1F600}${"x".repeat(4096)}`;
+    scene.alpha.enqueue(
+      CHAT_ROUTE,
+      rateLimited({
+        retryAfter: "30",
+        body: {
+          error: {
+            code: 429,
+            status: "RESOURCE_EXHAUSTED",
+            message: "You exceeded your current quota.",
+            details: [{ "@type": "type.googleapis.com/google.rpc.QuotaFailure", violations: [{ quotaId }] }],
+          },
+        },
+      }),
+    );
+    assert.equal((await scene.chat()).status, 429);
+    const whole = (text: string, where: string): void => {
+      assert.ok(text.isWellFormed(), `${where}: a lone surrogate in ${JSON.stringify(text.slice(-8))}`);
+      assert.ok(text.includes(`PerMinute${"x".repeat(276)}…`), `${where}: ${text.slice(0, 320)}`);
+    };
+    const refused = await scene.chat();
+    assert.equal(refused.status, 429, refused.text);
+    whole(errorOf(refused).message, "the 429's message");
+    const health = await scene.health();
+    whole(health.providers.cooling.find((cooling) => cooling.name === "alpha")?.reason ?? "", "/health providers");
+    whole(health.deployments.find((row) => row.key === "alpha/m")?.cooldown?.reason ?? "", "/health deployments");
+    whole((await scene.stats("alpha")).cooldown?.reason ?? "", "/stats");
+    const route = await send(scene.gateway, "GET", "/v1/gateway/route?model=m");
+    const skipped = (route.json as { skipped: { provider: string; reason: string }[] }).skipped;
+    whole(skipped.find((skip) => skip.provider === "alpha")?.reason ?? "", "/v1/gateway/route");
+  });
+
   test("a named client's own budget: its refusal names the window and no other client", async (t) => {
     const clock = new ManualClock(START_MS);
     const upstream = await useMock(t);

@@ -194,3 +194,15 @@ test("responses tools: a long namespace description is not copied into every mem
   const copied = shortTools.filter((entry) => entry.function.description?.endsWith("x".repeat(1_000)));
   assert.ok(copied.length > 60 && copied.length < 70, `${copied.length} members told the whole description`);
 });
+
+test("responses tools: a long namespace name quoted in its members' note is cut before an emoji, not inside it", () => {
+  // The cut (64 UTF-16 units) falls between the first emoji's halves: a lone surrogate in the upstream body is one
+  // that strict JSON readers refuse.
+  const name = `${"n".repeat(63)}${"\u{1F600}".repeat(3)}`;
+  const members = Array.from({ length: 200 }, (_, index) => tool(`f${index}`));
+  const namespace = { type: "namespace", name, description: "d".repeat(70_000), tools: members };
+  const { tools } = toChatTools({ tools: [namespace] } as Parameters<typeof toChatTools>[0]);
+  const note = tools[1]?.function.description ?? "";
+  assert.ok(note.isWellFormed(), JSON.stringify(note));
+  assert.equal(note, `Namespace \`${"n".repeat(63)}…\` (described with its first tool).`);
+});

@@ -5,6 +5,7 @@
 // answer with text where the client required a call. A `namespace` tool's members go upstream as functions of
 // their own, named by tool-names.ts.
 import { InvalidRequestError } from "../../errors/gateway-error.ts";
+import { cutText } from "../../errors/shown-reason.ts";
 import type { ChatTool, ChatToolChoice } from "../chat-completions.ts";
 import { formatPath, unsupportedAt, validateAt } from "../validate.ts";
 import { customToolAsFunction } from "./custom-tools.ts";
@@ -181,7 +182,7 @@ function namespaceNote(
     namespaced.copiesLeftChars -= note.length;
     return note;
   }
-  const shown = name.length <= NOTE_NAME_CHARS ? name : `${name.slice(0, NOTE_NAME_CHARS)}…`;
+  const shown = name.length <= NOTE_NAME_CHARS ? name : cutText(name, NOTE_NAME_CHARS + 1);
   return `Namespace \`${shown}\` (described with its first tool).`;
 }
 
