@@ -70,7 +70,7 @@ export function readErrorBody(bodyText: string | undefined): ErrorBodyFacts {
       }
     }
     const metadata = error.metadata;
-    if (isRecord(metadata)) relayedProvider = relayedProviderOf(error.message, metadata);
+    if (isRelayedError(error)) relayedProvider = relayedProviderNameOf(error) ?? "the upstream provider";
     if (isRecord(metadata) && isRecord(metadata.headers)) {
       for (const name in metadata.headers) {
         const value = metadata.headers[name];
@@ -91,19 +91,33 @@ export function readErrorBody(bodyText: string | undefined): ErrorBodyFacts {
   return facts;
 }
 
-/** OpenRouter's generic message for a relayed refusal (upstream/classify-response.ts reads the inner one). */
-const GENERIC_RELAYED_MESSAGE = /^\s*(?:provider returned error\.?)?\s*$/i;
+/**
+ * OpenRouter's message for an error of the provider it routed to: that provider's body, when it sent one, is in
+ * `metadata.raw` (upstream/read-upstream-error.ts reads it), its name in `metadata.provider_name`. OpenRouter's own
+ * errors (its key's, the account's pools and credits, no provider available) say what they are instead.
+ */
+const RELAYED_MESSAGE = /^\s*provider returned error\.?\s*$/i;
 const MAX_PROVIDER_NAME_CHARS = 100;
 
-function relayedProviderOf(message: unknown, metadata: JsonObject): string | undefined {
-  if (message !== undefined && (typeof message !== "string" || !GENERIC_RELAYED_MESSAGE.test(message)))
-    return undefined;
-  const raw = metadata.raw;
-  if (!(typeof raw === "string" ? raw.trim() !== "" : isRecord(raw) || Array.isArray(raw))) return undefined;
-  const name = metadata.provider_name;
-  return typeof name === "string" && name.trim() !== ""
-    ? name.trim().slice(0, MAX_PROVIDER_NAME_CHARS)
-    : "the upstream provider";
+/**
+ * Whether an error object is an aggregator's relay of the routed provider's own error: its message says so, or it
+ * has none beside a `raw`. "Provider returned error" alone is enough: OpenRouter often relays a provider's 429 with
+ * no `raw` at all (`metadata: {"provider_name":"Together","is_byok":false,"retry_after_seconds":1}`), and a `raw`
+ * without `provider_name`; read as OpenRouter's own, such a 429 cooled the account's whole pool and taught it a
+ * limit, and such a 401/403 parked the key.
+ */
+export function isRelayedError(error: JsonObject): boolean {
+  const message = error.message;
+  if (typeof message === "string" && RELAYED_MESSAGE.test(message)) return true;
+  if (message !== undefined && !(typeof message === "string" && message.trim() === "")) return false;
+  const raw = isRecord(error.metadata) ? error.metadata.raw : undefined;
+  return typeof raw === "string" ? raw.trim() !== "" : isRecord(raw) || Array.isArray(raw);
+}
+
+/** The routed provider's name a relayed error gives (`metadata.provider_name`), cut to a name's length. */
+export function relayedProviderNameOf(error: JsonObject): string | undefined {
+  const name = isRecord(error.metadata) ? error.metadata.provider_name : undefined;
+  return typeof name === "string" && name.trim() !== "" ? name.trim().slice(0, MAX_PROVIDER_NAME_CHARS) : undefined;
 }
 
 function collectCodes(object: JsonObject, codes: string[]): void {

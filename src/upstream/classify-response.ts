@@ -125,7 +125,7 @@ export function classifyResponse(
     if (status === 403 && error.flaggedFor !== undefined) {
       return { kind: "rejected", refusal: "request", status, error, raw: rawOf(bodyText) };
     }
-    if (error.relayedFrom !== undefined) {
+    if (error.isRelayed === true) {
       return { kind: "rejected", refusal: "model_unavailable", status, error, raw: rawOf(bodyText) };
     }
     return { kind: "invalid_key", reason: `HTTP ${status}: ${summarise(describedMessage(error))}` };
@@ -192,7 +192,7 @@ export function classifyErrorInSuccess(json: unknown, headers: HeaderMap, nowMs:
 export function refusalOf(status: number, error: UpstreamErrorFields, bodyText = "", request?: unknown): Refusal {
   // 405: the path exists for another method only (a read-only mirror, a proxy exposing GET /models): no model of
   // the provider is served there, whatever the body says.
-  if (status === 405) return error.relayedFrom === undefined ? "unserved_endpoint" : "model_unavailable";
+  if (status === 405) return error.isRelayed === true ? "model_unavailable" : "unserved_endpoint";
   const code = error.code?.toLowerCase();
   const isModelNamed =
     (code !== undefined && MODEL_GONE_CODES.has(code)) ||
@@ -200,7 +200,7 @@ export function refusalOf(status: number, error: UpstreamErrorFields, bodyText =
   // A 404 or 405 an aggregator relays is the routed provider's: the aggregator has the route (it answered on it), so
   // only this model is out there, never the whole provider's endpoint.
   if (status === 404)
-    return !isModelNamed && error.relayedFrom === undefined && isRouteGone(error, bodyText)
+    return !isModelNamed && error.isRelayed !== true && isRouteGone(error, bodyText)
       ? "unserved_endpoint"
       : "model_unavailable";
   if (status !== 400 && status !== 422) return "request";

@@ -2,6 +2,7 @@
 // FastAPI's validation `detail`, plain text, and an aggregator's wrapper of the provider it routed to (OpenRouter's
 // `metadata.raw`). Pure.
 import { isRecord } from "../is-record.ts";
+import { isRelayedError } from "../limits/error-body.ts";
 
 export interface UpstreamErrorFields {
   readonly message: string;
@@ -13,6 +14,12 @@ export interface UpstreamErrorFields {
    * `message`, `type`, `code` and `param` are that provider's, read from the wrapper's `metadata.raw`.
    */
   readonly relayedFrom?: string;
+  /**
+   * An aggregator (OpenRouter) relayed this as the error of the provider it routed to ("Provider returned error"),
+   * with that provider's body (`relayedFrom` names it when the wrapper does) or without: about that model there, not
+   * the aggregator's key, account or route.
+   */
+  readonly isRelayed?: true;
   /** A moderation refusal's reasons (OpenRouter's 403 `metadata.reasons`): the input was flagged, not the key. */
   readonly flaggedFor?: readonly string[];
 }
@@ -85,35 +92,32 @@ function errorFieldsOf(json: unknown, status: number, mayUnwrap: boolean): Upstr
   return fields;
 }
 
-// OpenRouter's (and proxies copying it) message when the provider it routed to refused: the provider's own body is
-// in `error.metadata.raw` (a JSON string, sometimes an object, or text) and its name in `metadata.provider_name`
-// (openrouter.ai/docs/api/reference/errors-and-debugging). Read as the message, it said nothing: a context-length
-// refusal, a refused parameter, "model not found" were none of them recognised.
-const GENERIC_RELAYED_MESSAGE = /^\s*(?:provider returned error\.?)?\s*$/i;
+// OpenRouter's (and proxies copying it) wrapper when the provider it routed to refused (limits/error-body.ts
+// isRelayedError): the provider's own body is in `error.metadata.raw` (a JSON string, sometimes an object, or text)
+// and its name in `metadata.provider_name` (openrouter.ai/docs/api/reference/errors-and-debugging). Read as the
+// message, it said nothing: a context-length refusal, a refused parameter, "model not found" were none of them
+// recognised.
 /** A `raw` longer than this is not parsed as JSON (an echo of the prompt), only its text read. */
 const MAX_PARSED_RAW_CHARS = 64 * 1024;
 const MAX_PROVIDER_NAME_CHARS = 100;
 
 /**
- * The relayed provider's own error when `root` is an aggregator's wrapper of it (GENERIC_RELAYED_MESSAGE with a
- * `metadata.raw`): its message, type, code and param, read with the same shapes as a direct answer's (once: a wrapper
- * in `raw` is not opened again), and `relayedFrom`. The outer `code` (the HTTP status OpenRouter repeats) stays when
- * the inner error has none. Undefined when it is no such wrapper, or `raw` says nothing more than the wrapper.
+ * The relayed provider's own error when `root` is an aggregator's wrapper of it: its message, type, code and param,
+ * read with the same shapes as a direct answer's (once: a wrapper in `raw` is not opened again), and `relayedFrom`.
+ * The outer `code` (the HTTP status OpenRouter repeats) stays when the inner error has none. A wrapper whose `raw`
+ * says nothing more (none, empty, a web page) is read as it stands, still marked relayed. Undefined when it is no
+ * such wrapper.
  */
 function relayedErrorOf(root: Record<string, unknown>, status: number): UpstreamErrorFields | undefined {
   const error = root.error;
-  if (!isRecord(error) || !isRecord(error.metadata)) return undefined;
-  if (
-    error.message !== undefined &&
-    (typeof error.message !== "string" || !GENERIC_RELAYED_MESSAGE.test(error.message))
-  )
-    return undefined;
-  const inner = innerErrorOf(error.metadata.raw, status);
-  if (inner === undefined) return undefined;
-  const fields: { -readonly [K in keyof UpstreamErrorFields]: UpstreamErrorFields[K] } = { ...inner };
+  if (!isRecord(error) || !isRelayedError(error)) return undefined;
+  const metadata = isRecord(error.metadata) ? error.metadata : undefined;
+  const inner = innerErrorOf(metadata?.raw, status);
+  if (inner === undefined) return { ...errorFieldsOf(root, status, false), isRelayed: true };
+  const fields: { -readonly [K in keyof UpstreamErrorFields]: UpstreamErrorFields[K] } = { ...inner, isRelayed: true };
   if (fields.code === undefined && (typeof error.code === "number" || typeof error.code === "string"))
     fields.code = String(error.code);
-  const provider = error.metadata.provider_name;
+  const provider = metadata?.provider_name;
   if (typeof provider === "string" && provider.trim() !== "")
     fields.relayedFrom = summarise(provider, MAX_PROVIDER_NAME_CHARS);
   return fields;

@@ -279,3 +279,86 @@ describe("a relayed 404 or 405", () => {
     assert.equal(rejected(classify(404, '{"detail":"Not Found"}')).refusal, "unserved_endpoint");
   });
 });
+
+// OpenRouter's relay often carries no `raw` at all (`metadata: {provider_name, is_byok, retry_after_seconds}`), or a
+// `raw` without `provider_name`: "Provider returned error" still says whose error it is. Shapes as OpenRouter sends
+// them, quoted in clients' tests and logs (a 429 from Together, GMICloud, CoreWeave, Poolside; a 403 region refusal).
+describe("a relayed error without raw or without provider_name is still the routed provider's", () => {
+  const account = settings({ rate_limit_scope: "account", rate_limit_dialect: "openrouter" });
+  const bareRelayed429 = JSON.stringify({
+    error: {
+      message: "Provider returned error",
+      code: 429,
+      metadata: { provider_name: "Together", is_byok: false, retry_after_seconds: 1 },
+    },
+    user_id: "user_2abc",
+  });
+
+  test("a 429 with provider_name and no raw: capacity of that model; no pool cooled, no limit learned", () => {
+    const verdict = classify(429, bareRelayed429);
+    assert.equal(verdict.kind, "rate_limited");
+    if (verdict.kind !== "rate_limited") return;
+    assert.equal(verdict.limitKind, "capacity");
+    assert.equal(verdict.isRelayed, true);
+    assert.match(verdict.reason, /^Together \(the provider this model was routed to\) is rate-limited/);
+    const lesson = lessonFromVerdict(verdict, account, NOW_MS, { headers: {}, bodyText: bareRelayed429 });
+    assert.deepEqual(
+      lesson.effects.map((effect) => effect.kind),
+      ["cool_down"],
+    );
+  });
+
+  test("a 429 saying only 'Provider returned error' (no metadata): the provider's, not the account's pool", () => {
+    const body = JSON.stringify({ error: { message: "Provider returned error", code: 429 } });
+    const verdict = classify(429, body);
+    const lesson = lessonFromVerdict(verdict, account, NOW_MS, { headers: {}, bodyText: body });
+    assert.deepEqual(
+      lesson.effects.map((effect) => effect.kind),
+      ["cool_down"],
+    );
+  });
+
+  test("a relayed 403 with raw and no provider_name (a region refusal): this model's, not the key's", () => {
+    const body = JSON.stringify({
+      error: {
+        message: "Provider returned error",
+        code: 403,
+        metadata: { raw: JSON.stringify({ error: { code: "unsupported_country_region_territory" } }) },
+      },
+    });
+    const verdict = rejected(classify(403, body));
+    assert.equal(verdict.refusal, "model_unavailable");
+    assert.deepEqual(
+      lessonFromVerdict(verdict, account, NOW_MS).effects.map((effect) => effect.kind),
+      ["model_unavailable"],
+    );
+  });
+
+  test("a relayed 401 without raw (the user's own key at the provider, BYOK): this model's, not the key's", () => {
+    const body = JSON.stringify({
+      error: { message: "Provider returned error", code: 401, metadata: { provider_name: "OpenAI", is_byok: true } },
+    });
+    assert.equal(rejected(classify(401, body)).refusal, "model_unavailable");
+  });
+
+  test("a relayed 404 of a router's words without provider_name: the model's, not the aggregator's route", () => {
+    const body = JSON.stringify({
+      error: { message: "Provider returned error", code: 404, metadata: { raw: '{"detail":"Not Found"}' } },
+    });
+    assert.equal(rejected(classify(404, body)).refusal, "model_unavailable");
+  });
+
+  test("OpenRouter's own errors stay its own: the key's 401, the account's free-models-per-day 429", () => {
+    const ownKey = JSON.stringify({ error: { message: "User not found.", code: 401 } });
+    assert.equal(classify(401, ownKey).kind, "invalid_key");
+    const perDay = JSON.stringify({
+      error: {
+        message: "Rate limit exceeded: free-models-per-day. Add 10 credits to unlock 1000 free model requests per day",
+        code: 429,
+        metadata: { headers: { "X-RateLimit-Limit": "50", "X-RateLimit-Remaining": "0" }, provider_name: null },
+      },
+    });
+    const verdict = classify(429, perDay);
+    assert.equal(verdict.kind === "rate_limited" && verdict.isAccountWide, true);
+  });
+});

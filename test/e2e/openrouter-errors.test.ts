@@ -274,3 +274,44 @@ describe("a request refusal relayed by OpenRouter", () => {
     assert.equal(chatRequests(beta).length, 0, "the client's own 400: not failed over");
   });
 });
+
+describe("a relayed error without raw (OpenRouter names only the provider)", () => {
+  test("a 429 cools that model only, and a 403 leaves the key's other models served", async (t) => {
+    const { openrouter, beta, client } = await openRouterScene(t);
+    // As OpenRouter sends them: no `raw`, only who answered (and, for a 429, its wait).
+    openrouter.enqueue(CHAT_ROUTE, {
+      kind: "json",
+      status: 429,
+      body: {
+        error: {
+          message: "Provider returned error",
+          code: 429,
+          metadata: { provider_name: "Together", is_byok: false, retry_after_seconds: 1 },
+        },
+        user_id: "user_2abc",
+      },
+    });
+    openrouter.enqueue(CHAT_ROUTE, {
+      kind: "json",
+      status: 403,
+      body: { error: { message: "Provider returned error", code: 403, metadata: { provider_name: "OpenAI" } } },
+    });
+    openrouter.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("m2 here.", "vendor/m2:free") });
+    serveEveryChat(beta, "From beta.");
+    const first = await client.chat.completions.create({ model: "m", messages: [{ role: "user", content: "Hi" }] });
+    assert.equal(first.choices[0]?.message.content, "From beta.", "failed over from the rate-limited model");
+    // The 403 of m2's routed provider: not the key's (m2 has no other candidate, so the client gets it)...
+    const refused = await client.chat.completions
+      .create({ model: "m2", messages: [{ role: "user", content: "Hi" }] })
+      .then(
+        () => assert.fail("expected an error"),
+        (caught: unknown) => caught,
+      );
+    assert.ok(refused instanceof OpenAI.PermissionDeniedError, String(refused));
+    // ...so the key is not parked: `m`, cooled by its own 429 for a second at most, is served by OpenRouter again.
+    await new Promise((resolve) => setTimeout(resolve, 1_100));
+    const again = await client.chat.completions.create({ model: "m", messages: [{ role: "user", content: "Hi" }] });
+    assert.equal(again.choices[0]?.message.content, "m2 here.", "the key was neither parked nor its pool cooled");
+    assert.equal(chatRequests(openrouter).length, 3);
+  });
+});
