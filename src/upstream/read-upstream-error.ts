@@ -75,14 +75,8 @@ function errorFieldsOf(json: unknown, status: number, mayUnwrap: boolean): Upstr
           : `upstream answered HTTP ${status}`;
   const metadata = isRecord(error.metadata) ? error.metadata : undefined;
   const flaggedFor = moderationReasonsOf(metadata);
-  const fields: {
-    message: string;
-    type?: string;
-    code?: string;
-    param?: string;
-    flaggedFor?: readonly string[];
-  } = {
-    message: clipped(moderationMessageOf(message, flaggedFor, metadata)),
+  const fields: { -readonly [K in keyof UpstreamErrorFields]: UpstreamErrorFields[K] } = {
+    message: clipped(moderationMessageOf(message, flaggedFor)),
   };
   if (flaggedFor.length > 0) fields.flaggedFor = flaggedFor;
   if (typeof error.type === "string") fields.type = error.type;
@@ -155,22 +149,19 @@ function moderationReasonsOf(metadata: Record<string, unknown> | undefined): rea
 }
 
 /**
- * A moderation refusal's message naming why the input was flagged (`reasons`, and `flagged_input`, the flagged
- * text OpenRouter cuts to 100 characters) when its own words do not name every reason.
+ * A moderation refusal's message naming why the input was flagged (`reasons`) when its own words do not name every
+ * reason. Not the flagged text (`flagged_input`): that is the client's prompt, and this message is also an attempt's
+ * reason, a log line and a request record, which hold message content only with `log.content: true`; the client
+ * reads it in the error's `metadata.raw` (the upstream's body as it came).
  */
-function moderationMessageOf(
-  message: string,
-  reasons: readonly string[],
-  metadata: Record<string, unknown> | undefined,
-): string {
+function moderationMessageOf(message: string, reasons: readonly string[]): string {
   if (reasons.length === 0) return message;
   const lower = message.toLowerCase();
   if (reasons.every((reason) => lower.includes(reason.toLowerCase()))) return message;
-  const flagged = typeof metadata?.flagged_input === "string" ? summarise(metadata.flagged_input, 200) : "";
   const trimmed = message.trim();
   const said =
     trimmed === "" ? "The input was flagged by moderation." : /[.!?]$/.test(trimmed) ? trimmed : `${trimmed}.`;
-  return `${said} Flagged for: ${reasons.join(", ")}${flagged === "" ? "" : ` (flagged input: "${flagged}")`}.`;
+  return `${said} Flagged for: ${reasons.join(", ")}.`;
 }
 
 /**

@@ -172,9 +172,20 @@ describe("OpenRouter's 403s and 401s", () => {
     assert.deepEqual(verdict.error.flaggedFor, ["harassment", "violence"]);
     assert.equal(
       verdict.error.message,
-      'Your chosen model requires moderation and your input was flagged. Flagged for: harassment, violence (flagged input: "some flagged words").',
+      "Your chosen model requires moderation and your input was flagged. Flagged for: harassment, violence.",
     );
-    assert.equal(lessonFromVerdict(verdict, settings(), NOW_MS).effects.length, 0, "no key parked");
+    const lesson = lessonFromVerdict(verdict, settings(), NOW_MS);
+    assert.equal(lesson.effects.length, 0, "no key parked");
+    // The flagged words are the client's prompt: not in the message (a reason, a log line, a record), only in the
+    // body the client gets back as `metadata.raw`.
+    assert.doesNotMatch(lesson.reason, /some flagged words/);
+    const error = rejectedError(
+      verdict,
+      { provider: "openrouter", model: "m" } as Parameters<typeof rejectedError>[1],
+      (text) => text,
+    );
+    assert.doesNotMatch(error.message, /some flagged words/);
+    assert.match(error.metadata?.raw ?? "", /some flagged words/);
   });
 
   test("a moderation message that already names its reasons is kept as it is", () => {

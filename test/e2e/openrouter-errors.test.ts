@@ -9,7 +9,9 @@ import OpenAI from "openai";
 import {
   CHAT_ROUTE,
   chatRequests,
+  logCollector,
   openAiClient,
+  recordsOf,
   rowOf,
   serveEveryChat,
   statsOf,
@@ -313,5 +315,60 @@ describe("a relayed error without raw (OpenRouter names only the provider)", () 
     const again = await client.chat.completions.create({ model: "m", messages: [{ role: "user", content: "Hi" }] });
     assert.equal(again.choices[0]?.message.content, "m2 here.", "the key was neither parked nor its pool cooled");
     assert.equal(chatRequests(openrouter).length, 3);
+  });
+});
+
+describe("a moderation 403's flagged input", () => {
+  test("is the client's own words: in the client's error body, never in the request log or the log lines", async (t) => {
+    const openrouter = await useMock(t);
+    const log = logCollector();
+    const gateway = await useGateway(
+      t,
+      `providers:
+  - name: openrouter
+    base_url: ${openrouter.baseUrl}
+    api_key: ${OPENROUTER_KEY}
+    retries: 0
+    models:
+      m: { id: "openai/gpt-4o" }
+request_log:
+  enabled: true
+`,
+      { logLevel: "debug", logStream: log.stream },
+    );
+    const prompt = "my neighbour Walter Quigley lives at 12 Elm Road";
+    openrouter.enqueue(CHAT_ROUTE, {
+      kind: "json",
+      status: 403,
+      body: {
+        error: {
+          code: 403,
+          message: "Your chosen model requires moderation and your input was flagged",
+          metadata: {
+            reasons: ["harassment"],
+            flagged_input: prompt,
+            provider_name: "OpenAI",
+            model_slug: "openai/gpt-4o",
+          },
+        },
+      },
+    });
+    const error = await openAiClient(gateway)
+      .chat.completions.create({ model: "m", messages: [{ role: "user", content: prompt }] })
+      .then(
+        () => assert.fail("expected an error"),
+        (caught: unknown) => caught,
+      );
+    assert.ok(error instanceof OpenAI.PermissionDeniedError, String(error));
+    assert.match(error.message, /Flagged for: harassment/);
+    // The client reads what was flagged in the upstream's body passed on (`metadata.raw`), not in the message.
+    assert.doesNotMatch(error.message, /Walter Quigley/);
+    assert.match(JSON.stringify(error.error), /Walter Quigley/, "the client is told what was flagged");
+    // Message content is not stored without `log.content: true` (observability.md): the record says why, not what.
+    const { records, text } = await recordsOf(gateway, "chat");
+    assert.equal(records[0]?.attempts[0]?.outcome, "rejected");
+    assert.match(records[0]?.attempts[0]?.reason ?? "", /Flagged for: harassment/);
+    assert.doesNotMatch(text, /Walter Quigley/);
+    assert.doesNotMatch(log.lines.join(""), /Walter Quigley/);
   });
 });
