@@ -12,6 +12,13 @@ export interface ErrorBodyFacts {
   /** `X-RateLimit-Reset` that OpenRouter relays inside `error.metadata.headers` instead of sending as a header. */
   readonly relayedRateLimitReset?: string;
   /**
+   * The wait OpenRouter gives inside the body of a 429 it relays from the provider it routed to (seconds):
+   * `error.metadata.retry_after_seconds`, or a `Retry-After` inside `error.metadata.headers`. It sends it there, not
+   * always as a header: without it the model was tried again after the gateway's 1 s backoff, each try a request
+   * of the account's free pool.
+   */
+  readonly relayedRetryAfter?: string;
+  /**
    * The provider an aggregator routed to, when the body is that provider's own refusal relayed (OpenRouter's
    * "Provider returned error" with its body in `error.metadata.raw` and its name in `provider_name`): its limits are
    * that provider's (on the aggregator's account with it, or the user's own key there), not this key's.
@@ -49,6 +56,7 @@ export function readErrorBody(bodyText: string | undefined): ErrorBodyFacts {
   const quotaIds: string[] = [];
   let retryDelay: string | undefined;
   let relayedRateLimitReset: string | undefined;
+  let relayedRetryAfter: string | undefined;
   let relayedProvider: string | undefined;
 
   collectCodes(root, codes);
@@ -70,13 +78,16 @@ export function readErrorBody(bodyText: string | undefined): ErrorBodyFacts {
       }
     }
     const metadata = error.metadata;
+    const seconds = isRecord(metadata) ? metadata.retry_after_seconds : undefined;
+    if (typeof seconds === "number" && Number.isFinite(seconds) && seconds >= 0) relayedRetryAfter = String(seconds);
     if (isRelayedError(error)) relayedProvider = relayedProviderNameOf(error) ?? "the upstream provider";
     if (isRecord(metadata) && isRecord(metadata.headers)) {
       for (const name in metadata.headers) {
         const value = metadata.headers[name];
-        if (name.toLowerCase() === "x-ratelimit-reset" && (typeof value === "string" || typeof value === "number")) {
-          relayedRateLimitReset = String(value);
-        }
+        if (typeof value !== "string" && typeof value !== "number") continue;
+        const lowerName = name.toLowerCase();
+        if (lowerName === "x-ratelimit-reset") relayedRateLimitReset = String(value);
+        else if (lowerName === "retry-after") relayedRetryAfter ??= String(value);
       }
     }
   }
@@ -87,6 +98,7 @@ export function readErrorBody(bodyText: string | undefined): ErrorBodyFacts {
   const facts: { -readonly [K in keyof ErrorBodyFacts]: ErrorBodyFacts[K] } = { codes, quotaIds };
   if (retryDelay !== undefined) facts.retryDelay = retryDelay;
   if (relayedRateLimitReset !== undefined) facts.relayedRateLimitReset = relayedRateLimitReset;
+  if (relayedRetryAfter !== undefined) facts.relayedRetryAfter = relayedRetryAfter;
   if (relayedProvider !== undefined) facts.relayedProvider = relayedProvider;
   return facts;
 }

@@ -373,3 +373,41 @@ describe("a relayed error without raw or without provider_name is still the rout
     assert.equal(verdict.kind === "rate_limited" && verdict.isAccountWide, true);
   });
 });
+
+describe("a relayed 429's wait, given inside the body", () => {
+  test("metadata.retry_after_seconds, else a Retry-After in metadata.headers, is the model's cooldown", () => {
+    const withSeconds = JSON.stringify({
+      error: {
+        message: "Provider returned error",
+        code: 429,
+        metadata: {
+          raw: "vendor/m:free is temporarily rate-limited upstream. Please retry shortly, or add your own key to accumulate your rate limits: https://openrouter.ai/settings/integrations",
+          provider_name: "Venice",
+          is_byok: false,
+          retry_after_seconds: 17,
+          retry_after_seconds_raw: 16.007,
+          headers: { "Retry-After": "20" },
+        },
+      },
+    });
+    const verdict = classify(429, withSeconds);
+    assert.equal(verdict.kind, "rate_limited");
+    if (verdict.kind !== "rate_limited") return;
+    assert.deepEqual(verdict.hint, { delayMs: 17_000, source: "body" });
+    const lesson = lessonFromVerdict(verdict, settings({ rate_limit_scope: "account" }), NOW_MS);
+    assert.match(lesson.reason, /retry in 17000 ms, from body/);
+    const headerOnly = JSON.stringify({
+      error: { message: "Provider returned error", code: 429, metadata: { headers: { "retry-after": "9" } } },
+    });
+    const fromHeader = classify(429, headerOnly);
+    assert.equal(fromHeader.kind === "rate_limited" && fromHeader.hint?.delayMs, 9_000);
+  });
+
+  test("an HTTP Retry-After header still comes first", () => {
+    const body = JSON.stringify({
+      error: { message: "Provider returned error", code: 429, metadata: { retry_after_seconds: 17 } },
+    });
+    const verdict = classifyResponse(429, { "retry-after": "3" }, body, NOW_MS);
+    assert.deepEqual(verdict.kind === "rate_limited" && verdict.hint, { delayMs: 3_000, source: "retry-after" });
+  });
+});

@@ -372,3 +372,33 @@ request_log:
     assert.doesNotMatch(log.lines.join(""), /Walter Quigley/);
   });
 });
+
+describe("a relayed 429's wait inside the body (metadata.retry_after_seconds)", () => {
+  test("keeps that model out for the wait OpenRouter gave, not the gateway's 1 s backoff", async (t) => {
+    const { openrouter, beta, client } = await openRouterScene(t);
+    openrouter.enqueue(CHAT_ROUTE, {
+      kind: "json",
+      status: 429,
+      body: {
+        error: {
+          message: "Provider returned error",
+          code: 429,
+          metadata: {
+            raw: "vendor/m:free is temporarily rate-limited upstream. Please retry shortly.",
+            provider_name: "Venice",
+            is_byok: false,
+            retry_after_seconds: 30,
+          },
+        },
+      },
+    });
+    openrouter.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("OpenRouter here.", "vendor/m:free") });
+    serveEveryChat(beta, "From beta.");
+    const first = await client.chat.completions.create({ model: "m", messages: [{ role: "user", content: "Hi" }] });
+    assert.equal(first.choices[0]?.message.content, "From beta.");
+    await new Promise((resolve) => setTimeout(resolve, 1_200));
+    const second = await client.chat.completions.create({ model: "m", messages: [{ role: "user", content: "Hi" }] });
+    assert.equal(second.choices[0]?.message.content, "From beta.", "still cooling for OpenRouter's 30 s");
+    assert.equal(chatRequests(openrouter).length, 1, "the rate-limited model was not asked again");
+  });
+});
