@@ -97,6 +97,15 @@ export function classifyResponse(
   request?: unknown,
 ): Verdict {
   if (status >= 200 && status < 300) return { kind: "success" };
+  if (status === 402) {
+    // A 402 an aggregator relays is the routed provider's refusal of the aggregator's account there, or of the user's
+    // own key (BYOK): Venice's "API key USD spend limit exceeded", a BYOK key's "insufficient balance". This model is
+    // out there for now; read as the key's own credits, it parked every model of the key for `invalid_key_ms`.
+    const error = readUpstreamError(bodyText, status);
+    if (error.isRelayed === true) {
+      return { kind: "rejected", refusal: "model_unavailable", status, error, raw: rawOf(bodyText) };
+    }
+  }
   // Groq answers 413 (not 429) to a request larger than the model's whole tokens-per-minute window, with its
   // rate-limit code and wording (console.groq.com/docs/errors lists the 413): another candidate may take it.
   if (

@@ -411,3 +411,46 @@ describe("a relayed 429's wait, given inside the body", () => {
     assert.deepEqual(verdict.kind === "rate_limited" && verdict.hint, { delayMs: 3_000, source: "retry-after" });
   });
 });
+
+describe("a relayed 402: the routed provider's credits, not the key's", () => {
+  const account = settings({ rate_limit_scope: "account", rate_limit_dialect: "openrouter" });
+  test("Venice's spend limit through OpenRouter leaves out that model; OpenRouter's own 402 still parks the key", () => {
+    const relayed402 = JSON.stringify({
+      error: {
+        message: "Provider returned error",
+        code: 402,
+        metadata: {
+          raw: JSON.stringify({
+            error:
+              "API key USD spend limit exceeded. Your account may still have USD balance, but this API key has reached its configured USD spending limit.",
+          }),
+          provider_name: "Venice",
+          is_byok: false,
+        },
+      },
+      user_id: "user_2abc",
+    });
+    const verdict = rejected(classify(402, relayed402));
+    assert.equal(verdict.refusal, "model_unavailable");
+    const lesson = lessonFromVerdict(verdict, account, NOW_MS);
+    assert.deepEqual(
+      lesson.effects.map((effect) => effect.kind),
+      ["model_unavailable"],
+    );
+    assert.match(lesson.reason, /Venice: API key USD spend limit exceeded/);
+    // Without raw (a BYOK key's balance at DeepSeek), the same.
+    const bare = JSON.stringify({
+      error: { message: "Provider returned error", code: 402, metadata: { provider_name: "DeepSeek", is_byok: true } },
+    });
+    assert.equal(rejected(classify(402, bare)).refusal, "model_unavailable");
+    const own = JSON.stringify({
+      error: { message: "Insufficient credits. Add more using https://openrouter.ai/credits", code: 402 },
+    });
+    const ownVerdict = classify(402, own);
+    assert.equal(ownVerdict.kind === "rate_limited" && ownVerdict.limitKind, "credits");
+    assert.deepEqual(
+      lessonFromVerdict(ownVerdict, account, NOW_MS).effects.map((effect) => effect.kind),
+      ["park_key"],
+    );
+  });
+});

@@ -402,3 +402,31 @@ describe("a relayed 429's wait inside the body (metadata.retry_after_seconds)", 
     assert.equal(chatRequests(openrouter).length, 1, "the rate-limited model was not asked again");
   });
 });
+
+describe("a 402 relayed by OpenRouter (the routed provider's spend limit)", () => {
+  test("fails over and leaves the key's other models served: the key's own credits are not out", async (t) => {
+    const { openrouter, beta, client } = await openRouterScene(t);
+    openrouter.enqueue(CHAT_ROUTE, {
+      kind: "json",
+      status: 402,
+      body: {
+        error: {
+          message: "Provider returned error",
+          code: 402,
+          metadata: {
+            raw: '{"error":"API key USD spend limit exceeded. Your account may still have USD balance, but this API key has reached its configured USD spending limit."}',
+            provider_name: "Venice",
+            is_byok: false,
+          },
+        },
+      },
+    });
+    openrouter.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("m2 here.", "vendor/m2:free") });
+    serveEveryChat(beta, "From beta.");
+    const first = await client.chat.completions.create({ model: "m", messages: [{ role: "user", content: "Hi" }] });
+    assert.equal(first.choices[0]?.message.content, "From beta.");
+    const other = await client.chat.completions.create({ model: "m2", messages: [{ role: "user", content: "Hi" }] });
+    assert.equal(other.choices[0]?.message.content, "m2 here.", "the key was not parked");
+    assert.equal(chatRequests(openrouter).length, 2);
+  });
+});
