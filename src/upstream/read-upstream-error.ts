@@ -99,18 +99,20 @@ const MAX_PROVIDER_NAME_CHARS = 100;
  * The relayed provider's own error when `root` is an aggregator's wrapper of it: its message, type, code and param,
  * read with the same shapes as a direct answer's (once: a wrapper in `raw` is not opened again), and `relayedFrom`.
  * The outer `code` (the HTTP status OpenRouter repeats) stays when the inner error has none. A wrapper whose `raw`
- * says nothing more (none, empty, a web page) is read as it stands, still marked relayed. Undefined when it is no
- * such wrapper.
+ * says nothing more (none, empty, a web page) is read as it stands, still marked relayed and named. Undefined when
+ * it is no such wrapper.
  */
 function relayedErrorOf(root: Record<string, unknown>, status: number): UpstreamErrorFields | undefined {
   const error = root.error;
   if (!isRecord(error) || !isRelayedError(error)) return undefined;
   const metadata = isRecord(error.metadata) ? error.metadata : undefined;
   const inner = innerErrorOf(metadata?.raw, status);
-  if (inner === undefined) return { ...errorFieldsOf(root, status, false), isRelayed: true };
-  const fields: { -readonly [K in keyof UpstreamErrorFields]: UpstreamErrorFields[K] } = { ...inner, isRelayed: true };
+  const fields: { -readonly [K in keyof UpstreamErrorFields]: UpstreamErrorFields[K] } =
+    inner === undefined ? { ...errorFieldsOf(root, status, false), isRelayed: true } : { ...inner, isRelayed: true };
   if (fields.code === undefined && (typeof error.code === "number" || typeof error.code === "string"))
     fields.code = String(error.code);
+  // Named even when only the wrapper's words are left: "Together (via openrouter): Provider returned error" says
+  // which provider refused, where the bare wrapper said nothing.
   const provider = metadata?.provider_name;
   if (typeof provider === "string" && provider.trim() !== "")
     fields.relayedFrom = summarise(provider, MAX_PROVIDER_NAME_CHARS);

@@ -121,7 +121,7 @@ describe("OpenRouter's relayed error: the provider's own, read from metadata.raw
     assert.equal(verdict.error.relayedFrom, "Outer");
   });
 
-  test("a specific message with metadata stays as it is; raw empty or a web page leaves the wrapper's message", () => {
+  test("a specific message with metadata stays as it is; raw empty or a web page leaves the wrapper's message, named", () => {
     const specific = JSON.stringify({
       error: { message: "temperature is out of range", code: 400, metadata: { raw: "x", provider_name: "Groq" } },
     });
@@ -131,7 +131,8 @@ describe("OpenRouter's relayed error: the provider's own, read from metadata.raw
     for (const raw of ["", "  ", "<html><body>502</body></html>", null, 42]) {
       const plain = rejected(classify(400, wrapped(400, raw)));
       assert.equal(plain.error.message, "Provider returned error", String(raw));
-      assert.equal(plain.error.relayedFrom, undefined);
+      assert.equal(plain.error.relayedFrom, "Groq");
+      assert.equal(plain.error.isRelayed, true);
     }
   });
 

@@ -310,6 +310,7 @@ describe("a relayed error without raw (OpenRouter names only the provider)", () 
         (caught: unknown) => caught,
       );
     assert.ok(refused instanceof OpenAI.PermissionDeniedError, String(refused));
+    assert.match(refused.message, /^403 OpenAI \(via openrouter\): Provider returned error/);
     // ...so the key is not parked: `m`, cooled by its own 429 for a second at most, is served by OpenRouter again.
     await new Promise((resolve) => setTimeout(resolve, 1_100));
     const again = await client.chat.completions.create({ model: "m", messages: [{ role: "user", content: "Hi" }] });
