@@ -83,6 +83,15 @@ const UNSUPPORTED_EACH = new RegExp(UNSUPPORTED.source, "gi");
 const ROUTE_GONE =
   /^(?:not found\.?|404:? (?:page )?not found\.?|page not found\.?|invalid url\b.*|cannot (?:post|get|put) \/.*|route \S+ not found\.?|no route\b.*|(?:unknown|unrecognized) (?:url|path|route|endpoint)\b.*|(?:path|endpoint|route) not found\b.*|no such (?:route|path|endpoint)\b.*)$/i;
 
+/**
+ * OpenRouter's own 404 when none of the providers hosting the model takes what the request asks for ("No endpoints
+ * found that support tool use", "... that support image input", "... that can handle the requested parameters"): a
+ * refusal of the request's features, failed over (and the feature learned when it names one), not the model gone
+ * ("No endpoints found for <model>" is that). Read as the model gone, it left the deployment out of every request
+ * for `model_unavailable_ms`, those without tools too.
+ */
+const NO_ENDPOINT_FOR_FEATURE = /\bno endpoints found that (?:support|can handle)\b/i;
+
 const MAX_RAW_CHARS = 4_000;
 
 /**
@@ -208,6 +217,7 @@ export function refusalOf(status: number, error: UpstreamErrorFields, bodyText =
     (/model/i.test(error.message) && MODEL_GONE.test(error.message));
   // A 404 or 405 an aggregator relays is the routed provider's: the aggregator has the route (it answered on it), so
   // only this model is out there, never the whole provider's endpoint.
+  if (status === 404 && NO_ENDPOINT_FOR_FEATURE.test(error.message)) return "unsupported";
   if (status === 404)
     return !isModelNamed && error.isRelayed !== true && isRouteGone(error, bodyText)
       ? "unserved_endpoint"

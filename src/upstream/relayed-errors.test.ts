@@ -455,3 +455,43 @@ describe("a relayed 402: the routed provider's credits, not the key's", () => {
     );
   });
 });
+
+// OpenRouter's own 404 when no provider of the model takes what the request asks for: a refusal of a feature, not
+// the model gone. As model_unavailable it left the deployment out of every request for model_unavailable_ms,
+// requests without tools too.
+describe("OpenRouter's 404 'No endpoints found that support ...'", () => {
+  const tools = [{ type: "function", function: { name: "f", parameters: {} } }];
+  const request = { model: "m", messages: [{ role: "user", content: "Hi" }], tools };
+  const notFound = (message: string) => JSON.stringify({ error: { message, code: 404 } });
+
+  test("tool use: unsupported, and tools learned as refused (not the model left out)", () => {
+    const verdict = rejected(
+      classify(
+        404,
+        notFound(
+          "No endpoints found that support tool use. To learn more about provider routing, visit: https://openrouter.ai/docs/provider-routing",
+        ),
+        request,
+      ),
+    );
+    assert.equal(verdict.refusal, "unsupported");
+    const lesson = lessonFromVerdict(verdict, settings(), NOW_MS, undefined, ["tools"]);
+    assert.deepEqual(
+      lesson.effects.map((effect) =>
+        effect.kind === "refused_feature" ? `${effect.kind}:${effect.feature}` : effect.kind,
+      ),
+      ["refused_feature:tools"],
+    );
+  });
+
+  test("the requested parameters: unsupported, failed over, nothing learned without one named", () => {
+    const verdict = rejected(
+      classify(404, notFound("No endpoints found that can handle the requested parameters."), request),
+    );
+    assert.equal(verdict.refusal, "unsupported");
+  });
+
+  test("the model itself gone is still model_unavailable", () => {
+    assert.equal(rejected(classify(404, notFound("No endpoints found for x-ai/grok-2."))).refusal, "model_unavailable");
+  });
+});

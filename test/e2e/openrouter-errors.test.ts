@@ -431,3 +431,31 @@ describe("a 402 relayed by OpenRouter (the routed provider's spend limit)", () =
     assert.equal(chatRequests(openrouter).length, 2);
   });
 });
+
+describe("OpenRouter's 404 'No endpoints found that support tool use'", () => {
+  test("fails over for that request; the model is still asked for requests without tools", async (t) => {
+    const { openrouter, beta, client } = await openRouterScene(t);
+    openrouter.enqueue(CHAT_ROUTE, {
+      kind: "json",
+      status: 404,
+      body: {
+        error: {
+          message:
+            "No endpoints found that support tool use. To learn more about provider routing, visit: https://openrouter.ai/docs/provider-routing",
+          code: 404,
+        },
+      },
+    });
+    openrouter.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("OpenRouter here.", "vendor/m:free") });
+    serveEveryChat(beta, "From beta.");
+    const withTools = await client.chat.completions.create({
+      model: "m",
+      messages: [{ role: "user", content: "Hi" }],
+      tools: [{ type: "function", function: { name: "lookup", parameters: { type: "object", properties: {} } } }],
+    });
+    assert.equal(withTools.choices[0]?.message.content, "From beta.");
+    const plain = await client.chat.completions.create({ model: "m", messages: [{ role: "user", content: "Hi" }] });
+    assert.equal(plain.choices[0]?.message.content, "OpenRouter here.", "the model was not left out");
+    assert.equal(chatRequests(openrouter).length, 2);
+  });
+});
