@@ -79,10 +79,10 @@ function errorFieldsOf(json: unknown, status: number, mayUnwrap: boolean): Upstr
     message: clipped(moderationMessageOf(message, flaggedFor)),
   };
   if (flaggedFor.length > 0) fields.flaggedFor = flaggedFor;
-  if (typeof error.type === "string") fields.type = error.type;
-  if (typeof error.code === "string") fields.code = error.code;
+  if (typeof error.type === "string") fields.type = identifier(error.type);
+  if (typeof error.code === "string") fields.code = identifier(error.code);
   else if (typeof error.code === "number") fields.code = String(error.code);
-  if (typeof error.param === "string") fields.param = error.param;
+  if (typeof error.param === "string") fields.param = identifier(error.param);
   return fields;
 }
 
@@ -110,7 +110,7 @@ function relayedErrorOf(root: Record<string, unknown>, status: number): Upstream
   const fields: { -readonly [K in keyof UpstreamErrorFields]: UpstreamErrorFields[K] } =
     inner === undefined ? { ...errorFieldsOf(root, status, false), isRelayed: true } : { ...inner, isRelayed: true };
   if (fields.code === undefined && (typeof error.code === "number" || typeof error.code === "string"))
-    fields.code = String(error.code);
+    fields.code = identifier(String(error.code));
   // Named even when only the wrapper's words are left: "Together (via openrouter): Provider returned error" says
   // which provider refused, where the bare wrapper said nothing.
   const provider = metadata?.provider_name;
@@ -190,8 +190,19 @@ function validationErrorOf(detail: unknown): UpstreamErrorFields | undefined {
   const fieldsOf: { message: string; param?: string } = {
     message: clipped(message),
   };
-  if (fields.length === 1 && fields[0] !== undefined) fieldsOf.param = fields[0];
+  if (fields.length === 1 && fields[0] !== undefined) fieldsOf.param = identifier(fields[0]);
   return fieldsOf;
+}
+
+/**
+ * An upstream's `type`, `code` or `param` is passed on as it is up to this length (clients match them; OpenAI's
+ * longest are a few dozen characters). A longer one is cut: it reaches the client, the request record's
+ * `errorCode` and the error's log line, and a relayed `raw` may hold one of up to 64 KB.
+ */
+const MAX_IDENTIFIER_CHARS = 200;
+
+function identifier(text: string): string {
+  return text.length > MAX_IDENTIFIER_CHARS ? `${text.slice(0, MAX_IDENTIFIER_CHARS - 1)}…` : text;
 }
 
 /** An upstream message as passed on: word for word up to MAX_MESSAGE_CHARS. */

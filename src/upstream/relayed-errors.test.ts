@@ -495,3 +495,24 @@ describe("OpenRouter's 404 'No endpoints found that support ...'", () => {
     assert.equal(rejected(classify(404, notFound("No endpoints found for x-ai/grok-2."))).refusal, "model_unavailable");
   });
 });
+
+describe("a relayed body's type, code and param are bounded like its message", () => {
+  test("a 20 KB code or param from raw (or the outer body) reaches neither the client nor the record whole", () => {
+    const long = "x".repeat(20_000);
+    const raw = JSON.stringify({ error: { message: "bad value", type: long, code: long, param: long } });
+    const verdict = rejected(classify(400, wrapped(400, raw)));
+    for (const value of [verdict.error.type, verdict.error.code, verdict.error.param]) {
+      assert.ok(value !== undefined && value.length <= 200, `${value?.length}`);
+    }
+    const outer = JSON.stringify({
+      error: { message: "Provider returned error", code: long, metadata: { raw: "bad", provider_name: "Groq" } },
+    });
+    assert.ok((rejected(classify(400, outer)).error.code ?? "").length <= 200);
+    // Short ones, as clients match them, are untouched.
+    const plain = rejected(
+      classify(400, JSON.stringify({ error: { message: "m", code: "invalid_value", param: "temperature" } })),
+    );
+    assert.equal(plain.error.code, "invalid_value");
+    assert.equal(plain.error.param, "temperature");
+  });
+});
