@@ -12,6 +12,13 @@ export interface ErrorBodyFacts {
   /** `X-RateLimit-Reset` that OpenRouter relays inside `error.metadata.headers` instead of sending as a header. */
   readonly relayedRateLimitReset?: string;
   /**
+   * The wait OpenRouter gives inside the body of a 429 it relays from the provider it routed to (seconds):
+   * `error.metadata.retry_after_seconds`, or a `Retry-After` inside `error.metadata.headers`. It sends it there, not
+   * always as a header: without it the model was tried again after the gateway's 1 s backoff, each try a request
+   * of the account's free pool.
+   */
+  readonly relayedRetryAfter?: string;
+  /**
    * The provider an aggregator routed to, when the body is that provider's own refusal relayed (OpenRouter's
    * "Provider returned error" with its body in `error.metadata.raw` and its name in `provider_name`): its limits are
    * that provider's (on the aggregator's account with it, or the user's own key there), not this key's.
@@ -49,6 +56,7 @@ export function readErrorBody(bodyText: string | undefined): ErrorBodyFacts {
   const quotaIds: string[] = [];
   let retryDelay: string | undefined;
   let relayedRateLimitReset: string | undefined;
+  let relayedRetryAfter: string | undefined;
   let relayedProvider: string | undefined;
 
   collectCodes(root, codes);
@@ -70,13 +78,16 @@ export function readErrorBody(bodyText: string | undefined): ErrorBodyFacts {
       }
     }
     const metadata = error.metadata;
-    if (isRecord(metadata)) relayedProvider = relayedProviderOf(error.message, metadata);
+    const seconds = isRecord(metadata) ? metadata.retry_after_seconds : undefined;
+    if (typeof seconds === "number" && Number.isFinite(seconds) && seconds >= 0) relayedRetryAfter = String(seconds);
+    if (isRelayedError(error)) relayedProvider = relayedProviderNameOf(error) ?? "the upstream provider";
     if (isRecord(metadata) && isRecord(metadata.headers)) {
       for (const name in metadata.headers) {
         const value = metadata.headers[name];
-        if (name.toLowerCase() === "x-ratelimit-reset" && (typeof value === "string" || typeof value === "number")) {
-          relayedRateLimitReset = String(value);
-        }
+        if (typeof value !== "string" && typeof value !== "number") continue;
+        const lowerName = name.toLowerCase();
+        if (lowerName === "x-ratelimit-reset") relayedRateLimitReset = String(value);
+        else if (lowerName === "retry-after") relayedRetryAfter ??= String(value);
       }
     }
   }
@@ -87,23 +98,38 @@ export function readErrorBody(bodyText: string | undefined): ErrorBodyFacts {
   const facts: { -readonly [K in keyof ErrorBodyFacts]: ErrorBodyFacts[K] } = { codes, quotaIds };
   if (retryDelay !== undefined) facts.retryDelay = retryDelay;
   if (relayedRateLimitReset !== undefined) facts.relayedRateLimitReset = relayedRateLimitReset;
+  if (relayedRetryAfter !== undefined) facts.relayedRetryAfter = relayedRetryAfter;
   if (relayedProvider !== undefined) facts.relayedProvider = relayedProvider;
   return facts;
 }
 
-/** OpenRouter's generic message for a relayed refusal (upstream/classify-response.ts reads the inner one). */
-const GENERIC_RELAYED_MESSAGE = /^\s*(?:provider returned error\.?)?\s*$/i;
+/**
+ * OpenRouter's message for an error of the provider it routed to: that provider's body, when it sent one, is in
+ * `metadata.raw` (upstream/read-upstream-error.ts reads it), its name in `metadata.provider_name`. OpenRouter's own
+ * errors (its key's, the account's pools and credits, no provider available) say what they are instead.
+ */
+const RELAYED_MESSAGE = /^\s*provider returned error\.?\s*$/i;
 const MAX_PROVIDER_NAME_CHARS = 100;
 
-function relayedProviderOf(message: unknown, metadata: JsonObject): string | undefined {
-  if (message !== undefined && (typeof message !== "string" || !GENERIC_RELAYED_MESSAGE.test(message)))
-    return undefined;
-  const raw = metadata.raw;
-  if (!(typeof raw === "string" ? raw.trim() !== "" : isRecord(raw) || Array.isArray(raw))) return undefined;
-  const name = metadata.provider_name;
-  return typeof name === "string" && name.trim() !== ""
-    ? name.trim().slice(0, MAX_PROVIDER_NAME_CHARS)
-    : "the upstream provider";
+/**
+ * Whether an error object is an aggregator's relay of the routed provider's own error: its message says so, or it
+ * has none beside a `raw`. "Provider returned error" alone is enough: OpenRouter often relays a provider's 429 with
+ * no `raw` at all (`metadata: {"provider_name":"Together","is_byok":false,"retry_after_seconds":1}`), and a `raw`
+ * without `provider_name`; read as OpenRouter's own, such a 429 cooled the account's whole pool and taught it a
+ * limit, and such a 401/403 parked the key.
+ */
+export function isRelayedError(error: JsonObject): boolean {
+  const message = error.message;
+  if (typeof message === "string" && RELAYED_MESSAGE.test(message)) return true;
+  if (message !== undefined && !(typeof message === "string" && message.trim() === "")) return false;
+  const raw = isRecord(error.metadata) ? error.metadata.raw : undefined;
+  return typeof raw === "string" ? raw.trim() !== "" : isRecord(raw) || Array.isArray(raw);
+}
+
+/** The routed provider's name a relayed error gives (`metadata.provider_name`), cut to a name's length. */
+export function relayedProviderNameOf(error: JsonObject): string | undefined {
+  const name = isRecord(error.metadata) ? error.metadata.provider_name : undefined;
+  return typeof name === "string" && name.trim() !== "" ? name.trim().slice(0, MAX_PROVIDER_NAME_CHARS) : undefined;
 }
 
 function collectCodes(object: JsonObject, codes: string[]): void {

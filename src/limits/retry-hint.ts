@@ -63,6 +63,10 @@ export function retryHintFromResponse(input: RetryHintInput): RetryHint | undefi
     }
   }
 
+  // OpenRouter's wait for a 429 it relays, inside the body (error-body.ts relayedRetryAfter): its own number, read
+  // before the words of the provider's message it quotes.
+  const relayedDelayMs = parseRetryAfter(facts.relayedRetryAfter, nowMs);
+  if (relayedDelayMs !== undefined) return hint(relayedDelayMs, "body");
   if (facts.retryDelay !== undefined) {
     const delayMs = parseDurationMs(facts.retryDelay);
     if (delayMs !== undefined) return hint(delayMs, "body");

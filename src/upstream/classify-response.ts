@@ -84,6 +84,15 @@ const UNSUPPORTED_EACH = new RegExp(UNSUPPORTED.source, "gi");
 const ROUTE_GONE =
   /^(?:not found\.?|404:? (?:page )?not found\.?|page not found\.?|invalid url\b.*|cannot (?:post|get|put) \/.*|route \S+ not found\.?|no route\b.*|(?:unknown|unrecognized) (?:url|path|route|endpoint)\b.*|(?:path|endpoint|route) not found\b.*|no such (?:route|path|endpoint)\b.*)$/i;
 
+/**
+ * OpenRouter's own 404 when none of the providers hosting the model takes what the request asks for ("No endpoints
+ * found that support tool use", "... that support image input", "... that can handle the requested parameters"): a
+ * refusal of the request's features, failed over (and the feature learned when it names one), not the model gone
+ * ("No endpoints found for <model>" is that). Read as the model gone, it left the deployment out of every request
+ * for `model_unavailable_ms`, those without tools too.
+ */
+const NO_ENDPOINT_FOR_FEATURE = /\bno endpoints found that (?:support|can handle)\b/i;
+
 const MAX_RAW_CHARS = 4_000;
 
 /**
@@ -98,6 +107,15 @@ export function classifyResponse(
   request?: unknown,
 ): Verdict {
   if (status >= 200 && status < 300) return { kind: "success" };
+  if (status === 402) {
+    // A 402 an aggregator relays is the routed provider's refusal of the aggregator's account there, or of the user's
+    // own key (BYOK): Venice's "API key USD spend limit exceeded", a BYOK key's "insufficient balance". This model is
+    // out there for now; read as the key's own credits, it parked every model of the key for `invalid_key_ms`.
+    const error = readUpstreamError(bodyText, status);
+    if (error.isRelayed === true) {
+      return { kind: "rejected", refusal: "model_unavailable", status, error, raw: rawOf(bodyText) };
+    }
+  }
   // Groq answers 413 (not 429) to a request larger than the model's whole tokens-per-minute window, with its
   // rate-limit code and wording (console.groq.com/docs/errors lists the 413): another candidate may take it.
   if (
@@ -126,7 +144,7 @@ export function classifyResponse(
     if (status === 403 && error.flaggedFor !== undefined) {
       return { kind: "rejected", refusal: "request", status, error, raw: rawOf(bodyText) };
     }
-    if (error.relayedFrom !== undefined) {
+    if (error.isRelayed === true) {
       return { kind: "rejected", refusal: "model_unavailable", status, error, raw: rawOf(bodyText) };
     }
     return { kind: "invalid_key", reason: `HTTP ${status}: ${summarise(describedMessage(error))}` };
@@ -193,15 +211,16 @@ export function classifyErrorInSuccess(json: unknown, headers: HeaderMap, nowMs:
 export function refusalOf(status: number, error: UpstreamErrorFields, bodyText = "", request?: unknown): Refusal {
   // 405: the path exists for another method only (a read-only mirror, a proxy exposing GET /models): no model of
   // the provider is served there, whatever the body says.
-  if (status === 405) return error.relayedFrom === undefined ? "unserved_endpoint" : "model_unavailable";
+  if (status === 405) return error.isRelayed === true ? "model_unavailable" : "unserved_endpoint";
   const code = error.code?.toLowerCase();
   const isModelNamed =
     (code !== undefined && MODEL_GONE_CODES.has(code)) ||
     (/model/i.test(error.message) && MODEL_GONE.test(error.message));
   // A 404 or 405 an aggregator relays is the routed provider's: the aggregator has the route (it answered on it), so
   // only this model is out there, never the whole provider's endpoint.
+  if (status === 404 && NO_ENDPOINT_FOR_FEATURE.test(error.message)) return "unsupported";
   if (status === 404)
-    return !isModelNamed && error.relayedFrom === undefined && isRouteGone(error, bodyText)
+    return !isModelNamed && error.isRelayed !== true && isRouteGone(error, bodyText)
       ? "unserved_endpoint"
       : "model_unavailable";
   if (status !== 400 && status !== 422) return "request";

@@ -3,6 +3,7 @@
 // `metadata.raw`). Pure.
 import { cutText } from "../errors/shown-reason.ts";
 import { isRecord } from "../is-record.ts";
+import { isRelayedError } from "../limits/error-body.ts";
 
 export interface UpstreamErrorFields {
   readonly message: string;
@@ -14,6 +15,12 @@ export interface UpstreamErrorFields {
    * `message`, `type`, `code` and `param` are that provider's, read from the wrapper's `metadata.raw`.
    */
   readonly relayedFrom?: string;
+  /**
+   * An aggregator (OpenRouter) relayed this as the error of the provider it routed to ("Provider returned error"),
+   * with that provider's body (`relayedFrom` names it when the wrapper does) or without: about that model there, not
+   * the aggregator's key, account or route.
+   */
+  readonly isRelayed?: true;
   /** A moderation refusal's reasons (OpenRouter's 403 `metadata.reasons`): the input was flagged, not the key. */
   readonly flaggedFor?: readonly string[];
 }
@@ -69,52 +76,45 @@ function errorFieldsOf(json: unknown, status: number, mayUnwrap: boolean): Upstr
           : `upstream answered HTTP ${status}`;
   const metadata = isRecord(error.metadata) ? error.metadata : undefined;
   const flaggedFor = moderationReasonsOf(metadata);
-  const fields: {
-    message: string;
-    type?: string;
-    code?: string;
-    param?: string;
-    flaggedFor?: readonly string[];
-  } = {
-    message: clipped(moderationMessageOf(message, flaggedFor, metadata)),
+  const fields: { -readonly [K in keyof UpstreamErrorFields]: UpstreamErrorFields[K] } = {
+    message: clipped(moderationMessageOf(message, flaggedFor)),
   };
   if (flaggedFor.length > 0) fields.flaggedFor = flaggedFor;
-  if (typeof error.type === "string") fields.type = error.type;
-  if (typeof error.code === "string") fields.code = error.code;
+  if (typeof error.type === "string") fields.type = identifier(error.type);
+  if (typeof error.code === "string") fields.code = identifier(error.code);
   else if (typeof error.code === "number") fields.code = String(error.code);
-  if (typeof error.param === "string") fields.param = error.param;
+  if (typeof error.param === "string") fields.param = identifier(error.param);
   return fields;
 }
 
-// OpenRouter's (and proxies copying it) message when the provider it routed to refused: the provider's own body is
-// in `error.metadata.raw` (a JSON string, sometimes an object, or text) and its name in `metadata.provider_name`
-// (openrouter.ai/docs/api/reference/errors-and-debugging). Read as the message, it said nothing: a context-length
-// refusal, a refused parameter, "model not found" were none of them recognised.
-const GENERIC_RELAYED_MESSAGE = /^\s*(?:provider returned error\.?)?\s*$/i;
+// OpenRouter's (and proxies copying it) wrapper when the provider it routed to refused (limits/error-body.ts
+// isRelayedError): the provider's own body is in `error.metadata.raw` (a JSON string, sometimes an object, or text)
+// and its name in `metadata.provider_name` (openrouter.ai/docs/api/reference/errors-and-debugging). Read as the
+// message, it said nothing: a context-length refusal, a refused parameter, "model not found" were none of them
+// recognised.
 /** A `raw` longer than this is not parsed as JSON (an echo of the prompt), only its text read. */
 const MAX_PARSED_RAW_CHARS = 64 * 1024;
 const MAX_PROVIDER_NAME_CHARS = 100;
 
 /**
- * The relayed provider's own error when `root` is an aggregator's wrapper of it (GENERIC_RELAYED_MESSAGE with a
- * `metadata.raw`): its message, type, code and param, read with the same shapes as a direct answer's (once: a wrapper
- * in `raw` is not opened again), and `relayedFrom`. The outer `code` (the HTTP status OpenRouter repeats) stays when
- * the inner error has none. Undefined when it is no such wrapper, or `raw` says nothing more than the wrapper.
+ * The relayed provider's own error when `root` is an aggregator's wrapper of it: its message, type, code and param,
+ * read with the same shapes as a direct answer's (once: a wrapper in `raw` is not opened again), and `relayedFrom`.
+ * The outer `code` (the HTTP status OpenRouter repeats) stays when the inner error has none. A wrapper whose `raw`
+ * says nothing more (none, empty, a web page) is read as it stands, still marked relayed and named. Undefined when
+ * it is no such wrapper.
  */
 function relayedErrorOf(root: Record<string, unknown>, status: number): UpstreamErrorFields | undefined {
   const error = root.error;
-  if (!isRecord(error) || !isRecord(error.metadata)) return undefined;
-  if (
-    error.message !== undefined &&
-    (typeof error.message !== "string" || !GENERIC_RELAYED_MESSAGE.test(error.message))
-  )
-    return undefined;
-  const inner = innerErrorOf(error.metadata.raw, status);
-  if (inner === undefined) return undefined;
-  const fields: { -readonly [K in keyof UpstreamErrorFields]: UpstreamErrorFields[K] } = { ...inner };
+  if (!isRecord(error) || !isRelayedError(error)) return undefined;
+  const metadata = isRecord(error.metadata) ? error.metadata : undefined;
+  const inner = innerErrorOf(metadata?.raw, status);
+  const fields: { -readonly [K in keyof UpstreamErrorFields]: UpstreamErrorFields[K] } =
+    inner === undefined ? { ...errorFieldsOf(root, status, false), isRelayed: true } : { ...inner, isRelayed: true };
   if (fields.code === undefined && (typeof error.code === "number" || typeof error.code === "string"))
-    fields.code = String(error.code);
-  const provider = error.metadata.provider_name;
+    fields.code = identifier(String(error.code));
+  // Named even when only the wrapper's words are left: "Together (via openrouter): Provider returned error" says
+  // which provider refused, where the bare wrapper said nothing.
+  const provider = metadata?.provider_name;
   if (typeof provider === "string" && provider.trim() !== "")
     fields.relayedFrom = summarise(provider, MAX_PROVIDER_NAME_CHARS);
   return fields;
@@ -152,22 +152,19 @@ function moderationReasonsOf(metadata: Record<string, unknown> | undefined): rea
 }
 
 /**
- * A moderation refusal's message naming why the input was flagged (`reasons`, and `flagged_input`, the flagged
- * text OpenRouter cuts to 100 characters) when its own words do not name every reason.
+ * A moderation refusal's message naming why the input was flagged (`reasons`) when its own words do not name every
+ * reason. Not the flagged text (`flagged_input`): that is the client's prompt, and this message is also an attempt's
+ * reason, a log line and a request record, which hold message content only with `log.content: true`; the client
+ * reads it in the error's `metadata.raw` (the upstream's body as it came).
  */
-function moderationMessageOf(
-  message: string,
-  reasons: readonly string[],
-  metadata: Record<string, unknown> | undefined,
-): string {
+function moderationMessageOf(message: string, reasons: readonly string[]): string {
   if (reasons.length === 0) return message;
   const lower = message.toLowerCase();
   if (reasons.every((reason) => lower.includes(reason.toLowerCase()))) return message;
-  const flagged = typeof metadata?.flagged_input === "string" ? summarise(metadata.flagged_input, 200) : "";
   const trimmed = message.trim();
   const said =
     trimmed === "" ? "The input was flagged by moderation." : /[.!?]$/.test(trimmed) ? trimmed : `${trimmed}.`;
-  return `${said} Flagged for: ${reasons.join(", ")}${flagged === "" ? "" : ` (flagged input: "${flagged}")`}.`;
+  return `${said} Flagged for: ${reasons.join(", ")}.`;
 }
 
 /**
@@ -194,8 +191,19 @@ function validationErrorOf(detail: unknown): UpstreamErrorFields | undefined {
   const fieldsOf: { message: string; param?: string } = {
     message: clipped(message),
   };
-  if (fields.length === 1 && fields[0] !== undefined) fieldsOf.param = fields[0];
+  if (fields.length === 1 && fields[0] !== undefined) fieldsOf.param = identifier(fields[0]);
   return fieldsOf;
+}
+
+/**
+ * An upstream's `type`, `code` or `param` is passed on as it is up to this length (clients match them; OpenAI's
+ * longest are a few dozen characters). A longer one is cut: it reaches the client, the request record's
+ * `errorCode` and the error's log line, and a relayed `raw` may hold one of up to 64 KB.
+ */
+const MAX_IDENTIFIER_CHARS = 200;
+
+function identifier(text: string): string {
+  return text.length > MAX_IDENTIFIER_CHARS ? `${text.slice(0, MAX_IDENTIFIER_CHARS - 1)}…` : text;
 }
 
 /** An upstream message as passed on: word for word up to MAX_MESSAGE_CHARS. */

@@ -121,7 +121,7 @@ describe("OpenRouter's relayed error: the provider's own, read from metadata.raw
     assert.equal(verdict.error.relayedFrom, "Outer");
   });
 
-  test("a specific message with metadata stays as it is; raw empty or a web page leaves the wrapper's message", () => {
+  test("a specific message with metadata stays as it is; raw empty or a web page leaves the wrapper's message, named", () => {
     const specific = JSON.stringify({
       error: { message: "temperature is out of range", code: 400, metadata: { raw: "x", provider_name: "Groq" } },
     });
@@ -131,7 +131,8 @@ describe("OpenRouter's relayed error: the provider's own, read from metadata.raw
     for (const raw of ["", "  ", "<html><body>502</body></html>", null, 42]) {
       const plain = rejected(classify(400, wrapped(400, raw)));
       assert.equal(plain.error.message, "Provider returned error", String(raw));
-      assert.equal(plain.error.relayedFrom, undefined);
+      assert.equal(plain.error.relayedFrom, "Groq");
+      assert.equal(plain.error.isRelayed, true);
     }
   });
 
@@ -172,9 +173,20 @@ describe("OpenRouter's 403s and 401s", () => {
     assert.deepEqual(verdict.error.flaggedFor, ["harassment", "violence"]);
     assert.equal(
       verdict.error.message,
-      'Your chosen model requires moderation and your input was flagged. Flagged for: harassment, violence (flagged input: "some flagged words").',
+      "Your chosen model requires moderation and your input was flagged. Flagged for: harassment, violence.",
     );
-    assert.equal(lessonFromVerdict(verdict, settings(), NOW_MS).effects.length, 0, "no key parked");
+    const lesson = lessonFromVerdict(verdict, settings(), NOW_MS);
+    assert.equal(lesson.effects.length, 0, "no key parked");
+    // The flagged words are the client's prompt: not in the message (a reason, a log line, a record), only in the
+    // body the client gets back as `metadata.raw`.
+    assert.doesNotMatch(lesson.reason, /some flagged words/);
+    const error = rejectedError(
+      verdict,
+      { provider: "openrouter", model: "m" } as Parameters<typeof rejectedError>[1],
+      (text) => text,
+    );
+    assert.doesNotMatch(error.message, /some flagged words/);
+    assert.match(error.metadata?.raw ?? "", /some flagged words/);
   });
 
   test("a moderation message that already names its reasons is kept as it is", () => {
@@ -277,5 +289,230 @@ describe("a relayed 404 or 405", () => {
     assert.equal(rejected(classify(405, wrapped(405, "Method Not Allowed"))).refusal, "model_unavailable");
     // The same 404 unwrapped is a router's "no such path", as before.
     assert.equal(rejected(classify(404, '{"detail":"Not Found"}')).refusal, "unserved_endpoint");
+  });
+});
+
+// OpenRouter's relay often carries no `raw` at all (`metadata: {provider_name, is_byok, retry_after_seconds}`), or a
+// `raw` without `provider_name`: "Provider returned error" still says whose error it is. Shapes as OpenRouter sends
+// them, quoted in clients' tests and logs (a 429 from Together, GMICloud, CoreWeave, Poolside; a 403 region refusal).
+describe("a relayed error without raw or without provider_name is still the routed provider's", () => {
+  const account = settings({ rate_limit_scope: "account", rate_limit_dialect: "openrouter" });
+  const bareRelayed429 = JSON.stringify({
+    error: {
+      message: "Provider returned error",
+      code: 429,
+      metadata: { provider_name: "Together", is_byok: false, retry_after_seconds: 1 },
+    },
+    user_id: "user_2abc",
+  });
+
+  test("a 429 with provider_name and no raw: capacity of that model; no pool cooled, no limit learned", () => {
+    const verdict = classify(429, bareRelayed429);
+    assert.equal(verdict.kind, "rate_limited");
+    if (verdict.kind !== "rate_limited") return;
+    assert.equal(verdict.limitKind, "capacity");
+    assert.equal(verdict.isRelayed, true);
+    assert.match(verdict.reason, /^Together \(the provider this model was routed to\) is rate-limited/);
+    const lesson = lessonFromVerdict(verdict, account, NOW_MS, { headers: {}, bodyText: bareRelayed429 });
+    assert.deepEqual(
+      lesson.effects.map((effect) => effect.kind),
+      ["cool_down"],
+    );
+  });
+
+  test("a 429 saying only 'Provider returned error' (no metadata): the provider's, not the account's pool", () => {
+    const body = JSON.stringify({ error: { message: "Provider returned error", code: 429 } });
+    const verdict = classify(429, body);
+    const lesson = lessonFromVerdict(verdict, account, NOW_MS, { headers: {}, bodyText: body });
+    assert.deepEqual(
+      lesson.effects.map((effect) => effect.kind),
+      ["cool_down"],
+    );
+  });
+
+  test("a relayed 403 with raw and no provider_name (a region refusal): this model's, not the key's", () => {
+    const body = JSON.stringify({
+      error: {
+        message: "Provider returned error",
+        code: 403,
+        metadata: { raw: JSON.stringify({ error: { code: "unsupported_country_region_territory" } }) },
+      },
+    });
+    const verdict = rejected(classify(403, body));
+    assert.equal(verdict.refusal, "model_unavailable");
+    assert.deepEqual(
+      lessonFromVerdict(verdict, account, NOW_MS).effects.map((effect) => effect.kind),
+      ["model_unavailable"],
+    );
+  });
+
+  test("a relayed 401 without raw (the user's own key at the provider, BYOK): this model's, not the key's", () => {
+    const body = JSON.stringify({
+      error: { message: "Provider returned error", code: 401, metadata: { provider_name: "OpenAI", is_byok: true } },
+    });
+    assert.equal(rejected(classify(401, body)).refusal, "model_unavailable");
+  });
+
+  test("a relayed 404 of a router's words without provider_name: the model's, not the aggregator's route", () => {
+    const body = JSON.stringify({
+      error: { message: "Provider returned error", code: 404, metadata: { raw: '{"detail":"Not Found"}' } },
+    });
+    assert.equal(rejected(classify(404, body)).refusal, "model_unavailable");
+  });
+
+  test("OpenRouter's own errors stay its own: the key's 401, the account's free-models-per-day 429", () => {
+    const ownKey = JSON.stringify({ error: { message: "User not found.", code: 401 } });
+    assert.equal(classify(401, ownKey).kind, "invalid_key");
+    const perDay = JSON.stringify({
+      error: {
+        message: "Rate limit exceeded: free-models-per-day. Add 10 credits to unlock 1000 free model requests per day",
+        code: 429,
+        metadata: { headers: { "X-RateLimit-Limit": "50", "X-RateLimit-Remaining": "0" }, provider_name: null },
+      },
+    });
+    const verdict = classify(429, perDay);
+    assert.equal(verdict.kind === "rate_limited" && verdict.isAccountWide, true);
+  });
+});
+
+describe("a relayed 429's wait, given inside the body", () => {
+  test("metadata.retry_after_seconds, else a Retry-After in metadata.headers, is the model's cooldown", () => {
+    const withSeconds = JSON.stringify({
+      error: {
+        message: "Provider returned error",
+        code: 429,
+        metadata: {
+          raw: "vendor/m:free is temporarily rate-limited upstream. Please retry shortly, or add your own key to accumulate your rate limits: https://openrouter.ai/settings/integrations",
+          provider_name: "Venice",
+          is_byok: false,
+          retry_after_seconds: 17,
+          retry_after_seconds_raw: 16.007,
+          headers: { "Retry-After": "20" },
+        },
+      },
+    });
+    const verdict = classify(429, withSeconds);
+    assert.equal(verdict.kind, "rate_limited");
+    if (verdict.kind !== "rate_limited") return;
+    assert.deepEqual(verdict.hint, { delayMs: 17_000, source: "body" });
+    const lesson = lessonFromVerdict(verdict, settings({ rate_limit_scope: "account" }), NOW_MS);
+    assert.match(lesson.reason, /retry in 17000 ms, from body/);
+    const headerOnly = JSON.stringify({
+      error: { message: "Provider returned error", code: 429, metadata: { headers: { "retry-after": "9" } } },
+    });
+    const fromHeader = classify(429, headerOnly);
+    assert.equal(fromHeader.kind === "rate_limited" && fromHeader.hint?.delayMs, 9_000);
+  });
+
+  test("an HTTP Retry-After header still comes first", () => {
+    const body = JSON.stringify({
+      error: { message: "Provider returned error", code: 429, metadata: { retry_after_seconds: 17 } },
+    });
+    const verdict = classifyResponse(429, { "retry-after": "3" }, body, NOW_MS);
+    assert.deepEqual(verdict.kind === "rate_limited" && verdict.hint, { delayMs: 3_000, source: "retry-after" });
+  });
+});
+
+describe("a relayed 402: the routed provider's credits, not the key's", () => {
+  const account = settings({ rate_limit_scope: "account", rate_limit_dialect: "openrouter" });
+  test("Venice's spend limit through OpenRouter leaves out that model; OpenRouter's own 402 still parks the key", () => {
+    const relayed402 = JSON.stringify({
+      error: {
+        message: "Provider returned error",
+        code: 402,
+        metadata: {
+          raw: JSON.stringify({
+            error:
+              "API key USD spend limit exceeded. Your account may still have USD balance, but this API key has reached its configured USD spending limit.",
+          }),
+          provider_name: "Venice",
+          is_byok: false,
+        },
+      },
+      user_id: "user_2abc",
+    });
+    const verdict = rejected(classify(402, relayed402));
+    assert.equal(verdict.refusal, "model_unavailable");
+    const lesson = lessonFromVerdict(verdict, account, NOW_MS);
+    assert.deepEqual(
+      lesson.effects.map((effect) => effect.kind),
+      ["model_unavailable"],
+    );
+    assert.match(lesson.reason, /Venice: API key USD spend limit exceeded/);
+    // Without raw (a BYOK key's balance at DeepSeek), the same.
+    const bare = JSON.stringify({
+      error: { message: "Provider returned error", code: 402, metadata: { provider_name: "DeepSeek", is_byok: true } },
+    });
+    assert.equal(rejected(classify(402, bare)).refusal, "model_unavailable");
+    const own = JSON.stringify({
+      error: { message: "Insufficient credits. Add more using https://openrouter.ai/credits", code: 402 },
+    });
+    const ownVerdict = classify(402, own);
+    assert.equal(ownVerdict.kind === "rate_limited" && ownVerdict.limitKind, "credits");
+    assert.deepEqual(
+      lessonFromVerdict(ownVerdict, account, NOW_MS).effects.map((effect) => effect.kind),
+      ["park_key"],
+    );
+  });
+});
+
+// OpenRouter's own 404 when no provider of the model takes what the request asks for: a refusal of a feature, not
+// the model gone. As model_unavailable it left the deployment out of every request for model_unavailable_ms,
+// requests without tools too.
+describe("OpenRouter's 404 'No endpoints found that support ...'", () => {
+  const tools = [{ type: "function", function: { name: "f", parameters: {} } }];
+  const request = { model: "m", messages: [{ role: "user", content: "Hi" }], tools };
+  const notFound = (message: string) => JSON.stringify({ error: { message, code: 404 } });
+
+  test("tool use: unsupported, and tools learned as refused (not the model left out)", () => {
+    const verdict = rejected(
+      classify(
+        404,
+        notFound(
+          "No endpoints found that support tool use. To learn more about provider routing, visit: https://openrouter.ai/docs/provider-routing",
+        ),
+        request,
+      ),
+    );
+    assert.equal(verdict.refusal, "unsupported");
+    const lesson = lessonFromVerdict(verdict, settings(), NOW_MS, undefined, ["tools"]);
+    assert.deepEqual(
+      lesson.effects.map((effect) =>
+        effect.kind === "refused_feature" ? `${effect.kind}:${effect.feature}` : effect.kind,
+      ),
+      ["refused_feature:tools"],
+    );
+  });
+
+  test("the requested parameters: unsupported, failed over, nothing learned without one named", () => {
+    const verdict = rejected(
+      classify(404, notFound("No endpoints found that can handle the requested parameters."), request),
+    );
+    assert.equal(verdict.refusal, "unsupported");
+  });
+
+  test("the model itself gone is still model_unavailable", () => {
+    assert.equal(rejected(classify(404, notFound("No endpoints found for x-ai/grok-2."))).refusal, "model_unavailable");
+  });
+});
+
+describe("a relayed body's type, code and param are bounded like its message", () => {
+  test("a 20 KB code or param from raw (or the outer body) reaches neither the client nor the record whole", () => {
+    const long = "x".repeat(20_000);
+    const raw = JSON.stringify({ error: { message: "bad value", type: long, code: long, param: long } });
+    const verdict = rejected(classify(400, wrapped(400, raw)));
+    for (const value of [verdict.error.type, verdict.error.code, verdict.error.param]) {
+      assert.ok(value !== undefined && value.length <= 200, `${value?.length}`);
+    }
+    const outer = JSON.stringify({
+      error: { message: "Provider returned error", code: long, metadata: { raw: "bad", provider_name: "Groq" } },
+    });
+    assert.ok((rejected(classify(400, outer)).error.code ?? "").length <= 200);
+    // Short ones, as clients match them, are untouched.
+    const plain = rejected(
+      classify(400, JSON.stringify({ error: { message: "m", code: "invalid_value", param: "temperature" } })),
+    );
+    assert.equal(plain.error.code, "invalid_value");
+    assert.equal(plain.error.param, "temperature");
   });
 });

@@ -9,7 +9,9 @@ import OpenAI from "openai";
 import {
   CHAT_ROUTE,
   chatRequests,
+  logCollector,
   openAiClient,
+  recordsOf,
   rowOf,
   serveEveryChat,
   statsOf,
@@ -272,5 +274,188 @@ describe("a request refusal relayed by OpenRouter", () => {
     assert.equal(error.type, "invalid_request_error");
     assert.doesNotMatch(JSON.stringify(error.error), /sk-or-v1/);
     assert.equal(chatRequests(beta).length, 0, "the client's own 400: not failed over");
+  });
+});
+
+describe("a relayed error without raw (OpenRouter names only the provider)", () => {
+  test("a 429 cools that model only, and a 403 leaves the key's other models served", async (t) => {
+    const { openrouter, beta, client } = await openRouterScene(t);
+    // As OpenRouter sends them: no `raw`, only who answered (and, for a 429, its wait).
+    openrouter.enqueue(CHAT_ROUTE, {
+      kind: "json",
+      status: 429,
+      body: {
+        error: {
+          message: "Provider returned error",
+          code: 429,
+          metadata: { provider_name: "Together", is_byok: false, retry_after_seconds: 1 },
+        },
+        user_id: "user_2abc",
+      },
+    });
+    openrouter.enqueue(CHAT_ROUTE, {
+      kind: "json",
+      status: 403,
+      body: { error: { message: "Provider returned error", code: 403, metadata: { provider_name: "OpenAI" } } },
+    });
+    openrouter.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("m2 here.", "vendor/m2:free") });
+    serveEveryChat(beta, "From beta.");
+    const first = await client.chat.completions.create({ model: "m", messages: [{ role: "user", content: "Hi" }] });
+    assert.equal(first.choices[0]?.message.content, "From beta.", "failed over from the rate-limited model");
+    // The 403 of m2's routed provider: not the key's (m2 has no other candidate, so the client gets it)...
+    const refused = await client.chat.completions
+      .create({ model: "m2", messages: [{ role: "user", content: "Hi" }] })
+      .then(
+        () => assert.fail("expected an error"),
+        (caught: unknown) => caught,
+      );
+    assert.ok(refused instanceof OpenAI.PermissionDeniedError, String(refused));
+    assert.match(refused.message, /^403 OpenAI \(via openrouter\): Provider returned error/);
+    // ...so the key is not parked: `m`, cooled by its own 429 for a second at most, is served by OpenRouter again.
+    await new Promise((resolve) => setTimeout(resolve, 1_100));
+    const again = await client.chat.completions.create({ model: "m", messages: [{ role: "user", content: "Hi" }] });
+    assert.equal(again.choices[0]?.message.content, "m2 here.", "the key was neither parked nor its pool cooled");
+    assert.equal(chatRequests(openrouter).length, 3);
+  });
+});
+
+describe("a moderation 403's flagged input", () => {
+  test("is the client's own words: in the client's error body, never in the request log or the log lines", async (t) => {
+    const openrouter = await useMock(t);
+    const log = logCollector();
+    const gateway = await useGateway(
+      t,
+      `providers:
+  - name: openrouter
+    base_url: ${openrouter.baseUrl}
+    api_key: ${OPENROUTER_KEY}
+    retries: 0
+    models:
+      m: { id: "openai/gpt-4o" }
+request_log:
+  enabled: true
+`,
+      { logLevel: "debug", logStream: log.stream },
+    );
+    const prompt = "my neighbour Walter Quigley lives at 12 Elm Road";
+    openrouter.enqueue(CHAT_ROUTE, {
+      kind: "json",
+      status: 403,
+      body: {
+        error: {
+          code: 403,
+          message: "Your chosen model requires moderation and your input was flagged",
+          metadata: {
+            reasons: ["harassment"],
+            flagged_input: prompt,
+            provider_name: "OpenAI",
+            model_slug: "openai/gpt-4o",
+          },
+        },
+      },
+    });
+    const error = await openAiClient(gateway)
+      .chat.completions.create({ model: "m", messages: [{ role: "user", content: prompt }] })
+      .then(
+        () => assert.fail("expected an error"),
+        (caught: unknown) => caught,
+      );
+    assert.ok(error instanceof OpenAI.PermissionDeniedError, String(error));
+    assert.match(error.message, /Flagged for: harassment/);
+    // The client reads what was flagged in the upstream's body passed on (`metadata.raw`), not in the message.
+    assert.doesNotMatch(error.message, /Walter Quigley/);
+    assert.match(JSON.stringify(error.error), /Walter Quigley/, "the client is told what was flagged");
+    // Message content is not stored without `log.content: true` (observability.md): the record says why, not what.
+    const { records, text } = await recordsOf(gateway, "chat");
+    assert.equal(records[0]?.attempts[0]?.outcome, "rejected");
+    assert.match(records[0]?.attempts[0]?.reason ?? "", /Flagged for: harassment/);
+    assert.doesNotMatch(text, /Walter Quigley/);
+    assert.doesNotMatch(log.lines.join(""), /Walter Quigley/);
+  });
+});
+
+describe("a relayed 429's wait inside the body (metadata.retry_after_seconds)", () => {
+  test("keeps that model out for the wait OpenRouter gave, not the gateway's 1 s backoff", async (t) => {
+    const { openrouter, beta, client } = await openRouterScene(t);
+    openrouter.enqueue(CHAT_ROUTE, {
+      kind: "json",
+      status: 429,
+      body: {
+        error: {
+          message: "Provider returned error",
+          code: 429,
+          metadata: {
+            raw: "vendor/m:free is temporarily rate-limited upstream. Please retry shortly.",
+            provider_name: "Venice",
+            is_byok: false,
+            retry_after_seconds: 30,
+          },
+        },
+      },
+    });
+    openrouter.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("OpenRouter here.", "vendor/m:free") });
+    serveEveryChat(beta, "From beta.");
+    const first = await client.chat.completions.create({ model: "m", messages: [{ role: "user", content: "Hi" }] });
+    assert.equal(first.choices[0]?.message.content, "From beta.");
+    await new Promise((resolve) => setTimeout(resolve, 1_200));
+    const second = await client.chat.completions.create({ model: "m", messages: [{ role: "user", content: "Hi" }] });
+    assert.equal(second.choices[0]?.message.content, "From beta.", "still cooling for OpenRouter's 30 s");
+    assert.equal(chatRequests(openrouter).length, 1, "the rate-limited model was not asked again");
+  });
+});
+
+describe("a 402 relayed by OpenRouter (the routed provider's spend limit)", () => {
+  test("fails over and leaves the key's other models served: the key's own credits are not out", async (t) => {
+    const { openrouter, beta, client } = await openRouterScene(t);
+    openrouter.enqueue(CHAT_ROUTE, {
+      kind: "json",
+      status: 402,
+      body: {
+        error: {
+          message: "Provider returned error",
+          code: 402,
+          metadata: {
+            raw: '{"error":"API key USD spend limit exceeded. Your account may still have USD balance, but this API key has reached its configured USD spending limit."}',
+            provider_name: "Venice",
+            is_byok: false,
+          },
+        },
+      },
+    });
+    openrouter.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("m2 here.", "vendor/m2:free") });
+    serveEveryChat(beta, "From beta.");
+    const first = await client.chat.completions.create({ model: "m", messages: [{ role: "user", content: "Hi" }] });
+    assert.equal(first.choices[0]?.message.content, "From beta.");
+    const other = await client.chat.completions.create({ model: "m2", messages: [{ role: "user", content: "Hi" }] });
+    assert.equal(other.choices[0]?.message.content, "m2 here.", "the key was not parked");
+    assert.equal(chatRequests(openrouter).length, 2);
+  });
+});
+
+describe("OpenRouter's 404 'No endpoints found that support tool use'", () => {
+  test("fails over for that request; the model is still asked for requests without tools", async (t) => {
+    const { openrouter, beta, client } = await openRouterScene(t);
+    openrouter.enqueue(CHAT_ROUTE, {
+      kind: "json",
+      status: 404,
+      body: {
+        error: {
+          message:
+            "No endpoints found that support tool use. To learn more about provider routing, visit: https://openrouter.ai/docs/provider-routing",
+          code: 404,
+        },
+      },
+    });
+    openrouter.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("OpenRouter here.", "vendor/m:free") });
+    serveEveryChat(beta, "From beta.");
+    const withTools = await client.chat.completions.create({
+      model: "m",
+      messages: [{ role: "user", content: "Hi" }],
+      tools: [{ type: "function", function: { name: "lookup", parameters: { type: "object", properties: {} } } }],
+    });
+    assert.equal(withTools.choices[0]?.message.content, "From beta.");
+    const plain = await client.chat.completions.create({ model: "m", messages: [{ role: "user", content: "Hi" }] });
+    assert.equal(plain.choices[0]?.message.content, "OpenRouter here.", "the model was not left out");
+    assert.equal(chatRequests(openrouter).length, 2);
   });
 });
