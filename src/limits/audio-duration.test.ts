@@ -417,3 +417,29 @@ function mp4WithTrack(durationMs: bigint, audioBytes: number, handler: string, e
     box("mdat", Buffer.alloc(audioBytes)),
   ]);
 }
+
+describe("audioDurationOf: what a decoder plays, not what a header field says", () => {
+  test("a G.711 WAV (A-law, µ-law: a byte per sample) is timed by its sample rate, not its byte-rate field", () => {
+    for (const [law, tag] of [
+      ["A-law", 6],
+      ["µ-law", 7],
+    ] as const) {
+      // 8 kHz mono, a byte a sample: 960,000 bytes are 120 s of a phone call, whatever the byte-rate field says.
+      const wav = wavFile(60);
+      wav.writeUInt16LE(tag, 20);
+      wav.writeUInt16LE(1, 32); // block align: one byte
+      wav.writeUInt16LE(8, 34); // bits per sample
+      wav.writeUInt32LE(0xffffffff, 28); // 4 GB/s: the old count was 0.6 s (its bytes at 192 kHz 32-bit stereo)
+      const seconds = audioDurationOf(wav).seconds;
+      assert.ok(Math.abs(seconds - 120) < 0.01, `${law}: ${seconds}`);
+    }
+  });
+
+  test("a compressed WAV (ADPCM) takes no more bytes a second than 16-bit PCM of its rate and channels", () => {
+    const wav = wavFile(60); // 960,000 bytes of data
+    wav.writeUInt16LE(0x11, 20); // IMA ADPCM: 4 bits a sample, 4,000 bytes a second at 8 kHz mono
+    wav.writeUInt16LE(256, 32); // block align: a 256-byte block
+    wav.writeUInt32LE(0xffffffff, 28);
+    assert.ok(audioDurationOf(wav).seconds >= 960_000 / 16_000 - 0.01, `${audioDurationOf(wav).seconds}`);
+  });
+});

@@ -121,8 +121,10 @@ function matroskaCodecRate(codecId: string | undefined): number {
 }
 
 /**
- * WAV: the `data` chunk's size over the `fmt ` chunk's byte rate. For PCM the rate is the sample rate times the block
- * size, as a decoder plays it, not the byte-rate field (nothing reads it: a hostile one said 4 GB/s, 0 s).
+ * WAV: the `data` chunk's size over the `fmt ` chunk's byte rate. For PCM (and G.711) the rate is the sample rate times
+ * the block size, as a decoder plays it, not the byte-rate field (nothing reads it: a hostile one said 4 GB/s, 0 s).
+ * For a compressed codec (ADPCM, GSM, MP3 in WAV) the field is believed only up to 16-bit PCM of the stated rate and
+ * channels, which no such codec exceeds: its decoder too plays its blocks by their own layout, not by that field.
  */
 function wavSeconds(bytes: Uint8Array, view: DataView): number | undefined {
   let byteRate: number | undefined;
@@ -131,7 +133,10 @@ function wavSeconds(bytes: Uint8Array, view: DataView): number | undefined {
     const id = ascii(bytes, offset, 4);
     const size = view.getUint32(offset + 4, true);
     const body = offset + 8;
-    if (id === "fmt " && body + 12 <= bytes.byteLength) byteRate = view.getUint32(body + 8, true);
+    if (id === "fmt " && body + 12 <= bytes.byteLength) {
+      const compressedMost = view.getUint32(body + 4, true) * view.getUint16(body + 2, true) * 2;
+      byteRate = Math.min(view.getUint32(body + 8, true), compressedMost);
+    }
     if (id === "fmt " && body + 14 <= bytes.byteLength && PCM_FORMAT_TAGS.has(view.getUint16(body, true))) {
       const pcmRate = view.getUint32(body + 4, true) * view.getUint16(body + 12, true);
       if (pcmRate > 0) byteRate = pcmRate;
@@ -149,8 +154,11 @@ function wavSeconds(bytes: Uint8Array, view: DataView): number | undefined {
   return undefined;
 }
 
-/** WAVE_FORMAT_PCM, WAVE_FORMAT_IEEE_FLOAT, WAVE_FORMAT_EXTENSIBLE: a block per sample frame. */
-const PCM_FORMAT_TAGS = new Set([0x0001, 0x0003, 0xfffe]);
+/**
+ * WAVE_FORMAT_PCM, WAVE_FORMAT_IEEE_FLOAT, WAVE_FORMAT_ALAW, WAVE_FORMAT_MULAW (G.711: a phone call's byte per sample),
+ * WAVE_FORMAT_EXTENSIBLE: a block per sample frame.
+ */
+const PCM_FORMAT_TAGS = new Set([0x0001, 0x0003, 0x0006, 0x0007, 0xfffe]);
 
 /**
  * FLAC: STREAMINFO's total samples over its sample rate (0 samples: unknown, estimated), at least what the audio
