@@ -443,3 +443,58 @@ describe("audioDurationOf: what a decoder plays, not what a header field says", 
     assert.ok(audioDurationOf(wav).seconds >= 960_000 / 16_000 - 0.01, `${audioDurationOf(wav).seconds}`);
   });
 });
+
+/** `count` MPEG-1 layer III frames at 32 kHz mono of `kbps` (no padding): 36 ms each, 4.5 bytes per kbit/s. */
+function mp3Frames(count: number, kbps: number): Buffer {
+  const index = [0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320].indexOf(kbps);
+  const frameBytes = (144 * kbps * 1_000) / 32_000;
+  const frames = Buffer.alloc(count * frameBytes);
+  for (let at = 0; at < frames.length; at += frameBytes)
+    frames.writeUInt32BE((0xff_fb_08_c0 | (index << 12)) >>> 0, at);
+  return frames;
+}
+
+describe("audioDurationOf: MP3 and ADTS frames as a decoder plays them", () => {
+  test("an MP3 whose first two frames are 320 kbit/s and the rest 32 kbit/s (VBR, no Xing): every frame counts", () => {
+    // 2,778 frames of 32 kbit/s are 100 s; read as constant bit rate from the first frame it was 10 s.
+    const file = Buffer.concat([mp3Frames(2, 320), mp3Frames(2_778, 32)]);
+    near(audioDurationOf(file).seconds, 100.08, 0.05);
+  });
+
+  test("an MP3 whose Xing header counts 1 frame for 100 s of frames: the frames that came count", () => {
+    const file = mp3File(100, { xing: true });
+    file.writeUInt32BE(1, 30 + 4 + 17 + 8);
+    near(audioDurationOf(file).seconds, 100, 0.05); // was 11.6 s: its bytes at 320 kbit/s
+  });
+
+  test("two .aac files joined (an ID3v2 tag between them): a decoder skips the tag and plays both", () => {
+    const file = Buffer.concat([adtsFile(30, { bytesPerSecond: 2_000 }), adtsFile(30, { bytesPerSecond: 2_000 })]);
+    near(audioDurationOf(file).seconds, 60, 0.2); // was 30.9 s: the walk stopped at the tag, the rest at 576 kbit/s
+  });
+
+  test("ADTS: a junk byte after two frames does not make the frames behind it count at AAC's top rate", () => {
+    const frames = adtsFile(100, { bytesPerSecond: 2_000 });
+    const second = 30 + 2 * 128; // after the ID3 tag and two 128-byte frames
+    const file = Buffer.concat([frames.subarray(0, second), Buffer.from([0x00]), frames.subarray(second)]);
+    near(audioDurationOf(file).seconds, 100, 0.2); // was 3 s
+  });
+
+  test("MP3 and ADTS: zero padding after the frames plays nothing and counts nothing, at any length", () => {
+    // (Under the bound of its bytes at the top bit rate: 560 KB at 320 kbit/s are 14 s.)
+    near(audioDurationOf(Buffer.concat([mp3File(40), Buffer.alloc(400_000)])).seconds, 40, 0.05);
+    const aac = adtsFile(10, { bytesPerSecond: 2_000 });
+    near(audioDurationOf(Buffer.concat([aac, Buffer.alloc(400_000)])).seconds, 10, 0.05);
+  });
+
+  test("MP3 and ADTS: junk past what a decoder would skip counts as an unread file's bytes, not as free", () => {
+    for (const [what, frames] of [
+      ["mp3", mp3File(10)],
+      ["aac", adtsFile(10, { bytesPerSecond: 2_000 })],
+    ] as const) {
+      // Bytes a decoder scans for a frame in (0xFF every 256): past 64 KB of them, not free.
+      const junk = Buffer.from(Array.from({ length: 400_000 }, (_, index) => index % 256));
+      const seconds = audioDurationOf(Buffer.concat([frames, junk])).seconds;
+      assert.ok(seconds >= 10 + (junk.length - 65_536) / ESTIMATED_BYTES_PER_SECOND - 0.1, `${what}: ${seconds}`);
+    }
+  });
+});

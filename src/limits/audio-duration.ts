@@ -11,6 +11,7 @@
 import { isRecord } from "../is-record.ts";
 import {
   ascii,
+  ESTIMATED_BYTES_PER_SECOND,
   type HeaderRead,
   losslessBytesPerSecond,
   MAX_AAC_BYTES_PER_SECOND,
@@ -42,13 +43,8 @@ export interface AudioDuration {
   readonly mostSeconds: number;
 }
 
-/**
- * The byte rate an unread file is assumed to have: 32 kbit/s, the low end of speech as uploads carry it (a voice
- * memo's Opus or AAC, a phone call's MP3). Assuming a low rate over-counts the seconds of a richer file, so the
- * estimate reserves too much rather than too little and the provider's own window (which counts the real seconds)
- * is not met first; a `verbose_json` answer's `duration` puts the exact count in its place afterwards.
- */
-export const ESTIMATED_BYTES_PER_SECOND = 4_000;
+// ESTIMATED_BYTES_PER_SECOND lives with the readers (the frame walks count their unread rest at it too).
+export { ESTIMATED_BYTES_PER_SECOND } from "./audio-header-reading.ts";
 
 /**
  * The fewest bytes a second of audio takes in a container read here: 2 kbit/s, below any speech codec they carry
