@@ -498,3 +498,49 @@ describe("audioDurationOf: MP3 and ADTS frames as a decoder plays them", () => {
     }
   });
 });
+
+/**
+ * A fragmented M4A as a browser's MediaRecorder (`audio/mp4`) writes it live: `moov` first with mvhd's duration 0 (not
+ * known yet) and an `mvex`, then `moof`+`mdat` fragments of `bytesPerSecond` for `seconds`; `mehdMs` adds a Movie
+ * Extends Header (version 0) saying the whole length, as a muxer that seeks back may.
+ */
+function fragmentedMp4(seconds: number, bytesPerSecond: number, mehdMs?: number): Buffer {
+  const mvhd = Buffer.alloc(100);
+  mvhd.writeUInt32BE(1_000, 12); // timescale; duration (at 16) stays 0
+  const hdlr = Buffer.alloc(24);
+  hdlr.write("soun", 8, "ascii");
+  const entry = Buffer.alloc(36);
+  entry.writeUInt32BE(36);
+  entry.write("mp4a", 4, "ascii");
+  const stsd = box("stsd", Buffer.concat([Buffer.from([0, 0, 0, 0, 0, 0, 0, 1]), entry]));
+  const trak = box("trak", box("mdia", Buffer.concat([box("hdlr", hdlr), box("minf", box("stbl", stsd))])));
+  const mvexChildren = [box("trex", Buffer.alloc(24))];
+  if (mehdMs !== undefined) {
+    const mehd = Buffer.alloc(8);
+    mehd.writeUInt32BE(mehdMs, 4);
+    mvexChildren.unshift(box("mehd", mehd));
+  }
+  const fragments: Buffer[] = [];
+  for (let second = 0; second < seconds; second += 1) {
+    fragments.push(box("moof", box("traf", Buffer.alloc(32))), box("mdat", Buffer.alloc(bytesPerSecond)));
+  }
+  return Buffer.concat([
+    box("ftyp", Buffer.from("iso5\0\0\0\0", "ascii")),
+    box("moov", Buffer.concat([box("mvhd", mvhd), trak, box("mvex", Buffer.concat(mvexChildren))])),
+    ...fragments,
+  ]);
+}
+
+describe("audioDurationOf: a fragmented MP4 (MediaRecorder's audio/mp4)", () => {
+  test("mvhd's duration 0 with fragments after it is not 0 s: estimated from its size, not at AAC's top rate", () => {
+    // 60 s of 128 kbit/s AAC: 960 KB. At AAC's top rate that was 13 s; as an unread file it is 240 s, never short.
+    const duration = audioDurationOf(fragmentedMp4(60, 16_000));
+    assert.ok(duration.seconds >= 60, `${duration.seconds}`);
+  });
+
+  test("a Movie Extends Header (mehd) says the fragments' whole length: that counts", () => {
+    const duration = audioDurationOf(fragmentedMp4(60, 16_000, 60_000));
+    assert.equal(duration.source, "header");
+    near(duration.seconds, 60, 0.001);
+  });
+});
