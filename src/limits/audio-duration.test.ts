@@ -544,3 +544,17 @@ describe("audioDurationOf: a fragmented MP4 (MediaRecorder's audio/mp4)", () => 
     near(duration.seconds, 60, 0.001);
   });
 });
+
+describe("audioDurationOf: chained Ogg", () => {
+  test("two Ogg Opus files joined (a chained Ogg, a second serial): not the last one's granule alone", () => {
+    // 60 s and 5 s of Opus at 32 kbit/s. Each chain's granule starts again at 0: the last page said 5 s.
+    const first = oggOpusFile(240);
+    first.writeBigUInt64LE(BigInt(60 * 48_000 + 312), first.length - 128 + 6);
+    const second = oggOpusFile(20);
+    second.writeBigUInt64LE(BigInt(5 * 48_000 + 312), second.length - 128 + 6);
+    for (let at = second.indexOf("OggS"); at >= 0; at = second.indexOf("OggS", at + 4))
+      second.writeUInt32LE(1, at + 14);
+    const duration = audioDurationOf(Buffer.concat([first, second]));
+    assert.ok(duration.seconds >= 65, `${duration.seconds}`);
+  });
+});

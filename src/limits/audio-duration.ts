@@ -239,6 +239,10 @@ function oggSeconds(bytes: Uint8Array, view: DataView): HeaderRead | undefined {
     const granule = view.getUint32(offset + 6, true) + view.getUint32(offset + 10, true) * 2 ** 32;
     // -1 (all ones): a page on which no packet ends; an earlier page has the position.
     if (view.getUint32(offset + 6, true) === 0xffffffff && view.getUint32(offset + 10, true) === 0xffffffff) continue;
+    // Another stream's page (a second serial): files joined into a chained Ogg, each chain's granule starting at 0
+    // again, so the last page counts only the last chain (60 s and 5 s joined counted 5 s); or a multiplexed one.
+    // Estimated from its size instead.
+    if (view.getUint32(offset + 14, true) !== view.getUint32(14, true)) return undefined;
     return { seconds: Math.max(0, granule - preSkip) / rate, leastSeconds };
   }
   return undefined;
