@@ -4,8 +4,8 @@
 // Why not a library: `music-metadata` reads every format but is an ESM package of ~20 modules with its own
 // dependencies (strtok3, token-types, file-type, ...), loaded and kept in memory by a process that mostly serves
 // chat. The few header fields a duration needs are read here in one pass over at most the first and last 64 KB of
-// the file (or its first MAX_CHUNKS WAV chunks or MP4 boxes; a WebM's last MB, matroska-duration.ts; an ADTS file's
-// frame headers), without copying it. A format not read here (AMR, ...) is estimated.
+// the file (or its first MAX_CHUNKS WAV chunks or MP4 boxes; a WebM's last MB, matroska-duration.ts; an MP3 or ADTS
+// file's frame headers, mpeg-audio-duration.ts), without copying it. A format not read here (AMR, ...) is estimated.
 //
 // Pure: no I/O, no clock.
 import { isRecord } from "../is-record.ts";

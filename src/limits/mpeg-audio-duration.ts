@@ -1,5 +1,5 @@
-// An MPEG audio upload's seconds (audio-duration.ts): MP3 (Xing/Info, VBRI, or constant bit rate) and AAC in ADTS
-// (its frames walked), after any ID3v2 tag. Pure: no I/O, no clock.
+// An MPEG audio upload's seconds (audio-duration.ts): MP3 and AAC in ADTS, their frames walked after any ID3v2 tag
+// as a decoder plays them (walkFrames; an MP3's Xing/Info or VBRI count too). Pure: no I/O, no clock.
 import {
   ascii,
   ESTIMATED_BYTES_PER_SECOND,
