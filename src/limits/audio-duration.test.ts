@@ -417,3 +417,144 @@ function mp4WithTrack(durationMs: bigint, audioBytes: number, handler: string, e
     box("mdat", Buffer.alloc(audioBytes)),
   ]);
 }
+
+describe("audioDurationOf: what a decoder plays, not what a header field says", () => {
+  test("a G.711 WAV (A-law, µ-law: a byte per sample) is timed by its sample rate, not its byte-rate field", () => {
+    for (const [law, tag] of [
+      ["A-law", 6],
+      ["µ-law", 7],
+    ] as const) {
+      // 8 kHz mono, a byte a sample: 960,000 bytes are 120 s of a phone call, whatever the byte-rate field says.
+      const wav = wavFile(60);
+      wav.writeUInt16LE(tag, 20);
+      wav.writeUInt16LE(1, 32); // block align: one byte
+      wav.writeUInt16LE(8, 34); // bits per sample
+      wav.writeUInt32LE(0xffffffff, 28); // 4 GB/s: the old count was 0.6 s (its bytes at 192 kHz 32-bit stereo)
+      const seconds = audioDurationOf(wav).seconds;
+      assert.ok(Math.abs(seconds - 120) < 0.01, `${law}: ${seconds}`);
+    }
+  });
+
+  test("a compressed WAV (ADPCM) takes no more bytes a second than 16-bit PCM of its rate and channels", () => {
+    const wav = wavFile(60); // 960,000 bytes of data
+    wav.writeUInt16LE(0x11, 20); // IMA ADPCM: 4 bits a sample, 4,000 bytes a second at 8 kHz mono
+    wav.writeUInt16LE(256, 32); // block align: a 256-byte block
+    wav.writeUInt32LE(0xffffffff, 28);
+    assert.ok(audioDurationOf(wav).seconds >= 960_000 / 16_000 - 0.01, `${audioDurationOf(wav).seconds}`);
+  });
+});
+
+/** `count` MPEG-1 layer III frames at 32 kHz mono of `kbps` (no padding): 36 ms each, 4.5 bytes per kbit/s. */
+function mp3Frames(count: number, kbps: number): Buffer {
+  const index = [0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320].indexOf(kbps);
+  const frameBytes = (144 * kbps * 1_000) / 32_000;
+  const frames = Buffer.alloc(count * frameBytes);
+  for (let at = 0; at < frames.length; at += frameBytes)
+    frames.writeUInt32BE((0xff_fb_08_c0 | (index << 12)) >>> 0, at);
+  return frames;
+}
+
+describe("audioDurationOf: MP3 and ADTS frames as a decoder plays them", () => {
+  test("an MP3 whose first two frames are 320 kbit/s and the rest 32 kbit/s (VBR, no Xing): every frame counts", () => {
+    // 2,778 frames of 32 kbit/s are 100 s; read as constant bit rate from the first frame it was 10 s.
+    const file = Buffer.concat([mp3Frames(2, 320), mp3Frames(2_778, 32)]);
+    near(audioDurationOf(file).seconds, 100.08, 0.05);
+  });
+
+  test("an MP3 whose Xing header counts 1 frame for 100 s of frames: the frames that came count", () => {
+    const file = mp3File(100, { xing: true });
+    file.writeUInt32BE(1, 30 + 4 + 17 + 8);
+    near(audioDurationOf(file).seconds, 100, 0.05); // was 11.6 s: its bytes at 320 kbit/s
+  });
+
+  test("two .aac files joined (an ID3v2 tag between them): a decoder skips the tag and plays both", () => {
+    const file = Buffer.concat([adtsFile(30, { bytesPerSecond: 2_000 }), adtsFile(30, { bytesPerSecond: 2_000 })]);
+    near(audioDurationOf(file).seconds, 60, 0.2); // was 30.9 s: the walk stopped at the tag, the rest at 576 kbit/s
+  });
+
+  test("ADTS: a junk byte after two frames does not make the frames behind it count at AAC's top rate", () => {
+    const frames = adtsFile(100, { bytesPerSecond: 2_000 });
+    const second = 30 + 2 * 128; // after the ID3 tag and two 128-byte frames
+    const file = Buffer.concat([frames.subarray(0, second), Buffer.from([0x00]), frames.subarray(second)]);
+    near(audioDurationOf(file).seconds, 100, 0.2); // was 3 s
+  });
+
+  test("MP3 and ADTS: zero padding after the frames plays nothing and counts nothing, at any length", () => {
+    // (Under the bound of its bytes at the top bit rate: 560 KB at 320 kbit/s are 14 s.)
+    near(audioDurationOf(Buffer.concat([mp3File(40), Buffer.alloc(400_000)])).seconds, 40, 0.05);
+    const aac = adtsFile(10, { bytesPerSecond: 2_000 });
+    near(audioDurationOf(Buffer.concat([aac, Buffer.alloc(400_000)])).seconds, 10, 0.05);
+  });
+
+  test("MP3 and ADTS: junk past what a decoder would skip counts as an unread file's bytes, not as free", () => {
+    for (const [what, frames] of [
+      ["mp3", mp3File(10)],
+      ["aac", adtsFile(10, { bytesPerSecond: 2_000 })],
+    ] as const) {
+      // Bytes a decoder scans for a frame in (0xFF every 256): past 64 KB of them, not free.
+      const junk = Buffer.from(Array.from({ length: 400_000 }, (_, index) => index % 256));
+      const seconds = audioDurationOf(Buffer.concat([frames, junk])).seconds;
+      assert.ok(seconds >= 10 + (junk.length - 65_536) / ESTIMATED_BYTES_PER_SECOND - 0.1, `${what}: ${seconds}`);
+    }
+  });
+});
+
+/**
+ * A fragmented M4A as a browser's MediaRecorder (`audio/mp4`) writes it live: `moov` first with mvhd's duration 0 (not
+ * known yet) and an `mvex`, then `moof`+`mdat` fragments of `bytesPerSecond` for `seconds`; `mehdMs` adds a Movie
+ * Extends Header (version 0) saying the whole length, as a muxer that seeks back may.
+ */
+function fragmentedMp4(seconds: number, bytesPerSecond: number, mehdMs?: number): Buffer {
+  const mvhd = Buffer.alloc(100);
+  mvhd.writeUInt32BE(1_000, 12); // timescale; duration (at 16) stays 0
+  const hdlr = Buffer.alloc(24);
+  hdlr.write("soun", 8, "ascii");
+  const entry = Buffer.alloc(36);
+  entry.writeUInt32BE(36);
+  entry.write("mp4a", 4, "ascii");
+  const stsd = box("stsd", Buffer.concat([Buffer.from([0, 0, 0, 0, 0, 0, 0, 1]), entry]));
+  const trak = box("trak", box("mdia", Buffer.concat([box("hdlr", hdlr), box("minf", box("stbl", stsd))])));
+  const mvexChildren = [box("trex", Buffer.alloc(24))];
+  if (mehdMs !== undefined) {
+    const mehd = Buffer.alloc(8);
+    mehd.writeUInt32BE(mehdMs, 4);
+    mvexChildren.unshift(box("mehd", mehd));
+  }
+  const fragments: Buffer[] = [];
+  for (let second = 0; second < seconds; second += 1) {
+    fragments.push(box("moof", box("traf", Buffer.alloc(32))), box("mdat", Buffer.alloc(bytesPerSecond)));
+  }
+  return Buffer.concat([
+    box("ftyp", Buffer.from("iso5\0\0\0\0", "ascii")),
+    box("moov", Buffer.concat([box("mvhd", mvhd), trak, box("mvex", Buffer.concat(mvexChildren))])),
+    ...fragments,
+  ]);
+}
+
+describe("audioDurationOf: a fragmented MP4 (MediaRecorder's audio/mp4)", () => {
+  test("mvhd's duration 0 with fragments after it is not 0 s: estimated from its size, not at AAC's top rate", () => {
+    // 60 s of 128 kbit/s AAC: 960 KB. At AAC's top rate that was 13 s; as an unread file it is 240 s, never short.
+    const duration = audioDurationOf(fragmentedMp4(60, 16_000));
+    assert.ok(duration.seconds >= 60, `${duration.seconds}`);
+  });
+
+  test("a Movie Extends Header (mehd) says the fragments' whole length: that counts", () => {
+    const duration = audioDurationOf(fragmentedMp4(60, 16_000, 60_000));
+    assert.equal(duration.source, "header");
+    near(duration.seconds, 60, 0.001);
+  });
+});
+
+describe("audioDurationOf: chained Ogg", () => {
+  test("two Ogg Opus files joined (a chained Ogg, a second serial): not the last one's granule alone", () => {
+    // 60 s and 5 s of Opus at 32 kbit/s. Each chain's granule starts again at 0: the last page said 5 s.
+    const first = oggOpusFile(240);
+    first.writeBigUInt64LE(BigInt(60 * 48_000 + 312), first.length - 128 + 6);
+    const second = oggOpusFile(20);
+    second.writeBigUInt64LE(BigInt(5 * 48_000 + 312), second.length - 128 + 6);
+    for (let at = second.indexOf("OggS"); at >= 0; at = second.indexOf("OggS", at + 4))
+      second.writeUInt32LE(1, at + 14);
+    const duration = audioDurationOf(Buffer.concat([first, second]));
+    assert.ok(duration.seconds >= 65, `${duration.seconds}`);
+  });
+});

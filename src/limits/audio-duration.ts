@@ -4,13 +4,14 @@
 // Why not a library: `music-metadata` reads every format but is an ESM package of ~20 modules with its own
 // dependencies (strtok3, token-types, file-type, ...), loaded and kept in memory by a process that mostly serves
 // chat. The few header fields a duration needs are read here in one pass over at most the first and last 64 KB of
-// the file (or its first MAX_CHUNKS WAV chunks or MP4 boxes; a WebM's last MB, matroska-duration.ts; an ADTS file's
-// frame headers), without copying it. A format not read here (AMR, ...) is estimated.
+// the file (or its first MAX_CHUNKS WAV chunks or MP4 boxes; a WebM's last MB, matroska-duration.ts; an MP3 or ADTS
+// file's frame headers, mpeg-audio-duration.ts), without copying it. A format not read here (AMR, ...) is estimated.
 //
 // Pure: no I/O, no clock.
 import { isRecord } from "../is-record.ts";
 import {
   ascii,
+  ESTIMATED_BYTES_PER_SECOND,
   type HeaderRead,
   losslessBytesPerSecond,
   MAX_AAC_BYTES_PER_SECOND,
@@ -42,13 +43,8 @@ export interface AudioDuration {
   readonly mostSeconds: number;
 }
 
-/**
- * The byte rate an unread file is assumed to have: 32 kbit/s, the low end of speech as uploads carry it (a voice
- * memo's Opus or AAC, a phone call's MP3). Assuming a low rate over-counts the seconds of a richer file, so the
- * estimate reserves too much rather than too little and the provider's own window (which counts the real seconds)
- * is not met first; a `verbose_json` answer's `duration` puts the exact count in its place afterwards.
- */
-export const ESTIMATED_BYTES_PER_SECOND = 4_000;
+// ESTIMATED_BYTES_PER_SECOND lives with the readers (the frame walks count their unread rest at it too).
+export { ESTIMATED_BYTES_PER_SECOND } from "./audio-header-reading.ts";
 
 /**
  * The fewest bytes a second of audio takes in a container read here: 2 kbit/s, below any speech codec they carry
@@ -121,8 +117,10 @@ function matroskaCodecRate(codecId: string | undefined): number {
 }
 
 /**
- * WAV: the `data` chunk's size over the `fmt ` chunk's byte rate. For PCM the rate is the sample rate times the block
- * size, as a decoder plays it, not the byte-rate field (nothing reads it: a hostile one said 4 GB/s, 0 s).
+ * WAV: the `data` chunk's size over the `fmt ` chunk's byte rate. For PCM (and G.711) the rate is the sample rate times
+ * the block size, as a decoder plays it, not the byte-rate field (nothing reads it: a hostile one said 4 GB/s, 0 s).
+ * For a compressed codec (ADPCM, GSM, MP3 in WAV) the field is believed only up to 16-bit PCM of the stated rate and
+ * channels, which no such codec exceeds: its decoder too plays its blocks by their own layout, not by that field.
  */
 function wavSeconds(bytes: Uint8Array, view: DataView): number | undefined {
   let byteRate: number | undefined;
@@ -131,7 +129,10 @@ function wavSeconds(bytes: Uint8Array, view: DataView): number | undefined {
     const id = ascii(bytes, offset, 4);
     const size = view.getUint32(offset + 4, true);
     const body = offset + 8;
-    if (id === "fmt " && body + 12 <= bytes.byteLength) byteRate = view.getUint32(body + 8, true);
+    if (id === "fmt " && body + 12 <= bytes.byteLength) {
+      const compressedMost = view.getUint32(body + 4, true) * view.getUint16(body + 2, true) * 2;
+      byteRate = Math.min(view.getUint32(body + 8, true), compressedMost);
+    }
     if (id === "fmt " && body + 14 <= bytes.byteLength && PCM_FORMAT_TAGS.has(view.getUint16(body, true))) {
       const pcmRate = view.getUint32(body + 4, true) * view.getUint16(body + 12, true);
       if (pcmRate > 0) byteRate = pcmRate;
@@ -149,8 +150,11 @@ function wavSeconds(bytes: Uint8Array, view: DataView): number | undefined {
   return undefined;
 }
 
-/** WAVE_FORMAT_PCM, WAVE_FORMAT_IEEE_FLOAT, WAVE_FORMAT_EXTENSIBLE: a block per sample frame. */
-const PCM_FORMAT_TAGS = new Set([0x0001, 0x0003, 0xfffe]);
+/**
+ * WAVE_FORMAT_PCM, WAVE_FORMAT_IEEE_FLOAT, WAVE_FORMAT_ALAW, WAVE_FORMAT_MULAW (G.711: a phone call's byte per sample),
+ * WAVE_FORMAT_EXTENSIBLE: a block per sample frame.
+ */
+const PCM_FORMAT_TAGS = new Set([0x0001, 0x0003, 0x0006, 0x0007, 0xfffe]);
 
 /**
  * FLAC: STREAMINFO's total samples over its sample rate (0 samples: unknown, estimated), at least what the audio
@@ -235,6 +239,10 @@ function oggSeconds(bytes: Uint8Array, view: DataView): HeaderRead | undefined {
     const granule = view.getUint32(offset + 6, true) + view.getUint32(offset + 10, true) * 2 ** 32;
     // -1 (all ones): a page on which no packet ends; an earlier page has the position.
     if (view.getUint32(offset + 6, true) === 0xffffffff && view.getUint32(offset + 10, true) === 0xffffffff) continue;
+    // Another stream's page (a second serial): files joined into a chained Ogg, each chain's granule starting at 0
+    // again, so the last page counts only the last chain (60 s and 5 s joined counted 5 s); or a multiplexed one.
+    // Estimated from its size instead.
+    if (view.getUint32(offset + 14, true) !== view.getUint32(14, true)) return undefined;
     return { seconds: Math.max(0, granule - preSkip) / rate, leastSeconds };
   }
   return undefined;

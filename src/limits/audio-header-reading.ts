@@ -37,6 +37,14 @@ export const MAX_AAC_BYTES_PER_SECOND = 72_000;
 export const MAX_MPEG_BYTES_PER_SECOND = 56_000;
 
 /**
+ * The byte rate an unread file is assumed to have: 32 kbit/s, the low end of speech as uploads carry it (a voice
+ * memo's Opus or AAC, a phone call's MP3). Assuming a low rate over-counts the seconds of a richer file, so the
+ * estimate reserves too much rather than too little and the provider's own window (which counts the real seconds)
+ * is not met first; a `verbose_json` answer's `duration` puts the exact count in its place afterwards.
+ */
+export const ESTIMATED_BYTES_PER_SECOND = 4_000;
+
+/**
  * The most WAV chunks or MP4 boxes walked before the file is estimated instead: a real file has a handful (`fmt `,
  * `LIST`, `data`; `ftyp`, `moov`, `mdat`, `free`). Unbounded, a hostile 25 MB upload of 8-byte chunks took some
  * 3 million steps, a second of the event loop each time it was sent, every stream of the process waiting.

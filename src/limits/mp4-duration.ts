@@ -26,7 +26,31 @@ export function mp4Seconds(bytes: Uint8Array, view: DataView): HeaderRead | unde
       ? view.getUint32(mvhd.body + 24) * 2 ** 32 + view.getUint32(mvhd.body + 28)
       : view.getUint32(mvhd.body + 16);
   if (timescale === 0) return undefined;
-  return { seconds: duration / timescale, leastSeconds: bytes.byteLength / mp4MaxBytesPerSecond(bytes, view, moov) };
+  const mvex = findBox(bytes, view, moov.body, moov.end, "mvex");
+  const movieDuration = mvex === undefined ? duration : fragmentedDuration(bytes, view, mvex, duration);
+  if (movieDuration === undefined) return undefined;
+  return {
+    seconds: movieDuration / timescale,
+    leastSeconds: bytes.byteLength / mp4MaxBytesPerSecond(bytes, view, moov),
+  };
+}
+
+/**
+ * A fragmented MP4 (`mvex` in its `moov`: a browser's MediaRecorder `audio/mp4`, written live) keeps its samples in
+ * `moof` fragments after the `moov`, and mvhd's duration counts only the `moov`'s own samples: 0 for a recorder, which
+ * does not know the length when it writes that box. Read as 0 s, 60 s of 128 kbit/s AAC counted 13 s (its bytes at
+ * AAC's top rate). Its length is the Movie Extends Header's (`mehd`, in mvhd's timescale) when there is one; without
+ * it the file is estimated from its size as an unread one (undefined), never short at a speech bit rate.
+ */
+function fragmentedDuration(bytes: Uint8Array, view: DataView, mvex: Box, duration: number): number | undefined {
+  const mehd = findBox(bytes, view, mvex.body, mvex.end, "mehd");
+  if (mehd === undefined) return undefined;
+  const isVersion1 = bytes[mehd.body] === 1;
+  if (mehd.body + (isVersion1 ? 12 : 8) > mehd.end) return undefined;
+  const fragmentDuration = isVersion1
+    ? view.getUint32(mehd.body + 4) * 2 ** 32 + view.getUint32(mehd.body + 8)
+    : view.getUint32(mehd.body + 4);
+  return fragmentDuration === 0 ? undefined : Math.max(duration, fragmentDuration);
 }
 
 /** Sample entry types (`stsd`) whose highest rate is known, by codec. */
