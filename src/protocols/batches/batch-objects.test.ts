@@ -155,3 +155,46 @@ test("one long line is checked in steps too: a yield every BYTES_PER_CHECK_STEP 
     );
   }
 });
+
+test("spaces around a long line's JSON are taken off in steps too: Unicode ones (NBSP, U+3000, BOMs) alike", () => {
+  // Before, the line's framing was taken off in one step, one Buffer decode and trim per character: 24 MB of NBSP
+  // around a small line held the event loop for 2-3 s (the old decode-and-trim took 0.1-0.4 s for it).
+  const paddingBytes = 4 * 1024 * 1024;
+  for (const unit of ["\u00a0", "\u3000", "\uFEFF", " "]) {
+    const padding = Buffer.alloc(paddingBytes - (paddingBytes % Buffer.byteLength(unit)), unit);
+    const bytes = Buffer.concat([
+      Buffer.from(`${line("a")}\n`),
+      padding,
+      Buffer.from(line("p")),
+      padding,
+      Buffer.from("\r\n"),
+      padding,
+      Buffer.from(`\n${line("b")}`),
+    ]);
+    const steps = checkingBatchInput(bytes, "/v1/chat/completions", 10, { maxDepth: 64, maxMembers: 10_000 });
+    let yields = 0;
+    let longestMs = 0;
+    let at = performance.now();
+    let step = steps.next();
+    for (; step.done !== true; step = steps.next()) {
+      yields += 1;
+      longestMs = Math.max(longestMs, performance.now() - at);
+      at = performance.now();
+    }
+    longestMs = Math.max(longestMs, performance.now() - at);
+    assert.ok(step.value.isValid, JSON.stringify(step.value));
+    assert.deepEqual(
+      step.value.lines.map((entry) => entry.customId),
+      ["a", "p", "b"],
+    );
+    const padded = step.value.lines[1];
+    assert.equal(padded === undefined ? "" : bytes.toString("utf8", padded.start, padded.end), line("p"));
+    // Each padding byte counts twice (read for the line's end, then taken off): no slice reads more than its share.
+    assert.ok(
+      yields >= Math.floor((6 * padding.length) / BYTES_PER_CHECK_STEP) - 2,
+      `${JSON.stringify(unit)}: ${yields}`,
+    );
+    // A generous bound for a loaded machine: a slice takes a few ms; 4 MB of NBSP in one step took 0.3-0.5 s.
+    assert.ok(longestMs < 150, `${JSON.stringify(unit)}: a step of ${longestMs.toFixed(0)} ms`);
+  }
+});

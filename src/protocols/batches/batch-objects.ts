@@ -2,7 +2,7 @@
 // `openai` SDK's resources/files and resources/batches), the checks of a batch's input file (OpenAI's validation: one
 // JSON request per line, each with a unique `custom_id`, `method: POST` and the batch's `url`), and the lines of the
 // output and error files. Pure: ids and times are passed in.
-import { LineScanner, lineEndFrom, trimmedLine } from "./line-scan.ts";
+import { LineScanner, lineEndFrom, trimmingLine } from "./line-scan.ts";
 
 /** The endpoints a batch may run (OpenAI's list, less those this gateway has no door for). */
 export const BATCH_ENDPOINTS = ["/v1/chat/completions", "/v1/embeddings", "/v1/completions", "/v1/responses"] as const;
@@ -250,7 +250,7 @@ export function* checkingBatchInput(
     }
     const lineEnd = yield* lineEndFrom(input, start, budget, BYTES_PER_CHECK_STEP);
     // A BOM, a CRLF's CR and spaces around the JSON are not the line's (its length is measured without them).
-    const trimmed = trimmedLine(input, start, lineEnd);
+    const trimmed = yield* trimmingLine(input, start, lineEnd, budget, BYTES_PER_CHECK_STEP);
     start = lineEnd + 1;
     if (trimmed.start === trimmed.end) continue;
     requests += 1;
