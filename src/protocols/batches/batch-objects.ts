@@ -268,7 +268,7 @@ export function* checkingBatchInput(
       yield;
       budget.bytesLeft = BYTES_PER_CHECK_STEP;
     }
-    const scanned = scanner.result();
+    const scanned = yield* scanner.reading(budget, BYTES_PER_CHECK_STEP);
     if (scanned.overBounds !== undefined) {
       problem(
         lineNumber,

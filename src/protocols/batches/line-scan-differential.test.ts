@@ -52,7 +52,13 @@ function newFacts(bytes: Buffer, maxDepth: number, maxMembers: number, cuts: rea
     if (to > at) at += scanner.step(to - at);
   }
   while (!scanner.isDone) scanner.step(1 << 20);
-  const found = scanner.result();
+  // The fields decoded in pieces too (each at least 16 bytes): a piece's end lands at every place in some line.
+  const decodeStep = 1 + (cuts.length % 23);
+  const budget = { bytesLeft: decodeStep };
+  const reading = scanner.reading(budget, decodeStep);
+  let read = reading.next();
+  while (read.done !== true) read = reading.next();
+  const found = read.value;
   // Long `method`/`url` values are unread by design; the oracle drops those over 40 characters, so does this.
   const compared = (value: string | undefined): string | undefined =>
     value !== undefined && value.length <= 40 ? value : undefined;
@@ -328,4 +334,37 @@ test("hand-picked lines: invalid UTF-8 inside and outside strings, names escaped
   ];
   const random = randomOf(1);
   for (const bytes of lines) assertSame(bytes, 4, 3, cutsOf(random, bytes.length, true));
+});
+
+test("long custom_id and model values decoded in pieces: the same string as JSON.parse, invalid UTF-8 runs included", () => {
+  const random = randomOf(99);
+  const pieces: readonly Buffer[] = [
+    Buffer.from("a"),
+    Buffer.from("é"),
+    Buffer.from("日"),
+    Buffer.from("😀"),
+    Buffer.from("\\u0041"),
+    Buffer.from("\\ud83d\\ude00"),
+    Buffer.from("\\ud800"),
+    Buffer.from("\\\\"),
+    Buffer.from('\\"'),
+    Buffer.from("\\n"),
+    Buffer.from([0x80, 0x80, 0x80, 0x80, 0x80, 0x80]),
+    Buffer.from([0xe2, 0x82]),
+    Buffer.from([0xf0, 0x9f, 0x98, 0x80, 0x80, 0x80, 0x80]),
+    Buffer.from([0xff]),
+  ];
+  for (let round = 0; round < 1500; round++) {
+    const parts: Buffer[] = [];
+    for (let count = 5 + random(60); count > 0; count--) parts.push(pick(random, pieces));
+    const value = Buffer.concat(parts);
+    const bytes = Buffer.concat([
+      Buffer.from('{"custom_id":"'),
+      value,
+      Buffer.from('","body":{"model":"'),
+      value,
+      Buffer.from('"}}'),
+    ]);
+    assertSame(bytes, 8, 8, [[], [1 + random(bytes.length)], [3, 9, 27]]);
+  }
 });
