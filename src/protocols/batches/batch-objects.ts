@@ -2,6 +2,7 @@
 // `openai` SDK's resources/files and resources/batches), the checks of a batch's input file (OpenAI's validation: one
 // JSON request per line, each with a unique `custom_id`, `method: POST` and the batch's `url`), and the lines of the
 // output and error files. Pure: ids and times are passed in.
+import { DistinctStrings } from "./distinct-strings.ts";
 import { LineScanner, lineEndFrom, trimmingLine } from "./line-scan.ts";
 
 /** The endpoints a batch may run (OpenAI's list, less those this gateway has no door for). */
@@ -153,9 +154,8 @@ export function newBatch(
 }
 
 /**
- * One request of a batch's input file: where it is, not its body (read again by lineBody when it runs): a running
- * batch's parsed bodies cost about its file's size in heap each time, and one 100 MB file could be the input of many
- * batches at once.
+ * One request of a batch's input file: where it is, not its body (read again by lineBody when it runs): parsed bodies
+ * cost a running batch about its file's size in heap each time, and one 100 MB file can be the input of many batches.
  */
 export interface BatchLine {
   /** 0-based; error entries name it 1-based, as OpenAI's `line`. */
@@ -235,8 +235,8 @@ export function* checkingBatchInput(
 ): Generator<void, InputCheck, void> {
   const errors: BatchErrorEntry[] = [];
   const lines: BatchLine[] = [];
-  const seen = new Set<string>();
-  const models = new Set<string>();
+  const seen = new DistinctStrings();
+  const models = new DistinctStrings();
   const problem = (line: number, code: string, message: string, param: string | null): void => {
     if (errors.length < MAX_INPUT_ERRORS) errors.push({ code, message, param, line });
   };
@@ -341,7 +341,7 @@ export function* checkingBatchInput(
     });
   }
   if (errors.length > 0) return { isValid: false, errors };
-  return { isValid: true, lines, model: models.size === 1 ? ([...models][0] ?? null) : null };
+  return { isValid: true, lines, model: models.size === 1 ? (models.first ?? null) : null };
 }
 
 /** A line of the output file (a 2xx answer) or of the error file (an error answer): OpenAI's shape. */
