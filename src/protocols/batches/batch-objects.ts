@@ -298,7 +298,7 @@ export function* checkingBatchInput(
       );
       continue;
     }
-    if (seen.has(customId)) {
+    if (!seen.add(customId)) {
       problem(
         lineNumber,
         "duplicate_custom_id",
@@ -307,7 +307,6 @@ export function* checkingBatchInput(
       );
       continue;
     }
-    seen.add(customId);
     if (scanned.method !== "POST") {
       problem(lineNumber, "invalid_method", `Line ${lineNumber}: \`method\` must be "POST".`, "method");
       continue;

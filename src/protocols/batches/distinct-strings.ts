@@ -22,24 +22,21 @@ export class DistinctStrings {
     return this.#first;
   }
 
-  has(value: string): boolean {
-    if (value.length <= MAX_HASHED_CHARS) return this.#short.has(value);
-    return this.#long.get(digestOf(value))?.includes(value) ?? false;
-  }
-
-  add(value: string): void {
+  /** Adds `value`; false when it was there already (one digest of a long string, not one to look and one to add). */
+  add(value: string): boolean {
     if (value.length <= MAX_HASHED_CHARS) {
-      if (this.#short.has(value)) return;
+      if (this.#short.has(value)) return false;
       this.#short.add(value);
     } else {
       const digest = digestOf(value);
       const same = this.#long.get(digest);
-      if (same?.includes(value) === true) return;
+      if (same?.includes(value) === true) return false;
       if (same === undefined) this.#long.set(digest, [value]);
       else same.push(value);
     }
     if (this.#size === 0) this.#first = value;
     this.#size += 1;
+    return true;
   }
 }
 
