@@ -298,7 +298,7 @@ export function* checkingBatchInput(
       );
       continue;
     }
-    if (!seen.add(customId)) {
+    if (!(yield* seen.adding(customId, budget, BYTES_PER_CHECK_STEP))) {
       problem(
         lineNumber,
         "duplicate_custom_id",
@@ -324,7 +324,7 @@ export function* checkingBatchInput(
       problem(lineNumber, "invalid_request", `Line ${lineNumber}: \`body\` must be a JSON object.`, "body");
       continue;
     }
-    if (scanned.model !== undefined) models.add(scanned.model);
+    if (scanned.model !== undefined) yield* models.adding(scanned.model, budget, BYTES_PER_CHECK_STEP);
     lines.push({ index: lines.length, customId, start: trimmed.start, end: trimmed.end });
   }
   if (lines.length + errors.length === 0) {
