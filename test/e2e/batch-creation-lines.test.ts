@@ -143,3 +143,51 @@ describe("Batch API: what a line's JSON is", () => {
     assert.equal((refused?.response as { status_code: number } | undefined)?.status_code, 413);
   });
 });
+
+describe("Batch API: creations checked side by side", () => {
+  test("three batches checked at once (two of one file): each is read alone, padded lines served, a bad line named", async (t) => {
+    const mock = await useMock(t);
+    echoing(mock);
+    const gateway = await useGateway(t, providersYaml(mock, { apiKey: KEY }));
+    const client = openAiClient(gateway);
+    // Lines of megabytes, so that each check takes many slices and the three interleave; Unicode spaces around a
+    // line (taken off in slices too) and a long custom_id (decoded in slices) among them.
+    const nbsp = "\u00a0".repeat(1_000_000);
+    const longId = `id-${"é".repeat(1_000_000)}`;
+    const good = [
+      chatLine("g1", "x".repeat(3_000_000)),
+      `${nbsp}${chatLine("g2", "padded")}${nbsp}\r`,
+      chatLine(longId, "long id"),
+    ].join("\n");
+    const bad = [
+      chatLine("b1", "y".repeat(3_000_000)),
+      chatLine("b2", "z"),
+      '{"custom_id":"b3",',
+      chatLine("b2", "w"),
+    ].join("\n");
+    const [goodFile, badFile] = await Promise.all([upload(client, good), upload(client, bad)]);
+    const created = await Promise.all([
+      createBatch(client, goodFile.id),
+      createBatch(client, badFile.id),
+      createBatch(client, goodFile.id),
+    ]);
+    const [first, failed, second] = await Promise.all(
+      created.map((batch) => waitForBatch(client, batch.id, isFinished, 60_000)),
+    );
+    assert.equal(failed?.status, "failed", JSON.stringify(failed));
+    assert.deepEqual(
+      failed?.errors?.data?.map((error) => [error.line, error.code]),
+      [
+        [3, "invalid_json_line"],
+        [4, "duplicate_custom_id"],
+      ],
+    );
+    for (const done of [first, second]) {
+      assert.equal(done?.status, "completed", JSON.stringify(done));
+      assert.deepEqual(done?.request_counts, { total: 3, completed: 3, failed: 0 });
+      const output = await linesOf(client, done?.output_file_id);
+      assert.deepEqual(output.map((line) => line.custom_id).sort(), ["g1", "g2", longId].sort());
+    }
+    assert.equal(sentContents(mock).filter((content) => content === "padded").length, 2);
+  });
+});

@@ -18,6 +18,7 @@ import {
   chatLine,
   createBatch,
   echoing,
+  linesOf,
   providersYaml,
   sentContents,
   serverWithKeys,
@@ -250,6 +251,49 @@ describe("a shared budget spent by another replica", skipWithoutRedis, () => {
     assert.deepEqual(
       batchRecords().map((record) => record.status),
       [200],
+    );
+  });
+});
+
+describe("a batch whose every candidate stays failing (circuits open for its whole window)", () => {
+  test("its lines wait unsent, leave no record, and the batch still expires at its window's end", async (t) => {
+    const mock = await useMock(t);
+    mock.setDefault(CHAT_ROUTE, { kind: "json", status: 500, body: { error: { message: "down" } } });
+    const gateway = await useGateway(
+      t,
+      `${providersYaml(mock)}cooldowns:\n  failure_threshold: 3\n  circuit_first_probe_ms: 3600000\n  circuit_open_ms: 3600000\nbatches:\n  completion_window_ms: 2500\n`,
+    );
+    // Live requests fail (502) until the circuit opens for an hour: then a 503 without an upstream request.
+    let status = 0;
+    for (let tries = 0; tries < 5 && status !== 503; tries++) {
+      status = (await postChat(gateway, { model: "m", messages: HELLO })).status;
+    }
+    assert.equal(status, 503);
+    const sent = mock.requests.length;
+    const records = recordsOf(gateway.runtime);
+    const client = openAiClient(gateway);
+    const file = await upload(client, [chatLine("w-1", "one"), chatLine("w-2", "two")].join("\n"));
+    const done = await waitForBatch(
+      client,
+      (await createBatch(client, file.id)).id,
+      (batch) => batch.status === "expired",
+      15_000,
+    );
+    assert.deepEqual(done.request_counts, { total: 2, completed: 0, failed: 2 }, JSON.stringify(done));
+    assert.equal(mock.requests.length, sent, "nothing sent for the lines");
+    assert.deepEqual(
+      (await linesOf(client, done.error_file_id)).map((line) => [
+        line.custom_id,
+        (line.error as { code: string }).code,
+      ]),
+      [
+        ["w-1", "batch_expired"],
+        ["w-2", "batch_expired"],
+      ],
+    );
+    assert.deepEqual(
+      records.filter((record) => record.batchId !== undefined).map((record) => [record.status, record.errorCode]),
+      [],
     );
   });
 });

@@ -155,3 +155,107 @@ test("one long line is checked in steps too: a yield every BYTES_PER_CHECK_STEP 
     );
   }
 });
+
+test("spaces around a long line's JSON are taken off in steps too: Unicode ones (NBSP, U+3000, BOMs) alike", () => {
+  // Before, the line's framing was taken off in one step, one Buffer decode and trim per character: 24 MB of NBSP
+  // around a small line held the event loop for 2-3 s (the old decode-and-trim took 0.1-0.4 s for it).
+  const paddingBytes = 4 * 1024 * 1024;
+  for (const unit of ["\u00a0", "\u3000", "\uFEFF", " "]) {
+    const padding = Buffer.alloc(paddingBytes - (paddingBytes % Buffer.byteLength(unit)), unit);
+    const bytes = Buffer.concat([
+      Buffer.from(`${line("a")}\n`),
+      padding,
+      Buffer.from(line("p")),
+      padding,
+      Buffer.from("\r\n"),
+      padding,
+      Buffer.from(`\n${line("b")}`),
+    ]);
+    const steps = checkingBatchInput(bytes, "/v1/chat/completions", 10, { maxDepth: 64, maxMembers: 10_000 });
+    let yields = 0;
+    let longestMs = 0;
+    let at = performance.now();
+    let step = steps.next();
+    for (; step.done !== true; step = steps.next()) {
+      yields += 1;
+      longestMs = Math.max(longestMs, performance.now() - at);
+      at = performance.now();
+    }
+    longestMs = Math.max(longestMs, performance.now() - at);
+    assert.ok(step.value.isValid, JSON.stringify(step.value));
+    assert.deepEqual(
+      step.value.lines.map((entry) => entry.customId),
+      ["a", "p", "b"],
+    );
+    const padded = step.value.lines[1];
+    assert.equal(padded === undefined ? "" : bytes.toString("utf8", padded.start, padded.end), line("p"));
+    // Each padding byte counts twice (read for the line's end, then taken off): no slice reads more than its share.
+    assert.ok(
+      yields >= Math.floor((6 * padding.length) / BYTES_PER_CHECK_STEP) - 2,
+      `${JSON.stringify(unit)}: ${yields}`,
+    );
+    // A generous bound for a loaded machine: a slice takes a few ms; 4 MB of NBSP in one step took 0.3-0.5 s.
+    assert.ok(longestMs < 150, `${JSON.stringify(unit)}: a step of ${longestMs.toFixed(0)} ms`);
+  }
+});
+
+test("a long custom_id or model is decoded in steps too: plain, multi-byte or escaped, read as JSON.parse reads it", () => {
+  // Before, the scan was sliced but the fields it keeps were decoded in one step: a line whose custom_id and model
+  // were 40 MB each held the event loop 1.1-2.7 s after its scan.
+  const pieceBytes = 1024 * 1024;
+  for (const piece of ["x", "é😀", '\\u0041\\ud83d\\ude00\\\\\\"\\/', "a\\n"]) {
+    const value = piece.repeat(Math.ceil(pieceBytes / piece.length));
+    const bytes = Buffer.from(
+      `{"custom_id":"${value}","method":"POST","url":"/v1/chat/completions","body":{"model":"${value}z"}}`,
+    );
+    const steps = checkingBatchInput(bytes, "/v1/chat/completions", 10, { maxDepth: 64, maxMembers: 10_000 });
+    let yields = 0;
+    let step = steps.next();
+    for (; step.done !== true; step = steps.next()) yields += 1;
+    assert.ok(step.value.isValid, JSON.stringify(step.value).slice(0, 300));
+    const decoded = JSON.parse(`"${value}"`) as string;
+    assert.ok(step.value.lines[0]?.customId === decoded, `${JSON.stringify(piece)}: custom_id read otherwise`);
+    assert.ok(step.value.model === `${decoded}z`, `${JSON.stringify(piece)}: model read otherwise`);
+    // Each byte of the two values counts twice (read for the line's end, then scanned) and once more decoded.
+    const valueBytes = 2 * Buffer.byteLength(value);
+    assert.ok(yields >= Math.floor((3 * valueBytes) / BYTES_PER_CHECK_STEP) - 2, `${JSON.stringify(piece)}: ${yields}`);
+  }
+});
+
+test("many long custom_ids (or models) of one length are checked in linear time; a repeated one is still found", () => {
+  // V8 hashes a string of more than 16,383 characters by its length alone: a Set of distinct custom_ids of one such
+  // length compared each new one with every one kept (3,000 of 17,000 characters: 36 s of the event loop).
+  const checkMs = (length: number, count: number): number => {
+    const file = Array.from({ length: count }, (_, at) => {
+      const id = `${"i".repeat(length - 6)}${String(at).padStart(6, "0")}`;
+      const model = `${"m".repeat(length - 6)}${String(at).padStart(6, "0")}`;
+      return JSON.stringify({ custom_id: id, method: "POST", url: "/v1/chat/completions", body: { model } });
+    });
+    const startedAt = performance.now();
+    const checked = checkBatchInput(file.join("\n"), "/v1/chat/completions", 10_000);
+    const elapsedMs = performance.now() - startedAt;
+    assert.ok(checked.isValid);
+    assert.equal(checked.model, null);
+    return elapsedMs;
+  };
+  const hashedMs = checkMs(16_000, 800);
+  const longMs = checkMs(17_000, 800);
+  // Measured against the same work for strings V8 hashes whole: about equal now; 4-5 times as long before.
+  assert.ok(longMs < 2 * hashedMs + 300, `${longMs.toFixed(0)} ms against ${hashedMs.toFixed(0)} ms`);
+  // Still exact: the same long id twice is a duplicate; ids that differ only by a lone surrogate and U+FFFD are not.
+  const long = "d".repeat(20_000);
+  const request = (id: string): string =>
+    `{"custom_id":${JSON.stringify(id)},"method":"POST","url":"/v1/chat/completions","body":{"model":"m"}}`;
+  const repeated = checkBatchInput(
+    [request(long), request(`${long}x`), request(long)].join("\n"),
+    "/v1/chat/completions",
+    10,
+  );
+  assert.ok(!repeated.isValid);
+  assert.deepEqual(
+    repeated.errors.map((error) => [error.line, error.code]),
+    [[3, "duplicate_custom_id"]],
+  );
+  const surrogates = [request(`${long}\ud800`), request(`${long}\ufffd`)].join("\n");
+  assert.ok(checkBatchInput(surrogates, "/v1/chat/completions", 10).isValid);
+});

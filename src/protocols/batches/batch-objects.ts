@@ -2,7 +2,8 @@
 // `openai` SDK's resources/files and resources/batches), the checks of a batch's input file (OpenAI's validation: one
 // JSON request per line, each with a unique `custom_id`, `method: POST` and the batch's `url`), and the lines of the
 // output and error files. Pure: ids and times are passed in.
-import { LineScanner, lineEndFrom, trimmedLine } from "./line-scan.ts";
+import { DistinctStrings } from "./distinct-strings.ts";
+import { LineScanner, lineEndFrom, trimmingLine } from "./line-scan.ts";
 
 /** The endpoints a batch may run (OpenAI's list, less those this gateway has no door for). */
 export const BATCH_ENDPOINTS = ["/v1/chat/completions", "/v1/embeddings", "/v1/completions", "/v1/responses"] as const;
@@ -153,9 +154,8 @@ export function newBatch(
 }
 
 /**
- * One request of a batch's input file: where it is, not its body (read again by lineBody when it runs): a running
- * batch's parsed bodies cost about its file's size in heap each time, and one 100 MB file could be the input of many
- * batches at once.
+ * One request of a batch's input file: where it is, not its body (read again by lineBody when it runs): parsed bodies
+ * cost a running batch about its file's size in heap each time, and one 100 MB file can be the input of many batches.
  */
 export interface BatchLine {
   /** 0-based; error entries name it 1-based, as OpenAI's `line`. */
@@ -235,8 +235,8 @@ export function* checkingBatchInput(
 ): Generator<void, InputCheck, void> {
   const errors: BatchErrorEntry[] = [];
   const lines: BatchLine[] = [];
-  const seen = new Set<string>();
-  const models = new Set<string>();
+  const seen = new DistinctStrings();
+  const models = new DistinctStrings();
   const problem = (line: number, code: string, message: string, param: string | null): void => {
     if (errors.length < MAX_INPUT_ERRORS) errors.push({ code, message, param, line });
   };
@@ -250,7 +250,7 @@ export function* checkingBatchInput(
     }
     const lineEnd = yield* lineEndFrom(input, start, budget, BYTES_PER_CHECK_STEP);
     // A BOM, a CRLF's CR and spaces around the JSON are not the line's (its length is measured without them).
-    const trimmed = trimmedLine(input, start, lineEnd);
+    const trimmed = yield* trimmingLine(input, start, lineEnd, budget, BYTES_PER_CHECK_STEP);
     start = lineEnd + 1;
     if (trimmed.start === trimmed.end) continue;
     requests += 1;
@@ -268,7 +268,7 @@ export function* checkingBatchInput(
       yield;
       budget.bytesLeft = BYTES_PER_CHECK_STEP;
     }
-    const scanned = scanner.result();
+    const scanned = yield* scanner.reading(budget, BYTES_PER_CHECK_STEP);
     if (scanned.overBounds !== undefined) {
       problem(
         lineNumber,
@@ -298,7 +298,7 @@ export function* checkingBatchInput(
       );
       continue;
     }
-    if (seen.has(customId)) {
+    if (!(yield* seen.adding(customId, budget, BYTES_PER_CHECK_STEP))) {
       problem(
         lineNumber,
         "duplicate_custom_id",
@@ -307,7 +307,6 @@ export function* checkingBatchInput(
       );
       continue;
     }
-    seen.add(customId);
     if (scanned.method !== "POST") {
       problem(lineNumber, "invalid_method", `Line ${lineNumber}: \`method\` must be "POST".`, "method");
       continue;
@@ -325,7 +324,7 @@ export function* checkingBatchInput(
       problem(lineNumber, "invalid_request", `Line ${lineNumber}: \`body\` must be a JSON object.`, "body");
       continue;
     }
-    if (scanned.model !== undefined) models.add(scanned.model);
+    if (scanned.model !== undefined) yield* models.adding(scanned.model, budget, BYTES_PER_CHECK_STEP);
     lines.push({ index: lines.length, customId, start: trimmed.start, end: trimmed.end });
   }
   if (lines.length + errors.length === 0) {
@@ -341,7 +340,7 @@ export function* checkingBatchInput(
     });
   }
   if (errors.length > 0) return { isValid: false, errors };
-  return { isValid: true, lines, model: models.size === 1 ? ([...models][0] ?? null) : null };
+  return { isValid: true, lines, model: models.size === 1 ? (models.first ?? null) : null };
 }
 
 /** A line of the output file (a 2xx answer) or of the error file (an error answer): OpenAI's shape. */

@@ -203,3 +203,14 @@ test("trimmedLine takes off what String.prototype.trim takes off, in bytes", () 
     assert.equal(bytes.toString("utf8", start, end), text.trim(), JSON.stringify(text));
   }
 });
+
+test("trimmedLine takes off every BMP character trim takes off, and no other (its list of UTF-8 encodings)", () => {
+  for (let code = 0; code < 0x10000; code++) {
+    if (code >= 0xd800 && code <= 0xdfff) continue;
+    const character = String.fromCharCode(code);
+    const text = `${character}${character}{}${character}`;
+    const bytes = Buffer.from(text);
+    const { start, end } = trimmedLine(bytes, 0, bytes.length);
+    if (bytes.toString("utf8", start, end) !== text.trim()) assert.fail(`U+${code.toString(16)}`);
+  }
+});
