@@ -100,9 +100,16 @@ function joinEntry(entries: Record<string, unknown>[], piece: Readonly<Record<st
     const isPiece = (PIECE_FIELDS as readonly string[]).includes(field);
     const before = same[field];
     if (isPiece && typeof value === "string" && typeof before === "string") same[field] = before + value;
-    // A field a later piece names first (a signature, a format) is the entry's; one already there stays.
-    else if (before === undefined || before === null) same[field] = value;
+    // A field a later piece names first (a signature, a format) is the entry's; one already there stays. An empty
+    // string is not there: OpenRouter opens a Claude thinking entry with `"signature":""` and sends the signature
+    // whole in a later piece, which Anthropic needs unchanged on the next turn (kept "", the turn is refused).
+    else if (isAbsent(before) && !isAbsent(value)) same[field] = value;
   }
+}
+
+/** A field that says nothing yet: missing, null, or the empty string a stream opens an entry with. */
+function isAbsent(value: unknown): boolean {
+  return value === undefined || value === null || value === "";
 }
 
 /**
