@@ -97,3 +97,16 @@ test("a stream whose first piece names an empty signature: the signature a later
     },
   ]);
 });
+
+test("a stream: reasoning.encrypted entries come whole, two sharing an index are two (never one appended blob)", () => {
+  const stream = new StreamedReasoning();
+  const first = { type: "reasoning.encrypted", data: "c2lnLW9uZQ==", id: "c1", format: "google-gemini-v1", index: 0 };
+  const second = { type: "reasoning.encrypted", data: "c2lnLXR3bw==", id: "c2", format: "google-gemini-v1", index: 0 };
+  stream.push({
+    choices: [{ index: 0, delta: { tool_calls: [{ index: 0, ...call("c1") }], reasoning_details: [first] } }],
+  });
+  stream.push({
+    choices: [{ index: 0, delta: { tool_calls: [{ index: 1, ...call("c2") }], reasoning_details: [second] } }],
+  });
+  assert.deepEqual(stream.all, [{ id: reasoningKeyOf("c1"), extra: { reasoning_details: [first, second] } }]);
+});
