@@ -67,3 +67,46 @@ test("given back to the assistant message whose first call was kept; a message t
   assert.equal(withRecalledReasoning(messages, new Map()), messages);
   assert.equal(withRecalledReasoning(messages, new Map([["c1", { reasoning_details: [] }]])), messages);
 });
+
+test("a stream whose first piece names an empty signature: the signature a later piece brings is the entry's", () => {
+  // As OpenRouter streams Claude's thinking (a recorded anthropic/claude-sonnet-4 stream): the first piece holds
+  // `"text":"","signature":""`, the text follows, the signature comes whole in a later piece of the same index.
+  const stream = new StreamedReasoning();
+  const piece = (fields: Record<string, unknown>) => ({
+    choices: [{ index: 0, delta: { reasoning_details: [{ type: "reasoning.text", index: 0, ...fields }] } }],
+  });
+  stream.push(piece({ text: "", signature: "", format: "anthropic-claude-v1" }));
+  stream.push(piece({ text: "Weather ", format: "anthropic-claude-v1" }));
+  stream.push(piece({ text: "first.", format: "anthropic-claude-v1" }));
+  stream.push(piece({ text: "", signature: "EqQBCkgIARABGAIiQL+sig==", format: "anthropic-claude-v1" }));
+  stream.push({ choices: [{ index: 0, delta: { tool_calls: [{ index: 0, ...call("toolu_1") }] } }] });
+  assert.deepEqual(stream.all, [
+    {
+      id: reasoningKeyOf("toolu_1"),
+      extra: {
+        reasoning_details: [
+          {
+            type: "reasoning.text",
+            index: 0,
+            text: "Weather first.",
+            signature: "EqQBCkgIARABGAIiQL+sig==",
+            format: "anthropic-claude-v1",
+          },
+        ],
+      },
+    },
+  ]);
+});
+
+test("a stream: reasoning.encrypted entries come whole, two sharing an index are two (never one appended blob)", () => {
+  const stream = new StreamedReasoning();
+  const first = { type: "reasoning.encrypted", data: "c2lnLW9uZQ==", id: "c1", format: "google-gemini-v1", index: 0 };
+  const second = { type: "reasoning.encrypted", data: "c2lnLXR3bw==", id: "c2", format: "google-gemini-v1", index: 0 };
+  stream.push({
+    choices: [{ index: 0, delta: { tool_calls: [{ index: 0, ...call("c1") }], reasoning_details: [first] } }],
+  });
+  stream.push({
+    choices: [{ index: 0, delta: { tool_calls: [{ index: 1, ...call("c2") }], reasoning_details: [second] } }],
+  });
+  assert.deepEqual(stream.all, [{ id: reasoningKeyOf("c1"), extra: { reasoning_details: [first, second] } }]);
+});

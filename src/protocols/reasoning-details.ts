@@ -44,12 +44,19 @@ export function reasoningOfCompletion(completion: unknown): ToolCallExtra[] {
 }
 
 /** The string fields a streamed entry's pieces are split in (OpenRouter streams `reasoning.text` a piece a chunk). */
-const PIECE_FIELDS = ["text", "summary", "data"] as const;
+const PIECE_FIELDS = ["text", "summary"] as const;
+
+/**
+ * An entry that always comes whole: an opaque blob (Anthropic's redacted thinking, OpenAI's encrypted content, a
+ * Gemini signature) is never split by any of them, and OpenRouter's own AI SDK provider pushes these as they come.
+ * Two of them appended would be one invalid blob; two kept apart, at worst one entry more.
+ */
+const WHOLE_TYPE = "reasoning.encrypted";
 
 /**
  * The same, gathered from a streamed answer's chunks (`delta.reasoning_details`) as they come: the pieces of one
- * entry (same `index` and `type`) joined, as the answer's message would hold them; an entry without an index is one
- * whole. Kept per choice with the first tool call id the choice's deltas named.
+ * entry (same `index` and `type`) joined, as the answer's message would hold them; an entry without an index, and a
+ * `reasoning.encrypted` one, is one whole. Kept per choice with the first tool call id the choice's deltas named.
  */
 export class StreamedReasoning {
   /** Per choice index: the entries so far, and the first call id. */
@@ -91,7 +98,9 @@ export class StreamedReasoning {
 function joinEntry(entries: Record<string, unknown>[], piece: Readonly<Record<string, unknown>>): void {
   const index = piece.index;
   const same =
-    typeof index === "number" ? entries.find((entry) => entry.index === index && entry.type === piece.type) : undefined;
+    typeof index === "number" && piece.type !== WHOLE_TYPE
+      ? entries.find((entry) => entry.index === index && entry.type === piece.type)
+      : undefined;
   if (same === undefined) {
     entries.push({ ...piece });
     return;
@@ -100,9 +109,16 @@ function joinEntry(entries: Record<string, unknown>[], piece: Readonly<Record<st
     const isPiece = (PIECE_FIELDS as readonly string[]).includes(field);
     const before = same[field];
     if (isPiece && typeof value === "string" && typeof before === "string") same[field] = before + value;
-    // A field a later piece names first (a signature, a format) is the entry's; one already there stays.
-    else if (before === undefined || before === null) same[field] = value;
+    // A field a later piece names first (a signature, a format) is the entry's; one already there stays. An empty
+    // string is not there: OpenRouter opens a Claude thinking entry with `"signature":""` and sends the signature
+    // whole in a later piece, which Anthropic needs unchanged on the next turn (kept "", the turn is refused).
+    else if (isAbsent(before) && !isAbsent(value)) same[field] = value;
   }
+}
+
+/** A field that says nothing yet: missing, null, or the empty string a stream opens an entry with. */
+function isAbsent(value: unknown): boolean {
+  return value === undefined || value === null || value === "";
 }
 
 /**

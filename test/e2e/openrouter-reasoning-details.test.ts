@@ -462,3 +462,46 @@ ${state}`,
     assert.equal(await mgetCalls(), before + 1, "one look-up, for the OpenRouter attempt");
   });
 });
+
+test("Claude through OpenRouter, streamed: the signature that comes after an empty one goes back on the next turn", async (t) => {
+  // As OpenRouter streams Claude's thinking (recorded anthropic/claude-sonnet-4 streams): the entry opens with
+  // `"text":"","signature":""`, the text follows in pieces, the signature comes whole in a later piece of index 0.
+  // Anthropic refuses a tool loop's next turn whose thinking block lost its signature.
+  const claude = "anthropic/claude-sonnet-4";
+  const signature = "EqQBCkgIARABGAIiQClaudeSignedThinking==";
+  const format = "anthropic-claude-v1";
+  const expected = [{ type: "reasoning.text", text: "Weather first.", signature, format, index: 0 }];
+  const chunk = (delta: unknown, finishReason: string | null = null) => ({
+    data: {
+      id: "gen-1761052928-abc",
+      provider: "Anthropic",
+      object: "chat.completion.chunk",
+      model: claude,
+      choices: [{ index: 0, delta, finish_reason: finishReason }],
+    },
+  });
+  const piece = (fields: Record<string, unknown>) =>
+    chunk({
+      role: "assistant",
+      content: "",
+      reasoning_details: [{ type: "reasoning.text", format, index: 0, ...fields }],
+    });
+  const { mock, gateway } = await scene(t);
+  mock.enqueue(
+    CHAT_ROUTE,
+    {
+      kind: "sse",
+      events: [
+        piece({ text: "", signature: "" }),
+        piece({ text: "Weather " }),
+        piece({ text: "first." }),
+        piece({ text: "", signature }),
+        chunk({ role: "assistant", content: null, tool_calls: [{ index: 0, ...CALL }] }),
+        chunk({ role: "assistant", content: "" }, "tool_calls"),
+      ],
+    },
+    { kind: "json", body: chatCompletion("Sunny in Paris.", claude) },
+  );
+  assert.equal(await messagesToolLoop(gateway, gateway, true), "Sunny in Paris.");
+  assert.deepEqual(sentAssistant(chatRequests(mock)[1])?.reasoning_details, expected);
+});
