@@ -66,7 +66,10 @@ export const OUTCOMES = Object.freeze({
    * over; the provider is left out for that endpoint only (limits/unserved-endpoints.ts), none of its models blamed.
    */
   unserved_endpoint: traits(false, true, false, "none", false, false),
-  /** This candidate refuses a parameter or feature of the request that another may take: fail over, nothing parked. */
+  /**
+   * This candidate refuses a parameter or feature of the request that another may take, or flagged its input by a
+   * moderation only some models have (OpenRouter's 403 with `metadata.reasons`): fail over, nothing parked.
+   */
   unsupported: traits(false, true, false, "none", false, false),
   /** 5xx, or an error answered as a 200. */
   server_error: traits(false, true, true, "deployment", true, false),

@@ -137,12 +137,15 @@ export function classifyResponse(
   }
   if (status === 401 || status === 403) {
     const error = readUpstreamError(bodyText, status);
-    // Neither is about the key that was sent: a moderation refusal flagged the input (OpenRouter's 403 with
-    // `metadata.reasons`), returned to the client as is; a provider behind an aggregator refused the aggregator (its
-    // own key, a region it does not serve: OpenAI's "Country, region, or territory not supported" through
-    // OpenRouter), so this model is out there for now, not every model of the key.
+    // Neither is about the key that was sent. A moderation refusal flagged the input (OpenRouter's 403 with
+    // `metadata.reasons`): OpenRouter moderates per model ("<model> requires moderation on <provider>": only some
+    // providers' models), and flags by mistake ("misc" on "i want to order eba"), so another candidate may serve the
+    // same input: failed over as a refusal this candidate alone made, nothing learned or parked (lessons.ts), and the
+    // client gets it when no candidate answers (failover.ts `firstRefusal`). A provider behind an aggregator refused
+    // the aggregator (its own key, a region it does not serve: OpenAI's "Country, region, or territory not supported"
+    // through OpenRouter), so this model is out there for now, not every model of the key.
     if (status === 403 && error.flaggedFor !== undefined) {
-      return { kind: "rejected", refusal: "request", status, error, raw: rawOf(bodyText) };
+      return { kind: "rejected", refusal: "unsupported", status, error, raw: rawOf(bodyText) };
     }
     if (error.isRelayed === true) {
       return { kind: "rejected", refusal: "model_unavailable", status, error, raw: rawOf(bodyText) };

@@ -204,6 +204,11 @@ export function lessonFromVerdict(
           effects: endpointPath === undefined ? [] : [{ kind: "unserved_endpoint", endpointPath, reason }],
         };
       }
+      if (verdict.refusal === "unsupported" && verdict.error.flaggedFor !== undefined) {
+        // A moderation refusal (classify-response.ts): this input on this model, today. Nothing of the deployment or
+        // the request's features is learned: the next request (another input) goes there first as before.
+        return { outcome: "unsupported", reason: describedMessage(verdict.error), effects: [] };
+      }
       if (verdict.refusal === "unsupported") {
         const order = orderRefusedBy(verdict.error, sent?.body);
         const feature =

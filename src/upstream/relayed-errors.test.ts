@@ -166,9 +166,9 @@ describe("OpenRouter's 403s and 401s", () => {
     },
   });
 
-  test("a moderation 403 is the client's request, named with its reasons; never the key's", () => {
+  test("a moderation 403 fails over (another model may not be moderated), named with its reasons; teaches nothing", () => {
     const verdict = rejected(classify(403, moderation));
-    assert.equal(verdict.refusal, "request");
+    assert.equal(verdict.refusal, "unsupported");
     assert.equal(verdict.status, 403);
     assert.deepEqual(verdict.error.flaggedFor, ["harassment", "violence"]);
     assert.equal(
@@ -176,7 +176,8 @@ describe("OpenRouter's 403s and 401s", () => {
       "Your chosen model requires moderation and your input was flagged. Flagged for: harassment, violence.",
     );
     const lesson = lessonFromVerdict(verdict, settings(), NOW_MS);
-    assert.equal(lesson.effects.length, 0, "no key parked");
+    assert.equal(lesson.outcome, "unsupported");
+    assert.equal(lesson.effects.length, 0, "no key parked, no model or feature learned");
     // The flagged words are the client's prompt: not in the message (a reason, a log line, a record), only in the
     // body the client gets back as `metadata.raw`.
     assert.doesNotMatch(lesson.reason, /some flagged words/);

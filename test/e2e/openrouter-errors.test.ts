@@ -1,7 +1,8 @@
 // OpenRouter relays the refusal of the provider it routed to as "Provider returned error" with the provider's own body
 // in `error.metadata.raw` (openrouter.ai/docs/api/reference/errors-and-debugging): the gateway reads that body as it
 // reads a direct provider's, so a context-length refusal fails over, a refused field is retried without it and
-// learned, a moderation 403 says why and parks nothing, and a relayed 429 cools that model only. Real gateway, scripted
+// learned, a moderation 403 fails over and parks nothing (the client gets it, reasons named, when no candidate
+// answers), and a relayed 429 cools that model only. Real gateway, scripted
 // mock upstreams over loopback, the official OpenAI client.
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
@@ -106,7 +107,7 @@ describe("a context-length refusal relayed by OpenRouter", () => {
 });
 
 /** One provider `openrouter` serving `m` and `m2` (account-scoped, as the preset is), and `beta` serving `m`. */
-async function openRouterScene(t: Parameters<typeof useMock>[0]) {
+async function openRouterScene(t: Parameters<typeof useMock>[0], hasRequestLog = false) {
   const openrouter = await useMock(t);
   const beta = await useMock(t);
   const gateway = await useGateway(
@@ -129,7 +130,7 @@ async function openRouterScene(t: Parameters<typeof useMock>[0]) {
       m: { id: beta-m, priority: 1 }
 routing:
   max_wait_for_better_ms: 0
-`,
+${hasRequestLog ? "request_log:\n  enabled: true\n" : ""}`,
   );
   return { openrouter, beta, gateway, client: openAiClient(gateway) };
 }
@@ -198,32 +199,124 @@ describe("a refused field or feature relayed by OpenRouter", () => {
   });
 });
 
-describe("a moderation 403 from OpenRouter", () => {
-  test("the client's error names the reasons; the key is not parked (the next request still goes there)", async (t) => {
-    const { openrouter, client } = await openRouterScene(t);
-    openrouter.enqueue(CHAT_ROUTE, {
-      kind: "json",
-      status: 403,
-      body: {
-        error: {
-          code: 403,
-          message: "Your chosen model requires moderation and your input was flagged",
-          metadata: { reasons: ["harassment"], flagged_input: "you are a ...", provider_name: "OpenAI" },
+/** OpenRouter's moderation 403, as it words it for a model whose provider requires moderation. */
+function moderation403(flaggedInput: string): MockStep {
+  return {
+    kind: "json",
+    status: 403,
+    body: {
+      error: {
+        code: 403,
+        message: 'vendor/m:free requires moderation on Meta. Your input was flagged for "misc"',
+        metadata: {
+          reasons: ["misc", "harassment"],
+          flagged_input: flaggedInput,
+          provider_name: "Meta",
+          model_slug: "vendor/m:free",
         },
       },
+    },
+  };
+}
+
+describe("a moderation 403 from OpenRouter", () => {
+  test("fails over to the next candidate, and the next request still tries the flagged model first", async (t) => {
+    // OpenRouter moderates per model (only some providers' models require it) and flags by mistake ("misc" on
+    // "i want to order eba"): another candidate may serve the same input.
+    const { openrouter, beta, gateway, client } = await openRouterScene(t, true);
+    openrouter.enqueue(CHAT_ROUTE, moderation403("i want to order eba"));
+    openrouter.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("OpenRouter here.", "vendor/m:free") });
+    serveEveryChat(beta, "From beta.");
+    const first = await client.chat.completions.create({
+      model: "m",
+      messages: [{ role: "user", content: "i want to order eba" }],
     });
+    assert.equal(first.choices[0]?.message.content, "From beta.", "served by the next candidate");
+    assert.equal(chatRequests(openrouter).length, 1, "the flagged candidate is not retried");
+    // Nothing learned or parked: neither the model nor the key. The next request goes to the higher-priority
+    // candidate first, as before, and so does another model of the key.
+    const next = await client.chat.completions.create({ model: "m", messages: [{ role: "user", content: "Hi" }] });
+    assert.equal(next.choices[0]?.message.content, "OpenRouter here.");
+    const other = await client.chat.completions.create({ model: "m2", messages: [{ role: "user", content: "Hi" }] });
+    assert.equal(other.choices[0]?.message.content, "OpenRouter here.");
+    assert.equal(chatRequests(openrouter).length, 3);
+    assert.equal(chatRequests(beta).length, 1);
+    const { records } = await recordsOf(gateway, "chat");
+    const flagged = records.find((record) => record.attempts.length === 2);
+    assert.deepEqual(
+      flagged?.attempts.map((attempt) => [attempt.provider, attempt.outcome]),
+      [
+        ["openrouter", "unsupported"],
+        ["beta", "success"],
+      ],
+    );
+    assert.match(flagged?.attempts[0]?.reason ?? "", /Flagged for: misc, harassment/);
+    assert.doesNotMatch(flagged?.attempts[0]?.reason ?? "", /order eba/, "the flagged input is not in the record");
+  });
+
+  test("on the only candidate: the client gets the 403 with its reasons, not a gateway 503", async (t) => {
+    const { openrouter, client } = await openRouterScene(t);
+    openrouter.enqueue(CHAT_ROUTE, moderation403("you are a ..."));
     openrouter.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("Hello.", "vendor/m2:free") });
     const error = await client.chat.completions
-      .create({ model: "m2", messages: [{ role: "user", content: "x" }] })
+      .create({ model: "m2", messages: [{ role: "user", content: "you are a ..." }] })
       .then(
         () => assert.fail("expected an error"),
         (caught: unknown) => caught,
       );
     assert.ok(error instanceof OpenAI.PermissionDeniedError, String(error));
-    assert.match(error.message, /Flagged for: harassment/);
-    assert.equal(chatRequests(openrouter).length, 1, "not failed over, not retried");
+    assert.equal(error.status, 403);
+    assert.match(error.message, /requires moderation on Meta/);
+    assert.match(error.message, /Flagged for: misc, harassment/);
+    assert.equal(chatRequests(openrouter).length, 1, "not retried");
     const next = await client.chat.completions.create({ model: "m2", messages: [{ role: "user", content: "Hi" }] });
     assert.equal(next.choices[0]?.message.content, "Hello.");
+  });
+
+  test("flagged on every candidate: the client gets the first moderation 403, both attempts listed in the record", async (t) => {
+    const openrouter = await useMock(t);
+    const beta = await useMock(t);
+    const gateway = await useGateway(
+      t,
+      `providers:
+  - name: openrouter
+    base_url: ${openrouter.baseUrl}
+    api_key: ${OPENROUTER_KEY}
+    retries: 0
+    models:
+      m: { id: "vendor/m:free", priority: 10 }
+  - name: beta
+    base_url: ${beta.baseUrl}
+    api_key: sk-beta
+    retries: 0
+    models:
+      m: { id: beta-m, priority: 1 }
+routing:
+  max_wait_for_better_ms: 0
+request_log:
+  enabled: true
+`,
+    );
+    openrouter.enqueue(CHAT_ROUTE, moderation403("x"));
+    beta.enqueue(CHAT_ROUTE, { kind: "json", status: 500, body: { error: { message: "boom" } } });
+    const error = await openAiClient(gateway)
+      .chat.completions.create({ model: "m", messages: [{ role: "user", content: "x" }] })
+      .then(
+        () => assert.fail("expected an error"),
+        (caught: unknown) => caught,
+      );
+    assert.ok(error instanceof OpenAI.PermissionDeniedError, String(error));
+    assert.match(error.message, /Flagged for: misc, harassment/);
+    assert.equal(chatRequests(beta).length, 1, "the next candidate was tried");
+    const { records } = await recordsOf(gateway, "chat");
+    assert.deepEqual(
+      records[0]?.attempts.map((attempt) => [attempt.provider, attempt.outcome]),
+      [
+        ["openrouter", "unsupported"],
+        ["beta", "server_error"],
+      ],
+    );
+    assert.match(records[0]?.attempts[0]?.reason ?? "", /Flagged for: misc, harassment/);
   });
 });
 
@@ -367,7 +460,8 @@ request_log:
     assert.match(JSON.stringify(error.error), /Walter Quigley/, "the client is told what was flagged");
     // Message content is not stored without `log.content: true` (observability.md): the record says why, not what.
     const { records, text } = await recordsOf(gateway, "chat");
-    assert.equal(records[0]?.attempts[0]?.outcome, "rejected");
+    // The attempt's outcome: a refusal of this candidate's (failed over, nothing learned), with its reasons.
+    assert.equal(records[0]?.attempts[0]?.outcome, "unsupported");
     assert.match(records[0]?.attempts[0]?.reason ?? "", /Flagged for: harassment/);
     assert.doesNotMatch(text, /Walter Quigley/);
     assert.doesNotMatch(log.lines.join(""), /Walter Quigley/);
