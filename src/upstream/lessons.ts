@@ -54,8 +54,8 @@ export type Effect =
   /** The key is bad or out of credits: every model of the provider cools down. */
   | { readonly kind: "park_key"; readonly reason: string; readonly cause: "invalid_key" | "credits_exhausted" }
   /**
-   * An account-wide 429 (the answer names the account's pool, or the provider's `rate_limit_scope` is
-   * `account`): every model of the key cools as long as the deployment that hit the limit (the effect before it).
+   * An account-wide 429 (its answer names the account's pool, or `rate_limit_scope: account`): every model of the
+   * key cools as long as the deployment that hit the limit (the effect before it).
    */
   | { readonly kind: "cool_pool"; readonly reason: string }
   /**
@@ -188,11 +188,9 @@ export function lessonFromVerdict(
         verdict.refusal === "model_unavailable" ||
         (verdict.refusal === "unserved_endpoint" && verdict.status === 404 && endpointPath === CHAT_PATH)
       ) {
-        // A router's 404 on the chat route is not taken for "no chat route": every provider is there for chat, and a
-        // reverse proxy answers its "404 page not found" while the server behind it is down (Traefik drops a
-        // Kubernetes service's route while it has no ready endpoint: traefik/traefik#9242). Learned, it would leave
-        // the whole provider out of every chat request for `unserved_endpoint_ms` (a day), kept across restarts; as
-        // the model's 404 only this deployment cools. A 405 or `served_paths` still says so.
+        // A router's 404 on the chat route is the model's, not "no chat route": a reverse proxy answers it while the
+        // server behind is down (traefik/traefik#9242); learned, it would leave the whole provider out of every chat
+        // request for `unserved_endpoint_ms` (a day), across restarts. A 405 or `served_paths` still says so.
         const reason = `HTTP ${verdict.status}: this provider does not serve the model: ${describedMessage(verdict.error)}`;
         return { outcome: "model_unavailable", reason, effects: [{ kind: "model_unavailable", reason }] };
       }
@@ -205,8 +203,7 @@ export function lessonFromVerdict(
         };
       }
       if (verdict.refusal === "unsupported" && verdict.error.flaggedFor !== undefined) {
-        // A moderation refusal (classify-response.ts): this input on this model, today. Nothing of the deployment or
-        // the request's features is learned: the next request (another input) goes there first as before.
+        // A moderation refusal (classify-response.ts): this input on this model only; nothing learned or parked.
         return { outcome: "unsupported", reason: describedMessage(verdict.error), effects: [] };
       }
       if (verdict.refusal === "unsupported") {
