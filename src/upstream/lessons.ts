@@ -46,9 +46,8 @@ export type Effect =
    */
   | { readonly kind: "model_unavailable"; readonly reason: string }
   /**
-   * The provider has no route for this endpoint (a 405, or a 404 from its router): every deployment of the provider is
-   * left out for requests to `endpointPath` for `cooldowns.unserved_endpoint_ms` (limits/unserved-endpoints.ts);
-   * nothing else of it (its chat, its models' health) is touched.
+   * The provider has no route for this endpoint (a 405, or its router's 404): all its deployments are left out for
+   * `endpointPath` for `cooldowns.unserved_endpoint_ms` (limits/unserved-endpoints.ts); nothing else of it is touched.
    */
   | { readonly kind: "unserved_endpoint"; readonly endpointPath: string; readonly reason: string }
   /** The key is bad or out of credits: every model of the provider cools down. */
@@ -73,8 +72,7 @@ export type Effect =
       readonly isAccountWide: boolean;
     }
   /**
-   * An `unsupported` refusal tied to one feature of the request (refused-feature.ts): the deployment is ranked last
-   * for requests carrying it, for `cooldowns.unsupported_feature_ms` (limits/refused-features.ts).
+   * A refusal of one feature (refused-feature.ts): ranked last for requests with it for `cooldowns.unsupported_feature_ms`.
    */
   | { readonly kind: "refused_feature"; readonly feature: RequestFeature; readonly reason: string }
   /** A success: the deployment takes every feature the request carried, whatever it refused before. */
