@@ -20,6 +20,7 @@ export const MODELS_ROUTE = "GET /v1/models";
 /** A mock upstream closed when the test ends. */
 export async function useMock(t: TestContext, options: { models?: MockModel[] } = {}): Promise<MockUpstream> {
   const mock = await startMockUpstream(options);
+  await closedIfEnded(t, () => mock.close());
   t.after(() => mock.close());
   return mock;
 }
@@ -31,8 +32,20 @@ export async function useGateway(
   options: TestGatewayOptions = {},
 ): Promise<TestGateway> {
   const gateway = await startTestGateway(yamlText, options);
+  await closedIfEnded(t, () => gateway.close());
   t.after(() => gateway.close());
   return gateway;
+}
+
+/**
+ * A test that timed out while something of its was starting has run its cleanup already: a `t.after` added now never
+ * runs, and a gateway left open (its Redis client reconnecting for ever) kept the test file from exiting, so the whole
+ * run waited to its limit. Closed at once then, and the test's own code stops here.
+ */
+async function closedIfEnded(t: TestContext, close: () => Promise<unknown> | unknown): Promise<void> {
+  if (!t.signal.aborted) return;
+  await close();
+  throw new Error("the test ended while this was starting: closed");
 }
 
 /** A log stream for `useGateway`'s `logStream` that keeps every line written, to assert what the log holds. */
