@@ -23,6 +23,7 @@ import type { Verdict } from "./classify-response.ts";
 import { finalError, rejectedError } from "./final-error.ts";
 import type { AttemptReport, FailoverServices, ForwardOutcome, ForwardRequest } from "./forward-types.ts";
 import { reportedAsOf } from "./lessons.ts";
+import { outputLeftOf } from "./upstream-request.ts";
 
 /** What the loop carries from one candidate to the next. */
 interface LoopState {
@@ -159,9 +160,16 @@ async function tryCandidate(
     const prompt = services.promptTokensFor?.(deployment, sentTokens) ?? sentTokens;
     // The output the rules leave in this deployment's body (a `body:` default or override of max_tokens), or what the
     // gateway's own calls ask for (a Llama Guard moderation's N verdicts).
-    const maxOutputTokens =
+    const maxOutputTokens = outputLeftOf(
       gatewayOutputTokensOf(deployment.model, request.moderationInputs) ??
-      outputTokensFor(deployment, request.maxOutputTokens, outputLimitNameOf(request.body), request.isLegacyCompletion);
+        outputTokensFor(
+          deployment,
+          request.maxOutputTokens,
+          outputLimitNameOf(request.body),
+          request.isLegacyCompletion,
+        ),
+      request.spentOutputTokens,
+    );
     const tokens = prompt + (settings.countMaxTokens ? maxOutputTokens : 0);
     let admission: Awaited<ReturnType<FailoverServices["admit"]>>;
     try {

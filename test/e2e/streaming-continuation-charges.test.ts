@@ -6,6 +6,7 @@
 // - a prefill continuation that ignored the prefill and started the answer over generated the delivered text again:
 //   it counts, though the client did not get it twice;
 // - a replay that diverged generated what it repeated and the event it diverged at: it counts;
+// - a prefill continuation reserves the output it is asked for (what is left of `max_tokens`), not the whole limit;
 // - the prompt of each estimate is calibrated for its deployment, as its reservation and the client's usage are.
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
@@ -18,7 +19,7 @@ import { type DeploymentView, windowOf } from "../helpers/limits-scene.ts";
 import { chatCompletion, chatStream, type MockStep, type MockUpstream } from "../helpers/mock-upstream.ts";
 import { parsePrometheusText, sumOf } from "../helpers/prometheus-text.ts";
 import { waitUntil } from "../helpers/sse-client.ts";
-import { CHAT_ROUTE, MODEL, startTwoProviders, type TwoProviders } from "../helpers/two-providers.ts";
+import { CHAT_ROUTE, MODEL, sentBody, startTwoProviders, type TwoProviders } from "../helpers/two-providers.ts";
 
 const MESSAGES = [{ role: "user" as const, content: "Count from zero to twenty-nine, one word each." }];
 const WORDS = Array.from({ length: 30 }, (_, index) => ` word${index}`);
@@ -100,6 +101,20 @@ describe("a continuation's charge when it reported no usage", () => {
     assert.deepEqual(attemptsOf(record)[1], ["beta", "continuation", "stream_cut", betaIn, betaOut, true]);
     const books = await betaBooks(scene);
     assert.deepEqual(books, { metrics: [betaIn, betaOut], stats: [betaIn, betaOut], budget: betaIn + betaOut });
+  });
+
+  test("a prefill continuation's reservation counts the output limit it is sent, not the client's whole", async (t) => {
+    // Beta finishes the answer without a usage report: its reservation is its floor, and beta was asked for only what
+    // is left of max_tokens after the delivered text. Before, the floor counted all 500.
+    const scene = await startTwoProviders(t, { backupModel: BUDGET });
+    const records = recordsOf(scene);
+    scene.primary.enqueue(CHAT_ROUTE, cutAfterTwenty);
+    scene.backup.enqueue(CHAT_ROUTE, { kind: "sse", events: chatStream(WORDS.slice(20), MODEL) });
+    assert.equal(await streamText(scene, MESSAGES, { max_tokens: 500 }), FULL_TEXT);
+    await oneRecord(records);
+    const asked = sentBody(scene.backup).max_tokens;
+    assert.equal(asked, 500 - countTextTokens(DELIVERED));
+    assert.equal((await betaBooks(scene)).budget, PROMPT + (asked as number));
   });
 
   test("a prefill continuation that started the answer over: what it repeated counts too", async (t) => {
