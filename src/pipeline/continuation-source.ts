@@ -48,7 +48,11 @@ export interface ContinuationContext {
    * opened segment ended (with the gateway's estimate of its usage when the provider reported none), for the record.
    */
   onAttempts(trace: ForwardTrace, mode: "prefill" | "replay"): void;
-  onSegmentEnd(report: AttemptReport, end: SegmentEnd, estimatedUsage: TokenUsage | undefined): void;
+  onSegmentEnd(
+    report: AttemptReport,
+    end: SegmentEnd,
+    settled: { readonly estimatedUsage: TokenUsage | undefined; readonly endedAtMs: number | undefined },
+  ): void;
 }
 
 /** One search for a continuation: its signal ends with the client or with the stream's time, whichever is first. */
@@ -212,27 +216,35 @@ class ContinuationFinder implements ContinuationSource {
     const { runtime } = context;
     const { deployment } = result;
     const startedAtMs = runtime.clock.now();
-    // What this segment's request cost, for the record when it breaks without a usage report: a prefill's prompt
-    // holds the delivered text; a replay generates it again before its own text.
-    const promptTokens =
+    let endedAtMs: number | undefined;
+    // What this segment's request cost, for the record when it ends without a usage report: a prefill's prompt holds
+    // the delivered text (a replay's generated start, and a restarted prefill's, are the end's `droppedText`). As its
+    // deployment counts it, as its reservation and the client's estimated usage are (calibrated): before, the plain
+    // estimate charged a deployment whose tokenizer counts far less (most: the estimator stays above them) more.
+    const sentTokens =
       (result.promptTokensSent ?? context.promptTokens) + (mode === "prefill" ? countTextTokens(deliveredText) : 0);
-    const repeatsText = mode === "replay" ? deliveredText : "";
+    const promptTokens = runtime.promptCalibration.promptTokensFor(deployment, sentTokens);
     return {
       stream: result.stream,
       provider: deployment.provider.settings.name,
       model: deployment.model.id,
       mode,
-      repeatsText,
+      repeatsText: mode === "replay" ? deliveredText : "",
       isUsageInjected: result.isUsageInjected,
+      ended() {
+        endedAtMs ??= runtime.clock.now();
+        runtime.recorder.segmentStopped(result.reservation);
+      },
       finish(end) {
         // The record's attempt and the budgets and stats count the same estimate when it broke without a report.
-        const estimatedUsage = estimatedContinuationUsage(end, promptTokens, repeatsText);
+        const estimatedUsage = estimatedContinuationUsage(end, promptTokens);
         runtime.recorder.segmentEnded(deployment, result.reservation, end, {
           isFirst: false,
           startedAtMs,
           estimatedUsage,
+          endedAtMs,
         });
-        context.onSegmentEnd(result.attempt, end, estimatedUsage);
+        context.onSegmentEnd(result.attempt, end, { estimatedUsage, endedAtMs });
       },
     };
   }

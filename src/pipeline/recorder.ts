@@ -55,8 +55,8 @@ export interface SegmentSettlement {
   /** When the segment's stream started, for its duration. */
   readonly startedAtMs: number;
   /**
-   * When it stopped streaming, if before now: the first segment is settled only when the whole answer ends (its
-   * slot is held until then), and a continued one's duration is its own, not the continuation's too.
+   * When it stopped streaming, if before now: the first segment is settled only when the whole answer ends, a broken
+   * continuation once the next one opened or none did, and a continued one's duration is its own, not the next's too.
    */
   readonly endedAtMs?: number | undefined;
   /**

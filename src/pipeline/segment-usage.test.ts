@@ -9,12 +9,12 @@ const success: SegmentEnd = { outcome: "success", reason: "", usage: undefined, 
 
 test("a first segment's success without a report stays unknown; a continuation's is estimated", () => {
   assert.equal(estimatedSegmentUsage(success, 40), undefined);
-  assert.deepEqual(estimatedContinuationUsage(success, 40, ""), {
+  assert.deepEqual(estimatedContinuationUsage(success, 40), {
     promptTokens: 40,
     completionTokens: countTextTokens(" and the rest."),
   });
   // A replay generated the repeated start too.
-  assert.deepEqual(estimatedContinuationUsage(success, 40, "Start"), {
+  assert.deepEqual(estimatedContinuationUsage({ ...success, droppedText: "Start" }, 40), {
     promptTokens: 40,
     completionTokens: countTextTokens("Start and the rest."),
   });
@@ -22,15 +22,44 @@ test("a first segment's success without a report stays unknown; a continuation's
 
 test("a reported usage is never replaced by an estimate; a broken continuation is estimated as before", () => {
   const reported = { ...success, usage: { promptTokens: 7, completionTokens: 3 } };
-  assert.equal(estimatedContinuationUsage(reported, 40, ""), undefined);
+  assert.equal(estimatedContinuationUsage(reported, 40), undefined);
   const cut: SegmentEnd = { outcome: "stream_cut", reason: "cut", usage: undefined, text: "half" };
-  assert.deepEqual(estimatedContinuationUsage(cut, 40, ""), estimatedSegmentUsage(cut, 40));
+  assert.deepEqual(estimatedContinuationUsage(cut, 40), estimatedSegmentUsage(cut, 40));
 });
 
 test("a continuation that finished without a report is charged its estimate, its reservation the floor", () => {
-  const estimated = estimatedContinuationUsage(success, 40, "");
+  const estimated = estimatedContinuationUsage(success, 40);
   const tokens = 40 + countTextTokens(" and the rest.");
   assert.equal(segmentCharge(success, 10, estimated), tokens, "the prefill's prompt was more than reserved");
   assert.equal(segmentCharge(success, 500, estimated), 500);
   assert.equal(segmentCharge(success, 500, undefined), undefined, "nothing estimated: the reservation stays");
+});
+
+test("what a segment generated and the gateway dropped is counted: a diverged replay, a cut repetition", () => {
+  // A replay that repeated "The answer" and then went another way: it delivered nothing, yet its provider billed its
+  // prompt and what it generated. Before, it counted nothing (no estimate: its reservation stayed, or nothing).
+  const diverged: SegmentEnd = {
+    outcome: "stream_diverged",
+    reason: "the fresh answer does not start with the text already delivered",
+    usage: undefined,
+    text: "",
+    droppedText: "The answer is 4",
+  };
+  assert.deepEqual(estimatedContinuationUsage(diverged, 40), {
+    promptTokens: 40,
+    completionTokens: countTextTokens("The answer is 4"),
+  });
+  // Cut while it was still repeating: what it repeated so far.
+  const cut: SegmentEnd = { outcome: "stream_cut", reason: "cut", usage: undefined, text: "", droppedText: "The" };
+  assert.deepEqual(estimatedContinuationUsage(cut, 40), { promptTokens: 40, completionTokens: countTextTokens("The") });
+  // Nothing generated and not continued: unknown, the reservation stays.
+  assert.equal(estimatedSegmentUsage({ ...cut, droppedText: "" }, 40), undefined);
+});
+
+test("a segment another continued is charged its estimate without the floor, the first one or a continuation", () => {
+  const cut: SegmentEnd = { outcome: "stream_cut", reason: "cut", usage: undefined, text: " five more words here" };
+  const estimated = estimatedContinuationUsage(cut, 40);
+  const tokens = 40 + countTextTokens(" five more words here");
+  assert.equal(segmentCharge(cut, 4_000, estimated), 4_000, "not continued: its reservation is the floor");
+  assert.equal(segmentCharge({ ...cut, isContinued: true }, 4_000, estimated), tokens, "continued: what it produced");
 });

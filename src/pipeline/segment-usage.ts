@@ -5,19 +5,17 @@ import { countTextTokens } from "../limits/token-estimate.ts";
 import type { SegmentEnd, TokenUsage } from "../streaming/relay-types.ts";
 
 /**
- * The gateway's estimate of a segment's usage: the prompt it was sent plus the text it delivered (for a replay,
- * with the repeated start it generated and the gateway dropped), counted with the gateway's tokenizer. Undefined
- * when the provider reported usage, when the segment succeeded (a success without a report stays unknown, as
- * for any answer), and when it delivered nothing and was not continued (a failure before any output).
+ * The gateway's estimate of a segment's usage: `promptTokens`, the prompt it was sent as its deployment counts it
+ * (calibrated: the figure its reservation and the client's estimated usage start from), plus what it generated: the
+ * text it delivered and the text the gateway dropped (a replay's repeated start, a diverging event), counted with the
+ * gateway's tokenizer. Undefined when the provider reported usage, when the segment succeeded (a success without a
+ * report stays unknown, as for any answer), and when it generated nothing and was not continued (a failure before any
+ * output).
  */
-export function estimatedSegmentUsage(
-  end: SegmentEnd,
-  promptTokens: number,
-  generatedBeforeText = "",
-): TokenUsage | undefined {
+export function estimatedSegmentUsage(end: SegmentEnd, promptTokens: number): TokenUsage | undefined {
   if (end.usage !== undefined || end.outcome === "success") return undefined;
-  if (end.text === "" && end.isContinued !== true) return undefined;
-  const generated = end.text === "" ? "" : generatedBeforeText + end.text;
+  const generated = generatedText(end);
+  if (generated === "" && end.isContinued !== true) return undefined;
   return { promptTokens, completionTokens: countTextTokens(generated) };
 }
 
@@ -28,12 +26,13 @@ export function estimatedSegmentUsage(
  * and the record's attempt counted nothing for the deployment that finished the answer, only the broken segment's
  * estimate. Text past `max_retained_stream_chars` is not kept, so not counted.
  */
-export function estimatedContinuationUsage(
-  end: SegmentEnd,
-  promptTokens: number,
-  generatedBeforeText: string,
-): TokenUsage | undefined {
+export function estimatedContinuationUsage(end: SegmentEnd, promptTokens: number): TokenUsage | undefined {
   if (end.usage !== undefined) return undefined;
-  if (end.outcome !== "success") return estimatedSegmentUsage(end, promptTokens, generatedBeforeText);
-  return { promptTokens, completionTokens: countTextTokens(generatedBeforeText + end.text) };
+  if (end.outcome !== "success") return estimatedSegmentUsage(end, promptTokens);
+  return { promptTokens, completionTokens: countTextTokens(generatedText(end)) };
+}
+
+/** What the segment's upstream generated of the first choice's text: what it delivered after what was dropped. */
+function generatedText(end: SegmentEnd): string {
+  return (end.droppedText ?? "") + end.text;
 }

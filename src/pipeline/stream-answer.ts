@@ -107,9 +107,13 @@ function firstSegment(request: PipelineRequest, result: StreamResult): RelaySegm
     },
     finish(end: SegmentEnd) {
       // One estimate for every book: the record's attempt (tokens_total), the budgets and /stats.
-      // The prompt of the body it was sent (without reasoning its host refused): ForwardRequest.reasoningPromptTokens.
+      // The prompt of the body it was sent (without reasoning its host refused): ForwardRequest.reasoningPromptTokens;
+      // as its deployment counts it (calibrated), the figure its reservation and the client's estimated usage take.
       const sentTokens = result.promptTokensSent ?? prompt.promptTokens;
-      const estimatedUsage = estimatedSegmentUsage(end, sentTokens);
+      const estimatedUsage = estimatedSegmentUsage(
+        end,
+        runtime.promptCalibration.promptTokensFor(deployment, sentTokens),
+      );
       runtime.recorder.segmentEnded(deployment, result.reservation, end, {
         isFirst: true,
         startedAtMs: result.stream.startedAtMs,
@@ -175,7 +179,7 @@ function relayOptions(request: PipelineRequest, plan: RoutePlan, result: StreamR
             firstDeployment: deployment,
             onLog: (fields, message) => context.log.warn(fields, message),
             onAttempts: (trace, mode) => request.record.attempted(trace.attempts, trace.skips, "continuation", mode),
-            onSegmentEnd: (report, end, estimatedUsage) => request.record.segmentEnded(report, end, { estimatedUsage }),
+            onSegmentEnd: (report, end, settled) => request.record.segmentEnded(report, end, settled),
           }),
         }
       : {}),

@@ -25,6 +25,11 @@ export class ReplayMatcher {
     return this.#replayed >= this.#repeatsText.length;
   }
 
+  /** The delivered text the fresh answer has repeated so far: generated (and billed), then dropped. */
+  get droppedText(): string {
+    return this.#repeatsText.slice(0, this.#replayed);
+  }
+
   step(info: StreamEventInfo): ReplayStep {
     const text = info.text;
     const overlap = Math.min(text.length, this.#repeatsText.length - this.#replayed);
@@ -70,6 +75,8 @@ export type EchoStep =
 export class PrefillEchoGuard {
   readonly #matcher: ReplayMatcher;
   #isSettled: boolean;
+  /** It turned out a real continuation: what it held went on to the client. */
+  #isContinuing = false;
   readonly #held: SseEvent[] = [];
 
   constructor(deliveredText: string) {
@@ -84,12 +91,21 @@ export class PrefillEchoGuard {
     const step = this.#matcher.step(info);
     if (step.kind === "diverged") {
       this.#isSettled = true;
+      this.#isContinuing = true;
       return { kind: "continuing" };
     }
     if (!this.#matcher.isDone) return this.#hold(event);
     this.#isSettled = true;
     this.#held.length = 0;
     return { kind: "restarted", text: step.kind === "pass" ? step.text : "" };
+  }
+
+  /**
+   * What it generated that the client does not get: the delivered text it repeated when it started over, or what it
+   * held when it ended still undecided (a cut while it repeated). Its provider billed it as output all the same.
+   */
+  get droppedText(): string {
+    return this.#isContinuing ? "" : this.#matcher.droppedText;
   }
 
   /** The events held while it was undecided, in order, handed back once (when it is a real continuation). */

@@ -19,7 +19,8 @@ import { hasManyChoices, PrefillEchoGuard, ReplayMatcher, setFirstChoiceText } f
 import { IdleWatchdog } from "./idle-watchdog.ts";
 import { MissingRoles } from "./missing-roles.ts";
 import type { RelayState } from "./relay-state.ts";
-import type { ContinuationSegment, RelaySegment, SegmentEnd, StreamChunk, TokenUsage } from "./relay-types.ts";
+import type { ContinuationSegment, RelaySegment, SegmentEnd, StreamChunk } from "./relay-types.ts";
+import { SegmentProgress } from "./segment-progress.ts";
 import { type SseEvent, SseLimitError } from "./sse-parser.ts";
 import type { EventInspector, StreamEventInfo } from "./stream-event.ts";
 import { ToolCallDeltas } from "./tool-call-deltas.ts";
@@ -33,27 +34,6 @@ export interface SegmentOptions {
   readonly shouldStripUsage: boolean;
   /** Aborted when the client goes away. */
   readonly signal: AbortSignal;
-}
-
-/** The mutable facts of one segment while it is relayed. */
-class SegmentProgress {
-  outcome: StreamOutcome | undefined;
-  reason = "";
-  usage: TokenUsage | undefined;
-  /** `usage` is an upstream gateway's estimate (upstream-gateway-field.ts). */
-  isUsageEstimated = false;
-  text = "";
-  isFirstOutput = true;
-  /** A continuation segment has added to the client's answer. */
-  hasAdded = false;
-  /** A prefill continuation that answered afresh (PrefillEchoGuard): its usage covers the whole answer, as a replay's. */
-  isRestarted = false;
-
-  end(outcome: StreamOutcome, reason: string): void {
-    if (this.outcome !== undefined) return;
-    this.outcome = outcome;
-    this.reason = reason;
-  }
 }
 
 export async function* relaySegment(
@@ -135,6 +115,8 @@ export async function* relaySegment(
     idle.clear();
     clearTimeout(durationTimer);
     options.signal.removeEventListener("abort", onClientGone);
+    // Also when the relay is closed mid-segment (its end then never returns): relay-stream.ts settles it from here.
+    state.droppedText = progress.droppedText;
     // The consumer returned early (the generator was closed at a yield): nobody reads this upstream any more.
     if (progress.outcome === undefined) current.controller.abort();
   }
@@ -164,6 +146,7 @@ export async function* relaySegment(
     usage: progress.usage,
     ...(progress.usage !== undefined && progress.isUsageEstimated ? { isUsageEstimated: true as const } : {}),
     text: progress.text,
+    ...(state.droppedText === "" ? {} : { droppedText: state.droppedText }),
   };
 }
 
@@ -177,6 +160,7 @@ function renderer(
 ): (events: SseEvent[]) => StreamChunk[] {
   const replay = continuation?.mode === "replay" ? new ReplayMatcher(continuation.repeatsText) : undefined;
   const echo = continuation?.mode === "prefill" ? new PrefillEchoGuard(state.deliveredText()) : undefined;
+  progress.repetition = replay ?? echo;
   const toolCallDeltas = new ToolCallDeltas();
   // A continuation's chunks join a stream whose role the client already has.
   const missingRoles = continuation === undefined ? new MissingRoles() : undefined;
@@ -223,6 +207,7 @@ function renderer(
         // Replay: the fresh answer must first repeat what the client already has; that part is dropped.
         const step = replay.step(info);
         if (step.kind === "diverged") {
+          progress.divergedText = info.text;
           progress.end("stream_diverged", step.reason);
           break;
         }

@@ -39,6 +39,11 @@ export class RelayState {
   isCombinedUsageEstimated = false;
   /** A chunk with an upstream's `usage` went to the client: an estimated usage chunk would be a second one. */
   hasPassedUsage = false;
+  /**
+   * What the segment relayed last generated that the client did not get from it (SegmentEnd.droppedText), set when it
+   * ends: also when the relay is closed in the middle of it, and its end is never returned.
+   */
+  droppedText = "";
   readonly #textParts: string[] = [];
   #deliveredChars = 0;
   #isRetainingText = true;

@@ -114,3 +114,111 @@ test("closed while the first segment streams: it is settled with the text it del
     [["client_aborted", "Hello"]],
   );
 });
+
+function continuationOf(
+  name: string,
+  stream: OpenedStream,
+  ends: { segment: string; end: SegmentEnd }[],
+  mode: "prefill" | "replay" = "prefill",
+  repeatsText = "",
+): ContinuationSegment & { isEnded: boolean } {
+  const segment = {
+    stream,
+    isUsageInjected: false,
+    provider: name,
+    model: `${name}-m`,
+    mode,
+    repeatsText,
+    isEnded: false,
+    ended: () => {
+      segment.isEnded = true;
+    },
+    finish: (end: SegmentEnd) => ends.push({ segment: name, end }),
+  };
+  return segment;
+}
+
+const finished = `data: ${JSON.stringify({ id: "c", object: "chat.completion.chunk", choices: [{ index: 0, delta: {}, finish_reason: "stop" }] })}\n\ndata: [DONE]\n\n`;
+
+test("a continuation that broke is settled as continued once the next one opened, its slot freed at once", async () => {
+  // Its charge depends on it (pipeline/segment-charge.ts): before, it was settled at once, never `isContinued`, and
+  // kept its whole reservation as the floor though the next segment finished the answer.
+  const ends: { segment: string; end: SegmentEnd }[] = [];
+  const beta = continuationOf("beta", opened([chunk("lo")], "end"), ends);
+  const gamma = continuationOf("gamma", opened([chunk(" there"), finished], "end"), ends);
+  const queue = [beta, gamma];
+  const relay = relayStream(
+    {
+      stream: opened([chunk("Hel")], "end"),
+      isUsageInjected: false,
+      finish: (end) => ends.push({ segment: "alpha", end }),
+    },
+    {
+      maxDurationMs: 60_000,
+      maxMalformedEvents: 3,
+      maxRetainedChars: 1_000_000,
+      shouldStripUsage: false,
+      signal: new AbortController().signal,
+      continuation: {
+        next: async () => {
+          assert.equal(ends.length, 0, "nothing settled before it is known whether another continues it");
+          if (queue[0] === gamma) assert.equal(beta.isEnded, true, "beta's slot is free while the next is sought");
+          return queue.shift();
+        },
+      },
+      redact: (text) => text,
+    },
+  );
+  let result = await relay.next();
+  while (result.done !== true) result = await relay.next();
+  assert.equal(result.value.isSuccess, true);
+  assert.deepEqual(
+    ends.map(({ segment, end }) => [segment, end.outcome, end.text, end.isContinued]),
+    [
+      ["beta", "stream_cut", "lo", true],
+      ["gamma", "success", " there", undefined],
+      ["alpha", "stream_cut", "Hel", true],
+    ],
+  );
+});
+
+test("a replay closed while it streams: the repeated start it generated is its end's dropped text", async () => {
+  const ends: { segment: string; end: SegmentEnd }[] = [];
+  const replay = continuationOf(
+    "beta",
+    opened([chunk("He"), chunk("llo"), chunk(" you")], "hang"),
+    ends,
+    "replay",
+    "Hel",
+  );
+  const relay = relayStream(
+    {
+      stream: opened([chunk("Hel")], "end"),
+      isUsageInjected: false,
+      finish: (end) => ends.push({ segment: "alpha", end }),
+    },
+    {
+      maxDurationMs: 60_000,
+      maxMalformedEvents: 3,
+      maxRetainedChars: 1_000_000,
+      shouldStripUsage: false,
+      signal: new AbortController().signal,
+      continuation: { next: async () => replay },
+      redact: (text) => text,
+    },
+  );
+  const texts: string[] = [];
+  while (!texts.some((data) => data.includes('" you"'))) {
+    const next = await relay.next();
+    assert.equal(next.done, false);
+    for (const item of next.value as readonly { data: string }[]) texts.push(item.data);
+  }
+  await relay.return(undefined as never);
+  assert.deepEqual(
+    ends.map(({ segment, end }) => [segment, end.outcome, end.text, end.droppedText]),
+    [
+      ["beta", "client_aborted", "lo you", "Hel"],
+      ["alpha", "stream_cut", "Hel", undefined],
+    ],
+  );
+});

@@ -76,6 +76,12 @@ export async function* relayStream(
   let continuation: ContinuationSegment | undefined;
   /** The continuation streaming now, until it is settled: the relay may be closed while it streams. */
   let unsettled: ContinuationSegment | undefined;
+  /**
+   * The continuation that ended last, settled once it is known whether another one continues it: as for the first
+   * segment, what its budgets are charged depends on it (pipeline/segment-charge.ts). Settled at once, a continuation
+   * that broke and was continued kept its whole reservation (its `max_tokens` included) as if it had ended the answer.
+   */
+  let ended: { readonly segment: ContinuationSegment; readonly end: SegmentEnd } | undefined;
   let firstEnd: SegmentEnd | undefined;
   let firstFailure: SegmentEnd | undefined;
   /** The stream's time ran out (while a continuation was being opened or streamed): this, not the first failure, is its end. */
@@ -92,13 +98,14 @@ export async function* relayStream(
         shouldStripUsage: options.shouldStripUsage,
         signal: options.signal,
       });
-      // The first segment is settled last (its outcome depends on whether it was continued), but its slot is freed
-      // now (`ended`): the deployment may be asked to continue it itself. Continuations are settled at once.
+      // A segment is settled once it is known whether another upstream continues it (the first one last), but its slot
+      // is freed now (`ended`): the deployment may be asked to continue it itself.
       if (continuation === undefined) {
         firstEnd = end;
         first.ended?.();
       } else {
-        continuation.finish(end);
+        continuation.ended?.();
+        ended = { segment: continuation, end };
         unsettled = undefined;
       }
       if (end.outcome === "success" && !options.signal.aborted) {
@@ -152,6 +159,8 @@ export async function* relayStream(
       };
       state.continuations.push(record);
       options.onContinuation?.(record);
+      ended?.segment.finish({ ...ended.end, isContinued: true });
+      ended = undefined;
       segment = next;
       continuation = next;
       unsettled = next;
@@ -166,7 +175,9 @@ export async function* relayStream(
       reason: "the stream was closed",
       usage: undefined,
       text: deliveredSince(state, state.continuations.at(-1)?.afterChars ?? 0),
+      ...(state.droppedText === "" ? {} : { droppedText: state.droppedText }),
     });
+    ended?.segment.finish(ended.end);
     first.finish({
       ...(firstEnd ?? {
         outcome: "client_aborted",

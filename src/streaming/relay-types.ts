@@ -36,7 +36,13 @@ export interface SegmentEnd {
   readonly isUsageEstimated?: true;
   /** First-choice text this segment delivered to the client. */
   readonly text: string;
-  /** For the first segment: another upstream continued the answer after it broke. */
+  /**
+   * First-choice text this segment's upstream generated that the client did not get from it: a replay's (or a prefill
+   * continuation's that started over) repetition of the delivered text, as far as it got, and the text of the event a
+   * replay diverged at. Its provider billed it: a segment without a usage report is estimated with it.
+   */
+  readonly droppedText?: string;
+  /** Another upstream continued the answer after this segment broke (the first one, or a continuation). */
   readonly isContinued?: boolean;
 }
 
@@ -51,8 +57,8 @@ export interface RelaySegment {
    */
   finish(end: SegmentEnd): void;
   /**
-   * Called when this segment stops streaming, when `finish` may come later: the first segment's timings, and its
-   * concurrency slot, which is free from then on.
+   * Called when this segment stops streaming, when `finish` may come later (a segment that broke is settled once it is
+   * known whether another upstream continues it): its timings, and its concurrency slot, which is free from then on.
    */
   ended?(): void;
 }

@@ -23,6 +23,7 @@ import type { Verdict } from "./classify-response.ts";
 import { finalError, rejectedError } from "./final-error.ts";
 import type { AttemptReport, FailoverServices, ForwardOutcome, ForwardRequest } from "./forward-types.ts";
 import { reportedAsOf } from "./lessons.ts";
+import { outputLeftOf } from "./upstream-request.ts";
 
 /** What the loop carries from one candidate to the next. */
 interface LoopState {
@@ -148,15 +149,27 @@ async function tryCandidate(
       state.isOutOfAttempts = true;
       return undefined;
     }
-    // The body this deployment is sent: without the reasoning sent back when its host refused the field.
-    const isReasoningRemoved = deploymentMessageOrdering(deployment, services).reasoning === "remove";
+    // The body this deployment is sent (its role order, `prefix`, and without the reasoning sent back when its host
+    // refused the field), decided once, here, for the reservation and the send alike: the admission below may await
+    // (a shared ledger asks Redis), and a refusal learned or expiring meanwhile (a concurrent request's 400) would
+    // otherwise reserve the estimate of one body and send another. A lesson learned in that window costs at most the
+    // one refusal it predicts, which the retry in order below takes care of.
+    const orderSent = deploymentMessageOrdering(deployment, services);
+    const isReasoningRemoved = orderSent.reasoning === "remove";
     const sentTokens = promptTokensSent(request.promptTokens, request.reasoningPromptTokens, isReasoningRemoved);
     const prompt = services.promptTokensFor?.(deployment, sentTokens) ?? sentTokens;
     // The output the rules leave in this deployment's body (a `body:` default or override of max_tokens), or what the
     // gateway's own calls ask for (a Llama Guard moderation's N verdicts).
-    const maxOutputTokens =
+    const maxOutputTokens = outputLeftOf(
       gatewayOutputTokensOf(deployment.model, request.moderationInputs) ??
-      outputTokensFor(deployment, request.maxOutputTokens, outputLimitNameOf(request.body), request.isLegacyCompletion);
+        outputTokensFor(
+          deployment,
+          request.maxOutputTokens,
+          outputLimitNameOf(request.body),
+          request.isLegacyCompletion,
+        ),
+      request.spentOutputTokens,
+    );
     const tokens = prompt + (settings.countMaxTokens ? maxOutputTokens : 0);
     let admission: Awaited<ReturnType<FailoverServices["admit"]>>;
     try {
@@ -185,7 +198,6 @@ async function tryCandidate(
     request.onReserved?.();
     const startedAtMs = clock.now();
     const { reservation } = admission;
-    const orderSent = deploymentMessageOrdering(deployment, services);
     const result = await attemptOnce(
       deployment,
       request,

@@ -212,8 +212,17 @@ function lessOutput(body: Record<string, unknown>, spentTokens: number): void {
   for (const field of OUTPUT_FIELDS) {
     const limit = body[field];
     if (typeof limit === "number" && Number.isFinite(limit) && limit > 0)
-      body[field] = Math.max(1, limit - spentTokens);
+      body[field] = outputLeftOf(limit, spentTokens);
   }
+}
+
+/**
+ * A prefill continuation's output limit as its body is sent it (`lessOutput`): what is left after the delivered text,
+ * at least 1; no limit (0) stays none. Its reservation counts the same (failover.ts): reserved whole, a continuation
+ * that reported no usage kept the whole `max_tokens` as its floor though its provider was asked only for the rest.
+ */
+export function outputLeftOf(outputTokens: number, spentTokens: number | undefined): number {
+  return spentTokens === undefined || outputTokens <= 0 ? outputTokens : Math.max(1, outputTokens - spentTokens);
 }
 
 export type NetworkFailure = "timeout" | "network_error" | "aborted";

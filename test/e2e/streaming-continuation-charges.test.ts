@@ -1,0 +1,232 @@
+// What each deployment of a continued stream is charged (its budgets), counted (`llm_gateway_tokens_total`, /stats)
+// and recorded (its attempt's `tokensIn`, `tokensOut`) when it reported no usage: what its upstream was sent and
+// generated, as the deployment counts it (docs/metrics.md "Tokens of a broken or continued stream"):
+// - a continuation that broke and was continued in turn is charged its estimate, not its reservation (`max_tokens`
+//   included), which the next segment's reservation covers again;
+// - a prefill continuation that ignored the prefill and started the answer over generated the delivered text again:
+//   it counts, though the client did not get it twice;
+// - a replay that diverged generated what it repeated and the event it diverged at: it counts;
+// - a prefill continuation reserves the output it is asked for (what is left of `max_tokens`), not the whole limit;
+// - the prompt of each estimate is calibrated for its deployment, as its reservation and the client's usage are.
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import OpenAI from "openai";
+import { stringify } from "yaml";
+import { countTextTokens, estimateChatPrompt } from "../../src/limits/token-estimate.ts";
+import type { RequestRecord } from "../../src/observability/request-record.ts";
+import { openAiClient, send, statsOf, useGateway, useMock } from "../helpers/e2e.ts";
+import { type DeploymentView, windowOf } from "../helpers/limits-scene.ts";
+import { chatCompletion, chatStream, type MockStep, type MockUpstream } from "../helpers/mock-upstream.ts";
+import { parsePrometheusText, sumOf } from "../helpers/prometheus-text.ts";
+import { waitUntil } from "../helpers/sse-client.ts";
+import { CHAT_ROUTE, MODEL, sentBody, startTwoProviders, type TwoProviders } from "../helpers/two-providers.ts";
+
+const MESSAGES = [{ role: "user" as const, content: "Count from zero to twenty-nine, one word each." }];
+const WORDS = Array.from({ length: 30 }, (_, index) => ` word${index}`);
+const DELIVERED = WORDS.slice(0, 20).join("");
+const FULL_TEXT = WORDS.join("");
+const PROMPT = estimateChatPrompt(MESSAGES, undefined).promptTokens;
+const BUDGET = { limits: { tpm: 1_000_000 } };
+
+const cutAfterTwenty: MockStep = {
+  kind: "sse",
+  events: chatStream(WORDS.slice(0, 20), MODEL).slice(0, 21),
+  end: "destroy",
+};
+
+function recordsOf(scene: TwoProviders): RequestRecord[] {
+  const records: RequestRecord[] = [];
+  scene.gateway.runtime.onRecord((record) => records.push(record));
+  return records;
+}
+
+async function streamText(
+  scene: Pick<TwoProviders, "client">,
+  messages: readonly { role: "user"; content: string }[] = MESSAGES,
+  extra: Record<string, unknown> = {},
+): Promise<string> {
+  const stream = await scene.client.chat.completions.create({
+    model: MODEL,
+    messages: [...messages],
+    stream: true,
+    ...extra,
+  });
+  let text = "";
+  for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? "";
+  return text;
+}
+
+async function oneRecord(records: RequestRecord[]): Promise<RequestRecord> {
+  await waitUntil(() => records.length === 1, "the request record");
+  return records[0] as RequestRecord;
+}
+
+function attemptsOf(record: RequestRecord): unknown[][] {
+  return record.attempts.map((attempt) => [
+    attempt.provider,
+    attempt.role,
+    attempt.outcome,
+    attempt.tokensIn,
+    attempt.tokensOut,
+    attempt.isUsageEstimated,
+  ]);
+}
+
+/** Beta's tokens in the metrics, /stats and its tpm budget. */
+async function betaBooks(scene: TwoProviders): Promise<{ metrics: number[]; stats: number[]; budget: number }> {
+  const exposition = parsePrometheusText((await send(scene.gateway, "GET", "/metrics")).text);
+  const metric = (direction: string) => sumOf(exposition, "llm_gateway_tokens_total", { provider: "beta", direction });
+  const row = (await statsOf(scene.gateway)).get(`beta/${MODEL}`);
+  const budget = windowOf(row as unknown as DeploymentView, `deployment:beta/${MODEL}`, "tokens", "minute").used;
+  return { metrics: [metric("in"), metric("out")], stats: [row?.tokens_in ?? 0, row?.tokens_out ?? 0], budget };
+}
+
+describe("a continuation's charge when it reported no usage", () => {
+  test("broken and continued in turn: charged what it was sent and delivered, not its reservation", async (t) => {
+    // Its reservation counts max_tokens (count_max_tokens, the default): before, that stayed charged as if it had
+    // ended the answer, beside the reservation of the segment that did.
+    const scene = await startTwoProviders(t, { primaryModel: BUDGET, backupModel: BUDGET });
+    const records = recordsOf(scene);
+    scene.primary.enqueue(CHAT_ROUTE, cutAfterTwenty);
+    scene.backup.enqueue(CHAT_ROUTE, {
+      kind: "sse",
+      events: chatStream(WORDS.slice(20, 25), MODEL).slice(0, 6),
+      end: "destroy",
+    });
+    scene.primary.enqueue(CHAT_ROUTE, { kind: "sse", events: chatStream(WORDS.slice(25), MODEL) });
+    assert.equal(await streamText(scene, MESSAGES, { max_tokens: 500 }), FULL_TEXT);
+    const record = await oneRecord(records);
+    const betaIn = PROMPT + countTextTokens(DELIVERED);
+    const betaOut = countTextTokens(WORDS.slice(20, 25).join(""));
+    assert.deepEqual(attemptsOf(record)[1], ["beta", "continuation", "stream_cut", betaIn, betaOut, true]);
+    const books = await betaBooks(scene);
+    assert.deepEqual(books, { metrics: [betaIn, betaOut], stats: [betaIn, betaOut], budget: betaIn + betaOut });
+  });
+
+  test("a prefill continuation's reservation counts the output limit it is sent, not the client's whole", async (t) => {
+    // Beta finishes the answer without a usage report: its reservation is its floor, and beta was asked for only what
+    // is left of max_tokens after the delivered text. Before, the floor counted all 500.
+    const scene = await startTwoProviders(t, { backupModel: BUDGET });
+    const records = recordsOf(scene);
+    scene.primary.enqueue(CHAT_ROUTE, cutAfterTwenty);
+    scene.backup.enqueue(CHAT_ROUTE, { kind: "sse", events: chatStream(WORDS.slice(20), MODEL) });
+    assert.equal(await streamText(scene, MESSAGES, { max_tokens: 500 }), FULL_TEXT);
+    await oneRecord(records);
+    const asked = sentBody(scene.backup).max_tokens;
+    assert.equal(asked, 500 - countTextTokens(DELIVERED));
+    assert.equal((await betaBooks(scene)).budget, PROMPT + (asked as number));
+  });
+
+  test("a prefill continuation that started the answer over: what it repeated counts too", async (t) => {
+    const scene = await startTwoProviders(t, { backupModel: BUDGET });
+    const records = recordsOf(scene);
+    scene.primary.enqueue(CHAT_ROUTE, cutAfterTwenty);
+    // Beta takes the prefill with a 200 but answers afresh, the whole answer, without a usage report.
+    scene.backup.enqueue(CHAT_ROUTE, { kind: "sse", events: chatStream(WORDS, MODEL) });
+    assert.equal(await streamText(scene), FULL_TEXT, "the client gets the delivered text once");
+    const record = await oneRecord(records);
+    const betaIn = PROMPT + countTextTokens(DELIVERED);
+    const betaOut = countTextTokens(FULL_TEXT);
+    assert.deepEqual(attemptsOf(record)[1], ["beta", "continuation", "success", betaIn, betaOut, true]);
+    const books = await betaBooks(scene);
+    assert.deepEqual(books.metrics, [betaIn, betaOut], "llm_gateway_tokens_total");
+    assert.deepEqual(books.stats, [betaIn, betaOut], "/stats");
+  });
+
+  test("a replay that diverged: its prompt and what it generated count, on every book", async (t) => {
+    // Beta does not take a prefill; its fresh answer repeats two words, then goes another way. Nobody else may
+    // continue (alpha is asked again only after a cut of its own). Before, beta's attempt counted nothing.
+    const scene = await startTwoProviders(t, { backupModel: { prefill: false, ...BUDGET } });
+    const records = recordsOf(scene);
+    scene.primary.enqueue(CHAT_ROUTE, cutAfterTwenty);
+    scene.backup.enqueue(CHAT_ROUTE, {
+      kind: "sse",
+      events: chatStream([" word0", " word1", " otherwise", " so"], MODEL),
+    });
+    await assert.rejects(
+      streamText(scene, MESSAGES, { max_tokens: 500 }),
+      (error: unknown) => error instanceof OpenAI.APIError,
+    );
+    const record = await oneRecord(records);
+    const betaOut = countTextTokens(" word0 word1 otherwise");
+    assert.deepEqual(attemptsOf(record)[1], ["beta", "continuation", "stream_diverged", PROMPT, betaOut, true]);
+    const books = await betaBooks(scene);
+    assert.deepEqual(books.metrics, [PROMPT, betaOut], "llm_gateway_tokens_total");
+    assert.deepEqual(books.stats, [PROMPT, betaOut], "/stats");
+    // Not continued: its reservation (prompt and max_tokens) stays its floor, as for any stream that broke.
+    assert.equal(books.budget, PROMPT + 500);
+  });
+
+  test("a diverged replay another candidate continued: its budget is charged its estimate", async (t) => {
+    const [alpha, beta, gamma] = [await useMock(t), await useMock(t), await useMock(t)];
+    const provider = (name: string, mock: MockUpstream, priority: number, model: Record<string, unknown> = {}) => ({
+      name,
+      base_url: mock.baseUrl,
+      api_key: `sk-${name}-secret`,
+      retries: 0,
+      models: { [MODEL]: { priority, ...BUDGET, ...model } },
+    });
+    const providers = [
+      provider("alpha", alpha, 30),
+      provider("beta", beta, 20, { prefill: false }),
+      provider("gamma", gamma, 10),
+    ];
+    const gateway = await useGateway(t, stringify({ providers }));
+    const records: RequestRecord[] = [];
+    gateway.runtime.onRecord((record) => records.push(record));
+    alpha.enqueue(CHAT_ROUTE, cutAfterTwenty);
+    beta.enqueue(CHAT_ROUTE, { kind: "sse", events: chatStream([" word0", " word1", " otherwise", " so"], MODEL) });
+    gamma.enqueue(CHAT_ROUTE, { kind: "sse", events: chatStream(WORDS.slice(20), MODEL) });
+    assert.equal(await streamText({ client: openAiClient(gateway) }, MESSAGES, { max_tokens: 500 }), FULL_TEXT);
+    const record = await oneRecord(records);
+    const betaOut = countTextTokens(" word0 word1 otherwise");
+    assert.deepEqual(attemptsOf(record)[1], ["beta", "continuation", "stream_diverged", PROMPT, betaOut, true]);
+    const row = (await statsOf(gateway)).get(`beta/${MODEL}`);
+    const used = windowOf(row as unknown as DeploymentView, `deployment:beta/${MODEL}`, "tokens", "minute").used;
+    assert.equal(used, PROMPT + betaOut, "the rest of the answer is gamma's: no floor");
+  });
+});
+
+describe("the estimates' prompt is counted as each deployment counts it (calibrated)", () => {
+  const LONG = Array.from({ length: 500 }, (_, index) => `word${index % 7 === 0 ? "s" : ""} of text`).join(" ");
+  const LONG_MESSAGES = [{ role: "user" as const, content: LONG }];
+  const plain = estimateChatPrompt(LONG_MESSAGES, undefined).promptTokens;
+
+  test("each segment's prompt as its deployment counts it; the first agrees with the client's estimated usage", async (t) => {
+    const scene = await startTwoProviders(t, { primaryModel: BUDGET, backupModel: BUDGET });
+    const records = recordsOf(scene);
+    // Both providers report half the estimate: each deployment learns its factor.
+    const halved = { prompt_tokens: Math.round(plain / 2), completion_tokens: 1 };
+    scene.primary.enqueue(CHAT_ROUTE, { kind: "json", body: chatCompletion("ok", MODEL, halved) });
+    scene.backup.enqueue(CHAT_ROUTE, { kind: "json", body: chatCompletion("ok", MODEL, halved) });
+    await scene.client.chat.completions.create({ model: MODEL, messages: LONG_MESSAGES });
+    await scene.client.chat.completions.create({ model: `beta/${MODEL}`, messages: LONG_MESSAGES });
+    const stats = await statsOf(scene.gateway);
+    const factorOf = (key: string) =>
+      (stats.get(key) as unknown as { prompt_token_factor: number }).prompt_token_factor;
+    const [alphaFactor, betaFactor] = [factorOf(`alpha/${MODEL}`), factorOf(`beta/${MODEL}`)];
+    assert.ok(alphaFactor < 0.9 && betaFactor < 0.9, `factors ${alphaFactor}, ${betaFactor}`);
+    await waitUntil(() => records.length === 2, "the teaching records");
+    records.length = 0;
+    const before = await betaBooks(scene);
+
+    scene.primary.enqueue(CHAT_ROUTE, cutAfterTwenty);
+    scene.backup.enqueue(CHAT_ROUTE, { kind: "sse", events: chatStream(WORDS.slice(20), MODEL) });
+    const text = await streamText(scene, LONG_MESSAGES, { stream_options: { include_usage: true } });
+    assert.equal(text, FULL_TEXT);
+    const record = await oneRecord(records);
+    const alphaIn = Math.ceil(plain * alphaFactor);
+    const betaIn = Math.ceil((plain + countTextTokens(DELIVERED)) * betaFactor);
+    assert.deepEqual(
+      record.attempts.map((attempt) => [attempt.provider, attempt.tokensIn]),
+      [
+        ["alpha", alphaIn],
+        ["beta", betaIn],
+      ],
+    );
+    assert.equal(record.tokensIn, alphaIn, "the client's estimated usage counts the prompt alpha's attempt does");
+    const after = await betaBooks(scene);
+    assert.equal((after.metrics[0] ?? 0) - (before.metrics[0] ?? 0), betaIn, "llm_gateway_tokens_total");
+    assert.equal((after.stats[0] ?? 0) - (before.stats[0] ?? 0), betaIn, "/stats");
+  });
+});
