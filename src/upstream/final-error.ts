@@ -221,6 +221,28 @@ function paidText(plan: RoutePlan): string {
   return ` ${skips.length} paid candidate${skips.length === 1 ? " was" : "s were"} not tried (${rule}).`;
 }
 
+/** A candidate's refusal kept for the client, in case no other candidate answers. */
+export interface KeptRefusal {
+  readonly verdict: Verdict & { kind: "rejected" };
+  /** The attempt that was refused: where the refusal came from (`error.metadata`). */
+  readonly report: AttemptReport;
+}
+
+/**
+ * Which of two refusals the client gets when no candidate answers: a moderation refusal (the input was flagged:
+ * OpenRouter's 403 with its reasons) before any other, else the first. The moderation one is the refusal a client can
+ * act on (the words to change, or a model without moderation to ask for); another candidate's 404 or refused
+ * parameter is about that candidate, and says nothing of why this input was not served (docs/errors.md).
+ */
+export function refusalToReturn(kept: KeptRefusal | undefined, next: KeptRefusal): KeptRefusal {
+  if (kept === undefined) return next;
+  return isModeration(next.verdict) && !isModeration(kept.verdict) ? next : kept;
+}
+
+function isModeration(verdict: Verdict & { kind: "rejected" }): boolean {
+  return verdict.error.flaggedFor !== undefined;
+}
+
 export function rejectedError(
   verdict: Verdict & { kind: "rejected" },
   /** The attempt that was refused: where the refusal came from (`error.metadata`). */

@@ -190,6 +190,17 @@ describe("OpenRouter's 403s and 401s", () => {
     assert.match(error.metadata?.raw ?? "", /some flagged words/);
   });
 
+  test("a moderation 403 naming no reason (an empty `reasons`, or only `flagged_input`) is still no key's refusal", () => {
+    for (const metadata of [{ reasons: [] }, { flagged_input: "words", provider_name: "Meta" }]) {
+      const body = JSON.stringify({ error: { code: 403, message: "Your input was flagged", metadata } });
+      const verdict = rejected(classify(403, body));
+      assert.equal(verdict.refusal, "unsupported", JSON.stringify(metadata));
+      assert.deepEqual(verdict.error.flaggedFor, []);
+      assert.equal(verdict.error.message, "Your input was flagged");
+      assert.equal(lessonFromVerdict(verdict, settings(), NOW_MS).effects.length, 0, "no key parked");
+    }
+  });
+
   test("a moderation message that already names its reasons is kept as it is", () => {
     const message =
       'm requires moderation on OpenAI. Your input was flagged for "harassment". No credits were charged.';
