@@ -25,6 +25,8 @@ export type Verdict =
       readonly isRequestTooLarge?: true;
       /** A provider behind an aggregator refused (see RateLimitClassification.isRelayed). */
       readonly isRelayed?: true;
+      /** The output the credits cover (see RateLimitClassification.affordableOutputTokens). */
+      readonly affordableOutputTokens?: number;
     }
   /** 401/403: the provider's key is bad. */
   | { readonly kind: "invalid_key"; readonly reason: string }
@@ -133,6 +135,9 @@ export function classifyResponse(
       ...(classification.isAccountWide === true ? { isAccountWide: true } : {}),
       ...(classification.isRequestTooLarge === true ? { isRequestTooLarge: true } : {}),
       ...(classification.isRelayed === true ? { isRelayed: true } : {}),
+      ...(classification.affordableOutputTokens === undefined
+        ? {}
+        : { affordableOutputTokens: classification.affordableOutputTokens }),
     };
   }
   if (status === 401 || status === 403) {

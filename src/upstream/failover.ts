@@ -18,6 +18,7 @@ import { deploymentMessageOrdering, isSameOrdering } from "../providers/message-
 import { gatewayOutputTokensOf, upstreamCallsOf } from "../providers/moderation-api.ts";
 import type { RouteCandidate, RoutePlan } from "../router/plan-route.ts";
 import type { RequestFeature } from "../router/request-features.ts";
+import { affordableRetryOf } from "./affordable-retry.ts";
 import { type AttemptResult, attemptOnce, messageChangesOf } from "./attempt.ts";
 import type { Verdict } from "./classify-response.ts";
 import { finalError, type KeptRefusal, refusalToReturn, rejectedError } from "./final-error.ts";
@@ -270,6 +271,9 @@ async function tryCandidate(
       state.contextFloorTokens = Math.max(state.contextFloorTokens ?? 0, deployment.contextTokens ?? 0);
       return undefined;
     }
+    // OpenRouter's 402 for an output its credits do not cover, no limit asked: this candidate once more with one.
+    const affordable = affordableRetryOf(result.verdict, request, deployment);
+    if (affordable !== undefined) return tryCandidate(deployment, affordable, services, state);
     if (!traits.isRetryableOnSameCandidate || tryIndex >= settings.retries) return undefined;
   }
 }

@@ -150,7 +150,7 @@ function tooLargeError(
   ];
   if (reasons.length === 0) return undefined;
   return new RequestTooLargeError(
-    `Request too large for \`${plan.requested}\`: its tokens are more than a whole token budget of every candidate (by the gateway's estimate, or the provider's own refusal), so it can never be sent there (${reasons.join("; ")}). Send a shorter prompt or a smaller max_tokens, or raise the budget.${paidText(plan)}`,
+    `Request too large for \`${plan.requested}\`: its tokens are more than every candidate takes (a whole token budget by the gateway's estimate, or the provider's own refusal of its size or of an output its credits do not cover), so it can never be sent there as it is (${reasons.join("; ")}). Send a shorter prompt or a smaller max_tokens, or raise the budget.${paidText(plan)}`,
     { attempts: summaries },
   );
 }
