@@ -55,7 +55,10 @@ describe("readErrorBody", () => {
     for (const bodyText of [undefined, "", "   ", "Too Many Requests", "{", "[", "null", "[]", "[[]]", '"x"', "42"]) {
       assert.deepEqual(readErrorBody(bodyText), empty, String(bodyText));
     }
-    assert.deepEqual(readErrorBody(`{"code":"x","pad":"${"y".repeat(70_000)}"}`), empty);
+    // Any size read (the read's bound, max_error_body_bytes, is the one bound, as for upstream/read-upstream-error.ts).
+    const big = `{"error":{"code":"insufficient_quota","metadata":{"retry_after_seconds":30}},"pad":"${"y".repeat(70_000)}"}`;
+    assert.deepEqual(readErrorBody(big), { codes: ["insufficient_quota"], quotaIds: [], relayedRetryAfter: "30" });
+    assert.equal(readErrorBody(big), readErrorBody(big), "read once");
     assert.deepEqual(readErrorBody('{"error":{"details":[null,1,{"@type":5},{"@type":"x.QuotaFailure"}]}}'), empty);
   });
 });

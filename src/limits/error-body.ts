@@ -28,8 +28,17 @@ export interface ErrorBodyFacts {
 
 const NO_FACTS: ErrorBodyFacts = { codes: [], quotaIds: [] };
 
-/** Bodies beyond this are not error JSON worth parsing (a misrouted HTML page, a huge echo of the prompt). */
-const MAX_PARSED_BODY_CHARS = 64 * 1024;
+// No bound of its own on the bodies parsed: the one bound is the read's (`upstream_limits.max_error_body_bytes`, the
+// body's start), as for upstream/read-upstream-error.ts, which reads the message of the same body. With a bound here
+// (64 KB) the message's reader did not have, a 429 whose body echoed a long prompt was read as the relayed provider's
+// refusal for its message but lost its wait, its class and its relay here: it cooled the key's whole pool for the
+// gateway's backoff.
+
+/**
+ * The last body read, and its facts: one refusal is read by the classification, the retry hint and the lessons in
+ * turn, and a body of up to a MiB (`max_error_body_bytes`' default) is parsed once, not four times.
+ */
+let lastRead: { readonly bodyText: string; readonly facts: ErrorBodyFacts } | undefined;
 
 type JsonObject = Record<string, unknown>;
 
@@ -40,7 +49,17 @@ type JsonObject = Record<string, unknown>;
  * `error.metadata.headers`. Never throws.
  */
 export function readErrorBody(bodyText: string | undefined): ErrorBodyFacts {
-  if (bodyText === undefined || bodyText.length > MAX_PARSED_BODY_CHARS) return NO_FACTS;
+  if (bodyText === undefined) return NO_FACTS;
+  if (lastRead?.bodyText === bodyText) return lastRead.facts;
+  const facts = factsOf(bodyText);
+  // Only long bodies are kept: a short one parses again in microseconds.
+  if (bodyText.length > SHORT_BODY_CHARS) lastRead = { bodyText, facts };
+  return facts;
+}
+
+const SHORT_BODY_CHARS = 4 * 1024;
+
+function factsOf(bodyText: string): ErrorBodyFacts {
   const start = firstNonSpaceCode(bodyText);
   if (start !== CHAR_OPEN_BRACE && start !== CHAR_OPEN_BRACKET) return NO_FACTS;
   let parsed: unknown;
