@@ -135,6 +135,12 @@ describe("classifyRateLimit: credits", () => {
       bodyText: JSON.stringify({ error: { message: "Insufficient credits", code: 402 } }),
     });
     assert.equal(outOfCredits.isRequestTooLarge, undefined);
+    const separated = classifyRateLimit({
+      status: 402,
+      headers: {},
+      bodyText: "You requested up to 16,384 tokens, but can only afford ~15,500.",
+    });
+    assert.equal(separated.affordableOutputTokens, 15_500);
     assert.equal(outOfCredits.affordableOutputTokens, undefined);
   });
 

@@ -342,7 +342,8 @@ export function requestLargerThanWindow(
  * request's size, not the key's: read as out of credits, it parked every model of the key for an hour while smaller
  * requests were still served.
  */
-const UNAFFORDABLE_OUTPUT = /\brequested up to (\d+) tokens, but can only afford (\d+)\b/i;
+// Its numbers as quoted back by clients may carry a "~" and thousands separators ("can only afford ~15,500").
+const UNAFFORDABLE_OUTPUT = /\brequested up to ~?(\d[\d,]*) tokens, but can only afford ~?(\d[\d,]*)/i;
 
 /** The output a 402 says was asked for and what the credits cover, when it is a refusal of that size alone. */
 export function unaffordableOutput(
@@ -353,9 +354,11 @@ export function unaffordableOutput(
     bodyText.length > MAX_SCANNED_BODY_CHARS ? bodyText.slice(0, MAX_SCANNED_BODY_CHARS) : bodyText,
   );
   if (match === null) return undefined;
-  const requested = Number(match[1]);
-  const affordable = Number(match[2]);
-  return affordable < requested ? { requested, affordable } : undefined;
+  const requested = Number((match[1] ?? "").replaceAll(",", ""));
+  const affordable = Number((match[2] ?? "").replaceAll(",", ""));
+  return Number.isSafeInteger(requested) && Number.isSafeInteger(affordable) && affordable < requested
+    ? { requested, affordable }
+    : undefined;
 }
 
 function matchTextSignal(text: string): TextSignal | undefined {

@@ -8,7 +8,7 @@ import {
   openAi,
   openRouter,
 } from "../../test/fixtures/provider-fixtures.ts";
-import { readErrorBody } from "./error-body.ts";
+import { proxiedErrorBody, readErrorBody } from "./error-body.ts";
 
 describe("readErrorBody", () => {
   it("reads OpenAI's code and type", () => {
@@ -60,5 +60,40 @@ describe("readErrorBody", () => {
     assert.deepEqual(readErrorBody(big), { codes: ["insufficient_quota"], quotaIds: [], relayedRetryAfter: "30" });
     assert.equal(readErrorBody(big), readErrorBody(big), "read once");
     assert.deepEqual(readErrorBody('{"error":{"details":[null,1,{"@type":5},{"@type":"x.QuotaFailure"}]}}'), empty);
+  });
+});
+
+describe("proxiedErrorBody: LiteLLM's `<Provider>Exception - {json}`", () => {
+  const openRouter =
+    '{"error":{"message":"Provider returned error","code":429,"metadata":{"provider_name":"Groq","retry_after_seconds":30}}}';
+  it("opens the proxy's error JSON and its plain-text form, up to the wrapped object's end", () => {
+    const proxied = JSON.stringify({
+      error: {
+        message: `litellm.RateLimitError: RateLimitError: OpenrouterException - ${openRouter}\nReceived Model Group=openrouter/m\nAvailable Model Group Fallbacks=None`,
+        type: null,
+        param: null,
+        code: "429",
+      },
+    });
+    assert.equal(proxiedErrorBody(proxied), openRouter);
+    assert.equal(proxiedErrorBody(`OpenrouterException - ${openRouter}`), openRouter);
+    assert.deepEqual(readErrorBody(proxied), {
+      codes: ["429"],
+      quotaIds: [],
+      relayedRetryAfter: "30",
+      relayedProvider: "Groq",
+    });
+  });
+
+  it("leaves every other body alone", () => {
+    for (const bodyText of [
+      openRouter,
+      "OpenrouterException - Insufficient credits",
+      'OpenrouterException - {"error":',
+      JSON.stringify({ error: { message: "The user wrote: OpenrouterException - not json {" } }),
+      `${"x".repeat(2_000)} OpenrouterException - ${openRouter}`,
+    ]) {
+      assert.equal(proxiedErrorBody(bodyText), undefined, bodyText.slice(0, 80));
+    }
   });
 });

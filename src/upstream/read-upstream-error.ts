@@ -1,9 +1,9 @@
 // An upstream's error body as OpenAI's error fields, whatever shape it came in: OpenAI's, a flat one, Gemini's list,
-// FastAPI's validation `detail`, plain text, and an aggregator's wrapper of the provider it routed to (OpenRouter's
-// `metadata.raw`). Pure.
+// FastAPI's validation `detail`, plain text, an aggregator's wrapper of the provider it routed to (OpenRouter's
+// `metadata.raw`), and a proxy's text wrapper of either (LiteLLM's `OpenrouterException - {...}`). Pure.
 import { cutText } from "../errors/shown-reason.ts";
 import { isRecord } from "../is-record.ts";
-import { isRelayedError } from "../limits/error-body.ts";
+import { isRelayedError, proxiedErrorBody } from "../limits/error-body.ts";
 
 export interface UpstreamErrorFields {
   readonly message: string;
@@ -42,7 +42,8 @@ const MAX_MESSAGE_CHARS = 8_000;
 export function readUpstreamError(bodyText: string, status: number): UpstreamErrorFields {
   let json: unknown;
   try {
-    json = JSON.parse(bodyText);
+    // A proxy's (LiteLLM's) `OpenrouterException - {...}`: the body it wraps is read, as the provider's own.
+    json = JSON.parse(proxiedErrorBody(bodyText) ?? bodyText);
   } catch {
     return textErrorOf(bodyText, status);
   }
