@@ -116,6 +116,21 @@ describe("OpenRouter's 402 for an output the credits do not cover", () => {
     assert.match(records[0]?.attempts[0]?.reason ?? "", /cover 1234 output tokens/);
   });
 
+  test("a streamed request without max_tokens: retried the same way, the client reads that candidate's stream", async (t) => {
+    const { openrouter, beta, client } = await scene(t);
+    openrouter.enqueue(CHAT_ROUTE, unaffordable(65536, 4000));
+    const stream = await client.chat.completions.create({
+      model: "m",
+      stream: true,
+      messages: [{ role: "user", content: "Hi" }],
+    });
+    let text = "";
+    for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? "";
+    assert.equal(text, "echo from vendor/m");
+    assert.deepEqual(sentMaxTokens(openrouter), [undefined, 3600]);
+    assert.equal(chatRequests(beta).length, 0);
+  });
+
   test("without max_tokens but too little affordable (under 256 after the margin): failed over, no retry", async (t) => {
     const { openrouter, beta, client } = await scene(t);
     openrouter.enqueue(CHAT_ROUTE, unaffordable(16384, 200));
