@@ -239,8 +239,9 @@ export function refusalToReturn(kept: KeptRefusal | undefined, next: KeptRefusal
   return isModeration(next.verdict) && !isModeration(kept.verdict) ? next : kept;
 }
 
+/** As classify-response.ts reads one: a 403 whose metadata is a moderation's. */
 function isModeration(verdict: Verdict & { kind: "rejected" }): boolean {
-  return verdict.error.flaggedFor !== undefined;
+  return verdict.status === 403 && verdict.error.flaggedFor !== undefined;
 }
 
 export function rejectedError(
