@@ -125,6 +125,25 @@ describe("classifyRateLimit: credits", () => {
     assertKind({ status: 402, headers: {} }, "credits", "402");
   });
 
+  it("OpenRouter's 402 for an output the credits do not cover: this request's size, not the key's credits", () => {
+    const classified = classifyRateLimit(openRouter.needsCredits402);
+    assert.equal(classified.isRequestTooLarge, true);
+    assert.equal(classified.affordableOutputTokens, 2666);
+    const outOfCredits = classifyRateLimit({
+      status: 402,
+      headers: {},
+      bodyText: JSON.stringify({ error: { message: "Insufficient credits", code: 402 } }),
+    });
+    assert.equal(outOfCredits.isRequestTooLarge, undefined);
+    const separated = classifyRateLimit({
+      status: 402,
+      headers: {},
+      bodyText: "You requested up to 16,384 tokens, but can only afford ~15,500.",
+    });
+    assert.equal(separated.affordableOutputTokens, 15_500);
+    assert.equal(outOfCredits.affordableOutputTokens, undefined);
+  });
+
   it("OpenAI insufficient_quota on a 429", () => {
     assertKind(openAi.insufficientQuota, "credits", "insufficient_quota");
   });

@@ -24,9 +24,16 @@ export interface RateLimitClassification {
   readonly isAccountWide?: boolean;
   /**
    * The request alone is larger than the whole window it is counted against ("Request too large ... Limit 6000,
-   * Requested 14810"): no wait makes it fit, and smaller requests still do, so the key is not to be cooled down.
+   * Requested 14810"), or than what the credits left cover (`affordableOutputTokens`): no wait makes it fit, and
+   * smaller requests still do, so the key is not to be cooled down, nor parked.
    */
   readonly isRequestTooLarge?: true;
+  /**
+   * The output tokens the key's credits cover, when the refusal is of this request's output limit alone (OpenRouter's
+   * 402 "... You requested up to 16384 tokens, but can only afford 1234."; `isRequestTooLarge` with it): a request
+   * asking for at most that many would be served.
+   */
+  readonly affordableOutputTokens?: number;
   /**
    * The refusal is the limit of a provider an aggregator routed to, relayed (ErrorBodyFacts.relayedProvider): it
    * says nothing about this key's own limits or pool, so nothing is learned from it and no pool cools.
@@ -150,7 +157,16 @@ const MAX_SCANNED_BODY_CHARS = 16 * 1024;
  */
 export function classifyRateLimit(input: ClassifyRateLimitInput): RateLimitClassification {
   const { status, headers, bodyText } = input;
-  if (status === 402) return { kind: "credits", reason: "402 Payment Required" };
+  if (status === 402) {
+    const unaffordable = unaffordableOutput(bodyText);
+    if (unaffordable === undefined) return { kind: "credits", reason: "402 Payment Required" };
+    return {
+      kind: "credits",
+      reason: `the credits left cover ${unaffordable.affordable} output tokens of this request, not the ${unaffordable.requested} it may use (402; a request asking for fewer is served)`,
+      isRequestTooLarge: true,
+      affordableOutputTokens: unaffordable.affordable,
+    };
+  }
   const relayedProvider = status === 413 || status === 429 ? readErrorBody(bodyText).relayedProvider : undefined;
   const relayed = relayedProvider === undefined ? {} : { isRelayed: true as const };
   if (status === 413 || status === 429) {
@@ -317,6 +333,32 @@ export function requestLargerThanWindow(
   const limit = Number(match[1]);
   const requested = Number(match[2]);
   return requested > limit ? { limit, requested } : undefined;
+}
+
+/**
+ * OpenRouter reserves a request's whole possible output against the key's credits (without `max_tokens`, the model's
+ * whole output limit: 65,536 for some) and refuses it with a 402 when they do not cover it: "This request requires
+ * more credits, or fewer max_tokens. You requested up to 16384 tokens, but can only afford 1234." A refusal of this
+ * request's size, not the key's: read as out of credits, it parked every model of the key for an hour while smaller
+ * requests were still served.
+ */
+// Its numbers as quoted back by clients may carry a "~" and thousands separators ("can only afford ~15,500").
+const UNAFFORDABLE_OUTPUT = /\brequested up to ~?(\d[\d,]*) tokens, but can only afford ~?(\d[\d,]*)/i;
+
+/** The output a 402 says was asked for and what the credits cover, when it is a refusal of that size alone. */
+export function unaffordableOutput(
+  bodyText: string | undefined,
+): { readonly requested: number; readonly affordable: number } | undefined {
+  if (bodyText === undefined) return undefined;
+  const match = UNAFFORDABLE_OUTPUT.exec(
+    bodyText.length > MAX_SCANNED_BODY_CHARS ? bodyText.slice(0, MAX_SCANNED_BODY_CHARS) : bodyText,
+  );
+  if (match === null) return undefined;
+  const requested = Number((match[1] ?? "").replaceAll(",", ""));
+  const affordable = Number((match[2] ?? "").replaceAll(",", ""));
+  return Number.isSafeInteger(requested) && Number.isSafeInteger(affordable) && affordable < requested
+    ? { requested, affordable }
+    : undefined;
 }
 
 function matchTextSignal(text: string): TextSignal | undefined {

@@ -8,7 +8,7 @@ import {
   openAi,
   openRouter,
 } from "../../test/fixtures/provider-fixtures.ts";
-import { readErrorBody } from "./error-body.ts";
+import { proxiedErrorBody, readErrorBody } from "./error-body.ts";
 
 describe("readErrorBody", () => {
   it("reads OpenAI's code and type", () => {
@@ -55,7 +55,45 @@ describe("readErrorBody", () => {
     for (const bodyText of [undefined, "", "   ", "Too Many Requests", "{", "[", "null", "[]", "[[]]", '"x"', "42"]) {
       assert.deepEqual(readErrorBody(bodyText), empty, String(bodyText));
     }
-    assert.deepEqual(readErrorBody(`{"code":"x","pad":"${"y".repeat(70_000)}"}`), empty);
+    // Any size read (the read's bound, max_error_body_bytes, is the one bound, as for upstream/read-upstream-error.ts).
+    const big = `{"error":{"code":"insufficient_quota","metadata":{"retry_after_seconds":30}},"pad":"${"y".repeat(70_000)}"}`;
+    assert.deepEqual(readErrorBody(big), { codes: ["insufficient_quota"], quotaIds: [], relayedRetryAfter: "30" });
+    assert.equal(readErrorBody(big), readErrorBody(big), "read once");
     assert.deepEqual(readErrorBody('{"error":{"details":[null,1,{"@type":5},{"@type":"x.QuotaFailure"}]}}'), empty);
+  });
+});
+
+describe("proxiedErrorBody: LiteLLM's `<Provider>Exception - {json}`", () => {
+  const openRouter =
+    '{"error":{"message":"Provider returned error","code":429,"metadata":{"provider_name":"Groq","retry_after_seconds":30}}}';
+  it("opens the proxy's error JSON and its plain-text form, up to the wrapped object's end", () => {
+    const proxied = JSON.stringify({
+      error: {
+        message: `litellm.RateLimitError: RateLimitError: OpenrouterException - ${openRouter}\nReceived Model Group=openrouter/m\nAvailable Model Group Fallbacks=None`,
+        type: null,
+        param: null,
+        code: "429",
+      },
+    });
+    assert.equal(proxiedErrorBody(proxied), openRouter);
+    assert.equal(proxiedErrorBody(`OpenrouterException - ${openRouter}`), openRouter);
+    assert.deepEqual(readErrorBody(proxied), {
+      codes: ["429"],
+      quotaIds: [],
+      relayedRetryAfter: "30",
+      relayedProvider: "Groq",
+    });
+  });
+
+  it("leaves every other body alone", () => {
+    for (const bodyText of [
+      openRouter,
+      "OpenrouterException - Insufficient credits",
+      'OpenrouterException - {"error":',
+      JSON.stringify({ error: { message: "The user wrote: OpenrouterException - not json {" } }),
+      `${"x".repeat(2_000)} OpenrouterException - ${openRouter}`,
+    ]) {
+      assert.equal(proxiedErrorBody(bodyText), undefined, bodyText.slice(0, 80));
+    }
   });
 });

@@ -28,8 +28,17 @@ export interface ErrorBodyFacts {
 
 const NO_FACTS: ErrorBodyFacts = { codes: [], quotaIds: [] };
 
-/** Bodies beyond this are not error JSON worth parsing (a misrouted HTML page, a huge echo of the prompt). */
-const MAX_PARSED_BODY_CHARS = 64 * 1024;
+// No bound of its own on the bodies parsed: the one bound is the read's (`upstream_limits.max_error_body_bytes`, the
+// body's start), as for upstream/read-upstream-error.ts, which reads the message of the same body. With a bound here
+// (64 KB) the message's reader did not have, a 429 whose body echoed a long prompt was read as the relayed provider's
+// refusal for its message but lost its wait, its class and its relay here: it cooled the key's whole pool for the
+// gateway's backoff.
+
+/**
+ * The last body read, and its facts: one refusal is read by the classification, the retry hint and the lessons in
+ * turn, and a body of up to a MiB (`max_error_body_bytes`' default) is parsed once, not four times.
+ */
+let lastRead: { readonly bodyText: string; readonly facts: ErrorBodyFacts } | undefined;
 
 type JsonObject = Record<string, unknown>;
 
@@ -40,7 +49,17 @@ type JsonObject = Record<string, unknown>;
  * `error.metadata.headers`. Never throws.
  */
 export function readErrorBody(bodyText: string | undefined): ErrorBodyFacts {
-  if (bodyText === undefined || bodyText.length > MAX_PARSED_BODY_CHARS) return NO_FACTS;
+  if (bodyText === undefined) return NO_FACTS;
+  if (lastRead?.bodyText === bodyText) return lastRead.facts;
+  const facts = factsOf(proxiedErrorBody(bodyText) ?? bodyText);
+  // Only long bodies are kept: a short one parses again in microseconds.
+  if (bodyText.length > SHORT_BODY_CHARS) lastRead = { bodyText, facts };
+  return facts;
+}
+
+const SHORT_BODY_CHARS = 4 * 1024;
+
+function factsOf(bodyText: string): ErrorBodyFacts {
   const start = firstNonSpaceCode(bodyText);
   if (start !== CHAR_OPEN_BRACE && start !== CHAR_OPEN_BRACKET) return NO_FACTS;
   let parsed: unknown;
@@ -151,3 +170,66 @@ function firstNonSpaceCode(text: string): number {
   }
   return -1;
 }
+
+/**
+ * LiteLLM in front of a provider wraps the provider's error body in text: `<Provider>Exception - <the body>`
+ * (`OpenrouterException - {"error":{"message":"Provider returned error","code":429,"metadata":{...}}}`), as its
+ * proxy's error message (`{"error":{"message":"litellm.RateLimitError: RateLimitError: OpenrouterException - {...}",
+ * "type":null,"param":null,"code":"429"}}`, sometimes followed by its router's "Received Model Group=...") or as the
+ * whole text. Read as it stands, OpenRouter's relay of a provider's 429 was LiteLLM's own (the key's pool cooled, the
+ * relay's wait lost) and its refusals said nothing recognisable.
+ */
+const PROXIED_EXCEPTION = /\b[A-Za-z]+Exception - (?=\{)/;
+const PROXIED_MARKER = "Exception - {";
+/** The wrapper's words come first: a marker later in a body is part of someone's text, not the wrapper. */
+const MAX_MARKER_AT = 1_000;
+
+/** The provider's own error body a proxy (LiteLLM) wrapped as `<Provider>Exception - {json}`, else undefined. */
+export function proxiedErrorBody(bodyText: string): string | undefined {
+  const markerAt = bodyText.indexOf(PROXIED_MARKER);
+  if (markerAt === -1 || markerAt > MAX_MARKER_AT) return undefined;
+  const message = firstNonSpaceCode(bodyText) === CHAR_OPEN_BRACE ? proxyMessageOf(bodyText) : bodyText;
+  if (message === undefined) return undefined;
+  const match = PROXIED_EXCEPTION.exec(message.slice(0, MAX_MARKER_AT + PROXIED_MARKER.length));
+  if (match === null) return undefined;
+  const inner = leadingObjectText(message, match.index + match[0].length);
+  if (inner === undefined) return undefined;
+  try {
+    return isRecord(JSON.parse(inner)) ? inner : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The message of a proxy's own error JSON (`error.message`, or a flat `message`). */
+function proxyMessageOf(bodyText: string): string | undefined {
+  let json: unknown;
+  try {
+    json = JSON.parse(bodyText);
+  } catch {
+    return undefined;
+  }
+  if (!isRecord(json)) return undefined;
+  const error = isRecord(json.error) ? json.error : json;
+  return typeof error.message === "string" ? error.message : undefined;
+}
+
+/** The JSON object starting at `start` (`{`), up to its matching brace (strings and escapes skipped), if whole. */
+function leadingObjectText(text: string, start: number): string | undefined {
+  let depth = 0;
+  let isInString = false;
+  for (let index = start; index < text.length; index++) {
+    const code = text.charCodeAt(index);
+    if (isInString) {
+      if (code === CHAR_BACKSLASH) index++;
+      else if (code === CHAR_QUOTE) isInString = false;
+    } else if (code === CHAR_QUOTE) isInString = true;
+    else if (code === CHAR_OPEN_BRACE) depth++;
+    else if (code === CHAR_CLOSE_BRACE && --depth === 0) return text.slice(start, index + 1);
+  }
+  return undefined;
+}
+
+const CHAR_CLOSE_BRACE = 125;
+const CHAR_QUOTE = 34;
+const CHAR_BACKSLASH = 92;

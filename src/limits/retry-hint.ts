@@ -1,6 +1,6 @@
 // How long an upstream asks us to wait before trying again, from whichever signal it sent.
 import { parseDurationMs } from "./duration.ts";
-import { readErrorBody } from "./error-body.ts";
+import { type ErrorBodyFacts, readErrorBody } from "./error-body.ts";
 import { type HeaderMap, headerValue } from "./header-map.ts";
 import { MAX_UPSTREAM_WAIT_MS, parseNumber, parseResetAtMs } from "./reset-time.ts";
 
@@ -24,14 +24,27 @@ export interface RetryHintInput {
 
 /**
  * The upstream's own retry advice, by priority: `retry-after-ms`, `retry-after`, the `x-ratelimit-reset-*`
- * windows, an epoch `x-ratelimit-reset`, then hints in the body. `undefined` for successes and when nothing
- * usable was sent.
+ * windows, an epoch `x-ratelimit-reset`, then hints in the body (only those for a 429 an aggregator relays).
+ * `undefined` for successes and when nothing usable was sent.
  */
 export function retryHintFromResponse(input: RetryHintInput): RetryHint | undefined {
   const { status, headers, bodyText, nowMs } = input;
   // A success's retry-after or reset headers describe windows we have not hit; only failures ask us to wait.
   if (status < 400) return undefined;
+  const facts = readErrorBody(bodyText);
+  // A 429 an aggregator relays from the provider it routed to (OpenRouter's "Provider returned error"): the answer's
+  // own headers are the aggregator's, about the account's window (OpenRouter's x-ratelimit-reset is its key's), not
+  // the routed model's. Its wait is the relay's (`metadata.retry_after_seconds`, `metadata.headers`) or the
+  // provider's body, else none: the account's reset cooled a model the provider would serve again in seconds, or
+  // the minute's reset hid the provider's longer wait.
+  const isRelayed = status === 429 && facts.relayedProvider !== undefined;
+  return isRelayed
+    ? bodyHint(facts, bodyText, nowMs, true)
+    : (headerHint(status, headers, facts, nowMs) ?? bodyHint(facts, bodyText, nowMs, false));
+}
 
+/** The wait the answer's headers give (a 429's reset headers included), or a reset relayed in the body. */
+function headerHint(status: number, headers: HeaderMap, facts: ErrorBodyFacts, nowMs: number): RetryHint | undefined {
   // OpenAI (and the OpenAI SDKs) send the precise value in retry-after-ms next to a whole-second retry-after.
   // A negative value is no wait (retry-after's grammar has no sign) but unreadable: clamped to 0, a `retry-after-ms:
   // -10` hid the `retry-after: 30` next to it and cooled the candidate for 0 ms, into the next 429 at once.
@@ -47,26 +60,41 @@ export function retryHintFromResponse(input: RetryHintInput): RetryHint | undefi
   }
 
   // Reset headers describe every window, also ones with room left: only a 429 says one of them is the problem.
-  const facts = readErrorBody(bodyText);
   if (status === 429) {
     const windowDelayMs = exhaustedWindowDelayMs(headers, nowMs);
     if (windowDelayMs !== undefined) return hint(windowDelayMs, "x-ratelimit-reset");
     // OpenRouter's X-RateLimit-Reset is an epoch instant (ms), and on its own 429s it is often relayed inside
     // error.metadata.headers rather than sent as a header.
-    const resetText = headerValue(headers, "x-ratelimit-reset") ?? facts.relayedRateLimitReset;
-    if (resetText !== undefined) {
-      const resetAtMs = parseResetAtMs(resetText, "timestamp", nowMs);
-      // An instant already past (a provider's clock behind ours, a stale relayed header) says nothing of when this
-      // refusal ends: taken as a wait of 0, the next request went straight into the next 429, and the client was told
-      // "available again in 0 s". The body's hint or the gateway's backoff decides instead.
-      if (resetAtMs !== undefined && resetAtMs > nowMs) return hint(resetAtMs - nowMs, "x-ratelimit-reset");
-    }
+    return resetHint(headerValue(headers, "x-ratelimit-reset") ?? facts.relayedRateLimitReset, nowMs);
   }
+  return undefined;
+}
 
+function resetHint(resetText: string | undefined, nowMs: number): RetryHint | undefined {
+  if (resetText === undefined) return undefined;
+  const resetAtMs = parseResetAtMs(resetText, "timestamp", nowMs);
+  // An instant already past (a provider's clock behind ours, a stale relayed header) says nothing of when this
+  // refusal ends: taken as a wait of 0, the next request went straight into the next 429, and the client was told
+  // "available again in 0 s". The body's hint or the gateway's backoff decides instead.
+  return resetAtMs !== undefined && resetAtMs > nowMs ? hint(resetAtMs - nowMs, "x-ratelimit-reset") : undefined;
+}
+
+/**
+ * The wait the body gives: a relay's own number, Google's RetryInfo, then the message's words. `isRelayed`: the
+ * routed provider's reset the relay passes on in `metadata.headers` counts too, before the words.
+ */
+function bodyHint(
+  facts: ErrorBodyFacts,
+  bodyText: string | undefined,
+  nowMs: number,
+  isRelayed: boolean,
+): RetryHint | undefined {
   // OpenRouter's wait for a 429 it relays, inside the body (error-body.ts relayedRetryAfter): its own number, read
   // before the words of the provider's message it quotes.
   const relayedDelayMs = parseRetryAfter(facts.relayedRetryAfter, nowMs);
   if (relayedDelayMs !== undefined) return hint(relayedDelayMs, "body");
+  const relayedReset = isRelayed ? resetHint(facts.relayedRateLimitReset, nowMs) : undefined;
+  if (relayedReset !== undefined) return relayedReset;
   if (facts.retryDelay !== undefined) {
     const delayMs = parseDurationMs(facts.retryDelay);
     if (delayMs !== undefined) return hint(delayMs, "body");

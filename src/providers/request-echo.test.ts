@@ -47,6 +47,16 @@ test("image parts are found in chat, Responses and Messages bodies alike; docume
   assert.equal(hasImageParts({ input: "describe an image_url" }), false);
   // Only the prompt is read: a tool's schema is no image part.
   assert.equal(hasImageParts({ messages: [], tools: [{ type: "image" }] }), false);
+  // Nor a tool call's arguments: data for a tool, not an image shown to the model.
+  const toolUse = { type: "tool_use", id: "t", name: "draw", input: { type: "image", source: "cat.png" } };
+  assert.equal(hasImageParts({ messages: [{ role: "assistant", content: [toolUse] }] }), false);
+  const call = { id: "c", type: "function", function: { name: "draw", arguments: { type: "image_url" } } };
+  assert.equal(hasImageParts({ messages: [{ role: "assistant", content: null, tool_calls: [call] }] }), false);
+  // A tool result's and a Responses tool output's parts are content.
+  const result = { type: "tool_result", tool_use_id: "t", content: [{ type: "image", source: {} }] };
+  assert.equal(hasImageParts({ messages: [{ role: "user", content: [result] }] }), true);
+  const output = { type: "function_call_output", call_id: "c", output: [{ type: "input_image", image_url: "u" }] };
+  assert.equal(hasImageParts({ input: [output] }), true);
   let deep: unknown = { type: "image" };
   for (let depth = 0; depth < 300_000; depth++) deep = [deep];
   assert.equal(hasImageParts({ input: deep }), false, "given up past the bound, without a stack overflow");

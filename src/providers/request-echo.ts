@@ -115,10 +115,14 @@ const IMAGE_PART_TYPES: ReadonlySet<unknown> = new Set(["image_url", "input_imag
 const MAX_VISITED_VALUES = 200_000;
 
 /**
- * Whether the request's prompt holds an image part, whatever protocol its body is in: in chat's or Messages'
- * `messages`, or a Responses body's `input`, at any depth there (a Messages `tool_result`'s content, a Responses
- * `function_call_output`'s output hold parts too). The echo rule asks it of the body as it was sent: an error whose
- * "not supported" only quotes the prompt is still this candidate's refusal when it names images the request carries.
+ * Whether the request's prompt holds an image part, whatever protocol its body is in: a part of a message's content in
+ * chat's or Messages' `messages`, or of a Responses body's `input`, also inside a part's own content or output (a
+ * Messages `tool_result`'s content, a Responses `function_call_output`'s output hold parts too). Only content is read:
+ * an image-typed object among a tool call's arguments (a Messages `tool_use` block's `input`, a function call's
+ * arguments sent as an object) is data the model produced for a tool, not an image the model is shown; read as one,
+ * it made an echoed "image input is not supported" a refusal of the request's images, failed over for nothing. The
+ * echo rule asks it of the body as it was sent: an error whose "not supported" only quotes the prompt is still this
+ * candidate's refusal when it names images the request carries.
  */
 export function hasImageParts(request: unknown): boolean {
   if (request === null || typeof request !== "object") return false;
@@ -132,8 +136,15 @@ export function hasImageParts(request: unknown): boolean {
     else if (next !== null && typeof next === "object") {
       const part = next as Record<string, unknown>;
       if (IMAGE_PART_TYPES.has(part.type)) return true;
-      for (const value of Object.values(part)) if (value !== null && typeof value === "object") pending.push(value);
+      // A message's (or a tool result's) parts, and a Responses tool output's: nothing else holds content.
+      for (const key of CONTENT_KEYS) {
+        const value = part[key];
+        if (value !== null && typeof value === "object") pending.push(value);
+      }
     }
   }
   return false;
 }
+
+/** The keys under which a message, an input item or a part holds parts shown to the model. */
+const CONTENT_KEYS = ["content", "output"] as const;

@@ -25,6 +25,8 @@ export type Verdict =
       readonly isRequestTooLarge?: true;
       /** A provider behind an aggregator refused (see RateLimitClassification.isRelayed). */
       readonly isRelayed?: true;
+      /** The output the credits cover (see RateLimitClassification.affordableOutputTokens). */
+      readonly affordableOutputTokens?: number;
     }
   /** 401/403: the provider's key is bad. */
   | { readonly kind: "invalid_key"; readonly reason: string }
@@ -133,6 +135,9 @@ export function classifyResponse(
       ...(classification.isAccountWide === true ? { isAccountWide: true } : {}),
       ...(classification.isRequestTooLarge === true ? { isRequestTooLarge: true } : {}),
       ...(classification.isRelayed === true ? { isRelayed: true } : {}),
+      ...(classification.affordableOutputTokens === undefined
+        ? {}
+        : { affordableOutputTokens: classification.affordableOutputTokens }),
     };
   }
   if (status === 401 || status === 403) {
@@ -141,7 +146,7 @@ export function classifyResponse(
     // `metadata.reasons`): OpenRouter moderates per model ("<model> requires moderation on <provider>": only some
     // providers' models), and flags by mistake ("misc" on "i want to order eba"), so another candidate may serve the
     // same input: failed over as a refusal this candidate alone made, nothing learned or parked (lessons.ts), and the
-    // client gets it when no candidate answers (failover.ts `firstRefusal`). A provider behind an aggregator refused
+    // client gets it when no candidate answers (final-error.ts `refusalToReturn`). A provider behind an aggregator refused
     // the aggregator (its own key, a region it does not serve: OpenAI's "Country, region, or territory not supported"
     // through OpenRouter), so this model is out there for now, not every model of the key.
     if (status === 403 && error.flaggedFor !== undefined) {

@@ -18,9 +18,10 @@ import { deploymentMessageOrdering, isSameOrdering } from "../providers/message-
 import { gatewayOutputTokensOf, upstreamCallsOf } from "../providers/moderation-api.ts";
 import type { RouteCandidate, RoutePlan } from "../router/plan-route.ts";
 import type { RequestFeature } from "../router/request-features.ts";
+import { affordableRetryOf } from "./affordable-retry.ts";
 import { type AttemptResult, attemptOnce, messageChangesOf } from "./attempt.ts";
 import type { Verdict } from "./classify-response.ts";
-import { finalError, rejectedError } from "./final-error.ts";
+import { finalError, type KeptRefusal, refusalToReturn, rejectedError } from "./final-error.ts";
 import type { AttemptReport, FailoverServices, ForwardOutcome, ForwardRequest } from "./forward-types.ts";
 import { reportedAsOf } from "./lessons.ts";
 import { outputLeftOf } from "./upstream-request.ts";
@@ -38,15 +39,11 @@ interface LoopState {
    */
   readonly unservedProviders: Set<string>;
   /**
-   * The first refusal of a candidate that does not serve the model or refuses a parameter another may take: what the
-   * client gets, as it came, when no other candidate answers (rejectedError).
+   * The refusal of a candidate that does not serve the model, refuses a parameter another may take or flagged the
+   * input: what the client gets, as it came, when no other candidate answers (rejectedError). The first one, unless a
+   * later one is more informative (final-error.ts `refusalToReturn`).
    */
-  firstRefusal:
-    | {
-        readonly verdict: Verdict & { kind: "rejected" };
-        readonly report: AttemptReport;
-      }
-    | undefined;
+  keptRefusal: KeptRefusal | undefined;
 }
 
 export async function forward(
@@ -61,7 +58,7 @@ export async function forward(
     lastContextError: undefined,
     isOutOfAttempts: false,
     unservedProviders: new Set(),
-    firstRefusal: undefined,
+    keptRefusal: undefined,
   };
   const queue: { candidate: RouteCandidate; waitUntilMs: number }[] = [];
   if (plan.waitFor !== undefined) queue.push({ candidate: plan.waitFor, waitUntilMs: plan.waitFor.untilMs });
@@ -100,7 +97,7 @@ export async function forward(
   const { attempts, skips } = request.trace;
   // A provider that does not serve the model, or refuses a parameter, and no other candidate answered: the client
   // gets that refusal as it came (as before such refusals failed over), not a gateway error about the others.
-  const refusal = state.firstRefusal;
+  const refusal = state.keptRefusal;
   if (refusal !== undefined) throw rejectedError(refusal.verdict, refusal.report, services.redact);
   const nowMs = clock.now();
   throw finalError(plan, attempts, skips, state.lastContextError, services.soonestAvailableMs(plan), nowMs);
@@ -278,7 +275,7 @@ async function tryCandidate(
         report.effects.some((effect) => effect.kind === "unserved_endpoint")
       )
         state.unservedProviders.add(settings.name);
-      state.firstRefusal ??= { verdict: result.verdict, report };
+      state.keptRefusal = refusalToReturn(state.keptRefusal, { verdict: result.verdict, report });
       return undefined;
     }
     if (result.verdict?.kind === "context_length") {
@@ -286,6 +283,9 @@ async function tryCandidate(
       state.contextFloorTokens = Math.max(state.contextFloorTokens ?? 0, deployment.contextTokens ?? 0);
       return undefined;
     }
+    // OpenRouter's 402 for an output its credits do not cover, no limit asked: this candidate once more with one.
+    const affordable = affordableRetryOf(result.verdict, request, deployment);
+    if (affordable !== undefined) return tryCandidate(deployment, affordable, services, state);
     if (!traits.isRetryableOnSameCandidate || tryIndex >= settings.retries) return undefined;
   }
 }

@@ -150,7 +150,7 @@ function tooLargeError(
   ];
   if (reasons.length === 0) return undefined;
   return new RequestTooLargeError(
-    `Request too large for \`${plan.requested}\`: its tokens are more than a whole token budget of every candidate (by the gateway's estimate, or the provider's own refusal), so it can never be sent there (${reasons.join("; ")}). Send a shorter prompt or a smaller max_tokens, or raise the budget.${paidText(plan)}`,
+    `Request too large for \`${plan.requested}\`: its tokens are more than every candidate takes (a whole token budget by the gateway's estimate, or the provider's own refusal of its size or of an output its credits do not cover), so it can never be sent there as it is (${reasons.join("; ")}). Send a shorter prompt or a smaller max_tokens, or raise the budget.${paidText(plan)}`,
     { attempts: summaries },
   );
 }
@@ -219,6 +219,29 @@ function paidText(plan: RoutePlan): string {
   // The skip's reason says whose rule it was: the gateway's routing.paid, or the client's own `paid`.
   const rule = skips[0]?.reason === CLIENT_PAID_NEVER_REASON ? "this client's paid: never" : "routing.paid: never";
   return ` ${skips.length} paid candidate${skips.length === 1 ? " was" : "s were"} not tried (${rule}).`;
+}
+
+/** A candidate's refusal kept for the client, in case no other candidate answers. */
+export interface KeptRefusal {
+  readonly verdict: Verdict & { kind: "rejected" };
+  /** The attempt that was refused: where the refusal came from (`error.metadata`). */
+  readonly report: AttemptReport;
+}
+
+/**
+ * Which of two refusals the client gets when no candidate answers: a moderation refusal (the input was flagged:
+ * OpenRouter's 403 with its reasons) before any other, else the first. The moderation one is the refusal a client can
+ * act on (the words to change, or a model without moderation to ask for); another candidate's 404 or refused
+ * parameter is about that candidate, and says nothing of why this input was not served (docs/errors.md).
+ */
+export function refusalToReturn(kept: KeptRefusal | undefined, next: KeptRefusal): KeptRefusal {
+  if (kept === undefined) return next;
+  return isModeration(next.verdict) && !isModeration(kept.verdict) ? next : kept;
+}
+
+/** As classify-response.ts reads one: a 403 whose metadata is a moderation's. */
+function isModeration(verdict: Verdict & { kind: "rejected" }): boolean {
+  return verdict.status === 403 && verdict.error.flaggedFor !== undefined;
 }
 
 export function rejectedError(

@@ -1,9 +1,9 @@
 // An upstream's error body as OpenAI's error fields, whatever shape it came in: OpenAI's, a flat one, Gemini's list,
-// FastAPI's validation `detail`, plain text, and an aggregator's wrapper of the provider it routed to (OpenRouter's
-// `metadata.raw`). Pure.
+// FastAPI's validation `detail`, plain text, an aggregator's wrapper of the provider it routed to (OpenRouter's
+// `metadata.raw`), and a proxy's text wrapper of either (LiteLLM's `OpenrouterException - {...}`). Pure.
 import { cutText } from "../errors/shown-reason.ts";
 import { isRecord } from "../is-record.ts";
-import { isRelayedError } from "../limits/error-body.ts";
+import { isRelayedError, proxiedErrorBody } from "../limits/error-body.ts";
 
 export interface UpstreamErrorFields {
   readonly message: string;
@@ -21,7 +21,10 @@ export interface UpstreamErrorFields {
    * the aggregator's key, account or route.
    */
   readonly isRelayed?: true;
-  /** A moderation refusal's reasons (OpenRouter's 403 `metadata.reasons`): the input was flagged, not the key. */
+  /**
+   * A moderation refusal's reasons (OpenRouter's 403 `metadata.reasons`): the input was flagged, not the key. Set, if
+   * empty, when the metadata has a moderation's shape (`reasons`, `flagged_input`) without naming a reason.
+   */
   readonly flaggedFor?: readonly string[];
 }
 
@@ -39,7 +42,8 @@ const MAX_MESSAGE_CHARS = 8_000;
 export function readUpstreamError(bodyText: string, status: number): UpstreamErrorFields {
   let json: unknown;
   try {
-    json = JSON.parse(bodyText);
+    // A proxy's (LiteLLM's) `OpenrouterException - {...}`: the body it wraps is read, as the provider's own.
+    json = JSON.parse(proxiedErrorBody(bodyText) ?? bodyText);
   } catch {
     return textErrorOf(bodyText, status);
   }
@@ -79,7 +83,7 @@ function errorFieldsOf(json: unknown, status: number, mayUnwrap: boolean): Upstr
   const fields: { -readonly [K in keyof UpstreamErrorFields]: UpstreamErrorFields[K] } = {
     message: clipped(moderationMessageOf(message, flaggedFor)),
   };
-  if (flaggedFor.length > 0) fields.flaggedFor = flaggedFor;
+  if (flaggedFor !== undefined) fields.flaggedFor = flaggedFor;
   if (typeof error.type === "string") fields.type = identifier(error.type);
   if (typeof error.code === "string") fields.code = identifier(error.code);
   else if (typeof error.code === "number") fields.code = String(error.code);
@@ -142,9 +146,14 @@ function meaningful(fields: UpstreamErrorFields): UpstreamErrorFields | undefine
   return /^upstream answered HTTP \d+$/.test(fields.message) && fields.code === undefined ? undefined : fields;
 }
 
-/** The reasons of a moderation refusal: OpenRouter's 403 carries them in `metadata.reasons`. */
-function moderationReasonsOf(metadata: Record<string, unknown> | undefined): readonly string[] {
-  if (!Array.isArray(metadata?.reasons)) return [];
+/**
+ * The reasons of a moderation refusal: OpenRouter's 403 carries them in `metadata.reasons`. Undefined when the metadata
+ * is no moderation's; an empty list when it is one naming no reason (`"reasons": []`, or only `flagged_input`): read as
+ * the key's 403, such a refusal parked every model of the key for an hour over one flagged prompt.
+ */
+function moderationReasonsOf(metadata: Record<string, unknown> | undefined): readonly string[] | undefined {
+  if (metadata === undefined) return undefined;
+  if (!Array.isArray(metadata.reasons)) return typeof metadata.flagged_input === "string" ? [] : undefined;
   return metadata.reasons
     .filter((reason): reason is string => typeof reason === "string" && reason.trim() !== "")
     .slice(0, 10)
@@ -157,8 +166,8 @@ function moderationReasonsOf(metadata: Record<string, unknown> | undefined): rea
  * reason, a log line and a request record, which hold message content only with `log.content: true`; the client
  * reads it in the error's `metadata.raw` (the upstream's body as it came).
  */
-function moderationMessageOf(message: string, reasons: readonly string[]): string {
-  if (reasons.length === 0) return message;
+function moderationMessageOf(message: string, reasons: readonly string[] | undefined): string {
+  if (reasons === undefined || reasons.length === 0) return message;
   const lower = message.toLowerCase();
   if (reasons.every((reason) => lower.includes(reason.toLowerCase()))) return message;
   const trimmed = message.trim();

@@ -190,6 +190,17 @@ describe("OpenRouter's 403s and 401s", () => {
     assert.match(error.metadata?.raw ?? "", /some flagged words/);
   });
 
+  test("a moderation 403 naming no reason (an empty `reasons`, or only `flagged_input`) is still no key's refusal", () => {
+    for (const metadata of [{ reasons: [] }, { flagged_input: "words", provider_name: "Meta" }]) {
+      const body = JSON.stringify({ error: { code: 403, message: "Your input was flagged", metadata } });
+      const verdict = rejected(classify(403, body));
+      assert.equal(verdict.refusal, "unsupported", JSON.stringify(metadata));
+      assert.deepEqual(verdict.error.flaggedFor, []);
+      assert.equal(verdict.error.message, "Your input was flagged");
+      assert.equal(lessonFromVerdict(verdict, settings(), NOW_MS).effects.length, 0, "no key parked");
+    }
+  });
+
   test("a moderation message that already names its reasons is kept as it is", () => {
     const message =
       'm requires moderation on OpenAI. Your input was flagged for "harassment". No credits were charged.';
@@ -405,12 +416,36 @@ describe("a relayed 429's wait, given inside the body", () => {
     assert.equal(fromHeader.kind === "rate_limited" && fromHeader.hint?.delayMs, 9_000);
   });
 
-  test("an HTTP Retry-After header still comes first", () => {
+  test("the answer's own headers are the aggregator's (the account's window): never the relayed model's wait", () => {
     const body = JSON.stringify({
       error: { message: "Provider returned error", code: 429, metadata: { retry_after_seconds: 17 } },
     });
-    const verdict = classifyResponse(429, { "retry-after": "3" }, body, NOW_MS);
-    assert.deepEqual(verdict.kind === "rate_limited" && verdict.hint, { delayMs: 3_000, source: "retry-after" });
+    const accountHeaders = { "retry-after": "3", "x-ratelimit-reset": String(NOW_MS + 3_600_000) };
+    const verdict = classifyResponse(429, accountHeaders, body, NOW_MS);
+    assert.deepEqual(verdict.kind === "rate_limited" && verdict.hint, { delayMs: 17_000, source: "body" });
+    // The routed provider's reset, relayed in metadata.headers, is its own.
+    const relayedReset = JSON.stringify({
+      error: {
+        message: "Provider returned error",
+        code: 429,
+        metadata: { provider_name: "Groq", headers: { "X-RateLimit-Reset": String(NOW_MS + 5_000) } },
+      },
+    });
+    const fromRelayedReset = classifyResponse(429, accountHeaders, relayedReset, NOW_MS);
+    assert.deepEqual(fromRelayedReset.kind === "rate_limited" && fromRelayedReset.hint, {
+      delayMs: 5_000,
+      source: "x-ratelimit-reset",
+    });
+    // Nothing of the relay's or the provider's: no hint (the gateway's backoff), not the account's hour.
+    const bare = JSON.stringify({
+      error: { message: "Provider returned error", code: 429, metadata: { provider_name: "Together" } },
+    });
+    const withoutHint = classifyResponse(429, accountHeaders, bare, NOW_MS);
+    assert.equal(withoutHint.kind === "rate_limited" && withoutHint.hint, undefined);
+    // OpenRouter's own 429 (not relayed) keeps its headers.
+    const own = JSON.stringify({ error: { message: "Rate limit exceeded: free-models-per-min.", code: 429 } });
+    const ownVerdict = classifyResponse(429, accountHeaders, own, NOW_MS);
+    assert.deepEqual(ownVerdict.kind === "rate_limited" && ownVerdict.hint, { delayMs: 3_000, source: "retry-after" });
   });
 });
 

@@ -166,7 +166,9 @@ describe("GitHub Models: the limit named in x-ratelimit-type", () => {
 
 describe("credits: the whole provider is failed until invalid_key_ms", () => {
   for (const [name, fixture] of [
-    ["OpenRouter 402 'requires more credits'", openRouter.needsCredits402],
+    // Not its 402 "requires more credits, or fewer max_tokens ... can only afford N": that request's size alone
+    // (openrouter-credits.test.ts).
+    ["OpenRouter 402 'Insufficient credits'", openRouter.insufficientCredits402],
     ["OpenAI insufficient_quota 429", openAi.insufficientQuota],
   ] as const) {
     test(name, async (t) => {

@@ -1,0 +1,43 @@
+// The same candidate once more with the output its credits cover, after OpenRouter's 402 "This request requires more
+// credits, or fewer max_tokens. You requested up to 16384 tokens, but can only afford 1234." when the client set no
+// output limit. OpenRouter reserves the model's whole output limit against the credits when a request has no
+// `max_tokens`, so a key with a small balance refuses every such request a capped one would serve; its own advice is
+// "fewer max_tokens".
+//
+// Retried rather than failed over: the client asked for no limit, so any limit is one the gateway chooses, and the
+// candidate was ranked first for this request (another may be a worse model, or a paid one). Only with a sensible
+// minimum (an answer cut at a few dozen tokens serves no one: then the next candidate is better) and a margin (the
+// balance is shared with the key's other requests in flight). A client's own `max_tokens` is its choice: never lowered.
+import { outputTokensFor } from "../providers/body-rules.ts";
+import type { Deployment } from "../providers/catalog.ts";
+import type { Verdict } from "./classify-response.ts";
+import type { ForwardRequest } from "./forward-types.ts";
+
+/** Below this many affordable output tokens (after the margin) the next candidate is tried instead. */
+export const MIN_AFFORDABLE_OUTPUT_TOKENS = 256;
+/** The share of the affordable output asked for: the key's other requests spend the same balance meanwhile. */
+const AFFORDABLE_SHARE = 0.9;
+
+/** The paths whose body's output limit is `max_tokens` (chat, and legacy completions). */
+const OUTPUT_LIMITED_PATHS: ReadonlySet<string> = new Set(["/chat/completions", "/completions"]);
+
+/**
+ * The request to send the same candidate again, with `max_tokens` it can afford, or undefined when the refusal is
+ * not of that kind or the retry is not the gateway's to make (see above).
+ */
+export function affordableRetryOf(
+  verdict: Verdict | undefined,
+  request: ForwardRequest,
+  deployment: Deployment,
+): ForwardRequest | undefined {
+  if (verdict?.kind !== "rate_limited" || verdict.affordableOutputTokens === undefined) return undefined;
+  if (request.maxOutputTokens > 0 || request.spentOutputTokens !== undefined) return undefined;
+  // A native call (a Responses body sent as it is) has its own field; gateway-built calls set their own limits.
+  if (request.native !== undefined || request.isModeration === true || request.isRerank === true) return undefined;
+  if (!OUTPUT_LIMITED_PATHS.has(request.endpointPath)) return undefined;
+  const tokens = Math.floor(verdict.affordableOutputTokens * AFFORDABLE_SHARE);
+  if (tokens < MIN_AFFORDABLE_OUTPUT_TOKENS) return undefined;
+  // A `body:` rule setting the output limit itself would send the refused amount again.
+  if (outputTokensFor(deployment, tokens, "max_tokens", request.isLegacyCompletion) !== tokens) return undefined;
+  return { ...request, body: { ...request.body, max_tokens: tokens }, maxOutputTokens: tokens };
+}

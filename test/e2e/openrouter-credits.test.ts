@@ -1,0 +1,182 @@
+// OpenRouter's own 402 for a request whose output the key's credits do not cover ("This request requires more
+// credits, or fewer max_tokens. You requested up to 16384 tokens, but can only afford 1234."): a refusal of that
+// request's size, not of the key. Failed over without parking the key; with no output limit asked, retried on the
+// same candidate with the output it can afford (upstream/affordable-retry.ts). A 402 without that text (really out of
+// credits) still parks the key. Real gateway, scripted mock upstreams over loopback, the official OpenAI client.
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import OpenAI from "openai";
+import {
+  CHAT_ROUTE,
+  chatRequests,
+  openAiClient,
+  recordsOf,
+  serveEveryChat,
+  useGateway,
+  useMock,
+} from "../helpers/e2e.ts";
+import { chatCompletion, type MockStep } from "../helpers/mock-upstream.ts";
+
+const OPENROUTER_KEY = "sk-or-v1-0123456789abcdef0123456789abcdef";
+
+function unaffordable(requested: number, affordable: number): MockStep {
+  return {
+    kind: "json",
+    status: 402,
+    body: {
+      error: {
+        message: `This request requires more credits, or fewer max_tokens. You requested up to ${requested} tokens, but can only afford ${affordable}. To increase, visit https://openrouter.ai/settings/credits and add more credits`,
+        code: 402,
+        metadata: { provider_name: null },
+      },
+      user_id: "user_2abc",
+    },
+  };
+}
+
+/** `openrouter` serving `m` (priority 10) and `m2`, account-scoped as its preset is; `beta` serving `m` (priority 1). */
+async function scene(t: Parameters<typeof useMock>[0], betaToo = true) {
+  const openrouter = await useMock(t);
+  const beta = await useMock(t);
+  const gateway = await useGateway(
+    t,
+    `providers:
+  - name: openrouter
+    base_url: ${openrouter.baseUrl}
+    api_key: ${OPENROUTER_KEY}
+    retries: 0
+    rate_limit_scope: account
+    rate_limit_dialect: openrouter
+    models:
+      m: { id: "vendor/m", priority: 10 }
+      m2: { id: "vendor/m2", priority: 10 }
+${
+  betaToo
+    ? `  - name: beta
+    base_url: ${beta.baseUrl}
+    api_key: sk-beta
+    retries: 0
+    models:
+      m: { id: beta-m, priority: 1 }
+`
+    : ""
+}routing:
+  max_wait_for_better_ms: 0
+request_log:
+  enabled: true
+`,
+  );
+  serveEveryChat(beta, "From beta.");
+  return { openrouter, beta, gateway, client: openAiClient(gateway) };
+}
+
+function sentMaxTokens(mock: Awaited<ReturnType<typeof useMock>>): unknown[] {
+  return chatRequests(mock).map((request) => (request.body as { max_tokens?: unknown }).max_tokens);
+}
+
+describe("OpenRouter's 402 for an output the credits do not cover", () => {
+  test("with the client's own max_tokens: failed over, the key not parked (smaller requests still served)", async (t) => {
+    const { openrouter, beta, client } = await scene(t);
+    openrouter.enqueue(CHAT_ROUTE, unaffordable(16384, 1234));
+    openrouter.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("OpenRouter here.", "vendor/m") });
+    const first = await client.chat.completions.create({
+      model: "m",
+      max_tokens: 16384,
+      messages: [{ role: "user", content: "Hi" }],
+    });
+    assert.equal(first.choices[0]?.message.content, "From beta.");
+    assert.deepEqual(sentMaxTokens(openrouter), [16384], "the client's max_tokens is never lowered");
+    const other = await client.chat.completions.create({ model: "m2", messages: [{ role: "user", content: "Hi" }] });
+    assert.equal(other.choices[0]?.message.content, "OpenRouter here.", "another model of the key is served");
+    const small = await client.chat.completions.create({
+      model: "m",
+      max_tokens: 100,
+      messages: [{ role: "user", content: "Hi" }],
+    });
+    assert.equal(small.choices[0]?.message.content, "OpenRouter here.", "the model itself was not cooled");
+    assert.equal(chatRequests(beta).length, 1);
+  });
+
+  test("without max_tokens: the same candidate once more with 90 % of what it can afford, before any other", async (t) => {
+    const { openrouter, beta, gateway, client } = await scene(t);
+    openrouter.enqueue(CHAT_ROUTE, unaffordable(16384, 1234));
+    openrouter.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("OpenRouter here.", "vendor/m") });
+    const answer = await client.chat.completions.create({ model: "m", messages: [{ role: "user", content: "Hi" }] });
+    assert.equal(answer.choices[0]?.message.content, "OpenRouter here.");
+    assert.deepEqual(sentMaxTokens(openrouter), [undefined, 1110]);
+    assert.equal(chatRequests(beta).length, 0);
+    const { records } = await recordsOf(gateway, "chat");
+    assert.deepEqual(
+      records[0]?.attempts.map((attempt) => [attempt.provider, attempt.outcome]),
+      [
+        ["openrouter", "rate_limited"],
+        ["openrouter", "success"],
+      ],
+    );
+    assert.match(records[0]?.attempts[0]?.reason ?? "", /cover 1234 output tokens/);
+  });
+
+  test("a streamed request without max_tokens: retried the same way, the client reads that candidate's stream", async (t) => {
+    const { openrouter, beta, client } = await scene(t);
+    openrouter.enqueue(CHAT_ROUTE, unaffordable(65536, 4000));
+    const stream = await client.chat.completions.create({
+      model: "m",
+      stream: true,
+      messages: [{ role: "user", content: "Hi" }],
+    });
+    let text = "";
+    for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? "";
+    assert.equal(text, "echo from vendor/m");
+    assert.deepEqual(sentMaxTokens(openrouter), [undefined, 3600]);
+    assert.equal(chatRequests(beta).length, 0);
+  });
+
+  test("without max_tokens but too little affordable (under 256 after the margin): failed over, no retry", async (t) => {
+    const { openrouter, beta, client } = await scene(t);
+    openrouter.enqueue(CHAT_ROUTE, unaffordable(16384, 200));
+    const answer = await client.chat.completions.create({ model: "m", messages: [{ role: "user", content: "Hi" }] });
+    assert.equal(answer.choices[0]?.message.content, "From beta.");
+    assert.deepEqual(sentMaxTokens(openrouter), [undefined]);
+    assert.equal(chatRequests(beta).length, 1);
+  });
+
+  test("on the only candidate, with the client's max_tokens: the client is told to send a smaller one", async (t) => {
+    const { openrouter, client } = await scene(t, false);
+    openrouter.enqueue(CHAT_ROUTE, unaffordable(16384, 1234));
+    const error = await client.chat.completions
+      .create({ model: "m", max_tokens: 16384, messages: [{ role: "user", content: "Hi" }] })
+      .then(
+        () => assert.fail("expected an error"),
+        (caught: unknown) => caught,
+      );
+    assert.ok(error instanceof OpenAI.APIError, String(error));
+    // A 413, not a 429 a client would retry as it is: no wait makes it fit, a smaller max_tokens does.
+    assert.equal(error.status, 413);
+    assert.match(error.message, /credits left cover 1234 output tokens of this request, not the 16384/);
+    assert.match(error.message, /smaller max_tokens/);
+    assert.equal(chatRequests(openrouter).length, 1, "the client's max_tokens is not lowered: no retry");
+  });
+});
+
+describe("OpenRouter's 402 without that text (the key is out of credits)", () => {
+  test("still parks the key: its other models are not asked", async (t) => {
+    const { openrouter, client } = await scene(t);
+    openrouter.enqueue(CHAT_ROUTE, {
+      kind: "json",
+      status: 402,
+      body: { error: { message: "Insufficient credits. Add more using https://openrouter.ai/credits", code: 402 } },
+    });
+    openrouter.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("OpenRouter here.", "vendor/m2") });
+    const first = await client.chat.completions.create({ model: "m", messages: [{ role: "user", content: "Hi" }] });
+    assert.equal(first.choices[0]?.message.content, "From beta.");
+    const error = await client.chat.completions
+      .create({ model: "m2", messages: [{ role: "user", content: "Hi" }] })
+      .then(
+        () => assert.fail("expected an error"),
+        (caught: unknown) => caught,
+      );
+    assert.ok(error instanceof OpenAI.APIError, String(error));
+    assert.match(error.message, /402 Payment Required/);
+    assert.deepEqual(sentMaxTokens(openrouter), [undefined], "m2 was not asked: the key is parked");
+  });
+});
