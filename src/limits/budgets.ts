@@ -136,17 +136,16 @@ export interface ScopeState {
 
 export class BudgetBook implements BudgetLedger {
   readonly #states = new Map<string, ScopeState>();
-  /** The sliding-window runs each reservation was charged to, so a reconcile moves exactly its own tokens. */
-  readonly #runsOf = new WeakMap<Reservation, { readonly window: SlidingWindow; readonly run: SlidingRun }[]>();
-  /** The fixed-window counters and token buckets each reservation was charged to, for its reconcile. */
-  readonly #countersOf = new WeakMap<Reservation, ChargedCounters>();
   /**
-   * The scope states each reservation was charged to, in the order of its scopes. A reload that points a scope at
-   * another key forgets its state (`forget`) while requests charged to it are still in flight: their release and
-   * reconcile must change the state they were charged to, never the new key's (freeing a concurrency slot the new
-   * key's own requests hold let one more in than its limit).
+   * What each reservation was charged to, for its markSent, reconcile, release and give-back: one entry per
+   * reservation (a weak map's entries cost the garbage collector per entry, and every request makes one).
+   * `states`: the scope states, in the order of its scopes. A reload that points a scope at another key forgets
+   * its state (`forget`) while requests charged to it are still in flight: their release and reconcile must change
+   * the state they were charged to, never the new key's (freeing a concurrency slot the new key's own requests hold
+   * let one more in than its limit). `runs`: the sliding-window runs, so a reconcile moves exactly its own tokens.
+   * `counters`: the fixed-window counters and token buckets.
    */
-  readonly #statesOf = new WeakMap<Reservation, readonly ScopeState[]>();
+  readonly #chargedTo = new WeakMap<Reservation, ChargedTo>();
   #nextReservationId = 1;
   /** Scope ids changed since the last `takeDirty()`: what a persistent store must write. */
   readonly #dirty = new Set<string>();
@@ -181,13 +180,14 @@ export class BudgetBook implements BudgetLedger {
       ...(requests === 1 ? {} : { requests }),
       isReleased: false,
     };
-    let runs: { readonly window: SlidingWindow; readonly run: SlidingRun }[] | undefined;
+    let runs: ChargedRun[] | undefined;
+    let counters: ChargedCounters | undefined;
     const states: ScopeState[] = [];
     for (const scope of scopes) {
       const state = this.#state(scope, nowMs);
       states.push(state);
       const rules = this.#rulesOf(scope, state);
-      this.#chargeCounters(reservation, state, rules, cost.tokens, nowMs, requests);
+      counters = chargeCounters(counters, state, rules, cost.tokens, nowMs, requests);
       recordSend(state, nowMs);
       recordCharge(state, reservation);
       for (const windowMs of slidingWindowsOf(rules)) {
@@ -207,8 +207,7 @@ export class BudgetBook implements BudgetLedger {
       state.inFlight += 1;
       this.#dirty.add(scope.id);
     }
-    if (runs !== undefined) this.#runsOf.set(reservation, runs);
-    this.#statesOf.set(reservation, states);
+    this.#chargedTo.set(reservation, { states, runs, counters });
     return reservation;
   }
 
@@ -217,8 +216,9 @@ export class BudgetBook implements BudgetLedger {
     const delta = actualTokens - reservation.tokens;
     if (delta === 0) return;
     reservation.tokens = actualTokens;
-    for (const { window, run } of this.#runsOf.get(reservation) ?? []) window.adjust(run, delta);
-    const counters = this.#countersOf.get(reservation);
+    const charged = this.#chargedTo.get(reservation);
+    for (const { window, run } of charged?.runs ?? []) window.adjust(run, delta);
+    const counters = charged?.counters;
     if (counters !== undefined) {
       for (const counter of counters.fixed) counter.tokens = Math.max(0, counter.tokens + delta);
       // The bucket's debt now (a later charge replaced the level it had then): tokens not used are back at once.
@@ -227,7 +227,7 @@ export class BudgetBook implements BudgetLedger {
         if (level !== undefined) level.used = Math.max(0, level.used + delta);
       }
     }
-    for (const state of this.#chargedStates(reservation, nowMs)) {
+    for (const state of this.#chargedStates(reservation, charged, nowMs)) {
       if (state.day.windowStartMs <= reservation.atMs) state.day.tokens = Math.max(0, state.day.tokens + delta);
       if (state.month.windowStartMs <= reservation.atMs) state.month.tokens = Math.max(0, state.month.tokens + delta);
       reconcileReported(state, reservation, delta);
@@ -237,12 +237,11 @@ export class BudgetBook implements BudgetLedger {
 
   /**
    * The states a reservation was charged to: the scope's current one (its windows rolled to now) while it still is,
-   * else the one forgotten since (see #statesOf); a reservation this book did not make is its scopes' current ones.
+   * else the one forgotten since (see #chargedTo); a reservation this book did not make is its scopes' current ones.
    */
-  #chargedStates(reservation: Reservation, nowMs: number): ScopeState[] {
-    const charged = this.#statesOf.get(reservation);
+  #chargedStates(reservation: Reservation, charged: ChargedTo | undefined, nowMs: number): ScopeState[] {
     return reservation.scopes.map((scope, index) => {
-      const state = charged?.[index];
+      const state = charged?.states[index];
       return state === undefined || this.#states.get(scope.id) === state ? this.#state(scope, nowMs) : state;
     });
   }
@@ -250,10 +249,10 @@ export class BudgetBook implements BudgetLedger {
   markSent(reservation: Reservation, atMs: number): void {
     // Nearly every request is sent within the millisecond it was reserved in: nothing to move.
     if (atMs <= reservation.atMs) return;
-    const runs = this.#runsOf.get(reservation);
+    const runs = this.#chargedTo.get(reservation)?.runs;
     if (runs === undefined) return;
     for (let index = 0; index < runs.length; index++) {
-      const charged = runs[index] as { readonly window: SlidingWindow; readonly run: SlidingRun };
+      const charged = runs[index] as ChargedRun;
       const run = charged.window.retime(charged.run, reservation.tokens, atMs, atMs, reservation.requests);
       if (run !== charged.run) {
         if (run === undefined) runs.splice(index--, 1);
@@ -267,7 +266,7 @@ export class BudgetBook implements BudgetLedger {
   release(reservation: Reservation): void {
     if (reservation.isReleased) return;
     reservation.isReleased = true;
-    const charged = this.#statesOf.get(reservation);
+    const charged = this.#chargedTo.get(reservation)?.states;
     for (let index = 0; index < reservation.scopes.length; index++) {
       const state = charged?.[index] ?? this.#states.get((reservation.scopes[index] as BudgetScope).id);
       if (state !== undefined && state.inFlight > 0) state.inFlight -= 1;
@@ -303,12 +302,13 @@ export class BudgetBook implements BudgetLedger {
    * counts as sent since it (`spentSince`, for a report taken before the reservation).
    */
   releaseUnsentCalls(reservation: Reservation, calls: number, nowMs: number): void {
-    const charged = reservation.requests ?? 1;
-    const unsent = Math.min(Math.max(0, Math.floor(calls)), charged);
+    const requests = reservation.requests ?? 1;
+    const unsent = Math.min(Math.max(0, Math.floor(calls)), requests);
     if (unsent === 0) return;
-    reservation.requests = charged - unsent;
-    for (const { window, run } of this.#runsOf.get(reservation) ?? []) window.adjust(run, 0, -unsent);
-    const counters = this.#countersOf.get(reservation);
+    reservation.requests = requests - unsent;
+    const charged = this.#chargedTo.get(reservation);
+    for (const { window, run } of charged?.runs ?? []) window.adjust(run, 0, -unsent);
+    const counters = charged?.counters;
     if (counters !== undefined) {
       for (const counter of counters.fixed) counter.requests = Math.max(0, counter.requests - unsent);
       for (const { levels, key } of counters.requestBuckets) {
@@ -316,7 +316,7 @@ export class BudgetBook implements BudgetLedger {
         if (level !== undefined) level.used = Math.max(0, level.used - unsent);
       }
     }
-    for (const state of this.#chargedStates(reservation, nowMs)) {
+    for (const state of this.#chargedStates(reservation, charged, nowMs)) {
       if (state.day.windowStartMs <= reservation.atMs) state.day.requests = Math.max(0, state.day.requests - unsent);
       if (state.month.windowStartMs <= reservation.atMs) {
         state.month.requests = Math.max(0, state.month.requests - unsent);
@@ -1009,48 +1009,8 @@ export class BudgetBook implements BudgetLedger {
       return !state.fixed.has(fixedKey(windowMs, rule.offsetMs ?? 0));
     });
     if (newCounters.length === 0) return;
-    for (const atMs of accepted) {
-      const replay: Reservation = { id: 0, scopes: [], atMs, tokens: 0, isReleased: true };
-      this.#chargeCounters(replay, state, newCounters, 0, atMs);
-    }
-  }
-
-  /** Charges the fixed windows (once per window length and alignment) and buckets (per rule) of a scope. */
-  #chargeCounters(
-    reservation: Reservation,
-    state: ScopeState,
-    rules: readonly BudgetRule[],
-    tokens: number,
-    nowMs: number,
-    requests = 1,
-  ): void {
-    let charged: ChargedCounters | undefined;
-    for (const rule of rules) {
-      const windowMs = SLIDING_WINDOW_MS[rule.window];
-      if (windowMs === undefined || rule.algorithm === undefined || rule.algorithm === "sliding") continue;
-      charged ??= this.#countersOf.get(reservation) ?? { fixed: [], buckets: [], requestBuckets: [] };
-      if (rule.algorithm === "fixed") {
-        const key = fixedKey(windowMs, rule.offsetMs ?? 0);
-        const bounds = fixedWindowAt(windowMs, rule.offsetMs ?? 0, nowMs);
-        let counter = state.fixed.get(key);
-        if (counter === undefined || counter.startMs !== bounds.startMs) {
-          counter = { ...bounds, requests: 0, tokens: 0 };
-          state.fixed.set(key, counter);
-        }
-        if (charged.fixed.includes(counter)) continue;
-        counter.requests += requests;
-        counter.tokens += tokens;
-        charged.fixed.push(counter);
-        continue;
-      }
-      const key = bucketKey(rule);
-      const previous = state.buckets.get(key);
-      const used = previous === undefined ? 0 : bucketUsed(previous, rule.limit, windowMs, nowMs);
-      const level = { used: used + (rule.unit === "requests" ? requests : tokens), atMs: nowMs };
-      state.buckets.set(key, level);
-      (rule.unit === "tokens" ? charged.buckets : charged.requestBuckets).push({ levels: state.buckets, key });
-    }
-    if (charged !== undefined) this.#countersOf.set(reservation, charged);
+    // A replay of sends: nothing reconciles or releases them, so what they were charged to is not kept.
+    for (const atMs of accepted) chargeCounters(undefined, state, newCounters, 0, atMs);
   }
 
   /** Sliding-window runs and entries held for a scope (bounded whatever its limits): for tests and status. */
@@ -1065,6 +1025,46 @@ export class BudgetBook implements BudgetLedger {
   }
 }
 
+/**
+ * Charges the fixed windows (once per window length and alignment) and buckets (per rule) of a scope; returns what
+ * a reservation was charged to so far (`charged`, created at its first counter; undefined while it has none).
+ */
+function chargeCounters(
+  charged: ChargedCounters | undefined,
+  state: ScopeState,
+  rules: readonly BudgetRule[],
+  tokens: number,
+  nowMs: number,
+  requests = 1,
+): ChargedCounters | undefined {
+  for (const rule of rules) {
+    const windowMs = SLIDING_WINDOW_MS[rule.window];
+    if (windowMs === undefined || rule.algorithm === undefined || rule.algorithm === "sliding") continue;
+    charged ??= { fixed: [], buckets: [], requestBuckets: [] };
+    if (rule.algorithm === "fixed") {
+      const key = fixedKey(windowMs, rule.offsetMs ?? 0);
+      const bounds = fixedWindowAt(windowMs, rule.offsetMs ?? 0, nowMs);
+      let counter = state.fixed.get(key);
+      if (counter === undefined || counter.startMs !== bounds.startMs) {
+        counter = { ...bounds, requests: 0, tokens: 0 };
+        state.fixed.set(key, counter);
+      }
+      if (charged.fixed.includes(counter)) continue;
+      counter.requests += requests;
+      counter.tokens += tokens;
+      charged.fixed.push(counter);
+      continue;
+    }
+    const key = bucketKey(rule);
+    const previous = state.buckets.get(key);
+    const used = previous === undefined ? 0 : bucketUsed(previous, rule.limit, windowMs, nowMs);
+    const level = { used: used + (rule.unit === "requests" ? requests : tokens), atMs: nowMs };
+    state.buckets.set(key, level);
+    (rule.unit === "tokens" ? charged.buckets : charged.requestBuckets).push({ levels: state.buckets, key });
+  }
+  return charged;
+}
+
 /** A learned limit with how the provider counts its window (from its `limits.window`; absent: sliding). */
 type CountedRule = LearnedRule & { readonly algorithm?: WindowAlgorithm; readonly offsetMs?: number };
 
@@ -1075,6 +1075,19 @@ interface ChargedAfter {
   readonly tokens: number;
   /** The newest reservation id the report counts. */
   readonly asOfId: number;
+}
+
+/** A sliding-window run a reservation was charged to, and its window. */
+interface ChargedRun {
+  readonly window: SlidingWindow;
+  readonly run: SlidingRun;
+}
+
+/** What a reservation was charged to (BudgetBook #chargedTo). */
+interface ChargedTo {
+  readonly states: readonly ScopeState[];
+  readonly runs: ChargedRun[] | undefined;
+  readonly counters: ChargedCounters | undefined;
 }
 
 /** What a reservation charged besides sliding windows: fixed windows' counters, and token buckets (by key). */
