@@ -10,17 +10,16 @@ import Anthropic from "@anthropic-ai/sdk";
 import type { RawMessageStreamEvent } from "@anthropic-ai/sdk/resources/messages";
 import {
   ANSWERS,
-  type Answer,
   assertRecord,
-  boundaries,
-  type Cut,
   type CutScene,
-  deliveredTextOf,
-  expectedFate,
+  expectationOf,
+  expectedReasoningOf,
   loggedRequest,
   MODEL,
+  nameOf,
+  type Run,
   reasoningOf,
-  stallBoundaries,
+  runsOf,
   startCutScene,
   TOOL_NAMES,
   textOf,
@@ -53,11 +52,13 @@ function assertWellFormed(events: readonly RawMessageStreamEvent[], context: str
   }
 }
 
-async function runOnce(scene: CutScene, client: Anthropic, answer: Answer, cut: Cut): Promise<void> {
-  scene.script(answer, cut);
-  const requestId = `cut-messages-${ANSWERS.indexOf(answer)}-${cut.cutAt}-${cut.how}`;
-  const context = `${answer.name}, ${cut.how} after ${cut.cutAt} events`;
-  const fate = expectedFate(answer, cut.cutAt);
+async function runOnce(scene: CutScene, client: Anthropic, run: Run): Promise<void> {
+  scene.script(run);
+  const answer = run.answer;
+  const requestId = `cut-messages-${nameOf(run)}`;
+  const context = `${answer.name}, ${requestId}`;
+  const expected = expectationOf(run);
+  const fate = expected.fate;
   const isThinking = reasoningOf(answer) !== "";
   const stream = client.messages.stream(
     {
@@ -81,13 +82,13 @@ async function runOnce(scene: CutScene, client: Anthropic, answer: Answer, cut: 
     thrown = error;
   }
   const record = await loggedRequest(scene.gateway, requestId);
-  assertRecord(record, fate, { afterChars: deliveredTextOf(answer, cut.cutAt).length, context });
+  assertRecord(record, expected, context);
   const { message, error } = await final;
   if (fate === "error") {
     assert.ok(thrown instanceof Anthropic.APIError, `${context}: expected the SDK to raise, got ${String(thrown)}`);
     assert.ok(error instanceof Anthropic.APIError, `${context}: finalMessage() rejects, got ${String(error)}`);
     const type = (error.error as { error?: { type?: string } }).error?.type;
-    assert.equal(type, cut.how === "stall" ? "timeout_error" : "api_error", context);
+    assert.equal(type, run.cut?.how === "stall" ? "timeout_error" : "api_error", context);
     assert.ok(!events.some((event) => event.type === "message_stop"), `${context}: no message_stop`);
     return;
   }
@@ -97,7 +98,7 @@ async function runOnce(scene: CutScene, client: Anthropic, answer: Answer, cut: 
   const text = message.content.map((block) => (block.type === "text" ? block.text : "")).join("");
   assert.equal(text, textOf(answer), `${context}: the text, exactly once`);
   const thinking = message.content.map((block) => (block.type === "thinking" ? block.thinking : "")).join("");
-  assert.ok(reasoningOf(answer).startsWith(thinking), `${context}: thinking ${JSON.stringify(thinking)}`);
+  assert.equal(thinking, expectedReasoningOf(run, expected), `${context}: thinking`);
   const calls = message.content.filter((block) => block.type === "tool_use");
   const expectedCalls = toolCallsOf(answer);
   assert.equal(calls.length, expectedCalls.length, context);
@@ -117,8 +118,6 @@ for (const answer of ANSWERS) {
   test(`messages.stream (${answer.name}) cut at every event boundary: the uncut answer, or a clean error`, async (t) => {
     const scene = await startCutScene(t);
     const client = new Anthropic({ baseURL: scene.gateway.url, apiKey: "x", maxRetries: 0 });
-    await runOnce(scene, client, answer, { cutAt: Number.MAX_SAFE_INTEGER, how: "reset" });
-    for (const cutAt of boundaries(answer)) await runOnce(scene, client, answer, { cutAt, how: "reset" });
-    for (const cutAt of stallBoundaries(answer)) await runOnce(scene, client, answer, { cutAt, how: "stall" });
+    for (const run of runsOf(answer)) await runOnce(scene, client, run);
   });
 }

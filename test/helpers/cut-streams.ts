@@ -6,142 +6,58 @@
 import assert from "node:assert/strict";
 import type { TestContext } from "node:test";
 import { stringify } from "yaml";
+import {
+  ANSWERS,
+  type Answer,
+  type AnswerStep,
+  eventsOf,
+  rechunked,
+  stepsAfter,
+  textOfSteps,
+} from "./cut-stream-answers.ts";
 import { send } from "./e2e.ts";
 import { startTestGateway, type TestGateway } from "./gateway.ts";
-import {
-  type MockStep,
-  type MockUpstream,
-  type RecordedRequest,
-  type SseScript,
-  startMockUpstream,
-} from "./mock-upstream.ts";
+import { type MockStep, type MockUpstream, type RecordedRequest, startMockUpstream } from "./mock-upstream.ts";
+
+export {
+  ANSWERS,
+  type Answer,
+  reasoningOf,
+  TOOL_NAMES,
+  textOf,
+  toolCallsOf,
+} from "./cut-stream-answers.ts";
 
 export const MODEL = "m";
 const CHAT_ROUTE = "POST /v1/chat/completions";
 /** Alpha's idle timeout: the stall cases wait this long once per k. */
 export const IDLE_TIMEOUT_MS = 400;
 
-export type AnswerStep =
-  | { readonly kind: "text"; readonly text: string }
-  | { readonly kind: "reasoning"; readonly text: string }
-  | { readonly kind: "tool"; readonly index: number; readonly id: string; readonly name: string }
-  | { readonly kind: "arguments"; readonly index: number; readonly text: string };
-
-export interface Answer {
-  readonly name: string;
-  readonly steps: readonly AnswerStep[];
-  readonly finishReason: "stop" | "tool_calls";
-}
-
-export interface ExpectedToolCall {
-  readonly name: string;
-  readonly arguments: string;
-}
-
-// Multi-byte characters at the seams: a seam counted in bytes, or cut inside a surrogate pair, shows as a wrong text.
-const WORDS = ["Héllo", " wörld", ",", " this", " is", " 🙂", " a", " streamed", " answer", "."];
-
-export const ANSWERS: readonly Answer[] = [
-  { name: "text", steps: WORDS.map((text) => ({ kind: "text", text })), finishReason: "stop" },
-  {
-    name: "reasoning+text",
-    steps: [
-      ...["First", " I", " think", " it", " over."].map((text) => ({ kind: "reasoning" as const, text })),
-      ...WORDS.slice(0, 6).map((text) => ({ kind: "text" as const, text })),
-    ],
-    finishReason: "stop",
-  },
-  {
-    name: "text+tools",
-    steps: [
-      ...["Let", " me", " look", " that", " up."].map((text) => ({ kind: "text" as const, text })),
-      { kind: "tool", index: 0, id: "call_weather_1", name: "get_weather" },
-      { kind: "arguments", index: 0, text: '{"city":' },
-      { kind: "arguments", index: 0, text: ' "Zürich",' },
-      { kind: "arguments", index: 0, text: ' "unit": "c"}' },
-      { kind: "tool", index: 1, id: "call_time_2", name: "get_time" },
-      { kind: "arguments", index: 1, text: '{"zone":' },
-      { kind: "arguments", index: 1, text: ' "Europe/Zurich"}' },
-    ],
-    finishReason: "tool_calls",
-  },
-];
-
-/** The tools a request must offer so that a door passes the tool calls on. */
-export const TOOL_NAMES = ["get_weather", "get_time"] as const;
-
-export function textOf(answer: Answer): string {
-  return answer.steps.map((step) => (step.kind === "text" ? step.text : "")).join("");
-}
-
-export function reasoningOf(answer: Answer): string {
-  return answer.steps.map((step) => (step.kind === "reasoning" ? step.text : "")).join("");
-}
-
-export function toolCallsOf(answer: Answer): ExpectedToolCall[] {
-  const calls: { name: string; arguments: string }[] = [];
-  for (const step of answer.steps) {
-    if (step.kind === "tool") calls[step.index] = { name: step.name, arguments: "" };
-    else if (step.kind === "arguments") {
-      const call = calls[step.index];
-      if (call !== undefined) call.arguments += step.text;
-    }
-  }
-  return calls;
-}
-
-/** The answer's events as alpha streams them: role chunk, one per step, finish chunk, usage chunk. */
-export function eventsOf(answer: Answer, id: string, steps = answer.steps, withRole = true): SseScript[] {
-  const chunk = (delta: Record<string, unknown>, finishReason: string | null = null) => ({
-    data: {
-      id,
-      object: "chat.completion.chunk",
-      created: 1767225600,
-      model: "upstream-model",
-      choices: [{ index: 0, delta, logprobs: null, finish_reason: finishReason }],
-    },
-  });
-  const events: SseScript[] = withRole ? [chunk({ role: "assistant", content: "" })] : [];
-  for (const step of steps) {
-    if (step.kind === "text") events.push(chunk({ content: step.text }));
-    else if (step.kind === "reasoning") events.push(chunk({ reasoning_content: step.text }));
-    else if (step.kind === "tool") {
-      events.push(
-        chunk({
-          tool_calls: [
-            { index: step.index, id: step.id, type: "function", function: { name: step.name, arguments: "" } },
-          ],
-        }),
-      );
-    } else events.push(chunk({ tool_calls: [{ index: step.index, function: { arguments: step.text } }] }));
-  }
-  events.push(chunk({}, answer.finishReason));
-  const completionTokens = steps.length;
-  events.push({
-    data: {
-      id,
-      object: "chat.completion.chunk",
-      created: 1767225600,
-      model: "upstream-model",
-      choices: [],
-      usage: { prompt_tokens: 20, completion_tokens: completionTokens, total_tokens: 20 + completionTokens },
-    },
-  });
-  return events;
-}
-
-/** How alpha breaks: after its first `cutAt` events, a reset (`destroy`), or a silence past the idle timeout. */
+/** How a stream breaks: after its first `cutAt` events, a reset (`destroy`), or a silence past the idle timeout. */
 export interface Cut {
   readonly cutAt: number;
   readonly how: "reset" | "stall";
+}
+
+/** One run: the answer, how alpha's stream breaks, and how beta answers the continuation. */
+export interface Run {
+  readonly answer: Answer;
+  readonly cut?: Cut | undefined;
+  /**
+   * `prefill` (default): beta extends the delivered text it is sent. `afresh`: beta ignores the prefill and answers
+   * from the start, its text in 3-character chunks (OpenAI's own models do; docs/streaming.md, Prefill mode).
+   */
+  readonly beta?: "prefill" | "afresh";
+  /** Beta's continuation breaks too (then alpha, whose connection broke, is asked last and honours the prefill). */
+  readonly betaCut?: Cut | undefined;
 }
 
 export interface CutScene {
   readonly gateway: TestGateway;
   readonly alpha: MockUpstream;
   readonly beta: MockUpstream;
-  /** The answer and cut of the next requests. */
-  script(answer: Answer, cut: Cut | undefined): void;
+  /** The next request's answers. */
+  script(run: Run): void;
 }
 
 /** The request messages, and whether they end with the gateway's prefill (the delivered text). */
@@ -158,52 +74,40 @@ function prefillOf(request: RecordedRequest): string | undefined {
   return undefined;
 }
 
-/** Beta, a provider that honours a prefill: the steps after the text it was given, else the whole answer. */
-function betaStep(answer: Answer, request: RecordedRequest): MockStep {
-  const prefill = prefillOf(request);
-  if (prefill === undefined) return { kind: "sse", events: eventsOf(answer, "chatcmpl-beta") };
-  let text = "";
-  for (const [index, step] of answer.steps.entries()) {
-    if (text === prefill) {
-      // A reasoning model continuing a prefill goes on with the answer; it does not think again.
-      const rest = answer.steps.slice(index).filter((later) => later.kind !== "reasoning");
-      return { kind: "sse", events: eventsOf(answer, "chatcmpl-beta", rest) };
-    }
-    if (step.kind === "text") text += step.text;
+/** What a provider streams for `request`: the rest after a prefill it honours, else the whole answer. */
+function answerStep(
+  answer: Answer,
+  request: RecordedRequest,
+  id: string,
+  behaviour: "prefill" | "afresh",
+  cut: Cut | undefined,
+): MockStep {
+  const prefill = behaviour === "prefill" ? prefillOf(request) : undefined;
+  const steps =
+    prefill === undefined ? (behaviour === "afresh" ? rechunked(answer) : answer.steps) : stepsAfter(answer, prefill);
+  if (steps === undefined) {
+    const message = `mock: prefill ${JSON.stringify(prefill)} is not a prefix`;
+    return { kind: "json", status: 400, body: { error: { message, type: "invalid_request_error" } } };
   }
-  if (text === prefill) return { kind: "sse", events: eventsOf(answer, "chatcmpl-beta", []) };
-  return {
-    kind: "json",
-    status: 400,
-    body: {
-      error: { message: `mock: prefill ${JSON.stringify(prefill)} is not a prefix`, type: "invalid_request_error" },
-    },
-  };
+  const events = eventsOf(answer, id, steps);
+  if (cut === undefined) return { kind: "sse", events };
+  return { kind: "sse", events: events.slice(0, cut.cutAt), end: cut.how === "reset" ? "destroy" : "hang" };
 }
 
 export async function startCutScene(t: TestContext): Promise<CutScene> {
   const alpha = await startMockUpstream();
   const beta = await startMockUpstream();
-  const common = { retries: 0, timeout_ms: 5000, first_token_timeout_ms: 5000 };
+  const common = {
+    retries: 0,
+    timeout_ms: 5000,
+    first_token_timeout_ms: 5000,
+    stream_idle_timeout_ms: IDLE_TIMEOUT_MS,
+  };
   const models = (priority: number) => ({ [MODEL]: { priority, reasoning: true } });
   const config = {
     providers: [
-      {
-        name: "alpha",
-        base_url: alpha.baseUrl,
-        api_key: "sk-alpha-secret",
-        ...common,
-        stream_idle_timeout_ms: IDLE_TIMEOUT_MS,
-        models: models(10),
-      },
-      {
-        name: "beta",
-        base_url: beta.baseUrl,
-        api_key: "sk-beta-secret",
-        ...common,
-        stream_idle_timeout_ms: 5000,
-        models: models(1),
-      },
+      { name: "alpha", base_url: alpha.baseUrl, api_key: "sk-alpha-secret", ...common, models: models(10) },
+      { name: "beta", base_url: beta.baseUrl, api_key: "sk-beta-secret", ...common, models: models(1) },
     ],
     // Alpha breaks on purpose dozens of times: its circuit must not open, or beta would serve from the start.
     cooldowns: { failure_threshold: 1_000_000, failure_rate_threshold: 1, suspect_single_flight: false },
@@ -215,21 +119,31 @@ export async function startCutScene(t: TestContext): Promise<CutScene> {
     await beta.close();
     await gateway.close();
   });
-  let answer: Answer = ANSWERS[0] as Answer;
-  let cut: Cut | undefined;
-  alpha.setDefault(CHAT_ROUTE, () => {
-    const events = eventsOf(answer, "chatcmpl-alpha");
-    if (cut === undefined) return { kind: "sse", events };
-    return { kind: "sse", events: events.slice(0, cut.cutAt), end: cut.how === "reset" ? "destroy" : "hang" };
+  let run: Run = { answer: ANSWERS[0] as Answer };
+  let alphaCalls = 0;
+  let betaCalls = 0;
+  alpha.setDefault(CHAT_ROUTE, (request) => {
+    alphaCalls++;
+    return answerStep(run.answer, request, "chatcmpl-alpha", "prefill", alphaCalls === 1 ? run.cut : undefined);
   });
-  beta.setDefault(CHAT_ROUTE, (request) => betaStep(answer, request));
+  beta.setDefault(CHAT_ROUTE, (request) => {
+    betaCalls++;
+    return answerStep(
+      run.answer,
+      request,
+      "chatcmpl-beta",
+      run.beta ?? "prefill",
+      betaCalls === 1 ? run.betaCut : undefined,
+    );
+  });
   return {
     gateway,
     alpha,
     beta,
-    script(next, nextCut) {
-      answer = next;
-      cut = nextCut;
+    script(next) {
+      run = next;
+      alphaCalls = 0;
+      betaCalls = 0;
     },
   };
 }
@@ -256,66 +170,126 @@ export async function loggedRequest(gateway: TestGateway, id: string | null | un
   }
 }
 
-/**
- * What a correct gateway does with a cut after `cutAt` of alpha's events: `uncut` (nothing lost: none, or the
- * finish went out), `failover` (nothing of the answer went out: beta answers from scratch), `continued`, or `error`
- * (a tool call was under way: it cannot be continued).
- */
-export function expectedFate(answer: Answer, cutAt: number): "uncut" | "failover" | "continued" | "error" {
-  const events = answer.steps.length + 3;
-  // Past the finish chunk (index steps + 1), the answer is whole.
-  if (cutAt >= events - 1) return "uncut";
-  // Event 0 is the role chunk: a cut after it (or before it) delivered nothing yet.
-  if (cutAt <= 1) return "failover";
-  const delivered = answer.steps.slice(0, cutAt - 1);
-  if (delivered.some((step) => step.kind === "tool" || step.kind === "arguments")) return "error";
-  // The finish chunk went out (cutAt = steps + 2 delivers it): whole.
-  if (cutAt >= answer.steps.length + 2) return "uncut";
-  return "continued";
+/** What a stream of `steps` delivered before a cut after `cutAt` events (role chunk, steps, finish, usage). */
+function streamFate(steps: readonly AnswerStep[], cutAt: number): "whole" | "nothing" | "broken" | "tool" {
+  // Past the finish chunk (event steps + 1) the answer is whole; event 0 is the role chunk, which is no content.
+  if (cutAt >= steps.length + 2) return "whole";
+  if (cutAt <= 1) return "nothing";
+  const delivered = steps.slice(0, cutAt - 1);
+  return delivered.some((step) => step.kind === "tool" || step.kind === "arguments") ? "tool" : "broken";
 }
 
-/** The k to try for each answer: every boundary from 0 to the whole stream. */
-export function boundaries(answer: Answer): number[] {
-  return Array.from({ length: answer.steps.length + 4 }, (_, index) => index);
+/** What a correct gateway does with a run, and what its record must say. */
+export interface Expectation {
+  /**
+   * `uncut` (nothing lost), `failover` (nothing of alpha's answer went out: beta answers before the commit),
+   * `continued`, or `error` (a tool call was under way: it cannot be continued).
+   */
+  readonly fate: "uncut" | "failover" | "continued" | "error";
+  /** The record's continuations: provider and `afterChars`, in order. */
+  readonly continuations: readonly (readonly [string, number])[];
 }
 
-/** The first-choice text alpha delivered before a cut after `cutAt` events. */
-export function deliveredTextOf(answer: Answer, cutAt: number): string {
-  return textOf({ ...answer, steps: answer.steps.slice(0, Math.max(0, cutAt - 1)) });
+export function expectationOf(run: Run): Expectation {
+  const alphaCut = run.cut?.cutAt ?? Number.MAX_SAFE_INTEGER;
+  const alpha = streamFate(run.answer.steps, alphaCut);
+  if (alpha === "whole") return { fate: "uncut", continuations: [] };
+  if (alpha === "nothing") return { fate: "failover", continuations: [] };
+  if (alpha === "tool") return { fate: "error", continuations: [] };
+  const firstText = textOfSteps(run.answer.steps.slice(0, alphaCut - 1));
+  const first: readonly [string, number] = ["beta", firstText.length];
+  if (run.betaCut === undefined) return { fate: "continued", continuations: [first] };
+  // Beta honours the prefill: its stream is the steps after the delivered text (double cuts are only scripted so).
+  const rest = stepsAfter(run.answer, firstText) ?? [];
+  const beta = streamFate(rest, run.betaCut.cutAt);
+  if (beta === "whole") return { fate: "continued", continuations: [first] };
+  // Alpha, whose connection broke, is asked last: it continues from everything delivered so far.
+  if (beta === "nothing") return { fate: "continued", continuations: [["alpha", firstText.length]] };
+  if (beta === "tool") return { fate: "error", continuations: [first] };
+  const secondText = firstText + textOfSteps(rest.slice(0, run.betaCut.cutAt - 1));
+  return { fate: "continued", continuations: [first, ["alpha", secondText.length]] };
+}
+
+/** The k to try for a stream of `steps`: every boundary from 0 to the whole stream. */
+export function boundaries(steps: readonly AnswerStep[]): number[] {
+  return Array.from({ length: steps.length + 4 }, (_, index) => index);
 }
 
 /** The k that also get a stall instead of a reset (a stall costs the idle timeout): a continued one and an error. */
 export function stallBoundaries(answer: Answer): number[] {
-  const all = boundaries(answer);
-  const continued = all.filter((cutAt) => expectedFate(answer, cutAt) === "continued");
-  const failed = all.filter((cutAt) => expectedFate(answer, cutAt) === "error");
+  const all = boundaries(answer.steps);
+  const fates = all.map((cutAt) => streamFate(answer.steps, cutAt));
+  const continued = all.filter((_, index) => fates[index] === "broken");
+  const failed = all.filter((_, index) => fates[index] === "tool");
   return [continued[0], continued.at(-1), failed[0]].filter((cutAt): cutAt is number => cutAt !== undefined);
 }
 
-/** Asserts what the request's record says about a run with the given fate. */
-export function assertRecord(
-  record: LoggedRequest,
-  fate: ReturnType<typeof expectedFate>,
-  expected: { readonly afterChars: number; readonly context: string },
-): void {
+/** Alpha's cut for the double-cut runs (after two words), and beta's continuation's steps then. */
+export function doubleCutOf(
+  answer: Answer,
+): { readonly cut: Cut; readonly betaSteps: readonly AnswerStep[] } | undefined {
+  const firstText = answer.steps.findIndex((step) => step.kind === "text");
+  if (firstText === -1) return undefined;
+  const cutAt = firstText + 3;
+  const delivered = textOfSteps(answer.steps.slice(0, cutAt - 1));
+  return { cut: { cutAt, how: "reset" }, betaSteps: stepsAfter(answer, delivered) ?? [] };
+}
+
+/** All the runs of one answer: every cut with a prefill-honouring beta, every cut with beta answering afresh, a few
+ * stalls, and alpha cut after two words with beta's continuation cut at each of its own boundaries. */
+export function runsOf(answer: Answer): Run[] {
+  const runs: Run[] = [{ answer }];
+  for (const cutAt of boundaries(answer.steps)) runs.push({ answer, cut: { cutAt, how: "reset" } });
+  for (const cutAt of boundaries(answer.steps)) runs.push({ answer, cut: { cutAt, how: "reset" }, beta: "afresh" });
+  for (const cutAt of stallBoundaries(answer)) runs.push({ answer, cut: { cutAt, how: "stall" } });
+  const double = doubleCutOf(answer);
+  if (double !== undefined) {
+    for (const cutAt of boundaries(double.betaSteps))
+      runs.push({ answer, cut: double.cut, betaCut: { cutAt, how: "reset" } });
+  }
+  return runs;
+}
+
+/** A short name for a run, for messages and request ids. */
+export function nameOf(run: Run): string {
+  const cut = run.cut === undefined ? "uncut" : `${run.cut.how}${run.cut.cutAt}`;
+  const beta = run.betaCut === undefined ? "" : `-beta${run.betaCut.how}${run.betaCut.cutAt}`;
+  return `${ANSWERS.indexOf(run.answer)}-${cut}-${run.beta ?? "prefill"}${beta}`;
+}
+
+/** Asserts what the request's record says about a run. */
+export function assertRecord(record: LoggedRequest, expected: Expectation, context: string): void {
   const attempts = record.attempts.map((attempt) => `${attempt.provider}:${attempt.role}:${attempt.outcome}`);
-  const context = `${expected.context}; record: ${JSON.stringify({ status: record.status, attempts, continuations: record.continuations })}`;
-  if (fate === "error") {
-    assert.equal(record.status, 502, context);
-    assert.equal(record.continuations.length, 0, context);
+  const shown = `${context}; record: ${JSON.stringify({ status: record.status, attempts, continuations: record.continuations })}`;
+  assert.deepEqual(
+    record.continuations.map((continuation) => [continuation.provider, continuation.afterChars]),
+    expected.continuations,
+    `the record's continuations: ${shown}`,
+  );
+  if (expected.fate === "error") {
+    assert.equal(record.status, 502, shown);
     return;
   }
-  assert.equal(record.status, 200, context);
-  assert.equal(record.outcome, "success", context);
-  if (fate === "continued") {
-    assert.equal(record.continuations.length, 1, `the record says continued: ${context}`);
-    assert.equal(record.continuations[0]?.provider, "beta", context);
-    assert.equal(record.continuations[0]?.afterChars, expected.afterChars, context);
-    assert.equal(record.attempts.at(-1)?.role, "continuation", context);
-    assert.equal(record.attempts.at(-1)?.outcome, "success", context);
-  } else {
-    assert.equal(record.continuations.length, 0, context);
-    assert.equal(record.attempts.at(-1)?.provider, fate === "failover" ? "beta" : "alpha", context);
-  }
-  assert.ok((record.tokensIn ?? 0) > 0 && (record.tokensOut ?? 0) > 0, `the record has tokens: ${context}`);
+  assert.equal(record.status, 200, shown);
+  assert.equal(record.outcome, "success", shown);
+  const last = record.attempts.at(-1);
+  assert.equal(last?.outcome, "success", shown);
+  if (expected.fate === "continued") assert.equal(last?.role, "continuation", shown);
+  else assert.equal(last?.provider, expected.fate === "failover" ? "beta" : "alpha", shown);
+  assert.ok((record.tokensIn ?? 0) > 0 && (record.tokensOut ?? 0) > 0, `the record has tokens: ${shown}`);
+}
+
+/**
+ * The reasoning the client must end with: all of it, except after a cut while only reasoning had gone out, which is
+ * replayed: the replay's reasoning is dropped (docs/streaming.md, "How it is spliced in"), the client keeps alpha's.
+ */
+export function expectedReasoningOf(run: Run, expected: Expectation): string {
+  const all = reasoningOfSteps(run.answer.steps);
+  if (expected.fate !== "continued" || run.cut === undefined) return all;
+  const delivered = run.answer.steps.slice(0, run.cut.cutAt - 1);
+  return textOfSteps(delivered) === "" ? reasoningOfSteps(delivered) : all;
+}
+
+function reasoningOfSteps(steps: readonly AnswerStep[]): string {
+  return steps.map((step) => (step.kind === "reasoning" ? step.text : "")).join("");
 }
