@@ -110,6 +110,12 @@ async function runOnce(scene: CutScene, client: OpenAI, run: Run): Promise<void>
     assert.equal(last.code, run.cut?.how === "stall" ? "upstream_timeout" : "stream_interrupted", context);
     assert.ok(!events.some((event) => event.type === "response.completed"), `${context}: no completed response`);
     const { error } = await final;
+    const failedId = (events.find((event) => event.type === "response.created") as { response?: { id?: string } })
+      ?.response?.id;
+    if (failedId !== undefined) {
+      const kept = await client.responses.retrieve(failedId).catch(() => undefined);
+      assert.notEqual(kept?.status, "completed", `${context}: a broken answer is not kept as completed`);
+    }
     assert.equal((error as { code?: unknown } | undefined)?.code, last.code, `${context}: finalResponse() rejects`);
     return;
   }
@@ -132,6 +138,15 @@ async function runOnce(scene: CutScene, client: OpenAI, run: Run): Promise<void>
   }
   assert.equal(new Set(calls.map((call) => call.call_id)).size, calls.length, `${context}: call ids are unique`);
   assert.equal(new Set(response.output.map((item) => item.id)).size, response.output.length, `${context}: item ids`);
+  // The kept response (`store` defaults to true) is the answer the client streamed, not the broken segment's.
+  const kept = await client.responses.retrieve(response.id);
+  assert.equal(kept.status, "completed", context);
+  assert.equal(kept.output_text, response.output_text, `${context}: the kept response's text`);
+  assert.deepEqual(
+    kept.output.map((item) => item.type),
+    response.output.map((item) => item.type),
+    `${context}: the kept response's items`,
+  );
   const usage = response.usage;
   assert.ok(usage !== undefined && usage !== null, `${context}: usage`);
   assert.ok(usage.input_tokens > 0 && usage.output_tokens > 0, `${context}: ${JSON.stringify(usage)}`);

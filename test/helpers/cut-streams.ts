@@ -46,8 +46,9 @@ export interface Run {
   /**
    * `prefill` (default): beta extends the delivered text it is sent. `afresh`: beta ignores the prefill and answers
    * from the start, its text in 3-character chunks (OpenAI's own models do; docs/streaming.md, Prefill mode).
+   * `rethink`: beta extends the prefill, but reasons again first (a reasoning model does): the client keeps alpha's.
    */
-  readonly beta?: "prefill" | "afresh";
+  readonly beta?: "prefill" | "afresh" | "rethink";
   /** Beta's continuation breaks too (then alpha, whose connection broke, is asked last and honours the prefill). */
   readonly betaCut?: Cut | undefined;
 }
@@ -74,17 +75,23 @@ function prefillOf(request: RecordedRequest): string | undefined {
   return undefined;
 }
 
+const RETHINKING: readonly AnswerStep[] = [
+  { kind: "reasoning", text: "Where" },
+  { kind: "reasoning", text: " was I?" },
+];
+
 /** What a provider streams for `request`: the rest after a prefill it honours, else the whole answer. */
 function answerStep(
   answer: Answer,
   request: RecordedRequest,
   id: string,
-  behaviour: "prefill" | "afresh",
+  behaviour: "prefill" | "afresh" | "rethink",
   cut: Cut | undefined,
 ): MockStep {
-  const prefill = behaviour === "prefill" ? prefillOf(request) : undefined;
-  const steps =
+  const prefill = behaviour === "afresh" ? undefined : prefillOf(request);
+  let steps =
     prefill === undefined ? (behaviour === "afresh" ? rechunked(answer) : answer.steps) : stepsAfter(answer, prefill);
+  if (prefill !== undefined && behaviour === "rethink" && steps !== undefined) steps = [...RETHINKING, ...steps];
   if (steps === undefined) {
     const message = `mock: prefill ${JSON.stringify(prefill)} is not a prefix`;
     return { kind: "json", status: 400, body: { error: { message, type: "invalid_request_error" } } };
@@ -203,9 +210,16 @@ export function expectationOf(run: Run): Expectation {
   const rest = stepsAfter(run.answer, firstText) ?? [];
   const beta = streamFate(rest, run.betaCut.cutAt);
   if (beta === "whole") return { fate: "continued", continuations: [first] };
-  // Alpha, whose connection broke, is asked last: it continues from everything delivered so far.
-  if (beta === "nothing") return { fate: "continued", continuations: [["alpha", firstText.length]] };
   if (beta === "tool") return { fate: "error", continuations: [first] };
+  // Alpha is asked last when its own connection broke (not after its stall, whatever broke beta's stream): it
+  // continues from everything delivered so far.
+  const isAlphaAsked = run.cut?.how === "reset";
+  if (beta === "nothing") {
+    return isAlphaAsked
+      ? { fate: "continued", continuations: [["alpha", firstText.length]] }
+      : { fate: "error", continuations: [] };
+  }
+  if (!isAlphaAsked) return { fate: "error", continuations: [first] };
   const secondText = firstText + textOfSteps(rest.slice(0, run.betaCut.cutAt - 1));
   return { fate: "continued", continuations: [first, ["alpha", secondText.length]] };
 }
@@ -241,6 +255,7 @@ export function runsOf(answer: Answer): Run[] {
   const runs: Run[] = [{ answer }];
   for (const cutAt of boundaries(answer.steps)) runs.push({ answer, cut: { cutAt, how: "reset" } });
   for (const cutAt of boundaries(answer.steps)) runs.push({ answer, cut: { cutAt, how: "reset" }, beta: "afresh" });
+  for (const cutAt of boundaries(answer.steps)) runs.push({ answer, cut: { cutAt, how: "reset" }, beta: "rethink" });
   for (const cutAt of stallBoundaries(answer)) runs.push({ answer, cut: { cutAt, how: "stall" } });
   const double = doubleCutOf(answer);
   if (double !== undefined) {
