@@ -261,6 +261,10 @@ export function runsOf(answer: Answer): Run[] {
   if (double !== undefined) {
     for (const cutAt of boundaries(double.betaSteps))
       runs.push({ answer, cut: double.cut, betaCut: { cutAt, how: "reset" } });
+    // Beta's continuation stalls after its first word: alpha, whose connection broke, continues again.
+    runs.push({ answer, cut: double.cut, betaCut: { cutAt: 2, how: "stall" } });
+    // Alpha stalled (it is unwell), beta's connection broke after its first word: alpha is not asked again.
+    runs.push({ answer, cut: { ...double.cut, how: "stall" }, betaCut: { cutAt: 2, how: "reset" } });
   }
   return runs;
 }
