@@ -5,10 +5,11 @@ import { countTextTokens } from "../limits/token-estimate.ts";
 import type { SegmentEnd, TokenUsage } from "../streaming/relay-types.ts";
 
 /**
- * The gateway's estimate of a segment's usage: the prompt it was sent plus the text it delivered (for a replay,
- * with the repeated start it generated and the gateway dropped), counted with the gateway's tokenizer. Undefined
- * when the provider reported usage, when the segment succeeded (a success without a report stays unknown, as
- * for any answer), and when it delivered nothing and was not continued (a failure before any output).
+ * The gateway's estimate of a segment's usage: the prompt it was sent plus the text and reasoning it delivered (for a
+ * replay, with the repeated start it generated and the gateway dropped), counted with the gateway's tokenizer.
+ * Undefined when the provider reported usage, when the segment succeeded (a success without a report stays unknown,
+ * as for any answer), and when it delivered nothing and was not continued (a failure before any output). Before
+ * 2026-12-06 its reasoning was not counted: a stream cut while it reasoned was charged no output at all.
  */
 export function estimatedSegmentUsage(
   end: SegmentEnd,
@@ -16,9 +17,15 @@ export function estimatedSegmentUsage(
   generatedBeforeText = "",
 ): TokenUsage | undefined {
   if (end.usage !== undefined || end.outcome === "success") return undefined;
-  if (end.text === "" && end.isContinued !== true) return undefined;
+  const reasoning = end.reasoning ?? "";
+  if (end.text === "" && reasoning === "" && end.isContinued !== true) return undefined;
   const generated = end.text === "" ? "" : generatedBeforeText + end.text;
-  return { promptTokens, completionTokens: countTextTokens(generated) };
+  return { promptTokens, completionTokens: countGenerated(generated, reasoning) };
+}
+
+/** Text and reasoning are counted apart, as the estimated usage chunk counts each piece (estimated-usage.ts). */
+function countGenerated(text: string, reasoning: string): number {
+  return countTextTokens(text) + (reasoning === "" ? 0 : countTextTokens(reasoning));
 }
 
 /**
@@ -35,5 +42,5 @@ export function estimatedContinuationUsage(
 ): TokenUsage | undefined {
   if (end.usage !== undefined) return undefined;
   if (end.outcome !== "success") return estimatedSegmentUsage(end, promptTokens, generatedBeforeText);
-  return { promptTokens, completionTokens: countTextTokens(generatedBeforeText + end.text) };
+  return { promptTokens, completionTokens: countGenerated(generatedBeforeText + end.text, end.reasoning ?? "") };
 }

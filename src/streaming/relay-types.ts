@@ -36,6 +36,11 @@ export interface SegmentEnd {
   readonly isUsageEstimated?: true;
   /** First-choice text this segment delivered to the client. */
   readonly text: string;
+  /**
+   * First-choice reasoning this segment delivered to the client (while the relay retains text): a broken segment's
+   * provider generated it, and billed it, as surely as its text, so it counts in the estimates of what it cost.
+   */
+  readonly reasoning?: string;
   /** For the first segment: another upstream continued the answer after it broke. */
   readonly isContinued?: boolean;
 }

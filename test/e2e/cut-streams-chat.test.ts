@@ -11,6 +11,7 @@ import {
   assertRecord,
   type CutScene,
   expectationOf,
+  expectedOutputTokensOf,
   expectedReasoningOf,
   loggedRequest,
   MODEL,
@@ -52,7 +53,7 @@ async function runOnce(scene: CutScene, client: OpenAI, run: Run): Promise<void>
     thrown = error;
   }
   const record = await loggedRequest(scene.gateway, requestId);
-  assertRecord(record, expected, context);
+  assertRecord(record, run, expected, context);
   if (fate === "error") {
     assert.ok(
       thrown instanceof OpenAI.APIError,
@@ -87,6 +88,9 @@ async function runOnce(scene: CutScene, client: OpenAI, run: Run): Promise<void>
   assert.ok(usage !== undefined && usage !== null, `${context}: the last chunk is the usage chunk`);
   assert.ok(usage.prompt_tokens > 0 && usage.completion_tokens > 0, `${context}: ${JSON.stringify(usage)}`);
   assert.equal(usage.total_tokens, usage.prompt_tokens + usage.completion_tokens, context);
+  const outputTokens = expectedOutputTokensOf(run, expected);
+  if (outputTokens !== undefined)
+    assert.equal(usage.completion_tokens, outputTokens, `${context}: alpha's part and beta's`);
   assert.equal(new Set(chunks.map((chunk) => chunk.id)).size, 1, `${context}: one stream id`);
 }
 

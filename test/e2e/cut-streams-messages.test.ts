@@ -13,6 +13,7 @@ import {
   assertRecord,
   type CutScene,
   expectationOf,
+  expectedOutputTokensOf,
   expectedReasoningOf,
   loggedRequest,
   MODEL,
@@ -82,7 +83,7 @@ async function runOnce(scene: CutScene, client: Anthropic, run: Run): Promise<vo
     thrown = error;
   }
   const record = await loggedRequest(scene.gateway, requestId);
-  assertRecord(record, expected, context);
+  assertRecord(record, run, expected, context);
   const { message, error } = await final;
   if (fate === "error") {
     assert.ok(thrown instanceof Anthropic.APIError, `${context}: expected the SDK to raise, got ${String(thrown)}`);
@@ -112,6 +113,9 @@ async function runOnce(scene: CutScene, client: Anthropic, run: Run): Promise<vo
     message.usage.input_tokens > 0 && message.usage.output_tokens > 0,
     `${context}: ${JSON.stringify(message.usage)}`,
   );
+  const outputTokens = expectedOutputTokensOf(run, expected);
+  if (outputTokens !== undefined)
+    assert.equal(message.usage.output_tokens, outputTokens, `${context}: alpha's part and beta's`);
 }
 
 for (const answer of ANSWERS) {

@@ -12,6 +12,7 @@ import {
   assertRecord,
   type CutScene,
   expectationOf,
+  expectedOutputTokensOf,
   expectedReasoningOf,
   loggedRequest,
   MODEL,
@@ -100,7 +101,7 @@ async function runOnce(scene: CutScene, client: OpenAI, run: Run): Promise<void>
     thrown = error;
   }
   const record = await loggedRequest(scene.gateway, requestId);
-  assertRecord(record, expected, context);
+  assertRecord(record, run, expected, context);
   if (fate === "error") {
     // The SDK yields OpenAI's in-band `error` event and ends there (it throws only for an `error` field); the
     // gateway's `response.failed` after it is not seen. `finalResponse()` rejects with that event.
@@ -151,6 +152,9 @@ async function runOnce(scene: CutScene, client: OpenAI, run: Run): Promise<void>
   assert.ok(usage !== undefined && usage !== null, `${context}: usage`);
   assert.ok(usage.input_tokens > 0 && usage.output_tokens > 0, `${context}: ${JSON.stringify(usage)}`);
   assert.equal(usage.total_tokens, usage.input_tokens + usage.output_tokens, context);
+  const outputTokens = expectedOutputTokensOf(run, expected);
+  if (outputTokens !== undefined)
+    assert.equal(usage.output_tokens, outputTokens, `${context}: alpha's part and beta's`);
 }
 
 for (const answer of ANSWERS) {

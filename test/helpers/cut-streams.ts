@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import type { TestContext } from "node:test";
 import { stringify } from "yaml";
+import { countTextTokens } from "../../src/limits/token-estimate.ts";
 import {
   ANSWERS,
   type Answer,
@@ -161,7 +162,7 @@ export interface LoggedRequest {
   readonly outcome?: string;
   readonly tokensIn?: number;
   readonly tokensOut?: number;
-  readonly attempts: readonly { provider: string; role: string; outcome: string }[];
+  readonly attempts: readonly { provider: string; role: string; outcome: string; tokensOut?: number }[];
   readonly continuations: readonly { provider: string; afterChars: number; mode: string }[];
 }
 
@@ -277,7 +278,7 @@ export function nameOf(run: Run): string {
 }
 
 /** Asserts what the request's record says about a run. */
-export function assertRecord(record: LoggedRequest, expected: Expectation, context: string): void {
+export function assertRecord(record: LoggedRequest, run: Run, expected: Expectation, context: string): void {
   const attempts = record.attempts.map((attempt) => `${attempt.provider}:${attempt.role}:${attempt.outcome}`);
   const shown = `${context}; record: ${JSON.stringify({ status: record.status, attempts, continuations: record.continuations })}`;
   assert.deepEqual(
@@ -293,8 +294,14 @@ export function assertRecord(record: LoggedRequest, expected: Expectation, conte
   assert.equal(record.outcome, "success", shown);
   const last = record.attempts.at(-1);
   assert.equal(last?.outcome, "success", shown);
-  if (expected.fate === "continued") assert.equal(last?.role, "continuation", shown);
-  else assert.equal(last?.provider, expected.fate === "failover" ? "beta" : "alpha", shown);
+  if (expected.fate === "continued") {
+    assert.equal(last?.role, "continuation", shown);
+    // Alpha broke without a report: its attempt is charged the gateway's count of what it delivered, reasoning too.
+    const delivered = run.answer.steps.slice(0, (run.cut?.cutAt ?? 0) - 1);
+    const reasoning = reasoningOfSteps(delivered);
+    const alphaTokens = countTextTokens(textOfSteps(delivered)) + (reasoning === "" ? 0 : countTextTokens(reasoning));
+    assert.equal(record.attempts[0]?.tokensOut, alphaTokens, `alpha's estimated output: ${shown}`);
+  } else assert.equal(last?.provider, expected.fate === "failover" ? "beta" : "alpha", shown);
   assert.ok((record.tokensIn ?? 0) > 0 && (record.tokensOut ?? 0) > 0, `the record has tokens: ${shown}`);
 }
 
@@ -311,4 +318,20 @@ export function expectedReasoningOf(run: Run, expected: Expectation): string {
 
 function reasoningOfSteps(steps: readonly AnswerStep[]): string {
   return steps.map((step) => (step.kind === "reasoning" ? step.text : "")).join("");
+}
+
+/**
+ * The output tokens a client must be told of after a single prefill continuation (docs/streaming.md, "Usage"): what
+ * alpha delivered (reasoning and text, counted with the gateway's tokenizer: alpha never reported) plus beta's own
+ * report (the mock counts one token per step). Undefined for the other runs.
+ */
+export function expectedOutputTokensOf(run: Run, expected: Expectation): number | undefined {
+  if (expected.fate !== "continued" || run.cut === undefined || run.betaCut !== undefined) return undefined;
+  if (run.beta === "afresh") return undefined;
+  const delivered = run.answer.steps.slice(0, run.cut.cutAt - 1);
+  const text = textOfSteps(delivered);
+  if (text === "") return undefined; // replayed: the fresh answer's own usage
+  const rest = stepsAfter(run.answer, text) ?? [];
+  const betaTokens = rest.length + (run.beta === "rethink" ? RETHINKING.length : 0);
+  return countTextTokens(text) + countTextTokens(reasoningOfSteps(delivered)) + betaTokens;
 }
