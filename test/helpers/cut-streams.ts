@@ -37,7 +37,8 @@ export const IDLE_TIMEOUT_MS = 400;
 /** How a stream breaks: after its first `cutAt` events, a reset (`destroy`), or a silence past the idle timeout. */
 export interface Cut {
   readonly cutAt: number;
-  readonly how: "reset" | "stall";
+  /** `partial`: a reset in the middle of the next event (half of its line written). */
+  readonly how: "reset" | "stall" | "partial";
 }
 
 /** One run: the answer, how alpha's stream breaks, and how beta answers the continuation. */
@@ -99,7 +100,12 @@ function answerStep(
   }
   const events = eventsOf(answer, id, steps);
   if (cut === undefined) return { kind: "sse", events };
-  return { kind: "sse", events: events.slice(0, cut.cutAt), end: cut.how === "reset" ? "destroy" : "hang" };
+  const sent = events.slice(0, cut.cutAt);
+  const next = events[cut.cutAt];
+  if (cut.how === "partial" && next !== undefined && "data" in next) {
+    sent.push({ raw: `data: ${JSON.stringify(next.data).slice(0, 40)}` });
+  }
+  return { kind: "sse", events: sent, end: cut.how === "stall" ? "hang" : "destroy" };
 }
 
 export async function startCutScene(t: TestContext): Promise<CutScene> {
@@ -214,7 +220,7 @@ export function expectationOf(run: Run): Expectation {
   if (beta === "tool") return { fate: "error", continuations: [first] };
   // Alpha is asked last when its own connection broke (not after its stall, whatever broke beta's stream): it
   // continues from everything delivered so far.
-  const isAlphaAsked = run.cut?.how === "reset";
+  const isAlphaAsked = run.cut?.how !== "stall";
   if (beta === "nothing") {
     return isAlphaAsked
       ? { fate: "continued", continuations: [["alpha", firstText.length]] }
@@ -258,6 +264,10 @@ export function runsOf(answer: Answer): Run[] {
   for (const cutAt of boundaries(answer.steps)) runs.push({ answer, cut: { cutAt, how: "reset" }, beta: "afresh" });
   for (const cutAt of boundaries(answer.steps)) runs.push({ answer, cut: { cutAt, how: "reset" }, beta: "rethink" });
   for (const cutAt of stallBoundaries(answer)) runs.push({ answer, cut: { cutAt, how: "stall" } });
+  // Cut inside the next event, wherever the answer can still be continued.
+  for (const cutAt of boundaries(answer.steps).filter((k) => streamFate(answer.steps, k) === "broken")) {
+    runs.push({ answer, cut: { cutAt, how: "partial" } });
+  }
   const double = doubleCutOf(answer);
   if (double !== undefined) {
     for (const cutAt of boundaries(double.betaSteps))
