@@ -77,8 +77,8 @@ export interface RecordedAttempt {
   readonly tokensOut?: number;
   /**
    * The tokens are an estimate, not the provider's report: a stream segment that broke (or was left), or a
-   * continuation that finished the answer, without a usage report (the gateway's: its prompt plus the text it
-   * delivered), or a segment whose upstream gateway marked its usage `usage_estimated`.
+   * continuation that finished the answer, without a usage report (the gateway's: its prompt plus the text and
+   * reasoning it delivered), or a segment whose upstream gateway marked its usage `usage_estimated`.
    */
   readonly isUsageEstimated?: true;
   /**

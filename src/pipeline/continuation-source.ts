@@ -74,6 +74,12 @@ class ContinuationFinder implements ContinuationSource {
   readonly #tried: Set<string>;
   readonly #queue: RouteCandidate[];
   #isSelfAsked = false;
+  /**
+   * How the first segment (the one `firstDeployment` served) ended: the first failure `next` is told of. Whether that
+   * deployment may be asked last depends on its own stream's end, not on the latest failure, which after a broken
+   * continuation is another deployment's (its stall said nothing about the first one's health).
+   */
+  #firstOutcome: StreamOutcome | undefined;
 
   constructor(context: ContinuationContext) {
     this.#context = context;
@@ -87,9 +93,10 @@ class ContinuationFinder implements ContinuationSource {
   ): Promise<ContinuationSegment | undefined> {
     const context = this.#context;
     const search: Search = { signal: bound.signal, untilMs: context.runtime.clock.now() + bound.remainingMs };
+    this.#firstOutcome ??= failure.outcome;
     for (;;) {
       if (search.signal.aborted) return undefined;
-      const candidate = this.#queue.shift() ?? this.#self(failure.outcome);
+      const candidate = this.#queue.shift() ?? this.#self(this.#firstOutcome);
       if (candidate === undefined) return undefined;
       const { deployment } = candidate;
       if (this.#tried.has(deployment.key)) continue;
@@ -111,8 +118,11 @@ class ContinuationFinder implements ContinuationSource {
 
   /**
    * The last resort, once: the candidate that served the broken stream, when its connection broke (a cut, not a
-   * stall, an error event or a divergence, which say that it is unwell or answers otherwise). A connection that
+   * stall, an error event or too many malformed events, which say that it is unwell). A connection that
    * breaks is often the network or a restarting upstream, and a gateway with one provider had nobody else to ask.
+   * `outcome` is its own stream's end: before 2026-12-06 it was the latest failure's, so a continuation that stalled
+   * kept a first deployment whose connection merely broke from being asked, and one that was cut let a first
+   * deployment that had stalled be asked again.
    */
   #self(outcome: StreamOutcome): RouteCandidate | undefined {
     if (this.#isSelfAsked || outcome !== "stream_cut") return undefined;

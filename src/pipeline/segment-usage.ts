@@ -7,16 +7,23 @@ import type { SegmentEnd, TokenUsage } from "../streaming/relay-types.ts";
 /**
  * The gateway's estimate of a segment's usage: `promptTokens`, the prompt it was sent as its deployment counts it
  * (calibrated: the figure its reservation and the client's estimated usage start from), plus what it generated: the
- * text it delivered and the text the gateway dropped (a replay's repeated start, a diverging event), counted with the
- * gateway's tokenizer. Undefined when the provider reported usage, when the segment succeeded (a success without a
- * report stays unknown, as for any answer), and when it generated nothing and was not continued (a failure before any
- * output).
+ * text and reasoning it delivered and the text the gateway dropped (a replay's repeated start, a diverging event),
+ * counted with the gateway's tokenizer. Undefined when the provider reported usage, when the segment succeeded (a
+ * success without a report stays unknown, as for any answer), and when it generated nothing and was not continued (a
+ * failure before any output). Before 2026-12-06 its reasoning was not counted: a stream cut while it reasoned was
+ * charged no output at all.
  */
 export function estimatedSegmentUsage(end: SegmentEnd, promptTokens: number): TokenUsage | undefined {
   if (end.usage !== undefined || end.outcome === "success") return undefined;
   const generated = generatedText(end);
-  if (generated === "" && end.isContinued !== true) return undefined;
-  return { promptTokens, completionTokens: countTextTokens(generated) };
+  const reasoning = end.reasoning ?? "";
+  if (generated === "" && reasoning === "" && end.isContinued !== true) return undefined;
+  return { promptTokens, completionTokens: countGenerated(generated, reasoning) };
+}
+
+/** Text and reasoning are counted apart, as the estimated usage chunk counts each piece (estimated-usage.ts). */
+function countGenerated(text: string, reasoning: string): number {
+  return countTextTokens(text) + (reasoning === "" ? 0 : countTextTokens(reasoning));
 }
 
 /**
@@ -29,7 +36,7 @@ export function estimatedSegmentUsage(end: SegmentEnd, promptTokens: number): To
 export function estimatedContinuationUsage(end: SegmentEnd, promptTokens: number): TokenUsage | undefined {
   if (end.usage !== undefined) return undefined;
   if (end.outcome !== "success") return estimatedSegmentUsage(end, promptTokens);
-  return { promptTokens, completionTokens: countTextTokens(generatedText(end)) };
+  return { promptTokens, completionTokens: countGenerated(generatedText(end), end.reasoning ?? "") };
 }
 
 /** What the segment's upstream generated of the first choice's text: what it delivered after what was dropped. */

@@ -147,6 +147,7 @@ export async function* relaySegment(
     ...(progress.usage !== undefined && progress.isUsageEstimated ? { isUsageEstimated: true as const } : {}),
     text: progress.text,
     ...(state.droppedText === "" ? {} : { droppedText: state.droppedText }),
+    ...(progress.reasoning === "" ? {} : { reasoning: progress.reasoning }),
   };
 }
 
@@ -286,6 +287,8 @@ function renderer(
         if (state.isRetainingText) progress.text += text;
         else progress.text = "";
       }
+      if (info.hasReasoning)
+        progress.reasoning = state.retainedReasoning(progress.reasoning, firstChoiceReasoning(json));
       if (json.error !== undefined && json.error !== null) {
         // An error object riding along with choices is passed on, but an upstream's error text may quote the key.
         const data = state.redact(continuation === undefined ? event.data : JSON.stringify(json));
@@ -338,6 +341,13 @@ function isNothingNew(info: StreamEventInfo, hasAdded: boolean): boolean {
     !info.hasRefusal &&
     info.finishReason === undefined
   );
+}
+
+/** The reasoning text a chunk adds to its first choice (`reasoning_content`, or OpenRouter's `reasoning`). */
+function firstChoiceReasoning(json: Record<string, unknown>): string {
+  const delta = (json.choices as { delta?: Record<string, unknown> }[] | undefined)?.[0]?.delta;
+  const reasoning = delta?.reasoning_content ?? delta?.reasoning;
+  return typeof reasoning === "string" ? reasoning : "";
 }
 
 function isUsageOnly(json: Record<string, unknown> | undefined): boolean {

@@ -79,6 +79,15 @@ export class RelayState {
     return this.#isRetainingText;
   }
 
+  /**
+   * A segment's reasoning with `piece` added, kept as delivered text is: none once the text is no longer retained, and
+   * no more past `maxRetainedChars` (a long reasoning must not grow memory without end; what is left out is not counted).
+   */
+  retainedReasoning(reasoning: string, piece: string): string {
+    if (!this.#isRetainingText) return "";
+    return reasoning.length + piece.length > this.#options.maxRetainedChars ? reasoning : reasoning + piece;
+  }
+
   get deliveredChars(): number {
     return this.#deliveredChars;
   }

@@ -122,7 +122,7 @@ export async function* relayStream(
       firstFailure ??= end;
       const source = options.continuation;
       if (!state.isContinuable || !traitsOf(end.outcome).mayContinueStream || source === undefined) break;
-      state.usage.noteSegment(continuation === undefined, end.usage, end.text);
+      state.usage.noteSegment(continuation === undefined, end.usage, end.text, end.reasoning);
       const deliveredText = state.deliveredText();
       const opening = new OpeningWindow(options.signal, options.maxDurationMs - (Date.now() - startedAtMs));
       let next: ContinuationSegment | undefined;

@@ -42,6 +42,11 @@ export interface SegmentEnd {
    * replay diverged at. Its provider billed it: a segment without a usage report is estimated with it.
    */
   readonly droppedText?: string;
+  /**
+   * First-choice reasoning this segment delivered to the client (while the relay retains text): a broken segment's
+   * provider generated it, and billed it, as surely as its text, so it counts in the estimates of what it cost.
+   */
+  readonly reasoning?: string;
   /** Another upstream continued the answer after this segment broke (the first one, or a continuation). */
   readonly isContinued?: boolean;
 }

@@ -10,6 +10,8 @@ export class SegmentProgress {
   /** `usage` is an upstream gateway's estimate (upstream-gateway-field.ts). */
   isUsageEstimated = false;
   text = "";
+  /** The first choice's reasoning the client got from this segment (kept as `text` is, within the same bound). */
+  reasoning = "";
   isFirstOutput = true;
   /** A continuation segment has added to the client's answer. */
   hasAdded = false;

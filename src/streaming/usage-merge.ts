@@ -15,10 +15,16 @@ export class UsageMerge {
     this.#countTokens = countTokens;
   }
 
-  /** A segment ended: remember what it cost, for the combined usage of the segments after it. */
-  noteSegment(isFirst: boolean, usage: TokenUsage | undefined, text: string): void {
+  /**
+   * A segment ended: remember what it cost, for the combined usage of the segments after it. Unreported, that is its
+   * text and its reasoning, counted (before 2026-12-06 only its text: a stream cut after its reasoning told the client
+   * fewer completion tokens than the uncut answer had).
+   */
+  noteSegment(isFirst: boolean, usage: TokenUsage | undefined, text: string, reasoning = ""): void {
     if (isFirst) this.#firstPromptTokens = usage?.promptTokens;
-    this.#earlierCompletionTokens += usage?.completionTokens ?? this.#countTokens?.(text) ?? 0;
+    const count = this.#countTokens;
+    const counted = count === undefined ? 0 : count(text) + (reasoning === "" ? 0 : count(reasoning));
+    this.#earlierCompletionTokens += usage?.completionTokens ?? counted;
   }
 
   /**

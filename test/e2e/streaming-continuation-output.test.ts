@@ -92,6 +92,8 @@ describe("a replayed answer keeps what is new in a chunk whose text only repeats
     scene.primary.enqueue(
       CHAT_ROUTE,
       cutAfter([chunk({ role: "assistant", content: "" }), chunk({ content: "Let me check." })]),
+      // Its connection broke, so alpha is asked last, whatever beta's replay did: it fails too.
+      { kind: "json", status: 500, body: { error: { message: "down" } } },
     );
     scene.backup.enqueue(CHAT_ROUTE, {
       kind: "sse",
@@ -104,6 +106,7 @@ describe("a replayed answer keeps what is new in a chunk whose text only repeats
     });
     // Not a silent answer with half a replay and no call: the stream ends in an error the client sees.
     await assert.rejects(stream.finalChatCompletion(), /stream/i);
+    assert.equal(scene.primary.pendingSteps(), 0, "alpha, whose connection broke, was asked last");
   });
 });
 

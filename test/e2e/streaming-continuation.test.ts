@@ -546,7 +546,12 @@ describe("a fallback that rejects the prefill replays the answer", () => {
     test(`a fresh answer that diverges: one stream_interrupted error naming the cut, not the 400 (${client})`, async (t) => {
       const scene = await startTwoProviders(t);
       const decisions = decisionsOf(scene);
-      scene.primary.enqueue(CHAT_ROUTE, cutAfterForty);
+      // Alpha's connection broke, so it is asked last, whatever beta's replay did: it fails too.
+      scene.primary.enqueue(CHAT_ROUTE, cutAfterForty, {
+        kind: "json",
+        status: 500,
+        body: { error: { message: "down" } },
+      });
       const otherWords = ["Something", " else", " entirely", " and", " longer", " than", " that"];
       scene.backup.enqueue(CHAT_ROUTE, rejectsPrefill, freshAnswer(otherWords));
       const run = await runClient(client, scene);
@@ -560,6 +565,7 @@ describe("a fallback that rejects the prefill replays the answer", () => {
       assert.equal(scene.backup.requests.length, 2);
       assertPrefillRequest(scene, 0);
       assertReplayRequest(scene, 1);
+      assert.equal(scene.primary.pendingSteps(), 0, "alpha, whose connection broke, was asked last");
       await waitUntil(() => scene.backup.activeRequests() === 0, "the diverging upstream call to be aborted");
       await waitUntil(() => decisions.length === 1, "the routing decision");
       assert.equal(decisions[0]?.status, 502);
