@@ -134,11 +134,15 @@ describe("a continuation's charge when it reported no usage", () => {
   });
 
   test("a replay that diverged: its prompt and what it generated count, on every book", async (t) => {
-    // Beta does not take a prefill; its fresh answer repeats two words, then goes another way. Nobody else may
-    // continue (alpha is asked again only after a cut of its own). Before, beta's attempt counted nothing.
+    // Beta does not take a prefill; its fresh answer repeats two words, then goes another way. Alpha, whose
+    // connection broke, is asked last and fails: nobody continues. Before, beta's attempt counted nothing.
     const scene = await startTwoProviders(t, { backupModel: { prefill: false, ...BUDGET } });
     const records = recordsOf(scene);
-    scene.primary.enqueue(CHAT_ROUTE, cutAfterTwenty);
+    scene.primary.enqueue(CHAT_ROUTE, cutAfterTwenty, {
+      kind: "json",
+      status: 500,
+      body: { error: { message: "down" } },
+    });
     scene.backup.enqueue(CHAT_ROUTE, {
       kind: "sse",
       events: chatStream([" word0", " word1", " otherwise", " so"], MODEL),
@@ -150,6 +154,7 @@ describe("a continuation's charge when it reported no usage", () => {
     const record = await oneRecord(records);
     const betaOut = countTextTokens(" word0 word1 otherwise");
     assert.deepEqual(attemptsOf(record)[1], ["beta", "continuation", "stream_diverged", PROMPT, betaOut, true]);
+    assert.equal(scene.primary.pendingSteps(), 0, "alpha, whose connection broke, was asked last");
     const books = await betaBooks(scene);
     assert.deepEqual(books.metrics, [PROMPT, betaOut], "llm_gateway_tokens_total");
     assert.deepEqual(books.stats, [PROMPT, betaOut], "/stats");
