@@ -25,6 +25,8 @@ export type Verdict =
       readonly isRequestTooLarge?: true;
       /** A provider behind an aggregator refused (see RateLimitClassification.isRelayed). */
       readonly isRelayed?: true;
+      /** A day's window that reset a moment ago (see RateLimitClassification.isWindowRolledOver). */
+      readonly isWindowRolledOver?: true;
     }
   /** 401/403: the provider's key is bad. */
   | { readonly kind: "invalid_key"; readonly reason: string }
@@ -124,7 +126,7 @@ export function classifyResponse(
     status === 529 ||
     (status === 413 && requestLargerThanWindow(bodyText) !== undefined)
   ) {
-    const classification = classifyRateLimit({ status, headers, bodyText });
+    const classification = classifyRateLimit({ status, headers, bodyText, nowMs });
     return {
       kind: "rate_limited",
       limitKind: classification.kind,
@@ -133,6 +135,7 @@ export function classifyResponse(
       ...(classification.isAccountWide === true ? { isAccountWide: true } : {}),
       ...(classification.isRequestTooLarge === true ? { isRequestTooLarge: true } : {}),
       ...(classification.isRelayed === true ? { isRelayed: true } : {}),
+      ...(classification.isWindowRolledOver === true ? { isWindowRolledOver: true } : {}),
     };
   }
   if (status === 401 || status === 403) {

@@ -217,6 +217,41 @@ describe("a negative wait is no wait", () => {
   });
 });
 
+describe("a day's window whose reset reads a moment ago has just rolled over", () => {
+  test("cerebras: x-ratelimit-reset-requests-day 2 s behind (clock skew) cools for the backoff, not until the day ends", async (t) => {
+    const clock = new ManualClock(START_MS);
+    const scene = await startScene(t, {
+      clock,
+      beta: false,
+      alpha: { rate_limit_dialect: "cerebras" },
+      config: { cooldowns: { rate_limit_base_ms: 4_000 } },
+    });
+    // The provider's day ended 2 s ago by our clock (epoch seconds): its count of 0 left is yesterday's.
+    scene.alpha.enqueue(
+      CHAT_ROUTE,
+      rateLimited({
+        headers: {
+          "x-ratelimit-limit-requests-day": "14400",
+          "x-ratelimit-remaining-requests-day": "0",
+          "x-ratelimit-reset-requests-day": String((START_MS - 2_000) / 1000),
+        },
+      }),
+    );
+    const first = await scene.chat();
+    assert.equal(first.status, 429, first.text);
+    assert.equal(first.headers["retry-after"], "4");
+    const cooldown = (await scene.health()).deployments.find((row) => row.key === "alpha/m")?.cooldown;
+    // Parked until the configured day's end, this was 12 hours (START_MS is noon UTC).
+    assert.equal(cooldown?.remaining_ms, 4_000, JSON.stringify(cooldown));
+    assert.equal(cooldown?.source, "guessed");
+    assert.match(cooldown?.reason ?? "", /just rolled over/);
+    clock.advance(4_000);
+    const served = await scene.chat();
+    assert.equal(served.status, 200, served.text);
+    assert.equal(scene.counts().alpha, 2, "alpha was asked again once the backoff ended");
+  });
+});
+
 describe("each 429 wait source sets the client's Retry-After and the cooldown", () => {
   for (const waitCase of WAIT_CASES) {
     test(waitCase.name, async (t) => {
