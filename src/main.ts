@@ -39,7 +39,13 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`${usageErrorMessage(error, KNOWN_OPTIONS)}\n\n${USAGE}`);
     return EXIT_USAGE;
   }
-  const { values, positionals } = parsed;
+  const { values } = parsed;
+  // `npm start` runs `serve` already, and other tools' docs say `npm start -- serve`: a repeated `serve` is the
+  // command itself, not a stray word (only that repeat: `serve serve x` still refuses "x").
+  const positionals =
+    parsed.positionals[0] === "serve" && parsed.positionals[1] === "serve"
+      ? parsed.positionals.slice(1)
+      : parsed.positionals;
   if (values.help === true) {
     process.stdout.write(USAGE);
     return 0;

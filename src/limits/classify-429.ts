@@ -1,5 +1,6 @@
 // What kind of "not now" an upstream answered, so the caller can decide how long to leave the key alone and
 // whether the key is to blame at all.
+import { LONG_WINDOW_REMAINING_HEADERS, rolledOverLongWindow } from "./day-rollover.ts";
 import { type ErrorBodyFacts, readErrorBody } from "./error-body.ts";
 import { type HeaderMap, headerValue } from "./header-map.ts";
 
@@ -39,12 +40,19 @@ export interface RateLimitClassification {
    * says nothing about this key's own limits or pool, so nothing is learned from it and no pool cools.
    */
   readonly isRelayed?: true;
+  /**
+   * A `daily` refusal whose exhausted window reset a moment ago by our clock (day-rollover.ts): the new day has just
+   * begun, so it is a short "not yet", not a reason to park until the end of that new day.
+   */
+  readonly isWindowRolledOver?: true;
 }
 
 export interface ClassifyRateLimitInput {
   readonly status: number;
   readonly headers: HeaderMap;
   readonly bodyText?: string;
+  /** When the answer arrived (epoch ms), to tell a day's window that just rolled over (`isWindowRolledOver`). */
+  readonly nowMs?: number;
 }
 
 interface CodeSignal {
@@ -135,17 +143,6 @@ const TEXT_SIGNALS: readonly TextSignal[] = [
   { needles: ["monthly"], kind: "daily", reason: "a monthly limit" },
 ];
 
-/**
- * Long-window "remaining" headers: Cerebras per day, Mistral per month. At 0 on a 429 the key is done until the
- * reset, whatever the body says.
- */
-const LONG_WINDOW_REMAINING_HEADERS: readonly string[] = [
-  "x-ratelimit-remaining-requests-day",
-  "x-ratelimit-remaining-tokens-day",
-  "x-ratelimit-remaining-tokens-month",
-  "x-ratelimit-remaining-req-month",
-];
-
 const LIMIT_HEADER_PREFIX = "x-ratelimit-limit";
 
 /** Error messages are short; the cap keeps a huge body from costing a long scan. */
@@ -156,6 +153,19 @@ const MAX_SCANNED_BODY_CHARS = 16 * 1024;
  * rate-limit headers. An unrecognised 429 is `short`; an unrecognised 5xx is `capacity`.
  */
 export function classifyRateLimit(input: ClassifyRateLimitInput): RateLimitClassification {
+  const classification = classifyRefusal(input);
+  if (classification.kind !== "daily" || input.nowMs === undefined) return classification;
+  // Still `daily` (what it teaches of the key's limits is a day's), but the day the provider counted is over.
+  const rolledOver = rolledOverLongWindow(input.headers, input.nowMs);
+  if (rolledOver === undefined) return classification;
+  return {
+    ...classification,
+    reason: `${classification.reason}, but ${rolledOver} is already past: the window just rolled over`,
+    isWindowRolledOver: true,
+  };
+}
+
+function classifyRefusal(input: ClassifyRateLimitInput): RateLimitClassification {
   const { status, headers, bodyText } = input;
   if (status === 402) {
     const unaffordable = unaffordableOutput(bodyText);

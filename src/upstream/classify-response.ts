@@ -27,6 +27,8 @@ export type Verdict =
       readonly isRelayed?: true;
       /** The output the credits cover (see RateLimitClassification.affordableOutputTokens). */
       readonly affordableOutputTokens?: number;
+      /** A day's window that reset a moment ago (see RateLimitClassification.isWindowRolledOver). */
+      readonly isWindowRolledOver?: true;
     }
   /** 401/403: the provider's key is bad. */
   | { readonly kind: "invalid_key"; readonly reason: string }
@@ -126,7 +128,7 @@ export function classifyResponse(
     status === 529 ||
     (status === 413 && requestLargerThanWindow(bodyText) !== undefined)
   ) {
-    const classification = classifyRateLimit({ status, headers, bodyText });
+    const classification = classifyRateLimit({ status, headers, bodyText, nowMs });
     return {
       kind: "rate_limited",
       limitKind: classification.kind,
@@ -138,6 +140,7 @@ export function classifyResponse(
       ...(classification.affordableOutputTokens === undefined
         ? {}
         : { affordableOutputTokens: classification.affordableOutputTokens }),
+      ...(classification.isWindowRolledOver === true ? { isWindowRolledOver: true } : {}),
     };
   }
   if (status === 401 || status === 403) {

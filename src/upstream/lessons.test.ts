@@ -68,6 +68,21 @@ describe("a daily quota's retry hint", () => {
     assert.deepEqual(kinds(dailyWithHint(3_600_000), gemini), ["cool_down"]);
   });
 
+  it("a day that just rolled over (its reset a moment ago, no hint) cools for the backoff instead of parking", () => {
+    const rolledOver = {
+      kind: "rate_limited",
+      limitKind: "daily",
+      hint: undefined,
+      reason: "x-ratelimit-remaining-requests-day is 0, but x-ratelimit-reset-requests-day is already past",
+      isWindowRolledOver: true,
+    } as Verdict;
+    const [effect] = lessonFromVerdict(rolledOver, settings({ day_reset: "00:00" }), NOW_MS).effects;
+    assert.equal(effect?.kind, "cool_down");
+    assert.equal(effect?.kind === "cool_down" ? effect.hint : "none", undefined);
+    const { isWindowRolledOver: _, ...notRolledOver } = rolledOver as Verdict & { isWindowRolledOver?: true };
+    assert.deepEqual(kinds(notRolledOver as Verdict, settings({ day_reset: "00:00" })), ["park"]);
+  });
+
   it("on a provider counting in buckets (limits.window: bucket) too", () => {
     const bucket = settings({ limits: { window: "bucket" } });
     assert.deepEqual(kinds(dailyWithHint(30_000), bucket), ["cool_down"]);

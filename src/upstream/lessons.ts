@@ -7,6 +7,7 @@ import type { Outcome } from "../errors/outcomes.ts";
 import { cutText } from "../errors/shown-reason.ts";
 import type { CooldownCause } from "../limits/availability.ts";
 import type { Reservation } from "../limits/budget-types.ts";
+import { isDayRolling } from "../limits/day-rollover.ts";
 import { dayWindow } from "../limits/day-window.ts";
 import { RATE_LIMIT_DIALECTS, type RateLimitDialectName } from "../limits/header-dialects.ts";
 import type { HeaderMap } from "../limits/header-map.ts";
@@ -262,7 +263,8 @@ function rateLimitEffect(
   // short, is when a request fits again, and parking until midnight would waste the rest of the day.
   const isHintTrusted =
     verdict.hint !== undefined && (verdict.hint.delayMs >= DAILY_HINT_TRUST_MS || isDayRolling(settings));
-  if (verdict.limitKind === "daily" && !isHintTrusted) {
+  // A day whose reset the provider dates a moment ago has just rolled over: the backoff, not a whole new day.
+  if (verdict.limitKind === "daily" && !isHintTrusted && verdict.isWindowRolledOver !== true) {
     return {
       kind: "park",
       untilMs: dayWindow(settings.dayReset, nowMs).endMs,
@@ -294,17 +296,6 @@ function learnedCooldownReason(verdict: Verdict & { kind: "rate_limited" }): str
   return verdict.hint === undefined
     ? `${verdict.reason}; cooling down for the gateway's backoff (no retry hint)`
     : `${verdict.reason}; cooling down for the wait in the provider's ${HINT_SOURCE_WORDS[verdict.hint.source]}`;
-}
-
-/**
- * Whether the provider's day quota rolls (refills continuously) instead of resetting at `day_reset`: its dialect
- * says so (Groq's), or it counts in buckets (`limits.window: bucket`, as Cerebras documents: "capacity replenishes
- * continuously").
- */
-function isDayRolling(settings: ProviderSettings): boolean {
-  if (settings.limits?.window === "bucket") return true;
-  const name = settings.rateLimitDialect;
-  return name in RATE_LIMIT_DIALECTS && RATE_LIMIT_DIALECTS[name as RateLimitDialectName].isDayRolling === true;
 }
 
 /** A success's rate-limit headers: the windows to learn, and a park for every window that says "0 left". */

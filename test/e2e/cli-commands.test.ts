@@ -167,6 +167,38 @@ describe("words and options a command does not read", () => {
     assert.equal(demo.stdout, "");
   });
 
+  test("a repeated `serve` (`npm start -- serve`, npm start running `serve` already) is the command itself", async (t) => {
+    // No provider enabled: `serve` stops with its own message, so the message shows which command ran.
+    const { dir, path } = configIn(
+      t,
+      `providers:\n  - name: alpha\n    base_url: http://127.0.0.1:9/v1\n    api_key: \${ALPHA_KEY}\n    models: { m: {} }\n`,
+    );
+    const [once, twice] = await Promise.all(
+      [["serve"], ["serve", "serve"]].map((words) => runCli([...words, "--config", path], { cwd: dir })),
+    );
+    assert.equal(once?.code, 2, once?.stderr);
+    assert.match(once?.stderr ?? "", /^No provider is enabled/);
+    assert.equal(twice?.code, 2, twice?.stderr);
+    assert.equal(twice?.stderr, once?.stderr);
+    // Only the one repeat: any other word after it is still refused, a third `serve` too.
+    const refused: [readonly string[], string][] = [
+      [["serve", "serve", "now"], 'Unexpected "now" after `serve`: `serve` takes no arguments.'],
+      [
+        ["serve", "serve", "serve"],
+        'Unexpected "serve" after `serve`: `serve` takes no arguments; one command at a time: `llm-gateway serve`.',
+      ],
+      [
+        ["serve", "check"],
+        'Unexpected "check" after `serve`: `serve` takes no arguments; one command at a time: `llm-gateway check`.',
+      ],
+    ];
+    for (const [words, firstLine] of refused) {
+      const result = await runCli([...words, "--config", path], { cwd: dir });
+      assert.equal(result.code, 2, `${words.join(" ")}: ${result.stderr}`);
+      assert.equal(result.stderr.split("\n")[0], firstLine);
+    }
+  });
+
   test("what each command does read is still accepted", async (t) => {
     const { dir, path } = configIn(t, twoProviderYaml());
     const route = await runCli(["route", "best", "--explain", "--json", "--config", path], { cwd: dir });

@@ -19,20 +19,44 @@ import {
   useGateway,
   useMock,
 } from "../helpers/e2e.ts";
-import { chatCompletion, type MockStep } from "../helpers/mock-upstream.ts";
+import { chatCompletion, type MockStep, type MockUpstream } from "../helpers/mock-upstream.ts";
 
 const OPENROUTER_KEY = "sk-or-v1-0123456789abcdef0123456789abcdef";
 
-/** OpenRouter's wrapper of a provider's refusal: `raw` is the provider's body as a JSON string (or its text). */
-function relayed(status: number, raw: unknown, providerName = "Groq"): MockStep {
+/**
+ * OpenRouter's wrapper of a provider's refusal: `raw` is the provider's body as a JSON string (or its text), left out
+ * when undefined (OpenRouter then names only the provider); `metadata` adds its other fields (`is_byok`, a wait).
+ */
+function relayed(
+  status: number,
+  raw: unknown,
+  providerName = "Groq",
+  metadata: Readonly<Record<string, unknown>> = {},
+): MockStep {
+  const rawField = raw === undefined ? {} : { raw };
   return {
     kind: "json",
     status,
     body: {
-      error: { message: "Provider returned error", code: status, metadata: { raw, provider_name: providerName } },
+      error: {
+        message: "Provider returned error",
+        code: status,
+        metadata: { ...rawField, provider_name: providerName, ...metadata },
+      },
       user_id: "user_2abc",
     },
   };
+}
+
+/** A one-line chat request for `model`. */
+function sayHi(client: OpenAI, model: string): Promise<OpenAI.ChatCompletion> {
+  return client.chat.completions.create({ model, messages: [{ role: "user", content: "Hi" }] });
+}
+
+/** After the refusal a test enqueued: OpenRouter answers `text` as `upstreamId`, beta answers "From beta.". */
+function servedAfterwards(openrouter: MockUpstream, beta: MockUpstream, text: string, upstreamId: string): void {
+  openrouter.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion(text, upstreamId) });
+  serveEveryChat(beta, "From beta.");
 }
 
 const GROQ_CONTEXT = JSON.stringify({
@@ -225,8 +249,7 @@ describe("a moderation 403 from OpenRouter", () => {
     // "i want to order eba"): another candidate may serve the same input.
     const { openrouter, beta, gateway, client } = await openRouterScene(t, true);
     openrouter.enqueue(CHAT_ROUTE, moderation403("i want to order eba"));
-    openrouter.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("OpenRouter here.", "vendor/m:free") });
-    serveEveryChat(beta, "From beta.");
+    servedAfterwards(openrouter, beta, "OpenRouter here.", "vendor/m:free");
     const first = await client.chat.completions.create({
       model: "m",
       messages: [{ role: "user", content: "i want to order eba" }],
@@ -235,9 +258,9 @@ describe("a moderation 403 from OpenRouter", () => {
     assert.equal(chatRequests(openrouter).length, 1, "the flagged candidate is not retried");
     // Nothing learned or parked: neither the model nor the key. The next request goes to the higher-priority
     // candidate first, as before, and so does another model of the key.
-    const next = await client.chat.completions.create({ model: "m", messages: [{ role: "user", content: "Hi" }] });
+    const next = await sayHi(client, "m");
     assert.equal(next.choices[0]?.message.content, "OpenRouter here.");
-    const other = await client.chat.completions.create({ model: "m2", messages: [{ role: "user", content: "Hi" }] });
+    const other = await sayHi(client, "m2");
     assert.equal(other.choices[0]?.message.content, "OpenRouter here.");
     assert.equal(chatRequests(openrouter).length, 3);
     assert.equal(chatRequests(beta).length, 1);
@@ -269,7 +292,7 @@ describe("a moderation 403 from OpenRouter", () => {
     assert.match(error.message, /requires moderation on Meta/);
     assert.match(error.message, /Flagged for: misc, harassment/);
     assert.equal(chatRequests(openrouter).length, 1, "not retried");
-    const next = await client.chat.completions.create({ model: "m2", messages: [{ role: "user", content: "Hi" }] });
+    const next = await sayHi(client, "m2");
     assert.equal(next.choices[0]?.message.content, "Hello.");
   });
 
@@ -332,11 +355,10 @@ describe("a 429 relayed by OpenRouter", () => {
       },
     });
     openrouter.enqueue(CHAT_ROUTE, relayed(429, groqDaily));
-    openrouter.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("m2 here.", "vendor/m2:free") });
-    serveEveryChat(beta, "From beta.");
-    const first = await client.chat.completions.create({ model: "m", messages: [{ role: "user", content: "Hi" }] });
+    servedAfterwards(openrouter, beta, "m2 here.", "vendor/m2:free");
+    const first = await sayHi(client, "m");
     assert.equal(first.choices[0]?.message.content, "From beta.", "failed over from the rate-limited model");
-    const other = await client.chat.completions.create({ model: "m2", messages: [{ role: "user", content: "Hi" }] });
+    const other = await sayHi(client, "m2");
     assert.equal(other.choices[0]?.message.content, "m2 here.", "the key's pool did not cool");
     assert.equal(chatRequests(openrouter).length, 2);
   });
@@ -374,39 +396,21 @@ describe("a relayed error without raw (OpenRouter names only the provider)", () 
   test("a 429 cools that model only, and a 403 leaves the key's other models served", async (t) => {
     const { openrouter, beta, client } = await openRouterScene(t);
     // As OpenRouter sends them: no `raw`, only who answered (and, for a 429, its wait).
-    openrouter.enqueue(CHAT_ROUTE, {
-      kind: "json",
-      status: 429,
-      body: {
-        error: {
-          message: "Provider returned error",
-          code: 429,
-          metadata: { provider_name: "Together", is_byok: false, retry_after_seconds: 1 },
-        },
-        user_id: "user_2abc",
-      },
-    });
-    openrouter.enqueue(CHAT_ROUTE, {
-      kind: "json",
-      status: 403,
-      body: { error: { message: "Provider returned error", code: 403, metadata: { provider_name: "OpenAI" } } },
-    });
-    openrouter.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("m2 here.", "vendor/m2:free") });
-    serveEveryChat(beta, "From beta.");
-    const first = await client.chat.completions.create({ model: "m", messages: [{ role: "user", content: "Hi" }] });
+    openrouter.enqueue(CHAT_ROUTE, relayed(429, undefined, "Together", { is_byok: false, retry_after_seconds: 1 }));
+    openrouter.enqueue(CHAT_ROUTE, relayed(403, undefined, "OpenAI"));
+    servedAfterwards(openrouter, beta, "m2 here.", "vendor/m2:free");
+    const first = await sayHi(client, "m");
     assert.equal(first.choices[0]?.message.content, "From beta.", "failed over from the rate-limited model");
     // The 403 of m2's routed provider: not the key's (m2 has no other candidate, so the client gets it)...
-    const refused = await client.chat.completions
-      .create({ model: "m2", messages: [{ role: "user", content: "Hi" }] })
-      .then(
-        () => assert.fail("expected an error"),
-        (caught: unknown) => caught,
-      );
+    const refused = await sayHi(client, "m2").then(
+      () => assert.fail("expected an error"),
+      (caught: unknown) => caught,
+    );
     assert.ok(refused instanceof OpenAI.PermissionDeniedError, String(refused));
     assert.match(refused.message, /^403 OpenAI \(via openrouter\): Provider returned error/);
     // ...so the key is not parked: `m`, cooled by its own 429 for a second at most, is served by OpenRouter again.
     await new Promise((resolve) => setTimeout(resolve, 1_100));
-    const again = await client.chat.completions.create({ model: "m", messages: [{ role: "user", content: "Hi" }] });
+    const again = await sayHi(client, "m");
     assert.equal(again.choices[0]?.message.content, "m2 here.", "the key was neither parked nor its pool cooled");
     assert.equal(chatRequests(openrouter).length, 3);
   });
@@ -471,28 +475,13 @@ request_log:
 describe("a relayed 429's wait inside the body (metadata.retry_after_seconds)", () => {
   test("keeps that model out for the wait OpenRouter gave, not the gateway's 1 s backoff", async (t) => {
     const { openrouter, beta, client } = await openRouterScene(t);
-    openrouter.enqueue(CHAT_ROUTE, {
-      kind: "json",
-      status: 429,
-      body: {
-        error: {
-          message: "Provider returned error",
-          code: 429,
-          metadata: {
-            raw: "vendor/m:free is temporarily rate-limited upstream. Please retry shortly.",
-            provider_name: "Venice",
-            is_byok: false,
-            retry_after_seconds: 30,
-          },
-        },
-      },
-    });
-    openrouter.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("OpenRouter here.", "vendor/m:free") });
-    serveEveryChat(beta, "From beta.");
-    const first = await client.chat.completions.create({ model: "m", messages: [{ role: "user", content: "Hi" }] });
+    const raw = "vendor/m:free is temporarily rate-limited upstream. Please retry shortly.";
+    openrouter.enqueue(CHAT_ROUTE, relayed(429, raw, "Venice", { is_byok: false, retry_after_seconds: 30 }));
+    servedAfterwards(openrouter, beta, "OpenRouter here.", "vendor/m:free");
+    const first = await sayHi(client, "m");
     assert.equal(first.choices[0]?.message.content, "From beta.");
     await new Promise((resolve) => setTimeout(resolve, 1_200));
-    const second = await client.chat.completions.create({ model: "m", messages: [{ role: "user", content: "Hi" }] });
+    const second = await sayHi(client, "m");
     assert.equal(second.choices[0]?.message.content, "From beta.", "still cooling for OpenRouter's 30 s");
     assert.equal(chatRequests(openrouter).length, 1, "the rate-limited model was not asked again");
   });
@@ -501,26 +490,13 @@ describe("a relayed 429's wait inside the body (metadata.retry_after_seconds)", 
 describe("a 402 relayed by OpenRouter (the routed provider's spend limit)", () => {
   test("fails over and leaves the key's other models served: the key's own credits are not out", async (t) => {
     const { openrouter, beta, client } = await openRouterScene(t);
-    openrouter.enqueue(CHAT_ROUTE, {
-      kind: "json",
-      status: 402,
-      body: {
-        error: {
-          message: "Provider returned error",
-          code: 402,
-          metadata: {
-            raw: '{"error":"API key USD spend limit exceeded. Your account may still have USD balance, but this API key has reached its configured USD spending limit."}',
-            provider_name: "Venice",
-            is_byok: false,
-          },
-        },
-      },
-    });
-    openrouter.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("m2 here.", "vendor/m2:free") });
-    serveEveryChat(beta, "From beta.");
-    const first = await client.chat.completions.create({ model: "m", messages: [{ role: "user", content: "Hi" }] });
+    const raw =
+      '{"error":"API key USD spend limit exceeded. Your account may still have USD balance, but this API key has reached its configured USD spending limit."}';
+    openrouter.enqueue(CHAT_ROUTE, relayed(402, raw, "Venice", { is_byok: false }));
+    servedAfterwards(openrouter, beta, "m2 here.", "vendor/m2:free");
+    const first = await sayHi(client, "m");
     assert.equal(first.choices[0]?.message.content, "From beta.");
-    const other = await client.chat.completions.create({ model: "m2", messages: [{ role: "user", content: "Hi" }] });
+    const other = await sayHi(client, "m2");
     assert.equal(other.choices[0]?.message.content, "m2 here.", "the key was not parked");
     assert.equal(chatRequests(openrouter).length, 2);
   });
@@ -540,15 +516,14 @@ describe("OpenRouter's 404 'No endpoints found that support tool use'", () => {
         },
       },
     });
-    openrouter.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("OpenRouter here.", "vendor/m:free") });
-    serveEveryChat(beta, "From beta.");
+    servedAfterwards(openrouter, beta, "OpenRouter here.", "vendor/m:free");
     const withTools = await client.chat.completions.create({
       model: "m",
       messages: [{ role: "user", content: "Hi" }],
       tools: [{ type: "function", function: { name: "lookup", parameters: { type: "object", properties: {} } } }],
     });
     assert.equal(withTools.choices[0]?.message.content, "From beta.");
-    const plain = await client.chat.completions.create({ model: "m", messages: [{ role: "user", content: "Hi" }] });
+    const plain = await sayHi(client, "m");
     assert.equal(plain.choices[0]?.message.content, "OpenRouter here.", "the model was not left out");
     assert.equal(chatRequests(openrouter).length, 2);
   });

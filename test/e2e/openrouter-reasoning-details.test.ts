@@ -5,19 +5,22 @@
 // `tool_use` blocks and `function_call` items: the gateway keeps the array by the message's first call id and puts
 // it back for OpenRouter deployments. The upstream here plays OpenRouter in front of Gemini 3.
 import assert from "node:assert/strict";
-import { mkdtempSync } from "node:fs";
 import type { ServerResponse } from "node:http";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { describe, type TestContext, test } from "node:test";
 import Anthropic from "@anthropic-ai/sdk";
-import { Redis } from "ioredis";
 import OpenAI from "openai";
 import { finished } from "../helpers/background-steps.ts";
 import { CHAT_ROUTE, chatRequests, useGateway, useMock } from "../helpers/e2e.ts";
-import { startTestGateway, type TestGateway } from "../helpers/gateway.ts";
+import type { TestGateway } from "../helpers/gateway.ts";
 import { chatCompletion, type MockStep, type MockUpstream, type RecordedRequest } from "../helpers/mock-upstream.ts";
 import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../helpers/redis-server.ts";
+import {
+  otherFirstYaml,
+  redisLookUps,
+  redisStateYaml,
+  restartedBetween,
+  twoReplicas,
+} from "../helpers/replica-scenes.ts";
 
 const MODEL_ID = "google/gemini-3-pro-preview";
 const CALL_ID = "tool_0_get_weather_Xk2fQ";
@@ -325,17 +328,13 @@ for (const isStream of [false, true]) {
 
 test("a restart between turns: the embedded state file gives the array back", async (t) => {
   const mock = await useMock(t);
-  const statePath = join(mkdtempSync(join(tmpdir(), "llm-gateway-reasoning-")), "state.db");
-  const yaml = openRouterYaml(mock, `state:\n  path: ${JSON.stringify(statePath)}\n`);
   mock.enqueue(CHAT_ROUTE, firstTurn(true), nextTurnChecked());
-  const before = await startTestGateway(yaml);
-  let isClosed = false;
-  t.after(() => (isClosed ? undefined : before.close()));
-  const content = await messagesFirstTurn(before, true);
-  await before.close();
-  isClosed = true;
-  const after = await useGateway(t, yaml);
-  assert.equal(await messagesNextTurn(after, content), "Sunny in Paris.");
+  const { after, first } = await restartedBetween(
+    t,
+    (state) => openRouterYaml(mock, state),
+    (before) => messagesFirstTurn(before, true),
+  );
+  assert.equal(await messagesNextTurn(after, first), "Sunny in Paris.");
   assert.deepEqual(sentAssistant(chatRequests(mock)[1])?.reasoning_details, DETAILS);
 });
 
@@ -401,12 +400,7 @@ describe("with Redis: the next turn served by another replica gets the reasoning
       skip: isRedisInstalled() ? false : REDIS_MISSING,
     }, async (t) => {
       const mock = await useMock(t);
-      const redis = await useRedisServer(t);
-      const yaml = openRouterYaml(
-        mock,
-        `state:\n  path: ":memory:"\n  redis_url: ${redis.url}\n  redis_key_prefix: "or-e2e:"\n`,
-      );
-      const [a, b] = [await useGateway(t, yaml), await useGateway(t, yaml)];
+      const { a, b } = await twoReplicas(t, (state) => openRouterYaml(mock, state), "or-e2e:");
       mock.enqueue(CHAT_ROUTE, firstTurn(isStream), nextTurnChecked());
       assert.equal(await messagesToolLoop(a, b, isStream), "Sunny in Paris.");
       assert.deepEqual(sentAssistant(chatRequests(mock)[1])?.reasoning_details, DETAILS);
@@ -420,33 +414,11 @@ describe("with Redis: the next turn served by another replica gets the reasoning
     const openRouter = await useMock(t);
     const other = await useMock(t);
     const redis = await useRedisServer(t);
-    const admin = new Redis(redis.url, { lazyConnect: true });
-    await admin.connect();
-    t.after(() => admin.quit());
-    const state = `state:\n  path: ":memory:"\n  redis_url: ${redis.url}\n  redis_key_prefix: "or-lazy:"\n`;
+    const { mgetCalls } = await redisLookUps(t, redis.url);
+    const state = redisStateYaml(redis.url, "or-lazy:");
     const a = await useGateway(t, openRouterYaml(openRouter, state));
-    const b = await useGateway(
-      t,
-      `providers:
-  - name: other
-    base_url: ${other.baseUrl}
-    api_key: o-test
-    cost: free
-    retries: 0
-    models:
-      o: { id: vendor/m-instruct }
-  - preset: openrouter
-    base_url: ${openRouter.baseUrl}
-    api_key: or-test
-    retries: 0
-    models:
-      m: { id: ${MODEL_ID} }
-${state}`,
-    );
-    const mgetCalls = async (): Promise<number> => {
-      const stats = String(await admin.call("INFO", "commandstats"));
-      return Number(/cmdstat_mget:calls=(\d+)/.exec(stats)?.[1] ?? 0);
-    };
+    const openRouterPreset = { name: "openrouter", mock: openRouter, apiKey: "or-test", modelId: MODEL_ID };
+    const b = await useGateway(t, otherFirstYaml(other, openRouterPreset, state));
     openRouter.enqueue(CHAT_ROUTE, firstTurn(false), nextTurnChecked());
     const content = await messagesFirstTurn(a, false);
     const before = await mgetCalls();

@@ -4,7 +4,7 @@
 // The client's 429 states that wait (message and Retry-After), /health shows a cooldown of exactly that length
 // with where the wait came from, and the upstream gets nothing until it ends. A manual clock makes every time exact.
 import assert from "node:assert/strict";
-import { describe, test } from "node:test";
+import { describe, type TestContext, test } from "node:test";
 import { ManualClock } from "../../src/clock.ts";
 import { errorOf } from "../helpers/e2e.ts";
 import { assertServedBy, startScene } from "../helpers/limits-scene.ts";
@@ -143,31 +143,37 @@ const WAIT_CASES: readonly WaitCase[] = [
   },
 ];
 
+/**
+ * Alpha alone (its dialect `dialect` when given), with a 4 s backoff, refuses the first request with a 429 carrying
+ * `headers`: the client is told the backoff, and alpha cools for exactly it, a wait the gateway guessed. Returns the
+ * scene, its clock and the cooldown, for the test's own checks.
+ */
+async function backoffAfter429(t: TestContext, headers: Record<string, string>, dialect?: string) {
+  const clock = new ManualClock(START_MS);
+  const scene = await startScene(t, {
+    clock,
+    beta: false,
+    ...(dialect === undefined ? {} : { alpha: { rate_limit_dialect: dialect } }),
+    config: { cooldowns: { rate_limit_base_ms: 4_000 } },
+  });
+  scene.alpha.enqueue(CHAT_ROUTE, rateLimited({ headers }));
+  const first = await scene.chat();
+  assert.equal(first.status, 429, first.text);
+  assert.equal(first.headers["retry-after"], "4");
+  const cooldown = (await scene.health()).deployments.find((row) => row.key === "alpha/m")?.cooldown;
+  assert.equal(cooldown?.remaining_ms, 4_000, JSON.stringify(cooldown));
+  assert.equal(cooldown?.source, "guessed");
+  return { scene, clock, cooldown };
+}
+
 describe("a reset instant already past is no wait", () => {
   test("openrouter: an x-ratelimit-reset before now cools for the gateway's backoff, not 0 s", async (t) => {
-    const clock = new ManualClock(START_MS);
-    const scene = await startScene(t, {
-      clock,
-      beta: false,
-      alpha: { rate_limit_dialect: "openrouter" },
-      config: { cooldowns: { rate_limit_base_ms: 4_000 } },
-    });
-    scene.alpha.enqueue(
-      CHAT_ROUTE,
-      rateLimited({
-        headers: {
-          "x-ratelimit-limit": "20",
-          "x-ratelimit-remaining": "0",
-          "x-ratelimit-reset": String(START_MS - 5_000),
-        },
-      }),
-    );
-    const first = await scene.chat();
-    assert.equal(first.status, 429, first.text);
-    assert.equal(first.headers["retry-after"], "4");
-    const cooldown = (await scene.health()).deployments.find((row) => row.key === "alpha/m")?.cooldown;
-    assert.equal(cooldown?.remaining_ms, 4_000, JSON.stringify(cooldown));
-    assert.equal(cooldown?.source, "guessed");
+    const headers = {
+      "x-ratelimit-limit": "20",
+      "x-ratelimit-remaining": "0",
+      "x-ratelimit-reset": String(START_MS - 5_000),
+    };
+    const { scene } = await backoffAfter429(t, headers, "openrouter");
     const again = await scene.chat();
     assert.equal(again.status, 429, again.text);
     assert.equal(scene.counts().alpha, 1, "alpha was asked again at once");
@@ -176,25 +182,12 @@ describe("a reset instant already past is no wait", () => {
 
 describe("a reset instant already past is no wait, in an exhausted window too", () => {
   test("generic: an x-ratelimit-reset-requests epoch before now cools for the backoff, not 0 s", async (t) => {
-    const clock = new ManualClock(START_MS);
-    const scene = await startScene(t, { clock, beta: false, config: { cooldowns: { rate_limit_base_ms: 4_000 } } });
     // Epoch seconds 3 s behind the gateway's clock: the provider's clock is behind ours.
-    scene.alpha.enqueue(
-      CHAT_ROUTE,
-      rateLimited({
-        headers: {
-          "x-ratelimit-limit-requests": "100",
-          "x-ratelimit-remaining-requests": "0",
-          "x-ratelimit-reset-requests": String((START_MS - 3_000) / 1000),
-        },
-      }),
-    );
-    const first = await scene.chat();
-    assert.equal(first.status, 429, first.text);
-    assert.equal(first.headers["retry-after"], "4");
-    const cooldown = (await scene.health()).deployments.find((row) => row.key === "alpha/m")?.cooldown;
-    assert.equal(cooldown?.remaining_ms, 4_000, JSON.stringify(cooldown));
-    assert.equal(cooldown?.source, "guessed");
+    const { scene } = await backoffAfter429(t, {
+      "x-ratelimit-limit-requests": "100",
+      "x-ratelimit-remaining-requests": "0",
+      "x-ratelimit-reset-requests": String((START_MS - 3_000) / 1000),
+    });
     const again = await scene.chat();
     assert.equal(again.status, 429, again.text);
     assert.equal(scene.counts().alpha, 1, "alpha was asked again at once");
@@ -214,6 +207,24 @@ describe("a negative wait is no wait", () => {
     assert.equal(cooldown?.source, "provider");
     assert.equal((await scene.chat()).status, 429);
     assert.equal(scene.counts().alpha, 1, "alpha was asked again at once");
+  });
+});
+
+describe("a day's window whose reset reads a moment ago has just rolled over", () => {
+  test("cerebras: x-ratelimit-reset-requests-day 2 s behind (clock skew) cools for the backoff, not until the day ends", async (t) => {
+    // The provider's day ended 2 s ago by our clock (epoch seconds): its count of 0 left is yesterday's. Parked
+    // until the configured day's end, this was 12 hours (START_MS is noon UTC): Retry-After 43200.
+    const headers = {
+      "x-ratelimit-limit-requests-day": "14400",
+      "x-ratelimit-remaining-requests-day": "0",
+      "x-ratelimit-reset-requests-day": String((START_MS - 2_000) / 1000),
+    };
+    const { scene, clock, cooldown } = await backoffAfter429(t, headers, "cerebras");
+    assert.match(cooldown?.reason ?? "", /just rolled over/);
+    clock.advance(4_000);
+    const served = await scene.chat();
+    assert.equal(served.status, 200, served.text);
+    assert.equal(scene.counts().alpha, 2, "alpha was asked again once the backoff ended");
   });
 });
 

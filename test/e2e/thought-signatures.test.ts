@@ -5,17 +5,13 @@
 // gateway keeps the signature by call id and puts it back. The upstream here plays Gemini 3: it signs its calls and
 // refuses a history whose call lacks the signature with Gemini's own 400 body.
 import assert from "node:assert/strict";
-import { mkdtempSync } from "node:fs";
 import type { ServerResponse } from "node:http";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { describe, type TestContext, test } from "node:test";
 import Anthropic from "@anthropic-ai/sdk";
-import { Redis } from "ioredis";
 import OpenAI, { toFile } from "openai";
 import { finished } from "../helpers/background-steps.ts";
 import { CHAT_ROUTE, chatRequests, useGateway, useMock } from "../helpers/e2e.ts";
-import { startTestGateway, type TestGateway } from "../helpers/gateway.ts";
+import type { TestGateway } from "../helpers/gateway.ts";
 import {
   chatCompletion,
   type MockStep,
@@ -25,6 +21,14 @@ import {
 } from "../helpers/mock-upstream.ts";
 import { isRedisClusterAvailable, REDIS_CLUSTER_MISSING, useRedisCluster } from "../helpers/redis-cluster.ts";
 import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../helpers/redis-server.ts";
+import {
+  otherFirstYaml,
+  redisLookUps,
+  redisStateYaml,
+  restartedBetween,
+  stateFilePath,
+  twoReplicas,
+} from "../helpers/replica-scenes.ts";
 
 const GEMINI_ID = "gemini-3-pro-preview";
 const SIGNATURE = "CiQB0e2Kb7uNsignedThoughtsOfTurnOne==";
@@ -309,21 +313,19 @@ for (const isStream of [false, true]) {
     // A gateway restarted (a deploy, a config change that needs one) while Claude Code runs a tool: the next turn
     // used to get the fallback, as the signatures lived in the process only.
     const mock = await useMock(t);
-    const statePath = join(mkdtempSync(join(tmpdir(), "llm-gateway-signatures-")), "state.db");
-    const yaml = geminiYaml(mock, `state:\n  path: ${JSON.stringify(statePath)}\n`);
     mock.enqueue(CHAT_ROUTE, firstTurn(isStream), nextTurnChecked());
     const request = { model: "m", max_tokens: 1000, tools: [WEATHER_TOOL] };
     const question = { role: "user" as const, content: "Weather in Paris?" };
-    const before = await startTestGateway(yaml);
-    let isClosed = false;
-    t.after(() => (isClosed ? undefined : before.close()));
-    const onBefore = new Anthropic({ baseURL: before.url, apiKey: "x", maxRetries: 0 });
-    const first = isStream
-      ? await onBefore.messages.stream({ ...request, messages: [question] }).finalMessage()
-      : await onBefore.messages.create({ ...request, messages: [question] });
-    await before.close();
-    isClosed = true;
-    const after = await useGateway(t, yaml);
+    const { after, first } = await restartedBetween(
+      t,
+      (state) => geminiYaml(mock, state),
+      (before) => {
+        const onBefore = new Anthropic({ baseURL: before.url, apiKey: "x", maxRetries: 0 });
+        return isStream
+          ? onBefore.messages.stream({ ...request, messages: [question] }).finalMessage()
+          : onBefore.messages.create({ ...request, messages: [question] });
+      },
+    );
     const answer = await new Anthropic({ baseURL: after.url, apiKey: "x", maxRetries: 0 }).messages.create({
       ...request,
       messages: [
@@ -416,12 +418,7 @@ test("a chat client's own signature reaches Gemini as it sent it", async (t) => 
 describe("with Redis: the next turn served by another replica gets the signature the first one kept", () => {
   test("one Redis server", { skip: isRedisInstalled() ? false : REDIS_MISSING }, async (t) => {
     const mock = await useMock(t);
-    const redis = await useRedisServer(t);
-    const yaml = geminiYaml(
-      mock,
-      `state:\n  path: ":memory:"\n  redis_url: ${redis.url}\n  redis_key_prefix: "sig-e2e:"\n`,
-    );
-    const [a, b] = [await useGateway(t, yaml), await useGateway(t, yaml)];
+    const { a, b } = await twoReplicas(t, (state) => geminiYaml(mock, state), "sig-e2e:");
     mock.enqueue(CHAT_ROUTE, firstTurn(false), nextTurnChecked());
     assert.equal(await toolLoop(a, b), "Sunny in Paris.");
     assert.deepEqual(sentCalls(chatRequests(mock)[1])[0]?.extra_content, SIGNED_CALL.extra_content);
@@ -436,15 +433,8 @@ describe("with Redis: the next turn served by another replica gets the signature
       // still served) from the moment the upstream answers turn 1, for less than the gateway's bound: the answer
       // must wait for them, and replica B must then read the real signature.
       const mock = await useMock(t);
-      const redis = await useRedisServer(t);
-      const admin = new Redis(redis.url, { lazyConnect: true });
-      await admin.connect();
-      t.after(() => admin.quit());
-      const yaml = geminiYaml(
-        mock,
-        `state:\n  path: ":memory:"\n  redis_url: ${redis.url}\n  redis_key_prefix: "sig-wait:"\n`,
-      );
-      const [a, b] = [await useGateway(t, yaml), await useGateway(t, yaml)];
+      const { redis, a, b } = await twoReplicas(t, (state) => geminiYaml(mock, state), "sig-wait:");
+      const { admin } = await redisLookUps(t, redis.url);
       const answered = firstTurn(isStream);
       const pausedFirstTurn: MockStep = {
         kind: "handler",
@@ -491,33 +481,11 @@ describe("with Redis: the next turn served by another replica gets the signature
     const gemini = await useMock(t);
     const other = await useMock(t);
     const redis = await useRedisServer(t);
-    const admin = new Redis(redis.url, { lazyConnect: true });
-    await admin.connect();
-    t.after(() => admin.quit());
-    const state = `state:\n  path: ":memory:"\n  redis_url: ${redis.url}\n  redis_key_prefix: "sig-lazy:"\n`;
+    const { mgetCalls } = await redisLookUps(t, redis.url);
+    const state = redisStateYaml(redis.url, "sig-lazy:");
     const a = await useGateway(t, geminiYaml(gemini, state));
-    const b = await useGateway(
-      t,
-      `providers:
-  - name: other
-    base_url: ${other.baseUrl}
-    api_key: o-test
-    cost: free
-    retries: 0
-    models:
-      o: { id: vendor/m-instruct }
-  - preset: gemini
-    base_url: ${gemini.baseUrl}
-    api_key: g-test
-    retries: 0
-    models:
-      m: { id: ${GEMINI_ID} }
-${state}`,
-    );
-    const mgetCalls = async (): Promise<number> => {
-      const stats = String(await admin.call("INFO", "commandstats"));
-      return Number(/cmdstat_mget:calls=(\d+)/.exec(stats)?.[1] ?? 0);
-    };
+    const geminiPreset = { name: "gemini", mock: gemini, apiKey: "g-test", modelId: GEMINI_ID };
+    const b = await useGateway(t, otherFirstYaml(other, geminiPreset, state));
     gemini.enqueue(CHAT_ROUTE, firstTurn(false), nextTurnChecked());
     const request = { model: "m", max_tokens: 1000, tools: [WEATHER_TOOL] };
     const question = { role: "user" as const, content: "Weather in Paris?" };
@@ -551,12 +519,7 @@ ${state}`,
     skip: isRedisInstalled() ? false : REDIS_MISSING,
   }, async (t) => {
     const mock = await useMock(t);
-    const redis = await useRedisServer(t);
-    const yaml = geminiYaml(
-      mock,
-      `state:\n  path: ":memory:"\n  redis_url: ${redis.url}\n  redis_key_prefix: "sig-down:"\n`,
-    );
-    const [a, b] = [await useGateway(t, yaml), await useGateway(t, yaml)];
+    const { redis, a, b } = await twoReplicas(t, (state) => geminiYaml(mock, state), "sig-down:");
     await redis.kill();
     mock.enqueue(CHAT_ROUTE, firstTurn(false), nextTurnChecked());
     assert.equal(await toolLoop(a, b), "Sunny in Paris.");
@@ -570,10 +533,7 @@ ${state}`,
   test("a Redis Cluster", { skip: isRedisClusterAvailable() ? false : REDIS_CLUSTER_MISSING }, async (t) => {
     const mock = await useMock(t);
     const cluster = await useRedisCluster(t);
-    const yaml = geminiYaml(
-      mock,
-      `state:\n  path: ":memory:"\n  redis_url: ${cluster.url}\n  redis_cluster: true\n  redis_key_prefix: "sig-e2e:"\n`,
-    );
+    const yaml = geminiYaml(mock, redisStateYaml(cluster.url, "sig-e2e:", { isCluster: true }));
     const [a, b] = [await useGateway(t, yaml), await useGateway(t, yaml)];
     mock.enqueue(CHAT_ROUTE, firstTurn(false), nextTurnChecked());
     assert.equal(await toolLoop(a, b), "Sunny in Paris.");
@@ -699,20 +659,15 @@ test("with Redis, a Gemini model behind a proxy gets the signature another repli
   // fallback (it may be Gemini underneath, which refuses the turn without the signature). The shared look-up must be
   // made for such a deployment too: replica B never answered the call, only Redis holds its signature.
   const mock = await useMock(t);
-  const redis = await useRedisServer(t);
-  const yaml = `providers:
+  const proxyYaml = (state: string) => `providers:
   - name: proxy
     base_url: ${mock.baseUrl}
     api_key: p-test
     retries: 0
     models:
       m: { id: ${GEMINI_ID} }
-state:
-  path: ":memory:"
-  redis_url: ${redis.url}
-  redis_key_prefix: "sig-proxy:"
-`;
-  const [a, b] = [await useGateway(t, yaml), await useGateway(t, yaml)];
+${state}`;
+  const { a, b } = await twoReplicas(t, proxyYaml, "sig-proxy:");
   mock.enqueue(CHAT_ROUTE, firstTurn(false), nextTurnChecked());
   assert.equal(await toolLoop(a, b), "Sunny in Paris.");
   assert.deepEqual(sentCalls(chatRequests(mock)[1])[0]?.extra_content, SIGNED_CALL.extra_content);
@@ -725,23 +680,11 @@ test("with Redis, a background run and a batch line on the other replica get the
   // batch line of the Responses door reach the pipeline by their own paths, which must carry it too.
   const mock = await useMock(t);
   const redis = await useRedisServer(t);
-  const admin = new Redis(redis.url, { lazyConnect: true });
-  await admin.connect();
-  t.after(() => admin.quit());
+  const { mgetCalls } = await redisLookUps(t, redis.url);
   // Each replica its own: one that looked a call up in Redis keeps it in memory, and would not look again.
   const replica = () =>
-    useGateway(
-      t,
-      geminiYaml(
-        mock,
-        `state:\n  path: ${JSON.stringify(join(mkdtempSync(join(tmpdir(), "sig-paths-")), "state.db"))}\n  redis_url: ${redis.url}\n  redis_key_prefix: "sig-paths:"\n`,
-      ),
-    );
+    useGateway(t, geminiYaml(mock, redisStateYaml(redis.url, "sig-paths:", { path: stateFilePath("sig-paths") })));
   const [a, b, c] = [await replica(), await replica(), await replica()];
-  const mgetCalls = async (): Promise<number> => {
-    const stats = String(await admin.call("INFO", "commandstats"));
-    return Number(/cmdstat_mget:calls=(\d+)/.exec(stats)?.[1] ?? 0);
-  };
   mock.enqueue(CHAT_ROUTE, firstTurn(false), nextTurnChecked(), nextTurnChecked());
   const tools = [
     { type: "function" as const, name: "get_weather", parameters: { type: "object", properties: {} }, strict: false },
@@ -794,27 +737,22 @@ test("with Redis, a background run and a batch line on the other replica get the
 test("a call id is the client's own after a restart too: the state file keeps each client's signatures apart", async (t) => {
   // The embedded file gives the kept calls back after a restart: under their client's scope, as memory held them.
   const mock = await useMock(t);
-  const statePath = join(mkdtempSync(join(tmpdir(), "llm-gateway-signatures-scope-")), "state.db");
-  const yaml = `server:
+  const yamlWith = (state: string) => `server:
   port: 0
   host: 127.0.0.1
   api_keys:
     - { key: alice-key-0001, name: alice }
     - { key: mallory-key-0001, name: mallory }
-${geminiYaml(mock, `state:\n  path: ${JSON.stringify(statePath)}\n`)}`;
+${geminiYaml(mock, state)}`;
   mock.enqueue(CHAT_ROUTE, firstTurn(false), nextTurnChecked(), nextTurnChecked());
   const request = { model: "m", max_tokens: 1000, tools: [WEATHER_TOOL] };
   const question = { role: "user" as const, content: "Weather in Paris?" };
-  const before = await startTestGateway(yaml);
-  let isClosed = false;
-  t.after(() => (isClosed ? undefined : before.close()));
-  const first = await new Anthropic({ baseURL: before.url, apiKey: "alice-key-0001", maxRetries: 0 }).messages.create({
-    ...request,
-    messages: [question],
-  });
-  await before.close();
-  isClosed = true;
-  const after = await useGateway(t, yaml);
+  const { after, first } = await restartedBetween(t, yamlWith, (before) =>
+    new Anthropic({ baseURL: before.url, apiKey: "alice-key-0001", maxRetries: 0 }).messages.create({
+      ...request,
+      messages: [question],
+    }),
+  );
   const history = [
     question,
     { role: "assistant" as const, content: first.content },

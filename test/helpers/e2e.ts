@@ -6,6 +6,7 @@ import type { TestContext } from "node:test";
 import OpenAI from "openai";
 import { request } from "undici";
 import { startTestGateway, type TestGateway, type TestGatewayOptions } from "./gateway.ts";
+import { closeWhenTestEnds } from "./late-start.ts";
 import {
   chatCompletion,
   type MockModel,
@@ -20,8 +21,7 @@ export const MODELS_ROUTE = "GET /v1/models";
 /** A mock upstream closed when the test ends. */
 export async function useMock(t: TestContext, options: { models?: MockModel[] } = {}): Promise<MockUpstream> {
   const mock = await startMockUpstream(options);
-  await closedIfEnded(t, () => mock.close());
-  t.after(() => mock.close());
+  await closeWhenTestEnds(t, () => mock.close());
   return mock;
 }
 
@@ -32,20 +32,8 @@ export async function useGateway(
   options: TestGatewayOptions = {},
 ): Promise<TestGateway> {
   const gateway = await startTestGateway(yamlText, options);
-  await closedIfEnded(t, () => gateway.close());
-  t.after(() => gateway.close());
+  await closeWhenTestEnds(t, () => gateway.close());
   return gateway;
-}
-
-/**
- * A test that timed out while something of its was starting has run its cleanup already: a `t.after` added now never
- * runs, and a gateway left open (its Redis client reconnecting for ever) kept the test file from exiting, so the whole
- * run waited to its limit. Closed at once then, and the test's own code stops here.
- */
-async function closedIfEnded(t: TestContext, close: () => Promise<unknown> | unknown): Promise<void> {
-  if (!t.signal.aborted) return;
-  await close();
-  throw new Error("the test ended while this was starting: closed");
 }
 
 /** A log stream for `useGateway`'s `logStream` that keeps every line written, to assert what the log holds. */

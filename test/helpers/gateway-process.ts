@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import type { TestContext } from "node:test";
 import { fileURLToPath } from "node:url";
+import { closeWhenTestEnds } from "./late-start.ts";
 
 const REPO_ROOT = resolve(fileURLToPath(new URL("../..", import.meta.url)));
 const MAIN = join(REPO_ROOT, "src", "main.ts");
@@ -117,7 +118,7 @@ export async function startGatewayProcess(
     child.kill("SIGKILL");
     await killed;
   };
-  t.after(stop);
+  await closeWhenTestEnds(t, stop);
   const url = await new Promise<string>((resolveUrl, reject) => {
     const timer = setTimeout(() => {
       reject(new Error(`gateway did not start within ${START_TIMEOUT_MS} ms: ${stderr}`));

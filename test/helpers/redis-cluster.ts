@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TestContext } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
+import { closeWhenTestEnds } from "./late-start.ts";
 import { spawnRedisOnPort } from "./redis-server.ts";
 
 const READY_TIMEOUT_MS = 15_000;
@@ -43,27 +44,21 @@ export async function useRedisCluster(t: TestContext): Promise<RedisCluster> {
     for (const child of children) child.kill("SIGKILL");
   };
   process.on("exit", killAll);
-  t.after(async () => {
+  const stop = async (): Promise<void> => {
     process.off("exit", killAll);
     await Promise.all(children.map((child) => killChild(child)));
     rmSync(directory, { recursive: true, force: true });
-  });
+  };
   const ports: number[] = [];
-  while (ports.length < 3) {
-    const port = await clusterPort(ports);
-    const child = await spawnNode(port, directory);
-    // Another test's server can take a port between the check and the bind: pick another one.
-    if (child === undefined) continue;
-    children.push(child);
-    ports.push(port);
+  // Registered once every node runs (a node started after the test's cleanup would outlive it): a start that fails
+  // half-way stops the nodes it started itself.
+  try {
+    await startNodes(directory, children, ports);
+  } catch (error) {
+    await stop();
+    throw error;
   }
-  const create = spawnSync(
-    "redis-cli",
-    ["--cluster", "create", ...ports.map((port) => `127.0.0.1:${port}`), "--cluster-replicas", "0", "--cluster-yes"],
-    { encoding: "utf8", timeout: READY_TIMEOUT_MS },
-  );
-  if (create.status !== 0) throw new Error(`redis-cli --cluster create failed: ${create.stdout}${create.stderr}`);
-  await waitForClusterOk(ports);
+  await closeWhenTestEnds(t, stop);
   const slots = clusterSlots(ports[0] as number);
   const nodes = ports.map((port, index) => ({
     port,
@@ -80,6 +75,25 @@ export async function useRedisCluster(t: TestContext): Promise<RedisCluster> {
       return node;
     },
   };
+}
+
+/** Three nodes joined as a cluster, pushed to `children` and `ports` as they start (for the caller to stop them). */
+async function startNodes(directory: string, children: ChildProcess[], ports: number[]): Promise<void> {
+  while (ports.length < 3) {
+    const port = await clusterPort(ports);
+    const child = await spawnNode(port, directory);
+    // Another test's server can take a port between the check and the bind: pick another one.
+    if (child === undefined) continue;
+    children.push(child);
+    ports.push(port);
+  }
+  const create = spawnSync(
+    "redis-cli",
+    ["--cluster", "create", ...ports.map((port) => `127.0.0.1:${port}`), "--cluster-replicas", "0", "--cluster-yes"],
+    { encoding: "utf8", timeout: READY_TIMEOUT_MS },
+  );
+  if (create.status !== 0) throw new Error(`redis-cli --cluster create failed: ${create.stdout}${create.stderr}`);
+  await waitForClusterOk(ports);
 }
 
 /**

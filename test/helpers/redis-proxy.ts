@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { once } from "node:events";
 import { connect, createServer } from "node:net";
 import type { TestContext } from "node:test";
+import { closeWhenTestEnds } from "./late-start.ts";
 
 export interface RedisProxyOptions {
   /**
@@ -70,7 +71,7 @@ export async function useRedisProxy(
   });
   proxy.listen(0, "127.0.0.1");
   await once(proxy, "listening");
-  t.after(() => new Promise<void>((resolve) => proxy.close(() => resolve())));
+  await closeWhenTestEnds(t, () => new Promise<void>((resolve) => proxy.close(() => resolve())));
   const address = proxy.address();
   assert.ok(address !== null && typeof address === "object");
   return {

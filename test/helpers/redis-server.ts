@@ -9,6 +9,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { Redis } from "ioredis";
 import type { StateSettings } from "../../src/config/types.ts";
 import { COMMAND_TIMEOUT_MS } from "../../src/state/redis-client.ts";
+import { closeWhenTestEnds } from "./late-start.ts";
 
 const READY_TIMEOUT_MS = 10_000;
 
@@ -99,7 +100,7 @@ export async function startRedisServer(): Promise<RedisServer> {
 /** A Redis for this test, stopped after it. Callers skip their suite first when `isRedisInstalled()` is false. */
 export async function useRedisServer(t: TestContext): Promise<RedisServer> {
   const server = await startRedisServer();
-  t.after(() => server.stop());
+  await closeWhenTestEnds(t, () => server.stop());
   return server;
 }
 

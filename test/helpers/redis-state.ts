@@ -7,6 +7,7 @@ import type { ManualClock } from "../../src/clock.ts";
 import { buildConfig } from "../../src/config/load.ts";
 import { AvailabilityBook } from "../../src/limits/availability.ts";
 import { createRedisStateBackend } from "../../src/state/redis-state.ts";
+import { closeWhenTestEnds } from "./late-start.ts";
 
 const COOLDOWN_DEFAULTS = buildConfig({}, undefined, { env: {} }).config.cooldowns;
 
@@ -31,7 +32,7 @@ export async function useRedisState(
     { info: () => {}, warn: () => {} },
     leaseTtlMs === undefined ? {} : { leaseTtlMs },
   );
-  t.after(() => state.close());
+  await closeWhenTestEnds(t, () => state.close());
   assert.equal(state.status().isDegraded, false, "Redis is up: reserve goes to the script");
   return state;
 }

@@ -4,6 +4,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import { join } from "node:path";
 import type { TestContext } from "node:test";
+import { closeWhenTestEnds } from "./late-start.ts";
 
 const START_TIMEOUT_MS = 20_000;
 
@@ -30,7 +31,7 @@ export async function serveThroughBin(
     env: { ...env, NODE_DEBUG_NATIVE: "COMPILE_CACHE" },
     stdio: ["ignore", "pipe", "pipe"],
   });
-  t.after(() => {
+  await closeWhenTestEnds(t, () => {
     if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
   });
   let stdout = "";

@@ -4,6 +4,7 @@
 import { spawn } from "node:child_process";
 import { once } from "node:events";
 import type { TestContext } from "node:test";
+import { closeWhenTestEnds } from "./late-start.ts";
 
 /** Resolves once the lock is held; `done` when it is freed (after `heldMs`), `release()` frees it at once. */
 export async function lockInAnotherProcess(
@@ -18,7 +19,7 @@ export async function lockInAnotherProcess(
     process.stdout.write("locked\\n");
     setTimeout(() => { db.exec("ROLLBACK"); db.close(); }, Number(process.argv[2]));`;
   const child = spawn(process.execPath, ["-e", script, path, String(heldMs)], { stdio: ["ignore", "pipe", "inherit"] });
-  t.after(() => child.kill("SIGKILL"));
+  await closeWhenTestEnds(t, () => child.kill("SIGKILL"));
   const exited = once(child, "exit");
   await once(child.stdout, "data");
   const done = exited.then(() => undefined);
@@ -68,7 +69,7 @@ export async function lockWhenFileAppears(
   const child = spawn(process.execPath, ["-e", script, path, folder, String(heldMs)], {
     stdio: ["ignore", "pipe", "inherit"],
   });
-  t.after(() => child.kill("SIGKILL"));
+  await closeWhenTestEnds(t, () => child.kill("SIGKILL"));
   const exited = once(child, "exit").then(() => undefined);
   let output = "";
   const saw = (word: string) =>

@@ -5,6 +5,7 @@ import OpenAI from "openai";
 import { Agent } from "undici";
 import { stringify } from "yaml";
 import { startTestGateway, type TestGateway } from "./gateway.ts";
+import { closeWhenTestEnds } from "./late-start.ts";
 import { type MockUpstream, startMockUpstream } from "./mock-upstream.ts";
 import { postJson, type StreamAnswer } from "./sse-client.ts";
 
@@ -76,7 +77,7 @@ export async function startTwoProviders(t: TestContext, options: TwoProvidersOpt
   const gateway = await startTestGateway(stringify(config), logLevel === undefined ? {} : { logLevel });
   const agent = new Agent();
   const client = new OpenAI({ baseURL: gateway.baseUrl, apiKey: "x", maxRetries: 0 });
-  t.after(async () => {
+  await closeWhenTestEnds(t, async () => {
     // Clients first, then the upstreams (which ends any hanging upstream call), then the gateway: closing the
     // gateway waits for its in-flight requests.
     await agent.destroy();
