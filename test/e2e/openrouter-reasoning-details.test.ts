@@ -7,12 +7,14 @@
 import assert from "node:assert/strict";
 import { mkdtempSync } from "node:fs";
 import type { ServerResponse } from "node:http";
+import type { LookupFunction } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, type TestContext, test } from "node:test";
 import Anthropic from "@anthropic-ai/sdk";
 import { Redis } from "ioredis";
 import OpenAI from "openai";
+import { Agent } from "undici";
 import { finished } from "../helpers/background-steps.ts";
 import { CHAT_ROUTE, chatRequests, useGateway, useMock } from "../helpers/e2e.ts";
 import { startTestGateway, type TestGateway } from "../helpers/gateway.ts";
@@ -504,4 +506,33 @@ test("Claude through OpenRouter, streamed: the signature that comes after an emp
   );
   assert.equal(await messagesToolLoop(gateway, gateway, true), "Sunny in Paris.");
   assert.deepEqual(sentAssistant(chatRequests(mock)[1])?.reasoning_details, expected);
+});
+
+test("Vercel AI Gateway (its host, no preset): the kept reasoning_details go back there too", async (t) => {
+  // Vercel's OpenAI-compatible chat API takes the same array back. The host is what tells the gateway: here a
+  // dispatcher resolves `ai-gateway.vercel.sh` to the mock on loopback.
+  const mock = await useMock(t);
+  const port = new URL(mock.baseUrl).port;
+  const toLoopback: LookupFunction = (_host, options, callback) => {
+    if (options.all === true) callback(null, [{ address: "127.0.0.1", family: 4 }]);
+    else (callback as (error: null, address: string, family: number) => void)(null, "127.0.0.1", 4);
+  };
+  const agent = new Agent({ connect: { lookup: toLoopback } });
+  t.after(() => agent.close());
+  const gateway = await useGateway(
+    t,
+    `providers:
+  - name: vercel
+    base_url: http://ai-gateway.vercel.sh:${port}/v1
+    api_key: vck-test
+    retries: 0
+    models:
+      m: { id: ${MODEL_ID} }
+`,
+    { dispatcher: agent },
+  );
+  mock.enqueue(CHAT_ROUTE, firstTurn(false), nextTurnChecked());
+  assert.equal(await messagesToolLoop(gateway, gateway, false), "Sunny in Paris.");
+  assert.deepEqual(sentAssistant(chatRequests(mock)[1])?.reasoning_details, DETAILS);
+  assert.equal(chatRequests(mock)[1]?.headers.host, `ai-gateway.vercel.sh:${port}`);
 });
