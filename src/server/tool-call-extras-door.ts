@@ -19,7 +19,7 @@ import {
   unsignedCallIds,
   withRecalledExtras,
 } from "../protocols/tool-call-extras.ts";
-import type { ToolCallExtrasStore } from "../state/tool-call-extras.ts";
+import { MAX_EXTRA_BYTES, type ToolCallExtrasStore } from "../state/tool-call-extras.ts";
 import type { RecallToolCallExtras, UpstreamApi } from "../upstream/forward-types.ts";
 import type { BackgroundExchange } from "./background-responses.ts";
 import type { Exchange, ProtocolAdapter } from "./protocol-adapters.ts";
@@ -178,7 +178,7 @@ function keptOfCompletion(completion: unknown): ToolCallExtra[] {
  */
 function tapped(translator: Translator, remember: (extras: readonly ToolCallExtra[]) => void): Translator {
   const extras = new StreamedExtras();
-  const reasoning = new StreamedReasoning();
+  const reasoning = new StreamedReasoning(MAX_EXTRA_BYTES);
   const keep = (): void => remember([...extras.all, ...reasoning.all]);
   return {
     push(chunk) {

@@ -39,8 +39,15 @@ export const TOOL_CALL_EXTRAS_LIMITS: ToolCallExtrasLimits = {
   ttlMs: 6 * 60 * 60 * 1000, // 6 hours
 };
 
-/** One value larger than this (bytes as JSON) is not kept: no signature is that large, and one must not evict all. */
-export const MAX_EXTRA_BYTES = 64 * 1024;
+/**
+ * One value larger than this (bytes as JSON, its id included) is not kept, anywhere (memory, the state file, Redis):
+ * one must not evict all. Sized for an assistant message's `reasoning_details` (protocols/reasoning-details.ts), the
+ * largest value kept: Claude's extended thinking through OpenRouter comes back whole in it, its text and the
+ * signature over it, so ~16k tokens of thinking is well over 64 KiB of JSON (the cap before, which lost it) and the
+ * longest thinking budgets a few hundred KB; a Gemini signature is a few KB. Beyond it the array is not kept and the next turn goes
+ * without it, as after an eviction (docs/protocols.md). 32 such values fill the bytes bound: the total holds.
+ */
+export const MAX_EXTRA_BYTES = 1024 * 1024; // 1 MiB
 
 interface Entry {
   readonly extra: Readonly<Record<string, unknown>>;

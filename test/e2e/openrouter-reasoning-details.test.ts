@@ -11,6 +11,7 @@ import type { LookupFunction } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, type TestContext, test } from "node:test";
+import { isDeepStrictEqual } from "node:util";
 import Anthropic from "@anthropic-ai/sdk";
 import { Redis } from "ioredis";
 import OpenAI from "openai";
@@ -535,4 +536,103 @@ test("Vercel AI Gateway (its host, no preset): the kept reasoning_details go bac
   assert.equal(await messagesToolLoop(gateway, gateway, false), "Sunny in Paris.");
   assert.deepEqual(sentAssistant(chatRequests(mock)[1])?.reasoning_details, DETAILS);
   assert.equal(chatRequests(mock)[1]?.headers.host, `ai-gateway.vercel.sh:${port}`);
+});
+
+/** Claude's long extended thinking as OpenRouter answers it: ~300 KB of text (far over 64 KiB) and its signature. */
+const LONG_THINKING = [
+  {
+    type: "reasoning.text",
+    text: "Let me think about the weather step by step. ".repeat(6_500),
+    signature: `EqQBCkgIARAB${"Q".repeat(4_000)}==`,
+    format: "anthropic-claude-v1",
+    index: 0,
+  },
+];
+
+/** The first turn with the long thinking: JSON whole, or streamed as OpenRouter does (the text in 1 KB pieces). */
+function longThinkingTurn(isStream: boolean): MockStep {
+  const [entry] = LONG_THINKING;
+  const message = { role: "assistant", content: "", reasoning_details: LONG_THINKING, tool_calls: [CALL] };
+  if (!isStream || entry === undefined) {
+    const body = answeredWithCall() as { choices: [{ message: unknown }] };
+    body.choices[0].message = message;
+    return { kind: "json", body };
+  }
+  const chunk = (delta: unknown, finishReason: string | null = null) => ({
+    data: {
+      id: "gen-2",
+      object: "chat.completion.chunk",
+      model: MODEL_ID,
+      choices: [{ index: 0, delta, finish_reason: finishReason }],
+    },
+  });
+  const piece = (fields: Record<string, unknown>) =>
+    chunk({ reasoning_details: [{ type: "reasoning.text", format: entry.format, index: 0, ...fields }] });
+  const pieces = entry.text.match(/[\s\S]{1,1024}/g) ?? [];
+  return {
+    kind: "sse",
+    events: [
+      piece({ text: "", signature: "" }),
+      ...pieces.map((text) => piece({ text })),
+      piece({ text: "", signature: entry.signature }),
+      chunk({ role: "assistant", content: null, tool_calls: [{ index: 0, ...CALL }] }),
+      chunk({ role: "assistant", content: "" }, "tool_calls"),
+    ],
+  };
+}
+
+/** Anthropic's refusal (through OpenRouter) of a tool loop's turn whose thinking did not come back unchanged. */
+function nextTurnNeedsThinking(): MockStep {
+  return {
+    kind: "handler",
+    handle: (request: RecordedRequest, response: ServerResponse) => {
+      const isSame = isDeepStrictEqual(sentAssistant(request)?.reasoning_details, LONG_THINKING);
+      response.writeHead(isSame ? 200 : 400, { "content-type": "application/json" });
+      response.end(
+        JSON.stringify(
+          isSame
+            ? chatCompletion("Sunny in Paris.", MODEL_ID)
+            : {
+                error: { message: "messages.1.content.0.type: Expected `thinking` or `redacted_thinking`", code: 400 },
+              },
+        ),
+      );
+    },
+  };
+}
+
+describe("Claude's long extended thinking (~300 KB of reasoning_details) is kept too", () => {
+  for (const isStream of [false, true]) {
+    test(`in memory${isStream ? " (streamed first turn)" : ""}`, async (t) => {
+      const { mock, gateway } = await scene(t);
+      mock.enqueue(CHAT_ROUTE, longThinkingTurn(isStream), nextTurnNeedsThinking());
+      assert.equal(await messagesToolLoop(gateway, gateway, isStream), "Sunny in Paris.");
+    });
+  }
+  test("through the state file across a restart", async (t) => {
+    const mock = await useMock(t);
+    const statePath = join(mkdtempSync(join(tmpdir(), "llm-gateway-long-thinking-")), "state.db");
+    const yaml = openRouterYaml(mock, `state:\n  path: ${JSON.stringify(statePath)}\n`);
+    mock.enqueue(CHAT_ROUTE, longThinkingTurn(true), nextTurnNeedsThinking());
+    const before = await startTestGateway(yaml);
+    let isClosed = false;
+    t.after(() => (isClosed ? undefined : before.close()));
+    const content = await messagesFirstTurn(before, true);
+    await before.close();
+    isClosed = true;
+    assert.equal(await messagesNextTurn(await useGateway(t, yaml), content), "Sunny in Paris.");
+  });
+  test("through Redis, the next turn on another replica", {
+    skip: isRedisInstalled() ? false : REDIS_MISSING,
+  }, async (t) => {
+    const mock = await useMock(t);
+    const redis = await useRedisServer(t);
+    const yaml = openRouterYaml(
+      mock,
+      `state:\n  path: ":memory:"\n  redis_url: ${redis.url}\n  redis_key_prefix: "long:"\n`,
+    );
+    const [a, b] = [await useGateway(t, yaml), await useGateway(t, yaml)];
+    mock.enqueue(CHAT_ROUTE, longThinkingTurn(false), nextTurnNeedsThinking());
+    assert.equal(await messagesToolLoop(a, b, false), "Sunny in Paris.");
+  });
 });
