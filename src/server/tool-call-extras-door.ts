@@ -19,7 +19,7 @@ import {
   unsignedCallIds,
   withRecalledExtras,
 } from "../protocols/tool-call-extras.ts";
-import { MAX_EXTRA_BYTES, type ToolCallExtrasStore } from "../state/tool-call-extras.ts";
+import { clientScope, MAX_EXTRA_BYTES, type ToolCallExtrasStore } from "../state/tool-call-extras.ts";
 import type { RecallToolCallExtras, UpstreamApi } from "../upstream/forward-types.ts";
 import type { BackgroundExchange } from "./background-responses.ts";
 import type { Exchange, ProtocolAdapter } from "./protocol-adapters.ts";
@@ -46,8 +46,7 @@ export function keepingToolCallExtras(adapter: ProtocolAdapter, store: ToolCallE
  * client name (no `server.api_keys`, an unnamed key) share one scope, as they share everything else.
  */
 function scopedTo(store: ToolCallExtrasStore, client: string | null): ToolCallExtrasStore {
-  // Never empty and never the same for two names: a name is URI-encoded (no "/" left in it) before the "/".
-  const scope = client === null ? "-/" : `c:${encodeURIComponent(client)}/`;
+  const scope = clientScope(client);
   const unscoped = (found: ReadonlyMap<string, Readonly<Record<string, unknown>>>) => {
     const own = new Map<string, Readonly<Record<string, unknown>>>();
     for (const [key, extra] of found) own.set(key.slice(scope.length), extra);

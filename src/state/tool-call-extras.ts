@@ -11,6 +11,21 @@ export interface ToolCallExtra {
   readonly extra: Readonly<Record<string, unknown>>;
 }
 
+/**
+ * The scope a client's keys start with (then the call id): never empty and never the same for two names, a name is
+ * URI-encoded (no "/", "{" or "}" left in it) before the "/"; requests without a client name share `-/`. The doors
+ * key what they keep by it (server/tool-call-extras-door.ts says why); the Redis store puts it in the key's hash tag.
+ */
+export function clientScope(client: string | null): string {
+  return client === null ? "-/" : `c:${encodeURIComponent(client)}/`;
+}
+
+/** A key's scope, without its "/" (empty for a key kept without one). */
+export function scopeOfKey(key: string): string {
+  const end = key.indexOf("/");
+  return end < 0 ? "" : key.slice(0, end);
+}
+
 export interface ToolCallExtrasStore {
   /** Keeps each call's `extra_content` by call id (a later one for the same id replaces it). */
   remember(extras: readonly ToolCallExtra[]): Promise<void>;

@@ -20,6 +20,7 @@ import { finished } from "../helpers/background-steps.ts";
 import { CHAT_ROUTE, chatRequests, useGateway, useMock } from "../helpers/e2e.ts";
 import { startTestGateway, type TestGateway } from "../helpers/gateway.ts";
 import { chatCompletion, type MockStep, type MockUpstream, type RecordedRequest } from "../helpers/mock-upstream.ts";
+import { isRedisClusterAvailable, REDIS_CLUSTER_MISSING, useRedisCluster } from "../helpers/redis-cluster.ts";
 import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../helpers/redis-server.ts";
 
 const MODEL_ID = "google/gemini-3-pro-preview";
@@ -635,4 +636,57 @@ describe("Claude's long extended thinking (~300 KB of reasoning_details) is kept
     mock.enqueue(CHAT_ROUTE, longThinkingTurn(false), nextTurnNeedsThinking());
     assert.equal(await messagesToolLoop(a, b, false), "Sunny in Paris.");
   });
+});
+
+test("a Redis Cluster: each client's keys under its own hash tag (spread over the nodes); a look-up is one MGET", {
+  skip: isRedisClusterAvailable() ? false : REDIS_CLUSTER_MISSING,
+}, async (t) => {
+  const mock = await useMock(t);
+  const cluster = await useRedisCluster(t);
+  const admins = cluster.nodes.map((node) => new Redis(node.url, { lazyConnect: true }));
+  for (const admin of admins) await admin.connect();
+  t.after(() => Promise.all(admins.map((admin) => admin.quit())));
+  const yaml = `server:\n  port: 0\n  host: 127.0.0.1\n  api_keys: [{ key: key-alice, name: alice }, { key: key-bob, name: bob }]\n${openRouterYaml(
+    mock,
+    `state:\n  path: ":memory:"\n  redis_url: ${cluster.url}\n  redis_cluster: true\n  redis_key_prefix: "or-cluster:"\n`,
+  )}`;
+  const [a, b] = [await useGateway(t, yaml), await useGateway(t, yaml)];
+  const client = (gateway: TestGateway, apiKey: string) =>
+    new Anthropic({ baseURL: gateway.url, apiKey, maxRetries: 0 });
+  mock.enqueue(CHAT_ROUTE, firstTurn(false), firstTurn(false));
+  const [alice, bob] = [client(a, "key-alice"), client(a, "key-bob")];
+  const firstOfAlice = await alice.messages.create({ ...MESSAGES_REQUEST, messages: [QUESTION] });
+  await bob.messages.create({ ...MESSAGES_REQUEST, messages: [QUESTION] });
+
+  const keys = (await Promise.all(admins.map((admin) => admin.keys("or-cluster:{tool-call-extras*")))).flat().sort();
+  assert.equal(keys.length, 2, keys.join(", "));
+  const slots = await Promise.all(keys.map(async (key) => Number(await admins[0]?.call("CLUSTER", "KEYSLOT", key))));
+  assert.notEqual(slots[0], slots[1], `both clients' keys in slot ${slots[0]}: ${keys.join(", ")}`);
+  assert.ok(
+    keys.every((key) =>
+      key.includes(key.includes("alice") ? "{tool-call-extras:c:alice}" : "{tool-call-extras:c:bob}"),
+    ),
+  );
+
+  const mgetCalls = async (): Promise<number> => {
+    let calls = 0;
+    for (const admin of admins) {
+      const stats = String(await admin.call("INFO", "commandstats"));
+      calls += Number(/cmdstat_mget:calls=(\d+)/.exec(stats)?.[1] ?? 0);
+    }
+    return calls;
+  };
+  const before = await mgetCalls();
+  mock.enqueue(CHAT_ROUTE, nextTurnChecked());
+  const answer = await client(b, "key-alice").messages.create({
+    ...MESSAGES_REQUEST,
+    messages: [
+      QUESTION,
+      { role: "assistant", content: firstOfAlice.content },
+      { role: "user", content: [{ type: "tool_result", tool_use_id: CALL_ID, content: "sunny" }] },
+    ],
+  });
+  assert.equal(answer.content[0]?.type === "text" ? answer.content[0].text : "", "Sunny in Paris.");
+  assert.deepEqual(sentAssistant(chatRequests(mock)[2])?.reasoning_details, DETAILS);
+  assert.equal(await mgetCalls(), before + 1, "the other replica's look-up is one MGET");
 });
