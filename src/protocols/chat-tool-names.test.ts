@@ -106,3 +106,60 @@ test("the deprecated functions / function_call and names with invalid characters
   assert.equal(restoreChunkToolNames(chunk, shortened.names), true);
   assert.deepEqual(chunk.choices[0]?.delta.function_call, { name: "a.b" });
 });
+
+test("chat: a tool named like another's renamed form keeps its name; the renamed one is hashed again", () => {
+  const dotted = "server.tool";
+  const taken = upstreamToolName(dotted);
+  const tool = (name: string) => ({ type: "function", function: { name, parameters: {} } });
+  const shortened = shortenChatToolNames({
+    model: "m",
+    messages: [{ role: "user", content: "hi" }],
+    tools: [tool(dotted), tool(taken)],
+  });
+  const sent = ((shortened?.body.tools ?? []) as { function: { name: string } }[]).map(
+    (sentTool) => sentTool.function.name,
+  );
+  assert.equal(sent[1], taken);
+  assert.notEqual(sent[0], taken);
+  assert.equal(new Set(sent).size, 2, "two tools, two names upstream");
+  const answer = (name: string) =>
+    JSON.stringify({ choices: [{ message: { tool_calls: [{ id: "c", type: "function", function: { name } }] } }] });
+  const names = shortened?.names;
+  assert.ok(names !== undefined);
+  assert.match(clientNamedAnswer(answer(sent[0] ?? ""), names), /"name":"server\.tool"/);
+  assert.equal(clientNamedAnswer(answer(taken), names), answer(taken));
+});
+
+test("chat: custom (freeform) tools with names providers refuse are renamed and their calls mapped back", () => {
+  const name = "apply.patch/v2";
+  const shortened = shortenChatToolNames({
+    model: "m",
+    messages: [
+      { role: "user", content: "patch it" },
+      { role: "assistant", tool_calls: [{ id: "c0", type: "custom", custom: { name, input: "*** Begin" } }] },
+      { role: "tool", tool_call_id: "c0", content: "done" },
+    ],
+    tools: [{ type: "custom", custom: { name, description: "Apply a patch", format: { type: "text" } } }],
+    tool_choice: { type: "custom", custom: { name } },
+  });
+  const body = shortened?.body as {
+    tools: { custom: { name: string; description: string } }[];
+    tool_choice: { custom: { name: string } };
+    messages: { tool_calls?: { custom: { name: string; input: string } }[] }[];
+  };
+  const upstream = body.tools[0]?.custom.name ?? "";
+  assert.match(upstream, /^apply_patch_v2_[0-9a-f]{8}$/);
+  assert.equal(body.tools[0]?.custom.description, "Apply a patch");
+  assert.equal(body.tool_choice.custom.name, upstream);
+  assert.deepEqual(body.messages[1]?.tool_calls?.[0]?.custom, { name: upstream, input: "*** Begin" });
+  const names = shortened?.names;
+  assert.ok(names !== undefined);
+  const call = { id: "c1", type: "custom", custom: { name: upstream, input: "x" } };
+  const answered = JSON.parse(
+    clientNamedAnswer(JSON.stringify({ choices: [{ message: { tool_calls: [call] } }] }), names),
+  );
+  assert.equal(answered.choices[0].message.tool_calls[0].custom.name, name);
+  const chunk = { choices: [{ index: 0, delta: { tool_calls: [{ index: 0, ...call }] } }] };
+  assert.equal(restoreChunkToolNames(chunk, names), true);
+  assert.equal(chunk.choices[0]?.delta.tool_calls[0]?.custom.name, name);
+});

@@ -3,8 +3,9 @@
 // `tools`, `tool_choice`, the history's assistant tool calls and tool results' `name` alike, and in the deprecated
 // `functions` / `function_call` fields old clients still send (the request's, and an assistant message's
 // `function_call`), and the model's calls (`tool_calls`, or a legacy `function_call`) come back under the client's
-// names, in a JSON answer and in each streamed chunk. A request with no such name is not copied, and its answer not
-// read again.
+// names, in a JSON answer and in each streamed chunk. Freeform `custom` tools and calls alike. A renamed form never
+// takes a name the client gave another tool (long-tool-names.ts). A request with no such name is not copied, and its
+// answer not read again.
 import { isRecord } from "../is-record.ts";
 import { isUpstreamToolName, LongToolNames } from "./long-tool-names.ts";
 
@@ -21,6 +22,8 @@ export interface ShortenedChatRequest {
 export function shortenChatToolNames(body: unknown): ShortenedChatRequest | undefined {
   if (!isRecord(body) || !hasNameToRename(body)) return undefined;
   const names = new LongToolNames();
+  // The names that go as they came first: a renamed form never takes one of them (long-tool-names.ts).
+  names.claim(allNames(body));
   const shortened: Record<string, unknown> = { ...body };
   if (Array.isArray(body.tools)) shortened.tools = body.tools.map((tool) => renamedFunctionHolder(tool, names));
   if (isRecord(body.tool_choice)) shortened.tool_choice = renamedChoice(body.tool_choice, names);
@@ -61,7 +64,7 @@ function restoreMessageCalls(message: Record<string, unknown>, names: LongToolNa
   let isChanged = restoreName(message.function_call, names);
   if (!Array.isArray(message.tool_calls)) return isChanged;
   for (const call of message.tool_calls) {
-    if (isRecord(call) && restoreName(call.function, names)) isChanged = true;
+    if (isRecord(call) && restoreName(call.function ?? call.custom, names)) isChanged = true;
   }
   return isChanged;
 }
@@ -85,9 +88,36 @@ function nameOf(fn: unknown): unknown {
   return isRecord(fn) ? fn.name : undefined;
 }
 
-/** The name of a `{function: {name}}` (a tool, a call, a named tool choice). */
+/**
+ * Where a tool, a call or a named tool choice holds its name: `function`, or `custom` for the freeform tools (OpenAI's
+ * `{type: "custom", custom: {name, format}}`, answered with `{type: "custom", custom: {name, input}}` calls) some
+ * clients send the chat API as they send the Responses API; a name providers refuse there is refused as well.
+ */
+function namedPart(holder: unknown): Record<string, unknown> | undefined {
+  if (!isRecord(holder)) return undefined;
+  if (isRecord(holder.function)) return holder.function;
+  return holder.type === "custom" && isRecord(holder.custom) ? holder.custom : undefined;
+}
+
+/** The name of a `{function: {name}}` or `{custom: {name}}` (a tool, a call, a named tool choice). */
 function functionName(holder: unknown): unknown {
-  return isRecord(holder) && isRecord(holder.function) ? holder.function.name : undefined;
+  return namedPart(holder)?.name;
+}
+
+/** Every name the body gives a tool, a call or a result (for `LongToolNames.claim`). */
+function allNames(body: Record<string, unknown>): unknown[] {
+  const found: unknown[] = [];
+  if (Array.isArray(body.tools)) found.push(...body.tools.map(functionName));
+  found.push(functionName(body.tool_choice), nameOf(body.function_call));
+  found.push(...(allowedTools(body.tool_choice) ?? []).map(functionName));
+  if (Array.isArray(body.functions)) found.push(...body.functions.map(nameOf));
+  if (!Array.isArray(body.messages)) return found;
+  for (const message of body.messages) {
+    if (!isRecord(message)) continue;
+    if (Array.isArray(message.tool_calls)) found.push(...message.tool_calls.map(functionName));
+    found.push(nameOf(message.function_call), isResultMessage(message) ? message.name : undefined);
+  }
+  return found;
 }
 
 function hasNameToRename(body: Record<string, unknown>): boolean {
@@ -138,21 +168,24 @@ function renamedMessage(message: unknown, names: LongToolNames): unknown {
   return message;
 }
 
-/** `{..., function: {name, ...}}` with the name as it goes upstream (itself when it is no long name). */
+/** `{..., function: {name, ...}}` (or `custom`) with the name as it goes upstream (itself when it is no long name). */
 function renamedFunctionHolder(holder: unknown, names: LongToolNames): unknown {
-  const name = functionName(holder);
+  const part = namedPart(holder);
+  const name = part?.name;
+  if (typeof name !== "string" || name === "" || !isRecord(holder) || part === undefined) return holder;
   // A name kept as it came is known too: a call answered in another case of it is no shortened name's.
-  if (typeof name === "string") names.upstream(name);
-  if (!needsRenaming(name) || !isRecord(holder) || !isRecord(holder.function)) return holder;
-  return { ...holder, function: { ...holder.function, name: names.upstream(name as string) } };
+  const upstream = names.upstream(name);
+  if (upstream === name) return holder;
+  const field = isRecord(holder.function) ? "function" : "custom";
+  return { ...holder, [field]: { ...part, name: upstream } };
 }
 
 /** A legacy `{name, ...}` (a `functions` entry, a named `function_call`) with its name as it goes upstream. */
 function renamedFunction(fn: unknown, names: LongToolNames): unknown {
   const name = nameOf(fn);
-  if (typeof name === "string") names.upstream(name);
-  if (!needsRenaming(name) || !isRecord(fn)) return fn;
-  return { ...fn, name: names.upstream(name as string) };
+  if (typeof name !== "string" || name === "" || !isRecord(fn)) return fn;
+  const upstream = names.upstream(name);
+  return upstream === name ? fn : { ...fn, name: upstream };
 }
 
 /** `{type: "function", function: {name}}`, or `{type: "allowed_tools", allowed_tools: {tools: [...]}}`, renamed. */

@@ -48,3 +48,26 @@ test("a name with characters providers refuse is made valid, with a hash of the 
   assert.equal(longDotted.length, 64);
   assert.match(longDotted, /^server_x+_[0-9a-f]{8}$/);
 });
+
+test("a client name that is another's renamed form: the renamed one is hashed again, both map back", () => {
+  const dotted = "server.tool";
+  const taken = new LongToolNames().upstream(dotted);
+  assert.match(taken, /^server_tool_[0-9a-f]{8}$/);
+  // Claimed first (as the doors do), the literal name keeps itself whatever the order the names are asked in.
+  const names = new LongToolNames();
+  names.claim([dotted, taken, 42]);
+  const renamed = names.upstream(dotted);
+  assert.notEqual(renamed, taken);
+  assert.match(renamed, /^server_tool_[0-9a-f]{8}$/);
+  assert.equal(names.upstream(taken), taken);
+  assert.equal(names.upstream(dotted), renamed, "the same on every ask");
+  assert.equal(names.client(renamed), dotted);
+  assert.equal(names.client(taken), taken);
+  // Unclaimed, the second asked moves: never two client names under one upstream name.
+  const unclaimed = new LongToolNames();
+  assert.equal(unclaimed.upstream(dotted), taken);
+  const moved = unclaimed.upstream(taken);
+  assert.notEqual(moved, taken);
+  assert.equal(unclaimed.client(moved), taken);
+  assert.equal(unclaimed.client(taken), dotted);
+});

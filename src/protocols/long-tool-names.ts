@@ -25,10 +25,12 @@ export function isUpstreamToolName(name: string): boolean {
 
 /**
  * The function name `name` goes upstream as: itself when chat providers take it, else made valid, cut and hashed.
+ * `attempt` > 0: another hash of the name (of the name and the attempt), for a renamed form another name has taken.
  */
-export function upstreamToolName(name: string): string {
-  if (isUpstreamToolName(name)) return name;
-  const hash = createHash("sha256").update(name).digest("hex").slice(0, HASH_LENGTH);
+export function upstreamToolName(name: string, attempt = 0): string {
+  if (attempt === 0 && isUpstreamToolName(name)) return name;
+  const hashed = attempt === 0 ? name : `${name}\u0000${attempt}`;
+  const hash = createHash("sha256").update(hashed).digest("hex").slice(0, HASH_LENGTH);
   const valid = name.replace(INVALID_CHARACTERS, "_");
   return `${valid.slice(0, MAX_UPSTREAM_NAME_LENGTH - HASH_LENGTH - 1)}_${hash}`;
 }
@@ -41,6 +43,8 @@ export function upstreamToolName(name: string): string {
 export class LongToolNames {
   /** Upstream name -> the client's, for the names that had to change. */
   readonly #clientNames = new Map<string, string>();
+  /** Client name -> its upstream name, every name given so far (the same one each time it is asked). */
+  readonly #upstreamOf = new Map<string, string>();
   /**
    * Every upstream name, lower-cased -> the client's name when it was shortened and no other name folds alike;
    * `null` when the name went as it came, or two names fold alike (then a call in another case is left as it came).
@@ -48,9 +52,26 @@ export class LongToolNames {
   readonly #byFoldedName = new Map<string, string | null>();
   readonly #upstreamNames = new Set<string>();
 
-  /** The function name `name` goes upstream as (itself when chat providers take it). */
+  /**
+   * Names that go as they came, claimed before any is renamed: a client may name a tool exactly as another's renamed
+   * form (`server_tool_1a2b3c4d`, a tool copied from an upstream's answer or a log), and that one keeps its name
+   * while the renamed one is hashed again. Without the claim the first asked keeps it.
+   */
+  claim(names: Iterable<unknown>): void {
+    for (const name of names) if (typeof name === "string" && isUpstreamToolName(name)) this.upstream(name);
+  }
+
+  /**
+   * The function name `name` goes upstream as (itself when chat providers take it and no other name has taken it).
+   * Never one another client name goes as: two tools offered under one name, the model's call of it mapped back to
+   * one of them, ran the other.
+   */
   upstream(name: string): string {
-    const upstream = upstreamToolName(name);
+    const known = this.#upstreamOf.get(name);
+    if (known !== undefined) return known;
+    let upstream = upstreamToolName(name);
+    for (let attempt = 1; this.#upstreamNames.has(upstream); attempt++) upstream = upstreamToolName(name, attempt);
+    this.#upstreamOf.set(name, upstream);
     if (upstream !== name) this.#clientNames.set(upstream, name);
     if (!this.#upstreamNames.has(upstream)) {
       this.#upstreamNames.add(upstream);

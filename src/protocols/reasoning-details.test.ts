@@ -28,7 +28,7 @@ test("a JSON answer: the array of each message that made tool calls, by its firs
 });
 
 test("a stream: an entry's pieces (same index and type) joined, fields a later piece names first kept", () => {
-  const stream = new StreamedReasoning();
+  const stream = new StreamedReasoning(1_000_000);
   const chunk = (delta: unknown, index = 0) => ({ choices: [{ index, delta }] });
   stream.push(chunk({ reasoning_details: [{ type: "reasoning.text", text: "Look", index: 0 }] }));
   stream.push(chunk({ reasoning_details: [{ type: "reasoning.text", text: "ing.", format: "f", index: 0 }] }));
@@ -71,7 +71,7 @@ test("given back to the assistant message whose first call was kept; a message t
 test("a stream whose first piece names an empty signature: the signature a later piece brings is the entry's", () => {
   // As OpenRouter streams Claude's thinking (a recorded anthropic/claude-sonnet-4 stream): the first piece holds
   // `"text":"","signature":""`, the text follows, the signature comes whole in a later piece of the same index.
-  const stream = new StreamedReasoning();
+  const stream = new StreamedReasoning(1_000_000);
   const piece = (fields: Record<string, unknown>) => ({
     choices: [{ index: 0, delta: { reasoning_details: [{ type: "reasoning.text", index: 0, ...fields }] } }],
   });
@@ -99,7 +99,7 @@ test("a stream whose first piece names an empty signature: the signature a later
 });
 
 test("a stream: reasoning.encrypted entries come whole, two sharing an index are two (never one appended blob)", () => {
-  const stream = new StreamedReasoning();
+  const stream = new StreamedReasoning(1_000_000);
   const first = { type: "reasoning.encrypted", data: "c2lnLW9uZQ==", id: "c1", format: "google-gemini-v1", index: 0 };
   const second = { type: "reasoning.encrypted", data: "c2lnLXR3bw==", id: "c2", format: "google-gemini-v1", index: 0 };
   stream.push({
@@ -109,4 +109,28 @@ test("a stream: reasoning.encrypted entries come whole, two sharing an index are
     choices: [{ index: 0, delta: { tool_calls: [{ index: 1, ...call("c2") }], reasoning_details: [second] } }],
   });
   assert.deepEqual(stream.all, [{ id: reasoningKeyOf("c1"), extra: { reasoning_details: [first, second] } }]);
+});
+
+test("a stream's array past the bound is dropped and gathered no more; another choice's is still kept", () => {
+  const stream = new StreamedReasoning(10_000);
+  const chunk = (delta: unknown, index = 0) => ({ choices: [{ index, delta }] });
+  const piece = (text: string) => ({ type: "reasoning.text", text, format: "anthropic-claude-v1", index: 0 });
+  stream.push(chunk({ tool_calls: [call("c1")] }));
+  stream.push(chunk({ tool_calls: [call("c2")], reasoning_details: [piece("short")] }, 1));
+  // An endless stream of thinking: 1,000 pieces of 100 bytes, ten times the bound.
+  for (let count = 0; count < 1_000; count++) stream.push(chunk({ reasoning_details: [piece("x".repeat(100))] }));
+  stream.push(chunk({ reasoning_details: [{ type: "reasoning.text", signature: "sig", index: 0 }] }));
+  assert.deepEqual(stream.all, [{ id: reasoningKeyOf("c2"), extra: { reasoning_details: [piece("short")] } }]);
+});
+
+test("a stream's pieces under the bound are counted by what they add, not by their repeated fields", () => {
+  // 2,000 pieces of 10 bytes of text: each piece's JSON is ~70 bytes (140 KB in all), the joined entry ~20 KB.
+  const stream = new StreamedReasoning(30_000);
+  const chunk = (delta: unknown) => ({ choices: [{ index: 0, delta }] });
+  for (let count = 0; count < 2_000; count++)
+    stream.push(chunk({ reasoning_details: [{ type: "reasoning.text", text: "0123456789", index: 0, format: "f" }] }));
+  stream.push(chunk({ tool_calls: [call("c1")] }));
+  const details = stream.all[0]?.extra.reasoning_details as { text: string }[] | undefined;
+  assert.equal(details?.length, 1);
+  assert.equal(details?.[0]?.text.length, 20_000);
 });

@@ -53,14 +53,32 @@ const PIECE_FIELDS = ["text", "summary"] as const;
  */
 const WHOLE_TYPE = "reasoning.encrypted";
 
+/** A streamed choice's gathering: its entries so far, by `index` and `type` too, their bytes, its first call id. */
+interface GatheredChoice {
+  entries: Record<string, unknown>[];
+  /** The entries a later piece joins (same `index` and `type`): a look-up, not a scan per piece. */
+  readonly byIndex: Map<string, Record<string, unknown>>;
+  bytes: number;
+  /** Past the byte bound: gathered no more (never kept: the store takes no value that large). */
+  isOver: boolean;
+  callId?: string;
+}
+
 /**
  * The same, gathered from a streamed answer's chunks (`delta.reasoning_details`) as they come: the pieces of one
  * entry (same `index` and `type`) joined, as the answer's message would hold them; an entry without an index, and a
  * `reasoning.encrypted` one, is one whole. Kept per choice with the first tool call id the choice's deltas named.
+ * Bounded: a choice's array past `maxBytes` (the store's per-value bound) is dropped at once and gathered no more,
+ * so an endless stream of reasoning holds at most that much per choice, never the whole stream.
  */
 export class StreamedReasoning {
-  /** Per choice index: the entries so far, and the first call id. */
-  readonly #choices = new Map<number, { entries: Record<string, unknown>[]; callId?: string }>();
+  readonly #choices = new Map<number, GatheredChoice>();
+  readonly #maxBytes: number;
+
+  /** `maxBytes`: the largest array (as JSON, about) worth gathering: the store keeps none larger. */
+  constructor(maxBytes: number) {
+    this.#maxBytes = maxBytes;
+  }
 
   push(chunk: unknown): void {
     if (!isRecord(chunk) || !Array.isArray(chunk.choices)) return;
@@ -68,19 +86,13 @@ export class StreamedReasoning {
       if (!isRecord(choice) || !isRecord(choice.delta)) continue;
       const { delta } = choice;
       const choiceIndex = typeof choice.index === "number" ? choice.index : 0;
-      let state = this.#choices.get(choiceIndex);
       if (Array.isArray(delta.reasoning_details)) {
-        state ??= { entries: [] };
-        for (const entry of delta.reasoning_details) if (isRecord(entry)) joinEntry(state.entries, entry);
-        this.#choices.set(choiceIndex, state);
+        const state = this.#choice(choiceIndex);
+        for (const entry of delta.reasoning_details) if (isRecord(entry) && !state.isOver) this.#join(state, entry);
       }
-      if (state?.callId === undefined && Array.isArray(delta.tool_calls)) {
+      if (Array.isArray(delta.tool_calls) && this.#choices.get(choiceIndex)?.callId === undefined) {
         const id = firstCallId(delta.tool_calls);
-        if (id !== undefined) {
-          state ??= { entries: [] };
-          state.callId = id;
-          this.#choices.set(choiceIndex, state);
-        }
+        if (id !== undefined) this.#choice(choiceIndex).callId = id;
       }
     }
   }
@@ -93,27 +105,53 @@ export class StreamedReasoning {
     }
     return found;
   }
+
+  #choice(choiceIndex: number): GatheredChoice {
+    let state = this.#choices.get(choiceIndex);
+    if (state === undefined) {
+      state = { entries: [], byIndex: new Map(), bytes: 0, isOver: false };
+      this.#choices.set(choiceIndex, state);
+    }
+    return state;
+  }
+
+  #join(state: GatheredChoice, piece: Readonly<Record<string, unknown>>): void {
+    state.bytes += joinEntry(state, piece);
+    if (state.bytes <= this.#maxBytes) return;
+    state.isOver = true;
+    state.entries = [];
+    state.byIndex.clear();
+  }
 }
 
-function joinEntry(entries: Record<string, unknown>[], piece: Readonly<Record<string, unknown>>): void {
+/** Joins `piece` into the choice's entries; returns the bytes it added (as JSON, about: escapes are not counted). */
+function joinEntry(state: GatheredChoice, piece: Readonly<Record<string, unknown>>): number {
   const index = piece.index;
-  const same =
-    typeof index === "number" && piece.type !== WHOLE_TYPE
-      ? entries.find((entry) => entry.index === index && entry.type === piece.type)
-      : undefined;
+  const slot = typeof index === "number" && piece.type !== WHOLE_TYPE ? `${index} ${String(piece.type)}` : undefined;
+  const same = slot === undefined ? undefined : state.byIndex.get(slot);
   if (same === undefined) {
-    entries.push({ ...piece });
-    return;
+    const entry = { ...piece };
+    state.entries.push(entry);
+    if (slot !== undefined) state.byIndex.set(slot, entry);
+    return Buffer.byteLength(JSON.stringify(entry));
   }
+  let added = 0;
   for (const [field, value] of Object.entries(piece)) {
     const isPiece = (PIECE_FIELDS as readonly string[]).includes(field);
     const before = same[field];
-    if (isPiece && typeof value === "string" && typeof before === "string") same[field] = before + value;
+    if (isPiece && typeof value === "string" && typeof before === "string") {
+      same[field] = before + value;
+      added += Buffer.byteLength(value);
+    }
     // A field a later piece names first (a signature, a format) is the entry's; one already there stays. An empty
     // string is not there: OpenRouter opens a Claude thinking entry with `"signature":""` and sends the signature
     // whole in a later piece, which Anthropic needs unchanged on the next turn (kept "", the turn is refused).
-    else if (isAbsent(before) && !isAbsent(value)) same[field] = value;
+    else if (isAbsent(before) && !isAbsent(value)) {
+      same[field] = value;
+      added += Buffer.byteLength(JSON.stringify(value) ?? "");
+    }
   }
+  return added;
 }
 
 /** A field that says nothing yet: missing, null, or the empty string a stream opens an entry with. */

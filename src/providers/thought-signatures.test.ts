@@ -3,7 +3,7 @@ import { test } from "node:test";
 import {
   FALLBACK_THOUGHT_SIGNATURE,
   isGeminiDeployment,
-  isOpenRouterDeployment,
+  readsReasoningDetails,
   signaturesFor,
 } from "./thought-signatures.ts";
 
@@ -63,11 +63,18 @@ test("drop: every extra_content removed; a history without any is the same array
   assert.equal(signaturesFor(plain, "drop"), plain);
 });
 
-test("OpenRouter deployments: the openrouter preset, or an openrouter.ai host; nothing else", () => {
-  assert.equal(isOpenRouterDeployment("openrouter", "http://127.0.0.1:9/v1"), true);
-  assert.equal(isOpenRouterDeployment(undefined, "https://openrouter.ai/api/v1"), true);
-  assert.equal(isOpenRouterDeployment(undefined, "https://eu.openrouter.ai/api/v1"), true);
-  assert.equal(isOpenRouterDeployment(undefined, "https://notopenrouter.ai/api/v1"), false);
-  assert.equal(isOpenRouterDeployment("gemini", "https://generativelanguage.googleapis.com/v1beta/openai"), false);
-  assert.equal(isOpenRouterDeployment(undefined, "not a url"), false);
+test("OpenRouter deployments: the openrouter preset, or an openrouter.ai host", () => {
+  assert.equal(readsReasoningDetails("openrouter", "http://127.0.0.1:9/v1"), true);
+  assert.equal(readsReasoningDetails(undefined, "https://openrouter.ai/api/v1"), true);
+  assert.equal(readsReasoningDetails(undefined, "https://eu.openrouter.ai/api/v1"), true);
+  assert.equal(readsReasoningDetails(undefined, "https://notopenrouter.ai/api/v1"), false);
+  assert.equal(readsReasoningDetails("gemini", "https://generativelanguage.googleapis.com/v1beta/openai"), false);
+  assert.equal(readsReasoningDetails(undefined, "not a url"), false);
+});
+
+test("Vercel AI Gateway reads reasoning_details too (by its host: no preset names it)", () => {
+  assert.equal(readsReasoningDetails(undefined, "https://ai-gateway.vercel.sh/v1"), true);
+  assert.equal(readsReasoningDetails(undefined, "https://AI-Gateway.Vercel.sh/v1/"), true);
+  assert.equal(readsReasoningDetails(undefined, "https://my-ai-gateway.vercel.sh/v1"), false);
+  assert.equal(readsReasoningDetails(undefined, "https://ai-gateway.vercel.sh.example.com/v1"), false);
 });

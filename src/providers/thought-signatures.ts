@@ -37,14 +37,22 @@ export function isGeminiDeployment(preset: string | undefined, baseUrl: string, 
 const OPENROUTER_HOST = /(^|\.)openrouter\.ai$/i;
 
 /**
- * A deployment that reads an assistant message's `reasoning_details` (OpenRouter's field, protocols/reasoning
- * -details.ts): the `openrouter` preset (named, or recognised by its base URL), or any base URL on openrouter.ai.
- * Only those are given back what the Messages and Responses doors kept of it.
+ * Vercel AI Gateway's host (no preset of ours names it): its OpenAI-compatible chat API takes and answers the same
+ * `reasoning_details` array as OpenRouter (Vercel's "Reasoning" docs: preserve it on the assistant message of a tool
+ * loop's next turn), and an Anthropic or Gemini model behind it refuses that turn without it just the same.
  */
-export function isOpenRouterDeployment(preset: string | undefined, baseUrl: string): boolean {
+const VERCEL_AI_GATEWAY_HOST = /^ai-gateway\.vercel\.sh$/i;
+
+/**
+ * A deployment that reads an assistant message's `reasoning_details` (protocols/reasoning-details.ts): the
+ * `openrouter` preset (named, or recognised by its base URL), any base URL on openrouter.ai, or Vercel AI Gateway's
+ * host. Only those are given back what the Messages and Responses doors kept of it.
+ */
+export function readsReasoningDetails(preset: string | undefined, baseUrl: string): boolean {
   if (preset === "openrouter") return true;
   try {
-    return OPENROUTER_HOST.test(new URL(baseUrl).hostname);
+    const host = new URL(baseUrl).hostname;
+    return OPENROUTER_HOST.test(host) || VERCEL_AI_GATEWAY_HOST.test(host);
   } catch {
     return false;
   }

@@ -2,8 +2,8 @@
 // `function_call`) keeps it in the gateway: read from each chat answer it translates (JSON, stream, background run),
 // given back to the assistant tool call of the same id when a later request is translated, before it is served
 // (protocols/tool-call-extras.ts says why: Gemini 3's thought signatures). The same for an assistant message's
-// `reasoning_details`, kept under its first call's id and given back to OpenRouter candidates only
-// (protocols/reasoning-details.ts says why: OpenRouter's Gemini signatures).
+// `reasoning_details`, kept under its first call's id and given back to OpenRouter and Vercel AI
+// Gateway candidates only (protocols/reasoning-details.ts says why: OpenRouter's Gemini signatures).
 import type { GatewayError } from "../errors/gateway-error.ts";
 import type { ChatMessage } from "../protocols/chat-completions.ts";
 import {
@@ -19,7 +19,7 @@ import {
   unsignedCallIds,
   withRecalledExtras,
 } from "../protocols/tool-call-extras.ts";
-import type { ToolCallExtrasStore } from "../state/tool-call-extras.ts";
+import { clientScope, MAX_EXTRA_BYTES, type ToolCallExtrasStore } from "../state/tool-call-extras.ts";
 import type { RecallToolCallExtras, UpstreamApi } from "../upstream/forward-types.ts";
 import type { BackgroundExchange } from "./background-responses.ts";
 import type { Exchange, ProtocolAdapter } from "./protocol-adapters.ts";
@@ -46,8 +46,7 @@ export function keepingToolCallExtras(adapter: ProtocolAdapter, store: ToolCallE
  * client name (no `server.api_keys`, an unnamed key) share one scope, as they share everything else.
  */
 function scopedTo(store: ToolCallExtrasStore, client: string | null): ToolCallExtrasStore {
-  // Never empty and never the same for two names: a name is URI-encoded (no "/" left in it) before the "/".
-  const scope = client === null ? "-/" : `c:${encodeURIComponent(client)}/`;
+  const scope = clientScope(client);
   const unscoped = (found: ReadonlyMap<string, Readonly<Record<string, unknown>>>) => {
     const own = new Map<string, Readonly<Record<string, unknown>>>();
     for (const [key, extra] of found) own.set(key.slice(scope.length), extra);
@@ -67,9 +66,9 @@ type Recalled = ReadonlyMap<string, Readonly<Record<string, unknown>>>;
  * The request's history with what this process holds for its unsigned calls (no round trip: every request may
  * have them), and the look-ups for the pipeline to make for a candidate that reads them only
  * (ForwardRequest.recallToolCallExtras): a Gemini candidate, the calls still unsigned when a shared store may know
- * them (a Claude Code session routed to another provider used to cost an MGET per turn for nothing); an OpenRouter
- * candidate, the assistant messages' `reasoning_details` (memory first, then the shared store), which no other
- * deployment is sent. Each made once, whichever attempts ask.
+ * them (a Claude Code session routed to another provider used to cost an MGET per turn for nothing); an OpenRouter or
+ * Vercel AI Gateway candidate, the assistant messages' `reasoning_details` (memory first, then the shared store),
+ * which no other deployment is sent. Each made once, whichever attempts ask.
  */
 async function recalledHere(
   chatBody: Exchange["chatBody"],
@@ -86,7 +85,7 @@ async function recalledHere(
   let signatures: Promise<Recalled> | undefined;
   let reasoning: Promise<Recalled> | undefined;
   const recallRest: RecallToolCallExtras = async (history, family) => {
-    if (family === "openrouter") {
+    if (family === "reasoning_details") {
       if (reasoningKeys.length === 0) return history;
       reasoning ??= store.recall(reasoningKeys).catch(() => new Map());
       return withRecalledReasoning(history, await reasoning);
@@ -178,7 +177,7 @@ function keptOfCompletion(completion: unknown): ToolCallExtra[] {
  */
 function tapped(translator: Translator, remember: (extras: readonly ToolCallExtra[]) => void): Translator {
   const extras = new StreamedExtras();
-  const reasoning = new StreamedReasoning();
+  const reasoning = new StreamedReasoning(MAX_EXTRA_BYTES);
   const keep = (): void => remember([...extras.all, ...reasoning.all]);
   return {
     push(chunk) {

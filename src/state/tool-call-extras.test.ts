@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { ManualClock } from "../clock.ts";
-import { MAX_EXTRA_BYTES, MemoryToolCallExtras } from "./tool-call-extras.ts";
+import { MAX_EXTRA_BYTES, MemoryToolCallExtras, TOOL_CALL_EXTRAS_LIMITS } from "./tool-call-extras.ts";
 
 const signed = (signature: string) => ({ google: { thought_signature: signature } });
 
@@ -59,4 +59,26 @@ test("a call kept again replaces its value without counting twice", async () => 
   assert.equal(store.size, 1);
   assert.equal(store.bytes, bytes);
   assert.deepEqual((await store.recall(["a"])).get("a"), signed("Z"));
+});
+
+const reasoning = (bytes: number) => ({ reasoning_details: [{ type: "reasoning.text", text: "x".repeat(bytes) }] });
+
+test("a reasoning_details array of a long thinking (300 KB) is kept; one over the per-value bound is not", async () => {
+  const store = new MemoryToolCallExtras(TOOL_CALL_EXTRAS_LIMITS, new ManualClock());
+  await store.remember([{ id: "long", extra: reasoning(300_000) }]);
+  assert.deepEqual((await store.recall(["long"])).get("long"), reasoning(300_000));
+  await store.remember([{ id: "over", extra: reasoning(MAX_EXTRA_BYTES) }]);
+  assert.equal((await store.recall(["over"])).size, 0);
+  assert.equal(store.size, 1, "the value over the bound evicted nothing");
+});
+
+test("big values keep the store within its bytes bound: a client sending turn after turn evicts its oldest", async () => {
+  const store = new MemoryToolCallExtras(TOOL_CALL_EXTRAS_LIMITS, new ManualClock());
+  for (let turn = 0; turn < 80; turn++) {
+    await store.remember([{ id: `turn-${turn}`, extra: reasoning(MAX_EXTRA_BYTES - 1_000) }]);
+    assert.ok(store.bytes <= TOOL_CALL_EXTRAS_LIMITS.maxBytes, `${store.bytes} bytes after turn ${turn}`);
+  }
+  assert.equal(store.size, Math.floor(TOOL_CALL_EXTRAS_LIMITS.maxBytes / (MAX_EXTRA_BYTES - 1_000 + 60)));
+  assert.equal((await store.recall(["turn-79"])).size, 1, "the newest is kept");
+  assert.equal((await store.recall(["turn-0"])).size, 0, "the oldest went");
 });

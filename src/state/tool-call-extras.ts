@@ -11,6 +11,21 @@ export interface ToolCallExtra {
   readonly extra: Readonly<Record<string, unknown>>;
 }
 
+/**
+ * The scope a client's keys start with (then the call id): never empty and never the same for two names, a name is
+ * URI-encoded (no "/", "{" or "}" left in it) before the "/"; requests without a client name share `-/`. The doors
+ * key what they keep by it (server/tool-call-extras-door.ts says why); the Redis store puts it in the key's hash tag.
+ */
+export function clientScope(client: string | null): string {
+  return client === null ? "-/" : `c:${encodeURIComponent(client)}/`;
+}
+
+/** A key's scope, without its "/" (empty for a key kept without one). */
+export function scopeOfKey(key: string): string {
+  const end = key.indexOf("/");
+  return end < 0 ? "" : key.slice(0, end);
+}
+
 export interface ToolCallExtrasStore {
   /** Keeps each call's `extra_content` by call id (a later one for the same id replaces it). */
   remember(extras: readonly ToolCallExtra[]): Promise<void>;
@@ -39,8 +54,15 @@ export const TOOL_CALL_EXTRAS_LIMITS: ToolCallExtrasLimits = {
   ttlMs: 6 * 60 * 60 * 1000, // 6 hours
 };
 
-/** One value larger than this (bytes as JSON) is not kept: no signature is that large, and one must not evict all. */
-export const MAX_EXTRA_BYTES = 64 * 1024;
+/**
+ * One value larger than this (bytes as JSON, its id included) is not kept, anywhere (memory, the state file, Redis):
+ * one must not evict all. Sized for an assistant message's `reasoning_details` (protocols/reasoning-details.ts), the
+ * largest value kept: Claude's extended thinking through OpenRouter comes back whole in it, its text and the
+ * signature over it, so ~16k tokens of thinking is well over 64 KiB of JSON (the cap before, which lost it) and the
+ * longest thinking budgets a few hundred KB; a Gemini signature is a few KB. Beyond it the array is not kept and the next turn goes
+ * without it, as after an eviction (docs/protocols.md). 32 such values fill the bytes bound: the total holds.
+ */
+export const MAX_EXTRA_BYTES = 1024 * 1024; // 1 MiB
 
 interface Entry {
   readonly extra: Readonly<Record<string, unknown>>;

@@ -17,7 +17,7 @@ import {
   type MessageOrdering,
   orderMessagesWithChanges,
 } from "../providers/message-order.ts";
-import { isGeminiDeployment, isOpenRouterDeployment } from "../providers/thought-signatures.ts";
+import { isGeminiDeployment, readsReasoningDetails } from "../providers/thought-signatures.ts";
 import { STREAM_FEATURE } from "../router/request-features.ts";
 import { inspectAudioEvent, inspectEvent, inspectResponsesEvent } from "../streaming/stream-event.ts";
 import { type AttemptContext, type AttemptResult, failed } from "./attempt-context.ts";
@@ -126,17 +126,17 @@ function toolCallExtrasFor(deployment: Deployment, endpointPath: string): "gemin
 }
 
 /** Which of the doors' kept fields the deployment reads (none: undefined). */
-function keptFamilyOf(deployment: Deployment, endpointPath: string): "gemini" | "openrouter" | undefined {
+function keptFamilyOf(deployment: Deployment, endpointPath: string): "gemini" | "reasoning_details" | undefined {
   if (endpointPath !== "/chat/completions") return undefined;
   const settings = deployment.provider.settings;
-  if (isOpenRouterDeployment(settings.presetOrigin?.preset, settings.baseUrl)) return "openrouter";
+  if (readsReasoningDetails(settings.presetOrigin?.preset, settings.baseUrl)) return "reasoning_details";
   return toolCallExtrasFor(deployment, endpointPath) === "drop" ? undefined : "gemini";
 }
 
 /**
  * The request with what the doors kept for its history when the candidate reads it (ForwardRequest
- * .recallToolCallExtras): an OpenRouter deployment's `reasoning_details` (OpenRouter carries Gemini's signatures
- * there too); else the thought signatures, for a Gemini deployment and a Gemini model id behind a proxy too
+ * .recallToolCallExtras): an OpenRouter or Vercel AI Gateway deployment's `reasoning_details` (OpenRouter carries
+ * Gemini's signatures there too); else the thought signatures, for a Gemini deployment and a Gemini model id behind a proxy too
  * (toolCallExtrasFor's undefined on the chat path): the proxy gets the history as it is and Gemini underneath refuses
  * the turn without the signature, so a next turn on another replica needs the shared copy there as much. The look-up
  * (an MGET with Redis) is made for the attempts that send the field only. A native call sends the client's own body:

@@ -46,3 +46,14 @@ export function withCompleteToolCalls(answer: unknown, bodyText: string, endpoin
   if (endpointPath !== "/chat/completions" || !isRecord(answer)) return bodyText;
   return completeToolCalls(answer) ? JSON.stringify(answer) : bodyText;
 }
+
+/**
+ * Whether a call names its tool: one without a name cannot be run by the client (the Messages door made it a
+ * nameless tool_use), and the answer is no answer. A freeform `custom` call (of a `custom` tool the client offered)
+ * names it in `custom`, not `function`.
+ */
+export function isNamedCall(call: unknown): boolean {
+  if (!isRecord(call)) return false;
+  const named = call.type === "custom" ? call.custom : call.function;
+  return isRecord(named) && typeof named.name === "string" && named.name !== "";
+}

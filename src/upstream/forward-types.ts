@@ -42,7 +42,7 @@ export interface CalibratingPrompt {
 /** ForwardRequest.recallToolCallExtras: the history with what was kept for `family`'s deployments. */
 export type RecallToolCallExtras = (
   messages: readonly unknown[],
-  family: "gemini" | "openrouter",
+  family: "gemini" | "reasoning_details",
 ) => Promise<readonly unknown[]>;
 
 export interface ForwardRequest {

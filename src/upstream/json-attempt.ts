@@ -24,7 +24,7 @@ import {
 } from "./attempt-context.ts";
 import { type BufferedResponse, bufferedCall } from "./buffered-call.ts";
 import { classifyErrorInSuccess } from "./classify-response.ts";
-import { withCompleteToolCalls } from "./complete-tool-calls.ts";
+import { isNamedCall, withCompleteToolCalls } from "./complete-tool-calls.ts";
 import type { JsonResult } from "./forward-types.ts";
 import { type Effect, failureLesson, lessonFromVerdict, lessonsFromHeaders } from "./lessons.ts";
 import { readRerankAnswer } from "./rerank-dialect.ts";
@@ -335,10 +335,7 @@ function missingAnswer(json: Record<string, unknown>, endpointPath: string): str
   }
   if (toolCalls === undefined || toolCalls === null) return undefined;
   if (!Array.isArray(toolCalls)) return "choice 0's `message.tool_calls` is not a list";
-  // A call without a function name cannot be run by the client (the Messages door made it a nameless tool_use).
-  const isCall = (call: unknown): boolean =>
-    isRecord(call) && isRecord(call.function) && typeof call.function.name === "string" && call.function.name !== "";
-  if (!toolCalls.every(isCall)) return "a tool call of choice 0 has no function name";
+  if (!toolCalls.every(isNamedCall)) return "a tool call of choice 0 has no function name";
   return undefined;
 }
 

@@ -6,13 +6,18 @@
 // it back for OpenRouter deployments. The upstream here plays OpenRouter in front of Gemini 3.
 import assert from "node:assert/strict";
 import type { ServerResponse } from "node:http";
+import type { LookupFunction } from "node:net";
 import { describe, type TestContext, test } from "node:test";
+import { isDeepStrictEqual } from "node:util";
 import Anthropic from "@anthropic-ai/sdk";
+import { Redis } from "ioredis";
 import OpenAI from "openai";
+import { Agent } from "undici";
 import { finished } from "../helpers/background-steps.ts";
 import { CHAT_ROUTE, chatRequests, useGateway, useMock } from "../helpers/e2e.ts";
 import type { TestGateway } from "../helpers/gateway.ts";
 import { chatCompletion, type MockStep, type MockUpstream, type RecordedRequest } from "../helpers/mock-upstream.ts";
+import { isRedisClusterAvailable, REDIS_CLUSTER_MISSING, useRedisCluster } from "../helpers/redis-cluster.ts";
 import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../helpers/redis-server.ts";
 import {
   otherFirstYaml,
@@ -476,4 +481,177 @@ test("Claude through OpenRouter, streamed: the signature that comes after an emp
   );
   assert.equal(await messagesToolLoop(gateway, gateway, true), "Sunny in Paris.");
   assert.deepEqual(sentAssistant(chatRequests(mock)[1])?.reasoning_details, expected);
+});
+
+test("Vercel AI Gateway (its host, no preset): the kept reasoning_details go back there too", async (t) => {
+  // Vercel's OpenAI-compatible chat API takes the same array back. The host is what tells the gateway: here a
+  // dispatcher resolves `ai-gateway.vercel.sh` to the mock on loopback.
+  const mock = await useMock(t);
+  const port = new URL(mock.baseUrl).port;
+  const toLoopback: LookupFunction = (_host, options, callback) => {
+    if (options.all === true) callback(null, [{ address: "127.0.0.1", family: 4 }]);
+    else (callback as (error: null, address: string, family: number) => void)(null, "127.0.0.1", 4);
+  };
+  const agent = new Agent({ connect: { lookup: toLoopback } });
+  t.after(() => agent.close());
+  const gateway = await useGateway(
+    t,
+    `providers:
+  - name: vercel
+    base_url: http://ai-gateway.vercel.sh:${port}/v1
+    api_key: vck-test
+    retries: 0
+    models:
+      m: { id: ${MODEL_ID} }
+`,
+    { dispatcher: agent },
+  );
+  mock.enqueue(CHAT_ROUTE, firstTurn(false), nextTurnChecked());
+  assert.equal(await messagesToolLoop(gateway, gateway, false), "Sunny in Paris.");
+  assert.deepEqual(sentAssistant(chatRequests(mock)[1])?.reasoning_details, DETAILS);
+  assert.equal(chatRequests(mock)[1]?.headers.host, `ai-gateway.vercel.sh:${port}`);
+});
+
+/** Claude's long extended thinking as OpenRouter answers it: ~300 KB of text (far over 64 KiB) and its signature. */
+const LONG_THINKING = [
+  {
+    type: "reasoning.text",
+    text: "Let me think about the weather step by step. ".repeat(6_500),
+    signature: `EqQBCkgIARAB${"Q".repeat(4_000)}==`,
+    format: "anthropic-claude-v1",
+    index: 0,
+  },
+];
+
+/** The first turn with the long thinking: JSON whole, or streamed as OpenRouter does (the text in 1 KB pieces). */
+function longThinkingTurn(isStream: boolean): MockStep {
+  const [entry] = LONG_THINKING;
+  const message = { role: "assistant", content: "", reasoning_details: LONG_THINKING, tool_calls: [CALL] };
+  if (!isStream || entry === undefined) {
+    const body = answeredWithCall() as { choices: [{ message: unknown }] };
+    body.choices[0].message = message;
+    return { kind: "json", body };
+  }
+  const chunk = (delta: unknown, finishReason: string | null = null) => ({
+    data: {
+      id: "gen-2",
+      object: "chat.completion.chunk",
+      model: MODEL_ID,
+      choices: [{ index: 0, delta, finish_reason: finishReason }],
+    },
+  });
+  const piece = (fields: Record<string, unknown>) =>
+    chunk({ reasoning_details: [{ type: "reasoning.text", format: entry.format, index: 0, ...fields }] });
+  const pieces = entry.text.match(/[\s\S]{1,1024}/g) ?? [];
+  return {
+    kind: "sse",
+    events: [
+      piece({ text: "", signature: "" }),
+      ...pieces.map((text) => piece({ text })),
+      piece({ text: "", signature: entry.signature }),
+      chunk({ role: "assistant", content: null, tool_calls: [{ index: 0, ...CALL }] }),
+      chunk({ role: "assistant", content: "" }, "tool_calls"),
+    ],
+  };
+}
+
+/** Anthropic's refusal (through OpenRouter) of a tool loop's turn whose thinking did not come back unchanged. */
+function nextTurnNeedsThinking(): MockStep {
+  return {
+    kind: "handler",
+    handle: (request: RecordedRequest, response: ServerResponse) => {
+      const isSame = isDeepStrictEqual(sentAssistant(request)?.reasoning_details, LONG_THINKING);
+      response.writeHead(isSame ? 200 : 400, { "content-type": "application/json" });
+      response.end(
+        JSON.stringify(
+          isSame
+            ? chatCompletion("Sunny in Paris.", MODEL_ID)
+            : {
+                error: { message: "messages.1.content.0.type: Expected `thinking` or `redacted_thinking`", code: 400 },
+              },
+        ),
+      );
+    },
+  };
+}
+
+describe("Claude's long extended thinking (~300 KB of reasoning_details) is kept too", () => {
+  for (const isStream of [false, true]) {
+    test(`in memory${isStream ? " (streamed first turn)" : ""}`, async (t) => {
+      const { mock, gateway } = await scene(t);
+      mock.enqueue(CHAT_ROUTE, longThinkingTurn(isStream), nextTurnNeedsThinking());
+      assert.equal(await messagesToolLoop(gateway, gateway, isStream), "Sunny in Paris.");
+    });
+  }
+  test("through the state file across a restart", async (t) => {
+    const mock = await useMock(t);
+    mock.enqueue(CHAT_ROUTE, longThinkingTurn(true), nextTurnNeedsThinking());
+    const { after, first } = await restartedBetween(
+      t,
+      (state) => openRouterYaml(mock, state),
+      (before) => messagesFirstTurn(before, true),
+    );
+    assert.equal(await messagesNextTurn(after, first), "Sunny in Paris.");
+  });
+  test("through Redis, the next turn on another replica", {
+    skip: isRedisInstalled() ? false : REDIS_MISSING,
+  }, async (t) => {
+    const mock = await useMock(t);
+    const { a, b } = await twoReplicas(t, (state) => openRouterYaml(mock, state), "long:");
+    mock.enqueue(CHAT_ROUTE, longThinkingTurn(false), nextTurnNeedsThinking());
+    assert.equal(await messagesToolLoop(a, b, false), "Sunny in Paris.");
+  });
+});
+
+test("a Redis Cluster: each client's keys under its own hash tag (spread over the nodes); a look-up is one MGET", {
+  skip: isRedisClusterAvailable() ? false : REDIS_CLUSTER_MISSING,
+}, async (t) => {
+  const mock = await useMock(t);
+  const cluster = await useRedisCluster(t);
+  const admins = cluster.nodes.map((node) => new Redis(node.url, { lazyConnect: true }));
+  for (const admin of admins) await admin.connect();
+  t.after(() => Promise.all(admins.map((admin) => admin.quit())));
+  const yaml = `server:\n  port: 0\n  host: 127.0.0.1\n  api_keys: [{ key: key-alice, name: alice }, { key: key-bob, name: bob }]\n${openRouterYaml(
+    mock,
+    `state:\n  path: ":memory:"\n  redis_url: ${cluster.url}\n  redis_cluster: true\n  redis_key_prefix: "or-cluster:"\n`,
+  )}`;
+  const [a, b] = [await useGateway(t, yaml), await useGateway(t, yaml)];
+  const client = (gateway: TestGateway, apiKey: string) =>
+    new Anthropic({ baseURL: gateway.url, apiKey, maxRetries: 0 });
+  mock.enqueue(CHAT_ROUTE, firstTurn(false), firstTurn(false));
+  const [alice, bob] = [client(a, "key-alice"), client(a, "key-bob")];
+  const firstOfAlice = await alice.messages.create({ ...MESSAGES_REQUEST, messages: [QUESTION] });
+  await bob.messages.create({ ...MESSAGES_REQUEST, messages: [QUESTION] });
+
+  const keys = (await Promise.all(admins.map((admin) => admin.keys("or-cluster:{tool-call-extras*")))).flat().sort();
+  assert.equal(keys.length, 2, keys.join(", "));
+  const slots = await Promise.all(keys.map(async (key) => Number(await admins[0]?.call("CLUSTER", "KEYSLOT", key))));
+  assert.notEqual(slots[0], slots[1], `both clients' keys in slot ${slots[0]}: ${keys.join(", ")}`);
+  assert.ok(
+    keys.every((key) =>
+      key.includes(key.includes("alice") ? "{tool-call-extras:c:alice}" : "{tool-call-extras:c:bob}"),
+    ),
+  );
+
+  const mgetCalls = async (): Promise<number> => {
+    let calls = 0;
+    for (const admin of admins) {
+      const stats = String(await admin.call("INFO", "commandstats"));
+      calls += Number(/cmdstat_mget:calls=(\d+)/.exec(stats)?.[1] ?? 0);
+    }
+    return calls;
+  };
+  const before = await mgetCalls();
+  mock.enqueue(CHAT_ROUTE, nextTurnChecked());
+  const answer = await client(b, "key-alice").messages.create({
+    ...MESSAGES_REQUEST,
+    messages: [
+      QUESTION,
+      { role: "assistant", content: firstOfAlice.content },
+      { role: "user", content: [{ type: "tool_result", tool_use_id: CALL_ID, content: "sunny" }] },
+    ],
+  });
+  assert.equal(answer.content[0]?.type === "text" ? answer.content[0].text : "", "Sunny in Paris.");
+  assert.deepEqual(sentAssistant(chatRequests(mock)[2])?.reasoning_details, DETAILS);
+  assert.equal(await mgetCalls(), before + 1, "the other replica's look-up is one MGET");
 });

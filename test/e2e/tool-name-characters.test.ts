@@ -200,3 +200,101 @@ describe("chat door: the deprecated functions / function_call with a long name",
     });
   }
 });
+
+/**
+ * An upstream that refuses a name OpenAI refuses, or two tools offered under one name, and answers with a call of
+ * the first tool it got (`function` or `custom`, as that tool is).
+ */
+function distinctNamesUpstream(): MockStep {
+  return {
+    kind: "handler",
+    handle: (request: RecordedRequest, response: ServerResponse) => {
+      const tools = (
+        request.body as { tools: { type: string; function?: { name: string }; custom?: { name: string } }[] }
+      ).tools;
+      const names = tools.map((tool) => tool.function?.name ?? tool.custom?.name ?? "");
+      const refusal = names.find((name) => !FUNCTION_NAME.test(name))
+        ? "Invalid 'tools[0].function.name': string does not match pattern."
+        : new Set(names).size < names.length
+          ? "Tool names must be unique."
+          : undefined;
+      if (refusal !== undefined) {
+        response.writeHead(400, { "content-type": "application/json" });
+        response.end(JSON.stringify({ error: { message: refusal, type: "invalid_request_error" } }));
+        return;
+      }
+      const first = tools[0];
+      const call =
+        first?.type === "custom"
+          ? { id: "call_1", type: "custom", custom: { name: names[0], input: "*** Begin Patch" } }
+          : { id: "call_1", type: "function", function: { name: names[0], arguments: ARGUMENTS } };
+      response.writeHead(200, { "content-type": "application/json" });
+      response.end(
+        JSON.stringify({
+          id: "chatcmpl-names",
+          object: "chat.completion",
+          created: 1767225600,
+          model: VENDOR_MODEL_ID,
+          choices: [
+            {
+              index: 0,
+              message: { role: "assistant", content: null, tool_calls: [call] },
+              finish_reason: "tool_calls",
+            },
+          ],
+          usage: { prompt_tokens: 20, completion_tokens: 8, total_tokens: 28 },
+        }),
+      );
+    },
+  };
+}
+
+async function chatCall(
+  baseUrl: string,
+  body: unknown,
+): Promise<{ status: number; call: Record<string, { name?: string }> | undefined }> {
+  const response = await fetch(`${baseUrl}/chat/completions`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  const answer = (await response.json()) as {
+    choices?: { message: { tool_calls?: Record<string, { name?: string }>[] } }[];
+  };
+  return { status: response.status, call: answer.choices?.[0]?.message.tool_calls?.[0] };
+}
+
+test("chat door: a tool named like another's renamed form; both go upstream under their own names", async (t) => {
+  // `server.tool` goes upstream as `server_tool_<hash>`; a client that also offers a tool literally named that (copied
+  // from an answer, a log) had two tools under one name: refused, or the model's call ran the wrong one.
+  const { mock, gateway } = await oneProviderScene(t);
+  const { upstreamToolName } = await import("../../src/protocols/long-tool-names.ts");
+  const literal = upstreamToolName("server.tool");
+  const tool = (name: string) => ({ type: "function", function: { name, parameters: PARAMETERS } });
+  mock.enqueue(CHAT_ROUTE, distinctNamesUpstream());
+  const { status, call } = await chatCall(gateway.baseUrl, {
+    model: "m",
+    messages: [{ role: "user", content: "Use it." }],
+    tools: [tool("server.tool"), tool(literal)],
+  });
+  assert.equal(status, 200);
+  assert.equal(call?.function?.name, "server.tool", "the call of the renamed tool maps back to it");
+  const sent = (chatRequests(mock)[0]?.body as { tools: { function: { name: string } }[] } | undefined)?.tools ?? [];
+  assert.equal(sent[1]?.function.name, literal, "the literal name goes as it came");
+  assert.notEqual(sent[0]?.function.name, literal);
+});
+
+test("chat door: custom (freeform) tools with names providers refuse are renamed, their calls mapped back", async (t) => {
+  const { mock, gateway } = await oneProviderScene(t);
+  mock.enqueue(CHAT_ROUTE, distinctNamesUpstream());
+  const name = "apply.patch/v2";
+  const { status, call } = await chatCall(gateway.baseUrl, {
+    model: "m",
+    messages: [{ role: "user", content: "Patch it." }],
+    tools: [{ type: "custom", custom: { name, description: "Apply a patch", format: { type: "text" } } }],
+  });
+  assert.equal(status, 200);
+  assert.equal(call?.custom?.name, name);
+  const sent = (chatRequests(mock)[0]?.body as { tools: { custom: { name: string } }[] } | undefined)?.tools ?? [];
+  assert.match(sent[0]?.custom.name ?? "", /^apply_patch_v2_[0-9a-f]{8}$/);
+});

@@ -2,6 +2,7 @@
 // refused is listed in docs/protocols.md; this file (with output-config.ts, content-parts.ts for a user turn's blocks
 // and ../long-tool-names.ts for tool names chat providers take) is the source of truth for it.
 import { InvalidRequestError } from "../../errors/gateway-error.ts";
+import { isRecord } from "../../is-record.ts";
 import {
   type ChatContentPart,
   type ChatMessage,
@@ -61,6 +62,8 @@ export function toChatRequest(body: unknown, purpose: "create" | "count" = "crea
   );
   const messages: ChatMessage[] = [];
   const toolNames = new LongToolNames();
+  // The names that go as they came first: a renamed form never takes one of them (long-tool-names.ts).
+  toolNames.claim(toolNamesOf(request));
   const system = systemText(request.system);
   if (system !== "") messages.push({ role: "system", content: system });
   for (const [index, message] of request.messages.entries()) {
@@ -327,4 +330,17 @@ function noToolToCall(type: "any" | "tool"): InvalidRequestError {
     `\`tool_choice\` of type \`${type}\` requires a tool call, but there is no tool to call: \`tools\` is empty or missing.`,
     { param: "tool_choice", code: "invalid_value" },
   );
+}
+
+/** Every name the request gives a tool or a `tool_use` block of its history (for `LongToolNames.claim`). */
+function toolNamesOf(request: {
+  readonly tools?: readonly unknown[] | undefined;
+  readonly messages: readonly unknown[];
+}): unknown[] {
+  const found: unknown[] = (request.tools ?? []).map((tool) => (isRecord(tool) ? tool.name : undefined));
+  for (const message of request.messages) {
+    if (!isRecord(message) || !Array.isArray(message.content)) continue;
+    for (const block of message.content) if (isRecord(block) && block.type === "tool_use") found.push(block.name);
+  }
+  return found;
 }

@@ -24,6 +24,8 @@ export interface ShortenedNativeRequest {
 export function shortenNativeToolNames(body: JsonObject): ShortenedNativeRequest | undefined {
   if (!hasRenamedName(body)) return undefined;
   const names = new LongToolNames();
+  // The names that go as they came first: a renamed form never takes one of them (long-tool-names.ts).
+  names.claim([...arrayOf(body.tools), ...arrayOf(body.input)].map((item) => (isRecord(item) ? item.name : undefined)));
   const shortened: JsonObject = { ...body };
   if (Array.isArray(body.tools)) shortened.tools = body.tools.map((tool) => renamedTool(tool, names));
   if (isRecord(body.tool_choice)) {
@@ -233,4 +235,8 @@ function mapChanged(list: readonly unknown[], change: (value: unknown) => unknow
     return replaced;
   });
   return isChanged ? mapped : undefined;
+}
+
+function arrayOf(value: unknown): readonly unknown[] {
+  return Array.isArray(value) ? value : [];
 }
