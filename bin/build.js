@@ -14,7 +14,7 @@
 import { mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, normalize } from "node:path";
 import { fileURLToPath } from "node:url";
-import { BUILD_MANIFEST, bundleState, DIST_DIR, MANIFEST_FORMAT, packageStamp } from "./start-entry.js";
+import { BUILD_MANIFEST, bundleState, DIST_DIR, LAZY_SOURCES, MANIFEST_FORMAT, packageStamp } from "./start-entry.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const args = new Set(process.argv.slice(2));
@@ -217,9 +217,18 @@ for (const input of Object.keys(result.metafile.inputs)) {
     packages[packageDir] = packageStamp(ROOT, packageDir);
   }
 }
+// The files whose entry is a lazily loaded module (each a dynamic import's own file: what only it uses is in it).
+const lazyFiles = Object.entries(result.metafile.outputs)
+  // By the path's end: in a linked copy of the project (test/e2e/bundle.test.ts) esbuild names the real files.
+  .filter(([, output]) => {
+    const entry = output.entryPoint === undefined ? "" : normalize(output.entryPoint);
+    return LAZY_SOURCES.some((source) => entry === source || entry.endsWith(`/${source}`));
+  })
+  .map(([file]) => file.slice(file.lastIndexOf("/") + 1));
+if (lazyFiles.length !== LAZY_SOURCES.length) throw new Error(`bin/build.js: lazy modules not found: ${lazyFiles}`);
 writeFileSync(
   join(staging, BUILD_MANIFEST),
-  `${JSON.stringify({ format: MANIFEST_FORMAT, node: process.version, builtAtMs, sources, packages }, null, 1)}\n`,
+  `${JSON.stringify({ format: MANIFEST_FORMAT, node: process.version, builtAtMs, sources, packages, lazyFiles }, null, 1)}\n`,
 );
 rmSync(dist, { recursive: true, force: true });
 mkdirSync(dirname(dist), { recursive: true });

@@ -48,13 +48,14 @@ const MAX_BATCHES_PAGE = 100;
 
 /**
  * Registers the routes and returns the runner (already started: it resumes the batches the books hold unfinished).
- * `responses`: the Responses door's adapter, for `/v1/responses` lines.
+ * `responses`: the Responses door's adapter, for `/v1/responses` lines; loaded at the first such line, as the door's
+ * routes are at their first request (build-server.ts).
  */
 export function registerBatchRoutes(
   app: FastifyInstance,
   runtime: GatewayRuntime,
   setup: BatchSetup,
-  responses: ProtocolAdapter,
+  responses: () => Promise<ProtocolAdapter>,
 ): BatchRunner {
   const runner = new BatchRunner(runtime, setup.books, app.log);
   runner.setExecutor("/v1/responses", adapterExecutor(runtime, responses));
@@ -240,8 +241,9 @@ function describePurpose(purpose: unknown): string {
  * A door with a protocol adapter (Responses): the line translated as its door translates a request, served by the
  * pipeline, its answer translated back (and kept, as a Responses request with `store` is).
  */
-function adapterExecutor(runtime: GatewayRuntime, adapter: ProtocolAdapter): LineExecutor {
+function adapterExecutor(runtime: GatewayRuntime, loadAdapter: () => Promise<ProtocolAdapter>): LineExecutor {
   return async (call) => {
+    const adapter = await loadAdapter();
     const { background: _background, ...body } = unstreamed(call.body);
     const startedAtMs = runtime.clock.now();
     let exchange: Awaited<ReturnType<ProtocolAdapter["begin"]>>;

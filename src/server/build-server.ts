@@ -33,6 +33,7 @@ import { isPlainHeaderValue, toHeaderValue } from "./header-value.ts";
 import type { KeptResponsesStatus } from "./health-state.ts";
 import { registerInfoRoutes } from "./info-routes.ts";
 import { registerJsonBodyParser } from "./json-body.ts";
+import { registerLazyRoutes, sharedLoad } from "./lazy-routes.ts";
 import { registerMultipartBodyParser } from "./multipart-body.ts";
 import { checksOwnKeys, registerObservabilityRoutes } from "./observability-routes.ts";
 import {
@@ -45,7 +46,7 @@ import {
   RESPONSES_PATHS,
   speaksAnthropic,
 } from "./protocol-paths.ts";
-import { registerProtocolRoutes } from "./protocol-routes.ts";
+import { PROTOCOL_ROUTES } from "./protocol-route-shapes.ts";
 
 /**
  * Routes that answer without a client key: load-balancer liveness (`/ok`), and `/` for clients that check the base URL
@@ -104,14 +105,23 @@ export function buildServer(runtime: GatewayRuntime, options: ServerOptions = {}
     const handler = forwardingHandler(endpoint, runtime);
     for (const path of pathsOf(endpoint)) app.post(path, handler);
   }
-  const responses = registerProtocolRoutes(
+  // Their routes now, their modules at the first request to one of them (or the first batch line for /v1/responses):
+  // a start that serves chat does not evaluate them (lazy-routes.ts). One import for all the routes and the runner.
+  const protocols = sharedLoad(async () =>
+    (await import("./protocol-routes.ts")).protocolDoors(
+      runtime,
+      options.keptResponses,
+      options.conversations,
+      options.toolCallExtras,
+    ),
+  );
+  registerLazyRoutes(app, PROTOCOL_ROUTES, async () => (await protocols()).handlers, "Responses and Messages");
+  registerBatchRoutes(
     app,
     runtime,
-    options.keptResponses,
-    options.conversations,
-    options.toolCallExtras,
+    options.batches ?? inMemoryBatches(runtime),
+    async () => (await protocols()).responses,
   );
-  registerBatchRoutes(app, runtime, options.batches ?? inMemoryBatches(runtime), responses);
   registerInfoRoutes(app, runtime, options.keptResponsesStatus);
   registerAdminRoutes(app, runtime, adminKeys);
   if (options.observers !== undefined) {
