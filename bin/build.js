@@ -217,18 +217,39 @@ for (const input of Object.keys(result.metafile.inputs)) {
     packages[packageDir] = packageStamp(ROOT, packageDir);
   }
 }
-// The files whose entry is a lazily loaded module (each a dynamic import's own file: what only it uses is in it).
-const lazyFiles = Object.entries(result.metafile.outputs)
+// The files only the lazily loaded modules use: their own (each a dynamic import's entry) and the chunks nothing
+// else reaches. bin/warm-caches.js compiles them under the flags a request finds; any other file is compiled under
+// a start's (V8 rejects code cached under other flags).
+const outputs = result.metafile.outputs;
+const isLazyEntry = (file) => {
   // By the path's end: in a linked copy of the project (test/e2e/bundle.test.ts) esbuild names the real files.
-  .filter(([, output]) => {
-    const entry = output.entryPoint === undefined ? "" : normalize(output.entryPoint);
-    return LAZY_SOURCES.some((source) => entry === source || entry.endsWith(`/${source}`));
-  })
-  .map(([file]) => file.slice(file.lastIndexOf("/") + 1));
-if (lazyFiles.length !== LAZY_SOURCES.length) throw new Error(`bin/build.js: lazy modules not found: ${lazyFiles}`);
+  const entry = outputs[file]?.entryPoint === undefined ? "" : normalize(outputs[file].entryPoint);
+  return LAZY_SOURCES.some((source) => entry === source || entry.endsWith(`/${source}`));
+};
+const reached = (from) => {
+  const seen = new Set();
+  const next = [...from];
+  while (next.length > 0) {
+    const file = next.pop();
+    if (seen.has(file)) continue;
+    seen.add(file);
+    for (const { path } of outputs[file]?.imports ?? [])
+      if (outputs[path] !== undefined && !isLazyEntry(path)) next.push(path);
+  }
+  return seen;
+};
+const lazyEntries = Object.keys(outputs).filter(isLazyEntry);
+if (lazyEntries.length !== LAZY_SOURCES.length) throw new Error(`bin/build.js: lazy modules not found: ${lazyEntries}`);
+// From every other entry (main.ts, the holds, warm-scoring-data, and the other dynamic imports: commands, Redis, ...).
+const eager = reached(
+  Object.keys(outputs).filter((file) => outputs[file].entryPoint !== undefined && !isLazyEntry(file)),
+);
+const lazyFiles = [...reached(lazyEntries), ...lazyEntries]
+  .filter((file) => !eager.has(file))
+  .map((file) => file.slice(file.lastIndexOf("/") + 1));
 writeFileSync(
   join(staging, BUILD_MANIFEST),
-  `${JSON.stringify({ format: MANIFEST_FORMAT, node: process.version, builtAtMs, sources, packages, lazyFiles }, null, 1)}\n`,
+  `${JSON.stringify({ format: MANIFEST_FORMAT, node: process.version, builtAtMs, sources, packages, lazyFiles: [...new Set(lazyFiles)] }, null, 1)}\n`,
 );
 rmSync(dist, { recursive: true, force: true });
 mkdirSync(dirname(dist), { recursive: true });

@@ -19,7 +19,7 @@ export const MANIFEST_FORMAT = 4;
  * files of dist/ are listed in the manifest (`lazyFiles`): bin/warm-caches.js compiles them under the flags a
  * request finds, not those of a start, and test/e2e/bundle.test.ts checks that an idle gateway has not loaded them.
  */
-export const LAZY_SOURCES = ["src/server/protocol-routes.ts"];
+export const LAZY_SOURCES = ["src/server/protocol-routes.ts", "src/server/batch-routes.ts"];
 
 /** What bin/build.js records of a bundled package: its version, and its package.json's size and time. */
 export function packageStamp(root, packageDir) {

@@ -17,7 +17,8 @@ import type { ToolCallExtrasStore } from "../state/tool-call-extras.ts";
 import { registerAdminRoutes } from "./admin-routes.ts";
 import { allowedHostsFor, isHostAllowed } from "./allowed-hosts.ts";
 import { clientKeyRefused, currentKeyRing, type KeyRing } from "./auth.ts";
-import { type BatchSetup, registerBatchRoutes } from "./batch-routes.ts";
+import { registerBatchDoors } from "./batch-doors.ts";
+import type { BatchSetup } from "./batch-routes.ts";
 import { registerCompressedBodies } from "./compressed-body.ts";
 import { registerCors } from "./cors.ts";
 import {
@@ -105,8 +106,8 @@ export function buildServer(runtime: GatewayRuntime, options: ServerOptions = {}
     const handler = forwardingHandler(endpoint, runtime);
     for (const path of pathsOf(endpoint)) app.post(path, handler);
   }
-  // Their routes now, their modules at the first request to one of them (or the first batch line for /v1/responses):
-  // a start that serves chat does not evaluate them (lazy-routes.ts). One import for all the routes and the runner.
+  // The Responses and Messages doors' routes now, their modules at the first request to one of them (or the first
+  // batch line for /v1/responses): a start that serves chat does not evaluate them (lazy-routes.ts). One import.
   const protocols = sharedLoad(async () =>
     (await import("./protocol-routes.ts")).protocolDoors(
       runtime,
@@ -116,7 +117,8 @@ export function buildServer(runtime: GatewayRuntime, options: ServerOptions = {}
     ),
   );
   registerLazyRoutes(app, PROTOCOL_ROUTES, async () => (await protocols()).handlers, "Responses and Messages");
-  registerBatchRoutes(
+  // The Files and Batch routes the same way (batch-doors.ts), unless there are batches to resume at start.
+  registerBatchDoors(
     app,
     runtime,
     options.batches ?? inMemoryBatches(runtime),

@@ -6,8 +6,12 @@ import { test } from "node:test";
 import Fastify, { type FastifyInstance } from "fastify";
 import { CHAT_ROUTE, oneProviderScene, send, VENDOR_MODEL_ID } from "../../test/helpers/e2e.ts";
 import { chatCompletion } from "../../test/helpers/mock-upstream.ts";
+import { BatchBooks } from "../pipeline/batch-books.ts";
+import { MemoryBatchRows } from "../state/batch-rows.ts";
+import { batchRouteShapes } from "./batch-route-shapes.ts";
+import { batchDoors } from "./batch-routes.ts";
 import { errorHandler } from "./error-handler.ts";
-import { type RouteHandler, RouteRecorder, registerLazyRoutes, sharedLoad } from "./lazy-routes.ts";
+import { type RouteHandler, RouteRecorder, type RouteShape, registerLazyRoutes, sharedLoad } from "./lazy-routes.ts";
 import { PROTOCOL_ROUTES } from "./protocol-route-shapes.ts";
 import { protocolDoors } from "./protocol-routes.ts";
 
@@ -130,23 +134,38 @@ test("sharedLoad: one promise while pending, forgotten after a failure, kept aft
   assert.equal(calls, 2);
 });
 
-test("PROTOCOL_ROUTES lists exactly the routes the Responses and Messages doors register", async (t) => {
+const keyOf = (shape: RouteShape): string => JSON.stringify([shape.method, shape.url, shape.bodyLimit ?? null]);
+
+test("the lists registered at start are exactly the routes the lazy doors register, with their body limits", async (t) => {
   const { gateway, mock } = await oneProviderScene(t);
-  const doors = protocolDoors(gateway.runtime);
-  const listed = PROTOCOL_ROUTES.map((shape) => `${shape.method} ${shape.url}`).sort();
-  assert.deepEqual([...doors.handlers.keys()].sort(), listed);
+  const protocols = protocolDoors(gateway.runtime);
+  const listed = PROTOCOL_ROUTES.map(keyOf).sort();
+  assert.deepEqual(protocols.shapes.map(keyOf).sort(), listed);
   assert.equal(new Set(listed).size, listed.length);
+  const books = new BatchBooks(
+    new MemoryBatchRows(),
+    gateway.runtime.clock,
+    () => gateway.runtime.snapshot.config.batches,
+  );
+  const batches = batchDoors(gateway.runtime, { books }, async () => protocols.responses, gateway.app.log);
+  t.after(() => batches.runner.close());
+  const maxFileBytes = gateway.runtime.snapshot.config.batches.maxFileBytes;
+  assert.deepEqual(batches.shapes.map(keyOf).sort(), batchRouteShapes(maxFileBytes).map(keyOf).sort());
+  assert.ok(batches.shapes.some((shape) => shape.url === "/v1/files" && shape.bodyLimit === maxFileBytes + 64 * 1024));
   // And the gateway serves them through the lazy routes: a Messages request and a Responses one, sent at once.
   mock.enqueue(CHAT_ROUTE, { kind: "json", body: chatCompletion("One.", VENDOR_MODEL_ID) });
   mock.enqueue(CHAT_ROUTE, { kind: "json", body: chatCompletion("Two.", VENDOR_MODEL_ID) });
-  const [messages, responses] = await Promise.all([
+  const [messages, responses, files] = await Promise.all([
     send(gateway, "POST", "/v1/messages", {
       body: { model: "m", max_tokens: 16, messages: [{ role: "user", content: "Hi" }] },
     }),
     send(gateway, "POST", "/v1/responses", { body: { model: "m", input: "Hi" } }),
+    send(gateway, "GET", "/v1/files"),
   ]);
   assert.equal(messages.status, 200, messages.text);
   assert.equal(responses.status, 200, responses.text);
+  assert.equal(files.status, 200, files.text);
+  assert.deepEqual((files.json as { data?: unknown }).data, []);
   const texts = [JSON.stringify(messages.json), JSON.stringify(responses.json)].join(" ");
   assert.match(texts, /One\./);
   assert.match(texts, /Two\./);

@@ -11,6 +11,13 @@ export type RouteMethod = "GET" | "POST" | "DELETE";
 export interface RouteShape {
   readonly method: RouteMethod;
   readonly url: string;
+  /** Its own body limit, bytes (Fastify fixes it at registration: it is in the shape, known at start). */
+  readonly bodyLimit?: number;
+}
+
+/** A route's options that a lazily loaded door may give (the same as its shape's). */
+export interface RouteOptions {
+  readonly bodyLimit: number;
 }
 
 export type RouteHandler = (request: FastifyRequest, reply: FastifyReply) => unknown;
@@ -19,30 +26,35 @@ export type RouteHandler = (request: FastifyRequest, reply: FastifyReply) => unk
 export interface RouteTarget {
   get(url: string, handler: RouteHandler): unknown;
   post(url: string, handler: RouteHandler): unknown;
+  post(url: string, options: RouteOptions, handler: RouteHandler): unknown;
   delete(url: string, handler: RouteHandler): unknown;
 }
 
 /** Collects a door's handlers by route, for registerLazyRoutes to call. */
 export class RouteRecorder implements RouteTarget {
   readonly handlers = new Map<string, RouteHandler>();
+  /** The routes as registered, with their options: a test holds them equal to the shapes registered at start. */
+  readonly shapes: RouteShape[] = [];
 
   get(url: string, handler: RouteHandler): void {
-    this.#add("GET", url, handler);
+    this.#add({ method: "GET", url }, handler);
   }
 
-  post(url: string, handler: RouteHandler): void {
-    this.#add("POST", url, handler);
+  post(url: string, optionsOrHandler: RouteOptions | RouteHandler, handler?: RouteHandler): void {
+    if (typeof optionsOrHandler === "function") this.#add({ method: "POST", url }, optionsOrHandler);
+    else this.#add({ method: "POST", url, bodyLimit: optionsOrHandler.bodyLimit }, handler as RouteHandler);
   }
 
   delete(url: string, handler: RouteHandler): void {
-    this.#add("DELETE", url, handler);
+    this.#add({ method: "DELETE", url }, handler);
   }
 
-  #add(method: RouteMethod, url: string, handler: RouteHandler): void {
-    const key = routeKey({ method, url });
+  #add(shape: RouteShape, handler: RouteHandler): void {
+    const key = routeKey(shape);
     // As Fastify would refuse it: a second handler for a route would silently replace the first.
     if (this.handlers.has(key)) throw new Error(`route ${key} is registered twice`);
     this.handlers.set(key, handler);
+    this.shapes.push(shape);
   }
 }
 
@@ -97,6 +109,7 @@ export function registerLazyRoutes(
     app.route({
       method: shape.method,
       url: shape.url,
+      ...(shape.bodyLimit === undefined ? {} : { bodyLimit: shape.bodyLimit }),
       handler: (request, reply) => {
         const handler = handlers?.get(key);
         if (handler !== undefined) return handler(request, reply);

@@ -17,7 +17,7 @@ import type { Deployment } from "../providers/catalog.ts";
 import { MemoryToolCallExtras, TOOL_CALL_EXTRAS_LIMITS, type ToolCallExtrasStore } from "../state/tool-call-extras.ts";
 import { cancelBackground, followKept, notReplayable, viewOf, writeEvents } from "./background-readers.ts";
 import { registerConversationRoutes } from "./conversation-routes.ts";
-import { type RouteHandler, RouteRecorder, type RouteTarget } from "./lazy-routes.ts";
+import { type RouteHandler, RouteRecorder, type RouteShape, type RouteTarget } from "./lazy-routes.ts";
 import { messagesAdapter, type ProtocolAdapter, protocolHandler } from "./protocol-adapters.ts";
 import { MESSAGES_PATHS, RESPONSES_PATHS } from "./protocol-paths.ts";
 import { responsesAdapter } from "./responses-adapter.ts";
@@ -26,6 +26,8 @@ import { keepingToolCallExtras } from "./tool-call-extras-door.ts";
 /** The doors' handlers by route (lazy-routes.ts), and the Responses door's adapter (the batch runner's). */
 export interface ProtocolDoors {
   readonly handlers: ReadonlyMap<string, RouteHandler>;
+  /** The routes as registered (a test holds them equal to protocol-route-shapes.ts). */
+  readonly shapes: readonly RouteShape[];
   readonly responses: ProtocolAdapter;
 }
 
@@ -41,7 +43,7 @@ export function protocolDoors(
 ): ProtocolDoors {
   const recorder = new RouteRecorder();
   const responses = registerProtocolRoutes(recorder, runtime, kept, keptConversations, keptToolCallExtras);
-  return { handlers: recorder.handlers, responses };
+  return { handlers: recorder.handlers, shapes: recorder.shapes, responses };
 }
 
 /**

@@ -107,15 +107,24 @@ test("the bundle serves chat, a preset, the dashboard and /metrics, from its own
   for (const name of ["http2", "https", "tls", "assert", "internal/fs/promises", "internal/readline/interface"]) {
     assert.ok(!builtins.includes(`\n${name}\n`), `${name} is loaded`);
   }
-  // The Responses and Messages doors load at their first request (src/server/lazy-routes.ts): an idle gateway has read
-  // none of their code, neither their own file nor their sources inside any file it loaded (told by the source maps).
+  // The Responses and Messages doors, and the Files and Batch routes, load at their first request
+  // (src/server/lazy-routes.ts): an idle gateway has read none of their code, neither their own files nor their
+  // sources inside any file it loaded (told by the source maps).
   const lazyFiles = (manifest as { lazyFiles?: string[] }).lazyFiles ?? [];
-  assert.equal(lazyFiles.length, 1, "the doors' own file");
+  // Their own files, and any chunk only they use.
+  assert.ok(
+    lazyFiles.some((file) => /^protocol-routes-\w+\.js$/.test(file)),
+    lazyFiles.join(" "),
+  );
+  assert.ok(
+    lazyFiles.some((file) => /^batch-routes-\w+\.js$/.test(file)),
+    lazyFiles.join(" "),
+  );
   const idleFiles = loadedDistFiles(served.debug());
   assert.ok(idleFiles.has("main.js") && idleFiles.size > 10, [...idleFiles].join(" "));
   for (const file of lazyFiles) assert.ok(!idleFiles.has(file), `${file} is loaded`);
   const doorSources =
-    /src\/(server\/(protocol-routes|protocol-adapters|responses-adapter|conversation-routes)|protocols\/(messages|responses)\/(stream-mapping|response-mapping))\.ts$/;
+    /src\/(server\/(protocol-routes|protocol-adapters|responses-adapter|conversation-routes|batch-routes)|protocols\/(messages|responses)\/(stream-mapping|response-mapping)|pipeline\/batch-runner)\.ts$/;
   for (const file of idleFiles) {
     const map = JSON.parse(readFileSync(join(root, "dist", `${file}.map`), "utf8")) as { sources: string[] };
     assert.deepEqual(
@@ -174,6 +183,10 @@ test("the bundle serves chat, a preset, the dashboard and /metrics, from its own
   assert.equal(messages.status, 200, JSON.stringify(message));
   assert.equal(message.type, "message");
   assert.equal(typeof message.content?.[0]?.text, "string");
+  // And the Files routes' (a listing, empty).
+  const files = await fetch(`${url}/v1/files`);
+  assert.equal(files.status, 200);
+  assert.deepEqual(((await files.json()) as { data?: unknown }).data, []);
   for (const file of lazyFiles) assert.ok(loadedDistFiles(served.debug()).has(file), `${file} was not loaded`);
   const debug = await served.stop();
 
