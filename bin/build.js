@@ -14,7 +14,7 @@
 import { mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, normalize } from "node:path";
 import { fileURLToPath } from "node:url";
-import { BUILD_MANIFEST, bundleState, DIST_DIR, MANIFEST_FORMAT, packageStamp } from "./start-entry.js";
+import { BUILD_MANIFEST, bundleState, DIST_DIR, LAZY_SOURCES, MANIFEST_FORMAT, packageStamp } from "./start-entry.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const args = new Set(process.argv.slice(2));
@@ -217,9 +217,39 @@ for (const input of Object.keys(result.metafile.inputs)) {
     packages[packageDir] = packageStamp(ROOT, packageDir);
   }
 }
+// The files only the lazily loaded modules use: their own (each a dynamic import's entry) and the chunks nothing
+// else reaches. bin/warm-caches.js compiles them under the flags a request finds; any other file is compiled under
+// a start's (V8 rejects code cached under other flags).
+const outputs = result.metafile.outputs;
+const isLazyEntry = (file) => {
+  // By the path's end: in a linked copy of the project (test/e2e/bundle.test.ts) esbuild names the real files.
+  const entry = outputs[file]?.entryPoint === undefined ? "" : normalize(outputs[file].entryPoint);
+  return LAZY_SOURCES.some((source) => entry === source || entry.endsWith(`/${source}`));
+};
+const reached = (from) => {
+  const seen = new Set();
+  const next = [...from];
+  while (next.length > 0) {
+    const file = next.pop();
+    if (seen.has(file)) continue;
+    seen.add(file);
+    for (const { path } of outputs[file]?.imports ?? [])
+      if (outputs[path] !== undefined && !isLazyEntry(path)) next.push(path);
+  }
+  return seen;
+};
+const lazyEntries = Object.keys(outputs).filter(isLazyEntry);
+if (lazyEntries.length !== LAZY_SOURCES.length) throw new Error(`bin/build.js: lazy modules not found: ${lazyEntries}`);
+// From every other entry (main.ts, the holds, warm-scoring-data, and the other dynamic imports: commands, Redis, ...).
+const eager = reached(
+  Object.keys(outputs).filter((file) => outputs[file].entryPoint !== undefined && !isLazyEntry(file)),
+);
+const lazyFiles = [...reached(lazyEntries), ...lazyEntries]
+  .filter((file) => !eager.has(file))
+  .map((file) => file.slice(file.lastIndexOf("/") + 1));
 writeFileSync(
   join(staging, BUILD_MANIFEST),
-  `${JSON.stringify({ format: MANIFEST_FORMAT, node: process.version, builtAtMs, sources, packages }, null, 1)}\n`,
+  `${JSON.stringify({ format: MANIFEST_FORMAT, node: process.version, builtAtMs, sources, packages, lazyFiles: [...new Set(lazyFiles)] }, null, 1)}\n`,
 );
 rmSync(dist, { recursive: true, force: true });
 mkdirSync(dirname(dist), { recursive: true });

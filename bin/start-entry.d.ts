@@ -7,9 +7,11 @@ export interface PackageStamp {
 export declare const DIST_DIR: string;
 export declare const BUILD_MANIFEST: string;
 export declare const MANIFEST_FORMAT: number;
+export declare const LAZY_SOURCES: readonly string[];
 export declare function packageStamp(root: string, packageDir: string): PackageStamp;
 export declare function bundleState(
   root: string,
   env: Readonly<Record<string, string | undefined>>,
 ): { isFresh: boolean; reason: string; restamp: string[] };
 export declare function restampBundle(root: string, packageDirs: readonly string[]): void;
+export declare function bundleManifest(root: string): { lazyFiles: readonly string[] };

@@ -13,7 +13,13 @@ const { readFileSync, renameSync, statSync, writeFileSync } = process.getBuiltin
 
 export const DIST_DIR = "dist";
 export const BUILD_MANIFEST = "build.json";
-export const MANIFEST_FORMAT = 3;
+export const MANIFEST_FORMAT = 4;
+/**
+ * Modules a start does not load: imported at the first request to their routes (src/server/lazy-routes.ts). Their
+ * files of dist/ are listed in the manifest (`lazyFiles`): bin/warm-caches.js compiles them under the flags a
+ * request finds, not those of a start, and test/e2e/bundle.test.ts checks that an idle gateway has not loaded them.
+ */
+export const LAZY_SOURCES = ["src/server/protocol-routes.ts", "src/server/batch-routes.ts"];
 
 /** What bin/build.js records of a bundled package: its version, and its package.json's size and time. */
 export function packageStamp(root, packageDir) {
@@ -28,6 +34,11 @@ function statOrUndefined(path) {
   } catch {
     return undefined;
   }
+}
+
+/** dist/'s manifest as bin/build.js wrote it (read by bin/warm-caches.js for its `lazyFiles`). */
+export function bundleManifest(root) {
+  return readManifest(root) ?? { lazyFiles: [] };
 }
 
 function readManifest(root) {

@@ -34,7 +34,7 @@ const build = spawnSync(
 if (build.status !== 0) process.stderr.write("warm-caches: bin/build.js failed; starts use the sources\n");
 // After the hold, as bin/llm-gateway.js loads it, and after the build, which loads it under V8's default flags (with
 // NODE_COMPILE_CACHE set, its cached code is then replaced by the one a start accepts).
-const { bundleState, DIST_DIR, restampBundle } = await import("./start-entry.js");
+const { bundleManifest, bundleState, DIST_DIR, restampBundle } = await import("./start-entry.js");
 const bundle = bundleState(root, process.env);
 // The same package versions installed again (the container's runtime stage): recorded, so starts only stat them.
 if (bundle.isFresh) restampBundle(root, bundle.restamp);
@@ -46,20 +46,24 @@ enableCompileCache?.();
 // it loads that module (the same start-up holds, from the same module).
 const holds = await import(fromBundle ? "../dist/start-up-holds.js" : "../src/cli/start-up-holds.ts");
 holds.holdV8DuringStartup();
+// The modules loaded at a door's first request (bin/start-entry.js, LAZY_SOURCES): compiled below, as prom-client is.
+const lazyFiles = fromBundle ? bundleManifest(root).lazyFiles : [];
 if (fromBundle) {
   // Every module of the bundle but main.js, which would run a command (it is small, and cached by the first start).
   const files = readdirSync(new URL(`../${DIST_DIR}/`, import.meta.url)).filter(
-    (name) => name.endsWith(".js") && name !== "main.js",
+    (name) => name.endsWith(".js") && name !== "main.js" && !lazyFiles.includes(name),
   );
   for (const name of files) await import(`../${DIST_DIR}/${name}`);
 } else {
   await import("../src/cli/serve.ts");
 }
 // Loaded at the first /metrics scrape, not at start: compiled here so that scrape is not the slow one, under the
-// flags a scrape finds (compilers released, the new space growing again: V8's defaults).
+// flags a scrape finds (compilers released, the new space growing again: V8's defaults). So are the lazy doors' files,
+// first imported by a request, once the compilers are released (V8 rejects code cached under other flags).
 holds.releaseOptimizingCompilers();
 (await import("node:v8")).setFlagsFromString("--semi-space-growth-factor=2");
 await import("prom-client");
+for (const name of lazyFiles) await import(`../${DIST_DIR}/${name}`);
 const { warmScoringData } = await import(
   fromBundle ? "../dist/warm-scoring-data.js" : "../src/cli/warm-scoring-data.ts"
 );

@@ -127,6 +127,11 @@ export class BatchBooks {
     return (await this.file(id, client)) === undefined ? undefined : this.#rows.fileContent(id);
   }
 
+  /** True when the books hold no file and no batch of anyone's (then no runner is needed until one is created). */
+  async isEmpty(): Promise<boolean> {
+    return (await this.#rows.files()).length === 0 && (await this.#rows.batches()).length === 0;
+  }
+
   /** The client's files, oldest first. */
   async files(client: string | null | undefined): Promise<readonly StoredFile[]> {
     const owner = ownerOf(client);

@@ -4,7 +4,7 @@
 // Management routes (like conversations), no door of their own. A named client reaches only its own files and batches
 // (404 for another's). With `state.redis_url` files and batches are shared by every replica on that Redis.
 import { isUtf8 } from "node:buffer";
-import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import type { FastifyReply, FastifyRequest } from "fastify";
 import {
   InvalidRequestError,
   PayloadTooLargeError,
@@ -12,6 +12,7 @@ import {
   ResourceNotFoundError,
 } from "../errors/gateway-error.ts";
 import { isRecord } from "../is-record.ts";
+import type { Logger } from "../logger.ts";
 import { type BatchBooks, ownerOf } from "../pipeline/batch-books.ts";
 import { type LineExecutor, parseAnswer, unstreamed } from "../pipeline/batch-lines.ts";
 import { BatchRunner } from "../pipeline/batch-runner.ts";
@@ -29,6 +30,8 @@ import {
 import { randomIds } from "../protocols/ids.ts";
 import { readMetadata } from "../protocols/responses/conversations.ts";
 import { UploadedFile } from "../upstream/multipart-payload.ts";
+import { UPLOAD_OVERHEAD_BYTES } from "./batch-route-shapes.ts";
+import { type RouteHandler, RouteRecorder, type RouteShape, type RouteTarget } from "./lazy-routes.ts";
 import { isMultipartRequest, uploadExpected } from "./multipart-body.ts";
 import type { ProtocolAdapter } from "./protocol-adapters.ts";
 import { BATCHES_PATHS, FILES_PATHS } from "./protocol-paths.ts";
@@ -38,31 +41,43 @@ export interface BatchSetup {
   readonly books: BatchBooks;
 }
 
-/** Bytes of an upload beyond its file (the multipart framing, `purpose`). */
-const UPLOAD_OVERHEAD_BYTES = 64 * 1024;
 /** OpenAI's largest page of files, and its default. */
 const MAX_FILES_PAGE = 10_000;
 /** OpenAI's page of batches: 20 by default, at most 100. */
 const DEFAULT_BATCHES_PAGE = 20;
 const MAX_BATCHES_PAGE = 100;
 
+/** The routes' handlers (lazy-routes.ts), as registered (for a test), and the runner behind them, started. */
+export interface BatchDoors {
+  readonly handlers: ReadonlyMap<string, RouteHandler>;
+  readonly shapes: readonly RouteShape[];
+  readonly runner: BatchRunner;
+}
+
 /**
- * Registers the routes and returns the runner (already started: it resumes the batches the books hold unfinished).
- * `responses`: the Responses door's adapter, for `/v1/responses` lines.
+ * What batch-doors.ts imports at the first request to a Files or Batch route (or at start, with batches to resume).
+ * `responses`: the Responses door's adapter, for `/v1/responses` lines; loaded at the first such line, as the door's
+ * routes are at their first request (build-server.ts). The caller closes the runner.
  */
-export function registerBatchRoutes(
-  app: FastifyInstance,
+export function batchDoors(
   runtime: GatewayRuntime,
   setup: BatchSetup,
-  responses: ProtocolAdapter,
-): BatchRunner {
-  const runner = new BatchRunner(runtime, setup.books, app.log);
+  responses: () => Promise<ProtocolAdapter>,
+  log: Logger,
+): BatchDoors {
+  const recorder = new RouteRecorder();
+  const runner = new BatchRunner(runtime, setup.books, log);
   runner.setExecutor("/v1/responses", adapterExecutor(runtime, responses));
+  // Started: it resumes the batches the books hold unfinished.
   runner.start();
-  app.addHook("onClose", async () => runner.close());
+  registerBatchRoutes(recorder, runtime, runner);
+  return { handlers: recorder.handlers, shapes: recorder.shapes, runner };
+}
+
+function registerBatchRoutes(app: RouteTarget, runtime: GatewayRuntime, runner: BatchRunner): void {
   const books = (): BatchBooks => runner.books;
   const settings = () => runtime.snapshot.config.batches;
-  // Read once at startup, as Fastify fixes a route's body limit when it registers it.
+  // Read once at startup, as Fastify fixes a route's body limit when it registers it (batch-doors.ts, at start).
   const uploadLimitBytes = settings().maxFileBytes + UPLOAD_OVERHEAD_BYTES;
   for (const base of FILES_PATHS) {
     app.post(base, { bodyLimit: uploadLimitBytes }, async (request) => {
@@ -189,7 +204,6 @@ export function registerBatchRoutes(
       return batch;
     });
   }
-  return runner;
 }
 
 /** The upload's file, checked: a `batch` purpose, a UTF-8 text within `batches.max_file_bytes`. */
@@ -240,8 +254,9 @@ function describePurpose(purpose: unknown): string {
  * A door with a protocol adapter (Responses): the line translated as its door translates a request, served by the
  * pipeline, its answer translated back (and kept, as a Responses request with `store` is).
  */
-function adapterExecutor(runtime: GatewayRuntime, adapter: ProtocolAdapter): LineExecutor {
+function adapterExecutor(runtime: GatewayRuntime, loadAdapter: () => Promise<ProtocolAdapter>): LineExecutor {
   return async (call) => {
+    const adapter = await loadAdapter();
     const { background: _background, ...body } = unstreamed(call.body);
     const startedAtMs = runtime.clock.now();
     let exchange: Awaited<ReturnType<ProtocolAdapter["begin"]>>;

@@ -17,7 +17,8 @@ import type { ToolCallExtrasStore } from "../state/tool-call-extras.ts";
 import { registerAdminRoutes } from "./admin-routes.ts";
 import { allowedHostsFor, isHostAllowed } from "./allowed-hosts.ts";
 import { clientKeyRefused, currentKeyRing, type KeyRing } from "./auth.ts";
-import { type BatchSetup, registerBatchRoutes } from "./batch-routes.ts";
+import { registerBatchDoors } from "./batch-doors.ts";
+import type { BatchSetup } from "./batch-routes.ts";
 import { registerCompressedBodies } from "./compressed-body.ts";
 import { registerCors } from "./cors.ts";
 import {
@@ -33,6 +34,7 @@ import { isPlainHeaderValue, toHeaderValue } from "./header-value.ts";
 import type { KeptResponsesStatus } from "./health-state.ts";
 import { registerInfoRoutes } from "./info-routes.ts";
 import { registerJsonBodyParser } from "./json-body.ts";
+import { registerLazyRoutes, sharedLoad } from "./lazy-routes.ts";
 import { registerMultipartBodyParser } from "./multipart-body.ts";
 import { checksOwnKeys, registerObservabilityRoutes } from "./observability-routes.ts";
 import {
@@ -45,7 +47,7 @@ import {
   RESPONSES_PATHS,
   speaksAnthropic,
 } from "./protocol-paths.ts";
-import { registerProtocolRoutes } from "./protocol-routes.ts";
+import { PROTOCOL_ROUTES } from "./protocol-route-shapes.ts";
 
 /**
  * Routes that answer without a client key: load-balancer liveness (`/ok`), and `/` for clients that check the base URL
@@ -104,14 +106,24 @@ export function buildServer(runtime: GatewayRuntime, options: ServerOptions = {}
     const handler = forwardingHandler(endpoint, runtime);
     for (const path of pathsOf(endpoint)) app.post(path, handler);
   }
-  const responses = registerProtocolRoutes(
+  // The Responses and Messages doors' routes now, their modules at the first request to one of them (or the first
+  // batch line for /v1/responses): a start that serves chat does not evaluate them (lazy-routes.ts). One import.
+  const protocols = sharedLoad(async () =>
+    (await import("./protocol-routes.ts")).protocolDoors(
+      runtime,
+      options.keptResponses,
+      options.conversations,
+      options.toolCallExtras,
+    ),
+  );
+  registerLazyRoutes(app, PROTOCOL_ROUTES, async () => (await protocols()).handlers, "Responses and Messages");
+  // The Files and Batch routes the same way (batch-doors.ts), unless there are batches to resume at start.
+  registerBatchDoors(
     app,
     runtime,
-    options.keptResponses,
-    options.conversations,
-    options.toolCallExtras,
+    options.batches ?? inMemoryBatches(runtime),
+    async () => (await protocols()).responses,
   );
-  registerBatchRoutes(app, runtime, options.batches ?? inMemoryBatches(runtime), responses);
   registerInfoRoutes(app, runtime, options.keptResponsesStatus);
   registerAdminRoutes(app, runtime, adminKeys);
   if (options.observers !== undefined) {

@@ -3,7 +3,7 @@
 // client reaches only its own conversations (404 for another's, as for its kept responses). A create and added
 // items count as one request of a named client's own budgets (`limits`, pipeline/client-budget.ts): they cost no
 // upstream call but grow the store every client shares.
-import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { FastifyRequest } from "fastify";
 import { InvalidRequestError, ResourceNotFoundError } from "../errors/gateway-error.ts";
 import { isRecord } from "../is-record.ts";
 import { asClientRequest } from "../pipeline/client-budget.ts";
@@ -19,10 +19,11 @@ import {
   toConversationObject,
 } from "../protocols/responses/conversations.ts";
 import { conversationNotFound } from "../protocols/responses/request-mapping.ts";
+import type { RouteTarget } from "./lazy-routes.ts";
 import { CONVERSATIONS_PATHS } from "./protocol-paths.ts";
 
 export function registerConversationRoutes(
-  app: FastifyInstance,
+  app: RouteTarget,
   conversations: Conversations,
   runtime: GatewayRuntime,
 ): void {

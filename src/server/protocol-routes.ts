@@ -2,7 +2,7 @@
 // call: kept responses (GET / DELETE /v1/responses/{id}, GET .../input_items), conversations (/v1/conversations,
 // conversation-routes.ts), the cancel of a background response (background-readers.ts) and the token counts of
 // both doors.
-import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { FastifyRequest } from "fastify";
 import { InvalidRequestError, PermissionDeniedError, ResourceNotFoundError } from "../errors/gateway-error.ts";
 import { estimateChatPrompt } from "../limits/token-estimate.ts";
 import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
@@ -17,17 +17,41 @@ import type { Deployment } from "../providers/catalog.ts";
 import { MemoryToolCallExtras, TOOL_CALL_EXTRAS_LIMITS, type ToolCallExtrasStore } from "../state/tool-call-extras.ts";
 import { cancelBackground, followKept, notReplayable, viewOf, writeEvents } from "./background-readers.ts";
 import { registerConversationRoutes } from "./conversation-routes.ts";
+import { type RouteHandler, RouteRecorder, type RouteShape, type RouteTarget } from "./lazy-routes.ts";
 import { messagesAdapter, type ProtocolAdapter, protocolHandler } from "./protocol-adapters.ts";
 import { MESSAGES_PATHS, RESPONSES_PATHS } from "./protocol-paths.ts";
 import { responsesAdapter } from "./responses-adapter.ts";
 import { keepingToolCallExtras } from "./tool-call-extras-door.ts";
 
+/** The doors' handlers by route (lazy-routes.ts), and the Responses door's adapter (the batch runner's). */
+export interface ProtocolDoors {
+  readonly handlers: ReadonlyMap<string, RouteHandler>;
+  /** The routes as registered (a test holds them equal to protocol-route-shapes.ts). */
+  readonly shapes: readonly RouteShape[];
+  readonly responses: ProtocolAdapter;
+}
+
+/**
+ * The handlers of every route registerProtocolRoutes registers: what build-server.ts imports at the first request to
+ * one of them (the routes themselves are registered at start: protocol-route-shapes.ts).
+ */
+export function protocolDoors(
+  runtime: GatewayRuntime,
+  kept?: KeptResponses,
+  keptConversations?: Conversations,
+  keptToolCallExtras?: ToolCallExtrasStore,
+): ProtocolDoors {
+  const recorder = new RouteRecorder();
+  const responses = registerProtocolRoutes(recorder, runtime, kept, keptConversations, keptToolCallExtras);
+  return { handlers: recorder.handlers, shapes: recorder.shapes, responses };
+}
+
 /**
  * `kept`: where kept responses live (a shared store from the composition root); by default in this process's
  * memory, bounded by `responses.store` (read once, at startup: a config reload does not resize it).
  */
-export function registerProtocolRoutes(
-  app: FastifyInstance,
+function registerProtocolRoutes(
+  app: RouteTarget,
   runtime: GatewayRuntime,
   kept?: KeptResponses,
   keptConversations?: Conversations,
@@ -67,7 +91,7 @@ export function registerProtocolRoutes(
   return responsesDoor;
 }
 
-function registerKeptResponseRoutes(app: FastifyInstance, runtime: GatewayRuntime, store: KeptResponses): void {
+function registerKeptResponseRoutes(app: RouteTarget, runtime: GatewayRuntime, store: KeptResponses): void {
   for (const base of RESPONSES_PATHS) {
     app.get(`${base}/:id`, async (request, reply) => {
       const id = idOf(request);
@@ -147,7 +171,7 @@ function notKept(id: string): ResourceNotFoundError {
  * would be (its `models` and `paid`, client-rules.ts): a model its key may not use is the 403 that /v1/messages
  * answers, not a count that tells it the model is there and which deployment would serve it.
  */
-function registerCountTokensRoute(app: FastifyInstance, runtime: GatewayRuntime): void {
+function registerCountTokensRoute(app: RouteTarget, runtime: GatewayRuntime): void {
   for (const base of MESSAGES_PATHS) {
     app.post(`${base}/count_tokens`, async (request) => {
       const { chatBody } = messagesToChat(request.body, "count");
@@ -164,7 +188,7 @@ function registerCountTokensRoute(app: FastifyInstance, runtime: GatewayRuntime)
  * use is a 403).
  */
 function registerInputTokensRoute(
-  app: FastifyInstance,
+  app: RouteTarget,
   runtime: GatewayRuntime,
   store: KeptResponses,
   conversations: Conversations,

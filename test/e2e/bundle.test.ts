@@ -107,6 +107,32 @@ test("the bundle serves chat, a preset, the dashboard and /metrics, from its own
   for (const name of ["http2", "https", "tls", "assert", "internal/fs/promises", "internal/readline/interface"]) {
     assert.ok(!builtins.includes(`\n${name}\n`), `${name} is loaded`);
   }
+  // The Responses and Messages doors, and the Files and Batch routes, load at their first request
+  // (src/server/lazy-routes.ts): an idle gateway has read none of their code, neither their own files nor their
+  // sources inside any file it loaded (told by the source maps).
+  const lazyFiles = (manifest as { lazyFiles?: string[] }).lazyFiles ?? [];
+  // Their own files, and any chunk only they use.
+  assert.ok(
+    lazyFiles.some((file) => /^protocol-routes-\w+\.js$/.test(file)),
+    lazyFiles.join(" "),
+  );
+  assert.ok(
+    lazyFiles.some((file) => /^batch-routes-\w+\.js$/.test(file)),
+    lazyFiles.join(" "),
+  );
+  const idleFiles = loadedDistFiles(served.debug());
+  assert.ok(idleFiles.has("main.js") && idleFiles.size > 10, [...idleFiles].join(" "));
+  for (const file of lazyFiles) assert.ok(!idleFiles.has(file), `${file} is loaded`);
+  const doorSources =
+    /src\/(server\/(protocol-routes|protocol-adapters|responses-adapter|conversation-routes|batch-routes)|protocols\/(messages|responses)\/(stream-mapping|response-mapping)|pipeline\/batch-runner)\.ts$/;
+  for (const file of idleFiles) {
+    const map = JSON.parse(readFileSync(join(root, "dist", `${file}.map`), "utf8")) as { sources: string[] };
+    assert.deepEqual(
+      map.sources.filter((source) => doorSources.test(source)),
+      [],
+      `${file}, loaded by an idle gateway, holds a lazy door's code`,
+    );
+  }
   const listening = served
     .stdout()
     .split("\n")
@@ -147,6 +173,21 @@ test("the bundle serves chat, a preset, the dashboard and /metrics, from its own
   const scrape = await fetch(`${url}/metrics`);
   assert.equal(scrape.status, 200);
   assert.match(await scrape.text(), /llm_gateway_requests_total\{[^}]*provider="groq"/);
+  // A lazy door from the bundle: its first request loads it (a Messages answer in Anthropic's shape).
+  const messages = await fetch(`${url}/v1/messages`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ model: "m", max_tokens: 16, messages: [{ role: "user", content: "Say hello" }] }),
+  });
+  const message = (await messages.json()) as { type?: unknown; content?: { text?: unknown }[] };
+  assert.equal(messages.status, 200, JSON.stringify(message));
+  assert.equal(message.type, "message");
+  assert.equal(typeof message.content?.[0]?.text, "string");
+  // And the Files routes' (a listing, empty).
+  const files = await fetch(`${url}/v1/files`);
+  assert.equal(files.status, 200);
+  assert.deepEqual(((await files.json()) as { data?: unknown }).data, []);
+  for (const file of lazyFiles) assert.ok(loadedDistFiles(served.debug()).has(file), `${file} was not loaded`);
   const debug = await served.stop();
 
   const accepted = debug.match(/V8 code cache for .* was accepted/g) ?? [];
@@ -165,6 +206,11 @@ test("the bundle serves chat, a preset, the dashboard and /metrics, from its own
     "a start from the bundle loaded TypeScript sources",
   );
 });
+
+/** The files of dist/ the process has loaded, from Node's compile-cache report (one line per file it read). */
+function loadedDistFiles(debug: string): Set<string> {
+  return new Set([...debug.matchAll(/file:\/\/\S*?\/dist\/([\w.-]+?\.js)\b/g)].map((match) => match[1] as string));
+}
 
 async function waitForFile(path: string): Promise<string> {
   for (let attempt = 0; attempt < 100; attempt++) {

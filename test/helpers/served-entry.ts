@@ -14,6 +14,8 @@ export interface ServedEntry {
   readonly url: string;
   /** Its stdout so far. */
   stdout(): string;
+  /** Node's compile-cache report so far (its stderr). */
+  debug(): string;
   /** Stops it (SIGKILL) and returns Node's compile-cache report (its stderr). */
   stop(): Promise<string>;
 }
@@ -58,6 +60,7 @@ export async function serveThroughBin(
     child,
     url,
     stdout: () => stdout,
+    debug: () => debug,
     stop: async () => {
       const exited = once(child, "exit");
       child.kill("SIGKILL");
