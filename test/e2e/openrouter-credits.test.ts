@@ -180,3 +180,49 @@ describe("OpenRouter's 402 without that text (the key is out of credits)", () =>
     assert.deepEqual(sentMaxTokens(openrouter), [undefined], "m2 was not asked: the key is parked");
   });
 });
+
+describe("the affordable retry from the Responses door", () => {
+  // A `responses_api: native` provider anywhere in the config gives every Responses request its native form; the
+  // request still goes to OpenRouter as a chat body (its provider is not native), where the retry is the gateway's
+  // to make as for any chat body without an output limit. It was skipped whenever any provider was native.
+  test("without max_output_tokens, another provider native: the chat-translated candidate is retried", async (t) => {
+    const openrouter = await useMock(t);
+    const native = await useMock(t);
+    const gateway = await useGateway(
+      t,
+      `providers:
+  - name: openrouter
+    base_url: ${openrouter.baseUrl}
+    api_key: ${OPENROUTER_KEY}
+    retries: 0
+    rate_limit_dialect: openrouter
+    models:
+      m: { id: "vendor/m", priority: 10 }
+  - name: native
+    base_url: ${native.baseUrl}
+    api_key: sk-native
+    retries: 0
+    responses_api: native
+    models:
+      m: { id: native-m, priority: 1 }
+routing:
+  max_wait_for_better_ms: 0
+`,
+    );
+    openrouter.enqueue(CHAT_ROUTE, unaffordable(16384, 1234));
+    openrouter.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("OpenRouter here.", "vendor/m") });
+    const answer = await openAiClient(gateway).responses.create({ model: "m", input: "Hi" });
+    assert.equal(answer.output_text, "OpenRouter here.");
+    assert.deepEqual(sentMaxTokens(openrouter), [undefined, 1110]);
+    assert.equal(native.requests.length, 0, "the native provider was not asked");
+  });
+
+  test("with max_output_tokens: the client's own limit, never lowered (failed over)", async (t) => {
+    const { openrouter, beta, client } = await scene(t);
+    openrouter.enqueue(CHAT_ROUTE, unaffordable(16384, 1234));
+    const answer = await client.responses.create({ model: "m", input: "Hi", max_output_tokens: 16384 });
+    assert.equal(answer.output_text, "From beta.");
+    assert.deepEqual(sentMaxTokens(openrouter), [16384]);
+    assert.equal(chatRequests(beta).length, 1);
+  });
+});
