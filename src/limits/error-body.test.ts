@@ -92,6 +92,9 @@ describe("proxiedErrorBody: LiteLLM's `<Provider>Exception - {json}`", () => {
       'OpenrouterException - {"error":',
       JSON.stringify({ error: { message: "The user wrote: OpenrouterException - not json {" } }),
       `${"x".repeat(2_000)} OpenrouterException - ${openRouter}`,
+      // Quoted inside another message or text (a validator quoting a prompt): not the wrapper, which starts it.
+      JSON.stringify({ error: { message: `Invalid content: 'see OpenrouterException - ${openRouter}'` } }),
+      `Bad request: content 'OpenrouterException - ${openRouter}' rejected`,
     ]) {
       assert.equal(proxiedErrorBody(bodyText), undefined, bodyText.slice(0, 80));
     }

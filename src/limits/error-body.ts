@@ -179,7 +179,12 @@ function firstNonSpaceCode(text: string): number {
  * whole text. Read as it stands, OpenRouter's relay of a provider's 429 was LiteLLM's own (the key's pool cooled, the
  * relay's wait lost) and its refusals said nothing recognisable.
  */
-const PROXIED_EXCEPTION = /\b[A-Za-z]+Exception - (?=\{)/;
+//
+// The wrapper is the start of the message (or text): LiteLLM's error class names, each followed by ": "
+// (`litellm.RateLimitError: RateLimitError: `), then `<Provider>Exception - {`. Anywhere else in a message it is
+// someone's text quoted (a validator's 400 quoting a prompt that pastes a proxy's error): opened, the quoted JSON's
+// `model_not_found` was this provider's own answer, and the model was left out of it on a client's words.
+const PROXIED_EXCEPTION = /^\s*(?:[A-Za-z][\w.]*: )*[A-Za-z]\w*Exception - (?=\{)/;
 const PROXIED_MARKER = "Exception - {";
 /** The wrapper's words come first: a marker later in a body is part of someone's text, not the wrapper. */
 const MAX_MARKER_AT = 1_000;
