@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import {
   cerebras,
   cloudflare,
@@ -8,7 +10,7 @@ import {
   openAi,
   openRouter,
 } from "../../test/fixtures/provider-fixtures.ts";
-import { proxiedErrorBody, readErrorBody } from "./error-body.ts";
+import { type ErrorBodyFacts, proxiedErrorBody, readErrorBody } from "./error-body.ts";
 
 describe("readErrorBody", () => {
   it("reads OpenAI's code and type", () => {
@@ -60,6 +62,25 @@ describe("readErrorBody", () => {
     assert.deepEqual(readErrorBody(big), { codes: ["insufficient_quota"], quotaIds: [], relayedRetryAfter: "30" });
     assert.equal(readErrorBody(big), readErrorBody(big), "read once");
     assert.deepEqual(readErrorBody('{"error":{"details":[null,1,{"@type":5},{"@type":"x.QuotaFailure"}]}}'), empty);
+  });
+});
+
+describe("readErrorBody's one kept body", () => {
+  it("is never one longer than an error body's default read: an error inside a 64 MiB 2xx outlived its refusal", () => {
+    setFlagsFromString("--expose-gc");
+    const gc = runInNewContext("gc") as () => void;
+    gc();
+    const beforeBytes = process.memoryUsage().heapUsed;
+    const readHuge = (): ErrorBodyFacts => {
+      const huge = JSON.stringify({ error: { code: "insufficient_quota" }, pad: "y".repeat(20_000_000) });
+      const facts = readErrorBody(huge);
+      assert.deepEqual(readErrorBody(huge), facts, "read alike each time");
+      return facts;
+    };
+    assert.deepEqual(readHuge().codes, ["insufficient_quota"]);
+    gc();
+    const retainedBytes = process.memoryUsage().heapUsed - beforeBytes;
+    assert.ok(retainedBytes < 10_000_000, `${Math.round(retainedBytes / 1e6)} MB still held after the refusal`);
   });
 });
 

@@ -53,11 +53,18 @@ export function readErrorBody(bodyText: string | undefined): ErrorBodyFacts {
   if (lastRead?.bodyText === bodyText) return lastRead.facts;
   const facts = factsOf(proxiedErrorBody(bodyText) ?? bodyText);
   // Only long bodies are kept: a short one parses again in microseconds.
-  if (bodyText.length > SHORT_BODY_CHARS) lastRead = { bodyText, facts };
+  if (bodyText.length > SHORT_BODY_CHARS && bodyText.length <= MAX_KEPT_BODY_CHARS) lastRead = { bodyText, facts };
   return facts;
 }
 
 const SHORT_BODY_CHARS = 4 * 1024;
+/**
+ * Nor the longest: kept, a body outlives its refusal until the next long one. An error body is read up to
+ * `max_error_body_bytes` (a MiB by default), but an error inside a 2xx answer (classify-response.ts
+ * classifyErrorInSuccess) is up to `max_response_bytes` (64 MiB): one such answer held 80 MB for as long as no other
+ * long error came. Longer bodies are parsed at each read instead.
+ */
+const MAX_KEPT_BODY_CHARS = 1024 * 1024;
 
 function factsOf(bodyText: string): ErrorBodyFacts {
   const start = firstNonSpaceCode(bodyText);
