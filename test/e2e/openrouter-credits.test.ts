@@ -179,6 +179,25 @@ describe("OpenRouter's 402 without that text (the key is out of credits)", () =>
     assert.match(error.message, /402 Payment Required/);
     assert.deepEqual(sentMaxTokens(openrouter), [undefined], "m2 was not asked: the key is parked");
   });
+
+  test("'... but can only afford 0' (a key's limit spent) is the key out of credits too: parked", async (t) => {
+    // No output of any size is covered: read as this request's size, every model of the key was asked (and refused)
+    // at each request, and a client alone with it was told to send a smaller max_tokens, which cannot help.
+    const { openrouter, client } = await scene(t);
+    openrouter.enqueue(CHAT_ROUTE, unaffordable(32000, 0));
+    openrouter.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("OpenRouter here.", "vendor/m2") });
+    const first = await client.chat.completions.create({ model: "m", messages: [{ role: "user", content: "Hi" }] });
+    assert.equal(first.choices[0]?.message.content, "From beta.");
+    const error = await client.chat.completions
+      .create({ model: "m2", messages: [{ role: "user", content: "Hi" }] })
+      .then(
+        () => assert.fail("expected an error"),
+        (caught: unknown) => caught,
+      );
+    assert.ok(error instanceof OpenAI.APIError, String(error));
+    assert.notEqual(error.status, 413);
+    assert.deepEqual(sentMaxTokens(openrouter), [undefined], "m2 was not asked: the key is parked");
+  });
 });
 
 describe("the affordable retry from the Responses door", () => {
