@@ -12,7 +12,7 @@ import { outputTokensFor } from "../providers/body-rules.ts";
 import type { Deployment } from "../providers/catalog.ts";
 import { nativeCallFor } from "./attempt.ts";
 import type { Verdict } from "./classify-response.ts";
-import type { ForwardRequest } from "./forward-types.ts";
+import type { ForwardOutcome, ForwardRequest } from "./forward-types.ts";
 
 /** Below this many affordable output tokens (after the margin) the next candidate is tried instead. */
 export const MIN_AFFORDABLE_OUTPUT_TOKENS = 256;
@@ -43,5 +43,17 @@ export function affordableRetryOf(
   if (tokens < MIN_AFFORDABLE_OUTPUT_TOKENS) return undefined;
   // A `body:` rule setting the output limit itself would send the refused amount again.
   if (outputTokensFor(deployment, tokens, "max_tokens", request.isLegacyCompletion) !== tokens) return undefined;
-  return { ...request, body: { ...request.body, max_tokens: tokens }, maxOutputTokens: tokens };
+  return {
+    ...request,
+    body: { ...request.body, max_tokens: tokens },
+    maxOutputTokens: tokens,
+    isOutputLimitChosen: true,
+  };
+}
+
+/** The answer, marked when its request's output limit was the gateway's choice (ForwardRequest.isOutputLimitChosen). */
+export function markedChosenLimit(request: ForwardRequest, answer: ForwardOutcome["result"]): ForwardOutcome["result"] {
+  return request.isOutputLimitChosen === true && answer.kind !== "audio"
+    ? { ...answer, isOutputLimitChosen: true }
+    : answer;
 }

@@ -10,12 +10,13 @@ import {
   CHAT_ROUTE,
   chatRequests,
   openAiClient,
+  postChat,
   recordsOf,
   serveEveryChat,
   useGateway,
   useMock,
 } from "../helpers/e2e.ts";
-import { chatCompletion, type MockStep } from "../helpers/mock-upstream.ts";
+import { chatCompletion, chatStream, type MockStep } from "../helpers/mock-upstream.ts";
 
 const OPENROUTER_KEY = "sk-or-v1-0123456789abcdef0123456789abcdef";
 
@@ -243,5 +244,49 @@ routing:
     assert.equal(answer.output_text, "From beta.");
     assert.deepEqual(sentMaxTokens(openrouter), [16384]);
     assert.equal(chatRequests(beta).length, 1);
+  });
+});
+
+describe("an answer served under the output limit the affordable retry chose", () => {
+  // The limit is the gateway's, chosen for the key's balance at that moment (the answer may end at it, "length"):
+  // kept, the same request without max_tokens got that cut answer again for the cache's ttl_ms, credits topped up
+  // or not, and never the whole answer it asked for.
+  test("is not kept by the answer cache: the same request is served afresh", async (t) => {
+    const openrouter = await useMock(t);
+    const gateway = await useGateway(
+      t,
+      `providers:
+  - name: openrouter
+    base_url: ${openrouter.baseUrl}
+    api_key: ${OPENROUTER_KEY}
+    retries: 0
+    rate_limit_dialect: openrouter
+    models:
+      m: { id: "vendor/m", priority: 10 }
+cache:
+  enabled: true
+`,
+    );
+    openrouter.enqueue(CHAT_ROUTE, unaffordable(16384, 1234));
+    openrouter.setDefault(CHAT_ROUTE, (recorded) =>
+      (recorded.body as { stream?: boolean }).stream === true
+        ? { kind: "sse", events: chatStream(["OpenRouter", " here."], "vendor/m", { finishReason: "length" }) }
+        : { kind: "json", body: chatCompletion("OpenRouter here.", "vendor/m") },
+    );
+    for (const stream of [false, true]) {
+      if (stream) openrouter.enqueue(CHAT_ROUTE, unaffordable(16384, 1234));
+      const before = chatRequests(openrouter).length;
+      const first = await postChat(gateway, { model: "m", stream });
+      assert.equal(first.status, 200, first.text);
+      assert.equal(chatRequests(openrouter).length, before + 2, "the 402, then the retry");
+      const again = await postChat(gateway, { model: "m", stream });
+      assert.equal(again.status, 200, again.text);
+      assert.notEqual(again.headers["x-gateway-cache"], "hit", `stream: ${stream}`);
+      assert.equal(chatRequests(openrouter).length, before + 3, "asked afresh, without a limit");
+      assert.equal(sentMaxTokens(openrouter).at(-1), undefined);
+    }
+    // An answer to the client's own request (no retry) is kept as ever.
+    const kept = await postChat(gateway, { model: "m", stream: false });
+    assert.equal(kept.headers["x-gateway-cache"], "hit");
   });
 });
