@@ -132,6 +132,50 @@ describe("OpenRouter's 402 for an output the credits do not cover", () => {
     assert.equal(chatRequests(beta).length, 0);
   });
 
+  test("the retry refused the same way (the balance spent meanwhile): failed over, never retried again", async (t) => {
+    const { openrouter, beta, client } = await scene(t);
+    openrouter.enqueue(CHAT_ROUTE, unaffordable(16384, 1234));
+    openrouter.enqueue(CHAT_ROUTE, unaffordable(1110, 900));
+    openrouter.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("OpenRouter here.", "vendor/m") });
+    const answer = await client.chat.completions.create({ model: "m", messages: [{ role: "user", content: "Hi" }] });
+    assert.equal(answer.choices[0]?.message.content, "From beta.");
+    assert.deepEqual(sentMaxTokens(openrouter), [undefined, 1110]);
+    assert.equal(chatRequests(beta).length, 1);
+  });
+
+  test("the retry's reservation counts the max_tokens it sends: over the model's whole tpm, it is not sent", async (t) => {
+    const openrouter = await useMock(t);
+    const beta = await useMock(t);
+    const gateway = await useGateway(
+      t,
+      `providers:
+  - name: openrouter
+    base_url: ${openrouter.baseUrl}
+    api_key: ${OPENROUTER_KEY}
+    retries: 0
+    rate_limit_dialect: openrouter
+    models:
+      m: { id: "vendor/m", priority: 10, limits: { tpm: 1000 } }
+  - name: beta
+    base_url: ${beta.baseUrl}
+    api_key: sk-beta
+    retries: 0
+    models:
+      m: { id: beta-m, priority: 1 }
+routing:
+  max_wait_for_better_ms: 0
+`,
+    );
+    serveEveryChat(beta, "From beta.");
+    openrouter.enqueue(CHAT_ROUTE, unaffordable(16384, 1234));
+    const answer = await openAiClient(gateway).chat.completions.create({
+      model: "m",
+      messages: [{ role: "user", content: "Hi" }],
+    });
+    assert.equal(answer.choices[0]?.message.content, "From beta.");
+    assert.deepEqual(sentMaxTokens(openrouter), [undefined], "1110 output tokens never fit a 1000-token minute");
+  });
+
   test("without max_tokens but too little affordable (under 256 after the margin): failed over, no retry", async (t) => {
     const { openrouter, beta, client } = await scene(t);
     openrouter.enqueue(CHAT_ROUTE, unaffordable(16384, 200));
