@@ -142,6 +142,13 @@ describe("classifyRateLimit: credits", () => {
     });
     assert.equal(separated.affordableOutputTokens, 15_500);
     assert.equal(outOfCredits.affordableOutputTokens, undefined);
+    const affordsNothing = classifyRateLimit({
+      status: 402,
+      headers: {},
+      bodyText:
+        "You requested up to 32000 tokens, but can only afford 0. To increase, visit ... a higher monthly limit",
+    });
+    assert.equal(affordsNothing.isRequestTooLarge, undefined, "no output covered: the key's credits");
   });
 
   it("OpenAI insufficient_quota on a 429", () => {

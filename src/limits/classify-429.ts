@@ -366,7 +366,9 @@ export function unaffordableOutput(
   if (match === null) return undefined;
   const requested = Number((match[1] ?? "").replaceAll(",", ""));
   const affordable = Number((match[2] ?? "").replaceAll(",", ""));
-  return Number.isSafeInteger(requested) && Number.isSafeInteger(affordable) && affordable < requested
+  // "can only afford 0" (a key whose monthly limit is spent) covers no output at all: the key's credits, not this
+  // request's size (read as its size, every model of the key was asked again at each request).
+  return Number.isSafeInteger(requested) && Number.isSafeInteger(affordable) && affordable > 0 && affordable < requested
     ? { requested, affordable }
     : undefined;
 }

@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import {
   cerebras,
   cloudflare,
@@ -8,7 +10,7 @@ import {
   openAi,
   openRouter,
 } from "../../test/fixtures/provider-fixtures.ts";
-import { proxiedErrorBody, readErrorBody } from "./error-body.ts";
+import { type ErrorBodyFacts, proxiedErrorBody, readErrorBody } from "./error-body.ts";
 
 describe("readErrorBody", () => {
   it("reads OpenAI's code and type", () => {
@@ -63,6 +65,25 @@ describe("readErrorBody", () => {
   });
 });
 
+describe("readErrorBody's one kept body", () => {
+  it("is never one longer than an error body's default read: an error inside a 64 MiB 2xx outlived its refusal", () => {
+    setFlagsFromString("--expose-gc");
+    const gc = runInNewContext("gc") as () => void;
+    gc();
+    const beforeBytes = process.memoryUsage().heapUsed;
+    const readHuge = (): ErrorBodyFacts => {
+      const huge = JSON.stringify({ error: { code: "insufficient_quota" }, pad: "y".repeat(20_000_000) });
+      const facts = readErrorBody(huge);
+      assert.deepEqual(readErrorBody(huge), facts, "read alike each time");
+      return facts;
+    };
+    assert.deepEqual(readHuge().codes, ["insufficient_quota"]);
+    gc();
+    const retainedBytes = process.memoryUsage().heapUsed - beforeBytes;
+    assert.ok(retainedBytes < 10_000_000, `${Math.round(retainedBytes / 1e6)} MB still held after the refusal`);
+  });
+});
+
 describe("proxiedErrorBody: LiteLLM's `<Provider>Exception - {json}`", () => {
   const openRouter =
     '{"error":{"message":"Provider returned error","code":429,"metadata":{"provider_name":"Groq","retry_after_seconds":30}}}';
@@ -92,6 +113,9 @@ describe("proxiedErrorBody: LiteLLM's `<Provider>Exception - {json}`", () => {
       'OpenrouterException - {"error":',
       JSON.stringify({ error: { message: "The user wrote: OpenrouterException - not json {" } }),
       `${"x".repeat(2_000)} OpenrouterException - ${openRouter}`,
+      // Quoted inside another message or text (a validator quoting a prompt): not the wrapper, which starts it.
+      JSON.stringify({ error: { message: `Invalid content: 'see OpenrouterException - ${openRouter}'` } }),
+      `Bad request: content 'OpenrouterException - ${openRouter}' rejected`,
     ]) {
       assert.equal(proxiedErrorBody(bodyText), undefined, bodyText.slice(0, 80));
     }

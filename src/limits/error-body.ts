@@ -53,11 +53,18 @@ export function readErrorBody(bodyText: string | undefined): ErrorBodyFacts {
   if (lastRead?.bodyText === bodyText) return lastRead.facts;
   const facts = factsOf(proxiedErrorBody(bodyText) ?? bodyText);
   // Only long bodies are kept: a short one parses again in microseconds.
-  if (bodyText.length > SHORT_BODY_CHARS) lastRead = { bodyText, facts };
+  if (bodyText.length > SHORT_BODY_CHARS && bodyText.length <= MAX_KEPT_BODY_CHARS) lastRead = { bodyText, facts };
   return facts;
 }
 
 const SHORT_BODY_CHARS = 4 * 1024;
+/**
+ * Nor the longest: kept, a body outlives its refusal until the next long one. An error body is read up to
+ * `max_error_body_bytes` (a MiB by default), but an error inside a 2xx answer (classify-response.ts
+ * classifyErrorInSuccess) is up to `max_response_bytes` (64 MiB): one such answer held 80 MB for as long as no other
+ * long error came. Longer bodies are parsed at each read instead.
+ */
+const MAX_KEPT_BODY_CHARS = 1024 * 1024;
 
 function factsOf(bodyText: string): ErrorBodyFacts {
   const start = firstNonSpaceCode(bodyText);
@@ -179,7 +186,12 @@ function firstNonSpaceCode(text: string): number {
  * whole text. Read as it stands, OpenRouter's relay of a provider's 429 was LiteLLM's own (the key's pool cooled, the
  * relay's wait lost) and its refusals said nothing recognisable.
  */
-const PROXIED_EXCEPTION = /\b[A-Za-z]+Exception - (?=\{)/;
+//
+// The wrapper is the start of the message (or text): LiteLLM's error class names, each followed by ": "
+// (`litellm.RateLimitError: RateLimitError: `), then `<Provider>Exception - {`. Anywhere else in a message it is
+// someone's text quoted (a validator's 400 quoting a prompt that pastes a proxy's error): opened, the quoted JSON's
+// `model_not_found` was this provider's own answer, and the model was left out of it on a client's words.
+const PROXIED_EXCEPTION = /^\s*(?:[A-Za-z][\w.]*: )*[A-Za-z]\w*Exception - (?=\{)/;
 const PROXIED_MARKER = "Exception - {";
 /** The wrapper's words come first: a marker later in a body is part of someone's text, not the wrapper. */
 const MAX_MARKER_AT = 1_000;

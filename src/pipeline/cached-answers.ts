@@ -117,7 +117,10 @@ export function keepingStream(request: PipelineRequest, answer: StreamAnswer, re
       : { ...answer.headers, "x-gateway-cache": "miss" };
   // `x-gateway-cache-ttl: 0`: nothing will be kept, so the chunks are not collected either (up to a tenth of the
   // cache's bytes per stream, for nothing).
-  if (request.context.cacheDirective?.storeTtlMs === 0) return { ...answer, headers };
+  // An answer under an output limit the gateway chose (upstream/affordable-retry.ts) is not the request's to give again.
+  if (request.context.cacheDirective?.storeTtlMs === 0 || result.isOutputLimitChosen === true) {
+    return { ...answer, headers };
+  }
   const maxChars = snapshot.config.cache.maxBytes / 10;
   const inner = answer.events;
   async function* keeping(cacheKey: string): AsyncGenerator<readonly StreamChunk[], StreamEnding, void> {
@@ -191,7 +194,8 @@ export function keepAnswer(request: PipelineRequest, result: JsonResult, headers
   const { runtime, snapshot, cacheKey: key } = request;
   if (key === undefined) return;
   if (request.context.cacheDirective?.mode !== "no-cache") headers["x-gateway-cache"] = "miss";
-  if (result.status !== 200 || !isWorthKeeping(request)) return;
+  // An answer under an output limit the gateway chose (upstream/affordable-retry.ts) is not the request's to give again.
+  if (result.status !== 200 || result.isOutputLimitChosen === true || !isWorthKeeping(request)) return;
   const nowMs = runtime.clock.now();
   runtime.answers.put(key, keptAnswer(request, result, "json", result.bodyText, nowMs), snapshot.config.cache, nowMs);
 }

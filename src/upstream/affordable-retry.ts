@@ -10,8 +10,9 @@
 // balance is shared with the key's other requests in flight). A client's own `max_tokens` is its choice: never lowered.
 import { outputTokensFor } from "../providers/body-rules.ts";
 import type { Deployment } from "../providers/catalog.ts";
+import { nativeCallFor } from "./attempt.ts";
 import type { Verdict } from "./classify-response.ts";
-import type { ForwardRequest } from "./forward-types.ts";
+import type { ForwardOutcome, ForwardRequest } from "./forward-types.ts";
 
 /** Below this many affordable output tokens (after the margin) the next candidate is tried instead. */
 export const MIN_AFFORDABLE_OUTPUT_TOKENS = 256;
@@ -32,12 +33,27 @@ export function affordableRetryOf(
 ): ForwardRequest | undefined {
   if (verdict?.kind !== "rate_limited" || verdict.affordableOutputTokens === undefined) return undefined;
   if (request.maxOutputTokens > 0 || request.spentOutputTokens !== undefined) return undefined;
-  // A native call (a Responses body sent as it is) has its own field; gateway-built calls set their own limits.
-  if (request.native !== undefined || request.isModeration === true || request.isRerank === true) return undefined;
+  // A native call (a Responses body sent as it is) has its own field; gateway-built calls set their own limits. Only
+  // this candidate's call counts: every Responses request carries its native form once any provider is native, and
+  // the chat body it sends the others was then never retried.
+  if (nativeCallFor(request, deployment) !== undefined) return undefined;
+  if (request.isModeration === true || request.isRerank === true) return undefined;
   if (!OUTPUT_LIMITED_PATHS.has(request.endpointPath)) return undefined;
   const tokens = Math.floor(verdict.affordableOutputTokens * AFFORDABLE_SHARE);
   if (tokens < MIN_AFFORDABLE_OUTPUT_TOKENS) return undefined;
   // A `body:` rule setting the output limit itself would send the refused amount again.
   if (outputTokensFor(deployment, tokens, "max_tokens", request.isLegacyCompletion) !== tokens) return undefined;
-  return { ...request, body: { ...request.body, max_tokens: tokens }, maxOutputTokens: tokens };
+  return {
+    ...request,
+    body: { ...request.body, max_tokens: tokens },
+    maxOutputTokens: tokens,
+    isOutputLimitChosen: true,
+  };
+}
+
+/** The answer, marked when its request's output limit was the gateway's choice (ForwardRequest.isOutputLimitChosen). */
+export function markedChosenLimit(request: ForwardRequest, answer: ForwardOutcome["result"]): ForwardOutcome["result"] {
+  return request.isOutputLimitChosen === true && answer.kind !== "audio"
+    ? { ...answer, isOutputLimitChosen: true }
+    : answer;
 }

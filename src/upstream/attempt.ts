@@ -344,7 +344,7 @@ export function messageChangesOf(
 }
 
 /** The native call for this candidate, if the request has one and the candidate's provider speaks it. */
-function nativeCallFor(request: ForwardRequest, deployment: Deployment): NativeCall | undefined {
+export function nativeCallFor(request: ForwardRequest, deployment: Deployment): NativeCall | undefined {
   const native = request.native;
   if (native === undefined) return undefined;
   return native.api === "responses" && deployment.provider.settings.responsesApi === "native" ? native : undefined;

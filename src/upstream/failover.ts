@@ -18,7 +18,7 @@ import { deploymentMessageOrdering, isSameOrdering } from "../providers/message-
 import { gatewayOutputTokensOf, upstreamCallsOf } from "../providers/moderation-api.ts";
 import type { RouteCandidate, RoutePlan } from "../router/plan-route.ts";
 import type { RequestFeature } from "../router/request-features.ts";
-import { affordableRetryOf } from "./affordable-retry.ts";
+import { affordableRetryOf, markedChosenLimit } from "./affordable-retry.ts";
 import { type AttemptResult, attemptOnce, messageChangesOf } from "./attempt.ts";
 import type { Verdict } from "./classify-response.ts";
 import { finalError, type KeptRefusal, refusalToReturn, rejectedError } from "./final-error.ts";
@@ -239,7 +239,7 @@ async function tryCandidate(
           },
     );
     if (result.ok) {
-      const answer = answerOf(deployment, result, admission.reservation, report);
+      const answer = markedChosenLimit(request, answerOf(deployment, result, admission.reservation, report));
       return {
         result:
           answer.kind === "audio" || sentTokens === request.promptTokens

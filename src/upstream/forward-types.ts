@@ -103,6 +103,11 @@ export interface ForwardRequest {
    * the one its `body:` rules set) is less by it, so that the rest may not grow past the limit (upstream-request.ts).
    */
   readonly spentOutputTokens?: number | undefined;
+  /**
+   * Its output limit is the gateway's choice, not the client's (upstream/affordable-retry.ts): its answer says so
+   * (JsonResult.isOutputLimitChosen).
+   */
+  readonly isOutputLimitChosen?: true | undefined;
   /** Filled with every attempt and skip as they happen, so the caller has them even when forward() throws. */
   readonly trace: ForwardTrace;
   /**
@@ -192,6 +197,11 @@ export interface JsonResult {
    * streaming/upstream-gateway-field.ts): the record says estimated, as for the gateway's own.
    */
   readonly isUsageEstimated?: boolean | undefined;
+  /**
+   * Served under an output limit the gateway chose for the client, who set none (ForwardRequest.isOutputLimitChosen):
+   * the answer may end at it, so the answer cache does not keep it as the request's.
+   */
+  readonly isOutputLimitChosen?: true | undefined;
 }
 
 export interface StreamResult {
@@ -206,6 +216,8 @@ export interface StreamResult {
   readonly isUsageInjected: boolean;
   /** As JsonResult.promptTokensSent. */
   readonly promptTokensSent?: number | undefined;
+  /** As JsonResult.isOutputLimitChosen. */
+  readonly isOutputLimitChosen?: true | undefined;
   readonly attempt: AttemptReport;
 }
 

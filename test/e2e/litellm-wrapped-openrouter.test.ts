@@ -112,3 +112,50 @@ describe("an OpenRouter error wrapped by LiteLLM", () => {
     assert.equal(chatRequests(beta).length, 0);
   });
 });
+
+describe("a body that only quotes such a wrapper", () => {
+  // A developer pastes the error their proxy gave them; a validator's 400 quotes the content back. The wrapper's
+  // words are LiteLLM's message's start (its class names, then `<Provider>Exception - {`), never a quote inside
+  // another message: read as one, the quoted JSON's `model_not_found` was this provider's answer, and the model was
+  // left out of it for every request, on a client's words.
+  const pasted = 'Why does my proxy say OpenrouterException - {"error":{"message":"nope","code":"model_not_found"}}?';
+
+  test("is the upstream's own refusal: the client's 400, nothing left out", async (t) => {
+    const { litellm, beta, client } = await scene(t);
+    const refusal = (): MockStep => ({
+      kind: "json",
+      status: 400,
+      body: {
+        error: {
+          message: `Invalid 'messages[0].content': the content '${pasted}' was rejected by the content validator`,
+          type: "invalid_request_error",
+          code: "invalid_value",
+          param: "messages",
+        },
+      },
+    });
+    litellm.enqueue(CHAT_ROUTE, refusal());
+    const error = await client.chat.completions
+      .create({ model: "m", messages: [{ role: "user", content: pasted }] })
+      .then(
+        () => assert.fail("expected an error"),
+        (caught: unknown) => caught,
+      );
+    assert.ok(error instanceof OpenAI.BadRequestError, String(error));
+    assert.match(error.message, /rejected by the content validator/);
+    assert.equal(error.code, "invalid_value");
+    assert.equal(chatRequests(beta).length, 0, "not failed over as the model's absence");
+    const next = await client.chat.completions.create({ model: "m", messages: HI });
+    assert.equal(next.choices[0]?.message.content, "LiteLLM here.", "the model was not left out");
+    // Plain text alike: the wrapper is the whole text's start, not a quote inside it.
+    litellm.enqueue(CHAT_ROUTE, { kind: "text", status: 400, body: `Bad request: content '${pasted}' rejected` });
+    const plain = await client.chat.completions
+      .create({ model: "m", messages: [{ role: "user", content: pasted }] })
+      .then(
+        () => assert.fail("expected an error"),
+        (caught: unknown) => caught,
+      );
+    assert.ok(plain instanceof OpenAI.BadRequestError, String(plain));
+    assert.equal(chatRequests(beta).length, 0);
+  });
+});

@@ -10,12 +10,13 @@ import {
   CHAT_ROUTE,
   chatRequests,
   openAiClient,
+  postChat,
   recordsOf,
   serveEveryChat,
   useGateway,
   useMock,
 } from "../helpers/e2e.ts";
-import { chatCompletion, type MockStep } from "../helpers/mock-upstream.ts";
+import { chatCompletion, chatStream, type MockStep } from "../helpers/mock-upstream.ts";
 
 const OPENROUTER_KEY = "sk-or-v1-0123456789abcdef0123456789abcdef";
 
@@ -131,6 +132,50 @@ describe("OpenRouter's 402 for an output the credits do not cover", () => {
     assert.equal(chatRequests(beta).length, 0);
   });
 
+  test("the retry refused the same way (the balance spent meanwhile): failed over, never retried again", async (t) => {
+    const { openrouter, beta, client } = await scene(t);
+    openrouter.enqueue(CHAT_ROUTE, unaffordable(16384, 1234));
+    openrouter.enqueue(CHAT_ROUTE, unaffordable(1110, 900));
+    openrouter.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("OpenRouter here.", "vendor/m") });
+    const answer = await client.chat.completions.create({ model: "m", messages: [{ role: "user", content: "Hi" }] });
+    assert.equal(answer.choices[0]?.message.content, "From beta.");
+    assert.deepEqual(sentMaxTokens(openrouter), [undefined, 1110]);
+    assert.equal(chatRequests(beta).length, 1);
+  });
+
+  test("the retry's reservation counts the max_tokens it sends: over the model's whole tpm, it is not sent", async (t) => {
+    const openrouter = await useMock(t);
+    const beta = await useMock(t);
+    const gateway = await useGateway(
+      t,
+      `providers:
+  - name: openrouter
+    base_url: ${openrouter.baseUrl}
+    api_key: ${OPENROUTER_KEY}
+    retries: 0
+    rate_limit_dialect: openrouter
+    models:
+      m: { id: "vendor/m", priority: 10, limits: { tpm: 1000 } }
+  - name: beta
+    base_url: ${beta.baseUrl}
+    api_key: sk-beta
+    retries: 0
+    models:
+      m: { id: beta-m, priority: 1 }
+routing:
+  max_wait_for_better_ms: 0
+`,
+    );
+    serveEveryChat(beta, "From beta.");
+    openrouter.enqueue(CHAT_ROUTE, unaffordable(16384, 1234));
+    const answer = await openAiClient(gateway).chat.completions.create({
+      model: "m",
+      messages: [{ role: "user", content: "Hi" }],
+    });
+    assert.equal(answer.choices[0]?.message.content, "From beta.");
+    assert.deepEqual(sentMaxTokens(openrouter), [undefined], "1110 output tokens never fit a 1000-token minute");
+  });
+
   test("without max_tokens but too little affordable (under 256 after the margin): failed over, no retry", async (t) => {
     const { openrouter, beta, client } = await scene(t);
     openrouter.enqueue(CHAT_ROUTE, unaffordable(16384, 200));
@@ -178,5 +223,114 @@ describe("OpenRouter's 402 without that text (the key is out of credits)", () =>
     assert.ok(error instanceof OpenAI.APIError, String(error));
     assert.match(error.message, /402 Payment Required/);
     assert.deepEqual(sentMaxTokens(openrouter), [undefined], "m2 was not asked: the key is parked");
+  });
+
+  test("'... but can only afford 0' (a key's limit spent) is the key out of credits too: parked", async (t) => {
+    // No output of any size is covered: read as this request's size, every model of the key was asked (and refused)
+    // at each request, and a client alone with it was told to send a smaller max_tokens, which cannot help.
+    const { openrouter, client } = await scene(t);
+    openrouter.enqueue(CHAT_ROUTE, unaffordable(32000, 0));
+    openrouter.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("OpenRouter here.", "vendor/m2") });
+    const first = await client.chat.completions.create({ model: "m", messages: [{ role: "user", content: "Hi" }] });
+    assert.equal(first.choices[0]?.message.content, "From beta.");
+    const error = await client.chat.completions
+      .create({ model: "m2", messages: [{ role: "user", content: "Hi" }] })
+      .then(
+        () => assert.fail("expected an error"),
+        (caught: unknown) => caught,
+      );
+    assert.ok(error instanceof OpenAI.APIError, String(error));
+    assert.notEqual(error.status, 413);
+    assert.deepEqual(sentMaxTokens(openrouter), [undefined], "m2 was not asked: the key is parked");
+  });
+});
+
+describe("the affordable retry from the Responses door", () => {
+  // A `responses_api: native` provider anywhere in the config gives every Responses request its native form; the
+  // request still goes to OpenRouter as a chat body (its provider is not native), where the retry is the gateway's
+  // to make as for any chat body without an output limit. It was skipped whenever any provider was native.
+  test("without max_output_tokens, another provider native: the chat-translated candidate is retried", async (t) => {
+    const openrouter = await useMock(t);
+    const native = await useMock(t);
+    const gateway = await useGateway(
+      t,
+      `providers:
+  - name: openrouter
+    base_url: ${openrouter.baseUrl}
+    api_key: ${OPENROUTER_KEY}
+    retries: 0
+    rate_limit_dialect: openrouter
+    models:
+      m: { id: "vendor/m", priority: 10 }
+  - name: native
+    base_url: ${native.baseUrl}
+    api_key: sk-native
+    retries: 0
+    responses_api: native
+    models:
+      m: { id: native-m, priority: 1 }
+routing:
+  max_wait_for_better_ms: 0
+`,
+    );
+    openrouter.enqueue(CHAT_ROUTE, unaffordable(16384, 1234));
+    openrouter.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("OpenRouter here.", "vendor/m") });
+    const answer = await openAiClient(gateway).responses.create({ model: "m", input: "Hi" });
+    assert.equal(answer.output_text, "OpenRouter here.");
+    assert.deepEqual(sentMaxTokens(openrouter), [undefined, 1110]);
+    assert.equal(native.requests.length, 0, "the native provider was not asked");
+  });
+
+  test("with max_output_tokens: the client's own limit, never lowered (failed over)", async (t) => {
+    const { openrouter, beta, client } = await scene(t);
+    openrouter.enqueue(CHAT_ROUTE, unaffordable(16384, 1234));
+    const answer = await client.responses.create({ model: "m", input: "Hi", max_output_tokens: 16384 });
+    assert.equal(answer.output_text, "From beta.");
+    assert.deepEqual(sentMaxTokens(openrouter), [16384]);
+    assert.equal(chatRequests(beta).length, 1);
+  });
+});
+
+describe("an answer served under the output limit the affordable retry chose", () => {
+  // The limit is the gateway's, chosen for the key's balance at that moment (the answer may end at it, "length"):
+  // kept, the same request without max_tokens got that cut answer again for the cache's ttl_ms, credits topped up
+  // or not, and never the whole answer it asked for.
+  test("is not kept by the answer cache: the same request is served afresh", async (t) => {
+    const openrouter = await useMock(t);
+    const gateway = await useGateway(
+      t,
+      `providers:
+  - name: openrouter
+    base_url: ${openrouter.baseUrl}
+    api_key: ${OPENROUTER_KEY}
+    retries: 0
+    rate_limit_dialect: openrouter
+    models:
+      m: { id: "vendor/m", priority: 10 }
+cache:
+  enabled: true
+`,
+    );
+    openrouter.enqueue(CHAT_ROUTE, unaffordable(16384, 1234));
+    openrouter.setDefault(CHAT_ROUTE, (recorded) =>
+      (recorded.body as { stream?: boolean }).stream === true
+        ? { kind: "sse", events: chatStream(["OpenRouter", " here."], "vendor/m", { finishReason: "length" }) }
+        : { kind: "json", body: chatCompletion("OpenRouter here.", "vendor/m") },
+    );
+    for (const stream of [false, true]) {
+      if (stream) openrouter.enqueue(CHAT_ROUTE, unaffordable(16384, 1234));
+      const before = chatRequests(openrouter).length;
+      const first = await postChat(gateway, { model: "m", stream });
+      assert.equal(first.status, 200, first.text);
+      assert.equal(chatRequests(openrouter).length, before + 2, "the 402, then the retry");
+      const again = await postChat(gateway, { model: "m", stream });
+      assert.equal(again.status, 200, again.text);
+      assert.notEqual(again.headers["x-gateway-cache"], "hit", `stream: ${stream}`);
+      assert.equal(chatRequests(openrouter).length, before + 3, "asked afresh, without a limit");
+      assert.equal(sentMaxTokens(openrouter).at(-1), undefined);
+    }
+    // An answer to the client's own request (no retry) is kept as ever.
+    const kept = await postChat(gateway, { model: "m", stream: false });
+    assert.equal(kept.headers["x-gateway-cache"], "hit");
   });
 });
