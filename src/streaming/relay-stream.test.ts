@@ -287,3 +287,47 @@ test("a replay that diverges at its first differing event counts the repetition 
     ],
   );
 });
+
+test("the client leaves while the next continuation is sought: the broken one is settled, not as continued", async () => {
+  // Its settlement waits for whether another continues it: it must not wait for ever when none will.
+  const ends: { segment: string; end: SegmentEnd }[] = [];
+  const client = new AbortController();
+  const beta = continuationOf("beta", opened([chunk("lo")], "end"), ends);
+  const relay = relayStream(
+    {
+      stream: opened([chunk("Hel")], "end"),
+      isUsageInjected: false,
+      finish: (end) => ends.push({ segment: "alpha", end }),
+    },
+    {
+      maxDurationMs: 60_000,
+      maxMalformedEvents: 3,
+      maxRetainedChars: 1_000_000,
+      shouldStripUsage: false,
+      signal: client.signal,
+      continuation: {
+        next: async (_failure, bound) => {
+          if (beta.isEnded) {
+            // Beta broke: the client leaves while its successor is being opened.
+            client.abort();
+            assert.equal(bound.signal.aborted, true, "the search ends with the client");
+            return undefined;
+          }
+          return beta;
+        },
+      },
+      redact: (text) => text,
+    },
+  );
+  let result = await relay.next();
+  while (result.done !== true) result = await relay.next();
+  assert.equal(result.value.isClientGone, true);
+  assert.equal(beta.isEnded, true);
+  assert.deepEqual(
+    ends.map(({ segment, end }) => [segment, end.outcome, end.text, end.isContinued]),
+    [
+      ["beta", "stream_cut", "lo", undefined],
+      ["alpha", "stream_cut", "Hel", true],
+    ],
+  );
+});
