@@ -241,9 +241,9 @@ class ContinuationFinder implements ContinuationSource {
       mode,
       repeatsText: mode === "replay" ? deliveredText : "",
       isUsageInjected: result.isUsageInjected,
-      ended() {
+      ended(end) {
         endedAtMs ??= runtime.clock.now();
-        runtime.recorder.segmentStopped(result.reservation);
+        runtime.recorder.segmentStopped(deployment, result.reservation, end, { startedAtMs, endedAtMs });
       },
       finish(end) {
         // The record's attempt and the budgets and stats count the same estimate when it broke without a report.

@@ -2,73 +2,24 @@
 // (cooldowns, circuits, parked keys), health, budgets and stats. The failover loop reports each attempt's end
 // here; the relay reports each stream segment's end here; finished request records go out to subscribers.
 // Nothing else mutates these books (a test subscribes to records and checks it).
-import type { Clock } from "../clock.ts";
 import { traitsOf } from "../errors/outcomes.ts";
 import { type AudioCharge, reserveWithSeconds, settleSeconds } from "../limits/audio-reservation.ts";
-import { type AvailabilityBook, isLimitCause, keyFingerprint, type SentAt } from "../limits/availability.ts";
-import {
-  type BudgetLedger,
-  type BudgetScope,
-  type Denied,
-  isReservation,
-  learningScope,
-  type Reservation,
-} from "../limits/budgets.ts";
-import type { PromptCalibration } from "../limits/prompt-calibration.ts";
-import type { RefusedFeatures } from "../limits/refused-features.ts";
+import { isLimitCause, keyFingerprint, type SentAt } from "../limits/availability.ts";
+import { type BudgetScope, type Denied, isReservation, learningScope, type Reservation } from "../limits/budgets.ts";
 import { learnUnservedEndpoint } from "../limits/unserved-endpoints.ts";
 import type { RecordListener, RequestRecord } from "../observability/request-record.ts";
-import type { StatsBook } from "../observability/stats.ts";
 import type { Deployment } from "../providers/catalog.ts";
-import type { LiveScores } from "../scoring/live-scores.ts";
-import type { SegmentEnd, TokenUsage } from "../streaming/relay-types.ts";
+import type { SegmentEnd } from "../streaming/relay-types.ts";
 import type { Admission, AttemptReport, CalibratingPrompt } from "../upstream/forward-types.ts";
 import type { Effect } from "../upstream/lessons.ts";
+import type { RecorderBooks, SegmentSettlement, SegmentTiming } from "./recorder-books.ts";
 import { segmentCharge } from "./segment-charge.ts";
-
-export interface RecorderBooks {
-  readonly clock: Clock;
-  readonly availability: AvailabilityBook;
-  readonly budgets: BudgetLedger;
-  readonly stats: StatsBook;
-  readonly scores: LiveScores;
-  readonly promptCalibration: PromptCalibration;
-  /** What each deployment refused as not supported (tools, images, a parameter): ranked last for it meanwhile. */
-  readonly refusedFeatures: RefusedFeatures;
-  /**
-   * Whether the books' entries under this deployment's name are about the upstream it was sent to. False for an
-   * attempt sent before a reload pointed the name at another key, URL or model id (the books forgot the old one):
-   * what the old upstream answered (a 429 of a spent key, a 5xx, its rate-limit headers) says nothing of the new one,
-   * and its end must not hand back a probe or an attempt count the new one's requests hold.
-   */
-  readonly isKnownAs: (deployment: Deployment) => boolean;
-  /** `cooldowns.unserved_endpoint_ms` of the serving config: how long a provider's missing route is remembered. */
-  readonly unservedEndpointMs: () => number;
-}
-
-/** How a stream segment is settled. */
-export interface SegmentSettlement {
-  /** The first segment's success was already counted for health when the stream opened. */
-  readonly isFirst: boolean;
-  /** ForwardRequest.calibratingPromptTokens, for the first segment (a continuation's prompt holds a prefill). */
-  readonly promptEstimate?: number | undefined;
-  /** When the segment's stream started, for its duration. */
-  readonly startedAtMs: number;
-  /**
-   * When it stopped streaming, if before now: the first segment is settled only when the whole answer ends, a broken
-   * continuation once the next one opened or none did, and a continued one's duration is its own, not the next's too.
-   */
-  readonly endedAtMs?: number | undefined;
-  /**
-   * The gateway's estimate of what the segment cost, when it broke without a usage report (segment-usage.ts): the
-   * request record's attempt carries the same numbers, and the budgets and stats count them.
-   */
-  readonly estimatedUsage: TokenUsage | undefined;
-}
 
 export class Recorder {
   readonly #books: RecorderBooks;
   readonly #listeners: RecordListener[] = [];
+  /** Stream segments whose failure was learned when they stopped (segmentStopped), by their reservation. */
+  readonly #judged = new WeakSet<Reservation>();
 
   constructor(books: RecorderBooks) {
     this.#books = books;
@@ -180,14 +131,20 @@ export class Recorder {
   }
 
   /**
-   * A stream segment stopped streaming and is settled later (the first segment of an answer another upstream
-   * continues): its upstream call is over, so its concurrency slot is free now. Held until the settlement, it kept
-   * a `concurrency: 1` deployment from continuing its own cut stream, and from serving anyone while another
-   * candidate continued it.
+   * A stream segment stopped streaming and is settled later, once it is known whether another upstream continues it
+   * (what it is charged depends on that): its upstream call is over, so its concurrency slot is free now. Held until
+   * the settlement, it kept a `concurrency: 1` deployment from continuing its own cut stream, and from serving anyone
+   * while another candidate continued it. When it broke, what that says of its upstream (availability, health, its
+   * failure count) is learned now too: it does not depend on a continuation. Learned at the settlement, a first segment
+   * cut while another upstream continued the answer for minutes left its deployment looking sound all that time (its
+   * circuit closed, not suspect), and new requests kept going to the upstream that had just broken.
    */
-  segmentStopped(reservation: Reservation): void {
+  segmentStopped(deployment: Deployment, reservation: Reservation, end: SegmentEnd, timing: SegmentTiming): void {
     this.#books.budgets.release(reservation);
     settleSeconds(this.#books.budgets, reservation, undefined, this.#books.clock.now());
+    if (end.outcome === "success" || this.#judged.has(reservation)) return;
+    this.#judged.add(reservation);
+    this.#failureVerdict(deployment, end, timing, traitsOf(end.outcome).blames === "none");
   }
 
   /** A stream segment ended (the first one, or a continuation): budgets, stats, availability and health. */
@@ -200,10 +157,10 @@ export class Recorder {
     settleSeconds(budgets, reservation, undefined, clock.now());
     const chargeTokens = segmentCharge(end, reservation.tokens, settlement.estimatedUsage);
     if (chargeTokens !== undefined) budgets.reconcile(reservation, chargeTokens, clock.now());
-    // A stream sent before a reload pointed its name elsewhere: counted, but it teaches the new upstream nothing.
-    const isKnown = this.#books.isKnownAs(deployment);
-    const durationMs = (settlement.endedAtMs ?? clock.now()) - settlement.startedAtMs;
     if (end.outcome === "success") {
+      // A stream sent before a reload pointed its name elsewhere: counted, but it teaches the new upstream nothing.
+      const isKnown = this.#books.isKnownAs(deployment);
+      const durationMs = (settlement.endedAtMs ?? clock.now()) - settlement.startedAtMs;
       // A continuation that finished the answer without a report: its estimate (segment-usage.ts), as for a cut one.
       const usage = end.usage ?? settlement.estimatedUsage;
       stats.recordSuccess(key, durationMs, usage?.promptTokens ?? 0, usage?.completionTokens ?? 0);
@@ -222,20 +179,33 @@ export class Recorder {
     // llm_gateway_tokens_total counts, from the same record attempt.
     const usage = end.usage ?? settlement.estimatedUsage;
     if (usage !== undefined) stats.recordTokens(key, usage.promptTokens, usage.completionTokens);
-    const traits = traitsOf(end.outcome);
+    // Learned when it stopped (segmentStopped): one segment, one verdict.
+    if (this.#judged.has(reservation)) return;
+    this.#judged.add(reservation);
     // The first segment that was continued failed even when the client then left during the continuation.
-    if (traits.blames === "none" && !(settlement.isFirst && end.isContinued === true)) {
+    const isBlameless = traitsOf(end.outcome).blames === "none" && !(settlement.isFirst && end.isContinued === true);
+    this.#failureVerdict(deployment, end, settlement, isBlameless);
+  }
+
+  /** What a broken segment says of its upstream: a failure for its circuit, health and stats, unless it blames none. */
+  #failureVerdict(deployment: Deployment, end: SegmentEnd, timing: SegmentTiming, isBlameless: boolean): void {
+    const { availability, stats, scores, clock } = this.#books;
+    const key = deployment.key;
+    // A stream sent before a reload pointed its name elsewhere: counted, but it teaches the new upstream nothing.
+    const isKnown = this.#books.isKnownAs(deployment);
+    if (isBlameless) {
       // Not the upstream's fault: the client left, or a sound fresh answer merely differed from the one being
       // continued. A half-open circuit's probe is handed back.
-      if (isKnown) availability.releaseProbe(key, { sentAtMs: settlement.startedAtMs });
+      if (isKnown) availability.releaseProbe(key, { sentAtMs: timing.startedAtMs });
       return;
     }
     stats.recordFailure(key);
     if (!isKnown) return;
     // A stream's probe verdict was its opening: a cut now is not the verdict of a probe claimed since. Its opening
     // counted a success in the failure window; the cut turns that into a failure (one request, one verdict).
-    availability.recordFailure(key, { sentAtMs: settlement.startedAtMs, replacesSuccess: true });
-    if (traits.countsForHealth) scores.recordHealth(key, false, durationMs);
+    availability.recordFailure(key, { sentAtMs: timing.startedAtMs, replacesSuccess: true });
+    const durationMs = (timing.endedAtMs ?? clock.now()) - timing.startedAtMs;
+    if (traitsOf(end.outcome).countsForHealth) scores.recordHealth(key, false, durationMs);
   }
 
   /**

@@ -101,9 +101,12 @@ function firstSegment(request: PipelineRequest, result: StreamResult): RelaySegm
   return {
     stream: result.stream,
     isUsageInjected: result.isUsageInjected,
-    ended() {
+    ended(end: SegmentEnd) {
       endedAtMs ??= runtime.clock.now();
-      runtime.recorder.segmentStopped(result.reservation);
+      runtime.recorder.segmentStopped(deployment, result.reservation, end, {
+        startedAtMs: result.stream.startedAtMs,
+        endedAtMs,
+      });
     },
     finish(end: SegmentEnd) {
       // One estimate for every book: the record's attempt (tokens_total), the budgets and /stats.

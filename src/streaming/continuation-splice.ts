@@ -36,18 +36,20 @@ export class ReplayMatcher {
     if (text.slice(0, overlap) !== this.#repeatsText.slice(this.#replayed, this.#replayed + overlap)) {
       return { kind: "diverged", reason: "the fresh answer does not start with the text already delivered" };
     }
-    this.#replayed += overlap;
     const rest = text.slice(overlap);
     // Output other than text (a tool call, a refusal, the finish) is new to the client, so it is passed on, even
     // in the chunk whose text only repeats (providers send text and a whole tool call in one chunk) — but only
     // once the delivered text has been repeated whole: before that, the fresh answer went another way.
     const hasOtherOutput = info.hasToolCall || info.hasRefusal || info.finishReason !== undefined;
-    if (hasOtherOutput && !this.isDone) {
+    if (hasOtherOutput && this.#replayed + overlap < this.#repeatsText.length) {
+      // Not counted as matched: the diverging event's whole text is the segment's `divergedText` (relay-segment.ts),
+      // so counting its repeating part here too billed it twice in a segment's estimate.
       return {
         kind: "diverged",
         reason: "the fresh answer ended or turned to a tool call before repeating what was already delivered",
       };
     }
+    this.#replayed += overlap;
     // Reasoning alone is skipped here: the client has the first stream's (relay-segment.ts).
     if (rest === "" && !hasOtherOutput) return { kind: "skip" };
     return { kind: "pass", text: rest };

@@ -222,3 +222,112 @@ test("a replay closed while it streams: the repeated start it generated is its e
     ],
   );
 });
+
+test("a replay that diverges in an event that repeated part of the delivered text counts that text once", async () => {
+  // The event repeats " wo" of "Hello world", then finishes: the fresh answer ended before it repeated the rest. Its
+  // " wo" is part of the repetition matched so far; before, it was counted again as the diverging event's text.
+  const ends: { segment: string; end: SegmentEnd }[] = [];
+  const stopped = `data: ${JSON.stringify({ id: "c", object: "chat.completion.chunk", choices: [{ index: 0, delta: { content: " wo" }, finish_reason: "stop" }] })}\n\n`;
+  const replay = continuationOf("beta", opened([chunk("Hello"), stopped], "hang"), ends, "replay", "Hello world");
+  let asked = 0;
+  const relay = relayStream(
+    {
+      stream: opened([chunk("Hello world")], "end"),
+      isUsageInjected: false,
+      finish: (end) => ends.push({ segment: "alpha", end }),
+    },
+    {
+      maxDurationMs: 60_000,
+      maxMalformedEvents: 3,
+      maxRetainedChars: 1_000_000,
+      shouldStripUsage: false,
+      signal: new AbortController().signal,
+      continuation: { next: async () => (asked++ === 0 ? replay : undefined) },
+      redact: (text) => text,
+    },
+  );
+  let result = await relay.next();
+  while (result.done !== true) result = await relay.next();
+  assert.deepEqual(
+    ends.map(({ segment, end }) => [segment, end.outcome, end.text, end.droppedText]),
+    [
+      ["beta", "stream_diverged", "", "Hello wo"],
+      ["alpha", "stream_cut", "Hello world", undefined],
+    ],
+  );
+});
+
+test("a replay that diverges at its first differing event counts the repetition and that event's text", async () => {
+  const ends: { segment: string; end: SegmentEnd }[] = [];
+  const replay = continuationOf("beta", opened([chunk("Hel"), chunk("p me")], "hang"), ends, "replay", "Hello");
+  let asked = 0;
+  const relay = relayStream(
+    {
+      stream: opened([chunk("Hello")], "end"),
+      isUsageInjected: false,
+      finish: (end) => ends.push({ segment: "alpha", end }),
+    },
+    {
+      maxDurationMs: 60_000,
+      maxMalformedEvents: 3,
+      maxRetainedChars: 1_000_000,
+      shouldStripUsage: false,
+      signal: new AbortController().signal,
+      continuation: { next: async () => (asked++ === 0 ? replay : undefined) },
+      redact: (text) => text,
+    },
+  );
+  let result = await relay.next();
+  while (result.done !== true) result = await relay.next();
+  assert.deepEqual(
+    ends.map(({ segment, end }) => [segment, end.outcome, end.droppedText]),
+    [
+      ["beta", "stream_diverged", "Help me"],
+      ["alpha", "stream_cut", undefined],
+    ],
+  );
+});
+
+test("the client leaves while the next continuation is sought: the broken one is settled, not as continued", async () => {
+  // Its settlement waits for whether another continues it: it must not wait for ever when none will.
+  const ends: { segment: string; end: SegmentEnd }[] = [];
+  const client = new AbortController();
+  const beta = continuationOf("beta", opened([chunk("lo")], "end"), ends);
+  const relay = relayStream(
+    {
+      stream: opened([chunk("Hel")], "end"),
+      isUsageInjected: false,
+      finish: (end) => ends.push({ segment: "alpha", end }),
+    },
+    {
+      maxDurationMs: 60_000,
+      maxMalformedEvents: 3,
+      maxRetainedChars: 1_000_000,
+      shouldStripUsage: false,
+      signal: client.signal,
+      continuation: {
+        next: async (_failure, bound) => {
+          if (beta.isEnded) {
+            // Beta broke: the client leaves while its successor is being opened.
+            client.abort();
+            assert.equal(bound.signal.aborted, true, "the search ends with the client");
+            return undefined;
+          }
+          return beta;
+        },
+      },
+      redact: (text) => text,
+    },
+  );
+  let result = await relay.next();
+  while (result.done !== true) result = await relay.next();
+  assert.equal(result.value.isClientGone, true);
+  assert.equal(beta.isEnded, true);
+  assert.deepEqual(
+    ends.map(({ segment, end }) => [segment, end.outcome, end.text, end.isContinued]),
+    [
+      ["beta", "stream_cut", "lo", undefined],
+      ["alpha", "stream_cut", "Hel", true],
+    ],
+  );
+});

@@ -102,9 +102,9 @@ export async function* relayStream(
       // is freed now (`ended`): the deployment may be asked to continue it itself.
       if (continuation === undefined) {
         firstEnd = end;
-        first.ended?.();
+        first.ended?.(end);
       } else {
-        continuation.ended?.();
+        continuation.ended?.(end);
         ended = { segment: continuation, end };
         unsettled = undefined;
       }

@@ -63,9 +63,10 @@ export interface RelaySegment {
   finish(end: SegmentEnd): void;
   /**
    * Called when this segment stops streaming, when `finish` may come later (a segment that broke is settled once it is
-   * known whether another upstream continues it): its timings, and its concurrency slot, which is free from then on.
+   * known whether another upstream continues it): its timings, its concurrency slot, which is free from then on, and
+   * what its end says of its upstream (a break is learned now, not once a continuation has ended: pipeline/recorder.ts).
    */
-  ended?(): void;
+  ended?(end: SegmentEnd): void;
 }
 
 /** A stream that continues a broken one. */

@@ -24,6 +24,8 @@ export interface TwoProvidersOptions {
   readonly backupModel?: Readonly<Record<string, unknown>>;
   /** `routing:` keys, e.g. `max_stream_duration_ms`. */
   readonly routing?: Readonly<Record<string, number | string>>;
+  /** `cooldowns:` keys, e.g. `failure_threshold`. */
+  readonly cooldowns?: Readonly<Record<string, number | boolean>>;
 }
 
 export interface TwoProviders {
@@ -53,6 +55,7 @@ export async function startTwoProviders(t: TestContext, options: TwoProvidersOpt
   const backup = await startMockUpstream();
   const config = {
     ...(options.routing === undefined ? {} : { routing: options.routing }),
+    ...(options.cooldowns === undefined ? {} : { cooldowns: options.cooldowns }),
     providers: [
       {
         name: "alpha",
