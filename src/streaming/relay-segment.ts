@@ -117,6 +117,7 @@ export async function* relaySegment(
     options.signal.removeEventListener("abort", onClientGone);
     // Also when the relay is closed mid-segment (its end then never returns): relay-stream.ts settles it from here.
     state.droppedText = progress.droppedText;
+    state.segmentReasoning = { delivered: progress.reasoning, dropped: progress.droppedReasoning };
     // The consumer returned early (the generator was closed at a yield): nobody reads this upstream any more.
     if (progress.outcome === undefined) current.controller.abort();
   }
