@@ -8,7 +8,7 @@ import type { SegmentEnd, TokenUsage } from "../streaming/relay-types.ts";
  * The gateway's estimate of a segment's usage: `promptTokens`, the prompt it was sent as its deployment counts it
  * (calibrated: the figure its reservation and the client's estimated usage start from), plus what it generated: the
  * text and reasoning it delivered and the text the gateway dropped (a replay's repeated start, a diverging event),
- * counted with the gateway's tokenizer. Undefined when the provider reported usage, when the segment succeeded (a
+ * counted with the gateway's tokenizer, and the reasoning it dropped (generatedReasoning). Undefined when the provider reported usage, when the segment succeeded (a
  * success without a report stays unknown, as for any answer), and when it generated nothing and was not continued (a
  * failure before any output). Before 2026-12-06 its reasoning was not counted: a stream cut while it reasoned was
  * charged no output at all.
@@ -16,7 +16,7 @@ import type { SegmentEnd, TokenUsage } from "../streaming/relay-types.ts";
 export function estimatedSegmentUsage(end: SegmentEnd, promptTokens: number): TokenUsage | undefined {
   if (end.usage !== undefined || end.outcome === "success") return undefined;
   const generated = generatedText(end);
-  const reasoning = end.reasoning ?? "";
+  const reasoning = generatedReasoning(end);
   if (generated === "" && reasoning === "" && end.isContinued !== true) return undefined;
   return { promptTokens, completionTokens: countGenerated(generated, reasoning) };
 }
@@ -36,7 +36,16 @@ function countGenerated(text: string, reasoning: string): number {
 export function estimatedContinuationUsage(end: SegmentEnd, promptTokens: number): TokenUsage | undefined {
   if (end.usage !== undefined) return undefined;
   if (end.outcome !== "success") return estimatedSegmentUsage(end, promptTokens);
-  return { promptTokens, completionTokens: countGenerated(generatedText(end), end.reasoning ?? "") };
+  return { promptTokens, completionTokens: countGenerated(generatedText(end), generatedReasoning(end)) };
+}
+
+/**
+ * The reasoning the segment's upstream generated: what it delivered and what the gateway dropped (a continuation's
+ * thinking again before its first output, a replay's). Before 2026-12-06 the dropped part was not counted: a
+ * continuation that reasoned and broke before its first text was charged no output.
+ */
+function generatedReasoning(end: SegmentEnd): string {
+  return (end.droppedReasoning ?? "") + (end.reasoning ?? "");
 }
 
 /** What the segment's upstream generated of the first choice's text: what it delivered after what was dropped. */

@@ -117,6 +117,7 @@ export async function* relaySegment(
     options.signal.removeEventListener("abort", onClientGone);
     // Also when the relay is closed mid-segment (its end then never returns): relay-stream.ts settles it from here.
     state.droppedText = progress.droppedText;
+    state.segmentReasoning = { delivered: progress.reasoning, dropped: progress.droppedReasoning };
     // The consumer returned early (the generator was closed at a yield): nobody reads this upstream any more.
     if (progress.outcome === undefined) current.controller.abort();
   }
@@ -148,6 +149,7 @@ export async function* relaySegment(
     text: progress.text,
     ...(state.droppedText === "" ? {} : { droppedText: state.droppedText }),
     ...(progress.reasoning === "" ? {} : { reasoning: progress.reasoning }),
+    ...(progress.droppedReasoning === "" ? {} : { droppedReasoning: progress.droppedReasoning }),
   };
 }
 
@@ -207,6 +209,10 @@ function renderer(
       if (replay !== undefined && !replay.isDone) {
         // Replay: the fresh answer must first repeat what the client already has; that part is dropped.
         const step = replay.step(info);
+        // What it generated before it repeated the delivered text whole (its reasoning, the diverging event) is
+        // dropped, but billed: counted for its estimate (SegmentEnd.droppedReasoning).
+        if (step.kind !== "pass")
+          progress.droppedReasoning = withReasoning(state, progress.droppedReasoning, info, json);
         if (step.kind === "diverged") {
           progress.divergedText = info.text;
           progress.end("stream_diverged", step.reason);
@@ -230,6 +236,7 @@ function renderer(
           setFirstChoiceText(json, text);
           if (text === "" && !info.hasToolCall && !info.hasRefusal && info.finishReason === undefined) continue;
         } else if (continuation !== undefined && isNothingNew(info, progress.hasAdded)) {
+          progress.droppedReasoning = withReasoning(state, progress.droppedReasoning, info, json);
           continue;
         }
       }
@@ -287,8 +294,7 @@ function renderer(
         if (state.isRetainingText) progress.text += text;
         else progress.text = "";
       }
-      if (info.hasReasoning)
-        progress.reasoning = state.retainedReasoning(progress.reasoning, firstChoiceReasoning(json));
+      progress.reasoning = withReasoning(state, progress.reasoning, info, json);
       if (json.error !== undefined && json.error !== null) {
         // An error object riding along with choices is passed on, but an upstream's error text may quote the key.
         const data = state.redact(continuation === undefined ? event.data : JSON.stringify(json));
@@ -341,6 +347,16 @@ function isNothingNew(info: StreamEventInfo, hasAdded: boolean): boolean {
     !info.hasRefusal &&
     info.finishReason === undefined
   );
+}
+
+/** `reasoning` with what the event adds to its first choice, kept as delivered text is (RelayState.retainedReasoning). */
+function withReasoning(
+  state: RelayState,
+  reasoning: string,
+  info: StreamEventInfo,
+  json: Record<string, unknown>,
+): string {
+  return info.hasReasoning ? state.retainedReasoning(reasoning, firstChoiceReasoning(json)) : reasoning;
 }
 
 /** The reasoning text a chunk adds to its first choice (`reasoning_content`, or OpenRouter's `reasoning`). */

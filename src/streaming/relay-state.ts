@@ -44,6 +44,8 @@ export class RelayState {
    * ends: also when the relay is closed in the middle of it, and its end is never returned.
    */
   droppedText = "";
+  /** The reasoning the segment relayed last delivered and dropped (SegmentEnd.reasoning and droppedReasoning), as above. */
+  segmentReasoning: { readonly delivered: string; readonly dropped: string } = { delivered: "", dropped: "" };
   readonly #textParts: string[] = [];
   #deliveredChars = 0;
   #isRetainingText = true;

@@ -115,6 +115,37 @@ test("closed while the first segment streams: it is settled with the text it del
   );
 });
 
+test("closed while the first segment reasons: it is settled with the reasoning it delivered", async () => {
+  const ends: SegmentEnd[] = [];
+  const thought = (reasoning_content: string): string =>
+    `data: ${JSON.stringify({ id: "c", object: "chat.completion.chunk", choices: [{ index: 0, delta: { reasoning_content } }] })}\n\n`;
+  const stream = opened([thought("Let me"), thought(" think")], "hang");
+  const relay = relayStream(
+    { stream, isUsageInjected: false, finish: (end) => ends.push(end) },
+    {
+      maxDurationMs: 60_000,
+      maxMalformedEvents: 3,
+      maxRetainedChars: 1_000_000,
+      shouldStripUsage: false,
+      signal: new AbortController().signal,
+      redact: (text) => text,
+    },
+  );
+  const texts: string[] = [];
+  while (!texts.some((data) => data.includes('" think"'))) {
+    const next = await relay.next();
+    assert.equal(next.done, false);
+    for (const item of next.value as readonly { data: string }[]) texts.push(item.data);
+  }
+  // The consumer stops here (a write that threw): its provider generated (and billed) the reasoning, so its estimate
+  // counts it (pipeline/segment-usage.ts). Before, a segment closed while it reasoned was settled with none.
+  await relay.return(undefined as never);
+  assert.deepEqual(
+    ends.map((end) => [end.outcome, end.text, end.reasoning]),
+    [["client_aborted", "", "Let me think"]],
+  );
+});
+
 function continuationOf(
   name: string,
   stream: OpenedStream,

@@ -47,6 +47,13 @@ export interface SegmentEnd {
    * provider generated it, and billed it, as surely as its text, so it counts in the estimates of what it cost.
    */
   readonly reasoning?: string;
+  /**
+   * First-choice reasoning this segment's upstream generated that the client did not get from it: a continuation's
+   * reasoning before its first output (the client has the first stream's) and a replay's while it repeats the
+   * delivered text. Billed as output: a segment without a usage report is estimated with it (not the client's usage,
+   * which counts what it was given).
+   */
+  readonly droppedReasoning?: string;
   /** Another upstream continued the answer after this segment broke (the first one, or a continuation). */
   readonly isContinued?: boolean;
 }

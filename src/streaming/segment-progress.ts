@@ -12,6 +12,11 @@ export class SegmentProgress {
   text = "";
   /** The first choice's reasoning the client got from this segment (kept as `text` is, within the same bound). */
   reasoning = "";
+  /**
+   * The first choice's reasoning this segment generated that the client did not get (a continuation's before its
+   * first output, a replay's while it repeated the delivered text): billed all the same (SegmentEnd.droppedReasoning).
+   */
+  droppedReasoning = "";
   isFirstOutput = true;
   /** A continuation segment has added to the client's answer. */
   hasAdded = false;
