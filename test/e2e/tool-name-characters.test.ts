@@ -355,3 +355,31 @@ test("chat door, streamed: a custom (freeform) tool's call stays a custom call, 
   const input = deltas.map((delta) => (delta.custom as { input?: string } | undefined)?.input ?? "").join("");
   assert.equal(input, "*** Begin Patch");
 });
+
+test("responses door: a top-level tool named like another's renamed form; both go upstream under their own names", async (t) => {
+  // The translated Responses door named its top-level tools by upstreamToolName alone: `server.tool` and a tool
+  // literally named `server_tool_<hash>` went upstream under one name (refused, or the model's call ran the wrong one).
+  const { mock, gateway } = await oneProviderScene(t);
+  const { upstreamToolName } = await import("../../src/protocols/long-tool-names.ts");
+  const literal = upstreamToolName("server.tool");
+  mock.enqueue(CHAT_ROUTE, distinctNamesUpstream());
+  const response = await fetch(`${gateway.baseUrl}/responses`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({
+      model: "m",
+      input: "Use it.",
+      tools: [
+        { type: "function", name: "server.tool", parameters: PARAMETERS },
+        { type: "function", name: literal, parameters: PARAMETERS },
+      ],
+    }),
+  });
+  assert.equal(response.status, 200);
+  const answer = (await response.json()) as { output: { type: string; name?: string }[] };
+  const call = answer.output.find((item) => item.type === "function_call");
+  assert.equal(call?.name, "server.tool", "the call of the renamed tool maps back to it");
+  const sent = (chatRequests(mock)[0]?.body as { tools: { function: { name: string } }[] } | undefined)?.tools ?? [];
+  assert.equal(sent[1]?.function.name, literal, "the literal name goes as it came");
+  assert.notEqual(sent[0]?.function.name, literal);
+});
