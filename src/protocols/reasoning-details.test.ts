@@ -134,3 +134,19 @@ test("a stream's pieces under the bound are counted by what they add, not by the
   assert.equal(details?.length, 1);
   assert.equal(details?.[0]?.text.length, 20_000);
 });
+
+test("given back up to 32 MiB a request, the latest messages first: a shared store holds more, and an upstream body no more", () => {
+  // 40 kept arrays of ~1 MiB (a client's long session in Redis, which has no total bound) named by one small history.
+  const big = { type: "reasoning.text", text: "x".repeat(1_000_000), format: "anthropic-claude-v1", index: 0 };
+  const messages = Array.from({ length: 40 }, (_, index) => ({
+    role: "assistant",
+    content: "",
+    tool_calls: [{ id: `c${index}`, type: "function", function: { name: "f", arguments: "{}" } }],
+  }));
+  const recalled = new Map(messages.map((_, index) => [reasoningKeyOf(`c${index}`), { reasoning_details: [big] }]));
+  const out = withRecalledReasoning(messages, recalled) as { reasoning_details?: unknown }[];
+  const given = out.flatMap((message, index) => (message.reasoning_details === undefined ? [] : [index]));
+  assert.equal(given.length, 33, "33 arrays of ~1,000,070 bytes fit in 32 MiB");
+  assert.equal(given[0], 7, "the oldest go without");
+  assert.equal(given.at(-1), 39);
+});

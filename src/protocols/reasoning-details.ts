@@ -164,32 +164,51 @@ function isAbsent(value: unknown): boolean {
  * worth a look-up).
  */
 export function reasoningKeysToRecall(messages: readonly unknown[]): string[] {
-  const keys: string[] = [];
+  // Each key once: a history naming one call in many messages made an MGET reading one 1 MiB value as many times.
+  const keys = new Set<string>();
   for (const message of messages) {
     if (!isRecord(message) || message.role !== "assistant" || message.reasoning_details !== undefined) continue;
     const id = firstCallId(message.tool_calls);
-    if (id !== undefined) keys.push(reasoningKeyOf(id));
+    if (id !== undefined) keys.add(reasoningKeyOf(id));
   }
-  return keys;
+  return [...keys];
 }
 
 /**
+ * Bytes of kept arrays (as JSON) one request is given back at most: the memory store's own bound (32 MiB,
+ * state/tool-call-extras.ts), which Redis has not (a key per array, 6 hours each, however many a client has): a
+ * history naming many kept calls made an upstream request of everything its client had kept. The latest messages
+ * come first (the current tool loop is what Anthropic and Gemini check); older ones go without, as after an eviction.
+ */
+const MAX_RECALLED_BYTES = 32 * 1024 * 1024; // 32 MiB
+
+/**
  * The history with each such message found in `recalled` (by store key) given its `reasoning_details` back; the same
- * array when none was (the client's objects are never changed: changed messages are copies).
+ * array when none was (the client's objects are never changed: changed messages are copies). Each kept array goes
+ * back once, with the latest message naming its call (a history has each call once; one naming a call in many
+ * messages got the array, up to 1 MiB, in each: a small request made an upstream one of gigabytes), and no more than
+ * MAX_RECALLED_BYTES in all.
  */
 export function withRecalledReasoning(
   messages: readonly unknown[],
   recalled: ReadonlyMap<string, Readonly<Record<string, unknown>>>,
 ): readonly unknown[] {
   if (recalled.size === 0) return messages;
-  let isChanged = false;
-  const out = messages.map((message) => {
-    if (!isRecord(message) || message.role !== "assistant" || message.reasoning_details !== undefined) return message;
+  const given = new Set<string>();
+  let givenBytes = 0;
+  const out = [...messages];
+  for (let index = out.length - 1; index >= 0; index--) {
+    const message = out[index];
+    if (!isRecord(message) || message.role !== "assistant" || message.reasoning_details !== undefined) continue;
     const id = firstCallId(message.tool_calls);
-    const details = id === undefined ? undefined : recalled.get(reasoningKeyOf(id))?.reasoning_details;
-    if (!Array.isArray(details)) return message;
-    isChanged = true;
-    return { ...message, reasoning_details: details };
-  });
-  return isChanged ? out : messages;
+    const key = id === undefined ? undefined : reasoningKeyOf(id);
+    const details = key === undefined || given.has(key) ? undefined : recalled.get(key)?.reasoning_details;
+    if (key === undefined || !Array.isArray(details)) continue;
+    const bytes = Buffer.byteLength(JSON.stringify(details));
+    if (givenBytes + bytes > MAX_RECALLED_BYTES) continue;
+    givenBytes += bytes;
+    given.add(key);
+    out[index] = { ...message, reasoning_details: details };
+  }
+  return given.size > 0 ? out : messages;
 }

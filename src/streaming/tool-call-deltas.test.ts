@@ -382,3 +382,31 @@ test("an indexless call after an indexed one does not end it: its index's later 
   const finishing = { choices: [{ index: 0, delta: {}, finish_reason: "tool_calls" }] };
   assert.equal(deltas.completeArguments(finishing), false, "both calls have their arguments");
 });
+
+test("a freeform custom call gets no function arguments: not when a call follows it at its index, nor at the finish", () => {
+  const deltas = new ToolCallDeltas(() => "call_made");
+  const first = {
+    choices: [{ index: 0, delta: { tool_calls: [{ index: 0, id: "a", custom: { name: "patch", input: "" } }] } }],
+  };
+  deltas.normalize(first);
+  assert.deepEqual(first.choices[0]?.delta.tool_calls, [
+    { index: 0, id: "a", type: "custom", custom: { name: "patch", input: "" } },
+  ]);
+  // Every call at index 0 (vLLM): a new id there starts the next call, and the custom one before it is not ended with `{}`.
+  const next = {
+    choices: [
+      {
+        index: 0,
+        delta: { tool_calls: [{ index: 0, id: "b", type: "function", function: { name: "f", arguments: "" } }] },
+      },
+    ],
+  };
+  deltas.normalize(next);
+  assert.deepEqual(next.choices[0]?.delta.tool_calls, [
+    { index: 1, id: "b", type: "function", function: { name: "f", arguments: "" } },
+  ]);
+  const finish = { choices: [{ index: 0, delta: {}, finish_reason: "tool_calls" }] };
+  deltas.completeArguments(finish);
+  // The function call without arguments gets its `{}`; the custom call nothing.
+  assert.deepEqual(finish.choices[0]?.delta, { tool_calls: [{ index: 1, function: { arguments: "{}" } }] });
+});

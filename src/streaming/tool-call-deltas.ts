@@ -17,6 +17,8 @@
 // repeats its id or `type` loses those: the client has them from the call's first delta, and one that appends names
 // or ids got them doubled. What that leaves empty (a `function: {}`, a delta of its index alone, `tool_calls: []`)
 // is taken out, as is an empty `tool_calls` array the upstream sent.
+// A freeform `custom` call (`{type: "custom", custom: {name, input}}`, of a custom tool the client offered) has no
+// arguments to complete: given `function: {arguments: "{}"}`, the client's accumulator made it a call of both kinds.
 
 import { randomBytes } from "node:crypto";
 import { isRecord } from "../is-record.ts";
@@ -46,6 +48,8 @@ interface CallSeen {
   madeId: string | undefined;
   /** The upstream index its deltas came at (undefined while they came without one). */
   upstreamIndex: number | undefined;
+  /** A freeform `custom` call: its text is `custom.input`, and it never gets function arguments. */
+  readonly isCustom: boolean;
 }
 
 function stringOf(value: unknown): string | undefined {
@@ -124,7 +128,8 @@ export class ToolCallDeltas {
       if (!isRecord(choice) || typeof choice.finish_reason !== "string") continue;
       if (choice.finish_reason === "length" || choice.finish_reason === "error") continue;
       const choiceIndex = typeof choice.index === "number" ? choice.index : position;
-      const missing = this.#choices.get(choiceIndex)?.all.filter((call) => !call.arguments.hasContent) ?? [];
+      const missing =
+        this.#choices.get(choiceIndex)?.all.filter((call) => !call.isCustom && !call.arguments.hasContent) ?? [];
       if (missing.length === 0) continue;
       if (!isRecord(choice.delta)) choice.delta = {};
       const delta = choice.delta as Record<string, unknown>;
@@ -169,7 +174,12 @@ function normalizeCall(calls: ChoiceCalls, call: Record<string, unknown>, newCal
     // early would run into them. It gets its `{}` at the finish, as before. Nor is the latest call that an indexless
     // one follows while its own upstream index still leads to it: a later delta at that index continues it, and
     // `{}` sent now came before its arguments (`{}{"x":1}`).
-    if (seen !== undefined && !seen.arguments.hasContent && !isStillAtItsIndex(calls, seen, upstreamIndex)) {
+    if (
+      seen !== undefined &&
+      !seen.isCustom &&
+      !seen.arguments.hasContent &&
+      !isStillAtItsIndex(calls, seen, upstreamIndex)
+    ) {
       ended = seen;
     }
     // The upstream's own index while no call has it (an OpenAI stream keeps its numbers, also when parallel calls
@@ -181,7 +191,16 @@ function normalizeCall(calls: ChoiceCalls, call: Record<string, unknown>, newCal
       !calls.byUpstreamIndex.has(upstreamIndex)
         ? upstreamIndex
         : calls.count;
-    seen = { index, id, name, arguments: new StreamedJsonValue(), madeId: undefined, upstreamIndex: undefined };
+    const isCustom = isCustomCall(call);
+    seen = {
+      index,
+      id,
+      name,
+      arguments: new StreamedJsonValue(),
+      madeId: undefined,
+      upstreamIndex: undefined,
+      isCustom,
+    };
     calls.all.push(seen);
     calls.taken.add(index);
     calls.count = Math.max(calls.count, index + 1);
@@ -203,7 +222,7 @@ function normalizeCall(calls: ChoiceCalls, call: Record<string, unknown>, newCal
       delete call.id;
       isChanged = true;
     }
-    if (call.type === "function") {
+    if (call.type === "function" || call.type === "custom") {
       delete call.type;
       isChanged = true;
     }
@@ -265,10 +284,16 @@ function dropEmptyDeltas(delta: Record<string, unknown>): boolean {
   return true;
 }
 
+/** Whether a call's first delta opens a freeform `custom` call (by its type, or by a `custom` part without one). */
+function isCustomCall(call: Record<string, unknown>): boolean {
+  if (call.type === "custom") return true;
+  return (call.type === undefined || call.type === null) && isRecord(call.custom) && !isRecord(call.function);
+}
+
 function completeFirstDelta(call: Record<string, unknown>): boolean {
   let isChanged = false;
   if (call.type === undefined || call.type === null) {
-    call.type = "function";
+    call.type = isCustomCall(call) ? "custom" : "function";
     isChanged = true;
   }
   if (isRecord(call.function) && (call.function.arguments === undefined || call.function.arguments === null)) {

@@ -37,3 +37,23 @@ test("a call without type, with object arguments or with empty arguments or no i
   assert.equal(completeToolCalls({ choices: [{ message: { content: "hi" } }] }), false);
   assert.equal(completeToolCalls({ choices: null }), false);
 });
+
+test("a freeform custom call is left a custom call: no function arguments, and `custom` its type when it has none", () => {
+  const answer = {
+    choices: [
+      {
+        message: {
+          tool_calls: [
+            { id: "a", type: "custom", custom: { name: "patch", input: "*** Begin Patch" } },
+            { id: "b", custom: { name: "patch", input: "x" } },
+          ],
+        },
+      },
+    ],
+  };
+  completeToolCalls(answer);
+  assert.deepEqual(answer.choices[0]?.message.tool_calls, [
+    { id: "a", type: "custom", custom: { name: "patch", input: "*** Begin Patch" } },
+    { id: "b", type: "custom", custom: { name: "patch", input: "x" } },
+  ]);
+});

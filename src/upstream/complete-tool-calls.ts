@@ -24,7 +24,8 @@ export function completeToolCalls(answer: Record<string, unknown>): boolean {
         isChanged = true;
       }
       if (call.type === undefined || call.type === null) {
-        call.type = "function";
+        // A freeform call (`custom: {name, input}`) without its type is a custom one, not a function of no arguments.
+        call.type = isRecord(call.custom) && !isRecord(call.function) ? "custom" : "function";
         isChanged = true;
       }
       const fn = call.function;

@@ -655,3 +655,38 @@ test("a Redis Cluster: each client's keys under its own hash tag (spread over th
   assert.deepEqual(sentAssistant(chatRequests(mock)[2])?.reasoning_details, DETAILS);
   assert.equal(await mgetCalls(), before + 1, "the other replica's look-up is one MGET");
 });
+
+test("a history naming one kept call id many times is given its array once, not once per message", async (t) => {
+  // Each assistant message naming the call got the kept array (~300 KB) again: 200 copies of one small turn made the
+  // upstream request 60 MB, and with Redis an MGET of 200 equal keys read the value 200 times. A hostile client could
+  // so turn one kept array into a request of gigabytes.
+  const { mock, gateway } = await scene(t);
+  let sentBytes = 0;
+  let sentArrays = 0;
+  mock.enqueue(CHAT_ROUTE, longThinkingTurn(false), {
+    kind: "handler",
+    handle: (request: RecordedRequest, response: ServerResponse) => {
+      sentBytes = request.bodyBytes.length;
+      const messages = (request.body as { messages: SentAssistant[] }).messages;
+      sentArrays = messages.filter((message) => message.reasoning_details !== undefined).length;
+      const isLastGiven = isDeepStrictEqual(
+        messages.findLast((m) => m.role === "assistant")?.reasoning_details,
+        LONG_THINKING,
+      );
+      response.writeHead(isLastGiven ? 200 : 400, { "content-type": "application/json" });
+      response.end(JSON.stringify(isLastGiven ? chatCompletion("Sunny in Paris.", MODEL_ID) : REFUSAL));
+    },
+  });
+  const content = await messagesFirstTurn(gateway, false);
+  const turns = Array.from({ length: 200 }, () => [
+    { role: "assistant" as const, content },
+    { role: "user" as const, content: [{ type: "tool_result" as const, tool_use_id: CALL_ID, content: "sunny" }] },
+  ]).flat();
+  const answer = await new Anthropic({ baseURL: gateway.url, apiKey: "x", maxRetries: 0 }).messages.create({
+    ...MESSAGES_REQUEST,
+    messages: [QUESTION, ...turns],
+  });
+  assert.equal(answer.content[0]?.type === "text" ? answer.content[0].text : "", "Sunny in Paris.");
+  assert.equal(sentArrays, 1, "the array goes back once, with the latest message naming the call");
+  assert.ok(sentBytes < 2_000_000, `the upstream request is ${sentBytes} bytes`);
+});

@@ -298,3 +298,88 @@ test("chat door: custom (freeform) tools with names providers refuse are renamed
   const sent = (chatRequests(mock)[0]?.body as { tools: { custom: { name: string } }[] } | undefined)?.tools ?? [];
   assert.match(sent[0]?.custom.name ?? "", /^apply_patch_v2_[0-9a-f]{8}$/);
 });
+
+test("chat door, streamed: a custom (freeform) tool's call stays a custom call, with no function arguments added", async (t) => {
+  // ToolCallDeltas gave every call without `function.arguments` text `{}` at the finish, the custom call included: the
+  // client got `{custom: {name, input}}` and then `{function: {arguments: "{}"}}` at its index, which an accumulator
+  // merges into a call of both kinds (or a function call of no name).
+  const { mock, gateway } = await oneProviderScene(t);
+  const name = "apply.patch/v2";
+  mock.enqueue(CHAT_ROUTE, {
+    kind: "handler",
+    handle: (request: RecordedRequest, response: ServerResponse) => {
+      const upstreamName = (request.body as { tools: { custom: { name: string } }[] }).tools[0]?.custom.name;
+      const chunk = (delta: unknown, finish: string | null) => ({
+        id: "chatcmpl-custom",
+        object: "chat.completion.chunk",
+        created: 1767225600,
+        model: VENDOR_MODEL_ID,
+        choices: [{ index: 0, delta, finish_reason: finish }],
+      });
+      const call = { index: 0, id: "call_1", type: "custom", custom: { name: upstreamName, input: "" } };
+      const events = [
+        chunk({ role: "assistant", content: null, tool_calls: [call] }, null),
+        chunk({ tool_calls: [{ index: 0, custom: { input: "*** Begin Patch" } }] }, null),
+        chunk({}, "tool_calls"),
+      ];
+      response.writeHead(200, { "content-type": "text/event-stream" });
+      response.end(`${events.map((event) => `data: ${JSON.stringify(event)}\n\n`).join("")}data: [DONE]\n\n`);
+    },
+  });
+  const response = await fetch(`${gateway.baseUrl}/chat/completions`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({
+      model: "m",
+      stream: true,
+      messages: [{ role: "user", content: "Patch it." }],
+      tools: [{ type: "custom", custom: { name, format: { type: "text" } } }],
+    }),
+  });
+  assert.equal(response.status, 200);
+  const deltas = (await response.text())
+    .split("\n")
+    .filter((line) => line.startsWith("data: {"))
+    .flatMap((line) => {
+      const chunk = JSON.parse(line.slice(6)) as { choices?: { delta?: { tool_calls?: Record<string, unknown>[] } }[] };
+      return chunk.choices?.[0]?.delta?.tool_calls ?? [];
+    });
+  assert.ok(deltas.length > 0, "the call was streamed");
+  assert.deepEqual(
+    deltas.filter((delta) => "function" in delta),
+    [],
+    "no delta of the custom call carries `function`",
+  );
+  assert.equal((deltas[0]?.custom as { name?: string } | undefined)?.name, name, "the call's name maps back");
+  assert.equal(deltas[0]?.type, "custom");
+  const input = deltas.map((delta) => (delta.custom as { input?: string } | undefined)?.input ?? "").join("");
+  assert.equal(input, "*** Begin Patch");
+});
+
+test("responses door: a top-level tool named like another's renamed form; both go upstream under their own names", async (t) => {
+  // The translated Responses door named its top-level tools by upstreamToolName alone: `server.tool` and a tool
+  // literally named `server_tool_<hash>` went upstream under one name (refused, or the model's call ran the wrong one).
+  const { mock, gateway } = await oneProviderScene(t);
+  const { upstreamToolName } = await import("../../src/protocols/long-tool-names.ts");
+  const literal = upstreamToolName("server.tool");
+  mock.enqueue(CHAT_ROUTE, distinctNamesUpstream());
+  const response = await fetch(`${gateway.baseUrl}/responses`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({
+      model: "m",
+      input: "Use it.",
+      tools: [
+        { type: "function", name: "server.tool", parameters: PARAMETERS },
+        { type: "function", name: literal, parameters: PARAMETERS },
+      ],
+    }),
+  });
+  assert.equal(response.status, 200);
+  const answer = (await response.json()) as { output: { type: string; name?: string }[] };
+  const call = answer.output.find((item) => item.type === "function_call");
+  assert.equal(call?.name, "server.tool", "the call of the renamed tool maps back to it");
+  const sent = (chatRequests(mock)[0]?.body as { tools: { function: { name: string } }[] } | undefined)?.tools ?? [];
+  assert.equal(sent[1]?.function.name, literal, "the literal name goes as it came");
+  assert.notEqual(sent[0]?.function.name, literal);
+});

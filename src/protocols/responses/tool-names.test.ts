@@ -174,3 +174,21 @@ test("a renamed tool's upstream name answered in another case maps back, unless 
   ]);
   assert.equal(ambiguous.clientName(upstream.toUpperCase()).name, upstream.toUpperCase());
 });
+
+test("a top-level tool named like another's renamed form keeps its name; the renamed one is hashed again; each maps back", () => {
+  const literal = upstreamToolName("server.tool");
+  for (const tools of [
+    [fn("server.tool"), fn(literal)],
+    [fn(literal), fn("server.tool")],
+  ]) {
+    const names = ToolNames.of(tools);
+    const renamed = names.upstreamName("server.tool", undefined);
+    assert.equal(names.upstreamName(literal, undefined), literal);
+    assert.notEqual(renamed, literal);
+    assert.equal(renamed, upstreamToolName("server.tool", 1), "the same in either order");
+    assert.match(renamed, VALID_NAME);
+    assert.equal(names.chosenName("server.tool", undefined), renamed);
+    assert.deepEqual(names.clientName(renamed), { type: "function", name: "server.tool", namespace: undefined });
+    assert.deepEqual(names.clientName(literal), { type: "function", name: literal, namespace: undefined });
+  }
+});

@@ -14,7 +14,9 @@
 // A top-level function (or custom tool) whose name is longer than 64, or has characters other than letters, digits,
 // `_` and `-`, goes upstream made valid, cut and hashed by the rule every
 // door shares (../long-tool-names.ts: a function of the name alone, so a call in the history that the request no
-// longer offers gets the same name), and its calls come back under its own name.
+// longer offers gets the same name), and its calls come back under its own name. One whose renamed form another
+// top-level tool holds as its own name (a tool literally named `server_tool_<hash>` beside `server.tool`) is hashed
+// again with an attempt number, as LongToolNames does on the other doors: the two went upstream under one name.
 //
 // A top-level function (or custom tool) named `tool_search` beside the client-run `tool_search` (a tool search loaded
 // it: an MCP server's own search tool) would be the search's function name upstream too: it goes upstream as
@@ -75,6 +77,7 @@ export class ToolNames {
     const names = new ToolNames();
     const members: Member[] = [];
     const list: readonly unknown[] = Array.isArray(tools) ? tools : [];
+    const taken = namesGoingAsTheyCame(list);
     for (const tool of list) {
       if (isClientToolSearch(tool)) {
         names.#topLevel.add(TOOL_SEARCH_FUNCTION);
@@ -88,7 +91,8 @@ export class ToolNames {
       if (named === undefined) continue;
       if (named.type === "function" || named.type === "custom") {
         names.#topLevel.add(named.name);
-        const upstream = topLevelUpstreamName(named.name);
+        // A second tool of one name: the first's name (and the first keeps the calls, as below).
+        const upstream = names.#renamedTopLevel.get(named.name) ?? freeUpstreamName(named.name, taken);
         if (upstream !== named.name) names.#renamedTopLevel.set(named.name, upstream);
         if (!names.#byUpstream.has(upstream)) {
           names.#byUpstream.set(upstream, { type: named.type, name: named.name, namespace: undefined });
@@ -244,6 +248,34 @@ export function flatName(namespace: string, name: string): string {
  */
 function topLevelUpstreamName(name: string): string {
   return name === TOOL_SEARCH_FUNCTION ? RENAMED_TOOL_SEARCH : upstreamToolName(name);
+}
+
+/**
+ * The top-level names that go upstream as they came (valid function names; not `tool_search`, always renamed), and
+ * the client-run search's function: a renamed top-level tool never takes one of them (long-tool-names.ts `claim`).
+ */
+function namesGoingAsTheyCame(tools: readonly unknown[]): Set<string> {
+  const taken = new Set<string>();
+  for (const tool of tools) {
+    if (isClientToolSearch(tool)) taken.add(TOOL_SEARCH_FUNCTION);
+    const named = asNamedTool(tool);
+    if (named === undefined || (named.type !== "function" && named.type !== "custom")) continue;
+    if (topLevelUpstreamName(named.name) === named.name) taken.add(named.name);
+  }
+  return taken;
+}
+
+/**
+ * A top-level tool's upstream name, hashed again (with an attempt number, as LongToolNames does) while its renamed form
+ * is taken by a name that goes as it came or an earlier renamed one; the name is added to `taken`. Only a tool set
+ * holding such a literal name gets another form: any other request names the tool by `topLevelUpstreamName` alone.
+ */
+function freeUpstreamName(name: string, taken: Set<string>): string {
+  let upstream = topLevelUpstreamName(name);
+  if (upstream === name) return upstream;
+  for (let attempt = 1; taken.has(upstream); attempt++) upstream = upstreamToolName(name, attempt);
+  taken.add(upstream);
+  return upstream;
 }
 
 function hashedName(flat: string, namespace: string, name: string): string {
