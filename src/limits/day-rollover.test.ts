@@ -13,7 +13,7 @@ describe("rolledOverLongWindow", () => {
       "x-ratelimit-reset-requests-day": epochSeconds(NOW_MS - 2_000),
     };
     assert.equal(rolledOverLongWindow(headers, NOW_MS), "x-ratelimit-reset-requests-day");
-    // A delay of 0 (or below) is a reset now: the same.
+    // A delay of 0 is a reset now: the same.
     const delay = { "x-ratelimit-remaining-tokens-day": "0", "x-ratelimit-reset-tokens-day": "0" };
     assert.equal(rolledOverLongWindow(delay, NOW_MS), "x-ratelimit-reset-tokens-day");
     // The bound itself still counts; a month's window too.
@@ -34,6 +34,11 @@ describe("rolledOverLongWindow", () => {
     // Further back than clock skew goes: not read as the window that just ended.
     assert.equal(rolledOverLongWindow(at(epochSeconds(NOW_MS - ROLLED_OVER_WITHIN_MS - 1_000)), NOW_MS), undefined);
     assert.equal(rolledOverLongWindow(at("soon"), NOW_MS), undefined);
+    // A negative delay is as far back as it says: an hour ago (a stale header, the window's start) is no roll-over,
+    // as the same instant written as an epoch is not; a couple of seconds ago still is.
+    assert.equal(rolledOverLongWindow(at("-3600"), NOW_MS), undefined);
+    assert.equal(rolledOverLongWindow(at("-1h"), NOW_MS), undefined);
+    assert.equal(rolledOverLongWindow(at("-2"), NOW_MS), "x-ratelimit-reset-requests-day");
     assert.equal(rolledOverLongWindow({ "x-ratelimit-remaining-requests-day": "0" }, NOW_MS), undefined);
   });
 

@@ -5,7 +5,7 @@
 import type { ProviderSettings } from "../config/types.ts";
 import { RATE_LIMIT_DIALECTS, type RateLimitDialectName } from "./header-dialects.ts";
 import { type HeaderMap, headerValue } from "./header-map.ts";
-import { parseNumber, parseResetAtMs } from "./reset-time.ts";
+import { parseNumber, parsePastResetAtMs } from "./reset-time.ts";
 
 /**
  * Long-window "remaining" headers: Cerebras per day, Mistral per month. At 0 on a 429 the key is done until the
@@ -38,8 +38,9 @@ export function rolledOverLongWindow(headers: HeaderMap, nowMs: number): string 
     if (remaining === undefined || remaining > 0) continue;
     const resetName = remainingName.replace("remaining", "reset");
     const resetText = headerValue(headers, resetName);
-    // Read as the dialects read these headers: a delay, or an epoch instant where a bare number passes 1e9.
-    const resetAtMs = resetText === undefined ? undefined : parseResetAtMs(resetText, "delay", nowMs);
+    // Read as the dialects read these headers: a delay, or an epoch instant where a bare number passes 1e9. A
+    // negative delay is that far back, held to the same bound as an instant ("-3600" is no roll-over).
+    const resetAtMs = resetText === undefined ? undefined : parsePastResetAtMs(resetText, "delay", nowMs);
     if (resetAtMs === undefined || resetAtMs > nowMs || resetAtMs < nowMs - ROLLED_OVER_WITHIN_MS) return undefined;
     rolledOver ??= resetName;
   }

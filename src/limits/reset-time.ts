@@ -27,7 +27,22 @@ export function parseResetAtMs(text: string, format: ResetFormat, nowMs: number)
   return resetAtMs === undefined ? undefined : Math.min(resetAtMs, nowMs + MAX_UPSTREAM_WAIT_MS);
 }
 
-function unboundedResetAtMs(text: string, format: ResetFormat, nowMs: number): number | undefined {
+/**
+ * As parseResetAtMs, but a negative delay stays that far in the past ("-3600": an hour ago) instead of reading as
+ * now. A wait treats both alike (nothing to wait for); telling a reset a moment ago from one long past
+ * (day-rollover.ts) must not: "-3600" read as now made an exhausted day "just rolled over".
+ */
+export function parsePastResetAtMs(text: string, format: ResetFormat, nowMs: number): number | undefined {
+  const resetAtMs = unboundedResetAtMs(text, format, nowMs, true);
+  return resetAtMs === undefined ? undefined : Math.min(resetAtMs, nowMs + MAX_UPSTREAM_WAIT_MS);
+}
+
+function unboundedResetAtMs(
+  text: string,
+  format: ResetFormat,
+  nowMs: number,
+  isKeepingPast = false,
+): number | undefined {
   if (format === "delay") {
     // A bare number past 1e9 is no delay (31 years) but an epoch instant: providers of the `generic` dialect differ
     // on what their reset headers hold (SambaNova's x-ratelimit-reset-requests-day is read both ways in the wild),
@@ -35,7 +50,8 @@ function unboundedResetAtMs(text: string, format: ResetFormat, nowMs: number): n
     const bare = parseNumber(text);
     if (bare !== undefined && bare >= EPOCH_SECONDS_THRESHOLD) return unboundedResetAtMs(text, "timestamp", nowMs);
     const delayMs = parseDurationMs(text);
-    return delayMs === undefined ? undefined : nowMs + Math.max(0, delayMs);
+    if (delayMs === undefined) return undefined;
+    return nowMs + (isKeepingPast ? delayMs : Math.max(0, delayMs));
   }
   const value = parseNumber(text);
   if (value === undefined || value < 0) return undefined;

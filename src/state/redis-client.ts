@@ -114,6 +114,36 @@ export function createSubscriberClient(url: string): Redis {
   return new Redis(url, { ...subscriberOptions(url), retryStrategy });
 }
 
+/** ms start-up waits, at most, for a connection to become ready (then it starts from local state). */
+export const START_READY_WAIT_MS = 5_000;
+
+/**
+ * `client.connect()`, bounded: resolves once the client is ready, rejects when the first attempt fails or after
+ * `waitMs`. An ioredis Cluster never settles connect() when its ready check fails (cluster_state:fail, or CLUSTER
+ * INFO past the command timeout on a loaded machine): it reconnects by itself, and a start awaiting that promise
+ * never ended (redis-cluster-start.test.ts). Whatever happens later, ioredis goes on reconnecting in the background.
+ */
+export function connectWithin(client: RedisConnection, waitMs = START_READY_WAIT_MS): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onReady = (): void => finish(undefined);
+    const timer = setTimeout(
+      () => finish(new Error(`Redis was not ready within ${waitMs} ms (a Redis Cluster: is its cluster_state ok?)`)),
+      waitMs,
+    );
+    function finish(error: unknown): void {
+      clearTimeout(timer);
+      client.off("ready", onReady);
+      if (error === undefined) resolve();
+      else reject(error);
+    }
+    client.once("ready", onReady);
+    client.connect().then(
+      () => finish(undefined),
+      (error: unknown) => finish(error ?? new Error("Redis connection failed")),
+    );
+  });
+}
+
 /** `redis://user:pass@host:port/db` -> the cluster's first node (a cluster has no databases but 0). */
 export function seedNode(url: string): { host: string; port: number } {
   const parsed = new URL(url);

@@ -226,6 +226,29 @@ describe("a day's window whose reset reads a moment ago has just rolled over", (
     assert.equal(served.status, 200, served.text);
     assert.equal(scene.counts().alpha, 2, "alpha was asked again once the backoff ended");
   });
+
+  test("a provider still refusing with the same past reset: the backoff doubles, and once the reset is 5 min back it is parked", async (t) => {
+    // A stale reset (or one that dates the window's start) must not have a day's empty quota asked again every few
+    // seconds all day: the roll-over is believed only while the reset reads at most ROLLED_OVER_WITHIN_MS back.
+    const headers = {
+      "x-ratelimit-limit-requests-day": "14400",
+      "x-ratelimit-remaining-requests-day": "0",
+      "x-ratelimit-reset-requests-day": String((START_MS - 2_000) / 1000),
+    };
+    const { scene, clock } = await backoffAfter429(t, headers, "cerebras");
+    clock.advance(4_000);
+    scene.alpha.enqueue(CHAT_ROUTE, rateLimited({ headers }));
+    const second = await scene.chat();
+    assert.equal(second.status, 429, second.text);
+    assert.equal(second.headers["retry-after"], "8", "the second 429's backoff is twice the first");
+    clock.advance(5 * 60_000);
+    scene.alpha.enqueue(CHAT_ROUTE, rateLimited({ headers }));
+    const third = await scene.chat();
+    assert.equal(third.status, 429, third.text);
+    const cooldown = (await scene.health()).deployments.find((row) => row.key === "alpha/m")?.cooldown;
+    assert.match(cooldown?.reason ?? "", /parked until the provider's day ends/, JSON.stringify(cooldown));
+    assert.equal(scene.counts().alpha, 3);
+  });
 });
 
 describe("each 429 wait source sets the client's Retry-After and the cooldown", () => {

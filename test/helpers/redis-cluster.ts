@@ -13,6 +13,11 @@ import { closeWhenTestEnds } from "./late-start.ts";
 import { spawnRedisOnPort } from "./redis-server.ts";
 
 const READY_TIMEOUT_MS = 15_000;
+/**
+ * ms one `redis-cli` question may take: spawnSync blocks the event loop, so a redis-cli that never answers (a node
+ * stopped, not killed) would hold the test's own timeout and the whole file with it.
+ */
+const REDIS_CLI_TIMEOUT_MS = 5_000;
 
 export const REDIS_CLUSTER_MISSING =
   "redis-server or redis-cli is not installed (apt-get install -y redis-server); skipping the Redis Cluster tests";
@@ -137,7 +142,10 @@ async function waitForClusterOk(ports: readonly number[]): Promise<void> {
   const deadline = Date.now() + READY_TIMEOUT_MS;
   while (Date.now() < deadline) {
     const isOk = ports.every((port) => {
-      const info = spawnSync("redis-cli", ["-p", String(port), "cluster", "info"], { encoding: "utf8" });
+      const info = spawnSync("redis-cli", ["-p", String(port), "cluster", "info"], {
+        encoding: "utf8",
+        timeout: REDIS_CLI_TIMEOUT_MS,
+      });
       return info.stdout.includes("cluster_state:ok");
     });
     if (isOk) return;
@@ -148,7 +156,10 @@ async function waitForClusterOk(ports: readonly number[]): Promise<void> {
 
 /** [start, end, port] per slot range, from `CLUSTER NODES` ("<id> <host:port@bus> <flags> ... <start-end>..."). */
 function clusterSlots(port: number): [number, number, number][] {
-  const reply = spawnSync("redis-cli", ["-p", String(port), "cluster", "nodes"], { encoding: "utf8" });
+  const reply = spawnSync("redis-cli", ["-p", String(port), "cluster", "nodes"], {
+    encoding: "utf8",
+    timeout: REDIS_CLI_TIMEOUT_MS,
+  });
   const ranges: [number, number, number][] = [];
   for (const line of reply.stdout.split("\n")) {
     const fields = line.trim().split(" ");

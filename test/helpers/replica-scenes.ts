@@ -26,7 +26,9 @@ export function redisStateYaml(
   options: { readonly path?: string; readonly isCluster?: boolean } = {},
 ): string {
   const path = options.path === undefined ? '":memory:"' : JSON.stringify(options.path);
-  const cluster = options.isCluster === true ? "  redis_cluster: true\n" : "";
+  // On a Cluster, a 2 s command timeout (as in redis-cluster.test.ts): ioredis's ready check (CLUSTER INFO) past the
+  // default 200 ms on a loaded machine leaves the gateway on local state, and the test failing by timing.
+  const cluster = options.isCluster === true ? "  redis_cluster: true\n  redis_command_timeout_ms: 2000\n" : "";
   return `state:\n  path: ${path}\n  redis_url: ${url}\n${cluster}  redis_key_prefix: "${prefix}"\n`;
 }
 
