@@ -35,6 +35,7 @@ import {
 } from "./redis-batch-rows-lua.ts";
 import {
   closeClient,
+  connectWithin,
   createCommandClient,
   createSubscriberClient,
   type RedisConnection,
@@ -92,7 +93,7 @@ export class RedisBatchRows implements BatchRows {
   /** Connects (the caller decides whether to wait). Never rejects. */
   async connect(): Promise<void> {
     try {
-      await this.#redis.connect();
+      await connectWithin(this.#redis);
     } catch {
       // reconnects in the background; commands fail at once until then
     }

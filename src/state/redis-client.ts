@@ -17,6 +17,11 @@ import {
 export const COMMAND_TIMEOUT_MS = 200;
 /** ms to wait for a TCP connection (start-up and every reconnection attempt). */
 const CONNECT_TIMEOUT_MS = 1_000;
+/**
+ * ms a start waits for one store's connection before it goes on from local state (ioredis keeps reconnecting in the
+ * background): a connection that fails rejects sooner (its connectTimeout), this bounds the one that never settles.
+ */
+export const START_CONNECT_WAIT_MS = 3_000;
 /** ms a closing connection waits for QUIT's answer before it is dropped (shutdown never hangs on a mute Redis). */
 const QUIT_WAIT_MS = 1_000;
 /** ms between reconnection attempts: 100, 200, ... capped here, so a returning Redis is noticed within a second. */
@@ -221,4 +226,28 @@ export async function closeClient(client: Closable): Promise<void> {
     if (hasQuit) return;
   }
   client.disconnect();
+}
+
+/**
+ * `client.connect()`, waited for at most `waitMs`: rejects when that passes first. ioredis's Cluster#connect() never
+ * settles when its ready check fails (CLUSTER INFO timed out on a loaded node, or `cluster_state:fail`): it
+ * disconnects and connects again with a new promise, and the first one is left pending for ever, even once the
+ * cluster is back. Every Redis store awaited it at start, so such a start never ended (no /health, no exit on a
+ * signal it had not yet installed). The client goes on reconnecting; its "ready" event says when it is up.
+ */
+export async function connectWithin(client: { connect(): Promise<unknown> }, waitMs = START_CONNECT_WAIT_MS) {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      client.connect(),
+      new Promise<never>((_resolve, reject) => {
+        timer = setTimeout(
+          () => reject(new Error(`Redis did not become ready within ${waitMs} ms (still reconnecting)`)),
+          waitMs,
+        );
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
 }

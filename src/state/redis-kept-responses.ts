@@ -22,7 +22,7 @@
 // protocols' KeptResponseRows.
 import type { Clock } from "../clock.ts";
 import type { ConditionalWrite, KeptResponseLimits, KeptResponseRow } from "./embedded-kept-responses.ts";
-import { closeClient, createCommandClient, type RedisConnection } from "./redis-client.ts";
+import { closeClient, connectWithin, createCommandClient, type RedisConnection } from "./redis-client.ts";
 import {
   APPEND_EVENTS_LUA,
   DELETE_IF_UNCHANGED_LUA,
@@ -119,7 +119,7 @@ export class RedisKeptResponses {
   /** Connects (the caller decides whether to wait). Never rejects. */
   async connect(): Promise<void> {
     try {
-      await this.#redis.connect();
+      await connectWithin(this.#redis);
     } catch {
       // reconnects in the background; commands fail at once until then
     }

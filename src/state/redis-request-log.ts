@@ -7,7 +7,7 @@
 // clients' own choice (`x-request-id`), and keyed by id alone a second client's request with the same id replaced
 // the first one's row, so its owner's lookup by id found nothing. A third hash points each id at the key of the
 // last row written with it, for the lookups that may see every client's records (an unnamed key).
-import { closeClient, createCommandClient, type RedisConnection } from "./redis-client.ts";
+import { closeClient, connectWithin, createCommandClient, type RedisConnection } from "./redis-client.ts";
 
 interface StoredRequestRow {
   readonly id: string;
@@ -57,7 +57,7 @@ export class RedisRequestLogBackend {
   /** Connects (the caller decides whether to wait). Never rejects. */
   async connect(): Promise<void> {
     try {
-      await this.#redis.connect();
+      await connectWithin(this.#redis);
     } catch {
       // reconnects in the background
     }

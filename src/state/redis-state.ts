@@ -14,6 +14,7 @@ import { RedisAnswerRows } from "./redis-answer-rows.ts";
 import { CalibrationSharing } from "./redis-calibration.ts";
 import {
   closeClient,
+  connectWithin,
   createCommandClient,
   createSubscriberClient,
   seedNode,
@@ -255,7 +256,7 @@ export async function createRedisStateBackend(
     // retried in the background; the command connection reports the outage
   });
   try {
-    await redis.connect();
+    await connectWithin(redis);
     // A Cluster resolves connect() before it emits "ready"; mark it up here so the resync below has started.
     if (redis.status === "ready") link.markUp();
     // Serve the first request knowing the cooldowns the other processes already found, and hearing the ones they

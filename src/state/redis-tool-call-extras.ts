@@ -7,7 +7,7 @@
 // what it answered itself needs no round trip. A Redis failure costs the real signature only (the Gemini fallback
 // is sent: providers/thought-signatures.ts), never the request.
 import { isRecord } from "../is-record.ts";
-import { closeClient, createCommandClient, type SharedStateRedis } from "./redis-client.ts";
+import { closeClient, connectWithin, createCommandClient, type SharedStateRedis } from "./redis-client.ts";
 import {
   MAX_EXTRA_BYTES,
   type MemoryToolCallExtras,
@@ -35,7 +35,7 @@ export class RedisToolCallExtras implements ToolCallExtrasStore {
   /** Connects (the caller decides whether to wait). Never rejects. */
   async connect(): Promise<void> {
     try {
-      await this.#redis.connect();
+      await connectWithin(this.#redis);
     } catch {
       // reconnects in the background; commands fail at once until then
     }
