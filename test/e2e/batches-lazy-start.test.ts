@@ -21,6 +21,45 @@ function lineContents(requests: readonly { path: string; body: unknown }[]): str
     .map((request) => (request.body as { messages: { content: string }[] }).messages.at(-1)?.content ?? "");
 }
 
+// First in the file: this process has imported neither door's module yet, so the two imports (which share chunks in
+// the bundle and modules from the sources) really run at once.
+test("first requests to the Messages, Responses, Files and Batch routes at once: each answered as its door does", async (t) => {
+  const mock = await useMock(t);
+  echoing(mock);
+  const gateway = await useGateway(t, providersYaml(mock));
+  const json = { "content-type": "application/json" };
+  const form = new FormData();
+  form.set("purpose", "batch");
+  form.set("file", new Blob([chatLine("c-1", "concurrent")]), "input.jsonl");
+  const [messages, responses, uploaded, batches] = await Promise.all([
+    fetch(`${gateway.baseUrl}/messages`, {
+      method: "POST",
+      headers: json,
+      body: JSON.stringify({ model: "m", max_tokens: 16, messages: [{ role: "user", content: "to messages" }] }),
+    }),
+    fetch(`${gateway.baseUrl}/responses`, {
+      method: "POST",
+      headers: json,
+      body: JSON.stringify({ model: "m", input: "to responses" }),
+    }),
+    fetch(`${gateway.baseUrl}/files`, { method: "POST", body: form }),
+    fetch(`${gateway.baseUrl}/batches`),
+  ]);
+  const messageBody = (await messages.json()) as { type: string; content: { text: string }[] };
+  assert.equal(messages.status, 200);
+  assert.equal(messageBody.type, "message");
+  assert.equal(messageBody.content[0]?.text, "echo: to messages");
+  const responseBody = (await responses.json()) as { object: string; output_text?: string; output: unknown[] };
+  assert.equal(responses.status, 200);
+  assert.equal(responseBody.object, "response");
+  assert.match(JSON.stringify(responseBody.output), /echo: to responses/);
+  const file = (await uploaded.json()) as { object: string; purpose: string };
+  assert.equal(uploaded.status, 200);
+  assert.deepEqual([file.object, file.purpose], ["file", "batch"]);
+  assert.equal(batches.status, 200);
+  assert.deepEqual(((await batches.json()) as { data: unknown[] }).data, []);
+});
+
 test("a restart resumes a batch in progress before any request reaches the restarted gateway", async (t) => {
   const mock = await useMock(t);
   echoing(mock, 250);
