@@ -1,6 +1,7 @@
 // The Files and Batch routes load at their first request (src/server/batch-doors.ts), but a gateway whose state file
 // holds batches starts their runner at start: a batch in progress at a restart is resumed with no request arriving,
-// and files uploaded before a restart are listed after it.
+// and files uploaded before a restart are listed after it. First requests to both lazily loaded modules at once are
+// each served by their own door.
 import assert from "node:assert/strict";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
