@@ -280,6 +280,21 @@ batches:
     const yaml = yamlFor(mock, cluster.url, "  redis_cluster: true\n");
     const a = await useGateway(t, yaml);
     const b = await useGateway(t, yaml);
+    // A start waits for the cluster at most START_READY_WAIT_MS per store (its ready check can fail on a loaded
+    // machine: CLUSTER INFO slower than the command timeout), then goes on and reconnects in the background.
+    await Promise.all([a, b].map((gateway) => untilFilesAnswer(gateway.baseUrl)));
     await basicFlow(clientOf(a.baseUrl.replace(/\/v1$/, "")), clientOf(b.baseUrl.replace(/\/v1$/, "")));
   });
 });
+
+/** Resolves once the gateway's Files route answers 200 (its Redis connection is up); fails after 15 s. */
+async function untilFilesAnswer(baseUrl: string): Promise<void> {
+  const deadlineMs = Date.now() + 15_000;
+  for (;;) {
+    const response = await fetch(`${baseUrl}/files`);
+    await response.arrayBuffer();
+    if (response.status === 200) return;
+    assert.ok(Date.now() < deadlineMs, `GET /v1/files still answers ${response.status}`);
+    await sleep(200);
+  }
+}
