@@ -3,23 +3,18 @@
 // answer exactly (text, reasoning, tool calls), usage, one finish, and the record must say what happened. A cut
 // inside a tool call cannot be continued: the client gets the protocol's error, never a truncated success.
 import assert from "node:assert/strict";
-import { test } from "node:test";
 import OpenAI from "openai";
-import type { ChatCompletionChunk } from "openai/resources/chat/completions";
 import {
-  ANSWERS,
-  assertRecord,
+  assertRunRecord,
+  beginRun,
   type CutScene,
-  expectationOf,
+  drain,
   expectedOutputTokensOf,
   expectedReasoningOf,
-  loggedRequest,
   MODEL,
-  nameOf,
   type Run,
-  runsOf,
-  startCutScene,
   TOOL_NAMES,
+  testEveryCut,
   textOf,
   toolCallsOf,
 } from "../helpers/cut-streams.ts";
@@ -30,11 +25,8 @@ const TOOLS = TOOL_NAMES.map((name) => ({
 }));
 
 async function runOnce(scene: CutScene, client: OpenAI, run: Run): Promise<void> {
-  scene.script(run);
-  const answer = run.answer;
-  const requestId = `cut-chat-${nameOf(run)}`;
-  const context = `${answer.name}, ${requestId}`;
-  const expected = expectationOf(run);
+  const begun = beginRun(scene, run, "chat");
+  const { answer, requestId, context, expected } = begun;
   const fate = expected.fate;
   const stream = client.chat.completions.stream(
     {
@@ -45,15 +37,8 @@ async function runOnce(scene: CutScene, client: OpenAI, run: Run): Promise<void>
     },
     { headers: { "x-request-id": requestId } },
   );
-  const chunks: ChatCompletionChunk[] = [];
-  let thrown: unknown;
-  try {
-    for await (const chunk of stream) chunks.push(chunk);
-  } catch (error) {
-    thrown = error;
-  }
-  const record = await loggedRequest(scene.gateway, requestId);
-  assertRecord(record, run, expected, context);
+  const { events: chunks, thrown } = await drain(stream);
+  await assertRunRecord(scene, run, begun);
   if (fate === "error") {
     assert.ok(
       thrown instanceof OpenAI.APIError,
@@ -94,10 +79,4 @@ async function runOnce(scene: CutScene, client: OpenAI, run: Run): Promise<void>
   assert.equal(new Set(chunks.map((chunk) => chunk.id)).size, 1, `${context}: one stream id`);
 }
 
-for (const answer of ANSWERS) {
-  test(`chat stream (${answer.name}) cut at every event boundary: the uncut answer, or a clean error`, async (t) => {
-    const scene = await startCutScene(t);
-    const client = new OpenAI({ baseURL: scene.gateway.baseUrl, apiKey: "x", maxRetries: 0 });
-    for (const run of runsOf(answer)) await runOnce(scene, client, run);
-  });
-}
+testEveryCut("chat stream", (gateway) => new OpenAI({ baseURL: gateway.baseUrl, apiKey: "x", maxRetries: 0 }), runOnce);

@@ -5,24 +5,20 @@
 // last), usage, and a record saying what happened; a cut inside a tool call ends with `event: error`, which the SDK
 // raises, never a truncated success.
 import assert from "node:assert/strict";
-import { test } from "node:test";
 import Anthropic from "@anthropic-ai/sdk";
 import type { RawMessageStreamEvent } from "@anthropic-ai/sdk/resources/messages";
 import {
-  ANSWERS,
-  assertRecord,
+  assertRunRecord,
+  beginRun,
   type CutScene,
-  expectationOf,
+  drain,
   expectedOutputTokensOf,
   expectedReasoningOf,
-  loggedRequest,
   MODEL,
-  nameOf,
   type Run,
   reasoningOf,
-  runsOf,
-  startCutScene,
   TOOL_NAMES,
+  testEveryCut,
   textOf,
   toolCallsOf,
 } from "../helpers/cut-streams.ts";
@@ -54,11 +50,8 @@ function assertWellFormed(events: readonly RawMessageStreamEvent[], context: str
 }
 
 async function runOnce(scene: CutScene, client: Anthropic, run: Run): Promise<void> {
-  scene.script(run);
-  const answer = run.answer;
-  const requestId = `cut-messages-${nameOf(run)}`;
-  const context = `${answer.name}, ${requestId}`;
-  const expected = expectationOf(run);
+  const begun = beginRun(scene, run, "messages");
+  const { answer, requestId, context, expected } = begun;
   const fate = expected.fate;
   const isThinking = reasoningOf(answer) !== "";
   const stream = client.messages.stream(
@@ -75,15 +68,8 @@ async function runOnce(scene: CutScene, client: Anthropic, run: Run): Promise<vo
     (message) => ({ message, error: undefined }),
     (error: unknown) => ({ message: undefined, error }),
   );
-  const events: RawMessageStreamEvent[] = [];
-  let thrown: unknown;
-  try {
-    for await (const event of stream) events.push(event);
-  } catch (error) {
-    thrown = error;
-  }
-  const record = await loggedRequest(scene.gateway, requestId);
-  assertRecord(record, run, expected, context);
+  const { events, thrown } = await drain(stream);
+  await assertRunRecord(scene, run, begun);
   const { message, error } = await final;
   if (fate === "error") {
     assert.ok(thrown instanceof Anthropic.APIError, `${context}: expected the SDK to raise, got ${String(thrown)}`);
@@ -118,10 +104,8 @@ async function runOnce(scene: CutScene, client: Anthropic, run: Run): Promise<vo
     assert.equal(message.usage.output_tokens, outputTokens, `${context}: alpha's part and beta's`);
 }
 
-for (const answer of ANSWERS) {
-  test(`messages.stream (${answer.name}) cut at every event boundary: the uncut answer, or a clean error`, async (t) => {
-    const scene = await startCutScene(t);
-    const client = new Anthropic({ baseURL: scene.gateway.url, apiKey: "x", maxRetries: 0 });
-    for (const run of runsOf(answer)) await runOnce(scene, client, run);
-  });
-}
+testEveryCut(
+  "messages.stream",
+  (gateway) => new Anthropic({ baseURL: gateway.url, apiKey: "x", maxRetries: 0 }),
+  runOnce,
+);

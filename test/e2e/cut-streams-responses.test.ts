@@ -4,23 +4,19 @@
 // deltas and done once, no delta after its done, `response.completed` last), usage, and a record saying what
 // happened; a cut inside a tool call ends with the in-band `error` event the SDK raises, never a truncated success.
 import assert from "node:assert/strict";
-import { test } from "node:test";
 import OpenAI from "openai";
 import type { ResponseStreamEvent } from "openai/resources/responses/responses";
 import {
-  ANSWERS,
-  assertRecord,
+  assertRunRecord,
+  beginRun,
   type CutScene,
-  expectationOf,
+  drain,
   expectedOutputTokensOf,
   expectedReasoningOf,
-  loggedRequest,
   MODEL,
-  nameOf,
   type Run,
-  runsOf,
-  startCutScene,
   TOOL_NAMES,
+  testEveryCut,
   textOf,
   toolCallsOf,
 } from "../helpers/cut-streams.ts";
@@ -74,11 +70,8 @@ function assertWellFormed(events: readonly ResponseStreamEvent[], context: strin
 }
 
 async function runOnce(scene: CutScene, client: OpenAI, run: Run): Promise<void> {
-  scene.script(run);
-  const answer = run.answer;
-  const requestId = `cut-responses-${nameOf(run)}`;
-  const context = `${answer.name}, ${requestId}`;
-  const expected = expectationOf(run);
+  const begun = beginRun(scene, run, "responses");
+  const { answer, requestId, context, expected } = begun;
   const fate = expected.fate;
   const stream = client.responses.stream(
     {
@@ -93,15 +86,8 @@ async function runOnce(scene: CutScene, client: OpenAI, run: Run): Promise<void>
     (response) => ({ response, error: undefined }),
     (error: unknown) => ({ response: undefined, error }),
   );
-  const events: ResponseStreamEvent[] = [];
-  let thrown: unknown;
-  try {
-    for await (const event of stream) events.push(event);
-  } catch (error) {
-    thrown = error;
-  }
-  const record = await loggedRequest(scene.gateway, requestId);
-  assertRecord(record, run, expected, context);
+  const { events, thrown } = await drain(stream);
+  await assertRunRecord(scene, run, begun);
   if (fate === "error") {
     // The SDK yields OpenAI's in-band `error` event and ends there (it throws only for an `error` field); the
     // gateway's `response.failed` after it is not seen. `finalResponse()` rejects with that event.
@@ -157,10 +143,8 @@ async function runOnce(scene: CutScene, client: OpenAI, run: Run): Promise<void>
     assert.equal(usage.output_tokens, outputTokens, `${context}: alpha's part and beta's`);
 }
 
-for (const answer of ANSWERS) {
-  test(`responses.stream (${answer.name}) cut at every event boundary: the uncut answer, or a clean error`, async (t) => {
-    const scene = await startCutScene(t);
-    const client = new OpenAI({ baseURL: scene.gateway.baseUrl, apiKey: "x", maxRetries: 0 });
-    for (const run of runsOf(answer)) await runOnce(scene, client, run);
-  });
-}
+testEveryCut(
+  "responses.stream",
+  (gateway) => new OpenAI({ baseURL: gateway.baseUrl, apiKey: "x", maxRetries: 0 }),
+  runOnce,
+);
