@@ -4,41 +4,28 @@
 // inside a tool call cannot be continued: the client gets the protocol's error, never a truncated success.
 import assert from "node:assert/strict";
 import OpenAI from "openai";
-import {
-  assertRunRecord,
-  beginRun,
-  type CutScene,
-  drain,
-  expectedOutputTokensOf,
-  expectedReasoningOf,
-  MODEL,
-  type Run,
-  TOOL_NAMES,
-  testEveryCut,
-  textOf,
-  toolCallsOf,
-} from "../helpers/cut-streams.ts";
+import * as cut from "../helpers/cut-streams.ts";
 
-const TOOLS = TOOL_NAMES.map((name) => ({
+const TOOLS = cut.TOOL_NAMES.map((name) => ({
   type: "function" as const,
   function: { name, parameters: { type: "object", properties: {} } },
 }));
 
-async function runOnce(scene: CutScene, client: OpenAI, run: Run): Promise<void> {
-  const begun = beginRun(scene, run, "chat");
+async function runOnce(scene: cut.CutScene, client: OpenAI, run: cut.Run): Promise<void> {
+  const begun = cut.beginRun(scene, run, "chat");
   const { answer, requestId, context, expected } = begun;
   const fate = expected.fate;
   const stream = client.chat.completions.stream(
     {
-      model: MODEL,
+      model: cut.MODEL,
       messages: [{ role: "user", content: "What is the weather in Zürich?" }],
       stream_options: { include_usage: true },
       ...(answer.finishReason === "tool_calls" ? { tools: TOOLS } : {}),
     },
     { headers: { "x-request-id": requestId } },
   );
-  const { events: chunks, thrown } = await drain(stream);
-  await assertRunRecord(scene, run, begun);
+  const { events: chunks, thrown } = await cut.drain(stream);
+  await cut.assertRunRecord(scene, run, begun);
   if (fate === "error") {
     assert.ok(
       thrown instanceof OpenAI.APIError,
@@ -51,12 +38,12 @@ async function runOnce(scene: CutScene, client: OpenAI, run: Run): Promise<void>
   const completion = await stream.finalChatCompletion();
   const choice = completion.choices[0];
   assert.ok(choice !== undefined, context);
-  assert.equal(choice.message.content ?? "", textOf(answer), `${context}: the text, exactly once`);
+  assert.equal(choice.message.content ?? "", cut.textOf(answer), `${context}: the text, exactly once`);
   const reasoning = chunks
     .map((chunk) => (chunk.choices[0]?.delta as { reasoning_content?: string } | undefined)?.reasoning_content ?? "")
     .join("");
-  assert.equal(reasoning, expectedReasoningOf(run, expected), `${context}: reasoning`);
-  const expectedCalls = toolCallsOf(answer);
+  assert.equal(reasoning, cut.expectedReasoningOf(run, expected), `${context}: reasoning`);
+  const expectedCalls = cut.toolCallsOf(answer);
   const calls = choice.message.tool_calls ?? [];
   assert.equal(calls.length, expectedCalls.length, context);
   for (const [index, call] of calls.entries()) {
@@ -73,10 +60,14 @@ async function runOnce(scene: CutScene, client: OpenAI, run: Run): Promise<void>
   assert.ok(usage !== undefined && usage !== null, `${context}: the last chunk is the usage chunk`);
   assert.ok(usage.prompt_tokens > 0 && usage.completion_tokens > 0, `${context}: ${JSON.stringify(usage)}`);
   assert.equal(usage.total_tokens, usage.prompt_tokens + usage.completion_tokens, context);
-  const outputTokens = expectedOutputTokensOf(run, expected);
+  const outputTokens = cut.expectedOutputTokensOf(run, expected);
   if (outputTokens !== undefined)
     assert.equal(usage.completion_tokens, outputTokens, `${context}: alpha's part and beta's`);
   assert.equal(new Set(chunks.map((chunk) => chunk.id)).size, 1, `${context}: one stream id`);
 }
 
-testEveryCut("chat stream", (gateway) => new OpenAI({ baseURL: gateway.baseUrl, apiKey: "x", maxRetries: 0 }), runOnce);
+cut.testEveryCut(
+  "chat stream",
+  (gateway) => new OpenAI({ baseURL: gateway.baseUrl, apiKey: "x", maxRetries: 0 }),
+  runOnce,
+);

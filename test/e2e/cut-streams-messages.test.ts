@@ -7,23 +7,9 @@
 import assert from "node:assert/strict";
 import Anthropic from "@anthropic-ai/sdk";
 import type { RawMessageStreamEvent } from "@anthropic-ai/sdk/resources/messages";
-import {
-  assertRunRecord,
-  beginRun,
-  type CutScene,
-  drain,
-  expectedOutputTokensOf,
-  expectedReasoningOf,
-  MODEL,
-  type Run,
-  reasoningOf,
-  TOOL_NAMES,
-  testEveryCut,
-  textOf,
-  toolCallsOf,
-} from "../helpers/cut-streams.ts";
+import * as cut from "../helpers/cut-streams.ts";
 
-const TOOLS = TOOL_NAMES.map((name) => ({ name, input_schema: { type: "object" as const, properties: {} } }));
+const TOOLS = cut.TOOL_NAMES.map((name) => ({ name, input_schema: { type: "object" as const, properties: {} } }));
 
 function assertWellFormed(events: readonly RawMessageStreamEvent[], context: string): void {
   const types = events.map((event) => event.type);
@@ -49,14 +35,14 @@ function assertWellFormed(events: readonly RawMessageStreamEvent[], context: str
   }
 }
 
-async function runOnce(scene: CutScene, client: Anthropic, run: Run): Promise<void> {
-  const begun = beginRun(scene, run, "messages");
+async function runOnce(scene: cut.CutScene, client: Anthropic, run: cut.Run): Promise<void> {
+  const begun = cut.beginRun(scene, run, "messages");
   const { answer, requestId, context, expected } = begun;
   const fate = expected.fate;
-  const isThinking = reasoningOf(answer) !== "";
+  const isThinking = cut.reasoningOf(answer) !== "";
   const stream = client.messages.stream(
     {
-      model: MODEL,
+      model: cut.MODEL,
       max_tokens: 2000,
       messages: [{ role: "user", content: "What is the weather in Zürich?" }],
       ...(answer.finishReason === "tool_calls" ? { tools: TOOLS } : {}),
@@ -68,8 +54,8 @@ async function runOnce(scene: CutScene, client: Anthropic, run: Run): Promise<vo
     (message) => ({ message, error: undefined }),
     (error: unknown) => ({ message: undefined, error }),
   );
-  const { events, thrown } = await drain(stream);
-  await assertRunRecord(scene, run, begun);
+  const { events, thrown } = await cut.drain(stream);
+  await cut.assertRunRecord(scene, run, begun);
   const { message, error } = await final;
   if (fate === "error") {
     assert.ok(thrown instanceof Anthropic.APIError, `${context}: expected the SDK to raise, got ${String(thrown)}`);
@@ -83,11 +69,11 @@ async function runOnce(scene: CutScene, client: Anthropic, run: Run): Promise<vo
   assert.ok(message !== undefined, `${context}: ${String(error)}`);
   assertWellFormed(events, context);
   const text = message.content.map((block) => (block.type === "text" ? block.text : "")).join("");
-  assert.equal(text, textOf(answer), `${context}: the text, exactly once`);
+  assert.equal(text, cut.textOf(answer), `${context}: the text, exactly once`);
   const thinking = message.content.map((block) => (block.type === "thinking" ? block.thinking : "")).join("");
-  assert.equal(thinking, expectedReasoningOf(run, expected), `${context}: thinking`);
+  assert.equal(thinking, cut.expectedReasoningOf(run, expected), `${context}: thinking`);
   const calls = message.content.filter((block) => block.type === "tool_use");
-  const expectedCalls = toolCallsOf(answer);
+  const expectedCalls = cut.toolCallsOf(answer);
   assert.equal(calls.length, expectedCalls.length, context);
   for (const [index, call] of calls.entries()) {
     assert.equal(call.name, expectedCalls[index]?.name, context);
@@ -99,12 +85,12 @@ async function runOnce(scene: CutScene, client: Anthropic, run: Run): Promise<vo
     message.usage.input_tokens > 0 && message.usage.output_tokens > 0,
     `${context}: ${JSON.stringify(message.usage)}`,
   );
-  const outputTokens = expectedOutputTokensOf(run, expected);
+  const outputTokens = cut.expectedOutputTokensOf(run, expected);
   if (outputTokens !== undefined)
     assert.equal(message.usage.output_tokens, outputTokens, `${context}: alpha's part and beta's`);
 }
 
-testEveryCut(
+cut.testEveryCut(
   "messages.stream",
   (gateway) => new Anthropic({ baseURL: gateway.url, apiKey: "x", maxRetries: 0 }),
   runOnce,

@@ -6,22 +6,9 @@
 import assert from "node:assert/strict";
 import OpenAI from "openai";
 import type { ResponseStreamEvent } from "openai/resources/responses/responses";
-import {
-  assertRunRecord,
-  beginRun,
-  type CutScene,
-  drain,
-  expectedOutputTokensOf,
-  expectedReasoningOf,
-  MODEL,
-  type Run,
-  TOOL_NAMES,
-  testEveryCut,
-  textOf,
-  toolCallsOf,
-} from "../helpers/cut-streams.ts";
+import * as cut from "../helpers/cut-streams.ts";
 
-const TOOLS = TOOL_NAMES.map((name) => ({
+const TOOLS = cut.TOOL_NAMES.map((name) => ({
   type: "function" as const,
   name,
   parameters: { type: "object", properties: {} },
@@ -69,13 +56,13 @@ function assertWellFormed(events: readonly ResponseStreamEvent[], context: strin
   assert.equal(doneItems.size, added.length, `${context}: every item added is done`);
 }
 
-async function runOnce(scene: CutScene, client: OpenAI, run: Run): Promise<void> {
-  const begun = beginRun(scene, run, "responses");
+async function runOnce(scene: cut.CutScene, client: OpenAI, run: cut.Run): Promise<void> {
+  const begun = cut.beginRun(scene, run, "responses");
   const { answer, requestId, context, expected } = begun;
   const fate = expected.fate;
   const stream = client.responses.stream(
     {
-      model: MODEL,
+      model: cut.MODEL,
       input: "What is the weather in Zürich?",
       ...(answer.finishReason === "tool_calls" ? { tools: TOOLS } : {}),
     },
@@ -86,8 +73,8 @@ async function runOnce(scene: CutScene, client: OpenAI, run: Run): Promise<void>
     (response) => ({ response, error: undefined }),
     (error: unknown) => ({ response: undefined, error }),
   );
-  const { events, thrown } = await drain(stream);
-  await assertRunRecord(scene, run, begun);
+  const { events, thrown } = await cut.drain(stream);
+  await cut.assertRunRecord(scene, run, begun);
   if (fate === "error") {
     // The SDK yields OpenAI's in-band `error` event and ends there (it throws only for an `error` field); the
     // gateway's `response.failed` after it is not seen. `finalResponse()` rejects with that event.
@@ -111,13 +98,13 @@ async function runOnce(scene: CutScene, client: OpenAI, run: Run): Promise<void>
   const { response, error } = await final;
   assert.ok(response !== undefined, `${context}: ${String(error)}`);
   assert.equal(response.status, "completed", context);
-  assert.equal(response.output_text, textOf(answer), `${context}: the text, exactly once`);
+  assert.equal(response.output_text, cut.textOf(answer), `${context}: the text, exactly once`);
   const reasoning = response.output
     .flatMap((item) => (item.type === "reasoning" ? item.summary.map((part) => part.text) : []))
     .join("");
-  assert.equal(reasoning, expectedReasoningOf(run, expected), `${context}: reasoning`);
+  assert.equal(reasoning, cut.expectedReasoningOf(run, expected), `${context}: reasoning`);
   const calls = response.output.filter((item) => item.type === "function_call");
-  const expectedCalls = toolCallsOf(answer);
+  const expectedCalls = cut.toolCallsOf(answer);
   assert.equal(calls.length, expectedCalls.length, context);
   for (const [index, call] of calls.entries()) {
     assert.equal(call.name, expectedCalls[index]?.name, context);
@@ -138,12 +125,12 @@ async function runOnce(scene: CutScene, client: OpenAI, run: Run): Promise<void>
   assert.ok(usage !== undefined && usage !== null, `${context}: usage`);
   assert.ok(usage.input_tokens > 0 && usage.output_tokens > 0, `${context}: ${JSON.stringify(usage)}`);
   assert.equal(usage.total_tokens, usage.input_tokens + usage.output_tokens, context);
-  const outputTokens = expectedOutputTokensOf(run, expected);
+  const outputTokens = cut.expectedOutputTokensOf(run, expected);
   if (outputTokens !== undefined)
     assert.equal(usage.output_tokens, outputTokens, `${context}: alpha's part and beta's`);
 }
 
-testEveryCut(
+cut.testEveryCut(
   "responses.stream",
   (gateway) => new OpenAI({ baseURL: gateway.baseUrl, apiKey: "x", maxRetries: 0 }),
   runOnce,
