@@ -3,57 +3,29 @@
 // answer exactly (text, reasoning, tool calls), usage, one finish, and the record must say what happened. A cut
 // inside a tool call cannot be continued: the client gets the protocol's error, never a truncated success.
 import assert from "node:assert/strict";
-import { test } from "node:test";
 import OpenAI from "openai";
-import type { ChatCompletionChunk } from "openai/resources/chat/completions";
-import {
-  ANSWERS,
-  assertRecord,
-  type CutScene,
-  expectationOf,
-  expectedOutputTokensOf,
-  expectedReasoningOf,
-  loggedRequest,
-  MODEL,
-  nameOf,
-  type Run,
-  runsOf,
-  startCutScene,
-  TOOL_NAMES,
-  textOf,
-  toolCallsOf,
-} from "../helpers/cut-streams.ts";
+import * as cut from "../helpers/cut-streams.ts";
 
-const TOOLS = TOOL_NAMES.map((name) => ({
+const TOOLS = cut.TOOL_NAMES.map((name) => ({
   type: "function" as const,
   function: { name, parameters: { type: "object", properties: {} } },
 }));
 
-async function runOnce(scene: CutScene, client: OpenAI, run: Run): Promise<void> {
-  scene.script(run);
-  const answer = run.answer;
-  const requestId = `cut-chat-${nameOf(run)}`;
-  const context = `${answer.name}, ${requestId}`;
-  const expected = expectationOf(run);
+async function runOnce(scene: cut.CutScene, client: OpenAI, run: cut.Run): Promise<void> {
+  const begun = cut.beginRun(scene, run, "chat");
+  const { answer, requestId, context, expected } = begun;
   const fate = expected.fate;
   const stream = client.chat.completions.stream(
     {
-      model: MODEL,
+      model: cut.MODEL,
       messages: [{ role: "user", content: "What is the weather in Zürich?" }],
       stream_options: { include_usage: true },
       ...(answer.finishReason === "tool_calls" ? { tools: TOOLS } : {}),
     },
     { headers: { "x-request-id": requestId } },
   );
-  const chunks: ChatCompletionChunk[] = [];
-  let thrown: unknown;
-  try {
-    for await (const chunk of stream) chunks.push(chunk);
-  } catch (error) {
-    thrown = error;
-  }
-  const record = await loggedRequest(scene.gateway, requestId);
-  assertRecord(record, run, expected, context);
+  const { events: chunks, thrown } = await cut.drain(stream);
+  await cut.assertRunRecord(scene, run, begun);
   if (fate === "error") {
     assert.ok(
       thrown instanceof OpenAI.APIError,
@@ -66,12 +38,12 @@ async function runOnce(scene: CutScene, client: OpenAI, run: Run): Promise<void>
   const completion = await stream.finalChatCompletion();
   const choice = completion.choices[0];
   assert.ok(choice !== undefined, context);
-  assert.equal(choice.message.content ?? "", textOf(answer), `${context}: the text, exactly once`);
+  assert.equal(choice.message.content ?? "", cut.textOf(answer), `${context}: the text, exactly once`);
   const reasoning = chunks
     .map((chunk) => (chunk.choices[0]?.delta as { reasoning_content?: string } | undefined)?.reasoning_content ?? "")
     .join("");
-  assert.equal(reasoning, expectedReasoningOf(run, expected), `${context}: reasoning`);
-  const expectedCalls = toolCallsOf(answer);
+  assert.equal(reasoning, cut.expectedReasoningOf(run, expected), `${context}: reasoning`);
+  const expectedCalls = cut.toolCallsOf(answer);
   const calls = choice.message.tool_calls ?? [];
   assert.equal(calls.length, expectedCalls.length, context);
   for (const [index, call] of calls.entries()) {
@@ -88,16 +60,14 @@ async function runOnce(scene: CutScene, client: OpenAI, run: Run): Promise<void>
   assert.ok(usage !== undefined && usage !== null, `${context}: the last chunk is the usage chunk`);
   assert.ok(usage.prompt_tokens > 0 && usage.completion_tokens > 0, `${context}: ${JSON.stringify(usage)}`);
   assert.equal(usage.total_tokens, usage.prompt_tokens + usage.completion_tokens, context);
-  const outputTokens = expectedOutputTokensOf(run, expected);
+  const outputTokens = cut.expectedOutputTokensOf(run, expected);
   if (outputTokens !== undefined)
     assert.equal(usage.completion_tokens, outputTokens, `${context}: alpha's part and beta's`);
   assert.equal(new Set(chunks.map((chunk) => chunk.id)).size, 1, `${context}: one stream id`);
 }
 
-for (const answer of ANSWERS) {
-  test(`chat stream (${answer.name}) cut at every event boundary: the uncut answer, or a clean error`, async (t) => {
-    const scene = await startCutScene(t);
-    const client = new OpenAI({ baseURL: scene.gateway.baseUrl, apiKey: "x", maxRetries: 0 });
-    for (const run of runsOf(answer)) await runOnce(scene, client, run);
-  });
-}
+cut.testEveryCut(
+  "chat stream",
+  (gateway) => new OpenAI({ baseURL: gateway.baseUrl, apiKey: "x", maxRetries: 0 }),
+  runOnce,
+);

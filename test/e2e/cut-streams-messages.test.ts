@@ -5,29 +5,11 @@
 // last), usage, and a record saying what happened; a cut inside a tool call ends with `event: error`, which the SDK
 // raises, never a truncated success.
 import assert from "node:assert/strict";
-import { test } from "node:test";
 import Anthropic from "@anthropic-ai/sdk";
 import type { RawMessageStreamEvent } from "@anthropic-ai/sdk/resources/messages";
-import {
-  ANSWERS,
-  assertRecord,
-  type CutScene,
-  expectationOf,
-  expectedOutputTokensOf,
-  expectedReasoningOf,
-  loggedRequest,
-  MODEL,
-  nameOf,
-  type Run,
-  reasoningOf,
-  runsOf,
-  startCutScene,
-  TOOL_NAMES,
-  textOf,
-  toolCallsOf,
-} from "../helpers/cut-streams.ts";
+import * as cut from "../helpers/cut-streams.ts";
 
-const TOOLS = TOOL_NAMES.map((name) => ({ name, input_schema: { type: "object" as const, properties: {} } }));
+const TOOLS = cut.TOOL_NAMES.map((name) => ({ name, input_schema: { type: "object" as const, properties: {} } }));
 
 function assertWellFormed(events: readonly RawMessageStreamEvent[], context: string): void {
   const types = events.map((event) => event.type);
@@ -53,17 +35,14 @@ function assertWellFormed(events: readonly RawMessageStreamEvent[], context: str
   }
 }
 
-async function runOnce(scene: CutScene, client: Anthropic, run: Run): Promise<void> {
-  scene.script(run);
-  const answer = run.answer;
-  const requestId = `cut-messages-${nameOf(run)}`;
-  const context = `${answer.name}, ${requestId}`;
-  const expected = expectationOf(run);
+async function runOnce(scene: cut.CutScene, client: Anthropic, run: cut.Run): Promise<void> {
+  const begun = cut.beginRun(scene, run, "messages");
+  const { answer, requestId, context, expected } = begun;
   const fate = expected.fate;
-  const isThinking = reasoningOf(answer) !== "";
+  const isThinking = cut.reasoningOf(answer) !== "";
   const stream = client.messages.stream(
     {
-      model: MODEL,
+      model: cut.MODEL,
       max_tokens: 2000,
       messages: [{ role: "user", content: "What is the weather in Zürich?" }],
       ...(answer.finishReason === "tool_calls" ? { tools: TOOLS } : {}),
@@ -75,15 +54,8 @@ async function runOnce(scene: CutScene, client: Anthropic, run: Run): Promise<vo
     (message) => ({ message, error: undefined }),
     (error: unknown) => ({ message: undefined, error }),
   );
-  const events: RawMessageStreamEvent[] = [];
-  let thrown: unknown;
-  try {
-    for await (const event of stream) events.push(event);
-  } catch (error) {
-    thrown = error;
-  }
-  const record = await loggedRequest(scene.gateway, requestId);
-  assertRecord(record, run, expected, context);
+  const { events, thrown } = await cut.drain(stream);
+  await cut.assertRunRecord(scene, run, begun);
   const { message, error } = await final;
   if (fate === "error") {
     assert.ok(thrown instanceof Anthropic.APIError, `${context}: expected the SDK to raise, got ${String(thrown)}`);
@@ -97,11 +69,11 @@ async function runOnce(scene: CutScene, client: Anthropic, run: Run): Promise<vo
   assert.ok(message !== undefined, `${context}: ${String(error)}`);
   assertWellFormed(events, context);
   const text = message.content.map((block) => (block.type === "text" ? block.text : "")).join("");
-  assert.equal(text, textOf(answer), `${context}: the text, exactly once`);
+  assert.equal(text, cut.textOf(answer), `${context}: the text, exactly once`);
   const thinking = message.content.map((block) => (block.type === "thinking" ? block.thinking : "")).join("");
-  assert.equal(thinking, expectedReasoningOf(run, expected), `${context}: thinking`);
+  assert.equal(thinking, cut.expectedReasoningOf(run, expected), `${context}: thinking`);
   const calls = message.content.filter((block) => block.type === "tool_use");
-  const expectedCalls = toolCallsOf(answer);
+  const expectedCalls = cut.toolCallsOf(answer);
   assert.equal(calls.length, expectedCalls.length, context);
   for (const [index, call] of calls.entries()) {
     assert.equal(call.name, expectedCalls[index]?.name, context);
@@ -113,15 +85,13 @@ async function runOnce(scene: CutScene, client: Anthropic, run: Run): Promise<vo
     message.usage.input_tokens > 0 && message.usage.output_tokens > 0,
     `${context}: ${JSON.stringify(message.usage)}`,
   );
-  const outputTokens = expectedOutputTokensOf(run, expected);
+  const outputTokens = cut.expectedOutputTokensOf(run, expected);
   if (outputTokens !== undefined)
     assert.equal(message.usage.output_tokens, outputTokens, `${context}: alpha's part and beta's`);
 }
 
-for (const answer of ANSWERS) {
-  test(`messages.stream (${answer.name}) cut at every event boundary: the uncut answer, or a clean error`, async (t) => {
-    const scene = await startCutScene(t);
-    const client = new Anthropic({ baseURL: scene.gateway.url, apiKey: "x", maxRetries: 0 });
-    for (const run of runsOf(answer)) await runOnce(scene, client, run);
-  });
-}
+cut.testEveryCut(
+  "messages.stream",
+  (gateway) => new Anthropic({ baseURL: gateway.url, apiKey: "x", maxRetries: 0 }),
+  runOnce,
+);

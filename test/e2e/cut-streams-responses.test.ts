@@ -4,28 +4,11 @@
 // deltas and done once, no delta after its done, `response.completed` last), usage, and a record saying what
 // happened; a cut inside a tool call ends with the in-band `error` event the SDK raises, never a truncated success.
 import assert from "node:assert/strict";
-import { test } from "node:test";
 import OpenAI from "openai";
 import type { ResponseStreamEvent } from "openai/resources/responses/responses";
-import {
-  ANSWERS,
-  assertRecord,
-  type CutScene,
-  expectationOf,
-  expectedOutputTokensOf,
-  expectedReasoningOf,
-  loggedRequest,
-  MODEL,
-  nameOf,
-  type Run,
-  runsOf,
-  startCutScene,
-  TOOL_NAMES,
-  textOf,
-  toolCallsOf,
-} from "../helpers/cut-streams.ts";
+import * as cut from "../helpers/cut-streams.ts";
 
-const TOOLS = TOOL_NAMES.map((name) => ({
+const TOOLS = cut.TOOL_NAMES.map((name) => ({
   type: "function" as const,
   name,
   parameters: { type: "object", properties: {} },
@@ -73,16 +56,13 @@ function assertWellFormed(events: readonly ResponseStreamEvent[], context: strin
   assert.equal(doneItems.size, added.length, `${context}: every item added is done`);
 }
 
-async function runOnce(scene: CutScene, client: OpenAI, run: Run): Promise<void> {
-  scene.script(run);
-  const answer = run.answer;
-  const requestId = `cut-responses-${nameOf(run)}`;
-  const context = `${answer.name}, ${requestId}`;
-  const expected = expectationOf(run);
+async function runOnce(scene: cut.CutScene, client: OpenAI, run: cut.Run): Promise<void> {
+  const begun = cut.beginRun(scene, run, "responses");
+  const { answer, requestId, context, expected } = begun;
   const fate = expected.fate;
   const stream = client.responses.stream(
     {
-      model: MODEL,
+      model: cut.MODEL,
       input: "What is the weather in Zürich?",
       ...(answer.finishReason === "tool_calls" ? { tools: TOOLS } : {}),
     },
@@ -93,15 +73,8 @@ async function runOnce(scene: CutScene, client: OpenAI, run: Run): Promise<void>
     (response) => ({ response, error: undefined }),
     (error: unknown) => ({ response: undefined, error }),
   );
-  const events: ResponseStreamEvent[] = [];
-  let thrown: unknown;
-  try {
-    for await (const event of stream) events.push(event);
-  } catch (error) {
-    thrown = error;
-  }
-  const record = await loggedRequest(scene.gateway, requestId);
-  assertRecord(record, run, expected, context);
+  const { events, thrown } = await cut.drain(stream);
+  await cut.assertRunRecord(scene, run, begun);
   if (fate === "error") {
     // The SDK yields OpenAI's in-band `error` event and ends there (it throws only for an `error` field); the
     // gateway's `response.failed` after it is not seen. `finalResponse()` rejects with that event.
@@ -125,13 +98,13 @@ async function runOnce(scene: CutScene, client: OpenAI, run: Run): Promise<void>
   const { response, error } = await final;
   assert.ok(response !== undefined, `${context}: ${String(error)}`);
   assert.equal(response.status, "completed", context);
-  assert.equal(response.output_text, textOf(answer), `${context}: the text, exactly once`);
+  assert.equal(response.output_text, cut.textOf(answer), `${context}: the text, exactly once`);
   const reasoning = response.output
     .flatMap((item) => (item.type === "reasoning" ? item.summary.map((part) => part.text) : []))
     .join("");
-  assert.equal(reasoning, expectedReasoningOf(run, expected), `${context}: reasoning`);
+  assert.equal(reasoning, cut.expectedReasoningOf(run, expected), `${context}: reasoning`);
   const calls = response.output.filter((item) => item.type === "function_call");
-  const expectedCalls = toolCallsOf(answer);
+  const expectedCalls = cut.toolCallsOf(answer);
   assert.equal(calls.length, expectedCalls.length, context);
   for (const [index, call] of calls.entries()) {
     assert.equal(call.name, expectedCalls[index]?.name, context);
@@ -152,15 +125,13 @@ async function runOnce(scene: CutScene, client: OpenAI, run: Run): Promise<void>
   assert.ok(usage !== undefined && usage !== null, `${context}: usage`);
   assert.ok(usage.input_tokens > 0 && usage.output_tokens > 0, `${context}: ${JSON.stringify(usage)}`);
   assert.equal(usage.total_tokens, usage.input_tokens + usage.output_tokens, context);
-  const outputTokens = expectedOutputTokensOf(run, expected);
+  const outputTokens = cut.expectedOutputTokensOf(run, expected);
   if (outputTokens !== undefined)
     assert.equal(usage.output_tokens, outputTokens, `${context}: alpha's part and beta's`);
 }
 
-for (const answer of ANSWERS) {
-  test(`responses.stream (${answer.name}) cut at every event boundary: the uncut answer, or a clean error`, async (t) => {
-    const scene = await startCutScene(t);
-    const client = new OpenAI({ baseURL: scene.gateway.baseUrl, apiKey: "x", maxRetries: 0 });
-    for (const run of runsOf(answer)) await runOnce(scene, client, run);
-  });
-}
+cut.testEveryCut(
+  "responses.stream",
+  (gateway) => new OpenAI({ baseURL: gateway.baseUrl, apiKey: "x", maxRetries: 0 }),
+  runOnce,
+);

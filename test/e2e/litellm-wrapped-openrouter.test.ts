@@ -4,10 +4,12 @@
 // relays from the provider it routed to cools that model for the relay's wait, not the key's pool, and a relayed
 // refusal reaches the client in the provider's own words. Real gateway, scripted mock upstreams over loopback.
 import assert from "node:assert/strict";
+import type { TestContext } from "node:test";
 import { describe, test } from "node:test";
 import OpenAI from "openai";
-import { CHAT_ROUTE, chatRequests, openAiClient, serveEveryChat, useGateway, useMock } from "../helpers/e2e.ts";
-import { chatCompletion, type MockStep } from "../helpers/mock-upstream.ts";
+import { CHAT_ROUTE, chatRequests } from "../helpers/e2e.ts";
+import type { MockStep } from "../helpers/mock-upstream.ts";
+import { openRouterScene } from "../helpers/openrouter-scenes.ts";
 
 /** LiteLLM's proxy error wrapping OpenRouter's body, as its router words it. */
 function wrapped(status: number, exception: string, openRouterBody: unknown): MockStep {
@@ -25,37 +27,20 @@ function wrapped(status: number, exception: string, openRouterBody: unknown): Mo
   };
 }
 
-/** `litellm` serving `m` (priority 10) and `m2`, its key's pool account-wide; `beta` serving `m` (priority 1). */
-async function scene(t: Parameters<typeof useMock>[0]) {
-  const litellm = await useMock(t);
-  const beta = await useMock(t);
-  const gateway = await useGateway(
-    t,
-    `providers:
-  - name: litellm
-    base_url: ${litellm.baseUrl}
-    api_key: sk-litellm-master
-    retries: 0
-    rate_limit_scope: account
-    models:
-      m: { id: "openrouter/vendor/m", priority: 10 }
-      m2: { id: "openrouter/vendor/m2", priority: 10 }
-  - name: beta
-    base_url: ${beta.baseUrl}
-    api_key: sk-beta
-    retries: 0
-    models:
-      m: { id: beta-m, priority: 1 }
-routing:
-  max_wait_for_better_ms: 0
-`,
-  );
-  litellm.setDefault(CHAT_ROUTE, (recorded) => ({
-    kind: "json",
-    body: chatCompletion("LiteLLM here.", (recorded.body as { model: string }).model),
-  }));
-  serveEveryChat(beta, "From beta.");
-  return { litellm, beta, client: openAiClient(gateway) };
+/**
+ * `litellm` serving `m` (priority 10) and `m2`, its key's pool account-wide, answering "LiteLLM here."; `beta`
+ * serving `m` (priority 1), answering "From beta.".
+ */
+async function scene(t: TestContext) {
+  const { openrouter, beta, client } = await openRouterScene(t, {
+    name: "litellm",
+    apiKey: "sk-litellm-master",
+    models: { m: { id: "openrouter/vendor/m", priority: 10 }, m2: { id: "openrouter/vendor/m2", priority: 10 } },
+    hasOpenRouterDialect: false,
+    openRouterAnswer: "LiteLLM here.",
+    betaAnswer: "From beta.",
+  });
+  return { litellm: openrouter, beta, client };
 }
 
 const HI = [{ role: "user" as const, content: "Hi" }];

@@ -6,19 +6,9 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import OpenAI from "openai";
-import {
-  CHAT_ROUTE,
-  chatRequests,
-  openAiClient,
-  postChat,
-  recordsOf,
-  serveEveryChat,
-  useGateway,
-  useMock,
-} from "../helpers/e2e.ts";
+import { CHAT_ROUTE, chatRequests, openAiClient, postChat, recordsOf, useGateway, useMock } from "../helpers/e2e.ts";
 import { chatCompletion, chatStream, type MockStep } from "../helpers/mock-upstream.ts";
-
-const OPENROUTER_KEY = "sk-or-v1-0123456789abcdef0123456789abcdef";
+import { OPENROUTER_KEY, openRouterScene } from "../helpers/openrouter-scenes.ts";
 
 function unaffordable(requested: number, affordable: number): MockStep {
   return {
@@ -36,39 +26,13 @@ function unaffordable(requested: number, affordable: number): MockStep {
 }
 
 /** `openrouter` serving `m` (priority 10) and `m2`, account-scoped as its preset is; `beta` serving `m` (priority 1). */
-async function scene(t: Parameters<typeof useMock>[0], betaToo = true) {
-  const openrouter = await useMock(t);
-  const beta = await useMock(t);
-  const gateway = await useGateway(
-    t,
-    `providers:
-  - name: openrouter
-    base_url: ${openrouter.baseUrl}
-    api_key: ${OPENROUTER_KEY}
-    retries: 0
-    rate_limit_scope: account
-    rate_limit_dialect: openrouter
-    models:
-      m: { id: "vendor/m", priority: 10 }
-      m2: { id: "vendor/m2", priority: 10 }
-${
-  betaToo
-    ? `  - name: beta
-    base_url: ${beta.baseUrl}
-    api_key: sk-beta
-    retries: 0
-    models:
-      m: { id: beta-m, priority: 1 }
-`
-    : ""
-}routing:
-  max_wait_for_better_ms: 0
-request_log:
-  enabled: true
-`,
-  );
-  serveEveryChat(beta, "From beta.");
-  return { openrouter, beta, gateway, client: openAiClient(gateway) };
+function scene(t: Parameters<typeof useMock>[0], hasBeta = true) {
+  return openRouterScene(t, {
+    models: { m: { id: "vendor/m", priority: 10 }, m2: { id: "vendor/m2", priority: 10 } },
+    ...(hasBeta ? {} : { beta: false }),
+    hasRequestLog: true,
+    betaAnswer: "From beta.",
+  });
 }
 
 function sentMaxTokens(mock: Awaited<ReturnType<typeof useMock>>): unknown[] {
@@ -144,31 +108,13 @@ describe("OpenRouter's 402 for an output the credits do not cover", () => {
   });
 
   test("the retry's reservation counts the max_tokens it sends: over the model's whole tpm, it is not sent", async (t) => {
-    const openrouter = await useMock(t);
-    const beta = await useMock(t);
-    const gateway = await useGateway(
-      t,
-      `providers:
-  - name: openrouter
-    base_url: ${openrouter.baseUrl}
-    api_key: ${OPENROUTER_KEY}
-    retries: 0
-    rate_limit_dialect: openrouter
-    models:
-      m: { id: "vendor/m", priority: 10, limits: { tpm: 1000 } }
-  - name: beta
-    base_url: ${beta.baseUrl}
-    api_key: sk-beta
-    retries: 0
-    models:
-      m: { id: beta-m, priority: 1 }
-routing:
-  max_wait_for_better_ms: 0
-`,
-    );
-    serveEveryChat(beta, "From beta.");
+    const { openrouter, client } = await openRouterScene(t, {
+      models: { m: { id: "vendor/m", priority: 10, limits: { tpm: 1000 } } },
+      isAccountScoped: false,
+      betaAnswer: "From beta.",
+    });
     openrouter.enqueue(CHAT_ROUTE, unaffordable(16384, 1234));
-    const answer = await openAiClient(gateway).chat.completions.create({
+    const answer = await client.chat.completions.create({
       model: "m",
       messages: [{ role: "user", content: "Hi" }],
     });

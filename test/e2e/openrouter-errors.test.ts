@@ -20,8 +20,7 @@ import {
   useMock,
 } from "../helpers/e2e.ts";
 import { chatCompletion, type MockStep, type MockUpstream } from "../helpers/mock-upstream.ts";
-
-const OPENROUTER_KEY = "sk-or-v1-0123456789abcdef0123456789abcdef";
+import { OPENROUTER_KEY, openRouterScene } from "../helpers/openrouter-scenes.ts";
 
 /**
  * OpenRouter's wrapper of a provider's refusal: `raw` is the provider's body as a JSON string (or its text), left out
@@ -69,45 +68,26 @@ const GROQ_CONTEXT = JSON.stringify({
   },
 });
 
-/** `openrouter` (priority 10, 8k context) and `big` (priority 1, 128k context), both serving `m`. */
-async function contextScene(t: Parameters<typeof useMock>[0], bigToo = true) {
-  const openrouter = await useMock(t);
-  const big = await useMock(t);
-  const gateway = await useGateway(
-    t,
-    `providers:
-  - name: openrouter
-    base_url: ${openrouter.baseUrl}
-    api_key: ${OPENROUTER_KEY}
-    retries: 0
-    models:
-      m: { id: "meta-llama/llama-3.3-70b-instruct:free", priority: 10, context: 8192 }
-${
-  bigToo
-    ? `  - name: big
-    base_url: ${big.baseUrl}
-    api_key: sk-big
-    models:
-      m: { id: big-m, priority: 1, context: 131072 }
-`
-    : ""
-}routing:
-  max_wait_for_better_ms: 0
-`,
-  );
-  return { openrouter, big, gateway, client: openAiClient(gateway) };
+/** `openrouter` (priority 10, 8k context) and `beta` (priority 1, 128k context), both serving `m`. */
+function contextScene(t: Parameters<typeof useMock>[0], hasBeta = true) {
+  return openRouterScene(t, {
+    models: { m: { id: "meta-llama/llama-3.3-70b-instruct:free", priority: 10, context: 8192 } },
+    isAccountScoped: false,
+    hasOpenRouterDialect: false,
+    beta: hasBeta && { id: "big-m", priority: 1, context: 131072 },
+  });
 }
 
 describe("a context-length refusal relayed by OpenRouter", () => {
   test("fails over to a model with a larger context, as a direct provider's does", async (t) => {
-    const { openrouter, big, client } = await contextScene(t);
+    const { openrouter, beta: big, client } = await contextScene(t);
     openrouter.enqueue(CHAT_ROUTE, relayed(400, GROQ_CONTEXT));
     big.enqueue(CHAT_ROUTE, { kind: "json", body: chatCompletion("From the big one.", "big-m") });
     const { data, response } = await client.chat.completions
       .create({ model: "m", messages: [{ role: "user", content: "A long prompt" }] })
       .withResponse();
     assert.equal(data.choices[0]?.message.content, "From the big one.");
-    assert.equal(response.headers.get("x-gateway-provider"), "big");
+    assert.equal(response.headers.get("x-gateway-provider"), "beta");
     assert.equal(response.headers.get("x-gateway-attempts"), "2");
     assert.equal(chatRequests(openrouter).length, 1);
     assert.equal(chatRequests(big).length, 1);
@@ -129,35 +109,6 @@ describe("a context-length refusal relayed by OpenRouter", () => {
     assert.doesNotMatch(error.message, /sk-or-v1/);
   });
 });
-
-/** One provider `openrouter` serving `m` and `m2` (account-scoped, as the preset is), and `beta` serving `m`. */
-async function openRouterScene(t: Parameters<typeof useMock>[0], hasRequestLog = false) {
-  const openrouter = await useMock(t);
-  const beta = await useMock(t);
-  const gateway = await useGateway(
-    t,
-    `providers:
-  - name: openrouter
-    base_url: ${openrouter.baseUrl}
-    api_key: ${OPENROUTER_KEY}
-    retries: 0
-    rate_limit_scope: account
-    rate_limit_dialect: openrouter
-    models:
-      m: { id: "vendor/m:free", priority: 10 }
-      m2: { id: "vendor/m2:free", priority: 10 }
-  - name: beta
-    base_url: ${beta.baseUrl}
-    api_key: sk-beta
-    retries: 0
-    models:
-      m: { id: beta-m, priority: 1 }
-routing:
-  max_wait_for_better_ms: 0
-${hasRequestLog ? "request_log:\n  enabled: true\n" : ""}`,
-  );
-  return { openrouter, beta, gateway, client: openAiClient(gateway) };
-}
 
 interface SentMessage {
   role: string;
@@ -247,7 +198,7 @@ describe("a moderation 403 from OpenRouter", () => {
   test("fails over to the next candidate, and the next request still tries the flagged model first", async (t) => {
     // OpenRouter moderates per model (only some providers' models require it) and flags by mistake ("misc" on
     // "i want to order eba"): another candidate may serve the same input.
-    const { openrouter, beta, gateway, client } = await openRouterScene(t, true);
+    const { openrouter, beta, gateway, client } = await openRouterScene(t, { hasRequestLog: true });
     openrouter.enqueue(CHAT_ROUTE, moderation403("i want to order eba"));
     servedAfterwards(openrouter, beta, "OpenRouter here.", "vendor/m:free");
     const first = await client.chat.completions.create({
@@ -297,37 +248,18 @@ describe("a moderation 403 from OpenRouter", () => {
   });
 
   test("flagged on every candidate: the client gets the first moderation 403, both attempts listed in the record", async (t) => {
-    const openrouter = await useMock(t);
-    const beta = await useMock(t);
-    const gateway = await useGateway(
-      t,
-      `providers:
-  - name: openrouter
-    base_url: ${openrouter.baseUrl}
-    api_key: ${OPENROUTER_KEY}
-    retries: 0
-    models:
-      m: { id: "vendor/m:free", priority: 10 }
-  - name: beta
-    base_url: ${beta.baseUrl}
-    api_key: sk-beta
-    retries: 0
-    models:
-      m: { id: beta-m, priority: 1 }
-routing:
-  max_wait_for_better_ms: 0
-request_log:
-  enabled: true
-`,
-    );
+    const { openrouter, beta, gateway, client } = await openRouterScene(t, {
+      models: { m: { id: "vendor/m:free", priority: 10 } },
+      isAccountScoped: false,
+      hasOpenRouterDialect: false,
+      hasRequestLog: true,
+    });
     openrouter.enqueue(CHAT_ROUTE, moderation403("x"));
     beta.enqueue(CHAT_ROUTE, { kind: "json", status: 500, body: { error: { message: "boom" } } });
-    const error = await openAiClient(gateway)
-      .chat.completions.create({ model: "m", messages: [{ role: "user", content: "x" }] })
-      .then(
-        () => assert.fail("expected an error"),
-        (caught: unknown) => caught,
-      );
+    const error = await client.chat.completions.create({ model: "m", messages: [{ role: "user", content: "x" }] }).then(
+      () => assert.fail("expected an error"),
+      (caught: unknown) => caught,
+    );
     assert.ok(error instanceof OpenAI.PermissionDeniedError, String(error));
     assert.match(error.message, /Flagged for: misc, harassment/);
     assert.equal(chatRequests(beta).length, 1, "the next candidate was tried");

@@ -16,8 +16,7 @@ import {
   useMock,
 } from "../helpers/e2e.ts";
 import { chatCompletion, type MockStep } from "../helpers/mock-upstream.ts";
-
-const OPENROUTER_KEY = "sk-or-v1-0123456789abcdef0123456789abcdef";
+import { OPENROUTER_KEY, openRouterScene } from "../helpers/openrouter-scenes.ts";
 
 function moderation403(reasons: readonly string[]): MockStep {
   return {
@@ -34,33 +33,8 @@ function moderation403(reasons: readonly string[]): MockStep {
 }
 
 /** `openrouter` serving `m` (priority 10) and `m2`, account-scoped as its preset is; `beta` serving `m` (priority 1). */
-async function scene(t: Parameters<typeof useMock>[0]) {
-  const openrouter = await useMock(t);
-  const beta = await useMock(t);
-  const gateway = await useGateway(
-    t,
-    `providers:
-  - name: openrouter
-    base_url: ${openrouter.baseUrl}
-    api_key: ${OPENROUTER_KEY}
-    retries: 0
-    rate_limit_scope: account
-    models:
-      m: { id: "vendor/m:free", priority: 10 }
-      m2: { id: "vendor/m2:free", priority: 10 }
-  - name: beta
-    base_url: ${beta.baseUrl}
-    api_key: sk-beta
-    retries: 0
-    models:
-      m: { id: beta-m, priority: 1 }
-routing:
-  max_wait_for_better_ms: 0
-request_log:
-  enabled: true
-`,
-  );
-  return { openrouter, beta, gateway, client: openAiClient(gateway) };
+function scene(t: Parameters<typeof useMock>[0]) {
+  return openRouterScene(t, { hasOpenRouterDialect: false, hasRequestLog: true });
 }
 
 describe("a moderation 403 whose reasons list is empty", () => {

@@ -3,44 +3,17 @@
 // x-ratelimit-reset is the account's window); and a body of any size the gateway read still yields its wait and its
 // relay (limits/error-body.ts, limits/retry-hint.ts). Real gateway, scripted mock upstreams over loopback.
 import assert from "node:assert/strict";
+import type { TestContext } from "node:test";
 import { describe, test } from "node:test";
-import { CHAT_ROUTE, chatRequests, openAiClient, serveEveryChat, useGateway, useMock } from "../helpers/e2e.ts";
-import { chatCompletion } from "../helpers/mock-upstream.ts";
+import { CHAT_ROUTE, chatRequests } from "../helpers/e2e.ts";
+import { openRouterScene } from "../helpers/openrouter-scenes.ts";
 
-const OPENROUTER_KEY = "sk-or-v1-0123456789abcdef0123456789abcdef";
-
-/** `openrouter` serving `m` (priority 10) and `m2`, account-scoped as its preset is; `beta` serving `m` (priority 1). */
-async function scene(t: Parameters<typeof useMock>[0]) {
-  const openrouter = await useMock(t);
-  const beta = await useMock(t);
-  const gateway = await useGateway(
-    t,
-    `providers:
-  - name: openrouter
-    base_url: ${openrouter.baseUrl}
-    api_key: ${OPENROUTER_KEY}
-    retries: 0
-    rate_limit_scope: account
-    rate_limit_dialect: openrouter
-    models:
-      m: { id: "vendor/m:free", priority: 10 }
-      m2: { id: "vendor/m2:free", priority: 10 }
-  - name: beta
-    base_url: ${beta.baseUrl}
-    api_key: sk-beta
-    retries: 0
-    models:
-      m: { id: beta-m, priority: 1 }
-routing:
-  max_wait_for_better_ms: 0
-`,
-  );
-  openrouter.setDefault(CHAT_ROUTE, (recorded) => ({
-    kind: "json",
-    body: chatCompletion("OpenRouter here.", (recorded.body as { model: string }).model),
-  }));
-  serveEveryChat(beta, "From beta.");
-  return { openrouter, beta, client: openAiClient(gateway) };
+/**
+ * `openrouter` serving `m` (priority 10) and `m2`, account-scoped as its preset is, answering "OpenRouter here.";
+ * `beta` serving `m` (priority 1), answering "From beta.".
+ */
+function scene(t: TestContext) {
+  return openRouterScene(t, { openRouterAnswer: "OpenRouter here.", betaAnswer: "From beta." });
 }
 
 const HI = [{ role: "user" as const, content: "Hi" }];

@@ -4,7 +4,7 @@
 // answers what it is asked as a well-behaved provider would: the rest of the answer after a prefill (the delivered
 // text as a trailing assistant message), the whole answer otherwise. Each door's test loops k inside one scene.
 import assert from "node:assert/strict";
-import type { TestContext } from "node:test";
+import { type TestContext, test } from "node:test";
 import { stringify } from "yaml";
 import { countTextTokens } from "../../src/limits/token-estimate.ts";
 import {
@@ -344,4 +344,52 @@ export function expectedOutputTokensOf(run: Run, expected: Expectation): number 
   const rest = stepsAfter(run.answer, text) ?? [];
   const betaTokens = rest.length + (run.beta === "rethink" ? RETHINKING.length : 0);
   return countTextTokens(text) + countTextTokens(reasoningOfSteps(delivered)) + betaTokens;
+}
+
+/** One run begun: alpha and beta scripted for it, its request id (`cut-<door>-<name>`), what a correct gateway does. */
+export interface BegunRun {
+  readonly answer: Answer;
+  readonly requestId: string;
+  /** The answer's name and the request id, for assertion messages. */
+  readonly context: string;
+  readonly expected: Expectation;
+}
+
+export function beginRun(scene: CutScene, run: Run, door: string): BegunRun {
+  scene.script(run);
+  const requestId = `cut-${door}-${nameOf(run)}`;
+  return { answer: run.answer, requestId, context: `${run.answer.name}, ${requestId}`, expected: expectationOf(run) };
+}
+
+/** Every event an SDK stream yields, and what it threw instead of ending (the cut a client sees), if anything. */
+export async function drain<Event>(stream: AsyncIterable<Event>): Promise<{ events: Event[]; thrown: unknown }> {
+  const events: Event[] = [];
+  let thrown: unknown;
+  try {
+    for await (const event of stream) events.push(event);
+  } catch (error) {
+    thrown = error;
+  }
+  return { events, thrown };
+}
+
+/** Asserts the run's record, once written. */
+export async function assertRunRecord(scene: CutScene, run: Run, begun: BegunRun): Promise<void> {
+  const record = await loggedRequest(scene.gateway, begun.requestId);
+  assertRecord(record, run, begun.expected, begun.context);
+}
+
+/** One test per answer, titled `<label> (<answer>) cut at every …`, running every cut of it in one scene. */
+export function testEveryCut<Client>(
+  label: string,
+  clientOf: (gateway: TestGateway) => Client,
+  runOnce: (scene: CutScene, client: Client, run: Run) => Promise<void>,
+): void {
+  for (const answer of ANSWERS) {
+    test(`${label} (${answer.name}) cut at every event boundary: the uncut answer, or a clean error`, async (t) => {
+      const scene = await startCutScene(t);
+      const client = clientOf(scene.gateway);
+      for (const run of runsOf(answer)) await runOnce(scene, client, run);
+    });
+  }
 }
