@@ -1,5 +1,5 @@
 // The few machine-readable facts in a provider's error body that rate-limit handling needs, read in one pass.
-import { isRecord } from "../is-record.ts";
+import { isRecord, parseJsonRecord } from "../is-record.ts";
 
 /** What `readErrorBody` found; every list is empty when the body is not JSON or has none of it. */
 export interface ErrorBodyFacts {
@@ -206,22 +206,13 @@ export function proxiedErrorBody(bodyText: string): string | undefined {
   if (match === null) return undefined;
   const inner = leadingObjectText(message, match.index + match[0].length);
   if (inner === undefined) return undefined;
-  try {
-    return isRecord(JSON.parse(inner)) ? inner : undefined;
-  } catch {
-    return undefined;
-  }
+  return parseJsonRecord(inner) === undefined ? undefined : inner;
 }
 
 /** The message of a proxy's own error JSON (`error.message`, or a flat `message`). */
 function proxyMessageOf(bodyText: string): string | undefined {
-  let json: unknown;
-  try {
-    json = JSON.parse(bodyText);
-  } catch {
-    return undefined;
-  }
-  if (!isRecord(json)) return undefined;
+  const json = parseJsonRecord(bodyText);
+  if (json === undefined) return undefined;
   const error = isRecord(json.error) ? json.error : json;
   return typeof error.message === "string" ? error.message : undefined;
 }

@@ -7,7 +7,7 @@
 // than a spent request. Kept in this process's memory, or with `state.redis_url` in Redis (shared by the
 // replicas; state/redis-answer-rows.ts); bounded by count and size either way, oldest dropped first.
 import { createHash } from "node:crypto";
-import { isRecord } from "../is-record.ts";
+import { parseJsonRecord } from "../is-record.ts";
 import type { AnswerRows, StateBackend } from "../state/state-types.ts";
 import type { UpstreamApi } from "../upstream/forward-types.ts";
 
@@ -376,13 +376,8 @@ function isYoungEnough(answer: CachedAnswer | undefined, nowMs: number, maxAgeMs
 
 /** A shared row as an answer; anything else (another version's row, a damaged one) is no answer. */
 function parseAnswer(json: string): CachedAnswer | undefined {
-  let row: unknown;
-  try {
-    row = JSON.parse(json);
-  } catch {
-    return undefined;
-  }
-  if (!isRecord(row)) return undefined;
+  const row = parseJsonRecord(json);
+  if (row === undefined) return undefined;
   const { api, form, bodyText, status, provider, model, cost, storedAtMs, bytes, keptForMs } = row;
   if (api !== "chat" && api !== "responses") return undefined;
   if (form !== "json" && form !== "sse") return undefined;

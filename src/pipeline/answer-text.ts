@@ -1,19 +1,14 @@
 // The text of an answer, for the request log's content (`log.content: true`).
 import { firstChoice } from "../chat-choice.ts";
-import { isRecord } from "../is-record.ts";
+import { isRecord, parseJsonRecord } from "../is-record.ts";
 
 /**
  * The answer's text (chat or completions: the choice the adapters answer with, chat-choice.ts; a native Responses
  * answer's `output_text`).
  */
 export function answerText(bodyText: string): string | undefined {
-  let answer: unknown;
-  try {
-    answer = JSON.parse(bodyText);
-  } catch {
-    return undefined;
-  }
-  if (!isRecord(answer)) return undefined;
+  const answer = parseJsonRecord(bodyText);
+  if (answer === undefined) return undefined;
   const choice = firstChoice(answer.choices);
   const message = choice?.message;
   // Chat, legacy completions, the Responses API, a transcription's JSON.

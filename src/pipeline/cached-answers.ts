@@ -2,7 +2,7 @@
 // it and kept in it, the lookup before planning, and the answer given again.
 
 import { NotCachedError } from "../errors/gateway-error.ts";
-import { isRecord } from "../is-record.ts";
+import { isRecord, parseJsonRecord } from "../is-record.ts";
 import type { StreamChunk, TokenUsage } from "../streaming/relay-types.ts";
 import type { JsonResult, StreamResult } from "../upstream/forward-types.ts";
 import { type CachedAnswer, type CacheSettings, cacheKey } from "./answer-cache.ts";
@@ -164,13 +164,8 @@ function keptChunks(bodyText: string): StreamChunk[] | undefined {
   const chunks: StreamChunk[] = [];
   for (const text of data) {
     if (typeof text !== "string") return undefined;
-    let json: unknown;
-    try {
-      json = JSON.parse(text);
-    } catch {
-      return undefined;
-    }
-    if (!isRecord(json)) return undefined;
+    const json = parseJsonRecord(text);
+    if (json === undefined) return undefined;
     chunks.push({ data: text, json });
   }
   return chunks;

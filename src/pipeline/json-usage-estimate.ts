@@ -2,7 +2,7 @@
 // the client gets the gateway's estimate, marked `x_gateway.usage_estimated`, as a stream's client that asked for
 // usage does (docs/streaming.md "Usage chunks"). The Responses and Messages doors read it from here: without it
 // their `usage` was null and `output_tokens` 0, so the Agents SDK, the AI SDK and Claude Code's meter saw nothing.
-import { isRecord } from "../is-record.ts";
+import { parseJsonRecord } from "../is-record.ts";
 import { countTextTokens } from "../limits/token-estimate.ts";
 import { OutputTokenCount, withEstimatedUsage } from "../streaming/estimated-usage.ts";
 import type { TokenUsage } from "../streaming/relay-types.ts";
@@ -20,13 +20,8 @@ export function withJsonUsageEstimate(
   if (result.isUsageMissing !== true || result.api !== "chat" || request.endpoint.estimatesUsage !== true) {
     return undefined;
   }
-  let answer: unknown;
-  try {
-    answer = JSON.parse(result.bodyText);
-  } catch {
-    return undefined;
-  }
-  if (!isRecord(answer)) return undefined;
+  const answer = parseJsonRecord(result.bodyText);
+  if (answer === undefined) return undefined;
   const output = new OutputTokenCount(countTextTokens);
   output.note(answer);
   const usage = {

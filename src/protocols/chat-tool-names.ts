@@ -6,7 +6,7 @@
 // names, in a JSON answer and in each streamed chunk. Freeform `custom` tools and calls alike. A renamed form never
 // takes a name the client gave another tool (long-tool-names.ts). A request with no such name is not copied, and its
 // answer not read again.
-import { isRecord } from "../is-record.ts";
+import { isRecord, parseJsonRecord } from "../is-record.ts";
 import { isUpstreamToolName, LongToolNames } from "./long-tool-names.ts";
 
 /** A chat request whose long (or invalid) tool names were renamed, and the names to map the answer's calls back by. */
@@ -35,13 +35,8 @@ export function shortenChatToolNames(body: unknown): ShortenedChatRequest | unde
 
 /** A JSON chat answer with its calls' names as the client named the tools (the text itself when none changes). */
 export function clientNamedAnswer(bodyText: string, names: LongToolNames): string {
-  let answer: unknown;
-  try {
-    answer = JSON.parse(bodyText);
-  } catch {
-    return bodyText;
-  }
-  if (!isRecord(answer) || !Array.isArray(answer.choices)) return bodyText;
+  const answer = parseJsonRecord(bodyText);
+  if (answer === undefined || !Array.isArray(answer.choices)) return bodyText;
   let isChanged = false;
   for (const choice of answer.choices) {
     if (isRecord(choice) && isRecord(choice.message) && restoreMessageCalls(choice.message, names)) isChanged = true;

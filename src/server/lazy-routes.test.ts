@@ -2,10 +2,24 @@
 // the route's protocol and tried again, and the Responses and Messages doors' list of routes held equal to what their
 // module registers. Over loopback: a Fastify server with the gateway's own error handler, and the real gateway.
 import assert from "node:assert/strict";
+import { connect } from "node:net";
 import { test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
 import Fastify, { type FastifyInstance } from "fastify";
-import { CHAT_ROUTE, oneProviderScene, send, VENDOR_MODEL_ID } from "../../test/helpers/e2e.ts";
+import {
+  CHAT_ROUTE,
+  chatRequests,
+  logCollector,
+  oneProviderScene,
+  oneProviderYaml,
+  send,
+  useGateway,
+  useMock,
+  VENDOR_MODEL_ID,
+} from "../../test/helpers/e2e.ts";
+import { holdImport } from "../../test/helpers/held-import.ts";
 import { chatCompletion } from "../../test/helpers/mock-upstream.ts";
+import type { RequestRecord } from "../observability/request-record.ts";
 import { BatchBooks } from "../pipeline/batch-books.ts";
 import { MemoryBatchRows } from "../state/batch-rows.ts";
 import { batchRouteShapes } from "./batch-route-shapes.ts";
@@ -169,4 +183,57 @@ test("the lists registered at start are exactly the routes the lazy doors regist
   const texts = [JSON.stringify(messages.json), JSON.stringify(responses.json)].join(" ");
   assert.match(texts, /One\./);
   assert.match(texts, /Two\./);
+});
+
+test("a client that leaves while its door's modules are still being imported: nothing is sent upstream, no error logged", async (t) => {
+  // The first Responses request waits in the lazy route for the door's import. Its client closed then: the response
+  // had already emitted `close` when the door's handler asked for the client-gone signal, which listened for a
+  // `close` that never came again, so the request was planned and sent upstream for nobody.
+  const held = holdImport("/src/server/build-server.ts", "./protocol-routes.ts");
+  t.after(() => {
+    held.release();
+    held.deregister();
+  });
+  const log = logCollector();
+  const mock = await useMock(t);
+  const gateway = await useGateway(t, oneProviderYaml(mock), { logLevel: "info", logStream: log.stream });
+  mock.enqueue(CHAT_ROUTE, { kind: "json", body: chatCompletion("Nobody reads this.", VENDOR_MODEL_ID) });
+  const records: RequestRecord[] = [];
+  gateway.runtime.onRecord((record) => records.push(record));
+  const body = JSON.stringify({ model: "m", input: "Hi" });
+  const socket = connect(gateway.port, "127.0.0.1");
+  socket.on("error", () => {});
+  socket.write(
+    `POST /v1/responses HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n` +
+      `content-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+  );
+  await held.reached;
+  socket.destroy();
+  // The server has seen the client go (its connection closed) before the import goes on.
+  const connections = (): Promise<number> =>
+    new Promise((resolve, reject) =>
+      gateway.app.server.getConnections((error, count) => (error ? reject(error) : resolve(count))),
+    );
+  for (const deadline = Date.now() + 5_000; (await connections()) > 0; await sleep(10)) {
+    assert.ok(Date.now() < deadline, "the server still holds the client's connection");
+  }
+  held.release();
+  for (const deadline = Date.now() + 5_000; records.length === 0; await sleep(10)) {
+    assert.ok(Date.now() < deadline, "no record of the request");
+  }
+  const [record] = records;
+  assert.equal(record?.endpoint, "responses");
+  assert.equal(record?.outcome, "client_aborted", JSON.stringify(record));
+  assert.deepEqual(record?.attempts, []);
+  assert.equal(chatRequests(mock).length, 0, "the request was sent upstream for a client that had left");
+  const lines = log.lines
+    .join("")
+    .split("\n")
+    .filter((line) => line !== "");
+  assert.ok(
+    lines.some((line) => line.includes('"status":499')),
+    "the request's routed line",
+  );
+  const errors = lines.filter((line) => (JSON.parse(line) as { level: number }).level >= 50);
+  assert.deepEqual(errors, []);
 });

@@ -72,6 +72,10 @@ export function clientGoneSignal(
     if (!response.writableFinished) controller.abort();
   };
   response.on("close", onClose);
+  // A client may have left before the handler got here (while a lazily loaded door's modules were imported,
+  // lazy-routes.ts): its response emitted `close` already and will not again, and without this the request was
+  // planned and sent upstream for nobody.
+  if (response.closed) onClose();
   return {
     signal: controller.signal,
     stop: () => {

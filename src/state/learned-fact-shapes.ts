@@ -1,6 +1,6 @@
 // The learned facts as they travel on the cooldown channel and are stored (redis-learned-facts.ts shares them): their
 // types, and the checks that turn what another process published or stored into one, skipping what is not.
-import { isRecord } from "../is-record.ts";
+import { isRecord, parseJsonRecord } from "../is-record.ts";
 import type { BudgetRule, LearnedConcurrency } from "../limits/budget-types.ts";
 import { learnedConcurrencyOf } from "../limits/budgets.ts";
 import type { RateLimitUnit, RateLimitWindow } from "../limits/header-dialects.ts";
@@ -105,13 +105,8 @@ export function parseFact(value: unknown): SharedFact | undefined {
 /** A stored key's value: a stated concurrency, or a shared window (kept as `{kind: "shared-window", ...}`). */
 export function parseStored(text: string | null | undefined): LearnedFact | undefined {
   if (text === null || text === undefined) return undefined;
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-  if (!isRecord(value)) return undefined;
+  const value = parseJsonRecord(text);
+  if (value === undefined) return undefined;
   if (value.kind !== "shared-window") {
     // Only a message says a calibration was forgotten; a stored one is no fact.
     const fact = parseFact(value);

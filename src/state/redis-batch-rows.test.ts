@@ -68,7 +68,9 @@ test(
   async (t) => {
     const redis = await useRedisServer(t);
     const admin = new Redis(redis.url);
-    t.after(() => admin.quit());
+    // disconnect, not quit: the Redis server's cleanup, registered first, has stopped it by then, and a QUIT queued
+    // behind a command waits through ioredis's reconnections for ever (the file never exits).
+    t.after(() => admin.disconnect());
     const results: ResultRow[] = [
       { index: 3, isError: false, line: "three" },
       { index: 0, isError: true, line: "zero" },
@@ -96,7 +98,7 @@ test(
   async (t) => {
     const redis = await useRedisServer(t);
     const admin = new Redis(redis.url);
-    t.after(() => admin.quit());
+    t.after(() => admin.disconnect());
     // MONITOR on a raw connection shows the commands scripts run ("[0 lua]"): each conversion's LRANGE and its range.
     const { port, hostname } = new URL(redis.url);
     const monitor = connect(Number(port), hostname);
@@ -155,7 +157,7 @@ test(
   async (t) => {
     const redis = await useRedisServer(t);
     const admin = new Redis(redis.url);
-    t.after(() => admin.quit());
+    t.after(() => admin.disconnect());
     const rows = await rowsOn(redis.url, t);
     const [results, done] = ["rows-test:{batches}:results:batch_mixed", "rows-test:{batches}:done:batch_mixed"];
     // This version wrote line 0: the results key is the sorted set.

@@ -11,7 +11,7 @@
 
 import { randomBytes } from "node:crypto";
 import type { Clock } from "../clock.ts";
-import { isRecord } from "../is-record.ts";
+import { isRecord, parseJsonRecord } from "../is-record.ts";
 import type {
   AvailabilityBook,
   Cooldown,
@@ -338,13 +338,8 @@ function storedKey(keyPrefix: string, change: CooldownChange): string {
 }
 
 function parseMessage(text: string): SharedMessage | undefined {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-  if (!isRecord(value) || typeof value.origin !== "string") return undefined;
+  const value = parseJsonRecord(text);
+  if (value === undefined || typeof value.origin !== "string") return undefined;
   if (value.type === "reset") {
     const { resetId } = value;
     return typeof resetId === "string" && resetId !== ""

@@ -90,7 +90,9 @@ async function useAclUser(
   rules: readonly string[],
 ): Promise<{ readonly url: string; grant(...more: string[]): Promise<unknown> }> {
   const admin = new Redis(adminUrl, { lazyConnect: true });
-  t.after(() => admin.quit());
+  // disconnect, not quit: the Redis server's cleanup, registered first, has stopped it by then, and a QUIT queued
+  // behind a command waits through ioredis's reconnections for ever (the file never exits).
+  t.after(() => admin.disconnect());
   await admin.call("ACL", "SETUSER", "gateway", "on", ">secret-pass", ...rules);
   return {
     url: `redis://gateway:secret-pass@127.0.0.1:${port}`,
@@ -725,7 +727,7 @@ describe("RedisLedger", { skip }, () => {
       prefix: "once:",
     });
     const admin = new Redis(server.url);
-    t.after(() => admin.quit());
+    t.after(() => admin.disconnect());
     // Free-tier limits: no budget lease, so every reconcile is a script call.
     const limited = scope("provider:p", { rpm: 30, tpm: 100_000 });
     const minuteTokens = async () =>

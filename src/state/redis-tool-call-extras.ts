@@ -6,7 +6,7 @@
 // signature and every reasoning array, up to 1 MiB each, on one node). This replica's memory store sits in front:
 // what it answered itself needs no round trip. A Redis failure costs the real signature only (the Gemini fallback
 // is sent: providers/thought-signatures.ts), never the request.
-import { isRecord } from "../is-record.ts";
+import { parseJsonRecord } from "../is-record.ts";
 import { closeClient, connectWithin, createCommandClient, type SharedStateRedis } from "./redis-client.ts";
 import {
   MAX_EXTRA_BYTES,
@@ -82,7 +82,7 @@ export class RedisToolCallExtras implements ToolCallExtrasStore {
     for (const [index, value] of values.entries()) {
       const id = ids[index];
       if (value === null || id === undefined) continue;
-      const extra = parsed(value);
+      const extra = parseJsonRecord(value);
       if (extra !== undefined) fetched.push({ id, extra });
     }
     return fetched;
@@ -103,14 +103,5 @@ export class RedisToolCallExtras implements ToolCallExtrasStore {
 
   close(): Promise<void> {
     return closeClient(this.#redis);
-  }
-}
-
-function parsed(value: string): Readonly<Record<string, unknown>> | undefined {
-  try {
-    const extra: unknown = JSON.parse(value);
-    return isRecord(extra) ? extra : undefined;
-  } catch {
-    return undefined;
   }
 }

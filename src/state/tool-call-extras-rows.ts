@@ -3,7 +3,7 @@
 // One row per call, not one document as the other books are: they may reach 32 MiB, and a flush writes only the calls
 // that changed since the last one (kept, replaced, or forgotten: then deleted).
 import type { DatabaseSync, StatementSync } from "node:sqlite";
-import { isRecord } from "../is-record.ts";
+import { parseJsonRecord } from "../is-record.ts";
 import type { MemoryToolCallExtras, PersistedToolCallExtra } from "./tool-call-extras.ts";
 
 export const TOOL_CALL_EXTRAS_TABLE =
@@ -80,18 +80,9 @@ function rowsOf(
   const unreadable: string[] = [];
   for (const row of found) {
     const id = String(row.call_key);
-    const extra = parsedExtra(row.extra);
+    const extra = parseJsonRecord(String(row.extra));
     if (extra === undefined) unreadable.push(id);
     else rows.push({ id, extra, expiresAtMs: Number(row.expires_at_ms) });
   }
   return { rows, unreadable };
-}
-
-function parsedExtra(text: unknown): Readonly<Record<string, unknown>> | undefined {
-  try {
-    const extra: unknown = JSON.parse(String(text));
-    return isRecord(extra) ? extra : undefined;
-  } catch {
-    return undefined;
-  }
 }

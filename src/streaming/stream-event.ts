@@ -1,6 +1,7 @@
 // What the gateway needs to know about one upstream stream event: a Chat Completions chunk (`inspectEvent`) or a
 // Responses API event from a provider called natively (`inspectResponsesEvent`). One JSON.parse per event;
 // everything else is property reads.
+import { parseJsonRecord } from "../is-record.ts";
 import type { SseEvent } from "./sse-parser.ts";
 
 export interface StreamEventInfo {
@@ -170,7 +171,7 @@ const RESPONSES_PREAMBLE = new Set(["response.created", "response.in_progress", 
  */
 export function inspectResponsesEvent(event: SseEvent): StreamEventInfo {
   if (event.data === "[DONE]") return DONE;
-  const json = typedEventObject(event);
+  const json = parseJsonRecord(event.data);
   if (json === undefined) return MALFORMED;
   const type = typeof json.type === "string" ? json.type : "";
   const isError = type === "error" || type === "response.failed";
@@ -217,7 +218,7 @@ export function tokenCount(value: unknown): number | undefined {
  */
 export function inspectAudioEvent(event: SseEvent): StreamEventInfo {
   if (event.data === "[DONE]") return DONE;
-  const json = typedEventObject(event);
+  const json = parseJsonRecord(event.data);
   if (json === undefined) return MALFORMED;
   const type = typeof json.type === "string" ? json.type : "";
   const isError = type === "error" || event.event === "error" || (type === "" && json.error !== undefined);
@@ -243,19 +244,6 @@ export function inspectAudioEvent(event: SseEvent): StreamEventInfo {
  * A `done` event's token usage; undefined for none, and for a usage in seconds (`{type: "duration"}`, a per-minute
  * billed model): zero tokens made up from it would settle the budgets below the estimate they reserved.
  */
-/** A typed event's JSON object (Responses', audio's); undefined when its data is not one. */
-function typedEventObject(event: SseEvent): Record<string, unknown> | undefined {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(event.data);
-  } catch {
-    return undefined;
-  }
-  return parsed === null || typeof parsed !== "object" || Array.isArray(parsed)
-    ? undefined
-    : (parsed as Record<string, unknown>);
-}
-
 function audioUsage(usage: { input_tokens?: unknown; output_tokens?: unknown } | null | undefined) {
   if (usage === undefined || usage === null || typeof usage !== "object") return undefined;
   const promptTokens = tokenCount(usage.input_tokens);

@@ -3,7 +3,7 @@
 // stays possible until then; from the first byte on, the body belongs to the relay. The call and its status are
 // handled as a stream's are (responded-attempt.ts); this reads a 2xx answer.
 import type { Dispatcher } from "undici";
-import { isRecord } from "../is-record.ts";
+import { parseJsonRecord } from "../is-record.ts";
 import type { HeaderMap } from "../limits/header-map.ts";
 import { IdleTimeoutError, nextChunkWithin, type OpenedAudio } from "../streaming/relay-audio.ts";
 import { type AttemptContext, type AttemptResult, failed, networkFailure } from "./attempt-context.ts";
@@ -125,11 +125,7 @@ function isJsonTextBytes(chunk: Uint8Array): boolean {
 
 /** Held bytes that are one whole JSON object (parsed once, at the hold's cap: at most `max_error_body_bytes`). */
 function isJsonObjectText(bytes: Buffer): boolean {
-  try {
-    return isRecord(JSON.parse(bytes.toString("utf8")));
-  } catch {
-    return false;
-  }
+  return parseJsonRecord(bytes.toString("utf8")) !== undefined;
 }
 
 async function readBounded(

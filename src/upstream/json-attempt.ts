@@ -4,7 +4,7 @@
 // speech: the audio's bytes, never decoded as text; image generation and edits: its `data`, passed on as it came).
 
 import { firstChoice } from "../chat-choice.ts";
-import { isRecord } from "../is-record.ts";
+import { isRecord, parseJsonRecord } from "../is-record.ts";
 import type { HeaderMap } from "../limits/header-map.ts";
 import type { Deployment } from "../providers/catalog.ts";
 import type { TokenUsage } from "../streaming/relay-types.ts";
@@ -197,12 +197,7 @@ export function isAudioType(mediaType: string): boolean {
  * which (almost) never parses.
  */
 function isJsonObject(bytes: Buffer): boolean {
-  if (bytes[0] !== 0x7b) return false;
-  try {
-    return isRecord(JSON.parse(bytes.toString("utf8")));
-  } catch {
-    return false;
-  }
+  return bytes[0] === 0x7b && parseJsonRecord(bytes.toString("utf8")) !== undefined;
 }
 
 /**

@@ -7,7 +7,7 @@
 //                chat template wraps it in Llama Guard's prompt), whose `safe` or `unsafe\nS1,S10` verdict is turned
 //                into OpenAI's categories (HAZARD_CATEGORIES; docs/protocols.md "Moderations").
 import { randomUUID } from "node:crypto";
-import { isRecord } from "../is-record.ts";
+import { isRecord, parseJsonRecord } from "../is-record.ts";
 import { applyBodyRules } from "../providers/body-rules.ts";
 import type { Deployment } from "../providers/catalog.ts";
 import { LLAMA_GUARD_MAX_TOKENS, type ModerationApi, moderationApiOf } from "../providers/moderation-api.ts";
@@ -202,13 +202,8 @@ export function readLlamaGuardVerdict(content: unknown): LlamaGuardVerdict {
  */
 function structuredVerdict(content: string): LlamaGuardVerdict | undefined {
   if (!content.trimStart().startsWith("{")) return undefined;
-  let json: unknown;
-  try {
-    json = JSON.parse(content);
-  } catch {
-    return undefined;
-  }
-  if (!isRecord(json) || typeof json.safe !== "boolean") return undefined;
+  const json = parseJsonRecord(content);
+  if (json === undefined || typeof json.safe !== "boolean") return undefined;
   if (json.safe) return { ok: true, codes: [] };
   return readLlamaGuardVerdict(`unsafe\n${Array.isArray(json.categories) ? json.categories.join(",") : ""}`);
 }

@@ -29,6 +29,7 @@ import {
   stateFilePath,
   twoReplicas,
 } from "../helpers/replica-scenes.ts";
+import { responsesToolLoop } from "../helpers/responses-tool-loop.ts";
 
 const GEMINI_ID = "gemini-3-pro-preview";
 const SIGNATURE = "CiQB0e2Kb7uNsignedThoughtsOfTurnOne==";
@@ -199,51 +200,7 @@ describe("OpenAI Responses client (Codex) in front of Gemini 3: a two-turn tool 
     test(`the call's signature goes back on the next turn${isStream ? " (streamed first turn)" : ""}`, async (t) => {
       const { mock, gateway } = await geminiScene(t);
       mock.enqueue(CHAT_ROUTE, firstTurn(isStream), nextTurnChecked());
-      const client = new OpenAI({ baseURL: gateway.baseUrl, apiKey: "x", maxRetries: 0 });
-      const tools = [
-        {
-          type: "function" as const,
-          name: "get_weather",
-          description: "Current weather for a city",
-          parameters: { type: "object", properties: { city: { type: "string" } }, required: ["city"] },
-          strict: false,
-        },
-      ];
-      const question = { role: "user" as const, content: "Weather in Paris?" };
-      let callId = "";
-      let name = "";
-      let args = "";
-      if (isStream) {
-        const stream = await client.responses.create({
-          model: "m",
-          store: false,
-          tools,
-          input: [question],
-          stream: true,
-        });
-        for await (const event of stream) {
-          if (event.type === "response.output_item.done" && event.item.type === "function_call") {
-            ({ call_id: callId, name, arguments: args } = event.item);
-          }
-        }
-      } else {
-        const first = await client.responses.create({ model: "m", store: false, tools, input: [question] });
-        const item = first.output.find((output) => output.type === "function_call");
-        ({ call_id: callId, name, arguments: args } = item ?? { call_id: "", name: "", arguments: "" });
-      }
-      assert.equal(callId, CALL_ID);
-      // As Codex does: the call rebuilt from what it kept (no id of the gateway's, no field it did not know).
-      const answer = await client.responses.create({
-        model: "m",
-        store: false,
-        tools,
-        input: [
-          question,
-          { type: "function_call", call_id: callId, name, arguments: args },
-          { type: "function_call_output", call_id: callId, output: "sunny" },
-        ],
-      });
-      assert.equal(answer.output_text, "Sunny in Paris.");
+      assert.equal(await responsesToolLoop(gateway, isStream, CALL_ID), "Sunny in Paris.");
       assert.deepEqual(sentCalls(chatRequests(mock)[1])[0]?.extra_content, SIGNED_CALL.extra_content);
     });
   }
@@ -271,39 +228,7 @@ for (const isStream of [false, true]) {
   test(`Responses background run${isStream ? " (streamed)" : ""}: the call's signature is kept too`, async (t) => {
     const { mock, gateway } = await geminiScene(t);
     mock.enqueue(CHAT_ROUTE, firstTurn(isStream), nextTurnChecked());
-    const client = new OpenAI({ baseURL: gateway.baseUrl, apiKey: "x", maxRetries: 0 });
-    const tools = [
-      { type: "function" as const, name: "get_weather", parameters: { type: "object", properties: {} }, strict: false },
-    ];
-    const question = { role: "user" as const, content: "Weather in Paris?" };
-    let id: string;
-    if (isStream) {
-      const stream = await client.responses.create({
-        model: "m",
-        tools,
-        input: [question],
-        background: true,
-        stream: true,
-      });
-      id = "";
-      for await (const event of stream) if (event.type === "response.created") id = event.response.id;
-    } else {
-      id = (await client.responses.create({ model: "m", tools, input: [question], background: true })).id;
-    }
-    const done = await finished(client, id);
-    const call = done.output.find((item) => item.type === "function_call");
-    assert.equal(call?.call_id, CALL_ID, JSON.stringify(done.output));
-    const answer = await client.responses.create({
-      model: "m",
-      store: false,
-      tools,
-      input: [
-        question,
-        { type: "function_call", call_id: CALL_ID, name: "get_weather", arguments: call?.arguments ?? "{}" },
-        { type: "function_call_output", call_id: CALL_ID, output: "sunny" },
-      ],
-    });
-    assert.equal(answer.output_text, "Sunny in Paris.");
+    assert.equal(await responsesToolLoop(gateway, isStream, CALL_ID, { isBackground: true }), "Sunny in Paris.");
     assert.deepEqual(sentCalls(chatRequests(mock)[1])[0]?.extra_content, SIGNED_CALL.extra_content);
   });
 }

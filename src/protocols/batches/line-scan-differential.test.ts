@@ -3,40 +3,13 @@
 // bytes rather than strings (invalid UTF-8 included), and every split of a line into two slices.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { isRecord } from "../../is-record.ts";
-import { jsonShapeOverBounds } from "../json-shape.ts";
+import { parsedLineFacts } from "../../../test/helpers/line-facts.ts";
 import { LineScanner, type ScannedLine, trimmedLine } from "./line-scan.ts";
-
-const NONE = { customId: undefined, method: undefined, url: undefined, isBodyObject: false, model: undefined };
 
 /** The old path on the line's bytes: decoded whole (invalid UTF-8 becomes U+FFFD), trimmed, bounds, JSON.parse. */
 function oldFacts(bytes: Buffer, maxDepth: number, maxMembers: number): ScannedLine | "blank" {
   const source = bytes.toString("utf8").trim();
-  if (source === "") return "blank";
-  const overBounds = jsonShapeOverBounds(source, maxDepth, maxMembers);
-  if (overBounds !== undefined) return { overBounds, isJson: false, isObject: false, ...NONE };
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(source) as unknown;
-  } catch {
-    return { overBounds, isJson: false, isObject: false, ...NONE };
-  }
-  if (!isRecord(parsed)) return { overBounds, isJson: true, isObject: false, ...NONE };
-  const string = (value: unknown): string | undefined => (typeof value === "string" ? value : undefined);
-  // Only compared with "POST" and an endpoint: the scanner leaves those longer than 256 bytes as written unread.
-  const compared = (value: unknown): string | undefined =>
-    typeof value === "string" && value.length <= 40 ? value : undefined;
-  const body = parsed.body;
-  return {
-    overBounds,
-    isJson: true,
-    isObject: true,
-    customId: string(parsed.custom_id),
-    method: compared(parsed.method),
-    url: compared(parsed.url),
-    isBodyObject: isRecord(body),
-    model: isRecord(body) ? string(body.model) : undefined,
-  };
+  return source === "" ? "blank" : parsedLineFacts(source, maxDepth, maxMembers, 40);
 }
 
 /** The scanner on `bytes` framed as a line of a file, its bytes read in the slices `cuts` (offsets in the line). */

@@ -1,37 +1,11 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { isRecord } from "../../is-record.ts";
-import { jsonShapeOverBounds } from "../json-shape.ts";
+import { parsedLineFacts } from "../../../test/helpers/line-facts.ts";
 import { LineScanner, type ScannedLine, trimmedLine } from "./line-scan.ts";
 
 /** What the validation read of a line before the scanner: its text trimmed, its shape, then JSON.parse. */
 function parsedFacts(text: string, maxDepth: number, maxMembers: number): ScannedLine {
-  const none = { customId: undefined, method: undefined, url: undefined, isBodyObject: false, model: undefined };
-  const source = text.trim();
-  const overBounds = jsonShapeOverBounds(source, maxDepth, maxMembers);
-  if (overBounds !== undefined) return { overBounds, isJson: false, isObject: false, ...none };
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(source) as unknown;
-  } catch {
-    return { overBounds, isJson: false, isObject: false, ...none };
-  }
-  if (!isRecord(parsed)) return { overBounds, isJson: true, isObject: false, ...none };
-  const string = (value: unknown): string | undefined => (typeof value === "string" ? value : undefined);
-  // `method` and `url` are only compared with "POST" and an endpoint: the scanner leaves long ones unread.
-  const compared = (value: unknown): string | undefined =>
-    typeof value === "string" && value.length < 200 ? value : undefined;
-  const body = parsed.body;
-  return {
-    overBounds,
-    isJson: true,
-    isObject: true,
-    customId: string(parsed.custom_id),
-    method: compared(parsed.method),
-    url: compared(parsed.url),
-    isBodyObject: isRecord(body),
-    model: isRecord(body) ? string(body.model) : undefined,
-  };
+  return parsedLineFacts(text.trim(), maxDepth, maxMembers, 199);
 }
 
 /** The scanner's facts on the line's bytes, read in slices of `sliceBytes` (a resumed scan reads as a whole one). */

@@ -1,5 +1,5 @@
 // The Anthropic `message` object as the gateway returns it, and how chat's finish reasons and usage map onto it.
-import { isRecord } from "../../is-record.ts";
+import { parseJsonRecord } from "../../is-record.ts";
 import type { ChatUsage, EstimatedUsageMark } from "../chat-completions.ts";
 
 export type ContentBlock =
@@ -153,10 +153,5 @@ export function toMessageDeltaUsage(usage: ChatUsage | undefined, promptTokensEs
 /** Tool arguments are a JSON string in chat and an object in Anthropic; unparsable arguments become `{}`. */
 export function parseToolInput(argumentsText: string): unknown {
   if (argumentsText.trim() === "") return {};
-  try {
-    const value: unknown = JSON.parse(argumentsText);
-    return isRecord(value) ? value : {};
-  } catch {
-    return {};
-  }
+  return parseJsonRecord(argumentsText) ?? {};
 }

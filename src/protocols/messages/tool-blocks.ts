@@ -1,5 +1,5 @@
 // A streamed tool call as the Messages stream translator holds it until (and while) its tool_use block is open.
-import { isRecord } from "../../is-record.ts";
+import { parseJsonRecord } from "../../is-record.ts";
 
 /** A call's state: waiting for its block (no `index` yet), or with its block started. */
 export interface ToolBlock {
@@ -19,13 +19,7 @@ export interface ToolBlock {
  */
 export function isCompleteObject(argumentsText: string): boolean {
   const trimmed = argumentsText.trim();
-  if (!trimmed.startsWith("{") || !trimmed.endsWith("}")) return false;
-  try {
-    const value: unknown = JSON.parse(trimmed);
-    return isRecord(value);
-  } catch {
-    return false;
-  }
+  return trimmed.startsWith("{") && trimmed.endsWith("}") && parseJsonRecord(trimmed) !== undefined;
 }
 
 export function hasName(call: ToolBlock): boolean {

@@ -2,7 +2,7 @@
 // for a reconnecting client (`GET /v1/responses/{id}?stream=true&starting_after=N`), and how a kept response whose
 // run stopped without an end (its process gone) reads. The run itself is the server's (background-responses.ts).
 import { InternalError } from "../../errors/gateway-error.ts";
-import { isRecord } from "../../is-record.ts";
+import { isRecord, parseJsonRecord } from "../../is-record.ts";
 import { namedEvent } from "../sse.ts";
 import { type ResponseObject, type ResponseStatus, responseErrorOf } from "./response-object.ts";
 import type { StoredResponse } from "./response-store.ts";
@@ -107,13 +107,8 @@ function markBackground(block: string): string {
   const name = /^event: (.*)$/m.exec(block)?.[1];
   const data = /^data: (.*)$/m.exec(block)?.[1];
   if (name === undefined || data === undefined) return `${block}\n\n`;
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(data);
-  } catch {
-    return `${block}\n\n`;
-  }
-  if (!isRecord(parsed) || !isRecord(parsed.response)) return `${block}\n\n`;
+  const parsed = parseJsonRecord(data);
+  if (parsed === undefined || !isRecord(parsed.response)) return `${block}\n\n`;
   return namedEvent(name, { ...parsed, response: { ...parsed.response, background: true } });
 }
 

@@ -3,6 +3,7 @@
 // A custom tool goes upstream as a function taking one string, `input`, with the grammar in its description (a
 // chat provider cannot enforce a grammar; the model is told it). Its calls come back as `custom_tool_call` items
 // whose `input` is that string, and the items a client sends back become function calls again.
+import { parseJsonRecord } from "../../is-record.ts";
 import type { ChatTool } from "../chat-completions.ts";
 import { validateAt } from "../validate.ts";
 import { customToolSchema } from "./request-schema.ts";
@@ -48,14 +49,9 @@ export function inputAsArguments(input: string): string {
  * model meant rather than nothing.
  */
 export function inputOfArguments(argumentsText: string): string {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(argumentsText);
-  } catch {
-    return argumentsText;
-  }
-  if (parsed !== null && typeof parsed === "object" && !Array.isArray(parsed)) {
-    const input = (parsed as { input?: unknown }).input;
+  const parsed = parseJsonRecord(argumentsText);
+  if (parsed !== undefined) {
+    const { input } = parsed;
     if (typeof input === "string") return input;
     // `{}`: a call that came without arguments, completed as OpenAI sends one (upstream/complete-tool-calls.ts,
     // streaming/tool-call-deltas.ts): no input, not the text "{}".
