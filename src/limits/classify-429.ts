@@ -47,6 +47,11 @@ export interface RateLimitClassification {
    * begun, so it is a short "not yet", not a reason to park until the end of that new day.
    */
   readonly isWindowRolledOver?: true;
+  /**
+   * With `isWindowRolledOver`: the reset reads "now" (a delay of 0, an instant equal to our clock), which some
+   * providers send with every exhausted-day 429. Only a streak of these is taken as a roll-over (lessons.ts).
+   */
+  readonly isResetNow?: true;
 }
 
 export interface ClassifyRateLimitInput {
@@ -162,8 +167,9 @@ export function classifyRateLimit(input: ClassifyRateLimitInput): RateLimitClass
   if (rolledOver === undefined) return classification;
   return {
     ...classification,
-    reason: `${classification.reason}, but ${rolledOver} is already past: the window just rolled over`,
+    reason: `${classification.reason}, but ${rolledOver.resetHeader} is already past: the window just rolled over`,
     isWindowRolledOver: true,
+    ...(rolledOver.isResetNow ? { isResetNow: true as const } : {}),
   };
 }
 

@@ -16,7 +16,7 @@ import type { RequestFeature } from "../router/request-features.ts";
 import type { OpenedStream } from "../streaming/opened-stream.ts";
 import type { OpenedAudio } from "../streaming/relay-audio.ts";
 import type { TokenUsage } from "../streaming/relay-types.ts";
-import type { Effect } from "./lessons.ts";
+import type { Effect } from "./effects.ts";
 
 /** The upstream API a candidate was called with: the endpoint's own (`chat`), or the client's protocol natively. */
 export type UpstreamApi = "chat" | "responses";
