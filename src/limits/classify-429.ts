@@ -26,9 +26,9 @@ export interface RateLimitClassification {
   readonly isAccountWide?: boolean;
   /**
    * The request alone is larger than the whole window it is counted against ("Request too large ... Limit 6000,
-   * Requested 14810"), or than what the credits left cover (its output: `affordableOutputTokens`; its prompt: OpenRouter's
-   * "Prompt tokens limit exceeded: N > M"): no wait makes it fit, and
-   * smaller requests still do, so the key is not to be cooled down, nor parked.
+   * Requested 14810"), or than what the credits left cover (its output: `affordableOutputTokens`; its prompt:
+   * OpenRouter's "Prompt tokens limit exceeded: N > M"): no wait makes it fit, and smaller requests still do, so the
+   * key is not to be cooled down, nor parked.
    */
   readonly isRequestTooLarge?: true;
   /**

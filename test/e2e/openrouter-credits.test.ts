@@ -8,21 +8,12 @@ import { describe, test } from "node:test";
 import OpenAI from "openai";
 import { CHAT_ROUTE, chatRequests, openAiClient, postChat, recordsOf, useGateway, useMock } from "../helpers/e2e.ts";
 import { chatCompletion, chatStream, type MockStep } from "../helpers/mock-upstream.ts";
-import { OPENROUTER_KEY, openRouterScene } from "../helpers/openrouter-scenes.ts";
+import { OPENROUTER_KEY, openRouter402, openRouterScene } from "../helpers/openrouter-scenes.ts";
 
 function unaffordable(requested: number, affordable: number, tail = ""): MockStep {
-  return {
-    kind: "json",
-    status: 402,
-    body: {
-      error: {
-        message: `This request requires more credits, or fewer max_tokens. You requested up to ${requested} tokens, but can only afford ${affordable}. To increase, visit https://openrouter.ai/settings/credits and add more credits${tail}`,
-        code: 402,
-        metadata: { provider_name: null },
-      },
-      user_id: "user_2abc",
-    },
-  };
+  return openRouter402(
+    `This request requires more credits, or fewer max_tokens. You requested up to ${requested} tokens, but can only afford ${affordable}. To increase, visit https://openrouter.ai/settings/credits and add more credits${tail}`,
+  );
 }
 
 /** `openrouter` serving `m` (priority 10) and `m2`, account-scoped as its preset is; `beta` serving `m` (priority 1). */

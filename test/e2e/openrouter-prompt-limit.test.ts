@@ -9,22 +9,13 @@ import Anthropic from "@anthropic-ai/sdk";
 import OpenAI from "openai";
 import { CHAT_ROUTE, chatRequests } from "../helpers/e2e.ts";
 import { chatCompletion, type MockStep } from "../helpers/mock-upstream.ts";
-import { OPENROUTER_KEY, openRouterScene } from "../helpers/openrouter-scenes.ts";
+import { OPENROUTER_KEY, openRouter402, openRouterScene } from "../helpers/openrouter-scenes.ts";
 
 /** OpenRouter's 402, as it words it (continuedev/continue#11227). */
 function promptTooLarge(promptTokens: number, affordable: number): MockStep {
-  return {
-    kind: "json",
-    status: 402,
-    body: {
-      error: {
-        message: `Prompt tokens limit exceeded: ${promptTokens} > ${affordable}. To increase, visit https://openrouter.ai/settings/credits and upgrade to a paid account`,
-        code: 402,
-        metadata: { provider_name: null },
-      },
-      user_id: "user_2abc",
-    },
-  };
+  return openRouter402(
+    `Prompt tokens limit exceeded: ${promptTokens} > ${affordable}. To increase, visit https://openrouter.ai/settings/credits and upgrade to a paid account`,
+  );
 }
 
 const MODELS = { m: { id: "vendor/m", priority: 10 }, m2: { id: "vendor/m2", priority: 10 } };
