@@ -24,7 +24,8 @@ import { BudgetBook, type BudgetScope, isReservation, learningScope, rulesFromLi
 import type { HeaderMap } from "../src/limits/header-map.ts";
 import type { WindowAlgorithm } from "../src/limits/window-counters.ts";
 import { classifyResponse } from "../src/upstream/classify-response.ts";
-import { type Effect, lessonFromVerdict } from "../src/upstream/lessons.ts";
+import type { Effect } from "../src/upstream/effects.ts";
+import { lessonFromVerdict } from "../src/upstream/lessons.ts";
 
 type Dialect = "groq" | "cerebras" | "openrouter" | "generic" | "mistral";
 

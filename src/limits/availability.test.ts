@@ -2,7 +2,13 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { ManualClock } from "../clock.ts";
 import type { CooldownSettings } from "../config/types.ts";
-import { type Availability, AvailabilityBook, type CooldownChange, keyFingerprint } from "./availability.ts";
+import {
+  type Availability,
+  AvailabilityBook,
+  type Cooldown,
+  type CooldownChange,
+  keyFingerprint,
+} from "./availability.ts";
 
 const T0 = Date.UTC(2026, 0, 1, 12);
 
@@ -48,6 +54,53 @@ describe("AvailabilityBook: 429 cooldowns", () => {
       clock.set(cooldown.untilMs);
     }
     assert.deepEqual(delays, [1_000, 2_000, 4_000, 5_000, 5_000, 5_000]);
+  });
+
+  it("daily 429s whose reset reads now: the backoff twice, then parked until the day's end; a success starts over", () => {
+    const { clock, book } = setup();
+    const dayEnd = { untilMs: Date.UTC(2026, 0, 2), reason: "3 daily 429s in a row whose reset reads now: parked" };
+    const reset = (): Cooldown => {
+      const cooldown = book.recordRateLimited(
+        "p/m",
+        undefined,
+        "daily_quota",
+        "rolled over",
+        { sentAtMs: clock.now() },
+        dayEnd,
+      );
+      clock.set(cooldown.untilMs);
+      return cooldown;
+    };
+    assert.deepEqual(
+      [reset(), reset()].map((cooldown) => cooldown.reason),
+      ["rolled over", "rolled over"],
+    );
+    const parked = reset();
+    assert.deepEqual(parked, {
+      untilMs: dayEnd.untilMs,
+      cause: "daily_quota",
+      source: "guessed",
+      reason: dayEnd.reason,
+    });
+    // Counted afresh after the park, and a success ends a streak.
+    assert.equal(reset().reason, "rolled over");
+    book.recordSuccess("p/m");
+    assert.equal(reset().reason, "rolled over");
+    assert.equal(reset().reason, "rolled over");
+    // Another 429 between them (a short window's) ends it too.
+    book.recordRateLimited("p/m", undefined, "rate_limited", "429");
+    assert.equal(reset().reason, "rolled over");
+  });
+
+  it("daily 429s whose reset reads now, to requests in flight together (a roll-over's moment), count once", () => {
+    const { clock, book } = setup();
+    const dayEnd = { untilMs: Date.UTC(2026, 0, 2), reason: "parked" };
+    const sentAtMs = clock.now();
+    clock.advance(100);
+    for (let index = 0; index < 5; index++) {
+      const cooldown = book.recordRateLimited("p/m", undefined, "daily_quota", "rolled over", { sentAtMs }, dayEnd);
+      assert.equal(cooldown.reason, "rolled over", `429 #${index + 1} of requests sent together`);
+    }
   });
 
   it("a success resets the backoff to the base", () => {

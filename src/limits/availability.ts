@@ -22,6 +22,7 @@
 import { createHash } from "node:crypto";
 import type { Clock } from "../clock.ts";
 import type { CooldownSettings } from "../config/types.ts";
+import { isNowResetStreakOver, type NowResetStreak } from "./day-rollover.ts";
 import { DirtyTracked } from "./dirty-tracked.ts";
 import { FailureWindow, type WindowCounts } from "./failure-window.ts";
 import { MAX_UPSTREAM_WAIT_MS } from "./reset-time.ts";
@@ -99,6 +100,8 @@ export type Availability =
 interface DeploymentRecord {
   cooldown: Cooldown | undefined;
   consecutiveRateLimits: number;
+  /** Daily 429s in a row whose reset reads now (recordRateLimited's `dayEnd`). */
+  readonly nowResets: NowResetStreak;
   /** Failures since the latest success, within the window (the consecutive rule, and the suspect state). */
   failureTimesMs: number[];
   /** Every verdict within the window, successes included (the failure-rate rule). */
@@ -287,6 +290,7 @@ export class AvailabilityBook extends DirtyTracked {
     }
     if (evidence.isCounted !== true) record.verdicts.add(nowMs, this.#settings.failureWindowMs, false);
     record.consecutiveRateLimits = 0;
+    record.nowResets.count = 0;
     if (record.circuit !== "closed" && !isRecovery) return;
     record.failureTimesMs.length = 0;
     record.circuit = "closed";
@@ -295,7 +299,8 @@ export class AvailabilityBook extends DirtyTracked {
 
   /**
    * A 429 (or equivalent). With a provider hint, cool down exactly that long; without one, exponential
-   * backoff: base × 2^(n−1) for the n-th consecutive 429, capped.
+   * backoff: base × 2^(n−1) for the n-th consecutive 429, capped. `dayEnd`: a daily 429 whose reset reads "now"
+   * (day-rollover.ts): after NOW_RESETS_TAKEN_AS_ROLLOVER of them in a row, the next parks until `dayEnd.untilMs`.
    */
   recordRateLimited(
     deploymentKey: string,
@@ -303,10 +308,16 @@ export class AvailabilityBook extends DirtyTracked {
     cause: CooldownCause,
     reason: string,
     sentAt: SentAt = {},
+    dayEnd?: { readonly untilMs: number; readonly reason: string },
   ): Cooldown {
     const record = this.#record(deploymentKey);
     record.consecutiveRateLimits += 1;
     if (this.#isProbeVerdict(record, sentAt)) record.isProbeInFlight = false;
+    const nowMs = this.#clock.now();
+    if (isNowResetStreakOver(record.nowResets, dayEnd !== undefined, sentAt.sentAtMs ?? nowMs, nowMs) && dayEnd) {
+      this.park(deploymentKey, dayEnd.untilMs, cause, dayEnd.reason, "guessed");
+      if (record.cooldown !== undefined) return record.cooldown;
+    }
     const { rateLimitBaseMs, rateLimitMaxMs } = this.#settings;
     const delayMs =
       hint === undefined
@@ -551,6 +562,7 @@ export class AvailabilityBook extends DirtyTracked {
       record = {
         cooldown: undefined,
         consecutiveRateLimits: 0,
+        nowResets: { count: 0, latestAtMs: 0 },
         failureTimesMs: [],
         verdicts: new FailureWindow(),
         circuit: "closed",

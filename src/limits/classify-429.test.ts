@@ -151,6 +151,43 @@ describe("classifyRateLimit: credits", () => {
     assert.equal(affordsNothing.isRequestTooLarge, undefined, "no output covered: the key's credits");
   });
 
+  it("OpenRouter's 402 'Prompt tokens limit exceeded: N > M': this request's prompt, not the key's credits", () => {
+    // As OpenRouter words it (continuedev/continue#11227, anomalyco/opencode#12219).
+    const body = (message: string) => JSON.stringify({ error: { message, code: 402 } });
+    const prompt = classifyRateLimit({
+      status: 402,
+      headers: {},
+      bodyText: body(
+        "Prompt tokens limit exceeded: 64128 > 6964. To increase, visit https://openrouter.ai/settings/credits and upgrade to a paid account",
+      ),
+    });
+    assert.equal(prompt.kind, "credits");
+    assert.equal(prompt.isRequestTooLarge, true);
+    assert.equal(prompt.affordableOutputTokens, undefined, "no output limit makes a prompt fit");
+    assert.match(prompt.reason, /prompt of 6964 tokens, not this request's 64128/);
+    const separated = classifyRateLimit({
+      status: 402,
+      headers: {},
+      bodyText: body("Prompt tokens limit exceeded: 230,799 > 91,442. To increase, visit ..."),
+    });
+    assert.equal(separated.isRequestTooLarge, true);
+    // No prompt covered at all: the key's credits, parked as "can only afford 0" is.
+    const none = classifyRateLimit({
+      status: 402,
+      headers: {},
+      bodyText: body("Prompt tokens limit exceeded: 12 > 0."),
+    });
+    assert.equal(none.isRequestTooLarge, undefined);
+    // The older wording of the output's refusal (cline/cline#940) is read as "can only afford M".
+    const output = classifyRateLimit({
+      status: 402,
+      headers: {},
+      bodyText: body("max_tokens limit exceeded: 100000 > 9577. To increase, visit https://openrouter.ai/keys"),
+    });
+    assert.equal(output.isRequestTooLarge, true);
+    assert.equal(output.affordableOutputTokens, 9577);
+  });
+
   it("OpenAI insufficient_quota on a 429", () => {
     assertKind(openAi.insufficientQuota, "credits", "insufficient_quota");
   });

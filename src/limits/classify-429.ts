@@ -1,5 +1,6 @@
 // What kind of "not now" an upstream answered, so the caller can decide how long to leave the key alone and
 // whether the key is to blame at all.
+import { unaffordableOutput, unaffordablePrompt } from "./credit-size-refusals.ts";
 import { LONG_WINDOW_REMAINING_HEADERS, rolledOverLongWindow } from "./day-rollover.ts";
 import { type ErrorBodyFacts, readErrorBody } from "./error-body.ts";
 import { type HeaderMap, headerValue } from "./header-map.ts";
@@ -25,8 +26,9 @@ export interface RateLimitClassification {
   readonly isAccountWide?: boolean;
   /**
    * The request alone is larger than the whole window it is counted against ("Request too large ... Limit 6000,
-   * Requested 14810"), or than what the credits left cover (`affordableOutputTokens`): no wait makes it fit, and
-   * smaller requests still do, so the key is not to be cooled down, nor parked.
+   * Requested 14810"), or than what the credits left cover (its output: `affordableOutputTokens`; its prompt:
+   * OpenRouter's "Prompt tokens limit exceeded: N > M"): no wait makes it fit, and smaller requests still do, so the
+   * key is not to be cooled down, nor parked.
    */
   readonly isRequestTooLarge?: true;
   /**
@@ -45,6 +47,11 @@ export interface RateLimitClassification {
    * begun, so it is a short "not yet", not a reason to park until the end of that new day.
    */
   readonly isWindowRolledOver?: true;
+  /**
+   * With `isWindowRolledOver`: the reset reads "now" (a delay of 0, an instant equal to our clock), which some
+   * providers send with every exhausted-day 429. Only a streak of these is taken as a roll-over (lessons.ts).
+   */
+  readonly isResetNow?: true;
 }
 
 export interface ClassifyRateLimitInput {
@@ -160,23 +167,15 @@ export function classifyRateLimit(input: ClassifyRateLimitInput): RateLimitClass
   if (rolledOver === undefined) return classification;
   return {
     ...classification,
-    reason: `${classification.reason}, but ${rolledOver} is already past: the window just rolled over`,
+    reason: `${classification.reason}, but ${rolledOver.resetHeader} is already past: the window just rolled over`,
     isWindowRolledOver: true,
+    ...(rolledOver.isResetNow ? { isResetNow: true as const } : {}),
   };
 }
 
 function classifyRefusal(input: ClassifyRateLimitInput): RateLimitClassification {
   const { status, headers, bodyText } = input;
-  if (status === 402) {
-    const unaffordable = unaffordableOutput(bodyText);
-    if (unaffordable === undefined) return { kind: "credits", reason: "402 Payment Required" };
-    return {
-      kind: "credits",
-      reason: `the credits left cover ${unaffordable.affordable} output tokens of this request, not the ${unaffordable.requested} it may use (402; a request asking for fewer is served)`,
-      isRequestTooLarge: true,
-      affordableOutputTokens: unaffordable.affordable,
-    };
-  }
+  if (status === 402) return classifyPaymentRequired(bodyText);
   const relayedProvider = status === 413 || status === 429 ? readErrorBody(bodyText).relayedProvider : undefined;
   const relayed = relayedProvider === undefined ? {} : { isRelayed: true as const };
   if (status === 413 || status === 429) {
@@ -254,6 +253,31 @@ function classifyRefusal(input: ClassifyRateLimitInput): RateLimitClassification
   }
   if (status >= 500) return { kind: "capacity", reason: `${status} from the provider` };
   return { kind: "short", reason: `${status} with no known cause: assumed a short window` };
+}
+
+/**
+ * A 402: the key out of credits, unless it refuses this request's size alone (credit-size-refusals.ts), which a
+ * smaller request from the same key escapes: then nothing is parked, and only-such refusals end as a 413.
+ */
+function classifyPaymentRequired(bodyText: string | undefined): RateLimitClassification {
+  const output = unaffordableOutput(bodyText);
+  if (output !== undefined) {
+    return {
+      kind: "credits",
+      reason: `the credits left cover ${output.affordable} output tokens of this request, not the ${output.requested} it may use (402; a request asking for fewer is served)`,
+      isRequestTooLarge: true,
+      affordableOutputTokens: output.affordable,
+    };
+  }
+  const prompt = unaffordablePrompt(bodyText);
+  if (prompt !== undefined) {
+    return {
+      kind: "credits",
+      reason: `the credits left cover a prompt of ${prompt.affordable} tokens, not this request's ${prompt.requested} (402; a shorter prompt is served)`,
+      isRequestTooLarge: true,
+    };
+  }
+  return { kind: "credits", reason: "402 Payment Required" };
 }
 
 /**
@@ -343,34 +367,6 @@ export function requestLargerThanWindow(
   const limit = Number(match[1]);
   const requested = Number(match[2]);
   return requested > limit ? { limit, requested } : undefined;
-}
-
-/**
- * OpenRouter reserves a request's whole possible output against the key's credits (without `max_tokens`, the model's
- * whole output limit: 65,536 for some) and refuses it with a 402 when they do not cover it: "This request requires
- * more credits, or fewer max_tokens. You requested up to 16384 tokens, but can only afford 1234." A refusal of this
- * request's size, not the key's: read as out of credits, it parked every model of the key for an hour while smaller
- * requests were still served.
- */
-// Its numbers as quoted back by clients may carry a "~" and thousands separators ("can only afford ~15,500").
-const UNAFFORDABLE_OUTPUT = /\brequested up to ~?(\d[\d,]*) tokens, but can only afford ~?(\d[\d,]*)/i;
-
-/** The output a 402 says was asked for and what the credits cover, when it is a refusal of that size alone. */
-export function unaffordableOutput(
-  bodyText: string | undefined,
-): { readonly requested: number; readonly affordable: number } | undefined {
-  if (bodyText === undefined) return undefined;
-  const match = UNAFFORDABLE_OUTPUT.exec(
-    bodyText.length > MAX_SCANNED_BODY_CHARS ? bodyText.slice(0, MAX_SCANNED_BODY_CHARS) : bodyText,
-  );
-  if (match === null) return undefined;
-  const requested = Number((match[1] ?? "").replaceAll(",", ""));
-  const affordable = Number((match[2] ?? "").replaceAll(",", ""));
-  // "can only afford 0" (a key whose monthly limit is spent) covers no output at all: the key's credits, not this
-  // request's size (read as its size, every model of the key was asked again at each request).
-  return Number.isSafeInteger(requested) && Number.isSafeInteger(affordable) && affordable > 0 && affordable < requested
-    ? { requested, affordable }
-    : undefined;
 }
 
 function matchTextSignal(text: string): TextSignal | undefined {

@@ -12,16 +12,31 @@ describe("rolledOverLongWindow", () => {
       "x-ratelimit-remaining-requests-day": "0",
       "x-ratelimit-reset-requests-day": epochSeconds(NOW_MS - 2_000),
     };
-    assert.equal(rolledOverLongWindow(headers, NOW_MS), "x-ratelimit-reset-requests-day");
+    assert.equal(rolledOverLongWindow(headers, NOW_MS)?.resetHeader, "x-ratelimit-reset-requests-day");
     // A delay of 0 is a reset now: the same.
     const delay = { "x-ratelimit-remaining-tokens-day": "0", "x-ratelimit-reset-tokens-day": "0" };
-    assert.equal(rolledOverLongWindow(delay, NOW_MS), "x-ratelimit-reset-tokens-day");
+    assert.equal(rolledOverLongWindow(delay, NOW_MS)?.resetHeader, "x-ratelimit-reset-tokens-day");
     // The bound itself still counts; a month's window too.
     const month = {
       "x-ratelimit-remaining-tokens-month": "0",
       "x-ratelimit-reset-tokens-month": epochSeconds(NOW_MS - ROLLED_OVER_WITHIN_MS),
     };
-    assert.equal(rolledOverLongWindow(month, NOW_MS), "x-ratelimit-reset-tokens-month");
+    assert.equal(rolledOverLongWindow(month, NOW_MS)?.resetHeader, "x-ratelimit-reset-tokens-month");
+  });
+
+  it("says whether the reset reads now (a delay of 0, an instant within a second of our clock)", () => {
+    const at = (reset: string) => ({
+      "x-ratelimit-remaining-requests-day": "0",
+      "x-ratelimit-reset-requests-day": reset,
+    });
+    assert.equal(rolledOverLongWindow(at("0"), NOW_MS)?.isResetNow, true);
+    assert.equal(rolledOverLongWindow(at(epochSeconds(NOW_MS)), NOW_MS)?.isResetNow, true);
+    assert.equal(rolledOverLongWindow(at(epochSeconds(NOW_MS - 1_000)), NOW_MS)?.isResetNow, true);
+    // A fixed instant a couple of seconds back (clock skew at a real roll-over) is a roll-over, not "now".
+    assert.equal(rolledOverLongWindow(at(epochSeconds(NOW_MS - 2_000)), NOW_MS)?.isResetNow, false);
+    // Every exhausted window must read now.
+    const both = { ...at("0"), "x-ratelimit-remaining-tokens-day": "0", "x-ratelimit-reset-tokens-day": "-30" };
+    assert.equal(rolledOverLongWindow(both, NOW_MS)?.isResetNow, false);
   });
 
   it("a reset still ahead, long past, or not given is no roll-over", () => {
@@ -38,7 +53,7 @@ describe("rolledOverLongWindow", () => {
     // as the same instant written as an epoch is not; a couple of seconds ago still is.
     assert.equal(rolledOverLongWindow(at("-3600"), NOW_MS), undefined);
     assert.equal(rolledOverLongWindow(at("-1h"), NOW_MS), undefined);
-    assert.equal(rolledOverLongWindow(at("-2"), NOW_MS), "x-ratelimit-reset-requests-day");
+    assert.equal(rolledOverLongWindow(at("-2"), NOW_MS)?.resetHeader, "x-ratelimit-reset-requests-day");
     assert.equal(rolledOverLongWindow({ "x-ratelimit-remaining-requests-day": "0" }, NOW_MS), undefined);
   });
 
@@ -52,7 +67,10 @@ describe("rolledOverLongWindow", () => {
     assert.equal(rolledOverLongWindow({ ...rolled, "x-ratelimit-remaining-tokens-day": "0" }, NOW_MS), undefined);
     // A window with room left says nothing either way.
     const roomLeft = { "x-ratelimit-remaining-tokens-day": "500", "x-ratelimit-reset-tokens-day": "3600" };
-    assert.equal(rolledOverLongWindow({ ...rolled, ...roomLeft }, NOW_MS), "x-ratelimit-reset-requests-day");
+    assert.equal(
+      rolledOverLongWindow({ ...rolled, ...roomLeft }, NOW_MS)?.resetHeader,
+      "x-ratelimit-reset-requests-day",
+    );
   });
 });
 

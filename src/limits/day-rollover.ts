@@ -26,12 +26,66 @@ export const LONG_WINDOW_REMAINING_HEADERS: readonly string[] = [
 export const ROLLED_OVER_WITHIN_MS = 5 * 60_000;
 
 /**
- * The reset header of the exhausted long window that rolled over a moment ago (reset at most ROLLED_OVER_WITHIN_MS
- * before `nowMs`), or undefined. Undefined too when another exhausted long window is still running or says nothing
- * of its reset: then the day (or month) is still out.
+ * A reset this close to our clock "reads now": a delay of `0`, or an instant equal to now (rounded down to the
+ * second). A provider that sends that with every exhausted-day 429 says nothing of when its day ends: a window that
+ * really rolled over has a fixed reset instant, which recedes into the past as the backoff grows.
  */
-export function rolledOverLongWindow(headers: HeaderMap, nowMs: number): string | undefined {
+export const RESET_READS_NOW_WITHIN_MS = 1_000;
+
+/**
+ * How many daily 429s in a row (no success between, each sent after the one before came back) whose reset reads now
+ * are taken as a roll-over; the next one parks the deployment until the provider's day ends (`day_reset`), as a
+ * daily 429 without a reset does (upstream/lessons.ts, availability.ts). A real roll-over is served within the first
+ * backoffs (1 s, 2 s); without the bound, such a provider was asked again every 60 s (the capped backoff) all day.
+ */
+export const NOW_RESETS_TAKEN_AS_ROLLOVER = 2;
+
+/** A deployment's daily 429s in a row whose reset reads now, and when the latest came back (availability.ts). */
+export interface NowResetStreak {
+  count: number;
+  latestAtMs: number;
+}
+
+/**
+ * Counts a daily 429 whose reset reads now (`isResetNow`), or ends the streak with any other 429; true when it is one
+ * too many (and the count starts over: the next day's first such 429 is a streak of one, as a roll-over may be). A
+ * 429 to a request sent before the latest one came back was in flight at the same moment (several requests at a
+ * roll-over): it says nothing new, and is not counted.
+ */
+export function isNowResetStreakOver(
+  streak: NowResetStreak,
+  isResetNow: boolean,
+  sentAtMs: number,
+  nowMs: number,
+): boolean {
+  if (!isResetNow) {
+    streak.count = 0;
+    return false;
+  }
+  if (streak.count > 0 && sentAtMs < streak.latestAtMs) return false;
+  streak.count += 1;
+  streak.latestAtMs = nowMs;
+  if (streak.count <= NOW_RESETS_TAKEN_AS_ROLLOVER) return false;
+  streak.count = 0;
+  return true;
+}
+
+/** An exhausted long window that rolled over a moment ago. */
+export interface RolledOver {
+  /** The reset header that says so (the first one, when several exhausted windows rolled over). */
+  readonly resetHeader: string;
+  /** Every exhausted window's reset reads now (RESET_READS_NOW_WITHIN_MS), not a fixed instant a moment ago. */
+  readonly isResetNow: boolean;
+}
+
+/**
+ * The exhausted long window that rolled over a moment ago (reset at most ROLLED_OVER_WITHIN_MS before `nowMs`), or
+ * undefined. Undefined too when another exhausted long window is still running or says nothing of its reset: then
+ * the day (or month) is still out.
+ */
+export function rolledOverLongWindow(headers: HeaderMap, nowMs: number): RolledOver | undefined {
   let rolledOver: string | undefined;
+  let isResetNow = true;
   for (const remainingName of LONG_WINDOW_REMAINING_HEADERS) {
     const remainingText = headerValue(headers, remainingName);
     const remaining = remainingText === undefined ? undefined : parseNumber(remainingText);
@@ -43,8 +97,9 @@ export function rolledOverLongWindow(headers: HeaderMap, nowMs: number): string 
     const resetAtMs = resetText === undefined ? undefined : parsePastResetAtMs(resetText, "delay", nowMs);
     if (resetAtMs === undefined || resetAtMs > nowMs || resetAtMs < nowMs - ROLLED_OVER_WITHIN_MS) return undefined;
     rolledOver ??= resetName;
+    if (resetAtMs < nowMs - RESET_READS_NOW_WITHIN_MS) isResetNow = false;
   }
-  return rolledOver;
+  return rolledOver === undefined ? undefined : { resetHeader: rolledOver, isResetNow };
 }
 
 /**

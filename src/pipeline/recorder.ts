@@ -10,8 +10,8 @@ import { learnUnservedEndpoint } from "../limits/unserved-endpoints.ts";
 import type { RecordListener, RequestRecord } from "../observability/request-record.ts";
 import type { Deployment } from "../providers/catalog.ts";
 import type { SegmentEnd } from "../streaming/relay-types.ts";
+import type { Effect } from "../upstream/effects.ts";
 import type { Admission, AttemptReport, CalibratingPrompt } from "../upstream/forward-types.ts";
-import type { Effect } from "../upstream/lessons.ts";
 import type { RecorderBooks, SegmentSettlement, SegmentTiming } from "./recorder-books.ts";
 import { segmentCharge } from "./segment-charge.ts";
 
@@ -305,7 +305,7 @@ export class Recorder {
           availability.recordFailure(key, sentAt);
           break;
         case "cool_down":
-          availability.recordRateLimited(key, effect.hint, effect.cause, effect.reason, sentAt);
+          availability.recordRateLimited(key, effect.hint, effect.cause, effect.reason, sentAt, effect.dayEnd);
           break;
         case "park":
           availability.park(key, effect.untilMs, effect.cause, effect.reason, effect.source);

@@ -12,7 +12,7 @@ import { outputTokensFor } from "../providers/body-rules.ts";
 import type { Deployment } from "../providers/catalog.ts";
 import { nativeCallFor } from "./attempt.ts";
 import type { Verdict } from "./classify-response.ts";
-import type { ForwardOutcome, ForwardRequest } from "./forward-types.ts";
+import type { AttemptReport, ForwardOutcome, ForwardRequest } from "./forward-types.ts";
 
 /** Below this many affordable output tokens (after the margin) the next candidate is tried instead. */
 export const MIN_AFFORDABLE_OUTPUT_TOKENS = 256;
@@ -56,4 +56,29 @@ export function markedChosenLimit(request: ForwardRequest, answer: ForwardOutcom
   return request.isOutputLimitChosen === true && answer.kind !== "audio"
     ? { ...answer, isOutputLimitChosen: true }
     : answer;
+}
+
+/**
+ * The report of an attempt sent with the output limit the gateway chose, refused for its output again (the balance
+ * spent meanwhile): its reason names that limit as the gateway's. Said as the provider put it ("not the 1110 it may
+ * use"), the client's 413 read as if the client had asked for 1110 tokens, and told it to send a smaller max_tokens
+ * it never sent.
+ */
+export function reportOfChosenLimit(request: ForwardRequest, report: AttemptReport): AttemptReport {
+  if (request.isOutputLimitChosen !== true || report.affordableOutputTokens === undefined) return report;
+  return {
+    ...report,
+    reason: `the credits left cover ${report.affordableOutputTokens} output tokens, not even max_tokens ${request.maxOutputTokens}, the gateway's own choice after the first 402 (the client set no output limit; 402)`,
+  };
+}
+
+/** What an attempt's report says of a refusal of the request's size (the final 413 reads it: final-error.ts). */
+export function refusedSizeOf(
+  verdict: Verdict | undefined,
+): Pick<AttemptReport, "isRequestTooLarge" | "affordableOutputTokens"> {
+  if (verdict?.kind !== "rate_limited") return {};
+  return {
+    ...(verdict.isRequestTooLarge === true ? { isRequestTooLarge: true } : {}),
+    ...(verdict.affordableOutputTokens === undefined ? {} : { affordableOutputTokens: verdict.affordableOutputTokens }),
+  };
 }

@@ -16,8 +16,9 @@ import type { OpenedAudio } from "../streaming/relay-audio.ts";
 import type { TokenUsage } from "../streaming/relay-types.ts";
 import type { Verdict } from "./classify-response.ts";
 import { classifyResponse } from "./classify-response.ts";
+import type { Effect } from "./effects.ts";
 import type { ForwardRequest, JsonResult, NativeCall, UpstreamApi } from "./forward-types.ts";
-import { type Effect, failureLesson, type Lesson, lessonFromVerdict } from "./lessons.ts";
+import { failureLesson, type Lesson, lessonFromVerdict } from "./lessons.ts";
 import { classifyNetworkError } from "./upstream-request.ts";
 
 export type AttemptResult =

@@ -29,6 +29,8 @@ export type Verdict =
       readonly affordableOutputTokens?: number;
       /** A day's window that reset a moment ago (see RateLimitClassification.isWindowRolledOver). */
       readonly isWindowRolledOver?: true;
+      /** Its reset reads now (see RateLimitClassification.isResetNow). */
+      readonly isResetNow?: true;
     }
   /** 401/403: the provider's key is bad. */
   | { readonly kind: "invalid_key"; readonly reason: string }
@@ -141,6 +143,7 @@ export function classifyResponse(
         ? {}
         : { affordableOutputTokens: classification.affordableOutputTokens }),
       ...(classification.isWindowRolledOver === true ? { isWindowRolledOver: true } : {}),
+      ...(classification.isResetNow === true ? { isResetNow: true } : {}),
     };
   }
   if (status === 401 || status === 403) {

@@ -18,7 +18,7 @@ import { deploymentMessageOrdering, isSameOrdering } from "../providers/message-
 import { gatewayOutputTokensOf, upstreamCallsOf } from "../providers/moderation-api.ts";
 import type { RouteCandidate, RoutePlan } from "../router/plan-route.ts";
 import type { RequestFeature } from "../router/request-features.ts";
-import { affordableRetryOf, markedChosenLimit } from "./affordable-retry.ts";
+import { affordableRetryOf, markedChosenLimit, refusedSizeOf, reportOfChosenLimit } from "./affordable-retry.ts";
 import { type AttemptResult, attemptOnce, messageChangesOf } from "./attempt.ts";
 import type { Verdict } from "./classify-response.ts";
 import { finalError, type KeptRefusal, refusalToReturn, rejectedError } from "./final-error.ts";
@@ -100,7 +100,9 @@ export async function forward(
   const refusal = state.keptRefusal;
   if (refusal !== undefined) throw rejectedError(refusal.verdict, refusal.report, services.redact);
   const nowMs = clock.now();
-  throw finalError(plan, attempts, skips, state.lastContextError, services.soonestAvailableMs(plan), nowMs);
+  throw finalError(plan, attempts, skips, state.lastContextError, services.soonestAvailableMs(plan), nowMs, {
+    hasClientOutputLimit: request.maxOutputTokens > 0,
+  });
 }
 
 /** Attempts one candidate, retrying blips up to its `retries`. Returns the answer, or undefined to go on. */
@@ -209,7 +211,7 @@ async function tryCandidate(
     // The record says what the role order changed in the messages this attempt sent: a client can see why its
     // conversation reached this candidate otherwise than it wrote it (docs/observability.md).
     const changes = messageChangesOf(request, deployment, orderSent);
-    const report: AttemptReport = {
+    const report: AttemptReport = reportOfChosenLimit(request, {
       ...reportOf(
         deployment,
         result,
@@ -220,7 +222,7 @@ async function tryCandidate(
         services.redact,
       ),
       ...(changes.length === 0 ? {} : { messageOrder: orderSent.order, messageChanges: changes }),
-    };
+    });
     attempts.push(report);
     services.attemptEnded(
       deployment,
@@ -337,9 +339,7 @@ function reportOf(
     ...(result.headersMs === undefined ? {} : { headersMs: result.headersMs }),
     ...(result.usage === undefined ? {} : { usage: result.usage }),
     ...(result.unsentCalls === undefined ? {} : { unsentCalls: result.unsentCalls }),
-    ...(result.verdict?.kind === "rate_limited" && result.verdict.isRequestTooLarge === true
-      ? { isRequestTooLarge: true }
-      : {}),
+    ...refusedSizeOf(result.verdict),
     // Applied to the books (cooldowns, parked keys, refused features) with their reasons, which /health, /stats, route
     // explanations and the state file show: redacted here, where they leave the upstream's answer. Rate-limit windows
     // a failure carries (those of a Llama Guard attempt's calls that answered before one failed) are anchored to the

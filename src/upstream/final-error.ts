@@ -35,6 +35,8 @@ export function finalError(
   lastContextError: Verdict | undefined,
   soonestAvailableMs: number | undefined,
   nowMs: number,
+  /** Whether the client set an output limit (max_tokens or its door's): a 413 for the credits' output advises on it. */
+  request: { readonly hasClientOutputLimit: boolean } = { hasClientOutputLimit: true },
 ): GatewayError {
   const summaries: AttemptSummary[] = attempts.map((attempt) => {
     const summary: AttemptSummary = { provider: attempt.provider, model: attempt.model, reason: attempt.reason };
@@ -58,7 +60,7 @@ export function finalError(
       { param: "messages", attempts: summaries },
     );
   }
-  const tooLarge = tooLargeError(plan, attempts, skips, summaries);
+  const tooLarge = tooLargeError(plan, attempts, skips, summaries, request.hasClientOutputLimit);
   if (tooLarge !== undefined) return tooLarge;
   // 429 only when limits are all that stand in the way: every attempt was rate-limited and every candidate left
   // out is rate-limited, over budget or cooling after 429s. Failing candidates (5xx, open circuits, parked keys)
@@ -130,6 +132,7 @@ function tooLargeError(
   attempts: readonly AttemptReport[],
   skips: readonly AttemptSkip[],
   summaries: AttemptSummary[],
+  hasClientOutputLimit: boolean,
 ): GatewayError | undefined {
   // A provider that refused the request as larger than a whole window of its own ("Request too large ... Limit N,
   // Requested M") says the same as our estimate: the client's retry (a 429 would invite one) can never succeed.
@@ -150,9 +153,25 @@ function tooLargeError(
   ];
   if (reasons.length === 0) return undefined;
   return new RequestTooLargeError(
-    `Request too large for \`${plan.requested}\`: its tokens are more than every candidate takes (a whole token budget by the gateway's estimate, or the provider's own refusal of its size or of an output its credits do not cover), so it can never be sent there as it is (${reasons.join("; ")}). Send a shorter prompt or a smaller max_tokens, or raise the budget.${paidText(plan)}`,
+    `Request too large for \`${plan.requested}\`: its tokens are more than every candidate takes (a whole token budget by the gateway's estimate, or the provider's own refusal of its size or of an output its credits do not cover), so it can never be sent there as it is (${reasons.join("; ")}). ${tooLargeAdvice(attempts, hasClientOutputLimit)}${paidText(plan)}`,
     { attempts: summaries },
   );
+}
+
+/**
+ * What a client refused for its size can change. A request that set no output limit and was refused for the output
+ * the credits cover (OpenRouter reserves the model's whole output then) is told what they cover: the latest figure of
+ * each candidate (a retry's is fresher than the first refusal's), the largest of them, "~" as the balance moves.
+ */
+function tooLargeAdvice(attempts: readonly AttemptReport[], hasClientOutputLimit: boolean): string {
+  const latest = new Map<string, number>();
+  for (const attempt of attempts) {
+    if (attempt.affordableOutputTokens !== undefined) latest.set(attempt.deploymentKey, attempt.affordableOutputTokens);
+  }
+  if (hasClientOutputLimit || latest.size === 0)
+    return "Send a shorter prompt or a smaller max_tokens, or raise the budget.";
+  const affordable = Math.max(...latest.values());
+  return `The key's credits cover only ~${affordable} output tokens, and this request set no output limit, so the whole output the model may write was counted against them: set one of at most ~${affordable} tokens (max_tokens; max_output_tokens on the Responses API), send a shorter prompt, or add credits.`;
 }
 
 /**

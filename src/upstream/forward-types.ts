@@ -16,7 +16,7 @@ import type { RequestFeature } from "../router/request-features.ts";
 import type { OpenedStream } from "../streaming/opened-stream.ts";
 import type { OpenedAudio } from "../streaming/relay-audio.ts";
 import type { TokenUsage } from "../streaming/relay-types.ts";
-import type { Effect } from "./lessons.ts";
+import type { Effect } from "./effects.ts";
 
 /** The upstream API a candidate was called with: the endpoint's own (`chat`), or the client's protocol natively. */
 export type UpstreamApi = "chat" | "responses";
@@ -147,6 +147,8 @@ export interface AttemptReport {
   readonly audioSeconds?: number;
   /** The provider refused the request as larger than a whole window (Verdict.isRequestTooLarge). */
   readonly isRequestTooLarge?: true;
+  /** The output tokens the key's credits cover, when that is what refused the request (Verdict.affordableOutputTokens). */
+  readonly affordableOutputTokens?: number;
   /** A failed attempt's calls never sent (AttemptResult.unsentCalls): the recorder gives their requests back. */
   readonly unsentCalls?: number;
   /** The role order that changed the messages sent (providers/message-order.ts); absent when nothing changed. */

@@ -25,8 +25,9 @@ import {
 import { type BufferedResponse, bufferedCall } from "./buffered-call.ts";
 import { classifyErrorInSuccess } from "./classify-response.ts";
 import { isNamedCall, withCompleteToolCalls } from "./complete-tool-calls.ts";
+import type { Effect } from "./effects.ts";
 import type { JsonResult } from "./forward-types.ts";
-import { type Effect, failureLesson, lessonFromVerdict, lessonsFromHeaders } from "./lessons.ts";
+import { failureLesson, lessonFromVerdict, lessonsFromHeaders } from "./lessons.ts";
 import { readRerankAnswer } from "./rerank-dialect.ts";
 import { requestOptions, type UpstreamCall } from "./upstream-request.ts";
 

@@ -4,7 +4,8 @@ import { describe, it } from "node:test";
 import { groq, mistral, NOW_MS, openRouter } from "../../test/fixtures/provider-fixtures.ts";
 import { buildConfig } from "../config/load.ts";
 import { classifyResponse } from "./classify-response.ts";
-import { type Effect, lessonFromVerdict, lessonsFromHeaders } from "./lessons.ts";
+import type { Effect } from "./effects.ts";
+import { lessonFromVerdict, lessonsFromHeaders } from "./lessons.ts";
 
 function settingsOf(extra: Record<string, unknown>, name = "groq") {
   const { config } = buildConfig(

@@ -83,6 +83,38 @@ describe("a daily quota's retry hint", () => {
     assert.deepEqual(kinds(notRolledOver as Verdict, settings({ day_reset: "00:00" })), ["park"]);
   });
 
+  it("a day's reset that reads now cools like a roll-over, carrying the day's end for a streak of them", () => {
+    const endOfDayMs = Date.UTC(2026, 0, 2);
+    const resetNow = {
+      kind: "rate_limited",
+      limitKind: "daily",
+      hint: undefined,
+      reason: "x-ratelimit-reset-requests-day is already past",
+      isWindowRolledOver: true,
+      isResetNow: true,
+    } as Verdict;
+    const [effect] = lessonFromVerdict(resetNow, settings({ day_reset: "00:00" }), NOW_MS).effects;
+    assert.equal(effect?.kind, "cool_down");
+    const dayEnd = effect?.kind === "cool_down" ? effect.dayEnd : undefined;
+    assert.equal(dayEnd?.untilMs, endOfDayMs);
+    assert.match(
+      dayEnd?.reason ?? "",
+      /3 daily 429s in a row whose reset reads now: parked until the provider's day ends/,
+    );
+    // A fixed instant a moment ago (a real roll-over) carries none.
+    const { isResetNow: _, ...rolledOver } = resetNow as Verdict & { isResetNow?: true };
+    const [plain] = lessonFromVerdict(rolledOver as Verdict, settings({ day_reset: "00:00" }), NOW_MS).effects;
+    assert.equal(plain?.kind === "cool_down" ? plain.dayEnd : "none", undefined);
+    // A rolling day's hint of 0 (retry-after: 0 with every daily 429) reads now too.
+    const zeroHint = { ...rolledOver, isWindowRolledOver: undefined, hint: { delayMs: 0, source: "retry-after" } };
+    const [rolling] = lessonFromVerdict(
+      zeroHint as Verdict,
+      settings({ limits: { window: "bucket" } }),
+      NOW_MS,
+    ).effects;
+    assert.equal(rolling?.kind === "cool_down" ? rolling.dayEnd?.untilMs : undefined, endOfDayMs);
+  });
+
   it("on a provider counting in buckets (limits.window: bucket) too", () => {
     const bucket = settings({ limits: { window: "bucket" } });
     assert.deepEqual(kinds(dailyWithHint(30_000), bucket), ["cool_down"]);

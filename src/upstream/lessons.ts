@@ -7,77 +7,21 @@ import type { Outcome } from "../errors/outcomes.ts";
 import { cutText } from "../errors/shown-reason.ts";
 import type { CooldownCause } from "../limits/availability.ts";
 import type { Reservation } from "../limits/budget-types.ts";
-import { isDayRolling } from "../limits/day-rollover.ts";
+import { isDayRolling, NOW_RESETS_TAKEN_AS_ROLLOVER, RESET_READS_NOW_WITHIN_MS } from "../limits/day-rollover.ts";
 import { dayWindow } from "../limits/day-window.ts";
 import { RATE_LIMIT_DIALECTS, type RateLimitDialectName } from "../limits/header-dialects.ts";
 import type { HeaderMap } from "../limits/header-map.ts";
-import { concurrencyFromBody, type RefusalFacts, statedLimits } from "../limits/limit-learning.ts";
-import { type LearnedWindow, parseRateLimitHeaders } from "../limits/rate-limit-headers.ts";
+import { concurrencyFromBody, statedLimits } from "../limits/limit-learning.ts";
+import { parseRateLimitHeaders } from "../limits/rate-limit-headers.ts";
 import { type RetryHint, retryHintFromResponse } from "../limits/retry-hint.ts";
 import { learnedOrderFeature, PREFIX_REFUSED_FEATURE, REASONING_REFUSED_FEATURE } from "../providers/message-order.ts";
 import { isMessageFieldRefusal, isPrefixRefusal, orderRefusedBy } from "../providers/order-refusals.ts";
 import { isWholeMessageIn } from "../providers/request-echo.ts";
 import type { RequestFeature } from "../router/request-features.ts";
 import { isEchoedUnsupported, type Verdict } from "./classify-response.ts";
+import type { Effect } from "./effects.ts";
 import { describedMessage } from "./read-upstream-error.ts";
 import { refusedFeature } from "./refused-feature.ts";
-
-export type Effect =
-  /** 5xx, timeouts, connection failures: feed the deployment's circuit breaker. */
-  | { readonly kind: "circuit_failure" }
-  /** A 429: cool the deployment down (the provider's hint, or exponential backoff). */
-  | {
-      readonly kind: "cool_down";
-      readonly hint: RetryHint | undefined;
-      readonly cause: CooldownCause;
-      readonly reason: string;
-    }
-  /** Park the deployment until a known time (a daily quota's end, a window the provider says is empty). */
-  | {
-      readonly kind: "park";
-      readonly untilMs: number;
-      readonly cause: CooldownCause;
-      readonly reason: string;
-      readonly source: "provider" | "guessed";
-    }
-  /**
-   * The provider does not serve the model (a 404, "does not exist", decommissioned): the deployment is left out for
-   * `cooldowns.model_unavailable_ms`, long enough not to send every request there first, short enough that a model
-   * back at the provider (OpenRouter's "No endpoints found" while its hosts are down) is tried again soon.
-   */
-  | { readonly kind: "model_unavailable"; readonly reason: string }
-  /**
-   * The provider has no route for this endpoint (a 405, or its router's 404): all its deployments are left out for
-   * `endpointPath` for `cooldowns.unserved_endpoint_ms` (limits/unserved-endpoints.ts); nothing else of it is touched.
-   */
-  | { readonly kind: "unserved_endpoint"; readonly endpointPath: string; readonly reason: string }
-  /** The key is bad or out of credits: every model of the provider cools down. */
-  | { readonly kind: "park_key"; readonly reason: string; readonly cause: "invalid_key" | "credits_exhausted" }
-  /**
-   * An account-wide 429 (its answer names the account's pool, or `rate_limit_scope: account`): every model of the
-   * key cools as long as the deployment that hit the limit (the effect before it).
-   */
-  | { readonly kind: "cool_pool"; readonly reason: string }
-  /**
-   * Rate-limit windows the provider reported: learned into the deployment's own budget scope, or its key's pool
-   * when the provider counts per account (`isAccountWide`; budget-types.ts `learningScope`).
-   */
-  | { readonly kind: "learn_windows"; readonly windows: readonly LearnedWindow[]; readonly isAccountWide: boolean }
-  /**
-   * A 429 on the key's own limits: infer the limit (limit-learning.ts) and pace to it the deployment, or its key's
-   * whole pool when the 429 is account-wide (then every model of the key is paced by what one of them learned).
-   */
-  | {
-      readonly kind: "learn_limits";
-      readonly refusal: Omit<RefusalFacts, "sentAtMs">;
-      readonly isAccountWide: boolean;
-    }
-  /**
-   * A refusal of one feature (refused-feature.ts): ranked last for requests with it for `cooldowns.unsupported_feature_ms`.
-   */
-  | { readonly kind: "refused_feature"; readonly feature: RequestFeature; readonly reason: string }
-  /** A success: the deployment takes every feature the request carried, whatever it refused before. */
-  | { readonly kind: "accepted_features"; readonly features: readonly RequestFeature[] };
 
 /** The refused answer itself, for what its headers and body say about the limits. */
 export interface RefusedAnswer {
@@ -276,7 +220,17 @@ function rateLimitEffect(
   if (verdict.limitKind === "credits" && verdict.hint === undefined) {
     return { kind: "park_key", reason: verdict.reason, cause: "credits_exhausted" };
   }
-  return { kind: "cool_down", hint: verdict.hint, cause, reason: learnedCooldownReason(verdict) };
+  const reason = learnedCooldownReason(verdict);
+  // A day's reset that reads "now" (delay 0, or our clock's instant) with every 429: after a streak of them, the day
+  // is out until day_reset, as without a reset (limits/day-rollover.ts NOW_RESETS_TAKEN_AS_ROLLOVER).
+  const isResetNow =
+    verdict.isResetNow === true || (isHintTrusted && (verdict.hint?.delayMs ?? 0) <= RESET_READS_NOW_WITHIN_MS);
+  if (verdict.limitKind !== "daily" || !isResetNow) return { kind: "cool_down", hint: verdict.hint, cause, reason };
+  const dayEnd = {
+    untilMs: dayWindow(settings.dayReset, nowMs).endMs,
+    reason: `${verdict.reason}; ${NOW_RESETS_TAKEN_AS_ROLLOVER + 1} daily 429s in a row whose reset reads now: parked until the provider's day ends (day_reset)`,
+  };
+  return { kind: "cool_down", hint: verdict.hint, cause, reason, dayEnd };
 }
 
 /** A hint's source as a user reads it: which part of the provider's answer set the wait. */

@@ -8,21 +8,12 @@ import { describe, test } from "node:test";
 import OpenAI from "openai";
 import { CHAT_ROUTE, chatRequests, openAiClient, postChat, recordsOf, useGateway, useMock } from "../helpers/e2e.ts";
 import { chatCompletion, chatStream, type MockStep } from "../helpers/mock-upstream.ts";
-import { OPENROUTER_KEY, openRouterScene } from "../helpers/openrouter-scenes.ts";
+import { OPENROUTER_KEY, openRouter402, openRouterScene } from "../helpers/openrouter-scenes.ts";
 
-function unaffordable(requested: number, affordable: number): MockStep {
-  return {
-    kind: "json",
-    status: 402,
-    body: {
-      error: {
-        message: `This request requires more credits, or fewer max_tokens. You requested up to ${requested} tokens, but can only afford ${affordable}. To increase, visit https://openrouter.ai/settings/credits and add more credits`,
-        code: 402,
-        metadata: { provider_name: null },
-      },
-      user_id: "user_2abc",
-    },
-  };
+function unaffordable(requested: number, affordable: number, tail = ""): MockStep {
+  return openRouter402(
+    `This request requires more credits, or fewer max_tokens. You requested up to ${requested} tokens, but can only afford ${affordable}. To increase, visit https://openrouter.ai/settings/credits and add more credits${tail}`,
+  );
 }
 
 /** `openrouter` serving `m` (priority 10) and `m2`, account-scoped as its preset is; `beta` serving `m` (priority 1). */
@@ -149,6 +140,31 @@ describe("OpenRouter's 402 for an output the credits do not cover", () => {
   });
 });
 
+describe("the affordable retry refused too, on the only candidate", () => {
+  // The second refusal is of a max_tokens the gateway chose, not the client: the 413 must not tell the client that
+  // it asked for 1110 tokens, nor to send "a smaller max_tokens" it never sent. It says what the credits allow.
+  test("the 413 says the credits allow ~900 output tokens and that the request set no limit (no key in it)", async (t) => {
+    const { openrouter, client } = await scene(t, false);
+    openrouter.enqueue(CHAT_ROUTE, unaffordable(16384, 1234));
+    openrouter.enqueue(CHAT_ROUTE, unaffordable(1110, 900, `(key ${OPENROUTER_KEY})`));
+    const error = await client.chat.completions
+      .create({ model: "m", messages: [{ role: "user", content: "Hi" }] })
+      .then(
+        () => assert.fail("expected an error"),
+        (caught: unknown) => caught,
+      );
+    assert.ok(error instanceof OpenAI.APIError, String(error));
+    assert.equal(error.status, 413, error.message);
+    assert.deepEqual(sentMaxTokens(openrouter), [undefined, 1110]);
+    assert.match(error.message, /credits cover only ~900 output tokens/);
+    assert.match(error.message, /this request set no output limit/);
+    assert.match(error.message, /max_tokens 1110, the gateway's own choice/);
+    assert.doesNotMatch(error.message, /not the 1110 it may use/, "1110 is not the client's");
+    assert.doesNotMatch(error.message, /smaller max_tokens/, "the client sent none");
+    assert.ok(!JSON.stringify(error.error).includes(OPENROUTER_KEY), "the echoed key is redacted");
+  });
+});
+
 describe("OpenRouter's 402 without that text (the key is out of credits)", () => {
   test("still parks the key: its other models are not asked", async (t) => {
     const { openrouter, client } = await scene(t);
@@ -225,6 +241,59 @@ routing:
     assert.equal(answer.output_text, "OpenRouter here.");
     assert.deepEqual(sentMaxTokens(openrouter), [undefined, 1110]);
     assert.equal(native.requests.length, 0, "the native provider was not asked");
+  });
+
+  test("responses.create without max_output_tokens, OpenRouter alone in front: retried with 90 % of it", async (t) => {
+    const { openrouter, beta, gateway, client } = await scene(t);
+    openrouter.enqueue(CHAT_ROUTE, unaffordable(16384, 1234));
+    openrouter.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("OpenRouter here.", "vendor/m") });
+    const answer = await client.responses.create({ model: "m", input: "Hi" });
+    assert.equal(answer.output_text, "OpenRouter here.");
+    assert.deepEqual(sentMaxTokens(openrouter), [undefined, 1110]);
+    assert.equal(chatRequests(beta).length, 0);
+    const { records } = await recordsOf(gateway, "responses");
+    assert.deepEqual(
+      records[0]?.attempts.map((attempt) => [attempt.provider, attempt.outcome]),
+      [
+        ["openrouter", "rate_limited"],
+        ["openrouter", "success"],
+      ],
+    );
+  });
+
+  test("responses.create streamed without max_output_tokens: retried the same way, the events are that candidate's", async (t) => {
+    const { openrouter, beta, client } = await scene(t);
+    openrouter.enqueue(CHAT_ROUTE, unaffordable(65536, 4000));
+    openrouter.setDefault(CHAT_ROUTE, {
+      kind: "sse",
+      events: chatStream(["OpenRouter", " here."], "vendor/m", { finishReason: "length" }),
+    });
+    const stream = await client.responses.create({ model: "m", input: "Hi", stream: true });
+    let text = "";
+    let status: string | undefined;
+    for await (const event of stream) {
+      if (event.type === "response.output_text.delta") text += event.delta;
+      if (event.type === "response.completed" || event.type === "response.incomplete") status = event.response.status;
+    }
+    assert.equal(text, "OpenRouter here.");
+    assert.equal(status, "incomplete", "cut at the chosen limit: said so, as for the client's own");
+    assert.deepEqual(sentMaxTokens(openrouter), [undefined, 3600]);
+    assert.equal(chatRequests(beta).length, 0);
+  });
+
+  test("responses.create, the retry refused too on the only candidate: a 413 saying what the credits allow", async (t) => {
+    const { openrouter, client } = await scene(t, false);
+    openrouter.enqueue(CHAT_ROUTE, unaffordable(16384, 1234));
+    openrouter.enqueue(CHAT_ROUTE, unaffordable(1110, 900));
+    const error = await client.responses.create({ model: "m", input: "Hi" }).then(
+      () => assert.fail("expected an error"),
+      (caught: unknown) => caught,
+    );
+    assert.ok(error instanceof OpenAI.APIError, String(error));
+    assert.equal(error.status, 413, error.message);
+    assert.equal(error.code, "request_too_large");
+    assert.match(error.message, /credits cover only ~900 output tokens/);
+    assert.match(error.message, /max_output_tokens/);
   });
 
   test("with max_output_tokens: the client's own limit, never lowered (failed over)", async (t) => {

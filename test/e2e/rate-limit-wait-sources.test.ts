@@ -251,6 +251,39 @@ describe("a day's window whose reset reads a moment ago has just rolled over", (
   });
 });
 
+describe("a day's reset that reads now with every 429 (delay 0)", () => {
+  test("cerebras: x-ratelimit-reset-requests-day 0 each time: the backoff twice, then parked until the day ends", async (t) => {
+    // Taken as a roll-over every time, such a provider was asked again on the capped backoff (60 s) all day.
+    const headers = {
+      "x-ratelimit-limit-requests-day": "14400",
+      "x-ratelimit-remaining-requests-day": "0",
+      "x-ratelimit-reset-requests-day": "0",
+    };
+    const { scene, clock } = await backoffAfter429(t, headers, "cerebras");
+    clock.advance(4_000);
+    scene.alpha.enqueue(CHAT_ROUTE, rateLimited({ headers }));
+    const second = await scene.chat();
+    assert.equal(second.status, 429, second.text);
+    assert.equal(second.headers["retry-after"], "8", "the second is still taken as a roll-over: the backoff");
+    clock.advance(8_000);
+    scene.alpha.enqueue(CHAT_ROUTE, rateLimited({ headers }));
+    const third = await scene.chat();
+    assert.equal(third.status, 429, third.text);
+    const endOfDayMs = Date.UTC(2026, 0, 2);
+    const nowMs = START_MS + 12_000;
+    assert.equal(third.headers["retry-after"], String((endOfDayMs - nowMs) / 1000));
+    const cooldown = (await scene.health()).deployments.find((row) => row.key === "alpha/m")?.cooldown;
+    assert.match(
+      cooldown?.reason ?? "",
+      /3 daily 429s in a row whose reset reads now: parked until the provider's day ends/,
+    );
+    assert.equal(cooldown?.remaining_ms, endOfDayMs - nowMs, JSON.stringify(cooldown));
+    clock.advance(60_000);
+    assert.equal((await scene.chat()).status, 429);
+    assert.equal(scene.counts().alpha, 3, "not asked again after the capped backoff");
+  });
+});
+
 describe("each 429 wait source sets the client's Retry-After and the cooldown", () => {
   for (const waitCase of WAIT_CASES) {
     test(waitCase.name, async (t) => {

@@ -6,7 +6,7 @@ import type { TestContext } from "node:test";
 import type OpenAI from "openai";
 import { CHAT_ROUTE, openAiClient, serveEveryChat, useGateway, useMock } from "./e2e.ts";
 import type { TestGateway } from "./gateway.ts";
-import { chatCompletion, type MockUpstream } from "./mock-upstream.ts";
+import { chatCompletion, type MockStep, type MockUpstream } from "./mock-upstream.ts";
 
 /** Shaped as OpenRouter's keys are (`sk-or-v1-` and 32 hex digits), so that a test can assert it never leaks. */
 export const OPENROUTER_KEY = "sk-or-v1-0123456789abcdef0123456789abcdef";
@@ -118,4 +118,13 @@ export async function openRouterScene(t: TestContext, options: OpenRouterSceneOp
   }
   if (betaAnswer !== undefined) serveEveryChat(beta, betaAnswer);
   return { openrouter, beta, gateway, client: openAiClient(gateway) };
+}
+
+/** OpenRouter's own 402 (not one it relays: `provider_name` null), with `message` as its error's. */
+export function openRouter402(message: string): MockStep {
+  return {
+    kind: "json",
+    status: 402,
+    body: { error: { message, code: 402, metadata: { provider_name: null } }, user_id: "user_2abc" },
+  };
 }

@@ -1,0 +1,56 @@
+// OpenRouter's 402s that refuse one request's size against the key's credits, not the key itself: its output ("can
+// only afford N") or its prompt ("Prompt tokens limit exceeded: N > M"). A request asking for less is served by the
+// same key, so these fail over and park nothing (classify-429.ts); read as out of credits, each parked every model of
+// the key for an hour while smaller requests were still served.
+
+/** Error messages are short; the cap keeps a huge body from costing a long scan. */
+const MAX_SCANNED_BODY_CHARS = 16 * 1024;
+
+/**
+ * OpenRouter reserves a request's whole possible output against the key's credits (without `max_tokens`, the model's
+ * whole output limit: 65,536 for some) and refuses it with a 402 when they do not cover it: "This request requires
+ * more credits, or fewer max_tokens. You requested up to 16384 tokens, but can only afford 1234." Its older wording
+ * says the same as "max_tokens limit exceeded: 100000 > 9577" (cline/cline#940).
+ */
+// Its numbers as quoted back by clients may carry a "~" and thousands separators ("can only afford ~15,500").
+const UNAFFORDABLE_OUTPUT = /\brequested up to ~?(\d[\d,]*) tokens, but can only afford ~?(\d[\d,]*)/i;
+const OUTPUT_LIMIT_EXCEEDED = /\bmax_tokens limit exceeded:\s*~?(\d[\d,]*)\s*>\s*~?(\d[\d,]*)/i;
+
+/**
+ * The prompt's counterpart: "Prompt tokens limit exceeded: 64128 > 6964. To increase, visit
+ * https://openrouter.ai/settings/credits and upgrade to a paid account" (continuedev/continue#11227; with "create a
+ * key with a higher monthly limit" for a key's own limit, anomalyco/opencode#12219). The prompt is larger than what
+ * the credits (or the key's limit) cover for this request; a shorter one is served.
+ */
+const PROMPT_LIMIT_EXCEEDED = /\bprompt tokens limit exceeded:\s*~?(\d[\d,]*)\s*>\s*~?(\d[\d,]*)/i;
+
+/** What a 402 says was asked for and what the credits cover, when it is a refusal of that size alone. */
+export interface RefusedSize {
+  readonly requested: number;
+  readonly affordable: number;
+}
+
+/** The output a 402 says was asked for and what the credits cover, when it is a refusal of that size alone. */
+export function unaffordableOutput(bodyText: string | undefined): RefusedSize | undefined {
+  return refusedSize(bodyText, UNAFFORDABLE_OUTPUT) ?? refusedSize(bodyText, OUTPUT_LIMIT_EXCEEDED);
+}
+
+/** The prompt tokens a 402 says the request has and what the credits cover, when the prompt alone is refused. */
+export function unaffordablePrompt(bodyText: string | undefined): RefusedSize | undefined {
+  return refusedSize(bodyText, PROMPT_LIMIT_EXCEEDED);
+}
+
+function refusedSize(bodyText: string | undefined, pattern: RegExp): RefusedSize | undefined {
+  if (bodyText === undefined) return undefined;
+  const match = pattern.exec(
+    bodyText.length > MAX_SCANNED_BODY_CHARS ? bodyText.slice(0, MAX_SCANNED_BODY_CHARS) : bodyText,
+  );
+  if (match === null) return undefined;
+  const requested = Number((match[1] ?? "").replaceAll(",", ""));
+  const affordable = Number((match[2] ?? "").replaceAll(",", ""));
+  // "can only afford 0" (a key whose monthly limit is spent) covers nothing at all: the key's credits, not this
+  // request's size (read as its size, every model of the key was asked again at each request).
+  return Number.isSafeInteger(requested) && Number.isSafeInteger(affordable) && affordable > 0 && affordable < requested
+    ? { requested, affordable }
+    : undefined;
+}
