@@ -4,6 +4,7 @@
 // the `usage` of a JSON answer that came without one (the Responses and Messages doors translate both, so their
 // clients get it too). Built from the gateway's estimate and marked `x_gateway.usage_estimated`, so a client can tell
 // (docs/streaming.md "Usage chunks").
+import { reasoningOf } from "../chat-reasoning.ts";
 import type { TokenUsage } from "./relay-types.ts";
 
 /**
@@ -61,7 +62,7 @@ export class OutputTokenCount {
 
   #addFields(fields: Record<string, unknown>): void {
     this.#add(fields.content);
-    this.#add(fields.reasoning_content ?? fields.reasoning);
+    this.#add(reasoningOf(fields));
     this.#add(fields.refusal);
     this.#addCalls(fields.tool_calls);
     if (fields.function_call !== null && typeof fields.function_call === "object") this.#addCall(fields.function_call);

@@ -12,6 +12,7 @@
 //   after every choice finished, and one whose connection breaks then (the answer is whole either way).
 // - A prefill continuation that ignores the prefill and answers afresh: its repetition of the delivered text is held
 //   back and dropped (PrefillEchoGuard), so the client does not get it twice.
+import { reasoningOf } from "../chat-reasoning.ts";
 import { abortReasonText } from "../errors/gateway-error.ts";
 import type { StreamOutcome } from "../errors/outcomes.ts";
 import { isRecord } from "../is-record.ts";
@@ -359,11 +360,10 @@ function withReasoning(
   return info.hasReasoning ? state.retainedReasoning(reasoning, firstChoiceReasoning(json)) : reasoning;
 }
 
-/** The reasoning text a chunk adds to its first choice (`reasoning_content`, or OpenRouter's `reasoning`). */
+/** The reasoning text a chunk adds to its first choice (chat-reasoning.ts). */
 function firstChoiceReasoning(json: Record<string, unknown>): string {
-  const delta = (json.choices as { delta?: Record<string, unknown> }[] | undefined)?.[0]?.delta;
-  const reasoning = delta?.reasoning_content ?? delta?.reasoning;
-  return typeof reasoning === "string" ? reasoning : "";
+  const delta = (json.choices as { delta?: unknown }[] | undefined)?.[0]?.delta;
+  return isRecord(delta) ? reasoningOf(delta) : "";
 }
 
 function isUsageOnly(json: Record<string, unknown> | undefined): boolean {
