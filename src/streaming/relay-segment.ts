@@ -12,7 +12,6 @@
 //   after every choice finished, and one whose connection breaks then (the answer is whole either way).
 // - A prefill continuation that ignores the prefill and answers afresh: its repetition of the delivered text is held
 //   back and dropped (PrefillEchoGuard), so the client does not get it twice.
-import { reasoningOf } from "../chat-reasoning.ts";
 import { abortReasonText } from "../errors/gateway-error.ts";
 import type { StreamOutcome } from "../errors/outcomes.ts";
 import { isRecord } from "../is-record.ts";
@@ -35,6 +34,8 @@ export interface SegmentOptions {
   readonly shouldStripUsage: boolean;
   /** Aborted when the client goes away. */
   readonly signal: AbortSignal;
+  /** Counts what the segment generated besides its first choice's text and reasoning (SegmentEnd.otherOutputTokens). */
+  readonly countTokens?: ((text: string) => number) | undefined;
 }
 
 export async function* relaySegment(
@@ -44,7 +45,7 @@ export async function* relaySegment(
   options: SegmentOptions,
 ): AsyncGenerator<readonly StreamChunk[], SegmentEnd, void> {
   const current = segment.stream;
-  const progress = new SegmentProgress();
+  const progress = new SegmentProgress(state, options.countTokens);
   const render = renderer(
     current.inspect,
     continuation,
@@ -117,8 +118,7 @@ export async function* relaySegment(
     clearTimeout(durationTimer);
     options.signal.removeEventListener("abort", onClientGone);
     // Also when the relay is closed mid-segment (its end then never returns): relay-stream.ts settles it from here.
-    state.droppedText = progress.droppedText;
-    state.segmentReasoning = { delivered: progress.reasoning, dropped: progress.droppedReasoning };
+    state.segmentOutput = progress.output();
     // The consumer returned early (the generator was closed at a yield): nobody reads this upstream any more.
     if (progress.outcome === undefined) current.controller.abort();
   }
@@ -148,9 +148,7 @@ export async function* relaySegment(
     usage: progress.usage,
     ...(progress.usage !== undefined && progress.isUsageEstimated ? { isUsageEstimated: true as const } : {}),
     text: progress.text,
-    ...(state.droppedText === "" ? {} : { droppedText: state.droppedText }),
-    ...(progress.reasoning === "" ? {} : { reasoning: progress.reasoning }),
-    ...(progress.droppedReasoning === "" ? {} : { droppedReasoning: progress.droppedReasoning }),
+    ...state.segmentOutput,
   };
 }
 
@@ -212,8 +210,7 @@ function renderer(
         const step = replay.step(info);
         // What it generated before it repeated the delivered text whole (its reasoning, the diverging event) is
         // dropped, but billed: counted for its estimate (SegmentEnd.droppedReasoning).
-        if (step.kind !== "pass")
-          progress.droppedReasoning = withReasoning(state, progress.droppedReasoning, info, json);
+        if (step.kind !== "pass") progress.noteDropped(info, json);
         if (step.kind === "diverged") {
           progress.divergedText = info.text;
           progress.end("stream_diverged", step.reason);
@@ -237,13 +234,15 @@ function renderer(
           setFirstChoiceText(json, text);
           if (text === "" && !info.hasToolCall && !info.hasRefusal && info.finishReason === undefined) continue;
         } else if (continuation !== undefined && isNothingNew(info, progress.hasAdded)) {
-          progress.droppedReasoning = withReasoning(state, progress.droppedReasoning, info, json);
+          progress.noteDropped(info, json);
           continue;
         }
       }
 
-      // From here on the event is part of the client's answer.
+      // From here on the event is part of the client's answer (counted as its upstream sent it, before the gateway
+      // completes or renumbers its tool calls).
       progress.hasAdded = true;
+      progress.noteDelivered(info, json);
       // Asked of every chunk, not only those with a call: an empty `tool_calls` array is taken out too.
       const isToolCallNormalized = toolCallDeltas.normalize(json);
       const isToolCallChanged =
@@ -295,7 +294,6 @@ function renderer(
         if (state.isRetainingText) progress.text += text;
         else progress.text = "";
       }
-      progress.reasoning = withReasoning(state, progress.reasoning, info, json);
       if (json.error !== undefined && json.error !== null) {
         // An error object riding along with choices is passed on, but an upstream's error text may quote the key.
         const data = state.redact(continuation === undefined ? event.data : JSON.stringify(json));
@@ -348,22 +346,6 @@ function isNothingNew(info: StreamEventInfo, hasAdded: boolean): boolean {
     !info.hasRefusal &&
     info.finishReason === undefined
   );
-}
-
-/** `reasoning` with what the event adds to its first choice, kept as delivered text is (RelayState.retainedReasoning). */
-function withReasoning(
-  state: RelayState,
-  reasoning: string,
-  info: StreamEventInfo,
-  json: Record<string, unknown>,
-): string {
-  return info.hasReasoning ? state.retainedReasoning(reasoning, firstChoiceReasoning(json)) : reasoning;
-}
-
-/** The reasoning text a chunk adds to its first choice (chat-reasoning.ts). */
-function firstChoiceReasoning(json: Record<string, unknown>): string {
-  const delta = (json.choices as { delta?: unknown }[] | undefined)?.[0]?.delta;
-  return isRecord(delta) ? reasoningOf(delta) : "";
 }
 
 function isUsageOnly(json: Record<string, unknown> | undefined): boolean {

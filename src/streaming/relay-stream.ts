@@ -97,6 +97,7 @@ export async function* relayStream(
         maxDurationMs: options.maxDurationMs,
         shouldStripUsage: options.shouldStripUsage,
         signal: options.signal,
+        countTokens: options.countTokens,
       });
       // A segment is settled once it is known whether another upstream continues it (the first one last), but its slot
       // is freed now (`ended`): the deployment may be asked to continue it itself.
@@ -175,7 +176,7 @@ export async function* relayStream(
       reason: "the stream was closed",
       usage: undefined,
       text: deliveredSince(state, state.continuations.at(-1)?.afterChars ?? 0),
-      ...closedSegmentOutput(state),
+      ...state.segmentOutput,
     });
     ended?.segment.finish(ended.end);
     first.finish({
@@ -184,7 +185,7 @@ export async function* relayStream(
         reason: "client disconnected",
         usage: undefined,
         text: deliveredSince(state, 0),
-        ...closedSegmentOutput(state),
+        ...state.segmentOutput,
       }),
       isContinued: state.continuations.length > 0,
     });
@@ -213,20 +214,6 @@ export async function* relayStream(
 /** The text delivered after the first `afterChars` characters, while the relay still keeps it (else none). */
 function deliveredSince(state: RelayState, afterChars: number): string {
   return state.isRetainingText ? state.deliveredText().slice(afterChars) : "";
-}
-
-/**
- * What the segment the relay was closed in generated besides its delivered text: the text it dropped and its reasoning
- * (delivered and dropped), for its estimate. Before 2026-12-06 its reasoning was left out: a stream closed while it
- * reasoned was settled as if it had generated nothing.
- */
-function closedSegmentOutput(state: RelayState): Pick<SegmentEnd, "droppedText" | "reasoning" | "droppedReasoning"> {
-  const { delivered, dropped } = state.segmentReasoning;
-  return {
-    ...(state.droppedText === "" ? {} : { droppedText: state.droppedText }),
-    ...(delivered === "" ? {} : { reasoning: delivered }),
-    ...(dropped === "" ? {} : { droppedReasoning: dropped }),
-  };
 }
 
 /**

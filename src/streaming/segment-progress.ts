@@ -1,7 +1,12 @@
 // The mutable facts of one stream segment while it is relayed (relay-segment.ts), and what it generated that the
 // client did not get from it: the part of its provider's output the gateway dropped, still billed by that provider.
+import { reasoningOf } from "../chat-reasoning.ts";
 import type { StreamOutcome } from "../errors/outcomes.ts";
-import type { TokenUsage } from "./relay-types.ts";
+import { isRecord } from "../is-record.ts";
+import { OutputTokenCount } from "./estimated-usage.ts";
+import type { RelayState } from "./relay-state.ts";
+import type { SegmentOutput, TokenUsage } from "./relay-types.ts";
+import type { StreamEventInfo } from "./stream-event.ts";
 
 export class SegmentProgress {
   outcome: StreamOutcome | undefined;
@@ -26,11 +31,35 @@ export class SegmentProgress {
   repetition: { readonly droppedText: string } | undefined;
   /** The text of the event a replay diverged at: generated, never passed on. */
   divergedText = "";
+  readonly #state: RelayState;
+  /**
+   * What the segment generated besides its first choice's text and reasoning (SegmentEnd.otherOutputTokens), counted
+   * as it streams: a tool call is not retained text, and an answer of tool calls only was charged no output.
+   */
+  readonly #otherOutput: OutputTokenCount | undefined;
+
+  constructor(state: RelayState, countTokens: ((text: string) => number) | undefined) {
+    this.#state = state;
+    this.#otherOutput =
+      countTokens === undefined ? undefined : new OutputTokenCount(countTokens, { isFirstTextLeft: true });
+  }
 
   end(outcome: StreamOutcome, reason: string): void {
     if (this.outcome !== undefined) return;
     this.outcome = outcome;
     this.reason = reason;
+  }
+
+  /** An event the client gets (`json` as the upstream sent it): its reasoning and its other output are counted. */
+  noteDelivered(info: StreamEventInfo, json: Record<string, unknown>): void {
+    this.reasoning = this.#withReasoning(this.reasoning, info, json);
+    this.#otherOutput?.note(json);
+  }
+
+  /** An event generated and dropped (a continuation's thinking again, a replay's repetition or divergence). */
+  noteDropped(info: StreamEventInfo, json: Record<string, unknown>): void {
+    this.droppedReasoning = this.#withReasoning(this.droppedReasoning, info, json);
+    this.#otherOutput?.note(json);
   }
 
   /**
@@ -41,4 +70,27 @@ export class SegmentProgress {
   get droppedText(): string {
     return (this.repetition?.droppedText ?? "") + this.divergedText;
   }
+
+  /** What the segment generated besides the text it delivered, for its estimate (SegmentOutput). */
+  output(): SegmentOutput {
+    const droppedText = this.droppedText;
+    const otherOutputTokens = this.#otherOutput?.tokens ?? 0;
+    return {
+      ...(droppedText === "" ? {} : { droppedText }),
+      ...(this.reasoning === "" ? {} : { reasoning: this.reasoning }),
+      ...(this.droppedReasoning === "" ? {} : { droppedReasoning: this.droppedReasoning }),
+      ...(otherOutputTokens === 0 ? {} : { otherOutputTokens }),
+    };
+  }
+
+  /** `reasoning` with what the event adds to its first choice, kept as delivered text is (RelayState.retainedReasoning). */
+  #withReasoning(reasoning: string, info: StreamEventInfo, json: Record<string, unknown>): string {
+    return info.hasReasoning ? this.#state.retainedReasoning(reasoning, firstChoiceReasoning(json)) : reasoning;
+  }
+}
+
+/** The reasoning text a chunk adds to its first choice (chat-reasoning.ts). */
+function firstChoiceReasoning(json: Record<string, unknown>): string {
+  const delta = (json.choices as { delta?: unknown }[] | undefined)?.[0]?.delta;
+  return isRecord(delta) ? reasoningOf(delta) : "";
 }
