@@ -221,18 +221,26 @@ function renderer(
         setFirstChoiceText(json, text);
       } else {
         const echoed = echo?.step(event, info);
-        if (echoed?.kind === "hold") continue;
+        if (echoed?.kind === "hold") {
+          progress.noteHeld(info, json);
+          continue;
+        }
         if (echo !== undefined && echoed?.kind === "continuing") {
           // A real continuation after all: the held events go on first, in order, then this one (index-- revisits).
+          progress.releaseHeld();
           events.splice(index, 0, ...echo.takeHeld());
           index--;
           continue;
         }
         if (echoed?.kind === "restarted") {
           progress.isRestarted = true;
+          progress.dropHeld();
           text = echoed.text;
           setFirstChoiceText(json, text);
-          if (text === "" && !info.hasToolCall && !info.hasRefusal && info.finishReason === undefined) continue;
+          if (text === "" && !info.hasToolCall && !info.hasRefusal && info.finishReason === undefined) {
+            progress.noteDropped(info, json);
+            continue;
+          }
         } else if (continuation !== undefined && isNothingNew(info, progress.hasAdded)) {
           progress.noteDropped(info, json);
           continue;

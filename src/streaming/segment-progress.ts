@@ -33,6 +33,12 @@ export class SegmentProgress {
   divergedText = "";
   readonly #state: RelayState;
   /**
+   * The reasoning in events a prefill continuation holds while its text repeats the delivered text (PrefillEchoGuard):
+   * dropped with them when it turns out to have started over, or ends undecided, and billed all the same. Before
+   * 2026-12-06 it was lost: only the reasoning dropped outside the held events was counted.
+   */
+  #heldReasoning = "";
+  /**
    * What the segment generated besides its first choice's text and reasoning (SegmentEnd.otherOutputTokens), counted
    * as it streams: a tool call is not retained text, and an answer of tool calls only was charged no output.
    */
@@ -62,6 +68,22 @@ export class SegmentProgress {
     this.#otherOutput?.note(json);
   }
 
+  /** An event a prefill continuation holds back while it may be repeating the delivered text. */
+  noteHeld(info: StreamEventInfo, json: Record<string, unknown>): void {
+    this.#heldReasoning = this.#withReasoning(this.#heldReasoning, info, json);
+  }
+
+  /** The held events go on after all (a real continuation): their reasoning is counted as they are relayed. */
+  releaseHeld(): void {
+    this.#heldReasoning = "";
+  }
+
+  /** The held events are dropped (it started the answer over): their reasoning was generated, never delivered. */
+  dropHeld(): void {
+    this.droppedReasoning = this.#state.retainedReasoning(this.droppedReasoning, this.#heldReasoning);
+    this.#heldReasoning = "";
+  }
+
   /**
    * The text its provider generated that the client did not get from this segment (SegmentEnd.droppedText). Counted
    * with what it delivered when it reported no usage: before, a diverged replay counted nothing, and a prefill
@@ -73,6 +95,8 @@ export class SegmentProgress {
 
   /** What the segment generated besides the text it delivered, for its estimate (SegmentOutput). */
   output(): SegmentOutput {
+    // Events still held when the segment ended are dropped with it (a cut while it repeated the delivered text).
+    this.dropHeld();
     const droppedText = this.droppedText;
     const otherOutputTokens = this.#otherOutput?.tokens ?? 0;
     return {

@@ -16,7 +16,7 @@ import { countTextTokens, estimateChatPrompt } from "../../src/limits/token-esti
 import type { RequestRecord } from "../../src/observability/request-record.ts";
 import { openAiClient, send, statsOf, useGateway, useMock } from "../helpers/e2e.ts";
 import { type DeploymentView, windowOf } from "../helpers/limits-scene.ts";
-import { chatCompletion, chatStream, type MockStep, type MockUpstream } from "../helpers/mock-upstream.ts";
+import { chatChunk, chatCompletion, chatStream, type MockStep, type MockUpstream } from "../helpers/mock-upstream.ts";
 import { parsePrometheusText, sumOf } from "../helpers/prometheus-text.ts";
 import { waitUntil } from "../helpers/sse-client.ts";
 import { CHAT_ROUTE, MODEL, sentBody, startTwoProviders, type TwoProviders } from "../helpers/two-providers.ts";
@@ -131,6 +131,30 @@ describe("a continuation's charge when it reported no usage", () => {
     const books = await betaBooks(scene);
     assert.deepEqual(books.metrics, [betaIn, betaOut], "llm_gateway_tokens_total");
     assert.deepEqual(books.stats, [betaIn, betaOut], "/stats");
+  });
+
+  test("a prefill continuation that started over and reasoned while it repeated: that reasoning counts too", async (t) => {
+    // Its events are held while its text repeats the delivered text, then dropped: the reasoning among them was
+    // generated (and billed) as surely as the repeated text. Before, it counted nothing.
+    const scene = await startTwoProviders(t, { backupModel: BUDGET });
+    const records = recordsOf(scene);
+    scene.primary.enqueue(CHAT_ROUTE, cutAfterTwenty);
+    const thought = " Still counting.";
+    const afresh = chatStream(WORDS, MODEL);
+    const reasoning = { ...chatChunk("", MODEL), choices: [{ index: 0, delta: { reasoning_content: thought } }] };
+    afresh.splice(4, 0, { data: reasoning });
+    scene.backup.enqueue(CHAT_ROUTE, { kind: "sse", events: afresh });
+    assert.equal(await streamText(scene), FULL_TEXT, "the client gets the delivered text once");
+    const record = await oneRecord(records);
+    const betaOut = countTextTokens(FULL_TEXT) + countTextTokens(thought);
+    assert.deepEqual(attemptsOf(record)[1], [
+      "beta",
+      "continuation",
+      "success",
+      PROMPT + countTextTokens(DELIVERED),
+      betaOut,
+      true,
+    ]);
   });
 
   test("a replay that diverged: its prompt and what it generated count, on every book", async (t) => {
