@@ -149,6 +149,10 @@ export async function* relaySegment(
     ...(progress.usage !== undefined && progress.isUsageEstimated ? { isUsageEstimated: true as const } : {}),
     text: progress.text,
     ...state.segmentOutput,
+    // A continuation that failed before it added anything is settled with what it used (pipeline/segment-charge.ts).
+    ...(continuation !== undefined && outcome !== "success" && !progress.hasAdded
+      ? { hasAddedNothing: true as const }
+      : {}),
   };
 }
 
@@ -212,7 +216,7 @@ function renderer(
         // dropped, but billed: counted for its estimate (SegmentEnd.droppedReasoning).
         if (step.kind !== "pass") progress.noteDropped(info, json);
         if (step.kind === "diverged") {
-          progress.divergedText = info.text;
+          progress.unrelayedText += info.text;
           progress.end("stream_diverged", step.reason);
           break;
         }

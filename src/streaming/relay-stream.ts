@@ -22,6 +22,7 @@ import type {
   StreamChunk,
   TokenUsage,
 } from "./relay-types.ts";
+import { unrelayedOutput } from "./segment-progress.ts";
 import { UsageMerge } from "./usage-merge.ts";
 
 export interface RelayOptions {
@@ -139,16 +140,14 @@ export async function* relayStream(
         // candidate and waiting for its first token could otherwise outlive the documented maximum.
         const reason = `the stream exceeded max_stream_duration_ms (${options.maxDurationMs} ms) while a continuation was being opened`;
         timedOut = { outcome: "stream_too_long", reason, usage: undefined, text: "" };
-        next?.stream.controller.abort();
-        next?.finish({ outcome: "client_aborted", reason, usage: undefined, text: "" });
+        if (next !== undefined) abandon(next, reason, state, options);
         break;
       }
       if (next === undefined) break;
       if (options.signal.aborted) {
         // The client left while the continuation was being opened: nobody will read it. Hang up on it and give
         // its slot back, or the upstream call streams on for nobody and the slot is never freed.
-        next.stream.controller.abort();
-        next.finish({ outcome: "client_aborted", reason: "client disconnected", usage: undefined, text: "" });
+        abandon(next, "client disconnected", state, options);
         break;
       }
       const record: ContinuationRecord = {
@@ -214,6 +213,16 @@ export async function* relayStream(
 /** The text delivered after the first `afterChars` characters, while the relay still keeps it (else none). */
 function deliveredSince(state: RelayState, afterChars: number): string {
   return state.isRetainingText ? state.deliveredText().slice(afterChars) : "";
+}
+
+/**
+ * A continuation opened when nobody would read it any more (the client left, the stream's time ran out): hung up on,
+ * and settled with what its first content generated, never relayed.
+ */
+function abandon(next: ContinuationSegment, reason: string, state: RelayState, options: RelayOptions): void {
+  next.stream.controller.abort();
+  const output = unrelayedOutput(next.stream, state, options.countTokens);
+  next.finish({ outcome: "client_aborted", reason, usage: undefined, text: "", hasAddedNothing: true, ...output });
 }
 
 /**

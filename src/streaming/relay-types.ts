@@ -63,6 +63,11 @@ export interface SegmentEnd {
   readonly otherOutputTokens?: number;
   /** Another upstream continued the answer after this segment broke (the first one, or a continuation). */
   readonly isContinued?: boolean;
+  /**
+   * A continuation that failed before it added anything to the client's answer: it broke or diverged before its first
+   * output, or was abandoned as it opened. Settled with what it used, not its reservation (pipeline/segment-charge.ts).
+   */
+  readonly hasAddedNothing?: true;
 }
 
 /** What a segment generated besides the text it delivered: the parts of its end its estimate counts. */

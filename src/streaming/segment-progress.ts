@@ -4,6 +4,7 @@ import { reasoningOf } from "../chat-reasoning.ts";
 import type { StreamOutcome } from "../errors/outcomes.ts";
 import { isRecord } from "../is-record.ts";
 import { OutputTokenCount } from "./estimated-usage.ts";
+import type { OpenedStream } from "./opened-stream.ts";
 import type { RelayState } from "./relay-state.ts";
 import type { SegmentOutput, TokenUsage } from "./relay-types.ts";
 import type { StreamEventInfo } from "./stream-event.ts";
@@ -29,8 +30,11 @@ export class SegmentProgress {
   isRestarted = false;
   /** A continuation's repetition of the delivered text, matched and dropped (ReplayMatcher, PrefillEchoGuard). */
   repetition: { readonly droppedText: string } | undefined;
-  /** The text of the event a replay diverged at: generated, never passed on. */
-  divergedText = "";
+  /**
+   * Text generated and never passed on besides a repetition: the event a replay diverged at, the first content of a
+   * continuation abandoned as it opened (unrelayedOutput).
+   */
+  unrelayedText = "";
   readonly #state: RelayState;
   /**
    * The reasoning in events a prefill continuation holds while its text repeats the delivered text (PrefillEchoGuard):
@@ -90,7 +94,7 @@ export class SegmentProgress {
    * continuation that started over counted only its new text (pipeline/segment-usage.ts).
    */
   get droppedText(): string {
-    return (this.repetition?.droppedText ?? "") + this.divergedText;
+    return (this.repetition?.droppedText ?? "") + this.unrelayedText;
   }
 
   /** What the segment generated besides the text it delivered, for its estimate (SegmentOutput). */
@@ -111,6 +115,26 @@ export class SegmentProgress {
   #withReasoning(reasoning: string, info: StreamEventInfo, json: Record<string, unknown>): string {
     return info.hasReasoning ? this.#state.retainedReasoning(reasoning, firstChoiceReasoning(json)) : reasoning;
   }
+}
+
+/**
+ * What an opened stream generated that was never relayed (its first content, waiting in its pending events), for a
+ * continuation abandoned as it opened (the client left, the stream's time ran out): billed, so its estimate counts it.
+ * Before 2026-12-06 such a continuation was settled as if it had generated nothing, and kept its whole reservation.
+ */
+export function unrelayedOutput(
+  stream: OpenedStream,
+  state: RelayState,
+  countTokens: ((text: string) => number) | undefined,
+): SegmentOutput {
+  const progress = new SegmentProgress(state, countTokens);
+  for (const event of stream.pendingEvents) {
+    const info = stream.inspect(event);
+    if (info.json === undefined) continue;
+    progress.unrelayedText += info.text;
+    progress.noteDropped(info, info.json);
+  }
+  return progress.output();
 }
 
 /** The reasoning text a chunk adds to its first choice (chat-reasoning.ts). */

@@ -182,8 +182,9 @@ describe("a continuation's charge when it reported no usage", () => {
     const books = await betaBooks(scene);
     assert.deepEqual(books.metrics, [PROMPT, betaOut], "llm_gateway_tokens_total");
     assert.deepEqual(books.stats, [PROMPT, betaOut], "/stats");
-    // Not continued: its reservation (prompt and max_tokens) stays its floor, as for any stream that broke.
-    assert.equal(books.budget, PROMPT + 500);
+    // It sent the client nothing: charged what it used, not its reservation (prompt and max_tokens), which it kept
+    // before as its floor.
+    assert.equal(books.budget, PROMPT + betaOut);
   });
 
   test("a diverged replay another candidate continued: its budget is charged its estimate", async (t) => {
@@ -257,5 +258,59 @@ describe("the estimates' prompt is counted as each deployment counts it (calibra
     const after = await betaBooks(scene);
     assert.equal((after.metrics[0] ?? 0) - (before.metrics[0] ?? 0), betaIn, "llm_gateway_tokens_total");
     assert.equal((after.stats[0] ?? 0) - (before.stats[0] ?? 0), betaIn, "/stats");
+  });
+});
+
+describe("an abandoned continuation is settled with what it used, not its reservation", () => {
+  // Its reservation counts the output it was asked for (max_tokens: what is left after the delivered text). Before, a
+  // continuation the client left, or one that failed before it sent the client anything, kept all of it.
+  const betaIn = PROMPT + countTextTokens(DELIVERED);
+
+  test("the client left while it streamed: its prompt and what it generated", async (t) => {
+    const scene = await startTwoProviders(t, { backupModel: BUDGET });
+    const records = recordsOf(scene);
+    scene.primary.enqueue(CHAT_ROUTE, cutAfterTwenty);
+    scene.backup.enqueue(CHAT_ROUTE, {
+      kind: "sse",
+      events: chatStream(WORDS.slice(20, 22), MODEL).slice(0, 3),
+      end: "hang",
+    });
+    const leave = new AbortController();
+    const stream = await scene.client.chat.completions.create(
+      { model: MODEL, messages: MESSAGES, stream: true, max_tokens: 500 },
+      { signal: leave.signal },
+    );
+    let text = "";
+    try {
+      for await (const chunk of stream) {
+        text += chunk.choices[0]?.delta.content ?? "";
+        if (text === WORDS.slice(0, 22).join("")) leave.abort();
+      }
+    } catch {
+      // The SDK reports the abort it was asked for.
+    }
+    const record = await oneRecord(records);
+    const betaOut = countTextTokens(WORDS.slice(20, 22).join(""));
+    assert.deepEqual(attemptsOf(record)[1], ["beta", "continuation", "client_aborted", betaIn, betaOut, true]);
+    assert.equal((await betaBooks(scene)).budget, betaIn + betaOut);
+  });
+
+  test("it failed before it sent anything (it reasoned, then broke; nobody continued it)", async (t) => {
+    const scene = await startTwoProviders(t, { backupModel: BUDGET });
+    const records = recordsOf(scene);
+    // Alpha, whose connection broke, is asked last and fails.
+    scene.primary.enqueue(CHAT_ROUTE, cutAfterTwenty, {
+      kind: "json",
+      status: 500,
+      body: { error: { message: "down" } },
+    });
+    const thought = "Where was I?";
+    const reasoning = { ...chatChunk("", MODEL), choices: [{ index: 0, delta: { reasoning_content: thought } }] };
+    scene.backup.enqueue(CHAT_ROUTE, { kind: "sse", events: [{ data: reasoning }], end: "destroy" });
+    await assert.rejects(streamText(scene, MESSAGES, { max_tokens: 500 }), OpenAI.APIError);
+    const record = await oneRecord(records);
+    const betaOut = countTextTokens(thought);
+    assert.deepEqual(attemptsOf(record)[1], ["beta", "continuation", "stream_cut", betaIn, betaOut, true]);
+    assert.equal((await betaBooks(scene)).budget, betaIn + betaOut);
   });
 });
