@@ -157,6 +157,24 @@ describe("a continuation's charge when it reported no usage", () => {
     ]);
   });
 
+  test("cut while it repeated (its events held, then dropped with it): its held text and reasoning count", async (t) => {
+    const scene = await startTwoProviders(t, { backupModel: BUDGET });
+    const records = recordsOf(scene);
+    scene.primary.enqueue(CHAT_ROUTE, cutAfterTwenty);
+    const thought = " Still counting.";
+    const reasoning = { ...chatChunk("", MODEL), choices: [{ index: 0, delta: { reasoning_content: thought } }] };
+    const repeated = chatStream(WORDS.slice(0, 2), MODEL).slice(0, 3);
+    repeated.splice(2, 0, { data: reasoning });
+    scene.backup.enqueue(CHAT_ROUTE, { kind: "sse", events: repeated, end: "destroy" });
+    // Alpha, whose connection broke, is asked last and finishes the answer.
+    scene.primary.enqueue(CHAT_ROUTE, { kind: "sse", events: chatStream(WORDS.slice(20), MODEL) });
+    assert.equal(await streamText(scene), FULL_TEXT);
+    const record = await oneRecord(records);
+    const betaOut = countTextTokens(WORDS.slice(0, 2).join("")) + countTextTokens(thought);
+    const betaIn = PROMPT + countTextTokens(DELIVERED);
+    assert.deepEqual(attemptsOf(record)[1], ["beta", "continuation", "stream_cut", betaIn, betaOut, true]);
+  });
+
   test("a replay that diverged: its prompt and what it generated count, on every book", async (t) => {
     // Beta does not take a prefill; its fresh answer repeats two words, then goes another way. Alpha, whose
     // connection broke, is asked last and fails: nobody continues. Before, beta's attempt counted nothing.
