@@ -27,6 +27,7 @@ const PIPELINE_MAY_USE: readonly string[] = [
   "source-paths",
   "async-fs",
   "chat-choice",
+  "chat-reasoning",
   "is-record",
   "tool-call-boundary",
   "errors",
@@ -36,7 +37,7 @@ const SERVER_MAY_USE: readonly string[] = ["pipeline", ...PIPELINE_MAY_USE];
 /**
  * The allowed arrows, folder -> folders it may import. The request's path runs server -> pipeline -> router /
  * limits -> upstream -> streaming; the pure folders (router, scoring, limits) sit below everything that does I/O.
- * `clock`, `logger`, `sqlite-file`, `source-paths`, `async-fs`, `is-record`, `chat-choice`, `tool-call-boundary` and `main` are the files at
+ * `clock`, `logger`, `sqlite-file`, `source-paths`, `async-fs`, `is-record`, `chat-choice`, `chat-reasoning`, `tool-call-boundary` and `main` are the files at
  * the top of src/. `is-record` imports nothing and every folder may use it.
  */
 export const ALLOWED: Readonly<Record<string, readonly string[]>> = {
@@ -51,6 +52,8 @@ export const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   "tool-call-boundary": [],
   // Which choice of a chat answer is the answer: read by upstream/ (is it one?) and protocols/ (translate it).
   "chat-choice": ["is-record"],
+  // A chat message's or delta's reasoning text: read by streaming/ (the relay, estimates) and protocols/ (the doors).
+  "chat-reasoning": [],
   errors: ["is-record"],
   config: ["errors", "is-record"],
   // The front doors as data (name, kind, paths, protocol, ...): read by observability/ (label sets, operation names),
@@ -61,9 +64,9 @@ export const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   limits: ["config", "clock", "logger", "errors", "is-record"],
   state: ["limits", "config", "clock", "logger", "sqlite-file", "errors", "is-record"],
   router: ["scoring", "limits", "providers", "config", "clock", "logger", "errors", "is-record"],
-  streaming: ["errors", "clock", "tool-call-boundary", "is-record"],
+  streaming: ["errors", "clock", "tool-call-boundary", "chat-reasoning", "is-record"],
   // Protocol adapters (Responses, Messages): pure translation to and from Chat Completions.
-  protocols: ["errors", "clock", "chat-choice", "tool-call-boundary", "is-record"],
+  protocols: ["errors", "clock", "chat-choice", "chat-reasoning", "tool-call-boundary", "is-record"],
   observability: ["front-doors", "config", "clock", "logger", "sqlite-file", "async-fs", "errors", "is-record"],
   upstream: [
     "streaming",

@@ -155,7 +155,7 @@ export class Recorder {
     budgets.release(reservation);
     // A streamed transcript says no duration: the upload's estimate stays.
     settleSeconds(budgets, reservation, undefined, clock.now());
-    const chargeTokens = segmentCharge(end, reservation.tokens, settlement.estimatedUsage);
+    const chargeTokens = segmentCharge(end, reservation.tokens, settlement.estimatedUsage, settlement.isFirst);
     if (chargeTokens !== undefined) budgets.reconcile(reservation, chargeTokens, clock.now());
     if (end.outcome === "success") {
       // A stream sent before a reload pointed its name elsewhere: counted, but it teaches the new upstream nothing.

@@ -9,15 +9,29 @@ import type { SegmentEnd, TokenUsage } from "../streaming/relay-types.ts";
  * continued (the first one, or a continuation that broke too): the rest of the answer, and its own reservation, are
  * the next segment's, so it is charged what it produced. A continuation's reservation counts the original prompt
  * only, not a prefill's delivered text: the estimate covers it. Undefined: the reservation stays charged (a first
- * segment's success without a usage report, a failure before any output).
+ * segment's success without a usage report, a failure before any output). An abandoned continuation (isAbandoned) is
+ * charged its estimate, or nothing when it generated nothing.
  */
 export function segmentCharge(
   end: SegmentEnd,
   reservedTokens: number,
   estimated: TokenUsage | undefined,
+  isFirst: boolean,
 ): number | undefined {
   if (end.usage !== undefined) return end.usage.promptTokens + end.usage.completionTokens;
+  if (isAbandoned(end, isFirst))
+    return estimated === undefined ? 0 : estimated.promptTokens + estimated.completionTokens;
   if (estimated === undefined) return undefined;
   const estimatedTokens = estimated.promptTokens + estimated.completionTokens;
   return end.isContinued === true ? estimatedTokens : Math.max(reservedTokens, estimatedTokens);
+}
+
+/**
+ * A continuation the client left (the gateway hung up on it at once), or that failed before it added anything to the
+ * client's answer (it broke or diverged before its first output, or was abandoned as it opened): the output its
+ * reservation counted (what is left of `max_tokens`) was never generated. Before 2026-12-06 it kept that reservation as
+ * its floor, or whole when it had generated nothing.
+ */
+function isAbandoned(end: SegmentEnd, isFirst: boolean): boolean {
+  return !isFirst && (end.outcome === "client_aborted" || end.hasAddedNothing === true);
 }

@@ -30,9 +30,9 @@ test("a reported usage is never replaced by an estimate; a broken continuation i
 test("a continuation that finished without a report is charged its estimate, its reservation the floor", () => {
   const estimated = estimatedContinuationUsage(success, 40);
   const tokens = 40 + countTextTokens(" and the rest.");
-  assert.equal(segmentCharge(success, 10, estimated), tokens, "the prefill's prompt was more than reserved");
-  assert.equal(segmentCharge(success, 500, estimated), 500);
-  assert.equal(segmentCharge(success, 500, undefined), undefined, "nothing estimated: the reservation stays");
+  assert.equal(segmentCharge(success, 10, estimated, false), tokens, "the prefill's prompt was more than reserved");
+  assert.equal(segmentCharge(success, 500, estimated, false), 500);
+  assert.equal(segmentCharge(success, 500, undefined, false), undefined, "nothing estimated: the reservation stays");
 });
 
 test("what a segment generated and the gateway dropped is counted: a diverged replay, a cut repetition", () => {
@@ -60,6 +60,26 @@ test("a segment another continued is charged its estimate without the floor, the
   const cut: SegmentEnd = { outcome: "stream_cut", reason: "cut", usage: undefined, text: " five more words here" };
   const estimated = estimatedContinuationUsage(cut, 40);
   const tokens = 40 + countTextTokens(" five more words here");
-  assert.equal(segmentCharge(cut, 4_000, estimated), 4_000, "not continued: its reservation is the floor");
-  assert.equal(segmentCharge({ ...cut, isContinued: true }, 4_000, estimated), tokens, "continued: what it produced");
+  assert.equal(segmentCharge(cut, 4_000, estimated, true), 4_000, "not continued: its reservation is the floor");
+  assert.equal(
+    segmentCharge({ ...cut, isContinued: true }, 4_000, estimated, true),
+    tokens,
+    "continued: what it produced",
+  );
+});
+
+test("an abandoned continuation is charged its estimate, or nothing when it generated nothing; a first segment is not", () => {
+  const left: SegmentEnd = { outcome: "client_aborted", reason: "client disconnected", usage: undefined, text: " two" };
+  const estimated = estimatedContinuationUsage(left, 40);
+  assert.equal(segmentCharge(left, 4_000, estimated, false), 40 + countTextTokens(" two"), "the client left");
+  assert.equal(segmentCharge(left, 4_000, estimated, true), 4_000, "a first segment keeps its floor");
+  const unsent: SegmentEnd = {
+    outcome: "stream_cut",
+    reason: "cut",
+    usage: undefined,
+    text: "",
+    hasAddedNothing: true,
+  };
+  assert.equal(estimatedContinuationUsage(unsent, 40), undefined);
+  assert.equal(segmentCharge(unsent, 4_000, undefined, false), 0, "it generated nothing: nothing, not its reservation");
 });

@@ -8,22 +8,32 @@ import type { SegmentEnd, TokenUsage } from "../streaming/relay-types.ts";
  * The gateway's estimate of a segment's usage: `promptTokens`, the prompt it was sent as its deployment counts it
  * (calibrated: the figure its reservation and the client's estimated usage start from), plus what it generated: the
  * text and reasoning it delivered and the text the gateway dropped (a replay's repeated start, a diverging event),
- * counted with the gateway's tokenizer, and the reasoning it dropped (generatedReasoning). Undefined when the provider reported usage, when the segment succeeded (a
+ * counted with the gateway's tokenizer, the reasoning it dropped (generatedReasoning), and its tool calls, refusals and
+ * other choices (countGenerated). Undefined when the provider reported usage, when the segment succeeded (a
  * success without a report stays unknown, as for any answer), and when it generated nothing and was not continued (a
  * failure before any output). Before 2026-12-06 its reasoning was not counted: a stream cut while it reasoned was
  * charged no output at all.
  */
 export function estimatedSegmentUsage(end: SegmentEnd, promptTokens: number): TokenUsage | undefined {
   if (end.usage !== undefined || end.outcome === "success") return undefined;
-  const generated = generatedText(end);
-  const reasoning = generatedReasoning(end);
-  if (generated === "" && reasoning === "" && end.isContinued !== true) return undefined;
-  return { promptTokens, completionTokens: countGenerated(generated, reasoning) };
+  const hasGenerated =
+    generatedText(end) !== "" || generatedReasoning(end) !== "" || end.otherOutputTokens !== undefined;
+  if (!hasGenerated && end.isContinued !== true) return undefined;
+  return { promptTokens, completionTokens: countGenerated(end) };
 }
 
-/** Text and reasoning are counted apart, as the estimated usage chunk counts each piece (estimated-usage.ts). */
-function countGenerated(text: string, reasoning: string): number {
-  return countTextTokens(text) + (reasoning === "" ? 0 : countTextTokens(reasoning));
+/**
+ * Text and reasoning are counted apart, as the estimated usage chunk counts each piece (estimated-usage.ts), plus the
+ * tokens the relay counted of the rest (tool calls, refusals, the other choices: SegmentEnd.otherOutputTokens; before
+ * 2026-12-06 left out, so a segment of tool calls only that broke was charged no output).
+ */
+function countGenerated(end: SegmentEnd): number {
+  const reasoning = generatedReasoning(end);
+  return (
+    countTextTokens(generatedText(end)) +
+    (reasoning === "" ? 0 : countTextTokens(reasoning)) +
+    (end.otherOutputTokens ?? 0)
+  );
 }
 
 /**
@@ -36,7 +46,7 @@ function countGenerated(text: string, reasoning: string): number {
 export function estimatedContinuationUsage(end: SegmentEnd, promptTokens: number): TokenUsage | undefined {
   if (end.usage !== undefined) return undefined;
   if (end.outcome !== "success") return estimatedSegmentUsage(end, promptTokens);
-  return { promptTokens, completionTokens: countGenerated(generatedText(end), generatedReasoning(end)) };
+  return { promptTokens, completionTokens: countGenerated(end) };
 }
 
 /**

@@ -1,6 +1,7 @@
 // The Chat Completions shapes the protocol adapters produce (request bodies) and read (answers and stream
 // chunks). Upstream JSON is `unknown`: it is narrowed here once, so the mappings read plain typed views.
 import { firstChoice } from "../chat-choice.ts";
+import { reasoningOf } from "../chat-reasoning.ts";
 import { type GatewayError, StreamInterruptedError, UpstreamUnavailableError } from "../errors/gateway-error.ts";
 import { isRecord } from "../is-record.ts";
 
@@ -207,11 +208,6 @@ function cachedPromptTokens(usage: JsonObject): number {
   return asCount(typeof cached === "number" ? cached : usage.prompt_cache_hit_tokens);
 }
 
-/** `reasoning_content` (DeepSeek, vLLM, Groq's `parsed` format), else `reasoning` (OpenRouter, Ollama, newer vLLM). */
-function readReasoning(message: JsonObject): string {
-  return asString(message.reasoning_content) || asString(message.reasoning) || "";
-}
-
 /** Message content may be a string or (some providers) an array of text parts. */
 function readText(value: unknown): string {
   if (typeof value === "string") return value;
@@ -240,7 +236,7 @@ export function readChatCompletion(json: unknown): ChatCompletionView {
   return {
     model: asString(body.model) ?? "",
     text: readText(message.content),
-    reasoning: readReasoning(message),
+    reasoning: reasoningOf(message),
     refusal: asString(message.refusal) || undefined,
     toolCalls,
     finishReason: asString(choice?.finish_reason),
@@ -320,7 +316,7 @@ export function readChatChunk(json: unknown): ChatChunkView {
   return {
     model: asString(body.model) || undefined,
     text: readText(delta.content),
-    reasoning: readReasoning(delta),
+    reasoning: reasoningOf(delta),
     refusal: asString(delta.refusal) ?? "",
     toolCalls,
     finishReason: asString(choice?.finish_reason),

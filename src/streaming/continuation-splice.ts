@@ -42,7 +42,7 @@ export class ReplayMatcher {
     // once the delivered text has been repeated whole: before that, the fresh answer went another way.
     const hasOtherOutput = info.hasToolCall || info.hasRefusal || info.finishReason !== undefined;
     if (hasOtherOutput && this.#replayed + overlap < this.#repeatsText.length) {
-      // Not counted as matched: the diverging event's whole text is the segment's `divergedText` (relay-segment.ts),
+      // Not counted as matched: the diverging event's whole text is the segment's `unrelayedText` (relay-segment.ts),
       // so counting its repeating part here too billed it twice in a segment's estimate.
       return {
         kind: "diverged",

@@ -4,6 +4,22 @@ import { countTextTokens } from "../limits/token-estimate.ts";
 import { estimatedUsageChunk, OutputTokenCount, withEstimatedUsage } from "./estimated-usage.ts";
 
 describe("OutputTokenCount", () => {
+  test("isFirstTextLeft: all but the first choice's text and reasoning (a segment keeps those as text)", () => {
+    const count = new OutputTokenCount(countTextTokens, { isFirstTextLeft: true });
+    count.note({
+      choices: [
+        { index: 0, delta: { content: "kept", reasoning: "kept too", refusal: "No" } },
+        { index: 1, delta: { content: "second", reasoning_content: "", reasoning: "its thought" } },
+      ],
+    });
+    count.note({
+      choices: [{ index: 0, delta: { tool_calls: [{ index: 0, function: { name: "f", arguments: "{}" } }] } }],
+    });
+    count.note({ choices: [{ index: 0, text: "completion text" }] });
+    const expected = ["No", "second", "its thought", "f", "{}"].reduce((sum, piece) => sum + countTextTokens(piece), 0);
+    assert.equal(count.tokens, expected);
+  });
+
   test("counts every choice's text, reasoning, refusal and tool calls; not roles, ids or usage", () => {
     const count = new OutputTokenCount(countTextTokens);
     count.note({

@@ -4,6 +4,7 @@
 // the `usage` of a JSON answer that came without one (the Responses and Messages doors translate both, so their
 // clients get it too). Built from the gateway's estimate and marked `x_gateway.usage_estimated`, so a client can tell
 // (docs/streaming.md "Usage chunks").
+import { reasoningOf } from "../chat-reasoning.ts";
 import type { TokenUsage } from "./relay-types.ts";
 
 /**
@@ -27,9 +28,15 @@ export class OutputTokenCount {
   /** The latest chunk with choices: the usage chunk takes its `object`, `created` and `model`. */
   #last: Record<string, unknown> | undefined;
   readonly #countTokens: (text: string) => number;
+  /**
+   * The first choice's text and reasoning (position 0 in each chunk) are left out: a stream segment keeps them as text
+   * (SegmentEnd.text, reasoning), and this counts the rest of what it generated (SegmentEnd.otherOutputTokens).
+   */
+  readonly #isFirstTextLeft: boolean;
 
-  constructor(countTokens: (text: string) => number) {
+  constructor(countTokens: (text: string) => number, options: { readonly isFirstTextLeft?: boolean } = {}) {
     this.#countTokens = countTokens;
+    this.#isFirstTextLeft = options.isFirstTextLeft === true;
   }
 
   get tokens(): number {
@@ -49,19 +56,22 @@ export class OutputTokenCount {
     const choices = json.choices;
     if (!Array.isArray(choices)) return;
     if (choices.length > 0) this.#last = json;
-    for (const choice of choices as unknown[]) {
+    for (const [position, choice] of (choices as unknown[]).entries()) {
       if (choice === null || typeof choice !== "object") continue;
       const { delta, message, text } = choice as { delta?: unknown; message?: unknown; text?: unknown };
-      this.#add(text);
+      const hasText = !this.#isFirstTextLeft || position > 0;
+      if (hasText) this.#add(text);
       const fields = delta ?? message;
       if (fields === null || typeof fields !== "object") continue;
-      this.#addFields(fields as Record<string, unknown>);
+      this.#addFields(fields as Record<string, unknown>, hasText);
     }
   }
 
-  #addFields(fields: Record<string, unknown>): void {
-    this.#add(fields.content);
-    this.#add(fields.reasoning_content ?? fields.reasoning);
+  #addFields(fields: Record<string, unknown>, hasText: boolean): void {
+    if (hasText) {
+      this.#add(fields.content);
+      this.#add(reasoningOf(fields));
+    }
     this.#add(fields.refusal);
     this.#addCalls(fields.tool_calls);
     if (fields.function_call !== null && typeof fields.function_call === "object") this.#addCall(fields.function_call);

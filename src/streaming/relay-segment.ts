@@ -34,6 +34,8 @@ export interface SegmentOptions {
   readonly shouldStripUsage: boolean;
   /** Aborted when the client goes away. */
   readonly signal: AbortSignal;
+  /** Counts what the segment generated besides its first choice's text and reasoning (SegmentEnd.otherOutputTokens). */
+  readonly countTokens?: ((text: string) => number) | undefined;
 }
 
 export async function* relaySegment(
@@ -43,7 +45,7 @@ export async function* relaySegment(
   options: SegmentOptions,
 ): AsyncGenerator<readonly StreamChunk[], SegmentEnd, void> {
   const current = segment.stream;
-  const progress = new SegmentProgress();
+  const progress = new SegmentProgress(state, options.countTokens);
   const render = renderer(
     current.inspect,
     continuation,
@@ -116,8 +118,7 @@ export async function* relaySegment(
     clearTimeout(durationTimer);
     options.signal.removeEventListener("abort", onClientGone);
     // Also when the relay is closed mid-segment (its end then never returns): relay-stream.ts settles it from here.
-    state.droppedText = progress.droppedText;
-    state.segmentReasoning = { delivered: progress.reasoning, dropped: progress.droppedReasoning };
+    state.segmentOutput = progress.output();
     // The consumer returned early (the generator was closed at a yield): nobody reads this upstream any more.
     if (progress.outcome === undefined) current.controller.abort();
   }
@@ -147,9 +148,11 @@ export async function* relaySegment(
     usage: progress.usage,
     ...(progress.usage !== undefined && progress.isUsageEstimated ? { isUsageEstimated: true as const } : {}),
     text: progress.text,
-    ...(state.droppedText === "" ? {} : { droppedText: state.droppedText }),
-    ...(progress.reasoning === "" ? {} : { reasoning: progress.reasoning }),
-    ...(progress.droppedReasoning === "" ? {} : { droppedReasoning: progress.droppedReasoning }),
+    ...state.segmentOutput,
+    // A continuation that failed before it added anything is settled with what it used (pipeline/segment-charge.ts).
+    ...(continuation !== undefined && outcome !== "success" && !progress.hasAdded
+      ? { hasAddedNothing: true as const }
+      : {}),
   };
 }
 
@@ -211,10 +214,9 @@ function renderer(
         const step = replay.step(info);
         // What it generated before it repeated the delivered text whole (its reasoning, the diverging event) is
         // dropped, but billed: counted for its estimate (SegmentEnd.droppedReasoning).
-        if (step.kind !== "pass")
-          progress.droppedReasoning = withReasoning(state, progress.droppedReasoning, info, json);
+        if (step.kind !== "pass") progress.noteDropped(info, json);
         if (step.kind === "diverged") {
-          progress.divergedText = info.text;
+          progress.unrelayedText += info.text;
           progress.end("stream_diverged", step.reason);
           break;
         }
@@ -223,26 +225,36 @@ function renderer(
         setFirstChoiceText(json, text);
       } else {
         const echoed = echo?.step(event, info);
-        if (echoed?.kind === "hold") continue;
+        if (echoed?.kind === "hold") {
+          progress.noteHeld(info, json);
+          continue;
+        }
         if (echo !== undefined && echoed?.kind === "continuing") {
           // A real continuation after all: the held events go on first, in order, then this one (index-- revisits).
+          progress.releaseHeld();
           events.splice(index, 0, ...echo.takeHeld());
           index--;
           continue;
         }
         if (echoed?.kind === "restarted") {
           progress.isRestarted = true;
+          progress.dropHeld();
           text = echoed.text;
           setFirstChoiceText(json, text);
-          if (text === "" && !info.hasToolCall && !info.hasRefusal && info.finishReason === undefined) continue;
+          if (text === "" && !info.hasToolCall && !info.hasRefusal && info.finishReason === undefined) {
+            progress.noteDropped(info, json);
+            continue;
+          }
         } else if (continuation !== undefined && isNothingNew(info, progress.hasAdded)) {
-          progress.droppedReasoning = withReasoning(state, progress.droppedReasoning, info, json);
+          progress.noteDropped(info, json);
           continue;
         }
       }
 
-      // From here on the event is part of the client's answer.
+      // From here on the event is part of the client's answer (counted as its upstream sent it, before the gateway
+      // completes or renumbers its tool calls).
       progress.hasAdded = true;
+      progress.noteDelivered(info, json);
       // Asked of every chunk, not only those with a call: an empty `tool_calls` array is taken out too.
       const isToolCallNormalized = toolCallDeltas.normalize(json);
       const isToolCallChanged =
@@ -294,7 +306,6 @@ function renderer(
         if (state.isRetainingText) progress.text += text;
         else progress.text = "";
       }
-      progress.reasoning = withReasoning(state, progress.reasoning, info, json);
       if (json.error !== undefined && json.error !== null) {
         // An error object riding along with choices is passed on, but an upstream's error text may quote the key.
         const data = state.redact(continuation === undefined ? event.data : JSON.stringify(json));
@@ -347,23 +358,6 @@ function isNothingNew(info: StreamEventInfo, hasAdded: boolean): boolean {
     !info.hasRefusal &&
     info.finishReason === undefined
   );
-}
-
-/** `reasoning` with what the event adds to its first choice, kept as delivered text is (RelayState.retainedReasoning). */
-function withReasoning(
-  state: RelayState,
-  reasoning: string,
-  info: StreamEventInfo,
-  json: Record<string, unknown>,
-): string {
-  return info.hasReasoning ? state.retainedReasoning(reasoning, firstChoiceReasoning(json)) : reasoning;
-}
-
-/** The reasoning text a chunk adds to its first choice (`reasoning_content`, or OpenRouter's `reasoning`). */
-function firstChoiceReasoning(json: Record<string, unknown>): string {
-  const delta = (json.choices as { delta?: Record<string, unknown> }[] | undefined)?.[0]?.delta;
-  const reasoning = delta?.reasoning_content ?? delta?.reasoning;
-  return typeof reasoning === "string" ? reasoning : "";
 }
 
 function isUsageOnly(json: Record<string, unknown> | undefined): boolean {

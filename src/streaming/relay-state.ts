@@ -2,7 +2,7 @@
 // malformed events, whether the answer may still be continued, and the continuations made.
 import { ChoiceTracker } from "./continuation-splice.ts";
 import type { OutputTokenCount } from "./estimated-usage.ts";
-import type { ContinuationRecord, TokenUsage } from "./relay-types.ts";
+import type { ContinuationRecord, SegmentOutput, TokenUsage } from "./relay-types.ts";
 import type { UsageMerge } from "./usage-merge.ts";
 
 export interface RelayStateOptions {
@@ -40,12 +40,10 @@ export class RelayState {
   /** A chunk with an upstream's `usage` went to the client: an estimated usage chunk would be a second one. */
   hasPassedUsage = false;
   /**
-   * What the segment relayed last generated that the client did not get from it (SegmentEnd.droppedText), set when it
-   * ends: also when the relay is closed in the middle of it, and its end is never returned.
+   * What the segment relayed last generated besides the text it delivered (its reasoning, what the gateway dropped, its
+   * tool calls), set when it ends: also when the relay is closed in the middle of it, and its end is never returned.
    */
-  droppedText = "";
-  /** The reasoning the segment relayed last delivered and dropped (SegmentEnd.reasoning and droppedReasoning), as above. */
-  segmentReasoning: { readonly delivered: string; readonly dropped: string } = { delivered: "", dropped: "" };
+  segmentOutput: SegmentOutput = {};
   readonly #textParts: string[] = [];
   #deliveredChars = 0;
   #isRetainingText = true;

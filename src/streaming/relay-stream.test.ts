@@ -362,3 +362,33 @@ test("the client leaves while the next continuation is sought: the broken one is
     ],
   );
 });
+
+test("the client leaves as a continuation opens: it is settled abandoned, with the output it generated meanwhile", async () => {
+  // Its first content waits in the opened stream's pending events: generated (and billed), never relayed.
+  const ends: { segment: string; end: SegmentEnd }[] = [];
+  const client = new AbortController();
+  const stream = opened([], "hang");
+  stream.pendingEvents.push({ data: chunk("lo, wor").slice(6, -2) });
+  const beta = continuationOf("beta", stream, ends);
+  const first = { stream: opened([chunk("Hel")], "end"), isUsageInjected: false, finish: () => {} };
+  const next = async () => {
+    client.abort();
+    return beta;
+  };
+  const relay = relayStream(first, {
+    maxDurationMs: 60_000,
+    maxMalformedEvents: 3,
+    maxRetainedChars: 1_000_000,
+    shouldStripUsage: false,
+    signal: client.signal,
+    continuation: { next },
+    redact: (text) => text,
+  });
+  while ((await relay.next()).done !== true);
+  assert.equal(stream.controller.signal.aborted, true, "hung up on");
+  const end = ends[0]?.end;
+  assert.deepEqual(
+    [end?.outcome, end?.text, end?.droppedText, end?.hasAddedNothing],
+    ["client_aborted", "", "lo, wor", true],
+  );
+});

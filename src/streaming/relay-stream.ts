@@ -22,6 +22,7 @@ import type {
   StreamChunk,
   TokenUsage,
 } from "./relay-types.ts";
+import { unrelayedOutput } from "./segment-progress.ts";
 import { UsageMerge } from "./usage-merge.ts";
 
 export interface RelayOptions {
@@ -97,6 +98,7 @@ export async function* relayStream(
         maxDurationMs: options.maxDurationMs,
         shouldStripUsage: options.shouldStripUsage,
         signal: options.signal,
+        countTokens: options.countTokens,
       });
       // A segment is settled once it is known whether another upstream continues it (the first one last), but its slot
       // is freed now (`ended`): the deployment may be asked to continue it itself.
@@ -138,16 +140,14 @@ export async function* relayStream(
         // candidate and waiting for its first token could otherwise outlive the documented maximum.
         const reason = `the stream exceeded max_stream_duration_ms (${options.maxDurationMs} ms) while a continuation was being opened`;
         timedOut = { outcome: "stream_too_long", reason, usage: undefined, text: "" };
-        next?.stream.controller.abort();
-        next?.finish({ outcome: "client_aborted", reason, usage: undefined, text: "" });
+        if (next !== undefined) abandon(next, reason, state, options);
         break;
       }
       if (next === undefined) break;
       if (options.signal.aborted) {
         // The client left while the continuation was being opened: nobody will read it. Hang up on it and give
         // its slot back, or the upstream call streams on for nobody and the slot is never freed.
-        next.stream.controller.abort();
-        next.finish({ outcome: "client_aborted", reason: "client disconnected", usage: undefined, text: "" });
+        abandon(next, "client disconnected", state, options);
         break;
       }
       const record: ContinuationRecord = {
@@ -175,7 +175,7 @@ export async function* relayStream(
       reason: "the stream was closed",
       usage: undefined,
       text: deliveredSince(state, state.continuations.at(-1)?.afterChars ?? 0),
-      ...closedSegmentOutput(state),
+      ...state.segmentOutput,
     });
     ended?.segment.finish(ended.end);
     first.finish({
@@ -184,7 +184,7 @@ export async function* relayStream(
         reason: "client disconnected",
         usage: undefined,
         text: deliveredSince(state, 0),
-        ...closedSegmentOutput(state),
+        ...state.segmentOutput,
       }),
       isContinued: state.continuations.length > 0,
     });
@@ -216,17 +216,13 @@ function deliveredSince(state: RelayState, afterChars: number): string {
 }
 
 /**
- * What the segment the relay was closed in generated besides its delivered text: the text it dropped and its reasoning
- * (delivered and dropped), for its estimate. Before 2026-12-06 its reasoning was left out: a stream closed while it
- * reasoned was settled as if it had generated nothing.
+ * A continuation opened when nobody would read it any more (the client left, the stream's time ran out): hung up on,
+ * and settled with what its first content generated, never relayed.
  */
-function closedSegmentOutput(state: RelayState): Pick<SegmentEnd, "droppedText" | "reasoning" | "droppedReasoning"> {
-  const { delivered, dropped } = state.segmentReasoning;
-  return {
-    ...(state.droppedText === "" ? {} : { droppedText: state.droppedText }),
-    ...(delivered === "" ? {} : { reasoning: delivered }),
-    ...(dropped === "" ? {} : { droppedReasoning: dropped }),
-  };
+function abandon(next: ContinuationSegment, reason: string, state: RelayState, options: RelayOptions): void {
+  next.stream.controller.abort();
+  const output = unrelayedOutput(next.stream, state, options.countTokens);
+  next.finish({ outcome: "client_aborted", reason, usage: undefined, text: "", hasAddedNothing: true, ...output });
 }
 
 /**

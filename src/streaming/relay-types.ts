@@ -54,9 +54,24 @@ export interface SegmentEnd {
    * which counts what it was given).
    */
   readonly droppedReasoning?: string;
+  /**
+   * Tokens of what this segment's upstream generated besides the first choice's text and reasoning: tool calls' names
+   * and arguments, refusals, and the other choices' output (n > 1), delivered or dropped, counted by the relay with the
+   * gateway's tokenizer as they stream (each piece on its own, as the estimated usage chunk counts them). Billed as
+   * output: before 2026-12-06 a segment of tool calls only that broke was charged no output at all.
+   */
+  readonly otherOutputTokens?: number;
   /** Another upstream continued the answer after this segment broke (the first one, or a continuation). */
   readonly isContinued?: boolean;
+  /**
+   * A continuation that failed before it added anything to the client's answer: it broke or diverged before its first
+   * output, or was abandoned as it opened. Settled with what it used, not its reservation (pipeline/segment-charge.ts).
+   */
+  readonly hasAddedNothing?: true;
 }
+
+/** What a segment generated besides the text it delivered: the parts of its end its estimate counts. */
+export type SegmentOutput = Pick<SegmentEnd, "droppedText" | "reasoning" | "droppedReasoning" | "otherOutputTokens">;
 
 /** One upstream stream in the relay: the first one, or one that continues a broken one. */
 export interface RelaySegment {

@@ -1,7 +1,13 @@
 // The mutable facts of one stream segment while it is relayed (relay-segment.ts), and what it generated that the
 // client did not get from it: the part of its provider's output the gateway dropped, still billed by that provider.
+import { reasoningOf } from "../chat-reasoning.ts";
 import type { StreamOutcome } from "../errors/outcomes.ts";
-import type { TokenUsage } from "./relay-types.ts";
+import { isRecord } from "../is-record.ts";
+import { OutputTokenCount } from "./estimated-usage.ts";
+import type { OpenedStream } from "./opened-stream.ts";
+import type { RelayState } from "./relay-state.ts";
+import type { SegmentOutput, TokenUsage } from "./relay-types.ts";
+import type { StreamEventInfo } from "./stream-event.ts";
 
 export class SegmentProgress {
   outcome: StreamOutcome | undefined;
@@ -24,13 +30,62 @@ export class SegmentProgress {
   isRestarted = false;
   /** A continuation's repetition of the delivered text, matched and dropped (ReplayMatcher, PrefillEchoGuard). */
   repetition: { readonly droppedText: string } | undefined;
-  /** The text of the event a replay diverged at: generated, never passed on. */
-  divergedText = "";
+  /**
+   * Text generated and never passed on besides a repetition: the event a replay diverged at, the first content of a
+   * continuation abandoned as it opened (unrelayedOutput).
+   */
+  unrelayedText = "";
+  readonly #state: RelayState;
+  /**
+   * The reasoning in events a prefill continuation holds while its text repeats the delivered text (PrefillEchoGuard):
+   * dropped with them when it turns out to have started over, or ends undecided, and billed all the same. Before
+   * 2026-12-06 it was lost: only the reasoning dropped outside the held events was counted.
+   */
+  #heldReasoning = "";
+  /**
+   * What the segment generated besides its first choice's text and reasoning (SegmentEnd.otherOutputTokens), counted
+   * as it streams: a tool call is not retained text, and an answer of tool calls only was charged no output.
+   */
+  readonly #otherOutput: OutputTokenCount | undefined;
+
+  constructor(state: RelayState, countTokens: ((text: string) => number) | undefined) {
+    this.#state = state;
+    this.#otherOutput =
+      countTokens === undefined ? undefined : new OutputTokenCount(countTokens, { isFirstTextLeft: true });
+  }
 
   end(outcome: StreamOutcome, reason: string): void {
     if (this.outcome !== undefined) return;
     this.outcome = outcome;
     this.reason = reason;
+  }
+
+  /** An event the client gets (`json` as the upstream sent it): its reasoning and its other output are counted. */
+  noteDelivered(info: StreamEventInfo, json: Record<string, unknown>): void {
+    this.reasoning = this.#withReasoning(this.reasoning, info, json);
+    this.#otherOutput?.note(json);
+  }
+
+  /** An event generated and dropped (a continuation's thinking again, a replay's repetition or divergence). */
+  noteDropped(info: StreamEventInfo, json: Record<string, unknown>): void {
+    this.droppedReasoning = this.#withReasoning(this.droppedReasoning, info, json);
+    this.#otherOutput?.note(json);
+  }
+
+  /** An event a prefill continuation holds back while it may be repeating the delivered text. */
+  noteHeld(info: StreamEventInfo, json: Record<string, unknown>): void {
+    this.#heldReasoning = this.#withReasoning(this.#heldReasoning, info, json);
+  }
+
+  /** The held events go on after all (a real continuation): their reasoning is counted as they are relayed. */
+  releaseHeld(): void {
+    this.#heldReasoning = "";
+  }
+
+  /** The held events are dropped (it started the answer over): their reasoning was generated, never delivered. */
+  dropHeld(): void {
+    this.droppedReasoning = this.#state.retainedReasoning(this.droppedReasoning, this.#heldReasoning);
+    this.#heldReasoning = "";
   }
 
   /**
@@ -39,6 +94,51 @@ export class SegmentProgress {
    * continuation that started over counted only its new text (pipeline/segment-usage.ts).
    */
   get droppedText(): string {
-    return (this.repetition?.droppedText ?? "") + this.divergedText;
+    return (this.repetition?.droppedText ?? "") + this.unrelayedText;
   }
+
+  /** What the segment generated besides the text it delivered, for its estimate (SegmentOutput). */
+  output(): SegmentOutput {
+    // Events still held when the segment ended are dropped with it (a cut while it repeated the delivered text).
+    this.dropHeld();
+    const droppedText = this.droppedText;
+    const otherOutputTokens = this.#otherOutput?.tokens ?? 0;
+    return {
+      ...(droppedText === "" ? {} : { droppedText }),
+      ...(this.reasoning === "" ? {} : { reasoning: this.reasoning }),
+      ...(this.droppedReasoning === "" ? {} : { droppedReasoning: this.droppedReasoning }),
+      ...(otherOutputTokens === 0 ? {} : { otherOutputTokens }),
+    };
+  }
+
+  /** `reasoning` with what the event adds to its first choice, kept as delivered text is (RelayState.retainedReasoning). */
+  #withReasoning(reasoning: string, info: StreamEventInfo, json: Record<string, unknown>): string {
+    return info.hasReasoning ? this.#state.retainedReasoning(reasoning, firstChoiceReasoning(json)) : reasoning;
+  }
+}
+
+/**
+ * What an opened stream generated that was never relayed (its first content, waiting in its pending events), for a
+ * continuation abandoned as it opened (the client left, the stream's time ran out): billed, so its estimate counts it.
+ * Before 2026-12-06 such a continuation was settled as if it had generated nothing, and kept its whole reservation.
+ */
+export function unrelayedOutput(
+  stream: OpenedStream,
+  state: RelayState,
+  countTokens: ((text: string) => number) | undefined,
+): SegmentOutput {
+  const progress = new SegmentProgress(state, countTokens);
+  for (const event of stream.pendingEvents) {
+    const info = stream.inspect(event);
+    if (info.json === undefined) continue;
+    progress.unrelayedText += info.text;
+    progress.noteDropped(info, info.json);
+  }
+  return progress.output();
+}
+
+/** The reasoning text a chunk adds to its first choice (chat-reasoning.ts). */
+function firstChoiceReasoning(json: Record<string, unknown>): string {
+  const delta = (json.choices as { delta?: unknown }[] | undefined)?.[0]?.delta;
+  return isRecord(delta) ? reasoningOf(delta) : "";
 }

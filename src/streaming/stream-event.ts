@@ -1,6 +1,7 @@
 // What the gateway needs to know about one upstream stream event: a Chat Completions chunk (`inspectEvent`) or a
 // Responses API event from a provider called natively (`inspectResponsesEvent`). One JSON.parse per event;
 // everything else is property reads.
+import { reasoningOf } from "../chat-reasoning.ts";
 import { parseJsonRecord } from "../is-record.ts";
 import type { SseEvent } from "./sse-parser.ts";
 
@@ -101,8 +102,7 @@ export function inspectEvent(event: SseEvent): StreamEventInfo {
           if (choice === choices[0]) text = content;
         }
         if (isToolCallDelta(delta)) hasToolCall = true;
-        const reasoning = delta.reasoning_content ?? delta.reasoning;
-        if (typeof reasoning === "string" && reasoning !== "") hasReasoning = true;
+        if (reasoningOf(delta) !== "") hasReasoning = true;
         if (typeof delta.refusal === "string" && delta.refusal !== "") hasRefusal = true;
       }
     }

@@ -191,3 +191,57 @@ describe("a continuation that broke too, without a usage report", () => {
     assert.deepEqual([alphaRow.tokens_in, alphaRow.tokens_out], [PROMPT, countTextTokens(DELIVERED)]);
   });
 });
+
+describe("output besides the first choice's text and reasoning, in a stream cut without a usage report", () => {
+  const chunkOf = (choices: readonly Record<string, unknown>[]): SseScript => ({
+    data: { id: "chatcmpl-x", object: "chat.completion.chunk", created: 1767225600, model: MODEL, choices },
+  });
+  const callDelta = (delta: Record<string, unknown>) => ({ index: 0, delta, logprobs: null, finish_reason: null });
+  const sum = (pieces: readonly string[]): number => pieces.reduce((total, piece) => total + countTextTokens(piece), 0);
+
+  test("a tool call only: its name and streamed arguments are its output, in every book", async (t) => {
+    const scene = await startTwoProviders(t);
+    const records = recordsOf(scene);
+    const pieces = ['{"city":', ' "Zürich",', ' "unit": "celsius", "days": 3'];
+    const opening = { index: 0, id: "call_1", type: "function", function: { name: "get_weather", arguments: "" } };
+    const events = [
+      chunkOf([callDelta({ role: "assistant", content: null, tool_calls: [opening] })]),
+      ...pieces.map((piece) => chunkOf([callDelta({ tool_calls: [{ index: 0, function: { arguments: piece } }] })])),
+    ];
+    // A tool call is never continued: the cut ends the stream.
+    scene.primary.enqueue(CHAT_ROUTE, { kind: "sse", events, end: "destroy" });
+    const stream = await scene.client.chat.completions.create({ model: MODEL, messages: MESSAGES, stream: true });
+    let streamed = "";
+    await assert.rejects(async () => {
+      for await (const chunk of stream) streamed += chunk.choices[0]?.delta.tool_calls?.[0]?.function?.arguments ?? "";
+    }, OpenAI.APIError);
+    assert.equal(streamed, pieces.join(""));
+    await waitUntil(() => records.length === 1, "the request record");
+    const output = countTextTokens("get_weather") + sum(pieces);
+    assert.deepEqual(records[0]?.attempts.map(usageOf), [["alpha", "primary", "stream_cut", PROMPT, output, true]]);
+    assert.deepEqual(await tokensTotalOf(scene, "alpha"), [PROMPT, output]);
+    const alpha = rowOf(await statsOf(scene.gateway), `alpha/${MODEL}`);
+    assert.deepEqual([alpha.tokens_in, alpha.tokens_out], [PROMPT, output]);
+  });
+
+  test("n = 2 with both choices in each chunk: the second choice's text counts too", async (t) => {
+    // Decided: every choice's output counts (its provider generated and billed them all), as the estimated usage
+    // chunk counts them. Before, only the first choice's was: the second one's was charged nothing.
+    const scene = await startTwoProviders(t);
+    const records = recordsOf(scene);
+    const [first, second] = [WORDS.slice(0, 5), WORDS.slice(5, 10)];
+    const events = first.map((word, index) =>
+      chunkOf([callDelta({ content: word }), { ...callDelta({ content: second[index] }), index: 1 }]),
+    );
+    scene.primary.enqueue(CHAT_ROUTE, { kind: "sse", events, end: "destroy" });
+    const stream = await scene.client.chat.completions.create({ model: MODEL, messages: MESSAGES, stream: true, n: 2 });
+    await assert.rejects(async () => {
+      for await (const _chunk of stream);
+    }, OpenAI.APIError);
+    await waitUntil(() => records.length === 1, "the request record");
+    // The first choice's text is counted whole (as a cut stream's text always was), the other's piece by piece.
+    const output = countTextTokens(first.join("")) + sum(second);
+    assert.deepEqual(records[0]?.attempts.map(usageOf), [["alpha", "primary", "stream_cut", PROMPT, output, true]]);
+    assert.deepEqual(await tokensTotalOf(scene, "alpha"), [PROMPT, output]);
+  });
+});

@@ -16,7 +16,7 @@ import { countTextTokens, estimateChatPrompt } from "../../src/limits/token-esti
 import type { RequestRecord } from "../../src/observability/request-record.ts";
 import { openAiClient, send, statsOf, useGateway, useMock } from "../helpers/e2e.ts";
 import { type DeploymentView, windowOf } from "../helpers/limits-scene.ts";
-import { chatCompletion, chatStream, type MockStep, type MockUpstream } from "../helpers/mock-upstream.ts";
+import { chatChunk, chatCompletion, chatStream, type MockStep, type MockUpstream } from "../helpers/mock-upstream.ts";
 import { parsePrometheusText, sumOf } from "../helpers/prometheus-text.ts";
 import { waitUntil } from "../helpers/sse-client.ts";
 import { CHAT_ROUTE, MODEL, sentBody, startTwoProviders, type TwoProviders } from "../helpers/two-providers.ts";
@@ -133,6 +133,48 @@ describe("a continuation's charge when it reported no usage", () => {
     assert.deepEqual(books.stats, [betaIn, betaOut], "/stats");
   });
 
+  test("a prefill continuation that started over and reasoned while it repeated: that reasoning counts too", async (t) => {
+    // Its events are held while its text repeats the delivered text, then dropped: the reasoning among them was
+    // generated (and billed) as surely as the repeated text. Before, it counted nothing.
+    const scene = await startTwoProviders(t, { backupModel: BUDGET });
+    const records = recordsOf(scene);
+    scene.primary.enqueue(CHAT_ROUTE, cutAfterTwenty);
+    const thought = " Still counting.";
+    const afresh = chatStream(WORDS, MODEL);
+    const reasoning = { ...chatChunk("", MODEL), choices: [{ index: 0, delta: { reasoning_content: thought } }] };
+    afresh.splice(4, 0, { data: reasoning });
+    scene.backup.enqueue(CHAT_ROUTE, { kind: "sse", events: afresh });
+    assert.equal(await streamText(scene), FULL_TEXT, "the client gets the delivered text once");
+    const record = await oneRecord(records);
+    const betaOut = countTextTokens(FULL_TEXT) + countTextTokens(thought);
+    assert.deepEqual(attemptsOf(record)[1], [
+      "beta",
+      "continuation",
+      "success",
+      PROMPT + countTextTokens(DELIVERED),
+      betaOut,
+      true,
+    ]);
+  });
+
+  test("cut while it repeated (its events held, then dropped with it): its held text and reasoning count", async (t) => {
+    const scene = await startTwoProviders(t, { backupModel: BUDGET });
+    const records = recordsOf(scene);
+    scene.primary.enqueue(CHAT_ROUTE, cutAfterTwenty);
+    const thought = " Still counting.";
+    const reasoning = { ...chatChunk("", MODEL), choices: [{ index: 0, delta: { reasoning_content: thought } }] };
+    const repeated = chatStream(WORDS.slice(0, 2), MODEL).slice(0, 3);
+    repeated.splice(2, 0, { data: reasoning });
+    scene.backup.enqueue(CHAT_ROUTE, { kind: "sse", events: repeated, end: "destroy" });
+    // Alpha, whose connection broke, is asked last and finishes the answer.
+    scene.primary.enqueue(CHAT_ROUTE, { kind: "sse", events: chatStream(WORDS.slice(20), MODEL) });
+    assert.equal(await streamText(scene), FULL_TEXT);
+    const record = await oneRecord(records);
+    const betaOut = countTextTokens(WORDS.slice(0, 2).join("")) + countTextTokens(thought);
+    const betaIn = PROMPT + countTextTokens(DELIVERED);
+    assert.deepEqual(attemptsOf(record)[1], ["beta", "continuation", "stream_cut", betaIn, betaOut, true]);
+  });
+
   test("a replay that diverged: its prompt and what it generated count, on every book", async (t) => {
     // Beta does not take a prefill; its fresh answer repeats two words, then goes another way. Alpha, whose
     // connection broke, is asked last and fails: nobody continues. Before, beta's attempt counted nothing.
@@ -158,8 +200,9 @@ describe("a continuation's charge when it reported no usage", () => {
     const books = await betaBooks(scene);
     assert.deepEqual(books.metrics, [PROMPT, betaOut], "llm_gateway_tokens_total");
     assert.deepEqual(books.stats, [PROMPT, betaOut], "/stats");
-    // Not continued: its reservation (prompt and max_tokens) stays its floor, as for any stream that broke.
-    assert.equal(books.budget, PROMPT + 500);
+    // It sent the client nothing: charged what it used, not its reservation (prompt and max_tokens), which it kept
+    // before as its floor.
+    assert.equal(books.budget, PROMPT + betaOut);
   });
 
   test("a diverged replay another candidate continued: its budget is charged its estimate", async (t) => {
@@ -233,5 +276,59 @@ describe("the estimates' prompt is counted as each deployment counts it (calibra
     const after = await betaBooks(scene);
     assert.equal((after.metrics[0] ?? 0) - (before.metrics[0] ?? 0), betaIn, "llm_gateway_tokens_total");
     assert.equal((after.stats[0] ?? 0) - (before.stats[0] ?? 0), betaIn, "/stats");
+  });
+});
+
+describe("an abandoned continuation is settled with what it used, not its reservation", () => {
+  // Its reservation counts the output it was asked for (max_tokens: what is left after the delivered text). Before, a
+  // continuation the client left, or one that failed before it sent the client anything, kept all of it.
+  const betaIn = PROMPT + countTextTokens(DELIVERED);
+
+  test("the client left while it streamed: its prompt and what it generated", async (t) => {
+    const scene = await startTwoProviders(t, { backupModel: BUDGET });
+    const records = recordsOf(scene);
+    scene.primary.enqueue(CHAT_ROUTE, cutAfterTwenty);
+    scene.backup.enqueue(CHAT_ROUTE, {
+      kind: "sse",
+      events: chatStream(WORDS.slice(20, 22), MODEL).slice(0, 3),
+      end: "hang",
+    });
+    const leave = new AbortController();
+    const stream = await scene.client.chat.completions.create(
+      { model: MODEL, messages: MESSAGES, stream: true, max_tokens: 500 },
+      { signal: leave.signal },
+    );
+    let text = "";
+    try {
+      for await (const chunk of stream) {
+        text += chunk.choices[0]?.delta.content ?? "";
+        if (text === WORDS.slice(0, 22).join("")) leave.abort();
+      }
+    } catch {
+      // The SDK reports the abort it was asked for.
+    }
+    const record = await oneRecord(records);
+    const betaOut = countTextTokens(WORDS.slice(20, 22).join(""));
+    assert.deepEqual(attemptsOf(record)[1], ["beta", "continuation", "client_aborted", betaIn, betaOut, true]);
+    assert.equal((await betaBooks(scene)).budget, betaIn + betaOut);
+  });
+
+  test("it failed before it sent anything (it reasoned, then broke; nobody continued it)", async (t) => {
+    const scene = await startTwoProviders(t, { backupModel: BUDGET });
+    const records = recordsOf(scene);
+    // Alpha, whose connection broke, is asked last and fails.
+    scene.primary.enqueue(CHAT_ROUTE, cutAfterTwenty, {
+      kind: "json",
+      status: 500,
+      body: { error: { message: "down" } },
+    });
+    const thought = "Where was I?";
+    const reasoning = { ...chatChunk("", MODEL), choices: [{ index: 0, delta: { reasoning_content: thought } }] };
+    scene.backup.enqueue(CHAT_ROUTE, { kind: "sse", events: [{ data: reasoning }], end: "destroy" });
+    await assert.rejects(streamText(scene, MESSAGES, { max_tokens: 500 }), OpenAI.APIError);
+    const record = await oneRecord(records);
+    const betaOut = countTextTokens(thought);
+    assert.deepEqual(attemptsOf(record)[1], ["beta", "continuation", "stream_cut", betaIn, betaOut, true]);
+    assert.equal((await betaBooks(scene)).budget, betaIn + betaOut);
   });
 });
