@@ -176,8 +176,8 @@ export function reasoningKeysToRecall(messages: readonly unknown[]): string[] {
 
 /**
  * Bytes of kept arrays (as JSON) one request is given back at most: the memory store's own bound (32 MiB,
- * state/tool-call-extras.ts), which Redis has not (a key per array, 6 hours each, however many a client has): a
- * history naming many kept calls made an upstream request of everything its client had kept. The latest messages
+ * state/tool-call-extras.ts), below what Redis keeps per client (64 MiB, redis-tool-call-extras.ts): a history naming
+ * many kept calls made an upstream request of everything its client had kept. The latest messages
  * come first (the current tool loop is what Anthropic and Gemini check); older ones go without, as after an eviction.
  */
 const MAX_RECALLED_BYTES = 32 * 1024 * 1024; // 32 MiB
