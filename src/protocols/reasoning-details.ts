@@ -169,7 +169,10 @@ export function reasoningKeysToRecall(messages: readonly unknown[]): string[] {
   for (const message of messages) {
     if (!isRecord(message) || message.role !== "assistant" || message.reasoning_details !== undefined) continue;
     const id = firstCallId(message.tool_calls);
-    if (id !== undefined) keys.add(reasoningKeyOf(id));
+    if (id === undefined) continue;
+    // At its latest message (history order is the look-up's newest-first order: redis-tool-call-extras.ts).
+    keys.delete(reasoningKeyOf(id));
+    keys.add(reasoningKeyOf(id));
   }
   return [...keys];
 }

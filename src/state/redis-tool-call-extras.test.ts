@@ -92,6 +92,17 @@ describe("kept tool-call extras in Redis", { skip: isRedisInstalled() ? false : 
     assert.equal((await mgetCalls()) - before, MAX_LOOKUP_KEYS / MGET_BATCH_KEYS);
   });
 
+  test("a history naming one call thousands of times still looks up its other calls, each once", async (t) => {
+    const redis = await useRedisServer(t);
+    const writer = await replica(t, redis.url);
+    const ids = Array.from({ length: 1_000 }, (_, index) => `${alice}call-${index}`);
+    await writer.remember(ids.map((id) => ({ id, extra: value("s") })));
+    const reader = await replica(t, redis.url);
+    const repeated = ids.at(0) ?? "";
+    const found = await reader.recall([...ids, ...Array.from({ length: 3_000 }, () => repeated)]);
+    assert.equal(found.size, ids.length);
+  });
+
   test("a look-up stops once it read its bytes bound, the newest kept", async (t) => {
     const redis = await useRedisServer(t);
     const writer = await replica(t, redis.url);

@@ -105,11 +105,7 @@ export class RedisToolCallExtras implements ToolCallExtrasStore {
   /** `ids` in history order (the newest last): see ToolCallExtrasStore.recall. */
   async recall(ids: readonly string[]): Promise<ReadonlyMap<string, Readonly<Record<string, unknown>>>> {
     const found = new Map(await this.#local.recall(ids));
-    // The newest first, at most MAX_LOOKUP_KEYS of them.
-    const missing = ids
-      .filter((id) => !found.has(id))
-      .slice(-MAX_LOOKUP_KEYS)
-      .reverse();
+    const missing = newestMissing(ids, found);
     if (missing.length === 0) return found;
     // MGETs per scope (a Cluster refuses one across slots): a request's ids are its client's, so one scope in all.
     const byScope = new Map<string, string[]>();
@@ -186,4 +182,17 @@ function groupInto<T>(groups: Map<string, T[]>, key: string, item: T): void {
   const group = groups.get(key);
   if (group === undefined) groups.set(key, [item]);
   else group.push(item);
+}
+
+/**
+ * The ids not found, each once (a history may name a call in several messages), the newest first, at most
+ * MAX_LOOKUP_KEYS of them.
+ */
+function newestMissing(ids: readonly string[], found: ReadonlyMap<string, unknown>): string[] {
+  const missing = new Set<string>();
+  for (let index = ids.length - 1; index >= 0 && missing.size < MAX_LOOKUP_KEYS; index--) {
+    const id = ids[index];
+    if (id !== undefined && !found.has(id)) missing.add(id);
+  }
+  return [...missing];
 }
