@@ -1,7 +1,7 @@
 // The tool calls' `extra_content` (state/tool-call-extras.ts) shared between replicas through Redis: a Claude Code
 // or Codex session's next turn may reach another gateway than the one that answered the call. Each call is one key
 // with its own expiry (the store's TTL), under a Redis Cluster hash tag of its client's scope
-// (`{tool-call-extras:c:<client>}`): a request's keys are all its client's, so its look-up is one MGET in one slot,
+// (`{tool-call-extras:c:<client>}`): a request's keys are all its client's, so its look-up's MGETs are in one slot,
 // whichever calls its history holds, while the clients' keys spread over the cluster (one tag for all put every
 // signature and every reasoning array, up to 1 MiB each, on one node). This replica's memory store sits in front:
 // what it answered itself needs no round trip. A Redis failure costs the real signature only (the Gemini fallback
@@ -31,7 +31,10 @@ import {
  * history's oldest calls beyond these go without, as after an eviction. 1,024 keys are 8 MGETs.
  */
 export const MAX_LOOKUP_KEYS = 1_024;
-/** Keys per MGET: each reply at most 128 values (the per-value bound makes that 128 MiB at the very worst). */
+/**
+ * Keys per MGET: a short command, and a reply of at most 128 values, which the client's budget bounds at 64 MiB in
+ * the worst case (up to 1 MiB each, 128 MiB without it); a history of a few hundred calls still costs one MGET.
+ */
 export const MGET_BATCH_KEYS = 128;
 
 export interface RedisToolCallExtrasLimits {
