@@ -91,7 +91,6 @@ export async function createKeptResponsesStore(
       state.redisKeyPrefix,
       state.redisCluster,
       localToolCallExtras,
-      TOOL_CALL_EXTRAS_LIMITS.ttlMs,
     );
     await Promise.all([rows.connect(), conversationRows.connect(), toolCallExtras.connect()]);
     return {

@@ -1,22 +1,19 @@
 // Starting and stopping a gateway process: shared by `serve`, `demo` and the tests (which start the real
 // thing on port 0).
 
-import { resolve, sep } from "node:path";
 import type { Dispatcher } from "undici";
 import type { Clock } from "../clock.ts";
-import { ConfigError } from "../config/config-error.ts";
 import type { Env } from "../config/env.ts";
 import type { GatewayConfig } from "../config/types.ts";
 import { ServiceUnavailableError } from "../errors/gateway-error.ts";
 import { countUnhandledRejection, reportProcessFaultsWith } from "../observability/process-faults.ts";
 import { routedLogLine } from "../observability/routed-log.ts";
-import { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
+import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
 import { startLeaderboardRefresh } from "../pipeline/leaderboard-refresh-loop.ts";
 import type { GatewayServer } from "../server/build-server.ts";
 import { buildServer } from "../server/build-server.ts";
-import { type BatchStore, createBatchStore } from "./batch-store.ts";
-import { createKeptResponsesStore } from "./kept-responses-store.ts";
 import { createObservers } from "./observers.ts";
+import { openBooks } from "./open-books.ts";
 
 /** ms between sweeps for connections that went idle during shutdown. */
 const IDLE_SWEEP_INTERVAL_MS = 100;
@@ -73,35 +70,16 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     warn: (object: object, message: string) =>
       app === undefined ? earlyLines.push({ level: "warn", object, message }) : app.log.warn(object, message),
   };
-  const runtime = await openingStatePath(config, () =>
-    GatewayRuntime.create(config, {
-      logger: runtimeLogger,
-      ...(options.clock === undefined ? {} : { clock: options.clock }),
-      ...(options.dispatcher === undefined ? {} : { dispatcher: options.dispatcher }),
-    }),
-  );
-  const observers = await createObservers(config, runtime, runtimeLogger, options.env ?? process.env);
-  let keptResponses: Awaited<ReturnType<typeof createKeptResponsesStore>>;
+  const { runtime, keptResponses, batchStore } = await openBooks(config, {
+    logger: runtimeLogger,
+    ...(options.clock === undefined ? {} : { clock: options.clock }),
+    ...(options.dispatcher === undefined ? {} : { dispatcher: options.dispatcher }),
+  });
+  let observers: Awaited<ReturnType<typeof createObservers>>;
   try {
-    // The kept answers' table is the second thing written to state.path: a disk that fills up or turns read-only
-    // after the state store opened is a state.path problem too, not a stack.
-    keptResponses = await openingStatePath(config, () =>
-      createKeptResponsesStore(config, runtime.clock, runtimeLogger, runtime.state.toolCallExtras),
-    );
+    observers = await createObservers(config, runtime, runtimeLogger, options.env ?? process.env);
   } catch (error) {
-    await observers.close();
-    await runtime.close();
-    throw error;
-  }
-  let batchStore: BatchStore;
-  try {
-    batchStore = await openingStatePath(config, async () =>
-      createBatchStore(config, runtime.clock, () => runtime.snapshot.config.batches, runtimeLogger),
-    );
-  } catch (error) {
-    await observers.close();
-    await keptResponses.close();
-    await runtime.close();
+    await Promise.allSettled([keptResponses.close(), batchStore.close(), runtime.close()]);
     throw error;
   }
   const serverOptions = {
@@ -190,38 +168,6 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       await Promise.allSettled([state, observers.flushBeforeExit()]);
     },
   };
-}
-
-/**
- * The state store is the first thing that opens `state.path` (its folder is created, then the SQLite file): when
- * the OS refuses it (a file where a folder should be, no permission, a read-only disk), that is a problem of the
- * setting, reported as one (exit 2, naming state.path and the OS error) rather than as a stack.
- */
-async function openingStatePath<T>(config: GatewayConfig, open: () => Promise<T>): Promise<T> {
-  try {
-    return await open();
-  } catch (error) {
-    const { state } = config;
-    const isFile = state.redisUrl === undefined && state.path !== "" && state.path !== ":memory:";
-    if (!isFile || !(error instanceof Error) || !isStatePathError(error, state.path)) throw error;
-    throw new ConfigError([
-      {
-        location: config.sourcePath ?? "<config>",
-        path: "state.path",
-        message: `cannot open ${JSON.stringify(state.path)}: ${error.message}`,
-      },
-    ]);
-  }
-}
-
-/** SQLite's own refusal, or the OS's about the file or one of its folders. */
-function isStatePathError(error: Error, statePath: string): boolean {
-  const { code, path } = error as NodeJS.ErrnoException;
-  if (code === "ERR_SQLITE_ERROR") return true;
-  if (code === undefined || !/^E[A-Z]+$/.test(code) || path === undefined) return false;
-  const target = resolve(statePath);
-  const failed = resolve(path);
-  return target === failed || target.startsWith(`${failed}${sep}`);
 }
 
 /** How long the flush after a shutdown timeout may take (the request log's last batch, the state file). */

@@ -400,6 +400,25 @@ scoring:
   });
 });
 
+test("a redis_key_prefix with a brace is refused at its line: it would put every key in one Redis Cluster slot", () => {
+  for (const prefix of ["gw{1}:", "gw}:", "{gw"]) {
+    assert.throws(
+      () =>
+        parseConfigText(`state:\n  redis_url: redis://127.0.0.1:6379\n  redis_key_prefix: "${prefix}"\n`, "test.yaml", {
+          env: {},
+        }),
+      (error: unknown) => {
+        assert.ok(error instanceof ConfigError, String(error));
+        assert.match(error.message, /^test\.yaml:3 state\.redis_key_prefix: .*hash tag/m);
+        return true;
+      },
+      prefix,
+    );
+  }
+  const { config } = parseConfigText('state:\n  redis_key_prefix: "gw:prod:"\n', "test.yaml", { env: {} });
+  assert.equal(config.state.redisKeyPrefix, "gw:prod:");
+});
+
 describe("problems found after the schema", () => {
   const resolvePreset = (entry: RawProvider): RawProvider => {
     if (entry.preset === undefined) return entry;

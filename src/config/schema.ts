@@ -255,7 +255,12 @@ const stateSchema = z
       .string()
       .regex(/^rediss?:\/\//, "must start with redis:// or rediss://")
       .optional(), // set: budgets and cooldowns shared with other gateways
-    redis_key_prefix: z.string().default("llm-gateway:"),
+    // No brace: Redis Cluster hashes only the first {...} of a key, so one in the prefix made that the tag of every
+    // key (all in one slot, on one node) and the per-provider and per-client tags after it did nothing.
+    redis_key_prefix: z
+      .string()
+      .regex(/^[^{}]*$/, "must not contain { or } (it would be every key's Redis Cluster hash tag: one slot for all)")
+      .default("llm-gateway:"),
     redis_cluster: z.boolean().default(false), // `redis_url` is one node of a Redis Cluster (the others are discovered)
     redis_command_timeout_ms: positiveInt.default(200), // ms a budget/cooldown command may take before the request falls back to local state
     flush_interval_ms: positiveInt.default(1_000), // ms between batched writes: what a crash can lose

@@ -45,6 +45,15 @@ test("a stream: an entry's pieces (same index and type) joined, fields a later p
   ]);
 });
 
+test("a call named again later is looked up at its latest message (the look-up reads the newest first)", () => {
+  const messages = [
+    { role: "assistant", tool_calls: [call("c1")] },
+    { role: "assistant", tool_calls: [call("c2")] },
+    { role: "assistant", tool_calls: [call("c1")] },
+  ];
+  assert.deepEqual(reasoningKeysToRecall(messages), [reasoningKeyOf("c2"), reasoningKeyOf("c1")]);
+});
+
 test("given back to the assistant message whose first call was kept; a message that has an array keeps its own", () => {
   const mine = [{ type: "reasoning.text", text: "mine" }];
   const messages = [

@@ -169,15 +169,18 @@ export function reasoningKeysToRecall(messages: readonly unknown[]): string[] {
   for (const message of messages) {
     if (!isRecord(message) || message.role !== "assistant" || message.reasoning_details !== undefined) continue;
     const id = firstCallId(message.tool_calls);
-    if (id !== undefined) keys.add(reasoningKeyOf(id));
+    if (id === undefined) continue;
+    // At its latest message (history order is the look-up's newest-first order: redis-tool-call-extras.ts).
+    keys.delete(reasoningKeyOf(id));
+    keys.add(reasoningKeyOf(id));
   }
   return [...keys];
 }
 
 /**
  * Bytes of kept arrays (as JSON) one request is given back at most: the memory store's own bound (32 MiB,
- * state/tool-call-extras.ts), which Redis has not (a key per array, 6 hours each, however many a client has): a
- * history naming many kept calls made an upstream request of everything its client had kept. The latest messages
+ * state/tool-call-extras.ts), below what Redis keeps per client (64 MiB, redis-tool-call-extras.ts): a history naming
+ * many kept calls made an upstream request of everything its client had kept. The latest messages
  * come first (the current tool loop is what Anthropic and Gemini check); older ones go without, as after an eviction.
  */
 const MAX_RECALLED_BYTES = 32 * 1024 * 1024; // 32 MiB

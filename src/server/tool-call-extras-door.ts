@@ -100,8 +100,9 @@ async function recalledHere(
 /**
  * ms an answer waits, at most, for its calls' `extra_content` to be kept before the client gets it (the JSON answer;
  * a stream's last events: `[DONE]`, `message_stop`, `response.completed`; a background run's final state). With
- * Redis the write is a SET per call: without the wait a next turn sent at once to another replica (an agent runs a
- * quick tool in milliseconds) looked before the write landed and got the fallback. A Redis that is down fails the
+ * Redis the write is one script per client (its values and its budget: redis-tool-call-extras.ts): without the wait
+ * a next turn sent at once to another replica (an agent runs a quick tool in milliseconds) looked before the write
+ * landed and got the fallback. A Redis that is down fails the
  * write at once (no offline queue) and a slow one at its command timeout (200 ms, redis-client.ts); this bound is
  * the backstop above it, so a store in trouble costs an answer at most this much, and the real signature only.
  */

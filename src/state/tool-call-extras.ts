@@ -29,7 +29,10 @@ export function scopeOfKey(key: string): string {
 export interface ToolCallExtrasStore {
   /** Keeps each call's `extra_content` by call id (a later one for the same id replaces it). */
   remember(extras: readonly ToolCallExtra[]): Promise<void>;
-  /** What is kept for these ids (those forgotten or never kept are absent). */
+  /**
+   * What is kept for these ids (those forgotten or never kept are absent); `ids` in history order, the newest last: a
+   * shared store looks up a bounded number of them, the newest (redis-tool-call-extras.ts).
+   */
   recall(ids: readonly string[]): Promise<ReadonlyMap<string, Readonly<Record<string, unknown>>>>;
   /** What this process holds for them, without a round trip (all there is unless `isShared`). */
   recallHere(ids: readonly string[]): Promise<ReadonlyMap<string, Readonly<Record<string, unknown>>>>;
@@ -63,6 +66,15 @@ export const TOOL_CALL_EXTRAS_LIMITS: ToolCallExtrasLimits = {
  * without it, as after an eviction (docs/protocols.md). 32 such values fill the bytes bound: the total holds.
  */
 export const MAX_EXTRA_BYTES = 1024 * 1024; // 1 MiB
+
+/**
+ * Bytes (ids and JSON) one client's values may hold in Redis, where each key had only its 6 hours: a client could fill
+ * Redis with 1 MiB values without bound. 64 MiB: twice what one request is given back (32 MiB,
+ * protocols/reasoning-details.ts), so two sessions under one key each keep a full history's; past it, that client's
+ * oldest go, no other client's. Redis then holds at most this times the clients (each named client, and one for
+ * unnamed keys). The memory store and the state file hold 32 MiB for all clients together, already below it.
+ */
+export const MAX_CLIENT_EXTRAS_BYTES = 64 * 1024 * 1024; // 64 MiB
 
 interface Entry {
   readonly extra: Readonly<Record<string, unknown>>;

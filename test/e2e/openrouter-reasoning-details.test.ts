@@ -554,20 +554,23 @@ test("a Redis Cluster: each client's keys under its own hash tag (spread over th
   await bob.messages.create({ ...MESSAGES_REQUEST, messages: [QUESTION] });
 
   // A kept entry's write is awaited only so long (KEEP_WAIT_MS): on a loaded machine it can land just after the answer.
+  // Each client's value keys (`}:` after the tag) and its budget's bookkeeping (`}#order`, `}#sizes`, `}#bytes`).
   const keptKeys = async () =>
     (await Promise.all(admins.map((admin) => admin.keys("or-cluster:{tool-call-extras*")))).flat().sort();
   let keys = await keptKeys();
-  for (const deadline = Date.now() + 5_000; keys.length < 2 && Date.now() < deadline; keys = await keptKeys()) {
+  const valueKeys = () => keys.filter((key) => key.includes("}:"));
+  for (const deadline = Date.now() + 5_000; valueKeys().length < 2 && Date.now() < deadline; keys = await keptKeys()) {
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
-  assert.equal(keys.length, 2, keys.join(", "));
-  const slots = await Promise.all(keys.map(async (key) => Number(await admins[0]?.call("CLUSTER", "KEYSLOT", key))));
+  assert.equal(valueKeys().length, 2, keys.join(", "));
+  const slotOf = async (key: string) => Number(await admins[0]?.call("CLUSTER", "KEYSLOT", key));
+  const slots = await Promise.all(valueKeys().map(slotOf));
   assert.notEqual(slots[0], slots[1], `both clients' keys in slot ${slots[0]}: ${keys.join(", ")}`);
-  assert.ok(
-    keys.every((key) =>
-      key.includes(key.includes("alice") ? "{tool-call-extras:c:alice}" : "{tool-call-extras:c:bob}"),
-    ),
-  );
+  for (const key of keys) {
+    const isAlice = key.includes("alice");
+    assert.ok(key.includes(isAlice ? "{tool-call-extras:c:alice}" : "{tool-call-extras:c:bob}"), key);
+    assert.equal(await slotOf(key), isAlice ? slots[0] : slots[1], `${key} is in its client's slot`);
+  }
 
   const mgetCalls = async (): Promise<number> => {
     let calls = 0;

@@ -1,0 +1,115 @@
+// The kept tool-call extras in a real Redis: each client's values within its byte budget (its oldest evicted, no other
+// client's), and a look-up bounded in keys (the newest) and in bytes, in MGETs of a bounded size.
+import assert from "node:assert/strict";
+import { describe, type TestContext, test } from "node:test";
+import { closeWhenTestEnds } from "../../test/helpers/late-start.ts";
+import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../../test/helpers/redis-server.ts";
+import { redisLookUps } from "../../test/helpers/replica-scenes.ts";
+import { ManualClock } from "../clock.ts";
+import {
+  MAX_LOOKUP_KEYS,
+  MGET_BATCH_KEYS,
+  REDIS_TOOL_CALL_EXTRAS_LIMITS,
+  RedisToolCallExtras,
+  type RedisToolCallExtrasLimits,
+} from "./redis-tool-call-extras.ts";
+import { clientScope, MemoryToolCallExtras, TOOL_CALL_EXTRAS_LIMITS } from "./tool-call-extras.ts";
+
+/** A replica's store on `url`, with a memory store of its own in front (another replica's finds nothing there). */
+async function replica(
+  t: TestContext,
+  url: string,
+  limits: Partial<RedisToolCallExtrasLimits> = {},
+): Promise<RedisToolCallExtras> {
+  const local = new MemoryToolCallExtras(TOOL_CALL_EXTRAS_LIMITS, new ManualClock());
+  const store = new RedisToolCallExtras(url, "kept:", false, local, { ...REDIS_TOOL_CALL_EXTRAS_LIMITS, ...limits });
+  await closeWhenTestEnds(t, () => store.close());
+  await store.connect();
+  return store;
+}
+
+const value = (text: string) => ({ reasoning_details: [{ type: "reasoning.text", text }] });
+const alice = clientScope("alice");
+const bob = clientScope("bob");
+
+describe("kept tool-call extras in Redis", { skip: isRedisInstalled() ? false : REDIS_MISSING }, () => {
+  test("a client's values stay within its byte budget: its oldest go, another client's stay, every key expires", async (t) => {
+    const redis = await useRedisServer(t);
+    const { admin } = await redisLookUps(t, redis.url);
+    const budget = 20_000;
+    const store = await replica(t, redis.url, { maxClientBytes: budget });
+    await store.remember([{ id: `${bob}first`, extra: value("b".repeat(1_000)) }]);
+    // Two writers at once for one client (two replicas): the script keeps the bound between them too.
+    const other = await replica(t, redis.url, { maxClientBytes: budget });
+    for (let turn = 0; turn < 50; turn += 2) {
+      await Promise.all([
+        store.remember([{ id: `${alice}call-${turn}`, extra: value("a".repeat(1_000)) }]),
+        other.remember([{ id: `${alice}call-${turn + 1}`, extra: value("a".repeat(1_000)) }]),
+      ]);
+    }
+    const aliceKeys = await admin.keys(`kept:{tool-call-extras:${alice.slice(0, -1)}}:*`);
+    let aliceBytes = 0;
+    for (const key of aliceKeys) aliceBytes += (await admin.strlen(key)) + key.length;
+    assert.ok(aliceBytes <= budget + 2_000, `alice holds ${aliceBytes} bytes in ${aliceKeys.length} keys`);
+    assert.ok(aliceKeys.length >= 15, `alice's newest are kept: ${aliceKeys.length} keys`);
+    const reader = await replica(t, redis.url, { maxClientBytes: budget });
+    const found = await reader.recall([`${alice}call-0`, `${alice}call-49`, `${alice}call-48`, `${bob}first`]);
+    assert.deepEqual([...found.keys()].sort(), [`${alice}call-48`, `${alice}call-49`, `${bob}first`]);
+    for (const key of await admin.keys("kept:*")) {
+      const ttlMs = await admin.pttl(key);
+      assert.ok(ttlMs > 0 && ttlMs <= REDIS_TOOL_CALL_EXTRAS_LIMITS.ttlMs, `${key} expires (PTTL ${ttlMs})`);
+    }
+  });
+
+  test("a value kept again replaces its bytes in the total, not adds to them", async (t) => {
+    const redis = await useRedisServer(t);
+    const { admin } = await redisLookUps(t, redis.url);
+    const store = await replica(t, redis.url, { maxClientBytes: 5_000 });
+    for (let time = 0; time < 20; time++) {
+      await store.remember([{ id: `${alice}same`, extra: value("a".repeat(1_000)) }]);
+    }
+    await store.remember([{ id: `${alice}next`, extra: value("a".repeat(1_000)) }]);
+    const reader = await replica(t, redis.url);
+    assert.equal((await reader.recall([`${alice}same`, `${alice}next`])).size, 2, "nothing was evicted");
+    const total = Number(await admin.get(`kept:{tool-call-extras:${alice.slice(0, -1)}}#bytes`));
+    assert.ok(total > 2_000 && total < 2_300, `the total counts two values: ${total}`);
+  });
+
+  test("a look-up of thousands of ids reads the newest, in MGETs of a bounded size", async (t) => {
+    const redis = await useRedisServer(t);
+    const { mgetCalls } = await redisLookUps(t, redis.url);
+    const writer = await replica(t, redis.url);
+    const ids = Array.from({ length: 3_000 }, (_, index) => `${alice}call-${index}`);
+    for (let start = 0; start < ids.length; start += 500) {
+      await writer.remember(ids.slice(start, start + 500).map((id) => ({ id, extra: value("s") })));
+    }
+    const reader = await replica(t, redis.url);
+    const before = await mgetCalls();
+    const found = await reader.recall(ids);
+    assert.equal(found.size, MAX_LOOKUP_KEYS);
+    assert.ok(found.has(ids.at(-1) ?? ""), "the newest is found");
+    assert.ok(!found.has(ids.at(-MAX_LOOKUP_KEYS - 1) ?? ""), "one past the bound is not looked up");
+    assert.equal((await mgetCalls()) - before, MAX_LOOKUP_KEYS / MGET_BATCH_KEYS);
+  });
+
+  test("a history naming one call thousands of times still looks up its other calls, each once", async (t) => {
+    const redis = await useRedisServer(t);
+    const writer = await replica(t, redis.url);
+    const ids = Array.from({ length: 1_000 }, (_, index) => `${alice}call-${index}`);
+    await writer.remember(ids.map((id) => ({ id, extra: value("s") })));
+    const reader = await replica(t, redis.url);
+    const repeated = ids.at(0) ?? "";
+    const found = await reader.recall([...ids, ...Array.from({ length: 3_000 }, () => repeated)]);
+    assert.equal(found.size, ids.length);
+  });
+
+  test("a look-up stops once it read its bytes bound, the newest kept", async (t) => {
+    const redis = await useRedisServer(t);
+    const writer = await replica(t, redis.url);
+    const ids = Array.from({ length: 20 }, (_, index) => `${alice}big-${index}`);
+    for (const id of ids) await writer.remember([{ id, extra: value("x".repeat(10_000)) }]);
+    const reader = await replica(t, redis.url, { maxLookupBytes: 55_000 });
+    const found = await reader.recall(ids);
+    assert.deepEqual([...found.keys()].sort(), ids.slice(-5).sort());
+  });
+});
