@@ -12,7 +12,8 @@
 //   LLM_GATEWAY_BUNDLE=0 turns into a no-op. esbuild is a devDependency: without it (`npm ci --omit=dev`) there is
 //   no bundle and the sources run.
 import { mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
-import { dirname, join, normalize } from "node:path";
+import { createRequire } from "node:module";
+import { dirname, join, normalize, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import { BUILD_MANIFEST, bundleState, DIST_DIR, LAZY_SOURCES, MANIFEST_FORMAT, packageStamp } from "./start-entry.js";
 
@@ -94,6 +95,53 @@ module.exports = new Proxy({}, {
 `,
         };
       });
+    },
+  };
+}
+
+/**
+ * Packages that a dependency requires when it loads and calls only for a feature the gateway does not use: semver
+ * (Fastify compares versions only for a plugin that declares the Fastify it needs; none does) and thread-stream
+ * (pino's worker-thread transports; the gateway logs to a stream of its own). Bundled, each was evaluated and its
+ * source held by every start (with ipaddr.js, ~0.5 MB of idle RSS: bench/README.md, section 32). In the bundle they
+ * get a stand-in that requires the real package from node_modules (left out of the bundle) at its first use: as a
+ * namespace (a property read) or as the value itself (called, or constructed with `new`).
+ */
+function lazyPackages(names, importers) {
+  // From the project's node_modules rather than the resolved real path: node_modules may be a link (a linked copy of
+  // the project, as test/e2e/bundle.test.ts builds), and the bundle is read from the folder it was started in.
+  const fromDist = (file) => {
+    const parts = file.split(sep);
+    return ["..", ...parts.slice(parts.indexOf("node_modules"))].join("/");
+  };
+  const wanted = new RegExp(`^(${names.map((name) => name.replaceAll(".", "\\.")).join("|")})$`);
+  const require = createRequire(import.meta.url);
+  return {
+    name: "lazy-packages",
+    setup(build) {
+      build.onResolve({ filter: wanted }, (args) =>
+        importers.test(args.importer)
+          ? {
+              path: fromDist(require.resolve(args.path, { paths: [args.resolveDir] })),
+              namespace: "lazy-package",
+            }
+          : undefined,
+      );
+      // The stand-in's own require of the real file: left to Node, relative to the chunk in dist/.
+      build.onResolve({ filter: /.*/, namespace: "lazy-package" }, (args) => ({ path: args.path, external: true }));
+      build.onLoad({ filter: /.*/, namespace: "lazy-package" }, (args) => ({
+        loader: "js",
+        contents: `"use strict";
+let real;
+const load = () => (real ??= require(${JSON.stringify(args.path)}));
+module.exports = new Proxy(function lazyPackage() {}, {
+  get: (_, key) => load()[key],
+  has: (_, key) => key in load(),
+  apply: (_, self, args) => Reflect.apply(load(), self, args),
+  construct: (_, args) => Reflect.construct(load(), args),
+});
+`,
+      }));
     },
   };
 }
@@ -187,6 +235,7 @@ try {
     plugins: [
       lazyBuiltins(["http2", "https"], /node_modules[\\/](fastify|undici)[\\/]/),
       lazyAssert(/node_modules[\\/](fastify|find-my-way|sonic-boom|thread-stream|undici)[\\/]/),
+      lazyPackages(["semver", "thread-stream", "@fastify/proxy-addr"], /node_modules[\\/](fastify|pino)[\\/]/),
       withoutZodLocales,
       fsWithoutNamespace,
     ],
@@ -207,7 +256,7 @@ const sources = [];
 const packages = {};
 for (const input of Object.keys(result.metafile.inputs)) {
   // The stand-ins of lazyBuiltins (`lazy-builtin:http2`), the empty zod locales and `node:fs` are no files.
-  if (/^(lazy-builtin|empty-module|builtin-object):/.test(input)) continue;
+  if (/^(lazy-builtin|lazy-package|empty-module|builtin-object):/.test(input)) continue;
   // Relative to ROOT (absWorkingDir), as bin/start-entry.js reads them back.
   const path = normalize(input);
   const packageDir = /^(.*node_modules\/(?:@[^/]+\/)?[^/]+)\//.exec(path)?.[1];

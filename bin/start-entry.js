@@ -15,11 +15,16 @@ export const DIST_DIR = "dist";
 export const BUILD_MANIFEST = "build.json";
 export const MANIFEST_FORMAT = 4;
 /**
- * Modules a start does not load: imported at the first request to their routes (src/server/lazy-routes.ts). Their
+ * Modules a start does not load: imported at the first request to their routes (src/server/lazy-routes.ts; the
+ * pipeline's per-request modules at the first request to a forwarded door, src/server/forwarding-route.ts). Their
  * files of dist/ are listed in the manifest (`lazyFiles`): bin/warm-caches.js compiles them under the flags a
  * request finds, not those of a start, and test/e2e/bundle.test.ts checks that an idle gateway has not loaded them.
  */
-export const LAZY_SOURCES = ["src/server/protocol-routes.ts", "src/server/batch-routes.ts"];
+export const LAZY_SOURCES = [
+  "src/server/protocol-routes.ts",
+  "src/server/batch-routes.ts",
+  "src/pipeline/handle-request.ts",
+];
 
 /** What bin/build.js records of a bundled package: its version, and its package.json's size and time. */
 export function packageStamp(root, packageDir) {

@@ -4,17 +4,36 @@
 // audio's bytes), or the stream as OpenAI SSE with `[DONE]` at the end and, after a failure, one final
 // `data: {"error":...}` event (docs/streaming.md).
 import type { FastifyReply, FastifyRequest } from "fastify";
-import { ClientAbortedError, InvalidRequestError } from "../errors/gateway-error.ts";
+import { ClientAbortedError, InternalError, InvalidRequestError } from "../errors/gateway-error.ts";
 import { renderError } from "../errors/render-error.ts";
 import { cacheRequest } from "../pipeline/cache-control.ts";
 import type { EndpointSpec } from "../pipeline/endpoints.ts";
 import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
-import { type AudioAnswer, handleRequest, type PipelineResult, type StreamEnding } from "../pipeline/handle-request.ts";
+import type { AudioAnswer, PipelineResult, StreamEnding } from "../pipeline/handle-request.ts";
 import type { AudioRelayEnd } from "../streaming/relay-audio.ts";
 import { SSE_DONE, sseData } from "../streaming/sse-format.ts";
 import { toHeaderValue } from "./header-value.ts";
+import { sharedLoad } from "./lazy-routes.ts";
 import { isMultipartRequest, uploadExpected } from "./multipart-body.ts";
 import { clientGoneSignal, pumpStream, sseHeaders } from "./write-stream.ts";
+
+type HandleRequest = typeof import("../pipeline/handle-request.ts").handleRequest;
+
+/**
+ * The pipeline's per-request modules (planning, attempts' relay, the record, ~50 KB of the bundle) are imported at the
+ * first request, not at start: an idle gateway (health checks only) never runs them (bench/README.md, section 32).
+ * One import for concurrent first requests; a failed one answers 500 and is tried again at the next request. Once
+ * loaded, the function is called directly.
+ */
+let loadedHandleRequest: HandleRequest | undefined;
+const loadPipeline = sharedLoad(async () => {
+  try {
+    loadedHandleRequest = (await import("../pipeline/handle-request.ts")).handleRequest;
+    return loadedHandleRequest;
+  } catch (error) {
+    throw new InternalError("The request pipeline could not be loaded; retry the request.", { cause: error });
+  }
+});
 
 export function forwardingHandler(endpoint: EndpointSpec, runtime: GatewayRuntime) {
   const clientProtocol = endpoint.protocol;
@@ -26,6 +45,7 @@ export function forwardingHandler(endpoint: EndpointSpec, runtime: GatewayRuntim
     const sessionId = request.headers["x-session-id"];
     let result: PipelineResult;
     try {
+      const handleRequest = loadedHandleRequest ?? (await loadPipeline());
       result = await handleRequest(runtime, endpoint, request.body, {
         requestId: request.id,
         clientProtocol,

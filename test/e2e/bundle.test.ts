@@ -4,7 +4,7 @@
 // page, the shipped data), undici must be one copy, and the compile cache must hold the bundle's modules.
 import assert from "node:assert/strict";
 import { execFile, spawnSync } from "node:child_process";
-import { copyFileSync, mkdirSync, readdirSync, readFileSync, symlinkSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync } from "node:fs";
 import { join } from "node:path";
 import { type TestContext, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -133,6 +133,36 @@ test("the bundle serves chat, a preset, the dashboard and /metrics, from its own
       `${file}, loaded by an idle gateway, holds a lazy door's code`,
     );
   }
+  // The chat pipeline (src/server/forwarding-route.ts) loads at the first request, and the packages a dependency
+  // requires at load but calls only for features the gateway does not use (semver, thread-stream, proxy-addr) are
+  // stand-ins until used (bin/build.js, lazyPackages): an idle gateway has read none of them, from dist/ or from
+  // node_modules.
+  const firstUse =
+    /src\/pipeline\/handle-request\.ts$|node_modules\/(semver|thread-stream|@fastify\/proxy-addr|ipaddr\.js)\//;
+  const idleSources = sourcesOf(root, idleFiles);
+  assert.ok(
+    idleSources.some((source) => source.endsWith("src/pipeline/endpoints.ts")),
+    "the maps name the sources",
+  );
+  assert.deepEqual(
+    // The stand-ins themselves are named `lazy-package:<path>` in the maps.
+    idleSources.filter((source) => !source.startsWith("lazy-package:") && firstUse.test(source)),
+    [],
+    "an idle gateway loaded code it needs only at a first request, or never",
+  );
+  assert.doesNotMatch(served.debug(), /node_modules\/(semver|thread-stream|@fastify\/proxy-addr|ipaddr\.js)\//);
+  // Each stand-in requires its package by a path relative to dist/: one that does not resolve would fail only the
+  // first use of the feature (a trusted proxy, a pino transport, a plugin's Fastify version).
+  const standInPaths = readdirSync(join(root, "dist"))
+    .filter((file) => file.endsWith(".js"))
+    .flatMap((file) => [...readFileSync(join(root, "dist", file), "utf8").matchAll(/"(\.\.\/node_modules\/[^"]+)"/g)])
+    .map((match) => match[1] as string);
+  assert.deepEqual([...new Set(standInPaths.map((path) => path.split("/").slice(2, -1).join("/")))].sort(), [
+    "@fastify/proxy-addr",
+    "semver",
+    "thread-stream",
+  ]);
+  for (const path of standInPaths) assert.ok(existsSync(join(root, "dist", path)), `${path} does not resolve`);
   const listening = served
     .stdout()
     .split("\n")
@@ -188,6 +218,12 @@ test("the bundle serves chat, a preset, the dashboard and /metrics, from its own
   assert.equal(files.status, 200);
   assert.deepEqual(((await files.json()) as { data?: unknown }).data, []);
   for (const file of lazyFiles) assert.ok(loadedDistFiles(served.debug()).has(file), `${file} was not loaded`);
+  assert.ok(
+    sourcesOf(root, loadedDistFiles(served.debug())).some((source) =>
+      source.endsWith("src/pipeline/handle-request.ts"),
+    ),
+    "the chat requests loaded the pipeline",
+  );
   const debug = await served.stop();
 
   const accepted = debug.match(/V8 code cache for .* was accepted/g) ?? [];
@@ -206,6 +242,13 @@ test("the bundle serves chat, a preset, the dashboard and /metrics, from its own
     "a start from the bundle loaded TypeScript sources",
   );
 });
+
+/** The sources bundled into these files of dist/ (from their source maps). */
+function sourcesOf(root: string, files: Iterable<string>): string[] {
+  return [...files].flatMap(
+    (file) => (JSON.parse(readFileSync(join(root, "dist", `${file}.map`), "utf8")) as { sources: string[] }).sources,
+  );
+}
 
 /** The files of dist/ the process has loaded, from Node's compile-cache report (one line per file it read). */
 function loadedDistFiles(debug: string): Set<string> {
