@@ -10,7 +10,9 @@ import type { SegmentEnd, TokenUsage } from "../streaming/relay-types.ts";
  * the next segment's, so it is charged what it produced. A continuation's reservation counts the original prompt
  * only, not a prefill's delivered text: the estimate covers it. Undefined: the reservation stays charged (a first
  * segment's success without a usage report, a failure before any output). An abandoned continuation (isAbandoned) is
- * charged its estimate, or nothing when it generated nothing.
+ * charged its estimate without the floor: its prompt, which its provider counted as it arrived, plus what it
+ * generated (segment-usage.ts estimatedContinuationUsage, never undefined for a continuation without a report; until
+ * 2026-12-06 one that generated nothing was charged 0, as if it had never been sent).
  */
 export function segmentCharge(
   end: SegmentEnd,
@@ -19,9 +21,8 @@ export function segmentCharge(
   isFirst: boolean,
 ): number | undefined {
   if (end.usage !== undefined) return end.usage.promptTokens + end.usage.completionTokens;
-  if (isAbandoned(end, isFirst))
-    return estimated === undefined ? 0 : estimated.promptTokens + estimated.completionTokens;
   if (estimated === undefined) return undefined;
+  if (isAbandoned(end, isFirst)) return estimated.promptTokens + estimated.completionTokens;
   const estimatedTokens = estimated.promptTokens + estimated.completionTokens;
   return end.isContinued === true ? estimatedTokens : Math.max(reservedTokens, estimatedTokens);
 }

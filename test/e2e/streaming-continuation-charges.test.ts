@@ -332,3 +332,32 @@ describe("an abandoned continuation is settled with what it used, not its reserv
     assert.equal((await betaBooks(scene)).budget, betaIn + betaOut);
   });
 });
+
+describe("an abandoned continuation that generated nothing was still sent: its request and prompt count", () => {
+  test("a replay that ended at once (content filter): its prompt stays charged, and its request", async (t) => {
+    // Beta's fresh answer is only a finish (a content filter): it diverged before anything, generated nothing, and
+    // nobody continued it. Its provider took the request and read its prompt (tpm counts input as it arrives), so a
+    // charge of 0 tokens let the budget admit more than the provider's window.
+    const limits = { tpm: 1_000_000, rpm: 1_000 };
+    const scene = await startTwoProviders(t, { backupModel: { prefill: false, limits } });
+    const records = recordsOf(scene);
+    scene.primary.enqueue(CHAT_ROUTE, cutAfterTwenty, {
+      kind: "json",
+      status: 500,
+      body: { error: { message: "down" } },
+    });
+    scene.backup.enqueue(CHAT_ROUTE, {
+      kind: "sse",
+      events: chatStream([], MODEL, { finishReason: "content_filter" }),
+    });
+    await assert.rejects(streamText(scene, MESSAGES, { max_tokens: 500 }), OpenAI.APIError);
+    const record = await oneRecord(records);
+    const row = (await statsOf(scene.gateway)).get(`beta/${MODEL}`) as unknown as DeploymentView;
+    const scope = `deployment:beta/${MODEL}`;
+    assert.equal(windowOf(row, scope, "requests", "minute").used, 1, "its request");
+    assert.equal(windowOf(row, scope, "tokens", "minute").used, PROMPT, "its prompt, not 0");
+    // The record, /stats and llm_gateway_tokens_total count the same prompt.
+    assert.deepEqual(attemptsOf(record)[1], ["beta", "continuation", "stream_diverged", PROMPT, 0, true]);
+    assert.deepEqual((await betaBooks(scene)).stats, [PROMPT, 0], "/stats");
+  });
+});
