@@ -1,4 +1,5 @@
 // What a stream segment's budgets are charged when it ends (the recorder's settlement). Pure.
+import { traitsOf } from "../errors/outcomes.ts";
 import type { SegmentEnd, TokenUsage } from "../streaming/relay-types.ts";
 
 /**
@@ -28,11 +29,15 @@ export function segmentCharge(
 }
 
 /**
- * A continuation the client left (the gateway hung up on it at once), or that failed before it added anything to the
- * client's answer (it broke or diverged before its first output, or was abandoned as it opened): the output its
- * reservation counted (what is left of `max_tokens`) was never generated. Before 2026-12-06 it kept that reservation as
- * its floor, or whole when it had generated nothing.
+ * A continuation the gateway hung up on: the client left (also as it opened), or a replay that diverged before it
+ * added anything to the client's answer. The output its reservation counted (what is left of `max_tokens`) was never
+ * generated. One whose upstream broke it (a cut, a stall, an error event), before its first output or after, keeps its
+ * reservation as its floor, as a first segment does: its provider may have generated on for nobody, and what the
+ * client got from it says nothing of that (until 2026-12-06 one that broke before its first output was charged
+ * without the floor). Before 2026-12-06 an abandoned one kept that reservation as its floor, or whole when it had
+ * generated nothing.
  */
 function isAbandoned(end: SegmentEnd, isFirst: boolean): boolean {
-  return !isFirst && (end.outcome === "client_aborted" || end.hasAddedNothing === true);
+  if (isFirst) return false;
+  return end.outcome === "client_aborted" || (end.hasAddedNothing === true && traitsOf(end.outcome).blames === "none");
 }

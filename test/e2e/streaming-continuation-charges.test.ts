@@ -281,7 +281,7 @@ describe("the estimates' prompt is counted as each deployment counts it (calibra
 
 describe("an abandoned continuation is settled with what it used, not its reservation", () => {
   // Its reservation counts the output it was asked for (max_tokens: what is left after the delivered text). Before, a
-  // continuation the client left, or one that failed before it sent the client anything, kept all of it.
+  // continuation the client left kept all of it. One its upstream broke keeps it as its floor, as any broken segment.
   const betaIn = PROMPT + countTextTokens(DELIVERED);
 
   test("the client left while it streamed: its prompt and what it generated", async (t) => {
@@ -313,7 +313,10 @@ describe("an abandoned continuation is settled with what it used, not its reserv
     assert.equal((await betaBooks(scene)).budget, betaIn + betaOut);
   });
 
-  test("it failed before it sent anything (it reasoned, then broke; nobody continued it)", async (t) => {
+  test("its upstream broke it before it sent anything (it reasoned, then was cut; nobody continued it): its reservation stays the floor, as any broken segment's", async (t) => {
+    // The gateway did not hang up on it: its connection broke, and its provider may have generated on for nobody, as
+    // for a first segment or a continuation cut after its first output, which keep that floor too. Before, having
+    // sent the client nothing yet dropped the floor (charged PROMPT + delivered + thought only).
     const scene = await startTwoProviders(t, { backupModel: BUDGET });
     const records = recordsOf(scene);
     // Alpha, whose connection broke, is asked last and fails.
@@ -329,7 +332,9 @@ describe("an abandoned continuation is settled with what it used, not its reserv
     const record = await oneRecord(records);
     const betaOut = countTextTokens(thought);
     assert.deepEqual(attemptsOf(record)[1], ["beta", "continuation", "stream_cut", betaIn, betaOut, true]);
-    assert.equal((await betaBooks(scene)).budget, betaIn + betaOut);
+    const reserved = PROMPT + (sentBody(scene.backup).max_tokens as number);
+    assert.ok(reserved > betaIn + betaOut);
+    assert.equal((await betaBooks(scene)).budget, reserved);
   });
 });
 
