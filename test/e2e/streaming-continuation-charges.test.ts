@@ -157,6 +157,30 @@ describe("a continuation's charge when it reported no usage", () => {
     ]);
   });
 
+  test("a real continuation that began like the delivered text and reasoned while held: that reasoning counts once", async (t) => {
+    // " word" repeats the start of the delivered text: held, with the reasoning after it, until "20" shows a real
+    // continuation; then the held events go on and are counted as relayed, not also as dropped.
+    const scene = await startTwoProviders(t, { backupModel: BUDGET });
+    const records = recordsOf(scene);
+    scene.primary.enqueue(CHAT_ROUTE, cutAfterTwenty);
+    const thought = " Still counting.";
+    const events = chatStream([" word", "20", ...WORDS.slice(21)], MODEL);
+    const reasoning = { ...chatChunk("", MODEL), choices: [{ index: 0, delta: { reasoning_content: thought } }] };
+    events.splice(2, 0, { data: reasoning });
+    scene.backup.enqueue(CHAT_ROUTE, { kind: "sse", events, end: "destroy" });
+    assert.equal(await streamText(scene), FULL_TEXT);
+    const record = await oneRecord(records);
+    const betaOut = countTextTokens(WORDS.slice(20).join("")) + countTextTokens(thought);
+    assert.deepEqual(attemptsOf(record)[1], [
+      "beta",
+      "continuation",
+      "success",
+      PROMPT + countTextTokens(DELIVERED),
+      betaOut,
+      true,
+    ]);
+  });
+
   test("cut while it repeated (its events held, then dropped with it): its held text and reasoning count", async (t) => {
     const scene = await startTwoProviders(t, { backupModel: BUDGET });
     const records = recordsOf(scene);
