@@ -1,4 +1,5 @@
 // What a stream segment's budgets are charged when it ends (the recorder's settlement). Pure.
+import { traitsOf } from "../errors/outcomes.ts";
 import type { SegmentEnd, TokenUsage } from "../streaming/relay-types.ts";
 
 /**
@@ -10,7 +11,9 @@ import type { SegmentEnd, TokenUsage } from "../streaming/relay-types.ts";
  * the next segment's, so it is charged what it produced. A continuation's reservation counts the original prompt
  * only, not a prefill's delivered text: the estimate covers it. Undefined: the reservation stays charged (a first
  * segment's success without a usage report, a failure before any output). An abandoned continuation (isAbandoned) is
- * charged its estimate, or nothing when it generated nothing.
+ * charged its estimate without the floor: its prompt, which its provider counted as it arrived, plus what it
+ * generated (segment-usage.ts estimatedContinuationUsage, never undefined for a continuation without a report; until
+ * 2026-12-06 one that generated nothing was charged 0, as if it had never been sent).
  */
 export function segmentCharge(
   end: SegmentEnd,
@@ -19,19 +22,22 @@ export function segmentCharge(
   isFirst: boolean,
 ): number | undefined {
   if (end.usage !== undefined) return end.usage.promptTokens + end.usage.completionTokens;
-  if (isAbandoned(end, isFirst))
-    return estimated === undefined ? 0 : estimated.promptTokens + estimated.completionTokens;
   if (estimated === undefined) return undefined;
+  if (isAbandoned(end, isFirst)) return estimated.promptTokens + estimated.completionTokens;
   const estimatedTokens = estimated.promptTokens + estimated.completionTokens;
   return end.isContinued === true ? estimatedTokens : Math.max(reservedTokens, estimatedTokens);
 }
 
 /**
- * A continuation the client left (the gateway hung up on it at once), or that failed before it added anything to the
- * client's answer (it broke or diverged before its first output, or was abandoned as it opened): the output its
- * reservation counted (what is left of `max_tokens`) was never generated. Before 2026-12-06 it kept that reservation as
- * its floor, or whole when it had generated nothing.
+ * A continuation the gateway hung up on: the client left (also as it opened), or a replay that diverged before it
+ * added anything to the client's answer. The output its reservation counted (what is left of `max_tokens`) was never
+ * generated. One whose upstream broke it (a cut, a stall, an error event), before its first output or after, keeps its
+ * reservation as its floor, as a first segment does: its provider may have generated on for nobody, and what the
+ * client got from it says nothing of that (until 2026-12-06 one that broke before its first output was charged
+ * without the floor). Before 2026-12-06 an abandoned one kept that reservation as its floor, or whole when it had
+ * generated nothing.
  */
 function isAbandoned(end: SegmentEnd, isFirst: boolean): boolean {
-  return !isFirst && (end.outcome === "client_aborted" || end.hasAddedNothing === true);
+  if (isFirst) return false;
+  return end.outcome === "client_aborted" || (end.hasAddedNothing === true && traitsOf(end.outcome).blames === "none");
 }

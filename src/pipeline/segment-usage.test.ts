@@ -68,18 +68,25 @@ test("a segment another continued is charged its estimate without the floor, the
   );
 });
 
-test("an abandoned continuation is charged its estimate, or nothing when it generated nothing; a first segment is not", () => {
+test("an abandoned continuation is charged its estimate, its prompt when it generated nothing; a first segment is not", () => {
   const left: SegmentEnd = { outcome: "client_aborted", reason: "client disconnected", usage: undefined, text: " two" };
   const estimated = estimatedContinuationUsage(left, 40);
   assert.equal(segmentCharge(left, 4_000, estimated, false), 40 + countTextTokens(" two"), "the client left");
   assert.equal(segmentCharge(left, 4_000, estimated, true), 4_000, "a first segment keeps its floor");
-  const unsent: SegmentEnd = {
-    outcome: "stream_cut",
-    reason: "cut",
+  // It opened (its upstream took the request), then diverged before generating anything (only a finish): its prompt
+  // was counted as it arrived. Before, it was charged 0, as if never sent.
+  const empty: SegmentEnd = {
+    outcome: "stream_diverged",
+    reason: "diverged",
     usage: undefined,
     text: "",
     hasAddedNothing: true,
   };
-  assert.equal(estimatedContinuationUsage(unsent, 40), undefined);
-  assert.equal(segmentCharge(unsent, 4_000, undefined, false), 0, "it generated nothing: nothing, not its reservation");
+  const emptyEstimate = estimatedContinuationUsage(empty, 40);
+  assert.deepEqual(emptyEstimate, { promptTokens: 40, completionTokens: 0 });
+  assert.equal(segmentCharge(empty, 4_000, emptyEstimate, false), 40, "its prompt, not its reservation, not 0");
+  assert.equal(segmentCharge(empty, 4_000, undefined, false), undefined, "nothing estimated: the reservation stays");
+  // Its upstream broke it before its first output: the gateway did not hang up, so its reservation stays the floor.
+  const cutEarly: SegmentEnd = { ...empty, outcome: "stream_cut", reason: "cut" };
+  assert.equal(segmentCharge(cutEarly, 4_000, estimatedContinuationUsage(cutEarly, 40), false), 4_000);
 });

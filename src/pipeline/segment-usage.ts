@@ -37,15 +37,17 @@ function countGenerated(end: SegmentEnd): number {
 }
 
 /**
- * A continuation segment's estimate: as estimatedSegmentUsage, and also when it ended the answer without a usage
- * report (most providers that send no usage chunk). Its provider billed its prompt (a prefill's holding the delivered
- * text) and what it generated as surely as a broken segment's did: without this, `llm_gateway_tokens_total`, /stats
- * and the record's attempt counted nothing for the deployment that finished the answer, only the broken segment's
- * estimate. Text past `max_retained_stream_chars` is not kept, so not counted.
+ * A continuation segment's estimate, whenever it reported no usage: also when it ended the answer (most providers that
+ * send no usage chunk), and when it generated nothing. Its provider billed its prompt (a prefill's holding the
+ * delivered text) and what it generated as surely as a broken segment's did: without this, `llm_gateway_tokens_total`,
+ * /stats and the record's attempt counted nothing for the deployment that finished the answer, only the broken
+ * segment's estimate. A continuation is a stream that opened (its upstream took the request and answered), so its
+ * prompt counts even with no output (a replay whose fresh answer was only a finish, then abandoned): its provider's
+ * token window counted that prompt as it arrived, and a charge of 0 (until 2026-12-06) let its budget admit more than
+ * the provider would. Text past `max_retained_stream_chars` is not kept, so not counted.
  */
 export function estimatedContinuationUsage(end: SegmentEnd, promptTokens: number): TokenUsage | undefined {
   if (end.usage !== undefined) return undefined;
-  if (end.outcome !== "success") return estimatedSegmentUsage(end, promptTokens);
   return { promptTokens, completionTokens: countGenerated(end) };
 }
 

@@ -65,7 +65,8 @@ export interface SegmentEnd {
   readonly isContinued?: boolean;
   /**
    * A continuation that failed before it added anything to the client's answer: it broke or diverged before its first
-   * output, or was abandoned as it opened. Settled with what it used, not its reservation (pipeline/segment-charge.ts).
+   * output, or was abandoned as it opened. Settled with what it used, not its reservation, when the gateway ended it (it
+   * diverged, or was abandoned); one its upstream broke keeps its reservation as its floor (pipeline/segment-charge.ts).
    */
   readonly hasAddedNothing?: true;
 }

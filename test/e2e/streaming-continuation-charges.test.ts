@@ -157,6 +157,30 @@ describe("a continuation's charge when it reported no usage", () => {
     ]);
   });
 
+  test("a real continuation that began like the delivered text and reasoned while held: that reasoning counts once", async (t) => {
+    // " word" repeats the start of the delivered text: held, with the reasoning after it, until "20" shows a real
+    // continuation; then the held events go on and are counted as relayed, not also as dropped.
+    const scene = await startTwoProviders(t, { backupModel: BUDGET });
+    const records = recordsOf(scene);
+    scene.primary.enqueue(CHAT_ROUTE, cutAfterTwenty);
+    const thought = " Still counting.";
+    const events = chatStream([" word", "20", ...WORDS.slice(21)], MODEL);
+    const reasoning = { ...chatChunk("", MODEL), choices: [{ index: 0, delta: { reasoning_content: thought } }] };
+    events.splice(2, 0, { data: reasoning });
+    scene.backup.enqueue(CHAT_ROUTE, { kind: "sse", events, end: "destroy" });
+    assert.equal(await streamText(scene), FULL_TEXT);
+    const record = await oneRecord(records);
+    const betaOut = countTextTokens(WORDS.slice(20).join("")) + countTextTokens(thought);
+    assert.deepEqual(attemptsOf(record)[1], [
+      "beta",
+      "continuation",
+      "success",
+      PROMPT + countTextTokens(DELIVERED),
+      betaOut,
+      true,
+    ]);
+  });
+
   test("cut while it repeated (its events held, then dropped with it): its held text and reasoning count", async (t) => {
     const scene = await startTwoProviders(t, { backupModel: BUDGET });
     const records = recordsOf(scene);
@@ -281,7 +305,7 @@ describe("the estimates' prompt is counted as each deployment counts it (calibra
 
 describe("an abandoned continuation is settled with what it used, not its reservation", () => {
   // Its reservation counts the output it was asked for (max_tokens: what is left after the delivered text). Before, a
-  // continuation the client left, or one that failed before it sent the client anything, kept all of it.
+  // continuation the client left kept all of it. One its upstream broke keeps it as its floor, as any broken segment.
   const betaIn = PROMPT + countTextTokens(DELIVERED);
 
   test("the client left while it streamed: its prompt and what it generated", async (t) => {
@@ -313,7 +337,10 @@ describe("an abandoned continuation is settled with what it used, not its reserv
     assert.equal((await betaBooks(scene)).budget, betaIn + betaOut);
   });
 
-  test("it failed before it sent anything (it reasoned, then broke; nobody continued it)", async (t) => {
+  test("its upstream broke it before it sent anything (it reasoned, then was cut; nobody continued it): its reservation stays the floor, as any broken segment's", async (t) => {
+    // The gateway did not hang up on it: its connection broke, and its provider may have generated on for nobody, as
+    // for a first segment or a continuation cut after its first output, which keep that floor too. Before, having
+    // sent the client nothing yet dropped the floor (charged PROMPT + delivered + thought only).
     const scene = await startTwoProviders(t, { backupModel: BUDGET });
     const records = recordsOf(scene);
     // Alpha, whose connection broke, is asked last and fails.
@@ -329,6 +356,37 @@ describe("an abandoned continuation is settled with what it used, not its reserv
     const record = await oneRecord(records);
     const betaOut = countTextTokens(thought);
     assert.deepEqual(attemptsOf(record)[1], ["beta", "continuation", "stream_cut", betaIn, betaOut, true]);
-    assert.equal((await betaBooks(scene)).budget, betaIn + betaOut);
+    const reserved = PROMPT + (sentBody(scene.backup).max_tokens as number);
+    assert.ok(reserved > betaIn + betaOut);
+    assert.equal((await betaBooks(scene)).budget, reserved);
+  });
+});
+
+describe("an abandoned continuation that generated nothing was still sent: its request and prompt count", () => {
+  test("a replay that ended at once (content filter): its prompt stays charged, and its request", async (t) => {
+    // Beta's fresh answer is only a finish (a content filter): it diverged before anything, generated nothing, and
+    // nobody continued it. Its provider took the request and read its prompt (tpm counts input as it arrives), so a
+    // charge of 0 tokens let the budget admit more than the provider's window.
+    const limits = { tpm: 1_000_000, rpm: 1_000 };
+    const scene = await startTwoProviders(t, { backupModel: { prefill: false, limits } });
+    const records = recordsOf(scene);
+    scene.primary.enqueue(CHAT_ROUTE, cutAfterTwenty, {
+      kind: "json",
+      status: 500,
+      body: { error: { message: "down" } },
+    });
+    scene.backup.enqueue(CHAT_ROUTE, {
+      kind: "sse",
+      events: chatStream([], MODEL, { finishReason: "content_filter" }),
+    });
+    await assert.rejects(streamText(scene, MESSAGES, { max_tokens: 500 }), OpenAI.APIError);
+    const record = await oneRecord(records);
+    const row = (await statsOf(scene.gateway)).get(`beta/${MODEL}`) as unknown as DeploymentView;
+    const scope = `deployment:beta/${MODEL}`;
+    assert.equal(windowOf(row, scope, "requests", "minute").used, 1, "its request");
+    assert.equal(windowOf(row, scope, "tokens", "minute").used, PROMPT, "its prompt, not 0");
+    // The record, /stats and llm_gateway_tokens_total count the same prompt.
+    assert.deepEqual(attemptsOf(record)[1], ["beta", "continuation", "stream_diverged", PROMPT, 0, true]);
+    assert.deepEqual((await betaBooks(scene)).stats, [PROMPT, 0], "/stats");
   });
 });
