@@ -27,6 +27,12 @@ local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 local ttl = tonumber(ARGV[2])
 local budget = tonumber(ARGV[3])
+-- The three change and expire together: one gone without the others (a maxmemory policy evicted it: a client that
+-- only reads leaves them its least recently used keys) and the rest no longer match it (a lost order or sizes left the
+-- total over the budget for ever, each new value evicted as it was written). They start again; the values they
+-- counted are left to their own expiry, uncounted (one budget more at most, for up to the TTL).
+local present = redis.call('EXISTS', KEYS[1], KEYS[2], KEYS[3])
+if present == 1 or present == 2 then redis.call('UNLINK', KEYS[1], KEYS[2], KEYS[3]) end
 local function forget(id)
   redis.call('ZREM', KEYS[1], id)
   local bytes = redis.call('HGET', KEYS[2], id)

@@ -116,6 +116,29 @@ describe("kept tool-call extras in Redis", { skip: isRedisInstalled() ? false : 
     assert.ok(evicted > 0 && evicted <= large / 256, `one value of ${large} bytes evicted ${evicted} values`);
   });
 
+  for (const lost of ["#order", "#sizes", "#bytes"]) {
+    test(`its ${lost} gone alone (a maxmemory policy evicted it): the bookkeeping starts again, not every new value evicted at once`, async (t) => {
+      const redis = await useRedisServer(t);
+      const { admin } = await redisLookUps(t, redis.url);
+      const store = await replica(t, redis.url, { maxClientBytes: 20_000 });
+      const keep = async (from: number, to: number) => {
+        for (let index = from; index < to; index++) {
+          await store.remember([{ id: `${alice}call-${index}`, extra: value("a".repeat(1_000)) }]);
+        }
+      };
+      await keep(0, 40);
+      const tagKey = orderKey.slice(0, -"#order".length);
+      await admin.del(`${tagKey}${lost}`);
+      await keep(40, 80);
+      const reader = await replica(t, redis.url);
+      const found = await reader.recall([`${alice}call-78`, `${alice}call-79`]);
+      assert.equal(found.size, 2, "the newest are kept");
+      const sizes = (await admin.hvals(`${tagKey}#sizes`)).reduce((sum, size) => sum + Number(size), 0);
+      assert.equal(Number(await admin.get(`${tagKey}#bytes`)), sizes, "the total is its sizes' sum");
+      assert.equal(await admin.zcard(orderKey), await admin.hlen(`${tagKey}#sizes`), "each value in order has a size");
+    });
+  }
+
   test("a look-up of thousands of ids reads the newest, in MGETs of a bounded size", async (t) => {
     const redis = await useRedisServer(t);
     const { mgetCalls } = await redisLookUps(t, redis.url);
