@@ -13,6 +13,7 @@ import {
   RedisToolCallExtras,
   type RedisToolCallExtrasLimits,
 } from "./redis-tool-call-extras.ts";
+import { REDIS_KEY_COST_BYTES } from "./redis-tool-call-extras-lua.ts";
 import { clientScope, MemoryToolCallExtras, TOOL_CALL_EXTRAS_LIMITS } from "./tool-call-extras.ts";
 
 /** A replica's store on `url`, with a memory store of its own in front (another replica's finds nothing there). */
@@ -31,6 +32,7 @@ async function replica(
 const value = (text: string) => ({ reasoning_details: [{ type: "reasoning.text", text }] });
 const alice = clientScope("alice");
 const bob = clientScope("bob");
+const orderKey = `kept:{tool-call-extras:${alice.slice(0, -1)}}#order`;
 
 describe("kept tool-call extras in Redis", { skip: isRedisInstalled() ? false : REDIS_MISSING }, () => {
   test("a client's values stay within its byte budget: its oldest go, another client's stay, every key expires", async (t) => {
@@ -51,7 +53,8 @@ describe("kept tool-call extras in Redis", { skip: isRedisInstalled() ? false : 
     let aliceBytes = 0;
     for (const key of aliceKeys) aliceBytes += (await admin.strlen(key)) + key.length;
     assert.ok(aliceBytes <= budget + 2_000, `alice holds ${aliceBytes} bytes in ${aliceKeys.length} keys`);
-    assert.ok(aliceKeys.length >= 15, `alice's newest are kept: ${aliceKeys.length} keys`);
+    const counted = 1_100 + REDIS_KEY_COST_BYTES; // each value: its id, its JSON, and Redis's own cost of a key
+    assert.ok(aliceKeys.length >= Math.floor(budget / counted), `alice's newest are kept: ${aliceKeys.length} keys`);
     const reader = await replica(t, redis.url, { maxClientBytes: budget });
     const found = await reader.recall([`${alice}call-0`, `${alice}call-49`, `${alice}call-48`, `${bob}first`]);
     assert.deepEqual([...found.keys()].sort(), [`${alice}call-48`, `${alice}call-49`, `${bob}first`]);
@@ -72,8 +75,69 @@ describe("kept tool-call extras in Redis", { skip: isRedisInstalled() ? false : 
     const reader = await replica(t, redis.url);
     assert.equal((await reader.recall([`${alice}same`, `${alice}next`])).size, 2, "nothing was evicted");
     const total = Number(await admin.get(`kept:{tool-call-extras:${alice.slice(0, -1)}}#bytes`));
-    assert.ok(total > 2_000 && total < 2_300, `the total counts two values: ${total}`);
+    const keyCosts = 2 * REDIS_KEY_COST_BYTES;
+    assert.ok(total > 2_000 + keyCosts && total < 2_300 + keyCosts, `the total counts two values: ${total}`);
   });
+
+  test("a client's many small values hold about its budget of Redis's memory, not Redis's own cost of each key many times over", async (t) => {
+    const redis = await useRedisServer(t);
+    const { admin } = await redisLookUps(t, redis.url);
+    // Its keys' memory: Lua's own heap (counted in used_memory too) grows with a script's arguments, then is reused.
+    const usedMemory = async () => {
+      const info = String(await admin.info("memory"));
+      return Number(/used_memory:(\d+)/.exec(info)?.[1]) - Number(/used_memory_lua:(\d+)/.exec(info)?.[1]);
+    };
+    const budget = 200_000;
+    const store = await replica(t, redis.url, { maxClientBytes: budget });
+    const before = await usedMemory();
+    for (let start = 0; start < 20_000; start += 1_000) {
+      await store.remember(
+        Array.from({ length: 1_000 }, (_, index) => ({ id: `${alice}c${start + index}`, extra: {} })),
+      );
+    }
+    const grown = (await usedMemory()) - before;
+    assert.ok(grown <= 2 * budget, `alice's ${await admin.zcard(orderKey)} values took ${grown} bytes of Redis`);
+  });
+
+  test("a large value evicts a bounded number of small ones in its one script (Redis runs nothing else meanwhile)", async (t) => {
+    const redis = await useRedisServer(t);
+    const { admin } = await redisLookUps(t, redis.url);
+    const budget = 200_000;
+    const store = await replica(t, redis.url, { maxClientBytes: budget });
+    for (let start = 0; start < 20_000; start += 1_000) {
+      await store.remember(
+        Array.from({ length: 1_000 }, (_, index) => ({ id: `${alice}c${start + index}`, extra: {} })),
+      );
+    }
+    const before = await admin.zcard(orderKey);
+    const large = 100_000;
+    await store.remember([{ id: `${alice}large`, extra: value("x".repeat(large)) }]);
+    const evicted = before + 1 - (await admin.zcard(orderKey));
+    assert.ok(evicted > 0 && evicted <= large / 256, `one value of ${large} bytes evicted ${evicted} values`);
+  });
+
+  for (const lost of ["#order", "#sizes", "#bytes"]) {
+    test(`its ${lost} gone alone (a maxmemory policy evicted it): the bookkeeping starts again, not every new value evicted at once`, async (t) => {
+      const redis = await useRedisServer(t);
+      const { admin } = await redisLookUps(t, redis.url);
+      const store = await replica(t, redis.url, { maxClientBytes: 20_000 });
+      const keep = async (from: number, to: number) => {
+        for (let index = from; index < to; index++) {
+          await store.remember([{ id: `${alice}call-${index}`, extra: value("a".repeat(1_000)) }]);
+        }
+      };
+      await keep(0, 40);
+      const tagKey = orderKey.slice(0, -"#order".length);
+      await admin.del(`${tagKey}${lost}`);
+      await keep(40, 80);
+      const reader = await replica(t, redis.url);
+      const found = await reader.recall([`${alice}call-78`, `${alice}call-79`]);
+      assert.equal(found.size, 2, "the newest are kept");
+      const sizes = (await admin.hvals(`${tagKey}#sizes`)).reduce((sum, size) => sum + Number(size), 0);
+      assert.equal(Number(await admin.get(`${tagKey}#bytes`)), sizes, "the total is its sizes' sum");
+      assert.equal(await admin.zcard(orderKey), await admin.hlen(`${tagKey}#sizes`), "each value in order has a size");
+    });
+  }
 
   test("a look-up of thousands of ids reads the newest, in MGETs of a bounded size", async (t) => {
     const redis = await useRedisServer(t);

@@ -39,7 +39,7 @@ export const MGET_BATCH_KEYS = 128;
 
 export interface RedisToolCallExtrasLimits {
   readonly ttlMs: number;
-  /** Bytes (ids and JSON) one client's values may hold in Redis; past it, its oldest are evicted. */
+  /** Bytes (ids, JSON and REDIS_KEY_COST_BYTES each) one client's values may hold in Redis; past it, its oldest go. */
   readonly maxClientBytes: number;
   /**
    * Bytes of values one look-up reads at most, newest first: the store in front holds no more (what it read past

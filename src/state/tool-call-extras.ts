@@ -68,9 +68,9 @@ export const TOOL_CALL_EXTRAS_LIMITS: ToolCallExtrasLimits = {
 export const MAX_EXTRA_BYTES = 1024 * 1024; // 1 MiB
 
 /**
- * Bytes (ids and JSON) one client's values may hold in Redis, where each key had only its 6 hours: a client could fill
- * Redis with 1 MiB values without bound. 64 MiB: twice what one request is given back (32 MiB,
- * protocols/reasoning-details.ts), so two sessions under one key each keep a full history's; past it, that client's
+ * Bytes (ids, JSON and each key's own cost: REDIS_KEY_COST_BYTES) one client's values may hold in Redis, where each
+ * key had only its 6 hours: a client could fill Redis with 1 MiB values without bound. 64 MiB: twice what one
+ * request is given back (32 MiB, protocols/reasoning-details.ts), so two sessions under one key each keep a full history's; past it, that client's
  * oldest go, no other client's. Redis then holds at most this times the clients (each named client, and one for
  * unnamed keys). The memory store and the state file hold 32 MiB for all clients together, already below it.
  */
