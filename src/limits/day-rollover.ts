@@ -70,6 +70,15 @@ export function isNowResetStreakOver(
   return true;
 }
 
+/**
+ * A success ends the streak, unless its request was sent before the latest such 429 came back (a slow answer, or a
+ * stream's end, of a request the provider took before its day ran out): that says how it was then, not now, as an
+ * in-flight 429 does (isNowResetStreakOver).
+ */
+export function endNowResetStreak(streak: NowResetStreak, sentAtMs: number): void {
+  if (sentAtMs >= streak.latestAtMs) streak.count = 0;
+}
+
 /** An exhausted long window that rolled over a moment ago. */
 export interface RolledOver {
   /** The reset header that says so (the first one, when several exhausted windows rolled over). */

@@ -8,7 +8,7 @@ import { describe, type TestContext, test } from "node:test";
 import { ManualClock } from "../../src/clock.ts";
 import { errorOf } from "../helpers/e2e.ts";
 import { assertServedBy, startScene } from "../helpers/limits-scene.ts";
-import { type MockStep, rateLimited } from "../helpers/mock-upstream.ts";
+import { chatCompletion, type MockStep, rateLimited } from "../helpers/mock-upstream.ts";
 
 const START_MS = Date.UTC(2026, 0, 1, 12);
 const CHAT_ROUTE = "POST /v1/chat/completions";
@@ -281,6 +281,52 @@ describe("a day's reset that reads now with every 429 (delay 0)", () => {
     clock.advance(60_000);
     assert.equal((await scene.chat()).status, 429);
     assert.equal(scene.counts().alpha, 3, "not asked again after the capped backoff");
+  });
+
+  test("a success to a request sent before the streak (a slow answer ending meanwhile) does not start it over", async (t) => {
+    // It says how the provider was before its day ran out, not now: counted, the slow answers and streams of the
+    // day's last minutes put off the park, and a provider whose every later 429 reads now was asked again meanwhile.
+    const headers = {
+      "x-ratelimit-limit-requests-day": "14400",
+      "x-ratelimit-remaining-requests-day": "0",
+      "x-ratelimit-reset-requests-day": "0",
+    };
+    const clock = new ManualClock(START_MS);
+    const scene = await startScene(t, {
+      clock,
+      beta: false,
+      alpha: { rate_limit_dialect: "cerebras" },
+      config: { cooldowns: { rate_limit_base_ms: 4_000 } },
+    });
+    let release = (): void => {};
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    scene.alpha.enqueue(CHAT_ROUTE, {
+      kind: "handler",
+      handle: async (_request, response) => {
+        await released;
+        response.writeHead(200, { "content-type": "application/json" });
+        response.end(JSON.stringify(chatCompletion("slow", "m")));
+      },
+    });
+    const slow = scene.chat();
+    while (scene.counts().alpha < 1) await new Promise((resolve) => setTimeout(resolve, 5));
+    clock.advance(1_000);
+    scene.alpha.enqueue(CHAT_ROUTE, rateLimited({ headers }));
+    assert.equal((await scene.chat()).status, 429);
+    clock.advance(4_000);
+    scene.alpha.enqueue(CHAT_ROUTE, rateLimited({ headers }));
+    assert.equal((await scene.chat()).status, 429);
+    release();
+    assert.equal((await slow).status, 200);
+    clock.advance(8_000);
+    scene.alpha.enqueue(CHAT_ROUTE, rateLimited({ headers }));
+    const third = await scene.chat();
+    assert.equal(third.status, 429, third.text);
+    const cooldown = (await scene.health()).deployments.find((row) => row.key === "alpha/m")?.cooldown;
+    assert.match(cooldown?.reason ?? "", /3 daily 429s in a row whose reset reads now/, JSON.stringify(cooldown));
+    assert.equal(cooldown?.remaining_ms, Date.UTC(2026, 0, 2) - (START_MS + 13_000));
   });
 });
 
