@@ -330,6 +330,41 @@ describe("a day's reset that reads now with every 429 (delay 0)", () => {
   });
 });
 
+describe("a rolling day's 429 whose own wait is 0", () => {
+  test("retry-after 0 on a bucket provider: cooled for the backoff, not 0 ms, so three requests at once park nothing", async (t) => {
+    // Cooled for its 0 s, the next request went at once: three in the same moment parked until the day's end a
+    // provider whose day refills continuously, without the backoff a roll-over (or a refill) is given.
+    const clock = new ManualClock(START_MS);
+    const scene = await startScene(t, {
+      clock,
+      beta: false,
+      alpha: { limits: { window: "bucket" } },
+      config: { cooldowns: { rate_limit_base_ms: 4_000 } },
+    });
+    const daily = rateLimited({
+      retryAfter: "0",
+      body: { error: { message: "Rate limit reached on requests per day (RPD): Limit 1000, Used 1000, Requested 1." } },
+    });
+    for (let index = 0; index < 3; index++) scene.alpha.enqueue(CHAT_ROUTE, daily);
+    const first = await scene.chat();
+    assert.equal(first.status, 429, first.text);
+    assert.equal(first.headers["retry-after"], "4", "the backoff");
+    assert.equal((await scene.chat()).status, 429);
+    assert.equal((await scene.chat()).status, 429);
+    assert.equal(scene.counts().alpha, 1, "not asked again while cooling");
+    const cooldown = (await scene.health()).deployments.find((row) => row.key === "alpha/m")?.cooldown;
+    assert.equal(cooldown?.remaining_ms, 4_000, JSON.stringify(cooldown));
+    assert.match(cooldown?.reason ?? "", /gateway's backoff/);
+    // Still "now" each time, after each backoff: the 3rd parks, as with a reset header that reads now.
+    clock.advance(4_000);
+    assert.equal((await scene.chat()).headers["retry-after"], "8");
+    clock.advance(8_000);
+    const third = await scene.chat();
+    assert.equal(third.headers["retry-after"], String((Date.UTC(2026, 0, 2) - START_MS - 12_000) / 1000));
+    assert.equal(scene.counts().alpha, 3);
+  });
+});
+
 describe("each 429 wait source sets the client's Retry-After and the cooldown", () => {
   for (const waitCase of WAIT_CASES) {
     test(waitCase.name, async (t) => {
