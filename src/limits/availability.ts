@@ -314,7 +314,7 @@ export class AvailabilityBook extends DirtyTracked {
     record.consecutiveRateLimits += 1;
     if (this.#isProbeVerdict(record, sentAt)) record.isProbeInFlight = false;
     const nowMs = this.#clock.now();
-    if (isNowResetStreakOver(record.nowResets, dayEnd !== undefined, sentAt.sentAtMs ?? nowMs, nowMs) && dayEnd) {
+    if (isNowResetStreakOver(record.nowResets, dayEnd?.untilMs, sentAt.sentAtMs ?? nowMs, nowMs) && dayEnd) {
       this.park(deploymentKey, dayEnd.untilMs, cause, dayEnd.reason, "guessed");
       if (record.cooldown !== undefined) return record.cooldown;
     }
@@ -562,7 +562,7 @@ export class AvailabilityBook extends DirtyTracked {
       record = {
         cooldown: undefined,
         consecutiveRateLimits: 0,
-        nowResets: { count: 0, latestAtMs: 0 },
+        nowResets: { count: 0, latestAtMs: 0, dayEndMs: 0 },
         failureTimesMs: [],
         verdicts: new FailureWindow(),
         circuit: "closed",

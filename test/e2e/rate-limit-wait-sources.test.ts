@@ -330,6 +330,37 @@ describe("a day's reset that reads now with every 429 (delay 0)", () => {
   });
 });
 
+describe("a streak of daily 429s whose reset reads now does not outlive its day", () => {
+  test("2 at 23:50, then one at a real roll-over just after midnight: the backoff, not the whole new day parked", async (t) => {
+    // The new day's first 429 (the provider's count a moment behind ours at midnight) is a roll-over, as the first of
+    // any day is: counted as the 3rd of yesterday's, it parked the candidate until the next midnight.
+    const headers = {
+      "x-ratelimit-limit-requests-day": "14400",
+      "x-ratelimit-remaining-requests-day": "0",
+      "x-ratelimit-reset-requests-day": "0",
+    };
+    const clock = new ManualClock(Date.UTC(2026, 0, 1, 23, 50));
+    const scene = await startScene(t, {
+      clock,
+      beta: false,
+      alpha: { rate_limit_dialect: "cerebras" },
+      config: { cooldowns: { rate_limit_base_ms: 4_000 } },
+    });
+    for (let index = 0; index < 3; index++) scene.alpha.enqueue(CHAT_ROUTE, rateLimited({ headers }));
+    assert.equal((await scene.chat()).headers["retry-after"], "4");
+    clock.advance(4_000);
+    assert.equal((await scene.chat()).headers["retry-after"], "8");
+    clock.set(Date.UTC(2026, 0, 2, 0, 0, 0, 500));
+    const rolledOver = await scene.chat();
+    assert.equal(rolledOver.status, 429, rolledOver.text);
+    const cooldown = (await scene.health()).deployments.find((row) => row.key === "alpha/m")?.cooldown;
+    assert.match(cooldown?.reason ?? "", /just rolled over/, JSON.stringify(cooldown));
+    assert.ok((cooldown?.remaining_ms ?? Infinity) <= 16_000, JSON.stringify(cooldown));
+    clock.advance(16_000);
+    assertServedBy(await scene.chat(), "alpha");
+  });
+});
+
 describe("a rolling day's 429 whose own wait is 0", () => {
   test("retry-after 0 on a bucket provider: cooled for the backoff, not 0 ms, so three requests at once park nothing", async (t) => {
     // Cooled for its 0 s, the next request went at once: three in the same moment parked until the day's end a
