@@ -22,7 +22,7 @@
 import { createHash } from "node:crypto";
 import type { Clock } from "../clock.ts";
 import type { CooldownSettings } from "../config/types.ts";
-import { isNowResetStreakOver, type NowResetStreak } from "./day-rollover.ts";
+import { endNowResetStreak, isNowResetStreakOver, type NowResetStreak } from "./day-rollover.ts";
 import { DirtyTracked } from "./dirty-tracked.ts";
 import { FailureWindow, type WindowCounts } from "./failure-window.ts";
 import { MAX_UPSTREAM_WAIT_MS } from "./reset-time.ts";
@@ -290,7 +290,7 @@ export class AvailabilityBook extends DirtyTracked {
     }
     if (evidence.isCounted !== true) record.verdicts.add(nowMs, this.#settings.failureWindowMs, false);
     record.consecutiveRateLimits = 0;
-    record.nowResets.count = 0;
+    endNowResetStreak(record.nowResets, evidence.sentAtMs ?? nowMs);
     if (record.circuit !== "closed" && !isRecovery) return;
     record.failureTimesMs.length = 0;
     record.circuit = "closed";
@@ -314,7 +314,7 @@ export class AvailabilityBook extends DirtyTracked {
     record.consecutiveRateLimits += 1;
     if (this.#isProbeVerdict(record, sentAt)) record.isProbeInFlight = false;
     const nowMs = this.#clock.now();
-    if (isNowResetStreakOver(record.nowResets, dayEnd !== undefined, sentAt.sentAtMs ?? nowMs, nowMs) && dayEnd) {
+    if (isNowResetStreakOver(record.nowResets, dayEnd?.untilMs, sentAt.sentAtMs ?? nowMs, nowMs) && dayEnd) {
       this.park(deploymentKey, dayEnd.untilMs, cause, dayEnd.reason, "guessed");
       if (record.cooldown !== undefined) return record.cooldown;
     }
@@ -562,7 +562,7 @@ export class AvailabilityBook extends DirtyTracked {
       record = {
         cooldown: undefined,
         consecutiveRateLimits: 0,
-        nowResets: { count: 0, latestAtMs: 0 },
+        nowResets: { count: 0, latestAtMs: 0, dayEndMs: 0 },
         failureTimesMs: [],
         verdicts: new FailureWindow(),
         circuit: "closed",

@@ -40,27 +40,37 @@ export const RESET_READS_NOW_WITHIN_MS = 1_000;
  */
 export const NOW_RESETS_TAKEN_AS_ROLLOVER = 2;
 
-/** A deployment's daily 429s in a row whose reset reads now, and when the latest came back (availability.ts). */
+/**
+ * A deployment's daily 429s in a row whose reset reads now, when the latest came back, and the end of the provider's
+ * day they were counted in (availability.ts).
+ */
 export interface NowResetStreak {
   count: number;
   latestAtMs: number;
+  dayEndMs: number;
 }
 
 /**
- * Counts a daily 429 whose reset reads now (`isResetNow`), or ends the streak with any other 429; true when it is one
- * too many (and the count starts over: the next day's first such 429 is a streak of one, as a roll-over may be). A
- * 429 to a request sent before the latest one came back was in flight at the same moment (several requests at a
- * roll-over): it says nothing new, and is not counted.
+ * Counts a daily 429 whose reset reads now (`dayEndMs`: the end of the provider's day it came in), or ends the streak
+ * with any other 429 (`dayEndMs` undefined); true when it is one too many (and the count starts over: the next day's
+ * first such 429 is a streak of one, as a roll-over may be). A 429 to a request sent before the latest one came back
+ * was in flight at the same moment (several requests at a roll-over): it says nothing new, and is not counted. A
+ * streak does not outlive its day: the first such 429 of the next day (a real roll-over at midnight, after a streak
+ * cut short by a park or by no traffic) starts a new one.
  */
 export function isNowResetStreakOver(
   streak: NowResetStreak,
-  isResetNow: boolean,
+  dayEndMs: number | undefined,
   sentAtMs: number,
   nowMs: number,
 ): boolean {
-  if (!isResetNow) {
+  if (dayEndMs === undefined) {
     streak.count = 0;
     return false;
+  }
+  if (streak.dayEndMs !== dayEndMs) {
+    streak.count = 0;
+    streak.dayEndMs = dayEndMs;
   }
   if (streak.count > 0 && sentAtMs < streak.latestAtMs) return false;
   streak.count += 1;
@@ -68,6 +78,15 @@ export function isNowResetStreakOver(
   if (streak.count <= NOW_RESETS_TAKEN_AS_ROLLOVER) return false;
   streak.count = 0;
   return true;
+}
+
+/**
+ * A success ends the streak, unless its request was sent before the latest such 429 came back (a slow answer, or a
+ * stream's end, of a request the provider took before its day ran out): that says how it was then, not now, as an
+ * in-flight 429 does (isNowResetStreakOver).
+ */
+export function endNowResetStreak(streak: NowResetStreak, sentAtMs: number): void {
+  if (sentAtMs >= streak.latestAtMs) streak.count = 0;
 }
 
 /** An exhausted long window that rolled over a moment ago. */

@@ -230,7 +230,10 @@ function rateLimitEffect(
     untilMs: dayWindow(settings.dayReset, nowMs).endMs,
     reason: `${verdict.reason}; ${NOW_RESETS_TAKEN_AS_ROLLOVER + 1} daily 429s in a row whose reset reads now: parked until the provider's day ends (day_reset)`,
   };
-  return { kind: "cool_down", hint: verdict.hint, cause, reason, dayEnd };
+  // Its own wait, when it reads now too, is none: the backoff (the time a roll-over, or a refill, is given), not 0 ms,
+  // which let three requests in the same moment park a day that refills continuously.
+  const hint = (verdict.hint?.delayMs ?? 0) <= RESET_READS_NOW_WITHIN_MS ? undefined : verdict.hint;
+  return { kind: "cool_down", hint, cause, reason: learnedCooldownReason({ ...verdict, hint }), dayEnd };
 }
 
 /** A hint's source as a user reads it: which part of the provider's answer set the wait. */

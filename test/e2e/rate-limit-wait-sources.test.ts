@@ -8,7 +8,7 @@ import { describe, type TestContext, test } from "node:test";
 import { ManualClock } from "../../src/clock.ts";
 import { errorOf } from "../helpers/e2e.ts";
 import { assertServedBy, startScene } from "../helpers/limits-scene.ts";
-import { type MockStep, rateLimited } from "../helpers/mock-upstream.ts";
+import { chatCompletion, type MockStep, rateLimited } from "../helpers/mock-upstream.ts";
 
 const START_MS = Date.UTC(2026, 0, 1, 12);
 const CHAT_ROUTE = "POST /v1/chat/completions";
@@ -281,6 +281,118 @@ describe("a day's reset that reads now with every 429 (delay 0)", () => {
     clock.advance(60_000);
     assert.equal((await scene.chat()).status, 429);
     assert.equal(scene.counts().alpha, 3, "not asked again after the capped backoff");
+  });
+
+  test("a success to a request sent before the streak (a slow answer ending meanwhile) does not start it over", async (t) => {
+    // It says how the provider was before its day ran out, not now: counted, the slow answers and streams of the
+    // day's last minutes put off the park, and a provider whose every later 429 reads now was asked again meanwhile.
+    const headers = {
+      "x-ratelimit-limit-requests-day": "14400",
+      "x-ratelimit-remaining-requests-day": "0",
+      "x-ratelimit-reset-requests-day": "0",
+    };
+    const clock = new ManualClock(START_MS);
+    const scene = await startScene(t, {
+      clock,
+      beta: false,
+      alpha: { rate_limit_dialect: "cerebras" },
+      config: { cooldowns: { rate_limit_base_ms: 4_000 } },
+    });
+    let release = (): void => {};
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    scene.alpha.enqueue(CHAT_ROUTE, {
+      kind: "handler",
+      handle: async (_request, response) => {
+        await released;
+        response.writeHead(200, { "content-type": "application/json" });
+        response.end(JSON.stringify(chatCompletion("slow", "m")));
+      },
+    });
+    const slow = scene.chat();
+    while (scene.counts().alpha < 1) await new Promise((resolve) => setTimeout(resolve, 5));
+    clock.advance(1_000);
+    scene.alpha.enqueue(CHAT_ROUTE, rateLimited({ headers }));
+    assert.equal((await scene.chat()).status, 429);
+    clock.advance(4_000);
+    scene.alpha.enqueue(CHAT_ROUTE, rateLimited({ headers }));
+    assert.equal((await scene.chat()).status, 429);
+    release();
+    assert.equal((await slow).status, 200);
+    clock.advance(8_000);
+    scene.alpha.enqueue(CHAT_ROUTE, rateLimited({ headers }));
+    const third = await scene.chat();
+    assert.equal(third.status, 429, third.text);
+    const cooldown = (await scene.health()).deployments.find((row) => row.key === "alpha/m")?.cooldown;
+    assert.match(cooldown?.reason ?? "", /3 daily 429s in a row whose reset reads now/, JSON.stringify(cooldown));
+    assert.equal(cooldown?.remaining_ms, Date.UTC(2026, 0, 2) - (START_MS + 13_000));
+  });
+});
+
+describe("a streak of daily 429s whose reset reads now does not outlive its day", () => {
+  test("2 at 23:50, then one at a real roll-over just after midnight: the backoff, not the whole new day parked", async (t) => {
+    // The new day's first 429 (the provider's count a moment behind ours at midnight) is a roll-over, as the first of
+    // any day is: counted as the 3rd of yesterday's, it parked the candidate until the next midnight.
+    const headers = {
+      "x-ratelimit-limit-requests-day": "14400",
+      "x-ratelimit-remaining-requests-day": "0",
+      "x-ratelimit-reset-requests-day": "0",
+    };
+    const clock = new ManualClock(Date.UTC(2026, 0, 1, 23, 50));
+    const scene = await startScene(t, {
+      clock,
+      beta: false,
+      alpha: { rate_limit_dialect: "cerebras" },
+      config: { cooldowns: { rate_limit_base_ms: 4_000 } },
+    });
+    for (let index = 0; index < 3; index++) scene.alpha.enqueue(CHAT_ROUTE, rateLimited({ headers }));
+    assert.equal((await scene.chat()).headers["retry-after"], "4");
+    clock.advance(4_000);
+    assert.equal((await scene.chat()).headers["retry-after"], "8");
+    clock.set(Date.UTC(2026, 0, 2, 0, 0, 0, 500));
+    const rolledOver = await scene.chat();
+    assert.equal(rolledOver.status, 429, rolledOver.text);
+    const cooldown = (await scene.health()).deployments.find((row) => row.key === "alpha/m")?.cooldown;
+    assert.match(cooldown?.reason ?? "", /just rolled over/, JSON.stringify(cooldown));
+    assert.ok((cooldown?.remaining_ms ?? Infinity) <= 16_000, JSON.stringify(cooldown));
+    clock.advance(16_000);
+    assertServedBy(await scene.chat(), "alpha");
+  });
+});
+
+describe("a rolling day's 429 whose own wait is 0", () => {
+  test("retry-after 0 on a bucket provider: cooled for the backoff, not 0 ms, so three requests at once park nothing", async (t) => {
+    // Cooled for its 0 s, the next request went at once: three in the same moment parked until the day's end a
+    // provider whose day refills continuously, without the backoff a roll-over (or a refill) is given.
+    const clock = new ManualClock(START_MS);
+    const scene = await startScene(t, {
+      clock,
+      beta: false,
+      alpha: { limits: { window: "bucket" } },
+      config: { cooldowns: { rate_limit_base_ms: 4_000 } },
+    });
+    const daily = rateLimited({
+      retryAfter: "0",
+      body: { error: { message: "Rate limit reached on requests per day (RPD): Limit 1000, Used 1000, Requested 1." } },
+    });
+    for (let index = 0; index < 3; index++) scene.alpha.enqueue(CHAT_ROUTE, daily);
+    const first = await scene.chat();
+    assert.equal(first.status, 429, first.text);
+    assert.equal(first.headers["retry-after"], "4", "the backoff");
+    assert.equal((await scene.chat()).status, 429);
+    assert.equal((await scene.chat()).status, 429);
+    assert.equal(scene.counts().alpha, 1, "not asked again while cooling");
+    const cooldown = (await scene.health()).deployments.find((row) => row.key === "alpha/m")?.cooldown;
+    assert.equal(cooldown?.remaining_ms, 4_000, JSON.stringify(cooldown));
+    assert.match(cooldown?.reason ?? "", /gateway's backoff/);
+    // Still "now" each time, after each backoff: the 3rd parks, as with a reset header that reads now.
+    clock.advance(4_000);
+    assert.equal((await scene.chat()).headers["retry-after"], "8");
+    clock.advance(8_000);
+    const third = await scene.chat();
+    assert.equal(third.headers["retry-after"], String((Date.UTC(2026, 0, 2) - START_MS - 12_000) / 1000));
+    assert.equal(scene.counts().alpha, 3);
   });
 });
 
