@@ -178,6 +178,14 @@ describe("classifyRateLimit: credits", () => {
       bodyText: body("Prompt tokens limit exceeded: 12 > 0."),
     });
     assert.equal(none.isRequestTooLarge, undefined);
+    // A prompt allowance too small for any request (seen for embeddings): the key's credits too.
+    const tiny = classifyRateLimit({
+      status: 402,
+      headers: {},
+      bodyText: body("Prompt tokens limit exceeded: 7 > 2. To increase, visit https://openrouter.ai/settings/credits"),
+    });
+    assert.equal(tiny.isRequestTooLarge, undefined);
+    assert.equal(tiny.kind, "credits");
     // The older wording of the output's refusal (cline/cline#940) is read as "can only afford M".
     const output = classifyRateLimit({
       status: 402,

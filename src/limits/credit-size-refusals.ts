@@ -24,6 +24,13 @@ const OUTPUT_LIMIT_EXCEEDED = /\bmax_tokens limit exceeded:\s*~?(\d[\d,]*)\s*>\s
  */
 const PROMPT_LIMIT_EXCEEDED = /\bprompt tokens limit exceeded:\s*~?(\d[\d,]*)\s*>\s*~?(\d[\d,]*)/i;
 
+/**
+ * A prompt allowance below this serves no request: a chat template alone takes more (an embedding of one word is ~3
+ * tokens, and "Prompt tokens limit exceeded: 7 > 2" was seen for embeddings). Credits that cover so little are the
+ * key's, spent in practice: read as this request's size, the key was never parked and every request paid an attempt.
+ */
+const MIN_SERVABLE_PROMPT_TOKENS = 16;
+
 /** What a 402 says was asked for and what the credits cover, when it is a refusal of that size alone. */
 export interface RefusedSize {
   readonly requested: number;
@@ -37,7 +44,8 @@ export function unaffordableOutput(bodyText: string | undefined): RefusedSize | 
 
 /** The prompt tokens a 402 says the request has and what the credits cover, when the prompt alone is refused. */
 export function unaffordablePrompt(bodyText: string | undefined): RefusedSize | undefined {
-  return refusedSize(bodyText, PROMPT_LIMIT_EXCEEDED);
+  const refused = refusedSize(bodyText, PROMPT_LIMIT_EXCEEDED);
+  return refused !== undefined && refused.affordable >= MIN_SERVABLE_PROMPT_TOKENS ? refused : undefined;
 }
 
 function refusedSize(bodyText: string | undefined, pattern: RegExp): RefusedSize | undefined {
