@@ -41,6 +41,10 @@ export function forwardingHandler(endpoint: EndpointSpec, runtime: GatewayRuntim
     if (endpoint.isMultipart && !isMultipartRequest(request)) {
       throw new InvalidRequestError(uploadExpected(endpoint), { code: "invalid_content_type" });
     }
+    // Taken before a first request waits for the pipeline's import: the client waited it too, so its record (latency,
+    // time to first token) and its routing.total_timeout_ms count it (they left it out: a few ms, where the import
+    // took tens). Later requests leave the time to the pipeline, as before.
+    const receivedAtMs = loadedHandleRequest === undefined ? runtime.clock.now() : undefined;
     const clientGone = clientGoneSignal(reply.raw, runtime.openRequests);
     const sessionId = request.headers["x-session-id"];
     let result: PipelineResult;
@@ -49,6 +53,7 @@ export function forwardingHandler(endpoint: EndpointSpec, runtime: GatewayRuntim
       result = await handleRequest(runtime, endpoint, request.body, {
         requestId: request.id,
         clientProtocol,
+        receivedAtMs,
         signal: clientGone.signal,
         sessionId: typeof sessionId === "string" ? sessionId : undefined,
         client: request.clientName ?? undefined,
