@@ -3,6 +3,7 @@
 // the test ends, and checked to be up so that reserves really go to the script.
 import assert from "node:assert/strict";
 import type { TestContext } from "node:test";
+import { Redis } from "ioredis";
 import type { ManualClock } from "../../src/clock.ts";
 import { buildConfig } from "../../src/config/load.ts";
 import { AvailabilityBook } from "../../src/limits/availability.ts";
@@ -35,4 +36,17 @@ export async function useRedisState(
   await closeWhenTestEnds(t, () => state.close());
   assert.equal(state.status().isDegraded, false, "Redis is up: reserve goes to the script");
   return state;
+}
+
+/** Script calls Redis has run so far (EVALSHA, and EVAL after a script-cache miss), from INFO commandstats. */
+export async function scriptCalls(t: TestContext, url: string): Promise<() => Promise<number>> {
+  const admin = new Redis(url, { lazyConnect: true });
+  t.after(() => admin.disconnect());
+  await admin.connect();
+  return async () => {
+    const info = await admin.info("commandstats");
+    let calls = 0;
+    for (const match of info.matchAll(/^cmdstat_(?:evalsha|eval):calls=(\d+)/gm)) calls += Number(match[1]);
+    return calls;
+  };
 }
