@@ -123,6 +123,32 @@ describe("give-backs and retimes batched per provider and turn", { skip }, () =>
     assert.equal(admitted, 9);
   });
 
+  test("Redis hung while a batch is sent: it times out, is sent again once Redis answers, and counts once", async (t) => {
+    const server = await useRedisServer(t);
+    const clock = new ManualClock(T0);
+    const prefix = "batch-hung:";
+    const holder = (await useRedisState(t, server.url, clock, prefix)).ledger;
+    const other = (await useRedisState(t, server.url, clock, prefix)).ledger;
+    const scopes = [scopeOf("provider:h", { tpm: 10_000 })];
+    const reservations: Reservation[] = [];
+    for (let index = 0; index < 10; index++) {
+      const result = await holder.reserve(scopes, { tokens: 1_000 }, T0);
+      assert.ok(isReservation(result));
+      reservations.push(result);
+    }
+    server.pause();
+    t.after(() => server.resume());
+    for (const reservation of reservations) holder.reconcile(reservation, 100, T0 + 10);
+    // Past the 2 s command timeout: the batch failed on the gateway, and waits in Redis's socket all the same.
+    await new Promise((resolve) => setTimeout(resolve, 2_500));
+    server.resume();
+    await holder.settleBeforeExit();
+    // Run late and sent again: the marker makes the second send change nothing (twice would free 18 000).
+    let admitted = 0;
+    while (isReservation(await other.reserve(scopes, { tokens: 1_000 }, T0 + 20)) && admitted < 20) admitted++;
+    assert.equal(admitted, 9);
+  });
+
   test("more tokens than estimated, after the lease ended: charged at once, before this process's next reserve", async (t) => {
     const server = await useRedisServer(t);
     const clock = new ManualClock(T0);
