@@ -7,10 +7,10 @@ import { describe, type TestContext, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Redis } from "ioredis";
 import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../../test/helpers/redis-server.ts";
-import { scriptCalls, useRedisState } from "../../test/helpers/redis-state.ts";
+import { fill, scriptCalls, useRedisState } from "../../test/helpers/redis-state.ts";
 import { ManualClock } from "../clock.ts";
 import { UTC_MIDNIGHT } from "../config/day-reset.ts";
-import { type BudgetScope, type Denied, isReservation, type Reservation, rulesFromLimits } from "../limits/budgets.ts";
+import { type BudgetScope, isReservation, type Reservation, rulesFromLimits } from "../limits/budgets.ts";
 import { budgetKeyBase } from "./redis-keys.ts";
 
 const skip = isRedisInstalled() ? false : REDIS_MISSING;
@@ -31,20 +31,6 @@ async function waitForCalls(calls: () => Promise<number>, count: number): Promis
   // and no more than that: a later one would have arrived by now.
   await sleep(50);
   assert.equal(await calls(), count);
-}
-
-/** Reserves one at a time until the first refusal; returns how many were admitted and the refusal. */
-async function fill(
-  ledger: Awaited<ReturnType<typeof ledgerOf>>,
-  scopes: readonly BudgetScope[],
-  tokens: number,
-  nowMs: number,
-): Promise<{ admitted: number; denied: Denied }> {
-  for (let admitted = 0; admitted < 100_000; admitted++) {
-    const result = await ledger.reserve(scopes, { tokens }, nowMs);
-    if (!isReservation(result)) return { admitted, denied: result };
-  }
-  assert.fail("never refused");
 }
 
 describe("budget leases in the Redis ledger", { skip }, () => {

@@ -7,6 +7,8 @@ import { Redis } from "ioredis";
 import type { ManualClock } from "../../src/clock.ts";
 import { buildConfig } from "../../src/config/load.ts";
 import { AvailabilityBook } from "../../src/limits/availability.ts";
+import { type BudgetScope, type Denied, isReservation } from "../../src/limits/budgets.ts";
+import type { RedisLedger } from "../../src/state/redis-ledger.ts";
 import { createRedisStateBackend } from "../../src/state/redis-state.ts";
 import { closeWhenTestEnds } from "./late-start.ts";
 
@@ -49,4 +51,18 @@ export async function scriptCalls(t: TestContext, url: string): Promise<() => Pr
     for (const match of info.matchAll(/^cmdstat_(?:evalsha|eval):calls=(\d+)/gm)) calls += Number(match[1]);
     return calls;
   };
+}
+
+/** Reserves one at a time until the first refusal; returns how many were admitted and the refusal. */
+export async function fill(
+  ledger: RedisLedger,
+  scopes: readonly BudgetScope[],
+  tokens: number,
+  nowMs: number,
+): Promise<{ admitted: number; denied: Denied }> {
+  for (let admitted = 0; admitted < 100_000; admitted++) {
+    const result = await ledger.reserve(scopes, { tokens }, nowMs);
+    if (!isReservation(result)) return { admitted, denied: result };
+  }
+  assert.fail("never refused");
 }
