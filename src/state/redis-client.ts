@@ -6,6 +6,7 @@ import { Cluster, Redis } from "ioredis";
 import { RESERVE_LUA } from "./redis-lua.ts";
 import {
   LEARN_LUA,
+  RESERVE_AFTER_WRITES_LUA,
   SHARE_COOLDOWN_LUA,
   SHARE_REFUSAL_LUA,
   TAKE_IN_FLIGHT_LUA,
@@ -28,6 +29,7 @@ export interface SharedStateCommands {
   budgetReserve(numberOfKeys: number, ...keysAndArguments: ScriptArgument[]): Promise<unknown>;
   budgetLearn(numberOfKeys: number, ...keysAndArguments: ScriptArgument[]): Promise<unknown>;
   budgetWriteBatch(numberOfKeys: number, ...keysAndArguments: ScriptArgument[]): Promise<unknown>;
+  budgetReserveAfterWrites(numberOfKeys: number, ...keysAndArguments: ScriptArgument[]): Promise<unknown>;
   budgetTakeInFlight(numberOfKeys: number, ...keysAndArguments: ScriptArgument[]): Promise<unknown>;
   shareCooldown(numberOfKeys: number, ...keysAndArguments: ScriptArgument[]): Promise<unknown>;
   shareRefusal(numberOfKeys: number, ...keysAndArguments: ScriptArgument[]): Promise<unknown>;
@@ -44,6 +46,7 @@ const SCRIPT_COMMANDS = [
   "budgetReserve",
   "budgetLearn",
   "budgetWriteBatch",
+  "budgetReserveAfterWrites",
   "budgetTakeInFlight",
   "shareCooldown",
   "shareRefusal",
@@ -80,6 +83,7 @@ export function createCommandClient(
   client.defineCommand("budgetReserve", { lua: RESERVE_LUA });
   client.defineCommand("budgetLearn", { lua: LEARN_LUA });
   client.defineCommand("budgetWriteBatch", { lua: WRITE_BATCH_LUA });
+  client.defineCommand("budgetReserveAfterWrites", { lua: RESERVE_AFTER_WRITES_LUA });
   client.defineCommand("budgetTakeInFlight", { lua: TAKE_IN_FLIGHT_LUA });
   client.defineCommand("shareCooldown", { lua: SHARE_COOLDOWN_LUA });
   client.defineCommand("shareRefusal", { lua: SHARE_REFUSAL_LUA });

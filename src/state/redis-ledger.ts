@@ -686,12 +686,25 @@ export class RedisLedger implements BudgetLedger {
       wantsLease,
     );
     const settled = wantsLease ? this.#leases.begin(key) : undefined;
-    // This process's give-backs and retimes on the provider go first: the reserve sees them (redis-write-batches.ts).
-    if (first !== undefined) this.#batches.flushFor(first.id);
+    // This process's give-backs and retimes on the provider ride with it: the reserve sees them (redis-write-batches.ts).
+    const carried = first === undefined ? undefined : this.#batches.takeFor(first.id);
     let reply: unknown;
     try {
-      reply = await this.#redis.budgetReserve(keys.length, ...keys, ...args);
+      reply =
+        carried === undefined
+          ? await this.#redis.budgetReserve(keys.length, ...keys, ...args)
+          : await this.#redis.budgetReserveAfterWrites(
+              carried.keys.length + keys.length,
+              ...carried.keys,
+              ...keys,
+              carried.keys.length,
+              carried.args.length,
+              ...carried.args,
+              ...args,
+            );
+      carried?.settle(true);
     } catch (error) {
+      carried?.settle(false);
       settled?.();
       this.#link.recordFailure(error);
       // A timeout does not stop the script: Redis may run it later. The fallback keeps its id (so its member), so

@@ -3,6 +3,7 @@
 // carries the same hash tag (redis-keys.ts), so it runs in one Redis Cluster slot. Numbers are formatted with "%.17g",
 // as there.
 import { BUDGET_KEEP_MS } from "./redis-keys.ts";
+import { RESERVE_LUA } from "./redis-lua.ts";
 
 /**
  * A reconcile, one write of WRITE_BATCH_LUA, as a Lua function `reconcile(k, last, a)` reading its keys from
@@ -124,25 +125,53 @@ local function retime(k, last, a)
 end
 `;
 
+/** The writes of a batch, one after the other: `apply_writes(k, a, last)`, the first one's keys from KEYS[k] and
+ * its kind at ARGV[a], up to ARGV[last]. Per write: its kind ("c" a reconcile, "t" a retime), its key count, its
+ * argument count and its arguments (the functions above); its keys follow the previous write's in KEYS. */
+const APPLY_WRITES_FUNCTION = `
+${RECONCILE_FUNCTION}
+${RETIME_FUNCTION}
+local function apply_writes(k, a, last)
+  while a <= last do
+    local kind, key_count, argument_count = ARGV[a], tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
+    if kind == 'c' then reconcile(k, k + key_count - 1, a + 3) else retime(k, k + key_count - 1, a + 3) end
+    k = k + key_count
+    a = a + 3 + argument_count
+  end
+end
+`;
+
 /**
  * Reconciles and retimes of one provider's scopes (redis-write-batches.ts: those of one turn) as one script call. It
  * applies at most once: KEYS[1] is the batch's marker, set (NX, for marker_ms) before anything moves; a marker
  * already there means an earlier send of the same batch ran (a timed-out one usually has), and the script returns 0.
- * ARGV[1]: marker_ms. Then per write, in order: its kind ("c" a reconcile, "t" a retime), its key count, its
- * argument count and its arguments (the functions above); its keys follow the previous write's in KEYS.
+ * ARGV[1]: marker_ms, then the writes (APPLY_WRITES_FUNCTION).
  */
 export const WRITE_BATCH_LUA = `
 if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then return 0 end
-${RECONCILE_FUNCTION}
-${RETIME_FUNCTION}
-local k, a = 2, 2
-while a <= #ARGV do
-  local kind, key_count, argument_count = ARGV[a], tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
-  if kind == 'c' then reconcile(k, k + key_count - 1, a + 3) else retime(k, k + key_count - 1, a + 3) end
-  k = k + key_count
-  a = a + 3 + argument_count
-end
+${APPLY_WRITES_FUNCTION}
+apply_writes(2, 2, #ARGV)
 return 1
+`;
+
+/**
+ * A batch (as WRITE_BATCH_LUA's, at most once under its marker), then a reserve (RESERVE_LUA, answering as it does)
+ * in the same call: the writes that wait for a reserve on their provider ride with it (redis-write-batches.ts).
+ * ARGV[1]: the batch's key count (its marker first), ARGV[2]: its argument count (marker_ms first), then the batch's
+ * arguments, then the reserve's; KEYS: the batch's, then the reserve's. The reserve's program runs as a function of
+ * its own keys and arguments, unchanged.
+ */
+export const RESERVE_AFTER_WRITES_LUA = `
+${APPLY_WRITES_FUNCTION}
+local batch_keys, batch_arguments = tonumber(ARGV[1]), tonumber(ARGV[2])
+if redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[3]) then apply_writes(2, 4, 2 + batch_arguments) end
+local reserve_keys, reserve_arguments = {}, {}
+for i = batch_keys + 1, #KEYS do reserve_keys[#reserve_keys + 1] = KEYS[i] end
+for i = batch_arguments + 3, #ARGV do reserve_arguments[#reserve_arguments + 1] = ARGV[i] end
+local function reserve(KEYS, ARGV)
+${RESERVE_LUA}
+end
+return reserve(reserve_keys, reserve_arguments)
 `;
 
 /**

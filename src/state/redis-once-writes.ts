@@ -46,8 +46,22 @@ export class OnceWrites {
     keys: readonly string[],
     args: readonly (string | number)[],
   ): Promise<void> {
-    const marked = [this.markerKey(scopeId), ...keys];
-    return this.send(() => redis.budgetWriteBatch(marked.length, ...marked, MARKER_MS, ...args));
+    return this.batchUnder(redis, this.markerKey(scopeId), keys, args);
+  }
+
+  /** As `batch`, under a marker taken before (a batch that rode with a reserve that failed is sent alone). */
+  batchUnder(
+    redis: SharedStateRedis,
+    marker: string,
+    keys: readonly string[],
+    args: readonly (string | number)[],
+  ): Promise<void> {
+    return this.send(() => redis.budgetWriteBatch(keys.length + 1, marker, ...keys, MARKER_MS, ...args));
+  }
+
+  /** A batch's marker argument (ms), for a batch sent inside a reserve (RESERVE_AFTER_WRITES_LUA). */
+  get markerMs(): number {
+    return MARKER_MS;
   }
 
   /**

@@ -10,9 +10,9 @@
 //   its window). It matters from the lease's end plus a window on (a second at least), not within the turn.
 // - A charge (more tokens than estimated, not paid from a live lease) is not held: it sends its batch at once, in
 //   the turn it was made, as a single call went; another process sees it as soon as it saw that call.
-// - A reserve on a provider sends that provider's batch first (RedisLedger calls `flushFor`), on the same connection,
-//   and Redis runs one connection's commands in order: every reserve this process makes sees all of its own earlier
-//   writes, exactly as when each went alone (the parity with the in-process book holds).
+// - A reserve on a provider carries that provider's batch (`takeFor`): Redis applies it, then checks and charges, in
+//   one script call; every reserve this process makes sees all of its own earlier writes, exactly as when each went
+//   alone (the parity with the in-process book holds), and those writes cost no call of their own.
 // - The batch is applied at most once (one marker, as a single reconcile's): resent after a failure, as one.
 //
 // One provider per batch: every key of a provider's scopes carries its hash tag (redis-keys.ts), so a batch runs in
@@ -35,6 +35,13 @@ interface Batch {
   writes: number;
   /** Settles once the batch is answered or given up (OnceWrites never rejects). */
   readonly sent: PromiseWithResolvers<void>;
+}
+
+/** A batch sent inside a reserve: its keys (marker first) and arguments (marker_ms first), and its outcome. */
+export interface CarriedBatch {
+  readonly keys: readonly string[];
+  readonly args: readonly Argument[];
+  settle(isAnswered: boolean): void;
 }
 
 export class RedisWriteBatches {
@@ -65,13 +72,26 @@ export class RedisWriteBatches {
   }
 
   /**
-   * Sends the batch of `scopeId`'s provider now: a reserve on its scopes is about to be sent, and Redis runs one
-   * connection's commands in order, so the reserve sees every write this process made before it, as when each went
-   * alone (a give-back held past it would refuse a request that fits; a retime held past it could leave a request
-   * sent late uncounted by a window it has just left).
+   * Takes the batch of `scopeId`'s provider to send inside a reserve on its scopes (RESERVE_AFTER_WRITES_LUA): Redis
+   * applies it before the reserve's check, so the reserve sees every write this process made before it, as when each
+   * went alone (a give-back held past it would refuse a request that fits; a retime held past it could leave a request
+   * sent late uncounted by a window it has just left), and the writes cost no call of their own. Undefined: none.
    */
-  flushFor(scopeId: string): void {
-    this.#send(providerTag(scopeId));
+  takeFor(scopeId: string): CarriedBatch | undefined {
+    const tag = providerTag(scopeId);
+    const batch = this.#batches.get(tag);
+    if (batch === undefined) return undefined;
+    this.#batches.delete(tag);
+    const marker = this.#writes.markerKey(batch.scopeId);
+    return {
+      keys: [marker, ...batch.keys],
+      args: [this.#writes.markerMs, ...batch.args],
+      // Answered: applied (or found applied). Failed (a timeout may still run it): sent again alone, same marker.
+      settle: (isAnswered) => {
+        if (isAnswered) batch.sent.resolve();
+        else void this.#writes.batchUnder(this.#redis, marker, batch.keys, batch.args).then(batch.sent.resolve);
+      },
+    };
   }
 
   /** Writes waiting for the turn's end (for tests and status). */
