@@ -1,8 +1,8 @@
-// Give-backs and retimes batched per provider and event-loop turn (redis-write-batches.ts), against a real
+// Give-backs and retimes batched per provider for up to 10 ms (redis-write-batches.ts), against a real
 // redis-server: under preset-style limits (an `rps` rule: leases of 16 ms) the answers come after their reserve's
 // lease ended, so each request's send moves its runs (a retime) and its answer gives tokens back (a reconcile of
 // fewer than estimated). Unbatched, that was two script calls a request beside the reserves; batched, one call per
-// turn. Redis must then hold exactly what the unbatched calls left, and never less than is used meanwhile.
+// 10 ms at most. Redis must then hold exactly what the unbatched calls left, and never less than is used meanwhile.
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { describe, test } from "node:test";
@@ -44,7 +44,7 @@ async function counted(redis: Redis, prefix: string, id: string) {
   return { minute: minute.map(Number), latestSendMs: Number(latest[1] ?? 0), day: day.map(Number) };
 }
 
-describe("give-backs and retimes batched per provider and turn", { skip }, () => {
+describe("give-backs and retimes batched per provider", { skip }, () => {
   test("answers after their lease ended: at most a few script calls a wave, Redis counting exactly", async (t) => {
     const server = await useRedisServer(t);
     const clock = new ManualClock(T0);
@@ -79,7 +79,7 @@ describe("give-backs and retimes batched per provider and turn", { skip }, () =>
         actualTokens += tokens;
         ledger.reconcile(reservation, tokens, atMs + 400);
       }
-      // The next turn: what this one sent has been written.
+      // The next turn (what waits goes with the next wave's reserve, or 10 ms later).
       await new Promise((resolve) => setImmediate(resolve));
     }
     // Every lease given back, every write answered.

@@ -1,19 +1,20 @@
-// The ledger's writes after a reserve (reconciles, budget-lease give-backs, retimes), gathered per provider until the
-// event-loop turn ends and sent as one WRITE_BATCH_LUA call. Under load an answer outlives its reserve's budget lease
+// The ledger's writes after a reserve (reconciles, budget-lease give-backs, retimes), gathered per provider for up to
+// FLUSH_AFTER_MS and sent as one WRITE_BATCH_LUA call, or inside the next reserve on that provider meanwhile
+// (RESERVE_AFTER_WRITES_LUA). Under load an answer outlives its reserve's budget lease
 // (16 ms with an `rps` rule), so each request paid a retime and a give-back of its own, two script calls beside the
 // reserve (bench/README.md sections 30 and 31).
 //
 // Why the batch never admits more than the writes sent one by one:
-// - A give-back (fewer tokens than estimated, calls never sent, a lease's unused units) waits at most until the
-//   turn ends: meanwhile Redis counts more than is used, which errs on the side of sending less.
+// - A give-back (fewer tokens than estimated, calls never sent, a lease's unused units) waits at most FLUSH_AFTER_MS: meanwhile Redis counts more than is used, which errs on the side of sending less.
 // - A retime only ever moves a run later (it counts until the send plus its window, instead of the lease's end plus
-//   its window). It matters from the lease's end plus a window on (a second at least), not within the turn.
+//   its window). It matters from the lease's end plus a window on (a second at least), not within 10 ms.
 // - A charge (more tokens than estimated, not paid from a live lease) is not held: it sends its batch at once, in
 //   the turn it was made, as a single call went; another process sees it as soon as it saw that call.
 // - A reserve on a provider carries that provider's batch (`takeFor`): Redis applies it, then checks and charges, in
 //   one script call; every reserve this process makes sees all of its own earlier writes, exactly as when each went
 //   alone (the parity with the in-process book holds), and those writes cost no call of their own.
-// - The batch is applied at most once (one marker, as a single reconcile's): resent after a failure, as one.
+// - The batch is applied at most once (one marker, as a single reconcile's): resent after a failure, as one; a batch
+//   whose reserve failed (the request then falls back to the local book) is resent alone under its marker.
 //
 // One provider per batch: every key of a provider's scopes carries its hash tag (redis-keys.ts), so a batch runs in
 // one Redis Cluster slot, as each of its writes did. Redis unavailable: the batch is sent, fails and is sent again
@@ -24,6 +25,13 @@ import type { OnceWrites } from "./redis-once-writes.ts";
 
 /** Writes in one batch at most (a full batch goes out at once): bounds one script's run and its argument list. */
 const MAX_WRITES_PER_BATCH = 64;
+/**
+ * ms a give-back or retime waits for others before its batch goes alone. Per turn alone, a loaded gateway (1,000-3,000
+ * requests a second) still sent a batch every ~3 answers (bench/README.md section 31); 10 ms gathers a provider's
+ * writes into at most 100 calls a second. Safe to wait: a give-back late errs on the side of sending less, a retime
+ * matters a second after its lease's end at the earliest, and this process's own reserves carry what waits.
+ */
+const FLUSH_AFTER_MS = 10;
 
 type Argument = string | number;
 
@@ -49,7 +57,7 @@ export class RedisWriteBatches {
   readonly #writes: OnceWrites;
   /** Per provider hash tag, the writes not sent yet. */
   readonly #batches = new Map<string, Batch>();
-  #flush: NodeJS.Immediate | undefined;
+  #flush: NodeJS.Timeout | undefined;
 
   constructor(redis: SharedStateRedis, writes: OnceWrites) {
     this.#redis = redis;
@@ -58,7 +66,7 @@ export class RedisWriteBatches {
 
   /**
    * A reconcile (its keys and arguments as WRITE_BATCH_LUA takes them) on `scopeId`'s provider. `isCharge`: it adds
-   * tokens or requests, so it is sent now (with what waits beside it); otherwise at the turn's end.
+   * tokens or requests, so it is sent now (with what waits beside it); otherwise within FLUSH_AFTER_MS.
    */
   reconcile(scopeId: string, keys: readonly string[], args: readonly Argument[], isCharge: boolean): Promise<void> {
     const batch = this.#add(scopeId, "c", keys, args);
@@ -66,7 +74,7 @@ export class RedisWriteBatches {
     return batch.sent.promise;
   }
 
-  /** A retime (its keys and arguments as WRITE_BATCH_LUA takes them) of runs on `scopeId`'s provider, sent at the turn's end. */
+  /** A retime (its keys and arguments as WRITE_BATCH_LUA takes them) of runs on `scopeId`'s provider, sent within FLUSH_AFTER_MS. */
   retime(scopeId: string, keys: readonly string[], args: readonly Argument[]): Promise<void> {
     return this.#add(scopeId, "t", keys, args).sent.promise;
   }
@@ -94,7 +102,7 @@ export class RedisWriteBatches {
     };
   }
 
-  /** Writes waiting for the turn's end (for tests and status). */
+  /** Writes waiting to be sent (for tests and status). */
   get pendingCount(): number {
     let writes = 0;
     for (const batch of this.#batches.values()) writes += batch.writes;
@@ -103,7 +111,7 @@ export class RedisWriteBatches {
 
   /** Sends every batch now (the process is stopping: they go before the connection closes). */
   flushAll(): void {
-    if (this.#flush !== undefined) clearImmediate(this.#flush);
+    if (this.#flush !== undefined) clearTimeout(this.#flush);
     this.#flush = undefined;
     for (const tag of [...this.#batches.keys()]) this.#send(tag);
   }
@@ -114,7 +122,7 @@ export class RedisWriteBatches {
    * runs that no longer exist are dropped.
    */
   dropAll(): void {
-    if (this.#flush !== undefined) clearImmediate(this.#flush);
+    if (this.#flush !== undefined) clearTimeout(this.#flush);
     this.#flush = undefined;
     for (const batch of this.#batches.values()) batch.sent.resolve();
     this.#batches.clear();
@@ -131,7 +139,8 @@ export class RedisWriteBatches {
     batch.args.push(kind, keys.length, args.length, ...args);
     batch.writes += 1;
     if (batch.writes >= MAX_WRITES_PER_BATCH) this.#send(tag);
-    else this.#flush ??= setImmediate(() => this.flushAll());
+    // Not unref'd: a retime must not be lost to an exit that did not stop the ledger (a give-back could be).
+    else this.#flush ??= setTimeout(() => this.flushAll(), FLUSH_AFTER_MS);
     return batch;
   }
 
