@@ -102,13 +102,6 @@ export class RedisWriteBatches {
     };
   }
 
-  /** Writes waiting to be sent (for tests and status). */
-  get pendingCount(): number {
-    let writes = 0;
-    for (const batch of this.#batches.values()) writes += batch.writes;
-    return writes;
-  }
-
   /** Sends every batch now (the process is stopping: they go before the connection closes). */
   flushAll(): void {
     if (this.#flush !== undefined) clearTimeout(this.#flush);
