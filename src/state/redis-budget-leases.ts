@@ -18,6 +18,7 @@ import { learnedKey, scopeKeys } from "./redis-keys.ts";
 import type { RedisLink } from "./redis-link.ts";
 import type { OnceWrites } from "./redis-once-writes.ts";
 import { type ChargedRun, type ScriptShapes, tokenCounterArguments } from "./redis-script-shapes.ts";
+import type { RedisWriteBatches } from "./redis-write-batches.ts";
 
 export interface BudgetLease {
   /** The reservation member of the reserve that took it (its record's field is `lease:<member>`). */
@@ -87,8 +88,10 @@ export function leaseTermsOf(reply: unknown, at: number): LeaseTerms | undefined
 export interface BudgetLeasesOptions {
   readonly redis: SharedStateRedis;
   readonly link: RedisLink;
-  /** Give-backs are sent through it: applied at most once, sent again after a failure. */
+  /** The recorded leases' HDELs are sent through it (sent again after a failure). */
   readonly writes: OnceWrites;
+  /** Give-backs are sent through them, at the end of the turn: applied at most once, sent again after a failure. */
+  readonly batches: RedisWriteBatches;
   readonly prefix: string;
   readonly shapes: ScriptShapes;
 }
@@ -269,8 +272,7 @@ export class BudgetLeases {
     if (keys.length === 0 || scope === undefined) return;
     const runIds = lease.runs.map((run) => run.id);
     const args = [-tokens, -requests, runIds.length, ...runIds, wallClock.length, ...counterArguments];
-    const { redis, writes } = this.#options;
-    this.#track(writes.reconcile(redis, scope.id, keys, args));
+    this.#track(this.#options.batches.reconcile(scope.id, keys, args, false));
   }
 
   /** Tracks a give-back write (sent again after a failure) until it is answered or given up. */

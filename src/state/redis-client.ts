@@ -6,11 +6,11 @@ import { Cluster, Redis } from "ioredis";
 import { RESERVE_LUA } from "./redis-lua.ts";
 import {
   LEARN_LUA,
-  RECONCILE_LUA,
-  RETIME_LUA,
+  RESERVE_AFTER_WRITES_LUA,
   SHARE_COOLDOWN_LUA,
   SHARE_REFUSAL_LUA,
   TAKE_IN_FLIGHT_LUA,
+  WRITE_BATCH_LUA,
 } from "./redis-lua-writes.ts";
 
 /** ms a shared-state command may take before the request falls back to local state (`state.redis_command_timeout_ms`). */
@@ -27,9 +27,9 @@ type ScriptArgument = string | number;
 /** The Lua scripts as commands (EVALSHA, falling back to EVAL once after a Redis restart flushed its script cache). */
 export interface SharedStateCommands {
   budgetReserve(numberOfKeys: number, ...keysAndArguments: ScriptArgument[]): Promise<unknown>;
-  budgetReconcile(numberOfKeys: number, ...keysAndArguments: ScriptArgument[]): Promise<unknown>;
   budgetLearn(numberOfKeys: number, ...keysAndArguments: ScriptArgument[]): Promise<unknown>;
-  budgetRetime(numberOfKeys: number, ...keysAndArguments: ScriptArgument[]): Promise<unknown>;
+  budgetWriteBatch(numberOfKeys: number, ...keysAndArguments: ScriptArgument[]): Promise<unknown>;
+  budgetReserveAfterWrites(numberOfKeys: number, ...keysAndArguments: ScriptArgument[]): Promise<unknown>;
   budgetTakeInFlight(numberOfKeys: number, ...keysAndArguments: ScriptArgument[]): Promise<unknown>;
   shareCooldown(numberOfKeys: number, ...keysAndArguments: ScriptArgument[]): Promise<unknown>;
   shareRefusal(numberOfKeys: number, ...keysAndArguments: ScriptArgument[]): Promise<unknown>;
@@ -44,9 +44,9 @@ export const retryStrategy = (attempt: number): number => Math.min(attempt * 100
 /** The scripts `createCommandClient` defines (the methods of SharedStateCommands). */
 const SCRIPT_COMMANDS = [
   "budgetReserve",
-  "budgetReconcile",
   "budgetLearn",
-  "budgetRetime",
+  "budgetWriteBatch",
+  "budgetReserveAfterWrites",
   "budgetTakeInFlight",
   "shareCooldown",
   "shareRefusal",
@@ -81,9 +81,9 @@ export function createCommandClient(
       })
     : new Redis(url, { ...options, retryStrategy, enableAutoPipelining: true });
   client.defineCommand("budgetReserve", { lua: RESERVE_LUA });
-  client.defineCommand("budgetReconcile", { lua: RECONCILE_LUA });
   client.defineCommand("budgetLearn", { lua: LEARN_LUA });
-  client.defineCommand("budgetRetime", { lua: RETIME_LUA });
+  client.defineCommand("budgetWriteBatch", { lua: WRITE_BATCH_LUA });
+  client.defineCommand("budgetReserveAfterWrites", { lua: RESERVE_AFTER_WRITES_LUA });
   client.defineCommand("budgetTakeInFlight", { lua: TAKE_IN_FLIGHT_LUA });
   client.defineCommand("shareCooldown", { lua: SHARE_COOLDOWN_LUA });
   client.defineCommand("shareRefusal", { lua: SHARE_REFUSAL_LUA });

@@ -255,6 +255,38 @@ describe("Redis Cluster (3 masters)", { skip }, () => {
     assert.deepEqual(first.warnings, []);
   });
 
+  test("give-backs and retimes of providers on every master, made in one turn: batched per provider, each exact", async (t) => {
+    const cluster = await useRedisCluster(t);
+    const first = await startBackend(t, cluster, "batches:");
+    const second = await startBackend(t, cluster, "batches:");
+    const nowMs = Date.now();
+    const scopesOf = (provider: string) => [
+      scope(`provider:${provider}`, { tpm: 1_000 }),
+      scope(`deployment:${provider}/m`, { rps: 2, rpm: 100 }),
+    ];
+    const reserved = await Promise.all(
+      PROVIDERS.map((provider) => first.state.ledger.reserve(scopesOf(provider), { tokens: 500 }, nowMs)),
+    );
+    // One turn: every provider's request sent late and answered with fewer tokens (a batch per provider, each
+    // in its own slot: one batch spanning the providers' masters would be refused with CROSSSLOT).
+    for (const reservation of reserved) {
+      assert.ok(isReservation(reservation));
+      first.state.ledger.markSent(reservation, nowMs + 300);
+      first.state.ledger.reconcile(reservation, 100, nowMs + 300);
+    }
+    await first.state.ledger.settleBeforeExit();
+    for (const provider of PROVIDERS) {
+      const rest = await second.state.ledger.reserve(scopesOf(provider), { tokens: 900 }, nowMs + 400);
+      assert.ok(isReservation(rest), `${provider}: the 400 tokens were given back on its node`);
+      const full = await second.state.ledger.reserve(scopesOf(provider), { tokens: 1 }, nowMs + 1_000);
+      assert.ok(!isReservation(full) && !full.isAllowed);
+      // rps 2: the first request counts from its send (nowMs + 300) until nowMs + 1 300, beside the second one.
+      const early = await second.state.ledger.reserve(scopesOf(provider), { tokens: 0 }, nowMs + 1_200);
+      assert.ok(!isReservation(early) && early.retryAtMs >= nowMs + 1_300, `${provider}: retimed on its node`);
+    }
+    assert.deepEqual(first.warnings, []);
+  });
+
   test("budget leases: taken, spent and given back on the provider's node", async (t) => {
     const cluster = await useRedisCluster(t);
     const holder = await startBackend(t, cluster, "leases:");

@@ -28,7 +28,7 @@ import {
 import type { LearnedWindow } from "../limits/rate-limit-headers.ts";
 import { COMMAND_TIMEOUT_MS } from "./redis-client.ts";
 import { budgetKeyBase } from "./redis-keys.ts";
-import { RECONCILE_LUA } from "./redis-lua-writes.ts";
+import { WRITE_BATCH_LUA } from "./redis-lua-writes.ts";
 import { createRedisStateBackend } from "./redis-state.ts";
 
 /** The default cooldowns, as the config schema gives them. */
@@ -716,7 +716,7 @@ describe("RedisLedger", { skip }, () => {
   test("a reconcile refused or timed out is sent again, and applied once", { timeout: 20_000 }, async (t) => {
     const server = await useRedisServer(t);
     const user = await useAclUser(t, server.url, server.port, ["~*", "&*", "+@all"]);
-    const reconcileSha = createHash("sha1").update(RECONCILE_LUA).digest("hex");
+    const reconcileSha = createHash("sha1").update(WRITE_BATCH_LUA).digest("hex");
     let delayNextReconcile = false;
     const proxy = await useRedisProxy(t, server.port, (text) => {
       if (!delayNextReconcile || !(text.includes(reconcileSha) || text.includes("request_delta"))) return undefined;

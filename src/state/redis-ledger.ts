@@ -23,7 +23,8 @@
 // give-back of calls never sent, release, lease renewal and the replay all read and change the same private state
 // (reservation details, the local mirror, cached denials, the unsynced list); its pure parts (script arguments, denial
 // parsing, charged runs) live in redis-script-shapes.ts, the budget leases themselves in redis-budget-leases.ts, the
-// concurrency leases of a reservation's parallel calls in redis-call-leases.ts.
+// concurrency leases of a reservation's parallel calls in redis-call-leases.ts, and the batching of reconciles,
+// give-backs and retimes per provider and turn in redis-write-batches.ts.
 import { randomBytes } from "node:crypto";
 import type { Clock } from "../clock.ts";
 import {
@@ -60,6 +61,7 @@ import {
   ScriptShapes,
   tokenCounterArguments,
 } from "./redis-script-shapes.ts";
+import { RedisWriteBatches } from "./redis-write-batches.ts";
 
 /** ms a concurrency lease lives without renewal: how long a crashed process can hold a slot. */
 export const DEFAULT_LEASE_TTL_MS = 30_000;
@@ -124,6 +126,8 @@ export class RedisLedger implements BudgetLedger {
   readonly #shapes = new ScriptShapes();
   readonly #leases: BudgetLeases;
   readonly #writes: OnceWrites;
+  /** Reconciles, give-backs and retimes, sent per provider at the end of the turn (redis-write-batches.ts). */
+  readonly #batches: RedisWriteBatches;
   #unsynced: Reservation[] = [];
   /** The latest reserve on scopes this process paces by its own evidence (`#reservePaced`): the next one waits. */
   #pacedTail: Promise<unknown> = Promise.resolve();
@@ -155,11 +159,13 @@ export class RedisLedger implements BudgetLedger {
     this.#leaseTtlMs = options.leaseTtlMs ?? DEFAULT_LEASE_TTL_MS;
     this.#instanceId = options.instanceId ?? randomBytes(6).toString("hex");
     this.#writes = new OnceWrites(this.#link, this.#prefix, this.#instanceId);
+    this.#batches = new RedisWriteBatches(this.#redis, this.#writes);
     this.#callLeases = new CallLeases(this.#redis, this.#link, this.#leaseTtlMs);
     this.#leases = new BudgetLeases({
       redis: this.#redis,
       link: this.#link,
       writes: this.#writes,
+      batches: this.#batches,
       prefix: this.#prefix,
       shapes: this.#shapes,
     });
@@ -184,12 +190,14 @@ export class RedisLedger implements BudgetLedger {
     if (this.#renewTimer !== undefined) clearInterval(this.#renewTimer);
     this.#renewTimer = undefined;
     this.#leases.endAll("all");
+    this.#batches.flushAll();
     this.#writes.stop();
   }
 
   /** Ends every budget lease and gives back what is left of them; settles once Redis has it. */
   async returnLeases(): Promise<void> {
     this.#leases.endAll("all");
+    this.#batches.flushAll();
     await this.#leases.givenBack();
   }
 
@@ -201,6 +209,7 @@ export class RedisLedger implements BudgetLedger {
    */
   async settleBeforeExit(): Promise<void> {
     this.#leases.endAll("all");
+    this.#batches.flushAll();
     await Promise.all([this.#leases.givenBack(), this.#writes.settled()]);
   }
 
@@ -296,7 +305,8 @@ export class RedisLedger implements BudgetLedger {
     const keys = [...detail.runs.map((run) => run.hash), ...wallClock, ...counterKeys];
     const runIds = detail.runs.map((run) => run.id);
     const args = [delta, 0, runIds.length, ...runIds, wallClock.length, ...counterArguments];
-    void this.#writes.reconcile(this.#redis, scope.id, keys, args);
+    // More tokens than estimated go out at once; fewer wait for the turn's end (why that is safe: the batches' module).
+    void this.#batches.reconcile(scope.id, keys, args, delta > 0);
   }
 
   markSent(reservation: Reservation, atMs: number): void {
@@ -316,11 +326,12 @@ export class RedisLedger implements BudgetLedger {
     this.#sendRetime(detail, detail.windowRuns);
   }
 
-  /** Moves the sliding-window runs a request was charged to so that they count from its send (RETIME_LUA). */
+  /** Moves the sliding-window runs a request was charged to so that they count from its send (a retime, batched). */
   #sendRetime(detail: ReservationDetail, runs: readonly ChargedRun[]): void {
-    if (runs.length === 0) return;
+    const [scope] = detail.sharedScopes;
+    if (runs.length === 0 || scope === undefined) return;
     const { keys, args } = retimeArguments(runs, detail.sentAtMs, this.#clock.now());
-    void this.#writes.send(() => this.#redis.budgetRetime(keys.length, ...keys, ...args));
+    void this.#batches.retime(scope.id, keys, args);
   }
 
   release(reservation: Reservation): void {
@@ -363,7 +374,7 @@ export class RedisLedger implements BudgetLedger {
       unsent,
     );
     if (write !== undefined && scope !== undefined) {
-      void this.#writes.reconcile(this.#redis, scope.id, write.keys, write.args);
+      void this.#batches.reconcile(scope.id, write.keys, write.args, false);
     }
   }
 
@@ -520,6 +531,7 @@ export class RedisLedger implements BudgetLedger {
   /** Forgets this process's counters (another process reset the shared ones). */
   resetLocal(): void {
     this.#leases.endAll("none");
+    this.#batches.dropAll();
     this.#local.reset();
     this.#denials.clear();
     this.#unsynced = [];
@@ -663,6 +675,7 @@ export class RedisLedger implements BudgetLedger {
     // bucket); those inferred from this process's own sends stay local (`learnLimits`).
     const shared = scopes.map((scope) => this.#local.sharedScope(scope, nowMs));
     const wantsLease = pending === undefined && this.#leases.mayLease(shared);
+    const [first] = shared;
     const { keys, args } = this.#scriptArguments(
       shared,
       tokens,
@@ -673,10 +686,25 @@ export class RedisLedger implements BudgetLedger {
       wantsLease,
     );
     const settled = wantsLease ? this.#leases.begin(key) : undefined;
+    // This process's give-backs and retimes on the provider ride with it: the reserve sees them (redis-write-batches.ts).
+    const carried = first === undefined ? undefined : this.#batches.takeFor(first.id);
     let reply: unknown;
     try {
-      reply = await this.#redis.budgetReserve(keys.length, ...keys, ...args);
+      reply =
+        carried === undefined
+          ? await this.#redis.budgetReserve(keys.length, ...keys, ...args)
+          : await this.#redis.budgetReserveAfterWrites(
+              carried.keys.length + keys.length,
+              ...carried.keys,
+              ...keys,
+              carried.keys.length,
+              carried.args.length,
+              ...carried.args,
+              ...args,
+            );
+      carried?.settle(true);
     } catch (error) {
+      carried?.settle(false);
       settled?.();
       this.#link.recordFailure(error);
       // A timeout does not stop the script: Redis may run it later. The fallback keeps its id (so its member), so

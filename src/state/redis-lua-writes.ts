@@ -1,74 +1,75 @@
-// The Redis scripts besides the reserve (redis-lua.ts): a reservation's real token count, the windows a provider's
+// The Redis scripts besides the reserve (redis-lua.ts): reservations' real token counts and sends, the windows a provider's
 // headers reported, a shared cooldown and a refused feature. Each runs atomically; every key one script touches
 // carries the same hash tag (redis-keys.ts), so it runs in one Redis Cluster slot. Numbers are formatted with "%.17g",
 // as there.
 import { BUDGET_KEEP_MS } from "./redis-keys.ts";
+import { RESERVE_LUA } from "./redis-lua.ts";
 
 /**
- * Moves a charge's cost: a reservation's estimated token count replaced by the real one (request_delta 0), or a
- * budget lease's unused requests and tokens given back (both deltas negative). It applies at most once: KEYS[1]
- * is the write's marker, set (NX, for marker_ms) before anything moves; a marker already there means an earlier
- * send of the same write ran (a timed-out one usually has), and the script returns 0. Then KEYS: the runs hash of
- * every sliding window the charge went to (run_count of them), then the day and month counters of the windows it
- * was charged in (wall_count: two per scope), then one counters hash per fixed window or token bucket it was
- * charged to. ARGV: marker_ms, token_delta, request_delta, run_count, the run id per runs hash, wall_count, then per
- * counters hash: the field and the fixed window's start ("" for a bucket). A run's cost is floored at 0 (as in
- * SlidingWindow.adjust) and the window's totals move by the same amount; a run that left its window, a fixed window
- * that has ended, or a counter that expired (or was never charged), is left alone rather than recreated. A token
- * bucket's debt moves by token_delta, a request bucket's (field `b:r:...`, redis-script-shapes.ts bucketField) by
- * request_delta (floored at 0): tokens the answer did not use, and calls never sent, are back at once. The debt's time
- * stays: the refill since it is the script's to compute at the next charge, from the debt as it was left.
+ * A reconcile, one write of WRITE_BATCH_LUA, as a Lua function `reconcile(k, last, a)` reading its keys from
+ * KEYS[k..last] and its arguments from ARGV[a..]. It moves a charge's cost: a reservation's estimated token count
+ * replaced by the real one (request_delta 0), a budget lease's unused requests and tokens given back (both deltas
+ * negative), or calls never sent given back (token_delta 0). Keys: the runs hash of every sliding window the charge
+ * went to (run_count of them), then the day and month counters of the windows it was charged in (wall_count: two per
+ * scope), then one counters hash per fixed window or token bucket it was charged to. Arguments: token_delta,
+ * request_delta, run_count, the run id per runs hash, wall_count, then per counters hash: the field and the fixed
+ * window's start ("" for a bucket). A run's cost is floored at 0 (as in SlidingWindow.adjust) and the window's totals
+ * move by the same amount; a run that left its window, a fixed window that has ended, or a counter that expired (or
+ * was never charged), is left alone rather than recreated. A token bucket's debt moves by token_delta, a request
+ * bucket's (field `b:r:...`, redis-script-shapes.ts bucketField) by request_delta (floored at 0): tokens the answer
+ * did not use, and calls never sent, are back at once. The debt's time stays: the refill since it is the script's to
+ * compute at the next charge, from the debt as it was left.
  */
-export const RECONCILE_LUA = `
-if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then return 0 end
-local delta = tonumber(ARGV[2])
-local request_delta = tonumber(ARGV[3])
-local run_count = tonumber(ARGV[4])
-local wall_count = tonumber(ARGV[5 + run_count])
+const RECONCILE_FUNCTION = `
 local function fmt(number) return string.format('%.17g', number) end
-for i = 1, run_count do
-  local hash, id = KEYS[1 + i], ARGV[4 + i]
-  local value = redis.call('HGET', hash, id)
-  if value then
-    local first, last, requests, tokens = string.match(value, '^([^,]*),([^,]*),([^,]*),([^,]*)$')
-    local old_requests, old_tokens = tonumber(requests), tonumber(tokens)
-    local new_requests = math.max(0, old_requests + request_delta)
-    local new_tokens = math.max(0, old_tokens + delta)
-    if new_requests ~= old_requests or new_tokens ~= old_tokens then
-      redis.call('HSET', hash, id, first .. ',' .. last .. ',' .. fmt(new_requests) .. ',' .. fmt(new_tokens))
-      if new_requests ~= old_requests then redis.call('HINCRBY', hash, 'r', new_requests - old_requests) end
-      if new_tokens ~= old_tokens then redis.call('HINCRBY', hash, 't', new_tokens - old_tokens) end
+local function reconcile(k, last, a)
+  local delta = tonumber(ARGV[a])
+  local request_delta = tonumber(ARGV[a + 1])
+  local run_count = tonumber(ARGV[a + 2])
+  local wall_count = tonumber(ARGV[a + 3 + run_count])
+  for i = 1, run_count do
+    local hash, id = KEYS[k + i - 1], ARGV[a + 2 + i]
+    local value = redis.call('HGET', hash, id)
+    if value then
+      local first, last_ms, requests, tokens = string.match(value, '^([^,]*),([^,]*),([^,]*),([^,]*)$')
+      local old_requests, old_tokens = tonumber(requests), tonumber(tokens)
+      local new_requests = math.max(0, old_requests + request_delta)
+      local new_tokens = math.max(0, old_tokens + delta)
+      if new_requests ~= old_requests or new_tokens ~= old_tokens then
+        redis.call('HSET', hash, id, first .. ',' .. last_ms .. ',' .. fmt(new_requests) .. ',' .. fmt(new_tokens))
+        if new_requests ~= old_requests then redis.call('HINCRBY', hash, 'r', new_requests - old_requests) end
+        if new_tokens ~= old_tokens then redis.call('HINCRBY', hash, 't', new_tokens - old_tokens) end
+      end
+    end
+  end
+  for j = k + run_count, k + run_count + wall_count - 1 do
+    if redis.call('EXISTS', KEYS[j]) == 1 then
+      if delta ~= 0 and redis.call('HINCRBY', KEYS[j], 'tokens', delta) < 0 then redis.call('HSET', KEYS[j], 'tokens', 0) end
+      if request_delta ~= 0 and redis.call('HINCRBY', KEYS[j], 'requests', request_delta) < 0 then
+        redis.call('HSET', KEYS[j], 'requests', 0)
+      end
+    end
+  end
+  local c = a + 4 + run_count
+  for j = k + run_count + wall_count, last do
+    local field, start = ARGV[c], ARGV[c + 1]
+    c = c + 2
+    local value = redis.call('HGET', KEYS[j], field)
+    if value and start ~= '' then
+      local counter_start, requests, tokens = string.match(value, '^([^,]*),([^,]*),([^,]*)$')
+      if counter_start == start then
+        redis.call('HSET', KEYS[j], field, counter_start .. ',' .. fmt(math.max(0, tonumber(requests) + request_delta))
+          .. ',' .. fmt(math.max(0, tonumber(tokens) + delta)))
+      end
+    elseif value then
+      local used, at = string.match(value, '^([^,]*),([^,]*)$')
+      local bucket_delta = string.sub(field, 1, 4) == 'b:r:' and request_delta or delta
+      if bucket_delta ~= 0 then
+        redis.call('HSET', KEYS[j], field, fmt(math.max(0, tonumber(used) + bucket_delta)) .. ',' .. at)
+      end
     end
   end
 end
-for j = run_count + 2, run_count + wall_count + 1 do
-  if redis.call('EXISTS', KEYS[j]) == 1 then
-    if delta ~= 0 and redis.call('HINCRBY', KEYS[j], 'tokens', delta) < 0 then redis.call('HSET', KEYS[j], 'tokens', 0) end
-    if request_delta ~= 0 and redis.call('HINCRBY', KEYS[j], 'requests', request_delta) < 0 then
-      redis.call('HSET', KEYS[j], 'requests', 0)
-    end
-  end
-end
-local a = 6 + run_count
-for j = run_count + wall_count + 2, #KEYS do
-  local field, start = ARGV[a], ARGV[a + 1]
-  a = a + 2
-  local value = redis.call('HGET', KEYS[j], field)
-  if value and start ~= '' then
-    local counter_start, requests, tokens = string.match(value, '^([^,]*),([^,]*),([^,]*)$')
-    if counter_start == start then
-      redis.call('HSET', KEYS[j], field, counter_start .. ',' .. fmt(math.max(0, tonumber(requests) + request_delta))
-        .. ',' .. fmt(math.max(0, tonumber(tokens) + delta)))
-    end
-  elseif value then
-    local used, at = string.match(value, '^([^,]*),([^,]*)$')
-    local bucket_delta = string.sub(field, 1, 4) == 'b:r:' and request_delta or delta
-    if bucket_delta ~= 0 then
-      redis.call('HSET', KEYS[j], field, fmt(math.max(0, tonumber(used) + bucket_delta)) .. ',' .. at)
-    end
-  end
-end
-return 1
 `;
 
 /**
@@ -92,33 +93,85 @@ return 1
 `;
 
 /**
- * A reservation's request was sent at sent_ms, after it was charged (BudgetBook.markSent, SlidingWindow.retime):
- * each sliding-window run it was charged to counts until sent_ms plus its window, if it did not already. Other
- * charges in a run move with it (counted a little longer, never less). Safe to send twice: it only ever moves a
- * run later. A run no longer there (it left its window, or Redis restarted) is left alone. KEYS: per run, its runs
- * sorted set and runs hash. ARGV: sent_ms, now_ms, then per run: its id and its window's ms. The keys' lives are
- * stretched to keep the run (the reserve sets them to a window plus a minute from the charge).
+ * A retime, one write of WRITE_BATCH_LUA, as a Lua function `retime(k, last, a)` reading its keys from KEYS[k..last]
+ * and its arguments from ARGV[a..]. A reservation's request was sent at sent_ms, after it was charged
+ * (BudgetBook.markSent, SlidingWindow.retime): each sliding-window run it was charged to counts until sent_ms plus its
+ * window, if it did not already. Other charges in a run move with it (counted a little longer, never less). Safe to
+ * apply twice: it only ever moves a run later. A run no longer there (it left its window, or Redis restarted) is left
+ * alone. Keys: per run, its runs sorted set and runs hash. Arguments: sent_ms, now_ms, then per run: its id and its
+ * window's ms. The keys' lives are stretched to keep the run (the reserve sets them to a window plus a minute from the
+ * charge).
  */
-export const RETIME_LUA = `
-local sent = tonumber(ARGV[1])
-local now = tonumber(ARGV[2])
-local KEEP_MS = ${BUDGET_KEEP_MS}
-for i = 1, #KEYS / 2 do
-  local runs, hash = KEYS[2 * i - 1], KEYS[2 * i]
-  local id, window_ms = ARGV[2 * i + 1], tonumber(ARGV[2 * i + 2])
-  local value = redis.call('HGET', hash, id)
-  if value then
-    local first, last, rest = string.match(value, '^([^,]*),([^,]*),(.*)$')
-    if tonumber(last) < sent then
-      redis.call('HSET', hash, id, first .. ',' .. string.format('%.17g', sent) .. ',' .. rest)
-      redis.call('ZADD', runs, 'XX', sent, id)
-      local keep = sent - now + window_ms + KEEP_MS
-      if redis.call('PTTL', runs) < keep then redis.call('PEXPIRE', runs, keep) end
-      if redis.call('PTTL', hash) < keep then redis.call('PEXPIRE', hash, keep) end
+const RETIME_FUNCTION = `
+local function retime(k, last, a)
+  local sent = tonumber(ARGV[a])
+  local now = tonumber(ARGV[a + 1])
+  local KEEP_MS = ${BUDGET_KEEP_MS}
+  for i = 1, (last - k + 1) / 2 do
+    local runs, hash = KEYS[k + 2 * i - 2], KEYS[k + 2 * i - 1]
+    local id, window_ms = ARGV[a + 2 * i], tonumber(ARGV[a + 2 * i + 1])
+    local value = redis.call('HGET', hash, id)
+    if value then
+      local first, last_ms, rest = string.match(value, '^([^,]*),([^,]*),(.*)$')
+      if tonumber(last_ms) < sent then
+        redis.call('HSET', hash, id, first .. ',' .. string.format('%.17g', sent) .. ',' .. rest)
+        redis.call('ZADD', runs, 'XX', sent, id)
+        local keep = sent - now + window_ms + KEEP_MS
+        if redis.call('PTTL', runs) < keep then redis.call('PEXPIRE', runs, keep) end
+        if redis.call('PTTL', hash) < keep then redis.call('PEXPIRE', hash, keep) end
+      end
     end
   end
 end
+`;
+
+/** The writes of a batch, one after the other: `apply_writes(k, a, last)`, the first one's keys from KEYS[k] and
+ * its kind at ARGV[a], up to ARGV[last]. Per write: its kind ("c" a reconcile, "t" a retime), its key count, its
+ * argument count and its arguments (the functions above); its keys follow the previous write's in KEYS. */
+const APPLY_WRITES_FUNCTION = `
+${RECONCILE_FUNCTION}
+${RETIME_FUNCTION}
+local function apply_writes(k, a, last)
+  while a <= last do
+    local kind, key_count, argument_count = ARGV[a], tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
+    if kind == 'c' then reconcile(k, k + key_count - 1, a + 3) else retime(k, k + key_count - 1, a + 3) end
+    k = k + key_count
+    a = a + 3 + argument_count
+  end
+end
+`;
+
+/**
+ * Reconciles and retimes of one provider's scopes (redis-write-batches.ts: those of one turn) as one script call. It
+ * applies at most once: KEYS[1] is the batch's marker, set (NX, for marker_ms) before anything moves; a marker
+ * already there means an earlier send of the same batch ran (a timed-out one usually has), and the script returns 0.
+ * ARGV[1]: marker_ms, then the writes (APPLY_WRITES_FUNCTION).
+ */
+export const WRITE_BATCH_LUA = `
+if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then return 0 end
+${APPLY_WRITES_FUNCTION}
+apply_writes(2, 2, #ARGV)
 return 1
+`;
+
+/**
+ * A batch (as WRITE_BATCH_LUA's, at most once under its marker), then a reserve (RESERVE_LUA, answering as it does)
+ * in the same call: the writes that wait for a reserve on their provider ride with it (redis-write-batches.ts).
+ * ARGV[1]: the batch's key count (its marker first), ARGV[2]: its argument count (marker_ms first), then the batch's
+ * arguments, then the reserve's; KEYS: the batch's, then the reserve's. The reserve's program runs as a function of
+ * its own keys and arguments, unchanged.
+ */
+export const RESERVE_AFTER_WRITES_LUA = `
+${APPLY_WRITES_FUNCTION}
+local batch_keys, batch_arguments = tonumber(ARGV[1]), tonumber(ARGV[2])
+if redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[3]) then apply_writes(2, 4, 2 + batch_arguments) end
+local reserve_keys, reserve_arguments = {}, {}
+for i = batch_keys + 1, #KEYS do reserve_keys[#reserve_keys + 1] = KEYS[i] end
+for i = batch_arguments + 3, #ARGV do reserve_arguments[#reserve_arguments + 1] = ARGV[i] end
+local function reserve(KEYS, ARGV)
+${RESERVE_LUA}
+end
+return reserve(reserve_keys, reserve_arguments)
 `;
 
 /**

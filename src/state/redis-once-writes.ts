@@ -1,7 +1,7 @@
-// Reconciles and budget-lease give-backs move shared counts by a delta: sent twice, a delta counts twice; never
-// sent again after a failure, the shared count kept the reserve's estimate (or the lease's unused units) for the
-// rest of its window. Each such write now carries a marker key that its script sets before it moves anything
-// (RECONCILE_LUA): a second send of a write that already ran (a timed-out one usually has) changes nothing. So a
+// Reconciles and budget-lease give-backs (sent in batches, redis-write-batches.ts) move shared counts by a delta:
+// sent twice, a delta counts twice; never sent again after a failure, the shared count kept the reserve's estimate
+// (or the lease's unused units) for the rest of its window. Each such write now carries a marker key that its script sets before it moves anything
+// (WRITE_BATCH_LUA): a second send of a write that already ran (a timed-out one usually has) changes nothing. So a
 // write that failed is simply sent again, a few times, while Redis is up.
 import type { SharedStateRedis } from "./redis-client.ts";
 import { budgetKeyBase } from "./redis-keys.ts";
@@ -37,17 +37,31 @@ export class OnceWrites {
   }
 
   /**
-   * Sends a RECONCILE_LUA call (again after a failure) under a new marker beside `scopeId`'s keys: `keys` and
-   * `args` are the script's KEYS and ARGV after the marker and its lifetime.
+   * Sends a WRITE_BATCH_LUA call (redis-write-batches.ts; again after a failure) under a new marker beside `scopeId`'s
+   * keys: `keys` and `args` are the script's KEYS and ARGV after the marker and its lifetime.
    */
-  reconcile(
+  batch(
     redis: SharedStateRedis,
     scopeId: string,
     keys: readonly string[],
     args: readonly (string | number)[],
   ): Promise<void> {
-    const marked = [this.markerKey(scopeId), ...keys];
-    return this.send(() => redis.budgetReconcile(marked.length, ...marked, MARKER_MS, ...args));
+    return this.batchUnder(redis, this.markerKey(scopeId), keys, args);
+  }
+
+  /** As `batch`, under a marker taken before (a batch that rode with a reserve that failed is sent alone). */
+  batchUnder(
+    redis: SharedStateRedis,
+    marker: string,
+    keys: readonly string[],
+    args: readonly (string | number)[],
+  ): Promise<void> {
+    return this.send(() => redis.budgetWriteBatch(keys.length + 1, marker, ...keys, MARKER_MS, ...args));
+  }
+
+  /** A batch's marker argument (ms), for a batch sent inside a reserve (RESERVE_AFTER_WRITES_LUA). */
+  get markerMs(): number {
+    return MARKER_MS;
   }
 
   /**

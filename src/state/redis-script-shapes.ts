@@ -189,7 +189,7 @@ export function chargedRuns(
 }
 
 /**
- * RECONCILE_LUA's keys and arguments (after its marker) giving back `requests` of a charge made at `atMs` on `scopes`
+ * A reconcile's keys and arguments (WRITE_BATCH_LUA) giving back `requests` of a charge made at `atMs` on `scopes`
  * (calls a reservation never sent: RedisLedger.releaseUnsentCalls): every sliding run it went into, the day and month
  * counters of the scopes with a day or month rule, every fixed window's counter (the script leaves one that has
  * ended alone) and every request bucket's debt (as BudgetBook.releaseUnsentCalls: the debt now, less the calls, at
@@ -219,7 +219,7 @@ export function requestGiveBackArguments(
   return { keys, args: [0, -requests, runIds.length, ...runIds, wallClock.length, ...counterArguments] };
 }
 
-/** RETIME_LUA's keys and arguments: the runs `runs` name count from `sentAtMs`. */
+/** A retime's keys and arguments (WRITE_BATCH_LUA): the runs `runs` name count from `sentAtMs`. */
 export function retimeArguments(
   runs: readonly ChargedRun[],
   sentAtMs: number,

@@ -3,9 +3,12 @@
 // the test ends, and checked to be up so that reserves really go to the script.
 import assert from "node:assert/strict";
 import type { TestContext } from "node:test";
+import { Redis } from "ioredis";
 import type { ManualClock } from "../../src/clock.ts";
 import { buildConfig } from "../../src/config/load.ts";
 import { AvailabilityBook } from "../../src/limits/availability.ts";
+import { type BudgetScope, type Denied, isReservation } from "../../src/limits/budgets.ts";
+import type { RedisLedger } from "../../src/state/redis-ledger.ts";
 import { createRedisStateBackend } from "../../src/state/redis-state.ts";
 import { closeWhenTestEnds } from "./late-start.ts";
 
@@ -35,4 +38,31 @@ export async function useRedisState(
   await closeWhenTestEnds(t, () => state.close());
   assert.equal(state.status().isDegraded, false, "Redis is up: reserve goes to the script");
   return state;
+}
+
+/** Script calls Redis has run so far (EVALSHA, and EVAL after a script-cache miss), from INFO commandstats. */
+export async function scriptCalls(t: TestContext, url: string): Promise<() => Promise<number>> {
+  const admin = new Redis(url, { lazyConnect: true });
+  t.after(() => admin.disconnect());
+  await admin.connect();
+  return async () => {
+    const info = await admin.info("commandstats");
+    let calls = 0;
+    for (const match of info.matchAll(/^cmdstat_(?:evalsha|eval):calls=(\d+)/gm)) calls += Number(match[1]);
+    return calls;
+  };
+}
+
+/** Reserves one at a time until the first refusal; returns how many were admitted and the refusal. */
+export async function fill(
+  ledger: RedisLedger,
+  scopes: readonly BudgetScope[],
+  tokens: number,
+  nowMs: number,
+): Promise<{ admitted: number; denied: Denied }> {
+  for (let admitted = 0; admitted < 100_000; admitted++) {
+    const result = await ledger.reserve(scopes, { tokens }, nowMs);
+    if (!isReservation(result)) return { admitted, denied: result };
+  }
+  assert.fail("never refused");
 }

@@ -1,0 +1,146 @@
+// The ledger's writes after a reserve (reconciles, budget-lease give-backs, retimes), gathered per provider for up to
+// FLUSH_AFTER_MS and sent as one WRITE_BATCH_LUA call, or inside the next reserve on that provider meanwhile
+// (RESERVE_AFTER_WRITES_LUA). Under load an answer outlives its reserve's budget lease
+// (16 ms with an `rps` rule), so each request paid a retime and a give-back of its own, two script calls beside the
+// reserve (bench/README.md sections 30 and 31).
+//
+// Why the batch never admits more than the writes sent one by one:
+// - A give-back (fewer tokens than estimated, calls never sent, a lease's unused units) waits at most FLUSH_AFTER_MS: meanwhile Redis counts more than is used, which errs on the side of sending less.
+// - A retime only ever moves a run later (it counts until the send plus its window, instead of the lease's end plus
+//   its window). It matters from the lease's end plus a window on (a second at least), not within 10 ms.
+// - A charge (more tokens than estimated, not paid from a live lease) is not held: it sends its batch at once, in
+//   the turn it was made, as a single call went; another process sees it as soon as it saw that call.
+// - A reserve on a provider carries that provider's batch (`takeFor`): Redis applies it, then checks and charges, in
+//   one script call; every reserve this process makes sees all of its own earlier writes, exactly as when each went
+//   alone (the parity with the in-process book holds), and those writes cost no call of their own.
+// - The batch is applied at most once (one marker, as a single reconcile's): resent after a failure, as one; a batch
+//   whose reserve failed (the request then falls back to the local book) is resent alone under its marker.
+//
+// One provider per batch: every key of a provider's scopes carries its hash tag (redis-keys.ts), so a batch runs in
+// one Redis Cluster slot, as each of its writes did. Redis unavailable: the batch is sent, fails and is sent again
+// like any once-write (redis-once-writes.ts); while the link is down the ledger writes nothing, as before.
+import type { SharedStateRedis } from "./redis-client.ts";
+import { providerTag } from "./redis-keys.ts";
+import type { OnceWrites } from "./redis-once-writes.ts";
+
+/** Writes in one batch at most (a full batch goes out at once): bounds one script's run and its argument list. */
+const MAX_WRITES_PER_BATCH = 64;
+/**
+ * ms a give-back or retime waits for others before its batch goes alone. Per turn alone, a loaded gateway (1,000-3,000
+ * requests a second) still sent a batch every ~3 answers (bench/README.md section 31); 10 ms gathers a provider's
+ * writes into at most 100 calls a second. Safe to wait: a give-back late errs on the side of sending less, a retime
+ * matters a second after its lease's end at the earliest, and this process's own reserves carry what waits.
+ */
+const FLUSH_AFTER_MS = 10;
+
+type Argument = string | number;
+
+interface Batch {
+  /** A scope of the provider: the batch's marker goes beside its keys. */
+  readonly scopeId: string;
+  readonly keys: string[];
+  readonly args: Argument[];
+  writes: number;
+  /** Settles once the batch is answered or given up (OnceWrites never rejects). */
+  readonly sent: PromiseWithResolvers<void>;
+}
+
+/** A batch sent inside a reserve: its keys (marker first) and arguments (marker_ms first), and its outcome. */
+export interface CarriedBatch {
+  readonly keys: readonly string[];
+  readonly args: readonly Argument[];
+  settle(isAnswered: boolean): void;
+}
+
+export class RedisWriteBatches {
+  readonly #redis: SharedStateRedis;
+  readonly #writes: OnceWrites;
+  /** Per provider hash tag, the writes not sent yet. */
+  readonly #batches = new Map<string, Batch>();
+  #flush: NodeJS.Timeout | undefined;
+
+  constructor(redis: SharedStateRedis, writes: OnceWrites) {
+    this.#redis = redis;
+    this.#writes = writes;
+  }
+
+  /**
+   * A reconcile (its keys and arguments as WRITE_BATCH_LUA takes them) on `scopeId`'s provider. `isCharge`: it adds
+   * tokens or requests, so it is sent now (with what waits beside it); otherwise within FLUSH_AFTER_MS.
+   */
+  reconcile(scopeId: string, keys: readonly string[], args: readonly Argument[], isCharge: boolean): Promise<void> {
+    const batch = this.#add(scopeId, "c", keys, args);
+    if (isCharge) this.#send(providerTag(scopeId));
+    return batch.sent.promise;
+  }
+
+  /** A retime (its keys and arguments as WRITE_BATCH_LUA takes them) of runs on `scopeId`'s provider, sent within FLUSH_AFTER_MS. */
+  retime(scopeId: string, keys: readonly string[], args: readonly Argument[]): Promise<void> {
+    return this.#add(scopeId, "t", keys, args).sent.promise;
+  }
+
+  /**
+   * Takes the batch of `scopeId`'s provider to send inside a reserve on its scopes (RESERVE_AFTER_WRITES_LUA): Redis
+   * applies it before the reserve's check, so the reserve sees every write this process made before it, as when each
+   * went alone (a give-back held past it would refuse a request that fits; a retime held past it could leave a request
+   * sent late uncounted by a window it has just left), and the writes cost no call of their own. Undefined: none.
+   */
+  takeFor(scopeId: string): CarriedBatch | undefined {
+    const tag = providerTag(scopeId);
+    const batch = this.#batches.get(tag);
+    if (batch === undefined) return undefined;
+    this.#batches.delete(tag);
+    const marker = this.#writes.markerKey(batch.scopeId);
+    return {
+      keys: [marker, ...batch.keys],
+      args: [this.#writes.markerMs, ...batch.args],
+      // Answered: applied (or found applied). Failed (a timeout may still run it): sent again alone, same marker.
+      settle: (isAnswered) => {
+        if (isAnswered) batch.sent.resolve();
+        else void this.#writes.batchUnder(this.#redis, marker, batch.keys, batch.args).then(batch.sent.resolve);
+      },
+    };
+  }
+
+  /** Sends every batch now (the process is stopping: they go before the connection closes). */
+  flushAll(): void {
+    if (this.#flush !== undefined) clearTimeout(this.#flush);
+    this.#flush = undefined;
+    for (const tag of [...this.#batches.keys()]) this.#send(tag);
+  }
+
+  /**
+   * Drops every batch unsent (an admin reset deleted the counters they would move; applied to counters charged since,
+   * a give-back would take away units other requests use). A charge never waits, so only give-backs and retimes of
+   * runs that no longer exist are dropped.
+   */
+  dropAll(): void {
+    if (this.#flush !== undefined) clearTimeout(this.#flush);
+    this.#flush = undefined;
+    for (const batch of this.#batches.values()) batch.sent.resolve();
+    this.#batches.clear();
+  }
+
+  #add(scopeId: string, kind: "c" | "t", keys: readonly string[], args: readonly Argument[]): Batch {
+    const tag = providerTag(scopeId);
+    let batch = this.#batches.get(tag);
+    if (batch === undefined) {
+      batch = { scopeId, keys: [], args: [], writes: 0, sent: Promise.withResolvers<void>() };
+      this.#batches.set(tag, batch);
+    }
+    batch.keys.push(...keys);
+    batch.args.push(kind, keys.length, args.length, ...args);
+    batch.writes += 1;
+    if (batch.writes >= MAX_WRITES_PER_BATCH) this.#send(tag);
+    // Not unref'd: a retime must not be lost to an exit that did not stop the ledger (a give-back could be).
+    else this.#flush ??= setTimeout(() => this.flushAll(), FLUSH_AFTER_MS);
+    return batch;
+  }
+
+  #send(tag: string): void {
+    const batch = this.#batches.get(tag);
+    if (batch === undefined) return;
+    this.#batches.delete(tag);
+    void this.#writes.batch(this.#redis, batch.scopeId, batch.keys, batch.args).then(batch.sent.resolve);
+  }
+}
