@@ -1,9 +1,12 @@
 // The tool calls' `extra_content` the Messages and Responses doors keep between turns (protocols/tool-call-extras.ts
 // says why: Gemini's thought signatures, which those protocols have no place for). In memory, bounded by count, by
-// bytes and by age; what it forgets costs only the real signature (the Gemini fallback is sent instead:
-// providers/thought-signatures.ts). With an embedded state file the same calls are written there too
-// (embedded-state-store.ts), so a restart does not cost a session's signatures.
+// bytes and by age, shared fairly between clients (past a bound the client holding the most loses its least recently
+// used value: scope-holdings.ts); what it forgets costs only the real signature (the Gemini fallback is sent instead:
+// providers/thought-signatures.ts), or OpenRouter's reasoning_details, which Anthropic and Gemini behind it require.
+// With an embedded state file the same calls are written there too (embedded-state-store.ts), so a restart does not
+// cost a session's signatures; the file holds what memory holds, so the same rule decides what stays there.
 import type { Clock } from "../clock.ts";
+import { ScopeHoldings } from "./scope-holdings.ts";
 
 /** One call's id and its `extra_content` (protocols/tool-call-extras.ts reads them; state/ may not import it). */
 export interface ToolCallExtra {
@@ -72,7 +75,8 @@ export const MAX_EXTRA_BYTES = 1024 * 1024; // 1 MiB
  * key had only its 6 hours: a client could fill Redis with 1 MiB values without bound. 64 MiB: twice what one
  * request is given back (32 MiB, protocols/reasoning-details.ts), so two sessions under one key each keep a full history's; past it, that client's
  * oldest go, no other client's. Redis then holds at most this times the clients (each named client, and one for
- * unnamed keys). The memory store and the state file hold 32 MiB for all clients together, already below it.
+ * unnamed keys). The memory store and the state file hold 32 MiB for all clients together, already below it, where
+ * the client holding the most gives way (MemoryToolCallExtras).
  */
 export const MAX_CLIENT_EXTRAS_BYTES = 64 * 1024 * 1024; // 64 MiB
 
@@ -80,6 +84,8 @@ interface Entry {
   readonly extra: Readonly<Record<string, unknown>>;
   readonly bytes: number;
   readonly expiresAtMs: number;
+  /** The client scope the id starts with (scopeOfKey): whose share the value counts in. */
+  readonly scope: string;
 }
 
 /** One kept call as the state file holds it (embedded-state-store.ts): a restart gives it back until it expires. */
@@ -89,9 +95,15 @@ export interface PersistedToolCallExtra {
   readonly expiresAtMs: number;
 }
 
-/** Least recently used first: a Map keeps insertion order, and a recall re-inserts what it finds. */
+/**
+ * Bounded by count and bytes for all clients together, each client's values counted apart (scope-holdings.ts): past a
+ * bound, the least recently used value of the client holding the most goes, so one client's long thinking evicts its
+ * own, not another client's, and a lone client has the whole store. `#entries` is in write order, which is expiry
+ * order (every value kept for the TTL from its write), so the expired ones are swept from its head.
+ */
 export class MemoryToolCallExtras implements ToolCallExtrasStore {
   readonly #entries = new Map<string, Entry>();
+  readonly #holdings = new ScopeHoldings();
   readonly isShared = false;
   readonly #limits: ToolCallExtrasLimits;
   readonly #clock: Clock;
@@ -165,7 +177,9 @@ export class MemoryToolCallExtras implements ToolCallExtrasStore {
     const bytes = Buffer.byteLength(id) + Buffer.byteLength(JSON.stringify(extra));
     if (bytes > MAX_EXTRA_BYTES || bytes > this.#limits.maxBytes) return;
     this.#delete(id);
-    this.#entries.set(id, { extra, bytes, expiresAtMs });
+    const scope = scopeOfKey(id);
+    this.#entries.set(id, { extra, bytes, expiresAtMs, scope });
+    this.#holdings.add(scope, id, bytes);
     this.#bytes += bytes;
     this.#changed?.add(id);
   }
@@ -176,14 +190,12 @@ export class MemoryToolCallExtras implements ToolCallExtrasStore {
     for (const id of ids) {
       const entry = this.#entries.get(id);
       if (entry === undefined) continue;
-      this.#entries.delete(id);
       if (entry.expiresAtMs <= nowMs) {
-        this.#bytes -= entry.bytes;
-        this.#changed?.add(id);
+        this.#delete(id);
         continue;
       }
-      // Used again: the most recent now (a long agent loop sends the same calls back on every turn).
-      this.#entries.set(id, entry);
+      // Used again: its client's most recent now (a long agent loop sends the same calls back on every turn).
+      this.#holdings.use(entry.scope, id);
       found.set(id, entry.extra);
     }
     return Promise.resolve(found);
@@ -197,6 +209,7 @@ export class MemoryToolCallExtras implements ToolCallExtrasStore {
     const entry = this.#entries.get(id);
     if (entry === undefined) return;
     this.#entries.delete(id);
+    this.#holdings.remove(entry.scope, id, entry.bytes);
     this.#bytes -= entry.bytes;
     this.#changed?.add(id);
   }
@@ -204,9 +217,14 @@ export class MemoryToolCallExtras implements ToolCallExtrasStore {
   #evict(): void {
     const nowMs = this.#clock.now();
     for (const [id, entry] of this.#entries) {
-      const isOver = this.#entries.size > this.#limits.maxEntries || this.#bytes > this.#limits.maxBytes;
-      if (!isOver && entry.expiresAtMs > nowMs) break;
+      if (entry.expiresAtMs > nowMs) break;
       this.#delete(id);
+    }
+    const { maxEntries, maxBytes } = this.#limits;
+    while (this.#entries.size > maxEntries || this.#bytes > maxBytes) {
+      const victim = this.#holdings.victim(this.#entries.size > maxEntries ? "count" : "bytes");
+      if (victim === undefined) return;
+      this.#delete(victim);
     }
   }
 }

@@ -140,14 +140,17 @@ function nextTurnChecked(): MockStep {
   };
 }
 
-/** The `openrouter` preset pointed at the mock (what tells the gateway the deployment is OpenRouter's). */
-function openRouterYaml(mock: MockUpstream, state = ""): string {
+/**
+ * The `openrouter` preset pointed at the mock (what tells the gateway the deployment is OpenRouter's); `limits`, the
+ * provider's own instead of the preset's free tier (20 a minute, 50 a day).
+ */
+function openRouterYaml(mock: MockUpstream, state = "", limits = ""): string {
   return `providers:
   - preset: openrouter
     base_url: ${mock.baseUrl}
     api_key: or-test
     retries: 0
-    models:
+${limits === "" ? "" : `    limits: ${limits}\n`}    models:
       m: { id: ${MODEL_ID} }
 ${state}`;
 }
@@ -162,8 +165,12 @@ const MESSAGES_REQUEST = { model: "m", max_tokens: 1000, tools: [WEATHER_TOOL] }
 const QUESTION = { role: "user" as const, content: "Weather in Paris?" };
 
 /** The Anthropic SDK's first turn: the assistant's content blocks, as Claude Code keeps them. */
-async function messagesFirstTurn(gateway: TestGateway, isStream: boolean): Promise<Anthropic.ContentBlock[]> {
-  const client = new Anthropic({ baseURL: gateway.url, apiKey: "x", maxRetries: 0 });
+async function messagesFirstTurn(
+  gateway: TestGateway,
+  isStream: boolean,
+  apiKey = "x",
+): Promise<Anthropic.ContentBlock[]> {
+  const client = new Anthropic({ baseURL: gateway.url, apiKey, maxRetries: 0 });
   const answered = isStream
     ? await client.messages.stream({ ...MESSAGES_REQUEST, messages: [QUESTION] }).finalMessage()
     : await client.messages.create({ ...MESSAGES_REQUEST, messages: [QUESTION] });
@@ -178,8 +185,9 @@ async function messagesNextTurn(
   gateway: TestGateway,
   content: Anthropic.ContentBlock[],
   model = MESSAGES_REQUEST.model,
+  apiKey = "x",
 ): Promise<string> {
-  const answer = await new Anthropic({ baseURL: gateway.url, apiKey: "x", maxRetries: 0 }).messages.create({
+  const answer = await new Anthropic({ baseURL: gateway.url, apiKey, maxRetries: 0 }).messages.create({
     ...MESSAGES_REQUEST,
     model,
     messages: [
@@ -527,6 +535,45 @@ describe("Claude's long extended thinking (~300 KB of reasoning_details) is kept
     mock.enqueue(CHAT_ROUTE, longThinkingTurn(false), nextTurnNeedsThinking());
     assert.equal(await messagesToolLoop(a, b, false), "Sunny in Paris.");
   });
+});
+
+/** A turn of Claude's longest thinking through OpenRouter, ~1 MB of reasoning_details (kept: under 1 MiB), its own call. */
+function heavyThinkingTurn(turn: number): MockStep {
+  const [entry] = LONG_THINKING;
+  const text = "Let me think about the weather at length. ".repeat(23_800);
+  const body = answeredWithCall() as { choices: [{ message: unknown }] };
+  body.choices[0].message = {
+    role: "assistant",
+    content: "",
+    reasoning_details: [{ ...entry, text }],
+    tool_calls: [{ ...CALL, id: `toolu_heavy_${turn}` }],
+  };
+  return { kind: "json", body };
+}
+
+test("one client's long thinking, turn after turn, does not cost another client's next tool turn its reasoning_details", async (t) => {
+  // The memory store (and the state file) hold 32 MiB for every client together: 40 turns of ~1 MB thinking of one
+  // named client evicted the other client's array, whose next Gemini turn OpenRouter then refused with its 400.
+  const mock = await useMock(t);
+  const gateway = await useGateway(
+    t,
+    `server:\n  port: 0\n  host: 127.0.0.1\n  api_keys: [{ key: key-heavy, name: heavy }, { key: key-light, name: light }]\n${openRouterYaml(
+      mock,
+      "",
+      "{ rpm: 1000, rpd: 1000 }",
+    )}`,
+  );
+  mock.enqueue(CHAT_ROUTE, firstTurn(false));
+  const light = await messagesFirstTurn(gateway, false, "key-light");
+  const heavy = new Anthropic({ baseURL: gateway.url, apiKey: "key-heavy", maxRetries: 0 });
+  for (let turn = 0; turn < 40; turn++) {
+    mock.enqueue(CHAT_ROUTE, heavyThinkingTurn(turn));
+    const answer = await heavy.messages.create({ ...MESSAGES_REQUEST, messages: [QUESTION] });
+    assert.ok(answer.content.some((block) => block.type === "tool_use" && block.id === `toolu_heavy_${turn}`));
+  }
+  mock.enqueue(CHAT_ROUTE, nextTurnChecked());
+  assert.equal(await messagesNextTurn(gateway, light, MESSAGES_REQUEST.model, "key-light"), "Sunny in Paris.");
+  assert.deepEqual(sentAssistant(chatRequests(mock).at(-1))?.reasoning_details, DETAILS);
 });
 
 test("a Redis Cluster: each client's keys under its own hash tag (spread over the nodes); a look-up is one MGET", {

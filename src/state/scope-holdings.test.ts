@@ -1,0 +1,82 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { type Measure, ScopeHoldings } from "./scope-holdings.ts";
+
+/** The rule written as a scan of every scope: what the heaps must always agree with. */
+class Reference {
+  readonly scopes = new Map<string, { ids: Map<string, number>; bytes: number }>();
+  uses = 0;
+  add(scope: string, id: string, bytes: number): void {
+    const held = this.scopes.get(scope) ?? { ids: new Map(), bytes: 0 };
+    held.ids.set(id, this.uses++);
+    held.bytes += bytes;
+    this.scopes.set(scope, held);
+  }
+  use(scope: string, id: string): void {
+    const held = this.scopes.get(scope);
+    if (held === undefined || !held.ids.delete(id)) return;
+    held.ids.set(id, this.uses++);
+  }
+  remove(scope: string, id: string, bytes: number): void {
+    const held = this.scopes.get(scope);
+    if (held === undefined || !held.ids.delete(id)) return;
+    held.bytes -= bytes;
+    if (held.ids.size === 0) this.scopes.delete(scope);
+  }
+  victim(measure: Measure): string | undefined {
+    let chosen: { amount: number; id: string; use: number } | undefined;
+    for (const held of this.scopes.values()) {
+      const [id, use] = held.ids.entries().next().value ?? ["", 0];
+      const amount = measure === "count" ? held.ids.size : held.bytes;
+      if (chosen === undefined || amount > chosen.amount || (amount === chosen.amount && use < chosen.use)) {
+        chosen = { amount, id, use };
+      }
+    }
+    return chosen?.id;
+  }
+}
+
+test("the heaps pick the value the rule names (a scan of every scope) through random keeps, uses and removals", () => {
+  let seed = 7;
+  const random = (below: number) => {
+    seed = (seed * 1_103_515_245 + 12_345) % 2_147_483_648;
+    return seed % below;
+  };
+  const holdings = new ScopeHoldings();
+  const reference = new Reference();
+  const held = new Map<string, { scope: string; bytes: number }>();
+  for (let step = 0; step < 20_000; step++) {
+    const scope = `c:${random(12)}`;
+    const id = `${scope}/${random(40)}`;
+    const action = random(10);
+    const kept = held.get(id);
+    if (kept === undefined && action < 5) {
+      // Sizes from a few values, so that scopes often hold as much and the tie rule is exercised.
+      const bytes = 100 * (1 + random(3));
+      holdings.add(scope, id, bytes);
+      reference.add(scope, id, bytes);
+      held.set(id, { scope, bytes });
+    } else if (kept !== undefined && action < 8) {
+      holdings.use(kept.scope, id);
+      reference.use(kept.scope, id);
+    } else if (kept !== undefined) {
+      holdings.remove(kept.scope, id, kept.bytes);
+      reference.remove(kept.scope, id, kept.bytes);
+      held.delete(id);
+    }
+    for (const measure of ["count", "bytes"] as const) {
+      assert.equal(holdings.victim(measure), reference.victim(measure), `${measure} at step ${step}`);
+    }
+    // Evict now and then as the store does, so that scopes empty out and come back.
+    if (random(20) === 0) {
+      const victim = holdings.victim("bytes");
+      const entry = victim === undefined ? undefined : held.get(victim);
+      if (victim !== undefined && entry !== undefined) {
+        holdings.remove(entry.scope, victim, entry.bytes);
+        reference.remove(entry.scope, victim, entry.bytes);
+        held.delete(victim);
+      }
+    }
+  }
+  assert.ok(reference.scopes.size > 1);
+});
