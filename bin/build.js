@@ -12,9 +12,9 @@
 //   LLM_GATEWAY_BUNDLE=0 turns into a no-op. esbuild is a devDependency: without it (`npm ci --omit=dev`) there is
 //   no bundle and the sources run.
 import { mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
-import { createRequire } from "node:module";
-import { dirname, join, normalize, sep } from "node:path";
+import { dirname, join, normalize } from "node:path";
 import { fileURLToPath } from "node:url";
+import { lazyPackages, standInPackageDirs } from "./lazy-packages.js";
 import { BUILD_MANIFEST, bundleState, DIST_DIR, LAZY_SOURCES, MANIFEST_FORMAT, packageStamp } from "./start-entry.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -101,50 +101,13 @@ module.exports = new Proxy({}, {
 
 /**
  * Packages that a dependency requires when it loads and calls only for a feature the gateway does not use: semver
- * (Fastify compares versions only for a plugin that declares the Fastify it needs; none does) and thread-stream
- * (pino's worker-thread transports; the gateway logs to a stream of its own). Bundled, each was evaluated and its
- * source held by every start (with ipaddr.js, ~0.5 MB of idle RSS: bench/README.md, section 32). In the bundle they
- * get a stand-in that requires the real package from node_modules (left out of the bundle) at its first use: as a
- * namespace (a property read) or as the value itself (called, or constructed with `new`).
+ * (Fastify compares versions only for a plugin that declares the Fastify it needs; none does), @fastify/proxy-addr
+ * with ipaddr.js (Fastify's trustProxy) and thread-stream (pino's worker-thread transports; the gateway logs to a
+ * stream of its own). Bundled, each was evaluated and its source held by every start (~0.5 MB of idle RSS:
+ * bench/README.md, section 32). In the bundle they get a stand-in that requires the real package from node_modules
+ * at its first use (bin/lazy-packages.js); their folders are recorded with the bundled packages.
  */
-function lazyPackages(names, importers) {
-  // From the project's node_modules rather than the resolved real path: node_modules may be a link (a linked copy of
-  // the project, as test/e2e/bundle.test.ts builds), and the bundle is read from the folder it was started in.
-  const fromDist = (file) => {
-    const parts = file.split(sep);
-    return ["..", ...parts.slice(parts.indexOf("node_modules"))].join("/");
-  };
-  const wanted = new RegExp(`^(${names.map((name) => name.replaceAll(".", "\\.")).join("|")})$`);
-  const require = createRequire(import.meta.url);
-  return {
-    name: "lazy-packages",
-    setup(build) {
-      build.onResolve({ filter: wanted }, (args) =>
-        importers.test(args.importer)
-          ? {
-              path: fromDist(require.resolve(args.path, { paths: [args.resolveDir] })),
-              namespace: "lazy-package",
-            }
-          : undefined,
-      );
-      // The stand-in's own require of the real file: left to Node, relative to the chunk in dist/.
-      build.onResolve({ filter: /.*/, namespace: "lazy-package" }, (args) => ({ path: args.path, external: true }));
-      build.onLoad({ filter: /.*/, namespace: "lazy-package" }, (args) => ({
-        loader: "js",
-        contents: `"use strict";
-let real;
-const load = () => (real ??= require(${JSON.stringify(args.path)}));
-module.exports = new Proxy(function lazyPackage() {}, {
-  get: (_, key) => load()[key],
-  has: (_, key) => key in load(),
-  apply: (_, self, args) => Reflect.apply(load(), self, args),
-  construct: (_, args) => Reflect.construct(load(), args),
-});
-`,
-      }));
-    },
-  };
-}
+const standIns = new Map();
 
 /** `node:assert` in these packages resolves to bin/lazy-assert.cjs, which says why. */
 function lazyAssert(importers) {
@@ -235,7 +198,12 @@ try {
     plugins: [
       lazyBuiltins(["http2", "https"], /node_modules[\\/](fastify|undici)[\\/]/),
       lazyAssert(/node_modules[\\/](fastify|find-my-way|sonic-boom|thread-stream|undici)[\\/]/),
-      lazyPackages(["semver", "thread-stream", "@fastify/proxy-addr"], /node_modules[\\/](fastify|pino)[\\/]/),
+      lazyPackages(
+        ["semver", "thread-stream", "@fastify/proxy-addr"],
+        /node_modules[\\/](fastify|pino)[\\/]/,
+        ROOT,
+        standIns,
+      ),
       withoutZodLocales,
       fsWithoutNamespace,
     ],
@@ -265,6 +233,11 @@ for (const input of Object.keys(result.metafile.inputs)) {
   } else if (packages[packageDir] === undefined) {
     packages[packageDir] = packageStamp(ROOT, packageDir);
   }
+}
+// Not inputs (a stand-in requires its package at run time), yet a bundle whose stand-ins' packages moved or changed is
+// stale: the first use of their feature would fail, or run another version than the one built against.
+for (const packageDir of standInPackageDirs(standIns, ROOT)) {
+  packages[packageDir] ??= packageStamp(ROOT, packageDir);
 }
 // The files only the lazily loaded modules use: their own (each a dynamic import's entry) and the chunks nothing
 // else reaches. bin/warm-caches.js compiles them under the flags a request finds; any other file is compiled under

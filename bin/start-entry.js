@@ -1,11 +1,12 @@
 // Which code a start runs: the bundle bin/build.js wrote to dist/ when it was built from the files as they are
 // now, else the TypeScript sources (src/main.ts), so an edited source is never shadowed by an older bundle.
-// "As they are now": every source file the bundle holds is no newer than the build; every bundled package has the
-// version it had then (an `npm install` that changes one makes the bundle stale; files edited inside node_modules
-// by hand are not noticed); and the Node running it is the one that built it. A package whose package.json has the
-// size and time recorded for it is taken as unchanged without reading it; another install of the same versions (a
-// container's runtime stage) is read once and recorded again by bin/warm-caches.js (restampBundle). About 210
-// stats, 2-5 ms. LLM_GATEWAY_BUNDLE=0 starts from the sources whatever dist/ holds.
+// "As they are now": every source file the bundle holds is no newer than the build; every bundled package, and
+// every package a stand-in requires at first use (bin/lazy-packages.js) with those it requires, has the version it
+// had then (an `npm install` that changes one makes the bundle stale; files edited inside node_modules by hand are
+// not noticed); and the Node running it is the one that built it. A package whose package.json has the size and time
+// recorded for it is taken as unchanged without reading it; another install of the same versions (a container's
+// runtime stage) is read once and recorded again by bin/warm-caches.js (restampBundle). About 215 stats, 2-5 ms.
+// LLM_GATEWAY_BUNDLE=0 starts from the sources whatever dist/ holds.
 import { join } from "node:path";
 
 // Not an ES import of node:fs: its namespace would load fs/promises and readline into every start (bin/build.js).
@@ -13,7 +14,7 @@ const { readFileSync, renameSync, statSync, writeFileSync } = process.getBuiltin
 
 export const DIST_DIR = "dist";
 export const BUILD_MANIFEST = "build.json";
-export const MANIFEST_FORMAT = 4;
+export const MANIFEST_FORMAT = 5;
 /**
  * Modules a start does not load: imported at the first request to their routes (src/server/lazy-routes.ts; the
  * pipeline's per-request modules at the first request to a forwarded door, src/server/forwarding-route.ts). Their

@@ -4,32 +4,19 @@
 // page, the shipped data), undici must be one copy, and the compile cache must hold the bundle's modules.
 import assert from "node:assert/strict";
 import { execFile, spawnSync } from "node:child_process";
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { type TestContext, test } from "node:test";
+import { test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { pathToFileURL } from "node:url";
 import { promisify } from "node:util";
 import { bundleState } from "../../bin/start-entry.js";
-import { REPO_ROOT, tempDir, writeFiles } from "../helpers/cli-process.ts";
+import { projectCopy } from "../helpers/bundle-project.ts";
+import { REPO_ROOT, writeFiles } from "../helpers/cli-process.ts";
 import { useMock } from "../helpers/e2e.ts";
 import { serveThroughBin } from "../helpers/served-entry.ts";
 
 const execFileAsync = promisify(execFile);
-
-/**
- * A copy of the project under a temporary folder that bin/build.js can write its own dist/ in: bin/*.js and *.cjs copied
- * (a start resolves the root from its own file), `linked` entries symlinked to this checkout's.
- */
-function projectCopy(t: TestContext, name: string, linked: readonly string[]): string {
-  const root = join(tempDir(t), name);
-  mkdirSync(join(root, "bin"), { recursive: true });
-  for (const file of readdirSync(join(REPO_ROOT, "bin"))) {
-    if (/\.c?js$/.test(file)) copyFileSync(join(REPO_ROOT, "bin", file), join(root, "bin", file));
-  }
-  for (const entry of linked) symlinkSync(join(REPO_ROOT, entry), join(root, entry));
-  return root;
-}
 
 test("the bundle serves chat, a preset, the dashboard and /metrics, from its own compile-cache entries", async (t) => {
   const root = projectCopy(t, "project", ["src", "data", "config", "node_modules", "package.json"]);
@@ -135,7 +122,7 @@ test("the bundle serves chat, a preset, the dashboard and /metrics, from its own
   }
   // The chat pipeline (src/server/forwarding-route.ts) loads at the first request, and the packages a dependency
   // requires at load but calls only for features the gateway does not use (semver, thread-stream, proxy-addr) are
-  // stand-ins until used (bin/build.js, lazyPackages): an idle gateway has read none of them, from dist/ or from
+  // stand-ins until used (bin/lazy-packages.js): an idle gateway has read none of them, from dist/ or from
   // node_modules.
   const firstUse =
     /src\/pipeline\/handle-request\.ts$|node_modules\/(semver|thread-stream|@fastify\/proxy-addr|ipaddr\.js)\//;

@@ -1,0 +1,7 @@
+// Types for bin/lazy-packages.js (plain JavaScript: bin/build.js runs without TypeScript).
+export declare function standInPath(
+  file: string,
+  name: string,
+  nodeModules: string,
+  dist: string,
+): { fromDist: string; packageDir: string };

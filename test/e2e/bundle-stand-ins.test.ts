@@ -1,0 +1,193 @@
+// The bundle's stand-ins for semver, @fastify/proxy-addr and thread-stream (bin/lazy-packages.js): each requires its
+// real package from node_modules at first use, by a path fixed at build time, so a build records those packages and a
+// start takes the bundle as stale once one is moved, upgraded or removed; and each behaves as its package.
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import {
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  unlinkSync,
+  writeFileSync,
+} from "node:fs";
+import { join } from "node:path";
+import { type TestContext, test } from "node:test";
+import { bundleState } from "../../bin/start-entry.js";
+import { projectCopy } from "../helpers/bundle-project.ts";
+import { REPO_ROOT } from "../helpers/cli-process.ts";
+
+const STAND_INS = ["@fastify/proxy-addr", "semver", "thread-stream"];
+
+function build(root: string, args: readonly string[] = []): { status: number | null; stdout: string; stderr: string } {
+  return spawnSync(process.execPath, [join(root, "bin", "build.js"), ...args], {
+    cwd: root,
+    env: { PATH: process.env.PATH ?? "", NODE_NO_WARNINGS: "1" },
+    encoding: "utf8",
+  });
+}
+
+function builtProject(t: TestContext): string {
+  const root = projectCopy(t, "project", ["src", "data", "config", "node_modules", "package.json"]);
+  const built = build(root);
+  assert.equal(built.status, 0, built.stderr);
+  return root;
+}
+
+function versionOf(packageDir: string): string {
+  return (JSON.parse(readFileSync(join(packageDir, "package.json"), "utf8")) as { version: string }).version;
+}
+
+/**
+ * Replaces the project's node_modules (a link to this checkout's) by a folder of links to the same packages, less
+ * `left` (names, scoped ones included): a rearranged node_modules, changed without touching the shared one.
+ */
+function relinkNodeModules(root: string, left: readonly string[]): void {
+  const target = join(root, "node_modules");
+  // The first time a link to the shared node_modules: removed as a link, never through it.
+  if (lstatSync(target).isSymbolicLink()) unlinkSync(target);
+  else rmSync(target, { recursive: true });
+  const linkEach = (from: string, to: string, prefix: string) => {
+    mkdirSync(to);
+    for (const entry of readdirSync(from)) {
+      const name = `${prefix}${entry}`;
+      if (left.includes(name)) continue;
+      if (entry.startsWith("@") && left.some((other) => other.startsWith(`${name}/`))) {
+        linkEach(join(from, entry), join(to, entry), `${name}/`);
+      } else {
+        symlinkSync(join(from, entry), join(to, entry));
+      }
+    }
+  };
+  linkEach(join(REPO_ROOT, "node_modules"), target, "");
+}
+
+test("a stand-in's package moved, upgraded or removed after the build makes the bundle stale; --if-stale rebuilds", (t) => {
+  const root = builtProject(t);
+  const manifest = JSON.parse(readFileSync(join(root, "dist", "build.json"), "utf8")) as {
+    packages: Record<string, { version?: unknown }>;
+  };
+  // Each stand-in's package and those it requires (proxy-addr's ipaddr.js), by the path the stand-in requires.
+  for (const name of [...STAND_INS, "ipaddr.js"]) {
+    assert.equal(
+      manifest.packages[`node_modules/${name}`]?.version,
+      versionOf(join(REPO_ROOT, "node_modules", name)),
+      `${name} is not recorded`,
+    );
+  }
+  assert.equal(build(root, ["--if-stale"]).stdout, "dist/ is up to date\n");
+
+  // Removed (or moved elsewhere: the stand-in's fixed path no longer finds it).
+  relinkNodeModules(root, ["semver"]);
+  assert.deepEqual(bundleState(root, {}), {
+    isFresh: false,
+    reason: `node_modules/semver is not ${versionOf(join(REPO_ROOT, "node_modules", "semver"))} any more`,
+    restamp: [],
+  });
+  // Upgraded: a package the stand-in's package requires, at another version.
+  relinkNodeModules(root, ["@fastify/proxy-addr"]);
+  mkdirSync(join(root, "node_modules", "@fastify", "proxy-addr"));
+  writeFileSync(
+    join(root, "node_modules", "@fastify", "proxy-addr", "package.json"),
+    JSON.stringify({ name: "@fastify/proxy-addr", version: "99.0.0" }),
+  );
+  assert.match(bundleState(root, {}).reason, /^node_modules\/@fastify\/proxy-addr is not \d+\.\d+\.\d+ any more$/);
+  const rebuilt = build(root, ["--if-stale"]);
+  assert.equal(rebuilt.status, 0, rebuilt.stderr);
+  assert.match(rebuilt.stdout, /^dist\/: \d+ modules/m);
+  assert.equal(bundleState(root, {}).isFresh, true);
+});
+
+/**
+ * The stand-ins as the bundle holds them (each chunk's source map keeps the text bin/lazy-packages.js generated, named
+ * `lazy-package:<path>`): no feature of the gateway calls these packages, so no request can reach them.
+ */
+function standInsOf(root: string): Map<string, string> {
+  const found = new Map<string, string>();
+  for (const file of readdirSync(join(root, "dist")).filter((name) => name.endsWith(".js.map"))) {
+    const map = JSON.parse(readFileSync(join(root, "dist", file), "utf8")) as {
+      sources: string[];
+      sourcesContent?: (string | null)[];
+    };
+    map.sources.forEach((source, index) => {
+      const content = map.sourcesContent?.[index];
+      if (source.startsWith("lazy-package:") && typeof content === "string") {
+        found.set(source.slice("lazy-package:".length), content);
+      }
+    });
+  }
+  return found;
+}
+
+test("each stand-in, from dist/ with the bundle's require, loads its package at first use and behaves as it", (t) => {
+  const root = builtProject(t);
+  const standIns = standInsOf(root);
+  assert.deepEqual(
+    [...standIns.keys()].sort(),
+    STAND_INS.map((name) => `../node_modules/${name}/index.js`),
+  );
+  // Every chunk starts with the banner that gives a CommonJS package's `require` (resolving from dist/).
+  const chunk = readdirSync(join(root, "dist")).find((name) => name.startsWith("chunk-") && name.endsWith(".js"));
+  const banner = readFileSync(join(root, "dist", chunk ?? "none"), "utf8").split("\n")[0] ?? "";
+  assert.match(banner, /createRequire/);
+  const worker = join(root, "thread-stream-worker.mjs");
+  const written = join(root, "written.txt");
+  writeFileSync(
+    worker,
+    `import { appendFileSync } from "node:fs";
+import { Writable } from "node:stream";
+export default ({ path }) => new Writable({ write(chunk, _, done) { appendFileSync(path, chunk); done(); } });
+`,
+  );
+  // Run from dist/, where the chunks are: the stand-ins' paths and the banner's require are relative to it.
+  const probe = join(root, "dist", "stand-ins-probe.mjs");
+  writeFileSync(
+    probe,
+    `${banner}
+import { readFileSync } from "node:fs";
+const standIns = new Map(${JSON.stringify([...standIns])});
+const standIn = (path) => {
+  const module = { exports: {} };
+  new Function("module", "exports", "require", standIns.get(path))(module, module.exports, require);
+  return module.exports;
+};
+const isLoaded = (name) => Object.keys(require.cache).some((file) => file.includes(\`/node_modules/\${name}/\`));
+const out = {};
+const semver = standIn("../node_modules/semver/index.js");
+const proxyAddr = standIn("../node_modules/@fastify/proxy-addr/index.js");
+const ThreadStream = standIn("../node_modules/thread-stream/index.js");
+out.loadedBeforeUse = ["semver", "@fastify/proxy-addr", "thread-stream"].filter(isLoaded);
+// As Fastify calls it for a plugin that declares the Fastify it needs.
+out.satisfies = [semver.satisfies("5.12.8", "^5.0.0"), semver.satisfies("4.29.1", "5.x"), "coerce" in semver];
+// As Fastify's request.ip with trustProxy: the client is the first address, from the socket back, not trusted.
+const request = { socket: { remoteAddress: "10.0.0.2" }, headers: { "x-forwarded-for": "203.0.113.7, 10.0.0.1" } };
+out.addresses = [
+  proxyAddr(request, (address) => address.startsWith("10.")),
+  proxyAddr(request, proxyAddr.compile(["10.0.0.0/8"])),
+  proxyAddr(request, () => false),
+  proxyAddr.all(request),
+];
+// As pino's transports: a worker thread writing through the destination its module returns.
+const stream = new ThreadStream({ filename: ${JSON.stringify(`file://${worker}`)}, workerData: { path: ${JSON.stringify(written)} }, sync: true });
+out.isThreadStream = typeof stream.write === "function" && stream instanceof ThreadStream;
+stream.write("through the worker\\n");
+stream.end();
+await new Promise((resolve, reject) => { stream.once("close", resolve); stream.once("error", reject); });
+out.written = readFileSync(${JSON.stringify(written)}, "utf8");
+out.loadedAfterUse = ["semver", "@fastify/proxy-addr", "ipaddr.js", "thread-stream"].filter(isLoaded);
+process.stdout.write(JSON.stringify(out));
+`,
+  );
+  const run = spawnSync(process.execPath, [probe], { cwd: root, encoding: "utf8", timeout: 30_000 });
+  assert.equal(run.status, 0, run.stderr);
+  assert.deepEqual(JSON.parse(run.stdout), {
+    loadedBeforeUse: [],
+    satisfies: [true, false, true],
+    addresses: ["203.0.113.7", "203.0.113.7", "10.0.0.2", ["10.0.0.2", "10.0.0.1", "203.0.113.7"]],
+    isThreadStream: true,
+    written: "through the worker\n",
+    loadedAfterUse: ["semver", "@fastify/proxy-addr", "ipaddr.js", "thread-stream"],
+  });
+});
