@@ -61,6 +61,11 @@ async function oneRecord(records: RequestRecord[]): Promise<RequestRecord> {
   return records[0] as RequestRecord;
 }
 
+/** A chunk carrying only reasoning, as a provider streams its thinking. */
+function reasoningChunk(thought: string) {
+  return { ...chatChunk("", MODEL), choices: [{ index: 0, delta: { reasoning_content: thought } }] };
+}
+
 function attemptsOf(record: RequestRecord): unknown[][] {
   return record.attempts.map((attempt) => [
     attempt.provider,
@@ -141,7 +146,7 @@ describe("a continuation's charge when it reported no usage", () => {
     scene.primary.enqueue(CHAT_ROUTE, cutAfterTwenty);
     const thought = " Still counting.";
     const afresh = chatStream(WORDS, MODEL);
-    const reasoning = { ...chatChunk("", MODEL), choices: [{ index: 0, delta: { reasoning_content: thought } }] };
+    const reasoning = reasoningChunk(thought);
     afresh.splice(4, 0, { data: reasoning });
     scene.backup.enqueue(CHAT_ROUTE, { kind: "sse", events: afresh });
     assert.equal(await streamText(scene), FULL_TEXT, "the client gets the delivered text once");
@@ -165,7 +170,7 @@ describe("a continuation's charge when it reported no usage", () => {
     scene.primary.enqueue(CHAT_ROUTE, cutAfterTwenty);
     const thought = " Still counting.";
     const events = chatStream([" word", "20", ...WORDS.slice(21)], MODEL);
-    const reasoning = { ...chatChunk("", MODEL), choices: [{ index: 0, delta: { reasoning_content: thought } }] };
+    const reasoning = reasoningChunk(thought);
     events.splice(2, 0, { data: reasoning });
     scene.backup.enqueue(CHAT_ROUTE, { kind: "sse", events, end: "destroy" });
     assert.equal(await streamText(scene), FULL_TEXT);
@@ -186,7 +191,7 @@ describe("a continuation's charge when it reported no usage", () => {
     const records = recordsOf(scene);
     scene.primary.enqueue(CHAT_ROUTE, cutAfterTwenty);
     const thought = " Still counting.";
-    const reasoning = { ...chatChunk("", MODEL), choices: [{ index: 0, delta: { reasoning_content: thought } }] };
+    const reasoning = reasoningChunk(thought);
     const repeated = chatStream(WORDS.slice(0, 2), MODEL).slice(0, 3);
     repeated.splice(2, 0, { data: reasoning });
     scene.backup.enqueue(CHAT_ROUTE, { kind: "sse", events: repeated, end: "destroy" });
@@ -350,7 +355,7 @@ describe("an abandoned continuation is settled with what it used, not its reserv
       body: { error: { message: "down" } },
     });
     const thought = "Where was I?";
-    const reasoning = { ...chatChunk("", MODEL), choices: [{ index: 0, delta: { reasoning_content: thought } }] };
+    const reasoning = reasoningChunk(thought);
     scene.backup.enqueue(CHAT_ROUTE, { kind: "sse", events: [{ data: reasoning }], end: "destroy" });
     await assert.rejects(streamText(scene, MESSAGES, { max_tokens: 500 }), OpenAI.APIError);
     const record = await oneRecord(records);
