@@ -222,4 +222,28 @@ describe("a retime that cannot wait", { skip }, () => {
     const second = await other.reserve(scopes, { tokens: 10 }, T0 + 1_001);
     assert.ok(!isReservation(second), "one request a second: the holder's, sent at T0 + 995, still counts");
   });
+
+  test("spent from a lease and sent nearly a window after the lease's end: its runs are moved at once", async (t) => {
+    const server = await useRedisServer(t);
+    const clock = new ManualClock(T0);
+    const prefix = "batch-retime-lease:";
+    const holder = (await useRedisState(t, server.url, clock, prefix)).ledger;
+    const admin = new Redis(server.url);
+    // Preset-style rules: the reserve takes a lease of 16 ms, its runs counting until its end plus a window.
+    const reserved = await holder.reserve(PRESET_STYLE, { tokens: ESTIMATE }, T0);
+    assert.ok(isReservation(reserved));
+    assert.equal(holder.leaseCount, 1);
+    const sentAtMs = T0 + 16 + 995;
+    clock.set(sentAtMs);
+    holder.markSent(reserved, sentAtMs);
+    assert.ok(isReservation(await holder.reserve([scopeOf("provider:u", { rps: 1 })], { tokens: 10 }, sentAtMs)));
+    const [, score] = await admin.zrange(
+      `${budgetKeyBase(prefix, "deployment:p/m")}:win:1000`,
+      "-1",
+      "-1",
+      "WITHSCORES",
+    );
+    admin.disconnect();
+    assert.equal(Number(score), sentAtMs, "the second's run counts from the send before it could leave its window");
+  });
 });
