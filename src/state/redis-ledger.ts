@@ -323,15 +323,21 @@ export class RedisLedger implements BudgetLedger {
       if (atMs <= Math.max(lease.endMs, lease.retimedToMs)) return;
       lease.retimedToMs = atMs;
     }
-    this.#sendRetime(detail, detail.windowRuns);
+    this.#sendRetime(detail, detail.windowRuns, lease?.endMs ?? reservation.atMs);
   }
 
-  /** Moves the sliding-window runs a request was charged to so that they count from its send (a retime, batched). */
-  #sendRetime(detail: ReservationDetail, runs: readonly ChargedRun[]): void {
+  /**
+   * Moves the sliding-window runs a request was charged to so that they count from its send (a retime, batched).
+   * `countedUntilMs`: the last charge Redis surely holds for those runs (the reserve's instant, or its lease's end).
+   */
+  #sendRetime(detail: ReservationDetail, runs: readonly ChargedRun[], countedUntilMs: number): void {
     const [scope] = detail.sharedScopes;
     if (runs.length === 0 || scope === undefined) return;
-    const { keys, args } = retimeArguments(runs, detail.sentAtMs, this.#clock.now());
-    void this.#batches.retime(scope.id, keys, args);
+    const nowMs = this.#clock.now();
+    const { keys, args } = retimeArguments(runs, detail.sentAtMs, nowMs);
+    // A run that may leave its window soon must be moved before another process's reserve drops it: sent at once.
+    const leavesInMs = countedUntilMs + Math.min(...runs.map((run) => run.windowMs)) - nowMs;
+    void this.#batches.retime(scope.id, keys, args, leavesInMs);
   }
 
   release(reservation: Reservation): void {
@@ -613,7 +619,7 @@ export class RedisLedger implements BudgetLedger {
     if (!wasCharged) detail.tokensInRedis = tokens;
     else if (detail.tokensInRedis !== tokens) this.#sendReconcile(reservation, detail, tokens);
     // Charged as of its reservation, like every reserve; sent later, it counts from the send (`markSent`).
-    if (detail.sentAtMs > reservation.atMs) this.#sendRetime(detail, detail.windowRuns);
+    if (detail.sentAtMs > reservation.atMs) this.#sendRetime(detail, detail.windowRuns, reservation.atMs);
   }
 
   /**

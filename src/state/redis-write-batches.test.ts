@@ -201,3 +201,49 @@ describe("give-backs and retimes batched per provider", { skip }, () => {
     assert.ok(isReservation(await other.reserve(scopes, { tokens: 500 }, T0 + 7)));
   });
 });
+
+describe("a retime that cannot wait", { skip }, () => {
+  test("sent near a window after its reserve: the retime goes at once, another process's reserve counts it", async (t) => {
+    const server = await useRedisServer(t);
+    const clock = new ManualClock(T0);
+    const prefix = "batch-retime-late:";
+    const holder = (await useRedisState(t, server.url, clock, prefix)).ledger;
+    const other = (await useRedisState(t, server.url, clock, prefix)).ledger;
+    const scopes = [scopeOf("provider:s", { rps: 1 })];
+    const first = await holder.reserve(scopes, { tokens: 10 }, T0);
+    assert.ok(isReservation(first));
+    // Handed to a connection 995 ms after its reserve (a queue for a connection): it counts until T0 + 1 995.
+    clock.set(T0 + 995);
+    holder.markSent(first, T0 + 995);
+    // A reserve on another provider, on the holder's connection: Redis runs what the holder sent before it first.
+    assert.ok(isReservation(await holder.reserve([scopeOf("provider:u", { rps: 1 })], { tokens: 10 }, T0 + 995)));
+    // 6 ms later, another process: its reserve drops the run charged at T0 unless the retime moved it to T0 + 995.
+    clock.set(T0 + 1_001);
+    const second = await other.reserve(scopes, { tokens: 10 }, T0 + 1_001);
+    assert.ok(!isReservation(second), "one request a second: the holder's, sent at T0 + 995, still counts");
+  });
+
+  test("spent from a lease and sent nearly a window after the lease's end: its runs are moved at once", async (t) => {
+    const server = await useRedisServer(t);
+    const clock = new ManualClock(T0);
+    const prefix = "batch-retime-lease:";
+    const holder = (await useRedisState(t, server.url, clock, prefix)).ledger;
+    const admin = new Redis(server.url);
+    // Preset-style rules: the reserve takes a lease of 16 ms, its runs counting until its end plus a window.
+    const reserved = await holder.reserve(PRESET_STYLE, { tokens: ESTIMATE }, T0);
+    assert.ok(isReservation(reserved));
+    assert.equal(holder.leaseCount, 1);
+    const sentAtMs = T0 + 16 + 995;
+    clock.set(sentAtMs);
+    holder.markSent(reserved, sentAtMs);
+    assert.ok(isReservation(await holder.reserve([scopeOf("provider:u", { rps: 1 })], { tokens: 10 }, sentAtMs)));
+    const [, score] = await admin.zrange(
+      `${budgetKeyBase(prefix, "deployment:p/m")}:win:1000`,
+      "-1",
+      "-1",
+      "WITHSCORES",
+    );
+    admin.disconnect();
+    assert.equal(Number(score), sentAtMs, "the second's run counts from the send before it could leave its window");
+  });
+});

@@ -6,8 +6,11 @@
 //
 // Why the batch never admits more than the writes sent one by one:
 // - A give-back (fewer tokens than estimated, calls never sent, a lease's unused units) waits at most FLUSH_AFTER_MS: meanwhile Redis counts more than is used, which errs on the side of sending less.
-// - A retime only ever moves a run later (it counts until the send plus its window, instead of the lease's end plus
-//   its window). It matters from the lease's end plus a window on (a second at least), not within 10 ms.
+// - A retime only ever moves a run later (it counts until the send plus its window, instead of its charge's end plus
+//   its window). It matters from that end plus a window on: for a request sent soon after its charge (or its lease's
+//   end), a second at least, not within 10 ms. One sent nearly a window after (a long wait for a connection) is not
+//   held: its run may leave its window before the batch goes, and another process's reserve then drops it for good
+//   (no later retime finds it); such a retime sends its batch at once (RETIME_AT_ONCE_WITHIN_MS), as a charge does.
 // - A charge (more tokens than estimated, not paid from a live lease) is not held: it sends its batch at once, in
 //   the turn it was made, as a single call went; another process sees it as soon as it saw that call.
 // - A reserve on a provider carries that provider's batch (`takeFor`): Redis applies it, then checks and charges, in
@@ -32,6 +35,13 @@ const MAX_WRITES_PER_BATCH = 64;
  * matters a second after its lease's end at the earliest, and this process's own reserves carry what waits.
  */
 const FLUSH_AFTER_MS = 10;
+
+/**
+ * A retime whose runs may leave their windows within this many ms is sent at once: a batch waits FLUSH_AFTER_MS, and a
+ * loaded event loop fires that timer late by tens of ms. Past its run's end, a reserve anywhere drops the run, and the
+ * retime (moving the request's count to its send) comes too late: a whole window's request uncounted.
+ */
+const RETIME_AT_ONCE_WITHIN_MS = 100;
 
 type Argument = string | number;
 
@@ -74,9 +84,15 @@ export class RedisWriteBatches {
     return batch.sent.promise;
   }
 
-  /** A retime (its keys and arguments as WRITE_BATCH_LUA takes them) of runs on `scopeId`'s provider, sent within FLUSH_AFTER_MS. */
-  retime(scopeId: string, keys: readonly string[], args: readonly Argument[]): Promise<void> {
-    return this.#add(scopeId, "t", keys, args).sent.promise;
+  /**
+   * A retime (its keys and arguments as WRITE_BATCH_LUA takes them) of runs on `scopeId`'s provider, sent within
+   * FLUSH_AFTER_MS; at once (with what waits beside it) when `leavesInMs`, the ms until the earliest of its runs may
+   * leave its window as Redis counts it now, is RETIME_AT_ONCE_WITHIN_MS or less.
+   */
+  retime(scopeId: string, keys: readonly string[], args: readonly Argument[], leavesInMs: number): Promise<void> {
+    const batch = this.#add(scopeId, "t", keys, args);
+    if (leavesInMs <= RETIME_AT_ONCE_WITHIN_MS) this.#send(providerTag(scopeId));
+    return batch.sent.promise;
   }
 
   /**
