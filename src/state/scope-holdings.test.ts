@@ -80,3 +80,21 @@ test("the heaps pick the value the rule names (a scan of every scope) through ra
   }
   assert.ok(reference.scopes.size > 1);
 });
+
+test("10,000 clients of one value each: evicted one by one, oldest first, and no client left behind once empty", () => {
+  const holdings = new ScopeHoldings();
+  for (let client = 0; client < 10_000; client++) holdings.add(`c:${client}`, `c:${client}/call`, 100 + (client % 3));
+  assert.equal(holdings.size, 10_000);
+  // All hold one call: by count the tie goes against the oldest; by bytes the largest (102-byte ones), oldest first.
+  assert.equal(holdings.victim("count"), "c:0/call");
+  assert.equal(holdings.victim("bytes"), "c:2/call");
+  for (let client = 0; client < 10_000; client++) {
+    assert.equal(holdings.victim("count"), `c:${client}/call`);
+    holdings.remove(`c:${client}`, `c:${client}/call`, 100 + (client % 3));
+  }
+  assert.equal(holdings.size, 0, "empty clients stay in the bookkeeping");
+  assert.equal(holdings.victim("bytes"), undefined);
+  holdings.add("c:0", "c:0/again", 5);
+  assert.equal(holdings.size, 1);
+  assert.equal(holdings.victim("bytes"), "c:0/again");
+});

@@ -21,6 +21,11 @@ export class ScopeHoldings {
   readonly #heaps: Record<Measure, HoldingHeap> = { count: new HoldingHeap("count"), bytes: new HoldingHeap("bytes") };
   #uses = 0;
 
+  /** The scopes the bookkeeping holds (a scope whose last value goes leaves it: clients come and gone cost nothing). */
+  get size(): number {
+    return Math.max(this.#holdings.size, this.#heaps.count.size, this.#heaps.bytes.size);
+  }
+
   /** A value kept (`id` not held yet): the scope's most recently used. */
   add(scope: string, id: string, bytes: number): void {
     let holding = this.#holdings.get(scope);
@@ -84,6 +89,10 @@ class HoldingHeap {
 
   constructor(measure: Measure) {
     this.#measure = measure;
+  }
+
+  get size(): number {
+    return this.#items.length;
   }
 
   top(): Holding | undefined {
