@@ -14,6 +14,13 @@ interface Holding {
   bytes: number;
   /** Where the holding sits in each heap. */
   readonly at: Record<Measure, number>;
+  /**
+   * The least recently used value as last found, and the iterator over `uses` that found it, kept: a Map iterator
+   * made anew walks every deleted slot at the head of its table (up to a table's worth after the head's removals or
+   * uses), so a client's history recalled oldest first, or a write evicting many, cost the square of its values.
+   */
+  oldest: [string, number] | undefined;
+  readonly cursor: MapIterator<[string, number]>;
 }
 
 export class ScopeHoldings {
@@ -21,11 +28,19 @@ export class ScopeHoldings {
   readonly #heaps: Record<Measure, HoldingHeap> = { count: new HoldingHeap("count"), bytes: new HoldingHeap("bytes") };
   #uses = 0;
 
+  /** The scopes the bookkeeping holds (a scope whose last value goes leaves it: clients come and gone cost nothing). */
+  get size(): number {
+    return Math.max(this.#holdings.size, this.#heaps.count.size, this.#heaps.bytes.size);
+  }
+
   /** A value kept (`id` not held yet): the scope's most recently used. */
   add(scope: string, id: string, bytes: number): void {
     let holding = this.#holdings.get(scope);
     const isNew = holding === undefined;
-    holding ??= { uses: new Map(), bytes: 0, at: { count: -1, bytes: -1 } };
+    if (holding === undefined) {
+      const uses = new Map<string, number>();
+      holding = { uses, bytes: 0, at: { count: -1, bytes: -1 }, oldest: undefined, cursor: uses.entries() };
+    }
     holding.uses.set(id, this.#uses++);
     holding.bytes += bytes;
     if (isNew) {
@@ -74,7 +89,15 @@ export class ScopeHoldings {
 }
 
 function leastRecentlyUsed(holding: Holding): [string, number] | undefined {
-  return holding.uses.entries().next().value;
+  let oldest = holding.oldest;
+  // Gone or used since (a use is a new number): the next live one on from it is the oldest now, every earlier one gone.
+  while (oldest === undefined || holding.uses.get(oldest[0]) !== oldest[1]) {
+    const next = holding.cursor.next();
+    if (next.done === true) return undefined;
+    oldest = next.value;
+  }
+  holding.oldest = oldest;
+  return oldest;
 }
 
 /** A binary max-heap of holdings by one measure, each holding knowing its own position (`at`). */
@@ -84,6 +107,10 @@ class HoldingHeap {
 
   constructor(measure: Measure) {
     this.#measure = measure;
+  }
+
+  get size(): number {
+    return this.#items.length;
   }
 
   top(): Holding | undefined {

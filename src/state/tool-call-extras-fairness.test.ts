@@ -141,3 +141,25 @@ test("the default bounds: a client sending ~1 MiB arrays turn after turn leaves 
   assert.equal((await store.recall(["c:b/reasoning_details toolu_1"])).size, 1, "a's turns evicted b's array");
   assert.equal((await store.recall(["c:a/reasoning_details toolu_39"])).size, 1);
 });
+
+test("each bound has its own heaviest client: the most calls past the count bound, the most bytes past the bytes one", async () => {
+  const signed = { google: { thought_signature: "sig" } };
+  const ids = (client: string, count: number) => range(0, count).map((n) => `c:${client}/${n}`);
+  // Count: a holds the most bytes (3 arrays), b floods tiny signatures past 10 calls: b's own oldest go, not a's.
+  const counted = new MemoryToolCallExtras({ maxEntries: 10, maxBytes: 100_000, ttlMs: 60_000 }, new ManualClock());
+  await keep(counted, "a", 0, 3);
+  for (const id of ids("b", 20)) await counted.remember([{ id, extra: signed }]);
+  assert.equal(counted.size, 10);
+  assert.deepEqual(keptOf(counted, "a", 3), [0, 1, 2], "b's calls evicted the client holding the most bytes");
+  assert.equal((await counted.recall(ids("b", 20))).size, 7);
+  // Bytes: b holds the most calls (20 tiny signatures), a's arrays pass the bytes bound: a's own oldest go, not b's.
+  const weighed = new MemoryToolCallExtras(
+    { maxEntries: 100, maxBytes: 10 * VALUE_BYTES, ttlMs: 60_000 },
+    new ManualClock(),
+  );
+  for (const id of ids("b", 20)) await weighed.remember([{ id, extra: signed }]);
+  await keep(weighed, "a", 0, 30);
+  assert.ok(weighed.bytes <= 10 * VALUE_BYTES);
+  assert.equal((await weighed.recall(ids("b", 20))).size, 20, "a's arrays evicted the client holding the most calls");
+  assert.deepEqual(keptOf(weighed, "a", 30), range(21, 30));
+});
