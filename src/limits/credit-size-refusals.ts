@@ -2,9 +2,15 @@
 // only afford N") or its prompt ("Prompt tokens limit exceeded: N > M"). A request asking for less is served by the
 // same key, so these fail over and park nothing (classify-429.ts); read as out of credits, each parked every model of
 // the key for an hour while smaller requests were still served.
+//
+// The wordings are read from the error's message (error-body.ts `message`), the whole text only when the body has
+// none (not JSON): OpenRouter's 402 can carry other refusals in its `metadata` (`previous_errors`, the routed
+// provider's `raw`), and a spent key's "Insufficient credits" with an "afford 5365" among them was read as this
+// request's size: the key was never parked, and every request paid an attempt and a retry.
+import { readErrorBody } from "./error-body.ts";
 
-/** Error messages are short; the cap keeps a huge body from costing a long scan. */
-const MAX_SCANNED_BODY_CHARS = 16 * 1024;
+/** Error messages are short; the cap keeps a huge one from costing a long scan. */
+const MAX_SCANNED_CHARS = 16 * 1024;
 
 /**
  * OpenRouter reserves a request's whole possible output against the key's credits (without `max_tokens`, the model's
@@ -15,6 +21,14 @@ const MAX_SCANNED_BODY_CHARS = 16 * 1024;
 // Its numbers as quoted back by clients may carry a "~" and thousands separators ("can only afford ~15,500").
 const UNAFFORDABLE_OUTPUT = /\brequested up to ~?(\d[\d,]*) tokens, but can only afford ~?(\d[\d,]*)/i;
 const OUTPUT_LIMIT_EXCEEDED = /\bmax_tokens limit exceeded:\s*~?(\d[\d,]*)\s*>\s*~?(\d[\d,]*)/i;
+/**
+ * Older still: "More credits are required to run this request. 128000 token capacity required, 19484 available. To
+ * increase, visit https://openrouter.ai/settings/keys and create a key with a higher limit" (tailcallhq/forgecode#571,
+ * a request without `max_tokens` on a key with a limit: 128000 is the model's whole output). Read as "can only afford
+ * 19484"; read as the key out of credits, it parked every model of the key for an hour.
+ */
+const CAPACITY_REQUIRED =
+  /\bmore credits are required to run this request\.?\s*~?(\d[\d,]*) token capacity required,\s*~?(\d[\d,]*) available/i;
 
 /**
  * The prompt's counterpart: "Prompt tokens limit exceeded: 64128 > 6964. To increase, visit
@@ -39,20 +53,29 @@ export interface RefusedSize {
 
 /** The output a 402 says was asked for and what the credits cover, when it is a refusal of that size alone. */
 export function unaffordableOutput(bodyText: string | undefined): RefusedSize | undefined {
-  return refusedSize(bodyText, UNAFFORDABLE_OUTPUT) ?? refusedSize(bodyText, OUTPUT_LIMIT_EXCEEDED);
+  const text = scannedText(bodyText);
+  return (
+    refusedSize(text, UNAFFORDABLE_OUTPUT) ??
+    refusedSize(text, OUTPUT_LIMIT_EXCEEDED) ??
+    refusedSize(text, CAPACITY_REQUIRED)
+  );
 }
 
 /** The prompt tokens a 402 says the request has and what the credits cover, when the prompt alone is refused. */
 export function unaffordablePrompt(bodyText: string | undefined): RefusedSize | undefined {
-  const refused = refusedSize(bodyText, PROMPT_LIMIT_EXCEEDED);
+  const refused = refusedSize(scannedText(bodyText), PROMPT_LIMIT_EXCEEDED);
   return refused !== undefined && refused.affordable >= MIN_SERVABLE_PROMPT_TOKENS ? refused : undefined;
 }
 
-function refusedSize(bodyText: string | undefined, pattern: RegExp): RefusedSize | undefined {
-  if (bodyText === undefined) return undefined;
-  const match = pattern.exec(
-    bodyText.length > MAX_SCANNED_BODY_CHARS ? bodyText.slice(0, MAX_SCANNED_BODY_CHARS) : bodyText,
-  );
+/** The error's message, else the body's text (not JSON, or JSON without one), cut to what is scanned. */
+function scannedText(bodyText: string | undefined): string {
+  if (bodyText === undefined) return "";
+  const text = readErrorBody(bodyText).message ?? bodyText;
+  return text.length > MAX_SCANNED_CHARS ? text.slice(0, MAX_SCANNED_CHARS) : text;
+}
+
+function refusedSize(text: string, pattern: RegExp): RefusedSize | undefined {
+  const match = pattern.exec(text);
   if (match === null) return undefined;
   const requested = Number((match[1] ?? "").replaceAll(",", ""));
   const affordable = Number((match[2] ?? "").replaceAll(",", ""));

@@ -17,7 +17,20 @@ describe("readErrorBody", () => {
     assert.deepEqual(readErrorBody(openAi.insufficientQuota.bodyText), {
       codes: ["insufficient_quota", "insufficient_quota"],
       quotaIds: [],
+      message:
+        "You exceeded your current quota, please check your plan and billing details. For more information on this error, read the docs: https://platform.openai.com/docs/guides/error-codes/api-errors.",
     });
+  });
+
+  it("reads the error's message: error.message, error.error.message, a string error, a flat message", () => {
+    const messageOf = (body: unknown) => readErrorBody(JSON.stringify(body)).message;
+    const metadata = { previous_errors: [{ message: "not this one" }], raw: "nor this" };
+    assert.equal(messageOf({ error: { message: "outer", code: 402, metadata } }), "outer");
+    assert.equal(messageOf({ error: { error: { message: "nested", code: 402 }, code: 402 } }), "nested");
+    assert.equal(messageOf({ error: "as a string" }), "as a string");
+    assert.equal(messageOf([{ message: "flat, in a list" }]), "flat, in a list");
+    assert.equal(messageOf({ error: { code: 402, metadata } }), undefined, "none of the metadata's");
+    assert.equal(readErrorBody("not JSON").message, undefined);
   });
 
   it("reads Cerebras' flat error", () => {
@@ -32,7 +45,9 @@ describe("readErrorBody", () => {
   });
 
   it("unwraps Gemini's list and reads QuotaFailure and RetryInfo", () => {
-    assert.deepEqual(readErrorBody(gemini.perDay429.bodyText), {
+    const { message, ...facts } = readErrorBody(gemini.perDay429.bodyText);
+    assert.match(message ?? "", /^You exceeded your current quota/);
+    assert.deepEqual(facts, {
       codes: ["429", "resource_exhausted"],
       quotaIds: [
         "GenerateContentInputTokensPerModelPerMinute-FreeTier",
@@ -103,6 +118,7 @@ describe("proxiedErrorBody: LiteLLM's `<Provider>Exception - {json}`", () => {
       quotaIds: [],
       relayedRetryAfter: "30",
       relayedProvider: "Groq",
+      message: "Provider returned error",
     });
   });
 

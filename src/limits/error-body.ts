@@ -24,6 +24,12 @@ export interface ErrorBodyFacts {
    * that provider's (on the aggregator's account with it, or the user's own key there), not this key's.
    */
   readonly relayedProvider?: string;
+  /**
+   * The error's own words: `error.message` (or `error.error.message`, as OpenRouter nested it once, or a string
+   * `error`, or a flat `message`). Wordings are read from it, not from the whole body: OpenRouter's `metadata` quotes
+   * other refusals (`previous_errors`, a routed provider's `raw`) that are not this answer's.
+   */
+  readonly message?: string;
 }
 
 const NO_FACTS: ErrorBodyFacts = { codes: [], quotaIds: [] };
@@ -86,6 +92,7 @@ function factsOf(bodyText: string): ErrorBodyFacts {
   let relayedProvider: string | undefined;
 
   collectCodes(root, codes);
+  const message = messageOf(root);
   const error = root.error;
   if (isRecord(error)) {
     collectCodes(error, codes);
@@ -126,7 +133,17 @@ function factsOf(bodyText: string): ErrorBodyFacts {
   if (relayedRateLimitReset !== undefined) facts.relayedRateLimitReset = relayedRateLimitReset;
   if (relayedRetryAfter !== undefined) facts.relayedRetryAfter = relayedRetryAfter;
   if (relayedProvider !== undefined) facts.relayedProvider = relayedProvider;
+  if (message !== undefined) facts.message = message;
   return facts;
+}
+
+function messageOf(root: JsonObject): string | undefined {
+  const error = root.error;
+  if (typeof error === "string") return error;
+  if (!isRecord(error)) return typeof root.message === "string" ? root.message : undefined;
+  if (typeof error.message === "string") return error.message;
+  // `{"error":{"error":{"message":...,"code":402},"code":402}}` (tailcallhq/forgecode#571).
+  return isRecord(error.error) && typeof error.error.message === "string" ? error.error.message : undefined;
 }
 
 /**

@@ -207,6 +207,70 @@ describe("OpenRouter's 402 without that text (the key is out of credits)", () =>
   });
 });
 
+describe("which words of a 402 are read: its error's message, and the older wording", () => {
+  test("a spent key's message, an 'afford N' refusal in metadata.previous_errors: the key is parked", async (t) => {
+    // OpenRouter lists the refusals of the providers it tried first; a size refusal among them is not this answer's.
+    const { openrouter, client } = await scene(t);
+    openrouter.enqueue(
+      CHAT_ROUTE,
+      openRouter402("Insufficient credits. Add more using https://openrouter.ai/settings/credits", {
+        previous_errors: [
+          {
+            code: 402,
+            message:
+              "This request requires more credits, or fewer max_tokens. You requested up to 65536 tokens, but can only afford 5365.",
+          },
+        ],
+      }),
+    );
+    openrouter.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("OpenRouter here.", "vendor/m2") });
+    const first = await client.chat.completions.create({ model: "m", messages: [{ role: "user", content: "Hi" }] });
+    assert.equal(first.choices[0]?.message.content, "From beta.");
+    assert.deepEqual(sentMaxTokens(openrouter), [undefined], "no retry with 90 % of an amount from the metadata");
+    const error = await client.chat.completions
+      .create({ model: "m2", messages: [{ role: "user", content: "Hi" }] })
+      .then(
+        () => assert.fail("expected an error"),
+        (caught: unknown) => caught,
+      );
+    assert.ok(error instanceof OpenAI.APIError, String(error));
+    assert.notEqual(error.status, 413);
+    assert.deepEqual(sentMaxTokens(openrouter), [undefined], "m2 was not asked: the key is parked");
+  });
+
+  test("'More credits are required ... N token capacity required, M available': retried with 90 % of M", async (t) => {
+    // The older wording, as forgecode logged it (tailcallhq/forgecode#571); it parked the key for an hour.
+    const { openrouter, beta, client } = await scene(t);
+    openrouter.enqueue(
+      CHAT_ROUTE,
+      openRouter402(
+        "More credits are required to run this request. 128000 token capacity required, 19484 available. To increase, visit https://openrouter.ai/settings/keys and create a key with a higher limit",
+      ),
+    );
+    openrouter.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("OpenRouter here.", "vendor/m") });
+    const answer = await client.chat.completions.create({ model: "m", messages: [{ role: "user", content: "Hi" }] });
+    assert.equal(answer.choices[0]?.message.content, "OpenRouter here.");
+    assert.deepEqual(sentMaxTokens(openrouter), [undefined, 17535]);
+    assert.equal(chatRequests(beta).length, 0);
+  });
+
+  test("'... 128000 token capacity required, 0 available': the key's credits, parked", async (t) => {
+    const { openrouter, client } = await scene(t);
+    openrouter.enqueue(
+      CHAT_ROUTE,
+      openRouter402("More credits are required to run this request. 128000 token capacity required, 0 available."),
+    );
+    openrouter.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("OpenRouter here.", "vendor/m2") });
+    const first = await client.chat.completions.create({ model: "m", messages: [{ role: "user", content: "Hi" }] });
+    assert.equal(first.choices[0]?.message.content, "From beta.");
+    await client.chat.completions.create({ model: "m2", messages: [{ role: "user", content: "Hi" }] }).then(
+      () => assert.fail("expected an error: the key is parked"),
+      () => undefined,
+    );
+    assert.deepEqual(sentMaxTokens(openrouter), [undefined], "m2 was not asked: the key is parked");
+  });
+});
+
 describe("the affordable retry from the Responses door", () => {
   // A `responses_api: native` provider anywhere in the config gives every Responses request its native form; the
   // request still goes to OpenRouter as a chat body (its provider is not native), where the retry is the gateway's

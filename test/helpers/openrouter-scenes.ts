@@ -120,11 +120,14 @@ export async function openRouterScene(t: TestContext, options: OpenRouterSceneOp
   return { openrouter, beta, gateway, client: openAiClient(gateway) };
 }
 
-/** OpenRouter's own 402 (not one it relays: `provider_name` null), with `message` as its error's. */
-export function openRouter402(message: string): MockStep {
+/**
+ * OpenRouter's own 402 (not one it relays: `provider_name` null), with `message` as its error's and `metadata`'s other
+ * fields (`previous_errors`: the refusals of the providers it tried before).
+ */
+export function openRouter402(message: string, metadata: Readonly<Record<string, unknown>> = {}): MockStep {
   return {
     kind: "json",
     status: 402,
-    body: { error: { message, code: 402, metadata: { provider_name: null } }, user_id: "user_2abc" },
+    body: { error: { message, code: 402, metadata: { provider_name: null, ...metadata } }, user_id: "user_2abc" },
   };
 }
