@@ -164,6 +164,7 @@ describe("classifyRateLimit: credits", () => {
     assert.equal(prompt.kind, "credits");
     assert.equal(prompt.isRequestTooLarge, true);
     assert.equal(prompt.affordableOutputTokens, undefined, "no output limit makes a prompt fit");
+    assert.equal(prompt.affordablePromptTokens, 6964);
     assert.match(prompt.reason, /prompt of 6964 tokens, not this request's 64128/);
     const separated = classifyRateLimit({
       status: 402,
@@ -178,6 +179,7 @@ describe("classifyRateLimit: credits", () => {
       bodyText: body("Prompt tokens limit exceeded: 12 > 0."),
     });
     assert.equal(none.isRequestTooLarge, undefined);
+    assert.equal(none.affordablePromptTokens, undefined);
     // A prompt allowance too small for any request (seen for embeddings): the key's credits too.
     const tiny = classifyRateLimit({
       status: 402,

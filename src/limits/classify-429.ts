@@ -38,6 +38,12 @@ export interface RateLimitClassification {
    */
   readonly affordableOutputTokens?: number;
   /**
+   * The prompt tokens the key's credits cover, when the refusal is of this request's prompt alone (OpenRouter's 402
+   * "Prompt tokens limit exceeded: 64128 > 6964"; `isRequestTooLarge` with it): a shorter prompt would be served, and
+   * no output limit changes it, so the client is advised that and not a smaller max_tokens.
+   */
+  readonly affordablePromptTokens?: number;
+  /**
    * The refusal is the limit of a provider an aggregator routed to, relayed (ErrorBodyFacts.relayedProvider): it
    * says nothing about this key's own limits or pool, so nothing is learned from it and no pool cools.
    */
@@ -275,6 +281,7 @@ function classifyPaymentRequired(bodyText: string | undefined): RateLimitClassif
       kind: "credits",
       reason: `the credits left cover a prompt of ${prompt.affordable} tokens, not this request's ${prompt.requested} (402; a shorter prompt is served)`,
       isRequestTooLarge: true,
+      affordablePromptTokens: prompt.affordable,
     };
   }
   return { kind: "credits", reason: "402 Payment Required" };

@@ -75,10 +75,11 @@ export function reportOfChosenLimit(request: ForwardRequest, report: AttemptRepo
 /** What an attempt's report says of a refusal of the request's size (the final 413 reads it: final-error.ts). */
 export function refusedSizeOf(
   verdict: Verdict | undefined,
-): Pick<AttemptReport, "isRequestTooLarge" | "affordableOutputTokens"> {
+): Pick<AttemptReport, "isRequestTooLarge" | "affordableOutputTokens" | "affordablePromptTokens"> {
   if (verdict?.kind !== "rate_limited") return {};
   return {
     ...(verdict.isRequestTooLarge === true ? { isRequestTooLarge: true } : {}),
     ...(verdict.affordableOutputTokens === undefined ? {} : { affordableOutputTokens: verdict.affordableOutputTokens }),
+    ...(verdict.affordablePromptTokens === undefined ? {} : { affordablePromptTokens: verdict.affordablePromptTokens }),
   };
 }

@@ -27,6 +27,8 @@ export type Verdict =
       readonly isRelayed?: true;
       /** The output the credits cover (see RateLimitClassification.affordableOutputTokens). */
       readonly affordableOutputTokens?: number;
+      /** The prompt the credits cover (see RateLimitClassification.affordablePromptTokens). */
+      readonly affordablePromptTokens?: number;
       /** A day's window that reset a moment ago (see RateLimitClassification.isWindowRolledOver). */
       readonly isWindowRolledOver?: true;
       /** Its reset reads now (see RateLimitClassification.isResetNow). */
@@ -142,6 +144,9 @@ export function classifyResponse(
       ...(classification.affordableOutputTokens === undefined
         ? {}
         : { affordableOutputTokens: classification.affordableOutputTokens }),
+      ...(classification.affordablePromptTokens === undefined
+        ? {}
+        : { affordablePromptTokens: classification.affordablePromptTokens }),
       ...(classification.isWindowRolledOver === true ? { isWindowRolledOver: true } : {}),
       ...(classification.isResetNow === true ? { isResetNow: true } : {}),
     };

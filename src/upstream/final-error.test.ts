@@ -99,6 +99,53 @@ describe("finalError", () => {
     );
   });
 
+  it("a 413 for prompts the credits do not cover advises a shorter prompt, unless a budget refused a candidate too", () => {
+    assert.ok(alpha !== undefined && beta !== undefined);
+    const plan: RoutePlan = { requested: "m", candidates: [], waitFor: undefined, skipped: [], unknownNames: [] };
+    const plannedBoth: RoutePlan = {
+      ...plan,
+      candidates: [alpha, beta].map((deployment) => ({ deployment, score: 1, group: 0 })),
+    };
+    const promptRefused = (deploymentKey: string, affordable: number) => ({
+      provider: deploymentKey.split("/")[0] ?? "",
+      model: "m",
+      deploymentKey,
+      status: 402,
+      outcome: "rate_limited" as const,
+      reason: `the credits left cover a prompt of ${affordable} tokens, not this request's 64128 (402)`,
+      startedAtMs: NOW_MS,
+      durationMs: 5,
+      effects: [],
+      isRequestTooLarge: true as const,
+      affordablePromptTokens: affordable,
+    });
+    const both = finalError(
+      plannedBoth,
+      [promptRefused(alpha.key, 6964), promptRefused(beta.key, 9000)],
+      [],
+      undefined,
+      undefined,
+      NOW_MS,
+      { hasClientOutputLimit: true },
+    );
+    assert.equal(both.status, 413, both.message);
+    assert.match(
+      both.message,
+      /credits cover a prompt of only ~9000 tokens, whatever the output limit: send a shorter/,
+    );
+    assert.doesNotMatch(both.message, /max_tokens/);
+    // beta was left out by a token budget (its estimate counts a client's max_tokens): the general advice.
+    const budget = {
+      deploymentKey: beta.key,
+      reason: "larger than its whole tpm budget",
+      untilMs: Infinity,
+      isLimit: true,
+    };
+    const mixed = finalError(plannedBoth, [promptRefused(alpha.key, 6964)], [budget], undefined, undefined, NOW_MS);
+    assert.equal(mixed.status, 413, mixed.message);
+    assert.match(mixed.message, /Send a shorter prompt or a smaller max_tokens, or raise the budget\./);
+  });
+
   it("a skip reason quoting an upstream's long text is clipped: four 8 KB reasons make a short message", () => {
     // A cooldown's reason can quote the provider (a Gemini 429's quota id, an x-ratelimit-type header): an upstream
     // that sends 8 KB there must not make every refusal while it cools a 32 KB error message.

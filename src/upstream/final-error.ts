@@ -152,8 +152,10 @@ function tooLargeError(
     ...attempts.map((attempt) => `${attempt.deploymentKey}: ${attempt.reason}`),
   ];
   if (reasons.length === 0) return undefined;
+  // Reasons beyond the attempts' are candidates a token budget left out (the gateway's estimate or a shared ledger).
+  const hasBudgetRefusals = reasons.length > attempts.length;
   return new RequestTooLargeError(
-    `Request too large for \`${plan.requested}\`: its tokens are more than every candidate takes (a whole token budget by the gateway's estimate, or the provider's own refusal of its size or of an output its credits do not cover), so it can never be sent there as it is (${reasons.join("; ")}). ${tooLargeAdvice(attempts, hasClientOutputLimit)}${paidText(plan)}`,
+    `Request too large for \`${plan.requested}\`: its tokens are more than every candidate takes (a whole token budget by the gateway's estimate, or the provider's own refusal of its size or of an output or a prompt its credits do not cover), so it can never be sent there as it is (${reasons.join("; ")}). ${tooLargeAdvice(attempts, hasBudgetRefusals, hasClientOutputLimit)}${paidText(plan)}`,
     { attempts: summaries },
   );
 }
@@ -161,17 +163,41 @@ function tooLargeError(
 /**
  * What a client refused for its size can change. A request that set no output limit and was refused for the output
  * the credits cover (OpenRouter reserves the model's whole output then) is told what they cover: the latest figure of
- * each candidate (a retry's is fresher than the first refusal's), the largest of them, "~" as the balance moves.
+ * each candidate (a retry's is fresher than the first refusal's), the largest of them, "~" as the balance moves. One
+ * whose prompt alone every candidate refused for the credits is told the prompt they cover: a smaller max_tokens does
+ * not help it (and it may have sent none). `hasBudgetRefusals`: some candidates were left out by a token budget.
  */
-function tooLargeAdvice(attempts: readonly AttemptReport[], hasClientOutputLimit: boolean): string {
+function tooLargeAdvice(
+  attempts: readonly AttemptReport[],
+  hasBudgetRefusals: boolean,
+  hasClientOutputLimit: boolean,
+): string {
+  const output = largestLatest(attempts, (attempt) => attempt.affordableOutputTokens);
+  if (!hasClientOutputLimit && output !== undefined) {
+    return `The key's credits cover only ~${output} output tokens, and this request set no output limit, so the whole output the model may write was counted against them: set one of at most ~${output} tokens (max_tokens; max_output_tokens on the Responses API), send a shorter prompt, or add credits.`;
+  }
+  const prompt = largestLatest(attempts, (attempt) => attempt.affordablePromptTokens);
+  if (
+    prompt !== undefined &&
+    !hasBudgetRefusals &&
+    attempts.every((attempt) => attempt.affordablePromptTokens !== undefined)
+  ) {
+    return `The key's credits cover a prompt of only ~${prompt} tokens, whatever the output limit: send a shorter prompt (of at most ~${prompt} tokens), or add credits.`;
+  }
+  return "Send a shorter prompt or a smaller max_tokens, or raise the budget.";
+}
+
+/** The largest of each candidate's latest figure (a retry's is fresher than its first refusal's), if any has one. */
+function largestLatest(
+  attempts: readonly AttemptReport[],
+  figureOf: (attempt: AttemptReport) => number | undefined,
+): number | undefined {
   const latest = new Map<string, number>();
   for (const attempt of attempts) {
-    if (attempt.affordableOutputTokens !== undefined) latest.set(attempt.deploymentKey, attempt.affordableOutputTokens);
+    const figure = figureOf(attempt);
+    if (figure !== undefined) latest.set(attempt.deploymentKey, figure);
   }
-  if (hasClientOutputLimit || latest.size === 0)
-    return "Send a shorter prompt or a smaller max_tokens, or raise the budget.";
-  const affordable = Math.max(...latest.values());
-  return `The key's credits cover only ~${affordable} output tokens, and this request set no output limit, so the whole output the model may write was counted against them: set one of at most ~${affordable} tokens (max_tokens; max_output_tokens on the Responses API), send a shorter prompt, or add credits.`;
+  return latest.size === 0 ? undefined : Math.max(...latest.values());
 }
 
 /**

@@ -149,6 +149,8 @@ export interface AttemptReport {
   readonly isRequestTooLarge?: true;
   /** The output tokens the key's credits cover, when that is what refused the request (Verdict.affordableOutputTokens). */
   readonly affordableOutputTokens?: number;
+  /** The prompt tokens the key's credits cover, when the prompt alone was refused (Verdict.affordablePromptTokens). */
+  readonly affordablePromptTokens?: number;
   /** A failed attempt's calls never sent (AttemptResult.unsentCalls): the recorder gives their requests back. */
   readonly unsentCalls?: number;
   /** The role order that changed the messages sent (providers/message-order.ts); absent when nothing changed. */

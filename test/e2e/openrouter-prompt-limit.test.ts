@@ -60,6 +60,34 @@ describe("OpenRouter's 402 'Prompt tokens limit exceeded'", () => {
     assert.equal(next.choices[0]?.message.content, "OpenRouter here.");
   });
 
+  test("chat without max_tokens, every candidate refusing the prompt's size: advised a shorter prompt, not a max_tokens", async (t) => {
+    // The client sent no output limit, and no output limit makes a prompt fit: "a smaller max_tokens" cannot help.
+    const { openrouter, client } = await openRouterScene(t, { models: MODELS, beta: false });
+    openrouter.enqueue(CHAT_ROUTE, promptTooLarge(64128, 6964));
+    const error = await client.chat.completions
+      .create({ model: "m", messages: [{ role: "user", content: "Hi" }] })
+      .then(
+        () => assert.fail("expected an error"),
+        (caught: unknown) => caught,
+      );
+    assert.ok(error instanceof OpenAI.APIError, String(error));
+    assert.equal(error.status, 413, error.message);
+    assert.doesNotMatch(error.message, /max_tokens/, error.message);
+    assert.match(error.message, /send a shorter prompt \(of at most ~6964 tokens\), or add credits/i);
+    // With the client's own max_tokens too: the refusal is of the prompt all the same.
+    openrouter.enqueue(CHAT_ROUTE, promptTooLarge(64128, 6964));
+    const limited = await client.chat.completions
+      .create({ model: "m", max_tokens: 100, messages: [{ role: "user", content: "Hi" }] })
+      .then(
+        () => assert.fail("expected an error"),
+        (caught: unknown) => caught,
+      );
+    assert.ok(limited instanceof OpenAI.APIError, String(limited));
+    assert.equal(limited.status, 413, limited.message);
+    assert.doesNotMatch(limited.message, /smaller max_tokens/, limited.message);
+    assert.match(limited.message, /shorter prompt/);
+  });
+
   test("Messages door, every candidate refusing the prompt's size: a 413 in Anthropic's shape (request_too_large)", async (t) => {
     const { openrouter, gateway } = await openRouterScene(t, { models: MODELS, beta: false });
     openrouter.enqueue(CHAT_ROUTE, promptTooLarge(230799, 91442));
