@@ -30,6 +30,28 @@ function sentMaxTokens(mock: Awaited<ReturnType<typeof useMock>>): unknown[] {
   return chatRequests(mock).map((request) => (request.body as { max_tokens?: unknown }).max_tokens);
 }
 
+/**
+ * `refusal` answered to `m` on the key, then `m2` asked: the refused request is served by beta, and `m2` is never sent
+ * (the key is parked, so the client gets an error). Returns that error.
+ */
+async function errorOnceParkedBy(
+  t: Parameters<typeof useMock>[0],
+  refusal: MockStep,
+): Promise<InstanceType<typeof OpenAI.APIError>> {
+  const { openrouter, client } = await scene(t);
+  openrouter.enqueue(CHAT_ROUTE, refusal);
+  openrouter.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("OpenRouter here.", "vendor/m2") });
+  const first = await client.chat.completions.create({ model: "m", messages: [{ role: "user", content: "Hi" }] });
+  assert.equal(first.choices[0]?.message.content, "From beta.");
+  const error = await client.chat.completions.create({ model: "m2", messages: [{ role: "user", content: "Hi" }] }).then(
+    () => assert.fail("expected an error: the key is parked"),
+    (caught: unknown) => caught,
+  );
+  assert.ok(error instanceof OpenAI.APIError, String(error));
+  assert.deepEqual(sentMaxTokens(openrouter), [undefined], "m2 was not asked: the key is parked");
+  return error;
+}
+
 describe("OpenRouter's 402 for an output the credits do not cover", () => {
   test("with the client's own max_tokens: failed over, the key not parked (smaller requests still served)", async (t) => {
     const { openrouter, beta, client } = await scene(t);
@@ -167,52 +189,27 @@ describe("the affordable retry refused too, on the only candidate", () => {
 
 describe("OpenRouter's 402 without that text (the key is out of credits)", () => {
   test("still parks the key: its other models are not asked", async (t) => {
-    const { openrouter, client } = await scene(t);
-    openrouter.enqueue(CHAT_ROUTE, {
+    const error = await errorOnceParkedBy(t, {
       kind: "json",
       status: 402,
       body: { error: { message: "Insufficient credits. Add more using https://openrouter.ai/credits", code: 402 } },
     });
-    openrouter.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("OpenRouter here.", "vendor/m2") });
-    const first = await client.chat.completions.create({ model: "m", messages: [{ role: "user", content: "Hi" }] });
-    assert.equal(first.choices[0]?.message.content, "From beta.");
-    const error = await client.chat.completions
-      .create({ model: "m2", messages: [{ role: "user", content: "Hi" }] })
-      .then(
-        () => assert.fail("expected an error"),
-        (caught: unknown) => caught,
-      );
-    assert.ok(error instanceof OpenAI.APIError, String(error));
     assert.match(error.message, /402 Payment Required/);
-    assert.deepEqual(sentMaxTokens(openrouter), [undefined], "m2 was not asked: the key is parked");
   });
 
   test("'... but can only afford 0' (a key's limit spent) is the key out of credits too: parked", async (t) => {
     // No output of any size is covered: read as this request's size, every model of the key was asked (and refused)
     // at each request, and a client alone with it was told to send a smaller max_tokens, which cannot help.
-    const { openrouter, client } = await scene(t);
-    openrouter.enqueue(CHAT_ROUTE, unaffordable(32000, 0));
-    openrouter.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("OpenRouter here.", "vendor/m2") });
-    const first = await client.chat.completions.create({ model: "m", messages: [{ role: "user", content: "Hi" }] });
-    assert.equal(first.choices[0]?.message.content, "From beta.");
-    const error = await client.chat.completions
-      .create({ model: "m2", messages: [{ role: "user", content: "Hi" }] })
-      .then(
-        () => assert.fail("expected an error"),
-        (caught: unknown) => caught,
-      );
-    assert.ok(error instanceof OpenAI.APIError, String(error));
+    const error = await errorOnceParkedBy(t, unaffordable(32000, 0));
     assert.notEqual(error.status, 413);
-    assert.deepEqual(sentMaxTokens(openrouter), [undefined], "m2 was not asked: the key is parked");
   });
 });
 
 describe("which words of a 402 are read: its error's message, and the older wording", () => {
   test("a spent key's message, an 'afford N' refusal in metadata.previous_errors: the key is parked", async (t) => {
     // OpenRouter lists the refusals of the providers it tried first; a size refusal among them is not this answer's.
-    const { openrouter, client } = await scene(t);
-    openrouter.enqueue(
-      CHAT_ROUTE,
+    const error = await errorOnceParkedBy(
+      t,
       openRouter402("Insufficient credits. Add more using https://openrouter.ai/settings/credits", {
         previous_errors: [
           {
@@ -223,19 +220,7 @@ describe("which words of a 402 are read: its error's message, and the older word
         ],
       }),
     );
-    openrouter.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("OpenRouter here.", "vendor/m2") });
-    const first = await client.chat.completions.create({ model: "m", messages: [{ role: "user", content: "Hi" }] });
-    assert.equal(first.choices[0]?.message.content, "From beta.");
-    assert.deepEqual(sentMaxTokens(openrouter), [undefined], "no retry with 90 % of an amount from the metadata");
-    const error = await client.chat.completions
-      .create({ model: "m2", messages: [{ role: "user", content: "Hi" }] })
-      .then(
-        () => assert.fail("expected an error"),
-        (caught: unknown) => caught,
-      );
-    assert.ok(error instanceof OpenAI.APIError, String(error));
     assert.notEqual(error.status, 413);
-    assert.deepEqual(sentMaxTokens(openrouter), [undefined], "m2 was not asked: the key is parked");
   });
 
   test("'More credits are required ... N token capacity required, M available': retried with 90 % of M", async (t) => {
@@ -255,19 +240,10 @@ describe("which words of a 402 are read: its error's message, and the older word
   });
 
   test("'... 128000 token capacity required, 0 available': the key's credits, parked", async (t) => {
-    const { openrouter, client } = await scene(t);
-    openrouter.enqueue(
-      CHAT_ROUTE,
+    await errorOnceParkedBy(
+      t,
       openRouter402("More credits are required to run this request. 128000 token capacity required, 0 available."),
     );
-    openrouter.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("OpenRouter here.", "vendor/m2") });
-    const first = await client.chat.completions.create({ model: "m", messages: [{ role: "user", content: "Hi" }] });
-    assert.equal(first.choices[0]?.message.content, "From beta.");
-    await client.chat.completions.create({ model: "m2", messages: [{ role: "user", content: "Hi" }] }).then(
-      () => assert.fail("expected an error: the key is parked"),
-      () => undefined,
-    );
-    assert.deepEqual(sentMaxTokens(openrouter), [undefined], "m2 was not asked: the key is parked");
   });
 });
 

@@ -18,6 +18,19 @@ function promptTooLarge(promptTokens: number, affordable: number): MockStep {
   );
 }
 
+/** The error the gateway answers a chat request with (the test fails if it answers). */
+async function chatError(
+  client: OpenAI,
+  body: Omit<OpenAI.ChatCompletionCreateParamsNonStreaming, "messages">,
+): Promise<InstanceType<typeof OpenAI.APIError>> {
+  const error = await client.chat.completions.create({ ...body, messages: [{ role: "user", content: "Hi" }] }).then(
+    () => assert.fail("expected an error"),
+    (caught: unknown) => caught,
+  );
+  assert.ok(error instanceof OpenAI.APIError, String(error));
+  return error;
+}
+
 const MODELS = { m: { id: "vendor/m", priority: 10 }, m2: { id: "vendor/m2", priority: 10 } };
 
 describe("OpenRouter's 402 'Prompt tokens limit exceeded'", () => {
@@ -41,13 +54,7 @@ describe("OpenRouter's 402 'Prompt tokens limit exceeded'", () => {
   test("chat, every candidate refusing the prompt's size: a 413 request_too_large naming the prompt, no retry-after", async (t) => {
     const { openrouter, client } = await openRouterScene(t, { models: MODELS, beta: false });
     openrouter.enqueue(CHAT_ROUTE, promptTooLarge(64128, 6964));
-    const error = await client.chat.completions
-      .create({ model: "m", messages: [{ role: "user", content: "Hi" }] })
-      .then(
-        () => assert.fail("expected an error"),
-        (caught: unknown) => caught,
-      );
-    assert.ok(error instanceof OpenAI.APIError, String(error));
+    const error = await chatError(client, { model: "m" });
     assert.equal(error.status, 413, error.message);
     assert.equal(error.code, "request_too_large");
     assert.equal(error.headers?.get("retry-after") ?? undefined, undefined);
@@ -64,25 +71,13 @@ describe("OpenRouter's 402 'Prompt tokens limit exceeded'", () => {
     // The client sent no output limit, and no output limit makes a prompt fit: "a smaller max_tokens" cannot help.
     const { openrouter, client } = await openRouterScene(t, { models: MODELS, beta: false });
     openrouter.enqueue(CHAT_ROUTE, promptTooLarge(64128, 6964));
-    const error = await client.chat.completions
-      .create({ model: "m", messages: [{ role: "user", content: "Hi" }] })
-      .then(
-        () => assert.fail("expected an error"),
-        (caught: unknown) => caught,
-      );
-    assert.ok(error instanceof OpenAI.APIError, String(error));
+    const error = await chatError(client, { model: "m" });
     assert.equal(error.status, 413, error.message);
     assert.doesNotMatch(error.message, /max_tokens/, error.message);
     assert.match(error.message, /send a shorter prompt \(of at most ~6964 tokens\), or add credits/i);
     // With the client's own max_tokens too: the refusal is of the prompt all the same.
     openrouter.enqueue(CHAT_ROUTE, promptTooLarge(64128, 6964));
-    const limited = await client.chat.completions
-      .create({ model: "m", max_tokens: 100, messages: [{ role: "user", content: "Hi" }] })
-      .then(
-        () => assert.fail("expected an error"),
-        (caught: unknown) => caught,
-      );
-    assert.ok(limited instanceof OpenAI.APIError, String(limited));
+    const limited = await chatError(client, { model: "m", max_tokens: 100 });
     assert.equal(limited.status, 413, limited.message);
     assert.doesNotMatch(limited.message, /smaller max_tokens/, limited.message);
     assert.match(limited.message, /shorter prompt/);
