@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import {
+  existsSync,
   lstatSync,
   mkdirSync,
   readdirSync,
@@ -13,7 +14,7 @@ import {
   unlinkSync,
   writeFileSync,
 } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { type TestContext, test } from "node:test";
 import { bundleState } from "../../bin/start-entry.js";
 import { projectCopy } from "../helpers/bundle-project.ts";
@@ -190,4 +191,16 @@ process.stdout.write(JSON.stringify(out));
     written: "through the worker\n",
     loadedAfterUse: ["semver", "@fastify/proxy-addr", "ipaddr.js", "thread-stream"],
   });
+});
+
+test("a project without node_modules of its own (its packages in a parent folder's, as npm workspaces hoist them) is bundled", (t) => {
+  const root = projectCopy(t, "project", ["src", "data", "config", "package.json"]);
+  symlinkSync(join(REPO_ROOT, "node_modules"), join(dirname(root), "node_modules"));
+  const built = build(root);
+  assert.equal(built.status, 0, built.stderr);
+  assert.equal(bundleState(root, {}).isFresh, true);
+  // Each stand-in's path, relative to dist/, reaches its package in the parent folder's node_modules.
+  const standIns = standInsOf(root);
+  assert.equal(standIns.size, STAND_INS.length);
+  for (const path of standIns.keys()) assert.ok(existsSync(join(root, "dist", path)), path);
 });
