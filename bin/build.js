@@ -236,7 +236,16 @@ for (const input of Object.keys(result.metafile.inputs)) {
 }
 // Not inputs (a stand-in requires its package at run time), yet a bundle whose stand-ins' packages moved or changed is
 // stale: the first use of their feature would fail, or run another version than the one built against.
-for (const packageDir of standInPackageDirs(standIns, ROOT)) {
+// One that cannot be placed (linked from outside any node_modules) fails the build as a stand-in's own package does.
+let standInPackages;
+try {
+  standInPackages = standInPackageDirs(standIns, ROOT);
+} catch (error) {
+  rmSync(staging, { recursive: true, force: true });
+  process.stderr.write(`${error.message}\nbin/build.js: no bundle built; the gateway runs its sources\n`);
+  process.exit(args.has("--if-stale") ? 0 : 1);
+}
+for (const packageDir of standInPackages) {
   packages[packageDir] ??= packageStamp(ROOT, packageDir);
 }
 // The files only the lazily loaded modules use: their own (each a dynamic import's entry) and the chunks nothing

@@ -26,9 +26,19 @@ export function standInPath(file, name, nodeModules, dist) {
   return { fromDist, packageDir: fromDist.slice("../".length, end + marker.length - 1) };
 }
 
-/** The project's node_modules and dist/ as real paths, as require.resolve gives a package's files. */
+/**
+ * The project's node_modules and dist/ as real paths, as require.resolve gives a package's files. A project may have
+ * no node_modules of its own (npm workspaces hoist every package to a parent folder's): then nothing is inside it.
+ */
 function realFolders(root) {
-  return { nodeModules: realpathSync(join(root, "node_modules")), dist: join(realpathSync(root), "dist") };
+  const realRoot = realpathSync(root);
+  let nodeModules;
+  try {
+    nodeModules = realpathSync(join(root, "node_modules"));
+  } catch {
+    nodeModules = join(realRoot, "node_modules");
+  }
+  return { nodeModules, dist: join(realRoot, "dist") };
 }
 
 /** The real folder of package `name`, from a file of it. */

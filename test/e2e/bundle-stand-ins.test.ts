@@ -4,6 +4,8 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import {
+  cpSync,
+  existsSync,
   lstatSync,
   mkdirSync,
   readdirSync,
@@ -13,7 +15,7 @@ import {
   unlinkSync,
   writeFileSync,
 } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { type TestContext, test } from "node:test";
 import { bundleState } from "../../bin/start-entry.js";
 import { projectCopy } from "../helpers/bundle-project.ts";
@@ -190,4 +192,44 @@ process.stdout.write(JSON.stringify(out));
     written: "through the worker\n",
     loadedAfterUse: ["semver", "@fastify/proxy-addr", "ipaddr.js", "thread-stream"],
   });
+});
+
+test("a project without node_modules of its own (its packages in a parent folder's, as npm workspaces hoist them) is bundled", (t) => {
+  const root = projectCopy(t, "project", ["src", "data", "config", "package.json"]);
+  symlinkSync(join(REPO_ROOT, "node_modules"), join(dirname(root), "node_modules"));
+  const built = build(root);
+  assert.equal(built.status, 0, built.stderr);
+  assert.equal(bundleState(root, {}).isFresh, true);
+  // Each stand-in's path, relative to dist/, reaches its package in the parent folder's node_modules.
+  const standIns = standInsOf(root);
+  assert.equal(standIns.size, STAND_INS.length);
+  for (const path of standIns.keys()) assert.ok(existsSync(join(root, "dist", path)), path);
+});
+
+test("a package a stand-in's package requires, linked from outside any node_modules (npm link, a file: override): --if-stale does not fail the start", (t) => {
+  // The sources copied: linked, esbuild would resolve their packages from this checkout's node_modules.
+  const root = projectCopy(t, "project", ["data", "config", "node_modules", "package.json"]);
+  cpSync(join(REPO_ROOT, "src"), join(root, "src"), { recursive: true });
+  // Fastify and proxy-addr real folders of the project's (a package requires from where it is), ipaddr.js a link to
+  // a fork outside any node_modules.
+  relinkNodeModules(root, ["fastify", "@fastify/proxy-addr", "ipaddr.js"]);
+  for (const name of ["fastify", "@fastify/proxy-addr"]) {
+    cpSync(join(REPO_ROOT, "node_modules", name), join(root, "node_modules", name), {
+      recursive: true,
+      dereference: true,
+    });
+  }
+  const fork = join(dirname(root), "forks", "ipaddr.js");
+  cpSync(join(REPO_ROOT, "node_modules", "ipaddr.js"), fork, { recursive: true, dereference: true });
+  symlinkSync(fork, join(root, "node_modules", "ipaddr.js"));
+  const built = build(root, ["--if-stale"]);
+  assert.equal(built.status, 0, built.stderr);
+  // No bundle, as for a stand-in's own package that cannot be placed: the start runs the sources.
+  assert.match(built.stderr, /ipaddr\.js resolved to .*\nbin\/build\.js: no bundle built/);
+  assert.equal(bundleState(root, {}).isFresh, false);
+  assert.deepEqual(
+    readdirSync(dirname(join(root, "dist"))).filter((name) => name.startsWith("dist.")),
+    [],
+    "the build's staging folder is left",
+  );
 });
