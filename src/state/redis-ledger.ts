@@ -210,7 +210,7 @@ export class RedisLedger implements BudgetLedger {
   async settleBeforeExit(): Promise<void> {
     this.#leases.endAll("all");
     this.#batches.flushAll();
-    await Promise.all([this.#leases.givenBack(), this.#writes.settled()]);
+    await Promise.all([this.#leases.givenBack(), this.#batches.settled()]);
   }
 
   /** Budget leases held (for tests and status). */

@@ -67,6 +67,8 @@ export class RedisWriteBatches {
   readonly #writes: OnceWrites;
   /** Per provider hash tag, the writes not sent yet. */
   readonly #batches = new Map<string, Batch>();
+  /** Batches riding on a reserve not answered yet, each with its resend alone (under its marker, at most once). */
+  readonly #carried = new Map<Batch, () => void>();
   #flush: NodeJS.Timeout | undefined;
 
   constructor(redis: SharedStateRedis, writes: OnceWrites) {
@@ -107,15 +109,35 @@ export class RedisWriteBatches {
     if (batch === undefined) return undefined;
     this.#batches.delete(tag);
     const marker = this.#writes.markerKey(batch.scopeId);
+    let isResent = false;
+    const resend = (): void => {
+      if (isResent) return;
+      isResent = true;
+      void this.#writes.batchUnder(this.#redis, marker, batch.keys, batch.args).then(batch.sent.resolve);
+    };
+    this.#carried.set(batch, resend);
     return {
       keys: [marker, ...batch.keys],
       args: [this.#writes.markerMs, ...batch.args],
       // Answered: applied (or found applied). Failed (a timeout may still run it): sent again alone, same marker.
       settle: (isAnswered) => {
+        this.#carried.delete(batch);
         if (isAnswered) batch.sent.resolve();
-        else void this.#writes.batchUnder(this.#redis, marker, batch.keys, batch.args).then(batch.sent.resolve);
+        else resend();
       },
     };
+  }
+
+  /**
+   * Settles once every batch sent so far is answered or given up (the process is exiting; the caller bounds the
+   * wait). A batch riding on a reserve not answered yet is sent again alone now, under its marker (applied once,
+   * whichever comes first): waiting for the reserve's failure (a command timeout, 2 s by default) outlasted the exit's
+   * wait, and the resend after it was lost with the connection.
+   */
+  async settled(): Promise<void> {
+    const carried = [...this.#carried];
+    for (const [, resend] of carried) resend();
+    await Promise.all([this.#writes.settled(), ...carried.map(([batch]) => batch.sent.promise)]);
   }
 
   /** Sends every batch now (the process is stopping: they go before the connection closes). */
