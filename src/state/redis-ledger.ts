@@ -537,7 +537,7 @@ export class RedisLedger implements BudgetLedger {
   /** Forgets this process's counters (another process reset the shared ones). */
   resetLocal(): void {
     this.#leases.endAll("none");
-    this.#batches.dropAll();
+    this.#batches.dropGiveBacks();
     this.#local.reset();
     this.#denials.clear();
     this.#unsynced = [];

@@ -254,6 +254,30 @@ describe("a retime that cannot wait", { skip }, () => {
     assert.ok(!isReservation(second), "one request a second: the holder's, sent at T0 + 995, still counts");
   });
 
+  test("an admin reset heard while a retime waits: the retime still goes, the run counts from its send", async (t) => {
+    const server = await useRedisServer(t);
+    const clock = new ManualClock(T0);
+    const prefix = "batch-retime-reset:";
+    const holder = (await useRedisState(t, server.url, clock, prefix)).ledger;
+    const other = (await useRedisState(t, server.url, clock, prefix)).ledger;
+    const scopes = [scopeOf("provider:v", { rps: 1 })];
+    // Another process resets the shared budgets; the holder's request is charged after that, in the new counters.
+    await other.reset();
+    const first = await holder.reserve(scopes, { tokens: 10 }, T0);
+    assert.ok(isReservation(first));
+    // Sent 500 ms after its reserve: its run should count until T0 + 1 500; the retime waits up to 10 ms.
+    clock.set(T0 + 500);
+    holder.markSent(first, T0 + 500);
+    // The reset's message reaches the holder only now (what CooldownSharing's onRemoteReset calls): the run it would
+    // move was charged after the reset and still exists. Before 2026-12-06 the waiting retime was dropped with the
+    // give-backs, and the run left its window at T0 + 1 000.
+    holder.resetLocal();
+    await holder.settleBeforeExit();
+    clock.set(T0 + 1_001);
+    const second = await other.reserve(scopes, { tokens: 10 }, T0 + 1_001);
+    assert.ok(!isReservation(second), "one request a second: the holder's, sent at T0 + 500, still counts");
+  });
+
   test("spent from a lease and sent nearly a window after the lease's end: its runs are moved at once", async (t) => {
     const server = await useRedisServer(t);
     const clock = new ManualClock(T0);

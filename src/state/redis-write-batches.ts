@@ -45,12 +45,17 @@ const RETIME_AT_ONCE_WITHIN_MS = 100;
 
 type Argument = string | number;
 
+/** One write of a batch: "c" a reconcile or give-back, "t" a retime (WRITE_BATCH_LUA's kinds). */
+interface Write {
+  readonly kind: "c" | "t";
+  readonly keys: readonly string[];
+  readonly args: readonly Argument[];
+}
+
 interface Batch {
   /** A scope of the provider: the batch's marker goes beside its keys. */
   readonly scopeId: string;
-  readonly keys: string[];
-  readonly args: Argument[];
-  writes: number;
+  writes: Write[];
   /** Settles once the batch is answered or given up (OnceWrites never rejects). */
   readonly sent: PromiseWithResolvers<void>;
 }
@@ -109,16 +114,17 @@ export class RedisWriteBatches {
     if (batch === undefined) return undefined;
     this.#batches.delete(tag);
     const marker = this.#writes.markerKey(batch.scopeId);
+    const { keys, args } = scriptArgumentsOf(batch.writes);
     let isResent = false;
     const resend = (): void => {
       if (isResent) return;
       isResent = true;
-      void this.#writes.batchUnder(this.#redis, marker, batch.keys, batch.args).then(batch.sent.resolve);
+      void this.#writes.batchUnder(this.#redis, marker, keys, args).then(batch.sent.resolve);
     };
     this.#carried.set(batch, resend);
     return {
-      keys: [marker, ...batch.keys],
-      args: [this.#writes.markerMs, ...batch.args],
+      keys: [marker, ...keys],
+      args: [this.#writes.markerMs, ...args],
       // Answered: applied (or found applied). Failed (a timeout may still run it): sent again alone, same marker.
       settle: (isAnswered) => {
         this.#carried.delete(batch);
@@ -148,28 +154,32 @@ export class RedisWriteBatches {
   }
 
   /**
-   * Drops every batch unsent (an admin reset deleted the counters they would move; applied to counters charged since,
-   * a give-back would take away units other requests use). A charge never waits, so only give-backs and retimes of
-   * runs that no longer exist are dropped.
+   * Drops the give-backs not sent yet (an admin reset deleted the counters they would lower; applied to counters
+   * charged since, a give-back would take away units other requests use). A charge never waits. The retimes stay: the
+   * reset's message comes after the reset, and a retime waiting then may move a run charged since, in the new counters
+   * (dropped, that run left its window a send's delay early: admitted more). One of a run charged before the reset is
+   * harmless: it only ever moves a run later, finds it by its member id (unique to the request), and leaves a run no
+   * longer there alone (WRITE_BATCH_LUA). A give-back of a request charged since is dropped too: late or lost, a
+   * give-back errs on the side of sending less.
    */
-  dropAll(): void {
-    if (this.#flush !== undefined) clearTimeout(this.#flush);
-    this.#flush = undefined;
-    for (const batch of this.#batches.values()) batch.sent.resolve();
-    this.#batches.clear();
+  dropGiveBacks(): void {
+    for (const [tag, batch] of this.#batches) {
+      batch.writes = batch.writes.filter((write) => write.kind === "t");
+      if (batch.writes.length > 0) continue;
+      this.#batches.delete(tag);
+      batch.sent.resolve();
+    }
   }
 
   #add(scopeId: string, kind: "c" | "t", keys: readonly string[], args: readonly Argument[]): Batch {
     const tag = providerTag(scopeId);
     let batch = this.#batches.get(tag);
     if (batch === undefined) {
-      batch = { scopeId, keys: [], args: [], writes: 0, sent: Promise.withResolvers<void>() };
+      batch = { scopeId, writes: [], sent: Promise.withResolvers<void>() };
       this.#batches.set(tag, batch);
     }
-    batch.keys.push(...keys);
-    batch.args.push(kind, keys.length, args.length, ...args);
-    batch.writes += 1;
-    if (batch.writes >= MAX_WRITES_PER_BATCH) this.#send(tag);
+    batch.writes.push({ kind, keys: [...keys], args: [...args] });
+    if (batch.writes.length >= MAX_WRITES_PER_BATCH) this.#send(tag);
     // Not unref'd: a retime must not be lost to an exit that did not stop the ledger (a give-back could be).
     else this.#flush ??= setTimeout(() => this.flushAll(), FLUSH_AFTER_MS);
     return batch;
@@ -179,6 +189,21 @@ export class RedisWriteBatches {
     const batch = this.#batches.get(tag);
     if (batch === undefined) return;
     this.#batches.delete(tag);
-    void this.#writes.batch(this.#redis, batch.scopeId, batch.keys, batch.args).then(batch.sent.resolve);
+    const { keys, args } = scriptArgumentsOf(batch.writes);
+    void this.#writes.batch(this.#redis, batch.scopeId, keys, args).then(batch.sent.resolve);
   }
+}
+
+/**
+ * A batch's writes as WRITE_BATCH_LUA takes them after its marker: every write's keys; per write its kind, key count,
+ * argument count and arguments.
+ */
+function scriptArgumentsOf(writes: readonly Write[]): { keys: string[]; args: Argument[] } {
+  const keys: string[] = [];
+  const args: Argument[] = [];
+  for (const write of writes) {
+    keys.push(...write.keys);
+    args.push(write.kind, write.keys.length, write.args.length, ...write.args);
+  }
+  return { keys, args };
 }
