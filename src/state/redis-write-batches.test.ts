@@ -215,6 +215,46 @@ describe("give-backs and retimes batched per provider", { skip }, () => {
     assert.ok(isReservation(await late));
   });
 
+  for (const replaced of ["an admin reset", "Redis flushed"] as const) {
+    test(`a batch of give-backs sent again after ${replaced}: left out, the new counters keep newer charges`, async (t) => {
+      const server = await useRedisServer(t);
+      const clock = new ManualClock(T0);
+      const prefix = "batch-resend-replaced:";
+      // The holder's first batch never reaches Redis (held until its connection is dropped); its resends go through.
+      const batchSha = createHash("sha1").update(WRITE_BATCH_LUA).digest("hex");
+      let isHolding = true;
+      const proxy = await useRedisProxy(t, server.port, (text) => {
+        if (!isHolding || !(text.includes(batchSha) || text.includes("apply_writes(2, 2, #argv)"))) return undefined;
+        isHolding = false;
+        return new Promise<void>(() => {});
+      });
+      const state = await useRedisState(t, proxy.url, clock, prefix);
+      const holder = state.ledger;
+      const other = (await useRedisState(t, server.url, clock, prefix)).ledger;
+      const admin = new Redis(server.url);
+      t.after(() => admin.disconnect());
+      // A day's counter: a give-back lowers it whoever charged it (a sliding window's runs are the requests' own).
+      const scopes = [scopeOf("provider:w", { tpd: 10_000 })];
+      const reservations: Reservation[] = [];
+      for (let index = 0; index < 10; index++) {
+        const result = await holder.reserve(scopes, { tokens: 1_000 }, T0);
+        assert.ok(isReservation(result));
+        reservations.push(result);
+      }
+      for (const reservation of reservations) holder.reconcile(reservation, 100, T0 + 10);
+      // The give-backs' batch goes (held) 10 ms later; meanwhile the counters are replaced and filled by newer charges.
+      for (let waited = 0; isHolding && waited < 5_000; waited += 10) await sleep(10);
+      if (replaced === "an admin reset") await other.reset();
+      else await admin.flushall();
+      assert.equal((await fill(other, scopes, 1_000, T0 + 20)).admitted, 10);
+      proxy.dropConnections();
+      for (let waited = 0; state.status().isDegraded && waited < 5_000; waited += 50) await sleep(50);
+      await holder.settleBeforeExit();
+      // Sent again (before 2026-12-06), the 9 000 given back came out of the newer charges: 9 more fit.
+      assert.equal((await fill(other, scopes, 1_000, T0 + 30)).admitted, 0, "the day is full with newer charges");
+    });
+  }
+
   test("more tokens than estimated, after the lease ended: charged at once, before this process's next reserve", async (t) => {
     const server = await useRedisServer(t);
     const clock = new ManualClock(T0);

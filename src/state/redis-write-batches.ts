@@ -17,14 +17,16 @@
 //   one script call; every reserve this process makes sees all of its own earlier writes, exactly as when each went
 //   alone (the parity with the in-process book holds), and those writes cost no call of their own.
 // - The batch is applied at most once (one marker, as a single reconcile's): resent after a failure, as one; a batch
-//   whose reserve failed (the request then falls back to the local book) is resent alone under its marker.
+//   whose reserve failed (the request then falls back to the local book) is resent alone under its marker. A resend
+//   after an admin reset or after Redis lost its data (redis-data-epoch.ts) leaves its give-backs out (`#scriptOf`).
 //
 // One provider per batch: every key of a provider's scopes carries its hash tag (redis-keys.ts), so a batch runs in
 // one Redis Cluster slot, as each of its writes did. Redis unavailable: the batch is sent, fails and is sent again
 // like any once-write (redis-once-writes.ts); while the link is down the ledger writes nothing, as before.
 import type { SharedStateRedis } from "./redis-client.ts";
+import type { RedisDataEpoch } from "./redis-data-epoch.ts";
 import { providerTag } from "./redis-keys.ts";
-import type { OnceWrites } from "./redis-once-writes.ts";
+import type { BatchScript, BatchScriptOrLater, OnceWrites } from "./redis-once-writes.ts";
 
 /** Writes in one batch at most (a full batch goes out at once): bounds one script's run and its argument list. */
 const MAX_WRITES_PER_BATCH = 64;
@@ -56,6 +58,10 @@ interface Batch {
   /** A scope of the provider: the batch's marker goes beside its keys. */
   readonly scopeId: string;
   writes: Write[];
+  /** `#generation` when the batch was begun: sent again in a later one, its give-backs are left out. */
+  readonly generation: number;
+  /** The data set Redis held when the batch was begun (redis-data-epoch.ts): sent again in another, likewise. */
+  readonly dataSet: string | undefined;
   /** Settles once the batch is answered or given up (OnceWrites never rejects). */
   readonly sent: PromiseWithResolvers<void>;
 }
@@ -75,10 +81,15 @@ export class RedisWriteBatches {
   /** Batches riding on a reserve not answered yet, each with its resend alone (under its marker, at most once). */
   readonly #carried = new Map<Batch, () => void>();
   #flush: NodeJS.Timeout | undefined;
+  /** Counts the times the counters may have been replaced since this process started (`dropGiveBacks`). */
+  #generation = 0;
 
-  constructor(redis: SharedStateRedis, writes: OnceWrites) {
+  readonly #dataEpoch: RedisDataEpoch;
+
+  constructor(redis: SharedStateRedis, writes: OnceWrites, dataEpoch: RedisDataEpoch) {
     this.#redis = redis;
     this.#writes = writes;
+    this.#dataEpoch = dataEpoch;
   }
 
   /**
@@ -119,7 +130,7 @@ export class RedisWriteBatches {
     const resend = (): void => {
       if (isResent) return;
       isResent = true;
-      void this.#writes.batchUnder(this.#redis, marker, keys, args).then(batch.sent.resolve);
+      void this.#writes.batchUnder(this.#redis, marker, this.#scriptOf(batch, 1)).then(batch.sent.resolve);
     };
     this.#carried.set(batch, resend);
     return {
@@ -154,8 +165,10 @@ export class RedisWriteBatches {
   }
 
   /**
-   * Drops the give-backs not sent yet (an admin reset deleted the counters they would lower; applied to counters
-   * charged since, a give-back would take away units other requests use). A charge never waits. The retimes stay: the
+   * Drops the give-backs not sent yet, and those of batches sent before that are sent again after a failure: an admin
+   * reset deleted the counters they would lower, or Redis came back maybe restarted empty (or flushed: its data epoch
+   * then changed, but that is read only when Redis comes back, which this is called at); applied to counters
+   * charged since, a give-back would take away units other requests use. A charge never waits. The retimes stay: the
    * reset's message comes after the reset, and a retime waiting then may move a run charged since, in the new counters
    * (dropped, that run left its window a send's delay early: admitted more). One of a run charged before the reset is
    * harmless: it only ever moves a run later, finds it by its member id (unique to the request), and leaves a run no
@@ -163,6 +176,7 @@ export class RedisWriteBatches {
    * give-back errs on the side of sending less.
    */
   dropGiveBacks(): void {
+    this.#generation += 1;
     for (const [tag, batch] of this.#batches) {
       batch.writes = batch.writes.filter((write) => write.kind === "t");
       if (batch.writes.length > 0) continue;
@@ -175,7 +189,13 @@ export class RedisWriteBatches {
     const tag = providerTag(scopeId);
     let batch = this.#batches.get(tag);
     if (batch === undefined) {
-      batch = { scopeId, writes: [], sent: Promise.withResolvers<void>() };
+      batch = {
+        scopeId,
+        writes: [],
+        generation: this.#generation,
+        dataSet: this.#dataEpoch.seen,
+        sent: Promise.withResolvers<void>(),
+      };
       this.#batches.set(tag, batch);
     }
     batch.writes.push({ kind, keys: [...keys], args: [...args] });
@@ -189,8 +209,29 @@ export class RedisWriteBatches {
     const batch = this.#batches.get(tag);
     if (batch === undefined) return;
     this.#batches.delete(tag);
-    const { keys, args } = scriptArgumentsOf(batch.writes);
-    void this.#writes.batch(this.#redis, batch.scopeId, keys, args).then(batch.sent.resolve);
+    void this.#writes.batch(this.#redis, batch.scopeId, this.#scriptOf(batch, 0)).then(batch.sent.resolve);
+  }
+
+  /**
+   * What each send of `batch` writes: all of it, or only its retimes once the counters may have been replaced since
+   * it was begun (an admin reset, or Redis lost its data: a restart without persistence, a flush). A resend of a batch
+   * with give-backs reads the data epoch first (one GET; resends are rare), and its own script runs a turn later: a
+   * restart in between is not seen (as for a single reconcile before batches). `sentBefore`: sends already made.
+   */
+  #scriptOf(batch: Batch, sentBefore: number): () => BatchScriptOrLater {
+    let sends = sentBefore;
+    const writesOf = (isSameData: boolean): BatchScript | undefined => {
+      const writes =
+        batch.generation === this.#generation && isSameData
+          ? batch.writes
+          : batch.writes.filter((write) => write.kind === "t");
+      return writes.length === 0 ? undefined : scriptArgumentsOf(writes);
+    };
+    return () => {
+      sends += 1;
+      if (sends === 1 || !batch.writes.some((write) => write.kind === "c")) return writesOf(true);
+      return this.#dataEpoch.current().then((current) => writesOf(current === (batch.dataSet ?? "")));
+    };
   }
 }
 
