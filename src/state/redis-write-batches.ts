@@ -165,10 +165,10 @@ export class RedisWriteBatches {
   }
 
   /**
-   * Drops the give-backs not sent yet, and those of batches sent before that are sent again after a failure: an admin
-   * reset deleted the counters they would lower, or Redis came back maybe restarted empty (or flushed: its data epoch
-   * then changed, but that is read only when Redis comes back, which this is called at); applied to counters
-   * charged since, a give-back would take away units other requests use. A charge never waits. The retimes stay: the
+   * An admin reset (made here, or heard): drops the give-backs not sent yet, and those of batches sent before that are
+   * sent again after a failure (`#scriptOf`; one after Redis lost its data is found there by the data epoch). The reset
+   * deleted the counters they would lower; applied to counters charged since, a give-back would take away units other
+   * requests use. A charge never waits. The retimes stay: the
    * reset's message comes after the reset, and a retime waiting then may move a run charged since, in the new counters
    * (dropped, that run left its window a send's delay early: admitted more). One of a run charged before the reset is
    * harmless: it only ever moves a run later, finds it by its member id (unique to the request), and leaves a run no
