@@ -18,6 +18,16 @@ export class RedisDataEpoch {
     this.#key = dataEpochKey(prefix);
   }
 
+  /** The data set this process saw at its last check (undefined before the first). */
+  get seen(): string | undefined {
+    return this.#seen;
+  }
+
+  /** The data set Redis holds now (undefined: none, Redis lost its data since the last check), without noting it. */
+  async current(): Promise<string | undefined> {
+    return (await this.#redis.get(this.#key)) ?? undefined;
+  }
+
   /**
    * `same`: Redis holds the data set this process saw at its last check; `first`: the first check (at start);
    * `new`: Redis lost its data since (or was flushed).

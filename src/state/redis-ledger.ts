@@ -48,6 +48,7 @@ import type { LearnedWindow } from "../limits/rate-limit-headers.ts";
 import { type BudgetLease, BudgetLeases, leaseTermsOf } from "./redis-budget-leases.ts";
 import { CallLeases } from "./redis-call-leases.ts";
 import { type SharedStateRedis, scanKeys, unlinkMany } from "./redis-client.ts";
+import type { RedisDataEpoch } from "./redis-data-epoch.ts";
 import { budgetKeyBase, keysStartingWith, learnedKey, leasesKey, scopeKeys } from "./redis-keys.ts";
 import type { RedisLink } from "./redis-link.ts";
 import { OnceWrites } from "./redis-once-writes.ts";
@@ -77,6 +78,8 @@ export interface RedisLedgerOptions {
   readonly link: RedisLink;
   readonly keyPrefix: string;
   readonly clock: Clock;
+  /** Whether Redis lost its data: a batch of give-backs sent again after a failure checks it first. */
+  readonly dataEpoch: RedisDataEpoch;
   readonly leaseTtlMs?: number;
   /** Identifies this process in reservation ids; random by default. */
   readonly instanceId?: string;
@@ -159,7 +162,7 @@ export class RedisLedger implements BudgetLedger {
     this.#leaseTtlMs = options.leaseTtlMs ?? DEFAULT_LEASE_TTL_MS;
     this.#instanceId = options.instanceId ?? randomBytes(6).toString("hex");
     this.#writes = new OnceWrites(this.#link, this.#prefix, this.#instanceId);
-    this.#batches = new RedisWriteBatches(this.#redis, this.#writes);
+    this.#batches = new RedisWriteBatches(this.#redis, this.#writes, options.dataEpoch);
     this.#callLeases = new CallLeases(this.#redis, this.#link, this.#leaseTtlMs);
     this.#leases = new BudgetLeases({
       redis: this.#redis,
@@ -210,7 +213,7 @@ export class RedisLedger implements BudgetLedger {
   async settleBeforeExit(): Promise<void> {
     this.#leases.endAll("all");
     this.#batches.flushAll();
-    await Promise.all([this.#leases.givenBack(), this.#writes.settled()]);
+    await Promise.all([this.#leases.givenBack(), this.#batches.settled()]);
   }
 
   /** Budget leases held (for tests and status). */
@@ -537,7 +540,7 @@ export class RedisLedger implements BudgetLedger {
   /** Forgets this process's counters (another process reset the shared ones). */
   resetLocal(): void {
     this.#leases.endAll("none");
-    this.#batches.dropAll();
+    this.#batches.dropGiveBacks();
     this.#local.reset();
     this.#denials.clear();
     this.#unsynced = [];

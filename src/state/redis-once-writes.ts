@@ -14,6 +14,15 @@ const MAX_RESENDS = 4;
 /** ms a marker lives: far longer than every send of its write can take, command timeouts included. */
 const MARKER_MS = 60_000;
 
+/** A batch's KEYS and ARGV for WRITE_BATCH_LUA, after its marker and the marker's lifetime. */
+export interface BatchScript {
+  readonly keys: readonly string[];
+  readonly args: readonly (string | number)[];
+}
+
+/** A batch's script, or (a resend that reads something first) a promise of it; undefined: nothing left to send. */
+export type BatchScriptOrLater = BatchScript | undefined | Promise<BatchScript | undefined>;
+
 export class OnceWrites {
   readonly #link: RedisLink;
   readonly #prefix: string;
@@ -38,25 +47,24 @@ export class OnceWrites {
 
   /**
    * Sends a WRITE_BATCH_LUA call (redis-write-batches.ts; again after a failure) under a new marker beside `scopeId`'s
-   * keys: `keys` and `args` are the script's KEYS and ARGV after the marker and its lifetime.
+   * keys. `script` is asked at every send for the script's KEYS and ARGV after the marker and its lifetime (what is
+   * left to write may shrink between sends); undefined: nothing left, the write is settled without a call.
    */
-  batch(
-    redis: SharedStateRedis,
-    scopeId: string,
-    keys: readonly string[],
-    args: readonly (string | number)[],
-  ): Promise<void> {
-    return this.batchUnder(redis, this.markerKey(scopeId), keys, args);
+  batch(redis: SharedStateRedis, scopeId: string, script: () => BatchScriptOrLater): Promise<void> {
+    return this.batchUnder(redis, this.markerKey(scopeId), script);
   }
 
   /** As `batch`, under a marker taken before (a batch that rode with a reserve that failed is sent alone). */
-  batchUnder(
-    redis: SharedStateRedis,
-    marker: string,
-    keys: readonly string[],
-    args: readonly (string | number)[],
-  ): Promise<void> {
-    return this.send(() => redis.budgetWriteBatch(keys.length + 1, marker, ...keys, MARKER_MS, ...args));
+  batchUnder(redis: SharedStateRedis, marker: string, script: () => BatchScriptOrLater): Promise<void> {
+    const sendNow = (current: BatchScript | undefined): Promise<unknown> =>
+      current === undefined
+        ? Promise.resolve()
+        : redis.budgetWriteBatch(current.keys.length + 1, marker, ...current.keys, MARKER_MS, ...current.args);
+    // Known at once (a first send): sent in this turn, so that a reserve issued after it runs after it in Redis.
+    return this.send(() => {
+      const current = script();
+      return current instanceof Promise ? current.then(sendNow) : sendNow(current);
+    });
   }
 
   /** A batch's marker argument (ms), for a batch sent inside a reserve (RESERVE_AFTER_WRITES_LUA). */

@@ -79,11 +79,13 @@ export async function createRedisStateBackend(
     () => redis.status === "ready",
   );
   const instanceId = randomBytes(6).toString("hex");
+  const epoch = new RedisDataEpoch(redis, settings.redisKeyPrefix);
   const ledger = new RedisLedger({
     redis,
     link,
     keyPrefix: settings.redisKeyPrefix,
     clock,
+    dataEpoch: epoch,
     instanceId,
     ...(options.leaseTtlMs === undefined ? {} : { leaseTtlMs: options.leaseTtlMs }),
   });
@@ -164,7 +166,6 @@ export async function createRedisStateBackend(
   // connection's resync and the subscriber's both load, and one that found the data set the same must not drop what
   // the other is still writing again. A node whose SCAN failed (a Cluster master down): what the others hold is
   // loaded, nothing is dropped, and its error is thrown at the end.
-  const epoch = new RedisDataEpoch(redis, settings.redisKeyPrefix);
   let sharedLoaded: Promise<void> = Promise.resolve();
   const loadSharedNow = async (): Promise<void> => {
     // What the loads compare what is stored against, before the walk: a lesson written after the walk passed its

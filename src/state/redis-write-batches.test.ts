@@ -184,6 +184,77 @@ describe("give-backs and retimes batched per provider", { skip }, () => {
     assert.equal((await fill(other, scopes, 1_000, T0 + 20)).admitted, 8);
   });
 
+  test("exit while a reserve carrying the batch is unanswered: the exit waits, the batch is sent again, once", async (t) => {
+    const server = await useRedisServer(t);
+    const clock = new ManualClock(T0);
+    const prefix = "batch-carried-exit:";
+    // The reserve that carries the batch never reaches Redis (held until its connection is dropped, 500 ms on).
+    const carriedSha = createHash("sha1").update(RESERVE_AFTER_WRITES_LUA).digest("hex");
+    const proxy = await useRedisProxy(t, server.port, (text) =>
+      text.includes(carriedSha) || text.includes("apply_writes(2, 4,") ? new Promise<void>(() => {}) : undefined,
+    );
+    const holder = (await useRedisState(t, proxy.url, clock, prefix)).ledger;
+    const other = (await useRedisState(t, server.url, clock, prefix)).ledger;
+    const scopes = [scopeOf("provider:x", { tpm: 10_000 })];
+    const reservations: Reservation[] = [];
+    for (let index = 0; index < 5; index++) {
+      const result = await holder.reserve(scopes, { tokens: 1_000 }, T0);
+      assert.ok(isReservation(result));
+      reservations.push(result);
+    }
+    for (const reservation of reservations) holder.reconcile(reservation, 100, T0 + 10);
+    // The give-backs ride with this reserve; the process stops before it is answered.
+    const late = holder.reserve(scopes, { tokens: 1_000 }, T0 + 10);
+    const exit = holder.settleBeforeExit();
+    setTimeout(() => proxy.dropConnections(), 500);
+    await exit;
+    // Before 2026-12-06 the exit settled at once (5 x 1 000 still counted: 5 fit). Now the give-backs are in Redis
+    // once (4 500 freed, twice would be 9 000); the reserve that was lost may be replayed on reconnect (1 000 more).
+    const admitted = (await fill(other, scopes, 1_000, T0 + 20)).admitted;
+    assert.ok(admitted === 9 || admitted === 8, `${admitted} admitted`);
+    assert.ok(isReservation(await late));
+  });
+
+  for (const replaced of ["an admin reset", "Redis flushed"] as const) {
+    test(`a batch of give-backs sent again after ${replaced}: left out, the new counters keep newer charges`, async (t) => {
+      const server = await useRedisServer(t);
+      const clock = new ManualClock(T0);
+      const prefix = "batch-resend-replaced:";
+      // The holder's first batch never reaches Redis (held until its connection is dropped); its resends go through.
+      const batchSha = createHash("sha1").update(WRITE_BATCH_LUA).digest("hex");
+      let isHolding = true;
+      const proxy = await useRedisProxy(t, server.port, (text) => {
+        if (!isHolding || !(text.includes(batchSha) || text.includes("apply_writes(2, 2, #argv)"))) return undefined;
+        isHolding = false;
+        return new Promise<void>(() => {});
+      });
+      const state = await useRedisState(t, proxy.url, clock, prefix);
+      const holder = state.ledger;
+      const other = (await useRedisState(t, server.url, clock, prefix)).ledger;
+      const admin = new Redis(server.url);
+      t.after(() => admin.disconnect());
+      // A day's counter: a give-back lowers it whoever charged it (a sliding window's runs are the requests' own).
+      const scopes = [scopeOf("provider:w", { tpd: 10_000 })];
+      const reservations: Reservation[] = [];
+      for (let index = 0; index < 10; index++) {
+        const result = await holder.reserve(scopes, { tokens: 1_000 }, T0);
+        assert.ok(isReservation(result));
+        reservations.push(result);
+      }
+      for (const reservation of reservations) holder.reconcile(reservation, 100, T0 + 10);
+      // The give-backs' batch goes (held) 10 ms later; meanwhile the counters are replaced and filled by newer charges.
+      for (let waited = 0; isHolding && waited < 5_000; waited += 10) await sleep(10);
+      if (replaced === "an admin reset") await other.reset();
+      else await admin.flushall();
+      assert.equal((await fill(other, scopes, 1_000, T0 + 20)).admitted, 10);
+      proxy.dropConnections();
+      for (let waited = 0; state.status().isDegraded && waited < 5_000; waited += 50) await sleep(50);
+      await holder.settleBeforeExit();
+      // Sent again (before 2026-12-06), the 9 000 given back came out of the newer charges: 9 more fit.
+      assert.equal((await fill(other, scopes, 1_000, T0 + 30)).admitted, 0, "the day is full with newer charges");
+    });
+  }
+
   test("more tokens than estimated, after the lease ended: charged at once, before this process's next reserve", async (t) => {
     const server = await useRedisServer(t);
     const clock = new ManualClock(T0);
@@ -221,6 +292,30 @@ describe("a retime that cannot wait", { skip }, () => {
     clock.set(T0 + 1_001);
     const second = await other.reserve(scopes, { tokens: 10 }, T0 + 1_001);
     assert.ok(!isReservation(second), "one request a second: the holder's, sent at T0 + 995, still counts");
+  });
+
+  test("an admin reset heard while a retime waits: the retime still goes, the run counts from its send", async (t) => {
+    const server = await useRedisServer(t);
+    const clock = new ManualClock(T0);
+    const prefix = "batch-retime-reset:";
+    const holder = (await useRedisState(t, server.url, clock, prefix)).ledger;
+    const other = (await useRedisState(t, server.url, clock, prefix)).ledger;
+    const scopes = [scopeOf("provider:v", { rps: 1 })];
+    // Another process resets the shared budgets; the holder's request is charged after that, in the new counters.
+    await other.reset();
+    const first = await holder.reserve(scopes, { tokens: 10 }, T0);
+    assert.ok(isReservation(first));
+    // Sent 500 ms after its reserve: its run should count until T0 + 1 500; the retime waits up to 10 ms.
+    clock.set(T0 + 500);
+    holder.markSent(first, T0 + 500);
+    // The reset's message reaches the holder only now (what CooldownSharing's onRemoteReset calls): the run it would
+    // move was charged after the reset and still exists. Before 2026-12-06 the waiting retime was dropped with the
+    // give-backs, and the run left its window at T0 + 1 000.
+    holder.resetLocal();
+    await holder.settleBeforeExit();
+    clock.set(T0 + 1_001);
+    const second = await other.reserve(scopes, { tokens: 10 }, T0 + 1_001);
+    assert.ok(!isReservation(second), "one request a second: the holder's, sent at T0 + 500, still counts");
   });
 
   test("spent from a lease and sent nearly a window after the lease's end: its runs are moved at once", async (t) => {

@@ -17,14 +17,16 @@
 //   one script call; every reserve this process makes sees all of its own earlier writes, exactly as when each went
 //   alone (the parity with the in-process book holds), and those writes cost no call of their own.
 // - The batch is applied at most once (one marker, as a single reconcile's): resent after a failure, as one; a batch
-//   whose reserve failed (the request then falls back to the local book) is resent alone under its marker.
+//   whose reserve failed (the request then falls back to the local book) is resent alone under its marker. A resend
+//   after an admin reset or after Redis lost its data (redis-data-epoch.ts) leaves its give-backs out (`#scriptOf`).
 //
 // One provider per batch: every key of a provider's scopes carries its hash tag (redis-keys.ts), so a batch runs in
 // one Redis Cluster slot, as each of its writes did. Redis unavailable: the batch is sent, fails and is sent again
 // like any once-write (redis-once-writes.ts); while the link is down the ledger writes nothing, as before.
 import type { SharedStateRedis } from "./redis-client.ts";
+import type { RedisDataEpoch } from "./redis-data-epoch.ts";
 import { providerTag } from "./redis-keys.ts";
-import type { OnceWrites } from "./redis-once-writes.ts";
+import type { BatchScript, BatchScriptOrLater, OnceWrites } from "./redis-once-writes.ts";
 
 /** Writes in one batch at most (a full batch goes out at once): bounds one script's run and its argument list. */
 const MAX_WRITES_PER_BATCH = 64;
@@ -45,12 +47,21 @@ const RETIME_AT_ONCE_WITHIN_MS = 100;
 
 type Argument = string | number;
 
+/** One write of a batch: "c" a reconcile or give-back, "t" a retime (WRITE_BATCH_LUA's kinds). */
+interface Write {
+  readonly kind: "c" | "t";
+  readonly keys: readonly string[];
+  readonly args: readonly Argument[];
+}
+
 interface Batch {
   /** A scope of the provider: the batch's marker goes beside its keys. */
   readonly scopeId: string;
-  readonly keys: string[];
-  readonly args: Argument[];
-  writes: number;
+  writes: Write[];
+  /** `#generation` when the batch was begun: sent again in a later one, its give-backs are left out. */
+  readonly generation: number;
+  /** The data set Redis held when the batch was begun (redis-data-epoch.ts): sent again in another, likewise. */
+  readonly dataSet: string | undefined;
   /** Settles once the batch is answered or given up (OnceWrites never rejects). */
   readonly sent: PromiseWithResolvers<void>;
 }
@@ -67,11 +78,18 @@ export class RedisWriteBatches {
   readonly #writes: OnceWrites;
   /** Per provider hash tag, the writes not sent yet. */
   readonly #batches = new Map<string, Batch>();
+  /** Batches riding on a reserve not answered yet, each with its resend alone (under its marker, at most once). */
+  readonly #carried = new Map<Batch, () => void>();
   #flush: NodeJS.Timeout | undefined;
+  /** Counts the times the counters may have been replaced since this process started (`dropGiveBacks`). */
+  #generation = 0;
 
-  constructor(redis: SharedStateRedis, writes: OnceWrites) {
+  readonly #dataEpoch: RedisDataEpoch;
+
+  constructor(redis: SharedStateRedis, writes: OnceWrites, dataEpoch: RedisDataEpoch) {
     this.#redis = redis;
     this.#writes = writes;
+    this.#dataEpoch = dataEpoch;
   }
 
   /**
@@ -107,15 +125,36 @@ export class RedisWriteBatches {
     if (batch === undefined) return undefined;
     this.#batches.delete(tag);
     const marker = this.#writes.markerKey(batch.scopeId);
+    const { keys, args } = scriptArgumentsOf(batch.writes);
+    let isResent = false;
+    const resend = (): void => {
+      if (isResent) return;
+      isResent = true;
+      void this.#writes.batchUnder(this.#redis, marker, this.#scriptOf(batch, 1)).then(batch.sent.resolve);
+    };
+    this.#carried.set(batch, resend);
     return {
-      keys: [marker, ...batch.keys],
-      args: [this.#writes.markerMs, ...batch.args],
+      keys: [marker, ...keys],
+      args: [this.#writes.markerMs, ...args],
       // Answered: applied (or found applied). Failed (a timeout may still run it): sent again alone, same marker.
       settle: (isAnswered) => {
+        this.#carried.delete(batch);
         if (isAnswered) batch.sent.resolve();
-        else void this.#writes.batchUnder(this.#redis, marker, batch.keys, batch.args).then(batch.sent.resolve);
+        else resend();
       },
     };
+  }
+
+  /**
+   * Settles once every batch sent so far is answered or given up (the process is exiting; the caller bounds the
+   * wait). A batch riding on a reserve not answered yet is sent again alone now, under its marker (applied once,
+   * whichever comes first): waiting for the reserve's failure (a command timeout, 2 s by default) outlasted the exit's
+   * wait, and the resend after it was lost with the connection.
+   */
+  async settled(): Promise<void> {
+    const carried = [...this.#carried];
+    for (const [, resend] of carried) resend();
+    await Promise.all([this.#writes.settled(), ...carried.map(([batch]) => batch.sent.promise)]);
   }
 
   /** Sends every batch now (the process is stopping: they go before the connection closes). */
@@ -126,28 +165,41 @@ export class RedisWriteBatches {
   }
 
   /**
-   * Drops every batch unsent (an admin reset deleted the counters they would move; applied to counters charged since,
-   * a give-back would take away units other requests use). A charge never waits, so only give-backs and retimes of
-   * runs that no longer exist are dropped.
+   * An admin reset (made here, or heard): drops the give-backs not sent yet, and those of batches sent before that are
+   * sent again after a failure (`#scriptOf`; one after Redis lost its data is found there by the data epoch). The reset
+   * deleted the counters they would lower; applied to counters charged since, a give-back would take away units other
+   * requests use. A charge never waits. The retimes stay: the
+   * reset's message comes after the reset, and a retime waiting then may move a run charged since, in the new counters
+   * (dropped, that run left its window a send's delay early: admitted more). One of a run charged before the reset is
+   * harmless: it only ever moves a run later, finds it by its member id (unique to the request), and leaves a run no
+   * longer there alone (WRITE_BATCH_LUA). A give-back of a request charged since is dropped too: late or lost, a
+   * give-back errs on the side of sending less.
    */
-  dropAll(): void {
-    if (this.#flush !== undefined) clearTimeout(this.#flush);
-    this.#flush = undefined;
-    for (const batch of this.#batches.values()) batch.sent.resolve();
-    this.#batches.clear();
+  dropGiveBacks(): void {
+    this.#generation += 1;
+    for (const [tag, batch] of this.#batches) {
+      batch.writes = batch.writes.filter((write) => write.kind === "t");
+      if (batch.writes.length > 0) continue;
+      this.#batches.delete(tag);
+      batch.sent.resolve();
+    }
   }
 
   #add(scopeId: string, kind: "c" | "t", keys: readonly string[], args: readonly Argument[]): Batch {
     const tag = providerTag(scopeId);
     let batch = this.#batches.get(tag);
     if (batch === undefined) {
-      batch = { scopeId, keys: [], args: [], writes: 0, sent: Promise.withResolvers<void>() };
+      batch = {
+        scopeId,
+        writes: [],
+        generation: this.#generation,
+        dataSet: this.#dataEpoch.seen,
+        sent: Promise.withResolvers<void>(),
+      };
       this.#batches.set(tag, batch);
     }
-    batch.keys.push(...keys);
-    batch.args.push(kind, keys.length, args.length, ...args);
-    batch.writes += 1;
-    if (batch.writes >= MAX_WRITES_PER_BATCH) this.#send(tag);
+    batch.writes.push({ kind, keys: [...keys], args: [...args] });
+    if (batch.writes.length >= MAX_WRITES_PER_BATCH) this.#send(tag);
     // Not unref'd: a retime must not be lost to an exit that did not stop the ledger (a give-back could be).
     else this.#flush ??= setTimeout(() => this.flushAll(), FLUSH_AFTER_MS);
     return batch;
@@ -157,6 +209,42 @@ export class RedisWriteBatches {
     const batch = this.#batches.get(tag);
     if (batch === undefined) return;
     this.#batches.delete(tag);
-    void this.#writes.batch(this.#redis, batch.scopeId, batch.keys, batch.args).then(batch.sent.resolve);
+    void this.#writes.batch(this.#redis, batch.scopeId, this.#scriptOf(batch, 0)).then(batch.sent.resolve);
   }
+
+  /**
+   * What each send of `batch` writes: all of it, or only its retimes once the counters may have been replaced since
+   * it was begun (an admin reset, or Redis lost its data: a restart without persistence, a flush). A resend of a batch
+   * with give-backs reads the data epoch first (one GET; resends are rare), and its own script runs a turn later: a
+   * restart in between is not seen (as for a single reconcile before batches). `sentBefore`: sends already made.
+   */
+  #scriptOf(batch: Batch, sentBefore: number): () => BatchScriptOrLater {
+    let sends = sentBefore;
+    const writesOf = (isSameData: boolean): BatchScript | undefined => {
+      const writes =
+        batch.generation === this.#generation && isSameData
+          ? batch.writes
+          : batch.writes.filter((write) => write.kind === "t");
+      return writes.length === 0 ? undefined : scriptArgumentsOf(writes);
+    };
+    return () => {
+      sends += 1;
+      if (sends === 1 || !batch.writes.some((write) => write.kind === "c")) return writesOf(true);
+      return this.#dataEpoch.current().then((current) => writesOf(current === (batch.dataSet ?? "")));
+    };
+  }
+}
+
+/**
+ * A batch's writes as WRITE_BATCH_LUA takes them after its marker: every write's keys; per write its kind, key count,
+ * argument count and arguments.
+ */
+function scriptArgumentsOf(writes: readonly Write[]): { keys: string[]; args: Argument[] } {
+  const keys: string[] = [];
+  const args: Argument[] = [];
+  for (const write of writes) {
+    keys.push(...write.keys);
+    args.push(write.kind, write.keys.length, write.args.length, ...write.args);
+  }
+  return { keys, args };
 }
