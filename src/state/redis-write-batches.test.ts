@@ -44,6 +44,32 @@ async function counted(redis: Redis, prefix: string, id: string) {
   return { minute: minute.map(Number), latestSendMs: Number(latest[1] ?? 0), day: day.map(Number) };
 }
 
+type Ledger = Awaited<ReturnType<typeof useRedisState>>["ledger"];
+
+/** `count` reservations of 1 000 tokens at `atMs`, each admitted. */
+async function reserveEach(ledger: Ledger, scopes: BudgetScope[], count: number, atMs: number): Promise<Reservation[]> {
+  const reservations: Reservation[] = [];
+  for (let index = 0; index < count; index++) {
+    const result = await ledger.reserve(scopes, { tokens: 1_000 }, atMs);
+    assert.ok(isReservation(result));
+    reservations.push(result);
+  }
+  return reservations;
+}
+
+/**
+ * Whether a command a proxy sees calls the write batch (or the reserve carrying one): by EVALSHA, or by
+ * EVAL with the script's text (ioredis's first use of a script in a pipeline; lower-cased here).
+ */
+const BATCH_SHA = createHash("sha1").update(WRITE_BATCH_LUA).digest("hex");
+const CARRIED_SHA = createHash("sha1").update(RESERVE_AFTER_WRITES_LUA).digest("hex");
+function callsBatch(text: string): boolean {
+  return text.includes(BATCH_SHA) || text.includes("apply_writes(2, 2, #argv)");
+}
+function callsCarriedReserve(text: string): boolean {
+  return text.includes(CARRIED_SHA) || text.includes("apply_writes(2, 4,");
+}
+
 describe("give-backs and retimes batched per provider", { skip }, () => {
   test("answers after their lease ended: at most a few script calls a wave, Redis counting exactly", async (t) => {
     const server = await useRedisServer(t);
@@ -103,21 +129,12 @@ describe("give-backs and retimes batched per provider", { skip }, () => {
     const clock = new ManualClock(T0);
     const prefix = "batch-pending:";
     // The holder's batches reach Redis 300 ms late (a slow link): the other process's reserve surely runs first.
-    const batchSha = createHash("sha1").update(WRITE_BATCH_LUA).digest("hex");
-    const proxy = await useRedisProxy(t, server.port, (text) =>
-      // EVALSHA, or EVAL with the script's text (ioredis's first use of a script in a pipeline; lower-cased here).
-      text.includes(batchSha) || text.includes("apply_writes(2, 2, #argv)") ? sleep(300) : undefined,
-    );
+    const proxy = await useRedisProxy(t, server.port, (text) => (callsBatch(text) ? sleep(300) : undefined));
     const holder = (await useRedisState(t, proxy.url, clock, prefix)).ledger;
     const other = (await useRedisState(t, server.url, clock, prefix)).ledger;
     // 10 000 tokens a minute: too few for a lease, every reserve and reconcile goes to Redis.
     const scopes = [scopeOf("provider:q", { tpm: 10_000 }), scopeOf("deployment:q/m", { rpm: 1_000 })];
-    const reservations: Reservation[] = [];
-    for (let index = 0; index < 10; index++) {
-      const result = await holder.reserve(scopes, { tokens: 1_000 }, T0);
-      assert.ok(isReservation(result));
-      reservations.push(result);
-    }
+    const reservations = await reserveEach(holder, scopes, 10, T0);
     clock.set(T0 + 10);
     for (const reservation of reservations) holder.reconcile(reservation, 100, T0 + 10);
     // The give-backs are pending: Redis still counts the estimates, and refuses.
@@ -135,12 +152,7 @@ describe("give-backs and retimes batched per provider", { skip }, () => {
     const holder = (await useRedisState(t, server.url, clock, prefix)).ledger;
     const other = (await useRedisState(t, server.url, clock, prefix)).ledger;
     const scopes = [scopeOf("provider:h", { tpm: 10_000 })];
-    const reservations: Reservation[] = [];
-    for (let index = 0; index < 10; index++) {
-      const result = await holder.reserve(scopes, { tokens: 1_000 }, T0);
-      assert.ok(isReservation(result));
-      reservations.push(result);
-    }
+    const reservations = await reserveEach(holder, scopes, 10, T0);
     server.pause();
     t.after(() => server.resume());
     for (const reservation of reservations) holder.reconcile(reservation, 100, T0 + 10);
@@ -157,20 +169,14 @@ describe("give-backs and retimes batched per provider", { skip }, () => {
     const clock = new ManualClock(T0);
     const prefix = "batch-carried:";
     // The reserve that carries the batch never reaches Redis (held until its connection is dropped).
-    const carriedSha = createHash("sha1").update(RESERVE_AFTER_WRITES_LUA).digest("hex");
     const proxy = await useRedisProxy(t, server.port, (text) =>
-      text.includes(carriedSha) || text.includes("apply_writes(2, 4,") ? new Promise<void>(() => {}) : undefined,
+      callsCarriedReserve(text) ? new Promise<void>(() => {}) : undefined,
     );
     const state = await useRedisState(t, proxy.url, clock, prefix);
     const holder = state.ledger;
     const other = (await useRedisState(t, server.url, clock, prefix)).ledger;
     const scopes = [scopeOf("provider:c", { tpm: 10_000 })];
-    const reservations: Reservation[] = [];
-    for (let index = 0; index < 5; index++) {
-      const result = await holder.reserve(scopes, { tokens: 1_000 }, T0);
-      assert.ok(isReservation(result));
-      reservations.push(result);
-    }
+    const reservations = await reserveEach(holder, scopes, 5, T0);
     for (const reservation of reservations) holder.reconcile(reservation, 100, T0 + 10);
     // In the same turn: the give-backs ride with this reserve, which times out (2 s) and falls back to the local book.
     const late = await holder.reserve(scopes, { tokens: 1_000 }, T0 + 10);
@@ -189,19 +195,13 @@ describe("give-backs and retimes batched per provider", { skip }, () => {
     const clock = new ManualClock(T0);
     const prefix = "batch-carried-exit:";
     // The reserve that carries the batch never reaches Redis (held until its connection is dropped, 500 ms on).
-    const carriedSha = createHash("sha1").update(RESERVE_AFTER_WRITES_LUA).digest("hex");
     const proxy = await useRedisProxy(t, server.port, (text) =>
-      text.includes(carriedSha) || text.includes("apply_writes(2, 4,") ? new Promise<void>(() => {}) : undefined,
+      callsCarriedReserve(text) ? new Promise<void>(() => {}) : undefined,
     );
     const holder = (await useRedisState(t, proxy.url, clock, prefix)).ledger;
     const other = (await useRedisState(t, server.url, clock, prefix)).ledger;
     const scopes = [scopeOf("provider:x", { tpm: 10_000 })];
-    const reservations: Reservation[] = [];
-    for (let index = 0; index < 5; index++) {
-      const result = await holder.reserve(scopes, { tokens: 1_000 }, T0);
-      assert.ok(isReservation(result));
-      reservations.push(result);
-    }
+    const reservations = await reserveEach(holder, scopes, 5, T0);
     for (const reservation of reservations) holder.reconcile(reservation, 100, T0 + 10);
     // The give-backs ride with this reserve; the process stops before it is answered.
     const late = holder.reserve(scopes, { tokens: 1_000 }, T0 + 10);
@@ -221,10 +221,9 @@ describe("give-backs and retimes batched per provider", { skip }, () => {
       const clock = new ManualClock(T0);
       const prefix = "batch-resend-replaced:";
       // The holder's first batch never reaches Redis (held until its connection is dropped); its resends go through.
-      const batchSha = createHash("sha1").update(WRITE_BATCH_LUA).digest("hex");
       let isHolding = true;
       const proxy = await useRedisProxy(t, server.port, (text) => {
-        if (!isHolding || !(text.includes(batchSha) || text.includes("apply_writes(2, 2, #argv)"))) return undefined;
+        if (!isHolding || !callsBatch(text)) return undefined;
         isHolding = false;
         return new Promise<void>(() => {});
       });
@@ -235,12 +234,7 @@ describe("give-backs and retimes batched per provider", { skip }, () => {
       t.after(() => admin.disconnect());
       // A day's counter: a give-back lowers it whoever charged it (a sliding window's runs are the requests' own).
       const scopes = [scopeOf("provider:w", { tpd: 10_000 })];
-      const reservations: Reservation[] = [];
-      for (let index = 0; index < 10; index++) {
-        const result = await holder.reserve(scopes, { tokens: 1_000 }, T0);
-        assert.ok(isReservation(result));
-        reservations.push(result);
-      }
+      const reservations = await reserveEach(holder, scopes, 10, T0);
       for (const reservation of reservations) holder.reconcile(reservation, 100, T0 + 10);
       // The give-backs' batch goes (held) 10 ms later; meanwhile the counters are replaced and filled by newer charges.
       for (let waited = 0; isHolding && waited < 5_000; waited += 10) await sleep(10);
