@@ -34,6 +34,31 @@ function opened(texts: readonly string[], ending: "end" | "hang"): OpenedStream 
   };
 }
 
+type RelayOptions = Parameters<typeof relayStream>[1];
+
+/** What every test relays with (generous bounds, nothing stripped or redacted, a client that stays), plus its own. */
+function relayOptions(own: Partial<RelayOptions> = {}): RelayOptions {
+  return {
+    maxDurationMs: 60_000,
+    maxMalformedEvents: 3,
+    maxRetainedChars: 1_000_000,
+    shouldStripUsage: false,
+    signal: new AbortController().signal,
+    redact: (text) => text,
+    ...own,
+  };
+}
+
+/** Reads the relay's events until one holds `needle`; the relay must not end before. */
+async function readUntil(relay: ReturnType<typeof relayStream>, needle: string): Promise<void> {
+  const texts: string[] = [];
+  while (!texts.some((data) => data.includes(needle))) {
+    const next = await relay.next();
+    assert.equal(next.done, false);
+    for (const item of next.value as readonly { data: string }[]) texts.push(item.data);
+  }
+}
+
 test("closed while a continuation streams: the continuation is settled (its slot freed), the first segment too", async () => {
   const ends: { segment: string; end: SegmentEnd }[] = [];
   const first: RelaySegment = {
@@ -51,22 +76,8 @@ test("closed while a continuation streams: the continuation is settled (its slot
     repeatsText: "",
     finish: (end) => ends.push({ segment: "continuation", end }),
   };
-  const relay = relayStream(first, {
-    maxDurationMs: 60_000,
-    maxMalformedEvents: 3,
-    maxRetainedChars: 1_000_000,
-    shouldStripUsage: false,
-    signal: new AbortController().signal,
-    continuation: { next: async () => continuation },
-    redact: (text) => text,
-  });
-  const texts: string[] = [];
-  for (;;) {
-    const next = await relay.next();
-    assert.equal(next.done, false);
-    for (const item of next.value as readonly { data: string }[]) texts.push(item.data);
-    if (texts.some((data) => data.includes('"lo"'))) break;
-  }
+  const relay = relayStream(first, relayOptions({ continuation: { next: async () => continuation } }));
+  await readUntil(relay, '"lo"');
   // The consumer stops here (a write that threw), with the continuation still streaming.
   await relay.return(undefined as never);
   assert.deepEqual(
@@ -91,23 +102,8 @@ test("closed while a continuation streams: the continuation is settled (its slot
 test("closed while the first segment streams: it is settled with the text it delivered", async () => {
   const ends: SegmentEnd[] = [];
   const stream = opened([chunk("Hel"), chunk("lo")], "hang");
-  const relay = relayStream(
-    { stream, isUsageInjected: false, finish: (end) => ends.push(end) },
-    {
-      maxDurationMs: 60_000,
-      maxMalformedEvents: 3,
-      maxRetainedChars: 1_000_000,
-      shouldStripUsage: false,
-      signal: new AbortController().signal,
-      redact: (text) => text,
-    },
-  );
-  const texts: string[] = [];
-  while (!texts.some((data) => data.includes('"lo"'))) {
-    const next = await relay.next();
-    assert.equal(next.done, false);
-    for (const item of next.value as readonly { data: string }[]) texts.push(item.data);
-  }
+  const relay = relayStream({ stream, isUsageInjected: false, finish: (end) => ends.push(end) }, relayOptions());
+  await readUntil(relay, '"lo"');
   await relay.return(undefined as never);
   assert.deepEqual(
     ends.map((end) => [end.outcome, end.text]),
@@ -120,23 +116,8 @@ test("closed while the first segment reasons: it is settled with the reasoning i
   const thought = (reasoning_content: string): string =>
     `data: ${JSON.stringify({ id: "c", object: "chat.completion.chunk", choices: [{ index: 0, delta: { reasoning_content } }] })}\n\n`;
   const stream = opened([thought("Let me"), thought(" think")], "hang");
-  const relay = relayStream(
-    { stream, isUsageInjected: false, finish: (end) => ends.push(end) },
-    {
-      maxDurationMs: 60_000,
-      maxMalformedEvents: 3,
-      maxRetainedChars: 1_000_000,
-      shouldStripUsage: false,
-      signal: new AbortController().signal,
-      redact: (text) => text,
-    },
-  );
-  const texts: string[] = [];
-  while (!texts.some((data) => data.includes('" think"'))) {
-    const next = await relay.next();
-    assert.equal(next.done, false);
-    for (const item of next.value as readonly { data: string }[]) texts.push(item.data);
-  }
+  const relay = relayStream({ stream, isUsageInjected: false, finish: (end) => ends.push(end) }, relayOptions());
+  await readUntil(relay, '" think"');
   // The consumer stops here (a write that threw): its provider generated (and billed) the reasoning, so its estimate
   // counts it (pipeline/segment-usage.ts). Before, a segment closed while it reasoned was settled with none.
   await relay.return(undefined as never);
@@ -184,12 +165,7 @@ test("a continuation that broke is settled as continued once the next one opened
       isUsageInjected: false,
       finish: (end) => ends.push({ segment: "alpha", end }),
     },
-    {
-      maxDurationMs: 60_000,
-      maxMalformedEvents: 3,
-      maxRetainedChars: 1_000_000,
-      shouldStripUsage: false,
-      signal: new AbortController().signal,
+    relayOptions({
       continuation: {
         next: async () => {
           assert.equal(ends.length, 0, "nothing settled before it is known whether another continues it");
@@ -197,8 +173,7 @@ test("a continuation that broke is settled as continued once the next one opened
           return queue.shift();
         },
       },
-      redact: (text) => text,
-    },
+    }),
   );
   let result = await relay.next();
   while (result.done !== true) result = await relay.next();
@@ -228,22 +203,9 @@ test("a replay closed while it streams: the repeated start it generated is its e
       isUsageInjected: false,
       finish: (end) => ends.push({ segment: "alpha", end }),
     },
-    {
-      maxDurationMs: 60_000,
-      maxMalformedEvents: 3,
-      maxRetainedChars: 1_000_000,
-      shouldStripUsage: false,
-      signal: new AbortController().signal,
-      continuation: { next: async () => replay },
-      redact: (text) => text,
-    },
+    relayOptions({ continuation: { next: async () => replay } }),
   );
-  const texts: string[] = [];
-  while (!texts.some((data) => data.includes('" you"'))) {
-    const next = await relay.next();
-    assert.equal(next.done, false);
-    for (const item of next.value as readonly { data: string }[]) texts.push(item.data);
-  }
+  await readUntil(relay, '" you"');
   await relay.return(undefined as never);
   assert.deepEqual(
     ends.map(({ segment, end }) => [segment, end.outcome, end.text, end.droppedText]),
@@ -267,15 +229,7 @@ test("a replay that diverges in an event that repeated part of the delivered tex
       isUsageInjected: false,
       finish: (end) => ends.push({ segment: "alpha", end }),
     },
-    {
-      maxDurationMs: 60_000,
-      maxMalformedEvents: 3,
-      maxRetainedChars: 1_000_000,
-      shouldStripUsage: false,
-      signal: new AbortController().signal,
-      continuation: { next: async () => (asked++ === 0 ? replay : undefined) },
-      redact: (text) => text,
-    },
+    relayOptions({ continuation: { next: async () => (asked++ === 0 ? replay : undefined) } }),
   );
   let result = await relay.next();
   while (result.done !== true) result = await relay.next();
@@ -298,15 +252,7 @@ test("a replay that diverges at its first differing event counts the repetition 
       isUsageInjected: false,
       finish: (end) => ends.push({ segment: "alpha", end }),
     },
-    {
-      maxDurationMs: 60_000,
-      maxMalformedEvents: 3,
-      maxRetainedChars: 1_000_000,
-      shouldStripUsage: false,
-      signal: new AbortController().signal,
-      continuation: { next: async () => (asked++ === 0 ? replay : undefined) },
-      redact: (text) => text,
-    },
+    relayOptions({ continuation: { next: async () => (asked++ === 0 ? replay : undefined) } }),
   );
   let result = await relay.next();
   while (result.done !== true) result = await relay.next();
@@ -330,11 +276,7 @@ test("the client leaves while the next continuation is sought: the broken one is
       isUsageInjected: false,
       finish: (end) => ends.push({ segment: "alpha", end }),
     },
-    {
-      maxDurationMs: 60_000,
-      maxMalformedEvents: 3,
-      maxRetainedChars: 1_000_000,
-      shouldStripUsage: false,
+    relayOptions({
       signal: client.signal,
       continuation: {
         next: async (_failure, bound) => {
@@ -347,8 +289,7 @@ test("the client leaves while the next continuation is sought: the broken one is
           return beta;
         },
       },
-      redact: (text) => text,
-    },
+    }),
   );
   let result = await relay.next();
   while (result.done !== true) result = await relay.next();
@@ -375,15 +316,7 @@ test("the client leaves as a continuation opens: it is settled abandoned, with t
     client.abort();
     return beta;
   };
-  const relay = relayStream(first, {
-    maxDurationMs: 60_000,
-    maxMalformedEvents: 3,
-    maxRetainedChars: 1_000_000,
-    shouldStripUsage: false,
-    signal: client.signal,
-    continuation: { next },
-    redact: (text) => text,
-  });
+  const relay = relayStream(first, relayOptions({ signal: client.signal, continuation: { next } }));
   while ((await relay.next()).done !== true);
   assert.equal(stream.controller.signal.aborted, true, "hung up on");
   const end = ends[0]?.end;
