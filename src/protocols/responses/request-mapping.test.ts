@@ -348,7 +348,7 @@ test("responses request: refused fields and values name the field in `param` and
   rejects({ model: "m", input: "x", temperature: 3 }, { status: 400, code: "invalid_value", param: "temperature" });
   rejects(
     { model: "m", input: "x", previous_response_id: "resp_gone" },
-    { status: 404, code: "previous_response_not_found", param: "previous_response_id" },
+    { status: 400, code: "previous_response_not_found", param: "previous_response_id" },
   );
   rejects(
     { model: "m", input: [{ type: "item_reference", id: "msg_gone" }] },
@@ -484,7 +484,7 @@ test("responses request: store: false keeps nothing to continue from", () => {
   assert.equal(store.size, 0);
   rejects(
     { model: "m", input: "again", previous_response_id: first.response.id },
-    { status: 404, code: "previous_response_not_found", param: "previous_response_id" },
+    { status: 400, code: "previous_response_not_found", param: "previous_response_id" },
     store,
   );
 });
@@ -540,7 +540,7 @@ test("input_tokens request: the prompt /v1/responses would send; model and input
     param: "conversation",
   });
   assert.equal(refusedBy({ input: "x", text: { format: { type: "xml" } } })?.status, 400);
-  assert.equal(refusedBy({ input: "x", previous_response_id: "resp_gone" })?.status, 404);
+  assert.equal(refusedBy({ input: "x", previous_response_id: "resp_gone" })?.status, 400);
   assert.equal(refusedBy({ model: "", input: "x" })?.param, "model");
 });
 

@@ -247,7 +247,9 @@ function previousConversation(id: string | null | undefined, lookup: ResponseLoo
   if (typeof id !== "string") return [];
   const stored = lookup.get(id);
   if (stored === undefined) {
-    throw new ResourceNotFoundError(
+    // A 400, as OpenAI answers it (clients catch it as a bad request, e.g. the openai SDK's BadRequestError), where a
+    // GET of the same id is a 404.
+    throw new InvalidRequestError(
       `Previous response with id '${id}' not found: it was never kept (\`store: false\`), has expired or was deleted.`,
       { param: "previous_response_id", code: "previous_response_not_found" },
     );
