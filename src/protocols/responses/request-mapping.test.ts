@@ -624,3 +624,34 @@ test("responses: `conversation` puts the conversation's items before the input; 
     param: "conversation",
   });
 });
+
+test("responses request: include reasoning.encrypted_content gives reasoning items the gateway's, which reads back", () => {
+  const completion = {
+    model: "up",
+    choices: [{ index: 0, message: { role: "assistant", content: "Hi.", reasoning_content: "Think é." } }],
+  };
+  const context = { ids: sequentialIds(), createdAtSeconds: 1 };
+  const asked = toChatRequest({ model: "m", input: "x", include: ["reasoning.encrypted_content"] }, noStore);
+  assert.equal(asked.includesEncryptedReasoning, true);
+  const withToken = toResponseObject(completion, { ...context, echo: asked.echo, includesEncryptedReasoning: true });
+  const reasoning = withToken.output[0];
+  assert.equal(reasoning?.type, "reasoning");
+  const encrypted = reasoning?.type === "reasoning" ? reasoning.encrypted_content : undefined;
+  assert.match(encrypted ?? "", /^gateway-reasoning-v1:/);
+  const plain = toResponseObject(completion, { ...context, echo: asked.echo });
+  assert.equal(plain.output[0]?.type === "reasoning" && "encrypted_content" in plain.output[0], false);
+  // A client that sends back only the encrypted_content (no summary) still sends the reasoning.
+  const { chatBody } = toChatRequest(
+    {
+      model: "m",
+      input: [
+        { role: "user", content: "x" },
+        { type: "reasoning", summary: [], encrypted_content: encrypted },
+        { type: "function_call", call_id: "call_a", name: "f", arguments: "{}" },
+        { type: "function_call_output", call_id: "call_a", output: "ok" },
+      ],
+    },
+    noStore,
+  );
+  assert.equal((chatBody.messages[1] as { reasoning_content?: string }).reasoning_content, "Think é.");
+});
