@@ -112,6 +112,7 @@ export function responsesAdapter(
                   ids,
                   createdAtSeconds: nowSeconds(clock),
                   fallbackModel: servedModel,
+                  includesEncryptedReasoning: translated.includesEncryptedReasoning,
                 })
               : fromNativeResponse(upstreamAnswer, nativeContext(servedModel));
           latest = response;
@@ -125,6 +126,7 @@ export function responsesAdapter(
                   ids,
                   createdAtSeconds: nowSeconds(clock),
                   fallbackModel: servedModel,
+                  includesEncryptedReasoning: translated.includesEncryptedReasoning,
                 })
               : new NativeResponsesRelay(nativeContext(servedModel));
           return translator;

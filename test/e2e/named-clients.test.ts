@@ -350,7 +350,8 @@ describe("named client keys", () => {
     // Another named client: not found, whatever it tries, and it deletes nothing.
     assert.equal(await outcome(teamB.responses.retrieve(kept.id)), 404);
     assert.equal(await outcome(teamB.responses.inputItems.list(kept.id)), 404);
-    assert.equal(await outcome(teamB.responses.create({ model: "m", previous_response_id: kept.id, input: "x" })), 404);
+    // Continuing from it is OpenAI's 400 previous_response_not_found, as for any id not found.
+    assert.equal(await outcome(teamB.responses.create({ model: "m", previous_response_id: kept.id, input: "x" })), 400);
     const itemId = kept.output[0]?.id ?? "";
     assert.equal(
       await outcome(teamB.responses.create({ model: "m", input: [{ type: "item_reference", id: itemId }] })),

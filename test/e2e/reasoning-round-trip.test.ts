@@ -10,12 +10,12 @@ import { createOpenAI } from "@ai-sdk/openai";
 import { createOpenAICompatible } from "@ai-sdk/openai-compatible";
 import Anthropic from "@anthropic-ai/sdk";
 import { Agent, tool as agentTool, OpenAIProvider, Runner, setTracingDisabled } from "@openai/agents";
-import { generateText, stepCountIs, tool } from "ai";
+import { generateText, stepCountIs, streamText, tool } from "ai";
 import OpenAI from "openai";
 import { z } from "zod";
 import { toolCallCompletion, toolCallStream } from "../helpers/chat-tool-calls.ts";
 import { CHAT_ROUTE, chatRequests, oneProviderScene, rowOf, statsOf } from "../helpers/e2e.ts";
-import { chatCompletion, type MockUpstream, type SseScript } from "../helpers/mock-upstream.ts";
+import { chatCompletion, chatStream, type MockUpstream, type SseScript } from "../helpers/mock-upstream.ts";
 
 const UPSTREAM_ID = "vendor/m-think";
 const MODEL = "m";
@@ -283,6 +283,51 @@ describe("Responses clients: reasoning items sent back", () => {
     const assistant = sentAssistant(mock, 1);
     assert.equal(assistant?.reasoning_content, REASONING, JSON.stringify(sentMessages(mock, 1)));
   });
+  for (const isStream of [false, true]) {
+    test(`AI SDK Responses provider, store: false: the reasoning goes back by its encrypted_content${isStream ? " (streamed)" : ""}`, async (t) => {
+      // Stateless, the AI SDK sends a reasoning item back only with an encrypted_content (it skips one without,
+      // with a warning), so the gateway gives its reasoning items one when the request includes it.
+      const { mock, gateway } = await oneProviderScene(t, { id: UPSTREAM_ID });
+      const sent: { input?: { type?: string; encrypted_content?: unknown }[] }[] = [];
+      const openai = createOpenAI({
+        baseURL: gateway.baseUrl,
+        apiKey: "x",
+        fetch: async (url, init) => {
+          if (typeof init?.body === "string") sent.push(JSON.parse(init.body));
+          return fetch(url, init);
+        },
+      });
+      mock.enqueue(
+        CHAT_ROUTE,
+        isStream ? { kind: "sse", events: reasonedToolCallStream() } : { kind: "json", body: reasonedToolCall() },
+      );
+      mock.enqueue(
+        CHAT_ROUTE,
+        isStream
+          ? { kind: "sse", events: chatStream(["Sunny in Paris."], UPSTREAM_ID, { usage: true }) }
+          : { kind: "json", body: chatCompletion("Sunny in Paris.", UPSTREAM_ID) },
+      );
+      const settings = {
+        model: openai.responses(MODEL),
+        prompt: "Weather in Paris?",
+        providerOptions: { openai: { store: false, include: ["reasoning.encrypted_content" as const] } },
+        tools: {
+          get_weather: tool({
+            description: "Current weather for a city",
+            inputSchema: z.object({ city: z.string() }),
+            execute: async ({ city }) => `sunny in ${city}`,
+          }),
+        },
+        stopWhen: stepCountIs(2),
+      };
+      const text = isStream ? await streamText(settings).text : (await generateText(settings)).text;
+      assert.equal(text, "Sunny in Paris.");
+      const reasoningItem = sent[1]?.input?.find((item) => item.type === "reasoning");
+      assert.equal(typeof reasoningItem?.encrypted_content, "string", JSON.stringify(sent[1]?.input));
+      const assistant = sentAssistant(mock, 1);
+      assert.equal(assistant?.reasoning_content, REASONING, JSON.stringify(sentMessages(mock, 1)));
+    });
+  }
 });
 
 describe("Chat Completions: a client's own reasoning_content", () => {

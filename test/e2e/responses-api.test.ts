@@ -226,7 +226,8 @@ describe("responses API (openai SDK)", () => {
     await assert.rejects(
       client.responses.create({ model: "m", previous_response_id: "resp_unknown", input: "hi" }),
       (error: unknown) => {
-        assert.ok(error instanceof OpenAI.NotFoundError);
+        // OpenAI answers this with a 400 (BadRequestError), not a 404 as it does for GET /v1/responses/{id}.
+        assert.ok(error instanceof OpenAI.BadRequestError);
         assert.equal(error.code, "previous_response_not_found");
         assert.equal(error.param, "previous_response_id");
         assert.match(error.message, /resp_unknown/);
@@ -252,6 +253,17 @@ describe("responses API (openai SDK)", () => {
     );
     const store0 = await client.responses.create({ model: "m", input: "hi", store: false });
     await assert.rejects(client.responses.retrieve(store0.id), OpenAI.NotFoundError);
+    // Continuing from a response that was not kept: the same 400 as for an unknown id.
+    await assert.rejects(
+      client.responses.create({ model: "m", previous_response_id: store0.id, input: "and then?" }),
+      (error: unknown) => {
+        assert.ok(error instanceof OpenAI.BadRequestError);
+        assert.equal(error.status, 400);
+        assert.equal(error.code, "previous_response_not_found");
+        assert.equal(error.param, "previous_response_id");
+        return true;
+      },
+    );
     assert.equal(chatRequests(mock).length, 1, "only the valid request went upstream");
   });
 });

@@ -84,7 +84,7 @@ describe("responses.inputTokens.count()", () => {
     const refusals: [OpenAI.Responses.InputTokenCountParams, number, string | null][] = [
       [{ model: "m", input: "x", tool_choice: "required" }, 400, "tool_choice"],
       [{ model: "m", input: "x", tools: [{ type: "local_shell" }] }, 400, "tools[0].type"],
-      [{ model: "m", input: "x", previous_response_id: "resp_unknown" }, 404, "previous_response_id"],
+      [{ model: "m", input: "x", previous_response_id: "resp_unknown" }, 400, "previous_response_id"],
     ];
     for (const [body, status, param] of refusals) {
       await assert.rejects(client.responses.inputTokens.count(body), (error: unknown) => {

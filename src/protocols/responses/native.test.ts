@@ -215,3 +215,13 @@ test("native body: a continuation offers the tools its previous response's conve
   const plain = toNativeBody({ model: "m", tools: [search], previous_response_id: "resp_prev", input: "x" }, lookup);
   assert.deepEqual(plain.tools, [search]);
 });
+
+test("native body: a reasoning item a translated answer gave (the gateway's encrypted_content) is dropped", () => {
+  const ownReasoning = { type: "reasoning", summary: [], encrypted_content: "gateway-reasoning-v1:VGhpbms=" };
+  const openAiReasoning = { type: "reasoning", summary: [], encrypted_content: "gAAAA-openai" };
+  const body = toNativeBody(
+    { model: "m", input: [ownReasoning, openAiReasoning, { role: "user", content: "x" }] },
+    lookup,
+  );
+  assert.deepEqual(body.input, [openAiReasoning, { role: "user", content: "x" }]);
+});

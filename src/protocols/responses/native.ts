@@ -12,6 +12,7 @@ import type { ChatContentPart, ChatMessage } from "../chat-completions.ts";
 import type { LongToolNames } from "../long-tool-names.ts";
 import { namedEvent } from "../sse.ts";
 import { clientNamedEvent, clientNamedResponse } from "./native-tool-names.ts";
+import { isGatewayEncryptedContent } from "./reasoning-text.ts";
 import type { ResponseLookup } from "./request-mapping.ts";
 import {
   buildResponse,
@@ -84,9 +85,13 @@ function withEarlierLoadedTools(
   return added.length === 0 ? {} : { tools: [...(Array.isArray(tools) ? tools : []), ...added] };
 }
 
-/** An `item_reference` becomes the kept item without its id (the provider never saw it); reasoning is dropped. */
+/**
+ * An `item_reference` becomes the kept item without its id (the provider never saw it); reasoning is dropped, as is a
+ * reasoning item a translated answer gave (its `encrypted_content` is the gateway's, which the provider would refuse).
+ */
 function resolveItem(item: unknown, lookup: ResponseLookup): unknown[] {
   const object = asObject(item);
+  if (object?.type === "reasoning" && isGatewayEncryptedContent(object.encrypted_content)) return [];
   if (object?.type !== "item_reference" || typeof object.id !== "string") return [item];
   const found = lookup.findItem(object.id);
   if (found === undefined || found.type === "reasoning") return [];

@@ -348,7 +348,7 @@ test("responses request: refused fields and values name the field in `param` and
   rejects({ model: "m", input: "x", temperature: 3 }, { status: 400, code: "invalid_value", param: "temperature" });
   rejects(
     { model: "m", input: "x", previous_response_id: "resp_gone" },
-    { status: 404, code: "previous_response_not_found", param: "previous_response_id" },
+    { status: 400, code: "previous_response_not_found", param: "previous_response_id" },
   );
   rejects(
     { model: "m", input: [{ type: "item_reference", id: "msg_gone" }] },
@@ -484,7 +484,7 @@ test("responses request: store: false keeps nothing to continue from", () => {
   assert.equal(store.size, 0);
   rejects(
     { model: "m", input: "again", previous_response_id: first.response.id },
-    { status: 404, code: "previous_response_not_found", param: "previous_response_id" },
+    { status: 400, code: "previous_response_not_found", param: "previous_response_id" },
     store,
   );
 });
@@ -540,7 +540,7 @@ test("input_tokens request: the prompt /v1/responses would send; model and input
     param: "conversation",
   });
   assert.equal(refusedBy({ input: "x", text: { format: { type: "xml" } } })?.status, 400);
-  assert.equal(refusedBy({ input: "x", previous_response_id: "resp_gone" })?.status, 404);
+  assert.equal(refusedBy({ input: "x", previous_response_id: "resp_gone" })?.status, 400);
   assert.equal(refusedBy({ model: "", input: "x" })?.param, "model");
 });
 
@@ -623,4 +623,35 @@ test("responses: `conversation` puts the conversation's items before the input; 
     code: "conversation_not_found",
     param: "conversation",
   });
+});
+
+test("responses request: include reasoning.encrypted_content gives reasoning items the gateway's, which reads back", () => {
+  const completion = {
+    model: "up",
+    choices: [{ index: 0, message: { role: "assistant", content: "Hi.", reasoning_content: "Think é." } }],
+  };
+  const context = { ids: sequentialIds(), createdAtSeconds: 1 };
+  const asked = toChatRequest({ model: "m", input: "x", include: ["reasoning.encrypted_content"] }, noStore);
+  assert.equal(asked.includesEncryptedReasoning, true);
+  const withToken = toResponseObject(completion, { ...context, echo: asked.echo, includesEncryptedReasoning: true });
+  const reasoning = withToken.output[0];
+  assert.equal(reasoning?.type, "reasoning");
+  const encrypted = reasoning?.type === "reasoning" ? reasoning.encrypted_content : undefined;
+  assert.match(encrypted ?? "", /^gateway-reasoning-v1:/);
+  const plain = toResponseObject(completion, { ...context, echo: asked.echo });
+  assert.equal(plain.output[0]?.type === "reasoning" && "encrypted_content" in plain.output[0], false);
+  // A client that sends back only the encrypted_content (no summary) still sends the reasoning.
+  const { chatBody } = toChatRequest(
+    {
+      model: "m",
+      input: [
+        { role: "user", content: "x" },
+        { type: "reasoning", summary: [], encrypted_content: encrypted },
+        { type: "function_call", call_id: "call_a", name: "f", arguments: "{}" },
+        { type: "function_call_output", call_id: "call_a", output: "ok" },
+      ],
+    },
+    noStore,
+  );
+  assert.equal((chatBody.messages[1] as { reasoning_content?: string }).reasoning_content, "Think é.");
 });

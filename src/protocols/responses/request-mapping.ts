@@ -38,6 +38,8 @@ export interface TranslatedResponsesRequest {
   readonly conversationId: string | undefined;
   /** Every tool the conversation's tool searches loaded so far (earlier turns' too): kept with the answer. */
   readonly loadedTools: readonly Record<string, unknown>[];
+  /** `include: ["reasoning.encrypted_content"]`: reasoning items carry one (reasoning-text.ts). */
+  readonly includesEncryptedReasoning: boolean;
 }
 
 function unsupportedField(message: string, field: string): InvalidRequestError {
@@ -106,6 +108,7 @@ export function toChatRequest(body: unknown, lookup: ResponseLookup): Translated
     toolNames,
     conversationId: conversationIdOf(request.conversation),
     loadedTools: loaded,
+    includesEncryptedReasoning: (request.include ?? []).includes(ENCRYPTED_REASONING_INCLUDE),
   };
 }
 
@@ -149,6 +152,9 @@ function keptItemsOf(conversation: ResponsesRequest["conversation"], lookup: Res
   if (id === undefined || !isConversationId(id)) return [];
   return lookup.conversationItems?.(id) ?? [];
 }
+
+/** What stateless clients ask for to send reasoning back with `store: false` (reasoning-text.ts). */
+const ENCRYPTED_REASONING_INCLUDE = "reasoning.encrypted_content";
 
 /** Where the Responses API returns token log probabilities: on each `output_text` part, when included. */
 const LOGPROBS_INCLUDE = "message.output_text.logprobs";
@@ -247,7 +253,9 @@ function previousConversation(id: string | null | undefined, lookup: ResponseLoo
   if (typeof id !== "string") return [];
   const stored = lookup.get(id);
   if (stored === undefined) {
-    throw new ResourceNotFoundError(
+    // A 400, as OpenAI answers it (clients catch it as a bad request, e.g. the openai SDK's BadRequestError), where a
+    // GET of the same id is a 404.
+    throw new InvalidRequestError(
       `Previous response with id '${id}' not found: it was never kept (\`store: false\`), has expired or was deleted.`,
       { param: "previous_response_id", code: "previous_response_not_found" },
     );

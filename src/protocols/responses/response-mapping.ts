@@ -2,7 +2,7 @@
 import { argumentsOrEmptyObject, type ChatMessage, joinedReasoning, readChatCompletion } from "../chat-completions.ts";
 import type { IdSource } from "../ids.ts";
 import { inputAsArguments, inputOfArguments } from "./custom-tools.ts";
-import { reasoningText } from "./reasoning-text.ts";
+import { gatewayEncryptedContent, reasoningText } from "./reasoning-text.ts";
 import {
   buildResponse,
   finishToStatus,
@@ -21,6 +21,8 @@ export interface ResponseContext {
   readonly createdAtSeconds: number;
   /** The model the gateway sent the request to; used when the upstream's answer names none. */
   readonly fallbackModel?: string;
+  /** The request included `reasoning.encrypted_content`: a reasoning item carries the gateway's (reasoning-text.ts). */
+  readonly includesEncryptedReasoning?: boolean;
 }
 
 export function toResponseObject(chatCompletion: unknown, context: ResponseContext): ResponseObject {
@@ -32,6 +34,9 @@ export function toResponseObject(chatCompletion: unknown, context: ResponseConte
       type: "reasoning",
       status: "completed",
       summary: [{ type: "summary_text", text: answer.reasoning }],
+      ...(context.includesEncryptedReasoning === true
+        ? { encrypted_content: gatewayEncryptedContent(answer.reasoning) }
+        : {}),
     });
   }
   if (answer.text !== "" || answer.refusal !== undefined) {

@@ -72,6 +72,8 @@ export interface ReasoningItem {
   type: "reasoning";
   status: ItemStatus;
   summary: SummaryTextPart[];
+  /** Only when the request included `reasoning.encrypted_content`: the gateway's own (reasoning-text.ts). */
+  encrypted_content?: string;
 }
 
 export type OutputItem = OutputMessageItem | FunctionCallItem | CustomToolCallItem | ToolSearchCallItem | ReasoningItem;

@@ -14,7 +14,7 @@
 // once they are whole, so it comes as one delta when the call closes. A call of the client-run `tool_search`
 // (tool-search.ts) is a `tool_search_call` item whose `arguments` object is read from the whole arguments at
 // `output_item.done`. A call of a `namespace` tool's member names the member and its `namespace` (tool-names.ts).
-// The translator stays whole (about 480 lines): its items close one another (a tool call closes the message, text
+// The translator stays whole (about 490 lines): its items close one another (a tool call closes the message, text
 // reopens one) in the order the SDKs' accumulators check, so every part reads and writes the same open state.
 import type { GatewayError } from "../../errors/gateway-error.ts";
 import {
@@ -29,6 +29,7 @@ import type { IdSource } from "../ids.ts";
 import { namedEvent } from "../sse.ts";
 import { StreamedToolCalls } from "../streamed-tool-calls.ts";
 import { inputOfArguments } from "./custom-tools.ts";
+import { gatewayEncryptedContent } from "./reasoning-text.ts";
 import {
   buildResponse,
   type CustomToolCallItem,
@@ -56,6 +57,8 @@ export interface ResponsesStreamOptions {
   readonly createdAtSeconds: number;
   /** The model the gateway sent the request to; used until (and unless) a chunk names the upstream's model. */
   readonly fallbackModel?: string;
+  /** The request included `reasoning.encrypted_content`: a closed reasoning item carries the gateway's. */
+  readonly includesEncryptedReasoning?: boolean;
 }
 
 interface OpenMessage {
@@ -230,6 +233,8 @@ export class ResponsesStreamTranslator {
     this.#reasoning = undefined;
     const { item, part, outputIndex } = reasoning;
     item.status = status;
+    // Known once the text is whole, as OpenAI's is: it comes with output_item.done.
+    if (this.#options.includesEncryptedReasoning === true) item.encrypted_content = gatewayEncryptedContent(part.text);
     const at = { item_id: item.id, output_index: outputIndex, summary_index: 0 };
     return (
       this.#event("response.reasoning_summary_text.done", { ...at, text: part.text }) +
