@@ -36,7 +36,7 @@ import {
   toStopReason,
 } from "./message-object.ts";
 import { anthropicErrorType } from "./render-error.ts";
-import { hasName, isCompleteObject, type ToolBlock } from "./tool-blocks.ts";
+import { hasName, isCompleteObject, newToolBlock, type ToolBlock } from "./tool-blocks.ts";
 
 export interface MessagesStreamOptions {
   readonly ids: IdSource;
@@ -293,13 +293,7 @@ export class MessagesStreamTranslator {
   }
 
   #appendToolCall(delta: ToolCallDelta): string {
-    const call = this.#toolCalls.callFor(delta, () => ({
-      index: undefined,
-      id: undefined,
-      name: undefined,
-      argumentsText: "",
-      bufferedArguments: "",
-    }));
+    const call = this.#toolCalls.callFor(delta, newToolBlock);
     let text = "";
     if (call === this.#openCall) {
       text += this.#appendArguments(call, delta.arguments);
@@ -363,7 +357,9 @@ export class MessagesStreamTranslator {
     return text + this.#appendArguments(call, buffered);
   }
 
-  #appendArguments(call: ToolBlock, partialJson: string): string {
+  #appendArguments(call: ToolBlock, received: string): string {
+    // The SDK's MessageStream parses the pieces as they come and throws at any that breaks the object.
+    const partialJson = call.sendable.accept(received);
     if (partialJson === "") return "";
     call.argumentsText += partialJson;
     return namedEvent("content_block_delta", {
