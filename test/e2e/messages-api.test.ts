@@ -210,7 +210,7 @@ describe("messages API (@anthropic-ai/sdk)", () => {
       type: "error",
       error: {
         type: "invalid_request_error",
-        message: "`max_tokens` is required: a positive integer (the Messages API has no default)",
+        message: "`max_tokens` is required: an integer, 0 or more (the Messages API has no default)",
       },
       request_id: missingMax.headers["x-request-id"],
     });

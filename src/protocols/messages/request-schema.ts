@@ -18,7 +18,7 @@ export const messagesRequestSchema = z.looseObject({
     z.array(z.unknown(), { error: "`models` must be an array of model names" }),
   ).optional(),
   max_tokens: z
-    .number({ error: "`max_tokens` is required: a positive integer (the Messages API has no default)" })
+    .number({ error: "`max_tokens` is required: an integer, 0 or more (the Messages API has no default)" })
     .int("`max_tokens` must be an integer")
     // 0 is Anthropic's cache pre-warming: the prompt is read (and cached), nothing is generated (request-mapping.ts).
     .nonnegative("`max_tokens` must not be negative"),
