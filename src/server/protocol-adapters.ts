@@ -255,6 +255,7 @@ export function messagesAdapter(): ProtocolAdapter {
             ids: randomIds,
             stopSequences: translated.stopSequences,
             isThinkingShown: translated.isThinkingShown,
+            isOutputDropped: translated.isOutputDropped,
             fallbackModel: servedModel,
             estimatePromptTokens,
             toolNames: translated.toolNames,
@@ -264,6 +265,7 @@ export function messagesAdapter(): ProtocolAdapter {
             ids: randomIds,
             stopSequences: translated.stopSequences,
             isThinkingShown: translated.isThinkingShown,
+            isOutputDropped: translated.isOutputDropped,
             fallbackModel: servedModel,
             // The pipeline's (calibrated, of the body sent), not the plain estimate: `message_start` and an estimated
             // final usage say the same input_tokens.

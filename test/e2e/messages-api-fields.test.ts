@@ -229,6 +229,41 @@ describe("messages API: fields the SDK sends and reads", () => {
     assert.equal((await client.messages.countTokens(text)).input_tokens, before.input_tokens);
   });
 
+  test("max_tokens 0 (Anthropic's cache pre-warming): the prompt is sent with a one-token limit, the answer has no content", async (t) => {
+    const { mock, client } = await scene(t);
+    mock.enqueue(CHAT_ROUTE, {
+      kind: "json",
+      body: chatCompletion("Sure", UPSTREAM_ID, { prompt_tokens: 40, completion_tokens: 1 }),
+    });
+    mock.enqueue(CHAT_ROUTE, { kind: "sse", events: chatStream(["Sure"], UPSTREAM_ID, { finishReason: "length" }) });
+    const request = {
+      model: "m",
+      max_tokens: 0,
+      system: "A long system prompt worth caching.",
+      messages: [{ role: "user" as const, content: "Warm up" }],
+    };
+    const json = await client.messages.create(request);
+    const texts: string[] = [];
+    const streamed = await client.messages
+      .stream(request)
+      .on("text", (text) => texts.push(text))
+      .finalMessage();
+    for (const message of [json, streamed]) {
+      assert.deepEqual(message.content, []);
+      assert.equal(message.stop_reason, "max_tokens");
+    }
+    assert.deepEqual(texts, [], "no text event: the client asked for no response");
+    assert.equal(json.usage.input_tokens, 40);
+    // A chat provider takes no limit of 0; its prompt cache is written by a request that generates one token.
+    assert.deepEqual(
+      chatRequests(mock).map((sent) => (sent.body as { max_tokens?: unknown }).max_tokens),
+      [1, 1],
+    );
+    // The same body counted (clients send one body to both): its `max_tokens` of 0 is no reason to refuse it.
+    const counted = await client.messages.countTokens(request as Anthropic.MessageCountTokensParams);
+    assert.ok(counted.input_tokens > 0);
+  });
+
   test("Node's socket-level errors on /v1/messages come in Anthropic's shape: a slow body (408), huge headers (431)", async (t) => {
     const { gateway } = await scene(t, "", "  request_timeout_ms: 600\n  headers_timeout_ms: 400\n");
     const head = `POST /v1/messages HTTP/1.1\r\nHost: 127.0.0.1\r\nx-api-key: ${CLIENT_KEY}\r\ncontent-type: application/json\r\n`;

@@ -210,7 +210,7 @@ describe("messages API (@anthropic-ai/sdk)", () => {
       type: "error",
       error: {
         type: "invalid_request_error",
-        message: "`max_tokens` is required: a positive integer (the Messages API has no default)",
+        message: "`max_tokens` is required: an integer, 0 or more (the Messages API has no default)",
       },
       request_id: missingMax.headers["x-request-id"],
     });
@@ -224,6 +224,34 @@ describe("messages API (@anthropic-ai/sdk)", () => {
       Anthropic.BadRequestError,
     );
     assert.equal(chatRequests(mock).length, 0);
+  });
+
+  test("a call's malformed arguments: the stream sends only what keeps them one JSON object, and agrees with JSON", async (t) => {
+    const { mock, client } = await scene(t);
+    const request = {
+      model: "m",
+      max_tokens: 100,
+      tools: [weatherTool],
+      messages: [{ role: "user" as const, content: "Weather?" }],
+    };
+    // A brace too many, no object at all, a raw line break inside a string (JSON.parse refuses all three).
+    const cases = [
+      { sent: '{"city":"Paris"}}', input: { city: "Paris" } },
+      { sent: "Paris", input: {} },
+      { sent: '{"city":"Pa\nris"}', input: { city: "Pa\nris" } },
+    ];
+    for (const { sent, input } of cases) {
+      const call = { id: "call_m", name: "get_weather", arguments: sent };
+      mock.enqueue(CHAT_ROUTE, { kind: "sse", events: toolCallStream(UPSTREAM_ID, [call]) });
+      mock.enqueue(CHAT_ROUTE, { kind: "json", body: toolCallCompletion(UPSTREAM_ID, [call]) });
+      // The SDK's MessageStream parses input_json_delta pieces as they come: anything after a whole object, or
+      // anything no object starts with, made it throw and the client lost the whole answer.
+      const streamed = await client.messages.stream(request).finalMessage();
+      const json = await client.messages.create(request);
+      const expected = [{ type: "tool_use", id: "call_m", name: "get_weather", input, caller: { type: "direct" } }];
+      assert.deepEqual(streamed.content, expected, sent);
+      assert.deepEqual(json.content, expected, sent);
+    }
   });
 
   test("interleaved parallel calls (OpenAI): each tool_use block is whole at its stop, as the SDK's contentBlock sees it", async (t) => {

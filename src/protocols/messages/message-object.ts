@@ -1,6 +1,7 @@
 // The Anthropic `message` object as the gateway returns it, and how chat's finish reasons and usage map onto it.
 import { parseJsonRecord } from "../../is-record.ts";
 import type { ChatUsage, EstimatedUsageMark } from "../chat-completions.ts";
+import { JsonObjectPrefix } from "./json-object-prefix.ts";
 
 export type ContentBlock =
   /** Reasoning text a chat provider returned; `signature` is empty (there is none to verify, and it never goes back upstream). */
@@ -150,8 +151,12 @@ export function toMessageDeltaUsage(usage: ChatUsage | undefined, promptTokensEs
   };
 }
 
-/** Tool arguments are a JSON string in chat and an object in Anthropic; unparsable arguments become `{}`. */
+/**
+ * Tool arguments are a JSON string in chat and an object in Anthropic. Arguments JSON.parse refuses are read as far
+ * as they are one object, as a stream sends them (json-object-prefix.ts: a brace too many, a raw line break in a
+ * string); what is still no whole object becomes `{}`.
+ */
 export function parseToolInput(argumentsText: string): unknown {
   if (argumentsText.trim() === "") return {};
-  return parseJsonRecord(argumentsText) ?? {};
+  return parseJsonRecord(argumentsText) ?? parseJsonRecord(new JsonObjectPrefix().accept(argumentsText)) ?? {};
 }

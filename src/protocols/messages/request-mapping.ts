@@ -47,6 +47,8 @@ export interface TranslatedMessagesRequest {
   readonly stopSequences: readonly string[];
   /** `thinking` is `enabled` or `adaptive`: reasoning text the provider returns is shown as `thinking` blocks. */
   readonly isThinkingShown: boolean;
+  /** `max_tokens: 0` (Anthropic's cache pre-warming): the answer is sent back without its content. */
+  readonly isOutputDropped: boolean;
   /** The tools' names upstream (a name over chat's 64 characters is shortened) and back. */
   readonly toolNames: LongToolNames;
 }
@@ -74,7 +76,11 @@ export function toChatRequest(body: unknown, purpose: "create" | "count" = "crea
   }
   const isStream = request.stream === true;
   const chatBody: ChatRequestBody = { model: request.model, messages: withToolTurnReasoningOnly(messages) };
-  if (request.max_tokens !== undefined) chatBody.max_tokens = request.max_tokens;
+  // `max_tokens: 0` asks Anthropic to write its prompt cache and generate nothing. Chat providers refuse a limit of 0,
+  // and cache a prompt they were sent (OpenAI, DeepSeek, Gemini do so on their own): one token is asked for, and
+  // the answer is sent back without it.
+  const isOutputDropped = request.max_tokens === 0;
+  if (request.max_tokens !== undefined) chatBody.max_tokens = isOutputDropped ? 1 : request.max_tokens;
   if (request.models !== undefined) chatBody.models = request.models;
   const tools = (request.tools ?? []).map((tool, index) => toChatTool(tool, ["tools", index], toolNames));
   // Chat providers refuse a `tool_choice` without `tools`, so with none it is not sent: fine for `auto` and `none`.
@@ -101,7 +107,7 @@ export function toChatRequest(body: unknown, purpose: "create" | "count" = "crea
     chatBody.stream_options = { include_usage: true };
   }
   const isThinkingShown = request.thinking?.type === "enabled" || request.thinking?.type === "adaptive";
-  return { chatBody, isStream, stopSequences, isThinkingShown, toolNames };
+  return { chatBody, isStream, stopSequences, isThinkingShown, isOutputDropped, toolNames };
 }
 
 function systemText(system: MessagesRequest["system"]): string {

@@ -18,9 +18,10 @@ export const messagesRequestSchema = z.looseObject({
     z.array(z.unknown(), { error: "`models` must be an array of model names" }),
   ).optional(),
   max_tokens: z
-    .number({ error: "`max_tokens` is required: a positive integer (the Messages API has no default)" })
+    .number({ error: "`max_tokens` is required: an integer, 0 or more (the Messages API has no default)" })
     .int("`max_tokens` must be an integer")
-    .positive("`max_tokens` must be positive"),
+    // 0 is Anthropic's cache pre-warming: the prompt is read (and cached), nothing is generated (request-mapping.ts).
+    .nonnegative("`max_tokens` must not be negative"),
   system: z.union([z.string(), blocks], { error: "`system` must be a string or an array of text blocks" }).optional(),
   messages: arrayOf(
     z.looseObject({
@@ -53,7 +54,7 @@ export type MessagesRequest = z.infer<typeof messagesRequestSchema>;
 
 /** `POST /v1/messages/count_tokens` takes the same body without `max_tokens`. */
 export const countTokensRequestSchema = messagesRequestSchema.extend({
-  max_tokens: z.number().int().positive().optional(),
+  max_tokens: z.number().int().nonnegative().optional(),
 });
 
 export const textBlockSchema = z.looseObject({ type: z.literal("text"), text: z.string() });

@@ -25,6 +25,8 @@ export interface MessageContext {
   readonly estimatePromptTokens?: () => number;
   /** The request's tool names: a call comes back named as the client named the tool. */
   readonly toolNames?: LongToolNames;
+  /** `max_tokens: 0`: the token the provider was asked for is not shown (request-mapping.ts). */
+  readonly isOutputDropped?: boolean;
 }
 
 export function toMessageObject(chatCompletion: unknown, context: MessageContext): MessageObject {
@@ -46,8 +48,10 @@ export function toMessageObject(chatCompletion: unknown, context: MessageContext
       caller: { type: "direct" },
     });
   }
+  const isOutputDropped = context.isOutputDropped === true;
+  // `max_tokens: 0` ends at its limit, however the one token the provider generated ended.
   const { stopReason, stopSequence, stopDetails } = toStopReason(
-    answer.finishReason,
+    isOutputDropped ? "length" : answer.finishReason,
     answer.matchedStop,
     context.stopSequences,
     answer.toolCalls.length > 0,
@@ -57,7 +61,7 @@ export function toMessageObject(chatCompletion: unknown, context: MessageContext
     type: "message",
     role: "assistant",
     model: answer.model !== "" ? answer.model : (context.fallbackModel ?? ""),
-    content,
+    content: isOutputDropped ? [] : content,
     stop_reason: stopReason,
     stop_sequence: stopSequence,
     stop_details: stopDetails,

@@ -36,7 +36,7 @@ import {
   toStopReason,
 } from "./message-object.ts";
 import { anthropicErrorType } from "./render-error.ts";
-import { hasName, isCompleteObject, type ToolBlock } from "./tool-blocks.ts";
+import { hasName, isCompleteObject, newToolBlock, type ToolBlock } from "./tool-blocks.ts";
 
 export interface MessagesStreamOptions {
   readonly ids: IdSource;
@@ -49,6 +49,8 @@ export interface MessagesStreamOptions {
   readonly promptTokensEstimate?: number;
   /** The request's tool names: a call comes back named as the client named the tool. */
   readonly toolNames?: LongToolNames;
+  /** `max_tokens: 0`: the token the provider was asked for is not shown (request-mapping.ts). */
+  readonly isOutputDropped?: boolean;
 }
 
 export class MessagesStreamTranslator {
@@ -94,14 +96,17 @@ export class MessagesStreamTranslator {
     const view = readChatChunk(chunk);
     if (this.#model === undefined && view.model !== undefined) this.#model = view.model;
     let text = this.#start();
-    if (view.reasoning !== "" && this.#options.isThinkingShown === true) text += this.#appendThinking(view.reasoning);
-    if (view.text !== "") text += this.#appendText(view.text, false);
-    if (view.refusal !== "") text += this.#appendText(view.refusal, true);
-    const toolNames = this.#options.toolNames;
-    for (const call of view.toolCalls) {
-      text += this.#appendToolCall(
-        call.name === undefined || toolNames === undefined ? call : { ...call, name: toolNames.client(call.name) },
-      );
+    // `max_tokens: 0`: no content; the usage and a failure are still told.
+    if (this.#options.isOutputDropped !== true) {
+      if (view.reasoning !== "" && this.#options.isThinkingShown === true) text += this.#appendThinking(view.reasoning);
+      if (view.text !== "") text += this.#appendText(view.text, false);
+      if (view.refusal !== "") text += this.#appendText(view.refusal, true);
+      const toolNames = this.#options.toolNames;
+      for (const call of view.toolCalls) {
+        text += this.#appendToolCall(
+          call.name === undefined || toolNames === undefined ? call : { ...call, name: toolNames.client(call.name) },
+        );
+      }
     }
     if (view.finishReason !== undefined) this.#finishReason = view.finishReason;
     if (view.matchedStop !== undefined) this.#matchedStop = view.matchedStop;
@@ -118,8 +123,9 @@ export class MessagesStreamTranslator {
     this.#isEnded = true;
     // A call still unnamed at the end gets a block with an empty name rather than being lost.
     const text = this.#start() + this.#releaseHeld() + this.#stopBlocks(() => true);
+    // `max_tokens: 0` ends at its limit, however the one token the provider generated ended.
     const { stopReason, stopSequence, stopDetails } = toStopReason(
-      this.#finishReason,
+      this.#options.isOutputDropped === true ? "length" : this.#finishReason,
       this.#matchedStop,
       this.#options.stopSequences,
       this.#toolCalls.all.length > 0,
@@ -287,13 +293,7 @@ export class MessagesStreamTranslator {
   }
 
   #appendToolCall(delta: ToolCallDelta): string {
-    const call = this.#toolCalls.callFor(delta, () => ({
-      index: undefined,
-      id: undefined,
-      name: undefined,
-      argumentsText: "",
-      bufferedArguments: "",
-    }));
+    const call = this.#toolCalls.callFor(delta, newToolBlock);
     let text = "";
     if (call === this.#openCall) {
       text += this.#appendArguments(call, delta.arguments);
@@ -357,7 +357,9 @@ export class MessagesStreamTranslator {
     return text + this.#appendArguments(call, buffered);
   }
 
-  #appendArguments(call: ToolBlock, partialJson: string): string {
+  #appendArguments(call: ToolBlock, received: string): string {
+    // The SDK's MessageStream parses the pieces as they come and throws at any that breaks the object.
+    const partialJson = call.sendable.accept(received);
     if (partialJson === "") return "";
     call.argumentsText += partialJson;
     return namedEvent("content_block_delta", {

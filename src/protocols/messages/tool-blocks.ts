@@ -1,5 +1,6 @@
 // A streamed tool call as the Messages stream translator holds it until (and while) its tool_use block is open.
 import { parseJsonRecord } from "../../is-record.ts";
+import { JsonObjectPrefix } from "./json-object-prefix.ts";
 
 /** A call's state: waiting for its block (no `index` yet), or with its block started. */
 export interface ToolBlock {
@@ -11,6 +12,20 @@ export interface ToolBlock {
   argumentsText: string;
   /** Arguments received before the block started, sent right after its content_block_start. */
   bufferedArguments: string;
+  /** What of the arguments may be sent: as long as they stay one JSON object (json-object-prefix.ts). */
+  readonly sendable: JsonObjectPrefix;
+}
+
+/** A call the stream has just begun: no block, no name, no arguments yet. */
+export function newToolBlock(): ToolBlock {
+  return {
+    index: undefined,
+    id: undefined,
+    name: undefined,
+    argumentsText: "",
+    bufferedArguments: "",
+    sendable: new JsonObjectPrefix(),
+  };
 }
 
 /**

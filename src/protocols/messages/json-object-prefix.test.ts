@@ -1,0 +1,52 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { JsonObjectPrefix } from "./json-object-prefix.ts";
+
+/** `pieces` fed one after another: what each accepted. */
+function accepted(...pieces: string[]): string[] {
+  const prefix = new JsonObjectPrefix();
+  return pieces.map((piece) => prefix.accept(piece));
+}
+
+test("json object prefix: every valid object is accepted whole, in any pieces", () => {
+  const objects = [
+    "{}",
+    ' { "a" : 1 } \n',
+    '{"a":[1,-2.5e+3,0,0.1,1E9,true,false,null,"x",{"b":[]},[]],"c":{"d":"\\"\\\\\\/\\b\\f\\n\\r\\t\\u00e9"}}',
+    '{"emoji":"😀","text":"line"}',
+  ];
+  for (const text of objects) {
+    assert.deepEqual(accepted(text), [text]);
+    // One character at a time: a piece that ends mid-token is accepted too.
+    assert.equal(accepted(...text).join(""), text);
+    JSON.parse(text);
+  }
+});
+
+test("json object prefix: it stops at the first character no object can go on with, and accepts nothing after", () => {
+  assert.deepEqual(accepted('{"city":"Paris"}}', ', "b": 2'), ['{"city":"Paris"}', ""]);
+  assert.deepEqual(accepted("Paris"), [""]);
+  assert.deepEqual(accepted("[1]"), [""]);
+  assert.deepEqual(accepted("null"), [""]);
+  assert.deepEqual(accepted('{"a":1}{"a":1}'), ['{"a":1}']);
+  assert.deepEqual(accepted("{'a': 1}"), ["{"]);
+  assert.deepEqual(accepted("{a: 1}"), ["{"]);
+  assert.deepEqual(accepted('{"a" 1}'), ['{"a" ']);
+  assert.deepEqual(accepted('{"a":01}'), ['{"a":0']);
+  assert.deepEqual(accepted('{"a":-}'), ['{"a":-']);
+  assert.deepEqual(accepted('{"a":1.}'), ['{"a":1.']);
+  assert.deepEqual(accepted('{"a":tru}'), ['{"a":tru']);
+  assert.deepEqual(accepted('{"a":[1,]}'), ['{"a":[1,']);
+  assert.deepEqual(accepted('{"a":1,}'), ['{"a":1,']);
+  assert.deepEqual(accepted('{"a":[1}'), ['{"a":[1']);
+  assert.deepEqual(accepted('{"a":"\\x"}'), ['{"a":"\\']);
+  assert.deepEqual(accepted('{"a":"\\u00g1"}'), ['{"a":"\\u00']);
+});
+
+test("json object prefix: a control character inside a string is accepted as its escape", () => {
+  const [kept = ""] = accepted('{"code":"a\n\tb\u0001"}');
+  assert.equal(kept, '{"code":"a\\n\\tb\\u0001"}');
+  assert.deepEqual(JSON.parse(kept), { code: "a\n\tb\u0001" });
+  // Between tokens, a line break is white space, kept as it is.
+  assert.deepEqual(accepted('{\n"a":\n1\n}'), ['{\n"a":\n1\n}']);
+});
