@@ -330,6 +330,47 @@ describe("Responses clients: reasoning items sent back", () => {
   }
 });
 
+describe("Responses clients: an encrypted_content the gateway did not make", () => {
+  test("only the gateway's own token reads back as reasoning: a malformed, empty or OpenAI one is no reasoning_content", async (t) => {
+    const { mock, gateway } = await oneProviderScene(t, { id: UPSTREAM_ID });
+    const client = new OpenAI({ baseURL: gateway.baseUrl, apiKey: "x", maxRetries: 0 });
+    const token = `gateway-reasoning-v1:${Buffer.from(REASONING, "utf8").toString("base64")}`;
+    const cases: [string, string | undefined][] = [
+      [token, REASONING],
+      // Not base64 (Node's decoder skips what it cannot read and decodes the rest into bytes).
+      ["gateway-reasoning-v1:not base64, a client's own text!", undefined],
+      // Base64, but of bytes that are no UTF-8 text (they read as U+FFFD).
+      [`gateway-reasoning-v1:${Buffer.from([0xff, 0xfe, 0x00, 0x9f]).toString("base64")}`, undefined],
+      // The gateway's token cut short by a client.
+      [token.slice(0, -3), undefined],
+      ["gateway-reasoning-v1:", undefined],
+      ["gAAAAABpZ0vT3-an-openai-encrypted-reasoning-blob==", undefined],
+      ["", undefined],
+    ];
+    for (const [encrypted, expected] of cases) {
+      mock.enqueue(CHAT_ROUTE, { kind: "json", body: chatCompletion("Sunny in Paris.", UPSTREAM_ID) });
+      await client.responses.create({
+        model: MODEL,
+        store: false,
+        input: [
+          { role: "user", content: "Weather in Paris?" },
+          { type: "reasoning", id: "rs_1", summary: [], encrypted_content: encrypted },
+          { type: "function_call", call_id: "call_w1", name: "get_weather", arguments: '{"city":"Paris"}' },
+          { type: "function_call_output", call_id: "call_w1", output: "sunny" },
+        ],
+      });
+      const index = chatRequests(mock).length - 1;
+      const assistant = sentAssistant(mock, index);
+      assert.equal(assistant?.tool_calls?.[0]?.id, "call_w1");
+      assert.equal(
+        assistant?.reasoning_content,
+        expected,
+        `${encrypted}: ${JSON.stringify(sentMessages(mock, index))}`,
+      );
+    }
+  });
+});
+
 describe("Chat Completions: a client's own reasoning_content", () => {
   test("the AI SDK's OpenAI-compatible provider sends reasoning_content back; the gateway passes it on", async (t) => {
     const { mock, gateway } = await oneProviderScene(t, { id: UPSTREAM_ID });

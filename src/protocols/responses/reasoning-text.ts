@@ -38,5 +38,7 @@ export function reasoningText(item: object): string | undefined {
   const encrypted = (item as Record<string, unknown>).encrypted_content;
   if (!isGatewayEncryptedContent(encrypted)) return undefined;
   const text = Buffer.from(encrypted.slice(GATEWAY_ENCRYPTED_PREFIX.length), "base64").toString("utf8");
-  return text === "" ? undefined : text;
+  // Only a token the gateway made reads back: Node's base64 decoder skips what it cannot read and decodes the rest,
+  // so one cut short, not base64 or of bytes that are no UTF-8 text became garbage sent upstream as the reasoning.
+  return text === "" || gatewayEncryptedContent(text) !== encrypted ? undefined : text;
 }
