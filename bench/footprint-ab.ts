@@ -1,10 +1,13 @@
 // A/B of gateway footprint: starts each checkout's bin/llm-gateway.js in turn (pinned to core 1), the bench's config,
 // ready = first /health 200 (polled every 5 ms with the key), idle = VmRSS 1 s later; optional load with wrk on core 0.
-// usage: node measure.ts --rounds N [--load S] [--extra-yaml-file f] dirA dirB ...
+// CPU is every live thread's run time from /proc/<pid>/task/*/schedstat (ns; utime+stime comes in 10 ms ticks, which
+// hid differences of a few ms until bench/README.md section 34). --first-request: then one chat request (JSON), and a
+// second, each timed (wall ms, CPU ms): what a first request pays for what a start leaves for later.
+// usage: node bench/footprint-ab.ts --rounds N [--load S] [--first-request] [--env K=V] [--node-arg A] dirA dirB ...
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
-import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, writeFileSync } from "node:fs";
-import { createServer, get } from "node:http";
+import { closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { createServer, get, request as httpRequest } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -17,6 +20,7 @@ const { values, positionals } = parseArgs({
     load: { type: "string", default: "0" },
     env: { type: "string", multiple: true, default: [] },
     smaps: { type: "boolean", default: false },
+    "first-request": { type: "boolean", default: false },
     "node-arg": { type: "string", multiple: true, default: [] },
   },
 });
@@ -44,9 +48,15 @@ function statusKb(pid: number, field: string): number {
   return Number(m?.[1] ?? Number.NaN);
 }
 function cpuMs(pid: number): number {
-  const t = readFileSync(`/proc/${pid}/stat`, "utf8");
-  const f = t.slice(t.lastIndexOf(")") + 2).split(" ");
-  return (Number(f[11]) + Number(f[12])) * 10;
+  let ns = 0;
+  for (const task of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      ns += Number(readFileSync(`/proc/${pid}/task/${task}/schedstat`, "utf8").split(" ")[0]);
+    } catch {
+      // The thread ended between the listing and the read: its time is gone with it (as for threads ended before).
+    }
+  }
+  return ns / 1e6;
 }
 async function freePort(): Promise<number> {
   const s = createServer();
@@ -66,6 +76,20 @@ function health(port: number): Promise<number> {
     });
     r.on("error", () => resolve(0));
     r.on("timeout", () => r.destroy());
+  });
+}
+
+function chat(port: number, body: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const r = httpRequest(
+      { host: "127.0.0.1", port, method: "POST", path: "/v1/chat/completions", headers: HEADERS },
+      (res) => {
+        res.resume();
+        res.on("end", () => resolve(res.statusCode ?? 0));
+      },
+    );
+    r.on("error", reject);
+    r.end(body);
   });
 }
 
@@ -125,6 +149,10 @@ type Row = {
   hwm?: number;
   cpuPerJson?: number;
   cpuPerStream?: number;
+  firstMs?: number;
+  firstCpu?: number;
+  secondMs?: number;
+  secondCpu?: number;
 };
 const results = new Map<string, Row[]>();
 
@@ -167,6 +195,16 @@ async function one(dir: string): Promise<Row> {
   const cpu = cpuMs(pid);
   await sleep(1000);
   const row: Row = { ready, cpu, idle: statusKb(pid, "VmRSS") };
+  if (values["first-request"]) {
+    for (const which of ["first", "second"] as const) {
+      const c0 = cpuMs(pid);
+      const t1 = performance.now();
+      const status = await chat(port, bodies.json);
+      row[`${which}Ms`] = performance.now() - t1;
+      row[`${which}Cpu`] = cpuMs(pid) - c0;
+      if (status !== 200) throw new Error(`${which} request: status ${status} (${dir})`);
+    }
+  }
   if (loadS > 0) {
     wrk(port, bodies.json, 64, 1); // warm-up
     let c0 = cpuMs(pid);
@@ -209,11 +247,38 @@ for (const [dir, rows] of results) {
     return `${k} ${median(xs).toFixed(d)} (${Math.min(...xs).toFixed(d)}-${Math.max(...xs).toFixed(d)})`;
   };
   process.stdout.write(
-    `${dir} N=${rows.length}: ${["idle", "ready", "cpu", "loaded", "hwm", "cpuPerJson", "cpuPerStream"]
+    `${dir} N=${rows.length}: ${[
+      "idle",
+      "ready",
+      "cpu",
+      "loaded",
+      "hwm",
+      "cpuPerJson",
+      "cpuPerStream",
+      "firstMs",
+      "firstCpu",
+      "secondMs",
+      "secondCpu",
+    ]
       .map((k) => fmt(k as keyof Row))
       .filter(Boolean)
       .join("; ")}\n`,
   );
+}
+// Paired: the median of each round's difference against the first checkout (rows are kept in round order), which
+// removes most of what a busy machine adds to both starts of a round.
+const baseRows = results.get(firstDir) ?? [];
+for (const [dir, rows] of results) {
+  if (dir === firstDir) continue;
+  const paired = (k: keyof Row) => {
+    const ds = rows.flatMap((row, i) => {
+      const a = baseRows[i]?.[k];
+      const b = row[k];
+      return a === undefined || b === undefined ? [] : [b - a];
+    });
+    return `${k} ${median(ds).toFixed(1)} (${Math.min(...ds).toFixed(1)}..${Math.max(...ds).toFixed(1)}, ${ds.filter((d) => d < 0).length}/${ds.length} lower)`;
+  };
+  process.stdout.write(`${dir} - ${firstDir} paired: ${paired("cpu")}; ${paired("idle")}\n`);
 }
 mock.kill("SIGKILL");
 process.exit(0);
