@@ -117,13 +117,15 @@ export class OnceWrites {
       },
       (error: unknown) => {
         this.#link.recordFailure(error);
-        this.#resendLater(send, resends, settle);
+        this.#resendLater(send, resends, settle, error);
       },
     );
   }
 
-  #resendLater(send: () => Promise<unknown>, resends: number, settle: () => void): void {
+  #resendLater(send: () => Promise<unknown>, resends: number, settle: () => void, error: unknown): void {
     if (this.#isStopped || resends >= MAX_RESENDS) {
+      // Given up (not stopped, which gives up on purpose): said, not silent (RedisLink.recordGivenUp).
+      if (!this.#isStopped) this.#link.recordGivenUp(error);
       settle();
       return;
     }
@@ -132,7 +134,7 @@ export class OnceWrites {
         this.#waiting.delete(timer);
         // While Redis is down a send would fail at once: that turn is skipped, not spent on a certain failure.
         if (this.#link.isUp) this.#attempt(send, resends + 1, settle);
-        else this.#resendLater(send, resends + 1, settle);
+        else this.#resendLater(send, resends + 1, settle, error);
       },
       RESEND_AFTER_MS * 2 ** resends,
     );
