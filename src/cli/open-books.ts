@@ -21,7 +21,7 @@ export interface OpenedBooks {
  * backend, then the kept answers', then the batches') a start with its Redis Cluster down took ~15 s before it
  * listened; together, ~5 s. Without Redis they follow the runtime: the kept answers' table is the second thing
  * written to state.path, and they keep their signatures in the state file's store (runtime.state.toolCallExtras).
- * One that fails closes those that opened, and its error is thrown.
+ * One that fails is thrown at once (`openTogether`); those that open are closed.
  */
 export async function openBooks(config: GatewayConfig, options: RuntimeOptions): Promise<OpenedBooks> {
   const clock = options.clock ?? systemClock;
@@ -34,18 +34,9 @@ export async function openBooks(config: GatewayConfig, options: RuntimeOptions):
     openingStatePath(config, () => createKeptResponsesStore(config, clock, logger, persisted));
   const openBatches = () => openingStatePath(config, () => createBatchStore(config, clock, batchSettings, logger));
   if (config.state.redisUrl !== undefined) {
-    const opened = await Promise.allSettled([openRuntime(), openKept(), openBatches()]);
-    const [runtimeOpened, keptOpened, batchesOpened] = opened;
-    if (
-      runtimeOpened.status === "fulfilled" &&
-      keptOpened.status === "fulfilled" &&
-      batchesOpened.status === "fulfilled"
-    ) {
-      runtime = runtimeOpened.value;
-      return { runtime, keptResponses: keptOpened.value, batchStore: batchesOpened.value };
-    }
-    await Promise.allSettled(opened.map((each) => (each.status === "fulfilled" ? each.value.close() : undefined)));
-    throw opened.find((each) => each.status === "rejected")?.reason;
+    const [opened, keptResponses, batchStore] = await openTogether([openRuntime(), openKept(), openBatches()]);
+    runtime = opened;
+    return { runtime, keptResponses, batchStore };
   }
   runtime = await openRuntime();
   let keptResponses: KeptResponsesStore;
@@ -60,6 +51,27 @@ export async function openBooks(config: GatewayConfig, options: RuntimeOptions):
   } catch (error) {
     await keptResponses.close();
     await runtime.close();
+    throw error;
+  }
+}
+
+interface Closable {
+  close(): Promise<void>;
+}
+
+/**
+ * Resolves once every store has opened, or rejects as soon as one fails, with its error: a store that failed fast
+ * (a start whose runtime could not be built) waited for the others, each of which may wait up to START_READY_WAIT_MS
+ * for a Redis that is not ready, so the start reported its error ~5 s late. The others are closed once they have
+ * opened (in the background: the caller exits meanwhile; their connections end with their close).
+ */
+export async function openTogether<A extends Closable, B extends Closable, C extends Closable>(
+  opening: readonly [Promise<A>, Promise<B>, Promise<C>],
+): Promise<[A, B, C]> {
+  try {
+    return await Promise.all(opening);
+  } catch (error) {
+    for (const each of opening) each.then((store) => store.close()).catch(() => {});
     throw error;
   }
 }

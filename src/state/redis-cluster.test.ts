@@ -654,4 +654,40 @@ describe("Redis Cluster (3 masters)", { skip }, () => {
       assert.ok(count >= limit && count <= processes.length * limit, `${provider}: ${count} allowed`);
     }
   });
+
+  test("a master killed while a batch of give-backs waits for it: no reserve fails, and the lost batch is said", async (t) => {
+    const cluster = await useRedisCluster(t);
+    // A short command timeout: each send to the dead master costs one, not 2 s.
+    const { state, warnings } = await startBackend(t, cluster, "lost:", 200);
+    const client = await adminClient(t, cluster);
+    const scopesOf = (provider: string) => [
+      scope(`provider:${provider}`, { tpm: 1_000 }),
+      scope(`deployment:${provider}/m`, { rpm: 100 }),
+    ];
+    const nowMs = Date.now();
+    const reserved = await state.ledger.reserve(scopesOf("alpha"), { tokens: 500 }, nowMs);
+    assert.ok(isReservation(reserved));
+    const nodeOf = async (provider: string) =>
+      cluster.nodeOfSlot(Number(await client.cluster("KEYSLOT", `{${provider}}`)));
+    const victim = await nodeOf("alpha");
+    let other = "beta";
+    for (const provider of PROVIDERS) if ((await nodeOf(provider)) !== victim) other = provider;
+    await victim.kill();
+    // Answered late with fewer tokens: a retime and a give-back wait (10 ms) for a batch to alpha's dead master.
+    state.ledger.markSent(reserved, nowMs + 300);
+    state.ledger.reconcile(reserved, 100, nowMs + 300);
+    // The link stays up: the other masters answer (a provider on one of them is reserved in Redis meanwhile).
+    for (let round = 0; round < 3; round++) {
+      const result = await state.ledger.reserve(scopesOf(other), { tokens: 10 }, nowMs + round);
+      assert.ok(isReservation(result), `${other}: reserved`);
+      const alpha = await state.ledger.reserve(scopesOf("alpha"), { tokens: 10 }, nowMs + 400 + round);
+      assert.ok(isReservation(alpha), "alpha: reserved on the local book, no failure");
+    }
+    // Four resends (~4 s) fail; the batch is given up, and that is logged (before: dropped without a word).
+    await waitFor(
+      () => warnings.some((line) => /after every resend/.test(line)),
+      10_000,
+      `the given-up warning (${warnings.join("; ")})`,
+    );
+  });
 });

@@ -36,6 +36,15 @@ export function budgetKeyBase(prefix: string, scopeId: string): string {
 }
 
 /**
+ * A once-write's marker (redis-once-writes.ts), in the scope's slot but outside `budget:`: an admin reset deletes the
+ * budget keys, and a marker deleted with them let a batch that had run (its reply lost) run again on the counters
+ * charged since the reset, when its resend landed before the reset's message (redis-write-batches.test.ts).
+ */
+export function onceMarkerKey(prefix: string, scopeId: string, instanceId: string, id: number): string {
+  return `${prefix}once:{${providerTag(scopeId)}}:${scopeId}:${instanceId}:${id}`;
+}
+
+/**
  * `provider:groq`, `deployment:groq/llama` and the audio-seconds scopes `provider:groq#audio`,
  * `deployment:groq/whisper#audio` -> `groq` (braces replaced: they would end the tag early). The pool's `#audio`
  * scope is cut at the `#` (a provider's name never holds one): tagged `groq#audio`, it hashed to another slot than

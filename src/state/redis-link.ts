@@ -20,6 +20,8 @@ export class RedisLink {
   #downSinceMs: number;
   #lastError = "not connected yet";
   #lastScriptErrorLogMs = Number.NEGATIVE_INFINITY;
+  #lastGivenUpLogMs = Number.NEGATIVE_INFINITY;
+  #givenUpSinceLog = 0;
 
   constructor(target: string, logger: StateLogger | undefined, now: () => number, isConnectionOpen: () => boolean) {
     this.target = target;
@@ -111,6 +113,26 @@ export class RedisLink {
     if (nowMs - this.#lastScriptErrorLogMs < 60_000) return;
     this.#lastScriptErrorLogMs = nowMs;
     this.#logger?.warn({ redis: this.target, error: describeError(error) }, "Redis rejected a shared-state command");
+  }
+
+  /**
+   * A write that must not be lost (a reconcile, give-back or retime: redis-once-writes.ts) failed every resend. On a
+   * Redis Cluster the link stays up while one master is dead (the others answer), so a batch for that master's slots
+   * was dropped after ~4 s without a word, and the shared counts it would have moved stayed off until their windows
+   * ended. Three such failures in a row mark the whole link down (for a second, until a PING answers), which
+   * says nothing of this write either. Logged at most once a minute, with how many were given up since the last line.
+   */
+  recordGivenUp(error: unknown): void {
+    this.#givenUpSinceLog += 1;
+    const nowMs = this.#now();
+    if (nowMs - this.#lastGivenUpLogMs < 60_000) return;
+    this.#lastGivenUpLogMs = nowMs;
+    const writes = this.#givenUpSinceLog;
+    this.#givenUpSinceLog = 0;
+    this.#logger?.warn(
+      { redis: this.target, writes, error: describeError(error) },
+      "Redis did not take a shared budget write after every resend: the shared counts it would have moved (a give-back, a late send's retime) stay off until their windows end",
+    );
   }
 
   close(): void {

@@ -54,6 +54,6 @@ test("while Redis is down a resend turn is skipped, not spent on a certain failu
 test("marker keys: in the scope's hash tag, one per write", () => {
   const writes = new OnceWrites(upLink(), "p:", "me");
   const first = writes.markerKey("deployment:groq/llama");
-  assert.match(first, /^p:budget:\{groq\}:deployment:groq\/llama:once:me:\d+$/);
+  assert.match(first, /^p:once:\{groq\}:deployment:groq\/llama:me:\d+$/);
   assert.notEqual(writes.markerKey("deployment:groq/llama"), first);
 });

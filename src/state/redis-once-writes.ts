@@ -4,7 +4,7 @@
 // (WRITE_BATCH_LUA): a second send of a write that already ran (a timed-out one usually has) changes nothing. So a
 // write that failed is simply sent again, a few times, while Redis is up.
 import type { SharedStateRedis } from "./redis-client.ts";
-import { budgetKeyBase } from "./redis-keys.ts";
+import { onceMarkerKey } from "./redis-keys.ts";
 import type { RedisLink } from "./redis-link.ts";
 
 /** ms before the first resend of a failed write; doubled at each resend. */
@@ -40,9 +40,9 @@ export class OnceWrites {
     this.#instanceId = instanceId;
   }
 
-  /** A new write's marker key, beside `scopeId`'s keys (the same hash tag, so the same Cluster slot). */
+  /** A new write's marker key, beside `scopeId`'s keys (the same hash tag, so the same Cluster slot; not a budget key). */
   markerKey(scopeId: string): string {
-    return `${budgetKeyBase(this.#prefix, scopeId)}:once:${this.#instanceId}:${this.#nextId++}`;
+    return onceMarkerKey(this.#prefix, scopeId, this.#instanceId, this.#nextId++);
   }
 
   /**
@@ -117,13 +117,15 @@ export class OnceWrites {
       },
       (error: unknown) => {
         this.#link.recordFailure(error);
-        this.#resendLater(send, resends, settle);
+        this.#resendLater(send, resends, settle, error);
       },
     );
   }
 
-  #resendLater(send: () => Promise<unknown>, resends: number, settle: () => void): void {
+  #resendLater(send: () => Promise<unknown>, resends: number, settle: () => void, error: unknown): void {
     if (this.#isStopped || resends >= MAX_RESENDS) {
+      // Given up (not stopped, which gives up on purpose): said, not silent (RedisLink.recordGivenUp).
+      if (!this.#isStopped) this.#link.recordGivenUp(error);
       settle();
       return;
     }
@@ -132,7 +134,7 @@ export class OnceWrites {
         this.#waiting.delete(timer);
         // While Redis is down a send would fail at once: that turn is skipped, not spent on a certain failure.
         if (this.#link.isUp) this.#attempt(send, resends + 1, settle);
-        else this.#resendLater(send, resends + 1, settle);
+        else this.#resendLater(send, resends + 1, settle, error);
       },
       RESEND_AFTER_MS * 2 ** resends,
     );

@@ -249,6 +249,35 @@ describe("give-backs and retimes batched per provider", { skip }, () => {
     });
   }
 
+  test("a batch that ran, its reply lost, then an admin reset not heard yet: the resend finds its marker, changes nothing", async (t) => {
+    const server = await useRedisServer(t);
+    const clock = new ManualClock(T0);
+    const prefix = "batch-reset-marker:";
+    // The first batch runs in Redis; its reply is lost with the connection, and Redis stays unreachable for 1 s.
+    const proxy = await useRedisProxy(t, server.port, () => undefined, {
+      loseReplyTo: callsBatch,
+      downAfterLostReplyMs: 1_000,
+    });
+    const state = await useRedisState(t, proxy.url, clock, prefix);
+    const holder = state.ledger;
+    const other = (await useRedisState(t, server.url, clock, prefix)).ledger;
+    const admin = new Redis(server.url);
+    t.after(() => admin.disconnect());
+    const scopes = [scopeOf("provider:r", { tpd: 10_000 })];
+    const reservations = await reserveEach(holder, scopes, 10, T0);
+    for (const reservation of reservations) holder.reconcile(reservation, 100, T0 + 10);
+    for (let waited = 0; proxy.lostReplies === 0 && waited < 5_000; waited += 10) await sleep(10);
+    // An admin reset's deletes, before its message reaches the holder (the message goes after them; a resend can
+    // land in between): deleted as the reset deletes them, the budget keys and nothing else.
+    const budgetKeys = await admin.keys(`${prefix}budget:*`);
+    if (budgetKeys.length > 0) await admin.del(...budgetKeys);
+    assert.equal((await fill(other, scopes, 1_000, T0 + 20)).admitted, 10);
+    await holder.settleBeforeExit();
+    // Before 2026-12-07 the reset deleted the batch's marker (a budget key) too: the resend ran the batch again and its
+    // 9 000 given back came out of the newer charges (9 more fit).
+    assert.equal((await fill(other, scopes, 1_000, T0 + 30)).admitted, 0, "the day is full with newer charges");
+  });
+
   test("more tokens than estimated, after the lease ended: charged at once, before this process's next reserve", async (t) => {
     const server = await useRedisServer(t);
     const clock = new ManualClock(T0);
