@@ -105,12 +105,15 @@ export function lazyPackages(names, importers, root, standIns) {
         contents: `"use strict";
 let real;
 const load = () => (real ??= require(${JSON.stringify(args.path)}));
-module.exports = new Proxy(function lazyPackage() {}, {
+const standIn = new Proxy(function lazyPackage() {}, {
   get: (_, key) => load()[key],
   has: (_, key) => key in load(),
   apply: (_, self, args) => Reflect.apply(load(), self, args),
-  construct: (_, args) => Reflect.construct(load(), args),
+  // new.target is kept: a class extending the stand-in (class extends require(...)) constructs through here, and
+  // its instances must get its prototype (its methods), not the package's.
+  construct: (_, args, newTarget) => Reflect.construct(load(), args, newTarget === standIn ? load() : newTarget),
 });
+module.exports = standIn;
 `,
       }));
     },
