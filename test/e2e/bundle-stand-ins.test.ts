@@ -20,18 +20,12 @@ import { dirname, join } from "node:path";
 import { type TestContext, test } from "node:test";
 import { pathToFileURL } from "node:url";
 import { bundleState } from "../../bin/start-entry.js";
-import { projectCopy } from "../helpers/bundle-project.ts";
+import { buildBundle, projectCopy } from "../helpers/bundle-project.ts";
 import { REPO_ROOT } from "../helpers/cli-process.ts";
 
 const STAND_INS = ["@fastify/proxy-addr", "semver", "thread-stream"];
 
-function build(root: string, args: readonly string[] = []): { status: number | null; stdout: string; stderr: string } {
-  return spawnSync(process.execPath, [join(root, "bin", "build.js"), ...args], {
-    cwd: root,
-    env: { PATH: process.env.PATH ?? "", NODE_NO_WARNINGS: "1" },
-    encoding: "utf8",
-  });
-}
+const build = buildBundle;
 
 function builtProject(t: TestContext): string {
   const root = projectCopy(t, "project", ["src", "data", "config", "node_modules", "package.json"]);
