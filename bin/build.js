@@ -252,8 +252,11 @@ try {
 } catch (error) {
   noBundle(error.message);
 }
-for (const packageDir of standInPackages) {
+for (const packageDir of standInPackages.found) {
   packages[packageDir] ??= packageStamp(ROOT, packageDir);
+}
+for (const packageDir of standInPackages.missing) {
+  packages[packageDir] ??= { isMissing: true };
 }
 // The files only the lazily loaded modules use: their own (each a dynamic import's entry) and the chunks nothing
 // else reaches. bin/warm-caches.js compiles them under the flags a request finds; any other file is compiled under

@@ -1,6 +1,7 @@
 // The bundle's stand-ins for semver, @fastify/proxy-addr and thread-stream (bin/lazy-packages.js): each requires its
 // real package from node_modules at first use, by a path fixed at build time, so a build records those packages and a
-// start takes the bundle as stale once one is moved, upgraded or removed; and each behaves as its package.
+// start takes the bundle as stale once one is moved, upgraded or removed (or, missing at build time, installed); and
+// each behaves as its package, minified as a start loads it.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import {
@@ -235,12 +236,14 @@ test("a project without node_modules of its own (its packages in a parent folder
   for (const path of standIns.keys()) assert.ok(existsSync(join(root, "dist", path)), path);
 });
 
-test("a package a stand-in's package requires, linked from outside any node_modules (npm link, a file: override): --if-stale does not fail the start", (t) => {
-  // The sources copied: linked, esbuild would resolve their packages from this checkout's node_modules.
+/**
+ * A project whose Fastify and proxy-addr are real folders of its own node_modules (a package requires from where it
+ * is), without ipaddr.js (proxy-addr's dependency), and with its sources copied (linked, esbuild would resolve their
+ * packages from this checkout's node_modules).
+ */
+function projectWithoutIpaddr(t: TestContext): string {
   const root = projectCopy(t, "project", ["data", "config", "node_modules", "package.json"]);
   cpSync(join(REPO_ROOT, "src"), join(root, "src"), { recursive: true });
-  // Fastify and proxy-addr real folders of the project's (a package requires from where it is), ipaddr.js a link to
-  // a fork outside any node_modules.
   relinkNodeModules(root, ["fastify", "@fastify/proxy-addr", "ipaddr.js"]);
   for (const name of ["fastify", "@fastify/proxy-addr"]) {
     cpSync(join(REPO_ROOT, "node_modules", name), join(root, "node_modules", name), {
@@ -248,6 +251,46 @@ test("a package a stand-in's package requires, linked from outside any node_modu
       dereference: true,
     });
   }
+  return root;
+}
+
+test("a package a stand-in's package requires, not installed at build time, makes the bundle stale once installed", (t) => {
+  const root = projectWithoutIpaddr(t);
+  const built = build(root);
+  assert.equal(built.status, 0, built.stderr);
+  const packagesOf = () =>
+    (
+      JSON.parse(readFileSync(join(root, "dist", "build.json"), "utf8")) as {
+        packages: Record<string, { version?: string; isMissing?: true }>;
+      }
+    ).packages;
+  // Where Node would find it, from proxy-addr's folder up to the project's node_modules.
+  for (const place of ["node_modules/@fastify/proxy-addr/node_modules/ipaddr.js", "node_modules/ipaddr.js"]) {
+    assert.deepEqual(packagesOf()[place], { isMissing: true }, place);
+  }
+  assert.equal(bundleState(root, {}).isFresh, true);
+
+  cpSync(join(REPO_ROOT, "node_modules", "ipaddr.js"), join(root, "node_modules", "ipaddr.js"), {
+    recursive: true,
+    dereference: true,
+  });
+  assert.deepEqual(bundleState(root, {}), {
+    isFresh: false,
+    reason: "node_modules/ipaddr.js was installed after the build",
+    restamp: [],
+  });
+  const rebuilt = build(root, ["--if-stale"]);
+  assert.equal(rebuilt.status, 0, rebuilt.stderr);
+  assert.equal(
+    packagesOf()["node_modules/ipaddr.js"]?.version,
+    versionOf(join(REPO_ROOT, "node_modules", "ipaddr.js")),
+  );
+  assert.equal(bundleState(root, {}).isFresh, true);
+});
+
+test("a package a stand-in's package requires, linked from outside any node_modules (npm link, a file: override): --if-stale does not fail the start", (t) => {
+  const root = projectWithoutIpaddr(t);
+  // ipaddr.js a link to a fork outside any node_modules.
   const fork = join(dirname(root), "forks", "ipaddr.js");
   cpSync(join(REPO_ROOT, "node_modules", "ipaddr.js"), fork, { recursive: true, dereference: true });
   symlinkSync(fork, join(root, "node_modules", "ipaddr.js"));
