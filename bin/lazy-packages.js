@@ -52,11 +52,16 @@ function packageFolder(file, name) {
  * the stand-ins' real folders: dist/build.json records them with the bundled packages, so a start takes the bundle as
  * stale once one of them is moved, upgraded or removed (the stand-in's fixed path, or the package it then requires,
  * would fail the first use of the feature). A few stat calls per start.
+ * `missing`: where a dependency not installed at build time would be found, in the project's node_modules (the folders
+ * Node looks in, from the requiring package's up): recorded as missing, so that installing it makes the bundle stale
+ * and the next build records it (else its later removal or upgrade would go unnoticed).
  * @param {Map<string, string>} standIns packageDir -> the package's real folder
+ * @returns {{ found: string[], missing: string[] }}
  */
 export function standInPackageDirs(standIns, root) {
   const { nodeModules, dist } = realFolders(root);
   const found = new Map(standIns);
+  const missing = new Set();
   const next = [...standIns.values()];
   while (next.length > 0) {
     const realDir = next.pop();
@@ -67,7 +72,11 @@ export function standInPackageDirs(standIns, root) {
       try {
         file = require.resolve(name);
       } catch {
-        continue; // Not installed: the package does without it (an optional dependency), or its own use fails.
+        // Not installed: the package does without it (an optional dependency), or its own use fails.
+        for (const packageDir of placesInProject(require.resolve.paths(name) ?? [], name, nodeModules)) {
+          missing.add(packageDir);
+        }
+        continue;
       }
       const { packageDir } = standInPath(file, name, nodeModules, dist);
       if (found.has(packageDir)) continue;
@@ -75,7 +84,21 @@ export function standInPackageDirs(standIns, root) {
       next.push(packageFolder(file, name));
     }
   }
-  return [...found.keys()];
+  return { found: [...found.keys()], missing: [...missing].filter((packageDir) => !found.has(packageDir)) };
+}
+
+/**
+ * Package `name`'s folders, relative to the project root, in those of `lookupPaths` (node_modules folders) that are the
+ * project's node_modules or inside it. A parent folder's node_modules is not the project's to record.
+ */
+function placesInProject(lookupPaths, name, nodeModules) {
+  const places = [];
+  for (const lookupPath of lookupPaths) {
+    const inside = relative(nodeModules, lookupPath);
+    if (inside.startsWith(`..${sep}`) || inside === ".." || isAbsolute(inside)) continue;
+    places.push(["node_modules", ...(inside === "" ? [] : inside.split(sep)), name].join("/"));
+  }
+  return places;
 }
 
 /**
@@ -105,12 +128,15 @@ export function lazyPackages(names, importers, root, standIns) {
         contents: `"use strict";
 let real;
 const load = () => (real ??= require(${JSON.stringify(args.path)}));
-module.exports = new Proxy(function lazyPackage() {}, {
+const standIn = new Proxy(function lazyPackage() {}, {
   get: (_, key) => load()[key],
   has: (_, key) => key in load(),
   apply: (_, self, args) => Reflect.apply(load(), self, args),
-  construct: (_, args) => Reflect.construct(load(), args),
+  // new.target is kept: a class extending the stand-in (class extends require(...)) constructs through here, and
+  // its instances must get its prototype (its methods), not the package's.
+  construct: (_, args, newTarget) => Reflect.construct(load(), args, newTarget === standIn ? load() : newTarget),
 });
+module.exports = standIn;
 `,
       }));
     },

@@ -2,10 +2,11 @@
 // now, else the TypeScript sources (src/main.ts), so an edited source is never shadowed by an older bundle.
 // "As they are now": every source file the bundle holds is no newer than the build; every bundled package, and
 // every package a stand-in requires at first use (bin/lazy-packages.js) with those it requires, has the version it
-// had then (an `npm install` that changes one makes the bundle stale; files edited inside node_modules by hand are
-// not noticed); and the Node running it is the one that built it. A package whose package.json has the size and time
-// recorded for it is taken as unchanged without reading it; another install of the same versions (a container's
-// runtime stage) is read once and recorded again by bin/warm-caches.js (restampBundle). About 215 stats, 2-5 ms.
+// had then, and those of them not installed then still are not (an `npm install` that changes one makes the bundle
+// stale; files edited inside node_modules by hand are not noticed); and the Node running it is the one that built it.
+// A package whose package.json has the size and time recorded for it is taken as unchanged without reading it;
+// another install of the same versions (a container's runtime stage) is read once and recorded again by
+// bin/warm-caches.js (restampBundle). About 215 stats, 2-5 ms.
 // LLM_GATEWAY_BUNDLE=0 starts from the sources whatever dist/ holds.
 import { join } from "node:path";
 
@@ -90,6 +91,11 @@ export function bundleState(root, env) {
   }
   for (const [packageDir, recorded] of Object.entries(manifest.packages)) {
     const stat = statOrUndefined(`${base}${packageDir}/package.json`);
+    // Not installed at build time (bin/lazy-packages.js): installed since, a stand-in's package now requires it.
+    if (recorded?.isMissing === true) {
+      if (stat === undefined) continue;
+      return { isFresh: false, reason: `${packageDir} was installed after the build`, restamp };
+    }
     if (stat !== undefined && stat.size === recorded?.size && stat.mtimeMs === recorded?.mtimeMs) continue;
     let current;
     try {

@@ -101,6 +101,24 @@ test("a source or a package that is gone makes the bundle stale", (t) => {
   assert.equal(bundleState(withoutPackage, {}).isFresh, false);
 });
 
+test("a package recorded as missing keeps the bundle fresh while absent and makes it stale once installed (never restamped)", (t) => {
+  const root = project(t, {
+    format: MANIFEST_FORMAT,
+    node: process.version,
+    builtAtMs: BUILT_AT_MS,
+    sources: [],
+    packages: { "node_modules/optional": { isMissing: true } },
+  });
+  assert.deepEqual(bundleState(root, {}), { isFresh: true, reason: "built from the current sources", restamp: [] });
+  mkdirSync(join(root, "node_modules", "optional"));
+  writeFileSync(join(root, "node_modules", "optional", "package.json"), '{"version":"1.0.0"}');
+  assert.deepEqual(bundleState(root, {}), {
+    isFresh: false,
+    reason: "node_modules/optional was installed after the build",
+    restamp: [],
+  });
+});
+
 test("no manifest, a broken one or one of another format: the sources run", (t) => {
   const root = project(t);
   assert.equal(bundleState(root, { LLM_GATEWAY_BUNDLE: "0" }).isFresh, false, "LLM_GATEWAY_BUNDLE=0");

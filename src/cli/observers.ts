@@ -41,37 +41,46 @@ export async function createObservers(
       }),
     );
   }
-  const file = config.requestLog.file;
-  if (config.requestLog.enabled && file !== undefined) {
-    extra.push(
-      new RequestLogFile({
-        path: file,
+  // What is built by now owns timers (and a request log backend, a connection): closed if a later step throws, so
+  // that a failed start leaves nothing running.
+  let backend: RequestLogBackend | undefined;
+  try {
+    const file = config.requestLog.file;
+    if (config.requestLog.enabled && file !== undefined) {
+      extra.push(
+        new RequestLogFile({
+          path: file,
+          isContentKept: config.log.content,
+          secrets,
+          onError: (error) =>
+            logger.warn(
+              { path: file, error: error instanceof Error ? error.message : String(error) },
+              "request log file: could not append",
+            ),
+        }),
+      );
+    }
+    backend = await requestLogBackend(config);
+    return new Observers({
+      extra,
+      settings: {
         isContentKept: config.log.content,
-        secrets,
-        onError: (error) =>
-          logger.warn(
-            { path: file, error: error instanceof Error ? error.message : String(error) },
-            "request log file: could not append",
-          ),
-      }),
-    );
+        requestLogMaxEntries: config.requestLog.maxEntries,
+        requestLogMaxAgeMs: config.requestLog.maxAgeMs,
+        isMetricsEnabled: config.metrics.enabled,
+      },
+      live: runtimeLiveState(runtime),
+      clock: runtime.clock,
+      requestLogBackend: backend,
+      secrets,
+      version: GATEWAY_VERSION,
+      onError: (message, error) =>
+        logger.warn({ error: error instanceof Error ? error.message : String(error) }, message),
+    });
+  } catch (error) {
+    await Promise.allSettled([...extra.map((observer) => observer.close()), backend?.close()]);
+    throw error;
   }
-  return new Observers({
-    extra,
-    settings: {
-      isContentKept: config.log.content,
-      requestLogMaxEntries: config.requestLog.maxEntries,
-      requestLogMaxAgeMs: config.requestLog.maxAgeMs,
-      isMetricsEnabled: config.metrics.enabled,
-    },
-    live: runtimeLiveState(runtime),
-    clock: runtime.clock,
-    requestLogBackend: await requestLogBackend(config),
-    secrets,
-    version: GATEWAY_VERSION,
-    onError: (message, error) =>
-      logger.warn({ error: error instanceof Error ? error.message : String(error) }, message),
-  });
 }
 
 async function requestLogBackend(config: GatewayConfig): Promise<RequestLogBackend | undefined> {

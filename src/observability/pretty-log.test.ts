@@ -39,8 +39,10 @@ test("a routed line is one readable line per request", () => {
   );
 });
 
-test("not JSON passes through; the format follows log.format and the terminal", () => {
+test("not JSON, or JSON but no object, passes through; the format follows log.format and the terminal", () => {
   assert.equal(formatLogLine("plain text", false), "plain text");
+  // A line another writer put on the stream: printed as it is, never read as fields (null used to throw).
+  for (const line of ["null", "[1,2]", '"text"', "42"]) assert.equal(formatLogLine(line, false), line);
   assert.equal(isPrettyLog("auto", true), true);
   assert.equal(isPrettyLog("auto", false), false);
   assert.equal(isPrettyLog("json", true), false);

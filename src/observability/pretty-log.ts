@@ -2,6 +2,7 @@
 // `12:04:05 INFO  message key=value ...`, coloured unless NO_COLOR is set, one line per request for `routed`.
 // (pino-pretty is not a dependency; this is the little of it the gateway needs.)
 import { Writable } from "node:stream";
+import { parseJsonRecord } from "../is-record.ts";
 
 const LEVELS: Readonly<Record<number, { name: string; colour: string }>> = {
   10: { name: "TRACE", colour: "90" },
@@ -35,12 +36,8 @@ export function plain(text: string): string {
 const HIDDEN = new Set(["level", "time", "pid", "hostname", "msg"]);
 
 export function formatLogLine(line: string, isColoured: boolean): string {
-  let entry: Record<string, unknown>;
-  try {
-    entry = JSON.parse(line) as Record<string, unknown>;
-  } catch {
-    return plain(line);
-  }
+  const entry = parseJsonRecord(line);
+  if (entry === undefined) return plain(line);
   const paint = (code: string, text: string): string => (isColoured ? `\u001b[${code}m${text}\u001b[0m` : text);
   const level = LEVELS[typeof entry.level === "number" ? entry.level : 30] ?? { name: "INFO ", colour: "32" };
   const time = typeof entry.time === "number" ? new Date(entry.time).toTimeString().slice(0, 8) : "";

@@ -1,12 +1,12 @@
 // A batch line's pieces (batch-runner.ts): how a line is served by a door the pipeline serves as is, and what its
 // answer adds to the batch's usage.
-import { InternalError, UpstreamUnavailableError } from "../errors/gateway-error.ts";
+import { InternalError } from "../errors/gateway-error.ts";
 import type { Logger } from "../logger.ts";
 import type { BatchUsage } from "../protocols/batches/batch-objects.ts";
 import { handleChatRequest } from "./chat-request.ts";
 import type { EndpointSpec } from "./endpoints.ts";
 import type { GatewayRuntime } from "./gateway-runtime.ts";
-import type { CheckedLine } from "./pipeline-types.ts";
+import { type CheckedLine, parseAnswerBody } from "./pipeline-types.ts";
 
 /** One line as the pipeline gets it. */
 export interface LineCall {
@@ -76,7 +76,7 @@ export function pipelineExecutor(runtime: GatewayRuntime, endpoint: EndpointSpec
       await result.cancel();
       throw new InternalError("A batch line was answered with a stream.");
     }
-    return { status: result.status, body: parseAnswer(result.bodyText) };
+    return { status: result.status, body: parseAnswerBody(result.bodyText) };
   };
 }
 
@@ -84,14 +84,6 @@ export function pipelineExecutor(runtime: GatewayRuntime, endpoint: EndpointSpec
 export function unstreamed(body: Record<string, unknown>): Record<string, unknown> {
   const { stream: _stream, stream_options: _options, ...rest } = body;
   return rest;
-}
-
-export function parseAnswer(bodyText: string): unknown {
-  try {
-    return JSON.parse(bodyText) as unknown;
-  } catch (error) {
-    throw new UpstreamUnavailableError("The upstream answer is not JSON.", { cause: error });
-  }
 }
 
 /** Bytes of a file's part: lines are joined and encoded this many at most at a time (a few ms of the event loop). */

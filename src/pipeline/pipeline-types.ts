@@ -1,6 +1,6 @@
 // What the pipeline's steps share: the request context an adapter passes in, the result it gets back, and the
 // validated request as it moves through planning, forwarding and the relay.
-import type { GatewayError } from "../errors/gateway-error.ts";
+import { type GatewayError, UpstreamUnavailableError } from "../errors/gateway-error.ts";
 import type { Outcome } from "../errors/outcomes.ts";
 import type { PromptFacts } from "../limits/token-estimate.ts";
 import type { ClientProtocol } from "../observability/request-record.ts";
@@ -62,6 +62,18 @@ export interface JsonAnswer {
   /** Speech's audio: sent as these bytes instead of `bodyText`. */
   readonly bytes?: Buffer | undefined;
   readonly headers: Readonly<Record<string, string>>;
+}
+
+/**
+ * A JSON answer's body as the adapters read it. The attempt has checked a 2xx chat answer already; what an adapter
+ * is handed otherwise (a native call's, a relayed one's) is a bad upstream answer when it is not JSON.
+ */
+export function parseAnswerBody(bodyText: string): unknown {
+  try {
+    return JSON.parse(bodyText) as unknown;
+  } catch (error) {
+    throw new UpstreamUnavailableError("The upstream answer is not JSON.", { cause: error });
+  }
 }
 
 /** How a relayed stream ended: the adapter writes its protocol's end marker, or `error` in-band. */

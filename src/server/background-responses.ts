@@ -7,13 +7,14 @@
 // sees it, replays its events and passes a cancel on (background-readers.ts: what those readers use).
 import { setTimeout as sleep } from "node:timers/promises";
 import type { FastifyReply, FastifyRequest } from "fastify";
-import { ClientAbortedError, GatewayError, InternalError, UpstreamUnavailableError } from "../errors/gateway-error.ts";
+import { ClientAbortedError, GatewayError, InternalError } from "../errors/gateway-error.ts";
 import { BackgroundCancel, type BackgroundRuns, RunStateWrites } from "../pipeline/background-runs.ts";
 import { cacheRequest } from "../pipeline/cache-control.ts";
 import { type ChatPipelineResult, handleChatRequest } from "../pipeline/chat-request.ts";
 import type { EndpointSpec } from "../pipeline/endpoints.ts";
 import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
 import { cutReason } from "../pipeline/open-requests.ts";
+import { parseAnswerBody } from "../pipeline/pipeline-types.ts";
 import type { ChatRequestBody } from "../protocols/chat-completions.ts";
 import {
   BACKGROUND_HEARTBEAT_MS,
@@ -315,13 +316,7 @@ async function servedResponse(
   });
   const servedModel = result.headers["x-gateway-model"] ?? "";
   if (result.kind === "json") {
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(result.bodyText) as unknown;
-    } catch (error) {
-      throw new UpstreamUnavailableError("The upstream answer is not JSON.", { cause: error });
-    }
-    return background.answer(parsed, servedModel, result.api);
+    return background.answer(parseAnswerBody(result.bodyText), servedModel, result.api);
   }
   const translator = background.stream(servedModel, result.api);
   served.translator = translator;

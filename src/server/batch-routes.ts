@@ -14,10 +14,11 @@ import {
 import { isRecord } from "../is-record.ts";
 import type { Logger } from "../logger.ts";
 import { type BatchBooks, ownerOf } from "../pipeline/batch-books.ts";
-import { type LineExecutor, parseAnswer, unstreamed } from "../pipeline/batch-lines.ts";
+import { type LineExecutor, unstreamed } from "../pipeline/batch-lines.ts";
 import { BatchRunner } from "../pipeline/batch-runner.ts";
 import { handleChatRequest } from "../pipeline/chat-request.ts";
 import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
+import { parseAnswerBody } from "../pipeline/pipeline-types.ts";
 import { publishRefusal } from "../pipeline/refusal.ts";
 import {
   BATCH_ENDPOINTS,
@@ -297,7 +298,11 @@ function adapterExecutor(runtime: GatewayRuntime, loadAdapter: () => Promise<Pro
       await result.cancel();
       throw new InvalidRequestError("A batch line was answered with a stream.");
     }
-    const answer = exchange.answer(parseAnswer(result.bodyText), result.headers["x-gateway-model"] ?? "", result.api);
+    const answer = exchange.answer(
+      parseAnswerBody(result.bodyText),
+      result.headers["x-gateway-model"] ?? "",
+      result.api,
+    );
     await exchange.answered?.(answer);
     return { status: result.status, body: answer };
   };

@@ -3,7 +3,7 @@
 // answer translated back: JSON at once, or stream chunks through the protocol's stream translator. A Responses
 // request may also be served natively by a provider marked `responses_api: native` (its answer relayed).
 import type { FastifyReply, FastifyRequest } from "fastify";
-import { ClientAbortedError, type GatewayError, UpstreamUnavailableError } from "../errors/gateway-error.ts";
+import { ClientAbortedError, type GatewayError } from "../errors/gateway-error.ts";
 import { estimateChatPrompt } from "../limits/token-estimate.ts";
 import { cacheRequest } from "../pipeline/cache-control.ts";
 import { type ChatPipelineResult, handleChatRequest } from "../pipeline/chat-request.ts";
@@ -11,6 +11,7 @@ import { type EndpointSpec, MESSAGES_ENDPOINT } from "../pipeline/endpoints.ts";
 import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
 import type { StreamEnding } from "../pipeline/handle-request.ts";
 import { cutReason } from "../pipeline/open-requests.ts";
+import { parseAnswerBody } from "../pipeline/pipeline-types.ts";
 import { publishRefusal } from "../pipeline/refusal.ts";
 import type { ChatRequestBody } from "../protocols/chat-completions.ts";
 import { randomIds } from "../protocols/ids.ts";
@@ -144,7 +145,7 @@ export function protocolHandler(runtime: GatewayRuntime, adapter: ProtocolAdapte
     if (result.kind === "json") {
       let answer: object;
       try {
-        answer = exchange.answer(parseCompletion(result.bodyText), servedModel, result.api);
+        answer = exchange.answer(parseAnswerBody(result.bodyText), servedModel, result.api);
         // Still an open request until it is kept: an exit (a second signal) waits for an asynchronous (Redis) save
         // instead of exiting under it.
         const keptHeaders = await exchange.answered?.(answer);
@@ -230,14 +231,6 @@ function unlessCut(begun: Exchange | Promise<Exchange>, signal: AbortSignal): Pr
       .then(resolve, reject)
       .finally(() => signal.removeEventListener("abort", onAbort));
   });
-}
-
-function parseCompletion(bodyText: string): unknown {
-  try {
-    return JSON.parse(bodyText) as unknown;
-  } catch (error) {
-    throw new UpstreamUnavailableError("The upstream answer is not JSON.", { cause: error });
-  }
 }
 
 /** Anthropic Messages (`POST /v1/messages`). */

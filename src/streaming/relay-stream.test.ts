@@ -49,6 +49,13 @@ function relayOptions(own: Partial<RelayOptions> = {}): RelayOptions {
   };
 }
 
+/** Reads the relay to its end; returns what it ended with. */
+async function readToEnd(relay: ReturnType<typeof relayStream>) {
+  let result = await relay.next();
+  while (result.done !== true) result = await relay.next();
+  return result.value;
+}
+
 /** Reads the relay's events until one holds `needle`; the relay must not end before. */
 async function readUntil(relay: ReturnType<typeof relayStream>, needle: string): Promise<void> {
   const texts: string[] = [];
@@ -175,9 +182,8 @@ test("a continuation that broke is settled as continued once the next one opened
       },
     }),
   );
-  let result = await relay.next();
-  while (result.done !== true) result = await relay.next();
-  assert.equal(result.value.isSuccess, true);
+  const ended = await readToEnd(relay);
+  assert.equal(ended.isSuccess, true);
   assert.deepEqual(
     ends.map(({ segment, end }) => [segment, end.outcome, end.text, end.isContinued]),
     [
@@ -231,8 +237,7 @@ test("a replay that diverges in an event that repeated part of the delivered tex
     },
     relayOptions({ continuation: { next: async () => (asked++ === 0 ? replay : undefined) } }),
   );
-  let result = await relay.next();
-  while (result.done !== true) result = await relay.next();
+  await readToEnd(relay);
   assert.deepEqual(
     ends.map(({ segment, end }) => [segment, end.outcome, end.text, end.droppedText]),
     [
@@ -254,8 +259,7 @@ test("a replay that diverges at its first differing event counts the repetition 
     },
     relayOptions({ continuation: { next: async () => (asked++ === 0 ? replay : undefined) } }),
   );
-  let result = await relay.next();
-  while (result.done !== true) result = await relay.next();
+  await readToEnd(relay);
   assert.deepEqual(
     ends.map(({ segment, end }) => [segment, end.outcome, end.droppedText]),
     [
@@ -291,9 +295,8 @@ test("the client leaves while the next continuation is sought: the broken one is
       },
     }),
   );
-  let result = await relay.next();
-  while (result.done !== true) result = await relay.next();
-  assert.equal(result.value.isClientGone, true);
+  const ended = await readToEnd(relay);
+  assert.equal(ended.isClientGone, true);
   assert.equal(beta.isEnded, true);
   assert.deepEqual(
     ends.map(({ segment, end }) => [segment, end.outcome, end.text, end.isContinued]),
@@ -317,7 +320,7 @@ test("the client leaves as a continuation opens: it is settled abandoned, with t
     return beta;
   };
   const relay = relayStream(first, relayOptions({ signal: client.signal, continuation: { next } }));
-  while ((await relay.next()).done !== true);
+  await readToEnd(relay);
   assert.equal(stream.controller.signal.aborted, true, "hung up on");
   const end = ends[0]?.end;
   assert.deepEqual(

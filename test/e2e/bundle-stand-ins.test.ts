@@ -1,6 +1,7 @@
 // The bundle's stand-ins for semver, @fastify/proxy-addr and thread-stream (bin/lazy-packages.js): each requires its
 // real package from node_modules at first use, by a path fixed at build time, so a build records those packages and a
-// start takes the bundle as stale once one is moved, upgraded or removed; and each behaves as its package.
+// start takes the bundle as stale once one is moved, upgraded or removed (or, missing at build time, installed); and
+// each behaves as its package, minified as a start loads it.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import {
@@ -15,21 +16,17 @@ import {
   unlinkSync,
   writeFileSync,
 } from "node:fs";
+import { SourceMap, type SourceMapPayload, type SourceMapping } from "node:module";
 import { dirname, join } from "node:path";
 import { type TestContext, test } from "node:test";
+import { pathToFileURL } from "node:url";
 import { bundleState } from "../../bin/start-entry.js";
-import { projectCopy } from "../helpers/bundle-project.ts";
+import { buildBundle, projectCopy } from "../helpers/bundle-project.ts";
 import { REPO_ROOT } from "../helpers/cli-process.ts";
 
 const STAND_INS = ["@fastify/proxy-addr", "semver", "thread-stream"];
 
-function build(root: string, args: readonly string[] = []): { status: number | null; stdout: string; stderr: string } {
-  return spawnSync(process.execPath, [join(root, "bin", "build.js"), ...args], {
-    cwd: root,
-    env: { PATH: process.env.PATH ?? "", NODE_NO_WARNINGS: "1" },
-    encoding: "utf8",
-  });
-}
+const build = buildBundle;
 
 function builtProject(t: TestContext): string {
   const root = projectCopy(t, "project", ["src", "data", "config", "node_modules", "package.json"]);
@@ -103,37 +100,45 @@ test("a stand-in's package moved, upgraded or removed after the build makes the 
 });
 
 /**
- * The stand-ins as the bundle holds them (each chunk's source map keeps the text bin/lazy-packages.js generated, named
- * `lazy-package:<path>`): no feature of the gateway calls these packages, so no request can reach them.
+ * The stand-ins as `npm start` loads them: minified inside a chunk of dist/, each one CommonJS module of the bundle,
+ * found by its source (the text bin/lazy-packages.js generated, named `lazy-package:<path>` in the chunk's source map).
+ * Returns, per stand-in path, the chunk and the name the chunk gives the function that returns its `module.exports`
+ * (the one the packages that require it call): no feature of the gateway calls these packages, so no request reaches
+ * them, and a probe has the chunk export that name.
  */
-function standInsOf(root: string): Map<string, string> {
-  const found = new Map<string, string>();
-  for (const file of readdirSync(join(root, "dist")).filter((name) => name.endsWith(".js.map"))) {
-    const map = JSON.parse(readFileSync(join(root, "dist", file), "utf8")) as {
-      sources: string[];
-      sourcesContent?: (string | null)[];
-    };
-    map.sources.forEach((source, index) => {
-      const content = map.sourcesContent?.[index];
-      if (source.startsWith("lazy-package:") && typeof content === "string") {
-        found.set(source.slice("lazy-package:".length), content);
+function standInsOf(root: string): Map<string, { chunk: string; binding: string }> {
+  const found = new Map<string, { chunk: string; binding: string }>();
+  for (const file of readdirSync(join(root, "dist")).filter((name) => name.endsWith(".js"))) {
+    const path = join(root, "dist", file);
+    const map = new SourceMap(JSON.parse(readFileSync(`${path}.map`, "utf8")) as SourceMapPayload);
+    const lines = readFileSync(path, "utf8").split("\n");
+    lines.forEach((line, lineIndex) => {
+      for (const match of line.matchAll(/"(\.\.\/[^"]*)"/g)) {
+        const source = `lazy-package:${match[1]}`;
+        const isStandIn = (column: number) => {
+          const entry = map.findEntry(lineIndex, column);
+          return "originalSource" in entry && (entry as SourceMapping).originalSource.endsWith(source);
+        };
+        if (!isStandIn(match.index)) continue;
+        // Back to the first column mapped to the stand-in: where the bundle's wrapper of the module starts.
+        let column = match.index;
+        while (column > 0 && isStandIn(column - 1)) column -= 1;
+        const binding = /^var ([\w$]+)=/.exec(line.slice(column))?.[1];
+        assert.ok(binding !== undefined, `${source} in ${file} does not start as esbuild's CommonJS wrapper`);
+        found.set(match[1] ?? "", { chunk: path, binding });
       }
     });
   }
   return found;
 }
 
-test("each stand-in, from dist/ with the bundle's require, loads its package at first use and behaves as it", (t) => {
+test("each stand-in, minified in dist/ as a start loads it, loads its package at first use and behaves as it, subclassed too", (t) => {
   const root = builtProject(t);
   const standIns = standInsOf(root);
   assert.deepEqual(
     [...standIns.keys()].sort(),
     STAND_INS.map((name) => `../node_modules/${name}/index.js`),
   );
-  // Every chunk starts with the banner that gives a CommonJS package's `require` (resolving from dist/).
-  const chunk = readdirSync(join(root, "dist")).find((name) => name.startsWith("chunk-") && name.endsWith(".js"));
-  const banner = readFileSync(join(root, "dist", chunk ?? "none"), "utf8").split("\n")[0] ?? "";
-  assert.match(banner, /createRequire/);
   const worker = join(root, "thread-stream-worker.mjs");
   const written = join(root, "written.txt");
   writeFileSync(
@@ -143,23 +148,37 @@ import { Writable } from "node:stream";
 export default ({ path }) => new Writable({ write(chunk, _, done) { appendFileSync(path, chunk); done(); } });
 `,
   );
-  // Run from dist/, where the chunks are: the stand-ins' paths and the banner's require are relative to it.
-  const probe = join(root, "dist", "stand-ins-probe.mjs");
+  const exported = [...standIns].map(([path, { chunk, binding }], index) => ({
+    path,
+    url: pathToFileURL(chunk).href,
+    binding,
+    name: `standIn${index}`,
+  }));
+  const probe = join(root, "stand-ins-probe.mjs");
   writeFileSync(
     probe,
-    `${banner}
-import { readFileSync } from "node:fs";
-const standIns = new Map(${JSON.stringify([...standIns])});
-const standIn = (path) => {
-  const module = { exports: {} };
-  new Function("module", "exports", "require", standIns.get(path))(module, module.exports, require);
-  return module.exports;
-};
+    `import { createRequire, registerHooks } from "node:module";
+import { existsSync, readFileSync } from "node:fs";
+const exported = ${JSON.stringify(exported)};
+// The chunks as built, plus an export of each stand-in's module: nothing else of them is changed.
+registerHooks({
+  load(url, context, nextLoad) {
+    const loaded = nextLoad(url, context);
+    const added = exported.filter((entry) => entry.url === url);
+    if (added.length === 0) return loaded;
+    const names = added.map(({ binding, name }) => binding + " as " + name).join(", ");
+    return { ...loaded, source: String(loaded.source) + "\\nexport { " + names + " };\\n" };
+  },
+});
+const modules = new Map();
+for (const { path, url, name } of exported) modules.set(path, (await import(url))[name]());
+// The bundle's require (its banner's) resolves from dist/, and shares Node's one cache of CommonJS modules.
+const require = createRequire(${JSON.stringify(join(root, "dist", "probe.js"))});
 const isLoaded = (name) => Object.keys(require.cache).some((file) => file.includes(\`/node_modules/\${name}/\`));
 const out = {};
-const semver = standIn("../node_modules/semver/index.js");
-const proxyAddr = standIn("../node_modules/@fastify/proxy-addr/index.js");
-const ThreadStream = standIn("../node_modules/thread-stream/index.js");
+const semver = modules.get("../node_modules/semver/index.js");
+const proxyAddr = modules.get("../node_modules/@fastify/proxy-addr/index.js");
+const ThreadStream = modules.get("../node_modules/thread-stream/index.js");
 out.loadedBeforeUse = ["semver", "@fastify/proxy-addr", "thread-stream"].filter(isLoaded);
 // As Fastify calls it for a plugin that declares the Fastify it needs.
 out.satisfies = [semver.satisfies("5.12.8", "^5.0.0"), semver.satisfies("4.29.1", "5.x"), "coerce" in semver];
@@ -171,13 +190,22 @@ out.addresses = [
   proxyAddr(request, () => false),
   proxyAddr.all(request),
 ];
-// As pino's transports: a worker thread writing through the destination its module returns.
-const stream = new ThreadStream({ filename: ${JSON.stringify(`file://${worker}`)}, workerData: { path: ${JSON.stringify(written)} }, sync: true });
-out.isThreadStream = typeof stream.write === "function" && stream instanceof ThreadStream;
-stream.write("through the worker\\n");
+// As pino's transports: a worker thread writing through the destination its module returns; and a class of the
+// caller's own that extends it keeps its methods and fields.
+class CountingStream extends ThreadStream {
+  lines = 0;
+  writeLine(line) {
+    this.lines += 1;
+    return this.write(line + "\\n");
+  }
+}
+const stream = new CountingStream({ filename: ${JSON.stringify(`file://${worker}`)}, workerData: { path: ${JSON.stringify(written)} }, sync: true });
+out.isThreadStream = stream instanceof ThreadStream && stream instanceof CountingStream;
+out.wrote = typeof stream.writeLine === "function" && stream.writeLine("through the worker");
+out.lines = stream.lines;
 stream.end();
 await new Promise((resolve, reject) => { stream.once("close", resolve); stream.once("error", reject); });
-out.written = readFileSync(${JSON.stringify(written)}, "utf8");
+out.written = existsSync(${JSON.stringify(written)}) ? readFileSync(${JSON.stringify(written)}, "utf8") : null;
 out.loadedAfterUse = ["semver", "@fastify/proxy-addr", "ipaddr.js", "thread-stream"].filter(isLoaded);
 process.stdout.write(JSON.stringify(out));
 `,
@@ -189,6 +217,8 @@ process.stdout.write(JSON.stringify(out));
     satisfies: [true, false, true],
     addresses: ["203.0.113.7", "203.0.113.7", "10.0.0.2", ["10.0.0.2", "10.0.0.1", "203.0.113.7"]],
     isThreadStream: true,
+    wrote: true,
+    lines: 1,
     written: "through the worker\n",
     loadedAfterUse: ["semver", "@fastify/proxy-addr", "ipaddr.js", "thread-stream"],
   });
@@ -206,12 +236,14 @@ test("a project without node_modules of its own (its packages in a parent folder
   for (const path of standIns.keys()) assert.ok(existsSync(join(root, "dist", path)), path);
 });
 
-test("a package a stand-in's package requires, linked from outside any node_modules (npm link, a file: override): --if-stale does not fail the start", (t) => {
-  // The sources copied: linked, esbuild would resolve their packages from this checkout's node_modules.
+/**
+ * A project whose Fastify and proxy-addr are real folders of its own node_modules (a package requires from where it
+ * is), without ipaddr.js (proxy-addr's dependency), and with its sources copied (linked, esbuild would resolve their
+ * packages from this checkout's node_modules).
+ */
+function projectWithoutIpaddr(t: TestContext): string {
   const root = projectCopy(t, "project", ["data", "config", "node_modules", "package.json"]);
   cpSync(join(REPO_ROOT, "src"), join(root, "src"), { recursive: true });
-  // Fastify and proxy-addr real folders of the project's (a package requires from where it is), ipaddr.js a link to
-  // a fork outside any node_modules.
   relinkNodeModules(root, ["fastify", "@fastify/proxy-addr", "ipaddr.js"]);
   for (const name of ["fastify", "@fastify/proxy-addr"]) {
     cpSync(join(REPO_ROOT, "node_modules", name), join(root, "node_modules", name), {
@@ -219,6 +251,46 @@ test("a package a stand-in's package requires, linked from outside any node_modu
       dereference: true,
     });
   }
+  return root;
+}
+
+test("a package a stand-in's package requires, not installed at build time, makes the bundle stale once installed", (t) => {
+  const root = projectWithoutIpaddr(t);
+  const built = build(root);
+  assert.equal(built.status, 0, built.stderr);
+  const packagesOf = () =>
+    (
+      JSON.parse(readFileSync(join(root, "dist", "build.json"), "utf8")) as {
+        packages: Record<string, { version?: string; isMissing?: true }>;
+      }
+    ).packages;
+  // Where Node would find it, from proxy-addr's folder up to the project's node_modules.
+  for (const place of ["node_modules/@fastify/proxy-addr/node_modules/ipaddr.js", "node_modules/ipaddr.js"]) {
+    assert.deepEqual(packagesOf()[place], { isMissing: true }, place);
+  }
+  assert.equal(bundleState(root, {}).isFresh, true);
+
+  cpSync(join(REPO_ROOT, "node_modules", "ipaddr.js"), join(root, "node_modules", "ipaddr.js"), {
+    recursive: true,
+    dereference: true,
+  });
+  assert.deepEqual(bundleState(root, {}), {
+    isFresh: false,
+    reason: "node_modules/ipaddr.js was installed after the build",
+    restamp: [],
+  });
+  const rebuilt = build(root, ["--if-stale"]);
+  assert.equal(rebuilt.status, 0, rebuilt.stderr);
+  assert.equal(
+    packagesOf()["node_modules/ipaddr.js"]?.version,
+    versionOf(join(REPO_ROOT, "node_modules", "ipaddr.js")),
+  );
+  assert.equal(bundleState(root, {}).isFresh, true);
+});
+
+test("a package a stand-in's package requires, linked from outside any node_modules (npm link, a file: override): --if-stale does not fail the start", (t) => {
+  const root = projectWithoutIpaddr(t);
+  // ipaddr.js a link to a fork outside any node_modules.
   const fork = join(dirname(root), "forks", "ipaddr.js");
   cpSync(join(REPO_ROOT, "node_modules", "ipaddr.js"), fork, { recursive: true, dereference: true });
   symlinkSync(fork, join(root, "node_modules", "ipaddr.js"));

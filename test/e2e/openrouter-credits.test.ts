@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import OpenAI from "openai";
-import { CHAT_ROUTE, chatRequests, openAiClient, postChat, recordsOf, useGateway, useMock } from "../helpers/e2e.ts";
+import { CHAT_ROUTE, chatRequests, postChat, recordsOf, type useMock } from "../helpers/e2e.ts";
 import { chatCompletion, chatStream, type MockStep } from "../helpers/mock-upstream.ts";
 import { OPENROUTER_KEY, openRouter402, openRouterScene } from "../helpers/openrouter-scenes.ts";
 
@@ -252,32 +252,19 @@ describe("the affordable retry from the Responses door", () => {
   // request still goes to OpenRouter as a chat body (its provider is not native), where the retry is the gateway's
   // to make as for any chat body without an output limit. It was skipped whenever any provider was native.
   test("without max_output_tokens, another provider native: the chat-translated candidate is retried", async (t) => {
-    const openrouter = await useMock(t);
-    const native = await useMock(t);
-    const gateway = await useGateway(
-      t,
-      `providers:
-  - name: openrouter
-    base_url: ${openrouter.baseUrl}
-    api_key: ${OPENROUTER_KEY}
-    retries: 0
-    rate_limit_dialect: openrouter
-    models:
-      m: { id: "vendor/m", priority: 10 }
-  - name: native
-    base_url: ${native.baseUrl}
-    api_key: sk-native
-    retries: 0
-    responses_api: native
-    models:
-      m: { id: native-m, priority: 1 }
-routing:
-  max_wait_for_better_ms: 0
-`,
-    );
+    const {
+      openrouter,
+      beta: native,
+      client,
+    } = await openRouterScene(t, {
+      models: { m: { id: "vendor/m", priority: 10 } },
+      isAccountScoped: false,
+      beta: { id: "native-m", priority: 1 },
+      betaYaml: "responses_api: native",
+    });
     openrouter.enqueue(CHAT_ROUTE, unaffordable(16384, 1234));
     openrouter.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("OpenRouter here.", "vendor/m") });
-    const answer = await openAiClient(gateway).responses.create({ model: "m", input: "Hi" });
+    const answer = await client.responses.create({ model: "m", input: "Hi" });
     assert.equal(answer.output_text, "OpenRouter here.");
     assert.deepEqual(sentMaxTokens(openrouter), [undefined, 1110]);
     assert.equal(native.requests.length, 0, "the native provider was not asked");
@@ -351,21 +338,12 @@ describe("an answer served under the output limit the affordable retry chose", (
   // kept, the same request without max_tokens got that cut answer again for the cache's ttl_ms, credits topped up
   // or not, and never the whole answer it asked for.
   test("is not kept by the answer cache: the same request is served afresh", async (t) => {
-    const openrouter = await useMock(t);
-    const gateway = await useGateway(
-      t,
-      `providers:
-  - name: openrouter
-    base_url: ${openrouter.baseUrl}
-    api_key: ${OPENROUTER_KEY}
-    retries: 0
-    rate_limit_dialect: openrouter
-    models:
-      m: { id: "vendor/m", priority: 10 }
-cache:
-  enabled: true
-`,
-    );
+    const { openrouter, gateway } = await openRouterScene(t, {
+      models: { m: { id: "vendor/m", priority: 10 } },
+      isAccountScoped: false,
+      beta: false,
+      extraYaml: "cache:\n  enabled: true\n",
+    });
     openrouter.enqueue(CHAT_ROUTE, unaffordable(16384, 1234));
     openrouter.setDefault(CHAT_ROUTE, (recorded) =>
       (recorded.body as { stream?: boolean }).stream === true

@@ -149,21 +149,49 @@ const WAIT_CASES: readonly WaitCase[] = [
  * scene, its clock and the cooldown, for the test's own checks.
  */
 async function backoffAfter429(t: TestContext, headers: Record<string, string>, dialect?: string) {
-  const clock = new ManualClock(START_MS);
+  const { scene, clock } = await backoffScene(t, START_MS, dialect);
+  const first = await refusedAfter(scene, clock, 0, headers);
+  assert.equal(first.headers["retry-after"], "4");
+  const cooldown = await alphaCooldown(scene);
+  assert.equal(cooldown?.remaining_ms, 4_000, JSON.stringify(cooldown));
+  assert.equal(cooldown?.source, "guessed");
+  return { scene, clock, cooldown };
+}
+
+/** Alpha alone (its dialect `dialect` when given), with a 4 s backoff, on a manual clock at `startMs`. */
+async function backoffScene(t: TestContext, startMs: number, dialect?: string) {
+  const clock = new ManualClock(startMs);
   const scene = await startScene(t, {
     clock,
     beta: false,
     ...(dialect === undefined ? {} : { alpha: { rate_limit_dialect: dialect } }),
     config: { cooldowns: { rate_limit_base_ms: 4_000 } },
   });
+  return { scene, clock };
+}
+
+type Scene = Awaited<ReturnType<typeof startScene>>;
+
+/** `advanceMs` later, alpha refuses the next request with a 429 carrying `headers`: the client's answer, a 429 too. */
+async function refusedAfter(scene: Scene, clock: ManualClock, advanceMs: number, headers: Record<string, string>) {
+  clock.advance(advanceMs);
   scene.alpha.enqueue(CHAT_ROUTE, rateLimited({ headers }));
-  const first = await scene.chat();
-  assert.equal(first.status, 429, first.text);
-  assert.equal(first.headers["retry-after"], "4");
-  const cooldown = (await scene.health()).deployments.find((row) => row.key === "alpha/m")?.cooldown;
-  assert.equal(cooldown?.remaining_ms, 4_000, JSON.stringify(cooldown));
-  assert.equal(cooldown?.source, "guessed");
-  return { scene, clock, cooldown };
+  const answer = await scene.chat();
+  assert.equal(answer.status, 429, answer.text);
+  return answer;
+}
+
+async function alphaCooldown(scene: Scene) {
+  return (await scene.health()).deployments.find((row) => row.key === "alpha/m")?.cooldown;
+}
+
+/** Cerebras's headers for a day's window with nothing left, its reset at `reset` (epoch seconds, or 0: now). */
+function dailyExhausted(reset: string): Record<string, string> {
+  return {
+    "x-ratelimit-limit-requests-day": "14400",
+    "x-ratelimit-remaining-requests-day": "0",
+    "x-ratelimit-reset-requests-day": reset,
+  };
 }
 
 describe("a reset instant already past is no wait", () => {
@@ -202,7 +230,7 @@ describe("a negative wait is no wait", () => {
     const first = await scene.chat();
     assert.equal(first.status, 429, first.text);
     assert.equal(first.headers["retry-after"], "30");
-    const cooldown = (await scene.health()).deployments.find((row) => row.key === "alpha/m")?.cooldown;
+    const cooldown = await alphaCooldown(scene);
     assert.equal(cooldown?.remaining_ms, 30_000, JSON.stringify(cooldown));
     assert.equal(cooldown?.source, "provider");
     assert.equal((await scene.chat()).status, 429);
@@ -214,11 +242,7 @@ describe("a day's window whose reset reads a moment ago has just rolled over", (
   test("cerebras: x-ratelimit-reset-requests-day 2 s behind (clock skew) cools for the backoff, not until the day ends", async (t) => {
     // The provider's day ended 2 s ago by our clock (epoch seconds): its count of 0 left is yesterday's. Parked
     // until the configured day's end, this was 12 hours (START_MS is noon UTC): Retry-After 43200.
-    const headers = {
-      "x-ratelimit-limit-requests-day": "14400",
-      "x-ratelimit-remaining-requests-day": "0",
-      "x-ratelimit-reset-requests-day": String((START_MS - 2_000) / 1000),
-    };
+    const headers = dailyExhausted(String((START_MS - 2_000) / 1000));
     const { scene, clock, cooldown } = await backoffAfter429(t, headers, "cerebras");
     assert.match(cooldown?.reason ?? "", /just rolled over/);
     clock.advance(4_000);
@@ -230,22 +254,12 @@ describe("a day's window whose reset reads a moment ago has just rolled over", (
   test("a provider still refusing with the same past reset: the backoff doubles, and once the reset is 5 min back it is parked", async (t) => {
     // A stale reset (or one that dates the window's start) must not have a day's empty quota asked again every few
     // seconds all day: the roll-over is believed only while the reset reads at most ROLLED_OVER_WITHIN_MS back.
-    const headers = {
-      "x-ratelimit-limit-requests-day": "14400",
-      "x-ratelimit-remaining-requests-day": "0",
-      "x-ratelimit-reset-requests-day": String((START_MS - 2_000) / 1000),
-    };
+    const headers = dailyExhausted(String((START_MS - 2_000) / 1000));
     const { scene, clock } = await backoffAfter429(t, headers, "cerebras");
-    clock.advance(4_000);
-    scene.alpha.enqueue(CHAT_ROUTE, rateLimited({ headers }));
-    const second = await scene.chat();
-    assert.equal(second.status, 429, second.text);
+    const second = await refusedAfter(scene, clock, 4_000, headers);
     assert.equal(second.headers["retry-after"], "8", "the second 429's backoff is twice the first");
-    clock.advance(5 * 60_000);
-    scene.alpha.enqueue(CHAT_ROUTE, rateLimited({ headers }));
-    const third = await scene.chat();
-    assert.equal(third.status, 429, third.text);
-    const cooldown = (await scene.health()).deployments.find((row) => row.key === "alpha/m")?.cooldown;
+    await refusedAfter(scene, clock, 5 * 60_000, headers);
+    const cooldown = await alphaCooldown(scene);
     assert.match(cooldown?.reason ?? "", /parked until the provider's day ends/, JSON.stringify(cooldown));
     assert.equal(scene.counts().alpha, 3);
   });
@@ -254,25 +268,15 @@ describe("a day's window whose reset reads a moment ago has just rolled over", (
 describe("a day's reset that reads now with every 429 (delay 0)", () => {
   test("cerebras: x-ratelimit-reset-requests-day 0 each time: the backoff twice, then parked until the day ends", async (t) => {
     // Taken as a roll-over every time, such a provider was asked again on the capped backoff (60 s) all day.
-    const headers = {
-      "x-ratelimit-limit-requests-day": "14400",
-      "x-ratelimit-remaining-requests-day": "0",
-      "x-ratelimit-reset-requests-day": "0",
-    };
+    const headers = dailyExhausted("0");
     const { scene, clock } = await backoffAfter429(t, headers, "cerebras");
-    clock.advance(4_000);
-    scene.alpha.enqueue(CHAT_ROUTE, rateLimited({ headers }));
-    const second = await scene.chat();
-    assert.equal(second.status, 429, second.text);
+    const second = await refusedAfter(scene, clock, 4_000, headers);
     assert.equal(second.headers["retry-after"], "8", "the second is still taken as a roll-over: the backoff");
-    clock.advance(8_000);
-    scene.alpha.enqueue(CHAT_ROUTE, rateLimited({ headers }));
-    const third = await scene.chat();
-    assert.equal(third.status, 429, third.text);
+    const third = await refusedAfter(scene, clock, 8_000, headers);
     const endOfDayMs = Date.UTC(2026, 0, 2);
     const nowMs = START_MS + 12_000;
     assert.equal(third.headers["retry-after"], String((endOfDayMs - nowMs) / 1000));
-    const cooldown = (await scene.health()).deployments.find((row) => row.key === "alpha/m")?.cooldown;
+    const cooldown = await alphaCooldown(scene);
     assert.match(
       cooldown?.reason ?? "",
       /3 daily 429s in a row whose reset reads now: parked until the provider's day ends/,
@@ -286,18 +290,8 @@ describe("a day's reset that reads now with every 429 (delay 0)", () => {
   test("a success to a request sent before the streak (a slow answer ending meanwhile) does not start it over", async (t) => {
     // It says how the provider was before its day ran out, not now: counted, the slow answers and streams of the
     // day's last minutes put off the park, and a provider whose every later 429 reads now was asked again meanwhile.
-    const headers = {
-      "x-ratelimit-limit-requests-day": "14400",
-      "x-ratelimit-remaining-requests-day": "0",
-      "x-ratelimit-reset-requests-day": "0",
-    };
-    const clock = new ManualClock(START_MS);
-    const scene = await startScene(t, {
-      clock,
-      beta: false,
-      alpha: { rate_limit_dialect: "cerebras" },
-      config: { cooldowns: { rate_limit_base_ms: 4_000 } },
-    });
+    const headers = dailyExhausted("0");
+    const { scene, clock } = await backoffScene(t, START_MS, "cerebras");
     let release = (): void => {};
     const released = new Promise<void>((resolve) => {
       release = resolve;
@@ -312,19 +306,12 @@ describe("a day's reset that reads now with every 429 (delay 0)", () => {
     });
     const slow = scene.chat();
     while (scene.counts().alpha < 1) await new Promise((resolve) => setTimeout(resolve, 5));
-    clock.advance(1_000);
-    scene.alpha.enqueue(CHAT_ROUTE, rateLimited({ headers }));
-    assert.equal((await scene.chat()).status, 429);
-    clock.advance(4_000);
-    scene.alpha.enqueue(CHAT_ROUTE, rateLimited({ headers }));
-    assert.equal((await scene.chat()).status, 429);
+    await refusedAfter(scene, clock, 1_000, headers);
+    await refusedAfter(scene, clock, 4_000, headers);
     release();
     assert.equal((await slow).status, 200);
-    clock.advance(8_000);
-    scene.alpha.enqueue(CHAT_ROUTE, rateLimited({ headers }));
-    const third = await scene.chat();
-    assert.equal(third.status, 429, third.text);
-    const cooldown = (await scene.health()).deployments.find((row) => row.key === "alpha/m")?.cooldown;
+    await refusedAfter(scene, clock, 8_000, headers);
+    const cooldown = await alphaCooldown(scene);
     assert.match(cooldown?.reason ?? "", /3 daily 429s in a row whose reset reads now/, JSON.stringify(cooldown));
     assert.equal(cooldown?.remaining_ms, Date.UTC(2026, 0, 2) - (START_MS + 13_000));
   });
@@ -334,18 +321,8 @@ describe("a streak of daily 429s whose reset reads now does not outlive its day"
   test("2 at 23:50, then one at a real roll-over just after midnight: the backoff, not the whole new day parked", async (t) => {
     // The new day's first 429 (the provider's count a moment behind ours at midnight) is a roll-over, as the first of
     // any day is: counted as the 3rd of yesterday's, it parked the candidate until the next midnight.
-    const headers = {
-      "x-ratelimit-limit-requests-day": "14400",
-      "x-ratelimit-remaining-requests-day": "0",
-      "x-ratelimit-reset-requests-day": "0",
-    };
-    const clock = new ManualClock(Date.UTC(2026, 0, 1, 23, 50));
-    const scene = await startScene(t, {
-      clock,
-      beta: false,
-      alpha: { rate_limit_dialect: "cerebras" },
-      config: { cooldowns: { rate_limit_base_ms: 4_000 } },
-    });
+    const headers = dailyExhausted("0");
+    const { scene, clock } = await backoffScene(t, Date.UTC(2026, 0, 1, 23, 50), "cerebras");
     for (let index = 0; index < 3; index++) scene.alpha.enqueue(CHAT_ROUTE, rateLimited({ headers }));
     assert.equal((await scene.chat()).headers["retry-after"], "4");
     clock.advance(4_000);
@@ -353,7 +330,7 @@ describe("a streak of daily 429s whose reset reads now does not outlive its day"
     clock.set(Date.UTC(2026, 0, 2, 0, 0, 0, 500));
     const rolledOver = await scene.chat();
     assert.equal(rolledOver.status, 429, rolledOver.text);
-    const cooldown = (await scene.health()).deployments.find((row) => row.key === "alpha/m")?.cooldown;
+    const cooldown = await alphaCooldown(scene);
     assert.match(cooldown?.reason ?? "", /just rolled over/, JSON.stringify(cooldown));
     assert.ok((cooldown?.remaining_ms ?? Infinity) <= 16_000, JSON.stringify(cooldown));
     clock.advance(16_000);
@@ -383,7 +360,7 @@ describe("a rolling day's 429 whose own wait is 0", () => {
     assert.equal((await scene.chat()).status, 429);
     assert.equal((await scene.chat()).status, 429);
     assert.equal(scene.counts().alpha, 1, "not asked again while cooling");
-    const cooldown = (await scene.health()).deployments.find((row) => row.key === "alpha/m")?.cooldown;
+    const cooldown = await alphaCooldown(scene);
     assert.equal(cooldown?.remaining_ms, 4_000, JSON.stringify(cooldown));
     assert.match(cooldown?.reason ?? "", /gateway's backoff/);
     // Still "now" each time, after each backoff: the 3rd parks, as with a reset header that reads now.

@@ -38,6 +38,10 @@ export interface OpenRouterSceneOptions {
   readonly openRouterAnswer?: string;
   /** When given, `beta` answers every chat request not scripted otherwise with this text. */
   readonly betaAnswer?: string;
+  /** More settings of `beta`'s provider entry, one `key: value` a line (e.g. `responses_api: native`). */
+  readonly betaYaml?: string;
+  /** More top-level sections of the config (e.g. `cache:`), added at its end. */
+  readonly extraYaml?: string;
 }
 
 export interface OpenRouterScene {
@@ -88,7 +92,7 @@ export function openRouterSceneYaml(
     base_url: ${beta.baseUrl}
     api_key: sk-beta
     retries: 0
-    models:
+${indented(options.betaYaml ?? "", "    ")}    models:
       m: ${modelEntry(betaModel)}
 `;
   return `providers:
@@ -101,7 +105,16 @@ ${options.isAccountScoped === false ? "" : "    rate_limit_scope: account\n"}${
 }    models:
 ${modelLines(options.models ?? DEFAULT_MODELS)}${betaEntry}routing:
   max_wait_for_better_ms: 0
-${options.hasRequestLog === true ? "request_log:\n  enabled: true\n" : ""}`;
+${options.hasRequestLog === true ? "request_log:\n  enabled: true\n" : ""}${options.extraYaml ?? ""}`;
+}
+
+/** Each line of `yaml` with `indent` before it (none for an empty text). */
+function indented(yaml: string, indent: string): string {
+  return yaml
+    .split("\n")
+    .filter((line) => line !== "")
+    .map((line) => `${indent}${line}\n`)
+    .join("");
 }
 
 /** Starts both mocks and the gateway (all torn down after the test), with the default answers asked for. */
