@@ -8,7 +8,8 @@ import { OutputTokenCount } from "./estimated-usage.ts";
 import type { OpenedStream } from "./opened-stream.ts";
 import type { RelayState } from "./relay-state.ts";
 import type { SegmentOutput, TokenUsage } from "./relay-types.ts";
-import type { StreamEventInfo } from "./stream-event.ts";
+import type { SseEvent } from "./sse-parser.ts";
+import type { EventInspector, StreamEventInfo } from "./stream-event.ts";
 
 export class SegmentProgress {
   outcome: StreamOutcome | undefined;
@@ -73,6 +74,20 @@ export class SegmentProgress {
     this.#otherOutput?.note(json);
   }
 
+  /**
+   * Events its upstream sent that were never relayed, their text included: a continuation's first content when it was
+   * abandoned as it opened (unrelayedOutput), the rest of a batch the segment ended in (its client left as the batch
+   * came, after the first of the held events it released: before 2026-12-07 the others were counted nowhere).
+   */
+  noteUnrelayed(events: readonly SseEvent[], inspect: EventInspector): void {
+    for (const event of events) {
+      const info = inspect(event);
+      if (info.json === undefined) continue;
+      this.unrelayedText += info.text;
+      this.noteDropped(info, info.json);
+    }
+  }
+
   /** An event a prefill continuation holds back while it may be repeating the delivered text. */
   noteHeld(info: StreamEventInfo, json: Record<string, unknown>): void {
     this.#heldReasoning = this.#withReasoning(this.#heldReasoning, info, json);
@@ -129,12 +144,7 @@ export function unrelayedOutput(
   countTokens: ((text: string) => number) | undefined,
 ): SegmentOutput {
   const progress = new SegmentProgress(state, countTokens);
-  for (const event of stream.pendingEvents) {
-    const info = stream.inspect(event);
-    if (info.json === undefined) continue;
-    progress.unrelayedText += info.text;
-    progress.noteDropped(info, info.json);
-  }
+  progress.noteUnrelayed(stream.pendingEvents, stream.inspect);
   return progress.output();
 }
 
