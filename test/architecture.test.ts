@@ -50,7 +50,8 @@ export const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   // Where one streamed tool call ends and the next begins: one rule for streaming/ (the chat door's renumbering)
   // and protocols/ (the Responses and Messages translators), which may not import each other.
   "tool-call-boundary": [],
-  // Which choice of a chat answer is the answer: read by upstream/ (is it one?) and protocols/ (translate it).
+  // Which choice of a chat answer is the first (index 0): read by upstream/ (is it one?), protocols/ (translate it)
+  // and streaming/ (a chunk's first-choice text and reasoning).
   "chat-choice": ["is-record"],
   // A chat message's or delta's reasoning text: read by streaming/ (the relay, estimates) and protocols/ (the doors).
   "chat-reasoning": [],
@@ -64,7 +65,7 @@ export const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   limits: ["config", "clock", "logger", "errors", "is-record"],
   state: ["limits", "config", "clock", "logger", "sqlite-file", "errors", "is-record"],
   router: ["scoring", "limits", "providers", "config", "clock", "logger", "errors", "is-record"],
-  streaming: ["errors", "clock", "tool-call-boundary", "chat-reasoning", "is-record"],
+  streaming: ["errors", "clock", "tool-call-boundary", "chat-choice", "chat-reasoning", "is-record"],
   // Protocol adapters (Responses, Messages): pure translation to and from Chat Completions.
   protocols: ["errors", "clock", "chat-choice", "chat-reasoning", "tool-call-boundary", "is-record"],
   observability: ["front-doors", "config", "clock", "logger", "sqlite-file", "async-fs", "errors", "is-record"],

@@ -2,7 +2,7 @@
 // (cooldowns, circuits, parked keys), health, budgets and stats. The failover loop reports each attempt's end
 // here; the relay reports each stream segment's end here; finished request records go out to subscribers.
 // Nothing else mutates these books (a test subscribes to records and checks it).
-import { traitsOf } from "../errors/outcomes.ts";
+import { hasProviderCountedPrompt, traitsOf } from "../errors/outcomes.ts";
 import { type AudioCharge, reserveWithSeconds, settleSeconds } from "../limits/audio-reservation.ts";
 import { isLimitCause, keyFingerprint, type SentAt } from "../limits/availability.ts";
 import { type BudgetScope, type Denied, isReservation, learningScope, type Reservation } from "../limits/budgets.ts";
@@ -20,6 +20,8 @@ export class Recorder {
   readonly #listeners: RecordListener[] = [];
   /** Stream segments whose failure was learned when they stopped (segmentStopped), by their reservation. */
   readonly #judged = new WeakSet<Reservation>();
+  /** Attempts whose request went out (attemptSent): a failed one's provider counted its prompt only then. */
+  readonly #sent = new WeakSet<Reservation>();
 
   constructor(books: RecorderBooks) {
     this.#books = books;
@@ -66,6 +68,7 @@ export class Recorder {
   /** The attempt's request went out (after a connection's set-up): the budgets count it from now. */
   attemptSent(reservation: Reservation): void {
     const { budgets, clock } = this.#books;
+    this.#sent.add(reservation);
     budgets.markSent(reservation, clock.now());
     if (reservation.audio !== undefined) budgets.markSent(reservation.audio, clock.now());
   }
@@ -117,11 +120,12 @@ export class Recorder {
     }
     if (traits.countsForHealth) scores.recordHealth(key, false, report.durationMs);
     if (report.outcome !== "client_aborted") stats.recordFailure(key);
-    // The request reached the provider and counts; a failed attempt consumed no tokens, but for what its calls that
-    // answered before one failed spent (a Llama Guard moderation's earlier inputs).
+    // The request reached the provider and counts. Its tokens: what its calls that answered before one failed spent (a
+    // Llama Guard moderation's earlier inputs); else its prompt when its provider took it in (sent and not refused by an
+    // answer: it timed out, broke or was abandoned after the send), else none (a refusal, or never sent).
     const spent = report.usage;
     if (spent !== undefined) stats.recordTokens(key, spent.promptTokens, spent.completionTokens);
-    budgets.reconcile(reservation, (spent?.promptTokens ?? 0) + (spent?.completionTokens ?? 0), clock.now());
+    budgets.reconcile(reservation, failedAttemptTokens(report, this.#sent.has(reservation)), clock.now());
     // The calls it never sent (after an earlier input's failure, or the client left) reached no provider.
     if (report.unsentCalls !== undefined) budgets.releaseUnsentCalls(reservation, report.unsentCalls, clock.now());
     budgets.release(reservation);
@@ -222,7 +226,7 @@ export class Recorder {
     const { budgets, stats, clock } = this.#books;
     if (report.outcome !== "success") {
       if (report.outcome !== "client_aborted") stats.recordFailure(deployment.key);
-      budgets.reconcile(reservation, 0, clock.now());
+      budgets.reconcile(reservation, failedAttemptTokens(report, this.#sent.has(reservation)), clock.now());
       if (report.unsentCalls !== undefined) budgets.releaseUnsentCalls(reservation, report.unsentCalls, clock.now());
       budgets.release(reservation);
       settleSeconds(budgets, reservation, 0, clock.now());
@@ -364,4 +368,16 @@ export class Recorder {
       }
     }
   }
+}
+
+/**
+ * What a failed attempt stays charged: the usage its answered calls reported, else the prompt part of its reservation
+ * when its provider counted the prompt (errors/outcomes.ts hasProviderCountedPrompt), else nothing. Until 2026-12-07
+ * every failed attempt without a report was charged 0.
+ */
+function failedAttemptTokens(report: AttemptReport, isSent: boolean): number {
+  const spent = report.usage;
+  if (spent !== undefined) return spent.promptTokens + spent.completionTokens;
+  const isCounted = hasProviderCountedPrompt(report.outcome, isSent, report.status);
+  return isCounted ? (report.reservedPromptTokens ?? 0) : 0;
 }

@@ -10,9 +10,9 @@ import type { SegmentEnd, TokenUsage } from "../streaming/relay-types.ts";
  * continued (the first one, or a continuation that broke too): the rest of the answer, and its own reservation, are
  * the next segment's, so it is charged what it produced. A continuation's reservation counts the original prompt
  * only, not a prefill's delivered text: the estimate covers it. Undefined: the reservation stays charged (a first
- * segment's success without a usage report, a failure before any output). An abandoned continuation (isAbandoned) is
- * charged its estimate without the floor: its prompt, which its provider counted as it arrived, plus what it
- * generated (segment-usage.ts estimatedContinuationUsage, never undefined for a continuation without a report; until
+ * segment's success without a usage report, a failure before any output). An abandoned segment (isAbandoned: the
+ * client left, a replay diverged) is charged its estimate without the floor: its prompt, which its provider counted as
+ * it arrived, plus what it generated (segment-usage.ts; never undefined for a continuation without a report: until
  * 2026-12-06 one that generated nothing was charged 0, as if it had never been sent).
  */
 export function segmentCharge(
@@ -29,15 +29,17 @@ export function segmentCharge(
 }
 
 /**
- * A continuation the gateway hung up on: the client left (also as it opened), or a replay that diverged before it
- * added anything to the client's answer. The output its reservation counted (what is left of `max_tokens`) was never
- * generated. One whose upstream broke it (a cut, a stall, an error event), before its first output or after, keeps its
- * reservation as its floor, as a first segment does: its provider may have generated on for nobody, and what the
- * client got from it says nothing of that (until 2026-12-06 one that broke before its first output was charged
- * without the floor). Before 2026-12-06 an abandoned one kept that reservation as its floor, or whole when it had
- * generated nothing.
+ * A segment the gateway hung up on: its client left (the first segment or a continuation, also as one opened; the
+ * gateway's exit and a client that read nothing until `max_stream_duration_ms` end it the same way), or a replay that
+ * diverged before it added anything to the client's answer. The gateway aborts its upstream request at once, and a
+ * provider stops generating when its connection closes: the output its reservation counted (the rest of `max_tokens`)
+ * was never generated. One whose upstream broke it (a cut, a stall, an error event), before its first output or after,
+ * keeps its reservation as its floor: nobody hung up on its provider, which may have generated on for nobody, and what
+ * the client got from it says nothing of that (until 2026-12-06 a continuation that broke before its first output was
+ * charged without the floor). Before 2026-12-07 a first segment whose client left kept its reservation as its floor
+ * while a continuation the client left did not (before 2026-12-06 both kept it).
  */
 function isAbandoned(end: SegmentEnd, isFirst: boolean): boolean {
-  if (isFirst) return false;
-  return end.outcome === "client_aborted" || (end.hasAddedNothing === true && traitsOf(end.outcome).blames === "none");
+  if (end.outcome === "client_aborted") return true;
+  return !isFirst && end.hasAddedNothing === true && traitsOf(end.outcome).blames === "none";
 }

@@ -68,11 +68,13 @@ test("a segment another continued is charged its estimate without the floor, the
   );
 });
 
-test("an abandoned continuation is charged its estimate, its prompt when it generated nothing; a first segment is not", () => {
+test("an abandoned segment is charged its estimate, its prompt when it generated nothing", () => {
   const left: SegmentEnd = { outcome: "client_aborted", reason: "client disconnected", usage: undefined, text: " two" };
   const estimated = estimatedContinuationUsage(left, 40);
   assert.equal(segmentCharge(left, 4_000, estimated, false), 40 + countTextTokens(" two"), "the client left");
-  assert.equal(segmentCharge(left, 4_000, estimated, true), 4_000, "a first segment keeps its floor");
+  // The gateway hung up on it as on a continuation the client left: before 2026-12-07 it kept its reservation.
+  const firstEstimate = estimatedSegmentUsage(left, 40);
+  assert.equal(segmentCharge(left, 4_000, firstEstimate, true), 40 + countTextTokens(" two"), "a first segment too");
   // It opened (its upstream took the request), then diverged before generating anything (only a finish): its prompt
   // was counted as it arrived. Before, it was charged 0, as if never sent.
   const empty: SegmentEnd = {

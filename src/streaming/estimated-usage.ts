@@ -4,6 +4,7 @@
 // the `usage` of a JSON answer that came without one (the Responses and Messages doors translate both, so their
 // clients get it too). Built from the gateway's estimate and marked `x_gateway.usage_estimated`, so a client can tell
 // (docs/streaming.md "Usage chunks").
+import { firstChoice } from "../chat-choice.ts";
 import { reasoningOf } from "../chat-reasoning.ts";
 import type { TokenUsage } from "./relay-types.ts";
 
@@ -29,7 +30,7 @@ export class OutputTokenCount {
   #last: Record<string, unknown> | undefined;
   readonly #countTokens: (text: string) => number;
   /**
-   * The first choice's text and reasoning (position 0 in each chunk) are left out: a stream segment keeps them as text
+   * The first choice's text and reasoning (the choice at index 0, chat-choice.ts) are left out: a stream segment keeps them as text
    * (SegmentEnd.text, reasoning), and this counts the rest of what it generated (SegmentEnd.otherOutputTokens).
    */
   readonly #isFirstTextLeft: boolean;
@@ -56,10 +57,11 @@ export class OutputTokenCount {
     const choices = json.choices;
     if (!Array.isArray(choices)) return;
     if (choices.length > 0) this.#last = json;
-    for (const [position, choice] of (choices as unknown[]).entries()) {
+    const first = this.#isFirstTextLeft ? firstChoice(choices) : undefined;
+    for (const choice of choices as unknown[]) {
       if (choice === null || typeof choice !== "object") continue;
       const { delta, message, text } = choice as { delta?: unknown; message?: unknown; text?: unknown };
-      const hasText = !this.#isFirstTextLeft || position > 0;
+      const hasText = !this.#isFirstTextLeft || choice !== first;
       if (hasText) this.#add(text);
       const fields = delta ?? message;
       if (fields === null || typeof fields !== "object") continue;

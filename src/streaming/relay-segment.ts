@@ -172,7 +172,9 @@ function renderer(
   const missingRoles = continuation === undefined ? new MissingRoles() : undefined;
   return (events) => {
     const out: StreamChunk[] = [];
-    for (let index = 0; index < events.length; index++) {
+    const hasEnded = progress.outcome !== undefined;
+    let index = 0;
+    for (; index < events.length; index++) {
       const event = events[index] as SseEvent;
       const info = inspect(event);
       if (info.isDone) {
@@ -337,6 +339,8 @@ function renderer(
       }
       if (progress.outcome !== undefined) break;
     }
+    // Read after the segment had ended (its client left as the batch came), never relayed: held events just released.
+    if (hasEnded) progress.noteUnrelayed(events.slice(index + 1), inspect);
     events.length = 0;
     return out;
   };

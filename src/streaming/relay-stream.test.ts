@@ -328,3 +328,23 @@ test("the client leaves as a continuation opens: it is settled abandoned, with t
     ["client_aborted", "", "lo, wor", true],
   );
 });
+
+test("events a prefill continuation held, released after the segment ended, count as what it generated", async () => {
+  // The client leaves while a batch is on its way: the batch is still rendered, its first event releases the held
+  // ones ("Hel", "lo": they repeated the delivered text), and the segment, ended, stops after the first of them. The
+  // rest were generated (billed) and never relayed: before, they were counted nowhere (droppedText undefined).
+  const ends: { segment: string; end: SegmentEnd }[] = [];
+  const client = new AbortController();
+  const encode = (text: string) => new TextEncoder().encode(text);
+  async function* body(): AsyncGenerator<Uint8Array> {
+    yield encode(chunk("Hel") + chunk("lo"));
+    client.abort();
+    yield encode(chunk("!!"));
+  }
+  const beta = continuationOf("beta", { ...opened([], "end"), iterator: body() }, ends);
+  const first = { stream: opened([chunk("Hello world")], "end"), isUsageInjected: false, finish: () => {} };
+  const relay = relayStream(first, relayOptions({ signal: client.signal, continuation: { next: async () => beta } }));
+  while ((await relay.next()).done !== true);
+  const end = ends[0]?.end;
+  assert.deepEqual([end?.outcome, end?.text, end?.droppedText], ["client_aborted", "Hel", "lo!!"]);
+});

@@ -1,5 +1,6 @@
 // The mutable facts of one stream segment while it is relayed (relay-segment.ts), and what it generated that the
 // client did not get from it: the part of its provider's output the gateway dropped, still billed by that provider.
+import { firstChoice } from "../chat-choice.ts";
 import { reasoningOf } from "../chat-reasoning.ts";
 import type { StreamOutcome } from "../errors/outcomes.ts";
 import { isRecord } from "../is-record.ts";
@@ -7,7 +8,8 @@ import { OutputTokenCount } from "./estimated-usage.ts";
 import type { OpenedStream } from "./opened-stream.ts";
 import type { RelayState } from "./relay-state.ts";
 import type { SegmentOutput, TokenUsage } from "./relay-types.ts";
-import type { StreamEventInfo } from "./stream-event.ts";
+import type { SseEvent } from "./sse-parser.ts";
+import type { EventInspector, StreamEventInfo } from "./stream-event.ts";
 
 export class SegmentProgress {
   outcome: StreamOutcome | undefined;
@@ -72,6 +74,20 @@ export class SegmentProgress {
     this.#otherOutput?.note(json);
   }
 
+  /**
+   * Events its upstream sent that were never relayed, their text included: a continuation's first content when it was
+   * abandoned as it opened (unrelayedOutput), the rest of a batch the segment ended in (its client left as the batch
+   * came, after the first of the held events it released: before 2026-12-07 the others were counted nowhere).
+   */
+  noteUnrelayed(events: readonly SseEvent[], inspect: EventInspector): void {
+    for (const event of events) {
+      const info = inspect(event);
+      if (info.json === undefined) continue;
+      this.unrelayedText += info.text;
+      this.noteDropped(info, info.json);
+    }
+  }
+
   /** An event a prefill continuation holds back while it may be repeating the delivered text. */
   noteHeld(info: StreamEventInfo, json: Record<string, unknown>): void {
     this.#heldReasoning = this.#withReasoning(this.#heldReasoning, info, json);
@@ -128,17 +144,12 @@ export function unrelayedOutput(
   countTokens: ((text: string) => number) | undefined,
 ): SegmentOutput {
   const progress = new SegmentProgress(state, countTokens);
-  for (const event of stream.pendingEvents) {
-    const info = stream.inspect(event);
-    if (info.json === undefined) continue;
-    progress.unrelayedText += info.text;
-    progress.noteDropped(info, info.json);
-  }
+  progress.noteUnrelayed(stream.pendingEvents, stream.inspect);
   return progress.output();
 }
 
-/** The reasoning text a chunk adds to its first choice (chat-reasoning.ts). */
+/** The reasoning text a chunk adds to its first choice, the one at index 0 (chat-choice.ts, chat-reasoning.ts). */
 function firstChoiceReasoning(json: Record<string, unknown>): string {
-  const delta = (json.choices as { delta?: unknown }[] | undefined)?.[0]?.delta;
+  const delta = firstChoice(json.choices)?.delta;
   return isRecord(delta) ? reasoningOf(delta) : "";
 }

@@ -222,6 +222,7 @@ async function tryCandidate(
         services.redact,
       ),
       ...(changes.length === 0 ? {} : { messageOrder: orderSent.order, messageChanges: changes }),
+      reservedPromptTokens: prompt,
     });
     attempts.push(report);
     services.attemptEnded(

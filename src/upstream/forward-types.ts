@@ -151,6 +151,11 @@ export interface AttemptReport {
   readonly affordableOutputTokens?: number;
   /** The prompt tokens the key's credits cover, when the prompt alone was refused (Verdict.affordablePromptTokens). */
   readonly affordablePromptTokens?: number;
+  /**
+   * The prompt part of the attempt's reservation (the calibrated estimate of the body sent): what a failed attempt whose
+   * provider took the prompt in stays charged (pipeline/recorder.ts).
+   */
+  readonly reservedPromptTokens?: number;
   /** A failed attempt's calls never sent (AttemptResult.unsentCalls): the recorder gives their requests back. */
   readonly unsentCalls?: number;
   /** The role order that changed the messages sent (providers/message-order.ts); absent when nothing changed. */

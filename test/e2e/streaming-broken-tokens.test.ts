@@ -244,4 +244,36 @@ describe("output besides the first choice's text and reasoning, in a stream cut 
     assert.deepEqual(records[0]?.attempts.map(usageOf), [["alpha", "primary", "stream_cut", PROMPT, output, true]]);
     assert.deepEqual(await tokensTotalOf(scene, "alpha"), [PROMPT, output]);
   });
+
+  test("n = 2 with one choice per chunk: the first choice is the one at index 0, not at position 0", async (t) => {
+    // Each chunk holds one choice, the second choice's first: read by position, the "first choice's text" was both
+    // choices interleaved ("UnsAntidis..."), counted as one text, and the second choice's pieces were not counted as
+    // its own (before 2026-12-07: 11 tokens where the choices' own counts make 12). Such a stream is not continued
+    // (a chunk with index 1 ends that), so the cut ends it with the in-band error.
+    const scene = await startTwoProviders(t);
+    const records = recordsOf(scene);
+    const [first, second] = [
+      ["Uns", "eaworth", "iness"],
+      ["Antidis", "establish", "mentarian"],
+    ];
+    const events = first.flatMap((word, index) => [
+      chunkOf([{ ...callDelta({ content: second[index] }), index: 1 }]),
+      chunkOf([callDelta({ content: word })]),
+    ]);
+    scene.primary.enqueue(CHAT_ROUTE, { kind: "sse", events, end: "destroy" });
+    const stream = await scene.client.chat.completions.create({ model: MODEL, messages: MESSAGES, stream: true, n: 2 });
+    const texts = ["", ""];
+    await assert.rejects(async () => {
+      for await (const chunk of stream) {
+        for (const choice of chunk.choices) texts[choice.index] += choice.delta.content ?? "";
+      }
+    }, OpenAI.APIError);
+    assert.deepEqual(texts, [first.join(""), second.join("")]);
+    await waitUntil(() => records.length === 1, "the request record");
+    const output = countTextTokens(first.join("")) + sum(second);
+    const interleaved = countTextTokens(first.flatMap((word, index) => [second[index], word]).join(""));
+    assert.notEqual(output, interleaved, "the pieces are chosen so that the two readings differ");
+    assert.deepEqual(records[0]?.attempts.map(usageOf), [["alpha", "primary", "stream_cut", PROMPT, output, true]]);
+    assert.equal(scene.backup.requests.length, 0, "n > 1 is not continued");
+  });
 });

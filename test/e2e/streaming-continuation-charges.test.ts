@@ -77,12 +77,15 @@ function attemptsOf(record: RequestRecord): unknown[][] {
   ]);
 }
 
-/** Beta's tokens in the metrics, /stats and its tpm budget. */
-async function betaBooks(scene: TwoProviders): Promise<{ metrics: number[]; stats: number[]; budget: number }> {
+/** Beta's (or alpha's) tokens in the metrics, /stats and its tpm budget. */
+async function betaBooks(
+  scene: TwoProviders,
+  provider = "beta",
+): Promise<{ metrics: number[]; stats: number[]; budget: number }> {
   const exposition = parsePrometheusText((await send(scene.gateway, "GET", "/metrics")).text);
-  const metric = (direction: string) => sumOf(exposition, "llm_gateway_tokens_total", { provider: "beta", direction });
-  const row = (await statsOf(scene.gateway)).get(`beta/${MODEL}`);
-  const budget = windowOf(row as unknown as DeploymentView, `deployment:beta/${MODEL}`, "tokens", "minute").used;
+  const metric = (direction: string) => sumOf(exposition, "llm_gateway_tokens_total", { provider, direction });
+  const row = (await statsOf(scene.gateway)).get(`${provider}/${MODEL}`);
+  const budget = windowOf(row as unknown as DeploymentView, `deployment:${provider}/${MODEL}`, "tokens", "minute").used;
   return { metrics: [metric("in"), metric("out")], stats: [row?.tokens_in ?? 0, row?.tokens_out ?? 0], budget };
 }
 
@@ -340,6 +343,36 @@ describe("an abandoned continuation is settled with what it used, not its reserv
     const betaOut = countTextTokens(WORDS.slice(20, 22).join(""));
     assert.deepEqual(attemptsOf(record)[1], ["beta", "continuation", "client_aborted", betaIn, betaOut, true]);
     assert.equal((await betaBooks(scene)).budget, betaIn + betaOut);
+  });
+
+  test("a first segment the client left is charged the same way: its prompt and what it generated", async (t) => {
+    // The gateway hangs up on a first segment whose client left as on such a continuation, and its provider stops
+    // generating as the connection closes. Before, it kept its reservation (max_tokens 500 included) as its floor.
+    const scene = await startTwoProviders(t, { primaryModel: BUDGET });
+    const records = recordsOf(scene);
+    scene.primary.enqueue(CHAT_ROUTE, {
+      kind: "sse",
+      events: chatStream(WORDS.slice(0, 20), MODEL).slice(0, 21),
+      end: "hang",
+    });
+    const leave = new AbortController();
+    const stream = await scene.client.chat.completions.create(
+      { model: MODEL, messages: MESSAGES, stream: true, max_tokens: 500 },
+      { signal: leave.signal },
+    );
+    let text = "";
+    try {
+      for await (const chunk of stream) {
+        text += chunk.choices[0]?.delta.content ?? "";
+        if (text === DELIVERED) leave.abort();
+      }
+    } catch {
+      // The SDK reports the abort it was asked for.
+    }
+    const record = await oneRecord(records);
+    const alphaOut = countTextTokens(DELIVERED);
+    assert.deepEqual(attemptsOf(record)[0], ["alpha", "primary", "client_aborted", PROMPT, alphaOut, true]);
+    assert.equal((await betaBooks(scene, "alpha")).budget, PROMPT + alphaOut);
   });
 
   test("its upstream broke it before it sent anything (it reasoned, then was cut; nobody continued it): its reservation stays the floor, as any broken segment's", async (t) => {

@@ -218,6 +218,38 @@ describe("the estimate never stands beside a real usage, nor goes to a client th
     assert.equal(usage[0]?.id, "chatcmpl-first");
   });
 
+  test("a stream continued after a cut that ends with a tool call, no upstream reporting usage: the call counts", async (t) => {
+    // The estimate counts what the client got, the continuation's tool call (name and arguments) too, as the
+    // continuation's own charge does (pipeline/segment-usage.ts). A guard: it passed before 2026-12-07 too (the
+    // estimate is one OutputTokenCount over every chunk the client got, continued or not; only the segment before a
+    // continuation is counted as text and reasoning, and it can hold no tool call nor another choice: either ends
+    // the answer's continuability).
+    const scene = await startTwoProviders(t);
+    const records = recordsOf(scene);
+    const first = WORDS.slice(0, 2);
+    scene.primary.enqueue(CHAT_ROUTE, {
+      kind: "sse",
+      events: chatStream(first, MODEL, { id: "chatcmpl-first" }).slice(0, 1 + first.length),
+      end: "destroy",
+    });
+    const call = { id: "call_w", name: "get_weather", arguments: '{"city":"Oslo"}' };
+    const rest = chatStream(WORDS.slice(2), MODEL).slice(0, -1);
+    scene.backup.enqueue(CHAT_ROUTE, { kind: "sse", events: [...rest, ...toolCallStream(MODEL, [call]).slice(1, -1)] });
+    const chunks = await rawChunks(scene, { stream_options: { include_usage: true } });
+    const half = Math.floor(call.arguments.length / 2);
+    const callTokens =
+      countTextTokens(call.name) +
+      countTextTokens(call.arguments.slice(0, half)) +
+      countTextTokens(call.arguments.slice(half));
+    const usage = usageChunks(chunks);
+    assert.equal(usage.length, 1);
+    assert.deepEqual(usage[0]?.x_gateway, { usage_estimated: true });
+    const counted = (usage[0]?.usage as { completion_tokens: number } | undefined)?.completion_tokens;
+    assert.equal(counted, COMPLETION_TOKENS + callTokens);
+    await waitUntil(() => records.length === 1, "the request's record");
+    assert.equal(records[0]?.tokensOut, COMPLETION_TOKENS + callTokens);
+  });
+
   test("a stream continued after a cut whose continuation reports usage: only the merged real usage", async (t) => {
     const scene = await startTwoProviders(t);
     const records = recordsOf(scene);
