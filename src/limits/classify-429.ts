@@ -4,7 +4,7 @@ import { unaffordableOutput, unaffordablePrompt } from "./credit-size-refusals.t
 import { LONG_WINDOW_REMAINING_HEADERS, rolledOverLongWindow } from "./day-rollover.ts";
 import { type ErrorBodyFacts, readErrorBody } from "./error-body.ts";
 import { type HeaderMap, headerValue } from "./header-map.ts";
-import { lowerCasedPrefix, MAX_SCANNED_BODY_CHARS, matchTextSignal, type RateLimitKind } from "./refusal-wording.ts";
+import { matchTextSignal, type RateLimitKind, refusalText } from "./refusal-wording.ts";
 
 export type { RateLimitKind } from "./refusal-wording.ts";
 
@@ -132,7 +132,7 @@ function classifyRefusal(input: ClassifyRateLimitInput): RateLimitClassification
     // provider's body in `metadata.raw`): that provider's limit, on OpenRouter's account with it (or the user's own
     // key there), for this model. Not this key's pool (the provider preset's `rate_limit_scope: account` would cool
     // every model of the key for it) and not its windows: the model is skipped briefly, as for an overloaded provider.
-    const signal = matchTextSignal(lowerCasedPrefix(bodyText));
+    const signal = matchTextSignal(refusalText(bodyText));
     return {
       kind: "capacity",
       reason: `${relayedProvider} (the provider this model was routed to) is rate-limited${signal === undefined ? "" : `: ${signal.reason}`}`,
@@ -140,7 +140,7 @@ function classifyRefusal(input: ClassifyRateLimitInput): RateLimitClassification
     };
   }
 
-  const text = lowerCasedPrefix(bodyText);
+  const text = refusalText(bodyText);
   if (status === 503 || status === 529) {
     const signal = matchTextSignal(text);
     return {
@@ -298,10 +298,9 @@ const REQUEST_TOO_LARGE = /\brequest too large\b[\s\S]{0,300}?\blimit:?\s*(\d+),
 export function requestLargerThanWindow(
   bodyText: string | undefined,
 ): { readonly limit: number; readonly requested: number } | undefined {
-  if (bodyText === undefined) return undefined;
-  const match = REQUEST_TOO_LARGE.exec(
-    bodyText.length > MAX_SCANNED_BODY_CHARS ? bodyText.slice(0, MAX_SCANNED_BODY_CHARS) : bodyText,
-  );
+  // The error's message (or the relayed provider's), as every wording: the same words quoted in its metadata are not
+  // this refusal's.
+  const match = REQUEST_TOO_LARGE.exec(refusalText(bodyText));
   if (match === null) return undefined;
   const limit = Number(match[1]);
   const requested = Number(match[2]);

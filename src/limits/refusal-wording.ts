@@ -1,5 +1,6 @@
 // The wordings of a refusal that tell its kind ("insufficient credits", "per day", "overloaded", ...) and where they
 // are read from.
+import { readErrorBody } from "./error-body.ts";
 
 /**
  * - `short`: a per-second or per-minute window; cool down briefly.
@@ -70,7 +71,7 @@ export const TEXT_SIGNALS: readonly TextSignal[] = [
 ];
 
 /** Error messages are short; the cap keeps a huge body from costing a long scan. */
-export const MAX_SCANNED_BODY_CHARS = 16 * 1024;
+const MAX_SCANNED_BODY_CHARS = 16 * 1024;
 
 export function matchTextSignal(text: string): TextSignal | undefined {
   if (text === "") return undefined;
@@ -80,7 +81,22 @@ export function matchTextSignal(text: string): TextSignal | undefined {
   return undefined;
 }
 
-export function lowerCasedPrefix(bodyText: string | undefined): string {
+/**
+ * The lower-cased text a refusal's wordings are read from: the error's own message (error-body.ts `message`), with
+ * the routed provider's body when an aggregator relays that provider's refusal (`relayedRaw`); the whole body only when
+ * it has no message (not JSON, or a shape without one, as Cloudflare's `errors[]`). Read from the whole body, a 429
+ * whose `metadata` quoted other words (OpenRouter's `previous_errors`, a provider's `raw` beside OpenRouter's own
+ * "free-models-per-min", an echo of the prompt) took their kind: a per-minute limit read as the key out of credits
+ * parked every model of the key for an hour.
+ */
+export function refusalText(bodyText: string | undefined): string {
+  const facts = readErrorBody(bodyText);
+  const message = facts.message?.trim() === "" ? undefined : facts.message;
+  if (message === undefined) return lowerCasedPrefix(bodyText);
+  return lowerCasedPrefix(facts.relayedRaw === undefined ? message : `${message}\n${facts.relayedRaw}`);
+}
+
+function lowerCasedPrefix(bodyText: string | undefined): string {
   if (bodyText === undefined) return "";
   return (
     bodyText.length > MAX_SCANNED_BODY_CHARS ? bodyText.slice(0, MAX_SCANNED_BODY_CHARS) : bodyText
