@@ -82,23 +82,23 @@ export function matchTextSignal(text: string): TextSignal | undefined {
 }
 
 /**
- * The lower-cased text a refusal's wordings are read from: the error's own message (error-body.ts `message`), with
- * the routed provider's body when an aggregator relays that provider's refusal (`relayedRaw`); the whole body only when
- * it has no message (not JSON, or a shape without one, as Cloudflare's `errors[]`). Read from the whole body, a 429
- * whose `metadata` quoted other words (OpenRouter's `previous_errors`, a provider's `raw` beside OpenRouter's own
- * "free-models-per-min", an echo of the prompt) took their kind: a per-minute limit read as the key out of credits
- * parked every model of the key for an hour.
+ * The text a refusal's wordings are read from, as it was written: the error's own message (error-body.ts `message`),
+ * with the routed provider's body when an aggregator relays that provider's refusal (`relayedRaw`); the whole body only
+ * when it has no message (not JSON, or a shape without one, as Cloudflare's `errors[]`). Cut to its first 16 KB. Read
+ * from the whole body, a 429 whose `metadata` quoted other words (OpenRouter's `previous_errors`, a provider's `raw`
+ * beside OpenRouter's own "free-models-per-min", an echo of the prompt) took their kind: a per-minute limit read as
+ * the key out of credits parked every model of the key for an hour.
  */
-export function refusalText(bodyText: string | undefined): string {
+export function refusalWords(bodyText: string | undefined): string {
+  if (bodyText === undefined) return "";
   const facts = readErrorBody(bodyText);
   const message = facts.message?.trim() === "" ? undefined : facts.message;
-  if (message === undefined) return lowerCasedPrefix(bodyText);
-  return lowerCasedPrefix(facts.relayedRaw === undefined ? message : `${message}\n${facts.relayedRaw}`);
+  const words =
+    message === undefined ? bodyText : facts.relayedRaw === undefined ? message : `${message}\n${facts.relayedRaw}`;
+  return words.length > MAX_SCANNED_BODY_CHARS ? words.slice(0, MAX_SCANNED_BODY_CHARS) : words;
 }
 
-function lowerCasedPrefix(bodyText: string | undefined): string {
-  if (bodyText === undefined) return "";
-  return (
-    bodyText.length > MAX_SCANNED_BODY_CHARS ? bodyText.slice(0, MAX_SCANNED_BODY_CHARS) : bodyText
-  ).toLowerCase();
+/** `refusalWords`, lower-cased: what the wordings' needles are matched against. */
+export function refusalText(bodyText: string | undefined): string {
+  return refusalWords(bodyText).toLowerCase();
 }
