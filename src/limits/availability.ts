@@ -8,8 +8,8 @@
 // `circuitFirstProbeMs`; each failed probe doubles that pause, up to `circuitOpenMs` (the cap). Half-open lets
 // exactly one probe through; its success closes the circuit and clears every failure, its failure opens it again
 // for the next pause. A success clears the consecutive failures that came back before its request was sent (and
-// with them the suspect state); one sent before a failure came back (a slow call, a long stream) leaves that one. Intermittent
-// failures open the circuit too: `failureThreshold` failures within `failureWindowMs` that are at least
+// with them the suspect state); one sent before a failure came back (a slow call, a long stream) leaves that one.
+// Intermittent failures open the circuit too: `failureThreshold` failures within `failureWindowMs` that are at least
 // `failureRateThreshold` of the window's verdicts, whatever successes came between them (failure-window.ts; a
 // success does not erase them, only a successful probe does). A success of an attempt sent before the circuit
 // opened says nothing of now and closes nothing. The pause streak outlives a recovery by
