@@ -7,8 +7,9 @@
 // failures within `failureWindowMs` open the circuit: no traffic until the first probe after
 // `circuitFirstProbeMs`; each failed probe doubles that pause, up to `circuitOpenMs` (the cap). Half-open lets
 // exactly one probe through; its success closes the circuit and clears every failure, its failure opens it again
-// for the next pause. A success at any time clears the consecutive failures (and the suspect state). Intermittent
-// failures open the circuit too: `failureThreshold` failures within `failureWindowMs` that are at least
+// for the next pause. A success clears the consecutive failures that came back before its request was sent (and
+// with them the suspect state); one sent before a failure came back (a slow call, a long stream) leaves that one.
+// Intermittent failures open the circuit too: `failureThreshold` failures within `failureWindowMs` that are at least
 // `failureRateThreshold` of the window's verdicts, whatever successes came between them (failure-window.ts; a
 // success does not erase them, only a successful probe does). A success of an attempt sent before the circuit
 // opened says nothing of now and closes nothing. The pause streak outlives a recovery by
@@ -100,6 +101,11 @@ export type Availability =
 interface DeploymentRecord {
   cooldown: Cooldown | undefined;
   consecutiveRateLimits: number;
+  /**
+   * When the first 429 of the current streak came back: a success of a request sent before then (a slow answer, a
+   * long stream's end) says how the provider was before the streak, and does not reset its backoff.
+   */
+  rateLimitStreakStartedAtMs: number;
   /** Daily 429s in a row whose reset reads now (recordRateLimited's `dayEnd`). */
   readonly nowResets: NowResetStreak;
   /** Failures since the latest success, within the window (the consecutive rule, and the suspect state). */
@@ -289,12 +295,21 @@ export class AvailabilityBook extends DirtyTracked {
       record.recoveredAtMs = nowMs;
     }
     if (evidence.isCounted !== true) record.verdicts.add(nowMs, this.#settings.failureWindowMs, false);
-    record.consecutiveRateLimits = 0;
-    endNowResetStreak(record.nowResets, evidence.sentAtMs ?? nowMs);
+    const sentAtMs = evidence.sentAtMs ?? nowMs;
+    // A stale success (sent before the 429s began) leaves the backoff growing: with one slow request in flight, a
+    // stream of 429s was cooled 1 s, 2 s, then 1 s again when it came back, and the provider asked twice as often.
+    if (sentAtMs >= record.rateLimitStreakStartedAtMs) record.consecutiveRateLimits = 0;
+    endNowResetStreak(record.nowResets, sentAtMs);
     if (record.circuit !== "closed" && !isRecovery) return;
-    record.failureTimesMs.length = 0;
+    // Only the failures that came back before this request was sent are answered by it: one that came back after
+    // it was sent is newer evidence, and keeps the deployment suspect (one request at a time) until a later success.
+    const failures = record.failureTimesMs;
+    const kept = isRecovery ? 0 : failures.length - failures.filter((atMs) => atMs <= sentAtMs).length;
+    failures.splice(0, failures.length - kept);
     record.circuit = "closed";
-    record.isProbeInFlight = false;
+    // The suspect's probe slot is this success's only when its attempt was the probe (sent once it was claimed), or
+    // when nothing is suspect any longer.
+    if (kept === 0 || this.#isProbeVerdict(record, evidence)) record.isProbeInFlight = false;
   }
 
   /**
@@ -311,9 +326,10 @@ export class AvailabilityBook extends DirtyTracked {
     dayEnd?: { readonly untilMs: number; readonly reason: string },
   ): Cooldown {
     const record = this.#record(deploymentKey);
+    const nowMs = this.#clock.now();
+    if (record.consecutiveRateLimits === 0) record.rateLimitStreakStartedAtMs = nowMs;
     record.consecutiveRateLimits += 1;
     if (this.#isProbeVerdict(record, sentAt)) record.isProbeInFlight = false;
-    const nowMs = this.#clock.now();
     if (isNowResetStreakOver(record.nowResets, dayEnd?.untilMs, sentAt.sentAtMs ?? nowMs, nowMs) && dayEnd) {
       this.park(deploymentKey, dayEnd.untilMs, cause, dayEnd.reason, "guessed");
       if (record.cooldown !== undefined) return record.cooldown;
@@ -562,6 +578,7 @@ export class AvailabilityBook extends DirtyTracked {
       record = {
         cooldown: undefined,
         consecutiveRateLimits: 0,
+        rateLimitStreakStartedAtMs: 0,
         nowResets: { count: 0, latestAtMs: 0, dayEndMs: 0 },
         failureTimesMs: [],
         verdicts: new FailureWindow(),

@@ -4,16 +4,9 @@ import { unaffordableOutput, unaffordablePrompt } from "./credit-size-refusals.t
 import { LONG_WINDOW_REMAINING_HEADERS, rolledOverLongWindow } from "./day-rollover.ts";
 import { type ErrorBodyFacts, readErrorBody } from "./error-body.ts";
 import { type HeaderMap, headerValue } from "./header-map.ts";
+import { matchTextSignal, type RateLimitKind, refusalText } from "./refusal-wording.ts";
 
-/**
- * - `short`: a per-second or per-minute window; cool down briefly.
- * - `daily`: a per-day (or per-month) quota; park the key until the window resets.
- * - `credits`: out of money, or the plan does not include the model at all; park for long.
- * - `capacity`: the provider is overloaded; skip it briefly, the key is not to blame.
- * - `concurrency`: too many of the key's requests are in flight at once; room comes back when one of them ends,
- *   not after a time window, so it teaches a limit on requests in flight, never a rate.
- */
-export type RateLimitKind = "short" | "daily" | "credits" | "capacity" | "concurrency";
+export type { RateLimitKind } from "./refusal-wording.ts";
 
 export interface RateLimitClassification {
   readonly kind: RateLimitKind;
@@ -98,68 +91,7 @@ const CODE_SIGNALS: readonly CodeSignal[] = [
   { providerCode: "overloaded_error", kind: "capacity", reason: "provider overloaded (overloaded_error)" },
 ];
 
-interface TextSignal {
-  /** Every needle must occur in the lower-cased body. */
-  readonly needles: readonly string[];
-  readonly kind: RateLimitKind;
-  readonly reason: string;
-  /** The limit named is the account's pool, shared by every model of the key. */
-  readonly isAccountWide?: boolean;
-}
-
-/** Wording, checked in order: credits, then capacity, then daily. First match wins. */
-const TEXT_SIGNALS: readonly TextSignal[] = [
-  { needles: ["insufficient credits"], kind: "credits", reason: "insufficient credits" },
-  { needles: ["requires more credits"], kind: "credits", reason: "request needs more credits than are left" },
-  { needles: ["credit balance is too low"], kind: "credits", reason: "credit balance too low" },
-  { needles: ["insufficient balance"], kind: "credits", reason: "insufficient balance" },
-  { needles: ["out of credits"], kind: "credits", reason: "out of credits" },
-  // OpenAI's insufficient_quota wording; Gemini uses the same sentence for per-minute limits, which is why
-  // Google errors never reach this table.
-  { needles: ["quota", "billing"], kind: "credits", reason: "quota exceeded, check billing" },
-  // OpenRouter relays an upstream's 429 on the shared key of a free model: the upstream is busy, not our key.
-  { needles: ["rate-limited upstream"], kind: "capacity", reason: "upstream temporarily rate-limited (OpenRouter)" },
-  { needles: ["over capacity"], kind: "capacity", reason: "model over capacity" },
-  { needles: ["overloaded"], kind: "capacity", reason: "provider overloaded" },
-  { needles: ["capacity exceeded"], kind: "capacity", reason: "provider capacity exceeded" },
-  { needles: ["out of capacity"], kind: "capacity", reason: "provider out of capacity" },
-  { needles: ["high demand"], kind: "capacity", reason: "provider under high demand" },
-  { needles: ["high traffic"], kind: "capacity", reason: "provider under high traffic" },
-  // GitHub Models names the limit in the body too: "Rate limit of 2 per 0s exceeded for UserConcurrentRequests"
-  // (a concurrency limit, not a window of 0 s), for a 429 that lacks the x-ratelimit-type header.
-  { needles: ["userconcurrentrequests"], kind: "concurrency", reason: "GitHub Models concurrency limit" },
-  // OpenRouter counts every `:free` model of an account in one pool, per minute and per day.
-  {
-    needles: ["free-models-per-day"],
-    kind: "daily",
-    reason: "OpenRouter free-models-per-day limit",
-    isAccountWide: true,
-  },
-  {
-    needles: ["free-models-per-min"],
-    kind: "short",
-    reason: "OpenRouter free-models-per-min limit",
-    isAccountWide: true,
-  },
-  { needles: ["requests per day (rpd)"], kind: "daily", reason: "requests per day (RPD) limit" },
-  { needles: ["tokens per day (tpd)"], kind: "daily", reason: "tokens per day (TPD) limit" },
-  { needles: ["daily free allocation"], kind: "daily", reason: "daily free allocation used up" },
-  { needles: ["per day"], kind: "daily", reason: "a per-day limit" },
-  { needles: ["per-day"], kind: "daily", reason: "a per-day limit" },
-  { needles: ["daily"], kind: "daily", reason: "a daily limit" },
-  { needles: ["per month"], kind: "daily", reason: "a per-month limit" },
-  // Cohere trial keys: "limited to 1000 API calls / month".
-  { needles: ["/ month"], kind: "daily", reason: "a per-month limit" },
-  // GitHub Models: "Rate limit of 50 per 86400s exceeded for UserByModelByDay".
-  { needles: ["bymodelbyday"], kind: "daily", reason: "GitHub Models per-day limit" },
-  { needles: ["per 86400s"], kind: "daily", reason: "a per-day limit" },
-  { needles: ["monthly"], kind: "daily", reason: "a monthly limit" },
-];
-
 const LIMIT_HEADER_PREFIX = "x-ratelimit-limit";
-
-/** Error messages are short; the cap keeps a huge body from costing a long scan. */
-const MAX_SCANNED_BODY_CHARS = 16 * 1024;
 
 /**
  * Classifies a refusal (429, 402, 503, 529, ...) by status, error codes, Google quota details, wording and
@@ -200,7 +132,7 @@ function classifyRefusal(input: ClassifyRateLimitInput): RateLimitClassification
     // provider's body in `metadata.raw`): that provider's limit, on OpenRouter's account with it (or the user's own
     // key there), for this model. Not this key's pool (the provider preset's `rate_limit_scope: account` would cool
     // every model of the key for it) and not its windows: the model is skipped briefly, as for an overloaded provider.
-    const signal = matchTextSignal(lowerCasedPrefix(bodyText));
+    const signal = matchTextSignal(refusalText(bodyText));
     return {
       kind: "capacity",
       reason: `${relayedProvider} (the provider this model was routed to) is rate-limited${signal === undefined ? "" : `: ${signal.reason}`}`,
@@ -208,7 +140,7 @@ function classifyRefusal(input: ClassifyRateLimitInput): RateLimitClassification
     };
   }
 
-  const text = lowerCasedPrefix(bodyText);
+  const text = refusalText(bodyText);
   if (status === 503 || status === 529) {
     const signal = matchTextSignal(text);
     return {
@@ -366,22 +298,13 @@ const REQUEST_TOO_LARGE = /\brequest too large\b[\s\S]{0,300}?\blimit:?\s*(\d+),
 export function requestLargerThanWindow(
   bodyText: string | undefined,
 ): { readonly limit: number; readonly requested: number } | undefined {
-  if (bodyText === undefined) return undefined;
-  const match = REQUEST_TOO_LARGE.exec(
-    bodyText.length > MAX_SCANNED_BODY_CHARS ? bodyText.slice(0, MAX_SCANNED_BODY_CHARS) : bodyText,
-  );
+  // The error's message (or the relayed provider's), as every wording: the same words quoted in its metadata are not
+  // this refusal's.
+  const match = REQUEST_TOO_LARGE.exec(refusalText(bodyText));
   if (match === null) return undefined;
   const limit = Number(match[1]);
   const requested = Number(match[2]);
   return requested > limit ? { limit, requested } : undefined;
-}
-
-function matchTextSignal(text: string): TextSignal | undefined {
-  if (text === "") return undefined;
-  for (const signal of TEXT_SIGNALS) {
-    if (signal.needles.every((needle) => text.includes(needle))) return signal;
-  }
-  return undefined;
 }
 
 function findZeroLimitHeader(headers: HeaderMap): string | undefined {
@@ -389,11 +312,4 @@ function findZeroLimitHeader(headers: HeaderMap): string | undefined {
     if (name.startsWith(LIMIT_HEADER_PREFIX) && headerValue(headers, name) === "0") return name;
   }
   return undefined;
-}
-
-function lowerCasedPrefix(bodyText: string | undefined): string {
-  if (bodyText === undefined) return "";
-  return (
-    bodyText.length > MAX_SCANNED_BODY_CHARS ? bodyText.slice(0, MAX_SCANNED_BODY_CHARS) : bodyText
-  ).toLowerCase();
 }

@@ -25,6 +25,12 @@ export interface ErrorBodyFacts {
    */
   readonly relayedProvider?: string;
   /**
+   * With `relayedProvider`: the routed provider's own error body as OpenRouter relays it in `error.metadata.raw` (its
+   * docs: "Raw error body behind the returned error"), as text (an object or a list as its JSON). Its wordings are
+   * that provider's refusal, which the relay's message ("Provider returned error") does not repeat.
+   */
+  readonly relayedRaw?: string;
+  /**
    * The error's own words: `error.message` (or `error.error.message`, as OpenRouter nested it once, or a string
    * `error`, or a flat `message`). Wordings are read from it, not from the whole body: OpenRouter's `metadata` quotes
    * other refusals (`previous_errors`, a routed provider's `raw`) that are not this answer's.
@@ -90,6 +96,7 @@ function factsOf(bodyText: string): ErrorBodyFacts {
   let relayedRateLimitReset: string | undefined;
   let relayedRetryAfter: string | undefined;
   let relayedProvider: string | undefined;
+  let relayedRaw: string | undefined;
 
   collectCodes(root, codes);
   const message = messageOf(root);
@@ -113,7 +120,10 @@ function factsOf(bodyText: string): ErrorBodyFacts {
     const metadata = error.metadata;
     const seconds = isRecord(metadata) ? metadata.retry_after_seconds : undefined;
     if (typeof seconds === "number" && Number.isFinite(seconds) && seconds >= 0) relayedRetryAfter = String(seconds);
-    if (isRelayedError(error)) relayedProvider = relayedProviderNameOf(error) ?? "the upstream provider";
+    if (isRelayedError(error)) {
+      relayedProvider = relayedProviderNameOf(error) ?? "the upstream provider";
+      relayedRaw = rawTextOf(isRecord(metadata) ? metadata.raw : undefined);
+    }
     if (isRecord(metadata) && isRecord(metadata.headers)) {
       for (const name in metadata.headers) {
         const value = metadata.headers[name];
@@ -133,6 +143,7 @@ function factsOf(bodyText: string): ErrorBodyFacts {
   if (relayedRateLimitReset !== undefined) facts.relayedRateLimitReset = relayedRateLimitReset;
   if (relayedRetryAfter !== undefined) facts.relayedRetryAfter = relayedRetryAfter;
   if (relayedProvider !== undefined) facts.relayedProvider = relayedProvider;
+  if (relayedRaw !== undefined) facts.relayedRaw = relayedRaw;
   if (message !== undefined) facts.message = message;
   return facts;
 }
@@ -167,6 +178,12 @@ export function isRelayedError(error: JsonObject): boolean {
   if (message !== undefined && !(typeof message === "string" && message.trim() === "")) return false;
   const raw = isRecord(error.metadata) ? error.metadata.raw : undefined;
   return typeof raw === "string" ? raw.trim() !== "" : isRecord(raw) || Array.isArray(raw);
+}
+
+/** A relayed `raw` as text: a string as it is, an object or a list as its JSON, nothing else. */
+function rawTextOf(raw: unknown): string | undefined {
+  if (typeof raw === "string") return raw.trim() === "" ? undefined : raw;
+  return isRecord(raw) || Array.isArray(raw) ? JSON.stringify(raw) : undefined;
 }
 
 /** The routed provider's name a relayed error gives (`metadata.provider_name`), cut to a name's length. */

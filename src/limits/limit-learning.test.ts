@@ -515,3 +515,28 @@ describe("learning from GitHub Models' named limits", () => {
     assert.deepEqual(pick(book.learnLimits(scope, facts, T0 + 200_000)), ["requests/day=3"]);
   });
 });
+
+describe("limits stated in a body are read from its error's message", () => {
+  it("another provider's limit quoted in OpenRouter's previous_errors is not this key's", () => {
+    const bodyText = JSON.stringify({
+      error: {
+        message: "Rate limit exceeded: free-models-per-min. ",
+        code: 429,
+        metadata: {
+          previous_errors: [
+            { provider: "Groq", message: "Rate limit reached on tokens per day (TPD): Limit 100000, Used 99000" },
+            { provider: "GitHub", message: "Rate limit of 2 per 0s exceeded for UserConcurrentRequests" },
+          ],
+        },
+      },
+    });
+    assert.deepEqual(statedLimits({}, bodyText, RATE_LIMIT_DIALECTS.openai, T0), []);
+    assert.equal(concurrencyFromBody(bodyText), undefined);
+    // The message's own phrase is read as before.
+    const stated = statedLimits({}, groq.tokensPerDay429.bodyText, RATE_LIMIT_DIALECTS.openai, T0);
+    assert.deepEqual(
+      stated.map((rule) => [rule.unit, rule.window, rule.limit]),
+      [["tokens", "day", 100000]],
+    );
+  });
+});

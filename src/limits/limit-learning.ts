@@ -14,6 +14,7 @@ import { readErrorBody } from "./error-body.ts";
 import type { RateLimitDialect, RateLimitUnit, RateLimitWindow } from "./header-dialects.ts";
 import type { HeaderMap } from "./header-map.ts";
 import { parseRateLimitHeaders } from "./rate-limit-headers.ts";
+import { refusalWords } from "./refusal-wording.ts";
 import type { WindowAlgorithm } from "./window-counters.ts";
 
 /** A limit the provider stated or we inferred, with what it was learned from. */
@@ -170,8 +171,12 @@ const WINDOW_OF_WORD: Readonly<Record<string, RateLimitWindow>> = { sec: "second
 export function limitsFromBody(bodyText: string | undefined): LearnedRule[] {
   if (bodyText === undefined || bodyText === "") return [];
   const text = bodyText.length > MAX_SCANNED_BODY_CHARS ? bodyText.slice(0, MAX_SCANNED_BODY_CHARS) : bodyText;
+  // The phrases are read from the error's message (refusal-wording.ts): another provider's "tokens per day (TPD):
+  // Limit 100000" quoted in OpenRouter's `metadata.previous_errors` taught the OpenRouter key that provider's limit.
+  // Google's violations and OpenRouter's relayed headers are fields of the body itself, read in it.
+  const words = refusalWords(bodyText);
   const rules: LearnedRule[] = [];
-  const perWindow = PER_WINDOW_LIMIT.exec(text);
+  const perWindow = PER_WINDOW_LIMIT.exec(words);
   if (perWindow !== null) {
     const unit: RateLimitUnit = (perWindow[1] ?? perWindow[4] ?? "").toLowerCase().startsWith("t")
       ? "tokens"
@@ -184,11 +189,11 @@ export function limitsFromBody(bodyText: string | undefined): LearnedRule[] {
     const limit = Number(perWindow[3] ?? perWindow[6]);
     if (window !== undefined) rules.push({ unit, window, limit, evidence: `body: "${perWindow[0]}"` });
   }
-  const perSeconds = PER_SECONDS_LIMIT.exec(text);
+  const perSeconds = PER_SECONDS_LIMIT.exec(words);
   if (perSeconds !== null) {
     const window = windowOfSeconds(Number(perSeconds[2]));
     if (window !== undefined) {
-      const unit: RateLimitUnit = /tokens/i.test(text) ? "tokens" : "requests";
+      const unit: RateLimitUnit = /tokens/i.test(words) ? "tokens" : "requests";
       rules.push({ unit, window, limit: Number(perSeconds[1]), evidence: `body: "${perSeconds[0]}"` });
     }
   }
@@ -200,7 +205,7 @@ export function limitsFromBody(bodyText: string | undefined): LearnedRule[] {
     rules.push({ ...googleWindow(quotaId), limit: Number(value), evidence: `quota ${quotaId} = ${value}` });
   }
   const quotaId = readErrorBody(bodyText).quotaIds[0];
-  const messageLimit = GOOGLE_MESSAGE_LIMIT.exec(text);
+  const messageLimit = GOOGLE_MESSAGE_LIMIT.exec(words);
   if (!hasGoogle && quotaId !== undefined && messageLimit !== null) {
     rules.push({
       ...googleWindow(quotaId),
@@ -210,7 +215,7 @@ export function limitsFromBody(bodyText: string | undefined): LearnedRule[] {
   }
   const relayed = RELAYED_LIMIT.exec(text);
   if (relayed !== null) {
-    const isDaily = text.toLowerCase().includes("free-models-per-day");
+    const isDaily = words.toLowerCase().includes("free-models-per-day");
     rules.push({
       unit: "requests",
       window: isDaily ? "day" : "minute",
@@ -229,10 +234,7 @@ const CONCURRENCY_LIMIT = /\brate limit of (\d+) per \d+s exceeded for \w*concur
 
 /** The number of requests in flight a concurrency refusal's body states, if it does. */
 export function concurrencyFromBody(bodyText: string | undefined): number | undefined {
-  if (bodyText === undefined) return undefined;
-  const match = CONCURRENCY_LIMIT.exec(
-    bodyText.length > MAX_SCANNED_BODY_CHARS ? bodyText.slice(0, MAX_SCANNED_BODY_CHARS) : bodyText,
-  );
+  const match = CONCURRENCY_LIMIT.exec(refusalWords(bodyText));
   return match === null ? undefined : Number(match[1]);
 }
 

@@ -155,3 +155,24 @@ test("export and import: lessons that hold, by deployment; ended and malformed o
   assert.equal(later.import([persisted], 0), 0);
   assert.equal(later.import(null, 0), 0);
 });
+
+test("a success of a request sent before the refusal was learned does not clear it; one sent after does", () => {
+  const book = new RefusedFeatures(HOUR_MS);
+  const changes: RefusalChange[] = [];
+  book.onChange((change) => changes.push(change));
+  // Two requests with tools in flight at once: the one sent at 1 000 is refused at 2 000, the one sent at 500
+  // (before the refusal) is answered at 3 000.
+  book.learn("a", "tools", "HTTP 400: tools not supported", 2_000);
+  book.unlearn("a", ["tools"], 500);
+  assert.equal(book.refusalOf("a", ["tools"], 3_000)?.atMs, 2_000, "the newer refusal stays");
+  assert.deepEqual(
+    changes.map((change) => change.kind),
+    ["learned"],
+  );
+  book.unlearn("a", ["tools"], 2_500);
+  assert.equal(book.refusalOf("a", ["tools"], 3_000), undefined, "served after it was learned: it takes tools now");
+  assert.deepEqual(
+    changes.map((change) => change.kind),
+    ["learned", "accepted"],
+  );
+});

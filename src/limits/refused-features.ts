@@ -123,9 +123,18 @@ export class RefusedFeatures extends DirtyTracked {
     return this.#byDeployment.has(deploymentKey);
   }
 
-  /** The deployment answered a request carrying these features: whatever it refused of them, it takes now. */
-  unlearn(deploymentKey: string, features: readonly string[]): void {
-    const removed = this.#remove(deploymentKey, features);
+  /**
+   * The deployment answered a request carrying these features, sent at `sentAtMs`: whatever it refused of them before
+   * then, it takes now. A refusal learned after the request was sent (the two in flight at once) is newer evidence
+   * and stays: cleared by the slower success, the next request with the feature was sent there to be refused again.
+   */
+  unlearn(deploymentKey: string, features: readonly string[], sentAtMs = Number.POSITIVE_INFINITY): void {
+    const refusals = this.#byDeployment.get(deploymentKey);
+    if (refusals === undefined) return;
+    const answered = features.filter(
+      (feature) => (refusals.get(feature)?.atMs ?? Number.POSITIVE_INFINITY) <= sentAtMs,
+    );
+    const removed = this.#remove(deploymentKey, answered);
     if (removed.length === 0) return;
     this.markDirty();
     this.#onChange?.({ kind: "accepted", deploymentKey, features: removed });

@@ -258,3 +258,31 @@ describe("retryHintFromResponse: body", () => {
     assert.equal(hintFor({ status: 429, headers: {}, bodyText }), undefined);
   });
 });
+
+describe("the words of a body's wait are its error message's", () => {
+  it("a wait quoted in OpenRouter's metadata (previous errors) is not this 429's", () => {
+    const bodyText = JSON.stringify({
+      error: {
+        message: "Rate limit exceeded: free-models-per-min. ",
+        code: 429,
+        metadata: { previous_errors: [{ provider: "Groq", message: "Please try again in 9m38.016s" }] },
+      },
+    });
+    assert.equal(retryHintFromResponse({ status: 429, headers: {}, bodyText, nowMs: NOW_MS }), undefined);
+  });
+
+  it("the message's own wait, and a relayed provider's in metadata.raw, are read", () => {
+    assert.equal(hintFor({ ...groq.tokensPerDay429, headers: {} })?.delayMs, 578_016);
+    const relayed = JSON.stringify({
+      error: {
+        message: "Provider returned error",
+        code: 429,
+        metadata: { raw: "Rate limit reached. Please try again in 20s.", provider_name: "Groq" },
+      },
+    });
+    assert.equal(
+      retryHintFromResponse({ status: 429, headers: {}, bodyText: relayed, nowMs: NOW_MS })?.delayMs,
+      20_000,
+    );
+  });
+});

@@ -2,6 +2,7 @@
 import { parseDurationMs } from "./duration.ts";
 import { type ErrorBodyFacts, readErrorBody } from "./error-body.ts";
 import { type HeaderMap, headerValue } from "./header-map.ts";
+import { refusalText } from "./refusal-wording.ts";
 import { MAX_UPSTREAM_WAIT_MS, parseNumber, parseResetAtMs } from "./reset-time.ts";
 
 export type { HeaderMap } from "./header-map.ts";
@@ -99,11 +100,10 @@ function bodyHint(
     const delayMs = parseDurationMs(facts.retryDelay);
     if (delayMs !== undefined) return hint(delayMs, "body");
   }
-  if (bodyText !== undefined) {
-    const delayMs = delayFromMessage(bodyText);
-    if (delayMs !== undefined) return hint(delayMs, "body");
-  }
-  return undefined;
+  // The words of the error's message (a relayed provider's too), not of the whole body: a wait quoted in OpenRouter's
+  // `metadata.previous_errors` (another provider's "try again in 9m38s") cooled the model for that provider's wait.
+  const delayMs = delayFromMessage(refusalText(bodyText));
+  return delayMs === undefined ? undefined : hint(delayMs, "body");
 }
 
 /**
@@ -169,9 +169,6 @@ function exhaustedWindowDelayMs(headers: HeaderMap, nowMs: number): number | und
   return delayMs !== undefined && delayMs > 0 ? delayMs : undefined;
 }
 
-/** Error messages are short; the cap keeps a huge body from costing a long scan. */
-const MAX_SCANNED_BODY_CHARS = 8 * 1024;
-
 /**
  * "Please try again in 9m38.016s" (Groq, OpenAI), "Please retry in 45.578569677s" (Gemini), "try again in 20
  * seconds", "retry after 5 seconds". The amount is either a Go duration or a number followed by a unit word.
@@ -200,8 +197,8 @@ const MS_PER_UNIT_WORD: ReadonlyMap<string, number> = new Map([
   ["hours", 3_600_000],
 ]);
 
-function delayFromMessage(bodyText: string): number | undefined {
-  const text = bodyText.length > MAX_SCANNED_BODY_CHARS ? bodyText.slice(0, MAX_SCANNED_BODY_CHARS) : bodyText;
+/** `text`: the refusal's words, lower-cased and cut to what is scanned (refusal-wording.ts `refusalText`). */
+function delayFromMessage(text: string): number | undefined {
   const match = RETRY_PHRASE.exec(text);
   if (match === null) return undefined;
   const amount = trimTrailingDots((match[1] ?? "").toLowerCase());

@@ -94,7 +94,7 @@ export class Recorder {
     const sentAt = { sentAtMs: report.startedAtMs };
     this.#apply(deployment, scopes, report.effects, reservation, sentAt);
     if (report.outcome === "success") {
-      scores.recordHealth(key, true, report.durationMs);
+      scores.recordHealth(key, true, report.durationMs, report.startedAtMs);
       // A stream that opened with content is evidence enough that the upstream works again: it closes a
       // half-open circuit and ends a suspect's one-at-a-time now, not when the stream ends (a cut later is a
       // failure of its own).
@@ -176,7 +176,7 @@ export class Recorder {
       // The stream's opening was its success in the failure window already; a stream that began before the
       // circuit opened does not close it.
       availability.recordSuccess(key, { sentAtMs: settlement.startedAtMs, isCounted: true });
-      if (!settlement.isFirst) scores.recordHealth(key, true, durationMs);
+      if (!settlement.isFirst) scores.recordHealth(key, true, durationMs, settlement.startedAtMs);
       return;
     }
     // A broken segment's provider billed it whoever is blamed (a client that left too): /stats counts what
@@ -355,7 +355,7 @@ export class Recorder {
           );
           break;
         case "accepted_features":
-          this.#books.refusedFeatures.unlearn(key, effect.features);
+          this.#books.refusedFeatures.unlearn(key, effect.features, sentAt.sentAtMs);
           break;
         case "learn_limits": {
           // An account-wide 429 teaches the pool's limit (from the pool's spacing): every model of the key is paced.

@@ -79,3 +79,20 @@ describe("HealthTracker", () => {
     assert.throws(() => new HealthTracker(new ManualClock(), { halfLifeMs: 0 }), RangeError);
   });
 });
+
+describe("HealthTracker: a success sent before the latest failure came back", () => {
+  it("counts as one success and forgets no failure; a success sent after it does", () => {
+    const clock = new ManualClock(10_000);
+    const tracker = new HealthTracker(clock);
+    const slowSentAtMs = clock.now();
+    clock.advance(100);
+    tracker.record(false, 5, clock.now() - 50);
+    tracker.record(false, 5, clock.now());
+    clock.advance(100);
+    tracker.record(true, 200, slowSentAtMs);
+    const stale = tracker.snapshot().successEwma ?? 1;
+    assert.ok(Math.abs(stale - 1 / 3) < 0.01, `a slow answer of an older request is not a recovery: ${stale}`);
+    tracker.record(true, 50, clock.now() - 10);
+    close(tracker.snapshot().successEwma, 1, "a request sent after the failures succeeded");
+  });
+});

@@ -27,7 +27,8 @@ const DEFAULT_HEALTH_HALF_LIFE_MS = 300_000;
  * Latency is averaged over successes only: a fast 429 or 500 says nothing about how fast answers come.
  *
  * Failures count only while they are the latest evidence and recent (docs/routing.md "Recovery"): a success
- * forgets every failure before it, and failures older than `failureMemoryMs` (passed to `snapshot`) are
+ * forgets every failure before it (unless its request was sent before the latest failure came back: then it is one
+ * success more), and failures older than `failureMemoryMs` (passed to `snapshot`) are
  * forgotten too. A candidate that gets no traffic because of its failures must not stay penalised for ever.
  * Failures that keep coming between successes are still seen: the circuit breaker counts them
  * (limits/failure-window.ts) and takes a candidate failing often out, which a penalty reset by every success
@@ -52,16 +53,24 @@ export class HealthTracker {
     this.#updatedAtMs = clock.now();
   }
 
-  record(isSuccess: boolean, latencyMs: number): void {
+  /** `sentAtMs`: when the attempt was sent (default: now); a success's request sent before the latest failure came back. */
+  record(isSuccess: boolean, latencyMs: number, sentAtMs = this.#clock.now()): void {
     this.#decayTo(this.#clock.now());
     this.#weight += 1;
     if (!isSuccess) {
       this.#lastFailureAtMs = this.#clock.now();
       return;
     }
-    // A success is the latest evidence: the failures before it no longer count.
-    this.#lastFailureAtMs = undefined;
-    this.#successWeight = this.#weight;
+    if (this.#lastFailureAtMs !== undefined && sentAtMs < this.#lastFailureAtMs) {
+      // Sent before the latest failure came back (a slow answer, a long stream's end): it says how the candidate was
+      // then, so it counts as one success and forgets no failure; forgetting them on it put a candidate failing
+      // every new request back at full health with each slow answer of an older one.
+      this.#successWeight += 1;
+    } else {
+      // A success is the latest evidence: the failures before it no longer count.
+      this.#lastFailureAtMs = undefined;
+      this.#successWeight = this.#weight;
+    }
     if (Number.isFinite(latencyMs) && latencyMs >= 0) {
       this.#latencyWeight += 1;
       this.#latencySumMs += latencyMs;

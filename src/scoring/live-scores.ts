@@ -78,15 +78,18 @@ export class LiveScores {
     this.#health.delete(deploymentKey);
   }
 
-  /** Feeds the health term: successes and real failures (not rate limits, which cooldowns handle). */
-  recordHealth(deploymentKey: string, isSuccess: boolean, latencyMs: number): void {
+  /**
+   * Feeds the health term: successes and real failures (not rate limits, which cooldowns handle). `sentAtMs`: when
+   * the attempt was sent (HealthTracker.record: a success sent before the latest failure forgets none).
+   */
+  recordHealth(deploymentKey: string, isSuccess: boolean, latencyMs: number, sentAtMs?: number): void {
     let tracker = this.#health.get(deploymentKey);
     if (tracker === undefined) {
       const halfLifeMs = this.#halfLifeMs;
       tracker = new HealthTracker(this.#clock, halfLifeMs === undefined ? {} : { halfLifeMs });
       this.#health.set(deploymentKey, tracker);
     }
-    tracker.record(isSuccess, latencyMs);
+    tracker.record(isSuccess, latencyMs, sentAtMs);
   }
 }
 

@@ -143,7 +143,10 @@ describe("finalError", () => {
     };
     const mixed = finalError(plannedBoth, [promptRefused(alpha.key, 6964)], [budget], undefined, undefined, NOW_MS);
     assert.equal(mixed.status, 413, mixed.message);
-    assert.match(mixed.message, /Send a shorter prompt or a smaller max_tokens, or raise the budget\./);
+    assert.match(
+      mixed.message,
+      /The gateway's own token budget for .* is the binding limit .*; send a shorter prompt or a smaller max_tokens, or ask the gateway's operator to raise that budget\./,
+    );
   });
 
   it("a skip reason quoting an upstream's long text is clipped: four 8 KB reasons make a short message", () => {

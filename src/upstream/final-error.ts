@@ -152,10 +152,15 @@ function tooLargeError(
     ...attempts.map((attempt) => `${attempt.deploymentKey}: ${attempt.reason}`),
   ];
   if (reasons.length === 0) return undefined;
-  // Reasons beyond the attempts' are candidates a token budget left out (the gateway's estimate or a shared ledger).
-  const hasBudgetRefusals = reasons.length > attempts.length;
+  // The candidates a token budget left out (the gateway's estimate or a shared ledger), each named once.
+  const budgetKeys = [
+    ...new Set([
+      ...plan.skipped.filter(isNeverFitSkip).map((skip) => skip.deployment.key),
+      ...neverFitAtAttempt.map((skip) => skip.deploymentKey),
+    ]),
+  ];
   return new RequestTooLargeError(
-    `Request too large for \`${plan.requested}\`: its tokens are more than every candidate takes (a whole token budget by the gateway's estimate, or the provider's own refusal of its size or of an output or a prompt its credits do not cover), so it can never be sent there as it is (${reasons.join("; ")}). ${tooLargeAdvice(attempts, hasBudgetRefusals, hasClientOutputLimit)}${paidText(plan)}`,
+    `Request too large for \`${plan.requested}\`: its tokens are more than every candidate takes (a whole token budget by the gateway's estimate, or the provider's own refusal of its size or of an output or a prompt its credits do not cover), so it can never be sent there as it is (${reasons.join("; ")}). ${tooLargeAdvice(attempts, budgetKeys, hasClientOutputLimit)}${paidText(plan)}`,
     { attempts: summaries },
   );
 }
@@ -165,11 +170,11 @@ function tooLargeError(
  * the credits cover (OpenRouter reserves the model's whole output then) is told what they cover: the latest figure of
  * each candidate (a retry's is fresher than the first refusal's), the largest of them, "~" as the balance moves. One
  * whose prompt alone every candidate refused for the credits is told the prompt they cover: a smaller max_tokens does
- * not help it (and it may have sent none). `hasBudgetRefusals`: some candidates were left out by a token budget.
+ * not help it (and it may have sent none). `budgetKeys`: the candidates a token budget left out.
  */
 function tooLargeAdvice(
   attempts: readonly AttemptReport[],
-  hasBudgetRefusals: boolean,
+  budgetKeys: readonly string[],
   hasClientOutputLimit: boolean,
 ): string {
   const output = largestLatest(attempts, (attempt) => attempt.affordableOutputTokens);
@@ -179,12 +184,25 @@ function tooLargeAdvice(
   const prompt = largestLatest(attempts, (attempt) => attempt.affordablePromptTokens);
   if (
     prompt !== undefined &&
-    !hasBudgetRefusals &&
+    budgetKeys.length === 0 &&
     attempts.every((attempt) => attempt.affordablePromptTokens !== undefined)
   ) {
     return `The key's credits cover a prompt of only ~${prompt} tokens, whatever the output limit: send a shorter prompt (of at most ~${prompt} tokens), or add credits.`;
   }
-  return "Send a shorter prompt or a smaller max_tokens, or raise the budget.";
+  return generalAdvice(budgetKeys, hasClientOutputLimit);
+}
+
+/**
+ * What else the client can change: what it sent (its prompt; its max_tokens only when it sent one: a client that set
+ * none was told to send "a smaller max_tokens"), and, when a token budget of the gateway left candidates out, that this
+ * budget (the operator's `limits`, not the provider's) is the binding limit. No reset time is given: the request is
+ * larger than the budget's whole window, so no reset makes it fit.
+ */
+function generalAdvice(budgetKeys: readonly string[], hasClientOutputLimit: boolean): string {
+  const shorter = hasClientOutputLimit ? "send a shorter prompt or a smaller max_tokens" : "send a shorter prompt";
+  if (budgetKeys.length === 0) return `${shorter.charAt(0).toUpperCase()}${shorter.slice(1)}.`;
+  const which = budgetKeys.length === 1 ? "budget" : "budgets";
+  return `The gateway's own token ${which} for ${budgetKeys.join(", ")} ${budgetKeys.length === 1 ? "is" : "are"} the binding limit (its \`limits\`, not the provider's): the request is larger than the whole window, so no wait makes it fit; ${shorter}, or ask the gateway's operator to raise that ${which}.`;
 }
 
 /** The largest of each candidate's latest figure (a retry's is fresher than its first refusal's), if any has one. */

@@ -5,7 +5,8 @@ import assert from "node:assert/strict";
 import { describe, type TestContext, test } from "node:test";
 import { ManualClock } from "../../src/clock.ts";
 import { CHAT_ROUTE, chatRequests, errorOf, postChat, rowOf, statsOf, useGateway, useMock } from "../helpers/e2e.ts";
-import { type MockStep, rateLimited } from "../helpers/mock-upstream.ts";
+import { gate } from "../helpers/gates.ts";
+import { chatCompletion, type MockStep, rateLimited } from "../helpers/mock-upstream.ts";
 
 const START_MS = Date.UTC(2026, 0, 1);
 
@@ -153,6 +154,45 @@ describe("a 429's retry hint becomes the candidate's cooldown", () => {
     cooldown = rowOf(await statsOf(gateway), "alpha/chat-model").cooldown;
     assert.equal(cooldown?.remaining_ms, 8_000);
     assert.equal(chatRequests(alpha).length, 2);
+  });
+
+  test("a slow success sent before the 429s began does not reset their backoff (two overlapping requests)", async (t) => {
+    const clock = new ManualClock(START_MS);
+    const { alpha, gateway } = await twoProviders(t, { clock, cooldowns: "cooldowns:\n  rate_limit_base_ms: 4000" });
+    const slowAnswer = gate();
+    alpha.enqueue(
+      CHAT_ROUTE,
+      {
+        kind: "handler",
+        handle: async (_request, response) => {
+          await slowAnswer.promise;
+          response.writeHead(200, { "content-type": "application/json" });
+          response.end(JSON.stringify(chatCompletion("slow but fine", "alpha-chat-v1")));
+        },
+      },
+      rateLimited(),
+      rateLimited(),
+      rateLimited(),
+    );
+    // Request A is sent at START and held by alpha; requests sent each time alpha's cooldown ends get 429s.
+    const slow = postChat(gateway, { model: "chat-model" });
+    await alpha.waitForRequests(1);
+    clock.advance(100);
+    await postChat(gateway, { model: "chat-model" });
+    assert.equal(rowOf(await statsOf(gateway), "alpha/chat-model").cooldown?.remaining_ms, 4_000);
+    clock.advance(4_000);
+    await postChat(gateway, { model: "chat-model" });
+    assert.equal(rowOf(await statsOf(gateway), "alpha/chat-model").cooldown?.remaining_ms, 8_000);
+    // A's answer comes back in the middle of the streak: it says how alpha was before the 429s.
+    slowAnswer.open();
+    assert.equal((await slow).headers["x-gateway-provider"], "alpha");
+    // Past the minute whose requests the 429s taught alpha's limits from (learned windows, not cooldowns): the next
+    // request is sent to alpha again, and its 429 is the third in a row.
+    clock.set(START_MS + 65_000);
+    assert.equal((await postChat(gateway, { model: "chat-model" })).headers["x-gateway-provider"], "beta");
+    const cooldown = rowOf(await statsOf(gateway), "alpha/chat-model").cooldown;
+    assert.equal(cooldown?.remaining_ms, 16_000, "the third 429 in a row doubles again, not back to 4 s");
+    assert.equal(chatRequests(alpha).length, 4);
   });
 });
 

@@ -1,0 +1,94 @@
+// A success whose request was sent before a failure streak began (a slow call, a long stream) says how the deployment
+// was before it: it ends neither the 429 backoff nor the suspect state nor the suspect's one probe.
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { ManualClock } from "../clock.ts";
+import type { CooldownSettings } from "../config/types.ts";
+import { AvailabilityBook } from "./availability.ts";
+
+const T0 = Date.UTC(2026, 0, 1, 12);
+
+const SETTINGS: CooldownSettings = {
+  rateLimitBaseMs: 1_000,
+  rateLimitMaxMs: 60_000,
+  invalidKeyMs: 3_600_000,
+  modelUnavailableMs: 900_000,
+  unsupportedFeatureMs: 21_600_000,
+  unservedEndpointMs: 86_400_000,
+  failureThreshold: 3,
+  failureWindowMs: 60_000,
+  failureRateThreshold: 1,
+  circuitOpenMs: 30_000,
+  circuitFirstProbeMs: 30_000,
+  suspectSingleFlight: true,
+};
+
+function setup() {
+  const clock = new ManualClock(T0);
+  return { clock, book: new AvailabilityBook(clock, SETTINGS) };
+}
+
+/** A 429 without a hint to a request sent now, answered at once: the backoff it set, in ms. */
+function rateLimitedNow(book: AvailabilityBook, clock: ManualClock): number {
+  const cooldown = book.recordRateLimited("p/m", undefined, "rate_limited", "429", { sentAtMs: clock.now() });
+  return cooldown.untilMs - clock.now();
+}
+
+describe("a stale success and the 429 backoff", () => {
+  it("a slow success sent before the 429s began does not reset their backoff", () => {
+    const { clock, book } = setup();
+    // Request A is sent at T0 and answers slowly; requests sent each time the cooldown ends get 429s meanwhile.
+    const slowSentAtMs = T0;
+    clock.set(T0 + 100);
+    const delays = [rateLimitedNow(book, clock)];
+    clock.advance(delays[0] ?? 0);
+    delays.push(rateLimitedNow(book, clock));
+    // A's success comes back now, in the middle of the streak.
+    clock.advance(500);
+    book.recordSuccess("p/m", { sentAtMs: slowSentAtMs });
+    clock.advance((delays[1] ?? 0) - 500);
+    delays.push(rateLimitedNow(book, clock));
+    assert.deepEqual(delays, [1_000, 2_000, 4_000], "the third 429 in a row backs off 4 s, not 1 s again");
+  });
+
+  it("a success sent once the streak began (the provider has room again) resets it", () => {
+    const { clock, book } = setup();
+    clock.set(T0 + 100);
+    rateLimitedNow(book, clock);
+    clock.advance(1_000);
+    rateLimitedNow(book, clock);
+    const sentAtMs = clock.now() + 2_000;
+    clock.set(sentAtMs + 300);
+    book.recordSuccess("p/m", { sentAtMs });
+    assert.equal(rateLimitedNow(book, clock), 1_000);
+  });
+});
+
+describe("a stale success and the suspect state", () => {
+  it("a failure that came back after the success's request was sent keeps the deployment suspect", () => {
+    const { clock, book } = setup();
+    const slowSentAtMs = T0;
+    clock.set(T0 + 100);
+    book.recordFailure("p/m", { sentAtMs: T0 + 50 });
+    clock.set(T0 + 200);
+    book.recordSuccess("p/m", { sentAtMs: slowSentAtMs });
+    assert.equal(book.recoveryOf("p/m").isSuspect, true);
+    // A success of a request sent after the failure came back clears it.
+    book.recordSuccess("p/m", { sentAtMs: T0 + 150 });
+    assert.equal(book.recoveryOf("p/m").isSuspect, false);
+  });
+
+  it("a stale success does not hand the suspect's probe slot to a second request", () => {
+    const { clock, book } = setup();
+    clock.set(T0 + 100);
+    book.recordFailure("p/m", { sentAtMs: T0 + 50 });
+    clock.set(T0 + 40_000);
+    // The probe is claimed (ranked as if it had not failed, circuitFirstProbeMs later), waiting for its admission.
+    assert.equal(book.acquire("p/m", "p").isAvailable, true);
+    // Another request, sent before the failure, answers while the probe is out.
+    clock.advance(100);
+    book.recordSuccess("p/m", { sentAtMs: T0 });
+    const next = book.peek("p/m", "p");
+    assert.deepEqual(next, { isAvailable: true, isProbe: false, isLastResort: true }, "still one at a time");
+  });
+});
