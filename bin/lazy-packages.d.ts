@@ -5,3 +5,7 @@ export declare function standInPath(
   nodeModules: string,
   dist: string,
 ): { fromDist: string; packageDir: string };
+export declare function standInPackageDirs(
+  standIns: Map<string, string>,
+  root: string,
+): { found: string[]; missing: string[] };

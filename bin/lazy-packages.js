@@ -68,14 +68,17 @@ export function standInPackageDirs(standIns, root) {
     const { dependencies = {} } = JSON.parse(readFileSync(join(realDir, "package.json"), "utf8"));
     const require = createRequire(join(realDir, "package.json"));
     for (const name of Object.keys(dependencies)) {
+      const lookupPaths = require.resolve.paths(name) ?? [];
       let file;
       try {
         file = require.resolve(name);
       } catch {
+        // Installed with no main to require (exports for `import` only, types only): its package.json stands for it.
+        file = installedPackageJson(lookupPaths, name);
+      }
+      if (file === undefined) {
         // Not installed: the package does without it (an optional dependency), or its own use fails.
-        for (const packageDir of placesInProject(require.resolve.paths(name) ?? [], name, nodeModules)) {
-          missing.add(packageDir);
-        }
+        for (const packageDir of placesInProject(lookupPaths, name, nodeModules)) missing.add(packageDir);
         continue;
       }
       const { packageDir } = standInPath(file, name, nodeModules, dist);
@@ -85,6 +88,18 @@ export function standInPackageDirs(standIns, root) {
     }
   }
   return { found: [...found.keys()], missing: [...missing].filter((packageDir) => !found.has(packageDir)) };
+}
+
+/** The real path of the first package.json of package `name` in `lookupPaths` (node_modules folders), if any. */
+function installedPackageJson(lookupPaths, name) {
+  for (const lookupPath of lookupPaths) {
+    try {
+      return realpathSync(join(lookupPath, name, "package.json"));
+    } catch {
+      // Not in this folder.
+    }
+  }
+  return undefined;
 }
 
 /**
