@@ -80,8 +80,16 @@ async function main(argv: string[]): Promise<number> {
     }
   }
   // Each command's modules are loaded when it runs: `serve` starts without the other commands' code.
-  if (command === "serve") return (await import("./cli/serve.ts")).serve({ configPath: values.config });
-  if (command === "demo") return (await import("./cli/demo.ts")).demo();
+  if (command === "serve" || command === "demo") {
+    const code =
+      command === "serve"
+        ? await (await import("./cli/serve.ts")).serve({ configPath: values.config })
+        : await (await import("./cli/demo.ts")).demo();
+    // A start that failed ends now, its message written: with Redis, the stores opened alongside the one that failed
+    // are closed once they open (open-books.ts), and one waiting up to 5 s for a Redis not ready held the exit.
+    if (code !== 0) process.stderr.write("", () => process.exit(code));
+    return code;
+  }
   const [{ check, models, providers, route, setConfigLoader }, { loadGatewayConfig }, { terminalOutput }] =
     await Promise.all([import("./cli/commands.ts"), import("./cli/gateway-config.ts"), import("./cli/output.ts")]);
   // Every command loads its config the way `serve` does (presets, the no-config mode).

@@ -236,7 +236,11 @@ export class BatchRunner {
    */
   start(): void {
     this.#track(this.#takeRunnable());
-    this.#expiryTimer = setInterval(() => this.#track(this.#checkExpiry()), EXPIRY_CHECK_MS);
+    this.#expiryTimer = setInterval(() => {
+      // No batch running here: nothing to read. Tracked, that check "worked" every second, and a store that refused
+      // every look for batches (Redis away) was said again at each look (#track).
+      if (this.#active.size > 0) this.#track(this.#checkExpiry());
+    }, EXPIRY_CHECK_MS);
     this.#expiryTimer.unref();
     if (this.#books.isShared) {
       // A nudge (Redis pub/sub) when another replica created a batch or gave one up: taken now if its lease is free,

@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { existsSync, readdirSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
+import { createServer, type Socket } from "node:net";
 import { join } from "node:path";
 import { describe, type TestContext, test } from "node:test";
 import { type CliResult, MAIN, runCli, tempDir } from "../helpers/cli-process.ts";
@@ -86,6 +86,55 @@ describe("serve", () => {
     assert.equal(result.code, 2, result.stderr);
     assert.match(result.stderr, /state\.path: cannot open "\/proc\/llm-gateway-nope\/state\.db": ENOENT/);
     assertNoStack(result);
+  });
+});
+
+describe("serve with Redis", () => {
+  test("a config problem found while Redis is not answering: exit 2 at once, not when the other connections give up", async (t) => {
+    const dir = tempDir(t);
+    // A Redis that accepts connections and never answers: each store opened alongside the runtime waits up to 5 s
+    // (START_READY_WAIT_MS) for it to be ready, then closes.
+    const sockets: Socket[] = [];
+    const mute = createServer((socket) => {
+      socket.on("error", () => {});
+      sockets.push(socket);
+    });
+    mute.listen(0, "127.0.0.1");
+    await once(mute, "listening");
+    t.after(() => {
+      mute.close();
+      for (const socket of sockets) socket.destroy();
+    });
+    const address = mute.address();
+    assert.ok(address !== null && typeof address === "object");
+    // Valid at load (the adjustments file is read when the runtime is built): the runtime fails, the stores wait.
+    writeFileSync(join(dir, "broken-adjustments.yaml"), "this: is: not: valid\n  - [\n");
+    const configPath = join(dir, "gateway.yaml");
+    writeFileSync(
+      configPath,
+      `server:\n  port: 0\n  host: 127.0.0.1\nproviders:\n  - name: alpha\n    base_url: http://127.0.0.1:9/v1\n    api_key: sk-alpha\n    models: { m: {} }\nscoring:\n  adjustments_file: broken-adjustments.yaml\nstate:\n  redis_url: redis://127.0.0.1:${address.port}\n`,
+    );
+    const child = spawn(process.execPath, [MAIN, "serve", "--config", configPath], {
+      cwd: dir,
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { PATH: process.env.PATH ?? "", NODE_NO_WARNINGS: "1" },
+    });
+    t.after(() => {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+    });
+    let stderr = "";
+    let saidAtMs: number | undefined;
+    child.stderr.on("data", (chunk: Buffer) => {
+      stderr += chunk.toString();
+      if (saidAtMs === undefined && stderr.includes("Config error")) saidAtMs = Date.now();
+    });
+    const [code] = (await once(child, "exit")) as [number | null];
+    const exitedAtMs = Date.now();
+    assert.equal(code, 2, stderr);
+    assert.match(stderr, /broken-adjustments\.yaml/);
+    assert.ok(saidAtMs !== undefined);
+    // Before: the process lingered ~7 s after its message, until the stores' waits for Redis ended and they closed.
+    assert.ok(exitedAtMs - saidAtMs < 2_000, `exited ${exitedAtMs - saidAtMs} ms after saying why`);
   });
 });
 
