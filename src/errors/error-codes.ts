@@ -14,6 +14,8 @@ export const ERROR_CODES = Object.freeze({
   invalid_json: { status: 400, type: "invalid_request_error" },
   invalid_content_type: { status: 400, type: "invalid_request_error" },
   invalid_value: { status: 400, type: "invalid_request_error" },
+  integer_below_min_value: { status: 400, type: "invalid_request_error" },
+  duplicate_item: { status: 400, type: "invalid_request_error" },
   invalid_model: { status: 400, type: "invalid_request_error" },
   unsupported_parameter: { status: 400, type: "invalid_request_error" },
   unsupported_value: { status: 400, type: "invalid_request_error" },

@@ -18,6 +18,11 @@ export type ChatContentPart =
 
 export type ChatMessage =
   | { role: "system"; content: string }
+  /**
+   * Only in a Responses conversation the gateway keeps (input_items lists it back as the client sent it): sent
+   * upstream as `system` (request-mapping.ts withSentRoles), as most chat providers know no `developer`.
+   */
+  | { role: "developer"; content: string }
   | { role: "user"; content: string | ChatContentPart[] }
   | {
       role: "assistant";

@@ -29,7 +29,7 @@ import {
   toFileObject,
 } from "../protocols/batches/batch-objects.ts";
 import { randomIds } from "../protocols/ids.ts";
-import { readMetadata } from "../protocols/responses/conversations.ts";
+import { readMetadata } from "../protocols/metadata.ts";
 import { UploadedFile } from "../upstream/multipart-payload.ts";
 import { UPLOAD_OVERHEAD_BYTES } from "./batch-route-shapes.ts";
 import { type RouteHandler, RouteRecorder, type RouteShape, type RouteTarget } from "./lazy-routes.ts";

@@ -9,12 +9,12 @@ import { isRecord } from "../is-record.ts";
 import { asClientRequest } from "../pipeline/client-budget.ts";
 import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
 import { randomIds } from "../protocols/ids.ts";
+import { readMetadata } from "../protocols/metadata.ts";
 import { type ItemListQuery, itemsFromRequest, listItems, listOf } from "../protocols/responses/conversation-items.ts";
 import {
   type Conversations,
   checkConversationId,
   checkItemId,
-  readMetadata,
   type StoredConversation,
   toConversationObject,
 } from "../protocols/responses/conversations.ts";

@@ -18,7 +18,8 @@ import { shortenNativeToolNames } from "../protocols/responses/native-tool-names
 import { toChatRequest as responsesToChat } from "../protocols/responses/request-mapping.ts";
 import { outputToChatMessages, toResponseObject } from "../protocols/responses/response-mapping.ts";
 import { buildResponse, type ResponseObject } from "../protocols/responses/response-object.ts";
-import { ResponsesStreamTranslator } from "../protocols/responses/stream-mapping.ts";
+import type { ResponsesStreamTranslator } from "../protocols/responses/stream-mapping.ts";
+import { limitAnswerToolCalls, responsesStreamFor } from "../protocols/responses/tool-call-limit.ts";
 import type { NativeCall } from "../upstream/forward-types.ts";
 import type { BackgroundExchange } from "./background-responses.ts";
 import type { Exchange, ProtocolAdapter } from "./protocol-adapters.ts";
@@ -107,7 +108,7 @@ export function responsesAdapter(
         answer(upstreamAnswer, servedModel, api) {
           const response =
             api === "chat"
-              ? toResponseObject(upstreamAnswer, {
+              ? toResponseObject(limitAnswerToolCalls(upstreamAnswer, translated.toolCallLimit), {
                   echo: translated.echo,
                   ids,
                   createdAtSeconds: nowSeconds(clock),
@@ -121,13 +122,16 @@ export function responsesAdapter(
         stream(servedModel, api) {
           translator =
             api === "chat"
-              ? new ResponsesStreamTranslator({
-                  echo: translated.echo,
-                  ids,
-                  createdAtSeconds: nowSeconds(clock),
-                  fallbackModel: servedModel,
-                  includesEncryptedReasoning: translated.includesEncryptedReasoning,
-                })
+              ? responsesStreamFor(
+                  {
+                    echo: translated.echo,
+                    ids,
+                    createdAtSeconds: nowSeconds(clock),
+                    fallbackModel: servedModel,
+                    includesEncryptedReasoning: translated.includesEncryptedReasoning,
+                  },
+                  translated.toolCallLimit,
+                )
               : new NativeResponsesRelay(nativeContext(servedModel));
           return translator;
         },

@@ -23,8 +23,9 @@ export function toChatMessage(item: Record<string, unknown>, path: Path): ChatMe
     };
   }
   if (message.role === "system" || message.role === "developer") {
-    // `developer` is OpenAI's newer name for `system`; most chat providers only know `system`.
-    return { role: "system", content: contentText(message.content, contentPath, ["input_text"]) };
+    // `developer` is OpenAI's newer name for `system`: kept as the client sent it, sent upstream as `system`
+    // (request-mapping.ts withSentRoles).
+    return { role: message.role, content: contentText(message.content, contentPath, ["input_text"]) };
   }
   if (typeof message.content === "string") return { role: "user", content: message.content };
   const parts = message.content.map((part, index) => toChatPart(part, [...contentPath, index]));

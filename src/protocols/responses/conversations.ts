@@ -9,7 +9,6 @@
 // compare and set: written only if the row is still what was read, else read and tried again.
 import type { Clock } from "../../clock.ts";
 import { GatewayError, InvalidRequestError, ServiceUnavailableError } from "../../errors/gateway-error.ts";
-import { isRecord } from "../../is-record.ts";
 import type { IdSource } from "../ids.ts";
 import { OwnerShares, UNNAMED_OWNER } from "./owner-shares.ts";
 
@@ -81,11 +80,6 @@ const MAX_CHANGE_ATTEMPTS = 10;
 /** The most bytes one conversation's JSON may take; never more than the store's own `max_bytes` (it would not be kept). */
 export const MAX_CONVERSATION_BYTES = 16 * 1024 * 1024;
 
-/** OpenAI's bounds of `metadata`: 16 pairs, keys up to 64 characters, values up to 512. */
-const MAX_METADATA_PAIRS = 16;
-const MAX_METADATA_KEY_CHARS = 64;
-const MAX_METADATA_VALUE_CHARS = 512;
-
 /** A conversation id as the gateway makes them (`conv_` + hex); anything else is a 400, not a lookup. */
 const CONVERSATION_ID = /^conv_[A-Za-z0-9_-]{1,128}$/;
 const ITEM_ID = /^[A-Za-z0-9_-]{1,200}$/;
@@ -114,25 +108,6 @@ export function checkItemId(id: string): void {
       { param: "item_id", code: "invalid_value" },
     );
   }
-}
-
-/** `metadata` of a create or update: null or absent is none; otherwise within OpenAI's bounds. */
-export function readMetadata(value: unknown): Record<string, string> {
-  if (value === undefined || value === null) return {};
-  const invalid = (message: string) => new InvalidRequestError(message, { param: "metadata", code: "invalid_value" });
-  if (!isRecord(value)) throw invalid("`metadata` must be an object of strings.");
-  const entries = Object.entries(value);
-  if (entries.length > MAX_METADATA_PAIRS) throw invalid(`\`metadata\` may have at most ${MAX_METADATA_PAIRS} keys.`);
-  for (const [key, text] of entries) {
-    if (typeof text !== "string") throw invalid(`\`metadata.${key.slice(0, 64)}\` must be a string.`);
-    if (key.length > MAX_METADATA_KEY_CHARS) {
-      throw invalid(`\`metadata\` keys must be at most ${MAX_METADATA_KEY_CHARS} characters.`);
-    }
-    if (text.length > MAX_METADATA_VALUE_CHARS) {
-      throw invalid(`\`metadata\` values must be at most ${MAX_METADATA_VALUE_CHARS} characters.`);
-    }
-  }
-  return Object.fromEntries(entries) as Record<string, string>;
 }
 
 function unreachable(error: unknown): GatewayError {

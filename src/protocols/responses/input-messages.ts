@@ -31,6 +31,8 @@ import { searchArgumentsAsText, TOOL_SEARCH_FUNCTION, toolSearchOutputText } fro
 export interface ResponseLookup {
   get(id: string): StoredResponse | undefined;
   findItem(id: string): OutputItem | undefined;
+  /** The kept response whose output item this is (duplicate-items.ts); absent: not known. */
+  responseWithItem?(id: string): StoredResponse | undefined;
   /** The items of a kept conversation (`conversation`), oldest first; undefined: no such conversation. */
   conversationItems?(id: string): readonly Record<string, unknown>[] | undefined;
 }

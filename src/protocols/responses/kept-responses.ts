@@ -356,7 +356,7 @@ export async function prefetch(
 ): Promise<ResponseLookup & { readonly conversation?: StoredConversation }> {
   const { responseIds, itemIds, conversationId } = referencedIds(body);
   const responses = new Map<string, StoredResponse>();
-  const items = new Map<string, OutputItem>();
+  const owners = new Map<string, StoredResponse>();
   let found: StoredConversation | undefined;
   await Promise.all([
     (async () => {
@@ -368,15 +368,18 @@ export async function prefetch(
       const found = await kept.get(id, NO_EVENTS);
       if (found !== undefined) responses.set(id, found);
     }),
+    // The response holding the item, not only the item: an item a continuation already brings is refused
+    // (duplicate-items.ts).
     ...[...new Set(itemIds)].map(async (id) => {
-      const found = await kept.findItem(id);
-      if (found !== undefined) items.set(id, found);
+      const found = await kept.responseWithItem(id);
+      if (found !== undefined) owners.set(id, found);
     }),
   ]);
   const conversationFound: StoredConversation | undefined = found;
   return {
     get: (id) => responses.get(id),
-    findItem: (id) => items.get(id),
+    findItem: (id) => owners.get(id)?.response.output.find((item) => item.id === id),
+    responseWithItem: (id) => owners.get(id),
     conversationItems: (id) => (conversationFound?.id === id ? conversationFound.items : undefined),
     ...(conversationFound === undefined ? {} : { conversation: conversationFound }),
   };

@@ -105,7 +105,8 @@ export function chatToInputItems(messages: readonly ChatMessage[]): JsonObject[]
   for (const message of messages) {
     switch (message.role) {
       case "system":
-        items.push({ type: "message", role: "system", content: message.content });
+      case "developer":
+        items.push({ type: "message", role: message.role, content: message.content });
         break;
       case "user":
         items.push({

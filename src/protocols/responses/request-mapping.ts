@@ -5,6 +5,7 @@ import { InvalidRequestError, ResourceNotFoundError } from "../../errors/gateway
 import type { ChatMessage, ChatRequestBody, ChatResponseFormat, ChatTool } from "../chat-completions.ts";
 import { validateAt, validateBody } from "../validate.ts";
 import { checkConversationId, isConversationId } from "./conversations.ts";
+import { refuseDuplicateItems } from "./duplicate-items.ts";
 import { inputMessages, type ResponseLookup } from "./input-messages.ts";
 import {
   inputTokensRequestSchema,
@@ -13,6 +14,7 @@ import {
   textFormatSchema,
 } from "./request-schema.ts";
 import type { ResponseEcho } from "./response-object.ts";
+import { toolCallLimitOf } from "./tool-call-limit.ts";
 import { toChatTools } from "./tool-mapping.ts";
 import { ToolNames } from "./tool-names.ts";
 import { loadedTools } from "./tool-search.ts";
@@ -40,6 +42,8 @@ export interface TranslatedResponsesRequest {
   readonly loadedTools: readonly Record<string, unknown>[];
   /** `include: ["reasoning.encrypted_content"]`: reasoning items carry one (reasoning-text.ts). */
   readonly includesEncryptedReasoning: boolean;
+  /** The most tool calls the answer may hold (`parallel_tool_calls: false`, `max_tool_calls`): tool-call-limit.ts. */
+  readonly toolCallLimit: number | undefined;
 }
 
 function unsupportedField(message: string, field: string): InvalidRequestError {
@@ -48,6 +52,7 @@ function unsupportedField(message: string, field: string): InvalidRequestError {
 
 export function toChatRequest(body: unknown, lookup: ResponseLookup): TranslatedResponsesRequest {
   const request = validateBody(responsesRequestSchema, body);
+  checkOutputLimit(request.max_output_tokens);
   const isBackground = request.background === true;
   // As OpenAI: a background response is read back by its id, so it must be kept.
   if (isBackground && request.store === false) {
@@ -82,7 +87,10 @@ export function toChatRequest(body: unknown, lookup: ResponseLookup): Translated
   if (typeof request.max_output_tokens === "number") chatBody.max_tokens = request.max_output_tokens;
   if (typeof request.temperature === "number") chatBody.temperature = request.temperature;
   if (typeof request.top_p === "number") chatBody.top_p = request.top_p;
-  if (typeof request.user === "string") chatBody.user = request.user;
+  // `safety_identifier` is OpenAI's newer name for what `user` was for (the end user, for abuse detection); chat
+  // providers know `user`, which the gateway already sends them all. `prompt_cache_key` has no such old name: not sent.
+  const user = request.user ?? request.safety_identifier;
+  if (typeof user === "string") chatBody.user = user;
   if (asksForLogprobs(request)) {
     chatBody.logprobs = true;
     if (typeof request.top_logprobs === "number") chatBody.top_logprobs = request.top_logprobs;
@@ -109,7 +117,19 @@ export function toChatRequest(body: unknown, lookup: ResponseLookup): Translated
     conversationId: conversationIdOf(request.conversation),
     loadedTools: loaded,
     includesEncryptedReasoning: (request.include ?? []).includes(ENCRYPTED_REASONING_INCLUDE),
+    toolCallLimit: toolCallLimitOf(request),
   };
+}
+
+/** OpenAI's least `max_output_tokens`, refused below with its own code and message (as its SDKs' users see it). */
+const MIN_OUTPUT_TOKENS = 16;
+
+function checkOutputLimit(maxOutputTokens: number | null | undefined): void {
+  if (typeof maxOutputTokens !== "number" || maxOutputTokens >= MIN_OUTPUT_TOKENS) return;
+  throw new InvalidRequestError(
+    `Invalid 'max_output_tokens': integer below minimum value. Expected a value >= ${MIN_OUTPUT_TOKENS}, but got ${maxOutputTokens} instead.`,
+    { param: "max_output_tokens", code: "integer_below_min_value" },
+  );
 }
 
 /**
@@ -183,6 +203,7 @@ export interface CountedPrompt {
  */
 export function toCountedPrompt(body: unknown, lookup: ResponseLookup): CountedPrompt {
   const request = validateBody(inputTokensRequestSchema, body);
+  checkOutputLimit(request.max_output_tokens);
   refuseStatefulFields(request);
   const { offered } = withLoadedTools(request, lookup);
   const toolNames = ToolNames.of(offered.tools ?? []);
@@ -211,6 +232,8 @@ function conversationOf(
     conversationId === undefined
       ? previousConversation(request.previous_response_id, lookup)
       : conversationMessages(conversationId, lookup, toolNames);
+  const previousId = request.previous_response_id;
+  refuseDuplicateItems(request.input, typeof previousId === "string" ? lookup.get(previousId) : undefined, lookup);
   return [...history, ...inputMessages(request.input, lookup, toolNames)];
 }
 
@@ -234,10 +257,23 @@ export function conversationNotFound(id: string, param: string): ResourceNotFoun
   );
 }
 
+/** The messages sent upstream: `instructions` first, and the conversation with the roles chat providers know. */
 function withInstructions(instructions: string | null | undefined, conversation: ChatMessage[]): ChatMessage[] {
+  const sent = withSentRoles(conversation);
   return typeof instructions === "string" && instructions !== ""
-    ? [{ role: "system", content: instructions }, ...conversation]
-    : conversation;
+    ? [{ role: "system", content: instructions }, ...sent]
+    : sent;
+}
+
+/**
+ * `developer` messages as `system`: most chat providers know no `developer` (OpenAI's newer name for it). The kept
+ * conversation keeps `developer`, for input_items and a native provider (native.ts chatToInputItems).
+ */
+function withSentRoles(conversation: ChatMessage[]): ChatMessage[] {
+  if (!conversation.some((message) => message.role === "developer")) return conversation;
+  return conversation.map((message) =>
+    message.role === "developer" ? { role: "system", content: message.content } : message,
+  );
 }
 
 function refuseStatefulFields(request: Readonly<Record<string, unknown>>): void {
@@ -302,11 +338,17 @@ function echoOf(request: ResponsesRequest): ResponseEcho {
     temperature: request.temperature ?? null,
     text: {
       format: format !== null && typeof format === "object" ? (format as Record<string, unknown>) : { type: "text" },
+      verbosity: request.text?.verbosity ?? "medium",
     },
     tool_choice: request.tool_choice ?? "auto",
     tools: request.tools ?? [],
     top_p: request.top_p ?? null,
     truncation: request.truncation ?? "disabled",
     user: request.user ?? null,
+    safety_identifier: request.safety_identifier ?? null,
+    prompt_cache_key: request.prompt_cache_key ?? null,
+    service_tier: request.service_tier ?? null,
+    top_logprobs: request.top_logprobs ?? 0,
+    max_tool_calls: request.max_tool_calls ?? null,
   };
 }

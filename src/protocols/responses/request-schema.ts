@@ -2,6 +2,7 @@
 // tool type, which request-mapping.ts applies after choosing by `type` (so an unsupported type gets its own clear
 // error instead of a union's "invalid input").
 import { z } from "zod";
+import { metadataSchema } from "../metadata.ts";
 import { arrayOf } from "../validate.ts";
 
 const nonEmpty = z.string().min(1, "must not be empty");
@@ -31,12 +32,23 @@ export const responsesRequestSchema = z.looseObject({
   ).optional(),
   tool_choice: z.union([z.string(), z.looseObject({ type: z.string() })]).nullish(),
   parallel_tool_calls: z.boolean().nullish(),
-  text: z.looseObject({ format: z.unknown().optional() }).nullish(),
-  max_output_tokens: z.number().int().positive().nullish(),
+  text: z
+    .looseObject({
+      format: z.unknown().optional(),
+      verbosity: z.enum(["low", "medium", "high"], { error: "`text.verbosity` must be low, medium or high" }).nullish(),
+    })
+    .nullish(),
+  /** OpenAI's minimum (16) is checked apart, with its own code (request-mapping.ts checkOutputLimit). */
+  max_output_tokens: z.number().int().nullish(),
   temperature: z.number().min(0).max(2).nullish(),
   top_p: z.number().min(0).max(1).nullish(),
   user: z.string().nullish(),
-  metadata: z.record(z.string(), z.string()).nullish(),
+  safety_identifier: z.string().nullish(),
+  prompt_cache_key: z.string().nullish(),
+  service_tier: z.string().nullish(),
+  /** The gateway's own reading: at most this many tool calls are kept in an answer (tool-call-limit.ts). */
+  max_tool_calls: z.number().int().min(0).nullish(),
+  metadata: metadataSchema.nullish(),
   store: z.boolean().nullish(),
   previous_response_id: z.string().min(1).nullish(),
   conversation: z

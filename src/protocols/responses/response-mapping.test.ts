@@ -52,12 +52,17 @@ test("responses JSON: a text answer becomes a completed response with one messag
     reasoning: { effort: null, summary: null },
     store: true,
     temperature: null,
-    text: { format: { type: "text" } },
+    text: { format: { type: "text" }, verbosity: "medium" },
     tool_choice: "auto",
     tools: [],
     top_p: null,
     truncation: "disabled",
     user: null,
+    safety_identifier: null,
+    prompt_cache_key: null,
+    service_tier: null,
+    top_logprobs: 0,
+    max_tool_calls: null,
   });
 });
 

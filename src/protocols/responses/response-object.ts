@@ -100,12 +100,19 @@ export interface ResponseEcho {
   reasoning: { effort: string | null; summary: string | null };
   store: boolean;
   temperature: number | null;
-  text: { format: Record<string, unknown> };
+  /** `verbosity` is repeated, not sent: chat providers have no such field (`medium` when the request names none). */
+  text: { format: Record<string, unknown>; verbosity?: string };
   tool_choice: unknown;
   tools: unknown[];
   top_p: number | null;
   truncation: "auto" | "disabled";
   user: string | null;
+  /** Optional: responses kept by an earlier version have none. Repeated as the request said them. */
+  safety_identifier?: string | null;
+  prompt_cache_key?: string | null;
+  service_tier?: string | null;
+  top_logprobs?: number;
+  max_tool_calls?: number | null;
 }
 
 export interface ResponseObject extends ResponseEcho {
