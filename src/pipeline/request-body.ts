@@ -4,7 +4,6 @@ import { z } from "zod";
 import { ZOD_CUSTOM_ISSUE } from "../config/scoring-schema.ts";
 import { InvalidRequestError } from "../errors/gateway-error.ts";
 import { isRecord } from "../is-record.ts";
-import { metadataSchema } from "../protocols/metadata.ts";
 import { arrayOf } from "../protocols/validate.ts";
 import { PRIORITY_AUTO } from "../router/plan-route.ts";
 import { UploadedFile } from "../upstream/multipart-payload.ts";
@@ -40,8 +39,6 @@ export const chatBodySchema = z.looseObject({
   max_completion_tokens: z.number().int().positive().nullable().optional(),
   tools: z.array(z.unknown(), { error: "`tools` must be an array" }).optional(),
   n: z.number().int().positive().nullable().optional(),
-  /** OpenAI's bounds (16 pairs, keys up to 64 characters, values up to 512), refused as OpenAI refuses them. */
-  metadata: metadataSchema.nullish(),
   /** Gateway extension: `reasoning_effort` for the candidates that take it only (docs/protocols.md "Reasoning"). */
   x_gateway_reasoning_effort: z
     .string({ error: "`x_gateway_reasoning_effort` must be a string" })

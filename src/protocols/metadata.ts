@@ -1,6 +1,7 @@
-// OpenAI's `metadata` (Responses, Chat Completions, Conversations, Batches): at most 16 pairs, keys up to 64
-// characters, values strings up to 512. OpenAI answers anything past that with a 400 naming `metadata`; so does the
-// gateway, before anything is sent or kept (a kept response repeats its metadata back).
+// OpenAI's `metadata` of what the gateway keeps and repeats back (Responses, Conversations, Batches): at most 16
+// pairs, keys up to 64 characters, values strings up to 512. OpenAI answers anything past that with a 400 naming
+// `metadata`; so does the gateway, before anything is sent or kept. The chat door forwards its `metadata` as it came
+// (clients moving from a LiteLLM proxy send tags and trace ids there), for the provider to judge.
 import { z } from "zod";
 import { InvalidRequestError } from "../errors/gateway-error.ts";
 import { isRecord } from "../is-record.ts";

@@ -63,17 +63,18 @@ describe("responses API: bounds OpenAI refuses", () => {
     assert.equal(response.max_output_tokens, 16);
   });
 
-  test("chat completions: metadata over OpenAI's bounds is a 400 naming metadata", async (t) => {
+  test("chat completions: metadata is passed through for the provider to judge (a LiteLLM-style one included)", async (t) => {
     const { mock, client } = await scene(t);
-    const error = await badRequest(
-      client.chat.completions.create({
-        model: "m",
-        messages: [{ role: "user", content: "hi" }],
-        metadata: { key: "v".repeat(513) },
-      }),
+    mock.enqueue(CHAT_ROUTE, { kind: "json", body: chatCompletion("ok", VENDOR_MODEL_ID) });
+    // Clients moving from a LiteLLM proxy send tags and trace ids there; the Responses door keeps and repeats its
+    // metadata (so holds it to OpenAI's bounds), the chat door only forwards the body's fields.
+    const metadata = { tags: ["a", "b"], trace: { id: "t1" }, long: "v".repeat(513) };
+    const sent = { model: "m", messages: [{ role: "user" as const, content: "hi" }], metadata };
+    const completion = await client.chat.completions.create(
+      sent as unknown as Parameters<typeof client.chat.completions.create>[0],
     );
-    assert.equal(error.param, "metadata");
-    assert.equal(chatRequests(mock).length, 0);
+    assert.ok("choices" in completion);
+    assert.deepEqual(chatBody(mock, 0).metadata, metadata);
   });
 });
 
