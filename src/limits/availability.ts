@@ -298,13 +298,17 @@ export class AvailabilityBook extends DirtyTracked {
     const sentAtMs = evidence.sentAtMs ?? nowMs;
     // A stale success (sent before the 429s began) leaves the backoff growing: with one slow request in flight, a
     // stream of 429s was cooled 1 s, 2 s, then 1 s again when it came back, and the provider asked twice as often.
-    if (sentAtMs >= record.rateLimitStreakStartedAtMs) record.consecutiveRateLimits = 0;
+    // A time later than now is of a clock that stepped back since (the wall clock set back): which request came first
+    // is unknown then, and the success is taken as the latest evidence, as before sent-at times were compared.
+    const isStreakAfterNow = record.rateLimitStreakStartedAtMs > nowMs;
+    if (isStreakAfterNow || sentAtMs >= record.rateLimitStreakStartedAtMs) record.consecutiveRateLimits = 0;
     endNowResetStreak(record.nowResets, sentAtMs);
     if (record.circuit !== "closed" && !isRecovery) return;
     // Only the failures that came back before this request was sent are answered by it: one that came back after
     // it was sent is newer evidence, and keeps the deployment suspect (one request at a time) until a later success.
     const failures = record.failureTimesMs;
-    const kept = isRecovery ? 0 : failures.length - failures.filter((atMs) => atMs <= sentAtMs).length;
+    const answered = failures.filter((atMs) => atMs <= sentAtMs || atMs > nowMs).length;
+    const kept = isRecovery ? 0 : failures.length - answered;
     failures.splice(0, failures.length - kept);
     record.circuit = "closed";
     // The suspect's probe slot is this success's only when its attempt was the probe (sent once it was claimed), or

@@ -150,7 +150,12 @@ function factsOf(bodyText: string): ErrorBodyFacts {
 
 function messageOf(root: JsonObject): string | undefined {
   const error = root.error;
-  if (typeof error === "string") return error;
+  // `{"error":"Too Many Requests","message":"Rate limit exceeded, retry in 1 minute"}` (Fastify's rate limit, Spring, Go
+  // limiters): the string error is the status's reason phrase, the words are the message's. Read alone, its wait and
+  // its kind (a daily limit) were lost.
+  if (typeof error === "string") {
+    return typeof root.message === "string" && root.message.trim() !== "" ? `${error}\n${root.message}` : error;
+  }
   if (!isRecord(error)) return typeof root.message === "string" ? root.message : undefined;
   if (typeof error.message === "string") return error.message;
   // `{"error":{"error":{"message":...,"code":402},"code":402}}` (tailcallhq/forgecode#571).

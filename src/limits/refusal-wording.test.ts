@@ -10,6 +10,7 @@ import {
 } from "../../test/fixtures/provider-fixtures.ts";
 import { classifyRateLimit, requestLargerThanWindow } from "./classify-429.ts";
 import { refusalText } from "./refusal-wording.ts";
+import { retryHintFromResponse } from "./retry-hint.ts";
 
 /** A real body with `extra` merged into its error object (or into the flat body, or the list's first error). */
 function withDecoy(fixture: ResponseFixture, extra: Record<string, unknown>): ResponseFixture {
@@ -127,5 +128,23 @@ describe("refusal wordings are read from the error's message, not from the whole
     assert.equal(refusalText("Tokens Per Day exceeded"), "tokens per day exceeded");
     assert.match(refusalText(JSON.stringify({ errors: [{ message: "Daily free allocation", code: 3036 }] })), /daily/);
     assert.equal(refusalText(JSON.stringify({ error: { message: "Overloaded", note: "per day" } })), "overloaded");
+  });
+});
+
+// The shape of web frameworks' own errors (Fastify's @fastify/rate-limit by default, Spring, many Go limiters) in front
+// of an OpenAI-compatible host: `error` is the status's reason phrase, `message` the refusal's words.
+describe("a string error beside a message: the message's words are the refusal's", () => {
+  const fastify429 = (message: string): string =>
+    JSON.stringify({ statusCode: 429, error: "Too Many Requests", message });
+
+  it("a daily limit in the message is daily, not a short window", () => {
+    const bodyText = fastify429("You have exceeded the daily request limit of this key");
+    assert.equal(classifyRateLimit({ status: 429, headers: {}, bodyText }).kind, "daily");
+  });
+
+  it("its wait ('retry in 1 minute', @fastify/rate-limit's default wording) is read", () => {
+    const bodyText = fastify429("Rate limit exceeded, retry in 1 minute");
+    const hint = retryHintFromResponse({ status: 429, headers: {}, bodyText, nowMs: 0 });
+    assert.deepEqual(hint, { delayMs: 60_000, source: "body" });
   });
 });

@@ -92,3 +92,20 @@ describe("a stale success and the suspect state", () => {
     assert.deepEqual(next, { isAvailable: true, isProbe: false, isLastResort: true }, "still one at a time");
   });
 });
+
+describe("a clock that steps back (the wall clock set back by a minute)", () => {
+  it("a success sent after the step is not taken for one sent before the failures that came back before it", () => {
+    const { clock, book } = setup();
+    clock.set(T0 + 100);
+    book.recordFailure("p/m", { sentAtMs: T0 + 50 });
+    rateLimitedNow(book, clock);
+    clock.set(T0 - 60_000);
+    // A request sent after the step answers: its clock reads earlier than the failure's, but nothing was in flight.
+    clock.advance(1_000);
+    book.recordSuccess("p/m", { sentAtMs: clock.now() - 500 });
+    assert.equal(book.recoveryOf("p/m").isSuspect, false, "not one request at a time for the minute the clock lost");
+    // Once the clock is past the cooldown again, the next 429 is the first of a new streak.
+    clock.set(T0 + 2_000);
+    assert.equal(rateLimitedNow(book, clock), 1_000, "the backoff starts over");
+  });
+});

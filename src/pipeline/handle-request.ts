@@ -11,6 +11,7 @@ import {
 import { toGatewayError } from "../errors/render-error.ts";
 import { calibratingTokens } from "../limits/prompt-calibration.ts";
 import { chatToolsForUpstream } from "../protocols/chat-tools-upstream.ts";
+import { outputLimitNameOf } from "../providers/body-rules.ts";
 import type { RoutePlan } from "../router/plan-route.ts";
 import { stickySessionKey } from "../router/sticky-sessions.ts";
 import type { TokenUsage } from "../streaming/relay-types.ts";
@@ -142,6 +143,8 @@ async function serveRequest(
           onReserved: context.onReserved,
           promptTokens: request.prompt.promptTokens,
           maxOutputTokens: request.maxOutputTokens,
+          outputLimitField:
+            context.clientProtocol === "openai-responses" ? "max_output_tokens" : outputLimitNameOf(body),
           calibratingPromptTokens: calibratingTokens(request.prompt),
           reasoningPromptTokens: request.prompt.reasoningTokens,
           features: request.features,

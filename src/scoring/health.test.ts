@@ -95,4 +95,13 @@ describe("HealthTracker: a success sent before the latest failure came back", ()
     tracker.record(true, 50, clock.now() - 10);
     close(tracker.snapshot().successEwma, 1, "a request sent after the failures succeeded");
   });
+
+  it("a success sent after the clock stepped back forgets the failures before the step", () => {
+    const clock = new ManualClock(100_000);
+    const tracker = new HealthTracker(clock);
+    tracker.record(false, 5, clock.now());
+    clock.advance(-60_000);
+    tracker.record(true, 50, clock.now() - 10);
+    close(tracker.snapshot().successEwma, 1, "its request was sent after the failure, by any clock");
+  });
 });

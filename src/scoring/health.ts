@@ -61,7 +61,9 @@ export class HealthTracker {
       this.#lastFailureAtMs = this.#clock.now();
       return;
     }
-    if (this.#lastFailureAtMs !== undefined && sentAtMs < this.#lastFailureAtMs) {
+    // A failure later than now is of a clock that stepped back since: not known to be newer than this request.
+    const lastFailureAtMs = this.#lastFailureAtMs;
+    if (lastFailureAtMs !== undefined && sentAtMs < lastFailureAtMs && lastFailureAtMs <= this.#clock.now()) {
       // Sent before the latest failure came back (a slow answer, a long stream's end): it says how the candidate was
       // then, so it counts as one success and forgets no failure; forgetting them on it put a candidate failing
       // every new request back at full health with each slow answer of an older one.

@@ -102,6 +102,7 @@ export async function forward(
   const nowMs = clock.now();
   throw finalError(plan, attempts, skips, state.lastContextError, services.soonestAvailableMs(plan), nowMs, {
     hasClientOutputLimit: request.maxOutputTokens > 0,
+    outputLimitName: request.outputLimitField,
   });
 }
 

@@ -35,8 +35,13 @@ export function finalError(
   lastContextError: Verdict | undefined,
   soonestAvailableMs: number | undefined,
   nowMs: number,
-  /** Whether the client set an output limit (max_tokens or its door's): a 413 for the credits' output advises on it. */
-  request: { readonly hasClientOutputLimit: boolean } = { hasClientOutputLimit: true },
+  /**
+   * Whether the client set an output limit (max_tokens or its door's): a 413 for the credits' output advises on it;
+   * `outputLimitName`: the name it gave it (max_completion_tokens, the Responses door's max_output_tokens).
+   */
+  request: { readonly hasClientOutputLimit: boolean; readonly outputLimitName?: string | undefined } = {
+    hasClientOutputLimit: true,
+  },
 ): GatewayError {
   const summaries: AttemptSummary[] = attempts.map((attempt) => {
     const summary: AttemptSummary = { provider: attempt.provider, model: attempt.model, reason: attempt.reason };
@@ -60,7 +65,8 @@ export function finalError(
       { param: "messages", attempts: summaries },
     );
   }
-  const tooLarge = tooLargeError(plan, attempts, skips, summaries, request.hasClientOutputLimit);
+  const outputLimit = request.hasClientOutputLimit ? (request.outputLimitName ?? "max_tokens") : undefined;
+  const tooLarge = tooLargeError(plan, attempts, skips, summaries, outputLimit);
   if (tooLarge !== undefined) return tooLarge;
   // 429 only when limits are all that stand in the way: every attempt was rate-limited and every candidate left
   // out is rate-limited, over budget or cooling after 429s. Failing candidates (5xx, open circuits, parked keys)
@@ -132,7 +138,8 @@ function tooLargeError(
   attempts: readonly AttemptReport[],
   skips: readonly AttemptSkip[],
   summaries: AttemptSummary[],
-  hasClientOutputLimit: boolean,
+  /** The name of the output limit the client set, if it set one. */
+  outputLimit: string | undefined,
 ): GatewayError | undefined {
   // A provider that refused the request as larger than a whole window of its own ("Request too large ... Limit N,
   // Requested M") says the same as our estimate: the client's retry (a 429 would invite one) can never succeed.
@@ -160,7 +167,7 @@ function tooLargeError(
     ]),
   ];
   return new RequestTooLargeError(
-    `Request too large for \`${plan.requested}\`: its tokens are more than every candidate takes (a whole token budget by the gateway's estimate, or the provider's own refusal of its size or of an output or a prompt its credits do not cover), so it can never be sent there as it is (${reasons.join("; ")}). ${tooLargeAdvice(attempts, budgetKeys, hasClientOutputLimit)}${paidText(plan)}`,
+    `Request too large for \`${plan.requested}\`: its tokens are more than every candidate takes (a whole token budget by the gateway's estimate, or the provider's own refusal of its size or of an output or a prompt its credits do not cover), so it can never be sent there as it is (${reasons.join("; ")}). ${tooLargeAdvice(attempts, budgetKeys, outputLimit)}${paidText(plan)}`,
     { attempts: summaries },
   );
 }
@@ -175,10 +182,10 @@ function tooLargeError(
 function tooLargeAdvice(
   attempts: readonly AttemptReport[],
   budgetKeys: readonly string[],
-  hasClientOutputLimit: boolean,
+  outputLimit: string | undefined,
 ): string {
   const output = largestLatest(attempts, (attempt) => attempt.affordableOutputTokens);
-  if (!hasClientOutputLimit && output !== undefined) {
+  if (outputLimit === undefined && output !== undefined) {
     return `The key's credits cover only ~${output} output tokens, and this request set no output limit, so the whole output the model may write was counted against them: set one of at most ~${output} tokens (max_tokens; max_output_tokens on the Responses API), send a shorter prompt, or add credits.`;
   }
   const prompt = largestLatest(attempts, (attempt) => attempt.affordablePromptTokens);
@@ -189,17 +196,18 @@ function tooLargeAdvice(
   ) {
     return `The key's credits cover a prompt of only ~${prompt} tokens, whatever the output limit: send a shorter prompt (of at most ~${prompt} tokens), or add credits.`;
   }
-  return generalAdvice(budgetKeys, hasClientOutputLimit);
+  return generalAdvice(budgetKeys, outputLimit);
 }
 
 /**
- * What else the client can change: what it sent (its prompt; its max_tokens only when it sent one: a client that set
- * none was told to send "a smaller max_tokens"), and, when a token budget of the gateway left candidates out, that this
+ * What else the client can change: what it sent (its prompt; its output limit only when it sent one, under the name
+ * it sent: a client that set none was told to send "a smaller max_tokens", a Responses client too), and, when a token budget of the gateway left candidates out, that this
  * budget (the operator's `limits`, not the provider's) is the binding limit. No reset time is given: the request is
  * larger than the budget's whole window, so no reset makes it fit.
  */
-function generalAdvice(budgetKeys: readonly string[], hasClientOutputLimit: boolean): string {
-  const shorter = hasClientOutputLimit ? "send a shorter prompt or a smaller max_tokens" : "send a shorter prompt";
+function generalAdvice(budgetKeys: readonly string[], outputLimit: string | undefined): string {
+  const shorter =
+    outputLimit === undefined ? "send a shorter prompt" : `send a shorter prompt or a smaller ${outputLimit}`;
   if (budgetKeys.length === 0) return `${shorter.charAt(0).toUpperCase()}${shorter.slice(1)}.`;
   const which = budgetKeys.length === 1 ? "budget" : "budgets";
   return `The gateway's own token ${which} for ${budgetKeys.join(", ")} ${budgetKeys.length === 1 ? "is" : "are"} the binding limit (its \`limits\`, not the provider's): the request is larger than the whole window, so no wait makes it fit; ${shorter}, or ask the gateway's operator to raise that ${which}.`;

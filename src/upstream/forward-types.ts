@@ -108,6 +108,8 @@ export interface ForwardRequest {
    * (JsonResult.isOutputLimitChosen).
    */
   readonly isOutputLimitChosen?: true | undefined;
+  /** The name the client gave its output limit (`max_output_tokens` at the Responses door), for a 413's advice. */
+  readonly outputLimitField?: string | undefined;
   /** Filled with every attempt and skip as they happen, so the caller has them even when forward() throws. */
   readonly trace: ForwardTrace;
   /**

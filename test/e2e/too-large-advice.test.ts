@@ -60,3 +60,34 @@ describe("413 advice when a token budget refused the request alongside a provide
     assert.match(message, /send a shorter prompt or a smaller max_tokens, or ask the gateway's operator/);
   });
 });
+
+describe("413 advice names the output limit under the client's own name", () => {
+  test("Responses door with max_output_tokens: told of max_output_tokens, not of a max_tokens it never sent", async (t) => {
+    const { openrouter, client } = await openRouterScene(t, SCENE);
+    openrouter.enqueue(CHAT_ROUTE, PROMPT_REFUSED);
+    const error = await client.responses.create({ model: "m", input: LONG_PROMPT, max_output_tokens: 100 }).then(
+      () => assert.fail("expected an error"),
+      (caught: unknown) => caught,
+    );
+    assert.ok(error instanceof OpenAI.APIError, String(error));
+    assert.equal(error.status, 413, error.message);
+    assert.match(error.message, /gateway's own token budget for beta\/m is the binding limit/);
+    assert.match(error.message, /send a shorter prompt or a smaller max_output_tokens/);
+    assert.doesNotMatch(error.message, /smaller max_tokens/, "a Responses client has no max_tokens");
+  });
+
+  test("Chat Completions with max_completion_tokens: told of max_completion_tokens", async (t) => {
+    const { openrouter, client } = await openRouterScene(t, SCENE);
+    openrouter.enqueue(CHAT_ROUTE, PROMPT_REFUSED);
+    const error = await client.chat.completions
+      .create({ model: "m", max_completion_tokens: 100, messages: [{ role: "user", content: LONG_PROMPT }] })
+      .then(
+        () => assert.fail("expected an error"),
+        (caught: unknown) => caught,
+      );
+    assert.ok(error instanceof OpenAI.APIError, String(error));
+    assert.equal(error.status, 413, error.message);
+    assert.match(error.message, /send a shorter prompt or a smaller max_completion_tokens/);
+    assert.doesNotMatch(error.message, /smaller max_tokens/, "the client sent max_completion_tokens");
+  });
+});
