@@ -40,8 +40,9 @@ export class JsonObjectPrefix {
 
   /**
    * The part of `text` that, after what was accepted before, keeps the whole the beginning of one JSON object (with
-   * nothing after it but white space); from the first character that cannot, nothing more is accepted. A control
-   * character inside a string (JSON.parse refuses a raw line break there) is accepted as its escape.
+   * nothing after it but white space; white space before it is left out); from the first character that cannot,
+   * nothing more is accepted. A control character inside a string (JSON.parse refuses a raw line break there) is
+   * accepted as its escape.
    */
   accept(text: string): string {
     let accepted = "";
@@ -81,6 +82,9 @@ export class JsonObjectPrefix {
         if (!NUMBER_ENDS.has(this.#number)) return undefined;
         this.#expected = "afterValue";
         return this.#step(char);
+      case "start":
+        // White space before the object is not sent: the SDK parses what it got, and JSON.parse("") throws for " ".
+        return WHITESPACE.includes(char) ? "" : this.#token(char);
       default:
         return WHITESPACE.includes(char) ? char : this.#token(char);
     }
