@@ -54,3 +54,24 @@ test("json object prefix: a control character inside a string is accepted as its
   // Between tokens, a line break is white space, kept as it is.
   assert.deepEqual(accepted('{\n"a":\n1\n}'), ['{\n"a":\n1\n}']);
 });
+
+test("json object prefix: wholePrefix is what the SDK's MessageStream reads from what was sent", () => {
+  const cases: [string, string][] = [
+    ['{"a":1}}', '{"a":1}'],
+    ['{"a":1,}', '{"a":1}'],
+    ['{"a":"x" "b":2}', '{"a":"x"}'],
+    // A key alone, a value cut off, a number the text ends with (more digits could follow) are left out.
+    ['{"a":1,"b":x', '{"a":1}'],
+    ['{"a":{"b":[1,"c",tru', '{"a":{"b":[1,"c"]}}'],
+    ['{"a":[1.]', '{"a":[]}'],
+    ['{"a":12x', "{}"],
+    ['{"a":12 x', '{"a":12}'],
+    ['{"a":[1]x', '{"a":[1]}'],
+    ['{"a":"b\\u00x', "{}"],
+    ["Paris", ""],
+  ];
+  for (const [sent, whole] of cases) {
+    const prefix = new JsonObjectPrefix();
+    assert.equal(prefix.wholePrefix(prefix.accept(sent)), whole, sent);
+  }
+});
