@@ -65,6 +65,11 @@ export class JsonObjectPrefix {
     return accepted;
   }
 
+  /** Whether the object was closed: what was accepted is one whole object (white space may follow). */
+  get isClosed(): boolean {
+    return this.#containers.length === 0 && this.#wholeLength > 0;
+  }
+
   /**
    * What the SDK's MessageStream makes of the arguments sent (`accepted`: all this accepted, joined), as JSON: cut
    * back to the end of the last whole value (a member whose value is cut off, a key alone, a number that may go on,
