@@ -239,6 +239,12 @@ describe("messages API (@anthropic-ai/sdk)", () => {
       { sent: '{"city":"Paris"}}', input: { city: "Paris" } },
       { sent: "Paris", input: {} },
       { sent: '{"city":"Pa\nris"}', input: { city: "Pa\nris" } },
+      // White space before no object: the stream sent "\n " alone, which the SDK parsed at the block's stop, and
+      // threw (JSON.parse("")): the client lost the whole answer.
+      { sent: "\n Paris", input: {} },
+      // Cut inside the object: the stream sent `{"city":"Paris",`, which the SDK reads as the city; JSON gave {}.
+      { sent: '{"city":"Paris",}', input: { city: "Paris" } },
+      { sent: '{"city":"Paris","unit":"c" "days":2}', input: { city: "Paris", unit: "c" } },
     ];
     for (const { sent, input } of cases) {
       const call = { id: "call_m", name: "get_weather", arguments: sent };

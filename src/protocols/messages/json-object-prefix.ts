@@ -37,11 +37,17 @@ export class JsonObjectPrefix {
   #unicodeLeft = 0;
   #literalLeft = "";
   #number: NumberPart = "sign";
+  /** How many characters were accepted, and how many up to the end of the last whole value (or `{`, `[`). */
+  #acceptedLength = 0;
+  #wholeLength = 0;
+  /** The character being accepted ends a whole value or opens an object or array. */
+  #isWholeAfter = false;
 
   /**
    * The part of `text` that, after what was accepted before, keeps the whole the beginning of one JSON object (with
-   * nothing after it but white space); from the first character that cannot, nothing more is accepted. A control
-   * character inside a string (JSON.parse refuses a raw line break there) is accepted as its escape.
+   * nothing after it but white space; white space before it is left out); from the first character that cannot,
+   * nothing more is accepted. A control character inside a string (JSON.parse refuses a raw line break there) is
+   * accepted as its escape.
    */
   accept(text: string): string {
     let accepted = "";
@@ -52,8 +58,30 @@ export class JsonObjectPrefix {
         break;
       }
       accepted += kept;
+      this.#acceptedLength += kept.length;
+      if (this.#isWholeAfter) this.#wholeLength = this.#acceptedLength;
+      this.#isWholeAfter = false;
     }
     return accepted;
+  }
+
+  /** Whether the object was closed: what was accepted is one whole object (white space may follow). */
+  get isClosed(): boolean {
+    return this.#containers.length === 0 && this.#wholeLength > 0;
+  }
+
+  /**
+   * What the SDK's MessageStream makes of the arguments sent (`accepted`: all this accepted, joined), as JSON: cut
+   * back to the end of the last whole value (a member whose value is cut off, a key alone, a number that may go on,
+   * a comma are left out) and every object and array still open closed. `""` before any `{`.
+   */
+  wholePrefix(accepted: string): string {
+    let closers = "";
+    // No object or array opened or closed after the last whole value: those open then are the ones open now.
+    for (let index = this.#containers.length - 1; index >= 0; index--) {
+      closers += this.#containers[index] === "{" ? "}" : "]";
+    }
+    return accepted.slice(0, this.#wholeLength) + closers;
   }
 
   /** The character as it is kept, or undefined when it cannot come here. */
@@ -74,13 +102,20 @@ export class JsonObjectPrefix {
       case "literal":
         if (char !== this.#literalLeft[0]) return undefined;
         this.#literalLeft = this.#literalLeft.slice(1);
-        if (this.#literalLeft === "") this.#expected = "afterValue";
+        if (this.#literalLeft === "") this.#endValue();
         return char;
-      case "number":
+      case "number": {
         if (this.#numberCharacter(char)) return char;
         if (!NUMBER_ENDS.has(this.#number)) return undefined;
         this.#expected = "afterValue";
-        return this.#step(char);
+        const kept = this.#step(char);
+        // Whole once a character that may follow it is accepted: the SDK drops a number the text ends with.
+        if (kept !== undefined) this.#wholeLength = this.#acceptedLength;
+        return kept;
+      }
+      case "start":
+        // White space before the object is not sent: the SDK parses what it got, and JSON.parse("") throws for " ".
+        return WHITESPACE.includes(char) ? "" : this.#token(char);
       default:
         return WHITESPACE.includes(char) ? char : this.#token(char);
     }
@@ -139,8 +174,14 @@ export class JsonObjectPrefix {
     return char;
   }
 
+  #endValue(): void {
+    this.#expected = "afterValue";
+    this.#isWholeAfter = true;
+  }
+
   #open(char: "{" | "["): string {
     this.#containers.push(char);
+    this.#isWholeAfter = true;
     this.#expected = char === "{" ? "keyOrEnd" : "valueOrEnd";
     return char;
   }
@@ -149,12 +190,15 @@ export class JsonObjectPrefix {
     if (this.#containers.at(-1) !== (char === "}" ? "{" : "[")) return undefined;
     this.#containers.pop();
     this.#expected = this.#containers.length === 0 ? "done" : "afterValue";
+    this.#isWholeAfter = true;
     return char;
   }
 
   #stringCharacter(char: string): string {
-    if (char === '"') this.#expected = this.#isKey ? "colon" : "afterValue";
-    else if (char === "\\") this.#expected = "escape";
+    if (char === '"') {
+      if (this.#isKey) this.#expected = "colon";
+      else this.#endValue();
+    } else if (char === "\\") this.#expected = "escape";
     // JSON.stringify writes a control character's escape (`\n`, `\u0001`).
     else if (char < " ") return JSON.stringify(char).slice(1, -1);
     return char;

@@ -152,11 +152,15 @@ export function toMessageDeltaUsage(usage: ChatUsage | undefined, promptTokensEs
 }
 
 /**
- * Tool arguments are a JSON string in chat and an object in Anthropic. Arguments JSON.parse refuses are read as far
- * as they are one object, as a stream sends them (json-object-prefix.ts: a brace too many, a raw line break in a
- * string); what is still no whole object becomes `{}`.
+ * Tool arguments are a JSON string in chat and an object in Anthropic. Arguments JSON.parse refuses are read as a
+ * stream sends them and the SDK's MessageStream reads what it was sent (json-object-prefix.ts: as far as they are
+ * one object, a raw line break in a string escaped, what is cut off left out and the rest closed): a brace too many,
+ * a trailing comma, arguments cut off by the output limit; `{}` when no object begins.
  */
 export function parseToolInput(argumentsText: string): unknown {
   if (argumentsText.trim() === "") return {};
-  return parseJsonRecord(argumentsText) ?? parseJsonRecord(new JsonObjectPrefix().accept(argumentsText)) ?? {};
+  const parsed = parseJsonRecord(argumentsText);
+  if (parsed !== undefined) return parsed;
+  const prefix = new JsonObjectPrefix();
+  return parseJsonRecord(prefix.wholePrefix(prefix.accept(argumentsText))) ?? {};
 }

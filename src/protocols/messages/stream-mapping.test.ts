@@ -305,3 +305,20 @@ test("messages stream: text between interleaved calls: the call held back meanwh
   assert.deepEqual((await finalMessage(text)).message.content, expected);
   assert.deepEqual(translator.result?.content, expected);
 });
+
+test("a long tool call in small pieces is translated in time linear in its arguments (a file a model writes)", () => {
+  const translator = new MessagesStreamTranslator({ ids: sequentialIds(), stopSequences: [] });
+  const call = (fn: Record<string, string>, id?: string) => ({
+    choices: [{ index: 0, delta: { tool_calls: [{ index: 0, ...(id === undefined ? {} : { id }), function: fn }] } }],
+  });
+  const args = JSON.stringify({ path: "big.txt", content: "x".repeat(300_000) });
+  const started = performance.now();
+  translator.push(call({ name: "write", arguments: "" }, "call_1"));
+  // 4 characters a piece, as providers stream. Parsing the arguments so far at each piece took minutes.
+  for (let at = 0; at < args.length; at += 4) translator.push(call({ arguments: args.slice(at, at + 4) }));
+  translator.finish();
+  const elapsedMs = performance.now() - started;
+  assert.ok(elapsedMs < 15_000, `${Math.round(elapsedMs)} ms`);
+  const [block] = translator.result?.content ?? [];
+  assert.deepEqual(block?.type === "tool_use" ? block.input : undefined, JSON.parse(args));
+});
