@@ -39,6 +39,7 @@ import {
   toolResultBlockSchema,
   toolUseBlockSchema,
 } from "./request-schema.ts";
+import { upstreamUser } from "./upstream-user.ts";
 
 export interface TranslatedMessagesRequest {
   readonly chatBody: ChatRequestBody;
@@ -98,7 +99,7 @@ export function toChatRequest(body: unknown, purpose: "create" | "count" = "crea
   // `top_k` is not part of Chat Completions and is dropped.
   applyOutputConfig(request, chatBody);
   if (typeof request.metadata?.user_id === "string" && request.metadata.user_id !== "") {
-    chatBody.user = request.metadata.user_id;
+    chatBody.user = upstreamUser(request.metadata.user_id);
   }
   if (isStream) {
     chatBody.stream = true;
