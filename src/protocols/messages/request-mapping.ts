@@ -48,6 +48,11 @@ export interface TranslatedMessagesRequest {
   readonly stopSequences: readonly string[];
   /** `thinking` is `enabled` or `adaptive`: reasoning text the provider returns is shown as `thinking` blocks. */
   readonly isThinkingShown: boolean;
+  /**
+   * `thinking.display: "omitted"`: thinking blocks come with empty `thinking` text, as Anthropic sends them then (the
+   * model still reasons; the client is told where, not what).
+   */
+  readonly isThinkingOmitted: boolean;
   /** `max_tokens: 0` (Anthropic's cache pre-warming): the answer is sent back without its content. */
   readonly isOutputDropped: boolean;
   /** The tools' names upstream (a name over chat's 64 characters is shortened) and back. */
@@ -108,7 +113,8 @@ export function toChatRequest(body: unknown, purpose: "create" | "count" = "crea
     chatBody.stream_options = { include_usage: true };
   }
   const isThinkingShown = request.thinking?.type === "enabled" || request.thinking?.type === "adaptive";
-  return { chatBody, isStream, stopSequences, isThinkingShown, isOutputDropped, toolNames };
+  const isThinkingOmitted = isThinkingShown && request.thinking?.display === "omitted";
+  return { chatBody, isStream, stopSequences, isThinkingShown, isThinkingOmitted, isOutputDropped, toolNames };
 }
 
 function systemText(system: MessagesRequest["system"]): string {

@@ -16,6 +16,8 @@ export interface MessageContext {
   readonly stopSequences: readonly string[];
   /** The request enabled `thinking`: reasoning text becomes a `thinking` block (as Anthropic sends none otherwise). */
   readonly isThinkingShown?: boolean;
+  /** `thinking.display: "omitted"`: a thinking block without its text (request-mapping.ts). */
+  readonly isThinkingOmitted?: boolean;
   /** The model the gateway sent the request to; used when the upstream's answer names none. */
   readonly fallbackModel?: string;
   /**
@@ -33,7 +35,8 @@ export function toMessageObject(chatCompletion: unknown, context: MessageContext
   const answer = readChatCompletion(chatCompletion);
   const content: ContentBlock[] = [];
   if (context.isThinkingShown === true && answer.reasoning !== "") {
-    content.push({ type: "thinking", thinking: answer.reasoning, signature: "" });
+    const thinking = context.isThinkingOmitted === true ? "" : answer.reasoning;
+    content.push({ type: "thinking", thinking, signature: "" });
   }
   if (answer.text !== "") content.push(textBlock(answer.text));
   // A model's own refusal (chat's `message.refusal`) is what Anthropic sends as ordinary text: its own block after

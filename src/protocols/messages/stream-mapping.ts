@@ -43,6 +43,8 @@ export interface MessagesStreamOptions {
   readonly stopSequences: readonly string[];
   /** The request enabled `thinking`: reasoning text is streamed as a `thinking` block (else it is dropped). */
   readonly isThinkingShown?: boolean;
+  /** `thinking.display: "omitted"`: a thinking block opens and stops without `thinking_delta`s (request-mapping.ts). */
+  readonly isThinkingOmitted?: boolean;
   /** The model the gateway sent the request to; used until (and unless) a chunk names the upstream's model. */
   readonly fallbackModel?: string;
   /** Estimated prompt tokens for `message_start` (the real count comes with the last chunk). */
@@ -281,6 +283,7 @@ export class MessagesStreamTranslator {
         content_block: { type: "thinking", thinking: "", signature: "" },
       });
     }
+    if (this.#options.isThinkingOmitted === true) return text;
     this.#openThinking.thinking += delta;
     return (
       text +
