@@ -114,7 +114,7 @@ export class MessagesStreamTranslator {
     if (view.matchedStop !== undefined) this.#matchedStop = view.matchedStop;
     if (view.usage !== undefined) this.#usage = view.usage;
     // What came with the error is delivered first; ending as a normal turn would pass half an answer for a whole one.
-    if (view.failure !== undefined) text += this.fail(chunkFailureError(view.failure));
+    if (view.failure !== undefined) text += this.fail(chunkFailureError(view.failure, view.failureStatus));
     return text;
   }
 
