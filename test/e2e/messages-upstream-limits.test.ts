@@ -1,17 +1,32 @@
 // POST /v1/messages through `@anthropic-ai/sdk`, for what OpenAI-compatible providers refuse that Anthropic takes:
-// a long or structured `metadata.user_id` (Claude Code's JSON object) as chat's `user`. The mock upstream refuses what
-// OpenAI refuses, with OpenAI's 400, so a gateway that forwards it as it came fails the request.
+// a long or structured `metadata.user_id` (Claude Code's JSON object) as chat's `user`, and more than 4
+// `stop_sequences` (the rest are matched by the gateway). The mock upstream refuses what OpenAI refuses, with OpenAI's
+// 400, so a gateway that forwards either as it came fails the request.
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import Anthropic from "@anthropic-ai/sdk";
 import { CHAT_ROUTE, chatRequests, oneProviderScene, type useMock } from "../helpers/e2e.ts";
-import { chatCompletion, type MockStep, type RecordedRequest } from "../helpers/mock-upstream.ts";
+import { chatChunk, chatCompletion, type MockStep, type RecordedRequest } from "../helpers/mock-upstream.ts";
 
 const UPSTREAM_ID = "vendor/m-instruct";
 
 /** OpenAI's answer to a `user` over 64 characters (and what it answers otherwise: `Fine.`). */
 function openAiLike(recorded: RecordedRequest): MockStep {
-  const user = (recorded.body as { user?: unknown }).user;
+  const { user, stop } = recorded.body as { user?: unknown; stop?: unknown };
+  if (Array.isArray(stop) && stop.length > 4) {
+    return {
+      kind: "json",
+      status: 400,
+      body: {
+        error: {
+          message: `Invalid 'stop': array too long. Expected an array with maximum length 4, but got an array with length ${stop.length} instead.`,
+          type: "invalid_request_error",
+          param: "stop",
+          code: "array_above_max_length",
+        },
+      },
+    };
+  }
   if (typeof user === "string" && user.length > 64) {
     return {
       kind: "json",
@@ -28,6 +43,11 @@ function openAiLike(recorded: RecordedRequest): MockStep {
   }
   return { kind: "json", body: chatCompletion("Fine.", UPSTREAM_ID) };
 }
+
+/** Six stop sequences: the fifth and sixth are past what OpenAI takes. */
+const STOPS = ["<a>", "<b>", "<c>", "<d>", "END", "STOP HERE"];
+/** An answer that runs past the sixth sequence, as a provider not told of it writes it. */
+const RUN_ON = ["Alpha beta", " STOP", " HE", "RE and more", " text END"];
 
 async function scene(t: Parameters<typeof useMock>[0]) {
   const { mock, gateway } = await oneProviderScene(t, { id: UPSTREAM_ID });
@@ -68,5 +88,66 @@ describe("messages API: metadata.user_id as chat's `user`", () => {
     assert.match(longUser ?? "", /^[0-9a-f]{64}$/);
     assert.notEqual(longUser, firstUser);
     assert.equal(shortUser, "user-42", "an id that fits goes as it came");
+  });
+});
+
+describe("messages API: stop_sequences past what chat providers take", () => {
+  test("JSON: the first 4 go upstream; the answer ends at the first of the rest, stop_reason stop_sequence", async (t) => {
+    const { mock, client } = await scene(t);
+    mock.enqueue(CHAT_ROUTE, { kind: "json", body: chatCompletion(RUN_ON.join(""), UPSTREAM_ID) });
+    const message = await client.messages.create({
+      model: "m",
+      max_tokens: 64,
+      messages: [{ role: "user", content: "Go" }],
+      stop_sequences: STOPS,
+    });
+    assert.deepEqual(message.content, [{ type: "text", text: "Alpha beta ", citations: null }]);
+    assert.equal(message.stop_reason, "stop_sequence");
+    assert.equal(message.stop_sequence, "STOP HERE");
+    const [sent] = chatRequests(mock);
+    assert.deepEqual((sent?.body as { stop?: unknown } | undefined)?.stop, STOPS.slice(0, 4));
+  });
+
+  test("streamed: the text is cut at a sequence split across chunks; what might start one waits for the next", async (t) => {
+    const { mock, client } = await scene(t);
+    mock.enqueue(CHAT_ROUTE, {
+      kind: "sse",
+      events: [
+        { data: chatChunk("", UPSTREAM_ID, { role: true }) },
+        ...RUN_ON.map((piece) => ({ data: chatChunk(piece, UPSTREAM_ID) })),
+        { data: chatChunk("", UPSTREAM_ID, { finishReason: "stop" }) },
+      ],
+    });
+    const stream = client.messages.stream({
+      model: "m",
+      max_tokens: 64,
+      messages: [{ role: "user", content: "Go" }],
+      stop_sequences: STOPS,
+    });
+    const deltas: string[] = [];
+    stream.on("text", (delta) => deltas.push(delta));
+    const message = await stream.finalMessage();
+    assert.equal(deltas.join(""), "Alpha beta ");
+    assert.deepEqual(message.content, [{ type: "text", text: "Alpha beta ", citations: null }]);
+    assert.equal(message.stop_reason, "stop_sequence");
+    assert.equal(message.stop_sequence, "STOP HERE");
+  });
+
+  test("streamed: a start of a sequence that never completes is text after all", async (t) => {
+    const { mock, client } = await scene(t);
+    mock.enqueue(CHAT_ROUTE, {
+      kind: "sse",
+      events: [
+        { data: chatChunk("Say STOP", UPSTREAM_ID, { role: true }) },
+        { data: chatChunk(" HER", UPSTREAM_ID) },
+        { data: chatChunk("", UPSTREAM_ID, { finishReason: "stop" }) },
+      ],
+    });
+    const message = await client.messages
+      .stream({ model: "m", max_tokens: 64, messages: [{ role: "user", content: "Go" }], stop_sequences: STOPS })
+      .finalMessage();
+    assert.deepEqual(message.content, [{ type: "text", text: "Say STOP HER", citations: null }]);
+    assert.equal(message.stop_reason, "end_turn");
+    assert.equal(message.stop_sequence, null);
   });
 });

@@ -39,6 +39,7 @@ import {
   toolResultBlockSchema,
   toolUseBlockSchema,
 } from "./request-schema.ts";
+import { UPSTREAM_STOP_MAX } from "./stop-sequences.ts";
 import { upstreamUser } from "./upstream-user.ts";
 
 export interface TranslatedMessagesRequest {
@@ -98,7 +99,8 @@ export function toChatRequest(body: unknown, purpose: "create" | "count" = "crea
     if (request.tool_choice?.disable_parallel_tool_use === true) chatBody.parallel_tool_calls = false;
   }
   const stopSequences = request.stop_sequences ?? [];
-  if (stopSequences.length > 0) chatBody.stop = [...stopSequences];
+  // Past the first few, stop sequences are matched by the gateway (stop-sequences.ts).
+  if (stopSequences.length > 0) chatBody.stop = stopSequences.slice(0, UPSTREAM_STOP_MAX);
   if (request.temperature !== undefined) chatBody.temperature = request.temperature;
   if (request.top_p !== undefined) chatBody.top_p = request.top_p;
   // `top_k` is not part of Chat Completions and is dropped.
