@@ -98,6 +98,11 @@ export const OUTCOMES = Object.freeze({
   stream_stalled: traits(false, true, false, "deployment", true, true, COUNTS_PROMPT),
   /** A started stream sent an in-band error event. */
   stream_error_event: traits(false, true, false, "deployment", true, true, COUNTS_PROMPT),
+  /**
+   * A started stream sent an in-band error that names a rate limit (a 429 `code`): the deployment cools down as after
+   * a 429 status, and neither its health nor its circuit counts it (rate limits are for cooldowns to handle).
+   */
+  stream_rate_limited: traits(false, true, false, "deployment", false, true, COUNTS_PROMPT),
   /** A started stream sent more malformed events than tolerated. */
   stream_malformed: traits(false, true, false, "deployment", true, true, COUNTS_PROMPT),
   /** A replayed answer did not repeat what was delivered: sound, only different; nobody is blamed. */
@@ -141,6 +146,7 @@ export type StreamOutcome =
   | "stream_cut"
   | "stream_stalled"
   | "stream_error_event"
+  | "stream_rate_limited"
   | "stream_malformed"
   | "stream_diverged"
   | "stream_too_long"

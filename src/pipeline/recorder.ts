@@ -205,6 +205,12 @@ export class Recorder {
     }
     stats.recordFailure(key);
     if (!isKnown) return;
+    if (end.outcome === "stream_rate_limited") {
+      // The provider said 429 in the stream (OpenRouter relays a host's limit so): the deployment cools down as after a
+      // 429 status without a hint (its own backoff); a rate limit is no failure for the circuit or health.
+      availability.recordRateLimited(key, undefined, "rate_limited", end.reason, { sentAtMs: timing.startedAtMs });
+      return;
+    }
     // A stream's probe verdict was its opening: a cut now is not the verdict of a probe claimed since. Its opening
     // counted a success in the failure window; the cut turns that into a failure (one request, one verdict).
     availability.recordFailure(key, { sentAtMs: timing.startedAtMs, replacesSuccess: true });

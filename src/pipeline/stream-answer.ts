@@ -90,7 +90,7 @@ async function* relayEvents(
     ? undefined
     : relayed.isClientGone
       ? cutReason(request.context.signal)
-      : streamError(relayed.outcome, request.runtime.secrets.redact(relayed.reason));
+      : streamError(relayed.outcome, request.runtime.secrets.redact(relayed.reason), relayed.upstreamStatus);
   return { isSuccess: relayed.isSuccess, error, usage: relayed.usage };
 }
 
@@ -214,6 +214,10 @@ function settle(request: PipelineRequest, relayed: RelayResult | undefined): voi
   const status = relayed.isSuccess ? 200 : relayed.isClientGone ? (cut?.status ?? 499) : 502;
   const outcome = relayed.isSuccess ? "success" : relayed.isClientGone ? "client_aborted" : relayed.outcome;
   const errorCode =
-    status === 502 ? streamError(relayed.outcome, "").code : relayed.isClientGone ? cut?.code : undefined;
+    status === 502
+      ? streamError(relayed.outcome, "", relayed.upstreamStatus).code
+      : relayed.isClientGone
+        ? cut?.code
+        : undefined;
   publish(request, status, outcome, errorCode);
 }

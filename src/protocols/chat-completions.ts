@@ -2,7 +2,8 @@
 // chunks). Upstream JSON is `unknown`: it is narrowed here once, so the mappings read plain typed views.
 import { firstChoice } from "../chat-choice.ts";
 import { reasoningOf } from "../chat-reasoning.ts";
-import { type GatewayError, StreamInterruptedError, UpstreamUnavailableError } from "../errors/gateway-error.ts";
+import { type GatewayError, UpstreamUnavailableError } from "../errors/gateway-error.ts";
+import { inBandErrorStatus, inBandUpstreamError } from "../errors/in-band-error.ts";
 import { isRecord } from "../is-record.ts";
 
 export interface ChatToolCall {
@@ -151,6 +152,8 @@ export interface ChatChunkView {
    * The relay passes such a chunk on for chat clients, whose SDKs raise it; a translated stream must fail instead.
    */
   failure: string | undefined;
+  /** The HTTP status that error names (a 429 `code`, `overloaded_error`, ...: errors/in-band-error.ts), if any. */
+  failureStatus: number | undefined;
 }
 
 type JsonObject = Record<string, unknown>;
@@ -329,6 +332,7 @@ export function readChatChunk(json: unknown): ChatChunkView {
     usage: readUsage(body),
     logprobs: readLogprobs(choice?.logprobs),
     failure: readFailure(body.error, asString(choice?.finish_reason)),
+    failureStatus: inBandErrorStatus(body.error),
   };
 }
 
@@ -345,9 +349,12 @@ function readFailure(error: unknown, finishReason: string | undefined): string |
   return finishReason === "error" ? "the upstream ended the answer with finish_reason `error`" : undefined;
 }
 
-/** The in-band error a translated stream ends with when a chunk says the upstream failed (`failure`). */
-export function chunkFailureError(failure: string): GatewayError {
-  return new StreamInterruptedError(`The upstream stream failed after it had started: ${failure}.`);
+/**
+ * The in-band error a translated stream ends with when a chunk says the upstream failed (`failure`): a rate limit or
+ * an overload when its error names one (`status`), as the relay's own ending is (streaming/relay-stream.ts).
+ */
+export function chunkFailureError(failure: string, status: number | undefined): GatewayError {
+  return inBandUpstreamError(`The upstream stream failed after it had started: ${failure}.`, status);
 }
 
 /** The reasoning of assistant pieces joined into one message, one piece a line, as within a turn. */

@@ -248,6 +248,7 @@ export function messagesAdapter(): ProtocolAdapter {
             ids: randomIds,
             stopSequences: translated.stopSequences,
             isThinkingShown: translated.isThinkingShown,
+            isThinkingOmitted: translated.isThinkingOmitted,
             isOutputDropped: translated.isOutputDropped,
             fallbackModel: servedModel,
             estimatePromptTokens,
@@ -258,6 +259,7 @@ export function messagesAdapter(): ProtocolAdapter {
             ids: randomIds,
             stopSequences: translated.stopSequences,
             isThinkingShown: translated.isThinkingShown,
+            isThinkingOmitted: translated.isThinkingOmitted,
             isOutputDropped: translated.isOutputDropped,
             fallbackModel: servedModel,
             // The pipeline's (calibrated, of the body sent), not the plain estimate: `message_start` and an estimated

@@ -145,6 +145,7 @@ export async function* relaySegment(
   return {
     outcome,
     reason: progress.reason,
+    ...(progress.upstreamStatus === undefined ? {} : { upstreamStatus: progress.upstreamStatus }),
     usage: progress.usage,
     ...(progress.usage !== undefined && progress.isUsageEstimated ? { isUsageEstimated: true as const } : {}),
     text: progress.text,
@@ -201,7 +202,7 @@ function renderer(
         // the stop) would turn an answer the client already has into a failure. It ends the stream as `[DONE]`
         // would, as silence or a broken connection there does (below).
         if (state.choices.isAnswerFinished) progress.end("success", "");
-        else progress.end("stream_error_event", state.describeUpstreamError(info.json));
+        else progress.endAtUpstreamError(info.json, state.describeUpstreamError(info.json));
         break;
       }
       const json = info.json;

@@ -6,7 +6,8 @@
 // its end (the client leaving aborts `signal`, which ends it promptly). The return value says how the stream
 // ended; the adapter then writes its protocol's end marker or in-band error (`streamError`).
 import type { GatewayError } from "../errors/gateway-error.ts";
-import { StreamInterruptedError, UpstreamTimeoutError } from "../errors/gateway-error.ts";
+import { UpstreamTimeoutError } from "../errors/gateway-error.ts";
+import { inBandUpstreamError } from "../errors/in-band-error.ts";
 import { type StreamOutcome, traitsOf } from "../errors/outcomes.ts";
 import { estimatedUsageChunk, OutputTokenCount } from "./estimated-usage.ts";
 import { relaySegment } from "./relay-segment.ts";
@@ -196,6 +197,7 @@ export async function* relayStream(
     outcome: isSuccess || failure === undefined ? end.outcome : failure.outcome,
     isSuccess,
     reason: failure?.reason ?? end.reason,
+    ...(failure?.upstreamStatus === undefined ? {} : { upstreamStatus: failure.upstreamStatus }),
     usage: estimatedUsage ?? (isContinued ? state.combinedUsage : end.usage),
     // An upstream gateway's estimate is one whether the client saw its usage chunk or the gateway stripped it (it
     // asked for usage itself): the record says what the tokens are, not what the client was shown.
@@ -279,10 +281,13 @@ function usageEstimate(
   return { usage, chunk: { data: JSON.stringify(json), json } };
 }
 
-/** The in-band error a client gets when its stream failed after it started. */
-export function streamError(outcome: StreamOutcome, reason: string): GatewayError {
+/**
+ * The in-band error a client gets when its stream failed after it started; `upstreamStatus`, the status the upstream's
+ * own error named, makes a rate limit or an overload one (errors/in-band-error.ts).
+ */
+export function streamError(outcome: StreamOutcome, reason: string, upstreamStatus?: number): GatewayError {
   const message = `The upstream stream failed after it had started: ${reason}.`;
   return outcome === "stream_stalled" || outcome === "stream_too_long"
     ? new UpstreamTimeoutError(message)
-    : new StreamInterruptedError(message);
+    : inBandUpstreamError(message, upstreamStatus);
 }

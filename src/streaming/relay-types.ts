@@ -32,6 +32,8 @@ export interface SegmentEnd {
   readonly reason: string;
   /** The usage the upstream reported for this segment, if it did. */
   readonly usage: TokenUsage | undefined;
+  /** The HTTP status the upstream's in-band error named (errors/in-band-error.ts), when it ended on one that did. */
+  readonly upstreamStatus?: number;
   /** `usage` is an upstream gateway's estimate (its `x_gateway.usage_estimated`), not a provider's report. */
   readonly isUsageEstimated?: true;
   /** First-choice text this segment delivered to the client. */
@@ -121,6 +123,8 @@ export interface RelayResult {
   readonly outcome: StreamOutcome;
   readonly isSuccess: boolean;
   readonly reason: string;
+  /** The status the failure's in-band upstream error named, if it named one: what the client's error is called. */
+  readonly upstreamStatus?: number;
   /** The whole answer's usage (combined over continuations), if known: the usage the client was told. */
   readonly usage: TokenUsage | undefined;
   /** `usage` is the gateway's estimate (the client asked for usage, no upstream reported any): estimated-usage.ts. */

@@ -2,6 +2,7 @@
 // client did not get from it: the part of its provider's output the gateway dropped, still billed by that provider.
 import { firstChoice } from "../chat-choice.ts";
 import { reasoningOf } from "../chat-reasoning.ts";
+import { inBandErrorStatus } from "../errors/in-band-error.ts";
 import type { StreamOutcome } from "../errors/outcomes.ts";
 import { isRecord } from "../is-record.ts";
 import { OutputTokenCount } from "./estimated-usage.ts";
@@ -14,6 +15,8 @@ import type { EventInspector, StreamEventInfo } from "./stream-event.ts";
 export class SegmentProgress {
   outcome: StreamOutcome | undefined;
   reason = "";
+  /** The status the upstream's in-band error named (SegmentEnd.upstreamStatus). */
+  upstreamStatus: number | undefined;
   usage: TokenUsage | undefined;
   /** `usage` is an upstream gateway's estimate (upstream-gateway-field.ts). */
   isUsageEstimated = false;
@@ -56,10 +59,20 @@ export class SegmentProgress {
       countTokens === undefined ? undefined : new OutputTokenCount(countTokens, { isFirstTextLeft: true });
   }
 
-  end(outcome: StreamOutcome, reason: string): void {
+  end(outcome: StreamOutcome, reason: string, upstreamStatus?: number): void {
     if (this.outcome !== undefined) return;
     this.outcome = outcome;
     this.reason = reason;
+    this.upstreamStatus = upstreamStatus;
+  }
+
+  /**
+   * The upstream failed the stream with an in-band error (`json`, its event): a rate limit when the error names a 429,
+   * as a 429 status is (errors/in-band-error.ts), else an error event; the status it named, if any, is kept.
+   */
+  endAtUpstreamError(json: Record<string, unknown> | undefined, reason: string): void {
+    const status = inBandErrorStatus(json?.error);
+    this.end(status === 429 ? "stream_rate_limited" : "stream_error_event", reason, status);
   }
 
   /** An event the client gets (`json` as the upstream sent it): its reasoning and its other output are counted. */

@@ -39,6 +39,8 @@ import {
   toolResultBlockSchema,
   toolUseBlockSchema,
 } from "./request-schema.ts";
+import { UPSTREAM_STOP_MAX } from "./stop-sequences.ts";
+import { upstreamUser } from "./upstream-user.ts";
 
 export interface TranslatedMessagesRequest {
   readonly chatBody: ChatRequestBody;
@@ -47,6 +49,11 @@ export interface TranslatedMessagesRequest {
   readonly stopSequences: readonly string[];
   /** `thinking` is `enabled` or `adaptive`: reasoning text the provider returns is shown as `thinking` blocks. */
   readonly isThinkingShown: boolean;
+  /**
+   * `thinking.display: "omitted"`: thinking blocks come with empty `thinking` text, as Anthropic sends them then (the
+   * model still reasons; the client is told where, not what).
+   */
+  readonly isThinkingOmitted: boolean;
   /** `max_tokens: 0` (Anthropic's cache pre-warming): the answer is sent back without its content. */
   readonly isOutputDropped: boolean;
   /** The tools' names upstream (a name over chat's 64 characters is shortened) and back. */
@@ -92,13 +99,14 @@ export function toChatRequest(body: unknown, purpose: "create" | "count" = "crea
     if (request.tool_choice?.disable_parallel_tool_use === true) chatBody.parallel_tool_calls = false;
   }
   const stopSequences = request.stop_sequences ?? [];
-  if (stopSequences.length > 0) chatBody.stop = [...stopSequences];
+  // Past the first few, stop sequences are matched by the gateway (stop-sequences.ts).
+  if (stopSequences.length > 0) chatBody.stop = stopSequences.slice(0, UPSTREAM_STOP_MAX);
   if (request.temperature !== undefined) chatBody.temperature = request.temperature;
   if (request.top_p !== undefined) chatBody.top_p = request.top_p;
   // `top_k` is not part of Chat Completions and is dropped.
   applyOutputConfig(request, chatBody);
   if (typeof request.metadata?.user_id === "string" && request.metadata.user_id !== "") {
-    chatBody.user = request.metadata.user_id;
+    chatBody.user = upstreamUser(request.metadata.user_id);
   }
   if (isStream) {
     chatBody.stream = true;
@@ -107,7 +115,8 @@ export function toChatRequest(body: unknown, purpose: "create" | "count" = "crea
     chatBody.stream_options = { include_usage: true };
   }
   const isThinkingShown = request.thinking?.type === "enabled" || request.thinking?.type === "adaptive";
-  return { chatBody, isStream, stopSequences, isThinkingShown, isOutputDropped, toolNames };
+  const isThinkingOmitted = isThinkingShown && request.thinking?.display === "omitted";
+  return { chatBody, isStream, stopSequences, isThinkingShown, isThinkingOmitted, isOutputDropped, toolNames };
 }
 
 function systemText(system: MessagesRequest["system"]): string {

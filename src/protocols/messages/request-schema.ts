@@ -47,7 +47,13 @@ export const messagesRequestSchema = z.looseObject({
   top_k: z.number().int().nonnegative().optional(),
   metadata: z.looseObject({ user_id: z.string().nullish() }).optional(),
   stream: z.boolean().optional(),
-  thinking: z.looseObject({ type: z.string(), budget_tokens: z.number().int().positive().optional() }).optional(),
+  thinking: z
+    .looseObject({
+      type: z.string(),
+      budget_tokens: z.number().int().positive().optional(),
+      display: z.enum(["summarized", "omitted"]).nullish(),
+    })
+    .optional(),
 });
 
 export type MessagesRequest = z.infer<typeof messagesRequestSchema>;

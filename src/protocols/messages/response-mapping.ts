@@ -10,12 +10,15 @@ import {
   toMessageUsage,
   toStopReason,
 } from "./message-object.ts";
+import { cutAtStopSequence, UPSTREAM_STOP_MAX } from "./stop-sequences.ts";
 
 export interface MessageContext {
   readonly ids: IdSource;
   readonly stopSequences: readonly string[];
   /** The request enabled `thinking`: reasoning text becomes a `thinking` block (as Anthropic sends none otherwise). */
   readonly isThinkingShown?: boolean;
+  /** `thinking.display: "omitted"`: a thinking block without its text (request-mapping.ts). */
+  readonly isThinkingOmitted?: boolean;
   /** The model the gateway sent the request to; used when the upstream's answer names none. */
   readonly fallbackModel?: string;
   /**
@@ -31,15 +34,22 @@ export interface MessageContext {
 
 export function toMessageObject(chatCompletion: unknown, context: MessageContext): MessageObject {
   const answer = readChatCompletion(chatCompletion);
+  // Stop sequences beyond those sent upstream (stop-sequences.ts): the text ends at the first, and so does the answer.
+  const stop =
+    context.stopSequences.length > UPSTREAM_STOP_MAX
+      ? cutAtStopSequence(answer.text, context.stopSequences)
+      : { text: answer.text, matched: undefined };
+  const isStopped = stop.matched !== undefined;
   const content: ContentBlock[] = [];
   if (context.isThinkingShown === true && answer.reasoning !== "") {
-    content.push({ type: "thinking", thinking: answer.reasoning, signature: "" });
+    const thinking = context.isThinkingOmitted === true ? "" : answer.reasoning;
+    content.push({ type: "thinking", thinking, signature: "" });
   }
-  if (answer.text !== "") content.push(textBlock(answer.text));
+  if (stop.text !== "") content.push(textBlock(stop.text));
   // A model's own refusal (chat's `message.refusal`) is what Anthropic sends as ordinary text: its own block after
   // any text, so an answer carrying both loses neither (and a client can tell them apart).
-  if (answer.refusal !== undefined && answer.refusal !== "") content.push(textBlock(answer.refusal));
-  for (const call of answer.toolCalls) {
+  if (answer.refusal !== undefined && answer.refusal !== "" && !isStopped) content.push(textBlock(answer.refusal));
+  for (const call of isStopped ? [] : answer.toolCalls) {
     content.push({
       type: "tool_use",
       id: call.id,
@@ -51,10 +61,10 @@ export function toMessageObject(chatCompletion: unknown, context: MessageContext
   const isOutputDropped = context.isOutputDropped === true;
   // `max_tokens: 0` ends at its limit, however the one token the provider generated ended.
   const { stopReason, stopSequence, stopDetails } = toStopReason(
-    isOutputDropped ? "length" : answer.finishReason,
-    answer.matchedStop,
+    isOutputDropped ? "length" : isStopped ? "stop" : answer.finishReason,
+    stop.matched ?? answer.matchedStop,
     context.stopSequences,
-    answer.toolCalls.length > 0,
+    answer.toolCalls.length > 0 && !isStopped,
   );
   return {
     id: context.ids("msg_"),

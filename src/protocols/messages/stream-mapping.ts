@@ -23,8 +23,6 @@ import {
   readChatChunk,
   type ToolCallDelta,
 } from "../chat-completions.ts";
-import type { IdSource } from "../ids.ts";
-import type { LongToolNames } from "../long-tool-names.ts";
 import { namedEvent } from "../sse.ts";
 import { StreamedToolCalls } from "../streamed-tool-calls.ts";
 import {
@@ -36,22 +34,9 @@ import {
   toStopReason,
 } from "./message-object.ts";
 import { anthropicErrorType } from "./render-error.ts";
+import { StopSequenceMatcher, UPSTREAM_STOP_MAX } from "./stop-sequences.ts";
+import type { MessagesStreamOptions } from "./stream-options.ts";
 import { hasName, isCompleteObject, newToolBlock, type ToolBlock } from "./tool-blocks.ts";
-
-export interface MessagesStreamOptions {
-  readonly ids: IdSource;
-  readonly stopSequences: readonly string[];
-  /** The request enabled `thinking`: reasoning text is streamed as a `thinking` block (else it is dropped). */
-  readonly isThinkingShown?: boolean;
-  /** The model the gateway sent the request to; used until (and unless) a chunk names the upstream's model. */
-  readonly fallbackModel?: string;
-  /** Estimated prompt tokens for `message_start` (the real count comes with the last chunk). */
-  readonly promptTokensEstimate?: number;
-  /** The request's tool names: a call comes back named as the client named the tool. */
-  readonly toolNames?: LongToolNames;
-  /** `max_tokens: 0`: the token the provider was asked for is not shown (request-mapping.ts). */
-  readonly isOutputDropped?: boolean;
-}
 
 export class MessagesStreamTranslator {
   readonly #options: MessagesStreamOptions;
@@ -79,10 +64,14 @@ export class MessagesStreamTranslator {
   #matchedStop: string | undefined;
   #usage: ChatUsage | undefined;
   #final: MessageObject | undefined;
+  /** Stop sequences beyond those sent upstream, matched here: after a match the answer has ended for the client. */
+  readonly #stops: StopSequenceMatcher | undefined;
 
   constructor(options: MessagesStreamOptions) {
     this.#options = options;
     this.#messageId = options.ids("msg_");
+    const hasUnsentStops = options.stopSequences.length > UPSTREAM_STOP_MAX;
+    this.#stops = hasUnsentStops ? new StopSequenceMatcher(options.stopSequences) : undefined;
   }
 
   /** The whole message once `finish()` ran. */
@@ -96,10 +85,11 @@ export class MessagesStreamTranslator {
     const view = readChatChunk(chunk);
     if (this.#model === undefined && view.model !== undefined) this.#model = view.model;
     let text = this.#start();
-    // `max_tokens: 0`: no content; the usage and a failure are still told.
-    if (this.#options.isOutputDropped !== true) {
+    // `max_tokens: 0`: no content; the usage and a failure are still told. Past a stop sequence, none either.
+    if (this.#options.isOutputDropped !== true && this.#stops?.matched === undefined) {
       if (view.reasoning !== "" && this.#options.isThinkingShown === true) text += this.#appendThinking(view.reasoning);
-      if (view.text !== "") text += this.#appendText(view.text, false);
+      const visible = this.#stops === undefined ? view.text : this.#stops.push(view.text);
+      if (visible !== "") text += this.#appendText(visible, false);
       if (view.refusal !== "") text += this.#appendText(view.refusal, true);
       const toolNames = this.#options.toolNames;
       for (const call of view.toolCalls) {
@@ -112,7 +102,7 @@ export class MessagesStreamTranslator {
     if (view.matchedStop !== undefined) this.#matchedStop = view.matchedStop;
     if (view.usage !== undefined) this.#usage = view.usage;
     // What came with the error is delivered first; ending as a normal turn would pass half an answer for a whole one.
-    if (view.failure !== undefined) text += this.fail(chunkFailureError(view.failure));
+    if (view.failure !== undefined) text += this.fail(chunkFailureError(view.failure, view.failureStatus));
     return text;
   }
 
@@ -121,14 +111,16 @@ export class MessagesStreamTranslator {
     if (this.#isEnded) return "";
     // Ended first: the held text is released with every waiting call ready for its block (`#isReadyBeforeText`).
     this.#isEnded = true;
+    this.#heldText += this.#stops?.flush() ?? "";
     // A call still unnamed at the end gets a block with an empty name rather than being lost.
     const text = this.#start() + this.#releaseHeld() + this.#stopBlocks(() => true);
     // `max_tokens: 0` ends at its limit, however the one token the provider generated ended.
+    const stopped = this.#stops?.matched;
     const { stopReason, stopSequence, stopDetails } = toStopReason(
-      this.#options.isOutputDropped === true ? "length" : this.#finishReason,
-      this.#matchedStop,
+      this.#options.isOutputDropped === true ? "length" : stopped !== undefined ? "stop" : this.#finishReason,
+      stopped ?? this.#matchedStop,
       this.#options.stopSequences,
-      this.#toolCalls.all.length > 0,
+      this.#toolCalls.all.length > 0 && stopped === undefined,
     );
     const usage = toMessageUsage(this.#usage, this.#options.promptTokensEstimate);
     this.#final = {
@@ -283,6 +275,7 @@ export class MessagesStreamTranslator {
         content_block: { type: "thinking", thinking: "", signature: "" },
       });
     }
+    if (this.#options.isThinkingOmitted === true) return text;
     this.#openThinking.thinking += delta;
     return (
       text +

@@ -126,7 +126,7 @@ export class ResponsesStreamTranslator {
     if (view.finishReason !== undefined) this.#finishReason = view.finishReason;
     if (view.usage !== undefined) this.#usage = view.usage;
     // What came with the error is delivered first; completing would pass half an answer for a whole one.
-    if (view.failure !== undefined) text += this.fail(chunkFailureError(view.failure));
+    if (view.failure !== undefined) text += this.fail(chunkFailureError(view.failure, view.failureStatus));
     return text;
   }
 
