@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import Anthropic from "@anthropic-ai/sdk";
 import { APIError } from "openai";
-import { CHAT_ROUTE, openAiClient } from "../helpers/e2e.ts";
+import { CHAT_ROUTE, openAiClient, send } from "../helpers/e2e.ts";
 import { commentsOf, keepAliveScene, newestRecord, postRaw, UPSTREAM_MODEL } from "../helpers/keepalive-scene.ts";
 import { chatStream, type MockStep } from "../helpers/mock-upstream.ts";
 import { postJson, waitUntil } from "../helpers/sse-client.ts";
@@ -29,6 +29,8 @@ describe("queued for a rate limit", () => {
     const record = await newestRecord(gateway, "chat");
     assert.equal(record.outcome, "success");
     assert.ok(record.earlyCommitMs !== undefined, "the record says the head went out early");
+    const metrics = await send(gateway, "GET", "/metrics");
+    assert.match(metrics.text, /^llm_gateway_stream_early_commits_total\{endpoint="chat"\} 1$/m);
   });
 
   test("the queue's time runs out: the in-stream 429 says so and when to retry (openai SDK raises it)", async (t) => {
@@ -143,4 +145,26 @@ test("a client that leaves while only keep-alives flow is recorded client_aborte
   assert.ok(record);
   assert.equal(record.outcome, "client_aborted");
   assert.equal(record.status, 499);
+});
+
+test("a shutdown while a stream is queued after its early head: the in-stream 503, and the close is not held", async (t) => {
+  const { mock, gateway } = await keepAliveScene(t, { limits: "{ rpm: 1 }", routing: "{ queue_timeout_ms: 20000 }" });
+  mock.setDefault(CHAT_ROUTE, quick);
+  await postRaw(gateway, "/v1/chat/completions", CHAT_BODY);
+  const answer = await postJson(`${gateway.url}/v1/chat/completions`, CHAT_BODY);
+  assert.equal(answer.statusCode, 200, "the head went out while it was queued");
+  const reader = answer.body[Symbol.asyncIterator]();
+  assert.match(Buffer.from((await reader.next()).value as Uint8Array).toString(), /^: keep-alive/);
+  const closedAtMs = performance.now();
+  const closing = gateway.close();
+  let rest = "";
+  for (let next = await reader.next(); next.done !== true; next = await reader.next()) {
+    rest += Buffer.from(next.value as Uint8Array).toString();
+  }
+  assert.match(rest, /data: \{"error":\{"message":"The gateway is shutting down[^\n]*"code":"service_unavailable"/);
+  assert.doesNotMatch(rest, /\[DONE\]/);
+  await closing;
+  const closeMs = performance.now() - closedAtMs;
+  assert.ok(closeMs < 10_000, `closed ${Math.round(closeMs)} ms after it began`);
+  assert.equal(mock.requests.filter((request) => request.path.endsWith("/chat/completions")).length, 1);
 });
