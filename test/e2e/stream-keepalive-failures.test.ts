@@ -4,7 +4,9 @@
 // leaves while only keep-alives flow is recorded as gone.
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
+import { createOpenAI } from "@ai-sdk/openai";
 import Anthropic from "@anthropic-ai/sdk";
+import { streamText } from "ai";
 import { APIError } from "openai";
 import { CHAT_ROUTE, openAiClient, send } from "../helpers/e2e.ts";
 import { commentsOf, keepAliveScene, newestRecord, postRaw, UPSTREAM_MODEL } from "../helpers/keepalive-scene.ts";
@@ -122,6 +124,23 @@ describe("every attempt fails after the early head: the door's in-stream error",
     // The SDK yields the in-band `error` event and ends there (as for a committed stream's failure,
     // cut-streams-responses.test.ts): `finalResponse()` rejects with that event.
     assert.equal((failure as { code?: unknown } | undefined)?.code, "upstream_unavailable");
+  });
+  test("AI SDK: the chat provider's and the Responses provider's streams end with an error part", async (t) => {
+    const { mock, gateway } = await keepAliveScene(t);
+    mock.enqueue(CHAT_ROUTE, slowFailure, slowFailure);
+    const openai = createOpenAI({ baseURL: gateway.baseUrl, apiKey: "x" });
+    for (const model of [openai.chat("m"), openai("m")]) {
+      const result = streamText({ model, prompt: "hi", maxRetries: 0, onError: () => {} });
+      const errors: unknown[] = [];
+      let text = "";
+      for await (const part of result.fullStream) {
+        if (part.type === "error") errors.push(part.error);
+        if (part.type === "text-delta") text += part.text;
+      }
+      assert.equal(text, "");
+      assert.equal(errors.length, 1, `${model.provider}: ${errors.map(String).join(" | ")}`);
+      assert.match(JSON.stringify(errors[0]) + String(errors[0]), /No upstream could serve|upstream_unavailable/);
+    }
   });
 });
 
