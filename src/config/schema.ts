@@ -11,7 +11,7 @@
 import { z } from "zod";
 import { redactKeyShaped } from "../errors/redact.ts";
 import { limitsSettingsSchema, providerSchema } from "./provider-schema.ts";
-import { camelKeys, httpUrl, nonNegativeInt, positiveInt, timerMs } from "./schema-helpers.ts";
+import { camelKeys, httpUrl, MAX_TIMER_MS, nonNegativeInt, positiveInt, timerMs } from "./schema-helpers.ts";
 import { scoringSchema, ZOD_CUSTOM_ISSUE } from "./scoring-schema.ts";
 
 export { providerSchema, providerSettingsSchema, type RawKnownModel, type RawProvider } from "./provider-schema.ts";
@@ -147,6 +147,9 @@ const serverSchema = z
     admin_keys: clientKeys, // bearer tokens for /admin routes (and a /metrics scrape)
     body_limit_bytes: positiveInt.default(20 * 1024 * 1024), // bytes: 20 MB fits long histories with images
     shutdown_timeout_ms: positiveInt.default(10_000), // ms in-flight work gets after SIGTERM
+    // ms of silence toward a streaming client before the gateway sends a keep-alive (and, before its answer starts,
+    // the response head): proxies cut idle connections after 60 s (nginx, AWS ALB) or 100 s (Cloudflare). 0: off
+    stream_keepalive_ms: nonNegativeInt.max(MAX_TIMER_MS).default(15_000),
     log_level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
     // origins browsers may call from (CORS): exact, `*`, or `scheme://host:*` (any port); default: this machine
     cors_origins: z.array(z.string().min(1)).default(["http://localhost:*", "http://127.0.0.1:*", "http://[::1]:*"]),

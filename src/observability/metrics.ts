@@ -59,6 +59,7 @@ export class GatewayMetrics {
   readonly #failovers: LabeledCounter;
   readonly #skips: LabeledCounter;
   readonly #continuations: LabeledCounter;
+  readonly #earlyCommits: LabeledCounter;
   readonly #tokens: LabeledCounter;
   readonly #clientRequests: LabeledCounter;
   readonly #batchRequests: LabeledCounter;
@@ -103,6 +104,11 @@ export class GatewayMetrics {
       "stream_continuations_total",
       "Broken streams continued on another upstream, by the continuing provider, upstream model and mode.",
       ["provider", "upstream_model", "mode"],
+    );
+    this.#earlyCommits = counter(
+      "stream_early_commits_total",
+      "Streams whose response head went out before their answer started, kept alive meanwhile (server.stream_keepalive_ms), by endpoint.",
+      ["endpoint"],
     );
     // `source`: `reported` (the provider's usage) or `estimated` (the gateway's count, where the provider reported
     // none): two values, so that a dashboard can tell billed counts from estimates without a second metric.
@@ -250,6 +256,7 @@ export class GatewayMetrics {
       ]);
     }
     if (record.cache !== undefined) this.#cacheLookups.inc([record.cache]);
+    if (record.earlyCommitMs !== undefined) this.#earlyCommits.inc([endpoint]);
     const client = record.client ?? NONE;
     if (!isBatchLine) this.#clientRequests.inc([client, recordClass]);
     // Per attempt when an answer's tokens are not all the answering deployment's reported usage: a continued stream

@@ -158,6 +158,7 @@ export function spansOf(record: RequestRecord, newId: (bytes: number) => string 
       attribute("llm_gateway.stream", record.isStream),
       attribute("llm_gateway.attempts", record.attempts.length),
       attribute("llm_gateway.queue_wait_ms", record.queueWaitMs),
+      ...(record.earlyCommitMs === undefined ? [] : [attribute("llm_gateway.early_commit_ms", record.earlyCommitMs)]),
       ...(record.errorCode === undefined ? [] : [attribute("error.type", record.errorCode)]),
     ],
     status: isError ? { code: STATUS_ERROR, message: record.errorCode ?? record.outcome } : { code: STATUS_UNSET },

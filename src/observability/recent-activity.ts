@@ -46,6 +46,8 @@ export interface FeedEntry {
   readonly tokensOut: number;
   /** The tokens are the gateway's estimate (RequestRecord.isUsageEstimated): the dashboard shows them with `≈`. */
   readonly isUsageEstimated: boolean;
+  /** A stream's head sent early, keep-alives before its answer (RequestRecord.earlyCommitMs); null: not so. */
+  readonly earlyCommitMs: number | null;
 }
 
 /**
@@ -234,5 +236,6 @@ function feedEntry(record: RequestRecord): FeedEntry {
     tokensIn: record.tokensIn,
     tokensOut: record.tokensOut,
     isUsageEstimated: record.isUsageEstimated === true,
+    earlyCommitMs: record.earlyCommitMs ?? null,
   };
 }

@@ -153,6 +153,12 @@ export interface RequestRecord {
   readonly timeToHeadersMs?: number;
   /** Streams (and speech's audio), client side: from arrival to the first content event (or audio byte) written. */
   readonly timeToFirstTokenMs?: number;
+  /**
+   * A stream whose head (status 200, its headers, then keep-alives) went out before its answer started, because it
+   * waited `server.stream_keepalive_ms` for it (queued, failing over, waiting for a first token): from arrival to
+   * that head. Its failure then reached the client as an in-stream error event; `status` is still that error's.
+   */
+  readonly earlyCommitMs?: number;
   /** Speech relayed as it came: the audio's bytes written to the client (all of them, or up to a cut). */
   readonly responseBytes?: number;
   readonly durationMs: number;

@@ -46,6 +46,11 @@ export interface RequestContext {
   readonly onReserved?: (() => void) | undefined;
   /** The request's `Cache-Control`, for the answer cache (`cache.enabled`). */
   readonly cacheDirective?: CacheDirective | undefined;
+  /**
+   * A stream's head sent before its answer started (`server.stream_keepalive_ms`, server/stream-keepalive.ts): read
+   * when the record is completed, which then says when (`earlyCommitMs`).
+   */
+  readonly earlyCommit?: { readonly committedAtMs: number | undefined } | undefined;
 }
 
 export interface JsonAnswer {
@@ -149,6 +154,8 @@ export interface PipelineRequest {
 }
 
 export function publish(request: PipelineRequest, status: number, outcome: Outcome, errorCode?: string): void {
+  const earlyCommitAtMs = request.context.earlyCommit?.committedAtMs;
+  if (earlyCommitAtMs !== undefined) request.record.committedEarly(earlyCommitAtMs);
   const record = request.record.finish(status, outcome, errorCode);
   if (record === undefined) return;
   settleClientCharge(request.runtime, request.clientCharge, record);

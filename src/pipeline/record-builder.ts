@@ -47,6 +47,7 @@ export class RecordBuilder {
   #isUsageEstimated = false;
   #timeToHeadersMs: number | undefined;
   #timeToFirstTokenMs: number | undefined;
+  #earlyCommitMs: number | undefined;
   #responseBytes: number | undefined;
   #isPublished = false;
   #content: RecordedContent | undefined;
@@ -190,6 +191,11 @@ export class RecordBuilder {
     this.#timeToHeadersMs ??= this.#clock.now() - this.#start.startedAtMs;
   }
 
+  /** The stream's head went out at `atMs`, before its answer started (`server.stream_keepalive_ms`). */
+  committedEarly(atMs: number): void {
+    this.#earlyCommitMs ??= atMs - this.#start.startedAtMs;
+  }
+
   firstTokenSent(): void {
     this.#timeToFirstTokenMs ??= this.#clock.now() - this.#start.startedAtMs;
   }
@@ -244,6 +250,7 @@ export class RecordBuilder {
       outcome,
       ...(this.#timeToHeadersMs === undefined ? {} : { timeToHeadersMs: this.#timeToHeadersMs }),
       ...(this.#timeToFirstTokenMs === undefined ? {} : { timeToFirstTokenMs: this.#timeToFirstTokenMs }),
+      ...(this.#earlyCommitMs === undefined ? {} : { earlyCommitMs: this.#earlyCommitMs }),
       ...(this.#responseBytes === undefined ? {} : { responseBytes: this.#responseBytes }),
       durationMs: this.#clock.now() - start.startedAtMs,
       ...(this.#content === undefined ? {} : { content: this.#content }),

@@ -5,7 +5,7 @@
 // `data: {"error":...}` event (docs/streaming.md).
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { ClientAbortedError, InternalError, InvalidRequestError } from "../errors/gateway-error.ts";
-import { renderError } from "../errors/render-error.ts";
+import { renderError, toGatewayError } from "../errors/render-error.ts";
 import { cacheRequest } from "../pipeline/cache-control.ts";
 import type { EndpointSpec } from "../pipeline/endpoints.ts";
 import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
@@ -15,6 +15,7 @@ import { SSE_DONE, sseData } from "../streaming/sse-format.ts";
 import { toHeaderValue } from "./header-value.ts";
 import { sharedLoad } from "./lazy-routes.ts";
 import { isMultipartRequest, uploadExpected } from "./multipart-body.ts";
+import { asksForEvents, EarlyCommit, KeepAlive, SSE_KEEP_ALIVE } from "./stream-keepalive.ts";
 import { clientGoneSignal, pumpStream, sseHeaders } from "./write-stream.ts";
 
 type HandleRequest = typeof import("../pipeline/handle-request.ts").handleRequest;
@@ -47,10 +48,11 @@ export function forwardingHandler(endpoint: EndpointSpec, runtime: GatewayRuntim
     const receivedAtMs = loadedHandleRequest === undefined ? runtime.clock.now() : undefined;
     const clientGone = clientGoneSignal(reply.raw, runtime.openRequests);
     const sessionId = request.headers["x-session-id"];
+    const early = earlyCommitFor(endpoint, request.body, reply, runtime.snapshot.config.server.streamKeepaliveMs);
     let result: PipelineResult;
     try {
       const handleRequest = loadedHandleRequest ?? (await loadPipeline());
-      result = await handleRequest(runtime, endpoint, request.body, {
+      const pending = handleRequest(runtime, endpoint, request.body, {
         requestId: request.id,
         clientProtocol,
         receivedAtMs,
@@ -59,12 +61,34 @@ export function forwardingHandler(endpoint: EndpointSpec, runtime: GatewayRuntim
         client: request.clientName ?? undefined,
         log: request.log,
         cacheDirective: cacheRequest(request.headers),
+        earlyCommit: early,
       });
+      result =
+        early === undefined
+          ? await pending
+          : await early.wait(pending, () => writeSseHead(request, reply, {}), runtime.clock.now);
     } catch (error) {
       clientGone.stop();
+      if (early?.isCommitted === true) {
+        // The head went out: the failure is the stream's last event, as after a commit (docs/streaming.md).
+        early.keepAlive.stop();
+        endCommitted(
+          reply,
+          error instanceof ClientAbortedError ? undefined : sseData(renderError(toGatewayError(error))),
+        );
+        return;
+      }
       if (!(error instanceof ClientAbortedError)) throw error;
       reply.hijack();
       reply.raw.destroy();
+      return;
+    }
+    if (early?.isCommitted === true && result.kind !== "stream") {
+      // Not an answer an SSE request gets (its stream, or an error thrown): settled, and said in-stream.
+      clientGone.stop();
+      early.keepAlive.stop();
+      if (result.kind === "audio") await result.cancel();
+      endCommitted(reply, sseData(renderError(new InternalError("The answer could not be sent as a stream."))));
       return;
     }
     if (result.kind === "json") {
@@ -84,12 +108,8 @@ export function forwardingHandler(endpoint: EndpointSpec, runtime: GatewayRuntim
     try {
       // Before hijacking: if the head cannot be written (a header value Node refuses), nothing was sent and
       // Fastify's error handler still answers; the `finally` settles the stream (slot, upstream, record).
-      reply.raw.writeHead(200, {
-        ...sseHeaders(request.headers.connection),
-        "x-request-id": request.id,
-        ...safeHeaders(result.headers),
-      });
-      reply.hijack();
+      if (early?.isCommitted !== true) writeSseHead(request, reply, safeHeaders(result.headers));
+      const keepMs = runtime.snapshot.config.server.streamKeepaliveMs;
       ending = await pumpStream(
         reply.raw,
         result.events,
@@ -98,8 +118,10 @@ export function forwardingHandler(endpoint: EndpointSpec, runtime: GatewayRuntim
           for (const chunk of chunks) text += sseData(chunk.data);
           return text;
         },
-        undefined,
-        runtime.snapshot.config.routing.maxStreamDurationMs,
+        {
+          maxDurationMs: runtime.snapshot.config.routing.maxStreamDurationMs,
+          keepAlive: early?.keepAlive ?? (keepMs > 0 ? new KeepAlive(reply.raw, keepMs, SSE_KEEP_ALIVE) : undefined),
+        },
       );
     } finally {
       try {
@@ -114,6 +136,35 @@ export function forwardingHandler(endpoint: EndpointSpec, runtime: GatewayRuntim
     else if (ending.error !== undefined) reply.raw.end(sseData(renderError(ending.error)));
     else reply.raw.end();
   };
+}
+
+/** An SSE request's early head (stream-keepalive.ts), when keep-alives are on (`server.stream_keepalive_ms`). */
+function earlyCommitFor(
+  endpoint: EndpointSpec,
+  body: unknown,
+  reply: FastifyReply,
+  intervalMs: number,
+): EarlyCommit | undefined {
+  return intervalMs > 0 && asksForEvents(endpoint, body)
+    ? new EarlyCommit(reply.raw, intervalMs, SSE_KEEP_ALIVE)
+    : undefined;
+}
+
+/** The stream's status line and headers; the reply is hijacked after them (written raw from here on). */
+function writeSseHead(request: FastifyRequest, reply: FastifyReply, headers: Record<string, string>): void {
+  reply.raw.writeHead(200, {
+    ...sseHeaders(request.headers.connection),
+    "x-request-id": request.id,
+    ...headers,
+  });
+  reply.hijack();
+}
+
+/** Ends an early-committed stream with its last event (a failure's), or cuts it when its client is gone. */
+function endCommitted(reply: FastifyReply, lastEvent: string | undefined): void {
+  if (reply.raw.destroyed) return;
+  if (lastEvent === undefined) reply.raw.destroy();
+  else reply.raw.end(lastEvent);
 }
 
 /**
@@ -138,7 +189,7 @@ async function writeAudio(
       ...safeHeaders(result.headers),
     });
     reply.hijack();
-    ending = await pumpStream(reply.raw, result.chunks, (chunk) => chunk, result.stopped);
+    ending = await pumpStream(reply.raw, result.chunks, (chunk) => chunk, { stopped: result.stopped });
   } finally {
     try {
       if (ending === undefined) await result.cancel();

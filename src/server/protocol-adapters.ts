@@ -3,7 +3,8 @@
 // answer translated back: JSON at once, or stream chunks through the protocol's stream translator. A Responses
 // request may also be served natively by a provider marked `responses_api: native` (its answer relayed).
 import type { FastifyReply, FastifyRequest } from "fastify";
-import { ClientAbortedError, type GatewayError } from "../errors/gateway-error.ts";
+import { ClientAbortedError, type GatewayError, InternalError } from "../errors/gateway-error.ts";
+import { toGatewayError } from "../errors/render-error.ts";
 import { estimateChatPrompt } from "../limits/token-estimate.ts";
 import { cacheRequest } from "../pipeline/cache-control.ts";
 import { type ChatPipelineResult, handleChatRequest } from "../pipeline/chat-request.ts";
@@ -24,6 +25,7 @@ type ForwardRecall = ForwardRequest["recallToolCallExtras"];
 
 import { answerInBackground, type BackgroundExchange } from "./background-responses.ts";
 import { toHeaderValue } from "./header-value.ts";
+import { EarlyCommit, KeepAlive, MESSAGES_KEEP_ALIVE, SSE_KEEP_ALIVE } from "./stream-keepalive.ts";
 import { clientGoneSignal, pumpStream, sseHeaders } from "./write-stream.ts";
 
 /** A protocol's stream translator: fed chat chunks, it returns the SSE text to write. */
@@ -115,9 +117,14 @@ export function protocolHandler(runtime: GatewayRuntime, adapter: ProtocolAdapte
       return;
     }
     const sessionId = request.headers["x-session-id"];
+    const keepAliveMs = runtime.snapshot.config.server.streamKeepaliveMs;
+    const early =
+      keepAliveMs > 0 && exchange.chatBody.stream === true
+        ? new EarlyCommit(reply.raw, keepAliveMs, keepAliveOf(adapter))
+        : undefined;
     let result: ChatPipelineResult;
     try {
-      result = await handleChatRequest(runtime, adapter.endpoint, exchange.chatBody, {
+      const pending = handleChatRequest(runtime, adapter.endpoint, exchange.chatBody, {
         requestId: request.id,
         clientProtocol: adapter.endpoint.protocol,
         receivedAtMs,
@@ -128,9 +135,22 @@ export function protocolHandler(runtime: GatewayRuntime, adapter: ProtocolAdapte
         cacheDirective: cacheRequest(request.headers),
         native: exchange.native,
         recallToolCallExtras: exchange.recallToolCallExtras,
+        earlyCommit: early,
       });
+      result =
+        early === undefined
+          ? await pending
+          : await early.wait(pending, () => writeHead(request, reply, {}), runtime.clock.now);
     } catch (error) {
       clientGone.stop();
+      if (early?.isCommitted === true) {
+        // The head went out: the failure is the stream's last event, in the door's protocol, as after a commit.
+        early.keepAlive.stop();
+        if (reply.raw.destroyed) return;
+        if (error instanceof ClientAbortedError) reply.raw.destroy();
+        else reply.raw.end(exchange.stream(exchange.chatBody.model, "chat", 0).fail(toGatewayError(error)));
+        return;
+      }
       if (!(error instanceof ClientAbortedError)) throw error;
       reply.hijack();
       reply.raw.destroy();
@@ -142,6 +162,14 @@ export function protocolHandler(runtime: GatewayRuntime, adapter: ProtocolAdapte
       exchange.headers === undefined || result.api !== "chat"
         ? result.headers
         : { ...result.headers, ...exchange.headers };
+    if (result.kind === "json" && early?.isCommitted === true) {
+      // Not an answer a stream request gets (its stream, or an error thrown): said in-stream.
+      clientGone.stop();
+      early.keepAlive.stop();
+      const failure = new InternalError("The answer could not be sent as a stream.");
+      if (!reply.raw.destroyed) reply.raw.end(exchange.stream(servedModel, "chat", 0).fail(failure));
+      return;
+    }
     if (result.kind === "json") {
       let answer: object;
       try {
@@ -161,21 +189,12 @@ export function protocolHandler(runtime: GatewayRuntime, adapter: ProtocolAdapte
     try {
       translator = exchange.stream(servedModel, result.api, result.promptTokensEstimate);
       const streamTranslator = translator;
-      reply.hijack();
       // Header values set on the raw response bypass Fastify's onSend check: make them safe here (a model id
       // from discovery may hold characters a header cannot).
       const gatewayHeaders = Object.fromEntries(
         Object.entries(answerHeaders).map(([name, value]) => [name, toHeaderValue(value)]),
       );
-      // `request-id` too when the server set it (Messages routes, build-server.ts): Fastify's headers are not
-      // written on a hijacked reply.
-      const anthropicRequestId = reply.getHeader("request-id");
-      reply.raw.writeHead(200, {
-        ...sseHeaders(request.headers.connection),
-        "x-request-id": request.id,
-        ...(anthropicRequestId === undefined ? {} : { "request-id": anthropicRequestId }),
-        ...gatewayHeaders,
-      });
+      if (early?.isCommitted !== true) writeHead(request, reply, gatewayHeaders);
       ending = await pumpStream(
         reply.raw,
         result.events,
@@ -184,8 +203,12 @@ export function protocolHandler(runtime: GatewayRuntime, adapter: ProtocolAdapte
           for (const chunk of chunks) text += streamTranslator.push(chunk.json);
           return text;
         },
-        undefined,
-        runtime.snapshot.config.routing.maxStreamDurationMs,
+        {
+          maxDurationMs: runtime.snapshot.config.routing.maxStreamDurationMs,
+          keepAlive:
+            early?.keepAlive ??
+            (keepAliveMs > 0 ? new KeepAlive(reply.raw, keepAliveMs, keepAliveOf(adapter)) : undefined),
+        },
       );
     } finally {
       // Whatever threw above, the stream is settled: upstream hung up on, concurrency slots freed, record published.
@@ -212,6 +235,25 @@ export function protocolHandler(runtime: GatewayRuntime, adapter: ProtocolAdapte
     }
     if (!reply.raw.destroyed) reply.raw.end(tail);
   };
+}
+
+/** The door's keep-alive: Anthropic's `ping` event on Messages, an SSE comment on Responses. */
+function keepAliveOf(adapter: ProtocolAdapter): string {
+  return adapter.endpoint.protocol === "anthropic-messages" ? MESSAGES_KEEP_ALIVE : SSE_KEEP_ALIVE;
+}
+
+/** The stream's status line and headers, written raw: the reply is hijacked first. */
+function writeHead(request: FastifyRequest, reply: FastifyReply, headers: Record<string, string>): void {
+  reply.hijack();
+  // `request-id` too when the server set it (Messages routes, build-server.ts): Fastify's headers are not
+  // written on a hijacked reply.
+  const anthropicRequestId = reply.getHeader("request-id");
+  reply.raw.writeHead(200, {
+    ...sseHeaders(request.headers.connection),
+    "x-request-id": request.id,
+    ...(anthropicRequestId === undefined ? {} : { "request-id": anthropicRequestId }),
+    ...headers,
+  });
 }
 
 /**

@@ -3,6 +3,7 @@
 import type { ServerResponse } from "node:http";
 import type { OpenRequests } from "../pipeline/open-requests.ts";
 import type { StreamChunk } from "../streaming/relay-types.ts";
+import type { KeepAlive } from "./stream-keepalive.ts";
 
 export const SSE_HEADERS: Readonly<Record<string, string>> = Object.freeze({
   "content-type": "text/event-stream; charset=utf-8",
@@ -22,21 +23,32 @@ export function sseHeaders(connection: string | undefined): Readonly<Record<stri
   return wantsClose ? { ...SSE_HEADERS, connection: "close" } : SSE_HEADERS;
 }
 
+/** How pumpStream bounds and keeps up a response beside writing its batches. */
+export interface PumpOptions {
+  /** The producer stopped (AudioAnswer.stopped): a write waiting for a client that reads nothing stops waiting. */
+  readonly stopped?: AbortSignal | undefined;
+  /** `routing.max_stream_duration_ms`: a client still not taking what was written by then is cut, as gone. */
+  readonly maxDurationMs?: number | undefined;
+  /** Keep-alives in the silences (`server.stream_keepalive_ms`): told of every write, stopped at the end. */
+  readonly keepAlive?: KeepAlive | undefined;
+}
+
 /**
  * Drives `events` to its end (the pipeline settles the request there), writing each batch as `render` says.
  * If `render` or a write throws, the generator is closed (which settles the stream: upstream hung up on, slots
- * freed, record published) and the half-written response is cut, before the error goes on. `maxDurationMs`
- * (`routing.max_stream_duration_ms`): a client still not taking what was written by then is cut, as gone (the relay
- * cannot end the stream itself while nobody pulls, and the request would hold its record and budget reservation).
+ * freed, record published) and the half-written response is cut, before the error goes on. With `maxDurationMs`, a
+ * client still not taking what was written by then is cut, as gone (the relay cannot end the stream itself while
+ * nobody pulls, and the request would hold its record and budget reservation).
  */
 export async function pumpStream<T, B = readonly StreamChunk[]>(
   response: ServerResponse,
   events: AsyncGenerator<B, T, void>,
   render: (batch: B) => string | Uint8Array,
-  stopped?: AbortSignal,
-  maxDurationMs?: number,
+  options: PumpOptions = {},
 ): Promise<T> {
+  const { stopped, maxDurationMs, keepAlive } = options;
   const deadlineMs = maxDurationMs === undefined ? undefined : Date.now() + maxDurationMs;
+  keepAlive?.start();
   let isDone = false;
   try {
     for (;;) {
@@ -48,9 +60,12 @@ export async function pumpStream<T, B = readonly StreamChunk[]>(
       // A gone client: keep pulling so the relay notices the abort and settles; nothing is written.
       if (response.destroyed) continue;
       const text = render(next.value);
-      if (text.length > 0 && !response.write(text)) await drained(response, stopped, deadlineMs);
+      if (text.length === 0) continue;
+      keepAlive?.wrote();
+      if (!response.write(text)) await drained(response, stopped, deadlineMs);
     }
   } finally {
+    keepAlive?.stop();
     if (!isDone) {
       await events.return(undefined as never);
       response.destroy();

@@ -1,0 +1,136 @@
+// Keep-alives for streams (`server.stream_keepalive_ms`, docs/streaming.md "Keep-alives"): reverse proxies and load
+// balancers cut a connection that carried no byte for a while (nginx's `proxy_read_timeout` and AWS ALB 60 s,
+// Cloudflare 100 s), and the client then loses an answer the gateway would still have served. A stream may be
+// silent that long before its answer starts (queued for a rate limit, failing over, waiting for a first token) and
+// after it (hidden reasoning, a slow upstream).
+import type { ServerResponse } from "node:http";
+import { namedEvent } from "../protocols/sse.ts";
+
+/** What the OpenAI-dialect streams (Chat Completions, legacy completions, Responses) get: an SSE comment, skipped by every SSE parser. */
+export const SSE_KEEP_ALIVE = ": keep-alive\n\n";
+/** What Anthropic's API sends, and its SDK skips: an `event: ping`. */
+export const MESSAGES_KEEP_ALIVE = namedEvent("ping", { type: "ping" });
+
+/**
+ * Writes `text` whenever the client has had nothing for `intervalMs`. Writers call `wrote()` after each write; a
+ * client whose socket is full (backpressure) gets no keep-alive, as it is not reading what it has. One timer per
+ * interval, not per write: a busy stream pays a clock read per batch.
+ */
+export class KeepAlive {
+  readonly #response: ServerResponse;
+  readonly #intervalMs: number;
+  readonly #text: string;
+  #lastWriteAtMs = 0;
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(response: ServerResponse, intervalMs: number, text: string) {
+    this.#response = response;
+    this.#intervalMs = intervalMs;
+    this.#text = text;
+  }
+
+  /** From now on (the head is written); idempotent. */
+  start(): void {
+    if (this.#timer !== undefined) return;
+    this.#lastWriteAtMs = Date.now();
+    this.#arm(this.#intervalMs);
+  }
+
+  wrote(): void {
+    this.#lastWriteAtMs = Date.now();
+  }
+
+  /** Sends one keep-alive now: the early head's first bytes (Node holds a head until the body's first write). */
+  send(): void {
+    if (this.#response.destroyed || this.#response.writableEnded) return;
+    this.#response.write(this.#text);
+    this.wrote();
+  }
+
+  stop(): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  #arm(delayMs: number): void {
+    this.#timer = setTimeout(() => this.#tick(), delayMs);
+    // The request itself holds the process (open connection, pending pipeline); a leftover timer must not.
+    this.#timer.unref();
+  }
+
+  #tick(): void {
+    const response = this.#response;
+    if (response.destroyed || response.writableEnded) {
+      this.#timer = undefined;
+      return;
+    }
+    const silentMs = Date.now() - this.#lastWriteAtMs;
+    if (silentMs >= this.#intervalMs) {
+      if (!response.writableNeedDrain) this.send();
+      else this.wrote();
+      this.#arm(this.#intervalMs);
+      return;
+    }
+    this.#arm(this.#intervalMs - silentMs);
+  }
+}
+
+/** Whether the request, as sent, asks for an SSE answer (the endpoint's rule: `stream: true`, speech's `stream_format: "sse"`). */
+export function asksForEvents(
+  endpoint: { readonly supportsStream: boolean; readonly isStreamAsked?: (body: Record<string, unknown>) => boolean },
+  body: unknown,
+): boolean {
+  if (!endpoint.supportsStream || typeof body !== "object" || body === null || Array.isArray(body)) return false;
+  const fields = body as Record<string, unknown>;
+  return endpoint.isStreamAsked?.(fields) ?? fields.stream === true;
+}
+
+/**
+ * The early head of a stream still waiting for its answer. `wait` resolves or rejects as `pending` does; if that
+ * takes `intervalMs`, `commit` is called first (it writes the status line and headers), then a keep-alive goes out
+ * at once and every interval until the answer is there (and on through `keepAlive`, which the stream's writer goes on
+ * using). `committedAtMs` is read by the pipeline when it completes the request's record (RequestContext.earlyCommit).
+ */
+export class EarlyCommit {
+  readonly keepAlive: KeepAlive;
+  readonly #response: ServerResponse;
+  readonly #intervalMs: number;
+  #committedAtMs: number | undefined;
+
+  constructor(response: ServerResponse, intervalMs: number, text: string) {
+    this.#response = response;
+    this.#intervalMs = intervalMs;
+    this.keepAlive = new KeepAlive(response, intervalMs, text);
+  }
+
+  get committedAtMs(): number | undefined {
+    return this.#committedAtMs;
+  }
+
+  get isCommitted(): boolean {
+    return this.#committedAtMs !== undefined;
+  }
+
+  async wait<T>(pending: Promise<T>, commit: () => void, nowMs: () => number): Promise<T> {
+    const timer = setTimeout(() => {
+      // A client already gone: nothing to keep alive; the pipeline is ending the request.
+      if (this.#response.destroyed) return;
+      this.#committedAtMs = nowMs();
+      try {
+        commit();
+      } catch {
+        // In a timer nothing would catch it: the head could not go out, so the connection is cut (the client is then
+        // gone to the pipeline, which ends and records the request).
+        this.#response.destroy();
+        return;
+      }
+      this.keepAlive.send();
+      this.keepAlive.start();
+    }, this.#intervalMs);
+    try {
+      return await pending;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
