@@ -13,6 +13,10 @@ import type { EventInspector, StreamEventInfo } from "./stream-event.ts";
 
 export class SegmentProgress {
   outcome: StreamOutcome | undefined;
+  /** The client left while the relay waited for it to read, its upstream unread (SegmentEnd.isLeftUnread). */
+  isLeftUnread = false;
+  /** The relay waits for its client to read what it yielded (it is not reading its upstream meanwhile). */
+  isWaitingOnClient = false;
   reason = "";
   usage: TokenUsage | undefined;
   /** `usage` is an upstream gateway's estimate (upstream-gateway-field.ts). */
@@ -60,6 +64,7 @@ export class SegmentProgress {
     if (this.outcome !== undefined) return;
     this.outcome = outcome;
     this.reason = reason;
+    this.isLeftUnread = outcome === "client_aborted" && this.isWaitingOnClient;
   }
 
   /** An event the client gets (`json` as the upstream sent it): its reasoning and its other output are counted. */
@@ -124,6 +129,7 @@ export class SegmentProgress {
       ...(this.reasoning === "" ? {} : { reasoning: this.reasoning }),
       ...(this.droppedReasoning === "" ? {} : { droppedReasoning: this.droppedReasoning }),
       ...(otherOutputTokens === 0 ? {} : { otherOutputTokens }),
+      ...(this.isLeftUnread ? { isLeftUnread: true as const } : {}),
     };
   }
 
