@@ -1,6 +1,6 @@
 // The mutable facts of one stream segment while it is relayed (relay-segment.ts), and what it generated that the
 // client did not get from it: the part of its provider's output the gateway dropped, still billed by that provider.
-import { firstChoice } from "../chat-choice.ts";
+import { firstChunkChoice } from "../chat-choice.ts";
 import { reasoningOf } from "../chat-reasoning.ts";
 import type { StreamOutcome } from "../errors/outcomes.ts";
 import { isRecord } from "../is-record.ts";
@@ -156,6 +156,6 @@ export function unrelayedOutput(
 
 /** The reasoning text a chunk adds to its first choice, the one at index 0 (chat-choice.ts, chat-reasoning.ts). */
 function firstChoiceReasoning(json: Record<string, unknown>): string {
-  const delta = firstChoice(json.choices)?.delta;
+  const delta = firstChunkChoice(json.choices)?.delta;
   return isRecord(delta) ? reasoningOf(delta) : "";
 }
