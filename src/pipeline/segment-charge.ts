@@ -37,9 +37,13 @@ export function segmentCharge(
  * keeps its reservation as its floor: nobody hung up on its provider, which may have generated on for nobody, and what
  * the client got from it says nothing of that (until 2026-12-06 a continuation that broke before its first output was
  * charged without the floor). Before 2026-12-07 a first segment whose client left kept its reservation as its floor
- * while a continuation the client left did not (before 2026-12-06 both kept it).
+ * while a continuation the client left did not (before 2026-12-06 both kept it). Unless the client left while the
+ * relay waited for it to read (SegmentEnd.isLeftUnread): its upstream was not read meanwhile, and what its provider
+ * generated then, billed, may have waited unread in the connection's buffers, which the estimate does not count. It
+ * keeps its reservation as its floor (without it, a client that stopped reading and left was charged only what the
+ * gateway had read: test/e2e/unread-stream-charges.test.ts).
  */
 function isAbandoned(end: SegmentEnd, isFirst: boolean): boolean {
-  if (end.outcome === "client_aborted") return true;
+  if (end.outcome === "client_aborted") return end.isLeftUnread !== true;
   return !isFirst && end.hasAddedNothing === true && traitsOf(end.outcome).blames === "none";
 }

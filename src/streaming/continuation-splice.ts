@@ -1,7 +1,7 @@
 // Splicing a continuation into the client's stream so that the client sees one answer: its chunks take the
 // first stream's id, the first one carries the `x_gateway.continuation` marker, and in "replay" mode the fresh
 // answer's repetition of what was already delivered is matched and dropped (docs/streaming.md, "Continuation").
-import { firstChoice } from "../chat-choice.ts";
+import { firstChunkChoice } from "../chat-choice.ts";
 import type { SseEvent } from "./sse-parser.ts";
 import type { StreamEventInfo } from "./stream-event.ts";
 
@@ -123,7 +123,7 @@ export class PrefillEchoGuard {
 }
 
 export function setFirstChoiceText(json: Record<string, unknown>, text: string): void {
-  const choice = firstChoice(json.choices);
+  const choice = firstChunkChoice(json.choices);
   if (choice === undefined) return;
   const delta = choice.delta as Record<string, unknown> | undefined;
   if (delta !== undefined) delta.content = text;

@@ -4,7 +4,7 @@
 // the `usage` of a JSON answer that came without one (the Responses and Messages doors translate both, so their
 // clients get it too). Built from the gateway's estimate and marked `x_gateway.usage_estimated`, so a client can tell
 // (docs/streaming.md "Usage chunks").
-import { firstChoice } from "../chat-choice.ts";
+import { firstChunkChoice } from "../chat-choice.ts";
 import { reasoningOf } from "../chat-reasoning.ts";
 import type { TokenUsage } from "./relay-types.ts";
 
@@ -57,7 +57,7 @@ export class OutputTokenCount {
     const choices = json.choices;
     if (!Array.isArray(choices)) return;
     if (choices.length > 0) this.#last = json;
-    const first = this.#isFirstTextLeft ? firstChoice(choices) : undefined;
+    const first = this.#isFirstTextLeft ? firstChunkChoice(choices) : undefined;
     for (const choice of choices as unknown[]) {
       if (choice === null || typeof choice !== "object") continue;
       const { delta, message, text } = choice as { delta?: unknown; message?: unknown; text?: unknown };

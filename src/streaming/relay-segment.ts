@@ -103,7 +103,9 @@ export async function* relaySegment(
         );
       }
       const out = render(current.pendingEvents);
+      progress.isWaitingOnClient = out.length > 0;
       if (out.length > 0) yield out;
+      progress.isWaitingOnClient = false;
     }
   } catch (error) {
     if (error instanceof SseLimitError) progress.end("stream_too_large", error.message);

@@ -71,10 +71,19 @@ export interface SegmentEnd {
    * diverged, or was abandoned); one its upstream broke keeps its reservation as its floor (pipeline/segment-charge.ts).
    */
   readonly hasAddedNothing?: true;
+  /**
+   * The client left while the relay waited for it to read (backpressure), not for its upstream: the upstream was not
+   * being read, so what its provider generated meanwhile may have waited unread in the connection, uncounted by the
+   * estimate. Such a segment keeps its reservation as its floor (pipeline/segment-charge.ts).
+   */
+  readonly isLeftUnread?: true;
 }
 
 /** What a segment generated besides the text it delivered: the parts of its end its estimate counts. */
-export type SegmentOutput = Pick<SegmentEnd, "droppedText" | "reasoning" | "droppedReasoning" | "otherOutputTokens">;
+export type SegmentOutput = Pick<
+  SegmentEnd,
+  "droppedText" | "reasoning" | "droppedReasoning" | "otherOutputTokens" | "isLeftUnread"
+>;
 
 /** One upstream stream in the relay: the first one, or one that continues a broken one. */
 export interface RelaySegment {

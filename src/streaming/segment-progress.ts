@@ -1,6 +1,6 @@
 // The mutable facts of one stream segment while it is relayed (relay-segment.ts), and what it generated that the
 // client did not get from it: the part of its provider's output the gateway dropped, still billed by that provider.
-import { firstChoice } from "../chat-choice.ts";
+import { firstChunkChoice } from "../chat-choice.ts";
 import { reasoningOf } from "../chat-reasoning.ts";
 import { inBandErrorStatus } from "../errors/in-band-error.ts";
 import type { StreamOutcome } from "../errors/outcomes.ts";
@@ -14,6 +14,10 @@ import type { EventInspector, StreamEventInfo } from "./stream-event.ts";
 
 export class SegmentProgress {
   outcome: StreamOutcome | undefined;
+  /** The client left while the relay waited for it to read, its upstream unread (SegmentEnd.isLeftUnread). */
+  isLeftUnread = false;
+  /** The relay waits for its client to read what it yielded (it is not reading its upstream meanwhile). */
+  isWaitingOnClient = false;
   reason = "";
   /** The status the upstream's in-band error named (SegmentEnd.upstreamStatus). */
   upstreamStatus: number | undefined;
@@ -64,6 +68,7 @@ export class SegmentProgress {
     this.outcome = outcome;
     this.reason = reason;
     this.upstreamStatus = upstreamStatus;
+    this.isLeftUnread = outcome === "client_aborted" && this.isWaitingOnClient;
   }
 
   /**
@@ -137,6 +142,7 @@ export class SegmentProgress {
       ...(this.reasoning === "" ? {} : { reasoning: this.reasoning }),
       ...(this.droppedReasoning === "" ? {} : { droppedReasoning: this.droppedReasoning }),
       ...(otherOutputTokens === 0 ? {} : { otherOutputTokens }),
+      ...(this.isLeftUnread ? { isLeftUnread: true as const } : {}),
     };
   }
 
@@ -163,6 +169,6 @@ export function unrelayedOutput(
 
 /** The reasoning text a chunk adds to its first choice, the one at index 0 (chat-choice.ts, chat-reasoning.ts). */
 function firstChoiceReasoning(json: Record<string, unknown>): string {
-  const delta = firstChoice(json.choices)?.delta;
+  const delta = firstChunkChoice(json.choices)?.delta;
   return isRecord(delta) ? reasoningOf(delta) : "";
 }

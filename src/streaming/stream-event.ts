@@ -1,7 +1,7 @@
 // What the gateway needs to know about one upstream stream event: a Chat Completions chunk (`inspectEvent`) or a
 // Responses API event from a provider called natively (`inspectResponsesEvent`). One JSON.parse per event;
 // everything else is property reads.
-import { firstChoice } from "../chat-choice.ts";
+import { firstChunkChoice } from "../chat-choice.ts";
 import { reasoningOf } from "../chat-reasoning.ts";
 import { parseJsonRecord } from "../is-record.ts";
 import type { SseEvent } from "./sse-parser.ts";
@@ -78,7 +78,7 @@ export function inspectEvent(event: SseEvent): StreamEventInfo {
   const choices = json.choices;
   // The first choice is the one at `index` 0, wherever it sits: with n > 1 a provider may send one choice per chunk,
   // and position 0 then held the second choice's text too (the delivered text interleaved both).
-  const first = firstChoice(choices);
+  const first = firstChunkChoice(choices);
   if (Array.isArray(choices)) {
     for (const choice of choices as unknown[]) {
       if (choice === null || typeof choice !== "object") continue;

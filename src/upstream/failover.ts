@@ -24,6 +24,7 @@ import type { Verdict } from "./classify-response.ts";
 import { finalError, type KeptRefusal, refusalToReturn, rejectedError } from "./final-error.ts";
 import type { AttemptReport, FailoverServices, ForwardOutcome, ForwardRequest } from "./forward-types.ts";
 import { reportedAsOf } from "./lessons.ts";
+import { promptSentOf } from "./prompt-sent.ts";
 import { outputLeftOf } from "./upstream-request.ts";
 
 /** What the loop carries from one candidate to the next. */
@@ -223,7 +224,7 @@ async function tryCandidate(
         services.redact,
       ),
       ...(changes.length === 0 ? {} : { messageOrder: orderSent.order, messageChanges: changes }),
-      reservedPromptTokens: prompt,
+      reservedPromptTokens: promptSentOf(deployment, request, services, sentTokens, prompt),
     });
     attempts.push(report);
     services.attemptEnded(

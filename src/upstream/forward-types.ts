@@ -154,8 +154,9 @@ export interface AttemptReport {
   /** The prompt tokens the key's credits cover, when the prompt alone was refused (Verdict.affordablePromptTokens). */
   readonly affordablePromptTokens?: number;
   /**
-   * The prompt part of the attempt's reservation (the calibrated estimate of the body sent): what a failed attempt whose
-   * provider took the prompt in stays charged (pipeline/recorder.ts).
+   * The prompt part of the attempt's reservation (the calibrated estimate of the body sent; a prefill continuation's
+   * with the delivered text its body carries: failover.ts promptSentOf): what a failed attempt whose provider took the
+   * prompt in stays charged (pipeline/recorder.ts).
    */
   readonly reservedPromptTokens?: number;
   /** A failed attempt's calls never sent (AttemptResult.unsentCalls): the recorder gives their requests back. */

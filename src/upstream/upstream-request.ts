@@ -43,26 +43,30 @@ export function sendUpstream(
     dispatcher.request;
   const tap = {
     dispatch: (opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean =>
-      dispatcher.dispatch(opts, new SentTap(handler, onSent)),
+      dispatcher.dispatch(opts, new SentTap(handler, onSent, call.signal)),
   };
   return request.call(tap, options);
 }
 
 /**
  * `request()`'s handler (undici's legacy handler methods) with its start reported first. Every method undici may
- * call on such a handler is passed on as it is.
+ * call on such a handler is passed on as it is. A call aborted before its connection opened (the client left while it
+ * connected) is still handed to the connection by undici, only for its handler to abort it there, unwritten: not a
+ * send (as buffered-call.ts checks too; before 2026-12-07 it was reported, and the attempt charged its prompt).
  */
 class SentTap implements Dispatcher.DispatchHandler {
   readonly #inner: Dispatcher.DispatchHandler;
   readonly #onSent: () => void;
+  readonly #signal: AbortSignal;
 
-  constructor(inner: Dispatcher.DispatchHandler, onSent: () => void) {
+  constructor(inner: Dispatcher.DispatchHandler, onSent: () => void, signal: AbortSignal) {
     this.#inner = inner;
     this.#onSent = onSent;
+    this.#signal = signal;
   }
 
   onConnect(abort: (error?: Error) => void, context?: unknown): void {
-    this.#onSent();
+    if (!this.#signal.aborted) this.#onSent();
     (this.#inner.onConnect as ((abort: (error?: Error) => void, context?: unknown) => void) | undefined)?.call(
       this.#inner,
       abort,
