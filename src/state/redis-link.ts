@@ -181,10 +181,16 @@ export class RedisLink {
   status(): StateStatus {
     if (this.#isUp) {
       const local = this.#groups?.describeDown();
+      const localProviders = this.#groups === undefined ? {} : { localProviders: this.#groups.downTags() };
       if (local !== undefined) {
-        return { kind: "redis", isDegraded: true, detail: `shared through ${this.target} but ${local}` };
+        return {
+          kind: "redis",
+          isDegraded: true,
+          detail: `shared through ${this.target} but ${local}`,
+          ...localProviders,
+        };
       }
-      return { kind: "redis", isDegraded: false, detail: `shared through ${this.target}` };
+      return { kind: "redis", isDegraded: false, detail: `shared through ${this.target}`, ...localProviders };
     }
     return {
       kind: "redis",

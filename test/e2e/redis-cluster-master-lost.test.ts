@@ -1,11 +1,12 @@
 // Two gateway replicas on a real 3-master Redis Cluster (test/helpers/redis-cluster.ts), one master killed mid-run:
 // every request is answered 200, the provider on a live master keeps its shared budget exact across both replicas
 // (rpm: N, exactly N of its requests sent upstream, the rest served by the fallback), the dead master's provider is
-// served from local state, /health says degraded and names it, each replica logs one warning and never takes the
+// served from local state, /health and /metrics say degraded and name or count it, each replica logs one warning and never takes the
 // whole link down.
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { chatRequests, logCollector, postChat, send, useGateway, useMock } from "../helpers/e2e.ts";
+import { parsePrometheusText, sumOf } from "../helpers/prometheus-text.ts";
 import { isRedisClusterAvailable, REDIS_CLUSTER_MISSING, useRedisCluster } from "../helpers/redis-cluster.ts";
 import { nodesOfTags } from "../helpers/redis-cluster-state.ts";
 
@@ -70,10 +71,14 @@ state:
   for (const [index, gateway] of replicas.entries()) {
     const health = (await send(gateway, "GET", "/health")).json as {
       status: string;
-      state: { isDegraded: boolean; detail: string };
+      state: { isDegraded: boolean; detail: string; localProviders: string[] };
     };
     assert.equal(health.status, "degraded");
     assert.equal(health.state.isDegraded, true);
+    assert.deepEqual(health.state.localProviders, ["alpha"]);
+    const metrics = parsePrometheusText((await send(gateway, "GET", "/metrics")).text);
+    assert.equal(sumOf(metrics, "llm_gateway_state_degraded"), 1);
+    assert.equal(sumOf(metrics, "llm_gateway_state_local_providers"), 1);
     assert.match(health.state.detail, /1 provider served from local state.*: alpha$/);
     const lines = (logs[index]?.lines ?? []).join("");
     assert.equal(lines.match(/slot of provider alpha does not answer/g)?.length, 1, "one warning for alpha");
