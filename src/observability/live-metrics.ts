@@ -76,6 +76,18 @@ export function liveMetrics(live: LiveStateSource): LiveMetric[] {
       () => [[{}, live.configReloads()]],
     ),
     new LiveMetric(
+      `${METRIC_PREFIX}state_degraded`,
+      "1 while the state store serves anything from local state (a shared store unreachable, a Redis Cluster slot not answering), else 0.",
+      "gauge",
+      () => [[{}, live.stateHealth?.().isDegraded === true ? 1 : 0]],
+    ),
+    new LiveMetric(
+      `${METRIC_PREFIX}state_local_providers`,
+      "Providers whose budgets a Redis Cluster serves from local state now (their hash tag's slot does not answer).",
+      "gauge",
+      () => [[{}, live.stateHealth?.().localProviders ?? 0]],
+    ),
+    new LiveMetric(
       `${METRIC_PREFIX}unhandled_rejections_total`,
       "Promise rejections nothing handled, logged and survived since start (each is a bug worth an alert).",
       "counter",

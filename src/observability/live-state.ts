@@ -95,6 +95,11 @@ export interface LiveStateSource {
   queueDepth(): number;
   /** Config reloads (and forced model refreshes) since start. */
   configReloads(): number;
+  /**
+   * The state store: degraded (serving anything from local state), and how many providers' budgets a Redis Cluster
+   * serves locally because their slot does not answer. Absent: nothing to report (tests, no runtime yet).
+   */
+  stateHealth?(): { readonly isDegraded: boolean; readonly localProviders: number };
 }
 
 /** All cooldown causes, so that a gauge shows 0 instead of vanishing when none is active. */

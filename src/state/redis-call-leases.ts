@@ -32,22 +32,24 @@ export class CallLeases {
     limits: readonly number[],
     member: string,
     nowMs: number,
+    /** A scope the keys belong to: on a Redis Cluster, a failure counts against its slot (RedisLink.recordFailure). */
+    scopeId?: string,
   ): Promise<ReleaseSlot | undefined> {
     const remove = (): void => {
       this.#held.delete(member);
-      if (!this.#link.isUp) return;
-      for (const key of keys) void this.#link.track(this.#redis.zrem(key, member));
+      if (!this.#link.isUpFor(scopeId)) return;
+      for (const key of keys) void this.#link.track(this.#redis.zrem(key, member), scopeId);
     };
     let reply: unknown;
     try {
       const args = [nowMs, nowMs + this.#leaseTtlMs, member, this.#leaseTtlMs * 2, ...limits];
       reply = await this.#redis.budgetTakeInFlight(keys.length, ...keys, ...args);
     } catch (error) {
-      this.#link.recordFailure(error);
+      this.#link.recordFailure(error, scopeId);
       remove();
       return undefined;
     }
-    this.#link.recordSuccess();
+    this.#link.recordSuccess(scopeId);
     if (reply !== 1) return undefined;
     this.#held.set(member, keys);
     return remove;

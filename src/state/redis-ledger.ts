@@ -232,7 +232,7 @@ export class RedisLedger implements BudgetLedger {
     cost: BudgetCost,
     nowMs: number,
   ): Reservation | Denied | Promise<Reservation | Denied> {
-    if (scopes.length === 0 || !this.#link.isUp) return this.#reserveLocally(scopes, cost, nowMs);
+    if (scopes.length === 0 || !this.#link.isUpFor(scopes[0]?.id)) return this.#reserveLocally(scopes, cost, nowMs);
     const fromLease = this.#reserveFromLease(scopes, cost, nowMs, nowMs);
     if (fromLease !== undefined) return fromLease;
     if (this.#local.hasOwnEvidence(scopes)) return this.#reservePaced(scopes, cost, nowMs);
@@ -250,7 +250,7 @@ export class RedisLedger implements BudgetLedger {
     const result = this.#pacedTail.then(() => {
       const verdict = this.#local.check(scopes, cost, nowMs);
       if (!verdict.isAllowed) return this.#withCachedDenial(verdict, scopes, cost, nowMs);
-      if (!this.#link.isUp) return this.#reserveLocally(scopes, cost, nowMs);
+      if (!this.#link.isUpFor(scopes[0]?.id)) return this.#reserveLocally(scopes, cost, nowMs);
       return this.#reserveShared(scopes, cost, nowMs, true);
     });
     this.#pacedTail = result.catch(() => undefined);
@@ -281,7 +281,7 @@ export class RedisLedger implements BudgetLedger {
       detail.tokensInRedis = tokens;
       return;
     }
-    if (this.#link.isUp) this.#sendReconcile(reservation, detail, tokens);
+    if (this.#link.isUpFor(detail.sharedScopes[0]?.id)) this.#sendReconcile(reservation, detail, tokens);
   }
 
   /** Moves Redis's token counters for a shared reservation from `detail.tokensInRedis` to `tokens`. */
@@ -320,7 +320,7 @@ export class RedisLedger implements BudgetLedger {
     if (detail.mirror !== undefined) this.#local.markSent(detail.mirror, atMs);
     // Not in Redis yet: the replay moves it once it is. A budget lease's runs count until the lease's end plus a
     // window already: only a send after that end moves them.
-    if (!detail.isShared || !this.#link.isUp) return;
+    if (!detail.isShared || !this.#link.isUpFor(detail.sharedScopes[0]?.id)) return;
     const { lease } = detail;
     if (lease !== undefined) {
       if (atMs <= Math.max(lease.endMs, lease.retimedToMs)) return;
@@ -349,11 +349,11 @@ export class RedisLedger implements BudgetLedger {
     const detail = this.#details.get(reservation);
     if (detail === undefined) return;
     if (detail.mirror !== undefined) this.#local.release(detail.mirror);
-    if (!this.#leased.delete(reservation) || !this.#link.isUp) return;
+    if (!this.#leased.delete(reservation) || !this.#link.isUpFor(detail.sharedScopes[0]?.id)) return;
     // The scopes as Redis charged them: a concurrency the provider stated took a lease there (`sharedScope`).
     for (const scope of detail.sharedScopes) {
       if (scope.concurrency === undefined) continue;
-      void this.#link.track(this.#redis.zrem(leasesKey(this.#prefix, scope.id), detail.member));
+      void this.#link.track(this.#redis.zrem(leasesKey(this.#prefix, scope.id), detail.member), scope.id);
     }
   }
 
@@ -372,8 +372,8 @@ export class RedisLedger implements BudgetLedger {
       lease.requestsLeft += unsent;
       return;
     }
-    if (!this.#link.isUp) return;
     const [scope] = detail.sharedScopes;
+    if (!this.#link.isUpFor(scope?.id)) return;
     const write = requestGiveBackArguments(
       this.#shapes,
       this.#prefix,
@@ -402,11 +402,11 @@ export class RedisLedger implements BudgetLedger {
     const shared = scopes
       .map((scope) => this.#local.sharedScope(scope, nowMs))
       .filter((scope) => scope.concurrency !== undefined);
-    if (shared.length === 0 || !this.#link.isUp) return releaseLocal;
+    if (shared.length === 0 || !this.#link.isUpFor(shared[0]?.id)) return releaseLocal;
     const keys = shared.map((scope) => leasesKey(this.#prefix, scope.id));
     const limits = shared.map((scope) => scope.concurrency ?? 0);
     const member = `${this.#memberOf(this.#nextId++)}:call`;
-    return this.#callLeases.take(keys, limits, member, nowMs).then((releaseShared) => {
+    return this.#callLeases.take(keys, limits, member, nowMs, shared[0]?.id).then((releaseShared) => {
       if (releaseShared === undefined) {
         releaseLocal();
         return undefined;
@@ -420,7 +420,7 @@ export class RedisLedger implements BudgetLedger {
 
   learn(scope: BudgetScope, windows: readonly LearnedWindow[], nowMs: number): void {
     this.#local.learn(scope, windows, nowMs);
-    if (!this.#link.isUp) return;
+    if (!this.#link.isUpFor(scope.id)) return;
     const argumentsOfWindows: string[] = [];
     for (const window of windows) {
       // As BudgetBook.learn: a window without a reset time is assumed to last as long as it possibly can.
@@ -434,7 +434,8 @@ export class RedisLedger implements BudgetLedger {
       );
     }
     if (argumentsOfWindows.length === 0) return;
-    void this.#link.track(this.#redis.budgetLearn(1, learnedKey(this.#prefix, scope.id), nowMs, ...argumentsOfWindows));
+    const learned = this.#redis.budgetLearn(1, learnedKey(this.#prefix, scope.id), nowMs, ...argumentsOfWindows);
+    void this.#link.track(learned, scope.id);
   }
 
   /**
@@ -555,12 +556,17 @@ export class RedisLedger implements BudgetLedger {
     const renewals = this.#callLeases.renewals(expiryMs);
     for (const reservation of this.#leased) {
       const detail = this.#details.get(reservation);
-      if (detail === undefined) continue;
+      // A Cluster slot that does not answer: renewed when it is back (the link's group up).
+      if (detail === undefined || !this.#link.isUpFor(detail.sharedScopes[0]?.id)) continue;
       const { member } = detail;
       for (const scope of detail.sharedScopes) {
         if (scope.concurrency === undefined) continue;
         const key = leasesKey(this.#prefix, scope.id);
-        renewals.push(this.#redis.zadd(key, expiryMs, member), this.#redis.pexpire(key, this.#leaseTtlMs * 2));
+        const renewal = Promise.all([
+          this.#redis.zadd(key, expiryMs, member),
+          this.#redis.pexpire(key, this.#leaseTtlMs * 2),
+        ]);
+        void this.#link.track(renewal, scope.id);
       }
     }
     void this.#link.track(Promise.all(renewals));
@@ -571,15 +577,20 @@ export class RedisLedger implements BudgetLedger {
     if (this.#isReplaying) return;
     this.#isReplaying = true;
     try {
-      while (this.#unsynced.length > 0 && this.#link.isUp) {
-        const batch = this.#unsynced.slice(0, REPLAY_BATCH);
-        try {
-          await Promise.all(batch.map((reservation) => this.#replay(reservation)));
-        } catch (error) {
-          this.#link.recordFailure(error);
+      // On a Cluster, the reservations of providers whose slot does not answer wait for it (the link's group up).
+      for (;;) {
+        const batch = this.#unsynced.filter((reservation) => this.#link.isUpFor(reservation.scopes[0]?.id));
+        if (batch.length === 0 || !this.#link.isUp) return;
+        batch.length = Math.min(batch.length, REPLAY_BATCH);
+        const replayed = await Promise.allSettled(batch.map((reservation) => this.#replay(reservation)));
+        const failed = replayed.findIndex((result) => result.status === "rejected");
+        const settled = new Set(batch.filter((_, index) => replayed[index]?.status === "fulfilled"));
+        this.#unsynced = this.#unsynced.filter((reservation) => !settled.has(reservation));
+        const failure = replayed[failed];
+        if (failure?.status === "rejected") {
+          this.#link.recordFailure(failure.reason, batch[failed]?.scopes[0]?.id);
           return;
         }
-        this.#unsynced.splice(0, batch.length);
       }
     } finally {
       this.#isReplaying = false;
@@ -672,7 +683,7 @@ export class RedisLedger implements BudgetLedger {
     const pending = this.#leases.pendingOf(key);
     if (pending !== undefined && mayWait) {
       await pending;
-      if (!this.#link.isUp) return this.#reserveLocally(scopes, cost, nowMs);
+      if (!this.#link.isUpFor(scopes[0]?.id)) return this.#reserveLocally(scopes, cost, nowMs);
       const spendAtMs = Math.max(nowMs, this.#clock.now());
       return this.#reserveFromLease(scopes, cost, nowMs, spendAtMs) ?? this.#reserveShared(scopes, cost, nowMs, false);
     }
@@ -715,13 +726,13 @@ export class RedisLedger implements BudgetLedger {
     } catch (error) {
       carried?.settle(false);
       settled?.();
-      this.#link.recordFailure(error);
+      this.#link.recordFailure(error, first?.id);
       // A timeout does not stop the script: Redis may run it later. The fallback keeps its id (so its member), so
       // that the release removes the lease it may take and the replay finds its charge marker (RESERVE_LUA).
       return this.#reserveLocally(scopes, cost, nowMs, { id, tokens, shared });
     }
     try {
-      this.#link.recordSuccess();
+      this.#link.recordSuccess(first?.id);
       if (!Array.isArray(reply) || reply[0] !== 1) {
         const denied = this.#denialOf(reply, shared, cost, nowMs);
         if (denied !== undefined) return denied;

@@ -1,10 +1,10 @@
 // Whether the shared Redis is usable right now. Every Redis call reports its outcome here; the ledger and the
 // cooldown sharing skip Redis while it is down and serve from local state. One log line when Redis goes down and
-// one when it comes back, however many requests fail in between.
+// one when it comes back, however many requests fail in between. On a Redis Cluster a failed command tells which
+// slot failed, not that the cluster did: it counts against its provider's slot group (redis-slot-groups.ts), and the
+// link goes down only with the cluster connection itself.
+import { FAILURES_BEFORE_DOWN, isUnservedSlotReply, SlotGroups } from "./redis-slot-groups.ts";
 import type { StateLogger, StateStatus } from "./state-types.ts";
-
-/** Consecutive failed commands (timeouts, errors) on an open connection that count as "Redis is down". */
-const FAILURES_BEFORE_DOWN = 3;
 
 export class RedisLink {
   /** Where Redis is, without credentials: `redis://host:port/db`. */
@@ -22,17 +22,47 @@ export class RedisLink {
   #lastScriptErrorLogMs = Number.NEGATIVE_INFINITY;
   #lastGivenUpLogMs = Number.NEGATIVE_INFINITY;
   #givenUpSinceLog = 0;
+  /** On a Redis Cluster: which providers' slots do not answer. */
+  readonly #groups: SlotGroups | undefined;
 
-  constructor(target: string, logger: StateLogger | undefined, now: () => number, isConnectionOpen: () => boolean) {
+  constructor(
+    target: string,
+    logger: StateLogger | undefined,
+    now: () => number,
+    isConnectionOpen: () => boolean,
+    isCluster = false,
+  ) {
     this.target = target;
     this.#logger = logger;
     this.#now = now;
     this.#isConnectionOpen = isConnectionOpen;
     this.#downSinceMs = now();
+    this.#groups = isCluster ? new SlotGroups(target, logger, now) : undefined;
   }
 
   get isUp(): boolean {
     return this.#isUp;
+  }
+
+  /** Whether the keys of this budget scope (its provider's hash tag) are shared now: the link, and on a Cluster its slot. */
+  isUpFor(scopeId: string | undefined): boolean {
+    if (!this.#isUp) return false;
+    return scopeId === undefined || this.#groups === undefined || !this.#groups.isDown(SlotGroups.tagOf(scopeId));
+  }
+
+  /** The tags whose Cluster slot is served locally now (none on a standalone Redis): probed once a second. */
+  downGroups(): string[] {
+    return this.#groups?.downTags() ?? [];
+  }
+
+  /** A probe of a down group's slot answered (`error` undefined) or failed. */
+  probed(tag: string, error?: unknown): void {
+    this.#groups?.probed(tag, error === undefined ? undefined : describeError(error));
+  }
+
+  /** Called (without awaiting) when a Cluster slot group is shared again: replay what was local meanwhile. */
+  onGroupUp(listener: (tag: string) => void): void {
+    this.#groups?.onUp(listener);
   }
 
   /** Called (without awaiting) every time Redis becomes reachable: resynchronise what was local meanwhile. */
@@ -75,25 +105,30 @@ export class RedisLink {
     }
   }
 
-  recordSuccess(): void {
+  /** `scopeId`: the budget scope the command's keys belong to (on a Cluster, its slot answered). */
+  recordSuccess(scopeId?: string): void {
     this.#consecutiveFailures = 0;
+    if (scopeId !== undefined) this.#groups?.recordSuccess(SlotGroups.tagOf(scopeId));
   }
 
   /** A command sent without waiting for its answer: its outcome still counts towards Redis being up or down. */
-  track(command: Promise<unknown>): Promise<void> {
+  track(command: Promise<unknown>, scopeId?: string): Promise<void> {
     return command.then(
-      () => this.recordSuccess(),
-      (error: unknown) => this.recordFailure(error),
+      () => this.recordSuccess(scopeId),
+      (error: unknown) => this.recordFailure(error, scopeId),
     );
   }
 
   /**
    * A command failed. On a closed connection Redis is down at once; on an open one a few failures in a row mean
    * Redis is hung or overloaded. An error reply (a bug or a foreign key of the wrong type) says nothing about
-   * reachability: it is logged at most once a minute and only that request falls back to local state.
+   * reachability: it is logged at most once a minute and only that request falls back to local state. On a Cluster,
+   * failures on an open connection count against the slot group of `scopeId` only (none without one: cooldowns and
+   * lessons resend on their own), and a reply saying the slot has no master (CLUSTERDOWN...) is such a failure.
    */
-  recordFailure(error: unknown): void {
-    if (error instanceof Error && error.name === "ReplyError") {
+  recordFailure(error: unknown, scopeId?: string): void {
+    const isSlotFailure = this.#groups !== undefined && isUnservedSlotReply(error);
+    if (error instanceof Error && error.name === "ReplyError" && !isSlotFailure) {
       this.recordRejected(error);
       return;
     }
@@ -102,6 +137,10 @@ export class RedisLink {
       return;
     }
     if (!this.#isUp) return;
+    if (this.#groups !== undefined) {
+      if (scopeId !== undefined) this.#groups.recordFailure(SlotGroups.tagOf(scopeId), describeError(error));
+      return;
+    }
     this.#consecutiveFailures += 1;
     this.#lastError = describeError(error);
     if (this.#consecutiveFailures >= FAILURES_BEFORE_DOWN) this.markDown(error);
@@ -119,8 +158,7 @@ export class RedisLink {
    * A write that must not be lost (a reconcile, give-back or retime: redis-once-writes.ts) failed every resend. On a
    * Redis Cluster the link stays up while one master is dead (the others answer), so a batch for that master's slots
    * was dropped after ~4 s without a word, and the shared counts it would have moved stayed off until their windows
-   * ended. Three such failures in a row mark the whole link down (for a second, until a PING answers), which
-   * says nothing of this write either. Logged at most once a minute, with how many were given up since the last line.
+   * ended. Logged at most once a minute, with how many were given up since the last line.
    */
   recordGivenUp(error: unknown): void {
     this.#givenUpSinceLog += 1;
@@ -141,7 +179,19 @@ export class RedisLink {
   }
 
   status(): StateStatus {
-    if (this.#isUp) return { kind: "redis", isDegraded: false, detail: `shared through ${this.target}` };
+    if (this.#isUp) {
+      const local = this.#groups?.describeDown();
+      const localProviders = this.#groups === undefined ? {} : { localProviders: this.#groups.downTags() };
+      if (local !== undefined) {
+        return {
+          kind: "redis",
+          isDegraded: true,
+          detail: `shared through ${this.target} but ${local}`,
+          ...localProviders,
+        };
+      }
+      return { kind: "redis", isDegraded: false, detail: `shared through ${this.target}`, ...localProviders };
+    }
     return {
       kind: "redis",
       isDegraded: true,

@@ -24,6 +24,7 @@ import { ClusterSubscriber, nodesOf } from "./redis-cluster-subscriber.ts";
 import { CooldownSharing } from "./redis-cooldowns.ts";
 import { RedisDataEpoch } from "./redis-data-epoch.ts";
 import { DeploymentForgets } from "./redis-deployment-forgets.ts";
+import { budgetKeyBase } from "./redis-keys.ts";
 import { LearnedFactSharing, type LearnedFactsLoadStart } from "./redis-learned-facts.ts";
 import { RedisLedger } from "./redis-ledger.ts";
 import { describeRedisUrl, RedisLink } from "./redis-link.ts";
@@ -77,6 +78,7 @@ export async function createRedisStateBackend(
     startupLogger,
     () => clock.now(),
     () => redis.status === "ready",
+    isCluster,
   );
   const instanceId = randomBytes(6).toString("hex");
   const epoch = new RedisDataEpoch(redis, settings.redisKeyPrefix);
@@ -244,8 +246,20 @@ export async function createRedisStateBackend(
 
   ledger.start();
   calibration?.start(settings.flushIntervalMs);
+  // A Cluster slot group that is down (redis-slot-groups.ts) is asked whether it answers, by a key in its slot.
+  link.onGroupUp(() => {
+    ledger.replayUnsynced().catch(() => {});
+    ledger.renewLeases();
+  });
   const probe = setInterval(() => {
-    if (link.isUp || redis.status !== "ready") return;
+    if (redis.status !== "ready") return;
+    for (const tag of link.isUp ? link.downGroups() : []) {
+      redis.exists(budgetKeyBase(settings.redisKeyPrefix, `provider:${tag}`)).then(
+        () => link.probed(tag),
+        (error: unknown) => link.probed(tag, error ?? new Error("probe failed")),
+      );
+    }
+    if (link.isUp) return;
     redis.ping().then(
       () => link.markUp(),
       () => {},

@@ -8,6 +8,11 @@ export interface StateStatus {
   /** True while a shared store is unreachable and the gateway serves from local state. */
   readonly isDegraded: boolean;
   readonly detail: string;
+  /**
+   * On a Redis Cluster that answers: the providers (hash tags) whose slot does not, served from local state meanwhile
+   * (redis-slot-groups.ts). Absent elsewhere.
+   */
+  readonly localProviders?: readonly string[];
 }
 
 /** Where the answer cache keeps its rows when they are shared (Redis): opaque JSON by key, bounded as asked. */

@@ -1,6 +1,7 @@
 // A real Redis Cluster for tests: three masters (no replicas) started as child processes on loopback ports, joined
 // with `redis-cli --cluster create`, killed when the test ends. `cluster-require-full-coverage no`, so the slots of
-// the masters still running keep answering when a test kills one. Callers skip when redis-server is missing.
+// the masters still running keep answering when a test kills one, and a killed one can be started again on its port
+// (it rejoins with its slots, empty). Callers skip when redis-server is missing.
 import { type ChildProcess, spawnSync } from "node:child_process";
 import { once } from "node:events";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -31,6 +32,11 @@ export interface RedisClusterNode {
   readonly port: number;
   readonly url: string;
   kill(): Promise<void>;
+  /**
+   * Starts a killed node again on its port with its cluster config file: it rejoins with the slots it held (and none
+   * of their keys: nothing is persisted), and resolves once every running node reports cluster_state:ok.
+   */
+  restart(): Promise<void>;
 }
 
 export interface RedisCluster {
@@ -69,6 +75,12 @@ export async function useRedisCluster(t: TestContext): Promise<RedisCluster> {
     port,
     url: `redis://127.0.0.1:${port}`,
     kill: () => killChild(children[index] as ChildProcess),
+    restart: async () => {
+      const child = await spawnNode(port, directory);
+      if (child === undefined) throw new Error(`redis-server could not start again on port ${port}`);
+      children[index] = child;
+      await waitForClusterOk(ports);
+    },
   }));
   return {
     url: `redis://127.0.0.1:${ports[0]}`,
