@@ -4,6 +4,7 @@
 // message in `input_items`, `parallel_tool_calls: false` and `max_tool_calls` held to by a provider that ignores
 // them, and the request fields the response object repeats back.
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { describe, test } from "node:test";
 import OpenAI from "openai";
 import { type ScriptedCall, toolCallCompletion, toolCallStream } from "../helpers/chat-tool-calls.ts";
@@ -260,5 +261,17 @@ describe("responses API: fields the response object repeats", () => {
     assert.equal((plain as { max_tool_calls?: unknown }).max_tool_calls, null);
     assert.equal(plain.text?.verbosity, "medium");
     assert.equal(chatBody(mock, 1).user, "own-user");
+  });
+});
+
+describe("responses API: safety_identifier as chat's user", () => {
+  test("a safety_identifier over 64 characters goes upstream as its SHA-256, as the Messages door's user_id", async (t) => {
+    const { mock, client } = await scene(t);
+    mock.enqueue(CHAT_ROUTE, { kind: "json", body: chatCompletion("ok", VENDOR_MODEL_ID) });
+    const long = `tenant-7/user-${"x".repeat(80)}`;
+    const response = await client.responses.create({ model: "m", input: "hi", safety_identifier: long });
+    // OpenAI refuses a `user` over 64 characters (string_above_max_length): every candidate would have failed.
+    assert.equal(chatBody(mock, 0).user, createHash("sha256").update(long).digest("hex"));
+    assert.equal(response.safety_identifier, long);
   });
 });

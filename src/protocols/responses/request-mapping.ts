@@ -3,6 +3,7 @@
 // the source of truth for it.
 import { InvalidRequestError, ResourceNotFoundError } from "../../errors/gateway-error.ts";
 import type { ChatMessage, ChatRequestBody, ChatResponseFormat, ChatTool } from "../chat-completions.ts";
+import { upstreamUser } from "../messages/upstream-user.ts";
 import { validateAt, validateBody } from "../validate.ts";
 import { checkConversationId, isConversationId } from "./conversations.ts";
 import { refuseDuplicateItems } from "./duplicate-items.ts";
@@ -89,8 +90,9 @@ export function toChatRequest(body: unknown, lookup: ResponseLookup): Translated
   if (typeof request.top_p === "number") chatBody.top_p = request.top_p;
   // `safety_identifier` is OpenAI's newer name for what `user` was for (the end user, for abuse detection); chat
   // providers know `user`, which the gateway already sends them all. `prompt_cache_key` has no such old name: not sent.
-  const user = request.user ?? request.safety_identifier;
-  if (typeof user === "string") chatBody.user = user;
+  // A longer one than OpenAI's `user` takes goes as its SHA-256, as the Messages door's `metadata.user_id`.
+  if (typeof request.user === "string") chatBody.user = request.user;
+  else if (typeof request.safety_identifier === "string") chatBody.user = upstreamUser(request.safety_identifier);
   if (asksForLogprobs(request)) {
     chatBody.logprobs = true;
     if (typeof request.top_logprobs === "number") chatBody.top_logprobs = request.top_logprobs;
