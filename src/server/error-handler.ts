@@ -238,23 +238,31 @@ export function errorHandler(bodyLimitBytes: number) {
     // A route's own limit when it has one (`POST /v1/files`: `batches.max_file_bytes`).
     const routeLimitBytes = request.routeOptions.bodyLimit ?? bodyLimitBytes;
     const gatewayError = fromFastifyError(error, routeLimitBytes, UPLOAD_DOORS.get(request.routeOptions.url ?? ""));
-    // An only-if-cached miss is a 504 the client asked for (outcome not_cached), no failure: no error line, no stack.
-    if (isUpstreamOutcome(gatewayError)) {
-      // Every upstream failed or timed out: an outcome the attempts explain, not a fault in the gateway's code, so
-      // no stack (it only ever pointed at the failover loop and buried the message, printed three times, on a
-      // terminal). Still error level: every provider failing is what an alert on the error log is for.
-      request.log.error(
-        { type: gatewayError.name, code: gatewayError.code, attempts: gatewayError.attempts },
-        gatewayError.message,
-      );
-    } else if (gatewayError.status >= 500 && !(gatewayError instanceof NotCachedError)) {
-      // Internal details go to the log (with the request id), never to the client.
-      request.log.error({ err: gatewayError.cause ?? gatewayError, code: gatewayError.code }, gatewayError.message);
-    } else {
-      request.log.info({ status: gatewayError.status, code: gatewayError.code }, gatewayError.message);
-    }
+    logRequestError(request, gatewayError);
     sendError(reply, gatewayError);
   };
+}
+
+/**
+ * A request's failure in the log, as the error handler writes it; also a stream's whose head went out early
+ * (stream-keepalive.ts), whose failure is its last event instead of an HTTP error.
+ */
+export function logRequestError(request: FastifyRequest, gatewayError: GatewayError): void {
+  // An only-if-cached miss is a 504 the client asked for (outcome not_cached), no failure: no error line, no stack.
+  if (isUpstreamOutcome(gatewayError)) {
+    // Every upstream failed or timed out: an outcome the attempts explain, not a fault in the gateway's code, so
+    // no stack (it only ever pointed at the failover loop and buried the message, printed three times, on a
+    // terminal). Still error level: every provider failing is what an alert on the error log is for.
+    request.log.error(
+      { type: gatewayError.name, code: gatewayError.code, attempts: gatewayError.attempts },
+      gatewayError.message,
+    );
+  } else if (gatewayError.status >= 500 && !(gatewayError instanceof NotCachedError)) {
+    // Internal details go to the log (with the request id), never to the client.
+    request.log.error({ err: gatewayError.cause ?? gatewayError, code: gatewayError.code }, gatewayError.message);
+  } else {
+    request.log.info({ status: gatewayError.status, code: gatewayError.code }, gatewayError.message);
+  }
 }
 
 /** No upstream could serve the request (502/503/504), with no underlying exception to show. */

@@ -12,6 +12,7 @@ import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
 import type { AudioAnswer, PipelineResult, StreamEnding } from "../pipeline/handle-request.ts";
 import type { AudioRelayEnd } from "../streaming/relay-audio.ts";
 import { SSE_DONE, sseData } from "../streaming/sse-format.ts";
+import { logRequestError } from "./error-handler.ts";
 import { toHeaderValue } from "./header-value.ts";
 import { sharedLoad } from "./lazy-routes.ts";
 import { isMultipartRequest, uploadExpected } from "./multipart-body.ts";
@@ -72,10 +73,13 @@ export function forwardingHandler(endpoint: EndpointSpec, runtime: GatewayRuntim
       if (early?.isCommitted === true) {
         // The head went out: the failure is the stream's last event, as after a commit (docs/streaming.md).
         early.keepAlive.stop();
-        endCommitted(
-          reply,
-          error instanceof ClientAbortedError ? undefined : sseData(renderError(toGatewayError(error))),
-        );
+        if (error instanceof ClientAbortedError) {
+          endCommitted(reply, undefined);
+          return;
+        }
+        const failure = toGatewayError(error);
+        logRequestError(request, failure);
+        endCommitted(reply, sseData(renderError(failure)));
         return;
       }
       if (!(error instanceof ClientAbortedError)) throw error;

@@ -24,6 +24,7 @@ import type { ForwardRequest, NativeCall, UpstreamApi } from "../upstream/forwar
 type ForwardRecall = ForwardRequest["recallToolCallExtras"];
 
 import { answerInBackground, type BackgroundExchange } from "./background-responses.ts";
+import { logRequestError } from "./error-handler.ts";
 import { toHeaderValue } from "./header-value.ts";
 import { EarlyCommit, KeepAlive, MESSAGES_KEEP_ALIVE, SSE_KEEP_ALIVE } from "./stream-keepalive.ts";
 import { clientGoneSignal, pumpStream, sseHeaders } from "./write-stream.ts";
@@ -146,9 +147,13 @@ export function protocolHandler(runtime: GatewayRuntime, adapter: ProtocolAdapte
       if (early?.isCommitted === true) {
         // The head went out: the failure is the stream's last event, in the door's protocol, as after a commit.
         early.keepAlive.stop();
-        if (reply.raw.destroyed) return;
-        if (error instanceof ClientAbortedError) reply.raw.destroy();
-        else reply.raw.end(exchange.stream(exchange.chatBody.model, "chat", 0).fail(toGatewayError(error)));
+        if (error instanceof ClientAbortedError) {
+          reply.raw.destroy();
+          return;
+        }
+        const failure = toGatewayError(error);
+        logRequestError(request, failure);
+        if (!reply.raw.destroyed) reply.raw.end(exchange.stream(exchange.chatBody.model, "chat", 0).fail(failure));
         return;
       }
       if (!(error instanceof ClientAbortedError)) throw error;

@@ -8,7 +8,7 @@ import { createOpenAI } from "@ai-sdk/openai";
 import Anthropic from "@anthropic-ai/sdk";
 import { streamText } from "ai";
 import { APIError } from "openai";
-import { CHAT_ROUTE, openAiClient, send } from "../helpers/e2e.ts";
+import { CHAT_ROUTE, logCollector, openAiClient, send } from "../helpers/e2e.ts";
 import { commentsOf, keepAliveScene, newestRecord, postRaw, UPSTREAM_MODEL } from "../helpers/keepalive-scene.ts";
 import { chatStream, type MockStep } from "../helpers/mock-upstream.ts";
 import { postJson, waitUntil } from "../helpers/sse-client.ts";
@@ -186,4 +186,24 @@ test("a shutdown while a stream is queued after its early head: the in-stream 50
   const closeMs = performance.now() - closedAtMs;
   assert.ok(closeMs < 10_000, `closed ${Math.round(closeMs)} ms after it began`);
   assert.equal(mock.requests.filter((request) => request.path.endsWith("/chat/completions")).length, 1);
+});
+
+test("a failure after the early head is logged at error level, as its HTTP error is (chat and Messages doors)", async (t) => {
+  for (const keepAliveMs of [0, 200]) {
+    const log = logCollector();
+    const { mock, gateway } = await keepAliveScene(t, {
+      keepAliveMs,
+      gateway: { logLevel: "info", logStream: log.stream },
+    });
+    mock.enqueue(CHAT_ROUTE, slowFailure, slowFailure);
+    await postRaw(gateway, "/v1/chat/completions", CHAT_BODY);
+    await postRaw(gateway, "/v1/messages", {
+      model: "m",
+      max_tokens: 5,
+      stream: true,
+      messages: [{ role: "user", content: "hi" }],
+    });
+    const errors = log.lines.filter((line) => /"level":50/.test(line) && /No upstream could serve/.test(line));
+    assert.equal(errors.length, 2, `keep-alive ${keepAliveMs} ms: ${log.lines.join("")}`);
+  }
 });

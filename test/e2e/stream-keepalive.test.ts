@@ -189,6 +189,19 @@ describe("after the start: silence gets a keep-alive too", () => {
   });
 });
 
+test("Responses background stream (`background: true, stream: true`): its run's silence gets keep-alives too", async (t) => {
+  const { mock, gateway } = await keepAliveScene(t);
+  const events = chatStream(WORDS, UPSTREAM_MODEL);
+  // The run's upstream is silent 900 ms before its first chunk, after the queued response's first events went out.
+  events.splice(0, 0, { delayMs: 900 });
+  mock.enqueue(CHAT_ROUTE, { kind: "sse", events }, { kind: "sse", events });
+  const raw = await postRaw(gateway, "/v1/responses", { model: "m", stream: true, background: true, input: "hi" });
+  assert.equal(raw.status, 200);
+  assert.ok(commentsOf(raw.text).length >= 2, `keep-alives in the silence:\n${raw.text}`);
+  const stream = openAiClient(gateway).responses.stream({ model: "m", input: "hi", background: true });
+  assert.equal((await stream.finalResponse()).output_text, ANSWER);
+});
+
 describe("a fast stream is unchanged", () => {
   test("chat: byte for byte what keep-alives off write, with the candidate's headers", async (t) => {
     const bodies: string[] = [];

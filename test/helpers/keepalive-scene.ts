@@ -3,7 +3,7 @@
 // streamed request (its status, headers and body as written, with the keep-alives in it).
 import type { TestContext } from "node:test";
 import { type RawResponse, recordsOf, send, useGateway, useMock } from "./e2e.ts";
-import type { TestGateway } from "./gateway.ts";
+import type { TestGateway, TestGatewayOptions } from "./gateway.ts";
 import type { MockUpstream } from "./mock-upstream.ts";
 
 export const KEEPALIVE_MS = 200;
@@ -22,7 +22,7 @@ export interface KeepAliveScene {
  */
 export async function keepAliveScene(
   t: TestContext,
-  options: { keepAliveMs?: number; limits?: string; routing?: string } = {},
+  options: { keepAliveMs?: number; limits?: string; routing?: string; gateway?: TestGatewayOptions } = {},
 ): Promise<KeepAliveScene> {
   const mock = await useMock(t);
   const gateway = await useGateway(
@@ -44,6 +44,7 @@ routing: ${options.routing ?? "{}"}
 request_log:
   enabled: true
 `,
+    options.gateway,
   );
   return { mock, gateway };
 }
