@@ -8,6 +8,7 @@ import { BACKGROUND_HEARTBEAT_MS, backgroundView, isTerminal } from "../protocol
 import { type KeptResponses, keptToken } from "../protocols/responses/kept-responses.ts";
 import type { ResponseObject } from "../protocols/responses/response-object.ts";
 import type { StoredResponse } from "../protocols/responses/response-store.ts";
+import { KeepAlive, SSE_KEEP_ALIVE } from "./stream-keepalive.ts";
 import { sseHeaders } from "./write-stream.ts";
 
 /** Times a cancel reads the kept state again when the running replica changed it meanwhile. */
@@ -15,25 +16,33 @@ const MAX_CANCEL_ATTEMPTS = 5;
 
 /**
  * Writes followed events as an SSE answer until they end or the reader leaves (then `followed` aborts, which ends
- * the following; the run goes on: a background response outlives its client).
+ * the following; the run goes on: a background response outlives its client). `keepAliveMs`
+ * (`server.stream_keepalive_ms`, 0: none): a run silent that long (a slow upstream, a failover, another replica's
+ * run read every heartbeat) gets a keep-alive comment, as a foreground stream does, so a proxy does not cut the reader.
  */
 export async function writeEvents(
   request: FastifyRequest,
   reply: FastifyReply,
   events: AsyncGenerator<string>,
   followed: AbortController,
+  keepAliveMs: number,
 ): Promise<void> {
   reply.hijack();
   const raw = reply.raw;
   raw.writeHead(200, { ...sseHeaders(request.headers.connection), "x-request-id": request.id });
+  const keepAlive = keepAliveMs > 0 ? new KeepAlive(raw, keepAliveMs, SSE_KEEP_ALIVE) : undefined;
+  keepAlive?.start();
   const onClose = (): void => followed.abort();
   raw.on("close", onClose);
   try {
     for await (const event of events) {
       if (raw.destroyed) break;
-      if (!raw.write(event)) await new Promise<void>((resolve) => raw.once("drain", resolve).once("close", resolve));
+      const isWritten = raw.write(event);
+      keepAlive?.wrote();
+      if (!isWritten) await new Promise<void>((resolve) => raw.once("drain", resolve).once("close", resolve));
     }
   } finally {
+    keepAlive?.stop();
     raw.off("close", onClose);
     if (!raw.destroyed) raw.end();
   }

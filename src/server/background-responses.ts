@@ -116,7 +116,13 @@ export async function answerInBackground(
   }
   const followed = new AbortController();
   const events = runtime.backgroundRuns.follow(background.id, 0, followed.signal);
-  await writeEvents(request, reply, events ?? emptyEvents(), followed);
+  await writeEvents(
+    request,
+    reply,
+    events ?? emptyEvents(),
+    followed,
+    runtime.snapshot.config.server.streamKeepaliveMs,
+  );
 }
 
 async function* emptyEvents(): AsyncGenerator<string> {}

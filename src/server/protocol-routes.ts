@@ -113,7 +113,7 @@ function registerKeptResponseRoutes(app: RouteTarget, runtime: GatewayRuntime, s
           () => runtime.clock.now(),
           followed.signal,
         );
-      await writeEvents(request, reply, events, followed);
+      await writeEvents(request, reply, events, followed, runtime.snapshot.config.server.streamKeepaliveMs);
       return reply;
     });
     app.post(`${base}/:id/cancel`, async (request) => {
