@@ -18,6 +18,8 @@ export interface CacheDirective {
   readonly storeTtlMs?: number;
   /** `x-gateway-cache-namespace`: part of the key besides the named client, so a namespace only narrows. */
   readonly namespace?: string;
+  /** Why the door left the cache out whatever the headers said (withoutAnswerCache), for a 504 `not_cached`. */
+  readonly skippedBecause?: string;
   /** Why one of the gateway's own cache headers was refused: the request is answered with a 400 naming it. */
   readonly problem?: { readonly message: string; readonly header: string };
 }
@@ -75,6 +77,15 @@ export function cacheRequest(headers: CacheHeaders): CacheDirective {
     ...(ttl === undefined ? {} : { storeTtlMs: Number(ttl) * 1000 }),
     ...(namespace === undefined ? {} : { namespace }),
   };
+}
+
+/**
+ * The directive of a request whose answer the cache must neither give nor keep whatever its headers say (a Messages
+ * `max_tokens: 0` pre-warm: its point is to reach the provider). `only-if-cached` stays: such a request is a 504,
+ * never an upstream call it did not ask for; a malformed gateway header is still refused.
+ */
+export function withoutAnswerCache(directive: CacheDirective, skippedBecause: string): CacheDirective {
+  return { ...directive, mode: "no-store", skippedBecause };
 }
 
 /** A header as one string; absent or empty (as a proxy may forward it) is none. Node joins repeats with ", ". */

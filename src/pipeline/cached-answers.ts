@@ -56,11 +56,13 @@ export function notCachedError(request: PipelineRequest): NotCachedError {
     ? "the answer cache is off (cache.enabled)"
     : !endpoint.isCacheable
       ? `answers of ${endpoint.name} requests are not kept`
-      : context.cacheDirective?.mode === "no-store" || context.cacheDirective?.mode === "no-cache"
-        ? `Cache-Control: ${context.cacheDirective.mode} came with it, so no kept answer may be given`
-        : key === undefined
-          ? "this request's answers are not kept"
-          : "the answer cache holds no answer for this request";
+      : context.cacheDirective?.skippedBecause !== undefined
+        ? context.cacheDirective.skippedBecause
+        : context.cacheDirective?.mode === "no-store" || context.cacheDirective?.mode === "no-cache"
+          ? `Cache-Control: ${context.cacheDirective.mode} came with it, so no kept answer may be given`
+          : key === undefined
+            ? "this request's answers are not kept"
+            : "the answer cache holds no answer for this request";
   return new NotCachedError(`Cache-Control: only-if-cached, but ${why}; nothing was sent upstream.`);
 }
 

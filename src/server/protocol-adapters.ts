@@ -6,7 +6,7 @@ import type { FastifyReply, FastifyRequest } from "fastify";
 import { ClientAbortedError, type GatewayError, InternalError } from "../errors/gateway-error.ts";
 import { toGatewayError } from "../errors/render-error.ts";
 import { estimateChatPrompt } from "../limits/token-estimate.ts";
-import { cacheRequest } from "../pipeline/cache-control.ts";
+import { cacheRequest, withoutAnswerCache } from "../pipeline/cache-control.ts";
 import { type ChatPipelineResult, handleChatRequest } from "../pipeline/chat-request.ts";
 import { type EndpointSpec, MESSAGES_ENDPOINT } from "../pipeline/endpoints.ts";
 import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
@@ -64,6 +64,11 @@ export interface Exchange {
   answered?(answer: object): Promise<Readonly<Record<string, string>> | undefined>;
   /** `background: true` (Responses): answered at once, served in the gateway (background-responses.ts). */
   readonly background?: BackgroundExchange | undefined;
+  /**
+   * The answer cache is left out, lookup and store (Messages' `max_tokens: 0` pre-warm: a kept answer would keep it
+   * from the provider, whose prompt cache it is sent to keep warm).
+   */
+  readonly isAnswerCacheSkipped?: boolean;
 }
 
 export interface ProtocolAdapter {
@@ -133,7 +138,13 @@ export function protocolHandler(runtime: GatewayRuntime, adapter: ProtocolAdapte
         sessionId: typeof sessionId === "string" ? sessionId : undefined,
         client: request.clientName ?? undefined,
         log: request.log,
-        cacheDirective: cacheRequest(request.headers),
+        cacheDirective:
+          exchange.isAnswerCacheSkipped === true
+            ? withoutAnswerCache(
+                cacheRequest(request.headers),
+                "a max_tokens of 0 (a pre-warm) is never answered from the cache",
+              )
+            : cacheRequest(request.headers),
         native: exchange.native,
         recallToolCallExtras: exchange.recallToolCallExtras,
         earlyCommit: early,
@@ -290,6 +301,7 @@ export function messagesAdapter(): ProtocolAdapter {
         estimateChatPrompt(translated.chatBody.messages, translated.chatBody.tools).promptTokens;
       return {
         chatBody: translated.chatBody,
+        isAnswerCacheSkipped: translated.isOutputDropped,
         answer: (completion, servedModel) =>
           toMessageObject(completion, {
             ids: randomIds,

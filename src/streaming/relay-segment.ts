@@ -16,6 +16,7 @@ import { abortReasonText } from "../errors/gateway-error.ts";
 import type { StreamOutcome } from "../errors/outcomes.ts";
 import { isRecord } from "../is-record.ts";
 import { hasManyChoices, PrefillEchoGuard, ReplayMatcher, setFirstChoiceText } from "./continuation-splice.ts";
+import { takeFailure } from "./failed-in-place.ts";
 import { IdleWatchdog } from "./idle-watchdog.ts";
 import { MissingRoles } from "./missing-roles.ts";
 import type { RelayState } from "./relay-state.ts";
@@ -268,17 +269,14 @@ function renderer(
       // `finish_reason: "error"` on a chunk that also carries output (OpenRouter fails a stream in place): the output
       // is the client's, the failure ends the segment as an error event would (continued, or the final error event);
       // it is not the answer's finish, which the client would otherwise take for a whole answer.
-      const isFailedInPlace = info.finishReason === "error";
-      if (isFailedInPlace) {
-        clearFinishReasons(json);
-        event.data = JSON.stringify(json);
-      }
+      const failedInPlace = info.finishReason === "error" ? takeFailure(json) : undefined;
+      if (failedInPlace !== undefined) event.data = JSON.stringify(json);
       state.choices.note(json);
       // A finished answer is not continued (that would append text after the model's own stop), and neither
       // is a tool call or n > 1 (a prefill cannot resume a half-written call or several choices), nor a refusal
       // (only text is matched in a replay: a refusal would be repeated).
       if (
-        (info.finishReason !== undefined && !isFailedInPlace) ||
+        (info.finishReason !== undefined && failedInPlace === undefined) ||
         info.hasToolCall ||
         info.hasRefusal ||
         hasManyChoices(json)
@@ -337,8 +335,9 @@ function renderer(
         out.push({ data: JSON.stringify(json), json });
       }
       if (info.isFinal) progress.end("success", "");
-      if (isFailedInPlace) {
-        progress.end("stream_error_event", "the upstream failed the stream in place (finish_reason: error)");
+      if (failedInPlace !== undefined) {
+        // A 429 its error object names is a rate limit (a cooldown, the door's rate_limit_error), as an error event's.
+        progress.endAtUpstreamError(failedInPlace, "the upstream failed the stream in place (finish_reason: error)");
       }
       if (progress.outcome !== undefined) break;
     }
@@ -384,16 +383,5 @@ async function drainQuietly(segment: RelaySegment): Promise<void> {
     // aborted or reset after [DONE]: nothing left to deliver
   } finally {
     clearTimeout(timer);
-  }
-}
-
-/** Takes `finish_reason` off every choice of a chunk (set to null, as in a chunk that does not finish). */
-function clearFinishReasons(json: Record<string, unknown>): void {
-  const choices = json.choices;
-  if (!Array.isArray(choices)) return;
-  for (const choice of choices as unknown[]) {
-    if (choice !== null && typeof choice === "object" && "finish_reason" in choice) {
-      (choice as { finish_reason: unknown }).finish_reason = null;
-    }
   }
 }

@@ -81,6 +81,11 @@ const MODEL_GONE =
 const UNSUPPORTED =
   /not supported|unsupported|does not support|doesn't support|unrecognized request argument|extra (?:inputs|fields) (?:are )?not permitted|unknown (?:field|parameter|argument|name)|cannot find field|unexpected (?:keyword|field|parameter)|additional properties are not allowed|not enabled for this model|--enable-auto-tool-choice/i;
 const UNSUPPORTED_EACH = new RegExp(UNSUPPORTED.source, "gi");
+// A parameter refused for its size, not its value: OpenAI's `array_above_max_length` for a `stop` of more than 4
+// entries, which DeepSeek (16) and others take. Worded without "not supported" ("Invalid 'stop': array too long"),
+// so it is known by its code, and only when its `param` names a feature the request carries (a too long `messages`
+// is the request's, whoever is asked).
+const SIZE_REFUSAL_CODES = new Set(["array_above_max_length"]);
 
 // A 404 (or a 200-less 405) from the web server's router rather than from the API: the PATH does not exist, whatever
 // the model. As real servers word it: OpenAI's "Invalid URL (POST /v1/x)", FastAPI's (vLLM, LiteLLM, SGLang)
@@ -244,6 +249,7 @@ export function refusalOf(status: number, error: UpstreamErrorFields, bodyText =
       : "model_unavailable";
   if (status !== 400 && status !== 422) return "request";
   if (isModelNamed) return "model_unavailable";
+  if (isSizeRefusal(error, request)) return "unsupported";
   // A role-order refusal (Mistral's `invalid_request_message_order`, a chat template's alternation error): another
   // candidate takes the same messages, and this one takes them rewritten (providers/message-order.ts). Judged with
   // the request, as the lesson is: a phrase that only echoes the client's prompt ("Request blocked: input '... roles
@@ -272,6 +278,14 @@ export function refusalOf(status: number, error: UpstreamErrorFields, bodyText =
   return refusedFeature(error, requestFeatures(request, hasImageParts(request))) !== undefined
     ? "unsupported"
     : "request";
+}
+
+/** SIZE_REFUSAL_CODES with a `param` that is one of the request's features (lessons.ts learns it by that param). */
+function isSizeRefusal(error: UpstreamErrorFields, request: unknown): boolean {
+  if (error.code === undefined || !SIZE_REFUSAL_CODES.has(error.code.toLowerCase())) return false;
+  if (error.param === undefined || !isRecord(request)) return false;
+  // Tied by the param alone: the message's words are not read, a quoted prompt cannot make it one.
+  return refusedFeature({ message: "", param: error.param }, requestFeatures(request, false)) !== undefined;
 }
 
 /**

@@ -106,6 +106,42 @@ describe("a mid-stream upstream error keeps its cause on every door", () => {
     assert.equal(error.code, "rate_limit_exceeded");
   });
 
+  test('chat: a 429 on a chunk that carries text and finish_reason "error" (failed in place) is a rate limit too', async (t) => {
+    const { mock, openai } = await scene(t);
+    const [role, partial] = failingStream(RATE_LIMITED);
+    const failedInPlace = {
+      data: {
+        id: "chatcmpl-x",
+        object: "chat.completion.chunk",
+        model: UPSTREAM_ID,
+        choices: [{ index: 0, delta: { content: " more" }, finish_reason: "error" }],
+        error: RATE_LIMITED,
+      },
+    };
+    mock.enqueue(CHAT_ROUTE, { kind: "sse", events: [role, partial, failedInPlace].filter((e) => e !== undefined) });
+    const stream = await openai.chat.completions.create({
+      model: "m",
+      messages: [{ role: "user", content: "Hi" }],
+      stream: true,
+    });
+    let text = "";
+    const error = await (async () => {
+      for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? "";
+    })().then(
+      () => assert.fail("the stream must fail"),
+      (thrown: unknown) => thrown,
+    );
+    assert.equal(text, "Partial more", "the chunk's text is the client's, without the upstream's error object");
+    assert.ok(error instanceof APIError, String(error));
+    assert.equal(error.code, "rate_limit_exceeded");
+    // Cooled down as a 429 status would: the next request is the gateway's own 429, the upstream not asked again.
+    await assert.rejects(
+      openai.chat.completions.create({ model: "m", messages: [{ role: "user", content: "Again" }] }),
+      (thrown: unknown) => thrown instanceof APIError && thrown.status === 429,
+    );
+    assert.equal(chatRequests(mock).length, 1);
+  });
+
   test("responses: the error event and response.failed say rate_limit_exceeded", async (t) => {
     const { mock, openai } = await scene(t);
     mock.enqueue(CHAT_ROUTE, { kind: "sse", events: failingStream(RATE_LIMITED) });

@@ -1,0 +1,89 @@
+// A provider that refuses a parameter for its size (OpenAI's 400 `array_above_max_length` for a `stop` of more than
+// 4 entries, where DeepSeek takes 16) refuses what another candidate may take: the gateway fails over and remembers
+// the parameter for that deployment. Real gateway, two scripted mock upstreams over loopback, the OpenAI SDK.
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { CHAT_ROUTE, chatRequests, serveEveryChat, twoProviderScene } from "../helpers/e2e.ts";
+import { chatCompletion, type RecordedRequest } from "../helpers/mock-upstream.ts";
+
+/** OpenAI's answer, word for word, to a `stop` array of 5. */
+const STOP_TOO_LONG = {
+  error: {
+    message:
+      "Invalid 'stop': array too long. Expected an array with maximum length 4, but got an array with length 5 instead.",
+    type: "invalid_request_error",
+    param: "stop",
+    code: "array_above_max_length",
+  },
+};
+
+function stopCount(request: RecordedRequest): number {
+  const stop = (request.body as { stop?: unknown } | undefined)?.stop;
+  return Array.isArray(stop) ? stop.length : 0;
+}
+
+describe("a parameter refused for its size", () => {
+  test("a `stop` of 5 refused as too long fails over, and the next such request goes to the other provider at once", async (t) => {
+    const { first, second, client } = await twoProviderScene(t, {
+      model: "m",
+      firstModel: "{ id: first-m }",
+      secondModel: "{ id: second-m }",
+      firstKeys: "retries: 0",
+      hasChatModel: false,
+    });
+    first.setDefault(CHAT_ROUTE, (request) =>
+      stopCount(request) > 4
+        ? { kind: "json", status: 400, body: STOP_TOO_LONG }
+        : { kind: "json", status: 200, body: chatCompletion("first here", "first-m") },
+    );
+    serveEveryChat(second, "second here");
+    const stop = ["a", "b", "c", "d", "END"];
+
+    const answer = await client.chat.completions.create({
+      model: "m",
+      messages: [{ role: "user", content: "Hi" }],
+      stop,
+    });
+    assert.equal(answer.choices[0]?.message.content, "second here");
+    assert.equal(chatRequests(first).length, 1);
+    assert.equal(chatRequests(second).length, 1);
+    const sent = chatRequests(second)[0];
+    assert.ok(sent !== undefined);
+    assert.deepEqual((sent.body as { stop?: unknown }).stop, stop, "sent as the client asked");
+
+    // Learned: the next request with `stop` goes to the other provider first, no round trip to the refusing one.
+    const again = await client.chat.completions.create({
+      model: "m",
+      messages: [{ role: "user", content: "Hi" }],
+      stop,
+    });
+    assert.equal(again.choices[0]?.message.content, "second here");
+    assert.equal(chatRequests(first).length, 1, "the refusing provider was not asked again");
+    assert.equal(chatRequests(second).length, 2);
+
+    // A request without `stop` still goes to the first provider.
+    const plain = await client.chat.completions.create({ model: "m", messages: [{ role: "user", content: "Hi" }] });
+    assert.equal(plain.choices[0]?.message.content, "first here");
+  });
+
+  test("a size refusal of a key every request carries is still the client's 400: nothing to fail over for", async (t) => {
+    const { first, second, client } = await twoProviderScene(t, {
+      model: "m",
+      firstModel: "{ id: first-m }",
+      secondModel: "{ id: second-m }",
+      firstKeys: "retries: 0",
+      hasChatModel: false,
+    });
+    first.setDefault(CHAT_ROUTE, {
+      kind: "json",
+      status: 400,
+      body: { error: { ...STOP_TOO_LONG.error, message: "Invalid 'messages': array too long.", param: "messages" } },
+    });
+    serveEveryChat(second);
+    await assert.rejects(
+      client.chat.completions.create({ model: "m", messages: [{ role: "user", content: "Hi" }] }),
+      (error: { status?: number; code?: string }) => error.status === 400 && error.code === "array_above_max_length",
+    );
+    assert.equal(chatRequests(second).length, 0);
+  });
+});
