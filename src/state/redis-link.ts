@@ -44,6 +44,11 @@ export class RedisLink {
     return this.#isUp;
   }
 
+  /** A Redis Cluster: failures count against a provider's slot group, not the link (standalone: the link). */
+  get isCluster(): boolean {
+    return this.#groups !== undefined;
+  }
+
   /** Whether the keys of this budget scope (its provider's hash tag) are shared now: the link, and on a Cluster its slot. */
   isUpFor(scopeId: string | undefined): boolean {
     if (!this.#isUp) return false;
