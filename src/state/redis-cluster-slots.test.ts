@@ -133,7 +133,10 @@ describe("a Redis Cluster with every master killed", { skip }, () => {
     }
     await waitFor(() => !/^shared through/.test(state.status().detail), 5_000, `the link down: ${logs}`);
     assert.equal(state.status().isDegraded, true);
-    assert.ok(logs.some((line) => /Redis is unreachable/.test(line)), logs.join("\n"));
+    assert.ok(
+      logs.some((line) => /Redis is unreachable/.test(line)),
+      logs.join("\n"),
+    );
     const beforeMs = Date.now();
     await state.ledger.reserve(scopesOf("beta", { rpm: 1_000 }), { tokens: 10 }, Date.now());
     assert.ok(Date.now() - beforeMs < 50, "a provider never seen failing does not wait on the dead cluster");
