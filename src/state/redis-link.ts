@@ -143,7 +143,10 @@ export class RedisLink {
     }
     if (!this.#isUp) return;
     if (this.#groups !== undefined) {
-      if (scopeId !== undefined) this.#groups.recordFailure(SlotGroups.tagOf(scopeId), describeError(error));
+      if (scopeId === undefined) return;
+      // A client's budget (`client:NAME`, snapshot.ts CLIENT_SCOPE_PREFIX): its tag is the client's name.
+      const isClient = scopeId.startsWith("client:");
+      this.#groups.recordFailure(SlotGroups.tagOf(scopeId), describeError(error), isClient);
       return;
     }
     this.#consecutiveFailures += 1;
@@ -186,7 +189,7 @@ export class RedisLink {
   status(): StateStatus {
     if (this.#isUp) {
       const local = this.#groups?.describeDown();
-      const localProviders = this.#groups === undefined ? {} : { localProviders: this.#groups.downTags() };
+      const localProviders = this.#groups === undefined ? {} : { localProviders: this.#groups.downProviderTags() };
       if (local !== undefined) {
         return {
           kind: "redis",
