@@ -118,3 +118,27 @@ describe("a Redis Cluster master killed mid-run", { skip }, () => {
     for (const { state } of replicas) assert.match(state.status().detail, /alpha/);
   });
 });
+
+describe("a Redis Cluster with every master killed", { skip }, () => {
+  test("the whole link goes down (not each provider on its own), and requests no longer wait on it", async (t) => {
+    const cluster = await useRedisCluster(t);
+    const { state, logs } = await useClusterBackend(t, cluster, "all-dead:", TIMEOUT_MS);
+    const alpha = scopesOf("alpha", { rpm: 1_000 });
+    assert.ok(isReservation(await state.ledger.reserve(alpha, { tokens: 10 }, Date.now())));
+    await Promise.all(cluster.nodes.map((node) => node.kill()));
+    const startMs = Date.now();
+    while (Date.now() - startMs < 3_000) {
+      assert.ok(isReservation(await state.ledger.reserve(alpha, { tokens: 10 }, Date.now())), "served locally");
+      await sleep(100);
+    }
+    await waitFor(() => !/^shared through/.test(state.status().detail), 5_000, `the link down: ${logs}`);
+    assert.equal(state.status().isDegraded, true);
+    assert.ok(
+      logs.some((line) => /Redis is unreachable/.test(line)),
+      logs.join("\n"),
+    );
+    const beforeMs = Date.now();
+    await state.ledger.reserve(scopesOf("beta", { rpm: 1_000 }), { tokens: 10 }, Date.now());
+    assert.ok(Date.now() - beforeMs < 50, "a provider never seen failing does not wait on the dead cluster");
+  });
+});

@@ -885,4 +885,27 @@ describe("RedisLedger", { skip }, () => {
     assert.ok(result instanceof Promise, "back to Redis");
     assert.ok(isReservation(await result));
   });
+
+  test("one renewal round that times out is one failure, however many leases it renews (three mark a standalone Redis down)", async (t) => {
+    const server = await useRedisServer(t);
+    // A TTL long enough that no round of renewals runs by itself during the test.
+    const { state, logs } = await startBackend(t, server.url, { prefix: "renew-hung:", leaseTtlMs: 60_000 });
+    const pool = scope("provider:renew", { concurrency: 10 });
+    const model = scope("deployment:renew/m", { concurrency: 10 });
+    const held: Reservation[] = [];
+    for (let index = 0; index < 3; index++) {
+      const reservation = await state.ledger.reserve([pool, model], { tokens: 0 }, Date.now());
+      assert.ok(isReservation(reservation));
+      held.push(reservation);
+    }
+    server.pause();
+    t.after(() => server.resume());
+    state.ledger.renewLeases();
+    await sleep(COMMAND_TIMEOUT_MS + 300);
+    // Before: one round of renewals counted once (a Promise.all); each lease's renewal counted on its own since the
+    // Cluster slot groups, so three leases held made a single slow moment take the whole standalone link down.
+    assert.equal(state.status().isDegraded, false, logs.join("\n"));
+    server.resume();
+    for (const reservation of held) state.ledger.release(reservation);
+  });
 });

@@ -566,7 +566,10 @@ export class RedisLedger implements BudgetLedger {
           this.#redis.zadd(key, expiryMs, member),
           this.#redis.pexpire(key, this.#leaseTtlMs * 2),
         ]);
-        void this.#link.track(renewal, scope.id);
+        // On a Cluster, against its provider's slot; on a standalone Redis, the round counts once as before (each
+        // lease on its own made three leases held take the link down on one slow moment).
+        if (this.#link.isCluster) void this.#link.track(renewal, scope.id);
+        else renewals.push(renewal);
       }
     }
     void this.#link.track(Promise.all(renewals));

@@ -44,6 +44,11 @@ export class RedisLink {
     return this.#isUp;
   }
 
+  /** A Redis Cluster: failures count against a provider's slot group, not the link (standalone: the link). */
+  get isCluster(): boolean {
+    return this.#groups !== undefined;
+  }
+
   /** Whether the keys of this budget scope (its provider's hash tag) are shared now: the link, and on a Cluster its slot. */
   isUpFor(scopeId: string | undefined): boolean {
     if (!this.#isUp) return false;
@@ -138,7 +143,10 @@ export class RedisLink {
     }
     if (!this.#isUp) return;
     if (this.#groups !== undefined) {
-      if (scopeId !== undefined) this.#groups.recordFailure(SlotGroups.tagOf(scopeId), describeError(error));
+      if (scopeId === undefined) return;
+      // A client's budget (`client:NAME`, snapshot.ts CLIENT_SCOPE_PREFIX): its tag is the client's name.
+      const isClient = scopeId.startsWith("client:");
+      this.#groups.recordFailure(SlotGroups.tagOf(scopeId), describeError(error), isClient);
       return;
     }
     this.#consecutiveFailures += 1;
@@ -181,7 +189,7 @@ export class RedisLink {
   status(): StateStatus {
     if (this.#isUp) {
       const local = this.#groups?.describeDown();
-      const localProviders = this.#groups === undefined ? {} : { localProviders: this.#groups.downTags() };
+      const localProviders = this.#groups === undefined ? {} : { localProviders: this.#groups.downProviderTags() };
       if (local !== undefined) {
         return {
           kind: "redis",

@@ -2,6 +2,7 @@
 // answered probes in a row; one line each way however often the slot answers now and then.
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { RedisLink } from "./redis-link.ts";
 import { FAILURES_BEFORE_DOWN, isUnservedSlotReply, PROBES_BEFORE_UP, SlotGroups } from "./redis-slot-groups.ts";
 
 function groupsWithLog() {
@@ -71,4 +72,31 @@ test("replies that say the slot has no master count as unreachable, others do no
   assert.equal(isUnservedSlotReply(reply("CLUSTERDOWN Hash slot not served")), true);
   assert.equal(isUnservedSlotReply(reply("NOPERM this user has no permissions")), false);
   assert.equal(isUnservedSlotReply(reply("ERR wrong number of arguments")), false);
+});
+
+test("a client's budget slot not answering degrades the state without naming the client (/health is open to client keys)", () => {
+  const link = new RedisLink(
+    "redis://h:1 (cluster)",
+    undefined,
+    () => Date.now(),
+    () => true,
+    true,
+  );
+  link.markUp();
+  for (let failure = 0; failure < FAILURES_BEFORE_DOWN; failure++) {
+    link.recordFailure(new Error("Command timed out"), "client:secret-customer");
+  }
+  assert.equal(link.isUpFor("client:secret-customer"), false, "its budgets are served locally");
+  assert.deepEqual(link.downGroups(), ["secret-customer"], "and its slot is probed");
+  const status = link.status();
+  assert.equal(status.isDegraded, true);
+  assert.deepEqual(status.localProviders, []);
+  assert.doesNotMatch(status.detail, /secret-customer/);
+  assert.match(status.detail, /1 client budget served from local state/);
+  // A provider's name is no secret (/health lists the providers): named as before.
+  for (let failure = 0; failure < FAILURES_BEFORE_DOWN; failure++) {
+    link.recordFailure(new Error("Command timed out"), "deployment:alpha/m");
+  }
+  assert.deepEqual(link.status().localProviders, ["alpha"]);
+  assert.match(link.status().detail, /1 provider and 1 client budget served from local state.*: alpha$/);
 });

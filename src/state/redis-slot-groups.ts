@@ -31,6 +31,12 @@ interface Group {
   downSinceMs: number;
   answeredProbes: number;
   lastError: string;
+  /**
+   * A provider's or a deployment's scope failed on this tag (not only a client's budget, `client:NAME`, whose tag is
+   * the client's name): only such tags are named by status, since /health is open to client keys and a named client
+   * must not learn the others' names (as /stats shows it its own budgets only).
+   */
+  isProvider: boolean;
 }
 
 export class SlotGroups {
@@ -55,7 +61,12 @@ export class SlotGroups {
     return this.#groups.get(tag)?.isDown === true;
   }
 
-  /** The tags served from local state now, sorted. */
+  /** The providers' tags served from local state now (no client's name), sorted. */
+  downProviderTags(): string[] {
+    return this.downTags().filter((tag) => this.#groups.get(tag)?.isProvider === true);
+  }
+
+  /** The tags served from local state now (clients' too: each is probed), sorted. */
   downTags(): string[] {
     return [...this.#groups]
       .filter(([, group]) => group.isDown)
@@ -76,9 +87,10 @@ export class SlotGroups {
     this.#groups.delete(tag);
   }
 
-  recordFailure(tag: string, error: string): void {
+  recordFailure(tag: string, error: string, isClient = false): void {
     const group = this.#groupOf(tag);
     group.lastError = error;
+    if (!isClient) group.isProvider = true;
     if (group.isDown) return;
     group.failures += 1;
     if (group.failures < FAILURES_BEFORE_DOWN) return;
@@ -87,7 +99,7 @@ export class SlotGroups {
     group.answeredProbes = 0;
     this.#logger?.warn(
       { redis: this.#target, provider: tag, error, providersLocal: this.downTags().length },
-      `Redis Cluster slot of provider ${tag} does not answer: its budgets are served from local state (per process) until it does`,
+      `Redis Cluster slot of ${group.isProvider ? "provider" : "client"} ${tag} does not answer: its budgets are served from local state (per process) until it does`,
     );
   }
 
@@ -105,7 +117,7 @@ export class SlotGroups {
     this.#groups.delete(tag);
     this.#logger?.info(
       { redis: this.#target, provider: tag, downForMs: this.#now() - group.downSinceMs },
-      `Redis Cluster slot of provider ${tag} answers again: its budgets are shared again`,
+      `Redis Cluster slot of ${group.isProvider ? "provider" : "client"} ${tag} answers again: its budgets are shared again`,
     );
     for (const listener of this.#upListeners) listener(tag);
   }
@@ -116,15 +128,22 @@ export class SlotGroups {
     if (down.length === 0) return undefined;
     const sinceMs = Math.min(...down.map(([, group]) => group.downSinceMs));
     const [, firstGroup] = down[0] ?? [];
-    const names = down.map(([tag]) => tag).sort();
-    const providers = names.length === 1 ? "1 provider" : `${names.length} providers`;
-    return `${providers} served from local state, their Cluster slot not answering since ${new Date(sinceMs).toISOString()} (${firstGroup?.lastError ?? "unknown"}): ${names.join(", ")}`;
+    const names = down.filter(([, group]) => group.isProvider).map(([tag]) => tag);
+    names.sort();
+    const clients = down.length - names.length;
+    const what = [
+      ...(names.length === 0 ? [] : [names.length === 1 ? "1 provider" : `${names.length} providers`]),
+      ...(clients === 0 ? [] : [clients === 1 ? "1 client budget" : `${clients} client budgets`]),
+    ].join(" and ");
+    const since = `their Cluster slot not answering since ${new Date(sinceMs).toISOString()}`;
+    const named = names.length === 0 ? "" : `: ${names.join(", ")}`;
+    return `${what} served from local state, ${since} (${firstGroup?.lastError ?? "unknown"})${named}`;
   }
 
   #groupOf(tag: string): Group {
     let group = this.#groups.get(tag);
     if (group === undefined) {
-      group = { failures: 0, isDown: false, downSinceMs: 0, answeredProbes: 0, lastError: "" };
+      group = { failures: 0, isDown: false, downSinceMs: 0, answeredProbes: 0, lastError: "", isProvider: false };
       this.#groups.set(tag, group);
     }
     return group;
