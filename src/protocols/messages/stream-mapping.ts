@@ -158,6 +158,8 @@ export class MessagesStreamTranslator {
   /** The stream broke and could not be continued: Anthropic's in-band `event: error`. */
   fail(error: GatewayError): string {
     if (this.#isEnded) return "";
+    // Past a stop sequence matched here the answer had ended for the client: what failed is text it was never to see.
+    if (this.#stops?.matched !== undefined) return this.finish();
     this.#isEnded = true;
     return namedEvent("error", {
       type: "error",
