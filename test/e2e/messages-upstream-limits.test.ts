@@ -184,3 +184,47 @@ describe("messages API: an upstream failure after a stop sequence the gateway ma
     assert.equal(message.stop_sequence, "STOP HERE");
   });
 });
+
+describe("messages API: text held back for a stop sequence, then a tool call", () => {
+  test("streamed: the held text ends the text block before the tool_use block, as it came", async (t) => {
+    const { mock, client } = await scene(t);
+    const toolCall = {
+      id: "chatcmpl-x",
+      object: "chat.completion.chunk",
+      model: UPSTREAM_ID,
+      choices: [
+        {
+          index: 0,
+          delta: {
+            tool_calls: [
+              { index: 0, id: "call_1", type: "function", function: { name: "lookup", arguments: '{"q":"x"}' } },
+            ],
+          },
+          finish_reason: null,
+        },
+      ],
+    };
+    mock.enqueue(CHAT_ROUTE, {
+      kind: "sse",
+      events: [
+        { data: chatChunk("Let me look that up. ST", UPSTREAM_ID, { role: true }) },
+        { data: toolCall },
+        { data: chatChunk("", UPSTREAM_ID, { finishReason: "tool_calls" }) },
+      ],
+    });
+    const message = await client.messages
+      .stream({
+        model: "m",
+        max_tokens: 64,
+        messages: [{ role: "user", content: "Go" }],
+        stop_sequences: STOPS,
+        tools: [{ name: "lookup", input_schema: { type: "object", properties: { q: { type: "string" } } } }],
+      })
+      .finalMessage();
+    assert.deepEqual(
+      message.content.map((block) => (block.type === "text" ? block.text : block.type)),
+      ["Let me look that up. ST", "tool_use"],
+    );
+    assert.equal(message.stop_reason, "tool_use");
+  });
+});

@@ -71,4 +71,8 @@ test("stop sequences: an empty sequence is never matched, a repeated one counts 
   assert.deepEqual(streamed(["hello"], ["", "", "x", "x"]), { text: "hello", matched: undefined });
   assert.deepEqual(streamed(["a\ud83d", "\ude00b"], ["\ud83d\ude00"]), { text: "a", matched: "\ud83d\ude00" });
   assert.deepEqual(streamed(["a\ud83d"], ["\ud83d\ude00"]), { text: "a\ud83d", matched: undefined });
+  // Flushed (a tool call ended the text): no sequence spans it.
+  const matcher = new StopSequenceMatcher(["abc"]);
+  assert.equal(matcher.push("ab") + matcher.flush() + matcher.push("c"), "abc");
+  assert.equal(matcher.matched, undefined);
 });

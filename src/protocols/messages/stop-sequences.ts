@@ -76,10 +76,14 @@ export class StopSequenceMatcher {
     return text.slice(0, text.length - longestHeld);
   }
 
-  /** At the end: what was held back (a start of a sequence that never completed) is text after all. */
+  /**
+   * At the end of the text (the answer's, or its text before a tool call): what was held back (a start of a sequence
+   * that never completed) is text after all. No sequence spans it: text after it starts afresh.
+   */
   flush(): string {
     const held = this.#held;
     this.#held = "";
+    this.#states.fill(0);
     return held;
   }
 

@@ -90,6 +90,9 @@ export class MessagesStreamTranslator {
       if (view.reasoning !== "" && this.#options.isThinkingShown === true) text += this.#appendThinking(view.reasoning);
       const visible = this.#stops === undefined ? view.text : this.#stops.push(view.text);
       if (visible !== "") text += this.#appendText(visible, false);
+      // A call or a refusal ends the text before it: what was held back for a sequence goes first, in its block.
+      const held = view.toolCalls.length > 0 || view.refusal !== "" ? (this.#stops?.flush() ?? "") : "";
+      if (held !== "") text += this.#appendText(held, false);
       if (view.refusal !== "") text += this.#appendText(view.refusal, true);
       const toolNames = this.#options.toolNames;
       for (const call of view.toolCalls) {
