@@ -151,3 +151,80 @@ describe("messages API: stop_sequences past what chat providers take", () => {
     assert.equal(message.stop_sequence, null);
   });
 });
+
+describe("messages API: an upstream failure after a stop sequence the gateway matched", () => {
+  test("streamed: the answer already ended for the client at the sequence, and ends so, not with an error", async (t) => {
+    const { mock, client } = await scene(t);
+    mock.enqueue(CHAT_ROUTE, {
+      kind: "sse",
+      events: [
+        { data: chatChunk("", UPSTREAM_ID, { role: true }) },
+        { data: chatChunk("Alpha beta STOP HERE and", UPSTREAM_ID) },
+        { data: chatChunk(" more text the client never sees", UPSTREAM_ID) },
+        {
+          data: {
+            id: "chatcmpl-x",
+            object: "chat.completion.chunk",
+            model: UPSTREAM_ID,
+            choices: [],
+            error: { code: 500, message: "Internal error" },
+          },
+        },
+      ],
+    });
+    const stream = client.messages.stream({
+      model: "m",
+      max_tokens: 64,
+      messages: [{ role: "user", content: "Go" }],
+      stop_sequences: STOPS,
+    });
+    const message = await stream.finalMessage();
+    assert.deepEqual(message.content, [{ type: "text", text: "Alpha beta ", citations: null }]);
+    assert.equal(message.stop_reason, "stop_sequence");
+    assert.equal(message.stop_sequence, "STOP HERE");
+  });
+});
+
+describe("messages API: text held back for a stop sequence, then a tool call", () => {
+  test("streamed: the held text ends the text block before the tool_use block, as it came", async (t) => {
+    const { mock, client } = await scene(t);
+    const toolCall = {
+      id: "chatcmpl-x",
+      object: "chat.completion.chunk",
+      model: UPSTREAM_ID,
+      choices: [
+        {
+          index: 0,
+          delta: {
+            tool_calls: [
+              { index: 0, id: "call_1", type: "function", function: { name: "lookup", arguments: '{"q":"x"}' } },
+            ],
+          },
+          finish_reason: null,
+        },
+      ],
+    };
+    mock.enqueue(CHAT_ROUTE, {
+      kind: "sse",
+      events: [
+        { data: chatChunk("Let me look that up. ST", UPSTREAM_ID, { role: true }) },
+        { data: toolCall },
+        { data: chatChunk("", UPSTREAM_ID, { finishReason: "tool_calls" }) },
+      ],
+    });
+    const message = await client.messages
+      .stream({
+        model: "m",
+        max_tokens: 64,
+        messages: [{ role: "user", content: "Go" }],
+        stop_sequences: STOPS,
+        tools: [{ name: "lookup", input_schema: { type: "object", properties: { q: { type: "string" } } } }],
+      })
+      .finalMessage();
+    assert.deepEqual(
+      message.content.map((block) => (block.type === "text" ? block.text : block.type)),
+      ["Let me look that up. ST", "tool_use"],
+    );
+    assert.equal(message.stop_reason, "tool_use");
+  });
+});

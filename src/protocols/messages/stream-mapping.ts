@@ -90,6 +90,9 @@ export class MessagesStreamTranslator {
       if (view.reasoning !== "" && this.#options.isThinkingShown === true) text += this.#appendThinking(view.reasoning);
       const visible = this.#stops === undefined ? view.text : this.#stops.push(view.text);
       if (visible !== "") text += this.#appendText(visible, false);
+      // A call or a refusal ends the text before it: what was held back for a sequence goes first, in its block.
+      const held = view.toolCalls.length > 0 || view.refusal !== "" ? (this.#stops?.flush() ?? "") : "";
+      if (held !== "") text += this.#appendText(held, false);
       if (view.refusal !== "") text += this.#appendText(view.refusal, true);
       const toolNames = this.#options.toolNames;
       for (const call of view.toolCalls) {
@@ -158,6 +161,8 @@ export class MessagesStreamTranslator {
   /** The stream broke and could not be continued: Anthropic's in-band `event: error`. */
   fail(error: GatewayError): string {
     if (this.#isEnded) return "";
+    // Past a stop sequence matched here the answer had ended for the client: what failed is text it was never to see.
+    if (this.#stops?.matched !== undefined) return this.finish();
     this.#isEnded = true;
     return namedEvent("error", {
       type: "error",

@@ -20,7 +20,8 @@ export function upstreamUser(userId: string): string {
   let hashed = userId;
   if (structured !== undefined && "session_id" in structured) {
     const { session_id: _perSession, ...stable } = structured;
-    hashed = JSON.stringify(stable);
+    // An id of nothing but a session is hashed whole: every such client would otherwise be one user, `{}`, upstream.
+    if (Object.keys(stable).length > 0) hashed = JSON.stringify(stable);
   }
   return createHash("sha256").update(hashed).digest("hex");
 }
