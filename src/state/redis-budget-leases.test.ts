@@ -11,7 +11,8 @@ import { fill, scriptCalls, useRedisState } from "../../test/helpers/redis-state
 import { ManualClock } from "../clock.ts";
 import { UTC_MIDNIGHT } from "../config/day-reset.ts";
 import { type BudgetScope, isReservation, type Reservation, rulesFromLimits } from "../limits/budgets.ts";
-import { budgetKeyBase } from "./redis-keys.ts";
+import { budgetKeyBase, learnedKey } from "./redis-keys.ts";
+import { MAX_LEASE_MS } from "./redis-lease-terms.ts";
 
 const skip = isRedisInstalled() ? false : REDIS_MISSING;
 /** 2026-01-01T12:00:00Z */
@@ -31,6 +32,22 @@ async function waitForCalls(calls: () => Promise<number>, count: number): Promis
   // and no more than that: a later one would have arrived by now.
   await sleep(50);
   assert.equal(await calls(), count);
+}
+
+/**
+ * Waits (bounded) until Redis holds the report a `learn` sent (without waiting for its answer) of `remaining` requests
+ * left this minute. The reserves after it would usually run after it anyway (the same connection), not after an
+ * EVALSHA that missed the script cache and was sent again.
+ */
+async function reportStored(t: TestContext, url: string, prefix: string, scopeId: string, remaining: number) {
+  const admin = new Redis(url, { lazyConnect: true });
+  t.after(() => admin.disconnect());
+  await admin.connect();
+  const deadline = Date.now() + 5_000;
+  while (!(await admin.hget(learnedKey(prefix, scopeId), "requests:minute"))?.startsWith(`${remaining},`)) {
+    assert.ok(Date.now() < deadline, `the report of ${remaining} left reached Redis`);
+    await sleep(10);
+  }
 }
 
 describe("budget leases in the Redis ledger", { skip }, () => {
@@ -380,12 +397,47 @@ describe("budget leases in the Redis ledger", { skip }, () => {
     // has not seen (the other process's leases all ran out: their requests were sent, the report counts them).
     clock.set(T0 + 20);
     other.learn(scopes[0] as BudgetScope, reported(500), T0 + 20);
-    await sleep(50);
+    await reportStored(t, server.url, "lease-learned:", "deployment:p/m", 500);
     const after = await fill(other, scopes, 0, T0 + 30);
     assert.equal(after.admitted, 500 - 15);
     for (let index = 0; index < 15; index++) {
       const result = holder.reserve(scopes, { tokens: 0 }, T0 + 30);
       assert.ok(!(result instanceof Promise) && isReservation(result), `the holder sends its leased ${index + 1}`);
+    }
+  });
+
+  test("a lease lives by the ledger's clock: real time past its end, the clock short of it, ends nothing", async (t) => {
+    const server = await useRedisServer(t);
+    const clock = new ManualClock(T0);
+    const holder = await ledgerOf(t, server.url, clock, "lease-clock:");
+    const other = await ledgerOf(t, server.url, clock, "lease-clock:");
+    const scopes = [scopeOf("deployment:p/m", {})];
+    const reported = (remaining: number) => [
+      { unit: "requests" as const, window: "minute" as const, remaining, limit: 1_000, resetAtMs: T0 + 30_000 },
+    ];
+    holder.learn(scopes[0] as BudgetScope, reported(1_000), T0);
+    assert.ok(isReservation(await holder.reserve(scopes, { tokens: 0 }, T0)));
+    assert.equal(holder.leaseCount, 1, "1000 / 64: a lease of 15 beside the request, until T0 + 1 000");
+    // What a loaded machine did to the test above: more real time went by than its clock moved. Up to 2026-12-07
+    // the give-back timer counted real time alone and ended the lease (deleting its record) a real second after it
+    // was taken, though the ledgers' clock said T0 + 20: the report then counted none of it.
+    clock.set(T0 + 20);
+    await sleep(MAX_LEASE_MS + 100);
+    assert.equal(holder.leaseCount, 1, "live until the ledger's clock reaches its end");
+    other.learn(scopes[0] as BudgetScope, reported(500), T0 + 20);
+    await reportStored(t, server.url, "lease-clock:", "deployment:p/m", 500);
+    const after = await fill(other, scopes, 0, T0 + 30);
+    assert.equal(after.admitted, 500 - 15, "the new report counts the holder's live lease");
+    for (let index = 0; index < 15; index++) {
+      const result = holder.reserve(scopes, { tokens: 0 }, T0 + 30);
+      assert.ok(!(result instanceof Promise) && isReservation(result), `the holder sends its leased ${index + 1}`);
+    }
+    // Once the clock has reached its end, the timer still ends the lease without a request to notice it.
+    clock.set(T0 + MAX_LEASE_MS);
+    const deadline = Date.now() + 5_000;
+    while (holder.leaseCount > 0) {
+      assert.ok(Date.now() < deadline, "the lease ended by its timer once the clock passed its end");
+      await sleep(10);
     }
   });
 

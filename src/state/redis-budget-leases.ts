@@ -12,6 +12,7 @@
 // when it runs out, or when the process stops), and a sliding window counts spent units up to one lease lifetime
 // longer than they would count alone (docs/limits.md "Budget leases (high limits)"). A lease taken against windows
 // the provider reported is recorded beside them until it ends, so that a new report, from any process, counts it.
+import type { Clock } from "../clock.ts";
 import type { BudgetScope } from "../limits/budgets.ts";
 import type { SharedStateRedis } from "./redis-client.ts";
 import { learnedKey, scopeKeys } from "./redis-keys.ts";
@@ -94,6 +95,8 @@ export interface BudgetLeasesOptions {
   readonly batches: RedisWriteBatches;
   readonly prefix: string;
   readonly shapes: ScriptShapes;
+  /** The ledger's clock: a lease's end is a time on it, so its give-back timer asks it whether the end has come. */
+  readonly clock: Clock;
 }
 
 /** The leases this process holds, one per set of scopes, and the lease requests in flight. */
@@ -196,10 +199,8 @@ export class BudgetLeases {
       timer: undefined,
     };
     this.#leases.set(key, lease);
-    // Given back when it ends even if no request comes to notice (other processes may need the units).
-    lease.timer = setTimeout(() => this.end(lease, "all"), Math.max(1, terms.endMs - nowMs));
-    lease.timer.unref();
     if (terms.endMs <= nowMs) this.end(lease, "all");
+    else this.#endWhenDue(lease, terms.endMs - nowMs);
     return lease;
   }
 
@@ -273,6 +274,26 @@ export class BudgetLeases {
     const runIds = lease.runs.map((run) => run.id);
     const args = [-tokens, -requests, runIds.length, ...runIds, wallClock.length, ...counterArguments];
     this.#track(this.#options.batches.reconcile(scope.id, keys, args, false));
+  }
+
+  /**
+   * Gives the lease back when it ends even if no request comes to notice (other processes may need the units). Its
+   * end is a time on the ledger's clock, which a timer only estimates: one that fires while the clock is short of
+   * the end (a test's manual clock, which real time outruns on a loaded machine) waits for the rest. Ended early,
+   * the lease's record would leave the provider's windows (LEARN_LUA) while this process may still send its units,
+   * and a report from then would count none of them. A clock stepped back before the lease's start ends it: nothing
+   * is spent from it then (`spend`), so waiting would only hold its units from the fleet for as long as the step.
+   */
+  #endWhenDue(lease: BudgetLease, delayMs: number): void {
+    lease.timer = setTimeout(
+      () => {
+        const nowMs = this.#options.clock.now();
+        if (nowMs >= lease.startMs && nowMs < lease.endMs) this.#endWhenDue(lease, lease.endMs - nowMs);
+        else this.end(lease, "all");
+      },
+      Math.max(1, delayMs),
+    );
+    lease.timer.unref();
   }
 
   /** Tracks a give-back write (sent again after a failure) until it is answered or given up. */

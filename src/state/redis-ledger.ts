@@ -171,6 +171,7 @@ export class RedisLedger implements BudgetLedger {
       batches: this.#batches,
       prefix: this.#prefix,
       shapes: this.#shapes,
+      clock: this.#clock,
     });
     // Redis came back (maybe restarted, empty): a give-back could take units out of counters charged since, so
     // only the leases' own sliding-window runs are given back (GiveBack "runs").
