@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import Anthropic from "@anthropic-ai/sdk";
+import type OpenAI from "openai";
 import { APIError } from "openai";
 import { CHAT_ROUTE, chatRequests, oneProviderYaml, openAiClient, useGateway, useMock } from "../helpers/e2e.ts";
 import { chatChunk, type SseScript } from "../helpers/mock-upstream.ts";
@@ -54,6 +55,23 @@ async function messagesStreamError(client: Anthropic): Promise<{ type?: unknown;
   return (error.error as { error?: { type?: unknown; message?: unknown } }).error ?? {};
 }
 
+/** A chat stream that must fail: the text read before it failed, and what the SDK threw. */
+async function chatStreamFailure(openai: OpenAI): Promise<{ text: string; error: unknown }> {
+  const stream = await openai.chat.completions.create({
+    model: "m",
+    messages: [{ role: "user", content: "Hi" }],
+    stream: true,
+  });
+  let text = "";
+  const error = await (async () => {
+    for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? "";
+  })().then(
+    () => assert.fail("the stream must fail"),
+    (thrown: unknown) => thrown,
+  );
+  return { text, error };
+}
+
 describe("a mid-stream upstream error keeps its cause on every door", () => {
   test("messages: a 429 error chunk is rate_limit_error, and the deployment cools down", async (t) => {
     const { mock, anthropic } = await scene(t);
@@ -88,18 +106,7 @@ describe("a mid-stream upstream error keeps its cause on every door", () => {
   test("chat: the in-band error of a 429 chunk is rate_limit_error / rate_limit_exceeded", async (t) => {
     const { mock, openai } = await scene(t);
     mock.enqueue(CHAT_ROUTE, { kind: "sse", events: failingStream(RATE_LIMITED) });
-    const stream = await openai.chat.completions.create({
-      model: "m",
-      messages: [{ role: "user", content: "Hi" }],
-      stream: true,
-    });
-    let text = "";
-    const error = await (async () => {
-      for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? "";
-    })().then(
-      () => assert.fail("the stream must fail"),
-      (thrown: unknown) => thrown,
-    );
+    const { text, error } = await chatStreamFailure(openai);
     assert.equal(text, "Partial");
     assert.ok(error instanceof APIError, String(error));
     assert.equal(error.type, "rate_limit_error");
@@ -119,18 +126,7 @@ describe("a mid-stream upstream error keeps its cause on every door", () => {
       },
     };
     mock.enqueue(CHAT_ROUTE, { kind: "sse", events: [role, partial, failedInPlace].filter((e) => e !== undefined) });
-    const stream = await openai.chat.completions.create({
-      model: "m",
-      messages: [{ role: "user", content: "Hi" }],
-      stream: true,
-    });
-    let text = "";
-    const error = await (async () => {
-      for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? "";
-    })().then(
-      () => assert.fail("the stream must fail"),
-      (thrown: unknown) => thrown,
-    );
+    const { text, error } = await chatStreamFailure(openai);
     assert.equal(text, "Partial more", "the chunk's text is the client's, without the upstream's error object");
     assert.ok(error instanceof APIError, String(error));
     assert.equal(error.code, "rate_limit_exceeded");

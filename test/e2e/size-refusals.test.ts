@@ -2,7 +2,7 @@
 // 4 entries, where DeepSeek takes 16) refuses what another candidate may take: the gateway fails over and remembers
 // the parameter for that deployment. Real gateway, two scripted mock upstreams over loopback, the OpenAI SDK.
 import assert from "node:assert/strict";
-import { describe, test } from "node:test";
+import { describe, type TestContext, test } from "node:test";
 import { CHAT_ROUTE, chatRequests, serveEveryChat, twoProviderScene } from "../helpers/e2e.ts";
 import { chatCompletion, type RecordedRequest } from "../helpers/mock-upstream.ts";
 
@@ -22,15 +22,20 @@ function stopCount(request: RecordedRequest): number {
   return Array.isArray(stop) ? stop.length : 0;
 }
 
+/** Two providers serving `m` (the first without retries), as the size refusals need. */
+function sizeScene(t: TestContext) {
+  return twoProviderScene(t, {
+    model: "m",
+    firstModel: "{ id: first-m }",
+    secondModel: "{ id: second-m }",
+    firstKeys: "retries: 0",
+    hasChatModel: false,
+  });
+}
+
 describe("a parameter refused for its size", () => {
   test("a `stop` of 5 refused as too long fails over, and the next such request goes to the other provider at once", async (t) => {
-    const { first, second, client } = await twoProviderScene(t, {
-      model: "m",
-      firstModel: "{ id: first-m }",
-      secondModel: "{ id: second-m }",
-      firstKeys: "retries: 0",
-      hasChatModel: false,
-    });
+    const { first, second, client } = await sizeScene(t);
     first.setDefault(CHAT_ROUTE, (request) =>
       stopCount(request) > 4
         ? { kind: "json", status: 400, body: STOP_TOO_LONG }
@@ -67,13 +72,7 @@ describe("a parameter refused for its size", () => {
   });
 
   test("a size refusal of a key every request carries is still the client's 400: nothing to fail over for", async (t) => {
-    const { first, second, client } = await twoProviderScene(t, {
-      model: "m",
-      firstModel: "{ id: first-m }",
-      secondModel: "{ id: second-m }",
-      firstKeys: "retries: 0",
-      hasChatModel: false,
-    });
+    const { first, second, client } = await sizeScene(t);
     first.setDefault(CHAT_ROUTE, {
       kind: "json",
       status: 400,

@@ -89,6 +89,24 @@ async function betaBooks(
   return { metrics: [metric("in"), metric("out")], stats: [row?.tokens_in ?? 0, row?.tokens_out ?? 0], budget };
 }
 
+/** Streams MESSAGES (max_tokens 500) and leaves (aborts) once the text read is `leaveAt`. */
+async function readThenLeave(scene: TwoProviders, leaveAt: string): Promise<void> {
+  const leave = new AbortController();
+  const stream = await scene.client.chat.completions.create(
+    { model: MODEL, messages: MESSAGES, stream: true, max_tokens: 500 },
+    { signal: leave.signal },
+  );
+  let text = "";
+  try {
+    for await (const chunk of stream) {
+      text += chunk.choices[0]?.delta.content ?? "";
+      if (text === leaveAt) leave.abort();
+    }
+  } catch {
+    // The SDK reports the abort it was asked for.
+  }
+}
+
 describe("a continuation's charge when it reported no usage", () => {
   test("broken and continued in turn: charged what it was sent and delivered, not its reservation", async (t) => {
     // Its reservation counts max_tokens (count_max_tokens, the default): before, that stayed charged as if it had
@@ -325,20 +343,7 @@ describe("an abandoned continuation is settled with what it used, not its reserv
       events: chatStream(WORDS.slice(20, 22), MODEL).slice(0, 3),
       end: "hang",
     });
-    const leave = new AbortController();
-    const stream = await scene.client.chat.completions.create(
-      { model: MODEL, messages: MESSAGES, stream: true, max_tokens: 500 },
-      { signal: leave.signal },
-    );
-    let text = "";
-    try {
-      for await (const chunk of stream) {
-        text += chunk.choices[0]?.delta.content ?? "";
-        if (text === WORDS.slice(0, 22).join("")) leave.abort();
-      }
-    } catch {
-      // The SDK reports the abort it was asked for.
-    }
+    await readThenLeave(scene, WORDS.slice(0, 22).join(""));
     const record = await oneRecord(records);
     const betaOut = countTextTokens(WORDS.slice(20, 22).join(""));
     assert.deepEqual(attemptsOf(record)[1], ["beta", "continuation", "client_aborted", betaIn, betaOut, true]);
@@ -355,20 +360,7 @@ describe("an abandoned continuation is settled with what it used, not its reserv
       events: chatStream(WORDS.slice(0, 20), MODEL).slice(0, 21),
       end: "hang",
     });
-    const leave = new AbortController();
-    const stream = await scene.client.chat.completions.create(
-      { model: MODEL, messages: MESSAGES, stream: true, max_tokens: 500 },
-      { signal: leave.signal },
-    );
-    let text = "";
-    try {
-      for await (const chunk of stream) {
-        text += chunk.choices[0]?.delta.content ?? "";
-        if (text === DELIVERED) leave.abort();
-      }
-    } catch {
-      // The SDK reports the abort it was asked for.
-    }
+    await readThenLeave(scene, DELIVERED);
     const record = await oneRecord(records);
     const alphaOut = countTextTokens(DELIVERED);
     assert.deepEqual(attemptsOf(record)[0], ["alpha", "primary", "client_aborted", PROMPT, alphaOut, true]);
