@@ -2,26 +2,13 @@
 // was before it: it ends neither the 429 backoff nor the suspect state nor the suspect's one probe.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { cooldownSettings } from "../../test/helpers/cooldown-settings.ts";
 import { ManualClock } from "../clock.ts";
-import type { CooldownSettings } from "../config/types.ts";
 import { AvailabilityBook } from "./availability.ts";
 
 const T0 = Date.UTC(2026, 0, 1, 12);
 
-const SETTINGS: CooldownSettings = {
-  rateLimitBaseMs: 1_000,
-  rateLimitMaxMs: 60_000,
-  invalidKeyMs: 3_600_000,
-  modelUnavailableMs: 900_000,
-  unsupportedFeatureMs: 21_600_000,
-  unservedEndpointMs: 86_400_000,
-  failureThreshold: 3,
-  failureWindowMs: 60_000,
-  failureRateThreshold: 1,
-  circuitOpenMs: 30_000,
-  circuitFirstProbeMs: 30_000,
-  suspectSingleFlight: true,
-};
+const SETTINGS = cooldownSettings();
 
 function setup() {
   const clock = new ManualClock(T0);

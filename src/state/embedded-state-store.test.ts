@@ -6,9 +6,9 @@ import { monitorEventLoopDelay } from "node:perf_hooks";
 import { DatabaseSync } from "node:sqlite";
 import { describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
+import { cooldownSettings } from "../../test/helpers/cooldown-settings.ts";
 import { ManualClock } from "../clock.ts";
 import { UTC_MIDNIGHT } from "../config/day-reset.ts";
-import type { CooldownSettings } from "../config/types.ts";
 import { AvailabilityBook } from "../limits/availability.ts";
 import { BudgetBook, type BudgetScope, isReservation, rulesFromLimits } from "../limits/budgets.ts";
 import { PromptCalibration } from "../limits/prompt-calibration.ts";
@@ -19,20 +19,7 @@ import { MemoryToolCallExtras } from "./tool-call-extras.ts";
 const T0 = Date.UTC(2026, 0, 1, 12);
 const HOUR_MS = 3_600_000;
 
-const SETTINGS: CooldownSettings = {
-  rateLimitBaseMs: 1_000,
-  rateLimitMaxMs: 60_000,
-  invalidKeyMs: 3_600_000,
-  modelUnavailableMs: 900_000,
-  unsupportedFeatureMs: 21_600_000,
-  unservedEndpointMs: 86_400_000,
-  failureThreshold: 3,
-  failureWindowMs: 60_000,
-  failureRateThreshold: 0.5,
-  circuitOpenMs: 30_000,
-  circuitFirstProbeMs: 30_000,
-  suspectSingleFlight: true,
-};
+const SETTINGS = cooldownSettings({ failureRateThreshold: 0.5 });
 
 const SCOPE: BudgetScope = {
   id: "deployment:groq/llama",
