@@ -25,6 +25,7 @@ import { finalError, type KeptRefusal, refusalToReturn, rejectedError } from "./
 import type { AttemptReport, FailoverServices, ForwardOutcome, ForwardRequest } from "./forward-types.ts";
 import { reportedAsOf } from "./lessons.ts";
 import { promptSentOf } from "./prompt-sent.ts";
+import { sleepUntil } from "./sleep-until.ts";
 import { outputLeftOf } from "./upstream-request.ts";
 
 /** What the loop carries from one candidate to the next. */
@@ -88,10 +89,8 @@ export async function forward(
       });
       continue;
     }
-    if (waitUntilMs > clock.now()) {
-      await sleep(Math.min(waitUntilMs, state.deadlineMs) - clock.now(), request.signal);
-      if (request.signal.aborted) throw new ClientAbortedError();
-    }
+    await sleepUntil(Math.min(waitUntilMs, state.deadlineMs), clock, request.signal);
+    if (request.signal.aborted) throw new ClientAbortedError();
     const outcome = await tryCandidate(deployment, request, services, state);
     if (outcome !== undefined) return outcome;
   }
@@ -383,17 +382,4 @@ function answerOf(
     api: result.stream.api,
     attempt: report,
   };
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  if (ms <= 0 || signal.aborted) return Promise.resolve();
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-    signal.addEventListener("abort", done, { once: true });
-  });
 }
