@@ -11,7 +11,7 @@
 //   `npm run build`; `npm start`, `npm run demo` and bin/warm-caches.js run it with --if-stale, which
 //   LLM_GATEWAY_BUNDLE=0 turns into a no-op. esbuild is a devDependency: without it (`npm ci --omit=dev`) there is
 //   no bundle and the sources run.
-import { mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, normalize } from "node:path";
 import { fileURLToPath } from "node:url";
 import { lazyPackages, standInPackageDirs } from "./lazy-packages.js";
@@ -54,8 +54,39 @@ const dist = join(ROOT, DIST_DIR);
 // Written next to dist/ and renamed into place: a gateway starting meanwhile sees the old bundle, the new one, or
 // (for the moment between the two) none, and then runs the sources.
 const staging = `${dist}.${process.pid}.tmp`;
-rmSync(staging, { recursive: true, force: true });
+removeLeftovers();
 mkdirSync(staging, { recursive: true });
+
+/**
+ * Removes the staging (and replaced) folders of builds whose process is gone: a build interrupted (Ctrl-C, a killed
+ * container build) left its `dist.<pid>.tmp/`, a few MB each, for good. A running build's folder is its own.
+ */
+function removeLeftovers() {
+  let names = [];
+  try {
+    names = readdirSync(dirname(dist));
+  } catch {
+    return;
+  }
+  const base = DIST_DIR.slice(DIST_DIR.lastIndexOf("/") + 1);
+  for (const name of names) {
+    const match = name.startsWith(`${base}.`) ? /^(\d+)\.(tmp|old)$/.exec(name.slice(base.length + 1)) : null;
+    if (match === null) continue;
+    const pid = Number(match[1]);
+    if (pid === process.pid || !isRunning(pid)) rmSync(join(dirname(dist), name), { recursive: true, force: true });
+  }
+}
+
+function isRunning(pid) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    // EPERM: a process of another user holds that pid; its folder is not ours to judge.
+    return error.code === "EPERM";
+  }
+}
+
 /**
  * Fastify and undici require `node:http2` and `node:https` when they load, for servers and connections the gateway
  * never makes (Fastify's `http2`/`https` options; undici's HTTP/2 over TLS): loading them also loads `tls` and
@@ -296,9 +327,22 @@ writeFileSync(
   join(staging, BUILD_MANIFEST),
   `${JSON.stringify({ format: MANIFEST_FORMAT, node: process.version, builtAtMs, sources, packages, lazyFiles: [...new Set(lazyFiles)] }, null, 1)}\n`,
 );
-rmSync(dist, { recursive: true, force: true });
-mkdirSync(dirname(dist), { recursive: true });
-renameSync(staging, dist);
+// The old bundle is moved aside, then the new one renamed into place: a second build finishing at the same time
+// (two `npm start`s, a test run and a start) may place its bundle between the two renames, and a rename onto a
+// folder that is not empty fails (ENOTEMPTY). That bundle was built from the same sources: keep it, drop ours.
+const replaced = `${dist}.${process.pid}.old`;
+try {
+  renameSync(dist, replaced);
+} catch (error) {
+  if (error.code !== "ENOENT") throw error;
+}
+try {
+  renameSync(staging, dist);
+} catch (error) {
+  if (error.code !== "ENOTEMPTY" && error.code !== "EEXIST") throw error;
+  rmSync(staging, { recursive: true, force: true });
+}
+rmSync(replaced, { recursive: true, force: true });
 const bytes = Object.values(result.metafile.outputs).reduce((sum, output) => sum + output.bytes, 0);
 say(
   `dist/: ${Object.keys(result.metafile.outputs).filter((name) => name.endsWith(".js")).length} modules, ` +
