@@ -117,6 +117,8 @@ const load = () => (real ??= require(${JSON.stringify(`node:${args.path}`)}));
 module.exports = new Proxy({}, {
   get: (_, key) => (key === "constants" && constants !== undefined ? constants : load()[key]),
   has: (_, key) => key in load(),
+  set: (_, key, value) => Reflect.set(load(), key, value),
+  deleteProperty: (_, key) => Reflect.deleteProperty(load(), key),
   ownKeys: () => Reflect.ownKeys(load()),
   getOwnPropertyDescriptor: (_, key) => {
     const descriptor = Object.getOwnPropertyDescriptor(load(), key);

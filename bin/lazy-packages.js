@@ -146,11 +146,26 @@ const load = () => (real ??= require(${JSON.stringify(args.path)}));
 const standIn = new Proxy(function lazyPackage() {}, {
   get: (_, key) => load()[key],
   has: (_, key) => key in load(),
+  // Writes, deletes and key listings go to the package too (a write kept on the stand-in would never be read).
+  set: (_, key, value) => Reflect.set(load(), key, value),
+  deleteProperty: (_, key) => Reflect.deleteProperty(load(), key),
+  // The stand-in function's own non-configurable \`prototype\` must stay listed: a proxy may not hide it.
+  ownKeys: (target) => [
+    ...new Set([...Reflect.ownKeys(load()), ...Reflect.ownKeys(target).filter((key) => !isConfigurable(target, key))]),
+  ],
+  getOwnPropertyDescriptor: (target, key) => {
+    if (!isConfigurable(target, key)) return Reflect.getOwnPropertyDescriptor(target, key);
+    const descriptor = Reflect.getOwnPropertyDescriptor(load(), key);
+    return descriptor === undefined ? undefined : { ...descriptor, configurable: true };
+  },
   apply: (_, self, args) => Reflect.apply(load(), self, args),
   // new.target is kept: a class extending the stand-in (class extends require(...)) constructs through here, and
   // its instances must get its prototype (its methods), not the package's.
   construct: (_, args, newTarget) => Reflect.construct(load(), args, newTarget === standIn ? load() : newTarget),
 });
+function isConfigurable(target, key) {
+  return Reflect.getOwnPropertyDescriptor(target, key)?.configurable ?? true;
+}
 module.exports = standIn;
 `,
       }));

@@ -182,6 +182,10 @@ const ThreadStream = modules.get("../node_modules/thread-stream/index.js");
 out.loadedBeforeUse = ["semver", "@fastify/proxy-addr", "thread-stream"].filter(isLoaded);
 // As Fastify calls it for a plugin that declares the Fastify it needs.
 out.satisfies = [semver.satisfies("5.12.8", "^5.0.0"), semver.satisfies("4.29.1", "5.x"), "coerce" in semver];
+// Listed, written and deleted as the package itself (a write kept on the stand-in would never be read back).
+out.keys = [Object.keys(semver).includes("satisfies"), Object.keys(proxyAddr).includes("compile"), Object.keys({ ...semver }).length === Object.keys(require("semver")).length];
+semver.probeMark = 7;
+out.writes = [require("semver").probeMark, semver.probeMark, delete semver.probeMark, "probeMark" in require("semver")];
 // As Fastify's request.ip with trustProxy: the client is the first address, from the socket back, not trusted.
 const request = { socket: { remoteAddress: "10.0.0.2" }, headers: { "x-forwarded-for": "203.0.113.7, 10.0.0.1" } };
 out.addresses = [
@@ -205,7 +209,7 @@ out.wrote = typeof stream.writeLine === "function" && stream.writeLine("through 
 out.lines = stream.lines;
 stream.end();
 await new Promise((resolve, reject) => { stream.once("close", resolve); stream.once("error", reject); });
-out.written = existsSync(${JSON.stringify(written)}) ? readFileSync(${JSON.stringify(written)}, "utf8") : null;
+out.workerWrote = existsSync(${JSON.stringify(written)}) ? readFileSync(${JSON.stringify(written)}, "utf8") : null;
 out.loadedAfterUse = ["semver", "@fastify/proxy-addr", "ipaddr.js", "thread-stream"].filter(isLoaded);
 process.stdout.write(JSON.stringify(out));
 `,
@@ -215,11 +219,13 @@ process.stdout.write(JSON.stringify(out));
   assert.deepEqual(JSON.parse(run.stdout), {
     loadedBeforeUse: [],
     satisfies: [true, false, true],
+    keys: [true, true, true],
+    writes: [7, 7, true, false],
     addresses: ["203.0.113.7", "203.0.113.7", "10.0.0.2", ["10.0.0.2", "10.0.0.1", "203.0.113.7"]],
     isThreadStream: true,
     wrote: true,
     lines: 1,
-    written: "through the worker\n",
+    workerWrote: "through the worker\n",
     loadedAfterUse: ["semver", "@fastify/proxy-addr", "ipaddr.js", "thread-stream"],
   });
 });
