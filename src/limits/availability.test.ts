@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { cooldownSettings } from "../../test/helpers/cooldown-settings.ts";
 import { ManualClock } from "../clock.ts";
 import type { CooldownSettings } from "../config/types.ts";
 import {
@@ -12,20 +13,11 @@ import {
 
 const T0 = Date.UTC(2026, 0, 1, 12);
 
-const SETTINGS: CooldownSettings = {
-  rateLimitBaseMs: 1_000,
+const SETTINGS: CooldownSettings = cooldownSettings({
   rateLimitMaxMs: 5_000,
-  invalidKeyMs: 3_600_000,
-  modelUnavailableMs: 900_000,
-  unsupportedFeatureMs: 21_600_000,
-  unservedEndpointMs: 86_400_000,
-  failureThreshold: 3,
   failureWindowMs: 10_000,
   failureRateThreshold: 0.5,
-  circuitOpenMs: 30_000,
-  circuitFirstProbeMs: 30_000,
-  suspectSingleFlight: true,
-};
+});
 
 function setup(settings: Partial<CooldownSettings> = {}) {
   const clock = new ManualClock(T0);
