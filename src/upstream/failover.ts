@@ -198,13 +198,17 @@ async function tryCandidate(
     request.onReserved?.();
     const startedAtMs = clock.now();
     const { reservation } = admission;
+    let isSent = false;
     const result = await attemptOnce(
       deployment,
       request,
       services,
       attemptMs,
       releaseSlot,
-      () => services.attemptSent(reservation),
+      () => {
+        isSent = true;
+        services.attemptSent(reservation);
+      },
       orderSent,
     );
     // Asked right before the recorder applies the report (same tick): a lesson learned meanwhile is not missed.
@@ -224,6 +228,7 @@ async function tryCandidate(
       ),
       ...(changes.length === 0 ? {} : { messageOrder: orderSent.order, messageChanges: changes }),
       reservedPromptTokens: promptSentOf(deployment, request, services, sentTokens, prompt),
+      ...(isSent ? { isSent: true as const } : {}),
     });
     attempts.push(report);
     services.attemptEnded(

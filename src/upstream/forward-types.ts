@@ -159,6 +159,8 @@ export interface AttemptReport {
    * prompt in stays charged (pipeline/recorder.ts).
    */
   readonly reservedPromptTokens?: number;
+  /** The request went out (handed to an upstream connection): a provider may have counted its prompt only then. */
+  readonly isSent?: true;
   /** A failed attempt's calls never sent (AttemptResult.unsentCalls): the recorder gives their requests back. */
   readonly unsentCalls?: number;
   /** The role order that changed the messages sent (providers/message-order.ts); absent when nothing changed. */
