@@ -11,6 +11,7 @@ import type { RelayState } from "./relay-state.ts";
 import type { SegmentOutput, TokenUsage } from "./relay-types.ts";
 import type { SseEvent } from "./sse-parser.ts";
 import type { EventInspector, StreamEventInfo } from "./stream-event.ts";
+import { takeUpstreamGatewayField } from "./upstream-gateway-field.ts";
 
 export class SegmentProgress {
   outcome: StreamOutcome | undefined;
@@ -103,7 +104,18 @@ export class SegmentProgress {
       if (info.json === undefined) continue;
       this.unrelayedText += info.text;
       this.noteDropped(info, info.json);
+      this.noteUnrelayedUsage(info, info.json);
     }
+  }
+
+  /**
+   * A usage its upstream reported in an event never relayed (read with, or after, the segment's end): what the segment
+   * is charged and recorded, as a relayed one's would be (an upstream gateway's estimate mark taken off and kept).
+   */
+  noteUnrelayedUsage(info: StreamEventInfo, json: Record<string, unknown>): void {
+    if (info.usage === undefined) return;
+    this.usage = info.usage;
+    this.isUsageEstimated = takeUpstreamGatewayField(json, true)?.isUsageEstimated === true;
   }
 
   /** An event a prefill continuation holds back while it may be repeating the delivered text. */

@@ -16,7 +16,14 @@ import { countTextTokens, estimateChatPrompt } from "../../src/limits/token-esti
 import type { RequestRecord } from "../../src/observability/request-record.ts";
 import { openAiClient, send, statsOf, useGateway, useMock } from "../helpers/e2e.ts";
 import { type DeploymentView, windowOf } from "../helpers/limits-scene.ts";
-import { chatChunk, chatCompletion, chatStream, type MockStep, type MockUpstream } from "../helpers/mock-upstream.ts";
+import {
+  chatChunk,
+  chatCompletion,
+  chatStream,
+  type MockStep,
+  type MockUpstream,
+  type SseScript,
+} from "../helpers/mock-upstream.ts";
 import { parsePrometheusText, sumOf } from "../helpers/prometheus-text.ts";
 import { waitUntil } from "../helpers/sse-client.ts";
 import { CHAT_ROUTE, MODEL, sentBody, startTwoProviders, type TwoProviders } from "../helpers/two-providers.ts";
@@ -27,6 +34,14 @@ const DELIVERED = WORDS.slice(0, 20).join("");
 const FULL_TEXT = WORDS.join("");
 const PROMPT = estimateChatPrompt(MESSAGES, undefined).promptTokens;
 const BUDGET = { limits: { tpm: 1_000_000 } };
+/**
+ * A replay that diverges at " otherwise"; the rest comes in a later read, which the gateway, gone at the divergence,
+ * never reads (what came in the same read is counted: in-band-end-batch-charges.test.ts).
+ */
+const DIVERGING_REPLAY: SseScript[] = (() => {
+  const events = chatStream([" word0", " word1", " otherwise", " so"], MODEL);
+  return [...events.slice(0, 4), { delayMs: 300 }, ...events.slice(4)];
+})();
 
 const cutAfterTwenty: MockStep = {
   kind: "sse",
@@ -237,7 +252,7 @@ describe("a continuation's charge when it reported no usage", () => {
     });
     scene.backup.enqueue(CHAT_ROUTE, {
       kind: "sse",
-      events: chatStream([" word0", " word1", " otherwise", " so"], MODEL),
+      events: DIVERGING_REPLAY,
     });
     await assert.rejects(
       streamText(scene, MESSAGES, { max_tokens: 500 }),
@@ -273,7 +288,7 @@ describe("a continuation's charge when it reported no usage", () => {
     const records: RequestRecord[] = [];
     gateway.runtime.onRecord((record) => records.push(record));
     alpha.enqueue(CHAT_ROUTE, cutAfterTwenty);
-    beta.enqueue(CHAT_ROUTE, { kind: "sse", events: chatStream([" word0", " word1", " otherwise", " so"], MODEL) });
+    beta.enqueue(CHAT_ROUTE, { kind: "sse", events: DIVERGING_REPLAY });
     gamma.enqueue(CHAT_ROUTE, { kind: "sse", events: chatStream(WORDS.slice(20), MODEL) });
     assert.equal(await streamText({ client: openAiClient(gateway) }, MESSAGES, { max_tokens: 500 }), FULL_TEXT);
     const record = await oneRecord(records);
