@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { describe, type TestContext, test } from "node:test";
 import { estimateTextInputs } from "../../src/limits/token-estimate.ts";
 import { rowOf, send, statsOf } from "../helpers/e2e.ts";
+import { type DeploymentView, windowOf } from "../helpers/limits-scene.ts";
 import { chatCompletion, type MockStep } from "../helpers/mock-upstream.ts";
 import { GUARD, guardScene, nativeAnswer } from "../helpers/moderation-scene.ts";
 
@@ -29,14 +30,8 @@ async function moderate(t: TestContext, first: MockStep): Promise<number> {
   assert.equal(answer.status, 200, answer.text);
   assert.equal((answer.json as { model: string }).model, "omni-moderation-latest");
   assert.equal(guardMock.requests.length, 2, "the third call is never sent");
-  const row = rowOf(await statsOf(gateway), "p0/guard") as unknown as {
-    budgets: { windows: { unit: string; window: string; used: number }[] }[];
-  };
-  const minute = row.budgets
-    .flatMap((scope) => scope.windows)
-    .find((window) => window.unit === "tokens" && window.window === "minute");
-  assert.ok(minute !== undefined, "no tpm window on p0/guard");
-  return minute.used;
+  const row = rowOf(await statsOf(gateway), "p0/guard") as unknown as DeploymentView;
+  return windowOf(row, "deployment:p0/guard", "tokens", "minute").used;
 }
 
 describe("a Llama Guard moderation's charge when a call fails", () => {

@@ -20,6 +20,7 @@ import {
   chatChunk,
   chatCompletion,
   chatStream,
+  chatUsageChunk,
   type MockStep,
   type MockUpstream,
   type SseScript,
@@ -238,6 +239,25 @@ describe("a continuation's charge when it reported no usage", () => {
     const betaOut = countTextTokens(WORDS.slice(0, 2).join("")) + countTextTokens(thought);
     const betaIn = PROMPT + countTextTokens(DELIVERED);
     assert.deepEqual(attemptsOf(record)[1], ["beta", "continuation", "stream_cut", betaIn, betaOut, true]);
+  });
+
+  test("cut while it repeated, after a usage chunk it held: charged that usage, on every book", async (t) => {
+    // Beta starts the answer over (" word0 word1", held as a possible repetition), reports its usage, and breaks. The
+    // usage is its provider's report: before, it was dropped with the held events and beta was charged an estimate.
+    const scene = await startTwoProviders(t, { backupModel: BUDGET });
+    const records = recordsOf(scene);
+    scene.primary.enqueue(CHAT_ROUTE, cutAfterTwenty);
+    const usage = chatUsageChunk(MODEL, { prompt_tokens: 77, completion_tokens: 3 });
+    const repeated = [...chatStream(WORDS.slice(0, 2), MODEL).slice(0, 3), { data: usage }];
+    scene.backup.enqueue(CHAT_ROUTE, { kind: "sse", events: repeated, end: "destroy" });
+    scene.primary.enqueue(CHAT_ROUTE, { kind: "sse", events: chatStream(WORDS.slice(20), MODEL) });
+    assert.equal(await streamText(scene, MESSAGES, { max_tokens: 500 }), FULL_TEXT);
+    const record = await oneRecord(records);
+    assert.deepEqual(attemptsOf(record)[1], ["beta", "continuation", "stream_cut", 77, 3, undefined]);
+    const books = await betaBooks(scene);
+    assert.deepEqual(books.metrics, [77, 3], "llm_gateway_tokens_total");
+    assert.deepEqual(books.stats, [77, 3], "/stats");
+    assert.equal(books.budget, 80);
   });
 
   test("a replay that diverged: its prompt and what it generated count, on every book", async (t) => {
