@@ -121,8 +121,8 @@ export class SegmentProgress {
   /**
    * An event a prefill continuation holds back while it may be repeating the delivered text. A usage it carries is the
    * provider's report, kept now: the held events are dropped when the segment ends undecided or started over (until
-   * 2026-12-07 the usage with them, and the segment was charged an estimate: test/e2e/streaming-continuation-charges.test.ts); if
-   * they go on after all, it is read again as they are relayed.
+   * 2026-12-07 the usage with them, and the segment was charged an estimate:
+   * test/e2e/streaming-continuation-charges.test.ts); if they go on after all, it is read again as they are relayed.
    */
   noteHeld(info: StreamEventInfo, json: Record<string, unknown>): void {
     this.#heldReasoning = this.#withReasoning(this.#heldReasoning, info, json);

@@ -53,9 +53,9 @@ export type AttemptResult =
        */
       readonly unsentCalls?: number;
       /**
-       * A Llama Guard moderation's calls counted one by one (moderation-attempt.ts): the estimated prompts of those whose
-       * provider took them in without reporting usage. What the attempt stays charged beside `usage`, instead of the
-       * whole request's prompt (prompt-sent.ts failedAttemptTokens).
+       * A Llama Guard moderation's calls counted one by one (moderation-attempt.ts): the estimated prompts of those
+       * whose provider took them in without reporting usage. What the attempt stays charged beside `usage`, instead of
+       * the whole request's prompt (prompt-sent.ts failedAttemptTokens).
        */
       readonly unreportedPromptTokens?: number;
     };

@@ -24,10 +24,11 @@ export function promptSentOf(
 
 /**
  * What a failed attempt stays charged: the usage its answered calls reported (a Llama Guard moderation's earlier
- * inputs, plus the prompts of its calls taken in without a report: callsPromptTokens), else the prompt part of its reservation when its provider counted the prompt (sent, and not refused by an
- * answer: errors/outcomes.ts hasProviderCountedPrompt), else nothing. Its deployment's budgets keep it
- * (pipeline/recorder.ts), and so do its client's (the record's attempt carries it: RecordedAttempt.chargedTokens).
- * Until 2026-12-07 every failed attempt without a report was charged 0, to its deployment and to its client.
+ * inputs, plus the prompts of its calls taken in without a report: callsPromptTokens), else the prompt part of its
+ * reservation when its provider counted the prompt (sent, and not refused by an answer: errors/outcomes.ts
+ * hasProviderCountedPrompt), else nothing. Its deployment's budgets keep it (pipeline/recorder.ts), and so do its
+ * client's (the record's attempt carries it: RecordedAttempt.chargedTokens). Until 2026-12-07 every failed attempt
+ * without a report was charged 0, to its deployment and to its client.
  */
 export function failedAttemptTokens(report: AttemptReport): number {
   const spent = report.usage;
