@@ -82,6 +82,13 @@ export interface RecordedAttempt {
    */
   readonly isUsageEstimated?: true;
   /**
+   * An attempt that failed before it opened an answer: the tokens its deployment's budgets stay charged, and its named
+   * client's (docs/limits.md "Client budgets"): what its calls that answered reported (a Llama Guard moderation's),
+   * else its prompt when its provider took it in (it was sent and abandoned, or broke, before an answer). Absent when
+   * 0 (a refusal the provider answered, or never sent).
+   */
+  readonly chargedTokens?: number;
+  /**
    * The role order (`message_order`: `strict`, `alternate`, or `any` with a refused `prefix` removed) that changed the
    * messages this attempt sent; absent when they went as the client wrote them (docs/configuration.md "Message order").
    */

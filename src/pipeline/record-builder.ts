@@ -14,6 +14,7 @@ import type {
 import { isLimitSkip, type RoutePlan } from "../router/plan-route.ts";
 import type { SegmentEnd, TokenUsage } from "../streaming/relay-types.ts";
 import type { AttemptReport, AttemptSkip } from "../upstream/forward-types.ts";
+import { failedAttemptTokens } from "../upstream/prompt-sent.ts";
 
 /** A requested model name is client input: the record keeps a bounded prefix. */
 const MAX_RECORDED_NAME_CHARS = 200;
@@ -283,10 +284,18 @@ function recorded(
           tokensOut: report.usage.completionTokens,
           ...(report.isUsageEstimated === true ? { isUsageEstimated: true as const } : {}),
         }),
+    ...chargedOf(report),
     ...(report.messageChanges === undefined || report.messageOrder === undefined
       ? {}
       : { messageOrder: report.messageOrder, messageChanges: report.messageChanges }),
   };
+}
+
+/** A failed attempt's charge (RecordedAttempt.chargedTokens); an opened answer's is its segment's usage. */
+function chargedOf(report: AttemptReport): { chargedTokens?: number } {
+  if (report.outcome === "success") return {};
+  const charged = failedAttemptTokens(report);
+  return charged === 0 ? {} : { chargedTokens: charged };
 }
 
 /** The record's `isLimit`, left out for skips that are neither a limit nor a failing candidate. */

@@ -2,7 +2,7 @@
 // (cooldowns, circuits, parked keys), health, budgets and stats. The failover loop reports each attempt's end
 // here; the relay reports each stream segment's end here; finished request records go out to subscribers.
 // Nothing else mutates these books (a test subscribes to records and checks it).
-import { hasProviderCountedPrompt, traitsOf } from "../errors/outcomes.ts";
+import { traitsOf } from "../errors/outcomes.ts";
 import { type AudioCharge, reserveWithSeconds, settleSeconds } from "../limits/audio-reservation.ts";
 import { isLimitCause, keyFingerprint, type SentAt } from "../limits/availability.ts";
 import { type BudgetScope, type Denied, isReservation, learningScope, type Reservation } from "../limits/budgets.ts";
@@ -12,6 +12,7 @@ import type { Deployment } from "../providers/catalog.ts";
 import type { SegmentEnd } from "../streaming/relay-types.ts";
 import type { Effect } from "../upstream/effects.ts";
 import type { Admission, AttemptReport, CalibratingPrompt } from "../upstream/forward-types.ts";
+import { failedAttemptTokens } from "../upstream/prompt-sent.ts";
 import type { RecorderBooks, SegmentSettlement, SegmentTiming } from "./recorder-books.ts";
 import { segmentCharge } from "./segment-charge.ts";
 
@@ -20,8 +21,6 @@ export class Recorder {
   readonly #listeners: RecordListener[] = [];
   /** Stream segments whose failure was learned when they stopped (segmentStopped), by their reservation. */
   readonly #judged = new WeakSet<Reservation>();
-  /** Attempts whose request went out (attemptSent): a failed one's provider counted its prompt only then. */
-  readonly #sent = new WeakSet<Reservation>();
 
   constructor(books: RecorderBooks) {
     this.#books = books;
@@ -68,7 +67,6 @@ export class Recorder {
   /** The attempt's request went out (after a connection's set-up): the budgets count it from now. */
   attemptSent(reservation: Reservation): void {
     const { budgets, clock } = this.#books;
-    this.#sent.add(reservation);
     budgets.markSent(reservation, clock.now());
     if (reservation.audio !== undefined) budgets.markSent(reservation.audio, clock.now());
   }
@@ -125,7 +123,7 @@ export class Recorder {
     // answer: it timed out, broke or was abandoned after the send), else none (a refusal, or never sent).
     const spent = report.usage;
     if (spent !== undefined) stats.recordTokens(key, spent.promptTokens, spent.completionTokens);
-    budgets.reconcile(reservation, failedAttemptTokens(report, this.#sent.has(reservation)), clock.now());
+    budgets.reconcile(reservation, failedAttemptTokens(report), clock.now());
     // The calls it never sent (after an earlier input's failure, or the client left) reached no provider.
     if (report.unsentCalls !== undefined) budgets.releaseUnsentCalls(reservation, report.unsentCalls, clock.now());
     budgets.release(reservation);
@@ -232,7 +230,7 @@ export class Recorder {
     const { budgets, stats, clock } = this.#books;
     if (report.outcome !== "success") {
       if (report.outcome !== "client_aborted") stats.recordFailure(deployment.key);
-      budgets.reconcile(reservation, failedAttemptTokens(report, this.#sent.has(reservation)), clock.now());
+      budgets.reconcile(reservation, failedAttemptTokens(report), clock.now());
       if (report.unsentCalls !== undefined) budgets.releaseUnsentCalls(reservation, report.unsentCalls, clock.now());
       budgets.release(reservation);
       settleSeconds(budgets, reservation, 0, clock.now());
@@ -250,12 +248,16 @@ export class Recorder {
 
   /**
    * A request charged to its client's budgets (client-budget.ts) ended with this record: the charge counts the tokens
-   * it used (nothing when no upstream answered; the estimate when an answer came without a count), its slot is free.
+   * it used (nothing when no upstream answered; the estimate when an answer came without a count), plus what its
+   * failed attempts stay charged to their deployments (RecordedAttempt.chargedTokens: the prompts its providers took in
+   * before it was abandoned); its slot is free. Until 2026-12-07 those prompts were not counted: a request that timed
+   * out after its send, or whose client left, cost its client 0 while its provider's budget kept the prompt.
    */
   clientRequestEnded(reservation: Reservation, record: RequestRecord): void {
     const { budgets, clock } = this.#books;
     const used = record.tokensIn + record.tokensOut;
-    const actual = record.servedBy === undefined ? 0 : used > 0 ? used : reservation.tokens;
+    const answered = record.servedBy === undefined ? 0 : used > 0 ? used : reservation.tokens;
+    const actual = record.attempts.reduce((sum, attempt) => sum + (attempt.chargedTokens ?? 0), answered);
     if (actual !== reservation.tokens) budgets.reconcile(reservation, actual, clock.now());
     budgets.release(reservation);
   }
@@ -374,16 +376,4 @@ export class Recorder {
       }
     }
   }
-}
-
-/**
- * What a failed attempt stays charged: the usage its answered calls reported, else the prompt part of its reservation
- * when its provider counted the prompt (errors/outcomes.ts hasProviderCountedPrompt), else nothing. Until 2026-12-07
- * every failed attempt without a report was charged 0.
- */
-function failedAttemptTokens(report: AttemptReport, isSent: boolean): number {
-  const spent = report.usage;
-  if (spent !== undefined) return spent.promptTokens + spent.completionTokens;
-  const isCounted = hasProviderCountedPrompt(report.outcome, isSent, report.status);
-  return isCounted ? (report.reservedPromptTokens ?? 0) : 0;
 }

@@ -176,7 +176,6 @@ function renderer(
   const missingRoles = continuation === undefined ? new MissingRoles() : undefined;
   return (events) => {
     const out: StreamChunk[] = [];
-    const hasEnded = progress.outcome !== undefined;
     let index = 0;
     for (; index < events.length; index++) {
       const event = events[index] as SseEvent;
@@ -206,6 +205,8 @@ function renderer(
         // would, as silence or a broken connection there does (below).
         if (state.choices.isAnswerFinished) progress.end("success", "");
         else progress.endAtUpstreamError(info.json, state.describeUpstreamError(info.json));
+        // An error that carries the provider's count of what the segment used (never relayed: the error is the end).
+        if (info.json !== undefined) progress.noteUnrelayedUsage(info, info.json);
         break;
       }
       const json = info.json;
@@ -341,8 +342,11 @@ function renderer(
       }
       if (progress.outcome !== undefined) break;
     }
-    // Read after the segment had ended (its client left as the batch came), never relayed: held events just released.
-    if (hasEnded) progress.noteUnrelayed(events.slice(index + 1), inspect);
+    // Read in the batch the segment ended in, never relayed: after its end (an in-band error, a finish, a divergence),
+    // or after the segment had ended before the batch (its client left as it came: held events just released). Their
+    // usage is the provider's report and their text was generated (before 2026-12-07 only the second kind was counted,
+    // and neither's usage: a usage chunk read with an error was dropped, and the segment kept its reservation).
+    if (progress.outcome !== undefined) progress.noteUnrelayed(events.slice(index + 1), inspect);
     events.length = 0;
     return out;
   };

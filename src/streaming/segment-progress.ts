@@ -11,6 +11,7 @@ import type { RelayState } from "./relay-state.ts";
 import type { SegmentOutput, TokenUsage } from "./relay-types.ts";
 import type { SseEvent } from "./sse-parser.ts";
 import type { EventInspector, StreamEventInfo } from "./stream-event.ts";
+import { takeUpstreamGatewayField } from "./upstream-gateway-field.ts";
 
 export class SegmentProgress {
   outcome: StreamOutcome | undefined;
@@ -103,12 +104,29 @@ export class SegmentProgress {
       if (info.json === undefined) continue;
       this.unrelayedText += info.text;
       this.noteDropped(info, info.json);
+      this.noteUnrelayedUsage(info, info.json);
     }
   }
 
-  /** An event a prefill continuation holds back while it may be repeating the delivered text. */
+  /**
+   * A usage its upstream reported in an event never relayed (read with, or after, the segment's end): what the segment
+   * is charged and recorded, as a relayed one's would be (an upstream gateway's estimate mark taken off and kept).
+   */
+  noteUnrelayedUsage(info: StreamEventInfo, json: Record<string, unknown>): void {
+    if (info.usage === undefined) return;
+    this.usage = info.usage;
+    this.isUsageEstimated = takeUpstreamGatewayField(json, true)?.isUsageEstimated === true;
+  }
+
+  /**
+   * An event a prefill continuation holds back while it may be repeating the delivered text. A usage it carries is the
+   * provider's report, kept now: the held events are dropped when the segment ends undecided or started over (until
+   * 2026-12-07 the usage with them, and the segment was charged an estimate:
+   * test/e2e/streaming-continuation-charges.test.ts); if they go on after all, it is read again as they are relayed.
+   */
   noteHeld(info: StreamEventInfo, json: Record<string, unknown>): void {
     this.#heldReasoning = this.#withReasoning(this.#heldReasoning, info, json);
+    this.noteUnrelayedUsage(info, json);
   }
 
   /** The held events go on after all (a real continuation): their reasoning is counted as they are relayed. */

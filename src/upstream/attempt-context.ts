@@ -52,6 +52,12 @@ export type AttemptResult =
        * it failed at an earlier one, or the client went away. The budgets give their requests back.
        */
       readonly unsentCalls?: number;
+      /**
+       * A Llama Guard moderation's calls counted one by one (moderation-attempt.ts): the estimated prompts of those
+       * whose provider took them in without reporting usage. What the attempt stays charged beside `usage`, instead of
+       * the whole request's prompt (prompt-sent.ts failedAttemptTokens).
+       */
+      readonly unreportedPromptTokens?: number;
     };
 
 export interface AttemptContext {

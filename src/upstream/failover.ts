@@ -24,7 +24,7 @@ import type { Verdict } from "./classify-response.ts";
 import { finalError, type KeptRefusal, refusalToReturn, rejectedError } from "./final-error.ts";
 import type { AttemptReport, FailoverServices, ForwardOutcome, ForwardRequest } from "./forward-types.ts";
 import { reportedAsOf } from "./lessons.ts";
-import { promptSentOf } from "./prompt-sent.ts";
+import { callsPromptOf, promptSentOf } from "./prompt-sent.ts";
 import { sleepUntil } from "./sleep-until.ts";
 import { outputLeftOf } from "./upstream-request.ts";
 
@@ -198,13 +198,17 @@ async function tryCandidate(
     request.onReserved?.();
     const startedAtMs = clock.now();
     const { reservation } = admission;
+    let isSent = false;
     const result = await attemptOnce(
       deployment,
       request,
       services,
       attemptMs,
       releaseSlot,
-      () => services.attemptSent(reservation),
+      () => {
+        isSent = true;
+        services.attemptSent(reservation);
+      },
       orderSent,
     );
     // Asked right before the recorder applies the report (same tick): a lesson learned meanwhile is not missed.
@@ -224,6 +228,8 @@ async function tryCandidate(
       ),
       ...(changes.length === 0 ? {} : { messageOrder: orderSent.order, messageChanges: changes }),
       reservedPromptTokens: promptSentOf(deployment, request, services, sentTokens, prompt),
+      ...(isSent ? { isSent: true as const } : {}),
+      ...callsPromptOf(deployment, result.ok ? undefined : result.unreportedPromptTokens, services),
     });
     attempts.push(report);
     services.attemptEnded(

@@ -159,6 +159,14 @@ export interface AttemptReport {
    * prompt in stays charged (pipeline/recorder.ts).
    */
   readonly reservedPromptTokens?: number;
+  /** The request went out (handed to an upstream connection): a provider may have counted its prompt only then. */
+  readonly isSent?: true;
+  /**
+   * A Llama Guard moderation's failed attempt: the prompts of its calls whose provider took them in without reporting
+   * usage (AttemptResult.unreportedPromptTokens), as its deployment counts them. Its charge is `usage` plus these,
+   * call by call, instead of the whole request's prompt (prompt-sent.ts failedAttemptTokens).
+   */
+  readonly callsPromptTokens?: number;
   /** A failed attempt's calls never sent (AttemptResult.unsentCalls): the recorder gives their requests back. */
   readonly unsentCalls?: number;
   /** The role order that changed the messages sent (providers/message-order.ts); absent when nothing changed. */

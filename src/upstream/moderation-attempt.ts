@@ -3,6 +3,7 @@
 // fails the attempt as it failed (a 429 cools the candidate, a 5xx counts against its health); an answer that is no
 // moderation result or no Llama Guard verdict is a `bad_response`: the next candidate is tried.
 import { firstChoice } from "../chat-choice.ts";
+import { hasProviderCountedPrompt } from "../errors/outcomes.ts";
 import { isRecord } from "../is-record.ts";
 import type { ReleaseSlot } from "../limits/in-flight-gate.ts";
 import type { TokenUsage } from "../streaming/relay-types.ts";
@@ -109,6 +110,8 @@ async function llamaGuardAttempt(
     request: { ...context.request, endpointPath: "/chat/completions" },
   };
   const ends: (CallEnd | undefined)[] = calls.map(() => undefined);
+  /** Which calls went out (handed to a connection): a provider takes a call's prompt in only then. */
+  const sent: boolean[] = calls.map(() => false);
   let failure: AttemptResult | undefined;
   let next = 0;
   const isDone = (): boolean => failure !== undefined || next >= calls.length;
@@ -126,7 +129,11 @@ async function llamaGuardAttempt(
       const which = calls.length > 1 ? ` (input ${index})` : "";
       const each = { ...call, ...(calls[index] as ModerationCall) };
       try {
-        const end = await llamaGuardCall(chatContext, each, headersTimeoutMs, which);
+        const onSent = (): void => {
+          sent[index] = true;
+          chatContext.onSent();
+        };
+        const end = await llamaGuardCall({ ...chatContext, onSent }, each, headersTimeoutMs, which);
         ends[index] = end;
         if (!end.ok) failure ??= end.result;
       } finally {
@@ -143,8 +150,10 @@ async function llamaGuardAttempt(
   const usage = summedUsage(ends.map((end) => (end === undefined ? {} : end.ok ? end.answer : end.result)));
   // And told what the provider has left: their rate-limit headers are news whether or not a later call failed.
   // The calls never started were reserved and never sent: the budgets give them back (recorder.ts).
-  if (failure !== undefined)
-    return withUnsent(withUsage(withEffectsFirst(failure, answers), usage), calls.length - next);
+  if (failure !== undefined) {
+    const charged = withUsage(withEffectsFirst(failure, answers), usage);
+    return withUnsent(withUnreportedPrompt(charged, unreportedPromptTokens(calls, ends, sent)), calls.length - next);
+  }
   const [first] = answers;
   const last = answers.at(-1);
   if (first === undefined || last?.json === undefined || answers.length !== calls.length) {
@@ -192,6 +201,36 @@ function withEffectsFirst(result: AttemptResult, answered: readonly Answered[]):
 
 function withUnsent(result: AttemptResult, unsentCalls: number): AttemptResult {
   return result.ok || unsentCalls <= 0 ? result : { ...result, unsentCalls };
+}
+
+function withUnreportedPrompt(result: AttemptResult, promptTokens: number): AttemptResult {
+  return result.ok ? result : { ...result, unreportedPromptTokens: promptTokens };
+}
+
+/**
+ * The prompts of the calls whose provider took them in and reported no usage: a call that answered without a report,
+ * and one sent and then abandoned or broken before an answer (errors/outcomes.ts hasProviderCountedPrompt). Each call
+ * is a request of its own, counted by its provider as it arrives: until 2026-12-07 a failed attempt was charged the
+ * prompt of every input when no call reported usage (those never sent included), and none of them when one did (the
+ * timed-out call's prompt left out).
+ */
+function unreportedPromptTokens(
+  calls: readonly ModerationCall[],
+  ends: readonly (CallEnd | undefined)[],
+  sent: readonly boolean[],
+): number {
+  let tokens = 0;
+  for (const [index, end] of ends.entries()) {
+    if (end === undefined) continue;
+    // An answer without `usage` reads as 0 tokens (json-attempt.ts readUsage), as summedUsage takes it.
+    const reported = end.ok ? end.answer.usage : end.result.usage;
+    if (reported !== undefined && reported.promptTokens + reported.completionTokens > 0) continue;
+    const isCounted =
+      end.ok ||
+      (!end.result.ok && hasProviderCountedPrompt(end.result.lesson.outcome, sent[index] === true, end.result.status));
+    if (isCounted) tokens += calls[index]?.promptTokens ?? 0;
+  }
+  return tokens;
 }
 
 function withUsage(result: AttemptResult, usage: TokenUsage | undefined): AttemptResult {

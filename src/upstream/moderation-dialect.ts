@@ -8,6 +8,7 @@
 //                into OpenAI's categories (HAZARD_CATEGORIES; docs/protocols.md "Moderations").
 import { randomUUID } from "node:crypto";
 import { isRecord, parseJsonRecord } from "../is-record.ts";
+import { estimateTextInputs } from "../limits/token-estimate.ts";
 import { applyBodyRules } from "../providers/body-rules.ts";
 import type { Deployment } from "../providers/catalog.ts";
 import { LLAMA_GUARD_MAX_TOKENS, type ModerationApi, moderationApiOf } from "../providers/moderation-api.ts";
@@ -20,6 +21,11 @@ export interface ModerationCall {
   /** Below the provider's base URL. */
   readonly endpointPath: string;
   readonly payload: string;
+  /**
+   * A Llama Guard call's prompt, estimated as the request's is (its input's text): what its provider counted when it
+   * took the call in without reporting usage (moderation-attempt.ts unreportedPromptTokens).
+   */
+  readonly promptTokens?: number;
 }
 
 export interface ModerationCalls {
@@ -110,6 +116,7 @@ export function moderationCalls(
   // chat parameters), and its answer must be the verdict, so sampling is off.
   const calls = moderationInputs(body.input).map((input) => ({
     endpointPath: "/chat/completions",
+    promptTokens: estimateTextInputs(inputText(input.content)).total,
     payload: JSON.stringify({
       model: deployment.model.id,
       messages: [{ role: "user", content: input.content }],
@@ -118,6 +125,14 @@ export function moderationCalls(
     }),
   }));
   return { api, calls };
+}
+
+/** An input's text as the request's estimate counts it (pipeline/endpoints.ts moderationTexts): parts' texts joined. */
+function inputText(content: ModerationInput["content"]): string {
+  if (typeof content === "string") return content;
+  return content
+    .flatMap((part) => (isRecord(part) && part.type === "text" && typeof part.text === "string" ? [part.text] : []))
+    .join("\n");
 }
 
 export type ModerationAnswer =

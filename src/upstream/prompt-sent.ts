@@ -1,6 +1,8 @@
-// What a failed attempt's prompt was, for its charge once its provider took it in (pipeline/recorder.ts).
+// What a failed attempt's prompt was, and what the attempt stays charged once its provider took it in
+// (pipeline/recorder.ts for the deployment's budgets, pipeline/record-builder.ts for its client's).
+import { hasProviderCountedPrompt } from "../errors/outcomes.ts";
 import type { Deployment } from "../providers/catalog.ts";
-import type { FailoverServices, ForwardRequest } from "./forward-types.ts";
+import type { AttemptReport, FailoverServices, ForwardRequest } from "./forward-types.ts";
 
 /**
  * The prompt an attempt's body carries, as its deployment counts it: its reservation's prompt, plus a prefill
@@ -18,4 +20,35 @@ export function promptSentOf(
   const spent = request.spentOutputTokens;
   if (spent === undefined) return prompt;
   return services.promptTokensFor?.(deployment, sentTokens + spent) ?? sentTokens + spent;
+}
+
+/**
+ * What a failed attempt stays charged: the usage its answered calls reported (a Llama Guard moderation's earlier
+ * inputs, plus the prompts of its calls taken in without a report: callsPromptTokens), else the prompt part of its
+ * reservation when its provider counted the prompt (sent, and not refused by an answer: errors/outcomes.ts
+ * hasProviderCountedPrompt), else nothing. Its deployment's budgets keep it (pipeline/recorder.ts), and so do its
+ * client's (the record's attempt carries it: RecordedAttempt.chargedTokens). Until 2026-12-07 every failed attempt
+ * without a report was charged 0, to its deployment and to its client.
+ */
+export function failedAttemptTokens(report: AttemptReport): number {
+  const spent = report.usage;
+  const reported = spent === undefined ? 0 : spent.promptTokens + spent.completionTokens;
+  // A Llama Guard moderation's calls, each a request its provider counted on its own (moderation-attempt.ts).
+  if (report.callsPromptTokens !== undefined) return reported + report.callsPromptTokens;
+  if (spent !== undefined) return reported;
+  const isCounted = hasProviderCountedPrompt(report.outcome, report.isSent === true, report.status);
+  return isCounted ? (report.reservedPromptTokens ?? 0) : 0;
+}
+
+/** A failed Llama Guard attempt's unreported calls' prompts, calibrated as its reservation's prompt is. */
+export function callsPromptOf(
+  deployment: Deployment,
+  unreportedPromptTokens: number | undefined,
+  services: FailoverServices,
+): { callsPromptTokens?: number } {
+  if (unreportedPromptTokens === undefined) return {};
+  if (unreportedPromptTokens === 0) return { callsPromptTokens: 0 };
+  return {
+    callsPromptTokens: services.promptTokensFor?.(deployment, unreportedPromptTokens) ?? unreportedPromptTokens,
+  };
 }

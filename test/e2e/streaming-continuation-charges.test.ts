@@ -16,7 +16,15 @@ import { countTextTokens, estimateChatPrompt } from "../../src/limits/token-esti
 import type { RequestRecord } from "../../src/observability/request-record.ts";
 import { openAiClient, send, statsOf, useGateway, useMock } from "../helpers/e2e.ts";
 import { type DeploymentView, windowOf } from "../helpers/limits-scene.ts";
-import { chatChunk, chatCompletion, chatStream, type MockStep, type MockUpstream } from "../helpers/mock-upstream.ts";
+import {
+  chatChunk,
+  chatCompletion,
+  chatStream,
+  chatUsageChunk,
+  type MockStep,
+  type MockUpstream,
+  type SseScript,
+} from "../helpers/mock-upstream.ts";
 import { parsePrometheusText, sumOf } from "../helpers/prometheus-text.ts";
 import { waitUntil } from "../helpers/sse-client.ts";
 import { CHAT_ROUTE, MODEL, sentBody, startTwoProviders, type TwoProviders } from "../helpers/two-providers.ts";
@@ -27,6 +35,14 @@ const DELIVERED = WORDS.slice(0, 20).join("");
 const FULL_TEXT = WORDS.join("");
 const PROMPT = estimateChatPrompt(MESSAGES, undefined).promptTokens;
 const BUDGET = { limits: { tpm: 1_000_000 } };
+/**
+ * A replay that diverges at " otherwise"; the rest comes in a later read, which the gateway, gone at the divergence,
+ * never reads (what came in the same read is counted: in-band-end-batch-charges.test.ts).
+ */
+const DIVERGING_REPLAY: SseScript[] = (() => {
+  const events = chatStream([" word0", " word1", " otherwise", " so"], MODEL);
+  return [...events.slice(0, 4), { delayMs: 300 }, ...events.slice(4)];
+})();
 
 const cutAfterTwenty: MockStep = {
   kind: "sse",
@@ -225,6 +241,25 @@ describe("a continuation's charge when it reported no usage", () => {
     assert.deepEqual(attemptsOf(record)[1], ["beta", "continuation", "stream_cut", betaIn, betaOut, true]);
   });
 
+  test("cut while it repeated, after a usage chunk it held: charged that usage, on every book", async (t) => {
+    // Beta starts the answer over (" word0 word1", held as a possible repetition), reports its usage, and breaks. The
+    // usage is its provider's report: before, it was dropped with the held events and beta was charged an estimate.
+    const scene = await startTwoProviders(t, { backupModel: BUDGET });
+    const records = recordsOf(scene);
+    scene.primary.enqueue(CHAT_ROUTE, cutAfterTwenty);
+    const usage = chatUsageChunk(MODEL, { prompt_tokens: 77, completion_tokens: 3 });
+    const repeated = [...chatStream(WORDS.slice(0, 2), MODEL).slice(0, 3), { data: usage }];
+    scene.backup.enqueue(CHAT_ROUTE, { kind: "sse", events: repeated, end: "destroy" });
+    scene.primary.enqueue(CHAT_ROUTE, { kind: "sse", events: chatStream(WORDS.slice(20), MODEL) });
+    assert.equal(await streamText(scene, MESSAGES, { max_tokens: 500 }), FULL_TEXT);
+    const record = await oneRecord(records);
+    assert.deepEqual(attemptsOf(record)[1], ["beta", "continuation", "stream_cut", 77, 3, undefined]);
+    const books = await betaBooks(scene);
+    assert.deepEqual(books.metrics, [77, 3], "llm_gateway_tokens_total");
+    assert.deepEqual(books.stats, [77, 3], "/stats");
+    assert.equal(books.budget, 80);
+  });
+
   test("a replay that diverged: its prompt and what it generated count, on every book", async (t) => {
     // Beta does not take a prefill; its fresh answer repeats two words, then goes another way. Alpha, whose
     // connection broke, is asked last and fails: nobody continues. Before, beta's attempt counted nothing.
@@ -237,7 +272,7 @@ describe("a continuation's charge when it reported no usage", () => {
     });
     scene.backup.enqueue(CHAT_ROUTE, {
       kind: "sse",
-      events: chatStream([" word0", " word1", " otherwise", " so"], MODEL),
+      events: DIVERGING_REPLAY,
     });
     await assert.rejects(
       streamText(scene, MESSAGES, { max_tokens: 500 }),
@@ -273,7 +308,7 @@ describe("a continuation's charge when it reported no usage", () => {
     const records: RequestRecord[] = [];
     gateway.runtime.onRecord((record) => records.push(record));
     alpha.enqueue(CHAT_ROUTE, cutAfterTwenty);
-    beta.enqueue(CHAT_ROUTE, { kind: "sse", events: chatStream([" word0", " word1", " otherwise", " so"], MODEL) });
+    beta.enqueue(CHAT_ROUTE, { kind: "sse", events: DIVERGING_REPLAY });
     gamma.enqueue(CHAT_ROUTE, { kind: "sse", events: chatStream(WORDS.slice(20), MODEL) });
     assert.equal(await streamText({ client: openAiClient(gateway) }, MESSAGES, { max_tokens: 500 }), FULL_TEXT);
     const record = await oneRecord(records);
