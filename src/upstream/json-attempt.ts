@@ -26,6 +26,7 @@ import { type BufferedResponse, bufferedCall } from "./buffered-call.ts";
 import { classifyErrorInSuccess } from "./classify-response.ts";
 import { isNamedCall, withCompleteToolCalls } from "./complete-tool-calls.ts";
 import type { Effect } from "./effects.ts";
+import { reencodeEmbeddings } from "./embedding-encoding.ts";
 import type { JsonResult } from "./forward-types.ts";
 import { failureLesson, lessonFromVerdict, lessonsFromHeaders } from "./lessons.ts";
 import { readRerankAnswer } from "./rerank-dialect.ts";
@@ -246,7 +247,11 @@ function jsonAnswer(
   }
   const isUsageMissing = !isRecord((json as { usage?: unknown }).usage);
   const foreign = takeUpstreamGatewayField(json as Record<string, unknown>, !isUsageMissing);
-  const text = withCompleteToolCalls(json, foreign === undefined ? bodyText : JSON.stringify(json), endpointPath);
+  const isReencoded =
+    endpointPath === "/embeddings" &&
+    reencodeEmbeddings(json as Record<string, unknown>, context.request.body.encoding_format);
+  const isRewritten = foreign !== undefined || isReencoded;
+  const text = withCompleteToolCalls(json, isRewritten ? JSON.stringify(json) : bodyText, endpointPath);
   const answerText = isAudioPath(endpointPath) ? text : ensureModelField(json, text, deployment, endpointPath);
   const isUsageEstimated = foreign?.isUsageEstimated === true;
   const answer = { bodyText: answerText, bytes: undefined, contentType: undefined, isUsageMissing, isUsageEstimated };

@@ -1,0 +1,78 @@
+// The embeddings door as the real clients call it: OpenAI's SDK (and LangChain's OpenAIEmbeddings on it) asks for
+// base64 unless told otherwise and decodes whatever comes as base64, so the answer must be in the encoding asked for,
+// whatever the provider sent.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { OpenAIEmbeddings } from "@langchain/openai";
+import { openAiClient, send, useGateway, useMock } from "../helpers/e2e.ts";
+import type { MockUpstream } from "../helpers/mock-upstream.ts";
+
+const EMBEDDINGS_ROUTE = "POST /v1/embeddings";
+/** Eighths: exact as float32, so a float32 round trip gives them back as they were. */
+const VECTOR = [0.125, -0.25, 0.375, 0.5, -0.625, 0.75];
+
+async function embeddingScene(t: Parameters<typeof useMock>[0]) {
+  const mock = await useMock(t);
+  const gateway = await useGateway(
+    t,
+    `providers:
+  - name: alpha
+    base_url: ${mock.baseUrl}
+    api_key: sk-alpha
+    models:
+      embed: { kind: embedding }
+`,
+  );
+  return { mock, gateway };
+}
+
+/** An answer of one `embedding` per input, as the provider writes it (floats, or whatever `encode` makes of them). */
+function answerWith(mock: MockUpstream, encode: (vector: number[]) => unknown): void {
+  mock.setDefault(EMBEDDINGS_ROUTE, (request) => {
+    const input = (request.body as { input: unknown }).input;
+    const count = Array.isArray(input) ? input.length : 1;
+    return {
+      kind: "json",
+      body: {
+        object: "list",
+        data: Array.from({ length: count }, (_, index) => ({ object: "embedding", index, embedding: encode(VECTOR) })),
+        model: "embed",
+        usage: { prompt_tokens: count, total_tokens: count },
+      },
+    };
+  });
+}
+
+test("a provider that ignores encoding_format: base64: the SDK and LangChain still get the floats", async (t) => {
+  const { mock, gateway } = await embeddingScene(t);
+  answerWith(mock, (vector) => vector);
+  const answer = await openAiClient(gateway).embeddings.create({ model: "embed", input: "hello" });
+  assert.equal((mock.requests.at(-1)?.body as { encoding_format?: string } | undefined)?.encoding_format, "base64");
+  assert.deepEqual(answer.data[0]?.embedding, VECTOR);
+
+  const langchain = new OpenAIEmbeddings({
+    model: "embed",
+    apiKey: "x",
+    configuration: { baseURL: gateway.baseUrl },
+    maxRetries: 0,
+  });
+  assert.deepEqual(await langchain.embedDocuments(["one", "two"]), [VECTOR, VECTOR]);
+});
+
+test("a provider answering base64 to a client that asked for floats (or said nothing): numbers", async (t) => {
+  const { mock, gateway } = await embeddingScene(t);
+  answerWith(mock, (vector) => Buffer.from(new Float32Array(vector).buffer).toString("base64"));
+  for (const format of [{ encoding_format: "float" }, {}]) {
+    const response = await send(gateway, "POST", "/v1/embeddings", {
+      body: { model: "embed", input: "hi", ...format },
+    });
+    assert.equal(response.status, 200, response.text);
+    assert.deepEqual((response.json as { data: { embedding: unknown }[] }).data[0]?.embedding, VECTOR);
+  }
+  // Asked for base64, it is passed on as it came.
+  const asked = await send(gateway, "POST", "/v1/embeddings", {
+    body: { model: "embed", input: "hi", encoding_format: "base64" },
+  });
+  const expected = Buffer.from(new Float32Array(VECTOR).buffer).toString("base64");
+  assert.equal((asked.json as { data: { embedding: unknown }[] }).data[0]?.embedding, expected);
+});
