@@ -26,7 +26,7 @@ import { type BufferedResponse, bufferedCall } from "./buffered-call.ts";
 import { classifyErrorInSuccess } from "./classify-response.ts";
 import { isNamedCall, withCompleteToolCalls } from "./complete-tool-calls.ts";
 import type { Effect } from "./effects.ts";
-import { reencodeEmbeddings } from "./embedding-encoding.ts";
+import { missingEmbeddings, reencodeEmbeddings } from "./embeddings-answer.ts";
 import type { JsonResult } from "./forward-types.ts";
 import { failureLesson, lessonFromVerdict, lessonsFromHeaders } from "./lessons.ts";
 import { readRerankAnswer } from "./rerank-dialect.ts";
@@ -240,7 +240,7 @@ function jsonAnswer(
   if (context.request.isRerank === true) {
     return rerankAnswer(context, statusCode, json as Record<string, unknown>, bodyText, headerEffects, headersMs);
   }
-  const missing = missingAnswer(json as Record<string, unknown>, endpointPath);
+  const missing = missingAnswer(json as Record<string, unknown>, endpointPath, context.request.body.input);
   if (missing !== undefined) {
     // A 200 without the answer (`"message": null`, no choice 0): useless to any client; the next candidate may do.
     return failed(failureLesson("bad_response", `HTTP ${statusCode} without an answer: ${missing}`), statusCode);
@@ -307,12 +307,12 @@ function rerankAnswer(
  * What a 2xx body lacks to be an answer of its endpoint, or undefined: chat needs `choices` with a first choice
  * (`firstChoice`, the one the protocol adapters read) holding a `message` object whose `content` is text, parts or
  * absent and whose `tool_calls`, if any, are a list of calls with a function name; legacy completions a first
- * choice object; embeddings a `data` array, image generation and edits one of images (missingImages); a
- * transcription or translation (JSON) its `text`; speech is never answered in JSON. Other endpoints (a native
- * Responses call) pass.
+ * choice object; embeddings one `data` entry per input (missingEmbeddings), image generation and edits one of
+ * images (missingImages); a transcription or translation (JSON) its `text`; speech is never answered in JSON. Other
+ * endpoints (a native Responses call) pass.
  */
-function missingAnswer(json: Record<string, unknown>, endpointPath: string): string | undefined {
-  if (endpointPath === "/embeddings") return Array.isArray(json.data) ? undefined : "no `data` array";
+function missingAnswer(json: Record<string, unknown>, endpointPath: string, input: unknown): string | undefined {
+  if (endpointPath === "/embeddings") return missingEmbeddings(json.data, input);
   if (isAudioPath(endpointPath)) {
     if (endpointPath === SPEECH_PATH) return "a JSON body instead of audio";
     return typeof json.text === "string" ? undefined : "no `text` string";

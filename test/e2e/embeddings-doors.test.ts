@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { OpenAIEmbeddings } from "@langchain/openai";
-import { openAiClient, send, useGateway, useMock } from "../helpers/e2e.ts";
+import { openAiClient, send, twoProviderScene, useGateway, useMock } from "../helpers/e2e.ts";
 import type { MockUpstream } from "../helpers/mock-upstream.ts";
 
 const EMBEDDINGS_ROUTE = "POST /v1/embeddings";
@@ -75,4 +75,34 @@ test("a provider answering base64 to a client that asked for floats (or said not
   });
   const expected = Buffer.from(new Float32Array(VECTOR).buffer).toString("base64");
   assert.equal((asked.json as { data: { embedding: unknown }[] }).data[0]?.embedding, expected);
+});
+
+test("an answer missing inputs' embeddings is no answer: the next provider serves the batch", async (t) => {
+  const { first, second, gateway } = await twoProviderScene(t, {
+    model: "embed",
+    firstModel: "{ id: embed-first, kind: embedding }",
+    secondModel: "{ id: embed-second, kind: embedding }",
+    // A bad answer is retried on the same candidate first (as a 5xx): once is enough here.
+    firstKeys: "retries: 0",
+    keepsRequestLog: false,
+  });
+  answerWith(second, (vector) => vector);
+  const entry = { object: "embedding", index: 0, embedding: VECTOR };
+  const usage = { prompt_tokens: 2, total_tokens: 2 };
+  const broken = [
+    { object: "list", data: [], model: "embed-first", usage },
+    { object: "list", data: [entry], model: "embed-first", usage },
+    { object: "list", data: [entry, { object: "embedding", index: 1 }], model: "embed-first", usage },
+  ];
+  for (const body of broken) {
+    first.enqueue(EMBEDDINGS_ROUTE, { kind: "json", body });
+    const answer = await openAiClient(gateway).embeddings.create({ model: "embed", input: ["one", "two"] });
+    assert.deepEqual(
+      answer.data.map((item) => item.embedding),
+      [VECTOR, VECTOR],
+      JSON.stringify(body),
+    );
+  }
+  assert.equal(first.pendingSteps(), 0);
+  assert.equal(second.requests.filter((request) => request.path === "/v1/embeddings").length, broken.length);
 });

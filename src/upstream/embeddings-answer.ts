@@ -54,3 +54,30 @@ function base64Float32s(text: string): number[] | undefined {
   for (let offset = 0; offset < bytes.byteLength; offset += FLOAT32_BYTES) values.push(bytes.readFloatLE(offset));
   return values;
 }
+
+/**
+ * What an embeddings answer lacks to be one: a `data` list with one entry per input, each holding an `embedding` (a
+ * list of numbers, or a base64 string). A host that dropped inputs (`data: []` for two) or sent entries without a
+ * vector was passed on as a success; clients pair vectors with their texts by position (LangChain, the AI SDK), so the
+ * texts got no vectors or wrong ones. Undefined: it is one.
+ */
+export function missingEmbeddings(data: unknown, input: unknown): string | undefined {
+  if (!Array.isArray(data)) return "no `data` array";
+  const count = inputCount(input);
+  if (count !== undefined && data.length !== count) {
+    return `${data.length} embeddings in \`data\` for ${count} input${count === 1 ? "" : "s"}`;
+  }
+  const index = data.findIndex((entry) => !isRecord(entry) || !isEmbedding(entry.embedding));
+  return index === -1 ? undefined : `\`data[${index}]\` has no \`embedding\``;
+}
+
+/** How many embeddings an `input` asks for: a text or one list of token ids is one; else one per item. */
+function inputCount(input: unknown): number | undefined {
+  if (typeof input === "string") return 1;
+  if (!Array.isArray(input)) return undefined;
+  return input.length > 0 && input.every((item) => typeof item === "number") ? 1 : input.length;
+}
+
+function isEmbedding(embedding: unknown): boolean {
+  return (typeof embedding === "string" && embedding !== "") || (Array.isArray(embedding) && embedding.length > 0);
+}
