@@ -8,8 +8,8 @@ import { isRecord, parseJsonRecord } from "../is-record.ts";
 import type { HeaderMap } from "../limits/header-map.ts";
 import type { Deployment } from "../providers/catalog.ts";
 import type { TokenUsage } from "../streaming/relay-types.ts";
-import { tokenCount } from "../streaming/stream-event.ts";
 import { takeUpstreamGatewayField } from "../streaming/upstream-gateway-field.ts";
+import { readUsage } from "./answer-usage.ts";
 import {
   type AttemptContext,
   type AttemptResult,
@@ -369,18 +369,6 @@ const SPEECH_PATH = "/audio/speech";
 /** `/audio/transcriptions`, `/audio/translations`, `/audio/speech` */
 function isAudioPath(endpointPath: string): boolean {
   return endpointPath.startsWith("/audio/");
-}
-
-/**
- * Chat's `prompt_tokens` / `completion_tokens`, or the Responses API's (and a token-billed transcription's, and
- * `gpt-image-1`'s: the prompt and the images' tokens) `input_tokens` / `output_tokens`.
- */
-function readUsage(json: unknown): TokenUsage {
-  const usage = (json as { usage?: Record<string, unknown> | null } | null)?.usage;
-  return {
-    promptTokens: tokenCount(usage?.prompt_tokens) ?? tokenCount(usage?.input_tokens) ?? 0,
-    completionTokens: tokenCount(usage?.completion_tokens) ?? tokenCount(usage?.output_tokens) ?? 0,
-  };
 }
 
 /**

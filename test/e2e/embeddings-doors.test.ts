@@ -4,7 +4,9 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { OpenAIEmbeddings } from "@langchain/openai";
+import { ManualClock } from "../../src/clock.ts";
 import { openAiClient, send, twoProviderScene, useGateway, useMock } from "../helpers/e2e.ts";
+import { MODEL, startScene, windowOf } from "../helpers/limits-scene.ts";
 import type { MockUpstream } from "../helpers/mock-upstream.ts";
 
 const EMBEDDINGS_ROUTE = "POST /v1/embeddings";
@@ -105,4 +107,20 @@ test("an answer missing inputs' embeddings is no answer: the next provider serve
   }
   assert.equal(first.pendingSteps(), 0);
   assert.equal(second.requests.filter((request) => request.path === "/v1/embeddings").length, broken.length);
+});
+
+test("usage given as total_tokens alone (Voyage's shape) is what the budgets charge, not the estimate", async (t) => {
+  const clock = new ManualClock(Date.UTC(2026, 0, 1, 12));
+  const scene = await startScene(t, { clock, beta: false, alphaModel: { kind: "embedding", limits: { tpm: 10_000 } } });
+  scene.alpha.setDefault(EMBEDDINGS_ROUTE, {
+    kind: "json",
+    body: {
+      object: "list",
+      data: [{ object: "embedding", index: 0, embedding: VECTOR }],
+      usage: { total_tokens: 700 },
+    },
+  });
+  const response = await send(scene.gateway, "POST", "/v1/embeddings", { body: { model: MODEL, input: "hello" } });
+  assert.equal(response.status, 200, response.text);
+  assert.equal(windowOf(await scene.stats("alpha"), "deployment:alpha/m", "tokens", "minute").used, 700);
 });
