@@ -5,6 +5,7 @@
 // vector store saw 256 dimensions for 1024, silently. The reverse (base64 to a client that asked for floats, as a
 // provider's `defaults: { encoding_format: base64 }` brings) handed a string to code expecting numbers.
 import { isRecord } from "../is-record.ts";
+import type { Verdict } from "./classify-response.ts";
 
 const FLOAT32_BYTES = 4;
 
@@ -80,4 +81,17 @@ function inputCount(input: unknown): number | undefined {
 
 function isEmbedding(embedding: unknown): boolean {
   return (typeof embedding === "string" && embedding !== "") || (Array.isArray(embedding) && embedding.length > 0);
+}
+
+/**
+ * A 400/413/422 the provider gave an embeddings batch (more than one input) or token ids: the hosts differ where
+ * OpenAI's reference does not (Google's endpoint takes 100 inputs, Cohere's 96, many hosts strings only), so it is
+ * this candidate's refusal (`unsupported`: the next is tried, nothing learned) rather than the request's. Refused by
+ * every candidate, the client still gets the first refusal as it came. A single text's refusal stays the request's.
+ */
+export function embeddingsRefusal(verdict: Verdict, endpointPath: string, input: unknown): Verdict {
+  if (verdict.kind !== "rejected" || verdict.refusal !== "request" || endpointPath !== "/embeddings") return verdict;
+  if (verdict.status !== 400 && verdict.status !== 413 && verdict.status !== 422) return verdict;
+  const isBatch = Array.isArray(input) && (input.length > 1 || input.some((item) => typeof item !== "string"));
+  return isBatch ? { ...verdict, refusal: "unsupported" } : verdict;
 }

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { OpenAIEmbeddings } from "@langchain/openai";
 import { ManualClock } from "../../src/clock.ts";
-import { openAiClient, send, twoProviderScene, useGateway, useMock } from "../helpers/e2e.ts";
+import { errorOf, openAiClient, send, twoProviderScene, useGateway, useMock } from "../helpers/e2e.ts";
 import { MODEL, startScene, windowOf } from "../helpers/limits-scene.ts";
 import type { MockUpstream } from "../helpers/mock-upstream.ts";
 
@@ -123,4 +123,50 @@ test("usage given as total_tokens alone (Voyage's shape) is what the budgets cha
   const response = await send(scene.gateway, "POST", "/v1/embeddings", { body: { model: MODEL, input: "hello" } });
   assert.equal(response.status, 200, response.text);
   assert.equal(windowOf(await scene.stats("alpha"), "deployment:alpha/m", "tokens", "minute").used, 700);
+});
+
+test("a batch or token ids one provider refuses (its batch limit, strings only) is served by another", async (t) => {
+  const { first, second, gateway, client } = await twoProviderScene(t, {
+    model: "embed",
+    firstModel: "{ id: embed-first, kind: embedding }",
+    secondModel: "{ id: embed-second, kind: embedding }",
+    keepsRequestLog: false,
+  });
+  answerWith(second, (vector) => vector);
+  // Google's OpenAI-compatible endpoint takes 100 inputs at most; a host taking strings only refuses token ids.
+  const batchLimit = {
+    code: 400,
+    message: "* BatchEmbedContentsRequest.requests: at most 100 requests can be in one batch",
+    status: "INVALID_ARGUMENT",
+  };
+  const stringsOnly = { message: "input must be a string or an array of strings", type: "invalid_request_error" };
+  first.enqueue(EMBEDDINGS_ROUTE, { kind: "json", status: 400, body: { error: batchLimit } });
+  const batch = Array.from({ length: 150 }, (_, index) => `text ${index}`);
+  const batchAnswer = await client.embeddings.create({ model: "embed", input: batch });
+  assert.equal(batchAnswer.data.length, 150);
+  first.enqueue(EMBEDDINGS_ROUTE, { kind: "json", status: 400, body: { error: stringsOnly } });
+  const tokens = await client.embeddings.create({
+    model: "embed",
+    input: [
+      [1, 2, 3],
+      [4, 5],
+    ],
+  });
+  assert.deepEqual(
+    tokens.data.map((item) => item.embedding),
+    [VECTOR, VECTOR],
+  );
+  assert.equal(first.pendingSteps(), 0);
+  assert.equal(second.requests.filter((request) => request.path === "/v1/embeddings").length, 2);
+
+  // Refused by every candidate: the first refusal, as it came (its status and message), not a gateway error.
+  first.enqueue(EMBEDDINGS_ROUTE, { kind: "json", status: 400, body: { error: stringsOnly } });
+  second.enqueue(EMBEDDINGS_ROUTE, {
+    kind: "json",
+    status: 400,
+    body: { error: { message: "token ids are not accepted" } },
+  });
+  const refused = await send(gateway, "POST", "/v1/embeddings", { body: { model: "embed", input: [[1, 2]] } });
+  assert.equal(refused.status, 400, refused.text);
+  assert.equal(errorOf(refused).message, stringsOnly.message);
 });
