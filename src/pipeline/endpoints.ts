@@ -12,9 +12,9 @@ import {
   type PromptFacts,
 } from "../limits/token-estimate.ts";
 import { UploadedFile } from "../upstream/multipart-payload.ts";
+import { completionBodySchema } from "./completion-body.ts";
 import {
   chatBodySchema,
-  completionBodySchema,
   embeddingBodySchema,
   imageBodySchema,
   imageEditBodySchema,

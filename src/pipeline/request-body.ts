@@ -8,14 +8,16 @@ import { arrayOf } from "../protocols/validate.ts";
 import { PRIORITY_AUTO } from "../router/plan-route.ts";
 import { UploadedFile } from "../upstream/multipart-payload.ts";
 
-const modelField = z.string({ error: "`model` is required and must be a string" }).min(1, "`model` must not be empty");
-const fallbackModels = arrayOf(
+export const modelField = z
+  .string({ error: "`model` is required and must be a string" })
+  .min(1, "`model` must not be empty");
+export const fallbackModels = arrayOf(
   z.string().min(1),
   z.array(z.unknown(), { error: "`models` must be an array of model names" }),
 ).optional();
 // The OpenAI API (and its SDK's types: `stream?: false | null`) takes null for "not streamed". Null is dropped
 // here, so every reader sees true, false or nothing, and no upstream that only takes a boolean is sent null.
-const streamField = z
+export const streamField = z
   .boolean({ error: "`stream` must be a boolean" })
   .nullable()
   .optional()
@@ -44,14 +46,6 @@ export const chatBodySchema = z.looseObject({
     .string({ error: "`x_gateway_reasoning_effort` must be a string" })
     .min(1, "`x_gateway_reasoning_effort` must not be empty")
     .optional(),
-});
-
-export const completionBodySchema = z.looseObject({
-  model: modelField,
-  models: fallbackModels,
-  prompt: z.union([z.string(), z.array(z.unknown())], { error: "`prompt` is required: a string or an array" }),
-  stream: streamField,
-  max_tokens: z.number().int().positive().nullable().optional(),
 });
 
 /**

@@ -47,19 +47,18 @@ export function registerInfoRoutes(
    * The models the request's client may use: every one, unless its key lists `models` or states its own `paid`
    * (server.api_keys): then only the names that reach a deployment its rules allow.
    */
+  const entry = (id: string, ownedBy: string, kind: string) => ({
+    id,
+    object: "model",
+    created: Math.floor(runtime.startedAtMs / 1000),
+    owned_by: ownedBy,
+    kind,
+    endpoints: ENDPOINTS_OF_KIND.get(kind) ?? [],
+  });
   const modelEntries = (request: FastifyRequest) => {
     const { catalog, config } = runtime.snapshot;
     const client = request.clientName;
     const hasRules = hasClientRules(config.server, client);
-    const created = Math.floor(runtime.startedAtMs / 1000);
-    const entry = (id: string, ownedBy: string, kind: string) => ({
-      id,
-      object: "model",
-      created,
-      owned_by: ownedBy,
-      kind,
-      endpoints: ENDPOINTS_OF_KIND.get(kind) ?? [],
-    });
     const data = catalog
       .publicNames()
       .filter((model) => !hasRules || servedKind(runtime, model.name, client) !== undefined)
@@ -81,7 +80,7 @@ export function registerInfoRoutes(
   // again would turn the id `m%20x` into `m x` and throw on a literal `%` (`50%25off`).
   const retrieveModel = async (request: FastifyRequest) => {
     const id = (request.params as Record<string, string | undefined>)["*"] ?? "";
-    const found = modelEntries(request).find((model) => model.id === id);
+    const found = modelEntries(request).find((model) => model.id === id) ?? resolvedEntry(id, request.clientName);
     if (found === undefined) {
       // No model name is longer than MAX_MODEL_NAME_CHARS: a longer path is not quoted whole (kilobytes of it).
       const shown = id.length > MAX_MODEL_NAME_CHARS ? cutText(id, 65) : id;
@@ -95,6 +94,20 @@ export function registerInfoRoutes(
     return speaksAnthropic(request.url, request.headers) ? toAnthropicModel(found) : found;
   };
   for (const path of MODELS_PATHS) app.get(`${path}/*`, retrieveModel);
+  /**
+   * A name the list does not show but a request accepts (`provider/name`, an upstream id, a normalised spelling:
+   * routing.md "Resolve names"), as its providers serve it to this client. The list shows each model once by its
+   * public name; a client that checks its configured model before using it (`models.retrieve`) got a 404 for a name
+   * its chat requests were served under. One name only: a comma list is a request's, not a model's.
+   */
+  const resolvedEntry = (id: string, client: string | null) => {
+    if (id === "" || id.includes(",")) return undefined;
+    const kind = servedKind(runtime, id, client);
+    if (kind === undefined) return undefined;
+    const plan = runtime.plan({ model: id, fallbackModels: [], kind, client });
+    const reached = [...plan.candidates, ...(plan.waitFor === undefined ? [] : [plan.waitFor]), ...plan.skipped];
+    return entry(id, [...new Set(reached.map((route) => route.deployment.provider.settings.name))].join(","), kind);
+  };
 
   app.get("/health", async (_request, reply) => {
     const health = describeHealth(runtime, keptResponsesStatus?.());

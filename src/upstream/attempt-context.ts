@@ -17,6 +17,7 @@ import type { TokenUsage } from "../streaming/relay-types.ts";
 import type { Verdict } from "./classify-response.ts";
 import { classifyResponse } from "./classify-response.ts";
 import type { Effect } from "./effects.ts";
+import { embeddingsRefusal } from "./embeddings-answer.ts";
 import type { ForwardRequest, JsonResult, NativeCall, UpstreamApi } from "./forward-types.ts";
 import { failureLesson, type Lesson, lessonFromVerdict } from "./lessons.ts";
 import { classifyNetworkError } from "./upstream-request.ts";
@@ -149,7 +150,12 @@ export function errorStatusFailure(
 ): AttemptResult {
   const { clock } = context;
   const sent = sentOf(context);
-  const verdict = classifyResponse(statusCode, headers, bodyText, clock.now(), sent.body);
+  const { endpointPath, body } = context.request;
+  const verdict = embeddingsRefusal(
+    classifyResponse(statusCode, headers, bodyText, clock.now(), sent.body),
+    endpointPath,
+    body.input,
+  );
   const lesson = lessonFromVerdict(
     verdict,
     context.deployment.provider.settings,

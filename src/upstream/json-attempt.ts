@@ -8,8 +8,8 @@ import { isRecord, parseJsonRecord } from "../is-record.ts";
 import type { HeaderMap } from "../limits/header-map.ts";
 import type { Deployment } from "../providers/catalog.ts";
 import type { TokenUsage } from "../streaming/relay-types.ts";
-import { tokenCount } from "../streaming/stream-event.ts";
 import { takeUpstreamGatewayField } from "../streaming/upstream-gateway-field.ts";
+import { readUsage } from "./answer-usage.ts";
 import {
   type AttemptContext,
   type AttemptResult,
@@ -26,6 +26,7 @@ import { type BufferedResponse, bufferedCall } from "./buffered-call.ts";
 import { classifyErrorInSuccess } from "./classify-response.ts";
 import { isNamedCall, withCompleteToolCalls } from "./complete-tool-calls.ts";
 import type { Effect } from "./effects.ts";
+import { missingEmbeddings, reencodeEmbeddings } from "./embeddings-answer.ts";
 import type { JsonResult } from "./forward-types.ts";
 import { failureLesson, lessonFromVerdict, lessonsFromHeaders } from "./lessons.ts";
 import { readRerankAnswer } from "./rerank-dialect.ts";
@@ -239,14 +240,18 @@ function jsonAnswer(
   if (context.request.isRerank === true) {
     return rerankAnswer(context, statusCode, json as Record<string, unknown>, bodyText, headerEffects, headersMs);
   }
-  const missing = missingAnswer(json as Record<string, unknown>, endpointPath);
+  const missing = missingAnswer(json as Record<string, unknown>, endpointPath, context.request.body.input);
   if (missing !== undefined) {
     // A 200 without the answer (`"message": null`, no choice 0): useless to any client; the next candidate may do.
     return failed(failureLesson("bad_response", `HTTP ${statusCode} without an answer: ${missing}`), statusCode);
   }
   const isUsageMissing = !isRecord((json as { usage?: unknown }).usage);
   const foreign = takeUpstreamGatewayField(json as Record<string, unknown>, !isUsageMissing);
-  const text = withCompleteToolCalls(json, foreign === undefined ? bodyText : JSON.stringify(json), endpointPath);
+  const isReencoded =
+    endpointPath === "/embeddings" &&
+    reencodeEmbeddings(json as Record<string, unknown>, context.request.body.encoding_format);
+  const isRewritten = foreign !== undefined || isReencoded;
+  const text = withCompleteToolCalls(json, isRewritten ? JSON.stringify(json) : bodyText, endpointPath);
   const answerText = isAudioPath(endpointPath) ? text : ensureModelField(json, text, deployment, endpointPath);
   const isUsageEstimated = foreign?.isUsageEstimated === true;
   const answer = { bodyText: answerText, bytes: undefined, contentType: undefined, isUsageMissing, isUsageEstimated };
@@ -302,12 +307,12 @@ function rerankAnswer(
  * What a 2xx body lacks to be an answer of its endpoint, or undefined: chat needs `choices` with a first choice
  * (`firstChoice`, the one the protocol adapters read) holding a `message` object whose `content` is text, parts or
  * absent and whose `tool_calls`, if any, are a list of calls with a function name; legacy completions a first
- * choice object; embeddings a `data` array, image generation and edits one of images (missingImages); a
- * transcription or translation (JSON) its `text`; speech is never answered in JSON. Other endpoints (a native
- * Responses call) pass.
+ * choice object; embeddings one `data` entry per input (missingEmbeddings), image generation and edits one of
+ * images (missingImages); a transcription or translation (JSON) its `text`; speech is never answered in JSON. Other
+ * endpoints (a native Responses call) pass.
  */
-function missingAnswer(json: Record<string, unknown>, endpointPath: string): string | undefined {
-  if (endpointPath === "/embeddings") return Array.isArray(json.data) ? undefined : "no `data` array";
+function missingAnswer(json: Record<string, unknown>, endpointPath: string, input: unknown): string | undefined {
+  if (endpointPath === "/embeddings") return missingEmbeddings(json.data, input);
   if (isAudioPath(endpointPath)) {
     if (endpointPath === SPEECH_PATH) return "a JSON body instead of audio";
     return typeof json.text === "string" ? undefined : "no `text` string";
@@ -364,18 +369,6 @@ const SPEECH_PATH = "/audio/speech";
 /** `/audio/transcriptions`, `/audio/translations`, `/audio/speech` */
 function isAudioPath(endpointPath: string): boolean {
   return endpointPath.startsWith("/audio/");
-}
-
-/**
- * Chat's `prompt_tokens` / `completion_tokens`, or the Responses API's (and a token-billed transcription's, and
- * `gpt-image-1`'s: the prompt and the images' tokens) `input_tokens` / `output_tokens`.
- */
-function readUsage(json: unknown): TokenUsage {
-  const usage = (json as { usage?: Record<string, unknown> | null } | null)?.usage;
-  return {
-    promptTokens: tokenCount(usage?.prompt_tokens) ?? tokenCount(usage?.input_tokens) ?? 0,
-    completionTokens: tokenCount(usage?.completion_tokens) ?? tokenCount(usage?.output_tokens) ?? 0,
-  };
 }
 
 /**

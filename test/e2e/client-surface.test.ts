@@ -7,7 +7,7 @@ import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { describe, test } from "node:test";
 import { chromium } from "playwright-core";
-import { errorOf, openAiClient, send, useGateway, useMock } from "../helpers/e2e.ts";
+import { errorOf, HELLO, openAiClient, send, useGateway, useMock } from "../helpers/e2e.ts";
 import { chatStream } from "../helpers/mock-upstream.ts";
 
 const CLIENT_KEY = "client-key-surface-1";
@@ -142,6 +142,42 @@ describe("GET /v1/models/{id}", () => {
     const malformed = await send(gateway, "GET", "/v1/models/50%off");
     assert.equal(malformed.status, 400, malformed.text);
     assert.equal(errorOf(malformed).code, "invalid_request");
+  });
+
+  test("any name a request accepts is retrieved: `provider/name`, the upstream id, a normalised name", async (t) => {
+    const mock = await useMock(t);
+    const gateway = await useGateway(
+      t,
+      `providers:
+  - name: alpha
+    base_url: ${mock.baseUrl}
+    api_key: sk-alpha
+    models:
+      m: { id: vendor/m-instruct }
+      embed: { kind: embedding }
+`,
+    );
+    const client = openAiClient(gateway);
+    // Each is served by `POST /v1/chat/completions` (or embeddings): a client checking it first must not be told 404.
+    for (const [id, kind] of [
+      ["alpha/m", "chat"],
+      ["vendor/m-instruct", "chat"],
+      ["M", "chat"],
+      ["alpha/embed", "embedding"],
+    ] as const) {
+      const model = await client.models.retrieve(id);
+      assert.equal(model.id, id);
+      assert.equal(model.owned_by, "alpha");
+      assert.equal((model as unknown as { kind: string }).kind, kind);
+    }
+    const served = await client.chat.completions.create({ model: "alpha/m", messages: HELLO });
+    assert.equal(served.choices[0]?.message.content, "echo from vendor/m-instruct");
+    // A name nothing serves, a provider's name with a model it does not serve, and a comma list are still 404s.
+    for (const path of ["/v1/models/nope", "/v1/models/alpha/nope", "/v1/models/m,embed"]) {
+      const response = await send(gateway, "GET", path);
+      assert.equal(response.status, 404, `${path}: ${response.text}`);
+      assert.equal(errorOf(response).code, "model_not_found");
+    }
   });
 });
 

@@ -1,0 +1,22 @@
+// The tokens a JSON answer says it used, in whichever of the shapes the hosts report them.
+import type { TokenUsage } from "../streaming/relay-types.ts";
+import { tokenCount } from "../streaming/stream-event.ts";
+
+/**
+ * Chat's `prompt_tokens` / `completion_tokens`, or the Responses API's (and a token-billed transcription's, and
+ * `gpt-image-1`'s: the prompt and the images' tokens) `input_tokens` / `output_tokens`. An answer giving only
+ * `total_tokens` (Voyage's embeddings: `{"usage": {"total_tokens": 700}}`) spent it on its input, less any output it
+ * names: read as 0 before, the budgets kept the estimate and the stats counted no token.
+ */
+export function readUsage(json: unknown): TokenUsage {
+  const usage = (json as { usage?: Record<string, unknown> | null } | null)?.usage;
+  const completionTokens = tokenCount(usage?.completion_tokens) ?? tokenCount(usage?.output_tokens) ?? 0;
+  const totalTokens = tokenCount(usage?.total_tokens);
+  return {
+    promptTokens:
+      tokenCount(usage?.prompt_tokens) ??
+      tokenCount(usage?.input_tokens) ??
+      (totalTokens === undefined ? 0 : Math.max(0, totalTokens - completionTokens)),
+    completionTokens,
+  };
+}

@@ -1,0 +1,97 @@
+// An embeddings answer in the encoding its client asked for. OpenAI's SDKs ask for `encoding_format: "base64"` unless
+// told otherwise and decode every `embedding` as base64 of little-endian float32s, whatever came: many hosts (LM
+// Studio, Infinity, Ollama behind LiteLLM, older LocalAI) ignore the field and answer floats, which the Node SDK
+// turned into a quarter as many garbage numbers (`Buffer.from(array, "base64")` takes each float as one byte), so a
+// vector store saw 256 dimensions for 1024, silently. The reverse (base64 to a client that asked for floats, as a
+// provider's `defaults: { encoding_format: base64 }` brings) handed a string to code expecting numbers.
+import { isRecord } from "../is-record.ts";
+import type { Verdict } from "./classify-response.ts";
+
+const FLOAT32_BYTES = 4;
+
+/**
+ * Rewrites `answer.data[*].embedding` in place into the client's encoding (`base64`, else floats: OpenAI's default)
+ * and says whether anything changed. Another format a host defines (`int8`, `binary`) is passed on as it came, and
+ * so is an embedding that is neither a list of numbers nor base64 of whole float32s.
+ */
+export function reencodeEmbeddings(answer: Record<string, unknown>, clientFormat: unknown): boolean {
+  if (clientFormat !== undefined && clientFormat !== null && clientFormat !== "float" && clientFormat !== "base64") {
+    return false;
+  }
+  const isBase64Asked = clientFormat === "base64";
+  const data = answer.data;
+  if (!Array.isArray(data)) return false;
+  let isChanged = false;
+  for (const entry of data) {
+    if (!isRecord(entry)) continue;
+    const { embedding } = entry;
+    if (isBase64Asked && Array.isArray(embedding) && embedding.every((value) => typeof value === "number")) {
+      entry.embedding = float32Base64(embedding);
+      isChanged = true;
+    } else if (!isBase64Asked && typeof embedding === "string") {
+      const floats = base64Float32s(embedding);
+      if (floats === undefined) continue;
+      entry.embedding = floats;
+      isChanged = true;
+    }
+  }
+  return isChanged;
+}
+
+/** Base64 of the values as little-endian float32s: what OpenAI sends for `encoding_format: "base64"`. */
+function float32Base64(values: readonly number[]): string {
+  const bytes = Buffer.allocUnsafe(values.length * FLOAT32_BYTES);
+  values.forEach((value, index) => {
+    bytes.writeFloatLE(value, index * FLOAT32_BYTES);
+  });
+  return bytes.toString("base64");
+}
+
+/** The float32s a base64 embedding holds, or undefined when its bytes are not whole float32s. */
+function base64Float32s(text: string): number[] | undefined {
+  const bytes = Buffer.from(text, "base64");
+  if (bytes.byteLength === 0 || bytes.byteLength % FLOAT32_BYTES !== 0) return undefined;
+  const values: number[] = [];
+  for (let offset = 0; offset < bytes.byteLength; offset += FLOAT32_BYTES) values.push(bytes.readFloatLE(offset));
+  return values;
+}
+
+/**
+ * What an embeddings answer lacks to be one: a `data` list with one entry per input, each holding an `embedding` (a
+ * list of numbers, or a base64 string). A host that dropped inputs (`data: []` for two) or sent entries without a
+ * vector was passed on as a success; clients pair vectors with their texts by position (LangChain, the AI SDK), so the
+ * texts got no vectors or wrong ones. Undefined: it is one.
+ */
+export function missingEmbeddings(data: unknown, input: unknown): string | undefined {
+  if (!Array.isArray(data)) return "no `data` array";
+  const count = inputCount(input);
+  if (count !== undefined && data.length !== count) {
+    return `${data.length} embeddings in \`data\` for ${count} input${count === 1 ? "" : "s"}`;
+  }
+  const index = data.findIndex((entry) => !isRecord(entry) || !isEmbedding(entry.embedding));
+  return index === -1 ? undefined : `\`data[${index}]\` has no \`embedding\``;
+}
+
+/** How many embeddings an `input` asks for: a text or one list of token ids is one; else one per item. */
+function inputCount(input: unknown): number | undefined {
+  if (typeof input === "string") return 1;
+  if (!Array.isArray(input)) return undefined;
+  return input.length > 0 && input.every((item) => typeof item === "number") ? 1 : input.length;
+}
+
+function isEmbedding(embedding: unknown): boolean {
+  return (typeof embedding === "string" && embedding !== "") || (Array.isArray(embedding) && embedding.length > 0);
+}
+
+/**
+ * A 400/413/422 the provider gave an embeddings batch (more than one input) or token ids: the hosts differ where
+ * OpenAI's reference does not (Google's endpoint takes 100 inputs, Cohere's 96, many hosts strings only), so it is
+ * this candidate's refusal (`unsupported`: the next is tried, nothing learned) rather than the request's. Refused by
+ * every candidate, the client still gets the first refusal as it came. A single text's refusal stays the request's.
+ */
+export function embeddingsRefusal(verdict: Verdict, endpointPath: string, input: unknown): Verdict {
+  if (verdict.kind !== "rejected" || verdict.refusal !== "request" || endpointPath !== "/embeddings") return verdict;
+  if (verdict.status !== 400 && verdict.status !== 413 && verdict.status !== 422) return verdict;
+  const isBatch = Array.isArray(input) && (input.length > 1 || input.some((item) => typeof item !== "string"));
+  return isBatch ? { ...verdict, refusal: "unsupported" } : verdict;
+}
