@@ -71,6 +71,53 @@ describe("a parameter refused for its size", () => {
     assert.equal(plain.choices[0]?.message.content, "first here");
   });
 
+  test("the lesson is about the size refused: a smaller `stop` still goes to the refusing provider first", async (t) => {
+    const { first, second, client } = await sizeScene(t);
+    first.setDefault(CHAT_ROUTE, (request) =>
+      stopCount(request) > 4
+        ? { kind: "json", status: 400, body: STOP_TOO_LONG }
+        : { kind: "json", status: 200, body: chatCompletion("first here", "first-m") },
+    );
+    serveEveryChat(second, "second here");
+    const ask = async (stop: string[]) =>
+      (await client.chat.completions.create({ model: "m", messages: [{ role: "user", content: "Hi" }], stop }))
+        .choices[0]?.message.content;
+
+    // Six entries refused: the message states the limit (4), so five are avoided too, one is not.
+    assert.equal(await ask(["a", "b", "c", "d", "e", "f"]), "second here");
+    assert.equal(chatRequests(first).length, 1);
+    assert.equal(await ask(["END"]), "first here", "a 1-entry `stop` is not what was refused");
+    assert.equal(chatRequests(first).length, 2);
+    assert.equal(await ask(["a", "b", "c", "d", "e"]), "second here", "5 entries are above the stated limit");
+    assert.equal(chatRequests(first).length, 2, "the refusing provider was not asked with 5");
+    // The success of the 1-entry request did not end the lesson about larger ones.
+    assert.equal(await ask(["a", "b", "c", "d", "e", "f"]), "second here");
+    assert.equal(chatRequests(first).length, 2);
+  });
+
+  test("without a stated limit the lesson starts at the number of entries sent", async (t) => {
+    const { first, second, client } = await sizeScene(t);
+    const unstated = { error: { ...STOP_TOO_LONG.error, message: "Invalid 'stop': array too long." } };
+    first.setDefault(CHAT_ROUTE, (request) =>
+      stopCount(request) > 4
+        ? { kind: "json", status: 400, body: unstated }
+        : { kind: "json", status: 200, body: chatCompletion("first here", "first-m") },
+    );
+    serveEveryChat(second, "second here");
+    const ask = async (stop: string[]) =>
+      (await client.chat.completions.create({ model: "m", messages: [{ role: "user", content: "Hi" }], stop }))
+        .choices[0]?.message.content;
+
+    assert.equal(await ask(["a", "b", "c", "d", "e", "f"]), "second here");
+    assert.equal(chatRequests(first).length, 1);
+    // Five were never refused: asked first, refused, and learned from then on.
+    assert.equal(await ask(["a", "b", "c", "d", "e"]), "second here");
+    assert.equal(chatRequests(first).length, 2);
+    assert.equal(await ask(["a", "b", "c", "d", "e"]), "second here");
+    assert.equal(chatRequests(first).length, 2, "5 entries learned as refused");
+    assert.equal(await ask(["a", "b", "c", "d"]), "first here");
+  });
+
   test("a size refusal of a key every request carries is still the client's 400: nothing to fail over for", async (t) => {
     const { first, second, client } = await sizeScene(t);
     first.setDefault(CHAT_ROUTE, {
