@@ -25,12 +25,35 @@ interface SizeWording {
 const AS_STATED = (stated: number): number => stated;
 
 const SIZE_WORDINGS: readonly SizeWording[] = [
-  // OpenAI's: "Invalid 'tools': array too long. Expected an array with maximum length 128, but got an array with length
-  // 309 instead." (vishalmysore/Tools4AI#16, QwenLM/Qwen-Agent#228 for `stop`): the limit it states.
+  // OpenAI's, also relayed without its code (GitHub Copilot's API: `"code":"invalid_request_body"`,
+  // caozhiyuan/copilot-api#188): "Invalid 'tools': array too long. Expected an array with maximum length 128, but got
+  // an array with length 309 instead." (vishalmysore/Tools4AI#16, QwenLM/Qwen-Agent#228 for `stop`).
   {
     words: /invalid '([a-z_]+)': array too long\.(?: expected an array with maximum length (\d+))?/i,
     maxOf: AS_STATED,
   },
+  // Groq: "len(stop) > 4 is not supported" (letta-ai/letta#1272).
+  { words: /\blen\(([a-z_]+)\) > (\d+) is not supported/i, maxOf: AS_STATED },
+  // Groq: "'tools' : maximum number of items is 128" (HunorLaczko/ha-groq-cloud-api#25).
+  { words: /'([a-z_]+)' ?: maximum number of items is (\d+)/i, maxOf: AS_STATED },
+  // Gemini: "* GenerateContentRequest.generation_config.stop_sequences: the number of stop_sequences must not exceed
+  // 5." (BerriAI/litellm#18921; the same from generativelanguage.googleapis.com, continuedev/continue#2702).
+  { words: /\bthe number of ([a-z_]+) must not exceed (\d+)/i, maxOf: AS_STATED },
+  // Vertex AI: "Unable to submit request because it has a stopSequences value of 10 but the supported range is from 1
+  // (inclusive) to 6 (exclusive)." (continuedev/continue#7849).
+  {
+    words: /has a ([a-z_]+) value of \d+ but the supported range is from \d+ \(inclusive\) to (\d+) \(exclusive\)/i,
+    maxOf: (stated) => stated - 1,
+  },
+  // vLLM (pydantic's `too_long`, read from FastAPI's `detail` as "<field>: <msg>" with the field as `param`):
+  // "ChatCompletionRequest.stop: List should have at most 4 items" (vllm-project/vllm#51997).
+  { words: /^(?:[a-z_.]+\.)?([a-z_]+)?:? ?list should have at most (\d+) items?\b/i, maxOf: AS_STATED },
+  // FastDeploy: "Length of stop ([2, 16, 2, 1, 3, 3]) exceeds the limit max_model_len(5)." (PaddlePaddle/FastDeploy#3216).
+  { words: /\blength of ([a-z_]+) \([^)]*\) exceeds the limit [a-z_]+\((\d+)\)/i, maxOf: AS_STATED },
+  // Zhipu GLM: "stop:最大只能有4个停止词" ("stop: at most 4 stop words", QwenLM/Qwen-Agent#370).
+  { words: /^([a-z_]+):最大只能有(\d+)个停止词/i, maxOf: AS_STATED },
+  // GitHub Copilot's API: "You may not include more than 128 tools in your request." (microsoft/vscode-copilot-release#9375).
+  { words: /\bmay not include more than (\d+) tools\b/i, param: "tools", maxOf: AS_STATED },
 ];
 
 /** Error messages are short; a long one is read only as far as this. */

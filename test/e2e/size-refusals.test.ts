@@ -133,3 +133,66 @@ describe("a parameter refused for its size", () => {
     assert.equal(chatRequests(second).length, 0);
   });
 });
+
+/** Other providers' wordings for too many stop sequences, word for word from their reports (size-refusal.ts cites each). */
+const STOP_WORDINGS: readonly { readonly provider: string; readonly status: number; readonly body: unknown }[] = [
+  {
+    provider: "Groq",
+    status: 400,
+    body: { error: { message: "len(stop) > 4 is not supported", type: "invalid_request_error" } },
+  },
+  {
+    provider: "Gemini",
+    status: 400,
+    body: [
+      {
+        error: {
+          code: 400,
+          message:
+            "* GenerateContentRequest.generation_config.stop_sequences: the number of stop_sequences must not exceed 5.\n",
+          status: "INVALID_ARGUMENT",
+        },
+      },
+    ],
+  },
+  {
+    provider: "vLLM",
+    status: 400,
+    body: {
+      detail: [
+        { type: "too_long", loc: ["body", "stop"], msg: "List should have at most 4 items after validation, not 6" },
+      ],
+    },
+  },
+  {
+    provider: "FastDeploy",
+    status: 400,
+    body: {
+      object: "error",
+      message:
+        "Length of stop ([2, 16, 2, 1, 3, 3]) exceeds the limit max_model_len(5).Please reduce the number of stop or set a lager max_stop_seqs_num by `FD_MAX_STOP_SEQS_NUM`",
+      code: 400,
+    },
+  },
+];
+
+describe("other providers' wordings of too many stop sequences", () => {
+  for (const wording of STOP_WORDINGS) {
+    test(`${wording.provider}: fails over, and only requests as large avoid the provider`, async (t) => {
+      const { first, second, client } = await sizeScene(t);
+      first.setDefault(CHAT_ROUTE, (request) =>
+        stopCount(request) > 5
+          ? { kind: "json", status: wording.status, body: wording.body }
+          : { kind: "json", status: 200, body: chatCompletion("first here", "first-m") },
+      );
+      serveEveryChat(second, "second here");
+      const ask = async (stop: string[]) =>
+        (await client.chat.completions.create({ model: "m", messages: [{ role: "user", content: "Hi" }], stop }))
+          .choices[0]?.message.content;
+      assert.equal(await ask(["a", "b", "c", "d", "e", "f"]), "second here", "failed over, not the client's 400");
+      assert.equal(await ask(["a", "b", "c", "d", "e", "f"]), "second here");
+      assert.equal(chatRequests(first).length, 1, "learned: not asked again with as many");
+      assert.equal(await ask(["END"]), "first here", "a smaller `stop` still goes there");
+    });
+  }
+});
