@@ -86,6 +86,8 @@ interface ToolCallState {
 }
 
 export class ResponsesStreamTranslator {
+  /** Responses has no stop sequences of the gateway's: its answer ends when the upstream's does. */
+  readonly hasEndedAnswer = false;
   readonly #options: ResponsesStreamOptions;
   readonly #responseId: string;
   readonly #output: OutputItem[] = [];
