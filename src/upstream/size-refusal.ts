@@ -69,8 +69,9 @@ export function sizeRefusalOf(error: UpstreamErrorFields): SizeRefusal | undefin
     // A wording that names its parameter itself states its limit in its second group, else in its first.
     const named = wording.param ?? match[1];
     const stated = wording.param === undefined ? match[2] : match[1];
+    // Zhipu sends `"param": ""` beside its wording: an empty param names nothing.
     return {
-      param: error.param ?? (named === "" ? undefined : named),
+      param: error.param === undefined || error.param === "" ? named || undefined : error.param,
       maxEntries: stated === undefined ? undefined : wording.maxOf(Number(stated)),
     };
   }
