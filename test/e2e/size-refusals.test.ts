@@ -33,6 +33,24 @@ function sizeScene(t: TestContext) {
   });
 }
 
+/**
+ * The first provider refuses a `stop` of more than `max` entries with `refusal` (400 unless said) and serves the rest,
+ * the second serves everything; `ask` sends a request with `stop` and returns the answer's text.
+ */
+async function stopScene(t: TestContext, max: number, refusal: unknown, status = 400) {
+  const scene = await sizeScene(t);
+  scene.first.setDefault(CHAT_ROUTE, (request) =>
+    stopCount(request) > max
+      ? { kind: "json", status, body: refusal }
+      : { kind: "json", status: 200, body: chatCompletion("first here", "first-m") },
+  );
+  serveEveryChat(scene.second, "second here");
+  const ask = async (stop: string[]) =>
+    (await scene.client.chat.completions.create({ model: "m", messages: [{ role: "user", content: "Hi" }], stop }))
+      .choices[0]?.message.content;
+  return { ...scene, ask };
+}
+
 describe("a parameter refused for its size", () => {
   test("a `stop` of 5 refused as too long fails over, and the next such request goes to the other provider at once", async (t) => {
     const { first, second, client } = await sizeScene(t);
@@ -72,16 +90,7 @@ describe("a parameter refused for its size", () => {
   });
 
   test("the lesson is about the size refused: a smaller `stop` still goes to the refusing provider first", async (t) => {
-    const { first, second, client } = await sizeScene(t);
-    first.setDefault(CHAT_ROUTE, (request) =>
-      stopCount(request) > 4
-        ? { kind: "json", status: 400, body: STOP_TOO_LONG }
-        : { kind: "json", status: 200, body: chatCompletion("first here", "first-m") },
-    );
-    serveEveryChat(second, "second here");
-    const ask = async (stop: string[]) =>
-      (await client.chat.completions.create({ model: "m", messages: [{ role: "user", content: "Hi" }], stop }))
-        .choices[0]?.message.content;
+    const { first, ask } = await stopScene(t, 4, STOP_TOO_LONG);
 
     // Six entries refused: the message states the limit (4), so five are avoided too, one is not.
     assert.equal(await ask(["a", "b", "c", "d", "e", "f"]), "second here");
@@ -96,17 +105,8 @@ describe("a parameter refused for its size", () => {
   });
 
   test("without a stated limit the lesson starts at the number of entries sent", async (t) => {
-    const { first, second, client } = await sizeScene(t);
     const unstated = { error: { ...STOP_TOO_LONG.error, message: "Invalid 'stop': array too long." } };
-    first.setDefault(CHAT_ROUTE, (request) =>
-      stopCount(request) > 4
-        ? { kind: "json", status: 400, body: unstated }
-        : { kind: "json", status: 200, body: chatCompletion("first here", "first-m") },
-    );
-    serveEveryChat(second, "second here");
-    const ask = async (stop: string[]) =>
-      (await client.chat.completions.create({ model: "m", messages: [{ role: "user", content: "Hi" }], stop }))
-        .choices[0]?.message.content;
+    const { first, ask } = await stopScene(t, 4, unstated);
 
     assert.equal(await ask(["a", "b", "c", "d", "e", "f"]), "second here");
     assert.equal(chatRequests(first).length, 1);
@@ -179,16 +179,7 @@ const STOP_WORDINGS: readonly { readonly provider: string; readonly status: numb
 describe("other providers' wordings of too many stop sequences", () => {
   for (const wording of STOP_WORDINGS) {
     test(`${wording.provider}: fails over, and only requests as large avoid the provider`, async (t) => {
-      const { first, second, client } = await sizeScene(t);
-      first.setDefault(CHAT_ROUTE, (request) =>
-        stopCount(request) > 5
-          ? { kind: "json", status: wording.status, body: wording.body }
-          : { kind: "json", status: 200, body: chatCompletion("first here", "first-m") },
-      );
-      serveEveryChat(second, "second here");
-      const ask = async (stop: string[]) =>
-        (await client.chat.completions.create({ model: "m", messages: [{ role: "user", content: "Hi" }], stop }))
-          .choices[0]?.message.content;
+      const { first, ask } = await stopScene(t, 5, wording.body, wording.status);
       assert.equal(await ask(["a", "b", "c", "d", "e", "f"]), "second here", "failed over, not the client's 400");
       assert.equal(await ask(["a", "b", "c", "d", "e", "f"]), "second here");
       assert.equal(chatRequests(first).length, 1, "learned: not asked again with as many");
