@@ -86,8 +86,7 @@ interface ToolCallState {
 }
 
 export class ResponsesStreamTranslator {
-  /** Responses has no stop sequences of the gateway's: its answer ends when the upstream's does. */
-  readonly hasEndedAnswer = false;
+  readonly hasEndedAnswer = false; // No stop sequences of the gateway's: the answer ends when the upstream's does.
   readonly #options: ResponsesStreamOptions;
   readonly #responseId: string;
   readonly #output: OutputItem[] = [];
