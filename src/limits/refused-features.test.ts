@@ -176,3 +176,24 @@ test("a success of a request sent before the refusal was learned does not clear 
     ["learned", "accepted"],
   );
 });
+
+test("a lesson about a size holds for requests at least that large; a smaller success does not end it; it is kept", () => {
+  const book = new RefusedFeatures(HOUR_MS);
+  book.learn("a", "stop", "HTTP 400: Invalid 'stop': array too long", 0, undefined, 5);
+  const sized = (entries: number) => new Map([["stop", entries]]);
+  assert.equal(book.refusalOf("a", ["stop"], 1, sized(1)), undefined, "a 1-entry stop was never refused");
+  assert.equal(book.refusalOf("a", ["stop"], 1, new Map()), undefined, "a `stop` string is one entry");
+  assert.equal(book.refusalOf("a", ["stop"], 1, sized(5))?.minEntries, 5);
+  assert.equal(book.refusalOf("a", ["stop"], 1)?.minEntries, 5, "without sizes (a route explanation) it shows");
+  // A refusal of 7 later keeps the lower start: 5 was refused too.
+  book.learn("a", "stop", "HTTP 400: again", 10, undefined, 7);
+  assert.equal(book.refusalOf("a", ["stop"], 11, sized(5))?.minEntries, 5);
+  book.unlearn("a", ["stop"], 20, sized(4));
+  assert.equal(book.refusalOf("a", ["stop"], 21, sized(6))?.minEntries, 5, "4 entries served says nothing of 5");
+  const later = new RefusedFeatures(HOUR_MS);
+  assert.equal(later.import(JSON.parse(JSON.stringify(book.export(21))), 21), 1);
+  assert.equal(later.refusalOf("a", ["stop"], 22, sized(4)), undefined, "its size is kept in the state file");
+  assert.equal(later.refusalOf("a", ["stop"], 22, sized(5))?.minEntries, 5);
+  book.unlearn("a", ["stop"], 30, sized(5));
+  assert.equal(book.refusalOf("a", ["stop"], 31, sized(9)), undefined, "5 entries served: it takes them now");
+});

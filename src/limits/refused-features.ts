@@ -23,6 +23,19 @@ export interface FeatureRefusal {
   readonly reason: string;
   readonly atMs: number;
   readonly untilMs: number;
+  /**
+   * A refusal of the feature for its size (`stop` of more than 4 entries): it holds only for requests carrying at least
+   * this many entries of it. Absent: whatever their size.
+   */
+  readonly minEntries?: number;
+}
+
+/** How many entries each array-valued feature of a request holds (router/request-features.ts featureSizesOf). */
+export type FeatureSizes = ReadonlyMap<string, number>;
+
+/** The entries of `feature` in a request: its array's length, 1 for any other value (a `stop` string). */
+function entriesOf(sizes: FeatureSizes | undefined, feature: string): number {
+  return sizes?.get(feature) ?? 1;
 }
 
 /**
@@ -65,9 +78,31 @@ export class RefusedFeatures extends DirtyTracked {
     this.#onChange = listener;
   }
 
-  /** `lifetimeMs`: the lesson's own, when it is not a feature's (a provider's unserved endpoint, unserved-endpoints.ts). */
-  learn(deploymentKey: string, feature: string, reason: string, nowMs: number, lifetimeMs = this.#lifetimeMs): void {
-    const refusal = { feature, reason, atMs: nowMs, untilMs: nowMs + lifetimeMs };
+  /**
+   * `lifetimeMs`: the lesson's own, when it is not a feature's (a provider's unserved endpoint, unserved-endpoints.ts).
+   * `minEntries`: a refusal for its size (FeatureRefusal.minEntries); a sized lesson that still holds and starts lower
+   * keeps its start (both sizes were refused).
+   */
+  learn(
+    deploymentKey: string,
+    feature: string,
+    reason: string,
+    nowMs: number,
+    lifetimeMs = this.#lifetimeMs,
+    minEntries?: number,
+  ): void {
+    const known = this.#byDeployment.get(deploymentKey)?.get(feature);
+    const start =
+      minEntries !== undefined && known?.minEntries !== undefined && known.untilMs > nowMs
+        ? Math.min(known.minEntries, minEntries)
+        : minEntries;
+    const refusal: FeatureRefusal = {
+      feature,
+      reason,
+      atMs: nowMs,
+      untilMs: nowMs + lifetimeMs,
+      ...(start === undefined ? {} : { minEntries: start }),
+    };
     this.#keep(deploymentKey, refusal, nowMs);
     this.markDirty();
     this.#onChange?.({ kind: "learned", deploymentKey, refusal });
@@ -108,12 +143,21 @@ export class RefusedFeatures extends DirtyTracked {
    * Side-effect free, so that the router can ask while it plans: an ended lesson is dropped by the deployment's next
    * `learn` (or `unlearn`, `forget`); until then it is only not read.
    */
-  refusalOf(deploymentKey: string, features: readonly string[], nowMs: number): FeatureRefusal | undefined {
+  refusalOf(
+    deploymentKey: string,
+    features: readonly string[],
+    nowMs: number,
+    /** The request's sizes: a lesson about a size holds for a request at least that large. Absent: every lesson holds. */
+    sizes?: FeatureSizes,
+  ): FeatureRefusal | undefined {
     const refusals = this.#byDeployment.get(deploymentKey);
     if (refusals === undefined) return undefined;
     for (const feature of features) {
       const refusal = refusals.get(feature);
-      if (refusal !== undefined && refusal.untilMs > nowMs) return refusal;
+      if (refusal === undefined || refusal.untilMs <= nowMs) continue;
+      if (sizes === undefined || refusal.minEntries === undefined || entriesOf(sizes, feature) >= refusal.minEntries) {
+        return refusal;
+      }
     }
     return undefined;
   }
@@ -128,12 +172,21 @@ export class RefusedFeatures extends DirtyTracked {
    * then, it takes now. A refusal learned after the request was sent (the two in flight at once) is newer evidence
    * and stays: cleared by the slower success, the next request with the feature was sent there to be refused again.
    */
-  unlearn(deploymentKey: string, features: readonly string[], sentAtMs = Number.POSITIVE_INFINITY): void {
+  unlearn(
+    deploymentKey: string,
+    features: readonly string[],
+    sentAtMs = Number.POSITIVE_INFINITY,
+    /** The request's sizes: a lesson about a size ends only when the request carried at least that many entries. */
+    sizes?: FeatureSizes,
+  ): void {
     const refusals = this.#byDeployment.get(deploymentKey);
     if (refusals === undefined) return;
-    const answered = features.filter(
-      (feature) => (refusals.get(feature)?.atMs ?? Number.POSITIVE_INFINITY) <= sentAtMs,
-    );
+    const answered = features.filter((feature) => {
+      const refusal = refusals.get(feature);
+      if (refusal === undefined || refusal.atMs > sentAtMs) return false;
+      // A 1-entry `stop` answered says nothing of the 5 it refused.
+      return refusal.minEntries === undefined || entriesOf(sizes, feature) >= refusal.minEntries;
+    });
     const removed = this.#remove(deploymentKey, answered);
     if (removed.length === 0) return;
     this.markDirty();
@@ -237,12 +290,13 @@ export class RefusedFeatures extends DirtyTracked {
   }
 }
 
-/** A lesson as it is stored or travels (`{feature, reason, atMs, untilMs}`); undefined when it is not one. */
+/** A lesson as it is stored or travels (`{feature, reason, atMs, untilMs, minEntries?}`); undefined when it is not one. */
 export function featureRefusalOf(value: unknown): FeatureRefusal | undefined {
   if (!isRecord(value)) return undefined;
-  const { feature, reason, atMs, untilMs } = value;
+  const { feature, reason, atMs, untilMs, minEntries } = value;
   if (typeof feature !== "string" || feature === "" || typeof reason !== "string") return undefined;
   if (typeof atMs !== "number" || !Number.isFinite(atMs)) return undefined;
   if (typeof untilMs !== "number" || !Number.isFinite(untilMs)) return undefined;
-  return { feature, reason, atMs, untilMs };
+  const isSized = typeof minEntries === "number" && Number.isInteger(minEntries) && minEntries > 0;
+  return { feature, reason, atMs, untilMs, ...(isSized ? { minEntries } : {}) };
 }

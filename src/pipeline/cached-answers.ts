@@ -103,6 +103,8 @@ export function cachedStream(request: PipelineRequest, cached: CachedAnswer): St
     // What the kept answer's usage said, else the plain estimate: no deployment serves it.
     promptTokensEstimate: usage?.promptTokens ?? request.prompt.promptTokens,
     cancel: async () => {},
+    // A kept answer has no upstream to end.
+    endAnswer: () => {},
   };
 }
 

@@ -109,6 +109,12 @@ export interface StreamAnswer {
    * (the response head could not be written) runs none of its `finally` blocks when closed.
    */
   cancel(): Promise<void>;
+  /**
+   * The door ended the client's answer itself (Messages matched a stop sequence the upstream was not sent): the answer
+   * is whole from here, so what its upstream does after (breaks, stalls, is cut at the duration cap) ends the stream as
+   * a success, never continued elsewhere. `events` is still driven to its end (the upstream's usage comes last).
+   */
+  endAnswer(): void;
 }
 
 /** Speech's audio, relayed as it comes: write each chunk before pulling the next (backpressure). */

@@ -49,7 +49,8 @@ export function routerContextOf(
     contextLimitsFor: promptCalibration.limitsFor,
     budgetCheck: budgetCheckOf(books.budgets, promptCalibration, snapshot, request, nowMs),
     coolingPool: coolingPoolOf(availability),
-    refusedFeature: (deployment, features) => refusedFeatures.refusalOf(deployment.key, features, nowMs),
+    refusedFeature: (deployment, features) =>
+      refusedFeatures.refusalOf(deployment.key, features, nowMs, request.featureSizes),
     unservedEndpoint: (deployment, path) =>
       unservedEndpointOf(refusedFeatures, deployment.provider.settings.name, path, nowMs),
   };

@@ -4,6 +4,7 @@
 import { ClientAbortedError, RateLimitedError, ServiceUnavailableError } from "../errors/gateway-error.ts";
 import { outputLimitNameOf } from "../providers/body-rules.ts";
 import {
+  featureSizesOf,
   JSON_SCHEMA_FEATURE,
   type RequestFeature,
   requestFeatures,
@@ -86,6 +87,7 @@ function routeRequestOf(request: RoutedRequest): ClientRouteRequest {
     needsVision: prompt.hasImages,
     needsJsonSchema: responseFormatFeature(body.response_format) === JSON_SCHEMA_FEATURE,
     features: request.features,
+    featureSizes: featureSizesOf(body),
     promptTokens: prompt.promptTokens,
     // Embeddings: the longest input (token-estimate.ts PromptFacts.fitTokens); a rerank: 0 (endpoints.ts).
     contextTokens: endpoint.hasContextFit === false ? 0 : prompt.fitTokens,

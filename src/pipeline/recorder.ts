@@ -349,7 +349,14 @@ export class Recorder {
           break;
         }
         case "refused_feature":
-          this.#books.refusedFeatures.learn(key, effect.feature, effect.reason, clock.now());
+          this.#books.refusedFeatures.learn(
+            key,
+            effect.feature,
+            effect.reason,
+            clock.now(),
+            undefined,
+            effect.minEntries,
+          );
           break;
         case "unserved_endpoint":
           // The provider's, not the deployment's: each of its models is left out for this endpoint (and only this one).
@@ -363,7 +370,7 @@ export class Recorder {
           );
           break;
         case "accepted_features":
-          this.#books.refusedFeatures.unlearn(key, effect.features, sentAt.sentAtMs);
+          this.#books.refusedFeatures.unlearn(key, effect.features, sentAt.sentAtMs, effect.sizes);
           break;
         case "learn_limits": {
           // An account-wide 429 teaches the pool's limit (from the pool's spacing): every model of the key is paced.

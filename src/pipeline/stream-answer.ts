@@ -24,7 +24,7 @@ export function streamAnswer(
 ): StreamAnswer {
   request.record.headersSent();
   const first = firstSegment(request, result);
-  const lifecycle = { hasStarted: false, hasEnded: false };
+  const lifecycle = { hasStarted: false, hasEnded: false, isAnswerEnded: false };
   const events = relayEvents(request, plan, result, first, lifecycle);
   return {
     kind: "stream",
@@ -35,6 +35,9 @@ export function streamAnswer(
       result.deployment,
       result.promptTokensSent ?? request.prompt.promptTokens,
     ),
+    endAnswer() {
+      lifecycle.isAnswerEnded = true;
+    },
     async cancel() {
       if (lifecycle.hasEnded) return;
       if (lifecycle.hasStarted) {
@@ -62,11 +65,14 @@ async function* relayEvents(
   plan: RoutePlan,
   result: StreamResult,
   first: RelaySegment,
-  lifecycle: { hasStarted: boolean; hasEnded: boolean },
+  lifecycle: { hasStarted: boolean; hasEnded: boolean; readonly isAnswerEnded: boolean },
 ): AsyncGenerator<readonly StreamChunk[], StreamEnding, void> {
   lifecycle.hasStarted = true;
   if (lifecycle.hasEnded) return { isSuccess: false, error: undefined, usage: undefined };
-  const relay = relayStream(first, relayOptions(request, plan, result));
+  const relay = relayStream(first, {
+    ...relayOptions(request, plan, result),
+    isAnswerEnded: () => lifecycle.isAnswerEnded,
+  });
   let relayed: RelayResult | undefined;
   try {
     for (;;) {

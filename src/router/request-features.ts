@@ -3,6 +3,8 @@
 // values (`images` in the messages, `json_schema` or `json_object` as `response_format`). A candidate that refused
 // one of them is ranked last for later requests carrying it (limits/refused-features.ts, docs/routing.md "Fit").
 
+import type { FeatureSizes } from "../limits/refused-features.ts";
+
 /** A feature named by a body key, or one of the capabilities below. */
 export type RequestFeature = string;
 
@@ -62,6 +64,25 @@ export function requestFeatures(
   const format = responseFormatFeature(body.response_format);
   if (format !== undefined) features.push(format);
   return features;
+}
+
+const NO_SIZES: FeatureSizes = new Map();
+
+/**
+ * How many entries each array-valued feature of a body holds (`stop`, `tools`): a lesson about a size (a `stop` of more
+ * than 4 refused) holds only for requests at least that large (limits/refused-features.ts). Any other value counts as
+ * one entry, so only arrays are listed.
+ */
+export function featureSizesOf(body: Readonly<Record<string, unknown>>): FeatureSizes {
+  let sizes: Map<string, number> | undefined;
+  let looked = 0;
+  for (const [key, value] of Object.entries(body)) {
+    if (looked++ >= MAX_FEATURES) break;
+    if (!Array.isArray(value) || NOT_FEATURES.has(key)) continue;
+    sizes ??= new Map();
+    sizes.set(key, value.length);
+  }
+  return sizes ?? NO_SIZES;
 }
 
 /** `json_schema` or `json_object` for a `response_format` that asks for one; undefined for text or none. */

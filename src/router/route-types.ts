@@ -2,7 +2,7 @@
 // books (RouterContext), and the plan it returns (RoutePlan), kept apart from the algorithm (plan-route.ts).
 import type { MetaModel, ModelKind, RoutingSettings } from "../config/types.ts";
 import type { Availability, CooldownCause } from "../limits/availability.ts";
-import type { FeatureRefusal } from "../limits/refused-features.ts";
+import type { FeatureRefusal, FeatureSizes } from "../limits/refused-features.ts";
 import type { OutputLimitName } from "../providers/body-rules.ts";
 import type { Catalog, Deployment } from "../providers/catalog.ts";
 import type { ContextLimits } from "./context-fit.ts";
@@ -41,6 +41,8 @@ export interface RouteRequest {
    * supported is ranked last (RouterContext.refusedFeature).
    */
   readonly features?: readonly RequestFeature[] | undefined;
+  /** How many entries its array-valued features hold (request-features.ts featureSizesOf): lessons about a size read it. */
+  readonly featureSizes?: FeatureSizes | undefined;
   /** Sticky routing: the deployment this session used last; moved to the front when it is ready. */
   readonly stickyDeploymentKey?: string | undefined;
   /** The requested output tokens: part of the context needed, and of token budgets where the provider reserves them. */

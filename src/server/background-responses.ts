@@ -40,6 +40,8 @@ interface ResponsesTranslator {
   /** A cancel: the output so far, ended as `cancelled` (stream-mapping.ts says which event). */
   cancel(): string;
   readonly result: ResponseObject | undefined;
+  /** Always false for Responses (protocol-adapters.ts StreamTranslator.hasEndedAnswer). */
+  readonly hasEndedAnswer: boolean;
 }
 
 /** What the Responses adapter gives the background run (protocol-adapters.ts). */

@@ -284,6 +284,8 @@ export function describeStats(runtime: GatewayRuntime, viewer: string | null = n
         feature: refusal.feature,
         reason: shownReason(refusal.reason),
         until: isoTime(refusal.untilMs),
+        // A refusal for its size: only requests with at least this many entries of it are ranked last.
+        ...(refusal.minEntries === undefined ? {} : { min_entries: refusal.minEntries }),
       })),
       // The endpoints its provider has no route for, learned from a 405 or a "no such path" 404 (routing.md).
       unserved_endpoints: runtime.refusedFeatures

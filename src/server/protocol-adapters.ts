@@ -34,6 +34,11 @@ interface StreamTranslator {
   push(chunk: unknown): string;
   finish(): string;
   fail(error: GatewayError): string;
+  /**
+   * The translator ended the answer itself (Messages: a stop sequence it matched): StreamAnswer.endAnswer. Required, so
+   * that a wrapper around a translator (tool-call-extras-door.ts) cannot drop it unseen.
+   */
+  readonly hasEndedAnswer: boolean;
 }
 
 /** One request of a protocol, translated: the chat body to serve, and how to answer in the protocol. */
@@ -217,6 +222,8 @@ export function protocolHandler(runtime: GatewayRuntime, adapter: ProtocolAdapte
         (chunks) => {
           let text = "";
           for (const chunk of chunks) text += streamTranslator.push(chunk.json);
+          // Told before the next batch is pulled: a failure the relay reads next is after the answer's end.
+          if (streamTranslator.hasEndedAnswer === true) result.endAnswer();
           return text;
         },
         {

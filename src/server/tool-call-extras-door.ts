@@ -165,6 +165,8 @@ interface Translator {
   push(chunk: unknown): string;
   finish(): string;
   fail(error: GatewayError): string;
+  /** Read through (protocol-adapters.ts StreamTranslator): dropped, the relay took a stop-sequence end for a failure. */
+  readonly hasEndedAnswer: boolean;
 }
 
 /** What a chat answer gives to keep: its calls' `extra_content` and its tool-calling messages' `reasoning_details`. */
@@ -195,6 +197,9 @@ function tapped(translator: Translator, remember: (extras: readonly ToolCallExtr
       keep();
       return translator.fail(error);
     },
+    get hasEndedAnswer() {
+      return translator.hasEndedAnswer;
+    },
   };
 }
 
@@ -213,6 +218,9 @@ function tappedBackground(
     cancel: () => translator.cancel(),
     get result() {
       return translator.result;
+    },
+    get hasEndedAnswer() {
+      return translator.hasEndedAnswer;
     },
   };
 }

@@ -37,6 +37,8 @@ export interface SegmentOptions {
   readonly signal: AbortSignal;
   /** Counts what the segment generated besides its first choice's text and reasoning (SegmentEnd.otherOutputTokens). */
   readonly countTokens?: ((text: string) => number) | undefined;
+  /** The client's answer ended in the adapter (RelayOptions.isAnswerEnded): a failure from then on is not the answer's. */
+  readonly isAnswerEnded?: (() => boolean) | undefined;
 }
 
 export async function* relaySegment(
@@ -132,6 +134,11 @@ export async function* relaySegment(
   ) {
     // Silence, or a broken connection, after every choice finished: the answer is whole, only the `[DONE]` (and
     // perhaps the usage chunk) is missing. An error event would throw away an answer the client already has.
+    progress.outcome = "success";
+    progress.reason = "";
+  } else if (progress.outcome !== "client_aborted" && options.isAnswerEnded?.() === true) {
+    // The adapter ended the answer before this failure (a stop sequence it matched): whole, as above. As a failure it
+    // started a continuation for text nobody would see, and recorded a 502 for an answer the client got whole.
     progress.outcome = "success";
     progress.reason = "";
   }

@@ -51,6 +51,12 @@ export interface RelayOptions {
    * one final usage chunk marked `x_gateway.usage_estimated` (estimated-usage.ts), counted with `countTokens`.
    */
   readonly usageEstimate?: { readonly promptTokens: number } | undefined;
+  /**
+   * Whether the client's protocol adapter ended the answer itself (pipeline-types.ts StreamAnswer.endAnswer: a stop
+   * sequence the Messages door matched): a segment that fails after that ends as a success, as one that breaks after
+   * every choice finished does (relay-segment.ts).
+   */
+  isAnswerEnded?(): boolean;
   /** Replaces secrets in upstream-derived text (error events, malformed samples) before it is shown or logged. */
   redact(text: string): string;
   onMalformedEvent?(data: string): void;
@@ -100,6 +106,7 @@ export async function* relayStream(
         shouldStripUsage: options.shouldStripUsage,
         signal: options.signal,
         countTokens: options.countTokens,
+        isAnswerEnded: options.isAnswerEnded,
       });
       // A segment is settled once it is known whether another upstream continues it (the first one last), but its slot
       // is freed now (`ended`): the deployment may be asked to continue it itself.

@@ -10,6 +10,7 @@ import { hasImageParts, isEchoedPhrase, isWholeMessageIn } from "../providers/re
 import { requestFeatures } from "../router/request-features.ts";
 import { describedMessage, readUpstreamError, summarise, type UpstreamErrorFields } from "./read-upstream-error.ts";
 import { refusedFeature } from "./refused-feature.ts";
+import { requestParamOf, sizeRefusalOf } from "./size-refusal.ts";
 
 export type Verdict =
   | { readonly kind: "success" }
@@ -81,12 +82,6 @@ const MODEL_GONE =
 const UNSUPPORTED =
   /not supported|unsupported|does not support|doesn't support|unrecognized request argument|extra (?:inputs|fields) (?:are )?not permitted|unknown (?:field|parameter|argument|name)|cannot find field|unexpected (?:keyword|field|parameter)|additional properties are not allowed|not enabled for this model|--enable-auto-tool-choice/i;
 const UNSUPPORTED_EACH = new RegExp(UNSUPPORTED.source, "gi");
-// A parameter refused for its size, not its value: OpenAI's `array_above_max_length` for a `stop` of more than 4
-// entries, which DeepSeek (16) and others take. Worded without "not supported" ("Invalid 'stop': array too long"),
-// so it is known by its code, and only when its `param` names a feature the request carries (a too long `messages`
-// is the request's, whoever is asked).
-const SIZE_REFUSAL_CODES = new Set(["array_above_max_length"]);
-
 // A 404 (or a 200-less 405) from the web server's router rather than from the API: the PATH does not exist, whatever
 // the model. As real servers word it: OpenAI's "Invalid URL (POST /v1/x)", FastAPI's (vLLM, LiteLLM, SGLang)
 // `{"detail":"Not Found"}`, Fastify's "Route POST:/v1/x not found", Express's "Cannot POST /v1/x", Go's net/http
@@ -280,12 +275,18 @@ export function refusalOf(status: number, error: UpstreamErrorFields, bodyText =
     : "request";
 }
 
-/** SIZE_REFUSAL_CODES with a `param` that is one of the request's features (lessons.ts learns it by that param). */
+/**
+ * A refusal of a parameter for its size (size-refusal.ts: OpenAI's `array_above_max_length` for a `stop` of more than 4
+ * entries, which DeepSeek (16) and others take; Groq's, Gemini's, vLLM's wordings), only when the parameter it names is
+ * one of the request's features (lessons.ts learns it by that parameter): a too long `messages` is the request's,
+ * whoever is asked. Mostly worded without "not supported", so known by its code or wording.
+ */
 function isSizeRefusal(error: UpstreamErrorFields, request: unknown): boolean {
-  if (error.code === undefined || !SIZE_REFUSAL_CODES.has(error.code.toLowerCase())) return false;
-  if (error.param === undefined || !isRecord(request)) return false;
-  // Tied by the param alone: the message's words are not read, a quoted prompt cannot make it one.
-  return refusedFeature({ message: "", param: error.param }, requestFeatures(request, false)) !== undefined;
+  const refusal = sizeRefusalOf(error);
+  if (refusal?.param === undefined || !isRecord(request)) return false;
+  // Tied by the param alone: the message's other words are not read, a quoted prompt cannot make it one.
+  const param = requestParamOf(refusal.param);
+  return refusedFeature({ message: "", param }, requestFeatures(request, false)) !== undefined;
 }
 
 /**

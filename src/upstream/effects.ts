@@ -3,6 +3,7 @@
 import type { CooldownCause } from "../limits/availability.ts";
 import type { RefusalFacts } from "../limits/limit-learning.ts";
 import type { LearnedWindow } from "../limits/rate-limit-headers.ts";
+import type { FeatureSizes } from "../limits/refused-features.ts";
 import type { RetryHint } from "../limits/retry-hint.ts";
 import type { RequestFeature } from "../router/request-features.ts";
 
@@ -65,6 +66,19 @@ export type Effect =
   /**
    * A refusal of one feature (refused-feature.ts): ranked last for requests with it for `cooldowns.unsupported_feature_ms`.
    */
-  | { readonly kind: "refused_feature"; readonly feature: RequestFeature; readonly reason: string }
-  /** A success: the deployment takes every feature the request carried, whatever it refused before. */
-  | { readonly kind: "accepted_features"; readonly features: readonly RequestFeature[] };
+  | {
+      readonly kind: "refused_feature";
+      readonly feature: RequestFeature;
+      readonly reason: string;
+      /** A refusal for its size (size-refusal.ts): only requests carrying at least this many entries of it. */
+      readonly minEntries?: number;
+    }
+  /**
+   * A success: the deployment takes every feature the request carried, whatever it refused before; a lesson about a
+   * size only when the request carried at least that many entries (`sizes`, request-features.ts featureSizesOf).
+   */
+  | {
+      readonly kind: "accepted_features";
+      readonly features: readonly RequestFeature[];
+      readonly sizes?: FeatureSizes;
+    };

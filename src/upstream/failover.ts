@@ -11,13 +11,14 @@ import { ClientAbortedError } from "../errors/gateway-error.ts";
 import { traitsOf } from "../errors/outcomes.ts";
 import { billedAudioSeconds } from "../limits/audio-duration.ts";
 import type { Reservation } from "../limits/budgets.ts";
+import type { FeatureSizes } from "../limits/refused-features.ts";
 import { promptTokensSent } from "../limits/token-estimate.ts";
 import { outputLimitNameOf, outputTokensFor } from "../providers/body-rules.ts";
 import type { Deployment } from "../providers/catalog.ts";
 import { deploymentMessageOrdering, isSameOrdering } from "../providers/message-order.ts";
 import { gatewayOutputTokensOf, upstreamCallsOf } from "../providers/moderation-api.ts";
 import type { RouteCandidate, RoutePlan } from "../router/plan-route.ts";
-import type { RequestFeature } from "../router/request-features.ts";
+import { featureSizesOf, type RequestFeature } from "../router/request-features.ts";
 import { affordableRetryOf, markedChosenLimit, refusedSizeOf, reportOfChosenLimit } from "./affordable-retry.ts";
 import { type AttemptResult, attemptOnce, messageChangesOf } from "./attempt.ts";
 import type { Verdict } from "./classify-response.ts";
@@ -223,7 +224,9 @@ async function tryCandidate(
         startedAtMs,
         clock.now() - startedAtMs,
         admission.reservation,
-        mayClearRefusals ? request.features : undefined,
+        mayClearRefusals && request.features !== undefined
+          ? { features: request.features, sizes: featureSizesOf(request.body) }
+          : undefined,
         services.redact,
       ),
       ...(changes.length === 0 ? {} : { messageOrder: orderSent.order, messageChanges: changes }),
@@ -306,8 +309,8 @@ function reportOf(
   startedAtMs: number,
   durationMs: number,
   reservation: Reservation,
-  /** The request's features, when a success should clear what the deployment refused of them. */
-  features: readonly RequestFeature[] | undefined,
+  /** The request's features and their sizes, when a success should clear what the deployment refused of them. */
+  accepted: { readonly features: readonly RequestFeature[]; readonly sizes: FeatureSizes } | undefined,
   redact: (text: string) => string,
 ): AttemptReport {
   const settings = deployment.provider.settings;
@@ -329,9 +332,9 @@ function reportOf(
       // The answer's rate-limit headers count up to this request: the ones sent after it are still to come off.
       // It took every feature the request carried: a refusal of one learned before is over.
       effects:
-        features === undefined || features.length === 0
+        accepted === undefined || accepted.features.length === 0
           ? reportedAsOf(result.effects, reservation)
-          : [...reportedAsOf(result.effects, reservation), { kind: "accepted_features", features }],
+          : [...reportedAsOf(result.effects, reservation), { kind: "accepted_features", ...accepted }],
       ...(result.usage === undefined ? {} : { usage: result.usage }),
       ...(result.usage !== undefined && result.json?.isUsageEstimated === true ? { isUsageEstimated: true } : {}),
       ...(result.audioSeconds === undefined

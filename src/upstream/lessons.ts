@@ -5,6 +5,7 @@
 import type { ProviderSettings } from "../config/types.ts";
 import type { Outcome } from "../errors/outcomes.ts";
 import { cutText } from "../errors/shown-reason.ts";
+import { isRecord } from "../is-record.ts";
 import type { CooldownCause } from "../limits/availability.ts";
 import type { Reservation } from "../limits/budget-types.ts";
 import { isDayRolling, NOW_RESETS_TAKEN_AS_ROLLOVER, RESET_READS_NOW_WITHIN_MS } from "../limits/day-rollover.ts";
@@ -20,8 +21,9 @@ import { isWholeMessageIn } from "../providers/request-echo.ts";
 import type { RequestFeature } from "../router/request-features.ts";
 import { isEchoedUnsupported, type Verdict } from "./classify-response.ts";
 import type { Effect } from "./effects.ts";
-import { describedMessage } from "./read-upstream-error.ts";
+import { describedMessage, type UpstreamErrorFields } from "./read-upstream-error.ts";
 import { refusedFeature } from "./refused-feature.ts";
+import { refusedFromEntries, requestParamOf, sizeRefusalOf } from "./size-refusal.ts";
 
 /** The refused answer itself, for what its headers and body say about the limits. */
 export interface RefusedAnswer {
@@ -150,6 +152,15 @@ export function lessonFromVerdict(
         return { outcome: "unsupported", reason: describedMessage(verdict.error), effects: [] };
       }
       if (verdict.refusal === "unsupported") {
+        const sized = sizedLesson(verdict.error, features, sent?.body);
+        if (sized !== undefined) {
+          const reason = describedMessage(verdict.error);
+          return {
+            outcome: "unsupported",
+            reason,
+            effects: [{ kind: "refused_feature", reason: `HTTP ${verdict.status}: ${gistOf(reason)}`, ...sized }],
+          };
+        }
         const order = orderRefusedBy(verdict.error, sent?.body);
         const feature =
           order !== undefined
@@ -177,6 +188,25 @@ export function lessonFromVerdict(
       }
       return { outcome: "rejected", reason: describedMessage(verdict.error), effects: [] };
   }
+}
+
+/**
+ * A refusal of a parameter for its size (size-refusal.ts) tied to one of the request's features: the lesson holds for
+ * requests carrying at least `minEntries` of it (above the limit the refusal states, else as many as were sent), so a
+ * smaller one is still sent there first. Undefined when it is not one, or names no feature of the request.
+ */
+function sizedLesson(
+  error: UpstreamErrorFields,
+  features: readonly RequestFeature[],
+  body: unknown,
+): { readonly feature: RequestFeature; readonly minEntries?: number } | undefined {
+  const refusal = sizeRefusalOf(error);
+  if (refusal?.param === undefined) return undefined;
+  const feature = refusedFeature({ message: "", param: requestParamOf(refusal.param) }, features);
+  if (feature === undefined) return undefined;
+  const sent = isRecord(body) ? body[feature] : undefined;
+  const minEntries = refusedFromEntries(refusal, Array.isArray(sent) ? sent.length : undefined);
+  return minEntries === undefined ? { feature } : { feature, minEntries };
 }
 
 /** Kept for hours and shown in /stats and route explanations: a refusal's gist, not a whole 8 KB message. */

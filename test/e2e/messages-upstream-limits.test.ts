@@ -5,7 +5,14 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import Anthropic from "@anthropic-ai/sdk";
-import { CHAT_ROUTE, chatRequests, oneProviderScene, type useMock } from "../helpers/e2e.ts";
+import {
+  CHAT_ROUTE,
+  chatRequests,
+  type ListedRecord,
+  oneProviderScene,
+  recordsOf,
+  type useMock,
+} from "../helpers/e2e.ts";
 import { chatChunk, chatCompletion, type MockStep, type RecordedRequest } from "../helpers/mock-upstream.ts";
 
 const UPSTREAM_ID = "vendor/m-instruct";
@@ -52,7 +59,7 @@ const RUN_ON = ["Alpha beta", " STOP", " HE", "RE and more", " text END"];
 async function scene(t: Parameters<typeof useMock>[0]) {
   const { mock, gateway } = await oneProviderScene(t, { id: UPSTREAM_ID });
   mock.setDefault(CHAT_ROUTE, openAiLike);
-  return { mock, client: new Anthropic({ baseURL: gateway.url, apiKey: "x", maxRetries: 0 }) };
+  return { mock, gateway, client: new Anthropic({ baseURL: gateway.url, apiKey: "x", maxRetries: 0 }) };
 }
 
 /** Claude Code's `metadata.user_id` (2.1.78 and later): a JSON object, its session id new in each session. */
@@ -183,6 +190,63 @@ describe("messages API: an upstream failure after a stop sequence the gateway ma
     assert.equal(message.stop_reason, "stop_sequence");
     assert.equal(message.stop_sequence, "STOP HERE");
   });
+});
+
+describe("messages API: the relay after a stop sequence the gateway matched", () => {
+  // The answer the client got was whole at the sequence: what the upstream does after it (breaks, or is cut off by the
+  // gateway) is no failure of the request, and nothing is continued for text nobody will see.
+  const afterMatch: readonly [string, MockStep][] = [
+    [
+      "an error event",
+      {
+        kind: "sse",
+        events: [
+          { data: chatChunk("Alpha beta STOP HERE and", UPSTREAM_ID, { role: true }) },
+          { data: chatChunk(" more", UPSTREAM_ID) },
+          {
+            data: {
+              id: "chatcmpl-x",
+              object: "chat.completion.chunk",
+              model: UPSTREAM_ID,
+              choices: [],
+              error: { code: 500, message: "Internal error" },
+            },
+          },
+        ],
+      },
+    ],
+    [
+      "a cut connection",
+      {
+        kind: "sse",
+        events: [
+          { data: chatChunk("Alpha beta STOP HERE and", UPSTREAM_ID, { role: true }) },
+          { data: chatChunk(" more", UPSTREAM_ID) },
+        ],
+        end: "destroy",
+      },
+    ],
+  ];
+  for (const [what, step] of afterMatch) {
+    test(`streamed, then ${what}: a success, continued nowhere`, async (t) => {
+      const { mock, gateway, client } = await scene(t);
+      mock.enqueue(CHAT_ROUTE, step);
+      const message = await client.messages
+        .stream({ model: "m", max_tokens: 64, messages: [{ role: "user", content: "Go" }], stop_sequences: STOPS })
+        .finalMessage();
+      assert.equal(message.stop_reason, "stop_sequence");
+      assert.deepEqual(message.content, [{ type: "text", text: "Alpha beta ", citations: null }]);
+      let record: ListedRecord | undefined;
+      for (let tries = 0; record === undefined && tries < 200; tries++) {
+        record = (await recordsOf(gateway, "messages")).records[0];
+        if (record === undefined) await new Promise((resolve) => setTimeout(resolve, 25));
+      }
+      assert.ok(record, "the request left its record");
+      assert.equal(record.status, 200);
+      assert.equal(record.outcome, "success");
+      assert.equal(chatRequests(mock).length, 1, "no continuation was started");
+    });
+  }
 });
 
 describe("messages API: text held back for a stop sequence, then a tool call", () => {

@@ -33,6 +33,24 @@ function sizeScene(t: TestContext) {
   });
 }
 
+/**
+ * The first provider refuses a `stop` of more than `max` entries with `refusal` (400 unless said) and serves the rest,
+ * the second serves everything; `ask` sends a request with `stop` and returns the answer's text.
+ */
+async function stopScene(t: TestContext, max: number, refusal: unknown, status = 400) {
+  const scene = await sizeScene(t);
+  scene.first.setDefault(CHAT_ROUTE, (request) =>
+    stopCount(request) > max
+      ? { kind: "json", status, body: refusal }
+      : { kind: "json", status: 200, body: chatCompletion("first here", "first-m") },
+  );
+  serveEveryChat(scene.second, "second here");
+  const ask = async (stop: string[]) =>
+    (await scene.client.chat.completions.create({ model: "m", messages: [{ role: "user", content: "Hi" }], stop }))
+      .choices[0]?.message.content;
+  return { ...scene, ask };
+}
+
 describe("a parameter refused for its size", () => {
   test("a `stop` of 5 refused as too long fails over, and the next such request goes to the other provider at once", async (t) => {
     const { first, second, client } = await sizeScene(t);
@@ -71,6 +89,35 @@ describe("a parameter refused for its size", () => {
     assert.equal(plain.choices[0]?.message.content, "first here");
   });
 
+  test("the lesson is about the size refused: a smaller `stop` still goes to the refusing provider first", async (t) => {
+    const { first, ask } = await stopScene(t, 4, STOP_TOO_LONG);
+
+    // Six entries refused: the message states the limit (4), so five are avoided too, one is not.
+    assert.equal(await ask(["a", "b", "c", "d", "e", "f"]), "second here");
+    assert.equal(chatRequests(first).length, 1);
+    assert.equal(await ask(["END"]), "first here", "a 1-entry `stop` is not what was refused");
+    assert.equal(chatRequests(first).length, 2);
+    assert.equal(await ask(["a", "b", "c", "d", "e"]), "second here", "5 entries are above the stated limit");
+    assert.equal(chatRequests(first).length, 2, "the refusing provider was not asked with 5");
+    // The success of the 1-entry request did not end the lesson about larger ones.
+    assert.equal(await ask(["a", "b", "c", "d", "e", "f"]), "second here");
+    assert.equal(chatRequests(first).length, 2);
+  });
+
+  test("without a stated limit the lesson starts at the number of entries sent", async (t) => {
+    const unstated = { error: { ...STOP_TOO_LONG.error, message: "Invalid 'stop': array too long." } };
+    const { first, ask } = await stopScene(t, 4, unstated);
+
+    assert.equal(await ask(["a", "b", "c", "d", "e", "f"]), "second here");
+    assert.equal(chatRequests(first).length, 1);
+    // Five were never refused: asked first, refused, and learned from then on.
+    assert.equal(await ask(["a", "b", "c", "d", "e"]), "second here");
+    assert.equal(chatRequests(first).length, 2);
+    assert.equal(await ask(["a", "b", "c", "d", "e"]), "second here");
+    assert.equal(chatRequests(first).length, 2, "5 entries learned as refused");
+    assert.equal(await ask(["a", "b", "c", "d"]), "first here");
+  });
+
   test("a size refusal of a key every request carries is still the client's 400: nothing to fail over for", async (t) => {
     const { first, second, client } = await sizeScene(t);
     first.setDefault(CHAT_ROUTE, {
@@ -85,4 +132,58 @@ describe("a parameter refused for its size", () => {
     );
     assert.equal(chatRequests(second).length, 0);
   });
+});
+
+/** Other providers' wordings for too many stop sequences, word for word from their reports (size-refusal.ts cites each). */
+const STOP_WORDINGS: readonly { readonly provider: string; readonly status: number; readonly body: unknown }[] = [
+  {
+    provider: "Groq",
+    status: 400,
+    body: { error: { message: "len(stop) > 4 is not supported", type: "invalid_request_error" } },
+  },
+  {
+    provider: "Gemini",
+    status: 400,
+    body: [
+      {
+        error: {
+          code: 400,
+          message:
+            "* GenerateContentRequest.generation_config.stop_sequences: the number of stop_sequences must not exceed 5.\n",
+          status: "INVALID_ARGUMENT",
+        },
+      },
+    ],
+  },
+  {
+    provider: "vLLM",
+    status: 400,
+    body: {
+      detail: [
+        { type: "too_long", loc: ["body", "stop"], msg: "List should have at most 4 items after validation, not 6" },
+      ],
+    },
+  },
+  {
+    provider: "FastDeploy",
+    status: 400,
+    body: {
+      object: "error",
+      message:
+        "Length of stop ([2, 16, 2, 1, 3, 3]) exceeds the limit max_model_len(5).Please reduce the number of stop or set a lager max_stop_seqs_num by `FD_MAX_STOP_SEQS_NUM`",
+      code: 400,
+    },
+  },
+];
+
+describe("other providers' wordings of too many stop sequences", () => {
+  for (const wording of STOP_WORDINGS) {
+    test(`${wording.provider}: fails over, and only requests as large avoid the provider`, async (t) => {
+      const { first, ask } = await stopScene(t, 5, wording.body, wording.status);
+      assert.equal(await ask(["a", "b", "c", "d", "e", "f"]), "second here", "failed over, not the client's 400");
+      assert.equal(await ask(["a", "b", "c", "d", "e", "f"]), "second here");
+      assert.equal(chatRequests(first).length, 1, "learned: not asked again with as many");
+      assert.equal(await ask(["END"]), "first here", "a smaller `stop` still goes there");
+    });
+  }
 });

@@ -76,3 +76,38 @@ test("stop sequences: an empty sequence is never matched, a repeated one counts 
   assert.equal(matcher.push("ab") + matcher.flush() + matcher.push("c"), "abc");
   assert.equal(matcher.matched, undefined);
 });
+
+test("stop sequences: a piece costs no more with 200,000 sequences than with 20 (same process, a ratio)", () => {
+  // 200,000 short sequences (a client may send them, Anthropic documents no cap) cost ~10 ms per piece when each was
+  // scanned for on its own: a 4,000-piece answer held the event loop for 40 s.
+  let seed = 11;
+  const random = (n: number): number => {
+    seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
+    return (seed >>> 8) % n;
+  };
+  const letters = "abcdefghijklmnopqrstuvwxyz";
+  const word = (length: number): string => Array.from({ length }, () => letters[random(26)]).join("");
+  // Every sequence ends with a `#`, which the answer never holds: nothing matches, every piece is scanned whole.
+  const many = Array.from({ length: 200_000 }, () => `${word(1 + random(5))}#`);
+  const few = many.slice(0, 20);
+  const pieces = Array.from({ length: 400 }, () => ` ${word(6)} ${word(4)}`);
+  const perPieceMs = (sequences: readonly string[]): number => {
+    const matcher = new StopSequenceMatcher(sequences);
+    matcher.push("warm up");
+    const samples: number[] = [];
+    for (let round = 0; round < 5; round++) {
+      const startedAt = performance.now();
+      for (const piece of pieces) matcher.push(piece);
+      samples.push((performance.now() - startedAt) / pieces.length);
+    }
+    assert.equal(matcher.matched, undefined);
+    return samples.sort((a, b) => a - b)[2] as number;
+  };
+  const fewMs = perPieceMs(few);
+  const manyMs = perPieceMs(many);
+  // Scanned once per sequence it was ~10,000 times; one automaton for all of them is within a small factor.
+  assert.ok(
+    manyMs < Math.max(fewMs, 0.002) * 25,
+    `per piece: ${manyMs.toFixed(4)} ms with 200,000, ${fewMs.toFixed(4)} ms with 20`,
+  );
+});

@@ -74,6 +74,11 @@ export class MessagesStreamTranslator {
     this.#stops = hasUnsentStops ? new StopSequenceMatcher(options.stopSequences) : undefined;
   }
 
+  /** A stop sequence matched here ended the answer: what the upstream sends (or fails with) after it is dropped. */
+  get hasEndedAnswer(): boolean {
+    return this.#stops?.matched !== undefined;
+  }
+
   /** The whole message once `finish()` ran. */
   get result(): MessageObject | undefined {
     return this.#final;

@@ -198,6 +198,8 @@ export function fromNativeResponse(json: unknown, context: NativeContext): Respo
  * `response.incomplete` is held back until `finish()`, so the answer can be kept before the client reads its end.
  */
 export class NativeResponsesRelay {
+  /** A relayed answer is ended by its upstream only (StreamTranslator.hasEndedAnswer). */
+  readonly hasEndedAnswer = false;
   readonly #context: NativeContext;
   #sequence = 0;
   #latest: JsonObject | undefined;

@@ -86,6 +86,7 @@ interface ToolCallState {
 }
 
 export class ResponsesStreamTranslator {
+  readonly hasEndedAnswer = false; // No stop sequences of the gateway's: the answer ends when the upstream's does.
   readonly #options: ResponsesStreamOptions;
   readonly #responseId: string;
   readonly #output: OutputItem[] = [];
