@@ -38,6 +38,24 @@ export function cpuMs(pid: number): number {
   return ns / 1e6;
 }
 
+/**
+ * Run time per kind of thread, ms: `main` (the event loop), and the others by name (`V8Worker`: the garbage
+ * collector's and compilers' helpers; `libuv-worker`: the thread pool, e.g. the request log's appends).
+ */
+export function cpuMsByThread(pid: number): Map<string, number> {
+  const byKind = new Map<string, number>();
+  for (const task of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const kind = task === String(pid) ? "main" : readFileSync(`/proc/${pid}/task/${task}/comm`, "utf8").trim();
+      const ns = Number(readFileSync(`/proc/${pid}/task/${task}/schedstat`, "utf8").split(" ")[0]);
+      byKind.set(kind, (byKind.get(kind) ?? 0) + ns / 1e6);
+    } catch {
+      // Gone between the listing and the read (see cpuMs).
+    }
+  }
+  return byKind;
+}
+
 export async function freePort(): Promise<number> {
   const s = createServer();
   s.listen(0, "127.0.0.1");

@@ -4,12 +4,23 @@
 // gateway's every thread's run time over the window (schedstat) divided by the requests `wrk` completed; each
 // variant is compared with the first by the median of the per-window ratios (bench/README.md, sections 8 and 35).
 // A variant is a checkout directory, optionally `@` a YAML file appended to its config (`dir@lean.yaml`).
-// usage: node bench/windows-ab.ts [--windows N] [--window-s S] [--workload stream|json] [--connections C] variant...
+// With --threads, also each kind of thread's CPU per request (the main thread, V8's workers, the thread pool).
+// usage: node bench/windows-ab.ts [--windows N] [--window-s S] [--workload stream|json] [--connections C] [--threads]
+//        variant...
 import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { BODIES, cpuMs, median, type StartedGateway, startGateway, startMock, wrk } from "./ab-helpers.ts";
+import {
+  BODIES,
+  cpuMs,
+  cpuMsByThread,
+  median,
+  type StartedGateway,
+  startGateway,
+  startMock,
+  wrk,
+} from "./ab-helpers.ts";
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -18,6 +29,7 @@ const { values, positionals } = parseArgs({
     "window-s": { type: "string", default: "3" },
     workload: { type: "string", default: "stream" },
     connections: { type: "string" },
+    threads: { type: "boolean", default: false },
   },
 });
 const workload = values.workload === "json" ? "json" : "stream";
@@ -49,35 +61,54 @@ process.on("exit", () => {
   for (const gateway of gateways) gateway.child.kill("SIGKILL");
 });
 
+interface WindowResult {
+  readonly cpuUs: number;
+  readonly rps: number;
+  /** CPU µs per request by kind of thread (with --threads). */
+  readonly threads: Map<string, number>;
+}
+
 /** One window of one gateway: CPU µs per request and requests per second. */
-function window(gateway: StartedGateway, seconds: number): { cpuUs: number; rps: number } {
+function window(gateway: StartedGateway, seconds: number): WindowResult {
   const before = cpuMs(gateway.pid);
-  const requests = wrk(work, gateway.port, body, connections, seconds);
-  return { cpuUs: ((cpuMs(gateway.pid) - before) * 1000) / Math.max(1, requests), rps: requests / seconds };
+  const threadsBefore = values.threads ? cpuMsByThread(gateway.pid) : new Map<string, number>();
+  const requests = Math.max(1, wrk(work, gateway.port, body, connections, seconds));
+  const threads = new Map<string, number>();
+  if (values.threads) {
+    for (const [kind, ms] of cpuMsByThread(gateway.pid)) {
+      threads.set(kind, ((ms - (threadsBefore.get(kind) ?? 0)) * 1000) / requests);
+    }
+  }
+  return { cpuUs: ((cpuMs(gateway.pid) - before) * 1000) / requests, rps: requests / seconds, threads };
 }
 
 for (const gateway of gateways) window(gateway, 2); // warm-up: the optimizing compilers reach the request path
-const rows: { cpuUs: number; rps: number }[][] = variants.map(() => []);
+const rows: WindowResult[][] = variants.map(() => []);
 const windows = Number(values.windows);
 for (let index = 0; index < windows; index++) {
   const order = variants.map((_, at) => (at + index) % variants.length);
   const line: string[] = [];
   for (const at of order) {
     const result = window(gateways[at] as StartedGateway, windowS);
-    (rows[at] as { cpuUs: number; rps: number }[]).push(result);
+    (rows[at] as WindowResult[]).push(result);
     line.push(`${at}: ${result.cpuUs.toFixed(0)} µs ${result.rps.toFixed(0)}/s`);
   }
   process.stderr.write(`window ${index}  ${line.join("  ")}\n`);
 }
-const base = rows[0] as { cpuUs: number; rps: number }[];
+const base = rows[0] as WindowResult[];
 for (const variant of variants) {
-  const own = rows[variant.index] as { cpuUs: number; rps: number }[];
+  const own = rows[variant.index] as WindowResult[];
   const cpu = own.map((row) => row.cpuUs);
   let text = `${variant.label}: ${workload}, CPU µs per request median ${median(cpu).toFixed(1)} (${Math.min(...cpu).toFixed(0)}-${Math.max(...cpu).toFixed(0)}), req/s median ${median(own.map((row) => row.rps)).toFixed(0)}`;
   if (variant.index > 0) {
     const ratios = own.map((row, at) => row.cpuUs / (base[at] as { cpuUs: number }).cpuUs);
     const rpsRatios = own.map((row, at) => row.rps / (base[at] as { rps: number }).rps);
     text += `; against the first: CPU per request ${median(ratios).toFixed(3)}x (${Math.min(...ratios).toFixed(2)}-${Math.max(...ratios).toFixed(2)}, ${ratios.filter((ratio) => ratio < 1).length}/${ratios.length} lower), req/s ${median(rpsRatios).toFixed(3)}x`;
+  }
+  if (values.threads) {
+    const kinds = [...new Set(own.flatMap((row) => [...row.threads.keys()]))];
+    const perKind = kinds.map((kind) => `${kind} ${median(own.map((row) => row.threads.get(kind) ?? 0)).toFixed(1)}`);
+    text += `; by thread, µs per request: ${perKind.join(", ")}`;
   }
   process.stdout.write(`${text}\n`);
 }
