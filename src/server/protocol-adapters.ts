@@ -4,7 +4,6 @@
 // request may also be served natively by a provider marked `responses_api: native` (its answer relayed).
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { ClientAbortedError, type GatewayError, InternalError } from "../errors/gateway-error.ts";
-import { toGatewayError } from "../errors/render-error.ts";
 import { estimateChatPrompt } from "../limits/token-estimate.ts";
 import { cacheRequest, withoutAnswerCache } from "../pipeline/cache-control.ts";
 import { type ChatPipelineResult, handleChatRequest } from "../pipeline/chat-request.ts";
@@ -24,7 +23,6 @@ import type { ForwardRequest, NativeCall, UpstreamApi } from "../upstream/forwar
 type ForwardRecall = ForwardRequest["recallToolCallExtras"];
 
 import { answerInBackground, type BackgroundExchange } from "./background-responses.ts";
-import { logRequestError } from "./error-handler.ts";
 import { toHeaderValue } from "./header-value.ts";
 import { EarlyCommit, KeepAlive, MESSAGES_KEEP_ALIVE, SSE_KEEP_ALIVE } from "./stream-keepalive.ts";
 import { clientGoneSignal, pumpStream, sseHeaders } from "./write-stream.ts";
@@ -157,14 +155,7 @@ export function protocolHandler(runtime: GatewayRuntime, adapter: ProtocolAdapte
       clientGone.stop();
       if (early?.isCommitted === true) {
         // The head went out: the failure is the stream's last event, in the door's protocol, as after a commit.
-        early.keepAlive.stop();
-        if (error instanceof ClientAbortedError) {
-          reply.raw.destroy();
-          return;
-        }
-        const failure = toGatewayError(error);
-        logRequestError(request, failure);
-        if (!reply.raw.destroyed) reply.raw.end(exchange.stream(exchange.chatBody.model, "chat", 0).fail(failure));
+        early.fail(request, error, (failure) => exchange.stream(exchange.chatBody.model, "chat", 0).fail(failure));
         return;
       }
       if (!(error instanceof ClientAbortedError)) throw error;
@@ -181,9 +172,9 @@ export function protocolHandler(runtime: GatewayRuntime, adapter: ProtocolAdapte
     if (result.kind === "json" && early?.isCommitted === true) {
       // Not an answer a stream request gets (its stream, or an error thrown): said in-stream.
       clientGone.stop();
-      early.keepAlive.stop();
-      const failure = new InternalError("The answer could not be sent as a stream.");
-      if (!reply.raw.destroyed) reply.raw.end(exchange.stream(servedModel, "chat", 0).fail(failure));
+      early.fail(request, new InternalError("The answer could not be sent as a stream."), (failure) =>
+        exchange.stream(servedModel, "chat", 0).fail(failure),
+      );
       return;
     }
     if (result.kind === "json") {

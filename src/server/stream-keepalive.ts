@@ -4,7 +4,11 @@
 // silent that long before its answer starts (queued for a rate limit, failing over, waiting for a first token) and
 // after it (hidden reasoning, a slow upstream).
 import type { ServerResponse } from "node:http";
+import type { FastifyRequest } from "fastify";
+import { ClientAbortedError, type GatewayError } from "../errors/gateway-error.ts";
+import { toGatewayError } from "../errors/render-error.ts";
 import { namedEvent } from "../protocols/sse.ts";
+import { logRequestError } from "./error-handler.ts";
 
 /** What the OpenAI-dialect streams (Chat Completions, legacy completions, Responses) get: an SSE comment, skipped by every SSE parser. */
 export const SSE_KEEP_ALIVE = ": keep-alive\n\n";
@@ -109,6 +113,24 @@ export class EarlyCommit {
 
   get isCommitted(): boolean {
     return this.#committedAtMs !== undefined;
+  }
+
+  /**
+   * Ends the stream of a request that failed after its head went out, the one way for every door: the keep-alives
+   * stop; a client gone (the pipeline's ClientAbortedError) gets the connection cut; any other failure is logged as
+   * its HTTP error would have been (a thrown value that is no GatewayError as a 500 hiding its internals,
+   * toGatewayError) and written as the door's in-stream error, `lastEvent`, which ends the response.
+   */
+  fail(request: FastifyRequest, error: unknown, lastEvent: (failure: GatewayError) => string): void {
+    this.keepAlive.stop();
+    const response = this.#response;
+    if (error instanceof ClientAbortedError) {
+      response.destroy();
+      return;
+    }
+    const failure = toGatewayError(error);
+    logRequestError(request, failure);
+    if (!response.destroyed) response.end(lastEvent(failure));
   }
 
   async wait<T>(pending: Promise<T>, commit: () => void, nowMs: () => number): Promise<T> {
