@@ -66,7 +66,7 @@ export function forwardingHandler(endpoint: EndpointSpec, runtime: GatewayRuntim
       result =
         early === undefined
           ? await pending
-          : await early.wait(pending, () => writeSseHead(request, reply, {}), runtime.clock.now);
+          : await early.wait(pending, (known) => writeSseHead(request, reply, known), runtime.clock.now);
     } catch (error) {
       clientGone.stop();
       if (early?.isCommitted === true) {

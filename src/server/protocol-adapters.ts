@@ -124,7 +124,7 @@ export function protocolHandler(runtime: GatewayRuntime, adapter: ProtocolAdapte
     const keepAliveMs = runtime.snapshot.config.server.streamKeepaliveMs;
     const early =
       keepAliveMs > 0 && exchange.chatBody.stream === true
-        ? new EarlyCommit(reply.raw, keepAliveMs, keepAliveOf(adapter))
+        ? new EarlyCommit(reply.raw, keepAliveMs, keepAliveOf(adapter), knownDoorHeaders(exchange))
         : undefined;
     let result: ChatPipelineResult;
     try {
@@ -150,7 +150,7 @@ export function protocolHandler(runtime: GatewayRuntime, adapter: ProtocolAdapte
       result =
         early === undefined
           ? await pending
-          : await early.wait(pending, () => writeHead(request, reply, {}), runtime.clock.now);
+          : await early.wait(pending, (known) => writeHead(request, reply, known), runtime.clock.now);
     } catch (error) {
       clientGone.stop();
       if (early?.isCommitted === true) {
@@ -242,6 +242,15 @@ export function protocolHandler(runtime: GatewayRuntime, adapter: ProtocolAdapte
     }
     if (!reply.raw.destroyed) reply.raw.end(tail);
   };
+}
+
+/**
+ * The door's own answer headers (`x-gateway-dropped-tools`), known before any candidate answers when every candidate
+ * is sent the translation they describe: not when a native provider may be (it gets the request as it came, and
+ * its answer goes without them).
+ */
+function knownDoorHeaders(exchange: Exchange): Record<string, string> {
+  return exchange.native === undefined && exchange.headers !== undefined ? { ...exchange.headers } : {};
 }
 
 /** The door's keep-alive: Anthropic's `ping` event on Messages, an SSE comment on Responses. */

@@ -9,6 +9,7 @@ import { ClientAbortedError, type GatewayError } from "../errors/gateway-error.t
 import { toGatewayError } from "../errors/render-error.ts";
 import { namedEvent } from "../protocols/sse.ts";
 import { logRequestError } from "./error-handler.ts";
+import { toHeaderValue } from "./header-value.ts";
 
 /** What the OpenAI-dialect streams (Chat Completions, legacy completions, Responses) get: an SSE comment, skipped by every SSE parser. */
 export const SSE_KEEP_ALIVE = ": keep-alive\n\n";
@@ -100,11 +101,23 @@ export class EarlyCommit {
   readonly #response: ServerResponse;
   readonly #intervalMs: number;
   #committedAtMs: number | undefined;
+  #knownHeaders: Record<string, string> = {};
 
-  constructor(response: ServerResponse, intervalMs: number, text: string) {
+  /** `knownHeaders`: the answer's headers the door knows before any candidate answers (its own, the request id's). */
+  constructor(response: ServerResponse, intervalMs: number, text: string, knownHeaders: Record<string, string> = {}) {
     this.#response = response;
     this.#intervalMs = intervalMs;
     this.keepAlive = new KeepAlive(response, intervalMs, text);
+    this.knows(knownHeaders);
+  }
+
+  /**
+   * Headers the answer will carry whoever serves it, learned before the commit (the pipeline's cache miss): the early
+   * head carries them. Made safe to write here, as the head is written in a timer where nothing would catch a throw.
+   */
+  knows(headers: Readonly<Record<string, string>>): void {
+    if (this.isCommitted) return;
+    for (const [name, value] of Object.entries(headers)) this.#knownHeaders[name] = toHeaderValue(value);
   }
 
   get committedAtMs(): number | undefined {
@@ -133,13 +146,18 @@ export class EarlyCommit {
     if (!response.destroyed) response.end(lastEvent(failure));
   }
 
-  async wait<T>(pending: Promise<T>, commit: () => void, nowMs: () => number): Promise<T> {
+  /** `commit` writes the head with the headers known by then (`knows`). */
+  async wait<T>(
+    pending: Promise<T>,
+    commit: (knownHeaders: Record<string, string>) => void,
+    nowMs: () => number,
+  ): Promise<T> {
     const timer = setTimeout(() => {
       // A client already gone: nothing to keep alive; the pipeline is ending the request.
       if (this.#response.destroyed) return;
       this.#committedAtMs = nowMs();
       try {
-        commit();
+        commit(this.#knownHeaders);
       } catch {
         // In a timer nothing would catch it: the head could not go out, so the connection is cut (the client is then
         // gone to the pipeline, which ends and records the request).
