@@ -217,6 +217,12 @@ export function protocolHandler(runtime: GatewayRuntime, adapter: ProtocolAdapte
             (keepAliveMs > 0 ? new KeepAlive(reply.raw, keepAliveMs, keepAliveOf(adapter)) : undefined),
         },
       );
+    } catch (error) {
+      // Thrown before the stream's writer took over (it cuts the response itself once it has), after an early head:
+      // the reply is hijacked, so nothing else would end it, and its keep-alives would go on while the client waits.
+      if (early?.isCommitted !== true || reply.raw.destroyed) throw error;
+      early.fail(request, error, (failure) => exchange.stream(servedModel, "chat", 0).fail(failure));
+      return;
     } finally {
       // Whatever threw above, the stream is settled: upstream hung up on, concurrency slots freed, record published.
       if (ending === undefined) {

@@ -132,7 +132,9 @@ export class EarlyCommit {
    * Ends the stream of a request that failed after its head went out, the one way for every door: the keep-alives
    * stop; a client gone (the pipeline's ClientAbortedError) gets the connection cut; any other failure is logged as
    * its HTTP error would have been (a thrown value that is no GatewayError as a 500 hiding its internals,
-   * toGatewayError) and written as the door's in-stream error, `lastEvent`, which ends the response.
+   * toGatewayError) and written as the door's in-stream error, `lastEvent`, which ends the response. A door that
+   * cannot even write its error (`lastEvent` throws: the bug that failed the request) gets the connection cut: the
+   * reply is hijacked and nothing else would end it.
    */
   fail(request: FastifyRequest, error: unknown, lastEvent: (failure: GatewayError) => string): void {
     this.keepAlive.stop();
@@ -143,7 +145,16 @@ export class EarlyCommit {
     }
     const failure = toGatewayError(error);
     logRequestError(request, failure);
-    if (!response.destroyed) response.end(lastEvent(failure));
+    if (response.destroyed) return;
+    let text: string;
+    try {
+      text = lastEvent(failure);
+    } catch (cause) {
+      request.log.error({ err: cause }, "The stream's in-stream error could not be written; its connection is cut.");
+      response.destroy();
+      return;
+    }
+    response.end(text);
   }
 
   /** `commit` writes the head with the headers known by then (`knows`). */
