@@ -1,33 +1,21 @@
 // A door whose code throws after a stream's head went out early (`server.stream_keepalive_ms`, docs/streaming.md
 // "Keep-alives"): a bug in a stream translator, hit once, before the stream's writer took over. No request reaches
 // such a throw on purpose, so the translator's module is swapped, as the door imports it, for one whose first
-// translator throws (a module resolve hook: node:module registerHooks, as test/helpers/held-import.ts does). The
+// translator throws (a module resolve hook, test/helpers/held-import.ts swapImport). The
 // stream must end with the door's in-stream 500, whose message hides the exception, and its keep-alives must stop:
 // before, the hijacked reply was never ended and the keep-alives went on for as long as the client waited.
 import assert from "node:assert/strict";
-import { registerHooks } from "node:module";
 import { test } from "node:test";
 import { CHAT_ROUTE } from "../helpers/e2e.ts";
+import { swapImport } from "../helpers/held-import.ts";
 import { keepAliveScene, SLOW_START_MS, UPSTREAM_MODEL } from "../helpers/keepalive-scene.ts";
 import { chatStream, type MockStep } from "../helpers/mock-upstream.ts";
 import { postJson, waitUntil } from "../helpers/sse-client.ts";
 
 const SECRET = "/internal/translator-bug.ts:42";
 
-/** `specifier`, imported by the module whose path ends with `importer`, is `source` (given the real module's URL). */
-function swapModule(importer: string, specifier: string, source: (realUrl: string) => string): () => void {
-  const hooks = registerHooks({
-    resolve(requested, context, nextResolve) {
-      const resolved = nextResolve(requested, context);
-      if (requested !== specifier || context.parentURL?.endsWith(importer) !== true) return resolved;
-      return { url: `data:text/javascript,${encodeURIComponent(source(resolved.url))}`, shortCircuit: true };
-    },
-  });
-  return () => hooks.deregister();
-}
-
 // The doors' modules are imported at their first request (server/lazy-routes.ts): swapped before any.
-const restoreResponses = swapModule(
+const restoreResponses = swapImport(
   "/src/server/responses-adapter.ts",
   "../protocols/responses/tool-call-limit.ts",
   (url) =>
@@ -41,7 +29,7 @@ const restoreResponses = swapModule(
       "}",
     ].join("\n"),
 );
-const restoreMessages = swapModule(
+const restoreMessages = swapImport(
   "/src/server/protocol-adapters.ts",
   "../protocols/messages/stream-mapping.ts",
   (url) =>
