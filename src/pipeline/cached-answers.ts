@@ -68,6 +68,8 @@ export function notCachedError(request: PipelineRequest): NotCachedError {
 
 function noted(request: PipelineRequest, cached: CachedAnswer | undefined): CachedAnswer | undefined {
   request.record.cache(cached === undefined ? "miss" : "hit");
+  // A miss is what the answer will say (keepingStream), known now: a head sent before the answer says it too.
+  if (cached === undefined) request.context.earlyCommit?.knows({ "x-gateway-cache": "miss" });
   return cached;
 }
 

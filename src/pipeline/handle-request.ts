@@ -135,6 +135,7 @@ async function serveRequest(
           audioSeconds: request.prompt.audio?.seconds,
           audioMostSeconds: request.prompt.audio?.mostSeconds,
           native: context.native,
+          queueRefusal: planned.queueRefusal,
           recallToolCallExtras: context.recallToolCallExtras,
           isStream: request.isStream,
           signal: context.signal,

@@ -48,9 +48,12 @@ export interface RequestContext {
   readonly cacheDirective?: CacheDirective | undefined;
   /**
    * A stream's head sent before its answer started (`server.stream_keepalive_ms`, server/stream-keepalive.ts): read
-   * when the record is completed, which then says when (`earlyCommitMs`).
+   * when the record is completed, which then says when (`earlyCommitMs`). `knows`: a header of the answer known
+   * before any candidate answered (a cache miss), for that head.
    */
-  readonly earlyCommit?: { readonly committedAtMs: number | undefined } | undefined;
+  readonly earlyCommit?:
+    | { readonly committedAtMs: number | undefined; knows(headers: Readonly<Record<string, string>>): void }
+    | undefined;
 }
 
 export interface JsonAnswer {

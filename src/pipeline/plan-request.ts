@@ -47,6 +47,7 @@ export async function planRequest(request: PipelineRequest): Promise<PlannedRout
   }
   const waitedMs = queuedAtMs === undefined ? 0 : runtime.clock.now() - queuedAtMs;
   request.record.planned(planned.plan, waitedMs);
+  if (planned.queueRefusal !== undefined) planned = { ...planned, queueRefusal: { ...planned.queueRefusal, waitedMs } };
   // The queue hands back its last plan when the client leaves: that is a client gone, not "no candidate" (429).
   if (request.context.signal.aborted) {
     throw new ClientAbortedError("the client closed the connection while the request was queued");

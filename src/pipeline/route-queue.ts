@@ -10,6 +10,17 @@ import type { GatewaySnapshot } from "./snapshot.ts";
 export interface PlannedRoute {
   readonly plan: RoutePlan;
   readonly snapshot: GatewaySnapshot;
+  /**
+   * Why the queue handed the request back without a candidate: it was full (`routing.max_queued`), or the wait's
+   * time ran out (`routing.queue_timeout_ms`); the 429 says which, and the planner how long it waited.
+   */
+  readonly queueRefusal?: QueueRefusal | undefined;
+}
+
+/** A request the queue gave back without a candidate; `waitedMs` is filled by its planner (plan-request.ts). */
+export interface QueueRefusal {
+  readonly isFull: boolean;
+  readonly waitedMs: number;
 }
 
 export interface RouteQueueServices {
@@ -79,7 +90,10 @@ export class RouteQueues {
     try {
       // Only a request that queues pays for the combined signal.
       const waitSignal = AbortSignal.any([signal, this.#closing.signal]);
-      const queued = await queue.wait(maxQueued - (this.#queuedTotal - 1 - queue.size), timeoutMs, waitSignal, () => {
+      const room = maxQueued - (this.#queuedTotal - 1 - queue.size);
+      // Read before the wait, as WaitQueue.wait reads it: a full queue gives the request back at once.
+      const isFull = queue.size >= room;
+      const queued = await queue.wait(room, timeoutMs, waitSignal, () => {
         latest = services.replan();
         if (latest.plan.candidates.length > 0) return { value: latest };
         const retryInMs = services.soonestAvailableMs(latest.plan);
@@ -90,7 +104,9 @@ export class RouteQueues {
       });
       // Refused (the queue is full) or out of time: the answer is the 429, at once. The plan's candidate worth
       // waiting for (`waitFor`) is dropped: sleeping for it would take the slot ahead of the queue's head.
-      return queued ?? { ...latest, plan: { ...latest.plan, waitFor: undefined } };
+      return (
+        queued ?? { ...latest, plan: { ...latest.plan, waitFor: undefined }, queueRefusal: { isFull, waitedMs: 0 } }
+      );
     } finally {
       this.#queuedTotal--;
       if (queue.size === 0 && this.#queues.get(model) === queue) this.#queues.delete(model);

@@ -3,7 +3,6 @@
 // waited for the import counts that wait in its record (its client waited it too). Over loopback, the real gateway;
 // the import is failed or held by a module resolve hook (test/helpers/held-import.ts).
 import assert from "node:assert/strict";
-import { registerHooks } from "node:module";
 import { test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import {
@@ -15,7 +14,7 @@ import {
   useMock,
   VENDOR_MODEL_ID,
 } from "../../test/helpers/e2e.ts";
-import { holdImport } from "../../test/helpers/held-import.ts";
+import { holdImport, swapImport } from "../../test/helpers/held-import.ts";
 import { chatCompletion } from "../../test/helpers/mock-upstream.ts";
 import type { RequestRecord } from "../observability/request-record.ts";
 
@@ -24,15 +23,12 @@ const IMPORTER = "/src/server/forwarding-route.ts";
 
 // First in this file: the pipeline must not have been imported yet (it stays so, every import here fails).
 test("a failed import of the pipeline is a 500 in OpenAI's shape, nothing sent upstream, no request left open", async (t) => {
-  const hooks = registerHooks({
-    resolve(specifier, context, nextResolve) {
-      const resolved = nextResolve(specifier, context);
-      if (specifier !== PIPELINE || context.parentURL?.endsWith(IMPORTER) !== true) return resolved;
-      const source = "throw new Error('/secret/place/handle-request-X.js is broken');";
-      return { url: `data:text/javascript,${encodeURIComponent(source)}`, shortCircuit: true };
-    },
-  });
-  t.after(() => hooks.deregister());
+  const deregister = swapImport(
+    IMPORTER,
+    PIPELINE,
+    () => "throw new Error('/secret/place/handle-request-X.js is broken');",
+  );
+  t.after(deregister);
   const mock = await useMock(t);
   const gateway = await useGateway(t, oneProviderYaml(mock));
   for (const stream of [false, true]) {

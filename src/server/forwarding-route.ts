@@ -5,14 +5,13 @@
 // `data: {"error":...}` event (docs/streaming.md).
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { ClientAbortedError, InternalError, InvalidRequestError } from "../errors/gateway-error.ts";
-import { renderError, toGatewayError } from "../errors/render-error.ts";
+import { renderError } from "../errors/render-error.ts";
 import { cacheRequest } from "../pipeline/cache-control.ts";
 import type { EndpointSpec } from "../pipeline/endpoints.ts";
 import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
 import type { AudioAnswer, PipelineResult, StreamEnding } from "../pipeline/handle-request.ts";
 import type { AudioRelayEnd } from "../streaming/relay-audio.ts";
 import { SSE_DONE, sseData } from "../streaming/sse-format.ts";
-import { logRequestError } from "./error-handler.ts";
 import { toHeaderValue } from "./header-value.ts";
 import { sharedLoad } from "./lazy-routes.ts";
 import { isMultipartRequest, uploadExpected } from "./multipart-body.ts";
@@ -67,19 +66,12 @@ export function forwardingHandler(endpoint: EndpointSpec, runtime: GatewayRuntim
       result =
         early === undefined
           ? await pending
-          : await early.wait(pending, () => writeSseHead(request, reply, {}), runtime.clock.now);
+          : await early.wait(pending, (known) => writeSseHead(request, reply, known), runtime.clock.now);
     } catch (error) {
       clientGone.stop();
       if (early?.isCommitted === true) {
         // The head went out: the failure is the stream's last event, as after a commit (docs/streaming.md).
-        early.keepAlive.stop();
-        if (error instanceof ClientAbortedError) {
-          endCommitted(reply, undefined);
-          return;
-        }
-        const failure = toGatewayError(error);
-        logRequestError(request, failure);
-        endCommitted(reply, sseData(renderError(failure)));
+        early.fail(request, error, (failure) => sseData(renderError(failure)));
         return;
       }
       if (!(error instanceof ClientAbortedError)) throw error;
@@ -90,9 +82,10 @@ export function forwardingHandler(endpoint: EndpointSpec, runtime: GatewayRuntim
     if (early?.isCommitted === true && result.kind !== "stream") {
       // Not an answer an SSE request gets (its stream, or an error thrown): settled, and said in-stream.
       clientGone.stop();
-      early.keepAlive.stop();
       if (result.kind === "audio") await result.cancel();
-      endCommitted(reply, sseData(renderError(new InternalError("The answer could not be sent as a stream."))));
+      early.fail(request, new InternalError("The answer could not be sent as a stream."), (failure) =>
+        sseData(renderError(failure)),
+      );
       return;
     }
     if (result.kind === "json") {
@@ -162,13 +155,6 @@ function writeSseHead(request: FastifyRequest, reply: FastifyReply, headers: Rec
     ...headers,
   });
   reply.hijack();
-}
-
-/** Ends an early-committed stream with its last event (a failure's), or cuts it when its client is gone. */
-function endCommitted(reply: FastifyReply, lastEvent: string | undefined): void {
-  if (reply.raw.destroyed) return;
-  if (lastEvent === undefined) reply.raw.destroy();
-  else reply.raw.end(lastEvent);
 }
 
 /**

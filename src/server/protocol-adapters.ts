@@ -4,7 +4,6 @@
 // request may also be served natively by a provider marked `responses_api: native` (its answer relayed).
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { ClientAbortedError, type GatewayError, InternalError } from "../errors/gateway-error.ts";
-import { toGatewayError } from "../errors/render-error.ts";
 import { estimateChatPrompt } from "../limits/token-estimate.ts";
 import { cacheRequest, withoutAnswerCache } from "../pipeline/cache-control.ts";
 import { type ChatPipelineResult, handleChatRequest } from "../pipeline/chat-request.ts";
@@ -24,7 +23,6 @@ import type { ForwardRequest, NativeCall, UpstreamApi } from "../upstream/forwar
 type ForwardRecall = ForwardRequest["recallToolCallExtras"];
 
 import { answerInBackground, type BackgroundExchange } from "./background-responses.ts";
-import { logRequestError } from "./error-handler.ts";
 import { toHeaderValue } from "./header-value.ts";
 import { EarlyCommit, KeepAlive, MESSAGES_KEEP_ALIVE, SSE_KEEP_ALIVE } from "./stream-keepalive.ts";
 import { clientGoneSignal, pumpStream, sseHeaders } from "./write-stream.ts";
@@ -131,7 +129,7 @@ export function protocolHandler(runtime: GatewayRuntime, adapter: ProtocolAdapte
     const keepAliveMs = runtime.snapshot.config.server.streamKeepaliveMs;
     const early =
       keepAliveMs > 0 && exchange.chatBody.stream === true
-        ? new EarlyCommit(reply.raw, keepAliveMs, keepAliveOf(adapter))
+        ? new EarlyCommit(reply.raw, keepAliveMs, keepAliveOf(adapter), knownDoorHeaders(exchange))
         : undefined;
     let result: ChatPipelineResult;
     try {
@@ -157,19 +155,12 @@ export function protocolHandler(runtime: GatewayRuntime, adapter: ProtocolAdapte
       result =
         early === undefined
           ? await pending
-          : await early.wait(pending, () => writeHead(request, reply, {}), runtime.clock.now);
+          : await early.wait(pending, (known) => writeHead(request, reply, known), runtime.clock.now);
     } catch (error) {
       clientGone.stop();
       if (early?.isCommitted === true) {
         // The head went out: the failure is the stream's last event, in the door's protocol, as after a commit.
-        early.keepAlive.stop();
-        if (error instanceof ClientAbortedError) {
-          reply.raw.destroy();
-          return;
-        }
-        const failure = toGatewayError(error);
-        logRequestError(request, failure);
-        if (!reply.raw.destroyed) reply.raw.end(exchange.stream(exchange.chatBody.model, "chat", 0).fail(failure));
+        early.fail(request, error, (failure) => exchange.stream(exchange.chatBody.model, "chat", 0).fail(failure));
         return;
       }
       if (!(error instanceof ClientAbortedError)) throw error;
@@ -186,9 +177,9 @@ export function protocolHandler(runtime: GatewayRuntime, adapter: ProtocolAdapte
     if (result.kind === "json" && early?.isCommitted === true) {
       // Not an answer a stream request gets (its stream, or an error thrown): said in-stream.
       clientGone.stop();
-      early.keepAlive.stop();
-      const failure = new InternalError("The answer could not be sent as a stream.");
-      if (!reply.raw.destroyed) reply.raw.end(exchange.stream(servedModel, "chat", 0).fail(failure));
+      early.fail(request, new InternalError("The answer could not be sent as a stream."), (failure) =>
+        exchange.stream(servedModel, "chat", 0).fail(failure),
+      );
       return;
     }
     if (result.kind === "json") {
@@ -233,6 +224,12 @@ export function protocolHandler(runtime: GatewayRuntime, adapter: ProtocolAdapte
             (keepAliveMs > 0 ? new KeepAlive(reply.raw, keepAliveMs, keepAliveOf(adapter)) : undefined),
         },
       );
+    } catch (error) {
+      // Thrown before the stream's writer took over (it cuts the response itself once it has), after an early head:
+      // the reply is hijacked, so nothing else would end it, and its keep-alives would go on while the client waits.
+      if (early?.isCommitted !== true || reply.raw.destroyed) throw error;
+      early.fail(request, error, (failure) => exchange.stream(servedModel, "chat", 0).fail(failure));
+      return;
     } finally {
       // Whatever threw above, the stream is settled: upstream hung up on, concurrency slots freed, record published.
       if (ending === undefined) {
@@ -258,6 +255,15 @@ export function protocolHandler(runtime: GatewayRuntime, adapter: ProtocolAdapte
     }
     if (!reply.raw.destroyed) reply.raw.end(tail);
   };
+}
+
+/**
+ * The door's own answer headers (`x-gateway-dropped-tools`), known before any candidate answers when every candidate
+ * is sent the translation they describe: not when a native provider may be (it gets the request as it came, and
+ * its answer goes without them).
+ */
+function knownDoorHeaders(exchange: Exchange): Record<string, string> {
+  return exchange.native === undefined && exchange.headers !== undefined ? { ...exchange.headers } : {};
 }
 
 /** The door's keep-alive: Anthropic's `ping` event on Messages, an SSE comment on Responses. */

@@ -4,7 +4,12 @@
 // silent that long before its answer starts (queued for a rate limit, failing over, waiting for a first token) and
 // after it (hidden reasoning, a slow upstream).
 import type { ServerResponse } from "node:http";
+import type { FastifyRequest } from "fastify";
+import { ClientAbortedError, type GatewayError } from "../errors/gateway-error.ts";
+import { toGatewayError } from "../errors/render-error.ts";
 import { namedEvent } from "../protocols/sse.ts";
+import { logRequestError } from "./error-handler.ts";
+import { toHeaderValue } from "./header-value.ts";
 
 /** What the OpenAI-dialect streams (Chat Completions, legacy completions, Responses) get: an SSE comment, skipped by every SSE parser. */
 export const SSE_KEEP_ALIVE = ": keep-alive\n\n";
@@ -96,11 +101,23 @@ export class EarlyCommit {
   readonly #response: ServerResponse;
   readonly #intervalMs: number;
   #committedAtMs: number | undefined;
+  #knownHeaders: Record<string, string> = {};
 
-  constructor(response: ServerResponse, intervalMs: number, text: string) {
+  /** `knownHeaders`: the answer's headers the door knows before any candidate answers (its own, the request id's). */
+  constructor(response: ServerResponse, intervalMs: number, text: string, knownHeaders: Record<string, string> = {}) {
     this.#response = response;
     this.#intervalMs = intervalMs;
     this.keepAlive = new KeepAlive(response, intervalMs, text);
+    this.knows(knownHeaders);
+  }
+
+  /**
+   * Headers the answer will carry whoever serves it, learned before the commit (the pipeline's cache miss): the early
+   * head carries them. Made safe to write here, as the head is written in a timer where nothing would catch a throw.
+   */
+  knows(headers: Readonly<Record<string, string>>): void {
+    if (this.isCommitted) return;
+    for (const [name, value] of Object.entries(headers)) this.#knownHeaders[name] = toHeaderValue(value);
   }
 
   get committedAtMs(): number | undefined {
@@ -111,13 +128,47 @@ export class EarlyCommit {
     return this.#committedAtMs !== undefined;
   }
 
-  async wait<T>(pending: Promise<T>, commit: () => void, nowMs: () => number): Promise<T> {
+  /**
+   * Ends the stream of a request that failed after its head went out, the one way for every door: the keep-alives
+   * stop; a client gone (the pipeline's ClientAbortedError) gets the connection cut; any other failure is logged as
+   * its HTTP error would have been (a thrown value that is no GatewayError as a 500 hiding its internals,
+   * toGatewayError) and written as the door's in-stream error, `lastEvent`, which ends the response. A door that
+   * cannot even write its error (`lastEvent` throws: the bug that failed the request) gets the connection cut: the
+   * reply is hijacked and nothing else would end it.
+   */
+  fail(request: FastifyRequest, error: unknown, lastEvent: (failure: GatewayError) => string): void {
+    this.keepAlive.stop();
+    const response = this.#response;
+    if (error instanceof ClientAbortedError) {
+      response.destroy();
+      return;
+    }
+    const failure = toGatewayError(error);
+    logRequestError(request, failure);
+    if (response.destroyed) return;
+    let text: string;
+    try {
+      text = lastEvent(failure);
+    } catch (cause) {
+      request.log.error({ err: cause }, "The stream's in-stream error could not be written; its connection is cut.");
+      response.destroy();
+      return;
+    }
+    response.end(text);
+  }
+
+  /** `commit` writes the head with the headers known by then (`knows`). */
+  async wait<T>(
+    pending: Promise<T>,
+    commit: (knownHeaders: Record<string, string>) => void,
+    nowMs: () => number,
+  ): Promise<T> {
     const timer = setTimeout(() => {
       // A client already gone: nothing to keep alive; the pipeline is ending the request.
       if (this.#response.destroyed) return;
       this.#committedAtMs = nowMs();
       try {
-        commit();
+        commit(this.#knownHeaders);
       } catch {
         // In a timer nothing would catch it: the head could not go out, so the connection is cut (the client is then
         // gone to the pipeline, which ends and records the request).

@@ -104,6 +104,7 @@ export async function forward(
   throw finalError(plan, attempts, skips, state.lastContextError, services.soonestAvailableMs(plan), nowMs, {
     hasClientOutputLimit: request.maxOutputTokens > 0,
     outputLimitName: request.outputLimitField,
+    queueRefusal: request.queueRefusal,
   });
 }
 

@@ -25,7 +25,7 @@ import {
   type SkipCause,
 } from "../router/plan-route.ts";
 import type { Verdict } from "./classify-response.ts";
-import type { AttemptReport, AttemptSkip } from "./forward-types.ts";
+import type { AttemptReport, AttemptSkip, ForwardRequest } from "./forward-types.ts";
 import { describedMessage } from "./read-upstream-error.ts";
 
 export function finalError(
@@ -39,7 +39,11 @@ export function finalError(
    * Whether the client set an output limit (max_tokens or its door's): a 413 for the credits' output advises on it;
    * `outputLimitName`: the name it gave it (max_completion_tokens, the Responses door's max_output_tokens).
    */
-  request: { readonly hasClientOutputLimit: boolean; readonly outputLimitName?: string | undefined } = {
+  request: {
+    readonly hasClientOutputLimit: boolean;
+    readonly outputLimitName?: string | undefined;
+    readonly queueRefusal?: ForwardRequest["queueRefusal"];
+  } = {
     hasClientOutputLimit: true,
   },
 ): GatewayError {
@@ -89,7 +93,7 @@ export function finalError(
   const retryAfter = soonestMs === undefined ? {} : { retryAfterMs: soonestMs };
   if (failures.length === 0 && failingSkips === 0 && hasRateLimited) {
     return new RateLimitedError(
-      `Every candidate for \`${plan.requested}\` is rate-limited or cooling down${soonestMs === undefined ? "" : `; the first is available again in ${Math.ceil(soonestMs / 1000)} s`}${soonestResetText(plan, skips, nowMs, soonestMs)}.${paidText(plan)}${skippedText(plan, skips, nowMs)}${detail}`,
+      `Every candidate for \`${plan.requested}\` is rate-limited or cooling down${soonestMs === undefined ? "" : `; the first is available again in ${Math.ceil(soonestMs / 1000)} s`}${soonestResetText(plan, skips, nowMs, soonestMs)}.${queueText(request.queueRefusal)}${paidText(plan)}${skippedText(plan, skips, nowMs)}${detail}`,
       { attempts: summaries, ...retryAfter },
     );
   }
@@ -284,6 +288,17 @@ function skippedText(plan: RoutePlan, skips: readonly AttemptSkip[], nowMs: numb
 }
 
 /** Says that paid candidates were left out on purpose, so a client does not wonder why they were not used. */
+/**
+ * What the queue did for a request it gave back (`routing.queue_timeout_ms`): without it, a 429 after a long wait
+ * (a stream's keep-alives for seconds, then its in-stream error) read as if the gateway had not waited at all.
+ */
+function queueText(refusal: ForwardRequest["queueRefusal"]): string {
+  if (refusal === undefined) return "";
+  if (refusal.isFull) return " The gateway's queue for it was full (routing.max_queued), so it did not wait.";
+  const seconds = (refusal.waitedMs / 1000).toFixed(refusal.waitedMs < 10_000 ? 1 : 0);
+  return ` It waited ${seconds} s in the gateway's queue (routing.queue_timeout_ms) and none freed up.`;
+}
+
 function paidText(plan: RoutePlan): string {
   const skips = plan.skipped.filter((skip) => skip.cause === "paid");
   if (skips.length === 0) return "";

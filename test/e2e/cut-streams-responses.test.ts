@@ -2,9 +2,10 @@
 // at every event boundary in turn (and stalls at a few), beta continues it. For every cut the client must get the
 // uncut answer exactly and a well-formed event sequence (sequence_number increasing, each item added before its
 // deltas and done once, no delta after its done, `response.completed` last), usage, and a record saying what
-// happened; a cut inside a tool call ends with the in-band `error` event the SDK raises, never a truncated success.
+// happened; a cut inside a tool call ends with the in-band `error` event the SDK raises (an APIError with the
+// gateway's code and message), never a truncated success.
 import assert from "node:assert/strict";
-import OpenAI from "openai";
+import OpenAI, { APIError } from "openai";
 import type { ResponseStreamEvent } from "openai/resources/responses/responses";
 import * as cut from "../helpers/cut-streams.ts";
 
@@ -76,12 +77,12 @@ async function runOnce(scene: cut.CutScene, client: OpenAI, run: cut.Run): Promi
   const { events, thrown } = await cut.drain(stream);
   await cut.assertRunRecord(scene, run, begun);
   if (fate === "error") {
-    // The SDK yields OpenAI's in-band `error` event and ends there (it throws only for an `error` field); the
-    // gateway's `response.failed` after it is not seen. `finalResponse()` rejects with that event.
-    assert.equal(thrown, undefined, `${context}: ${String(thrown)}`);
-    const last = events.at(-1);
-    assert.equal(last?.type, "error", context);
-    assert.equal(last.code, run.cut?.how === "stall" ? "upstream_timeout" : "stream_interrupted", context);
+    // The SDK raises OpenAI's in-band `error` event as an APIError with its code and message (it throws for the
+    // event's nested `error`, as OpenAI sends it); the gateway's `response.failed` after it is not seen.
+    // `finalResponse()` rejects with it.
+    assert.ok(thrown instanceof APIError, `${context}: ${String(thrown)}`);
+    assert.equal(thrown.code, run.cut?.how === "stall" ? "upstream_timeout" : "stream_interrupted", context);
+    assert.match(thrown.message, /^The upstream stream failed after it had started: /, context);
     assert.ok(!events.some((event) => event.type === "response.completed"), `${context}: no completed response`);
     const { error } = await final;
     const failedId = (events.find((event) => event.type === "response.created") as { response?: { id?: string } })
@@ -90,7 +91,7 @@ async function runOnce(scene: cut.CutScene, client: OpenAI, run: cut.Run): Promi
       const kept = await client.responses.retrieve(failedId).catch(() => undefined);
       assert.notEqual(kept?.status, "completed", `${context}: a broken answer is not kept as completed`);
     }
-    assert.equal((error as { code?: unknown } | undefined)?.code, last.code, `${context}: finalResponse() rejects`);
+    assert.equal((error as { code?: unknown } | undefined)?.code, thrown.code, `${context}: finalResponse() rejects`);
     return;
   }
   assert.equal(thrown, undefined, `${context}: ${String(thrown)}`);

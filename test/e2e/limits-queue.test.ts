@@ -74,6 +74,8 @@ describe("routing.queue_timeout_ms", () => {
     assert.equal(refused.status, 429, refused.text);
     assert.ok(waitedMs >= 280 && waitedMs < 2_000, `gave up after ${waitedMs} ms`);
     assert.equal(refused.headers["retry-after"], "30");
+    // The client is told it was queued, and for how long: without it the 429 read as a refusal at once.
+    assert.match(errorOf(refused).message, /It waited 0\.[3-9] s in the gateway's queue \(routing\.queue_timeout_ms\)/);
     assert.equal(scene.counts().alpha, 1);
   });
 
@@ -94,6 +96,7 @@ describe("routing.queue_timeout_ms", () => {
     assert.equal(refused.status, 429, refused.text);
     assert.ok(performance.now() - startedAtMs < cooldownMs / 2, "the request beyond max_queued waited");
     assert.ok(refused.headers["retry-after"] !== undefined);
+    assert.match(errorOf(refused).message, /The gateway's queue for it was full \(routing\.max_queued\)/);
     assertServedBy(await waiting, "alpha");
     assert.equal(await queued(scene), 0);
   });

@@ -6,12 +6,15 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { createOpenAI } from "@ai-sdk/openai";
 import Anthropic from "@anthropic-ai/sdk";
+import { Agent, OpenAIProvider, Runner, setTracingDisabled } from "@openai/agents";
 import { streamText } from "ai";
-import { APIError } from "openai";
+import OpenAI, { APIError } from "openai";
 import { CHAT_ROUTE, logCollector, openAiClient, send } from "../helpers/e2e.ts";
 import { commentsOf, keepAliveScene, newestRecord, postRaw, UPSTREAM_MODEL } from "../helpers/keepalive-scene.ts";
 import { chatStream, type MockStep } from "../helpers/mock-upstream.ts";
 import { postJson, waitUntil } from "../helpers/sse-client.ts";
+
+type AgentsClient = NonNullable<NonNullable<ConstructorParameters<typeof OpenAIProvider>[0]>["openAIClient"]>;
 
 const CHAT_BODY = { model: "m", stream: true, messages: [{ role: "user", content: "hi" }] };
 const quick: MockStep = { kind: "sse", events: chatStream(["Served", "."], UPSTREAM_MODEL) };
@@ -49,6 +52,8 @@ describe("queued for a rate limit", () => {
     assert.equal(error.code, "rate_limit_exceeded");
     assert.match(error.message, /rate-limited/);
     assert.match(error.message, /available again in \d+ s/);
+    // The keep-alives were the wait in the queue; the error says so, and how long (0.7 s, queue_timeout_ms).
+    assert.match(error.message, /It waited 0\.[7-9] s in the gateway's queue/);
     assert.doesNotMatch(raw.text, /\[DONE\]/);
     const record = await newestRecord(gateway, "chat");
     assert.equal(record.status, 429);
@@ -121,10 +126,37 @@ describe("every attempt fails after the early head: the door's in-stream error",
       () => undefined,
       (error: unknown) => error,
     );
-    // The SDK yields the in-band `error` event and ends there (as for a committed stream's failure,
-    // cut-streams-responses.test.ts): `finalResponse()` rejects with that event.
+    // The SDK raises the in-band `error` event as an APIError (as for a committed stream's failure,
+    // cut-streams-responses.test.ts): `finalResponse()` rejects with it.
     assert.equal((failure as { code?: unknown } | undefined)?.code, "upstream_unavailable");
   });
+  test("OpenAI Agents SDK on an openai client: a streamed run raises the gateway's message, as for the HTTP 502", async (t) => {
+    // A run given the application's own `openai` client (OpenAIProvider's openAIClient, setDefaultOpenAIClient)
+    // read the flat `error` event as a terminal state and raised a ModelBehaviorError without the message.
+    setTracingDisabled(true);
+    const { mock, gateway } = await keepAliveScene(t);
+    mock.enqueue(CHAT_ROUTE, slowFailure);
+    const openAIClient = new OpenAI({ apiKey: "x", baseURL: gateway.baseUrl, maxRetries: 0 });
+    // The agents SDK takes openai 6 clients (its types name both majors), but under exactOptionalPropertyTypes this
+    // project's openai 6 does not type-check against its own openai 7.
+    const runner = new Runner({
+      modelProvider: new OpenAIProvider({ openAIClient: openAIClient as unknown as AgentsClient }),
+    });
+    const agent = new Agent({ name: "Assistant", instructions: "Answer.", model: "m" });
+    const failure = await (async () => {
+      const result = await runner.run(agent, "hi", { stream: true });
+      for await (const _event of result) {
+        // Drained: the run goes on as its events are read.
+      }
+      await result.completed;
+    })().then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    assert.ok(failure instanceof Error, String(failure));
+    assert.match(failure.message, /No upstream could serve `m`/, `${failure.name}: ${failure.message}`);
+  });
+
   test("AI SDK: the chat provider's and the Responses provider's streams end with an error part", async (t) => {
     const { mock, gateway } = await keepAliveScene(t);
     mock.enqueue(CHAT_ROUTE, slowFailure, slowFailure);

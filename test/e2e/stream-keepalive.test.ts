@@ -140,6 +140,30 @@ describe("a stream slow to start: the head early, keep-alives, then the answer",
   });
 });
 
+describe("an early head carries the answer's headers known before any candidate answered", () => {
+  test("Responses: `x-gateway-dropped-tools` (the door's translation), as a prompt answer has it", async (t) => {
+    const { mock, gateway } = await keepAliveScene(t);
+    mock.enqueue(CHAT_ROUTE, slowStart());
+    const body = { model: "m", stream: true, input: "hi", tools: [{ type: "web_search" }] };
+    const raw = await postRaw(gateway, "/v1/responses", body);
+    assert.ok(raw.text.startsWith(": keep-alive\n\n"), "the head went out early");
+    assert.equal(raw.headers["x-gateway-dropped-tools"], "web_search");
+    assert.equal(raw.headers["x-gateway-provider"], undefined, "no candidate had answered when the head went out");
+    assert.match(raw.text, /event: response\.completed\n/);
+  });
+
+  test("chat with the answer cache on: `x-gateway-cache: miss`, known once the lookup missed", async (t) => {
+    const { mock, gateway } = await keepAliveScene(t, { cache: "{ enabled: true }" });
+    mock.enqueue(CHAT_ROUTE, slowStart());
+    const body = { model: "m", stream: true, messages: [{ role: "user", content: "hi" }] };
+    const raw = await postRaw(gateway, "/v1/chat/completions", body);
+    assert.ok(raw.text.startsWith(": keep-alive\n\n"), "the head went out early");
+    assert.equal(raw.headers["x-gateway-cache"], "miss");
+    const again = await postRaw(gateway, "/v1/chat/completions", body);
+    assert.equal(again.headers["x-gateway-cache"], "hit", "the answer was kept: the miss was true");
+  });
+});
+
 describe("after the start: silence gets a keep-alive too", () => {
   test("chat: a pause in the upstream's stream longer than the interval is filled with keep-alives", async (t) => {
     const { mock, gateway } = await keepAliveScene(t);

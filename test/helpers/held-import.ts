@@ -37,17 +37,27 @@ export function holdImport(parentSuffix: string, specifier: string): HeldImport 
     release = resolve;
   });
   gates.set(id, { arrive, opened });
+  const deregister = swapImport(parentSuffix, specifier, (realUrl) =>
+    [
+      `import { waitAtGate } from ${JSON.stringify(import.meta.url)};`,
+      `await waitAtGate(${JSON.stringify(id)});`,
+      `export * from ${JSON.stringify(realUrl)};`,
+    ].join("\n"),
+  );
+  return { reached, release, deregister };
+}
+
+/**
+ * `specifier`, imported from the module whose URL ends with `parentSuffix`, becomes the module `source` returns (given
+ * the real module's URL, to re-export or wrap it): a module resolve hook, as `holdImport` uses. Returns its removal.
+ */
+export function swapImport(parentSuffix: string, specifier: string, source: (realUrl: string) => string): () => void {
   const hooks = registerHooks({
     resolve(requested, context, nextResolve) {
       const resolved = nextResolve(requested, context);
       if (requested !== specifier || context.parentURL?.endsWith(parentSuffix) !== true) return resolved;
-      const source = [
-        `import { waitAtGate } from ${JSON.stringify(import.meta.url)};`,
-        `await waitAtGate(${JSON.stringify(id)});`,
-        `export * from ${JSON.stringify(resolved.url)};`,
-      ].join("\n");
-      return { url: `data:text/javascript,${encodeURIComponent(source)}`, shortCircuit: true };
+      return { url: `data:text/javascript,${encodeURIComponent(source(resolved.url))}`, shortCircuit: true };
     },
   });
-  return { reached, release, deregister: () => hooks.deregister() };
+  return () => hooks.deregister();
 }

@@ -17,12 +17,18 @@ export interface KeepAliveScene {
 }
 
 /**
- * `keepAliveMs` (default KEEPALIVE_MS; 0 turns keep-alives off), `limits` of `m` (e.g. `{ rps: 1 }`) and `routing`
- * keys (e.g. `queue_timeout_ms`) as YAML flow maps.
+ * `keepAliveMs` (default KEEPALIVE_MS; 0 turns keep-alives off), `limits` of `m` (e.g. `{ rps: 1 }`), `routing`
+ * keys (e.g. `queue_timeout_ms`) and `cache` keys (e.g. `{ enabled: true }`) as YAML flow maps.
  */
 export async function keepAliveScene(
   t: TestContext,
-  options: { keepAliveMs?: number; limits?: string; routing?: string; gateway?: TestGatewayOptions } = {},
+  options: {
+    keepAliveMs?: number;
+    limits?: string;
+    routing?: string;
+    cache?: string;
+    gateway?: TestGatewayOptions;
+  } = {},
 ): Promise<KeepAliveScene> {
   const mock = await useMock(t);
   const gateway = await useGateway(
@@ -41,6 +47,7 @@ providers:
     models:
       m: { id: ${UPSTREAM_MODEL}${options.limits === undefined ? "" : `, limits: ${options.limits}`} }
 routing: ${options.routing ?? "{}"}
+cache: ${options.cache ?? "{}"}
 request_log:
   enabled: true
 `,

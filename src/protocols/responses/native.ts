@@ -16,6 +16,7 @@ import { isGatewayEncryptedContent } from "./reasoning-text.ts";
 import type { ResponseLookup } from "./request-mapping.ts";
 import {
   buildResponse,
+  errorEventOf,
   type OutputItem,
   outputText,
   type ResponseEcho,
@@ -257,7 +258,7 @@ export class NativeResponsesRelay {
       error: responseErrorOf(error),
     };
     return (
-      this.#event("error", { type: "error", code: error.code, message: error.message, param: error.param }) +
+      this.#event("error", { type: "error", ...errorEventOf(error) }) +
       this.#event("response.failed", { type: "response.failed", response })
     );
   }

@@ -206,3 +206,20 @@ export function responseErrorOf(error: { readonly code: string; readonly status:
   const code = error.status === 429 || error.code === "rate_limit_exceeded" ? "rate_limit_exceeded" : "server_error";
   return { code, message: error.message };
 }
+
+/**
+ * The in-band `error` event's fields: the gateway's code, message and param at the top, as OpenAI's reference
+ * documents the event, and again nested under `error` with the type, as OpenAI's API sends it in practice
+ * (openai/openai-dotnet#881). The `openai` SDK for Node raises an event with a nested `error` as an APIError with
+ * its message, and (before v7) reads no other shape: the OpenAI Agents SDK on such a client turned the flat event
+ * into a ModelBehaviorError without the message. Readers of the flat fields (the AI SDK) still find them.
+ */
+export function errorEventOf(error: {
+  readonly type: string;
+  readonly code: string;
+  readonly message: string;
+  readonly param: string | null;
+}): Record<string, unknown> {
+  const { type, code, message, param } = error;
+  return { code, message, param, error: { type, code, message, param } };
+}

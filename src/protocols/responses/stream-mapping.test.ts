@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { test } from "node:test";
+import { APIError } from "openai";
 import { ResponseStream } from "openai/lib/responses/ResponseStream";
 import type { ResponseStreamEvent } from "openai/resources/responses/responses";
 import { Stream } from "openai/streaming";
@@ -205,10 +206,23 @@ test("responses stream: fail() after some text sends error then response.failed 
   text += translator.fail(new StreamInterruptedError("The upstream stream broke and no candidate could continue it."));
   assert.equal(translator.finish(), "", "nothing after the end");
   assertWellFormed(text);
-  const events = await openaiEvents(text);
-  const error = events.at(-2);
-  assert.ok(error?.type === "error");
-  assert.equal(error.code, "stream_interrupted");
+  const message = "The upstream stream broke and no candidate could continue it.";
+  // The `error` event: the documented top-level fields, and OpenAI's nested `error` the openai SDK raises.
+  assert.deepEqual(parseSse(text).at(-2)?.data, {
+    type: "error",
+    sequence_number: 5,
+    code: "stream_interrupted",
+    message,
+    param: null,
+    error: { type: "upstream_error", code: "stream_interrupted", message, param: null },
+  });
+  await assert.rejects(openaiEvents(text), (thrown: unknown) => {
+    assert.ok(thrown instanceof APIError, String(thrown));
+    assert.equal(thrown.code, "stream_interrupted");
+    assert.equal(thrown.message, message);
+    return true;
+  });
+  const events = parseSse(text).map((event) => event.data as unknown as ResponseStreamEvent);
   const failed = events.at(-1);
   assert.ok(failed?.type === "response.failed");
   assert.equal(failed.response.status, "failed");
@@ -232,7 +246,9 @@ test("responses stream: fail() before any chunk still starts the response so SDK
     createdAtSeconds: 1767225600,
     fallbackModel: "m",
   });
-  const events = await openaiEvents(translator.fail(new StreamInterruptedError("cut")));
+  const events = parseSse(translator.fail(new StreamInterruptedError("cut"))).map(
+    (event) => event.data as unknown as ResponseStreamEvent,
+  );
   assert.deepEqual(
     events.map((event) => event.type),
     ["response.created", "response.in_progress", "error", "response.failed"],

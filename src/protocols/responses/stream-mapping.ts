@@ -33,6 +33,7 @@ import { gatewayEncryptedContent } from "./reasoning-text.ts";
 import {
   buildResponse,
   type CustomToolCallItem,
+  errorEventOf,
   type FunctionCallItem,
   finishToStatus,
   type OutputItem,
@@ -160,7 +161,7 @@ export class ResponsesStreamTranslator {
       if (state.item?.type === "custom_tool_call") state.item.input = inputOfArguments(state.bufferedArguments);
       if (state.item?.type === "tool_search_call") state.item.arguments = searchArgumentsOf(state.bufferedArguments);
     }
-    text += this.#event("error", { code: error.code, message: error.message, param: error.param });
+    text += this.#event("error", errorEventOf(error));
     const response = this.#snapshot("failed", undefined, responseErrorOf(error));
     this.#final = response;
     return text + this.#event("response.failed", { response });
