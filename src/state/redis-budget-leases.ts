@@ -218,9 +218,8 @@ export class BudgetLeases {
     if (lease.isRecorded) {
       const { redis, prefix, writes } = this.#options;
       const field = `lease:${lease.member}`;
-      this.#track(
-        writes.send(() => Promise.all(lease.shared.map((scope) => redis.hdel(learnedKey(prefix, scope.id), field)))),
-      );
+      const keys = lease.shared.map((scope) => learnedKey(prefix, scope.id));
+      this.#track(writes.send(() => Promise.all(keys.map((key) => redis.hdel(key, field))), keys[0]));
     }
   }
 

@@ -23,6 +23,12 @@ export interface BatchScript {
 /** A batch's script, or (a resend that reads something first) a promise of it; undefined: nothing left to send. */
 export type BatchScriptOrLater = BatchScript | undefined | Promise<BatchScript | undefined>;
 
+/** A write and one of its keys (undefined: its outcome counts for the link alone). */
+interface Write {
+  readonly send: () => Promise<unknown>;
+  readonly key: string | undefined;
+}
+
 export class OnceWrites {
   readonly #link: RedisLink;
   readonly #prefix: string;
@@ -64,7 +70,7 @@ export class OnceWrites {
     return this.send(() => {
       const current = script();
       return current instanceof Promise ? current.then(sendNow) : sendNow(current);
-    });
+    }, marker);
   }
 
   /** A batch's marker argument (ms), for a batch sent inside a reserve (RESERVE_AFTER_WRITES_LUA). */
@@ -75,10 +81,11 @@ export class OnceWrites {
   /**
    * Sends a write that is safe to send twice (its script applies it at most once, `send` sending the same marker
    * every time; or it is idempotent), and sends it again after a failure. Settles once it is answered or given up;
-   * never rejects.
+   * never rejects. `key`: one of its keys (all in one slot), so that on a Cluster its outcome counts for that slot's
+   * master (redis-slot-groups.ts).
    */
-  send(send: () => Promise<unknown>): Promise<void> {
-    const write = new Promise<void>((settle) => this.#attempt(send, 0, settle));
+  send(send: () => Promise<unknown>, key?: string): Promise<void> {
+    const write = new Promise<void>((settle) => this.#attempt({ send, key }, 0, settle));
     const unsettled = write.finally(() => this.#unsettled.delete(unsettled));
     this.#unsettled.add(unsettled);
     return write;
@@ -102,27 +109,27 @@ export class OnceWrites {
     this.#waiting.clear();
   }
 
-  #attempt(send: () => Promise<unknown>, resends: number, settle: () => void): void {
+  #attempt(write: Write, resends: number, settle: () => void): void {
     let command: Promise<unknown>;
     try {
-      command = send();
+      command = write.send();
     } catch (error) {
       // A command that throws instead of rejecting is a failure like any other, not an escaping exception.
       command = Promise.reject(error);
     }
     command.then(
       () => {
-        this.#link.recordSuccess();
+        this.#link.recordSuccess(undefined, write.key);
         settle();
       },
       (error: unknown) => {
-        this.#link.recordFailure(error);
-        this.#resendLater(send, resends, settle, error);
+        this.#link.recordFailure(error, undefined, write.key);
+        this.#resendLater(write, resends, settle, error);
       },
     );
   }
 
-  #resendLater(send: () => Promise<unknown>, resends: number, settle: () => void, error: unknown): void {
+  #resendLater(write: Write, resends: number, settle: () => void, error: unknown): void {
     if (this.#isStopped || resends >= MAX_RESENDS) {
       // Given up (not stopped, which gives up on purpose): said, not silent (RedisLink.recordGivenUp).
       if (!this.#isStopped) this.#link.recordGivenUp(error);
@@ -133,8 +140,8 @@ export class OnceWrites {
       () => {
         this.#waiting.delete(timer);
         // While Redis is down a send would fail at once: that turn is skipped, not spent on a certain failure.
-        if (this.#link.isUp) this.#attempt(send, resends + 1, settle);
-        else this.#resendLater(send, resends + 1, settle, error);
+        if (this.#link.isUp) this.#attempt(write, resends + 1, settle);
+        else this.#resendLater(write, resends + 1, settle, error);
       },
       RESEND_AFTER_MS * 2 ** resends,
     );

@@ -1,7 +1,8 @@
 // A real Redis Cluster for tests: three masters (no replicas) started as child processes on loopback ports, joined
 // with `redis-cli --cluster create`, killed when the test ends. `cluster-require-full-coverage no`, so the slots of
 // the masters still running keep answering when a test kills one, and a killed one can be started again on its port
-// (it rejoins with its slots, empty). Callers skip when redis-server is missing.
+// (it rejoins with its slots, empty), or paused (SIGSTOP: a hung master) and resumed. Callers skip when redis-server is
+// missing.
 import { type ChildProcess, spawnSync } from "node:child_process";
 import { once } from "node:events";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -37,6 +38,14 @@ export interface RedisClusterNode {
    * of their keys: nothing is persisted), and resolves once every running node reports cluster_state:ok.
    */
   restart(): Promise<void>;
+  /**
+   * SIGSTOP: a hung master. Its connections stay open and its port still accepts them, but nothing answers: every
+   * command to it waits for the client's timeout (a killed one's connections close at once). The other nodes mark
+   * it failed after `cluster-node-timeout` (1 s) and keep serving their own slots.
+   */
+  pause(): void;
+  /** SIGCONT; resolves once every node reports cluster_state:ok again (the others clear its failure within ~2 s). */
+  resume(): Promise<void>;
 }
 
 export interface RedisCluster {
@@ -79,6 +88,13 @@ export async function useRedisCluster(t: TestContext): Promise<RedisCluster> {
       const child = await spawnNode(port, directory);
       if (child === undefined) throw new Error(`redis-server could not start again on port ${port}`);
       children[index] = child;
+      await waitForClusterOk(ports);
+    },
+    pause: () => {
+      children[index]?.kill("SIGSTOP");
+    },
+    resume: async () => {
+      children[index]?.kill("SIGCONT");
       await waitForClusterOk(ports);
     },
   }));
