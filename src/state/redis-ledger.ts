@@ -162,7 +162,7 @@ export class RedisLedger implements BudgetLedger {
     this.#leaseTtlMs = options.leaseTtlMs ?? DEFAULT_LEASE_TTL_MS;
     this.#instanceId = options.instanceId ?? randomBytes(6).toString("hex");
     this.#writes = new OnceWrites(this.#link, this.#prefix, this.#instanceId);
-    this.#batches = new RedisWriteBatches(this.#redis, this.#writes, options.dataEpoch);
+    this.#batches = new RedisWriteBatches(this.#redis, this.#writes, options.dataEpoch, this.#link);
     this.#callLeases = new CallLeases(this.#redis, this.#link, this.#leaseTtlMs);
     this.#leases = new BudgetLeases({
       redis: this.#redis,
@@ -574,6 +574,16 @@ export class RedisLedger implements BudgetLedger {
       }
     }
     void this.#link.track(Promise.all(renewals));
+  }
+
+  /** A Cluster master answers again: the give-backs, charges and retimes kept for its providers are sent. */
+  replayKeptWrites(): void {
+    this.#batches.replayKept();
+  }
+
+  /** Writes kept for a Cluster master's return (for tests and status). */
+  get keptWriteCount(): number {
+    return this.#batches.keptCount;
   }
 
   /** Charges Redis, without a check, with what this process sent while Redis was unreachable. */

@@ -251,6 +251,7 @@ export async function createRedisStateBackend(
   // A Cluster master that is down (redis-slot-groups.ts) is asked whether it answers, by a key in a slot of its.
   link.onGroupUp(() => {
     ledger.replayUnsynced().catch(() => {});
+    ledger.replayKeptWrites();
     ledger.renewLeases();
   });
   const probe = setInterval(() => {

@@ -35,7 +35,7 @@ export interface RedisClusterNode {
   kill(): Promise<void>;
   /**
    * Starts a killed node again on its port with its cluster config file: it rejoins with the slots it held (and none
-   * of their keys: nothing is persisted), and resolves once every running node reports cluster_state:ok.
+   * of their keys unless `save` wrote them), and resolves once every running node reports cluster_state:ok.
    */
   restart(): Promise<void>;
   /**
@@ -46,6 +46,11 @@ export interface RedisClusterNode {
   pause(): void;
   /** SIGCONT; resolves once every node reports cluster_state:ok again (the others clear its failure within ~2 s). */
   resume(): Promise<void>;
+  /**
+   * SAVE: writes the node's keys to its own RDB file, which `restart` loads: a master that dies and comes back with
+   * its data (persistence), rather than empty.
+   */
+  save(): void;
 }
 
 export interface RedisCluster {
@@ -96,6 +101,13 @@ export async function useRedisCluster(t: TestContext): Promise<RedisCluster> {
     resume: async () => {
       children[index]?.kill("SIGCONT");
       await waitForClusterOk(ports);
+    },
+    save: () => {
+      const saved = spawnSync("redis-cli", ["-p", String(port), "save"], {
+        encoding: "utf8",
+        timeout: REDIS_CLI_TIMEOUT_MS,
+      });
+      if (!saved.stdout.includes("OK")) throw new Error(`SAVE on port ${port} failed: ${saved.stdout}${saved.stderr}`);
     },
   }));
   return {
@@ -163,6 +175,9 @@ function spawnNode(port: number, directory: string): Promise<ChildProcess | unde
     "no",
     "--dir",
     directory,
+    // Nothing is saved unless a test asks (`save`); each node its own file in the shared directory.
+    "--dbfilename",
+    `dump-${port}.rdb`,
   ]);
 }
 
