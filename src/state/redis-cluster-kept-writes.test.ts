@@ -78,4 +78,30 @@ describe("a Redis Cluster master that dies and comes back with its data", { skip
     }
     assert.equal(totals.requests, 1, "the request that took the lease alone: the 15 leased given back");
   });
+
+  test("a charge whose batch failed every resend while its master was dead is sent when it answers again", async (t) => {
+    const cluster = await useRedisCluster(t);
+    const victim = (await nodesOfTags(t, cluster, ["alpha"])).get("alpha");
+    assert.ok(victim !== undefined);
+    const { state } = await useClusterBackend(t, cluster, "kept-charge:", TIMEOUT_MS);
+    const scopes = [scopeOf("provider:alpha", { tpm: 1_000 }), scopeOf("deployment:alpha/m", { rpm: 100 })];
+    const reserved = await state.ledger.reserve(scopes, { tokens: 500 }, Date.now());
+    assert.ok(isReservation(reserved));
+    victim.save();
+    await victim.kill();
+    // Answered with more tokens than estimated: a charge of 400, sent at once into the dead master, resent four
+    // times (~4 s) and given up there.
+    state.ledger.reconcile(reserved, 900, Date.now());
+    await sleep(6_000);
+    await victim.restart();
+    await waitFor(() => !state.status().isDegraded, 20_000, `alpha back (${state.status().detail})`);
+    let totals = { requests: 0, tokens: -1 };
+    const deadline = Date.now() + 5_000;
+    while (Date.now() < deadline) {
+      totals = await minuteTotals(t, cluster, "kept-charge:", "provider:alpha");
+      if (totals.tokens === 900) break;
+      await sleep(100);
+    }
+    assert.equal(totals.tokens, 900, "the restarted master counts the request's real tokens, not its estimate");
+  });
 });

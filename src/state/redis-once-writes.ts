@@ -27,6 +27,8 @@ export type BatchScriptOrLater = BatchScript | undefined | Promise<BatchScript |
 interface Write {
   readonly send: () => Promise<unknown>;
   readonly key: string | undefined;
+  /** Asked when every resend failed: true, the caller keeps it. */
+  readonly keep: (() => boolean) | undefined;
 }
 
 export class OnceWrites {
@@ -60,17 +62,30 @@ export class OnceWrites {
     return this.batchUnder(redis, this.markerKey(scopeId), script);
   }
 
-  /** As `batch`, under a marker taken before (a batch that rode with a reserve that failed is sent alone). */
-  batchUnder(redis: SharedStateRedis, marker: string, script: () => BatchScriptOrLater): Promise<void> {
+  /**
+   * As `batch`, under a marker taken before (a batch that rode with a reserve that failed is sent alone, a batch kept
+   * for its Cluster master's return). `keep`: asked when every resend failed; true: the caller keeps the write to
+   * send it later (not given up, not said).
+   */
+  batchUnder(
+    redis: SharedStateRedis,
+    marker: string,
+    script: () => BatchScriptOrLater,
+    keep?: () => boolean,
+  ): Promise<void> {
     const sendNow = (current: BatchScript | undefined): Promise<unknown> =>
       current === undefined
         ? Promise.resolve()
         : redis.budgetWriteBatch(current.keys.length + 1, marker, ...current.keys, MARKER_MS, ...current.args);
     // Known at once (a first send): sent in this turn, so that a reserve issued after it runs after it in Redis.
-    return this.send(() => {
-      const current = script();
-      return current instanceof Promise ? current.then(sendNow) : sendNow(current);
-    }, marker);
+    return this.send(
+      () => {
+        const current = script();
+        return current instanceof Promise ? current.then(sendNow) : sendNow(current);
+      },
+      marker,
+      keep,
+    );
   }
 
   /** A batch's marker argument (ms), for a batch sent inside a reserve (RESERVE_AFTER_WRITES_LUA). */
@@ -84,8 +99,8 @@ export class OnceWrites {
    * never rejects. `key`: one of its keys (all in one slot), so that on a Cluster its outcome counts for that slot's
    * master (redis-slot-groups.ts).
    */
-  send(send: () => Promise<unknown>, key?: string): Promise<void> {
-    const write = new Promise<void>((settle) => this.#attempt({ send, key }, 0, settle));
+  send(send: () => Promise<unknown>, key?: string, keep?: () => boolean): Promise<void> {
+    const write = new Promise<void>((settle) => this.#attempt({ send, key, keep }, 0, settle));
     const unsettled = write.finally(() => this.#unsettled.delete(unsettled));
     this.#unsettled.add(unsettled);
     return write;
@@ -131,8 +146,9 @@ export class OnceWrites {
 
   #resendLater(write: Write, resends: number, settle: () => void, error: unknown): void {
     if (this.#isStopped || resends >= MAX_RESENDS) {
-      // Given up (not stopped, which gives up on purpose): said, not silent (RedisLink.recordGivenUp).
-      if (!this.#isStopped) this.#link.recordGivenUp(error);
+      // Given up (not stopped, which gives up on purpose): said, not silent (RedisLink.recordGivenUp), unless the
+      // caller keeps it (a Cluster master down: sent when it answers again, redis-write-batches.ts).
+      if (!this.#isStopped && write.keep?.() !== true) this.#link.recordGivenUp(error);
       settle();
       return;
     }

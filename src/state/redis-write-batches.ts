@@ -136,7 +136,9 @@ export class RedisWriteBatches {
       const [first] = kept;
       if (first === undefined || this.#isHeldBack(first.batch.scopeId)) continue;
       this.#kept.delete(tag);
-      for (const { batch, marker } of kept) void this.#writes.batchUnder(this.#redis, marker, this.#scriptOf(batch, 1));
+      for (const { batch, marker } of kept) {
+        void this.#writes.batchUnder(this.#redis, marker, this.#scriptOf(batch, 1), this.#keeper(tag, batch, marker));
+      }
     }
   }
 
@@ -178,7 +180,10 @@ export class RedisWriteBatches {
     const resend = (): void => {
       if (isResent) return;
       isResent = true;
-      void this.#writes.batchUnder(this.#redis, marker, this.#scriptOf(batch, 1)).then(batch.sent.resolve);
+      const tag = providerTag(batch.scopeId);
+      void this.#writes
+        .batchUnder(this.#redis, marker, this.#scriptOf(batch, 1), this.#keeper(tag, batch, marker))
+        .then(() => batch.sent.resolve());
     };
     this.#carried.set(batch, resend);
     return {
@@ -257,12 +262,27 @@ export class RedisWriteBatches {
     const batch = this.#batches.get(tag);
     if (batch === undefined) return;
     this.#batches.delete(tag);
+    const marker = this.#writes.markerKey(batch.scopeId);
     if (this.#isHeldBack(batch.scopeId)) {
-      this.#keep(tag, { batch, marker: this.#writes.markerKey(batch.scopeId) });
+      this.#keep(tag, { batch, marker });
       batch.sent.resolve();
       return;
     }
-    void this.#writes.batch(this.#redis, batch.scopeId, this.#scriptOf(batch, 0)).then(() => batch.sent.resolve());
+    void this.#writes
+      .batchUnder(this.#redis, marker, this.#scriptOf(batch, 0), this.#keeper(tag, batch, marker))
+      .then(() => batch.sent.resolve());
+  }
+
+  /**
+   * What a batch's sends ask once every resend failed: kept (true) when its master went down meanwhile (a master that
+   * died with the batch on its way: its charges were missing from the counters it came back with, before 2026-12-07).
+   */
+  #keeper(tag: string, batch: Batch, marker: string): () => boolean {
+    return () => {
+      if (!this.#isHeldBack(batch.scopeId)) return false;
+      this.#keep(tag, { batch, marker });
+      return true;
+    };
   }
 
   /** On a Cluster whose link is up, the scope's master does not answer: its batches wait for it (a standalone Redis never keeps). */
