@@ -63,7 +63,7 @@ describe("a Redis Cluster master that dies and comes back with its data", { skip
       assert.ok(isReservation(await state.ledger.reserve(other, { tokens: 0 }, Date.now())));
     }
     assert.match(state.status().detail, /alpha/, "alpha served locally before its lease ends");
-    assert.equal(state.ledger.leaseCount, 1, "the lease (1 s at most) still held");
+    // Ended now if its own timer (1 s at most) has not ended it yet: given back while its master is known down.
     await state.ledger.returnLeases();
     await victim.restart();
     await waitFor(() => !state.status().isDegraded, 20_000, `alpha back (${state.status().detail})`);
