@@ -211,6 +211,8 @@ export class BudgetLeases {
     if (lease.timer !== undefined) clearTimeout(lease.timer);
     const key = this.keyOf(lease.scopes);
     if (this.#leases.get(key) === lease) this.#leases.delete(key);
+    // The link down: nothing is sent (its return gives back the runs, GiveBack). Up, with the lease's Cluster master
+    // not answering: the give-back is kept by the batches and sent when it answers again (redis-write-batches.ts).
     if (giveBack === "none" || !this.#options.link.isUp) return;
     this.#giveBack(lease, giveBack === "runs");
     // Its units are sent or given back: a later provider report need not count them any more. One HDEL per scope
@@ -218,9 +220,8 @@ export class BudgetLeases {
     if (lease.isRecorded) {
       const { redis, prefix, writes } = this.#options;
       const field = `lease:${lease.member}`;
-      this.#track(
-        writes.send(() => Promise.all(lease.shared.map((scope) => redis.hdel(learnedKey(prefix, scope.id), field)))),
-      );
+      const keys = lease.shared.map((scope) => learnedKey(prefix, scope.id));
+      this.#track(writes.send(() => Promise.all(keys.map((key) => redis.hdel(key, field))), keys[0]));
     }
   }
 

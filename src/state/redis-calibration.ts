@@ -78,7 +78,11 @@ export class CalibrationSharing {
         this.#stored.add(fields[index] ?? "");
         this.#written.set(fields[index] ?? "", fields[index + 1] ?? "");
       }
-    } catch {
+      if (this.#link.isCluster) this.#link.recordSuccess(undefined, this.#key);
+    } catch (error) {
+      // On a Cluster, against the master of its hash's slot (a hung one answers no slot of its own). A standalone
+      // Redis keeps its link as before: the next flush tries again, uncounted.
+      if (this.#link.isCluster) this.#link.recordFailure(error, undefined, this.#key);
       this.#isPending = true;
     }
   }

@@ -251,11 +251,12 @@ export class CooldownSharing {
     try {
       await this.#store(change);
     } catch (error) {
-      this.#options.link.recordFailure(error);
+      // On a Cluster, against the master of its key's slot (a hung one answers no slot of its own).
+      this.#options.link.recordFailure(error, undefined, storedKey(this.#options.keyPrefix, change));
       this.#retryLater(change);
       return false;
     }
-    this.#options.link.recordSuccess();
+    this.#options.link.recordSuccess(undefined, storedKey(this.#options.keyPrefix, change));
     return true;
   }
 

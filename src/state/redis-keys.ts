@@ -75,6 +75,14 @@ export function scopeKeys(
   };
 }
 
+/**
+ * The key a down Cluster master's probe asks EXISTS of (never written): `{tag}`, so the slot of `tag`, whether it is a
+ * provider's tag or what the cluster hashes of a key without one (redis-slot-groups.ts).
+ */
+export function probeKey(prefix: string, tag: string): string {
+  return `${prefix}probe:{${tag}}`;
+}
+
 export function leasesKey(prefix: string, scopeId: string): string {
   return `${budgetKeyBase(prefix, scopeId)}:leases`;
 }

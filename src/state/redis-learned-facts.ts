@@ -139,11 +139,17 @@ export class LearnedFactSharing {
     try {
       await this.#whileWriting(fact, () => this.#write(fact));
     } catch (error) {
-      this.#options.link.recordFailure(error);
+      // On a Cluster, against the master of its slot: a stated limit's is its provider's, a context lesson's the
+      // calibration hash's (its first write).
+      const scopeId = fact.kind === "context" ? undefined : fact.scopeId;
+      this.#options.link.recordFailure(error, scopeId, calibrationKey(this.#options.keyPrefix));
       this.#retryLater(id, fact);
       return false;
     }
-    this.#options.link.recordSuccess();
+    this.#options.link.recordSuccess(
+      fact.kind === "context" ? undefined : fact.scopeId,
+      calibrationKey(this.#options.keyPrefix),
+    );
     return true;
   }
 

@@ -49,7 +49,7 @@ import { type BudgetLease, BudgetLeases, leaseTermsOf } from "./redis-budget-lea
 import { CallLeases } from "./redis-call-leases.ts";
 import { type SharedStateRedis, scanKeys, unlinkMany } from "./redis-client.ts";
 import type { RedisDataEpoch } from "./redis-data-epoch.ts";
-import { budgetKeyBase, keysStartingWith, learnedKey, leasesKey, scopeKeys } from "./redis-keys.ts";
+import { budgetKeyBase, keysStartingWith, learnedKey, leasesKey, providerTag, scopeKeys } from "./redis-keys.ts";
 import type { RedisLink } from "./redis-link.ts";
 import { OnceWrites } from "./redis-once-writes.ts";
 import {
@@ -69,7 +69,7 @@ export const DEFAULT_LEASE_TTL_MS = 30_000;
 /** Leases are renewed every third of their TTL, and at least this often (ms). */
 const MAX_RENEW_INTERVAL_MS = 600_000;
 /** Reservations made while Redis was down that are kept for replay; older ones are dropped beyond this. */
-const MAX_UNSYNCED = 10_000;
+export const MAX_UNSYNCED = 10_000;
 /** Replayed reservations sent to Redis at once. */
 const REPLAY_BATCH = 200;
 
@@ -162,7 +162,7 @@ export class RedisLedger implements BudgetLedger {
     this.#leaseTtlMs = options.leaseTtlMs ?? DEFAULT_LEASE_TTL_MS;
     this.#instanceId = options.instanceId ?? randomBytes(6).toString("hex");
     this.#writes = new OnceWrites(this.#link, this.#prefix, this.#instanceId);
-    this.#batches = new RedisWriteBatches(this.#redis, this.#writes, options.dataEpoch);
+    this.#batches = new RedisWriteBatches(this.#redis, this.#writes, options.dataEpoch, this.#link);
     this.#callLeases = new CallLeases(this.#redis, this.#link, this.#leaseTtlMs);
     this.#leases = new BudgetLeases({
       redis: this.#redis,
@@ -576,6 +576,16 @@ export class RedisLedger implements BudgetLedger {
     void this.#link.track(Promise.all(renewals));
   }
 
+  /** A Cluster master answers again: the give-backs, charges and retimes kept for its providers are sent. */
+  replayKeptWrites(): void {
+    this.#batches.replayKept();
+  }
+
+  /** Writes kept for a Cluster master's return (for tests and status). */
+  get keptWriteCount(): number {
+    return this.#batches.keptCount;
+  }
+
   /** Charges Redis, without a check, with what this process sent while Redis was unreachable. */
   async replayUnsynced(): Promise<void> {
     if (this.#isReplaying) return;
@@ -599,6 +609,35 @@ export class RedisLedger implements BudgetLedger {
     } finally {
       this.#isReplaying = false;
     }
+  }
+
+  /**
+   * Makes room in the full unsynced list: the oldest goes. On a Cluster, the oldest of the provider holding the most
+   * (a hundredth of the bound at a time, so the count is rare): one master's long outage filled the list with its
+   * providers' reservations and pushed out those of providers on live masters (a single reserve that timed out),
+   * which then never reached Redis.
+   */
+  #dropUnsynced(): void {
+    if (!this.#link.isCluster) {
+      this.#unsynced.shift();
+      return;
+    }
+    const counts = new Map<string, number>();
+    for (const reservation of this.#unsynced) {
+      const tag = providerTag(reservation.scopes[0]?.id ?? "");
+      counts.set(tag, (counts.get(tag) ?? 0) + 1);
+    }
+    const [most] = [...counts].reduce((best, entry) => (entry[1] > best[1] ? entry : best), ["", 0]);
+    let toDrop = MAX_UNSYNCED / 100;
+    this.#unsynced = this.#unsynced.filter(
+      (reservation) => toDrop <= 0 || providerTag(reservation.scopes[0]?.id ?? "") !== most || toDrop-- <= 0,
+    );
+  }
+
+  /** Reservations of `scopeId`'s provider waiting for a replay (for tests). */
+  unsyncedCountOf(scopeId: string): number {
+    const tag = providerTag(scopeId);
+    return this.#unsynced.filter((reservation) => providerTag(reservation.scopes[0]?.id ?? "") === tag).length;
   }
 
   /** Reservations waiting for a replay (for tests and status). */
@@ -803,7 +842,7 @@ export class RedisLedger implements BudgetLedger {
     // What Redis holds for it should the attempt run after all; the replay then charges the same scopes.
     if (attempt !== undefined && detail !== undefined) detail.tokensInRedis = attempt.tokens;
     if (scopes.length > 0) {
-      if (this.#unsynced.length >= MAX_UNSYNCED) this.#unsynced.shift();
+      if (this.#unsynced.length >= MAX_UNSYNCED) this.#dropUnsynced();
       this.#unsynced.push(reservation);
     }
     return reservation;

@@ -1,9 +1,9 @@
 // Whether the shared Redis is usable right now. Every Redis call reports its outcome here; the ledger and the
 // cooldown sharing skip Redis while it is down and serve from local state. One log line when Redis goes down and
 // one when it comes back, however many requests fail in between. On a Redis Cluster a failed command tells which
-// slot failed, not that the cluster did: it counts against its provider's slot group (redis-slot-groups.ts), and the
-// link goes down only with the cluster connection itself.
-import { FAILURES_BEFORE_DOWN, isUnservedSlotReply, SlotGroups } from "./redis-slot-groups.ts";
+// slot failed, not that the cluster did: it counts against the master serving that slot (redis-slot-groups.ts), and
+// the link goes down only with the cluster connection itself.
+import { type DownGroup, FAILURES_BEFORE_DOWN, isUnservedSlotReply, SlotGroups } from "./redis-slot-groups.ts";
 import type { StateLogger, StateStatus } from "./state-types.ts";
 
 export class RedisLink {
@@ -31,13 +31,15 @@ export class RedisLink {
     now: () => number,
     isConnectionOpen: () => boolean,
     isCluster = false,
+    /** On a Cluster: the master serving a slot now (`host:port`), from the cluster connection's slot table. */
+    masterOfSlot?: (slot: number) => string | undefined,
   ) {
     this.target = target;
     this.#logger = logger;
     this.#now = now;
     this.#isConnectionOpen = isConnectionOpen;
     this.#downSinceMs = now();
-    this.#groups = isCluster ? new SlotGroups(target, logger, now) : undefined;
+    this.#groups = isCluster ? new SlotGroups(target, logger, now, masterOfSlot) : undefined;
   }
 
   get isUp(): boolean {
@@ -52,21 +54,22 @@ export class RedisLink {
   /** Whether the keys of this budget scope (its provider's hash tag) are shared now: the link, and on a Cluster its slot. */
   isUpFor(scopeId: string | undefined): boolean {
     if (!this.#isUp) return false;
-    return scopeId === undefined || this.#groups === undefined || !this.#groups.isDown(SlotGroups.tagOf(scopeId));
+    if (scopeId === undefined || this.#groups === undefined) return true;
+    return !this.#groups.isDown(SlotGroups.tagOf(scopeId), kindOf(scopeId));
   }
 
-  /** The tags whose Cluster slot is served locally now (none on a standalone Redis): probed once a second. */
-  downGroups(): string[] {
-    return this.#groups?.downTags() ?? [];
+  /** The Cluster masters not answering now (none on a standalone Redis): probed once a second. */
+  downGroups(): DownGroup[] {
+    return this.#groups?.downGroups() ?? [];
   }
 
-  /** A probe of a down group's slot answered (`error` undefined) or failed. */
-  probed(tag: string, error?: unknown): void {
-    this.#groups?.probed(tag, error === undefined ? undefined : describeError(error));
+  /** A probe of a down group answered (`error` undefined) or failed. */
+  probed(groupId: string, error?: unknown): void {
+    this.#groups?.probed(groupId, error === undefined ? undefined : describeError(error));
   }
 
-  /** Called (without awaiting) when a Cluster slot group is shared again: replay what was local meanwhile. */
-  onGroupUp(listener: (tag: string) => void): void {
+  /** Called (without awaiting) when a Cluster master answers again, with its tags: replay what was local meanwhile. */
+  onGroupUp(listener: (tags: readonly string[]) => void): void {
     this.#groups?.onUp(listener);
   }
 
@@ -110,10 +113,14 @@ export class RedisLink {
     }
   }
 
-  /** `scopeId`: the budget scope the command's keys belong to (on a Cluster, its slot answered). */
-  recordSuccess(scopeId?: string): void {
+  /**
+   * `scopeId`: the budget scope the command's keys belong to; `key`: else a key it wrote (a cooldown's, a lesson's).
+   * On a Cluster, the master of its slot answered.
+   */
+  recordSuccess(scopeId?: string, key?: string): void {
     this.#consecutiveFailures = 0;
-    if (scopeId !== undefined) this.#groups?.recordSuccess(SlotGroups.tagOf(scopeId));
+    const tag = tagOf(scopeId, key);
+    if (tag !== undefined) this.#groups?.recordSuccess(tag);
   }
 
   /** A command sent without waiting for its answer: its outcome still counts towards Redis being up or down. */
@@ -128,10 +135,11 @@ export class RedisLink {
    * A command failed. On a closed connection Redis is down at once; on an open one a few failures in a row mean
    * Redis is hung or overloaded. An error reply (a bug or a foreign key of the wrong type) says nothing about
    * reachability: it is logged at most once a minute and only that request falls back to local state. On a Cluster,
-   * failures on an open connection count against the slot group of `scopeId` only (none without one: cooldowns and
-   * lessons resend on their own), and a reply saying the slot has no master (CLUSTERDOWN...) is such a failure.
+   * failures on an open connection count against the master of the slot of `scopeId` (or of `key`, a write that
+   * carries no budget scope: a cooldown, a lesson; none without either), and a reply saying the slot has no master
+   * (CLUSTERDOWN...) is such a failure.
    */
-  recordFailure(error: unknown, scopeId?: string): void {
+  recordFailure(error: unknown, scopeId?: string, key?: string): void {
     const isSlotFailure = this.#groups !== undefined && isUnservedSlotReply(error);
     if (error instanceof Error && error.name === "ReplyError" && !isSlotFailure) {
       this.recordRejected(error);
@@ -143,10 +151,9 @@ export class RedisLink {
     }
     if (!this.#isUp) return;
     if (this.#groups !== undefined) {
-      if (scopeId === undefined) return;
-      // A client's budget (`client:NAME`, snapshot.ts CLIENT_SCOPE_PREFIX): its tag is the client's name.
-      const isClient = scopeId.startsWith("client:");
-      this.#groups.recordFailure(SlotGroups.tagOf(scopeId), describeError(error), isClient);
+      const tag = tagOf(scopeId, key);
+      if (tag === undefined) return;
+      this.#groups.recordFailure(tag, describeError(error), scopeId === undefined ? "key" : kindOf(scopeId));
       return;
     }
     this.#consecutiveFailures += 1;
@@ -206,6 +213,16 @@ export class RedisLink {
       detail: `${this.target} unreachable since ${new Date(this.#downSinceMs).toISOString()} (${this.#lastError}); serving from local state`,
     };
   }
+}
+
+/** A client's budget (`client:NAME`, snapshot.ts CLIENT_SCOPE_PREFIX): its tag is the client's name, never shown. */
+function kindOf(scopeId: string): "provider" | "client" {
+  return scopeId.startsWith("client:") ? "client" : "provider";
+}
+
+function tagOf(scopeId: string | undefined, key: string | undefined): string | undefined {
+  if (scopeId !== undefined) return SlotGroups.tagOf(scopeId);
+  return key === undefined ? undefined : SlotGroups.tagOfKey(key);
 }
 
 function describeError(error: unknown): string {

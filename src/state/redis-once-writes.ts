@@ -23,6 +23,14 @@ export interface BatchScript {
 /** A batch's script, or (a resend that reads something first) a promise of it; undefined: nothing left to send. */
 export type BatchScriptOrLater = BatchScript | undefined | Promise<BatchScript | undefined>;
 
+/** A write and one of its keys (undefined: its outcome counts for the link alone). */
+interface Write {
+  readonly send: () => Promise<unknown>;
+  readonly key: string | undefined;
+  /** Asked when every resend failed: true, the caller keeps it. */
+  readonly keep: (() => boolean) | undefined;
+}
+
 export class OnceWrites {
   readonly #link: RedisLink;
   readonly #prefix: string;
@@ -54,17 +62,30 @@ export class OnceWrites {
     return this.batchUnder(redis, this.markerKey(scopeId), script);
   }
 
-  /** As `batch`, under a marker taken before (a batch that rode with a reserve that failed is sent alone). */
-  batchUnder(redis: SharedStateRedis, marker: string, script: () => BatchScriptOrLater): Promise<void> {
+  /**
+   * As `batch`, under a marker taken before (a batch that rode with a reserve that failed is sent alone, a batch kept
+   * for its Cluster master's return). `keep`: asked when every resend failed; true: the caller keeps the write to
+   * send it later (not given up, not said).
+   */
+  batchUnder(
+    redis: SharedStateRedis,
+    marker: string,
+    script: () => BatchScriptOrLater,
+    keep?: () => boolean,
+  ): Promise<void> {
     const sendNow = (current: BatchScript | undefined): Promise<unknown> =>
       current === undefined
         ? Promise.resolve()
         : redis.budgetWriteBatch(current.keys.length + 1, marker, ...current.keys, MARKER_MS, ...current.args);
     // Known at once (a first send): sent in this turn, so that a reserve issued after it runs after it in Redis.
-    return this.send(() => {
-      const current = script();
-      return current instanceof Promise ? current.then(sendNow) : sendNow(current);
-    });
+    return this.send(
+      () => {
+        const current = script();
+        return current instanceof Promise ? current.then(sendNow) : sendNow(current);
+      },
+      marker,
+      keep,
+    );
   }
 
   /** A batch's marker argument (ms), for a batch sent inside a reserve (RESERVE_AFTER_WRITES_LUA). */
@@ -75,10 +96,11 @@ export class OnceWrites {
   /**
    * Sends a write that is safe to send twice (its script applies it at most once, `send` sending the same marker
    * every time; or it is idempotent), and sends it again after a failure. Settles once it is answered or given up;
-   * never rejects.
+   * never rejects. `key`: one of its keys (all in one slot), so that on a Cluster its outcome counts for that slot's
+   * master (redis-slot-groups.ts).
    */
-  send(send: () => Promise<unknown>): Promise<void> {
-    const write = new Promise<void>((settle) => this.#attempt(send, 0, settle));
+  send(send: () => Promise<unknown>, key?: string, keep?: () => boolean): Promise<void> {
+    const write = new Promise<void>((settle) => this.#attempt({ send, key, keep }, 0, settle));
     const unsettled = write.finally(() => this.#unsettled.delete(unsettled));
     this.#unsettled.add(unsettled);
     return write;
@@ -102,30 +124,31 @@ export class OnceWrites {
     this.#waiting.clear();
   }
 
-  #attempt(send: () => Promise<unknown>, resends: number, settle: () => void): void {
+  #attempt(write: Write, resends: number, settle: () => void): void {
     let command: Promise<unknown>;
     try {
-      command = send();
+      command = write.send();
     } catch (error) {
       // A command that throws instead of rejecting is a failure like any other, not an escaping exception.
       command = Promise.reject(error);
     }
     command.then(
       () => {
-        this.#link.recordSuccess();
+        this.#link.recordSuccess(undefined, write.key);
         settle();
       },
       (error: unknown) => {
-        this.#link.recordFailure(error);
-        this.#resendLater(send, resends, settle, error);
+        this.#link.recordFailure(error, undefined, write.key);
+        this.#resendLater(write, resends, settle, error);
       },
     );
   }
 
-  #resendLater(send: () => Promise<unknown>, resends: number, settle: () => void, error: unknown): void {
+  #resendLater(write: Write, resends: number, settle: () => void, error: unknown): void {
     if (this.#isStopped || resends >= MAX_RESENDS) {
-      // Given up (not stopped, which gives up on purpose): said, not silent (RedisLink.recordGivenUp).
-      if (!this.#isStopped) this.#link.recordGivenUp(error);
+      // Given up (not stopped, which gives up on purpose): said, not silent (RedisLink.recordGivenUp), unless the
+      // caller keeps it (a Cluster master down: sent when it answers again, redis-write-batches.ts).
+      if (!this.#isStopped && write.keep?.() !== true) this.#link.recordGivenUp(error);
       settle();
       return;
     }
@@ -133,8 +156,8 @@ export class OnceWrites {
       () => {
         this.#waiting.delete(timer);
         // While Redis is down a send would fail at once: that turn is skipped, not spent on a certain failure.
-        if (this.#link.isUp) this.#attempt(send, resends + 1, settle);
-        else this.#resendLater(send, resends + 1, settle, error);
+        if (this.#link.isUp) this.#attempt(write, resends + 1, settle);
+        else this.#resendLater(write, resends + 1, settle, error);
       },
       RESEND_AFTER_MS * 2 ** resends,
     );

@@ -1,18 +1,20 @@
-// The slot groups' hysteresis, with an injected clock: down after three failures in a row on a tag, back after three
-// answered probes in a row; one line each way however often the slot answers now and then.
+// The slot groups' hysteresis, with an injected clock: down after three failures in a row on a master (the tags whose
+// slots it serves together), back after three answered probes in a row; one line each way however often it answers
+// now and then.
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { hashSlot } from "./redis-hash-slot.ts";
 import { RedisLink } from "./redis-link.ts";
 import { FAILURES_BEFORE_DOWN, isUnservedSlotReply, PROBES_BEFORE_UP, SlotGroups } from "./redis-slot-groups.ts";
 
-function groupsWithLog() {
+function groupsWithLog(masterOfSlot?: (slot: number) => string | undefined) {
   const lines: string[] = [];
   let nowMs = Date.UTC(2026, 11, 7);
   const logger = {
     info: (_object: object, message: string) => lines.push(`info: ${message}`),
     warn: (_object: object, message: string) => lines.push(`warn: ${message}`),
   };
-  const groups = new SlotGroups("redis://h:1 (cluster)", logger, () => nowMs);
+  const groups = new SlotGroups("redis://h:1 (cluster)", logger, () => nowMs, masterOfSlot);
   return { groups, lines, advance: (ms: number) => (nowMs += ms) };
 }
 
@@ -28,13 +30,16 @@ test("a tag goes down after three failures in a row, a success in between starts
   assert.equal(FAILURES_BEFORE_DOWN, 3);
   assert.equal(groups.isDown("alpha"), true);
   assert.equal(groups.isDown("beta"), false);
-  assert.deepEqual(groups.downTags(), ["alpha"]);
+  assert.deepEqual(
+    groups.downGroups().map((group) => group.probeTag),
+    ["alpha"],
+  );
   // More failures and a late success (sent before it went down) change nothing, and say nothing more.
   groups.recordFailure("alpha", "Command timed out");
   groups.recordSuccess("alpha");
   assert.equal(groups.isDown("alpha"), true);
   assert.deepEqual(lines, [
-    "warn: Redis Cluster slot of provider alpha does not answer: its budgets are served from local state (per process) until it does",
+    `warn: Redis Cluster slot ${hashSlot("alpha")} does not answer: the budgets of provider alpha are served from local state (per process) until it does`,
   ]);
   assert.match(groups.describeDown() ?? "", /^1 provider served from local state, .*\(Command timed out\): alpha$/);
 });
@@ -42,27 +47,28 @@ test("a tag goes down after three failures in a row, a success in between starts
 test("back only after three answered probes in a row: a slot that answers now and then stays down, silently", () => {
   const { groups, lines, advance } = groupsWithLog();
   const back: string[] = [];
-  groups.onUp((tag) => back.push(tag));
+  groups.onUp((tags) => back.push(...tags));
+  const idOf = (tag: string) => `slot ${hashSlot(tag)}`;
   for (const tag of ["alpha", "delta"]) for (let failure = 0; failure < 3; failure++) groups.recordFailure(tag, "x");
   assert.match(groups.describeDown() ?? "", /^2 providers .*: alpha, delta$/);
   // Flapping: answered, answered, failed, answered... never three in a row.
   for (let round = 0; round < 10; round++) {
     advance(1_000);
-    groups.probed("alpha", round % 3 === 2 ? "Connection is closed." : undefined);
+    groups.probed(idOf("alpha"), round % 3 === 2 ? "Connection is closed." : undefined);
   }
   assert.equal(groups.isDown("alpha"), true);
   assert.deepEqual(back, []);
-  for (let probe = 0; probe < PROBES_BEFORE_UP; probe++) groups.probed("alpha", undefined);
+  for (let probe = 0; probe < PROBES_BEFORE_UP; probe++) groups.probed(idOf("alpha"), undefined);
   assert.equal(groups.isDown("alpha"), false);
   assert.deepEqual(back, ["alpha"]);
-  assert.deepEqual(groups.downTags(), ["delta"]);
+  assert.deepEqual(groups.downGroups(), [{ id: idOf("delta"), probeTag: "delta" }]);
   assert.equal(lines.filter((line) => line.startsWith("warn:")).length, 2);
   assert.deepEqual(
     lines.filter((line) => line.startsWith("info:")),
-    ["info: Redis Cluster slot of provider alpha answers again: its budgets are shared again"],
+    [`info: Redis Cluster slot ${hashSlot("alpha")} answers again: the budgets of provider alpha are shared again`],
   );
-  // A probe of a tag that is up is ignored.
-  groups.probed("alpha", "x");
+  // A probe of a group that is up is ignored.
+  groups.probed(idOf("alpha"), "x");
   assert.equal(groups.isDown("alpha"), false);
 });
 
@@ -87,7 +93,11 @@ test("a client's budget slot not answering degrades the state without naming the
     link.recordFailure(new Error("Command timed out"), "client:secret-customer");
   }
   assert.equal(link.isUpFor("client:secret-customer"), false, "its budgets are served locally");
-  assert.deepEqual(link.downGroups(), ["secret-customer"], "and its slot is probed");
+  assert.deepEqual(
+    link.downGroups().map((group) => group.probeTag),
+    ["secret-customer"],
+    "and its slot is probed",
+  );
   const status = link.status();
   assert.equal(status.isDegraded, true);
   assert.deepEqual(status.localProviders, []);
@@ -99,4 +109,55 @@ test("a client's budget slot not answering degrades the state without naming the
   }
   assert.deepEqual(link.status().localProviders, ["alpha"]);
   assert.match(link.status().detail, /1 provider and 1 client budget served from local state.*: alpha$/);
+});
+
+test("the tags on one master go down together: three failures in all, not three each; one line each way", () => {
+  // alpha and zeta on one master, delta on another (a hung master answers none of its slots).
+  const masters = new Map([
+    [hashSlot("alpha"), "10.0.0.1:7000"],
+    [hashSlot("zeta"), "10.0.0.1:7000"],
+    [hashSlot("hung:cooldown:deployment:eta/m"), "10.0.0.1:7000"],
+    [hashSlot("delta"), "10.0.0.2:7000"],
+  ]);
+  const { groups, lines } = groupsWithLog((slot) => masters.get(slot));
+  const back: (readonly string[])[] = [];
+  groups.onUp((tags) => back.push(tags));
+  groups.recordFailure("alpha", "Command timed out");
+  // A cooldown's key on the same master counts too (it carries no provider, and is never named).
+  groups.recordFailure(SlotGroups.tagOfKey("hung:cooldown:deployment:eta/m"), "Command timed out", "key");
+  groups.recordFailure("zeta", "Command timed out");
+  assert.equal(groups.isDown("alpha"), true);
+  assert.equal(groups.isDown("zeta"), true);
+  assert.equal(groups.isDown("delta"), false);
+  assert.deepEqual(groups.downProviderTags(), ["alpha", "zeta"]);
+  assert.deepEqual(lines, [
+    "warn: Redis Cluster master 10.0.0.1:7000 does not answer: the budgets of providers alpha, zeta are served from local state (per process) until it does",
+  ]);
+  assert.match(
+    groups.describeDown() ?? "",
+    /^2 providers served from local state, their Cluster master not answering since .*: alpha, zeta$/,
+  );
+  const [down] = groups.downGroups();
+  assert.equal(down?.id, "10.0.0.1:7000");
+  for (let probe = 0; probe < PROBES_BEFORE_UP; probe++) groups.probed("10.0.0.1:7000", undefined);
+  assert.equal(groups.isDown("alpha"), false);
+  assert.equal(lines.length, 2);
+  assert.equal(
+    lines[1],
+    "info: Redis Cluster master 10.0.0.1:7000 answers again: the budgets of providers alpha, zeta are shared again",
+  );
+  assert.deepEqual(
+    back.map((tags) => [...tags].sort()),
+    [["alpha", "hung:cooldown:deployment:eta/m", "zeta"]],
+  );
+});
+
+test("hashSlot is CLUSTER KEYSLOT's: CRC16/XMODEM of the hash tag, modulo 16384", () => {
+  assert.equal(hashSlot("foo"), 12182);
+  assert.equal(hashSlot("bar"), 5061);
+  assert.equal(hashSlot("123456789"), 12739);
+  assert.equal(hashSlot("{user1000}.following"), hashSlot("user1000"));
+  assert.equal(hashSlot("user1000"), 3443);
+  // An empty tag is no tag: the whole key is hashed.
+  assert.notEqual(hashSlot("a{}b"), hashSlot(""));
 });

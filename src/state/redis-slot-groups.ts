@@ -1,12 +1,19 @@
-// On a Redis Cluster, whether each hash tag's slot answers (a provider's budget keys all carry its tag: one slot, one
-// master). A master dead without a replica to take its slots leaves the others answering: only the providers whose
-// tag sat on it are served from local state, and the rest keep sharing their budgets. Before 2026-12-07 the whole
-// link went down after three failures on the dead master and came back at the next PING to a live one, about once
-// a second: every provider flapped between Redis and local state, and each flap was logged.
+// On a Redis Cluster, whether each master answers for the slots of the keys the gateway writes (a provider's budget
+// keys all carry its tag: one slot, one master). A master dead or hung without a replica to take its slots leaves the
+// others answering: only the providers whose tag sits on it are served from local state, and the rest keep sharing
+// their budgets. Before 2026-12-07 the whole link went down after three failures on the dead master and came back at
+// the next PING to a live one, about once a second: every provider flapped between Redis and local state, and each
+// flap was logged.
 //
-// A group goes down after FAILURES_BEFORE_DOWN failed commands in a row on its tag, and comes back after
-// PROBES_BEFORE_UP probes in a row (one a second, redis-state.ts) answer: a slot that answers now and then stays
-// down, and says so once. One warning when a group goes down, one line when it is back.
+// Failures count per master (the one the cluster connection's slot table names for the tag's slot; the tag's slot
+// where it names none): a hung master (SIGSTOP, a stuck disk) answers no slot of its own, so three timeouts on any of
+// its providers' keys, its once-writes or its cooldowns take all of them local at once. Counted per tag, as before
+// 2026-12-07, each provider on it paid three command timeouts of its own first, and writes of keys without a
+// provider (cooldowns, lessons, calibration) timed out uncounted. A group goes down after FAILURES_BEFORE_DOWN failed
+// commands in a row, and comes back after PROBES_BEFORE_UP probes in a row (one a second, redis-state.ts) answer: a
+// master that answers now and then stays down, and says so once. One warning when a group goes down, one line when
+// it is back.
+import { hashPartOf, hashSlot } from "./redis-hash-slot.ts";
 import { providerTag } from "./redis-keys.ts";
 import type { StateLogger } from "./state-types.ts";
 
@@ -25,31 +32,51 @@ export function isUnservedSlotReply(error: unknown): boolean {
   return error instanceof Error && UNSERVED_SLOT_REPLY.test(error.message);
 }
 
+/**
+ * What a tag names: a provider (`provider:groq`, `deployment:groq/m`), a client's budget (`client:NAME`, whose tag is
+ * the client's name) or a key without either (a cooldown, a lesson): only providers are named by status, since
+ * /health is open to client keys and a named client must not learn the others' names (as /stats shows it its own
+ * budgets only).
+ */
+export type TagKind = "provider" | "client" | "key";
+
+/** A down group, for the probes: its id, and a tag whose slot it serves (the probe's key carries it). */
+export interface DownGroup {
+  readonly id: string;
+  readonly probeTag: string;
+}
+
 interface Group {
   failures: number;
   isDown: boolean;
   downSinceMs: number;
   answeredProbes: number;
   lastError: string;
-  /**
-   * A provider's or a deployment's scope failed on this tag (not only a client's budget, `client:NAME`, whose tag is
-   * the client's name): only such tags are named by status, since /health is open to client keys and a named client
-   * must not learn the others' names (as /stats shows it its own budgets only).
-   */
-  isProvider: boolean;
+  /** The tags that failed on it, or were asked for while it was down (served locally), with what they name. */
+  readonly tags: Map<string, TagKind>;
+  probeTag: string;
 }
 
 export class SlotGroups {
   readonly #target: string;
   readonly #logger: StateLogger | undefined;
   readonly #now: () => number;
+  /** The master serving a slot now (`host:port`), or undefined when the cluster connection does not know yet. */
+  readonly #masterOfSlot: (slot: number) => string | undefined;
   readonly #groups = new Map<string, Group>();
-  readonly #upListeners: ((tag: string) => void)[] = [];
+  readonly #slots = new Map<string, number>();
+  readonly #upListeners: ((tags: readonly string[]) => void)[] = [];
 
-  constructor(target: string, logger: StateLogger | undefined, now: () => number) {
+  constructor(
+    target: string,
+    logger: StateLogger | undefined,
+    now: () => number,
+    masterOfSlot: (slot: number) => string | undefined = () => undefined,
+  ) {
     this.#target = target;
     this.#logger = logger;
     this.#now = now;
+    this.#masterOfSlot = masterOfSlot;
   }
 
   /** The tag of a budget scope id (`provider:groq`, `deployment:groq/m` -> `groq`). */
@@ -57,55 +84,68 @@ export class SlotGroups {
     return providerTag(scopeId);
   }
 
-  isDown(tag: string): boolean {
-    return this.#groups.get(tag)?.isDown === true;
+  /** The tag of a key: what the cluster hashes of it (its `{...}`, or the whole key). */
+  static tagOfKey(key: string): string {
+    return hashPartOf(key);
+  }
+
+  /** Whether the tag's master is down; a tag asked for while it is counts as served locally (status names it). */
+  isDown(tag: string, kind: TagKind = "provider"): boolean {
+    if (this.#groups.size === 0) return false;
+    const group = this.#groups.get(this.#groupIdOf(tag));
+    if (group?.isDown !== true) return false;
+    noteTag(group, tag, kind);
+    return true;
   }
 
   /** The providers' tags served from local state now (no client's name), sorted. */
   downProviderTags(): string[] {
-    return this.downTags().filter((tag) => this.#groups.get(tag)?.isProvider === true);
+    return this.#downTagsOf("provider");
   }
 
-  /** The tags served from local state now (clients' too: each is probed), sorted. */
-  downTags(): string[] {
+  /** The down groups, each with a tag to probe it by (one probe per master, not per provider). */
+  downGroups(): DownGroup[] {
     return [...this.#groups]
       .filter(([, group]) => group.isDown)
-      .map(([tag]) => tag)
-      .sort();
+      .map(([id, group]) => ({ id, probeTag: group.probeTag }));
   }
 
-  /** Called (without awaiting) when a group is shared again: replay what it reserved locally meanwhile. */
-  onUp(listener: (tag: string) => void): void {
+  /** Called (without awaiting) when a group is shared again, with the tags it served locally: replay what they reserved. */
+  onUp(listener: (tags: readonly string[]) => void): void {
     this.#upListeners.push(listener);
   }
 
   recordSuccess(tag: string): void {
-    const group = this.#groups.get(tag);
+    if (this.#groups.size === 0) return;
+    const id = this.#groupIdOf(tag);
+    const group = this.#groups.get(id);
     if (group === undefined) return;
     // A command that answered while the group is down (sent before it went down) proves little: the probes decide.
     if (group.isDown) return;
-    this.#groups.delete(tag);
+    this.#groups.delete(id);
   }
 
-  recordFailure(tag: string, error: string, isClient = false): void {
-    const group = this.#groupOf(tag);
+  recordFailure(tag: string, error: string, kind: TagKind = "provider"): void {
+    const id = this.#groupIdOf(tag);
+    const group = this.#groupOf(id, tag);
     group.lastError = error;
-    if (!isClient) group.isProvider = true;
+    noteTag(group, tag, kind);
     if (group.isDown) return;
+    group.probeTag = tag;
     group.failures += 1;
     if (group.failures < FAILURES_BEFORE_DOWN) return;
     group.isDown = true;
     group.downSinceMs = this.#now();
     group.answeredProbes = 0;
     this.#logger?.warn(
-      { redis: this.#target, provider: tag, error, providersLocal: this.downTags().length },
-      `Redis Cluster slot of ${group.isProvider ? "provider" : "client"} ${tag} does not answer: its budgets are served from local state (per process) until it does`,
+      { redis: this.#target, master: id, providers: namedOf(group), error },
+      `Redis Cluster ${describeGroup(id)} does not answer: ${describeTags(group)} served from local state (per process) until it does`,
     );
   }
 
-  /** A probe of a down group's slot answered (`error` undefined) or failed. */
-  probed(tag: string, error: string | undefined): void {
-    const group = this.#groups.get(tag);
+  /** A probe of a down group answered (`error` undefined) or failed. */
+  probed(id: string, error: string | undefined): void {
+    const group = this.#groups.get(id);
     if (group === undefined || !group.isDown) return;
     if (error !== undefined) {
       group.answeredProbes = 0;
@@ -114,38 +154,95 @@ export class SlotGroups {
     }
     group.answeredProbes += 1;
     if (group.answeredProbes < PROBES_BEFORE_UP) return;
-    this.#groups.delete(tag);
+    this.#groups.delete(id);
     this.#logger?.info(
-      { redis: this.#target, provider: tag, downForMs: this.#now() - group.downSinceMs },
-      `Redis Cluster slot of ${group.isProvider ? "provider" : "client"} ${tag} answers again: its budgets are shared again`,
+      { redis: this.#target, master: id, providers: namedOf(group), downForMs: this.#now() - group.downSinceMs },
+      `Redis Cluster ${describeGroup(id)} answers again: ${describeTags(group)} shared again`,
     );
-    for (const listener of this.#upListeners) listener(tag);
+    for (const listener of this.#upListeners) listener([...group.tags.keys()]);
   }
 
   /** What status() adds while groups are down, or undefined. */
   describeDown(): string | undefined {
-    const down = [...this.#groups].filter(([, group]) => group.isDown);
+    const down = [...this.#groups.values()].filter((group) => group.isDown);
     if (down.length === 0) return undefined;
-    const sinceMs = Math.min(...down.map(([, group]) => group.downSinceMs));
-    const [, firstGroup] = down[0] ?? [];
-    const names = down.filter(([, group]) => group.isProvider).map(([tag]) => tag);
-    names.sort();
-    const clients = down.length - names.length;
+    const sinceMs = Math.min(...down.map((group) => group.downSinceMs));
+    const names = this.#downTagsOf("provider");
+    const clients = this.#downTagsOf("client").length;
     const what = [
       ...(names.length === 0 ? [] : [names.length === 1 ? "1 provider" : `${names.length} providers`]),
       ...(clients === 0 ? [] : [clients === 1 ? "1 client budget" : `${clients} client budgets`]),
     ].join(" and ");
-    const since = `their Cluster slot not answering since ${new Date(sinceMs).toISOString()}`;
+    const masters = down.length === 1 ? "their Cluster master" : `their ${down.length} Cluster masters`;
+    const since = `${masters} not answering since ${new Date(sinceMs).toISOString()}`;
     const named = names.length === 0 ? "" : `: ${names.join(", ")}`;
-    return `${what} served from local state, ${since} (${firstGroup?.lastError ?? "unknown"})${named}`;
+    return `${what || "nothing"} served from local state, ${since} (${down[0]?.lastError ?? "unknown"})${named}`;
   }
 
-  #groupOf(tag: string): Group {
-    let group = this.#groups.get(tag);
+  #downTagsOf(kind: TagKind): string[] {
+    const tags = new Set<string>();
+    for (const group of this.#groups.values()) {
+      if (!group.isDown) continue;
+      for (const [tag, tagKind] of group.tags) if (tagKind === kind) tags.add(tag);
+    }
+    return [...tags].sort();
+  }
+
+  /** The master of the tag's slot, or (unknown to the connection yet) the slot itself. */
+  #groupIdOf(tag: string): string {
+    let slot = this.#slots.get(tag);
+    if (slot === undefined) {
+      slot = hashSlot(tag);
+      // Tags are providers, clients and cooldown keys: a bounded set, but a cache must not grow without end.
+      if (this.#slots.size >= 10_000) this.#slots.clear();
+      this.#slots.set(tag, slot);
+    }
+    return this.#masterOfSlot(slot) ?? `slot ${slot}`;
+  }
+
+  #groupOf(id: string, tag: string): Group {
+    let group = this.#groups.get(id);
     if (group === undefined) {
-      group = { failures: 0, isDown: false, downSinceMs: 0, answeredProbes: 0, lastError: "", isProvider: false };
-      this.#groups.set(tag, group);
+      group = {
+        failures: 0,
+        isDown: false,
+        downSinceMs: 0,
+        answeredProbes: 0,
+        lastError: "",
+        tags: new Map(),
+        probeTag: tag,
+      };
+      this.#groups.set(id, group);
     }
     return group;
   }
+}
+
+/** A provider wins over a client or a key for the same tag (a provider named like a client is named). */
+function noteTag(group: Group, tag: string, kind: TagKind): void {
+  const known = group.tags.get(tag);
+  if (known === "provider" || known === kind) return;
+  if (known === undefined || kind === "provider" || (kind === "client" && known === "key")) group.tags.set(tag, kind);
+}
+
+function namedOf(group: Group): string[] {
+  return [...group.tags]
+    .filter(([, kind]) => kind === "provider")
+    .map(([tag]) => tag)
+    .sort();
+}
+
+function describeGroup(id: string): string {
+  return id.startsWith("slot ") ? id : `master ${id}`;
+}
+
+/** "the budgets of provider alpha", "... of providers alpha, zeta and 1 client budget", "its keys". */
+function describeTags(group: Group): string {
+  const names = namedOf(group);
+  const clients = [...group.tags.values()].filter((kind) => kind === "client").length;
+  const parts = [
+    ...(names.length === 0 ? [] : [`${names.length === 1 ? "provider" : "providers"} ${names.join(", ")}`]),
+    ...(clients === 0 ? [] : [clients === 1 ? "1 client budget" : `${clients} client budgets`]),
+  ];
+  return parts.length === 0 ? "its keys are" : `the budgets of ${parts.join(" and ")} are`;
 }

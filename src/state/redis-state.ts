@@ -4,6 +4,7 @@
 // /health, and resynchronises when Redis is back. See docs/limits.md.
 
 import { randomBytes } from "node:crypto";
+import type { Cluster } from "ioredis";
 import type { Clock } from "../clock.ts";
 import type { StateSettings } from "../config/types.ts";
 import type { AvailabilityBook } from "../limits/availability.ts";
@@ -24,7 +25,7 @@ import { ClusterSubscriber, nodesOf } from "./redis-cluster-subscriber.ts";
 import { CooldownSharing } from "./redis-cooldowns.ts";
 import { RedisDataEpoch } from "./redis-data-epoch.ts";
 import { DeploymentForgets } from "./redis-deployment-forgets.ts";
-import { budgetKeyBase } from "./redis-keys.ts";
+import { probeKey } from "./redis-keys.ts";
 import { LearnedFactSharing, type LearnedFactsLoadStart } from "./redis-learned-facts.ts";
 import { RedisLedger } from "./redis-ledger.ts";
 import { describeRedisUrl, RedisLink } from "./redis-link.ts";
@@ -79,6 +80,7 @@ export async function createRedisStateBackend(
     () => clock.now(),
     () => redis.status === "ready",
     isCluster,
+    isCluster ? (slot) => (redis as Cluster).slots[slot]?.[0] : undefined,
   );
   const instanceId = randomBytes(6).toString("hex");
   const epoch = new RedisDataEpoch(redis, settings.redisKeyPrefix);
@@ -246,17 +248,18 @@ export async function createRedisStateBackend(
 
   ledger.start();
   calibration?.start(settings.flushIntervalMs);
-  // A Cluster slot group that is down (redis-slot-groups.ts) is asked whether it answers, by a key in its slot.
+  // A Cluster master that is down (redis-slot-groups.ts) is asked whether it answers, by a key in a slot of its.
   link.onGroupUp(() => {
     ledger.replayUnsynced().catch(() => {});
+    ledger.replayKeptWrites();
     ledger.renewLeases();
   });
   const probe = setInterval(() => {
     if (redis.status !== "ready") return;
-    for (const tag of link.isUp ? link.downGroups() : []) {
-      redis.exists(budgetKeyBase(settings.redisKeyPrefix, `provider:${tag}`)).then(
-        () => link.probed(tag),
-        (error: unknown) => link.probed(tag, error ?? new Error("probe failed")),
+    for (const group of link.isUp ? link.downGroups() : []) {
+      redis.exists(probeKey(settings.redisKeyPrefix, group.probeTag)).then(
+        () => link.probed(group.id),
+        (error: unknown) => link.probed(group.id, error ?? new Error("probe failed")),
       );
     }
     if (link.isUp) return;

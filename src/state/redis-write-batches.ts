@@ -22,10 +22,16 @@
 //
 // One provider per batch: every key of a provider's scopes carries its hash tag (redis-keys.ts), so a batch runs in
 // one Redis Cluster slot, as each of its writes did. Redis unavailable: the batch is sent, fails and is sent again
-// like any once-write (redis-once-writes.ts); while the link is down the ledger writes nothing, as before.
+// like any once-write (redis-once-writes.ts); while the link is down the ledger writes nothing, as before. On a
+// Redis Cluster whose link is up, a batch for a master that does not answer (redis-slot-groups.ts) is kept instead
+// (at most MAX_KEPT_WRITES per provider, so one master's long outage cannot crowd the others' out) and sent when
+// that master answers again (`replayKept`): a lease's give-back made once its master was known down was sent into
+// it before 2026-12-07 (the link as a whole being up) and dropped after its resends, its units counted in the
+// master's windows until they ended (a master back with its data: persistence).
 import type { SharedStateRedis } from "./redis-client.ts";
 import type { RedisDataEpoch } from "./redis-data-epoch.ts";
 import { providerTag } from "./redis-keys.ts";
+import type { RedisLink } from "./redis-link.ts";
 import type { BatchScript, BatchScriptOrLater, OnceWrites } from "./redis-once-writes.ts";
 
 /** Writes in one batch at most (a full batch goes out at once): bounds one script's run and its argument list. */
@@ -44,6 +50,12 @@ const FLUSH_AFTER_MS = 10;
  * retime (moving the request's count to its send) comes too late: a whole window's request uncounted.
  */
 const RETIME_AT_ONCE_WITHIN_MS = 100;
+
+/**
+ * Writes kept per provider while its Cluster master does not answer; the oldest batches beyond are dropped (a
+ * give-back lost errs on the side of sending less, a charge lost on the side of sending more, as before keeping).
+ */
+export const MAX_KEPT_WRITES = 1_000;
 
 type Argument = string | number;
 
@@ -66,6 +78,12 @@ interface Batch {
   readonly sent: PromiseWithResolvers<void>;
 }
 
+/** A batch kept for its master's return, with the marker it was (or will first be) sent under. */
+interface KeptBatch {
+  readonly batch: Batch;
+  readonly marker: string;
+}
+
 /** A batch sent inside a reserve: its keys (marker first) and arguments (marker_ms first), and its outcome. */
 export interface CarriedBatch {
   readonly keys: readonly string[];
@@ -85,11 +103,43 @@ export class RedisWriteBatches {
   #generation = 0;
 
   readonly #dataEpoch: RedisDataEpoch;
+  readonly #link: Pick<RedisLink, "isCluster" | "isUp" | "isUpFor">;
+  /** Per provider hash tag, the batches kept while its Cluster master does not answer, oldest first. */
+  readonly #kept = new Map<string, KeptBatch[]>();
 
-  constructor(redis: SharedStateRedis, writes: OnceWrites, dataEpoch: RedisDataEpoch) {
+  constructor(
+    redis: SharedStateRedis,
+    writes: OnceWrites,
+    dataEpoch: RedisDataEpoch,
+    link: Pick<RedisLink, "isCluster" | "isUp" | "isUpFor">,
+  ) {
     this.#redis = redis;
     this.#writes = writes;
     this.#dataEpoch = dataEpoch;
+    this.#link = link;
+  }
+
+  /** Writes kept for a Cluster master's return (for tests and status). */
+  get keptCount(): number {
+    let writes = 0;
+    for (const kept of this.#kept.values()) for (const { batch } of kept) writes += batch.writes.length;
+    return writes;
+  }
+
+  /**
+   * Sends the batches kept for providers whose Cluster master answers again, each under its marker (applied once,
+   * should an earlier send have run after all). Sent as a resend: a give-back is left out if Redis lost its data or
+   * was reset since the batch was begun (`#scriptOf`).
+   */
+  replayKept(): void {
+    for (const [tag, kept] of [...this.#kept]) {
+      const [first] = kept;
+      if (first === undefined || this.#isHeldBack(first.batch.scopeId)) continue;
+      this.#kept.delete(tag);
+      for (const { batch, marker } of kept) {
+        void this.#writes.batchUnder(this.#redis, marker, this.#scriptOf(batch, 1), this.#keeper(tag, batch, marker));
+      }
+    }
   }
 
   /**
@@ -130,7 +180,10 @@ export class RedisWriteBatches {
     const resend = (): void => {
       if (isResent) return;
       isResent = true;
-      void this.#writes.batchUnder(this.#redis, marker, this.#scriptOf(batch, 1)).then(batch.sent.resolve);
+      const tag = providerTag(batch.scopeId);
+      void this.#writes
+        .batchUnder(this.#redis, marker, this.#scriptOf(batch, 1), this.#keeper(tag, batch, marker))
+        .then(() => batch.sent.resolve());
     };
     this.#carried.set(batch, resend);
     return {
@@ -209,7 +262,40 @@ export class RedisWriteBatches {
     const batch = this.#batches.get(tag);
     if (batch === undefined) return;
     this.#batches.delete(tag);
-    void this.#writes.batch(this.#redis, batch.scopeId, this.#scriptOf(batch, 0)).then(batch.sent.resolve);
+    const marker = this.#writes.markerKey(batch.scopeId);
+    if (this.#isHeldBack(batch.scopeId)) {
+      this.#keep(tag, { batch, marker });
+      batch.sent.resolve();
+      return;
+    }
+    void this.#writes
+      .batchUnder(this.#redis, marker, this.#scriptOf(batch, 0), this.#keeper(tag, batch, marker))
+      .then(() => batch.sent.resolve());
+  }
+
+  /**
+   * What a batch's sends ask once every resend failed: kept (true) when its master went down meanwhile (a master that
+   * died with the batch on its way: its charges were missing from the counters it came back with, before 2026-12-07).
+   */
+  #keeper(tag: string, batch: Batch, marker: string): () => boolean {
+    return () => {
+      if (!this.#isHeldBack(batch.scopeId)) return false;
+      this.#keep(tag, { batch, marker });
+      return true;
+    };
+  }
+
+  /** On a Cluster whose link is up, the scope's master does not answer: its batches wait for it (a standalone Redis never keeps). */
+  #isHeldBack(scopeId: string): boolean {
+    return this.#link.isCluster && this.#link.isUp && !this.#link.isUpFor(scopeId);
+  }
+
+  #keep(tag: string, kept: KeptBatch): void {
+    const list = this.#kept.get(tag) ?? [];
+    list.push(kept);
+    let writes = list.reduce((sum, { batch }) => sum + batch.writes.length, 0);
+    while (writes > MAX_KEPT_WRITES && list.length > 1) writes -= list.shift()?.batch.writes.length ?? 0;
+    this.#kept.set(tag, list);
   }
 
   /**

@@ -81,7 +81,7 @@ state:
     assert.equal(sumOf(metrics, "llm_gateway_state_local_providers"), 1);
     assert.match(health.state.detail, /1 provider served from local state.*: alpha$/);
     const lines = (logs[index]?.lines ?? []).join("");
-    assert.equal(lines.match(/slot of provider alpha does not answer/g)?.length, 1, "one warning for alpha");
+    assert.equal(lines.match(/does not answer: the budgets of provider alpha /g)?.length, 1, "one warning for alpha");
     assert.doesNotMatch(lines, /Redis is unreachable/);
   }
 });

@@ -1,7 +1,8 @@
 // A real Redis Cluster for tests: three masters (no replicas) started as child processes on loopback ports, joined
 // with `redis-cli --cluster create`, killed when the test ends. `cluster-require-full-coverage no`, so the slots of
 // the masters still running keep answering when a test kills one, and a killed one can be started again on its port
-// (it rejoins with its slots, empty). Callers skip when redis-server is missing.
+// (it rejoins with its slots, empty), or paused (SIGSTOP: a hung master) and resumed. Callers skip when redis-server is
+// missing.
 import { type ChildProcess, spawnSync } from "node:child_process";
 import { once } from "node:events";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -34,9 +35,22 @@ export interface RedisClusterNode {
   kill(): Promise<void>;
   /**
    * Starts a killed node again on its port with its cluster config file: it rejoins with the slots it held (and none
-   * of their keys: nothing is persisted), and resolves once every running node reports cluster_state:ok.
+   * of their keys unless `save` wrote them), and resolves once every running node reports cluster_state:ok.
    */
   restart(): Promise<void>;
+  /**
+   * SIGSTOP: a hung master. Its connections stay open and its port still accepts them, but nothing answers: every
+   * command to it waits for the client's timeout (a killed one's connections close at once). The other nodes mark
+   * it failed after `cluster-node-timeout` (1 s) and keep serving their own slots.
+   */
+  pause(): void;
+  /** SIGCONT; resolves once every node reports cluster_state:ok again (the others clear its failure within ~2 s). */
+  resume(): Promise<void>;
+  /**
+   * SAVE: writes the node's keys to its own RDB file, which `restart` loads: a master that dies and comes back with
+   * its data (persistence), rather than empty.
+   */
+  save(): void;
 }
 
 export interface RedisCluster {
@@ -80,6 +94,20 @@ export async function useRedisCluster(t: TestContext): Promise<RedisCluster> {
       if (child === undefined) throw new Error(`redis-server could not start again on port ${port}`);
       children[index] = child;
       await waitForClusterOk(ports);
+    },
+    pause: () => {
+      children[index]?.kill("SIGSTOP");
+    },
+    resume: async () => {
+      children[index]?.kill("SIGCONT");
+      await waitForClusterOk(ports);
+    },
+    save: () => {
+      const saved = spawnSync("redis-cli", ["-p", String(port), "save"], {
+        encoding: "utf8",
+        timeout: REDIS_CLI_TIMEOUT_MS,
+      });
+      if (!saved.stdout.includes("OK")) throw new Error(`SAVE on port ${port} failed: ${saved.stdout}${saved.stderr}`);
     },
   }));
   return {
@@ -147,6 +175,9 @@ function spawnNode(port: number, directory: string): Promise<ChildProcess | unde
     "no",
     "--dir",
     directory,
+    // Nothing is saved unless a test asks (`save`); each node its own file in the shared directory.
+    "--dbfilename",
+    `dump-${port}.rdb`,
   ]);
 }
 

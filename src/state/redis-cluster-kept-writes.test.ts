@@ -1,0 +1,107 @@
+// A Redis Cluster master that dies and comes back with its data (persistence: the test SAVEs it first), while writes
+// for its providers' counters wait: a budget lease's give-back made once its master is known down, and a charge whose
+// batch failed every resend while it was dead, are kept and sent when it answers again, so the restarted master's
+// counters hold what this process sent (and gave back) meanwhile. Before 2026-12-07 both were lost: the give-back
+// was sent into the dead master (the link as a whole was up) and dropped after its resends like the charge.
+import assert from "node:assert/strict";
+import { describe, type TestContext, test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import { Cluster } from "ioredis";
+import {
+  isRedisClusterAvailable,
+  REDIS_CLUSTER_MISSING,
+  type RedisCluster,
+  useRedisCluster,
+} from "../../test/helpers/redis-cluster.ts";
+import { nodesOfTags, useClusterBackend } from "../../test/helpers/redis-cluster-state.ts";
+import { UTC_MIDNIGHT } from "../config/day-reset.ts";
+import { type BudgetScope, isReservation, rulesFromLimits } from "../limits/budgets.ts";
+import { scopeKeys } from "./redis-keys.ts";
+
+const skip = isRedisClusterAvailable() ? false : REDIS_CLUSTER_MISSING;
+const TIMEOUT_MS = 200;
+
+function scopeOf(id: string, limits: Parameters<typeof rulesFromLimits>[0]): BudgetScope {
+  return { id, ...rulesFromLimits(limits), dayReset: UTC_MIDNIGHT };
+}
+
+async function waitFor(condition: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+/** The minute window's totals Redis holds for a scope (`r` requests, `t` tokens), read on its node. */
+async function minuteTotals(t: TestContext, cluster: RedisCluster, prefix: string, scopeId: string) {
+  const client = new Cluster([{ host: "127.0.0.1", port: cluster.nodes[0]?.port ?? 0 }], { lazyConnect: true });
+  t.after(() => client.disconnect());
+  await client.connect();
+  const [, hash] = scopeKeys(prefix, scopeId, { dayStartMs: 0, monthStartMs: 0 }).sliding[1] ?? [];
+  const totals = await client.hmget(hash ?? "", "r", "t");
+  client.disconnect();
+  return { requests: Number(totals[0] ?? 0), tokens: Number(totals[1] ?? 0) };
+}
+
+describe("a Redis Cluster master that dies and comes back with its data", { skip }, () => {
+  test("a lease's give-back made while its master is known down is kept, and sent when it answers again", async (t) => {
+    const cluster = await useRedisCluster(t);
+    const victim = (await nodesOfTags(t, cluster, ["alpha"])).get("alpha");
+    assert.ok(victim !== undefined);
+    const { state } = await useClusterBackend(t, cluster, "kept-lease:", TIMEOUT_MS);
+    const pool = [scopeOf("provider:alpha", { rpm: 1_000 })];
+    // 1000 / 64: a lease of 15 requests beside this one, counted in Redis now.
+    assert.ok(isReservation(await state.ledger.reserve(pool, { tokens: 0 }, Date.now())));
+    assert.equal(state.ledger.leaseCount, 1);
+    victim.save();
+    await victim.kill();
+    // Three reserves of another of alpha's scopes (no lease: rpm 10) that fail on the dead master (served locally,
+    // replayed later): its providers go local.
+    const other = [scopeOf("deployment:alpha/other", { rpm: 10 })];
+    for (let request = 0; request < 3; request++) {
+      assert.ok(isReservation(await state.ledger.reserve(other, { tokens: 0 }, Date.now())));
+    }
+    assert.match(state.status().detail, /alpha/, "alpha served locally before its lease ends");
+    // Ended now if its own timer (1 s at most) has not ended it yet: given back while its master is known down.
+    await state.ledger.returnLeases();
+    await victim.restart();
+    await waitFor(() => !state.status().isDegraded, 20_000, `alpha back (${state.status().detail})`);
+    // The three local reserves replayed (into their own scope), and the give-back of the lease's 15 unused requests.
+    await waitFor(() => state.ledger.unsyncedCount === 0, 5_000, "the local reserves replayed");
+    let totals = { requests: -1, tokens: 0 };
+    const deadline = Date.now() + 5_000;
+    while (Date.now() < deadline) {
+      totals = await minuteTotals(t, cluster, "kept-lease:", "provider:alpha");
+      if (totals.requests === 1) break;
+      await sleep(100);
+    }
+    assert.equal(totals.requests, 1, "the request that took the lease alone: the 15 leased given back");
+  });
+
+  test("a charge whose batch failed every resend while its master was dead is sent when it answers again", async (t) => {
+    const cluster = await useRedisCluster(t);
+    const victim = (await nodesOfTags(t, cluster, ["alpha"])).get("alpha");
+    assert.ok(victim !== undefined);
+    const { state } = await useClusterBackend(t, cluster, "kept-charge:", TIMEOUT_MS);
+    const scopes = [scopeOf("provider:alpha", { tpm: 1_000 }), scopeOf("deployment:alpha/m", { rpm: 100 })];
+    const reserved = await state.ledger.reserve(scopes, { tokens: 500 }, Date.now());
+    assert.ok(isReservation(reserved));
+    victim.save();
+    await victim.kill();
+    // Answered with more tokens than estimated: a charge of 400, sent at once into the dead master, resent four
+    // times (~4 s) and given up there.
+    state.ledger.reconcile(reserved, 900, Date.now());
+    await sleep(6_000);
+    await victim.restart();
+    await waitFor(() => !state.status().isDegraded, 20_000, `alpha back (${state.status().detail})`);
+    let totals = { requests: 0, tokens: -1 };
+    const deadline = Date.now() + 5_000;
+    while (Date.now() < deadline) {
+      totals = await minuteTotals(t, cluster, "kept-charge:", "provider:alpha");
+      if (totals.tokens === 900) break;
+      await sleep(100);
+    }
+    assert.equal(totals.tokens, 900, "the restarted master counts the request's real tokens, not its estimate");
+  });
+});
