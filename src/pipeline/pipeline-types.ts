@@ -51,6 +51,11 @@ export interface RequestContext {
    * when the record is completed, which then says when (`earlyCommitMs`).
    */
   readonly earlyCommit?: { readonly committedAtMs: number | undefined } | undefined;
+  /**
+   * The Responses API's `truncation: "auto"`: when no candidate's context holds the prompt, its oldest messages are
+   * left out until one does (context-truncation.ts).
+   */
+  readonly truncatesToFit?: boolean | undefined;
 }
 
 export interface JsonAnswer {

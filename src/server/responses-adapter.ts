@@ -105,6 +105,7 @@ export function responsesAdapter(
             ? undefined
             : { "x-gateway-dropped-tools": translated.droppedTools.join(", ") },
         native,
+        truncatesToFit: translated.echo.truncation === "auto",
         answer(upstreamAnswer, servedModel, api) {
           const response =
             api === "chat"
