@@ -6,24 +6,15 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { describe, test } from "node:test";
-import OpenAI from "openai";
+import type OpenAI from "openai";
 import { type ScriptedCall, toolCallCompletion, toolCallStream } from "../helpers/chat-tool-calls.ts";
-import { CHAT_ROUTE, chatRequests, oneProviderScene, VENDOR_MODEL_ID } from "../helpers/e2e.ts";
+import { badRequest, CHAT_ROUTE, chatRequests, oneProviderScene, VENDOR_MODEL_ID } from "../helpers/e2e.ts";
 import { chatCompletion } from "../helpers/mock-upstream.ts";
 
 const scene = oneProviderScene;
 
 function chatBody(mock: Awaited<ReturnType<typeof scene>>["mock"], index: number): Record<string, unknown> {
   return (chatRequests(mock)[index]?.body ?? {}) as Record<string, unknown>;
-}
-
-async function badRequest(promise: Promise<unknown>): Promise<InstanceType<typeof OpenAI.BadRequestError>> {
-  const error = await promise.then(
-    () => undefined,
-    (caught: unknown) => caught,
-  );
-  assert.ok(error instanceof OpenAI.BadRequestError, `expected a 400, got ${String(error)}`);
-  return error;
 }
 
 const lookupTool = {

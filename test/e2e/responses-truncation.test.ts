@@ -5,8 +5,15 @@
 // truncating it for a smaller one.
 import assert from "node:assert/strict";
 import { describe, type TestContext, test } from "node:test";
-import OpenAI from "openai";
-import { chatRequests, oneProviderScene, openAiClient, serveEveryChat, useGateway, useMock } from "../helpers/e2e.ts";
+import {
+  badRequest,
+  chatRequests,
+  oneProviderScene,
+  openAiClient,
+  serveEveryChat,
+  useGateway,
+  useMock,
+} from "../helpers/e2e.ts";
 import type { MockUpstream } from "../helpers/mock-upstream.ts";
 
 /** `count` words: ~`count` tokens by the gateway's estimate (token-estimate.ts). */
@@ -16,15 +23,6 @@ function words(word: string, count: number): string {
 
 function sentMessages(mock: MockUpstream, index: number): { role: string; content: unknown; tool_calls?: unknown }[] {
   return ((chatRequests(mock)[index]?.body ?? {}) as { messages?: [] }).messages ?? [];
-}
-
-async function badRequest(promise: Promise<unknown>): Promise<InstanceType<typeof OpenAI.BadRequestError>> {
-  const error = await promise.then(
-    () => undefined,
-    (caught: unknown) => caught,
-  );
-  assert.ok(error instanceof OpenAI.BadRequestError, `expected a 400, got ${String(error)}`);
-  return error;
 }
 
 /** `m` with a 500-token window; answers of two words (prompts under 256 tokens teach no calibration). */

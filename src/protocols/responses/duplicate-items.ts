@@ -31,12 +31,22 @@ export function refuseDuplicateItems(
 }
 
 /**
- * `owner` is `previous` or a response before it in its chain: each kept conversation is the one it continued plus its
- * own input and output, so an earlier response's conversation is where the later one's starts.
+ * StoredResponse.chainIds of a response continuing from `previous` (none: it starts a chain); undefined when
+ * `previous` was kept without them.
  */
+export function chainIdsAfter(previous: StoredResponse | undefined): readonly string[] | undefined {
+  if (previous === undefined) return [];
+  return previous.chainIds === undefined ? undefined : [...previous.chainIds, previous.response.id];
+}
+
+/** `owner` is `previous` or a response before it in its chain. */
 function isInChain(owner: StoredResponse | undefined, previous: StoredResponse | undefined): boolean {
   if (owner === undefined || previous === undefined) return false;
   if (owner.response.id === previous.response.id) return true;
+  if (previous.chainIds !== undefined) return previous.chainIds.includes(owner.response.id);
+  // Kept by an earlier version, without its chain's ids: each kept conversation is the one it continued plus its own
+  // input and output, so an earlier response's is where the later one's starts. Text alone: an unrelated response
+  // whose history reads the same is taken as in the chain (why chainIds are kept now).
   return isPrefix(owner.conversation, previous.conversation);
 }
 

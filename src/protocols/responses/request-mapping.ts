@@ -6,7 +6,7 @@ import type { ChatMessage, ChatRequestBody, ChatResponseFormat, ChatTool } from 
 import { upstreamUser } from "../messages/upstream-user.ts";
 import { validateAt, validateBody } from "../validate.ts";
 import { checkConversationId, isConversationId } from "./conversations.ts";
-import { refuseDuplicateItems } from "./duplicate-items.ts";
+import { chainIdsAfter, refuseDuplicateItems } from "./duplicate-items.ts";
 import { inputMessages, type ResponseLookup } from "./input-messages.ts";
 import {
   inputTokensRequestSchema,
@@ -45,6 +45,8 @@ export interface TranslatedResponsesRequest {
   readonly includesEncryptedReasoning: boolean;
   /** The most tool calls the answer may hold (`parallel_tool_calls: false`, `max_tool_calls`): tool-call-limit.ts. */
   readonly toolCallLimit: number | undefined;
+  /** StoredResponse.chainIds of its answer (undefined: the response it continues was kept without them). */
+  readonly chainIds: readonly string[] | undefined;
 }
 
 function unsupportedField(message: string, field: string): InvalidRequestError {
@@ -120,6 +122,9 @@ export function toChatRequest(body: unknown, lookup: ResponseLookup): Translated
     loadedTools: loaded,
     includesEncryptedReasoning: (request.include ?? []).includes(ENCRYPTED_REASONING_INCLUDE),
     toolCallLimit: toolCallLimitOf(request),
+    chainIds: chainIdsAfter(
+      typeof request.previous_response_id === "string" ? lookup.get(request.previous_response_id) : undefined,
+    ),
   };
 }
 
