@@ -61,8 +61,11 @@ export function responsesAdapter(
       const translated = responsesToChat(body, lookup);
       // Kept with the answer: a continuation from it offers them again (request-mapping.ts withLoadedTools).
       const loadedTools = translated.loadedTools.length === 0 ? {} : { loadedTools: translated.loadedTools };
-      // Kept with the answer: which responses its chain holds (duplicate-items.ts).
-      const chain = translated.chainIds === undefined ? {} : { chainIds: translated.chainIds };
+      // Kept with the answer: which responses and items its chain holds (duplicate-items.ts).
+      const chain = {
+        ...(translated.chainIds === undefined ? {} : { chainIds: translated.chainIds }),
+        ...(translated.historyItemIds === undefined ? {} : { historyItemIds: translated.historyItemIds }),
+      };
       const addToConversation = conversationAppender(conversations, client, translated.conversationId, body, lookup);
       const nativeBody = hasNativeProviders() ? toNativeBody(body, lookup) : undefined;
       // Long (or invalid) tool names go to a native provider renamed too (OpenAI refuses them); its answer maps back.

@@ -26,6 +26,12 @@ export interface StoredResponse {
    * an earlier version, or continuing one that was (the check then compares kept conversations).
    */
   readonly chainIds?: readonly string[];
+  /**
+   * The ids of the items its kept conversation holds before its own output (the chain's outputs, and the items its
+   * inputs sent with ids or referenced): an input item carrying one is a duplicate (duplicate-items.ts). Absent: as
+   * `chainIds`.
+   */
+  readonly historyItemIds?: readonly string[];
   /** A background streamed response (`background` and `stream`): its SSE events so far, replayed to a reconnect. */
   readonly events?: readonly string[];
   /** Its events are kept beside the row, appended (a store that does so: Redis); `events` is read from there. */
