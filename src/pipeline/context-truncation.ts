@@ -8,23 +8,34 @@ import { NoCapableModelError } from "../errors/gateway-error.ts";
 import type { ChatMessage } from "../protocols/chat-completions.ts";
 import type { EndpointSpec } from "./endpoints.ts";
 import type { GatewayRuntime } from "./gateway-runtime.ts";
-import type { PipelineRequest, RequestContext } from "./pipeline-types.ts";
+import type { PipelineRequest, RequestContext, RequestFacts } from "./pipeline-types.ts";
 import { requestFactsOf, routeRequestOf } from "./plan-request.ts";
 
 type Body = PipelineRequest["body"];
 
+/** A body and, when known already (a batch line's: CheckedLine), its facts. */
+interface GivenBody {
+  readonly body: Body;
+  readonly facts: RequestFacts | undefined;
+}
+
 /**
  * The body as it goes on: as it came unless the request asks to be truncated and no candidate's context holds it;
  * then with the fewest oldest units left out that makes one hold it (a binary search over that count: each step is
- * one estimate and one plan, and a conversation may hold thousands of messages). When even the last unit alone is
- * too long, the body as it came: the plan's 400 says why.
+ * one estimate and one plan, and a conversation may hold thousands of messages), without facts (they were the whole
+ * body's). When even the last unit alone is too long, the body as it came: the plan's 400 says why.
  */
 export function truncatedToFit(
   runtime: GatewayRuntime,
   endpoint: EndpointSpec,
-  body: Body,
+  given: GivenBody,
   context: RequestContext,
-): Body {
+): GivenBody {
+  const truncated = truncatedBody(runtime, endpoint, given.body, context);
+  return truncated === given.body ? given : { body: truncated, facts: undefined };
+}
+
+function truncatedBody(runtime: GatewayRuntime, endpoint: EndpointSpec, body: Body, context: RequestContext): Body {
   if (context.truncatesToFit !== true || !Array.isArray(body.messages)) return body;
   const messages = body.messages as ChatMessage[];
   const starts = unitStarts(messages);

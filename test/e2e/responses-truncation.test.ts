@@ -5,6 +5,7 @@
 // truncating it for a smaller one.
 import assert from "node:assert/strict";
 import { describe, type TestContext, test } from "node:test";
+import { isFinished, linesOf, upload, waitForBatch } from "../helpers/batches-scene.ts";
 import {
   badRequest,
   chatRequests,
@@ -141,5 +142,42 @@ describe("responses API: truncation", () => {
     assert.equal(response.output_text, "Large.");
     assert.equal(chatRequests(small).length, 0);
     assert.equal(sentMessages(large, 0).length, 2);
+  });
+
+  test("auto on a batch's /v1/responses line: truncated as on the door (its facts estimated again)", async (t) => {
+    const { mock, client } = await smallWindow(t);
+    const line = (customId: string, truncation: "auto" | "disabled") =>
+      JSON.stringify({
+        custom_id: customId,
+        method: "POST",
+        url: "/v1/responses",
+        body: {
+          model: "m",
+          truncation,
+          input: [
+            { role: "user", content: words("cat", 300) },
+            { role: "user", content: words("fox", 300) },
+          ],
+        },
+      });
+    const file = await upload(client, [line("auto", "auto"), line("disabled", "disabled")].join("\n"));
+    const batch = await client.batches.create({
+      input_file_id: file.id,
+      endpoint: "/v1/responses",
+      completion_window: "24h",
+    });
+    const done = await waitForBatch(client, batch.id, isFinished);
+    const statuses = new Map(
+      [...(await linesOf(client, done.output_file_id)), ...(await linesOf(client, done.error_file_id))].map((row) => [
+        row.custom_id,
+        (row.response as { status_code?: number } | null)?.status_code,
+      ]),
+    );
+    assert.equal(statuses.get("auto"), 200);
+    assert.equal(statuses.get("disabled"), 400);
+    assert.deepEqual(
+      sentMessages(mock, 0).map((message) => message.content),
+      [words("fox", 300)],
+    );
   });
 });
