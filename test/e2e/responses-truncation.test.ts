@@ -5,6 +5,7 @@
 // truncating it for a smaller one.
 import assert from "node:assert/strict";
 import { describe, type TestContext, test } from "node:test";
+import { finished } from "../helpers/background-steps.ts";
 import { isFinished, linesOf, upload, waitForBatch } from "../helpers/batches-scene.ts";
 import {
   badRequest,
@@ -142,6 +143,25 @@ describe("responses API: truncation", () => {
     assert.equal(response.output_text, "Large.");
     assert.equal(chatRequests(small).length, 0);
     assert.equal(sentMessages(large, 0).length, 2);
+  });
+
+  test("auto in background mode: the run truncates as the request would", async (t) => {
+    const { mock, client } = await smallWindow(t);
+    const queued = await client.responses.create({
+      model: "m",
+      background: true,
+      truncation: "auto",
+      input: [
+        { role: "user", content: words("cat", 300) },
+        { role: "user", content: words("fox", 300) },
+      ],
+    });
+    const done = await finished(client, queued.id);
+    assert.equal(done.status, "completed", JSON.stringify(done.error));
+    assert.deepEqual(
+      sentMessages(mock, 0).map((message) => message.content),
+      [words("fox", 300)],
+    );
   });
 
   test("auto on a batch's /v1/responses line: truncated as on the door (its facts estimated again)", async (t) => {
