@@ -31,6 +31,7 @@ import {
 } from "./cached-answers.ts";
 import { chargeClient } from "./client-budget.ts";
 import { withClientToolNames } from "./client-tool-names.ts";
+import { truncatedToFit } from "./context-truncation.ts";
 import type { EndpointSpec } from "./endpoints.ts";
 import type { GatewayRuntime, PlannedRoute } from "./gateway-runtime.ts";
 import { withJsonUsageEstimate } from "./json-usage-estimate.ts";
@@ -82,8 +83,9 @@ async function serveRequest(
 ): Promise<PipelineResult> {
   const startedAtMs = context.receivedAtMs ?? runtime.clock.now();
   const checked = checkedLineOf(endpoint, rawBody, context);
-  const body = checked?.body ?? validated(runtime, endpoint, rawBody, context, startedAtMs);
-  const prepared = prepare(runtime, endpoint, body, context, startedAtMs, checked?.facts);
+  const given = checked ?? { body: validated(runtime, endpoint, rawBody, context, startedAtMs), facts: undefined };
+  const { body, facts } = truncatedToFit(runtime, endpoint, given, context);
+  const prepared = prepare(runtime, endpoint, body, context, startedAtMs, facts);
   if (context.batchId !== undefined) prepared.record.inBatch(context.batchId);
   if (prepared.snapshot.config.log.content) recordRequestContent(prepared);
   if (context.client !== undefined) {

@@ -54,6 +54,11 @@ export interface RequestContext {
   readonly earlyCommit?:
     | { readonly committedAtMs: number | undefined; knows(headers: Readonly<Record<string, string>>): void }
     | undefined;
+  /**
+   * The Responses API's `truncation: "auto"`: when no candidate's context holds the prompt, its oldest messages are
+   * left out until one does (context-truncation.ts).
+   */
+  readonly truncatesToFit?: boolean | undefined;
 }
 
 export interface JsonAnswer {

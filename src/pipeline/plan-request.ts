@@ -77,7 +77,7 @@ export function requestFactsOf(endpoint: EndpointSpec, body: Record<string, unkn
 }
 
 /** The route request of a request: its model, fallbacks, needs and tokens, as the router plans it. */
-function routeRequestOf(request: RoutedRequest): ClientRouteRequest {
+export function routeRequestOf(request: RoutedRequest): ClientRouteRequest {
   const { runtime, body, endpoint, prompt, maxOutputTokens, sessionKey } = request;
   return {
     model: body.model,

@@ -13,38 +13,55 @@ const MAX_METADATA_VALUE_CHARS = 512;
 /** zod's issue code for a refinement's own problem (not an error code of the gateway's). */
 const CUSTOM_ISSUE = "custom";
 
+/**
+ * A `__proto__` key, refused: a record copied from the parsed object loses it without a word (the assignment sets the
+ * copy's prototype instead). The HTTP body parser refuses one already (server/json-body.ts); a batch line's body is
+ * parsed with JSON.parse, which keeps it as a key.
+ */
+const withoutPrototypeKey = z.unknown().superRefine((value, context) => {
+  if (isRecord(value) && Object.hasOwn(value, "__proto__")) {
+    context.addIssue({
+      code: CUSTOM_ISSUE,
+      message:
+        "`metadata` has a `__proto__` key, which the gateway refuses (in JavaScript it would change the object's prototype); use another key.",
+    });
+  }
+});
+
 /** `metadata` within OpenAI's bounds; the first problem is the 400's message, `param` `metadata`. */
-export const metadataSchema = z
-  .record(z.string(), z.string({ error: "`metadata` values must be strings" }), {
-    error: "`metadata` must be an object of strings",
-  })
-  .superRefine((metadata, context) => {
-    const keys = Object.keys(metadata);
-    if (keys.length > MAX_METADATA_PAIRS) {
-      context.addIssue({
-        code: CUSTOM_ISSUE,
-        message: `\`metadata\` may have at most ${MAX_METADATA_PAIRS} keys (it has ${keys.length}).`,
-      });
-      return;
-    }
-    for (const key of keys) {
-      if (key.length > MAX_METADATA_KEY_CHARS) {
+export const metadataSchema = withoutPrototypeKey.pipe(
+  z
+    .record(z.string(), z.string({ error: "`metadata` values must be strings" }), {
+      error: "`metadata` must be an object of strings",
+    })
+    .superRefine((metadata, context) => {
+      const keys = Object.keys(metadata);
+      if (keys.length > MAX_METADATA_PAIRS) {
         context.addIssue({
           code: CUSTOM_ISSUE,
-          message: `\`metadata\` keys must be at most ${MAX_METADATA_KEY_CHARS} characters (one has ${key.length}).`,
+          message: `\`metadata\` may have at most ${MAX_METADATA_PAIRS} keys (it has ${keys.length}).`,
         });
         return;
       }
-      const value = metadata[key] ?? "";
-      if (value.length > MAX_METADATA_VALUE_CHARS) {
-        context.addIssue({
-          code: CUSTOM_ISSUE,
-          message: `\`metadata\` values must be at most ${MAX_METADATA_VALUE_CHARS} characters (\`${key}\`'s has ${value.length}).`,
-        });
-        return;
+      for (const key of keys) {
+        if (key.length > MAX_METADATA_KEY_CHARS) {
+          context.addIssue({
+            code: CUSTOM_ISSUE,
+            message: `\`metadata\` keys must be at most ${MAX_METADATA_KEY_CHARS} characters (one has ${key.length}).`,
+          });
+          return;
+        }
+        const value = metadata[key] ?? "";
+        if (value.length > MAX_METADATA_VALUE_CHARS) {
+          context.addIssue({
+            code: CUSTOM_ISSUE,
+            message: `\`metadata\` values must be at most ${MAX_METADATA_VALUE_CHARS} characters (\`${key}\`'s has ${value.length}).`,
+          });
+          return;
+        }
       }
-    }
-  });
+    }),
+);
 
 /** `metadata` of a create or update: null or absent is none; otherwise within OpenAI's bounds. */
 export function readMetadata(value: unknown): Record<string, string> {

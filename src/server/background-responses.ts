@@ -77,6 +77,8 @@ export interface BackgroundPipelineCall {
   /** ForwardRequest.recallToolCallExtras. */
   readonly recallToolCallExtras?: ForwardRequest["recallToolCallExtras"];
   readonly receivedAtMs: number;
+  /** RequestContext.truncatesToFit. */
+  readonly truncatesToFit?: boolean | undefined;
 }
 
 /**
@@ -321,6 +323,7 @@ async function servedResponse(
     cacheDirective: cacheRequest(request.headers),
     native: call.native,
     recallToolCallExtras: call.recallToolCallExtras,
+    truncatesToFit: call.truncatesToFit,
   });
   const servedModel = result.headers["x-gateway-model"] ?? "";
   if (result.kind === "json") {

@@ -293,6 +293,7 @@ function adapterExecutor(runtime: GatewayRuntime, loadAdapter: () => Promise<Pro
       native: exchange.native,
       recallToolCallExtras: exchange.recallToolCallExtras,
       checkedLine: checked,
+      truncatesToFit: exchange.truncatesToFit,
     });
     if (result.kind === "stream") {
       await result.cancel();

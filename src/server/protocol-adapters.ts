@@ -72,6 +72,8 @@ export interface Exchange {
    * from the provider, whose prompt cache it is sent to keep warm).
    */
   readonly isAnswerCacheSkipped?: boolean;
+  /** Responses' `truncation: "auto"` (RequestContext.truncatesToFit). */
+  readonly truncatesToFit?: boolean;
 }
 
 export interface ProtocolAdapter {
@@ -121,6 +123,7 @@ export function protocolHandler(runtime: GatewayRuntime, adapter: ProtocolAdapte
         native: exchange.native,
         recallToolCallExtras: exchange.recallToolCallExtras,
         receivedAtMs,
+        truncatesToFit: exchange.truncatesToFit,
       };
       await answerInBackground(runtime, request, reply, call, exchange.background, controller);
       return;
@@ -151,6 +154,7 @@ export function protocolHandler(runtime: GatewayRuntime, adapter: ProtocolAdapte
         native: exchange.native,
         recallToolCallExtras: exchange.recallToolCallExtras,
         earlyCommit: early,
+        truncatesToFit: exchange.truncatesToFit,
       });
       result =
         early === undefined

@@ -61,6 +61,11 @@ export function responsesAdapter(
       const translated = responsesToChat(body, lookup);
       // Kept with the answer: a continuation from it offers them again (request-mapping.ts withLoadedTools).
       const loadedTools = translated.loadedTools.length === 0 ? {} : { loadedTools: translated.loadedTools };
+      // Kept with the answer: which responses and items its chain holds (duplicate-items.ts).
+      const chain = {
+        ...(translated.chainIds === undefined ? {} : { chainIds: translated.chainIds }),
+        ...(translated.historyItemIds === undefined ? {} : { historyItemIds: translated.historyItemIds }),
+      };
       const addToConversation = conversationAppender(conversations, client, translated.conversationId, body, lookup);
       const nativeBody = hasNativeProviders() ? toNativeBody(body, lookup) : undefined;
       // Long (or invalid) tool names go to a native provider renamed too (OpenAI refuses them); its answer maps back.
@@ -91,6 +96,7 @@ export function responsesAdapter(
             response,
             conversation: [...translated.conversation, ...outputToChatMessages(response.output, translated.toolNames)],
             ...loadedTools,
+            ...chain,
           });
         }
         return update === undefined || update === "added" ? undefined : update;
@@ -105,6 +111,7 @@ export function responsesAdapter(
             ? undefined
             : { "x-gateway-dropped-tools": translated.droppedTools.join(", ") },
         native,
+        truncatesToFit: translated.echo.truncation === "auto",
         answer(upstreamAnswer, servedModel, api) {
           const response =
             api === "chat"
@@ -182,6 +189,7 @@ export function responsesAdapter(
                 ? [...translated.conversation, ...outputToChatMessages(response.output, translated.toolNames)]
                 : translated.conversation,
               ...loadedTools,
+              ...chain,
               ...(events === undefined ? {} : { events }),
               ...(isFinal ? {} : { heartbeatAtMs: clock.now() }),
             },

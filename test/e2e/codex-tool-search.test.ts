@@ -24,7 +24,26 @@ interface CapturedRequest {
 
 function captured(step: 1 | 2 | 3): CapturedRequest {
   const url = new URL(`../fixtures/agent-cli/codex-0.171-tool-search-${step}.json`, import.meta.url);
-  return JSON.parse(readFileSync(url, "utf8")) as CapturedRequest;
+  const request = JSON.parse(readFileSync(url, "utf8")) as CapturedRequest;
+  return { ...request, body: { ...request.body, input: withDistinctIds(request.body.input) } };
+}
+
+const ZEROED_UUID = "00000000-0000-0000-0000-000000000000";
+
+/**
+ * The input items' ids as distinct as Codex sent them: the capture zeroed their UUIDs (fixtures README), which made
+ * them one id several times, a duplicate item OpenAI and the gateway refuse.
+ */
+function withDistinctIds(input: unknown): unknown {
+  if (!Array.isArray(input)) return input;
+  return input.map((item: unknown, index) => {
+    const record = item as Record<string, unknown>;
+    if (typeof record.id !== "string" || !record.id.includes(ZEROED_UUID)) return item;
+    return {
+      ...record,
+      id: record.id.replace(ZEROED_UUID, `00000000-0000-0000-0000-${String(index).padStart(12, "0")}`),
+    };
+  });
 }
 
 /** The gateway serving the model name Codex was configured with, `gpt-5.5`, from one mock provider. */

@@ -6,24 +6,15 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { describe, test } from "node:test";
-import OpenAI from "openai";
+import type OpenAI from "openai";
 import { type ScriptedCall, toolCallCompletion, toolCallStream } from "../helpers/chat-tool-calls.ts";
-import { CHAT_ROUTE, chatRequests, oneProviderScene, VENDOR_MODEL_ID } from "../helpers/e2e.ts";
+import { badRequest, CHAT_ROUTE, chatRequests, oneProviderScene, VENDOR_MODEL_ID } from "../helpers/e2e.ts";
 import { chatCompletion } from "../helpers/mock-upstream.ts";
 
 const scene = oneProviderScene;
 
 function chatBody(mock: Awaited<ReturnType<typeof scene>>["mock"], index: number): Record<string, unknown> {
   return (chatRequests(mock)[index]?.body ?? {}) as Record<string, unknown>;
-}
-
-async function badRequest(promise: Promise<unknown>): Promise<InstanceType<typeof OpenAI.BadRequestError>> {
-  const error = await promise.then(
-    () => undefined,
-    (caught: unknown) => caught,
-  );
-  assert.ok(error instanceof OpenAI.BadRequestError, `expected a 400, got ${String(error)}`);
-  return error;
 }
 
 const lookupTool = {
@@ -50,6 +41,24 @@ describe("responses API: bounds OpenAI refuses", () => {
       assert.equal((error.error as { type?: string }).type, "invalid_request_error");
     }
     assert.equal(chatRequests(mock).length, 0);
+  });
+
+  test("metadata with a __proto__ key: a 400 naming metadata on the Responses and Conversations doors, not dropped", async (t) => {
+    const { mock, client } = await scene(t);
+    // JSON.parse keeps `__proto__` an own key (an object literal would set the prototype instead): sent as a client
+    // in another language sends it. Copied into a plain object it vanished and the answer said `metadata: {}`.
+    const metadata = JSON.parse('{"__proto__": "polluted", "kept": "yes"}') as Record<string, string>;
+    const responses = await badRequest(client.responses.create({ model: "m", input: "hi", metadata }));
+    assert.equal(responses.param, "metadata");
+    assert.match(responses.message, /__proto__/);
+    assert.equal(chatRequests(mock).length, 0);
+    const created = await badRequest(client.conversations.create({ metadata }));
+    assert.equal(created.param, "metadata");
+    const conversation = await client.conversations.create({ metadata: { kept: "yes" } });
+    const updated = await badRequest(client.conversations.update(conversation.id, { metadata }));
+    assert.equal(updated.param, "metadata");
+    assert.deepEqual((await client.conversations.retrieve(conversation.id)).metadata, { kept: "yes" });
+    assert.equal(Object.getPrototypeOf({}), Object.prototype);
   });
 
   test("max_output_tokens below 16: OpenAI's 400 integer_below_min_value; 16 is taken", async (t) => {

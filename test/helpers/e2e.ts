@@ -53,6 +53,16 @@ export function openAiClient(gateway: TestGateway, apiKey = "x"): OpenAI {
   return new OpenAI({ baseURL: gateway.baseUrl, apiKey, maxRetries: 0 });
 }
 
+/** What a promise rejected with, asserted to be the openai SDK's 400 (`BadRequestError`). */
+export async function badRequest(promise: Promise<unknown>): Promise<InstanceType<typeof OpenAI.BadRequestError>> {
+  const error = await promise.then(
+    () => undefined,
+    (caught: unknown) => caught,
+  );
+  assert.ok(error instanceof OpenAI.BadRequestError, `expected a 400, got ${String(error)}`);
+  return error;
+}
+
 /** The upstream id behind the public name `m` in `oneProviderScene`: a vendor-style id, so tests see the mapping. */
 export const VENDOR_MODEL_ID = "vendor/m-instruct";
 

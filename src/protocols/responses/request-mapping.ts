@@ -6,7 +6,7 @@ import type { ChatMessage, ChatRequestBody, ChatResponseFormat, ChatTool } from 
 import { upstreamUser } from "../messages/upstream-user.ts";
 import { validateAt, validateBody } from "../validate.ts";
 import { checkConversationId, isConversationId } from "./conversations.ts";
-import { refuseDuplicateItems } from "./duplicate-items.ts";
+import { chainIdsAfter, historyItemIdsAfter, refuseDuplicateItems } from "./duplicate-items.ts";
 import { inputMessages, type ResponseLookup } from "./input-messages.ts";
 import {
   inputTokensRequestSchema,
@@ -45,6 +45,10 @@ export interface TranslatedResponsesRequest {
   readonly includesEncryptedReasoning: boolean;
   /** The most tool calls the answer may hold (`parallel_tool_calls: false`, `max_tool_calls`): tool-call-limit.ts. */
   readonly toolCallLimit: number | undefined;
+  /** StoredResponse.chainIds of its answer (undefined: the response it continues was kept without them). */
+  readonly chainIds: readonly string[] | undefined;
+  /** StoredResponse.historyItemIds of its answer (undefined: as chainIds). */
+  readonly historyItemIds: readonly string[] | undefined;
 }
 
 function unsupportedField(message: string, field: string): InvalidRequestError {
@@ -75,6 +79,8 @@ export function toChatRequest(body: unknown, lookup: ResponseLookup): Translated
   const messages = withInstructions(request.instructions, conversation);
   const { tools, toolChoice, dropped } = toChatTools(offered, toolNames, request.tools?.length ?? 0);
   const isStream = request.stream === true;
+  const previous =
+    typeof request.previous_response_id === "string" ? lookup.get(request.previous_response_id) : undefined;
 
   const chatBody: ChatRequestBody = { model: request.model, messages };
   if (request.models !== undefined) chatBody.models = request.models;
@@ -120,6 +126,8 @@ export function toChatRequest(body: unknown, lookup: ResponseLookup): Translated
     loadedTools: loaded,
     includesEncryptedReasoning: (request.include ?? []).includes(ENCRYPTED_REASONING_INCLUDE),
     toolCallLimit: toolCallLimitOf(request),
+    chainIds: chainIdsAfter(previous),
+    historyItemIds: historyItemIdsAfter(previous, request.input),
   };
 }
 
@@ -235,7 +243,14 @@ function conversationOf(
       ? previousConversation(request.previous_response_id, lookup)
       : conversationMessages(conversationId, lookup, toolNames);
   const previousId = request.previous_response_id;
-  refuseDuplicateItems(request.input, typeof previousId === "string" ? lookup.get(previousId) : undefined, lookup);
+  refuseDuplicateItems(
+    request.input,
+    {
+      previous: typeof previousId === "string" ? lookup.get(previousId) : undefined,
+      conversationItems: conversationId === undefined ? undefined : lookup.conversationItems?.(conversationId),
+    },
+    lookup,
+  );
   return [...history, ...inputMessages(request.input, lookup, toolNames)];
 }
 

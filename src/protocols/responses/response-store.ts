@@ -20,6 +20,18 @@ export interface StoredResponse {
    * (`previous_response_id`) must still offer the tools, as OpenAI does. Absent: none (or kept by an older version).
    */
   readonly loadedTools?: readonly Record<string, unknown>[];
+  /**
+   * The ids of the responses before it in its chain (`previous_response_id`), oldest first: an `item_reference` to
+   * one of their output items names what a continuation from it already sends (duplicate-items.ts). Absent: kept by
+   * an earlier version, or continuing one that was (the check then compares kept conversations).
+   */
+  readonly chainIds?: readonly string[];
+  /**
+   * The ids of the items its kept conversation holds before its own output (the chain's outputs, and the items its
+   * inputs sent with ids or referenced): an input item carrying one is a duplicate (duplicate-items.ts). Absent: as
+   * `chainIds`.
+   */
+  readonly historyItemIds?: readonly string[];
   /** A background streamed response (`background` and `stream`): its SSE events so far, replayed to a reconnect. */
   readonly events?: readonly string[];
   /** Its events are kept beside the row, appended (a store that does so: Redis); `events` is read from there. */

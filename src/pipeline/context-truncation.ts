@@ -1,0 +1,104 @@
+// The Responses API's `truncation: "auto"` (RequestContext.truncatesToFit): when no candidate's context holds the
+// prompt, its oldest messages are left out until one does, instead of the 400 every candidate skipped for context
+// gives. OpenAI drops "items from the beginning of the conversation"; the gateway does so against the context it
+// knows (each deployment's `context`, the prompt estimate the plan counts, calibrated per deployment), and only when
+// the plan itself would refuse: a candidate that holds the whole conversation is served it whole (docs/protocols.md
+// "Truncation").
+import { NoCapableModelError } from "../errors/gateway-error.ts";
+import type { ChatMessage } from "../protocols/chat-completions.ts";
+import type { EndpointSpec } from "./endpoints.ts";
+import type { GatewayRuntime } from "./gateway-runtime.ts";
+import type { PipelineRequest, RequestContext, RequestFacts } from "./pipeline-types.ts";
+import { requestFactsOf, routeRequestOf } from "./plan-request.ts";
+
+type Body = PipelineRequest["body"];
+
+/** A body and, when known already (a batch line's: CheckedLine), its facts. */
+interface GivenBody {
+  readonly body: Body;
+  readonly facts: RequestFacts | undefined;
+}
+
+/**
+ * The body as it goes on: as it came unless the request asks to be truncated and no candidate's context holds it;
+ * then with the fewest oldest units left out that makes one hold it (a binary search over that count: each step is
+ * one estimate and one plan, and a conversation may hold thousands of messages), without facts (they were the whole
+ * body's). When even the last unit alone is too long, the body as it came: the plan's 400 says why.
+ */
+export function truncatedToFit(
+  runtime: GatewayRuntime,
+  endpoint: EndpointSpec,
+  given: GivenBody,
+  context: RequestContext,
+): GivenBody {
+  const truncated = truncatedBody(runtime, endpoint, given.body, context);
+  return truncated === given.body ? given : { body: truncated, facts: undefined };
+}
+
+function truncatedBody(runtime: GatewayRuntime, endpoint: EndpointSpec, body: Body, context: RequestContext): Body {
+  if (context.truncatesToFit !== true || !Array.isArray(body.messages)) return body;
+  const messages = body.messages as ChatMessage[];
+  const starts = unitStarts(messages);
+  const fits = (dropped: number): boolean => {
+    const candidate = dropped === 0 ? body : withoutOldest(body, messages, starts, dropped);
+    return isPlannable(runtime, endpoint, candidate, context);
+  };
+  if (fits(0)) return body;
+  // The last unit (the turn being asked) is never left out.
+  let most = starts.length - 1;
+  if (most < 1 || !fits(most)) return body;
+  let least = 1;
+  while (least < most) {
+    const middle = Math.floor((least + most) / 2);
+    if (fits(middle)) most = middle;
+    else least = middle + 1;
+  }
+  return withoutOldest(body, messages, starts, most);
+}
+
+/**
+ * Where each unit that may be left out starts: every message but the system ones (the instructions, and `system` /
+ * `developer` input items, which are never left out), where an assistant message's tool calls and the tool messages
+ * answering them are one unit: a call without its output, or an output without its call, is refused by chat
+ * providers and misread by models.
+ */
+export function unitStarts(messages: readonly ChatMessage[]): number[] {
+  const starts: number[] = [];
+  for (const [index, message] of messages.entries()) {
+    if (message.role === "system" || message.role === "developer") continue;
+    if (message.role === "tool" && isAnsweringCall(messages, index)) continue;
+    starts.push(index);
+  }
+  return starts;
+}
+
+/** A tool message right after an assistant's tool calls (or after other tool messages answering them). */
+function isAnsweringCall(messages: readonly ChatMessage[], index: number): boolean {
+  for (let before = index - 1; before >= 0; before--) {
+    const message = messages[before];
+    if (message?.role === "tool") continue;
+    return message?.role === "assistant" && (message.tool_calls?.length ?? 0) > 0;
+  }
+  return false;
+}
+
+function withoutOldest(body: Body, messages: readonly ChatMessage[], starts: readonly number[], dropped: number): Body {
+  const keptFrom = starts[dropped] ?? messages.length;
+  const kept = messages.filter(
+    (message, index) => index >= keptFrom || message.role === "system" || message.role === "developer",
+  );
+  return { ...body, messages: kept };
+}
+
+/** Whether the plan takes the body, or refuses it for a reason other than context (that refusal comes later). */
+function isPlannable(runtime: GatewayRuntime, endpoint: EndpointSpec, body: Body, context: RequestContext): boolean {
+  const facts = requestFactsOf(endpoint, body, false);
+  const route = routeRequestOf({ runtime, body, endpoint, sessionKey: undefined, context, ...facts });
+  try {
+    runtime.plan(route);
+    return true;
+  } catch (error) {
+    // planRoute names the prompt's field when every candidate was skipped for context, `model` otherwise.
+    return !(error instanceof NoCapableModelError && error.param === (endpoint.promptParam ?? "messages"));
+  }
+}
