@@ -65,4 +65,17 @@ describe("events after an in-band error in the same batch", () => {
       "the reservation stays the floor of a segment its upstream broke",
     );
   });
+
+  test("a usage that states no count (strings, negatives) after the error: the segment keeps its floor", async (t) => {
+    const hostile = { ...chatUsageChunk(MODEL_ID, { prompt_tokens: 0, completion_tokens: 0 }) };
+    const charged = await chargeAfter(
+      t,
+      batch({ ...hostile, usage: { prompt_tokens: "30", completion_tokens: -5, total_tokens: "35" } }),
+    );
+    // Before: read as a report of 0 tokens, the segment was charged nothing (its prompt and " Hello" included), and its
+    // record's attempt said 0 in, 0 out as the provider's count.
+    assert.equal(charged.budget, PROMPT + MAX_TOKENS);
+    assert.equal(charged.attempt?.tokensIn, PROMPT);
+    assert.equal(charged.attempt?.isUsageEstimated, true);
+  });
 });
