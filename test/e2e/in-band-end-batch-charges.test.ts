@@ -4,10 +4,14 @@
 // counted in the estimate. Until 2026-12-07 the rest of the batch was dropped uncounted.
 import assert from "node:assert/strict";
 import { describe, type TestContext, test } from "node:test";
+import OpenAI from "openai";
 import { countTextTokens, estimateChatPrompt } from "../../src/limits/token-estimate.ts";
-import { HELLO, recordsOf } from "../helpers/e2e.ts";
+import type { RequestRecord } from "../../src/observability/request-record.ts";
+import { HELLO, recordsOf, statsOf } from "../helpers/e2e.ts";
 import { type DeploymentView, startScene, windowOf } from "../helpers/limits-scene.ts";
-import { chatChunk, chatUsageChunk, type SseScript } from "../helpers/mock-upstream.ts";
+import { chatChunk, chatStream, chatUsageChunk, type SseScript } from "../helpers/mock-upstream.ts";
+import { waitUntil } from "../helpers/sse-client.ts";
+import { CHAT_ROUTE, MODEL, startTwoProviders } from "../helpers/two-providers.ts";
 
 const CHAT = "POST /v1/chat/completions";
 const MODEL_ID = "alpha-model";
@@ -77,5 +81,50 @@ describe("events after an in-band error in the same batch", () => {
     assert.equal(charged.budget, PROMPT + MAX_TOKENS);
     assert.equal(charged.attempt?.tokensIn, PROMPT);
     assert.equal(charged.attempt?.isUsageEstimated, true);
+  });
+});
+
+describe("the event a replay diverged at", () => {
+  test("a finish carrying the usage, before the delivered text was repeated: the segment is charged that usage", async (t) => {
+    // Beta does not take a prefill: its fresh answer repeats " word0" and finishes, its usage on the finish chunk (as
+    // some providers send it, rather than in a chunk of its own). The finish is where it diverged: never relayed, and
+    // its usage is the provider's report. Alpha, asked last, fails: nobody continues.
+    const scene = await startTwoProviders(t, { backupModel: { prefill: false, limits: { tpm: 1_000_000 } } });
+    const records: RequestRecord[] = [];
+    scene.gateway.runtime.onRecord((record) => records.push(record));
+    const words = Array.from({ length: 20 }, (_, index) => ` word${index}`);
+    const cut = { kind: "sse" as const, events: chatStream(words, MODEL).slice(0, 21), end: "destroy" as const };
+    scene.primary.enqueue(CHAT_ROUTE, cut, { kind: "json", status: 500, body: { error: { message: "down" } } });
+    const finish = {
+      ...chatChunk("", MODEL, { finishReason: "stop" }),
+      usage: { prompt_tokens: 50, completion_tokens: 2, total_tokens: 52 },
+    };
+    const replay: SseScript[] = [
+      { data: chatChunk("", MODEL, { role: true }) },
+      { data: chatChunk(" word0", MODEL) },
+      { data: finish },
+    ];
+    scene.backup.enqueue(CHAT_ROUTE, { kind: "sse", events: replay });
+    const stream = await scene.client.chat.completions.create({
+      model: MODEL,
+      messages: [{ role: "user", content: "Count to nineteen." }],
+      stream: true,
+      max_tokens: 500,
+    });
+    await assert.rejects(
+      async () => {
+        for await (const _chunk of stream);
+      },
+      (error: unknown) => error instanceof OpenAI.APIError,
+    );
+    await waitUntil(() => records.length === 1, "the request record");
+    const beta = records[0]?.attempts[1];
+    // Before: the estimate (its prompt, " word0"), marked estimated, and its budget charged that.
+    assert.deepEqual(
+      [beta?.outcome, beta?.tokensIn, beta?.tokensOut, beta?.isUsageEstimated],
+      ["stream_diverged", 50, 2, undefined],
+    );
+    const row = (await statsOf(scene.gateway)).get(`beta/${MODEL}`) as unknown as DeploymentView;
+    assert.equal(windowOf(row, `deployment:beta/${MODEL}`, "tokens", "minute").used, 52);
   });
 });
