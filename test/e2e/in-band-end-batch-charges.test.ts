@@ -128,3 +128,44 @@ describe("the event a replay diverged at", () => {
     assert.equal(windowOf(row, `deployment:beta/${MODEL}`, "tokens", "minute").used, 52);
   });
 });
+
+describe("a native Responses stream's response.failed", () => {
+  test("its response's usage is the provider's report: the segment is charged it", async (t) => {
+    // OpenAI's `response.failed` carries the Response object, `usage` included: what the failed response used. It ends
+    // the segment as an in-band error (never relayed), and its usage is read as an error chunk's is.
+    const scene = await startTwoProviders(t, {
+      primary: { responses_api: "native" },
+      primaryModel: { limits: { tpm: 1_000_000 } },
+    });
+    const records: RequestRecord[] = [];
+    scene.gateway.runtime.onRecord((record) => records.push(record));
+    const response = (status: string, usage: unknown) => ({
+      id: "resp_1",
+      object: "response",
+      status,
+      output: [],
+      usage,
+    });
+    const at = { item_id: "msg_1", output_index: 0, content_index: 0 };
+    const events = [
+      { type: "response.created", response: response("in_progress", null) },
+      { type: "response.output_text.delta", ...at, delta: "Half", logprobs: [] },
+      {
+        type: "response.failed",
+        response: { ...response("failed", { input_tokens: 30, output_tokens: 5, total_tokens: 35 }), error: {} },
+      },
+    ];
+    scene.primary.enqueue("POST /v1/responses", {
+      kind: "sse",
+      events: events.map((event) => ({ raw: `event: ${event.type}\ndata: ${JSON.stringify(event)}\n\n` })),
+      end: "hang",
+    });
+    await assert.rejects(scene.client.responses.stream({ model: MODEL, input: "Hi", max_output_tokens: 500 }).done());
+    await waitUntil(() => records.length === 1, "the request record");
+    const alpha = records[0]?.attempts[0];
+    // Before: the estimate (its prompt, "Half"), marked estimated; its budget the reservation, max_output_tokens too.
+    assert.deepEqual([alpha?.tokensIn, alpha?.tokensOut, alpha?.isUsageEstimated], [30, 5, undefined]);
+    const row = (await statsOf(scene.gateway)).get(`alpha/${MODEL}`) as unknown as DeploymentView;
+    assert.equal(windowOf(row, `deployment:alpha/${MODEL}`, "tokens", "minute").used, 35);
+  });
+});
