@@ -231,6 +231,8 @@ function renderer(
         if (step.kind !== "pass") progress.noteDropped(info, json);
         if (step.kind === "diverged") {
           progress.unrelayedText += info.text;
+          // A usage on it (a finish before the repetition was whole) is the provider's report (until 2026-12-07 lost).
+          progress.noteUnrelayedUsage(info, json);
           progress.end("stream_diverged", step.reason);
           break;
         }

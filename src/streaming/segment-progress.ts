@@ -110,10 +110,12 @@ export class SegmentProgress {
 
   /**
    * A usage its upstream reported in an event never relayed (read with, or after, the segment's end): what the segment
-   * is charged and recorded, as a relayed one's would be (an upstream gateway's estimate mark taken off and kept).
+   * is charged and recorded, as a relayed one's would be (an upstream gateway's estimate mark taken off and kept). One
+   * that states no count (0 tokens: its fields missing, strings, negatives) is none, as a JSON answer's is; read as a
+   * report it replaced the segment's estimate and its reservation's floor with 0 (in-band-end-batch-charges.test.ts).
    */
   noteUnrelayedUsage(info: StreamEventInfo, json: Record<string, unknown>): void {
-    if (info.usage === undefined) return;
+    if (info.usage === undefined || info.usage.promptTokens + info.usage.completionTokens === 0) return;
     this.usage = info.usage;
     this.isUsageEstimated = takeUpstreamGatewayField(json, true)?.isUsageEstimated === true;
   }

@@ -171,7 +171,8 @@ const RESPONSES_PREAMBLE = new Set(["response.created", "response.in_progress", 
 /**
  * A Responses API stream event (`{"type": "response.output_text.delta", ...}`). Its end is `response.completed` or
  * `response.incomplete` (final, for the client); `error` and `response.failed` are error events; every other event
- * after the preamble is content. Usage comes with the final event's `response.usage` (input/output tokens).
+ * after the preamble is content. Usage comes with the final event's `response.usage` (input/output tokens), or with
+ * `response.failed`'s.
  */
 export function inspectResponsesEvent(event: SseEvent): StreamEventInfo {
   if (event.data === "[DONE]") return DONE;
@@ -181,7 +182,9 @@ export function inspectResponsesEvent(event: SseEvent): StreamEventInfo {
   const isError = type === "error" || type === "response.failed";
   const isFinal = type === "response.completed" || type === "response.incomplete";
   const response = json.response as { usage?: { input_tokens?: unknown; output_tokens?: unknown } | null } | undefined;
-  const usageValue = isFinal ? response?.usage : undefined;
+  // `response.failed` carries its Response, usage included: what the failed response used (read at the in-band end,
+  // relay-segment.ts; until 2026-12-07 dropped, and the segment charged its estimate and reservation instead).
+  const usageValue = isFinal || type === "response.failed" ? response?.usage : undefined;
   return {
     isDone: false,
     json,

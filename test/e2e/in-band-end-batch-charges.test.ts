@@ -4,10 +4,14 @@
 // counted in the estimate. Until 2026-12-07 the rest of the batch was dropped uncounted.
 import assert from "node:assert/strict";
 import { describe, type TestContext, test } from "node:test";
+import OpenAI from "openai";
 import { countTextTokens, estimateChatPrompt } from "../../src/limits/token-estimate.ts";
-import { HELLO, recordsOf } from "../helpers/e2e.ts";
+import type { RequestRecord } from "../../src/observability/request-record.ts";
+import { HELLO, recordsOf, statsOf } from "../helpers/e2e.ts";
 import { type DeploymentView, startScene, windowOf } from "../helpers/limits-scene.ts";
-import { chatChunk, chatUsageChunk, type SseScript } from "../helpers/mock-upstream.ts";
+import { chatChunk, chatStream, chatUsageChunk, type SseScript } from "../helpers/mock-upstream.ts";
+import { waitUntil } from "../helpers/sse-client.ts";
+import { CHAT_ROUTE, MODEL, startTwoProviders } from "../helpers/two-providers.ts";
 
 const CHAT = "POST /v1/chat/completions";
 const MODEL_ID = "alpha-model";
@@ -64,5 +68,104 @@ describe("events after an in-band error in the same batch", () => {
       PROMPT + MAX_TOKENS,
       "the reservation stays the floor of a segment its upstream broke",
     );
+  });
+
+  test("a usage that states no count (strings, negatives) after the error: the segment keeps its floor", async (t) => {
+    const hostile = { ...chatUsageChunk(MODEL_ID, { prompt_tokens: 0, completion_tokens: 0 }) };
+    const charged = await chargeAfter(
+      t,
+      batch({ ...hostile, usage: { prompt_tokens: "30", completion_tokens: -5, total_tokens: "35" } }),
+    );
+    // Before: read as a report of 0 tokens, the segment was charged nothing (its prompt and " Hello" included), and its
+    // record's attempt said 0 in, 0 out as the provider's count.
+    assert.equal(charged.budget, PROMPT + MAX_TOKENS);
+    assert.equal(charged.attempt?.tokensIn, PROMPT);
+    assert.equal(charged.attempt?.isUsageEstimated, true);
+  });
+});
+
+describe("the event a replay diverged at", () => {
+  test("a finish carrying the usage, before the delivered text was repeated: the segment is charged that usage", async (t) => {
+    // Beta does not take a prefill: its fresh answer repeats " word0" and finishes, its usage on the finish chunk (as
+    // some providers send it, rather than in a chunk of its own). The finish is where it diverged: never relayed, and
+    // its usage is the provider's report. Alpha, asked last, fails: nobody continues.
+    const scene = await startTwoProviders(t, { backupModel: { prefill: false, limits: { tpm: 1_000_000 } } });
+    const records: RequestRecord[] = [];
+    scene.gateway.runtime.onRecord((record) => records.push(record));
+    const words = Array.from({ length: 20 }, (_, index) => ` word${index}`);
+    const cut = { kind: "sse" as const, events: chatStream(words, MODEL).slice(0, 21), end: "destroy" as const };
+    scene.primary.enqueue(CHAT_ROUTE, cut, { kind: "json", status: 500, body: { error: { message: "down" } } });
+    const finish = {
+      ...chatChunk("", MODEL, { finishReason: "stop" }),
+      usage: { prompt_tokens: 50, completion_tokens: 2, total_tokens: 52 },
+    };
+    const replay: SseScript[] = [
+      { data: chatChunk("", MODEL, { role: true }) },
+      { data: chatChunk(" word0", MODEL) },
+      { data: finish },
+    ];
+    scene.backup.enqueue(CHAT_ROUTE, { kind: "sse", events: replay });
+    const stream = await scene.client.chat.completions.create({
+      model: MODEL,
+      messages: [{ role: "user", content: "Count to nineteen." }],
+      stream: true,
+      max_tokens: 500,
+    });
+    await assert.rejects(
+      async () => {
+        for await (const _chunk of stream);
+      },
+      (error: unknown) => error instanceof OpenAI.APIError,
+    );
+    await waitUntil(() => records.length === 1, "the request record");
+    const beta = records[0]?.attempts[1];
+    // Before: the estimate (its prompt, " word0"), marked estimated, and its budget charged that.
+    assert.deepEqual(
+      [beta?.outcome, beta?.tokensIn, beta?.tokensOut, beta?.isUsageEstimated],
+      ["stream_diverged", 50, 2, undefined],
+    );
+    const row = (await statsOf(scene.gateway)).get(`beta/${MODEL}`) as unknown as DeploymentView;
+    assert.equal(windowOf(row, `deployment:beta/${MODEL}`, "tokens", "minute").used, 52);
+  });
+});
+
+describe("a native Responses stream's response.failed", () => {
+  test("its response's usage is the provider's report: the segment is charged it", async (t) => {
+    // OpenAI's `response.failed` carries the Response object, `usage` included: what the failed response used. It ends
+    // the segment as an in-band error (never relayed), and its usage is read as an error chunk's is.
+    const scene = await startTwoProviders(t, {
+      primary: { responses_api: "native" },
+      primaryModel: { limits: { tpm: 1_000_000 } },
+    });
+    const records: RequestRecord[] = [];
+    scene.gateway.runtime.onRecord((record) => records.push(record));
+    const response = (status: string, usage: unknown) => ({
+      id: "resp_1",
+      object: "response",
+      status,
+      output: [],
+      usage,
+    });
+    const at = { item_id: "msg_1", output_index: 0, content_index: 0 };
+    const events = [
+      { type: "response.created", response: response("in_progress", null) },
+      { type: "response.output_text.delta", ...at, delta: "Half", logprobs: [] },
+      {
+        type: "response.failed",
+        response: { ...response("failed", { input_tokens: 30, output_tokens: 5, total_tokens: 35 }), error: {} },
+      },
+    ];
+    scene.primary.enqueue("POST /v1/responses", {
+      kind: "sse",
+      events: events.map((event) => ({ raw: `event: ${event.type}\ndata: ${JSON.stringify(event)}\n\n` })),
+      end: "hang",
+    });
+    await assert.rejects(scene.client.responses.stream({ model: MODEL, input: "Hi", max_output_tokens: 500 }).done());
+    await waitUntil(() => records.length === 1, "the request record");
+    const alpha = records[0]?.attempts[0];
+    // Before: the estimate (its prompt, "Half"), marked estimated; its budget the reservation, max_output_tokens too.
+    assert.deepEqual([alpha?.tokensIn, alpha?.tokensOut, alpha?.isUsageEstimated], [30, 5, undefined]);
+    const row = (await statsOf(scene.gateway)).get(`alpha/${MODEL}`) as unknown as DeploymentView;
+    assert.equal(windowOf(row, `deployment:alpha/${MODEL}`, "tokens", "minute").used, 35);
   });
 });
