@@ -231,8 +231,7 @@ function renderer(
         if (step.kind !== "pass") progress.noteDropped(info, json);
         if (step.kind === "diverged") {
           progress.unrelayedText += info.text;
-          // A usage on it (a finish before the repetition was whole) is the provider's report (until 2026-12-07 lost).
-          progress.noteUnrelayedUsage(info, json);
+          progress.noteUnrelayedUsage(info, json); // a finish before the repetition was whole may carry the usage
           progress.end("stream_diverged", step.reason);
           break;
         }
