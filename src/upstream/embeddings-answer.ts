@@ -14,7 +14,7 @@ const FLOAT32_BYTES = 4;
  * and says whether anything changed. Another format a host defines (`int8`, `binary`) is passed on as it came, and
  * so is an embedding that is neither a list of numbers nor base64 of whole float32s.
  */
-export function reencodeEmbeddings(answer: Record<string, unknown>, clientFormat: unknown): boolean {
+function reencodeEmbeddings(answer: Record<string, unknown>, clientFormat: unknown): boolean {
   if (clientFormat !== undefined && clientFormat !== null && clientFormat !== "float" && clientFormat !== "base64") {
     return false;
   }
@@ -36,6 +36,37 @@ export function reencodeEmbeddings(answer: Record<string, unknown>, clientFormat
     }
   }
   return isChanged;
+}
+
+/**
+ * The answer as its client reads it: `data` in `index` order (clients pair vectors with their texts by position:
+ * LangChain, the AI SDK, a vector store's loader; a host answering a batch in parallel may list them as they finished)
+ * and each `embedding` in the encoding asked for. Whether anything changed.
+ */
+export function embeddingsForClient(answer: Record<string, unknown>, clientFormat: unknown): boolean {
+  const isSorted = sortByIndex(answer);
+  return reencodeEmbeddings(answer, clientFormat) || isSorted;
+}
+
+/**
+ * Puts `data` in `index` order when its indexes are exactly 0 to n-1 and not already in order. Another set (none,
+ * repeated, out of range) is left as it came: nothing says which text each vector is.
+ */
+function sortByIndex(answer: Record<string, unknown>): boolean {
+  const data = answer.data;
+  if (!Array.isArray(data) || data.length < 2) return false;
+  const sorted: unknown[] = new Array(data.length);
+  let isInOrder = true;
+  for (const [position, entry] of data.entries()) {
+    const index = isRecord(entry) ? entry.index : undefined;
+    if (!Number.isInteger(index) || (index as number) < 0 || (index as number) >= data.length) return false;
+    if (sorted[index as number] !== undefined) return false;
+    sorted[index as number] = entry;
+    if (index !== position) isInOrder = false;
+  }
+  if (isInOrder) return false;
+  answer.data = sorted;
+  return true;
 }
 
 /** Base64 of the values as little-endian float32s: what OpenAI sends for `encoding_format: "base64"`. */

@@ -26,7 +26,7 @@ import { type BufferedResponse, bufferedCall } from "./buffered-call.ts";
 import { classifyErrorInSuccess } from "./classify-response.ts";
 import { isNamedCall, withCompleteToolCalls } from "./complete-tool-calls.ts";
 import type { Effect } from "./effects.ts";
-import { missingEmbeddings, reencodeEmbeddings } from "./embeddings-answer.ts";
+import { embeddingsForClient, missingEmbeddings } from "./embeddings-answer.ts";
 import type { JsonResult } from "./forward-types.ts";
 import { failureLesson, lessonFromVerdict, lessonsFromHeaders } from "./lessons.ts";
 import { readRerankAnswer } from "./rerank-dialect.ts";
@@ -249,7 +249,7 @@ function jsonAnswer(
   const foreign = takeUpstreamGatewayField(json as Record<string, unknown>, !isUsageMissing);
   const isReencoded =
     endpointPath === "/embeddings" &&
-    reencodeEmbeddings(json as Record<string, unknown>, context.request.body.encoding_format);
+    embeddingsForClient(json as Record<string, unknown>, context.request.body.encoding_format);
   const isRewritten = foreign !== undefined || isReencoded;
   const text = withCompleteToolCalls(json, isRewritten ? JSON.stringify(json) : bodyText, endpointPath);
   const answerText = isAudioPath(endpointPath) ? text : ensureModelField(json, text, deployment, endpointPath);

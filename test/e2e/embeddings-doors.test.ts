@@ -170,3 +170,47 @@ test("a batch or token ids one provider refuses (its batch limit, strings only) 
   assert.equal(refused.status, 400, refused.text);
   assert.equal(errorOf(refused).message, stringsOnly.message);
 });
+
+test("an answer whose data is out of index order reaches the client sorted by index", async (t) => {
+  const { mock, gateway } = await embeddingScene(t);
+  // Each input's vector is its own: index 0 gets [0, ...], index 1 [1, ...]; the host lists them backwards.
+  const vectorOf = (index: number) => VECTOR.map((value) => value + index);
+  mock.setDefault(EMBEDDINGS_ROUTE, {
+    kind: "json",
+    body: {
+      object: "list",
+      data: [2, 0, 1].map((index) => ({ object: "embedding", index, embedding: vectorOf(index) })),
+      model: "embed",
+      usage: { prompt_tokens: 3, total_tokens: 3 },
+    },
+  });
+  // The SDK (base64 asked) and LangChain pair vectors with texts by position.
+  const answer = await openAiClient(gateway).embeddings.create({ model: "embed", input: ["a", "b", "c"] });
+  assert.deepEqual(
+    answer.data.map((item) => item.index),
+    [0, 1, 2],
+  );
+  assert.deepEqual(
+    answer.data.map((item) => item.embedding),
+    [0, 1, 2].map(vectorOf),
+  );
+  const floats = await send(gateway, "POST", "/v1/embeddings", {
+    body: { model: "embed", input: ["a", "b", "c"], encoding_format: "float" },
+  });
+  assert.deepEqual(
+    (floats.json as { data: { embedding: number[] }[] }).data.map((item) => item.embedding),
+    [0, 1, 2].map(vectorOf),
+  );
+});
+
+test('input "" and [] are a 400 naming `input`, as OpenAI\'s reference states, before any upstream call', async (t) => {
+  const { mock, gateway } = await embeddingScene(t);
+  answerWith(mock, (vector) => vector);
+  for (const input of ["", []]) {
+    const response = await send(gateway, "POST", "/v1/embeddings", { body: { model: "embed", input } });
+    assert.equal(response.status, 400, `${JSON.stringify(input)}: ${response.text}`);
+    assert.equal(errorOf(response).type, "invalid_request_error");
+    assert.equal(errorOf(response).param, "input");
+  }
+  assert.equal(mock.requests.filter((request) => request.path === "/v1/embeddings").length, 0);
+});
