@@ -123,6 +123,10 @@ function isEmbedding(embedding: unknown): boolean {
 export function embeddingsRefusal(verdict: Verdict, endpointPath: string, input: unknown): Verdict {
   if (verdict.kind !== "rejected" || verdict.refusal !== "request" || endpointPath !== "/embeddings") return verdict;
   if (verdict.status !== 400 && verdict.status !== 413 && verdict.status !== 422) return verdict;
+  // A refusal naming another field the client sent (`dimensions`, `encoding_format`, `user`) is about that field,
+  // not the batch: every candidate would refuse it alike, so it is returned at once, not after N upstream calls.
+  const { param } = verdict.error;
+  if (param !== undefined && param !== "" && param !== "input" && !/^input[.[]/.test(param)) return verdict;
   const isBatch = Array.isArray(input) && (input.length > 1 || input.some((item) => typeof item !== "string"));
   return isBatch ? { ...verdict, refusal: "unsupported" } : verdict;
 }

@@ -214,3 +214,26 @@ test('input "" and [] are a 400 naming `input`, as OpenAI\'s reference states, b
   }
   assert.equal(mock.requests.filter((request) => request.path === "/v1/embeddings").length, 0);
 });
+
+test("a batch refused for another field the client sent (its param) is the client's 400, returned at once", async (t) => {
+  const { first, second, gateway } = await twoProviderScene(t, {
+    model: "embed",
+    firstModel: "{ id: embed-first, kind: embedding }",
+    secondModel: "{ id: embed-second, kind: embedding }",
+    keepsRequestLog: false,
+  });
+  answerWith(second, (vector) => vector);
+  const refusal = {
+    message: "Invalid value for 'dimensions': must be at least 1.",
+    type: "invalid_request_error",
+    param: "dimensions",
+    code: "invalid_value",
+  };
+  first.enqueue(EMBEDDINGS_ROUTE, { kind: "json", status: 400, body: { error: refusal } });
+  const response = await send(gateway, "POST", "/v1/embeddings", {
+    body: { model: "embed", input: ["one", "two"], dimensions: -1 },
+  });
+  assert.equal(response.status, 400, response.text);
+  assert.equal(errorOf(response).param, "dimensions");
+  assert.equal(second.requests.filter((request) => request.path === "/v1/embeddings").length, 0);
+});
