@@ -8,6 +8,8 @@ import { isRecord } from "../is-record.ts";
 import type { Verdict } from "./classify-response.ts";
 
 const FLOAT32_BYTES = 4;
+/** About the characters one float32 takes as JSON text (`-0.012345678901234567,`): what a decoded vector costs. */
+const FLOAT_JSON_CHARS = 20;
 
 /**
  * Rewrites `answer.data[*].embedding` in place into the client's encoding (`base64`, else floats: OpenAI's default)
@@ -67,6 +69,27 @@ function sortByIndex(answer: Record<string, unknown>): boolean {
   if (isInOrder) return false;
   answer.data = sorted;
   return true;
+}
+
+/**
+ * Why base64 embeddings cannot be decoded for a float client: their floats as JSON would be larger than an upstream
+ * answer may be (`max_response_bytes`), about five times the base64. A host answering the cap's worth of base64 made
+ * the gateway build a 250 MB answer and block its event loop for seconds; OpenAI's own float answer of that size is a
+ * `bad_response` too. Undefined: nothing to decode, or it fits.
+ */
+export function oversizedFloats(data: unknown, clientFormat: unknown, maxBytes: number): string | undefined {
+  if (!Array.isArray(data) || (clientFormat !== undefined && clientFormat !== null && clientFormat !== "float")) {
+    return undefined;
+  }
+  let floats = 0;
+  for (const entry of data) {
+    const embedding = isRecord(entry) ? entry.embedding : undefined;
+    if (typeof embedding === "string") floats += Math.floor((embedding.length * 3) / 4 / FLOAT32_BYTES);
+  }
+  const bytes = floats * FLOAT_JSON_CHARS;
+  return bytes <= maxBytes
+    ? undefined
+    : `${floats} base64 floats, about ${bytes} bytes as JSON, over max_response_bytes (${maxBytes})`;
 }
 
 /** Base64 of the values as little-endian float32s: what OpenAI sends for `encoding_format: "base64"`. */

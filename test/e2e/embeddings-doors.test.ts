@@ -237,3 +237,30 @@ test("a batch refused for another field the client sent (its param) is the clien
   assert.equal(errorOf(response).param, "dimensions");
   assert.equal(second.requests.filter((request) => request.path === "/v1/embeddings").length, 0);
 });
+
+test("base64 that as floats would pass max_response_bytes is not decoded into an answer past the cap", async (t) => {
+  const mock = await useMock(t);
+  const gateway = await useGateway(
+    t,
+    `upstream_limits:
+  max_response_bytes: 65536
+providers:
+  - name: alpha
+    base_url: ${mock.baseUrl}
+    api_key: sk-alpha
+    retries: 0
+    models:
+      embed: { kind: embedding }
+`,
+  );
+  // 4,000 floats: 21 KB of base64, within the cap; about 80 KB as JSON numbers, past it.
+  const vector = Array.from({ length: 4000 }, (_, index) => Math.fround(Math.sin(index) / 7));
+  answerWith(mock, () => Buffer.from(new Float32Array(vector).buffer).toString("base64"));
+  const response = await send(gateway, "POST", "/v1/embeddings", { body: { model: "embed", input: "hi" } });
+  assert.ok(response.text.length < 65536, `${response.status}: ${response.text.length} characters`);
+  assert.equal(response.status, 502, response.text.slice(0, 300));
+  // Within the cap it is still decoded.
+  answerWith(mock, (small) => Buffer.from(new Float32Array(small).buffer).toString("base64"));
+  const small = await send(gateway, "POST", "/v1/embeddings", { body: { model: "embed", input: "hi" } });
+  assert.deepEqual((small.json as { data: { embedding: unknown }[] }).data[0]?.embedding, VECTOR);
+});
