@@ -8,6 +8,12 @@ import { isRecord } from "../is-record.ts";
 import type { Verdict } from "./classify-response.ts";
 
 const FLOAT32_BYTES = 4;
+/**
+ * Base64 (or base64url) text, padded or not: what a host's base64 embedding is. `Buffer.from` skips any other
+ * character, so a string such as `"[1.25, 2.5, 3.75, 4.125, 5.5, 6.0]"` (a proxy that stringified the list) read as
+ * 12 bytes: three made-up floats handed on as the vector.
+ */
+const BASE64_TEXT = /^[A-Za-z0-9+/_-]+={0,2}$/;
 /** About the characters one float32 takes as JSON text (`-0.012345678901234567,`): what a decoded vector costs. */
 const FLOAT_JSON_CHARS = 20;
 
@@ -103,6 +109,7 @@ function float32Base64(values: readonly number[]): string {
 
 /** The float32s a base64 embedding holds, or undefined when its bytes are not whole float32s. */
 function base64Float32s(text: string): number[] | undefined {
+  if (!BASE64_TEXT.test(text)) return undefined;
   const bytes = Buffer.from(text, "base64");
   if (bytes.byteLength === 0 || bytes.byteLength % FLOAT32_BYTES !== 0) return undefined;
   const values: number[] = [];
@@ -134,7 +141,9 @@ function inputCount(input: unknown): number | undefined {
 }
 
 function isEmbedding(embedding: unknown): boolean {
-  return (typeof embedding === "string" && embedding !== "") || (Array.isArray(embedding) && embedding.length > 0);
+  return (
+    (typeof embedding === "string" && BASE64_TEXT.test(embedding)) || (Array.isArray(embedding) && embedding.length > 0)
+  );
 }
 
 /**

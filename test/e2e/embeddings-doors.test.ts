@@ -264,3 +264,23 @@ providers:
   const small = await send(gateway, "POST", "/v1/embeddings", { body: { model: "embed", input: "hi" } });
   assert.deepEqual((small.json as { data: { embedding: unknown }[] }).data[0]?.embedding, VECTOR);
 });
+
+test("an embedding string that is not base64 is no vector: failed over, never decoded into made-up floats", async (t) => {
+  const { first, second, gateway } = await twoProviderScene(t, {
+    model: "embed",
+    firstModel: "{ id: embed-first, kind: embedding }",
+    secondModel: "{ id: embed-second, kind: embedding }",
+    firstKeys: "retries: 0",
+    keepsRequestLog: false,
+  });
+  answerWith(second, (vector) => vector);
+  // A proxy that stringified the list: Buffer.from skips what is not base64 and reads 16 digits as 12 bytes.
+  const stringified = "[1.25, 2.5, 3.75, 4.125, 5.5, 6.0]";
+  first.enqueue(EMBEDDINGS_ROUTE, {
+    kind: "json",
+    body: { object: "list", data: [{ object: "embedding", index: 0, embedding: stringified }], model: "embed-first" },
+  });
+  const response = await send(gateway, "POST", "/v1/embeddings", { body: { model: "embed", input: "hi" } });
+  assert.equal(response.status, 200, response.text);
+  assert.deepEqual((response.json as { data: { embedding: unknown }[] }).data[0]?.embedding, VECTOR);
+});
