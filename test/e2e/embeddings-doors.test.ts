@@ -28,6 +28,19 @@ async function embeddingScene(t: Parameters<typeof useMock>[0]) {
   return { mock, gateway };
 }
 
+/** Two providers of `embed`, the second answering floats; `firstKeys`: the first's extra settings. */
+async function embeddingPair(t: Parameters<typeof useMock>[0], firstKeys: string) {
+  const scene = await twoProviderScene(t, {
+    model: "embed",
+    firstModel: "{ id: embed-first, kind: embedding }",
+    secondModel: "{ id: embed-second, kind: embedding }",
+    firstKeys,
+    keepsRequestLog: false,
+  });
+  answerWith(scene.second, (vector) => vector);
+  return scene;
+}
+
 /** An answer of one `embedding` per input, as the provider writes it (floats, or whatever `encode` makes of them). */
 function answerWith(mock: MockUpstream, encode: (vector: number[]) => unknown): void {
   mock.setDefault(EMBEDDINGS_ROUTE, (request) => {
@@ -216,13 +229,7 @@ test('input "" and [] are a 400 naming `input`, as OpenAI\'s reference states, b
 });
 
 test("a batch refused for another field the client sent (its param) is the client's 400, returned at once", async (t) => {
-  const { first, second, gateway } = await twoProviderScene(t, {
-    model: "embed",
-    firstModel: "{ id: embed-first, kind: embedding }",
-    secondModel: "{ id: embed-second, kind: embedding }",
-    keepsRequestLog: false,
-  });
-  answerWith(second, (vector) => vector);
+  const { first, second, gateway } = await embeddingPair(t, "");
   const refusal = {
     message: "Invalid value for 'dimensions': must be at least 1.",
     type: "invalid_request_error",
@@ -266,14 +273,7 @@ providers:
 });
 
 test("an embedding string that is not base64 is no vector: failed over, never decoded into made-up floats", async (t) => {
-  const { first, second, gateway } = await twoProviderScene(t, {
-    model: "embed",
-    firstModel: "{ id: embed-first, kind: embedding }",
-    secondModel: "{ id: embed-second, kind: embedding }",
-    firstKeys: "retries: 0",
-    keepsRequestLog: false,
-  });
-  answerWith(second, (vector) => vector);
+  const { first, gateway } = await embeddingPair(t, "retries: 0");
   // A proxy that stringified the list: Buffer.from skips what is not base64 and reads 16 digits as 12 bytes.
   const stringified = "[1.25, 2.5, 3.75, 4.125, 5.5, 6.0]";
   first.enqueue(EMBEDDINGS_ROUTE, {
