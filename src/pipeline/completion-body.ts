@@ -28,8 +28,10 @@ export const completionBodySchema = z
   .superRefine((body, context) => {
     const bestOf = body.best_of;
     if (bestOf === undefined || bestOf === null) return;
-    if (body.stream === true) {
-      const message = "`best_of` results cannot be streamed: leave out `best_of` or `stream`";
+    // Only a `best_of` that picks among more than it returns cannot be streamed (vLLM streams `best_of == n`, "as
+    // the OpenAI API"; LangChain's OpenAI LLM refuses `bestOf > 1` only); typed clients send their default `1`.
+    if (body.stream === true && bestOf > (body.n ?? 1)) {
+      const message = "`best_of` above `n` cannot be streamed (its results are picked at the end): leave out one";
       context.addIssue({ code: ZOD_CUSTOM_ISSUE, message, path: ["best_of"], input: bestOf });
     } else if (bestOf < (body.n ?? 1)) {
       const message = `\`best_of\` (${bestOf}) must be at least \`n\` (${body.n})`;

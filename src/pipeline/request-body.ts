@@ -70,6 +70,13 @@ export const embeddingBodySchema = z.looseObject({
     // zod schema per item: a million token ids took 0.5 s through one (0.1 s unchecked); `every` stops at a token
     // list's first bad id.
     .superRefine((input, context) => {
+      // OpenAI's reference: the input "cannot be an empty string", a list holds 1 to 2048 items. Sent on, a host
+      // answered `data: []` (a bad_response, failed over to every candidate) or a vector of nothing.
+      if (input === "" || (Array.isArray(input) && input.length === 0)) {
+        const message = "`input` must not be empty: give a text (or at least one item) to embed";
+        context.addIssue({ code: ZOD_CUSTOM_ISSUE, message, path: [], input });
+        return;
+      }
       if (!Array.isArray(input)) return;
       const index = input.findIndex((item) => !isEmbeddingInputItem(item));
       if (index === -1) return;

@@ -8,13 +8,21 @@ import { isRecord } from "../is-record.ts";
 import type { Verdict } from "./classify-response.ts";
 
 const FLOAT32_BYTES = 4;
+/**
+ * Base64 (or base64url) text, padded or not: what a host's base64 embedding is. `Buffer.from` skips any other
+ * character, so a string such as `"[1.25, 2.5, 3.75, 4.125, 5.5, 6.0]"` (a proxy that stringified the list) read as
+ * 12 bytes: three made-up floats handed on as the vector.
+ */
+const BASE64_TEXT = /^[A-Za-z0-9+/_-]+={0,2}$/;
+/** About the characters one float32 takes as JSON text (`-0.012345678901234567,`): what a decoded vector costs. */
+const FLOAT_JSON_CHARS = 20;
 
 /**
  * Rewrites `answer.data[*].embedding` in place into the client's encoding (`base64`, else floats: OpenAI's default)
  * and says whether anything changed. Another format a host defines (`int8`, `binary`) is passed on as it came, and
  * so is an embedding that is neither a list of numbers nor base64 of whole float32s.
  */
-export function reencodeEmbeddings(answer: Record<string, unknown>, clientFormat: unknown): boolean {
+function reencodeEmbeddings(answer: Record<string, unknown>, clientFormat: unknown): boolean {
   if (clientFormat !== undefined && clientFormat !== null && clientFormat !== "float" && clientFormat !== "base64") {
     return false;
   }
@@ -38,6 +46,58 @@ export function reencodeEmbeddings(answer: Record<string, unknown>, clientFormat
   return isChanged;
 }
 
+/**
+ * The answer as its client reads it: `data` in `index` order (clients pair vectors with their texts by position:
+ * LangChain, the AI SDK, a vector store's loader; a host answering a batch in parallel may list them as they finished)
+ * and each `embedding` in the encoding asked for. Whether anything changed.
+ */
+export function embeddingsForClient(answer: Record<string, unknown>, clientFormat: unknown): boolean {
+  const isSorted = sortByIndex(answer);
+  return reencodeEmbeddings(answer, clientFormat) || isSorted;
+}
+
+/**
+ * Puts `data` in `index` order when its indexes are exactly 0 to n-1 and not already in order. Another set (none,
+ * repeated, out of range) is left as it came: nothing says which text each vector is.
+ */
+function sortByIndex(answer: Record<string, unknown>): boolean {
+  const data = answer.data;
+  if (!Array.isArray(data) || data.length < 2) return false;
+  const sorted: unknown[] = new Array(data.length);
+  let isInOrder = true;
+  for (const [position, entry] of data.entries()) {
+    const index = isRecord(entry) ? entry.index : undefined;
+    if (!Number.isInteger(index) || (index as number) < 0 || (index as number) >= data.length) return false;
+    if (sorted[index as number] !== undefined) return false;
+    sorted[index as number] = entry;
+    if (index !== position) isInOrder = false;
+  }
+  if (isInOrder) return false;
+  answer.data = sorted;
+  return true;
+}
+
+/**
+ * Why base64 embeddings cannot be decoded for a float client: their floats as JSON would be larger than an upstream
+ * answer may be (`max_response_bytes`), about five times the base64. A host answering the cap's worth of base64 made
+ * the gateway build a 250 MB answer and block its event loop for seconds; OpenAI's own float answer of that size is a
+ * `bad_response` too. Undefined: nothing to decode, or it fits.
+ */
+export function oversizedFloats(data: unknown, clientFormat: unknown, maxBytes: number): string | undefined {
+  if (!Array.isArray(data) || (clientFormat !== undefined && clientFormat !== null && clientFormat !== "float")) {
+    return undefined;
+  }
+  let floats = 0;
+  for (const entry of data) {
+    const embedding = isRecord(entry) ? entry.embedding : undefined;
+    if (typeof embedding === "string") floats += Math.floor((embedding.length * 3) / 4 / FLOAT32_BYTES);
+  }
+  const bytes = floats * FLOAT_JSON_CHARS;
+  return bytes <= maxBytes
+    ? undefined
+    : `${floats} base64 floats, about ${bytes} bytes as JSON, over max_response_bytes (${maxBytes})`;
+}
+
 /** Base64 of the values as little-endian float32s: what OpenAI sends for `encoding_format: "base64"`. */
 function float32Base64(values: readonly number[]): string {
   const bytes = Buffer.allocUnsafe(values.length * FLOAT32_BYTES);
@@ -49,6 +109,7 @@ function float32Base64(values: readonly number[]): string {
 
 /** The float32s a base64 embedding holds, or undefined when its bytes are not whole float32s. */
 function base64Float32s(text: string): number[] | undefined {
+  if (!BASE64_TEXT.test(text)) return undefined;
   const bytes = Buffer.from(text, "base64");
   if (bytes.byteLength === 0 || bytes.byteLength % FLOAT32_BYTES !== 0) return undefined;
   const values: number[] = [];
@@ -80,7 +141,9 @@ function inputCount(input: unknown): number | undefined {
 }
 
 function isEmbedding(embedding: unknown): boolean {
-  return (typeof embedding === "string" && embedding !== "") || (Array.isArray(embedding) && embedding.length > 0);
+  return (
+    (typeof embedding === "string" && BASE64_TEXT.test(embedding)) || (Array.isArray(embedding) && embedding.length > 0)
+  );
 }
 
 /**
@@ -92,6 +155,10 @@ function isEmbedding(embedding: unknown): boolean {
 export function embeddingsRefusal(verdict: Verdict, endpointPath: string, input: unknown): Verdict {
   if (verdict.kind !== "rejected" || verdict.refusal !== "request" || endpointPath !== "/embeddings") return verdict;
   if (verdict.status !== 400 && verdict.status !== 413 && verdict.status !== 422) return verdict;
+  // A refusal naming another field the client sent (`dimensions`, `encoding_format`, `user`) is about that field,
+  // not the batch: every candidate would refuse it alike, so it is returned at once, not after N upstream calls.
+  const { param } = verdict.error;
+  if (param !== undefined && param !== "" && param !== "input" && !/^input[.[]/.test(param)) return verdict;
   const isBatch = Array.isArray(input) && (input.length > 1 || input.some((item) => typeof item !== "string"));
   return isBatch ? { ...verdict, refusal: "unsupported" } : verdict;
 }

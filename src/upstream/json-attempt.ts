@@ -26,7 +26,7 @@ import { type BufferedResponse, bufferedCall } from "./buffered-call.ts";
 import { classifyErrorInSuccess } from "./classify-response.ts";
 import { isNamedCall, withCompleteToolCalls } from "./complete-tool-calls.ts";
 import type { Effect } from "./effects.ts";
-import { missingEmbeddings, reencodeEmbeddings } from "./embeddings-answer.ts";
+import { embeddingsForClient, missingEmbeddings, oversizedFloats } from "./embeddings-answer.ts";
 import type { JsonResult } from "./forward-types.ts";
 import { failureLesson, lessonFromVerdict, lessonsFromHeaders } from "./lessons.ts";
 import { readRerankAnswer } from "./rerank-dialect.ts";
@@ -240,16 +240,19 @@ function jsonAnswer(
   if (context.request.isRerank === true) {
     return rerankAnswer(context, statusCode, json as Record<string, unknown>, bodyText, headerEffects, headersMs);
   }
-  const missing = missingAnswer(json as Record<string, unknown>, endpointPath, context.request.body.input);
+  const { input, encoding_format: format } = context.request.body;
+  const missing =
+    missingAnswer(json as Record<string, unknown>, endpointPath, input) ??
+    (endpointPath === "/embeddings"
+      ? oversizedFloats((json as Record<string, unknown>).data, format, context.limits.maxResponseBytes)
+      : undefined);
   if (missing !== undefined) {
     // A 200 without the answer (`"message": null`, no choice 0): useless to any client; the next candidate may do.
     return failed(failureLesson("bad_response", `HTTP ${statusCode} without an answer: ${missing}`), statusCode);
   }
   const isUsageMissing = !isRecord((json as { usage?: unknown }).usage);
   const foreign = takeUpstreamGatewayField(json as Record<string, unknown>, !isUsageMissing);
-  const isReencoded =
-    endpointPath === "/embeddings" &&
-    reencodeEmbeddings(json as Record<string, unknown>, context.request.body.encoding_format);
+  const isReencoded = endpointPath === "/embeddings" && embeddingsForClient(json as Record<string, unknown>, format);
   const isRewritten = foreign !== undefined || isReencoded;
   const text = withCompleteToolCalls(json, isRewritten ? JSON.stringify(json) : bodyText, endpointPath);
   const answerText = isAudioPath(endpointPath) ? text : ensureModelField(json, text, deployment, endpointPath);

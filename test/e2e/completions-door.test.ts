@@ -41,3 +41,15 @@ test("n and best_of as OpenAI's reference states them: a 400 naming the field, n
     allowed,
   );
 });
+
+test("best_of that picks nothing (1, or equal to n) streams: LangChain's and typed clients' defaults", async (t) => {
+  const { mock, client } = await oneProviderScene(t);
+  // LangChain's OpenAI LLM refuses only `bestOf > 1` with streaming; typed clients send their default `best_of: 1`.
+  for (const fields of [{ best_of: 1 }, { n: 2, best_of: 2 }]) {
+    const stream = await client.completions.create({ model: "m", prompt: "hi", stream: true, ...fields });
+    let chunks = 0;
+    for await (const _chunk of stream) chunks += 1;
+    assert.ok(chunks > 0, JSON.stringify(fields));
+  }
+  assert.equal(mock.requests.filter((request) => request.path === "/v1/completions").length, 2);
+});

@@ -28,6 +28,19 @@ async function embeddingScene(t: Parameters<typeof useMock>[0]) {
   return { mock, gateway };
 }
 
+/** Two providers of `embed`, the second answering floats; `firstKeys`: the first's extra settings. */
+async function embeddingPair(t: Parameters<typeof useMock>[0], firstKeys: string) {
+  const scene = await twoProviderScene(t, {
+    model: "embed",
+    firstModel: "{ id: embed-first, kind: embedding }",
+    secondModel: "{ id: embed-second, kind: embedding }",
+    firstKeys,
+    keepsRequestLog: false,
+  });
+  answerWith(scene.second, (vector) => vector);
+  return scene;
+}
+
 /** An answer of one `embedding` per input, as the provider writes it (floats, or whatever `encode` makes of them). */
 function answerWith(mock: MockUpstream, encode: (vector: number[]) => unknown): void {
   mock.setDefault(EMBEDDINGS_ROUTE, (request) => {
@@ -169,4 +182,105 @@ test("a batch or token ids one provider refuses (its batch limit, strings only) 
   const refused = await send(gateway, "POST", "/v1/embeddings", { body: { model: "embed", input: [[1, 2]] } });
   assert.equal(refused.status, 400, refused.text);
   assert.equal(errorOf(refused).message, stringsOnly.message);
+});
+
+test("an answer whose data is out of index order reaches the client sorted by index", async (t) => {
+  const { mock, gateway } = await embeddingScene(t);
+  // Each input's vector is its own: index 0 gets [0, ...], index 1 [1, ...]; the host lists them backwards.
+  const vectorOf = (index: number) => VECTOR.map((value) => value + index);
+  mock.setDefault(EMBEDDINGS_ROUTE, {
+    kind: "json",
+    body: {
+      object: "list",
+      data: [2, 0, 1].map((index) => ({ object: "embedding", index, embedding: vectorOf(index) })),
+      model: "embed",
+      usage: { prompt_tokens: 3, total_tokens: 3 },
+    },
+  });
+  // The SDK (base64 asked) and LangChain pair vectors with texts by position.
+  const answer = await openAiClient(gateway).embeddings.create({ model: "embed", input: ["a", "b", "c"] });
+  assert.deepEqual(
+    answer.data.map((item) => item.index),
+    [0, 1, 2],
+  );
+  assert.deepEqual(
+    answer.data.map((item) => item.embedding),
+    [0, 1, 2].map(vectorOf),
+  );
+  const floats = await send(gateway, "POST", "/v1/embeddings", {
+    body: { model: "embed", input: ["a", "b", "c"], encoding_format: "float" },
+  });
+  assert.deepEqual(
+    (floats.json as { data: { embedding: number[] }[] }).data.map((item) => item.embedding),
+    [0, 1, 2].map(vectorOf),
+  );
+});
+
+test('input "" and [] are a 400 naming `input`, as OpenAI\'s reference states, before any upstream call', async (t) => {
+  const { mock, gateway } = await embeddingScene(t);
+  answerWith(mock, (vector) => vector);
+  for (const input of ["", []]) {
+    const response = await send(gateway, "POST", "/v1/embeddings", { body: { model: "embed", input } });
+    assert.equal(response.status, 400, `${JSON.stringify(input)}: ${response.text}`);
+    assert.equal(errorOf(response).type, "invalid_request_error");
+    assert.equal(errorOf(response).param, "input");
+  }
+  assert.equal(mock.requests.filter((request) => request.path === "/v1/embeddings").length, 0);
+});
+
+test("a batch refused for another field the client sent (its param) is the client's 400, returned at once", async (t) => {
+  const { first, second, gateway } = await embeddingPair(t, "");
+  const refusal = {
+    message: "Invalid value for 'dimensions': must be at least 1.",
+    type: "invalid_request_error",
+    param: "dimensions",
+    code: "invalid_value",
+  };
+  first.enqueue(EMBEDDINGS_ROUTE, { kind: "json", status: 400, body: { error: refusal } });
+  const response = await send(gateway, "POST", "/v1/embeddings", {
+    body: { model: "embed", input: ["one", "two"], dimensions: -1 },
+  });
+  assert.equal(response.status, 400, response.text);
+  assert.equal(errorOf(response).param, "dimensions");
+  assert.equal(second.requests.filter((request) => request.path === "/v1/embeddings").length, 0);
+});
+
+test("base64 that as floats would pass max_response_bytes is not decoded into an answer past the cap", async (t) => {
+  const mock = await useMock(t);
+  const gateway = await useGateway(
+    t,
+    `upstream_limits:
+  max_response_bytes: 65536
+providers:
+  - name: alpha
+    base_url: ${mock.baseUrl}
+    api_key: sk-alpha
+    retries: 0
+    models:
+      embed: { kind: embedding }
+`,
+  );
+  // 4,000 floats: 21 KB of base64, within the cap; about 80 KB as JSON numbers, past it.
+  const vector = Array.from({ length: 4000 }, (_, index) => Math.fround(Math.sin(index) / 7));
+  answerWith(mock, () => Buffer.from(new Float32Array(vector).buffer).toString("base64"));
+  const response = await send(gateway, "POST", "/v1/embeddings", { body: { model: "embed", input: "hi" } });
+  assert.ok(response.text.length < 65536, `${response.status}: ${response.text.length} characters`);
+  assert.equal(response.status, 502, response.text.slice(0, 300));
+  // Within the cap it is still decoded.
+  answerWith(mock, (small) => Buffer.from(new Float32Array(small).buffer).toString("base64"));
+  const small = await send(gateway, "POST", "/v1/embeddings", { body: { model: "embed", input: "hi" } });
+  assert.deepEqual((small.json as { data: { embedding: unknown }[] }).data[0]?.embedding, VECTOR);
+});
+
+test("an embedding string that is not base64 is no vector: failed over, never decoded into made-up floats", async (t) => {
+  const { first, gateway } = await embeddingPair(t, "retries: 0");
+  // A proxy that stringified the list: Buffer.from skips what is not base64 and reads 16 digits as 12 bytes.
+  const stringified = "[1.25, 2.5, 3.75, 4.125, 5.5, 6.0]";
+  first.enqueue(EMBEDDINGS_ROUTE, {
+    kind: "json",
+    body: { object: "list", data: [{ object: "embedding", index: 0, embedding: stringified }], model: "embed-first" },
+  });
+  const response = await send(gateway, "POST", "/v1/embeddings", { body: { model: "embed", input: "hi" } });
+  assert.equal(response.status, 200, response.text);
+  assert.deepEqual((response.json as { data: { embedding: unknown }[] }).data[0]?.embedding, VECTOR);
 });
