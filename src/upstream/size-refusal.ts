@@ -78,10 +78,21 @@ export function sizeRefusalOf(error: UpstreamErrorFields, request?: unknown): Si
     // Zhipu sends `"param": ""` beside its wording: an empty param names nothing.
     return {
       param: error.param === undefined || error.param === "" ? named || undefined : error.param,
-      maxEntries: stated === undefined ? undefined : wording.maxOf(Number(stated)),
+      maxEntries: limitOf(wording, stated),
     };
   }
   return isCoded ? { param: error.param, maxEntries: undefined } : undefined;
+}
+
+/**
+ * The most entries a wording's stated number means, or undefined when it states none a lesson can keep: 400 digits read
+ * as Infinity, a lesson that held for no request here but was written `null` to the state file and Redis, read back
+ * as a lesson about every size.
+ */
+function limitOf(wording: SizeWording, stated: string | undefined): number | undefined {
+  if (stated === undefined) return undefined;
+  const limit = wording.maxOf(Number(stated));
+  return Number.isSafeInteger(limit) ? limit : undefined;
 }
 
 /**
