@@ -1,7 +1,7 @@
 // The features of a request body a refusal may be tied to (request-features.ts).
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { featuresOfNeeds, requestFeatures } from "./request-features.ts";
+import { featureSizesOf, featuresOfNeeds, requestFeatures } from "./request-features.ts";
 
 test("every top-level key with a value, but not the ones every request carries or the gateway's own", () => {
   const features = requestFeatures(
@@ -48,4 +48,14 @@ test("a route explanation's tools, vision and json_schema stand for the same fea
     "json_schema",
   ]);
   assert.deepEqual(featuresOfNeeds({}), []);
+});
+
+test("every array feature a request is listed with is sized, whatever keys come before it", () => {
+  // Keys that are no features (null ones, `messages`, the gateway's own) did count towards the sizes' bound alone:
+  // `stop` was then a feature of 1 entry, and a lesson about 5 and more did not hold for its 5.
+  const body: Record<string, unknown> = { model: "m", messages: [], user: null, x_gateway_reasoning_effort: "low" };
+  for (let index = 0; index < 60; index++) body[`k${index}`] = index;
+  body.stop = ["a", "b", "c", "d", "e"];
+  assert.ok(requestFeatures(body, false).includes("stop"));
+  assert.equal(featureSizesOf(body).get("stop"), 5);
 });

@@ -75,10 +75,13 @@ const NO_SIZES: FeatureSizes = new Map();
  */
 export function featureSizesOf(body: Readonly<Record<string, unknown>>): FeatureSizes {
   let sizes: Map<string, number> | undefined;
-  let looked = 0;
+  // Counted as requestFeatures counts them, so that every feature it lists is sized.
+  let features = 0;
   for (const [key, value] of Object.entries(body)) {
-    if (looked++ >= MAX_FEATURES) break;
-    if (!Array.isArray(value) || NOT_FEATURES.has(key)) continue;
+    if (features >= MAX_FEATURES) break;
+    if (value === undefined || value === null || NOT_FEATURES.has(key) || key.startsWith(GATEWAY_PREFIX)) continue;
+    features++;
+    if (!Array.isArray(value)) continue;
     sizes ??= new Map();
     sizes.set(key, value.length);
   }

@@ -282,9 +282,10 @@ export function refusalOf(status: number, error: UpstreamErrorFields, bodyText =
  * whoever is asked. Mostly worded without "not supported", so known by its code or wording.
  */
 function isSizeRefusal(error: UpstreamErrorFields, request: unknown): boolean {
-  const refusal = sizeRefusalOf(error);
+  const refusal = sizeRefusalOf(error, request);
   if (refusal?.param === undefined || !isRecord(request)) return false;
-  // Tied by the param alone: the message's other words are not read, a quoted prompt cannot make it one.
+  // Tied by the param alone: the message's other words are not read, and a wording that quotes the prompt is not
+  // read either (size-refusal.ts): a quoted prompt cannot make it one.
   const param = requestParamOf(refusal.param);
   return refusedFeature({ message: "", param }, requestFeatures(request, false)) !== undefined;
 }

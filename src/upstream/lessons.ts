@@ -200,7 +200,7 @@ function sizedLesson(
   features: readonly RequestFeature[],
   body: unknown,
 ): { readonly feature: RequestFeature; readonly minEntries?: number } | undefined {
-  const refusal = sizeRefusalOf(error);
+  const refusal = sizeRefusalOf(error, body);
   if (refusal?.param === undefined) return undefined;
   const feature = refusedFeature({ message: "", param: requestParamOf(refusal.param) }, features);
   if (feature === undefined) return undefined;

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { refusedFromEntries, requestParamOf, sizeRefusalOf } from "./size-refusal.ts";
+import { RefusedFeatures } from "../limits/refused-features.ts";
+import { refusedFromEntries, requestParamOf, type SizeRefusal, sizeRefusalOf } from "./size-refusal.ts";
 
 test("each cited wording gives the parameter and the most entries taken", () => {
   const cases: [string, { param?: string; code?: string }, string | undefined, number | undefined][] = [
@@ -48,4 +49,18 @@ test("the lesson starts above the stated limit, else at the entries sent; Gemini
   assert.equal(requestParamOf("stop_sequences"), "stop");
   assert.equal(requestParamOf("stopSequences"), "stop");
   assert.equal(requestParamOf("tools"), "tools");
+});
+
+test("a stated limit too large to keep is no stated limit: the lesson reads the same after the state file", () => {
+  const huge = `Invalid 'stop': array too long. Expected an array with maximum length ${"9".repeat(400)}, but got 5.`;
+  const refusal = sizeRefusalOf({ message: huge, param: "stop" });
+  assert.equal(refusal?.maxEntries, undefined, "Infinity was kept, and written as null");
+  assert.equal(refusedFromEntries(refusal as SizeRefusal, 5), 5);
+  // A `stop` string was sent (no entries counted): the lesson holds alike before and after the state file.
+  const book = new RefusedFeatures(60_000);
+  book.learn("a", "stop", "HTTP 400", 0, undefined, refusedFromEntries(refusal as SizeRefusal, undefined));
+  const restarted = new RefusedFeatures(60_000);
+  restarted.import(JSON.parse(JSON.stringify(book.export(1))), 1);
+  assert.deepEqual(restarted.refusalOf("a", ["stop"], 2, new Map()), book.refusalOf("a", ["stop"], 2, new Map()));
+  assert.equal(sizeRefusalOf({ message: huge.replace("9".repeat(400), "0"), param: "stop" })?.maxEntries, 0);
 });

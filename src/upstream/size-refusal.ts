@@ -1,6 +1,7 @@
 // A refusal of a parameter for its size (too many entries), not its value: which parameter, and the most entries the
 // provider says it takes. Pure. Only wordings seen from real providers are read (each cited); another refusal that
 // names a parameter is read by the other rows of classify-response.ts.
+import { isEchoedPhrase } from "../providers/request-echo.ts";
 import type { UpstreamErrorFields } from "./read-upstream-error.ts";
 
 export interface SizeRefusal {
@@ -59,23 +60,39 @@ const SIZE_WORDINGS: readonly SizeWording[] = [
 /** Error messages are short; a long one is read only as far as this. */
 const MAX_READ_CHARS = 2_000;
 
-/** The refusal's parameter and stated limit when it refuses a parameter for its size; undefined otherwise. */
-export function sizeRefusalOf(error: UpstreamErrorFields): SizeRefusal | undefined {
+/**
+ * The refusal's parameter and stated limit when it refuses a parameter for its size; undefined otherwise. `request`:
+ * the body sent, when known: a wording whose sentence only quotes it back (a content filter's `input '...'`) is the
+ * prompt's words, not the provider's (request-echo.ts isEchoedPhrase, as for "not supported"), and is not read.
+ */
+export function sizeRefusalOf(error: UpstreamErrorFields, request?: unknown): SizeRefusal | undefined {
   const message = error.message.length > MAX_READ_CHARS ? error.message.slice(0, MAX_READ_CHARS) : error.message;
   const isCoded = error.code !== undefined && SIZE_REFUSAL_CODES.has(error.code.toLowerCase());
   for (const wording of SIZE_WORDINGS) {
     const match = wording.words.exec(message);
     if (match === null) continue;
+    if (isEchoedPhrase(message, match.index, match.index + match[0].length, request)) continue;
     // A wording that names its parameter itself states its limit in its second group, else in its first.
     const named = wording.param ?? match[1];
     const stated = wording.param === undefined ? match[2] : match[1];
     // Zhipu sends `"param": ""` beside its wording: an empty param names nothing.
     return {
       param: error.param === undefined || error.param === "" ? named || undefined : error.param,
-      maxEntries: stated === undefined ? undefined : wording.maxOf(Number(stated)),
+      maxEntries: limitOf(wording, stated),
     };
   }
   return isCoded ? { param: error.param, maxEntries: undefined } : undefined;
+}
+
+/**
+ * The most entries a wording's stated number means, or undefined when it states none a lesson can keep: 400 digits read
+ * as Infinity, a lesson that held for no request here but was written `null` to the state file and Redis, read back
+ * as a lesson about every size.
+ */
+function limitOf(wording: SizeWording, stated: string | undefined): number | undefined {
+  if (stated === undefined) return undefined;
+  const limit = wording.maxOf(Number(stated));
+  return Number.isSafeInteger(limit) ? limit : undefined;
 }
 
 /**

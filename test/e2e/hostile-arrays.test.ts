@@ -194,3 +194,16 @@ describe(`${ELEMENTS.toLocaleString("en")} bad array elements: a 400 naming the 
     assert.deepEqual((forwarded?.body as { input?: unknown[][] } | undefined)?.input?.[0]?.length, ELEMENTS);
   });
 });
+
+describe("Messages `stop_sequences` the gateway would match itself: bounded before any work", () => {
+  test("8 MB of them: Anthropic's 400 at once, the gateway free (the automaton held the loop 6 s and more)", async (t) => {
+    const gateway = await scene(t);
+    const stops = JSON.stringify(["<a>", "<b>", "<c>", "<d>", "x".repeat(8_000_000)]);
+    const response = await sendHostile(
+      gateway,
+      "/v1/messages",
+      `{"model":"chat-model","max_tokens":10,"stop_sequences":${stops},"messages":[{"role":"user","content":"hi"}]}`,
+    );
+    assert.match(messagesErrorOf(response).message, /`stop_sequences`: stop sequences of at most 50,000 characters/);
+  });
+});

@@ -292,3 +292,31 @@ describe("messages API: text held back for a stop sequence, then a tool call", (
     assert.equal(message.stop_reason, "tool_use");
   });
 });
+
+describe("messages API: how many stop sequences the gateway matches", () => {
+  test("at most 1,000 and 50,000 characters in all; more is Anthropic's 400 naming stop_sequences, never sent", async (t) => {
+    const { mock, client } = await scene(t);
+    const request = { model: "m", max_tokens: 32, messages: [{ role: "user" as const, content: "Hi" }] };
+    // Each one built the automaton before: 20 MB of them held the event loop 16 s and took 1 GB.
+    const refusedFor = async (stopSequences: string[]) => {
+      const error = await client.messages.create({ ...request, stop_sequences: stopSequences }).then(
+        () => undefined,
+        (caught: unknown) => caught,
+      );
+      assert.ok(error instanceof Anthropic.BadRequestError, String(error));
+      const body = error.error as { type?: string; error?: { type?: string; message?: string } };
+      assert.equal(body.type, "error");
+      assert.equal(body.error?.type, "invalid_request_error");
+      return body.error?.message ?? "";
+    };
+    const many = Array.from({ length: 1_001 }, (_, index) => `<${index}>`);
+    assert.match(await refusedFor(many), /`stop_sequences`: at most 1,000 stop sequences/);
+    const long = ["<a>", "<b>", "<c>", "<d>", "x".repeat(50_000)];
+    assert.match(await refusedFor(long), /`stop_sequences`: stop sequences of at most 50,000 characters in all/);
+    assert.equal(chatRequests(mock).length, 0, "nothing was sent upstream");
+    // At the bounds: served, the rest matched by the gateway.
+    const atBounds = [...many.slice(0, 999), "y".repeat(50_000 - many.slice(0, 999).join("").length)];
+    const served = await client.messages.create({ ...request, stop_sequences: atBounds });
+    assert.deepEqual(served.content, [{ type: "text", text: "Fine.", citations: null }]);
+  });
+});

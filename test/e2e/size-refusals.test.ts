@@ -3,7 +3,7 @@
 // the parameter for that deployment. Real gateway, two scripted mock upstreams over loopback, the OpenAI SDK.
 import assert from "node:assert/strict";
 import { describe, type TestContext, test } from "node:test";
-import { CHAT_ROUTE, chatRequests, serveEveryChat, twoProviderScene } from "../helpers/e2e.ts";
+import { CHAT_ROUTE, chatRequests, rowOf, serveEveryChat, statsOf, twoProviderScene } from "../helpers/e2e.ts";
 import { chatCompletion, type RecordedRequest } from "../helpers/mock-upstream.ts";
 
 /** OpenAI's answer, word for word, to a `stop` array of 5. */
@@ -131,6 +131,32 @@ describe("a parameter refused for its size", () => {
       (error: { status?: number; code?: string }) => error.status === 400 && error.code === "array_above_max_length",
     );
     assert.equal(chatRequests(second).length, 0);
+  });
+
+  test("a size wording that only quotes the client's prompt back is the client's 400: no failover, nothing learned", async (t) => {
+    const { first, second, gateway, client } = await sizeScene(t);
+    const quoted =
+      "Invalid 'stop': array too long. Expected an array with maximum length 1, but got an array with length 2 instead";
+    // A content filter quoting the prompt: no code, no param, the provider's own words around the quotation.
+    first.setDefault(CHAT_ROUTE, {
+      kind: "json",
+      status: 400,
+      body: {
+        error: {
+          message: `Request blocked: input '${quoted}' matched a filtered pattern.`,
+          type: "invalid_request_error",
+        },
+      },
+    });
+    serveEveryChat(second);
+    const content = `My other client logs this: ${quoted}. What does it mean?`;
+    await assert.rejects(
+      client.chat.completions.create({ model: "m", messages: [{ role: "user", content }], stop: ["a", "b"] }),
+      (error: { status?: number; message?: string }) =>
+        error.status === 400 && /Request blocked/.test(error.message ?? ""),
+    );
+    assert.equal(chatRequests(second).length, 0, "not failed over: the words were the prompt's");
+    assert.deepEqual(rowOf(await statsOf(gateway), "first/m").refused_features, [], "nothing learned from a quotation");
   });
 });
 

@@ -2,6 +2,7 @@
 // which request-mapping.ts applies after choosing by `type` (so an unsupported block gets its own clear error).
 import { z } from "zod";
 import { arrayOf } from "../validate.ts";
+import { MAX_STOP_SEQUENCES, MAX_STOP_SEQUENCES_CHARS } from "./stop-sequences.ts";
 
 // Blocks are checked one by one where the turn's role says which types it takes (request-mapping.ts `blockAt`), so a
 // bad one is named by its position (`messages.3.content.2`) and told the accepted types: inside zod's union of a
@@ -41,7 +42,15 @@ export const messagesRequestSchema = z.looseObject({
       disable_parallel_tool_use: z.boolean().optional(),
     })
     .optional(),
-  stop_sequences: arrayOf(z.string()).optional(),
+  // Bounded after each entry is checked (the first bad one is named as before): the gateway matches them itself.
+  stop_sequences: arrayOf(z.string())
+    .refine((sequences) => sequences.length <= MAX_STOP_SEQUENCES, {
+      error: `at most ${MAX_STOP_SEQUENCES.toLocaleString("en")} stop sequences are taken`,
+    })
+    .refine((sequences) => sequences.reduce((sum, sequence) => sum + sequence.length, 0) <= MAX_STOP_SEQUENCES_CHARS, {
+      error: `stop sequences of at most ${MAX_STOP_SEQUENCES_CHARS.toLocaleString("en")} characters in all are taken`,
+    })
+    .optional(),
   temperature: z.number().min(0).max(1).optional(),
   top_p: z.number().min(0).max(1).optional(),
   top_k: z.number().int().nonnegative().optional(),

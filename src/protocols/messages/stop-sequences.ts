@@ -9,6 +9,14 @@ import { StopAutomaton } from "./stop-automaton.ts";
 export const UPSTREAM_STOP_MAX = 4;
 
 /**
+ * `stop_sequences` of one request: how many, and their characters in all (request-schema.ts; more is a 400). The
+ * automaton for them is built per request at about 1 us of the event loop a character: 20 MB of them held it 16 s and
+ * took 1 GB. Anthropic documents no cap; real clients send a handful of short ones.
+ */
+export const MAX_STOP_SEQUENCES = 1_000;
+export const MAX_STOP_SEQUENCES_CHARS = 50_000;
+
+/**
  * Cuts streamed text at the first stop sequence, as Anthropic does (the sequence itself is not part of the text).
  * Text that may be the start of a sequence is held back until the next piece says whether it is one; after a match,
  * nothing more is passed on. Only text goes through it: Anthropic matches no sequence inside thinking or tool input.
