@@ -4,16 +4,20 @@ import type { SegmentEnd, TokenUsage } from "../streaming/relay-types.ts";
 
 /**
  * What a stream segment's budgets are charged when it ends: its reported usage; else, when it broke (or, being a
- * continuation, finished the answer) without a report, the estimate its record attempt carries (segment-usage.ts).
- * The segment's reservation (its prompt's calibrated estimate, plus `max_tokens` when counted) stays the floor, as for
- * any stream that did not say what it used (docs/limits.md "Streams"), except for a segment another deployment
- * continued (the first one, or a continuation that broke too): the rest of the answer, and its own reservation, are
- * the next segment's, so it is charged what it produced. A continuation's reservation counts the original prompt
- * only, not a prefill's delivered text: the estimate covers it. Undefined: the reservation stays charged (a first
- * segment's success without a usage report, a failure before any output). An abandoned segment (isAbandoned: the
- * client left, a replay diverged) is charged its estimate without the floor: its prompt, which its provider counted as
- * it arrived, plus what it generated (segment-usage.ts; never undefined for a continuation without a report: until
- * 2026-12-06 one that generated nothing was charged 0, as if it had never been sent).
+ * continuation, finished the answer; or, being the first, ended the answer on a door that estimates usage) without a
+ * report, the estimate its record attempt carries (segment-usage.ts). The segment's reservation (its prompt's
+ * calibrated estimate, plus `max_tokens` when counted) stays the floor, as for any stream that did not say what it used
+ * (docs/limits.md "Streams"): without a report the gateway cannot tell what its provider counted (a `max_tokens` it
+ * counted at admission, a tokenizer above the estimate), so a first segment that ended the answer unreported is charged
+ * its estimate only when that is more (until 2026-12-07 it kept its reservation, its answer uncounted); except for a
+ * segment another deployment continued (the first one, or a continuation that broke too): the rest of the answer, and
+ * its own reservation, are the next segment's, so it is charged what it produced. A continuation's reservation counts
+ * the original prompt only, not a prefill's delivered text: the estimate covers it. Undefined: the reservation stays
+ * charged (a first segment's success without a usage report or an estimate, a failure before any output). An abandoned
+ * segment (isAbandoned: the client left, a replay diverged) is charged its estimate without the floor: its prompt,
+ * which its provider counted as it arrived, plus what it generated (segment-usage.ts; never undefined for a
+ * continuation without a report: until 2026-12-06 one that generated nothing was charged 0, as if it had never been
+ * sent).
  */
 export function segmentCharge(
   end: SegmentEnd,

@@ -5,17 +5,20 @@ import { countTextTokens } from "../limits/token-estimate.ts";
 import type { SegmentEnd, TokenUsage } from "../streaming/relay-types.ts";
 
 /**
- * The gateway's estimate of a segment's usage: `promptTokens`, the prompt it was sent as its deployment counts it
+ * The gateway's estimate of a first segment's usage: `promptTokens`, the prompt it was sent as its deployment counts it
  * (calibrated: the figure its reservation and the client's estimated usage start from), plus what it generated: the
  * text and reasoning it delivered and the text the gateway dropped (a replay's repeated start, a diverging event),
  * counted with the gateway's tokenizer, the reasoning it dropped (generatedReasoning), and its tool calls, refusals and
- * other choices (countGenerated). Undefined when the provider reported usage, when the segment succeeded (a
- * success without a report stays unknown, as for any answer), and when it generated nothing and was not continued (a
- * failure before any output). Before 2026-12-06 its reasoning was not counted: a stream cut while it reasoned was
- * charged no output at all.
+ * other choices (countGenerated). A success the provider reported no usage for is the relay's estimate of the whole
+ * answer (SegmentEnd.estimatedUsage: the record's totals, so every book agrees; until 2026-12-07 such a stream counted 0
+ * everywhere when its client had not asked for usage, and its budget kept only its reservation). Undefined when the
+ * provider reported usage, for a success no estimate was made for (not a chat stream of a door that estimates usage),
+ * and when it generated nothing and was not continued (a failure before any output). Before 2026-12-06 its reasoning
+ * was not counted: a stream cut while it reasoned was charged no output at all.
  */
 export function estimatedSegmentUsage(end: SegmentEnd, promptTokens: number): TokenUsage | undefined {
-  if (end.usage !== undefined || end.outcome === "success") return undefined;
+  if (end.usage !== undefined) return undefined;
+  if (end.outcome === "success") return end.estimatedUsage;
   const hasGenerated =
     generatedText(end) !== "" || generatedReasoning(end) !== "" || end.otherOutputTokens !== undefined;
   if (!hasGenerated && end.isContinued !== true) return undefined;

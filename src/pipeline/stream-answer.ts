@@ -168,9 +168,11 @@ function relayOptions(request: PipelineRequest, plan: RoutePlan, result: StreamR
     signal: context.signal,
     promptTokens: promptEstimate,
     countTokens: countTextTokens,
+    // Every chat stream of a door that estimates usage, asked for or not: an answer no upstream reported usage for is
+    // counted by the estimate in every book, and only a client that asked is sent it.
     usageEstimate:
-      endpoint.estimatesUsage === true && result.api === "chat" && clientAskedForUsage(body)
-        ? { promptTokens: promptEstimate }
+      endpoint.estimatesUsage === true && result.api === "chat"
+        ? { promptTokens: promptEstimate, isSentToClient: clientAskedForUsage(body) }
         : undefined,
     redact: runtime.secrets.redactor,
     ...(isContinuable

@@ -348,3 +348,41 @@ test("events a prefill continuation held, released after the segment ended, coun
   const end = ends[0]?.end;
   assert.deepEqual([end?.outcome, end?.text, end?.droppedText], ["client_aborted", "Hel", "lo!!"]);
 });
+
+test("an answer no upstream reported usage for: estimated for every book, sent as a usage chunk only when asked", async () => {
+  const event = (fields: Record<string, unknown>) =>
+    `data: ${JSON.stringify({ id: "c", object: "chat.completion.chunk", ...fields })}\n\n`;
+  const finish = event({ choices: [{ index: 0, delta: {}, finish_reason: "stop" }] });
+  const reported = event({ choices: [], usage: { prompt_tokens: 5, completion_tokens: 2, total_tokens: 7 } });
+  async function relay(texts: readonly string[], isSentToClient: boolean, isUsageInjected: boolean) {
+    const ends: SegmentEnd[] = [];
+    const first: RelaySegment = { stream: opened(texts, "end"), isUsageInjected, finish: (end) => ends.push(end) };
+    const options = { shouldStripUsage: isUsageInjected, countTokens: (text: string) => text.length };
+    const relayed = relayStream(
+      first,
+      relayOptions({ ...options, usageEstimate: { promptTokens: 3, isSentToClient } }),
+    );
+    const sent: string[] = [];
+    let next = await relayed.next();
+    for (; next.done !== true; next = await relayed.next()) sent.push(...next.value.map((item) => item.data));
+    return { result: next.value, end: ends[0], usageSent: sent.filter((data) => data.includes('"usage"')) };
+  }
+  const estimate = { promptTokens: 3, completionTokens: 5 };
+  const silent = [chunk("ab"), chunk("cde"), finish, "data: [DONE]\n\n"];
+  const unasked = await relay(silent, false, true);
+  assert.deepEqual([unasked.result.usage, unasked.result.isUsageEstimated], [estimate, true]);
+  assert.deepEqual(unasked.end?.estimatedUsage, estimate, "the first segment's attempt counts the same estimate");
+  assert.deepEqual(unasked.usageSent, [], "a client that did not ask is sent no usage");
+  const asked = await relay(silent, true, false);
+  assert.deepEqual([asked.result.usage, asked.end?.estimatedUsage], [estimate, estimate]);
+  assert.equal(asked.usageSent.length, 1);
+  assert.ok(asked.usageSent[0]?.includes('"usage_estimated":true'));
+  // The gateway asked for usage itself and got it (stripped from the client's stream): that report, no estimate.
+  const stripped = await relay([chunk("ab"), chunk("cde"), finish, reported, "data: [DONE]\n\n"], false, true);
+  assert.deepEqual(
+    [stripped.result.usage, stripped.result.isUsageEstimated],
+    [{ promptTokens: 5, completionTokens: 2 }, undefined],
+  );
+  assert.equal(stripped.end?.estimatedUsage, undefined);
+  assert.deepEqual(stripped.usageSent, []);
+});

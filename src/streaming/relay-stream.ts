@@ -46,11 +46,13 @@ export interface RelayOptions {
   /** Counts completion tokens of delivered text whose usage the provider never reported (a cut segment). */
   countTokens?(text: string): number;
   /**
-   * The client asked for usage (`stream_options.include_usage`) on a door that answers an upstream's silence with an
-   * estimate: `promptTokens` is the prompt's estimate. A stream that ends well without any upstream's usage then gets
-   * one final usage chunk marked `x_gateway.usage_estimated` (estimated-usage.ts), counted with `countTokens`.
+   * A door that answers an upstream's silence with an estimate: `promptTokens` is the prompt's estimate. A stream that
+   * ends well without any upstream's usage is then counted by the estimate (counted with `countTokens`): the result's
+   * `usage`, and the first segment's SegmentEnd.estimatedUsage when it ended the answer. `isSentToClient`: the client
+   * asked for usage (`stream_options.include_usage`), so the estimate also goes to it, as one final usage chunk marked
+   * `x_gateway.usage_estimated` (estimated-usage.ts); a client that did not ask is told nothing it did not ask for.
    */
-  readonly usageEstimate?: { readonly promptTokens: number } | undefined;
+  readonly usageEstimate?: { readonly promptTokens: number; readonly isSentToClient: boolean } | undefined;
   /**
    * Whether the client's protocol adapter ended the answer itself (pipeline-types.ts StreamAnswer.endAnswer: a stop
    * sequence the Messages door matched): a segment that fails after that ends as a success, as one that breaks after
@@ -119,10 +121,13 @@ export async function* relayStream(
         unsettled = undefined;
       }
       if (end.outcome === "success" && !options.signal.aborted) {
-        const estimate = usageEstimate(state, options);
+        const estimate = usageEstimate(state, options, continuation === undefined ? end.usage : state.combinedUsage);
         if (estimate !== undefined) {
           estimatedUsage = estimate.usage;
-          yield [estimate.chunk];
+          // The first segment ended the answer unreported: its attempt, budgets and /stats count this same estimate
+          // (pipeline/segment-usage.ts). A continuation that ended it is estimated by its own share.
+          if (continuation === undefined) firstEnd = { ...end, estimatedUsage: estimate.usage };
+          if (estimate.chunk !== undefined) yield [estimate.chunk];
         }
       }
       if (end.outcome === "success" || end.outcome === "client_aborted" || options.signal.aborted) break;
@@ -274,16 +279,23 @@ class OpeningWindow implements OpeningBound {
 }
 
 /**
- * The estimated usage chunk a whole answer ends with when the client asked for usage and no upstream sent any (a
- * continued answer included: a continuation's real usage is merged instead, never sent beside an estimate).
+ * The estimated usage of a whole answer no upstream reported usage for (a continued answer included: a continuation's
+ * real usage is merged instead, never sent beside an estimate), and the usage chunk it ends with when the client asked
+ * for usage. `reported`: the answer's usage an upstream reported, which the client did not see because the gateway
+ * asked for it itself (stripped): then there is nothing to estimate. Before 2026-12-07 an answer whose client had not
+ * asked was not estimated at all, and counted 0 tokens in the record, the metrics, /stats and the dashboard.
  */
 function usageEstimate(
   state: RelayState,
   options: RelayOptions,
-): { readonly usage: TokenUsage; readonly chunk: StreamChunk } | undefined {
+  reported: TokenUsage | undefined,
+): { readonly usage: TokenUsage; readonly chunk?: StreamChunk } | undefined {
   const output = state.output;
-  if (options.usageEstimate === undefined || output === undefined || state.hasPassedUsage) return undefined;
-  const usage = { promptTokens: options.usageEstimate.promptTokens, completionTokens: output.tokens };
+  const estimate = options.usageEstimate;
+  if (estimate === undefined || output === undefined || state.hasPassedUsage) return undefined;
+  if (!estimate.isSentToClient && reported !== undefined) return undefined;
+  const usage = { promptTokens: estimate.promptTokens, completionTokens: output.tokens };
+  if (!estimate.isSentToClient) return { usage };
   const json = estimatedUsageChunk(output.lastChunk, state.streamId, usage);
   return { usage, chunk: { data: JSON.stringify(json), json } };
 }

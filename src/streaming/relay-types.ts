@@ -63,6 +63,12 @@ export interface SegmentEnd {
    * output: before 2026-12-06 a segment of tool calls only that broke was charged no output at all.
    */
   readonly otherOutputTokens?: number;
+  /**
+   * The first segment ended the answer well and no upstream reported usage: the whole answer's estimate, the relay's
+   * count of what the client got (RelayOptions.usageEstimate), which the record's totals carry too. What its attempt,
+   * budgets and /stats count (pipeline/segment-usage.ts), whether or not the client was sent it.
+   */
+  readonly estimatedUsage?: TokenUsage;
   /** Another upstream continued the answer after this segment broke (the first one, or a continuation). */
   readonly isContinued?: boolean;
   /**
@@ -134,9 +140,12 @@ export interface RelayResult {
   readonly reason: string;
   /** The status the failure's in-band upstream error named, if it named one: what the client's error is called. */
   readonly upstreamStatus?: number;
-  /** The whole answer's usage (combined over continuations), if known: the usage the client was told. */
+  /**
+   * The whole answer's usage (combined over continuations), if known: the usage the client was told, or, when no
+   * upstream reported any, the gateway's estimate (sent to the client only when it asked: RelayOptions.usageEstimate).
+   */
   readonly usage: TokenUsage | undefined;
-  /** `usage` is the gateway's estimate (the client asked for usage, no upstream reported any): estimated-usage.ts. */
+  /** `usage` is the gateway's estimate (no upstream reported any): estimated-usage.ts. */
   readonly isUsageEstimated?: true;
   /** Characters of first-choice text delivered to the client. */
   readonly deliveredChars: number;

@@ -9,7 +9,7 @@ import OpenAI from "openai";
 import { countTextTokens, estimateChatPrompt } from "../../src/limits/token-estimate.ts";
 import type { RecordedAttempt, RequestRecord } from "../../src/observability/request-record.ts";
 import { rowOf, send, statsOf } from "../helpers/e2e.ts";
-import type { WindowView } from "../helpers/limits-scene.ts";
+import { deploymentTpmUsed } from "../helpers/limits-scene.ts";
 import { chatStream, type MockStep, type SseScript } from "../helpers/mock-upstream.ts";
 import { parsePrometheusText, sumOf } from "../helpers/prometheus-text.ts";
 import { waitUntil } from "../helpers/sse-client.ts";
@@ -66,21 +66,6 @@ function usageOf(attempt: RecordedAttempt | undefined) {
     attempt?.tokensOut,
     attempt?.isUsageEstimated,
   ];
-}
-
-/** The tokens used in a deployment's configured per-minute token window, from /stats. */
-async function tpmUsed(scene: TwoProviders, provider: string): Promise<number> {
-  const response = await send(scene.gateway, "GET", "/stats");
-  assert.equal(response.status, 200, response.text);
-  const rows = (
-    response.json as { deployments: { provider: string; budgets: { scope: string; windows: WindowView[] }[] }[] }
-  ).deployments;
-  const scope = rows
-    .find((row) => row.provider === provider)
-    ?.budgets.find((budget) => budget.scope === `deployment:${provider}/${MODEL}`);
-  const window = scope?.windows.find((entry) => entry.unit === "tokens" && entry.window === "minute");
-  assert.ok(window !== undefined, `no tpm window for ${provider}: ${JSON.stringify(scope)}`);
-  return window.used;
 }
 
 describe("a stream that broke and was not continued: its estimate in the record, tokens_total and /stats", () => {
@@ -181,8 +166,8 @@ describe("a continuation that broke too, without a usage report", () => {
     const beta = records[0]?.attempts.find((attempt) => attempt.provider === "beta");
     assert.deepEqual(usageOf(beta), ["beta", "continuation", "stream_cut", betaIn, betaOut, true]);
     // What beta reserved was the original prompt's estimate; it was sent (and billed) more.
-    assert.equal(await tpmUsed(scene, "beta"), betaIn + betaOut);
-    assert.equal(await tpmUsed(scene, "alpha"), PROMPT + countTextTokens(DELIVERED));
+    assert.equal(await deploymentTpmUsed(scene.gateway, "beta"), betaIn + betaOut);
+    assert.equal(await deploymentTpmUsed(scene.gateway, "alpha"), PROMPT + countTextTokens(DELIVERED));
     assert.deepEqual(await tokensTotalOf(scene, "beta"), [betaIn, betaOut]);
     const stats = await statsOf(scene.gateway);
     const betaRow = rowOf(stats, `beta/${MODEL}`);

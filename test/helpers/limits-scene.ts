@@ -134,19 +134,28 @@ export function sceneFor(alpha: MockUpstream, beta: MockUpstream, gateway: TestG
     gateway,
     chat: (body = {}) => postChat(gateway, { model: MODEL, ...body }),
     counts: () => ({ alpha: chatRequests(alpha).length, beta: chatRequests(beta).length }),
-    stats: async (provider) => {
-      const response = await send(gateway, "GET", "/stats");
-      assert.equal(response.status, 200, response.text);
-      const rows = (response.json as { deployments: DeploymentView[] }).deployments;
-      const row = rows.find((candidate) => candidate.provider === provider && candidate.model === MODEL);
-      assert.ok(row !== undefined, `no /stats row for ${provider}/${MODEL}`);
-      return row;
-    },
+    stats: (provider) => deploymentRow(gateway, provider),
     health: async () => {
       const response = await send(gateway, "GET", "/health");
       return response.json as HealthView;
     },
   };
+}
+
+/** A deployment's row of /stats: `provider`'s model `m`. */
+export async function deploymentRow(gateway: TestGateway, provider: string): Promise<DeploymentView> {
+  const response = await send(gateway, "GET", "/stats");
+  assert.equal(response.status, 200, response.text);
+  const rows = (response.json as { deployments: DeploymentView[] }).deployments;
+  const row = rows.find((candidate) => candidate.provider === provider && candidate.model === MODEL);
+  assert.ok(row !== undefined, `no /stats row for ${provider}/${MODEL}`);
+  return row;
+}
+
+/** The tokens used in `provider`'s model `m`'s configured per-minute token window (`tpm`), from /stats. */
+export async function deploymentTpmUsed(gateway: TestGateway, provider: string): Promise<number> {
+  const row = await deploymentRow(gateway, provider);
+  return windowOf(row, `deployment:${provider}/${MODEL}`, "tokens", "minute").used;
 }
 
 /** The window of a deployment's budget scope, e.g. `windowOf(row, "deployment:alpha/m", "requests", "minute")`. */

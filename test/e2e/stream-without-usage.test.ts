@@ -1,0 +1,139 @@
+// A stream that ended well while no upstream reported usage (the client did not ask for
+// `stream_options.include_usage`, and the provider sends none, asked by the gateway or not): its provider billed the
+// prompt and the answer all the same. Every book counts it by the gateway's estimate, as a broken stream's is: the
+// request record's totals and its attempt (`isUsageEstimated`), the request log, `llm_gateway_tokens_total` and
+// `llm_gateway_client_tokens_total` (`source="estimated"`), /stats, the dashboard's feed and the deployment's token
+// budget (docs/observability.md, docs/limits.md "Streams"). The client is told nothing it did not ask for: no usage
+// chunk. Before, such a stream counted 0 everywhere, and its budget kept only its prompt's reservation.
+import assert from "node:assert/strict";
+import { describe, type TestContext, test } from "node:test";
+import Anthropic from "@anthropic-ai/sdk";
+import { countTextTokens, estimateChatPrompt } from "../../src/limits/token-estimate.ts";
+import type { RequestRecord } from "../../src/observability/request-record.ts";
+import { rowOf, send, statsOf } from "../helpers/e2e.ts";
+import { deploymentTpmUsed } from "../helpers/limits-scene.ts";
+import { chatStream } from "../helpers/mock-upstream.ts";
+import { parsePrometheusText, sumOf } from "../helpers/prometheus-text.ts";
+import { waitUntil } from "../helpers/sse-client.ts";
+import { CHAT_ROUTE, MODEL, sentBody, startTwoProviders, type TwoProviders } from "../helpers/two-providers.ts";
+
+const PROMPT = "Say hello to my friend, in a few words.";
+const WORDS = ["Hello", " there,", " my", " dear", " friend", "!"];
+const TEXT = WORDS.join("");
+/** The relay counts each streamed piece on its own, as the estimated usage chunk does. */
+const STREAMED_TOKENS = WORDS.reduce((sum, word) => sum + countTextTokens(word), 0);
+
+interface Scene extends TwoProviders {
+  readonly records: RequestRecord[];
+}
+
+async function scene(t: TestContext): Promise<Scene> {
+  // `count_max_tokens: false`: the reservation is the prompt alone (the Messages door requires `max_tokens`), so the
+  // token window shows whether the answer was charged.
+  const started = await startTwoProviders(t, {
+    primary: { count_max_tokens: false },
+    primaryModel: { limits: { tpm: 1_000_000 } },
+  });
+  const records: RequestRecord[] = [];
+  started.gateway.runtime.onRecord((record) => records.push(record));
+  // A stream as a provider that ignores `stream_options.include_usage` sends it: no usage chunk.
+  started.primary.enqueue(CHAT_ROUTE, { kind: "sse", events: chatStream(WORDS, MODEL) });
+  return { ...started, records };
+}
+
+/** The prompt as the gateway estimated it: the chat messages it sent (a fresh gateway's calibration factor is 1). */
+function promptTokensSent(s: Scene): number {
+  const body = sentBody(s.primary) as { messages: unknown[]; tools?: unknown };
+  return estimateChatPrompt(body.messages, body.tools).promptTokens;
+}
+
+async function metricsOf(s: Scene): Promise<ReturnType<typeof parsePrometheusText>> {
+  const response = await send(s.gateway, "GET", "/metrics");
+  assert.equal(response.status, 200, response.text);
+  return parsePrometheusText(response.text);
+}
+
+/** What every book says of the request: the same estimate, marked as one. */
+async function assertCountedByEstimate(s: Scene, endpoint: string): Promise<void> {
+  await waitUntil(() => s.records.length === 1, "the request's record");
+  const record = s.records[0] as RequestRecord;
+  const promptTokens = promptTokensSent(s);
+  const expected = [promptTokens, STREAMED_TOKENS];
+  assert.ok(promptTokens > 0 && STREAMED_TOKENS > 0);
+  assert.equal(record.outcome, "success");
+  assert.deepEqual([record.tokensIn, record.tokensOut, record.isUsageEstimated], [...expected, true], "the record");
+  const attempt = record.attempts[0];
+  assert.deepEqual(
+    [record.attempts.length, attempt?.tokensIn, attempt?.tokensOut, attempt?.isUsageEstimated],
+    [1, ...expected, true],
+    "its attempt: what its deployment is counted",
+  );
+
+  const listed = await send(s.gateway, "GET", "/v1/gateway/requests?limit=1");
+  const logged = (listed.json as { data: RequestRecord[] }).data[0];
+  assert.equal(logged?.endpoint, endpoint);
+  assert.deepEqual([logged?.tokensIn, logged?.tokensOut, logged?.isUsageEstimated], [...expected, true], "request log");
+
+  const metrics = await metricsOf(s);
+  const tokens = (direction: string) =>
+    sumOf(metrics, "llm_gateway_tokens_total", { provider: "alpha", direction, source: "estimated" });
+  const clientTokens = (direction: string) =>
+    sumOf(metrics, "llm_gateway_client_tokens_total", { client: "none", direction, source: "estimated" });
+  assert.deepEqual([tokens("in"), tokens("out")], expected, "llm_gateway_tokens_total");
+  assert.deepEqual([clientTokens("in"), clientTokens("out")], expected, "llm_gateway_client_tokens_total");
+  assert.equal(sumOf(metrics, "llm_gateway_tokens_total", { source: "reported" }), 0);
+
+  const alpha = rowOf(await statsOf(s.gateway), `alpha/${MODEL}`);
+  assert.deepEqual([alpha.tokens_in, alpha.tokens_out, alpha.successes], [...expected, 1], "/stats");
+  assert.equal(await deploymentTpmUsed(s.gateway, "alpha"), promptTokens + STREAMED_TOKENS, "the tpm window");
+
+  const dashboard = await send(s.gateway, "GET", "/dashboard/api/state");
+  const feed = (dashboard.json as { feed: { tokensIn: number; tokensOut: number; isUsageEstimated: boolean }[] }).feed;
+  assert.deepEqual(
+    [feed[0]?.tokensIn, feed[0]?.tokensOut, feed[0]?.isUsageEstimated],
+    [...expected, true],
+    "the dashboard",
+  );
+}
+
+describe("a stream that ended without any usage report is counted by the gateway's estimate", () => {
+  test("chat (openai SDK, no include_usage): no usage chunk for the client, every book counts the estimate", async (t) => {
+    const s = await scene(t);
+    const stream = await s.client.chat.completions.create({
+      model: MODEL,
+      messages: [{ role: "user", content: PROMPT }],
+      stream: true,
+    });
+    let text = "";
+    for await (const chunk of stream) {
+      assert.equal(chunk.usage ?? undefined, undefined, "no usage chunk the client did not ask for");
+      assert.equal((chunk as unknown as { x_gateway?: unknown }).x_gateway, undefined);
+      text += chunk.choices[0]?.delta.content ?? "";
+    }
+    assert.equal(text, TEXT);
+    await assertCountedByEstimate(s, "chat");
+  });
+
+  test("Responses (openai SDK responses.stream): response.completed's estimate is what every book counts", async (t) => {
+    const s = await scene(t);
+    const stream = s.client.responses.stream({ model: MODEL, input: PROMPT });
+    for await (const _event of stream) {
+      // Read to the end.
+    }
+    const final = await stream.finalResponse();
+    assert.equal(final.output_text, TEXT);
+    assert.equal(final.usage?.output_tokens, STREAMED_TOKENS);
+    await assertCountedByEstimate(s, "responses");
+  });
+
+  test("Messages (Anthropic SDK messages.stream): message_delta's estimate is what every book counts", async (t) => {
+    const s = await scene(t);
+    const anthropic = new Anthropic({ baseURL: s.gateway.url, apiKey: "x", maxRetries: 0 });
+    const final = await anthropic.messages
+      .stream({ model: MODEL, max_tokens: 100, messages: [{ role: "user", content: PROMPT }] })
+      .finalMessage();
+    assert.equal(final.content[0]?.type === "text" ? final.content[0].text : "", TEXT);
+    assert.equal(final.usage.output_tokens, STREAMED_TOKENS);
+    await assertCountedByEstimate(s, "messages");
+  });
+});
