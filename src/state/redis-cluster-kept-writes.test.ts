@@ -104,4 +104,33 @@ describe("a Redis Cluster master that dies and comes back with its data", { skip
     }
     assert.equal(totals.tokens, 900, "the restarted master counts the request's real tokens, not its estimate");
   });
+
+  test("a charge made once its master is known down (hung) is kept, and sent when it answers again", async (t) => {
+    const cluster = await useRedisCluster(t);
+    const victim = (await nodesOfTags(t, cluster, ["alpha"])).get("alpha");
+    assert.ok(victim !== undefined);
+    const { state } = await useClusterBackend(t, cluster, "kept-known:", TIMEOUT_MS);
+    const scopes = [scopeOf("provider:alpha", { tpm: 1_000 }), scopeOf("deployment:alpha/m", { rpm: 100 })];
+    // Reserved in Redis (500 tokens estimated); its answer comes once the master hangs and is known down.
+    const reserved = await state.ledger.reserve(scopes, { tokens: 500 }, Date.now());
+    assert.ok(isReservation(reserved));
+    victim.pause();
+    const other = [scopeOf("deployment:alpha/other", { rpm: 10 })];
+    for (let request = 0; request < 3; request++) {
+      assert.ok(isReservation(await state.ledger.reserve(other, { tokens: 0 }, Date.now())));
+    }
+    assert.match(state.status().detail, /alpha/, "alpha served locally");
+    // 900 tokens: a charge of 400 for a master known down, kept for its return (before: not sent, not kept).
+    state.ledger.reconcile(reserved, 900, Date.now());
+    await victim.resume();
+    await waitFor(() => !state.status().isDegraded, 20_000, `alpha back (${state.status().detail})`);
+    let totals = { requests: 0, tokens: -1 };
+    const deadline = Date.now() + 5_000;
+    while (Date.now() < deadline) {
+      totals = await minuteTotals(t, cluster, "kept-known:", "provider:alpha");
+      if (totals.tokens === 900) break;
+      await sleep(100);
+    }
+    assert.equal(totals.tokens, 900, "the resumed master counts the request's real tokens, not its estimate");
+  });
 });

@@ -77,10 +77,12 @@ export function scopeKeys(
 
 /**
  * The key a down Cluster master's probe asks EXISTS of (never written): `{tag}`, so the slot of `tag`, whether it is a
- * provider's tag or what the cluster hashes of a key without one (redis-slot-groups.ts).
+ * provider's tag or what the cluster hashes of a key without one (redis-slot-groups.ts). A tag holding a `}` is such
+ * a whole key (a hash tag's text never holds one, a provider's tag has its braces replaced): `{tag}` would end at that
+ * `}`, in another slot, so the key itself is asked (EXISTS only reads it).
  */
 export function probeKey(prefix: string, tag: string): string {
-  return `${prefix}probe:{${tag}}`;
+  return tag.includes("}") ? tag : `${prefix}probe:{${tag}}`;
 }
 
 export function leasesKey(prefix: string, scopeId: string): string {

@@ -282,7 +282,7 @@ export class RedisLedger implements BudgetLedger {
       detail.tokensInRedis = tokens;
       return;
     }
-    if (this.#link.isUpFor(detail.sharedScopes[0]?.id)) this.#sendReconcile(reservation, detail, tokens);
+    if (this.#isWritable(detail.sharedScopes[0]?.id)) this.#sendReconcile(reservation, detail, tokens);
   }
 
   /** Moves Redis's token counters for a shared reservation from `detail.tokensInRedis` to `tokens`. */
@@ -321,7 +321,7 @@ export class RedisLedger implements BudgetLedger {
     if (detail.mirror !== undefined) this.#local.markSent(detail.mirror, atMs);
     // Not in Redis yet: the replay moves it once it is. A budget lease's runs count until the lease's end plus a
     // window already: only a send after that end moves them.
-    if (!detail.isShared || !this.#link.isUpFor(detail.sharedScopes[0]?.id)) return;
+    if (!detail.isShared || !this.#isWritable(detail.sharedScopes[0]?.id)) return;
     const { lease } = detail;
     if (lease !== undefined) {
       if (atMs <= Math.max(lease.endMs, lease.retimedToMs)) return;
@@ -374,7 +374,7 @@ export class RedisLedger implements BudgetLedger {
       return;
     }
     const [scope] = detail.sharedScopes;
-    if (!this.#link.isUpFor(scope?.id)) return;
+    if (!this.#isWritable(scope?.id)) return;
     const write = requestGiveBackArguments(
       this.#shapes,
       this.#prefix,
@@ -574,6 +574,16 @@ export class RedisLedger implements BudgetLedger {
       }
     }
     void this.#link.track(Promise.all(renewals));
+  }
+
+  /**
+   * Whether a write of a reservation Redis holds (a charge, a give-back, a retime) goes to the batches: the link is up,
+   * and on a standalone Redis that is all. On a Cluster whose master for the scope is down the batches keep it for
+   * that master's return (redis-write-batches.ts): a reconcile of a request reserved in Redis and answered once its
+   * master was known down (a hung master: back with its counters) was neither sent nor kept, its charge lost.
+   */
+  #isWritable(scopeId: string | undefined): boolean {
+    return this.#link.isCluster ? this.#link.isUp : this.#link.isUpFor(scopeId);
   }
 
   /** A Cluster master answers again: the give-backs, charges and retimes kept for its providers are sent. */

@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { hashSlot } from "./redis-hash-slot.ts";
+import { probeKey } from "./redis-keys.ts";
 import { RedisLink } from "./redis-link.ts";
 import { FAILURES_BEFORE_DOWN, isUnservedSlotReply, PROBES_BEFORE_UP, SlotGroups } from "./redis-slot-groups.ts";
 
@@ -160,4 +161,22 @@ test("hashSlot is CLUSTER KEYSLOT's: CRC16/XMODEM of the hash tag, modulo 16384"
   assert.equal(hashSlot("user1000"), 3443);
   // An empty tag is no tag: the whole key is hashed.
   assert.notEqual(hashSlot("a{}b"), hashSlot(""));
+});
+
+test("a down master's probe key is in the slot of the key that failed, a cooldown's key with a brace too", () => {
+  // Values from CLUSTER KEYSLOT on a real node. A deployment's model named with a `}` (a model list is the
+  // provider's): its cooldown's key has no hash tag, the whole key is hashed, and `probe:{<key>}` ended its tag at
+  // that `}`: the probe asked another slot (another master, answering), the hung master's providers came back after
+  // three probes and went down again after three more timeouts, over and over.
+  const keys = new Map([
+    ["gw:cooldown:deployment:groq/a}b", 4590],
+    ["gw:cooldown:deployment:groq/{}x}", 1490],
+    ["gw:cooldown:deployment:groq/{x}", 16287],
+    ["gw:prompt-calibration", 7136],
+  ]);
+  for (const [key, slot] of keys) {
+    assert.equal(hashSlot(key), slot, key);
+    assert.equal(hashSlot(probeKey("gw:", SlotGroups.tagOfKey(key))), slot, `the probe of ${key}`);
+  }
+  assert.equal(hashSlot(probeKey("gw:", SlotGroups.tagOf("provider:gr{o}q"))), hashSlot("gw:budget:{gr_o_q}:x"));
 });

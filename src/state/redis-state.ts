@@ -256,7 +256,12 @@ export async function createRedisStateBackend(
   });
   const probe = setInterval(() => {
     if (redis.status !== "ready") return;
-    for (const group of link.isUp ? link.downGroups() : []) {
+    const down = link.isUp ? link.downGroups() : [];
+    // A replica may have taken a down master's slots: the cluster connection learns of it from a MOVED reply or a
+    // closed connection only, and a hung master gives neither (its probes timed out on the old address for as long as
+    // it hung). Its slot table asked again: the probes and the grouping (redis-slot-groups.ts) follow the new master.
+    if (isCluster && down.length > 0) (redis as Cluster).refreshSlotsCache();
+    for (const group of down) {
       redis.exists(probeKey(settings.redisKeyPrefix, group.probeTag)).then(
         () => link.probed(group.id),
         (error: unknown) => link.probed(group.id, error ?? new Error("probe failed")),

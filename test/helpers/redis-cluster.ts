@@ -59,6 +59,11 @@ export interface RedisCluster {
   readonly nodes: readonly RedisClusterNode[];
   /** The node serving a hash slot, from `CLUSTER SLOTS`. */
   nodeOfSlot(slot: number): RedisClusterNode;
+  /**
+   * Starts a replica of `master` (stopped with the cluster) and resolves once it is in sync: a master that dies or
+   * hangs then fails over to it after `cluster-node-timeout`. Resolves with its port.
+   */
+  addReplica(master: RedisClusterNode): Promise<number>;
 }
 
 /** Starts a 3-master cluster for this test; stopped after it. */
@@ -113,6 +118,35 @@ export async function useRedisCluster(t: TestContext): Promise<RedisCluster> {
   return {
     url: `redis://127.0.0.1:${ports[0]}`,
     nodes,
+    addReplica: async (master) => {
+      let port = 0;
+      while (port === 0) {
+        const candidate = await clusterPort([...ports]);
+        const child = await spawnNode(candidate, directory);
+        if (child === undefined) continue;
+        children.push(child);
+        port = candidate;
+      }
+      const cli = (...args: string[]) =>
+        spawnSync("redis-cli", args, { encoding: "utf8", timeout: READY_TIMEOUT_MS }).stdout.trim();
+      const masterId = cli("-p", String(master.port), "cluster", "myid");
+      const add = spawnSync(
+        "redis-cli",
+        ["--cluster", "add-node", `127.0.0.1:${port}`, `127.0.0.1:${master.port}`, "--cluster-slave"].concat([
+          "--cluster-master-id",
+          masterId,
+        ]),
+        { encoding: "utf8", timeout: READY_TIMEOUT_MS },
+      );
+      if (add.status !== 0) throw new Error(`redis-cli --cluster add-node failed: ${add.stdout}${add.stderr}`);
+      const deadline = Date.now() + READY_TIMEOUT_MS;
+      while (!cli("-p", String(port), "info", "replication").includes("master_link_status:up")) {
+        if (Date.now() > deadline) throw new Error(`the replica on port ${port} did not sync with ${master.port}`);
+        await sleep(100);
+      }
+      await waitForClusterOk([...ports, port]);
+      return port;
+    },
     nodeOfSlot(slot) {
       const range = slots.find(([start, end]) => slot >= start && slot <= end);
       const node = nodes.find((candidate) => candidate.port === range?.[2]);
