@@ -224,10 +224,16 @@ export function protocolHandler(runtime: GatewayRuntime, adapter: ProtocolAdapte
             early?.keepAlive ??
             (keepAliveMs > 0 ? new KeepAlive(reply.raw, keepAliveMs, keepAliveOf(adapter)) : undefined),
           // A bug in the translator mid-stream: its own in-stream 500 (what it already wrote is closed in order).
-          lastEvent: (error) => streamTranslator.fail(toGatewayError(error)),
+          lastEvent: (error) => {
+            const failure = toGatewayError(error);
+            result.failedBy?.(failure);
+            return streamTranslator.fail(failure);
+          },
         },
       );
     } catch (error) {
+      // The gateway's own fault, not a client that left: its record says so (`cancel` below publishes it).
+      if (!(error instanceof ClientAbortedError)) result.failedBy?.(toGatewayError(error));
       // Thrown before the stream's writer took over (it cuts the response itself once it has), after an early head:
       // the reply is hijacked, so nothing else would end it, and its keep-alives would go on while the client waits.
       // A stream its writer ended with its in-stream error (pumpStream's lastEvent) is not ended again.

@@ -80,8 +80,9 @@ export async function pumpStream<T, B = readonly StreamChunk[]>(
   } finally {
     keepAlive?.stop();
     if (!isDone) {
-      await events.return(undefined as never);
+      // Told before the stream is settled: a door's `lastEvent` may say how it failed (StreamAnswer.failedBy).
       const tail = renderFailure === undefined ? undefined : lastEventOf(lastEvent, renderFailure.error);
+      await events.return(undefined as never);
       if (tail === undefined || response.destroyed || response.writableEnded) response.destroy();
       else response.end(tail);
     }
