@@ -123,6 +123,11 @@ export interface StreamAnswer {
    * a success, never continued elsewhere. `events` is still driven to its end (the upstream's usage comes last).
    */
   endAnswer(): void;
+  /**
+   * The door failed the stream itself (an exception in its translator) and tells the client so in-stream, before it
+   * closes `events` or calls `cancel`: the record is that error's (a 500 `rejected`), not a client that left.
+   */
+  failedBy?(error: GatewayError): void;
 }
 
 /** Speech's audio, relayed as it comes: write each chunk before pulling the next (backpressure). */

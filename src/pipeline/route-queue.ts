@@ -21,6 +21,8 @@ export interface PlannedRoute {
 export interface QueueRefusal {
   readonly isFull: boolean;
   readonly waitedMs: number;
+  /** The wait was bounded by what `routing.total_timeout_ms` left of the request's time, not `queue_timeout_ms`. */
+  readonly isTotalBound?: boolean | undefined;
 }
 
 export interface RouteQueueServices {
@@ -93,6 +95,7 @@ export class RouteQueues {
       const room = maxQueued - (this.#queuedTotal - 1 - queue.size);
       // Read before the wait, as WaitQueue.wait reads it: a full queue gives the request back at once.
       const isFull = queue.size >= room;
+      const isTotalBound = timeoutMs < queueTimeoutMs;
       const queued = await queue.wait(room, timeoutMs, waitSignal, () => {
         latest = services.replan();
         if (latest.plan.candidates.length > 0) return { value: latest };
@@ -105,7 +108,11 @@ export class RouteQueues {
       // Refused (the queue is full) or out of time: the answer is the 429, at once. The plan's candidate worth
       // waiting for (`waitFor`) is dropped: sleeping for it would take the slot ahead of the queue's head.
       return (
-        queued ?? { ...latest, plan: { ...latest.plan, waitFor: undefined }, queueRefusal: { isFull, waitedMs: 0 } }
+        queued ?? {
+          ...latest,
+          plan: { ...latest.plan, waitFor: undefined },
+          queueRefusal: { isFull, waitedMs: 0, isTotalBound },
+        }
       );
     } finally {
       this.#queuedTotal--;

@@ -24,7 +24,7 @@ export function streamAnswer(
 ): StreamAnswer {
   request.record.headersSent();
   const first = firstSegment(request, result);
-  const lifecycle = { hasStarted: false, hasEnded: false, isAnswerEnded: false };
+  const lifecycle: Lifecycle = { hasStarted: false, hasEnded: false, isAnswerEnded: false, failure: undefined };
   const events = relayEvents(request, plan, result, first, lifecycle);
   return {
     kind: "stream",
@@ -37,6 +37,9 @@ export function streamAnswer(
     ),
     endAnswer() {
       lifecycle.isAnswerEnded = true;
+    },
+    failedBy(error) {
+      lifecycle.failure ??= error;
     },
     async cancel() {
       if (lifecycle.hasEnded) return;
@@ -55,9 +58,17 @@ export function streamAnswer(
         usage: undefined,
         text: "",
       });
-      settle(request, undefined);
+      settle(request, undefined, lifecycle.failure);
     },
   };
+}
+
+/** Where the stream is; `failure`: the door's own error that ended it (StreamAnswer.failedBy). */
+interface Lifecycle {
+  hasStarted: boolean;
+  hasEnded: boolean;
+  isAnswerEnded: boolean;
+  failure: GatewayError | undefined;
 }
 
 async function* relayEvents(
@@ -65,7 +76,7 @@ async function* relayEvents(
   plan: RoutePlan,
   result: StreamResult,
   first: RelaySegment,
-  lifecycle: { hasStarted: boolean; hasEnded: boolean; readonly isAnswerEnded: boolean },
+  lifecycle: Lifecycle,
 ): AsyncGenerator<readonly StreamChunk[], StreamEnding, void> {
   lifecycle.hasStarted = true;
   if (lifecycle.hasEnded) return { isSuccess: false, error: undefined, usage: undefined };
@@ -88,7 +99,7 @@ async function* relayEvents(
     // The consumer stopped early (it should not): end the relay so every segment is settled and its slot freed.
     if (relayed === undefined) await relay.return(undefined as never);
     lifecycle.hasEnded = true;
-    settle(request, relayed);
+    settle(request, relayed, lifecycle.failure);
   }
   if (relayed === undefined) return { isSuccess: false, error: undefined, usage: undefined };
   // A stream the gateway cut at its exit ends, for a client still there, with the error it was cut with.
@@ -209,10 +220,12 @@ function relayOptions(request: PipelineRequest, plan: RoutePlan, result: StreamR
   };
 }
 
-function settle(request: PipelineRequest, relayed: RelayResult | undefined): void {
+function settle(request: PipelineRequest, relayed: RelayResult | undefined, failure?: GatewayError): void {
   const cut = cutReason(request.context.signal);
   if (relayed === undefined) {
-    publish(request, cut?.status ?? 499, "client_aborted", cut?.code);
+    // Closed by the door that failed it (its in-stream error told the client): that error, as its HTTP one would be.
+    if (cut === undefined && failure !== undefined) publish(request, failure.status, "rejected", failure.code);
+    else publish(request, cut?.status ?? 499, "client_aborted", cut?.code);
     return;
   }
   request.record.usage(relayed.usage, relayed.isUsageEstimated === true);

@@ -4,6 +4,7 @@
 // request may also be served natively by a provider marked `responses_api: native` (its answer relayed).
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { ClientAbortedError, type GatewayError, InternalError } from "../errors/gateway-error.ts";
+import { toGatewayError } from "../errors/render-error.ts";
 import { estimateChatPrompt } from "../limits/token-estimate.ts";
 import { cacheRequest, withoutAnswerCache } from "../pipeline/cache-control.ts";
 import { type ChatPipelineResult, handleChatRequest } from "../pipeline/chat-request.ts";
@@ -226,12 +227,21 @@ export function protocolHandler(runtime: GatewayRuntime, adapter: ProtocolAdapte
           keepAlive:
             early?.keepAlive ??
             (keepAliveMs > 0 ? new KeepAlive(reply.raw, keepAliveMs, keepAliveOf(adapter)) : undefined),
+          // A bug in the translator mid-stream: its own in-stream 500 (what it already wrote is closed in order).
+          lastEvent: (error) => {
+            const failure = toGatewayError(error);
+            result.failedBy?.(failure);
+            return streamTranslator.fail(failure);
+          },
         },
       );
     } catch (error) {
+      // The gateway's own fault, not a client that left: its record says so (`cancel` below publishes it).
+      if (!(error instanceof ClientAbortedError)) result.failedBy?.(toGatewayError(error));
       // Thrown before the stream's writer took over (it cuts the response itself once it has), after an early head:
       // the reply is hijacked, so nothing else would end it, and its keep-alives would go on while the client waits.
-      if (early?.isCommitted !== true || reply.raw.destroyed) throw error;
+      // A stream its writer ended with its in-stream error (pumpStream's lastEvent) is not ended again.
+      if (early?.isCommitted !== true || reply.raw.destroyed || reply.raw.writableEnded) throw error;
       early.fail(request, error, (failure) => exchange.stream(servedModel, "chat", 0).fail(failure));
       return;
     } finally {

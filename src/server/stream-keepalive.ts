@@ -145,7 +145,8 @@ export class EarlyCommit {
     }
     const failure = toGatewayError(error);
     logRequestError(request, failure);
-    if (response.destroyed) return;
+    // Ended already (a second failure): a write after the end is an `error` event nothing on a hijacked reply hears.
+    if (response.destroyed || response.writableEnded) return;
     let text: string;
     try {
       text = lastEvent(failure);

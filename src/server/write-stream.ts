@@ -31,12 +31,18 @@ export interface PumpOptions {
   readonly maxDurationMs?: number | undefined;
   /** Keep-alives in the silences (`server.stream_keepalive_ms`): told of every write, stopped at the end. */
   readonly keepAlive?: KeepAlive | undefined;
+  /**
+   * The door's in-stream error for a batch `render` threw on (a bug in its translator): the stream ends with it
+   * instead of being cut, as its head and part of its answer are out. If it throws too, the response is cut.
+   */
+  readonly lastEvent?: ((error: unknown) => string) | undefined;
 }
 
 /**
  * Drives `events` to its end (the pipeline settles the request there), writing each batch as `render` says.
  * If `render` or a write throws, the generator is closed (which settles the stream: upstream hung up on, slots
- * freed, record published) and the half-written response is cut, before the error goes on. With `maxDurationMs`, a
+ * freed, record published) and the half-written response is cut, before the error goes on; one `render` threw on
+ * ends with `lastEvent` instead, when given (the response is then ended, not destroyed). With `maxDurationMs`, a
  * client still not taking what was written by then is cut, as gone (the relay cannot end the stream itself while
  * nobody pulls, and the request would hold its record and budget reservation).
  */
@@ -46,10 +52,11 @@ export async function pumpStream<T, B = readonly StreamChunk[]>(
   render: (batch: B) => string | Uint8Array,
   options: PumpOptions = {},
 ): Promise<T> {
-  const { stopped, maxDurationMs, keepAlive } = options;
+  const { stopped, maxDurationMs, keepAlive, lastEvent } = options;
   const deadlineMs = maxDurationMs === undefined ? undefined : Date.now() + maxDurationMs;
   keepAlive?.start();
   let isDone = false;
+  let renderFailure: { readonly error: unknown } | undefined;
   try {
     for (;;) {
       const next = await events.next();
@@ -59,7 +66,13 @@ export async function pumpStream<T, B = readonly StreamChunk[]>(
       }
       // A gone client: keep pulling so the relay notices the abort and settles; nothing is written.
       if (response.destroyed) continue;
-      const text = render(next.value);
+      let text: string | Uint8Array;
+      try {
+        text = render(next.value);
+      } catch (error) {
+        renderFailure = { error };
+        throw error;
+      }
       if (text.length === 0) continue;
       keepAlive?.wrote();
       if (!response.write(text)) await drained(response, stopped, deadlineMs);
@@ -67,9 +80,21 @@ export async function pumpStream<T, B = readonly StreamChunk[]>(
   } finally {
     keepAlive?.stop();
     if (!isDone) {
+      // Told before the stream is settled: a door's `lastEvent` may say how it failed (StreamAnswer.failedBy).
+      const tail = renderFailure === undefined ? undefined : lastEventOf(lastEvent, renderFailure.error);
       await events.return(undefined as never);
-      response.destroy();
+      if (tail === undefined || response.destroyed || response.writableEnded) response.destroy();
+      else response.end(tail);
     }
+  }
+}
+
+/** `lastEvent`'s text for `error`, or undefined when there is none or it threw (the response is then cut). */
+function lastEventOf(lastEvent: PumpOptions["lastEvent"], error: unknown): string | undefined {
+  try {
+    return lastEvent?.(error);
+  } catch {
+    return undefined;
   }
 }
 

@@ -295,8 +295,11 @@ function skippedText(plan: RoutePlan, skips: readonly AttemptSkip[], nowMs: numb
 function queueText(refusal: ForwardRequest["queueRefusal"]): string {
   if (refusal === undefined) return "";
   if (refusal.isFull) return " The gateway's queue for it was full (routing.max_queued), so it did not wait.";
-  const seconds = (refusal.waitedMs / 1000).toFixed(refusal.waitedMs < 10_000 ? 1 : 0);
-  return ` It waited ${seconds} s in the gateway's queue (routing.queue_timeout_ms) and none freed up.`;
+  // A wait under 0.1 s (a short queue_timeout_ms) keeps its digits: "0.0 s" read as no wait at all.
+  const waitedMs = refusal.waitedMs;
+  const seconds = (waitedMs / 1000).toFixed(waitedMs < 100 ? 3 : waitedMs < 10_000 ? 1 : 0);
+  const bound = refusal.isTotalBound === true ? "the rest of routing.total_timeout_ms" : "routing.queue_timeout_ms";
+  return ` It waited ${seconds} s in the gateway's queue (${bound}) and none freed up.`;
 }
 
 function paidText(plan: RoutePlan): string {

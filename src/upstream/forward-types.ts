@@ -111,7 +111,9 @@ export interface ForwardRequest {
   /** The name the client gave its output limit (`max_output_tokens` at the Responses door), for a 413's advice. */
   readonly outputLimitField?: string | undefined;
   /** The queue gave the request back without a candidate (full, or out of time): the 429 says so (final-error.ts). */
-  readonly queueRefusal?: { readonly isFull: boolean; readonly waitedMs: number } | undefined;
+  readonly queueRefusal?:
+    | { readonly isFull: boolean; readonly waitedMs: number; readonly isTotalBound?: boolean | undefined }
+    | undefined;
   /** Filled with every attempt and skip as they happen, so the caller has them even when forward() throws. */
   readonly trace: ForwardTrace;
   /**

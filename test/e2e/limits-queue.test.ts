@@ -79,6 +79,29 @@ describe("routing.queue_timeout_ms", () => {
     assert.equal(scene.counts().alpha, 1);
   });
 
+  test("the 429 after a wait names what bounded it and how long it was, even a short one", async (t) => {
+    // A wait cut short by routing.total_timeout_ms named queue_timeout_ms (raising it changed nothing), and one of
+    // under 50 ms read "It waited 0.0 s", as if the request had not queued at all.
+    for (const { routing, waited } of [
+      {
+        routing: { queue_timeout_ms: 10_000, total_timeout_ms: 400 },
+        waited:
+          /It waited 0\.[3-9] s in the gateway's queue \(the rest of routing\.total_timeout_ms\) and none freed up\./,
+      },
+      {
+        routing: { queue_timeout_ms: 30 },
+        waited: /It waited (?!0\.0 s)0\.\d+ s in the gateway's queue \(routing\.queue_timeout_ms\)/,
+      },
+    ]) {
+      const scene = await startScene(t, { beta: false, config: { routing } });
+      scene.alpha.enqueue(CHAT_ROUTE, rateLimited({ retryAfter: "30" }));
+      await scene.chat();
+      const refused = await scene.chat();
+      assert.equal(refused.status, 429, refused.text);
+      assert.match(errorOf(refused).message, waited);
+    }
+  });
+
   test("beyond max_queued a request gets a 429 at once", async (t) => {
     // The cooldown is the window in which the first waiter stays queued: long enough for a loaded machine to see it
     // queued and send the next (600 ms was not always), and "at once" is measured against it.

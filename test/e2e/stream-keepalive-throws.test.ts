@@ -7,8 +7,9 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { CHAT_ROUTE } from "../helpers/e2e.ts";
+import type { TestGateway } from "../helpers/gateway.ts";
 import { swapImport } from "../helpers/held-import.ts";
-import { keepAliveScene, SLOW_START_MS, UPSTREAM_MODEL } from "../helpers/keepalive-scene.ts";
+import { keepAliveScene, newestRecord, SLOW_START_MS, UPSTREAM_MODEL } from "../helpers/keepalive-scene.ts";
 import { chatStream, type MockStep } from "../helpers/mock-upstream.ts";
 import { postJson, waitUntil } from "../helpers/sse-client.ts";
 
@@ -95,5 +96,22 @@ for (const door of [
     assert.doesNotMatch(text, /translator-bug|TypeError/, "the exception's message stays in the log");
     assert.doesNotMatch(text, /Never/);
     await waitUntil(() => mock.activeRequests() === 0, "the upstream stream hung up on");
+    // Recorded as the 500 the client was told, not as a client that left (499 client_aborted).
+    const endpoint = door.path === "/v1/messages" ? "messages" : "responses";
+    const record = await recordOf(gateway, endpoint);
+    assert.equal(record.status, 500, JSON.stringify(record));
+    assert.equal(record.errorCode, "internal_error");
   });
+}
+
+/** The newest record of `endpoint` once there is one (published as the stream is settled, about when it ends). */
+async function recordOf(gateway: TestGateway, endpoint: string): Promise<Awaited<ReturnType<typeof newestRecord>>> {
+  for (let tries = 0; ; tries++) {
+    try {
+      return await newestRecord(gateway, endpoint);
+    } catch (error) {
+      if (tries > 100) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
 }
