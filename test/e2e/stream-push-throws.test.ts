@@ -7,11 +7,17 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { CHAT_ROUTE } from "../helpers/e2e.ts";
-import type { TestGateway } from "../helpers/gateway.ts";
 import { swapImport } from "../helpers/held-import.ts";
-import { keepAliveScene, newestRecord, SLOW_START_MS, UPSTREAM_MODEL } from "../helpers/keepalive-scene.ts";
+import {
+  keepAliveScene,
+  readFor,
+  recordOf,
+  SLOW_START_MS,
+  STREAM_DOORS,
+  UPSTREAM_MODEL,
+} from "../helpers/keepalive-scene.ts";
 import { chatStream } from "../helpers/mock-upstream.ts";
-import { postJson, waitUntil } from "../helpers/sse-client.ts";
+import { waitUntil } from "../helpers/sse-client.ts";
 
 const SECRET = "/internal/push-bug.ts:7";
 const THROW_AT = `if (JSON.stringify(chunk).includes("three")) throw new TypeError(${JSON.stringify(`a bug at ${SECRET}`)});`;
@@ -49,37 +55,7 @@ test.after(() => {
   restoreMessages();
 });
 
-/** Reads the answer until it ends, or for at most `forMs`; whether it ended (not cut), and what came. */
-async function readFor(url: string, body: unknown, forMs: number): Promise<{ text: string; isEnded: boolean }> {
-  const controller = new AbortController();
-  const answer = await postJson(url, body, { signal: controller.signal });
-  assert.equal(answer.statusCode, 200);
-  const timer = setTimeout(() => controller.abort(), forMs);
-  let text = "";
-  try {
-    for await (const bytes of answer.body) text += Buffer.from(bytes as Uint8Array).toString();
-    return { text, isEnded: true };
-  } catch {
-    return { text, isEnded: false };
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-const DOORS = [
-  {
-    path: "/v1/responses",
-    body: { model: "m", stream: true, input: "hi" },
-    error: /event: error\ndata: \{"type":"error"[^\n]*"code":"internal_error"[^\n]*\n\nevent: response\.failed\n/,
-  },
-  {
-    path: "/v1/messages",
-    body: { model: "m", max_tokens: 50, stream: true, messages: [{ role: "user", content: "hi" }] },
-    error: /event: error\ndata: \{"type":"error","error":\{"type":"api_error"/,
-  },
-];
-
-for (const door of DOORS) {
+for (const door of STREAM_DOORS) {
   for (const isEarly of [true, false]) {
     test(`${door.path}: a translator throwing mid-stream ends it with the door's in-stream 500 (${isEarly ? "early head" : "no keep-alives"})`, async (t) => {
       const { mock, gateway } = await keepAliveScene(t, isEarly ? {} : { keepAliveMs: 0 });
@@ -97,22 +73,9 @@ for (const door of DOORS) {
       assert.doesNotMatch(text, /four/);
       await waitUntil(() => mock.activeRequests() === 0, "the upstream stream hung up on");
       // Recorded as the 500 the client was told, not as a client that left (499 client_aborted).
-      const endpoint = door.path === "/v1/messages" ? "messages" : "responses";
-      const record = await recordOf(gateway, endpoint);
+      const record = await recordOf(gateway, door.endpoint);
       assert.equal(record.status, 500, JSON.stringify(record));
       assert.equal(record.errorCode, "internal_error");
     });
-  }
-}
-
-/** The newest record of `endpoint` once there is one (published as the stream is settled, about when it ends). */
-async function recordOf(gateway: TestGateway, endpoint: string): Promise<Awaited<ReturnType<typeof newestRecord>>> {
-  for (let tries = 0; ; tries++) {
-    try {
-      return await newestRecord(gateway, endpoint);
-    } catch (error) {
-      if (tries > 100) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
   }
 }

@@ -1,10 +1,12 @@
 // The keep-alive tests' scene (`server.stream_keepalive_ms`, docs/streaming.md "Keep-alives"): one mock provider
 // `alpha` serving `m`, a gateway with a short keep-alive interval and the request log on, and the raw answer of a
 // streamed request (its status, headers and body as written, with the keep-alives in it).
+import assert from "node:assert/strict";
 import type { TestContext } from "node:test";
 import { type RawResponse, recordsOf, send, useGateway, useMock } from "./e2e.ts";
 import type { TestGateway, TestGatewayOptions } from "./gateway.ts";
 import type { MockUpstream } from "./mock-upstream.ts";
+import { postJson } from "./sse-client.ts";
 
 export const KEEPALIVE_MS = 200;
 export const UPSTREAM_MODEL = "alpha-model";
@@ -81,3 +83,51 @@ export async function newestRecord(
   if (record === undefined) throw new Error(`no record of ${endpoint}`);
   return record as { status: number; outcome?: string; earlyCommitMs?: number; errorCode?: string };
 }
+
+/** The newest record of `endpoint` once there is one (published as the stream is settled, about when it ends). */
+export async function recordOf(
+  gateway: TestGateway,
+  endpoint: string,
+): Promise<Awaited<ReturnType<typeof newestRecord>>> {
+  for (let tries = 0; ; tries++) {
+    try {
+      return await newestRecord(gateway, endpoint);
+    } catch (error) {
+      if (tries > 100) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+}
+
+/** Reads a 200 answer until it ends, or for at most `forMs`; whether it ended (not cut), and what came. */
+export async function readFor(url: string, body: unknown, forMs: number): Promise<{ text: string; isEnded: boolean }> {
+  const controller = new AbortController();
+  const answer = await postJson(url, body, { signal: controller.signal });
+  assert.equal(answer.statusCode, 200);
+  const timer = setTimeout(() => controller.abort(), forMs);
+  let text = "";
+  try {
+    for await (const bytes of answer.body) text += Buffer.from(bytes as Uint8Array).toString();
+    return { text, isEnded: true };
+  } catch {
+    return { text, isEnded: false };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** The Responses and Messages doors' streamed requests, and the in-stream 500 each ends a failed stream with. */
+export const STREAM_DOORS = [
+  {
+    path: "/v1/responses",
+    endpoint: "responses",
+    body: { model: "m", stream: true, input: "hi" },
+    error: /event: error\ndata: \{"type":"error"[^\n]*"code":"internal_error"[^\n]*\n\nevent: response\.failed\n/,
+  },
+  {
+    path: "/v1/messages",
+    endpoint: "messages",
+    body: { model: "m", max_tokens: 50, stream: true, messages: [{ role: "user", content: "hi" }] },
+    error: /event: error\ndata: \{"type":"error","error":\{"type":"api_error"/,
+  },
+] as const;
