@@ -175,6 +175,13 @@ export class Recorder {
       // circuit opened does not close it.
       availability.recordSuccess(key, { sentAtMs: settlement.startedAtMs, isCounted: true });
       if (!settlement.isFirst) scores.recordHealth(key, true, durationMs, settlement.startedAtMs);
+      // A 429 in its stream after the answer was whole (SegmentEnd.rateLimitedAfterAnswer): its cooldown, as a
+      // stream_rate_limited segment's below; the answer stays a success.
+      if (end.rateLimitedAfterAnswer !== undefined) {
+        availability.recordRateLimited(key, undefined, "rate_limited", end.rateLimitedAfterAnswer, {
+          sentAtMs: settlement.startedAtMs,
+        });
+      }
       return;
     }
     // A broken segment's provider billed it whoever is blamed (a client that left too): /stats counts what

@@ -15,6 +15,7 @@
 import { abortReasonText } from "../errors/gateway-error.ts";
 import type { StreamOutcome } from "../errors/outcomes.ts";
 import { isRecord } from "../is-record.ts";
+import { AnswerEndGrace, drainQuietly } from "./after-answer.ts";
 import { hasManyChoices, PrefillEchoGuard, ReplayMatcher, setFirstChoiceText } from "./continuation-splice.ts";
 import { takeFailure } from "./failed-in-place.ts";
 import { IdleWatchdog } from "./idle-watchdog.ts";
@@ -73,6 +74,7 @@ export async function* relaySegment(
   );
   // The body ended on its own: its partial-event check is made there (the parser is reset after it).
   let hasBodyEnded = false;
+  const grace = new AnswerEndGrace();
   try {
     const first = render(current.pendingEvents);
     if (first.length > 0) yield first;
@@ -81,6 +83,9 @@ export async function* relaySegment(
     let waitedWithoutLineMs = 0;
     let linesSeen = current.parser.completedLines;
     while (progress.outcome === undefined) {
+      // Asked once the client took the batch: the door ended the answer in it (a stop sequence it matched).
+      if (options.isAnswerEnded?.() === true) grace.start(progress, stop);
+      if (progress.outcome !== undefined) break;
       idle.waitForUpstream();
       const waitStartedMs = performance.now();
       const next = await current.iterator.next();
@@ -120,6 +125,7 @@ export async function* relaySegment(
     }
   } finally {
     idle.clear();
+    grace.clear();
     clearTimeout(durationTimer);
     options.signal.removeEventListener("abort", onClientGone);
     // Also when the relay is closed mid-segment (its end then never returns): relay-stream.ts settles it from here.
@@ -139,23 +145,26 @@ export async function* relaySegment(
   } else if (progress.outcome !== "client_aborted" && options.isAnswerEnded?.() === true) {
     // The adapter ended the answer before this failure (a stop sequence it matched): whole, as above. As a failure it
     // started a continuation for text nobody would see, and recorded a 502 for an answer the client got whole.
-    progress.outcome = "success";
-    progress.reason = "";
+    progress.endedWhole();
   }
   const outcome: StreamOutcome = progress.outcome ?? "stream_cut";
-  if (outcome === "success") {
+  if (outcome === "success" && !progress.isPastAnswerEnd) {
     // Do not wait for the upstream to close after the end; if it lingers, cut it loose.
     void drainQuietly(segment);
   } else {
     // An error event or too many malformed events stop the relay while the upstream response may still be open
     // (providers often keep it so after an error): hang up, or the socket and its tokens leak. A no-op when the
-    // body already ended or the request was aborted.
+    // body already ended or the request was aborted. Past the door's end of the answer (after-answer.ts) too, at
+    // once: the provider, not told of the stop sequence, would generate on (and bill) for nobody.
     current.controller.abort();
   }
   return {
     outcome,
     reason: progress.reason,
     ...(progress.upstreamStatus === undefined ? {} : { upstreamStatus: progress.upstreamStatus }),
+    ...(progress.rateLimitedAfterAnswer === undefined
+      ? {}
+      : { rateLimitedAfterAnswer: progress.rateLimitedAfterAnswer }),
     usage: progress.usage,
     ...(progress.usage !== undefined && progress.isUsageEstimated ? { isUsageEstimated: true as const } : {}),
     text: progress.text,
@@ -307,7 +316,10 @@ function renderer(
       }
       // The usage chunk is the last one before `[DONE]` (OpenAI's stream_options contract): after it, an
       // upstream that neither sends `[DONE]` nor closes must not hold the client until the idle timeout.
-      if (isUsageChunk && state.choices.isAnswerFinished) progress.end("success", "");
+      // Past the door's end of the answer, any usage is the one waited for (after-answer.ts AnswerEndGrace).
+      if (info.usage !== undefined && (progress.isPastAnswerEnd || (isUsageChunk && state.choices.isAnswerFinished))) {
+        progress.end("success", "");
+      }
       if (isUsageChunk && shouldStripUsage) {
         if (progress.outcome !== undefined) break;
         continue;
@@ -381,19 +393,4 @@ function isNothingNew(info: StreamEventInfo, hasAdded: boolean): boolean {
 function isUsageOnly(json: Record<string, unknown> | undefined): boolean {
   const choices = json?.choices;
   return !Array.isArray(choices) || choices.length === 0;
-}
-
-async function drainQuietly(segment: RelaySegment): Promise<void> {
-  const stream = segment.stream;
-  const timer = setTimeout(() => stream.controller.abort(), 1000);
-  try {
-    for (;;) {
-      const next = await stream.iterator.next();
-      if (next.done) break;
-    }
-  } catch {
-    // aborted or reset after [DONE]: nothing left to deliver
-  } finally {
-    clearTimeout(timer);
-  }
 }

@@ -22,6 +22,10 @@ export class SegmentProgress {
   reason = "";
   /** The status the upstream's in-band error named (SegmentEnd.upstreamStatus). */
   upstreamStatus: number | undefined;
+  /** The door ended the client's answer (after-answer.ts AnswerEndGrace): the next usage read ends the segment. */
+  isPastAnswerEnd = false;
+  /** An in-band 429 that ended the segment after the answer was whole (SegmentEnd.rateLimitedAfterAnswer). */
+  rateLimitedAfterAnswer: string | undefined;
   usage: TokenUsage | undefined;
   /** `usage` is an upstream gateway's estimate (upstream-gateway-field.ts). */
   isUsageEstimated = false;
@@ -79,6 +83,17 @@ export class SegmentProgress {
   endAtUpstreamError(json: Record<string, unknown> | undefined, reason: string): void {
     const status = inBandErrorStatus(json?.error);
     this.end(status === 429 ? "stream_rate_limited" : "stream_error_event", reason, status);
+  }
+
+  /**
+   * The segment's failure came after the client's answer was whole: a success. A rate limit the upstream named in it
+   * is still its provider's (SegmentEnd.rateLimitedAfterAnswer): turned into a success, its cooldown was lost.
+   */
+  endedWhole(): void {
+    if (this.outcome === "stream_rate_limited") this.rateLimitedAfterAnswer = this.reason;
+    this.outcome = "success";
+    this.reason = "";
+    this.upstreamStatus = undefined;
   }
 
   /** An event the client gets (`json` as the upstream sent it): its reasoning and its other output are counted. */

@@ -13,7 +13,13 @@ import {
   recordsOf,
   type useMock,
 } from "../helpers/e2e.ts";
-import { chatChunk, chatCompletion, type MockStep, type RecordedRequest } from "../helpers/mock-upstream.ts";
+import {
+  chatChunk,
+  chatCompletion,
+  chatErrorChunk,
+  type MockStep,
+  type RecordedRequest,
+} from "../helpers/mock-upstream.ts";
 
 const UPSTREAM_ID = "vendor/m-instruct";
 
@@ -168,15 +174,7 @@ describe("messages API: an upstream failure after a stop sequence the gateway ma
         { data: chatChunk("", UPSTREAM_ID, { role: true }) },
         { data: chatChunk("Alpha beta STOP HERE and", UPSTREAM_ID) },
         { data: chatChunk(" more text the client never sees", UPSTREAM_ID) },
-        {
-          data: {
-            id: "chatcmpl-x",
-            object: "chat.completion.chunk",
-            model: UPSTREAM_ID,
-            choices: [],
-            error: { code: 500, message: "Internal error" },
-          },
-        },
+        { data: chatErrorChunk(UPSTREAM_ID, { code: 500, message: "Internal error" }) },
       ],
     });
     const stream = client.messages.stream({
@@ -203,15 +201,7 @@ describe("messages API: the relay after a stop sequence the gateway matched", ()
         events: [
           { data: chatChunk("Alpha beta STOP HERE and", UPSTREAM_ID, { role: true }) },
           { data: chatChunk(" more", UPSTREAM_ID) },
-          {
-            data: {
-              id: "chatcmpl-x",
-              object: "chat.completion.chunk",
-              model: UPSTREAM_ID,
-              choices: [],
-              error: { code: 500, message: "Internal error" },
-            },
-          },
+          { data: chatErrorChunk(UPSTREAM_ID, { code: 500, message: "Internal error" }) },
         ],
       },
     ],

@@ -185,6 +185,11 @@ export function chatUsageChunk(model: string, usage: MockUsageInput, options: { 
   };
 }
 
+/** An in-stream error as OpenRouter fails a started stream: no choices, an `error` object (its `code` an HTTP status). */
+export function chatErrorChunk(model: string, error: { code: number; message: string }): Record<string, unknown> {
+  return { id: "chatcmpl-x", object: "chat.completion.chunk", model, choices: [], error };
+}
+
 /**
  * A whole chat stream as OpenAI sends it: a role chunk, one chunk per word, a finish chunk and, with `usage`, a
  * usage chunk (`true` counts one completion token per word). `delayMs` waits between consecutive events. The

@@ -1,0 +1,51 @@
+// What the relay does with an upstream once the client's answer is whole: the short wait for its usage after the
+// protocol door ended the answer itself (AnswerEndGrace), and letting go of it after its own end (drainQuietly).
+import type { StreamOutcome } from "../errors/outcomes.ts";
+import type { RelaySegment } from "./relay-types.ts";
+import type { SegmentProgress } from "./segment-progress.ts";
+
+/**
+ * How long the relay waits for the provider's usage once the door ended the answer (a stop sequence the Messages door
+ * matched, which the provider was not told of). A provider that is done sends its usage chunk right after its last
+ * token, within a few ms; one still generating past the sequence would hold the client (up to
+ * `stream_idle_timeout_ms` when it stalls) and bill for text nobody sees. So the first chunk with usage ends the wait,
+ * and after 1 s the upstream is hung up on and the segment charged its estimate (docs/protocols.md).
+ */
+export const ANSWER_END_GRACE_MS = 1000;
+
+export class AnswerEndGrace {
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #isStarted = false;
+
+  /**
+   * The door ended the answer (seen after the batch it ended in was taken): a usage already read ends the segment now,
+   * else the one to come within the grace does (the renderer, SegmentProgress.isPastAnswerEnd), else `stop` at its end.
+   */
+  start(progress: SegmentProgress, stop: (outcome: StreamOutcome, reason: string) => void): void {
+    if (this.#isStarted) return;
+    this.#isStarted = true;
+    progress.isPastAnswerEnd = true;
+    if (progress.usage !== undefined) progress.end("success", "");
+    else this.#timer = setTimeout(() => stop("success", ""), ANSWER_END_GRACE_MS);
+  }
+
+  clear(): void {
+    clearTimeout(this.#timer);
+  }
+}
+
+/** After `[DONE]` (or another whole end): read on quietly, so the connection may be reused; cut it loose after 1 s. */
+export async function drainQuietly(segment: RelaySegment): Promise<void> {
+  const stream = segment.stream;
+  const timer = setTimeout(() => stream.controller.abort(), 1000);
+  try {
+    for (;;) {
+      const next = await stream.iterator.next();
+      if (next.done) break;
+    }
+  } catch {
+    // aborted or reset after [DONE]: nothing left to deliver
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,149 @@
+// POST /v1/messages streamed through `@anthropic-ai/sdk` with more than 4 `stop_sequences`: the gateway matches the
+// rest itself, and the provider, not told of them, generates on. Once the gateway matched one, the client's answer
+// ends after a short wait for the provider's usage (src/streaming/after-answer.ts), not when the upstream ends on its
+// own (a slow or stalled one held the client up to `stream_idle_timeout_ms`), and the upstream request is hung up on.
+import assert from "node:assert/strict";
+import type { ServerResponse } from "node:http";
+import { describe, test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import Anthropic from "@anthropic-ai/sdk";
+import { waitFor } from "../helpers/background-steps.ts";
+import { CHAT_ROUTE, chatRequests, oneProviderYaml, recordsOf, useGateway, useMock } from "../helpers/e2e.ts";
+import { recordOf } from "../helpers/keepalive-scene.ts";
+import { chatChunk, chatCompletion, chatErrorChunk, chatUsageChunk, type MockStep } from "../helpers/mock-upstream.ts";
+
+const UPSTREAM_ID = "vendor/m-instruct";
+/** Six sequences: the last two are past the 4 sent upstream, so the gateway matches them. */
+const SEQUENCES = ["[1]", "[2]", "[3]", "[4]", "FIN", "STOP HERE"];
+
+async function scene(t: Parameters<typeof useMock>[0]) {
+  const mock = await useMock(t);
+  // A rate limit's cooldown longer than the test: a deployment a 429 cooled is not asked again.
+  const gateway = await useGateway(t, `cooldowns:\n  rate_limit_base_ms: 60000\n${oneProviderYaml(mock)}`);
+  mock.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("Fine.", UPSTREAM_ID) });
+  return { mock, gateway, client: new Anthropic({ baseURL: gateway.url, apiKey: "x", maxRetries: 0 }) };
+}
+
+function streamed(client: Anthropic) {
+  return client.messages.stream({
+    model: "m",
+    max_tokens: 64,
+    messages: [{ role: "user", content: "Go" }],
+    stop_sequences: SEQUENCES,
+  });
+}
+
+/** An upstream that writes `events` (`null`: wait `pauseMs`) and says how far it got before its request was closed. */
+function runOnUpstream(events: readonly (unknown | null)[], pauseMs: number) {
+  const seen = { written: 0, isClosed: false, isDone: false };
+  const step: MockStep = {
+    kind: "handler",
+    handle: async (_request, response: ServerResponse) => {
+      response.on("close", () => {
+        seen.isClosed = true;
+      });
+      response.writeHead(200, { "content-type": "text/event-stream" });
+      for (const event of events) {
+        if (seen.isClosed) return;
+        if (event === null) await sleep(pauseMs);
+        else {
+          response.write(`data: ${JSON.stringify(event)}\n\n`);
+          seen.written++;
+        }
+      }
+      seen.isDone = true;
+      response.end("data: [DONE]\n\n");
+    },
+  };
+  return { step, seen };
+}
+
+/** Text past the sequence, one piece every pause: 40 pieces (12 s at 300 ms), as a provider generating on. */
+function runOn(): (unknown | null)[] {
+  return Array.from({ length: 40 }, () => [null, chatChunk(" more", UPSTREAM_ID)]).flat();
+}
+
+describe("messages API: the end of a stream at a stop sequence the gateway matched", () => {
+  test("an upstream generating on: the client's answer ends, and the upstream is hung up on, before it is done", async (t) => {
+    const { mock, gateway, client } = await scene(t);
+    const upstream = runOnUpstream(
+      [chatChunk("", UPSTREAM_ID, { role: true }), chatChunk("Alpha STOP HERE and", UPSTREAM_ID), ...runOn()],
+      300,
+    );
+    mock.enqueue(CHAT_ROUTE, upstream.step);
+    const message = await streamed(client).finalMessage();
+    assert.equal(upstream.seen.isDone, false, "the client's answer ended before the upstream's");
+    assert.deepEqual(message.content, [{ type: "text", text: "Alpha ", citations: null }]);
+    assert.equal(message.stop_reason, "stop_sequence");
+    assert.equal(message.stop_sequence, "STOP HERE");
+    await waitFor(() => upstream.seen.isClosed, "the upstream request to be closed");
+    assert.ok(upstream.seen.written < 20, `hung up on within the grace (${upstream.seen.written} events written)`);
+    const record = await recordOf(gateway, "messages");
+    assert.equal(record.status, 200);
+    assert.equal(record.outcome, "success");
+    assert.equal(chatRequests(mock).length, 1, "nothing was continued");
+  });
+
+  test("an upstream that stalls after the match: the client is not held until stream_idle_timeout_ms", async (t) => {
+    const { mock, client } = await scene(t);
+    mock.enqueue(CHAT_ROUTE, {
+      kind: "sse",
+      events: [{ data: chatChunk("Alpha STOP HERE and", UPSTREAM_ID, { role: true }) }],
+      end: "hang",
+    });
+    const startedAtMs = Date.now();
+    const message = await streamed(client).finalMessage();
+    // The default stream_idle_timeout_ms is 30 s; the grace is 1 s.
+    assert.ok(Date.now() - startedAtMs < 10_000, `ended after ${Date.now() - startedAtMs} ms`);
+    assert.equal(message.stop_sequence, "STOP HERE");
+    await waitFor(() => mock.activeRequests() === 0, "the hanging upstream request to be closed");
+  });
+
+  test("a usage that comes within the grace is the one the client and the record get", async (t) => {
+    const { mock, gateway, client } = await scene(t);
+    // The usage first (no finish_reason before it: the answer is not finished for the relay), then text on.
+    const upstream = runOnUpstream(
+      [
+        chatChunk("Alpha STOP HERE and", UPSTREAM_ID, { role: true }),
+        null,
+        chatUsageChunk(UPSTREAM_ID, { prompt_tokens: 21, completion_tokens: 17 }),
+        ...runOn(),
+      ],
+      100,
+    );
+    mock.enqueue(CHAT_ROUTE, upstream.step);
+    const message = await streamed(client).finalMessage();
+    assert.equal(upstream.seen.isDone, false, "the client's answer ended before the upstream's");
+    assert.equal(message.stop_sequence, "STOP HERE");
+    assert.equal(message.usage.output_tokens, 17);
+    await waitFor(() => upstream.seen.isClosed, "the upstream request to be closed");
+    assert.ok(upstream.seen.written < 10, `hung up on at the usage (${upstream.seen.written} events written)`);
+    await recordOf(gateway, "messages");
+    const record = (await recordsOf(gateway, "messages")).records[0];
+    assert.equal(record?.status, 200);
+    assert.deepEqual([record?.tokensIn, record?.tokensOut], [21, 17]);
+  });
+
+  test("an in-stream 429 after the match: the answer is a success, and the deployment still cools down", async (t) => {
+    const { mock, gateway, client } = await scene(t);
+    mock.enqueue(CHAT_ROUTE, {
+      kind: "sse",
+      events: [
+        { data: chatChunk("Alpha STOP HERE and", UPSTREAM_ID, { role: true }) },
+        { data: chatErrorChunk(UPSTREAM_ID, { code: 429, message: "Provider returned error: rate limited upstream" }) },
+      ],
+      end: "hang",
+    });
+    const message = await streamed(client).finalMessage();
+    assert.equal(message.stop_reason, "stop_sequence");
+    const record = await recordOf(gateway, "messages");
+    assert.equal(record.status, 200);
+    assert.equal(record.outcome, "success");
+    // Cooling down, the only deployment is not asked again: the gateway answers the next request with its own 429.
+    await assert.rejects(
+      client.messages.create({ model: "m", max_tokens: 16, messages: [{ role: "user", content: "Again" }] }),
+      (thrown: unknown) => thrown instanceof Anthropic.RateLimitError,
+    );
+    assert.equal(chatRequests(mock).length, 1);
+  });
+});
