@@ -218,9 +218,9 @@ function renderer(
       if (info.isError) {
         // After every choice finished the answer is whole: an error then (a provider failing its bookkeeping after
         // the stop) would turn an answer the client already has into a failure. It ends the stream as `[DONE]`
-        // would, as silence or a broken connection there does (below).
-        if (state.choices.isAnswerFinished) progress.end("success", "");
-        else progress.endAtUpstreamError(info.json, state.describeUpstreamError(info.json));
+        // would, as silence or a broken connection there does (below); a 429 it names still cools the deployment down.
+        progress.endAtUpstreamError(info.json, state.describeUpstreamError(info.json));
+        if (state.choices.isAnswerFinished) progress.endedWhole();
         // An error that carries the provider's count of what the segment used (never relayed: the error is the end).
         if (info.json !== undefined) progress.noteUnrelayedUsage(info, info.json);
         break;

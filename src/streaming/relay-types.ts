@@ -35,8 +35,9 @@ export interface SegmentEnd {
   /** The HTTP status the upstream's in-band error named (errors/in-band-error.ts), when it ended on one that did. */
   readonly upstreamStatus?: number;
   /**
-   * A success whose upstream then named a 429 in its stream (after a stop sequence the door matched ended the answer):
-   * the error's description. The client's answer was whole, but the provider's rate limit is learned (a cooldown).
+   * A success whose upstream then named a 429 in its stream (after every choice finished, or after a stop sequence the
+   * door matched ended the answer): the error's description. The client's answer was whole, but the provider's rate
+   * limit is learned (a cooldown).
    */
   readonly rateLimitedAfterAnswer?: string;
   /** `usage` is an upstream gateway's estimate (its `x_gateway.usage_estimated`), not a provider's report. */

@@ -124,26 +124,39 @@ describe("messages API: the end of a stream at a stop sequence the gateway match
     assert.deepEqual([record?.tokensIn, record?.tokensOut], [21, 17]);
   });
 
-  test("an in-stream 429 after the match: the answer is a success, and the deployment still cools down", async (t) => {
-    const { mock, gateway, client } = await scene(t);
-    mock.enqueue(CHAT_ROUTE, {
-      kind: "sse",
-      events: [
-        { data: chatChunk("Alpha STOP HERE and", UPSTREAM_ID, { role: true }) },
-        { data: chatErrorChunk(UPSTREAM_ID, { code: 429, message: "Provider returned error: rate limited upstream" }) },
-      ],
-      end: "hang",
+  // The answer is whole before the error: after a stop sequence the gateway matched, or after the upstream's own finish.
+  const wholeThenRateLimited: readonly [string, string, unknown, string][] = [
+    ["the match", "Alpha STOP HERE and", chatChunk(" more", UPSTREAM_ID), "stop_sequence"],
+    ["the upstream's finish_reason", "Alpha", chatChunk("", UPSTREAM_ID, { finishReason: "stop" }), "end_turn"],
+  ];
+  for (const [after, text, next, stopReason] of wholeThenRateLimited) {
+    test(`an in-stream 429 after ${after}: the answer is a success, and the deployment still cools down`, async (t) => {
+      const { mock, gateway, client } = await scene(t);
+      const rateLimited = chatErrorChunk(UPSTREAM_ID, { code: 429, message: "Provider returned error: rate limited" });
+      mock.enqueue(CHAT_ROUTE, {
+        kind: "sse",
+        events: [{ data: chatChunk(text, UPSTREAM_ID, { role: true }) }, { data: next }, { data: rateLimited }],
+        end: "hang",
+      });
+      const message = await streamed(client).finalMessage();
+      assert.equal(message.stop_reason, stopReason);
+      await assertCoolingAfterSuccess(gateway, client, mock);
     });
-    const message = await streamed(client).finalMessage();
-    assert.equal(message.stop_reason, "stop_sequence");
-    const record = await recordOf(gateway, "messages");
-    assert.equal(record.status, 200);
-    assert.equal(record.outcome, "success");
-    // Cooling down, the only deployment is not asked again: the gateway answers the next request with its own 429.
-    await assert.rejects(
-      client.messages.create({ model: "m", max_tokens: 16, messages: [{ role: "user", content: "Again" }] }),
-      (thrown: unknown) => thrown instanceof Anthropic.RateLimitError,
-    );
-    assert.equal(chatRequests(mock).length, 1);
-  });
+  }
 });
+
+/** The request's record is a success, and the only deployment, cooling down, is not asked again (the gateway's 429). */
+async function assertCoolingAfterSuccess(
+  gateway: Parameters<typeof recordOf>[0],
+  client: Anthropic,
+  mock: Parameters<typeof chatRequests>[0],
+): Promise<void> {
+  const record = await recordOf(gateway, "messages");
+  assert.equal(record.status, 200);
+  assert.equal(record.outcome, "success");
+  await assert.rejects(
+    client.messages.create({ model: "m", max_tokens: 16, messages: [{ role: "user", content: "Again" }] }),
+    (thrown: unknown) => thrown instanceof Anthropic.RateLimitError,
+  );
+  assert.equal(chatRequests(mock).length, 1);
+}
