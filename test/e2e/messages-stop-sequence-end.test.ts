@@ -7,6 +7,7 @@ import type { ServerResponse } from "node:http";
 import { describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import Anthropic from "@anthropic-ai/sdk";
+import { countTextTokens } from "../../src/limits/token-estimate.ts";
 import { waitFor } from "../helpers/background-steps.ts";
 import { CHAT_ROUTE, chatRequests, oneProviderYaml, recordsOf, useGateway, useMock } from "../helpers/e2e.ts";
 import { recordOf } from "../helpers/keepalive-scene.ts";
@@ -82,6 +83,9 @@ describe("messages API: the end of a stream at a stop sequence the gateway match
     assert.equal(record.status, 200);
     assert.equal(record.outcome, "success");
     assert.equal(chatRequests(mock).length, 1, "nothing was continued");
+    // No usage came: the estimate, of what the provider generated (read past the sequence too), not what the client got.
+    const listed = (await recordsOf(gateway, "messages")).records[0];
+    assert.ok((listed?.tokensOut ?? 0) > countTextTokens("Alpha "), `estimated ${listed?.tokensOut} output tokens`);
   });
 
   test("an upstream that stalls after the match: the client is not held until stream_idle_timeout_ms", async (t) => {
