@@ -34,7 +34,6 @@ import { withClientToolNames } from "./client-tool-names.ts";
 import { truncatedToFit } from "./context-truncation.ts";
 import type { EndpointSpec } from "./endpoints.ts";
 import type { GatewayRuntime, PlannedRoute } from "./gateway-runtime.ts";
-import { withJsonUsageEstimate } from "./json-usage-estimate.ts";
 import { cutReason } from "./open-requests.ts";
 import {
   type JsonAnswer,
@@ -140,6 +139,7 @@ async function serveRequest(
           queueRefusal: planned.queueRefusal,
           recallToolCallExtras: context.recallToolCallExtras,
           isStream: request.isStream,
+          estimatesUsage: endpoint.estimatesUsage,
           signal: context.signal,
           receivedAtMs: startedAtMs,
           trace,
@@ -323,16 +323,13 @@ function recordRequestContent(request: PipelineRequest): void {
 
 function jsonAnswer(
   request: PipelineRequest,
-  answered: JsonResult,
+  result: JsonResult,
   headers: Record<string, string>,
-  reportedUsage: TokenUsage | undefined,
+  usage: TokenUsage | undefined,
 ): JsonAnswer {
-  const estimated = withJsonUsageEstimate(request, answered);
-  const result = estimated?.result ?? answered;
-  request.record.usage(
-    estimated?.usage ?? reportedUsage,
-    estimated !== undefined || answered.isUsageEstimated === true,
-  );
+  // An answer without a usage report was given the gateway's estimate by its attempt (upstream/answer-usage.ts), so
+  // the record, its attempt, /stats and the budgets count the same number.
+  request.record.usage(usage, result.isUsageEstimated === true);
   request.record.headersSent();
   const responseText = request.snapshot.config.log.content ? loggedAnswerText(request, result) : undefined;
   if (responseText !== undefined) request.record.content({ responseText });

@@ -99,7 +99,7 @@ export class Recorder {
       availability.recordSuccess(key, sentAt);
       if (isStreamOpen) return;
       const usage = report.usage;
-      const total = (usage?.promptTokens ?? 0) + (usage?.completionTokens ?? 0);
+      const total = answerCharge(report, reservation);
       if (total > 0) budgets.reconcile(reservation, total, clock.now());
       settleSeconds(budgets, reservation, report.audioSeconds, clock.now());
       // An upstream gateway's estimate is its estimator's count, not a tokenizer's: nothing to learn from.
@@ -247,8 +247,8 @@ export class Recorder {
     settleSeconds(budgets, reservation, report.audioSeconds, clock.now());
     const promptTokens = report.usage?.promptTokens ?? 0;
     const completionTokens = report.usage?.completionTokens ?? 0;
-    if (promptTokens + completionTokens > 0)
-      budgets.reconcile(reservation, promptTokens + completionTokens, clock.now());
+    const total = answerCharge(report, reservation);
+    if (total > 0) budgets.reconcile(reservation, total, clock.now());
     budgets.release(reservation);
     stats.recordSuccess(deployment.key, report.durationMs, promptTokens, completionTokens);
   }
@@ -390,4 +390,15 @@ export class Recorder {
       }
     }
   }
+}
+
+/**
+ * What a JSON answer's budgets are charged: its usage; when no upstream reported any, the gateway's estimate never
+ * below the reservation (AttemptReport.isUsageUnreported), as for a stream without a report (segment-charge.ts): the
+ * gateway cannot tell what its provider counted (a `max_tokens` counted at admission, a tokenizer above the estimate).
+ * 0: the reservation stays (no usage, audio bytes).
+ */
+function answerCharge(report: AttemptReport, reservation: Reservation): number {
+  const total = (report.usage?.promptTokens ?? 0) + (report.usage?.completionTokens ?? 0);
+  return report.isUsageUnreported === true ? Math.max(total, reservation.tokens) : total;
 }

@@ -179,11 +179,12 @@ function relayOptions(request: PipelineRequest, plan: RoutePlan, result: StreamR
     signal: context.signal,
     promptTokens: promptEstimate,
     countTokens: countTextTokens,
-    // Every chat stream of a door that estimates usage, asked for or not: an answer no upstream reported usage for is
-    // counted by the estimate in every book, and only a client that asked is sent it.
+    // Every stream of a door that estimates usage, asked for or not: an answer no upstream reported usage for is
+    // counted by the estimate in every book, and only a chat client that asked is sent it. A native Responses stream
+    // (its `response.completed` without usage) is relayed as its provider sent it: its estimate is for the books.
     usageEstimate:
-      endpoint.estimatesUsage === true && result.api === "chat"
-        ? { promptTokens: promptEstimate, isSentToClient: clientAskedForUsage(body) }
+      endpoint.estimatesUsage === true
+        ? { promptTokens: promptEstimate, isSentToClient: result.api === "chat" && clientAskedForUsage(body) }
         : undefined,
     redact: runtime.secrets.redactor,
     ...(isContinuable

@@ -26,6 +26,8 @@ export class OutputTokenCount {
   #tokens = 0;
   readonly #held: string[] = [];
   #heldChars = 0;
+  /** A native Responses stream sent a finished item (`response.output_item.done`): its final `output` is not counted. */
+  #hasItems = false;
   /** The latest chunk with choices: the usage chunk takes its `object`, `created` and `model`. */
   #last: Record<string, unknown> | undefined;
   readonly #countTokens: (text: string) => number;
@@ -55,7 +57,10 @@ export class OutputTokenCount {
    */
   note(json: Record<string, unknown>): void {
     const choices = json.choices;
-    if (!Array.isArray(choices)) return;
+    if (!Array.isArray(choices)) {
+      if (!this.#isFirstTextLeft) this.#noteResponsesEvent(json);
+      return;
+    }
     if (choices.length > 0) this.#last = json;
     const first = this.#isFirstTextLeft ? firstChunkChoice(choices) : undefined;
     for (const choice of choices as unknown[]) {
@@ -67,6 +72,39 @@ export class OutputTokenCount {
       if (fields === null || typeof fields !== "object") continue;
       this.#addFields(fields as Record<string, unknown>, hasText);
     }
+  }
+
+  /**
+   * A native Responses stream's event (`responses_api: native`): each finished output item as a whole (a message's text
+   * and refusals, a call's name and arguments, reasoning's summary and text), read once from
+   * `response.output_item.done`; or, when the stream sent none, the final response's `output`.
+   */
+  #noteResponsesEvent(json: Record<string, unknown>): void {
+    const type = json.type;
+    if (type === "response.output_item.done") {
+      this.#hasItems = true;
+      this.#addItem(json.item);
+    } else if ((type === "response.completed" || type === "response.incomplete") && !this.#hasItems) {
+      const output = (json.response as { output?: unknown } | null | undefined)?.output;
+      if (Array.isArray(output)) for (const item of output as unknown[]) this.#addItem(item);
+    }
+  }
+
+  #addItem(item: unknown): void {
+    if (item === null || typeof item !== "object") return;
+    const { content, summary, name, arguments: args, input } = item as Record<string, unknown>;
+    for (const parts of [content, summary]) {
+      if (!Array.isArray(parts)) continue;
+      for (const part of parts as unknown[]) {
+        if (part === null || typeof part !== "object") continue;
+        const { text, refusal } = part as { text?: unknown; refusal?: unknown };
+        this.#addText(text);
+        this.#addText(refusal);
+      }
+    }
+    this.#addText(name);
+    this.#addText(args);
+    this.#addText(input);
   }
 
   #addFields(fields: Record<string, unknown>, hasText: boolean): void {

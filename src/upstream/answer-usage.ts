@@ -1,4 +1,6 @@
 // The tokens a JSON answer says it used, in whichever of the shapes the hosts report them.
+import { countTextTokens } from "../limits/token-estimate.ts";
+import { OutputTokenCount } from "../streaming/estimated-usage.ts";
 import type { TokenUsage } from "../streaming/relay-types.ts";
 import { tokenCount } from "../streaming/stream-event.ts";
 
@@ -19,4 +21,18 @@ export function readUsage(json: unknown): TokenUsage {
       (totalTokens === undefined ? 0 : Math.max(0, totalTokens - completionTokens)),
     completionTokens,
   };
+}
+
+/**
+ * The gateway's estimate of a chat or legacy completion answer that came without `usage` (several OpenAI-compatible
+ * providers leave it out): `promptTokens`, the prompt as the serving deployment counts it (calibrated, of the body it
+ * was sent: its reservation's), plus the answer's text, reasoning, refusals and tool calls counted with the gateway's
+ * tokenizer. Made from the answer already parsed, only when its usage is missing: an answer with usage pays nothing.
+ * Until 2026-12-07 it was made after the attempt was settled, so only the record had it: the attempt, /stats and the
+ * budgets (its reservation only) counted none of the answer.
+ */
+export function estimatedAnswerUsage(answer: Record<string, unknown>, promptTokens: number): TokenUsage {
+  const output = new OutputTokenCount(countTextTokens);
+  output.note(answer);
+  return { promptTokens, completionTokens: output.tokens };
 }

@@ -86,6 +86,8 @@ export interface AttemptContext {
   readonly api: UpstreamApi;
   /** The role order this candidate's chat messages are sent in, and its `prefix` (providers/message-order.ts). */
   readonly messageOrdering: MessageOrdering;
+  /** The prompt's estimate as this deployment counts it (its reservation's): an estimated usage starts from it. */
+  readonly promptTokens: number;
 }
 
 /**

@@ -66,6 +66,8 @@ export async function attemptOnce(
   onSent: () => void = () => {},
   /** How its messages are sent (the caller's, to compare with what the attempt then teaches). Default: as now. */
   messageOrdering: MessageOrdering = deploymentMessageOrdering(deployment, services),
+  /** The prompt's estimate as the deployment counts it (failover.ts: its reservation's). Default: the request's. */
+  promptTokens: number = request.promptTokens,
 ): Promise<AttemptResult> {
   const controller = new AbortController();
   const deadline = new AbortController();
@@ -104,6 +106,7 @@ export async function attemptOnce(
       native,
       api: native?.api ?? "chat",
       messageOrdering,
+      promptTokens,
     });
   } finally {
     clearTimeout(deadlineTimer);

@@ -212,6 +212,7 @@ async function tryCandidate(
         services.attemptSent(reservation);
       },
       orderSent,
+      prompt,
     );
     // Asked right before the recorder applies the report (same tick): a lesson learned meanwhile is not missed.
     const mayClearRefusals = result.ok && services.hasRefusedFeatures?.(deployment) !== false;
@@ -337,7 +338,9 @@ function reportOf(
           ? reportedAsOf(result.effects, reservation)
           : [...reportedAsOf(result.effects, reservation), { kind: "accepted_features", ...accepted }],
       ...(result.usage === undefined ? {} : { usage: result.usage }),
-      ...(result.usage !== undefined && result.json?.isUsageEstimated === true ? { isUsageEstimated: true } : {}),
+      ...(result.usage !== undefined && result.json?.isUsageEstimated === true
+        ? { isUsageEstimated: true, ...(result.json.isUsageMissing === true ? { isUsageUnreported: true } : {}) }
+        : {}),
       ...(result.audioSeconds === undefined
         ? {}
         : { audioSeconds: billedAudioSeconds(result.audioSeconds, settings.minBilledAudioSeconds) }),

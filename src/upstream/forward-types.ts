@@ -76,6 +76,11 @@ export interface ForwardRequest {
    */
   readonly recallToolCallExtras?: RecallToolCallExtras | undefined;
   readonly isStream: boolean;
+  /**
+   * A JSON chat answer without `usage` is counted by the gateway's estimate (pipeline/endpoints.ts estimatesUsage): its
+   * body gets it, marked, and its attempt carries it (AttemptReport.isUsageUnreported).
+   */
+  readonly estimatesUsage?: boolean | undefined;
   /** Aborted when the client goes away. */
   readonly signal: AbortSignal;
   /**
@@ -146,6 +151,11 @@ export interface AttemptReport {
    */
   readonly isUsageEstimated?: true;
   /**
+   * No upstream reported usage: `usage` is this gateway's estimate (ForwardRequest.estimatesUsage), and the budgets are
+   * charged it never below the reservation, as a stream without a report is (pipeline/recorder.ts).
+   */
+  readonly isUsageUnreported?: true;
+  /**
    * A transcription's billed seconds as its answer told them (a `verbose_json` answer's `duration`, OpenAI's `usage`
    * of type `duration`), at least the provider's `min_billed_audio_seconds`: the audio budgets count these instead of
    * the estimate. Absent when the answer said none (`json`, `text`): the estimate stays.
@@ -214,11 +224,14 @@ export interface JsonResult {
    * refused `reasoning_content`, which was removed): what its estimated usage and calibration start from.
    */
   readonly promptTokensSent?: number | undefined;
-  /** A JSON answer without a `usage` object: the pipeline may add its estimate (pipeline/endpoints.ts estimatesUsage). */
+  /**
+   * A JSON answer without a `usage` object: when it is estimated (ForwardRequest.estimatesUsage), its body has the
+   * gateway's estimate, marked, and `isUsageEstimated` is set (upstream/answer-usage.ts).
+   */
   readonly isUsageMissing?: boolean | undefined;
   /**
-   * Its `usage` is an upstream gateway's estimate (its `x_gateway.usage_estimated`, read deliberately:
-   * streaming/upstream-gateway-field.ts): the record says estimated, as for the gateway's own.
+   * Its `usage` is an estimate: an upstream gateway's (its `x_gateway.usage_estimated`, read deliberately:
+   * streaming/upstream-gateway-field.ts), or this gateway's own when `isUsageMissing`. The record says estimated.
    */
   readonly isUsageEstimated?: boolean | undefined;
   /**

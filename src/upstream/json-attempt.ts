@@ -7,9 +7,10 @@ import { firstChoice } from "../chat-choice.ts";
 import { isRecord, parseJsonRecord } from "../is-record.ts";
 import type { HeaderMap } from "../limits/header-map.ts";
 import type { Deployment } from "../providers/catalog.ts";
+import { withEstimatedUsage } from "../streaming/estimated-usage.ts";
 import type { TokenUsage } from "../streaming/relay-types.ts";
 import { takeUpstreamGatewayField } from "../streaming/upstream-gateway-field.ts";
-import { readUsage } from "./answer-usage.ts";
+import { estimatedAnswerUsage, readUsage } from "./answer-usage.ts";
 import {
   type AttemptContext,
   type AttemptResult,
@@ -253,12 +254,18 @@ function jsonAnswer(
   const isUsageMissing = !isRecord((json as { usage?: unknown }).usage);
   const foreign = takeUpstreamGatewayField(json as Record<string, unknown>, !isUsageMissing);
   const isReencoded = endpointPath === "/embeddings" && embeddingsForClient(json as Record<string, unknown>, format);
-  const isRewritten = foreign !== undefined || isReencoded;
-  const text = withCompleteToolCalls(json, isRewritten ? JSON.stringify(json) : bodyText, endpointPath);
-  const answerText = isAudioPath(endpointPath) ? text : ensureModelField(json, text, deployment, endpointPath);
-  const isUsageEstimated = foreign?.isUsageEstimated === true;
+  // Without a usage report, a door that estimates usage counts the estimate (its client is told it, marked).
+  const estimated =
+    isUsageMissing && context.request.estimatesUsage === true && context.api === "chat"
+      ? estimatedAnswerUsage(json as Record<string, unknown>, context.promptTokens)
+      : undefined;
+  const body = estimated === undefined ? json : withEstimatedUsage(json as Record<string, unknown>, estimated);
+  const isRewritten = foreign !== undefined || isReencoded || estimated !== undefined;
+  const text = withCompleteToolCalls(body, isRewritten ? JSON.stringify(body) : bodyText, endpointPath);
+  const answerText = isAudioPath(endpointPath) ? text : ensureModelField(body, text, deployment, endpointPath);
+  const isUsageEstimated = foreign?.isUsageEstimated === true || estimated !== undefined;
   const answer = { bodyText: answerText, bytes: undefined, contentType: undefined, isUsageMissing, isUsageEstimated };
-  const result = answered(context, statusCode, answer, headerEffects, headersMs, readUsage(json));
+  const result = answered(context, statusCode, answer, headerEffects, headersMs, estimated ?? readUsage(json));
   return isAudioPath(endpointPath) ? withReportedSeconds(result, json, context) : result;
 }
 

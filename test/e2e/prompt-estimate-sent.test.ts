@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import Anthropic from "@anthropic-ai/sdk";
 import { ManualClock } from "../../src/clock.ts";
-import { estimateChatPrompt } from "../../src/limits/token-estimate.ts";
+import { countTextTokens, estimateChatPrompt } from "../../src/limits/token-estimate.ts";
 import { CHAT_ROUTE, chatRequests, oneProviderScene, rowOf, statsOf } from "../helpers/e2e.ts";
 import { startScene, windowOf } from "../helpers/limits-scene.ts";
 import { chatCompletion, chatStream, type MockStep } from "../helpers/mock-upstream.ts";
@@ -78,7 +78,8 @@ test("after a host refused reasoning_content, the estimate is of the body sent w
 
 test("after the lesson, the deployment's tpm is charged the prompt it is sent, without the reasoning", async (t) => {
   const clock = new ManualClock(Date.UTC(2026, 0, 1, 12));
-  // Only the prompt is charged (count_max_tokens: false), and a success without usage keeps its reservation.
+  // Only the prompt is reserved (count_max_tokens: false); a success without usage is charged the estimate of the prompt
+  // sent plus its answer (docs/limits.md "Reconciliation").
   const scene = await startScene(t, {
     clock,
     beta: false,
@@ -112,7 +113,7 @@ test("after the lesson, the deployment's tpm is charged the prompt it is sent, w
     sent.messages.every((message) => message.reasoning_content === undefined),
     "sent without it",
   );
-  assert.equal(usedAfter - usedBefore, sentPrompt(sent), "reserved what was sent");
+  assert.equal(usedAfter - usedBefore, sentPrompt(sent) + countTextTokens("Still fine."), "charged what was sent");
 });
 
 test("a Messages stream's message_start shows the calibrated prompt count its estimated usage ends with", async (t) => {
@@ -247,7 +248,11 @@ test("failover from a host that refused reasoning_content to one that takes it: 
   assert.equal(await tokensUsed("alpha"), alphaBefore, "alpha's failed attempt charges nothing");
   const full = sentPrompt(betaSent);
   assert.ok(full - sentPrompt(alphaSent) > 100);
-  assert.equal(await tokensUsed("beta"), full, "beta reserved (and kept) the body it was sent, reasoning included");
+  assert.equal(
+    await tokensUsed("beta"),
+    full + countTextTokens("Still fine."),
+    "beta is charged the body it was sent, reasoning included, and its answer",
+  );
   const usage = (JSON.parse(response.text) as { usage: { prompt_tokens: number } }).usage;
   assert.equal(usage.prompt_tokens, full, "the estimate the client is told is of beta's body");
 });

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { ManualClock } from "../../src/clock.ts";
-import { estimateChatPrompt } from "../../src/limits/token-estimate.ts";
+import { countTextTokens, estimateChatPrompt } from "../../src/limits/token-estimate.ts";
 import type { Recorder } from "../../src/pipeline/recorder.ts";
 import { CHAT_ROUTE, chatRequests } from "../helpers/e2e.ts";
 import { gate } from "../helpers/gates.ts";
@@ -50,9 +50,13 @@ const refusal: MockStep = {
   },
 };
 
-/** An answer without usage: the reservation stays charged, and the client is told the gateway's estimate. */
+const ANSWER = "Sunny.";
+/** The answer's part of the estimate an answer without usage is charged (the prompt sent is the rest). */
+const ANSWER_TOKENS = countTextTokens(ANSWER);
+
+/** An answer without usage: charged the gateway's estimate, which the client is told too. */
 function answer(): MockStep {
-  const { usage: _reported, ...body } = chatCompletion("Sunny.", "alpha-model");
+  const { usage: _reported, ...body } = chatCompletion(ANSWER, "alpha-model");
   return { kind: "json", body };
 }
 
@@ -113,7 +117,7 @@ test("a refusal learned by a concurrent request during the admission: charged wh
   const answered = sent.at(-1);
   assert.ok(answered !== undefined && !carriesReasoning(answered), "answered without the reasoning");
   // Whatever was sent first, the attempt that stayed charged reserved the estimate of the body it sent.
-  assert.equal((await tokensUsed(scene)) - usedBefore, sentPrompt(answered), "charged the body sent");
+  assert.equal((await tokensUsed(scene)) - usedBefore, sentPrompt(answered) + ANSWER_TOKENS, "charged the body sent");
   assert.equal(promptTokensOf(response.text), sentPrompt(answered), "the estimate the client is told");
 });
 
@@ -137,6 +141,6 @@ test("a refusal expiring during the admission: charged what was sent, the reason
   const sent = chatRequests(scene.alpha)[2];
   assert.ok(sent !== undefined);
   assert.equal(chatRequests(scene.alpha).length, 3, "one attempt");
-  assert.equal(await tokensUsed(scene), sentPrompt(sent), "charged the body sent");
+  assert.equal(await tokensUsed(scene), sentPrompt(sent) + ANSWER_TOKENS, "charged the body sent");
   assert.equal(promptTokensOf(response.text), sentPrompt(sent), "the estimate the client is told");
 });

@@ -10,11 +10,8 @@ import { describe, type TestContext, test } from "node:test";
 import Anthropic from "@anthropic-ai/sdk";
 import { countTextTokens, estimateChatPrompt } from "../../src/limits/token-estimate.ts";
 import type { RequestRecord } from "../../src/observability/request-record.ts";
-import { rowOf, send, statsOf } from "../helpers/e2e.ts";
-import { deploymentTpmUsed } from "../helpers/limits-scene.ts";
+import { assertCountedByEstimate } from "../helpers/estimated-books.ts";
 import { chatStream } from "../helpers/mock-upstream.ts";
-import { parsePrometheusText, sumOf } from "../helpers/prometheus-text.ts";
-import { waitUntil } from "../helpers/sse-client.ts";
 import { CHAT_ROUTE, MODEL, sentBody, startTwoProviders, type TwoProviders } from "../helpers/two-providers.ts";
 
 const PROMPT = "Say hello to my friend, in a few words.";
@@ -47,53 +44,9 @@ function promptTokensSent(s: Scene): number {
   return estimateChatPrompt(body.messages, body.tools).promptTokens;
 }
 
-async function metricsOf(s: Scene): Promise<ReturnType<typeof parsePrometheusText>> {
-  const response = await send(s.gateway, "GET", "/metrics");
-  assert.equal(response.status, 200, response.text);
-  return parsePrometheusText(response.text);
-}
-
 /** What every book says of the request: the same estimate, marked as one. */
-async function assertCountedByEstimate(s: Scene, endpoint: string): Promise<void> {
-  await waitUntil(() => s.records.length === 1, "the request's record");
-  const record = s.records[0] as RequestRecord;
-  const promptTokens = promptTokensSent(s);
-  const expected = [promptTokens, STREAMED_TOKENS];
-  assert.ok(promptTokens > 0 && STREAMED_TOKENS > 0);
-  assert.equal(record.outcome, "success");
-  assert.deepEqual([record.tokensIn, record.tokensOut, record.isUsageEstimated], [...expected, true], "the record");
-  const attempt = record.attempts[0];
-  assert.deepEqual(
-    [record.attempts.length, attempt?.tokensIn, attempt?.tokensOut, attempt?.isUsageEstimated],
-    [1, ...expected, true],
-    "its attempt: what its deployment is counted",
-  );
-
-  const listed = await send(s.gateway, "GET", "/v1/gateway/requests?limit=1");
-  const logged = (listed.json as { data: RequestRecord[] }).data[0];
-  assert.equal(logged?.endpoint, endpoint);
-  assert.deepEqual([logged?.tokensIn, logged?.tokensOut, logged?.isUsageEstimated], [...expected, true], "request log");
-
-  const metrics = await metricsOf(s);
-  const tokens = (direction: string) =>
-    sumOf(metrics, "llm_gateway_tokens_total", { provider: "alpha", direction, source: "estimated" });
-  const clientTokens = (direction: string) =>
-    sumOf(metrics, "llm_gateway_client_tokens_total", { client: "none", direction, source: "estimated" });
-  assert.deepEqual([tokens("in"), tokens("out")], expected, "llm_gateway_tokens_total");
-  assert.deepEqual([clientTokens("in"), clientTokens("out")], expected, "llm_gateway_client_tokens_total");
-  assert.equal(sumOf(metrics, "llm_gateway_tokens_total", { source: "reported" }), 0);
-
-  const alpha = rowOf(await statsOf(s.gateway), `alpha/${MODEL}`);
-  assert.deepEqual([alpha.tokens_in, alpha.tokens_out, alpha.successes], [...expected, 1], "/stats");
-  assert.equal(await deploymentTpmUsed(s.gateway, "alpha"), promptTokens + STREAMED_TOKENS, "the tpm window");
-
-  const dashboard = await send(s.gateway, "GET", "/dashboard/api/state");
-  const feed = (dashboard.json as { feed: { tokensIn: number; tokensOut: number; isUsageEstimated: boolean }[] }).feed;
-  assert.deepEqual(
-    [feed[0]?.tokensIn, feed[0]?.tokensOut, feed[0]?.isUsageEstimated],
-    [...expected, true],
-    "the dashboard",
-  );
+function assertCounted(s: Scene, endpoint: string): Promise<void> {
+  return assertCountedByEstimate(s.gateway, s.records, endpoint, [promptTokensSent(s), STREAMED_TOKENS]);
 }
 
 describe("a stream that ended without any usage report is counted by the gateway's estimate", () => {
@@ -111,7 +64,7 @@ describe("a stream that ended without any usage report is counted by the gateway
       text += chunk.choices[0]?.delta.content ?? "";
     }
     assert.equal(text, TEXT);
-    await assertCountedByEstimate(s, "chat");
+    await assertCounted(s, "chat");
   });
 
   test("Responses (openai SDK responses.stream): response.completed's estimate is what every book counts", async (t) => {
@@ -123,7 +76,7 @@ describe("a stream that ended without any usage report is counted by the gateway
     const final = await stream.finalResponse();
     assert.equal(final.output_text, TEXT);
     assert.equal(final.usage?.output_tokens, STREAMED_TOKENS);
-    await assertCountedByEstimate(s, "responses");
+    await assertCounted(s, "responses");
   });
 
   test("Messages (Anthropic SDK messages.stream): message_delta's estimate is what every book counts", async (t) => {
@@ -134,6 +87,6 @@ describe("a stream that ended without any usage report is counted by the gateway
       .finalMessage();
     assert.equal(final.content[0]?.type === "text" ? final.content[0].text : "", TEXT);
     assert.equal(final.usage.output_tokens, STREAMED_TOKENS);
-    await assertCountedByEstimate(s, "messages");
+    await assertCounted(s, "messages");
   });
 });

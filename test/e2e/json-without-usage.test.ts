@@ -1,0 +1,123 @@
+// An answer no upstream reported usage for, outside the chat streams (test/e2e/stream-without-usage.test.ts): a JSON
+// (non-streamed) chat answer without `usage`, and a native Responses stream (`responses_api: native`) whose
+// `response.completed` has none. Its provider billed the prompt and the answer all the same: every book counts the
+// gateway's estimate (prompt + answer text), marked, and the deployment's token budget is charged it (never less than
+// the reservation), as for a stream (docs/observability.md, docs/limits.md "Streams"). Before, the JSON answer's record
+// had the estimate while its attempt, /stats and the tpm window counted only the prompt's reservation, and the native
+// stream counted 0 everywhere.
+import assert from "node:assert/strict";
+import { describe, type TestContext, test } from "node:test";
+import { countTextTokens, estimateChatPrompt } from "../../src/limits/token-estimate.ts";
+import type { RequestRecord } from "../../src/observability/request-record.ts";
+import { assertCountedByEstimate } from "../helpers/estimated-books.ts";
+import { deploymentTpmUsed } from "../helpers/limits-scene.ts";
+import { type ChatCompletionBody, chatCompletion } from "../helpers/mock-upstream.ts";
+import { waitUntil } from "../helpers/sse-client.ts";
+import { CHAT_ROUTE, MODEL, sentBody, startTwoProviders, type TwoProviders } from "../helpers/two-providers.ts";
+
+const RESPONSES_ROUTE = "POST /v1/responses";
+const PROMPT = "Say hello to my friend, in a few words.";
+const TEXT = "Hello there, my dear friend!";
+
+interface Scene extends TwoProviders {
+  readonly records: RequestRecord[];
+}
+
+async function scene(t: TestContext, primary: Readonly<Record<string, string | boolean>>): Promise<Scene> {
+  // `count_max_tokens: false`: the reservation is the prompt alone, so the token window shows whether the answer was
+  // charged.
+  const started = await startTwoProviders(t, {
+    primary: { count_max_tokens: false, ...primary },
+    primaryModel: { limits: { tpm: 1_000_000 } },
+  });
+  const records: RequestRecord[] = [];
+  started.gateway.runtime.onRecord((record) => records.push(record));
+  return { ...started, records };
+}
+
+/** A native Responses stream as a provider that reports no usage sends it: `response.completed` with `usage: null`. */
+function nativeStreamWithoutUsage(): { raw: string }[] {
+  const message = (status: string, text: string) => ({
+    id: "msg_1",
+    type: "message",
+    status,
+    role: "assistant",
+    content: text === "" ? [] : [{ type: "output_text", text, annotations: [] }],
+  });
+  const response = (status: string, output: unknown[]) => ({
+    id: "resp_upstream_1",
+    object: "response",
+    created_at: 1767225600,
+    status,
+    model: MODEL,
+    output,
+    usage: null,
+  });
+  const at = { item_id: "msg_1", output_index: 0, content_index: 0 };
+  const events: Record<string, unknown>[] = [
+    { type: "response.created", response: response("in_progress", []) },
+    { type: "response.output_item.added", output_index: 0, item: message("in_progress", "") },
+    { type: "response.content_part.added", ...at, part: { type: "output_text", text: "", annotations: [] } },
+    { type: "response.output_text.delta", ...at, delta: TEXT },
+    { type: "response.output_item.done", output_index: 0, item: message("completed", TEXT) },
+    { type: "response.completed", response: response("completed", [message("completed", TEXT)]) },
+  ];
+  return events.map((event, index) => ({
+    raw: `event: ${String(event.type)}\ndata: ${JSON.stringify({ ...event, sequence_number: index })}\n\n`,
+  }));
+}
+
+describe("an answer without any usage report outside the chat streams is counted by the gateway's estimate", () => {
+  test("a JSON chat answer without `usage` (openai SDK, no max_tokens): every book counts the estimate", async (t) => {
+    const s = await scene(t, {});
+    const { usage: _reported, ...answer }: ChatCompletionBody = chatCompletion(TEXT, MODEL);
+    s.primary.enqueue(CHAT_ROUTE, { kind: "json", body: answer });
+    const completion = await s.client.chat.completions.create({
+      model: MODEL,
+      messages: [{ role: "user", content: PROMPT }],
+    });
+    assert.equal(completion.choices[0]?.message.content, TEXT);
+    const body = sentBody(s.primary) as { messages: unknown[]; tools?: unknown };
+    const expected = [estimateChatPrompt(body.messages, body.tools).promptTokens, countTextTokens(TEXT)] as const;
+    assert.deepEqual(
+      [completion.usage?.prompt_tokens, completion.usage?.completion_tokens],
+      [...expected],
+      "the client is told the same estimate",
+    );
+    await assertCountedByEstimate(s.gateway, s.records, "chat", expected);
+  });
+
+  test("a JSON chat answer without `usage` under a counted max_tokens: the reservation stays the floor", async (t) => {
+    const s = await scene(t, { count_max_tokens: true });
+    const { usage: _reported, ...answer }: ChatCompletionBody = chatCompletion(TEXT, MODEL);
+    s.primary.enqueue(CHAT_ROUTE, { kind: "json", body: answer });
+    await s.client.chat.completions.create({
+      model: MODEL,
+      messages: [{ role: "user", content: PROMPT }],
+      max_tokens: 200,
+    });
+    const body = sentBody(s.primary) as { messages: unknown[]; tools?: unknown };
+    const promptTokens = estimateChatPrompt(body.messages, body.tools).promptTokens;
+    await waitUntil(() => s.records.length === 1, "the request's record");
+    assert.deepEqual(
+      [s.records[0]?.attempts[0]?.tokensOut, s.records[0]?.attempts[0]?.isUsageEstimated],
+      [countTextTokens(TEXT), true],
+    );
+    // Without a report the gateway cannot tell what its provider counted of the `max_tokens` it was sent.
+    assert.equal(await deploymentTpmUsed(s.gateway, "alpha"), promptTokens + 200, "the reservation, not the estimate");
+  });
+
+  test("a native Responses stream whose response.completed has no usage (openai SDK responses.stream)", async (t) => {
+    const s = await scene(t, { responses_api: "native" });
+    s.primary.enqueue(RESPONSES_ROUTE, { kind: "sse", events: nativeStreamWithoutUsage() });
+    const stream = s.client.responses.stream({ model: MODEL, input: PROMPT });
+    for await (const _event of stream) {
+      // Read to the end.
+    }
+    assert.equal((await stream.finalResponse()).output_text, TEXT);
+    // The prompt as the gateway estimated the client's input: the record's, held equal in every other book.
+    await waitUntil(() => s.records.length === 1, "the request's record");
+    const promptTokens = s.records[0]?.tokensIn ?? 0;
+    await assertCountedByEstimate(s.gateway, s.records, "responses", [promptTokens, countTextTokens(TEXT)]);
+  });
+});
