@@ -14,7 +14,7 @@ import type { Effect } from "../upstream/effects.ts";
 import type { Admission, AttemptReport, CalibratingPrompt } from "../upstream/forward-types.ts";
 import { failedAttemptTokens } from "../upstream/prompt-sent.ts";
 import type { RecorderBooks, SegmentSettlement, SegmentTiming } from "./recorder-books.ts";
-import { segmentCharge } from "./segment-charge.ts";
+import { answerCharge, segmentCharge } from "./segment-charge.ts";
 
 export class Recorder {
   readonly #books: RecorderBooks;
@@ -390,15 +390,4 @@ export class Recorder {
       }
     }
   }
-}
-
-/**
- * What a JSON answer's budgets are charged: its usage; when no upstream reported any, the gateway's estimate never
- * below the reservation (AttemptReport.isUsageUnreported), as for a stream without a report (segment-charge.ts): the
- * gateway cannot tell what its provider counted (a `max_tokens` counted at admission, a tokenizer above the estimate).
- * 0: the reservation stays (no usage, audio bytes).
- */
-function answerCharge(report: AttemptReport, reservation: Reservation): number {
-  const total = (report.usage?.promptTokens ?? 0) + (report.usage?.completionTokens ?? 0);
-  return report.isUsageUnreported === true ? Math.max(total, reservation.tokens) : total;
 }

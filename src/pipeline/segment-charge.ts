@@ -1,6 +1,8 @@
 // What a stream segment's budgets are charged when it ends (the recorder's settlement). Pure.
 import { traitsOf } from "../errors/outcomes.ts";
+import type { Reservation } from "../limits/budgets.ts";
 import type { SegmentEnd, TokenUsage } from "../streaming/relay-types.ts";
+import type { AttemptReport } from "../upstream/forward-types.ts";
 
 /**
  * What a stream segment's budgets are charged when it ends: its reported usage; else, when it broke (or, being a
@@ -50,4 +52,15 @@ export function segmentCharge(
 function isAbandoned(end: SegmentEnd, isFirst: boolean): boolean {
   if (end.outcome === "client_aborted") return end.isLeftUnread !== true;
   return !isFirst && end.hasAddedNothing === true && traitsOf(end.outcome).blames === "none";
+}
+
+/**
+ * What a JSON answer's budgets are charged: its usage; when no upstream reported any, the gateway's estimate never
+ * below the reservation (AttemptReport.isUsageUnreported), as for a stream without a report (segmentCharge above): the
+ * gateway cannot tell what its provider counted (a `max_tokens` counted at admission, a tokenizer above the estimate).
+ * 0: the reservation stays (no usage, audio bytes).
+ */
+export function answerCharge(report: AttemptReport, reservation: Reservation): number {
+  const total = (report.usage?.promptTokens ?? 0) + (report.usage?.completionTokens ?? 0);
+  return report.isUsageUnreported === true ? Math.max(total, reservation.tokens) : total;
 }
