@@ -42,12 +42,6 @@ export function completeToolCalls(answer: Record<string, unknown>): boolean {
   return isChanged;
 }
 
-/** A chat answer's body with its tool calls completed: `bodyText` itself unless a call needed it. */
-export function withCompleteToolCalls(answer: unknown, bodyText: string, endpointPath: string): string {
-  if (endpointPath !== "/chat/completions" || !isRecord(answer)) return bodyText;
-  return completeToolCalls(answer) ? JSON.stringify(answer) : bodyText;
-}
-
 /**
  * Whether a call names its tool: one without a name cannot be run by the client (the Messages door made it a
  * nameless tool_use), and the answer is no answer. A freeform `custom` call (of a `custom` tool the client offered)

@@ -25,7 +25,7 @@ import {
 } from "./attempt-context.ts";
 import { type BufferedResponse, bufferedCall } from "./buffered-call.ts";
 import { classifyErrorInSuccess } from "./classify-response.ts";
-import { isNamedCall, withCompleteToolCalls } from "./complete-tool-calls.ts";
+import { completeToolCalls, isNamedCall } from "./complete-tool-calls.ts";
 import type { Effect } from "./effects.ts";
 import { embeddingsForClient, missingEmbeddings, oversizedFloats } from "./embeddings-answer.ts";
 import type { JsonResult } from "./forward-types.ts";
@@ -254,14 +254,16 @@ function jsonAnswer(
   const isUsageMissing = !isRecord((json as { usage?: unknown }).usage);
   const foreign = takeUpstreamGatewayField(json as Record<string, unknown>, !isUsageMissing);
   const isReencoded = endpointPath === "/embeddings" && embeddingsForClient(json as Record<string, unknown>, format);
+  // Tool calls completed first: arguments sent as an object become the string the client gets and the estimate counts.
+  const isCompleted = endpointPath === "/chat/completions" && completeToolCalls(json as Record<string, unknown>);
   // Without a usage report, a door that estimates usage counts the estimate (its client is told it, marked).
   const estimated =
     isUsageMissing && context.request.estimatesUsage === true && context.api === "chat"
       ? estimatedAnswerUsage(json as Record<string, unknown>, context.promptTokens)
       : undefined;
   const body = estimated === undefined ? json : withEstimatedUsage(json as Record<string, unknown>, estimated);
-  const isRewritten = foreign !== undefined || isReencoded || estimated !== undefined;
-  const text = withCompleteToolCalls(body, isRewritten ? JSON.stringify(body) : bodyText, endpointPath);
+  const isRewritten = foreign !== undefined || isReencoded || estimated !== undefined || isCompleted;
+  const text = isRewritten ? JSON.stringify(body) : bodyText;
   const answerText = isAudioPath(endpointPath) ? text : ensureModelField(body, text, deployment, endpointPath);
   const isUsageEstimated = foreign?.isUsageEstimated === true || estimated !== undefined;
   const answer = { bodyText: answerText, bytes: undefined, contentType: undefined, isUsageMissing, isUsageEstimated };

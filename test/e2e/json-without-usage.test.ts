@@ -107,6 +107,37 @@ describe("an answer without any usage report outside the chat streams is counted
     assert.equal(await deploymentTpmUsed(s.gateway, "alpha"), promptTokens + 200, "the reservation, not the estimate");
   });
 
+  test("a JSON tool call whose arguments came as an object (no usage): its arguments are counted", async (t) => {
+    // A few providers send `function.arguments` as the object itself; the gateway writes it as the JSON string the
+    // client gets (upstream/complete-tool-calls.ts), and the estimate counts that string, as it did when the pipeline
+    // estimated the body after that completion (before 9e61ae02 moved the estimate ahead of it: arguments counted 0).
+    const s = await scene(t, {});
+    const args = { city: "Paris", units: "celsius", days: [1, 2, 3], note: "a longer note to make the count visible" };
+    const { usage: _reported, ...answer }: ChatCompletionBody = chatCompletion("", MODEL);
+    const message = {
+      role: "assistant",
+      content: null,
+      tool_calls: [{ id: "call_1", type: "function", function: { name: "get_weather", arguments: args } }],
+    };
+    s.primary.enqueue(CHAT_ROUTE, {
+      kind: "json",
+      body: { ...answer, choices: [{ index: 0, message, finish_reason: "tool_calls" }] },
+    });
+    const completion = await s.client.chat.completions.create({
+      model: MODEL,
+      messages: [{ role: "user", content: PROMPT }],
+    });
+    const call = completion.choices[0]?.message.tool_calls?.[0];
+    assert.equal(call?.type === "function" ? call.function.arguments : undefined, JSON.stringify(args));
+    const body = sentBody(s.primary) as { messages: unknown[]; tools?: unknown };
+    const expected = [
+      estimateChatPrompt(body.messages, body.tools).promptTokens,
+      countTextTokens("get_weather") + countTextTokens(JSON.stringify(args)),
+    ] as const;
+    assert.deepEqual([completion.usage?.prompt_tokens, completion.usage?.completion_tokens], [...expected]);
+    await assertCountedByEstimate(s.gateway, s.records, "chat", expected);
+  });
+
   test("a native Responses stream whose response.completed has no usage (openai SDK responses.stream)", async (t) => {
     const s = await scene(t, { responses_api: "native" });
     s.primary.enqueue(RESPONSES_ROUTE, { kind: "sse", events: nativeStreamWithoutUsage() });
