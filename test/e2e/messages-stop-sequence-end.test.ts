@@ -11,7 +11,15 @@ import { countTextTokens } from "../../src/limits/token-estimate.ts";
 import { waitFor } from "../helpers/background-steps.ts";
 import { CHAT_ROUTE, chatRequests, oneProviderYaml, recordsOf, useGateway, useMock } from "../helpers/e2e.ts";
 import { recordOf } from "../helpers/keepalive-scene.ts";
-import { chatChunk, chatCompletion, chatErrorChunk, chatUsageChunk, type MockStep } from "../helpers/mock-upstream.ts";
+import {
+  chatChunk,
+  chatCompletion,
+  chatErrorChunk,
+  chatStream,
+  chatUsageChunk,
+  type MockStep,
+} from "../helpers/mock-upstream.ts";
+import { MODEL, startTwoProviders } from "../helpers/two-providers.ts";
 
 const UPSTREAM_ID = "vendor/m-instruct";
 /** Six sequences: the last two are past the 4 sent upstream, so the gateway matches them. */
@@ -25,9 +33,9 @@ async function scene(t: Parameters<typeof useMock>[0]) {
   return { mock, gateway, client: new Anthropic({ baseURL: gateway.url, apiKey: "x", maxRetries: 0 }) };
 }
 
-function streamed(client: Anthropic) {
+function streamed(client: Anthropic, model = "m") {
   return client.messages.stream({
-    model: "m",
+    model,
     max_tokens: 64,
     messages: [{ role: "user", content: "Go" }],
     stop_sequences: SEQUENCES,
@@ -126,6 +134,29 @@ describe("messages API: the end of a stream at a stop sequence the gateway match
     const record = (await recordsOf(gateway, "messages")).records[0];
     assert.equal(record?.status, 200);
     assert.deepEqual([record?.tokensIn, record?.tokensOut], [21, 17]);
+  });
+
+  test("a match inside a continuation: its upstream is hung up on after the grace, the answer ends there", async (t) => {
+    const scene2 = await startTwoProviders(t);
+    // The first provider breaks mid-answer; the second continues it, writes the sequence and generates on.
+    scene2.primary.enqueue(CHAT_ROUTE, {
+      kind: "sse",
+      events: chatStream([" a", " b"], MODEL).slice(0, 3),
+      end: "destroy",
+    });
+    const upstream = runOnUpstream([chatChunk(" c STOP HERE and", MODEL, { role: true }), ...runOn()], 300);
+    scene2.backup.enqueue(CHAT_ROUTE, upstream.step);
+    const client = new Anthropic({ baseURL: scene2.gateway.url, apiKey: "x", maxRetries: 0 });
+    const message = await streamed(client, MODEL).finalMessage();
+    assert.equal(upstream.seen.isDone, false, "the client's answer ended before the continuation's upstream did");
+    assert.deepEqual(message.content, [{ type: "text", text: " a b c ", citations: null }]);
+    assert.equal(message.stop_sequence, "STOP HERE");
+    await waitFor(() => upstream.seen.isClosed, "the continuation's upstream request to be closed");
+    assert.ok(upstream.seen.written < 20, `hung up on within the grace (${upstream.seen.written} events written)`);
+    const record = await recordOf(scene2.gateway, "messages");
+    assert.equal(record.status, 200);
+    assert.equal(record.outcome, "success");
+    assert.deepEqual([chatRequests(scene2.primary).length, chatRequests(scene2.backup).length], [1, 1]);
   });
 
   // The answer is whole before the error: after a stop sequence the gateway matched, or after the upstream's own finish.
