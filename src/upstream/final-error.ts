@@ -287,7 +287,6 @@ function skippedText(plan: RoutePlan, skips: readonly AttemptSkip[], nowMs: numb
   return ` Skipped: ${shown.join("; ")}${more > 0 ? `; and ${more} more` : ""}.`;
 }
 
-/** Says that paid candidates were left out on purpose, so a client does not wonder why they were not used. */
 /**
  * What the queue did for a request it gave back (`routing.queue_timeout_ms`): without it, a 429 after a long wait
  * (a stream's keep-alives for seconds, then its in-stream error) read as if the gateway had not waited at all.
@@ -302,6 +301,7 @@ function queueText(refusal: ForwardRequest["queueRefusal"]): string {
   return ` It waited ${seconds} s in the gateway's queue (${bound}) and none freed up.`;
 }
 
+/** Says that paid candidates were left out on purpose, so a client does not wonder why they were not used. */
 function paidText(plan: RoutePlan): string {
   const skips = plan.skipped.filter((skip) => skip.cause === "paid");
   if (skips.length === 0) return "";
