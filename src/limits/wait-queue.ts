@@ -2,6 +2,8 @@
 // first one to free up instead of getting a 429 at once. Waiters are served in arrival order (each waits for
 // the one before it to be served or give up) and their number is bounded (`routing.max_queued`).
 
+import { abortableSleep } from "./abortable-sleep.ts";
+
 export class WaitQueue {
   #waiting = 0;
   #tail: Promise<void> = Promise.resolve();
@@ -39,7 +41,7 @@ export class WaitQueue {
         if ("value" in attempt) return attempt.value;
         const leftMs = deadlineMs - Date.now();
         if (leftMs <= 0 || signal.aborted) return undefined;
-        await sleep(Math.max(1, Math.min(attempt.retryInMs, leftMs)), signal);
+        await abortableSleep(Math.max(1, Math.min(attempt.retryInMs, leftMs)), signal);
       }
     } finally {
       this.#waiting--;
@@ -63,17 +65,5 @@ function raceDeadline(promise: Promise<void>, deadlineMs: number, signal: AbortS
     }
     signal.addEventListener("abort", onAbort, { once: true });
     void promise.then(() => done(true));
-  });
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-    signal.addEventListener("abort", done, { once: true });
   });
 }

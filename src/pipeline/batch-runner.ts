@@ -114,6 +114,12 @@ interface ActiveBatch {
    */
   readonly parked: Map<string, ParkedLines>;
   inFlight: number;
+  /**
+   * Lines started here and without a result row yet, by index: a line leaves it when its result is written, or when
+   * its run ends before the exit. What the exit aborts (or whose result it cannot write) stays, and its warning names
+   * those lines: they may have been sent, and they run again after a restart.
+   */
+  readonly unanswered: Set<number>;
   isCancelling: boolean;
   isExpiring: boolean;
   completed: number;
@@ -465,6 +471,7 @@ export class BatchRunner {
       pending: checked.lines.filter((line) => !done.has(line.index)).map((line) => line.index),
       parked: new Map(),
       inFlight: 0,
+      unanswered: new Set(),
       isCancelling: batch.status === "cancelling",
       isExpiring: false,
       completed,
@@ -568,6 +575,7 @@ export class BatchRunner {
       const reserved = (): void => this.#reserved(keys, launch);
       this.#inFlight += 1;
       active.inFlight += 1;
+      active.unanswered.add(picked.line.index);
       const running = this.#runLine(active, picked.line, picked.body, reserved)
         .then((outcome) => {
           const { index } = picked.line;
@@ -580,6 +588,7 @@ export class BatchRunner {
           this.#settling.delete(running);
           this.#inFlight -= 1;
           active.inFlight -= 1;
+          if (!this.#isStopping()) active.unanswered.delete(picked.line.index);
           this.#settleIfDone(active);
           this.#pump();
         });
@@ -912,6 +921,7 @@ export class BatchRunner {
       this.#keepUnwritten(active, { result, answer }, error);
       return;
     }
+    active.unanswered.delete(result.index);
     if (isKept) await this.#counted(active, result, answer);
   }
 
@@ -993,14 +1003,20 @@ export class BatchRunner {
     }
   }
 
-  /** What the exit leaves unwritten: no row, so those lines run again after a restart (once in the files). */
+  /**
+   * What the exit leaves unwritten: no row, so those lines run again after a restart (once in the files). `customIds`:
+   * finished lines whose result the store refused; `inFlightCustomIds`: lines in flight at the exit, aborted (or
+   * answered, their result then refused): they may have been sent and charged already, and are sent again.
+   */
   #logUnwrittenAtExit(): void {
     for (const active of this.#active.values()) {
-      if (active.unwritten.size === 0) continue;
+      const inFlight = [...active.unanswered].filter((index) => !active.unwritten.has(index)).sort((a, b) => a - b);
+      if (active.unwritten.size === 0 && inFlight.length === 0) continue;
       this.#log.warn(
         {
           batchId: active.id,
           customIds: [...active.unwritten.keys()].map((index) => customIdOf(active, index)),
+          inFlightCustomIds: inFlight.map((index) => customIdOf(active, index)),
         },
         "batch: results not written at the exit; these lines run again after a restart",
       );

@@ -8,7 +8,7 @@ import type { PromptCalibration } from "../limits/prompt-calibration.ts";
 import type { RefusedFeatures } from "../limits/refused-features.ts";
 import { unservedEndpointOf } from "../limits/unserved-endpoints.ts";
 import { outputTokensFor } from "../providers/body-rules.ts";
-import { gatewayOutputTokensOf, upstreamCallsOf } from "../providers/moderation-api.ts";
+import { gatewayOutputTokensOf, gatewayPromptTokensOf, upstreamCallsOf } from "../providers/moderation-api.ts";
 import type { RouteRequest, RouterContext } from "../router/route-types.ts";
 import type { LiveScores } from "../scoring/live-scores.ts";
 import { audioChargeOf } from "./audio-seconds.ts";
@@ -72,7 +72,9 @@ export function budgetCheckOf(
   nowMs: number,
 ): NonNullable<RouterContext["budgetCheck"]> {
   return (deployment) => {
-    const prompt = promptCalibration.promptTokensFor(deployment, request.promptTokens ?? 0);
+    // A Llama Guard moderation's calls each carry the model's prompt template too (failover.ts reserves them alike).
+    const templateTokens = gatewayPromptTokensOf(deployment.model, request.moderationInputs);
+    const prompt = promptCalibration.promptTokensFor(deployment, (request.promptTokens ?? 0) + templateTokens);
     const output =
       gatewayOutputTokensOf(deployment.model, request.moderationInputs) ??
       outputTokensFor(deployment, request.maxOutputTokens ?? 0, request.outputLimitName, request.isLegacyCompletion);

@@ -66,6 +66,31 @@ export function upstreamCallsOf(model: ModerationModel, moderationInputs: number
 export const LLAMA_GUARD_MAX_TOKENS = 64;
 
 /**
+ * The prompt tokens Llama Guard's prompt template adds to each call, as the prompt estimator counts them
+ * (limits/token-estimate.ts countTextTokens, the units every estimate and its calibration are in). The gateway sends
+ * the input alone as the user's message; the model's chat template wraps it in Llama Guard's task, its fourteen
+ * hazard categories and its answer instructions, and the provider counts that whole prompt. Meta documents the format
+ * on the model cards (https://www.llama.com/docs/model-cards-and-prompt-formats/llama-guard-3/ and
+ * .../llama-guard-4/); the chat template applying it is the models' (`chat_template` of meta-llama/Llama-Guard-3-8B
+ * and meta-llama/Llama-Guard-4-12B on Hugging Face). Measured on that template rendered around one message, the
+ * message's own tokens taken away: 338 estimated for Llama Guard 3 (869 characters, six special tokens), 329 for
+ * Llama Guard 4 (its header tokens are shorter); the larger is kept. cl100k (which Llama 3's tokenizer extends) and
+ * o200k count ~201 real tokens, about what a provider charges: until 2026-12-07 the estimate left them out, so a
+ * short input's call reserved a few tokens of the ~200 it was charged, and the calibration never learned the gap (it
+ * ignores prompts under 256 estimated tokens, limits/prompt-calibration.ts MIN_LEARNING_TOKENS).
+ */
+export const LLAMA_GUARD_TEMPLATE_TOKENS = 338;
+
+/**
+ * The prompt tokens a request's calls to this model carry besides the request's own text: Llama Guard's template,
+ * once per call (per input); 0 for every other request and model.
+ */
+export function gatewayPromptTokensOf(model: ModerationModel, moderationInputs: number | undefined): number {
+  if (moderationInputs === undefined || moderationApiOf(model) !== "llama_guard") return 0;
+  return Math.max(1, moderationInputs) * LLAMA_GUARD_TEMPLATE_TOKENS;
+}
+
+/**
  * The output tokens a request's calls to this model ask for when the gateway sets them, or undefined: the request's own
  * (`max_tokens` and the body rules; every request but a Llama Guard moderation). A Llama Guard moderation of N inputs
  * is N calls of LLAMA_GUARD_MAX_TOKENS each: the token budgets reserve all of them, as they reserve any request's

@@ -12,7 +12,6 @@ import { traitsOf } from "../errors/outcomes.ts";
 import { billedAudioSeconds } from "../limits/audio-duration.ts";
 import type { Reservation } from "../limits/budgets.ts";
 import type { FeatureSizes } from "../limits/refused-features.ts";
-import { promptTokensSent } from "../limits/token-estimate.ts";
 import { outputLimitNameOf, outputTokensFor } from "../providers/body-rules.ts";
 import type { Deployment } from "../providers/catalog.ts";
 import { deploymentMessageOrdering, isSameOrdering } from "../providers/message-order.ts";
@@ -25,7 +24,7 @@ import type { Verdict } from "./classify-response.ts";
 import { finalError, type KeptRefusal, refusalToReturn, rejectedError } from "./final-error.ts";
 import type { AttemptReport, FailoverServices, ForwardOutcome, ForwardRequest } from "./forward-types.ts";
 import { reportedAsOf } from "./lessons.ts";
-import { callsPromptOf, promptSentOf } from "./prompt-sent.ts";
+import { callsPromptOf, promptSentOf, promptTokensTo } from "./prompt-sent.ts";
 import { sleepUntil } from "./sleep-until.ts";
 import { outputLeftOf } from "./upstream-request.ts";
 
@@ -158,7 +157,7 @@ async function tryCandidate(
     // one refusal it predicts, which the retry in order below takes care of.
     const orderSent = deploymentMessageOrdering(deployment, services);
     const isReasoningRemoved = orderSent.reasoning === "remove";
-    const sentTokens = promptTokensSent(request.promptTokens, request.reasoningPromptTokens, isReasoningRemoved);
+    const sentTokens = promptTokensTo(deployment, request, request.promptTokens, isReasoningRemoved);
     const prompt = services.promptTokensFor?.(deployment, sentTokens) ?? sentTokens;
     // The output the rules leave in this deployment's body (a `body:` default or override of max_tokens), or what the
     // gateway's own calls ask for (a Llama Guard moderation's N verdicts).
@@ -245,11 +244,7 @@ async function tryCandidate(
       request.calibratingPromptTokens === undefined
         ? undefined
         : {
-            estimate: promptTokensSent(
-              request.calibratingPromptTokens,
-              request.reasoningPromptTokens,
-              isReasoningRemoved,
-            ),
+            estimate: promptTokensTo(deployment, request, request.calibratingPromptTokens, isReasoningRemoved),
             maxOutputTokens,
           },
     );

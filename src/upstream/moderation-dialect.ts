@@ -11,7 +11,12 @@ import { isRecord, parseJsonRecord } from "../is-record.ts";
 import { estimateTextInputs } from "../limits/token-estimate.ts";
 import { applyBodyRules } from "../providers/body-rules.ts";
 import type { Deployment } from "../providers/catalog.ts";
-import { LLAMA_GUARD_MAX_TOKENS, type ModerationApi, moderationApiOf } from "../providers/moderation-api.ts";
+import {
+  LLAMA_GUARD_MAX_TOKENS,
+  LLAMA_GUARD_TEMPLATE_TOKENS,
+  type ModerationApi,
+  moderationApiOf,
+} from "../providers/moderation-api.ts";
 import type { TokenUsage } from "../streaming/relay-types.ts";
 import { tokenCount } from "../streaming/stream-event.ts";
 import { REASONING_EFFORT_FIELD } from "./upstream-request.ts";
@@ -22,8 +27,9 @@ export interface ModerationCall {
   readonly endpointPath: string;
   readonly payload: string;
   /**
-   * A Llama Guard call's prompt, estimated as the request's is (its input's text): what its provider counted when it
-   * took the call in without reporting usage (moderation-attempt.ts unreportedPromptTokens).
+   * A Llama Guard call's prompt, estimated as the request's is (its input's text, and the template the model wraps it
+   * in: LLAMA_GUARD_TEMPLATE_TOKENS): what its provider counted when it took the call in without reporting usage
+   * (moderation-attempt.ts unreportedPromptTokens).
    */
   readonly promptTokens?: number;
 }
@@ -116,7 +122,7 @@ export function moderationCalls(
   // chat parameters), and its answer must be the verdict, so sampling is off.
   const calls = moderationInputs(body.input).map((input) => ({
     endpointPath: "/chat/completions",
-    promptTokens: estimateTextInputs(inputText(input.content)).total,
+    promptTokens: estimateTextInputs(inputText(input.content)).total + LLAMA_GUARD_TEMPLATE_TOKENS,
     payload: JSON.stringify({
       model: deployment.model.id,
       messages: [{ role: "user", content: input.content }],

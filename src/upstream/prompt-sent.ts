@@ -1,8 +1,28 @@
 // What a failed attempt's prompt was, and what the attempt stays charged once its provider took it in
 // (pipeline/recorder.ts for the deployment's budgets, pipeline/record-builder.ts for its client's).
 import { hasProviderCountedPrompt } from "../errors/outcomes.ts";
+import { promptTokensSent } from "../limits/token-estimate.ts";
 import type { Deployment } from "../providers/catalog.ts";
+import { gatewayPromptTokensOf } from "../providers/moderation-api.ts";
 import type { AttemptReport, FailoverServices, ForwardRequest } from "./forward-types.ts";
+
+/**
+ * The prompt estimate of the body `deployment` is sent, from `promptTokens` (the request's, or the one it calibrates
+ * with): without the reasoning sent back when its host refused the field (removed before the send), and with
+ * Llama Guard's prompt template once per call (providers/moderation-api.ts LLAMA_GUARD_TEMPLATE_TOKENS), which its
+ * provider counts around each input. The reservation, the calibration's estimate and what a failed attempt stays
+ * charged start from it: without the template, the calibration learned a Llama Guard deployment's long inputs as
+ * denser than they are, and left its short ones (most) reserved at a few tokens of the ~200 each was charged.
+ */
+export function promptTokensTo(
+  deployment: Deployment,
+  request: Pick<ForwardRequest, "reasoningPromptTokens" | "moderationInputs">,
+  promptTokens: number,
+  isReasoningRemoved: boolean,
+): number {
+  const sent = promptTokensSent(promptTokens, request.reasoningPromptTokens, isReasoningRemoved);
+  return sent + gatewayPromptTokensOf(deployment.model, request.moderationInputs);
+}
 
 /**
  * The prompt an attempt's body carries, as its deployment counts it: its reservation's prompt, plus a prefill

@@ -1,4 +1,5 @@
 import type { Clock } from "../clock.ts";
+import { abortableSleep } from "../limits/abortable-sleep.ts";
 
 /**
  * Sleeps until `clock` reads `untilMs`. A timer counts from the event loop's cached time, which lags the wall clock
@@ -8,19 +9,6 @@ import type { Clock } from "../clock.ts";
  */
 export async function sleepUntil(untilMs: number, clock: Clock, signal: AbortSignal): Promise<void> {
   for (let round = 0; round < 4 && untilMs > clock.now() && !signal.aborted; round++) {
-    await sleep(untilMs - clock.now(), signal);
+    await abortableSleep(untilMs - clock.now(), signal);
   }
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  if (ms <= 0 || signal.aborted) return Promise.resolve();
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-    signal.addEventListener("abort", done, { once: true });
-  });
 }

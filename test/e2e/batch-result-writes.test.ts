@@ -31,6 +31,8 @@ import { useRedisProxy } from "../helpers/redis-proxy.ts";
 import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../helpers/redis-server.ts";
 import { lockInAnotherProcess } from "../helpers/sqlite-lock.ts";
 
+/** What the exit says of each batch's lines it leaves without a result. */
+const EXIT_WARNING = "batch: results not written at the exit; these lines run again after a restart";
 /** The mock's answer time: the lock is taken while every line is in flight, before any answers. */
 const ANSWER_DELAY_MS = 2_000;
 /** Longer than the state file's lock wait (5 s) after the answers: every result write is refused at first. */
@@ -210,19 +212,16 @@ describe("batch results the store refuses", () => {
       assert.ok(waitedMs < 15_000, "the refused result writes were not logged");
       await sleep(100);
     }
-    // That line is logged for the first result kept only; the other two answers came at the same moment (the gate),
-    // but on a loaded machine their refused writes may end a little later, and a line still writing at the exit is
-    // aborted, not kept (it runs again after a restart, unlisted). Nothing tells when all three are kept: a margin
-    // far above the spread of three writes started together.
-    await sleep(2_000);
     // A graceful exit while the file is still locked: nothing kept can be written.
     process.kill(first.pid ?? 0, "SIGTERM");
     await first.exited;
-    const atExit = first.logs.find(
-      (line) => line.msg === "batch: results not written at the exit; these lines run again after a restart",
-    );
+    const atExit = first.logs.find((line) => line.msg === EXIT_WARNING);
     assert.ok(atExit !== undefined, "the exit did not say which results it left unwritten");
-    assert.deepEqual([...(atExit.customIds as string[])].sort(), ids);
+    const keptIds = atExit.customIds as string[];
+    assert.ok(keptIds.length > 0, "the result kept unwritten (logged above) was not named");
+    // The other two answers came at the same moment (the gate), but on a loaded machine their refused writes may end
+    // after the SIGTERM: those lines were in flight at the exit, not kept, and are named so. Each line once.
+    assert.deepEqual([...keptIds, ...(atExit.inFlightCustomIds as string[])].sort(), ids);
 
     await lock.release();
     const second = await startGatewayProcess(t, yaml);
@@ -234,6 +233,32 @@ describe("batch results the store refuses", () => {
     assert.deepEqual(done.request_counts, { total: 3, completed: 3, failed: 0 });
     // Run again after the restart (they had no row): sent twice upstream, in the file once.
     assert.equal(mock.requests.length, 2 * ids.length);
+  });
+
+  test("the exit with lines in flight: its warning names them as aborted in flight, not the lines never started", async (t) => {
+    const mock = await useMock(t);
+    // No answer ever comes: the two lines the runner starts are in flight until the exit aborts them.
+    mock.setDefault(CHAT_ROUTE, { kind: "hang" });
+    const statePath = join(mkdtempSync(join(tmpdir(), "batch-writes-")), "state.db");
+    const gateway = await startGatewayProcess(
+      t,
+      `${providersYaml(mock)}state:\n  path: ${JSON.stringify(statePath)}\nbatches:\n  concurrency: 2\n`,
+    );
+    const client = new OpenAI({ baseURL: `${gateway.url}/v1`, apiKey: "x", maxRetries: 0 });
+    const ids = ["a", "b", "c"];
+    await createBatch(client, (await upload(client, `${ids.map((id) => chatLine(id, `line ${id}`)).join("\n")}\n`)).id);
+    await mock.waitForRequests(2, 10_000);
+
+    process.kill(gateway.pid ?? 0, "SIGTERM");
+    await gateway.exited;
+    const atExit = gateway.logs.find((line) => line.msg === EXIT_WARNING);
+    // The old runner named only results kept unwritten: lines aborted in flight (sent upstream, maybe charged, run
+    // again after a restart) went unsaid.
+    assert.ok(atExit !== undefined, "the exit did not name the lines it aborted in flight");
+    assert.deepEqual(atExit.customIds, [], "no result was kept unwritten");
+    // `c` never started: it runs after a restart like any line not yet tried, and is not named.
+    assert.deepEqual(atExit.inFlightCustomIds, ["a", "b"]);
+    assert.equal(resultRows(statePath, atExit.batchId as string), 0);
   });
 
   test("a batch's end the store refuses (an error at its finalizing write) ends once the store takes it, not only after a restart", async (t) => {

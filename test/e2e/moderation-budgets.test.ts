@@ -249,23 +249,30 @@ state:
     );
   });
 
-  test("tpm reserves every Llama Guard call's prompt and its max_tokens 64: `tpm: 100` holds one call, not three (those go to the next candidate)", async (t) => {
-    const { gateway, guardMock, nativeMock } = await scene(t, ", limits: { tpm: 100 }");
-    // Three one-token inputs: 3 + 3 x 64 = 195 tokens asked for, more than the minute's 100.
+  test("tpm reserves every Llama Guard call's prompt, the template the model wraps it in and its max_tokens 64: `tpm: 1000` holds one call, not three (those go to the next candidate)", async (t) => {
+    const { gateway, guardMock, nativeMock } = await scene(t, ", limits: { tpm: 1000 }");
+    // Three one-token inputs: 3 + 3 x (338 + 64) = 1209 tokens asked for, more than the minute's 1000. The template
+    // (Llama Guard's task and hazard list, ~200 tokens a provider counts per call) was left out until 2026-12-07:
+    // 3 + 3 x 64 = 195 fitted, and three calls charged ~600 prompt tokens went out on a reservation of 3.
     nativeMock.enqueue(MODERATIONS, { kind: "json", body: nativeAnswer(3) });
     const three = await send(gateway, "POST", "/v1/moderations", { body: { model: "guard", input: ["a", "b", "c"] } });
     assert.equal(three.status, 200, three.text);
     assert.equal((three.json as { model: string }).model, "omni-moderation-latest");
-    assert.equal(chatCalls(guardMock), 0, "no Llama Guard call is sent when their outputs do not fit the tpm");
+    assert.equal(
+      chatCalls(guardMock),
+      0,
+      "no Llama Guard call is sent when their prompts and outputs do not fit the tpm",
+    );
     const { records } = await recordsOf(gateway, "moderations");
     const skips = (records[0] as unknown as { skips: { provider: string; reason: string }[] }).skips;
     const skip = skips.find((skipped) => skipped.provider === "p0");
-    assert.match(skip?.reason ?? "", /tpm budget \(0\/100 tokens, needs 195\)/);
+    assert.match(skip?.reason ?? "", /tpm budget \(0\/1000 tokens, needs 1209\)/);
 
-    // One input: 1 + 64 fits; the answer's usage then replaces the estimate.
+    // One input: 1 + 338 + 64 fits; the answer's usage (the template and the input, as a provider counts them) then
+    // replaces the estimate.
     guardMock.enqueue(CHAT, {
       kind: "json",
-      body: chatCompletion("safe", GUARD, { prompt_tokens: 5, completion_tokens: 1 }),
+      body: chatCompletion("safe", GUARD, { prompt_tokens: 202, completion_tokens: 1 }),
     });
     const one = await send(gateway, "POST", "/v1/moderations", { body: { model: "guard", input: "a" } });
     assert.equal(one.status, 200, one.text);

@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { describe, type TestContext, test } from "node:test";
 import { estimateTextInputs } from "../../src/limits/token-estimate.ts";
+import { LLAMA_GUARD_TEMPLATE_TOKENS } from "../../src/providers/moderation-api.ts";
 import { rowOf, send, statsOf } from "../helpers/e2e.ts";
 import { type DeploymentView, windowOf } from "../helpers/limits-scene.ts";
 import { chatCompletion, type MockStep } from "../helpers/mock-upstream.ts";
@@ -15,7 +16,8 @@ const CHAT = "POST /v1/chat/completions";
 const MODERATIONS = "POST /v1/moderations";
 /** Three inputs of distinct lengths, so that which calls are counted shows in the sum. */
 const INPUTS = ["a short first input", "a second input, somewhat longer than the first one", "third ".repeat(60)];
-const PROMPTS = INPUTS.map((input) => estimateTextInputs(input).total);
+/** Each call's prompt: its input and the template the model wraps it in, which its provider counts too. */
+const PROMPTS = INPUTS.map((input) => estimateTextInputs(input).total + LLAMA_GUARD_TEMPLATE_TOKENS);
 
 /** p0's Llama Guard makes one call at a time and times out at 300 ms; p1's native model answers the moderation. */
 async function moderate(t: TestContext, first: MockStep): Promise<number> {
