@@ -7,7 +7,9 @@
 // are the same, it is one window the prompt and the output share (OpenAI-style "maximum context length"), and
 // prompt + max_tokens must fit it. A `max_tokens` above the output limit is never a reason to skip: providers
 // clamp it or answer with an error, and an error fails over while a refusal loses the request.
+import { type OutputLimitName, outputTokensFor } from "../providers/body-rules.ts";
 import type { Deployment } from "../providers/catalog.ts";
+import { gatewayOutputTokensOf, gatewayPromptTokensOf } from "../providers/moderation-api.ts";
 
 /** A deployment's limits as the fit check reads them. */
 export type ContextLimits = Pick<Deployment, "contextTokens" | "maxOutputTokens">;
@@ -21,6 +23,38 @@ export interface ContextFit {
   readonly isSharedWindow: boolean;
   /** The numbers used, for skip reasons and route explanations. */
   readonly description: string;
+}
+
+/** What of a request its fit reads: router/route-types.ts RouteRequest's fields of these names. */
+export interface FitRequest {
+  readonly promptTokens?: number | undefined;
+  readonly contextTokens?: number | undefined;
+  readonly maxOutputTokens?: number;
+  readonly outputLimitName?: OutputLimitName | undefined;
+  readonly isLegacyCompletion?: boolean | undefined;
+  readonly moderationInputs?: number | undefined;
+}
+
+/**
+ * What one call of the request puts in `deployment`'s window: its prompt's estimate (not calibrated yet) and the
+ * output it asks for; undefined when nothing is fitted. A Llama Guard moderation's call holds one input (its fit is
+ * the longest input's), wrapped in the model's prompt template, and asks for `max_tokens: 64`
+ * (providers/moderation-api.ts): both count in the window, as the budgets count them. Until 2026-12-07 the fit read
+ * the input's text alone, and a call its window could not hold was sent (and refused, or cut by its host).
+ */
+export function fitTokensOf(
+  request: FitRequest,
+  deployment: Deployment,
+): { readonly promptTokens: number; readonly outputTokens: number } | undefined {
+  const fitted = request.contextTokens ?? request.promptTokens;
+  if (fitted === undefined) return undefined;
+  const oneCall = request.moderationInputs === undefined ? undefined : 1;
+  return {
+    promptTokens: fitted + gatewayPromptTokensOf(deployment.model, oneCall),
+    outputTokens:
+      gatewayOutputTokensOf(deployment.model, oneCall) ??
+      outputTokensFor(deployment, request.maxOutputTokens ?? 0, request.outputLimitName, request.isLegacyCompletion),
+  };
 }
 
 /** Whether the output shares the context window: no separate output limit is known, or it equals the window. */

@@ -9,11 +9,10 @@ import {
 } from "../errors/gateway-error.ts";
 import { isLimitCause } from "../limits/availability.ts";
 import { isNeverFit } from "../limits/budget-types.ts";
-import { outputTokensFor } from "../providers/body-rules.ts";
 import type { Deployment } from "../providers/catalog.ts";
 import { acceptsImages } from "../providers/moderation-api.ts";
 import { allowedDeployments } from "./client-models.ts";
-import { type ContextFit, contextFit } from "./context-fit.ts";
+import { type ContextFit, contextFit, fitTokensOf } from "./context-fit.ts";
 import { metaModelNamed, noModelOfKind, PRIORITY_AUTO, resolveName, splitRequestedNames } from "./resolve-names.ts";
 import type { RouteCandidate, RoutePlan, RouteRequest, RouterContext, RouteSkip } from "./route-types.ts";
 import { unservedSkip } from "./unserved-skip.ts";
@@ -303,14 +302,10 @@ function contextFitOf(
   deployment: Deployment,
   context: Pick<RouterContext, "promptTokensFor" | "contextLimitsFor">,
 ): ContextFit | undefined {
-  const estimated = request.contextTokens ?? request.promptTokens;
-  if (estimated === undefined) return undefined;
-  const prompt = context.promptTokensFor?.(deployment, estimated) ?? estimated;
-  return contextFit(
-    context.contextLimitsFor?.(deployment) ?? deployment,
-    prompt,
-    outputTokensFor(deployment, request.maxOutputTokens ?? 0, request.outputLimitName, request.isLegacyCompletion),
-  );
+  const fitted = fitTokensOf(request, deployment);
+  if (fitted === undefined) return undefined;
+  const prompt = context.promptTokensFor?.(deployment, fitted.promptTokens) ?? fitted.promptTokens;
+  return contextFit(context.contextLimitsFor?.(deployment) ?? deployment, prompt, fitted.outputTokens);
 }
 
 function checkFit(
