@@ -45,8 +45,7 @@ export function knownMaxInputs(deployment: Deployment, books: RefusedFeatures, n
 export function embeddingsChunkSize(request: PipelineRequest, plan: RoutePlan): number | undefined {
   if (request.endpoint.upstreamPath !== "/embeddings") return undefined;
   const inputs = request.body.input;
-  // One list of token ids is one input.
-  if (!Array.isArray(inputs) || inputs.length < 2 || inputs.every((item) => typeof item === "number")) return undefined;
+  if (!Array.isArray(inputs) || inputs.length < 2) return undefined;
   const candidates = plan.waitFor === undefined ? plan.candidates : [...plan.candidates, plan.waitFor];
   if (candidates.length === 0) return undefined;
   const nowMs = request.runtime.clock.now();
@@ -56,7 +55,8 @@ export function embeddingsChunkSize(request: PipelineRequest, plan: RoutePlan): 
     if (limit === undefined || limit >= inputs.length) return undefined;
     size = Math.min(size, limit);
   }
-  return size;
+  // One list of token ids is one input (read last: a million ids is a valid input, and most batches end above).
+  return inputs.every((item) => typeof item === "number") ? undefined : size;
 }
 
 /**
