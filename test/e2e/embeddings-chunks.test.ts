@@ -147,3 +147,25 @@ test("a chunk that fails fails over like any attempt; when none can answer it, t
   assert.match(errorOf(failed).message, /^Inputs 2 to 3 of 5 \(sent in chunks of 2/);
   assert.equal(embeddingsCalls(scene.alpha) + embeddingsCalls(scene.beta), calls + 3, "no chunk after the failed one");
 });
+
+test("chunks wait in the route queue for their deployment's budget instead of outrunning it", async (t) => {
+  const scene = await startScene(t, {
+    beta: false,
+    alphaModel: { kind: "embedding", max_inputs: 2, limits: { rps: 1 } },
+    config: { routing: { queue_timeout_ms: 5_000 } },
+  });
+  answerEachInput(scene.alpha);
+  const answer = await openAiClient(scene.gateway).embeddings.create({ model: MODEL, input: texts(5) });
+  assert.deepEqual(
+    answer.data.map((item) => item.embedding),
+    texts(5).map(vectorOf),
+  );
+  const sentAtMs = scene.alpha.requests
+    .filter((request) => request.path === "/v1/embeddings")
+    .map((request) => request.receivedAtMs);
+  assert.equal(sentAtMs.length, 3);
+  // One request a second: each chunk waited for the one before it to leave the window.
+  for (const [index, atMs] of sentAtMs.entries()) {
+    if (index > 0) assert.ok(atMs - (sentAtMs[index - 1] ?? 0) >= 800, `chunk ${index} sent after ${sentAtMs}`);
+  }
+});
