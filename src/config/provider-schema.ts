@@ -145,6 +145,7 @@ const modelFacts = {
   context: positiveInt.optional(),
   /** The model's own output limit, tokens (Gemini, Claude): then `context` limits the prompt alone. */
   max_output_tokens: positiveInt.optional(),
+  max_inputs: positiveInt.optional(), // an embedding model's most inputs a request (Google: 100); embeddings-chunks.ts
   /** Parameter count, billions. */
   params_b: z.number().positive().optional(),
   tools: z.boolean().optional(),

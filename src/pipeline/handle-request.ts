@@ -9,14 +9,11 @@ import {
   RateLimitedError,
 } from "../errors/gateway-error.ts";
 import { toGatewayError } from "../errors/render-error.ts";
-import { calibratingTokens } from "../limits/prompt-calibration.ts";
 import { chatToolsForUpstream } from "../protocols/chat-tools-upstream.ts";
-import { outputLimitNameOf } from "../providers/body-rules.ts";
 import type { RoutePlan } from "../router/plan-route.ts";
 import { stickySessionKey } from "../router/sticky-sessions.ts";
 import type { TokenUsage } from "../streaming/relay-types.ts";
 import type { AttemptSkip, ForwardOutcome, ForwardTrace, JsonResult } from "../upstream/forward-types.ts";
-import { moderationInputs } from "../upstream/moderation-dialect.ts";
 import { answerText } from "./answer-text.ts";
 import { audioAnswer } from "./audio-answer.ts";
 import { checkedLineOf, deferredLine } from "./batch-line-pipeline.ts";
@@ -32,7 +29,9 @@ import {
 import { chargeClient } from "./client-budget.ts";
 import { withClientToolNames } from "./client-tool-names.ts";
 import { truncatedToFit } from "./context-truncation.ts";
+import { type ChunkedOutcome, embeddingsChunkSize, forwardInChunks } from "./embeddings-chunks.ts";
 import type { EndpointSpec } from "./endpoints.ts";
+import { forwardRequestOf } from "./forward-request.ts";
 import type { GatewayRuntime, PlannedRoute } from "./gateway-runtime.ts";
 import { cutReason } from "./open-requests.ts";
 import {
@@ -102,8 +101,9 @@ async function serveRequest(
   const trace: ForwardTrace = { attempts: [], skips: [] };
   let request = prepared;
   let plan: PlannedRoute["plan"];
-  let outcome: ForwardOutcome | undefined;
+  let outcome: ForwardOutcome | ChunkedOutcome | undefined;
   let rounds = 0;
+  let hasSplitAfterRefusals = false;
   do {
     let planned: PlannedRoute;
     try {
@@ -121,40 +121,18 @@ async function serveRequest(
     }
     const skipsBefore = trace.skips.length;
     rounds += 1;
+    const chunkSize = embeddingsChunkSize(request, plan);
     try {
-      outcome = await runtime.forward(
-        plan,
-        {
-          endpointPath: endpoint.upstreamPath,
-          body,
-          isMultipart: endpoint.isMultipart,
-          isLegacyCompletion: endpoint.isLegacyCompletion,
-          isBinaryAnswer: endpoint.isBinaryAnswer,
-          isRerank: endpoint.isRerank,
-          isModeration: endpoint.isModeration,
-          moderationInputs: endpoint.isModeration === true ? moderationInputs(body.input).length : undefined,
-          audioSeconds: request.prompt.audio?.seconds,
-          audioMostSeconds: request.prompt.audio?.mostSeconds,
-          native: context.native,
-          queueRefusal: planned.queueRefusal,
-          recallToolCallExtras: context.recallToolCallExtras,
-          isStream: request.isStream,
-          estimatesUsage: endpoint.estimatesUsage,
-          signal: context.signal,
-          receivedAtMs: startedAtMs,
-          trace,
-          onReserved: context.onReserved,
-          promptTokens: request.prompt.promptTokens,
-          maxOutputTokens: request.maxOutputTokens,
-          outputLimitField:
-            context.clientProtocol === "openai-responses" ? "max_output_tokens" : outputLimitNameOf(body),
-          calibratingPromptTokens: calibratingTokens(request.prompt),
-          reasoningPromptTokens: request.prompt.reasoningTokens,
-          features: request.features,
-        },
-        request.snapshot,
-      );
+      outcome =
+        chunkSize === undefined
+          ? await runtime.forward(plan, forwardRequestOf(request, planned, trace, startedAtMs), request.snapshot)
+          : await forwardInChunks(request, chunkSize, trace, startedAtMs);
     } catch (error) {
+      // Every candidate refused the batch for its size and said how many it takes (just learned): sent in chunks.
+      if (chunkSize === undefined && !hasSplitAfterRefusals && embeddingsChunkSize(request, plan) !== undefined) {
+        hasSplitAfterRefusals = true;
+        continue;
+      }
       if (!mayQueueAgain(request, plan, trace.skips.slice(skipsBefore), trace.attempts.length, rounds, error)) {
         request.record.attempted(trace.attempts, trace.skips, "primary");
         throw deferredLine(request, error, trace.attempts.length) ?? failed(request, error);
@@ -175,7 +153,9 @@ async function serveRequest(
     // Says whether this answer cost money (a paid model answered: routing.paid is `last_resort` or `allowed`).
     "x-gateway-cost": deployment.cost,
   };
-  if (result.kind === "json") return jsonAnswer(request, result, headers, outcome.attempts.at(-1)?.usage);
+  // A batch sent in chunks: their usage summed (each chunk's was charged by its attempt).
+  const usage = "usage" in outcome ? outcome.usage : outcome.attempts.at(-1)?.usage;
+  if (result.kind === "json") return jsonAnswer(request, result, headers, usage);
   if (result.kind === "audio") return audioAnswer(request, result, headers);
   const answer = streamAnswer(request, plan, result, headers);
   return keepingStream(request, answer, result);

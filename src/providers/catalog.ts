@@ -257,6 +257,7 @@ function withKnownModel(model: ModelSettings, settings: ProviderSettings): Model
     // does not take the known model's output limit, which belongs to the known context.
     contextTokens: model.contextTokens ?? known.contextTokens,
     maxOutputTokens: model.maxOutputTokens ?? (model.contextTokens === undefined ? known.maxOutputTokens : undefined),
+    maxInputs: model.maxInputs ?? known.maxInputs,
     paramsB: model.paramsB ?? known.paramsB,
     tools: model.tools ?? known.tools,
     vision: model.vision ?? known.vision,

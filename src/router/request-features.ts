@@ -14,6 +14,12 @@ export const IMAGES_FEATURE = "images";
 export const JSON_SCHEMA_FEATURE = "json_schema";
 /** A streamed transcription (`stream: true`): not every transcription model streams (pipeline/handle-request.ts). */
 export const STREAM_FEATURE = "stream";
+/**
+ * An embeddings batch's inputs, refused for their number (Google's "at most 100 requests can be in one batch"): a
+ * sized lesson (its `minEntries`) that the chunking reads (pipeline/embeddings-chunks.ts), never a feature a request
+ * lists (every embeddings request carries `input`): no candidate is ranked last for it.
+ */
+export const INPUTS_FEATURE = "input";
 /** `response_format: { type: "json_object" }` (JSON mode) */
 export const JSON_OBJECT_FEATURE = "json_object";
 

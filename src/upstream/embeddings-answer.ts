@@ -57,8 +57,8 @@ export function embeddingsForClient(answer: Record<string, unknown>, clientForma
 }
 
 /**
- * Puts `data` in `index` order when its indexes are exactly 0 to n-1 and not already in order. Another set (none,
- * repeated, out of range) is left as it came: nothing says which text each vector is.
+ * Puts `data` in `index` order when its indexes are exactly 0 to n-1 and not already in order. Another set (none;
+ * repeated or out of range, which missingEmbeddings refuses before this) is left as it came.
  */
 function sortByIndex(answer: Record<string, unknown>): boolean {
   const data = answer.data;
@@ -119,7 +119,7 @@ function base64Float32s(text: string): number[] | undefined {
 
 /**
  * What an embeddings answer lacks to be one: a `data` list with one entry per input, each holding an `embedding` (a
- * list of numbers, or a base64 string). A host that dropped inputs (`data: []` for two) or sent entries without a
+ * list of numbers, or a base64 string) and an `index` naming its input alone (misplacedIndex). A host that dropped inputs (`data: []` for two) or sent entries without a
  * vector was passed on as a success; clients pair vectors with their texts by position (LangChain, the AI SDK), so the
  * texts got no vectors or wrong ones. Undefined: it is one.
  */
@@ -130,7 +130,28 @@ export function missingEmbeddings(data: unknown, input: unknown): string | undef
     return `${data.length} embeddings in \`data\` for ${count} input${count === 1 ? "" : "s"}`;
   }
   const index = data.findIndex((entry) => !isRecord(entry) || !isEmbedding(entry.embedding));
-  return index === -1 ? undefined : `\`data[${index}]\` has no \`embedding\``;
+  return index === -1
+    ? misplacedIndex(data as readonly Record<string, unknown>[])
+    : `\`data[${index}]\` has no \`embedding\``;
+}
+
+/**
+ * What is wrong with the entries' `index` values: each must name one input (0 to n-1), no two the same. `[0, 0]` for
+ * two texts was passed on: the second text got no vector, and a client pairing by `index` gave the first one's to
+ * both. An answer whose entries all omit `index` is paired by position (what OpenAI's SDKs do with `data` anyway);
+ * one that gives some entries an index and not others says nothing sure about the rest. Undefined: each is right.
+ */
+function misplacedIndex(data: readonly Record<string, unknown>[]): string | undefined {
+  if (data.every((entry) => entry.index === undefined)) return undefined;
+  const seen = new Set<number>();
+  for (const [position, { index }] of data.entries()) {
+    if (!Number.isInteger(index) || (index as number) < 0 || (index as number) >= data.length) {
+      return `\`data[${position}].index\` is ${JSON.stringify(index) ?? "missing"}, not one of 0 to ${data.length - 1}`;
+    }
+    if (seen.has(index as number)) return `\`data[${position}].index\` ${index} is repeated`;
+    seen.add(index as number);
+  }
+  return undefined;
 }
 
 /** How many embeddings an `input` asks for: a text or one list of token ids is one; else one per item. */

@@ -18,7 +18,7 @@ import { type RetryHint, retryHintFromResponse } from "../limits/retry-hint.ts";
 import { learnedOrderFeature, PREFIX_REFUSED_FEATURE, REASONING_REFUSED_FEATURE } from "../providers/message-order.ts";
 import { isMessageFieldRefusal, isPrefixRefusal, orderRefusedBy } from "../providers/order-refusals.ts";
 import { isWholeMessageIn } from "../providers/request-echo.ts";
-import type { RequestFeature } from "../router/request-features.ts";
+import { INPUTS_FEATURE, type RequestFeature } from "../router/request-features.ts";
 import { isEchoedUnsupported, type Verdict } from "./classify-response.ts";
 import type { Effect } from "./effects.ts";
 import { describedMessage, type UpstreamErrorFields } from "./read-upstream-error.ts";
@@ -152,7 +152,10 @@ export function lessonFromVerdict(
         return { outcome: "unsupported", reason: describedMessage(verdict.error), effects: [] };
       }
       if (verdict.refusal === "unsupported") {
-        const sized = sizedLesson(verdict.error, features, sent?.body);
+        const sized =
+          endpointPath === "/embeddings"
+            ? inputsLesson(verdict.error, sent?.body)
+            : sizedLesson(verdict.error, features, sent?.body);
         if (sized !== undefined) {
           const reason = describedMessage(verdict.error);
           return {
@@ -207,6 +210,23 @@ function sizedLesson(
   const sent = isRecord(body) ? body[feature] : undefined;
   const minEntries = refusedFromEntries(refusal, Array.isArray(sent) ? sent.length : undefined);
   return minEntries === undefined ? { feature } : { feature, minEntries };
+}
+
+/**
+ * An embeddings batch refused for its number of inputs, with the most the provider takes stated: learned as a sized
+ * lesson of INPUTS_FEATURE, which pipeline/embeddings-chunks.ts reads to split the next larger batch. Without a stated
+ * limit nothing is learned: "fewer than the N sent" would make chunks of N-1.
+ */
+function inputsLesson(
+  error: UpstreamErrorFields,
+  body: unknown,
+): { readonly feature: RequestFeature; readonly minEntries: number } | undefined {
+  const refusal = sizeRefusalOf(error, body);
+  if (refusal?.maxEntries === undefined || refusal.param === undefined) return undefined;
+  if (requestParamOf(refusal.param) !== INPUTS_FEATURE) return undefined;
+  const sent = isRecord(body) ? body.input : undefined;
+  const minEntries = refusedFromEntries(refusal, Array.isArray(sent) ? sent.length : undefined);
+  return minEntries === undefined || minEntries < 2 ? undefined : { feature: INPUTS_FEATURE, minEntries };
 }
 
 /** Kept for hours and shown in /stats and route explanations: a refusal's gist, not a whole 8 KB message. */

@@ -30,6 +30,7 @@ test("each cited wording gives the parameter and the most entries taken", () => 
     ["Length of stop ([2, 16, 2, 1, 3, 3]) exceeds the limit max_model_len(5).Please reduce", {}, "stop", 5],
     ["stop:最大只能有4个停止词 (request id: 202409291149558009254221372292)", { param: "", code: "1214" }, "stop", 4],
     ["You may not include more than 128 tools in your request.", {}, "tools", 128],
+    ["* BatchEmbedContentsRequest.requests: at most 100 requests can be in one batch", { code: "400" }, "input", 100],
   ];
   for (const [message, fields, param, maxEntries] of cases) {
     assert.deepEqual(sizeRefusalOf({ message, ...fields }), { param, maxEntries }, message);

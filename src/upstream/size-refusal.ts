@@ -53,6 +53,9 @@ const SIZE_WORDINGS: readonly SizeWording[] = [
   { words: /\blength of ([a-z_]+) \([^)]*\) exceeds the limit [a-z_]+\((\d+)\)/i, maxOf: AS_STATED },
   // Zhipu GLM: "stop:最大只能有4个停止词" ("stop: at most 4 stop words", QwenLM/Qwen-Agent#370).
   { words: /^([a-z_]+):最大只能有(\d+)个停止词/i, maxOf: AS_STATED },
+  // Google's OpenAI-compatible embeddings: "* BatchEmbedContentsRequest.requests: at most 100 requests can be in one
+  // batch" (its inputs, one request each; googleapis/python-genai#427).
+  { words: /\bat most (\d+) requests can be in one batch\b/i, param: "input", maxOf: AS_STATED },
   // GitHub Copilot's API: "You may not include more than 128 tools in your request." (microsoft/vscode-copilot-release#9375).
   { words: /\bmay not include more than (\d+) tools\b/i, param: "tools", maxOf: AS_STATED },
 ];

@@ -6,57 +6,8 @@ import { test } from "node:test";
 import { OpenAIEmbeddings } from "@langchain/openai";
 import { ManualClock } from "../../src/clock.ts";
 import { errorOf, openAiClient, send, twoProviderScene, useGateway, useMock } from "../helpers/e2e.ts";
+import { answerWith, EMBEDDINGS_ROUTE, embeddingPair, embeddingScene, VECTOR } from "../helpers/embeddings-scene.ts";
 import { MODEL, startScene, windowOf } from "../helpers/limits-scene.ts";
-import type { MockUpstream } from "../helpers/mock-upstream.ts";
-
-const EMBEDDINGS_ROUTE = "POST /v1/embeddings";
-/** Eighths: exact as float32, so a float32 round trip gives them back as they were. */
-const VECTOR = [0.125, -0.25, 0.375, 0.5, -0.625, 0.75];
-
-async function embeddingScene(t: Parameters<typeof useMock>[0]) {
-  const mock = await useMock(t);
-  const gateway = await useGateway(
-    t,
-    `providers:
-  - name: alpha
-    base_url: ${mock.baseUrl}
-    api_key: sk-alpha
-    models:
-      embed: { kind: embedding }
-`,
-  );
-  return { mock, gateway };
-}
-
-/** Two providers of `embed`, the second answering floats; `firstKeys`: the first's extra settings. */
-async function embeddingPair(t: Parameters<typeof useMock>[0], firstKeys: string) {
-  const scene = await twoProviderScene(t, {
-    model: "embed",
-    firstModel: "{ id: embed-first, kind: embedding }",
-    secondModel: "{ id: embed-second, kind: embedding }",
-    firstKeys,
-    keepsRequestLog: false,
-  });
-  answerWith(scene.second, (vector) => vector);
-  return scene;
-}
-
-/** An answer of one `embedding` per input, as the provider writes it (floats, or whatever `encode` makes of them). */
-function answerWith(mock: MockUpstream, encode: (vector: number[]) => unknown): void {
-  mock.setDefault(EMBEDDINGS_ROUTE, (request) => {
-    const input = (request.body as { input: unknown }).input;
-    const count = Array.isArray(input) ? input.length : 1;
-    return {
-      kind: "json",
-      body: {
-        object: "list",
-        data: Array.from({ length: count }, (_, index) => ({ object: "embedding", index, embedding: encode(VECTOR) })),
-        model: "embed",
-        usage: { prompt_tokens: count, total_tokens: count },
-      },
-    };
-  });
-}
 
 test("a provider that ignores encoding_format: base64: the SDK and LangChain still get the floats", async (t) => {
   const { mock, gateway } = await embeddingScene(t);

@@ -1,0 +1,171 @@
+// An embeddings batch larger than every candidate takes in one request (`max_inputs`, or the limit a refusal stated)
+// is sent in chunks (pipeline/embeddings-chunks.ts): the client, OpenAI's SDK here, gets one answer in its order.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { errorOf, openAiClient, recordsOf, send } from "../helpers/e2e.ts";
+import { EMBEDDINGS_ROUTE, embeddingsCalls } from "../helpers/embeddings-scene.ts";
+import { MODEL, startScene, windowOf } from "../helpers/limits-scene.ts";
+import type { MockUpstream } from "../helpers/mock-upstream.ts";
+
+const REQUEST_LOG = { request_log: { enabled: true } };
+
+/** Text `t<N>`'s vector: [N, N / 8] (exact as float32), so each vector says which input it was made of. */
+const vectorOf = (text: string) => [Number(text.slice(1)), Number(text.slice(1)) / 8];
+const texts = (count: number) => Array.from({ length: count }, (_, index) => `t${index}`);
+
+/** A chunk holding `text` is answered 500 this many more times. */
+interface Failing {
+  text: string;
+  times: number;
+}
+
+/**
+ * Answers every embeddings call with each input's own vector, listed backwards (the gateway sorts by index), but a
+ * 500 to a call holding `failing.text` while `failing.times` lasts.
+ */
+function answerEachInput(mock: MockUpstream, failing: Failing = { text: "", times: 0 }): void {
+  mock.setDefault(EMBEDDINGS_ROUTE, (request) => {
+    const input = (request.body as { input: string[] }).input;
+    if (failing.times > 0 && input.includes(failing.text)) {
+      failing.times -= 1;
+      return { kind: "json", status: 500, body: { error: { message: "overloaded" } } };
+    }
+    const data = input.map((text, index) => ({ object: "embedding", index, embedding: vectorOf(text) })).reverse();
+    const usage = { prompt_tokens: 3 * input.length, total_tokens: 3 * input.length };
+    return { kind: "json", body: { object: "list", data, model: "m-up", usage } };
+  });
+}
+
+/** The inputs each embeddings call carried. */
+function sentInputs(mock: MockUpstream): unknown[] {
+  return mock.requests
+    .filter((request) => request.path === "/v1/embeddings")
+    .map((request) => (request.body as { input: unknown }).input);
+}
+
+test("a batch above every candidate's max_inputs is sent in chunks, joined in the client's order", async (t) => {
+  const scene = await startScene(t, {
+    beta: false,
+    alphaModel: { kind: "embedding", max_inputs: 2, limits: { rpm: 100, tpm: 10_000 } },
+    config: REQUEST_LOG,
+  });
+  answerEachInput(scene.alpha);
+  const answer = await openAiClient(scene.gateway).embeddings.create({ model: MODEL, input: texts(5) });
+  assert.deepEqual(
+    answer.data.map((item) => [item.index, item.embedding]),
+    texts(5).map((text, index) => [index, vectorOf(text)]),
+  );
+  assert.deepEqual(answer.usage, { prompt_tokens: 15, total_tokens: 15 });
+  assert.deepEqual(sentInputs(scene.alpha), [["t0", "t1"], ["t2", "t3"], ["t4"]]);
+  // Each chunk is a request of the deployment's budgets, and its tokens are charged.
+  const row = await scene.stats("alpha");
+  assert.equal(windowOf(row, "deployment:alpha/m", "requests", "minute").used, 3);
+  assert.equal(windowOf(row, "deployment:alpha/m", "tokens", "minute").used, 15);
+  // One record, an attempt per chunk.
+  const { records } = await recordsOf(scene.gateway, "embeddings");
+  assert.equal(records.length, 1);
+  assert.deepEqual(
+    records[0]?.attempts.map((attempt) => attempt.outcome),
+    ["success", "success", "success"],
+  );
+  // A batch within the limit is sent whole.
+  await openAiClient(scene.gateway).embeddings.create({ model: MODEL, input: texts(2) });
+  assert.deepEqual(sentInputs(scene.alpha).at(-1), ["t0", "t1"]);
+});
+
+test("a batch limit a refusal states is learned: the batch is served in chunks, the next one split at once", async (t) => {
+  const scene = await startScene(t, { beta: false, alphaModel: { kind: "embedding" } });
+  answerEachInput(scene.alpha);
+  // Google's OpenAI-compatible endpoint takes 100 inputs at most.
+  const batchLimit = {
+    code: 400,
+    message: "* BatchEmbedContentsRequest.requests: at most 100 requests can be in one batch",
+    status: "INVALID_ARGUMENT",
+  };
+  scene.alpha.enqueue(EMBEDDINGS_ROUTE, { kind: "json", status: 400, body: { error: batchLimit } });
+  const client = openAiClient(scene.gateway);
+  const answer = await client.embeddings.create({ model: MODEL, input: texts(150) });
+  assert.deepEqual(
+    answer.data.map((item) => item.embedding),
+    texts(150).map(vectorOf),
+  );
+  assert.deepEqual(
+    sentInputs(scene.alpha).map((input) => (input as unknown[]).length),
+    [150, 100, 50],
+  );
+  const row = (await scene.stats("alpha")) as unknown as {
+    refused_features: { feature: string; min_entries?: number }[];
+  };
+  assert.deepEqual(
+    row.refused_features.map(({ feature, min_entries }) => [feature, min_entries]),
+    [["input", 101]],
+  );
+  const again = await client.embeddings.create({ model: MODEL, input: texts(120) });
+  assert.equal(again.data.at(-1)?.index, 119);
+  assert.deepEqual(
+    sentInputs(scene.alpha)
+      .slice(3)
+      .map((input) => (input as unknown[]).length),
+    [100, 20],
+  );
+});
+
+test("a chunk that fails fails over like any attempt; when none can answer it, the client gets one error", async (t) => {
+  const scene = await startScene(t, {
+    alphaModel: { kind: "embedding", max_inputs: 2 },
+    betaModel: { kind: "embedding", max_inputs: 3 },
+    config: REQUEST_LOG,
+  });
+  const alphaFailing = { text: "t2", times: 1 };
+  const betaFailing = { text: "t2", times: 0 };
+  answerEachInput(scene.alpha, alphaFailing);
+  answerEachInput(scene.beta, betaFailing);
+  // Chunks of 2 (the smaller limit): the second fails on alpha and is served by beta.
+  const answer = await openAiClient(scene.gateway).embeddings.create({ model: MODEL, input: texts(5) });
+  assert.deepEqual(
+    answer.data.map((item) => item.embedding),
+    texts(5).map(vectorOf),
+  );
+  assert.deepEqual(sentInputs(scene.beta), [["t2", "t3"]]);
+  const { records } = await recordsOf(scene.gateway, "embeddings");
+  assert.deepEqual(
+    records[0]?.attempts.map((attempt) => [attempt.provider, attempt.outcome]),
+    [
+      ["alpha", "success"],
+      ["alpha", "server_error"],
+      ["beta", "success"],
+      ["alpha", "success"],
+    ],
+  );
+
+  // Both fail the second chunk: one error for the whole batch, naming the inputs it could not get.
+  const calls = embeddingsCalls(scene.alpha) + embeddingsCalls(scene.beta);
+  alphaFailing.times = 1;
+  betaFailing.times = 1;
+  const failed = await send(scene.gateway, "POST", "/v1/embeddings", { body: { model: MODEL, input: texts(5) } });
+  assert.equal(failed.status, 502, failed.text);
+  assert.match(errorOf(failed).message, /^Inputs 2 to 3 of 5 \(sent in chunks of 2/);
+  assert.equal(embeddingsCalls(scene.alpha) + embeddingsCalls(scene.beta), calls + 3, "no chunk after the failed one");
+});
+
+test("chunks wait in the route queue for their deployment's budget instead of outrunning it", async (t) => {
+  const scene = await startScene(t, {
+    beta: false,
+    alphaModel: { kind: "embedding", max_inputs: 2, limits: { rps: 1 } },
+    config: { routing: { queue_timeout_ms: 5_000 } },
+  });
+  answerEachInput(scene.alpha);
+  const answer = await openAiClient(scene.gateway).embeddings.create({ model: MODEL, input: texts(5) });
+  assert.deepEqual(
+    answer.data.map((item) => item.embedding),
+    texts(5).map(vectorOf),
+  );
+  const sentAtMs = scene.alpha.requests
+    .filter((request) => request.path === "/v1/embeddings")
+    .map((request) => request.receivedAtMs);
+  assert.equal(sentAtMs.length, 3);
+  // One request a second: each chunk waited for the one before it to leave the window.
+  for (const [index, atMs] of sentAtMs.entries()) {
+    if (index > 0) assert.ok(atMs - (sentAtMs[index - 1] ?? 0) >= 800, `chunk ${index} sent after ${sentAtMs}`);
+  }
+});
