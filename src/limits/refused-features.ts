@@ -30,6 +30,15 @@ export interface FeatureRefusal {
   readonly minEntries?: number;
 }
 
+/**
+ * A lesson as the request record and route explanations name it: the feature, its size when the lesson is about one
+ * (`stop (5 entries or more)`: a smaller `stop` is not refused), then the refusal's words.
+ */
+export function describeRefusal(refusal: FeatureRefusal, reason = refusal.reason): string {
+  const size = refusal.minEntries === undefined ? "" : ` (${refusal.minEntries} entries or more)`;
+  return `${refusal.feature}${size}: ${reason}`;
+}
+
 /** How many entries each array-valued feature of a request holds (router/request-features.ts featureSizesOf). */
 export type FeatureSizes = ReadonlyMap<string, number>;
 
