@@ -4,12 +4,21 @@
 import assert from "node:assert/strict";
 import { describe, type TestContext, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { CHAT_ROUTE, chatRequests, openAiClient, rowOf, serveEveryChat, statsOf, useMock } from "../helpers/e2e.ts";
+import {
+  CHAT_ROUTE,
+  chatRequests,
+  openAiClient,
+  rowOf,
+  serveEveryChat,
+  statsOf,
+  useGateway,
+  useMock,
+} from "../helpers/e2e.ts";
 import { gate } from "../helpers/gates.ts";
 import type { TestGateway } from "../helpers/gateway.ts";
 import type { MockUpstream, RecordedRequest } from "../helpers/mock-upstream.ts";
 import { isRedisInstalled, REDIS_MISSING } from "../helpers/redis-server.ts";
-import { twoReplicas } from "../helpers/replica-scenes.ts";
+import { redisStateYaml, twoReplicas } from "../helpers/replica-scenes.ts";
 
 const skip = isRedisInstalled() ? false : REDIS_MISSING;
 
@@ -89,7 +98,7 @@ describe("size refusals shared between replicas", { skip }, () => {
         response.end(JSON.stringify(stopCount(request) === 5 ? STATED : UNSTATED));
       },
     }));
-    const { a, b } = await twoReplicas(t, providersYaml(first, second), "size-lessons:");
+    const { redis, a, b } = await twoReplicas(t, providersYaml(first, second), "size-lessons:");
     const answers = await Promise.all([ask(a, 5), ask(b, 8)]);
     assert.deepEqual(
       answers.map((answer) => answer.choices[0]?.message.content),
@@ -103,5 +112,8 @@ describe("size refusals shared between replicas", { skip }, () => {
       assert.equal((await ask(gateway, 6)).choices[0]?.message.content, "second here");
     }
     assert.equal(chatRequests(first).length, 2, "the refusing provider was not asked again");
+    // A replica started later loads the stored lesson: the lower start too, whichever replica wrote last.
+    const c = await useGateway(t, providersYaml(first, second)(redisStateYaml(redis.url, "size-lessons:")));
+    assert.deepEqual(await startsBecome([c], 5), [5], "the stored lesson's start");
   });
 });
