@@ -86,6 +86,12 @@ export interface FailureEvidence extends SentAt {
 export interface SuccessEvidence extends SentAt {
   /** A stream's end whose opening was already counted as a success: it adds no verdict to the window. */
   readonly isCounted?: boolean;
+  /**
+   * Whether the 429s' backoff is left as it is: `stream_opening`, a stream that opened (whether its provider let it
+   * through is known at its end: a 429 may come in it); `rate_limited`, a whole answer its provider then said 429 after
+   * (the 429 is recorded right after). Reset by either, repeated in-stream 429s were each cooled for the base again.
+   */
+  readonly keepsBackoff?: "stream_opening" | "rate_limited";
 }
 
 export type Availability =
@@ -301,7 +307,8 @@ export class AvailabilityBook extends DirtyTracked {
     // A time later than now is of a clock that stepped back since (the wall clock set back): which request came first
     // is unknown then, and the success is taken as the latest evidence, as before sent-at times were compared.
     const isStreakAfterNow = record.rateLimitStreakStartedAtMs > nowMs;
-    if (isStreakAfterNow || sentAtMs >= record.rateLimitStreakStartedAtMs) record.consecutiveRateLimits = 0;
+    const isAnsweringStreak = isStreakAfterNow || sentAtMs >= record.rateLimitStreakStartedAtMs;
+    if (isAnsweringStreak && evidence.keepsBackoff === undefined) record.consecutiveRateLimits = 0;
     endNowResetStreak(record.nowResets, sentAtMs);
     if (record.circuit !== "closed" && !isRecovery) return;
     // Only the failures that came back before this request was sent are answered by it: one that came back after

@@ -103,6 +103,33 @@ test("what other replicas share is adopted with its own end, tells no one, and a
   assert.equal(book.takeDirty(), false, "nothing of this process's own to write");
 });
 
+test("an adopted size lesson keeps the lower start of the two that hold, with the later end, whichever comes first", () => {
+  const lesson = (minEntries: number, untilMs: number) => ({
+    feature: "stop",
+    reason: "r",
+    atMs: 0,
+    untilMs,
+    minEntries,
+  });
+  for (const [known, heard] of [
+    [lesson(5, HOUR_MS), lesson(8, 2 * HOUR_MS)],
+    [lesson(8, HOUR_MS), lesson(5, HOUR_MS)],
+    [lesson(8, 2 * HOUR_MS), lesson(5, HOUR_MS)],
+  ] as const) {
+    const book = new RefusedFeatures(HOUR_MS);
+    book.adopt("a", known, 10);
+    book.adopt("a", heard, 10);
+    const kept = book.refusalOf("a", ["stop"], 10, new Map([["stop", 6]]));
+    assert.equal(kept?.minEntries, 5, `${known.minEntries} then ${heard.minEntries}: 6 entries are refused`);
+    assert.equal(kept?.untilMs, Math.max(known.untilMs, heard.untilMs));
+  }
+  // An ended lesson's start is not kept: the one heard stands.
+  const book = new RefusedFeatures(HOUR_MS);
+  book.adopt("a", lesson(5, 100), 10);
+  book.adopt("a", lesson(8, HOUR_MS), 200);
+  assert.equal(book.refusalOf("a", ["stop"], 200, new Map([["stop", 6]])), undefined);
+});
+
 test("a forget or a clearing heard from another replica drops this copy, tells no one; an unstored lesson goes only if unchanged", () => {
   const book = new RefusedFeatures(HOUR_MS);
   const changes: RefusalChange[] = [];

@@ -30,6 +30,15 @@ export interface FeatureRefusal {
   readonly minEntries?: number;
 }
 
+/**
+ * A lesson as the request record and route explanations name it: the feature, its size when the lesson is about one
+ * (`stop (5 entries or more)`: a smaller `stop` is not refused), then the refusal's words.
+ */
+export function describeRefusal(refusal: FeatureRefusal, reason = refusal.reason): string {
+  const size = refusal.minEntries === undefined ? "" : ` (${refusal.minEntries} entries or more)`;
+  return `${refusal.feature}${size}: ${reason}`;
+}
+
 /** How many entries each array-valued feature of a request holds (router/request-features.ts featureSizesOf). */
 export type FeatureSizes = ReadonlyMap<string, number>;
 
@@ -110,13 +119,23 @@ export class RefusedFeatures extends DirtyTracked {
 
   /**
    * A lesson another replica learned, or a store kept: kept with its own end, unless this process knows a lesson of
-   * the same feature that ends later. Tells no one: it is already where it came from.
+   * the same feature that ends later. Two sized lessons that both hold keep the lower start, as `learn` does (both
+   * sizes were refused), with the later end: taken whole, another replica's lesson learned from a larger request (8
+   * entries sent, no limit stated) replaced this one's start of 5, and requests of 5 to 7 were sent to be refused
+   * again. Tells no one: it is already where it came from.
    */
   adopt(deploymentKey: string, refusal: FeatureRefusal, nowMs: number): void {
     if (refusal.untilMs <= nowMs) return;
     const known = this.#byDeployment.get(deploymentKey)?.get(refusal.feature);
-    if (known !== undefined && known.untilMs >= refusal.untilMs) return;
-    this.#keep(deploymentKey, refusal, nowMs);
+    const isKnownHolding = known !== undefined && known.untilMs > nowMs;
+    const later = isKnownHolding && known.untilMs >= refusal.untilMs ? known : refusal;
+    const start =
+      isKnownHolding && known.minEntries !== undefined && refusal.minEntries !== undefined
+        ? Math.min(known.minEntries, refusal.minEntries)
+        : undefined;
+    if (later === known && (start === undefined || start === known.minEntries)) return;
+    const kept = start === undefined || start === later.minEntries ? later : { ...later, minEntries: start };
+    this.#keep(deploymentKey, kept, nowMs);
   }
 
   /** Stores a lesson, dropping the deployment's ended ones, and its oldest past MAX_REFUSALS_PER_DEPLOYMENT. */

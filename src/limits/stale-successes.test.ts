@@ -1,5 +1,6 @@
 // A success whose request was sent before a failure streak began (a slow call, a long stream) says how the deployment
-// was before it: it ends neither the 429 backoff nor the suspect state nor the suspect's one probe.
+// was before it: it ends neither the 429 backoff nor the suspect state nor the suspect's one probe. Nor does a stream's
+// opening, or a whole answer followed by the provider's 429 in its stream (SuccessEvidence.keepsBackoff).
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { cooldownSettings } from "../../test/helpers/cooldown-settings.ts";
@@ -47,6 +48,21 @@ describe("a stale success and the 429 backoff", () => {
     const sentAtMs = clock.now() + 2_000;
     clock.set(sentAtMs + 300);
     book.recordSuccess("p/m", { sentAtMs });
+    assert.equal(rateLimitedNow(book, clock), 1_000);
+  });
+
+  it("a stream's opening, and a whole answer its provider then said 429 after, leave the backoff growing", () => {
+    const { clock, book } = setup();
+    const delays = [rateLimitedNow(book, clock)];
+    for (const keepsBackoff of ["stream_opening", "rate_limited"] as const) {
+      clock.advance(delays[delays.length - 1] ?? 0);
+      book.recordSuccess("p/m", { sentAtMs: clock.now(), keepsBackoff });
+      delays.push(rateLimitedNow(book, clock));
+    }
+    assert.deepEqual(delays, [1_000, 2_000, 4_000], "each in-stream 429 is the next of the streak");
+    // The stream's end without a 429 is the success that tells the provider has room again.
+    clock.advance(4_000);
+    book.recordSuccess("p/m", { sentAtMs: clock.now(), isCounted: true });
     assert.equal(rateLimitedNow(book, clock), 1_000);
   });
 });

@@ -15,9 +15,11 @@
 import { ClientAbortedError, GatewayError } from "../errors/gateway-error.ts";
 import type { StreamOutcome } from "../errors/outcomes.ts";
 import { isRecord } from "../is-record.ts";
+import { describeRefusal, type FeatureSizes } from "../limits/refused-features.ts";
 import { countTextTokens } from "../limits/token-estimate.ts";
 import type { Deployment } from "../providers/catalog.ts";
 import type { RouteCandidate, RoutePlan } from "../router/plan-route.ts";
+import type { RequestFeature } from "../router/request-features.ts";
 import type {
   ContinuationSegment,
   ContinuationSource,
@@ -42,6 +44,9 @@ export interface ContinuationContext {
   readonly signal: AbortSignal;
   /** The deployment that served the first segment: asked last, and only after a cut (ContinuationFinder#self). */
   readonly firstDeployment: Deployment;
+  /** What the request asks of a candidate, and its arrays' sizes: a candidate that refused them is not asked. */
+  readonly features: readonly RequestFeature[];
+  readonly featureSizes: FeatureSizes;
   onLog(fields: object, message: string): void;
   /**
    * Every continuation attempt (opened or not) and every candidate passed over (a limit, a cooldown), and how each
@@ -101,6 +106,7 @@ class ContinuationFinder implements ContinuationSource {
       const { deployment } = candidate;
       if (this.#tried.has(deployment.key)) continue;
       this.#tried.add(deployment.key);
+      if (this.#isRefusing(deployment)) continue;
       const acceptsPrefill = deployment.model.prefill !== false && !context.runtime.rejectsPrefill(deployment);
       if (acceptsPrefill && failure.deliveredText !== "") {
         const prefilled = withPrefill(context.body, failure.deliveredText);
@@ -129,6 +135,22 @@ class ContinuationFinder implements ContinuationSource {
     this.#isSelfAsked = true;
     this.#tried.delete(this.#context.firstDeployment.key);
     return { deployment: this.#context.firstDeployment, score: 0, group: 0 };
+  }
+
+  /**
+   * Whether the candidate refused a feature of the request (a `stop` of this many entries) not long ago: it would refuse
+   * the continuation too, and its 400 would be taken for a rejected prefill. Asked when its turn comes (it may have
+   * been learned since the plan), with the request's sizes: a plan's candidates skipped for a moment (a cooldown) were
+   * never checked, and a lesson about 8 entries was read for a `stop` of 2. Recorded as a continuation skip.
+   */
+  #isRefusing(deployment: Deployment): boolean {
+    const { runtime, features, featureSizes } = this.#context;
+    if (features.length === 0) return false;
+    const refusal = runtime.refusedFeatures.refusalOf(deployment.key, features, runtime.clock.now(), featureSizes);
+    if (refusal === undefined) return false;
+    const skip = { deploymentKey: deployment.key, reason: `refused ${describeRefusal(refusal)}` };
+    this.#context.onAttempts({ attempts: [], skips: [skip] }, "prefill");
+    return true;
   }
 
   async #open(

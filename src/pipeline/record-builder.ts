@@ -2,6 +2,7 @@
 // wait, every attempt (primary and continuation), the stream's end, the final status.
 import type { Clock } from "../clock.ts";
 import type { Outcome } from "../errors/outcomes.ts";
+import { describeRefusal } from "../limits/refused-features.ts";
 import type {
   ClientProtocol,
   RecordedAttempt,
@@ -80,9 +81,7 @@ export class RecordBuilder {
       model: candidate.deployment.model.id,
       publicName: candidate.deployment.model.publicName,
       score: candidate.score,
-      ...(candidate.refusedFeature === undefined
-        ? {}
-        : { refusedFeature: `${candidate.refusedFeature.feature}: ${candidate.refusedFeature.reason}` }),
+      ...(candidate.refusedFeature === undefined ? {} : { refusedFeature: describeRefusal(candidate.refusedFeature) }),
     }));
     this.#planSkips = [];
     for (const skip of plan.skipped) {

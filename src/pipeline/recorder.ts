@@ -95,8 +95,9 @@ export class Recorder {
       scores.recordHealth(key, true, report.durationMs, report.startedAtMs);
       // A stream that opened with content is evidence enough that the upstream works again: it closes a
       // half-open circuit and ends a suspect's one-at-a-time now, not when the stream ends (a cut later is a
-      // failure of its own).
-      availability.recordSuccess(key, sentAt);
+      // failure of its own). Whether its provider let it through (a 429 may come in the stream) is known at its end,
+      // which resets the 429s' backoff or continues it (segmentEnded).
+      availability.recordSuccess(key, isStreamOpen ? { ...sentAt, keepsBackoff: "stream_opening" } : sentAt);
       if (isStreamOpen) return;
       const usage = report.usage;
       const total = answerCharge(report, reservation);
@@ -173,10 +174,12 @@ export class Recorder {
       }
       // The stream's opening was its success in the failure window already; a stream that began before the
       // circuit opened does not close it.
-      availability.recordSuccess(key, { sentAtMs: settlement.startedAtMs, isCounted: true });
-      if (!settlement.isFirst) scores.recordHealth(key, true, durationMs, settlement.startedAtMs);
       // A 429 in its stream after the answer was whole (SegmentEnd.rateLimitedAfterAnswer): its cooldown, as a
-      // stream_rate_limited segment's below; the answer stays a success.
+      // stream_rate_limited segment's below, backed off as the 429s before it (the success does not end their
+      // streak); the answer stays a success.
+      const keepsBackoff = end.rateLimitedAfterAnswer === undefined ? {} : { keepsBackoff: "rate_limited" as const };
+      availability.recordSuccess(key, { sentAtMs: settlement.startedAtMs, isCounted: true, ...keepsBackoff });
+      if (!settlement.isFirst) scores.recordHealth(key, true, durationMs, settlement.startedAtMs);
       if (end.rateLimitedAfterAnswer !== undefined) {
         availability.recordRateLimited(key, undefined, "rate_limited", end.rateLimitedAfterAnswer, {
           sentAtMs: settlement.startedAtMs,

@@ -4,6 +4,7 @@ import type { GatewayError } from "../errors/gateway-error.ts";
 import { calibratingTokens } from "../limits/prompt-calibration.ts";
 import { countTextTokens } from "../limits/token-estimate.ts";
 import type { RoutePlan } from "../router/plan-route.ts";
+import { featureSizesOf } from "../router/request-features.ts";
 import { relayStream, streamError } from "../streaming/relay-stream.ts";
 import type { RelayResult, RelaySegment, SegmentEnd, StreamChunk } from "../streaming/relay-types.ts";
 import { clientAskedForUsage } from "../upstream/attempt.ts";
@@ -200,6 +201,8 @@ function relayOptions(request: PipelineRequest, plan: RoutePlan, result: StreamR
             maxOutputTokens: request.maxOutputTokens,
             signal: context.signal,
             firstDeployment: deployment,
+            features: request.features,
+            featureSizes: featureSizesOf(body),
             onLog: (fields, message) => context.log.warn(fields, message),
             onAttempts: (trace, mode) => request.record.attempted(trace.attempts, trace.skips, "continuation", mode),
             onSegmentEnd: (report, end, settled) => request.record.segmentEnded(report, end, settled),

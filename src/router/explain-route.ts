@@ -4,7 +4,7 @@ import { type Clock, isoTime } from "../clock.ts";
 import type { ModelKind } from "../config/types.ts";
 import { shownReason } from "../errors/shown-reason.ts";
 import { isNeverFit } from "../limits/budget-types.ts";
-import type { RefusedFeatures } from "../limits/refused-features.ts";
+import type { FeatureSizes, RefusedFeatures } from "../limits/refused-features.ts";
 import { outputTokensFor } from "../providers/body-rules.ts";
 import type { Deployment } from "../providers/catalog.ts";
 import {
@@ -103,9 +103,10 @@ export interface ExplainedCandidate {
   readonly last_resort: boolean;
   /**
    * It refused a feature of this request as not supported (`tools`, `images`, `json_schema`, a parameter) not long
-   * ago: ranked after every candidate that did not, until `until` (docs/routing.md "Learned refusals").
+   * ago: ranked after every candidate that did not, until `until` (docs/routing.md "Learned refusals"). `min_entries`:
+   * a refusal for its size, which holds for requests with at least that many entries of it (`parameters=stop:6`).
    */
-  readonly refused_feature: { feature: string; reason: string; until: string } | null;
+  readonly refused_feature: { feature: string; reason: string; until: string; min_entries: number | null } | null;
   /**
    * The fields the config's `body:` rules change in what this candidate is sent (names only: a value in the config
    * is the operator's, not the client's to read); null without rules.
@@ -166,6 +167,11 @@ export function explainRoute(
     needsJsonSchema?: boolean;
     /** Body parameters the request would carry (`seed`, `parallel_tool_calls`): a candidate that refused one is last. */
     parameters?: readonly string[];
+    /**
+     * How many entries the array-valued ones hold (`parameters=stop:6`): a lesson about a size holds for requests at
+     * least that large, as when a request is planned. A parameter without one: every lesson about it holds.
+     */
+    parameterSizes?: FeatureSizes;
     /** The asking client's own `paid` and `models` (server.api_keys): its requests' route, not everyone's. */
     paid?: RouteRequest["paid"];
     allowedModels?: RouteRequest["allowedModels"];
@@ -190,6 +196,7 @@ export function explainRoute(
     ...(options.needsVision === undefined ? {} : { needsVision: options.needsVision }),
     ...(options.needsJsonSchema === undefined ? {} : { needsJsonSchema: options.needsJsonSchema }),
     features: [...featuresOfNeeds(options), ...(options.parameters ?? [])],
+    ...(options.parameterSizes === undefined ? {} : { featureSizes: options.parameterSizes }),
     paid: options.paid,
     allowedModels: options.allowedModels,
   });
@@ -296,6 +303,7 @@ export function explainRoute(
               feature: candidate.refusedFeature.feature,
               reason: shownReason(candidate.refusedFeature.reason),
               until: isoTime(candidate.refusedFeature.untilMs),
+              min_entries: candidate.refusedFeature.minEntries ?? null,
             },
       body_rules:
         deployment.body === undefined

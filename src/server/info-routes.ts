@@ -183,12 +183,35 @@ export function registerInfoRoutes(
       ...(query.tools === "true" ? { needsTools: true } : {}),
       ...(query.vision === "true" ? { needsVision: true } : {}),
       ...(query.json_schema === "true" ? { needsJsonSchema: true } : {}),
-      // `parameters=seed,parallel_tool_calls`: body keys the request would carry (a candidate that refused one is last).
-      ...(query.parameters === undefined
-        ? {}
-        : { parameters: query.parameters.split(",").filter((name) => name !== "") }),
+      // `parameters=seed,stop:6`: body keys the request would carry (a candidate that refused one is last), an array's
+      // with its number of entries (a lesson about a size holds for requests at least that large).
+      ...(query.parameters === undefined ? {} : explainedParameters(query.parameters)),
     });
   });
+}
+
+/**
+ * `parameters=seed,stop:6`: the names, and how many entries each holds; one given without a number holds as many as
+ * any lesson is about (every lesson about it is shown). Without the sizes a route explanation showed every lesson,
+ * also one about more entries than the request would carry.
+ */
+function explainedParameters(list: string): { parameters: string[]; parameterSizes: Map<string, number> } {
+  const parameters: string[] = [];
+  const parameterSizes = new Map<string, number>();
+  for (const item of list.split(",")) {
+    const [name = "", entries] = item.split(":");
+    if (name === "") continue;
+    const count = entries === undefined ? Number.POSITIVE_INFINITY : Number(entries);
+    if (!(Number.isInteger(count) && count > 0) && count !== Number.POSITIVE_INFINITY) {
+      throw new InvalidRequestError(
+        "Query parameter `parameters` takes body keys, an array's with its number of entries: e.g. parameters=seed,stop:6",
+        { param: "parameters", code: "invalid_value" },
+      );
+    }
+    parameters.push(name);
+    parameterSizes.set(name, count);
+  }
+  return { parameters, parameterSizes };
 }
 
 /**

@@ -234,10 +234,32 @@ return 1
  * MAX_REFUSALS_PER_DEPLOYMENT): lessons ended by now, or unreadable, are removed, and past ARGV[4] lessons the
  * oldest go. The hash then expires when its latest lesson ends, so a deployment nobody refuses any more leaves nothing
  * behind. ARGV: feature, lesson JSON, now_ms, max lessons. Returns how many lessons the hash keeps.
+ * A lesson about a size stored there that still holds keeps the lower start of the two, with the later end, as the
+ * book's `adopt` does: two replicas refusing at once each wrote their own, and the last write (8 entries or more) hid
+ * the other's (5) from every replica that loaded the hash later.
  */
 export const SHARE_REFUSAL_LUA = `
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 local now = tonumber(ARGV[3])
+local lesson = ARGV[2]
+local stored = redis.call('HGET', KEYS[1], ARGV[1])
+if stored then
+  local ok_known, known = pcall(cjson.decode, stored)
+  local ok_new, incoming = pcall(cjson.decode, lesson)
+  if ok_known and ok_new and type(known) == 'table' and type(incoming) == 'table' then
+    local known_until = tonumber(known.untilMs)
+    local known_start = tonumber(known.minEntries)
+    local start = tonumber(incoming.minEntries)
+    local new_until = tonumber(incoming.untilMs)
+    if known_until and new_until and known_start and start and known_until > now
+      and (known_start < start or known_until > new_until) then
+      local kept = incoming
+      if known_until > new_until then kept = known end
+      kept.minEntries = math.min(known_start, start)
+      lesson = cjson.encode(kept)
+    end
+  end
+end
+redis.call('HSET', KEYS[1], ARGV[1], lesson)
 local max = tonumber(ARGV[4])
 local fields = redis.call('HGETALL', KEYS[1])
 local kept = {}

@@ -8,8 +8,10 @@ import type { SegmentProgress } from "./segment-progress.ts";
  * How long the relay waits for the provider's usage once the door ended the answer (a stop sequence the Messages door
  * matched, which the provider was not told of). A provider that is done sends its usage chunk right after its last
  * token, within a few ms; one still generating past the sequence would hold the client (up to
- * `stream_idle_timeout_ms` when it stalls) and bill for text nobody sees. So the first chunk with usage ends the wait,
- * and after 1 s the upstream is hung up on and the segment charged its estimate (docs/protocols.md).
+ * `stream_idle_timeout_ms` when it stalls) and bill for text nobody sees. So the first chunk with usage read after the
+ * stop point ends the wait, and after 1 s the upstream is hung up on and the segment charged the last count read, else
+ * its estimate (docs/protocols.md). A running count read before (a provider reporting usage on every chunk) does not
+ * end it: it predates what the provider generated past the sequence, and ended the grace at once, charging it.
  */
 export const ANSWER_END_GRACE_MS = 1000;
 
@@ -18,14 +20,15 @@ export class AnswerEndGrace {
   #isStarted = false;
 
   /**
-   * The door ended the answer (seen after the batch it ended in was taken): a usage already read ends the segment now,
-   * else the one to come within the grace does (the renderer, SegmentProgress.isPastAnswerEnd), else `stop` at its end.
+   * The door ended the answer (seen after the batch it ended in was taken): the provider's last report already read
+   * ends the segment now, else the next usage to come within the grace does (the renderer,
+   * SegmentProgress.isPastAnswerEnd), else `stop` at its end, the last running count read (if any) charged.
    */
   start(progress: SegmentProgress, stop: (outcome: StreamOutcome, reason: string) => void): void {
     if (this.#isStarted) return;
     this.#isStarted = true;
     progress.isPastAnswerEnd = true;
-    if (progress.usage !== undefined) progress.end("success", "");
+    if (progress.usage !== undefined && progress.isUsageFinal) progress.end("success", "");
     else this.#timer = setTimeout(() => stop("success", ""), ANSWER_END_GRACE_MS);
   }
 

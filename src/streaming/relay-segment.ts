@@ -305,6 +305,7 @@ function renderer(
       if (info.usage !== undefined) {
         progress.usage = info.usage;
         progress.isUsageEstimated = foreign?.isUsageEstimated === true;
+        progress.isUsageFinal = isUsageChunk || state.choices.isAnswerFinished;
         if (continuation !== undefined) {
           state.spliceUsage(
             json,

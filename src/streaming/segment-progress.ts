@@ -29,6 +29,12 @@ export class SegmentProgress {
   usage: TokenUsage | undefined;
   /** `usage` is an upstream gateway's estimate (upstream-gateway-field.ts). */
   isUsageEstimated = false;
+  /**
+   * `usage` came in a usage-only chunk or once every choice had finished: the provider's last report. Else it is a
+   * running count on a content chunk (vLLM's continuous usage stats and the like), which the provider outgrows as it
+   * generates on: not the one the stop grace waits for (after-answer.ts).
+   */
+  isUsageFinal = false;
   text = "";
   /** The first choice's reasoning the client got from this segment (kept as `text` is, within the same bound). */
   reasoning = "";

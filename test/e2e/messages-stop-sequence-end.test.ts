@@ -136,6 +136,50 @@ describe("messages API: the end of a stream at a stop sequence the gateway match
     assert.deepEqual([record?.tokensIn, record?.tokensOut], [21, 17]);
   });
 
+  test("running usage on every chunk: the usage after the match is waited for, and is the one charged", async (t) => {
+    const { mock, gateway, client } = await scene(t);
+    // vLLM's continuous usage stats and the like: each chunk carries the count so far. The one read with the match
+    // predates what the provider generated past it; the next one (the provider's count once it went on) is the best.
+    const upstream = runOnUpstream(
+      [
+        runningChunk("Alpha", 1, { role: true }),
+        runningChunk(" STOP HERE and", 4),
+        null,
+        runningChunk(" more", 5),
+        null,
+        runningChunk(" more", 6),
+        ...runOn(),
+      ],
+      100,
+    );
+    mock.enqueue(CHAT_ROUTE, upstream.step);
+    const message = await streamed(client).finalMessage();
+    assert.equal(message.stop_sequence, "STOP HERE");
+    assert.equal(upstream.seen.isDone, false, "the client's answer ended before the upstream's");
+    await waitFor(() => upstream.seen.isClosed, "the upstream request to be closed");
+    assert.ok(upstream.seen.written < 10, `hung up on at the usage (${upstream.seen.written} events written)`);
+    await recordOf(gateway, "messages");
+    const record = (await recordsOf(gateway, "messages")).records[0];
+    assert.deepEqual([record?.tokensIn, record?.tokensOut], [21, 5], "the count read after the match");
+    assert.equal(message.usage.output_tokens, 5);
+  });
+
+  test("running usage, and nothing after the match within the grace: the last count read is charged", async (t) => {
+    const { mock, gateway, client } = await scene(t);
+    mock.enqueue(CHAT_ROUTE, {
+      kind: "sse",
+      events: [{ data: runningChunk("Alpha", 1, { role: true }) }, { data: runningChunk(" STOP HERE and", 4) }],
+      end: "hang",
+    });
+    const startedAtMs = Date.now();
+    const message = await streamed(client).finalMessage();
+    assert.equal(message.stop_sequence, "STOP HERE");
+    assert.ok(Date.now() - startedAtMs >= 900, `waited out the grace (${Date.now() - startedAtMs} ms)`);
+    await recordOf(gateway, "messages");
+    const record = (await recordsOf(gateway, "messages")).records[0];
+    assert.deepEqual([record?.tokensIn, record?.tokensOut], [21, 4]);
+  });
+
   test("a match inside a continuation: its upstream is hung up on after the grace, the answer ends there", async (t) => {
     const scene2 = await startTwoProviders(t);
     // The first provider breaks mid-answer; the second continues it, writes the sequence and generates on.
@@ -179,6 +223,12 @@ describe("messages API: the end of a stream at a stop sequence the gateway match
     });
   }
 });
+
+/** A content chunk carrying the provider's running usage (21 prompt tokens, `completionTokens` so far). */
+function runningChunk(text: string, completionTokens: number, options: { role?: boolean } = {}): unknown {
+  const usage = { prompt_tokens: 21, completion_tokens: completionTokens, total_tokens: 21 + completionTokens };
+  return { ...chatChunk(text, UPSTREAM_ID, options), usage };
+}
 
 /** The request's record is a success, and the only deployment, cooling down, is not asked again (the gateway's 429). */
 async function assertCoolingAfterSuccess(

@@ -3,8 +3,8 @@
 // the parameter for that deployment. Real gateway, two scripted mock upstreams over loopback, the OpenAI SDK.
 import assert from "node:assert/strict";
 import { describe, type TestContext, test } from "node:test";
-import { CHAT_ROUTE, chatRequests, rowOf, serveEveryChat, statsOf, twoProviderScene } from "../helpers/e2e.ts";
-import { chatCompletion, type RecordedRequest } from "../helpers/mock-upstream.ts";
+import { CHAT_ROUTE, chatRequests, rowOf, send, serveEveryChat, statsOf, twoProviderScene } from "../helpers/e2e.ts";
+import { chatCompletion, chatStream, type RecordedRequest } from "../helpers/mock-upstream.ts";
 
 /** OpenAI's answer, word for word, to a `stop` array of 5. */
 const STOP_TOO_LONG = {
@@ -157,6 +157,78 @@ describe("a parameter refused for its size", () => {
     );
     assert.equal(chatRequests(second).length, 0, "not failed over: the words were the prompt's");
     assert.deepEqual(rowOf(await statsOf(gateway), "first/m").refused_features, [], "nothing learned from a quotation");
+  });
+});
+
+interface ExplainedRoute {
+  candidates: { provider: string; refused_feature: { feature: string; min_entries: number | null } | null }[];
+}
+
+interface LoggedRecord {
+  isStream?: boolean;
+  candidates: { provider: string; refusedFeature?: string }[];
+  skips?: { provider: string; phase: string; reason: string }[];
+}
+
+async function loggedRecords(gateway: Parameters<typeof send>[0]): Promise<LoggedRecord[]> {
+  return ((await send(gateway, "GET", "/v1/gateway/requests?limit=5")).json as { data: LoggedRecord[] }).data;
+}
+
+describe("a size lesson where the route is explained, recorded and continued", () => {
+  test("a route explanation with `parameters=stop:N` applies the lesson for N entries; the record names the size", async (t) => {
+    const { first, gateway, ask } = await stopScene(t, 4, STOP_TOO_LONG);
+    assert.equal(await ask(["a", "b", "c", "d", "e", "f"]), "second here");
+    const explain = async (parameters: string) =>
+      ((await send(gateway, "GET", `/v1/gateway/route?model=m&parameters=${parameters}`)).json as ExplainedRoute)
+        .candidates;
+    const few = await explain("stop:2");
+    assert.deepEqual(
+      few.map((candidate) => [candidate.provider, candidate.refused_feature]),
+      [
+        ["first", null],
+        ["second", null],
+      ],
+      "2 entries are not what was refused",
+    );
+    const many = await explain("stop:6");
+    assert.deepEqual(
+      many.map((candidate) => [candidate.provider, candidate.refused_feature?.min_entries ?? null]),
+      [
+        ["second", null],
+        ["first", 5],
+      ],
+      "6 entries: the refusing candidate ranked last, with the size its lesson is about",
+    );
+    assert.equal(many[1]?.refused_feature?.feature, "stop");
+    // A request of 6: its record names the lesson with its size.
+    assert.equal(await ask(["a", "b", "c", "d", "e", "f"]), "second here");
+    assert.equal(chatRequests(first).length, 1);
+    const [latest] = await loggedRecords(gateway);
+    const refused = latest?.candidates.find((candidate) => candidate.provider === "first")?.refusedFeature ?? "";
+    assert.match(refused, /^stop \(5 entries or more\): /);
+    const badSize = await send(gateway, "GET", "/v1/gateway/route?model=m&parameters=stop:many");
+    assert.equal(badSize.status, 400, badSize.text);
+  });
+
+  test("a broken stream is not continued by a candidate that refused the request's number of stop entries", async (t) => {
+    const { first, second, gateway, ask } = await stopScene(t, 4, STOP_TOO_LONG);
+    assert.equal(await ask(["a", "b", "c", "d", "e", "f"]), "second here");
+    assert.equal(chatRequests(first).length, 1);
+    // The stream second serves breaks mid-answer; first, ranked last for 6 entries, would refuse its continuation.
+    second.enqueue(CHAT_ROUTE, {
+      kind: "sse",
+      events: chatStream(["Part", "ial"], "second-m").slice(0, 3),
+      end: "destroy",
+    });
+    const stop = ["a", "b", "c", "d", "e", "f"];
+    await send(gateway, "POST", "/v1/chat/completions", {
+      body: { model: "m", messages: [{ role: "user", content: "Hi" }], stop, stream: true },
+    });
+    assert.equal(chatRequests(first).length, 1, "the refusing candidate was not asked to continue");
+    const [latest] = await loggedRecords(gateway);
+    assert.ok(latest?.isStream, JSON.stringify(latest));
+    const skip = latest?.skips?.find((entry) => entry.provider === "first" && entry.phase === "continuation");
+    assert.match(skip?.reason ?? "", /^refused stop \(5 entries or more\): /, JSON.stringify(latest?.skips));
   });
 });
 
