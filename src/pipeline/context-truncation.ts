@@ -31,19 +31,30 @@ export function truncatedToFit(
   given: GivenBody,
   context: RequestContext,
 ): GivenBody {
-  const truncated = truncatedBody(runtime, endpoint, given.body, context);
+  if (context.truncatesToFit !== true) return given;
+  const truncated = truncatedBody(runtime, endpoint, given.body, context.client);
   return truncated === given.body ? given : { body: truncated, facts: undefined };
 }
 
-function truncatedBody(runtime: GatewayRuntime, endpoint: EndpointSpec, body: Body, context: RequestContext): Body {
-  if (context.truncatesToFit !== true || !Array.isArray(body.messages)) return body;
+/**
+ * The body with the fewest oldest units left out that some candidate plans it with (truncatedToFit), as the client
+ * `client` would be planned; the body itself when it is planned whole, or when nothing left out makes it planned.
+ * Also what `POST /v1/responses/input_tokens` counts for `truncation: "auto"`.
+ */
+export function truncatedBody(
+  runtime: GatewayRuntime,
+  endpoint: EndpointSpec,
+  body: Body,
+  client: string | undefined,
+): Body {
+  if (!Array.isArray(body.messages)) return body;
   const messages = body.messages as ChatMessage[];
   const starts = unitStarts(messages);
   const fits = (dropped: number): boolean => {
     const candidate = dropped === 0 ? body : withoutOldest(body, messages, starts, dropped);
-    return planRefusal(runtime, endpoint, candidate, context) === undefined;
+    return planRefusal(runtime, endpoint, candidate, client) === undefined;
   };
-  if (!(planRefusal(runtime, endpoint, body, context) instanceof NoCapableModelError)) return body;
+  if (!(planRefusal(runtime, endpoint, body, client) instanceof NoCapableModelError)) return body;
   // The last unit (the turn being asked) is never left out. Truncated only when the shortest input a candidate may
   // be sent is planned: then some candidate's context was its only obstacle (a candidate also without tools, images
   // or a schema the request needs is refused all the same, and nothing is left out for it).
@@ -102,10 +113,10 @@ function planRefusal(
   runtime: GatewayRuntime,
   endpoint: EndpointSpec,
   body: Body,
-  context: RequestContext,
+  client: string | undefined,
 ): NonNullable<unknown> | undefined {
   const facts = requestFactsOf(endpoint, body, false);
-  const route = routeRequestOf({ runtime, body, endpoint, sessionKey: undefined, context, ...facts });
+  const route = routeRequestOf({ runtime, body, endpoint, sessionKey: undefined, context: { client }, ...facts });
   try {
     runtime.plan(route);
     return undefined;

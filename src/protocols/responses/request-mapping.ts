@@ -204,6 +204,10 @@ export interface CountedPrompt {
   readonly model: string | undefined;
   readonly messages: ChatMessage[];
   readonly tools: ChatTool[];
+  /** `truncation: "auto"`: counted as it would be sent, its oldest items left out to fit (context-truncation.ts). */
+  readonly isTruncated: boolean;
+  /** `max_output_tokens`: what a candidate's window keeps for the answer when truncating. */
+  readonly maxOutputTokens: number | undefined;
 }
 
 /**
@@ -221,7 +225,13 @@ export function toCountedPrompt(body: unknown, lookup: ResponseLookup): CountedP
   const { tools } = toChatTools(offered, toolNames, request.tools?.length ?? 0);
   // Not part of the estimate, but refused here as it would be on /v1/responses.
   toResponseFormat(request.text?.format);
-  return { model: request.model ?? undefined, messages, tools };
+  return {
+    model: request.model ?? undefined,
+    messages,
+    tools,
+    isTruncated: request.truncation === "auto",
+    maxOutputTokens: request.max_output_tokens ?? undefined,
+  };
 }
 
 function conversationOf(
