@@ -4,7 +4,7 @@
 import { InvalidRequestError } from "../../errors/gateway-error.ts";
 import { isRecord } from "../../is-record.ts";
 import { randomIds } from "../ids.ts";
-import { itemsFromInput, itemsFromOutput } from "./conversation-items.ts";
+import { clientIdsOf, itemsFromInput, itemsFromOutput } from "./conversation-items.ts";
 import type { Conversations, ConversationUpdate } from "./conversations.ts";
 import type { prefetch } from "./kept-responses.ts";
 import type { ResponseObject } from "./response-object.ts";
@@ -31,6 +31,7 @@ export function conversationAppender(
       { param: "conversation", code: "invalid_value" },
     );
   }
+  const clientIds = clientIdsOf(input);
   return (response) =>
-    conversations.appendAfterAnswer(conversationId, client, [...input, ...itemsFromOutput(response.output)]);
+    conversations.appendAfterAnswer(conversationId, client, [...input, ...itemsFromOutput(response.output)], clientIds);
 }

@@ -6,7 +6,7 @@ import type { ChatMessage, ChatRequestBody, ChatResponseFormat, ChatTool } from 
 import { upstreamUser } from "../messages/upstream-user.ts";
 import { validateAt, validateBody } from "../validate.ts";
 import { checkConversationId, isConversationId } from "./conversations.ts";
-import { chainIdsAfter, historyItemIdsAfter, refuseDuplicateItems } from "./duplicate-items.ts";
+import { chainIdsAfter, conversationIdsOf, historyItemIdsAfter, refuseDuplicateItems } from "./duplicate-items.ts";
 import { inputMessages, type ResponseLookup } from "./input-messages.ts";
 import {
   inputTokensRequestSchema,
@@ -127,7 +127,7 @@ export function toChatRequest(body: unknown, lookup: ResponseLookup): Translated
     includesEncryptedReasoning: (request.include ?? []).includes(ENCRYPTED_REASONING_INCLUDE),
     toolCallLimit: toolCallLimitOf(request),
     chainIds: chainIdsAfter(previous),
-    historyItemIds: historyItemIdsAfter(previous, request.input),
+    historyItemIds: historyItemIdsAfter(previous, request.input, keptIdsOf(request.conversation, lookup)),
   };
 }
 
@@ -181,6 +181,16 @@ function keptItemsOf(conversation: ResponsesRequest["conversation"], lookup: Res
   const id = conversationIdOf(conversation);
   if (id === undefined || !isConversationId(id)) return [];
   return lookup.conversationItems?.(id) ?? [];
+}
+
+/** The ids a named conversation holds (duplicate-items.ts conversationIdsOf); undefined without one. */
+function keptIdsOf(
+  conversation: ResponsesRequest["conversation"],
+  lookup: ResponseLookup,
+): readonly string[] | undefined {
+  const id = conversationIdOf(conversation);
+  if (id === undefined) return undefined;
+  return conversationIdsOf(lookup.conversationItems?.(id), lookup.conversationClientIds?.(id));
 }
 
 /** What stateless clients ask for to send reasoning back with `store: false` (reasoning-text.ts). */
@@ -257,7 +267,7 @@ function conversationOf(
     request.input,
     {
       previous: typeof previousId === "string" ? lookup.get(previousId) : undefined,
-      conversationItems: conversationId === undefined ? undefined : lookup.conversationItems?.(conversationId),
+      conversationIds: keptIdsOf(request.conversation, lookup),
     },
     lookup,
   );
