@@ -95,7 +95,12 @@ function isAnsweringCall(messages: readonly ChatMessage[], index: number): boole
   return false;
 }
 
-function withoutOldest(body: Body, messages: readonly ChatMessage[], starts: readonly number[], dropped: number): Body {
+export function withoutOldest(
+  body: Body,
+  messages: readonly ChatMessage[],
+  starts: readonly number[],
+  dropped: number,
+): Body {
   const keptFrom = starts[dropped] ?? messages.length;
   const kept = messages.filter(
     (message, index) => index >= keptFrom || message.role === "system" || message.role === "developer",

@@ -46,6 +46,7 @@ import {
 import { planRequest, requestFactsOf } from "./plan-request.ts";
 import { RecordBuilder } from "./record-builder.ts";
 import { publishRefusal, refusalEnding } from "./refusal.ts";
+import { shorterAfterRefusals } from "./refused-context.ts";
 import { parseBody } from "./request-body.ts";
 import { streamAnswer } from "./stream-answer.ts";
 
@@ -104,6 +105,7 @@ async function serveRequest(
   let plan: PlannedRoute["plan"];
   let outcome: ForwardOutcome | undefined;
   let rounds = 0;
+  let refusalRounds = 0;
   do {
     let planned: PlannedRoute;
     try {
@@ -117,16 +119,17 @@ async function serveRequest(
     // Its answer is kept under that config's key (answer-fingerprint.ts), not the one it arrived on.
     if (planned.snapshot !== request.snapshot) {
       const snapshot = planned.snapshot;
-      request = { ...request, snapshot, cacheKey: answerCacheKey(snapshot, endpoint, body, context) };
+      request = { ...request, snapshot, cacheKey: answerCacheKey(snapshot, endpoint, request.body, context) };
     }
     const skipsBefore = trace.skips.length;
+    const attemptsBefore = trace.attempts.length;
     rounds += 1;
     try {
       outcome = await runtime.forward(
         plan,
         {
           endpointPath: endpoint.upstreamPath,
-          body,
+          body: request.body,
           isMultipart: endpoint.isMultipart,
           isLegacyCompletion: endpoint.isLegacyCompletion,
           isBinaryAnswer: endpoint.isBinaryAnswer,
@@ -155,7 +158,10 @@ async function serveRequest(
         request.snapshot,
       );
     } catch (error) {
-      if (!mayQueueAgain(request, plan, trace.skips.slice(skipsBefore), trace.attempts.length, rounds, error)) {
+      // `truncation: "auto"` refused as too long after all: shorter, planned and failed over again (refused-context.ts).
+      const shorter = shorterAfterRefusals(request, trace.attempts.slice(attemptsBefore), refusalRounds++, error);
+      if (shorter !== undefined) request = shorter;
+      else if (!mayQueueAgain(request, plan, trace.skips.slice(skipsBefore), trace.attempts.length, rounds, error)) {
         request.record.attempted(trace.attempts, trace.skips, "primary");
         throw deferredLine(request, error, trace.attempts.length) ?? failed(request, error);
       }

@@ -3,8 +3,18 @@
 // refuse the truncated input as too long after all. The openai SDK as the client, the mock upstream behind.
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { badRequest, chatRequests, openAiClient, serveEveryChat, useGateway, useMock } from "../helpers/e2e.ts";
-import type { MockUpstream } from "../helpers/mock-upstream.ts";
+import {
+  badRequest,
+  CHAT_ROUTE,
+  chatRequests,
+  oneProviderScene,
+  openAiClient,
+  serveEveryChat,
+  useGateway,
+  useMock,
+  VENDOR_MODEL_ID,
+} from "../helpers/e2e.ts";
+import { chatCompletion, type MockStep, type MockUpstream, type RecordedRequest } from "../helpers/mock-upstream.ts";
 
 /** `count` words: ~`count` tokens by the gateway's estimate (token-estimate.ts). */
 function words(word: string, count: number): string {
@@ -95,4 +105,71 @@ describe("responses API: truncation beside other refusals", () => {
     assert.match(refused.message, /small\/m .*context/i);
     assert.equal(chatRequests(small).length + chatRequests(large).length, 0);
   });
+
+  test("auto: a provider refusing the input as too long, its window stated: cut to fit that window and sent again", async (t) => {
+    const { mock, client } = await oneProviderScene(t, { keys: ", context: 5000" });
+    // The gateway's estimate fits the listed 5000; the provider's window is 500 and its tokenizer counts more.
+    mock.setDefault(CHAT_ROUTE, (recorded) => {
+      const contents = sentOf(recorded);
+      if (contents.length > 1) return contextRefusal(contents.length);
+      return { kind: "json", body: chatCompletion("Fits.", VENDOR_MODEL_ID) };
+    });
+    const input = [
+      { role: "user" as const, content: words("cat", 200) },
+      { role: "user" as const, content: words("dog", 200) },
+      { role: "user" as const, content: words("fox", 200) },
+    ];
+    const refused = await badRequest(client.responses.create({ model: "m", input }));
+    assert.equal(refused.code, "context_length_exceeded");
+    assert.equal(chatRequests(mock).length, 1, "without auto nothing is shortened");
+
+    const response = await client.responses.create({ model: "m", truncation: "auto", input });
+    assert.equal(response.output_text, "Fits.");
+    // 3 items counted as 900 by a 500 window: one item (300) fits it; two (600) do not.
+    assert.deepEqual(sentContents(mock, 1), [words("cat", 200), words("dog", 200), words("fox", 200)]);
+    assert.deepEqual(sentContents(mock, 2), [words("fox", 200)]);
+    assert.equal(chatRequests(mock).length, 3);
+  });
+
+  test("auto: a provider that keeps refusing without saying its window: bounded rounds, then the 400", async (t) => {
+    const { mock, client } = await oneProviderScene(t, { keys: ", context: 5000" });
+    mock.setDefault(CHAT_ROUTE, () => ({
+      kind: "json",
+      status: 400,
+      body: { error: { message: "Please reduce the length of the messages.", code: "context_length_exceeded" } },
+    }));
+    const input = Array.from({ length: 8 }, (_, index) => ({
+      role: "user" as const,
+      content: words(`w${index}`, 50),
+    }));
+    const refused = await badRequest(client.responses.create({ model: "m", truncation: "auto", input }));
+    assert.equal(refused.code, "context_length_exceeded");
+    // The first attempt and three rounds, each with fewer items than the one before.
+    const lengths = chatRequests(mock).map((recorded) => sentOf(recorded).length);
+    assert.equal(lengths.length, 4, String(lengths));
+    for (const [index, length] of lengths.entries()) {
+      if (index > 0) assert.ok(length < (lengths[index - 1] ?? 0), String(lengths));
+    }
+  });
 });
+
+/** The contents of the messages a recorded chat request sent. */
+function sentOf(recorded: RecordedRequest): unknown[] {
+  return ((recorded.body as { messages?: { content: unknown }[] }).messages ?? []).map((message) => message.content);
+}
+
+/** OpenAI's wording for a prompt over a 500-token window, counting 300 tokens an item. */
+function contextRefusal(items: number): MockStep {
+  return {
+    kind: "json",
+    status: 400,
+    body: {
+      error: {
+        message: `This model's maximum context length is 500 tokens. However, your messages resulted in ${items * 300} tokens. Please reduce the length of the messages.`,
+        type: "invalid_request_error",
+        param: "messages",
+        code: "context_length_exceeded",
+      },
+    },
+  };
+}
