@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import type OpenAI from "openai";
-import { badRequest, chatRequests, oneProviderScene, serveEveryChat } from "../helpers/e2e.ts";
+import { badRequest, chatRequests, oneProviderScene, sentContentsOf, serveEveryChat } from "../helpers/e2e.ts";
 import type { MockUpstream } from "../helpers/mock-upstream.ts";
 
 type ResponseInputItem = OpenAI.Responses.ResponseInputItem;
@@ -19,8 +19,7 @@ function userMessage(id: string, text: string): ResponseInputItem {
 }
 
 function sentContents(mock: MockUpstream, index: number): unknown[] {
-  const messages = ((chatRequests(mock)[index]?.body ?? {}) as { messages?: { content: unknown }[] }).messages ?? [];
-  return messages.map((message) => message.content);
+  return sentContentsOf(chatRequests(mock)[index]);
 }
 
 describe("responses API: duplicate items", () => {

@@ -2,28 +2,48 @@
 // (docs/protocols.md "Truncation"): candidates left out for other reasons beside their context, and providers that
 // refuse the truncated input as too long after all. The openai SDK as the client, the mock upstream behind.
 import assert from "node:assert/strict";
-import { describe, test } from "node:test";
+import { describe, type TestContext, test } from "node:test";
 import {
   badRequest,
   CHAT_ROUTE,
   chatRequests,
   oneProviderScene,
   openAiClient,
+  sentContentsOf,
   serveEveryChat,
   useGateway,
   useMock,
   VENDOR_MODEL_ID,
+  words,
 } from "../helpers/e2e.ts";
-import { chatCompletion, type MockStep, type MockUpstream, type RecordedRequest } from "../helpers/mock-upstream.ts";
-
-/** `count` words: ~`count` tokens by the gateway's estimate (token-estimate.ts). */
-function words(word: string, count: number): string {
-  return `${word} `.repeat(count).trim();
-}
+import { chatCompletion, type MockStep, type MockUpstream } from "../helpers/mock-upstream.ts";
 
 function sentContents(mock: MockUpstream, index: number): unknown[] {
-  const body = (chatRequests(mock)[index]?.body ?? {}) as { messages?: { content: unknown }[] };
-  return (body.messages ?? []).map((message) => message.content);
+  return sentContentsOf(chatRequests(mock)[index]);
+}
+
+/** `small` (a 500-token window, with `smallKeys`) and `large` (5000, without tools) serving `m`. */
+async function smallAndLarge(t: TestContext, smallKeys: string) {
+  const small = await useMock(t);
+  const large = await useMock(t);
+  serveEveryChat(small, "Small.");
+  serveEveryChat(large, "Large.");
+  const gateway = await useGateway(
+    t,
+    `providers:
+  - name: small
+    base_url: ${small.baseUrl}
+    api_key: sk-small
+    models:
+      m: { id: small-m, context: 500${smallKeys} }
+  - name: large
+    base_url: ${large.baseUrl}
+    api_key: sk-large
+    models:
+      m: { id: large-m, context: 5000, tools: false }
+`,
+  );
+  return { small, large, client: openAiClient(gateway) };
 }
 
 const lookupTool = {
@@ -36,26 +56,7 @@ const lookupTool = {
 
 describe("responses API: truncation beside other refusals", () => {
   test("auto: one candidate too small, the other without tools: truncated for the one that takes tools", async (t) => {
-    const small = await useMock(t);
-    const large = await useMock(t);
-    serveEveryChat(small, "Small.");
-    serveEveryChat(large, "Large.");
-    const gateway = await useGateway(
-      t,
-      `providers:
-  - name: small
-    base_url: ${small.baseUrl}
-    api_key: sk-small
-    models:
-      m: { id: small-m, context: 500 }
-  - name: large
-    base_url: ${large.baseUrl}
-    api_key: sk-large
-    models:
-      m: { id: large-m, context: 5000, tools: false }
-`,
-    );
-    const client = openAiClient(gateway);
+    const { small, large, client } = await smallAndLarge(t, "");
     const input = [
       { role: "user" as const, content: words("cat", 300) },
       { role: "user" as const, content: words("fox", 300) },
@@ -71,24 +72,7 @@ describe("responses API: truncation beside other refusals", () => {
   });
 
   test("auto: every small candidate also lacks what the request needs: not truncated, the plan's 400", async (t) => {
-    const small = await useMock(t);
-    const large = await useMock(t);
-    const gateway = await useGateway(
-      t,
-      `providers:
-  - name: small
-    base_url: ${small.baseUrl}
-    api_key: sk-small
-    models:
-      m: { id: small-m, context: 500, tools: false }
-  - name: large
-    base_url: ${large.baseUrl}
-    api_key: sk-large
-    models:
-      m: { id: large-m, context: 5000, tools: false }
-`,
-    );
-    const client = openAiClient(gateway);
+    const { small, large, client } = await smallAndLarge(t, ", tools: false");
     const refused = await badRequest(
       client.responses.create({
         model: "m",
@@ -110,7 +94,7 @@ describe("responses API: truncation beside other refusals", () => {
     const { mock, client } = await oneProviderScene(t, { keys: ", context: 5000" });
     // The gateway's estimate fits the listed 5000; the provider's window is 500 and its tokenizer counts more.
     mock.setDefault(CHAT_ROUTE, (recorded) => {
-      const contents = sentOf(recorded);
+      const contents = sentContentsOf(recorded);
       if (contents.length > 1) return contextRefusal(contents.length);
       return { kind: "json", body: chatCompletion("Fits.", VENDOR_MODEL_ID) };
     });
@@ -145,18 +129,13 @@ describe("responses API: truncation beside other refusals", () => {
     const refused = await badRequest(client.responses.create({ model: "m", truncation: "auto", input }));
     assert.equal(refused.code, "context_length_exceeded");
     // The first attempt and three rounds, each with fewer items than the one before.
-    const lengths = chatRequests(mock).map((recorded) => sentOf(recorded).length);
+    const lengths = chatRequests(mock).map((recorded) => sentContentsOf(recorded).length);
     assert.equal(lengths.length, 4, String(lengths));
     for (const [index, length] of lengths.entries()) {
       if (index > 0) assert.ok(length < (lengths[index - 1] ?? 0), String(lengths));
     }
   });
 });
-
-/** The contents of the messages a recorded chat request sent. */
-function sentOf(recorded: RecordedRequest): unknown[] {
-  return ((recorded.body as { messages?: { content: unknown }[] }).messages ?? []).map((message) => message.content);
-}
 
 /** OpenAI's wording for a prompt over a 500-token window, counting 300 tokens an item. */
 function contextRefusal(items: number): MockStep {
