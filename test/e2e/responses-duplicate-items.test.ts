@@ -157,6 +157,13 @@ describe("responses API: duplicate items", () => {
     );
     assert.equal(resent.code, "duplicate_item");
     assert.match(resent.message, new RegExp(`Duplicate item found with id ${heldId}.`));
+    // So is `first`'s own input, under the id the conversation lists it by.
+    const listed = (await client.conversations.items.list(conversation.id, { order: "asc" })).data[1]?.id ?? "";
+    assert.match(listed, /^msg_/);
+    const relisted = await badRequest(
+      client.responses.create({ model: "m", previous_response_id: first.id, input: [userMessage(listed, "one")] }),
+    );
+    assert.match(relisted.message, new RegExp(`Duplicate item found with id ${listed}\\.`));
     const second = await client.responses.create({ model: "m", previous_response_id: first.id, input: "two" });
     const twoOn = await badRequest(
       client.responses.create({ model: "m", previous_response_id: second.id, input: [userMessage(heldId, "zero")] }),

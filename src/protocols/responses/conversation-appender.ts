@@ -9,6 +9,13 @@ import type { Conversations, ConversationUpdate } from "./conversations.ts";
 import type { prefetch } from "./kept-responses.ts";
 import type { ResponseObject } from "./response-object.ts";
 
+/** What adds a request's items to its conversation once answered, and the ids its input items get there. */
+export interface ConversationAppender {
+  /** The ids the request's input items are kept under in the conversation (a chain from it holds them). */
+  readonly inputIds: readonly string[];
+  append(response: ResponseObject): Promise<ConversationUpdate>;
+}
+
 /**
  * With `conversation`: what adds the request's input items and the answer's output items to the conversation once
  * the answer is made (kept whatever `store` says, as OpenAI does). The input is made into items now, so a
@@ -20,7 +27,7 @@ export function conversationAppender(
   conversationId: string | undefined,
   body: unknown,
   lookup: Awaited<ReturnType<typeof prefetch>>,
-): ((response: ResponseObject) => Promise<ConversationUpdate>) | undefined {
+): ConversationAppender | undefined {
   const conversation = lookup.conversation;
   if (conversationId === undefined || conversation === undefined) return undefined;
   const input = itemsFromInput(isRecord(body) ? body.input : undefined, lookup, randomIds);
@@ -32,6 +39,14 @@ export function conversationAppender(
     );
   }
   const clientIds = clientIdsOf(input);
-  return (response) =>
-    conversations.appendAfterAnswer(conversationId, client, [...input, ...itemsFromOutput(response.output)], clientIds);
+  return {
+    inputIds: input.map((item) => item.id),
+    append: (response) =>
+      conversations.appendAfterAnswer(
+        conversationId,
+        client,
+        [...input, ...itemsFromOutput(response.output)],
+        clientIds,
+      ),
+  };
 }
