@@ -105,7 +105,7 @@ async function serveRequest(
   let plan: PlannedRoute["plan"];
   let outcome: ForwardOutcome | undefined;
   let rounds = 0;
-  let refusalRounds = 0;
+  const refusalRounds = { count: 0 };
   do {
     let planned: PlannedRoute;
     try {
@@ -159,7 +159,7 @@ async function serveRequest(
       );
     } catch (error) {
       // `truncation: "auto"` refused as too long after all: shorter, planned and failed over again (refused-context.ts).
-      const shorter = shorterAfterRefusals(request, trace.attempts.slice(attemptsBefore), refusalRounds++, error);
+      const shorter = shorterAfterRefusals(request, trace.attempts.slice(attemptsBefore), refusalRounds, error);
       if (shorter !== undefined) request = shorter;
       else if (!mayQueueAgain(request, plan, trace.skips.slice(skipsBefore), trace.attempts.length, rounds, error)) {
         request.record.attempted(trace.attempts, trace.skips, "primary");

@@ -28,18 +28,19 @@ interface RefusedWindow {
 }
 
 /**
- * The request with more of its oldest items left out after this round's context-length refusals, or undefined when it
- * does not ask for truncation, no attempt was refused for context, its rounds are spent, the client left, or nothing
- * left out (the last item is always kept) makes it fit any refusing candidate: the error stands.
+ * The request with more of its oldest items left out after this round's context-length refusals (counted in
+ * `rounds`), or undefined when it does not ask for truncation, no attempt was refused for context, its rounds are
+ * spent, the client left, or nothing left out (the last item is always kept) makes it fit any refusing candidate: the
+ * error stands.
  */
 export function shorterAfterRefusals(
   request: PipelineRequest,
   attempts: readonly AttemptReport[],
-  rounds: number,
+  rounds: { count: number },
   error: unknown,
 ): PipelineRequest | undefined {
   const { context, body, endpoint, runtime } = request;
-  if (context.truncatesToFit !== true || rounds >= MAX_REFUSAL_ROUNDS) return undefined;
+  if (context.truncatesToFit !== true || rounds.count >= MAX_REFUSAL_ROUNDS) return undefined;
   if (error instanceof ClientAbortedError || context.signal.aborted) return undefined;
   if (!Array.isArray(body.messages)) return undefined;
   const windows = attempts.flatMap((attempt) => refusedWindowOf(request, attempt) ?? []);
@@ -63,6 +64,7 @@ export function shorterAfterRefusals(
   const shorter = withoutOldest(body, messages, starts, most);
   // What the plan learned from the refusals (its calibration) may leave out more still: the plan then decides.
   const planned = truncatedBody(runtime, endpoint, shorter, context.client);
+  rounds.count += 1;
   return { ...request, body: planned, ...requestFactsOf(endpoint, planned, request.isStream) };
 }
 
