@@ -1,9 +1,9 @@
 // The Responses API's `truncation: "auto"` (RequestContext.truncatesToFit): when no candidate's context holds the
 // prompt, its oldest messages are left out until one does, instead of the 400 every candidate skipped for context
-// gives. OpenAI drops "items from the beginning of the conversation"; the gateway does so against the context it
-// knows (each deployment's `context`, the prompt estimate the plan counts, calibrated per deployment), and only when
-// the plan itself would refuse: a candidate that holds the whole conversation is served it whole (docs/protocols.md
-// "Truncation").
+// gives (also when other candidates are left out for tools, images or a schema: truncatedBody). OpenAI drops "items
+// from the beginning of the conversation"; the gateway does so against the context it knows (each deployment's
+// `context`, the prompt estimate the plan counts, calibrated per deployment), and only when the plan itself would
+// refuse: a candidate that holds the whole conversation is served it whole (docs/protocols.md "Truncation").
 import { NoCapableModelError } from "../errors/gateway-error.ts";
 import type { ChatMessage } from "../protocols/chat-completions.ts";
 import type { EndpointSpec } from "./endpoints.ts";
@@ -31,20 +31,33 @@ export function truncatedToFit(
   given: GivenBody,
   context: RequestContext,
 ): GivenBody {
-  const truncated = truncatedBody(runtime, endpoint, given.body, context);
+  if (context.truncatesToFit !== true) return given;
+  const truncated = truncatedBody(runtime, endpoint, given.body, context.client);
   return truncated === given.body ? given : { body: truncated, facts: undefined };
 }
 
-function truncatedBody(runtime: GatewayRuntime, endpoint: EndpointSpec, body: Body, context: RequestContext): Body {
-  if (context.truncatesToFit !== true || !Array.isArray(body.messages)) return body;
+/**
+ * The body with the fewest oldest units left out that some candidate plans it with (truncatedToFit), as the client
+ * `client` would be planned; the body itself when it is planned whole, or when nothing left out makes it planned.
+ * Also what `POST /v1/responses/input_tokens` counts for `truncation: "auto"`.
+ */
+export function truncatedBody(
+  runtime: GatewayRuntime,
+  endpoint: EndpointSpec,
+  body: Body,
+  client: string | undefined,
+): Body {
+  if (!Array.isArray(body.messages)) return body;
   const messages = body.messages as ChatMessage[];
   const starts = unitStarts(messages);
   const fits = (dropped: number): boolean => {
     const candidate = dropped === 0 ? body : withoutOldest(body, messages, starts, dropped);
-    return isPlannable(runtime, endpoint, candidate, context);
+    return planRefusal(runtime, endpoint, candidate, client) === undefined;
   };
-  if (fits(0)) return body;
-  // The last unit (the turn being asked) is never left out.
+  if (!(planRefusal(runtime, endpoint, body, client) instanceof NoCapableModelError)) return body;
+  // The last unit (the turn being asked) is never left out. Truncated only when the shortest input a candidate may
+  // be sent is planned: then some candidate's context was its only obstacle (a candidate also without tools, images
+  // or a schema the request needs is refused all the same, and nothing is left out for it).
   let most = starts.length - 1;
   if (most < 1 || !fits(most)) return body;
   let least = 1;
@@ -82,7 +95,12 @@ function isAnsweringCall(messages: readonly ChatMessage[], index: number): boole
   return false;
 }
 
-function withoutOldest(body: Body, messages: readonly ChatMessage[], starts: readonly number[], dropped: number): Body {
+export function withoutOldest(
+  body: Body,
+  messages: readonly ChatMessage[],
+  starts: readonly number[],
+  dropped: number,
+): Body {
   const keptFrom = starts[dropped] ?? messages.length;
   const kept = messages.filter(
     (message, index) => index >= keptFrom || message.role === "system" || message.role === "developer",
@@ -90,15 +108,24 @@ function withoutOldest(body: Body, messages: readonly ChatMessage[], starts: rea
   return { ...body, messages: kept };
 }
 
-/** Whether the plan takes the body, or refuses it for a reason other than context (that refusal comes later). */
-function isPlannable(runtime: GatewayRuntime, endpoint: EndpointSpec, body: Body, context: RequestContext): boolean {
+/**
+ * Why the plan refuses the body, or undefined when it takes it. Truncation starts only from a NoCapableModelError:
+ * the candidates' fit, their context among the reasons, alone or beside tools, images or a schema some lack
+ * (planRoute names `model` for mixed reasons, the prompt's field for context alone). Any other refusal (an unknown
+ * model, a client's `models`) is the plan's to answer, whatever the input's length.
+ */
+function planRefusal(
+  runtime: GatewayRuntime,
+  endpoint: EndpointSpec,
+  body: Body,
+  client: string | undefined,
+): NonNullable<unknown> | undefined {
   const facts = requestFactsOf(endpoint, body, false);
-  const route = routeRequestOf({ runtime, body, endpoint, sessionKey: undefined, context, ...facts });
+  const route = routeRequestOf({ runtime, body, endpoint, sessionKey: undefined, context: { client }, ...facts });
   try {
     runtime.plan(route);
-    return true;
+    return undefined;
   } catch (error) {
-    // planRoute names the prompt's field when every candidate was skipped for context, `model` otherwise.
-    return !(error instanceof NoCapableModelError && error.param === (endpoint.promptParam ?? "messages"));
+    return error ?? "refused";
   }
 }

@@ -45,6 +45,7 @@ import {
 import { planRequest, requestFactsOf } from "./plan-request.ts";
 import { RecordBuilder } from "./record-builder.ts";
 import { publishRefusal, refusalEnding } from "./refusal.ts";
+import { shorterAfterRefusals } from "./refused-context.ts";
 import { parseBody } from "./request-body.ts";
 import { streamAnswer } from "./stream-answer.ts";
 
@@ -104,6 +105,7 @@ async function serveRequest(
   let outcome: ForwardOutcome | ChunkedOutcome | undefined;
   let rounds = 0;
   let hasSplitAfterRefusals = false;
+  const refusalRounds = { count: 0 };
   do {
     let planned: PlannedRoute;
     try {
@@ -117,9 +119,10 @@ async function serveRequest(
     // Its answer is kept under that config's key (answer-fingerprint.ts), not the one it arrived on.
     if (planned.snapshot !== request.snapshot) {
       const snapshot = planned.snapshot;
-      request = { ...request, snapshot, cacheKey: answerCacheKey(snapshot, endpoint, body, context) };
+      request = { ...request, snapshot, cacheKey: answerCacheKey(snapshot, endpoint, request.body, context) };
     }
     const skipsBefore = trace.skips.length;
+    const attemptsBefore = trace.attempts.length;
     rounds += 1;
     const chunkSize = embeddingsChunkSize(request, plan);
     try {
@@ -133,7 +136,10 @@ async function serveRequest(
         hasSplitAfterRefusals = true;
         continue;
       }
-      if (!mayQueueAgain(request, plan, trace.skips.slice(skipsBefore), trace.attempts.length, rounds, error)) {
+      // `truncation: "auto"` refused as too long after all: shorter, planned and failed over again (refused-context.ts).
+      const shorter = shorterAfterRefusals(request, trace.attempts.slice(attemptsBefore), refusalRounds, error);
+      if (shorter !== undefined) request = shorter;
+      else if (!mayQueueAgain(request, plan, trace.skips.slice(skipsBefore), trace.attempts.length, rounds, error)) {
         request.record.attempted(trace.attempts, trace.skips, "primary");
         throw deferredLine(request, error, trace.attempts.length) ?? failed(request, error);
       }

@@ -10,7 +10,13 @@ import { asClientRequest } from "../pipeline/client-budget.ts";
 import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
 import { randomIds } from "../protocols/ids.ts";
 import { readMetadata } from "../protocols/metadata.ts";
-import { type ItemListQuery, itemsFromRequest, listItems, listOf } from "../protocols/responses/conversation-items.ts";
+import {
+  clientIdsOf,
+  type ItemListQuery,
+  itemsFromRequest,
+  listItems,
+  listOf,
+} from "../protocols/responses/conversation-items.ts";
 import {
   type Conversations,
   checkConversationId,
@@ -33,7 +39,7 @@ export function registerConversationRoutes(
       const items = body.items === undefined || body.items === null ? [] : itemsFromRequest(body.items, randomIds);
       const metadata = readMetadata(body.metadata);
       const created = await asClientRequest(runtime, request.clientName, () =>
-        conversations.create(request.clientName, metadata, items),
+        conversations.create(request.clientName, metadata, items, clientIdsOf(items)),
       );
       return toConversationObject(created);
     });
@@ -64,7 +70,7 @@ export function registerConversationRoutes(
       const id = conversationIdOf(request);
       const items = itemsFromRequest(bodyOf(request).items, randomIds);
       const appended = await asClientRequest(runtime, request.clientName, () =>
-        conversations.append(id, request.clientName, items),
+        conversations.append(id, request.clientName, items, "items", clientIdsOf(items)),
       );
       if (appended === undefined) {
         throw conversationNotFound(id, "conversation_id");

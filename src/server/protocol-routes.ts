@@ -5,13 +5,15 @@
 import type { FastifyRequest } from "fastify";
 import { InvalidRequestError, PermissionDeniedError, ResourceNotFoundError } from "../errors/gateway-error.ts";
 import { estimateChatPrompt } from "../limits/token-estimate.ts";
+import { truncatedBody } from "../pipeline/context-truncation.ts";
+import { RESPONSES_ENDPOINT } from "../pipeline/endpoints.ts";
 import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
 import { randomIds } from "../protocols/ids.ts";
 import { toChatRequest as messagesToChat } from "../protocols/messages/request-mapping.ts";
 import { ConversationRowsInMemory, Conversations } from "../protocols/responses/conversations.ts";
 import { type InputItemsQuery, listInputItems } from "../protocols/responses/input-items.ts";
 import { forClient, inMemory, type KeptResponses, NO_EVENTS, prefetch } from "../protocols/responses/kept-responses.ts";
-import { toCountedPrompt } from "../protocols/responses/request-mapping.ts";
+import { type CountedPrompt, toCountedPrompt } from "../protocols/responses/request-mapping.ts";
 import { ResponseStore } from "../protocols/responses/response-store.ts";
 import type { Deployment } from "../providers/catalog.ts";
 import { MemoryToolCallExtras, TOOL_CALL_EXTRAS_LIMITS, type ToolCallExtrasStore } from "../state/tool-call-extras.ts";
@@ -199,12 +201,30 @@ function registerInputTokensRoute(
         conversations.get(id, request.clientName),
       );
       const prompt = toCountedPrompt(request.body, lookup);
-      const estimate = estimateChatPrompt(prompt.messages, prompt.tools).promptTokens;
+      const messages = sentMessages(runtime, prompt, request.clientName);
+      const estimate = estimateChatPrompt(messages, prompt.tools).promptTokens;
       const inputTokens =
         prompt.model === undefined ? estimate : calibratedFor(runtime, prompt.model, request.clientName, estimate);
       return { object: "response.input_tokens", input_tokens: inputTokens };
     });
   }
+}
+
+/**
+ * The messages a request would send: with `truncation: "auto"`, its oldest items left out as the pipeline leaves them
+ * out for the asking client (context-truncation.ts, planned with the request's `max_output_tokens`). Without a
+ * `model` nothing is planned, so nothing is left out.
+ */
+function sentMessages(runtime: GatewayRuntime, prompt: CountedPrompt, client: string | null): readonly unknown[] {
+  if (!prompt.isTruncated || prompt.model === undefined) return prompt.messages;
+  const body = {
+    model: prompt.model,
+    messages: prompt.messages,
+    ...(prompt.tools.length === 0 ? {} : { tools: prompt.tools }),
+    ...(prompt.maxOutputTokens === undefined ? {} : { max_tokens: prompt.maxOutputTokens }),
+  };
+  const truncated = truncatedBody(runtime, RESPONSES_ENDPOINT, body, client ?? undefined);
+  return Array.isArray(truncated.messages) ? truncated.messages : prompt.messages;
 }
 
 /** The estimate scaled for the first candidate of `model`'s route; as it is when nothing would serve it. */

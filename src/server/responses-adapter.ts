@@ -61,12 +61,18 @@ export function responsesAdapter(
       const translated = responsesToChat(body, lookup);
       // Kept with the answer: a continuation from it offers them again (request-mapping.ts withLoadedTools).
       const loadedTools = translated.loadedTools.length === 0 ? {} : { loadedTools: translated.loadedTools };
-      // Kept with the answer: which responses and items its chain holds (duplicate-items.ts).
+      const appender = conversationAppender(conversations, client, translated.conversationId, body, lookup);
+      const addToConversation = appender?.append;
+      // Kept with the answer: which responses and items its chain holds (duplicate-items.ts), the ids its input items
+      // get in its conversation too (a client may send one back by the id the conversation's items list shows).
+      const historyItemIds =
+        translated.historyItemIds === undefined
+          ? undefined
+          : [...translated.historyItemIds, ...(appender?.inputIds ?? [])];
       const chain = {
         ...(translated.chainIds === undefined ? {} : { chainIds: translated.chainIds }),
-        ...(translated.historyItemIds === undefined ? {} : { historyItemIds: translated.historyItemIds }),
+        ...(historyItemIds === undefined ? {} : { historyItemIds }),
       };
-      const addToConversation = conversationAppender(conversations, client, translated.conversationId, body, lookup);
       const nativeBody = hasNativeProviders() ? toNativeBody(body, lookup) : undefined;
       // Long (or invalid) tool names go to a native provider renamed too (OpenAI refuses them); its answer maps back.
       const shortened = nativeBody === undefined ? undefined : shortenNativeToolNames(nativeBody);

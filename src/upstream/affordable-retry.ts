@@ -8,6 +8,7 @@
 // candidate was ranked first for this request (another may be a worse model, or a paid one). Only with a sensible
 // minimum (an answer cut at a few dozen tokens serves no one: then the next candidate is better) and a margin (the
 // balance is shared with the key's other requests in flight). A client's own `max_tokens` is its choice: never lowered.
+import { statedContextOf } from "../limits/stated-context.ts";
 import { outputTokensFor } from "../providers/body-rules.ts";
 import type { Deployment } from "../providers/catalog.ts";
 import { nativeCallFor } from "./attempt.ts";
@@ -72,10 +73,17 @@ export function reportOfChosenLimit(request: ForwardRequest, report: AttemptRepo
   };
 }
 
-/** What an attempt's report says of a refusal of the request's size (the final 413 reads it: final-error.ts). */
+/**
+ * What an attempt's report says of a refusal of the request's size (the final 413 reads it: final-error.ts), or of a
+ * context-length refusal's stated window (a request with `truncation: "auto"` is cut to it: pipeline/refused-context.ts).
+ */
 export function refusedSizeOf(
   verdict: Verdict | undefined,
-): Pick<AttemptReport, "isRequestTooLarge" | "affordableOutputTokens" | "affordablePromptTokens"> {
+): Pick<AttemptReport, "isRequestTooLarge" | "affordableOutputTokens" | "affordablePromptTokens" | "statedContext"> {
+  if (verdict?.kind === "context_length") {
+    const stated = statedContextOf(verdict.error.message);
+    return stated === undefined ? {} : { statedContext: stated };
+  }
   if (verdict?.kind !== "rate_limited") return {};
   return {
     ...(verdict.isRequestTooLarge === true ? { isRequestTooLarge: true } : {}),

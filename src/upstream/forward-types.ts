@@ -9,6 +9,7 @@ import type { RoutingSettings, UpstreamLimits } from "../config/types.ts";
 import type { Outcome } from "../errors/outcomes.ts";
 import type { Reservation } from "../limits/budgets.ts";
 import type { ReleaseSlot } from "../limits/in-flight-gate.ts";
+import type { StatedContext } from "../limits/stated-context.ts";
 import type { Deployment } from "../providers/catalog.ts";
 import type { MessageChange } from "../providers/message-order.ts";
 import type { RoutePlan } from "../router/plan-route.ts";
@@ -167,6 +168,8 @@ export interface AttemptReport {
   readonly affordableOutputTokens?: number;
   /** The prompt tokens the key's credits cover, when the prompt alone was refused (Verdict.affordablePromptTokens). */
   readonly affordablePromptTokens?: number;
+  /** The window a context-length refusal stated, and the prompt it counted (limits/stated-context.ts). */
+  readonly statedContext?: StatedContext;
   /**
    * The prompt part of the attempt's reservation (the calibrated estimate of the body sent; a prefill continuation's
    * with the delivered text its body carries: failover.ts promptSentOf): what a failed attempt whose provider took the

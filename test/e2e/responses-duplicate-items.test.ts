@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import type OpenAI from "openai";
-import { badRequest, chatRequests, oneProviderScene, serveEveryChat } from "../helpers/e2e.ts";
+import { badRequest, chatRequests, oneProviderScene, sentContentsOf, serveEveryChat } from "../helpers/e2e.ts";
 import type { MockUpstream } from "../helpers/mock-upstream.ts";
 
 type ResponseInputItem = OpenAI.Responses.ResponseInputItem;
@@ -19,8 +19,7 @@ function userMessage(id: string, text: string): ResponseInputItem {
 }
 
 function sentContents(mock: MockUpstream, index: number): unknown[] {
-  const messages = ((chatRequests(mock)[index]?.body ?? {}) as { messages?: { content: unknown }[] }).messages ?? [];
-  return messages.map((message) => message.content);
+  return sentContentsOf(chatRequests(mock)[index]);
 }
 
 describe("responses API: duplicate items", () => {
@@ -142,5 +141,75 @@ describe("responses API: duplicate items", () => {
     assert.equal(chatRequests(mock).length, 1);
     // Nothing was added to the conversation by the refusals.
     assert.equal((await client.conversations.items.list(conversation.id)).data.length, 2);
+  });
+
+  test("a chain started with a conversation holds that conversation's items: refused by previous_response_id too", async (t) => {
+    const { mock, client } = await oneProviderScene(t);
+    serveEveryChat(mock, "Same answer.");
+    const conversation = await client.conversations.create({ items: [{ role: "user", content: "zero" }] });
+    const heldId = (await client.conversations.items.list(conversation.id)).data[0]?.id ?? "";
+    assert.notEqual(heldId, "");
+    const first = await client.responses.create({ model: "m", conversation: conversation.id, input: "one" });
+    assert.deepEqual(sentContents(mock, 0), ["zero", "one"]);
+    // The conversation's first item went upstream with `first`: the chain continuing it holds it.
+    const resent = await badRequest(
+      client.responses.create({ model: "m", previous_response_id: first.id, input: [userMessage(heldId, "zero")] }),
+    );
+    assert.equal(resent.code, "duplicate_item");
+    assert.match(resent.message, new RegExp(`Duplicate item found with id ${heldId}.`));
+    // So is `first`'s own input, under the id the conversation lists it by.
+    const listed = (await client.conversations.items.list(conversation.id, { order: "asc" })).data[1]?.id ?? "";
+    assert.match(listed, /^msg_/);
+    const relisted = await badRequest(
+      client.responses.create({ model: "m", previous_response_id: first.id, input: [userMessage(listed, "one")] }),
+    );
+    assert.match(relisted.message, new RegExp(`Duplicate item found with id ${listed}\\.`));
+    const second = await client.responses.create({ model: "m", previous_response_id: first.id, input: "two" });
+    const twoOn = await badRequest(
+      client.responses.create({ model: "m", previous_response_id: second.id, input: [userMessage(heldId, "zero")] }),
+    );
+    assert.equal(twoOn.code, "duplicate_item");
+    assert.equal(chatRequests(mock).length, 2);
+  });
+
+  test("conversation: an item sent again with the id the client gave it (replaced by the gateway's) is refused", async (t) => {
+    const { mock, client } = await oneProviderScene(t);
+    serveEveryChat(mock, "Same answer.");
+    const conversation = await client.conversations.create({ items: [userMessage("msg_client_zero", "zero")] });
+    await client.conversations.items.create(conversation.id, { items: [userMessage("msg_client_one", "one")] });
+    const given = await badRequest(
+      client.responses.create({
+        model: "m",
+        conversation: conversation.id,
+        input: [userMessage("msg_client_one", "one"), { role: "user", content: "two" }],
+      }),
+    );
+    assert.equal(given.code, "duplicate_item");
+    assert.equal(given.param, "input[0].id");
+    // So is an input item of an earlier response with `conversation`, kept there under a new id.
+    const first = await client.responses.create({
+      model: "m",
+      conversation: conversation.id,
+      input: [userMessage("msg_client_two", "two")],
+    });
+    assert.equal(first.status, "completed");
+    const again = await badRequest(
+      client.responses.create({
+        model: "m",
+        conversation: conversation.id,
+        input: [userMessage("msg_client_two", "two")],
+      }),
+    );
+    assert.match(again.message, /Duplicate item found with id msg_client_two\./);
+    // And a chain continuing that response holds the conversation's items under either id.
+    const continued = await badRequest(
+      client.responses.create({
+        model: "m",
+        previous_response_id: first.id,
+        input: [userMessage("msg_client_zero", "zero")],
+      }),
+    );
+    assert.equal(continued.code, "duplicate_item");
+    assert.equal(chatRequests(mock).length, 1);
   });
 });

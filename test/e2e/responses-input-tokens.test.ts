@@ -106,4 +106,26 @@ describe("responses.inputTokens.count()", () => {
     );
     assert.equal(chatRequests(mock).length, 0);
   });
+
+  test('truncation: "auto": the input counted as it would be sent, its oldest items left out to fit', async (t) => {
+    const { mock, client } = await oneProviderScene(t, { keys: ", context: 500" }, CLIENT_KEY);
+    const older = { role: "user" as const, content: "cat ".repeat(300).trim() };
+    const last = { role: "user" as const, content: "fox ".repeat(300).trim() };
+    const whole = await client.responses.inputTokens.count({ model: "m", input: [older, last] });
+    const auto = await client.responses.inputTokens.count({ model: "m", truncation: "auto", input: [older, last] });
+    const sent = await client.responses.inputTokens.count({ model: "m", input: [last] });
+    // OpenAI's count takes `truncation` ("auto": items dropped from the beginning to fit the context window).
+    assert.equal(auto.input_tokens, sent.input_tokens, `${auto.input_tokens} vs ${whole.input_tokens}`);
+    assert.ok(whole.input_tokens > sent.input_tokens + 200, `${whole.input_tokens} vs ${sent.input_tokens}`);
+    // What fits is counted whole, and `disabled` counts everything (the request would be a 400, not shorter).
+    const fitting = await client.responses.inputTokens.count({ model: "m", truncation: "auto", input: [last] });
+    assert.deepEqual(fitting, sent);
+    const disabled = await client.responses.inputTokens.count({
+      model: "m",
+      truncation: "disabled",
+      input: [older, last],
+    });
+    assert.deepEqual(disabled, whole);
+    assert.equal(chatRequests(mock).length, 0);
+  });
 });

@@ -15,13 +15,9 @@ import {
   serveEveryChat,
   useGateway,
   useMock,
+  words,
 } from "../helpers/e2e.ts";
 import type { MockUpstream } from "../helpers/mock-upstream.ts";
-
-/** `count` words: ~`count` tokens by the gateway's estimate (token-estimate.ts). */
-function words(word: string, count: number): string {
-  return `${word} `.repeat(count).trim();
-}
 
 function sentMessages(mock: MockUpstream, index: number): { role: string; content: unknown; tool_calls?: unknown }[] {
   return ((chatRequests(mock)[index]?.body ?? {}) as { messages?: [] }).messages ?? [];

@@ -239,6 +239,17 @@ export function chatRequests(mock: MockUpstream): RecordedRequest[] {
   return mock.requests.filter((recorded) => recorded.method === "POST" && recorded.path === "/v1/chat/completions");
 }
 
+/** The contents of the messages a recorded chat request sent. */
+export function sentContentsOf(recorded: RecordedRequest | undefined): unknown[] {
+  const messages = ((recorded?.body ?? {}) as { messages?: { content: unknown }[] }).messages ?? [];
+  return messages.map((message) => message.content);
+}
+
+/** `count` words: ~`count` tokens by the gateway's estimate (token-estimate.ts). */
+export function words(word: string, count: number): string {
+  return `${word} `.repeat(count).trim();
+}
+
 /** Every chat request the mock receives is answered with `content`, under the model it asked for. */
 export function serveEveryChat(mock: MockUpstream, content = "Served."): void {
   mock.setDefault(CHAT_ROUTE, (recorded: RecordedRequest) => ({

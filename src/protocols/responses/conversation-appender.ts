@@ -4,10 +4,17 @@
 import { InvalidRequestError } from "../../errors/gateway-error.ts";
 import { isRecord } from "../../is-record.ts";
 import { randomIds } from "../ids.ts";
-import { itemsFromInput, itemsFromOutput } from "./conversation-items.ts";
+import { clientIdsOf, itemsFromInput, itemsFromOutput } from "./conversation-items.ts";
 import type { Conversations, ConversationUpdate } from "./conversations.ts";
 import type { prefetch } from "./kept-responses.ts";
 import type { ResponseObject } from "./response-object.ts";
+
+/** What adds a request's items to its conversation once answered, and the ids its input items get there. */
+export interface ConversationAppender {
+  /** The ids the request's input items are kept under in the conversation (a chain from it holds them). */
+  readonly inputIds: readonly string[];
+  append(response: ResponseObject): Promise<ConversationUpdate>;
+}
 
 /**
  * With `conversation`: what adds the request's input items and the answer's output items to the conversation once
@@ -20,7 +27,7 @@ export function conversationAppender(
   conversationId: string | undefined,
   body: unknown,
   lookup: Awaited<ReturnType<typeof prefetch>>,
-): ((response: ResponseObject) => Promise<ConversationUpdate>) | undefined {
+): ConversationAppender | undefined {
   const conversation = lookup.conversation;
   if (conversationId === undefined || conversation === undefined) return undefined;
   const input = itemsFromInput(isRecord(body) ? body.input : undefined, lookup, randomIds);
@@ -31,6 +38,15 @@ export function conversationAppender(
       { param: "conversation", code: "invalid_value" },
     );
   }
-  return (response) =>
-    conversations.appendAfterAnswer(conversationId, client, [...input, ...itemsFromOutput(response.output)]);
+  const clientIds = clientIdsOf(input);
+  return {
+    inputIds: input.map((item) => item.id),
+    append: (response) =>
+      conversations.appendAfterAnswer(
+        conversationId,
+        client,
+        [...input, ...itemsFromOutput(response.output)],
+        clientIds,
+      ),
+  };
 }

@@ -67,7 +67,7 @@ export function itemsFromInput(input: unknown, lookup: ResponseLookup, ids: IdSo
     if (!isRecord(raw)) return [];
     if (raw.type !== "item_reference") return [withId(raw, ids)];
     const found = typeof raw.id === "string" ? lookup.findItem(raw.id) : undefined;
-    return found === undefined ? [] : [withId(found as unknown as Record<string, unknown>, ids)];
+    return found === undefined ? [] : [withId(found as unknown as Record<string, unknown>, ids, raw.id)];
   });
 }
 
@@ -76,8 +76,31 @@ export function itemsFromOutput(output: readonly OutputItem[]): ConversationItem
   return output.map((item) => ({ ...item }) as unknown as ConversationItem);
 }
 
+/**
+ * The id the client gave each item made here (or the item an `item_reference` named), by the item: read by
+ * `clientIdsOf` for the conversation to keep beside its items (StoredConversation.clientIds). Kept apart rather than on
+ * the item, which is listed to clients and sent upstream as it is.
+ */
+const givenIds = new WeakMap<ConversationItem, string>();
+
+/** Each item's id -> the id the client gave it, for the items made here from a client's items that had one. */
+export function clientIdsOf(items: readonly ConversationItem[]): Record<string, string> {
+  const clientIds: Record<string, string> = {};
+  for (const item of items) {
+    const given = givenIds.get(item);
+    if (given !== undefined) clientIds[item.id] = given;
+  }
+  return clientIds;
+}
+
 /** One item as kept: a fresh id, message content as parts, and a `status` as OpenAI lists items. */
-function withId(item: Record<string, unknown>, ids: IdSource): ConversationItem {
+function withId(item: Record<string, unknown>, ids: IdSource, givenId = item.id): ConversationItem {
+  const made = madeItem(item, ids);
+  if (typeof givenId === "string" && givenId !== "") givenIds.set(made, givenId);
+  return made;
+}
+
+function madeItem(item: Record<string, unknown>, ids: IdSource): ConversationItem {
   const { id: _clientId, ...rest } = item;
   const type = typeof rest.type === "string" ? rest.type : "message";
   const id = ids(PREFIXES[type] ?? "item_");

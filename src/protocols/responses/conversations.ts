@@ -23,6 +23,11 @@ export interface StoredConversation {
   readonly client?: string;
   readonly items: readonly ConversationItem[];
   /**
+   * An item's id -> the id the client gave it, replaced by the gateway's (conversation-items.ts `clientIdsOf`): an input
+   * item sent again with it is still one the conversation holds (duplicate-items.ts). Only items that had one.
+   */
+  readonly clientIds?: Readonly<Record<string, string>>;
+  /**
    * The last items deleted (at most MAX_DELETED_ITEMS, oldest first), each with the id of the item before it when it
    * was deleted (null: it was first): a client paging with `after` = an item deleted meanwhile goes on from where it
    * was instead of failing (conversation-items.ts `listItems`).
@@ -33,6 +38,12 @@ export interface StoredConversation {
 export interface DeletedItem {
   readonly id: string;
   readonly previousId: string | null;
+}
+
+/** `clientIds` with `added` merged in, as a field of StoredConversation (none while it is empty). */
+function withClientIds(kept: StoredConversation["clientIds"], added: Readonly<Record<string, string>>) {
+  const clientIds = { ...kept, ...added };
+  return Object.keys(clientIds).length === 0 ? {} : { clientIds };
 }
 
 /** Deleted items remembered per conversation for `after` (a few bytes each; older ones are a 400 as an unknown id). */
@@ -151,6 +162,7 @@ export class Conversations {
     client: string | null,
     metadata: Record<string, string>,
     items: ConversationItem[],
+    clientIds: Readonly<Record<string, string>> = {},
   ): Promise<StoredConversation> {
     const stored: StoredConversation = {
       id: this.#ids("conv_"),
@@ -158,6 +170,7 @@ export class Conversations {
       metadata,
       ...(client === null ? {} : { client }),
       items,
+      ...withClientIds(undefined, clientIds),
     };
     await this.#put(stored, "items");
     return stored;
@@ -195,8 +208,14 @@ export class Conversations {
     client: string | null,
     items: readonly ConversationItem[],
     param = "items",
+    clientIds: Readonly<Record<string, string>> = {},
   ): Promise<StoredConversation | undefined> {
-    return this.#change(id, client, (stored) => ({ ...stored, items: [...stored.items, ...items] }), param);
+    return this.#change(
+      id,
+      client,
+      (stored) => ({ ...stored, items: [...stored.items, ...items], ...withClientIds(stored.clientIds, clientIds) }),
+      param,
+    );
   }
 
   /**
@@ -208,9 +227,10 @@ export class Conversations {
     id: string,
     client: string | null,
     items: readonly ConversationItem[],
+    clientIds: Readonly<Record<string, string>> = {},
   ): Promise<ConversationUpdate> {
     try {
-      return (await this.append(id, client, items, "conversation")) === undefined ? "deleted" : "added";
+      return (await this.append(id, client, items, "conversation", clientIds)) === undefined ? "deleted" : "added";
     } catch (error) {
       this.#onAppendError(error);
       return error instanceof InvalidRequestError ? "too_large" : "store_unavailable";
@@ -233,7 +253,10 @@ export class Conversations {
         if (!hasItem) return stored;
         const previousId = index === 0 ? null : (stored.items[index - 1]?.id ?? null);
         const deleted = [...(stored.deleted ?? []), { id: itemId, previousId }].slice(-MAX_DELETED_ITEMS);
-        return { ...stored, items: stored.items.filter((item) => item.id !== itemId), deleted };
+        // A deleted item's own id goes with it: the conversation no longer holds it, so sending it again is no duplicate.
+        const { [itemId]: _given, ...clientIds } = stored.clientIds ?? {};
+        const items = stored.items.filter((item) => item.id !== itemId);
+        return { ...stored, items, deleted, ...withClientIds(undefined, clientIds) };
       },
       "item_id",
     );

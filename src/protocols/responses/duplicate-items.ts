@@ -12,10 +12,25 @@ import { formatPath } from "../validate.ts";
 import type { ResponseLookup } from "./input-messages.ts";
 import type { StoredResponse } from "./response-store.ts";
 
-/** What the request continues: the response `previous_response_id` names, or the items of its `conversation`. */
+/**
+ * What the request continues: the response `previous_response_id` names, or the ids its `conversation` holds
+ * (conversationIdsOf).
+ */
 export interface RequestHistory {
   readonly previous: StoredResponse | undefined;
-  readonly conversationItems: readonly Readonly<Record<string, unknown>>[] | undefined;
+  readonly conversationIds: readonly string[] | undefined;
+}
+
+/**
+ * The ids a conversation holds: its items', and the ids the client gave them that the gateway replaced with its own
+ * (conversation-items.ts): a client that sends an item again by the id it gave it sends it twice as surely.
+ */
+export function conversationIdsOf(
+  items: readonly Readonly<Record<string, unknown>>[] | undefined,
+  clientIds: readonly string[] | undefined,
+): readonly string[] | undefined {
+  if (items === undefined) return undefined;
+  return [...items.flatMap((item) => (typeof item.id === "string" ? [item.id] : [])), ...(clientIds ?? [])];
 }
 
 export function refuseDuplicateItems(input: unknown, history: RequestHistory, lookup: ResponseLookup): void {
@@ -49,25 +64,27 @@ export function chainIdsAfter(previous: StoredResponse | undefined): readonly st
 }
 
 /**
- * StoredResponse.historyItemIds of a response to `input` continuing from `previous`: the ids its history holds, its
- * own input's (inline ids and references) last; undefined when `previous` was kept without them.
+ * StoredResponse.historyItemIds of a response to `input` continuing from `previous`, or from the conversation whose
+ * ids are `conversationIds` (conversationIdsOf): the ids its history holds, its own input's (inline ids and
+ * references) last; undefined when `previous` was kept without them. A conversation's ids are kept with the response:
+ * a chain `previous_response_id` continues from it holds that conversation's items as they were then.
  */
 export function historyItemIdsAfter(
   previous: StoredResponse | undefined,
   input: unknown,
+  conversationIds: readonly string[] | undefined,
 ): readonly string[] | undefined {
   const own = Array.isArray(input)
     ? input.flatMap((item) => (isRecord(item) && typeof item.id === "string" ? [item.id] : []))
     : [];
-  if (previous === undefined) return own;
+  if (previous === undefined) return [...(conversationIds ?? []), ...own];
   if (previous.historyItemIds === undefined) return undefined;
   return [...previous.historyItemIds, ...previous.response.output.map((item) => item.id), ...own];
 }
 
 /** The ids of the items the history holds (a response kept by an earlier version: its own output's only). */
-function heldItemIds({ previous, conversationItems }: RequestHistory): Set<string> {
-  const held = new Set<string>();
-  for (const item of conversationItems ?? []) if (typeof item.id === "string") held.add(item.id);
+function heldItemIds({ previous, conversationIds }: RequestHistory): Set<string> {
+  const held = new Set<string>(conversationIds);
   if (previous === undefined) return held;
   for (const id of previous.historyItemIds ?? []) held.add(id);
   for (const item of previous.response.output) held.add(item.id);

@@ -35,6 +35,8 @@ export interface ResponseLookup {
   responseWithItem?(id: string): StoredResponse | undefined;
   /** The items of a kept conversation (`conversation`), oldest first; undefined: no such conversation. */
   conversationItems?(id: string): readonly Record<string, unknown>[] | undefined;
+  /** The ids a kept conversation's items were given by the client (StoredConversation.clientIds). */
+  conversationClientIds?(id: string): readonly string[] | undefined;
 }
 
 type Path = readonly PropertyKey[];

@@ -381,6 +381,8 @@ export async function prefetch(
     findItem: (id) => owners.get(id)?.response.output.find((item) => item.id === id),
     responseWithItem: (id) => owners.get(id),
     conversationItems: (id) => (conversationFound?.id === id ? conversationFound.items : undefined),
+    conversationClientIds: (id) =>
+      conversationFound?.id === id ? Object.values(conversationFound.clientIds ?? {}) : undefined,
     ...(conversationFound === undefined ? {} : { conversation: conversationFound }),
   };
 }

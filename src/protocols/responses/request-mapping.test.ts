@@ -496,7 +496,11 @@ test("input_tokens request: the prompt /v1/responses would send; model and input
     model: "m",
     messages: translated.messages,
     tools: translated.tools,
+    isTruncated: false,
+    maxOutputTokens: undefined,
   });
+  const truncated = toCountedPrompt({ ...body, truncation: "auto", max_output_tokens: 300 }, noStore);
+  assert.deepEqual([truncated.isTruncated, truncated.maxOutputTokens], [true, 300]);
   const namespaced = {
     input: [
       { type: "function_call", call_id: "c1", name: "lookup", namespace: "crm", arguments: "{}" },
@@ -519,6 +523,8 @@ test("input_tokens request: the prompt /v1/responses would send; model and input
     model: undefined,
     messages: [{ role: "system", content: "Be brief." }],
     tools: [],
+    isTruncated: false,
+    maxOutputTokens: undefined,
   });
   const refusedBy = (countBody: unknown) => {
     try {

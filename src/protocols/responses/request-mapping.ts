@@ -6,7 +6,7 @@ import type { ChatMessage, ChatRequestBody, ChatResponseFormat, ChatTool } from 
 import { upstreamUser } from "../messages/upstream-user.ts";
 import { validateAt, validateBody } from "../validate.ts";
 import { checkConversationId, isConversationId } from "./conversations.ts";
-import { chainIdsAfter, historyItemIdsAfter, refuseDuplicateItems } from "./duplicate-items.ts";
+import { chainIdsAfter, conversationIdsOf, historyItemIdsAfter, refuseDuplicateItems } from "./duplicate-items.ts";
 import { inputMessages, type ResponseLookup } from "./input-messages.ts";
 import {
   inputTokensRequestSchema,
@@ -127,7 +127,7 @@ export function toChatRequest(body: unknown, lookup: ResponseLookup): Translated
     includesEncryptedReasoning: (request.include ?? []).includes(ENCRYPTED_REASONING_INCLUDE),
     toolCallLimit: toolCallLimitOf(request),
     chainIds: chainIdsAfter(previous),
-    historyItemIds: historyItemIdsAfter(previous, request.input),
+    historyItemIds: historyItemIdsAfter(previous, request.input, keptIdsOf(request.conversation, lookup)),
   };
 }
 
@@ -183,6 +183,16 @@ function keptItemsOf(conversation: ResponsesRequest["conversation"], lookup: Res
   return lookup.conversationItems?.(id) ?? [];
 }
 
+/** The ids a named conversation holds (duplicate-items.ts conversationIdsOf); undefined without one. */
+function keptIdsOf(
+  conversation: ResponsesRequest["conversation"],
+  lookup: ResponseLookup,
+): readonly string[] | undefined {
+  const id = conversationIdOf(conversation);
+  if (id === undefined) return undefined;
+  return conversationIdsOf(lookup.conversationItems?.(id), lookup.conversationClientIds?.(id));
+}
+
 /** What stateless clients ask for to send reasoning back with `store: false` (reasoning-text.ts). */
 const ENCRYPTED_REASONING_INCLUDE = "reasoning.encrypted_content";
 
@@ -204,6 +214,10 @@ export interface CountedPrompt {
   readonly model: string | undefined;
   readonly messages: ChatMessage[];
   readonly tools: ChatTool[];
+  /** `truncation: "auto"`: counted as it would be sent, its oldest items left out to fit (context-truncation.ts). */
+  readonly isTruncated: boolean;
+  /** `max_output_tokens`: what a candidate's window keeps for the answer when truncating. */
+  readonly maxOutputTokens: number | undefined;
 }
 
 /**
@@ -221,7 +235,13 @@ export function toCountedPrompt(body: unknown, lookup: ResponseLookup): CountedP
   const { tools } = toChatTools(offered, toolNames, request.tools?.length ?? 0);
   // Not part of the estimate, but refused here as it would be on /v1/responses.
   toResponseFormat(request.text?.format);
-  return { model: request.model ?? undefined, messages, tools };
+  return {
+    model: request.model ?? undefined,
+    messages,
+    tools,
+    isTruncated: request.truncation === "auto",
+    maxOutputTokens: request.max_output_tokens ?? undefined,
+  };
 }
 
 function conversationOf(
@@ -247,7 +267,7 @@ function conversationOf(
     request.input,
     {
       previous: typeof previousId === "string" ? lookup.get(previousId) : undefined,
-      conversationItems: conversationId === undefined ? undefined : lookup.conversationItems?.(conversationId),
+      conversationIds: keptIdsOf(request.conversation, lookup),
     },
     lookup,
   );

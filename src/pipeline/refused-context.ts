@@ -1,0 +1,105 @@
+// `truncation: "auto"` after a provider refused the input as too long anyway. The first truncation
+// (context-truncation.ts) goes by the gateway's estimate and the context it knows; a provider whose tokenizer counts
+// more, or whose window is smaller than listed, refuses what is left, and the refusal usually says by how much
+// (limits/stated-context.ts). Each such round leaves out more of the oldest items, as few as make the input fit what
+// one refusing candidate stated (its window, and the prompt it counted to scale the estimate by), or its learned or
+// listed context when it stated none, and plans and fails over again (docs/protocols.md "Truncation").
+import { ClientAbortedError } from "../errors/gateway-error.ts";
+import type { ChatMessage } from "../protocols/chat-completions.ts";
+import type { AttemptReport } from "../upstream/forward-types.ts";
+import { truncatedBody, unitStarts, withoutOldest } from "./context-truncation.ts";
+import type { PipelineRequest } from "./pipeline-types.ts";
+import { requestFactsOf } from "./plan-request.ts";
+
+/**
+ * Rounds of truncating further after refusals, per request. Each round leaves out at least one more item and is bounded
+ * by `routing.max_attempts` and the request's time like any failover; this bounds a provider that keeps refusing.
+ */
+export const MAX_REFUSAL_ROUNDS = 3;
+
+/** One refusing candidate's window, as the input must fit it. */
+interface RefusedWindow {
+  readonly deploymentKey: string;
+  readonly limitTokens: number;
+  /** The prompt tokens the provider counted for `sentEstimate` (stated, or at least what its refusal implies). */
+  readonly countedTokens: number;
+  /** Whether the provider's count is known (stated) or a floor; a floor is kept above by the learned calibration. */
+  readonly isCountStated: boolean;
+}
+
+/**
+ * The request with more of its oldest items left out after this round's context-length refusals (counted in
+ * `rounds`), or undefined when it does not ask for truncation, no attempt was refused for context, its rounds are
+ * spent, the client left, or nothing left out (the last item is always kept) makes it fit any refusing candidate: the
+ * error stands.
+ */
+export function shorterAfterRefusals(
+  request: PipelineRequest,
+  attempts: readonly AttemptReport[],
+  rounds: { count: number },
+  error: unknown,
+): PipelineRequest | undefined {
+  const { context, body, endpoint, runtime } = request;
+  if (context.truncatesToFit !== true || rounds.count >= MAX_REFUSAL_ROUNDS) return undefined;
+  if (error instanceof ClientAbortedError || context.signal.aborted) return undefined;
+  if (!Array.isArray(body.messages)) return undefined;
+  const windows = attempts.flatMap((attempt) => refusedWindowOf(request, attempt) ?? []);
+  if (windows.length === 0) return undefined;
+  const messages = body.messages as ChatMessage[];
+  const starts = unitStarts(messages);
+  const estimateOf = (dropped: number) =>
+    endpoint.estimate(withoutOldest(body, messages, starts, dropped)).promptTokens;
+  const fits = (dropped: number): boolean => {
+    const estimate = estimateOf(dropped);
+    return windows.some((window) => fitsWindow(request, window, estimate));
+  };
+  let most = starts.length - 1;
+  if (most < 1 || !fits(most)) return undefined;
+  let least = 1;
+  while (least < most) {
+    const middle = Math.floor((least + most) / 2);
+    if (fits(middle)) most = middle;
+    else least = middle + 1;
+  }
+  const shorter = withoutOldest(body, messages, starts, most);
+  // What the plan learned from the refusals (its calibration) may leave out more still: the plan then decides.
+  const planned = truncatedBody(runtime, endpoint, shorter, context.client);
+  rounds.count += 1;
+  return { ...request, body: planned, ...requestFactsOf(endpoint, planned, request.isStream) };
+}
+
+/** The window a context-length refusal leaves the input to fit, or undefined when it is no such refusal or unknown. */
+function refusedWindowOf(request: PipelineRequest, attempt: AttemptReport): RefusedWindow | undefined {
+  if (attempt.outcome !== "context_length") return undefined;
+  const stated = attempt.statedContext;
+  const deployment = request.snapshot.catalog.deployments.find((each) => each.key === attempt.deploymentKey);
+  const limitTokens = stated?.limitTokens ?? deployment?.contextTokens;
+  if (limitTokens === undefined) return undefined;
+  if (stated?.promptTokens !== undefined) {
+    return {
+      deploymentKey: attempt.deploymentKey,
+      limitTokens,
+      countedTokens: stated.promptTokens,
+      isCountStated: true,
+    };
+  }
+  // Not stated: the provider counted more than its window left the prompt (it refused), at least one token more.
+  const floor = Math.max(1, limitTokens - request.maxOutputTokens + 1);
+  return { deploymentKey: attempt.deploymentKey, limitTokens, countedTokens: floor, isCountStated: false };
+}
+
+/**
+ * Whether an input of `estimate` tokens (the gateway's estimate) fits the refusing candidate's window: the provider's
+ * count of it taken as its count of the refused input scaled by the estimates (tokenizers count text in proportion),
+ * with the output asked for beside it (the window shared, as most refusals word it). With the count only a floor, the
+ * calibrated estimate counts too (it learned from the refusal: recorder.ts, PromptCalibration.learnTooLong).
+ */
+function fitsWindow(request: PipelineRequest, window: RefusedWindow, estimate: number): boolean {
+  const sentEstimate = request.prompt.promptTokens;
+  if (!(sentEstimate > 0)) return false;
+  const scaled = Math.ceil((window.countedTokens * estimate) / sentEstimate);
+  const calibrated = window.isCountStated
+    ? 0
+    : request.runtime.promptCalibration.promptTokensFor({ key: window.deploymentKey }, estimate);
+  return Math.max(scaled, calibrated) + request.maxOutputTokens <= window.limitTokens;
+}

@@ -1,0 +1,154 @@
+// `truncation: "auto"` on POST /v1/responses when the gateway's own fit check is not the whole story
+// (docs/protocols.md "Truncation"): candidates left out for other reasons beside their context, and providers that
+// refuse the truncated input as too long after all. The openai SDK as the client, the mock upstream behind.
+import assert from "node:assert/strict";
+import { describe, type TestContext, test } from "node:test";
+import {
+  badRequest,
+  CHAT_ROUTE,
+  chatRequests,
+  oneProviderScene,
+  openAiClient,
+  sentContentsOf,
+  serveEveryChat,
+  useGateway,
+  useMock,
+  VENDOR_MODEL_ID,
+  words,
+} from "../helpers/e2e.ts";
+import { chatCompletion, type MockStep, type MockUpstream } from "../helpers/mock-upstream.ts";
+
+function sentContents(mock: MockUpstream, index: number): unknown[] {
+  return sentContentsOf(chatRequests(mock)[index]);
+}
+
+/** `small` (a 500-token window, with `smallKeys`) and `large` (5000, without tools) serving `m`. */
+async function smallAndLarge(t: TestContext, smallKeys: string) {
+  const small = await useMock(t);
+  const large = await useMock(t);
+  serveEveryChat(small, "Small.");
+  serveEveryChat(large, "Large.");
+  const gateway = await useGateway(
+    t,
+    `providers:
+  - name: small
+    base_url: ${small.baseUrl}
+    api_key: sk-small
+    models:
+      m: { id: small-m, context: 500${smallKeys} }
+  - name: large
+    base_url: ${large.baseUrl}
+    api_key: sk-large
+    models:
+      m: { id: large-m, context: 5000, tools: false }
+`,
+  );
+  return { small, large, client: openAiClient(gateway) };
+}
+
+const lookupTool = {
+  type: "function" as const,
+  name: "lookup",
+  description: "Look a word up",
+  parameters: { type: "object", properties: { q: { type: "string" } }, required: ["q"] },
+  strict: false,
+};
+
+describe("responses API: truncation beside other refusals", () => {
+  test("auto: one candidate too small, the other without tools: truncated for the one that takes tools", async (t) => {
+    const { small, large, client } = await smallAndLarge(t, "");
+    const input = [
+      { role: "user" as const, content: words("cat", 300) },
+      { role: "user" as const, content: words("fox", 300) },
+    ];
+    // Without auto: the plan's 400 names both reasons, as before.
+    const refused = await badRequest(client.responses.create({ model: "m", tools: [lookupTool], input }));
+    assert.equal(refused.code, "no_capable_model");
+
+    const response = await client.responses.create({ model: "m", truncation: "auto", tools: [lookupTool], input });
+    assert.equal(response.output_text, "Small.");
+    assert.deepEqual(sentContents(small, 0), [words("fox", 300)]);
+    assert.equal(chatRequests(large).length, 0);
+  });
+
+  test("auto: every small candidate also lacks what the request needs: not truncated, the plan's 400", async (t) => {
+    const { small, large, client } = await smallAndLarge(t, ", tools: false");
+    const refused = await badRequest(
+      client.responses.create({
+        model: "m",
+        truncation: "auto",
+        tools: [lookupTool],
+        input: [
+          { role: "user", content: words("cat", 300) },
+          { role: "user", content: words("fox", 300) },
+        ],
+      }),
+    );
+    assert.equal(refused.code, "no_capable_model");
+    // Both reasons named: nothing was left out for a candidate that could not have served it anyway.
+    assert.match(refused.message, /small\/m .*context/i);
+    assert.equal(chatRequests(small).length + chatRequests(large).length, 0);
+  });
+
+  test("auto: a provider refusing the input as too long, its window stated: cut to fit that window and sent again", async (t) => {
+    const { mock, client } = await oneProviderScene(t, { keys: ", context: 5000" });
+    // The gateway's estimate fits the listed 5000; the provider's window is 500 and its tokenizer counts more.
+    mock.setDefault(CHAT_ROUTE, (recorded) => {
+      const contents = sentContentsOf(recorded);
+      if (contents.length > 1) return contextRefusal(contents.length);
+      return { kind: "json", body: chatCompletion("Fits.", VENDOR_MODEL_ID) };
+    });
+    const input = [
+      { role: "user" as const, content: words("cat", 200) },
+      { role: "user" as const, content: words("dog", 200) },
+      { role: "user" as const, content: words("fox", 200) },
+    ];
+    const refused = await badRequest(client.responses.create({ model: "m", input }));
+    assert.equal(refused.code, "context_length_exceeded");
+    assert.equal(chatRequests(mock).length, 1, "without auto nothing is shortened");
+
+    const response = await client.responses.create({ model: "m", truncation: "auto", input });
+    assert.equal(response.output_text, "Fits.");
+    // 3 items counted as 900 by a 500 window: one item (300) fits it; two (600) do not.
+    assert.deepEqual(sentContents(mock, 1), [words("cat", 200), words("dog", 200), words("fox", 200)]);
+    assert.deepEqual(sentContents(mock, 2), [words("fox", 200)]);
+    assert.equal(chatRequests(mock).length, 3);
+  });
+
+  test("auto: a provider that keeps refusing without saying its window: bounded rounds, then the 400", async (t) => {
+    const { mock, client } = await oneProviderScene(t, { keys: ", context: 5000" });
+    mock.setDefault(CHAT_ROUTE, () => ({
+      kind: "json",
+      status: 400,
+      body: { error: { message: "Please reduce the length of the messages.", code: "context_length_exceeded" } },
+    }));
+    const input = Array.from({ length: 8 }, (_, index) => ({
+      role: "user" as const,
+      content: words(`w${index}`, 50),
+    }));
+    const refused = await badRequest(client.responses.create({ model: "m", truncation: "auto", input }));
+    assert.equal(refused.code, "context_length_exceeded");
+    // The first attempt and three rounds, each with fewer items than the one before.
+    const lengths = chatRequests(mock).map((recorded) => sentContentsOf(recorded).length);
+    assert.equal(lengths.length, 4, String(lengths));
+    for (const [index, length] of lengths.entries()) {
+      if (index > 0) assert.ok(length < (lengths[index - 1] ?? 0), String(lengths));
+    }
+  });
+});
+
+/** OpenAI's wording for a prompt over a 500-token window, counting 300 tokens an item. */
+function contextRefusal(items: number): MockStep {
+  return {
+    kind: "json",
+    status: 400,
+    body: {
+      error: {
+        message: `This model's maximum context length is 500 tokens. However, your messages resulted in ${items * 300} tokens. Please reduce the length of the messages.`,
+        type: "invalid_request_error",
+        param: "messages",
+        code: "context_length_exceeded",
+      },
+    },
+  };
+}
