@@ -53,7 +53,7 @@ export class OutputTokenCount {
 
   /**
    * A chunk as the client got it (after a replay's repeated start was dropped, tool calls normalized), or a whole JSON
-   * answer: a chat choice's `delta` or `message`, a legacy completion's `text`.
+   * answer: a chat choice's `delta` or `message`, a legacy completion's `text`, a native Responses answer's `output`.
    */
   note(json: Record<string, unknown>): void {
     const choices = json.choices;
@@ -77,7 +77,8 @@ export class OutputTokenCount {
   /**
    * A native Responses stream's event (`responses_api: native`): each finished output item as a whole (a message's text
    * and refusals, a call's name and arguments, reasoning's summary and text), read once from
-   * `response.output_item.done`; or, when the stream sent none, the final response's `output`.
+   * `response.output_item.done`; or, when the stream sent none, the final response's `output`. A native JSON answer
+   * (a response object itself, `object: "response"`) is counted by its `output` the same way.
    */
   #noteResponsesEvent(json: Record<string, unknown>): void {
     const type = json.type;
@@ -85,9 +86,14 @@ export class OutputTokenCount {
       this.#hasItems = true;
       this.#addItem(json.item);
     } else if ((type === "response.completed" || type === "response.incomplete") && !this.#hasItems) {
-      const output = (json.response as { output?: unknown } | null | undefined)?.output;
-      if (Array.isArray(output)) for (const item of output as unknown[]) this.#addItem(item);
+      this.#addOutput((json.response as { output?: unknown } | null | undefined)?.output);
+    } else if (json.object === "response") {
+      this.#addOutput(json.output);
     }
+  }
+
+  #addOutput(output: unknown): void {
+    if (Array.isArray(output)) for (const item of output as unknown[]) this.#addItem(item);
   }
 
   #addItem(item: unknown): void {
