@@ -268,7 +268,7 @@ function jsonAnswer(
   const text = isRewritten ? JSON.stringify(body) : bodyText;
   const answerText = isAudioPath(endpointPath) ? text : ensureModelField(body, text, deployment, endpointPath);
   const isUsageEstimated = foreign?.isUsageEstimated === true || estimated !== undefined;
-  const answer = { bodyText: answerText, bytes: undefined, contentType: undefined, isUsageMissing, isUsageEstimated };
+  const answer = { bodyText: answerText, bytes: undefined, contentType: undefined, isUsageEstimated };
   const result = answered(context, statusCode, answer, headerEffects, headersMs, estimated ?? readUsage(json));
   return isAudioPath(endpointPath) ? withReportedSeconds(result, json, context) : result;
 }
@@ -277,7 +277,7 @@ function jsonAnswer(
 function answered(
   context: AttemptContext,
   statusCode: number,
-  answer: Pick<JsonResult, "bodyText" | "bytes" | "contentType" | "isUsageMissing" | "isUsageEstimated">,
+  answer: Pick<JsonResult, "bodyText" | "bytes" | "contentType" | "isUsageEstimated">,
   headerEffects: readonly Effect[],
   headersMs: number,
   usage: TokenUsage | undefined,
