@@ -35,8 +35,11 @@ async function scene(t: TestContext, primary: Readonly<Record<string, string | b
   return { ...started, records };
 }
 
-/** A native Responses stream as a provider that reports no usage sends it: `response.completed` with `usage: null`. */
-function nativeStreamWithoutUsage(): { raw: string }[] {
+/**
+ * A native Responses stream as a provider that reports no usage sends it: `response.completed` with `usage: null`.
+ * `isItemRepeated`: its `response.output_item.done` comes twice for the one item (a provider's retry of the event).
+ */
+function nativeStreamWithoutUsage(isItemRepeated = false): { raw: string }[] {
   const message = (status: string, text: string) => ({
     id: "msg_1",
     type: "message",
@@ -60,6 +63,9 @@ function nativeStreamWithoutUsage(): { raw: string }[] {
     { type: "response.content_part.added", ...at, part: { type: "output_text", text: "", annotations: [] } },
     { type: "response.output_text.delta", ...at, delta: TEXT },
     { type: "response.output_item.done", output_index: 0, item: message("completed", TEXT) },
+    ...(isItemRepeated
+      ? [{ type: "response.output_item.done", output_index: 0, item: message("completed", TEXT) }]
+      : []),
     { type: "response.completed", response: response("completed", [message("completed", TEXT)]) },
   ];
   return events.map((event, index) => ({
@@ -204,6 +210,18 @@ describe("an answer without any usage report outside the chat streams is counted
     }
     assert.equal((await stream.finalResponse()).output_text, TEXT);
     // The prompt as the gateway estimated the client's input: the record's, held equal in every other book.
+    await waitUntil(() => s.records.length === 1, "the request's record");
+    const promptTokens = s.records[0]?.tokensIn ?? 0;
+    await assertCountedByEstimate(s.gateway, s.records, "responses", [promptTokens, countTextTokens(TEXT)]);
+  });
+
+  test("a native Responses stream that repeats an item's response.output_item.done: the item is counted once", async (t) => {
+    const s = await scene(t, { responses_api: "native" });
+    s.primary.enqueue(RESPONSES_ROUTE, { kind: "sse", events: nativeStreamWithoutUsage(true) });
+    const stream = s.client.responses.stream({ model: MODEL, input: PROMPT });
+    for await (const _event of stream) {
+      // Read to the end.
+    }
     await waitUntil(() => s.records.length === 1, "the request's record");
     const promptTokens = s.records[0]?.tokensIn ?? 0;
     await assertCountedByEstimate(s.gateway, s.records, "responses", [promptTokens, countTextTokens(TEXT)]);
