@@ -14,8 +14,9 @@ import {
   type RegistryMetric,
   registerIn,
 } from "./metric-accumulators.ts";
-import { METRIC_PREFIX, NONE, OTHER } from "./metric-names.ts";
+import { METRIC_PREFIX, NONE, OTHER, oneOf } from "./metric-names.ts";
 import type { RecordedAttempt, RecordedSkip, RequestRecord } from "./request-record.ts";
+import { ESTIMATED, observeProviderTokens, REPORTED } from "./token-metrics.ts";
 
 const ENDPOINTS = new Set(ALL_FRONT_DOORS.map((door) => door.name));
 const PROTOCOLS = new Set(ALL_FRONT_DOORS.map((door) => door.protocol));
@@ -33,10 +34,6 @@ const PLAN_SKIP_CAUSES = new Set([
   "paid",
   "endpoint",
 ]);
-
-/** The token metrics' `source`: the provider's usage report, or the gateway's estimate where it reported none. */
-const REPORTED = "reported";
-const ESTIMATED = "estimated";
 
 /** Seconds; from a fast cached answer to a long stream. */
 const LATENCY_BUCKETS_S = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600];
@@ -259,18 +256,8 @@ export class GatewayMetrics {
     if (record.earlyCommitMs !== undefined) this.#earlyCommits.inc([endpoint]);
     const client = record.client ?? NONE;
     if (!isBatchLine) this.#clientRequests.inc([client, recordClass]);
-    // Per attempt when an answer's tokens are not all the answering deployment's reported usage: a continued stream
-    // (each segment's own), and a stream that broke without a report (the client was told no usage, the record's
-    // totals are 0, yet its provider billed the estimate its attempt carries).
+    observeProviderTokens(this.#tokens, record, names, [provider, upstreamModel]);
     const source = record.isUsageEstimated === true ? ESTIMATED : REPORTED;
-    if (record.continuations.length > 0 || record.attempts.some((attempt) => attempt.isUsageEstimated === true)) {
-      this.#observeSegmentTokens(record.attempts, names);
-    } else if (served !== undefined) {
-      // An estimate the client was told (its upstream reported no usage) counts on the answering deployment too, as
-      // `estimated`: what the client, the request log and the dashboard show is then in the provider's totals.
-      if (record.tokensIn > 0) this.#tokens.inc(["in", provider, upstreamModel, source], record.tokensIn);
-      if (record.tokensOut > 0) this.#tokens.inc(["out", provider, upstreamModel, source], record.tokensOut);
-    }
     // A client's tokens are the answer's as it was told them (a continued stream's combined usage).
     if (served !== undefined) {
       if (record.tokensIn > 0) this.#clientTokens.inc(["in", client, source], record.tokensIn);
@@ -286,26 +273,6 @@ export class GatewayMetrics {
     const overheadMs = gatewayOverheadMs(record);
     if (overheadMs !== undefined) this.#overhead.observe([endpoint], overheadMs / 1000);
     if (record.queueWaitMs > 0) this.#queueWait.observe([endpoint], record.queueWaitMs / 1000);
-  }
-
-  /**
-   * A continued or broken stream's tokens, on the deployment that produced (and billed) each segment. The record's own totals
-   * are what the client was told about the whole answer, and a prefill continuation's prompt held the delivered
-   * text: counted on the first provider, they put the continuation's share on the wrong one. A segment that broke
-   * without a usage report carries the gateway's estimate (RecordedAttempt.isUsageEstimated).
-   */
-  #observeSegmentTokens(attempts: readonly RecordedAttempt[], names: KnownNames): void {
-    for (const attempt of attempts) {
-      const labels = [
-        oneOf(attempt.provider, names.providers),
-        oneOf(attempt.model, names.upstreamModels),
-        attempt.isUsageEstimated === true ? ESTIMATED : REPORTED,
-      ];
-      if (attempt.tokensIn !== undefined && attempt.tokensIn > 0) this.#tokens.inc(["in", ...labels], attempt.tokensIn);
-      if (attempt.tokensOut !== undefined && attempt.tokensOut > 0) {
-        this.#tokens.inc(["out", ...labels], attempt.tokensOut);
-      }
-    }
   }
 
   #observeAttempts(attempts: readonly RecordedAttempt[], names: KnownNames): void {
@@ -332,10 +299,6 @@ export class GatewayMetrics {
 const OUTCOME_NAMES: ReadonlySet<string> = new Set(Object.keys(OUTCOMES));
 
 let sharedProcessRegistry: Registry | undefined;
-
-function oneOf(value: string, known: ReadonlySet<string>): string {
-  return known.has(value) ? value : OTHER;
-}
 
 /**
  * `cooldown` stays the label of a rate-limit cooldown (an upstream 429 avoided, with `budget`); a candidate the plan

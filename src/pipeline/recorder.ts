@@ -119,16 +119,7 @@ export class Recorder {
     }
     if (traits.countsForHealth) scores.recordHealth(key, false, report.durationMs);
     if (report.outcome !== "client_aborted") stats.recordFailure(key);
-    // The request reached the provider and counts. Its tokens: what its calls that answered before one failed spent (a
-    // Llama Guard moderation's earlier inputs); else its prompt when its provider took it in (sent and not refused by an
-    // answer: it timed out, broke or was abandoned after the send), else none (a refusal, or never sent).
-    const spent = report.usage;
-    if (spent !== undefined) stats.recordTokens(key, spent.promptTokens, spent.completionTokens);
-    budgets.reconcile(reservation, failedAttemptTokens(report), clock.now());
-    // The calls it never sent (after an earlier input's failure, or the client left) reached no provider.
-    if (report.unsentCalls !== undefined) budgets.releaseUnsentCalls(reservation, report.unsentCalls, clock.now());
-    budgets.release(reservation);
-    settleSeconds(budgets, reservation, 0, clock.now());
+    this.#settleFailed(key, report, reservation);
     // A verdict that says nothing about the circuit hands a half-open probe back (when this attempt holds it).
     if (!report.effects.some((effect) => effect.kind === "circuit_failure")) availability.releaseProbe(key, sentAt);
   }
@@ -240,20 +231,35 @@ export class Recorder {
     const { budgets, stats, clock } = this.#books;
     if (report.outcome !== "success") {
       if (report.outcome !== "client_aborted") stats.recordFailure(deployment.key);
-      budgets.reconcile(reservation, failedAttemptTokens(report), clock.now());
-      if (report.unsentCalls !== undefined) budgets.releaseUnsentCalls(reservation, report.unsentCalls, clock.now());
-      budgets.release(reservation);
-      settleSeconds(budgets, reservation, 0, clock.now());
+      this.#settleFailed(deployment.key, report, reservation);
       return;
     }
     if (isStreamOpen) return;
     settleSeconds(budgets, reservation, report.audioSeconds, clock.now());
-    const promptTokens = report.usage?.promptTokens ?? 0;
-    const completionTokens = report.usage?.completionTokens ?? 0;
+    const { promptTokens = 0, completionTokens = 0 } = report.usage ?? {};
     const total = answerCharge(report, reservation);
     if (total > 0) budgets.reconcile(reservation, total, clock.now());
     budgets.release(reservation);
     stats.recordSuccess(deployment.key, report.durationMs, promptTokens, completionTokens);
+  }
+
+  /**
+   * A failed attempt: its request reached the provider and counts. Its tokens: what its calls that answered spent (a
+   * Llama Guard moderation's earlier inputs); else its prompt when its provider took it in (sent and not refused by an
+   * answer: it timed out, broke or was abandoned after the send), else none (failedAttemptTokens: the record's
+   * chargedTokens). /stats counts them as its budgets and llm_gateway_tokens_total do (observability/token-metrics.ts):
+   * reported output `out`, the rest `in` (until 2026-12-07 only a reported usage, not a prompt charged after a timeout).
+   */
+  #settleFailed(key: string, report: AttemptReport, reservation: Reservation): void {
+    const { budgets, clock } = this.#books;
+    const charged = failedAttemptTokens(report);
+    const output = report.usage?.completionTokens ?? 0;
+    if (charged > 0) this.#books.stats.recordTokens(key, charged - output, output);
+    budgets.reconcile(reservation, charged, clock.now());
+    // The calls it never sent (after an earlier input's failure, or the client left) reached no provider.
+    if (report.unsentCalls !== undefined) budgets.releaseUnsentCalls(reservation, report.unsentCalls, clock.now());
+    budgets.release(reservation);
+    settleSeconds(budgets, reservation, 0, clock.now());
   }
 
   /**
@@ -358,16 +364,11 @@ export class Recorder {
           if (scope !== undefined) budgets.learn(scope, effect.windows, clock.now());
           break;
         }
-        case "refused_feature":
-          this.#books.refusedFeatures.learn(
-            key,
-            effect.feature,
-            effect.reason,
-            clock.now(),
-            undefined,
-            effect.minEntries,
-          );
+        case "refused_feature": {
+          const { feature, reason, minEntries } = effect;
+          this.#books.refusedFeatures.learn(key, feature, reason, clock.now(), undefined, minEntries);
           break;
+        }
         case "unserved_endpoint":
           // The provider's, not the deployment's: each of its models is left out for this endpoint (and only this one).
           learnUnservedEndpoint(

@@ -5,7 +5,9 @@ import type { SegmentEnd, TokenUsage } from "../streaming/relay-types.ts";
 import type { AttemptReport } from "../upstream/forward-types.ts";
 
 /**
- * What a stream segment's budgets are charged when it ends: its reported usage; else, when it broke (or, being a
+ * What a stream segment's budgets are charged when it ends: its reported usage; else (an upstream gateway's usage
+ * marked `usage_estimated` is no report: SegmentEnd.isUsageEstimated, charged as this gateway's own estimate is), when
+ * it broke (or, being a
  * continuation, finished the answer; or, being the first, ended the answer on a door that estimates usage) without a
  * report, the estimate its record attempt carries (segment-usage.ts). The segment's reservation (its prompt's
  * calibrated estimate, plus `max_tokens` when counted) stays the floor, as for any stream that did not say what it used
@@ -27,10 +29,14 @@ export function segmentCharge(
   estimated: TokenUsage | undefined,
   isFirst: boolean,
 ): number | undefined {
-  if (end.usage !== undefined) return end.usage.promptTokens + end.usage.completionTokens;
-  if (estimated === undefined) return undefined;
-  if (isAbandoned(end, isFirst)) return estimated.promptTokens + estimated.completionTokens;
-  const estimatedTokens = estimated.promptTokens + estimated.completionTokens;
+  if (end.usage !== undefined && end.isUsageEstimated !== true)
+    return end.usage.promptTokens + end.usage.completionTokens;
+  // An upstream gateway's estimate (its own upstream reported nothing) says no more of what the provider counted than
+  // this gateway's would: until 2026-12-07 it was charged as a report, without the reservation's floor.
+  const estimate = end.usage ?? estimated;
+  if (estimate === undefined) return undefined;
+  const estimatedTokens = estimate.promptTokens + estimate.completionTokens;
+  if (isAbandoned(end, isFirst)) return estimatedTokens;
   return end.isContinued === true ? estimatedTokens : Math.max(reservedTokens, estimatedTokens);
 }
 
@@ -55,12 +61,14 @@ function isAbandoned(end: SegmentEnd, isFirst: boolean): boolean {
 }
 
 /**
- * What a JSON answer's budgets are charged: its usage; when no upstream reported any, the gateway's estimate never
- * below the reservation (AttemptReport.isUsageUnreported), as for a stream without a report (segmentCharge above): the
- * gateway cannot tell what its provider counted (a `max_tokens` counted at admission, a tokenizer above the estimate).
- * 0: the reservation stays (no usage, audio bytes).
+ * What a JSON answer's budgets are charged: its usage; when that is an estimate (AttemptReport.isUsageEstimated: no
+ * upstream reported any and this gateway estimated it, or an upstream gateway marked its own `usage_estimated`), the
+ * estimate never below the reservation, as for a stream without a report (segmentCharge above): nobody can tell what
+ * the provider counted (a `max_tokens` counted at admission, a tokenizer above the estimate). Until 2026-12-07 an
+ * upstream gateway's estimate was charged as a report, without the floor. 0: the reservation stays (no usage, audio
+ * bytes).
  */
 export function answerCharge(report: AttemptReport, reservation: Reservation): number {
   const total = (report.usage?.promptTokens ?? 0) + (report.usage?.completionTokens ?? 0);
-  return report.isUsageUnreported === true ? Math.max(total, reservation.tokens) : total;
+  return report.isUsageEstimated === true ? Math.max(total, reservation.tokens) : total;
 }

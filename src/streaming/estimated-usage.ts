@@ -28,6 +28,8 @@ export class OutputTokenCount {
   #heldChars = 0;
   /** A native Responses stream sent a finished item (`response.output_item.done`): its final `output` is not counted. */
   #hasItems = false;
+  /** The finished items counted, by `item.id` and by `output_index` (#isItemCounted). */
+  readonly #countedItems = new Set<string>();
   /** The latest chunk with choices: the usage chunk takes its `object`, `created` and `model`. */
   #last: Record<string, unknown> | undefined;
   readonly #countTokens: (text: string) => number;
@@ -53,7 +55,7 @@ export class OutputTokenCount {
 
   /**
    * A chunk as the client got it (after a replay's repeated start was dropped, tool calls normalized), or a whole JSON
-   * answer: a chat choice's `delta` or `message`, a legacy completion's `text`.
+   * answer: a chat choice's `delta` or `message`, a legacy completion's `text`, a native Responses answer's `output`.
    */
   note(json: Record<string, unknown>): void {
     const choices = json.choices;
@@ -76,18 +78,40 @@ export class OutputTokenCount {
 
   /**
    * A native Responses stream's event (`responses_api: native`): each finished output item as a whole (a message's text
-   * and refusals, a call's name and arguments, reasoning's summary and text), read once from
-   * `response.output_item.done`; or, when the stream sent none, the final response's `output`.
+   * and refusals, a call's name and arguments, reasoning's summary and text), read once from its first
+   * `response.output_item.done`; or, when the stream sent none, the final response's `output`. A native JSON answer
+   * (a response object itself, `object: "response"`) is counted by its `output` the same way.
    */
   #noteResponsesEvent(json: Record<string, unknown>): void {
     const type = json.type;
     if (type === "response.output_item.done") {
       this.#hasItems = true;
-      this.#addItem(json.item);
+      if (!this.#isItemCounted(json)) this.#addItem(json.item);
     } else if ((type === "response.completed" || type === "response.incomplete") && !this.#hasItems) {
-      const output = (json.response as { output?: unknown } | null | undefined)?.output;
-      if (Array.isArray(output)) for (const item of output as unknown[]) this.#addItem(item);
+      this.#addOutput((json.response as { output?: unknown } | null | undefined)?.output);
+    } else if (json.object === "response") {
+      this.#addOutput(json.output);
     }
+  }
+
+  /**
+   * Whether this `response.output_item.done` finishes an item counted already (its `item.id` or its `output_index`
+   * seen before), and notes it. A provider (or a proxy retrying an event) may send an item's done event twice; the item
+   * was generated once. Until 2026-12-07 each copy was counted.
+   */
+  #isItemCounted(event: Record<string, unknown>): boolean {
+    const id = (event.item as { id?: unknown } | null | undefined)?.id;
+    const keys = [
+      ...(typeof id === "string" && id !== "" ? [`id:${id}`] : []),
+      ...(typeof event.output_index === "number" ? [`index:${event.output_index}`] : []),
+    ];
+    const isCounted = keys.some((key) => this.#countedItems.has(key));
+    for (const key of keys) this.#countedItems.add(key);
+    return isCounted;
+  }
+
+  #addOutput(output: unknown): void {
+    if (Array.isArray(output)) for (const item of output as unknown[]) this.#addItem(item);
   }
 
   #addItem(item: unknown): void {

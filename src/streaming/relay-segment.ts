@@ -227,9 +227,11 @@ function renderer(
       }
       const json = info.json;
       if (json === undefined) continue;
+      // A usage stating 0 output tokens for a segment that generated output is taken off, unbelieved (segment-progress).
+      const usage = progress.believedUsage(info, event);
       // Only the gateway's own facts reach the doors: an upstream's `x_gateway` is taken off here (its estimate mark
       // beside a usage is kept, as ours, and the usage recorded as estimated).
-      const foreign = takeUpstreamGatewayField(json, info.usage !== undefined);
+      const foreign = takeUpstreamGatewayField(json, usage !== undefined);
       if (foreign !== undefined) event.data = JSON.stringify(json);
       let text = info.text;
       if (replay !== undefined && !replay.isDone) {
@@ -302,14 +304,14 @@ function renderer(
         state.isContinuable = false;
       }
       const isUsageChunk = info.usage !== undefined && !info.hasContent && isUsageOnly(json);
-      if (info.usage !== undefined) {
-        progress.usage = info.usage;
+      if (usage !== undefined) {
+        progress.usage = usage;
         progress.isUsageEstimated = foreign?.isUsageEstimated === true;
         progress.isUsageFinal = isUsageChunk || state.choices.isAnswerFinished;
         if (continuation !== undefined) {
           state.spliceUsage(
             json,
-            info.usage,
+            usage,
             progress.isRestarted ? "replay" : continuation.mode,
             progress.isUsageEstimated,
           );
@@ -321,7 +323,7 @@ function renderer(
       if (info.usage !== undefined && (progress.isPastAnswerEnd || (isUsageChunk && state.choices.isAnswerFinished))) {
         progress.end("success", "");
       }
-      if (isUsageChunk && shouldStripUsage) {
+      if (isUsageChunk && (shouldStripUsage || usage === undefined)) {
         if (progress.outcome !== undefined) break;
         continue;
       }
@@ -338,7 +340,7 @@ function renderer(
         event.data = data;
       }
       // Once an upstream's usage went out no estimate will be, so its output need not be counted any more.
-      if (info.usage !== undefined) state.hasPassedUsage = true;
+      if (usage !== undefined) state.hasPassedUsage = true;
       else if (!state.hasPassedUsage) state.output?.note(json);
       if (continuation === undefined) {
         state.streamId ??= typeof json.id === "string" ? json.id : undefined;

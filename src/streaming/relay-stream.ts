@@ -120,8 +120,9 @@ export async function* relayStream(
         ended = { segment: continuation, end };
         unsettled = undefined;
       }
+      const reported = continuation === undefined ? end.usage : state.combinedUsage;
       if (end.outcome === "success" && !options.signal.aborted) {
-        const estimate = usageEstimate(state, options, continuation === undefined ? end.usage : state.combinedUsage);
+        const estimate = usageEstimate(state, options, reported, true);
         if (estimate !== undefined) {
           estimatedUsage = estimate.usage;
           // The first segment ended the answer unreported: its attempt, budgets and /stats count this same estimate
@@ -129,6 +130,11 @@ export async function* relayStream(
           if (continuation === undefined) firstEnd = { ...end, estimatedUsage: estimate.usage };
           if (estimate.chunk !== undefined) yield [estimate.chunk];
         }
+      } else if (end.outcome === "client_aborted" && options.isAnswerEnded?.() === true) {
+        // The client left while the door waited for the usage of the answer it had ended (a stop sequence it matched,
+        // after-answer.ts): it had its whole answer, recorded by the estimate (sent to nobody) as a success's is. Until
+        // 2026-12-07 the record counted 0 tokens, while its attempt, /stats and the budgets counted the estimate.
+        estimatedUsage = usageEstimate(state, options, reported, false)?.usage;
       }
       if (end.outcome === "success" || end.outcome === "client_aborted" || options.signal.aborted) break;
       // The cap is the whole stream's, not a failure of the rescue: a continuation cut off by it ends the stream with
@@ -289,13 +295,16 @@ function usageEstimate(
   state: RelayState,
   options: RelayOptions,
   reported: TokenUsage | undefined,
+  /** The client is still there to be sent an estimate it asked for. */
+  isClientThere: boolean,
 ): { readonly usage: TokenUsage; readonly chunk?: StreamChunk } | undefined {
   const output = state.output;
   const estimate = options.usageEstimate;
   if (estimate === undefined || output === undefined || state.hasPassedUsage) return undefined;
-  if (!estimate.isSentToClient && reported !== undefined) return undefined;
+  const isSent = estimate.isSentToClient && isClientThere;
+  if (!isSent && reported !== undefined) return undefined;
   const usage = { promptTokens: estimate.promptTokens, completionTokens: output.tokens };
-  if (!estimate.isSentToClient) return { usage };
+  if (!isSent) return { usage };
   const json = estimatedUsageChunk(output.lastChunk, state.streamId, usage);
   return { usage, chunk: { data: JSON.stringify(json), json } };
 }

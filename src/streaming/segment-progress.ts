@@ -67,6 +67,8 @@ export class SegmentProgress {
    * as it streams: a tool call is not retained text, and an answer of tool calls only was charged no output.
    */
   readonly #otherOutput: OutputTokenCount | undefined;
+  /** The segment generated text, reasoning, a tool call or a refusal (delivered or not): see #isBelieved. */
+  #hasGeneratedOutput = false;
 
   constructor(state: RelayState, countTokens: ((text: string) => number) | undefined) {
     this.#state = state;
@@ -123,6 +125,7 @@ export class SegmentProgress {
     for (const event of events) {
       const info = inspect(event);
       if (info.json === undefined) continue;
+      this.#noteOutput(info);
       this.unrelayedText += info.text;
       this.noteDropped(info, info.json);
       this.noteUnrelayedUsage(info, info.json);
@@ -134,11 +137,43 @@ export class SegmentProgress {
    * is charged and recorded, as a relayed one's would be (an upstream gateway's estimate mark taken off and kept). One
    * that states no count (0 tokens: its fields missing, strings, negatives) is none, as a JSON answer's is; read as a
    * report it replaced the segment's estimate and its reservation's floor with 0 (in-band-end-batch-charges.test.ts).
+   * Nor is one that states 0 output tokens for a segment that generated output (#isBelieved).
    */
   noteUnrelayedUsage(info: StreamEventInfo, json: Record<string, unknown>): void {
-    if (info.usage === undefined || info.usage.promptTokens + info.usage.completionTokens === 0) return;
+    if (info.usage === undefined || !this.#isBelieved(info.usage)) return;
     this.usage = info.usage;
     this.isUsageEstimated = takeUpstreamGatewayField(json, true)?.isUsageEstimated === true;
+  }
+
+  /**
+   * The usage an event the relay reads states (`event` every event in order, as it comes), when it is believed
+   * (#isBelieved). One that is not is taken off the event (an upstream gateway's estimate mark beside it goes too), so
+   * the client is not told it either: the segment is unreported, and the estimate stands for it in every book (an
+   * estimated usage chunk for a chat client that asked for usage). Only on a door that estimates usage: elsewhere (a
+   * streamed transcript's) there is no estimate to stand for it, and the event goes as it came.
+   */
+  believedUsage(info: StreamEventInfo, event: SseEvent): TokenUsage | undefined {
+    this.#noteOutput(info);
+    const usage = info.usage;
+    if (usage === undefined || this.#state.output === undefined || this.#isBelieved(usage)) return usage;
+    if (info.json !== undefined && Reflect.deleteProperty(info.json, "usage")) event.data = JSON.stringify(info.json);
+    return undefined;
+  }
+
+  /**
+   * Whether a usage is a report: not when it states no count (0 tokens in all), nor, on a door that estimates usage,
+   * 0 output tokens for a segment that generated text, reasoning, a tool call or a refusal. Some proxies fill `usage`
+   * with zeros they never counted; the provider billed what it generated all the same. Until 2026-12-07 such a
+   * relayed usage was believed: the stream was charged, recorded and counted 0 output (0 in all for zeros), and its
+   * client told so (test/e2e/stream-without-usage.test.ts).
+   */
+  #isBelieved(usage: TokenUsage): boolean {
+    if (usage.promptTokens + usage.completionTokens === 0) return false;
+    return usage.completionTokens > 0 || !this.#hasGeneratedOutput || this.#state.output === undefined;
+  }
+
+  #noteOutput(info: StreamEventInfo): void {
+    if (info.text !== "" || info.hasToolCall || info.hasReasoning || info.hasRefusal) this.#hasGeneratedOutput = true;
   }
 
   /**

@@ -24,10 +24,10 @@ export function readUsage(json: unknown): TokenUsage {
 }
 
 /**
- * The gateway's estimate of a chat or legacy completion answer that came without `usage` (several OpenAI-compatible
- * providers leave it out): `promptTokens`, the prompt as the serving deployment counts it (calibrated, of the body it
- * was sent: its reservation's), plus the answer's text, reasoning, refusals and tool calls counted with the gateway's
- * tokenizer. Made from the answer already parsed, only when its usage is missing: an answer with usage pays nothing.
+ * The gateway's estimate of a chat or legacy completion answer, or a native Responses answer (`responses_api: native`:
+ * its `output` items), that came without `usage` (several OpenAI-compatible providers leave it out): `promptTokens`,
+ * the prompt as the serving deployment counts it (calibrated, of the body it was sent: its reservation's), plus the
+ * answer's text, reasoning, refusals and tool calls counted with the gateway's tokenizer. Made from the answer already parsed, only when its usage is missing: an answer with usage pays nothing.
  * Until 2026-12-07 it was made after the attempt was settled, so only the record had it: the attempt, /stats and the
  * budgets (its reservation only) counted none of the answer.
  */

@@ -333,9 +333,7 @@ function reportOf(
           ? reportedAsOf(result.effects, reservation)
           : [...reportedAsOf(result.effects, reservation), { kind: "accepted_features", ...accepted }],
       ...(result.usage === undefined ? {} : { usage: result.usage }),
-      ...(result.usage !== undefined && result.json?.isUsageEstimated === true
-        ? { isUsageEstimated: true, ...(result.json.isUsageMissing === true ? { isUsageUnreported: true } : {}) }
-        : {}),
+      ...(result.usage !== undefined && result.json?.isUsageEstimated === true ? { isUsageEstimated: true } : {}),
       ...(result.audioSeconds === undefined
         ? {}
         : { audioSeconds: billedAudioSeconds(result.audioSeconds, settings.minBilledAudioSeconds) }),

@@ -79,7 +79,7 @@ export interface ForwardRequest {
   readonly isStream: boolean;
   /**
    * A JSON chat answer without `usage` is counted by the gateway's estimate (pipeline/endpoints.ts estimatesUsage): its
-   * body gets it, marked, and its attempt carries it (AttemptReport.isUsageUnreported).
+   * body gets it, marked, and its attempt carries it (AttemptReport.isUsageEstimated).
    */
   readonly estimatesUsage?: boolean | undefined;
   /** Aborted when the client goes away. */
@@ -147,15 +147,11 @@ export interface AttemptReport {
   /** A JSON success's reported usage; a failed attempt's, what its calls that answered spent (AttemptResult). */
   readonly usage?: TokenUsage;
   /**
-   * `usage` is an upstream gateway's estimate (JsonResult.isUsageEstimated), not a provider's report: the record's
-   * attempt says so, and it teaches the prompt calibration nothing.
+   * `usage` is an estimate, not a provider's report (JsonResult.isUsageEstimated: this gateway's, no upstream reported
+   * any, or an upstream gateway's): the record's attempt says so, it teaches the prompt calibration nothing, and the
+   * budgets are charged it never below the reservation, as a stream without a report is (pipeline/segment-charge.ts).
    */
   readonly isUsageEstimated?: true;
-  /**
-   * No upstream reported usage: `usage` is this gateway's estimate (ForwardRequest.estimatesUsage), and the budgets are
-   * charged it never below the reservation, as a stream without a report is (pipeline/recorder.ts).
-   */
-  readonly isUsageUnreported?: true;
   /**
    * A transcription's billed seconds as its answer told them (a `verbose_json` answer's `duration`, OpenAI's `usage`
    * of type `duration`), at least the provider's `min_billed_audio_seconds`: the audio budgets count these instead of
@@ -228,13 +224,10 @@ export interface JsonResult {
    */
   readonly promptTokensSent?: number | undefined;
   /**
-   * A JSON answer without a `usage` object: when it is estimated (ForwardRequest.estimatesUsage), its body has the
-   * gateway's estimate, marked, and `isUsageEstimated` is set (upstream/answer-usage.ts).
-   */
-  readonly isUsageMissing?: boolean | undefined;
-  /**
    * Its `usage` is an estimate: an upstream gateway's (its `x_gateway.usage_estimated`, read deliberately:
-   * streaming/upstream-gateway-field.ts), or this gateway's own when `isUsageMissing`. The record says estimated.
+   * streaming/upstream-gateway-field.ts), or this gateway's own for an answer without a `usage` object
+   * (ForwardRequest.estimatesUsage: a chat answer's body has it, marked; upstream/answer-usage.ts). The record says
+   * estimated.
    */
   readonly isUsageEstimated?: boolean | undefined;
   /**

@@ -256,17 +256,19 @@ function jsonAnswer(
   const isReencoded = endpointPath === "/embeddings" && embeddingsForClient(json as Record<string, unknown>, format);
   // Tool calls completed first: arguments sent as an object become the string the client gets and the estimate counts.
   const isCompleted = endpointPath === "/chat/completions" && completeToolCalls(json as Record<string, unknown>);
-  // Without a usage report, a door that estimates usage counts the estimate (its client is told it, marked).
+  // Without a usage report, a door that estimates usage counts the estimate, marked. Only a chat answer's client is
+  // told it: a native Responses answer goes as it came, as its stream does (until 2026-12-07 it counted 0 tokens).
   const estimated =
-    isUsageMissing && context.request.estimatesUsage === true && context.api === "chat"
+    isUsageMissing && context.request.estimatesUsage === true
       ? estimatedAnswerUsage(json as Record<string, unknown>, context.promptTokens)
       : undefined;
-  const body = estimated === undefined ? json : withEstimatedUsage(json as Record<string, unknown>, estimated);
-  const isRewritten = foreign !== undefined || isReencoded || estimated !== undefined || isCompleted;
+  const isEstimateTold = estimated !== undefined && context.api === "chat";
+  const body = isEstimateTold ? withEstimatedUsage(json as Record<string, unknown>, estimated) : json;
+  const isRewritten = foreign !== undefined || isReencoded || isEstimateTold || isCompleted;
   const text = isRewritten ? JSON.stringify(body) : bodyText;
   const answerText = isAudioPath(endpointPath) ? text : ensureModelField(body, text, deployment, endpointPath);
   const isUsageEstimated = foreign?.isUsageEstimated === true || estimated !== undefined;
-  const answer = { bodyText: answerText, bytes: undefined, contentType: undefined, isUsageMissing, isUsageEstimated };
+  const answer = { bodyText: answerText, bytes: undefined, contentType: undefined, isUsageEstimated };
   const result = answered(context, statusCode, answer, headerEffects, headersMs, estimated ?? readUsage(json));
   return isAudioPath(endpointPath) ? withReportedSeconds(result, json, context) : result;
 }
@@ -275,7 +277,7 @@ function jsonAnswer(
 function answered(
   context: AttemptContext,
   statusCode: number,
-  answer: Pick<JsonResult, "bodyText" | "bytes" | "contentType" | "isUsageMissing" | "isUsageEstimated">,
+  answer: Pick<JsonResult, "bodyText" | "bytes" | "contentType" | "isUsageEstimated">,
   headerEffects: readonly Effect[],
   headersMs: number,
   usage: TokenUsage | undefined,

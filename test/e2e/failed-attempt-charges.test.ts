@@ -6,9 +6,11 @@
 import assert from "node:assert/strict";
 import { describe, type TestContext, test } from "node:test";
 import { estimateChatPrompt } from "../../src/limits/token-estimate.ts";
-import { statsOf } from "../helpers/e2e.ts";
+import type { RequestRecord } from "../../src/observability/request-record.ts";
+import { rowOf, send, statsOf } from "../helpers/e2e.ts";
 import { type DeploymentView, windowOf } from "../helpers/limits-scene.ts";
 import { chatChunk, chatStream, type MockStep, rateLimited } from "../helpers/mock-upstream.ts";
+import { parsePrometheusText, sumOf } from "../helpers/prometheus-text.ts";
 import { waitUntil } from "../helpers/sse-client.ts";
 import { CHAT_ROUTE, MODEL, startTwoProviders, type TwoProviders } from "../helpers/two-providers.ts";
 
@@ -101,5 +103,41 @@ describe("a failed attempt's charge", () => {
   test("a refusal the provider answered stays uncharged: a 500", async (t) => {
     const step: MockStep = { kind: "json", status: 500, body: { error: { message: "boom" } } };
     assert.equal(await alphaChargeAfter(t, step, 0), 0);
+  });
+});
+
+// The provider's token totals count what its budget is charged: a failed attempt's charge is in /stats' `tokens_in` and
+// in `llm_gateway_tokens_total` (`source="estimated"`: the prompt's estimate), as the attempt's `chargedTokens` says.
+// Before 2026-12-07 both left it out: the budgets counted tokens the provider's totals never showed.
+describe("a failed attempt's charge in its provider's token totals", () => {
+  test("a 200 stream that broke before its first content: its prompt in /stats and llm_gateway_tokens_total", async (t) => {
+    const scene = await startTwoProviders(t, { primaryModel: BUDGET });
+    const records: RequestRecord[] = [];
+    scene.gateway.runtime.onRecord((record) => records.push(record));
+    scene.primary.enqueue(CHAT_ROUTE, { kind: "sse", events: [ROLE_ONLY], end: "destroy" });
+    scene.backup.enqueue(CHAT_ROUTE, {
+      kind: "sse",
+      events: chatStream([" Rhine"], MODEL, { usage: { prompt_tokens: 11, completion_tokens: 2 } }),
+    });
+    assert.equal(await askStreaming(scene), " Rhine");
+    await waitUntil(() => records.length === 1, "the request's record");
+    assert.equal(records[0]?.attempts[0]?.chargedTokens, PROMPT, "the attempt's charge");
+    assert.equal(await alphaTokensSettled(scene, PROMPT), PROMPT, "alpha's budget");
+
+    const stats = await statsOf(scene.gateway);
+    const alpha = rowOf(stats, `alpha/${MODEL}`);
+    const beta = rowOf(stats, `beta/${MODEL}`);
+    assert.deepEqual([alpha.tokens_in, alpha.tokens_out], [PROMPT, 0], "/stats: alpha's charge");
+    assert.deepEqual([beta.tokens_in, beta.tokens_out], [11, 2], "/stats: beta's answer");
+
+    const metrics = parsePrometheusText((await send(scene.gateway, "GET", "/metrics")).text);
+    const tokens = (provider: string, direction: string, source: string) =>
+      sumOf(metrics, "llm_gateway_tokens_total", { provider, direction, source });
+    assert.deepEqual(
+      [tokens("alpha", "in", "estimated"), tokens("alpha", "in", "reported"), tokens("alpha", "out", "estimated")],
+      [PROMPT, 0, 0],
+      "llm_gateway_tokens_total: alpha's charge, estimated",
+    );
+    assert.deepEqual([tokens("beta", "in", "reported"), tokens("beta", "out", "reported")], [11, 2]);
   });
 });

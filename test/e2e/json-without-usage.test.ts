@@ -1,10 +1,10 @@
 // An answer no upstream reported usage for, outside the chat streams (test/e2e/stream-without-usage.test.ts): a JSON
-// (non-streamed) chat answer without `usage`, and a native Responses stream (`responses_api: native`) whose
-// `response.completed` has none. Its provider billed the prompt and the answer all the same: every book counts the
+// (non-streamed) chat answer without `usage`, a native Responses JSON answer (`responses_api: native`) without one, and
+// a native Responses stream whose `response.completed` has none. Its provider billed the prompt and the answer all the same: every book counts the
 // gateway's estimate (prompt + answer text), marked, and the deployment's token budget is charged it (never less than
 // the reservation), as for a stream (docs/observability.md, docs/limits.md "Streams"). Before, the JSON answer's record
 // had the estimate while its attempt, /stats and the tpm window counted only the prompt's reservation, and the native
-// stream counted 0 everywhere.
+// stream and JSON answer counted 0 everywhere.
 import assert from "node:assert/strict";
 import { describe, type TestContext, test } from "node:test";
 import { countTextTokens, estimateChatPrompt } from "../../src/limits/token-estimate.ts";
@@ -35,8 +35,11 @@ async function scene(t: TestContext, primary: Readonly<Record<string, string | b
   return { ...started, records };
 }
 
-/** A native Responses stream as a provider that reports no usage sends it: `response.completed` with `usage: null`. */
-function nativeStreamWithoutUsage(): { raw: string }[] {
+/**
+ * A native Responses stream as a provider that reports no usage sends it: `response.completed` with `usage: null`.
+ * `isItemRepeated`: its `response.output_item.done` comes twice for the one item (a provider's retry of the event).
+ */
+function nativeStreamWithoutUsage(isItemRepeated = false): { raw: string }[] {
   const message = (status: string, text: string) => ({
     id: "msg_1",
     type: "message",
@@ -60,12 +63,46 @@ function nativeStreamWithoutUsage(): { raw: string }[] {
     { type: "response.content_part.added", ...at, part: { type: "output_text", text: "", annotations: [] } },
     { type: "response.output_text.delta", ...at, delta: TEXT },
     { type: "response.output_item.done", output_index: 0, item: message("completed", TEXT) },
+    ...(isItemRepeated
+      ? [{ type: "response.output_item.done", output_index: 0, item: message("completed", TEXT) }]
+      : []),
     { type: "response.completed", response: response("completed", [message("completed", TEXT)]) },
   ];
   return events.map((event, index) => ({
     raw: `event: ${String(event.type)}\ndata: ${JSON.stringify({ ...event, sequence_number: index })}\n\n`,
   }));
 }
+
+/**
+ * A native Responses JSON answer (`stream` not asked) from a provider that reports no usage: `usage: null`, a message
+ * and a function call in its `output`.
+ */
+function nativeAnswerWithoutUsage(): Record<string, unknown> {
+  return {
+    id: "resp_upstream_1",
+    object: "response",
+    created_at: 1767225600,
+    status: "completed",
+    error: null,
+    incomplete_details: null,
+    model: MODEL,
+    output: [
+      {
+        id: "msg_1",
+        type: "message",
+        status: "completed",
+        role: "assistant",
+        content: [{ type: "output_text", text: TEXT, annotations: [] }],
+      },
+      { id: "fc_1", type: "function_call", status: "completed", call_id: "call_1", name: CALL, arguments: ARGS },
+    ],
+    usage: null,
+    store: false,
+  };
+}
+
+const CALL = "get_weather";
+const ARGS = JSON.stringify({ city: "Paris", units: "celsius" });
 
 describe("an answer without any usage report outside the chat streams is counted by the gateway's estimate", () => {
   test("a JSON chat answer without `usage` (openai SDK, no max_tokens): every book counts the estimate", async (t) => {
@@ -138,6 +175,32 @@ describe("an answer without any usage report outside the chat streams is counted
     await assertCountedByEstimate(s.gateway, s.records, "chat", expected);
   });
 
+  test("a native Responses JSON answer without usage (openai SDK responses.create): every book counts the estimate", async (t) => {
+    const s = await scene(t, { responses_api: "native" });
+    s.primary.enqueue(RESPONSES_ROUTE, { kind: "json", body: nativeAnswerWithoutUsage() });
+    const response = await s.client.responses.create({ model: MODEL, input: PROMPT });
+    assert.equal(response.output_text, TEXT);
+    // The native answer is the provider's own: the client is told no usage the provider did not report.
+    assert.equal(response.usage ?? null, null);
+    await waitUntil(() => s.records.length === 1, "the request's record");
+    const promptTokens = s.records[0]?.tokensIn ?? 0;
+    const outputTokens = countTextTokens(TEXT) + countTextTokens(CALL) + countTextTokens(ARGS);
+    await assertCountedByEstimate(s.gateway, s.records, "responses", [promptTokens, outputTokens]);
+  });
+
+  test("a native Responses JSON answer without usage under a counted max_output_tokens: the reservation stays the floor", async (t) => {
+    const s = await scene(t, { responses_api: "native", count_max_tokens: true });
+    s.primary.enqueue(RESPONSES_ROUTE, { kind: "json", body: nativeAnswerWithoutUsage() });
+    await s.client.responses.create({ model: MODEL, input: PROMPT, max_output_tokens: 300 });
+    await waitUntil(() => s.records.length === 1, "the request's record");
+    const attempt = s.records[0]?.attempts[0];
+    const outputTokens = countTextTokens(TEXT) + countTextTokens(CALL) + countTextTokens(ARGS);
+    assert.deepEqual([attempt?.tokensOut, attempt?.isUsageEstimated], [outputTokens, true]);
+    const promptTokens = attempt?.tokensIn ?? 0;
+    assert.ok(promptTokens > 0);
+    assert.equal(await deploymentTpmUsed(s.gateway, "alpha"), promptTokens + 300, "the reservation, not the estimate");
+  });
+
   test("a native Responses stream whose response.completed has no usage (openai SDK responses.stream)", async (t) => {
     const s = await scene(t, { responses_api: "native" });
     s.primary.enqueue(RESPONSES_ROUTE, { kind: "sse", events: nativeStreamWithoutUsage() });
@@ -147,6 +210,18 @@ describe("an answer without any usage report outside the chat streams is counted
     }
     assert.equal((await stream.finalResponse()).output_text, TEXT);
     // The prompt as the gateway estimated the client's input: the record's, held equal in every other book.
+    await waitUntil(() => s.records.length === 1, "the request's record");
+    const promptTokens = s.records[0]?.tokensIn ?? 0;
+    await assertCountedByEstimate(s.gateway, s.records, "responses", [promptTokens, countTextTokens(TEXT)]);
+  });
+
+  test("a native Responses stream that repeats an item's response.output_item.done: the item is counted once", async (t) => {
+    const s = await scene(t, { responses_api: "native" });
+    s.primary.enqueue(RESPONSES_ROUTE, { kind: "sse", events: nativeStreamWithoutUsage(true) });
+    const stream = s.client.responses.stream({ model: MODEL, input: PROMPT });
+    for await (const _event of stream) {
+      // Read to the end.
+    }
     await waitUntil(() => s.records.length === 1, "the request's record");
     const promptTokens = s.records[0]?.tokensIn ?? 0;
     await assertCountedByEstimate(s.gateway, s.records, "responses", [promptTokens, countTextTokens(TEXT)]);

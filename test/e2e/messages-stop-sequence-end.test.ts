@@ -203,6 +203,32 @@ describe("messages API: the end of a stream at a stop sequence the gateway match
     assert.deepEqual([chatRequests(scene2.primary).length, chatRequests(scene2.backup).length], [1, 1]);
   });
 
+  test("a client that leaves during the grace: the record counts what it was delivered, by the estimate", async (t) => {
+    const { mock, gateway, client } = await scene(t);
+    const upstream = runOnUpstream(
+      [chatChunk("", UPSTREAM_ID, { role: true }), chatChunk("Alpha STOP HERE and", UPSTREAM_ID), ...runOn()],
+      300,
+    );
+    mock.enqueue(CHAT_ROUTE, upstream.step);
+    const stream = streamed(client);
+    let text = "";
+    // The answer's text ends at the match; the door then waits (up to 1 s) for a usage that never comes.
+    stream.on("text", (delta) => {
+      text += delta;
+      stream.abort();
+    });
+    await assert.rejects(stream.done());
+    assert.equal(text, "Alpha ");
+    await waitFor(() => upstream.seen.isClosed, "the upstream request to be closed");
+    const record = await recordOf(gateway, "messages");
+    assert.equal(record.outcome, "client_aborted");
+    // Before: 0 and 0, while its attempt, /stats and the budgets counted the estimate.
+    const listed = (await recordsOf(gateway, "messages")).records[0];
+    assert.ok((listed?.tokensIn ?? 0) > 0, `estimated ${listed?.tokensIn} prompt tokens`);
+    assert.ok((listed?.tokensOut ?? 0) >= countTextTokens("Alpha "), `estimated ${listed?.tokensOut} output tokens`);
+    assert.equal((listed as { isUsageEstimated?: boolean } | undefined)?.isUsageEstimated, true);
+  });
+
   // The answer is whole before the error: after a stop sequence the gateway matched, or after the upstream's own finish.
   const wholeThenRateLimited: readonly [string, string, unknown, string][] = [
     ["the match", "Alpha STOP HERE and", chatChunk(" more", UPSTREAM_ID), "stop_sequence"],

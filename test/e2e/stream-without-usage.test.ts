@@ -4,7 +4,8 @@
 // request record's totals and its attempt (`isUsageEstimated`), the request log, `llm_gateway_tokens_total` and
 // `llm_gateway_client_tokens_total` (`source="estimated"`), /stats, the dashboard's feed and the deployment's token
 // budget (docs/observability.md, docs/limits.md "Streams"). The client is told nothing it did not ask for: no usage
-// chunk. Before, such a stream counted 0 everywhere, and its budget kept only its prompt's reservation.
+// chunk. Before, such a stream counted 0 everywhere, and its budget kept only its prompt's reservation. So is a stream
+// whose usage chunk states 0 output tokens for an answer that delivered text (below).
 import assert from "node:assert/strict";
 import { describe, type TestContext, test } from "node:test";
 import Anthropic from "@anthropic-ai/sdk";
@@ -24,7 +25,8 @@ interface Scene extends TwoProviders {
   readonly records: RequestRecord[];
 }
 
-async function scene(t: TestContext): Promise<Scene> {
+/** `usage`: the usage chunk the provider sends (none by default). */
+async function scene(t: TestContext, usage?: { prompt_tokens: number; completion_tokens: number }): Promise<Scene> {
   // `count_max_tokens: false`: the reservation is the prompt alone (the Messages door requires `max_tokens`), so the
   // token window shows whether the answer was charged.
   const started = await startTwoProviders(t, {
@@ -34,7 +36,10 @@ async function scene(t: TestContext): Promise<Scene> {
   const records: RequestRecord[] = [];
   started.gateway.runtime.onRecord((record) => records.push(record));
   // A stream as a provider that ignores `stream_options.include_usage` sends it: no usage chunk.
-  started.primary.enqueue(CHAT_ROUTE, { kind: "sse", events: chatStream(WORDS, MODEL) });
+  started.primary.enqueue(CHAT_ROUTE, {
+    kind: "sse",
+    events: chatStream(WORDS, MODEL, usage === undefined ? {} : { usage }),
+  });
   return { ...started, records };
 }
 
@@ -89,4 +94,48 @@ describe("a stream that ended without any usage report is counted by the gateway
     assert.equal(final.usage.output_tokens, STREAMED_TOKENS);
     await assertCounted(s, "messages");
   });
+});
+
+// A usage chunk that states no output for an answer that delivered text is no report: the provider generated the text
+// (some proxies fill `usage` with zeros they never counted). Before 2026-12-07 the stream was charged and counted 0.
+describe("a usage chunk stating 0 output tokens for an answer that delivered text is not believed", () => {
+  for (const usage of [
+    { prompt_tokens: 0, completion_tokens: 0 },
+    { prompt_tokens: 12, completion_tokens: 0 },
+  ]) {
+    const stated = `${usage.prompt_tokens} prompt / ${usage.completion_tokens} completion tokens`;
+
+    test(`${stated}, include_usage asked: the client is told the estimate, marked; every book counts it`, async (t) => {
+      const s = await scene(t, usage);
+      const stream = await s.client.chat.completions.create({
+        model: MODEL,
+        messages: [{ role: "user", content: PROMPT }],
+        stream: true,
+        stream_options: { include_usage: true },
+      });
+      const usages: unknown[] = [];
+      for await (const chunk of stream) {
+        if (chunk.usage !== undefined && chunk.usage !== null)
+          usages.push([chunk.usage, (chunk as { x_gateway?: unknown }).x_gateway]);
+      }
+      const told = { prompt_tokens: promptTokensSent(s), completion_tokens: STREAMED_TOKENS };
+      assert.deepEqual(
+        usages,
+        [[{ ...told, total_tokens: told.prompt_tokens + told.completion_tokens }, { usage_estimated: true }]],
+        "one usage chunk: the estimate",
+      );
+      await assertCounted(s, "chat");
+    });
+
+    test(`${stated}, no include_usage: every book counts the estimate`, async (t) => {
+      const s = await scene(t, usage);
+      const stream = await s.client.chat.completions.create({
+        model: MODEL,
+        messages: [{ role: "user", content: PROMPT }],
+        stream: true,
+      });
+      for await (const chunk of stream) assert.equal(chunk.usage ?? undefined, undefined);
+      await assertCounted(s, "chat");
+    });
+  }
 });
