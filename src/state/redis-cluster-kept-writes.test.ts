@@ -11,6 +11,7 @@ import {
   isRedisClusterAvailable,
   REDIS_CLUSTER_MISSING,
   type RedisCluster,
+  type RedisClusterNode,
   useRedisCluster,
 } from "../../test/helpers/redis-cluster.ts";
 import { nodesOfTags, useClusterBackend } from "../../test/helpers/redis-cluster-state.ts";
@@ -132,5 +133,61 @@ describe("a Redis Cluster master that dies and comes back with its data", { skip
       await sleep(100);
     }
     assert.equal(totals.tokens, 900, "the resumed master counts the request's real tokens, not its estimate");
+  });
+});
+
+/** A provider name whose hash tag sits on another node than `avoid` (tried in order). */
+async function providerAwayFrom(t: TestContext, cluster: RedisCluster, avoid: RedisClusterNode) {
+  const names = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta"];
+  const nodes = await nodesOfTags(t, cluster, names);
+  const name = names.find((candidate) => nodes.get(candidate) !== avoid);
+  const node = name === undefined ? undefined : nodes.get(name);
+  assert.ok(name !== undefined && node !== undefined, "a provider on another master");
+  return { name, node };
+}
+
+describe("a Redis Cluster master that hangs while another holds the data epoch", { skip }, () => {
+  test("a kept batch's epoch read timing out on the epoch's master does not take the batch's own master down", async (t) => {
+    const cluster = await useRedisCluster(t);
+    const prefix = "kept-epoch:";
+    // The data epoch's key has no hash tag: its slot is that of the whole key, on a master of its own.
+    const epochNode = (await nodesOfTags(t, cluster, [`${prefix}data-epoch`])).get(`${prefix}data-epoch`);
+    assert.ok(epochNode !== undefined);
+    const { name, node } = await providerAwayFrom(t, cluster, epochNode);
+    const { state, logs } = await useClusterBackend(t, cluster, prefix, TIMEOUT_MS);
+    const scopes = [scopeOf(`provider:${name}`, { tpm: 1_000 }), scopeOf(`deployment:${name}/m`, { rpm: 100 })];
+    const reserved = await state.ledger.reserve(scopes, { tokens: 500 }, Date.now());
+    assert.ok(isReservation(reserved));
+    node.pause();
+    const other = [scopeOf(`deployment:${name}/other`, { rpm: 10 })];
+    for (let request = 0; request < 3; request++) {
+      assert.ok(isReservation(await state.ledger.reserve(other, { tokens: 0 }, Date.now())));
+    }
+    assert.deepEqual(state.status().localProviders, [name], `${name} served locally`);
+    // 100 tokens: a give-back of 400 for a master known down, kept; its replay reads the data epoch first.
+    state.ledger.reconcile(reserved, 100, Date.now());
+    await waitFor(() => state.ledger.keptWriteCount === 1, 2_000, "the give-back kept");
+    epochNode.pause();
+    await node.resume();
+    await waitFor(() => state.status().localProviders?.includes(name) !== true, 15_000, `${name} shared again`);
+    // Its kept batch's replay asks the hung epoch master: three timeouts there took the batch's own master down
+    // again (counted against its marker), and it flapped for as long as the other one hung.
+    await sleep(4_000);
+    const downLines = logs.filter((line) => line.includes(`master 127.0.0.1:${node.port} does not answer`));
+    assert.equal(downLines.length, 1, `${name}'s master went down once, when it hung: ${logs.join("; ")}`);
+    assert.ok(
+      logs.some((line) => line.includes(`master 127.0.0.1:${epochNode.port} does not answer`)),
+      `the epoch's master is the one found down: ${logs.join("; ")}`,
+    );
+    // The give-back waited for the epoch's master, and is sent once it answers.
+    await epochNode.resume();
+    await waitFor(() => !state.status().isDegraded, 15_000, `every master back (${state.status().detail})`);
+    let totals = { requests: 0, tokens: -1 };
+    const until = Date.now() + 5_000;
+    while (Date.now() < until && totals.tokens !== 100) {
+      totals = await minuteTotals(t, cluster, prefix, `provider:${name}`);
+      await sleep(100);
+    }
+    assert.equal(totals.tokens, 100, "the request's real tokens once the give-back is sent");
   });
 });

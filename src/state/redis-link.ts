@@ -58,6 +58,12 @@ export class RedisLink {
     return !this.#groups.isDown(SlotGroups.tagOf(scopeId), kindOf(scopeId));
   }
 
+  /** Whether `key` (a key without a budget scope: the data epoch) is shared now: the link, and on a Cluster its slot. */
+  isUpForKey(key: string): boolean {
+    if (!this.#isUp) return false;
+    return this.#groups === undefined || !this.#groups.isDown(SlotGroups.tagOfKey(key), "key");
+  }
+
   /** The Cluster masters not answering now (none on a standalone Redis): probed once a second. */
   downGroups(): DownGroup[] {
     return this.#groups?.downGroups() ?? [];
