@@ -136,6 +136,31 @@ describe("a Redis Cluster master that dies and comes back with its data", { skip
   });
 });
 
+describe("a kept batch whose first send ran, its reply lost, replayed after its marker's life", { skip }, () => {
+  test("is applied once", async (t) => {
+    const cluster = await useRedisCluster(t);
+    const victim = (await nodesOfTags(t, cluster, ["alpha"])).get("alpha");
+    assert.ok(victim !== undefined);
+    // A marker of 1 s stands for the 60 s one, and a hang of a few seconds for an outage longer than a minute.
+    const { state } = await useClusterBackend(t, cluster, "kept-once:", TIMEOUT_MS, { onceMarkerMs: 1_000 });
+    const scopes = [scopeOf("provider:alpha", { tpm: 1_000 }), scopeOf("deployment:alpha/m", { rpm: 100 })];
+    const reserved = await state.ledger.reserve(scopes, { tokens: 500 }, Date.now());
+    assert.ok(isReservation(reserved));
+    victim.pause();
+    // A charge of 400 sent into the hung master: its send and every resend time out (three take the master down),
+    // and the batch is kept. A hung master runs them all once resumed: the first applies it, the others find its
+    // marker; its reply, like a send that ran just before a master died, never came.
+    state.ledger.reconcile(reserved, 900, Date.now());
+    await waitFor(() => state.ledger.keptWriteCount === 1, 8_000, "the charge kept after its resends");
+    await victim.resume();
+    await waitFor(() => !state.status().isDegraded, 15_000, `alpha back (${state.status().detail})`);
+    await waitFor(() => state.ledger.keptWriteCount === 0, 2_000, "the kept charge replayed");
+    await sleep(500);
+    const totals = await minuteTotals(t, cluster, "kept-once:", "provider:alpha");
+    assert.equal(totals.tokens, 900, "the charge counted once: its replay came after its marker had ended");
+  });
+});
+
 /** A provider name whose hash tag sits on another node than `avoid` (tried in order). */
 async function providerAwayFrom(t: TestContext, cluster: RedisCluster, avoid: RedisClusterNode) {
   const names = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta"];

@@ -4,7 +4,7 @@
 // (WRITE_BATCH_LUA): a second send of a write that already ran (a timed-out one usually has) changes nothing. So a
 // write that failed is simply sent again, a few times, while Redis is up.
 import type { SharedStateRedis } from "./redis-client.ts";
-import { onceMarkerKey } from "./redis-keys.ts";
+import { onceAppliedKey, onceMarkerKey } from "./redis-keys.ts";
 import type { RedisLink } from "./redis-link.ts";
 
 /** ms before the first resend of a failed write; doubled at each resend. */
@@ -13,6 +13,12 @@ const RESEND_AFTER_MS = 250;
 const MAX_RESENDS = 4;
 /** ms a marker lives: far longer than every send of its write can take, command timeouts included. */
 const MARKER_MS = 60_000;
+
+/** A batch's marker key, and the set of this process's batches applied on its slot (redis-lua-writes.ts). */
+export interface OnceMarker {
+  readonly key: string;
+  readonly applied: string;
+}
 
 /** A batch's KEYS and ARGV for WRITE_BATCH_LUA, after its marker and the marker's lifetime. */
 export interface BatchScript {
@@ -52,18 +58,23 @@ export class OnceWrites {
   readonly #waiting = new Map<NodeJS.Timeout, () => void>();
   /** Writes not settled yet (sent and unanswered, or waiting for a resend). */
   readonly #unsettled = new Set<Promise<void>>();
+  readonly #markerMs: number;
   #nextId = 1;
   #isStopped = false;
 
-  constructor(link: RedisLink, prefix: string, instanceId: string) {
+  constructor(link: RedisLink, prefix: string, instanceId: string, markerMs = MARKER_MS) {
     this.#link = link;
     this.#prefix = prefix;
     this.#instanceId = instanceId;
+    this.#markerMs = markerMs;
   }
 
   /** A new write's marker key, beside `scopeId`'s keys (the same hash tag, so the same Cluster slot; not a budget key). */
-  markerKey(scopeId: string): string {
-    return onceMarkerKey(this.#prefix, scopeId, this.#instanceId, this.#nextId++);
+  marker(scopeId: string): OnceMarker {
+    return {
+      key: onceMarkerKey(this.#prefix, scopeId, this.#instanceId, this.#nextId++),
+      applied: onceAppliedKey(this.#prefix, scopeId, this.#instanceId),
+    };
   }
 
   /**
@@ -72,7 +83,7 @@ export class OnceWrites {
    * left to write may shrink between sends); undefined: nothing left, the write is settled without a call.
    */
   batch(redis: SharedStateRedis, scopeId: string, script: () => BatchScriptOrLater): Promise<void> {
-    return this.batchUnder(redis, this.markerKey(scopeId), script);
+    return this.batchUnder(redis, this.marker(scopeId), script);
   }
 
   /**
@@ -82,28 +93,35 @@ export class OnceWrites {
    */
   batchUnder(
     redis: SharedStateRedis,
-    marker: string,
+    marker: OnceMarker,
     script: () => BatchScriptOrLater,
     keep?: () => boolean,
   ): Promise<void> {
     const sendNow = (current: BatchScript | undefined): Promise<unknown> =>
       current === undefined
         ? Promise.resolve()
-        : redis.budgetWriteBatch(current.keys.length + 1, marker, ...current.keys, MARKER_MS, ...current.args);
+        : redis.budgetWriteBatch(
+            current.keys.length + 2,
+            marker.key,
+            marker.applied,
+            ...current.keys,
+            this.#markerMs,
+            ...current.args,
+          );
     // Known at once (a first send): sent in this turn, so that a reserve issued after it runs after it in Redis.
     return this.send(
       () => {
         const current = script();
         return current instanceof Promise ? current.then(sendNow) : sendNow(current);
       },
-      marker,
+      marker.key,
       keep,
     );
   }
 
   /** A batch's marker argument (ms), for a batch sent inside a reserve (RESERVE_AFTER_WRITES_LUA). */
   get markerMs(): number {
-    return MARKER_MS;
+    return this.#markerMs;
   }
 
   /**

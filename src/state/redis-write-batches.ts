@@ -32,7 +32,13 @@ import type { SharedStateRedis } from "./redis-client.ts";
 import type { RedisDataEpoch } from "./redis-data-epoch.ts";
 import { providerTag } from "./redis-keys.ts";
 import type { RedisLink } from "./redis-link.ts";
-import { type BatchScript, type BatchScriptOrLater, type OnceWrites, ReadFailure } from "./redis-once-writes.ts";
+import {
+  type BatchScript,
+  type BatchScriptOrLater,
+  type OnceMarker,
+  type OnceWrites,
+  ReadFailure,
+} from "./redis-once-writes.ts";
 
 /** Writes in one batch at most (a full batch goes out at once): bounds one script's run and its argument list. */
 const MAX_WRITES_PER_BATCH = 64;
@@ -81,10 +87,10 @@ interface Batch {
 /** A batch kept for its master's return, with the marker it was (or will first be) sent under. */
 interface KeptBatch {
   readonly batch: Batch;
-  readonly marker: string;
+  readonly marker: OnceMarker;
 }
 
-/** A batch sent inside a reserve: its keys (marker first) and arguments (marker_ms first), and its outcome. */
+/** A batch sent inside a reserve: its keys (its marker and applied set first) and arguments (marker_ms first), and its outcome. */
 export interface CarriedBatch {
   readonly keys: readonly string[];
   readonly args: readonly Argument[];
@@ -179,7 +185,7 @@ export class RedisWriteBatches {
     const batch = this.#batches.get(tag);
     if (batch === undefined) return undefined;
     this.#batches.delete(tag);
-    const marker = this.#writes.markerKey(batch.scopeId);
+    const marker = this.#writes.marker(batch.scopeId);
     const { keys, args } = scriptArgumentsOf(batch.writes);
     let isResent = false;
     const resend = (): void => {
@@ -192,7 +198,7 @@ export class RedisWriteBatches {
     };
     this.#carried.set(batch, resend);
     return {
-      keys: [marker, ...keys],
+      keys: [marker.key, marker.applied, ...keys],
       args: [this.#writes.markerMs, ...args],
       // Answered: applied (or found applied). Failed (a timeout may still run it): sent again alone, same marker.
       settle: (isAnswered) => {
@@ -267,7 +273,7 @@ export class RedisWriteBatches {
     const batch = this.#batches.get(tag);
     if (batch === undefined) return;
     this.#batches.delete(tag);
-    const marker = this.#writes.markerKey(batch.scopeId);
+    const marker = this.#writes.marker(batch.scopeId);
     if (this.#isHeldBack(batch.scopeId)) {
       this.#keep(tag, { batch, marker });
       batch.sent.resolve();
@@ -282,7 +288,7 @@ export class RedisWriteBatches {
    * What a batch's sends ask once every resend failed: kept (true) when its master went down meanwhile (a master that
    * died with the batch on its way: its charges were missing from the counters it came back with, before 2026-12-07).
    */
-  #keeper(tag: string, batch: Batch, marker: string): () => boolean {
+  #keeper(tag: string, batch: Batch, marker: OnceMarker): () => boolean {
     return () => {
       if (!this.#isHeldBack(batch.scopeId) && !(hasReconciles(batch) && this.#isEpochHeldBack())) return false;
       this.#keep(tag, { batch, marker });
