@@ -29,19 +29,6 @@ export interface BatchScript {
 /** A batch's script, or (a resend that reads something first) a promise of it; undefined: nothing left to send. */
 export type BatchScriptOrLater = BatchScript | undefined | Promise<BatchScript | undefined>;
 
-/**
- * A read a write's script needs before it is sent (redis-write-batches.ts: the data epoch) failed, on a key of its own:
- * on a Redis Cluster that key may sit on another master than the write's, and its failure counts against that one.
- */
-export class ReadFailure extends Error {
-  readonly key: string;
-
-  constructor(key: string, cause: unknown) {
-    super(`reading ${key} failed`, { cause });
-    this.key = key;
-  }
-}
-
 /** A write and one of its keys (undefined: its outcome counts for the link alone). */
 interface Write {
   readonly send: () => Promise<unknown>;
@@ -169,10 +156,8 @@ export class OnceWrites {
         settle();
       },
       (error: unknown) => {
-        // The data epoch's master hung counted against the write's own (its marker's), which then went down and came
-        // back while it answered, for as long as the other hung (a kept batch's replay reads the epoch first).
-        if (error instanceof ReadFailure) this.#link.recordFailure(error.cause, undefined, error.key);
-        else this.#link.recordFailure(error, undefined, write.key);
+        // A KeyedFailure (the data epoch's read) counts against its own key's master (RedisLink.recordFailure).
+        this.#link.recordFailure(error, undefined, write.key);
         this.#resendLater(write, resends, settle, error);
       },
     );

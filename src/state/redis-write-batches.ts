@@ -31,14 +31,8 @@
 import type { SharedStateRedis } from "./redis-client.ts";
 import type { RedisDataEpoch } from "./redis-data-epoch.ts";
 import { providerTag } from "./redis-keys.ts";
-import type { RedisLink } from "./redis-link.ts";
-import {
-  type BatchScript,
-  type BatchScriptOrLater,
-  type OnceMarker,
-  type OnceWrites,
-  ReadFailure,
-} from "./redis-once-writes.ts";
+import { KeyedFailure, type RedisLink } from "./redis-link.ts";
+import type { BatchScript, BatchScriptOrLater, OnceMarker, OnceWrites } from "./redis-once-writes.ts";
 
 /** Writes in one batch at most (a full batch goes out at once): bounds one script's run and its argument list. */
 const MAX_WRITES_PER_BATCH = 64;
@@ -335,13 +329,14 @@ export class RedisWriteBatches {
     return () => {
       sends += 1;
       if (sends === 1 || !hasReconciles(batch)) return writesOf(true);
-      // A failed read counts against the epoch's master, not the batch's (ReadFailure); one known down is not asked.
+      // A failed read counts against the epoch's master, not the batch's (KeyedFailure); one known down is not asked.
       const { key } = this.#dataEpoch;
-      if (this.#isEpochHeldBack()) return Promise.reject(new ReadFailure(key, new Error("its master does not answer")));
+      if (this.#isEpochHeldBack())
+        return Promise.reject(new KeyedFailure(key, new Error("its master does not answer")));
       return this.#dataEpoch.current().then(
         (current) => writesOf(current === (batch.dataSet ?? "")),
         (error: unknown) => {
-          throw new ReadFailure(key, error);
+          throw new KeyedFailure(key, error);
         },
       );
     };
