@@ -194,6 +194,25 @@ describe("a lease recorded for a provider's report, ended while its master is kn
   });
 });
 
+describe("a batch's resends that take its master down", { skip }, () => {
+  test("name its provider in the warning, not 'its keys'", async (t) => {
+    const cluster = await useRedisCluster(t);
+    const victim = (await nodesOfTags(t, cluster, ["alpha"])).get("alpha");
+    assert.ok(victim !== undefined);
+    const { state, logs } = await useClusterBackend(t, cluster, "batch-named:", TIMEOUT_MS);
+    const scopes = [scopeOf("provider:alpha", { tpm: 1_000 }), scopeOf("deployment:alpha/m", { rpm: 100 })];
+    const reserved = await state.ledger.reserve(scopes, { tokens: 500 }, Date.now());
+    assert.ok(isReservation(reserved));
+    victim.pause();
+    // Only the charge's batch asks the hung master: its send and resends are the three failures.
+    state.ledger.reconcile(reserved, 900, Date.now());
+    await waitFor(() => logs.some((line) => line.includes("does not answer")), 5_000, "the master found down");
+    const down = logs.find((line) => line.includes("does not answer")) ?? "";
+    assert.match(down, /the budgets of provider alpha are served from local state/);
+    await victim.resume();
+  });
+});
+
 /** A provider name whose hash tag sits on another node than `avoid` (tried in order). */
 async function providerAwayFrom(t: TestContext, cluster: RedisCluster, avoid: RedisClusterNode) {
   const names = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta"];

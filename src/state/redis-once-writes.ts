@@ -18,6 +18,8 @@ const MARKER_MS = 60_000;
 export interface OnceMarker {
   readonly key: string;
   readonly applied: string;
+  /** The budget scope the batch writes: its failures count against that scope's provider, named in the warning. */
+  readonly scopeId: string;
 }
 
 /** A batch's KEYS and ARGV for WRITE_BATCH_LUA, after its marker and the marker's lifetime. */
@@ -33,6 +35,8 @@ export type BatchScriptOrLater = BatchScript | undefined | Promise<BatchScript |
 interface Write {
   readonly send: () => Promise<unknown>;
   readonly key: string | undefined;
+  /** Its budget scope, when it has one: a Cluster group's warning then names the provider ("its keys" before). */
+  readonly scopeId?: string | undefined;
   /** Asked when every resend failed: true, the caller keeps it. */
   readonly keep: (() => boolean) | undefined;
 }
@@ -61,6 +65,7 @@ export class OnceWrites {
     return {
       key: onceMarkerKey(this.#prefix, scopeId, this.#instanceId, this.#nextId++),
       applied: onceAppliedKey(this.#prefix, scopeId, this.#instanceId),
+      scopeId,
     };
   }
 
@@ -96,14 +101,15 @@ export class OnceWrites {
             ...current.args,
           );
     // Known at once (a first send): sent in this turn, so that a reserve issued after it runs after it in Redis.
-    return this.send(
-      () => {
+    return this.#track({
+      send: () => {
         const current = script();
         return current instanceof Promise ? current.then(sendNow) : sendNow(current);
       },
-      marker.key,
+      key: marker.key,
       keep,
-    );
+      scopeId: marker.scopeId,
+    });
   }
 
   /** A batch's marker argument (ms), for a batch sent inside a reserve (RESERVE_AFTER_WRITES_LUA). */
@@ -118,7 +124,11 @@ export class OnceWrites {
    * master (redis-slot-groups.ts).
    */
   send(send: () => Promise<unknown>, key?: string, keep?: () => boolean): Promise<void> {
-    const write = new Promise<void>((settle) => this.#attempt({ send, key, keep }, 0, settle));
+    return this.#track({ send, key, keep });
+  }
+
+  #track(sent: Write): Promise<void> {
+    const write = new Promise<void>((settle) => this.#attempt(sent, 0, settle));
     const unsettled = write.finally(() => this.#unsettled.delete(unsettled));
     this.#unsettled.add(unsettled);
     return write;
@@ -152,12 +162,12 @@ export class OnceWrites {
     }
     command.then(
       () => {
-        this.#link.recordSuccess(undefined, write.key);
+        this.#link.recordSuccess(write.scopeId, write.key);
         settle();
       },
       (error: unknown) => {
         // A KeyedFailure (the data epoch's read) counts against its own key's master (RedisLink.recordFailure).
-        this.#link.recordFailure(error, undefined, write.key);
+        this.#link.recordFailure(error, write.scopeId, write.key);
         this.#resendLater(write, resends, settle, error);
       },
     );
