@@ -280,7 +280,8 @@ export class RedisWriteBatches {
 
   /**
    * What a batch's sends ask once every resend failed: kept (true) when its master went down meanwhile (a master that
-   * died with the batch on its way: its charges were missing from the counters it came back with, before 2026-12-07).
+   * died with the batch on its way: its charges were missing from the counters it came back with, before 2026-12-07),
+   * or, for a batch with reconciles, the data epoch's master (its resends read the epoch first: `#scriptOf`).
    */
   #keeper(tag: string, batch: Batch, marker: OnceMarker): () => boolean {
     return () => {
