@@ -216,8 +216,11 @@ export class BudgetLeases {
     if (giveBack === "none" || !this.#options.link.isUp) return;
     this.#giveBack(lease, giveBack === "runs");
     // Its units are sent or given back: a later provider report need not count them any more. One HDEL per scope
-    // (a pipeline; the same hash tag).
-    if (lease.isRecorded) {
+    // (a pipeline; the same hash tag). Not sent while its Cluster master is known down: it waited a command timeout
+    // at each of its resends (~4.7 s with 200 ms, a give-back's wait and an exit's with it) and was then given up
+    // with a warning. Nor kept: the field names the lease's end, after which a report no longer counts it
+    // (LEARN_LUA), and a lease lives a second or so (redis-lease-terms.ts), less than a master takes to be found back.
+    if (lease.isRecorded && this.#options.link.isUpFor(lease.shared[0]?.id)) {
       const { redis, prefix, writes } = this.#options;
       const field = `lease:${lease.member}`;
       const keys = lease.shared.map((scope) => learnedKey(prefix, scope.id));

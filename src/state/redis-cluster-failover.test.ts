@@ -15,8 +15,8 @@ import { type BudgetScope, isReservation, rulesFromLimits } from "../limits/budg
 const skip = isRedisClusterAvailable() ? false : REDIS_CLUSTER_MISSING;
 const TIMEOUT_MS = 200;
 
-function scopesOf(provider: string): BudgetScope[] {
-  return [{ id: `provider:${provider}`, ...rulesFromLimits({ rpm: 10 }), dayReset: UTC_MIDNIGHT }];
+function scopesOf(provider: string, rpm = 10): BudgetScope[] {
+  return [{ id: `provider:${provider}`, ...rulesFromLimits({ rpm }), dayReset: UTC_MIDNIGHT }];
 }
 
 async function waitFor(condition: () => boolean, timeoutMs: number, what: () => string): Promise<void> {
@@ -62,5 +62,38 @@ describe("a Redis Cluster master hung, its replica promoted", { skip }, () => {
       5_000,
       () => `replayed (${state.ledger.unsyncedCount})`,
     );
+  });
+
+  test("/health stops naming its providers local as soon as their slots answer on the promoted replica", async (t) => {
+    const cluster = await useRedisCluster(t);
+    const victim = (await nodesOfTags(t, cluster, ["alpha"])).get("alpha");
+    assert.ok(victim !== undefined);
+    const replicaPort = await cluster.addReplica(victim);
+    const { state } = await useClusterBackend(t, cluster, "failover-health:", TIMEOUT_MS);
+    // 250 a minute: no budget lease (below 256), each reserve asks Redis or (its master down) the local book.
+    const scopes = scopesOf("alpha", 250);
+    assert.ok(isReservation(await state.ledger.reserve(scopes, { tokens: 0 }, Date.now())));
+    victim.pause();
+    for (let request = 0; request < 3; request++) {
+      assert.ok(isReservation(await state.ledger.reserve(scopes, { tokens: 0 }, Date.now())));
+    }
+    assert.deepEqual(state.status().localProviders, ["alpha"]);
+    // Until /health says alpha is shared: a reserve that went to Redis (nothing more left to replay) while /health
+    // still names alpha local is /health behind the state. Before, the old master's group stayed down until three
+    // probes in a row answered (~3 s), though alpha's slot answered on the promoted replica and its reserves went there.
+    const behind: number[] = [];
+    const startedMs = Date.now();
+    while (state.status().localProviders?.includes("alpha") === true) {
+      assert.ok(Date.now() - startedMs < 20_000, `alpha shared again (${state.status().detail})`);
+      const unsynced = state.ledger.unsyncedCountOf("provider:alpha");
+      assert.ok(isReservation(await state.ledger.reserve(scopes, { tokens: 0 }, Date.now())));
+      const wentToRedis = state.ledger.unsyncedCountOf("provider:alpha") <= unsynced;
+      if (wentToRedis && state.status().localProviders?.includes("alpha") === true) behind.push(Date.now());
+      await sleep(100);
+    }
+    const spanMs = behind.length === 0 ? 0 : (behind.at(-1) ?? 0) - (behind[0] ?? 0);
+    assert.equal(behind.length, 0, `/health named alpha local for ${spanMs} ms while its reserves went to Redis`);
+    const role = spawnSync("redis-cli", ["-p", String(replicaPort), "role"], { encoding: "utf8", timeout: 5_000 });
+    assert.match(role.stdout, /^master/, "the replica promoted");
   });
 });

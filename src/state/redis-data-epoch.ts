@@ -10,12 +10,13 @@ import { dataEpochKey } from "./redis-keys.ts";
 
 export class RedisDataEpoch {
   readonly #redis: SharedStateRedis;
-  readonly #key: string;
+  /** The epoch's key (no hash tag: on a Cluster, one master holds it). */
+  readonly key: string;
   #seen: string | undefined;
 
   constructor(redis: SharedStateRedis, prefix: string) {
     this.#redis = redis;
-    this.#key = dataEpochKey(prefix);
+    this.key = dataEpochKey(prefix);
   }
 
   /** The data set this process saw at its last check (undefined before the first). */
@@ -25,7 +26,7 @@ export class RedisDataEpoch {
 
   /** The data set Redis holds now (undefined: none, Redis lost its data since the last check), without noting it. */
   async current(): Promise<string | undefined> {
-    return (await this.#redis.get(this.#key)) ?? undefined;
+    return (await this.#redis.get(this.key)) ?? undefined;
   }
 
   /**
@@ -33,8 +34,8 @@ export class RedisDataEpoch {
    * `new`: Redis lost its data since (or was flushed).
    */
   async check(): Promise<"first" | "same" | "new"> {
-    await this.#redis.set(this.#key, randomBytes(8).toString("hex"), "NX");
-    const current = (await this.#redis.get(this.#key)) ?? "";
+    await this.#redis.set(this.key, randomBytes(8).toString("hex"), "NX");
+    const current = (await this.#redis.get(this.key)) ?? "";
     const seen = this.#seen;
     this.#seen = current;
     if (seen === undefined) return "first";

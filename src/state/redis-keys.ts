@@ -44,6 +44,22 @@ export function onceMarkerKey(prefix: string, scopeId: string, instanceId: strin
   return `${prefix}once:{${providerTag(scopeId)}}:${scopeId}:${instanceId}:${id}`;
 }
 
+/** Markers kept in a process's applied set per provider slot (redis-lua-writes.ts FIRST_TIME_FUNCTION), newest first. */
+export const ONCE_APPLIED_MAX = 128;
+/**
+ * ms the applied set lives after its last batch: as long as a batch kept for a Cluster master's return may wait and
+ * still be applied once (a day's outage). At most ONCE_APPLIED_MAX short members per provider and process.
+ */
+export const ONCE_APPLIED_KEEP_MS = 86_400_000;
+
+/**
+ * The batches a process applied on a provider's slot (`P once:{T}:applied:<process>`; a scope id always holds a `:`
+ * after its kind, so no marker is named so).
+ */
+export function onceAppliedKey(prefix: string, scopeId: string, instanceId: string): string {
+  return `${prefix}once:{${providerTag(scopeId)}}:applied:${instanceId}`;
+}
+
 /**
  * `provider:groq`, `deployment:groq/llama` and the audio-seconds scopes `provider:groq#audio`,
  * `deployment:groq/whisper#audio` -> `groq` (braces replaced: they would end the tag early). The pool's `#audio`

@@ -83,6 +83,8 @@ export interface RedisLedgerOptions {
   readonly leaseTtlMs?: number;
   /** Identifies this process in reservation ids; random by default. */
   readonly instanceId?: string;
+  /** ms a once-write's marker lives (redis-once-writes.ts MARKER_MS); tests shorten it. */
+  readonly onceMarkerMs?: number;
 }
 
 interface ReservationDetail {
@@ -161,7 +163,7 @@ export class RedisLedger implements BudgetLedger {
     this.#clock = options.clock;
     this.#leaseTtlMs = options.leaseTtlMs ?? DEFAULT_LEASE_TTL_MS;
     this.#instanceId = options.instanceId ?? randomBytes(6).toString("hex");
-    this.#writes = new OnceWrites(this.#link, this.#prefix, this.#instanceId);
+    this.#writes = new OnceWrites(this.#link, this.#prefix, this.#instanceId, options.onceMarkerMs);
     this.#batches = new RedisWriteBatches(this.#redis, this.#writes, options.dataEpoch, this.#link);
     this.#callLeases = new CallLeases(this.#redis, this.#link, this.#leaseTtlMs);
     this.#leases = new BudgetLeases({

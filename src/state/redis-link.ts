@@ -6,6 +6,20 @@
 import { type DownGroup, FAILURES_BEFORE_DOWN, isUnservedSlotReply, SlotGroups } from "./redis-slot-groups.ts";
 import type { StateLogger, StateStatus } from "./state-types.ts";
 
+/**
+ * A command failed on a key of its own, which on a Redis Cluster may sit on another master than the caller's write
+ * (a batch's resend reads the data epoch first; a refused feature's write on its deployment's key): its failure counts
+ * against that key's master, whatever the caller names.
+ */
+export class KeyedFailure extends Error {
+  readonly key: string;
+
+  constructor(key: string, cause: unknown) {
+    super(`a command on ${key} failed`, { cause });
+    this.key = key;
+  }
+}
+
 export class RedisLink {
   /** Where Redis is, without credentials: `redis://host:port/db`. */
   readonly target: string;
@@ -56,6 +70,12 @@ export class RedisLink {
     if (!this.#isUp) return false;
     if (scopeId === undefined || this.#groups === undefined) return true;
     return !this.#groups.isDown(SlotGroups.tagOf(scopeId), kindOf(scopeId));
+  }
+
+  /** Whether `key` (a key without a budget scope: the data epoch) is shared now: the link, and on a Cluster its slot. */
+  isUpForKey(key: string): boolean {
+    if (!this.#isUp) return false;
+    return this.#groups === undefined || !this.#groups.isDown(SlotGroups.tagOfKey(key), "key");
   }
 
   /** The Cluster masters not answering now (none on a standalone Redis): probed once a second. */
@@ -140,6 +160,20 @@ export class RedisLink {
    * (CLUSTERDOWN...) is such a failure.
    */
   recordFailure(error: unknown, scopeId?: string, key?: string): void {
+    if (error instanceof KeyedFailure) {
+      this.recordFailure(error.cause, undefined, error.key);
+      return;
+    }
+    // Writes on several keys that failed together (RefusalSharing.pushLocal): on a Cluster each counts against its own
+    // key's master; on a standalone Redis they are one failure, as one write was.
+    if (
+      error instanceof AggregateError &&
+      error.errors.length > 0 &&
+      error.errors.every((each) => each instanceof KeyedFailure)
+    ) {
+      for (const each of this.#groups === undefined ? error.errors.slice(0, 1) : error.errors) this.recordFailure(each);
+      return;
+    }
     const isSlotFailure = this.#groups !== undefined && isUnservedSlotReply(error);
     if (error instanceof Error && error.name === "ReplyError" && !isSlotFailure) {
       this.recordRejected(error);

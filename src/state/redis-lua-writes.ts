@@ -2,7 +2,7 @@
 // headers reported, a shared cooldown and a refused feature. Each runs atomically; every key one script touches
 // carries the same hash tag (redis-keys.ts), so it runs in one Redis Cluster slot. Numbers are formatted with "%.17g",
 // as there.
-import { BUDGET_KEEP_MS } from "./redis-keys.ts";
+import { BUDGET_KEEP_MS, ONCE_APPLIED_KEEP_MS, ONCE_APPLIED_MAX } from "./redis-keys.ts";
 import { RESERVE_LUA } from "./redis-lua.ts";
 
 /**
@@ -142,29 +142,54 @@ end
 `;
 
 /**
+ * Batches of one process applied on one provider's slot, kept in a sorted set (`applied`, redis-keys.ts
+ * onceAppliedKey) beside the batches' own markers: the newest ONCE_APPLIED_MAX markers (scored by their id, which
+ * grows), for ONCE_APPLIED_KEEP_MS after the last. A marker lives a minute; a batch kept for a Cluster master's return
+ * (redis-write-batches.ts) whose first send ran, its reply lost, was replayed after a longer outage once its marker
+ * had ended, and applied twice. No batch of the process applies on that master while it is down, so the ones sent
+ * just before are still among its newest when they are replayed. The marker stays: a burst of batches can push a
+ * batch out of the set within the seconds its resends take. `first_time(marker, applied, marker_ms)`: false when
+ * either says the batch ran.
+ */
+const FIRST_TIME_FUNCTION = `
+local function first_time(marker, applied, marker_ms)
+  if not redis.call('SET', marker, '1', 'NX', 'PX', marker_ms) then return false end
+  if redis.call('ZSCORE', applied, marker) then return false end
+  redis.call('ZADD', applied, tonumber(string.match(marker, ':(%d+)$')) or 0, marker)
+  if redis.call('ZCARD', applied) > ${ONCE_APPLIED_MAX} then
+    redis.call('ZREMRANGEBYRANK', applied, 0, -${ONCE_APPLIED_MAX + 1})
+  end
+  redis.call('PEXPIRE', applied, ${ONCE_APPLIED_KEEP_MS})
+  return true
+end
+`;
+
+/**
  * Reconciles and retimes of one provider's scopes (redis-write-batches.ts: those of one turn) as one script call. It
- * applies at most once: KEYS[1] is the batch's marker, set (NX, for marker_ms) before anything moves; a marker
- * already there means an earlier send of the same batch ran (a timed-out one usually has), and the script returns 0.
- * ARGV[1]: marker_ms, then the writes (APPLY_WRITES_FUNCTION).
+ * applies at most once: KEYS[1] is the batch's marker, set (NX, for marker_ms) before anything moves, KEYS[2] the
+ * process's applied batches on that slot (FIRST_TIME_FUNCTION); either saying an earlier send of the same batch ran
+ * (a timed-out one usually has), the script returns 0. ARGV[1]: marker_ms, then the writes (APPLY_WRITES_FUNCTION).
  */
 export const WRITE_BATCH_LUA = `
-if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then return 0 end
+${FIRST_TIME_FUNCTION}
+if not first_time(KEYS[1], KEYS[2], ARGV[1]) then return 0 end
 ${APPLY_WRITES_FUNCTION}
-apply_writes(2, 2, #ARGV)
+apply_writes(3, 2, #ARGV)
 return 1
 `;
 
 /**
  * A batch (as WRITE_BATCH_LUA's, at most once under its marker), then a reserve (RESERVE_LUA, answering as it does)
  * in the same call: the writes that wait for a reserve on their provider ride with it (redis-write-batches.ts).
- * ARGV[1]: the batch's key count (its marker first), ARGV[2]: its argument count (marker_ms first), then the batch's
+ * ARGV[1]: the batch's key count (its marker and applied set first), ARGV[2]: its argument count (marker_ms first), then the batch's
  * arguments, then the reserve's; KEYS: the batch's, then the reserve's. The reserve's program runs as a function of
  * its own keys and arguments, unchanged.
  */
 export const RESERVE_AFTER_WRITES_LUA = `
+${FIRST_TIME_FUNCTION}
 ${APPLY_WRITES_FUNCTION}
 local batch_keys, batch_arguments = tonumber(ARGV[1]), tonumber(ARGV[2])
-if redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[3]) then apply_writes(2, 4, 2 + batch_arguments) end
+if first_time(KEYS[1], KEYS[2], ARGV[3]) then apply_writes(3, 4, 2 + batch_arguments) end
 local reserve_keys, reserve_arguments = {}, {}
 for i = batch_keys + 1, #KEYS do reserve_keys[#reserve_keys + 1] = KEYS[i] end
 for i = batch_arguments + 3, #ARGV do reserve_arguments[#reserve_arguments + 1] = ARGV[i] end

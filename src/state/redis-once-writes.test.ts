@@ -51,9 +51,12 @@ test("while Redis is down a resend turn is skipped, not spent on a certain failu
   assert.equal(sends, 1, "nothing sent after stop()");
 });
 
-test("marker keys: in the scope's hash tag, one per write", () => {
+test("marker keys: in the scope's hash tag, one per write; the applied set one per provider and process", () => {
   const writes = new OnceWrites(upLink(), "p:", "me");
-  const first = writes.markerKey("deployment:groq/llama");
-  assert.match(first, /^p:once:\{groq\}:deployment:groq\/llama:me:\d+$/);
-  assert.notEqual(writes.markerKey("deployment:groq/llama"), first);
+  const first = writes.marker("deployment:groq/llama");
+  assert.match(first.key, /^p:once:\{groq\}:deployment:groq\/llama:me:\d+$/);
+  assert.equal(first.applied, "p:once:{groq}:applied:me");
+  const second = writes.marker("provider:groq");
+  assert.notEqual(second.key, first.key);
+  assert.equal(second.applied, first.applied);
 });

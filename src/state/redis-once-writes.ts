@@ -4,7 +4,7 @@
 // (WRITE_BATCH_LUA): a second send of a write that already ran (a timed-out one usually has) changes nothing. So a
 // write that failed is simply sent again, a few times, while Redis is up.
 import type { SharedStateRedis } from "./redis-client.ts";
-import { onceMarkerKey } from "./redis-keys.ts";
+import { onceAppliedKey, onceMarkerKey } from "./redis-keys.ts";
 import type { RedisLink } from "./redis-link.ts";
 
 /** ms before the first resend of a failed write; doubled at each resend. */
@@ -13,6 +13,14 @@ const RESEND_AFTER_MS = 250;
 const MAX_RESENDS = 4;
 /** ms a marker lives: far longer than every send of its write can take, command timeouts included. */
 const MARKER_MS = 60_000;
+
+/** A batch's marker key, and the set of this process's batches applied on its slot (redis-lua-writes.ts). */
+export interface OnceMarker {
+  readonly key: string;
+  readonly applied: string;
+  /** The budget scope the batch writes: its failures count against that scope's provider, named in the warning. */
+  readonly scopeId: string;
+}
 
 /** A batch's KEYS and ARGV for WRITE_BATCH_LUA, after its marker and the marker's lifetime. */
 export interface BatchScript {
@@ -27,6 +35,8 @@ export type BatchScriptOrLater = BatchScript | undefined | Promise<BatchScript |
 interface Write {
   readonly send: () => Promise<unknown>;
   readonly key: string | undefined;
+  /** Its budget scope, when it has one: a Cluster group's warning then names the provider ("its keys" before). */
+  readonly scopeId?: string | undefined;
   /** Asked when every resend failed: true, the caller keeps it. */
   readonly keep: (() => boolean) | undefined;
 }
@@ -39,18 +49,24 @@ export class OnceWrites {
   readonly #waiting = new Map<NodeJS.Timeout, () => void>();
   /** Writes not settled yet (sent and unanswered, or waiting for a resend). */
   readonly #unsettled = new Set<Promise<void>>();
+  readonly #markerMs: number;
   #nextId = 1;
   #isStopped = false;
 
-  constructor(link: RedisLink, prefix: string, instanceId: string) {
+  constructor(link: RedisLink, prefix: string, instanceId: string, markerMs = MARKER_MS) {
     this.#link = link;
     this.#prefix = prefix;
     this.#instanceId = instanceId;
+    this.#markerMs = markerMs;
   }
 
   /** A new write's marker key, beside `scopeId`'s keys (the same hash tag, so the same Cluster slot; not a budget key). */
-  markerKey(scopeId: string): string {
-    return onceMarkerKey(this.#prefix, scopeId, this.#instanceId, this.#nextId++);
+  marker(scopeId: string): OnceMarker {
+    return {
+      key: onceMarkerKey(this.#prefix, scopeId, this.#instanceId, this.#nextId++),
+      applied: onceAppliedKey(this.#prefix, scopeId, this.#instanceId),
+      scopeId,
+    };
   }
 
   /**
@@ -59,7 +75,7 @@ export class OnceWrites {
    * left to write may shrink between sends); undefined: nothing left, the write is settled without a call.
    */
   batch(redis: SharedStateRedis, scopeId: string, script: () => BatchScriptOrLater): Promise<void> {
-    return this.batchUnder(redis, this.markerKey(scopeId), script);
+    return this.batchUnder(redis, this.marker(scopeId), script);
   }
 
   /**
@@ -69,28 +85,36 @@ export class OnceWrites {
    */
   batchUnder(
     redis: SharedStateRedis,
-    marker: string,
+    marker: OnceMarker,
     script: () => BatchScriptOrLater,
     keep?: () => boolean,
   ): Promise<void> {
     const sendNow = (current: BatchScript | undefined): Promise<unknown> =>
       current === undefined
         ? Promise.resolve()
-        : redis.budgetWriteBatch(current.keys.length + 1, marker, ...current.keys, MARKER_MS, ...current.args);
+        : redis.budgetWriteBatch(
+            current.keys.length + 2,
+            marker.key,
+            marker.applied,
+            ...current.keys,
+            this.#markerMs,
+            ...current.args,
+          );
     // Known at once (a first send): sent in this turn, so that a reserve issued after it runs after it in Redis.
-    return this.send(
-      () => {
+    return this.#track({
+      send: () => {
         const current = script();
         return current instanceof Promise ? current.then(sendNow) : sendNow(current);
       },
-      marker,
+      key: marker.key,
       keep,
-    );
+      scopeId: marker.scopeId,
+    });
   }
 
   /** A batch's marker argument (ms), for a batch sent inside a reserve (RESERVE_AFTER_WRITES_LUA). */
   get markerMs(): number {
-    return MARKER_MS;
+    return this.#markerMs;
   }
 
   /**
@@ -100,7 +124,11 @@ export class OnceWrites {
    * master (redis-slot-groups.ts).
    */
   send(send: () => Promise<unknown>, key?: string, keep?: () => boolean): Promise<void> {
-    const write = new Promise<void>((settle) => this.#attempt({ send, key, keep }, 0, settle));
+    return this.#track({ send, key, keep });
+  }
+
+  #track(sent: Write): Promise<void> {
+    const write = new Promise<void>((settle) => this.#attempt(sent, 0, settle));
     const unsettled = write.finally(() => this.#unsettled.delete(unsettled));
     this.#unsettled.add(unsettled);
     return write;
@@ -134,11 +162,12 @@ export class OnceWrites {
     }
     command.then(
       () => {
-        this.#link.recordSuccess(undefined, write.key);
+        this.#link.recordSuccess(write.scopeId, write.key);
         settle();
       },
       (error: unknown) => {
-        this.#link.recordFailure(error, undefined, write.key);
+        // A KeyedFailure (the data epoch's read) counts against its own key's master (RedisLink.recordFailure).
+        this.#link.recordFailure(error, write.scopeId, write.key);
         this.#resendLater(write, resends, settle, error);
       },
     );

@@ -20,7 +20,7 @@
 // the channel goes here too (`load`); after Redis lost its data, it only adds, and every lesson held here is written
 // again (`pushAll`, redis-data-epoch.ts), but not those of a deployment forgotten since by a replica this one did
 // not hear: the forget leaves a marker, applied before anything is written again (redis-deployment-forgets.ts).
-// The file stays whole (about 410 lines), as redis-learned-facts.ts does: a lesson's write, a forget's delete and
+// The file stays whole (about 425 lines), as redis-learned-facts.ts does: a lesson's write, a forget's delete and
 // publish, and a load's race share the pending sets (`#unshared`, `#writing`, `#forgotten`) one class keeps consistent.
 import type { Clock } from "../clock.ts";
 import { isRecord } from "../is-record.ts";
@@ -35,7 +35,7 @@ import type { SharedStateRedis } from "./redis-client.ts";
 import { DEPLOYMENT_FORGET_KEEP_MS, type DeploymentForgets, newForgetId } from "./redis-deployment-forgets.ts";
 import { cooldownChannel, deploymentKeyOf, refusedFeaturesKey, refusedFeaturesStart } from "./redis-keys.ts";
 import { deleteKeysStartingWith } from "./redis-ledger.ts";
-import type { RedisLink } from "./redis-link.ts";
+import { KeyedFailure, type RedisLink } from "./redis-link.ts";
 import { FORGET_LIMITS_LUA } from "./redis-lua-writes.ts";
 import type { SharedKeys } from "./redis-shared-keys.ts";
 import { RetryBackoff } from "./retry-backoff.ts";
@@ -189,7 +189,7 @@ export class RefusalSharing {
     await this.#deleteForgotten();
     const unshared = [...this.#unshared];
     this.#unshared.clear();
-    await Promise.all(
+    const written = await Promise.allSettled(
       unshared.map(([deploymentKey, changes]) =>
         this.#write(deploymentKey, changes).catch((error: unknown) => {
           this.#pend(deploymentKey, changes, false);
@@ -197,6 +197,11 @@ export class RefusalSharing {
         }),
       ),
     );
+    // Every failure told (each a KeyedFailure when its deployment's key failed: on a Cluster, each counts against its
+    // own master), not only the first.
+    const failures = written.flatMap((write) => (write.status === "rejected" ? [write.reason] : []));
+    if (failures.length === 1) throw failures[0];
+    if (failures.length > 1) throw new AggregateError(failures, "writes of refused features failed");
     this.#backoff.reset();
   }
 
@@ -223,7 +228,7 @@ export class RefusalSharing {
         } catch (error) {
           // Unless the deployment was forgotten again meanwhile (that forget is the one to send).
           if (!this.#forgotten.has(deploymentKey)) this.#forgotten.set(deploymentKey, forgetId);
-          throw error;
+          throw new KeyedFailure(keys[1] as string, error);
         }
         await this.#announceForgotten(deploymentKey, forgetId);
       }),
@@ -252,6 +257,13 @@ export class RefusalSharing {
   async #store(deploymentKey: string, changes: PendingChanges): Promise<void> {
     const { redis, keyPrefix, clock } = this.#options;
     const key = refusedFeaturesKey(keyPrefix, deploymentKey);
+    // A failure on the deployment's key counts against its master on a Cluster (before 2026-12-07, against none: a
+    // hung master's lessons timed out, each retry a command timeout, its providers still taken as shared). A PUBLISH
+    // goes to any node: its failure names no key.
+    const onKey = <T>(command: Promise<T>): Promise<T> =>
+      command.catch((error: unknown) => {
+        throw new KeyedFailure(key, error);
+      });
     const accepted: string[] = [];
     for (const [feature, refusal] of changes) {
       if (refusal === null) {
@@ -260,11 +272,13 @@ export class RefusalSharing {
       }
       // Ended while it waited to be written: nothing to tell.
       if (refusal.untilMs <= clock.now()) continue;
-      await redis.shareRefusal(1, key, feature, JSON.stringify(refusal), clock.now(), MAX_REFUSALS_PER_DEPLOYMENT);
+      await onKey(
+        redis.shareRefusal(1, key, feature, JSON.stringify(refusal), clock.now(), MAX_REFUSALS_PER_DEPLOYMENT),
+      );
       await this.#publish({ kind: "refused-feature", deploymentKey, refusal });
     }
     if (accepted.length === 0) return;
-    await redis.hdel(key, ...accepted);
+    await onKey(redis.hdel(key, ...accepted));
     await this.#publish({ kind: "accepted-features", deploymentKey, features: accepted });
   }
 

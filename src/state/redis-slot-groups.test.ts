@@ -180,3 +180,21 @@ test("a down master's probe key is in the slot of the key that failed, a cooldow
   }
   assert.equal(hashSlot(probeKey("gw:", SlotGroups.tagOf("provider:gr{o}q"))), hashSlot("gw:budget:{gr_o_q}:x"));
 });
+
+test("a down master whose slots moved to another (a promoted replica): its providers shared at once, up at the first answered probe", () => {
+  let master = "10.0.0.1:6379";
+  const { groups, lines } = groupsWithLog(() => master);
+  const ups: (readonly string[])[] = [];
+  groups.onUp((tags) => ups.push(tags));
+  for (let failure = 0; failure < FAILURES_BEFORE_DOWN; failure++) groups.recordFailure("alpha", "Command timed out");
+  assert.deepEqual(groups.downProviderTags(), ["alpha"]);
+  master = "10.0.0.2:6379";
+  // The slot table names the replica: /health follows it before any probe, as the reserves do (isDown).
+  assert.equal(groups.isDown("alpha"), false);
+  assert.deepEqual(groups.downProviderTags(), []);
+  assert.equal(groups.describeDown(), undefined);
+  groups.probed("10.0.0.1:6379", undefined);
+  assert.deepEqual(ups, [["alpha"]], "up at the first answered probe, not the third");
+  assert.deepEqual(groups.downGroups(), []);
+  assert.equal(lines.filter((line) => line.includes("answers again")).length, 1);
+});

@@ -153,7 +153,9 @@ export class SlotGroups {
       return;
     }
     group.answeredProbes += 1;
-    if (group.answeredProbes < PROBES_BEFORE_UP) return;
+    // Its slots moved to another master (a replica promoted in a hung one's place): that one answered, and there is
+    // no flapping to wait out. Before 2026-12-07 it took three probes (~3 s), the replays of what was kept waiting.
+    if (group.answeredProbes < PROBES_BEFORE_UP && !this.#hasMoved(id, group)) return;
     this.#groups.delete(id);
     this.#logger?.info(
       { redis: this.#target, master: id, providers: namedOf(group), downForMs: this.#now() - group.downSinceMs },
@@ -162,9 +164,15 @@ export class SlotGroups {
     for (const listener of this.#upListeners) listener([...group.tags.keys()]);
   }
 
-  /** What status() adds while groups are down, or undefined. */
+  /**
+   * What status() adds while groups are down, or undefined. A group whose slots all moved to another master (a
+   * promoted replica, once the slot table says so) is left out at once, as `isDown` leaves its tags: /health named
+   * them local until the old master's group was probed up (~3 s), their reserves meanwhile going to the new master.
+   */
   describeDown(): string | undefined {
-    const down = [...this.#groups.values()].filter((group) => group.isDown);
+    const down = [...this.#groups]
+      .filter(([id, group]) => group.isDown && !this.#hasMoved(id, group))
+      .map(([, group]) => group);
     if (down.length === 0) return undefined;
     const sinceMs = Math.min(...down.map((group) => group.downSinceMs));
     const names = this.#downTagsOf("provider");
@@ -179,13 +187,21 @@ export class SlotGroups {
     return `${what || "nothing"} served from local state, ${since} (${down[0]?.lastError ?? "unknown"})${named}`;
   }
 
+  /** The tags of `kind` served locally now: noted on a down group whose master still serves their slot. */
   #downTagsOf(kind: TagKind): string[] {
     const tags = new Set<string>();
-    for (const group of this.#groups.values()) {
+    for (const [id, group] of this.#groups) {
       if (!group.isDown) continue;
-      for (const [tag, tagKind] of group.tags) if (tagKind === kind) tags.add(tag);
+      for (const [tag, tagKind] of group.tags) if (tagKind === kind && this.#groupIdOf(tag) === id) tags.add(tag);
     }
     return [...tags].sort();
+  }
+
+  /** Whether no tag the group noted (its probe's either) has its slot on that master any more. */
+  #hasMoved(id: string, group: Group): boolean {
+    if (this.#groupIdOf(group.probeTag) === id) return false;
+    for (const tag of group.tags.keys()) if (this.#groupIdOf(tag) === id) return false;
+    return true;
   }
 
   /** The master of the tag's slot, or (unknown to the connection yet) the slot itself. */

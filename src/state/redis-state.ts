@@ -46,6 +46,8 @@ const SUBSCRIBE_WAIT_MS = 2_000;
 export interface RedisStateOptions {
   /** Lease lifetime of concurrency slots; tests shorten it. */
   readonly leaseTtlMs?: number;
+  /** ms a once-write's marker lives (redis-once-writes.ts); tests shorten it. */
+  readonly onceMarkerMs?: number;
   /** How long start-up waits for the cooldown channel's subscription (default SUBSCRIBE_WAIT_MS); tests shorten it. */
   readonly subscribeWaitMs?: number;
   /** The runtime's prompt calibrations: loaded from Redis at start, written back as they are learned. */
@@ -92,6 +94,7 @@ export async function createRedisStateBackend(
     dataEpoch: epoch,
     instanceId,
     ...(options.leaseTtlMs === undefined ? {} : { leaseTtlMs: options.leaseTtlMs }),
+    ...(options.onceMarkerMs === undefined ? {} : { onceMarkerMs: options.onceMarkerMs }),
   });
   const calibration =
     options.calibration === undefined

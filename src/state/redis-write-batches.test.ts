@@ -64,10 +64,10 @@ async function reserveEach(ledger: Ledger, scopes: BudgetScope[], count: number,
 const BATCH_SHA = createHash("sha1").update(WRITE_BATCH_LUA).digest("hex");
 const CARRIED_SHA = createHash("sha1").update(RESERVE_AFTER_WRITES_LUA).digest("hex");
 function callsBatch(text: string): boolean {
-  return text.includes(BATCH_SHA) || text.includes("apply_writes(2, 2, #argv)");
+  return text.includes(BATCH_SHA) || text.includes("apply_writes(3, 2, #argv)");
 }
 function callsCarriedReserve(text: string): boolean {
-  return text.includes(CARRIED_SHA) || text.includes("apply_writes(2, 4,");
+  return text.includes(CARRIED_SHA) || text.includes("apply_writes(3, 4,");
 }
 
 describe("give-backs and retimes batched per provider", { skip }, () => {

@@ -31,8 +31,8 @@
 import type { SharedStateRedis } from "./redis-client.ts";
 import type { RedisDataEpoch } from "./redis-data-epoch.ts";
 import { providerTag } from "./redis-keys.ts";
-import type { RedisLink } from "./redis-link.ts";
-import type { BatchScript, BatchScriptOrLater, OnceWrites } from "./redis-once-writes.ts";
+import { KeyedFailure, type RedisLink } from "./redis-link.ts";
+import type { BatchScript, BatchScriptOrLater, OnceMarker, OnceWrites } from "./redis-once-writes.ts";
 
 /** Writes in one batch at most (a full batch goes out at once): bounds one script's run and its argument list. */
 const MAX_WRITES_PER_BATCH = 64;
@@ -81,10 +81,10 @@ interface Batch {
 /** A batch kept for its master's return, with the marker it was (or will first be) sent under. */
 interface KeptBatch {
   readonly batch: Batch;
-  readonly marker: string;
+  readonly marker: OnceMarker;
 }
 
-/** A batch sent inside a reserve: its keys (marker first) and arguments (marker_ms first), and its outcome. */
+/** A batch sent inside a reserve: its keys (its marker and applied set first) and arguments (marker_ms first), and its outcome. */
 export interface CarriedBatch {
   readonly keys: readonly string[];
   readonly args: readonly Argument[];
@@ -103,7 +103,7 @@ export class RedisWriteBatches {
   #generation = 0;
 
   readonly #dataEpoch: RedisDataEpoch;
-  readonly #link: Pick<RedisLink, "isCluster" | "isUp" | "isUpFor">;
+  readonly #link: Pick<RedisLink, "isCluster" | "isUp" | "isUpFor" | "isUpForKey">;
   /** Per provider hash tag, the batches kept while its Cluster master does not answer, oldest first. */
   readonly #kept = new Map<string, KeptBatch[]>();
 
@@ -111,7 +111,7 @@ export class RedisWriteBatches {
     redis: SharedStateRedis,
     writes: OnceWrites,
     dataEpoch: RedisDataEpoch,
-    link: Pick<RedisLink, "isCluster" | "isUp" | "isUpFor">,
+    link: Pick<RedisLink, "isCluster" | "isUp" | "isUpFor" | "isUpForKey">,
   ) {
     this.#redis = redis;
     this.#writes = writes;
@@ -132,11 +132,16 @@ export class RedisWriteBatches {
    * was reset since the batch was begun (`#scriptOf`).
    */
   replayKept(): void {
+    const isEpochDown = this.#isEpochHeldBack();
     for (const [tag, kept] of [...this.#kept]) {
       const [first] = kept;
       if (first === undefined || this.#isHeldBack(first.batch.scopeId)) continue;
-      this.#kept.delete(tag);
+      // Their replay reads the data epoch first (`#scriptOf`): while its master does not answer, they wait for it.
+      const waiting = isEpochDown ? kept.filter(({ batch }) => hasReconciles(batch)) : [];
+      if (waiting.length > 0) this.#kept.set(tag, waiting);
+      else this.#kept.delete(tag);
       for (const { batch, marker } of kept) {
+        if (waiting.length > 0 && hasReconciles(batch)) continue;
         void this.#writes.batchUnder(this.#redis, marker, this.#scriptOf(batch, 1), this.#keeper(tag, batch, marker));
       }
     }
@@ -174,7 +179,7 @@ export class RedisWriteBatches {
     const batch = this.#batches.get(tag);
     if (batch === undefined) return undefined;
     this.#batches.delete(tag);
-    const marker = this.#writes.markerKey(batch.scopeId);
+    const marker = this.#writes.marker(batch.scopeId);
     const { keys, args } = scriptArgumentsOf(batch.writes);
     let isResent = false;
     const resend = (): void => {
@@ -187,7 +192,7 @@ export class RedisWriteBatches {
     };
     this.#carried.set(batch, resend);
     return {
-      keys: [marker, ...keys],
+      keys: [marker.key, marker.applied, ...keys],
       args: [this.#writes.markerMs, ...args],
       // Answered: applied (or found applied). Failed (a timeout may still run it): sent again alone, same marker.
       settle: (isAnswered) => {
@@ -262,7 +267,7 @@ export class RedisWriteBatches {
     const batch = this.#batches.get(tag);
     if (batch === undefined) return;
     this.#batches.delete(tag);
-    const marker = this.#writes.markerKey(batch.scopeId);
+    const marker = this.#writes.marker(batch.scopeId);
     if (this.#isHeldBack(batch.scopeId)) {
       this.#keep(tag, { batch, marker });
       batch.sent.resolve();
@@ -275,11 +280,12 @@ export class RedisWriteBatches {
 
   /**
    * What a batch's sends ask once every resend failed: kept (true) when its master went down meanwhile (a master that
-   * died with the batch on its way: its charges were missing from the counters it came back with, before 2026-12-07).
+   * died with the batch on its way: its charges were missing from the counters it came back with, before 2026-12-07),
+   * or, for a batch with reconciles, the data epoch's master (its resends read the epoch first: `#scriptOf`).
    */
-  #keeper(tag: string, batch: Batch, marker: string): () => boolean {
+  #keeper(tag: string, batch: Batch, marker: OnceMarker): () => boolean {
     return () => {
-      if (!this.#isHeldBack(batch.scopeId)) return false;
+      if (!this.#isHeldBack(batch.scopeId) && !(hasReconciles(batch) && this.#isEpochHeldBack())) return false;
       this.#keep(tag, { batch, marker });
       return true;
     };
@@ -288,6 +294,14 @@ export class RedisWriteBatches {
   /** On a Cluster whose link is up, the scope's master does not answer: its batches wait for it (a standalone Redis never keeps). */
   #isHeldBack(scopeId: string): boolean {
     return this.#link.isCluster && this.#link.isUp && !this.#link.isUpFor(scopeId);
+  }
+
+  /**
+   * On a Cluster whose link is up, the master holding the data epoch (a key without a hash tag, on one master) does not
+   * answer: a resend with reconciles, which reads it first, waits for it.
+   */
+  #isEpochHeldBack(): boolean {
+    return this.#link.isCluster && this.#link.isUp && !this.#link.isUpForKey(this.#dataEpoch.key);
   }
 
   #keep(tag: string, kept: KeptBatch): void {
@@ -315,10 +329,24 @@ export class RedisWriteBatches {
     };
     return () => {
       sends += 1;
-      if (sends === 1 || !batch.writes.some((write) => write.kind === "c")) return writesOf(true);
-      return this.#dataEpoch.current().then((current) => writesOf(current === (batch.dataSet ?? "")));
+      if (sends === 1 || !hasReconciles(batch)) return writesOf(true);
+      // A failed read counts against the epoch's master, not the batch's (KeyedFailure); one known down is not asked.
+      const { key } = this.#dataEpoch;
+      if (this.#isEpochHeldBack())
+        return Promise.reject(new KeyedFailure(key, new Error("its master does not answer")));
+      return this.#dataEpoch.current().then(
+        (current) => writesOf(current === (batch.dataSet ?? "")),
+        (error: unknown) => {
+          throw new KeyedFailure(key, error);
+        },
+      );
     };
   }
+}
+
+/** Whether a batch holds a reconcile or give-back (a resend of it reads the data epoch first). */
+function hasReconciles(batch: Batch): boolean {
+  return batch.writes.some((write) => write.kind === "c");
 }
 
 /**

@@ -5,7 +5,7 @@ import { Cluster } from "ioredis";
 import { systemClock } from "../../src/clock.ts";
 import { buildConfig } from "../../src/config/load.ts";
 import { AvailabilityBook } from "../../src/limits/availability.ts";
-import { createRedisStateBackend } from "../../src/state/redis-state.ts";
+import { createRedisStateBackend, type RedisStateOptions } from "../../src/state/redis-state.ts";
 import { closeWhenTestEnds } from "./late-start.ts";
 import type { RedisCluster, RedisClusterNode } from "./redis-cluster.ts";
 
@@ -17,6 +17,7 @@ export async function useClusterBackend(
   cluster: RedisCluster,
   prefix: string,
   commandTimeoutMs: number,
+  options: RedisStateOptions = {},
 ) {
   const availability = new AvailabilityBook(systemClock, COOLDOWN_DEFAULTS);
   const logs: string[] = [];
@@ -36,6 +37,7 @@ export async function useClusterBackend(
     availability,
     systemClock,
     logger,
+    options,
   );
   await closeWhenTestEnds(t, () => state.close());
   return { state, availability, logs };

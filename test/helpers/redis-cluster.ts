@@ -44,7 +44,10 @@ export interface RedisClusterNode {
    * it failed after `cluster-node-timeout` (1 s) and keep serving their own slots.
    */
   pause(): void;
-  /** SIGCONT; resolves once every node reports cluster_state:ok again (the others clear its failure within ~2 s). */
+  /**
+   * SIGCONT; resolves once every node not paused reports cluster_state:ok again (the others clear its failure within
+   * ~2 s). A node still paused is not asked: its redis-cli would wait for REDIS_CLI_TIMEOUT_MS every round.
+   */
   resume(): Promise<void>;
   /**
    * SAVE: writes the node's keys to its own RDB file, which `restart` loads: a master that dies and comes back with
@@ -90,6 +93,8 @@ export async function useRedisCluster(t: TestContext): Promise<RedisCluster> {
   }
   await closeWhenTestEnds(t, stop);
   const slots = clusterSlots(ports[0] as number);
+  const paused = new Set<number>();
+  const running = (): number[] => ports.filter((port) => !paused.has(port));
   const nodes = ports.map((port, index) => ({
     port,
     url: `redis://127.0.0.1:${port}`,
@@ -101,11 +106,13 @@ export async function useRedisCluster(t: TestContext): Promise<RedisCluster> {
       await waitForClusterOk(ports);
     },
     pause: () => {
+      paused.add(port);
       children[index]?.kill("SIGSTOP");
     },
     resume: async () => {
+      paused.delete(port);
       children[index]?.kill("SIGCONT");
-      await waitForClusterOk(ports);
+      await waitForClusterOk(running());
     },
     save: () => {
       const saved = spawnSync("redis-cli", ["-p", String(port), "save"], {
