@@ -198,8 +198,11 @@ export class Recorder {
     const isKnown = this.#books.isKnownAs(deployment);
     if (isBlameless) {
       // Not the upstream's fault: the client left, or a sound fresh answer merely differed from the one being
-      // continued. A half-open circuit's probe is handed back.
-      if (isKnown) availability.releaseProbe(key, { sentAtMs: timing.startedAtMs });
+      // continued. A half-open circuit's probe is handed back. No 429 came in it: it ends the 429s' streak, as a
+      // stream's success does (else each 429 after streams clients cancelled doubled the one before).
+      if (!isKnown) return;
+      availability.releaseProbe(key, { sentAtMs: timing.startedAtMs });
+      availability.recordSuccess(key, { sentAtMs: timing.startedAtMs, isCounted: true });
       return;
     }
     stats.recordFailure(key);

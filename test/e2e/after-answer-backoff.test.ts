@@ -12,6 +12,7 @@ import {
   CHAT_ROUTE,
   chatRequests,
   oneProviderYaml,
+  openAiClient,
   postChat,
   rowOf,
   statsOf,
@@ -132,6 +133,36 @@ describe("429s after whole answers back off as other 429s do", () => {
       assert.equal(message.stop_sequence, "STOP HERE");
       await cooldownBecomes(gateway, expectedMs);
     }
+    assert.equal(chatRequests(mock).length, 3);
+  });
+
+  test("a stream the client left after it opened ends the streak, as its opening did: the next 429 is cooled for the base", async (t) => {
+    const { clock, mock, gateway } = await scene(t);
+    const records: number[] = [];
+    gateway.runtime.onRecord((record) => records.push(record.status));
+    const opened: MockStep = {
+      kind: "sse",
+      events: [{ data: chatChunk("Alpha", UPSTREAM_ID, { role: true }) }, { data: chatChunk(" beta", UPSTREAM_ID) }],
+      end: "hang",
+    };
+    mock.enqueue(CHAT_ROUTE, rateLimited(), opened, rateLimited());
+    assert.equal((await postChat(gateway, { model: "m" })).status, 429);
+    await cooldownBecomes(gateway, BASE_MS);
+    clock.advance(BASE_MS);
+    // The provider lets the stream through; the client reads its first words and leaves (a cancelled completion).
+    const stream = await openAiClient(gateway).chat.completions.create({
+      model: "m",
+      messages: [{ role: "user", content: "Go" }],
+      stream: true,
+    });
+    for await (const chunk of stream) {
+      if ((chunk.choices[0]?.delta.content ?? "") !== "") break;
+    }
+    for (let tries = 0; tries < 100 && records.length < 2; tries++) await sleep(20);
+    assert.deepEqual(records, [429, 499]);
+    clock.advance(BASE_MS);
+    assert.equal((await postChat(gateway, { model: "m" })).status, 429);
+    await cooldownBecomes(gateway, BASE_MS);
     assert.equal(chatRequests(mock).length, 3);
   });
 });
