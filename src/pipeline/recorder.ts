@@ -118,7 +118,6 @@ export class Recorder {
       promptCalibration.learnTooLong(key, prompt.estimate, deployment, prompt.maxOutputTokens);
     }
     if (traits.countsForHealth) scores.recordHealth(key, false, report.durationMs);
-    if (report.outcome !== "client_aborted") stats.recordFailure(key);
     this.#settleFailed(key, report, reservation);
     // A verdict that says nothing about the circuit hands a half-open probe back (when this attempt holds it).
     if (!report.effects.some((effect) => effect.kind === "circuit_failure")) availability.releaseProbe(key, sentAt);
@@ -233,7 +232,6 @@ export class Recorder {
   ): void {
     const { budgets, stats, clock } = this.#books;
     if (report.outcome !== "success") {
-      if (report.outcome !== "client_aborted") stats.recordFailure(deployment.key);
       this.#settleFailed(deployment.key, report, reservation);
       return;
     }
@@ -255,6 +253,7 @@ export class Recorder {
    */
   #settleFailed(key: string, report: AttemptReport, reservation: Reservation): void {
     const { budgets, clock } = this.#books;
+    if (report.outcome !== "client_aborted") this.#books.stats.recordFailure(key);
     const charged = failedAttemptTokens(report);
     const output = report.usage?.completionTokens ?? 0;
     if (charged > 0) this.#books.stats.recordTokens(key, charged - output, output);
