@@ -193,7 +193,7 @@ export function protocolHandler(runtime: GatewayRuntime, adapter: ProtocolAdapte
         answer = exchange.answer(parseAnswerBody(result.bodyText), servedModel, result.api);
         // Still an open request until it is kept: an exit (a second signal) waits for an asynchronous (Redis) save
         // instead of exiting under it.
-        const keptHeaders = await exchange.answered?.(answer);
+        const keptHeaders = await keptOrLogged(request, async () => exchange.answered?.(answer));
         if (keptHeaders !== undefined) answerHeaders = { ...answerHeaders, ...keptHeaders };
       } finally {
         clientGone.stop();
@@ -258,7 +258,8 @@ export function protocolHandler(runtime: GatewayRuntime, adapter: ProtocolAdapte
     try {
       tail = ending.isSuccess ? translator.finish() : ending.error !== undefined ? translator.fail(ending.error) : "";
       // Kept before the client reads `response.completed`, so a follow-up request finds it.
-      tail = ((await exchange.streamEnded?.(ending.isSuccess)) ?? "") + tail;
+      const isSuccess = ending.isSuccess;
+      tail = ((await keptOrLogged(request, async () => exchange.streamEnded?.(isSuccess))) ?? "") + tail;
     } catch (error) {
       // The reply is hijacked: nothing else would end it, and the client would wait for its own timeout.
       reply.raw.destroy();
@@ -269,6 +270,24 @@ export function protocolHandler(runtime: GatewayRuntime, adapter: ProtocolAdapte
     }
     if (!reply.raw.destroyed) reply.raw.end(tail);
   };
+}
+
+/**
+ * What a door keeps of an answer already made (a Responses answer for `previous_response_id`, a tool call's
+ * `extra_content`). A throw there (a store failing past its own error handling, a bug) loses only what was kept: it is
+ * logged with the request, and the client still gets its answer whole. It turned a made JSON answer into a 500 and a
+ * finished stream into a cut connection (its `response.completed` never written).
+ */
+async function keptOrLogged<T>(request: FastifyRequest, keep: () => Promise<T>): Promise<T | undefined> {
+  try {
+    return await keep();
+  } catch (error) {
+    request.log.error(
+      { err: error },
+      "the answer was sent, but what the door keeps of it (a Responses answer for previous_response_id, a tool call's extra_content) could not be kept",
+    );
+    return undefined;
+  }
 }
 
 /**
