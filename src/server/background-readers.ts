@@ -4,7 +4,12 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { InvalidRequestError, ResourceNotFoundError, ServiceUnavailableError } from "../errors/gateway-error.ts";
 import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
-import { BACKGROUND_HEARTBEAT_MS, backgroundView, isTerminal } from "../protocols/responses/background.ts";
+import {
+  BACKGROUND_HEARTBEAT_MS,
+  backgroundView,
+  isTerminal,
+  stoppedRunEvents,
+} from "../protocols/responses/background.ts";
 import { type KeptResponses, keptToken } from "../protocols/responses/kept-responses.ts";
 import type { ResponseObject } from "../protocols/responses/response-object.ts";
 import type { StoredResponse } from "../protocols/responses/response-store.ts";
@@ -48,7 +53,8 @@ export async function writeEvents(
 
 /**
  * The kept events of a response run elsewhere (another replica), from index `from` on: read again every
- * BACKGROUND_HEARTBEAT_MS until the response is finished, or its run is stale, or the reader left. Each read asks
+ * BACKGROUND_HEARTBEAT_MS until the response is finished, or its run is stale (then ended with `error` and
+ * `response.failed`, as GET shows it failed), or the reader left. Each read asks
  * only for the events after the last one it has (`read(next)`: reading the whole list each second read O(n^2) over
  * a long run).
  */
@@ -66,7 +72,13 @@ export async function* followKept(
       next += 1;
       yield event;
     }
-    if (isTerminal(backgroundView(stored, false, nowMs()).status) || signal.aborted) return;
+    const view = backgroundView(stored, false, nowMs());
+    if (isTerminal(view.status) && !isTerminal(stored.response.status)) {
+      // Stale: its replica died before the run ended it. Ended as a failed run ends, not left without an end.
+      yield* stoppedRunEvents(stored.response, next);
+      return;
+    }
+    if (isTerminal(view.status) || signal.aborted) return;
     // The abort listener goes with its round: one added per heartbeat and never removed piled up on the reader's
     // signal (Node's "possible EventTarget memory leak" warning after 11 s of following another replica's run).
     await new Promise<void>((resolve) => {

@@ -4,7 +4,7 @@
 import { InternalError } from "../../errors/gateway-error.ts";
 import { isRecord, parseJsonRecord } from "../../is-record.ts";
 import { namedEvent } from "../sse.ts";
-import { type ResponseObject, type ResponseStatus, responseErrorOf } from "./response-object.ts";
+import { errorEventOf, type ResponseObject, type ResponseStatus, responseErrorOf } from "./response-object.ts";
 import type { StoredResponse } from "./response-store.ts";
 
 /**
@@ -133,4 +133,17 @@ export function runStoppedError(): InternalError {
 /** The response as failed by runStoppedError (OpenAI's code for it, responseErrorOf: `server_error`). */
 export function stoppedRun(response: ResponseObject): ResponseObject {
   return { ...response, status: "failed", error: responseErrorOf(runStoppedError()) };
+}
+
+/**
+ * The end of a stream whose run stopped without one (a reader elsewhere found it stale, backgroundView): the `error`
+ * event and `response.failed` carrying the response as GET shows it, numbered on from `sequence` (the run's events
+ * before them), as a run that failed itself ends its stream (stream-mapping.ts `fail`).
+ */
+export function stoppedRunEvents(response: ResponseObject, sequence: number): string[] {
+  const failed = { ...stoppedRun(response), background: true };
+  return [
+    namedEvent("error", { type: "error", sequence_number: sequence, ...errorEventOf(runStoppedError()) }),
+    namedEvent("response.failed", { type: "response.failed", sequence_number: sequence + 1, response: failed }),
+  ];
 }
