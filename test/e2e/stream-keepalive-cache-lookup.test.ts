@@ -6,8 +6,8 @@
 import assert from "node:assert/strict";
 import { type TestContext, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { CHAT_ROUTE, useGateway, useMock } from "../helpers/e2e.ts";
-import { KEEPALIVE_MS, postRaw, UPSTREAM_MODEL } from "../helpers/keepalive-scene.ts";
+import { CHAT_ROUTE } from "../helpers/e2e.ts";
+import { KEEPALIVE_MS, keepAliveScene, postRaw, UPSTREAM_MODEL } from "../helpers/keepalive-scene.ts";
 import { chatStream } from "../helpers/mock-upstream.ts";
 import { useRedisProxy } from "../helpers/redis-proxy.ts";
 import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../helpers/redis-server.ts";
@@ -23,28 +23,10 @@ async function slowLookupScene(t: TestContext) {
   const proxy = await useRedisProxy(t, redis.port, (text) =>
     isSlow && text.includes("zscore") ? sleep(LOOKUP_MS) : undefined,
   );
-  const mock = await useMock(t);
-  const gateway = await useGateway(
-    t,
-    `server:
-  port: 0
-  host: 127.0.0.1
-  stream_keepalive_ms: ${KEEPALIVE_MS}
-providers:
-  - name: alpha
-    base_url: ${mock.baseUrl}
-    api_key: sk-alpha
-    retries: 0
-    models:
-      m: { id: ${UPSTREAM_MODEL} }
-cache: { enabled: true }
-state:
-  path: ":memory:"
-  redis_url: ${proxy.url}
-  redis_key_prefix: "slow-lookup:"
-  redis_command_timeout_ms: 5000
-`,
-  );
+  const { mock, gateway } = await keepAliveScene(t, {
+    cache: "{ enabled: true }",
+    state: `{ path: ":memory:", redis_url: "${proxy.url}", redis_key_prefix: "slow-lookup:", redis_command_timeout_ms: 5000 }`,
+  });
   return { mock, gateway, slow: () => (isSlow = true) };
 }
 
