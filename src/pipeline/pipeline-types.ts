@@ -133,6 +133,12 @@ export interface StreamAnswer {
    * closes `events` or calls `cancel`: the record is that error's (a 500 `rejected`), not a client that left.
    */
   failedBy?(error: GatewayError): void;
+  /**
+   * The door still has work of its own once `events` ends (keeping the answer): the record waits for it, so that it can
+   * say how that went. Returns the release, which publishes it (`isAnswerNotKept`: the door could not keep the
+   * answer); it must be called on every path (a `finally`), and once is enough (later calls do nothing).
+   */
+  holdRecord?(): (outcome?: { readonly isAnswerNotKept: boolean }) => void;
 }
 
 /** Speech's audio, relayed as it comes: write each chunk before pulling the next (backpressure). */
