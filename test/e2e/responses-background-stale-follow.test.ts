@@ -15,6 +15,7 @@ import { BACKGROUND_STALE_MS, backgroundEvents } from "../../src/protocols/respo
 import { inRows } from "../../src/protocols/responses/kept-responses.ts";
 import { ResponsesStreamTranslator } from "../../src/protocols/responses/stream-mapping.ts";
 import { RedisKeptResponses } from "../../src/state/redis-kept-responses.ts";
+import { followedToFailure } from "../helpers/background-steps.ts";
 import { oneProviderYaml, openAiClient, send, useGateway, useMock } from "../helpers/e2e.ts";
 import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../helpers/redis-server.ts";
 import { redisStateYaml } from "../helpers/replica-scenes.ts";
@@ -55,19 +56,11 @@ test("following a run whose replica died ends with error and response.failed, re
   const mock = await useMock(t);
   const follower = await useGateway(t, `${oneProviderYaml(mock)}${redisStateYaml(redis.url, PREFIX)}`);
   // Live while it follows (stale 2 s later): the SDK reads the run's events, then raises the failure.
-  const seen: string[] = [];
-  const failure = await (async () => {
-    try {
-      for await (const event of await openAiClient(follower).responses.retrieve(id, { stream: true })) {
-        seen.push(event.type);
-      }
-    } catch (error) {
-      return error;
-    }
-    return undefined;
-  })();
-  assert.ok(seen.includes("response.output_text.delta"), `${seen.join(" ")} ${String(failure)}`);
-  assert.ok(failure instanceof OpenAI.APIError, `the stream ended without an error: ${seen.join(" ")}`);
+  const { types, failure } = await followedToFailure(
+    await openAiClient(follower).responses.retrieve(id, { stream: true }),
+  );
+  assert.ok(types.includes("response.output_text.delta"), `${types.join(" ")} ${String(failure)}`);
+  assert.ok(failure instanceof OpenAI.APIError, `the stream ended without an error: ${types.join(" ")}`);
   assert.match(failure.message, /stopped before it finished/);
 
   // Stale already: the same end at once, numbered on from the run's events, then the stream ends.

@@ -13,6 +13,7 @@ import {
   assertCancelWinsOverFinalSave,
   finished,
   followedText,
+  followedToFailure,
   hangingStep,
   heldStreamStep,
   replayedSequenceNumbers,
@@ -667,19 +668,11 @@ describe("Responses background mode: a gateway process killed mid-run (SIGKILL)"
     // A follower reads the kept events, then, once the run is known stale (not after its own timeout), the end a
     // failed run's stream has: `error` (which the SDK raises) and `response.failed`. Before 2026-12-07 it just
     // stopped after the last kept delta (responses-background-stale-follow.test.ts checks the events).
-    let text = "";
-    await assert.rejects(
-      (async () => {
-        for await (const event of await after.responses.retrieve(id, { stream: true, starting_after: -1 })) {
-          if (event.type === "response.output_text.delta") text += event.delta;
-        }
-      })(),
-      (error: unknown) => {
-        assert.ok(error instanceof OpenAI.APIError, String(error));
-        assert.match(error.message, /stopped before it finished/);
-        return true;
-      },
+    const { text, failure } = await followedToFailure(
+      await after.responses.retrieve(id, { stream: true, starting_after: -1 }),
     );
+    assert.ok(failure instanceof OpenAI.APIError, `the stream ended without an error: ${String(failure)}`);
+    assert.match(failure.message, /stopped before it finished/);
     const endedAfterMs = Date.now() - killedAtMs;
     assert.equal(text, "Half ");
     assert.ok(endedAfterMs >= 13_000 && endedAfterMs < 20_000, `the follower ended ${endedAfterMs} ms after the kill`);
