@@ -6,7 +6,7 @@
 // replica is the state it left: written here through the stores the Responses door writes with (inRows over
 // RedisKeptResponses), its last heartbeat 2 s short of stale.
 import assert from "node:assert/strict";
-import { test } from "node:test";
+import { type TestContext, test } from "node:test";
 import OpenAI from "openai";
 import { systemClock } from "../../src/clock.ts";
 import { DEFAULT_ECHO } from "../../src/protocols/__fixtures__/fixtures.ts";
@@ -23,12 +23,13 @@ import { redisStateYaml } from "../helpers/replica-scenes.ts";
 const PREFIX = "stale-follow:";
 const LIMITS = { maxEntries: 100, maxBytes: 50_000_000, maxAgeMs: 3_600_000 };
 
-test("following a run whose replica died ends with error and response.failed, read by the openai SDK and as SSE", {
-  skip: isRedisInstalled() ? false : REDIS_MISSING,
-}, async (t) => {
-  const redis = await useRedisServer(t);
-  // The dead replica's last write: a streamed background run half way through its answer.
-  const rows = new RedisKeptResponses(redis.url, PREFIX, false, LIMITS, systemClock);
+/** A replica's run kept in Redis half way through its answer (its last heartbeat `heartbeatAgeMs` ago); its id and events. */
+async function keptRun(
+  t: TestContext,
+  redisUrl: string,
+  heartbeatAgeMs: number,
+): Promise<{ id: string; events: string[] }> {
+  const rows = new RedisKeptResponses(redisUrl, PREFIX, false, LIMITS, systemClock);
   await rows.connect();
   t.after(() => rows.close());
   const translator = new ResponsesStreamTranslator({ echo: DEFAULT_ECHO, ids: sequentialIds(), createdAtSeconds: 1 });
@@ -47,11 +48,17 @@ test("following a run whose replica died ends with error and response.failed, re
     conversation: [{ role: "user" as const, content: "hi" }],
   };
   const first = await kept.putIfUnchanged({ ...state, events: [], heartbeatAtMs: Date.now() }, undefined);
-  const written = await kept.putIfUnchanged(
-    { ...state, events, heartbeatAtMs: Date.now() - BACKGROUND_STALE_MS + 2_000 },
-    first,
-  );
+  const written = await kept.putIfUnchanged({ ...state, events, heartbeatAtMs: Date.now() - heartbeatAgeMs }, first);
   assert.ok(written !== undefined, "the run's state was kept");
+  return { id, events };
+}
+
+test("following a run whose replica died ends with error and response.failed, read by the openai SDK and as SSE", {
+  skip: isRedisInstalled() ? false : REDIS_MISSING,
+}, async (t) => {
+  const redis = await useRedisServer(t);
+  // The dead replica's last write: a streamed background run half way through its answer, 2 s short of stale.
+  const { id, events } = await keptRun(t, redis.url, BACKGROUND_STALE_MS - 2_000);
 
   const mock = await useMock(t);
   const follower = await useGateway(t, `${oneProviderYaml(mock)}${redisStateYaml(redis.url, PREFIX)}`);
@@ -75,4 +82,34 @@ test("following a run whose replica died ends with error and response.failed, re
   assert.match(failed.error.message, /stopped before it finished/);
   // As a GET shows it.
   assert.deepEqual((await send(follower, "GET", `/v1/responses/${id}`)).json, failed);
+});
+
+test("following a run whose store can no longer be read (Redis gone) ends with an error event, not a clean end", {
+  skip: isRedisInstalled() ? false : REDIS_MISSING,
+}, async (t) => {
+  const redis = await useRedisServer(t);
+  const { id } = await keptRun(t, redis.url, 0);
+  const mock = await useMock(t);
+  const follower = await useGateway(t, `${oneProviderYaml(mock)}${redisStateYaml(redis.url, PREFIX)}`);
+  const stream = await openAiClient(follower).responses.retrieve(id, { stream: true });
+  await redis.kill();
+  const { types, failure } = await followedToFailure(stream);
+  assert.ok(types.includes("response.output_text.delta"), types.join(" "));
+  assert.ok(failure instanceof OpenAI.APIError, `the stream ended without an error: ${types.join(" ")}`);
+  assert.match(failure.message, /kept responses cannot be reached/);
+});
+
+test("following a run whose response is deleted meanwhile ends with an error event naming it", {
+  skip: isRedisInstalled() ? false : REDIS_MISSING,
+}, async (t) => {
+  const redis = await useRedisServer(t);
+  const { id } = await keptRun(t, redis.url, 0);
+  const mock = await useMock(t);
+  const follower = await useGateway(t, `${oneProviderYaml(mock)}${redisStateYaml(redis.url, PREFIX)}`);
+  const stream = await openAiClient(follower).responses.retrieve(id, { stream: true });
+  assert.equal((await send(follower, "DELETE", `/v1/responses/${id}`)).status, 200);
+  const { types, failure } = await followedToFailure(stream);
+  assert.ok(types.includes("response.output_text.delta"), types.join(" "));
+  assert.ok(failure instanceof OpenAI.APIError, `the stream ended without an error: ${types.join(" ")}`);
+  assert.match(failure.message, /was deleted/);
 });
