@@ -168,6 +168,11 @@ export interface RequestRecord {
   readonly earlyCommitMs?: number;
   /** Speech relayed as it came: the audio's bytes written to the client (all of them, or up to a cut). */
   readonly responseBytes?: number;
+  /**
+   * A streamed answer the door sent but could not keep (a Responses answer for `previous_response_id`: its keeping
+   * threw); the exception is in the log.
+   */
+  readonly isAnswerNotKept?: true;
   readonly durationMs: number;
   /** Message content, when the pipeline keeps it; stored by the request log only with `log.content: true`. */
   readonly content?: RecordedContent;

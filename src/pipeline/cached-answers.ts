@@ -42,7 +42,11 @@ export function lookUpAnswer(request: PipelineRequest): CachedAnswer | undefined
   if (key === undefined || directive?.mode === "no-cache") return undefined;
   const looked = runtime.answers.get(key, snapshot.config.cache, runtime.clock.now(), directive?.maxAgeMs);
   if (!(looked instanceof Promise)) return noted(request, looked);
-  return looked.then((cached) => noted(request, cached));
+  const noting = looked.then((cached) => noted(request, cached));
+  // An early head due meanwhile waits for it (a round trip, at most state.redis_command_timeout_ms): it must say the
+  // hit (then it is the hit's own head) or the miss, and without the wait it said neither.
+  context.earlyCommit?.holdsHeadUntil(noting);
+  return noting;
 }
 
 /**

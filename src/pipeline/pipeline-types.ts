@@ -49,10 +49,15 @@ export interface RequestContext {
   /**
    * A stream's head sent before its answer started (`server.stream_keepalive_ms`, server/stream-keepalive.ts): read
    * when the record is completed, which then says when (`earlyCommitMs`). `knows`: a header of the answer known
-   * before any candidate answered (a cache miss), for that head.
+   * before any candidate answered (a cache miss), for that head. `holdsHeadUntil`: a lookup whose finding that head
+   * must say (the answer cache's in Redis): the head waits for it.
    */
   readonly earlyCommit?:
-    | { readonly committedAtMs: number | undefined; knows(headers: Readonly<Record<string, string>>): void }
+    | {
+        readonly committedAtMs: number | undefined;
+        knows(headers: Readonly<Record<string, string>>): void;
+        holdsHeadUntil(settled: Promise<unknown>): void;
+      }
     | undefined;
   /**
    * The Responses API's `truncation: "auto"`: when no candidate's context holds the prompt, its oldest messages are
@@ -128,6 +133,12 @@ export interface StreamAnswer {
    * closes `events` or calls `cancel`: the record is that error's (a 500 `rejected`), not a client that left.
    */
   failedBy?(error: GatewayError): void;
+  /**
+   * The door still has work of its own once `events` ends (keeping the answer): the record waits for it, so that it can
+   * say how that went. Returns the release, which publishes it (`isAnswerNotKept`: the door could not keep the
+   * answer); it must be called on every path (a `finally`), and once is enough (later calls do nothing).
+   */
+  holdRecord?(): (outcome?: { readonly isAnswerNotKept: boolean }) => void;
 }
 
 /** Speech's audio, relayed as it comes: write each chunk before pulling the next (backpressure). */

@@ -50,6 +50,7 @@ export class RecordBuilder {
   #timeToHeadersMs: number | undefined;
   #timeToFirstTokenMs: number | undefined;
   #earlyCommitMs: number | undefined;
+  #isAnswerNotKept = false;
   #responseBytes: number | undefined;
   #isPublished = false;
   #content: RecordedContent | undefined;
@@ -192,6 +193,11 @@ export class RecordBuilder {
   }
 
   /** The stream's head went out at `atMs`, before its answer started (`server.stream_keepalive_ms`). */
+  /** The door could not keep the answer it sent (a Responses answer for `previous_response_id`). */
+  answerNotKept(): void {
+    this.#isAnswerNotKept = true;
+  }
+
   committedEarly(atMs: number): void {
     this.#earlyCommitMs ??= atMs - this.#start.startedAtMs;
   }
@@ -252,6 +258,7 @@ export class RecordBuilder {
       ...(this.#timeToFirstTokenMs === undefined ? {} : { timeToFirstTokenMs: this.#timeToFirstTokenMs }),
       ...(this.#earlyCommitMs === undefined ? {} : { earlyCommitMs: this.#earlyCommitMs }),
       ...(this.#responseBytes === undefined ? {} : { responseBytes: this.#responseBytes }),
+      ...(this.#isAnswerNotKept ? { isAnswerNotKept: true as const } : {}),
       durationMs: this.#clock.now() - start.startedAtMs,
       ...(this.#content === undefined ? {} : { content: this.#content }),
     };

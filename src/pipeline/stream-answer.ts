@@ -25,7 +25,14 @@ export function streamAnswer(
 ): StreamAnswer {
   request.record.headersSent();
   const first = firstSegment(request, result);
-  const lifecycle: Lifecycle = { hasStarted: false, hasEnded: false, isAnswerEnded: false, failure: undefined };
+  const lifecycle: Lifecycle = {
+    hasStarted: false,
+    hasEnded: false,
+    isAnswerEnded: false,
+    failure: undefined,
+    isRecordHeld: false,
+    heldSettle: undefined,
+  };
   const events = relayEvents(request, plan, result, first, lifecycle);
   return {
     kind: "stream",
@@ -41,6 +48,17 @@ export function streamAnswer(
     },
     failedBy(error) {
       lifecycle.failure ??= error;
+    },
+    holdRecord() {
+      lifecycle.isRecordHeld = true;
+      return (outcome) => {
+        if (!lifecycle.isRecordHeld) return;
+        lifecycle.isRecordHeld = false;
+        if (outcome?.isAnswerNotKept === true) request.record.answerNotKept();
+        const held = lifecycle.heldSettle;
+        lifecycle.heldSettle = undefined;
+        held?.();
+      };
     },
     async cancel() {
       if (lifecycle.hasEnded) return;
@@ -59,17 +77,28 @@ export function streamAnswer(
         usage: undefined,
         text: "",
       });
-      settle(request, undefined, lifecycle.failure);
+      settleOrHold(request, lifecycle, undefined);
     },
   };
 }
 
-/** Where the stream is; `failure`: the door's own error that ended it (StreamAnswer.failedBy). */
+/**
+ * Where the stream is; `failure`: the door's own error that ended it (StreamAnswer.failedBy); `isRecordHeld`: the door
+ * holds the record (StreamAnswer.holdRecord), and `heldSettle` settles the stream once it releases it.
+ */
 interface Lifecycle {
   hasStarted: boolean;
   hasEnded: boolean;
   isAnswerEnded: boolean;
   failure: GatewayError | undefined;
+  isRecordHeld: boolean;
+  heldSettle: (() => void) | undefined;
+}
+
+/** Settles the stream now, or when the door releases the record it holds (the door's failure read then). */
+function settleOrHold(request: PipelineRequest, lifecycle: Lifecycle, relayed: RelayResult | undefined): void {
+  if (lifecycle.isRecordHeld) lifecycle.heldSettle = () => settle(request, relayed, lifecycle.failure);
+  else settle(request, relayed, lifecycle.failure);
 }
 
 async function* relayEvents(
@@ -100,7 +129,7 @@ async function* relayEvents(
     // The consumer stopped early (it should not): end the relay so every segment is settled and its slot freed.
     if (relayed === undefined) await relay.return(undefined as never);
     lifecycle.hasEnded = true;
-    settle(request, relayed, lifecycle.failure);
+    settleOrHold(request, lifecycle, relayed);
   }
   if (relayed === undefined) return { isSuccess: false, error: undefined, usage: undefined };
   // A stream the gateway cut at its exit ends, for a client still there, with the error it was cut with.

@@ -22,7 +22,7 @@ test("following another replica's run removes each heartbeat round's abort liste
       heartbeatAtMs: Date.now(),
     };
   };
-  for await (const _ of followKept(read, 0, () => Date.now(), followed.signal)) {
+  for await (const _ of followKept("resp_1", read, 0, () => Date.now(), followed.signal)) {
     // no events
   }
   assert.equal(reads, 4);

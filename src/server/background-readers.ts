@@ -3,8 +3,15 @@
 // it), and the cancel. The run itself is background-responses.ts.
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { InvalidRequestError, ResourceNotFoundError, ServiceUnavailableError } from "../errors/gateway-error.ts";
+import { toGatewayError } from "../errors/render-error.ts";
 import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
-import { BACKGROUND_HEARTBEAT_MS, backgroundView, isTerminal } from "../protocols/responses/background.ts";
+import {
+  BACKGROUND_HEARTBEAT_MS,
+  backgroundView,
+  isTerminal,
+  stoppedRunEvents,
+  unreadableRunEvent,
+} from "../protocols/responses/background.ts";
 import { type KeptResponses, keptToken } from "../protocols/responses/kept-responses.ts";
 import type { ResponseObject } from "../protocols/responses/response-object.ts";
 import type { StoredResponse } from "../protocols/responses/response-store.ts";
@@ -48,11 +55,14 @@ export async function writeEvents(
 
 /**
  * The kept events of a response run elsewhere (another replica), from index `from` on: read again every
- * BACKGROUND_HEARTBEAT_MS until the response is finished, or its run is stale, or the reader left. Each read asks
+ * BACKGROUND_HEARTBEAT_MS until the response is finished, or its run is stale (then ended with `error` and
+ * `response.failed`, as GET shows it failed), or it can no longer be read (an `error` event: the store unreachable,
+ * or the response deleted), or the reader left. Each read asks
  * only for the events after the last one it has (`read(next)`: reading the whole list each second read O(n^2) over
  * a long run).
  */
 export async function* followKept(
+  id: string,
   read: (eventsFrom: number) => Promise<StoredResponse | undefined>,
   from: number,
   nowMs: () => number,
@@ -60,13 +70,29 @@ export async function* followKept(
 ): AsyncGenerator<string> {
   let next = from;
   for (;;) {
-    const stored = await read(next);
-    if (stored === undefined) return;
+    let stored: StoredResponse | undefined;
+    try {
+      stored = await read(next);
+    } catch (error) {
+      // The store cannot be read (Redis gone): said in the stream, as GET would say it; not a clean end.
+      yield unreadableRunEvent(toGatewayError(error), next);
+      return;
+    }
+    if (stored === undefined) {
+      yield unreadableRunEvent(deletedWhileFollowed(id), next);
+      return;
+    }
     for (const event of stored.events ?? []) {
       next += 1;
       yield event;
     }
-    if (isTerminal(backgroundView(stored, false, nowMs()).status) || signal.aborted) return;
+    const view = backgroundView(stored, false, nowMs());
+    if (isTerminal(view.status) && !isTerminal(stored.response.status)) {
+      // Stale: its replica died before the run ended it. Ended as a failed run ends, not left without an end.
+      yield* stoppedRunEvents(stored.response, next);
+      return;
+    }
+    if (isTerminal(view.status) || signal.aborted) return;
     // The abort listener goes with its round: one added per heartbeat and never removed piled up on the reader's
     // signal (Node's "possible EventTarget memory leak" warning after 11 s of following another replica's run).
     await new Promise<void>((resolve) => {
@@ -81,6 +107,14 @@ export async function* followKept(
       signal.addEventListener("abort", onAbort, { once: true });
     });
   }
+}
+
+/** A followed response gone from the store (deleted, or evicted) while its stream was being followed. */
+function deletedWhileFollowed(id: string): ResourceNotFoundError {
+  return new ResourceNotFoundError(
+    `Response '${id}' was deleted (or expired) while its stream was being followed; nothing more of it can be read.`,
+    { param: "response_id", code: "response_not_found" },
+  );
 }
 
 /** `GET /v1/responses/{id}?stream=true`: only a background response created with `stream: true` has events. */

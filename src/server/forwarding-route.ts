@@ -5,7 +5,7 @@
 // `data: {"error":...}` event (docs/streaming.md).
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { ClientAbortedError, InternalError, InvalidRequestError } from "../errors/gateway-error.ts";
-import { renderError } from "../errors/render-error.ts";
+import { renderError, toGatewayError } from "../errors/render-error.ts";
 import { cacheRequest } from "../pipeline/cache-control.ts";
 import type { EndpointSpec } from "../pipeline/endpoints.ts";
 import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
@@ -118,6 +118,13 @@ export function forwardingHandler(endpoint: EndpointSpec, runtime: GatewayRuntim
         {
           maxDurationMs: runtime.snapshot.config.routing.maxStreamDurationMs,
           keepAlive: early?.keepAlive ?? (keepMs > 0 ? new KeepAlive(reply.raw, keepMs, SSE_KEEP_ALIVE) : undefined),
+          // A chunk the door cannot render (a bug): the door's in-stream 500, recorded as that 500, as the Responses
+          // and Messages doors end theirs (protocol-adapters.ts), instead of a cut the client reads as the network's.
+          lastEvent: (error) => {
+            const failure = toGatewayError(error);
+            result.failedBy?.(failure);
+            return sseData(renderError(failure));
+          },
         },
       );
     } finally {

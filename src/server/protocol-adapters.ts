@@ -193,7 +193,7 @@ export function protocolHandler(runtime: GatewayRuntime, adapter: ProtocolAdapte
         answer = exchange.answer(parseAnswerBody(result.bodyText), servedModel, result.api);
         // Still an open request until it is kept: an exit (a second signal) waits for an asynchronous (Redis) save
         // instead of exiting under it.
-        const keptHeaders = await exchange.answered?.(answer);
+        const keptHeaders = (await keptOrLogged(request, async () => exchange.answered?.(answer))).value;
         if (keptHeaders !== undefined) answerHeaders = { ...answerHeaders, ...keptHeaders };
       } finally {
         clientGone.stop();
@@ -201,74 +201,107 @@ export function protocolHandler(runtime: GatewayRuntime, adapter: ProtocolAdapte
       reply.code(result.status).headers(answerHeaders).type("application/json").send(answer);
       return;
     }
-    let ending: StreamEnding | undefined;
-    let translator: ReturnType<typeof exchange.stream> | undefined;
+    // The record waits for the door's keeping at the end, so it can say whether the answer was kept (holdRecord).
+    const releaseRecord = exchange.streamEnded === undefined ? undefined : result.holdRecord?.();
     try {
-      translator = exchange.stream(servedModel, result.api, result.promptTokensEstimate);
-      const streamTranslator = translator;
-      // Header values set on the raw response bypass Fastify's onSend check: make them safe here (a model id
-      // from discovery may hold characters a header cannot).
-      const gatewayHeaders = Object.fromEntries(
-        Object.entries(answerHeaders).map(([name, value]) => [name, toHeaderValue(value)]),
-      );
-      if (early?.isCommitted !== true) writeHead(request, reply, gatewayHeaders);
-      ending = await pumpStream(
-        reply.raw,
-        result.events,
-        (chunks) => {
-          let text = "";
-          for (const chunk of chunks) text += streamTranslator.push(chunk.json);
-          // Told before the next batch is pulled: a failure the relay reads next is after the answer's end.
-          if (streamTranslator.hasEndedAnswer === true) result.endAnswer();
-          return text;
-        },
-        {
-          maxDurationMs: runtime.snapshot.config.routing.maxStreamDurationMs,
-          keepAlive:
-            early?.keepAlive ??
-            (keepAliveMs > 0 ? new KeepAlive(reply.raw, keepAliveMs, keepAliveOf(adapter)) : undefined),
-          // A bug in the translator mid-stream: its own in-stream 500 (what it already wrote is closed in order).
-          lastEvent: (error) => {
-            const failure = toGatewayError(error);
-            result.failedBy?.(failure);
-            return streamTranslator.fail(failure);
+      let ending: StreamEnding | undefined;
+      let translator: ReturnType<typeof exchange.stream> | undefined;
+      try {
+        translator = exchange.stream(servedModel, result.api, result.promptTokensEstimate);
+        const streamTranslator = translator;
+        // Header values set on the raw response bypass Fastify's onSend check: make them safe here (a model id
+        // from discovery may hold characters a header cannot).
+        const gatewayHeaders = Object.fromEntries(
+          Object.entries(answerHeaders).map(([name, value]) => [name, toHeaderValue(value)]),
+        );
+        if (early?.isCommitted !== true) writeHead(request, reply, gatewayHeaders);
+        ending = await pumpStream(
+          reply.raw,
+          result.events,
+          (chunks) => {
+            let text = "";
+            for (const chunk of chunks) text += streamTranslator.push(chunk.json);
+            // Told before the next batch is pulled: a failure the relay reads next is after the answer's end.
+            if (streamTranslator.hasEndedAnswer === true) result.endAnswer();
+            return text;
           },
-        },
-      );
-    } catch (error) {
-      // The gateway's own fault, not a client that left: its record says so (`cancel` below publishes it).
-      if (!(error instanceof ClientAbortedError)) result.failedBy?.(toGatewayError(error));
-      // Thrown before the stream's writer took over (it cuts the response itself once it has), after an early head:
-      // the reply is hijacked, so nothing else would end it, and its keep-alives would go on while the client waits.
-      // A stream its writer ended with its in-stream error (pumpStream's lastEvent) is not ended again.
-      if (early?.isCommitted !== true || reply.raw.destroyed || reply.raw.writableEnded) throw error;
-      early.fail(request, error, (failure) => exchange.stream(servedModel, "chat", 0).fail(failure));
-      return;
-    } finally {
-      // Whatever threw above, the stream is settled: upstream hung up on, concurrency slots freed, record published.
-      if (ending === undefined) {
-        try {
-          await result.cancel();
-        } finally {
-          clientGone.stop();
+          {
+            maxDurationMs: runtime.snapshot.config.routing.maxStreamDurationMs,
+            keepAlive:
+              early?.keepAlive ??
+              (keepAliveMs > 0 ? new KeepAlive(reply.raw, keepAliveMs, keepAliveOf(adapter)) : undefined),
+            // A bug in the translator mid-stream: its own in-stream 500 (what it already wrote is closed in order).
+            lastEvent: (error) => {
+              const failure = toGatewayError(error);
+              result.failedBy?.(failure);
+              return streamTranslator.fail(failure);
+            },
+          },
+        );
+      } catch (error) {
+        // The gateway's own fault, not a client that left: its record says so (`cancel` below publishes it).
+        if (!(error instanceof ClientAbortedError)) result.failedBy?.(toGatewayError(error));
+        // Thrown before the stream's writer took over (it cuts the response itself once it has), after an early head:
+        // the reply is hijacked, so nothing else would end it, and its keep-alives would go on while the client waits.
+        // A stream its writer ended with its in-stream error (pumpStream's lastEvent) is not ended again.
+        if (early?.isCommitted !== true || reply.raw.destroyed || reply.raw.writableEnded) throw error;
+        early.fail(request, error, (failure) => exchange.stream(servedModel, "chat", 0).fail(failure));
+        return;
+      } finally {
+        // Whatever threw above, the stream is settled: upstream hung up on, concurrency slots freed, record published.
+        if (ending === undefined) {
+          try {
+            await result.cancel();
+          } finally {
+            clientGone.stop();
+          }
         }
       }
-    }
-    let tail: string;
-    try {
-      tail = ending.isSuccess ? translator.finish() : ending.error !== undefined ? translator.fail(ending.error) : "";
-      // Kept before the client reads `response.completed`, so a follow-up request finds it.
-      tail = ((await exchange.streamEnded?.(ending.isSuccess)) ?? "") + tail;
-    } catch (error) {
-      // The reply is hijacked: nothing else would end it, and the client would wait for its own timeout.
-      reply.raw.destroy();
-      throw error;
+      let isKept = true;
+      let tail: string;
+      try {
+        tail = ending.isSuccess ? translator.finish() : ending.error !== undefined ? translator.fail(ending.error) : "";
+        // Kept before the client reads `response.completed`, so a follow-up request finds it.
+        const isSuccess = ending.isSuccess;
+        const kept = await keptOrLogged(request, async () => exchange.streamEnded?.(isSuccess));
+        isKept = kept.isKept;
+        tail = (kept.value ?? "") + tail;
+      } catch (error) {
+        // The reply is hijacked: nothing else would end it, and the client would wait for its own timeout.
+        reply.raw.destroy();
+        throw error;
+      } finally {
+        // Still an open request until it is kept: an exit (a second signal) waits for an asynchronous (Redis) save.
+        clientGone.stop();
+        releaseRecord?.({ isAnswerNotKept: !isKept });
+      }
+      if (!reply.raw.destroyed) reply.raw.end(tail);
     } finally {
-      // Still an open request until it is kept: an exit (a second signal) waits for an asynchronous (Redis) save.
-      clientGone.stop();
+      // Whatever ended the stream before its keeping (an exception, a client gone), its record is published.
+      releaseRecord?.();
     }
-    if (!reply.raw.destroyed) reply.raw.end(tail);
   };
+}
+
+/**
+ * What a door keeps of an answer already made (a Responses answer for `previous_response_id`, a tool call's
+ * `extra_content`). A throw there (a store failing past its own error handling, a bug) loses only what was kept: it is
+ * logged with the request, and the client still gets its answer whole. It turned a made JSON answer into a 500 and a
+ * finished stream into a cut connection (its `response.completed` never written).
+ */
+async function keptOrLogged<T>(
+  request: FastifyRequest,
+  keep: () => Promise<T>,
+): Promise<{ readonly value: T | undefined; readonly isKept: boolean }> {
+  try {
+    return { value: await keep(), isKept: true };
+  } catch (error) {
+    request.log.error(
+      { err: error },
+      "the answer was sent, but what the door keeps of it (a Responses answer for previous_response_id, a tool call's extra_content) could not be kept",
+    );
+    return { value: undefined, isKept: false };
+  }
 }
 
 /**

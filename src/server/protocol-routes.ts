@@ -110,6 +110,7 @@ function registerKeptResponseRoutes(app: RouteTarget, runtime: GatewayRuntime, s
       const events =
         runtime.backgroundRuns.follow(id, from, followed.signal) ??
         followKept(
+          id,
           (eventsFrom) => kept.get(id, eventsFrom),
           from,
           () => runtime.clock.now(),

@@ -102,6 +102,8 @@ export class EarlyCommit {
   readonly #intervalMs: number;
   #committedAtMs: number | undefined;
   #knownHeaders: Record<string, string> = {};
+  /** A lookup the head waits for (holdsHeadUntil), settled or not. */
+  #hold: Promise<unknown> | undefined;
 
   /** `knownHeaders`: the answer's headers the door knows before any candidate answers (its own, the request id's). */
   constructor(response: ServerResponse, intervalMs: number, text: string, knownHeaders: Record<string, string> = {}) {
@@ -118,6 +120,19 @@ export class EarlyCommit {
   knows(headers: Readonly<Record<string, string>>): void {
     if (this.isCommitted) return;
     for (const [name, value] of Object.entries(headers)) this.#knownHeaders[name] = toHeaderValue(value);
+  }
+
+  /**
+   * The head must say what `settled` finds (the answer cache's lookup in Redis: `x-gateway-cache`, a hit or a miss):
+   * one due before it settles waits for it. Bounded by the lookup's own timeout (state.redis_command_timeout_ms), and
+   * the pipeline waits for the lookup anyway: the head is late by what is left of one round trip, at most.
+   */
+  holdsHeadUntil(settled: Promise<unknown>): void {
+    if (this.isCommitted) return;
+    this.#hold = settled.then(
+      () => undefined,
+      () => undefined,
+    );
   }
 
   get committedAtMs(): number | undefined {
@@ -164,9 +179,10 @@ export class EarlyCommit {
     commit: (knownHeaders: Record<string, string>) => void,
     nowMs: () => number,
   ): Promise<T> {
-    const timer = setTimeout(() => {
-      // A client already gone: nothing to keep alive; the pipeline is ending the request.
-      if (this.#response.destroyed) return;
+    let isAnswered = false;
+    const commitNow = (): void => {
+      // Answered meanwhile (a held head's lookup found the answer), or a client already gone: no early head.
+      if (isAnswered || this.#response.destroyed) return;
       this.#committedAtMs = nowMs();
       try {
         commit(this.#knownHeaders);
@@ -178,10 +194,20 @@ export class EarlyCommit {
       }
       this.keepAlive.send();
       this.keepAlive.start();
+    };
+    const timer = setTimeout(() => {
+      if (this.#hold === undefined) {
+        commitNow();
+        return;
+      }
+      // After the lookup, a macrotask later: its miss is known by then (knows), or its hit has answered `pending`
+      // (a chain of promise callbacks), which then has its own head with `x-gateway-cache: hit`.
+      void this.#hold.then(() => setImmediate(commitNow));
     }, this.#intervalMs);
     try {
       return await pending;
     } finally {
+      isAnswered = true;
       clearTimeout(timer);
     }
   }

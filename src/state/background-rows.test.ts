@@ -166,7 +166,7 @@ test("state file: a follower in another process reads each event once (only thos
   const followed = new AbortController();
   const seen: string[] = [];
   const following = (async () => {
-    for await (const followedEvent of followKept((from) => follower.get(id, from), 0, Date.now, followed.signal)) {
+    for await (const followedEvent of followKept(id, (from) => follower.get(id, from), 0, Date.now, followed.signal)) {
       seen.push(followedEvent);
     }
   })();

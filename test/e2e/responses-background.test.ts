@@ -13,6 +13,7 @@ import {
   assertCancelWinsOverFinalSave,
   finished,
   followedText,
+  followedToFailure,
   hangingStep,
   heldStreamStep,
   replayedSequenceNumbers,
@@ -664,13 +665,16 @@ describe("Responses background mode: a gateway process killed mid-run (SIGKILL)"
     const after = openAiClient(await useGateway(t, yaml));
     const seen = await after.responses.retrieve(id);
     assert.equal(seen.status, "in_progress", "within the window it may still be running elsewhere");
-    // A follower reads the kept events, then ends once the run is known stale (not after its own timeout).
-    const { text, lastType } = await followedText(
+    // A follower reads the kept events, then, once the run is known stale (not after its own timeout), the end a
+    // failed run's stream has: `error` (which the SDK raises) and `response.failed`. Before 2026-12-07 it just
+    // stopped after the last kept delta (responses-background-stale-follow.test.ts checks the events).
+    const { text, failure } = await followedToFailure(
       await after.responses.retrieve(id, { stream: true, starting_after: -1 }),
     );
+    assert.ok(failure instanceof OpenAI.APIError, `the stream ended without an error: ${String(failure)}`);
+    assert.match(failure.message, /stopped before it finished/);
     const endedAfterMs = Date.now() - killedAtMs;
     assert.equal(text, "Half ");
-    assert.equal(lastType, "response.output_text.delta", "no end was kept: the stream just stops");
     assert.ok(endedAfterMs >= 13_000 && endedAfterMs < 20_000, `the follower ended ${endedAfterMs} ms after the kill`);
     const failed = await after.responses.retrieve(id);
     assert.equal(failed.status, "failed");

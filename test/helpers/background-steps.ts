@@ -133,6 +133,26 @@ export async function followedText(
   return { text, lastType };
 }
 
+/**
+ * Reads a followed stream to its end, and what the SDK raised there (undefined: it ended without an error): the text
+ * deltas and every event's type before it.
+ */
+export async function followedToFailure(
+  stream: AsyncIterable<ResponseStreamEvent>,
+): Promise<{ text: string; types: string[]; failure: unknown }> {
+  let text = "";
+  const types: string[] = [];
+  try {
+    for await (const event of stream) {
+      if (event.type === "response.output_text.delta") text += event.delta;
+      types.push(event.type);
+    }
+  } catch (failure) {
+    return { text, types, failure };
+  }
+  return { text, types, failure: undefined };
+}
+
 export async function waitFor(condition: () => boolean, what: string, timeoutMs = 5_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!condition()) {

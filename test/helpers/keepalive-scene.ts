@@ -20,7 +20,8 @@ export interface KeepAliveScene {
 
 /**
  * `keepAliveMs` (default KEEPALIVE_MS; 0 turns keep-alives off), `limits` of `m` (e.g. `{ rps: 1 }`), `routing`
- * keys (e.g. `queue_timeout_ms`) and `cache` keys (e.g. `{ enabled: true }`) as YAML flow maps.
+ * keys (e.g. `queue_timeout_ms`), `cache` keys (e.g. `{ enabled: true }`) and `state` keys (e.g. a `redis_url`; absent:
+ * the test gateway's own state file) as YAML flow maps.
  */
 export async function keepAliveScene(
   t: TestContext,
@@ -29,6 +30,7 @@ export async function keepAliveScene(
     limits?: string;
     routing?: string;
     cache?: string;
+    state?: string;
     gateway?: TestGatewayOptions;
   } = {},
 ): Promise<KeepAliveScene> {
@@ -52,7 +54,7 @@ routing: ${options.routing ?? "{}"}
 cache: ${options.cache ?? "{}"}
 request_log:
   enabled: true
-`,
+${options.state === undefined ? "" : `state: ${options.state}\n`}`,
     options.gateway,
   );
   return { mock, gateway };

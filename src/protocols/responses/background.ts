@@ -1,10 +1,10 @@
 // Responses background mode (`background: true`), the protocol's side: the queued answer, the stream events kept
 // for a reconnecting client (`GET /v1/responses/{id}?stream=true&starting_after=N`), and how a kept response whose
 // run stopped without an end (its process gone) reads. The run itself is the server's (background-responses.ts).
-import { InternalError } from "../../errors/gateway-error.ts";
+import { type GatewayError, InternalError } from "../../errors/gateway-error.ts";
 import { isRecord, parseJsonRecord } from "../../is-record.ts";
 import { namedEvent } from "../sse.ts";
-import { type ResponseObject, type ResponseStatus, responseErrorOf } from "./response-object.ts";
+import { errorEventOf, type ResponseObject, type ResponseStatus, responseErrorOf } from "./response-object.ts";
 import type { StoredResponse } from "./response-store.ts";
 
 /**
@@ -133,4 +133,26 @@ export function runStoppedError(): InternalError {
 /** The response as failed by runStoppedError (OpenAI's code for it, responseErrorOf: `server_error`). */
 export function stoppedRun(response: ResponseObject): ResponseObject {
   return { ...response, status: "failed", error: responseErrorOf(runStoppedError()) };
+}
+
+/**
+ * The end of a stream whose run stopped without one (a reader elsewhere found it stale, backgroundView): the `error`
+ * event and `response.failed` carrying the response as GET shows it, numbered on from `sequence` (the run's events
+ * before them), as a run that failed itself ends its stream (stream-mapping.ts `fail`).
+ */
+export function stoppedRunEvents(response: ResponseObject, sequence: number): string[] {
+  const failed = { ...stoppedRun(response), background: true };
+  return [
+    namedEvent("error", { type: "error", sequence_number: sequence, ...errorEventOf(runStoppedError()) }),
+    namedEvent("response.failed", { type: "response.failed", sequence_number: sequence + 1, response: failed }),
+  ];
+}
+
+/**
+ * The end of a followed stream whose response can no longer be read (its store unreachable: a 503; deleted or
+ * evicted meanwhile: a 404): the `error` event alone, numbered on from `sequence`, as a GET would have been refused.
+ * No `response.failed`: the run may still be going (a follower may resume with `starting_after` once it can read).
+ */
+export function unreadableRunEvent(error: GatewayError, sequence: number): string {
+  return namedEvent("error", { type: "error", sequence_number: sequence, ...errorEventOf(error) });
 }
