@@ -30,18 +30,23 @@ interface RefusedWindow {
 /**
  * The request with more of its oldest items left out after this round's context-length refusals (counted in
  * `rounds`), or undefined when it does not ask for truncation, no attempt was refused for context, its rounds are
- * spent, the client left, or nothing left out (the last item is always kept) makes it fit any refusing candidate: the
- * error stands.
+ * spent, `routing.max_attempts` (`attemptCount`: the request's attempts so far) or its time is used up, the client
+ * left, or nothing left out (the last item is always kept) makes it fit any refusing candidate: the error stands.
  */
 export function shorterAfterRefusals(
   request: PipelineRequest,
   attempts: readonly AttemptReport[],
+  attemptCount: number,
   rounds: { count: number },
   error: unknown,
 ): PipelineRequest | undefined {
   const { context, body, endpoint, runtime } = request;
   if (context.truncatesToFit !== true || rounds.count >= MAX_REFUSAL_ROUNDS) return undefined;
   if (error instanceof ClientAbortedError || context.signal.aborted) return undefined;
+  // No attempt left for a shorter input: another round would only replace the context refusal with a 502.
+  const { maxAttempts, totalTimeoutMs } = request.snapshot.config.routing;
+  if (attemptCount >= maxAttempts || runtime.clock.now() >= request.record.startedAtMs + totalTimeoutMs)
+    return undefined;
   if (!Array.isArray(body.messages)) return undefined;
   const windows = attempts.flatMap((attempt) => refusedWindowOf(request, attempt) ?? []);
   if (windows.length === 0) return undefined;

@@ -8,6 +8,7 @@ import {
   CHAT_ROUTE,
   chatRequests,
   oneProviderScene,
+  oneProviderYaml,
   openAiClient,
   sentContentsOf,
   serveEveryChat,
@@ -134,6 +135,22 @@ describe("responses API: truncation beside other refusals", () => {
     for (const [index, length] of lengths.entries()) {
       if (index > 0) assert.ok(length < (lengths[index - 1] ?? 0), String(lengths));
     }
+  });
+
+  test("auto: a context refusal that used the last of max_attempts: the provider's 400, not another round", async (t) => {
+    const mock = await useMock(t);
+    mock.setDefault(CHAT_ROUTE, (recorded) => contextRefusal(sentContentsOf(recorded).length));
+    const gateway = await useGateway(
+      t,
+      `routing:\n  max_attempts: 1\n${oneProviderYaml(mock, { keys: ", context: 5000" })}`,
+    );
+    const input = [
+      { role: "user" as const, content: words("cat", 200) },
+      { role: "user" as const, content: words("fox", 200) },
+    ];
+    const refused = await badRequest(openAiClient(gateway).responses.create({ model: "m", truncation: "auto", input }));
+    assert.equal(refused.code, "context_length_exceeded");
+    assert.equal(chatRequests(mock).length, 1);
   });
 });
 
