@@ -46,3 +46,17 @@ test("the window and the prompt each provider's context refusal states", () => {
   ];
   for (const [message, expected] of cases) assert.deepEqual(statedContextOf(message), expected, message);
 });
+
+test("a refusal of long runs of digits is read in linear time, its numbers past safe integers not read", () => {
+  const started = performance.now();
+  for (const run of ["1".repeat(8_200), "1,".repeat(4_100)]) {
+    assert.deepEqual(statedContextOf(`maximum context length is 8192 tokens ${run}`), { limitTokens: 8192 });
+  }
+  // Quadratic, these took about 450 ms; linear, a few.
+  assert.ok(performance.now() - started < 100, `${performance.now() - started} ms`);
+  assert.equal(statedContextOf("maximum context length is 1e309 tokens"), undefined);
+  assert.equal(statedContextOf("maximum context length is -5 tokens"), undefined);
+  assert.deepEqual(statedContextOf(`maximum context length is 8192 tokens. ${"9".repeat(30)} in the messages`), {
+    limitTokens: 8192,
+  });
+});

@@ -32,9 +32,11 @@ const BOTH: readonly (readonly [RegExp, number, number])[] = [
 
 const MAXIMUM_CONTEXT = /maximum context length is ~?(\d[\d,]*) tokens/i;
 /** After MAXIMUM_CONTEXT: the prompt part, in the order tried (a total with the completion is not the prompt). */
+// Each number read from its first digit only (the lookbehind): tried from every digit of a long run, the run was
+// scanned again from each (quadratic: 8 KiB of digits took a third of a second of the event loop).
 const PROMPT_PARTS: readonly RegExp[] = [
-  /~?(\d[\d,]*) (?:tokens )?in the messages/i,
-  /~?(\d[\d,]*) of text input/i,
+  /(?<![\d,])(\d[\d,]*) (?:tokens )?in the messages/i,
+  /(?<![\d,])(\d[\d,]*) of text input/i,
   /messages resulted in ~?(\d[\d,]*) tokens/i,
   /request has ~?(\d[\d,]*) input tokens/i,
 ];
