@@ -41,6 +41,14 @@ test("the window and the prompt each provider's context refusal states", () => {
       "Please reduce the length of the messages or completion. This model's maximum context length is 8192 tokens.",
       { limitTokens: 8192 },
     ],
+    [
+      "This model's maximum context length is 4097 tokens. However, your messages resulted in 4392 tokens (4251 in the messages, 141 in the functions). Please reduce the length of the messages or functions.",
+      { limitTokens: 4097, promptTokens: 4392 },
+    ],
+    [
+      "This model's maximum context length is 8192 tokens. However, you requested 8420 tokens (7251 in the messages, 169 in the functions, and 1000 in the completion).",
+      { limitTokens: 8192, promptTokens: 7420 },
+    ],
     ["Please reduce the length of the messages.", undefined],
     ["maximum context length is 0 tokens", undefined],
   ];
