@@ -41,8 +41,30 @@ test("the window and the prompt each provider's context refusal states", () => {
       "Please reduce the length of the messages or completion. This model's maximum context length is 8192 tokens.",
       { limitTokens: 8192 },
     ],
+    [
+      "This model's maximum context length is 4097 tokens. However, your messages resulted in 4392 tokens (4251 in the messages, 141 in the functions). Please reduce the length of the messages or functions.",
+      { limitTokens: 4097, promptTokens: 4392 },
+    ],
+    [
+      "This model's maximum context length is 8192 tokens. However, you requested 8420 tokens (7251 in the messages, 169 in the functions, and 1000 in the completion).",
+      { limitTokens: 8192, promptTokens: 7420 },
+    ],
     ["Please reduce the length of the messages.", undefined],
     ["maximum context length is 0 tokens", undefined],
   ];
   for (const [message, expected] of cases) assert.deepEqual(statedContextOf(message), expected, message);
+});
+
+test("a refusal of long runs of digits is read in linear time, its numbers past safe integers not read", () => {
+  const started = performance.now();
+  for (const run of ["1".repeat(8_200), "1,".repeat(4_100)]) {
+    assert.deepEqual(statedContextOf(`maximum context length is 8192 tokens ${run}`), { limitTokens: 8192 });
+  }
+  // Quadratic, these took about 450 ms; linear, a few.
+  assert.ok(performance.now() - started < 100, `${performance.now() - started} ms`);
+  assert.equal(statedContextOf("maximum context length is 1e309 tokens"), undefined);
+  assert.equal(statedContextOf("maximum context length is -5 tokens"), undefined);
+  assert.deepEqual(statedContextOf(`maximum context length is 8192 tokens. ${"9".repeat(30)} in the messages`), {
+    limitTokens: 8192,
+  });
 });

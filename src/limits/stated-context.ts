@@ -31,13 +31,18 @@ const BOTH: readonly (readonly [RegExp, number, number])[] = [
 ];
 
 const MAXIMUM_CONTEXT = /maximum context length is ~?(\d[\d,]*) tokens/i;
-/** After MAXIMUM_CONTEXT: the prompt part, in the order tried (a total with the completion is not the prompt). */
+/** After MAXIMUM_CONTEXT: the whole prompt (messages and functions), when the refusal says it. */
+const PROMPT_TOTAL = /messages resulted in ~?(\d[\d,]*) tokens/i;
+/** Else the prompt part, in the order tried (a total with the completion is not the prompt). */
+// Each number read from its first digit only (the lookbehind): tried from every digit of a long run, the run was
+// scanned again from each (quadratic: 8 KiB of digits took a third of a second of the event loop).
 const PROMPT_PARTS: readonly RegExp[] = [
-  /~?(\d[\d,]*) (?:tokens )?in the messages/i,
-  /~?(\d[\d,]*) of text input/i,
-  /messages resulted in ~?(\d[\d,]*) tokens/i,
+  /(?<![\d,])(\d[\d,]*) (?:tokens )?in the messages/i,
+  /(?<![\d,])(\d[\d,]*) of text input/i,
   /request has ~?(\d[\d,]*) input tokens/i,
 ];
+/** The tools' definitions, prompt too: OpenAI states them apart ("4000 in the messages, 500 in the functions"). */
+const FUNCTIONS_PART = /(?<![\d,])(\d[\d,]*) (?:tokens )?in the functions/i;
 
 /** The window and prompt a context-length refusal's message states; undefined when it states no window. */
 export function statedContextOf(message: string): StatedContext | undefined {
@@ -49,9 +54,11 @@ export function statedContextOf(message: string): StatedContext | undefined {
   }
   const limit = numberOf(MAXIMUM_CONTEXT.exec(text)?.[1]);
   if (limit === undefined) return undefined;
+  const total = numberOf(PROMPT_TOTAL.exec(text)?.[1]);
+  if (total !== undefined) return stated(limit, total);
   for (const pattern of PROMPT_PARTS) {
     const prompt = numberOf(pattern.exec(text)?.[1]);
-    if (prompt !== undefined) return stated(limit, prompt);
+    if (prompt !== undefined) return stated(limit, prompt + (numberOf(FUNCTIONS_PART.exec(text)?.[1]) ?? 0));
   }
   return stated(limit, undefined);
 }

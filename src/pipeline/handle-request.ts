@@ -137,7 +137,13 @@ async function serveRequest(
         continue;
       }
       // `truncation: "auto"` refused as too long after all: shorter, planned and failed over again (refused-context.ts).
-      const shorter = shorterAfterRefusals(request, trace.attempts.slice(attemptsBefore), refusalRounds, error);
+      const shorter = shorterAfterRefusals(
+        request,
+        trace.attempts.slice(attemptsBefore),
+        trace.attempts.length,
+        refusalRounds,
+        error,
+      );
       if (shorter !== undefined) request = shorter;
       else if (!mayQueueAgain(request, plan, trace.skips.slice(skipsBefore), trace.attempts.length, rounds, error)) {
         request.record.attempted(trace.attempts, trace.skips, "primary");

@@ -6,6 +6,7 @@
 // listed context when it stated none, and plans and fails over again (docs/protocols.md "Truncation").
 import { ClientAbortedError } from "../errors/gateway-error.ts";
 import type { ChatMessage } from "../protocols/chat-completions.ts";
+import { outputLimitNameOf, outputTokensFor } from "../providers/body-rules.ts";
 import type { AttemptReport } from "../upstream/forward-types.ts";
 import { truncatedBody, unitStarts, withoutOldest } from "./context-truncation.ts";
 import type { PipelineRequest } from "./pipeline-types.ts";
@@ -25,23 +26,30 @@ interface RefusedWindow {
   readonly countedTokens: number;
   /** Whether the provider's count is known (stated) or a floor; a floor is kept above by the learned calibration. */
   readonly isCountStated: boolean;
+  /** The output the candidate is asked for beside the input (the client's, or what its body rules send). */
+  readonly outputTokens: number;
 }
 
 /**
  * The request with more of its oldest items left out after this round's context-length refusals (counted in
  * `rounds`), or undefined when it does not ask for truncation, no attempt was refused for context, its rounds are
- * spent, the client left, or nothing left out (the last item is always kept) makes it fit any refusing candidate: the
- * error stands.
+ * spent, `routing.max_attempts` (`attemptCount`: the request's attempts so far) or its time is used up, the client
+ * left, or nothing left out (the last item is always kept) makes it fit any refusing candidate: the error stands.
  */
 export function shorterAfterRefusals(
   request: PipelineRequest,
   attempts: readonly AttemptReport[],
+  attemptCount: number,
   rounds: { count: number },
   error: unknown,
 ): PipelineRequest | undefined {
   const { context, body, endpoint, runtime } = request;
   if (context.truncatesToFit !== true || rounds.count >= MAX_REFUSAL_ROUNDS) return undefined;
   if (error instanceof ClientAbortedError || context.signal.aborted) return undefined;
+  // No attempt left for a shorter input: another round would only replace the context refusal with a 502.
+  const { maxAttempts, totalTimeoutMs } = request.snapshot.config.routing;
+  if (attemptCount >= maxAttempts || runtime.clock.now() >= request.record.startedAtMs + totalTimeoutMs)
+    return undefined;
   if (!Array.isArray(body.messages)) return undefined;
   const windows = attempts.flatMap((attempt) => refusedWindowOf(request, attempt) ?? []);
   if (windows.length === 0) return undefined;
@@ -75,17 +83,16 @@ function refusedWindowOf(request: PipelineRequest, attempt: AttemptReport): Refu
   const deployment = request.snapshot.catalog.deployments.find((each) => each.key === attempt.deploymentKey);
   const limitTokens = stated?.limitTokens ?? deployment?.contextTokens;
   if (limitTokens === undefined) return undefined;
-  if (stated?.promptTokens !== undefined) {
-    return {
-      deploymentKey: attempt.deploymentKey,
-      limitTokens,
-      countedTokens: stated.promptTokens,
-      isCountStated: true,
-    };
-  }
+  // As the plan counts it (router/context-fit.ts): a body default's max_tokens is sent, and takes its share.
+  const outputTokens =
+    deployment === undefined
+      ? request.maxOutputTokens
+      : outputTokensFor(deployment, request.maxOutputTokens, outputLimitNameOf(request.body));
+  const window = { deploymentKey: attempt.deploymentKey, limitTokens, outputTokens };
+  if (stated?.promptTokens !== undefined) return { ...window, countedTokens: stated.promptTokens, isCountStated: true };
   // Not stated: the provider counted more than its window left the prompt (it refused), at least one token more.
-  const floor = Math.max(1, limitTokens - request.maxOutputTokens + 1);
-  return { deploymentKey: attempt.deploymentKey, limitTokens, countedTokens: floor, isCountStated: false };
+  const floor = Math.max(1, limitTokens - outputTokens + 1);
+  return { ...window, countedTokens: floor, isCountStated: false };
 }
 
 /**
@@ -101,5 +108,5 @@ function fitsWindow(request: PipelineRequest, window: RefusedWindow, estimate: n
   const calibrated = window.isCountStated
     ? 0
     : request.runtime.promptCalibration.promptTokensFor({ key: window.deploymentKey }, estimate);
-  return Math.max(scaled, calibrated) + request.maxOutputTokens <= window.limitTokens;
+  return Math.max(scaled, calibrated) + window.outputTokens <= window.limitTokens;
 }

@@ -5,7 +5,17 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import type OpenAI from "openai";
-import { badRequest, chatRequests, oneProviderScene, sentContentsOf, serveEveryChat } from "../helpers/e2e.ts";
+import {
+  badRequest,
+  chatRequests,
+  oneProviderScene,
+  oneProviderYaml,
+  openAiClient,
+  sentContentsOf,
+  serveEveryChat,
+  useGateway,
+  useMock,
+} from "../helpers/e2e.ts";
 import type { MockUpstream } from "../helpers/mock-upstream.ts";
 
 type ResponseInputItem = OpenAI.Responses.ResponseInputItem;
@@ -211,5 +221,22 @@ describe("responses API: duplicate items", () => {
     );
     assert.equal(continued.code, "duplicate_item");
     assert.equal(chatRequests(mock).length, 1);
+  });
+  test("conversation: the ids a client gave its input items count toward the conversation's bound before going upstream", async (t) => {
+    const mock = await useMock(t);
+    serveEveryChat(mock, "Short.");
+    // A conversation is bounded by the store's max_bytes; the client's ids are kept beside the items (clientIds).
+    const gateway = await useGateway(t, `${oneProviderYaml(mock)}responses:\n  store:\n    max_bytes: 20000\n`);
+    const client = openAiClient(gateway);
+    const conversation = await client.conversations.create({ items: [{ role: "user", content: "x".repeat(9_000) }] });
+    const refused = await badRequest(
+      client.responses.create({
+        model: "m",
+        conversation: conversation.id,
+        input: [userMessage(`msg_${"i".repeat(12_000)}`, "Hi.")],
+      }),
+    );
+    assert.equal(refused.param, "conversation");
+    assert.equal(chatRequests(mock).length, 0, "refused before anything went upstream");
   });
 });

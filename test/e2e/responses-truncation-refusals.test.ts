@@ -8,6 +8,7 @@ import {
   CHAT_ROUTE,
   chatRequests,
   oneProviderScene,
+  oneProviderYaml,
   openAiClient,
   sentContentsOf,
   serveEveryChat,
@@ -134,6 +135,39 @@ describe("responses API: truncation beside other refusals", () => {
     for (const [index, length] of lengths.entries()) {
       if (index > 0) assert.ok(length < (lengths[index - 1] ?? 0), String(lengths));
     }
+  });
+
+  test("auto: a context refusal that used the last of max_attempts: the provider's 400, not another round", async (t) => {
+    const mock = await useMock(t);
+    mock.setDefault(CHAT_ROUTE, (recorded) => contextRefusal(sentContentsOf(recorded).length));
+    const gateway = await useGateway(
+      t,
+      `routing:\n  max_attempts: 1\n${oneProviderYaml(mock, { keys: ", context: 5000" })}`,
+    );
+    const input = [
+      { role: "user" as const, content: words("cat", 200) },
+      { role: "user" as const, content: words("fox", 200) },
+    ];
+    const refused = await badRequest(openAiClient(gateway).responses.create({ model: "m", truncation: "auto", input }));
+    assert.equal(refused.code, "context_length_exceeded");
+    assert.equal(chatRequests(mock).length, 1);
+  });
+
+  test("auto: the output its deployment's body defaults ask for is kept in the stated window too", async (t) => {
+    const { mock, client } = await oneProviderScene(t, {
+      keys: ", context: 5000, body: { defaults: { max_tokens: 300 } }",
+    });
+    // 50 tokens an item as the provider counts, and the 300 the body default asks for, in a 520-token window.
+    mock.setDefault(CHAT_ROUTE, (recorded) => {
+      const items = sentContentsOf(recorded).length;
+      if (items * 50 + 300 <= 520) return { kind: "json", body: chatCompletion("Fits.", VENDOR_MODEL_ID) };
+      const message = `This model's maximum context length is 520 tokens. However, you requested ${items * 50 + 300} tokens (${items * 50} in the messages, 300 in the completion). Please reduce the length of the messages or completion.`;
+      return { kind: "json", status: 400, body: { error: { message, code: "context_length_exceeded" } } };
+    });
+    const input = Array.from({ length: 8 }, (_, index) => ({ role: "user" as const, content: words(`w${index}`, 40) }));
+    const response = await client.responses.create({ model: "m", truncation: "auto", input });
+    assert.equal(response.output_text, "Fits.");
+    assert.equal(chatRequests(mock).length, 2, "cut to fit the window with the completion in one round");
   });
 });
 

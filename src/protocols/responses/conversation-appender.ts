@@ -31,14 +31,20 @@ export function conversationAppender(
   const conversation = lookup.conversation;
   if (conversationId === undefined || conversation === undefined) return undefined;
   const input = itemsFromInput(isRecord(body) ? body.input : undefined, lookup, randomIds);
-  const bytes = Buffer.byteLength(JSON.stringify({ ...conversation, items: [...conversation.items, ...input] }));
+  const clientIds = clientIdsOf(input);
+  // As it will be kept: the ids the client gave its items too (they may be long), beside the conversation's.
+  const kept = {
+    ...conversation,
+    items: [...conversation.items, ...input],
+    clientIds: { ...conversation.clientIds, ...clientIds },
+  };
+  const bytes = Buffer.byteLength(JSON.stringify(kept));
   if (bytes > conversations.maxBytes) {
     throw new InvalidRequestError(
       `Conversation '${conversationId}' with this input would take ${bytes} bytes, over the gateway's bound of ${conversations.maxBytes} bytes per conversation: start a new conversation.`,
       { param: "conversation", code: "invalid_value" },
     );
   }
-  const clientIds = clientIdsOf(input);
   return {
     inputIds: input.map((item) => item.id),
     append: (response) =>
