@@ -77,15 +77,21 @@ export async function forwardInChunks(
     const body = { ...request.body, input: inputs.slice(start, start + size) };
     const chunk: PipelineRequest = { ...request, body, ...requestFactsOf(request.endpoint, body, false) };
     let result: JsonResult;
+    // A trace of its own: `routing.max_attempts` bounds each chunk's attempts (a batch of more chunks than it was
+    // refused at the chunk past it), and a chunk's error lists its attempts, not the chunks' before it.
+    const chunkTrace: ForwardTrace = { attempts: [], skips: [] };
     try {
       const planned = await planRequest(chunk);
-      const forwarded = forwardRequestOf(chunk, planned, trace, startedAtMs);
+      const forwarded = forwardRequestOf(chunk, planned, chunkTrace, startedAtMs);
       const outcome = await request.runtime.forward(planned.plan, forwarded, planned.snapshot);
       if (outcome.result.kind !== "json") throw new Error(`an embeddings chunk answered as ${outcome.result.kind}`);
       result = outcome.result;
       usage = sumUsage(usage, outcome.attempts.at(-1)?.usage);
     } catch (error) {
       throw namedChunk(error, start, Math.min(start + size, inputs.length), inputs.length, size);
+    } finally {
+      trace.attempts.push(...chunkTrace.attempts);
+      trace.skips.push(...chunkTrace.skips);
     }
     answers.push(result);
   }

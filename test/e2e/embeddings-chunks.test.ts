@@ -169,3 +169,24 @@ test("chunks wait in the route queue for their deployment's budget instead of ou
     if (index > 0) assert.ok(atMs - (sentAtMs[index - 1] ?? 0) >= 800, `chunk ${index} sent after ${sentAtMs}`);
   }
 });
+
+test("a batch of more chunks than routing.max_attempts is answered: each chunk has its own attempts", async (t) => {
+  const scene = await startScene(t, {
+    beta: false,
+    alpha: { retries: 1 },
+    alphaModel: { kind: "embedding", max_inputs: 2 },
+    config: { ...REQUEST_LOG, routing: { max_attempts: 2 } },
+  });
+  // The second chunk fails once and is retried: still within its own attempts (4 chunks, 5 attempts in all).
+  answerEachInput(scene.alpha, { text: "t2", times: 1 });
+  const answer = await openAiClient(scene.gateway).embeddings.create({ model: MODEL, input: texts(7) });
+  assert.deepEqual(
+    answer.data.map((item) => [item.index, item.embedding]),
+    texts(7).map((text, index) => [index, vectorOf(text)]),
+  );
+  const { records } = await recordsOf(scene.gateway, "embeddings");
+  assert.deepEqual(
+    records[0]?.attempts.map((attempt) => attempt.outcome),
+    ["success", "server_error", "success", "success", "success"],
+  );
+});
