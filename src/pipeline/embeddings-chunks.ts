@@ -7,7 +7,7 @@
 import { isRecord } from "../is-record.ts";
 import type { RefusedFeatures } from "../limits/refused-features.ts";
 import type { Deployment } from "../providers/catalog.ts";
-import type { RoutePlan } from "../router/plan-route.ts";
+import type { RouteCandidate, RoutePlan } from "../router/plan-route.ts";
 import { INPUTS_FEATURE } from "../router/request-features.ts";
 import type { TokenUsage } from "../streaming/relay-types.ts";
 import type { ForwardOutcome, ForwardTrace, JsonResult } from "../upstream/forward-types.ts";
@@ -57,6 +57,34 @@ export function embeddingsChunkSize(request: PipelineRequest, plan: RoutePlan): 
   }
   // One list of token ids is one input (read last: a million ids is a valid input, and most batches end above).
   return inputs.every((item) => typeof item === "number") ? undefined : size;
+}
+
+/**
+ * The plan of a batch sent whole (embeddingsChunkSize undefined: a candidate may take it) without the candidates known
+ * to take fewer inputs than it holds: sent the batch, each refused it every time, first when it ranked first. Each is
+ * skipped with its limit in `trace` (the client's error names it when no other candidate answers). Never empties the
+ * plan: a batch every candidate is known too small for is sent in chunks instead.
+ */
+export function wholeBatchPlan(request: PipelineRequest, plan: RoutePlan, trace: ForwardTrace): RoutePlan {
+  if (request.endpoint.upstreamPath !== "/embeddings") return plan;
+  const inputs = request.body.input;
+  if (!Array.isArray(inputs) || inputs.length < 2) return plan;
+  const nowMs = request.runtime.clock.now();
+  const limits = new Map<RouteCandidate, number>();
+  for (const candidate of plan.waitFor === undefined ? plan.candidates : [...plan.candidates, plan.waitFor]) {
+    const limit = knownMaxInputs(candidate.deployment, request.runtime.refusedFeatures, nowMs);
+    if (limit !== undefined && limit < inputs.length) limits.set(candidate, limit);
+  }
+  // One list of token ids is one input (read last, as embeddingsChunkSize does).
+  if (limits.size === 0 || inputs.every((item) => typeof item === "number")) return plan;
+  const candidates = plan.candidates.filter((candidate) => !limits.has(candidate));
+  const waitFor = plan.waitFor !== undefined && limits.has(plan.waitFor) ? undefined : plan.waitFor;
+  if (candidates.length === 0 && waitFor === undefined) return plan;
+  for (const [{ deployment }, limit] of limits) {
+    const reason = `takes at most ${limit} inputs (${INPUTS_LIMIT_SOURCES}); the batch holds ${inputs.length}`;
+    trace.skips.push({ deploymentKey: deployment.key, reason });
+  }
+  return { ...plan, candidates, waitFor };
 }
 
 /**

@@ -190,3 +190,27 @@ test("a batch of more chunks than routing.max_attempts is answered: each chunk h
     ["success", "server_error", "success", "success", "success"],
   );
 });
+
+test("a candidate known to take fewer inputs than a batch sent whole is skipped, not sent it to refuse", async (t) => {
+  const scene = await startScene(t, {
+    alphaModel: { kind: "embedding", max_inputs: 2 },
+    betaModel: { kind: "embedding" },
+    config: REQUEST_LOG,
+  });
+  answerEachInput(scene.alpha);
+  answerEachInput(scene.beta);
+  // beta's limit is unknown: the batch goes whole, to beta alone (alpha, preferred, would refuse 3 inputs).
+  const answer = await openAiClient(scene.gateway).embeddings.create({ model: MODEL, input: texts(3) });
+  assert.deepEqual(
+    answer.data.map((item) => item.embedding),
+    texts(3).map(vectorOf),
+  );
+  assert.deepEqual(sentInputs(scene.alpha), []);
+  assert.deepEqual(sentInputs(scene.beta), [texts(3)]);
+  const { text } = await recordsOf(scene.gateway, "embeddings");
+  const record = (JSON.parse(text) as { data: { skips: { provider: string; reason: string }[] }[] }).data[0];
+  assert.match(record?.skips.find((skip) => skip.provider === "alpha")?.reason ?? "", /takes at most 2 inputs.*3/);
+  // A batch alpha takes goes to alpha first.
+  await openAiClient(scene.gateway).embeddings.create({ model: MODEL, input: texts(2) });
+  assert.deepEqual(sentInputs(scene.alpha), [texts(2)]);
+});
