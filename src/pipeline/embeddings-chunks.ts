@@ -4,6 +4,7 @@
 // request; the vectors joined in the client's order with their `index` counted from the batch's start, the usage
 // summed. One record for the client's request, with every chunk's attempts in it. Sent whole, such a batch was only
 // refused by every candidate (the first refusal came back) although each would have served it in parts.
+import { RateLimitedError } from "../errors/gateway-error.ts";
 import { isRecord } from "../is-record.ts";
 import type { RefusedFeatures } from "../limits/refused-features.ts";
 import type { Deployment } from "../providers/catalog.ts";
@@ -11,6 +12,7 @@ import type { RouteCandidate, RoutePlan } from "../router/plan-route.ts";
 import { INPUTS_FEATURE } from "../router/request-features.ts";
 import type { TokenUsage } from "../streaming/relay-types.ts";
 import type { ForwardOutcome, ForwardTrace, JsonResult } from "../upstream/forward-types.ts";
+import { sleepUntil } from "../upstream/sleep-until.ts";
 import { forwardRequestOf } from "./forward-request.ts";
 import type { PipelineRequest } from "./pipeline-types.ts";
 import { planRequest, requestFactsOf } from "./plan-request.ts";
@@ -109,9 +111,7 @@ export async function forwardInChunks(
     // refused at the chunk past it), and a chunk's error lists its attempts, not the chunks' before it.
     const chunkTrace: ForwardTrace = { attempts: [], skips: [] };
     try {
-      const planned = await planRequest(chunk);
-      const forwarded = forwardRequestOf(chunk, planned, chunkTrace, startedAtMs);
-      const outcome = await request.runtime.forward(planned.plan, forwarded, planned.snapshot);
+      const outcome = await forwardChunk(chunk, chunkTrace, startedAtMs, start > 0);
       if (outcome.result.kind !== "json") throw new Error(`an embeddings chunk answered as ${outcome.result.kind}`);
       result = outcome.result;
       usage = sumUsage(usage, outcome.attempts.at(-1)?.usage);
@@ -131,6 +131,45 @@ export async function forwardInChunks(
     usage,
   };
 }
+
+/** Rounds of a later chunk's wait for its budget: a bound on a loop whose every round plans (and may reserve). */
+const MAX_CHUNK_WAITS = 20;
+
+/**
+ * Plans and forwards one chunk. A chunk after the first that finds its candidates over a budget or cooling (a 429)
+ * waits for the time the 429 names, while the request's time lasts, and is tried again: the chunks before it were
+ * paid for, and a 429 for the whole batch (a batch line sent again, a client retrying) paid for them again each time,
+ * never served when the batch needs more chunks than a window takes (rpm 3, 4 chunks). The first waits as a request
+ * does (the route queue, or a 429 at once).
+ */
+async function forwardChunk(
+  chunk: PipelineRequest,
+  trace: ForwardTrace,
+  startedAtMs: number,
+  hasPaidChunks: boolean,
+): Promise<ForwardOutcome> {
+  const { runtime, context, snapshot } = chunk;
+  for (let round = 1; ; round++) {
+    try {
+      const planned = await planRequest(chunk);
+      const forwarded = forwardRequestOf(chunk, planned, trace, startedAtMs);
+      return await runtime.forward(planned.plan, forwarded, planned.snapshot);
+    } catch (error) {
+      if (!hasPaidChunks || !(error instanceof RateLimitedError) || error.retryAfterMs === undefined) throw error;
+      const retryAtMs = runtime.clock.now() + Math.max(MIN_CHUNK_WAIT_MS, error.retryAfterMs);
+      const isWaited =
+        round < MAX_CHUNK_WAITS &&
+        retryAtMs < startedAtMs + snapshot.config.routing.totalTimeoutMs &&
+        !runtime.isShuttingDown &&
+        !context.signal.aborted;
+      if (!isWaited) throw error;
+      await sleepUntil(retryAtMs, runtime.clock, context.signal);
+    }
+  }
+}
+
+/** The shortest wait before a later chunk is planned again (a 429 that names 0 ms). */
+const MIN_CHUNK_WAIT_MS = 50;
 
 /** The chunks' answers as one: the first's fields, every vector with its index from the batch's start, usage summed. */
 function joinedAnswer(answers: readonly JsonResult[], size: number): Record<string, unknown> {

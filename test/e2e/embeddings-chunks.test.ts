@@ -251,3 +251,20 @@ test("a batch whose later chunk fails charges its client the chunks answered, as
   assert.equal(alpha, 12);
   assert.equal(client, 12);
 });
+
+test("without a route queue, a chunk after the first waits for its budget instead of failing the paid batch", async (t) => {
+  const scene = await startScene(t, {
+    beta: false,
+    alphaModel: { kind: "embedding", max_inputs: 2, limits: { rps: 1 } },
+    config: REQUEST_LOG,
+  });
+  answerEachInput(scene.alpha);
+  // Before, the second chunk found rps 1 spent and the client got a 429 for the whole batch, the first chunk paid:
+  // sent again, it went the same way every time.
+  const answer = await openAiClient(scene.gateway).embeddings.create({ model: MODEL, input: texts(5) });
+  assert.deepEqual(
+    answer.data.map((item) => item.embedding),
+    texts(5).map(vectorOf),
+  );
+  assert.equal(embeddingsCalls(scene.alpha), 3);
+});
