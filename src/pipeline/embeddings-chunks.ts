@@ -4,13 +4,15 @@
 // request; the vectors joined in the client's order with their `index` counted from the batch's start, the usage
 // summed. One record for the client's request, with every chunk's attempts in it. Sent whole, such a batch was only
 // refused by every candidate (the first refusal came back) although each would have served it in parts.
+import { RateLimitedError } from "../errors/gateway-error.ts";
 import { isRecord } from "../is-record.ts";
 import type { RefusedFeatures } from "../limits/refused-features.ts";
 import type { Deployment } from "../providers/catalog.ts";
-import type { RoutePlan } from "../router/plan-route.ts";
+import type { RouteCandidate, RoutePlan } from "../router/plan-route.ts";
 import { INPUTS_FEATURE } from "../router/request-features.ts";
 import type { TokenUsage } from "../streaming/relay-types.ts";
 import type { ForwardOutcome, ForwardTrace, JsonResult } from "../upstream/forward-types.ts";
+import { sleepUntil } from "../upstream/sleep-until.ts";
 import { forwardRequestOf } from "./forward-request.ts";
 import type { PipelineRequest } from "./pipeline-types.ts";
 import { planRequest, requestFactsOf } from "./plan-request.ts";
@@ -60,6 +62,34 @@ export function embeddingsChunkSize(request: PipelineRequest, plan: RoutePlan): 
 }
 
 /**
+ * The plan of a batch sent whole (embeddingsChunkSize undefined: a candidate may take it) without the candidates known
+ * to take fewer inputs than it holds: sent the batch, each refused it every time, first when it ranked first. Each is
+ * skipped with its limit in `trace` (the client's error names it when no other candidate answers). Never empties the
+ * plan: a batch every candidate is known too small for is sent in chunks instead.
+ */
+export function wholeBatchPlan(request: PipelineRequest, plan: RoutePlan, trace: ForwardTrace): RoutePlan {
+  if (request.endpoint.upstreamPath !== "/embeddings") return plan;
+  const inputs = request.body.input;
+  if (!Array.isArray(inputs) || inputs.length < 2) return plan;
+  const nowMs = request.runtime.clock.now();
+  const limits = new Map<RouteCandidate, number>();
+  for (const candidate of plan.waitFor === undefined ? plan.candidates : [...plan.candidates, plan.waitFor]) {
+    const limit = knownMaxInputs(candidate.deployment, request.runtime.refusedFeatures, nowMs);
+    if (limit !== undefined && limit < inputs.length) limits.set(candidate, limit);
+  }
+  // One list of token ids is one input (read last, as embeddingsChunkSize does).
+  if (limits.size === 0 || inputs.every((item) => typeof item === "number")) return plan;
+  const candidates = plan.candidates.filter((candidate) => !limits.has(candidate));
+  const waitFor = plan.waitFor !== undefined && limits.has(plan.waitFor) ? undefined : plan.waitFor;
+  if (candidates.length === 0 && waitFor === undefined) return plan;
+  for (const [{ deployment }, limit] of limits) {
+    const reason = `takes at most ${limit} inputs (${INPUTS_LIMIT_SOURCES}); the batch holds ${inputs.length}`;
+    trace.skips.push({ deploymentKey: deployment.key, reason });
+  }
+  return { ...plan, candidates, waitFor };
+}
+
+/**
  * Sends the batch in chunks of `size` inputs, one after the other (each waits in the route queue like a request
  * while its candidates' budgets are spent), every attempt into `trace`. Throws the first chunk's error that no
  * candidate could answer, its message naming the chunk: the client gets that one error, nothing of the chunks before.
@@ -77,15 +107,19 @@ export async function forwardInChunks(
     const body = { ...request.body, input: inputs.slice(start, start + size) };
     const chunk: PipelineRequest = { ...request, body, ...requestFactsOf(request.endpoint, body, false) };
     let result: JsonResult;
+    // A trace of its own: `routing.max_attempts` bounds each chunk's attempts (a batch of more chunks than it was
+    // refused at the chunk past it), and a chunk's error lists its attempts, not the chunks' before it.
+    const chunkTrace: ForwardTrace = { attempts: [], skips: [] };
     try {
-      const planned = await planRequest(chunk);
-      const forwarded = forwardRequestOf(chunk, planned, trace, startedAtMs);
-      const outcome = await request.runtime.forward(planned.plan, forwarded, planned.snapshot);
+      const outcome = await forwardChunk(chunk, chunkTrace, startedAtMs, start > 0);
       if (outcome.result.kind !== "json") throw new Error(`an embeddings chunk answered as ${outcome.result.kind}`);
       result = outcome.result;
       usage = sumUsage(usage, outcome.attempts.at(-1)?.usage);
     } catch (error) {
       throw namedChunk(error, start, Math.min(start + size, inputs.length), inputs.length, size);
+    } finally {
+      trace.attempts.push(...chunkTrace.attempts);
+      trace.skips.push(...chunkTrace.skips);
     }
     answers.push(result);
   }
@@ -97,6 +131,45 @@ export async function forwardInChunks(
     usage,
   };
 }
+
+/** Rounds of a later chunk's wait for its budget: a bound on a loop whose every round plans (and may reserve). */
+const MAX_CHUNK_WAITS = 20;
+
+/**
+ * Plans and forwards one chunk. A chunk after the first that finds its candidates over a budget or cooling (a 429)
+ * waits for the time the 429 names, while the request's time lasts, and is tried again: the chunks before it were
+ * paid for, and a 429 for the whole batch (a batch line sent again, a client retrying) paid for them again each time,
+ * never served when the batch needs more chunks than a window takes (rpm 3, 4 chunks). The first waits as a request
+ * does (the route queue, or a 429 at once).
+ */
+async function forwardChunk(
+  chunk: PipelineRequest,
+  trace: ForwardTrace,
+  startedAtMs: number,
+  hasPaidChunks: boolean,
+): Promise<ForwardOutcome> {
+  const { runtime, context, snapshot } = chunk;
+  for (let round = 1; ; round++) {
+    try {
+      const planned = await planRequest(chunk);
+      const forwarded = forwardRequestOf(chunk, planned, trace, startedAtMs);
+      return await runtime.forward(planned.plan, forwarded, planned.snapshot);
+    } catch (error) {
+      if (!hasPaidChunks || !(error instanceof RateLimitedError) || error.retryAfterMs === undefined) throw error;
+      const retryAtMs = runtime.clock.now() + Math.max(MIN_CHUNK_WAIT_MS, error.retryAfterMs);
+      const isWaited =
+        round < MAX_CHUNK_WAITS &&
+        retryAtMs < startedAtMs + snapshot.config.routing.totalTimeoutMs &&
+        !runtime.isShuttingDown &&
+        !context.signal.aborted;
+      if (!isWaited) throw error;
+      await sleepUntil(retryAtMs, runtime.clock, context.signal);
+    }
+  }
+}
+
+/** The shortest wait before a later chunk is planned again (a 429 that names 0 ms). */
+const MIN_CHUNK_WAIT_MS = 50;
 
 /** The chunks' answers as one: the first's fields, every vector with its index from the batch's start, usage summed. */
 function joinedAnswer(answers: readonly JsonResult[], size: number): Record<string, unknown> {

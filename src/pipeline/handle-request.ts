@@ -29,7 +29,7 @@ import {
 import { chargeClient } from "./client-budget.ts";
 import { withClientToolNames } from "./client-tool-names.ts";
 import { truncatedToFit } from "./context-truncation.ts";
-import { type ChunkedOutcome, embeddingsChunkSize, forwardInChunks } from "./embeddings-chunks.ts";
+import { type ChunkedOutcome, embeddingsChunkSize, forwardInChunks, wholeBatchPlan } from "./embeddings-chunks.ts";
 import type { EndpointSpec } from "./endpoints.ts";
 import { forwardRequestOf } from "./forward-request.ts";
 import type { GatewayRuntime, PlannedRoute } from "./gateway-runtime.ts";
@@ -128,7 +128,11 @@ async function serveRequest(
     try {
       outcome =
         chunkSize === undefined
-          ? await runtime.forward(plan, forwardRequestOf(request, planned, trace, startedAtMs), request.snapshot)
+          ? await runtime.forward(
+              wholeBatchPlan(request, plan, trace),
+              forwardRequestOf(request, planned, trace, startedAtMs),
+              request.snapshot,
+            )
           : await forwardInChunks(request, chunkSize, trace, startedAtMs);
     } catch (error) {
       // Every candidate refused the batch for its size and said how many it takes (just learned): sent in chunks.

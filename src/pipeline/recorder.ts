@@ -274,7 +274,10 @@ export class Recorder {
   clientRequestEnded(reservation: Reservation, record: RequestRecord): void {
     const { budgets, clock } = this.#books;
     const used = record.tokensIn + record.tokensOut;
-    const answered = record.servedBy === undefined ? 0 : used > 0 ? used : reservation.tokens;
+    // Unserved, its successes are an embeddings batch's chunks answered before one failed: their usage stays charged.
+    const chunks = record.attempts.filter((attempt) => attempt.outcome === "success");
+    const chunksUsed = chunks.reduce((sum, attempt) => sum + (attempt.tokensIn ?? 0) + (attempt.tokensOut ?? 0), 0);
+    const answered = record.servedBy === undefined ? chunksUsed : used > 0 ? used : reservation.tokens;
     const actual = record.attempts.reduce((sum, attempt) => sum + (attempt.chargedTokens ?? 0), answered);
     if (actual !== reservation.tokens) budgets.reconcile(reservation, actual, clock.now());
     budgets.release(reservation);

@@ -169,3 +169,102 @@ test("chunks wait in the route queue for their deployment's budget instead of ou
     if (index > 0) assert.ok(atMs - (sentAtMs[index - 1] ?? 0) >= 800, `chunk ${index} sent after ${sentAtMs}`);
   }
 });
+
+test("a batch of more chunks than routing.max_attempts is answered: each chunk has its own attempts", async (t) => {
+  const scene = await startScene(t, {
+    beta: false,
+    alpha: { retries: 1 },
+    alphaModel: { kind: "embedding", max_inputs: 2 },
+    config: { ...REQUEST_LOG, routing: { max_attempts: 2 } },
+  });
+  // The second chunk fails once and is retried: still within its own attempts (4 chunks, 5 attempts in all).
+  answerEachInput(scene.alpha, { text: "t2", times: 1 });
+  const answer = await openAiClient(scene.gateway).embeddings.create({ model: MODEL, input: texts(7) });
+  assert.deepEqual(
+    answer.data.map((item) => [item.index, item.embedding]),
+    texts(7).map((text, index) => [index, vectorOf(text)]),
+  );
+  const { records } = await recordsOf(scene.gateway, "embeddings");
+  assert.deepEqual(
+    records[0]?.attempts.map((attempt) => attempt.outcome),
+    ["success", "server_error", "success", "success", "success"],
+  );
+});
+
+test("a candidate known to take fewer inputs than a batch sent whole is skipped, not sent it to refuse", async (t) => {
+  const scene = await startScene(t, {
+    alphaModel: { kind: "embedding", max_inputs: 2 },
+    betaModel: { kind: "embedding" },
+    config: REQUEST_LOG,
+  });
+  answerEachInput(scene.alpha);
+  answerEachInput(scene.beta);
+  // beta's limit is unknown: the batch goes whole, to beta alone (alpha, preferred, would refuse 3 inputs).
+  const answer = await openAiClient(scene.gateway).embeddings.create({ model: MODEL, input: texts(3) });
+  assert.deepEqual(
+    answer.data.map((item) => item.embedding),
+    texts(3).map(vectorOf),
+  );
+  assert.deepEqual(sentInputs(scene.alpha), []);
+  assert.deepEqual(sentInputs(scene.beta), [texts(3)]);
+  const { text } = await recordsOf(scene.gateway, "embeddings");
+  const record = (JSON.parse(text) as { data: { skips: { provider: string; reason: string }[] }[] }).data[0];
+  assert.match(record?.skips.find((skip) => skip.provider === "alpha")?.reason ?? "", /takes at most 2 inputs.*3/);
+  // A batch alpha takes goes to alpha first.
+  await openAiClient(scene.gateway).embeddings.create({ model: MODEL, input: texts(2) });
+  assert.deepEqual(sentInputs(scene.alpha), [texts(2)]);
+});
+
+test("a batch whose later chunk fails charges its client the chunks answered, as their deployment was", async (t) => {
+  const scene = await startScene(t, {
+    beta: false,
+    alphaModel: { kind: "embedding", max_inputs: 2, limits: { tpm: 1_000_000 } },
+    config: {
+      server: {
+        port: 0,
+        host: "127.0.0.1",
+        api_keys: [{ key: "sk-client", name: "greedy", limits: { tpm: 1_000_000 } }, "sk-ops"],
+      },
+    },
+  });
+  answerEachInput(scene.alpha, { text: "t4", times: 1 });
+  const headers = { authorization: "Bearer sk-client" };
+  const failed = await send(scene.gateway, "POST", "/v1/embeddings", {
+    body: { model: MODEL, input: texts(5) },
+    headers,
+  });
+  assert.equal(failed.status, 502, failed.text);
+  // Chunks [t0, t1] and [t2, t3] were answered: 12 tokens (3 an input) on alpha's budget, and on the client's.
+  const opsHeaders = { authorization: "Bearer sk-ops" };
+  let client: number | undefined;
+  let alpha: number | undefined;
+  for (let tries = 0; tries < 50 && (client === undefined || client !== alpha); tries++) {
+    const stats = (await send(scene.gateway, "GET", "/stats", { headers: opsHeaders })).json as {
+      deployments: Parameters<typeof windowOf>[0][];
+      clients?: Record<string, { budgets: { unit: string; used: number }[] }>;
+    };
+    client = stats.clients?.greedy?.budgets.find((window) => window.unit === "tokens")?.used;
+    const row = stats.deployments[0];
+    alpha = row === undefined ? undefined : windowOf(row, "deployment:alpha/m", "tokens", "minute").used;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  assert.equal(alpha, 12);
+  assert.equal(client, 12);
+});
+
+test("without a route queue, a chunk after the first waits for its budget instead of failing the paid batch", async (t) => {
+  const scene = await startScene(t, {
+    beta: false,
+    alphaModel: { kind: "embedding", max_inputs: 2, limits: { rps: 1 } },
+    config: REQUEST_LOG,
+  });
+  answerEachInput(scene.alpha);
+  // Before, the second chunk found rps 1 spent and the client got a 429 for the whole batch, the first chunk paid:
+  // sent again, it went the same way every time.
+  const answer = await openAiClient(scene.gateway).embeddings.create({ model: MODEL, input: texts(5) });
+  assert.deepEqual(
+    answer.data.map((item) => item.embedding),
+    texts(5).map(vectorOf),
+  );
+  assert.equal(embeddingsCalls(scene.alpha), 3);
+});
