@@ -14,7 +14,7 @@ import type { Effect } from "../upstream/effects.ts";
 import type { Admission, AttemptReport, CalibratingPrompt } from "../upstream/forward-types.ts";
 import { failedAttemptTokens } from "../upstream/prompt-sent.ts";
 import type { RecorderBooks, SegmentSettlement, SegmentTiming } from "./recorder-books.ts";
-import { answerCharge, segmentCharge } from "./segment-charge.ts";
+import { answerCharge, clientCharge, segmentCharge } from "./segment-charge.ts";
 
 export class Recorder {
   readonly #books: RecorderBooks;
@@ -265,20 +265,12 @@ export class Recorder {
   }
 
   /**
-   * A request charged to its client's budgets (client-budget.ts) ended with this record: the charge counts the tokens
-   * it used (nothing when no upstream answered; the estimate when an answer came without a count), plus what its
-   * failed attempts stay charged to their deployments (RecordedAttempt.chargedTokens: the prompts its providers took in
-   * before it was abandoned); its slot is free. Until 2026-12-07 those prompts were not counted: a request that timed
-   * out after its send, or whose client left, cost its client 0 while its provider's budget kept the prompt.
+   * A request charged to its client's budgets (client-budget.ts) ended with this record: charged what it used
+   * (clientCharge, segment-charge.ts); its slot is free.
    */
   clientRequestEnded(reservation: Reservation, record: RequestRecord): void {
     const { budgets, clock } = this.#books;
-    const used = record.tokensIn + record.tokensOut;
-    // Unserved, its successes are an embeddings batch's chunks answered before one failed: their usage stays charged.
-    const chunks = record.attempts.filter((attempt) => attempt.outcome === "success");
-    const chunksUsed = chunks.reduce((sum, attempt) => sum + (attempt.tokensIn ?? 0) + (attempt.tokensOut ?? 0), 0);
-    const answered = record.servedBy === undefined ? chunksUsed : used > 0 ? used : reservation.tokens;
-    const actual = record.attempts.reduce((sum, attempt) => sum + (attempt.chargedTokens ?? 0), answered);
+    const actual = clientCharge(record, reservation.tokens);
     if (actual !== reservation.tokens) budgets.reconcile(reservation, actual, clock.now());
     budgets.release(reservation);
   }

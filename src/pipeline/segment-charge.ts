@@ -1,6 +1,7 @@
 // What a stream segment's budgets are charged when it ends (the recorder's settlement). Pure.
 import { traitsOf } from "../errors/outcomes.ts";
 import type { Reservation } from "../limits/budgets.ts";
+import type { RequestRecord } from "../observability/request-record.ts";
 import type { SegmentEnd, TokenUsage } from "../streaming/relay-types.ts";
 import type { AttemptReport } from "../upstream/forward-types.ts";
 
@@ -71,4 +72,20 @@ function isAbandoned(end: SegmentEnd, isFirst: boolean): boolean {
 export function answerCharge(report: AttemptReport, reservation: Reservation): number {
   const total = (report.usage?.promptTokens ?? 0) + (report.usage?.completionTokens ?? 0);
   return report.isUsageEstimated === true ? Math.max(total, reservation.tokens) : total;
+}
+
+/**
+ * What a request charged to its client's budgets (client-budget.ts) is charged when it ends: the tokens it used (the
+ * estimate when an answer came without a count; the reservation when it counted none), plus what its failed attempts
+ * stay charged to their deployments (RecordedAttempt.chargedTokens: the prompts its providers took in before it was
+ * abandoned). Until 2026-12-07 those prompts were not counted: a request that timed out after its send, or whose client
+ * left, cost its client 0 while its provider's budget kept the prompt. Unserved, its successful attempts are an
+ * embeddings batch's chunks answered before one failed (embeddings-chunks.ts): their usage stays charged too.
+ */
+export function clientCharge(record: RequestRecord, reservedTokens: number): number {
+  const used = record.tokensIn + record.tokensOut;
+  const chunks = record.attempts.filter((attempt) => attempt.outcome === "success");
+  const chunksUsed = chunks.reduce((sum, attempt) => sum + (attempt.tokensIn ?? 0) + (attempt.tokensOut ?? 0), 0);
+  const answered = record.servedBy === undefined ? chunksUsed : used > 0 ? used : reservedTokens;
+  return record.attempts.reduce((sum, attempt) => sum + (attempt.chargedTokens ?? 0), answered);
 }
