@@ -124,6 +124,58 @@ describe("an answer without any usage report outside the chat streams is counted
     await assertCountedByEstimate(s.gateway, s.records, "chat", expected);
   });
 
+  for (const [label, reported] of [
+    ["0 tokens in all", { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 }],
+    ["a prompt and 0 completion tokens", { prompt_tokens: 12, completion_tokens: 0, total_tokens: 12 }],
+  ] as const) {
+    test(`a JSON chat answer with text whose usage states ${label} (a proxy's zeros): the estimate stands`, async (t) => {
+      // As a stream's (stream-without-usage.test.ts 'a usage chunk stating 0 output tokens'): the provider billed the
+      // text it generated. Before: the record, /stats and the metrics counted the zeros, the client was told them.
+      const s = await scene(t, {});
+      s.primary.enqueue(CHAT_ROUTE, { kind: "json", body: { ...chatCompletion(TEXT, MODEL), usage: reported } });
+      const completion = await s.client.chat.completions.create({
+        model: MODEL,
+        messages: [{ role: "user", content: PROMPT }],
+      });
+      const body = sentBody(s.primary) as { messages: unknown[]; tools?: unknown };
+      const expected = [estimateChatPrompt(body.messages, body.tools).promptTokens, countTextTokens(TEXT)] as const;
+      assert.deepEqual([completion.usage?.prompt_tokens, completion.usage?.completion_tokens], [...expected]);
+      await assertCountedByEstimate(s.gateway, s.records, "chat", expected);
+    });
+  }
+
+  test("a JSON chat answer without text stating 0 completion tokens: its usage is believed", async (t) => {
+    const s = await scene(t, {});
+    const reported = { prompt_tokens: 12, completion_tokens: 0, total_tokens: 12 };
+    s.primary.enqueue(CHAT_ROUTE, { kind: "json", body: { ...chatCompletion("", MODEL), usage: reported } });
+    const completion = await s.client.chat.completions.create({
+      model: MODEL,
+      messages: [{ role: "user", content: PROMPT }],
+    });
+    assert.deepEqual([completion.usage?.prompt_tokens, completion.usage?.completion_tokens], [12, 0]);
+    await waitUntil(() => s.records.length === 1, "the request's record");
+    assert.deepEqual(
+      [s.records[0]?.tokensIn, s.records[0]?.tokensOut, s.records[0]?.isUsageEstimated === true],
+      [12, 0, false],
+    );
+  });
+
+  test("a legacy completion that asked `echo` and ended at once (prompt scoring): its 0 completion tokens are believed", async (t) => {
+    // Its text is the prompt echoed, not output: estimated, it would charge the prompt twice.
+    const s = await scene(t, {});
+    const reported = { prompt_tokens: 9, completion_tokens: 0, total_tokens: 9 };
+    const choice = { text: PROMPT, index: 0, logprobs: null, finish_reason: "stop" };
+    const answer = { id: "cmpl-1", object: "text_completion", created: 1767225600, model: MODEL, choices: [choice] };
+    s.primary.enqueue("POST /v1/completions", { kind: "json", body: { ...answer, usage: reported } });
+    const completion = await s.client.completions.create({ model: MODEL, prompt: PROMPT, echo: true, max_tokens: 1 });
+    assert.deepEqual([completion.usage?.prompt_tokens, completion.usage?.completion_tokens], [9, 0]);
+    await waitUntil(() => s.records.length === 1, "the request's record");
+    assert.deepEqual(
+      [s.records[0]?.tokensIn, s.records[0]?.tokensOut, s.records[0]?.isUsageEstimated === true],
+      [9, 0, false],
+    );
+  });
+
   test("a JSON chat answer without `usage` under a counted max_tokens: the reservation stays the floor", async (t) => {
     const s = await scene(t, { count_max_tokens: true });
     const { usage: _reported, ...answer }: ChatCompletionBody = chatCompletion(TEXT, MODEL);
