@@ -172,6 +172,20 @@ export class SegmentProgress {
     return usage.completionTokens > 0 || !this.#hasGeneratedOutput || this.#state.output === undefined;
   }
 
+  /**
+   * The usage the segment ends with (SegmentEnd.usage): `usage`, unless it stated 0 output tokens before the segment
+   * generated output (on its role chunk, believed then: nothing was generated yet) and the segment generated some
+   * after it. Then it is none (#isBelieved), as it would have been after the output, and the output counted since
+   * (relay-segment.ts counts on past a usage of 0 output tokens) stands for it: the estimate, sent to a client that
+   * asked for usage. Until 2026-12-07 it stood as the report: 0 output tokens charged, recorded and counted.
+   */
+  settledUsage(): TokenUsage | undefined {
+    if (this.usage === undefined || this.#isBelieved(this.usage)) return this.usage;
+    this.usage = undefined;
+    this.#state.hasPassedUsage = false;
+    return undefined;
+  }
+
   #noteOutput(info: StreamEventInfo): void {
     if (info.text !== "" || info.hasToolCall || info.hasReasoning || info.hasRefusal) this.#hasGeneratedOutput = true;
   }
