@@ -279,3 +279,46 @@ describe("an answer without any usage report outside the chat streams is counted
     await assertCountedByEstimate(s.gateway, s.records, "responses", [promptTokens, countTextTokens(TEXT)]);
   });
 });
+
+test("a native Responses stream of a function call whose response.completed states 0 output tokens: not believed", async (t) => {
+  // As a chat stream's tool call (stream-without-usage.test.ts): the provider generated the call. Before: the
+  // stream was recorded and charged 12 prompt / 0 output tokens (only a text delta counted as output).
+  const s = await scene(t, { responses_api: "native" });
+  const call = { id: "fc_1", type: "function_call", call_id: "call_1", name: CALL };
+  const response = (status: string, output: unknown[], usage: unknown) => ({
+    id: "resp_upstream_1",
+    object: "response",
+    created_at: 1767225600,
+    status,
+    model: MODEL,
+    output,
+    usage,
+  });
+  const done = { ...call, status: "completed", arguments: ARGS };
+  const events: Record<string, unknown>[] = [
+    { type: "response.created", response: response("in_progress", [], null) },
+    { type: "response.output_item.added", output_index: 0, item: { ...call, status: "in_progress", arguments: "" } },
+    { type: "response.function_call_arguments.delta", item_id: "fc_1", output_index: 0, delta: ARGS },
+    { type: "response.function_call_arguments.done", item_id: "fc_1", output_index: 0, arguments: ARGS },
+    { type: "response.output_item.done", output_index: 0, item: done },
+    {
+      type: "response.completed",
+      response: response("completed", [done], { input_tokens: 12, output_tokens: 0, total_tokens: 12 }),
+    },
+  ];
+  const raw = events.map((event, index) => ({
+    raw: `event: ${String(event.type)}\ndata: ${JSON.stringify({ ...event, sequence_number: index })}\n\n`,
+  }));
+  s.primary.enqueue(RESPONSES_ROUTE, { kind: "sse", events: raw });
+  const stream = s.client.responses.stream({ model: MODEL, input: PROMPT });
+  for await (const _event of stream) {
+    // Read to the end.
+  }
+  await waitUntil(() => s.records.length === 1, "the request's record");
+  const record = s.records[0];
+  assert.deepEqual(
+    [record?.tokensOut, record?.isUsageEstimated],
+    [countTextTokens(CALL) + countTextTokens(ARGS), true],
+  );
+  assert.notEqual(record?.tokensIn, 12, "the prompt is the gateway's estimate");
+});
