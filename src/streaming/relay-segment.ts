@@ -165,7 +165,7 @@ export async function* relaySegment(
     ...(progress.rateLimitedAfterAnswer === undefined
       ? {}
       : { rateLimitedAfterAnswer: progress.rateLimitedAfterAnswer }),
-    usage: progress.usage,
+    usage: progress.settledUsage(),
     ...(progress.usage !== undefined && progress.isUsageEstimated ? { isUsageEstimated: true as const } : {}),
     text: progress.text,
     ...state.segmentOutput,
@@ -339,9 +339,9 @@ function renderer(
         if (data !== event.data) Object.assign(json, { error: (JSON.parse(data) as { error: unknown }).error });
         event.data = data;
       }
-      // Once an upstream's usage went out no estimate will be, so its output need not be counted any more.
+      // Once an upstream's usage of the output went out no estimate will be, so the output need not be counted any more.
       if (usage !== undefined) state.hasPassedUsage = true;
-      else if (!state.hasPassedUsage) state.output?.note(json);
+      else if (!state.hasPassedUsage || progress.usage?.completionTokens === 0) state.output?.note(json);
       if (continuation === undefined) {
         state.streamId ??= typeof json.id === "string" ? json.id : undefined;
         out.push({ data: event.data, json });

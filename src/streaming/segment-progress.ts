@@ -172,8 +172,24 @@ export class SegmentProgress {
     return usage.completionTokens > 0 || !this.#hasGeneratedOutput || this.#state.output === undefined;
   }
 
+  /**
+   * The usage the segment ends with (SegmentEnd.usage): `usage`, unless it stated 0 output tokens before the segment
+   * generated output (on its role chunk, believed then: nothing was generated yet) and the segment generated some
+   * after it. Then it is none (#isBelieved), as it would have been after the output, and the output counted since
+   * (relay-segment.ts counts on past a usage of 0 output tokens) stands for it: the estimate, sent to a client that
+   * asked for usage. Until 2026-12-07 it stood as the report: 0 output tokens charged, recorded and counted.
+   */
+  settledUsage(): TokenUsage | undefined {
+    if (this.usage === undefined || this.#isBelieved(this.usage)) return this.usage;
+    this.usage = undefined;
+    this.#state.hasPassedUsage = false;
+    return undefined;
+  }
+
   #noteOutput(info: StreamEventInfo): void {
-    if (info.text !== "" || info.hasToolCall || info.hasReasoning || info.hasRefusal) this.#hasGeneratedOutput = true;
+    if (info.text !== "" || info.hasToolCall || info.hasReasoning || info.hasRefusal || isResponsesOutput(info.json)) {
+      this.#hasGeneratedOutput = true;
+    }
   }
 
   /**
@@ -247,4 +263,26 @@ export function unrelayedOutput(
 function firstChoiceReasoning(json: Record<string, unknown>): string {
   const delta = firstChunkChoice(json.choices)?.delta;
   return isRecord(delta) ? reasoningOf(delta) : "";
+}
+
+/** A native Responses stream's deltas of output besides text (its events' info names only the text delta's). */
+const RESPONSES_OUTPUT_DELTAS = new Set([
+  "response.function_call_arguments.delta",
+  "response.custom_tool_call_input.delta",
+  "response.refusal.delta",
+  "response.reasoning_summary_text.delta",
+  "response.reasoning_text.delta",
+]);
+
+/**
+ * A native Responses event of generated output that is no text delta: a call's, a refusal's or reasoning's delta, or a
+ * finished item other than a message (a call, reasoning even when encrypted only). Until 2026-12-07 only text was
+ * output to #isBelieved, and a usage of 0 output tokens beside a function call was the report.
+ */
+function isResponsesOutput(json: Record<string, unknown> | undefined): boolean {
+  const type = json?.type;
+  if (typeof type !== "string") return false;
+  if (RESPONSES_OUTPUT_DELTAS.has(type)) return true;
+  const item = json?.item as { type?: unknown } | null | undefined;
+  return type === "response.output_item.done" && typeof item?.type === "string" && item.type !== "message";
 }

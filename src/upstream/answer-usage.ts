@@ -1,4 +1,5 @@
 // The tokens a JSON answer says it used, in whichever of the shapes the hosts report them.
+import { isRecord } from "../is-record.ts";
 import { countTextTokens } from "../limits/token-estimate.ts";
 import { OutputTokenCount } from "../streaming/estimated-usage.ts";
 import type { TokenUsage } from "../streaming/relay-types.ts";
@@ -35,4 +36,24 @@ export function estimatedAnswerUsage(answer: Record<string, unknown>, promptToke
   const output = new OutputTokenCount(countTextTokens);
   output.note(answer);
   return { promptTokens, completionTokens: output.tokens };
+}
+
+/**
+ * The estimate of an answer whose usage is none to believe (on a door that estimates usage): missing, or stating 0
+ * tokens in all or 0 output tokens for an answer that has output, as a stream's (streaming/segment-progress.ts
+ * #isBelieved): some proxies fill `usage` with zeros they never counted. Undefined when its usage is believed (an
+ * empty answer's 0 output tokens; a legacy completion's that asked `echo`: its text starts with the prompt, and with
+ * `max_tokens: 0` is the prompt alone, as in prompt scoring). Until 2026-12-07 a JSON answer's zeros were believed: its record, /stats and the
+ * metrics counted them and its client was told them.
+ */
+export function unreportedAnswerUsage(
+  answer: Record<string, unknown>,
+  promptTokens: number,
+  request: { readonly echo?: unknown },
+): TokenUsage | undefined {
+  if (!isRecord(answer.usage)) return estimatedAnswerUsage(answer, promptTokens);
+  const reported = readUsage(answer);
+  if (reported.completionTokens > 0 || (reported.promptTokens > 0 && request.echo === true)) return undefined;
+  const estimate = estimatedAnswerUsage(answer, promptTokens);
+  return reported.promptTokens === 0 || estimate.completionTokens > 0 ? estimate : undefined;
 }

@@ -10,7 +10,7 @@ import type { Deployment } from "../providers/catalog.ts";
 import { withEstimatedUsage } from "../streaming/estimated-usage.ts";
 import type { TokenUsage } from "../streaming/relay-types.ts";
 import { takeUpstreamGatewayField } from "../streaming/upstream-gateway-field.ts";
-import { estimatedAnswerUsage, readUsage } from "./answer-usage.ts";
+import { readUsage, unreportedAnswerUsage } from "./answer-usage.ts";
 import {
   type AttemptContext,
   type AttemptResult,
@@ -259,8 +259,8 @@ function jsonAnswer(
   // Without a usage report, a door that estimates usage counts the estimate, marked. Only a chat answer's client is
   // told it: a native Responses answer goes as it came, as its stream does (until 2026-12-07 it counted 0 tokens).
   const estimated =
-    isUsageMissing && context.request.estimatesUsage === true
-      ? estimatedAnswerUsage(json as Record<string, unknown>, context.promptTokens)
+    context.request.estimatesUsage === true
+      ? unreportedAnswerUsage(json as Record<string, unknown>, context.promptTokens, context.request.body)
       : undefined;
   const isEstimateTold = estimated !== undefined && context.api === "chat";
   const body = isEstimateTold ? withEstimatedUsage(json as Record<string, unknown>, estimated) : json;

@@ -124,6 +124,58 @@ describe("an answer without any usage report outside the chat streams is counted
     await assertCountedByEstimate(s.gateway, s.records, "chat", expected);
   });
 
+  for (const [label, reported] of [
+    ["0 tokens in all", { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 }],
+    ["a prompt and 0 completion tokens", { prompt_tokens: 12, completion_tokens: 0, total_tokens: 12 }],
+  ] as const) {
+    test(`a JSON chat answer with text whose usage states ${label} (a proxy's zeros): the estimate stands`, async (t) => {
+      // As a stream's (stream-without-usage.test.ts 'a usage chunk stating 0 output tokens'): the provider billed the
+      // text it generated. Before: the record, /stats and the metrics counted the zeros, the client was told them.
+      const s = await scene(t, {});
+      s.primary.enqueue(CHAT_ROUTE, { kind: "json", body: { ...chatCompletion(TEXT, MODEL), usage: reported } });
+      const completion = await s.client.chat.completions.create({
+        model: MODEL,
+        messages: [{ role: "user", content: PROMPT }],
+      });
+      const body = sentBody(s.primary) as { messages: unknown[]; tools?: unknown };
+      const expected = [estimateChatPrompt(body.messages, body.tools).promptTokens, countTextTokens(TEXT)] as const;
+      assert.deepEqual([completion.usage?.prompt_tokens, completion.usage?.completion_tokens], [...expected]);
+      await assertCountedByEstimate(s.gateway, s.records, "chat", expected);
+    });
+  }
+
+  test("a JSON chat answer without text stating 0 completion tokens: its usage is believed", async (t) => {
+    const s = await scene(t, {});
+    const reported = { prompt_tokens: 12, completion_tokens: 0, total_tokens: 12 };
+    s.primary.enqueue(CHAT_ROUTE, { kind: "json", body: { ...chatCompletion("", MODEL), usage: reported } });
+    const completion = await s.client.chat.completions.create({
+      model: MODEL,
+      messages: [{ role: "user", content: PROMPT }],
+    });
+    assert.deepEqual([completion.usage?.prompt_tokens, completion.usage?.completion_tokens], [12, 0]);
+    await waitUntil(() => s.records.length === 1, "the request's record");
+    assert.deepEqual(
+      [s.records[0]?.tokensIn, s.records[0]?.tokensOut, s.records[0]?.isUsageEstimated === true],
+      [12, 0, false],
+    );
+  });
+
+  test("a legacy completion that asked `echo` and ended at once (prompt scoring): its 0 completion tokens are believed", async (t) => {
+    // Its text is the prompt echoed, not output: estimated, it would charge the prompt twice.
+    const s = await scene(t, {});
+    const reported = { prompt_tokens: 9, completion_tokens: 0, total_tokens: 9 };
+    const choice = { text: PROMPT, index: 0, logprobs: null, finish_reason: "stop" };
+    const answer = { id: "cmpl-1", object: "text_completion", created: 1767225600, model: MODEL, choices: [choice] };
+    s.primary.enqueue("POST /v1/completions", { kind: "json", body: { ...answer, usage: reported } });
+    const completion = await s.client.completions.create({ model: MODEL, prompt: PROMPT, echo: true, max_tokens: 1 });
+    assert.deepEqual([completion.usage?.prompt_tokens, completion.usage?.completion_tokens], [9, 0]);
+    await waitUntil(() => s.records.length === 1, "the request's record");
+    assert.deepEqual(
+      [s.records[0]?.tokensIn, s.records[0]?.tokensOut, s.records[0]?.isUsageEstimated === true],
+      [9, 0, false],
+    );
+  });
+
   test("a JSON chat answer without `usage` under a counted max_tokens: the reservation stays the floor", async (t) => {
     const s = await scene(t, { count_max_tokens: true });
     const { usage: _reported, ...answer }: ChatCompletionBody = chatCompletion(TEXT, MODEL);
@@ -226,4 +278,47 @@ describe("an answer without any usage report outside the chat streams is counted
     const promptTokens = s.records[0]?.tokensIn ?? 0;
     await assertCountedByEstimate(s.gateway, s.records, "responses", [promptTokens, countTextTokens(TEXT)]);
   });
+});
+
+test("a native Responses stream of a function call whose response.completed states 0 output tokens: not believed", async (t) => {
+  // As a chat stream's tool call (stream-without-usage.test.ts): the provider generated the call. Before: the
+  // stream was recorded and charged 12 prompt / 0 output tokens (only a text delta counted as output).
+  const s = await scene(t, { responses_api: "native" });
+  const call = { id: "fc_1", type: "function_call", call_id: "call_1", name: CALL };
+  const response = (status: string, output: unknown[], usage: unknown) => ({
+    id: "resp_upstream_1",
+    object: "response",
+    created_at: 1767225600,
+    status,
+    model: MODEL,
+    output,
+    usage,
+  });
+  const done = { ...call, status: "completed", arguments: ARGS };
+  const events: Record<string, unknown>[] = [
+    { type: "response.created", response: response("in_progress", [], null) },
+    { type: "response.output_item.added", output_index: 0, item: { ...call, status: "in_progress", arguments: "" } },
+    { type: "response.function_call_arguments.delta", item_id: "fc_1", output_index: 0, delta: ARGS },
+    { type: "response.function_call_arguments.done", item_id: "fc_1", output_index: 0, arguments: ARGS },
+    { type: "response.output_item.done", output_index: 0, item: done },
+    {
+      type: "response.completed",
+      response: response("completed", [done], { input_tokens: 12, output_tokens: 0, total_tokens: 12 }),
+    },
+  ];
+  const raw = events.map((event, index) => ({
+    raw: `event: ${String(event.type)}\ndata: ${JSON.stringify({ ...event, sequence_number: index })}\n\n`,
+  }));
+  s.primary.enqueue(RESPONSES_ROUTE, { kind: "sse", events: raw });
+  const stream = s.client.responses.stream({ model: MODEL, input: PROMPT });
+  for await (const _event of stream) {
+    // Read to the end.
+  }
+  await waitUntil(() => s.records.length === 1, "the request's record");
+  const record = s.records[0];
+  assert.deepEqual(
+    [record?.tokensOut, record?.isUsageEstimated],
+    [countTextTokens(CALL) + countTextTokens(ARGS), true],
+  );
+  assert.notEqual(record?.tokensIn, 12, "the prompt is the gateway's estimate");
 });

@@ -26,7 +26,11 @@ interface Scene extends TwoProviders {
 }
 
 /** `usage`: the usage chunk the provider sends (none by default). */
-async function scene(t: TestContext, usage?: { prompt_tokens: number; completion_tokens: number }): Promise<Scene> {
+async function scene(
+  t: TestContext,
+  usage?: { prompt_tokens: number; completion_tokens: number },
+  events = chatStream(WORDS, MODEL, usage === undefined ? {} : { usage }),
+): Promise<Scene> {
   // `count_max_tokens: false`: the reservation is the prompt alone (the Messages door requires `max_tokens`), so the
   // token window shows whether the answer was charged.
   const started = await startTwoProviders(t, {
@@ -36,10 +40,7 @@ async function scene(t: TestContext, usage?: { prompt_tokens: number; completion
   const records: RequestRecord[] = [];
   started.gateway.runtime.onRecord((record) => records.push(record));
   // A stream as a provider that ignores `stream_options.include_usage` sends it: no usage chunk.
-  started.primary.enqueue(CHAT_ROUTE, {
-    kind: "sse",
-    events: chatStream(WORDS, MODEL, usage === undefined ? {} : { usage }),
-  });
+  started.primary.enqueue(CHAT_ROUTE, { kind: "sse", events });
   return { ...started, records };
 }
 
@@ -138,4 +139,27 @@ describe("a usage chunk stating 0 output tokens for an answer that delivered tex
       await assertCounted(s, "chat");
     });
   }
+});
+
+test("a usage stating 0 output tokens on the role chunk, before the text: not believed once the text came", async (t) => {
+  // Believed when it came (nothing generated yet), it stopped the output count and stood as the report: the stream
+  // was charged, recorded and counted 12 prompt / 0 output tokens.
+  const events = chatStream(WORDS, MODEL);
+  const first = events[0] as { data: Record<string, unknown> };
+  events[0] = {
+    ...first,
+    data: { ...first.data, usage: { prompt_tokens: 12, completion_tokens: 0, total_tokens: 12 } },
+  };
+  const s = await scene(t, undefined, events);
+  const stream = await s.client.chat.completions.create({
+    model: MODEL,
+    messages: [{ role: "user", content: PROMPT }],
+    stream: true,
+    stream_options: { include_usage: true },
+  });
+  let last: unknown;
+  for await (const chunk of stream) if (chunk.usage !== undefined && chunk.usage !== null) last = chunk.usage;
+  const told = { prompt_tokens: promptTokensSent(s), completion_tokens: STREAMED_TOKENS };
+  assert.deepEqual(last, { ...told, total_tokens: told.prompt_tokens + told.completion_tokens }, "the last usage told");
+  await assertCounted(s, "chat");
 });
