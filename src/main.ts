@@ -23,6 +23,8 @@ Options:
   --config PATH         config file (default: $LLM_GATEWAY_CONFIG or config/meta-providers.yaml)
   --json                machine-readable output (check, providers, models, route)
   --explain             with route: show score terms
+  --parameters LIST     with route: body keys the request would carry, an array's with its number of
+                        entries (seed,stop:6): a candidate that refused one is ranked last
   -v, --version         print the version
   -h, --help            show this help
 
@@ -103,7 +105,12 @@ async function main(argv: string[]): Promise<number> {
     case "models":
       return models(options);
     case "route":
-      return route({ ...options, model: positionals[1], isExplain: values.explain === true });
+      return route({
+        ...options,
+        model: positionals[1],
+        isExplain: values.explain === true,
+        parameters: values.parameters,
+      });
     default:
       process.stderr.write(
         `${(await import("./cli/usage-error.ts")).unknownCommandMessage(command, COMMANDS)}\n\n${USAGE}`,
@@ -116,6 +123,7 @@ const OPTIONS = {
   config: { type: "string" },
   json: { type: "boolean" },
   explain: { type: "boolean" },
+  parameters: { type: "string" },
   help: { type: "boolean", short: "h" },
   version: { type: "boolean", short: "v" },
 } as const;
@@ -132,7 +140,7 @@ const COMMAND_USAGE = {
   check: { options: ["config", "json"], arguments: [] },
   providers: { options: ["config", "json"], arguments: [] },
   models: { options: ["config", "json"], arguments: [] },
-  route: { options: ["config", "json", "explain"], arguments: ["MODEL"] },
+  route: { options: ["config", "json", "explain", "parameters"], arguments: ["MODEL"] },
 } as const satisfies Record<string, CommandUsage>;
 type Command = keyof typeof COMMAND_USAGE;
 const COMMANDS = Object.keys(COMMAND_USAGE);

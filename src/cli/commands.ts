@@ -14,6 +14,7 @@ import { GatewayRuntime, type GatewaySnapshot } from "../pipeline/gateway-runtim
 import { configSecrets } from "../pipeline/logged-secrets.ts";
 import { buildCatalog, metadataProviderName } from "../providers/catalog.ts";
 import { explainRoute } from "../router/explain-route.ts";
+import { type ExplainedParameters, explainedParameters } from "../router/request-features.ts";
 import { profileModel, type ScoringSources } from "../scoring/model-profile.ts";
 import { loadScoringSources, scoringSettings } from "../scoring/scoring-sources.ts";
 import { EXIT_NOT_OK, EXIT_OK, EXIT_USAGE } from "./exit-codes.ts";
@@ -287,15 +288,20 @@ export async function models(options: CommandOptions): Promise<number> {
  * command failed with "cannot serve this chat endpoint". Any other refusal (and the chat one, when no kind serves
  * the name) is the chat request's.
  */
-function explainServedKind(runtime: GatewayRuntime, model: string): ReturnType<typeof explainRoute> {
+function explainServedKind(
+  runtime: GatewayRuntime,
+  model: string,
+  parameters: ExplainedParameters | undefined,
+): ReturnType<typeof explainRoute> {
+  const options = parameters ?? {};
   try {
-    return explainRoute(runtime, model, pathOption("chat"));
+    return explainRoute(runtime, model, { ...options, ...pathOption("chat") });
   } catch (error) {
     if (!(error instanceof InvalidRequestError && error.code === "model_not_supported")) throw error;
     for (const kind of SERVED_KINDS) {
       if (kind === "chat") continue;
       try {
-        return explainRoute(runtime, model, { kind, ...pathOption(kind) });
+        return explainRoute(runtime, model, { ...options, kind, ...pathOption(kind) });
       } catch {
         // Not this kind either.
       }
@@ -310,12 +316,24 @@ function pathOption(kind: (typeof SERVED_KINDS)[number]): { endpointPath?: strin
   return endpointPath === undefined ? {} : { endpointPath };
 }
 
-/** `route MODEL [--explain]`: the candidates a request would get now, best first, and why others are skipped. */
+/**
+ * `route MODEL [--explain] [--parameters LIST]`: the candidates a request would get now, best first, and why others
+ * are skipped. `--parameters seed,stop:6` is `GET /v1/gateway/route`'s `parameters=`, read by the same parser: a
+ * value the route answers with a 400 is a usage error here, before any config is read.
+ */
 export async function route(
-  options: CommandOptions & { model: string | undefined; isExplain: boolean },
+  options: CommandOptions & { model: string | undefined; isExplain: boolean; parameters?: string | undefined },
 ): Promise<number> {
   if (options.model === undefined) {
     options.output.error("route: give a model name, e.g. `llm-gateway route best --explain`\n");
+    return EXIT_USAGE;
+  }
+  let parameters: ExplainedParameters | undefined;
+  try {
+    parameters = options.parameters === undefined ? undefined : explainedParameters(options.parameters);
+  } catch (error) {
+    if (!(error instanceof InvalidRequestError)) throw error;
+    options.output.error(`route: ${error.message}\n`);
     return EXIT_USAGE;
   }
   const result = await load(options);
@@ -329,7 +347,7 @@ export async function route(
     writeCatalogWarnings(output, runtime.snapshot);
     let explanation: ReturnType<typeof explainRoute>;
     try {
-      explanation = explainServedKind(runtime, options.model);
+      explanation = explainServedKind(runtime, options.model, parameters);
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
       if (options.isJson) writeJson(output, { error: message });

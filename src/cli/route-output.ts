@@ -78,6 +78,16 @@ export function writeRouteTable(
       ];
       output.write(`body: ${candidate.provider}/${candidate.upstream_id} ${parts.join("; ")}\n`);
     }
+    // A candidate ranked last for a feature it refused (`--parameters`): why it is last whatever its score, worded
+    // as the request record words the lesson.
+    for (const candidate of explanation.candidates) {
+      const refused = candidate.refused_feature;
+      if (refused === null) continue;
+      const size = refused.min_entries === null ? "" : ` (${refused.min_entries} entries or more)`;
+      output.write(
+        `refused: ${candidate.provider}/${candidate.upstream_id} ${refused.feature}${size}: ${refused.reason} (until ${refused.until})\n`,
+      );
+    }
     // The role order a candidate's messages are rewritten into: why a strict provider got them otherwise than sent.
     for (const candidate of explanation.candidates) {
       const ordering = candidate.message_order;

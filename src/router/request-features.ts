@@ -3,6 +3,7 @@
 // values (`images` in the messages, `json_schema` or `json_object` as `response_format`). A candidate that refused
 // one of them is ranked last for later requests carrying it (limits/refused-features.ts, docs/routing.md "Fit").
 
+import { InvalidRequestError } from "../errors/gateway-error.ts";
 import type { FeatureSizes } from "../limits/refused-features.ts";
 
 /** A feature named by a body key, or one of the capabilities below. */
@@ -112,4 +113,35 @@ export function featuresOfNeeds(needs: {
     ...(needs.needsVision === true ? [IMAGES_FEATURE] : []),
     ...(needs.needsJsonSchema === true ? ["response_format", JSON_SCHEMA_FEATURE] : []),
   ];
+}
+
+/** The request parameters a route explanation is asked about, as `explainRoute` takes them. */
+export interface ExplainedParameters {
+  readonly parameters: readonly string[];
+  readonly parameterSizes: FeatureSizes;
+}
+
+/**
+ * A route explanation's `parameters` (`GET /v1/gateway/route?parameters=seed,stop:6`, `llm-gateway route
+ * --parameters seed,stop:6`): the names, and how many entries each holds; one given without a number holds as many
+ * as any lesson is about (every lesson about it is shown). Without the sizes a route explanation showed every lesson,
+ * also one about more entries than the request would carry. One parser for both, so they read a list alike.
+ */
+export function explainedParameters(list: string): ExplainedParameters {
+  const parameters: string[] = [];
+  const parameterSizes = new Map<string, number>();
+  for (const item of list.split(",")) {
+    const [name = "", entries] = item.split(":");
+    if (name === "") continue;
+    const count = entries === undefined ? Number.POSITIVE_INFINITY : Number(entries);
+    if (!(Number.isInteger(count) && count > 0) && count !== Number.POSITIVE_INFINITY) {
+      throw new InvalidRequestError(
+        `\`parameters\` takes body keys, an array's with its number of entries: e.g. seed,stop:6`,
+        { param: "parameters", code: "invalid_value" },
+      );
+    }
+    parameters.push(name);
+    parameterSizes.set(name, count);
+  }
+  return { parameters, parameterSizes };
 }

@@ -16,6 +16,7 @@ import { anthropicModelPage, toAnthropicModel } from "../protocols/messages/mode
 import type { Deployment } from "../providers/catalog.ts";
 import { explainRoute } from "../router/explain-route.ts";
 import { PRIORITY_AUTO } from "../router/plan-route.ts";
+import { explainedParameters } from "../router/request-features.ts";
 import { budgetWindows, deploymentState, describeHealth, type KeptResponsesStatus } from "./health-state.ts";
 import { MODELS_PATHS, speaksAnthropic } from "./protocol-paths.ts";
 
@@ -188,30 +189,6 @@ export function registerInfoRoutes(
       ...(query.parameters === undefined ? {} : explainedParameters(query.parameters)),
     });
   });
-}
-
-/**
- * `parameters=seed,stop:6`: the names, and how many entries each holds; one given without a number holds as many as
- * any lesson is about (every lesson about it is shown). Without the sizes a route explanation showed every lesson,
- * also one about more entries than the request would carry.
- */
-function explainedParameters(list: string): { parameters: string[]; parameterSizes: Map<string, number> } {
-  const parameters: string[] = [];
-  const parameterSizes = new Map<string, number>();
-  for (const item of list.split(",")) {
-    const [name = "", entries] = item.split(":");
-    if (name === "") continue;
-    const count = entries === undefined ? Number.POSITIVE_INFINITY : Number(entries);
-    if (!(Number.isInteger(count) && count > 0) && count !== Number.POSITIVE_INFINITY) {
-      throw new InvalidRequestError(
-        "Query parameter `parameters` takes body keys, an array's with its number of entries: e.g. parameters=seed,stop:6",
-        { param: "parameters", code: "invalid_value" },
-      );
-    }
-    parameters.push(name);
-    parameterSizes.set(name, count);
-  }
-  return { parameters, parameterSizes };
 }
 
 /**

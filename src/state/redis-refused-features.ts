@@ -20,34 +20,25 @@
 // the channel goes here too (`load`); after Redis lost its data, it only adds, and every lesson held here is written
 // again (`pushAll`, redis-data-epoch.ts), but not those of a deployment forgotten since by a replica this one did
 // not hear: the forget leaves a marker, applied before anything is written again (redis-deployment-forgets.ts).
-// The file stays whole (about 425 lines), as redis-learned-facts.ts does: a lesson's write, a forget's delete and
-// publish, and a load's race share the pending sets (`#unshared`, `#writing`, `#forgotten`) one class keeps consistent.
+// What travels and is stored is read by refusal-fact-shapes.ts; the load's walk is redis-refusal-load.ts, which asks
+// this class's pending sets (`#writing`, `#unshared`) about the race it must not lose a write to.
 import type { Clock } from "../clock.ts";
-import { isRecord } from "../is-record.ts";
 import {
   type FeatureRefusal,
-  featureRefusalOf,
   MAX_REFUSALS_PER_DEPLOYMENT,
   type RefusalChange,
   type RefusedFeatures,
 } from "../limits/refused-features.ts";
 import type { SharedStateRedis } from "./redis-client.ts";
 import { DEPLOYMENT_FORGET_KEEP_MS, type DeploymentForgets, newForgetId } from "./redis-deployment-forgets.ts";
-import { cooldownChannel, deploymentKeyOf, refusedFeaturesKey, refusedFeaturesStart } from "./redis-keys.ts";
+import { cooldownChannel, refusedFeaturesKey, refusedFeaturesStart } from "./redis-keys.ts";
 import { deleteKeysStartingWith } from "./redis-ledger.ts";
 import { KeyedFailure, type RedisLink } from "./redis-link.ts";
 import { FORGET_LIMITS_LUA } from "./redis-lua-writes.ts";
+import { loadStoredRefusals, type RefusalsLoadStart } from "./redis-refusal-load.ts";
 import type { SharedKeys } from "./redis-shared-keys.ts";
+import { parseRefusalFact, type RefusalFact } from "./refusal-fact-shapes.ts";
 import { RetryBackoff } from "./retry-backoff.ts";
-
-/** Deployments' hashes read at once while loading (HGETALL each: on a Cluster they live in different slots). */
-const READ_BATCH = 500;
-
-/** What travels on the channel (beside redis-learned-facts.ts's kinds; a process that knows neither skips it). */
-export type RefusalFact =
-  | { readonly kind: "refused-feature"; readonly deploymentKey: string; readonly refusal: FeatureRefusal }
-  | { readonly kind: "accepted-features"; readonly deploymentKey: string; readonly features: readonly string[] }
-  | { readonly kind: "forgotten-refusals"; readonly deploymentKey: string; readonly forgetId?: string };
 
 export interface RefusalSharingOptions {
   readonly redis: SharedStateRedis;
@@ -289,7 +280,7 @@ export class RefusalSharing {
 
   /** A fact another process published; what is not a refusal fact (another kind of learned fact) is skipped. */
   receive(value: unknown): void {
-    const fact = parseFact(value);
+    const fact = parseRefusalFact(value);
     if (fact === undefined) return;
     const { refusedFeatures, clock } = this.#options;
     if (fact.kind === "refused-feature") refusedFeatures.adopt(fact.deploymentKey, fact.refusal, clock.now());
@@ -319,47 +310,18 @@ export class RefusalSharing {
   }
 
   /**
-   * Adopts every stored lesson that still holds, and drops this replica's lessons that are not stored (cleared,
-   * forgotten or reset by another replica while this one's subscription was away: it never heard it); returns how
-   * many it adopted. On a Cluster with a master down, it adopts what the others hold, drops nothing, then throws that
-   * master's error.
-   *
-   * The race: the walk that found `keys` runs while lessons are learned, cleared and heard. What is dropped is only
-   * what the book kept at `began` (taken before the walk), is still the very lesson kept now (not learned or heard
-   * again meanwhile: that one is newer than what the walk saw), and was not being written: no write of its deployment
-   * under way at `began` (sent before the walk, perhaps stored after it passed the key) nor now, nor waiting to be
-   * written (`#unshared`, after a failed write). A lesson learned since `began` is a new object, so it stays whatever
-   * the walk found.
+   * Adopts every stored lesson that still holds and (`isReplacing`) drops this replica's lessons that are not stored
+   * (redis-refusal-load.ts); returns how many it adopted. A lesson of a deployment with a write under way, or one
+   * waiting to be written after a failed write, is not dropped: the walk may have passed its key before it was stored.
    */
-  async load(keys: SharedKeys, began: RefusalsLoadStart, isReplacing: boolean): Promise<number> {
-    const { redis, keyPrefix, clock, refusedFeatures } = this.#options;
-    const stored = new Set<string>();
-    const start = refusedFeaturesStart(keyPrefix);
-    let loaded = 0;
-    for (let first = 0; first < keys.refusedFeatures.length; first += READ_BATCH) {
-      const batch = keys.refusedFeatures.slice(first, first + READ_BATCH);
-      const hashes = await Promise.all(batch.map((key) => redis.hgetall(key)));
-      batch.forEach((key, index) => {
-        const deploymentKey = deploymentKeyOf(key.slice(start.length));
-        if (deploymentKey === undefined) return;
-        for (const text of Object.values(hashes[index] ?? {})) {
-          const refusal = parseStored(text);
-          if (refusal === undefined || refusal.untilMs <= clock.now()) continue;
-          stored.add(lessonId(deploymentKey, refusal.feature));
-          refusedFeatures.adopt(deploymentKey, refusal, clock.now());
-          loaded++;
-        }
-      });
-    }
-    if (keys.failure !== undefined) throw keys.failure.error;
-    if (!isReplacing) return loaded;
-    for (const [deploymentKey, refusal] of began.known) {
-      if (stored.has(lessonId(deploymentKey, refusal.feature))) continue;
-      if (began.writing.has(deploymentKey) || this.#writing.has(deploymentKey)) continue;
-      if (this.#unshared.has(deploymentKey)) continue;
-      refusedFeatures.adoptUnstored(deploymentKey, refusal);
-    }
-    return loaded;
+  load(keys: SharedKeys, began: RefusalsLoadStart, isReplacing: boolean): Promise<number> {
+    return loadStoredRefusals(
+      this.#options,
+      keys,
+      began,
+      isReplacing,
+      (deploymentKey) => this.#writing.has(deploymentKey) || this.#unshared.has(deploymentKey),
+    );
   }
 
   /**
@@ -384,43 +346,4 @@ export class RefusalSharing {
   async resetShared(): Promise<void> {
     await deleteKeysStartingWith(this.#options.redis, refusedFeaturesStart(this.#options.keyPrefix));
   }
-}
-
-/** What a load compares what is stored against, taken before its walk (RefusalSharing.beginLoad). */
-export interface RefusalsLoadStart {
-  /** Every lesson kept then (the objects themselves: `adoptUnstored` drops one only if it is still the one kept). */
-  readonly known: readonly (readonly [deploymentKey: string, refusal: FeatureRefusal])[];
-  /** The deployments whose write was under way then. */
-  readonly writing: ReadonlySet<string>;
-}
-
-function lessonId(deploymentKey: string, feature: string): string {
-  return `${deploymentKey}\n${feature}`;
-}
-
-function parseStored(text: string): FeatureRefusal | undefined {
-  try {
-    return featureRefusalOf(JSON.parse(text));
-  } catch {
-    return undefined;
-  }
-}
-
-function parseFact(value: unknown): RefusalFact | undefined {
-  if (!isRecord(value)) return undefined;
-  const { kind, deploymentKey } = value;
-  if (typeof deploymentKey !== "string" || deploymentKey === "") return undefined;
-  if (kind === "forgotten-refusals") {
-    const { forgetId } = value;
-    return typeof forgetId === "string" && forgetId !== ""
-      ? { kind, deploymentKey, forgetId }
-      : { kind, deploymentKey };
-  }
-  if (kind === "refused-feature") {
-    const refusal = featureRefusalOf(value.refusal);
-    return refusal === undefined ? undefined : { kind, deploymentKey, refusal };
-  }
-  if (kind !== "accepted-features" || !Array.isArray(value.features)) return undefined;
-  const features = value.features.filter((feature): feature is string => typeof feature === "string" && feature !== "");
-  return features.length === 0 ? undefined : { kind, deploymentKey, features };
 }

@@ -29,7 +29,8 @@ import { probeKey } from "./redis-keys.ts";
 import { LearnedFactSharing, type LearnedFactsLoadStart } from "./redis-learned-facts.ts";
 import { RedisLedger } from "./redis-ledger.ts";
 import { describeRedisUrl, RedisLink } from "./redis-link.ts";
-import { RefusalSharing, type RefusalsLoadStart } from "./redis-refused-features.ts";
+import type { RefusalsLoadStart } from "./redis-refusal-load.ts";
+import { RefusalSharing } from "./redis-refused-features.ts";
 import { type SharedKeys, walkSharedKeys } from "./redis-shared-keys.ts";
 import type { StateBackend, StateLogger } from "./state-types.ts";
 

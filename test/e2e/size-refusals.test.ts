@@ -2,7 +2,9 @@
 // 4 entries, where DeepSeek takes 16) refuses what another candidate may take: the gateway fails over and remembers
 // the parameter for that deployment. Real gateway, two scripted mock upstreams over loopback, the OpenAI SDK.
 import assert from "node:assert/strict";
+import { dirname } from "node:path";
 import { describe, type TestContext, test } from "node:test";
+import { runCli } from "../helpers/cli-process.ts";
 import { CHAT_ROUTE, chatRequests, rowOf, send, serveEveryChat, statsOf, twoProviderScene } from "../helpers/e2e.ts";
 import { chatCompletion, chatStream, type RecordedRequest } from "../helpers/mock-upstream.ts";
 
@@ -208,6 +210,57 @@ describe("a size lesson where the route is explained, recorded and continued", (
     assert.match(refused, /^stop \(5 entries or more\): /);
     const badSize = await send(gateway, "GET", "/v1/gateway/route?model=m&parameters=stop:many");
     assert.equal(badSize.status, 400, badSize.text);
+  });
+
+  test("`llm-gateway route --parameters stop:N` applies the lesson kept in the state file as the HTTP explanation does", async (t) => {
+    const { gateway, ask } = await stopScene(t, 4, STOP_TOO_LONG);
+    assert.equal(await ask(["a", "b", "c", "d", "e", "f"]), "second here");
+    const fromHttp = (
+      (await send(gateway, "GET", "/v1/gateway/route?model=m&parameters=stop:6")).json as ExplainedRoute
+    ).candidates.map((candidate) => [candidate.provider, candidate.refused_feature]);
+    await gateway.close(); // the lesson is written to the state file, which the command reads
+    const route = (...options: string[]) =>
+      runCli(["route", "m", "--config", gateway.configPath, ...options], { cwd: dirname(gateway.configPath) });
+    const explained = async (parameters: string) => {
+      const result = await route("--json", "--parameters", parameters);
+      assert.equal(result.code, 0, result.stderr);
+      return (JSON.parse(result.stdout) as ExplainedRoute).candidates.map((candidate) => [
+        candidate.provider,
+        candidate.refused_feature,
+      ]);
+    };
+    const many = await explained("stop:6");
+    assert.deepEqual(many, fromHttp, "the same lesson, ranked the same, as `GET /v1/gateway/route`");
+    assert.deepEqual(
+      many.map(([provider, refused]) => [provider, (refused as { min_entries?: number } | null)?.min_entries ?? null]),
+      [
+        ["second", null],
+        ["first", 5],
+      ],
+    );
+    assert.deepEqual(
+      (await explained("stop:2")).map(([provider, refused]) => [provider, refused]),
+      [
+        ["first", null],
+        ["second", null],
+      ],
+      "2 entries are not what was refused",
+    );
+    // The table says why the first provider is last.
+    const text = await route("--explain", "--parameters", "stop:6");
+    assert.equal(text.code, 0, text.stderr);
+    assert.match(text.stdout, /^ *1 +second +second-m /m);
+    assert.match(
+      text.stdout,
+      /^refused: first\/first-m stop \(5 entries or more\): HTTP 400: Invalid 'stop'.* \(until \S+\)$/m,
+    );
+    // A bad value is the HTTP route's 400, as a usage error: exit 2, nothing explained.
+    for (const options of [[], ["--json"]]) {
+      const bad = await route(...options, "--parameters", "stop:many");
+      assert.equal(bad.code, 2, bad.stdout);
+      assert.match(bad.stderr, /`parameters` takes body keys, an array's with its number of entries/);
+      assert.equal(bad.stdout, "");
+    }
   });
 
   test("a broken stream is not continued by a candidate that refused the request's number of stop entries", async (t) => {
