@@ -8,6 +8,8 @@ import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
 import {
   BACKGROUND_HEARTBEAT_MS,
   backgroundView,
+  cancelledEndEvent,
+  isEndingEvent,
   isTerminal,
   stoppedRunEvents,
   unreadableRunEvent,
@@ -56,8 +58,9 @@ export async function writeEvents(
 /**
  * The kept events of a response run elsewhere (another replica), from index `from` on: read again every
  * BACKGROUND_HEARTBEAT_MS until the response is finished, or its run is stale (then ended with `error` and
- * `response.failed`, as GET shows it failed), or it can no longer be read (an `error` event: the store unreachable,
- * or the response deleted), or the reader left. Each read asks
+ * `response.failed`, as GET shows it failed), or it was cancelled from elsewhere before its run ended its events
+ * (then ended with `response.incomplete`, as a cancelled run ends), or it can no longer be read (an `error` event:
+ * the store unreachable, or the response deleted), or the reader left. Each read asks
  * only for the events after the last one it has (`read(next)`: reading the whole list each second read O(n^2) over
  * a long run).
  */
@@ -69,6 +72,7 @@ export async function* followKept(
   signal: AbortSignal,
 ): AsyncGenerator<string> {
   let next = from;
+  let hasEnded = false;
   for (;;) {
     let stored: StoredResponse | undefined;
     try {
@@ -84,7 +88,15 @@ export async function* followKept(
     }
     for (const event of stored.events ?? []) {
       next += 1;
+      if (isEndingEvent(event)) hasEnded = true;
       yield event;
+    }
+    if (stored.response.status === "cancelled" && !hasEnded) {
+      // Cancelled from elsewhere while its run had not ended its events (or never will: its replica died): ended as
+      // a cancelled run ends, numbered after the kept events, unless the reader resumed after that (or a kept end).
+      const at = next > from ? next : await cancelledEndAt(read, from);
+      if (at !== undefined && at >= from) yield cancelledEndEvent(stored.response, at);
+      return;
     }
     const view = backgroundView(stored, false, nowMs());
     if (isTerminal(view.status) && !isTerminal(stored.response.status)) {
@@ -106,6 +118,23 @@ export async function* followKept(
       }, BACKGROUND_HEARTBEAT_MS);
       signal.addEventListener("abort", onAbort, { once: true });
     });
+  }
+}
+
+/**
+ * Where a cancelled response's made-up end goes when the reader resumed with nothing left to read (`from` on): after
+ * all its kept events; undefined when they have an end of their own (the last event) or cannot be read.
+ */
+async function cancelledEndAt(
+  read: (eventsFrom: number) => Promise<StoredResponse | undefined>,
+  from: number,
+): Promise<number | undefined> {
+  if (from === 0) return 0;
+  try {
+    const events = (await read(0))?.events;
+    return events === undefined || events.some(isEndingEvent) ? undefined : events.length;
+  } catch {
+    return undefined;
   }
 }
 

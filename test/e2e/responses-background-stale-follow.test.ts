@@ -123,3 +123,33 @@ test("following a run whose response is deleted meanwhile ends with an error eve
   assert.ok(failure instanceof OpenAI.APIError, `the stream ended without an error: ${types.join(" ")}`);
   assert.match(failure.message, /was deleted/);
 });
+
+test("following a run cancelled from another replica before its run ended its events ends with response.incomplete", {
+  skip: isRedisInstalled() ? false : REDIS_MISSING,
+}, async (t) => {
+  const redis = await useRedisServer(t);
+  // Its replica died (or has not read the cancel yet): its events stop half way, without an end.
+  const { id, events } = await keptRun(t, redis.url, 0);
+  const mock = await useMock(t);
+  const follower = await useGateway(t, `${oneProviderYaml(mock)}${redisStateYaml(redis.url, PREFIX)}`);
+  // Not run here: marked cancelled in the store.
+  const cancelled = await send(follower, "POST", `/v1/responses/${id}/cancel`);
+  assert.equal((cancelled.json as { status?: string }).status, "cancelled", cancelled.text);
+  // The openai SDK's stream ends with the cancelled response as its final one (it stopped after the kept delta).
+  const seen: ResponseStreamEvent[] = [];
+  for await (const event of await openAiClient(follower).responses.retrieve(id, { stream: true })) seen.push(event);
+  const last = seen.at(-1);
+  assert.equal(last?.type, "response.incomplete", seen.map((event) => event.type).join(" "));
+  assert.equal(last.sequence_number, events.length);
+  assert.equal(last.response.status, "cancelled");
+  assert.equal(last.response.background, true);
+  // Resumed after that end: nothing more, not a second end.
+  const after = await send(follower, "GET", `/v1/responses/${id}?stream=true&starting_after=${events.length}`);
+  assert.doesNotMatch(after.text, /^event: /m, after.text);
+  // Resumed after the kept events: the end.
+  const resumed = await send(follower, "GET", `/v1/responses/${id}?stream=true&starting_after=${events.length - 1}`);
+  assert.deepEqual(
+    [...resumed.text.matchAll(/^event: (.*)$/gm)].map((match) => match[1]),
+    ["response.incomplete"],
+  );
+});

@@ -108,9 +108,14 @@ describe("Responses background mode on the state file", () => {
     // Its events are still there to replay, from the start and from the middle.
     const { text } = await followedText(await sdk.responses.retrieve(id, { stream: true, starting_after: -1 }));
     assert.equal(text, "Hello");
-    let replayed = 0;
-    for await (const _event of await sdk.responses.retrieve(id, { stream: true, starting_after: 1 })) replayed += 1;
-    assert.equal(replayed, events.length - 1 - 2);
+    const replayed: string[] = [];
+    for await (const event of await sdk.responses.retrieve(id, { stream: true, starting_after: 1 })) {
+      replayed.push(event.type);
+    }
+    // Then the end a cancelled run's stream has: its run, elsewhere, never wrote one (the replay just stopped before
+    // 2026-12-07).
+    assert.equal(replayed.length, events.length - 1 - 2 + 1);
+    assert.equal(replayed.at(-1), "response.incomplete");
   });
 
   test("a run whose process was paused past the stale mark stays failed when it resumes (never in_progress or completed again), and stops", async (t) => {

@@ -43,7 +43,7 @@ export function backgroundEvents(text: string): string[] {
 /** The events that end a response's stream (one per stream, its last). */
 const ENDING_EVENTS = new Set(["response.completed", "response.incomplete", "response.failed"]);
 
-function isEndingEvent(event: string): boolean {
+export function isEndingEvent(event: string): boolean {
   return ENDING_EVENTS.has(/^event: (.*)$/m.exec(event)?.[1] ?? "");
 }
 
@@ -155,4 +155,15 @@ export function stoppedRunEvents(response: ResponseObject, sequence: number): st
  */
 export function unreadableRunEvent(error: GatewayError, sequence: number): string {
   return namedEvent("error", { type: "error", sequence_number: sequence, ...errorEventOf(error) });
+}
+
+/**
+ * The end of a followed stream whose kept response is `cancelled` while its events have no end: cancelled from
+ * another replica (a run elsewhere is marked cancelled in the store) before its run wrote its own end, or when its
+ * run will never write one (its replica died). `response.incomplete` carrying the cancelled response, numbered on
+ * from `sequence`, as cancelledEvents ends a cancelled run's events.
+ */
+export function cancelledEndEvent(cancelled: ResponseObject, sequence: number): string {
+  const response = { ...cancelled, background: true };
+  return namedEvent("response.incomplete", { type: "response.incomplete", sequence_number: sequence, response });
 }
