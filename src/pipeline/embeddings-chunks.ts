@@ -26,6 +26,9 @@ export interface ChunkedOutcome extends ForwardOutcome {
 /** Where a chunk's size comes from, as the error of a chunk no candidate answered says. */
 const INPUTS_LIMIT_SOURCES = "`max_inputs`, or a limit a provider's refusal stated";
 
+/** How the skip of a candidate known to take fewer inputs than a batch sent whole begins (wholeBatchPlan). */
+const INPUTS_SKIP_PREFIX = "takes at most ";
+
 /**
  * The most inputs the deployment takes in one request, when known: its `max_inputs`, and below it the limit a refusal
  * stated (lessons.ts inputsLesson: a sized lesson of INPUTS_FEATURE, one less than the fewest refused).
@@ -83,8 +86,12 @@ export function wholeBatchPlan(request: PipelineRequest, plan: RoutePlan, trace:
   const waitFor = plan.waitFor !== undefined && limits.has(plan.waitFor) ? undefined : plan.waitFor;
   if (candidates.length === 0 && waitFor === undefined) return plan;
   for (const [{ deployment }, limit] of limits) {
-    const reason = `takes at most ${limit} inputs (${INPUTS_LIMIT_SOURCES}); the batch holds ${inputs.length}`;
-    trace.skips.push({ deploymentKey: deployment.key, reason });
+    // Each round of a request that queued again plans (and skips) the candidate again: it is listed once.
+    const isListed = trace.skips.some(
+      (skip) => skip.deploymentKey === deployment.key && skip.reason.startsWith(INPUTS_SKIP_PREFIX),
+    );
+    const reason = `${INPUTS_SKIP_PREFIX}${limit} inputs (${INPUTS_LIMIT_SOURCES}); the batch holds ${inputs.length}`;
+    if (!isListed) trace.skips.push({ deploymentKey: deployment.key, reason });
   }
   return { ...plan, candidates, waitFor };
 }

@@ -73,7 +73,12 @@ export function shorterAfterRefusals(
   // What the plan learned from the refusals (its calibration) may leave out more still: the plan then decides.
   const planned = truncatedBody(runtime, endpoint, shorter, context.client);
   rounds.count += 1;
-  return { ...request, body: planned, ...requestFactsOf(endpoint, planned, request.isStream) };
+  // The native body (`responses_api: native`) holds the whole input, which a native candidate refusing it would be
+  // sent again; its items do not map one to one onto the chat messages left out (items merge into one message, an
+  // image output adds one), so it is not shortened: without it a native candidate is sent this shorter chat body, as
+  // such a provider speaks Chat Completions too (docs/protocols.md "Truncation").
+  const shorterContext = { ...context, native: undefined };
+  return { ...request, body: planned, context: shorterContext, ...requestFactsOf(endpoint, planned, request.isStream) };
 }
 
 /** The window a context-length refusal leaves the input to fit, or undefined when it is no such refusal or unknown. */

@@ -215,6 +215,29 @@ test("a candidate known to take fewer inputs than a batch sent whole is skipped,
   assert.deepEqual(sentInputs(scene.alpha), [texts(2)]);
 });
 
+test("a batch waiting for a candidate that takes it lists a candidate too small for it once, however often it queued", async (t) => {
+  const scene = await startScene(t, {
+    alphaModel: { kind: "embedding", max_inputs: 2, priority: 1 },
+    // beta, far better, one request a second: the batches behind the first wait for it, and all but one of those
+    // that waited for the same second go back to the queue (a round each), alpha skipped again every round.
+    betaModel: { kind: "embedding", priority: 100, limits: { rps: 1 } },
+    config: { ...REQUEST_LOG, routing: { queue_timeout_ms: 10_000, max_wait_for_better_ms: 2_000 } },
+  });
+  answerEachInput(scene.alpha);
+  answerEachInput(scene.beta);
+  const client = openAiClient(scene.gateway);
+  await Promise.all(Array.from({ length: 3 }, () => client.embeddings.create({ model: MODEL, input: texts(3) })));
+  assert.deepEqual(sentInputs(scene.alpha), [], "alpha is never sent a batch it is known to refuse");
+  const { text } = await recordsOf(scene.gateway, "embeddings");
+  const records = (JSON.parse(text) as { data: { skips: { provider: string; reason: string }[] }[] }).data;
+  assert.equal(records.length, 3);
+  for (const record of records) {
+    const reasons = record.skips.filter((skip) => skip.provider === "alpha").map((skip) => skip.reason);
+    assert.equal(reasons.length, 1, JSON.stringify(record.skips));
+    assert.match(reasons[0] ?? "", /takes at most 2 inputs.*3/);
+  }
+});
+
 test("a batch whose later chunk fails charges its client the chunks answered, as their deployment was", async (t) => {
   const scene = await startScene(t, {
     beta: false,

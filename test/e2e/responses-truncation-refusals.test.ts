@@ -153,6 +153,39 @@ describe("responses API: truncation beside other refusals", () => {
     assert.equal(chatRequests(mock).length, 1);
   });
 
+  test("auto: a native provider refusing for context: the next round sends it the shorter input, not the whole again", async (t) => {
+    const mock = await useMock(t);
+    // The native body carries the whole input (and `truncation: "auto"`), which this provider does not honour.
+    mock.setDefault("POST /v1/responses", (recorded) => {
+      const input = (recorded.body as { input?: unknown[] }).input ?? [];
+      return contextRefusal(input.length);
+    });
+    mock.setDefault(CHAT_ROUTE, (recorded) => {
+      const contents = sentContentsOf(recorded);
+      if (contents.length > 1) return contextRefusal(contents.length);
+      return { kind: "json", body: chatCompletion("Fits.", VENDOR_MODEL_ID) };
+    });
+    const gateway = await useGateway(
+      t,
+      oneProviderYaml(mock, { keys: ", context: 5000" }).replace(
+        "api_key: sk-alpha",
+        "api_key: sk-alpha\n    responses_api: native",
+      ),
+    );
+    const input = [
+      { role: "user" as const, content: words("cat", 200) },
+      { role: "user" as const, content: words("dog", 200) },
+      { role: "user" as const, content: words("fox", 200) },
+    ];
+    const response = await openAiClient(gateway).responses.create({ model: "m", truncation: "auto", input });
+    assert.equal(response.output_text, "Fits.");
+    const nativeCalls = mock.requests.filter((recorded) => recorded.path === "/v1/responses");
+    assert.equal(nativeCalls.length, 1, "the whole input is not sent natively a second time");
+    // The truncation round's shorter input, as the chat translation (a native provider speaks both).
+    assert.deepEqual(sentContents(mock, 0), [words("fox", 200)]);
+    assert.equal(chatRequests(mock).length, 1);
+  });
+
   test("auto: the output its deployment's body defaults ask for is kept in the stated window too", async (t) => {
     const { mock, client } = await oneProviderScene(t, {
       keys: ", context: 5000, body: { defaults: { max_tokens: 300 } }",
