@@ -133,16 +133,30 @@ export class RedisWriteBatches {
    */
   replayKept(): void {
     const isEpochDown = this.#isEpochHeldBack();
-    for (const [tag, kept] of [...this.#kept]) {
-      const [first] = kept;
+    for (const [tag, list] of [...this.#kept]) {
+      const [first] = list;
       if (first === undefined || this.#isHeldBack(first.batch.scopeId)) continue;
-      // Their replay reads the data epoch first (`#scriptOf`): while its master does not answer, they wait for it.
-      const waiting = isEpochDown ? kept.filter(({ batch }) => hasReconciles(batch)) : [];
-      if (waiting.length > 0) this.#kept.set(tag, waiting);
+      // Oldest marker first, each sent after the ones before it: a replay adds its marker to the process's applied set
+      // (the newest ONCE_APPLIED_MAX, redis-lua-writes.ts), and a batch whose first send ran (its reply lost) must
+      // still be there when its own replay comes after its marker ended. Replayed in the order kept (a batch is kept
+      // after its last resend, seconds after the ones made meanwhile, kept at once), 128 newer ones pushed it out,
+      // and it was applied twice.
+      const kept = [...list].sort((a, b) => a.marker.id - b.marker.id);
+      // Their replay reads the data epoch first (`#scriptOf`): while its master does not answer, a batch with
+      // reconciles waits for it, and so does every newer one (replayed first, they could push it out of the set).
+      const firstWaiting = isEpochDown ? kept.findIndex(({ batch }) => hasReconciles(batch)) : -1;
+      const now = firstWaiting < 0 ? kept : kept.slice(0, firstWaiting);
+      if (firstWaiting >= 0) this.#kept.set(tag, kept.slice(firstWaiting));
       else this.#kept.delete(tag);
-      for (const { batch, marker } of kept) {
-        if (waiting.length > 0 && hasReconciles(batch)) continue;
-        void this.#writes.batchUnder(this.#redis, marker, this.#scriptOf(batch, 1), this.#keeper(tag, batch, marker));
+      // One read of the epoch for them all, each script sent once it is answered, in their order.
+      const read = now.some(({ batch }) => hasReconciles(batch)) ? this.#dataEpoch.current() : undefined;
+      for (const { batch, marker } of now) {
+        void this.#writes.batchUnder(
+          this.#redis,
+          marker,
+          this.#scriptOf(batch, 1, read),
+          this.#keeper(tag, batch, marker),
+        );
       }
     }
   }
@@ -318,7 +332,7 @@ export class RedisWriteBatches {
    * with give-backs reads the data epoch first (one GET; resends are rare), and its own script runs a turn later: a
    * restart in between is not seen (as for a single reconcile before batches). `sentBefore`: sends already made.
    */
-  #scriptOf(batch: Batch, sentBefore: number): () => BatchScriptOrLater {
+  #scriptOf(batch: Batch, sentBefore: number, read?: Promise<string | undefined>): () => BatchScriptOrLater {
     let sends = sentBefore;
     const writesOf = (isSameData: boolean): BatchScript | undefined => {
       const writes =
@@ -327,19 +341,28 @@ export class RedisWriteBatches {
           : batch.writes.filter((write) => write.kind === "t");
       return writes.length === 0 ? undefined : scriptArgumentsOf(writes);
     };
+    const { key } = this.#dataEpoch;
+    const sameData = (current: string | undefined): BatchScript | undefined =>
+      writesOf(current === (batch.dataSet ?? ""));
+    const failed = (error: unknown): never => {
+      throw new KeyedFailure(key, error);
+    };
     return () => {
       sends += 1;
+      // A replay's first send (`read`: the epoch read once for all of them): after that read, in the replay's order.
+      if (read !== undefined && sends === sentBefore + 1) {
+        return hasReconciles(batch)
+          ? read.then(sameData, failed)
+          : read.then(
+              () => writesOf(true),
+              () => writesOf(true),
+            );
+      }
       if (sends === 1 || !hasReconciles(batch)) return writesOf(true);
       // A failed read counts against the epoch's master, not the batch's (KeyedFailure); one known down is not asked.
-      const { key } = this.#dataEpoch;
       if (this.#isEpochHeldBack())
         return Promise.reject(new KeyedFailure(key, new Error("its master does not answer")));
-      return this.#dataEpoch.current().then(
-        (current) => writesOf(current === (batch.dataSet ?? "")),
-        (error: unknown) => {
-          throw new KeyedFailure(key, error);
-        },
-      );
+      return this.#dataEpoch.current().then(sameData, failed);
     };
   }
 }
