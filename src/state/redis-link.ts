@@ -260,6 +260,8 @@ function tagOf(scopeId: string | undefined, key: string | undefined): string | u
 }
 
 function describeError(error: unknown): string {
+  // What failed, not only where (a given-up batch's warning named the data epoch's key without the timeout).
+  if (error instanceof KeyedFailure) return describeError(error.cause);
   if (error instanceof AggregateError && error.errors.length > 0) return describeError(error.errors[0]);
   if (error instanceof Error) return error.message === "" ? error.name : error.message;
   return String(error);
