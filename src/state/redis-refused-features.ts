@@ -20,7 +20,7 @@
 // the channel goes here too (`load`); after Redis lost its data, it only adds, and every lesson held here is written
 // again (`pushAll`, redis-data-epoch.ts), but not those of a deployment forgotten since by a replica this one did
 // not hear: the forget leaves a marker, applied before anything is written again (redis-deployment-forgets.ts).
-// The file stays whole (about 425 lines), as redis-learned-facts.ts does: a lesson's write, a forget's delete and
+// The file stays whole (about 435 lines), as redis-learned-facts.ts does: a lesson's write, a forget's delete and
 // publish, and a load's race share the pending sets (`#unshared`, `#writing`, `#forgotten`) one class keeps consistent.
 import type { Clock } from "../clock.ts";
 import { isRecord } from "../is-record.ts";
@@ -260,10 +260,17 @@ export class RefusalSharing {
     // A failure on the deployment's key counts against its master on a Cluster (before 2026-12-07, against none: a
     // hung master's lessons timed out, each retry a command timeout, its providers still taken as shared). A PUBLISH
     // goes to any node: its failure names no key.
+    // An answer counts for that master likewise: failures apart, an answer between, are not "in a row".
     const onKey = <T>(command: Promise<T>): Promise<T> =>
-      command.catch((error: unknown) => {
-        throw new KeyedFailure(key, error);
-      });
+      command.then(
+        (answer) => {
+          this.#options.link.recordSuccess(undefined, key);
+          return answer;
+        },
+        (error: unknown) => {
+          throw new KeyedFailure(key, error);
+        },
+      );
     const accepted: string[] = [];
     for (const [feature, refusal] of changes) {
       if (refusal === null) {
