@@ -142,11 +142,10 @@ export class RedisWriteBatches {
       // after its last resend, seconds after the ones made meanwhile, kept at once), 128 newer ones pushed it out,
       // and it was applied twice.
       const kept = [...list].sort((a, b) => a.marker.id - b.marker.id);
-      // Their replay reads the data epoch first (`#scriptOf`): while its master does not answer, a batch with
-      // reconciles waits for it, and so does every newer one (replayed first, they could push it out of the set).
-      const firstWaiting = isEpochDown ? kept.findIndex(({ batch }) => hasReconciles(batch)) : -1;
-      const now = firstWaiting < 0 ? kept : kept.slice(0, firstWaiting);
-      if (firstWaiting >= 0) this.#kept.set(tag, kept.slice(firstWaiting));
+      // Their replay reads the data epoch first (`#scriptOf`): while its master does not answer, they wait for it.
+      const waiting = isEpochDown ? kept.filter(({ batch }) => hasReconciles(batch)) : [];
+      const now = waiting.length > 0 ? kept.filter(({ batch }) => !hasReconciles(batch)) : kept;
+      if (waiting.length > 0) this.#kept.set(tag, waiting);
       else this.#kept.delete(tag);
       // One read of the epoch for them all, each script sent once it is answered, in their order.
       const read = now.some(({ batch }) => hasReconciles(batch)) ? this.#dataEpoch.current() : undefined;
