@@ -103,7 +103,7 @@ export class RedisWriteBatches {
   #generation = 0;
 
   readonly #dataEpoch: RedisDataEpoch;
-  readonly #link: Pick<RedisLink, "isCluster" | "isUp" | "isUpFor" | "isUpForKey">;
+  readonly #link: Pick<RedisLink, "isCluster" | "isUp" | "isUpFor" | "isUpForKey" | "recordSuccess">;
   /** Per provider hash tag, the batches kept while its Cluster master does not answer, oldest first. */
   readonly #kept = new Map<string, KeptBatch[]>();
 
@@ -111,7 +111,7 @@ export class RedisWriteBatches {
     redis: SharedStateRedis,
     writes: OnceWrites,
     dataEpoch: RedisDataEpoch,
-    link: Pick<RedisLink, "isCluster" | "isUp" | "isUpFor" | "isUpForKey">,
+    link: Pick<RedisLink, "isCluster" | "isUp" | "isUpFor" | "isUpForKey" | "recordSuccess">,
   ) {
     this.#redis = redis;
     this.#writes = writes;
@@ -341,8 +341,11 @@ export class RedisWriteBatches {
       return writes.length === 0 ? undefined : scriptArgumentsOf(writes);
     };
     const { key } = this.#dataEpoch;
-    const sameData = (current: string | undefined): BatchScript | undefined =>
-      writesOf(current === (batch.dataSet ?? ""));
+    // An answered read counts for the epoch's master, as a failed one against it (failures apart are not in a row).
+    const sameData = (current: string | undefined): BatchScript | undefined => {
+      this.#link.recordSuccess(undefined, key);
+      return writesOf(current === (batch.dataSet ?? ""));
+    };
     const failed = (error: unknown): never => {
       throw new KeyedFailure(key, error);
     };
