@@ -165,11 +165,12 @@ export class RedisLink {
       return;
     }
     // Writes on several keys that failed together (RefusalSharing.pushLocal): on a Cluster each counts against its own
-    // key's master; on a standalone Redis they are one failure, as one write was.
+    // key's master (a PUBLISH among them, on no key, against none: it no longer hid the keyed ones); on a standalone
+    // Redis they are one failure, as one write was.
     if (
       error instanceof AggregateError &&
       error.errors.length > 0 &&
-      error.errors.every((each) => each instanceof KeyedFailure)
+      error.errors.some((each) => each instanceof KeyedFailure)
     ) {
       for (const each of this.#groups === undefined ? error.errors.slice(0, 1) : error.errors) this.recordFailure(each);
       return;
