@@ -35,3 +35,30 @@ describe("refused features on a Redis Cluster with a hung master", { skip }, () 
     await victim.resume();
   });
 });
+
+describe("refused features on a Redis Cluster whose master misses a write now and then", { skip }, () => {
+  test("a lesson's write that is answered counts for its key's master: failures apart do not take it down", async (t) => {
+    const cluster = await useRedisCluster(t);
+    const victim = (await nodesOfTags(t, cluster, ["alpha"])).get("alpha");
+    assert.ok(victim !== undefined);
+    const refused = new RefusedFeatures(HOUR_MS);
+    const { state, logs } = await useClusterBackend(t, cluster, "refusals-apart:", 200, { refusedFeatures: refused });
+    // Three rounds: a lesson whose write times out (the master hung for a moment), then lessons that are stored.
+    for (const round of [1, 2, 3]) {
+      victim.pause();
+      refused.learn("alpha/m", `missed${round}`, "HTTP 400: missed", Date.now());
+      await sleep(350);
+      await victim.resume();
+      for (const feature of ["tools", "seed"]) {
+        refused.learn("alpha/m", `${feature}${round}`, `HTTP 400: ${feature}`, Date.now());
+        await sleep(150);
+      }
+      await sleep(1_500);
+    }
+    assert.ok(
+      !logs.some((line) => line.includes("does not answer")),
+      `not three failures in a row, yet found down: ${logs.join("; ")}`,
+    );
+    assert.equal(state.status().isDegraded, false, state.status().detail);
+  });
+});

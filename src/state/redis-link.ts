@@ -165,11 +165,12 @@ export class RedisLink {
       return;
     }
     // Writes on several keys that failed together (RefusalSharing.pushLocal): on a Cluster each counts against its own
-    // key's master; on a standalone Redis they are one failure, as one write was.
+    // key's master (a PUBLISH among them, on no key, against none: it no longer hid the keyed ones); on a standalone
+    // Redis they are one failure, as one write was.
     if (
       error instanceof AggregateError &&
       error.errors.length > 0 &&
-      error.errors.every((each) => each instanceof KeyedFailure)
+      error.errors.some((each) => each instanceof KeyedFailure)
     ) {
       for (const each of this.#groups === undefined ? error.errors.slice(0, 1) : error.errors) this.recordFailure(each);
       return;
@@ -260,6 +261,8 @@ function tagOf(scopeId: string | undefined, key: string | undefined): string | u
 }
 
 function describeError(error: unknown): string {
+  // What failed, not only where (a given-up batch's warning named the data epoch's key without the timeout).
+  if (error instanceof KeyedFailure) return describeError(error.cause);
   if (error instanceof AggregateError && error.errors.length > 0) return describeError(error.errors[0]);
   if (error instanceof Error) return error.message === "" ? error.name : error.message;
   return String(error);

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { RedisLink } from "./redis-link.ts";
+import { KeyedFailure, RedisLink } from "./redis-link.ts";
 import { OnceWrites } from "./redis-once-writes.ts";
 
 function upLink(): RedisLink {
@@ -59,4 +59,22 @@ test("marker keys: in the scope's hash tag, one per write; the applied set one p
   const second = writes.marker("provider:groq");
   assert.notEqual(second.key, first.key);
   assert.equal(second.applied, first.applied);
+});
+
+test("a write given up after failures on a key of its own (KeyedFailure) warns with what failed, not only the key", async () => {
+  const warnings: unknown[] = [];
+  const logger = { info: () => {}, warn: (fields: unknown) => warnings.push(fields), error: () => {} };
+  const link = new RedisLink(
+    "redis://test",
+    logger as unknown as ConstructorParameters<typeof RedisLink>[1],
+    () => Date.now(),
+    () => true,
+  );
+  link.markUp();
+  const writes = new OnceWrites(link, "p:", "me");
+  // As a batch's resend whose read of the data epoch times out (redis-write-batches.ts).
+  await writes.send(() => Promise.reject(new KeyedFailure("p:data-epoch", new Error("Command timed out"))));
+  const givenUp = warnings.find((fields) => JSON.stringify(fields).includes('"writes"'));
+  assert.ok(givenUp !== undefined, JSON.stringify(warnings));
+  assert.match(JSON.stringify(givenUp), /Command timed out/);
 });

@@ -18,6 +18,8 @@ const MARKER_MS = 60_000;
 export interface OnceMarker {
   readonly key: string;
   readonly applied: string;
+  /** Its number in this process (the last part of `key`, its score in `applied`): a later batch's is higher. */
+  readonly id: number;
   /** The budget scope the batch writes: its failures count against that scope's provider, named in the warning. */
   readonly scopeId: string;
 }
@@ -62,9 +64,11 @@ export class OnceWrites {
 
   /** A new write's marker key, beside `scopeId`'s keys (the same hash tag, so the same Cluster slot; not a budget key). */
   marker(scopeId: string): OnceMarker {
+    const id = this.#nextId++;
     return {
-      key: onceMarkerKey(this.#prefix, scopeId, this.#instanceId, this.#nextId++),
+      key: onceMarkerKey(this.#prefix, scopeId, this.#instanceId, id),
       applied: onceAppliedKey(this.#prefix, scopeId, this.#instanceId),
+      id,
       scopeId,
     };
   }

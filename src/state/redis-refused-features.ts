@@ -251,10 +251,17 @@ export class RefusalSharing {
     // A failure on the deployment's key counts against its master on a Cluster (before 2026-12-07, against none: a
     // hung master's lessons timed out, each retry a command timeout, its providers still taken as shared). A PUBLISH
     // goes to any node: its failure names no key.
+    // An answer counts for that master likewise: failures apart, an answer between, are not "in a row".
     const onKey = <T>(command: Promise<T>): Promise<T> =>
-      command.catch((error: unknown) => {
-        throw new KeyedFailure(key, error);
-      });
+      command.then(
+        (answer) => {
+          this.#options.link.recordSuccess(undefined, key);
+          return answer;
+        },
+        (error: unknown) => {
+          throw new KeyedFailure(key, error);
+        },
+      );
     const accepted: string[] = [];
     for (const [feature, refusal] of changes) {
       if (refusal === null) {

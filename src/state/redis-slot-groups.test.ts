@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { hashSlot } from "./redis-hash-slot.ts";
 import { probeKey } from "./redis-keys.ts";
-import { RedisLink } from "./redis-link.ts";
+import { KeyedFailure, RedisLink } from "./redis-link.ts";
 import { FAILURES_BEFORE_DOWN, isUnservedSlotReply, PROBES_BEFORE_UP, SlotGroups } from "./redis-slot-groups.ts";
 
 function groupsWithLog(masterOfSlot?: (slot: number) => string | undefined) {
@@ -197,4 +197,27 @@ test("a down master whose slots moved to another (a promoted replica): its provi
   assert.deepEqual(ups, [["alpha"]], "up at the first answered probe, not the third");
   assert.deepEqual(groups.downGroups(), []);
   assert.equal(lines.filter((line) => line.includes("answers again")).length, 1);
+});
+
+test("refused features' writes failing together, a PUBLISH among them: each keyed one counts against its key's master", () => {
+  const link = new RedisLink(
+    "redis://h:1 (cluster)",
+    undefined,
+    () => Date.now(),
+    () => true,
+    true,
+    () => "10.0.0.1:7000",
+  );
+  link.markUp();
+  // RefusalSharing.pushLocal: one deployment's write timed out on its key, another's PUBLISH (any node) too.
+  for (let failure = 0; failure < FAILURES_BEFORE_DOWN; failure++) {
+    const keyed = new KeyedFailure("p:refused:{alpha}:alpha/m", new Error("Command timed out"));
+    link.recordFailure(
+      new AggregateError([keyed, new Error("Command timed out")], "writes of refused features failed"),
+    );
+  }
+  assert.deepEqual(
+    link.downGroups().map((group) => group.id),
+    ["10.0.0.1:7000"],
+  );
 });

@@ -103,7 +103,7 @@ export class RedisWriteBatches {
   #generation = 0;
 
   readonly #dataEpoch: RedisDataEpoch;
-  readonly #link: Pick<RedisLink, "isCluster" | "isUp" | "isUpFor" | "isUpForKey">;
+  readonly #link: Pick<RedisLink, "isCluster" | "isUp" | "isUpFor" | "isUpForKey" | "recordSuccess">;
   /** Per provider hash tag, the batches kept while its Cluster master does not answer, oldest first. */
   readonly #kept = new Map<string, KeptBatch[]>();
 
@@ -111,7 +111,7 @@ export class RedisWriteBatches {
     redis: SharedStateRedis,
     writes: OnceWrites,
     dataEpoch: RedisDataEpoch,
-    link: Pick<RedisLink, "isCluster" | "isUp" | "isUpFor" | "isUpForKey">,
+    link: Pick<RedisLink, "isCluster" | "isUp" | "isUpFor" | "isUpForKey" | "recordSuccess">,
   ) {
     this.#redis = redis;
     this.#writes = writes;
@@ -133,16 +133,29 @@ export class RedisWriteBatches {
    */
   replayKept(): void {
     const isEpochDown = this.#isEpochHeldBack();
-    for (const [tag, kept] of [...this.#kept]) {
-      const [first] = kept;
+    for (const [tag, list] of [...this.#kept]) {
+      const [first] = list;
       if (first === undefined || this.#isHeldBack(first.batch.scopeId)) continue;
+      // Oldest marker first, each sent after the ones before it: a replay adds its marker to the process's applied set
+      // (the newest ONCE_APPLIED_MAX, redis-lua-writes.ts), and a batch whose first send ran (its reply lost) must
+      // still be there when its own replay comes after its marker ended. Replayed in the order kept (a batch is kept
+      // after its last resend, seconds after the ones made meanwhile, kept at once), 128 newer ones pushed it out,
+      // and it was applied twice.
+      const kept = [...list].sort((a, b) => a.marker.id - b.marker.id);
       // Their replay reads the data epoch first (`#scriptOf`): while its master does not answer, they wait for it.
       const waiting = isEpochDown ? kept.filter(({ batch }) => hasReconciles(batch)) : [];
+      const now = waiting.length > 0 ? kept.filter(({ batch }) => !hasReconciles(batch)) : kept;
       if (waiting.length > 0) this.#kept.set(tag, waiting);
       else this.#kept.delete(tag);
-      for (const { batch, marker } of kept) {
-        if (waiting.length > 0 && hasReconciles(batch)) continue;
-        void this.#writes.batchUnder(this.#redis, marker, this.#scriptOf(batch, 1), this.#keeper(tag, batch, marker));
+      // One read of the epoch for them all, each script sent once it is answered, in their order.
+      const read = now.some(({ batch }) => hasReconciles(batch)) ? this.#dataEpoch.current() : undefined;
+      for (const { batch, marker } of now) {
+        void this.#writes.batchUnder(
+          this.#redis,
+          marker,
+          this.#scriptOf(batch, 1, read),
+          this.#keeper(tag, batch, marker),
+        );
       }
     }
   }
@@ -318,7 +331,7 @@ export class RedisWriteBatches {
    * with give-backs reads the data epoch first (one GET; resends are rare), and its own script runs a turn later: a
    * restart in between is not seen (as for a single reconcile before batches). `sentBefore`: sends already made.
    */
-  #scriptOf(batch: Batch, sentBefore: number): () => BatchScriptOrLater {
+  #scriptOf(batch: Batch, sentBefore: number, read?: Promise<string | undefined>): () => BatchScriptOrLater {
     let sends = sentBefore;
     const writesOf = (isSameData: boolean): BatchScript | undefined => {
       const writes =
@@ -327,19 +340,31 @@ export class RedisWriteBatches {
           : batch.writes.filter((write) => write.kind === "t");
       return writes.length === 0 ? undefined : scriptArgumentsOf(writes);
     };
+    const { key } = this.#dataEpoch;
+    // An answered read counts for the epoch's master, as a failed one against it (failures apart are not in a row).
+    const sameData = (current: string | undefined): BatchScript | undefined => {
+      this.#link.recordSuccess(undefined, key);
+      return writesOf(current === (batch.dataSet ?? ""));
+    };
+    const failed = (error: unknown): never => {
+      throw new KeyedFailure(key, error);
+    };
     return () => {
       sends += 1;
+      // A replay's first send (`read`: the epoch read once for all of them): after that read, in the replay's order.
+      if (read !== undefined && sends === sentBefore + 1) {
+        return hasReconciles(batch)
+          ? read.then(sameData, failed)
+          : read.then(
+              () => writesOf(true),
+              () => writesOf(true),
+            );
+      }
       if (sends === 1 || !hasReconciles(batch)) return writesOf(true);
       // A failed read counts against the epoch's master, not the batch's (KeyedFailure); one known down is not asked.
-      const { key } = this.#dataEpoch;
       if (this.#isEpochHeldBack())
         return Promise.reject(new KeyedFailure(key, new Error("its master does not answer")));
-      return this.#dataEpoch.current().then(
-        (current) => writesOf(current === (batch.dataSet ?? "")),
-        (error: unknown) => {
-          throw new KeyedFailure(key, error);
-        },
-      );
+      return this.#dataEpoch.current().then(sameData, failed);
     };
   }
 }
