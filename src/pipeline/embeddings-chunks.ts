@@ -11,13 +11,13 @@ import type { Deployment } from "../providers/catalog.ts";
 import type { RouteCandidate, RoutePlan } from "../router/plan-route.ts";
 import { INPUTS_FEATURE } from "../router/request-features.ts";
 import type { TokenUsage } from "../streaming/relay-types.ts";
-import type { ForwardOutcome, ForwardTrace, JsonResult } from "../upstream/forward-types.ts";
+import type { AttemptReport, ForwardOutcome, ForwardTrace, JsonResult } from "../upstream/forward-types.ts";
 import { sleepUntil } from "../upstream/sleep-until.ts";
 import { forwardRequestOf } from "./forward-request.ts";
 import type { PipelineRequest } from "./pipeline-types.ts";
 import { planRequest, requestFactsOf } from "./plan-request.ts";
 
-/** A chunked batch's outcome: its last chunk's answer replaced by the joined one, and the chunks' usage summed. */
+/** A chunked batch's outcome: its last chunk's answer replaced by the joined one, the chunks' usage (joinedUsage). */
 export interface ChunkedOutcome extends ForwardOutcome {
   readonly result: JsonResult;
   readonly usage: TokenUsage | undefined;
@@ -108,35 +108,83 @@ export async function forwardInChunks(
   startedAtMs: number,
 ): Promise<ChunkedOutcome> {
   const inputs = request.body.input as readonly unknown[];
-  const answers: JsonResult[] = [];
-  let usage: TokenUsage | undefined;
+  const answers: ChunkAnswer[] = [];
+  let last: JsonResult | undefined;
   for (let start = 0; start < inputs.length; start += size) {
     const body = { ...request.body, input: inputs.slice(start, start + size) };
     const chunk: PipelineRequest = { ...request, body, ...requestFactsOf(request.endpoint, body, false) };
-    let result: JsonResult;
+    let answer: ChunkAnswer;
     // A trace of its own: `routing.max_attempts` bounds each chunk's attempts (a batch of more chunks than it was
     // refused at the chunk past it), and a chunk's error lists its attempts, not the chunks' before it.
     const chunkTrace: ForwardTrace = { attempts: [], skips: [] };
     try {
       const outcome = await forwardChunk(chunk, chunkTrace, startedAtMs, start > 0);
       if (outcome.result.kind !== "json") throw new Error(`an embeddings chunk answered as ${outcome.result.kind}`);
-      result = outcome.result;
-      usage = sumUsage(usage, outcome.attempts.at(-1)?.usage);
+      last = outcome.result;
+      answer = chunkAnswerOf(outcome.result, outcome.attempts.at(-1), chunk.prompt.promptTokens);
     } catch (error) {
       throw namedChunk(error, start, Math.min(start + size, inputs.length), inputs.length, size);
     } finally {
       trace.attempts.push(...chunkTrace.attempts);
       trace.skips.push(...chunkTrace.skips);
     }
-    answers.push(result);
+    answers.push(answer);
   }
-  const last = answers.at(-1) as JsonResult;
+  const usage = joinedUsage(answers);
+  if (usage !== undefined) countEstimatedAttempts(answers, trace.attempts);
+  const bodyText = JSON.stringify(joinedAnswer(answers, size, usage));
   return {
-    result: { ...last, bodyText: JSON.stringify(joinedAnswer(answers, size)) },
+    // The record says estimated when any chunk's usage is (before 2026-12-07 only the last chunk's flag was read).
+    result: { ...(last as JsonResult), bodyText, isUsageEstimated: usage?.isEstimated === true },
     attempts: [...trace.attempts],
     skips: [...trace.skips],
-    usage,
+    usage: usage?.tokens,
   };
+}
+
+/** A chunk's answer, parsed once, and what its usage counts. */
+interface ChunkAnswer {
+  readonly json: Record<string, unknown>;
+  /** The attempt that answered it. */
+  readonly attempt: AttemptReport | undefined;
+  /** Its provider's `usage` object; undefined when it sent none. */
+  readonly reported: Record<string, unknown> | undefined;
+  /** What the record counts: the attempt's usage, or, none reported, the prompt as its deployment was charged it. */
+  readonly tokens: TokenUsage;
+  /** `tokens` is an estimate: this gateway's (no `usage`), or an upstream gateway's (its `usage_estimated`). */
+  readonly isEstimated: boolean;
+}
+
+function chunkAnswerOf(result: JsonResult, attempt: AttemptReport | undefined, promptTokens: number): ChunkAnswer {
+  // Each answer was checked by its attempt (json-attempt.ts): a JSON object with one entry per input.
+  const json = JSON.parse(result.bodyText) as Record<string, unknown>;
+  const reported = isRecord(json.usage) ? json.usage : undefined;
+  if (reported === undefined) {
+    // The attempt read no usage as 0 tokens, and its deployment kept the reservation (segment-charge.ts answerCharge):
+    // the reservation's prompt, the calibrated estimate of the chunk, is what it cost.
+    const estimate = attempt?.reservedPromptTokens ?? promptTokens;
+    return { json, attempt, reported, tokens: { promptTokens: estimate, completionTokens: 0 }, isEstimated: true };
+  }
+  const tokens = attempt?.usage ?? { promptTokens: 0, completionTokens: 0 };
+  return { json, attempt, reported, tokens, isEstimated: result.isUsageEstimated === true };
+}
+
+/**
+ * The batch's usage: every chunk's tokens summed, an estimate when any chunk's is. Undefined when no chunk reported
+ * usage: the batch is then counted as one sent whole without a usage report is (its reservation), not by estimates
+ * alone. A chunk without usage among chunks with one is counted by its estimate: before 2026-12-07 it counted 0 and
+ * the batch's usage said fewer tokens than the chunks cost.
+ */
+function joinedUsage(
+  answers: readonly ChunkAnswer[],
+): { readonly tokens: TokenUsage; readonly isEstimated: boolean } | undefined {
+  if (answers.every((answer) => answer.reported === undefined)) return undefined;
+  const tokens = { promptTokens: 0, completionTokens: 0 };
+  for (const answer of answers) {
+    tokens.promptTokens += answer.tokens.promptTokens;
+    tokens.completionTokens += answer.tokens.completionTokens;
+  }
+  return { tokens, isEstimated: answers.some((answer) => answer.isEstimated) };
 }
 
 /** Rounds of a later chunk's wait for its budget: a bound on a loop whose every round plans (and may reserve). */
@@ -178,35 +226,70 @@ async function forwardChunk(
 /** The shortest wait before a later chunk is planned again (a 429 that names 0 ms). */
 const MIN_CHUNK_WAIT_MS = 50;
 
-/** The chunks' answers as one: the first's fields, every vector with its index from the batch's start, usage summed. */
-function joinedAnswer(answers: readonly JsonResult[], size: number): Record<string, unknown> {
+/**
+ * The record's attempt of each chunk counted by its estimate says so, with that estimate: the record's tokens are then
+ * its attempts' sum, and the token metrics count each chunk on the deployment that answered it, the estimate as
+ * `estimated` (token-metrics.ts). Its budgets were charged when it ended (its reservation: no usage to read).
+ */
+function countEstimatedAttempts(answers: readonly ChunkAnswer[], attempts: AttemptReport[]): void {
+  for (const { attempt, reported, tokens } of answers) {
+    const index = attempt === undefined || reported !== undefined ? -1 : attempts.indexOf(attempt);
+    if (index >= 0) attempts[index] = { ...(attempt as AttemptReport), usage: tokens, isUsageEstimated: true };
+  }
+}
+
+/**
+ * The chunks' answers as one: the first's fields, every vector with its index from the batch's start, and `usage` the
+ * chunks' summed (usageFields), marked `x_gateway.usage_estimated` when any chunk's is an estimate.
+ */
+function joinedAnswer(
+  answers: readonly ChunkAnswer[],
+  size: number,
+  usage: ReturnType<typeof joinedUsage>,
+): Record<string, unknown> {
   const data: unknown[] = [];
-  const usage: Record<string, number> = {};
-  let head: Record<string, unknown> = {};
-  for (const [chunkIndex, answer] of answers.entries()) {
-    const json = JSON.parse(answer.bodyText) as Record<string, unknown>;
-    if (chunkIndex === 0) head = json;
-    // Each answer was checked by its attempt (missingEmbeddings): one entry per input, indexes right or all absent,
-    // and put in index order (embeddingsForClient).
+  for (const [chunkIndex, { json }] of answers.entries()) {
+    // Put in index order by its attempt (embeddingsForClient), indexes right or all absent (missingEmbeddings).
     for (const [position, entry] of (json.data as Record<string, unknown>[]).entries()) {
       data.push({ ...entry, index: chunkIndex * size + position });
     }
-    if (isRecord(json.usage)) {
-      for (const [key, value] of Object.entries(json.usage)) {
-        if (typeof value === "number") usage[key] = (usage[key] ?? 0) + value;
-      }
-    }
   }
-  return { ...head, data, ...(Object.keys(usage).length === 0 ? {} : { usage }) };
+  // The first chunk's mark (an upstream gateway's estimate) said nothing of the others: the mark is the batch's.
+  const { x_gateway: _firstMark, ...head } = answers[0]?.json ?? {};
+  if (usage === undefined) return { ...head, data };
+  const mark = usage.isEstimated ? { x_gateway: { usage_estimated: true } } : {};
+  return { ...head, data, usage: usageFields(answers), ...mark };
 }
 
-function sumUsage(total: TokenUsage | undefined, more: TokenUsage | undefined): TokenUsage | undefined {
-  if (more === undefined) return total;
-  if (total === undefined) return more;
-  return {
-    promptTokens: total.promptTokens + more.promptTokens,
-    completionTokens: total.completionTokens + more.completionTokens,
-  };
+/**
+ * The `usage` objects of the chunks that reported one, summed field by field: numbers added, nested objects
+ * (`prompt_tokens_details`) summed the same way, anything else as the first chunk holding it had it. A chunk without
+ * usage adds its estimate to `prompt_tokens` and `total_tokens` (those the others reported; both when neither). Until
+ * 2026-12-07 only top-level numbers were summed (nested fields dropped) and a chunk without usage added nothing.
+ */
+function usageFields(answers: readonly ChunkAnswer[]): Record<string, unknown> {
+  let sum: Record<string, unknown> = {};
+  for (const { reported } of answers) if (reported !== undefined) sum = addedFields(sum, reported);
+  const estimated = answers.filter((answer) => answer.reported === undefined);
+  if (estimated.length === 0) return sum;
+  const tokens = estimated.reduce((total, answer) => total + answer.tokens.promptTokens, 0);
+  const counted = PROMPT_COUNT_FIELDS.filter((field) => typeof sum[field] === "number");
+  const fields = counted.length === 0 ? PROMPT_COUNT_FIELDS : counted;
+  return addedFields(sum, Object.fromEntries(fields.map((field) => [field, tokens])));
+}
+
+/** The fields of an embeddings usage that count its prompt (an embeddings call has no output). */
+const PROMPT_COUNT_FIELDS = ["prompt_tokens", "total_tokens"] as const;
+
+function addedFields(total: Record<string, unknown>, more: Record<string, unknown>): Record<string, unknown> {
+  const sum: Record<string, unknown> = { ...total };
+  for (const [key, value] of Object.entries(more)) {
+    const held = sum[key];
+    if (held === undefined) sum[key] = value;
+    else if (typeof held === "number" && typeof value === "number") sum[key] = held + value;
+    else if (isRecord(held) && isRecord(value)) sum[key] = addedFields(held, value);
+  }
+  return sum;
 }
 
 /** The error a chunk failed with, its message saying which inputs it held and why the batch was split. */

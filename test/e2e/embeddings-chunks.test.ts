@@ -19,11 +19,21 @@ interface Failing {
   times: number;
 }
 
+/** 3 tokens an input, as the mock providers report them. */
+const reportedUsage = (input: readonly string[]) => ({
+  usage: { prompt_tokens: 3 * input.length, total_tokens: 3 * input.length },
+});
+
 /**
  * Answers every embeddings call with each input's own vector, listed backwards (the gateway sorts by index), but a
- * 500 to a call holding `failing.text` while `failing.times` lasts.
+ * 500 to a call holding `failing.text` while `failing.times` lasts. `usageOf`: the answer's `usage` (and any other
+ * top-level fields) for a call's inputs.
  */
-function answerEachInput(mock: MockUpstream, failing: Failing = { text: "", times: 0 }): void {
+function answerEachInput(
+  mock: MockUpstream,
+  failing: Failing = { text: "", times: 0 },
+  usageOf: (input: readonly string[]) => Record<string, unknown> = reportedUsage,
+): void {
   mock.setDefault(EMBEDDINGS_ROUTE, (request) => {
     const input = (request.body as { input: string[] }).input;
     if (failing.times > 0 && input.includes(failing.text)) {
@@ -31,8 +41,7 @@ function answerEachInput(mock: MockUpstream, failing: Failing = { text: "", time
       return { kind: "json", status: 500, body: { error: { message: "overloaded" } } };
     }
     const data = input.map((text, index) => ({ object: "embedding", index, embedding: vectorOf(text) })).reverse();
-    const usage = { prompt_tokens: 3 * input.length, total_tokens: 3 * input.length };
-    return { kind: "json", body: { object: "list", data, model: "m-up", usage } };
+    return { kind: "json", body: { object: "list", data, model: "m-up", ...usageOf(input) } };
   });
 }
 
@@ -290,4 +299,70 @@ test("without a route queue, a chunk after the first waits for its budget instea
     texts(5).map(vectorOf),
   );
   assert.equal(embeddingsCalls(scene.alpha), 3);
+});
+
+test("a batch's usage sums every chunk's, nested fields too; an estimate in any chunk marks the answer and record", async (t) => {
+  const scene = await startScene(t, {
+    beta: false,
+    alphaModel: { kind: "embedding", max_inputs: 2 },
+    config: REQUEST_LOG,
+  });
+  // Every chunk reports a cached token; the middle one's usage is an upstream gateway's estimate (another LLM
+  // Gateway as the provider). Before, the joined usage dropped `prompt_tokens_details`, and the mark and the record's
+  // flag were the first and the last chunk's: neither said estimated.
+  answerEachInput(scene.alpha, undefined, (input) => ({
+    usage: { ...reportedUsage(input).usage, prompt_tokens_details: { cached_tokens: 1 } },
+    ...(input.includes("t2") ? { x_gateway: { usage_estimated: true } } : {}),
+  }));
+  const answer = await openAiClient(scene.gateway).embeddings.create({ model: MODEL, input: texts(5) });
+  assert.deepEqual(answer.usage, { prompt_tokens: 15, total_tokens: 15, prompt_tokens_details: { cached_tokens: 3 } });
+  assert.deepEqual((answer as unknown as { x_gateway?: unknown }).x_gateway, { usage_estimated: true });
+  const { records } = await recordsOf(scene.gateway, "embeddings");
+  assert.equal(records[0]?.tokensIn, 15);
+  assert.equal(records[0]?.isUsageEstimated, true);
+});
+
+interface ChunkedRecord {
+  tokensIn: number;
+  isUsageEstimated?: boolean;
+  attempts: { tokensIn?: number; isUsageEstimated?: boolean }[];
+}
+
+test("a chunk answered without usage is counted by its estimate, and the answer and record say estimated", async (t) => {
+  const scene = await startScene(t, {
+    beta: false,
+    alphaModel: { kind: "embedding", max_inputs: 2 },
+    config: REQUEST_LOG,
+  });
+  // The middle chunk's provider reports no usage: before, the joined usage and the record counted 9 tokens, the
+  // first and last chunks' alone, as reported.
+  answerEachInput(scene.alpha, undefined, (input) => (input.includes("t2") ? {} : reportedUsage(input)));
+  const client = openAiClient(scene.gateway);
+  const answer = await client.embeddings.create({ model: MODEL, input: texts(5) });
+  const { prompt_tokens: promptTokens, total_tokens: totalTokens } = answer.usage;
+  assert.ok(promptTokens > 9, `the middle chunk's estimate is counted: ${JSON.stringify(answer.usage)}`);
+  assert.equal(totalTokens, promptTokens);
+  assert.deepEqual((answer as unknown as { x_gateway?: unknown }).x_gateway, { usage_estimated: true });
+  const { text } = await recordsOf(scene.gateway, "embeddings");
+  const record = (JSON.parse(text) as { data: ChunkedRecord[] }).data[0];
+  assert.equal(record?.tokensIn, promptTokens);
+  assert.equal(record?.isUsageEstimated, true);
+  // Its attempts say which chunk's tokens are the estimate, and add up to the record's.
+  assert.deepEqual(
+    record?.attempts.map((attempt) => [attempt.tokensIn, attempt.isUsageEstimated]),
+    [
+      [6, undefined],
+      [promptTokens - 9, true],
+      [3, undefined],
+    ],
+  );
+
+  // No chunk reports usage: no usage, as a batch sent whole without one gets.
+  answerEachInput(scene.alpha, undefined, () => ({}));
+  const unreported = await send(scene.gateway, "POST", "/v1/embeddings", { body: { model: MODEL, input: texts(5) } });
+  assert.equal(unreported.status, 200, unreported.text);
+  const body = unreported.json as { usage?: unknown; x_gateway?: unknown; data: unknown[] };
+  assert.equal(body.data.length, 5);
+  assert.equal(body.usage, undefined);
+  assert.equal(body.x_gateway, undefined);
 });

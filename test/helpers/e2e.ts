@@ -329,6 +329,7 @@ export interface ListedRecord {
   isStream?: boolean;
   tokensIn?: number;
   tokensOut?: number;
+  isUsageEstimated?: boolean;
   attempts: { provider: string; outcome: string; reason?: string }[];
   content?: { request?: unknown; responseText?: string };
 }
