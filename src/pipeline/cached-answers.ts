@@ -43,9 +43,9 @@ export function lookUpAnswer(request: PipelineRequest): CachedAnswer | undefined
   const looked = runtime.answers.get(key, snapshot.config.cache, runtime.clock.now(), directive?.maxAgeMs);
   if (!(looked instanceof Promise)) return noted(request, looked);
   const noting = looked.then((cached) => noted(request, cached));
-  // An early head due meanwhile waits for it (a round trip, at most state.redis_command_timeout_ms): it must say the
-  // hit (then it is the hit's own head) or the miss, and without the wait it said neither.
-  context.earlyCommit?.holdsHeadUntil(noting);
+  // An early head due after it settled says the hit (then it is the hit's own head) or the miss; one due before goes
+  // out at its time, saying neither (stream-keepalive.ts tracksLookup: the keep-alive interval is not exceeded).
+  context.earlyCommit?.tracksLookup(noting);
   return noting;
 }
 

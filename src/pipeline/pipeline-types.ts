@@ -49,14 +49,14 @@ export interface RequestContext {
   /**
    * A stream's head sent before its answer started (`server.stream_keepalive_ms`, server/stream-keepalive.ts): read
    * when the record is completed, which then says when (`earlyCommitMs`). `knows`: a header of the answer known
-   * before any candidate answered (a cache miss), for that head. `holdsHeadUntil`: a lookup whose finding that head
-   * must say (the answer cache's in Redis): the head waits for it.
+   * before any candidate answered (a cache miss), for that head. `tracksLookup`: a lookup whose finding that head
+   * says when it settled by the time the head is due (the answer cache's in Redis); not waited for.
    */
   readonly earlyCommit?:
     | {
         readonly committedAtMs: number | undefined;
         knows(headers: Readonly<Record<string, string>>): void;
-        holdsHeadUntil(settled: Promise<unknown>): void;
+        tracksLookup(settled: Promise<unknown>): void;
       }
     | undefined;
   /**

@@ -102,8 +102,8 @@ export class EarlyCommit {
   readonly #intervalMs: number;
   #committedAtMs: number | undefined;
   #knownHeaders: Record<string, string> = {};
-  /** A lookup the head waits for (holdsHeadUntil), settled or not. */
-  #hold: Promise<unknown> | undefined;
+  /** The lookup whose finding the head should say (tracksLookup): none asked, under way, or settled. */
+  #lookup: "none" | "pending" | "settled" = "none";
 
   /** `knownHeaders`: the answer's headers the door knows before any candidate answers (its own, the request id's). */
   constructor(response: ServerResponse, intervalMs: number, text: string, knownHeaders: Record<string, string> = {}) {
@@ -123,16 +123,19 @@ export class EarlyCommit {
   }
 
   /**
-   * The head must say what `settled` finds (the answer cache's lookup in Redis: `x-gateway-cache`, a hit or a miss):
-   * one due before it settles waits for it. Bounded by the lookup's own timeout (state.redis_command_timeout_ms), and
-   * the pipeline waits for the lookup anyway: the head is late by what is left of one round trip, at most.
+   * `settled` finds what the head should say (the answer cache's lookup in Redis: `x-gateway-cache`, a hit or a miss).
+   * Settled by the time the head is due, the head says it (wait). Still under way, it does not hold the head: the
+   * keep-alive interval is the longest the operator lets a client go without a byte, and the lookup's own timeout
+   * (state.redis_command_timeout_ms) may be longer (until 2026-12-07 the head waited for it, and a proxy whose idle
+   * timeout lay between the two cut the connection). The head then goes out without `x-gateway-cache`.
    */
-  holdsHeadUntil(settled: Promise<unknown>): void {
+  tracksLookup(settled: Promise<unknown>): void {
     if (this.isCommitted) return;
-    this.#hold = settled.then(
-      () => undefined,
-      () => undefined,
-    );
+    this.#lookup = "pending";
+    const release = (): void => {
+      this.#lookup = "settled";
+    };
+    void settled.then(release, release);
   }
 
   get committedAtMs(): number | undefined {
@@ -196,13 +199,11 @@ export class EarlyCommit {
       this.keepAlive.start();
     };
     const timer = setTimeout(() => {
-      if (this.#hold === undefined) {
-        commitNow();
-        return;
-      }
-      // After the lookup, a macrotask later: its miss is known by then (knows), or its hit has answered `pending`
-      // (a chain of promise callbacks), which then has its own head with `x-gateway-cache: hit`.
-      void this.#hold.then(() => setImmediate(commitNow));
+      // A lookup settled: a macrotask later, its miss is known (knows), or its hit has answered `pending` (a chain of
+      // promise callbacks), which then has its own head with `x-gateway-cache: hit`. One under way is not waited for
+      // (tracksLookup): a hit it finds later is given in this head's stream.
+      if (this.#lookup === "settled") setImmediate(commitNow);
+      else commitNow();
     }, this.#intervalMs);
     try {
       return await pending;
