@@ -25,6 +25,9 @@ Options:
   --explain             with route: show score terms
   --parameters LIST     with route: body keys the request would carry, an array's with its number of
                         entries (seed,stop:6): a candidate that refused one is ranked last
+  --tools, --vision, --json-schema
+                        with route: the request carries tools, images or a json_schema response_format:
+                        a candidate configured without it is skipped, one that refused it ranked last
   -v, --version         print the version
   -h, --help            show this help
 
@@ -110,6 +113,7 @@ async function main(argv: string[]): Promise<number> {
         model: positionals[1],
         isExplain: values.explain === true,
         parameters: values.parameters,
+        needs: { tools: values.tools, vision: values.vision, json_schema: values["json-schema"] },
       });
     default:
       process.stderr.write(
@@ -124,6 +128,9 @@ const OPTIONS = {
   json: { type: "boolean" },
   explain: { type: "boolean" },
   parameters: { type: "string" },
+  tools: { type: "boolean" },
+  vision: { type: "boolean" },
+  "json-schema": { type: "boolean" },
   help: { type: "boolean", short: "h" },
   version: { type: "boolean", short: "v" },
 } as const;
@@ -140,7 +147,10 @@ const COMMAND_USAGE = {
   check: { options: ["config", "json"], arguments: [] },
   providers: { options: ["config", "json"], arguments: [] },
   models: { options: ["config", "json"], arguments: [] },
-  route: { options: ["config", "json", "explain", "parameters"], arguments: ["MODEL"] },
+  route: {
+    options: ["config", "json", "explain", "parameters", "tools", "vision", "json-schema"],
+    arguments: ["MODEL"],
+  },
 } as const satisfies Record<string, CommandUsage>;
 type Command = keyof typeof COMMAND_USAGE;
 const COMMANDS = Object.keys(COMMAND_USAGE);

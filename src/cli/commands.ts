@@ -14,7 +14,7 @@ import { GatewayRuntime, type GatewaySnapshot } from "../pipeline/gateway-runtim
 import { configSecrets } from "../pipeline/logged-secrets.ts";
 import { buildCatalog, metadataProviderName } from "../providers/catalog.ts";
 import { explainRoute } from "../router/explain-route.ts";
-import { type ExplainedParameters, explainedParameters } from "../router/request-features.ts";
+import { type ExplainedNeedName, explainedNeeds, explainedParameters } from "../router/request-features.ts";
 import { profileModel, type ScoringSources } from "../scoring/model-profile.ts";
 import { loadScoringSources, scoringSettings } from "../scoring/scoring-sources.ts";
 import { EXIT_NOT_OK, EXIT_OK, EXIT_USAGE } from "./exit-codes.ts";
@@ -291,9 +291,8 @@ export async function models(options: CommandOptions): Promise<number> {
 function explainServedKind(
   runtime: GatewayRuntime,
   model: string,
-  parameters: ExplainedParameters | undefined,
+  options: Parameters<typeof explainRoute>[2],
 ): ReturnType<typeof explainRoute> {
-  const options = parameters ?? {};
   try {
     return explainRoute(runtime, model, { ...options, ...pathOption("chat") });
   } catch (error) {
@@ -317,18 +316,24 @@ function pathOption(kind: (typeof SERVED_KINDS)[number]): { endpointPath?: strin
 }
 
 /**
- * `route MODEL [--explain] [--parameters LIST]`: the candidates a request would get now, best first, and why others
- * are skipped. `--parameters seed,stop:6` is `GET /v1/gateway/route`'s `parameters=`, read by the same parser: a
- * value the route answers with a 400 is a usage error here, before any config is read.
+ * `route MODEL [--explain] [--parameters LIST] [--tools] [--vision] [--json-schema]`: the candidates a request would
+ * get now, best first, and why others are skipped. The options are `GET /v1/gateway/route`'s `parameters=seed,stop:6`,
+ * `tools=true`, `vision=true` and `json_schema=true`, read by the same parsers: a `--parameters` value the route
+ * answers with a 400 is a usage error here, before any config is read.
  */
 export async function route(
-  options: CommandOptions & { model: string | undefined; isExplain: boolean; parameters?: string | undefined },
+  options: CommandOptions & {
+    model: string | undefined;
+    isExplain: boolean;
+    parameters?: string | undefined;
+    needs?: Readonly<Partial<Record<ExplainedNeedName, boolean | undefined>>>;
+  },
 ): Promise<number> {
   if (options.model === undefined) {
     options.output.error("route: give a model name, e.g. `llm-gateway route best --explain`\n");
     return EXIT_USAGE;
   }
-  let parameters: ExplainedParameters | undefined;
+  let parameters: ReturnType<typeof explainedParameters> | undefined;
   try {
     parameters = options.parameters === undefined ? undefined : explainedParameters(options.parameters);
   } catch (error) {
@@ -347,7 +352,8 @@ export async function route(
     writeCatalogWarnings(output, runtime.snapshot);
     let explanation: ReturnType<typeof explainRoute>;
     try {
-      explanation = explainServedKind(runtime, options.model, parameters);
+      const needs = explainedNeeds((name) => options.needs?.[name] === true);
+      explanation = explainServedKind(runtime, options.model, { ...needs, ...parameters });
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
       if (options.isJson) writeJson(output, { error: message });

@@ -78,8 +78,8 @@ export function writeRouteTable(
       ];
       output.write(`body: ${candidate.provider}/${candidate.upstream_id} ${parts.join("; ")}\n`);
     }
-    // A candidate ranked last for a feature it refused (`--parameters`): why it is last whatever its score, worded
-    // as the request record words the lesson.
+    // A candidate ranked last for a feature it refused (`--parameters`, `--tools`, `--vision`, `--json-schema`): why it
+    // is last whatever its score, worded as the request record words the lesson.
     for (const candidate of explanation.candidates) {
       const refused = candidate.refused_feature;
       if (refused === null) continue;

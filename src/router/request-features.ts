@@ -115,6 +115,29 @@ export function featuresOfNeeds(needs: {
   ];
 }
 
+/** The capabilities a route explanation can be asked about, by the name `GET /v1/gateway/route` gives each. */
+export type ExplainedNeedName = "tools" | "vision" | "json_schema";
+
+/** A route explanation's capability questions, as `explainRoute` takes them. */
+export interface ExplainedNeeds {
+  readonly needsTools?: true;
+  readonly needsVision?: true;
+  readonly needsJsonSchema?: true;
+}
+
+/**
+ * What a route explanation's `tools=true`, `vision=true` and `json_schema=true` (`llm-gateway route --tools --vision
+ * --json-schema`) ask for; `isAsked` says, by name, whether each was given. One reading for both, so that the command
+ * line shows the lessons about tools, images and json_schema the HTTP explanation shows.
+ */
+export function explainedNeeds(isAsked: (name: ExplainedNeedName) => boolean): ExplainedNeeds {
+  return {
+    ...(isAsked("tools") ? { needsTools: true } : {}),
+    ...(isAsked("vision") ? { needsVision: true } : {}),
+    ...(isAsked("json_schema") ? { needsJsonSchema: true } : {}),
+  };
+}
+
 /** The request parameters a route explanation is asked about, as `explainRoute` takes them. */
 export interface ExplainedParameters {
   readonly parameters: readonly string[];

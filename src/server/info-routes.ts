@@ -16,7 +16,7 @@ import { anthropicModelPage, toAnthropicModel } from "../protocols/messages/mode
 import type { Deployment } from "../providers/catalog.ts";
 import { explainRoute } from "../router/explain-route.ts";
 import { PRIORITY_AUTO } from "../router/plan-route.ts";
-import { explainedParameters } from "../router/request-features.ts";
+import { explainedNeeds, explainedParameters } from "../router/request-features.ts";
 import { budgetWindows, deploymentState, describeHealth, type KeptResponsesStatus } from "./health-state.ts";
 import { MODELS_PATHS, speaksAnthropic } from "./protocol-paths.ts";
 
@@ -181,9 +181,7 @@ export function registerInfoRoutes(
       // `audio_seconds=600`: an upload that long, checked against the candidates' `ash`/`asd` budgets.
       ...(audioSeconds === undefined ? {} : { audioSeconds }),
       ...(door?.isLegacyCompletion === true ? { isLegacyCompletion: true } : {}),
-      ...(query.tools === "true" ? { needsTools: true } : {}),
-      ...(query.vision === "true" ? { needsVision: true } : {}),
-      ...(query.json_schema === "true" ? { needsJsonSchema: true } : {}),
+      ...explainedNeeds((name) => query[name] === "true"),
       // `parameters=seed,stop:6`: body keys the request would carry (a candidate that refused one is last), an array's
       // with its number of entries (a lesson about a size holds for requests at least that large).
       ...(query.parameters === undefined ? {} : explainedParameters(query.parameters)),

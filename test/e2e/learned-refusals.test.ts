@@ -5,8 +5,9 @@
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { describe, type TestContext, test } from "node:test";
+import { runCli } from "../helpers/cli-process.ts";
 import { CHAT_ROUTE, chatRequests, postChat, rowOf, send, statsOf, useGateway, useMock } from "../helpers/e2e.ts";
 import { chatCompletion, type MockStep, type RecordedRequest } from "../helpers/mock-upstream.ts";
 
@@ -167,6 +168,81 @@ describe("a feature a provider refused is remembered", () => {
     assert.equal(again.headers["x-gateway-attempts"], "1");
     assert.equal(chatRequests(alpha).length, 1, "the restarted gateway paid alpha's refusal again");
     assert.equal(chatRequests(beta).length, 2);
+  });
+
+  test("`llm-gateway route --tools`, `--vision` and `--json-schema` show the lessons kept in the state file as the HTTP explanation does", async (t) => {
+    const { alpha, gateway } = await scene(t);
+    assert.equal((await postChat(gateway, { model: "m", tools: TOOLS })).headers["x-gateway-provider"], "beta");
+    // Two more lessons, one for each of the other flags, so that each is seen to ask for its own feature.
+    alpha.enqueue(CHAT_ROUTE, {
+      kind: "json",
+      status: 400,
+      body: { error: { message: "response_format `json_schema` is not supported by alpha-m" } },
+    });
+    const jsonSchema = { type: "json_schema", json_schema: { name: "x", schema: { type: "object" } } };
+    assert.equal(
+      (await postChat(gateway, { model: "m", response_format: jsonSchema })).headers["x-gateway-provider"],
+      "beta",
+    );
+    alpha.enqueue(CHAT_ROUTE, {
+      kind: "json",
+      status: 400,
+      body: { error: { message: "This model does not support vision" } },
+    });
+    const image = { type: "image_url", image_url: { url: "https://example.com/chart.png" } };
+    const withImage = [{ role: "user", content: [{ type: "text", text: "What is this?" }, image] }];
+    assert.equal((await postChat(gateway, { model: "m", messages: withImage })).headers["x-gateway-provider"], "beta");
+    // Each flag, the HTTP explanation's query it stands for, and the lesson it shows.
+    const flags = [
+      ["--tools", "tools=true", "tools"],
+      ["--vision", "vision=true", "images"],
+      ["--json-schema", "json_schema=true", "json_schema"],
+    ] as const;
+    const refusalsOf = (explained: Explained) =>
+      explained.candidates.map((candidate) => [candidate.provider, candidate.refused_feature] as const);
+    const fromHttp = new Map<string, unknown>();
+    for (const [flag, query] of flags) {
+      fromHttp.set(
+        flag,
+        refusalsOf((await send(gateway, "GET", `/v1/gateway/route?model=m&${query}`)).json as Explained),
+      );
+    }
+    await gateway.close(); // the lessons are written to the state file, which the command reads
+    const route = (...options: string[]) =>
+      runCli(["route", "m", "--config", gateway.configPath, ...options], { cwd: dirname(gateway.configPath) });
+    const explained = async (...options: string[]) => {
+      const result = await route("--json", ...options);
+      assert.equal(result.code, 0, result.stderr);
+      return refusalsOf(JSON.parse(result.stdout) as Explained);
+    };
+    for (const [flag, query, feature] of flags) {
+      const candidates = await explained(flag);
+      assert.deepEqual(candidates, fromHttp.get(flag), `the same lesson, ranked the same, as ${query}`);
+      assert.deepEqual(
+        candidates.map(([provider, refused]) => [provider, refused?.feature ?? null]),
+        [
+          ["beta", null],
+          ["alpha", feature],
+        ],
+        flag,
+      );
+    }
+    assert.deepEqual(
+      await explained(),
+      [
+        ["alpha", null],
+        ["beta", null],
+      ],
+      "a request asking for none of them goes to alpha first",
+    );
+    // The table says why alpha is last.
+    const text = await route("--explain", "--tools");
+    assert.equal(text.code, 0, text.stderr);
+    assert.match(text.stdout, /^ *1 +beta +beta-m /m);
+    assert.match(
+      text.stdout,
+      /^refused: alpha\/alpha-m tools: HTTP 400: This model does not support tools \(until \S+\)$/m,
+    );
   });
 
   test("still the last resort: when the other provider fails, the refusing one is tried, and a success clears it", async (t) => {
