@@ -847,7 +847,10 @@ request_log:
     const db = new DatabaseSync(damaged);
     db.exec("CREATE TABLE budget_scopes (scope_id TEXT PRIMARY KEY, state TEXT NOT NULL, updated_at_ms INTEGER)");
     const insert = db.prepare("INSERT INTO budget_scopes VALUES (?, ?, 0)");
+    // One transaction: 2,000 autocommitted inserts were 2,000 fsyncs, 27 s on this disk alone (38 s under the suite).
+    db.exec("BEGIN");
     for (let index = 0; index < 2_000; index++) insert.run(`deployment:p${index}/m`, "x".repeat(200));
+    db.exec("COMMIT");
     db.close();
     truncateSync(damaged, 300_000);
     const yaml = twoProviderYaml().replace('path: ":memory:"', `path: ${JSON.stringify(damaged)}`);
