@@ -7,8 +7,8 @@ import { createServer } from "node:net";
 import { dirname, join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { describe, type TestContext, test } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
 import type { RouteExplanation } from "../../src/router/explain-route.ts";
+import { waitFor } from "../helpers/background-steps.ts";
 import { ANSI_ESCAPE, type CliResult, hasPseudoTerminal, runCli, tempDir, writeFiles } from "../helpers/cli-process.ts";
 import { send, useGateway, useMock } from "../helpers/e2e.ts";
 import { startTestGateway } from "../helpers/gateway.ts";
@@ -66,6 +66,22 @@ function tableRow(output: string, first: string): string[] | undefined {
     .split("\n")
     .map((line) => line.trim().split(/\s{2,}/))
     .find((cells) => cells[0] === first);
+}
+
+/** The day's request count a state file holds for a budget scope; undefined before it is written. */
+function dayRequestsInFile(statePath: string, scopeId: string): number | undefined {
+  if (!existsSync(statePath)) return undefined;
+  const reader = new DatabaseSync(statePath, { readOnly: true });
+  try {
+    // The file is new: until the gateway has switched it to WAL, its write would lock this read out.
+    reader.exec("PRAGMA busy_timeout = 1000");
+    const row = reader.prepare("SELECT state FROM budget_scopes WHERE scope_id = ?").get(scopeId);
+    return row === undefined
+      ? undefined
+      : (JSON.parse(String(row.state)) as { day?: { requests?: number } }).day?.requests;
+  } finally {
+    reader.close();
+  }
 }
 
 /** A loopback port with nothing listening on it. */
@@ -816,7 +832,8 @@ request_log:
       body: { model: STRONG, messages: [{ role: "user", content: "hi" }] },
     });
     assert.equal(answered.status, 200);
-    await sleep(300); // flushed to the file
+    // The day's request reaches the file at the next flush (50 ms): polled, as a fixed 300 ms wait was a guess.
+    await waitFor(() => dayRequestsInFile(statePath, `deployment:strong/${STRONG}`) === 1, "the flush", 15_000);
     // Another process holds the file's write lock meanwhile: a reader must not need it.
     const other = new DatabaseSync(statePath);
     other.exec("PRAGMA busy_timeout = 0; BEGIN IMMEDIATE");
