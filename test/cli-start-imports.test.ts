@@ -1,10 +1,13 @@
 // What `node src/main.ts` loads before it knows its command: the modules main.ts imports statically, and theirs.
 // `--help`, `--version` and a usage error load nothing else (each command's modules are dynamic imports), so that is
-// all their start costs. Read from the sources rather than from a spawned process: exact, and no process to start.
+// all their start costs. Read from the sources rather than from a spawned process: exact, and no process to start;
+// an unknown command, answered once main.ts has read its arguments, is looked at in a run.
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import { test } from "node:test";
+import { pathToFileURL } from "node:url";
+import { runCli, tempDir } from "./helpers/cli-process.ts";
 
 const SRC = join(import.meta.dirname, "..", "src");
 
@@ -55,4 +58,26 @@ test("`--help`, `--version` and a usage error load no package and no command's m
   assert.deepEqual(packages, []);
   const outside = files.filter((file) => !/^(main\.ts|cli\/|errors\/|observability\/process-faults\.ts)/.test(file));
   assert.deepEqual(outside, ["server/gateway-version.ts"]);
+});
+
+test("an unknown command is answered before any command's modules load", async (t) => {
+  const dir = tempDir(t);
+  const listPath = join(dir, "loaded.txt");
+  const preload = pathToFileURL(join(import.meta.dirname, "helpers", "loaded-modules.mjs")).href;
+  const result = await runCli(["modles"], {
+    cwd: dir,
+    env: { NODE_OPTIONS: `--import=${preload}`, LOADED_MODULES_PATH: listPath },
+  });
+  assert.equal(result.code, 2, result.stderr);
+  assert.match(result.stderr, /^Unknown command "modles"; did you mean "models"\?/);
+  // Before, main.ts loaded the commands, the config loader and the output (~420 modules) to reach its `default:`.
+  const loaded = readFileSync(listPath, "utf8").split("\n").filter(Boolean);
+  assert.ok(
+    loaded.some((url) => url.endsWith("/src/main.ts")),
+    "the list is of this run",
+  );
+  assert.deepEqual(
+    loaded.filter((url) => url.includes("/node_modules/") || url.endsWith("/src/cli/commands.ts")),
+    [],
+  );
 });
