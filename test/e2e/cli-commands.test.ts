@@ -2,7 +2,7 @@
 // `--json` forms, exit codes (0 ok, 1 something does not work, 2 config or usage error), and colour only on a
 // terminal without NO_COLOR. Each run gets a temp working directory and an environment without keys.
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, truncateSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { createServer } from "node:net";
 import { dirname, join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
@@ -13,6 +13,7 @@ import { ANSI_ESCAPE, type CliResult, hasPseudoTerminal, runCli, tempDir, writeF
 import { send, useGateway, useMock } from "../helpers/e2e.ts";
 import { startTestGateway } from "../helpers/gateway.ts";
 import { startGatewayProcess } from "../helpers/gateway-process.ts";
+import { writeTruncatedStateFile } from "../helpers/truncated-state-file.ts";
 
 const STRONG = "llama-3.3-70b-versatile";
 const WEAK = "llama-3.1-8b-instant";
@@ -867,15 +868,7 @@ request_log:
   test("`route` leaves a damaged state file where it is, and creates none where there is none", async (t) => {
     const dir = tempDir(t);
     const damaged = join(dir, "state.db");
-    const db = new DatabaseSync(damaged);
-    db.exec("CREATE TABLE budget_scopes (scope_id TEXT PRIMARY KEY, state TEXT NOT NULL, updated_at_ms INTEGER)");
-    const insert = db.prepare("INSERT INTO budget_scopes VALUES (?, ?, 0)");
-    // One transaction: 2,000 autocommitted inserts were 2,000 fsyncs, 27 s on this disk alone (38 s under the suite).
-    db.exec("BEGIN");
-    for (let index = 0; index < 2_000; index++) insert.run(`deployment:p${index}/m`, "x".repeat(200));
-    db.exec("COMMIT");
-    db.close();
-    truncateSync(damaged, 300_000);
+    writeTruncatedStateFile(damaged);
     const yaml = twoProviderYaml().replace('path: ":memory:"', `path: ${JSON.stringify(damaged)}`);
     const path = writeFiles(dir, { "gateway.yaml": yaml });
     const result = await runCli(["route", "best", "--config", path], { cwd: dir });
