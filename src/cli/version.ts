@@ -1,3 +1,2 @@
-// The gateway's version, as `--version`, /health and the metrics' build_info show it (kept equal to
-// package.json's by test/e2e/first-minutes.test.ts).
-export { GATEWAY_VERSION as VERSION } from "../server/info-routes.ts";
+// The gateway's version, as `--version` prints it (server/gateway-version.ts, which /health and the metrics read).
+export { GATEWAY_VERSION as VERSION } from "../server/gateway-version.ts";

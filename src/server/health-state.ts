@@ -5,8 +5,7 @@ import { shownReason } from "../errors/shown-reason.ts";
 import { AUDIO_SCOPE_SUFFIX, type BudgetScope } from "../limits/budget-types.ts";
 import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
 import type { Deployment } from "../providers/catalog.ts";
-
-export const GATEWAY_VERSION = "0.1.0";
+import { GATEWAY_VERSION } from "./gateway-version.ts";
 
 /** /health's `kept_responses`: where kept answers live, and whether they had to move (damaged tables). */
 export interface KeptResponsesStatus {

@@ -20,7 +20,7 @@ import { explainedNeeds, explainedParameters } from "../router/request-features.
 import { budgetWindows, deploymentState, describeHealth, type KeptResponsesStatus } from "./health-state.ts";
 import { MODELS_PATHS, speaksAnthropic } from "./protocol-paths.ts";
 
-export { GATEWAY_VERSION } from "./health-state.ts";
+export { GATEWAY_VERSION } from "./gateway-version.ts";
 
 /**
  * The routes a model can be used on, as the model list shows them, by kind. Other audio (music, audio chat), video and

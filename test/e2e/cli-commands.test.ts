@@ -2,17 +2,18 @@
 // `--json` forms, exit codes (0 ok, 1 something does not work, 2 config or usage error), and colour only on a
 // terminal without NO_COLOR. Each run gets a temp working directory and an environment without keys.
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, truncateSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { createServer } from "node:net";
 import { dirname, join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { describe, type TestContext, test } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
 import type { RouteExplanation } from "../../src/router/explain-route.ts";
+import { waitFor } from "../helpers/background-steps.ts";
 import { ANSI_ESCAPE, type CliResult, hasPseudoTerminal, runCli, tempDir, writeFiles } from "../helpers/cli-process.ts";
 import { send, useGateway, useMock } from "../helpers/e2e.ts";
 import { startTestGateway } from "../helpers/gateway.ts";
 import { startGatewayProcess } from "../helpers/gateway-process.ts";
+import { writeTruncatedStateFile } from "../helpers/truncated-state-file.ts";
 
 const STRONG = "llama-3.3-70b-versatile";
 const WEAK = "llama-3.1-8b-instant";
@@ -66,6 +67,22 @@ function tableRow(output: string, first: string): string[] | undefined {
     .split("\n")
     .map((line) => line.trim().split(/\s{2,}/))
     .find((cells) => cells[0] === first);
+}
+
+/** The day's request count a state file holds for a budget scope; undefined before it is written. */
+function dayRequestsInFile(statePath: string, scopeId: string): number | undefined {
+  if (!existsSync(statePath)) return undefined;
+  const reader = new DatabaseSync(statePath, { readOnly: true });
+  try {
+    // The file is new: until the gateway has switched it to WAL, its write would lock this read out.
+    reader.exec("PRAGMA busy_timeout = 1000");
+    const row = reader.prepare("SELECT state FROM budget_scopes WHERE scope_id = ?").get(scopeId);
+    return row === undefined
+      ? undefined
+      : (JSON.parse(String(row.state)) as { day?: { requests?: number } }).day?.requests;
+  } finally {
+    reader.close();
+  }
 }
 
 /** A loopback port with nothing listening on it. */
@@ -597,7 +614,11 @@ discovery:
     // 1.5 s for the hanging one to time out: with 300 ms a loaded machine (the whole suite on 2 cores) once took the
     // 401's answer for no answer ("unreachable").
     const env = { OK_API_KEY: "sk-ok-from-env" };
-    const result = await runCli(["providers", "--config", path], { cwd: dir, env });
+    // Text and JSON at once: each waits the 1.5 s for the hanging one; neither changes what the other reads.
+    const [result, json] = await Promise.all([
+      runCli(["providers", "--config", path], { cwd: dir, env }),
+      runCli(["providers", "--config", path, "--json"], { cwd: dir, env }),
+    ]);
     assert.equal(result.code, 1, `${result.stdout}\n${result.stderr}`);
     const row = (name: string) => {
       const cells = tableRow(result.stdout, name);
@@ -620,10 +641,12 @@ discovery:
     assert.match(result.stdout, /^nokey \(.*gateway\.yaml:\d+\): no API key: .*NOKEY_API_KEY/m);
     assertNoAnsi(result, "providers");
     // The probe is GET /models with the key from the environment.
-    const probe = ok.requests.find((request) => request.method === "GET" && request.path === "/v1/models");
-    assert.equal(probe?.headers.authorization, "Bearer sk-ok-from-env");
+    const probes = ok.requests.filter((request) => request.method === "GET" && request.path === "/v1/models");
+    assert.deepEqual(
+      probes.map((probe) => probe.headers.authorization),
+      ["Bearer sk-ok-from-env", "Bearer sk-ok-from-env"],
+    );
 
-    const json = await runCli(["providers", "--config", path, "--json"], { cwd: dir, env });
     assert.equal(json.code, 1);
     const report = parseJson<{
       providers: { provider: string; status: string; detail: string; ms: number }[];
@@ -816,7 +839,8 @@ request_log:
       body: { model: STRONG, messages: [{ role: "user", content: "hi" }] },
     });
     assert.equal(answered.status, 200);
-    await sleep(300); // flushed to the file
+    // The day's request reaches the file at the next flush (50 ms): polled, as a fixed 300 ms wait was a guess.
+    await waitFor(() => dayRequestsInFile(statePath, `deployment:strong/${STRONG}`) === 1, "the flush", 15_000);
     // Another process holds the file's write lock meanwhile: a reader must not need it.
     const other = new DatabaseSync(statePath);
     other.exec("PRAGMA busy_timeout = 0; BEGIN IMMEDIATE");
@@ -844,12 +868,7 @@ request_log:
   test("`route` leaves a damaged state file where it is, and creates none where there is none", async (t) => {
     const dir = tempDir(t);
     const damaged = join(dir, "state.db");
-    const db = new DatabaseSync(damaged);
-    db.exec("CREATE TABLE budget_scopes (scope_id TEXT PRIMARY KEY, state TEXT NOT NULL, updated_at_ms INTEGER)");
-    const insert = db.prepare("INSERT INTO budget_scopes VALUES (?, ?, 0)");
-    for (let index = 0; index < 2_000; index++) insert.run(`deployment:p${index}/m`, "x".repeat(200));
-    db.close();
-    truncateSync(damaged, 300_000);
+    writeTruncatedStateFile(damaged);
     const yaml = twoProviderYaml().replace('path: ":memory:"', `path: ${JSON.stringify(damaged)}`);
     const path = writeFiles(dir, { "gateway.yaml": yaml });
     const result = await runCli(["route", "best", "--config", path], { cwd: dir });

@@ -3,16 +3,7 @@
 // (log, /health), and writes what it kept once the file can be written again; it never ends the process. A file
 // found damaged at start is set aside and a new one started; a file that is no SQLite database is left alone.
 import assert from "node:assert/strict";
-import {
-  closeSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  readSync,
-  truncateSync,
-  writeFileSync,
-  writeSync,
-} from "node:fs";
+import { closeSync, openSync, readdirSync, readFileSync, readSync, writeFileSync, writeSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { describe, test } from "node:test";
@@ -25,6 +16,7 @@ import { runCli, tempDir } from "../helpers/cli-process.ts";
 import { useMock } from "../helpers/e2e.ts";
 import { startGatewayProcess } from "../helpers/gateway-process.ts";
 import { chatCompletion } from "../helpers/mock-upstream.ts";
+import { writeTruncatedStateFile } from "../helpers/truncated-state-file.ts";
 
 const FLUSH_INTERVAL_MS = 100;
 
@@ -94,21 +86,6 @@ describe("a state file that cannot be written", () => {
     assert.equal(persisted.day.requests, 3, "every request of the locked time is counted");
   });
 });
-
-/** A state file from an earlier run, cut short (a copy stopped halfway, a crash on a disk that lied): malformed. */
-function writeTruncatedStateFile(path: string): void {
-  const db = new DatabaseSync(path);
-  db.exec("PRAGMA page_size = 4096");
-  db.exec(
-    "CREATE TABLE budget_scopes (scope_id TEXT PRIMARY KEY, state TEXT NOT NULL, updated_at_ms INTEGER NOT NULL)",
-  );
-  const insert = db.prepare("INSERT INTO budget_scopes VALUES (?, ?, 0)");
-  db.exec("BEGIN");
-  for (let index = 0; index < 2_000; index++) insert.run(`deployment:p${index}/m`, "x".repeat(200));
-  db.exec("COMMIT");
-  db.close();
-  truncateSync(path, 300_000);
-}
 
 /** The state store's tables (as it creates them), so that opening the file writes nothing there. */
 const STATE_TABLES = `

@@ -10,6 +10,13 @@ import { fileURLToPath } from "node:url";
 export const REPO_ROOT = resolve(fileURLToPath(new URL("../..", import.meta.url)));
 export const MAIN = join(REPO_ROOT, "src", "main.ts");
 const CHILD_TIMEOUT_MS = 30_000;
+/**
+ * Node's compile cache for the CLI's runs, as bin/llm-gateway.js turns it on for users: without it each run loaded
+ * Node's TypeScript stripper and stripped and compiled the ~420 modules a command loads again, about twice the CPU
+ * of a cached run (cli-commands.test.ts alone spawns dozens). Node checks an entry against its file's content, so
+ * an edited source is never run from a stale one. Kept in the OS temp folder across runs, apart from users' cache.
+ */
+const COMPILE_CACHE_DIR = join(tmpdir(), "llm-gateway-test-compile-cache");
 
 export interface CliResult {
   readonly code: number | null;
@@ -19,7 +26,7 @@ export interface CliResult {
 
 export interface CliOptions {
   readonly cwd: string;
-  /** Added to a minimal environment (PATH only): no keys leak in from the developer's shell. */
+  /** Added to a minimal environment (PATH and the compile cache only): no keys leak in from the developer's shell. */
   readonly env?: Readonly<Record<string, string>>;
   /**
    * Run under a pseudo-terminal (util-linux `script`), so that stdout is a TTY. stdout and stderr then arrive
@@ -30,7 +37,12 @@ export interface CliOptions {
 
 /** Runs `node src/main.ts ...args` to its end; rejects if it does not exit within 30 s. */
 export function runCli(args: readonly string[], options: CliOptions): Promise<CliResult> {
-  const env = { PATH: process.env.PATH ?? "", NODE_NO_WARNINGS: "1", ...options.env };
+  const env = {
+    PATH: process.env.PATH ?? "",
+    NODE_NO_WARNINGS: "1",
+    NODE_COMPILE_CACHE: COMPILE_CACHE_DIR,
+    ...options.env,
+  };
   const [command, commandArgs] =
     options.isTty === true
       ? ["script", ["-qec", [process.execPath, MAIN, ...args].map(shellQuote).join(" "), "/dev/null"]]
