@@ -181,7 +181,7 @@ export function registerInfoRoutes(
       // `audio_seconds=600`: an upload that long, checked against the candidates' `ash`/`asd` budgets.
       ...(audioSeconds === undefined ? {} : { audioSeconds }),
       ...(door?.isLegacyCompletion === true ? { isLegacyCompletion: true } : {}),
-      ...explainedNeeds((name) => query[name] === "true"),
+      ...explainedNeeds((name) => isFlagAsked(query, name)),
       // `parameters=seed,stop:6`: body keys the request would carry (a candidate that refused one is last), an array's
       // with its number of entries (a lesson about a size holds for requests at least that large).
       ...(query.parameters === undefined ? {} : explainedParameters(query.parameters)),
@@ -206,6 +206,21 @@ function singleValues(query: unknown): Readonly<Record<string, string | undefine
     }
   }
   return values;
+}
+
+/**
+ * A capability query (`tools=true`, `vision=true`, `json_schema=true`): `true` asks for it, `false` or none does not,
+ * anything else is a 400 naming it. Until 2026-12-07 `tools=yes` or `tools=1` silently asked for nothing, so the
+ * explanation showed a route the request with tools would not take.
+ */
+function isFlagAsked(query: Readonly<Record<string, string | undefined>>, name: string): boolean {
+  const value = query[name];
+  if (value === undefined || value === "false") return false;
+  if (value === "true") return true;
+  throw new InvalidRequestError(`Query parameter \`${name}\` takes true or false, e.g. ${name}=true`, {
+    param: name,
+    code: "invalid_value",
+  });
 }
 
 /** A route explanation's `kind=`: one the endpoints serve (anything else explains a chat request). */

@@ -276,6 +276,27 @@ describe("GET /v1/gateway/route", () => {
     }
   });
 
+  test("capability queries take true or false: another value is a 400 naming it, not a query that asks for nothing", async (t) => {
+    const { explain, gateway } = await scene(t, {
+      strongModel: "{ tools: false, vision: false, json_schema: false }",
+      weakModel: "{ tools: true, vision: true, json_schema: true }",
+    });
+    for (const name of ["tools", "vision", "json_schema"]) {
+      for (const value of ["yes", "1", "TRUE", ""]) {
+        const bad = await send(gateway, "GET", `/v1/gateway/route?model=best&${name}=${value}`);
+        assert.equal(bad.status, 400, `${name}=${value}: ${bad.text}`);
+        assert.equal(errorOf(bad).param, name);
+        assert.equal(errorOf(bad).code, "invalid_value");
+      }
+      // `false` asks for nothing, as leaving it out does: the strong model stays a candidate.
+      const plan = await explain(`model=best&${name}=false`);
+      assert.ok(
+        plan.candidates.some((candidate) => candidate.upstream_id !== WEAK),
+        `${name}=false`,
+      );
+    }
+  });
+
   test("errors: `model` missing is 400, an unknown model 404; unknown names in a list are reported", async (t) => {
     const { explain, gateway } = await scene(t);
     const missing = await send(gateway, "GET", "/v1/gateway/route");
