@@ -58,15 +58,25 @@ export function truncatedBody(
   // The last unit (the turn being asked) is never left out. Truncated only when the shortest input a candidate may
   // be sent is planned: then some candidate's context was its only obstacle (a candidate also without tools, images
   // or a schema the request needs is refused all the same, and nothing is left out for it).
+  const dropped = fewestDropped(starts, fits);
+  return dropped === undefined ? body : withoutOldest(body, messages, starts, dropped);
+}
+
+/**
+ * The fewest oldest units left out (at least one) with which `fits` holds, by a binary search over that count (each
+ * step one estimate, and a conversation may hold thousands of messages); undefined when even all but the last unit
+ * left out does not fit. Shared by the first truncation and the rounds after refusals (refused-context.ts).
+ */
+export function fewestDropped(starts: readonly number[], fits: (dropped: number) => boolean): number | undefined {
   let most = starts.length - 1;
-  if (most < 1 || !fits(most)) return body;
+  if (most < 1 || !fits(most)) return undefined;
   let least = 1;
   while (least < most) {
     const middle = Math.floor((least + most) / 2);
     if (fits(middle)) most = middle;
     else least = middle + 1;
   }
-  return withoutOldest(body, messages, starts, most);
+  return most;
 }
 
 /**

@@ -8,7 +8,7 @@ import { ClientAbortedError } from "../errors/gateway-error.ts";
 import type { ChatMessage } from "../protocols/chat-completions.ts";
 import { outputLimitNameOf, outputTokensFor } from "../providers/body-rules.ts";
 import type { AttemptReport } from "../upstream/forward-types.ts";
-import { truncatedBody, unitStarts, withoutOldest } from "./context-truncation.ts";
+import { fewestDropped, truncatedBody, unitStarts, withoutOldest } from "./context-truncation.ts";
 import type { PipelineRequest } from "./pipeline-types.ts";
 import { requestFactsOf } from "./plan-request.ts";
 
@@ -61,15 +61,9 @@ export function shorterAfterRefusals(
     const estimate = estimateOf(dropped);
     return windows.some((window) => fitsWindow(request, window, estimate));
   };
-  let most = starts.length - 1;
-  if (most < 1 || !fits(most)) return undefined;
-  let least = 1;
-  while (least < most) {
-    const middle = Math.floor((least + most) / 2);
-    if (fits(middle)) most = middle;
-    else least = middle + 1;
-  }
-  const shorter = withoutOldest(body, messages, starts, most);
+  const dropped = fewestDropped(starts, fits);
+  if (dropped === undefined) return undefined;
+  const shorter = withoutOldest(body, messages, starts, dropped);
   // What the plan learned from the refusals (its calibration) may leave out more still: the plan then decides.
   const planned = truncatedBody(runtime, endpoint, shorter, context.client);
   rounds.count += 1;
