@@ -4,6 +4,8 @@
 // request; the vectors joined in the client's order with their `index` counted from the batch's start, the usage
 // summed. One record for the client's request, with every chunk's attempts in it. Sent whole, such a batch was only
 // refused by every candidate (the first refusal came back) although each would have served it in parts.
+
+import { isoTime } from "../clock.ts";
 import { RateLimitedError } from "../errors/gateway-error.ts";
 import { isRecord } from "../is-record.ts";
 import type { RefusedFeatures } from "../limits/refused-features.ts";
@@ -21,6 +23,22 @@ import { planRequest, requestFactsOf } from "./plan-request.ts";
 export interface ChunkedOutcome extends ForwardOutcome {
   readonly result: JsonResult;
   readonly usage: TokenUsage | undefined;
+}
+
+/**
+ * Where a batch's chunks end (each chunk's end, exclusive) and why it was split, as the error of a chunk no candidate
+ * answered says: by inputs (countChunks) or by tokens (embeddings-token-chunks.ts).
+ */
+export interface ChunkPlan {
+  readonly ends: readonly number[];
+  readonly why: string;
+}
+
+/** A batch of `count` inputs in chunks of `size`: the candidates' known input limits (embeddingsChunkSize). */
+export function countChunks(count: number, size: number): ChunkPlan {
+  const ends: number[] = [];
+  for (let end = size; end < count + size; end += size) ends.push(Math.min(end, count));
+  return { ends, why: `sent in chunks of ${size}, the most every candidate takes: ${INPUTS_LIMIT_SOURCES}` };
 }
 
 /** Where a chunk's size comes from, as the error of a chunk no candidate answered says. */
@@ -97,42 +115,44 @@ export function wholeBatchPlan(request: PipelineRequest, plan: RoutePlan, trace:
 }
 
 /**
- * Sends the batch in chunks of `size` inputs, one after the other (each waits in the route queue like a request
+ * Sends the batch in the chunks `chunks` plans, one after the other (each waits in the route queue like a request
  * while its candidates' budgets are spent), every attempt into `trace`. Throws the first chunk's error that no
  * candidate could answer, its message naming the chunk: the client gets that one error, nothing of the chunks before.
  */
 export async function forwardInChunks(
   request: PipelineRequest,
-  size: number,
+  chunks: ChunkPlan,
   trace: ForwardTrace,
   startedAtMs: number,
 ): Promise<ChunkedOutcome> {
   const inputs = request.body.input as readonly unknown[];
   const answers: ChunkAnswer[] = [];
   let last: JsonResult | undefined;
-  for (let start = 0; start < inputs.length; start += size) {
-    const body = { ...request.body, input: inputs.slice(start, start + size) };
+  let start = 0;
+  for (const end of chunks.ends) {
+    const body = { ...request.body, input: inputs.slice(start, end) };
     const chunk: PipelineRequest = { ...request, body, ...requestFactsOf(request.endpoint, body, false) };
     let answer: ChunkAnswer;
     // A trace of its own: `routing.max_attempts` bounds each chunk's attempts (a batch of more chunks than it was
     // refused at the chunk past it), and a chunk's error lists its attempts, not the chunks' before it.
     const chunkTrace: ForwardTrace = { attempts: [], skips: [] };
     try {
-      const outcome = await forwardChunk(chunk, chunkTrace, startedAtMs, start > 0);
+      const outcome = await forwardChunk(chunk, chunkTrace, startedAtMs, start);
       if (outcome.result.kind !== "json") throw new Error(`an embeddings chunk answered as ${outcome.result.kind}`);
       last = outcome.result;
-      answer = chunkAnswerOf(outcome.result, outcome.attempts.at(-1), chunk.prompt.promptTokens);
+      answer = chunkAnswerOf(outcome.result, outcome.attempts.at(-1), chunk.prompt.promptTokens, start);
     } catch (error) {
-      throw namedChunk(error, start, Math.min(start + size, inputs.length), inputs.length, size);
+      throw namedChunk(error, start, end, inputs.length, chunks.why);
     } finally {
       trace.attempts.push(...chunkTrace.attempts);
       trace.skips.push(...chunkTrace.skips);
     }
     answers.push(answer);
+    start = end;
   }
   const usage = joinedUsage(answers);
   if (usage !== undefined) countEstimatedAttempts(answers, trace.attempts);
-  const bodyText = JSON.stringify(joinedAnswer(answers, size, usage));
+  const bodyText = JSON.stringify(joinedAnswer(answers, usage));
   return {
     // The record says estimated when any chunk's usage is (before 2026-12-07 only the last chunk's flag was read).
     result: { ...(last as JsonResult), bodyText, isUsageEstimated: usage?.isEstimated === true },
@@ -145,6 +165,8 @@ export async function forwardInChunks(
 /** A chunk's answer, parsed once, and what its usage counts. */
 interface ChunkAnswer {
   readonly json: Record<string, unknown>;
+  /** Its first input's position in the batch. */
+  readonly start: number;
   /** The attempt that answered it. */
   readonly attempt: AttemptReport | undefined;
   /** Its provider's `usage` object; undefined when it sent none. */
@@ -155,7 +177,12 @@ interface ChunkAnswer {
   readonly isEstimated: boolean;
 }
 
-function chunkAnswerOf(result: JsonResult, attempt: AttemptReport | undefined, promptTokens: number): ChunkAnswer {
+function chunkAnswerOf(
+  result: JsonResult,
+  attempt: AttemptReport | undefined,
+  promptTokens: number,
+  start: number,
+): ChunkAnswer {
   // Each answer was checked by its attempt (json-attempt.ts): a JSON object with one entry per input.
   const json = JSON.parse(result.bodyText) as Record<string, unknown>;
   const reported = isRecord(json.usage) ? json.usage : undefined;
@@ -163,10 +190,11 @@ function chunkAnswerOf(result: JsonResult, attempt: AttemptReport | undefined, p
     // The attempt read no usage as 0 tokens, and its deployment kept the reservation (segment-charge.ts answerCharge):
     // the reservation's prompt, the calibrated estimate of the chunk, is what it cost.
     const estimate = attempt?.reservedPromptTokens ?? promptTokens;
-    return { json, attempt, reported, tokens: { promptTokens: estimate, completionTokens: 0 }, isEstimated: true };
+    const tokens = { promptTokens: estimate, completionTokens: 0 };
+    return { json, start, attempt, reported, tokens, isEstimated: true };
   }
   const tokens = attempt?.usage ?? { promptTokens: 0, completionTokens: 0 };
-  return { json, attempt, reported, tokens, isEstimated: result.isUsageEstimated === true };
+  return { json, start, attempt, reported, tokens, isEstimated: result.isUsageEstimated === true };
 }
 
 /**
@@ -201,7 +229,8 @@ async function forwardChunk(
   chunk: PipelineRequest,
   trace: ForwardTrace,
   startedAtMs: number,
-  hasPaidChunks: boolean,
+  /** Inputs answered (and paid) before this chunk. */
+  answeredCount: number,
 ): Promise<ForwardOutcome> {
   const { runtime, context, snapshot } = chunk;
   for (let round = 1; ; round++) {
@@ -210,17 +239,35 @@ async function forwardChunk(
       const forwarded = forwardRequestOf(chunk, planned, trace, startedAtMs);
       return await runtime.forward(planned.plan, forwarded, planned.snapshot);
     } catch (error) {
-      if (!hasPaidChunks || !(error instanceof RateLimitedError) || error.retryAfterMs === undefined) throw error;
+      if (answeredCount === 0 || !(error instanceof RateLimitedError) || error.retryAfterMs === undefined) throw error;
       const retryAtMs = runtime.clock.now() + Math.max(MIN_CHUNK_WAIT_MS, error.retryAfterMs);
-      const isWaited =
-        round < MAX_CHUNK_WAITS &&
-        retryAtMs < startedAtMs + snapshot.config.routing.totalTimeoutMs &&
-        !runtime.isShuttingDown &&
-        !context.signal.aborted;
+      const { totalTimeoutMs } = snapshot.config.routing;
+      // A wait past the request's time is not begun: the client would be held to the deadline for nothing.
+      if (retryAtMs >= startedAtMs + totalTimeoutMs)
+        throw pastDeadline(error, retryAtMs, totalTimeoutMs, answeredCount);
+      const isWaited = round < MAX_CHUNK_WAITS && !runtime.isShuttingDown && !context.signal.aborted;
       if (!isWaited) throw error;
       await sleepUntil(retryAtMs, runtime.clock, context.signal);
     }
   }
+}
+
+/**
+ * A later chunk's 429 whose time comes after `routing.total_timeout_ms`: said as such, with the inputs that were answered
+ * (and charged), so that a client knows why a batch the gateway split got no answer, and that sending it again pays
+ * for those again.
+ */
+function pastDeadline(
+  error: RateLimitedError,
+  retryAtMs: number,
+  totalTimeoutMs: number,
+  answeredCount: number,
+): RateLimitedError {
+  const message = `its candidates' budgets admit it only at ${isoTime(retryAtMs)}, after routing.total_timeout_ms (${totalTimeoutMs} ms from the request's arrival) ends, and inputs 0 to ${answeredCount - 1} were answered (and charged) before it: ${error.message}`;
+  return new RateLimitedError(message, {
+    ...(error.retryAfterMs === undefined ? {} : { retryAfterMs: error.retryAfterMs }),
+    attempts: error.attempts,
+  });
 }
 
 /** The shortest wait before a later chunk is planned again (a 429 that names 0 ms). */
@@ -242,16 +289,12 @@ function countEstimatedAttempts(answers: readonly ChunkAnswer[], attempts: Attem
  * The chunks' answers as one: the first's fields, every vector with its index from the batch's start, and `usage` the
  * chunks' summed (usageFields), marked `x_gateway.usage_estimated` when any chunk's is an estimate.
  */
-function joinedAnswer(
-  answers: readonly ChunkAnswer[],
-  size: number,
-  usage: ReturnType<typeof joinedUsage>,
-): Record<string, unknown> {
+function joinedAnswer(answers: readonly ChunkAnswer[], usage: ReturnType<typeof joinedUsage>): Record<string, unknown> {
   const data: unknown[] = [];
-  for (const [chunkIndex, { json }] of answers.entries()) {
+  for (const { json, start } of answers) {
     // Put in index order by its attempt (embeddingsForClient), indexes right or all absent (missingEmbeddings).
     for (const [position, entry] of (json.data as Record<string, unknown>[]).entries()) {
-      data.push({ ...entry, index: chunkIndex * size + position });
+      data.push({ ...entry, index: start + position });
     }
   }
   // The first chunk's mark (an upstream gateway's estimate) said nothing of the others: the mark is the batch's.
@@ -293,8 +336,8 @@ function addedFields(total: Record<string, unknown>, more: Record<string, unknow
 }
 
 /** The error a chunk failed with, its message saying which inputs it held and why the batch was split. */
-function namedChunk(error: unknown, from: number, to: number, count: number, size: number): unknown {
+function namedChunk(error: unknown, from: number, to: number, count: number, why: string): unknown {
   if (!(error instanceof Error)) return error;
-  error.message = `Inputs ${from} to ${to - 1} of ${count} (sent in chunks of ${size}, the most every candidate takes: ${INPUTS_LIMIT_SOURCES}) got no answer: ${error.message}`;
+  error.message = `Inputs ${from} to ${to - 1} of ${count} (${why}) got no answer: ${error.message}`;
   return error;
 }

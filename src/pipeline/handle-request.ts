@@ -29,7 +29,14 @@ import {
 import { chargeClient } from "./client-budget.ts";
 import { withClientToolNames } from "./client-tool-names.ts";
 import { truncatedToFit } from "./context-truncation.ts";
-import { type ChunkedOutcome, embeddingsChunkSize, forwardInChunks, wholeBatchPlan } from "./embeddings-chunks.ts";
+import {
+  type ChunkedOutcome,
+  type ChunkPlan,
+  embeddingsChunkSize,
+  forwardInChunks,
+  wholeBatchPlan,
+} from "./embeddings-chunks.ts";
+import { embeddingsChunks } from "./embeddings-token-chunks.ts";
 import type { EndpointSpec } from "./endpoints.ts";
 import { forwardRequestOf } from "./forward-request.ts";
 import type { GatewayRuntime, PlannedRoute } from "./gateway-runtime.ts";
@@ -124,19 +131,20 @@ async function serveRequest(
     const skipsBefore = trace.skips.length;
     const attemptsBefore = trace.attempts.length;
     rounds += 1;
-    const chunkSize = embeddingsChunkSize(request, plan);
+    let chunks: ChunkPlan | undefined;
     try {
+      chunks = embeddingsChunks(request, plan);
       outcome =
-        chunkSize === undefined
+        chunks === undefined
           ? await runtime.forward(
               wholeBatchPlan(request, plan, trace),
               forwardRequestOf(request, planned, trace, startedAtMs),
               request.snapshot,
             )
-          : await forwardInChunks(request, chunkSize, trace, startedAtMs);
+          : await forwardInChunks(request, chunks, trace, startedAtMs);
     } catch (error) {
       // Every candidate refused the batch for its size and said how many it takes (just learned): sent in chunks.
-      if (chunkSize === undefined && !hasSplitAfterRefusals && embeddingsChunkSize(request, plan) !== undefined) {
+      if (chunks === undefined && !hasSplitAfterRefusals && embeddingsChunkSize(request, plan) !== undefined) {
         hasSplitAfterRefusals = true;
         continue;
       }

@@ -3,54 +3,18 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { errorOf, openAiClient, recordsOf, send } from "../helpers/e2e.ts";
-import { EMBEDDINGS_ROUTE, embeddingsCalls } from "../helpers/embeddings-scene.ts";
+import {
+  answerEachInput,
+  EMBEDDINGS_ROUTE,
+  embeddingsCalls,
+  reportedUsage,
+  sentInputs,
+  texts,
+  vectorOf,
+} from "../helpers/embeddings-scene.ts";
 import { MODEL, startScene, windowOf } from "../helpers/limits-scene.ts";
-import type { MockUpstream } from "../helpers/mock-upstream.ts";
 
 const REQUEST_LOG = { request_log: { enabled: true } };
-
-/** Text `t<N>`'s vector: [N, N / 8] (exact as float32), so each vector says which input it was made of. */
-const vectorOf = (text: string) => [Number(text.slice(1)), Number(text.slice(1)) / 8];
-const texts = (count: number) => Array.from({ length: count }, (_, index) => `t${index}`);
-
-/** A chunk holding `text` is answered 500 this many more times. */
-interface Failing {
-  text: string;
-  times: number;
-}
-
-/** 3 tokens an input, as the mock providers report them. */
-const reportedUsage = (input: readonly string[]) => ({
-  usage: { prompt_tokens: 3 * input.length, total_tokens: 3 * input.length },
-});
-
-/**
- * Answers every embeddings call with each input's own vector, listed backwards (the gateway sorts by index), but a
- * 500 to a call holding `failing.text` while `failing.times` lasts. `usageOf`: the answer's `usage` (and any other
- * top-level fields) for a call's inputs.
- */
-function answerEachInput(
-  mock: MockUpstream,
-  failing: Failing = { text: "", times: 0 },
-  usageOf: (input: readonly string[]) => Record<string, unknown> = reportedUsage,
-): void {
-  mock.setDefault(EMBEDDINGS_ROUTE, (request) => {
-    const input = (request.body as { input: string[] }).input;
-    if (failing.times > 0 && input.includes(failing.text)) {
-      failing.times -= 1;
-      return { kind: "json", status: 500, body: { error: { message: "overloaded" } } };
-    }
-    const data = input.map((text, index) => ({ object: "embedding", index, embedding: vectorOf(text) })).reverse();
-    return { kind: "json", body: { object: "list", data, model: "m-up", ...usageOf(input) } };
-  });
-}
-
-/** The inputs each embeddings call carried. */
-function sentInputs(mock: MockUpstream): unknown[] {
-  return mock.requests
-    .filter((request) => request.path === "/v1/embeddings")
-    .map((request) => (request.body as { input: unknown }).input);
-}
 
 test("a batch above every candidate's max_inputs is sent in chunks, joined in the client's order", async (t) => {
   const scene = await startScene(t, {
