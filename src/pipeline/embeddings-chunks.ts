@@ -19,10 +19,36 @@ import { forwardRequestOf } from "./forward-request.ts";
 import type { PipelineRequest } from "./pipeline-types.ts";
 import { planRequest, requestFactsOf } from "./plan-request.ts";
 
-/** A chunked batch's outcome: its last chunk's answer replaced by the joined one, the chunks' usage (joinedUsage). */
+/**
+ * A chunked batch's outcome: its last chunk's answer replaced by the joined one, the chunks' usage (joinedUsage), the
+ * deployment that answered each chunk, in order.
+ */
 export interface ChunkedOutcome extends ForwardOutcome {
   readonly result: JsonResult;
   readonly usage: TokenUsage | undefined;
+  readonly chunks: readonly Deployment[];
+}
+
+/**
+ * What an answer says of who served it beyond its last deployment: for a chunked batch, how many chunks (the record's
+ * `chunks`), the headers naming each chunk's provider and upstream model in order (`x-gateway-provider` and `-model`
+ * name the last chunk's alone), and a cost that is `paid` when any chunk's deployment was. Before 2026-12-07 a chunked
+ * answer named the last chunk's deployment only, as if it had answered the whole batch.
+ */
+export function chunkedServing(outcome: ForwardOutcome | ChunkedOutcome): {
+  readonly cost: "free" | "paid";
+  readonly chunks: number | undefined;
+  readonly chunkHeaders: Readonly<Record<string, string>>;
+} {
+  if (!("chunks" in outcome)) return { cost: outcome.result.deployment.cost, chunks: undefined, chunkHeaders: {} };
+  const { chunks } = outcome;
+  const chunkHeaders = {
+    "x-gateway-chunks": String(chunks.length),
+    "x-gateway-chunk-providers": chunks.map((deployment) => deployment.provider.settings.name).join(", "),
+    "x-gateway-chunk-models": chunks.map((deployment) => deployment.model.id).join(", "),
+  };
+  const cost = chunks.some((deployment) => deployment.cost === "paid") ? "paid" : "free";
+  return { cost, chunks: chunks.length, chunkHeaders };
 }
 
 /**
@@ -159,6 +185,7 @@ export async function forwardInChunks(
     attempts: [...trace.attempts],
     skips: [...trace.skips],
     usage: usage?.tokens,
+    chunks: answers.map((answer) => answer.deployment),
   };
 }
 
@@ -167,6 +194,8 @@ interface ChunkAnswer {
   readonly json: Record<string, unknown>;
   /** Its first input's position in the batch. */
   readonly start: number;
+  /** The deployment that answered it. */
+  readonly deployment: Deployment;
   /** The attempt that answered it. */
   readonly attempt: AttemptReport | undefined;
   /** Its provider's `usage` object; undefined when it sent none. */
@@ -183,6 +212,7 @@ function chunkAnswerOf(
   promptTokens: number,
   start: number,
 ): ChunkAnswer {
+  const { deployment } = result;
   // Each answer was checked by its attempt (json-attempt.ts): a JSON object with one entry per input.
   const json = JSON.parse(result.bodyText) as Record<string, unknown>;
   const reported = isRecord(json.usage) ? json.usage : undefined;
@@ -191,10 +221,10 @@ function chunkAnswerOf(
     // the reservation's prompt, the calibrated estimate of the chunk, is what it cost.
     const estimate = attempt?.reservedPromptTokens ?? promptTokens;
     const tokens = { promptTokens: estimate, completionTokens: 0 };
-    return { json, start, attempt, reported, tokens, isEstimated: true };
+    return { json, start, deployment, attempt, reported, tokens, isEstimated: true };
   }
   const tokens = attempt?.usage ?? { promptTokens: 0, completionTokens: 0 };
-  return { json, start, attempt, reported, tokens, isEstimated: result.isUsageEstimated === true };
+  return { json, start, deployment, attempt, reported, tokens, isEstimated: result.isUsageEstimated === true };
 }
 
 /**

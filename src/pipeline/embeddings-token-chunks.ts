@@ -8,9 +8,31 @@ import { isNeverFit } from "../limits/budget-types.ts";
 import { estimateTextInputs } from "../limits/token-estimate.ts";
 import type { Deployment } from "../providers/catalog.ts";
 import type { RoutePlan } from "../router/plan-route.ts";
-import { type ChunkPlan, countChunks, embeddingsChunkSize, knownMaxInputs } from "./embeddings-chunks.ts";
+import type { ForwardTrace } from "../upstream/forward-types.ts";
+import {
+  type ChunkedOutcome,
+  type ChunkPlan,
+  countChunks,
+  embeddingsChunkSize,
+  forwardInChunks,
+  knownMaxInputs,
+} from "./embeddings-chunks.ts";
 import type { PipelineRequest } from "./pipeline-types.ts";
 import { budgetCheckOf } from "./plan-checks.ts";
+
+/**
+ * The batch sent in chunks (forwardInChunks) when it must be split (embeddingsChunks), else undefined: sent whole.
+ * Throws (before any chunk is sent) what embeddingsChunks throws.
+ */
+export function forwardIfChunked(
+  request: PipelineRequest,
+  plan: RoutePlan,
+  trace: ForwardTrace,
+  startedAtMs: number,
+): Promise<ChunkedOutcome> | undefined {
+  const chunks = embeddingsChunks(request, plan);
+  return chunks === undefined ? undefined : forwardInChunks(request, chunks, trace, startedAtMs);
+}
 
 /**
  * How an embeddings batch is split, else undefined (sent whole): by inputs when every candidate takes fewer than it

@@ -13,6 +13,7 @@ import {
   vectorOf,
 } from "../helpers/embeddings-scene.ts";
 import { MODEL, startScene, windowOf } from "../helpers/limits-scene.ts";
+import { parsePrometheusText, sumOf } from "../helpers/prometheus-text.ts";
 
 const REQUEST_LOG = { request_log: { enabled: true } };
 
@@ -329,4 +330,34 @@ test("a chunk answered without usage is counted by its estimate, and the answer 
   assert.equal(body.data.length, 5);
   assert.equal(body.usage, undefined);
   assert.equal(body.x_gateway, undefined);
+});
+
+test("a chunked answer says it was chunked and by whom; the token metrics count each chunk on its deployment", async (t) => {
+  const scene = await startScene(t, {
+    alphaModel: { kind: "embedding", max_inputs: 2, cost: "free" },
+    betaModel: { kind: "embedding", max_inputs: 2, cost: "paid" },
+    config: { ...REQUEST_LOG, routing: { paid: "allowed" } },
+  });
+  // The middle chunk fails on alpha and is served by beta: 6 tokens there, 9 on alpha (3 an input).
+  answerEachInput(scene.alpha, { text: "t2", times: 1 });
+  answerEachInput(scene.beta);
+  const answered = await send(scene.gateway, "POST", "/v1/embeddings", { body: { model: MODEL, input: texts(5) } });
+  assert.equal(answered.status, 200, answered.text);
+  assert.equal(answered.headers["x-gateway-chunks"], "3");
+  assert.equal(answered.headers["x-gateway-chunk-providers"], "alpha, beta, alpha");
+  assert.equal(answered.headers["x-gateway-chunk-models"], "alpha-model, beta-model, alpha-model");
+  // A paid candidate served a chunk: the answer cost money, though the last chunk's was free.
+  assert.equal(answered.headers["x-gateway-cost"], "paid");
+  const { records } = await recordsOf(scene.gateway, "embeddings");
+  assert.equal((records[0] as { chunks?: number } | undefined)?.chunks, 3);
+  const tokensOf = async (provider: string) =>
+    sumOf(parsePrometheusText((await send(scene.gateway, "GET", "/metrics")).text), "llm_gateway_tokens_total", {
+      provider,
+      direction: "in",
+    });
+  // The record is published as the answer goes out: its metrics may come a turn later.
+  for (let tries = 0; tries < 50 && (await tokensOf("alpha")) + (await tokensOf("beta")) < 15; tries++) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  assert.deepEqual([await tokensOf("alpha"), await tokensOf("beta")], [9, 6]);
 });
