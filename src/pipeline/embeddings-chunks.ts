@@ -74,13 +74,26 @@ const INPUTS_LIMIT_SOURCES = "`max_inputs`, or a limit a provider's refusal stat
 const INPUTS_SKIP_PREFIX = "takes at most ";
 
 /**
+ * How long an input limit learned from a refusal splits batches (1 h from the refusal that taught it, not the lesson's
+ * `cooldowns.unsupported_feature_ms`, 6 h by default). The split itself keeps any larger batch from reaching the
+ * deployment, so no success could ever end the lesson: a provider that raised its limit (or a lesson learned from a
+ * refusal that misstated it) was held to it until the lesson ended or an operator reset it. Past this, the next batch
+ * above it is sent whole again (the router still ranks the deployment last for it while the lesson holds): refused
+ * stating the limit again, the lesson is learned afresh (its time restarts) and the batch split in the same request,
+ * one refused call an hour; answered, the success ends the lesson (refused-features.ts `unlearn`).
+ */
+export const LEARNED_INPUTS_TRUST_MS = 60 * 60_000;
+
+/**
  * The most inputs the deployment takes in one request, when known: its `max_inputs`, and below it the limit a refusal
- * stated (lessons.ts inputsLesson: a sized lesson of INPUTS_FEATURE, one less than the fewest refused).
+ * stated (lessons.ts inputsLesson: a sized lesson of INPUTS_FEATURE, one less than the fewest refused) while it is
+ * trusted (LEARNED_INPUTS_TRUST_MS).
  */
 export function knownMaxInputs(deployment: Deployment, books: RefusedFeatures, nowMs: number): number | undefined {
   const configured = deployment.model.maxInputs;
-  const lesson = books.refusalOf(deployment.key, [INPUTS_FEATURE], nowMs)?.minEntries;
-  const learned = lesson === undefined ? undefined : lesson - 1;
+  const lesson = books.refusalOf(deployment.key, [INPUTS_FEATURE], nowMs);
+  const isTrusted = lesson?.minEntries !== undefined && nowMs < lesson.atMs + LEARNED_INPUTS_TRUST_MS;
+  const learned = isTrusted ? (lesson.minEntries as number) - 1 : undefined;
   if (configured === undefined) return learned;
   return learned === undefined ? configured : Math.min(configured, learned);
 }

@@ -2,6 +2,8 @@
 // is sent in chunks (pipeline/embeddings-chunks.ts): the client, OpenAI's SDK here, gets one answer in its order.
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { ManualClock } from "../../src/clock.ts";
+import { LEARNED_INPUTS_TRUST_MS } from "../../src/pipeline/embeddings-chunks.ts";
 import { errorOf, openAiClient, recordsOf, send } from "../helpers/e2e.ts";
 import {
   answerEachInput,
@@ -16,6 +18,13 @@ import { MODEL, startScene, windowOf } from "../helpers/limits-scene.ts";
 import { parsePrometheusText, sumOf } from "../helpers/prometheus-text.ts";
 
 const REQUEST_LOG = { request_log: { enabled: true } };
+
+/** Google's OpenAI-compatible endpoint takes 100 inputs at most, and says so. */
+const GOOGLE_BATCH_LIMIT = {
+  code: 400,
+  message: "* BatchEmbedContentsRequest.requests: at most 100 requests can be in one batch",
+  status: "INVALID_ARGUMENT",
+};
 
 test("a batch above every candidate's max_inputs is sent in chunks, joined in the client's order", async (t) => {
   const scene = await startScene(t, {
@@ -50,13 +59,7 @@ test("a batch above every candidate's max_inputs is sent in chunks, joined in th
 test("a batch limit a refusal states is learned: the batch is served in chunks, the next one split at once", async (t) => {
   const scene = await startScene(t, { beta: false, alphaModel: { kind: "embedding" } });
   answerEachInput(scene.alpha);
-  // Google's OpenAI-compatible endpoint takes 100 inputs at most.
-  const batchLimit = {
-    code: 400,
-    message: "* BatchEmbedContentsRequest.requests: at most 100 requests can be in one batch",
-    status: "INVALID_ARGUMENT",
-  };
-  scene.alpha.enqueue(EMBEDDINGS_ROUTE, { kind: "json", status: 400, body: { error: batchLimit } });
+  scene.alpha.enqueue(EMBEDDINGS_ROUTE, { kind: "json", status: 400, body: { error: GOOGLE_BATCH_LIMIT } });
   const client = openAiClient(scene.gateway);
   const answer = await client.embeddings.create({ model: MODEL, input: texts(150) });
   assert.deepEqual(
@@ -360,4 +363,35 @@ test("a chunked answer says it was chunked and by whom; the token metrics count 
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
   assert.deepEqual([await tokensOf("alpha"), await tokensOf("beta")], [9, 6]);
+});
+
+test("a learned input limit is checked again after an hour: still refused it is learned afresh, answered it is cleared", async (t) => {
+  const clock = new ManualClock(Date.now());
+  const scene = await startScene(t, { beta: false, alphaModel: { kind: "embedding" }, clock });
+  answerEachInput(scene.alpha);
+  const client = openAiClient(scene.gateway);
+  const sizes = (from: number) =>
+    sentInputs(scene.alpha)
+      .slice(from)
+      .map((input) => (input as unknown[]).length);
+  scene.alpha.enqueue(EMBEDDINGS_ROUTE, { kind: "json", status: 400, body: { error: GOOGLE_BATCH_LIMIT } });
+  await client.embeddings.create({ model: MODEL, input: texts(150) });
+  assert.deepEqual(sizes(0), [150, 100, 50]);
+
+  // An hour on, the provider still takes 100: one batch is sent whole again, refused, learned afresh and split; the
+  // next is split at once.
+  clock.advance(LEARNED_INPUTS_TRUST_MS + 1_000);
+  scene.alpha.enqueue(EMBEDDINGS_ROUTE, { kind: "json", status: 400, body: { error: GOOGLE_BATCH_LIMIT } });
+  await client.embeddings.create({ model: MODEL, input: texts(150) });
+  await client.embeddings.create({ model: MODEL, input: texts(120) });
+  assert.deepEqual(sizes(3), [150, 100, 50, 100, 20]);
+
+  // Another hour on, it takes 150 (its limit was raised): the batch sent whole is answered, which clears the lesson.
+  clock.advance(LEARNED_INPUTS_TRUST_MS + 1_000);
+  const answer = await client.embeddings.create({ model: MODEL, input: texts(150) });
+  assert.equal(answer.data.length, 150);
+  await client.embeddings.create({ model: MODEL, input: texts(150) });
+  assert.deepEqual(sizes(8), [150, 150]);
+  const row = (await scene.stats("alpha")) as unknown as { refused_features: unknown[] };
+  assert.deepEqual(row.refused_features, []);
 });
