@@ -14,6 +14,7 @@ import { INPUTS_FEATURE } from "../router/request-features.ts";
 import type { TokenUsage } from "../streaming/relay-types.ts";
 import type { ForwardOutcome, ForwardTrace, JsonResult } from "../upstream/forward-types.ts";
 import { sleepUntil } from "../upstream/sleep-until.ts";
+import { chargedBeforeFailure } from "./chunk-charges.ts";
 import {
   type ChunkAnswer,
   chunkAnswerOf,
@@ -187,7 +188,7 @@ export async function forwardInChunks(
       last = outcome.result;
       answer = chunkAnswerOf(outcome.result, outcome.attempts.at(-1), chunk.prompt.promptTokens, start);
     } catch (error) {
-      throw namedChunk(error, start, end, inputs.length, chunks.why);
+      throw failedChunk(error, { from: start, to: end, count: inputs.length, why: chunks.why }, answers);
     } finally {
       trace.attempts.push(...chunkTrace.attempts);
       trace.skips.push(...chunkTrace.skips);
@@ -236,8 +237,7 @@ async function forwardChunk(
       const retryAtMs = runtime.clock.now() + Math.max(MIN_CHUNK_WAIT_MS, error.retryAfterMs);
       const { totalTimeoutMs } = snapshot.config.routing;
       // A wait past the request's time is not begun: the client would be held to the deadline for nothing.
-      if (retryAtMs >= startedAtMs + totalTimeoutMs)
-        throw pastDeadline(error, retryAtMs, totalTimeoutMs, answeredCount);
+      if (retryAtMs >= startedAtMs + totalTimeoutMs) throw pastDeadline(error, retryAtMs, totalTimeoutMs);
       const isWaited = round < MAX_CHUNK_WAITS && !runtime.isShuttingDown && !context.signal.aborted;
       if (!isWaited) throw error;
       await sleepUntil(retryAtMs, runtime.clock, context.signal);
@@ -246,17 +246,11 @@ async function forwardChunk(
 }
 
 /**
- * A later chunk's 429 whose time comes after `routing.total_timeout_ms`: said as such, with the inputs that were answered
- * (and charged), so that a client knows why a batch the gateway split got no answer, and that sending it again pays
- * for those again.
+ * A later chunk's 429 whose time comes after `routing.total_timeout_ms`: said as such (failedChunk adds the inputs that
+ * were answered and charged), so that a client knows why a batch the gateway split got no answer.
  */
-function pastDeadline(
-  error: RateLimitedError,
-  retryAtMs: number,
-  totalTimeoutMs: number,
-  answeredCount: number,
-): RateLimitedError {
-  const message = `its candidates' budgets admit it only at ${isoTime(retryAtMs)}, after routing.total_timeout_ms (${totalTimeoutMs} ms from the request's arrival) ends, and inputs 0 to ${answeredCount - 1} were answered (and charged) before it: ${error.message}`;
+function pastDeadline(error: RateLimitedError, retryAtMs: number, totalTimeoutMs: number): RateLimitedError {
+  const message = `its candidates' budgets admit it only at ${isoTime(retryAtMs)}, after routing.total_timeout_ms (${totalTimeoutMs} ms from the request's arrival) ends: ${error.message}`;
   return new RateLimitedError(message, {
     ...(error.retryAfterMs === undefined ? {} : { retryAfterMs: error.retryAfterMs }),
     attempts: error.attempts,
@@ -266,9 +260,36 @@ function pastDeadline(
 /** The shortest wait before a later chunk is planned again (a 429 that names 0 ms). */
 const MIN_CHUNK_WAIT_MS = 50;
 
-/** The error a chunk failed with, its message saying which inputs it held and why the batch was split. */
-function namedChunk(error: unknown, from: number, to: number, count: number, why: string): unknown {
+/** The inputs of the chunk that failed (`from` to `to`, exclusive) among `count`, and why the batch was split. */
+interface FailedChunk {
+  readonly from: number;
+  readonly to: number;
+  readonly count: number;
+  readonly why: string;
+}
+
+/**
+ * The error a chunk failed with, its message saying which inputs got no answer (that chunk's and every one after it,
+ * not sent), why the batch was split, and which were answered and charged before it (their vectors are not returned:
+ * the client gets one error). Until 2026-12-07 it named the failed chunk's inputs alone, as if the later ones had been
+ * answered, and not what the earlier ones cost. Remembers that cost (chargedBeforeFailure).
+ */
+function failedChunk(error: unknown, chunk: FailedChunk, answers: readonly ChunkAnswer[]): unknown {
   if (!(error instanceof Error)) return error;
-  error.message = `Inputs ${from} to ${to - 1} of ${count} (${why}) got no answer: ${error.message}`;
+  const { from, to, count, why } = chunk;
+  const unsent =
+    to < count ? `: the chunk of inputs ${from} to ${to - 1} failed and the ones after it were not sent` : "";
+  let answered = "";
+  if (answers.length > 0) {
+    const tokens = { promptTokens: 0, completionTokens: 0 };
+    for (const answer of answers) {
+      tokens.promptTokens += answer.tokens.promptTokens;
+      tokens.completionTokens += answer.tokens.completionTokens;
+    }
+    chargedBeforeFailure.set(error, tokens);
+    const total = tokens.promptTokens + tokens.completionTokens;
+    answered = `; inputs 0 to ${from - 1} were answered and charged (${total} tokens) but are not returned`;
+  }
+  error.message = `Inputs ${from} to ${count - 1} of ${count} (${why}) got no answer${unsent}${answered}: ${error.message}`;
   return error;
 }

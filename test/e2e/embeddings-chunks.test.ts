@@ -121,7 +121,10 @@ test("a chunk that fails fails over like any attempt; when none can answer it, t
   betaFailing.times = 1;
   const failed = await send(scene.gateway, "POST", "/v1/embeddings", { body: { model: MODEL, input: texts(5) } });
   assert.equal(failed.status, 502, failed.text);
-  assert.match(errorOf(failed).message, /^Inputs 2 to 3 of 5 \(sent in chunks of 2/);
+  assert.match(
+    errorOf(failed).message,
+    /^Inputs 2 to 4 of 5 \(sent in chunks of 2, .*\) got no answer: the chunk of inputs 2 to 3 failed/,
+  );
   assert.equal(embeddingsCalls(scene.alpha) + embeddingsCalls(scene.beta), calls + 3, "no chunk after the failed one");
 });
 
