@@ -86,3 +86,31 @@ test("a batch whose tokens the day's budget cannot hold before routing.total_tim
   assert.match(error.message, /alpha\/m: 25 tokens left this day/);
   assert.equal(embeddingsCalls(scene.alpha), 0, "nothing paid for a batch that cannot finish");
 });
+
+test("a later chunk that finds the token window spent waits for it to refill, and the batch is answered whole", async (t) => {
+  const scene = await startScene(t, {
+    beta: false,
+    // A bucket of 600 tokens a minute: 10 tokens come back each second.
+    alphaModel: { kind: "embedding", limits: { tpm: 600, window: "bucket" } },
+  });
+  // The first chunk (55 inputs, 595 tokens by the estimate) is reported as 540: the bucket has 60 tokens of room left,
+  // the second chunk (6 inputs, 66 tokens) needs 6 more, about 0.6 s of refill.
+  answerEachInput(scene.alpha, undefined, (input) => {
+    const tokens = estimateTextInputs(input).total - (input.length > 10 ? 55 : 0);
+    return { usage: { prompt_tokens: tokens, total_tokens: tokens } };
+  });
+  const input = texts(61, 8);
+  assert.equal(estimateTextInputs(input).total, 661);
+  const answer = await openAiClient(scene.gateway).embeddings.create({ model: MODEL, input });
+  assert.deepEqual(
+    answer.data.map((item) => item.embedding),
+    input.map(vectorOf),
+  );
+  const calls = scene.alpha.requests.filter((request) => request.path === "/v1/embeddings");
+  assert.deepEqual(
+    calls.map((call) => (call.body as { input: unknown[] }).input.length),
+    [55, 6],
+  );
+  const waitedMs = (calls[1]?.receivedAtMs ?? 0) - (calls[0]?.receivedAtMs ?? 0);
+  assert.ok(waitedMs >= 400, `the second chunk waited for the bucket: ${waitedMs} ms`);
+});
