@@ -143,6 +143,12 @@ export interface RequestRecord {
     /** `paid`: the answer cost money (routing.paid allowed it); `free`: a free tier answered. */
     readonly cost?: "free" | "paid";
   };
+  /**
+   * An embeddings batch sent in this many chunks (pipeline/embeddings-chunks.ts): each chunk's answering attempt is
+   * among `attempts` with its own tokens, and `servedBy` is the last chunk's deployment (its `cost` is `paid` when any
+   * chunk's was). Absent: the request was sent whole.
+   */
+  readonly chunks?: number;
   readonly tokensIn: number;
   readonly tokensOut: number;
   /**

@@ -15,7 +15,7 @@ export const ESTIMATED = "estimated";
  * (observeChargedTokens). The answer counts per attempt when its tokens are not all the answering deployment's
  * reported usage: a continued stream (each segment's own), and a stream that broke without a report (the client was
  * told no usage, the record's totals are 0, yet its provider billed the estimate its attempt carries); else the
- * record's totals on the answering deployment.
+ * record's totals on the answering deployment. A chunked embeddings batch counts per attempt too (each chunk's own).
  */
 export function observeProviderTokens(
   tokens: LabeledCounter,
@@ -24,7 +24,10 @@ export function observeProviderTokens(
   served: readonly [provider: string, upstreamModel: string],
 ): void {
   observeChargedTokens(tokens, record.attempts, names);
-  if (record.continuations.length > 0 || record.attempts.some((attempt) => attempt.isUsageEstimated === true)) {
+  // A chunked embeddings batch's chunks may each have been answered by another deployment: each counts its own
+  // (before 2026-12-07, when every chunk reported usage, the batch's total went to the last chunk's deployment).
+  const isPerAttempt = record.continuations.length > 0 || record.chunks !== undefined;
+  if (isPerAttempt || record.attempts.some((attempt) => attempt.isUsageEstimated === true)) {
     observeSegmentTokens(tokens, record.attempts, names);
   } else if (record.servedBy !== undefined) {
     // An estimate the client was told (its upstream reported no usage) counts on the answering deployment too, as

@@ -58,6 +58,7 @@ import {
   pipelineExecutor,
   usageOf,
 } from "./batch-lines.ts";
+import { chargedBeforeFailure } from "./chunk-charges.ts";
 import { CHAT_ENDPOINT, COMPLETIONS_ENDPOINT, EMBEDDINGS_ENDPOINT, type EndpointSpec } from "./endpoints.ts";
 import type { GatewayRuntime } from "./gateway-runtime.ts";
 import { batchLineRoute } from "./plan-request.ts";
@@ -815,6 +816,22 @@ export class BatchRunner {
       // Ended by the exit (or refused because the gateway is stopping): not written, it runs again after a restart.
       if (signal.aborted || this.#runtime.isShuttingDown) return;
       const gatewayError = toGatewayError(error);
+      // An embeddings line whose earlier chunks were answered and charged before a later one failed: written now, with
+      // what they cost on the batch's usage. Tried again, it paid for those chunks once more each time (a 429 past its
+      // deadline as long as the batch ran: every try ended the same way), and the batch's usage counted none of it.
+      const charged = chargedBeforeFailure.of(error);
+      if (charged !== undefined) {
+        const usage = { prompt_tokens: charged.promptTokens, completion_tokens: charged.completionTokens };
+        const failed = answeredLine(
+          requestId,
+          line.customId,
+          gatewayError.status,
+          requestId,
+          renderError(gatewayError),
+        );
+        await this.#written(active, { index: line.index, isError: true, line: failed }, { usage });
+        return;
+      }
       // Over a limit (429), or every candidate failing with a time it may be tried again (503 with retry-after: an
       // open circuit's probe, a parked key): waited for, as a line that could be served later.
       if (gatewayError.status === 429 || (gatewayError.status === 503 && gatewayError.retryAfterMs !== undefined)) {

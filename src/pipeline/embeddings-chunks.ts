@@ -4,23 +4,74 @@
 // request; the vectors joined in the client's order with their `index` counted from the batch's start, the usage
 // summed. One record for the client's request, with every chunk's attempts in it. Sent whole, such a batch was only
 // refused by every candidate (the first refusal came back) although each would have served it in parts.
+
+import { isoTime } from "../clock.ts";
 import { RateLimitedError } from "../errors/gateway-error.ts";
-import { isRecord } from "../is-record.ts";
 import type { RefusedFeatures } from "../limits/refused-features.ts";
 import type { Deployment } from "../providers/catalog.ts";
 import type { RouteCandidate, RoutePlan } from "../router/plan-route.ts";
 import { INPUTS_FEATURE } from "../router/request-features.ts";
 import type { TokenUsage } from "../streaming/relay-types.ts";
-import type { AttemptReport, ForwardOutcome, ForwardTrace, JsonResult } from "../upstream/forward-types.ts";
+import type { ForwardOutcome, ForwardTrace, JsonResult } from "../upstream/forward-types.ts";
 import { sleepUntil } from "../upstream/sleep-until.ts";
+import { chargedBeforeFailure } from "./chunk-charges.ts";
+import {
+  type ChunkAnswer,
+  chunkAnswerOf,
+  countEstimatedAttempts,
+  joinedAnswer,
+  joinedUsage,
+} from "./embeddings-chunk-answers.ts";
 import { forwardRequestOf } from "./forward-request.ts";
 import type { PipelineRequest } from "./pipeline-types.ts";
 import { planRequest, requestFactsOf } from "./plan-request.ts";
 
-/** A chunked batch's outcome: its last chunk's answer replaced by the joined one, the chunks' usage (joinedUsage). */
+/**
+ * A chunked batch's outcome: its last chunk's answer replaced by the joined one, the chunks' usage (joinedUsage), the
+ * deployment that answered each chunk, in order.
+ */
 export interface ChunkedOutcome extends ForwardOutcome {
   readonly result: JsonResult;
   readonly usage: TokenUsage | undefined;
+  readonly chunks: readonly Deployment[];
+}
+
+/**
+ * What an answer says of who served it beyond its last deployment: for a chunked batch, how many chunks (the record's
+ * `chunks`), the headers naming each chunk's provider and upstream model in order (`x-gateway-provider` and `-model`
+ * name the last chunk's alone), and a cost that is `paid` when any chunk's deployment was. Before 2026-12-07 a chunked
+ * answer named the last chunk's deployment only, as if it had answered the whole batch.
+ */
+export function chunkedServing(outcome: ForwardOutcome | ChunkedOutcome): {
+  readonly cost: "free" | "paid";
+  readonly chunks: number | undefined;
+  readonly chunkHeaders: Readonly<Record<string, string>>;
+} {
+  if (!("chunks" in outcome)) return { cost: outcome.result.deployment.cost, chunks: undefined, chunkHeaders: {} };
+  const { chunks } = outcome;
+  const chunkHeaders = {
+    "x-gateway-chunks": String(chunks.length),
+    "x-gateway-chunk-providers": chunks.map((deployment) => deployment.provider.settings.name).join(", "),
+    "x-gateway-chunk-models": chunks.map((deployment) => deployment.model.id).join(", "),
+  };
+  const cost = chunks.some((deployment) => deployment.cost === "paid") ? "paid" : "free";
+  return { cost, chunks: chunks.length, chunkHeaders };
+}
+
+/**
+ * Where a batch's chunks end (each chunk's end, exclusive) and why it was split, as the error of a chunk no candidate
+ * answered says: by inputs (countChunks) or by tokens (embeddings-token-chunks.ts).
+ */
+export interface ChunkPlan {
+  readonly ends: readonly number[];
+  readonly why: string;
+}
+
+/** A batch of `count` inputs in chunks of `size`: the candidates' known input limits (embeddingsChunkSize). */
+export function countChunks(count: number, size: number): ChunkPlan {
+  const ends: number[] = [];
+  for (let end = size; end < count + size; end += size) ends.push(Math.min(end, count));
+  return { ends, why: `sent in chunks of ${size}, the most every candidate takes: ${INPUTS_LIMIT_SOURCES}` };
 }
 
 /** Where a chunk's size comes from, as the error of a chunk no candidate answered says. */
@@ -30,13 +81,26 @@ const INPUTS_LIMIT_SOURCES = "`max_inputs`, or a limit a provider's refusal stat
 const INPUTS_SKIP_PREFIX = "takes at most ";
 
 /**
+ * How long an input limit learned from a refusal splits batches (1 h from the refusal that taught it, not the lesson's
+ * `cooldowns.unsupported_feature_ms`, 6 h by default). The split itself keeps any larger batch from reaching the
+ * deployment, so no success could ever end the lesson: a provider that raised its limit (or a lesson learned from a
+ * refusal that misstated it) was held to it until the lesson ended or an operator reset it. Past this, the next batch
+ * above it is sent whole again (the router still ranks the deployment last for it while the lesson holds): refused
+ * stating the limit again, the lesson is learned afresh (its time restarts) and the batch split in the same request,
+ * one refused call an hour; answered, the success ends the lesson (refused-features.ts `unlearn`).
+ */
+export const LEARNED_INPUTS_TRUST_MS = 60 * 60_000;
+
+/**
  * The most inputs the deployment takes in one request, when known: its `max_inputs`, and below it the limit a refusal
- * stated (lessons.ts inputsLesson: a sized lesson of INPUTS_FEATURE, one less than the fewest refused).
+ * stated (lessons.ts inputsLesson: a sized lesson of INPUTS_FEATURE, one less than the fewest refused) while it is
+ * trusted (LEARNED_INPUTS_TRUST_MS).
  */
 export function knownMaxInputs(deployment: Deployment, books: RefusedFeatures, nowMs: number): number | undefined {
   const configured = deployment.model.maxInputs;
-  const lesson = books.refusalOf(deployment.key, [INPUTS_FEATURE], nowMs)?.minEntries;
-  const learned = lesson === undefined ? undefined : lesson - 1;
+  const lesson = books.refusalOf(deployment.key, [INPUTS_FEATURE], nowMs);
+  const isTrusted = lesson?.minEntries !== undefined && nowMs < lesson.atMs + LEARNED_INPUTS_TRUST_MS;
+  const learned = isTrusted ? (lesson.minEntries as number) - 1 : undefined;
   if (configured === undefined) return learned;
   return learned === undefined ? configured : Math.min(configured, learned);
 }
@@ -97,94 +161,52 @@ export function wholeBatchPlan(request: PipelineRequest, plan: RoutePlan, trace:
 }
 
 /**
- * Sends the batch in chunks of `size` inputs, one after the other (each waits in the route queue like a request
+ * Sends the batch in the chunks `chunks` plans, one after the other (each waits in the route queue like a request
  * while its candidates' budgets are spent), every attempt into `trace`. Throws the first chunk's error that no
  * candidate could answer, its message naming the chunk: the client gets that one error, nothing of the chunks before.
  */
 export async function forwardInChunks(
   request: PipelineRequest,
-  size: number,
+  chunks: ChunkPlan,
   trace: ForwardTrace,
   startedAtMs: number,
 ): Promise<ChunkedOutcome> {
   const inputs = request.body.input as readonly unknown[];
   const answers: ChunkAnswer[] = [];
   let last: JsonResult | undefined;
-  for (let start = 0; start < inputs.length; start += size) {
-    const body = { ...request.body, input: inputs.slice(start, start + size) };
+  let start = 0;
+  for (const end of chunks.ends) {
+    const body = { ...request.body, input: inputs.slice(start, end) };
     const chunk: PipelineRequest = { ...request, body, ...requestFactsOf(request.endpoint, body, false) };
     let answer: ChunkAnswer;
     // A trace of its own: `routing.max_attempts` bounds each chunk's attempts (a batch of more chunks than it was
     // refused at the chunk past it), and a chunk's error lists its attempts, not the chunks' before it.
     const chunkTrace: ForwardTrace = { attempts: [], skips: [] };
     try {
-      const outcome = await forwardChunk(chunk, chunkTrace, startedAtMs, start > 0);
+      const outcome = await forwardChunk(chunk, chunkTrace, startedAtMs, start);
       if (outcome.result.kind !== "json") throw new Error(`an embeddings chunk answered as ${outcome.result.kind}`);
       last = outcome.result;
-      answer = chunkAnswerOf(outcome.result, outcome.attempts.at(-1), chunk.prompt.promptTokens);
+      answer = chunkAnswerOf(outcome.result, outcome.attempts.at(-1), chunk.prompt.promptTokens, start);
     } catch (error) {
-      throw namedChunk(error, start, Math.min(start + size, inputs.length), inputs.length, size);
+      throw failedChunk(error, { from: start, to: end, count: inputs.length, why: chunks.why }, answers);
     } finally {
       trace.attempts.push(...chunkTrace.attempts);
       trace.skips.push(...chunkTrace.skips);
     }
     answers.push(answer);
+    start = end;
   }
   const usage = joinedUsage(answers);
   if (usage !== undefined) countEstimatedAttempts(answers, trace.attempts);
-  const bodyText = JSON.stringify(joinedAnswer(answers, size, usage));
+  const bodyText = JSON.stringify(joinedAnswer(answers, usage));
   return {
     // The record says estimated when any chunk's usage is (before 2026-12-07 only the last chunk's flag was read).
     result: { ...(last as JsonResult), bodyText, isUsageEstimated: usage?.isEstimated === true },
     attempts: [...trace.attempts],
     skips: [...trace.skips],
     usage: usage?.tokens,
+    chunks: answers.map((answer) => answer.deployment),
   };
-}
-
-/** A chunk's answer, parsed once, and what its usage counts. */
-interface ChunkAnswer {
-  readonly json: Record<string, unknown>;
-  /** The attempt that answered it. */
-  readonly attempt: AttemptReport | undefined;
-  /** Its provider's `usage` object; undefined when it sent none. */
-  readonly reported: Record<string, unknown> | undefined;
-  /** What the record counts: the attempt's usage, or, none reported, the prompt as its deployment was charged it. */
-  readonly tokens: TokenUsage;
-  /** `tokens` is an estimate: this gateway's (no `usage`), or an upstream gateway's (its `usage_estimated`). */
-  readonly isEstimated: boolean;
-}
-
-function chunkAnswerOf(result: JsonResult, attempt: AttemptReport | undefined, promptTokens: number): ChunkAnswer {
-  // Each answer was checked by its attempt (json-attempt.ts): a JSON object with one entry per input.
-  const json = JSON.parse(result.bodyText) as Record<string, unknown>;
-  const reported = isRecord(json.usage) ? json.usage : undefined;
-  if (reported === undefined) {
-    // The attempt read no usage as 0 tokens, and its deployment kept the reservation (segment-charge.ts answerCharge):
-    // the reservation's prompt, the calibrated estimate of the chunk, is what it cost.
-    const estimate = attempt?.reservedPromptTokens ?? promptTokens;
-    return { json, attempt, reported, tokens: { promptTokens: estimate, completionTokens: 0 }, isEstimated: true };
-  }
-  const tokens = attempt?.usage ?? { promptTokens: 0, completionTokens: 0 };
-  return { json, attempt, reported, tokens, isEstimated: result.isUsageEstimated === true };
-}
-
-/**
- * The batch's usage: every chunk's tokens summed, an estimate when any chunk's is. Undefined when no chunk reported
- * usage: the batch is then counted as one sent whole without a usage report is (its reservation), not by estimates
- * alone. A chunk without usage among chunks with one is counted by its estimate: before 2026-12-07 it counted 0 and
- * the batch's usage said fewer tokens than the chunks cost.
- */
-function joinedUsage(
-  answers: readonly ChunkAnswer[],
-): { readonly tokens: TokenUsage; readonly isEstimated: boolean } | undefined {
-  if (answers.every((answer) => answer.reported === undefined)) return undefined;
-  const tokens = { promptTokens: 0, completionTokens: 0 };
-  for (const answer of answers) {
-    tokens.promptTokens += answer.tokens.promptTokens;
-    tokens.completionTokens += answer.tokens.completionTokens;
-  }
-  return { tokens, isEstimated: answers.some((answer) => answer.isEstimated) };
 }
 
 /** Rounds of a later chunk's wait for its budget: a bound on a loop whose every round plans (and may reserve). */
@@ -201,7 +223,8 @@ async function forwardChunk(
   chunk: PipelineRequest,
   trace: ForwardTrace,
   startedAtMs: number,
-  hasPaidChunks: boolean,
+  /** Inputs answered (and paid) before this chunk. */
+  answeredCount: number,
 ): Promise<ForwardOutcome> {
   const { runtime, context, snapshot } = chunk;
   for (let round = 1; ; round++) {
@@ -210,91 +233,63 @@ async function forwardChunk(
       const forwarded = forwardRequestOf(chunk, planned, trace, startedAtMs);
       return await runtime.forward(planned.plan, forwarded, planned.snapshot);
     } catch (error) {
-      if (!hasPaidChunks || !(error instanceof RateLimitedError) || error.retryAfterMs === undefined) throw error;
+      if (answeredCount === 0 || !(error instanceof RateLimitedError) || error.retryAfterMs === undefined) throw error;
       const retryAtMs = runtime.clock.now() + Math.max(MIN_CHUNK_WAIT_MS, error.retryAfterMs);
-      const isWaited =
-        round < MAX_CHUNK_WAITS &&
-        retryAtMs < startedAtMs + snapshot.config.routing.totalTimeoutMs &&
-        !runtime.isShuttingDown &&
-        !context.signal.aborted;
+      const { totalTimeoutMs } = snapshot.config.routing;
+      // A wait past the request's time is not begun: the client would be held to the deadline for nothing.
+      if (retryAtMs >= startedAtMs + totalTimeoutMs) throw pastDeadline(error, retryAtMs, totalTimeoutMs);
+      const isWaited = round < MAX_CHUNK_WAITS && !runtime.isShuttingDown && !context.signal.aborted;
       if (!isWaited) throw error;
       await sleepUntil(retryAtMs, runtime.clock, context.signal);
     }
   }
 }
 
+/**
+ * A later chunk's 429 whose time comes after `routing.total_timeout_ms`: said as such (failedChunk adds the inputs that
+ * were answered and charged), so that a client knows why a batch the gateway split got no answer.
+ */
+function pastDeadline(error: RateLimitedError, retryAtMs: number, totalTimeoutMs: number): RateLimitedError {
+  const message = `its candidates' budgets admit it only at ${isoTime(retryAtMs)}, after routing.total_timeout_ms (${totalTimeoutMs} ms from the request's arrival) ends: ${error.message}`;
+  return new RateLimitedError(message, {
+    ...(error.retryAfterMs === undefined ? {} : { retryAfterMs: error.retryAfterMs }),
+    attempts: error.attempts,
+  });
+}
+
 /** The shortest wait before a later chunk is planned again (a 429 that names 0 ms). */
 const MIN_CHUNK_WAIT_MS = 50;
 
-/**
- * The record's attempt of each chunk counted by its estimate says so, with that estimate: the record's tokens are then
- * its attempts' sum, and the token metrics count each chunk on the deployment that answered it, the estimate as
- * `estimated` (token-metrics.ts). Its budgets were charged when it ended (its reservation: no usage to read).
- */
-function countEstimatedAttempts(answers: readonly ChunkAnswer[], attempts: AttemptReport[]): void {
-  for (const { attempt, reported, tokens } of answers) {
-    const index = attempt === undefined || reported !== undefined ? -1 : attempts.indexOf(attempt);
-    if (index >= 0) attempts[index] = { ...(attempt as AttemptReport), usage: tokens, isUsageEstimated: true };
-  }
+/** The inputs of the chunk that failed (`from` to `to`, exclusive) among `count`, and why the batch was split. */
+interface FailedChunk {
+  readonly from: number;
+  readonly to: number;
+  readonly count: number;
+  readonly why: string;
 }
 
 /**
- * The chunks' answers as one: the first's fields, every vector with its index from the batch's start, and `usage` the
- * chunks' summed (usageFields), marked `x_gateway.usage_estimated` when any chunk's is an estimate.
+ * The error a chunk failed with, its message saying which inputs got no answer (that chunk's and every one after it,
+ * not sent), why the batch was split, and which were answered and charged before it (their vectors are not returned:
+ * the client gets one error). Until 2026-12-07 it named the failed chunk's inputs alone, as if the later ones had been
+ * answered, and not what the earlier ones cost. Remembers that cost (chargedBeforeFailure).
  */
-function joinedAnswer(
-  answers: readonly ChunkAnswer[],
-  size: number,
-  usage: ReturnType<typeof joinedUsage>,
-): Record<string, unknown> {
-  const data: unknown[] = [];
-  for (const [chunkIndex, { json }] of answers.entries()) {
-    // Put in index order by its attempt (embeddingsForClient), indexes right or all absent (missingEmbeddings).
-    for (const [position, entry] of (json.data as Record<string, unknown>[]).entries()) {
-      data.push({ ...entry, index: chunkIndex * size + position });
-    }
-  }
-  // The first chunk's mark (an upstream gateway's estimate) said nothing of the others: the mark is the batch's.
-  const { x_gateway: _firstMark, ...head } = answers[0]?.json ?? {};
-  if (usage === undefined) return { ...head, data };
-  const mark = usage.isEstimated ? { x_gateway: { usage_estimated: true } } : {};
-  return { ...head, data, usage: usageFields(answers), ...mark };
-}
-
-/**
- * The `usage` objects of the chunks that reported one, summed field by field: numbers added, nested objects
- * (`prompt_tokens_details`) summed the same way, anything else as the first chunk holding it had it. A chunk without
- * usage adds its estimate to `prompt_tokens` and `total_tokens` (those the others reported; both when neither). Until
- * 2026-12-07 only top-level numbers were summed (nested fields dropped) and a chunk without usage added nothing.
- */
-function usageFields(answers: readonly ChunkAnswer[]): Record<string, unknown> {
-  let sum: Record<string, unknown> = {};
-  for (const { reported } of answers) if (reported !== undefined) sum = addedFields(sum, reported);
-  const estimated = answers.filter((answer) => answer.reported === undefined);
-  if (estimated.length === 0) return sum;
-  const tokens = estimated.reduce((total, answer) => total + answer.tokens.promptTokens, 0);
-  const counted = PROMPT_COUNT_FIELDS.filter((field) => typeof sum[field] === "number");
-  const fields = counted.length === 0 ? PROMPT_COUNT_FIELDS : counted;
-  return addedFields(sum, Object.fromEntries(fields.map((field) => [field, tokens])));
-}
-
-/** The fields of an embeddings usage that count its prompt (an embeddings call has no output). */
-const PROMPT_COUNT_FIELDS = ["prompt_tokens", "total_tokens"] as const;
-
-function addedFields(total: Record<string, unknown>, more: Record<string, unknown>): Record<string, unknown> {
-  const sum: Record<string, unknown> = { ...total };
-  for (const [key, value] of Object.entries(more)) {
-    const held = sum[key];
-    if (held === undefined) sum[key] = value;
-    else if (typeof held === "number" && typeof value === "number") sum[key] = held + value;
-    else if (isRecord(held) && isRecord(value)) sum[key] = addedFields(held, value);
-  }
-  return sum;
-}
-
-/** The error a chunk failed with, its message saying which inputs it held and why the batch was split. */
-function namedChunk(error: unknown, from: number, to: number, count: number, size: number): unknown {
+function failedChunk(error: unknown, chunk: FailedChunk, answers: readonly ChunkAnswer[]): unknown {
   if (!(error instanceof Error)) return error;
-  error.message = `Inputs ${from} to ${to - 1} of ${count} (sent in chunks of ${size}, the most every candidate takes: ${INPUTS_LIMIT_SOURCES}) got no answer: ${error.message}`;
+  const { from, to, count, why } = chunk;
+  const unsent =
+    to < count ? `: the chunk of inputs ${from} to ${to - 1} failed and the ones after it were not sent` : "";
+  let answered = "";
+  if (answers.length > 0) {
+    const tokens = { promptTokens: 0, completionTokens: 0 };
+    for (const answer of answers) {
+      tokens.promptTokens += answer.tokens.promptTokens;
+      tokens.completionTokens += answer.tokens.completionTokens;
+    }
+    chargedBeforeFailure.set(error, tokens);
+    const total = tokens.promptTokens + tokens.completionTokens;
+    answered = `; inputs 0 to ${from - 1} were answered and charged (${total} tokens) but are not returned`;
+  }
+  error.message = `Inputs ${from} to ${count - 1} of ${count} (${why}) got no answer${unsent}${answered}: ${error.message}`;
   return error;
 }

@@ -29,7 +29,8 @@ import {
 import { chargeClient } from "./client-budget.ts";
 import { withClientToolNames } from "./client-tool-names.ts";
 import { truncatedToFit } from "./context-truncation.ts";
-import { type ChunkedOutcome, embeddingsChunkSize, forwardInChunks, wholeBatchPlan } from "./embeddings-chunks.ts";
+import { type ChunkedOutcome, chunkedServing, embeddingsChunkSize, wholeBatchPlan } from "./embeddings-chunks.ts";
+import { forwardIfChunked } from "./embeddings-token-chunks.ts";
 import type { EndpointSpec } from "./endpoints.ts";
 import { forwardRequestOf } from "./forward-request.ts";
 import type { GatewayRuntime, PlannedRoute } from "./gateway-runtime.ts";
@@ -124,19 +125,20 @@ async function serveRequest(
     const skipsBefore = trace.skips.length;
     const attemptsBefore = trace.attempts.length;
     rounds += 1;
-    const chunkSize = embeddingsChunkSize(request, plan);
+    let chunked: Promise<ChunkedOutcome> | undefined;
     try {
+      chunked = forwardIfChunked(request, plan, trace, startedAtMs);
       outcome =
-        chunkSize === undefined
+        chunked === undefined
           ? await runtime.forward(
               wholeBatchPlan(request, plan, trace),
               forwardRequestOf(request, planned, trace, startedAtMs),
               request.snapshot,
             )
-          : await forwardInChunks(request, chunkSize, trace, startedAtMs);
+          : await chunked;
     } catch (error) {
       // Every candidate refused the batch for its size and said how many it takes (just learned): sent in chunks.
-      if (chunkSize === undefined && !hasSplitAfterRefusals && embeddingsChunkSize(request, plan) !== undefined) {
+      if (chunked === undefined && !hasSplitAfterRefusals && embeddingsChunkSize(request, plan) !== undefined) {
         hasSplitAfterRefusals = true;
         continue;
       }
@@ -161,13 +163,15 @@ async function serveRequest(
   if (request.sessionKey !== undefined) {
     runtime.sticky.remember(request.sessionKey, deployment.key, request.snapshot.config.routing.stickyTtlMs);
   }
-  request.record.served(deployment.key, deployment.provider.settings.name, deployment.model.id, deployment.cost);
+  const { cost, chunks, chunkHeaders } = chunkedServing(outcome);
+  request.record.served(deployment.key, deployment.provider.settings.name, deployment.model.id, cost, chunks);
   const headers = {
     "x-gateway-provider": deployment.provider.settings.name,
     "x-gateway-model": deployment.model.id,
     "x-gateway-attempts": String(outcome.attempts.length),
     // Says whether this answer cost money (a paid model answered: routing.paid is `last_resort` or `allowed`).
-    "x-gateway-cost": deployment.cost,
+    "x-gateway-cost": cost,
+    ...chunkHeaders,
   };
   // A batch sent in chunks: their usage summed (each chunk's was charged by its attempt).
   const usage = "usage" in outcome ? outcome.usage : outcome.attempts.at(-1)?.usage;

@@ -45,6 +45,7 @@ export class RecordBuilder {
   readonly #continuations: RecordedContinuation[] = [];
   #queueWaitMs = 0;
   #servedBy: RequestRecord["servedBy"];
+  #chunks: number | undefined;
   #usage: TokenUsage | undefined;
   #isUsageEstimated = false;
   #timeToHeadersMs: number | undefined;
@@ -179,8 +180,10 @@ export class RecordBuilder {
     this.#continuations.push(continuation);
   }
 
-  served(deploymentKey: string, provider: string, model: string, cost: "free" | "paid"): void {
+  /** `chunks`: an embeddings batch sent in that many chunks (embeddings-chunks.ts); the others name the last's. */
+  served(deploymentKey: string, provider: string, model: string, cost: "free" | "paid", chunks?: number): void {
     this.#servedBy = { deploymentKey, provider, model, cost };
+    this.#chunks = chunks;
   }
 
   /** What the answer cache had for it (`cache.enabled`; not set when the cache was not asked). */
@@ -247,6 +250,7 @@ export class RecordBuilder {
       // Not between `client` and `candidates`: the file request log finds a client's records by that pair.
       ...(this.#cache === undefined ? {} : { cache: this.#cache }),
       ...(this.#servedBy === undefined ? {} : { servedBy: this.#servedBy }),
+      ...(this.#chunks === undefined ? {} : { chunks: this.#chunks }),
       ...(this.#batchId === undefined ? {} : { batchId: this.#batchId }),
       tokensIn: this.#usage?.promptTokens ?? 0,
       tokensOut: this.#usage?.completionTokens ?? 0,

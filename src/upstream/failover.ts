@@ -17,7 +17,8 @@ import type { Deployment } from "../providers/catalog.ts";
 import { deploymentMessageOrdering, isSameOrdering } from "../providers/message-order.ts";
 import { gatewayOutputTokensOf, upstreamCallsOf } from "../providers/moderation-api.ts";
 import type { RouteCandidate, RoutePlan } from "../router/plan-route.ts";
-import { featureSizesOf, type RequestFeature } from "../router/request-features.ts";
+import type { RequestFeature } from "../router/request-features.ts";
+import { acceptedOf } from "./accepted-features.ts";
 import { affordableRetryOf, markedChosenLimit, refusedSizeOf, reportOfChosenLimit } from "./affordable-retry.ts";
 import { type AttemptResult, attemptOnce, messageChangesOf } from "./attempt.ts";
 import type { Verdict } from "./classify-response.ts";
@@ -225,9 +226,7 @@ async function tryCandidate(
         startedAtMs,
         clock.now() - startedAtMs,
         admission.reservation,
-        mayClearRefusals && request.features !== undefined
-          ? { features: request.features, sizes: featureSizesOf(request.body) }
-          : undefined,
+        mayClearRefusals && request.features !== undefined ? acceptedOf(request, request.features) : undefined,
         services.redact,
       ),
       ...(changes.length === 0 ? {} : { messageOrder: orderSent.order, messageChanges: changes }),

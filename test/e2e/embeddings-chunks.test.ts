@@ -2,55 +2,29 @@
 // is sent in chunks (pipeline/embeddings-chunks.ts): the client, OpenAI's SDK here, gets one answer in its order.
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { ManualClock } from "../../src/clock.ts";
+import { LEARNED_INPUTS_TRUST_MS } from "../../src/pipeline/embeddings-chunks.ts";
 import { errorOf, openAiClient, recordsOf, send } from "../helpers/e2e.ts";
-import { EMBEDDINGS_ROUTE, embeddingsCalls } from "../helpers/embeddings-scene.ts";
+import {
+  answerEachInput,
+  EMBEDDINGS_ROUTE,
+  embeddingsCalls,
+  reportedUsage,
+  sentInputs,
+  texts,
+  vectorOf,
+} from "../helpers/embeddings-scene.ts";
 import { MODEL, startScene, windowOf } from "../helpers/limits-scene.ts";
-import type { MockUpstream } from "../helpers/mock-upstream.ts";
+import { parsePrometheusText, sumOf } from "../helpers/prometheus-text.ts";
 
 const REQUEST_LOG = { request_log: { enabled: true } };
 
-/** Text `t<N>`'s vector: [N, N / 8] (exact as float32), so each vector says which input it was made of. */
-const vectorOf = (text: string) => [Number(text.slice(1)), Number(text.slice(1)) / 8];
-const texts = (count: number) => Array.from({ length: count }, (_, index) => `t${index}`);
-
-/** A chunk holding `text` is answered 500 this many more times. */
-interface Failing {
-  text: string;
-  times: number;
-}
-
-/** 3 tokens an input, as the mock providers report them. */
-const reportedUsage = (input: readonly string[]) => ({
-  usage: { prompt_tokens: 3 * input.length, total_tokens: 3 * input.length },
-});
-
-/**
- * Answers every embeddings call with each input's own vector, listed backwards (the gateway sorts by index), but a
- * 500 to a call holding `failing.text` while `failing.times` lasts. `usageOf`: the answer's `usage` (and any other
- * top-level fields) for a call's inputs.
- */
-function answerEachInput(
-  mock: MockUpstream,
-  failing: Failing = { text: "", times: 0 },
-  usageOf: (input: readonly string[]) => Record<string, unknown> = reportedUsage,
-): void {
-  mock.setDefault(EMBEDDINGS_ROUTE, (request) => {
-    const input = (request.body as { input: string[] }).input;
-    if (failing.times > 0 && input.includes(failing.text)) {
-      failing.times -= 1;
-      return { kind: "json", status: 500, body: { error: { message: "overloaded" } } };
-    }
-    const data = input.map((text, index) => ({ object: "embedding", index, embedding: vectorOf(text) })).reverse();
-    return { kind: "json", body: { object: "list", data, model: "m-up", ...usageOf(input) } };
-  });
-}
-
-/** The inputs each embeddings call carried. */
-function sentInputs(mock: MockUpstream): unknown[] {
-  return mock.requests
-    .filter((request) => request.path === "/v1/embeddings")
-    .map((request) => (request.body as { input: unknown }).input);
-}
+/** Google's OpenAI-compatible endpoint takes 100 inputs at most, and says so. */
+const GOOGLE_BATCH_LIMIT = {
+  code: 400,
+  message: "* BatchEmbedContentsRequest.requests: at most 100 requests can be in one batch",
+  status: "INVALID_ARGUMENT",
+};
 
 test("a batch above every candidate's max_inputs is sent in chunks, joined in the client's order", async (t) => {
   const scene = await startScene(t, {
@@ -85,13 +59,7 @@ test("a batch above every candidate's max_inputs is sent in chunks, joined in th
 test("a batch limit a refusal states is learned: the batch is served in chunks, the next one split at once", async (t) => {
   const scene = await startScene(t, { beta: false, alphaModel: { kind: "embedding" } });
   answerEachInput(scene.alpha);
-  // Google's OpenAI-compatible endpoint takes 100 inputs at most.
-  const batchLimit = {
-    code: 400,
-    message: "* BatchEmbedContentsRequest.requests: at most 100 requests can be in one batch",
-    status: "INVALID_ARGUMENT",
-  };
-  scene.alpha.enqueue(EMBEDDINGS_ROUTE, { kind: "json", status: 400, body: { error: batchLimit } });
+  scene.alpha.enqueue(EMBEDDINGS_ROUTE, { kind: "json", status: 400, body: { error: GOOGLE_BATCH_LIMIT } });
   const client = openAiClient(scene.gateway);
   const answer = await client.embeddings.create({ model: MODEL, input: texts(150) });
   assert.deepEqual(
@@ -153,7 +121,10 @@ test("a chunk that fails fails over like any attempt; when none can answer it, t
   betaFailing.times = 1;
   const failed = await send(scene.gateway, "POST", "/v1/embeddings", { body: { model: MODEL, input: texts(5) } });
   assert.equal(failed.status, 502, failed.text);
-  assert.match(errorOf(failed).message, /^Inputs 2 to 3 of 5 \(sent in chunks of 2/);
+  assert.match(
+    errorOf(failed).message,
+    /^Inputs 2 to 4 of 5 \(sent in chunks of 2, .*\) got no answer: the chunk of inputs 2 to 3 failed/,
+  );
   assert.equal(embeddingsCalls(scene.alpha) + embeddingsCalls(scene.beta), calls + 3, "no chunk after the failed one");
 });
 
@@ -365,4 +336,65 @@ test("a chunk answered without usage is counted by its estimate, and the answer 
   assert.equal(body.data.length, 5);
   assert.equal(body.usage, undefined);
   assert.equal(body.x_gateway, undefined);
+});
+
+test("a chunked answer says it was chunked and by whom; the token metrics count each chunk on its deployment", async (t) => {
+  const scene = await startScene(t, {
+    alphaModel: { kind: "embedding", max_inputs: 2, cost: "free" },
+    betaModel: { kind: "embedding", max_inputs: 2, cost: "paid" },
+    config: { ...REQUEST_LOG, routing: { paid: "allowed" } },
+  });
+  // The middle chunk fails on alpha and is served by beta: 6 tokens there, 9 on alpha (3 an input).
+  answerEachInput(scene.alpha, { text: "t2", times: 1 });
+  answerEachInput(scene.beta);
+  const answered = await send(scene.gateway, "POST", "/v1/embeddings", { body: { model: MODEL, input: texts(5) } });
+  assert.equal(answered.status, 200, answered.text);
+  assert.equal(answered.headers["x-gateway-chunks"], "3");
+  assert.equal(answered.headers["x-gateway-chunk-providers"], "alpha, beta, alpha");
+  assert.equal(answered.headers["x-gateway-chunk-models"], "alpha-model, beta-model, alpha-model");
+  // A paid candidate served a chunk: the answer cost money, though the last chunk's was free.
+  assert.equal(answered.headers["x-gateway-cost"], "paid");
+  const { records } = await recordsOf(scene.gateway, "embeddings");
+  assert.equal((records[0] as { chunks?: number } | undefined)?.chunks, 3);
+  const tokensOf = async (provider: string) =>
+    sumOf(parsePrometheusText((await send(scene.gateway, "GET", "/metrics")).text), "llm_gateway_tokens_total", {
+      provider,
+      direction: "in",
+    });
+  // The record is published as the answer goes out: its metrics may come a turn later.
+  for (let tries = 0; tries < 50 && (await tokensOf("alpha")) + (await tokensOf("beta")) < 15; tries++) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  assert.deepEqual([await tokensOf("alpha"), await tokensOf("beta")], [9, 6]);
+});
+
+test("a learned input limit is checked again after an hour: still refused it is learned afresh, answered it is cleared", async (t) => {
+  const clock = new ManualClock(Date.now());
+  const scene = await startScene(t, { beta: false, alphaModel: { kind: "embedding" }, clock });
+  answerEachInput(scene.alpha);
+  const client = openAiClient(scene.gateway);
+  const sizes = (from: number) =>
+    sentInputs(scene.alpha)
+      .slice(from)
+      .map((input) => (input as unknown[]).length);
+  scene.alpha.enqueue(EMBEDDINGS_ROUTE, { kind: "json", status: 400, body: { error: GOOGLE_BATCH_LIMIT } });
+  await client.embeddings.create({ model: MODEL, input: texts(150) });
+  assert.deepEqual(sizes(0), [150, 100, 50]);
+
+  // An hour on, the provider still takes 100: one batch is sent whole again, refused, learned afresh and split; the
+  // next is split at once.
+  clock.advance(LEARNED_INPUTS_TRUST_MS + 1_000);
+  scene.alpha.enqueue(EMBEDDINGS_ROUTE, { kind: "json", status: 400, body: { error: GOOGLE_BATCH_LIMIT } });
+  await client.embeddings.create({ model: MODEL, input: texts(150) });
+  await client.embeddings.create({ model: MODEL, input: texts(120) });
+  assert.deepEqual(sizes(3), [150, 100, 50, 100, 20]);
+
+  // Another hour on, it takes 150 (its limit was raised): the batch sent whole is answered, which clears the lesson.
+  clock.advance(LEARNED_INPUTS_TRUST_MS + 1_000);
+  const answer = await client.embeddings.create({ model: MODEL, input: texts(150) });
+  assert.equal(answer.data.length, 150);
+  await client.embeddings.create({ model: MODEL, input: texts(150) });
+  assert.deepEqual(sizes(8), [150, 150]);
+  const row = (await scene.stats("alpha")) as unknown as { refused_features: unknown[] };
+  assert.deepEqual(row.refused_features, []);
 });

@@ -58,3 +58,51 @@ export function answerWith(mock: MockUpstream, encode: (vector: number[]) => unk
 export function embeddingsCalls(mock: MockUpstream): number {
   return mock.requests.filter((request) => request.path === "/v1/embeddings").length;
 }
+
+/**
+ * Text `t<N>`'s vector (`t<N>` and any words after it): [N, N / 8] (exact as float32), so each vector says which
+ * input it was made of.
+ */
+export const vectorOf = (text: string) => [Number.parseInt(text.slice(1), 10), Number.parseInt(text.slice(1), 10) / 8];
+/** `t0`, `t1`, ...; `words`: that many more words after each (a word is a token by the gateway's estimate). */
+export const texts = (count: number, words = 0) =>
+  Array.from({ length: count }, (_, index) => `t${index}${" word".repeat(words)}`);
+
+/** A chunk holding `text` is answered 500 this many more times. */
+export interface Failing {
+  text: string;
+  times: number;
+}
+
+/** 3 tokens an input, as the mock providers report them. */
+export const reportedUsage = (input: readonly string[]) => ({
+  usage: { prompt_tokens: 3 * input.length, total_tokens: 3 * input.length },
+});
+
+/**
+ * Answers every embeddings call with each input's own vector, listed backwards (the gateway sorts by index), but a
+ * 500 to a call holding `failing.text` while `failing.times` lasts. `usageOf`: the answer's `usage` (and any other
+ * top-level fields) for a call's inputs.
+ */
+export function answerEachInput(
+  mock: MockUpstream,
+  failing: Failing = { text: "", times: 0 },
+  usageOf: (input: readonly string[]) => Record<string, unknown> = reportedUsage,
+): void {
+  mock.setDefault(EMBEDDINGS_ROUTE, (request) => {
+    const input = (request.body as { input: string[] }).input;
+    if (failing.times > 0 && input.includes(failing.text)) {
+      failing.times -= 1;
+      return { kind: "json", status: 500, body: { error: { message: "overloaded" } } };
+    }
+    const data = input.map((text, index) => ({ object: "embedding", index, embedding: vectorOf(text) })).reverse();
+    return { kind: "json", body: { object: "list", data, model: "m-up", ...usageOf(input) } };
+  });
+}
+
+/** The inputs each embeddings call carried. */
+export function sentInputs(mock: MockUpstream): unknown[] {
+  return mock.requests
+    .filter((request) => request.path === "/v1/embeddings")
+    .map((request) => (request.body as { input: unknown }).input);
+}

@@ -1,0 +1,171 @@
+// An embeddings batch of more tokens than one request may hold under every candidate's token budgets (tpm, tph, tpd,
+// tokens_per_month, or a limit learned for it), sent in chunks that each fit the largest of those: the plan of the
+// whole batch left every candidate out for good (budgets.ts: a request larger than a whole window never fits), so
+// it was refused whole with a 413, or queued for nothing, although chunks that each fit are served one after another
+// as the window slides (embeddings-chunks.ts forwardInChunks: each planned, reserved and charged as a request).
+import { RateLimitedError, RequestTooLargeError } from "../errors/gateway-error.ts";
+import { isNeverFit } from "../limits/budget-types.ts";
+import { estimateTextInputs } from "../limits/token-estimate.ts";
+import type { Deployment } from "../providers/catalog.ts";
+import type { RoutePlan } from "../router/plan-route.ts";
+import type { ForwardTrace } from "../upstream/forward-types.ts";
+import {
+  type ChunkedOutcome,
+  type ChunkPlan,
+  countChunks,
+  embeddingsChunkSize,
+  forwardInChunks,
+  knownMaxInputs,
+} from "./embeddings-chunks.ts";
+import type { PipelineRequest } from "./pipeline-types.ts";
+import { budgetCheckOf } from "./plan-checks.ts";
+
+/**
+ * The batch sent in chunks (forwardInChunks) when it must be split (embeddingsChunks), else undefined: sent whole.
+ * Throws (before any chunk is sent) what embeddingsChunks throws.
+ */
+export function forwardIfChunked(
+  request: PipelineRequest,
+  plan: RoutePlan,
+  trace: ForwardTrace,
+  startedAtMs: number,
+): Promise<ChunkedOutcome> | undefined {
+  const chunks = embeddingsChunks(request, plan);
+  return chunks === undefined ? undefined : forwardInChunks(request, chunks, trace, startedAtMs);
+}
+
+/**
+ * How an embeddings batch is split, else undefined (sent whole): by inputs when every candidate takes fewer than it
+ * holds (embeddingsChunkSize), else by tokens when every candidate's token budgets are too small for it (tokenChunks).
+ * Throws when the chunks by tokens cannot all be sent before `routing.total_timeout_ms` ends (dayBudgetRefusal).
+ */
+export function embeddingsChunks(request: PipelineRequest, plan: RoutePlan): ChunkPlan | undefined {
+  const size = embeddingsChunkSize(request, plan);
+  if (size !== undefined) return countChunks((request.body.input as readonly unknown[]).length, size);
+  return tokenChunks(request, plan);
+}
+
+/**
+ * Chunks by tokens of a batch whose plan has no candidate because each is left out for good by a token budget: each
+ * chunk within the most tokens one request may hold on the candidate whose budgets take the most (the others are left
+ * out of a chunk's plan again when it does not fit them), and within the fewest inputs any of them is known to take.
+ * Undefined when the batch is not such a batch, or one input alone is larger than that (no split serves it: the 413
+ * stands, nothing paid).
+ */
+function tokenChunks(request: PipelineRequest, plan: RoutePlan): ChunkPlan | undefined {
+  if (request.endpoint.upstreamPath !== "/embeddings" || plan.candidates.length > 0 || plan.waitFor !== undefined) {
+    return undefined;
+  }
+  const inputs = request.body.input;
+  if (!Array.isArray(inputs) || inputs.length < 2) return undefined;
+  const tooSmall = plan.skipped
+    .filter((skip) => skip.cause === "budget" && isNeverFit(skip.untilMs))
+    .map((skip) => skip.deployment);
+  // One list of token ids is one input.
+  if (tooSmall.length === 0 || inputs.every((item) => typeof item === "number")) return undefined;
+  const nowMs = request.runtime.clock.now();
+  const tokens = inputs.map((item) => estimateTextInputs([item]).total);
+  const total = tokens.reduce((sum, count) => sum + count, 0);
+  let best: { readonly deployment: Deployment; readonly tokens: number } | undefined;
+  for (const deployment of tooSmall) {
+    const most = mostTokens(request, deployment, total, nowMs);
+    if (best === undefined || most > best.tokens) best = { deployment, tokens: most };
+  }
+  if (best === undefined || tokens.some((count) => count > best.tokens)) return undefined;
+  const limits = tooSmall.map((deployment) => knownMaxInputs(deployment, request.runtime.refusedFeatures, nowMs));
+  const mostInputs = Math.min(...limits.map((limit) => limit ?? Number.POSITIVE_INFINITY));
+  const ends = packed(tokens, best.tokens, mostInputs);
+  const why = `sent in chunks of at most ${best.tokens} tokens, the most one request may hold under the token budgets of ${best.deployment.key}, the largest of every candidate's`;
+  dayBudgetRefusal(request, tooSmall, total, why, nowMs);
+  return { ends, why };
+}
+
+/**
+ * The most prompt tokens (as the gateway estimates them) one request may hold under the deployment's budgets, by
+ * the check a plan makes (plan-checks.ts budgetCheckOf: the deployment's calibration, every scope's rules and those
+ * learned for it): the largest count it does not refuse for good, found by halving (a count refused for good stays
+ * refused for any larger one).
+ */
+function mostTokens(request: PipelineRequest, deployment: Deployment, total: number, nowMs: number): number {
+  const { runtime, snapshot, maxOutputTokens } = request;
+  const fits = (promptTokens: number): boolean => {
+    const check = budgetCheckOf(
+      runtime.budgets,
+      runtime.promptCalibration,
+      snapshot,
+      { promptTokens, maxOutputTokens },
+      nowMs,
+    );
+    const denied = check(deployment);
+    return denied === undefined || !isNeverFit(denied.untilMs);
+  };
+  let low = 0;
+  let high = total;
+  while (low < high) {
+    const middle = Math.ceil((low + high) / 2);
+    if (fits(middle)) low = middle;
+    else high = middle - 1;
+  }
+  return low;
+}
+
+/** Each chunk's end: inputs taken in order while the chunk holds at most `mostTokens` tokens and `mostInputs` inputs. */
+function packed(tokens: readonly number[], mostTokens: number, mostInputs: number): number[] {
+  const ends: number[] = [];
+  let held = 0;
+  let count = 0;
+  for (const [index, size] of tokens.entries()) {
+    if (count > 0 && (held + size > mostTokens || count + 1 > mostInputs)) {
+      ends.push(index);
+      held = 0;
+      count = 0;
+    }
+    held += size;
+    count += 1;
+  }
+  ends.push(tokens.length);
+  return ends;
+}
+
+/**
+ * Refuses, before any chunk is sent, a batch whose tokens the candidates' day and month token budgets cannot hold
+ * before `routing.total_timeout_ms` ends (what is left of each, summed over the candidates, until a reset after the
+ * deadline): its first chunks would be paid and its last ones left for the next day. A 413 when even their whole
+ * budgets are smaller than it, else a 429 with the time of the first reset. Minute and hour windows slide within the
+ * request's time, so they are not counted here: a chunk that finds one spent waits (forwardInChunks).
+ */
+function dayBudgetRefusal(
+  request: PipelineRequest,
+  deployments: readonly Deployment[],
+  total: number,
+  why: string,
+  nowMs: number,
+): void {
+  const { runtime, snapshot, record } = request;
+  const { totalTimeoutMs } = snapshot.config.routing;
+  const deadlineMs = record.startedAtMs + totalTimeoutMs;
+  let left = 0;
+  let whole = 0;
+  let resetAtMs = Number.POSITIVE_INFINITY;
+  const reasons: string[] = [];
+  for (const deployment of deployments) {
+    let tightest: { readonly remaining: number; readonly limit: number; readonly window: string } | undefined;
+    for (const scope of snapshot.budgetScopes[deployment.index] ?? []) {
+      for (const usage of runtime.budgets.usage(scope, nowMs)) {
+        const isCalendar = usage.window === "day" || usage.window === "month";
+        if (usage.unit !== "tokens" || !isCalendar || (usage.resetsAtMs ?? 0) <= deadlineMs) continue;
+        if (tightest === undefined || usage.remaining < tightest.remaining) tightest = usage;
+        resetAtMs = Math.min(resetAtMs, usage.resetsAtMs ?? resetAtMs);
+      }
+    }
+    // A candidate whose tokens no calendar window bounds could take the rest in time.
+    if (tightest === undefined) return;
+    left += tightest.remaining;
+    whole += tightest.limit;
+    reasons.push(`${deployment.key}: ${tightest.remaining} tokens left this ${tightest.window} of ${tightest.limit}`);
+  }
+  if (total <= left) return;
+  const message = `The embeddings batch of ${(request.body.input as readonly unknown[]).length} inputs (~${total} tokens) is larger than one request may hold under every candidate's token budgets, and ${why} it could not be finished before routing.total_timeout_ms (${totalTimeoutMs} ms) ends: ${reasons.join("; ")}. Nothing was sent; send fewer inputs in a request.`;
+  if (total > whole) throw new RequestTooLargeError(message);
+  throw new RateLimitedError(message, { retryAfterMs: Math.max(0, resetAtMs - nowMs) });
+}
