@@ -39,6 +39,7 @@ import {
   type PipelineRequest,
   type PipelineResult,
   publish,
+  publishOrHold,
   type RequestContext,
   type RequestFacts,
 } from "./pipeline-types.ts";
@@ -329,7 +330,7 @@ function jsonAnswer(
   request.record.headersSent();
   const responseText = request.snapshot.config.log.content ? loggedAnswerText(request, result) : undefined;
   if (responseText !== undefined) request.record.content({ responseText });
-  publish(request, result.status, "success");
+  const releaseRecord = publishOrHold(request, result.status);
   keepAnswer(request, result, headers);
   return {
     kind: "json",
@@ -339,6 +340,7 @@ function jsonAnswer(
     contentType: result.contentType,
     bytes: result.bytes,
     headers,
+    releaseRecord,
   };
 }
 

@@ -1,0 +1,95 @@
+// A Responses answer (`store: true`, the default) the store of kept responses fails to keep, for real: a Redis that
+// was stopped (SIGKILL) or paused (SIGSTOP: it keeps its connections open and answers nothing). The answer is still
+// sent whole; its record says it was not kept (`isAnswerNotKept`), counted in `llm_gateway_answers_not_kept_total`;
+// a later GET or `previous_response_id` naming it is told it was not stored (a 404, a 400), not a 503 or a hang. Until
+// 2026-12-07 `onPutError` only logged the outage's first failure: the record said nothing, and a GET naming the answer
+// was a 503 while the store was down, then the 404 of a response that was "never kept (`store: false`), has expired
+// or was deleted".
+import assert from "node:assert/strict";
+import { describe, type TestContext, test } from "node:test";
+import OpenAI from "openai";
+import type { RequestRecord } from "../../src/observability/request-record.ts";
+import {
+  CHAT_ROUTE,
+  logCollector,
+  oneProviderYaml,
+  openAiClient,
+  send,
+  useGateway,
+  useMock,
+  VENDOR_MODEL_ID,
+} from "../helpers/e2e.ts";
+import { chatCompletion, chatStream } from "../helpers/mock-upstream.ts";
+import { parsePrometheusText, sumOf } from "../helpers/prometheus-text.ts";
+import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../helpers/redis-server.ts";
+
+const REDIS = { skip: isRedisInstalled() ? false : REDIS_MISSING };
+
+/** `store`: more `responses.store` keys, as YAML lines under it. */
+async function redisScene(t: TestContext, prefix: string, store = "") {
+  const mock = await useMock(t);
+  mock.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("Not kept.", VENDOR_MODEL_ID) });
+  const redis = await useRedisServer(t);
+  const logs = logCollector();
+  const gateway = await useGateway(
+    t,
+    `${oneProviderYaml(mock)}state:\n  path: ":memory:"\n  redis_url: ${redis.url}\n  redis_key_prefix: "${prefix}:"\n${store === "" ? "" : `responses:\n  store:\n${store}`}`,
+    { logLevel: "info", logStream: logs.stream },
+  );
+  // Read as published: the request log lives in the same Redis.
+  const records: RequestRecord[] = [];
+  t.after(gateway.runtime.onRecord((record) => records.push(record)));
+  return { mock, redis, gateway, logs, records, client: openAiClient(gateway) };
+}
+
+/** Asserts `promise` rejects with a 404 or 400 of OpenAI's shape saying the response was not stored. */
+async function assertToldNotStored(promise: Promise<unknown>, status: 404 | 400, param: string): Promise<void> {
+  await assert.rejects(promise, (error: unknown) => {
+    assert.ok(error instanceof OpenAI.APIError, String(error));
+    assert.equal(error.status, status, error.message);
+    assert.match(error.message, /could not be stored/);
+    assert.equal(error.param, param);
+    return true;
+  });
+}
+
+describe("a Responses answer the store fails to keep", () => {
+  test(
+    "Redis stopped: streamed and JSON answers are sent, marked not kept (record, metric), and GET / previous_response_id say they were not stored",
+    REDIS,
+    async (t) => {
+      const { mock, redis, gateway, records, logs, client } = await redisScene(t, "kept-stopped");
+      await redis.kill();
+      const json = await client.responses.create({ model: "m", input: "hi" });
+      assert.equal(json.output_text, "Not kept.");
+      mock.enqueue(CHAT_ROUTE, { kind: "sse", events: chatStream(["Not", " kept."], VENDOR_MODEL_ID) });
+      const streamed = await client.responses.stream({ model: "m", input: "hi" }).finalResponse();
+      assert.equal(streamed.status, "completed");
+      assert.equal(streamed.output_text, "Not kept.");
+
+      assert.equal(records.length, 2, JSON.stringify(records));
+      for (const record of records) {
+        assert.equal(record.status, 200);
+        assert.equal(record.isAnswerNotKept, true, JSON.stringify(record));
+      }
+      const routed = logs.lines.filter(
+        (line) => line.includes('"msg":"routed"') && line.includes('"endpoint":"responses"'),
+      );
+      assert.equal(routed.length, 2, logs.lines.join(""));
+      for (const line of routed) assert.match(line, /"isAnswerNotKept":true/);
+      const metrics = parsePrometheusText((await send(gateway, "GET", "/metrics")).text);
+      assert.equal(sumOf(metrics, "llm_gateway_answers_not_kept_total", { endpoint: "responses" }), 2);
+
+      // Redis still down: the gateway knows these two were not kept, so it says so instead of a 503.
+      await assertToldNotStored(client.responses.retrieve(json.id), 404, "response_id");
+      await assertToldNotStored(
+        client.responses.create({ model: "m", previous_response_id: streamed.id, input: "and then?" }),
+        400,
+        "previous_response_id",
+      );
+      // Redis back (empty): still told why, not "never kept (`store: false`)".
+      await redis.restart();
+      await assertToldNotStored(client.responses.retrieve(streamed.id), 404, "response_id");
+    },
+  );
+});
