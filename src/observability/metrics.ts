@@ -110,7 +110,7 @@ export class GatewayMetrics {
     );
     this.#answersNotKept = counter(
       "answers_not_kept_total",
-      "Answers sent whose keeping failed (a Responses answer for previous_response_id: the store failed), by endpoint.",
+      "Answers sent whose keeping failed (a Responses answer for previous_response_id: the store down, or past responses.store.write_timeout_ms), by endpoint.",
       ["endpoint"],
     );
     // `source`: `reported` (the provider's usage) or `estimated` (the gateway's count, where the provider reported

@@ -92,4 +92,32 @@ describe("a Responses answer the store fails to keep", () => {
       await assertToldNotStored(client.responses.retrieve(streamed.id), 404, "response_id");
     },
   );
+
+  test(
+    "Redis paused: keeping gives up after responses.store.write_timeout_ms, the stream ends and its record says not kept",
+    REDIS,
+    async (t) => {
+      // Well within the store's own command timeout (1 s): the bound, not Redis's client, ends the wait.
+      const { mock, redis, records, client } = await redisScene(t, "kept-paused", "    write_timeout_ms: 300\n");
+      // A first answer kept: the store's connection is up when Redis stops answering.
+      await client.responses.create({ model: "m", input: "warm up" });
+      redis.pause();
+      t.after(() => redis.resume());
+      mock.enqueue(CHAT_ROUTE, { kind: "sse", events: chatStream(["Not", " kept."], VENDOR_MODEL_ID) });
+      const startedAtMs = Date.now();
+      const streamed = await client.responses.stream({ model: "m", input: "hi" }).finalResponse();
+      assert.equal(streamed.output_text, "Not kept.");
+      const tookMs = Date.now() - startedAtMs;
+      assert.ok(tookMs >= 300 && tookMs < 900, `the stream's end waited ${tookMs} ms for the paused store`);
+      const json = await client.responses.create({ model: "m", input: "hi again" });
+      assert.equal(json.output_text, "Not kept.");
+      assert.equal(records.length, 3, JSON.stringify(records));
+      assert.deepEqual(
+        records.map((record) => record.isAnswerNotKept === true),
+        [false, true, true],
+        JSON.stringify(records),
+      );
+      await assertToldNotStored(client.responses.retrieve(streamed.id), 404, "response_id");
+    },
+  );
 });

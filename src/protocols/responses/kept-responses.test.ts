@@ -91,3 +91,22 @@ test("an unreachable store: reads and deletes are a 503, a failed write is repor
   assert.equal(await kept.put(stored("resp_a")), true);
   assert.equal(kept.notKept("resp_a"), undefined);
 });
+
+test("a write past its bound is not kept: reported, remembered, false", async () => {
+  const putErrors: unknown[] = [];
+  const never = new Promise<void>(() => {});
+  const rows = new MapRows();
+  rows.put = () => never;
+  const kept = inRows(
+    rows,
+    (error) => putErrors.push(error),
+    undefined,
+    async (write) => {
+      await Promise.race([write, Promise.resolve()]);
+      throw new Error("no answer within the bound");
+    },
+  );
+  assert.equal(await kept.put(stored("resp_a")), false);
+  assert.match(String(putErrors[0]), /within the bound/);
+  assert.notEqual(kept.notKept("resp_a"), undefined);
+});

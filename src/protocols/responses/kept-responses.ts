@@ -156,11 +156,14 @@ export interface KeptResponseRows {
  * Kept responses in a persistent store. A store that cannot be read is a 503 (a continuation must not silently
  * lose its history); one that cannot be written only loses the answer for later turns: `onPutError` reports it
  * and the answer is still sent. `onPutWorked`: a put that worked (so a reporter can say when failures end).
+ * `bounded`: the store's write within its time bound (rejects past it: `responses.store.write_timeout_ms`), so that a
+ * store that never answers does not hold the request (its record, a stream's last events) open.
  */
 export function inRows(
   rows: KeptResponseRows,
   onPutError: (error: unknown) => void,
   onPutWorked?: () => void,
+  bounded: (write: Promise<void>) => Promise<void> = (write) => write,
 ): KeptResponses {
   // A store's own answer (the state file locked by another process: a 503 saying so) is passed on as it is.
   const unreachable = (error: unknown): GatewayError =>
@@ -310,7 +313,7 @@ export function inRows(
     put: async (stored) => {
       const id = stored.response.id;
       try {
-        await rows.put(rowOf(stored, undefined).row);
+        await bounded(rows.put(rowOf(stored, undefined).row));
       } catch (error) {
         onPutError(error);
         notKept.remember(id, stored.client);
