@@ -21,6 +21,7 @@ import {
 } from "../helpers/e2e.ts";
 import { chatCompletion, chatStream } from "../helpers/mock-upstream.ts";
 import { parsePrometheusText, sumOf } from "../helpers/prometheus-text.ts";
+import { useRedisProxy } from "../helpers/redis-proxy.ts";
 import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../helpers/redis-server.ts";
 
 const REDIS = { skip: isRedisInstalled() ? false : REDIS_MISSING };
@@ -120,4 +121,57 @@ describe("a Responses answer the store fails to keep", () => {
       await assertToldNotStored(client.responses.retrieve(streamed.id), 404, "response_id");
     },
   );
+
+  test("answer cache hits, streamed and JSON: keeping them fails, and their records say not kept", REDIS, async (t) => {
+    const mock = await useMock(t);
+    const redis = await useRedisServer(t);
+    // The kept answers' commands (keys under `{responses}`) held on their way to Redis once `isStalled`: the answer
+    // cache (`{answers}`, another connection) still answers, the store of kept responses does not.
+    let isStalled = false;
+    let release = (): void => {};
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    t.after(() => release());
+    const proxy = await useRedisProxy(t, redis.port, (text) =>
+      isStalled && text.includes("{responses}") ? held : undefined,
+    );
+    const gateway = await useGateway(
+      t,
+      `${oneProviderYaml(mock)}cache:\n  enabled: true\nstate:\n  path: ":memory:"\n  redis_url: ${proxy.url}\n  redis_key_prefix: "kept-hits:"\nresponses:\n  store:\n    write_timeout_ms: 300\n`,
+    );
+    const records: RequestRecord[] = [];
+    t.after(gateway.runtime.onRecord((record) => records.push(record)));
+    const client = openAiClient(gateway);
+    mock.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("Cached.", VENDOR_MODEL_ID) });
+    const ask = {
+      json: () => client.responses.create({ model: "m", input: "json, please" }),
+      stream: () => client.responses.stream({ model: "m", input: "a stream, please" }).finalResponse(),
+    };
+    // Each answered once (a miss), then given from the cache once its shared put landed (not waited for).
+    for (const kind of ["json", "stream"] as const) {
+      if (kind === "stream") {
+        mock.setDefault(CHAT_ROUTE, { kind: "sse", events: chatStream(["Cached", " stream."], VENDOR_MODEL_ID) });
+      }
+      for (let tries = 0; ; tries++) {
+        await ask[kind]();
+        if (records.at(-1)?.cache === "hit") break;
+        assert.ok(tries < 50, `the ${kind} answer was never given from the cache`);
+      }
+    }
+    const asked = mock.requests.length;
+    isStalled = true;
+    const before = records.length;
+    assert.equal((await ask.json()).output_text, "Cached.");
+    assert.equal((await ask.stream()).output_text, "Cached stream.");
+    assert.equal(mock.requests.length, asked, "both were cache hits");
+    const given = records.slice(before);
+    assert.deepEqual(
+      given.map((record) => [record.isStream, record.cache, record.status, record.isAnswerNotKept === true]),
+      [
+        [false, "hit", 200, true],
+        [true, "hit", 200, true],
+      ],
+    );
+  });
 });
