@@ -221,11 +221,14 @@ export function protocolHandler(runtime: GatewayRuntime, adapter: ProtocolAdapte
           Object.entries(answerHeaders).map(([name, value]) => [name, toHeaderValue(value)]),
         );
         if (early?.isCommitted !== true) writeHead(request, reply, gatewayHeaders);
+        // A cache hit found after an early head: the stream says it first (its head could not).
+        let unsaid = early?.unsaid(answerHeaders) ?? "";
         ending = await pumpStream(
           reply.raw,
           result.events,
           (chunks) => {
-            let text = "";
+            let text = unsaid;
+            unsaid = "";
             for (const chunk of chunks) text += streamTranslator.push(chunk.json);
             // Told before the next batch is pulled: a failure the relay reads next is after the answer's end.
             if (streamTranslator.hasEndedAnswer === true) result.endAnswer();
