@@ -160,20 +160,10 @@ export async function createKeptResponsesStore(
 
 /** `write`, or a rejection once `timeoutMs` passed without its settling (it may still land: a later read finds it). */
 function withinMs(write: Promise<void>, timeoutMs: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new Error(`the store did not answer within ${timeoutMs} ms (responses.store.write_timeout_ms)`)),
-      timeoutMs,
-    );
-    write.then(
-      () => {
-        clearTimeout(timer);
-        resolve();
-      },
-      (error: unknown) => {
-        clearTimeout(timer);
-        reject(error);
-      },
-    );
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_resolve, reject) => {
+    const error = new Error(`the store did not answer within ${timeoutMs} ms (responses.store.write_timeout_ms)`);
+    timer = setTimeout(() => reject(error), timeoutMs);
   });
+  return Promise.race([write, late]).finally(() => clearTimeout(timer));
 }
