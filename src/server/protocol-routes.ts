@@ -141,6 +141,8 @@ function registerKeptResponseRoutes(app: RouteTarget, runtime: GatewayRuntime, s
       const kept = forClient(store, request.clientName);
       // A background response still running here is cancelled first: its run would keep it again when it ends.
       if ((await kept.get(id, NO_EVENTS)) !== undefined) await runtime.backgroundRuns.cancel(id);
+      // One this process failed to keep has nothing to delete: said so, not a 503 while the store is down.
+      else if (kept.notKept(id) !== undefined) throw notKept(kept, id);
       if (!(await kept.delete(id))) throw notKept(kept, id);
       return { id, object: "response", deleted: true };
     });

@@ -89,6 +89,8 @@ describe("a Responses answer the store fails to keep", () => {
         400,
         "previous_response_id",
       );
+      // Nothing to delete either: told so, not a 503 for the store being down.
+      await assertToldNotStored(client.responses.delete(json.id), 404, "response_id");
       // Redis back (empty): still told why, not "never kept (`store: false`)".
       await redis.restart();
       await assertToldNotStored(client.responses.retrieve(streamed.id), 404, "response_id");
