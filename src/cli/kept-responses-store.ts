@@ -164,6 +164,8 @@ function withinMs(write: Promise<void>, timeoutMs: number): Promise<void> {
   const late = new Promise<never>((_resolve, reject) => {
     const error = new Error(`the store did not answer within ${timeoutMs} ms (responses.store.write_timeout_ms)`);
     timer = setTimeout(() => reject(error), timeoutMs);
+    // The request waiting for the write holds the process; the bound alone must not hold an exit.
+    timer.unref();
   });
   return Promise.race([write, late]).finally(() => clearTimeout(timer));
 }
