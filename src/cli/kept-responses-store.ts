@@ -59,6 +59,9 @@ export async function createKeptResponsesStore(
       "kept responses: could not keep an answer; a later previous_response_id naming it will not be found (said once until an answer is kept again)",
     );
   };
+  // The write's bound (responses.store.write_timeout_ms): a Redis paused or a Cluster without a master answers late or
+  // never, and the request (its record, a stream's last events) waits for the write.
+  const bounded = (write: Promise<void>): Promise<void> => withinMs(write, limits.writeTimeoutMs);
   const onPutWorked = (): void => {
     if (!isPutFailing) return;
     isPutFailing = false;
@@ -94,7 +97,7 @@ export async function createKeptResponsesStore(
     );
     await Promise.all([rows.connect(), conversationRows.connect(), toolCallExtras.connect()]);
     return {
-      kept: inRows(rows, onPutError, onPutWorked),
+      kept: inRows(rows, onPutError, onPutWorked, bounded),
       conversations: conversationsOver(conversationRows),
       toolCallExtras,
       kind: "redis",
@@ -130,7 +133,7 @@ export async function createKeptResponsesStore(
     throw error;
   }
   return {
-    kept: inRows(rows, onPutError, onPutWorked),
+    kept: inRows(rows, onPutError, onPutWorked, bounded),
     conversations: conversationsOver(conversationRows),
     toolCallExtras: localToolCallExtras,
     kind: "embedded",
@@ -153,4 +156,16 @@ export async function createKeptResponsesStore(
           }
         : { kind: "embedded", isDegraded: false, detail: state.path },
   };
+}
+
+/** `write`, or a rejection once `timeoutMs` passed without its settling (it may still land: a later read finds it). */
+function withinMs(write: Promise<void>, timeoutMs: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_resolve, reject) => {
+    const error = new Error(`the store did not answer within ${timeoutMs} ms (responses.store.write_timeout_ms)`);
+    timer = setTimeout(() => reject(error), timeoutMs);
+    // The request waiting for the write holds the process; the bound alone must not hold an exit.
+    timer.unref();
+  });
+  return Promise.race([write, late]).finally(() => clearTimeout(timer));
 }

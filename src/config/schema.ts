@@ -290,6 +290,9 @@ const responsesSchema = z
         max_entries: nonNegativeInt.default(10_000), // responses kept; 0 keeps none
         max_bytes: nonNegativeInt.default(64 * 1024 * 1024), // bytes of kept JSON (each holds its conversation): 64 MiB
         max_age_ms: positiveInt.default(24 * 3_600_000), // ms a kept response stays usable: 24 h
+        // ms an answer's write may take before it counts as not kept: 5 s (a Redis command times out after 1 s, and
+        // a write is a few of them); a store that never answers must not hold the request's record open
+        write_timeout_ms: positiveInt.default(5_000),
       })
       .prefault({})
       .transform(camelKeys),

@@ -57,6 +57,7 @@ export class GatewayMetrics {
   readonly #skips: LabeledCounter;
   readonly #continuations: LabeledCounter;
   readonly #earlyCommits: LabeledCounter;
+  readonly #answersNotKept: LabeledCounter;
   readonly #tokens: LabeledCounter;
   readonly #clientRequests: LabeledCounter;
   readonly #batchRequests: LabeledCounter;
@@ -105,6 +106,11 @@ export class GatewayMetrics {
     this.#earlyCommits = counter(
       "stream_early_commits_total",
       "Streams whose response head went out before their answer started, kept alive meanwhile (server.stream_keepalive_ms), by endpoint.",
+      ["endpoint"],
+    );
+    this.#answersNotKept = counter(
+      "answers_not_kept_total",
+      "Answers sent whose keeping failed (a Responses answer for previous_response_id: the store down, or past responses.store.write_timeout_ms), by endpoint.",
       ["endpoint"],
     );
     // `source`: `reported` (the provider's usage) or `estimated` (the gateway's count, where the provider reported
@@ -254,6 +260,7 @@ export class GatewayMetrics {
     }
     if (record.cache !== undefined) this.#cacheLookups.inc([record.cache]);
     if (record.earlyCommitMs !== undefined) this.#earlyCommits.inc([endpoint]);
+    if (record.isAnswerNotKept === true) this.#answersNotKept.inc([endpoint]);
     const client = record.client ?? NONE;
     if (!isBatchLine) this.#clientRequests.inc([client, recordClass]);
     observeProviderTokens(this.#tokens, record, names, [provider, upstreamModel]);

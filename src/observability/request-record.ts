@@ -175,8 +175,9 @@ export interface RequestRecord {
   /** Speech relayed as it came: the audio's bytes written to the client (all of them, or up to a cut). */
   readonly responseBytes?: number;
   /**
-   * A streamed answer the door sent but could not keep (a Responses answer for `previous_response_id`: its keeping
-   * threw); the exception is in the log.
+   * An answer the door sent but could not keep (a Responses answer for `previous_response_id`, streamed or JSON, from
+   * an upstream or the answer cache): the store failed or did not answer in time (`responses.store.write_timeout_ms`),
+   * or its keeping threw; the log says why.
    */
   readonly isAnswerNotKept?: true;
   readonly durationMs: number;

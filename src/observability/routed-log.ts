@@ -20,6 +20,7 @@ export function routedLogFields(record: RequestRecord): object {
     ...(record.continuations.length === 0 ? {} : { continuations: record.continuations.length }),
     ...(record.queueWaitMs > 0 ? { queuedMs: record.queueWaitMs } : {}),
     ...(record.earlyCommitMs === undefined ? {} : { earlyCommitMs: record.earlyCommitMs }),
+    ...(record.isAnswerNotKept === true ? { isAnswerNotKept: true } : {}),
     ms: record.durationMs,
   };
 }

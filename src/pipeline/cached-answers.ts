@@ -13,6 +13,7 @@ import {
   type JsonAnswer,
   type PipelineRequest,
   publish,
+  publishOrHold,
   type RequestContext,
   type StreamAnswer,
   type StreamEnding,
@@ -84,9 +85,9 @@ export function cachedAnswer(request: PipelineRequest, cached: CachedAnswer): Js
     const responseText = answerText(cached.bodyText);
     if (responseText !== undefined) request.record.content({ responseText });
   }
-  publish(request, cached.status, "success");
+  const releaseRecord = publishOrHold(request, cached.status);
   const headers = hitHeaders(request, cached);
-  return { kind: "json", api: cached.api, status: cached.status, bodyText: cached.bodyText, headers };
+  return { kind: "json", api: cached.api, status: cached.status, bodyText: cached.bodyText, headers, releaseRecord };
 }
 
 /** A kept stream given again: its chunks as they were first sent, at once, then its end. */
@@ -95,10 +96,18 @@ export function cachedStream(request: PipelineRequest, cached: CachedAnswer): St
   if (chunks === undefined) return undefined;
   request.record.headersSent();
   request.record.firstTokenSent();
-  publish(request, cached.status, "success");
   const usage = usageOf(chunks);
+  // Published once replayed (or cancelled), unless the door holds the record to say whether it kept the answer.
+  let isRecordHeld = false;
+  const settle = (): void => {
+    if (!isRecordHeld) publish(request, cached.status, "success");
+  };
   async function* replay(): AsyncGenerator<readonly StreamChunk[], StreamEnding, void> {
-    yield chunks as readonly StreamChunk[];
+    try {
+      yield chunks as readonly StreamChunk[];
+    } finally {
+      settle();
+    }
     return { isSuccess: true, error: undefined, usage };
   }
   return {
@@ -108,9 +117,16 @@ export function cachedStream(request: PipelineRequest, cached: CachedAnswer): St
     events: replay(),
     // What the kept answer's usage said, else the plain estimate: no deployment serves it.
     promptTokensEstimate: usage?.promptTokens ?? request.prompt.promptTokens,
-    cancel: async () => {},
+    cancel: async () => settle(),
     // A kept answer has no upstream to end.
     endAnswer: () => {},
+    holdRecord() {
+      isRecordHeld = true;
+      return (outcome) => {
+        if (outcome?.isAnswerNotKept === true) request.record.answerNotKept();
+        publish(request, cached.status, "success");
+      };
+    },
   };
 }
 

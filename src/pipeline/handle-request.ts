@@ -40,6 +40,7 @@ import {
   type PipelineRequest,
   type PipelineResult,
   publish,
+  publishOrHold,
   type RequestContext,
   type RequestFacts,
 } from "./pipeline-types.ts";
@@ -333,7 +334,7 @@ function jsonAnswer(
   request.record.headersSent();
   const responseText = request.snapshot.config.log.content ? loggedAnswerText(request, result) : undefined;
   if (responseText !== undefined) request.record.content({ responseText });
-  publish(request, result.status, "success");
+  const releaseRecord = publishOrHold(request, result.status);
   keepAnswer(request, result, headers);
   return {
     kind: "json",
@@ -343,6 +344,7 @@ function jsonAnswer(
     contentType: result.contentType,
     bytes: result.bytes,
     headers,
+    releaseRecord,
   };
 }
 

@@ -64,7 +64,16 @@ export interface RequestContext {
    * left out until one does (context-truncation.ts).
    */
   readonly truncatesToFit?: boolean | undefined;
+  /**
+   * The door keeps the answer once it is made (a Responses answer for `previous_response_id`): a JSON answer's record,
+   * a cache hit's too, waits for it (JsonAnswer.releaseRecord), so that it can say whether the answer was kept. A
+   * stream's door asks for that itself (StreamAnswer.holdRecord).
+   */
+  readonly holdsRecord?: boolean | undefined;
 }
+
+/** Publishes a held record (`isAnswerNotKept`: the door could not keep the answer); later calls do nothing. */
+export type RecordRelease = (outcome?: { readonly isAnswerNotKept: boolean }) => void;
 
 export interface JsonAnswer {
   readonly kind: "json";
@@ -80,6 +89,11 @@ export interface JsonAnswer {
   /** Speech's audio: sent as these bytes instead of `bodyText`. */
   readonly bytes?: Buffer | undefined;
   readonly headers: Readonly<Record<string, string>>;
+  /**
+   * With RequestContext.holdsRecord, the record is published when this is called: the door must call it on every
+   * path (a `finally`). Absent: it was published before the answer was returned.
+   */
+  readonly releaseRecord?: RecordRelease | undefined;
 }
 
 /**
@@ -138,7 +152,7 @@ export interface StreamAnswer {
    * say how that went. Returns the release, which publishes it (`isAnswerNotKept`: the door could not keep the
    * answer); it must be called on every path (a `finally`), and once is enough (later calls do nothing).
    */
-  holdRecord?(): (outcome?: { readonly isAnswerNotKept: boolean }) => void;
+  holdRecord?(): RecordRelease;
 }
 
 /** Speech's audio, relayed as it comes: write each chunk before pulling the next (backpressure). */
@@ -190,6 +204,21 @@ export function publish(request: PipelineRequest, status: number, outcome: Outco
   if (record === undefined) return;
   settleClientCharge(request.runtime, request.clientCharge, record);
   request.runtime.recorder.publish(record);
+}
+
+/**
+ * Publishes a successful answer's record now, or, when the door keeps the answer first (RequestContext.holdsRecord),
+ * returns the release that publishes it.
+ */
+export function publishOrHold(request: PipelineRequest, status: number): RecordRelease | undefined {
+  if (request.context.holdsRecord !== true) {
+    publish(request, status, "success");
+    return undefined;
+  }
+  return (outcome) => {
+    if (outcome?.isAnswerNotKept === true) request.record.answerNotKept();
+    publish(request, status, "success");
+  };
 }
 
 /** What a plan needs of a request beyond its body: its prompt's estimate, its output tokens, its features. */

@@ -195,12 +195,12 @@ export class RecordBuilder {
     this.#timeToHeadersMs ??= this.#clock.now() - this.#start.startedAtMs;
   }
 
-  /** The stream's head went out at `atMs`, before its answer started (`server.stream_keepalive_ms`). */
   /** The door could not keep the answer it sent (a Responses answer for `previous_response_id`). */
   answerNotKept(): void {
     this.#isAnswerNotKept = true;
   }
 
+  /** The stream's head went out at `atMs`, before its answer started (`server.stream_keepalive_ms`). */
   committedEarly(atMs: number): void {
     this.#earlyCommitMs ??= atMs - this.#start.startedAtMs;
   }

@@ -107,11 +107,14 @@ export function forwardingHandler(endpoint: EndpointSpec, runtime: GatewayRuntim
       // Fastify's error handler still answers; the `finally` settles the stream (slot, upstream, record).
       if (early?.isCommitted !== true) writeSseHead(request, reply, safeHeaders(result.headers));
       const keepMs = runtime.snapshot.config.server.streamKeepaliveMs;
+      // A cache hit found after an early head: the stream says it first (its head could not).
+      let unsaid = early?.unsaid(result.headers) ?? "";
       ending = await pumpStream(
         reply.raw,
         result.events,
         (chunks) => {
-          let text = "";
+          let text = unsaid;
+          unsaid = "";
           for (const chunk of chunks) text += sseData(chunk.data);
           return text;
         },

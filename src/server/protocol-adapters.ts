@@ -5,20 +5,15 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { ClientAbortedError, type GatewayError, InternalError } from "../errors/gateway-error.ts";
 import { toGatewayError } from "../errors/render-error.ts";
-import { estimateChatPrompt } from "../limits/token-estimate.ts";
 import { cacheRequest, withoutAnswerCache } from "../pipeline/cache-control.ts";
 import { type ChatPipelineResult, handleChatRequest } from "../pipeline/chat-request.ts";
-import { type EndpointSpec, MESSAGES_ENDPOINT } from "../pipeline/endpoints.ts";
+import type { EndpointSpec } from "../pipeline/endpoints.ts";
 import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
 import type { StreamEnding } from "../pipeline/handle-request.ts";
 import { cutReason } from "../pipeline/open-requests.ts";
 import { parseAnswerBody } from "../pipeline/pipeline-types.ts";
 import { publishRefusal } from "../pipeline/refusal.ts";
 import type { ChatRequestBody } from "../protocols/chat-completions.ts";
-import { randomIds } from "../protocols/ids.ts";
-import { toChatRequest as messagesToChat } from "../protocols/messages/request-mapping.ts";
-import { toMessageObject } from "../protocols/messages/response-mapping.ts";
-import { MessagesStreamTranslator } from "../protocols/messages/stream-mapping.ts";
 import type { ForwardRequest, NativeCall, UpstreamApi } from "../upstream/forward-types.ts";
 
 type ForwardRecall = ForwardRequest["recallToolCallExtras"];
@@ -66,6 +61,11 @@ export interface Exchange {
   streamEnded?(isSuccess: boolean): Promise<string>;
   /** After a JSON answer was made, before it is sent: to keep it. Headers it returns go on the answer. */
   answered?(answer: object): Promise<Readonly<Record<string, string>> | undefined>;
+  /**
+   * After `answered` or `streamEnded`: the store failed to keep the answer (it reported that itself, once per outage):
+   * the request's record says so (`isAnswerNotKept`), as it does when keeping threw.
+   */
+  readonly isAnswerNotKept?: () => boolean;
   /** `background: true` (Responses): answered at once, served in the gateway (background-responses.ts). */
   readonly background?: BackgroundExchange | undefined;
   /**
@@ -156,6 +156,8 @@ export function protocolHandler(runtime: GatewayRuntime, adapter: ProtocolAdapte
         recallToolCallExtras: exchange.recallToolCallExtras,
         earlyCommit: early,
         truncatesToFit: exchange.truncatesToFit,
+        // The record waits for the door's keeping, so that it can say whether the answer was kept.
+        holdsRecord: exchange.answered !== undefined,
       });
       result =
         early === undefined
@@ -182,6 +184,7 @@ export function protocolHandler(runtime: GatewayRuntime, adapter: ProtocolAdapte
     if (result.kind === "json" && early?.isCommitted === true) {
       // Not an answer a stream request gets (its stream, or an error thrown): said in-stream.
       clientGone.stop();
+      result.releaseRecord?.();
       early.fail(request, new InternalError("The answer could not be sent as a stream."), (failure) =>
         exchange.stream(servedModel, "chat", 0).fail(failure),
       );
@@ -189,14 +192,17 @@ export function protocolHandler(runtime: GatewayRuntime, adapter: ProtocolAdapte
     }
     if (result.kind === "json") {
       let answer: object;
+      let isAnswerNotKept = false;
       try {
         answer = exchange.answer(parseAnswerBody(result.bodyText), servedModel, result.api);
         // Still an open request until it is kept: an exit (a second signal) waits for an asynchronous (Redis) save
         // instead of exiting under it.
-        const keptHeaders = (await keptOrLogged(request, async () => exchange.answered?.(answer))).value;
-        if (keptHeaders !== undefined) answerHeaders = { ...answerHeaders, ...keptHeaders };
+        const kept = await keptOrLogged(request, async () => exchange.answered?.(answer));
+        isAnswerNotKept = !kept.isKept || exchange.isAnswerNotKept?.() === true;
+        if (kept.value !== undefined) answerHeaders = { ...answerHeaders, ...kept.value };
       } finally {
         clientGone.stop();
+        result.releaseRecord?.({ isAnswerNotKept });
       }
       reply.code(result.status).headers(answerHeaders).type("application/json").send(answer);
       return;
@@ -215,11 +221,14 @@ export function protocolHandler(runtime: GatewayRuntime, adapter: ProtocolAdapte
           Object.entries(answerHeaders).map(([name, value]) => [name, toHeaderValue(value)]),
         );
         if (early?.isCommitted !== true) writeHead(request, reply, gatewayHeaders);
+        // A cache hit found after an early head: the stream says it first (its head could not).
+        let unsaid = early?.unsaid(answerHeaders) ?? "";
         ending = await pumpStream(
           reply.raw,
           result.events,
           (chunks) => {
-            let text = "";
+            let text = unsaid;
+            unsaid = "";
             for (const chunk of chunks) text += streamTranslator.push(chunk.json);
             // Told before the next batch is pulled: a failure the relay reads next is after the answer's end.
             if (streamTranslator.hasEndedAnswer === true) result.endAnswer();
@@ -264,7 +273,7 @@ export function protocolHandler(runtime: GatewayRuntime, adapter: ProtocolAdapte
         // Kept before the client reads `response.completed`, so a follow-up request finds it.
         const isSuccess = ending.isSuccess;
         const kept = await keptOrLogged(request, async () => exchange.streamEnded?.(isSuccess));
-        isKept = kept.isKept;
+        isKept = kept.isKept && exchange.isAnswerNotKept?.() !== true;
         tail = (kept.value ?? "") + tail;
       } catch (error) {
         // The reply is hijacked: nothing else would end it, and the client would wait for its own timeout.
@@ -349,44 +358,4 @@ function unlessCut(begun: Exchange | Promise<Exchange>, signal: AbortSignal): Pr
       .then(resolve, reject)
       .finally(() => signal.removeEventListener("abort", onAbort));
   });
-}
-
-/** Anthropic Messages (`POST /v1/messages`). */
-export function messagesAdapter(): ProtocolAdapter {
-  return {
-    endpoint: MESSAGES_ENDPOINT,
-    begin(body) {
-      const translated = messagesToChat(body);
-      const estimatePromptTokens = (): number =>
-        estimateChatPrompt(translated.chatBody.messages, translated.chatBody.tools).promptTokens;
-      return {
-        chatBody: translated.chatBody,
-        isAnswerCacheSkipped: translated.isOutputDropped,
-        answer: (completion, servedModel) =>
-          toMessageObject(completion, {
-            ids: randomIds,
-            stopSequences: translated.stopSequences,
-            isThinkingShown: translated.isThinkingShown,
-            isThinkingOmitted: translated.isThinkingOmitted,
-            isOutputDropped: translated.isOutputDropped,
-            fallbackModel: servedModel,
-            estimatePromptTokens,
-            toolNames: translated.toolNames,
-          }),
-        stream: (servedModel, _api, promptTokensEstimate) =>
-          new MessagesStreamTranslator({
-            ids: randomIds,
-            stopSequences: translated.stopSequences,
-            isThinkingShown: translated.isThinkingShown,
-            isThinkingOmitted: translated.isThinkingOmitted,
-            isOutputDropped: translated.isOutputDropped,
-            fallbackModel: servedModel,
-            // The pipeline's (calibrated, of the body sent), not the plain estimate: `message_start` and an estimated
-            // final usage say the same input_tokens.
-            promptTokensEstimate,
-            toolNames: translated.toolNames,
-          }),
-      };
-    },
-  };
 }

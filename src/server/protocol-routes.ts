@@ -12,7 +12,9 @@ import { randomIds } from "../protocols/ids.ts";
 import { toChatRequest as messagesToChat } from "../protocols/messages/request-mapping.ts";
 import { ConversationRowsInMemory, Conversations } from "../protocols/responses/conversations.ts";
 import { type InputItemsQuery, listInputItems } from "../protocols/responses/input-items.ts";
-import { forClient, inMemory, type KeptResponses, NO_EVENTS, prefetch } from "../protocols/responses/kept-responses.ts";
+import { prefetch } from "../protocols/responses/kept-prefetch.ts";
+import { forClient, inMemory, type KeptResponses, NO_EVENTS } from "../protocols/responses/kept-responses.ts";
+import { NOT_STORED } from "../protocols/responses/not-kept-answers.ts";
 import { type CountedPrompt, toCountedPrompt } from "../protocols/responses/request-mapping.ts";
 import { ResponseStore } from "../protocols/responses/response-store.ts";
 import type { Deployment } from "../providers/catalog.ts";
@@ -20,7 +22,8 @@ import { MemoryToolCallExtras, TOOL_CALL_EXTRAS_LIMITS, type ToolCallExtrasStore
 import { cancelBackground, followKept, notReplayable, viewOf, writeEvents } from "./background-readers.ts";
 import { registerConversationRoutes } from "./conversation-routes.ts";
 import { type RouteHandler, RouteRecorder, type RouteShape, type RouteTarget } from "./lazy-routes.ts";
-import { messagesAdapter, type ProtocolAdapter, protocolHandler } from "./protocol-adapters.ts";
+import { messagesAdapter } from "./messages-adapter.ts";
+import { type ProtocolAdapter, protocolHandler } from "./protocol-adapters.ts";
 import { MESSAGES_PATHS, RESPONSES_PATHS } from "./protocol-paths.ts";
 import { responsesAdapter } from "./responses-adapter.ts";
 import { keepingToolCallExtras } from "./tool-call-extras-door.ts";
@@ -100,7 +103,7 @@ function registerKeptResponseRoutes(app: RouteTarget, runtime: GatewayRuntime, s
       const kept = forClient(store, request.clientName);
       // No events read here: a poll needs none, and a follower reads them from its sequence number on.
       const stored = await kept.get(id, NO_EVENTS);
-      if (stored === undefined) throw notKept(id);
+      if (stored === undefined) throw notKept(kept, id);
       const query = request.query as { stream?: string; starting_after?: string };
       if (query.stream !== "true") return viewOf(runtime, stored);
       // Resuming a background stream: the events after `starting_after` (a sequence number), then the live ones.
@@ -123,13 +126,14 @@ function registerKeptResponseRoutes(app: RouteTarget, runtime: GatewayRuntime, s
       const id = idOf(request);
       const kept = forClient(store, request.clientName);
       const stored = await kept.get(id);
-      if (stored === undefined) throw notKept(id);
+      if (stored === undefined) throw notKept(kept, id);
       return cancelBackground(runtime, kept, stored);
     });
     app.get(`${base}/:id/input_items`, async (request) => {
       const id = idOf(request);
-      const stored = await forClient(store, request.clientName).get(id, NO_EVENTS);
-      if (stored === undefined) throw notKept(id);
+      const kept = forClient(store, request.clientName);
+      const stored = await kept.get(id, NO_EVENTS);
+      if (stored === undefined) throw notKept(kept, id);
       return listInputItems(stored, request.query as InputItemsQuery);
     });
     app.delete(`${base}/:id`, async (request) => {
@@ -137,7 +141,9 @@ function registerKeptResponseRoutes(app: RouteTarget, runtime: GatewayRuntime, s
       const kept = forClient(store, request.clientName);
       // A background response still running here is cancelled first: its run would keep it again when it ends.
       if ((await kept.get(id, NO_EVENTS)) !== undefined) await runtime.backgroundRuns.cancel(id);
-      if (!(await kept.delete(id))) throw notKept(id);
+      // One this process failed to keep has nothing to delete: said so, not a 503 while the store is down.
+      else if (kept.notKept(id) !== undefined) throw notKept(kept, id);
+      if (!(await kept.delete(id))) throw notKept(kept, id);
       return { id, object: "response", deleted: true };
     });
   }
@@ -160,9 +166,11 @@ function idOf(request: FastifyRequest): string {
   return (request.params as { id: string }).id;
 }
 
-function notKept(id: string): ResourceNotFoundError {
+function notKept(kept: KeptResponses, id: string): ResourceNotFoundError {
   return new ResourceNotFoundError(
-    `Response with id '${id}' not found: it was never kept (\`store: false\`), has expired or was deleted.`,
+    kept.notKept(id) !== undefined
+      ? `Response with id '${id}' ${NOT_STORED}.`
+      : `Response with id '${id}' not found: it was never kept (\`store: false\`), has expired or was deleted.`,
     { param: "response_id", code: "response_not_found" },
   );
 }

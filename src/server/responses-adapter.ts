@@ -7,7 +7,8 @@ import { randomIds } from "../protocols/ids.ts";
 import { backgroundView } from "../protocols/responses/background.ts";
 import { conversationAppender } from "../protocols/responses/conversation-appender.ts";
 import type { Conversations, ConversationUpdate } from "../protocols/responses/conversations.ts";
-import { forClient, type KeptResponses, prefetch } from "../protocols/responses/kept-responses.ts";
+import { prefetch } from "../protocols/responses/kept-prefetch.ts";
+import { forClient, type KeptResponses } from "../protocols/responses/kept-responses.ts";
 import {
   fromNativeResponse,
   type NativeContext,
@@ -91,6 +92,8 @@ export function responsesAdapter(
         fallbackModel: servedModel,
         ...(shortened === undefined ? {} : { toolNames: shortened.names }),
       });
+      /** The store failed to keep the answer (reported by it): the request's record says so (Exchange.isAnswerNotKept). */
+      let isAnswerNotKept = false;
       /** Keeps the answer; what became of its conversation when it was not updated (else undefined). */
       const keep = async (response: ResponseObject | undefined): Promise<ConversationUpdate | undefined> => {
         // A failed answer (the upstream failed it inside a stream that still ended cleanly) is nothing to continue
@@ -98,12 +101,12 @@ export function responsesAdapter(
         if (response === undefined || response.status === "failed") return undefined;
         const update = await addToConversation?.(response);
         if (translated.shouldStore) {
-          await kept.put({
+          isAnswerNotKept = !(await kept.put({
             response,
             conversation: [...translated.conversation, ...outputToChatMessages(response.output, translated.toolNames)],
             ...loadedTools,
             ...chain,
-          });
+          }));
         }
         return update === undefined || update === "added" ? undefined : update;
       };
@@ -118,6 +121,7 @@ export function responsesAdapter(
             : { "x-gateway-dropped-tools": translated.droppedTools.join(", ") },
         native,
         truncatesToFit: translated.echo.truncation === "auto",
+        isAnswerNotKept: () => isAnswerNotKept,
         answer(upstreamAnswer, servedModel, api) {
           const response =
             api === "chat"

@@ -138,6 +138,17 @@ export class EarlyCommit {
     void settled.then(release, release);
   }
 
+  /**
+   * What the answer's head (`headers`) says that the early head could not: its `x-gateway-cache` found after the head
+   * went out (a lookup in Redis still under way when it was due), as an SSE comment for the stream to begin with
+   * (every SSE parser skips comments, as the keep-alives). Empty when nothing was left unsaid.
+   */
+  unsaid(headers: Readonly<Record<string, string>>): string {
+    const cache = headers["x-gateway-cache"];
+    if (!this.isCommitted || cache === undefined || this.#knownHeaders["x-gateway-cache"] !== undefined) return "";
+    return `: x-gateway-cache: ${toHeaderValue(cache)}\n\n`;
+  }
+
   get committedAtMs(): number | undefined {
     return this.#committedAtMs;
   }

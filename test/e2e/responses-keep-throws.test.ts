@@ -1,7 +1,7 @@
 // A Responses answer whose keeping throws (kept.put: the store of kept responses failing in a way its own error
 // handling did not catch; a store bug): the answer was made, so the client still gets it whole, streamed
 // (`response.completed`, the stream ended, not cut) or as JSON (a 200, not a 500), and the failure is logged at error
-// level with the request's id, and a streamed answer's record says it was not kept (`isAnswerNotKept`). No request reaches such a throw on purpose (the stores report a failed write
+// level with the request's id, and the answer's record says it was not kept (`isAnswerNotKept`). No request reaches such a throw on purpose (the stores report a failed write
 // themselves, responses-kept-store.test.ts), so the door's view of the store is swapped, as responses-adapter.ts
 // imports it, for one whose `put` throws (test/helpers/held-import.ts swapImport).
 import assert from "node:assert/strict";
@@ -64,9 +64,16 @@ test("a streamed Responses answer whose keeping throws still ends with response.
 test("a JSON Responses answer whose keeping throws is still answered 200; the failure is logged", async (t) => {
   const mock = await useMock(t);
   const logs = logCollector();
-  const gateway = await useGateway(t, oneProviderYaml(mock), { logLevel: "info", logStream: logs.stream });
+  const gateway = await useGateway(t, `${oneProviderYaml(mock)}request_log:\n  enabled: true\n`, {
+    logLevel: "info",
+    logStream: logs.stream,
+  });
   mock.enqueue(CHAT_ROUTE, { kind: "json", body: chatCompletion("Kept or not.", VENDOR_MODEL_ID) });
   const answer = await openAiClient(gateway).responses.create({ model: "m", input: "hi" });
   assert.equal(answer.output_text, "Kept or not.");
   assert.equal(logs.lines.filter((line) => line.includes("could not be kept")).length, 1, logs.lines.join(""));
+  // The record says so too (until 2026-12-07 a JSON answer's record was published before its keeping).
+  const { records } = await recordsOf(gateway, "responses");
+  assert.equal(records[0]?.status, 200, JSON.stringify(records));
+  assert.equal((records[0] as { isAnswerNotKept?: boolean } | undefined)?.isAnswerNotKept, true);
 });

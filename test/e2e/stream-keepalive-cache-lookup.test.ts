@@ -3,7 +3,8 @@
 // still under way does not hold it: the head goes out at the keep-alive interval the operator set, without
 // `x-gateway-cache`. Until 2026-12-07 it waited for the lookup, up to `state.redis_command_timeout_ms`: with that
 // longer than the interval, a slow Redis kept the client silent past it, and a proxy whose idle timeout lies between
-// the two cut the connection. The lookup's round trip is slowed by a loopback proxy in front of a real redis-server
+// the two cut the connection. What the head could not say is the stream's first line, an SSE comment
+// (`: x-gateway-cache: hit`), which clients skip. The lookup's round trip is slowed by a loopback proxy in front of a real redis-server
 // (test/helpers/redis-proxy.ts), only for the lookup's commands.
 import assert from "node:assert/strict";
 import { type TestContext, test } from "node:test";
@@ -41,9 +42,9 @@ async function slowLookupScene(t: TestContext, lookupMs: number) {
 }
 
 /** Posts `body` as a stream: when its head came (ms after the send), its headers, and its body once it ended. */
-async function timedHead(url: string, body: unknown) {
+async function timedHead(url: string, body: unknown, path = "/v1/chat/completions") {
   const startedAtMs = Date.now();
-  const answer = await postJson(`${url}/v1/chat/completions`, body);
+  const answer = await postJson(`${url}${path}`, body);
   const headMs = Date.now() - startedAtMs;
   const text = await answer.body.text();
   return { headMs, headers: answer.headers, text, totalMs: Date.now() - startedAtMs };
@@ -72,10 +73,38 @@ test(
     );
     assert.ok(hit.text.startsWith(": keep-alive\n\n"), `an early head:\n${hit.text}`);
     assert.equal(hit.headers["x-gateway-cache"], undefined, "nothing known when the head went out");
+    // Said in the stream instead, before its first event (until 2026-12-07 only the record said it).
+    const said = hit.text.indexOf(": x-gateway-cache: hit\n\n");
+    assert.ok(said > 0 && said < hit.text.indexOf("data: "), `the hit is said before the events:\n${hit.text}`);
     assert.match(hit.text, /Kept/);
     assert.equal(mock.requests.length, asked, "no provider was asked");
     const { text } = await recordsOf(gateway, "chat");
     assert.equal((JSON.parse(text) as { data: { cache?: string }[] }).data[0]?.cache, "hit", "the record says the hit");
+  },
+);
+
+test(
+  "a hit found after the keep-alive interval on /v1/responses: its stream says it before its first event",
+  REDIS,
+  async (t) => {
+    const { mock, gateway, slow } = await slowLookupScene(t, SLOW_LOOKUP_MS);
+    const body = { model: "m", stream: true, input: "hi" };
+    mock.setDefault(CHAT_ROUTE, { kind: "sse", events: chatStream(["Kept", " once."], UPSTREAM_MODEL) });
+    for (let tries = 0; ; tries++) {
+      const again = await postRaw(gateway, "/v1/responses", body);
+      if (again.headers["x-gateway-cache"] === "hit") break;
+      assert.ok(tries < 50, "the answer was never kept");
+      await sleep(50);
+    }
+    slow();
+    const asked = mock.requests.length;
+    const hit = await timedHead(gateway.url, body, "/v1/responses");
+    assert.ok(hit.text.startsWith(": keep-alive\n\n"), `an early head:\n${hit.text}`);
+    assert.equal(hit.headers["x-gateway-cache"], undefined, "nothing known when the head went out");
+    const said = hit.text.indexOf(": x-gateway-cache: hit\n\n");
+    assert.ok(said > 0 && said < hit.text.indexOf("event: "), `the hit is said before the events:\n${hit.text}`);
+    assert.match(hit.text, /event: response\.completed/);
+    assert.equal(mock.requests.length, asked, "no provider was asked");
   },
 );
 
@@ -94,6 +123,7 @@ test(
     );
     assert.ok(miss.text.startsWith(": keep-alive\n\n"), `an early head:\n${miss.text}`);
     assert.equal(miss.headers["x-gateway-cache"], undefined);
+    assert.match(miss.text, /: x-gateway-cache: miss\n\n/, "said in the stream");
     assert.match(miss.text, /Fresh/);
   },
 );
@@ -112,6 +142,7 @@ test(
     const miss = await timedHead(gateway.url, { ...BODY, messages: [{ role: "user", content: "new" }] });
     assert.ok(miss.text.startsWith(": keep-alive\n\n"), `the head went out early:\n${miss.text}`);
     assert.equal(miss.headers["x-gateway-cache"], "miss");
+    assert.doesNotMatch(miss.text, /: x-gateway-cache/, "said once, in the head");
     assert.match(miss.text, /Fresh/);
   },
 );

@@ -42,7 +42,7 @@ const restoreResponses = swapImport(
     ].join("\n"),
 );
 const restoreMessages = swapImport(
-  "/src/server/protocol-adapters.ts",
+  "/src/server/messages-adapter.ts",
   "../protocols/messages/stream-mapping.ts",
   (url) =>
     [

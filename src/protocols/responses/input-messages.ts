@@ -37,6 +37,8 @@ export interface ResponseLookup {
   conversationItems?(id: string): readonly Record<string, unknown>[] | undefined;
   /** The ids a kept conversation's items were given by the client (StoredConversation.clientIds). */
   conversationClientIds?(id: string): readonly string[] | undefined;
+  /** A response this process answered but failed to keep (KeptResponses.notKept): its absence is said so. */
+  isNotKept?(id: string): boolean;
 }
 
 type Path = readonly PropertyKey[];

@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { ServiceUnavailableError } from "../../errors/gateway-error.ts";
 import { DEFAULT_ECHO } from "../__fixtures__/fixtures.ts";
-import { inRows, type KeptResponseRow, type KeptResponseRows } from "./kept-responses.ts";
+import { forClient, inRows, type KeptResponseRow, type KeptResponseRows } from "./kept-responses.ts";
 import { buildResponse } from "./response-object.ts";
 import type { StoredResponse } from "./response-store.ts";
 
@@ -76,7 +76,37 @@ test("an unreachable store: reads and deletes are a 503, a failed write is repor
   await assert.rejects(kept.get("resp_a"), ServiceUnavailableError);
   await assert.rejects(kept.findItem("msg_a"), ServiceUnavailableError);
   await assert.rejects(kept.delete("resp_a"), ServiceUnavailableError);
-  await kept.put(stored("resp_a"));
+  assert.equal(await kept.put(stored("resp_a")), false, "a failed write says so");
   assert.equal(putErrors.length, 1);
   assert.match(String(putErrors[0]), /connection refused/);
+  // Known not kept: read as absent (the caller says why), not a 503, while the store is down and after.
+  assert.deepEqual(kept.notKept("resp_a"), { client: undefined });
+  assert.equal(await kept.get("resp_a"), undefined);
+  rows.isDown = false;
+  assert.equal(await kept.get("resp_a"), undefined);
+  assert.equal(kept.notKept("resp_b"), undefined);
+  // A named client is told only of its own.
+  assert.equal(forClient(kept, "other").notKept("resp_a"), undefined);
+  // Kept by a later write after all: no longer said to be not kept.
+  assert.equal(await kept.put(stored("resp_a")), true);
+  assert.equal(kept.notKept("resp_a"), undefined);
+});
+
+test("a write past its bound is not kept: reported, remembered, false", async () => {
+  const putErrors: unknown[] = [];
+  const never = new Promise<void>(() => {});
+  const rows = new MapRows();
+  rows.put = () => never;
+  const kept = inRows(
+    rows,
+    (error) => putErrors.push(error),
+    undefined,
+    async (write) => {
+      await Promise.race([write, Promise.resolve()]);
+      throw new Error("no answer within the bound");
+    },
+  );
+  assert.equal(await kept.put(stored("resp_a")), false);
+  assert.match(String(putErrors[0]), /within the bound/);
+  assert.notEqual(kept.notKept("resp_a"), undefined);
 });

@@ -3,9 +3,7 @@
 // read from its body first and fetched in one go (`prefetch`).
 
 import { GatewayError, ServiceUnavailableError } from "../../errors/gateway-error.ts";
-import { isRecord } from "../../is-record.ts";
-import { isConversationId, type StoredConversation } from "./conversations.ts";
-import type { ResponseLookup } from "./request-mapping.ts";
+import { type NotKeptAnswer, NotKeptAnswers } from "./not-kept-answers.ts";
 import type { OutputItem } from "./response-object.ts";
 import type { ResponseStore, StoredResponse } from "./response-store.ts";
 
@@ -20,7 +18,13 @@ export interface KeptResponses {
   findItem(id: string): Promise<OutputItem | undefined>;
   /** The kept response one of whose output items has this id (whose item it is). */
   responseWithItem(id: string): Promise<StoredResponse | undefined>;
-  put(stored: StoredResponse): Promise<void>;
+  /**
+   * Keeps an answer; false when the store failed to (an error, or no answer within the store's bound): reported
+   * (`onPutError`) and remembered (`notKept`). An answer over the store's bounds is not kept either, by rule: true.
+   */
+  put(stored: StoredResponse): Promise<boolean>;
+  /** An answer whose `put` failed in this process (the store never had it): what GET and continuations are told. */
+  notKept(id: string): NotKeptAnswer | undefined;
   /**
    * Compare and set, for a background run's writes (several replicas write one kept response: the run's heartbeat, a
    * cancel or a DELETE elsewhere): writes `stored` only if the kept response is still the one whose token is
@@ -85,7 +89,9 @@ export function inMemory(store: ResponseStore): KeptResponses {
     responseWithItem: async (id) => store.responseWithItem(id),
     put: async (stored) => {
       store.put(stored);
+      return true;
     },
+    notKept: () => undefined,
     putIfUnchanged: async (stored, expected) => {
       // One process, no await between the read and the write: nothing can land in between.
       const current = store.get(stored.response.id);
@@ -150,11 +156,14 @@ export interface KeptResponseRows {
  * Kept responses in a persistent store. A store that cannot be read is a 503 (a continuation must not silently
  * lose its history); one that cannot be written only loses the answer for later turns: `onPutError` reports it
  * and the answer is still sent. `onPutWorked`: a put that worked (so a reporter can say when failures end).
+ * `bounded`: the store's write within its time bound (rejects past it: `responses.store.write_timeout_ms`), so that a
+ * store that never answers does not hold the request (its record, a stream's last events) open.
  */
 export function inRows(
   rows: KeptResponseRows,
   onPutError: (error: unknown) => void,
   onPutWorked?: () => void,
+  bounded: (write: Promise<void>) => Promise<void> = (write) => write,
 ): KeptResponses {
   // A store's own answer (the state file locked by another process: a 503 saying so) is passed on as it is.
   const unreachable = (error: unknown): GatewayError =>
@@ -163,11 +172,18 @@ export function inRows(
       : new ServiceUnavailableError("The store of kept responses cannot be reached; try again shortly.", {
           cause: error,
         });
-  const read = async (what: Promise<string | undefined>, from?: number): Promise<StoredResponse | undefined> => {
+  const notKept = new NotKeptAnswers();
+  /** `id`: a read by response id; one known not kept reads as absent, whether or not the store can be reached. */
+  const read = async (
+    what: Promise<string | undefined>,
+    from?: number,
+    id?: string,
+  ): Promise<StoredResponse | undefined> => {
     let json: string | undefined;
     try {
       json = await what;
     } catch (error) {
+      if (id !== undefined && notKept.get(id) !== undefined) return undefined;
       throw unreachable(error);
     }
     if (json === undefined) return undefined;
@@ -279,7 +295,7 @@ export function inRows(
     return token;
   };
   return {
-    get: (id, from) => read(rows.get(id), from),
+    get: (id, from) => read(rows.get(id), from, id),
     findItem: async (id) => (await read(rows.getByItem(id)))?.response.output.find((item) => item.id === id),
     responseWithItem: (id) => read(rows.getByItem(id)),
     putIfUnchanged: async (stored, expected, notAfterMs) => {
@@ -295,14 +311,19 @@ export function inRows(
       return token;
     },
     put: async (stored) => {
+      const id = stored.response.id;
       try {
-        await rows.put(rowOf(stored, undefined).row);
+        await bounded(rows.put(rowOf(stored, undefined).row));
       } catch (error) {
         onPutError(error);
-        return;
+        notKept.remember(id, stored.client);
+        return false;
       }
+      notKept.forget(id);
       onPutWorked?.();
+      return true;
     },
+    notKept: (id) => notKept.get(id),
     delete: async (id) => {
       try {
         return await rows.delete(id);
@@ -311,20 +332,6 @@ export function inRows(
       }
     },
   };
-}
-
-/** The response, item and conversation ids a Responses request body refers to, read leniently (validation comes later). */
-export function referencedIds(body: unknown): { responseIds: string[]; itemIds: string[]; conversationId?: string } {
-  const record = isRecord(body) ? body : {};
-  const responseIds = typeof record.previous_response_id === "string" ? [record.previous_response_id] : [];
-  const conversation = isRecord(record.conversation) ? record.conversation.id : record.conversation;
-  const itemIds: string[] = [];
-  if (Array.isArray(record.input)) {
-    for (const item of record.input) {
-      if (isRecord(item) && item.type === "item_reference" && typeof item.id === "string") itemIds.push(item.id);
-    }
-  }
-  return { responseIds, itemIds, ...(typeof conversation === "string" ? { conversationId: conversation } : {}) };
 }
 
 /**
@@ -340,49 +347,11 @@ export function forClient(kept: KeptResponses, client: string | null): KeptRespo
     findItem: async (id) => own(await kept.responseWithItem(id))?.response.output.find((item) => item.id === id),
     responseWithItem: async (id) => own(await kept.responseWithItem(id)),
     put: (stored) => kept.put({ ...stored, client }),
+    notKept: (id) => {
+      const found = kept.notKept(id);
+      return found?.client === client ? found : undefined;
+    },
     putIfUnchanged: (stored, expected, notAfterMs) => kept.putIfUnchanged({ ...stored, client }, expected, notAfterMs),
     delete: async (id) => (own(await kept.get(id, NO_EVENTS)) === undefined ? false : kept.delete(id)),
-  };
-}
-
-/**
- * Fetches what `body` refers to, as the synchronous lookup the request mapping reads. `conversation`: reads the
- * conversation a body names, as the asking client may see it (Conversations.get).
- */
-export async function prefetch(
-  kept: KeptResponses,
-  body: unknown,
-  conversation?: (id: string) => Promise<StoredConversation | undefined>,
-): Promise<ResponseLookup & { readonly conversation?: StoredConversation }> {
-  const { responseIds, itemIds, conversationId } = referencedIds(body);
-  const responses = new Map<string, StoredResponse>();
-  const owners = new Map<string, StoredResponse>();
-  let found: StoredConversation | undefined;
-  await Promise.all([
-    (async () => {
-      // An id that is not a conversation id is refused by name; none is looked up.
-      if (conversationId === undefined || conversation === undefined || !isConversationId(conversationId)) return;
-      found = await conversation(conversationId);
-    })(),
-    ...responseIds.map(async (id) => {
-      const found = await kept.get(id, NO_EVENTS);
-      if (found !== undefined) responses.set(id, found);
-    }),
-    // The response holding the item, not only the item: an item a continuation already brings is refused
-    // (duplicate-items.ts).
-    ...[...new Set(itemIds)].map(async (id) => {
-      const found = await kept.responseWithItem(id);
-      if (found !== undefined) owners.set(id, found);
-    }),
-  ]);
-  const conversationFound: StoredConversation | undefined = found;
-  return {
-    get: (id) => responses.get(id),
-    findItem: (id) => owners.get(id)?.response.output.find((item) => item.id === id),
-    responseWithItem: (id) => owners.get(id),
-    conversationItems: (id) => (conversationFound?.id === id ? conversationFound.items : undefined),
-    conversationClientIds: (id) =>
-      conversationFound?.id === id ? Object.values(conversationFound.clientIds ?? {}) : undefined,
-    ...(conversationFound === undefined ? {} : { conversation: conversationFound }),
   };
 }

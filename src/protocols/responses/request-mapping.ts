@@ -8,6 +8,7 @@ import { validateAt, validateBody } from "../validate.ts";
 import { checkConversationId, isConversationId } from "./conversations.ts";
 import { chainIdsAfter, conversationIdsOf, historyItemIdsAfter, refuseDuplicateItems } from "./duplicate-items.ts";
 import { inputMessages, type ResponseLookup } from "./input-messages.ts";
+import { NOT_STORED } from "./not-kept-answers.ts";
 import {
   inputTokensRequestSchema,
   type ResponsesRequest,
@@ -329,7 +330,9 @@ function previousConversation(id: string | null | undefined, lookup: ResponseLoo
     // A 400, as OpenAI answers it (clients catch it as a bad request, e.g. the openai SDK's BadRequestError), where a
     // GET of the same id is a 404.
     throw new InvalidRequestError(
-      `Previous response with id '${id}' not found: it was never kept (\`store: false\`), has expired or was deleted.`,
+      lookup.isNotKept?.(id) === true
+        ? `Previous response with id '${id}' ${NOT_STORED}; send its conversation in \`input\` instead.`
+        : `Previous response with id '${id}' not found: it was never kept (\`store: false\`), has expired or was deleted.`,
       { param: "previous_response_id", code: "previous_response_not_found" },
     );
   }

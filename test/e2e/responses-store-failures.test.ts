@@ -1,0 +1,185 @@
+// A Responses answer (`store: true`, the default) the store of kept responses fails to keep, for real: a Redis that
+// was stopped (SIGKILL) or paused (SIGSTOP: it keeps its connections open and answers nothing). The answer is still
+// sent whole; its record says it was not kept (`isAnswerNotKept`), counted in `llm_gateway_answers_not_kept_total`;
+// a later GET or `previous_response_id` naming it is told it was not stored (a 404, a 400), not a 503 or a hang. Until
+// 2026-12-07 `onPutError` only logged the outage's first failure: the record said nothing, and a GET naming the answer
+// was a 503 while the store was down, then the 404 of a response that was "never kept (`store: false`), has expired
+// or was deleted".
+import assert from "node:assert/strict";
+import { describe, type TestContext, test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import OpenAI from "openai";
+import type { RequestRecord } from "../../src/observability/request-record.ts";
+import {
+  CHAT_ROUTE,
+  logCollector,
+  oneProviderYaml,
+  openAiClient,
+  send,
+  useGateway,
+  useMock,
+  VENDOR_MODEL_ID,
+} from "../helpers/e2e.ts";
+import { chatCompletion, chatStream } from "../helpers/mock-upstream.ts";
+import { parsePrometheusText, sumOf } from "../helpers/prometheus-text.ts";
+import { useRedisProxy } from "../helpers/redis-proxy.ts";
+import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../helpers/redis-server.ts";
+
+const REDIS = { skip: isRedisInstalled() ? false : REDIS_MISSING };
+
+/** `store`: more `responses.store` keys, as YAML lines under it. */
+async function redisScene(t: TestContext, prefix: string, store = "") {
+  const mock = await useMock(t);
+  mock.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("Not kept.", VENDOR_MODEL_ID) });
+  const redis = await useRedisServer(t);
+  const logs = logCollector();
+  const gateway = await useGateway(
+    t,
+    `${oneProviderYaml(mock)}state:\n  path: ":memory:"\n  redis_url: ${redis.url}\n  redis_key_prefix: "${prefix}:"\n${store === "" ? "" : `responses:\n  store:\n${store}`}`,
+    { logLevel: "info", logStream: logs.stream },
+  );
+  // Read as published: the request log lives in the same Redis.
+  const records: RequestRecord[] = [];
+  t.after(gateway.runtime.onRecord((record) => records.push(record)));
+  return { mock, redis, gateway, logs, records, client: openAiClient(gateway) };
+}
+
+/** Asserts `promise` rejects with a 404 or 400 of OpenAI's shape saying the response was not stored. */
+async function assertToldNotStored(promise: Promise<unknown>, status: 404 | 400, param: string): Promise<void> {
+  await assert.rejects(promise, (error: unknown) => {
+    assert.ok(error instanceof OpenAI.APIError, String(error));
+    assert.equal(error.status, status, error.message);
+    assert.match(error.message, /could not be stored/);
+    assert.equal(error.param, param);
+    return true;
+  });
+}
+
+describe("a Responses answer the store fails to keep", () => {
+  test(
+    "Redis stopped: streamed and JSON answers are sent, marked not kept (record, metric), and GET / previous_response_id say they were not stored",
+    REDIS,
+    async (t) => {
+      const { mock, redis, gateway, records, logs, client } = await redisScene(t, "kept-stopped");
+      await redis.kill();
+      const json = await client.responses.create({ model: "m", input: "hi" });
+      assert.equal(json.output_text, "Not kept.");
+      mock.enqueue(CHAT_ROUTE, { kind: "sse", events: chatStream(["Not", " kept."], VENDOR_MODEL_ID) });
+      const streamed = await client.responses.stream({ model: "m", input: "hi" }).finalResponse();
+      assert.equal(streamed.status, "completed");
+      assert.equal(streamed.output_text, "Not kept.");
+
+      assert.equal(records.length, 2, JSON.stringify(records));
+      for (const record of records) {
+        assert.equal(record.status, 200);
+        assert.equal(record.isAnswerNotKept, true, JSON.stringify(record));
+      }
+      const routed = logs.lines.filter(
+        (line) => line.includes('"msg":"routed"') && line.includes('"endpoint":"responses"'),
+      );
+      assert.equal(routed.length, 2, logs.lines.join(""));
+      for (const line of routed) assert.match(line, /"isAnswerNotKept":true/);
+      const metrics = parsePrometheusText((await send(gateway, "GET", "/metrics")).text);
+      assert.equal(sumOf(metrics, "llm_gateway_answers_not_kept_total", { endpoint: "responses" }), 2);
+
+      // Redis still down: the gateway knows these two were not kept, so it says so instead of a 503.
+      await assertToldNotStored(client.responses.retrieve(json.id), 404, "response_id");
+      await assertToldNotStored(
+        client.responses.create({ model: "m", previous_response_id: streamed.id, input: "and then?" }),
+        400,
+        "previous_response_id",
+      );
+      // Nothing to delete either: told so, not a 503 for the store being down.
+      await assertToldNotStored(client.responses.delete(json.id), 404, "response_id");
+      // Redis back (empty): still told why, not "never kept (`store: false`)".
+      await redis.restart();
+      await assertToldNotStored(client.responses.retrieve(streamed.id), 404, "response_id");
+    },
+  );
+
+  test(
+    "Redis paused: keeping gives up after responses.store.write_timeout_ms, the stream ends and its record says not kept",
+    REDIS,
+    async (t) => {
+      // Well within the store's own command timeout (1 s): the bound, not Redis's client, ends the wait.
+      const { mock, redis, records, logs, client } = await redisScene(t, "kept-paused", "    write_timeout_ms: 300\n");
+      // A first answer kept: the store's connection is up when Redis stops answering.
+      await client.responses.create({ model: "m", input: "warm up" });
+      redis.pause();
+      t.after(() => redis.resume());
+      mock.enqueue(CHAT_ROUTE, { kind: "sse", events: chatStream(["Not", " kept."], VENDOR_MODEL_ID) });
+      const startedAtMs = Date.now();
+      const streamed = await client.responses.stream({ model: "m", input: "hi" }).finalResponse();
+      assert.equal(streamed.output_text, "Not kept.");
+      const tookMs = Date.now() - startedAtMs;
+      assert.ok(tookMs >= 300 && tookMs < 5_000, `the stream's end waited ${tookMs} ms for the paused store`);
+      // Ended by the bound (its 300 ms timer always fires before the store's own 1 s command timeout).
+      const failures = logs.lines.filter((line) => line.includes("could not keep an answer"));
+      assert.equal(failures.length, 1, logs.lines.join(""));
+      assert.match(failures[0] ?? "", /did not answer within 300 ms \(responses\.store\.write_timeout_ms\)/);
+      const json = await client.responses.create({ model: "m", input: "hi again" });
+      assert.equal(json.output_text, "Not kept.");
+      assert.equal(records.length, 3, JSON.stringify(records));
+      assert.deepEqual(
+        records.map((record) => record.isAnswerNotKept === true),
+        [false, true, true],
+        JSON.stringify(records),
+      );
+      await assertToldNotStored(client.responses.retrieve(streamed.id), 404, "response_id");
+    },
+  );
+
+  test("answer cache hits, streamed and JSON: keeping them fails, and their records say not kept", REDIS, async (t) => {
+    const mock = await useMock(t);
+    const redis = await useRedisServer(t);
+    // The kept answers' commands (keys under `{responses}`) held on their way to Redis once `isStalled`: the answer
+    // cache (`{answers}`, another connection) still answers, the store of kept responses does not.
+    let isStalled = false;
+    let release = (): void => {};
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    t.after(() => release());
+    const proxy = await useRedisProxy(t, redis.port, (text) =>
+      isStalled && text.includes("{responses}") ? held : undefined,
+    );
+    const gateway = await useGateway(
+      t,
+      `${oneProviderYaml(mock)}cache:\n  enabled: true\nstate:\n  path: ":memory:"\n  redis_url: ${proxy.url}\n  redis_key_prefix: "kept-hits:"\nresponses:\n  store:\n    write_timeout_ms: 300\n`,
+    );
+    const records: RequestRecord[] = [];
+    t.after(gateway.runtime.onRecord((record) => records.push(record)));
+    const client = openAiClient(gateway);
+    mock.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("Cached.", VENDOR_MODEL_ID) });
+    const ask = {
+      json: () => client.responses.create({ model: "m", input: "json, please" }),
+      stream: () => client.responses.stream({ model: "m", input: "a stream, please" }).finalResponse(),
+    };
+    // Each answered once (a miss), then given from the cache once its shared put landed (not waited for).
+    for (const kind of ["json", "stream"] as const) {
+      if (kind === "stream") {
+        mock.setDefault(CHAT_ROUTE, { kind: "sse", events: chatStream(["Cached", " stream."], VENDOR_MODEL_ID) });
+      }
+      for (let tries = 0; ; tries++) {
+        await ask[kind]();
+        if (records.at(-1)?.cache === "hit") break;
+        assert.ok(tries < 50, `the ${kind} answer was never given from the cache`);
+        await sleep(50);
+      }
+    }
+    const asked = mock.requests.length;
+    isStalled = true;
+    const before = records.length;
+    assert.equal((await ask.json()).output_text, "Cached.");
+    assert.equal((await ask.stream()).output_text, "Cached stream.");
+    assert.equal(mock.requests.length, asked, "both were cache hits");
+    const given = records.slice(before);
+    assert.deepEqual(
+      given.map((record) => [record.isStream, record.cache, record.status, record.isAnswerNotKept === true]),
+      [
+        [false, "hit", 200, true],
+        [true, "hit", 200, true],
+      ],
+    );
+  });
+});
