@@ -14,6 +14,14 @@
 import { mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, normalize } from "node:path";
 import { fileURLToPath } from "node:url";
+import {
+  ASSERT_IMPORTERS,
+  EXTERNAL_PACKAGES,
+  LAZY_PACKAGE_IMPORTERS,
+  LAZY_PACKAGE_NAMES,
+  lazyAssert,
+  withoutZodLocales,
+} from "./bundle-plugins.js";
 import { lazyPackages, standInPackageDirs } from "./lazy-packages.js";
 import { BUILD_MANIFEST, bundleState, DIST_DIR, LAZY_SOURCES, MANIFEST_FORMAT, packageStamp } from "./start-entry.js";
 
@@ -142,36 +150,6 @@ module.exports = new Proxy({}, {
  */
 const standIns = new Map();
 
-/** `node:assert` in these packages resolves to bin/lazy-assert.cjs, which says why. */
-function lazyAssert(importers) {
-  const standIn = join(ROOT, "bin", "lazy-assert.cjs");
-  return {
-    name: "lazy-assert",
-    setup(build) {
-      build.onResolve({ filter: /^(node:)?assert$/ }, (args) =>
-        importers.test(args.importer) ? { path: standIn } : undefined,
-      );
-    },
-  };
-}
-
-/**
- * zod's `z` namespace re-exports every locale's error messages (`z.locales`, ~40 languages), so a bundle that
- * imports `z` would hold them all. The gateway answers in English, which zod's schemas register themselves (from
- * `locales/en.js`, untouched): the namespace of the others is left empty.
- */
-const withoutZodLocales = {
-  name: "without-zod-locales",
-  setup(build) {
-    build.onResolve({ filter: /^\.\.\/locales\/index\.js$/ }, (args) =>
-      /node_modules[\\/]zod[\\/]v4[\\/](classic|core)[\\/]/.test(args.importer)
-        ? { path: "zod-locales", namespace: "empty-module" }
-        : undefined,
-    );
-    build.onLoad({ filter: /.*/, namespace: "empty-module" }, () => ({ contents: "export {};", loader: "js" }));
-  },
-};
-
 /**
  * An ES `import` of a Node built-in builds the module's namespace, which reads every export once: for `node:fs` that
  * runs the lazy getter of `fs.promises`, which loads `fs/promises` and with it readline, the REPL's history and the
@@ -229,26 +207,15 @@ try {
     metafile: true,
     absWorkingDir: ROOT,
     logLevel: "warning",
-    // prom-client (first /metrics scrape) and ioredis (state.redis_url) load only when used, and so do
-    // Fastify's schema compilers and its inject() (no route has a JSON schema; src/server/build-server.ts): bundled,
-    // they would be source text held in memory for code that never runs.
-    external: [
-      ...["prom-client", "ioredis"],
-      ...["@fastify/ajv-compiler", "@fastify/fast-json-stringify-compiler", "ajv", "fast-json-stringify"],
-      "light-my-request",
-    ],
+    // What loads only when used (bin/bundle-plugins.js).
+    external: EXTERNAL_PACKAGES,
     // Licence comments go to dist/*.LEGAL.txt: one non-ASCII character in a module (a name in a licence line) makes
     // V8 hold its whole source as two-byte text, twice the memory, and decode it more slowly.
     legalComments: "external",
     plugins: [
       lazyBuiltins(["http2", "https"], /node_modules[\\/](fastify|undici)[\\/]/),
-      lazyAssert(/node_modules[\\/](fastify|find-my-way|sonic-boom|thread-stream|undici)[\\/]/),
-      lazyPackages(
-        ["semver", "thread-stream", "@fastify/proxy-addr"],
-        /node_modules[\\/](fastify|pino)[\\/]/,
-        ROOT,
-        standIns,
-      ),
+      lazyAssert(ASSERT_IMPORTERS),
+      lazyPackages(LAZY_PACKAGE_NAMES, LAZY_PACKAGE_IMPORTERS, ROOT, standIns),
       withoutZodLocales,
       fsWithoutNamespace,
     ],
