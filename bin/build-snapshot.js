@@ -1,8 +1,8 @@
 // The start-up snapshot `npm start` and `npm run demo` start from (node --snapshot-blob dist/snapshot.blob): a heap
 // in which every module `serve` and `demo` load is already evaluated, built by `node --build-snapshot` from one
 // CommonJS file (a snapshot's entry may require only built-ins) that esbuild writes from bin/snapshot-main.js. A
-// start then deserializes that heap instead of reading, compiling and evaluating dist/: ~95 ms less CPU until ready,
-// idle RSS not higher (bench/README.md section 36). bin/build.js builds it with dist/; `--if-stale` (npm's prestart)
+// start then deserializes that heap instead of reading, compiling and evaluating dist/: ~90 ms less CPU until ready,
+// the same idle RSS (bench/README.md section 36). bin/build.js builds it with dist/; `--if-stale` (npm's prestart)
 // makes sure dist/snapshot.blob is one this Node can start, else one of Node alone, with no main function, from which
 // Node runs bin/llm-gateway.js as before (Node exits on a missing blob or on one another Node built).
 import { spawnSync } from "node:child_process";
