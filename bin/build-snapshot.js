@@ -50,7 +50,8 @@ export function snapshotFits(dir, root) {
 
 /** Builds dir/snapshot.blob (and its record) with `node --build-snapshot-config`; false when Node failed. */
 function buildBlob(dir, root, builder, kind, builtAtMs) {
-  const config = join(dir, "snapshot-config.json");
+  // Named by pid, as the blob: two prestart builds at once (two `npm start`s) each write and remove their own.
+  const config = join(dir, `snapshot-config.${process.pid}.json`);
   // Node's code cache of its own built-ins left out: Node keeps the whole blob in memory, and with it (5 MB more)
   // the idle RSS was 4.3 MB higher than a start from dist/ (bench/README.md section 36).
   writeFileSync(config, JSON.stringify({ builder, withoutCodeCache: true }));
@@ -67,10 +68,12 @@ function buildBlob(dir, root, builder, kind, builtAtMs) {
     return { isBuilt: false, message: `${built.stderr}`.trim().split("\n").slice(-3).join("\n") };
   }
   renameSync(tmp, join(dir, SNAPSHOT_BLOB));
+  const record = join(dir, `${SNAPSHOT_RECORD}.${process.pid}.tmp`);
   writeFileSync(
-    join(dir, SNAPSHOT_RECORD),
+    record,
     `${JSON.stringify({ format: RECORD_FORMAT, kind, root, node: thisNode(), builtAtMs }, null, 1)}\n`,
   );
+  renameSync(record, join(dir, SNAPSHOT_RECORD));
   return { isBuilt: true, message: "" };
 }
 
@@ -79,7 +82,7 @@ function buildBlob(dir, root, builder, kind, builtAtMs) {
  * For a start that cannot have the full one (no esbuild, a failed build, LLM_GATEWAY_BUNDLE=0).
  */
 export function buildNodeOnlySnapshot(dir, root) {
-  const builder = join(dir, "snapshot-node-only.cjs");
+  const builder = join(dir, `snapshot-node-only.${process.pid}.cjs`);
   writeFileSync(builder, "// Node alone: bin/build-snapshot.js (buildNodeOnlySnapshot).\n");
   const result = buildBlob(dir, root, builder, "node-only", Date.now());
   rmSync(builder, { force: true });
