@@ -18,7 +18,7 @@ import {
   withoutZodLocales,
 } from "./bundle-plugins.js";
 import { lazyPackages } from "./lazy-packages.js";
-import { SNAPSHOT_BLOB, SNAPSHOT_RECORD, snapshotRecord } from "./start-entry.js";
+import { READ_AT_BUILD, SNAPSHOT_BLOB, SNAPSHOT_RECORD, snapshotRecord } from "./start-entry.js";
 
 const RECORD_FORMAT = 1;
 
@@ -44,7 +44,12 @@ export function snapshotFits(dir, root) {
   return (
     record?.format === RECORD_FORMAT &&
     record.root === root &&
-    JSON.stringify(record.node) === JSON.stringify(thisNode())
+    JSON.stringify(record.node) === JSON.stringify(thisNode()) &&
+    // A full snapshot holds these as they were at its build (bin/snapshot-main.js runs the sources once one changed).
+    (record.kind !== "full" ||
+      READ_AT_BUILD.every(
+        (path) => (statSync(join(root, path), { throwIfNoEntry: false })?.mtimeMs ?? 0) <= record.builtAtMs,
+      ))
   );
 }
 

@@ -4,11 +4,11 @@
 // blob or on another Node's, so the prestart build always leaves one this Node can start).
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { buildBundle, projectCopy } from "../helpers/bundle-project.ts";
-import { writeFiles } from "../helpers/cli-process.ts";
+import { REPO_ROOT, writeFiles } from "../helpers/cli-process.ts";
 import { useMock } from "../helpers/e2e.ts";
 import { type ServedEntry, serveThroughBin } from "../helpers/served-entry.ts";
 
@@ -90,4 +90,28 @@ test("without a bundle (LLM_GATEWAY_BUNDLE=0 at the prestart), npm start gets a 
   );
   assert.equal(version.status, 0, version.stderr);
   assert.match(version.stdout, /^llm-gateway \d+\.\d+\.\d+/);
+});
+
+test("the dashboard page, read when the snapshot is built: once it changes, a start runs the sources and the prestart build makes a new snapshot", async (t) => {
+  const root = projectCopy(t, "project", ["data", "config", "node_modules", "package.json"]);
+  // A copy of the sources: the page's time is changed below.
+  cpSync(join(REPO_ROOT, "src"), join(root, "src"), { recursive: true });
+  assert.equal(buildBundle(root).status, 0);
+  const configPath = writeFiles(root, {
+    "config.yaml": `server:\n  port: 0\n  host: 127.0.0.1\nlog:\n  format: json\nproviders:\n  - name: p\n    base_url: http://127.0.0.1:9/v1\n    api_key: k\n    models:\n      m: {}\nstate:\n  path: ":memory:"\n`,
+  });
+  const blob = ["--snapshot-blob", join(root, "dist", "snapshot.blob")];
+  // Edited after the build (not later than now: a file from the future is newer than any build).
+  const now = new Date();
+  utimesSync(join(root, "src", "server", "dashboard.html"), now, now);
+  const fromSources = await serveThroughBin(t, root, configPath, env, blob);
+  assert.equal(code(fromSources), "sources");
+  await fromSources.stop();
+
+  const prestart = buildBundle(root, ["--if-stale"]);
+  assert.equal(prestart.status, 0, prestart.stderr);
+  assert.match(prestart.stdout, /start-up snapshot built/);
+  const rebuilt = await serveThroughBin(t, root, configPath, env, blob);
+  assert.equal(code(rebuilt), "snapshot");
+  await rebuilt.stop();
 });
