@@ -4,6 +4,8 @@
 // hid differences of a few ms until bench/README.md section 34). --first-request: then one chat request (JSON), and a
 // second, each timed (wall ms, CPU ms): what a first request pays for what a start leaves for later.
 // usage: node bench/footprint-ab.ts --rounds N [--load S] [--first-request] [--env K=V] [--node-arg A] dirA dirB ...
+// A variant `dir::blob` starts dir's gateway from a start-up snapshot (`node --snapshot-blob blob`, built by
+// bench/startup-snapshot.js: bench/README.md section 36).
 import { spawnSync } from "node:child_process";
 import { once } from "node:events";
 import { mkdtempSync } from "node:fs";
@@ -55,7 +57,7 @@ function chat(port: number, body: string): Promise<number> {
   });
 }
 
-const firstDir = positionals[0] as string;
+const firstDir = (positionals[0] as string).split("::")[0] as string;
 const { port: mockPort, process: mock } = await startMock(firstDir);
 const wrk = (port: number, body: string, conns: number, seconds: number) => wrkIn(work, port, body, conns, seconds);
 
@@ -74,14 +76,15 @@ type Row = {
 };
 const results = new Map<string, Row[]>();
 
-async function one(dir: string): Promise<Row> {
-  const vdir = join(work, dir.replaceAll("/", "_"));
+async function one(variant: string): Promise<Row> {
+  const [dir = variant, blob] = variant.split("::");
+  const vdir = join(work, variant.replaceAll("/", "_").replaceAll(":", "_"));
   const started = await startGateway({
     dir,
     variantDir: vdir,
     mockPort,
     env: extraEnv,
-    nodeArgs: values["node-arg"] as string[],
+    nodeArgs: [...(values["node-arg"] as string[]), ...(blob === undefined ? [] : ["--snapshot-blob", blob])],
   });
   const { pid, port, child } = started;
   const ready = started.readyMs;
@@ -155,9 +158,9 @@ for (const [dir, rows] of results) {
 }
 // Paired: the median of each round's difference against the first checkout (rows are kept in round order), which
 // removes most of what a busy machine adds to both starts of a round.
-const baseRows = results.get(firstDir) ?? [];
+const baseRows = results.get(positionals[0] as string) ?? [];
 for (const [dir, rows] of results) {
-  if (dir === firstDir) continue;
+  if (dir === positionals[0]) continue;
   const paired = (k: keyof Row) => {
     const ds = rows.flatMap((row, i) => {
       const a = baseRows[i]?.[k];
@@ -166,7 +169,7 @@ for (const [dir, rows] of results) {
     });
     return `${k} ${median(ds).toFixed(1)} (${Math.min(...ds).toFixed(1)}..${Math.max(...ds).toFixed(1)}, ${ds.filter((d) => d < 0).length}/${ds.length} lower)`;
   };
-  process.stdout.write(`${dir} - ${firstDir} paired: ${paired("cpu")}; ${paired("idle")}\n`);
+  process.stdout.write(`${dir} - ${positionals[0]} paired: ${paired("cpu")}; ${paired("idle")}\n`);
 }
 mock.kill("SIGKILL");
 process.exit(0);

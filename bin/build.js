@@ -14,26 +14,50 @@
 import { mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, normalize } from "node:path";
 import { fileURLToPath } from "node:url";
+import { buildFullSnapshot, buildNodeOnlySnapshot, ensureStartableSnapshot, snapshotFits } from "./build-snapshot.js";
+import {
+  ASSERT_IMPORTERS,
+  EXTERNAL_PACKAGES,
+  LAZY_PACKAGE_IMPORTERS,
+  LAZY_PACKAGE_NAMES,
+  lazyAssert,
+  withoutZodLocales,
+} from "./bundle-plugins.js";
 import { lazyPackages, standInPackageDirs } from "./lazy-packages.js";
 import { BUILD_MANIFEST, bundleState, DIST_DIR, LAZY_SOURCES, MANIFEST_FORMAT, packageStamp } from "./start-entry.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const dist = join(ROOT, DIST_DIR);
 const args = new Set(process.argv.slice(2));
 const isQuiet = args.has("--quiet");
 const say = (line) => {
   if (!isQuiet) process.stdout.write(`${line}\n`);
 };
 
+/**
+ * Ends a run that leaves dist/'s bundle as it is: `npm start` runs `node --snapshot-blob dist/snapshot.blob`, and Node
+ * exits on a missing blob or another Node's, so one this Node can start is left there (bin/build-snapshot.js).
+ */
+function exitWithStartableSnapshot(code) {
+  mkdirSync(dist, { recursive: true });
+  const snapshot = ensureStartableSnapshot(dist, ROOT);
+  if (snapshot.message !== "") process.stderr.write(`bin/build.js: no start-up snapshot: ${snapshot.message}\n`);
+  process.exit(code);
+}
+
+// dist/ up to date, but its snapshot missing or not for this Node: only the snapshot is built.
+let isSnapshotOnly = false;
 if (args.has("--if-stale")) {
   if (process.env.LLM_GATEWAY_BUNDLE === "0") {
     say("LLM_GATEWAY_BUNDLE=0: no bundle built, the gateway runs its sources");
-    process.exit(0);
+    exitWithStartableSnapshot(0);
   }
   const state = bundleState(ROOT, {});
-  if (state.isFresh) {
+  if (state.isFresh && snapshotFits(dist, ROOT)) {
     say("dist/ is up to date");
     process.exit(0);
   }
+  isSnapshotOnly = state.isFresh;
 }
 
 let esbuild;
@@ -45,12 +69,17 @@ try {
     "llm-gateway: esbuild is not installed (no devDependencies), so there is no bundle: the gateway runs its " +
       "sources. Build before pruning (npm ci && npm run build && npm prune --omit=dev) for a faster start.\n",
   );
-  process.exit(0);
+  exitWithStartableSnapshot(0);
 }
 
 // Taken before reading any input: a source edited while the build runs is newer than the bundle, so stale.
 const builtAtMs = Date.now();
-const dist = join(ROOT, DIST_DIR);
+if (isSnapshotOnly) {
+  const snapshot = await buildFullSnapshot(esbuild, { dir: dist, root: ROOT, builtAtMs });
+  if (!snapshot.isBuilt) process.stderr.write(`bin/build.js: no start-up snapshot: ${snapshot.message}\n`);
+  say(snapshot.isBuilt ? "dist/ is up to date; its start-up snapshot built" : "dist/ is up to date");
+  exitWithStartableSnapshot(0);
+}
 // Written next to dist/ and renamed into place: a gateway starting meanwhile sees the old bundle, the new one, or
 // (for the moment between the two) none, and then runs the sources.
 const staging = `${dist}.${process.pid}.tmp`;
@@ -142,36 +171,6 @@ module.exports = new Proxy({}, {
  */
 const standIns = new Map();
 
-/** `node:assert` in these packages resolves to bin/lazy-assert.cjs, which says why. */
-function lazyAssert(importers) {
-  const standIn = join(ROOT, "bin", "lazy-assert.cjs");
-  return {
-    name: "lazy-assert",
-    setup(build) {
-      build.onResolve({ filter: /^(node:)?assert$/ }, (args) =>
-        importers.test(args.importer) ? { path: standIn } : undefined,
-      );
-    },
-  };
-}
-
-/**
- * zod's `z` namespace re-exports every locale's error messages (`z.locales`, ~40 languages), so a bundle that
- * imports `z` would hold them all. The gateway answers in English, which zod's schemas register themselves (from
- * `locales/en.js`, untouched): the namespace of the others is left empty.
- */
-const withoutZodLocales = {
-  name: "without-zod-locales",
-  setup(build) {
-    build.onResolve({ filter: /^\.\.\/locales\/index\.js$/ }, (args) =>
-      /node_modules[\\/]zod[\\/]v4[\\/](classic|core)[\\/]/.test(args.importer)
-        ? { path: "zod-locales", namespace: "empty-module" }
-        : undefined,
-    );
-    build.onLoad({ filter: /.*/, namespace: "empty-module" }, () => ({ contents: "export {};", loader: "js" }));
-  },
-};
-
 /**
  * An ES `import` of a Node built-in builds the module's namespace, which reads every export once: for `node:fs` that
  * runs the lazy getter of `fs.promises`, which loads `fs/promises` and with it readline, the REPL's history and the
@@ -202,7 +201,7 @@ function noBundle(message) {
   process.stderr.write(
     `${message === undefined ? "" : `${message}\n`}bin/build.js: no bundle built; the gateway runs its sources\n`,
   );
-  process.exit(args.has("--if-stale") ? 0 : 1);
+  exitWithStartableSnapshot(args.has("--if-stale") ? 0 : 1);
 }
 
 let result;
@@ -229,26 +228,15 @@ try {
     metafile: true,
     absWorkingDir: ROOT,
     logLevel: "warning",
-    // prom-client (first /metrics scrape) and ioredis (state.redis_url) load only when used, and so do
-    // Fastify's schema compilers and its inject() (no route has a JSON schema; src/server/build-server.ts): bundled,
-    // they would be source text held in memory for code that never runs.
-    external: [
-      ...["prom-client", "ioredis"],
-      ...["@fastify/ajv-compiler", "@fastify/fast-json-stringify-compiler", "ajv", "fast-json-stringify"],
-      "light-my-request",
-    ],
+    // What loads only when used (bin/bundle-plugins.js).
+    external: EXTERNAL_PACKAGES,
     // Licence comments go to dist/*.LEGAL.txt: one non-ASCII character in a module (a name in a licence line) makes
     // V8 hold its whole source as two-byte text, twice the memory, and decode it more slowly.
     legalComments: "external",
     plugins: [
       lazyBuiltins(["http2", "https"], /node_modules[\\/](fastify|undici)[\\/]/),
-      lazyAssert(/node_modules[\\/](fastify|find-my-way|sonic-boom|thread-stream|undici)[\\/]/),
-      lazyPackages(
-        ["semver", "thread-stream", "@fastify/proxy-addr"],
-        /node_modules[\\/](fastify|pino)[\\/]/,
-        ROOT,
-        standIns,
-      ),
+      lazyAssert(ASSERT_IMPORTERS),
+      lazyPackages(LAZY_PACKAGE_NAMES, LAZY_PACKAGE_IMPORTERS, ROOT, standIns),
       withoutZodLocales,
       fsWithoutNamespace,
     ],
@@ -262,11 +250,25 @@ try {
   // esbuild has printed what it could not build.
   noBundle(undefined);
 }
+// The start-up snapshot, from the same sources (bin/build-snapshot.js); without it, a blob of Node alone, from which
+// `npm start` runs dist/ as `node bin/llm-gateway.js` does. Its script's inputs (bin/snapshot-main.js, and a subpath of
+// a package the bundle leaves out) are recorded with the bundle's: a change to any makes dist/ stale.
+const snapshot = await buildFullSnapshot(esbuild, {
+  dir: staging,
+  root: ROOT,
+  builtAtMs,
+  minify: !args.has("--no-minify"),
+});
+if (!snapshot.isBuilt) {
+  process.stderr.write(`bin/build.js: no start-up snapshot: ${snapshot.message}\n`);
+  buildNodeOnlySnapshot(staging, ROOT);
+}
 const sources = [];
 const packages = {};
-for (const input of Object.keys(result.metafile.inputs)) {
-  // The stand-ins of lazyBuiltins (`lazy-builtin:http2`), the empty zod locales and `node:fs` are no files.
-  if (/^(lazy-builtin|lazy-package|empty-module|builtin-object):/.test(input)) continue;
+for (const input of new Set([...Object.keys(result.metafile.inputs), ...snapshot.inputs])) {
+  // The stand-ins of lazyBuiltins (`lazy-builtin:http2`), the empty zod locales and `node:fs` are no files; nor the
+  // snapshot's stand-ins.
+  if (/^(lazy-builtin|lazy-package|empty-module|builtin-object|snapshot-stand-in):/.test(input)) continue;
   // Relative to ROOT (absWorkingDir), as bin/start-entry.js reads them back.
   const path = normalize(input);
   const packageDir = /^(.*node_modules\/(?:@[^/]+\/)?[^/]+)\//.exec(path)?.[1];

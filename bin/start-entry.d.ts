@@ -15,3 +15,7 @@ export declare function bundleState(
 ): { isFresh: boolean; reason: string; restamp: string[] };
 export declare function restampBundle(root: string, packageDirs: readonly string[]): void;
 export declare function bundleManifest(root: string): { lazyFiles: readonly string[] };
+export declare const SNAPSHOT_BLOB: string;
+export declare const SNAPSHOT_RECORD: string;
+export declare const READ_AT_BUILD: readonly string[];
+export declare function snapshotRecord(dir: string): { kind?: string; builtAtMs?: number; root?: string } | undefined;

@@ -29,6 +29,24 @@ export const LAZY_SOURCES = [
   "src/pipeline/handle-request.ts",
 ];
 
+/** The start-up snapshot in dist/ (bin/build-snapshot.js) and its record (kind, root, Node, builtAtMs). */
+export const SNAPSHOT_BLOB = "snapshot.blob";
+export const SNAPSHOT_RECORD = "snapshot.json";
+/**
+ * What a snapshot reads when it is built, and so holds as it was then: the dashboard page (read when
+ * src/server/observability-routes.ts loads). bin/snapshot-main.js runs the sources once one is newer than the build.
+ */
+export const READ_AT_BUILD = ["src/server/dashboard.html"];
+
+/** dir/snapshot.json, or undefined. */
+export function snapshotRecord(dir) {
+  try {
+    return JSON.parse(readFileSync(join(dir, SNAPSHOT_RECORD), "utf8"));
+  } catch {
+    return undefined;
+  }
+}
+
 /** What bin/build.js records of a bundled package: its version, and its package.json's size and time. */
 export function packageStamp(root, packageDir) {
   const path = join(root, packageDir, "package.json");

@@ -15,3 +15,6 @@ export function sourcePath(pathUnderSrc: string): string {
 
 /** Whether this process runs the bundle (dist/*.js) rather than the TypeScript sources; start-up logs say which. */
 export const RUNS_FROM_BUNDLE = !import.meta.url.endsWith(".ts");
+
+/** Whether it runs from the start-up snapshot (dist/snapshot.blob, whose script is dist/snapshot.cjs: bin/build-snapshot.js). */
+export const RUNS_FROM_SNAPSHOT = import.meta.url.endsWith(".cjs");

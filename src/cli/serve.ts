@@ -11,7 +11,7 @@ import type { GatewayConfig } from "../config/types.ts";
 import { redactSecrets } from "../errors/redact.ts";
 import { reportProcessFaultsWith } from "../observability/process-faults.ts";
 import { configSecrets } from "../pipeline/logged-secrets.ts";
-import { RUNS_FROM_BUNDLE } from "../source-paths.ts";
+import { RUNS_FROM_BUNDLE, RUNS_FROM_SNAPSHOT } from "../source-paths.ts";
 import { EXIT_OK, EXIT_USAGE } from "./exit-codes.ts";
 import { chooseConfig, type GatewayConfigSource, loadChosenConfig } from "./gateway-config.ts";
 import { holdSighupDuringStart, reloadOnSighup, watchConfigFiles } from "./hot-reload.ts";
@@ -80,7 +80,7 @@ export async function serve(options: { configPath: string | undefined }): Promis
       config: availability === undefined ? configPath : null,
       providers: loaded.config.providers.map((provider) => provider.name),
       models: gateway.runtime.snapshot.catalog.deployments.length,
-      code: RUNS_FROM_BUNDLE ? "bundle" : "sources",
+      code: RUNS_FROM_SNAPSHOT ? "snapshot" : RUNS_FROM_BUNDLE ? "bundle" : "sources",
     },
     `LLM Gateway listening on ${gateway.url}/v1`,
   );

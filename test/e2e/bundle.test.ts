@@ -267,5 +267,7 @@ test("a build that fails leaves no bundle, and does not stop a start (--if-stale
   assert.equal(plain.status, 1, plain.stderr);
   assert.match(plain.stderr, /no bundle built; the gateway runs its sources/);
   assert.equal(build(["--if-stale", "--quiet"]).status, 0);
-  assert.deepEqual(readdirSync(root).sort(), ["bin", "node_modules", "src"], "no dist/ and no staging folder left");
+  // dist/ holds no bundle, only the blob of Node alone that `npm start` needs (bin/build-snapshot.js).
+  assert.deepEqual(readdirSync(root).sort(), ["bin", "dist", "node_modules", "src"], "a staging folder is left");
+  assert.deepEqual(readdirSync(join(root, "dist")).sort(), ["snapshot.blob", "snapshot.json"]);
 });

@@ -20,14 +20,19 @@ export interface ServedEntry {
   stop(): Promise<string>;
 }
 
-/** Starts `<root>/bin/llm-gateway.js serve --config <configPath>` and resolves once it listens. */
+/**
+ * Starts `<root>/bin/llm-gateway.js serve --config <configPath>` and resolves once it listens. `nodeArgs` go before
+ * the script (`--snapshot-blob dist/snapshot.blob`, as `npm start` passes it).
+ */
 export async function serveThroughBin(
   t: TestContext,
   root: string,
   configPath: string,
   env: NodeJS.ProcessEnv,
+  nodeArgs: readonly string[] = [],
 ): Promise<ServedEntry> {
-  const child = spawn(process.execPath, [join(root, "bin", "llm-gateway.js"), "serve", "--config", configPath], {
+  const script = [join(root, "bin", "llm-gateway.js"), "serve", "--config", configPath];
+  const child = spawn(process.execPath, [...nodeArgs, ...script], {
     cwd: root,
     // Node reports every compile-cache read (accepted or rejected) on stderr.
     env: { ...env, NODE_DEBUG_NATIVE: "COMPILE_CACHE" },

@@ -1,0 +1,249 @@
+// The start-up snapshot `npm start` and `npm run demo` start from (node --snapshot-blob dist/snapshot.blob): a heap
+// in which every module `serve` and `demo` load is already evaluated, built by `node --build-snapshot` from one
+// CommonJS file (a snapshot's entry may require only built-ins) that esbuild writes from bin/snapshot-main.js. A
+// start then deserializes that heap instead of reading, compiling and evaluating dist/: ~90 ms less CPU until ready,
+// the same idle RSS (bench/README.md section 36). bin/build.js builds it with dist/; `--if-stale` (npm's prestart)
+// makes sure dist/snapshot.blob is one this Node can start, else one of Node alone, with no main function, from which
+// Node runs bin/llm-gateway.js as before (Node exits on a missing blob or on one another Node built).
+import { spawnSync } from "node:child_process";
+import { readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import {
+  ASSERT_IMPORTERS,
+  EXTERNAL_PACKAGES,
+  LAZY_PACKAGE_IMPORTERS,
+  LAZY_PACKAGE_NAMES,
+  lazyAssert,
+  withoutZodLocales,
+} from "./bundle-plugins.js";
+import { lazyPackages } from "./lazy-packages.js";
+import { READ_AT_BUILD, SNAPSHOT_BLOB, SNAPSHOT_RECORD, snapshotRecord } from "./start-entry.js";
+
+const RECORD_FORMAT = 1;
+
+/** The Node a blob is for: Node refuses another version's blob (exit 14), and another binary is not this one. */
+function thisNode() {
+  const binary = statSync(process.execPath);
+  return {
+    version: process.version,
+    arch: process.arch,
+    platform: process.platform,
+    binary: { path: process.execPath, size: binary.size, mtimeMs: binary.mtimeMs },
+  };
+}
+
+/** Whether dir/snapshot.blob is one this Node can start, built for the project at `root`. */
+export function snapshotFits(dir, root) {
+  const record = snapshotRecord(dir);
+  try {
+    statSync(join(dir, SNAPSHOT_BLOB));
+  } catch {
+    return false;
+  }
+  return (
+    record?.format === RECORD_FORMAT &&
+    record.root === root &&
+    JSON.stringify(record.node) === JSON.stringify(thisNode()) &&
+    // A full snapshot holds these as they were at its build (bin/snapshot-main.js runs the sources once one changed).
+    (record.kind !== "full" ||
+      READ_AT_BUILD.every(
+        (path) => (statSync(join(root, path), { throwIfNoEntry: false })?.mtimeMs ?? 0) <= record.builtAtMs,
+      ))
+  );
+}
+
+/** Builds dir/snapshot.blob (and its record) with `node --build-snapshot-config`; false when Node failed. */
+function buildBlob(dir, root, builder, kind, builtAtMs) {
+  // Named by pid, as the blob: two prestart builds at once (two `npm start`s) each write and remove their own.
+  const config = join(dir, `snapshot-config.${process.pid}.json`);
+  // Node's code cache of its own built-ins left out: Node keeps the whole blob in memory, and with it (5 MB more)
+  // the idle RSS was 4.3 MB higher than a start from dist/ (bench/README.md section 36).
+  writeFileSync(config, JSON.stringify({ builder, withoutCodeCache: true }));
+  const tmp = join(dir, `${SNAPSHOT_BLOB}.${process.pid}.tmp`);
+  const built = spawnSync(process.execPath, ["--snapshot-blob", tmp, "--build-snapshot-config", config], {
+    cwd: dir,
+    // Node warns about built-ins it has not verified in snapshots (section 36 lists them).
+    env: { ...process.env, NODE_NO_WARNINGS: "1", NODE_OPTIONS: "" },
+    encoding: "utf8",
+  });
+  rmSync(config, { force: true });
+  if (built.status !== 0) {
+    rmSync(tmp, { force: true });
+    return { isBuilt: false, message: `${built.stderr}`.trim().split("\n").slice(-3).join("\n") };
+  }
+  renameSync(tmp, join(dir, SNAPSHOT_BLOB));
+  const record = join(dir, `${SNAPSHOT_RECORD}.${process.pid}.tmp`);
+  writeFileSync(
+    record,
+    `${JSON.stringify({ format: RECORD_FORMAT, kind, root, node: thisNode(), builtAtMs }, null, 1)}\n`,
+  );
+  renameSync(record, join(dir, SNAPSHOT_RECORD));
+  return { isBuilt: true, message: "" };
+}
+
+/**
+ * A blob of Node alone (no main function): Node runs the script it is given, bin/llm-gateway.js, as without a blob.
+ * For a start that cannot have the full one (no esbuild, a failed build, LLM_GATEWAY_BUNDLE=0).
+ */
+export function buildNodeOnlySnapshot(dir, root) {
+  const builder = join(dir, `snapshot-node-only.${process.pid}.cjs`);
+  writeFileSync(builder, "// Node alone: bin/build-snapshot.js (buildNodeOnlySnapshot).\n");
+  const result = buildBlob(dir, root, builder, "node-only", Date.now());
+  rmSync(builder, { force: true });
+  return result;
+}
+
+/**
+ * What `npm start` needs before it runs `node --snapshot-blob dist/snapshot.blob ...`: a blob this Node can start in
+ * dist/. Left as it is when it fits; else Node alone (a full one is built with dist/, by bin/build.js).
+ */
+export function ensureStartableSnapshot(dist, root) {
+  if (snapshotFits(dist, root)) return { isBuilt: false, message: "" };
+  return buildNodeOnlySnapshot(dist, root);
+}
+
+/**
+ * Built-in modules that cannot be in a snapshot, replaced by stand-ins that load the real module at first use.
+ * `node:http` ends the build with "global handle not serialized: ... HTTPParser" (CheckGlobalAndEternalHandles
+ * failed), `node:sqlite` with "Unknown external reference" (node::sqlite::StatementSync::Iterate); `http2`, `https`
+ * and `tls` are stand-ins in the bundle already. Fastify, undici and our modules read some of their exports when they
+ * load (`STATUS_CODES`, `IncomingMessage`, `maxHeaderSize`, `DatabaseSync` through esbuild's copy of a CommonJS
+ * module's keys): plain data and numbers are copied from this Node at build time, functions and classes become stand-ins
+ * that call the real one, and the list of keys is this Node's, so none of that loads the module.
+ */
+const UNSNAPSHOTTABLE = ["http", "sqlite", "http2", "https", "tls"];
+/** Plain data copied (not `tls.rootCertificates`, 184 KB, nor an Agent, which must be the real one). */
+const COPIED = ["constants", "STATUS_CODES", "METHODS"];
+const unsnapshottableBuiltins = {
+  name: "unsnapshottable-builtins",
+  setup(build) {
+    const wanted = new RegExp(`^(node:)?(${UNSNAPSHOTTABLE.join("|")})$`);
+    build.onResolve({ filter: wanted }, (args) =>
+      args.namespace === "snapshot-stand-in"
+        ? { path: args.path, external: true }
+        : { path: args.path.replace(/^node:/, ""), namespace: "snapshot-stand-in" },
+    );
+    build.onLoad({ filter: /.*/, namespace: "snapshot-stand-in" }, (args) => {
+      const real = process.getBuiltinModule(`node:${args.path}`);
+      const keys = Object.keys(real);
+      const copied = Object.fromEntries(
+        keys.filter((key) => COPIED.includes(key) || typeof real[key] === "number").map((key) => [key, real[key]]),
+      );
+      const functions = keys.filter((key) => typeof real[key] === "function");
+      return {
+        loader: "js",
+        contents: `"use strict";
+let real;
+const load = () => (real ??= require(${JSON.stringify(`node:${args.path}`)}));
+const copied = ${JSON.stringify(copied)};
+const keys = ${JSON.stringify(keys)};
+for (const key of ${JSON.stringify(functions)}) {
+  copied[key] = new Proxy(function standIn() {}, {
+    get: (_, property) => load()[key][property],
+    apply: (_, self, argumentList) => Reflect.apply(load()[key], self, argumentList),
+    construct: (_, argumentList, newTarget) => Reflect.construct(load()[key], argumentList, newTarget),
+  });
+}
+module.exports = new Proxy({}, {
+  get: (_, key) => (real === undefined && Object.hasOwn(copied, key) ? copied[key] : load()[key]),
+  has: (_, key) => key in load(),
+  ownKeys: () => (real === undefined ? keys : Reflect.ownKeys(load())),
+  getOwnPropertyDescriptor: (_, key) => {
+    if (real === undefined && Object.hasOwn(copied, key)) {
+      return { value: copied[key], writable: true, enumerable: true, configurable: true };
+    }
+    // Listed, not copied (an Agent): esbuild's interop reads only whether it is enumerable; a getter loads it when read.
+    if (real === undefined && keys.includes(key)) {
+      return { get: () => load()[key], enumerable: true, configurable: true };
+    }
+    const descriptor = Object.getOwnPropertyDescriptor(load(), key);
+    return descriptor === undefined ? undefined : { ...descriptor, configurable: true };
+  },
+});
+`,
+      };
+    });
+  },
+};
+
+/**
+ * `process.getBuiltinModule(...)` (src/server/error-handler.ts reads `node:http`'s STATUS_CODES when it loads) as a
+ * `require`, so that unsnapshottableBuiltins sees it.
+ */
+const getBuiltinAsRequire = {
+  name: "get-builtin-as-require",
+  setup(build) {
+    build.onLoad({ filter: /[\\/]src[\\/].*\.ts$/ }, (args) => {
+      const text = readFileSync(args.path, "utf8");
+      if (!text.includes("process.getBuiltinModule(")) return undefined;
+      return { contents: text.replaceAll("process.getBuiltinModule(", "require("), loader: "ts" };
+    });
+  },
+};
+
+/**
+ * fast-json-stringify stays out, but not `fast-json-stringify/lib/serializer`, which Fastify's error serializer
+ * requires when it loads (esbuild's `external` takes a package's subpaths too): run at build time from node_modules,
+ * it is user-land CommonJS, after which Node refuses to start from the snapshot (ERR_INTERNAL_ASSERTION,
+ * `!hasStartedUserCJSExecution()` in initializeModuleLoaders).
+ */
+const onlyBareExternals = {
+  name: "only-bare-externals",
+  setup(build) {
+    build.onResolve({ filter: /^fast-json-stringify$/ }, (args) => ({ path: args.path, external: true }));
+  },
+};
+
+/**
+ * Builds dir/snapshot.cjs (from bin/snapshot-main.js) and dir/snapshot.blob for the project at `root`; `inputs`:
+ * the script's (esbuild's metafile, relative to `root`), for dist/build.json.
+ * `builtAtMs`: taken before any input was read (bin/build.js), as dist/build.json's.
+ */
+export async function buildFullSnapshot(esbuild, { dir, root, builtAtMs, minify = true }) {
+  // The sources find the project's files from `import.meta.url` one folder below the root (src/source-paths.ts), and
+  // the stand-ins of bin/lazy-packages.js require their packages relative to dist/: both see a file in dist/.
+  const seenAs = join(root, "dist", "snapshot.cjs");
+  let result;
+  try {
+    result = await esbuild.build({
+      entryPoints: [fileURLToPath(new URL("snapshot-main.js", import.meta.url))],
+      outfile: join(dir, "snapshot.cjs"),
+      bundle: true,
+      format: "cjs",
+      platform: "node",
+      target: "node24",
+      // A snapshot's script has no dynamic import callback ("A dynamic import callback was not specified"): `import()`
+      // of an external package (prom-client at the first scrape) becomes a require.
+      supported: { "dynamic-import": false },
+      minify,
+      sourcemap: "linked",
+      metafile: true,
+      absWorkingDir: root,
+      logLevel: "warning",
+      charset: "ascii",
+      legalComments: "external",
+      define: { "import.meta.url": JSON.stringify(pathToFileURL(seenAs).href) },
+      external: EXTERNAL_PACKAGES.filter((name) => name !== "fast-json-stringify"),
+      plugins: [
+        unsnapshottableBuiltins,
+        getBuiltinAsRequire,
+        onlyBareExternals,
+        lazyAssert(ASSERT_IMPORTERS),
+        lazyPackages(LAZY_PACKAGE_NAMES, LAZY_PACKAGE_IMPORTERS, root, new Map()),
+        withoutZodLocales,
+      ],
+      // The script's own `require` loads built-ins only; anything else (prom-client, ioredis, the stand-ins' packages)
+      // is required through module.createRequire, once deserialized (at build time nothing may be: onlyBareExternals).
+      banner: {
+        js: `var require = ((builtin) => { let user; const load = () => (user ??= builtin("node:module").createRequire(${JSON.stringify(seenAs)})); return Object.assign((id) => (builtin("node:module").isBuiltin(id) ? builtin(id) : load()(id)), { resolve: (id, options) => load().resolve(id, options) }); })(require);`,
+      },
+    });
+  } catch {
+    // esbuild has printed what it could not build.
+    return { isBuilt: false, message: "esbuild could not build the snapshot's script", inputs: [] };
+  }
+  const inputs = Object.keys(result.metafile.inputs);
+  const built = buildBlob(dir, root, join(dir, "snapshot.cjs"), "full", builtAtMs);
+  return { ...built, inputs: built.isBuilt ? inputs : [] };
+}

@@ -1,0 +1,117 @@
+// The start-up snapshot `npm start` and `npm run demo` start from (`node --snapshot-blob dist/snapshot.blob
+// bin/llm-gateway.js serve`; bin/build-snapshot.js): built with dist/ in a copy of the project, it serves from a heap in
+// which every module is already evaluated, and every start that cannot use it still starts (Node exits on a missing
+// blob or on another Node's, so the prestart build always leaves one this Node can start).
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { cpSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { test } from "node:test";
+import { buildBundle, projectCopy } from "../helpers/bundle-project.ts";
+import { REPO_ROOT, writeFiles } from "../helpers/cli-process.ts";
+import { useMock } from "../helpers/e2e.ts";
+import { type ServedEntry, serveThroughBin } from "../helpers/served-entry.ts";
+
+const LINKED = ["src", "data", "config", "node_modules", "package.json"];
+const env = { PATH: process.env.PATH ?? "", NODE_NO_WARNINGS: "1" };
+
+function record(root: string): { kind?: string; node?: { version?: string } } {
+  return JSON.parse(readFileSync(join(root, "dist", "snapshot.json"), "utf8"));
+}
+
+/** What the listening line says the process runs: snapshot, bundle or sources (src/cli/serve.ts). */
+function code(served: ServedEntry): unknown {
+  const line = served
+    .stdout()
+    .split("\n")
+    .find((text) => text.includes("listening on http"));
+  return (JSON.parse(line ?? "{}") as { code?: unknown }).code;
+}
+
+test("npm start's snapshot serves chat, /metrics and the dashboard; LLM_GATEWAY_BUNDLE=0 and another Node's blob still start", async (t) => {
+  const root = projectCopy(t, "project", LINKED);
+  const build = buildBundle(root);
+  assert.equal(build.status, 0, build.stderr);
+  assert.equal(record(root).kind, "full");
+  const blob = ["--snapshot-blob", join(root, "dist", "snapshot.blob")];
+
+  const mock = await useMock(t);
+  const configPath = writeFiles(root, {
+    "config.yaml": `server:\n  port: 0\n  host: 127.0.0.1\n  log_level: info\nlog:\n  format: json\nproviders:\n  - name: mock\n    base_url: ${mock.baseUrl}\n    api_key: mock-key\n    models:\n      m: {}\ndiscovery:\n  cache_dir: ${JSON.stringify(join(root, "discovery"))}\nstate:\n  path: ":memory:"\n`,
+  });
+  const served = await serveThroughBin(t, root, configPath, env, blob);
+  assert.equal(code(served), "snapshot");
+  const chat = await fetch(`${served.url}/v1/chat/completions`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ model: "m", messages: [{ role: "user", content: "Say hello" }] }),
+  });
+  const answer = (await chat.json()) as { choices?: { message?: { content?: unknown } }[] };
+  assert.equal(chat.status, 200, JSON.stringify(answer));
+  assert.equal(typeof answer.choices?.[0]?.message?.content, "string");
+  // prom-client loads at the first scrape, from node_modules: a snapshot's script has no import() and its own
+  // require loads built-ins only.
+  const metrics = await fetch(`${served.url}/metrics`);
+  assert.equal(metrics.status, 200);
+  assert.match(await metrics.text(), /^llm_gateway_requests_total\{/m);
+  const dashboard = await fetch(`${served.url}/dashboard`);
+  assert.equal(dashboard.status, 200);
+  assert.match(await dashboard.text(), /<title>LLM Gateway<\/title>/);
+  await served.stop();
+
+  // LLM_GATEWAY_BUNDLE=0 runs the sources, as bin/llm-gateway.js does, though the blob holds the bundle's heap.
+  const fromSources = await serveThroughBin(t, root, configPath, { ...env, LLM_GATEWAY_BUNDLE: "0" }, blob);
+  assert.equal(code(fromSources), "sources");
+  await fromSources.stop();
+
+  // A blob another Node built (Node would exit with code 14): the prestart build replaces it.
+  const stale = record(root);
+  writeFileSync(join(root, "dist", "snapshot.json"), JSON.stringify({ ...stale, node: { version: "v0.0.0" } }));
+  const prestart = buildBundle(root, ["--if-stale"]);
+  assert.equal(prestart.status, 0, prestart.stderr);
+  assert.equal(record(root).kind, "full");
+  assert.equal(record(root).node?.version, process.version);
+});
+
+test("without a bundle (LLM_GATEWAY_BUNDLE=0 at the prestart), npm start gets a blob of Node alone that runs bin/llm-gateway.js", async (t) => {
+  const root = projectCopy(t, "project", LINKED);
+  rmSync(join(root, "dist"), { recursive: true, force: true });
+  const prestart = spawnSync(process.execPath, [join(root, "bin", "build.js"), "--if-stale", "--quiet"], {
+    cwd: root,
+    env: { ...env, LLM_GATEWAY_BUNDLE: "0" },
+    encoding: "utf8",
+  });
+  assert.equal(prestart.status, 0, prestart.stderr);
+  assert.equal(record(root).kind, "node-only");
+  const version = spawnSync(
+    process.execPath,
+    ["--snapshot-blob", join(root, "dist", "snapshot.blob"), join(root, "bin", "llm-gateway.js"), "--version"],
+    { cwd: root, env, encoding: "utf8" },
+  );
+  assert.equal(version.status, 0, version.stderr);
+  assert.match(version.stdout, /^llm-gateway \d+\.\d+\.\d+/);
+});
+
+test("the dashboard page, read when the snapshot is built: once it changes, a start runs the sources and the prestart build makes a new snapshot", async (t) => {
+  const root = projectCopy(t, "project", ["data", "config", "node_modules", "package.json"]);
+  // A copy of the sources: the page's time is changed below.
+  cpSync(join(REPO_ROOT, "src"), join(root, "src"), { recursive: true });
+  assert.equal(buildBundle(root).status, 0);
+  const configPath = writeFiles(root, {
+    "config.yaml": `server:\n  port: 0\n  host: 127.0.0.1\nlog:\n  format: json\nproviders:\n  - name: p\n    base_url: http://127.0.0.1:9/v1\n    api_key: k\n    models:\n      m: {}\nstate:\n  path: ":memory:"\n`,
+  });
+  const blob = ["--snapshot-blob", join(root, "dist", "snapshot.blob")];
+  // Edited after the build (not later than now: a file from the future is newer than any build).
+  const now = new Date();
+  utimesSync(join(root, "src", "server", "dashboard.html"), now, now);
+  const fromSources = await serveThroughBin(t, root, configPath, env, blob);
+  assert.equal(code(fromSources), "sources");
+  await fromSources.stop();
+
+  const prestart = buildBundle(root, ["--if-stale"]);
+  assert.equal(prestart.status, 0, prestart.stderr);
+  assert.match(prestart.stdout, /start-up snapshot built/);
+  const rebuilt = await serveThroughBin(t, root, configPath, env, blob);
+  assert.equal(code(rebuilt), "snapshot");
+  await rebuilt.stop();
+});
