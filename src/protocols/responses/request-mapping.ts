@@ -5,8 +5,9 @@ import { InvalidRequestError, ResourceNotFoundError } from "../../errors/gateway
 import type { ChatMessage, ChatRequestBody, ChatResponseFormat, ChatTool } from "../chat-completions.ts";
 import { upstreamUser } from "../messages/upstream-user.ts";
 import { validateAt, validateBody } from "../validate.ts";
+import type { KeptChain } from "./chain-items.ts";
 import { checkConversationId, isConversationId } from "./conversations.ts";
-import { chainIdsAfter, conversationIdsOf, historyItemIdsAfter, refuseDuplicateItems } from "./duplicate-items.ts";
+import { chainAfter, conversationIdsOf, refuseDuplicateItems } from "./duplicate-items.ts";
 import { inputMessages, type ResponseLookup } from "./input-messages.ts";
 import {
   inputTokensRequestSchema,
@@ -45,10 +46,11 @@ export interface TranslatedResponsesRequest {
   readonly includesEncryptedReasoning: boolean;
   /** The most tool calls the answer may hold (`parallel_tool_calls: false`, `max_tool_calls`): tool-call-limit.ts. */
   readonly toolCallLimit: number | undefined;
-  /** StoredResponse.chainIds of its answer (undefined: the response it continues was kept without them). */
-  readonly chainIds: readonly string[] | undefined;
-  /** StoredResponse.historyItemIds of its answer (undefined: as chainIds). */
-  readonly historyItemIds: readonly string[] | undefined;
+  /**
+   * StoredResponse.chain of its answer, less where a conversation it started in ends (known once answered);
+   * undefined: the response it continues was kept without chain ids (duplicate-items.ts chainAfter).
+   */
+  readonly chain: KeptChain | undefined;
 }
 
 function unsupportedField(message: string, field: string): InvalidRequestError {
@@ -126,8 +128,7 @@ export function toChatRequest(body: unknown, lookup: ResponseLookup): Translated
     loadedTools: loaded,
     includesEncryptedReasoning: (request.include ?? []).includes(ENCRYPTED_REASONING_INCLUDE),
     toolCallLimit: toolCallLimitOf(request),
-    chainIds: chainIdsAfter(previous),
-    historyItemIds: historyItemIdsAfter(previous, request.input, keptIdsOf(request.conversation, lookup)),
+    chain: chainAfter(previous, request.input),
   };
 }
 
