@@ -203,7 +203,7 @@ function registerInputTokensRoute(
         conversations.get(id, request.clientName),
       );
       const prompt = toCountedPrompt(request.body, lookup);
-      const messages = sentMessages(runtime, prompt, request.clientName);
+      const messages = sentMessages(prompt, runtime, request.clientName);
       const estimate = estimateChatPrompt(messages, prompt.tools).promptTokens;
       const inputTokens =
         prompt.model === undefined ? estimate : calibratedFor(runtime, prompt.model, request.clientName, estimate);
@@ -214,18 +214,14 @@ function registerInputTokensRoute(
 
 /**
  * The messages a request would send: with `truncation: "auto"`, its oldest items left out as the pipeline leaves them
- * out for the asking client (context-truncation.ts, planned with the request's `max_output_tokens`). Without a
- * `model` nothing is planned, so nothing is left out.
+ * out for the asking client (context-truncation.ts), planned with the chat body the request would be planned with
+ * (its `models` fallbacks, tools, schema, `max_output_tokens` and features: a fallback that holds it whole is why
+ * nothing is left out). The plan reads what refusals taught each deployment (its calibrated estimate, a window it
+ * shares with the output), as the request's would. Without a `model` nothing is planned, so nothing is left out.
  */
-function sentMessages(runtime: GatewayRuntime, prompt: CountedPrompt, client: string | null): readonly unknown[] {
-  if (!prompt.isTruncated || prompt.model === undefined) return prompt.messages;
-  const body = {
-    model: prompt.model,
-    messages: prompt.messages,
-    ...(prompt.tools.length === 0 ? {} : { tools: prompt.tools }),
-    ...(prompt.maxOutputTokens === undefined ? {} : { max_tokens: prompt.maxOutputTokens }),
-  };
-  const truncated = truncatedBody(runtime, RESPONSES_ENDPOINT, body, client ?? undefined);
+function sentMessages(prompt: CountedPrompt, runtime: GatewayRuntime, client: string | null): readonly unknown[] {
+  if (!prompt.isTruncated || prompt.plannedBody === undefined) return prompt.messages;
+  const truncated = truncatedBody(runtime, RESPONSES_ENDPOINT, { ...prompt.plannedBody }, client ?? undefined);
   return Array.isArray(truncated.messages) ? truncated.messages : prompt.messages;
 }
 
