@@ -24,16 +24,24 @@ interface GivenBody {
  * then with the fewest oldest units left out that makes one hold it (a binary search over that count: each step is
  * one estimate and one plan, and a conversation may hold thousands of messages), without facts (they were the whole
  * body's). When even the last unit alone is too long, the body as it came: the plan's 400 says why.
+ *
+ * A cut body goes without the native body (`responses_api: native`, RequestContext.native), which holds the whole
+ * input: the plan cut it because no candidate's window, a native one's included (its `context`, or what a refusal
+ * taught), holds it whole, so a native candidate is sent the cut input too, as the chat translation (a native
+ * provider speaks both), as after a refusal (refused-context.ts). OpenAI truncates against the model's own window
+ * with `truncation: "auto"`, but a native server that is not OpenAI may not honour it, and the window listed for it
+ * says the whole input does not fit (docs/protocols.md "Truncation").
  */
 export function truncatedToFit(
   runtime: GatewayRuntime,
   endpoint: EndpointSpec,
   given: GivenBody,
   context: RequestContext,
-): GivenBody {
-  if (context.truncatesToFit !== true) return given;
+): GivenBody & { readonly context: RequestContext } {
+  if (context.truncatesToFit !== true) return { ...given, context };
   const truncated = truncatedBody(runtime, endpoint, given.body, context.client);
-  return truncated === given.body ? given : { body: truncated, facts: undefined };
+  if (truncated === given.body) return { ...given, context };
+  return { body: truncated, facts: undefined, context: { ...context, native: undefined } };
 }
 
 /**

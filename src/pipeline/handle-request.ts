@@ -85,8 +85,9 @@ async function serveRequest(
   const startedAtMs = context.receivedAtMs ?? runtime.clock.now();
   const checked = checkedLineOf(endpoint, rawBody, context);
   const given = checked ?? { body: validated(runtime, endpoint, rawBody, context, startedAtMs), facts: undefined };
-  const { body, facts } = truncatedToFit(runtime, endpoint, given, context);
-  const prepared = prepare(runtime, endpoint, body, context, startedAtMs, facts);
+  const fitted = truncatedToFit(runtime, endpoint, given, context);
+  const { body, facts } = fitted;
+  const prepared = prepare(runtime, endpoint, body, fitted.context, startedAtMs, facts);
   if (context.batchId !== undefined) prepared.record.inBatch(context.batchId);
   if (prepared.snapshot.config.log.content) recordRequestContent(prepared);
   if (context.client !== undefined) {

@@ -12,9 +12,9 @@ import { randomIds } from "../protocols/ids.ts";
 import { toChatRequest as messagesToChat } from "../protocols/messages/request-mapping.ts";
 import { ConversationRowsInMemory, Conversations } from "../protocols/responses/conversations.ts";
 import { type InputItemsQuery, listInputItems } from "../protocols/responses/input-items.ts";
-import { prefetch } from "../protocols/responses/kept-prefetch.ts";
 import { forClient, inMemory, type KeptResponses, NO_EVENTS } from "../protocols/responses/kept-responses.ts";
 import { NOT_STORED } from "../protocols/responses/not-kept-answers.ts";
+import { prefetch } from "../protocols/responses/prefetch.ts";
 import { type CountedPrompt, toCountedPrompt } from "../protocols/responses/request-mapping.ts";
 import { ResponseStore } from "../protocols/responses/response-store.ts";
 import type { Deployment } from "../providers/catalog.ts";
@@ -210,7 +210,7 @@ function registerInputTokensRoute(
         conversations.get(id, request.clientName),
       );
       const prompt = toCountedPrompt(request.body, lookup);
-      const messages = sentMessages(runtime, prompt, request.clientName);
+      const messages = sentMessages(prompt, runtime, request.clientName);
       const estimate = estimateChatPrompt(messages, prompt.tools).promptTokens;
       const inputTokens =
         prompt.model === undefined ? estimate : calibratedFor(runtime, prompt.model, request.clientName, estimate);
@@ -221,18 +221,14 @@ function registerInputTokensRoute(
 
 /**
  * The messages a request would send: with `truncation: "auto"`, its oldest items left out as the pipeline leaves them
- * out for the asking client (context-truncation.ts, planned with the request's `max_output_tokens`). Without a
- * `model` nothing is planned, so nothing is left out.
+ * out for the asking client (context-truncation.ts), planned with the chat body the request would be planned with
+ * (its `models` fallbacks, tools, schema, `max_output_tokens` and features: a fallback that holds it whole is why
+ * nothing is left out). The plan reads what refusals taught each deployment (its calibrated estimate, a window it
+ * shares with the output), as the request's would. Without a `model` nothing is planned, so nothing is left out.
  */
-function sentMessages(runtime: GatewayRuntime, prompt: CountedPrompt, client: string | null): readonly unknown[] {
-  if (!prompt.isTruncated || prompt.model === undefined) return prompt.messages;
-  const body = {
-    model: prompt.model,
-    messages: prompt.messages,
-    ...(prompt.tools.length === 0 ? {} : { tools: prompt.tools }),
-    ...(prompt.maxOutputTokens === undefined ? {} : { max_tokens: prompt.maxOutputTokens }),
-  };
-  const truncated = truncatedBody(runtime, RESPONSES_ENDPOINT, body, client ?? undefined);
+function sentMessages(prompt: CountedPrompt, runtime: GatewayRuntime, client: string | null): readonly unknown[] {
+  if (!prompt.isTruncated || prompt.plannedBody === undefined) return prompt.messages;
+  const truncated = truncatedBody(runtime, RESPONSES_ENDPOINT, { ...prompt.plannedBody }, client ?? undefined);
   return Array.isArray(truncated.messages) ? truncated.messages : prompt.messages;
 }
 

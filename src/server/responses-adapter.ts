@@ -5,9 +5,10 @@ import type { Clock } from "../clock.ts";
 import { RESPONSES_ENDPOINT } from "../pipeline/endpoints.ts";
 import { randomIds } from "../protocols/ids.ts";
 import { backgroundView } from "../protocols/responses/background.ts";
+import type { KeptChain } from "../protocols/responses/chain-items.ts";
 import { conversationAppender } from "../protocols/responses/conversation-appender.ts";
 import type { Conversations, ConversationUpdate } from "../protocols/responses/conversations.ts";
-import { prefetch } from "../protocols/responses/kept-prefetch.ts";
+import { withConversationOrigin } from "../protocols/responses/duplicate-items.ts";
 import { forClient, type KeptResponses } from "../protocols/responses/kept-responses.ts";
 import {
   fromNativeResponse,
@@ -16,6 +17,7 @@ import {
   toNativeBody,
 } from "../protocols/responses/native.ts";
 import { shortenNativeToolNames } from "../protocols/responses/native-tool-names.ts";
+import { prefetch } from "../protocols/responses/prefetch.ts";
 import { toChatRequest as responsesToChat } from "../protocols/responses/request-mapping.ts";
 import { outputToChatMessages, toResponseObject } from "../protocols/responses/response-mapping.ts";
 import { buildResponse, type ResponseObject } from "../protocols/responses/response-object.ts";
@@ -64,15 +66,15 @@ export function responsesAdapter(
       const loadedTools = translated.loadedTools.length === 0 ? {} : { loadedTools: translated.loadedTools };
       const appender = conversationAppender(conversations, client, translated.conversationId, body, lookup);
       const addToConversation = appender?.append;
-      // Kept with the answer: which responses and items its chain holds (duplicate-items.ts), the ids its input items
-      // get in its conversation too (a client may send one back by the id the conversation's items list shows).
-      const historyItemIds =
-        translated.historyItemIds === undefined
-          ? undefined
-          : [...translated.historyItemIds, ...(appender?.inputIds ?? [])];
-      const chain = {
-        ...(translated.chainIds === undefined ? {} : { chainIds: translated.chainIds }),
-        ...(historyItemIds === undefined ? {} : { historyItemIds }),
+      // Kept with the answer: what tells the items its chain holds (duplicate-items.ts), the ids its input items get
+      // in its conversation too (a client may send one back by the id the conversation's items list shows), and where
+      // in that conversation a chain from it starts.
+      const chainOf = (response: ResponseObject): { chain?: KeptChain } => {
+        if (translated.chain === undefined) return {};
+        const inputIds = [...translated.chain.inputIds, ...(appender?.inputIds ?? [])];
+        const inConversation = [...(appender?.inputIds ?? []), ...response.output.map((item) => item.id)];
+        const conversationId = appender === undefined ? undefined : translated.conversationId;
+        return { chain: withConversationOrigin({ ...translated.chain, inputIds }, conversationId, inConversation) };
       };
       const nativeBody = hasNativeProviders() ? toNativeBody(body, lookup) : undefined;
       // Long (or invalid) tool names go to a native provider renamed too (OpenAI refuses them); its answer maps back.
@@ -105,7 +107,7 @@ export function responsesAdapter(
             response,
             conversation: [...translated.conversation, ...outputToChatMessages(response.output, translated.toolNames)],
             ...loadedTools,
-            ...chain,
+            ...chainOf(response),
           }));
         }
         return update === undefined || update === "added" ? undefined : update;
@@ -199,7 +201,7 @@ export function responsesAdapter(
                 ? [...translated.conversation, ...outputToChatMessages(response.output, translated.toolNames)]
                 : translated.conversation,
               ...loadedTools,
-              ...chain,
+              ...chainOf(response),
               ...(events === undefined ? {} : { events }),
               ...(isFinal ? {} : { heartbeatAtMs: clock.now() }),
             },

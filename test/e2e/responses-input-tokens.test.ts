@@ -8,10 +8,14 @@ import {
   CHAT_ROUTE,
   chatRequests,
   errorOf,
+  modelOf,
   oneProviderScene,
   openAiClient,
   send,
-  type useMock,
+  sentContentsOf,
+  serveEveryChat,
+  useGateway,
+  useMock,
 } from "../helpers/e2e.ts";
 import { chatCompletion } from "../helpers/mock-upstream.ts";
 
@@ -127,5 +131,33 @@ describe("responses.inputTokens.count()", () => {
     });
     assert.deepEqual(disabled, whole);
     assert.equal(chatRequests(mock).length, 0);
+  });
+
+  test('truncation: "auto" with `models` fallbacks: counted whole when a fallback holds it, as the request is sent', async (t) => {
+    const mock = await useMock(t);
+    serveEveryChat(mock, "Whole.");
+    const gateway = await useGateway(
+      t,
+      `providers:
+  - name: alpha
+    base_url: ${mock.baseUrl}
+    api_key: sk-alpha
+    models:
+      m: { id: small-m, context: 500 }
+      big: { id: big-m, context: 5000 }
+`,
+    );
+    const client = openAiClient(gateway);
+    const older = { role: "user" as const, content: "cat ".repeat(300).trim() };
+    const last = { role: "user" as const, content: "fox ".repeat(300).trim() };
+    // `models` is the gateway's extension (the SDK types no such field).
+    const request = { model: "m", models: ["big"], truncation: "auto" as const, input: [older, last] };
+    const whole = await client.responses.inputTokens.count({ model: "m", input: [older, last] });
+    const auto = await client.responses.inputTokens.count(request as OpenAI.Responses.InputTokenCountParams);
+    assert.equal(auto.input_tokens, whole.input_tokens, "the fallback holds it whole: nothing is left out");
+    // What POST /v1/responses does with the same body: `big` is sent every item.
+    await client.responses.create(request as OpenAI.Responses.ResponseCreateParamsNonStreaming);
+    assert.deepEqual(sentContentsOf(chatRequests(mock)[0]), [older.content, last.content]);
+    assert.equal(modelOf(chatRequests(mock)[0]), "big-m");
   });
 });

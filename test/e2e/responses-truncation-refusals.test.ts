@@ -186,6 +186,35 @@ describe("responses API: truncation beside other refusals", () => {
     assert.equal(chatRequests(mock).length, 1);
   });
 
+  test("auto: a native provider whose listed context is smaller than the input is sent the cut input, not the whole", async (t) => {
+    const mock = await useMock(t);
+    // A native Responses server that does not honour `truncation: "auto"` (it refuses what is too long, as any).
+    mock.setDefault("POST /v1/responses", (recorded) => {
+      const input = (recorded.body as { input?: unknown[] }).input ?? [];
+      return contextRefusal(input.length);
+    });
+    serveEveryChat(mock, "Fits.");
+    const gateway = await useGateway(
+      t,
+      oneProviderYaml(mock, { keys: ", context: 500" }).replace(
+        "api_key: sk-alpha",
+        "api_key: sk-alpha\n    responses_api: native",
+      ),
+    );
+    const input = [
+      { role: "user" as const, content: words("cat", 200) },
+      { role: "user" as const, content: words("dog", 200) },
+      { role: "user" as const, content: words("fox", 200) },
+    ];
+    const response = await openAiClient(gateway).responses.create({ model: "m", truncation: "auto", input });
+    assert.equal(response.output_text, "Fits.");
+    // Its `context: 500` says the whole input (~600 tokens) does not fit: the cut input goes, at the first attempt.
+    const nativeCalls = mock.requests.filter((recorded) => recorded.path === "/v1/responses");
+    assert.equal(nativeCalls.length, 0, "the whole input is not sent natively");
+    assert.deepEqual(sentContents(mock, 0), [words("dog", 200), words("fox", 200)]);
+    assert.equal(chatRequests(mock).length, 1);
+  });
+
   test("auto: the output its deployment's body defaults ask for is kept in the stated window too", async (t) => {
     const { mock, client } = await oneProviderScene(t, {
       keys: ", context: 5000, body: { defaults: { max_tokens: 300 } }",

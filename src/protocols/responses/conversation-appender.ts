@@ -6,7 +6,7 @@ import { isRecord } from "../../is-record.ts";
 import { randomIds } from "../ids.ts";
 import { clientIdsOf, itemsFromInput, itemsFromOutput } from "./conversation-items.ts";
 import type { Conversations, ConversationUpdate } from "./conversations.ts";
-import type { prefetch } from "./kept-prefetch.ts";
+import type { prefetch } from "./prefetch.ts";
 import type { ResponseObject } from "./response-object.ts";
 
 /** What adds a request's items to its conversation once answered, and the ids its input items get there. */

@@ -5,10 +5,18 @@
 // `input`. Sent anyway, the model read that turn twice (a question answered twice, a tool call made twice). Refused
 // rather than left out, as OpenAI does: the client's idea of the history is wrong, and a client that de-duplicates
 // for OpenAI (the Agents SDK with a conversation, the AI SDK with previous_response_id) does it here too.
+//
+// What a kept response holds for this is the same size whatever the chain's length (KeptChain): its own input's ids,
+// indexed by the store under its chain's first response (chainItemKey), and its chain's first response. An item of
+// the chain is then found by the store's index, in the response that brought it (its output, or its input), which is
+// in the chain when it has the same first response and its kept conversation is where the later one's starts. Until
+// 2026-12-07 each response kept every id of its chain (turn n: n ids; 1,000 turns: half a million): rows kept so are
+// still read (`chainIds`, `historyItemIds`), and a chain continuing one copies them once (KeptChain.earlier).
 import { InvalidRequestError } from "../../errors/gateway-error.ts";
 import { isRecord } from "../../is-record.ts";
 import type { ChatMessage } from "../chat-completions.ts";
 import { formatPath } from "../validate.ts";
+import { chainItemKey, chainRootOf, type KeptChain } from "./chain-items.ts";
 import type { ResponseLookup } from "./input-messages.ts";
 import type { StoredResponse } from "./response-store.ts";
 
@@ -33,17 +41,89 @@ export function conversationIdsOf(
   return [...items.flatMap((item) => (typeof item.id === "string" ? [item.id] : [])), ...(clientIds ?? [])];
 }
 
+/** The ids `input` carries (inline ids and item references), in order. */
+function inputIdsOf(input: unknown): string[] {
+  return Array.isArray(input)
+    ? input.flatMap((item) => (isRecord(item) && typeof item.id === "string" ? [item.id] : []))
+    : [];
+}
+
+/**
+ * The KeptChain of a response to `input` continuing from `previous` (less `conversation`, known once answered:
+ * withConversationOrigin); undefined when `previous` was kept by a version that kept no chain ids (a chain from it is
+ * told by its kept conversations, isInChain).
+ */
+export function chainAfter(previous: StoredResponse | undefined, input: unknown): KeptChain | undefined {
+  const inputIds = inputIdsOf(input);
+  if (previous === undefined) return { inputIds };
+  const rootId = chainRootOf(previous);
+  if (rootId === undefined) return undefined;
+  const kept = previous.chain;
+  if (kept !== undefined) {
+    return {
+      rootId,
+      inputIds,
+      ...(kept.conversation === undefined ? {} : { conversation: kept.conversation }),
+      ...(kept.earlier === undefined ? {} : { earlier: kept.earlier }),
+    };
+  }
+  // Kept before 2026-12-07: its ids are in it, not in the store's index.
+  const earlier = {
+    itemIds: [...(previous.historyItemIds ?? []), ...previous.response.output.map((item) => item.id)],
+    responseIds: [...(previous.chainIds ?? []), previous.response.id],
+  };
+  return { rootId, inputIds, earlier };
+}
+
+/**
+ * The chain of a response started in `conversationId` (no `previous_response_id`): it holds that conversation's items
+ * up to its own last one there (its last output item, or without one its last input item).
+ */
+export function withConversationOrigin(
+  chain: KeptChain,
+  conversationId: string | undefined,
+  ownIdsInConversation: readonly string[],
+): KeptChain {
+  const throughItemId = ownIdsInConversation.at(-1);
+  if (chain.rootId !== undefined || conversationId === undefined || throughItemId === undefined) return chain;
+  return { ...chain, conversation: { id: conversationId, throughItemId } };
+}
+
+/**
+ * The lookups a request continuing from `previous` needs before its check (kept-responses.ts prefetch reads them
+ * once `previous` is read): the store's index for each id its input carries, the responses whose items
+ * `input_items` lists by id, and the conversation its chain started in.
+ */
+export function chainLookups(
+  previous: StoredResponse,
+  input: unknown,
+): { itemKeys: string[]; responseIds: string[]; conversationId: string | undefined } {
+  const ids = inputIdsOf(input);
+  const root = chainRootOf(previous);
+  const itemKeys = root === undefined || previous.chain === undefined ? [] : ids.map((id) => chainItemKey(root, id));
+  const responseIds = ids.flatMap((id) => {
+    const key = LISTED_INPUT_ITEM.exec(id)?.[1];
+    return key === undefined ? [] : [`resp_${key}`];
+  });
+  return { itemKeys: [...ids, ...itemKeys], responseIds, conversationId: previous.chain?.conversation?.id };
+}
+
 export function refuseDuplicateItems(input: unknown, history: RequestHistory, lookup: ResponseLookup): void {
   if (!Array.isArray(input)) return;
-  const held = heldItemIds(history);
+  const held = heldItemIds(history, lookup);
+  const { previous } = history;
+  const root = previous === undefined ? undefined : chainRootOf(previous);
   const seen = new Set<string>();
   for (const [index, item] of input.entries()) {
     if (!isRecord(item) || typeof item.id !== "string") continue;
     const { id } = item;
     const isHeld =
       held.has(id) ||
-      isListedInputItem(id, history.previous) ||
-      (item.type === "item_reference" && isInChain(lookup.responseWithItem?.(id), history.previous));
+      isListedInputItem(id, previous, lookup) ||
+      isInChain(lookup.responseWithItem?.(id), previous) ||
+      (root !== undefined &&
+        previous?.chain !== undefined &&
+        isInChain(lookup.responseWithItem?.(chainItemKey(root, id)), previous));
     if (seen.has(id) || isHeld) {
       throw new InvalidRequestError(
         `Duplicate item found with id ${id}. Remove duplicate items from your input and try again.`,
@@ -55,61 +135,68 @@ export function refuseDuplicateItems(input: unknown, history: RequestHistory, lo
 }
 
 /**
- * StoredResponse.chainIds of a response continuing from `previous` (none: it starts a chain); undefined when
- * `previous` was kept without them.
+ * The ids the history holds that the store's index does not give: the named conversation's, the previous response's
+ * own output and what it keeps itself (a row of before 2026-12-07: every id of its chain; else what the chain's
+ * earlier rows of that kind held), and the items of the conversation its chain started in, up to where it started.
  */
-export function chainIdsAfter(previous: StoredResponse | undefined): readonly string[] | undefined {
-  if (previous === undefined) return [];
-  return previous.chainIds === undefined ? undefined : [...previous.chainIds, previous.response.id];
-}
-
-/**
- * StoredResponse.historyItemIds of a response to `input` continuing from `previous`, or from the conversation whose
- * ids are `conversationIds` (conversationIdsOf): the ids its history holds, its own input's (inline ids and
- * references) last; undefined when `previous` was kept without them. A conversation's ids are kept with the response:
- * a chain `previous_response_id` continues from it holds that conversation's items as they were then.
- */
-export function historyItemIdsAfter(
-  previous: StoredResponse | undefined,
-  input: unknown,
-  conversationIds: readonly string[] | undefined,
-): readonly string[] | undefined {
-  const own = Array.isArray(input)
-    ? input.flatMap((item) => (isRecord(item) && typeof item.id === "string" ? [item.id] : []))
-    : [];
-  if (previous === undefined) return [...(conversationIds ?? []), ...own];
-  if (previous.historyItemIds === undefined) return undefined;
-  return [...previous.historyItemIds, ...previous.response.output.map((item) => item.id), ...own];
-}
-
-/** The ids of the items the history holds (a response kept by an earlier version: its own output's only). */
-function heldItemIds({ previous, conversationIds }: RequestHistory): Set<string> {
+function heldItemIds({ previous, conversationIds }: RequestHistory, lookup: ResponseLookup): Set<string> {
   const held = new Set<string>(conversationIds);
   if (previous === undefined) return held;
   for (const id of previous.historyItemIds ?? []) held.add(id);
   for (const item of previous.response.output) held.add(item.id);
+  for (const id of previous.chain?.earlier?.itemIds ?? []) held.add(id);
+  for (const id of previous.chain?.inputIds ?? []) held.add(id);
+  const origin = previous.chain?.conversation;
+  if (origin !== undefined) {
+    for (const id of conversationIdsThrough(origin.id, origin.throughItemId, lookup)) held.add(id);
+  }
   return held;
+}
+
+/**
+ * A conversation's item ids up to and including `throughItemId`, with the ids the client gave those items; none
+ * when that item is no longer there (deleted, or the conversation is gone): which of its items the chain held is then
+ * not known, and none is refused for it.
+ */
+function conversationIdsThrough(conversationId: string, throughItemId: string, lookup: ResponseLookup): string[] {
+  const items = lookup.conversationItems?.(conversationId) ?? [];
+  const end = items.findIndex((item) => item.id === throughItemId);
+  if (end < 0) return [];
+  const ids = items.slice(0, end + 1).flatMap((item) => (typeof item.id === "string" ? [item.id] : []));
+  const clientIds = lookup.conversationClientIdMap?.(conversationId) ?? {};
+  return [...ids, ...ids.flatMap((id) => (clientIds[id] === undefined ? [] : [clientIds[id]]))];
 }
 
 /** The ids `input_items` gives a response's items (input-items.ts): `msg_<response id without resp_>_<index>`. */
 const LISTED_INPUT_ITEM = /^(?:msg|fc|fco|ctc|ctco)_([A-Za-z0-9]+)_\d+$/;
 
 /** An id `input_items` listed for `previous` or a response before it: every item it lists is in the chain. */
-function isListedInputItem(id: string, previous: StoredResponse | undefined): boolean {
+function isListedInputItem(id: string, previous: StoredResponse | undefined, lookup: ResponseLookup): boolean {
   const key = LISTED_INPUT_ITEM.exec(id)?.[1];
   if (key === undefined || previous === undefined) return false;
   const responseId = `resp_${key}`;
-  return responseId === previous.response.id || (previous.chainIds?.includes(responseId) ?? false);
+  return (
+    responseId === previous.response.id ||
+    (previous.chainIds?.includes(responseId) ?? false) ||
+    (previous.chain?.earlier?.responseIds.includes(responseId) ?? false) ||
+    (previous.chain !== undefined && isInChain(lookup.get(responseId), previous))
+  );
 }
 
 /** `owner` is `previous` or a response before it in its chain. */
 function isInChain(owner: StoredResponse | undefined, previous: StoredResponse | undefined): boolean {
   if (owner === undefined || previous === undefined) return false;
   if (owner.response.id === previous.response.id) return true;
+  if (previous.chain !== undefined) {
+    // The same first response, and its kept conversation where the later one's starts: a response of another branch
+    // of the chain (two continuations of one response) holds another conversation, unless both read the same.
+    if (previous.chain.earlier?.responseIds.includes(owner.response.id)) return true;
+    return chainRootOf(owner) === chainRootOf(previous) && isPrefix(owner.conversation, previous.conversation);
+  }
   if (previous.chainIds !== undefined) return previous.chainIds.includes(owner.response.id);
   // Kept by an earlier version, without its chain's ids: each kept conversation is the one it continued plus its own
   // input and output, so an earlier response's is where the later one's starts. Text alone: an unrelated response
-  // whose history reads the same is taken as in the chain (why chainIds are kept now).
+  // whose history reads the same is taken as in the chain (why chain roots are kept now).
   return isPrefix(owner.conversation, previous.conversation);
 }
 

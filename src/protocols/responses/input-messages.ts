@@ -31,7 +31,10 @@ import { searchArgumentsAsText, TOOL_SEARCH_FUNCTION, toolSearchOutputText } fro
 export interface ResponseLookup {
   get(id: string): StoredResponse | undefined;
   findItem(id: string): OutputItem | undefined;
-  /** The kept response whose output item this is (duplicate-items.ts); absent: not known. */
+  /**
+   * The kept response whose output item this is, or that brought the input item of this chainItemKey
+   * (duplicate-items.ts); absent: not known.
+   */
   responseWithItem?(id: string): StoredResponse | undefined;
   /** The items of a kept conversation (`conversation`), oldest first; undefined: no such conversation. */
   conversationItems?(id: string): readonly Record<string, unknown>[] | undefined;
@@ -39,6 +42,8 @@ export interface ResponseLookup {
   conversationClientIds?(id: string): readonly string[] | undefined;
   /** A response this process answered but failed to keep (KeptResponses.notKept): its absence is said so. */
   isNotKept?(id: string): boolean;
+  /** A kept conversation's item ids -> the ids the client gave them (StoredConversation.clientIds). */
+  conversationClientIdMap?(id: string): Readonly<Record<string, string>> | undefined;
 }
 
 type Path = readonly PropertyKey[];

@@ -3,6 +3,7 @@
 // read from its body first and fetched in one go (`prefetch`).
 
 import { GatewayError, ServiceUnavailableError } from "../../errors/gateway-error.ts";
+import { indexedItemKeys } from "./chain-items.ts";
 import { type NotKeptAnswer, NotKeptAnswers } from "./not-kept-answers.ts";
 import type { OutputItem } from "./response-object.ts";
 import type { ResponseStore, StoredResponse } from "./response-store.ts";
@@ -217,7 +218,7 @@ export function inRows(
       row: {
         id: stored.response.id,
         json,
-        itemIds: stored.response.output.map((item) => item.id),
+        itemIds: indexedItemKeys(stored),
         ...(stored.client === undefined ? {} : { owner: stored.client }),
       },
       token: isAppended ? json : keptToken(stored),

@@ -497,10 +497,14 @@ test("input_tokens request: the prompt /v1/responses would send; model and input
     messages: translated.messages,
     tools: translated.tools,
     isTruncated: false,
-    maxOutputTokens: undefined,
+    plannedBody: translated,
   });
-  const truncated = toCountedPrompt({ ...body, truncation: "auto", max_output_tokens: 300 }, noStore);
-  assert.deepEqual([truncated.isTruncated, truncated.maxOutputTokens], [true, 300]);
+  const truncated = toCountedPrompt({ ...body, truncation: "auto", max_output_tokens: 300, models: ["n"] }, noStore);
+  // Planned as /v1/responses would plan it: the output bound, the fallbacks.
+  assert.deepEqual(
+    [truncated.isTruncated, truncated.plannedBody?.max_tokens, truncated.plannedBody?.models],
+    [true, 300, ["n"]],
+  );
   const namespaced = {
     input: [
       { type: "function_call", call_id: "c1", name: "lookup", namespace: "crm", arguments: "{}" },
@@ -524,7 +528,7 @@ test("input_tokens request: the prompt /v1/responses would send; model and input
     messages: [{ role: "system", content: "Be brief." }],
     tools: [],
     isTruncated: false,
-    maxOutputTokens: undefined,
+    plannedBody: undefined,
   });
   const refusedBy = (countBody: unknown) => {
     try {

@@ -2,19 +2,15 @@
 // listed in docs/protocols.md; this file (with tool-mapping.ts for tools and input-messages.ts for input items) is
 // the source of truth for it.
 import { InvalidRequestError, ResourceNotFoundError } from "../../errors/gateway-error.ts";
-import type { ChatMessage, ChatRequestBody, ChatResponseFormat, ChatTool } from "../chat-completions.ts";
-import { upstreamUser } from "../messages/upstream-user.ts";
-import { validateAt, validateBody } from "../validate.ts";
+import type { ChatMessage, ChatRequestBody, ChatTool } from "../chat-completions.ts";
+import { validateBody } from "../validate.ts";
+import type { KeptChain } from "./chain-items.ts";
+import { chatBodyOf, toResponseFormat } from "./chat-body.ts";
 import { checkConversationId, isConversationId } from "./conversations.ts";
-import { chainIdsAfter, conversationIdsOf, historyItemIdsAfter, refuseDuplicateItems } from "./duplicate-items.ts";
+import { chainAfter, conversationIdsOf, refuseDuplicateItems } from "./duplicate-items.ts";
 import { inputMessages, type ResponseLookup } from "./input-messages.ts";
 import { NOT_STORED } from "./not-kept-answers.ts";
-import {
-  inputTokensRequestSchema,
-  type ResponsesRequest,
-  responsesRequestSchema,
-  textFormatSchema,
-} from "./request-schema.ts";
+import { inputTokensRequestSchema, type ResponsesRequest, responsesRequestSchema } from "./request-schema.ts";
 import type { ResponseEcho } from "./response-object.ts";
 import { toolCallLimitOf } from "./tool-call-limit.ts";
 import { toChatTools } from "./tool-mapping.ts";
@@ -46,10 +42,11 @@ export interface TranslatedResponsesRequest {
   readonly includesEncryptedReasoning: boolean;
   /** The most tool calls the answer may hold (`parallel_tool_calls: false`, `max_tool_calls`): tool-call-limit.ts. */
   readonly toolCallLimit: number | undefined;
-  /** StoredResponse.chainIds of its answer (undefined: the response it continues was kept without them). */
-  readonly chainIds: readonly string[] | undefined;
-  /** StoredResponse.historyItemIds of its answer (undefined: as chainIds). */
-  readonly historyItemIds: readonly string[] | undefined;
+  /**
+   * StoredResponse.chain of its answer, less where a conversation it started in ends (known once answered);
+   * undefined: the response it continues was kept without chain ids (duplicate-items.ts chainAfter).
+   */
+  readonly chain: KeptChain | undefined;
 }
 
 function unsupportedField(message: string, field: string): InvalidRequestError {
@@ -83,30 +80,7 @@ export function toChatRequest(body: unknown, lookup: ResponseLookup): Translated
   const previous =
     typeof request.previous_response_id === "string" ? lookup.get(request.previous_response_id) : undefined;
 
-  const chatBody: ChatRequestBody = { model: request.model, messages };
-  if (request.models !== undefined) chatBody.models = request.models;
-  if (tools.length > 0) chatBody.tools = tools;
-  if (toolChoice !== undefined) chatBody.tool_choice = toolChoice;
-  if (typeof request.parallel_tool_calls === "boolean" && tools.length > 0) {
-    chatBody.parallel_tool_calls = request.parallel_tool_calls;
-  }
-  const responseFormat = toResponseFormat(request.text?.format);
-  if (responseFormat !== undefined) chatBody.response_format = responseFormat;
-  if (typeof request.max_output_tokens === "number") chatBody.max_tokens = request.max_output_tokens;
-  if (typeof request.temperature === "number") chatBody.temperature = request.temperature;
-  if (typeof request.top_p === "number") chatBody.top_p = request.top_p;
-  // `safety_identifier` is OpenAI's newer name for what `user` was for (the end user, for abuse detection); chat
-  // providers know `user`, which the gateway already sends them all. `prompt_cache_key` has no such old name: not sent.
-  // A longer one than OpenAI's `user` takes goes as its SHA-256, as the Messages door's `metadata.user_id`.
-  if (typeof request.user === "string") chatBody.user = request.user;
-  else if (typeof request.safety_identifier === "string") chatBody.user = upstreamUser(request.safety_identifier);
-  if (asksForLogprobs(request)) {
-    chatBody.logprobs = true;
-    if (typeof request.top_logprobs === "number") chatBody.top_logprobs = request.top_logprobs;
-  }
-  // Sent as `reasoning_effort` only to candidates that take it (a provider that does not may reject it).
-  const effort = request.reasoning?.effort;
-  if (typeof effort === "string" && effort !== "") chatBody.x_gateway_reasoning_effort = effort;
+  const chatBody = chatBodyOf(request, request.model, messages, tools, toolChoice);
   if (isStream) {
     chatBody.stream = true;
     // Usage is needed for `response.completed`; asking for it explicitly also keeps the usage chunk from
@@ -127,8 +101,7 @@ export function toChatRequest(body: unknown, lookup: ResponseLookup): Translated
     loadedTools: loaded,
     includesEncryptedReasoning: (request.include ?? []).includes(ENCRYPTED_REASONING_INCLUDE),
     toolCallLimit: toolCallLimitOf(request),
-    chainIds: chainIdsAfter(previous),
-    historyItemIds: historyItemIdsAfter(previous, request.input, keptIdsOf(request.conversation, lookup)),
+    chain: chainAfter(previous, request.input),
   };
 }
 
@@ -197,18 +170,6 @@ function keptIdsOf(
 /** What stateless clients ask for to send reasoning back with `store: false` (reasoning-text.ts). */
 const ENCRYPTED_REASONING_INCLUDE = "reasoning.encrypted_content";
 
-/** Where the Responses API returns token log probabilities: on each `output_text` part, when included. */
-const LOGPROBS_INCLUDE = "message.output_text.logprobs";
-
-/**
- * Log probabilities are asked for by `include` (as OpenAI documents it), or by a positive `top_logprobs`, which
- * asks for alternatives to them: either way the client wants them, and without `logprobs: true` a chat provider
- * would refuse `top_logprobs` (OpenAI does).
- */
-function asksForLogprobs(request: ResponsesRequest): boolean {
-  return (request.include ?? []).includes(LOGPROBS_INCLUDE) || (request.top_logprobs ?? 0) > 0;
-}
-
 /** The prompt a Responses request would send, as `POST /v1/responses/input_tokens` counts it. */
 export interface CountedPrompt {
   /** Undefined when the request names none (the count's `model` is optional): the estimate is not calibrated. */
@@ -217,8 +178,11 @@ export interface CountedPrompt {
   readonly tools: ChatTool[];
   /** `truncation: "auto"`: counted as it would be sent, its oldest items left out to fit (context-truncation.ts). */
   readonly isTruncated: boolean;
-  /** `max_output_tokens`: what a candidate's window keeps for the answer when truncating. */
-  readonly maxOutputTokens: number | undefined;
+  /**
+   * The chat body `POST /v1/responses` would plan (chatBodyOf: its fallbacks, tools, schema, output bound and
+   * features), which truncation plans to see which candidates hold it; undefined without a `model`.
+   */
+  readonly plannedBody: ChatRequestBody | undefined;
 }
 
 /**
@@ -233,15 +197,16 @@ export function toCountedPrompt(body: unknown, lookup: ResponseLookup): CountedP
   const { offered } = withLoadedTools(request, lookup);
   const toolNames = ToolNames.of(offered.tools ?? []);
   const messages = withInstructions(request.instructions, conversationOf(request, lookup, toolNames));
-  const { tools } = toChatTools(offered, toolNames, request.tools?.length ?? 0);
-  // Not part of the estimate, but refused here as it would be on /v1/responses.
+  const { tools, toolChoice } = toChatTools(offered, toolNames, request.tools?.length ?? 0);
+  // Refused here as it would be on /v1/responses (a bad `text.format`), whether or not a body is planned.
   toResponseFormat(request.text?.format);
+  const model = request.model ?? undefined;
   return {
-    model: request.model ?? undefined,
+    model,
     messages,
     tools,
     isTruncated: request.truncation === "auto",
-    maxOutputTokens: request.max_output_tokens ?? undefined,
+    plannedBody: model === undefined ? undefined : chatBodyOf(request, model, messages, tools, toolChoice),
   };
 }
 
@@ -346,20 +311,6 @@ function previousConversation(id: string | null | undefined, lookup: ResponseLoo
     );
   }
   return [...stored.conversation];
-}
-
-function toResponseFormat(format: unknown): ChatResponseFormat | undefined {
-  if (format === undefined || format === null) return undefined;
-  const parsed = validateAt(textFormatSchema, format, ["text", "format"]);
-  if (parsed.type === "text") return undefined;
-  if (parsed.type === "json_object") return { type: "json_object" };
-  const jsonSchema: Extract<ChatResponseFormat, { type: "json_schema" }>["json_schema"] = {
-    name: parsed.name,
-    schema: parsed.schema,
-  };
-  if (typeof parsed.description === "string") jsonSchema.description = parsed.description;
-  if (typeof parsed.strict === "boolean") jsonSchema.strict = parsed.strict;
-  return { type: "json_schema", json_schema: jsonSchema };
 }
 
 function echoOf(request: ResponsesRequest): ResponseEcho {

@@ -5,6 +5,7 @@
 // oldest first (owner-shares.ts): one client's flood does not evict another's responses.
 import type { Clock } from "../../clock.ts";
 import type { ChatMessage } from "../chat-completions.ts";
+import { indexedItemKeys, type KeptChain } from "./chain-items.ts";
 import { OwnerShares, UNNAMED_OWNER } from "./owner-shares.ts";
 import type { OutputItem, ResponseObject } from "./response-object.ts";
 
@@ -32,6 +33,8 @@ export interface StoredResponse {
    * `chainIds`.
    */
   readonly historyItemIds?: readonly string[];
+  /** What tells the items its chain holds, the same size whatever the chain's length (duplicate-items.ts). */
+  readonly chain?: KeptChain;
   /** A background streamed response (`background` and `stream`): its SSE events so far, replayed to a reconnect. */
   readonly events?: readonly string[];
   /** Its events are kept beside the row, appended (a store that does so: Redis); `events` is read from there. */
@@ -72,6 +75,8 @@ export class ResponseStore {
   /** Insertion order is age order: a Map iterates oldest first. */
   readonly #entries = new Map<string, Entry>();
   readonly #items = new Map<string, { responseId: string; item: OutputItem }>();
+  /** chainItemKey(root, input item id) -> the response that brought it (duplicate-items.ts). */
+  readonly #inputItems = new Map<string, string>();
   readonly #owners = new OwnerShares();
   #bytes = 0;
 
@@ -136,6 +141,7 @@ export class ResponseStore {
     this.#bytes += bytes;
     this.#owners.add(stored.client ?? UNNAMED_OWNER, stored.response.id, bytes);
     for (const item of stored.response.output) this.#items.set(item.id, { responseId: stored.response.id, item });
+    for (const key of inputItemKeys(stored)) this.#inputItems.set(key, stored.response.id);
     this.#evict();
     return true;
   }
@@ -151,10 +157,10 @@ export class ResponseStore {
     return this.#items.get(id)?.item;
   }
 
-  /** The kept response one of whose output items has this id. */
+  /** The kept response one of whose output items has this id, or that brought the input item of this chainItemKey. */
   responseWithItem(id: string): StoredResponse | undefined {
     this.#expire();
-    const responseId = this.#items.get(id)?.responseId;
+    const responseId = this.#items.get(id)?.responseId ?? this.#inputItems.get(id);
     return responseId === undefined ? undefined : this.#entries.get(responseId)?.stored;
   }
 
@@ -166,6 +172,9 @@ export class ResponseStore {
     this.#owners.remove(entry.stored.client ?? UNNAMED_OWNER, id, entry.bytes);
     for (const item of entry.stored.response.output) {
       if (this.#items.get(item.id)?.responseId === id) this.#items.delete(item.id);
+    }
+    for (const key of inputItemKeys(entry.stored)) {
+      if (this.#inputItems.get(key) === id) this.#inputItems.delete(key);
     }
     return true;
   }
@@ -192,4 +201,9 @@ export class ResponseStore {
       this.delete(id);
     }
   }
+}
+
+/** The keys a kept response's input items are indexed under (its output items are indexed with the items). */
+function inputItemKeys(stored: StoredResponse): string[] {
+  return indexedItemKeys(stored).slice(stored.response.output.length);
 }

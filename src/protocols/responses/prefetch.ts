@@ -1,0 +1,84 @@
+// What a Responses request refers to (the previous response, the items it references, its conversation), read
+// from the kept responses before the request mapping, which is synchronous, looks at it.
+import { isRecord } from "../../is-record.ts";
+import { isConversationId, type StoredConversation } from "./conversations.ts";
+import { chainLookups } from "./duplicate-items.ts";
+import { type KeptResponses, NO_EVENTS } from "./kept-responses.ts";
+import type { ResponseLookup } from "./request-mapping.ts";
+import type { StoredResponse } from "./response-store.ts";
+
+/** The response, item and conversation ids a Responses request body refers to, read leniently (validation comes later). */
+function referencedIds(body: unknown): { responseIds: string[]; itemIds: string[]; conversationId?: string } {
+  const record = isRecord(body) ? body : {};
+  const responseIds = typeof record.previous_response_id === "string" ? [record.previous_response_id] : [];
+  const conversation = isRecord(record.conversation) ? record.conversation.id : record.conversation;
+  const itemIds: string[] = [];
+  if (Array.isArray(record.input)) {
+    for (const item of record.input) {
+      if (isRecord(item) && item.type === "item_reference" && typeof item.id === "string") itemIds.push(item.id);
+    }
+  }
+  return { responseIds, itemIds, ...(typeof conversation === "string" ? { conversationId: conversation } : {}) };
+}
+
+/**
+ * Fetches what `body` refers to, as the synchronous lookup the request mapping reads. `conversation`: reads the
+ * conversation a body names, as the asking client may see it (Conversations.get). A continuation's duplicate-item
+ * check (duplicate-items.ts) needs a second round once the previous response is read: the store's index for the ids
+ * its input carries, the responses `input_items` ids name, and the conversation its chain started in.
+ */
+export async function prefetch(
+  kept: KeptResponses,
+  body: unknown,
+  conversation?: (id: string) => Promise<StoredConversation | undefined>,
+): Promise<ResponseLookup & { readonly conversation?: StoredConversation }> {
+  const { responseIds, itemIds, conversationId } = referencedIds(body);
+  const responses = new Map<string, StoredResponse>();
+  const owners = new Map<string, StoredResponse>();
+  const conversations = new Map<string, StoredConversation>();
+  const readConversation = async (id: string | undefined): Promise<void> => {
+    // An id that is not a conversation id is refused by name; none is looked up.
+    if (id === undefined || conversation === undefined || !isConversationId(id) || conversations.has(id)) return;
+    const found = await conversation(id);
+    if (found !== undefined) conversations.set(id, found);
+  };
+  const readResponse = async (id: string): Promise<void> => {
+    if (responses.has(id)) return;
+    const found = await kept.get(id, NO_EVENTS);
+    if (found !== undefined) responses.set(id, found);
+  };
+  // The response holding the item, not only the item: an item a continuation already brings is refused.
+  const readOwner = async (id: string): Promise<void> => {
+    if (owners.has(id)) return;
+    const found = await kept.responseWithItem(id);
+    if (found !== undefined) owners.set(id, found);
+  };
+  await Promise.all([
+    readConversation(conversationId),
+    ...responseIds.map(readResponse),
+    ...[...new Set(itemIds)].map(readOwner),
+  ]);
+  const previous = responseIds[0] === undefined ? undefined : responses.get(responseIds[0]);
+  if (previous !== undefined) {
+    const chain = chainLookups(previous, isRecord(body) ? body.input : undefined);
+    await Promise.all([
+      readConversation(chain.conversationId),
+      ...chain.responseIds.map(readResponse),
+      ...[...new Set(chain.itemKeys)].map(readOwner),
+    ]);
+  }
+  const conversationFound = conversationId === undefined ? undefined : conversations.get(conversationId);
+  return {
+    get: (id) => responses.get(id),
+    findItem: (id) => owners.get(id)?.response.output.find((item) => item.id === id),
+    responseWithItem: (id) => owners.get(id),
+    isNotKept: (id) => kept.notKept(id) !== undefined,
+    conversationItems: (id) => conversations.get(id)?.items,
+    conversationClientIds: (id) => {
+      const found = conversations.get(id);
+      return found === undefined ? undefined : Object.values(found.clientIds ?? {});
+    },
+    conversationClientIdMap: (id) => conversations.get(id)?.clientIds,
+    ...(conversationFound === undefined ? {} : { conversation: conversationFound }),
+  };
+}
