@@ -9,6 +9,7 @@ import type { GatewayError } from "../errors/gateway-error.ts";
 import { UpstreamTimeoutError } from "../errors/gateway-error.ts";
 import { inBandUpstreamError } from "../errors/in-band-error.ts";
 import { type StreamOutcome, traitsOf } from "../errors/outcomes.ts";
+import type { EchoedPrompt } from "./echoed-prompt.ts";
 import { estimatedUsageChunk, OutputTokenCount } from "./estimated-usage.ts";
 import { relaySegment } from "./relay-segment.ts";
 import { RelayState } from "./relay-state.ts";
@@ -59,6 +60,8 @@ export interface RelayOptions {
    * every choice finished does (relay-segment.ts).
    */
   isAnswerEnded?(): boolean;
+  /** A legacy completion's echoed prompt, which its output counts leave out (echoed-prompt.ts). */
+  readonly echoedPrompt?: EchoedPrompt | undefined;
   /** Replaces secrets in upstream-derived text (error events, malformed samples) before it is shown or logged. */
   redact(text: string): string;
   onMalformedEvent?(data: string): void;
@@ -109,6 +112,7 @@ export async function* relayStream(
         signal: options.signal,
         countTokens: options.countTokens,
         isAnswerEnded: options.isAnswerEnded,
+        echoedPrompt: options.echoedPrompt,
       });
       // A segment is settled once it is known whether another upstream continues it (the first one last), but its slot
       // is freed now (`ended`): the deployment may be asked to continue it itself.
