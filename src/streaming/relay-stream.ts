@@ -126,7 +126,7 @@ export async function* relayStream(
       }
       const reported = continuation === undefined ? end.usage : state.combinedUsage;
       if (end.outcome === "success" && !options.signal.aborted) {
-        const estimate = usageEstimate(state, options, reported, true);
+        const estimate = answerEstimate(state, options, { reported, end, continuation }, true);
         if (estimate !== undefined) {
           estimatedUsage = estimate.usage;
           // The first segment ended the answer unreported: its attempt, budgets and /stats count this same estimate
@@ -138,7 +138,7 @@ export async function* relayStream(
         // The client left while the door waited for the usage of the answer it had ended (a stop sequence it matched,
         // after-answer.ts): it had its whole answer, recorded by the estimate (sent to nobody) as a success's is. Until
         // 2026-12-07 the record counted 0 tokens, while its attempt, /stats and the budgets counted the estimate.
-        estimatedUsage = usageEstimate(state, options, reported, false)?.usage;
+        estimatedUsage = answerEstimate(state, options, { reported, end, continuation }, false)?.usage;
       }
       if (end.outcome === "success" || end.outcome === "client_aborted" || options.signal.aborted) break;
       // The cap is the whole stream's, not a failure of the rescue: a continuation cut off by it ends the stream with
@@ -286,6 +286,47 @@ class OpeningWindow implements OpeningBound {
     this.isExpired = true;
     this.#controller.abort();
   }
+}
+
+/**
+ * The estimated usage of an answer whose last segment reported none: the first segment's, usageEstimate; a
+ * continuation's, the segments' sum (continuedUsageEstimate).
+ */
+function answerEstimate(
+  state: RelayState,
+  options: RelayOptions,
+  last: {
+    readonly reported: TokenUsage | undefined;
+    readonly end: SegmentEnd;
+    readonly continuation: ContinuationSegment | undefined;
+  },
+  isClientThere: boolean,
+): { readonly usage: TokenUsage; readonly chunk?: StreamChunk } | undefined {
+  return last.continuation === undefined
+    ? usageEstimate(state, options, last.reported, isClientThere)
+    : continuedUsageEstimate(state, options, last.end, last.continuation.mode, isClientThere);
+}
+
+/**
+ * A continued answer whose last segment reported no usage (none believed): the sum of its segments, each as reported or
+ * counted (UsageMerge.combineCounted), sent to a client that asked for usage as the last usage chunk, marked, whatever
+ * usage an earlier segment passed on (a running count, a role chunk's zeros: the whole answer's is this one). Until
+ * 2026-12-07 such a passed usage stopped the estimate (RelayState.hasPassedUsage, relay-wide): the client's last usage
+ * was an earlier segment's partial count, or the estimate counted only the output read while no usage had passed.
+ */
+function continuedUsageEstimate(
+  state: RelayState,
+  options: RelayOptions,
+  end: SegmentEnd,
+  mode: "prefill" | "replay",
+  isClientThere: boolean,
+): { readonly usage: TokenUsage; readonly chunk?: StreamChunk } | undefined {
+  const estimate = options.usageEstimate;
+  if (estimate === undefined || end.usage !== undefined) return undefined;
+  const usage = state.usage.combineCounted(end, mode);
+  if (!estimate.isSentToClient || !isClientThere) return { usage };
+  const json = estimatedUsageChunk(state.output?.lastChunk, state.streamId, usage);
+  return { usage, chunk: { data: JSON.stringify(json), json } };
 }
 
 /**
