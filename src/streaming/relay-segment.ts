@@ -177,6 +177,7 @@ export async function* relaySegment(
       : { rateLimitedAfterAnswer: progress.rateLimitedAfterAnswer }),
     usage: progress.settledUsage(),
     ...(progress.usage !== undefined && progress.isUsageEstimated ? { isUsageEstimated: true as const } : {}),
+    ...(progress.isUsageExtended ? { isUsageExtended: true as const } : {}),
     text: progress.text,
     ...state.segmentOutput,
     // A continuation that failed before it added anything is settled with what it used (pipeline/segment-charge.ts).
@@ -322,9 +323,7 @@ function renderer(
       }
       const isUsageChunk = info.usage !== undefined && !info.hasContent && isUsageOnly(json);
       if (usage !== undefined) {
-        progress.usage = usage;
-        progress.isUsageEstimated = foreign?.isUsageEstimated === true;
-        progress.isUsageFinal = isUsageChunk || state.choices.isAnswerFinished;
+        progress.noteUsage(usage, isUsageChunk || state.choices.isAnswerFinished, foreign?.isUsageEstimated === true);
         if (continuation !== undefined) {
           state.spliceUsage(
             json,

@@ -134,6 +134,8 @@ export async function* relayStream(
           if (continuation === undefined) firstEnd = { ...end, estimatedUsage: estimate.usage };
           if (estimate.chunk !== undefined) yield [estimate.chunk];
         }
+        const extended = extendedUsageChunk(state, options, end, continuation);
+        if (extended !== undefined) yield [extended];
       } else if (end.outcome === "client_aborted" && options.isAnswerEnded?.() === true) {
         // The client left while the door waited for the usage of the answer it had ended (a stop sequence it matched,
         // after-answer.ts): it had its whole answer, recorded by the estimate (sent to nobody) as a success's is. Until
@@ -286,6 +288,24 @@ class OpeningWindow implements OpeningBound {
     this.isExpired = true;
     this.#controller.abort();
   }
+}
+
+/**
+ * The usage chunk of a first segment that ended the answer with output relayed after its provider's last count
+ * (SegmentEnd.isUsageExtended: a running count, then text without one, and the door's stop grace ran out): that count
+ * with the output since added, what the segment is charged and recorded, sent last to a client that asked for usage,
+ * which was told the count alone (a Messages client's `message_delta`). Before 2026-12-07 that text was uncharged.
+ */
+function extendedUsageChunk(
+  state: RelayState,
+  options: RelayOptions,
+  end: SegmentEnd,
+  continuation: ContinuationSegment | undefined,
+): StreamChunk | undefined {
+  if (continuation !== undefined || end.isUsageExtended !== true || end.usage === undefined) return undefined;
+  if (options.usageEstimate?.isSentToClient !== true) return undefined;
+  const json = estimatedUsageChunk(state.output?.lastChunk, state.streamId, end.usage, end.isUsageEstimated === true);
+  return { data: JSON.stringify(json), json };
 }
 
 /**
