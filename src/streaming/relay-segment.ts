@@ -360,6 +360,7 @@ function renderer(
       else if (!state.hasPassedUsage || progress.usage?.completionTokens === 0) state.output?.note(counted);
       if (continuation === undefined) {
         state.streamId ??= typeof json.id === "string" ? json.id : undefined;
+        state.lastChunk = json;
         out.push({ data: event.data, json });
       } else {
         // A continuation segment: splice it into the client's stream as part of the first one.

@@ -304,7 +304,7 @@ function extendedUsageChunk(
 ): StreamChunk | undefined {
   if (continuation !== undefined || end.isUsageExtended !== true || end.usage === undefined) return undefined;
   if (options.usageEstimate?.isSentToClient !== true) return undefined;
-  const json = estimatedUsageChunk(state.output?.lastChunk, state.streamId, end.usage, end.isUsageEstimated === true);
+  const json = estimatedUsageChunk(state.lastChunk, state.streamId, end.usage, end.isUsageEstimated === true);
   return { data: JSON.stringify(json), json };
 }
 
@@ -345,7 +345,7 @@ function continuedUsageEstimate(
   if (estimate === undefined || end.usage !== undefined) return undefined;
   const usage = state.usage.combineCounted(end, mode);
   if (!estimate.isSentToClient || !isClientThere) return { usage };
-  const json = estimatedUsageChunk(state.output?.lastChunk, state.streamId, usage);
+  const json = estimatedUsageChunk(state.output?.lastChunk ?? state.lastChunk, state.streamId, usage);
   return { usage, chunk: { data: JSON.stringify(json), json } };
 }
 
