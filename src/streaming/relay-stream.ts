@@ -291,10 +291,11 @@ class OpeningWindow implements OpeningBound {
 }
 
 /**
- * The usage chunk of a first segment that ended the answer with output relayed after its provider's last count
- * (SegmentEnd.isUsageExtended: a running count, then text without one, and the door's stop grace ran out): that count
- * with the output since added, what the segment is charged and recorded, sent last to a client that asked for usage,
- * which was told the count alone (a Messages client's `message_delta`). Before 2026-12-07 that text was uncharged.
+ * The usage chunk of a segment that ended the answer with output relayed after its provider's last count
+ * (SegmentEnd.isUsageExtended: a running count, then text without one; or the door's stop grace ran out): that count
+ * with the output since added, what the segment is charged and recorded (a continuation's merged with the segments
+ * before it, the answer's usage from now on), sent last to a client that asked for usage, which was told the count
+ * alone (a Messages client's `message_delta`). Before 2026-12-07 that text was charged nowhere, nor told.
  */
 function extendedUsageChunk(
   state: RelayState,
@@ -302,9 +303,14 @@ function extendedUsageChunk(
   end: SegmentEnd,
   continuation: ContinuationSegment | undefined,
 ): StreamChunk | undefined {
-  if (continuation !== undefined || end.isUsageExtended !== true || end.usage === undefined) return undefined;
+  if (end.isUsageExtended !== true || end.usage === undefined) return undefined;
+  let usage = end.usage;
+  if (continuation !== undefined) {
+    usage = state.usage.combine(end.usage, continuation.mode);
+    state.combinedUsage = usage;
+  }
   if (options.usageEstimate?.isSentToClient !== true) return undefined;
-  const json = estimatedUsageChunk(state.lastChunk, state.streamId, end.usage, end.isUsageEstimated === true);
+  const json = estimatedUsageChunk(state.lastChunk, state.streamId, usage, end.isUsageEstimated === true);
   return { data: JSON.stringify(json), json };
 }
 

@@ -1,6 +1,7 @@
 // A stream cut mid-answer and continued (prefill) on another candidate, each segment reporting its usage or not, in
 // each of the shapes providers use: none, a running count on every content chunk (vLLM's continuous usage stats), a
-// count of 0 output tokens on the role chunk (not believed once the segment generated text), a final usage chunk.
+// running count on the first chunks only (the text after the last count is counted and added), a count of 0 output
+// tokens on the role chunk (not believed once the segment generated text), a final usage chunk.
 // Whatever the mix, the usage the client is told last and the record's totals are the sum of the segments: the first
 // prompt, and each segment's output as its provider reported it or as the gateway estimated it; and each deployment's
 // budget is charged its own segment. Before 2026-12-07 a usage the first segment passed on (a running count) stopped
@@ -23,8 +24,8 @@ const FIRST = WORDS.slice(0, 20);
 const REST = WORDS.slice(20);
 const PROMPT = estimateChatPrompt(MESSAGES, undefined).promptTokens;
 
-/** How a segment reports its usage. */
-type Reporting = "none" | "running" | "role-zero" | "final";
+/** How a segment reports its usage ("running-half": a running count on its first half of words only). */
+type Reporting = "none" | "running" | "running-half" | "role-zero" | "final";
 
 /** A segment's upstream usage when it reports one: `prompt` tokens in, one output token a word. */
 function usageOf(prompt: number, words: number) {
@@ -38,7 +39,9 @@ function segmentEvents(words: readonly string[], reporting: Reporting, prompt: n
   const events: SseScript[] = [{ data: role }];
   words.forEach((word, index) => {
     const chunk: Record<string, unknown> = { ...chatChunk(word, MODEL) };
-    if (reporting === "running") chunk.usage = usageOf(prompt, index + 1);
+    if (reporting === "running" || (reporting === "running-half" && index < words.length / 2)) {
+      chunk.usage = usageOf(prompt, index + 1);
+    }
     events.push({ data: chunk });
   });
   if (!isFinished) return events;
@@ -49,6 +52,11 @@ function segmentEvents(words: readonly string[], reporting: Reporting, prompt: n
 
 /** What a segment is charged: its provider's report, else the gateway's estimate of what it was sent and generated. */
 function segmentTokens(reporting: Reporting, reportedPrompt: number, words: readonly string[], prompt: number) {
+  if (reporting === "running-half") {
+    // The last count, and the words read after it counted.
+    const half = Math.ceil(words.length / 2);
+    return { in: reportedPrompt, out: half + countTextTokens(words.slice(half).join("")), isEstimated: false };
+  }
   const isReported = reporting === "running" || reporting === "final";
   return isReported
     ? { in: reportedPrompt, out: words.length, isEstimated: false }
@@ -98,7 +106,7 @@ async function continued(t: TestContext, first: Reporting, second: Reporting): P
   return { told, record: records[0] as RequestRecord, budgets: { alpha: used("alpha"), beta: used("beta") } };
 }
 
-const SHAPES: readonly Reporting[] = ["none", "running", "role-zero", "final"];
+const SHAPES: readonly Reporting[] = ["none", "running", "running-half", "role-zero", "final"];
 
 for (const first of SHAPES.filter((shape) => shape !== "final")) {
   for (const second of SHAPES) {
