@@ -332,7 +332,7 @@ function renderer(
             progress.isUsageEstimated,
           );
         }
-      }
+      } else progress.noteWithoutUsage(info, counted);
       // The usage chunk is the last one before `[DONE]` (OpenAI's stream_options contract): after it, an
       // upstream that neither sends `[DONE]` nor closes must not hold the client until the idle timeout.
       // Past the door's end of the answer, any usage is the one waited for (after-answer.ts AnswerEndGrace).

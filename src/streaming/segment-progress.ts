@@ -121,13 +121,15 @@ export class SegmentProgress {
   noteDelivered(info: StreamEventInfo, json: Record<string, unknown>): void {
     this.reasoning = this.#withReasoning(this.reasoning, info, json);
     this.#otherOutput?.note(json);
-    if (this.usage !== undefined && hasOutput(info)) {
-      this.#hasOutputSinceUsage = true;
-      if (this.#countTokens !== undefined) {
-        this.#outputSinceUsage ??= new OutputTokenCount(this.#countTokens);
-        this.#outputSinceUsage.note(json);
-      }
-    }
+  }
+
+  /** A relayed event without a usage: its output comes after the segment's last count, if any (#hasOutputSinceUsage). */
+  noteWithoutUsage(info: StreamEventInfo, json: Record<string, unknown>): void {
+    if (this.usage === undefined || !hasOutput(info)) return;
+    this.#hasOutputSinceUsage = true;
+    if (this.#countTokens === undefined) return;
+    this.#outputSinceUsage ??= new OutputTokenCount(this.#countTokens);
+    this.#outputSinceUsage.note(json);
   }
 
   /**
