@@ -12,8 +12,7 @@ import assert from "node:assert/strict";
 import { type TestContext, test } from "node:test";
 import { countTextTokens, estimateChatPrompt } from "../../src/limits/token-estimate.ts";
 import type { RequestRecord } from "../../src/observability/request-record.ts";
-import { statsOf } from "../helpers/e2e.ts";
-import { type DeploymentView, windowOf } from "../helpers/limits-scene.ts";
+import { deploymentTpmUsed } from "../helpers/limits-scene.ts";
 import { chatChunk, chatUsageChunk, type SseScript } from "../helpers/mock-upstream.ts";
 import { waitUntil } from "../helpers/sse-client.ts";
 import { CHAT_ROUTE, MODEL, startTwoProviders, type TwoProviders } from "../helpers/two-providers.ts";
@@ -95,15 +94,11 @@ async function continued(t: TestContext, first: Reporting, second: Reporting): P
   }
   assert.equal(text, WORDS.join(""));
   await waitUntil(() => records.length === 1, "the request record");
-  const stats = await statsOf(s.gateway);
-  const used = (provider: string): number =>
-    windowOf(
-      stats.get(`${provider}/${MODEL}`) as unknown as DeploymentView,
-      `deployment:${provider}/${MODEL}`,
-      "tokens",
-      "minute",
-    ).used;
-  return { told, record: records[0] as RequestRecord, budgets: { alpha: used("alpha"), beta: used("beta") } };
+  const budgets = {
+    alpha: await deploymentTpmUsed(s.gateway, "alpha"),
+    beta: await deploymentTpmUsed(s.gateway, "beta"),
+  };
+  return { told, record: records[0] as RequestRecord, budgets };
 }
 
 const SHAPES: readonly Reporting[] = ["none", "running", "running-half", "role-zero", "final"];

@@ -8,6 +8,7 @@ import { type TestContext, test } from "node:test";
 import { countTextTokens } from "../../src/limits/token-estimate.ts";
 import type { RequestRecord } from "../../src/observability/request-record.ts";
 import { rowOf, send, statsOf } from "../helpers/e2e.ts";
+import { assertCountedByEstimate } from "../helpers/estimated-books.ts";
 import { deploymentTpmUsed } from "../helpers/limits-scene.ts";
 import { parsePrometheusText, sumOf } from "../helpers/prometheus-text.ts";
 import { waitUntil } from "../helpers/sse-client.ts";
@@ -67,15 +68,14 @@ async function readEchoStream(s: TwoProviders): Promise<{ text: string; usage: u
   return { text, usage };
 }
 
-/** The record, its deployment's /stats, `llm_gateway_tokens_total` and its tpm window all say [in, out]. */
-async function assertBooks(
+/** The provider's report in every book: the record, its deployment's /stats, both token metrics, its tpm window. */
+async function assertCountedAsReported(
   s: TwoProviders & { records: RequestRecord[] },
   expected: readonly [number, number],
-  isEstimated: boolean,
 ): Promise<void> {
   await waitUntil(() => s.records.length === 1, "the request's record");
   const record = s.records[0] as RequestRecord;
-  assert.deepEqual([record.tokensIn, record.tokensOut, record.isUsageEstimated === true], [...expected, isEstimated]);
+  assert.deepEqual([record.tokensIn, record.tokensOut, record.isUsageEstimated === true], [...expected, false]);
   const alpha = rowOf(await statsOf(s.gateway), `alpha/${MODEL}`);
   assert.deepEqual([alpha.tokens_in, alpha.tokens_out], expected, "/stats");
   const metrics = parsePrometheusText((await send(s.gateway, "GET", "/metrics")).text);
@@ -92,7 +92,7 @@ test("an echo alone (prompt scoring) with usage {prompt n, completion 0}: the re
   const read = await readEchoStream(s);
   assert.equal(read.text, PROMPT, "the client gets the echo");
   assert.deepEqual(read.usage, usage, "the provider's usage, believed");
-  await assertBooks(s, [6, 0], false);
+  await assertCountedAsReported(s, [6, 0]);
 });
 
 test("an echo then generated text, usage {prompt n, completion 0}: the estimate counts only the generated text", async (t) => {
@@ -103,7 +103,7 @@ test("an echo then generated text, usage {prompt n, completion 0}: the estimate 
   const output = generated.reduce((sum, text) => sum + countTextTokens(text), 0);
   const told = read.usage as { prompt_tokens: number; completion_tokens: number };
   assert.equal(told.completion_tokens, output, "the estimate's output: the generated text, not the echoed prompt");
-  await assertBooks(s, [told.prompt_tokens, output], true);
+  await assertCountedByEstimate(s.gateway, s.records, "completions", [told.prompt_tokens, output]);
 });
 
 test("a JSON legacy completion that asked `echo`, without usage: its estimate counts only the generated text", async (t) => {
