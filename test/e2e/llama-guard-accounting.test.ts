@@ -13,6 +13,7 @@ import { serverWithKeys } from "../helpers/batches-scene.ts";
 import { send, statsOf } from "../helpers/e2e.ts";
 import { chatCompletion } from "../helpers/mock-upstream.ts";
 import { chatCalls, GUARD, guardScene, nativeAnswer } from "../helpers/moderation-scene.ts";
+import { parsePrometheusText, sumOf } from "../helpers/prometheus-text.ts";
 
 const CHAT = "POST /v1/chat/completions";
 const MODERATIONS = "POST /v1/moderations";
@@ -49,6 +50,10 @@ test("a Llama Guard host answering without usage: the client is charged each cal
   }
   // Before: the inputs' text alone (the client's reservation), each call's 338-token template left out.
   assert.equal(used, expected, "the client's charge: the calls' prompts, templates included, and their verdicts");
+  const ops = { headers: { authorization: `Bearer ${OPS_KEY}` } };
+  const metrics = parsePrometheusText((await send(gateway, "GET", "/metrics", ops)).text);
+  const estimated = { provider: "p0", source: "estimated" };
+  assert.equal(sumOf(metrics, "llm_gateway_tokens_total", estimated), expected, "the deployment's tokens, estimated");
 });
 
 test("a context-length refusal of one Llama Guard call among several: the calibration learns that call's prompt", async (t) => {
