@@ -5,6 +5,7 @@ import { calibratingTokens } from "../limits/prompt-calibration.ts";
 import { countTextTokens } from "../limits/token-estimate.ts";
 import type { RoutePlan } from "../router/plan-route.ts";
 import { featureSizesOf } from "../router/request-features.ts";
+import { EchoedPrompt } from "../streaming/echoed-prompt.ts";
 import { relayStream, streamError } from "../streaming/relay-stream.ts";
 import type { RelayResult, RelaySegment, SegmentEnd, StreamChunk } from "../streaming/relay-types.ts";
 import { clientAskedForUsage } from "../upstream/attempt.ts";
@@ -216,6 +217,8 @@ function relayOptions(request: PipelineRequest, plan: RoutePlan, result: StreamR
       endpoint.estimatesUsage === true
         ? { promptTokens: promptEstimate, isSentToClient: result.api === "chat" && clientAskedForUsage(body) }
         : undefined,
+    // A legacy completion that asked `echo` starts with its prompt, which its provider counts as prompt.
+    echoedPrompt: endpoint.isLegacyCompletion === true ? EchoedPrompt.of(body) : undefined,
     redact: runtime.secrets.redactor,
     ...(isContinuable
       ? {

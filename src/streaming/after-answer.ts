@@ -11,7 +11,9 @@ import type { SegmentProgress } from "./segment-progress.ts";
  * `stream_idle_timeout_ms` when it stalls) and bill for text nobody sees. So the first chunk with usage read after the
  * stop point ends the wait, and after 1 s the upstream is hung up on and the segment charged the last count read, else
  * its estimate (docs/protocols.md). A running count read before (a provider reporting usage on every chunk) does not
- * end it: it predates what the provider generated past the sequence, and ended the grace at once, charging it.
+ * end it: it predates what the provider generated past the sequence, and ended the grace at once, charging it. Nor does
+ * a usage-only chunk with text relayed after it (SegmentProgress.hasFinalUsage). A count charged at the grace's end has
+ * the output read after it added, counted (SegmentProgress.settledUsage).
  */
 export const ANSWER_END_GRACE_MS = 1000;
 
@@ -28,7 +30,7 @@ export class AnswerEndGrace {
     if (this.#isStarted) return;
     this.#isStarted = true;
     progress.isPastAnswerEnd = true;
-    if (progress.usage !== undefined && progress.isUsageFinal) progress.end("success", "");
+    if (progress.hasFinalUsage) progress.end("success", "");
     else this.#timer = setTimeout(() => stop("success", ""), ANSWER_END_GRACE_MS);
   }
 

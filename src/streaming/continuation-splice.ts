@@ -195,3 +195,21 @@ export class ChoiceTracker {
     };
   }
 }
+
+/**
+ * A continuation's event that adds nothing to an answer already under way: role-only and empty chunks, and its
+ * reasoning before its first output. The client already has the first stream's reasoning (a fresh answer's would
+ * repeat it, or open a second one after the delivered text); reasoning later in the continuation goes on.
+ */
+export function isNothingNew(info: StreamEventInfo, hasAdded: boolean): boolean {
+  if (info.usage !== undefined) return false;
+  if (!info.hasContent) return true;
+  return (
+    !hasAdded &&
+    info.hasReasoning &&
+    info.text === "" &&
+    !info.hasToolCall &&
+    !info.hasRefusal &&
+    info.finishReason === undefined
+  );
+}

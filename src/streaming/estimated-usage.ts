@@ -191,6 +191,8 @@ export function estimatedUsageChunk(
   last: Record<string, unknown> | undefined,
   streamId: string | undefined,
   usage: TokenUsage,
+  /** Marked `x_gateway.usage_estimated` (not for a provider's count with the output read after it added). */
+  isMarked = true,
 ): Record<string, unknown> {
   return {
     id: streamId ?? last?.id ?? null,
@@ -200,7 +202,7 @@ export function estimatedUsageChunk(
     model: last?.model ?? "",
     choices: [],
     usage: usageFields(usage),
-    x_gateway: { usage_estimated: true },
+    ...(isMarked ? { x_gateway: { usage_estimated: true } } : {}),
   };
 }
 

@@ -16,7 +16,14 @@ import { abortReasonText } from "../errors/gateway-error.ts";
 import type { StreamOutcome } from "../errors/outcomes.ts";
 import { isRecord } from "../is-record.ts";
 import { AnswerEndGrace, drainQuietly } from "./after-answer.ts";
-import { hasManyChoices, PrefillEchoGuard, ReplayMatcher, setFirstChoiceText } from "./continuation-splice.ts";
+import {
+  hasManyChoices,
+  isNothingNew,
+  PrefillEchoGuard,
+  ReplayMatcher,
+  setFirstChoiceText,
+} from "./continuation-splice.ts";
+import type { EchoedPrompt } from "./echoed-prompt.ts";
 import { takeFailure } from "./failed-in-place.ts";
 import { IdleWatchdog } from "./idle-watchdog.ts";
 import { MissingRoles } from "./missing-roles.ts";
@@ -24,7 +31,7 @@ import type { RelayState } from "./relay-state.ts";
 import type { ContinuationSegment, RelaySegment, SegmentEnd, StreamChunk } from "./relay-types.ts";
 import { SegmentProgress } from "./segment-progress.ts";
 import { type SseEvent, SseLimitError } from "./sse-parser.ts";
-import type { EventInspector, StreamEventInfo } from "./stream-event.ts";
+import { type EventInspector, isUsageOnly } from "./stream-event.ts";
 import { ToolCallDeltas } from "./tool-call-deltas.ts";
 import { takeUpstreamGatewayField } from "./upstream-gateway-field.ts";
 
@@ -40,6 +47,8 @@ export interface SegmentOptions {
   readonly countTokens?: ((text: string) => number) | undefined;
   /** The client's answer ended in the adapter (RelayOptions.isAnswerEnded): a failure from then on is not the answer's. */
   readonly isAnswerEnded?: (() => boolean) | undefined;
+  /** A legacy completion's echoed prompt (the first segment's), which is no output (echoed-prompt.ts). */
+  readonly echoedPrompt?: EchoedPrompt | undefined;
 }
 
 export async function* relaySegment(
@@ -56,6 +65,7 @@ export async function* relaySegment(
     state,
     progress,
     continuation === undefined ? options.shouldStripUsage : segment.isUsageInjected,
+    continuation === undefined ? options.echoedPrompt : undefined,
   );
   const stop = (outcome: StreamOutcome, reason: string): void => {
     progress.end(outcome, reason);
@@ -167,6 +177,7 @@ export async function* relaySegment(
       : { rateLimitedAfterAnswer: progress.rateLimitedAfterAnswer }),
     usage: progress.settledUsage(),
     ...(progress.usage !== undefined && progress.isUsageEstimated ? { isUsageEstimated: true as const } : {}),
+    ...(progress.isUsageExtended ? { isUsageExtended: true as const } : {}),
     text: progress.text,
     ...state.segmentOutput,
     // A continuation that failed before it added anything is settled with what it used (pipeline/segment-charge.ts).
@@ -183,6 +194,7 @@ function renderer(
   state: RelayState,
   progress: SegmentProgress,
   shouldStripUsage: boolean,
+  echoedPrompt: EchoedPrompt | undefined,
 ): (events: SseEvent[]) => StreamChunk[] {
   const replay = continuation?.mode === "replay" ? new ReplayMatcher(continuation.repeatsText) : undefined;
   const echo = continuation?.mode === "prefill" ? new PrefillEchoGuard(state.deliveredText()) : undefined;
@@ -227,8 +239,14 @@ function renderer(
       }
       const json = info.json;
       if (json === undefined) continue;
+      // What the output counts read: without a legacy completion's echoed prompt (the client gets the chunk whole).
+      const generated = echoedPrompt?.generated(json, info.text);
+      const counted = generated?.json ?? json;
       // A usage stating 0 output tokens for a segment that generated output is taken off, unbelieved (segment-progress).
-      const usage = progress.believedUsage(info, event);
+      const usage = progress.believedUsage(
+        generated === undefined ? info : { ...info, text: generated.firstText },
+        event,
+      );
       // Only the gateway's own facts reach the doors: an upstream's `x_gateway` is taken off here (its estimate mark
       // beside a usage is kept, as ours, and the usage recorded as estimated).
       const foreign = takeUpstreamGatewayField(json, usage !== undefined);
@@ -280,7 +298,7 @@ function renderer(
       // From here on the event is part of the client's answer (counted as its upstream sent it, before the gateway
       // completes or renumbers its tool calls).
       progress.hasAdded = true;
-      progress.noteDelivered(info, json);
+      progress.noteDelivered(info, counted);
       // Asked of every chunk, not only those with a call: an empty `tool_calls` array is taken out too.
       const isToolCallNormalized = toolCallDeltas.normalize(json);
       const isToolCallChanged =
@@ -305,9 +323,7 @@ function renderer(
       }
       const isUsageChunk = info.usage !== undefined && !info.hasContent && isUsageOnly(json);
       if (usage !== undefined) {
-        progress.usage = usage;
-        progress.isUsageEstimated = foreign?.isUsageEstimated === true;
-        progress.isUsageFinal = isUsageChunk || state.choices.isAnswerFinished;
+        progress.noteUsage(usage, isUsageChunk || state.choices.isAnswerFinished, foreign?.isUsageEstimated === true);
         if (continuation !== undefined) {
           state.spliceUsage(
             json,
@@ -316,7 +332,7 @@ function renderer(
             progress.isUsageEstimated,
           );
         }
-      }
+      } else progress.noteWithoutUsage(info, counted);
       // The usage chunk is the last one before `[DONE]` (OpenAI's stream_options contract): after it, an
       // upstream that neither sends `[DONE]` nor closes must not hold the client until the idle timeout.
       // Past the door's end of the answer, any usage is the one waited for (after-answer.ts AnswerEndGrace).
@@ -330,7 +346,7 @@ function renderer(
       if (text !== "") {
         state.deliver(text);
         // Kept only while it may still be needed (a continuation, or counting what a cut segment produced).
-        if (state.isRetainingText) progress.text += text;
+        if (state.isRetainingText) progress.text += generated?.firstText ?? text;
         else progress.text = "";
       }
       if (json.error !== undefined && json.error !== null) {
@@ -341,9 +357,10 @@ function renderer(
       }
       // Once an upstream's usage of the output went out no estimate will be, so the output need not be counted any more.
       if (usage !== undefined) state.hasPassedUsage = true;
-      else if (!state.hasPassedUsage || progress.usage?.completionTokens === 0) state.output?.note(json);
+      else if (!state.hasPassedUsage || progress.usage?.completionTokens === 0) state.output?.note(counted);
       if (continuation === undefined) {
         state.streamId ??= typeof json.id === "string" ? json.id : undefined;
+        state.lastChunk = json;
         out.push({ data: event.data, json });
       } else {
         // A continuation segment: splice it into the client's stream as part of the first one.
@@ -373,27 +390,4 @@ function renderer(
     events.length = 0;
     return out;
   };
-}
-
-/**
- * A continuation's event that adds nothing to an answer already under way: role-only and empty chunks, and its
- * reasoning before its first output. The client already has the first stream's reasoning (a fresh answer's would
- * repeat it, or open a second one after the delivered text); reasoning later in the continuation goes on.
- */
-function isNothingNew(info: StreamEventInfo, hasAdded: boolean): boolean {
-  if (info.usage !== undefined) return false;
-  if (!info.hasContent) return true;
-  return (
-    !hasAdded &&
-    info.hasReasoning &&
-    info.text === "" &&
-    !info.hasToolCall &&
-    !info.hasRefusal &&
-    info.finishReason === undefined
-  );
-}
-
-function isUsageOnly(json: Record<string, unknown> | undefined): boolean {
-  const choices = json?.choices;
-  return !Array.isArray(choices) || choices.length === 0;
 }

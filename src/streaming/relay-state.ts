@@ -27,6 +27,8 @@ export class RelayState {
   readonly continuations: ContinuationRecord[] = [];
   /** The first segment's chunk id, reused on continuation chunks so the client sees one answer. */
   streamId: string | undefined;
+  /** The first segment's latest chunk to the client: a usage chunk the gateway adds takes its `object`, `model`. */
+  lastChunk: Record<string, unknown> | undefined;
   isContinuable: boolean;
   malformedEvents = 0;
   /** The usage the client was told about after a continuation: the whole answer. */

@@ -9,6 +9,7 @@ import type { GatewayError } from "../errors/gateway-error.ts";
 import { UpstreamTimeoutError } from "../errors/gateway-error.ts";
 import { inBandUpstreamError } from "../errors/in-band-error.ts";
 import { type StreamOutcome, traitsOf } from "../errors/outcomes.ts";
+import type { EchoedPrompt } from "./echoed-prompt.ts";
 import { estimatedUsageChunk, OutputTokenCount } from "./estimated-usage.ts";
 import { relaySegment } from "./relay-segment.ts";
 import { RelayState } from "./relay-state.ts";
@@ -59,6 +60,8 @@ export interface RelayOptions {
    * every choice finished does (relay-segment.ts).
    */
   isAnswerEnded?(): boolean;
+  /** A legacy completion's echoed prompt, which its output counts leave out (echoed-prompt.ts). */
+  readonly echoedPrompt?: EchoedPrompt | undefined;
   /** Replaces secrets in upstream-derived text (error events, malformed samples) before it is shown or logged. */
   redact(text: string): string;
   onMalformedEvent?(data: string): void;
@@ -109,6 +112,7 @@ export async function* relayStream(
         signal: options.signal,
         countTokens: options.countTokens,
         isAnswerEnded: options.isAnswerEnded,
+        echoedPrompt: options.echoedPrompt,
       });
       // A segment is settled once it is known whether another upstream continues it (the first one last), but its slot
       // is freed now (`ended`): the deployment may be asked to continue it itself.
@@ -122,7 +126,7 @@ export async function* relayStream(
       }
       const reported = continuation === undefined ? end.usage : state.combinedUsage;
       if (end.outcome === "success" && !options.signal.aborted) {
-        const estimate = usageEstimate(state, options, reported, true);
+        const estimate = answerEstimate(state, options, { reported, end, continuation }, true);
         if (estimate !== undefined) {
           estimatedUsage = estimate.usage;
           // The first segment ended the answer unreported: its attempt, budgets and /stats count this same estimate
@@ -130,11 +134,13 @@ export async function* relayStream(
           if (continuation === undefined) firstEnd = { ...end, estimatedUsage: estimate.usage };
           if (estimate.chunk !== undefined) yield [estimate.chunk];
         }
+        const extended = extendedUsageChunk(state, options, end, continuation);
+        if (extended !== undefined) yield [extended];
       } else if (end.outcome === "client_aborted" && options.isAnswerEnded?.() === true) {
         // The client left while the door waited for the usage of the answer it had ended (a stop sequence it matched,
         // after-answer.ts): it had its whole answer, recorded by the estimate (sent to nobody) as a success's is. Until
         // 2026-12-07 the record counted 0 tokens, while its attempt, /stats and the budgets counted the estimate.
-        estimatedUsage = usageEstimate(state, options, reported, false)?.usage;
+        estimatedUsage = answerEstimate(state, options, { reported, end, continuation }, false)?.usage;
       }
       if (end.outcome === "success" || end.outcome === "client_aborted" || options.signal.aborted) break;
       // The cap is the whole stream's, not a failure of the rescue: a continuation cut off by it ends the stream with
@@ -282,6 +288,71 @@ class OpeningWindow implements OpeningBound {
     this.isExpired = true;
     this.#controller.abort();
   }
+}
+
+/**
+ * The usage chunk of a segment that ended the answer with output relayed after its provider's last count
+ * (SegmentEnd.isUsageExtended: a running count, then text without one; or the door's stop grace ran out): that count
+ * with the output since added, what the segment is charged and recorded (a continuation's merged with the segments
+ * before it, the answer's usage from now on), sent last to a client that asked for usage, which was told the count
+ * alone (a Messages client's `message_delta`). Before 2026-12-07 that text was charged nowhere, nor told.
+ */
+function extendedUsageChunk(
+  state: RelayState,
+  options: RelayOptions,
+  end: SegmentEnd,
+  continuation: ContinuationSegment | undefined,
+): StreamChunk | undefined {
+  if (end.isUsageExtended !== true || end.usage === undefined) return undefined;
+  let usage = end.usage;
+  if (continuation !== undefined) {
+    usage = state.usage.combine(end.usage, continuation.mode);
+    state.combinedUsage = usage;
+  }
+  if (options.usageEstimate?.isSentToClient !== true) return undefined;
+  const json = estimatedUsageChunk(state.lastChunk, state.streamId, usage, end.isUsageEstimated === true);
+  return { data: JSON.stringify(json), json };
+}
+
+/**
+ * The estimated usage of an answer whose last segment reported none: the first segment's, usageEstimate; a
+ * continuation's, the segments' sum (continuedUsageEstimate).
+ */
+function answerEstimate(
+  state: RelayState,
+  options: RelayOptions,
+  last: {
+    readonly reported: TokenUsage | undefined;
+    readonly end: SegmentEnd;
+    readonly continuation: ContinuationSegment | undefined;
+  },
+  isClientThere: boolean,
+): { readonly usage: TokenUsage; readonly chunk?: StreamChunk } | undefined {
+  return last.continuation === undefined
+    ? usageEstimate(state, options, last.reported, isClientThere)
+    : continuedUsageEstimate(state, options, last.end, last.continuation.mode, isClientThere);
+}
+
+/**
+ * A continued answer whose last segment reported no usage (none believed): the sum of its segments, each as reported or
+ * counted (UsageMerge.combineCounted), sent to a client that asked for usage as the last usage chunk, marked, whatever
+ * usage an earlier segment passed on (a running count, a role chunk's zeros: the whole answer's is this one). Until
+ * 2026-12-07 such a passed usage stopped the estimate (RelayState.hasPassedUsage, relay-wide): the client's last usage
+ * was an earlier segment's partial count, or the estimate counted only the output read while no usage had passed.
+ */
+function continuedUsageEstimate(
+  state: RelayState,
+  options: RelayOptions,
+  end: SegmentEnd,
+  mode: "prefill" | "replay",
+  isClientThere: boolean,
+): { readonly usage: TokenUsage; readonly chunk?: StreamChunk } | undefined {
+  const estimate = options.usageEstimate;
+  if (estimate === undefined || end.usage !== undefined) return undefined;
+  const usage = state.usage.combineCounted(end, mode);
+  if (!estimate.isSentToClient || !isClientThere) return { usage };
+  const json = estimatedUsageChunk(state.output?.lastChunk ?? state.lastChunk, state.streamId, usage);
+  return { usage, chunk: { data: JSON.stringify(json), json } };
 }
 
 /**

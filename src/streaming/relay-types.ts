@@ -89,6 +89,11 @@ export interface SegmentEnd {
    * estimate. Such a segment keeps its reservation as its floor (pipeline/segment-charge.ts).
    */
   readonly isLeftUnread?: true;
+  /**
+   * `usage` is the last count its provider reported plus the output relayed after it, counted (SegmentProgress
+   * settledUsage): the client was told the count alone, and is sent this one last when it asked for usage.
+   */
+  readonly isUsageExtended?: true;
 }
 
 /** What a segment generated besides the text it delivered: the parts of its end its estimate counts. */

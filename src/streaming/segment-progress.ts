@@ -69,9 +69,22 @@ export class SegmentProgress {
   readonly #otherOutput: OutputTokenCount | undefined;
   /** The segment generated text, reasoning, a tool call or a refusal (delivered or not): see #isBelieved. */
   #hasGeneratedOutput = false;
+  /**
+   * Output relayed in events after the one `usage` came in: the count predates it (a running count, or a usage-only
+   * chunk before the answer went on). Counted (#outputSinceUsage) and added to the count when the segment ends with no
+   * later usage (settledUsage); and such a usage is not the provider's last report (hasFinalUsage). Until 2026-12-07
+   * text read after the last running count was charged nowhere once the stop grace ran out, and an early usage-only
+   * chunk ended the grace at the door's stop point, charging a count that predated text the client got.
+   */
+  #hasOutputSinceUsage = false;
+  /** The usage settledUsage returned has the output read after the count added (SegmentEnd.isUsageExtended). */
+  isUsageExtended = false;
+  #outputSinceUsage: OutputTokenCount | undefined;
+  readonly #countTokens: ((text: string) => number) | undefined;
 
   constructor(state: RelayState, countTokens: ((text: string) => number) | undefined) {
     this.#state = state;
+    this.#countTokens = countTokens;
     this.#otherOutput =
       countTokens === undefined ? undefined : new OutputTokenCount(countTokens, { isFirstTextLeft: true });
   }
@@ -110,6 +123,32 @@ export class SegmentProgress {
     this.#otherOutput?.note(json);
   }
 
+  /** A relayed event without a usage: its output comes after the segment's last count, if any (#hasOutputSinceUsage). */
+  noteWithoutUsage(info: StreamEventInfo, json: Record<string, unknown>): void {
+    if (this.usage === undefined || !hasOutput(info)) return;
+    this.#hasOutputSinceUsage = true;
+    if (this.#countTokens === undefined) return;
+    this.#outputSinceUsage ??= new OutputTokenCount(this.#countTokens);
+    this.#outputSinceUsage.note(json);
+  }
+
+  /**
+   * A usage read on a relayed event (its own output included in it): `isFinal`, it came in a usage-only chunk or once
+   * every choice had finished; `isEstimated`, an upstream gateway's estimate.
+   */
+  noteUsage(usage: TokenUsage, isFinal: boolean, isEstimated: boolean): void {
+    this.usage = usage;
+    this.isUsageFinal = isFinal;
+    this.isUsageEstimated = isEstimated;
+    this.#hasOutputSinceUsage = false;
+    this.#outputSinceUsage = undefined;
+  }
+
+  /** The provider's last report is in: a final usage, and no output relayed after it (after-answer.ts AnswerEndGrace). */
+  get hasFinalUsage(): boolean {
+    return this.usage !== undefined && this.isUsageFinal && !this.#hasOutputSinceUsage;
+  }
+
   /** An event generated and dropped (a continuation's thinking again, a replay's repetition or divergence). */
   noteDropped(info: StreamEventInfo, json: Record<string, unknown>): void {
     this.droppedReasoning = this.#withReasoning(this.droppedReasoning, info, json);
@@ -141,8 +180,7 @@ export class SegmentProgress {
    */
   noteUnrelayedUsage(info: StreamEventInfo, json: Record<string, unknown>): void {
     if (info.usage === undefined || !this.#isBelieved(info.usage)) return;
-    this.usage = info.usage;
-    this.isUsageEstimated = takeUpstreamGatewayField(json, true)?.isUsageEstimated === true;
+    this.noteUsage(info.usage, this.isUsageFinal, takeUpstreamGatewayField(json, true)?.isUsageEstimated === true);
   }
 
   /**
@@ -177,19 +215,24 @@ export class SegmentProgress {
    * generated output (on its role chunk, believed then: nothing was generated yet) and the segment generated some
    * after it. Then it is none (#isBelieved), as it would have been after the output, and the output counted since
    * (relay-segment.ts counts on past a usage of 0 output tokens) stands for it: the estimate, sent to a client that
-   * asked for usage. Until 2026-12-07 it stood as the report: 0 output tokens charged, recorded and counted.
+   * asked for usage. Until 2026-12-07 it stood as the report: 0 output tokens charged, recorded and counted. A believed
+   * one with output relayed after it is that count plus the output since, counted (#hasOutputSinceUsage).
    */
   settledUsage(): TokenUsage | undefined {
-    if (this.usage === undefined || this.#isBelieved(this.usage)) return this.usage;
+    this.isUsageExtended = false;
+    if (this.usage === undefined || this.#isBelieved(this.usage)) {
+      const since = this.#outputSinceUsage?.tokens ?? 0;
+      if (this.usage === undefined || since === 0) return this.usage;
+      this.isUsageExtended = true;
+      return { ...this.usage, completionTokens: this.usage.completionTokens + since };
+    }
     this.usage = undefined;
     this.#state.hasPassedUsage = false;
     return undefined;
   }
 
   #noteOutput(info: StreamEventInfo): void {
-    if (info.text !== "" || info.hasToolCall || info.hasReasoning || info.hasRefusal || isResponsesOutput(info.json)) {
-      this.#hasGeneratedOutput = true;
-    }
+    if (hasOutput(info)) this.#hasGeneratedOutput = true;
   }
 
   /**
@@ -263,6 +306,11 @@ export function unrelayedOutput(
 function firstChoiceReasoning(json: Record<string, unknown>): string {
   const delta = firstChunkChoice(json.choices)?.delta;
   return isRecord(delta) ? reasoningOf(delta) : "";
+}
+
+/** The event carries generated output: text, reasoning, a tool call or a refusal. */
+function hasOutput(info: StreamEventInfo): boolean {
+  return info.text !== "" || info.hasToolCall || info.hasReasoning || info.hasRefusal || isResponsesOutput(info.json);
 }
 
 /** A native Responses stream's deltas of output besides text (its events' info names only the text delta's). */

@@ -267,3 +267,9 @@ const AUDIO_CONTENT_EVENTS = new Set([
   "transcript.text.segment",
   "transcript.text.done",
 ]);
+
+/** A chunk without choices (a usage-only chunk, when it carries usage). */
+export function isUsageOnly(json: Record<string, unknown> | undefined): boolean {
+  const choices = json?.choices;
+  return !Array.isArray(choices) || choices.length === 0;
+}

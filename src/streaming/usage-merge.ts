@@ -1,6 +1,6 @@
 // The usage the client is told about after a continuation: its whole answer, not the segment that happened to
 // finish it. Each segment's own usage is charged separately (budgets, stats); this is only what the client sees.
-import type { TokenUsage } from "./relay-types.ts";
+import type { SegmentEnd, TokenUsage } from "./relay-types.ts";
 
 export class UsageMerge {
   /** Completion tokens of the text delivered by segments that broke (reported, or counted when they were not). */
@@ -22,9 +22,28 @@ export class UsageMerge {
    */
   noteSegment(isFirst: boolean, usage: TokenUsage | undefined, text: string, reasoning = ""): void {
     if (isFirst) this.#firstPromptTokens = usage?.promptTokens;
+    this.#earlierCompletionTokens += usage?.completionTokens ?? this.#counted(text, reasoning);
+  }
+
+  /**
+   * The whole answer's usage when the continuation that finished it reported none (or none believed: a role chunk's 0
+   * output tokens): its output counted as an earlier segment's is (noteSegment) and its tool calls as its charge counts
+   * them (SegmentEnd.otherOutputTokens), added to theirs, so the client is told, and the record counts, the sum of what
+   * each segment is charged. A replay's counts what it repeated (dropped) too: it regenerated the whole answer. Until 2026-12-07 a usage an earlier segment had passed on (a running count, a
+   * role chunk's zeros) stopped the answer's estimate: the client's last usage was that segment's partial count.
+   */
+  combineCounted(
+    segment: Pick<SegmentEnd, "text" | "reasoning" | "droppedText" | "otherOutputTokens">,
+    mode: "prefill" | "replay",
+  ): TokenUsage {
+    const text = mode === "replay" ? (segment.droppedText ?? "") + segment.text : segment.text;
+    const completionTokens = this.#counted(text, segment.reasoning ?? "") + (segment.otherOutputTokens ?? 0);
+    return this.combine({ promptTokens: this.#estimatedPromptTokens ?? 0, completionTokens }, mode);
+  }
+
+  #counted(text: string, reasoning: string): number {
     const count = this.#countTokens;
-    const counted = count === undefined ? 0 : count(text) + (reasoning === "" ? 0 : count(reasoning));
-    this.#earlierCompletionTokens += usage?.completionTokens ?? counted;
+    return count === undefined ? 0 : count(text) + (reasoning === "" ? 0 : count(reasoning));
   }
 
   /**

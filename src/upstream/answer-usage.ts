@@ -1,6 +1,7 @@
 // The tokens a JSON answer says it used, in whichever of the shapes the hosts report them.
 import { isRecord } from "../is-record.ts";
 import { countTextTokens } from "../limits/token-estimate.ts";
+import { EchoedPrompt, type EchoRequest } from "../streaming/echoed-prompt.ts";
 import { OutputTokenCount } from "../streaming/estimated-usage.ts";
 import type { TokenUsage } from "../streaming/relay-types.ts";
 import { tokenCount } from "../streaming/stream-event.ts";
@@ -42,18 +43,20 @@ export function estimatedAnswerUsage(answer: Record<string, unknown>, promptToke
  * The estimate of an answer whose usage is none to believe (on a door that estimates usage): missing, or stating 0
  * tokens in all or 0 output tokens for an answer that has output, as a stream's (streaming/segment-progress.ts
  * #isBelieved): some proxies fill `usage` with zeros they never counted. Undefined when its usage is believed (an
- * empty answer's 0 output tokens; a legacy completion's that asked `echo`: its text starts with the prompt, and with
- * `max_tokens: 0` is the prompt alone, as in prompt scoring). Until 2026-12-07 a JSON answer's zeros were believed: its record, /stats and the
- * metrics counted them and its client was told them.
+ * empty answer's 0 output tokens, as a legacy completion's that asked `echo` and generated nothing past its prompt: prompt
+ * scoring). A legacy completion's echoed prompt is no output (streaming/echoed-prompt.ts): until 2026-12-07 its estimate
+ * counted it as output, and an echo followed by text, reported as 0 output tokens, was believed. Until 2026-12-07 a
+ * JSON answer's zeros were believed: its record, /stats and the metrics counted them and its client was told them.
  */
 export function unreportedAnswerUsage(
   answer: Record<string, unknown>,
   promptTokens: number,
-  request: { readonly echo?: unknown },
+  request: EchoRequest,
 ): TokenUsage | undefined {
-  if (!isRecord(answer.usage)) return estimatedAnswerUsage(answer, promptTokens);
+  const generated = EchoedPrompt.of(request)?.generated(answer, "").json ?? answer;
+  if (!isRecord(answer.usage)) return estimatedAnswerUsage(generated, promptTokens);
   const reported = readUsage(answer);
-  if (reported.completionTokens > 0 || (reported.promptTokens > 0 && request.echo === true)) return undefined;
-  const estimate = estimatedAnswerUsage(answer, promptTokens);
+  if (reported.completionTokens > 0) return undefined;
+  const estimate = estimatedAnswerUsage(generated, promptTokens);
   return reported.promptTokens === 0 || estimate.completionTokens > 0 ? estimate : undefined;
 }

@@ -18,7 +18,7 @@ import type { Verdict } from "./classify-response.ts";
 import { classifyResponse } from "./classify-response.ts";
 import type { Effect } from "./effects.ts";
 import { embeddingsRefusal } from "./embeddings-answer.ts";
-import type { ForwardRequest, JsonResult, NativeCall, UpstreamApi } from "./forward-types.ts";
+import type { CalibratingPrompt, ForwardRequest, JsonResult, NativeCall, UpstreamApi } from "./forward-types.ts";
 import { failureLesson, type Lesson, lessonFromVerdict } from "./lessons.ts";
 import { classifyNetworkError } from "./upstream-request.ts";
 
@@ -59,6 +59,11 @@ export type AttemptResult =
        * the whole request's prompt (prompt-sent.ts failedAttemptTokens).
        */
       readonly unreportedPromptTokens?: number;
+      /**
+       * A Llama Guard call refused as longer than the model's context (moderation-attempt.ts): its own prompt and
+       * output, what the refusal calibrates (prompt-sent.ts calibratingPromptOf), not the attempt's calls together.
+       */
+      readonly refusedCall?: CalibratingPrompt;
     };
 
 export interface AttemptContext {

@@ -25,7 +25,7 @@ import type { Verdict } from "./classify-response.ts";
 import { finalError, type KeptRefusal, refusalToReturn, rejectedError } from "./final-error.ts";
 import type { AttemptReport, FailoverServices, ForwardOutcome, ForwardRequest } from "./forward-types.ts";
 import { reportedAsOf } from "./lessons.ts";
-import { callsPromptOf, promptSentOf, promptTokensTo } from "./prompt-sent.ts";
+import { calibratingPromptOf, callsPromptOf, promptSentOf, promptTokensTo } from "./prompt-sent.ts";
 import { sleepUntil } from "./sleep-until.ts";
 import { outputLeftOf } from "./upstream-request.ts";
 
@@ -240,12 +240,7 @@ async function tryCandidate(
       report,
       admission.reservation,
       result.ok && (result.stream !== undefined || result.audio !== undefined),
-      request.calibratingPromptTokens === undefined
-        ? undefined
-        : {
-            estimate: promptTokensTo(deployment, request, request.calibratingPromptTokens, isReasoningRemoved),
-            maxOutputTokens,
-          },
+      calibratingPromptOf(deployment, request, result, { isReasoningRemoved, maxOutputTokens }),
     );
     if (result.ok) {
       const answer = markedChosenLimit(request, answerOf(deployment, result, admission.reservation, report));

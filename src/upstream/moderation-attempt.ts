@@ -6,7 +6,9 @@ import { firstChoice } from "../chat-choice.ts";
 import { hasProviderCountedPrompt } from "../errors/outcomes.ts";
 import { isRecord } from "../is-record.ts";
 import type { ReleaseSlot } from "../limits/in-flight-gate.ts";
+import { LLAMA_GUARD_MAX_TOKENS } from "../providers/moderation-api.ts";
 import type { TokenUsage } from "../streaming/relay-types.ts";
+import { estimatedAnswerUsage } from "./answer-usage.ts";
 import { type AttemptContext, type AttemptResult, failed } from "./attempt-context.ts";
 import { jsonAttempt } from "./json-attempt.ts";
 import { failureLesson } from "./lessons.ts";
@@ -160,26 +162,77 @@ async function llamaGuardAttempt(
     return failed(failureLesson("bad_response", "no moderation call was built"));
   }
   const verdicts = ends.map((end) => (end?.ok === true ? end.codes : []));
+  const estimated = unreportedCallsUsage(calls, answers, context.promptTokens);
+  const spent = estimated === undefined ? usage : addedUsage(usage, estimated);
+  const bodyText = llamaGuardAnswer(verdicts, context.request.body, context.deployment);
   return {
     ok: true,
-    json: { ...last.json, bodyText: llamaGuardAnswer(verdicts, context.request.body, context.deployment) },
+    json: { ...last.json, bodyText, ...(estimated === undefined ? {} : { isUsageEstimated: true }) },
     status: last.status,
     // What every call's headers taught (the rate-limit headers of each).
     effects: answers.flatMap((answer) => answer.effects),
     headersMs: first.headersMs,
-    // None reported: the reservation keeps its estimate.
-    ...(usage === undefined ? {} : { usage }),
+    ...(spent === undefined ? {} : { usage: spent }),
   };
+}
+
+/**
+ * The estimate of the calls that answered without a usage report (a host that leaves `usage` out): each call's prompt
+ * (its input and the template the model wraps it in, ModerationCall.promptTokens), calibrated as the attempt's
+ * reservation is (`calibratedPromptTokens`: every call's prompt together, as the deployment counts them), plus its
+ * verdict. Its provider billed them: until 2026-12-07 the answer carried no usage, so its client was charged its own
+ * reservation, the inputs' text without the templates (pipeline/segment-charge.ts clientCharge), while the deployment
+ * kept the reservation that counts them. Undefined when every call reported its usage. `answers`: in the calls' order.
+ */
+function unreportedCallsUsage(
+  calls: readonly ModerationCall[],
+  answers: readonly Answered[],
+  calibratedPromptTokens: number,
+): TokenUsage | undefined {
+  const plainPromptTokens = calls.reduce((sum, call) => sum + (call.promptTokens ?? 0), 0);
+  let promptTokens = 0;
+  let completionTokens = 0;
+  for (const [index, answer] of answers.entries()) {
+    if (isReported(answer.usage) || answer.json === undefined) continue;
+    const estimate = estimatedAnswerUsage(
+      JSON.parse(answer.json.bodyText) as Record<string, unknown>,
+      calls[index]?.promptTokens ?? 0,
+    );
+    promptTokens += estimate.promptTokens;
+    completionTokens += estimate.completionTokens;
+  }
+  if (promptTokens + completionTokens === 0) return undefined;
+  const factor = plainPromptTokens > 0 ? calibratedPromptTokens / plainPromptTokens : 1;
+  return { promptTokens: Math.ceil(promptTokens * factor), completionTokens };
+}
+
+function addedUsage(reported: TokenUsage | undefined, estimated: TokenUsage): TokenUsage {
+  return {
+    promptTokens: (reported?.promptTokens ?? 0) + estimated.promptTokens,
+    completionTokens: (reported?.completionTokens ?? 0) + estimated.completionTokens,
+  };
+}
+
+/** A call's usage states a count (an answer without `usage` reads as 0 tokens: json-attempt.ts readUsage). */
+function isReported(usage: TokenUsage | undefined): boolean {
+  return usage !== undefined && usage.promptTokens + usage.completionTokens > 0;
 }
 
 /** `which`: the input it classifies, named in a failure's reason (` (input 3)`; "" for a single input). */
 async function llamaGuardCall(
   context: AttemptContext,
-  call: UpstreamCall,
+  call: UpstreamCall & ModerationCall,
   headersTimeoutMs: number,
   which: string,
 ): Promise<CallEnd> {
   const result = await jsonAttempt(context, call, headersTimeoutMs);
+  if (!result.ok && result.lesson.outcome === "context_length" && call.promptTokens !== undefined) {
+    // The window refused this call's prompt, not the attempt's inputs together (the calibration learns it alone).
+    return {
+      ok: false,
+      result: { ...result, refusedCall: { estimate: call.promptTokens, maxOutputTokens: LLAMA_GUARD_MAX_TOKENS } },
+    };
+  }
   if (!result.ok || result.json === undefined) return { ok: false, result };
   const verdict = readLlamaGuardVerdict(contentOf(result.json.bodyText));
   if (verdict.ok) return { ok: true, answer: result, codes: verdict.codes };
@@ -223,8 +276,7 @@ function unreportedPromptTokens(
   for (const [index, end] of ends.entries()) {
     if (end === undefined) continue;
     // An answer without `usage` reads as 0 tokens (json-attempt.ts readUsage), as summedUsage takes it.
-    const reported = end.ok ? end.answer.usage : end.result.usage;
-    if (reported !== undefined && reported.promptTokens + reported.completionTokens > 0) continue;
+    if (isReported(end.ok ? end.answer.usage : end.result.usage)) continue;
     const isCounted =
       end.ok ||
       (!end.result.ok && hasProviderCountedPrompt(end.result.lesson.outcome, sent[index] === true, end.result.status));

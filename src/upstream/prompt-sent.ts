@@ -4,7 +4,8 @@ import { hasProviderCountedPrompt } from "../errors/outcomes.ts";
 import { promptTokensSent } from "../limits/token-estimate.ts";
 import type { Deployment } from "../providers/catalog.ts";
 import { gatewayPromptTokensOf } from "../providers/moderation-api.ts";
-import type { AttemptReport, FailoverServices, ForwardRequest } from "./forward-types.ts";
+import type { AttemptResult } from "./attempt-context.ts";
+import type { AttemptReport, CalibratingPrompt, FailoverServices, ForwardRequest } from "./forward-types.ts";
 
 /**
  * The prompt estimate of the body `deployment` is sent, from `promptTokens` (the request's, or the one it calibrates
@@ -70,5 +71,27 @@ export function callsPromptOf(
   if (unreportedPromptTokens === 0) return { callsPromptTokens: 0 };
   return {
     callsPromptTokens: services.promptTokensFor?.(deployment, unreportedPromptTokens) ?? unreportedPromptTokens,
+  };
+}
+
+/**
+ * What an attempt's answer may calibrate (FailoverServices.attemptEnded), undefined when nothing may (images,
+ * documents: ForwardRequest.calibratingPromptTokens): the prompt it was sent and the output it asked for; for a Llama
+ * Guard call refused as longer than the model's context, that call's own (AttemptResult.refusedCall). Each call is a
+ * request of its own, one input wrapped in the template, asking for 64 tokens: until 2026-12-07 such a refusal was
+ * learned as if every input's prompt together had been refused, against the window less every call's output, which
+ * taught a lower factor than the refused call showed, or none.
+ */
+export function calibratingPromptOf(
+  deployment: Deployment,
+  request: ForwardRequest,
+  result: AttemptResult,
+  sent: { readonly isReasoningRemoved: boolean; readonly maxOutputTokens: number },
+): CalibratingPrompt | undefined {
+  if (request.calibratingPromptTokens === undefined) return undefined;
+  if (!result.ok && result.refusedCall !== undefined) return result.refusedCall;
+  return {
+    estimate: promptTokensTo(deployment, request, request.calibratingPromptTokens, sent.isReasoningRemoved),
+    maxOutputTokens: sent.maxOutputTokens,
   };
 }

@@ -180,6 +180,47 @@ describe("messages API: the end of a stream at a stop sequence the gateway match
     assert.deepEqual([record?.tokensIn, record?.tokensOut], [21, 4]);
   });
 
+  test("running usage, then text without one, and nothing within the grace: that text is charged on top", async (t) => {
+    const { mock, gateway, client } = await scene(t);
+    const tail = " beta gamma STOP HERE and";
+    mock.enqueue(CHAT_ROUTE, {
+      kind: "sse",
+      events: [{ data: runningChunk("Alpha", 1, { role: true }) }, { data: chatChunk(tail, UPSTREAM_ID) }],
+      end: "hang",
+    });
+    const message = await streamed(client).finalMessage();
+    assert.equal(message.stop_sequence, "STOP HERE");
+    const output = 1 + countTextTokens(tail);
+    await recordOf(gateway, "messages");
+    const record = (await recordsOf(gateway, "messages")).records[0];
+    // Before: 1, the count read before the text the client got (" beta gamma ") and the provider generated.
+    assert.deepEqual([record?.tokensIn, record?.tokensOut], [21, output], "the last count, and what was read since");
+    assert.equal(message.usage.output_tokens, output);
+  });
+
+  test("a usage-only chunk before the match does not end the grace: the usage after the match is charged", async (t) => {
+    const { mock, gateway, client } = await scene(t);
+    const upstream = runOnUpstream(
+      [
+        chatChunk("Alpha", UPSTREAM_ID, { role: true }),
+        chatUsageChunk(UPSTREAM_ID, { prompt_tokens: 21, completion_tokens: 1 }),
+        chatChunk(" beta STOP HERE and", UPSTREAM_ID),
+        null,
+        chatUsageChunk(UPSTREAM_ID, { prompt_tokens: 21, completion_tokens: 6 }),
+        ...runOn(),
+      ],
+      100,
+    );
+    mock.enqueue(CHAT_ROUTE, upstream.step);
+    const message = await streamed(client).finalMessage();
+    assert.equal(message.stop_sequence, "STOP HERE");
+    await recordOf(gateway, "messages");
+    const record = (await recordsOf(gateway, "messages")).records[0];
+    // Before: 1, the early count ended the grace at the match, before the text after it was counted.
+    assert.deepEqual([record?.tokensIn, record?.tokensOut], [21, 6], "the usage read after the match");
+    assert.equal(message.usage.output_tokens, 6);
+  });
+
   test("a match inside a continuation: its upstream is hung up on after the grace, the answer ends there", async (t) => {
     const scene2 = await startTwoProviders(t);
     // The first provider breaks mid-answer; the second continues it, writes the sequence and generates on.

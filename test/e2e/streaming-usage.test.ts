@@ -277,3 +277,28 @@ describe("the estimate never stands beside a real usage, nor goes to a client th
     assert.equal(records[0]?.isUsageEstimated, undefined);
   });
 });
+
+test("a running count on the first chunks, then text without one: the client's last usage adds that text", async (t) => {
+  // vLLM's continuous usage stats stop, or a proxy keeps only some chunks' usage: the last count predates text the
+  // client got. Before 2026-12-07 that count was the client's last usage and the charge, the later text in neither.
+  const scene = await startTwoProviders(t);
+  const records = recordsOf(scene);
+  const events = chatStream(WORDS, MODEL, { id: "chatcmpl-running" });
+  const counted = (index: number) => {
+    const event = events[index] as { data: Record<string, unknown> };
+    event.data = { ...event.data, usage: { prompt_tokens: 21, completion_tokens: index, total_tokens: 21 + index } };
+  };
+  // The role chunk and the first two words carry the count so far; the last two words and the finish none.
+  for (const index of [0, 1, 2]) counted(index);
+  scene.primary.enqueue(CHAT_ROUTE, { kind: "sse", events });
+  const chunks = await rawChunks(scene, { stream_options: { include_usage: true } });
+  const last = usageChunks(chunks).at(-1);
+  const output = 2 + countTextTokens(WORDS[2] ?? "") + countTextTokens(WORDS[3] ?? "");
+  assert.deepEqual(last?.usage, { prompt_tokens: 21, completion_tokens: output, total_tokens: 21 + output });
+  assert.deepEqual([last?.id, last?.model, last?.x_gateway], ["chatcmpl-running", MODEL, undefined]);
+  await waitUntil(() => records.length === 1, "the request's record");
+  assert.deepEqual(
+    [records[0]?.tokensIn, records[0]?.tokensOut, records[0]?.isUsageEstimated],
+    [21, output, undefined],
+  );
+});
