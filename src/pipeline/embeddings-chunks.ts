@@ -65,6 +65,12 @@ export function chunkedServing(outcome: ForwardOutcome | ChunkedOutcome): {
 export interface ChunkPlan {
   readonly ends: readonly number[];
   readonly why: string;
+  /**
+   * The inputs from `start` on planned again before a later chunk is sent (chunks by tokens: the answers so far may
+   * have raised a deployment's calibration, and a chunk planned at the old one would be too large for good); undefined
+   * when they cannot be, the plan kept.
+   */
+  readonly rest?: (start: number) => ChunkPlan | undefined;
 }
 
 /** A batch of `count` inputs in chunks of `size`: the candidates' known input limits (embeddingsChunkSize). */
@@ -175,7 +181,13 @@ export async function forwardInChunks(
   const answers: ChunkAnswer[] = [];
   let last: JsonResult | undefined;
   let start = 0;
-  for (const end of chunks.ends) {
+  let plan = chunks;
+  for (let index = 0; index < plan.ends.length; index++) {
+    // Before 2026-12-07 the chunks were planned once: the first chunk's usage raised its deployment's calibration
+    // (a provider counting the estimate teaches 1.2), and the next one, planned to the whole tpm, got a 413, paid for.
+    const replanned = index === 0 ? undefined : plan.rest?.(start);
+    if (replanned !== undefined) plan = { ...replanned, ends: [...plan.ends.slice(0, index), ...replanned.ends] };
+    const end = plan.ends[index] as number;
     const body = { ...request.body, input: inputs.slice(start, end) };
     const chunk: PipelineRequest = { ...request, body, ...requestFactsOf(request.endpoint, body, false) };
     let answer: ChunkAnswer;
@@ -188,7 +200,7 @@ export async function forwardInChunks(
       last = outcome.result;
       answer = chunkAnswerOf(outcome.result, outcome.attempts.at(-1), chunk.prompt.promptTokens, start);
     } catch (error) {
-      throw failedChunk(error, { from: start, to: end, count: inputs.length, why: chunks.why }, answers);
+      throw failedChunk(error, { from: start, to: end, count: inputs.length, why: plan.why }, answers);
     } finally {
       trace.attempts.push(...chunkTrace.attempts);
       trace.skips.push(...chunkTrace.skips);
