@@ -200,6 +200,9 @@ export async function forwardInChunks(
       last = outcome.result;
       answer = chunkAnswerOf(outcome.result, outcome.attempts.at(-1), chunk.prompt.promptTokens, start);
     } catch (error) {
+      // The chunks answered without usage kept their reservations on their deployments: their attempts say so, and
+      // the client is charged them too (segment-charge.ts clientCharge; before 2026-12-07 it counted them 0).
+      countEstimatedAttempts(answers, trace.attempts);
       throw failedChunk(error, { from: start, to: end, count: inputs.length, why: plan.why }, answers);
     } finally {
       trace.attempts.push(...chunkTrace.attempts);
