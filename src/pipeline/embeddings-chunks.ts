@@ -51,11 +51,33 @@ export function chunkedServing(outcome: ForwardOutcome | ChunkedOutcome): {
   const { chunks } = outcome;
   const chunkHeaders = {
     "x-gateway-chunks": String(chunks.length),
-    "x-gateway-chunk-providers": chunks.map((deployment) => deployment.provider.settings.name).join(", "),
-    "x-gateway-chunk-models": chunks.map((deployment) => deployment.model.id).join(", "),
+    "x-gateway-chunk-providers": namesListed(chunks.map((deployment) => deployment.provider.settings.name)),
+    "x-gateway-chunk-models": namesListed(chunks.map((deployment) => deployment.model.id)),
   };
   const cost = chunks.some((deployment) => deployment.cost === "paid") ? "paid" : "free";
   return { cost, chunks: chunks.length, chunkHeaders };
+}
+
+/** Characters of a list of chunks' names: within the 1,024 a response header value is cut at (server/header-value.ts). */
+const MAX_NAMES_CHARS = 1_000;
+
+/**
+ * Names joined with `, `; when they would not fit MAX_NAMES_CHARS, the first ones that do and then `... (N more)`.
+ * Before 2026-12-07 a list of a batch of many chunks (200 of one input) was cut at 1,024 characters wherever that fell,
+ * its last name cut in two (`alpha, al`).
+ */
+function namesListed(names: readonly string[]): string {
+  const joined = names.join(", ");
+  if (joined.length <= MAX_NAMES_CHARS) return joined;
+  let listed = "";
+  for (const [index, name] of names.entries()) {
+    const next = `${listed}${name}, `;
+    if (`${next}... (${names.length - index - 1} more)`.length > MAX_NAMES_CHARS) {
+      return `${listed}... (${names.length - index} more)`;
+    }
+    listed = next;
+  }
+  return joined;
 }
 
 /**
