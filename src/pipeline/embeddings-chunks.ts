@@ -264,7 +264,9 @@ async function forwardChunk(
   answeredCount: number,
 ): Promise<ForwardOutcome> {
   const { runtime, context, snapshot } = chunk;
-  for (let round = 1; ; round++) {
+  let round = 0;
+  for (;;) {
+    round += 1;
     try {
       const planned = await planRequest(chunk);
       const forwarded = forwardRequestOf(chunk, planned, trace, startedAtMs);
@@ -275,6 +277,10 @@ async function forwardChunk(
       const { totalTimeoutMs } = snapshot.config.routing;
       // A wait past the request's time is not begun: the client would be held to the deadline for nothing.
       if (retryAtMs >= startedAtMs + totalTimeoutMs) throw pastDeadline(error, retryAtMs, totalTimeoutMs);
+      // A batch line refused while live requests queue (plan-request.ts batchLinePlan) planned nothing: that wait ends
+      // with the queue or the request's time, not after MAX_CHUNK_WAITS rounds of 50 ms. Before 2026-12-07 the line gave
+      // up after 1 s and was written as that 429, its earlier chunks paid for and lost.
+      if (context.batchId !== undefined && error.retryAfterMs === 0 && runtime.queuedRequests > 0) round -= 1;
       const isWaited = round < MAX_CHUNK_WAITS && !runtime.isShuttingDown && !context.signal.aborted;
       if (!isWaited) throw error;
       await sleepUntil(retryAtMs, runtime.clock, context.signal);
