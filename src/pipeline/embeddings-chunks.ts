@@ -51,11 +51,33 @@ export function chunkedServing(outcome: ForwardOutcome | ChunkedOutcome): {
   const { chunks } = outcome;
   const chunkHeaders = {
     "x-gateway-chunks": String(chunks.length),
-    "x-gateway-chunk-providers": chunks.map((deployment) => deployment.provider.settings.name).join(", "),
-    "x-gateway-chunk-models": chunks.map((deployment) => deployment.model.id).join(", "),
+    "x-gateway-chunk-providers": namesListed(chunks.map((deployment) => deployment.provider.settings.name)),
+    "x-gateway-chunk-models": namesListed(chunks.map((deployment) => deployment.model.id)),
   };
   const cost = chunks.some((deployment) => deployment.cost === "paid") ? "paid" : "free";
   return { cost, chunks: chunks.length, chunkHeaders };
+}
+
+/** Characters of a list of chunks' names: within the 1,024 a response header value is cut at (server/header-value.ts). */
+const MAX_NAMES_CHARS = 1_000;
+
+/**
+ * Names joined with `, `; when they would not fit MAX_NAMES_CHARS, the first ones that do and then `... (N more)`.
+ * Before 2026-12-07 a list of a batch of many chunks (200 of one input) was cut at 1,024 characters wherever that fell,
+ * its last name cut in two (`alpha, al`).
+ */
+function namesListed(names: readonly string[]): string {
+  const joined = names.join(", ");
+  if (joined.length <= MAX_NAMES_CHARS) return joined;
+  let listed = "";
+  for (const [index, name] of names.entries()) {
+    const next = `${listed}${name}, `;
+    if (`${next}... (${names.length - index - 1} more)`.length > MAX_NAMES_CHARS) {
+      return `${listed}... (${names.length - index} more)`;
+    }
+    listed = next;
+  }
+  return joined;
 }
 
 /**
@@ -65,6 +87,12 @@ export function chunkedServing(outcome: ForwardOutcome | ChunkedOutcome): {
 export interface ChunkPlan {
   readonly ends: readonly number[];
   readonly why: string;
+  /**
+   * The inputs from `start` on planned again before a later chunk is sent (chunks by tokens: the answers so far may
+   * have raised a deployment's calibration, and a chunk planned at the old one would be too large for good); undefined
+   * when they cannot be, the plan kept.
+   */
+  readonly rest?: (start: number) => ChunkPlan | undefined;
 }
 
 /** A batch of `count` inputs in chunks of `size`: the candidates' known input limits (embeddingsChunkSize). */
@@ -175,7 +203,13 @@ export async function forwardInChunks(
   const answers: ChunkAnswer[] = [];
   let last: JsonResult | undefined;
   let start = 0;
-  for (const end of chunks.ends) {
+  let plan = chunks;
+  for (let index = 0; index < plan.ends.length; index++) {
+    // Before 2026-12-07 the chunks were planned once: the first chunk's usage raised its deployment's calibration
+    // (a provider counting the estimate teaches 1.2), and the next one, planned to the whole tpm, got a 413, paid for.
+    const replanned = index === 0 ? undefined : plan.rest?.(start);
+    if (replanned !== undefined) plan = { ...replanned, ends: [...plan.ends.slice(0, index), ...replanned.ends] };
+    const end = plan.ends[index] as number;
     const body = { ...request.body, input: inputs.slice(start, end) };
     const chunk: PipelineRequest = { ...request, body, ...requestFactsOf(request.endpoint, body, false) };
     let answer: ChunkAnswer;
@@ -188,7 +222,10 @@ export async function forwardInChunks(
       last = outcome.result;
       answer = chunkAnswerOf(outcome.result, outcome.attempts.at(-1), chunk.prompt.promptTokens, start);
     } catch (error) {
-      throw failedChunk(error, { from: start, to: end, count: inputs.length, why: chunks.why }, answers);
+      // The chunks answered without usage kept their reservations on their deployments: their attempts say so, and
+      // the client is charged them too (segment-charge.ts clientCharge; before 2026-12-07 it counted them 0).
+      countEstimatedAttempts(answers, trace.attempts);
+      throw failedChunk(error, { from: start, to: end, count: inputs.length, why: plan.why }, answers);
     } finally {
       trace.attempts.push(...chunkTrace.attempts);
       trace.skips.push(...chunkTrace.skips);
@@ -227,7 +264,9 @@ async function forwardChunk(
   answeredCount: number,
 ): Promise<ForwardOutcome> {
   const { runtime, context, snapshot } = chunk;
-  for (let round = 1; ; round++) {
+  let round = 0;
+  for (;;) {
+    round += 1;
     try {
       const planned = await planRequest(chunk);
       const forwarded = forwardRequestOf(chunk, planned, trace, startedAtMs);
@@ -238,6 +277,10 @@ async function forwardChunk(
       const { totalTimeoutMs } = snapshot.config.routing;
       // A wait past the request's time is not begun: the client would be held to the deadline for nothing.
       if (retryAtMs >= startedAtMs + totalTimeoutMs) throw pastDeadline(error, retryAtMs, totalTimeoutMs);
+      // A batch line refused while live requests queue (plan-request.ts batchLinePlan) planned nothing: that wait ends
+      // with the queue or the request's time, not after MAX_CHUNK_WAITS rounds of 50 ms. Before 2026-12-07 the line gave
+      // up after 1 s and was written as that 429, its earlier chunks paid for and lost.
+      if (context.batchId !== undefined && error.retryAfterMs === 0 && runtime.queuedRequests > 0) round -= 1;
       const isWaited = round < MAX_CHUNK_WAITS && !runtime.isShuttingDown && !context.signal.aborted;
       if (!isWaited) throw error;
       await sleepUntil(retryAtMs, runtime.clock, context.signal);

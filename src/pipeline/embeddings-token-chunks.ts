@@ -63,21 +63,40 @@ function tokenChunks(request: PipelineRequest, plan: RoutePlan): ChunkPlan | und
     .map((skip) => skip.deployment);
   // One list of token ids is one input.
   if (tooSmall.length === 0 || inputs.every((item) => typeof item === "number")) return undefined;
-  const nowMs = request.runtime.clock.now();
   const tokens = inputs.map((item) => estimateTextInputs([item]).total);
+  const total = tokens.reduce((sum, count) => sum + count, 0);
+  const chunks = tokensPacked(request, tooSmall, tokens, 0);
+  if (chunks === undefined) return undefined;
+  dayBudgetRefusal(request, tooSmall, total, chunks.why, request.runtime.clock.now());
+  return chunks;
+}
+
+/**
+ * The inputs from `start` on (`tokens` each) packed into chunks by the deployments' budgets and calibration as they
+ * are now, with `rest` to pack them again before a later chunk; undefined when one input alone is larger than a chunk
+ * may hold.
+ */
+function tokensPacked(
+  request: PipelineRequest,
+  tooSmall: readonly Deployment[],
+  tokens: readonly number[],
+  start: number,
+): ChunkPlan | undefined {
+  const nowMs = request.runtime.clock.now();
+  const left = tokens.slice(start);
+  // Searched up to the whole batch's tokens, as at first: the rest's alone would cap what a chunk is said to hold.
   const total = tokens.reduce((sum, count) => sum + count, 0);
   let best: { readonly deployment: Deployment; readonly tokens: number } | undefined;
   for (const deployment of tooSmall) {
     const most = mostTokens(request, deployment, total, nowMs);
     if (best === undefined || most > best.tokens) best = { deployment, tokens: most };
   }
-  if (best === undefined || tokens.some((count) => count > best.tokens)) return undefined;
+  if (best === undefined || left.some((count) => count > best.tokens)) return undefined;
   const limits = tooSmall.map((deployment) => knownMaxInputs(deployment, request.runtime.refusedFeatures, nowMs));
   const mostInputs = Math.min(...limits.map((limit) => limit ?? Number.POSITIVE_INFINITY));
-  const ends = packed(tokens, best.tokens, mostInputs);
+  const ends = packed(left, best.tokens, mostInputs).map((end) => start + end);
   const why = `sent in chunks of at most ${best.tokens} tokens, the most one request may hold under the token budgets of ${best.deployment.key}, the largest of every candidate's`;
-  dayBudgetRefusal(request, tooSmall, total, why, nowMs);
-  return { ends, why };
+  return { ends, why, rest: (from) => tokensPacked(request, tooSmall, tokens, from) };
 }
 
 /**

@@ -16,5 +16,8 @@ export function acceptedOf(
   const sizes = featureSizesOf(request.body);
   const input = request.endpointPath === "/embeddings" ? request.body.input : undefined;
   if (!Array.isArray(input) || input.length < 2) return { features, sizes };
+  // One list of token ids is one input (as pipeline/embeddings-chunks.ts reads it): its ids, counted as inputs, ended
+  // a lesson of fewer inputs than the ids (before 2026-12-07), and the next batch above it was sent to be refused.
+  if (input.every((item) => typeof item === "number")) return { features, sizes };
   return { features: [...features, INPUTS_FEATURE], sizes: new Map([...sizes, [INPUTS_FEATURE, input.length]]) };
 }

@@ -3,6 +3,7 @@
 // routing.total_timeout_ms lasts; the client, OpenAI's SDK here, gets one answer, or one error saying why not.
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { ManualClock } from "../../src/clock.ts";
 import { estimateTextInputs } from "../../src/limits/token-estimate.ts";
 import { errorOf, openAiClient, recordsOf, send } from "../helpers/e2e.ts";
 import { answerEachInput, embeddingsCalls, sentInputs, texts, vectorOf } from "../helpers/embeddings-scene.ts";
@@ -113,4 +114,34 @@ test("a later chunk that finds the token window spent waits for it to refill, an
   );
   const waitedMs = (calls[1]?.receivedAtMs ?? 0) - (calls[0]?.receivedAtMs ?? 0);
   assert.ok(waitedMs >= 400, `the second chunk waited for the bucket: ${waitedMs} ms`);
+});
+
+test("a later chunk is sized again when the first chunk's usage raised the deployment's calibration", async (t) => {
+  const clock = new ManualClock(Date.now());
+  const scene = await startScene(t, {
+    beta: false,
+    alphaModel: { kind: "embedding", limits: { tpm: 1_200 } },
+    config: { routing: { total_timeout_ms: 1_000_000 } },
+    clock,
+  });
+  // The provider counts what the gateway estimates, and each answer takes a minute (the window is free for the next
+  // chunk): the first chunk (1,186 tokens, past MIN_EVIDENCE_TOKENS) teaches a factor of 1.2 (SAFETY_MARGIN), under
+  // which the second chunk as first planned (1,196 tokens, 1,436 calibrated) is larger than the whole tpm.
+  answerEachInput(scene.alpha, undefined, (input) => {
+    clock.advance(61_000);
+    return estimatedUsage(input);
+  });
+  const input = texts(46, 49);
+  assert.equal(estimateTextInputs(input).total, 2_382);
+  const answered = await send(scene.gateway, "POST", "/v1/embeddings", { body: { model: MODEL, input } });
+  // Before, the second chunk was refused for good (a 413 naming the 23 inputs answered and charged), the first one
+  // paid for; sized again at the new factor, the rest is sent in chunks that fit.
+  assert.equal(answered.status, 200, answered.text.slice(0, 800));
+  const sent = sentInputs(scene.alpha) as string[][];
+  assert.equal(sent[0]?.length, 23);
+  for (const chunk of sent.slice(1)) assert.ok(estimateTextInputs(chunk).total * 1.2 <= 1_200, `${chunk.length}`);
+  assert.deepEqual(
+    (answered.json as { data: { embedding: number[] }[] }).data.map((item) => item.embedding),
+    input.map(vectorOf),
+  );
 });
