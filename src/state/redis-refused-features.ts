@@ -252,8 +252,8 @@ export class RefusalSharing {
     const { redis, keyPrefix, clock } = this.#options;
     const key = refusedFeaturesKey(keyPrefix, deploymentKey);
     // A failure on the deployment's key counts against its master on a Cluster (before 2026-12-07, against none: a
-    // hung master's lessons timed out, each retry a command timeout, its providers still taken as shared). A PUBLISH
-    // goes to any node: its failure names no key.
+    // hung master's lessons timed out, each retry a command timeout, its providers still taken as shared). Its PUBLISH
+    // goes through the same master (`#publish`), and counts likewise.
     // An answer counts for that master likewise: failures apart, an answer between, are not "in a row".
     const onKey = <T>(command: Promise<T>): Promise<T> =>
       command.then(
