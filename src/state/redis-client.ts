@@ -189,6 +189,14 @@ export async function* scanKeys(
   onNodeFailed?: (error: unknown) => void,
 ): AsyncGenerator<string[]> {
   const nodes = client instanceof Cluster ? client.nodes("master") : [client];
+  // A master that died leaves the connection pool while the slot table still names it: not scanned, it was not a
+  // failure either, and a load dropped every lesson stored there as "not stored" (redis-master-epochs.ts).
+  const unscanned = client instanceof Cluster ? mastersOutsidePool(client) : [];
+  if (unscanned.length > 0) {
+    const error = new Error(`Redis Cluster master ${unscanned.join(", ")} is not connected`);
+    if (onNodeFailed === undefined) throw error;
+    onNodeFailed(error);
+  }
   for (const node of nodes) {
     let cursor = "0";
     do {
@@ -205,6 +213,14 @@ export async function* scanKeys(
       if (keys.length > 0) yield keys;
     } while (cursor !== "0");
   }
+}
+
+/** The masters the slot table names that the connection pool holds no connection to (`host:port`). */
+function mastersOutsidePool(client: Cluster): string[] {
+  const pooled = new Set(client.nodes("master").map((node) => `${node.options.host}:${node.options.port}`));
+  const named = new Set<string>();
+  for (const nodes of client.slots) if (nodes?.[0] !== undefined && !pooled.has(nodes[0])) named.add(nodes[0]);
+  return [...named];
 }
 
 /** GET of several keys: one MGET, or (keys of several slots in a cluster) one GET each. */

@@ -4,46 +4,21 @@
 // counters hold what this process sent (and gave back) meanwhile. Before 2026-12-07 both were lost: the give-back
 // was sent into the dead master (the link as a whole was up) and dropped after its resends like the charge.
 import assert from "node:assert/strict";
-import { describe, type TestContext, test } from "node:test";
+import { describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { Cluster } from "ioredis";
+import { isRedisClusterAvailable, REDIS_CLUSTER_MISSING, useRedisCluster } from "../../test/helpers/redis-cluster.ts";
 import {
-  isRedisClusterAvailable,
-  REDIS_CLUSTER_MISSING,
-  type RedisCluster,
-  type RedisClusterNode,
-  useRedisCluster,
-} from "../../test/helpers/redis-cluster.ts";
-import { nodesOfTags, useClusterBackend } from "../../test/helpers/redis-cluster-state.ts";
-import { UTC_MIDNIGHT } from "../config/day-reset.ts";
-import { type BudgetScope, isReservation, rulesFromLimits } from "../limits/budgets.ts";
-import { scopeKeys } from "./redis-keys.ts";
+  minuteTotals,
+  nodesOfTags,
+  providerAwayFrom,
+  scopeOf,
+  useClusterBackend,
+  waitFor,
+} from "../../test/helpers/redis-cluster-state.ts";
+import { type BudgetScope, isReservation } from "../limits/budgets.ts";
 
 const skip = isRedisClusterAvailable() ? false : REDIS_CLUSTER_MISSING;
 const TIMEOUT_MS = 200;
-
-function scopeOf(id: string, limits: Parameters<typeof rulesFromLimits>[0]): BudgetScope {
-  return { id, ...rulesFromLimits(limits), dayReset: UTC_MIDNIGHT };
-}
-
-async function waitFor(condition: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(50);
-  }
-}
-
-/** The minute window's totals Redis holds for a scope (`r` requests, `t` tokens), read on its node. */
-async function minuteTotals(t: TestContext, cluster: RedisCluster, prefix: string, scopeId: string) {
-  const client = new Cluster([{ host: "127.0.0.1", port: cluster.nodes[0]?.port ?? 0 }], { lazyConnect: true });
-  t.after(() => client.disconnect());
-  await client.connect();
-  const [, hash] = scopeKeys(prefix, scopeId, { dayStartMs: 0, monthStartMs: 0 }).sliding[1] ?? [];
-  const totals = await client.hmget(hash ?? "", "r", "t");
-  client.disconnect();
-  return { requests: Number(totals[0] ?? 0), tokens: Number(totals[1] ?? 0) };
-}
 
 describe("a Redis Cluster master that dies and comes back with its data", { skip }, () => {
   test("a lease's give-back made while its master is known down is kept, and sent when it answers again", async (t) => {
@@ -212,16 +187,6 @@ describe("a batch's resends that take its master down", { skip }, () => {
     await victim.resume();
   });
 });
-
-/** A provider name whose hash tag sits on another node than `avoid` (tried in order). */
-async function providerAwayFrom(t: TestContext, cluster: RedisCluster, avoid: RedisClusterNode) {
-  const names = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta"];
-  const nodes = await nodesOfTags(t, cluster, names);
-  const name = names.find((candidate) => nodes.get(candidate) !== avoid);
-  const node = name === undefined ? undefined : nodes.get(name);
-  assert.ok(name !== undefined && node !== undefined, "a provider on another master");
-  return { name, node };
-}
 
 describe("a Redis Cluster master that hangs while another holds the data epoch", { skip }, () => {
   test("a kept batch's epoch read timing out on the epoch's master does not take the batch's own master down", async (t) => {

@@ -13,6 +13,11 @@ export class RedisDataEpoch {
   /** The epoch's key (no hash tag: on a Cluster, one master holds it). */
   readonly key: string;
   #seen: string | undefined;
+  /**
+   * Losses of one master's data noted since start (redis-master-epochs.ts): part of `seen` and `current`, so that a
+   * batch begun before one leaves its give-backs out when sent again, as after a loss of all of Redis's data.
+   */
+  #mastersLost = 0;
 
   constructor(redis: SharedStateRedis, prefix: string) {
     this.#redis = redis;
@@ -21,12 +26,18 @@ export class RedisDataEpoch {
 
   /** The data set this process saw at its last check (undefined before the first). */
   get seen(): string | undefined {
-    return this.#seen;
+    return this.#seen === undefined ? undefined : `${this.#seen}#${this.#mastersLost}`;
   }
 
   /** The data set Redis holds now (undefined: none, Redis lost its data since the last check), without noting it. */
   async current(): Promise<string | undefined> {
-    return (await this.#redis.get(this.key)) ?? undefined;
+    const current = (await this.#redis.get(this.key)) ?? undefined;
+    return current === undefined ? undefined : `${current}#${this.#mastersLost}`;
+  }
+
+  /** A Redis Cluster master lost its data (redis-master-epochs.ts): batches begun before see a new data set. */
+  noteMasterLost(): void {
+    this.#mastersLost += 1;
   }
 
   /**

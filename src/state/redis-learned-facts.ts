@@ -35,6 +35,7 @@ import {
 } from "./learned-fact-shapes.ts";
 import { getMany, type SharedStateRedis } from "./redis-client.ts";
 import { type DeploymentForgets, newForgetId } from "./redis-deployment-forgets.ts";
+import { publishBeside } from "./redis-keyed-publish.ts";
 import {
   calibrationKey,
   cooldownChannel,
@@ -43,7 +44,7 @@ import {
   learnedRateKey,
   sharedWindowKey,
 } from "./redis-keys.ts";
-import type { RedisLink } from "./redis-link.ts";
+import { KeyedFailure, type RedisLink } from "./redis-link.ts";
 import { FORGET_LIMITS_LUA } from "./redis-lua-writes.ts";
 import type { SharedKeys } from "./redis-shared-keys.ts";
 import { RetryBackoff } from "./retry-backoff.ts";
@@ -271,10 +272,12 @@ export class LearnedFactSharing {
         const keys = [forgottenLimitsKey(keyPrefix, scopeId), ...storedKeysOf(keyPrefix, scopeId)];
         try {
           await redis.eval(FORGET_LIMITS_LUA, keys.length, ...keys, marker, LEARNED_LIMIT_KEEP_MS);
+          // Answered or failed, it counts for or against the master of the scope's slot (before: neither).
+          this.#options.link.recordSuccess(scopeId);
         } catch (error) {
           // Unless the scope was forgotten again meanwhile (that forget is the one to send).
           if (!this.#forgotten.has(scopeId)) this.#forgotten.set(scopeId, forgetId);
-          throw error;
+          throw new KeyedFailure(keys[0] as string, error);
         }
         this.#knownForgets.note(scopeId, forgetId);
         await this.#announce({ kind: "forgotten-limits", scopeId, forgetId });
@@ -536,9 +539,17 @@ export class LearnedFactSharing {
     await this.#publish(fact);
   }
 
+  /** Through the master of the fact's key (redis-keyed-publish.ts): its outcome counts for that master. */
   async #publish(fact: SharedFact): Promise<void> {
-    const { redis, keyPrefix, instanceId } = this.#options;
-    await redis.publish(cooldownChannel(keyPrefix), JSON.stringify({ origin: instanceId, type: "learned", fact }));
+    const { redis, link, keyPrefix, instanceId } = this.#options;
+    const message = JSON.stringify({ origin: instanceId, type: "learned", fact });
+    const key =
+      fact.kind === "context"
+        ? sharedWindowKey(keyPrefix, fact.lesson.deploymentKey)
+        : fact.kind === "forgotten-calibration"
+          ? sharedWindowKey(keyPrefix, fact.deploymentKey)
+          : forgottenLimitsKey(keyPrefix, fact.scopeId);
+    await publishBeside(redis, link, key, cooldownChannel(keyPrefix), message);
   }
 }
 

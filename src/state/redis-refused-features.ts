@@ -31,6 +31,7 @@ import {
 } from "../limits/refused-features.ts";
 import type { SharedStateRedis } from "./redis-client.ts";
 import { DEPLOYMENT_FORGET_KEEP_MS, type DeploymentForgets, newForgetId } from "./redis-deployment-forgets.ts";
+import { publishBeside } from "./redis-keyed-publish.ts";
 import { cooldownChannel, refusedFeaturesKey, refusedFeaturesStart } from "./redis-keys.ts";
 import { deleteKeysStartingWith } from "./redis-ledger.ts";
 import { KeyedFailure, type RedisLink } from "./redis-link.ts";
@@ -216,6 +217,8 @@ export class RefusalSharing {
         forgets.note("refusals", deploymentKey, forgetId);
         try {
           await redis.eval(FORGET_LIMITS_LUA, keys.length, ...keys, forgetId, DEPLOYMENT_FORGET_KEEP_MS);
+          // Answered: counts for its master, as a failure counts against it (failures apart are not in a row).
+          this.#options.link.recordSuccess(undefined, keys[1]);
         } catch (error) {
           // Unless the deployment was forgotten again meanwhile (that forget is the one to send).
           if (!this.#forgotten.has(deploymentKey)) this.#forgotten.set(deploymentKey, forgetId);
@@ -249,8 +252,8 @@ export class RefusalSharing {
     const { redis, keyPrefix, clock } = this.#options;
     const key = refusedFeaturesKey(keyPrefix, deploymentKey);
     // A failure on the deployment's key counts against its master on a Cluster (before 2026-12-07, against none: a
-    // hung master's lessons timed out, each retry a command timeout, its providers still taken as shared). A PUBLISH
-    // goes to any node: its failure names no key.
+    // hung master's lessons timed out, each retry a command timeout, its providers still taken as shared). Its PUBLISH
+    // goes through the same master (`#publish`), and counts likewise.
     // An answer counts for that master likewise: failures apart, an answer between, are not "in a row".
     const onKey = <T>(command: Promise<T>): Promise<T> =>
       command.then(
@@ -280,9 +283,12 @@ export class RefusalSharing {
     await this.#publish({ kind: "accepted-features", deploymentKey, features: accepted });
   }
 
+  /** Through the master of the deployment's key (redis-keyed-publish.ts): its outcome counts for that master. */
   async #publish(fact: RefusalFact): Promise<void> {
-    const { redis, keyPrefix, instanceId } = this.#options;
-    await redis.publish(cooldownChannel(keyPrefix), JSON.stringify({ origin: instanceId, type: "learned", fact }));
+    const { redis, link, keyPrefix, instanceId } = this.#options;
+    const message = JSON.stringify({ origin: instanceId, type: "learned", fact });
+    const key = refusedFeaturesKey(keyPrefix, fact.deploymentKey);
+    await publishBeside(redis, link, key, cooldownChannel(keyPrefix), message);
   }
 
   /** A fact another process published; what is not a refusal fact (another kind of learned fact) is skipped. */

@@ -29,6 +29,7 @@ import { probeKey } from "./redis-keys.ts";
 import { LearnedFactSharing, type LearnedFactsLoadStart } from "./redis-learned-facts.ts";
 import { RedisLedger } from "./redis-ledger.ts";
 import { describeRedisUrl, RedisLink } from "./redis-link.ts";
+import { MasterEpochs } from "./redis-master-epochs.ts";
 import type { RefusalsLoadStart } from "./redis-refusal-load.ts";
 import { RefusalSharing } from "./redis-refused-features.ts";
 import { type SharedKeys, walkSharedKeys } from "./redis-shared-keys.ts";
@@ -87,6 +88,7 @@ export async function createRedisStateBackend(
   );
   const instanceId = randomBytes(6).toString("hex");
   const epoch = new RedisDataEpoch(redis, settings.redisKeyPrefix);
+  const masterEpochs = new MasterEpochs(redis, settings.redisKeyPrefix);
   const ledger = new RedisLedger({
     redis,
     link,
@@ -185,7 +187,10 @@ export async function createRedisStateBackend(
     await loadLessons(keys, began);
   };
   const loadLessons = async (keys: SharedKeys, began: LoadsBegan): Promise<void> => {
-    const dataSet = await epoch.check();
+    // A Cluster master that lost its data (redis-master-epochs.ts) is taken as a loss of all of it.
+    const [wholeSet, isMasterLost] = await Promise.all([epoch.check(), masterEpochs.hasLostData()]);
+    if (isMasterLost) epoch.noteMasterLost();
+    const dataSet = wholeSet === "same" && isMasterLost ? "new" : wholeSet;
     // The forgets this process did not hear, first: after Redis lost its data, their markers are all that tells what
     // another replica forgot since, and the pushes below would store it again for everyone (redis-deployment-forgets.ts).
     const isApplyingForgets = dataSet !== "first";
@@ -253,10 +258,22 @@ export async function createRedisStateBackend(
   ledger.start();
   calibration?.start(settings.flushIntervalMs);
   // A Cluster master that is down (redis-slot-groups.ts) is asked whether it answers, by a key in a slot of its.
+  // A master back empty (or a replica promoted without the last writes): its data set is new, handled as a loss of
+  // all of Redis's data: the lessons written again, the give-backs of batches begun before left out of their replay.
   link.onGroupUp(() => {
     ledger.replayUnsynced().catch(() => {});
-    ledger.replayKeptWrites();
-    ledger.renewLeases();
+    void masterEpochs
+      .hasLostData()
+      .catch(() => false)
+      .then(async (isLost) => {
+        if (isLost) epoch.noteMasterLost();
+        ledger.replayKeptWrites();
+        ledger.renewLeases();
+        if (!isLost) return;
+        facts.pushWindows();
+        await Promise.all([refusals?.pushAll(), calibration?.pushAll()]);
+      })
+      .catch(() => {});
   });
   const probe = setInterval(() => {
     if (redis.status !== "ready") return;

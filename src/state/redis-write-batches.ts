@@ -24,12 +24,20 @@
 // one Redis Cluster slot, as each of its writes did. Redis unavailable: the batch is sent, fails and is sent again
 // like any once-write (redis-once-writes.ts); while the link is down the ledger writes nothing, as before. On a
 // Redis Cluster whose link is up, a batch for a master that does not answer (redis-slot-groups.ts) is kept instead
-// (at most MAX_KEPT_WRITES per provider, so one master's long outage cannot crowd the others' out) and sent when
+// (redis-kept-batches.ts: at most MAX_KEPT_WRITES per provider, so one master's long outage cannot crowd the others' out) and sent when
 // that master answers again (`replayKept`): a lease's give-back made once its master was known down was sent into
 // it before 2026-12-07 (the link as a whole being up) and dropped after its resends, its units counted in the
 // master's windows until they ended (a master back with its data: persistence).
 import type { SharedStateRedis } from "./redis-client.ts";
 import type { RedisDataEpoch } from "./redis-data-epoch.ts";
+import {
+  type Argument,
+  type Batch,
+  hasReconciles,
+  type KeptBatch,
+  KeptBatches,
+  type Write,
+} from "./redis-kept-batches.ts";
 import { providerTag } from "./redis-keys.ts";
 import { KeyedFailure, type RedisLink } from "./redis-link.ts";
 import type { BatchScript, BatchScriptOrLater, OnceMarker, OnceWrites } from "./redis-once-writes.ts";
@@ -51,45 +59,14 @@ const FLUSH_AFTER_MS = 10;
  */
 const RETIME_AT_ONCE_WITHIN_MS = 100;
 
-/**
- * Writes kept per provider while its Cluster master does not answer; the oldest batches beyond are dropped (a
- * give-back lost errs on the side of sending less, a charge lost on the side of sending more, as before keeping).
- */
-export const MAX_KEPT_WRITES = 1_000;
-
-type Argument = string | number;
-
-/** One write of a batch: "c" a reconcile or give-back, "t" a retime (WRITE_BATCH_LUA's kinds). */
-interface Write {
-  readonly kind: "c" | "t";
-  readonly keys: readonly string[];
-  readonly args: readonly Argument[];
-}
-
-interface Batch {
-  /** A scope of the provider: the batch's marker goes beside its keys. */
-  readonly scopeId: string;
-  writes: Write[];
-  /** `#generation` when the batch was begun: sent again in a later one, its give-backs are left out. */
-  readonly generation: number;
-  /** The data set Redis held when the batch was begun (redis-data-epoch.ts): sent again in another, likewise. */
-  readonly dataSet: string | undefined;
-  /** Settles once the batch is answered or given up (OnceWrites never rejects). */
-  readonly sent: PromiseWithResolvers<void>;
-}
-
-/** A batch kept for its master's return, with the marker it was (or will first be) sent under. */
-interface KeptBatch {
-  readonly batch: Batch;
-  readonly marker: OnceMarker;
-}
-
 /** A batch sent inside a reserve: its keys (its marker and applied set first) and arguments (marker_ms first), and its outcome. */
 export interface CarriedBatch {
   readonly keys: readonly string[];
   readonly args: readonly Argument[];
   settle(isAnswered: boolean): void;
 }
+
+type BatchesLink = Pick<RedisLink, "isCluster" | "isUp" | "isUpFor" | "isUpForKey" | "recordSuccess" | "recordFailure">;
 
 export class RedisWriteBatches {
   readonly #redis: SharedStateRedis;
@@ -103,27 +80,21 @@ export class RedisWriteBatches {
   #generation = 0;
 
   readonly #dataEpoch: RedisDataEpoch;
-  readonly #link: Pick<RedisLink, "isCluster" | "isUp" | "isUpFor" | "isUpForKey" | "recordSuccess">;
-  /** Per provider hash tag, the batches kept while its Cluster master does not answer, oldest first. */
-  readonly #kept = new Map<string, KeptBatch[]>();
+  readonly #link: BatchesLink;
+  /** Per provider hash tag, the batches kept while its Cluster master (or the data epoch's) does not answer. */
+  readonly #kept: KeptBatches;
 
-  constructor(
-    redis: SharedStateRedis,
-    writes: OnceWrites,
-    dataEpoch: RedisDataEpoch,
-    link: Pick<RedisLink, "isCluster" | "isUp" | "isUpFor" | "isUpForKey" | "recordSuccess">,
-  ) {
+  constructor(redis: SharedStateRedis, writes: OnceWrites, dataEpoch: RedisDataEpoch, link: BatchesLink) {
     this.#redis = redis;
     this.#writes = writes;
     this.#dataEpoch = dataEpoch;
     this.#link = link;
+    this.#kept = new KeptBatches(redis, link);
   }
 
   /** Writes kept for a Cluster master's return (for tests and status). */
   get keptCount(): number {
-    let writes = 0;
-    for (const kept of this.#kept.values()) for (const { batch } of kept) writes += batch.writes.length;
-    return writes;
+    return this.#kept.writeCount;
   }
 
   /**
@@ -133,31 +104,43 @@ export class RedisWriteBatches {
    */
   replayKept(): void {
     const isEpochDown = this.#isEpochHeldBack();
-    for (const [tag, list] of [...this.#kept]) {
-      const [first] = list;
-      if (first === undefined || this.#isHeldBack(first.batch.scopeId)) continue;
-      // Oldest marker first, each sent after the ones before it: a replay adds its marker to the process's applied set
-      // (the newest ONCE_APPLIED_MAX, redis-lua-writes.ts), and a batch whose first send ran (its reply lost) must
-      // still be there when its own replay comes after its marker ended. Replayed in the order kept (a batch is kept
-      // after its last resend, seconds after the ones made meanwhile, kept at once), 128 newer ones pushed it out,
-      // and it was applied twice.
-      const kept = [...list].sort((a, b) => a.marker.id - b.marker.id);
-      // Their replay reads the data epoch first (`#scriptOf`): while its master does not answer, they wait for it.
-      const waiting = isEpochDown ? kept.filter(({ batch }) => hasReconciles(batch)) : [];
-      const now = waiting.length > 0 ? kept.filter(({ batch }) => !hasReconciles(batch)) : kept;
-      if (waiting.length > 0) this.#kept.set(tag, waiting);
-      else this.#kept.delete(tag);
+    // Oldest marker first, each sent after the ones before it: a replay adds its marker to the process's applied set
+    // (the newest ONCE_APPLIED_MAX, redis-lua-writes.ts), and a batch whose first send ran (its reply lost) must
+    // still be there when its own replay comes after its marker ended. Replayed in the order kept (a batch is kept
+    // after its last resend, seconds after the ones made meanwhile, kept at once), 128 newer ones pushed it out,
+    // and it was applied twice. Their replay reads the data epoch first (`#scriptOf`): while its master does not
+    // answer, they wait for it (and are looked up meanwhile, redis-kept-batches.ts).
+    const taken = this.#kept.take(
+      (scopeId) => this.#isHeldBack(scopeId),
+      ({ batch }) => isEpochDown && hasReconciles(batch),
+    );
+    for (const [tag, now] of taken) {
       // One read of the epoch for them all, each script sent once it is answered, in their order.
       const read = now.some(({ batch }) => hasReconciles(batch)) ? this.#dataEpoch.current() : undefined;
-      for (const { batch, marker } of now) {
+      for (const kept of now) {
+        const { batch, marker } = kept;
         void this.#writes.batchUnder(
           this.#redis,
           marker,
-          this.#scriptOf(batch, 1, read),
+          this.#lookedUp(kept, this.#scriptOf(batch, 1, read)),
           this.#keeper(tag, batch, marker),
         );
       }
     }
+  }
+
+  /**
+   * A kept batch's replay, looked up first when it may have run and was not looked up while it waited (its master
+   * never answered meanwhile: then still listed in the applied set, or a lookup failed): found, nothing is sent.
+   */
+  #lookedUp(kept: KeptBatch, script: () => BatchScriptOrLater): () => BatchScriptOrLater {
+    return () => {
+      if (!kept.mayHaveRun) return script();
+      return this.#kept.hasRun(kept).then((ran) => {
+        kept.mayHaveRun = false;
+        return ran ? undefined : script();
+      });
+    };
   }
 
   /**
@@ -282,7 +265,7 @@ export class RedisWriteBatches {
     this.#batches.delete(tag);
     const marker = this.#writes.marker(batch.scopeId);
     if (this.#isHeldBack(batch.scopeId)) {
-      this.#keep(tag, { batch, marker });
+      this.#kept.keep(tag, { batch, marker, mayHaveRun: false });
       batch.sent.resolve();
       return;
     }
@@ -299,7 +282,7 @@ export class RedisWriteBatches {
   #keeper(tag: string, batch: Batch, marker: OnceMarker): () => boolean {
     return () => {
       if (!this.#isHeldBack(batch.scopeId) && !(hasReconciles(batch) && this.#isEpochHeldBack())) return false;
-      this.#keep(tag, { batch, marker });
+      this.#kept.keep(tag, { batch, marker, mayHaveRun: true });
       return true;
     };
   }
@@ -315,14 +298,6 @@ export class RedisWriteBatches {
    */
   #isEpochHeldBack(): boolean {
     return this.#link.isCluster && this.#link.isUp && !this.#link.isUpForKey(this.#dataEpoch.key);
-  }
-
-  #keep(tag: string, kept: KeptBatch): void {
-    const list = this.#kept.get(tag) ?? [];
-    list.push(kept);
-    let writes = list.reduce((sum, { batch }) => sum + batch.writes.length, 0);
-    while (writes > MAX_KEPT_WRITES && list.length > 1) writes -= list.shift()?.batch.writes.length ?? 0;
-    this.#kept.set(tag, list);
   }
 
   /**
@@ -367,11 +342,6 @@ export class RedisWriteBatches {
       return this.#dataEpoch.current().then(sameData, failed);
     };
   }
-}
-
-/** Whether a batch holds a reconcile or give-back (a resend of it reads the data epoch first). */
-function hasReconciles(batch: Batch): boolean {
-  return batch.writes.some((write) => write.kind === "c");
 }
 
 /**

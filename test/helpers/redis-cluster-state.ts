@@ -1,10 +1,15 @@
 // A gateway process's Redis state backend on a test's Redis Cluster (test/helpers/redis-cluster.ts), with every line
 // it logs kept (level and message), and where a hash tag's slot lives: for the tests of a master lost mid-run.
+import assert from "node:assert/strict";
 import type { TestContext } from "node:test";
-import { Cluster } from "ioredis";
+import { setTimeout as sleep } from "node:timers/promises";
+import { Cluster, Redis } from "ioredis";
 import { systemClock } from "../../src/clock.ts";
+import { UTC_MIDNIGHT } from "../../src/config/day-reset.ts";
 import { buildConfig } from "../../src/config/load.ts";
 import { AvailabilityBook } from "../../src/limits/availability.ts";
+import { type BudgetScope, rulesFromLimits } from "../../src/limits/budgets.ts";
+import { scopeKeys } from "../../src/state/redis-keys.ts";
 import { createRedisStateBackend, type RedisStateOptions } from "../../src/state/redis-state.ts";
 import { closeWhenTestEnds } from "./late-start.ts";
 import type { RedisCluster, RedisClusterNode } from "./redis-cluster.ts";
@@ -56,4 +61,51 @@ export async function nodesOfTags(
   for (const name of names) nodes.set(name, cluster.nodeOfSlot(Number(await client.cluster("KEYSLOT", `{${name}}`))));
   client.disconnect();
   return nodes;
+}
+
+/** A budget scope with `limits`, its day starting at UTC midnight. */
+export function scopeOf(id: string, limits: Parameters<typeof rulesFromLimits>[0]): BudgetScope {
+  return { id, ...rulesFromLimits(limits), dayReset: UTC_MIDNIGHT };
+}
+
+export async function waitFor(condition: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+/**
+ * The minute window's totals Redis holds for a scope (`r` requests, `t` tokens), read on its node. `owner`: the node
+ * serving the scope's slot, read directly: a Cluster connection's ready check asks a node at random, and one that hangs
+ * (paused) would hold it for good.
+ */
+export async function minuteTotals(
+  t: TestContext,
+  cluster: RedisCluster,
+  prefix: string,
+  scopeId: string,
+  owner?: RedisClusterNode,
+) {
+  const client =
+    owner === undefined
+      ? new Cluster([{ host: "127.0.0.1", port: cluster.nodes[0]?.port ?? 0 }], { lazyConnect: true })
+      : new Redis({ host: "127.0.0.1", port: owner.port, lazyConnect: true });
+  t.after(() => client.disconnect());
+  await client.connect();
+  const [, hash] = scopeKeys(prefix, scopeId, { dayStartMs: 0, monthStartMs: 0 }).sliding[1] ?? [];
+  const totals = await client.hmget(hash ?? "", "r", "t");
+  client.disconnect();
+  return { requests: Number(totals[0] ?? 0), tokens: Number(totals[1] ?? 0) };
+}
+
+/** A provider name whose hash tag sits on another node than `avoid` (tried in order). */
+export async function providerAwayFrom(t: TestContext, cluster: RedisCluster, avoid: RedisClusterNode) {
+  const names = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta"];
+  const nodes = await nodesOfTags(t, cluster, names);
+  const name = names.find((candidate) => nodes.get(candidate) !== avoid);
+  const node = name === undefined ? undefined : nodes.get(name);
+  assert.ok(name !== undefined && node !== undefined, "a provider on another master");
+  return { name, node };
 }

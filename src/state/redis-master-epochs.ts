@@ -1,0 +1,73 @@
+// On a Redis Cluster, whether one master lost its data (restarted empty, or failed over to a replica that had not
+// received the last writes) while the data epoch (redis-data-epoch.ts), a key of one slot on one master, says nothing:
+// before, that master's slot range went on as if nothing happened: the lessons this process held for keys there were
+// dropped by the next load (not stored: "forgotten"), never written again, and a give-back sent again afterwards
+// lowered new counters, which counted newer charges. One sentinel per master (`P data-epoch:{epoch-N}`, the first
+// such tag whose slot that master serves, found from the cluster connection's slot table) is set once (SET NX) and
+// read at every load and whenever a master answers again: another value, or none, where a value was seen, means that
+// master's data set is new, and the process treats it as after a loss of all of Redis's data.
+import { Cluster } from "ioredis";
+import type { SharedStateRedis } from "./redis-client.ts";
+import { hashSlot } from "./redis-hash-slot.ts";
+import { dataEpochKey } from "./redis-keys.ts";
+
+/** Tags tried, in order, to find one in every master's slots (a few per master suffice: slots are spread). */
+const MAX_TAGS_TRIED = 4_096;
+
+export class MasterEpochs {
+  readonly #redis: SharedStateRedis;
+  readonly #prefix: string;
+  /** Per sentinel key, the value seen at its last answered read. */
+  readonly #seen = new Map<string, string>();
+
+  constructor(redis: SharedStateRedis, prefix: string) {
+    this.#redis = redis;
+    this.#prefix = prefix;
+  }
+
+  /**
+   * Reads every master's sentinel (setting one where none is: a master seen for the first time, or one that lost it):
+   * true when a master that answered holds another data set than at its last read. A master that does not answer is
+   * skipped (read again at the next check). Always false on a standalone Redis (the data epoch is its one sentinel).
+   */
+  async hasLostData(): Promise<boolean> {
+    const keys = this.#sentinelKeys();
+    const reads = await Promise.allSettled(keys.map((key) => this.#read(key)));
+    let isLost = false;
+    reads.forEach((read, index) => {
+      const key = keys[index] as string;
+      if (read.status === "rejected") return;
+      const seen = this.#seen.get(key);
+      if (seen !== undefined && read.value.found !== seen) isLost = true;
+      this.#seen.set(key, read.value.now);
+    });
+    return isLost;
+  }
+
+  /** The value found (undefined: none) and the one set now when none was. */
+  async #read(key: string): Promise<{ found: string | undefined; now: string }> {
+    const found = (await this.#redis.get(key)) ?? undefined;
+    if (found !== undefined) return { found, now: found };
+    const value = `${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 10)}`;
+    await this.#redis.set(key, value, "NX");
+    return { found, now: (await this.#redis.get(key)) ?? value };
+  }
+
+  /** One key per master of the slot table, in a slot that master serves. */
+  #sentinelKeys(): string[] {
+    const redis = this.#redis;
+    if (!(redis instanceof Cluster)) return [];
+    // From the slot table, not the connection pool: a master that died leaves the pool until it is back, and its
+    // sentinel must be read at once then (its group's return).
+    const masters = new Set<string>();
+    for (const nodes of redis.slots) if (nodes?.[0] !== undefined) masters.add(nodes[0]);
+    const keys: string[] = [];
+    for (let index = 0; index < MAX_TAGS_TRIED && masters.size > 0; index++) {
+      const key = `${dataEpochKey(this.#prefix)}:{epoch-${index}}`;
+      const master = redis.slots[hashSlot(key)]?.[0];
+      if (master === undefined || !masters.delete(master)) continue;
+      keys.push(key);
+    }
+    return keys;
+  }
+}
