@@ -32,12 +32,12 @@ export interface BudgetRule {
   readonly isOwnEvidence?: true;
   /**
    * For a limit inferred from our own sends: when a 429 last taught or confirmed it. It lapses
-   * INFERRED_LIMIT_LIFETIME_MS later (budgets.ts), so that one low reading cannot pace a candidate for good.
+   * INFERRED_LIMIT_LIFETIME_MS later (inferred-limits.ts), so that one low reading cannot pace a candidate for good.
    */
   readonly learnedAtMs?: number;
   /**
    * For a limit inferred from our own sends that a later 429 lowered: the limit climbs back, a step at a time,
-   * toward the highest one inferred before (budgets.ts, RECOVERY_INTERVAL_MS), so that a transient 429, or another
+   * toward the highest one inferred before (limit-recovery.ts, RECOVERY_INTERVAL_MS), so that a transient 429, or another
    * client of the key using part of it for a while, does not pace the candidate low until the limit lapses.
    */
   readonly recovery?: LimitRecovery;
@@ -113,7 +113,7 @@ export function isNeverFit(retryAtMs: number | undefined): boolean {
 
 /**
  * When a refusal at a concurrency limit says to look again, ms from now: a slot frees when a request in flight ends,
- * which no clock tells. A refusal by a spent budget as well is told that budget's later time instead (budgets.ts
+ * which no clock tells. A refusal by a spent budget as well is told that budget's later time instead (scope-check.ts
  * `laterDenial`): coming back sooner would only meet it.
  */
 export const CONCURRENCY_RETRY_MS = 100;
@@ -150,7 +150,7 @@ export interface WindowUsage {
   readonly algorithm: WindowAlgorithm;
   /** For a learned limit: what it was learned from. */
   readonly evidence?: string;
-  /** For a limit inferred from our own sends: when it lapses unless a 429 confirms it first (budgets.ts). */
+  /** For a limit inferred from our own sends: when it lapses unless a 429 confirms it first (inferred-limits.ts). */
   readonly lapsesAtMs?: number;
   /** For an inferred limit a later 429 lowered: the limit it climbs back to, and when its next step is due. */
   readonly recoversTo?: number;

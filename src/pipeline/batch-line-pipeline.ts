@@ -46,7 +46,7 @@ export function deferredLine(request: PipelineRequest, error: unknown, attemptCo
   return error;
 }
 
-/** A refusal the line's runner waits out (batch-runner.ts #runLine): a 429, or every candidate failing for a time. */
+/** A refusal the line's runner waits out (batch-line-run.ts LineRuns.run): a 429, or every candidate failing for a time. */
 function isWaitedFor(error: unknown): error is GatewayError {
   if (error instanceof RateLimitedError) return true;
   return error instanceof UpstreamUnavailableError && error.status === 503 && error.retryAfterMs !== undefined;

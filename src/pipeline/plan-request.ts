@@ -106,7 +106,7 @@ export function routeRequestOf(request: RoutedRequest): ClientRouteRequest {
 
 /**
  * A batch line's route as its pipeline will plan it (the same body check, estimate and `max_tokens`), for its runner
- * to see before sending whether the line fits a token budget now (batch-runner.ts), with the checked body and facts
+ * to see before sending whether the line fits a token budget now (batch-line-run.ts), with the checked body and facts
  * for its pipeline (CheckedLine: not parsed and estimated again); undefined when the body would be refused (the
  * pipeline then answers it, with its record). `rawBody`: the body the pipeline gets (a Responses line's translated
  * one).

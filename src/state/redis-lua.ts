@@ -261,7 +261,7 @@ local function bucket_debt(scope, rule)
   return math.max(0, used - refilled), at
 end
 
--- What a second/minute/hour rule has used, and when it has room for amount (BudgetBook #used and #retryAt).
+-- What a second/minute/hour rule has used, and when it has room for amount (scope-windows.ts usedOf and retryAtOf).
 local function window_used(scope, rule, is_requests, amount, used_requests, used_tokens)
   if rule.algorithm == 'f' then
     local start = fixed_start(rule, now)
@@ -291,7 +291,7 @@ local function later(denied, retry_at, reply)
   return denied
 end
 
--- The scope's binding refusal (BudgetBook #checkScope): every rule is read, as when the request is allowed, and a
+-- The scope's binding refusal (scope-check.ts checkScope): every rule is read, as when the request is allowed, and a
 -- refusal does not end the reading, so that a spent rpm does not hide a later tpm or a request that never fits.
 local function check_scope(s, scope)
   local denied = nil
@@ -358,7 +358,7 @@ local function check_scope(s, scope)
   return denied
 end
 
--- BudgetBook #chargeCounters: a fixed window's counter once per length and alignment, a bucket per rule. A replayed
+-- scope-windows.ts chargeCounters: a fixed window's counter once per length and alignment, a bucket per rule. A replayed
 -- charge (is_forced: now is when it was sent) never moves a counter back: it is dropped from a fixed window that
 -- has ended since, and it adds to a bucket's debt without moving the debt's time back.
 local function charge_counters(scope, requests, amount)

@@ -124,7 +124,7 @@ export interface ForwardRequest {
   readonly trace: ForwardTrace;
   /**
    * Called when an attempt is admitted: its tokens and requests are counted in its deployment's budgets from then on
-   * (a batch line's runner plans the next line of its model only then: pipeline/batch-runner.ts).
+   * (a batch line's runner plans the next line of its model only then: pipeline/batch-line-order.ts).
    */
   readonly onReserved?: (() => void) | undefined;
 }

@@ -111,7 +111,7 @@ test("the bundle serves chat, a preset, the dashboard and /metrics, from its own
   assert.ok(idleFiles.has("main.js") && idleFiles.size > 10, [...idleFiles].join(" "));
   for (const file of lazyFiles) assert.ok(!idleFiles.has(file), `${file} is loaded`);
   const doorSources =
-    /src\/(server\/(protocol-routes|protocol-adapters|messages-adapter|responses-adapter|conversation-routes|batch-routes)|protocols\/(messages|responses)\/(stream-mapping|response-mapping)|protocols\/responses\/(stream-events|stream-message-item|stream-reasoning-item|stream-tool-call-items)|pipeline\/batch-runner)\.ts$/;
+    /src\/(server\/(protocol-routes|protocol-adapters|messages-adapter|responses-adapter|conversation-routes|batch-routes)|protocols\/(messages|responses)\/(stream-mapping|response-mapping)|protocols\/responses\/(stream-events|stream-message-item|stream-reasoning-item|stream-tool-call-items)|pipeline\/(batch-runner|active-batch|batch-activation|batch-end|batch-line-order|batch-line-run|batch-results))\.ts$/;
   for (const file of idleFiles) {
     const map = JSON.parse(readFileSync(join(root, "dist", `${file}.map`), "utf8")) as { sources: string[] };
     assert.deepEqual(
