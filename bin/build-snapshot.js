@@ -111,6 +111,9 @@ export function ensureStartableSnapshot(dist, root) {
  * load (`STATUS_CODES`, `IncomingMessage`, `maxHeaderSize`, `DatabaseSync` through esbuild's copy of a CommonJS
  * module's keys): plain data and numbers are copied from this Node at build time, functions and classes become stand-ins
  * that call the real one, and the list of keys is this Node's, so none of that loads the module.
+ * A copied value the real module computes when read (a getter: `http.maxHeaderSize` reads `--max-http-header-size`,
+ * which NODE_OPTIONS may set at run time, and undici takes its response header limit from it) is the copy only while
+ * the snapshot is built; once deserialized, reading it loads the real module (serve has loaded it by then anyway).
  */
 const UNSNAPSHOTTABLE = ["http", "sqlite", "http2", "https", "tls"];
 /** Plain data copied (not `tls.rootCertificates`, 184 KB, nor an Agent, which must be the real one). */
@@ -131,12 +134,19 @@ const unsnapshottableBuiltins = {
         keys.filter((key) => COPIED.includes(key) || typeof real[key] === "number").map((key) => [key, real[key]]),
       );
       const functions = keys.filter((key) => typeof real[key] === "function");
+      const computed = Object.keys(copied).filter(
+        (key) => typeof Object.getOwnPropertyDescriptor(real, key)?.get === "function",
+      );
       return {
         loader: "js",
         contents: `"use strict";
 let real;
 const load = () => (real ??= require(${JSON.stringify(`node:${args.path}`)}));
 const copied = ${JSON.stringify(copied)};
+const computed = ${JSON.stringify(computed)};
+const isCopy = (key) =>
+  real === undefined && Object.hasOwn(copied, key) &&
+  (!computed.includes(key) || require("node:v8").startupSnapshot.isBuildingSnapshot());
 const keys = ${JSON.stringify(keys)};
 for (const key of ${JSON.stringify(functions)}) {
   copied[key] = new Proxy(function standIn() {}, {
@@ -146,11 +156,11 @@ for (const key of ${JSON.stringify(functions)}) {
   });
 }
 module.exports = new Proxy({}, {
-  get: (_, key) => (real === undefined && Object.hasOwn(copied, key) ? copied[key] : load()[key]),
+  get: (_, key) => (isCopy(key) ? copied[key] : load()[key]),
   has: (_, key) => key in load(),
   ownKeys: () => (real === undefined ? keys : Reflect.ownKeys(load())),
   getOwnPropertyDescriptor: (_, key) => {
-    if (real === undefined && Object.hasOwn(copied, key)) {
+    if (isCopy(key)) {
       return { value: copied[key], writable: true, enumerable: true, configurable: true };
     }
     // Listed, not copied (an Agent): esbuild's interop reads only whether it is enumerable; a getter loads it when read.

@@ -3,10 +3,14 @@
 // which every module is already evaluated, and every start that cannot use it still starts (Node exits on a missing
 // blob or on another Node's, so the prestart build always leaves one this Node can start).
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { execFile, spawnSync } from "node:child_process";
+import { once } from "node:events";
 import { cpSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { test } from "node:test";
+import { promisify } from "node:util";
 import { buildBundle, projectCopy } from "../helpers/bundle-project.ts";
 import { REPO_ROOT, writeFiles } from "../helpers/cli-process.ts";
 import { useMock } from "../helpers/e2e.ts";
@@ -58,6 +62,30 @@ test("npm start's snapshot serves chat, /metrics and the dashboard; LLM_GATEWAY_
   assert.equal(dashboard.status, 200);
   assert.match(await dashboard.text(), /<title>LLM Gateway<\/title>/);
   await served.stop();
+
+  // undici takes its response header limit from node:http's maxHeaderSize, which a stand-in in the snapshot held as
+  // it was at build time: a run-time --max-http-header-size (NODE_OPTIONS) must still be the limit. `providers` makes
+  // its requests before anything else loads node:http.
+  const upstream = createServer({ maxHeaderSize: 1 << 20 }, (_request, response) => {
+    response.setHeader("x-large", "x".repeat(30_000));
+    response.setHeader("content-type", "application/json");
+    response.end(JSON.stringify({ object: "list", data: [{ id: "m", object: "model" }] }));
+  });
+  upstream.listen(0, "127.0.0.1");
+  await once(upstream, "listening");
+  t.after(() => upstream.close());
+  const largeConfig = writeFiles(root, {
+    "large.yaml": `providers:\n  - name: large\n    base_url: http://127.0.0.1:${(upstream.address() as AddressInfo).port}/v1\n    api_key: k\n    models:\n      m: {}\nstate:\n  path: ":memory:"\n`,
+  });
+  const probe = await promisify(execFile)(
+    process.execPath,
+    [...blob, join(root, "bin", "llm-gateway.js"), "providers", "--json", "--config", largeConfig],
+    { cwd: root, env: { ...env, NODE_OPTIONS: "--max-http-header-size=65536" } },
+  ).catch((error: { stdout?: string; stderr?: string }) => ({
+    stdout: error.stdout ?? "",
+    stderr: error.stderr ?? "",
+  }));
+  assert.equal(JSON.parse(probe.stdout).providers[0]?.status, "ok", probe.stdout + probe.stderr);
 
   // LLM_GATEWAY_BUNDLE=0 runs the sources, as bin/llm-gateway.js does, though the blob holds the bundle's heap.
   const fromSources = await serveThroughBin(t, root, configPath, { ...env, LLM_GATEWAY_BUNDLE: "0" }, blob);
