@@ -99,6 +99,22 @@ test("npm start's snapshot serves chat, /metrics and the dashboard; LLM_GATEWAY_
   assert.equal(prestart.status, 0, prestart.stderr);
   assert.equal(record(root).kind, "full");
   assert.equal(record(root).node?.version, process.version);
+
+  // The container: the image's runtime stage runs bin/warm-caches.js over the dist/ its build stage made, then its CMD,
+  // which must start from that snapshot as npm start does.
+  const warm = spawnSync(process.execPath, [join(root, "bin", "warm-caches.js")], {
+    cwd: root,
+    env: { ...env, NODE_COMPILE_CACHE: join(root, "compile-cache") },
+    encoding: "utf8",
+  });
+  assert.equal(warm.status, 0, warm.stderr);
+  const command = /^CMD (\[.*\])$/m.exec(readFileSync(join(REPO_ROOT, "Dockerfile"), "utf8"))?.[1];
+  const [node, ...nodeArgs] = JSON.parse(command ?? "[]") as string[];
+  assert.equal(node, "node");
+  assert.deepEqual(nodeArgs.slice(-2), ["bin/llm-gateway.js", "serve"]);
+  const inContainer = await serveThroughBin(t, root, configPath, env, nodeArgs.slice(0, -2));
+  assert.equal(code(inContainer), "snapshot");
+  await inContainer.stop();
 });
 
 test("without a bundle (LLM_GATEWAY_BUNDLE=0 at the prestart), npm start gets a blob of Node alone that runs bin/llm-gateway.js", async (t) => {
