@@ -158,4 +158,12 @@ test("the dashboard page, read when the snapshot is built: once it changes, a st
   const rebuilt = await serveThroughBin(t, root, configPath, env, blob);
   assert.equal(code(rebuilt), "snapshot");
   await rebuilt.stop();
+
+  // The scripts that write dist/ shape what it holds (the snapshot's stand-ins, the bundle's plugins): one changed
+  // since the build (a git pull with a fix to them) makes the prestart build build again, not keep the old blob.
+  const later = new Date();
+  utimesSync(join(root, "bin", "build-snapshot.js"), later, later);
+  const afterPull = buildBundle(root, ["--if-stale"]);
+  assert.equal(afterPull.status, 0, afterPull.stderr);
+  assert.match(afterPull.stdout, /^dist\/: \d+ modules/m);
 });
