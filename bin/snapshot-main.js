@@ -41,11 +41,21 @@ startupSnapshot.setDeserializeMainFunction(() => {
   enableCompileCache();
   // argv as bin/llm-gateway.js gets it (npm start: node --snapshot-blob dist/snapshot.blob bin/llm-gateway.js serve).
   const root = process.argv[1] === undefined ? BUILT_FOR : resolve(dirname(process.argv[1]), "..");
-  if (staleReason(root) === undefined) {
-    runCli(process.argv.slice(2));
+  const run = () => {
+    if (staleReason(root) === undefined) {
+      runCli(process.argv.slice(2));
+      return;
+    }
+    // The sources, as bin/llm-gateway.js runs them then. `import()` does not work from a snapshot's script; `require`
+    // of an ES module does (src/main.ts has no top-level await).
+    createRequire(join(root, "package.json"))(join(root, "src", "main.ts"));
+  };
+  // Node skips `--import` preloads when it starts from a snapshot (bin/import-preloads.js imports them first).
+  const options = process.env.NODE_OPTIONS ?? "";
+  if (!process.execArgv.some((flag) => flag.startsWith("--import")) && !options.includes("--import")) {
+    run();
     return;
   }
-  // The sources, as bin/llm-gateway.js runs them then. `import()` does not work from a snapshot's script; `require`
-  // of an ES module does (src/main.ts has no top-level await).
-  createRequire(join(root, "package.json"))(join(root, "src", "main.ts"));
+  const { importPreloads } = createRequire(join(root, "package.json"))(join(root, "bin", "import-preloads.js"));
+  importPreloads(process.execArgv, options, process.cwd()).then(run);
 });

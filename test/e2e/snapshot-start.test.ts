@@ -87,6 +87,20 @@ test("npm start's snapshot serves chat, /metrics and the dashboard; LLM_GATEWAY_
   }));
   assert.equal(JSON.parse(probe.stdout).providers[0]?.status, "ok", probe.stdout + probe.stderr);
 
+  // NODE_OPTIONS' --import preloads (telemetry, say) run before the command, as without the snapshot: Node itself
+  // skips them when it starts from one. Resolved from the working folder, in order, NODE_OPTIONS' first.
+  writeFiles(root, {
+    "preload-a.mjs": 'process.stdout.write("preloaded a\\n");\n',
+    "preload-b.mjs": 'process.stdout.write("preloaded b\\n");\n',
+  });
+  const preloaded = spawnSync(
+    process.execPath,
+    ["--import", "./preload-b.mjs", ...blob, join(root, "bin", "llm-gateway.js"), "--version"],
+    { cwd: root, env: { ...env, NODE_OPTIONS: "--import=./preload-a.mjs" }, encoding: "utf8" },
+  );
+  assert.equal(preloaded.status, 0, preloaded.stderr);
+  assert.match(preloaded.stdout, /^preloaded a\npreloaded b\nllm-gateway \d/);
+
   // LLM_GATEWAY_BUNDLE=0 runs the sources, as bin/llm-gateway.js does, though the blob holds the bundle's heap.
   const fromSources = await serveThroughBin(t, root, configPath, { ...env, LLM_GATEWAY_BUNDLE: "0" }, blob);
   assert.equal(code(fromSources), "sources");
