@@ -36,13 +36,12 @@ function thisNode() {
 /** Whether dir/snapshot.blob is one this Node can start, built for the project at `root`. */
 export function snapshotFits(dir, root) {
   const record = snapshotRecord(dir);
-  try {
-    statSync(join(dir, SNAPSHOT_BLOB));
-  } catch {
-    return false;
-  }
+  const blob = statSync(join(dir, SNAPSHOT_BLOB), { throwIfNoEntry: false });
   return (
+    blob !== undefined &&
     record?.format === RECORD_FORMAT &&
+    // The blob the record was written for: Node crashes on a cut or emptied one (SIGSEGV, or an assertion reading it).
+    record.blobBytes === blob.size &&
     record.root === root &&
     JSON.stringify(record.node) === JSON.stringify(thisNode()) &&
     // A full snapshot holds these as they were at its build (bin/snapshot-main.js runs the sources once one changed).
@@ -72,11 +71,12 @@ function buildBlob(dir, root, builder, kind, builtAtMs) {
     rmSync(tmp, { force: true });
     return { isBuilt: false, message: `${built.stderr}`.trim().split("\n").slice(-3).join("\n") };
   }
+  const blobBytes = statSync(tmp).size;
   renameSync(tmp, join(dir, SNAPSHOT_BLOB));
   const record = join(dir, `${SNAPSHOT_RECORD}.${process.pid}.tmp`);
   writeFileSync(
     record,
-    `${JSON.stringify({ format: RECORD_FORMAT, kind, root, node: thisNode(), builtAtMs }, null, 1)}\n`,
+    `${JSON.stringify({ format: RECORD_FORMAT, kind, root, node: thisNode(), builtAtMs, blobBytes }, null, 1)}\n`,
   );
   renameSync(record, join(dir, SNAPSHOT_RECORD));
   return { isBuilt: true, message: "" };

@@ -148,6 +148,22 @@ test("without a bundle (LLM_GATEWAY_BUNDLE=0 at the prestart), npm start gets a 
   );
   assert.equal(version.status, 0, version.stderr);
   assert.match(version.stdout, /^llm-gateway \d+\.\d+\.\d+/);
+
+  // A blob cut short or emptied (a full disk, a copy interrupted): Node crashes on it (SIGSEGV, or an assertion),
+  // so the prestart build does not take it as one this Node can start.
+  writeFileSync(join(root, "dist", "snapshot.blob"), "");
+  const again = spawnSync(process.execPath, [join(root, "bin", "build.js"), "--if-stale", "--quiet"], {
+    cwd: root,
+    env: { ...env, LLM_GATEWAY_BUNDLE: "0" },
+    encoding: "utf8",
+  });
+  assert.equal(again.status, 0, again.stderr);
+  const afterEmptied = spawnSync(
+    process.execPath,
+    ["--snapshot-blob", join(root, "dist", "snapshot.blob"), join(root, "bin", "llm-gateway.js"), "--version"],
+    { cwd: root, env, encoding: "utf8" },
+  );
+  assert.equal(afterEmptied.status, 0, afterEmptied.stderr.slice(0, 300));
 });
 
 test("the dashboard page, read when the snapshot is built: once it changes, a start runs the sources and the prestart build makes a new snapshot", async (t) => {
