@@ -14,7 +14,7 @@ import { holdV8DuringStartup } from "../src/cli/start-up-holds.ts";
 import { bundleState, DIST_DIR, READ_AT_BUILD, snapshotRecord } from "./start-entry.js";
 
 // Not an ES import of node:fs: its namespace would load fs/promises and readline (bin/build.js).
-const { statSync } = process.getBuiltinModule("node:fs");
+const { realpathSync, statSync } = process.getBuiltinModule("node:fs");
 /** The project this snapshot was built from (import.meta.url is defined at build time: bin/build-snapshot.js). */
 const BUILT_FOR = resolve(fileURLToPath(new URL("..", import.meta.url)));
 
@@ -34,13 +34,22 @@ function staleReason(root) {
   return undefined;
 }
 
+function realRoot(path) {
+  try {
+    return realpathSync(path);
+  } catch {
+    return path;
+  }
+}
+
 startupSnapshot.setDeserializeMainFunction(() => {
   // As bin/llm-gateway.js, first (V8's flags are not part of a snapshot): the new space and the compilers held.
   holdV8DuringStartup();
   // For what loads later from node_modules (prom-client at the first scrape).
   enableCompileCache();
   // argv as bin/llm-gateway.js gets it (npm start: node --snapshot-blob dist/snapshot.blob bin/llm-gateway.js serve).
-  const root = process.argv[1] === undefined ? BUILT_FOR : resolve(dirname(process.argv[1]), "..");
+  // Its real path, as the build's (import.meta.url): a checkout reached through a symbolic link is the same checkout.
+  const root = process.argv[1] === undefined ? BUILT_FOR : realRoot(resolve(dirname(process.argv[1]), ".."));
   const run = () => {
     if (staleReason(root) === undefined) {
       runCli(process.argv.slice(2));

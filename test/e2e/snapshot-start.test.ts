@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { execFile, spawnSync } from "node:child_process";
 import { once } from "node:events";
-import { cpSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs";
+import { cpSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
@@ -62,6 +62,17 @@ test("npm start's snapshot serves chat, /metrics and the dashboard; LLM_GATEWAY_
   assert.equal(dashboard.status, 200);
   assert.match(await dashboard.text(), /<title>LLM Gateway<\/title>/);
   await served.stop();
+
+  // The checkout reached through a symbolic link (a deploy's `current` link, say): the same checkout, so the snapshot,
+  // as `node <link>/bin/llm-gateway.js` runs its bundle.
+  const link = join(root, "..", "linked-project");
+  symlinkSync(root, link);
+  const throughLink = await serveThroughBin(t, link, configPath, env, [
+    "--snapshot-blob",
+    join(link, "dist", "snapshot.blob"),
+  ]);
+  assert.equal(code(throughLink), "snapshot");
+  await throughLink.stop();
 
   // undici takes its response header limit from node:http's maxHeaderSize, which a stand-in in the snapshot held as
   // it was at build time: a run-time --max-http-header-size (NODE_OPTIONS) must still be the limit. `providers` makes
