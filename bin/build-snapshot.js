@@ -6,7 +6,7 @@
 // makes sure dist/snapshot.blob is one this Node can start, else one of Node alone, with no main function, from which
 // Node runs bin/llm-gateway.js as before (Node exits on a missing blob or on one another Node built).
 import { spawnSync } from "node:child_process";
-import { readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import {
@@ -52,8 +52,38 @@ export function snapshotFits(dir, root) {
   );
 }
 
+/**
+ * Removes the files of snapshot builds in `dir` whose process is gone: one interrupted (Ctrl-C at npm start's
+ * prestart, which builds in dist/ itself when only the snapshot is missing) left its blob (~8 MB) for good.
+ */
+function removeLeftovers(dir) {
+  let names = [];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const pid = Number(
+      /^(?:snapshot\.blob|snapshot\.json|snapshot-config|snapshot-node-only)\.(\d+)\.(?:tmp|json|cjs)$/.exec(name)?.[1],
+    );
+    if (Number.isInteger(pid) && pid !== process.pid && !isRunning(pid)) rmSync(join(dir, name), { force: true });
+  }
+}
+
+function isRunning(pid) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    // EPERM: a process of another user holds that pid; its files are not ours to judge.
+    return error.code === "EPERM";
+  }
+}
+
 /** Builds dir/snapshot.blob (and its record) with `node --build-snapshot-config`; false when Node failed. */
 function buildBlob(dir, root, builder, kind, builtAtMs) {
+  removeLeftovers(dir);
   // Named by pid, as the blob: two prestart builds at once (two `npm start`s) each write and remove their own.
   const config = join(dir, `snapshot-config.${process.pid}.json`);
   // Node's code cache of its own built-ins left out: Node keeps the whole blob in memory, and with it (5 MB more)

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { execFile, spawnSync } from "node:child_process";
 import { once } from "node:events";
-import { cpSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
@@ -145,6 +145,10 @@ test("npm start's snapshot serves chat, /metrics and the dashboard; LLM_GATEWAY_
 test("without a bundle (LLM_GATEWAY_BUNDLE=0 at the prestart), npm start gets a blob of Node alone that runs bin/llm-gateway.js", async (t) => {
   const root = projectCopy(t, "project", LINKED);
   rmSync(join(root, "dist"), { recursive: true, force: true });
+  // What a snapshot build interrupted in dist/ (Ctrl-C at npm start's prestart) left: its blob (~8 MB) and files.
+  const leftovers = ["snapshot.blob.999999.tmp", "snapshot-config.999999.json", "snapshot-node-only.999999.cjs"];
+  cpSync(join(REPO_ROOT, "package.json"), join(root, "dist", leftovers[0] ?? ""));
+  for (const name of leftovers.slice(1)) writeFileSync(join(root, "dist", name), "{}");
   const prestart = spawnSync(process.execPath, [join(root, "bin", "build.js"), "--if-stale", "--quiet"], {
     cwd: root,
     env: { ...env, LLM_GATEWAY_BUNDLE: "0" },
@@ -152,6 +156,10 @@ test("without a bundle (LLM_GATEWAY_BUNDLE=0 at the prestart), npm start gets a 
   });
   assert.equal(prestart.status, 0, prestart.stderr);
   assert.equal(record(root).kind, "node-only");
+  assert.deepEqual(
+    leftovers.filter((name) => existsSync(join(root, "dist", name))),
+    [],
+  );
   const version = spawnSync(
     process.execPath,
     ["--snapshot-blob", join(root, "dist", "snapshot.blob"), join(root, "bin", "llm-gateway.js"), "--version"],
