@@ -5,9 +5,9 @@
 #     -e LLM_GATEWAY_CONFIG=/app/gateway.yaml llm-gateway
 # Budgets and cooldowns persist in state.path (default data/state.db, inside the container): point it at a mounted
 # volume to keep them across containers, or share them through Redis (state.redis_url). The sources are TypeScript
-# run by Node 24's type stripping; the container starts from the bundle bin/build.js writes to dist/ (a faster
-# start and a smaller footprint, README "Start-up and memory"), built in a stage of its own because esbuild is a
-# devDependency. Not built in this project's CI (no container engine).
+# run by Node 24's type stripping; the container starts from the start-up snapshot bin/build.js writes to dist/ with
+# the bundle (a faster start and a smaller footprint, README "Start-up and memory"), built in a stage of its own
+# because esbuild is a devDependency. Not built in this project's CI (no container engine).
 
 # Stage 1: production dependencies only (npm ci --omit=dev from the lock file).
 FROM node:24-slim AS dependencies
@@ -52,4 +52,8 @@ USER node
 EXPOSE 12345
 HEALTHCHECK --interval=30s --timeout=3s --start-period=10s --retries=3 \
   CMD ["node", "-e", "fetch(`http://127.0.0.1:${process.env.PORT}/ok`).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
-CMD ["node", "bin/llm-gateway.js", "serve"]
+# As `npm start`: from the start-up snapshot the build stage wrote with dist/ (dist/snapshot.blob, for this image's Node:
+# both stages are node:24-slim, and /app in both). bin/warm-caches.js above ran bin/build.js --if-stale, which leaves a
+# blob this Node can start there whatever happened (the snapshot, else one of Node alone, which runs
+# bin/llm-gateway.js as without a blob): Node exits on a missing blob or another Node's.
+CMD ["node", "--snapshot-blob", "dist/snapshot.blob", "bin/llm-gateway.js", "serve"]

@@ -3,7 +3,7 @@
 // `wrk` runs on the load core.
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
-import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer, get } from "node:http";
 import { join } from "node:path";
 
@@ -130,6 +130,23 @@ export function wrk(workDir: string, port: number, body: string, conns: number, 
   return Number(m?.[1] ?? 0);
 }
 
+/**
+ * The Node flags `npm start` gives checkout `dir`'s gateway: `--snapshot-blob dist/snapshot.blob`, after its
+ * `bin/build.js --if-stale --quiet` (npm's prestart) has made sure dist/ and that blob are ones this Node can start
+ * (Node exits on a missing blob or another Node's). None for a checkout from before the start-up snapshot (no
+ * bin/build-snapshot.js): `npm start` ran bin/llm-gateway.js without one there.
+ */
+export function npmStartNodeArgs(dir: string, env: NodeJS.ProcessEnv = process.env): string[] {
+  if (!existsSync(join(dir, "bin", "build-snapshot.js"))) return [];
+  const built = spawnSync(process.execPath, [join(dir, "bin", "build.js"), "--if-stale", "--quiet"], {
+    cwd: dir,
+    env,
+    stdio: ["ignore", "ignore", "inherit"],
+  });
+  if (built.status !== 0) throw new Error(`${dir}: bin/build.js --if-stale failed (${built.status})`);
+  return ["--snapshot-blob", join(dir, "dist", "snapshot.blob")];
+}
+
 export interface StartedGateway {
   readonly pid: number;
   readonly port: number;
@@ -140,7 +157,8 @@ export interface StartedGateway {
 
 /**
  * `dir`'s bin/llm-gateway.js (its bundle when fresh, else its sources) on core 1 with the bench's config, its files
- * under `variantDir`; `extraYaml` is appended to the config (e.g. `request_log: { enabled: false }`).
+ * under `variantDir`; `extraYaml` is appended to the config (e.g. `request_log: { enabled: false }`). `nodeArgs` go
+ * before the script: `npmStartNodeArgs(dir)` starts it as `npm start` does, from its start-up snapshot.
  */
 export async function startGateway(options: {
   readonly dir: string;

@@ -3,9 +3,12 @@
 // CPU is every live thread's run time from /proc/<pid>/task/*/schedstat (ns; utime+stime comes in 10 ms ticks, which
 // hid differences of a few ms until bench/README.md section 34). --first-request: then one chat request (JSON), and a
 // second, each timed (wall ms, CPU ms): what a first request pays for what a start leaves for later.
-// usage: node bench/footprint-ab.ts --rounds N [--load S] [--first-request] [--env K=V] [--node-arg A] dirA dirB ...
-// A variant `dir::blob` starts dir's gateway from a start-up snapshot (`node --snapshot-blob blob`, built by
-// bench/startup-snapshot.js: bench/README.md section 36).
+// usage: node bench/footprint-ab.ts --rounds N [--load S] [--first-request] [--env K=V] [--node-arg A] [--no-snapshot]
+//   dirA dirB ...
+// Each checkout starts as its `npm start` does: from its start-up snapshot (`node --snapshot-blob dist/snapshot.blob`,
+// after its `bin/build.js --if-stale`, npm's prestart; bench/README.md section 36), or without one for a checkout
+// from before it. --no-snapshot starts every checkout without it (`node bin/llm-gateway.js`, its bundle or sources);
+// a variant `dir::none` that one alone, and `dir::blob` from the given blob.
 import { spawnSync } from "node:child_process";
 import { once } from "node:events";
 import { mkdtempSync } from "node:fs";
@@ -19,6 +22,7 @@ import {
   cpuMs,
   HEADERS,
   median,
+  npmStartNodeArgs,
   startGateway,
   startMock,
   statusKb,
@@ -34,6 +38,7 @@ const { values, positionals } = parseArgs({
     smaps: { type: "boolean", default: false },
     "first-request": { type: "boolean", default: false },
     "node-arg": { type: "string", multiple: true, default: [] },
+    "no-snapshot": { type: "boolean", default: false },
   },
 });
 const rounds = Number(values.rounds);
@@ -58,6 +63,14 @@ function chat(port: number, body: string): Promise<number> {
 }
 
 const firstDir = (positionals[0] as string).split("::")[0] as string;
+/** Each variant's Node flags before bin/llm-gateway.js: from its snapshot as `npm start`, built before any round. */
+const startArgs = new Map(
+  positionals.map((variant) => {
+    const [dir = variant, blob] = variant.split("::");
+    if (blob === "none" || (blob === undefined && values["no-snapshot"])) return [variant, []];
+    return [variant, blob === undefined ? npmStartNodeArgs(dir) : ["--snapshot-blob", blob]];
+  }),
+);
 const { port: mockPort, process: mock } = await startMock(firstDir);
 const wrk = (port: number, body: string, conns: number, seconds: number) => wrkIn(work, port, body, conns, seconds);
 
@@ -77,14 +90,14 @@ type Row = {
 const results = new Map<string, Row[]>();
 
 async function one(variant: string): Promise<Row> {
-  const [dir = variant, blob] = variant.split("::");
+  const [dir = variant] = variant.split("::");
   const vdir = join(work, variant.replaceAll("/", "_").replaceAll(":", "_"));
   const started = await startGateway({
     dir,
     variantDir: vdir,
     mockPort,
     env: extraEnv,
-    nodeArgs: [...(values["node-arg"] as string[]), ...(blob === undefined ? [] : ["--snapshot-blob", blob])],
+    nodeArgs: [...(values["node-arg"] as string[]), ...(startArgs.get(variant) ?? [])],
   });
   const { pid, port, child } = started;
   const ready = started.readyMs;

@@ -24,8 +24,9 @@ import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { bundleState } from "../bin/start-entry.js";
+import { bundleState, snapshotRecord } from "../bin/start-entry.js";
 import { answersPing } from "../test/helpers/redis-server.ts";
+import { npmStartNodeArgs } from "./ab-helpers.ts";
 import { type LatencySamples, measureSequential, percentile, rawPostRequest } from "./latency-client.ts";
 import { isWrkInstalled, type LoadResult, type LoadTool, runLoad } from "./load-generator.ts";
 
@@ -60,6 +61,9 @@ const USAGE = `Usage: node bench/gateway.ts [options]   (npm run bench -- [optio
   --gateway-main PATH       the gateway entry point (default bin/llm-gateway.js, which turns Node's compile cache
                             on; src/main.ts of another checkout for A/B runs;
                             env BENCH_GATEWAY_MAIN)
+  --no-snapshot             start this checkout's gateway as \`node bin/llm-gateway.js serve\` (its bundle or sources)
+                            instead of as \`npm start\` does, from the start-up snapshot dist/snapshot.blob (built
+                            first when stale, by bin/build.js --if-stale); env BENCH_NO_SNAPSHOT=1
   --gateway-node-args=ARGS  extra node flags for the gateway, e.g. --gateway-node-args="--cpu-prof --cpu-prof-dir=/tmp/prof"
                             (env BENCH_GATEWAY_NODE_ARGS)
   -h, --help
@@ -189,6 +193,8 @@ interface Options {
   readonly gatewayLogLevel: string;
   readonly gatewayNodeArgs: readonly string[];
   readonly gatewayMain: string;
+  /** This checkout's gateway started without its start-up snapshot (as `node bin/llm-gateway.js`, not `npm start`). */
+  readonly isWithoutSnapshot: boolean;
   readonly isQuick: boolean;
   /** Interleaved bare/gateway rounds after the per-target runs (0: none). */
   readonly rounds: number;
@@ -276,6 +282,7 @@ function readOptions(argv: string[]): Options | undefined {
       "gateway-log-level": { type: "string" },
       "gateway-node-args": { type: "string" },
       "gateway-main": { type: "string" },
+      "no-snapshot": { type: "boolean" },
       rounds: { type: "string" },
       "round-duration": { type: "string" },
       starts: { type: "string" },
@@ -331,6 +338,7 @@ function readOptions(argv: string[]): Options | undefined {
       .split(" ")
       .filter((arg) => arg !== ""),
     gatewayMain: resolve(values["gateway-main"] ?? env.BENCH_GATEWAY_MAIN ?? join(repoDir, "bin", "llm-gateway.js")),
+    isWithoutSnapshot: values["no-snapshot"] === true || env.BENCH_NO_SNAPSHOT === "1",
     isQuick,
     rounds: countOption("--rounds", values.rounds ?? env.BENCH_ROUNDS, isQuick ? 2 : 10),
     roundDurationS: number(values["round-duration"] ?? env.BENCH_ROUND_DURATION_S, isQuick ? 2 : 3, "--round-duration"),
@@ -629,18 +637,30 @@ function compileCacheEnv(): NodeJS.ProcessEnv {
  * Fills the caches a start reads (bin/warm-caches.js) when the gateway under test is this checkout's: after an
  * edit, the first start would otherwise strip and compile the edited files (Node's TypeScript stripper alone
  * ~15 MB and ~0.8 s), and the start-up row would measure that instead of a start as users get it after install.
+ * Then the Node flags `npm start` adds (`--snapshot-blob dist/snapshot.blob`, the blob built first when stale),
+ * unless --no-snapshot: the start-up and footprint rows measure the start users run.
  */
-function warmCaches(gatewayMain: string, env: NodeJS.ProcessEnv): string {
-  if (gatewayMain !== join(repoDir, "bin", "llm-gateway.js")) return `gateway code: ${gatewayMain}`;
+function warmCaches(options: Options, env: NodeJS.ProcessEnv): { code: string; nodeArgs: string[] } {
+  const gatewayMain = options.gatewayMain;
+  if (gatewayMain !== join(repoDir, "bin", "llm-gateway.js"))
+    return { code: `gateway code: ${gatewayMain}`, nodeArgs: [] };
   const result = spawnSync(process.execPath, [join(repoDir, "bin", "warm-caches.js")], { env, stdio: "ignore" });
   if (result.status !== 0)
     process.stderr.write("bench: bin/warm-caches.js failed; the first start may be a cold one\n");
   // warm-caches.js also builds the bundle when it is stale (bin/build.js), as `npm start` does.
+  const nodeArgs = options.isWithoutSnapshot ? [] : npmStartNodeArgs(repoDir, env);
   const bundle = bundleState(repoDir, env);
   // Where the checkout is: the idle RSS moves by up to ~2 MB with the length of its path (Node's bootstrap may get a
   // path helper compiled; bench/START-UP.md).
   const code = bundle.isFresh ? "the bundle (dist/)" : `the TypeScript sources (${bundle.reason})`;
-  return `gateway code: ${code} in ${repoDir}`;
+  const kind = snapshotRecord(join(repoDir, "dist"))?.kind;
+  const from =
+    nodeArgs.length === 0
+      ? "started without the start-up snapshot (--no-snapshot)"
+      : kind === "full"
+        ? "started from the start-up snapshot (npm start)"
+        : `started from the ${kind ?? "unknown"} start-up snapshot (npm start), which runs it`;
+  return { code: `gateway code: ${code} in ${repoDir}, ${from}`, nodeArgs };
 }
 
 /** The environment minus what `serve` would take over the config file (PORT, HOST, extra client keys). */
@@ -1239,8 +1259,10 @@ function setUpPinning(cores: readonly [string, string]): { load: string[]; proxy
 }
 
 async function main(): Promise<number> {
-  const options = readOptions(process.argv.slice(2));
-  if (options === undefined) return 0;
+  const read = readOptions(process.argv.slice(2));
+  if (read === undefined) return 0;
+  // Reassigned once below: this checkout's gateway gets the Node flags `npm start` gives it (warmCaches).
+  let options = read;
   // Before pinning: afterwards this process sees only its own core.
   const coreCount = availableParallelism();
   const pins = setUpPinning(options.cores);
@@ -1268,7 +1290,9 @@ async function main(): Promise<number> {
   const childEnv = { ...process.env, BENCH_MAX_LIFETIME_MS: String(maxLifetimeMs), ...compileCacheEnv() };
   startWatchdog(pins.load, childEnv);
   process.stderr.write(`bench: ${options.tool}, targets ${options.targets.join(", ")}\n`);
-  const gatewayCode = warmCaches(options.gatewayMain, childEnv);
+  const warmed = warmCaches(options, childEnv);
+  const gatewayCode = warmed.code;
+  options = { ...options, gatewayNodeArgs: [...options.gatewayNodeArgs, ...warmed.nodeArgs] };
   try {
     const mock = startNode(
       "mock",

@@ -6,7 +6,7 @@
 // makes sure dist/snapshot.blob is one this Node can start, else one of Node alone, with no main function, from which
 // Node runs bin/llm-gateway.js as before (Node exits on a missing blob or on one another Node built).
 import { spawnSync } from "node:child_process";
-import { readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import {
@@ -36,13 +36,12 @@ function thisNode() {
 /** Whether dir/snapshot.blob is one this Node can start, built for the project at `root`. */
 export function snapshotFits(dir, root) {
   const record = snapshotRecord(dir);
-  try {
-    statSync(join(dir, SNAPSHOT_BLOB));
-  } catch {
-    return false;
-  }
+  const blob = statSync(join(dir, SNAPSHOT_BLOB), { throwIfNoEntry: false });
   return (
+    blob !== undefined &&
     record?.format === RECORD_FORMAT &&
+    // The blob the record was written for: Node crashes on a cut or emptied one (SIGSEGV, or an assertion reading it).
+    record.blobBytes === blob.size &&
     record.root === root &&
     JSON.stringify(record.node) === JSON.stringify(thisNode()) &&
     // A full snapshot holds these as they were at its build (bin/snapshot-main.js runs the sources once one changed).
@@ -53,8 +52,38 @@ export function snapshotFits(dir, root) {
   );
 }
 
+/**
+ * Removes the files of snapshot builds in `dir` whose process is gone: one interrupted (Ctrl-C at npm start's
+ * prestart, which builds in dist/ itself when only the snapshot is missing) left its blob (~8 MB) for good.
+ */
+function removeLeftovers(dir) {
+  let names = [];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const pid = Number(
+      /^(?:snapshot\.blob|snapshot\.json|snapshot-config|snapshot-node-only)\.(\d+)\.(?:tmp|json|cjs)$/.exec(name)?.[1],
+    );
+    if (Number.isInteger(pid) && pid !== process.pid && !isRunning(pid)) rmSync(join(dir, name), { force: true });
+  }
+}
+
+function isRunning(pid) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    // EPERM: a process of another user holds that pid; its files are not ours to judge.
+    return error.code === "EPERM";
+  }
+}
+
 /** Builds dir/snapshot.blob (and its record) with `node --build-snapshot-config`; false when Node failed. */
 function buildBlob(dir, root, builder, kind, builtAtMs) {
+  removeLeftovers(dir);
   // Named by pid, as the blob: two prestart builds at once (two `npm start`s) each write and remove their own.
   const config = join(dir, `snapshot-config.${process.pid}.json`);
   // Node's code cache of its own built-ins left out: Node keeps the whole blob in memory, and with it (5 MB more)
@@ -72,11 +101,12 @@ function buildBlob(dir, root, builder, kind, builtAtMs) {
     rmSync(tmp, { force: true });
     return { isBuilt: false, message: `${built.stderr}`.trim().split("\n").slice(-3).join("\n") };
   }
+  const blobBytes = statSync(tmp).size;
   renameSync(tmp, join(dir, SNAPSHOT_BLOB));
   const record = join(dir, `${SNAPSHOT_RECORD}.${process.pid}.tmp`);
   writeFileSync(
     record,
-    `${JSON.stringify({ format: RECORD_FORMAT, kind, root, node: thisNode(), builtAtMs }, null, 1)}\n`,
+    `${JSON.stringify({ format: RECORD_FORMAT, kind, root, node: thisNode(), builtAtMs, blobBytes }, null, 1)}\n`,
   );
   renameSync(record, join(dir, SNAPSHOT_RECORD));
   return { isBuilt: true, message: "" };
@@ -111,6 +141,9 @@ export function ensureStartableSnapshot(dist, root) {
  * load (`STATUS_CODES`, `IncomingMessage`, `maxHeaderSize`, `DatabaseSync` through esbuild's copy of a CommonJS
  * module's keys): plain data and numbers are copied from this Node at build time, functions and classes become stand-ins
  * that call the real one, and the list of keys is this Node's, so none of that loads the module.
+ * A copied value the real module computes when read (a getter: `http.maxHeaderSize` reads `--max-http-header-size`,
+ * which NODE_OPTIONS may set at run time, and undici takes its response header limit from it) is the copy only while
+ * the snapshot is built; once deserialized, reading it loads the real module (serve has loaded it by then anyway).
  */
 const UNSNAPSHOTTABLE = ["http", "sqlite", "http2", "https", "tls"];
 /** Plain data copied (not `tls.rootCertificates`, 184 KB, nor an Agent, which must be the real one). */
@@ -131,12 +164,19 @@ const unsnapshottableBuiltins = {
         keys.filter((key) => COPIED.includes(key) || typeof real[key] === "number").map((key) => [key, real[key]]),
       );
       const functions = keys.filter((key) => typeof real[key] === "function");
+      const computed = Object.keys(copied).filter(
+        (key) => typeof Object.getOwnPropertyDescriptor(real, key)?.get === "function",
+      );
       return {
         loader: "js",
         contents: `"use strict";
 let real;
 const load = () => (real ??= require(${JSON.stringify(`node:${args.path}`)}));
 const copied = ${JSON.stringify(copied)};
+const computed = ${JSON.stringify(computed)};
+const isCopy = (key) =>
+  real === undefined && Object.hasOwn(copied, key) &&
+  (!computed.includes(key) || require("node:v8").startupSnapshot.isBuildingSnapshot());
 const keys = ${JSON.stringify(keys)};
 for (const key of ${JSON.stringify(functions)}) {
   copied[key] = new Proxy(function standIn() {}, {
@@ -146,11 +186,11 @@ for (const key of ${JSON.stringify(functions)}) {
   });
 }
 module.exports = new Proxy({}, {
-  get: (_, key) => (real === undefined && Object.hasOwn(copied, key) ? copied[key] : load()[key]),
+  get: (_, key) => (isCopy(key) ? copied[key] : load()[key]),
   has: (_, key) => key in load(),
   ownKeys: () => (real === undefined ? keys : Reflect.ownKeys(load())),
   getOwnPropertyDescriptor: (_, key) => {
-    if (real === undefined && Object.hasOwn(copied, key)) {
+    if (isCopy(key)) {
       return { value: copied[key], writable: true, enumerable: true, configurable: true };
     }
     // Listed, not copied (an Agent): esbuild's interop reads only whether it is enumerable; a getter loads it when read.

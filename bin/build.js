@@ -278,6 +278,11 @@ for (const input of new Set([...Object.keys(result.metafile.inputs), ...snapshot
     packages[packageDir] = packageStamp(ROOT, packageDir);
   }
 }
+// Nor inputs, the scripts that write dist/: its stand-ins and plugins are theirs, so dist/ built by an older one (before
+// a git pull that changed it) is stale as a bundle of older sources is, and the prestart build builds it again.
+for (const script of ["bin/build.js", "bin/build-snapshot.js", "bin/bundle-plugins.js", "bin/lazy-packages.js"]) {
+  if (!sources.includes(script)) sources.push(script);
+}
 // Not inputs (a stand-in requires its package at run time), yet a bundle whose stand-ins' packages moved or changed is
 // stale: the first use of their feature would fail, or run another version than the one built against.
 // One that cannot be placed (linked from outside any node_modules) fails the build as a stand-in's own package does.

@@ -14,7 +14,7 @@ import { holdV8DuringStartup } from "../src/cli/start-up-holds.ts";
 import { bundleState, DIST_DIR, READ_AT_BUILD, snapshotRecord } from "./start-entry.js";
 
 // Not an ES import of node:fs: its namespace would load fs/promises and readline (bin/build.js).
-const { statSync } = process.getBuiltinModule("node:fs");
+const { realpathSync, statSync } = process.getBuiltinModule("node:fs");
 /** The project this snapshot was built from (import.meta.url is defined at build time: bin/build-snapshot.js). */
 const BUILT_FOR = resolve(fileURLToPath(new URL("..", import.meta.url)));
 
@@ -34,18 +34,37 @@ function staleReason(root) {
   return undefined;
 }
 
+function realRoot(path) {
+  try {
+    return realpathSync(path);
+  } catch {
+    return path;
+  }
+}
+
 startupSnapshot.setDeserializeMainFunction(() => {
   // As bin/llm-gateway.js, first (V8's flags are not part of a snapshot): the new space and the compilers held.
   holdV8DuringStartup();
   // For what loads later from node_modules (prom-client at the first scrape).
   enableCompileCache();
   // argv as bin/llm-gateway.js gets it (npm start: node --snapshot-blob dist/snapshot.blob bin/llm-gateway.js serve).
-  const root = process.argv[1] === undefined ? BUILT_FOR : resolve(dirname(process.argv[1]), "..");
-  if (staleReason(root) === undefined) {
-    runCli(process.argv.slice(2));
+  // Its real path, as the build's (import.meta.url): a checkout reached through a symbolic link is the same checkout.
+  const root = process.argv[1] === undefined ? BUILT_FOR : realRoot(resolve(dirname(process.argv[1]), ".."));
+  const run = () => {
+    if (staleReason(root) === undefined) {
+      runCli(process.argv.slice(2));
+      return;
+    }
+    // The sources, as bin/llm-gateway.js runs them then. `import()` does not work from a snapshot's script; `require`
+    // of an ES module does (src/main.ts has no top-level await).
+    createRequire(join(root, "package.json"))(join(root, "src", "main.ts"));
+  };
+  // Node skips `--import` preloads when it starts from a snapshot (bin/import-preloads.js imports them first).
+  const options = process.env.NODE_OPTIONS ?? "";
+  if (!process.execArgv.some((flag) => flag.startsWith("--import")) && !options.includes("--import")) {
+    run();
     return;
   }
-  // The sources, as bin/llm-gateway.js runs them then. `import()` does not work from a snapshot's script; `require`
-  // of an ES module does (src/main.ts has no top-level await).
-  createRequire(join(root, "package.json"))(join(root, "src", "main.ts"));
+  const { importPreloads } = createRequire(join(root, "package.json"))(join(root, "bin", "import-preloads.js"));
+  importPreloads(process.execArgv, options, process.cwd()).then(run);
 });

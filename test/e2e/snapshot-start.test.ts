@@ -3,10 +3,14 @@
 // which every module is already evaluated, and every start that cannot use it still starts (Node exits on a missing
 // blob or on another Node's, so the prestart build always leaves one this Node can start).
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
-import { cpSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs";
+import { execFile, spawnSync } from "node:child_process";
+import { once } from "node:events";
+import { cpSync, existsSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { test } from "node:test";
+import { promisify } from "node:util";
 import { buildBundle, projectCopy } from "../helpers/bundle-project.ts";
 import { REPO_ROOT, writeFiles } from "../helpers/cli-process.ts";
 import { useMock } from "../helpers/e2e.ts";
@@ -59,6 +63,55 @@ test("npm start's snapshot serves chat, /metrics and the dashboard; LLM_GATEWAY_
   assert.match(await dashboard.text(), /<title>LLM Gateway<\/title>/);
   await served.stop();
 
+  // The checkout reached through a symbolic link (a deploy's `current` link, say): the same checkout, so the snapshot,
+  // as `node <link>/bin/llm-gateway.js` runs its bundle.
+  const link = join(root, "..", "linked-project");
+  symlinkSync(root, link);
+  const throughLink = await serveThroughBin(t, link, configPath, env, [
+    "--snapshot-blob",
+    join(link, "dist", "snapshot.blob"),
+  ]);
+  assert.equal(code(throughLink), "snapshot");
+  await throughLink.stop();
+
+  // undici takes its response header limit from node:http's maxHeaderSize, which a stand-in in the snapshot held as
+  // it was at build time: a run-time --max-http-header-size (NODE_OPTIONS) must still be the limit. `providers` makes
+  // its requests before anything else loads node:http.
+  const upstream = createServer({ maxHeaderSize: 1 << 20 }, (_request, response) => {
+    response.setHeader("x-large", "x".repeat(30_000));
+    response.setHeader("content-type", "application/json");
+    response.end(JSON.stringify({ object: "list", data: [{ id: "m", object: "model" }] }));
+  });
+  upstream.listen(0, "127.0.0.1");
+  await once(upstream, "listening");
+  t.after(() => upstream.close());
+  const largeConfig = writeFiles(root, {
+    "large.yaml": `providers:\n  - name: large\n    base_url: http://127.0.0.1:${(upstream.address() as AddressInfo).port}/v1\n    api_key: k\n    models:\n      m: {}\nstate:\n  path: ":memory:"\n`,
+  });
+  const probe = await promisify(execFile)(
+    process.execPath,
+    [...blob, join(root, "bin", "llm-gateway.js"), "providers", "--json", "--config", largeConfig],
+    { cwd: root, env: { ...env, NODE_OPTIONS: "--max-http-header-size=65536" } },
+  ).catch((error: { stdout?: string; stderr?: string }) => ({
+    stdout: error.stdout ?? "",
+    stderr: error.stderr ?? "",
+  }));
+  assert.equal(JSON.parse(probe.stdout).providers[0]?.status, "ok", probe.stdout + probe.stderr);
+
+  // NODE_OPTIONS' --import preloads (telemetry, say) run before the command, as without the snapshot: Node itself
+  // skips them when it starts from one. Resolved from the working folder, in order, NODE_OPTIONS' first.
+  writeFiles(root, {
+    "preload-a.mjs": 'process.stdout.write("preloaded a\\n");\n',
+    "preload-b.mjs": 'process.stdout.write("preloaded b\\n");\n',
+  });
+  const preloaded = spawnSync(
+    process.execPath,
+    ["--import", "./preload-b.mjs", ...blob, join(root, "bin", "llm-gateway.js"), "--version"],
+    { cwd: root, env: { ...env, NODE_OPTIONS: "--import=./preload-a.mjs" }, encoding: "utf8" },
+  );
+  assert.equal(preloaded.status, 0, preloaded.stderr);
+  assert.match(preloaded.stdout, /^preloaded a\npreloaded b\nllm-gateway \d/);
+
   // LLM_GATEWAY_BUNDLE=0 runs the sources, as bin/llm-gateway.js does, though the blob holds the bundle's heap.
   const fromSources = await serveThroughBin(t, root, configPath, { ...env, LLM_GATEWAY_BUNDLE: "0" }, blob);
   assert.equal(code(fromSources), "sources");
@@ -71,11 +124,31 @@ test("npm start's snapshot serves chat, /metrics and the dashboard; LLM_GATEWAY_
   assert.equal(prestart.status, 0, prestart.stderr);
   assert.equal(record(root).kind, "full");
   assert.equal(record(root).node?.version, process.version);
+
+  // The container: the image's runtime stage runs bin/warm-caches.js over the dist/ its build stage made, then its CMD,
+  // which must start from that snapshot as npm start does.
+  const warm = spawnSync(process.execPath, [join(root, "bin", "warm-caches.js")], {
+    cwd: root,
+    env: { ...env, NODE_COMPILE_CACHE: join(root, "compile-cache") },
+    encoding: "utf8",
+  });
+  assert.equal(warm.status, 0, warm.stderr);
+  const command = /^CMD (\[.*\])$/m.exec(readFileSync(join(REPO_ROOT, "Dockerfile"), "utf8"))?.[1];
+  const [node, ...nodeArgs] = JSON.parse(command ?? "[]") as string[];
+  assert.equal(node, "node");
+  assert.deepEqual(nodeArgs.slice(-2), ["bin/llm-gateway.js", "serve"]);
+  const inContainer = await serveThroughBin(t, root, configPath, env, nodeArgs.slice(0, -2));
+  assert.equal(code(inContainer), "snapshot");
+  await inContainer.stop();
 });
 
 test("without a bundle (LLM_GATEWAY_BUNDLE=0 at the prestart), npm start gets a blob of Node alone that runs bin/llm-gateway.js", async (t) => {
   const root = projectCopy(t, "project", LINKED);
   rmSync(join(root, "dist"), { recursive: true, force: true });
+  // What a snapshot build interrupted in dist/ (Ctrl-C at npm start's prestart) left: its blob (~8 MB) and files.
+  const leftovers = ["snapshot.blob.999999.tmp", "snapshot-config.999999.json", "snapshot-node-only.999999.cjs"];
+  cpSync(join(REPO_ROOT, "package.json"), join(root, "dist", leftovers[0] ?? ""));
+  for (const name of leftovers.slice(1)) writeFileSync(join(root, "dist", name), "{}");
   const prestart = spawnSync(process.execPath, [join(root, "bin", "build.js"), "--if-stale", "--quiet"], {
     cwd: root,
     env: { ...env, LLM_GATEWAY_BUNDLE: "0" },
@@ -83,6 +156,10 @@ test("without a bundle (LLM_GATEWAY_BUNDLE=0 at the prestart), npm start gets a 
   });
   assert.equal(prestart.status, 0, prestart.stderr);
   assert.equal(record(root).kind, "node-only");
+  assert.deepEqual(
+    leftovers.filter((name) => existsSync(join(root, "dist", name))),
+    [],
+  );
   const version = spawnSync(
     process.execPath,
     ["--snapshot-blob", join(root, "dist", "snapshot.blob"), join(root, "bin", "llm-gateway.js"), "--version"],
@@ -90,6 +167,22 @@ test("without a bundle (LLM_GATEWAY_BUNDLE=0 at the prestart), npm start gets a 
   );
   assert.equal(version.status, 0, version.stderr);
   assert.match(version.stdout, /^llm-gateway \d+\.\d+\.\d+/);
+
+  // A blob cut short or emptied (a full disk, a copy interrupted): Node crashes on it (SIGSEGV, or an assertion),
+  // so the prestart build does not take it as one this Node can start.
+  writeFileSync(join(root, "dist", "snapshot.blob"), "");
+  const again = spawnSync(process.execPath, [join(root, "bin", "build.js"), "--if-stale", "--quiet"], {
+    cwd: root,
+    env: { ...env, LLM_GATEWAY_BUNDLE: "0" },
+    encoding: "utf8",
+  });
+  assert.equal(again.status, 0, again.stderr);
+  const afterEmptied = spawnSync(
+    process.execPath,
+    ["--snapshot-blob", join(root, "dist", "snapshot.blob"), join(root, "bin", "llm-gateway.js"), "--version"],
+    { cwd: root, env, encoding: "utf8" },
+  );
+  assert.equal(afterEmptied.status, 0, afterEmptied.stderr.slice(0, 300));
 });
 
 test("the dashboard page, read when the snapshot is built: once it changes, a start runs the sources and the prestart build makes a new snapshot", async (t) => {
@@ -114,4 +207,12 @@ test("the dashboard page, read when the snapshot is built: once it changes, a st
   const rebuilt = await serveThroughBin(t, root, configPath, env, blob);
   assert.equal(code(rebuilt), "snapshot");
   await rebuilt.stop();
+
+  // The scripts that write dist/ shape what it holds (the snapshot's stand-ins, the bundle's plugins): one changed
+  // since the build (a git pull with a fix to them) makes the prestart build build again, not keep the old blob.
+  const later = new Date();
+  utimesSync(join(root, "bin", "build-snapshot.js"), later, later);
+  const afterPull = buildBundle(root, ["--if-stale"]);
+  assert.equal(afterPull.status, 0, afterPull.stderr);
+  assert.match(afterPull.stdout, /^dist\/: \d+ modules/m);
 });
