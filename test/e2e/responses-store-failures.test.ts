@@ -6,9 +6,11 @@
 // was a 503 while the store was down, then the 404 of a response that was "never kept (`store: false`), has expired
 // or was deleted".
 import assert from "node:assert/strict";
+import { EventEmitter } from "node:events";
 import { describe, type TestContext, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import OpenAI from "openai";
+import { handleShutdownSignals } from "../../src/cli/start-gateway.ts";
 import type { RequestRecord } from "../../src/observability/request-record.ts";
 import {
   CHAT_ROUTE,
@@ -24,6 +26,7 @@ import { chatCompletion, chatStream } from "../helpers/mock-upstream.ts";
 import { parsePrometheusText, sumOf } from "../helpers/prometheus-text.ts";
 import { useRedisProxy } from "../helpers/redis-proxy.ts";
 import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../helpers/redis-server.ts";
+import { waitUntil } from "../helpers/sse-client.ts";
 
 const REDIS = { skip: isRedisInstalled() ? false : REDIS_MISSING };
 
@@ -182,4 +185,68 @@ describe("a Responses answer the store fails to keep", () => {
       ],
     );
   });
+
+  test(
+    "a second signal while answers' keeping hangs (JSON, stream): their records are published before the exit, marked not kept",
+    REDIS,
+    async (t) => {
+      const mock = await useMock(t);
+      mock.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("Answered.", VENDOR_MODEL_ID) });
+      const redis = await useRedisServer(t);
+      // The kept answers' commands held once `isStalled` (a Redis that stopped answering them): the write's bound
+      // (5 s, the default) is far past the exit's.
+      let isStalled = false;
+      let isHolding = false;
+      let release = (): void => {};
+      const held = new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      t.after(() => release());
+      const proxy = await useRedisProxy(t, redis.port, (text) => {
+        if (!isStalled || !text.includes("{responses}")) return undefined;
+        isHolding = true;
+        return held;
+      });
+      const gateway = await useGateway(
+        t,
+        `${oneProviderYaml(mock)}state:\n  path: ":memory:"\n  redis_url: ${proxy.url}\n  redis_key_prefix: "kept-exit:"\n`,
+      );
+      const records: RequestRecord[] = [];
+      t.after(gateway.runtime.onRecord((record) => records.push(record)));
+      const client = openAiClient(gateway);
+      await client.responses.create({ model: "m", input: "warm up" });
+      const signals = new EventEmitter();
+      const exits: { code: number; records: readonly RequestRecord[] }[] = [];
+      handleShutdownSignals(gateway, 10_000, (code) => exits.push({ code, records: [...records] }), signals);
+      isStalled = true;
+      const answer = client.responses.create({ model: "m", input: "hi" }, { maxRetries: 0 }).catch(() => undefined);
+      mock.enqueue(CHAT_ROUTE, { kind: "sse", events: chatStream(["Streamed."], VENDOR_MODEL_ID) });
+      const streamed = client.responses
+        .stream({ model: "m", input: "a stream" }, { maxRetries: 0 })
+        .finalResponse()
+        .catch(() => undefined);
+      await waitUntil(() => isHolding && mock.requests.length === 3, "the answers' keeping under way");
+      // Both answers made, their keeping held (a write is a few commands: the second waits behind the first).
+      await sleep(300);
+      signals.emit("SIGTERM");
+      signals.emit("SIGINT");
+      await waitUntil(() => exits.length > 0, "the exit after the second signal", 5_000);
+      release();
+      await Promise.all([answer, streamed]);
+      const published = exits[0]?.records ?? [];
+      // Before, the records waited for the keeping (up to write_timeout_ms) and were lost with the exit: the answers'
+      // usage and cost never reached the request log or the client's budgets.
+      assert.deepEqual(
+        published
+          .slice(1)
+          .map((record) => [record.endpoint, record.isStream, record.isAnswerNotKept === true])
+          .sort(),
+        [
+          ["responses", false, true],
+          ["responses", true, true],
+        ],
+        JSON.stringify(published),
+      );
+    },
+  );
 });
