@@ -132,6 +132,36 @@ describe("a Responses answer the store fails to keep", () => {
     },
   );
 
+  test(
+    "a write that lands after its bound: found, and no longer said 'could not be stored' when the store is down later",
+    REDIS,
+    async (t) => {
+      const { redis, client } = await redisScene(t, "kept-late", "    write_timeout_ms: 300\n");
+      await client.responses.create({ model: "m", input: "warm up" });
+      redis.pause();
+      t.after(() => redis.resume());
+      const answer = client.responses.create({ model: "m", input: "hi" });
+      // Past the bound (300 ms), within the store's own command timeout (1 s): the write is still on its way.
+      await sleep(600);
+      redis.resume();
+      const late = await answer;
+      for (let tries = 0; ; tries++) {
+        const found = await client.responses.retrieve(late.id).catch(() => undefined);
+        if (found !== undefined) break;
+        assert.ok(tries < 50, "the late write never landed");
+        await sleep(50);
+      }
+      // Stored after all: with the store down, a GET is the store's 503 (try again), not a 404 saying it was never
+      // stored (which a client takes as final: it would give up a conversation Redis holds).
+      await redis.kill();
+      await assert.rejects(client.responses.retrieve(late.id, undefined, { maxRetries: 0 }), (error: unknown) => {
+        assert.ok(error instanceof OpenAI.APIError, String(error));
+        assert.equal(error.status, 503, error.message);
+        return true;
+      });
+    },
+  );
+
   test("answer cache hits, streamed and JSON: keeping them fails, and their records say not kept", REDIS, async (t) => {
     const mock = await useMock(t);
     const redis = await useRedisServer(t);

@@ -110,3 +110,28 @@ test("a write past its bound is not kept: reported, remembered, false", async ()
   assert.match(String(putErrors[0]), /within the bound/);
   assert.notEqual(kept.notKept("resp_a"), undefined);
 });
+
+test("a write that lands after its bound is kept after all: a later outage is a 503, not 'never stored'", async () => {
+  const rows = new MapRows();
+  let land = (): void => {};
+  const put = rows.put.bind(rows);
+  rows.put = (row) =>
+    new Promise<void>((resolve) => {
+      land = () => void put(row).then(resolve);
+    });
+  const kept = inRows(
+    rows,
+    () => {},
+    undefined,
+    async () => {
+      throw new Error("no answer within the bound");
+    },
+  );
+  assert.equal(await kept.put(stored("resp_a")), false);
+  assert.notEqual(kept.notKept("resp_a"), undefined);
+  land();
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(kept.notKept("resp_a"), undefined, "landed: no longer said not kept");
+  rows.isDown = true;
+  await assert.rejects(kept.get("resp_a"), ServiceUnavailableError);
+});

@@ -187,6 +187,8 @@ export function inRows(
       throw unreachable(error);
     }
     if (json === undefined) return undefined;
+    // Found: a write that landed after its bound (its client gave up on it), no longer not kept.
+    if (id !== undefined) notKept.forget(id);
     const stored = JSON.parse(json) as StoredResponse;
     if (stored.eventsAppended !== true || rows.getEvents === undefined) return eventsFrom(stored, from);
     if (from !== undefined && !Number.isFinite(from)) return { ...stored, events: [] };
@@ -312,11 +314,19 @@ export function inRows(
     },
     put: async (stored) => {
       const id = stored.response.id;
+      let write: Promise<void> | undefined;
       try {
-        await bounded(rows.put(rowOf(stored, undefined).row));
+        write = rows.put(rowOf(stored, undefined).row);
+        await bounded(write);
       } catch (error) {
         onPutError(error);
         notKept.remember(id, stored.client);
+        // Past its bound a write may still land: kept after all, so a later outage is the store's 503 again, not the
+        // 404 of an answer "never stored" (final to a client, which would give up a conversation the store holds).
+        write?.then(
+          () => notKept.forget(id),
+          () => {},
+        );
         return false;
       }
       notKept.forget(id);
