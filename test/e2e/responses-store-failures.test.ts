@@ -30,15 +30,15 @@ import { waitUntil } from "../helpers/sse-client.ts";
 
 const REDIS = { skip: isRedisInstalled() ? false : REDIS_MISSING };
 
-/** `store`: more `responses.store` keys, as YAML lines under it. */
-async function redisScene(t: TestContext, prefix: string, store = "") {
+/** `store`: more `responses.store` keys, as YAML lines under it; `server`: the `server` section's YAML. */
+async function redisScene(t: TestContext, prefix: string, store = "", server = "") {
   const mock = await useMock(t);
   mock.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("Not kept.", VENDOR_MODEL_ID) });
   const redis = await useRedisServer(t);
   const logs = logCollector();
   const gateway = await useGateway(
     t,
-    `${oneProviderYaml(mock)}state:\n  path: ":memory:"\n  redis_url: ${redis.url}\n  redis_key_prefix: "${prefix}:"\n${store === "" ? "" : `responses:\n  store:\n${store}`}`,
+    `${server}${oneProviderYaml(mock)}state:\n  path: ":memory:"\n  redis_url: ${redis.url}\n  redis_key_prefix: "${prefix}:"\n${store === "" ? "" : `responses:\n  store:\n${store}`}`,
     { logLevel: "info", logStream: logs.stream },
   );
   // Read as published: the request log lives in the same Redis.
@@ -129,6 +129,32 @@ describe("a Responses answer the store fails to keep", () => {
         JSON.stringify(records),
       );
       await assertToldNotStored(client.responses.retrieve(streamed.id), 404, "response_id");
+    },
+  );
+
+  test(
+    "named client keys: another client's answer not kept is a 503 to them while Redis is down, as any id",
+    REDIS,
+    async (t) => {
+      const { redis, gateway } = await redisScene(
+        t,
+        "kept-clients",
+        "",
+        "server:\n  api_keys: [{ key: sk-client-a, name: a }, { key: sk-client-b, name: b }]\n",
+      );
+      const a = openAiClient(gateway, "sk-client-a");
+      const b = openAiClient(gateway, "sk-client-b");
+      await redis.kill();
+      const answered = await a.responses.create({ model: "m", input: "hi" });
+      await assertToldNotStored(a.responses.retrieve(answered.id), 404, "response_id");
+      // Client b cannot tell a's answer from an id never seen: both are the store's 503 (it was a 404 for a's).
+      for (const id of [answered.id, "resp_0123456789abcdef0123456789abcdef"]) {
+        await assert.rejects(b.responses.retrieve(id, undefined, { maxRetries: 0 }), (error: unknown) => {
+          assert.ok(error instanceof OpenAI.APIError, String(error));
+          assert.equal(error.status, 503, `${id}: ${error.message}`);
+          return true;
+        });
+      }
     },
   );
 
