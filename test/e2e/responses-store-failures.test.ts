@@ -252,7 +252,8 @@ describe("a Responses answer the store fails to keep", () => {
       // The kept answers' commands held once `isStalled` (a Redis that stopped answering them): the write's bound
       // (5 s, the default) is far past the exit's.
       let isStalled = false;
-      let isHolding = false;
+      /** The responses whose keeping was held (their ids, in the held commands). */
+      const heldIds = new Set<string>();
       let release = (): void => {};
       const held = new Promise<void>((resolve) => {
         release = resolve;
@@ -260,7 +261,7 @@ describe("a Responses answer the store fails to keep", () => {
       t.after(() => release());
       const proxy = await useRedisProxy(t, redis.port, (text) => {
         if (!isStalled || !text.includes("{responses}")) return undefined;
-        isHolding = true;
+        for (const id of text.match(/resp_[0-9a-f]+/g) ?? []) heldIds.add(id);
         return held;
       });
       const gateway = await useGateway(
@@ -281,9 +282,8 @@ describe("a Responses answer the store fails to keep", () => {
         .stream({ model: "m", input: "a stream" }, { maxRetries: 0 })
         .finalResponse()
         .catch(() => undefined);
-      await waitUntil(() => isHolding && mock.requests.length === 3, "the answers' keeping under way");
-      // Both answers made, their keeping held (a write is a few commands: the second waits behind the first).
-      await sleep(300);
+      // Both answers made and sent to be kept, their keeping held.
+      await waitUntil(() => heldIds.size >= 2, "the answers' keeping under way", 5_000);
       signals.emit("SIGTERM");
       signals.emit("SIGINT");
       await waitUntil(() => exits.length > 0, "the exit after the second signal", 5_000);
