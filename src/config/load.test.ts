@@ -352,6 +352,23 @@ scoring:
     assert.equal(config.routing.maxStreamDurationMs, 2_147_483_647);
   });
 
+  test("responses.store.write_timeout_ms longer than Node can run is refused: every answer would count as not kept", () => {
+    // Taken before (a plain positive integer): the keep's bound, clamped by Node to 1 ms, gave up on every write at
+    // once, so each Responses answer was marked not kept and a GET of it told "could not be stored".
+    assert.throws(
+      () => parseConfigText("responses:\n  store:\n    write_timeout_ms: 3000000000\n", "test.yaml", { env: {} }),
+      (error: unknown) => {
+        assert.ok(error instanceof ConfigError);
+        assert.match(error.message, /^test\.yaml:3 responses\.store\.write_timeout_ms: at most 2147483647 ms/m);
+        return true;
+      },
+    );
+    const config = parseConfigText("responses:\n  store:\n    write_timeout_ms: 2147483647\n", "test.yaml", {
+      env: {},
+    }).config;
+    assert.equal(config.responses.store.writeTimeoutMs, 2_147_483_647);
+  });
+
   test("an unknown rate_limit_dialect is refused with the known ones: a typo would read no rate-limit header at all", () => {
     assert.throws(
       () =>

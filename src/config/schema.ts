@@ -292,7 +292,7 @@ const responsesSchema = z
         max_age_ms: positiveInt.default(24 * 3_600_000), // ms a kept response stays usable: 24 h
         // ms an answer's write may take before it counts as not kept: 5 s (a Redis command times out after 1 s, and
         // a write is a few of them); a store that never answers must not hold the request's record open
-        write_timeout_ms: positiveInt.default(5_000),
+        write_timeout_ms: timerMs.default(5_000),
       })
       .prefault({})
       .transform(camelKeys),

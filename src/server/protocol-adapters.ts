@@ -11,7 +11,7 @@ import type { EndpointSpec } from "../pipeline/endpoints.ts";
 import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
 import type { StreamEnding } from "../pipeline/handle-request.ts";
 import { cutReason } from "../pipeline/open-requests.ts";
-import { parseAnswerBody } from "../pipeline/pipeline-types.ts";
+import { parseAnswerBody, type RecordRelease } from "../pipeline/pipeline-types.ts";
 import { publishRefusal } from "../pipeline/refusal.ts";
 import type { ChatRequestBody } from "../protocols/chat-completions.ts";
 import type { ForwardRequest, NativeCall, UpstreamApi } from "../upstream/forward-types.ts";
@@ -197,7 +197,9 @@ export function protocolHandler(runtime: GatewayRuntime, adapter: ProtocolAdapte
         answer = exchange.answer(parseAnswerBody(result.bodyText), servedModel, result.api);
         // Still an open request until it is kept: an exit (a second signal) waits for an asynchronous (Redis) save
         // instead of exiting under it.
-        const kept = await keptOrLogged(request, async () => exchange.answered?.(answer));
+        const kept = await keptOrCut(request, clientGone.signal, result.releaseRecord, async () =>
+          exchange.answered?.(answer),
+        );
         isAnswerNotKept = !kept.isKept || exchange.isAnswerNotKept?.() === true;
         if (kept.value !== undefined) answerHeaders = { ...answerHeaders, ...kept.value };
       } finally {
@@ -272,7 +274,9 @@ export function protocolHandler(runtime: GatewayRuntime, adapter: ProtocolAdapte
         tail = ending.isSuccess ? translator.finish() : ending.error !== undefined ? translator.fail(ending.error) : "";
         // Kept before the client reads `response.completed`, so a follow-up request finds it.
         const isSuccess = ending.isSuccess;
-        const kept = await keptOrLogged(request, async () => exchange.streamEnded?.(isSuccess));
+        const kept = await keptOrCut(request, clientGone.signal, releaseRecord, async () =>
+          exchange.streamEnded?.(isSuccess),
+        );
         isKept = kept.isKept && exchange.isAnswerNotKept?.() !== true;
         tail = (kept.value ?? "") + tail;
       } catch (error) {
@@ -310,6 +314,32 @@ async function keptOrLogged<T>(
       "the answer was sent, but what the door keeps of it (a Responses answer for previous_response_id, a tool call's extra_content) could not be kept",
     );
     return { value: undefined, isKept: false };
+  }
+}
+
+/**
+ * keptOrLogged for an answer whose record waits for its keeping (`release`): the gateway cutting the request meanwhile
+ * (its exit: a second signal, the shutdown timeout) publishes the record at once, marked not kept. The exit waits for
+ * the requests it ends for half a second, not for a store that hangs (up to responses.store.write_timeout_ms): the
+ * record, the answer's usage and cost for the request log and the client's budgets, was lost with the process.
+ */
+async function keptOrCut<T>(
+  request: FastifyRequest,
+  signal: AbortSignal,
+  release: RecordRelease | undefined,
+  keep: () => Promise<T>,
+): Promise<{ readonly value: T | undefined; readonly isKept: boolean }> {
+  if (release === undefined) return keptOrLogged(request, keep);
+  // A client that left is no exit: the keeping goes on and its record says how it went.
+  const onCut = (): void => {
+    if (cutReason(signal) !== undefined) release({ isAnswerNotKept: true });
+  };
+  signal.addEventListener("abort", onCut);
+  onCut();
+  try {
+    return await keptOrLogged(request, keep);
+  } finally {
+    signal.removeEventListener("abort", onCut);
   }
 }
 

@@ -6,9 +6,11 @@
 // was a 503 while the store was down, then the 404 of a response that was "never kept (`store: false`), has expired
 // or was deleted".
 import assert from "node:assert/strict";
+import { EventEmitter } from "node:events";
 import { describe, type TestContext, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import OpenAI from "openai";
+import { handleShutdownSignals } from "../../src/cli/start-gateway.ts";
 import type { RequestRecord } from "../../src/observability/request-record.ts";
 import {
   CHAT_ROUTE,
@@ -24,18 +26,19 @@ import { chatCompletion, chatStream } from "../helpers/mock-upstream.ts";
 import { parsePrometheusText, sumOf } from "../helpers/prometheus-text.ts";
 import { useRedisProxy } from "../helpers/redis-proxy.ts";
 import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../helpers/redis-server.ts";
+import { waitUntil } from "../helpers/sse-client.ts";
 
 const REDIS = { skip: isRedisInstalled() ? false : REDIS_MISSING };
 
-/** `store`: more `responses.store` keys, as YAML lines under it. */
-async function redisScene(t: TestContext, prefix: string, store = "") {
+/** `store`: more `responses.store` keys, as YAML lines under it; `server`: the `server` section's YAML. */
+async function redisScene(t: TestContext, prefix: string, store = "", server = "") {
   const mock = await useMock(t);
   mock.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("Not kept.", VENDOR_MODEL_ID) });
   const redis = await useRedisServer(t);
   const logs = logCollector();
   const gateway = await useGateway(
     t,
-    `${oneProviderYaml(mock)}state:\n  path: ":memory:"\n  redis_url: ${redis.url}\n  redis_key_prefix: "${prefix}:"\n${store === "" ? "" : `responses:\n  store:\n${store}`}`,
+    `${server}${oneProviderYaml(mock)}state:\n  path: ":memory:"\n  redis_url: ${redis.url}\n  redis_key_prefix: "${prefix}:"\n${store === "" ? "" : `responses:\n  store:\n${store}`}`,
     { logLevel: "info", logStream: logs.stream },
   );
   // Read as published: the request log lives in the same Redis.
@@ -129,6 +132,62 @@ describe("a Responses answer the store fails to keep", () => {
     },
   );
 
+  test(
+    "named client keys: another client's answer not kept is a 503 to them while Redis is down, as any id",
+    REDIS,
+    async (t) => {
+      const { redis, gateway } = await redisScene(
+        t,
+        "kept-clients",
+        "",
+        "server:\n  api_keys: [{ key: sk-client-a, name: a }, { key: sk-client-b, name: b }]\n",
+      );
+      const a = openAiClient(gateway, "sk-client-a");
+      const b = openAiClient(gateway, "sk-client-b");
+      await redis.kill();
+      const answered = await a.responses.create({ model: "m", input: "hi" });
+      await assertToldNotStored(a.responses.retrieve(answered.id), 404, "response_id");
+      // Client b cannot tell a's answer from an id never seen: both are the store's 503 (it was a 404 for a's).
+      for (const id of [answered.id, "resp_0123456789abcdef0123456789abcdef"]) {
+        await assert.rejects(b.responses.retrieve(id, undefined, { maxRetries: 0 }), (error: unknown) => {
+          assert.ok(error instanceof OpenAI.APIError, String(error));
+          assert.equal(error.status, 503, `${id}: ${error.message}`);
+          return true;
+        });
+      }
+    },
+  );
+
+  test(
+    "a write that lands after its bound: found, and no longer said 'could not be stored' when the store is down later",
+    REDIS,
+    async (t) => {
+      const { redis, client } = await redisScene(t, "kept-late", "    write_timeout_ms: 300\n");
+      await client.responses.create({ model: "m", input: "warm up" });
+      redis.pause();
+      t.after(() => redis.resume());
+      const answer = client.responses.create({ model: "m", input: "hi" });
+      // Past the bound (300 ms), within the store's own command timeout (1 s): the write is still on its way.
+      await sleep(600);
+      redis.resume();
+      const late = await answer;
+      for (let tries = 0; ; tries++) {
+        const found = await client.responses.retrieve(late.id).catch(() => undefined);
+        if (found !== undefined) break;
+        assert.ok(tries < 50, "the late write never landed");
+        await sleep(50);
+      }
+      // Stored after all: with the store down, a GET is the store's 503 (try again), not a 404 saying it was never
+      // stored (which a client takes as final: it would give up a conversation Redis holds).
+      await redis.kill();
+      await assert.rejects(client.responses.retrieve(late.id, undefined, { maxRetries: 0 }), (error: unknown) => {
+        assert.ok(error instanceof OpenAI.APIError, String(error));
+        assert.equal(error.status, 503, error.message);
+        return true;
+      });
+    },
+  );
+
   test("answer cache hits, streamed and JSON: keeping them fails, and their records say not kept", REDIS, async (t) => {
     const mock = await useMock(t);
     const redis = await useRedisServer(t);
@@ -182,4 +241,68 @@ describe("a Responses answer the store fails to keep", () => {
       ],
     );
   });
+
+  test(
+    "a second signal while answers' keeping hangs (JSON, stream): their records are published before the exit, marked not kept",
+    REDIS,
+    async (t) => {
+      const mock = await useMock(t);
+      mock.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("Answered.", VENDOR_MODEL_ID) });
+      const redis = await useRedisServer(t);
+      // The kept answers' commands held once `isStalled` (a Redis that stopped answering them): the write's bound
+      // (5 s, the default) is far past the exit's.
+      let isStalled = false;
+      /** The responses whose keeping was held (their ids, in the held commands). */
+      const heldIds = new Set<string>();
+      let release = (): void => {};
+      const held = new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      t.after(() => release());
+      const proxy = await useRedisProxy(t, redis.port, (text) => {
+        if (!isStalled || !text.includes("{responses}")) return undefined;
+        for (const id of text.match(/resp_[0-9a-f]+/g) ?? []) heldIds.add(id);
+        return held;
+      });
+      const gateway = await useGateway(
+        t,
+        `${oneProviderYaml(mock)}state:\n  path: ":memory:"\n  redis_url: ${proxy.url}\n  redis_key_prefix: "kept-exit:"\n`,
+      );
+      const records: RequestRecord[] = [];
+      t.after(gateway.runtime.onRecord((record) => records.push(record)));
+      const client = openAiClient(gateway);
+      await client.responses.create({ model: "m", input: "warm up" });
+      const signals = new EventEmitter();
+      const exits: { code: number; records: readonly RequestRecord[] }[] = [];
+      handleShutdownSignals(gateway, 10_000, (code) => exits.push({ code, records: [...records] }), signals);
+      isStalled = true;
+      const answer = client.responses.create({ model: "m", input: "hi" }, { maxRetries: 0 }).catch(() => undefined);
+      mock.enqueue(CHAT_ROUTE, { kind: "sse", events: chatStream(["Streamed."], VENDOR_MODEL_ID) });
+      const streamed = client.responses
+        .stream({ model: "m", input: "a stream" }, { maxRetries: 0 })
+        .finalResponse()
+        .catch(() => undefined);
+      // Both answers made and sent to be kept, their keeping held.
+      await waitUntil(() => heldIds.size >= 2, "the answers' keeping under way", 5_000);
+      signals.emit("SIGTERM");
+      signals.emit("SIGINT");
+      await waitUntil(() => exits.length > 0, "the exit after the second signal", 5_000);
+      release();
+      await Promise.all([answer, streamed]);
+      const published = exits[0]?.records ?? [];
+      // Before, the records waited for the keeping (up to write_timeout_ms) and were lost with the exit: the answers'
+      // usage and cost never reached the request log or the client's budgets.
+      assert.deepEqual(
+        published
+          .slice(1)
+          .map((record) => [record.endpoint, record.isStream, record.isAnswerNotKept === true])
+          .sort(),
+        [
+          ["responses", false, true],
+          ["responses", true, true],
+        ],
+        JSON.stringify(published),
+      );
+    },
+  );
 });

@@ -79,11 +79,12 @@ test("an unreachable store: reads and deletes are a 503, a failed write is repor
   assert.equal(await kept.put(stored("resp_a")), false, "a failed write says so");
   assert.equal(putErrors.length, 1);
   assert.match(String(putErrors[0]), /connection refused/);
-  // Known not kept: read as absent (the caller says why), not a 503, while the store is down and after.
+  // Known not kept: read as absent (the caller says why), not a 503, while the store is down and after (as its
+  // clients see it: forClient; an unnamed key sees every response).
   assert.deepEqual(kept.notKept("resp_a"), { client: undefined });
-  assert.equal(await kept.get("resp_a"), undefined);
+  assert.equal(await forClient(kept, null).get("resp_a"), undefined);
   rows.isDown = false;
-  assert.equal(await kept.get("resp_a"), undefined);
+  assert.equal(await forClient(kept, null).get("resp_a"), undefined);
   assert.equal(kept.notKept("resp_b"), undefined);
   // A named client is told only of its own.
   assert.equal(forClient(kept, "other").notKept("resp_a"), undefined);
@@ -109,4 +110,43 @@ test("a write past its bound is not kept: reported, remembered, false", async ()
   assert.equal(await kept.put(stored("resp_a")), false);
   assert.match(String(putErrors[0]), /within the bound/);
   assert.notEqual(kept.notKept("resp_a"), undefined);
+});
+
+test("a write that lands after its bound is kept after all: a later outage is a 503, not 'never stored'", async () => {
+  const rows = new MapRows();
+  let land = (): void => {};
+  const put = rows.put.bind(rows);
+  rows.put = (row) =>
+    new Promise<void>((resolve) => {
+      land = () => void put(row).then(resolve);
+    });
+  const kept = inRows(
+    rows,
+    () => {},
+    undefined,
+    async () => {
+      throw new Error("no answer within the bound");
+    },
+  );
+  assert.equal(await kept.put(stored("resp_a")), false);
+  assert.notEqual(kept.notKept("resp_a"), undefined);
+  land();
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(kept.notKept("resp_a"), undefined, "landed: no longer said not kept");
+  rows.isDown = true;
+  await assert.rejects(kept.get("resp_a"), ServiceUnavailableError);
+});
+
+test("another client's answer the store failed to keep tells a named client nothing: the store's 503, as any id", async () => {
+  const rows = new MapRows();
+  rows.isDown = true;
+  const kept = inRows(rows, () => {});
+  assert.equal(await forClient(kept, "a").put(stored("resp_a")), false);
+  // Its own client (and an unnamed key, which sees every response) reads it as absent: the caller says why.
+  assert.equal(await forClient(kept, "a").get("resp_a"), undefined);
+  assert.equal(await forClient(kept, null).get("resp_a"), undefined);
+  // Another named client cannot tell it from an id it has never seen: it learns nothing of client a's answers.
+  await assert.rejects(forClient(kept, "b").get("resp_unknown"), ServiceUnavailableError);
+  await assert.rejects(forClient(kept, "b").get("resp_a"), ServiceUnavailableError);
+  await assert.rejects(forClient(kept, "b").delete("resp_a"), ServiceUnavailableError);
 });

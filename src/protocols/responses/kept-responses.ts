@@ -174,7 +174,7 @@ export function inRows(
           cause: error,
         });
   const notKept = new NotKeptAnswers();
-  /** `id`: a read by response id; one known not kept reads as absent, whether or not the store can be reached. */
+  /** `id`: a read by response id (one found is no longer not kept: forClient reads one not kept as absent). */
   const read = async (
     what: Promise<string | undefined>,
     from?: number,
@@ -184,10 +184,11 @@ export function inRows(
     try {
       json = await what;
     } catch (error) {
-      if (id !== undefined && notKept.get(id) !== undefined) return undefined;
       throw unreachable(error);
     }
     if (json === undefined) return undefined;
+    // Found: a write that landed after its bound (its client gave up on it), no longer not kept.
+    if (id !== undefined) notKept.forget(id);
     const stored = JSON.parse(json) as StoredResponse;
     if (stored.eventsAppended !== true || rows.getEvents === undefined) return eventsFrom(stored, from);
     if (from !== undefined && !Number.isFinite(from)) return { ...stored, events: [] };
@@ -313,11 +314,19 @@ export function inRows(
     },
     put: async (stored) => {
       const id = stored.response.id;
+      let write: Promise<void> | undefined;
       try {
-        await bounded(rows.put(rowOf(stored, undefined).row));
+        write = rows.put(rowOf(stored, undefined).row);
+        await bounded(write);
       } catch (error) {
         onPutError(error);
         notKept.remember(id, stored.client);
+        // Past its bound a write may still land: kept after all, so a later outage is the store's 503 again, not the
+        // 404 of an answer "never stored" (final to a client, which would give up a conversation the store holds).
+        write?.then(
+          () => notKept.forget(id),
+          () => {},
+        );
         return false;
       }
       notKept.forget(id);
@@ -341,18 +350,30 @@ export function inRows(
  * marked as its own. An unnamed key (null) sees every response, as it sees every record.
  */
 export function forClient(kept: KeptResponses, client: string | null): KeptResponses {
-  if (client === null) return kept;
+  const notKept = (id: string): NotKeptAnswer | undefined => {
+    const found = kept.notKept(id);
+    return client === null || found?.client === client ? found : undefined;
+  };
+  // One this client was answered but the store failed to keep reads as absent, whether or not the store can be
+  // reached (the caller says why); another client's is the store's 503 while it is down, as any id is: a named
+  // client learns nothing of another's answers (it was a 404 for those ids, a 503 for the rest).
+  const get: KeptResponses["get"] = async (id, from) => {
+    try {
+      return await kept.get(id, from);
+    } catch (error) {
+      if (notKept(id) !== undefined) return undefined;
+      throw error;
+    }
+  };
+  if (client === null) return { ...kept, get };
   const own = (stored: StoredResponse | undefined) => (stored?.client === client ? stored : undefined);
   return {
-    get: async (id, from) => own(await kept.get(id, from)),
+    get: async (id, from) => own(await get(id, from)),
     findItem: async (id) => own(await kept.responseWithItem(id))?.response.output.find((item) => item.id === id),
     responseWithItem: async (id) => own(await kept.responseWithItem(id)),
     put: (stored) => kept.put({ ...stored, client }),
-    notKept: (id) => {
-      const found = kept.notKept(id);
-      return found?.client === client ? found : undefined;
-    },
+    notKept,
     putIfUnchanged: (stored, expected, notAfterMs) => kept.putIfUnchanged({ ...stored, client }, expected, notAfterMs),
-    delete: async (id) => (own(await kept.get(id, NO_EVENTS)) === undefined ? false : kept.delete(id)),
+    delete: async (id) => (own(await get(id, NO_EVENTS)) === undefined ? false : kept.delete(id)),
   };
 }
