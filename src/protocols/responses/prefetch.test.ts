@@ -95,13 +95,18 @@ for (const [name, backend] of Object.entries(BACKENDS)) {
     };
     if (rows.getIdsByItems !== undefined) counting.getIdsByItems = rows.getIdsByItems.bind(rows);
     const counted = inRows(counting, () => assert.fail("no put error expected"));
-    const body = { model: "m", previous_response_id: previous, input: itemsOf(IDS) };
-    const lookup = await prefetch(counted, body);
-    assert.throws(
-      () => toChatRequest(body, lookup),
-      (error) => error instanceof InvalidRequestError,
-    );
-    // The previous response and the one that brought the ids: each read once.
-    assert.ok(rowsRead <= 2, `${rowsRead} rows read`);
+    // Its ids, and the ids `input_items` lists for its items (msg_<response id less resp_>_<index>).
+    const listed = IDS.map((_, index) => `msg_turn0_${index}`);
+    for (const ids of [IDS, listed]) {
+      rowsRead = 0;
+      const body = { model: "m", previous_response_id: previous, input: itemsOf(ids) };
+      const lookup = await prefetch(counted, body);
+      assert.throws(
+        () => toChatRequest(body, lookup),
+        (error) => error instanceof InvalidRequestError,
+      );
+      // The previous response and the one that brought the ids: each read once.
+      assert.ok(rowsRead <= 2, `${ids[0]}: ${rowsRead} rows read`);
+    }
   });
 }
