@@ -1,6 +1,7 @@
 // prefetch over the persistent stores (the embedded file, Redis): a continuation whose input carries many ids that
 // the store's index gives to one response reads that response once, not once per id. Each read is its whole row (a
 // whole conversation, parsed): 2,000 ids of a 2,000-message turn were 2,000 parses of that row at once.
+// And each store's item index keeps one response per id of a chain: an id two branches bring stays found in both.
 import assert from "node:assert/strict";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -107,6 +108,32 @@ for (const [name, backend] of Object.entries(BACKENDS)) {
       );
       // The previous response and the one that brought the ids: each read once.
       assert.ok(rowsRead <= 2, `${ids[0]}: ${rowsRead} rows read`);
+    }
+  });
+}
+
+for (const [name, backend] of Object.entries(BACKENDS)) {
+  test(`${name}: an id two branches of one chain both brought is refused in each branch, turns later`, async (t) => {
+    if (name === "redis" && !isRedisInstalled()) return t.skip(REDIS_MISSING);
+    const kept = inRows(await backend(t), () => assert.fail("no put error expected"));
+    const turn = async (previous: string | undefined, ids: string[], id: string) => {
+      const body = {
+        model: "m",
+        input: itemsOf(ids),
+        ...(previous === undefined ? {} : { previous_response_id: previous }),
+      };
+      const translated = toChatRequest(body, await prefetch(kept, body));
+      const conversation = [...translated.conversation, { role: "assistant" as const, content: id }];
+      const chain = translated.chain === undefined ? {} : { chain: translated.chain };
+      assert.equal(await kept.put({ response: answer(id), conversation, ...chain }), true);
+    };
+    await turn(undefined, ["msg_client_0"], "resp_root");
+    for (const branch of ["a", "b"]) {
+      await turn("resp_root", ["msg_client_x"], `resp_${branch}1`);
+      await turn(`resp_${branch}1`, [`msg_client_${branch}`], `resp_${branch}2`);
+    }
+    for (const branch of ["a", "b"]) {
+      await assert.rejects(turn(`resp_${branch}2`, ["msg_client_x"], "resp_never"), InvalidRequestError, branch);
     }
   });
 }
