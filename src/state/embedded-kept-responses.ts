@@ -159,6 +159,7 @@ export class EmbeddedKeptResponses {
   readonly #insertItem: StatementSync;
   readonly #select: StatementSync;
   readonly #selectByItem: StatementSync;
+  readonly #selectIdByItem: StatementSync;
   readonly #delete: StatementSync;
   readonly #deleteItems: StatementSync;
   readonly #expire: StatementSync;
@@ -212,6 +213,9 @@ export class EmbeddedKeptResponses {
     this.#select = this.#db.prepare(`SELECT json FROM ${table} WHERE id = ? AND stored_at_ms > ?`);
     this.#selectByItem = this.#db.prepare(
       `SELECT r.json FROM ${itemTable} i JOIN ${table} r ON r.id = i.response_id WHERE i.item_id = ? AND r.stored_at_ms > ?`,
+    );
+    this.#selectIdByItem = this.#db.prepare(
+      `SELECT i.response_id FROM ${itemTable} i JOIN ${table} r ON r.id = i.response_id WHERE i.item_id = ? AND r.stored_at_ms > ?`,
     );
     this.#delete = this.#db.prepare(`DELETE FROM ${table} WHERE id = ?`);
     this.#deleteItems = this.#db.prepare(`DELETE FROM ${itemTable} WHERE response_id = ?`);
@@ -275,6 +279,20 @@ export class EmbeddedKeptResponses {
     const read = () => this.#selectByItem.get(itemId, this.#oldestKeptMs());
     const row = await whenUnlocked(read, READ_WAIT_MS).catch(throwLockedAsUnavailable);
     return row === undefined ? undefined : String(row.json);
+  }
+
+  /** The ids of the rows getByItem would read for these item ids, in order (undefined: none). */
+  async getIdsByItems(itemIds: readonly string[]): Promise<(string | undefined)[]> {
+    const waiting = new Map<string, WaitingRow>();
+    for (const entry of this.#waiting.values()) for (const itemId of entry.row.itemIds) waiting.set(itemId, entry);
+    const read = () =>
+      itemIds.map((itemId) => {
+        const entry = waiting.get(itemId);
+        if (entry !== undefined && this.#isUsable(entry)) return entry.row.id;
+        const row = this.#selectIdByItem.get(itemId, this.#oldestKeptMs());
+        return row === undefined ? undefined : String(row.response_id);
+      });
+    return whenUnlocked(read, READ_WAIT_MS).catch(throwLockedAsUnavailable);
   }
 
   /**

@@ -69,6 +69,10 @@ export class KeptResponsesFile {
     return this.#guarded((rows) => rows.getByItem(itemId));
   }
 
+  getIdsByItems(itemIds: readonly string[]): Promise<(string | undefined)[]> {
+    return this.#guarded((rows) => rows.getIdsByItems(itemIds));
+  }
+
   delete(id: string): Promise<boolean> {
     return this.#guarded((rows) => rows.delete(id));
   }

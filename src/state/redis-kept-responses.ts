@@ -37,6 +37,8 @@ import {
 const COMMAND_TIMEOUT_MS = 1_000;
 /** Rows one eviction script removes at most before it answers (the caller runs it again): a short script. */
 const EVICT_BATCH = 100;
+/** Item ids one read of the item index asks for at most (getIdsByItems): a short command. */
+const ITEMS_PER_READ = 1_000;
 /** Eviction scripts one write runs at most (a million rows); the next write goes on. */
 const MAX_EVICT_ROUNDS = 10_000;
 /**
@@ -316,6 +318,16 @@ export class RedisKeptResponses {
   async getByItem(itemId: string): Promise<string | undefined> {
     const responseId = await this.#redis.hget(this.#keys[3], itemId);
     return responseId === null ? undefined : this.get(responseId);
+  }
+
+  /** The row ids the item index gives these item ids (an expired row's too: `get` ignores it), a chunk per command. */
+  async getIdsByItems(itemIds: readonly string[]): Promise<(string | undefined)[]> {
+    const found: (string | undefined)[] = [];
+    for (let start = 0; start < itemIds.length; start += ITEMS_PER_READ) {
+      const ids = await this.#redis.hmget(this.#keys[3], ...itemIds.slice(start, start + ITEMS_PER_READ));
+      for (const id of ids) found.push(id ?? undefined);
+    }
+    return found;
   }
 
   /** True when a row that had not expired was deleted (decided in the script: no read before it). */

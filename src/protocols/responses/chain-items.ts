@@ -17,6 +17,13 @@ export interface KeptChain {
    * chain holds that conversation's items up to it (the conversation is read, not copied into every response).
    */
   readonly conversation?: { readonly id: string; readonly throughItemId: string };
+  /**
+   * Ids its chain's responses brought that the store's index already gave to a response of another branch of the
+   * chain (two continuations of one response bringing the same client id): the index keeps one response per key, the
+   * first, so these are kept here instead, copied into each later response of this branch (only such ids: a branch
+   * that brings no id again keeps none).
+   */
+  readonly carried?: readonly string[];
   /** What a row kept before 2026-12-07 that the chain continues held (its ids and its chain's), copied once. */
   readonly earlier?: { readonly itemIds: readonly string[]; readonly responseIds: readonly string[] };
 }

@@ -51,11 +51,11 @@ function userMessage(id: string): Record<string, unknown> {
 /** The request translated as the Responses door translates it; the answer kept as it keeps it. */
 async function turn(
   store: ResponseStore,
-  previous: string,
+  previous: string | undefined,
   input: unknown[],
   id: string,
 ): Promise<StoredResponse | InvalidRequestError> {
-  const body = { model: "m", previous_response_id: previous, input };
+  const body = { model: "m", ...(previous === undefined ? {} : { previous_response_id: previous }), input };
   let translated: ReturnType<typeof toChatRequest>;
   try {
     translated = toChatRequest(body, await prefetch(inMemory(store), body));
@@ -100,4 +100,22 @@ test("a chain continuing a row kept before 2026-12-07 still refuses the ids that
   assert.ok(!(branch instanceof InvalidRequestError));
   const across = await turn(store, "resp_branch", [userMessage("msg_client_4")], "resp_across");
   assert.ok(!(across instanceof InvalidRequestError), "an item of another branch is not a duplicate");
+});
+
+test("an id two branches of one chain both brought is refused in each branch, turns later", async () => {
+  const store = new ResponseStore({ maxEntries: 100, maxBytes: 1_000_000, maxAgeMs: 3_600_000 }, new ManualClock());
+  const root = await turn(store, undefined, [userMessage("msg_client_0")], "resp_root");
+  assert.ok(!(root instanceof InvalidRequestError));
+  // Two continuations of one response (a turn asked again) with the same client id: each branch holds it once.
+  for (const branch of ["a", "b"]) {
+    const first = await turn(store, "resp_root", [userMessage("msg_client_x")], `resp_${branch}1`);
+    assert.ok(!(first instanceof InvalidRequestError), branch);
+    const second = await turn(store, `resp_${branch}1`, [userMessage(`msg_client_${branch}`)], `resp_${branch}2`);
+    assert.ok(!(second instanceof InvalidRequestError), branch);
+  }
+  for (const branch of ["a", "b"]) {
+    const refused = await turn(store, `resp_${branch}2`, [userMessage("msg_client_x")], "resp_never");
+    assert.ok(refused instanceof InvalidRequestError, `branch ${branch} holds msg_client_x`);
+    assert.equal(refused.code, "duplicate_item");
+  }
 });

@@ -53,17 +53,28 @@ function inputIdsOf(input: unknown): string[] {
  * withConversationOrigin); undefined when `previous` was kept by a version that kept no chain ids (a chain from it is
  * told by its kept conversations, isInChain).
  */
-export function chainAfter(previous: StoredResponse | undefined, input: unknown): KeptChain | undefined {
-  const inputIds = inputIdsOf(input);
-  if (previous === undefined) return { inputIds };
+export function chainAfter(
+  previous: StoredResponse | undefined,
+  input: unknown,
+  lookup: ResponseLookup,
+): KeptChain | undefined {
+  const ids = inputIdsOf(input);
+  if (previous === undefined) return { inputIds: ids };
   const rootId = chainRootOf(previous);
   if (rootId === undefined) return undefined;
+  // An id the index gives to another response of the chain (not this branch's: the check refused those) keeps that
+  // key; this branch carries it instead (KeptChain.carried).
+  const isIndexed = (id: string): boolean => lookup.responseWithItem?.(chainItemKey(rootId, id)) !== undefined;
+  const inputIds = ids.filter((id) => !isIndexed(id));
   const kept = previous.chain;
+  const carried = [...(kept?.carried ?? []), ...ids.filter(isIndexed)];
+  const withCarried = carried.length === 0 ? {} : { carried };
   if (kept !== undefined) {
     return {
       rootId,
       inputIds,
       ...(kept.conversation === undefined ? {} : { conversation: kept.conversation }),
+      ...withCarried,
       ...(kept.earlier === undefined ? {} : { earlier: kept.earlier }),
     };
   }
@@ -72,7 +83,7 @@ export function chainAfter(previous: StoredResponse | undefined, input: unknown)
     itemIds: [...(previous.historyItemIds ?? []), ...previous.response.output.map((item) => item.id)],
     responseIds: [...(previous.chainIds ?? []), previous.response.id],
   };
-  return { rootId, inputIds, earlier };
+  return { rootId, inputIds, ...withCarried, earlier };
 }
 
 /**
@@ -100,7 +111,8 @@ export function chainLookups(
 ): { itemKeys: string[]; responseIds: string[]; conversationId: string | undefined } {
   const ids = inputIdsOf(input);
   const root = chainRootOf(previous);
-  const itemKeys = root === undefined || previous.chain === undefined ? [] : ids.map((id) => chainItemKey(root, id));
+  // Also after a row kept before 2026-12-07: another branch from it may have indexed an id (chainAfter).
+  const itemKeys = root === undefined ? [] : ids.map((id) => chainItemKey(root, id));
   const responseIds = ids.flatMap((id) => {
     const key = LISTED_INPUT_ITEM.exec(id)?.[1];
     return key === undefined ? [] : [`resp_${key}`];
@@ -146,6 +158,7 @@ function heldItemIds({ previous, conversationIds }: RequestHistory, lookup: Resp
   for (const item of previous.response.output) held.add(item.id);
   for (const id of previous.chain?.earlier?.itemIds ?? []) held.add(id);
   for (const id of previous.chain?.inputIds ?? []) held.add(id);
+  for (const id of previous.chain?.carried ?? []) held.add(id);
   const origin = previous.chain?.conversation;
   if (origin !== undefined) {
     for (const id of conversationIdsThrough(origin.id, origin.throughItemId, lookup)) held.add(id);

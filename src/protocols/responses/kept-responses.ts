@@ -20,6 +20,11 @@ export interface KeptResponses {
   /** The kept response one of whose output items has this id (whose item it is). */
   responseWithItem(id: string): Promise<StoredResponse | undefined>;
   /**
+   * The ids of the responses `responseWithItem` would give for these ids, in one read of the store's index (absent: a
+   * store read per id is as cheap): a request naming many items of one response reads that response once (prefetch).
+   */
+  responseIdsWithItems?(ids: readonly string[]): Promise<(string | undefined)[]>;
+  /**
    * Keeps an answer; false when the store failed to (an error, or no answer within the store's bound): reported
    * (`onPutError`) and remembered (`notKept`). An answer over the store's bounds is not kept either, by rule: true.
    */
@@ -150,6 +155,8 @@ export interface KeptResponseRows {
   get(id: string): Promise<string | undefined>;
   /** The JSON of the kept response one of whose output items has this id. */
   getByItem(itemId: string): Promise<string | undefined>;
+  /** The ids of the rows getByItem would read for these item ids, in order (undefined: none), in one read. */
+  getIdsByItems?(itemIds: readonly string[]): Promise<(string | undefined)[]>;
   delete(id: string): Promise<boolean>;
 }
 
@@ -200,6 +207,7 @@ export function inRows(
     }
   };
   const isAppending = rows.appendEvents !== undefined && rows.getEvents !== undefined;
+  const getIdsByItems = rows.getIdsByItems?.bind(rows);
   /** Per background response this process runs: how many of its events the store holds (only the run appends). */
   const appendedCounts = new Map<string, number>();
   /**
@@ -300,6 +308,17 @@ export function inRows(
     get: (id, from) => read(rows.get(id), from, id),
     findItem: async (id) => (await read(rows.getByItem(id)))?.response.output.find((item) => item.id === id),
     responseWithItem: (id) => read(rows.getByItem(id)),
+    ...(getIdsByItems === undefined
+      ? {}
+      : {
+          responseIdsWithItems: async (ids) => {
+            try {
+              return await getIdsByItems(ids);
+            } catch (error) {
+              throw unreachable(error);
+            }
+          },
+        }),
     putIfUnchanged: async (stored, expected, notAfterMs) => {
       let token: string | undefined;
       try {
@@ -371,6 +390,10 @@ export function forClient(kept: KeptResponses, client: string | null): KeptRespo
     get: async (id, from) => own(await get(id, from)),
     findItem: async (id) => own(await kept.responseWithItem(id))?.response.output.find((item) => item.id === id),
     responseWithItem: async (id) => own(await kept.responseWithItem(id)),
+    // Only ids: the responses are then read by `get`, which keeps another client's out.
+    ...(kept.responseIdsWithItems === undefined
+      ? {}
+      : { responseIdsWithItems: (ids) => kept.responseIdsWithItems?.(ids) ?? Promise.resolve([]) }),
     put: (stored) => kept.put({ ...stored, client }),
     notKept,
     putIfUnchanged: (stored, expected, notAfterMs) => kept.putIfUnchanged({ ...stored, client }, expected, notAfterMs),

@@ -42,29 +42,49 @@ export async function prefetch(
     const found = await conversation(id);
     if (found !== undefined) conversations.set(id, found);
   };
+  /** Each response read once, whether named by id or found by an item's id (a row is a whole conversation). */
+  const reads = new Map<string, Promise<StoredResponse | undefined>>();
+  const readOnce = (id: string): Promise<StoredResponse | undefined> => {
+    let read = reads.get(id);
+    if (read === undefined) {
+      read = kept.get(id, NO_EVENTS);
+      reads.set(id, read);
+    }
+    return read;
+  };
   const readResponse = async (id: string): Promise<void> => {
-    if (responses.has(id)) return;
-    const found = await kept.get(id, NO_EVENTS);
+    const found = await readOnce(id);
     if (found !== undefined) responses.set(id, found);
   };
-  // The response holding the item, not only the item: an item a continuation already brings is refused.
+  // The response holding the item, not only the item: an item a continuation already brings is refused. A store
+  // that gives the index's response ids at once: each response read once, however many of its ids `input` carries.
+  const readOwners = async (ids: readonly string[]): Promise<void> => {
+    const unread = [...new Set(ids)].filter((id) => !owners.has(id));
+    if (kept.responseIdsWithItems === undefined || unread.length === 0) {
+      await Promise.all(unread.map(readOwner));
+      return;
+    }
+    const ownerIds = await kept.responseIdsWithItems(unread);
+    await Promise.all(
+      unread.map(async (id, index) => {
+        const ownerId = ownerIds[index];
+        const found = ownerId === undefined ? undefined : await readOnce(ownerId);
+        if (found !== undefined) owners.set(id, found);
+      }),
+    );
+  };
   const readOwner = async (id: string): Promise<void> => {
-    if (owners.has(id)) return;
     const found = await kept.responseWithItem(id);
     if (found !== undefined) owners.set(id, found);
   };
-  await Promise.all([
-    readConversation(conversationId),
-    ...responseIds.map(readResponse),
-    ...[...new Set(itemIds)].map(readOwner),
-  ]);
+  await Promise.all([readConversation(conversationId), ...responseIds.map(readResponse), readOwners(itemIds)]);
   const previous = responseIds[0] === undefined ? undefined : responses.get(responseIds[0]);
   if (previous !== undefined) {
     const chain = chainLookups(previous, isRecord(body) ? body.input : undefined);
     await Promise.all([
       readConversation(chain.conversationId),
       ...chain.responseIds.map(readResponse),
-      ...[...new Set(chain.itemKeys)].map(readOwner),
+      readOwners(chain.itemKeys),
     ]);
   }
   const conversationFound = conversationId === undefined ? undefined : conversations.get(conversationId);

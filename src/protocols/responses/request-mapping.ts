@@ -101,7 +101,7 @@ export function toChatRequest(body: unknown, lookup: ResponseLookup): Translated
     loadedTools: loaded,
     includesEncryptedReasoning: (request.include ?? []).includes(ENCRYPTED_REASONING_INCLUDE),
     toolCallLimit: toolCallLimitOf(request),
-    chain: chainAfter(previous, request.input),
+    chain: chainAfter(previous, request.input, lookup),
   };
 }
 
