@@ -9,7 +9,8 @@ import type { KeptChain } from "../protocols/responses/chain-items.ts";
 import { conversationAppender } from "../protocols/responses/conversation-appender.ts";
 import type { Conversations, ConversationUpdate } from "../protocols/responses/conversations.ts";
 import { withConversationOrigin } from "../protocols/responses/duplicate-items.ts";
-import { forClient, type KeptResponses } from "../protocols/responses/kept-responses.ts";
+import { forClient } from "../protocols/responses/kept-for-client.ts";
+import type { KeptResponses } from "../protocols/responses/kept-responses.ts";
 import {
   fromNativeResponse,
   type NativeContext,

@@ -4,7 +4,8 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { ServiceUnavailableError } from "../../errors/gateway-error.ts";
 import { DEFAULT_ECHO } from "../__fixtures__/fixtures.ts";
-import { forClient, inRows, type KeptResponseRow, type KeptResponseRows } from "./kept-responses.ts";
+import { forClient } from "./kept-for-client.ts";
+import { inRows, type KeptResponseRow, type KeptResponseRows } from "./kept-responses.ts";
 import { buildResponse } from "./response-object.ts";
 import type { StoredResponse } from "./response-store.ts";
 

@@ -1,0 +1,43 @@
+// The kept responses as one named client may see them (a view over KeptResponses).
+
+import { type KeptResponses, NO_EVENTS } from "./kept-responses.ts";
+import type { NotKeptAnswer } from "./not-kept-answers.ts";
+import type { StoredResponse } from "./response-store.ts";
+
+/**
+ * The kept responses as one client sees them: a named client reads, continues from and deletes only the responses
+ * it created (their ids and items are found nowhere else, as its request records are not), and what it keeps is
+ * marked as its own. An unnamed key (null) sees every response, as it sees every record.
+ */
+export function forClient(kept: KeptResponses, client: string | null): KeptResponses {
+  const notKept = (id: string): NotKeptAnswer | undefined => {
+    const found = kept.notKept(id);
+    return client === null || found?.client === client ? found : undefined;
+  };
+  // One this client was answered but the store failed to keep reads as absent, whether or not the store can be
+  // reached (the caller says why); another client's is the store's 503 while it is down, as any id is: a named
+  // client learns nothing of another's answers (it was a 404 for those ids, a 503 for the rest).
+  const get: KeptResponses["get"] = async (id, from) => {
+    try {
+      return await kept.get(id, from);
+    } catch (error) {
+      if (notKept(id) !== undefined) return undefined;
+      throw error;
+    }
+  };
+  if (client === null) return { ...kept, get };
+  const own = (stored: StoredResponse | undefined) => (stored?.client === client ? stored : undefined);
+  return {
+    get: async (id, from) => own(await get(id, from)),
+    findItem: async (id) => own(await kept.responseWithItem(id))?.response.output.find((item) => item.id === id),
+    responseWithItem: async (id) => own(await kept.responseWithItem(id)),
+    // Only ids: the responses are then read by `get`, which keeps another client's out.
+    ...(kept.responseIdsWithItems === undefined
+      ? {}
+      : { responseIdsWithItems: (ids) => kept.responseIdsWithItems?.(ids) ?? Promise.resolve([]) }),
+    put: (stored) => kept.put({ ...stored, client }),
+    notKept,
+    putIfUnchanged: (stored, expected, notAfterMs) => kept.putIfUnchanged({ ...stored, client }, expected, notAfterMs),
+    delete: async (id) => (own(await get(id, NO_EVENTS)) === undefined ? false : kept.delete(id)),
+  };
+}
