@@ -118,3 +118,43 @@ test("a JSON legacy completion that asked `echo`, without usage: its estimate co
   await waitUntil(() => records.length === 1, "the request's record");
   assert.deepEqual([records[0]?.tokensOut, records[0]?.isUsageEstimated], [countTextTokens(" Paris."), true]);
 });
+
+test("a JSON legacy completion of a prompt of tokens that asked `echo`, usage {prompt n, completion 0}: the report", async (t) => {
+  // Prompt scoring as evaluation harnesses send it: token ids and `echo`. The echo has no text to match.
+  const s = await startTwoProviders(t, { primary: { count_max_tokens: false } });
+  const records: RequestRecord[] = [];
+  s.gateway.runtime.onRecord((record) => records.push(record));
+  const usage = { prompt_tokens: 6, completion_tokens: 0, total_tokens: 6 };
+  const choice = { text: PROMPT, index: 0, logprobs: null, finish_reason: "length" };
+  const answer = {
+    id: "cmpl-1",
+    object: "text_completion",
+    created: 1767225600,
+    model: MODEL,
+    choices: [choice],
+    usage,
+  };
+  s.primary.enqueue(COMPLETIONS_ROUTE, { kind: "json", body: answer });
+  const prompt = [791, 6864, 315, 9822, 374, 1];
+  const completion = await s.client.completions.create({ model: MODEL, prompt, echo: true, max_tokens: 5 });
+  assert.deepEqual(completion.usage, usage, "the provider's usage, believed");
+  await waitUntil(() => records.length === 1, "the request's record");
+  assert.deepEqual([records[0]?.tokensIn, records[0]?.tokensOut, records[0]?.isUsageEstimated === true], [6, 0, false]);
+});
+
+test("a stream of a prompt of tokens that asked `echo`, an echo alone with usage {prompt n, completion 0}: the report", async (t) => {
+  const usage = { prompt_tokens: 6, completion_tokens: 0, total_tokens: 6 };
+  const s = await echoScene(t, ["The capital", " of France is"], usage);
+  const stream = await s.client.completions.create({
+    model: MODEL,
+    prompt: [791, 6864, 315, 9822, 374, 1],
+    echo: true,
+    max_tokens: 5,
+    stream: true,
+    stream_options: { include_usage: true },
+  });
+  let told: unknown;
+  for await (const chunk of stream) if (chunk.usage !== undefined && chunk.usage !== null) told = chunk.usage;
+  assert.deepEqual(told, usage, "the provider's usage, believed");
+  await assertCountedAsReported(s, [6, 0]);
+});
