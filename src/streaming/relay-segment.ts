@@ -178,6 +178,7 @@ export async function* relaySegment(
     usage: progress.settledUsage(),
     ...(progress.usage !== undefined && progress.isUsageEstimated ? { isUsageEstimated: true as const } : {}),
     ...(progress.isUsageExtended ? { isUsageExtended: true as const } : {}),
+    ...(progress.isRestarted ? { isRestarted: true as const } : {}),
     text: progress.text,
     ...state.segmentOutput,
     // A continuation that failed before it added anything is settled with what it used (pipeline/segment-charge.ts).

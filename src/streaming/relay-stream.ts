@@ -306,7 +306,8 @@ function extendedUsageChunk(
   if (end.isUsageExtended !== true || end.usage === undefined) return undefined;
   let usage = end.usage;
   if (continuation !== undefined) {
-    usage = state.usage.combine(end.usage, continuation.mode);
+    // As its counts were spliced (relay-segment.ts): a restarted prefill's covers the answer, as a replay's does.
+    usage = state.usage.combine(end.usage, end.isRestarted === true ? "replay" : continuation.mode);
     state.combinedUsage = usage;
   }
   if (options.usageEstimate?.isSentToClient !== true) return undefined;
