@@ -32,8 +32,9 @@ export class EchoedPrompt {
 
   /** The echo of a request that asked for one, else undefined. */
   static of(request: EchoRequest): EchoedPrompt | undefined {
-    if (request.echo !== true) return undefined;
     const prompt = request.prompt;
+    // No prompt, nothing echoed (a chat body's `echo` is no legacy completion's).
+    if (request.echo !== true || (typeof prompt !== "string" && !Array.isArray(prompt))) return undefined;
     const prompts =
       typeof prompt === "string"
         ? [prompt]

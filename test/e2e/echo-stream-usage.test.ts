@@ -10,6 +10,7 @@ import type { RequestRecord } from "../../src/observability/request-record.ts";
 import { rowOf, send, statsOf } from "../helpers/e2e.ts";
 import { assertCountedByEstimate } from "../helpers/estimated-books.ts";
 import { deploymentTpmUsed } from "../helpers/limits-scene.ts";
+import { chatCompletion } from "../helpers/mock-upstream.ts";
 import { parsePrometheusText, sumOf } from "../helpers/prometheus-text.ts";
 import { waitUntil } from "../helpers/sse-client.ts";
 import { MODEL, startTwoProviders, type TwoProviders } from "../helpers/two-providers.ts";
@@ -157,4 +158,17 @@ test("a stream of a prompt of tokens that asked `echo`, an echo alone with usage
   for await (const chunk of stream) if (chunk.usage !== undefined && chunk.usage !== null) told = chunk.usage;
   assert.deepEqual(told, usage, "the provider's usage, believed");
   await assertCountedAsReported(s, [6, 0]);
+});
+
+test("a chat answer whose body says `echo: true` (no legacy prompt): its {prompt n, completion 0} with text is no report", async (t) => {
+  const s = await startTwoProviders(t, { primary: { count_max_tokens: false } });
+  const usage = { prompt_tokens: 6, completion_tokens: 0, total_tokens: 6 };
+  s.primary.enqueue("POST /v1/chat/completions", { kind: "json", body: { ...chatCompletion("Paris.", MODEL), usage } });
+  const body: { model: string; messages: { role: "user"; content: string }[] } = {
+    model: MODEL,
+    messages: [{ role: "user", content: PROMPT }],
+  };
+  // `echo` is no chat parameter: sent as a field the SDK passes on.
+  const completion = await s.client.chat.completions.create({ ...body, ...({ echo: true } as object) });
+  assert.equal(completion.usage?.completion_tokens, countTextTokens("Paris."), "the estimate, as without `echo`");
 });
