@@ -18,16 +18,23 @@ export class EchoedPrompt {
   readonly #choicesPerPrompt: number;
   /** What is still to come of each choice's echo, by choice index ("" once it is over). */
   readonly #left = new Map<number, string>();
+  /**
+   * A prompt is of tokens: its echo cannot be told from generated text, so a usage of {prompt n, completion 0} is
+   * believed as it comes (an echo alone: prompt scoring, as evaluation harnesses send it), as before 2026-12-07.
+   */
+  readonly hasTokenPrompt: boolean;
 
   constructor(prompts: readonly (string | undefined)[], choicesPerPrompt: number) {
     this.#prompts = prompts;
     this.#choicesPerPrompt = choicesPerPrompt;
+    this.hasTokenPrompt = prompts.includes(undefined);
   }
 
   /** The echo of a request that asked for one, else undefined. */
   static of(request: EchoRequest): EchoedPrompt | undefined {
-    if (request.echo !== true) return undefined;
     const prompt = request.prompt;
+    // No prompt, nothing echoed (a chat body's `echo` is no legacy completion's).
+    if (request.echo !== true || (typeof prompt !== "string" && !Array.isArray(prompt))) return undefined;
     const prompts =
       typeof prompt === "string"
         ? [prompt]

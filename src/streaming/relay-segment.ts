@@ -178,6 +178,7 @@ export async function* relaySegment(
     usage: progress.settledUsage(),
     ...(progress.usage !== undefined && progress.isUsageEstimated ? { isUsageEstimated: true as const } : {}),
     ...(progress.isUsageExtended ? { isUsageExtended: true as const } : {}),
+    ...(progress.isRestarted ? { isRestarted: true as const } : {}),
     text: progress.text,
     ...state.segmentOutput,
     // A continuation that failed before it added anything is settled with what it used (pipeline/segment-charge.ts).
@@ -243,8 +244,9 @@ function renderer(
       const generated = echoedPrompt?.generated(json, info.text);
       const counted = generated?.json ?? json;
       // A usage stating 0 output tokens for a segment that generated output is taken off, unbelieved (segment-progress).
+      // An echo of a prompt of tokens cannot be told from output: its {prompt n, completion 0} is believed.
       const usage = progress.believedUsage(
-        generated === undefined ? info : { ...info, text: generated.firstText },
+        generated === undefined ? info : { ...info, text: echoedPrompt?.hasTokenPrompt ? "" : generated.firstText },
         event,
       );
       // Only the gateway's own facts reach the doors: an upstream's `x_gateway` is taken off here (its estimate mark

@@ -134,13 +134,14 @@ export async function* relayStream(
           if (continuation === undefined) firstEnd = { ...end, estimatedUsage: estimate.usage };
           if (estimate.chunk !== undefined) yield [estimate.chunk];
         }
-        const extended = extendedUsageChunk(state, options, end, continuation);
+        const extended = extendedUsageChunk(state, options, end, continuation, true);
         if (extended !== undefined) yield [extended];
       } else if (end.outcome === "client_aborted" && options.isAnswerEnded?.() === true) {
         // The client left while the door waited for the usage of the answer it had ended (a stop sequence it matched,
         // after-answer.ts): it had its whole answer, recorded by the estimate (sent to nobody) as a success's is. Until
         // 2026-12-07 the record counted 0 tokens, while its attempt, /stats and the budgets counted the estimate.
         estimatedUsage = answerEstimate(state, options, { reported, end, continuation }, false)?.usage;
+        extendedUsageChunk(state, options, end, continuation, false);
       }
       if (end.outcome === "success" || end.outcome === "client_aborted" || options.signal.aborted) break;
       // The cap is the whole stream's, not a failure of the rescue: a continuation cut off by it ends the stream with
@@ -302,14 +303,17 @@ function extendedUsageChunk(
   options: RelayOptions,
   end: SegmentEnd,
   continuation: ContinuationSegment | undefined,
+  /** The client is still there to be sent it (else the merge alone, for the record: a client that left in the grace). */
+  isClientThere: boolean,
 ): StreamChunk | undefined {
   if (end.isUsageExtended !== true || end.usage === undefined) return undefined;
   let usage = end.usage;
   if (continuation !== undefined) {
-    usage = state.usage.combine(end.usage, continuation.mode);
+    // As its counts were spliced (relay-segment.ts): a restarted prefill's covers the answer, as a replay's does.
+    usage = state.usage.combine(end.usage, end.isRestarted === true ? "replay" : continuation.mode);
     state.combinedUsage = usage;
   }
-  if (options.usageEstimate?.isSentToClient !== true) return undefined;
+  if (!isClientThere || options.usageEstimate?.isSentToClient !== true) return undefined;
   const json = estimatedUsageChunk(state.lastChunk, state.streamId, usage, end.isUsageEstimated === true);
   return { data: JSON.stringify(json), json };
 }

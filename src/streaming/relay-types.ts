@@ -94,6 +94,8 @@ export interface SegmentEnd {
    * settledUsage): the client was told the count alone, and is sent this one last when it asked for usage.
    */
   readonly isUsageExtended?: true;
+  /** A prefill continuation that started the answer over (PrefillEchoGuard): its usage covers the whole answer. */
+  readonly isRestarted?: true;
 }
 
 /** What a segment generated besides the text it delivered: the parts of its end its estimate counts. */

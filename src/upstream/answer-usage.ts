@@ -53,10 +53,12 @@ export function unreportedAnswerUsage(
   promptTokens: number,
   request: EchoRequest,
 ): TokenUsage | undefined {
-  const generated = EchoedPrompt.of(request)?.generated(answer, "").json ?? answer;
+  const echo = EchoedPrompt.of(request);
+  const generated = echo?.generated(answer, "").json ?? answer;
   if (!isRecord(answer.usage)) return estimatedAnswerUsage(generated, promptTokens);
   const reported = readUsage(answer);
-  if (reported.completionTokens > 0) return undefined;
+  // An echo of a prompt of tokens has no text to take off: its report is believed (EchoedPrompt.hasTokenPrompt).
+  if (reported.completionTokens > 0 || (reported.promptTokens > 0 && echo?.hasTokenPrompt === true)) return undefined;
   const estimate = estimatedAnswerUsage(generated, promptTokens);
   return reported.promptTokens === 0 || estimate.completionTokens > 0 ? estimate : undefined;
 }

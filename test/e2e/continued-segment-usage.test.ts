@@ -140,3 +140,46 @@ for (const first of SHAPES.filter((shape) => shape !== "final")) {
     });
   }
 }
+
+test("a prefill continuation that starts the answer over, a running count on its first words only: its count is the whole answer's, not added to the first segment's", async (t) => {
+  const limits = { limits: { tpm: 1_000_000 } };
+  const s: TwoProviders = await startTwoProviders(t, {
+    primary: { count_max_tokens: false },
+    backup: { count_max_tokens: false },
+    primaryModel: limits,
+    backupModel: limits,
+  });
+  const records: RequestRecord[] = [];
+  s.gateway.runtime.onRecord((record) => records.push(record));
+  s.primary.enqueue(CHAT_ROUTE, { kind: "sse", events: segmentEvents(FIRST, "none", 40, false), end: "destroy" });
+  // It answers afresh (the delivered words again, then the rest): a running count on its first 25 words.
+  const counted = 25;
+  const restart: SseScript[] = [{ data: chatChunk("", MODEL, { role: true }) }];
+  WORDS.forEach((word, index) => {
+    const chunk: Record<string, unknown> = { ...chatChunk(word, MODEL) };
+    if (index < counted) chunk.usage = usageOf(90, index + 1);
+    restart.push({ data: chunk });
+  });
+  restart.push({ data: chatChunk("", MODEL, { finishReason: "stop" }) });
+  s.backup.enqueue(CHAT_ROUTE, { kind: "sse", events: restart });
+  const stream = await s.client.chat.completions.create({
+    model: MODEL,
+    messages: MESSAGES,
+    stream: true,
+    stream_options: { include_usage: true },
+  });
+  let text = "";
+  let told: { completion_tokens: number } | undefined;
+  for await (const chunk of stream) {
+    text += chunk.choices[0]?.delta.content ?? "";
+    if (chunk.usage !== undefined && chunk.usage !== null) told = chunk.usage;
+  }
+  assert.equal(text, WORDS.join(""), "the client gets the answer once");
+  await waitUntil(() => records.length === 1, "the request record");
+  // Its provider's count covers the whole answer (it generated all of it): the last count, the words after it counted.
+  const whole = counted + countTextTokens(WORDS.slice(counted).join(""));
+  assert.equal(told?.completion_tokens, whole, "the usage the client was told last");
+  assert.equal(records[0]?.tokensOut, whole, "the record");
+  const beta = records[0]?.attempts.find((attempt) => attempt.provider === "beta");
+  assert.equal(beta?.tokensOut, whole, "the continuation is charged the same count");
+});

@@ -10,6 +10,7 @@ import type { RequestRecord } from "../../src/observability/request-record.ts";
 import { rowOf, send, statsOf } from "../helpers/e2e.ts";
 import { assertCountedByEstimate } from "../helpers/estimated-books.ts";
 import { deploymentTpmUsed } from "../helpers/limits-scene.ts";
+import { chatCompletion } from "../helpers/mock-upstream.ts";
 import { parsePrometheusText, sumOf } from "../helpers/prometheus-text.ts";
 import { waitUntil } from "../helpers/sse-client.ts";
 import { MODEL, startTwoProviders, type TwoProviders } from "../helpers/two-providers.ts";
@@ -117,4 +118,57 @@ test("a JSON legacy completion that asked `echo`, without usage: its estimate co
   assert.equal(completion.usage?.completion_tokens, countTextTokens(" Paris."), "the estimate told: no echo in it");
   await waitUntil(() => records.length === 1, "the request's record");
   assert.deepEqual([records[0]?.tokensOut, records[0]?.isUsageEstimated], [countTextTokens(" Paris."), true]);
+});
+
+test("a JSON legacy completion of a prompt of tokens that asked `echo`, usage {prompt n, completion 0}: the report", async (t) => {
+  // Prompt scoring as evaluation harnesses send it: token ids and `echo`. The echo has no text to match.
+  const s = await startTwoProviders(t, { primary: { count_max_tokens: false } });
+  const records: RequestRecord[] = [];
+  s.gateway.runtime.onRecord((record) => records.push(record));
+  const usage = { prompt_tokens: 6, completion_tokens: 0, total_tokens: 6 };
+  const choice = { text: PROMPT, index: 0, logprobs: null, finish_reason: "length" };
+  const answer = {
+    id: "cmpl-1",
+    object: "text_completion",
+    created: 1767225600,
+    model: MODEL,
+    choices: [choice],
+    usage,
+  };
+  s.primary.enqueue(COMPLETIONS_ROUTE, { kind: "json", body: answer });
+  const prompt = [791, 6864, 315, 9822, 374, 1];
+  const completion = await s.client.completions.create({ model: MODEL, prompt, echo: true, max_tokens: 5 });
+  assert.deepEqual(completion.usage, usage, "the provider's usage, believed");
+  await waitUntil(() => records.length === 1, "the request's record");
+  assert.deepEqual([records[0]?.tokensIn, records[0]?.tokensOut, records[0]?.isUsageEstimated === true], [6, 0, false]);
+});
+
+test("a stream of a prompt of tokens that asked `echo`, an echo alone with usage {prompt n, completion 0}: the report", async (t) => {
+  const usage = { prompt_tokens: 6, completion_tokens: 0, total_tokens: 6 };
+  const s = await echoScene(t, ["The capital", " of France is"], usage);
+  const stream = await s.client.completions.create({
+    model: MODEL,
+    prompt: [791, 6864, 315, 9822, 374, 1],
+    echo: true,
+    max_tokens: 5,
+    stream: true,
+    stream_options: { include_usage: true },
+  });
+  let told: unknown;
+  for await (const chunk of stream) if (chunk.usage !== undefined && chunk.usage !== null) told = chunk.usage;
+  assert.deepEqual(told, usage, "the provider's usage, believed");
+  await assertCountedAsReported(s, [6, 0]);
+});
+
+test("a chat answer whose body says `echo: true` (no legacy prompt): its {prompt n, completion 0} with text is no report", async (t) => {
+  const s = await startTwoProviders(t, { primary: { count_max_tokens: false } });
+  const usage = { prompt_tokens: 6, completion_tokens: 0, total_tokens: 6 };
+  s.primary.enqueue("POST /v1/chat/completions", { kind: "json", body: { ...chatCompletion("Paris.", MODEL), usage } });
+  const body: { model: string; messages: { role: "user"; content: string }[] } = {
+    model: MODEL,
+    messages: [{ role: "user", content: PROMPT }],
+  };
+  // `echo` is no chat parameter: sent as a field the SDK passes on.
+  const completion = await s.client.chat.completions.create({ ...body, ...({ echo: true } as object) });
+  assert.equal(completion.usage?.completion_tokens, countTextTokens("Paris."), "the estimate, as without `echo`");
 });

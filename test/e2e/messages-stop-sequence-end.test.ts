@@ -8,6 +8,7 @@ import { describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import Anthropic from "@anthropic-ai/sdk";
 import { countTextTokens } from "../../src/limits/token-estimate.ts";
+import type { RequestRecord } from "../../src/observability/request-record.ts";
 import { waitFor } from "../helpers/background-steps.ts";
 import { CHAT_ROUTE, chatRequests, oneProviderYaml, recordsOf, useGateway, useMock } from "../helpers/e2e.ts";
 import { recordOf } from "../helpers/keepalive-scene.ts";
@@ -268,6 +269,31 @@ describe("messages API: the end of a stream at a stop sequence the gateway match
     assert.ok((listed?.tokensIn ?? 0) > 0, `estimated ${listed?.tokensIn} prompt tokens`);
     assert.ok((listed?.tokensOut ?? 0) >= countTextTokens("Alpha "), `estimated ${listed?.tokensOut} output tokens`);
     assert.equal((listed as { isUsageEstimated?: boolean } | undefined)?.isUsageEstimated, true);
+  });
+
+  test("a match inside a continuation with a running count, its client leaving in the grace: the record counts what each segment is charged", async (t) => {
+    const s = await startTwoProviders(t, { primary: { count_max_tokens: false }, backup: { count_max_tokens: false } });
+    const records: RequestRecord[] = [];
+    s.gateway.runtime.onRecord((record) => records.push(record));
+    s.primary.enqueue(CHAT_ROUTE, { kind: "sse", events: chatStream([" a", " b"], MODEL).slice(0, 3), end: "destroy" });
+    // The continuation's count comes on its first chunk only: the text after it is counted on top (SegmentEnd.isUsageExtended).
+    const counted = { ...chatChunk(" c", MODEL, { role: true }), usage: { prompt_tokens: 30, completion_tokens: 1 } };
+    const upstream = runOnUpstream([counted, chatChunk(" d e f STOP HERE and", MODEL), ...runOn()], 300);
+    s.backup.enqueue(CHAT_ROUTE, upstream.step);
+    const stream = streamed(new Anthropic({ baseURL: s.gateway.url, apiKey: "x", maxRetries: 0 }), MODEL);
+    let text = "";
+    stream.on("text", (delta) => {
+      text += delta;
+      if (text.endsWith(" d e f ")) stream.abort();
+    });
+    await assert.rejects(stream.done());
+    await waitFor(() => records.length === 1, "the request's record");
+    const record = records[0] as RequestRecord;
+    assert.equal(record.outcome, "client_aborted");
+    const [first, continuation] = record.attempts.filter((attempt) => attempt.tokensOut !== undefined);
+    assert.ok((continuation?.tokensOut ?? 0) > 1, "the continuation is charged its count and the text read after it");
+    // Before: the continuation's count alone (1), merged with the first segment's output.
+    assert.equal(record.tokensOut, (first?.tokensOut ?? 0) + (continuation?.tokensOut ?? 0), "the record's output");
   });
 
   // The answer is whole before the error: after a stop sequence the gateway matched, or after the upstream's own finish.
