@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { MAX_ESTIMATED_CHARS } from "../config/request-bounds.ts";
-import { countTextTokens, estimateChatPrompt, estimateTextInput } from "./token-estimate.ts";
+import { countTextTokens, estimateChatPrompt, estimateTextInput, estimateTextInputs } from "./token-estimate.ts";
 
 /**
  * Reference counts from real BPE tokenizers (gpt-tokenizer 4.0.0: o200k_base, cl100k_base and GPT-2's r50k,
@@ -130,6 +130,14 @@ test("past MAX_ESTIMATED_CHARS per request, every character counts one token (th
   // The first two messages are read (4 letters per token); the third is past the cap: 4 characters, 4 tokens.
   assert.equal(facts.promptTokens, 3 + 3 * 4 + MAX_ESTIMATED_CHARS / 4 + 4);
   assert.equal(estimateTextInput(["aaaa", "aaaa"]), 2);
+});
+
+test("a prompt of token ids is one input of that many tokens; a list of token lists, one input each", () => {
+  // Counted 0 before: a legacy completion of a prompt of token ids was planned and reserved as an empty prompt.
+  assert.equal(estimateTextInput([11, 12, 13, 14, 15]), 5);
+  assert.deepEqual(estimateTextInputs([11, 12, 13]), { total: 3, longest: 3 });
+  assert.deepEqual(estimateTextInputs([[1, 2], [3, 4, 5]]), { total: 5, longest: 3 });
+  assert.equal(estimateTextInput([]), 0);
 });
 
 test("chat estimate: framing per message, images, tool calls and tools", () => {

@@ -267,6 +267,11 @@ export function estimateTextInputs(input: unknown): { readonly total: number; re
     const tokens = count(input);
     return { total: tokens, longest: tokens };
   }
+  // One prompt given as token ids (`[1, 2, 3]`, as evaluation harnesses send it): one input of that many tokens, not
+  // a list of inputs that are not text (it was counted 0, so such a prompt was planned and reserved as empty).
+  if (Array.isArray(input) && input.length > 0 && input.every((item) => typeof item === "number")) {
+    return { total: input.length, longest: input.length };
+  }
   let total = 0;
   let longest = 0;
   if (Array.isArray(input)) {
