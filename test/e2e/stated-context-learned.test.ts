@@ -4,8 +4,10 @@
 // it; kept in the state file, shared through Redis, forgotten by the admin reset. Real gateway, scripted mock
 // upstreams over loopback, a real redis-server.
 import assert from "node:assert/strict";
+import { dirname } from "node:path";
 import { describe, type TestContext, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
+import { runCli } from "../helpers/cli-process.ts";
 import {
   CHAT_ROUTE,
   chatRequests,
@@ -115,7 +117,10 @@ describe("a context window a refusal stated is learned", () => {
     const long = (await send(gateway, "GET", "/v1/gateway/route?model=m&tokens=1000")).json as Explained;
     const skip = long.skipped.find((skipped) => skipped.provider === "alpha");
     assert.equal(skip?.cause, "context");
-    assert.match(skip?.reason ?? "", /has 500 .*500 as learned from its refusal/);
+    assert.match(
+      skip?.reason ?? "",
+      /^needs ~\d+ tokens of context, has 500 \(prompt ~\d+ \+ max_tokens \d+ share one window; 500 as learned from its refusal\)$/,
+    );
     const short = (await send(gateway, "GET", "/v1/gateway/route?model=m&tokens=50")).json as Explained;
     const listed = short.candidates.find((candidate) => candidate.provider === "alpha");
     assert.equal(listed?.context_tokens, 5000);
@@ -129,6 +134,12 @@ describe("a context window a refusal stated is learned", () => {
     assert.equal(chatRequests(alpha).length, 3);
   });
 
+  test("within the request that learns it: a candidate listed below the listed window but above the stated one is still tried", async (t) => {
+    const { alpha, beta } = await mocks(t);
+    const gateway = await useGateway(t, providersYaml(alpha, beta)("").replace("context: 100000", "context: 4000"));
+    assert.equal(await ask(gateway, LONG), "beta 2", "beta (4,000) holds what alpha's 500 did not");
+  });
+
   test("kept in the embedded state file: a restarted gateway sends long prompts to beta at once", async (t) => {
     const { alpha, beta } = await mocks(t);
     const { after } = await restartedBetween(t, providersYaml(alpha, beta), async (before) => {
@@ -136,6 +147,16 @@ describe("a context window a refusal stated is learned", () => {
     });
     assert.equal(await ask(after, LONG), "beta 1", "the restarted gateway did not pay alpha's refusal again");
     assert.equal(chatRequests(alpha).length, 1);
+    // `llm-gateway route --explain` reads the same state file and names the window.
+    await after.close();
+    const route = await runCli(["route", "m", "--explain", "--config", after.configPath], {
+      cwd: dirname(after.configPath),
+    });
+    assert.equal(route.code, 0, route.stderr);
+    assert.match(
+      route.stdout,
+      /^context: alpha\/alpha-m 500 tokens, not 5000: .*maximum context length is 500 tokens/m,
+    );
   });
 
   test("shared through Redis: replica B sends a long prompt to beta at once after replica A's refusal", {
@@ -151,7 +172,7 @@ describe("a context window a refusal stated is learned", () => {
   });
 
   test('`truncation: "auto"`: the next request is cut to the learned window at once, not sent whole first', async (t) => {
-    const { mock, client } = await oneProviderScene(t, { keys: ", context: 5000" });
+    const { mock, client, gateway } = await oneProviderScene(t, { keys: ", context: 5000" });
     mock.setDefault(CHAT_ROUTE, (request) => {
       const tokens = promptWords(request);
       return tokens > 500 ? tooLong(tokens) : { kind: "json", body: chatCompletion("Fits.", VENDOR_MODEL_ID) };
@@ -164,6 +185,12 @@ describe("a context window a refusal stated is learned", () => {
     assert.equal(first.output_text, "Fits.");
     const afterFirst = chatRequests(mock).length;
     assert.ok(afterFirst >= 2, "the first was refused whole, then cut");
+    // Counted as it would be sent: cut to the learned window, and not scaled by a calibration the refusal taught.
+    const counted = await send(gateway, "POST", "/v1/responses/input_tokens", {
+      body: { model: "m", truncation: "auto", input },
+    });
+    const inputTokens = (counted.json as { input_tokens: number }).input_tokens;
+    assert.ok(inputTokens > 0 && inputTokens <= 500, `input_tokens ${inputTokens}`);
     const second = await client.responses.create({ model: "m", truncation: "auto", input });
     assert.equal(second.output_text, "Fits.");
     assert.equal(chatRequests(mock).length, afterFirst + 1, "the second was cut before it was sent");
