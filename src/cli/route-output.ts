@@ -88,6 +88,14 @@ export function writeRouteTable(
         `refused: ${candidate.provider}/${candidate.upstream_id} ${refused.feature}${size}: ${refused.reason} (until ${refused.until})\n`,
       );
     }
+    // A window smaller than the listed one, stated by the candidate's own refusal: what its context fit reads.
+    for (const candidate of explanation.candidates) {
+      const learned = candidate.learned_context;
+      if (learned === null) continue;
+      output.write(
+        `context: ${candidate.provider}/${candidate.upstream_id} ${learned.tokens} tokens, not ${candidate.context_tokens ?? "unknown"}: ${learned.reason} (learned ${learned.learned_at})\n`,
+      );
+    }
     // The role order a candidate's messages are rewritten into: why a strict provider got them otherwise than sent.
     for (const candidate of explanation.candidates) {
       const ordering = candidate.message_order;

@@ -4,6 +4,7 @@
 
 import { type AvailabilityBook, isLimitCause } from "../limits/availability.ts";
 import { type BudgetLedger, laterDenial } from "../limits/budgets.ts";
+import { learnedLimitsOf } from "../limits/learned-context.ts";
 import type { PromptCalibration } from "../limits/prompt-calibration.ts";
 import type { RefusedFeatures } from "../limits/refused-features.ts";
 import { unservedEndpointOf } from "../limits/unserved-endpoints.ts";
@@ -46,7 +47,8 @@ export function routerContextOf(
     paramsB: (deployment) => snapshot.profiles[deployment.index]?.params?.valueB,
     availability: (deployment) => availability.peek(deployment.key, deployment.provider.settings.name),
     promptTokensFor: promptCalibration.promptTokensFor,
-    contextLimitsFor: promptCalibration.limitsFor,
+    contextLimitsFor: (deployment) =>
+      learnedLimitsOf(promptCalibration.limitsFor(deployment), refusedFeatures, deployment.key, nowMs),
     budgetCheck: budgetCheckOf(books.budgets, promptCalibration, snapshot, request, nowMs),
     coolingPool: coolingPoolOf(availability),
     refusedFeature: (deployment, features) =>

@@ -6,6 +6,7 @@ import { traitsOf } from "../errors/outcomes.ts";
 import { type AudioCharge, reserveWithSeconds, settleSeconds } from "../limits/audio-reservation.ts";
 import { isLimitCause, keyFingerprint, type SentAt } from "../limits/availability.ts";
 import { type BudgetScope, type Denied, isReservation, learningScope, type Reservation } from "../limits/budgets.ts";
+import { clearOutgrownWindow } from "../limits/learned-context.ts";
 import { learnUnservedEndpoint } from "../limits/unserved-endpoints.ts";
 import type { RecordListener, RequestRecord } from "../observability/request-record.ts";
 import type { Deployment } from "../providers/catalog.ts";
@@ -13,6 +14,7 @@ import type { SegmentEnd } from "../streaming/relay-types.ts";
 import type { Effect } from "../upstream/effects.ts";
 import type { Admission, AttemptReport, CalibratingPrompt } from "../upstream/forward-types.ts";
 import { failedAttemptTokens } from "../upstream/prompt-sent.ts";
+import { learnContextRefusal } from "./context-lessons.ts";
 import type { RecorderBooks, SegmentSettlement, SegmentTiming } from "./recorder-books.ts";
 import { answerCharge, clientCharge, segmentCharge } from "./segment-charge.ts";
 
@@ -104,19 +106,18 @@ export class Recorder {
       if (total > 0) budgets.reconcile(reservation, total, clock.now());
       settleSeconds(budgets, reservation, report.audioSeconds, clock.now());
       // An upstream gateway's estimate is its estimator's count, not a tokenizer's: nothing to learn from.
-      if (prompt !== undefined && usage !== undefined && report.isUsageEstimated !== true) {
-        promptCalibration.learn(key, prompt.estimate, usage.promptTokens);
-      }
+      const reportedPrompt = report.isUsageEstimated === true ? undefined : usage?.promptTokens;
+      if (prompt !== undefined && reportedPrompt !== undefined)
+        promptCalibration.learn(key, prompt.estimate, reportedPrompt);
+      clearOutgrownWindow(this.#books.refusedFeatures, key, reportedPrompt, sentAt.sentAtMs);
       budgets.release(reservation);
       stats.recordSuccess(key, report.durationMs, usage?.promptTokens ?? 0, usage?.completionTokens ?? 0);
       return;
     }
     const traits = traitsOf(report.outcome);
-    // The prompt (or prompt and output, when the deployment's window turns out shared) did not fit: what that
-    // teaches is PromptCalibration.learnTooLong's to say (router/context-fit.ts for the kinds of window).
-    if (report.outcome === "context_length" && prompt !== undefined) {
-      promptCalibration.learnTooLong(key, prompt.estimate, deployment, prompt.maxOutputTokens);
-    }
+    // The prompt (or prompt and output, when the deployment's window turns out shared) did not fit: a window it
+    // states, or a calibration (router/context-fit.ts for the kinds of window).
+    if (report.outcome === "context_length") learnContextRefusal(this.#books, deployment, report, prompt);
     if (traits.countsForHealth) scores.recordHealth(key, false, report.durationMs);
     this.#settleFailed(key, report, reservation);
     // A verdict that says nothing about the circuit hands a half-open probe back (when this attempt holds it).
@@ -162,6 +163,7 @@ export class Recorder {
       if (settlement.isFirst && settlement.promptEstimate !== undefined && reported !== undefined) {
         this.#books.promptCalibration.learn(key, settlement.promptEstimate, reported.promptTokens);
       }
+      clearOutgrownWindow(this.#books.refusedFeatures, key, reported?.promptTokens, settlement.startedAtMs);
       // The stream's opening was its success in the failure window already; a stream that began before the
       // circuit opened does not close it.
       // A 429 in its stream after the answer was whole (SegmentEnd.rateLimitedAfterAnswer): its cooldown, as a

@@ -7,12 +7,17 @@
 // are the same, it is one window the prompt and the output share (OpenAI-style "maximum context length"), and
 // prompt + max_tokens must fit it. A `max_tokens` above the output limit is never a reason to skip: providers
 // clamp it or answer with an error, and an error fails over while a refusal loses the request.
+import type { LearnedWindowLimits } from "../limits/learned-context.ts";
 import { type OutputLimitName, outputTokensFor } from "../providers/body-rules.ts";
 import type { Deployment } from "../providers/catalog.ts";
 import { gatewayOutputTokensOf, gatewayPromptTokensOf } from "../providers/moderation-api.ts";
 
-/** A deployment's limits as the fit check reads them. */
-export type ContextLimits = Pick<Deployment, "contextTokens" | "maxOutputTokens">;
+/**
+ * A deployment's limits as the fit check reads them; `learnedWindow` when the context is the smaller window one of its
+ * refusals stated (limits/learned-context.ts), which the description names.
+ */
+export type ContextLimits = Pick<Deployment, "contextTokens" | "maxOutputTokens"> &
+  Pick<LearnedWindowLimits, "learnedWindow">;
 
 export interface ContextFit {
   readonly fits: boolean;
@@ -71,6 +76,7 @@ export function contextFit(
   const limitTokens = limits.contextTokens;
   if (limitTokens === undefined) return undefined;
   const output = requestedOutputTokens ?? 0;
+  const learned = limits.learnedWindow === undefined ? "" : `; ${limitTokens} as learned from its refusal`;
   if (isSharedWindow(limits)) {
     const neededTokens = promptTokens + output;
     return {
@@ -78,7 +84,7 @@ export function contextFit(
       neededTokens,
       limitTokens,
       isSharedWindow: true,
-      description: `needs ~${neededTokens} tokens of context, has ${limitTokens} (prompt ~${promptTokens} + max_tokens ${output} share one window)`,
+      description: `needs ~${neededTokens} tokens of context, has ${limitTokens} (prompt ~${promptTokens} + max_tokens ${output} share one window${learned})`,
     };
   }
   return {
@@ -86,6 +92,6 @@ export function contextFit(
     neededTokens: promptTokens,
     limitTokens,
     isSharedWindow: false,
-    description: `needs ~${promptTokens} tokens of prompt, input limit ${limitTokens} (max_tokens ${output} counts against the separate output limit ${limits.maxOutputTokens})`,
+    description: `needs ~${promptTokens} tokens of prompt, input limit ${limitTokens} (max_tokens ${output} counts against the separate output limit ${limits.maxOutputTokens}${learned})`,
   };
 }

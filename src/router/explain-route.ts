@@ -4,6 +4,7 @@ import { type Clock, isoTime } from "../clock.ts";
 import type { ModelKind } from "../config/types.ts";
 import { shownReason } from "../errors/shown-reason.ts";
 import { isNeverFit } from "../limits/budget-types.ts";
+import { learnedLimitsOf } from "../limits/learned-context.ts";
 import type { FeatureSizes, RefusedFeatures } from "../limits/refused-features.ts";
 import { outputTokensFor } from "../providers/body-rules.ts";
 import type { Deployment } from "../providers/catalog.ts";
@@ -88,6 +89,11 @@ export interface ExplainedCandidate {
   readonly leaderboard_matches: readonly { board: string; row: string; normalised: number }[];
   /** The context window, or with a different `max_output_tokens` the prompt's own limit (context-fit.ts). */
   readonly context_tokens: number | null;
+  /**
+   * A smaller window one of the deployment's context-length refusals stated (limits/learned-context.ts): the plan
+   * fits requests to `tokens` instead of `context_tokens` until the lesson ends; null when none holds.
+   */
+  readonly learned_context: { readonly tokens: number; readonly learned_at: string; readonly reason: string } | null;
   readonly max_output_tokens: number | null;
   /** `shared`: prompt + max_tokens must fit `context_tokens`; `separate`: the prompt alone; null: unknown. */
   readonly context_window: "shared" | "separate" | null;
@@ -201,8 +207,11 @@ export function explainRoute(
     allowedModels: options.allowedModels,
   });
   // The plan's check calibrates the prompt per deployment; the explanation shows the same numbers.
-  const limitsOf = (deployment: Deployment): ContextLimits =>
-    runtime.promptCalibration?.limitsFor(deployment) ?? deployment;
+  const limitsOf = (deployment: Deployment): ContextLimits => {
+    const limits = runtime.promptCalibration?.limitsFor(deployment) ?? deployment;
+    const book = runtime.refusedFeatures;
+    return book === undefined ? limits : learnedLimitsOf(limits, book, deployment.key, runtime.clock?.now() ?? 0);
+  };
   const describeFit = (deployment: Deployment): string | null => {
     const fitted = options.contextTokens ?? options.promptTokens;
     // Nothing fitted (a rerank's requests: no context-fit check): no fit to describe.
@@ -233,6 +242,7 @@ export function explainRoute(
   const describe = (candidate: RouteCandidate, rank: number): ExplainedCandidate => {
     const { deployment, score, board } = candidate;
     const isProbe = candidate.isProbe === true;
+    const limits = limitsOf(deployment);
     const breakdown = runtime.explainScore(deployment, { isProbe });
     const profile = snapshot.profiles[deployment.index];
     let terms: ExplainedTerms | null = null;
@@ -289,9 +299,9 @@ export function explainRoute(
         normalised: round(match.normalised),
       })),
       context_tokens: deployment.contextTokens ?? null,
+      learned_context: learnedContextOf(limits),
       max_output_tokens: deployment.maxOutputTokens ?? null,
-      context_window:
-        deployment.contextTokens === undefined ? null : isSharedWindow(limitsOf(deployment)) ? "shared" : "separate",
+      context_window: limits.contextTokens === undefined ? null : isSharedWindow(limits) ? "shared" : "separate",
       context_fit: describeFit(deployment),
       params_b: profile?.params?.valueB ?? null,
       cost: deployment.cost,
@@ -359,4 +369,9 @@ function round(value: number): number {
 
 function roundTerm(term: { normalised: number; weighted: number; isNeutral: boolean }): ExplainedTerm {
   return { normalised: round(term.normalised), weighted: round(term.weighted), is_neutral: term.isNeutral };
+}
+
+function learnedContextOf({ learnedWindow }: ContextLimits): ExplainedCandidate["learned_context"] {
+  if (learnedWindow === undefined) return null;
+  return { tokens: learnedWindow.limitTokens, learned_at: isoTime(learnedWindow.atMs), reason: learnedWindow.reason };
 }

@@ -284,7 +284,16 @@ async function tryCandidate(
     }
     if (result.verdict?.kind === "context_length") {
       state.lastContextError = result.verdict;
-      state.contextFloorTokens = Math.max(state.contextFloorTokens ?? 0, deployment.contextTokens ?? 0);
+      // The window the refusal states when smaller than the listed one (a `context: 5000` that takes 500): a candidate
+      // listed at 4,000 may well hold what this one refused.
+      const refusedTokens = Math.min(
+        deployment.contextTokens ?? Infinity,
+        report.statedContext?.limitTokens ?? Infinity,
+      );
+      state.contextFloorTokens = Math.max(
+        state.contextFloorTokens ?? 0,
+        Number.isFinite(refusedTokens) ? refusedTokens : 0,
+      );
       return undefined;
     }
     // OpenRouter's 402 for an output its credits do not cover, no limit asked: this candidate once more with one.
