@@ -249,7 +249,10 @@ export async function createRedisStateBackend(
     })();
   });
   redis.on("ready", () => link.markUp());
-  redis.on("close", () => link.markDown(undefined));
+  // A Cluster whose ready check failed at start-up (CLUSTER INFO past the command timeout) closes and connects again
+  // ~100 ms later: still connecting, not unreachable (start-up says so itself if it never gets ready).
+  let isConnecting = true;
+  redis.on("close", () => isConnecting || link.markDown(undefined));
   redis.on("error", (error: unknown) => link.markDown(error));
   // The subscriber's errors are the command connection's errors, reported there; without a listener ioredis
   // would print them.
@@ -300,7 +303,7 @@ export async function createRedisStateBackend(
     // retried in the background; the command connection reports the outage
   });
   try {
-    await connectWithin(redis);
+    await connectWithin(redis).finally(() => (isConnecting = false));
     // A Cluster resolves connect() before it emits "ready"; mark it up here so the resync below has started.
     if (redis.status === "ready") link.markUp();
     // Serve the first request knowing the cooldowns the other processes already found, and hearing the ones they
