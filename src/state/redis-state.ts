@@ -188,9 +188,9 @@ export async function createRedisStateBackend(
   };
   const loadLessons = async (keys: SharedKeys, began: LoadsBegan): Promise<void> => {
     // A Cluster master that lost its data (redis-master-epochs.ts) is taken as a loss of all of it.
-    const [wholeSet, isMasterLost] = await Promise.all([epoch.check(), masterEpochs.hasLostData()]);
-    if (isMasterLost) epoch.noteMasterLost();
-    const dataSet = wholeSet === "same" && isMasterLost ? "new" : wholeSet;
+    const [wholeSet, lostSlots] = await Promise.all([epoch.check(), masterEpochs.lostSlots()]);
+    epoch.noteMasterLost(lostSlots);
+    const dataSet = wholeSet === "same" && lostSlots.length > 0 ? "new" : wholeSet;
     // The forgets this process did not hear, first: after Redis lost its data, their markers are all that tells what
     // another replica forgot since, and the pushes below would store it again for everyone (redis-deployment-forgets.ts).
     const isApplyingForgets = dataSet !== "first";
@@ -266,13 +266,13 @@ export async function createRedisStateBackend(
   link.onGroupUp(() => {
     ledger.replayUnsynced().catch(() => {});
     void masterEpochs
-      .hasLostData()
-      .catch(() => false)
-      .then(async (isLost) => {
-        if (isLost) epoch.noteMasterLost();
+      .lostSlots()
+      .catch(() => [])
+      .then(async (lostSlots) => {
+        epoch.noteMasterLost(lostSlots);
         ledger.replayKeptWrites();
         ledger.renewLeases();
-        if (!isLost) return;
+        if (lostSlots.length === 0) return;
         facts.pushWindows();
         await Promise.all([refusals?.pushAll(), calibration?.pushAll()]);
       })
