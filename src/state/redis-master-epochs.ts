@@ -78,6 +78,25 @@ export class MasterEpochs {
       if (master === undefined || !masters.delete(master)) continue;
       keys.push(key);
     }
+    // A master serving few slots (uneven slots, a resharding under way) that no tag tried hashes to: the tag of one
+    // of its slots, searched for (before, it had no sentinel and its data loss went unseen).
+    for (const master of masters) {
+      const slot = redis.slots.findIndex((nodes) => nodes?.[0] === master);
+      if (slot >= 0) keys.push(`${dataEpochKey(this.#prefix)}:{epoch-${tagOfSlot(slot)}}`);
+    }
     return keys;
   }
+}
+
+/** Per slot not reached by the first MAX_TAGS_TRIED tags, the first `epoch-N` hashing there (found once: ~16,384 tried). */
+const farTags = new Map<number, number>();
+
+function tagOfSlot(slot: number): number {
+  let index = farTags.get(slot);
+  if (index !== undefined) return index;
+  index = MAX_TAGS_TRIED;
+  // Bounded all the same (CRC16 reaches every slot well before): past it, a sentinel on another master is harmless.
+  while (hashSlot(`epoch-${index}`) !== slot && index < 100 * MAX_TAGS_TRIED * 16) index += 1;
+  farTags.set(slot, index);
+  return index;
 }
