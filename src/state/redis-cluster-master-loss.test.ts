@@ -14,6 +14,7 @@ import {
   useRedisCluster,
 } from "../../test/helpers/redis-cluster.ts";
 import {
+  minuteTotals,
   nodesOfTags,
   providerAwayFrom,
   scopeOf,
@@ -109,5 +110,42 @@ describe("a Redis Cluster master restarted empty while a give-back waits for it"
     const { day } = scopeKeys(prefix, pool.id, { dayStartMs, monthStartMs: 0 });
     const requests = await fieldOn(t, node, day, "requests");
     assert.equal(requests, "3", "the three replayed requests (the old counter's give-back freed them before)");
+  });
+});
+
+describe("a Redis Cluster master loses its data while a charge waits for another master's return", { skip }, () => {
+  test("the charge is still sent into its own master, which kept its data", async (t) => {
+    const cluster = await useRedisCluster(t);
+    const prefix = "master-lost-other:";
+    const epochNode = (await nodesOfTags(t, cluster, [`${prefix}data-epoch`])).get(`${prefix}data-epoch`);
+    assert.ok(epochNode !== undefined);
+    const { name, node } = await providerAwayFrom(t, cluster, epochNode);
+    const lost = cluster.nodes.find((each) => each !== node && each !== epochNode);
+    assert.ok(lost !== undefined, "a third master");
+    const { state } = await useClusterBackend(t, cluster, prefix, TIMEOUT_MS);
+    const scopes = [scopeOf(`provider:${name}`, { tpm: 1_000 }), scopeOf(`deployment:${name}/m`, { rpm: 100 })];
+    const reserved = await state.ledger.reserve(scopes, { tokens: 500 }, Date.now());
+    assert.ok(isReservation(reserved));
+    node.pause();
+    const other = [scopeOf(`deployment:${name}/other`, { rpm: 10 })];
+    for (let request = 0; request < 3; request++) {
+      assert.ok(isReservation(await state.ledger.reserve(other, { tokens: 0 }, Date.now())));
+    }
+    assert.deepEqual(state.status().localProviders, [name], `${name} served locally`);
+    // 900 tokens: a charge of 400 kept for the hung master's return.
+    state.ledger.reconcile(reserved, 900, Date.now());
+    await waitFor(() => state.ledger.keptWriteCount === 1, 5_000, "the charge kept");
+    // Meanwhile the third master loses its data (restarted empty): its sentinel is gone.
+    const flushed = new Redis({ host: "127.0.0.1", port: lost.port, lazyConnect: true });
+    t.after(() => flushed.disconnect());
+    await flushed.connect();
+    await flushed.flushall();
+    flushed.disconnect();
+    await node.resume();
+    await waitFor(() => !state.status().isDegraded, 20_000, `${name} back (${state.status().detail})`);
+    await waitFor(() => state.ledger.keptWriteCount === 0, 5_000, "the kept charge replayed");
+    await sleep(500);
+    const totals = await minuteTotals(t, cluster, prefix, `provider:${name}`, node);
+    assert.equal(totals.tokens, 900, "the charge counted on its master, which lost nothing");
   });
 });

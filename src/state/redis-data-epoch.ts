@@ -14,30 +14,32 @@ export class RedisDataEpoch {
   readonly key: string;
   #seen: string | undefined;
   /**
-   * Losses of one master's data noted since start (redis-master-epochs.ts): part of `seen` and `current`, so that a
-   * batch begun before one leaves its give-backs out when sent again, as after a loss of all of Redis's data.
+   * Per Cluster slot, losses of its master's data noted since start (redis-master-epochs.ts): part of `seenFor` and
+   * `currentFor`, so that a batch of that slot begun before one leaves its give-backs out when sent again, as after a
+   * loss of all of Redis's data. Only that slot's: a batch for a master that kept its data (a charge kept for a hung
+   * master's return) counted everywhere, its charges were dropped from counters that still held its reservations.
    */
-  #mastersLost = 0;
+  readonly #slotLosses = new Map<number, number>();
 
   constructor(redis: SharedStateRedis, prefix: string) {
     this.#redis = redis;
     this.key = dataEpochKey(prefix);
   }
 
-  /** The data set this process saw at its last check (undefined before the first). */
-  get seen(): string | undefined {
-    return this.#seen === undefined ? undefined : `${this.#seen}#${this.#mastersLost}`;
+  /** The data set this process saw at its last check, for keys of `slot` (undefined before the first). */
+  seenFor(slot: number): string | undefined {
+    return this.#seen === undefined ? undefined : `${this.#seen}#${this.#slotLosses.get(slot) ?? 0}`;
   }
 
-  /** The data set Redis holds now (undefined: none, Redis lost its data since the last check), without noting it. */
-  async current(): Promise<string | undefined> {
+  /** The data set Redis holds now for keys of `slot` (undefined: none, Redis lost its data), without noting it. */
+  async currentFor(slot: number): Promise<string | undefined> {
     const current = (await this.#redis.get(this.key)) ?? undefined;
-    return current === undefined ? undefined : `${current}#${this.#mastersLost}`;
+    return current === undefined ? undefined : `${current}#${this.#slotLosses.get(slot) ?? 0}`;
   }
 
-  /** A Redis Cluster master lost its data (redis-master-epochs.ts): batches begun before see a new data set. */
-  noteMasterLost(): void {
-    this.#mastersLost += 1;
+  /** A Redis Cluster master lost its data (redis-master-epochs.ts): batches of its slots begun before see a new one. */
+  noteMasterLost(slots: readonly number[]): void {
+    for (const slot of slots) this.#slotLosses.set(slot, (this.#slotLosses.get(slot) ?? 0) + 1);
   }
 
   /**

@@ -27,21 +27,31 @@ export class MasterEpochs {
 
   /**
    * Reads every master's sentinel (setting one where none is: a master seen for the first time, or one that lost it):
-   * true when a master that answered holds another data set than at its last read. A master that does not answer is
-   * skipped (read again at the next check). Always false on a standalone Redis (the data epoch is its one sentinel).
+   * the slots of each master that answered holding another data set than at its last read (none: nothing lost). A
+   * master that does not answer is skipped (read again at the next check). Always none on a standalone Redis (the
+   * data epoch is its one sentinel).
    */
-  async hasLostData(): Promise<boolean> {
+  async lostSlots(): Promise<number[]> {
     const keys = this.#sentinelKeys();
     const reads = await Promise.allSettled(keys.map((key) => this.#read(key)));
-    let isLost = false;
+    const lost: number[] = [];
     reads.forEach((read, index) => {
       const key = keys[index] as string;
       if (read.status === "rejected") return;
       const seen = this.#seen.get(key);
-      if (seen !== undefined && read.value.found !== seen) isLost = true;
+      if (seen !== undefined && read.value.found !== seen) lost.push(...this.#slotsBeside(key));
       this.#seen.set(key, read.value.now);
     });
-    return isLost;
+    return lost;
+  }
+
+  /** Every slot of the master serving `key`'s slot now. */
+  #slotsBeside(key: string): number[] {
+    const slots = (this.#redis as Cluster).slots;
+    const master = slots[hashSlot(key)]?.[0];
+    const beside: number[] = [];
+    for (let slot = 0; slot < slots.length; slot++) if (slots[slot]?.[0] === master) beside.push(slot);
+    return beside;
   }
 
   /** The value found (undefined: none) and the one set now when none was. */
@@ -68,6 +78,25 @@ export class MasterEpochs {
       if (master === undefined || !masters.delete(master)) continue;
       keys.push(key);
     }
+    // A master serving few slots (uneven slots, a resharding under way) that no tag tried hashes to: the tag of one
+    // of its slots, searched for (before, it had no sentinel and its data loss went unseen).
+    for (const master of masters) {
+      const slot = redis.slots.findIndex((nodes) => nodes?.[0] === master);
+      if (slot >= 0) keys.push(`${dataEpochKey(this.#prefix)}:{epoch-${tagOfSlot(slot)}}`);
+    }
     return keys;
   }
+}
+
+/** Per slot not reached by the first MAX_TAGS_TRIED tags, the first `epoch-N` hashing there (found once: ~16,384 tried). */
+const farTags = new Map<number, number>();
+
+function tagOfSlot(slot: number): number {
+  let index = farTags.get(slot);
+  if (index !== undefined) return index;
+  index = MAX_TAGS_TRIED;
+  // Bounded all the same (CRC16 reaches every slot well before): past it, a sentinel on another master is harmless.
+  while (hashSlot(`epoch-${index}`) !== slot && index < 100 * MAX_TAGS_TRIED * 16) index += 1;
+  farTags.set(slot, index);
+  return index;
 }

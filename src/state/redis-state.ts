@@ -188,9 +188,9 @@ export async function createRedisStateBackend(
   };
   const loadLessons = async (keys: SharedKeys, began: LoadsBegan): Promise<void> => {
     // A Cluster master that lost its data (redis-master-epochs.ts) is taken as a loss of all of it.
-    const [wholeSet, isMasterLost] = await Promise.all([epoch.check(), masterEpochs.hasLostData()]);
-    if (isMasterLost) epoch.noteMasterLost();
-    const dataSet = wholeSet === "same" && isMasterLost ? "new" : wholeSet;
+    const [wholeSet, lostSlots] = await Promise.all([epoch.check(), masterEpochs.lostSlots()]);
+    epoch.noteMasterLost(lostSlots);
+    const dataSet = wholeSet === "same" && lostSlots.length > 0 ? "new" : wholeSet;
     // The forgets this process did not hear, first: after Redis lost its data, their markers are all that tells what
     // another replica forgot since, and the pushes below would store it again for everyone (redis-deployment-forgets.ts).
     const isApplyingForgets = dataSet !== "first";
@@ -249,7 +249,10 @@ export async function createRedisStateBackend(
     })();
   });
   redis.on("ready", () => link.markUp());
-  redis.on("close", () => link.markDown(undefined));
+  // A Cluster whose ready check failed at start-up (CLUSTER INFO past the command timeout) closes and connects again
+  // ~100 ms later: still connecting, not unreachable (start-up says so itself if it never gets ready).
+  let isConnecting = true;
+  redis.on("close", () => isConnecting || link.markDown(undefined));
   redis.on("error", (error: unknown) => link.markDown(error));
   // The subscriber's errors are the command connection's errors, reported there; without a listener ioredis
   // would print them.
@@ -263,13 +266,13 @@ export async function createRedisStateBackend(
   link.onGroupUp(() => {
     ledger.replayUnsynced().catch(() => {});
     void masterEpochs
-      .hasLostData()
-      .catch(() => false)
-      .then(async (isLost) => {
-        if (isLost) epoch.noteMasterLost();
+      .lostSlots()
+      .catch(() => [])
+      .then(async (lostSlots) => {
+        epoch.noteMasterLost(lostSlots);
         ledger.replayKeptWrites();
         ledger.renewLeases();
-        if (!isLost) return;
+        if (lostSlots.length === 0) return;
         facts.pushWindows();
         await Promise.all([refusals?.pushAll(), calibration?.pushAll()]);
       })
@@ -300,7 +303,7 @@ export async function createRedisStateBackend(
     // retried in the background; the command connection reports the outage
   });
   try {
-    await connectWithin(redis);
+    await connectWithin(redis).finally(() => (isConnecting = false));
     // A Cluster resolves connect() before it emits "ready"; mark it up here so the resync below has started.
     if (redis.status === "ready") link.markUp();
     // Serve the first request knowing the cooldowns the other processes already found, and hearing the ones they

@@ -30,6 +30,7 @@
 // master's windows until they ended (a master back with its data: persistence).
 import type { SharedStateRedis } from "./redis-client.ts";
 import type { RedisDataEpoch } from "./redis-data-epoch.ts";
+import { hashSlot } from "./redis-hash-slot.ts";
 import {
   type Argument,
   type Batch,
@@ -116,7 +117,9 @@ export class RedisWriteBatches {
     );
     for (const [tag, now] of taken) {
       // One read of the epoch for them all, each script sent once it is answered, in their order.
-      const read = now.some(({ batch }) => hasReconciles(batch)) ? this.#dataEpoch.current() : undefined;
+      const read = now.some(({ batch }) => hasReconciles(batch))
+        ? this.#dataEpoch.currentFor(hashSlot(tag))
+        : undefined;
       for (const kept of now) {
         const { batch, marker } = kept;
         void this.#writes.batchUnder(
@@ -247,7 +250,7 @@ export class RedisWriteBatches {
         scopeId,
         writes: [],
         generation: this.#generation,
-        dataSet: this.#dataEpoch.seen,
+        dataSet: this.#dataEpoch.seenFor(hashSlot(tag)),
         sent: Promise.withResolvers<void>(),
       };
       this.#batches.set(tag, batch);
@@ -339,7 +342,7 @@ export class RedisWriteBatches {
       // A failed read counts against the epoch's master, not the batch's (KeyedFailure); one known down is not asked.
       if (this.#isEpochHeldBack())
         return Promise.reject(new KeyedFailure(key, new Error("its master does not answer")));
-      return this.#dataEpoch.current().then(sameData, failed);
+      return this.#dataEpoch.currentFor(hashSlot(providerTag(batch.scopeId))).then(sameData, failed);
     };
   }
 }
