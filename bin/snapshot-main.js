@@ -3,11 +3,14 @@
 // so a start from dist/snapshot.blob begins with them in its heap. Nothing here touches the environment before the
 // deserialized main runs: the config, .env, files, sockets, timers and the clock belong to the command, which runs
 // only then. (One file is read at build time, the dashboard page: READ_AT_BUILD, checked below.)
+// First: it watches what the other modules do while they are evaluated (bin/snapshot-guard.js).
+
 import { createRequire, enableCompileCache } from "node:module";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { startupSnapshot } from "node:v8";
 import { runCli } from "../src/cli/run-cli.ts";
+import { endLoadTimeWatch } from "./snapshot-guard.js";
 import "../src/cli/serve.ts";
 import "../src/cli/demo.ts";
 import { holdV8DuringStartup } from "../src/cli/start-up-holds.ts";
@@ -68,3 +71,5 @@ startupSnapshot.setDeserializeMainFunction(() => {
   const { importPreloads } = createRequire(join(root, "package.json"))(join(root, "bin", "import-preloads.js"));
   importPreloads(process.execArgv, options, process.cwd()).then(run);
 });
+// Last: every module above is evaluated; any clock, randomness, environment or timer used meanwhile ends the build.
+endLoadTimeWatch();
