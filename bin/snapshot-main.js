@@ -45,14 +45,39 @@ function realRoot(path) {
   }
 }
 
+/** `--loader X` or `--experimental-loader X` on the command line or in NODE_OPTIONS. */
+function hasLoader(execArgv, nodeOptions) {
+  const flag = /(?:^|\s)--(?:experimental-)?loader(?:=|\s|$)/;
+  return flag.test(nodeOptions) || execArgv.some((argument) => flag.test(argument));
+}
+
+/** This start's project: argv as bin/llm-gateway.js gets it, by its real path, as the build's (import.meta.url). */
+function startRoot() {
+  return process.argv[1] === undefined ? BUILT_FOR : realRoot(resolve(dirname(process.argv[1]), ".."));
+}
+
 startupSnapshot.setDeserializeMainFunction(() => {
+  const options = process.env.NODE_OPTIONS ?? "";
+  // Node skips `--loader` / `--experimental-loader` when it starts from a snapshot, as it does `--import`; and a loader
+  // registered now would see none of the modules in this heap (an instrumentation loader patches them as they load).
+  // So the normal start, bin/llm-gateway.js, runs instead, with the loaders registered first (bin/import-preloads.js).
+  if (hasLoader(process.execArgv, options)) {
+    process.stderr.write(
+      "llm-gateway: a --loader / --experimental-loader is set, which Node skips when it starts from the start-up " +
+        "snapshot: started without the snapshot (bin/llm-gateway.js), the loaders registered with module.register()\n",
+    );
+    const root = startRoot();
+    const { startWithLoaders } = createRequire(join(root, "package.json"))(join(root, "bin", "import-preloads.js"));
+    startWithLoaders(process.execArgv, options, process.cwd(), join(root, "bin", "llm-gateway.js"));
+    return;
+  }
   // As bin/llm-gateway.js, first (V8's flags are not part of a snapshot): the new space and the compilers held.
   holdV8DuringStartup();
   // For what loads later from node_modules (prom-client at the first scrape).
   enableCompileCache();
-  // argv as bin/llm-gateway.js gets it (npm start: node --snapshot-blob dist/snapshot.blob bin/llm-gateway.js serve).
-  // Its real path, as the build's (import.meta.url): a checkout reached through a symbolic link is the same checkout.
-  const root = process.argv[1] === undefined ? BUILT_FOR : realRoot(resolve(dirname(process.argv[1]), ".."));
+  // npm start: node --snapshot-blob dist/snapshot.blob bin/llm-gateway.js serve. A checkout reached through a symbolic
+  // link is the same checkout.
+  const root = startRoot();
   const run = () => {
     if (staleReason(root) === undefined) {
       runCli(process.argv.slice(2));
@@ -63,7 +88,6 @@ startupSnapshot.setDeserializeMainFunction(() => {
     createRequire(join(root, "package.json"))(join(root, "src", "main.ts"));
   };
   // Node skips `--import` preloads when it starts from a snapshot (bin/import-preloads.js imports them first).
-  const options = process.env.NODE_OPTIONS ?? "";
   if (!process.execArgv.some((flag) => flag.startsWith("--import")) && !options.includes("--import")) {
     run();
     return;
