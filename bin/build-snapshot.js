@@ -5,6 +5,9 @@
 // the same idle RSS (bench/README.md section 36). bin/build.js builds it with dist/; `--if-stale` (npm's prestart)
 // makes sure dist/snapshot.blob is one this Node can start, else one of Node alone, with no main function, from which
 // Node runs bin/llm-gateway.js as before (Node exits on a missing blob or on one another Node built).
+// What a module computes when it loads is frozen into the blob and shared by every start: bin/snapshot-guard.js ends
+// the build on a load-time call to the clock, randomness, process.env, process.cwd(), os.hostname() or a timer, and
+// guardReport below maps its stacks to the sources for the "no start-up snapshot" message.
 import { spawnSync } from "node:child_process";
 import { readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { SourceMap } from "node:module";
