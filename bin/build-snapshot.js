@@ -5,9 +5,13 @@
 // the same idle RSS (bench/README.md section 36). bin/build.js builds it with dist/; `--if-stale` (npm's prestart)
 // makes sure dist/snapshot.blob is one this Node can start, else one of Node alone, with no main function, from which
 // Node runs bin/llm-gateway.js as before (Node exits on a missing blob or on one another Node built).
+// What a module computes when it loads is frozen into the blob and shared by every start: bin/snapshot-guard.js ends
+// the build on a load-time call to the clock, randomness, process.env, process.cwd(), os.hostname() or a timer, and
+// guardReport below maps its stacks to the sources for the "no start-up snapshot" message.
 import { spawnSync } from "node:child_process";
 import { readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { SourceMap } from "node:module";
+import { join, relative, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import {
   ASSERT_IMPORTERS,
@@ -18,6 +22,7 @@ import {
   withoutZodLocales,
 } from "./bundle-plugins.js";
 import { lazyPackages } from "./lazy-packages.js";
+import { REPORT_HEADING } from "./snapshot-guard.js";
 import { READ_AT_BUILD, SNAPSHOT_BLOB, SNAPSHOT_RECORD, snapshotRecord } from "./start-entry.js";
 
 const RECORD_FORMAT = 1;
@@ -81,6 +86,41 @@ function isRunning(pid) {
   }
 }
 
+/**
+ * The load-time guard's report (bin/snapshot-guard.js) in a failed build's stderr, whole, with the positions in the
+ * minified script (`snapshot.cjs:1:4242`) mapped to the sources through its source map (`src/x.ts:5:24`); else
+ * undefined.
+ */
+function guardReport(stderr, dir, root) {
+  const start = stderr.indexOf(REPORT_HEADING);
+  if (start === -1) return undefined;
+  const report = stderr.slice(start).trim();
+  let map;
+  try {
+    map = new SourceMap(JSON.parse(readFileSync(join(dir, "snapshot.cjs.map"), "utf8")));
+  } catch {
+    return report;
+  }
+  const mapped = (position, line, column) => {
+    const entry = map.findEntry(Number(line) - 1, Number(column) - 1);
+    if (typeof entry?.originalSource !== "string") return position;
+    const source = entry.originalSource.startsWith("file:")
+      ? fileURLToPath(entry.originalSource)
+      : resolve(dir, entry.originalSource);
+    return `${relative(root, source)}:${entry.originalLine + 1}:${entry.originalColumn + 1}`;
+  };
+  return (
+    report
+      .split("\n")
+      .map((line) => line.replace(/[^\s(]*snapshot\.cjs:(\d+):(\d+)/g, mapped))
+      // Frames of no source (esbuild's module wrappers), of the guard itself, and of Node's snapshot builder.
+      .filter(
+        (line) => !/^\s+at .*(snapshot\.cjs:|bin\/snapshot-guard\.js:|node:internal\/main\/mksnapshot)/.test(line),
+      )
+      .join("\n")
+  );
+}
+
 /** Builds dir/snapshot.blob (and its record) with `node --build-snapshot-config`; false when Node failed. */
 function buildBlob(dir, root, builder, kind, builtAtMs) {
   removeLeftovers(dir);
@@ -99,7 +139,9 @@ function buildBlob(dir, root, builder, kind, builtAtMs) {
   rmSync(config, { force: true });
   if (built.status !== 0) {
     rmSync(tmp, { force: true });
-    return { isBuilt: false, message: `${built.stderr}`.trim().split("\n").slice(-3).join("\n") };
+    const message =
+      guardReport(`${built.stderr}`, dir, root) ?? `${built.stderr}`.trim().split("\n").slice(-3).join("\n");
+    return { isBuilt: false, message };
   }
   const blobBytes = statSync(tmp).size;
   renameSync(tmp, join(dir, SNAPSHOT_BLOB));

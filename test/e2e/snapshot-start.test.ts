@@ -112,6 +112,23 @@ test("npm start's snapshot serves chat, /metrics and the dashboard; LLM_GATEWAY_
   assert.equal(preloaded.status, 0, preloaded.stderr);
   assert.match(preloaded.stdout, /^preloaded a\npreloaded b\nllm-gateway \d/);
 
+  // A --loader / --experimental-loader: Node skips it from a snapshot too, and the snapshot's modules are loaded
+  // already, so the start falls back to bin/llm-gateway.js with the loader registered, and says so. The loader must
+  // see the modules load, as without the snapshot.
+  writeFiles(root, {
+    "loader.mjs":
+      'import { writeSync } from "node:fs";\nexport async function resolve(specifier, context, next) {\n  if (specifier.endsWith("main.js")) writeSync(1, "loader saw " + specifier + "\\n");\n  return next(specifier, context);\n}\n',
+  });
+  const withLoader = spawnSync(process.execPath, [...blob, join(root, "bin", "llm-gateway.js"), "--version"], {
+    cwd: root,
+    env: { ...env, NODE_OPTIONS: "--loader ./loader.mjs" },
+    encoding: "utf8",
+  });
+  assert.equal(withLoader.status, 0, withLoader.stderr);
+  assert.match(withLoader.stdout, /^loader saw \.\.\/dist\/main\.js$/m);
+  assert.match(withLoader.stdout, /^llm-gateway \d/m);
+  assert.match(withLoader.stderr, /--experimental-loader is set, which Node skips .*: started without the snapshot/);
+
   // LLM_GATEWAY_BUNDLE=0 runs the sources, as bin/llm-gateway.js does, though the blob holds the bundle's heap.
   const fromSources = await serveThroughBin(t, root, configPath, { ...env, LLM_GATEWAY_BUNDLE: "0" }, blob);
   assert.equal(code(fromSources), "sources");

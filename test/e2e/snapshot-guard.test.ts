@@ -1,0 +1,68 @@
+// The start-up snapshot's load-time guard (bin/snapshot-guard.js): a module that draws a UUID when it loads ends the
+// snapshot build with a message naming the call and the module; npm start then gets a blob of Node alone and runs
+// dist/ as before. (The real build, with the guard, is full: test/e2e/snapshot-start.test.ts.) And what the guard is for:
+// two processes started from the same blob give out different ids.
+import assert from "node:assert/strict";
+import { copyFileSync, cpSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { test } from "node:test";
+import { buildBundle, projectCopy } from "../helpers/bundle-project.ts";
+import { REPO_ROOT, writeFiles } from "../helpers/cli-process.ts";
+import { useMock } from "../helpers/e2e.ts";
+import { serveThroughBin } from "../helpers/served-entry.ts";
+
+test("a module calling randomUUID() at load ends the snapshot build, naming the call and the module", (t) => {
+  const root = projectCopy(t, "project", ["data", "config", "node_modules", "package.json"]);
+  cpSync(join(REPO_ROOT, "src"), join(root, "src"), { recursive: true });
+  copyFileSync(
+    join(REPO_ROOT, "test", "fixtures", "snapshot-guard", "load-time-uuid.ts"),
+    join(root, "src", "load-time-uuid.ts"),
+  );
+  const serve = join(root, "src", "cli", "serve.ts");
+  writeFileSync(serve, `import "../load-time-uuid.ts";\n${readFileSync(serve, "utf8")}`);
+
+  const build = buildBundle(root);
+  assert.match(build.stderr, /no start-up snapshot: load-time calls while the start-up snapshot was built/);
+  // The call's place in the sources (not the minified script's), and the module that imported it.
+  assert.match(
+    build.stderr,
+    /^crypto\.randomUUID\(\)\n\s+at src\/load-time-uuid\.ts:5:\d+\n\s+at src\/cli\/serve\.ts:1:1$/m,
+  );
+  const record = JSON.parse(readFileSync(join(root, "dist", "snapshot.json"), "utf8")) as { kind?: string };
+  assert.equal(record.kind, "node-only");
+});
+
+test("two processes started from the same blob give their first requests different ids", async (t) => {
+  const root = projectCopy(t, "project", ["src", "data", "config", "node_modules", "package.json"]);
+  const build = buildBundle(root);
+  assert.equal(build.status, 0, build.stderr);
+  const mock = await useMock(t);
+  const configPath = writeFiles(root, {
+    "config.yaml": `server:\n  port: 0\n  host: 127.0.0.1\nlog:\n  format: json\nproviders:\n  - name: mock\n    base_url: ${mock.baseUrl}\n    api_key: mock-key\n    models:\n      m: {}\ndiscovery:\n  cache_dir: ${JSON.stringify(join(root, "discovery"))}\nstate:\n  path: ":memory:"\n`,
+  });
+  const env = { PATH: process.env.PATH ?? "", NODE_NO_WARNINGS: "1" };
+  const firstIds = async (): Promise<{ responseId: unknown; requestRandom: string }> => {
+    const served = await serveThroughBin(t, root, configPath, env, [
+      "--snapshot-blob",
+      join(root, "dist", "snapshot.blob"),
+    ]);
+    assert.match(served.stdout(), /"code":"snapshot"/);
+    const response = await fetch(`${served.url}/v1/responses`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: "m", input: "Say hello" }),
+    });
+    const body = (await response.json()) as { id?: unknown };
+    assert.equal(response.status, 200, JSON.stringify(body));
+    // req-<pid>-<time>-<counter>-<11 random base64url characters> (src/server/build-server.ts).
+    const requestRandom = (response.headers.get("x-request-id") ?? "").slice(-11);
+    await served.stop();
+    return { responseId: body.id, requestRandom };
+  };
+  const first = await firstIds();
+  const second = await firstIds();
+  assert.match(String(first.responseId), /^resp_[0-9a-f]{32}$/);
+  assert.notEqual(first.responseId, second.responseId);
+  assert.equal(first.requestRandom.length, 11);
+  assert.notEqual(first.requestRandom, second.requestRandom);
+});
