@@ -18,7 +18,7 @@ const DECAY = 0.9;
 export const SAFETY_MARGIN = 1.2;
 /** Bounds on the factor: a provider whose report is absurd cannot make every prompt look free or huge. */
 const MIN_FACTOR = 0.25;
-const MAX_FACTOR = 4;
+export const MAX_FACTOR = 4;
 
 /** What one deployment taught: decayed sums of estimated and reported prompt tokens. */
 export interface PromptEvidence {

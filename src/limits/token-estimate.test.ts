@@ -136,7 +136,13 @@ test("a prompt of token ids is one input of that many tokens; a list of token li
   // Counted 0 before: a legacy completion of a prompt of token ids was planned and reserved as an empty prompt.
   assert.equal(estimateTextInput([11, 12, 13, 14, 15]), 5);
   assert.deepEqual(estimateTextInputs([11, 12, 13]), { total: 3, longest: 3 });
-  assert.deepEqual(estimateTextInputs([[1, 2], [3, 4, 5]]), { total: 5, longest: 3 });
+  assert.deepEqual(
+    estimateTextInputs([
+      [1, 2],
+      [3, 4, 5],
+    ]),
+    { total: 5, longest: 3 },
+  );
   assert.equal(estimateTextInput([]), 0);
 });
 

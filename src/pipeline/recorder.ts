@@ -109,7 +109,9 @@ export class Recorder {
       const reportedPrompt = report.isUsageEstimated === true ? undefined : usage?.promptTokens;
       if (prompt !== undefined && reportedPrompt !== undefined)
         promptCalibration.learn(key, prompt.estimate, reportedPrompt);
-      clearOutgrownWindow(this.#books.refusedFeatures, key, reportedPrompt, sentAt.sentAtMs);
+      // Several inputs' prompt together is no one prompt's size: it says nothing of the window each was fitted to.
+      const onePrompt = prompt?.isManyInputs === true ? undefined : reportedPrompt;
+      clearOutgrownWindow(this.#books.refusedFeatures, key, onePrompt, sentAt.sentAtMs);
       budgets.release(reservation);
       stats.recordSuccess(key, report.durationMs, usage?.promptTokens ?? 0, usage?.completionTokens ?? 0);
       return;

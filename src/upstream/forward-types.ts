@@ -38,6 +38,11 @@ export interface NativeCall {
 export interface CalibratingPrompt {
   readonly estimate: number;
   readonly maxOutputTokens: number;
+  /**
+   * Set when the request held several inputs each fitted alone (an embeddings batch, a moderation's Llama Guard calls):
+   * its reported prompt is theirs together, no one prompt's size (limits/learned-context.ts clearOutgrownWindow).
+   */
+  readonly isManyInputs?: true;
 }
 
 /** ForwardRequest.recallToolCallExtras: the history with what was kept for `family`'s deployments. */

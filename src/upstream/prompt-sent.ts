@@ -93,5 +93,18 @@ export function calibratingPromptOf(
   return {
     estimate: promptTokensTo(deployment, request, request.calibratingPromptTokens, sent.isReasoningRemoved),
     maxOutputTokens: sent.maxOutputTokens,
+    ...(isManyInputs(request) ? { isManyInputs: true } : {}),
   };
+}
+
+/** Several inputs each fitted alone: an embeddings batch, a moderation of several inputs (CalibratingPrompt). */
+function isManyInputs(request: ForwardRequest): boolean {
+  if ((request.moderationInputs ?? 0) > 1) return true;
+  const input = request.body.input;
+  return request.endpointPath === "/embeddings" && Array.isArray(input) && input.length > 1 && !isTokenIds(input);
+}
+
+/** One input given as token ids ([1, 2, 3]): one prompt, not many. */
+function isTokenIds(input: readonly unknown[]): boolean {
+  return input.every((item) => typeof item === "number");
 }
