@@ -23,7 +23,7 @@ import { chatCompletion, chatStream } from "../helpers/mock-upstream.ts";
 const SECRET = "/internal/store-bug.ts:9";
 
 // The Responses door is imported at its first request (server/lazy-routes.ts): swapped before any.
-const restore = swapImport("/src/server/responses-adapter.ts", "../protocols/responses/kept-responses.ts", (url) =>
+const restore = swapImport("/src/server/responses-adapter.ts", "../protocols/responses/kept-for-client.ts", (url) =>
   [
     `import * as real from ${JSON.stringify(url)};`,
     `export * from ${JSON.stringify(url)};`,
