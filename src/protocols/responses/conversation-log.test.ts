@@ -6,7 +6,13 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { describe, test } from "node:test";
 import { CONVERSATION_ROW_STORES, skipOf } from "../../../test/helpers/conversation-row-stores.ts";
+import {
+  isRedisClusterAvailable,
+  REDIS_CLUSTER_MISSING,
+  useRedisCluster,
+} from "../../../test/helpers/redis-cluster.ts";
 import { ManualClock } from "../../clock.ts";
+import { RedisKeptResponses } from "../../state/redis-kept-responses.ts";
 import { sequentialIds } from "../ids.ts";
 import { clientIdsOf, itemsFromRequest, listItems } from "./conversation-items.ts";
 import type { ConversationRows, KeptResponseRow } from "./conversation-shapes.ts";
@@ -145,3 +151,27 @@ for (const [name, open] of Object.entries(CONVERSATION_ROW_STORES)) {
     });
   });
 }
+
+test("redis cluster: a conversation's head and log are in one slot (its hash tag): turns, a delete and reads work", {
+  skip: isRedisClusterAvailable() ? false : REDIS_CLUSTER_MISSING,
+}, async (t) => {
+  const cluster = await useRedisCluster(t);
+  const clock = new ManualClock();
+  const rows = new RedisKeptResponses(cluster.url, "conv-cluster:", true, LIMITS, clock, "conversations");
+  await rows.connect();
+  t.after(() => rows.close());
+  const ids = sequentialIds();
+  const store = new Conversations(rows, LIMITS.maxBytes, clock, ids, () => {});
+  const created = await store.create(null, {}, itemsFromRequest([{ role: "user", content: "zero" }], ids));
+  for (const text of ["one", "two", "three"]) {
+    assert.equal(
+      await store.appendAfterAnswer(created.id, null, itemsFromRequest([{ role: "user", content: text }], ids)),
+      "added",
+    );
+  }
+  assert.notEqual(await store.deleteItem(created.id, null, "msg_2"), "no item");
+  assert.deepEqual(textsOf((await store.get(created.id, null))?.items ?? []), ["zero", "two", "three"]);
+  assert.equal((await rows.getEvents(created.id, 0)).length, 5, "the create's item, three turns, the delete");
+  assert.equal(await store.delete(created.id, null), true);
+  assert.deepEqual(await rows.getEvents(created.id, 0), [], "the log went with the conversation");
+});
