@@ -164,9 +164,9 @@ export async function createRedisStateBackend(
   });
   // The stored refused features go before the reset is published: a replica that hears it and loads at once finds
   // none of them.
-  ledger.onReset = async () => {
-    await refusals?.resetShared();
-    await cooldowns.resetShared();
+  ledger.onReset = async (unreached) => {
+    await refusals?.resetShared(unreached);
+    await cooldowns.resetShared(unreached);
   };
 
   // Everything shared is loaded after one walk of the key space (redis-shared-keys.ts), the cooldowns first: a missed
