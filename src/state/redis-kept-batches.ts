@@ -54,15 +54,19 @@ export function hasReconciles(batch: Batch): boolean {
   return batch.writes.some((write) => write.kind === "c");
 }
 
+type KeptBatchesLink = Pick<RedisLink, "isUpFor" | "recordSuccess" | "recordFailure" | "recordKeptDropped">;
+
 export class KeptBatches {
   readonly #redis: SharedStateRedis;
-  readonly #link: Pick<RedisLink, "isUpFor" | "recordSuccess" | "recordFailure">;
+  readonly #link: KeptBatchesLink;
   /** Per provider hash tag, the batches kept, oldest first. */
   readonly #kept = new Map<string, KeptBatch[]>();
+  /** Per provider hash tag, the writes the bound dropped since its batches were last taken (said when taken). */
+  readonly #dropped = new Map<string, number>();
   /** Tags whose lookup is under way, or waiting to be asked again. */
   readonly #lookingUp = new Set<string>();
 
-  constructor(redis: SharedStateRedis, link: Pick<RedisLink, "isUpFor" | "recordSuccess" | "recordFailure">) {
+  constructor(redis: SharedStateRedis, link: KeptBatchesLink) {
     this.#redis = redis;
     this.#link = link;
   }
@@ -77,8 +81,18 @@ export class KeptBatches {
     const list = this.#kept.get(tag) ?? [];
     list.push(kept);
     let writes = list.reduce((sum, { batch }) => sum + batch.writes.length, 0);
-    while (writes > MAX_KEPT_WRITES && list.length > 1) writes -= list.shift()?.batch.writes.length ?? 0;
+    let dropped = 0;
+    while (writes > MAX_KEPT_WRITES && list.length > 1) {
+      const oldest = list.shift()?.batch.writes.length ?? 0;
+      writes -= oldest;
+      dropped += oldest;
+    }
     this.#kept.set(tag, list);
+    if (dropped > 0) {
+      const before = this.#dropped.get(tag) ?? 0;
+      this.#dropped.set(tag, before + dropped);
+      if (before === 0) this.#link.recordKeptDropped(tag, dropped, false);
+    }
     this.#lookUp(tag);
   }
 
@@ -91,6 +105,9 @@ export class KeptBatches {
     for (const [tag, list] of [...this.#kept]) {
       const [first] = list;
       if (first === undefined || isHeldBack(first.batch.scopeId)) continue;
+      const dropped = this.#dropped.get(tag);
+      this.#dropped.delete(tag);
+      if (dropped !== undefined) this.#link.recordKeptDropped(tag, dropped, true);
       const kept = [...list].sort((a, b) => a.marker.id - b.marker.id);
       const waiting = kept.filter(isWaiting);
       if (waiting.length > 0) this.#kept.set(tag, waiting);
