@@ -91,7 +91,7 @@ export class KeptBatches {
     if (dropped > 0) {
       const before = this.#dropped.get(tag) ?? 0;
       this.#dropped.set(tag, before + dropped);
-      if (before === 0) this.#link.recordKeptDropped(tag, dropped, false);
+      if (before === 0) this.#link.recordKeptDropped(tag, dropped, false, MAX_KEPT_WRITES);
     }
     this.#lookUp(tag);
   }
@@ -107,7 +107,7 @@ export class KeptBatches {
       if (first === undefined || isHeldBack(first.batch.scopeId)) continue;
       const dropped = this.#dropped.get(tag);
       this.#dropped.delete(tag);
-      if (dropped !== undefined) this.#link.recordKeptDropped(tag, dropped, true);
+      if (dropped !== undefined) this.#link.recordKeptDropped(tag, dropped, true, MAX_KEPT_WRITES);
       const kept = [...list].sort((a, b) => a.marker.id - b.marker.id);
       const waiting = kept.filter(isWaiting);
       if (waiting.length > 0) this.#kept.set(tag, waiting);

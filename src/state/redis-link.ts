@@ -3,7 +3,6 @@
 // one when it comes back, however many requests fail in between. On a Redis Cluster a failed command tells which
 // slot failed, not that the cluster did: it counts against the master serving that slot (redis-slot-groups.ts), and
 // the link goes down only with the cluster connection itself.
-import { MAX_KEPT_WRITES } from "./redis-kept-batches.ts";
 import { type DownGroup, FAILURES_BEFORE_DOWN, isUnservedSlotReply, SlotGroups } from "./redis-slot-groups.ts";
 import type { StateLogger, StateStatus } from "./state-types.ts";
 
@@ -225,15 +224,15 @@ export class RedisLink {
   }
 
   /**
-   * Writes kept for a Cluster master's return that the bound (MAX_KEPT_WRITES per provider) drops, oldest first: the
+   * Writes kept for a Cluster master's return that the bound (`bound`, MAX_KEPT_WRITES per provider) drops, oldest first: the
    * shared counts they would have moved stay off (a give-back lost: counted high; a charge lost: counted low) until
    * their windows end. Said, not silent: once when a provider's first write is dropped, once with the count when its
    * master answers again and what is left is replayed.
    */
-  recordKeptDropped(tag: string, writes: number, isReplayed: boolean): void {
+  recordKeptDropped(tag: string, writes: number, isReplayed: boolean, bound: number): void {
     const what = isReplayed
-      ? `${writes} budget writes of provider ${tag} kept for its Redis Cluster master's return were dropped (oldest first, past ${MAX_KEPT_WRITES}); the rest are replayed`
-      : `more than ${MAX_KEPT_WRITES} budget writes of provider ${tag} are kept for its Redis Cluster master's return: the oldest are dropped from now on`;
+      ? `${writes} budget writes of provider ${tag} kept for its Redis Cluster master's return were dropped (oldest first, past ${bound}); the rest are replayed`
+      : `more than ${bound} budget writes of provider ${tag} are kept for its Redis Cluster master's return: the oldest are dropped from now on`;
     this.#logger?.warn(
       { redis: this.target, provider: tag, dropped: writes },
       `${what}; the shared counts they would have moved (give-backs, charges) stay off until their windows end`,
