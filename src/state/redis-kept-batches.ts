@@ -105,9 +105,7 @@ export class KeptBatches {
     for (const [tag, list] of [...this.#kept]) {
       const [first] = list;
       if (first === undefined || isHeldBack(first.batch.scopeId)) continue;
-      const dropped = this.#dropped.get(tag);
-      this.#dropped.delete(tag);
-      if (dropped !== undefined) this.#link.recordKeptDropped(tag, dropped, true, MAX_KEPT_WRITES);
+      this.#sayDropped(tag);
       const kept = [...list].sort((a, b) => a.marker.id - b.marker.id);
       const waiting = kept.filter(isWaiting);
       if (waiting.length > 0) this.#kept.set(tag, waiting);
@@ -116,6 +114,13 @@ export class KeptBatches {
       if (waiting.length > 0) this.#lookUp(tag);
     }
     return taken;
+  }
+
+  /** Says how many writes of the tag the bound dropped since they were last said. */
+  #sayDropped(tag: string): void {
+    const dropped = this.#dropped.get(tag);
+    this.#dropped.delete(tag);
+    if (dropped !== undefined) this.#link.recordKeptDropped(tag, dropped, true, MAX_KEPT_WRITES);
   }
 
   /** Whether a kept batch's marker is found on its master (it ran); rejects when the master does not answer. */
@@ -143,7 +148,11 @@ export class KeptBatches {
           const at = list.indexOf(kept);
           if (at >= 0) list.splice(at, 1);
         });
-        if (list.length === 0 && this.#kept.get(tag) === list) this.#kept.delete(tag);
+        if (list.length === 0 && this.#kept.get(tag) === list) {
+          this.#kept.delete(tag);
+          // None left to take (every one ran): what was dropped is said now, not added to a later outage's count.
+          this.#sayDropped(tag);
+        }
         this.#lookingUp.delete(tag);
         // Batches kept while this lookup was under way.
         this.#lookUp(tag);
