@@ -7,15 +7,18 @@ import assert from "node:assert/strict";
 import { dirname } from "node:path";
 import { describe, type TestContext, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
+import { LEARNED_CONTEXT_TRUST_MS } from "../../src/limits/learned-context.ts";
 import { runCli } from "../helpers/cli-process.ts";
 import {
   CHAT_ROUTE,
   chatRequests,
   oneProviderScene,
   postChat,
+  rowOf,
   send,
   sentContentsOf,
   serveEveryChat,
+  statsOf,
   useGateway,
   useMock,
   VENDOR_MODEL_ID,
@@ -132,6 +135,28 @@ describe("a context window a refusal stated is learned", () => {
     assert.equal(reset.status, 200, reset.text);
     assert.equal(await ask(gateway, LONG), "beta 2", "after the reset alpha is asked (and refuses) again");
     assert.equal(chatRequests(alpha).length, 3);
+  });
+
+  test("/stats shows the window as `learned_context` (tokens, when learned, until when applied), not as a refused feature", async (t) => {
+    const { alpha, beta } = await mocks(t);
+    const gateway = await useGateway(t, providersYaml(alpha, beta)(""));
+    const learnedAtMs = Date.now();
+    assert.equal(await ask(gateway, LONG), "beta 2");
+    const row = rowOf(await statsOf(gateway), "alpha/m") as unknown as {
+      refused_features: unknown[];
+      learned_context: { tokens: number; learned_at: string; applied_until: string; until: string; reason: string };
+    };
+    // Before: refused_features listed `x_gateway_context_window` with `min_entries: 501`, and nothing said 500.
+    assert.deepEqual(row.refused_features, []);
+    const { tokens, learned_at, applied_until, until, reason } = row.learned_context;
+    assert.equal(tokens, 500);
+    assert.match(reason, /maximum context length is 500 tokens/);
+    const learnedMs = Date.parse(learned_at);
+    assert.ok(learnedMs >= learnedAtMs - 1000 && learnedMs <= Date.now(), learned_at);
+    assert.equal(Date.parse(applied_until) - learnedMs, LEARNED_CONTEXT_TRUST_MS);
+    assert.ok(Date.parse(until) > Date.parse(applied_until), "kept past the hour it is applied");
+    const beforeLearned = rowOf(await statsOf(gateway), "beta/m") as unknown as { learned_context: unknown };
+    assert.equal(beforeLearned.learned_context, null, "a deployment without a learned window");
   });
 
   test("within the request that learns it: a candidate listed below the listed window but above the stated one is still tried", async (t) => {
