@@ -30,7 +30,14 @@ export function forwardIfChunked(
   trace: ForwardTrace,
   startedAtMs: number,
 ): Promise<ChunkedOutcome> | undefined {
-  const chunks = embeddingsChunks(request, plan);
+  let chunks: ChunkPlan | undefined;
+  try {
+    chunks = embeddingsChunks(request, plan);
+  } catch (error) {
+    // Rejected, not thrown: the pipeline reads a throw before any chunk promise as the whole batch's refusal by size
+    // and plans the request again to split it (handle-request.ts), which the refusal of the chunks would only repeat.
+    return Promise.reject(error);
+  }
   return chunks === undefined ? undefined : forwardInChunks(request, chunks, trace, startedAtMs);
 }
 
