@@ -10,7 +10,7 @@
 // from before it. --no-snapshot starts every checkout without it (`node bin/llm-gateway.js`, its bundle or sources);
 // a variant `dir::none` that one alone, and `dir::blob` from the given blob. A variant's own Node flags and environment
 // follow `|` (`dir|--v8-pool-size=2|MALLOC_ARENA_MAX=2`, ab-helpers.ts `variantExtras`): one checkout, several starts.
-import { spawnSync } from "node:child_process";
+import { type ChildProcess, spawnSync } from "node:child_process";
 import { once } from "node:events";
 import { mkdtempSync } from "node:fs";
 import { request as httpRequest } from "node:http";
@@ -91,6 +91,11 @@ type Row = {
   secondCpu?: number;
 };
 const results = new Map<string, Row[]>();
+// The gateway being measured: stopped with this script, also when a start times out or the run is interrupted (a
+// thrown error left it running, holding a core).
+let current: ChildProcess | undefined;
+process.on("exit", () => current?.kill("SIGKILL"));
+for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => process.exit(130));
 
 async function one(variant: string): Promise<Row> {
   const extras = variantExtras(variant);
@@ -104,6 +109,7 @@ async function one(variant: string): Promise<Row> {
     nodeArgs: [...(values["node-arg"] as string[]), ...extras.nodeArgs, ...(startArgs.get(variant) ?? [])],
   });
   const { pid, port, child } = started;
+  current = child;
   const ready = started.readyMs;
   const cpu = cpuMs(pid);
   await sleep(1000);
@@ -186,7 +192,8 @@ for (const [dir, rows] of results) {
     });
     return `${k} ${median(ds).toFixed(1)} (${Math.min(...ds).toFixed(1)}..${Math.max(...ds).toFixed(1)}, ${ds.filter((d) => d < 0).length}/${ds.length} lower)`;
   };
-  process.stdout.write(`${dir} - ${positionals[0]} paired: ${paired("cpu")}; ${paired("idle")}\n`);
+  const loaded = rows.some((row) => row.loaded !== undefined) ? `; ${paired("loaded")}` : "";
+  process.stdout.write(`${dir} - ${positionals[0]} paired: ${paired("cpu")}; ${paired("idle")}${loaded}\n`);
 }
 mock.kill("SIGKILL");
 process.exit(0);
