@@ -19,6 +19,7 @@ import {
   LAZY_PACKAGE_IMPORTERS,
   LAZY_PACKAGE_NAMES,
   lazyAssert,
+  nonAsciiOutputs,
   withoutZodLocales,
 } from "./bundle-plugins.js";
 import { lazyPackages } from "./lazy-packages.js";
@@ -324,6 +325,12 @@ export async function buildFullSnapshot(esbuild, { dir, root, builtAtMs, minify 
   } catch {
     // esbuild has printed what it could not build.
     return { isBuilt: false, message: "esbuild could not build the snapshot's script", inputs: [] };
+  }
+  const nonAscii = nonAsciiOutputs(result.metafile, root);
+  if (nonAscii.length > 0) {
+    // Every start would hold the script's source as two-byte text (bin/bundle-plugins.js).
+    const message = `characters above ASCII in the snapshot's script, escape them in the source: ${nonAscii.join(", ")}`;
+    return { isBuilt: false, message, inputs: [] };
   }
   const inputs = Object.keys(result.metafile.inputs);
   const built = buildBlob(dir, root, join(dir, "snapshot.cjs"), "full", builtAtMs);
