@@ -36,6 +36,11 @@ export interface KeptResponsesStore {
   writeBeforeExit(): void;
   /** For /health: where kept answers live now (damaged tables move the embedded ones to memory). */
   status(): KeptResponsesStatus;
+  /**
+   * `listener` is told how many answers were lost after their requests' records were published (the state file's
+   * answers waiting for its lock, dropped past the memory bounds): the metric counts them, as it counts records.
+   */
+  onAnswersLost(listener: (count: number) => void): void;
 }
 
 export async function createKeptResponsesStore(
@@ -62,6 +67,11 @@ export async function createKeptResponsesStore(
   // The write's bound (responses.store.write_timeout_ms): a Redis paused or a Cluster without a master answers late or
   // never, and the request (its record, a stream's last events) waits for the write.
   const bounded = (write: Promise<void>): Promise<void> => withinMs(write, limits.writeTimeoutMs);
+  let lostListener: ((count: number) => void) | undefined;
+  const onAnswersLost = (listener: (count: number) => void): void => {
+    lostListener = listener;
+  };
+  const onLost = (count: number): void => lostListener?.(count);
   const onPutWorked = (): void => {
     if (!isPutFailing) return;
     isPutFailing = false;
@@ -101,6 +111,7 @@ export async function createKeptResponsesStore(
       conversations: conversationsOver(conversationRows),
       toolCallExtras,
       kind: "redis",
+      onAnswersLost,
       close: async () => {
         await Promise.all([rows.close(), conversationRows.close(), toolCallExtras.close()]);
       },
@@ -114,6 +125,7 @@ export async function createKeptResponsesStore(
       conversations: conversationsOver(new ConversationRowsInMemory(limits, clock)),
       toolCallExtras: localToolCallExtras,
       kind: "memory",
+      onAnswersLost,
       close: async () => {},
       writeBeforeExit: () => {},
       status: () => ({
@@ -133,10 +145,11 @@ export async function createKeptResponsesStore(
     throw error;
   }
   return {
-    kept: inRows(rows, onPutError, onPutWorked, bounded),
+    kept: inRows(rows, onPutError, onPutWorked, bounded, onLost),
     conversations: conversationsOver(conversationRows),
     toolCallExtras: localToolCallExtras,
     kind: "embedded",
+    onAnswersLost,
     // Both at once: their last writes wait for the same lock under the same bound, not one after the other.
     close: async () => {
       await Promise.all([rows.close(), conversationRows.close()]);

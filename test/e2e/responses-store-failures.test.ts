@@ -23,6 +23,7 @@ import {
   VENDOR_MODEL_ID,
 } from "../helpers/e2e.ts";
 import { chatCompletion, chatStream } from "../helpers/mock-upstream.ts";
+import { assertToldNotStored } from "../helpers/not-stored.ts";
 import { parsePrometheusText, sumOf } from "../helpers/prometheus-text.ts";
 import { useRedisProxy } from "../helpers/redis-proxy.ts";
 import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../helpers/redis-server.ts";
@@ -45,17 +46,6 @@ async function redisScene(t: TestContext, prefix: string, store = "", server = "
   const records: RequestRecord[] = [];
   t.after(gateway.runtime.onRecord((record) => records.push(record)));
   return { mock, redis, gateway, logs, records, client: openAiClient(gateway) };
-}
-
-/** Asserts `promise` rejects with a 404 or 400 of OpenAI's shape saying the response was not stored. */
-async function assertToldNotStored(promise: Promise<unknown>, status: 404 | 400, param: string): Promise<void> {
-  await assert.rejects(promise, (error: unknown) => {
-    assert.ok(error instanceof OpenAI.APIError, String(error));
-    assert.equal(error.status, status, error.message);
-    assert.match(error.message, /could not be stored/);
-    assert.equal(error.param, param);
-    return true;
-  });
 }
 
 describe("a Responses answer the store fails to keep", () => {

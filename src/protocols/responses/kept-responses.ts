@@ -158,6 +158,11 @@ export interface KeptResponseRows {
   /** The ids of the rows getByItem would read for these item ids, in order (undefined: none), in one read. */
   getIdsByItems?(itemIds: readonly string[]): Promise<(string | undefined)[]>;
   delete(id: string): Promise<boolean>;
+  /**
+   * A store that may lose rows after `put` returned (the state file: rows waiting in memory for its lock, dropped past
+   * the memory bounds) tells `listener` which (id, owner): they are marked not kept as a failed put is.
+   */
+  onLost?(listener: (rows: readonly { readonly id: string; readonly owner?: string }[]) => void): void;
 }
 
 /**
@@ -165,13 +170,15 @@ export interface KeptResponseRows {
  * lose its history); one that cannot be written only loses the answer for later turns: `onPutError` reports it
  * and the answer is still sent. `onPutWorked`: a put that worked (so a reporter can say when failures end).
  * `bounded`: the store's write within its time bound (rejects past it: `responses.store.write_timeout_ms`), so that a
- * store that never answers does not hold the request (its record, a stream's last events) open.
+ * store that never answers does not hold the request (its record, a stream's last events) open. `onLost`: how many
+ * answers the store lost after their put returned (KeptResponseRows.onLost), remembered here as not kept.
  */
 export function inRows(
   rows: KeptResponseRows,
   onPutError: (error: unknown) => void,
   onPutWorked?: () => void,
   bounded: (write: Promise<void>) => Promise<void> = (write) => write,
+  onLost?: (count: number) => void,
 ): KeptResponses {
   // A store's own answer (the state file locked by another process: a 503 saying so) is passed on as it is.
   const unreachable = (error: unknown): GatewayError =>
@@ -181,6 +188,11 @@ export function inRows(
           cause: error,
         });
   const notKept = new NotKeptAnswers();
+  // Their requests were answered and recorded as kept: a GET or continuation naming one is told it was not stored.
+  rows.onLost?.((lost) => {
+    for (const { id, owner } of lost) notKept.remember(id, owner);
+    onLost?.(lost.length);
+  });
   /** `id`: a read by response id (one found is no longer not kept: forClient reads one not kept as absent). */
   const read = async (
     what: Promise<string | undefined>,
