@@ -1,0 +1,94 @@
+// Kept Responses answers whose keeping a stalled Redis holds (the kept answers' commands held by a proxy in front of a
+// real redis-server, past `responses.store.write_timeout_ms`), on paths other than a live request's own answer: a
+// Batch API line of `/v1/responses`. Each is marked as a live request's is: its record says not kept, the metric
+// counts it, and a GET naming it hears it could not be stored.
+import assert from "node:assert/strict";
+import { describe, type TestContext, test } from "node:test";
+import type { RequestRecord } from "../../src/observability/request-record.ts";
+import { linesOf, upload, waitForCompleted } from "../helpers/batches-scene.ts";
+import {
+  CHAT_ROUTE,
+  oneProviderYaml,
+  openAiClient,
+  send,
+  useGateway,
+  useMock,
+  VENDOR_MODEL_ID,
+} from "../helpers/e2e.ts";
+import { chatCompletion } from "../helpers/mock-upstream.ts";
+import { assertToldNotStored } from "../helpers/not-stored.ts";
+import { parsePrometheusText, sumOf } from "../helpers/prometheus-text.ts";
+import { useRedisProxy } from "../helpers/redis-proxy.ts";
+import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../helpers/redis-server.ts";
+
+const REDIS = { skip: isRedisInstalled() ? false : REDIS_MISSING };
+
+/**
+ * A gateway on Redis through a proxy; `stall()` holds every command naming `tag`'s keys from then on (a Redis that
+ * stopped answering them; the other books still answer) until `release()`. The bound is 300 ms.
+ */
+async function stalledScene(t: TestContext, prefix: string, tag = "{responses}") {
+  const mock = await useMock(t);
+  mock.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("Not kept.", VENDOR_MODEL_ID) });
+  const redis = await useRedisServer(t);
+  let isStalled = false;
+  let release = (): void => {};
+  const held = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  t.after(() => release());
+  const proxy = await useRedisProxy(t, redis.port, (text) => (isStalled && text.includes(tag) ? held : undefined));
+  const gateway = await useGateway(
+    t,
+    `${oneProviderYaml(mock)}state:\n  path: ":memory:"\n  redis_url: ${proxy.url}\n  redis_key_prefix: "${prefix}:"\nresponses:\n  store:\n    write_timeout_ms: 300\n`,
+  );
+  const records: RequestRecord[] = [];
+  t.after(gateway.runtime.onRecord((record) => records.push(record)));
+  return {
+    mock,
+    gateway,
+    records,
+    client: openAiClient(gateway),
+    stall: () => {
+      isStalled = true;
+    },
+    release: () => {
+      isStalled = false;
+      release();
+    },
+  };
+}
+
+describe("kept answers a stalled Redis does not keep, beyond a live request's answer", () => {
+  test(
+    "a /v1/responses batch line: its record says not kept, the metric counts it, GET says it could not be stored",
+    REDIS,
+    async (t) => {
+      const { gateway, records, client, stall } = await stalledScene(t, "kept-batch");
+      const file = await upload(
+        client,
+        JSON.stringify({
+          custom_id: "r1",
+          method: "POST",
+          url: "/v1/responses",
+          body: { model: "m", input: "batched" },
+        }),
+      );
+      stall();
+      const batch = await client.batches.create({
+        input_file_id: file.id,
+        endpoint: "/v1/responses",
+        completion_window: "24h",
+      });
+      const done = await waitForCompleted(client, batch.id, 1);
+      const [line] = await linesOf(client, done.output_file_id);
+      const body = (line?.response as { body: { id: string; output_text?: string } } | undefined)?.body;
+      assert.ok(body !== undefined, JSON.stringify(line));
+      const record = records.find((candidate) => candidate.batchId === batch.id);
+      assert.equal(record?.isAnswerNotKept, true, JSON.stringify(record));
+      const metrics = parsePrometheusText((await send(gateway, "GET", "/metrics")).text);
+      assert.equal(sumOf(metrics, "llm_gateway_answers_not_kept_total", { endpoint: "responses" }), 1);
+      await assertToldNotStored(client.responses.retrieve(body.id), 404, "response_id");
+    },
+  );
+});
