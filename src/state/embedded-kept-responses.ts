@@ -68,6 +68,8 @@ export interface KeptResponseRow {
 export interface LostRow {
   readonly id: string;
   readonly owner?: string;
+  /** Its item ids (KeptResponseRow.itemIds): an `item_reference` naming one is told it was not stored. */
+  readonly itemIds: readonly string[];
 }
 
 export interface KeptResponseLimits {
@@ -578,9 +580,8 @@ export class EmbeddedKeptResponses {
       const oldest = this.#waiting.values().next().value;
       if (oldest === undefined) break;
       this.#forget(oldest);
-      lost.push(
-        oldest.row.owner === undefined ? { id: oldest.row.id } : { id: oldest.row.id, owner: oldest.row.owner },
-      );
+      const { id, owner, itemIds } = oldest.row;
+      lost.push(owner === undefined ? { id, itemIds } : { id, owner, itemIds });
       this.#droppedWhileWaiting++;
     }
     if (lost.length > 0) this.#lose(lost);

@@ -91,6 +91,30 @@ describe("a Responses answer the store fails to keep", () => {
   );
 
   test(
+    "item_reference naming an item of an answer not kept: a 400 saying it could not be stored, while Redis is down and after",
+    REDIS,
+    async (t) => {
+      const { redis, client } = await redisScene(t, "kept-items");
+      await redis.kill();
+      const answer = await client.responses.create({ model: "m", input: "hi" });
+      const itemId = answer.output[0]?.id ?? "";
+      assert.match(itemId, /^msg_/);
+      const refer = () =>
+        client.responses.create({
+          model: "m",
+          input: [
+            { type: "item_reference", id: itemId },
+            { role: "user", content: "and then?" },
+          ],
+        });
+      // Down: not the store's 503 (this process knows the answer was not kept); back (empty): not a plain not-found.
+      await assertToldNotStored(refer(), 400, "input[0].id");
+      await redis.restart();
+      await assertToldNotStored(refer(), 400, "input[0].id");
+    },
+  );
+
+  test(
     "Redis paused: keeping gives up after responses.store.write_timeout_ms, the stream ends and its record says not kept",
     REDIS,
     async (t) => {

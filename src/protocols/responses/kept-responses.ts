@@ -31,6 +31,8 @@ export interface KeptResponses {
   put(stored: StoredResponse): Promise<boolean>;
   /** An answer whose `put` failed in this process (the store never had it): what GET and continuations are told. */
   notKept(id: string): NotKeptAnswer | undefined;
+  /** The answer not kept (as `notKept`) one of whose output items has this id: what `item_reference` is told. */
+  notKeptItem?(itemId: string): NotKeptAnswer | undefined;
   /**
    * Compare and set, for a background run's writes (several replicas write one kept response: the run's heartbeat, a
    * cancel or a DELETE elsewhere): writes `stored` only if the kept response is still the one whose token is
@@ -162,7 +164,11 @@ export interface KeptResponseRows {
    * A store that may lose rows after `put` returned (the state file: rows waiting in memory for its lock, dropped past
    * the memory bounds) tells `listener` which (id, owner): they are marked not kept as a failed put is.
    */
-  onLost?(listener: (rows: readonly { readonly id: string; readonly owner?: string }[]) => void): void;
+  onLost?(
+    listener: (
+      rows: readonly { readonly id: string; readonly owner?: string; readonly itemIds: readonly string[] }[],
+    ) => void,
+  ): void;
 }
 
 /**
@@ -190,7 +196,7 @@ export function inRows(
   const notKept = new NotKeptAnswers();
   // Their requests were answered and recorded as kept: a GET or continuation naming one is told it was not stored.
   rows.onLost?.((lost) => {
-    for (const { id, owner } of lost) notKept.remember(id, owner);
+    for (const { id, owner, itemIds } of lost) notKept.remember(id, owner, itemIds);
     onLost?.(lost.length);
   });
   /** `id`: a read by response id (one found is no longer not kept: forClient reads one not kept as absent). */
@@ -351,7 +357,11 @@ export function inRows(
         await bounded(write);
       } catch (error) {
         onPutError(error);
-        notKept.remember(id, stored.client);
+        notKept.remember(
+          id,
+          stored.client,
+          stored.response.output.map((item) => item.id),
+        );
         // Past its bound a write may still land: kept after all, so a later outage is the store's 503 again, not the
         // 404 of an answer "never stored" (final to a client, which would give up a conversation the store holds).
         write?.then(
@@ -365,6 +375,7 @@ export function inRows(
       return true;
     },
     notKept: (id) => notKept.get(id),
+    notKeptItem: (itemId) => notKept.ofItem(itemId),
     delete: async (id) => {
       try {
         return await rows.delete(id);
