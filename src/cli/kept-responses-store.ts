@@ -4,6 +4,7 @@
 // keys of their own), each bounded by `responses.store` (read at startup: a reload does not resize).
 import type { Clock } from "../clock.ts";
 import type { GatewayConfig } from "../config/types.ts";
+import { ServiceUnavailableError } from "../errors/gateway-error.ts";
 import type { Logger } from "../pipeline/gateway-runtime.ts";
 import { randomIds } from "../protocols/ids.ts";
 import {
@@ -66,7 +67,7 @@ export async function createKeptResponsesStore(
   };
   // The write's bound (responses.store.write_timeout_ms): a Redis paused or a Cluster without a master answers late or
   // never, and the request (its record, a stream's last events) waits for the write.
-  const bounded = (write: Promise<void>): Promise<void> => withinMs(write, limits.writeTimeoutMs);
+  const bounded = <T>(write: Promise<T>): Promise<T> => withinMs(write, limits.writeTimeoutMs);
   let lostListener: ((count: number) => void) | undefined;
   const onAnswersLost = (listener: (count: number) => void): void => {
     lostListener = listener;
@@ -80,11 +81,17 @@ export async function createKeptResponsesStore(
   // An answer's items not added to its conversation: rare (a store failing, a conversation at its bound), so each
   // is said; the answer was sent.
   const conversationsOver = (rows: ConversationRows): Conversations =>
-    new Conversations(rows, limits.maxBytes, clock, randomIds, (error) =>
-      logger.warn(
-        { error: error instanceof Error ? error.message : String(error) },
-        "conversations: an answer's items could not be added to its conversation",
-      ),
+    new Conversations(
+      rows,
+      limits.maxBytes,
+      clock,
+      randomIds,
+      (error) =>
+        logger.warn(
+          { error: error instanceof Error ? error.message : String(error) },
+          "conversations: an answer's items could not be added to its conversation",
+        ),
+      bounded,
     );
   if (state.redisUrl !== undefined) {
     // Loaded only with Redis: ioredis costs ~6 MB of memory and ~40 ms of CPU at start.
@@ -172,10 +179,14 @@ export async function createKeptResponsesStore(
 }
 
 /** `write`, or a rejection once `timeoutMs` passed without its settling (it may still land: a later read finds it). */
-function withinMs(write: Promise<void>, timeoutMs: number): Promise<void> {
+function withinMs<T>(write: Promise<T>, timeoutMs: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<never>((_resolve, reject) => {
-    const error = new Error(`the store did not answer within ${timeoutMs} ms (responses.store.write_timeout_ms)`);
+    // A 503 of its own (the layers above pass a store's GatewayError on): "cannot be reached" would be wrong, it
+    // was reached and may yet write.
+    const error = new ServiceUnavailableError(
+      `The store of kept responses and conversations did not answer within ${timeoutMs} ms (responses.store.write_timeout_ms); the write may still land. Try again shortly.`,
+    );
     timer = setTimeout(() => reject(error), timeoutMs);
     // The request waiting for the write holds the process; the bound alone must not hold an exit.
     timer.unref();

@@ -4,6 +4,7 @@
 // counts it, and a GET naming it hears it could not be stored.
 import assert from "node:assert/strict";
 import { describe, type TestContext, test } from "node:test";
+import OpenAI from "openai";
 import type { RequestRecord } from "../../src/observability/request-record.ts";
 import { linesOf, upload, waitForCompleted } from "../helpers/batches-scene.ts";
 import {
@@ -23,11 +24,22 @@ import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../helpers/redi
 
 const REDIS = { skip: isRedisInstalled() ? false : REDIS_MISSING };
 
+/** A write (a Lua script: every kept-row write is one) naming `tag`'s keys. */
+const writesOf =
+  (tag: string) =>
+  (text: string): boolean =>
+    text.includes(tag) && text.includes("\r\neval\r\n");
+
 /**
- * A gateway on Redis through a proxy; `stall()` holds every command naming `tag`'s keys from then on (a Redis that
- * stopped answering them; the other books still answer) until `release()`. The bound is 300 ms.
+ * A gateway on Redis through a proxy; `stall()` holds every command `isHeld` picks (default: naming the kept
+ * responses' keys) from then on (a Redis that stopped answering them; the other books still answer) until
+ * `release()`. The bound (responses.store.write_timeout_ms) is 300 ms.
  */
-async function stalledScene(t: TestContext, prefix: string, tag = "{responses}") {
+async function stalledScene(
+  t: TestContext,
+  prefix: string,
+  isHeld: (text: string) => boolean = (text) => text.includes("{responses}"),
+) {
   const mock = await useMock(t);
   mock.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("Not kept.", VENDOR_MODEL_ID) });
   const redis = await useRedisServer(t);
@@ -37,7 +49,7 @@ async function stalledScene(t: TestContext, prefix: string, tag = "{responses}")
     release = resolve;
   });
   t.after(() => release());
-  const proxy = await useRedisProxy(t, redis.port, (text) => (isStalled && text.includes(tag) ? held : undefined));
+  const proxy = await useRedisProxy(t, redis.port, (text) => (isStalled && isHeld(text) ? held : undefined));
   const gateway = await useGateway(
     t,
     `${oneProviderYaml(mock)}state:\n  path: ":memory:"\n  redis_url: ${proxy.url}\n  redis_key_prefix: "${prefix}:"\nresponses:\n  store:\n    write_timeout_ms: 300\n`,
@@ -89,6 +101,68 @@ describe("kept answers a stalled Redis does not keep, beyond a live request's an
       const metrics = parsePrometheusText((await send(gateway, "GET", "/metrics")).text);
       assert.equal(sumOf(metrics, "llm_gateway_answers_not_kept_total", { endpoint: "responses" }), 1);
       await assertToldNotStored(client.responses.retrieve(body.id), 404, "response_id");
+    },
+  );
+
+  test(
+    "a conversation's write the store does not answer: the Conversations call is a 503 within the bound",
+    REDIS,
+    async (t) => {
+      const { gateway, client, stall } = await stalledScene(t, "conv-stall", writesOf("{conversations}"));
+      const conversation = await client.conversations.create({ items: [{ role: "user", content: "Hello." }] });
+      stall();
+      const startedAtMs = Date.now();
+      const added = await send(gateway, "POST", `/v1/conversations/${conversation.id}/items`, {
+        body: { items: [{ type: "message", role: "user", content: "More." }] },
+      });
+      const tookMs = Date.now() - startedAtMs;
+      assert.equal(added.status, 503, added.text);
+      assert.match(added.text, /did not answer within 300 ms \(responses\.store\.write_timeout_ms\)/);
+      assert.ok(tookMs >= 300 && tookMs < 900, `the Conversations call waited ${tookMs} ms for the stalled store`);
+    },
+  );
+
+  test(
+    "an answer whose conversation's write the store does not answer: sent within the bound, saying its conversation was not updated",
+    REDIS,
+    async (t) => {
+      const { client, stall } = await stalledScene(t, "conv-answer-stall", writesOf("{conversations}"));
+      const conversation = await client.conversations.create({ items: [{ role: "user", content: "Hello." }] });
+      // Only the append's write is held: every read before it (the conversation, the store's own) has been answered.
+      stall();
+      const startedAtMs = Date.now();
+      const answered = await client.responses
+        .create({ model: "m", conversation: conversation.id, input: "hi" })
+        .withResponse();
+      const tookMs = Date.now() - startedAtMs;
+      assert.equal(answered.data.output_text, "Not kept.");
+      assert.equal(answered.response.headers.get("x-gateway-conversation-not-updated"), "store_unavailable");
+      assert.ok(tookMs >= 300 && tookMs < 900, `the answer waited ${tookMs} ms for its conversation's write`);
+    },
+  );
+
+  test(
+    "a background response whose first write the store does not answer: a 503 within the bound, nothing started",
+    REDIS,
+    async (t) => {
+      const { mock, client, stall } = await stalledScene(t, "bg-stall", writesOf("{responses}"));
+      // The door's modules are loaded at its first request: not part of the time measured below.
+      await client.responses.create({ model: "m", input: "warm up" });
+      const asked = mock.requests.length;
+      stall();
+      const startedAtMs = Date.now();
+      await assert.rejects(
+        client.responses.create({ model: "m", input: "later", background: true }),
+        (error: unknown) => {
+          assert.ok(error instanceof OpenAI.APIError, String(error));
+          assert.equal(error.status, 503, error.message);
+          assert.match(error.message, /did not answer within 300 ms \(responses\.store\.write_timeout_ms\)/);
+          return true;
+        },
+      );
+      const tookMs = Date.now() - startedAtMs;
+      assert.ok(tookMs >= 300 && tookMs < 900, `the create waited ${tookMs} ms for the stalled store`);
+      assert.equal(mock.requests.length, asked, "nothing went upstream");
     },
   );
 });

@@ -133,12 +133,13 @@ export class Conversations {
   readonly #clock: Clock;
   readonly #ids: IdSource;
   readonly #onAppendError: (error: unknown) => void;
-  /** The last write of each conversation being written by this process (see the file's header). */
-  readonly #writes = new Map<string, Promise<unknown>>();
+  readonly #bounded: <T>(write: Promise<T>) => Promise<T>;
+  readonly #writes = new Map<string, Promise<unknown>>(); // each conversation's last write here (see the header)
 
   /**
    * `storeMaxBytes`: the row store's `max_bytes` (a larger conversation would not be kept). `onAppendError`: an
    * answer's items could not be added (the store failed, or the conversation is full); the answer is sent anyway.
+   * `bounded`: a write within `responses.store.write_timeout_ms` (a store that never answers holds no request).
    */
   constructor(
     rows: ConversationRows,
@@ -146,12 +147,14 @@ export class Conversations {
     clock: Clock,
     ids: IdSource,
     onAppendError: (error: unknown) => void,
+    bounded: <T>(write: Promise<T>) => Promise<T> = (write) => write,
   ) {
     this.#rows = rows;
     this.#maxBytes = Math.min(MAX_CONVERSATION_BYTES, storeMaxBytes);
     this.#clock = clock;
     this.#ids = ids;
     this.#onAppendError = onAppendError;
+    this.#bounded = bounded;
   }
 
   get maxBytes(): number {
@@ -307,9 +310,9 @@ export class Conversations {
     const row = { id: stored.id, json, itemIds: [], ...(stored.client === undefined ? {} : { owner: stored.client }) };
     try {
       if (expectedJson !== undefined && this.#rows.putIfUnchanged !== undefined) {
-        return await this.#rows.putIfUnchanged(row, expectedJson);
+        return await this.#bounded(this.#rows.putIfUnchanged(row, expectedJson));
       }
-      await this.#rows.put(row);
+      await this.#bounded(this.#rows.put(row));
       return true;
     } catch (error) {
       throw unreachable(error);
@@ -319,10 +322,7 @@ export class Conversations {
   async #serially<T>(id: string, operation: () => Promise<T>): Promise<T> {
     const before = this.#writes.get(id) ?? Promise.resolve();
     const result = before.then(operation, operation);
-    const settled = result.then(
-      () => {},
-      () => {},
-    );
+    const settled = result.catch(() => {});
     this.#writes.set(id, settled);
     try {
       return await result;

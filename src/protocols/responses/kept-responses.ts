@@ -183,7 +183,7 @@ export function inRows(
   rows: KeptResponseRows,
   onPutError: (error: unknown) => void,
   onPutWorked?: () => void,
-  bounded: (write: Promise<void>) => Promise<void> = (write) => write,
+  bounded: <T>(write: Promise<T>) => Promise<T> = (write) => write,
   onLost?: (count: number) => void,
 ): KeptResponses {
   // A store's own answer (the state file locked by another process: a 503 saying so) is passed on as it is.
@@ -340,7 +340,9 @@ export function inRows(
     putIfUnchanged: async (stored, expected, notAfterMs) => {
       let token: string | undefined;
       try {
-        token = await putIfUnchanged(stored, expected, notAfterMs);
+        // Bounded as `put` is (a store that never answers must not hold a run's write, a cancel or a DELETE): past
+        // it the caller hears the store failed; a write that lands later is read back as a lost reply's is.
+        token = await bounded(putIfUnchanged(stored, expected, notAfterMs));
       } catch (error) {
         throw unreachable(error);
       }
