@@ -44,6 +44,13 @@ export interface KeptResponsesStore {
   onAnswersLost(listener: (count: number) => void): void;
 }
 
+/**
+ * A failed write of a kept answer is read back (it may have run after all) every this many ms, at most this many
+ * times while the store does not answer: past ~30 s of outage the id stays not kept (a read that finds it forgets it).
+ */
+const LANDED_CHECK_INTERVAL_MS = 1_000;
+const LANDED_CHECKS = 30;
+
 export async function createKeptResponsesStore(
   config: GatewayConfig,
   clock: Clock,
@@ -73,6 +80,15 @@ export async function createKeptResponsesStore(
     lostListener = listener;
   };
   const onLost = (count: number): void => lostListener?.(count);
+  // A failed write read back (kept-responses.ts inRows): every LANDED_CHECK_INTERVAL_MS until the store answers.
+  const recheck = (check: () => Promise<void>, triesLeft = LANDED_CHECKS): void => {
+    const timer = setTimeout(() => {
+      check().catch(() => {
+        if (triesLeft > 1) recheck(check, triesLeft - 1);
+      });
+    }, LANDED_CHECK_INTERVAL_MS);
+    timer.unref();
+  };
   const onPutWorked = (): void => {
     if (!isPutFailing) return;
     isPutFailing = false;
@@ -114,7 +130,7 @@ export async function createKeptResponsesStore(
     );
     await Promise.all([rows.connect(), conversationRows.connect(), toolCallExtras.connect()]);
     return {
-      kept: inRows(rows, onPutError, onPutWorked, bounded),
+      kept: inRows(rows, onPutError, onPutWorked, bounded, undefined, recheck),
       conversations: conversationsOver(conversationRows),
       toolCallExtras,
       kind: "redis",
@@ -152,7 +168,7 @@ export async function createKeptResponsesStore(
     throw error;
   }
   return {
-    kept: inRows(rows, onPutError, onPutWorked, bounded, onLost),
+    kept: inRows(rows, onPutError, onPutWorked, bounded, onLost, recheck),
     conversations: conversationsOver(conversationRows),
     toolCallExtras: localToolCallExtras,
     kind: "embedded",

@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { EventEmitter } from "node:events";
 import { describe, type TestContext, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
+import { Redis } from "ioredis";
 import OpenAI from "openai";
 import { handleShutdownSignals } from "../../src/cli/start-gateway.ts";
 import type { RequestRecord } from "../../src/observability/request-record.ts";
@@ -30,6 +31,14 @@ import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../helpers/redi
 import { waitUntil } from "../helpers/sse-client.ts";
 
 const REDIS = { skip: isRedisInstalled() ? false : REDIS_MISSING };
+
+async function waitUntilAsync(isDone: () => Promise<boolean>, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await isDone())) {
+    assert.ok(Date.now() < deadline, `not within ${timeoutMs} ms`);
+    await sleep(50);
+  }
+}
 
 /** `store`: more `responses.store` keys, as YAML lines under it; `server`: the `server` section's YAML. */
 async function redisScene(t: TestContext, prefix: string, store = "", server = "") {
@@ -195,6 +204,32 @@ describe("a Responses answer the store fails to keep", () => {
       // stored (which a client takes as final: it would give up a conversation Redis holds).
       await redis.kill();
       await assert.rejects(client.responses.retrieve(late.id, undefined, { maxRetries: 0 }), (error: unknown) => {
+        assert.ok(error instanceof OpenAI.APIError, String(error));
+        assert.equal(error.status, 503, error.message);
+        return true;
+      });
+    },
+  );
+
+  test(
+    "a write that timed out in Redis's client too, then ran once Redis answered: no longer said 'could not be stored' when the store is down later",
+    REDIS,
+    async (t) => {
+      const { redis, client } = await redisScene(t, "kept-ran", "    write_timeout_ms: 300\n");
+      await client.responses.create({ model: "m", input: "warm up" });
+      redis.pause();
+      t.after(() => redis.resume());
+      const answer = await client.responses.create({ model: "m", input: "hi" });
+      // Past the store's own command timeout (1 s) too: the write was rejected, yet Redis runs it once it answers.
+      await sleep(1_500);
+      redis.resume();
+      const admin = new Redis(redis.url, { maxRetriesPerRequest: 1 });
+      t.after(() => admin.disconnect());
+      await waitUntilAsync(async () => (await admin.hexists("kept-ran:{responses}:rows", answer.id)) === 1);
+      // Nobody read it meanwhile: only a check of the gateway's own can learn that it landed.
+      await sleep(1_500);
+      await redis.kill();
+      await assert.rejects(client.responses.retrieve(answer.id, undefined, { maxRetries: 0 }), (error: unknown) => {
         assert.ok(error instanceof OpenAI.APIError, String(error));
         assert.equal(error.status, 503, error.message);
         return true;

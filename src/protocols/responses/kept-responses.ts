@@ -178,6 +178,7 @@ export interface KeptResponseRows {
  * `bounded`: the store's write within its time bound (rejects past it: `responses.store.write_timeout_ms`), so that a
  * store that never answers does not hold the request (its record, a stream's last events) open. `onLost`: how many
  * answers the store lost after their put returned (KeptResponseRows.onLost), remembered here as not kept.
+ * `recheck`: runs a check later, again while it rejects (the store not answering yet), a few times at most.
  */
 export function inRows(
   rows: KeptResponseRows,
@@ -185,6 +186,7 @@ export function inRows(
   onPutWorked?: () => void,
   bounded: <T>(write: Promise<T>) => Promise<T> = (write) => write,
   onLost?: (count: number) => void,
+  recheck?: (check: () => Promise<void>) => void,
 ): KeptResponses {
   // A store's own answer (the state file locked by another process: a 503 saying so) is passed on as it is.
   const unreachable = (error: unknown): GatewayError =>
@@ -366,9 +368,14 @@ export function inRows(
         );
         // Past its bound a write may still land: kept after all, so a later outage is the store's 503 again, not the
         // 404 of an answer "never stored" (final to a client, which would give up a conversation the store holds).
+        // A write that failed may have run all the same (Redis's client timed the command out; Redis runs it once it
+        // answers): read back once the store answers, so that a row nobody reads is not said "never stored" later.
         write?.then(
           () => notKept.forget(id),
-          () => {},
+          () =>
+            recheck?.(async () => {
+              if ((await rows.get(id)) !== undefined) notKept.forget(id);
+            }),
         );
         return false;
       }
