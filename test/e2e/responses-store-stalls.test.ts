@@ -1,7 +1,8 @@
-// Kept Responses answers whose keeping a stalled Redis holds (the kept answers' commands held by a proxy in front of a
-// real redis-server, past `responses.store.write_timeout_ms`), on paths other than a live request's own answer: a
-// Batch API line of `/v1/responses`. Each is marked as a live request's is: its record says not kept, the metric
-// counts it, and a GET naming it hears it could not be stored.
+// Kept Responses answers and conversations whose writes a stalled Redis holds (the store's commands held by a proxy in
+// front of a real redis-server, past `responses.store.write_timeout_ms`), on paths other than a live request's own
+// answer: a Batch API line of `/v1/responses` (marked as a live request's: record, metric, GET), a conversation's
+// write (a Conversations call, an answer's items) and a background response's first write (each a clear 503, or the
+// conversation-not-updated header, within the bound instead of the store's own timeouts).
 import assert from "node:assert/strict";
 import { describe, type TestContext, test } from "node:test";
 import OpenAI from "openai";
