@@ -4,6 +4,7 @@
 // keys of their own), each bounded by `responses.store` (read at startup: a reload does not resize).
 import type { Clock } from "../clock.ts";
 import type { GatewayConfig } from "../config/types.ts";
+import { ServiceUnavailableError } from "../errors/gateway-error.ts";
 import type { Logger } from "../pipeline/gateway-runtime.ts";
 import { randomIds } from "../protocols/ids.ts";
 import { ConversationRowsInMemory } from "../protocols/responses/conversation-rows-memory.ts";
@@ -33,7 +34,19 @@ export interface KeptResponsesStore {
   writeBeforeExit(): void;
   /** For /health: where kept answers live now (damaged tables move the embedded ones to memory). */
   status(): KeptResponsesStatus;
+  /**
+   * `listener` is told how many answers were lost after their requests' records were published (the state file's
+   * answers waiting for its lock, dropped past the memory bounds): the metric counts them, as it counts records.
+   */
+  onAnswersLost(listener: (count: number) => void): void;
 }
+
+/**
+ * A failed write of a kept answer is read back (it may have run after all) every this many ms, at most this many
+ * times while the store does not answer: past ~30 s of outage the id stays not kept (a read that finds it forgets it).
+ */
+const LANDED_CHECK_INTERVAL_MS = 1_000;
+const LANDED_CHECKS = 30;
 
 export async function createKeptResponsesStore(
   config: GatewayConfig,
@@ -58,7 +71,21 @@ export async function createKeptResponsesStore(
   };
   // The write's bound (responses.store.write_timeout_ms): a Redis paused or a Cluster without a master answers late or
   // never, and the request (its record, a stream's last events) waits for the write.
-  const bounded = (write: Promise<void>): Promise<void> => withinMs(write, limits.writeTimeoutMs);
+  const bounded = <T>(write: Promise<T>): Promise<T> => withinMs(write, limits.writeTimeoutMs);
+  let lostListener: ((count: number) => void) | undefined;
+  const onAnswersLost = (listener: (count: number) => void): void => {
+    lostListener = listener;
+  };
+  const onLost = (count: number): void => lostListener?.(count);
+  // A failed write read back (kept-responses.ts inRows): every LANDED_CHECK_INTERVAL_MS until the store answers.
+  const recheck = (check: () => Promise<void>, triesLeft = LANDED_CHECKS): void => {
+    const timer = setTimeout(() => {
+      check().catch(() => {
+        if (triesLeft > 1) recheck(check, triesLeft - 1);
+      });
+    }, LANDED_CHECK_INTERVAL_MS);
+    timer.unref();
+  };
   const onPutWorked = (): void => {
     if (!isPutFailing) return;
     isPutFailing = false;
@@ -67,11 +94,17 @@ export async function createKeptResponsesStore(
   // An answer's items not added to its conversation: rare (a store failing, a conversation at its bound), so each
   // is said; the answer was sent.
   const conversationsOver = (rows: ConversationRows): Conversations =>
-    new Conversations(rows, limits.maxBytes, clock, randomIds, (error) =>
-      logger.warn(
-        { error: error instanceof Error ? error.message : String(error) },
-        "conversations: an answer's items could not be added to its conversation",
-      ),
+    new Conversations(
+      rows,
+      limits.maxBytes,
+      clock,
+      randomIds,
+      (error) =>
+        logger.warn(
+          { error: error instanceof Error ? error.message : String(error) },
+          "conversations: an answer's items could not be added to its conversation",
+        ),
+      bounded,
     );
   if (state.redisUrl !== undefined) {
     // Loaded only with Redis: ioredis costs ~6 MB of memory and ~40 ms of CPU at start.
@@ -94,10 +127,11 @@ export async function createKeptResponsesStore(
     );
     await Promise.all([rows.connect(), conversationRows.connect(), toolCallExtras.connect()]);
     return {
-      kept: inRows(rows, onPutError, onPutWorked, bounded),
+      kept: inRows(rows, onPutError, onPutWorked, bounded, undefined, recheck),
       conversations: conversationsOver(conversationRows),
       toolCallExtras,
       kind: "redis",
+      onAnswersLost,
       close: async () => {
         await Promise.all([rows.close(), conversationRows.close(), toolCallExtras.close()]);
       },
@@ -111,6 +145,7 @@ export async function createKeptResponsesStore(
       conversations: conversationsOver(new ConversationRowsInMemory(limits, clock)),
       toolCallExtras: localToolCallExtras,
       kind: "memory",
+      onAnswersLost,
       close: async () => {},
       writeBeforeExit: () => {},
       status: () => ({
@@ -130,10 +165,11 @@ export async function createKeptResponsesStore(
     throw error;
   }
   return {
-    kept: inRows(rows, onPutError, onPutWorked, bounded),
+    kept: inRows(rows, onPutError, onPutWorked, bounded, onLost, recheck),
     conversations: conversationsOver(conversationRows),
     toolCallExtras: localToolCallExtras,
     kind: "embedded",
+    onAnswersLost,
     // Both at once: their last writes wait for the same lock under the same bound, not one after the other.
     close: async () => {
       await Promise.all([rows.close(), conversationRows.close()]);
@@ -156,10 +192,14 @@ export async function createKeptResponsesStore(
 }
 
 /** `write`, or a rejection once `timeoutMs` passed without its settling (it may still land: a later read finds it). */
-function withinMs(write: Promise<void>, timeoutMs: number): Promise<void> {
+function withinMs<T>(write: Promise<T>, timeoutMs: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<never>((_resolve, reject) => {
-    const error = new Error(`the store did not answer within ${timeoutMs} ms (responses.store.write_timeout_ms)`);
+    // A 503 of its own (the layers above pass a store's GatewayError on): "cannot be reached" would be wrong, it
+    // was reached and may yet write.
+    const error = new ServiceUnavailableError(
+      `The store of kept responses and conversations did not answer within ${timeoutMs} ms (responses.store.write_timeout_ms); the write may still land. Try again shortly.`,
+    );
     timer = setTimeout(() => reject(error), timeoutMs);
     // The request waiting for the write holds the process; the bound alone must not hold an exit.
     timer.unref();

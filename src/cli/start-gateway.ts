@@ -6,6 +6,7 @@ import type { Clock } from "../clock.ts";
 import type { Env } from "../config/env.ts";
 import type { GatewayConfig } from "../config/types.ts";
 import { ServiceUnavailableError } from "../errors/gateway-error.ts";
+import { FRONT_DOORS } from "../front-doors.ts";
 import { countUnhandledRejection, reportProcessFaultsWith } from "../observability/process-faults.ts";
 import { routedLogLine } from "../observability/routed-log.ts";
 import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
@@ -96,6 +97,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
   for (const line of earlyLines.splice(0)) app.log[line.level](line.object, line.message);
   runtime.onRecord(routedLogLine(() => app?.log));
   runtime.onRecord(observers.observe);
+  keptResponses.onAnswersLost((count) => observers.metrics?.countAnswersLost(FRONT_DOORS.responses.name, count));
   try {
     await app.listen({ port: config.server.port, host: config.server.host });
   } catch (error) {

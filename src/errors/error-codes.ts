@@ -29,7 +29,7 @@ export const ERROR_CODES = Object.freeze({
   host_not_allowed: { status: 403, type: "permission_error" },
   model_not_found: { status: 404, type: "invalid_request_error" },
   unknown_url: { status: 404, type: "invalid_request_error" },
-  item_not_found: { status: 404, type: "invalid_request_error" },
+  item_not_found: { status: [404, 400], type: "invalid_request_error" },
   response_not_found: { status: 404, type: "invalid_request_error" },
   conversation_not_found: { status: 404, type: "invalid_request_error" },
   file_not_found: { status: 404, type: "invalid_request_error" },

@@ -202,6 +202,14 @@ export class GatewayMetrics {
   };
 
   /**
+   * Answers lost by the store after their records were published as kept (the state file's answers waiting for its
+   * lock, past the memory bounds): counted as a record marked not kept is.
+   */
+  countAnswersLost(endpoint: string, count: number): void {
+    this.#answersNotKept.inc([endpoint], count);
+  }
+
+  /**
    * Prometheus text exposition. prom-client (~45 ms of start-up and several MB) is loaded at the first scrape,
    * not at start: a gateway nobody scrapes never loads it.
    */

@@ -294,18 +294,28 @@ function adapterExecutor(runtime: GatewayRuntime, loadAdapter: () => Promise<Pro
       recallToolCallExtras: exchange.recallToolCallExtras,
       checkedLine: checked,
       truncatesToFit: exchange.truncatesToFit,
+      // The line's record waits for the door's keeping, as a live request's does: it says whether it was kept.
+      holdsRecord: exchange.answered !== undefined,
     });
     if (result.kind === "stream") {
       await result.cancel();
       throw new InvalidRequestError("A batch line was answered with a stream.");
     }
-    const answer = exchange.answer(
-      parseAnswerBody(result.bodyText),
-      result.headers["x-gateway-model"] ?? "",
-      result.api,
-    );
-    await exchange.answered?.(answer);
-    return { status: result.status, body: answer };
+    let isAnswerNotKept = false;
+    try {
+      const answer = exchange.answer(
+        parseAnswerBody(result.bodyText),
+        result.headers["x-gateway-model"] ?? "",
+        result.api,
+      );
+      // Keeping that throws fails the line (as before), and its answer was not kept.
+      isAnswerNotKept = true;
+      await exchange.answered?.(answer);
+      isAnswerNotKept = exchange.isAnswerNotKept?.() === true;
+      return { status: result.status, body: answer };
+    } finally {
+      result.releaseRecord?.({ isAnswerNotKept });
+    }
   };
 }
 

@@ -64,6 +64,14 @@ export interface KeptResponseRow {
   readonly owner?: string; // the named client that wrote it (absent: an unnamed key)
 }
 
+/** A row a put accepted that was not kept after all (it waited for the lock past the memory bounds): who is told. */
+export interface LostRow {
+  readonly id: string;
+  readonly owner?: string;
+  /** Its item ids (KeptResponseRow.itemIds): an `item_reference` naming one is told it was not stored. */
+  readonly itemIds: readonly string[];
+}
+
 export interface KeptResponseLimits {
   /** Most responses kept (count). */
   readonly maxEntries: number;
@@ -182,6 +190,8 @@ export class EmbeddedKeptResponses {
   /** The last failure of a waiting write that was not a busy lock, told once until the rows are written. */
   #failure: string | undefined;
   #droppedWhileWaiting = 0;
+  /** Told of the rows dropped while waiting: their puts had returned, so their requests believe them kept. */
+  #onLost: ((rows: readonly LostRow[]) => void) | undefined;
 
   readonly #label: string;
   /** How log lines name the rows (`kept answers`, `conversations`). */
@@ -444,6 +454,14 @@ export class EmbeddedKeptResponses {
     return { count: Number(row?.count ?? 0), bytes: Number(row?.bytes ?? 0) };
   }
 
+  /**
+   * `listener` is told of every row dropped from the memory bounds while waiting for the lock (its put had already
+   * returned): the caller marks them not kept, as it marks a put that failed.
+   */
+  onLost(listener: (rows: readonly LostRow[]) => void): void {
+    this.#onLost = listener;
+  }
+
   /** Answers waiting for the file's write lock. */
   waitingCount(): number {
     return this.#waiting.size;
@@ -557,12 +575,16 @@ export class EmbeddedKeptResponses {
     this.#waiting.set(entry.row.id, entry);
     this.#waitingBytes += entry.bytes;
     // Oldest first; an answer over the byte bound on its own goes too (it is the last one left then).
+    const lost: LostRow[] = [];
     while (this.#waiting.size > MAX_WAITING_ROWS || this.#waitingBytes > MAX_WAITING_BYTES) {
       const oldest = this.#waiting.values().next().value;
       if (oldest === undefined) break;
       this.#forget(oldest);
+      const { id, owner, itemIds } = oldest.row;
+      lost.push(owner === undefined ? { id, itemIds } : { id, owner, itemIds });
       this.#droppedWhileWaiting++;
     }
+    if (lost.length > 0) this.#lose(lost);
     if (this.#retryTimer === undefined) {
       this.#retryTimer = setInterval(() => this.#retry(), RETRY_INTERVAL_MS);
       this.#retryTimer.unref();
@@ -601,6 +623,21 @@ export class EmbeddedKeptResponses {
       clearInterval(this.#retryTimer);
       this.#retryTimer = undefined;
     }
+  }
+
+  /**
+   * Rows dropped while waiting: the first drop of a wait is said at once (the line that reports the written rows
+   * counts them all), and each is told to the listener, so a later GET or continuation naming it hears it was not
+   * stored rather than a plain 404.
+   */
+  #lose(rows: readonly LostRow[]): void {
+    if (this.#droppedWhileWaiting === rows.length) {
+      this.#logger?.warn(
+        { path: this.#path, store: this.#label },
+        `${this.#label}: ${this.#rows} waiting for the lock on ${this.#path} are past the memory bounds (${MAX_WAITING_ROWS} waiting, or ${MAX_WAITING_BYTES / 1024 / 1024} MiB): the oldest are not kept (a later request naming one is told it could not be stored)`,
+      );
+    }
+    this.#onLost?.(rows);
   }
 
   /** Takes `entry` out of the answers waiting for the lock, if it is still the one waiting under its id. */

@@ -15,6 +15,7 @@ import {
   type KeptResponseLimits,
   type KeptResponseRow,
   type KeptRowsKind,
+  type LostRow,
 } from "./embedded-kept-responses.ts";
 
 export class KeptResponsesFile {
@@ -25,6 +26,7 @@ export class KeptResponsesFile {
   readonly #kind: KeptRowsKind;
   #rows: EmbeddedKeptResponses;
   #isInMemory = false;
+  #onLost: ((rows: readonly LostRow[]) => void) | undefined;
 
   constructor(path: string, limits: KeptResponseLimits, clock: Clock, logger?: Logger, kind = KEPT_RESPONSES) {
     this.#path = path;
@@ -43,6 +45,12 @@ export class KeptResponsesFile {
   /** Whether the kept answers are in memory (the file's kept-answer tables were found damaged). */
   get isInMemory(): boolean {
     return this.#isInMemory;
+  }
+
+  /** See EmbeddedKeptResponses.onLost (kept across a move to memory). */
+  onLost(listener: (rows: readonly LostRow[]) => void): void {
+    this.#onLost = listener;
+    this.#rows.onLost(listener);
   }
 
   put(row: KeptResponseRow): Promise<void> {
@@ -111,6 +119,8 @@ export class KeptResponsesFile {
       { path: this.#path, error: message },
       `${this.#kind.label}: the ${this.#kind.rows}' tables in ${this.#path} are damaged (${message}); answers are kept in this process's memory until a restart (earlier kept answers are not found). To repair, stop the gateway and move ${this.#path} aside (budgets and cooldowns start afresh), or rebuild it with sqlite3's .recover`,
     );
-    return new EmbeddedKeptResponses(":memory:", this.#limits, this.#clock, this.#logger, this.#kind);
+    const rows = new EmbeddedKeptResponses(":memory:", this.#limits, this.#clock, this.#logger, this.#kind);
+    if (this.#onLost !== undefined) rows.onLost(this.#onLost);
+    return rows;
   }
 }

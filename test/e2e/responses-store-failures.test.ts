@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { EventEmitter } from "node:events";
 import { describe, type TestContext, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
+import { Redis } from "ioredis";
 import OpenAI from "openai";
 import { handleShutdownSignals } from "../../src/cli/start-gateway.ts";
 import type { RequestRecord } from "../../src/observability/request-record.ts";
@@ -23,12 +24,21 @@ import {
   VENDOR_MODEL_ID,
 } from "../helpers/e2e.ts";
 import { chatCompletion, chatStream } from "../helpers/mock-upstream.ts";
+import { assertToldNotStored } from "../helpers/not-stored.ts";
 import { parsePrometheusText, sumOf } from "../helpers/prometheus-text.ts";
 import { useRedisProxy } from "../helpers/redis-proxy.ts";
 import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../helpers/redis-server.ts";
 import { waitUntil } from "../helpers/sse-client.ts";
 
 const REDIS = { skip: isRedisInstalled() ? false : REDIS_MISSING };
+
+async function waitUntilAsync(isDone: () => Promise<boolean>, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await isDone())) {
+    assert.ok(Date.now() < deadline, `not within ${timeoutMs} ms`);
+    await sleep(50);
+  }
+}
 
 /** `store`: more `responses.store` keys, as YAML lines under it; `server`: the `server` section's YAML. */
 async function redisScene(t: TestContext, prefix: string, store = "", server = "") {
@@ -45,17 +55,6 @@ async function redisScene(t: TestContext, prefix: string, store = "", server = "
   const records: RequestRecord[] = [];
   t.after(gateway.runtime.onRecord((record) => records.push(record)));
   return { mock, redis, gateway, logs, records, client: openAiClient(gateway) };
-}
-
-/** Asserts `promise` rejects with a 404 or 400 of OpenAI's shape saying the response was not stored. */
-async function assertToldNotStored(promise: Promise<unknown>, status: 404 | 400, param: string): Promise<void> {
-  await assert.rejects(promise, (error: unknown) => {
-    assert.ok(error instanceof OpenAI.APIError, String(error));
-    assert.equal(error.status, status, error.message);
-    assert.match(error.message, /could not be stored/);
-    assert.equal(error.param, param);
-    return true;
-  });
 }
 
 describe("a Responses answer the store fails to keep", () => {
@@ -97,6 +96,30 @@ describe("a Responses answer the store fails to keep", () => {
       // Redis back (empty): still told why, not "never kept (`store: false`)".
       await redis.restart();
       await assertToldNotStored(client.responses.retrieve(streamed.id), 404, "response_id");
+    },
+  );
+
+  test(
+    "item_reference naming an item of an answer not kept: a 400 saying it could not be stored, while Redis is down and after",
+    REDIS,
+    async (t) => {
+      const { redis, client } = await redisScene(t, "kept-items");
+      await redis.kill();
+      const answer = await client.responses.create({ model: "m", input: "hi" });
+      const itemId = answer.output[0]?.id ?? "";
+      assert.match(itemId, /^msg_/);
+      const refer = () =>
+        client.responses.create({
+          model: "m",
+          input: [
+            { type: "item_reference", id: itemId },
+            { role: "user", content: "and then?" },
+          ],
+        });
+      // Down: not the store's 503 (this process knows the answer was not kept); back (empty): not a plain not-found.
+      await assertToldNotStored(refer(), 400, "input[0].id");
+      await redis.restart();
+      await assertToldNotStored(refer(), 400, "input[0].id");
     },
   );
 
@@ -181,6 +204,32 @@ describe("a Responses answer the store fails to keep", () => {
       // stored (which a client takes as final: it would give up a conversation Redis holds).
       await redis.kill();
       await assert.rejects(client.responses.retrieve(late.id, undefined, { maxRetries: 0 }), (error: unknown) => {
+        assert.ok(error instanceof OpenAI.APIError, String(error));
+        assert.equal(error.status, 503, error.message);
+        return true;
+      });
+    },
+  );
+
+  test(
+    "a write that timed out in Redis's client too, then ran once Redis answered: no longer said 'could not be stored' when the store is down later",
+    REDIS,
+    async (t) => {
+      const { redis, client } = await redisScene(t, "kept-ran", "    write_timeout_ms: 300\n");
+      await client.responses.create({ model: "m", input: "warm up" });
+      redis.pause();
+      t.after(() => redis.resume());
+      const answer = await client.responses.create({ model: "m", input: "hi" });
+      // Past the store's own command timeout (1 s) too: the write was rejected, yet Redis runs it once it answers.
+      await sleep(1_500);
+      redis.resume();
+      const admin = new Redis(redis.url, { maxRetriesPerRequest: 1 });
+      t.after(() => admin.disconnect());
+      await waitUntilAsync(async () => (await admin.hexists("kept-ran:{responses}:rows", answer.id)) === 1);
+      // Nobody read it meanwhile: only a check of the gateway's own can learn that it landed.
+      await sleep(1_500);
+      await redis.kill();
+      await assert.rejects(client.responses.retrieve(answer.id, undefined, { maxRetries: 0 }), (error: unknown) => {
         assert.ok(error instanceof OpenAI.APIError, String(error));
         assert.equal(error.status, 503, error.message);
         return true;

@@ -113,12 +113,13 @@ export class Conversations {
   readonly #clock: Clock;
   readonly #ids: IdSource;
   readonly #onAppendError: (error: unknown) => void;
-  /** The last write of each conversation being written by this process (see the file's header). */
-  readonly #writes = new Map<string, Promise<unknown>>();
+  readonly #bounded: <T>(write: Promise<T>) => Promise<T>;
+  readonly #writes = new Map<string, Promise<unknown>>(); // each conversation's last write here (see the header)
 
   /**
    * `storeMaxBytes`: the row store's `max_bytes` (a larger conversation would not be kept). `onAppendError`: an
    * answer's items could not be added (the store failed, or the conversation is full); the answer is sent anyway.
+   * `bounded`: a write within `responses.store.write_timeout_ms` (a store that never answers holds no request).
    */
   constructor(
     rows: ConversationRows,
@@ -126,12 +127,14 @@ export class Conversations {
     clock: Clock,
     ids: IdSource,
     onAppendError: (error: unknown) => void,
+    bounded: <T>(write: Promise<T>) => Promise<T> = (write) => write,
   ) {
     this.#rows = rows;
     this.#maxBytes = Math.min(MAX_CONVERSATION_BYTES, storeMaxBytes);
     this.#clock = clock;
     this.#ids = ids;
     this.#onAppendError = onAppendError;
+    this.#bounded = bounded;
   }
 
   get maxBytes(): number {
@@ -156,7 +159,7 @@ export class Conversations {
     const json = JSON.stringify(head);
     this.#checkBound(Buffer.byteLength(json), "items");
     try {
-      await this.#rows.put(this.#rowOf(head, json));
+      await this.#bounded(this.#rows.put(this.#rowOf(head, json)));
     } catch (error) {
       throw unreachable(error);
     }
@@ -334,7 +337,7 @@ export class Conversations {
     const options = entries.length === 0 ? {} : { events: { keptCount, events: entries } };
     let isWritten: boolean;
     try {
-      isWritten = await this.#rows.putIfUnchanged(this.#rowOf(head, json), read.json, options);
+      isWritten = await this.#bounded(this.#rows.putIfUnchanged(this.#rowOf(head, json), read.json, options));
     } catch (error) {
       throw unreachable(error);
     }
@@ -363,10 +366,7 @@ export class Conversations {
   async #serially<T>(id: string, operation: () => Promise<T>): Promise<T> {
     const before = this.#writes.get(id) ?? Promise.resolve();
     const result = before.then(operation, operation);
-    const settled = result.then(
-      () => {},
-      () => {},
-    );
+    const settled = result.catch(() => {});
     this.#writes.set(id, settled);
     try {
       return await result;

@@ -12,6 +12,7 @@ import { toolResultText } from "../tool-result-text.ts";
 import { formatPath, unsupportedAt, validateAt } from "../validate.ts";
 import { splitOutput, toChatMessage } from "./content-parts.ts";
 import { inputAsArguments } from "./custom-tools.ts";
+import { NOT_STORED } from "./not-kept-answers.ts";
 import { reasoningText } from "./reasoning-text.ts";
 import {
   customToolCallItemSchema,
@@ -42,6 +43,8 @@ export interface ResponseLookup {
   conversationClientIds?(id: string): readonly string[] | undefined;
   /** A response this process answered but failed to keep (KeptResponses.notKept): its absence is said so. */
   isNotKept?(id: string): boolean;
+  /** The answer this process failed to keep whose output item this is (KeptResponses.notKeptItem), if any. */
+  notKeptResponseOfItem?(itemId: string): string | undefined;
   /** A kept conversation's item ids -> the ids the client gave them (StoredConversation.clientIds). */
   conversationClientIdMap?(id: string): Readonly<Record<string, string>> | undefined;
 }
@@ -208,6 +211,14 @@ function resolveReference(raw: unknown, path: Path, lookup: ResponseLookup): Rec
   if (item.type !== "item_reference") return item;
   const reference = validateAt(itemReferenceSchema, item, path);
   const found = lookup.findItem(reference.id);
+  const notKeptIn = found === undefined ? lookup.notKeptResponseOfItem?.(reference.id) : undefined;
+  if (notKeptIn !== undefined) {
+    // A 400, as for `previous_response_id`: the client was answered, the answer is nowhere to be found again.
+    throw new InvalidRequestError(
+      `Item with id '${reference.id}' is an item of response '${notKeptIn}', which ${NOT_STORED}; send the item itself in \`input\` instead.`,
+      { param: formatPath([...path, "id"]), code: "item_not_found" },
+    );
+  }
   if (found === undefined) {
     throw new ResourceNotFoundError(
       `Item with id '${reference.id}' not found: it belongs to no kept response (never stored, expired or deleted).`,

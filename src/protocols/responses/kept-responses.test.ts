@@ -82,7 +82,13 @@ test("an unreachable store: reads and deletes are a 503, a failed write is repor
   assert.match(String(putErrors[0]), /connection refused/);
   // Known not kept: read as absent (the caller says why), not a 503, while the store is down and after (as its
   // clients see it: forClient; an unnamed key sees every response).
-  assert.deepEqual(kept.notKept("resp_a"), { client: undefined });
+  assert.deepEqual(kept.notKept("resp_a"), {
+    client: undefined,
+    responseId: "resp_a",
+    itemIds: ["msg_resp_a", "fc_resp_a"],
+  });
+  // Its output items too (what an item_reference is told), and only while the answer is remembered.
+  assert.equal(kept.notKeptItem?.("fc_resp_a")?.responseId, "resp_a");
   assert.equal(await forClient(kept, null).get("resp_a"), undefined);
   rows.isDown = false;
   assert.equal(await forClient(kept, null).get("resp_a"), undefined);

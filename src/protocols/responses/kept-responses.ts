@@ -31,6 +31,8 @@ export interface KeptResponses {
   put(stored: StoredResponse): Promise<boolean>;
   /** An answer whose `put` failed in this process (the store never had it): what GET and continuations are told. */
   notKept(id: string): NotKeptAnswer | undefined;
+  /** The answer not kept (as `notKept`) one of whose output items has this id: what `item_reference` is told. */
+  notKeptItem?(itemId: string): NotKeptAnswer | undefined;
   /**
    * Compare and set, for a background run's writes (several replicas write one kept response: the run's heartbeat, a
    * cancel or a DELETE elsewhere): writes `stored` only if the kept response is still the one whose token is
@@ -158,6 +160,15 @@ export interface KeptResponseRows {
   /** The ids of the rows getByItem would read for these item ids, in order (undefined: none), in one read. */
   getIdsByItems?(itemIds: readonly string[]): Promise<(string | undefined)[]>;
   delete(id: string): Promise<boolean>;
+  /**
+   * A store that may lose rows after `put` returned (the state file: rows waiting in memory for its lock, dropped past
+   * the memory bounds) tells `listener` which (id, owner): they are marked not kept as a failed put is.
+   */
+  onLost?(
+    listener: (
+      rows: readonly { readonly id: string; readonly owner?: string; readonly itemIds: readonly string[] }[],
+    ) => void,
+  ): void;
 }
 
 /**
@@ -165,13 +176,17 @@ export interface KeptResponseRows {
  * lose its history); one that cannot be written only loses the answer for later turns: `onPutError` reports it
  * and the answer is still sent. `onPutWorked`: a put that worked (so a reporter can say when failures end).
  * `bounded`: the store's write within its time bound (rejects past it: `responses.store.write_timeout_ms`), so that a
- * store that never answers does not hold the request (its record, a stream's last events) open.
+ * store that never answers does not hold the request (its record, a stream's last events) open. `onLost`: how many
+ * answers the store lost after their put returned (KeptResponseRows.onLost), remembered here as not kept.
+ * `recheck`: runs a check later, again while it rejects (the store not answering yet), a few times at most.
  */
 export function inRows(
   rows: KeptResponseRows,
   onPutError: (error: unknown) => void,
   onPutWorked?: () => void,
-  bounded: (write: Promise<void>) => Promise<void> = (write) => write,
+  bounded: <T>(write: Promise<T>) => Promise<T> = (write) => write,
+  onLost?: (count: number) => void,
+  recheck?: (check: () => Promise<void>) => void,
 ): KeptResponses {
   // A store's own answer (the state file locked by another process: a 503 saying so) is passed on as it is.
   const unreachable = (error: unknown): GatewayError =>
@@ -181,6 +196,11 @@ export function inRows(
           cause: error,
         });
   const notKept = new NotKeptAnswers();
+  // Their requests were answered and recorded as kept: a GET or continuation naming one is told it was not stored.
+  rows.onLost?.((lost) => {
+    for (const { id, owner, itemIds } of lost) notKept.remember(id, owner, itemIds);
+    onLost?.(lost.length);
+  });
   /** `id`: a read by response id (one found is no longer not kept: forClient reads one not kept as absent). */
   const read = async (
     what: Promise<string | undefined>,
@@ -322,7 +342,9 @@ export function inRows(
     putIfUnchanged: async (stored, expected, notAfterMs) => {
       let token: string | undefined;
       try {
-        token = await putIfUnchanged(stored, expected, notAfterMs);
+        // Bounded as `put` is (a store that never answers must not hold a run's write, a cancel or a DELETE): past
+        // it the caller hears the store failed; a write that lands later is read back as a lost reply's is.
+        token = await bounded(putIfUnchanged(stored, expected, notAfterMs));
       } catch (error) {
         throw unreachable(error);
       }
@@ -339,12 +361,21 @@ export function inRows(
         await bounded(write);
       } catch (error) {
         onPutError(error);
-        notKept.remember(id, stored.client);
+        notKept.remember(
+          id,
+          stored.client,
+          stored.response.output.map((item) => item.id),
+        );
         // Past its bound a write may still land: kept after all, so a later outage is the store's 503 again, not the
         // 404 of an answer "never stored" (final to a client, which would give up a conversation the store holds).
+        // A write that failed may have run all the same (Redis's client timed the command out; Redis runs it once it
+        // answers): read back once the store answers, so that a row nobody reads is not said "never stored" later.
         write?.then(
           () => notKept.forget(id),
-          () => {},
+          () =>
+            recheck?.(async () => {
+              if ((await rows.get(id)) !== undefined) notKept.forget(id);
+            }),
         );
         return false;
       }
@@ -353,6 +384,7 @@ export function inRows(
       return true;
     },
     notKept: (id) => notKept.get(id),
+    notKeptItem: (itemId) => notKept.ofItem(itemId),
     delete: async (id) => {
       try {
         return await rows.delete(id);

@@ -93,6 +93,7 @@ export async function prefetch(
     findItem: (id) => owners.get(id)?.response.output.find((item) => item.id === id),
     responseWithItem: (id) => owners.get(id),
     isNotKept: (id) => kept.notKept(id) !== undefined,
+    notKeptResponseOfItem: (id) => kept.notKeptItem?.(id)?.responseId,
     conversationItems: (id) => conversations.get(id)?.items,
     conversationClientIds: (id) => {
       const found = conversations.get(id);
