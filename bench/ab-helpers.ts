@@ -219,7 +219,11 @@ export async function startGateway(options: {
   const pid = child.pid as number;
   const deadline = Date.now() + 20000;
   while ((await health(port)) !== 200) {
-    if (Date.now() > deadline || child.exitCode !== null) throw new Error(`not ready: ${dir}`);
+    if (Date.now() > deadline || child.exitCode !== null) {
+      // Not left running: the caller gets no handle to stop it.
+      child.kill("SIGKILL");
+      throw new Error(`not ready: ${dir}`);
+    }
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
   return { pid, port, child, readyMs: performance.now() - t0 };

@@ -50,6 +50,12 @@ interface Target {
   stop(): void;
 }
 const targets: Target[] = [];
+// Registered before the starts: a start that fails (not ready in time on a busy machine) must not leave the targets
+// started before it running.
+process.on("exit", () => {
+  for (const target of targets) target.stop();
+  mock.process.kill("SIGKILL");
+});
 if (values.bare) {
   const bare = await startBareProxy(firstDir, mock.port);
   targets.push({ label: "bare proxy", port: bare.port, stop: () => bare.process.kill("SIGKILL") });
@@ -63,11 +69,6 @@ for (const [index, variant] of variants.entries()) {
   });
   targets.push({ label: variant.label, port: gateway.port, stop: () => gateway.child.kill("SIGKILL") });
 }
-process.on("exit", () => {
-  for (const target of targets) target.stop();
-  mock.process.kill("SIGKILL");
-});
-
 const CHAT_PATH = "/v1/chat/completions";
 /** Every answer checked, as the bench does: a fast error page must never pass for a fast answer. */
 const isValid: Record<Workload, (body: string) => boolean> = {
