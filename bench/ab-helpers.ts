@@ -79,21 +79,41 @@ export function health(port: number): Promise<number> {
 }
 
 /** The bench's mock upstream from `dir`, on core 0; resolves to its port. Killed when this process exits. */
-export async function startMock(dir: string): Promise<{ port: number; process: ChildProcess }> {
-  const mock = spawn("taskset", ["-c", "0", process.execPath, join(dir, "bench/mock-upstream.ts")], {
-    stdio: ["ignore", "pipe", "inherit"],
-    env: { ...process.env, NODE_COMPILE_CACHE: COMPILE_CACHE },
+export function startMock(dir: string): Promise<{ port: number; process: ChildProcess }> {
+  return startBenchChild("0", join(dir, "bench/mock-upstream.ts"), {});
+}
+
+/**
+ * The bench's bare proxy from `dir` (`bench/bare-proxy.ts`: node:http in, undici out, the answer piped back) on core 1
+ * in front of the mock at `mockPort`, the floor issue 14's ratio goals are read against. Killed when this process exits.
+ */
+export function startBareProxy(dir: string, mockPort: number): Promise<{ port: number; process: ChildProcess }> {
+  return startBenchChild("1", join(dir, "bench/bare-proxy.ts"), {
+    BENCH_UPSTREAM_ORIGIN: `http://127.0.0.1:${mockPort}`,
   });
-  process.on("exit", () => mock.kill("SIGKILL"));
-  const port: number = await new Promise((resolve) => {
+}
+
+/** A bench script pinned to `core` that prints `{"port":N}` once listening; resolves to that port. */
+async function startBenchChild(
+  core: string,
+  script: string,
+  env: NodeJS.ProcessEnv,
+): Promise<{ port: number; process: ChildProcess }> {
+  const child = spawn("taskset", ["-c", core, process.execPath, script], {
+    stdio: ["ignore", "pipe", "inherit"],
+    env: { ...process.env, NODE_COMPILE_CACHE: COMPILE_CACHE, ...env },
+  });
+  process.on("exit", () => child.kill("SIGKILL"));
+  const port: number = await new Promise((resolve, reject) => {
     let buf = "";
-    mock.stdout?.setEncoding("utf8").on("data", (t: string) => {
+    child.once("exit", (code) => reject(new Error(`${script} exited (${code}) before it listened`)));
+    child.stdout?.setEncoding("utf8").on("data", (t: string) => {
       buf += t;
       const m = /\{"port":(\d+)\}/.exec(buf);
       if (m) resolve(Number(m[1]));
     });
   });
-  return { port, process: mock };
+  return { port, process: child };
 }
 
 /** `wrk` on core 0 for `seconds`; the requests it completed. */
@@ -199,7 +219,11 @@ export async function startGateway(options: {
   const pid = child.pid as number;
   const deadline = Date.now() + 60000; // generous: other sessions share the two cores (a start took 9 s at load average 14)
   while ((await health(port)) !== 200) {
-    if (Date.now() > deadline || child.exitCode !== null) throw new Error(`not ready: ${dir}`);
+    if (Date.now() > deadline || child.exitCode !== null) {
+      // Not left running: the caller gets no handle to stop it.
+      child.kill("SIGKILL");
+      throw new Error(`not ready: ${dir}`);
+    }
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
   return { pid, port, child, readyMs: performance.now() - t0 };

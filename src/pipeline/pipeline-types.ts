@@ -3,7 +3,7 @@
 import { type GatewayError, UpstreamUnavailableError } from "../errors/gateway-error.ts";
 import type { Outcome } from "../errors/outcomes.ts";
 import type { PromptFacts } from "../limits/token-estimate.ts";
-import type { ClientProtocol } from "../observability/request-record.ts";
+import type { ClientProtocol, RequestRecord } from "../observability/request-record.ts";
 import type { RequestFeature } from "../router/request-features.ts";
 import type { AudioRelayEnd } from "../streaming/relay-audio.ts";
 import type { StreamChunk, TokenUsage } from "../streaming/relay-types.ts";
@@ -75,6 +75,14 @@ export interface RequestContext {
    * stream's door asks for that itself (StreamAnswer.holdRecord).
    */
   readonly holdsRecord?: boolean | undefined;
+  /**
+   * The door writes a JSON answer before the record's subscribers run (the forwarding door): the record is completed
+   * when the answer is made (its times, the client's charge), and published by JsonAnswer.releaseRecord, which the door
+   * calls once the answer is written. The subscribers' work (the log line, metrics, the request log's row: ~10 µs a
+   * record in a loop, 3–4 times that in a busy process, bench/README.md sections 35 and 38) is then off the answer's
+   * path, and a slow one (a request log on a slow disk) no longer delays it.
+   */
+  readonly writesBeforeRecord?: boolean | undefined;
 }
 
 /** Publishes a held record (`isAnswerNotKept`: the door could not keep the answer); later calls do nothing. */
@@ -95,8 +103,8 @@ export interface JsonAnswer {
   readonly bytes?: Buffer | undefined;
   readonly headers: Readonly<Record<string, string>>;
   /**
-   * With RequestContext.holdsRecord, the record is published when this is called: the door must call it on every
-   * path (a `finally`). Absent: it was published before the answer was returned.
+   * With RequestContext.holdsRecord or writesBeforeRecord, the record is published when this is called: the door must
+   * call it on every path (a `finally`). Absent: it was published before the answer was returned.
    */
   readonly releaseRecord?: RecordRelease | undefined;
 }
@@ -203,22 +211,40 @@ export interface PipelineRequest {
 }
 
 export function publish(request: PipelineRequest, status: number, outcome: Outcome, errorCode?: string): void {
+  const record = completed(request, status, outcome, errorCode);
+  if (record !== undefined) request.runtime.recorder.publish(record);
+}
+
+/** The request's record completed (its times taken now) and its client's charge settled; undefined once done. */
+function completed(
+  request: PipelineRequest,
+  status: number,
+  outcome: Outcome,
+  errorCode?: string,
+): RequestRecord | undefined {
   const earlyCommitAtMs = request.context.earlyCommit?.committedAtMs;
   if (earlyCommitAtMs !== undefined) request.record.committedEarly(earlyCommitAtMs);
   const record = request.record.finish(status, outcome, errorCode);
-  if (record === undefined) return;
-  settleClientCharge(request.runtime, request.clientCharge, record);
-  request.runtime.recorder.publish(record);
+  if (record !== undefined) settleClientCharge(request.runtime, request.clientCharge, record);
+  return record;
 }
 
 /**
  * Publishes a successful answer's record now, or, when the door keeps the answer first (RequestContext.holdsRecord),
- * returns the release that publishes it.
+ * returns the release that publishes it. A door that writes the answer first (RequestContext.writesBeforeRecord) gets
+ * the record completed now, as it would have been published, and handed to the subscribers by the release.
  */
 export function publishOrHold(request: PipelineRequest, status: number): RecordRelease | undefined {
   if (request.context.holdsRecord !== true) {
-    publish(request, status, "success");
-    return undefined;
+    if (request.context.writesBeforeRecord !== true) {
+      publish(request, status, "success");
+      return undefined;
+    }
+    let record = completed(request, status, "success");
+    return () => {
+      if (record !== undefined) request.runtime.recorder.publish(record);
+      record = undefined;
+    };
   }
   return (outcome) => {
     if (outcome?.isAnswerNotKept === true) request.record.answerNotKept();

@@ -63,6 +63,8 @@ export function forwardingHandler(endpoint: EndpointSpec, runtime: GatewayRuntim
         cacheDirective: cacheRequest(request.headers),
         allowsPartialAnswer: isPartialAllowed(request.headers["x-gateway-partial"]),
         earlyCommit: early,
+        // A JSON answer is written before its record's subscribers run (releaseRecord below).
+        writesBeforeRecord: true,
       });
       result =
         early === undefined
@@ -84,6 +86,7 @@ export function forwardingHandler(endpoint: EndpointSpec, runtime: GatewayRuntim
       // Not an answer an SSE request gets (its stream, or an error thrown): settled, and said in-stream.
       clientGone.stop();
       if (result.kind === "audio") await result.cancel();
+      else result.releaseRecord?.();
       early.fail(request, new InternalError("The answer could not be sent as a stream."), (failure) =>
         sseData(renderError(failure)),
       );
@@ -91,11 +94,15 @@ export function forwardingHandler(endpoint: EndpointSpec, runtime: GatewayRuntim
     }
     if (result.kind === "json") {
       clientGone.stop();
-      reply
-        .code(result.status)
-        .headers(result.headers)
-        .type(toHeaderValue(result.contentType ?? "application/json"))
-        .send(result.bytes ?? result.bodyText);
+      try {
+        reply
+          .code(result.status)
+          .headers(result.headers)
+          .type(toHeaderValue(result.contentType ?? "application/json"))
+          .send(result.bytes ?? result.bodyText);
+      } finally {
+        result.releaseRecord?.();
+      }
       return;
     }
     if (result.kind === "audio") {

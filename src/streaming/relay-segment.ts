@@ -27,6 +27,7 @@ import type { EchoedPrompt } from "./echoed-prompt.ts";
 import { takeFailure } from "./failed-in-place.ts";
 import { IdleWatchdog } from "./idle-watchdog.ts";
 import { MissingRoles } from "./missing-roles.ts";
+import { inspectorOf } from "./opened-stream.ts";
 import type { RelayState } from "./relay-state.ts";
 import type { ContinuationSegment, RelaySegment, SegmentEnd, StreamChunk } from "./relay-types.ts";
 import { SegmentProgress } from "./segment-progress.ts";
@@ -60,7 +61,7 @@ export async function* relaySegment(
   const current = segment.stream;
   const progress = new SegmentProgress(state, options.countTokens);
   const render = renderer(
-    current.inspect,
+    inspectorOf(current),
     continuation,
     state,
     progress,

@@ -90,7 +90,9 @@ export async function forward(
       });
       continue;
     }
-    await sleepUntil(Math.min(waitUntilMs, state.deadlineMs), clock, request.signal);
+    // Only the plan's `waitFor` candidate waits: the others are not sent through an async call and its await (turns of
+    // the event loop's microtask queue on the way to the first byte).
+    if (waitUntilMs > 0) await sleepUntil(Math.min(waitUntilMs, state.deadlineMs), clock, request.signal);
     if (request.signal.aborted) throw new ClientAbortedError();
     const outcome = await tryCandidate(deployment, request, services, state);
     if (outcome !== undefined) return outcome;

@@ -12,7 +12,7 @@ import { classifyNetworkError } from "./upstream-request.ts";
 export type { OpenedStream } from "../streaming/opened-stream.ts";
 
 import { abortReasonText } from "../errors/gateway-error.ts";
-import type { EventInspector } from "../streaming/stream-event.ts";
+import type { EventInspector, StreamEventInfo } from "../streaming/stream-event.ts";
 
 export type OpenStreamResult =
   | { readonly ok: true; readonly stream: OpenedStream }
@@ -80,6 +80,7 @@ export async function openStream(input: OpenStreamInput): Promise<OpenStreamResu
     if (!contentType.includes("text/event-stream")) return fail(await notAStream(iterator, contentType, input));
     let scanned = 0;
     let hasSeenChoice = false;
+    const inspected = new Map<SseEvent, StreamEventInfo>();
     for (;;) {
       const next = await iterator.next();
       if (next.done) {
@@ -89,6 +90,7 @@ export async function openStream(input: OpenStreamInput): Promise<OpenStreamResu
       for (; scanned < pendingEvents.length; scanned++) {
         const event = pendingEvents[scanned] as SseEvent;
         const info = input.inspect(event);
+        inspected.set(event, info);
         if (info.isError) {
           const verdict = classifyErrorInSuccess(errorEnvelope(info.json), input.headers, input.nowMs());
           const reason =
@@ -116,6 +118,7 @@ export async function openStream(input: OpenStreamInput): Promise<OpenStreamResu
               streamIdleTimeoutMs: input.streamIdleTimeoutMs,
               startedAtMs,
               inspect: input.inspect,
+              inspected,
             },
           };
         }

@@ -2,8 +2,11 @@
 // another upstream after a mid-stream cut, and a request that queued for a busy slot. Each record must agree
 // with what the upstreams saw and what the client got.
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { once } from "node:events";
 import { describe, test } from "node:test";
 import type { RequestRecord } from "../../src/observability/request-record.ts";
+import { oneProviderScene } from "../helpers/e2e.ts";
 import { startScene } from "../helpers/limits-scene.ts";
 import { chatChunk, chatCompletion, chatUsageChunk, type SseScript } from "../helpers/mock-upstream.ts";
 import { waitUntil } from "../helpers/sse-client.ts";
@@ -234,5 +237,51 @@ describe("request records", () => {
     assert.equal(continued?.role, "continuation");
     assert.ok(record.durationMs >= 550, `the answer took ${record.durationMs} ms`);
     assert.ok((cut?.durationMs ?? 0) < 400, `the cut attempt lasted ${cut?.durationMs} ms, not the whole answer`);
+  });
+
+  test("a JSON answer is written before its record's subscribers run: a slow one does not delay it", async (t) => {
+    const { mock, gateway } = await oneProviderScene(t);
+    mock.enqueue(CHAT_ROUTE, { kind: "json", body: chatCompletion("hi", "m") });
+    const records = recordsOf(gateway.runtime);
+    // A subscriber that holds the event loop (a request log on a slow disk, an exporter): the answer must already be
+    // out. The client is another process, so that it can read the answer while this one is held.
+    const HELD_MS = 1_500;
+    gateway.runtime.onRecord(() => {
+      const until = performance.now() + HELD_MS;
+      while (performance.now() < until) {
+        // held
+      }
+    });
+    const client = spawn(
+      process.execPath,
+      [
+        "--input-type=module",
+        "-e",
+        `await fetch(${JSON.stringify(`${gateway.url}/health`)}); // undici loaded and connected before the timing
+         const startedAt = performance.now();
+         const response = await fetch(${JSON.stringify(`${gateway.url}/v1/chat/completions`)}, {
+           method: "POST",
+           headers: { "content-type": "application/json" },
+           body: JSON.stringify({ model: "m", messages: [{ role: "user", content: "hello" }] }),
+         });
+         const text = await response.text();
+         process.stdout.write(JSON.stringify({ status: response.status, text, ms: performance.now() - startedAt }));`,
+      ],
+      { stdio: ["ignore", "pipe", "inherit"] },
+    );
+    let output = "";
+    client.stdout.setEncoding("utf8").on("data", (text: string) => {
+      output += text;
+    });
+    await once(client, "exit");
+    const answer = JSON.parse(output) as { status: number; text: string; ms: number };
+    assert.equal(answer.status, 200);
+    assert.match(answer.text, /"hi"/);
+    assert.equal(records.length, 1);
+    assert.equal(records[0]?.status, 200);
+    assert.ok(
+      answer.ms < HELD_MS / 2,
+      `the answer took ${answer.ms.toFixed(0)} ms with a subscriber holding ${HELD_MS}`,
+    );
   });
 });
