@@ -13,6 +13,7 @@ import { toChatRequest as messagesToChat } from "../protocols/messages/request-m
 import { ConversationRowsInMemory } from "../protocols/responses/conversation-rows-memory.ts";
 import { Conversations } from "../protocols/responses/conversations.ts";
 import { type InputItemsQuery, listInputItems } from "../protocols/responses/input-items.ts";
+import { historyConversationId, withConversationHistory } from "../protocols/responses/kept-conversation-history.ts";
 import { forClient } from "../protocols/responses/kept-for-client.ts";
 import { inMemory, type KeptResponses, NO_EVENTS } from "../protocols/responses/kept-responses.ts";
 import { NOT_STORED } from "../protocols/responses/not-kept-answers.ts";
@@ -90,7 +91,7 @@ function registerProtocolRoutes(
   for (const path of RESPONSES_PATHS) app.post(path, responses);
   const messages = protocolHandler(runtime, keepingToolCallExtras(messagesAdapter(), toolCallExtras));
   for (const path of MESSAGES_PATHS) app.post(path, messages);
-  registerKeptResponseRoutes(app, runtime, store);
+  registerKeptResponseRoutes(app, runtime, store, conversations);
   registerConversationRoutes(app, conversations, runtime);
   registerCountTokensRoute(app, runtime);
   registerInputTokensRoute(app, runtime, store, conversations);
@@ -98,7 +99,12 @@ function registerProtocolRoutes(
   return responsesDoor;
 }
 
-function registerKeptResponseRoutes(app: RouteTarget, runtime: GatewayRuntime, store: KeptResponses): void {
+function registerKeptResponseRoutes(
+  app: RouteTarget,
+  runtime: GatewayRuntime,
+  store: KeptResponses,
+  conversations: Conversations,
+): void {
   for (const base of RESPONSES_PATHS) {
     app.get(`${base}/:id`, async (request, reply) => {
       const id = idOf(request);
@@ -136,7 +142,11 @@ function registerKeptResponseRoutes(app: RouteTarget, runtime: GatewayRuntime, s
       const kept = forClient(store, request.clientName);
       const stored = await kept.get(id, NO_EVENTS);
       if (stored === undefined) throw notKept(kept, id);
-      return listInputItems(stored, request.query as InputItemsQuery);
+      // A conversation turn keeps its own items: the earlier ones are its conversation's, as they are now.
+      const historyId = historyConversationId(stored);
+      const items =
+        historyId === undefined ? undefined : (await conversations.get(historyId, request.clientName))?.items;
+      return listInputItems(withConversationHistory(stored, items), request.query as InputItemsQuery);
     });
     app.delete(`${base}/:id`, async (request) => {
       const id = idOf(request);

@@ -9,6 +9,7 @@ import type { KeptChain } from "../protocols/responses/chain-items.ts";
 import { conversationAppender } from "../protocols/responses/conversation-appender.ts";
 import type { Conversations, ConversationUpdate } from "../protocols/responses/conversations.ts";
 import { withConversationOrigin } from "../protocols/responses/duplicate-items.ts";
+import { keptTurn } from "../protocols/responses/kept-conversation-history.ts";
 import { forClient } from "../protocols/responses/kept-for-client.ts";
 import type { KeptResponses } from "../protocols/responses/kept-responses.ts";
 import {
@@ -77,6 +78,17 @@ export function responsesAdapter(
         const conversationId = appender === undefined ? undefined : translated.conversationId;
         return { chain: withConversationOrigin({ ...translated.chain, inputIds }, conversationId, inConversation) };
       };
+      // What the answer keeps of its conversation: on a named conversation, its own messages and where the rest lives.
+      const keptConversation = (output: ResponseObject["output"] | undefined) => {
+        const outputMessages = output === undefined ? [] : outputToChatMessages(output, translated.toolNames);
+        const history =
+          appender === undefined || translated.conversationId === undefined || lookup.conversation === undefined
+            ? undefined
+            : { id: translated.conversationId, items: lookup.conversation.items };
+        const ownIds = [...(appender?.inputIds ?? []), ...(output ?? []).map((item) => item.id)];
+        const turn = keptTurn(translated.conversation, translated.historyLength, history, ownIds);
+        return { ...turn, conversation: [...turn.conversation, ...outputMessages] };
+      };
       const nativeBody = hasNativeProviders() ? toNativeBody(body, lookup) : undefined;
       // Long (or invalid) tool names go to a native provider renamed too (OpenAI refuses them); its answer maps back.
       const shortened = nativeBody === undefined ? undefined : shortenNativeToolNames(nativeBody);
@@ -106,7 +118,7 @@ export function responsesAdapter(
         if (translated.shouldStore) {
           isAnswerNotKept = !(await kept.put({
             response,
-            conversation: [...translated.conversation, ...outputToChatMessages(response.output, translated.toolNames)],
+            ...keptConversation(response.output),
             ...loadedTools,
             ...chainOf(response),
           }));
@@ -198,9 +210,7 @@ export function responsesAdapter(
             {
               response,
               // What a continuation from it sends: its output only once it has one to continue from.
-              conversation: isAnswer
-                ? [...translated.conversation, ...outputToChatMessages(response.output, translated.toolNames)]
-                : translated.conversation,
+              ...keptConversation(isAnswer ? response.output : undefined),
               ...loadedTools,
               ...chainOf(response),
               ...(events === undefined ? {} : { events }),

@@ -3,6 +3,7 @@
 import { isRecord } from "../../is-record.ts";
 import { isConversationId, type StoredConversation } from "./conversations.ts";
 import { chainLookups } from "./duplicate-items.ts";
+import { historyConversationId, withConversationHistory } from "./kept-conversation-history.ts";
 import { type KeptResponses, NO_EVENTS } from "./kept-responses.ts";
 import type { ResponseLookup } from "./request-mapping.ts";
 import type { StoredResponse } from "./response-store.ts";
@@ -87,6 +88,16 @@ export async function prefetch(
       readOwners(chain.itemKeys),
     ]);
   }
+  // A conversation turn's kept response holds its own items: the rest is read from its conversation.
+  const found = [...responses.values(), ...owners.values()];
+  await Promise.all(found.map((stored) => readConversation(historyConversationId(stored))));
+  const whole = (stored: StoredResponse | undefined): StoredResponse | undefined => {
+    const historyId = historyConversationId(stored);
+    if (stored === undefined || historyId === undefined) return stored;
+    return withConversationHistory(stored, conversations.get(historyId)?.items);
+  };
+  for (const [id, stored] of responses) responses.set(id, whole(stored) ?? stored);
+  for (const [id, stored] of owners) owners.set(id, whole(stored) ?? stored);
   const conversationFound = conversationId === undefined ? undefined : conversations.get(conversationId);
   return {
     get: (id) => responses.get(id),

@@ -30,6 +30,8 @@ export interface TranslatedResponsesRequest {
   readonly isBackground: boolean;
   /** The conversation sent, without `instructions` (not carried over, as OpenAI does); kept with the answer. */
   readonly conversation: ChatMessage[];
+  /** How many of `conversation`'s messages are the named conversation's earlier items (0 without one). */
+  readonly historyLength: number;
   /** Types of the hosted tools (`web_search`, ...) left out: nothing behind a chat provider can run them. */
   readonly droppedTools: readonly string[];
   /** The upstream names of the request's tools (a namespace's members are renamed), to name calls kept for later. */
@@ -67,7 +69,7 @@ export function toChatRequest(body: unknown, lookup: ResponseLookup): Translated
   refuseStatefulFields(request);
   const { offered, loaded } = withLoadedTools(request, lookup);
   const toolNames = ToolNames.of(offered.tools ?? []);
-  const conversation = conversationOf(request, lookup, toolNames);
+  const { messages: conversation, historyLength } = conversationOf(request, lookup, toolNames);
   if (conversation.length === 0) {
     throw new InvalidRequestError("`input` is required: a string or a non-empty array of items.", {
       param: "input",
@@ -95,6 +97,7 @@ export function toChatRequest(body: unknown, lookup: ResponseLookup): Translated
     shouldStore: request.store !== false,
     isBackground,
     conversation,
+    historyLength: conversationIdOf(request.conversation) === undefined ? 0 : historyLength,
     droppedTools: dropped,
     toolNames,
     conversationId: conversationIdOf(request.conversation),
@@ -196,7 +199,7 @@ export function toCountedPrompt(body: unknown, lookup: ResponseLookup): CountedP
   refuseStatefulFields(request);
   const { offered } = withLoadedTools(request, lookup);
   const toolNames = ToolNames.of(offered.tools ?? []);
-  const messages = withInstructions(request.instructions, conversationOf(request, lookup, toolNames));
+  const messages = withInstructions(request.instructions, conversationOf(request, lookup, toolNames).messages);
   const { tools, toolChoice } = toChatTools(offered, toolNames, request.tools?.length ?? 0);
   // Refused here as it would be on /v1/responses (a bad `text.format`), whether or not a body is planned.
   toResponseFormat(request.text?.format);
@@ -214,7 +217,7 @@ function conversationOf(
   request: Pick<ResponsesRequest, "previous_response_id" | "input" | "conversation">,
   lookup: ResponseLookup,
   toolNames: ToolNames,
-): ChatMessage[] {
+): { messages: ChatMessage[]; historyLength: number } {
   const conversationId = conversationIdOf(request.conversation);
   if (conversationId !== undefined && typeof request.previous_response_id === "string") {
     // As OpenAI: each names the history the input follows; both at once would be two histories.
@@ -237,7 +240,7 @@ function conversationOf(
     },
     lookup,
   );
-  return [...history, ...inputMessages(request.input, lookup, toolNames)];
+  return { messages: [...history, ...inputMessages(request.input, lookup, toolNames)], historyLength: history.length };
 }
 
 /** `conversation` as a string or as `{id}`. */

@@ -1,7 +1,8 @@
 // Kept responses for `previous_response_id`, `item_reference` and GET/DELETE /v1/responses/{id}: in memory,
 // bounded by count, by total size and by age (oldest evicted first). Each entry holds the whole conversation up
-// to and including its answer, so a continuation never needs an older entry that may already be gone; the byte
-// cap is what keeps that from growing without bound. Over a bound, the owner (client) holding the most loses its
+// to and including its answer (a chain by `previous_response_id`), so a continuation never needs an older entry that
+// may already be gone; the byte cap is what keeps that from growing without bound. A turn on a conversation holds its
+// own items and where the earlier ones live instead (kept-conversation-history.ts). Over a bound, the owner (client) holding the most loses its
 // oldest first (owner-shares.ts): one client's flood does not evict another's responses.
 import type { Clock } from "../../clock.ts";
 import type { ChatMessage } from "../chat-completions.ts";
@@ -13,8 +14,17 @@ export interface StoredResponse {
   readonly response: ResponseObject;
   /** The named client that created it (a named key in `server.api_keys`): only it, or an unnamed key, reads it. */
   readonly client?: string;
-  /** The conversation up to and including this response's output, as chat messages, without `instructions`. */
+  /**
+   * The conversation up to and including this response's output, as chat messages, without `instructions`; with
+   * `conversationHistory`, only this response's own input and output (withConversationHistory adds the rest).
+   */
   readonly conversation: readonly ChatMessage[];
+  /**
+   * A turn on a conversation (`conversation`): the messages before its own are that conversation's items up to where
+   * it was when the request read it (kept-conversation-history.ts). Absent: `conversation` is whole (a chain, or a
+   * row kept before 2026-12-07).
+   */
+  readonly conversationHistory?: KeptConversationHistory;
   /**
    * The tools the conversation's `tool_search_output` items loaded up to this response, as the client listed them
    * (tool-search.ts): the kept conversation holds the outputs only as the text the model read, and a continuation
@@ -41,6 +51,19 @@ export interface StoredResponse {
   readonly eventsAppended?: true;
   /** A background response still running: when its run last wrote it (ms); see background.ts. */
   readonly heartbeatAtMs?: number;
+}
+
+/** Where the turns before a kept response live (StoredResponse.conversationHistory; kept-conversation-history.ts). */
+export interface KeptConversationHistory {
+  /** The conversation the response's request named. */
+  readonly id: string;
+  /** Its last item when the request read it: the history is its items up to and including this one. */
+  readonly throughItemId: string;
+  /**
+   * The id the turn's first input item got in the conversation: when `throughItemId` was deleted since, the history
+   * is the items before this one. Absent: the turn sent no input item (or its items were not added).
+   */
+  readonly nextItemId?: string;
 }
 
 export interface ResponseStoreLimits {

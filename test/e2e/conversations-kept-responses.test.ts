@@ -1,0 +1,186 @@
+// The kept responses of turns on a conversation (`conversation` with `store: true`, the default) hold only what each
+// turn brought (its input and output) and where the rest lives (the conversation, up to the item before the turn):
+// a row no longer grows with the conversation. Through the real gateway and the openai SDK: a continuation by
+// `previous_response_id` from a turn still sends everything before it, GET input_items still lists it (in pages, in
+// both orders), an item deleted from the conversation later no longer shows; and turns kept before the change (the
+// whole conversation in the row: test/fixtures/kept-conversation-turns-before.json) still read. State file and Redis.
+import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
+import { describe, type TestContext, test } from "node:test";
+import type OpenAI from "openai";
+import { ManualClock } from "../../src/clock.ts";
+import { indexedItemKeys } from "../../src/protocols/responses/chain-items.ts";
+import type { StoredResponse } from "../../src/protocols/responses/response-store.ts";
+import { EmbeddedKeptResponses } from "../../src/state/embedded-kept-responses.ts";
+import { RedisKeptResponses } from "../../src/state/redis-kept-responses.ts";
+import {
+  CHAT_ROUTE,
+  oneProviderYaml,
+  openAiClient,
+  stateFileYaml,
+  useGateway,
+  useMock,
+  words,
+} from "../helpers/e2e.ts";
+import { chatCompletion, type MockUpstream } from "../helpers/mock-upstream.ts";
+import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../helpers/redis-server.ts";
+
+const FIXTURE = JSON.parse(
+  readFileSync(new URL("../fixtures/kept-conversation-turns-before.json", import.meta.url), "utf8"),
+) as { rows: { id: string; json: string }[] };
+
+const LIMITS = { maxEntries: 10_000, maxBytes: 64 * 1024 * 1024, maxAgeMs: 24 * 3_600_000 };
+
+/** Each chat request answered `Answer <n>.` plus filler, n counting from 1. */
+function answerNumbered(mock: MockUpstream): void {
+  let count = 0;
+  mock.setDefault(CHAT_ROUTE, (recorded) => {
+    count += 1;
+    const model = (recorded.body as { model: string }).model;
+    return { kind: "json", body: chatCompletion(`Answer ${count}. ${words("filler", 40)}`, model) };
+  });
+}
+
+/** The text of each message the mock's last request sent. */
+function lastSentTexts(mock: MockUpstream): string[] {
+  const messages = (mock.requests.at(-1)?.body as { messages?: { content: unknown }[] } | undefined)?.messages ?? [];
+  return messages.map((message) => String(message.content).split(" filler")[0] ?? "");
+}
+
+/** The text of each input item GET input_items lists, paged two at a time. */
+async function listedTexts(client: OpenAI, id: string, order: "asc" | "desc"): Promise<string[]> {
+  const texts: string[] = [];
+  for await (const item of client.responses.inputItems.list(id, { order, limit: 2 })) {
+    const content = (item as { content?: { text?: string }[] }).content ?? [];
+    texts.push(
+      content
+        .map((part) => part.text ?? "")
+        .join("")
+        .split(" filler")[0] ?? "",
+    );
+  }
+  return texts;
+}
+
+/** The gateway's state settings, and how many bytes the store keeps for a response's row. */
+type Scene = (
+  t: TestContext,
+  mock: MockUpstream,
+) => Promise<{ yaml: string; rowBytes: (id: string) => Promise<number> }>;
+
+const SCENES: Record<string, { skip: string | false; state: Scene; putRows: (yaml: string) => Promise<void> }> = {
+  "state file": {
+    skip: false,
+    state: async (_t, mock) => {
+      const path = join(mkdtempSync(join(tmpdir(), "kept-turns-")), "state.db");
+      const rowBytes = async (id: string): Promise<number> => {
+        const reader = new DatabaseSync(path, { readOnly: true });
+        try {
+          const row = reader.prepare("SELECT json FROM kept_responses WHERE id = ?").get(id) as { json: string };
+          return Buffer.byteLength(row.json);
+        } finally {
+          reader.close();
+        }
+      };
+      return { yaml: stateFileYaml(mock, path), rowBytes };
+    },
+    putRows: async (yaml) => {
+      const path = JSON.parse(/path: (".*")/.exec(yaml)?.[1] ?? '""') as string;
+      const rows = new EmbeddedKeptResponses(path, LIMITS, new ManualClock(Date.now()));
+      for (const row of fixtureRows()) await rows.put(row);
+      await rows.close();
+    },
+  },
+  redis: {
+    skip: isRedisInstalled() ? false : REDIS_MISSING,
+    state: async (t, mock) => {
+      const redis = await useRedisServer(t);
+      const rowBytes = async (id: string): Promise<number> => {
+        const rows = new RedisKeptResponses(redis.url, "kept-turns:", false, LIMITS, new ManualClock(Date.now()));
+        await rows.connect();
+        try {
+          return Buffer.byteLength((await rows.get(id)) ?? "");
+        } finally {
+          await rows.close();
+        }
+      };
+      return {
+        yaml: `${oneProviderYaml(mock)}state:\n  path: ":memory:"\n  redis_url: ${redis.url}\n  redis_key_prefix: "kept-turns:"\n`,
+        rowBytes,
+      };
+    },
+    putRows: async (yaml) => {
+      const url = /redis_url: (\S+)/.exec(yaml)?.[1] ?? "";
+      const rows = new RedisKeptResponses(url, "kept-turns:", false, LIMITS, new ManualClock(Date.now()));
+      await rows.connect();
+      for (const row of fixtureRows()) await rows.put(row);
+      await rows.close();
+    },
+  },
+};
+
+function fixtureRows(): { id: string; json: string; itemIds: string[] }[] {
+  return FIXTURE.rows.map((row) => ({
+    ...row,
+    itemIds: indexedItemKeys(JSON.parse(row.json) as StoredResponse),
+  }));
+}
+
+for (const [name, scene] of Object.entries(SCENES)) {
+  describe(`kept responses of conversation turns: ${name}`, { skip: scene.skip }, () => {
+    test("a turn's row holds its own items; continuation, input_items and a deleted item read the conversation", async (t) => {
+      const mock = await useMock(t);
+      answerNumbered(mock);
+      const { yaml, rowBytes } = await scene.state(t, mock);
+      const client = openAiClient(await useGateway(t, yaml));
+      const conversation = await client.conversations.create({
+        items: [{ type: "message", role: "user", content: "Opening" }],
+      });
+      const ids: string[] = [];
+      for (let turn = 1; turn <= 12; turn += 1) {
+        const input = `Turn ${turn}. ${words("filler", 40)}`;
+        ids.push((await client.responses.create({ model: "m", conversation: conversation.id, input })).id);
+      }
+      // Each turn brings about 700 bytes: a row holding the whole conversation grows by that much per turn.
+      const first = await rowBytes(ids[1] ?? "");
+      const last = await rowBytes(ids[11] ?? "");
+      assert.ok(
+        first > 0 && last < first + 200,
+        `turn 12's row ${last} bytes, turn 2's ${first}: it grows with the turn`,
+      );
+      const fifth = ids[4] ?? "";
+      const before = ["Opening", "Turn 1.", "Answer 1.", "Turn 2.", "Answer 2.", "Turn 3.", "Answer 3.", "Turn 4."];
+      const through = [...before, "Answer 4.", "Turn 5."];
+      assert.deepEqual(await listedTexts(client, fifth, "asc"), through);
+      assert.deepEqual(await listedTexts(client, fifth, "desc"), [...through].reverse());
+
+      await client.responses.create({ model: "m", previous_response_id: fifth, input: "Branch" });
+      assert.deepEqual(lastSentTexts(mock), [...through, "Answer 5.", "Branch"]);
+
+      // An item deleted from the conversation later is gone from what the turn lists and what a continuation sends.
+      const items = [];
+      for await (const item of client.conversations.items.list(conversation.id, { order: "asc" })) items.push(item);
+      await client.conversations.items.delete(items[0]?.id ?? "", { conversation_id: conversation.id });
+      assert.deepEqual(await listedTexts(client, fifth, "asc"), through.slice(1));
+      await client.responses.create({ model: "m", previous_response_id: fifth, input: "Again" });
+      assert.deepEqual(lastSentTexts(mock), [...through.slice(1), "Answer 5.", "Again"]);
+    });
+
+    test("turns kept before the change (the whole conversation in the row) still list and continue", async (t) => {
+      const mock = await useMock(t);
+      answerNumbered(mock);
+      const { yaml } = await scene.state(t, mock);
+      await scene.putRows(yaml);
+      const client = openAiClient(await useGateway(t, yaml));
+      const second = FIXTURE.rows[1]?.id ?? "";
+      const kept = ["Kept before: first", "Kept before: second", "Answered before.", "Kept before: third"];
+      assert.deepEqual(await listedTexts(client, second, "asc"), kept);
+      assert.deepEqual(await listedTexts(client, second, "desc"), [...kept].reverse());
+      await client.responses.create({ model: "m", previous_response_id: second, input: "After the upgrade" });
+      assert.deepEqual(lastSentTexts(mock), [...kept, "Answered before.", "After the upgrade"]);
+    });
+  });
+}
