@@ -13,15 +13,7 @@ import { readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync 
 import { SourceMap } from "node:module";
 import { join, relative, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import {
-  ASSERT_IMPORTERS,
-  EXTERNAL_PACKAGES,
-  LAZY_PACKAGE_IMPORTERS,
-  LAZY_PACKAGE_NAMES,
-  lazyAssert,
-  withoutZodLocales,
-} from "./bundle-plugins.js";
-import { lazyPackages } from "./lazy-packages.js";
+import { bundleOptions, EXTERNAL_PACKAGES } from "./bundle-plugins.js";
 import { REPORT_HEADING } from "./snapshot-guard.js";
 import { READ_AT_BUILD, SNAPSHOT_BLOB, SNAPSHOT_RECORD, snapshotRecord } from "./start-entry.js";
 
@@ -291,30 +283,18 @@ export async function buildFullSnapshot(esbuild, { dir, root, builtAtMs, minify 
     result = await esbuild.build({
       entryPoints: [fileURLToPath(new URL("snapshot-main.js", import.meta.url))],
       outfile: join(dir, "snapshot.cjs"),
-      bundle: true,
       format: "cjs",
-      platform: "node",
-      target: "node24",
       // A snapshot's script has no dynamic import callback ("A dynamic import callback was not specified"): `import()`
       // of an external package (prom-client at the first scrape) becomes a require.
       supported: { "dynamic-import": false },
-      minify,
-      sourcemap: "linked",
-      metafile: true,
-      absWorkingDir: root,
-      logLevel: "warning",
-      charset: "ascii",
-      legalComments: "external",
+      ...bundleOptions({
+        root,
+        minify,
+        standIns: new Map(),
+        first: [unsnapshottableBuiltins, getBuiltinAsRequire, onlyBareExternals],
+      }),
       define: { "import.meta.url": JSON.stringify(pathToFileURL(seenAs).href) },
       external: EXTERNAL_PACKAGES.filter((name) => name !== "fast-json-stringify"),
-      plugins: [
-        unsnapshottableBuiltins,
-        getBuiltinAsRequire,
-        onlyBareExternals,
-        lazyAssert(ASSERT_IMPORTERS),
-        lazyPackages(LAZY_PACKAGE_NAMES, LAZY_PACKAGE_IMPORTERS, root, new Map()),
-        withoutZodLocales,
-      ],
       // The script's own `require` loads built-ins only; anything else (prom-client, ioredis, the stand-ins' packages)
       // is required through module.createRequire, once deserialized (at build time nothing may be: onlyBareExternals).
       banner: {

@@ -15,15 +15,8 @@ import { mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:
 import { dirname, join, normalize } from "node:path";
 import { fileURLToPath } from "node:url";
 import { buildFullSnapshot, buildNodeOnlySnapshot, ensureStartableSnapshot, snapshotFits } from "./build-snapshot.js";
-import {
-  ASSERT_IMPORTERS,
-  EXTERNAL_PACKAGES,
-  LAZY_PACKAGE_IMPORTERS,
-  LAZY_PACKAGE_NAMES,
-  lazyAssert,
-  withoutZodLocales,
-} from "./bundle-plugins.js";
-import { lazyPackages, standInPackageDirs } from "./lazy-packages.js";
+import { bundleOptions, EXTERNAL_PACKAGES } from "./bundle-plugins.js";
+import { standInPackageDirs } from "./lazy-packages.js";
 import { BUILD_MANIFEST, bundleState, DIST_DIR, LAZY_SOURCES, MANIFEST_FORMAT, packageStamp } from "./start-entry.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -216,31 +209,18 @@ try {
     outdir: staging,
     // Flat: every file of dist/ is one folder below the root (src/source-paths.ts relies on it).
     entryNames: "[name]",
-    bundle: true,
     splitting: true,
     format: "esm",
-    platform: "node",
-    target: "node24",
     // --no-minify keeps names readable in CPU profiles and heap snapshots (it starts slower and uses more memory).
-    minify: !args.has("--no-minify"),
-    // Not read at run time (no --enable-source-maps by default); for reading a minified stack trace.
-    sourcemap: "linked",
-    metafile: true,
-    absWorkingDir: ROOT,
-    logLevel: "warning",
+    ...bundleOptions({
+      root: ROOT,
+      minify: !args.has("--no-minify"),
+      standIns,
+      first: [lazyBuiltins(["http2", "https"], /node_modules[\\/](fastify|undici)[\\/]/)],
+      last: [fsWithoutNamespace],
+    }),
     // What loads only when used (bin/bundle-plugins.js).
     external: EXTERNAL_PACKAGES,
-    // Licence comments go to dist/*.LEGAL.txt: one non-ASCII character in a module (a name in a licence line) makes
-    // V8 hold its whole source as two-byte text, twice the memory, and decode it more slowly.
-    legalComments: "external",
-    plugins: [
-      lazyBuiltins(["http2", "https"], /node_modules[\\/](fastify|undici)[\\/]/),
-      lazyAssert(ASSERT_IMPORTERS),
-      lazyPackages(LAZY_PACKAGE_NAMES, LAZY_PACKAGE_IMPORTERS, ROOT, standIns),
-      withoutZodLocales,
-      fsWithoutNamespace,
-    ],
-    charset: "ascii",
     // CommonJS packages inside an ES module bundle call `require` for Node's built-in modules.
     banner: {
       js: 'import { createRequire as __gatewayRequire } from "node:module"; const require = __gatewayRequire(import.meta.url);',

@@ -1,7 +1,8 @@
-// The parts of bin/build.js's esbuild set-up that bench/startup-snapshot.js builds its one-file bundle with too: what
-// stays out of a bundle, what gets a stand-in, and two plugins. Kept in one place so the experiment measures the
-// bundle `npm start` runs, not a copy that drifted.
+// The esbuild set-up that bin/build.js's bundle (dist/) and bin/build-snapshot.js's script (dist/snapshot.cjs) share:
+// what stays out of a bundle, what gets a stand-in, and the options both build with. Kept in one place so that the
+// snapshot a start deserializes is built as the bundle it stands for, not by a copy that drifted.
 import { fileURLToPath } from "node:url";
+import { lazyPackages } from "./lazy-packages.js";
 
 /**
  * prom-client (first /metrics scrape) and ioredis (state.redis_url) load only when used, and so do Fastify's schema
@@ -50,3 +51,33 @@ export const withoutZodLocales = {
     build.onLoad({ filter: /.*/, namespace: "empty-module" }, () => ({ contents: "export {};", loader: "js" }));
   },
 };
+
+/**
+ * The esbuild options of both builds for the project at `root`: one Node 24 bundle, ASCII only (one non-ASCII
+ * character in a module makes V8 hold its whole source as two-byte text, twice the memory, and decode it more
+ * slowly), licence comments in *.LEGAL.txt, a linked source map (not read at run time; for reading a minified stack
+ * trace) and esbuild's metafile (the inputs dist/build.json records). `minify: false` keeps names readable in CPU
+ * profiles and heap snapshots. Plugins: `first`, then the shared stand-ins (lazyAssert, bin/lazy-packages.js's, which
+ * records its packages in `standIns`, withoutZodLocales), then `last`; esbuild asks them in that order.
+ */
+export function bundleOptions({ root, minify, standIns, first = [], last = [] }) {
+  return {
+    bundle: true,
+    platform: "node",
+    target: "node24",
+    minify,
+    sourcemap: "linked",
+    metafile: true,
+    absWorkingDir: root,
+    logLevel: "warning",
+    charset: "ascii",
+    legalComments: "external",
+    plugins: [
+      ...first,
+      lazyAssert(ASSERT_IMPORTERS),
+      lazyPackages(LAZY_PACKAGE_NAMES, LAZY_PACKAGE_IMPORTERS, root, standIns),
+      withoutZodLocales,
+      ...last,
+    ],
+  };
+}
