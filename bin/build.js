@@ -10,14 +10,23 @@
 // Usage: node bin/build.js [--if-stale] [--quiet] [--no-minify]
 //   `npm run build`; `npm start`, `npm run demo` and bin/warm-caches.js run it with --if-stale, which
 //   LLM_GATEWAY_BUNDLE=0 turns into a no-op. esbuild is a devDependency: without it (`npm ci --omit=dev`) there is
-//   no bundle and the sources run.
+//   no bundle and the sources run. A start-up snapshot that cannot be built (bin/build-snapshot.js) fails the build
+//   (exit 1) though dist/ is written, with a blob of Node alone; under --if-stale it is a warning and the start goes on.
 import { mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, normalize } from "node:path";
 import { fileURLToPath } from "node:url";
 import { buildFullSnapshot, buildNodeOnlySnapshot, ensureStartableSnapshot, snapshotFits } from "./build-snapshot.js";
 import { bundleOptions, EXTERNAL_PACKAGES } from "./bundle-plugins.js";
 import { standInPackageDirs } from "./lazy-packages.js";
-import { BUILD_MANIFEST, bundleState, DIST_DIR, LAZY_SOURCES, MANIFEST_FORMAT, packageStamp } from "./start-entry.js";
+import {
+  BUILD_MANIFEST,
+  bundleState,
+  DIST_DIR,
+  LAZY_SOURCES,
+  MANIFEST_FORMAT,
+  packageStamp,
+  snapshotRecord,
+} from "./start-entry.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const dist = join(ROOT, DIST_DIR);
@@ -47,6 +56,14 @@ if (args.has("--if-stale")) {
   }
   const state = bundleState(ROOT, {});
   if (state.isFresh && snapshotFits(dist, ROOT)) {
+    // A fresh bundle beside a blob of Node alone: the last build could not build the snapshot (it failed, saying
+    // why). Said even with --quiet, at each start: every one of them is slower for it.
+    if (snapshotRecord(dist)?.kind === "node-only") {
+      process.stderr.write(
+        "bin/build.js: warning: dist/ has no start-up snapshot (its last build could not build one: `npm run build` " +
+          "says why); the gateway starts from dist/ without it\n",
+      );
+    }
     say("dist/ is up to date");
     process.exit(0);
   }
@@ -239,7 +256,11 @@ const snapshot = await buildFullSnapshot(esbuild, {
   builtAtMs,
   minify: !args.has("--no-minify"),
 });
-if (!snapshot.isBuilt) {
+// dist/ is still written, with a blob of Node alone (npm start works, without the snapshot), but a build asked for
+// (`npm run build`, the Dockerfile) fails at its end: a snapshot that stopped being built costs every start its
+// CPU (bench/README.md section 36), and an exit status of 0 let nobody see it.
+const isSnapshotFailed = !snapshot.isBuilt;
+if (isSnapshotFailed) {
   process.stderr.write(`bin/build.js: no start-up snapshot: ${snapshot.message}\n`);
   buildNodeOnlySnapshot(staging, ROOT);
 }
@@ -338,3 +359,17 @@ say(
     `${(bytes / 1024).toFixed(0)} KiB with source maps, from ${sources.length} source files and ` +
     `${Object.keys(packages).length} packages`,
 );
+if (isSnapshotFailed && args.has("--if-stale")) {
+  // npm start's prestart (and bin/warm-caches.js): the start goes on, from dist/ without the snapshot.
+  process.stderr.write(
+    "bin/build.js: warning: the gateway starts from dist/ without a start-up snapshot (why: above)\n",
+  );
+} else if (isSnapshotFailed) {
+  const line = "=".repeat(100);
+  process.stderr.write(
+    `${line}\nbin/build.js: BUILD FAILED: the start-up snapshot could not be built (why: above). dist/ was written ` +
+      "with a blob of Node alone, from which `npm start` runs dist/ without the snapshot; fix the cause and build " +
+      `again.\n${line}\n`,
+  );
+  process.exit(1);
+}
