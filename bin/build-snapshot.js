@@ -13,7 +13,7 @@ import { readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync 
 import { SourceMap } from "node:module";
 import { join, relative, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { bundleOptions, EXTERNAL_PACKAGES } from "./bundle-plugins.js";
+import { bundleOptions } from "./bundle-plugins.js";
 import { REPORT_HEADING } from "./snapshot-guard.js";
 import { READ_AT_BUILD, SNAPSHOT_BLOB, SNAPSHOT_RECORD, snapshotRecord } from "./start-entry.js";
 
@@ -257,19 +257,6 @@ const getBuiltinAsRequire = {
 };
 
 /**
- * fast-json-stringify stays out, but not `fast-json-stringify/lib/serializer`, which Fastify's error serializer
- * requires when it loads (esbuild's `external` takes a package's subpaths too): run at build time from node_modules,
- * it is user-land CommonJS, after which Node refuses to start from the snapshot (ERR_INTERNAL_ASSERTION,
- * `!hasStartedUserCJSExecution()` in initializeModuleLoaders).
- */
-const onlyBareExternals = {
-  name: "only-bare-externals",
-  setup(build) {
-    build.onResolve({ filter: /^fast-json-stringify$/ }, (args) => ({ path: args.path, external: true }));
-  },
-};
-
-/**
  * Builds dir/snapshot.cjs (from bin/snapshot-main.js) and dir/snapshot.blob for the project at `root`; `inputs`:
  * the script's (esbuild's metafile, relative to `root`), for dist/build.json.
  * `builtAtMs`: taken before any input was read (bin/build.js), as dist/build.json's.
@@ -291,12 +278,12 @@ export async function buildFullSnapshot(esbuild, { dir, root, builtAtMs, minify 
         root,
         minify,
         standIns: new Map(),
-        first: [unsnapshottableBuiltins, getBuiltinAsRequire, onlyBareExternals],
+        first: [unsnapshottableBuiltins, getBuiltinAsRequire],
       }),
       define: { "import.meta.url": JSON.stringify(pathToFileURL(seenAs).href) },
-      external: EXTERNAL_PACKAGES.filter((name) => name !== "fast-json-stringify"),
       // The script's own `require` loads built-ins only; anything else (prom-client, ioredis, the stand-ins' packages)
-      // is required through module.createRequire, once deserialized (at build time nothing may be: onlyBareExternals).
+      // is required through module.createRequire, once deserialized (at build time nothing may be: bin/bundle-plugins.js
+      // onlyBareExternals).
       banner: {
         js: `var require = ((builtin) => { let user; const load = () => (user ??= builtin("node:module").createRequire(${JSON.stringify(seenAs)})); return Object.assign((id) => (builtin("node:module").isBuiltin(id) ? builtin(id) : load()(id)), { resolve: (id, options) => load().resolve(id, options) }); })(require);`,
       },

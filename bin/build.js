@@ -16,7 +16,7 @@ import { mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:
 import { dirname, join, normalize } from "node:path";
 import { fileURLToPath } from "node:url";
 import { buildFullSnapshot, buildNodeOnlySnapshot, ensureStartableSnapshot, snapshotFits } from "./build-snapshot.js";
-import { bundleOptions, EXTERNAL_PACKAGES } from "./bundle-plugins.js";
+import { bundleOptions } from "./bundle-plugins.js";
 import { standInPackageDirs } from "./lazy-packages.js";
 import {
   BUILD_MANIFEST,
@@ -236,8 +236,6 @@ try {
       first: [lazyBuiltins(["http2", "https"], /node_modules[\\/](fastify|undici)[\\/]/)],
       last: [fsWithoutNamespace],
     }),
-    // What loads only when used (bin/bundle-plugins.js).
-    external: EXTERNAL_PACKAGES,
     // CommonJS packages inside an ES module bundle call `require` for Node's built-in modules.
     banner: {
       js: 'import { createRequire as __gatewayRequire } from "node:module"; const require = __gatewayRequire(import.meta.url);',

@@ -15,6 +15,20 @@ export const EXTERNAL_PACKAGES = [
   "light-my-request",
 ];
 
+/**
+ * fast-json-stringify stays out, but not `fast-json-stringify/lib/serializer`, which Fastify's error serializer
+ * requires when it loads (esbuild's `external` takes a package's subpaths too). Left out, dist/ required it from
+ * node_modules at every start (dist/ was not whole without them); in the snapshot's script, run at build time from
+ * node_modules, it is user-land CommonJS, after which Node refuses to start from the snapshot (ERR_INTERNAL_ASSERTION,
+ * `!hasStartedUserCJSExecution()` in initializeModuleLoaders).
+ */
+const onlyBareExternals = {
+  name: "only-bare-externals",
+  setup(build) {
+    build.onResolve({ filter: /^fast-json-stringify$/ }, (args) => ({ path: args.path, external: true }));
+  },
+};
+
 /** Who gets bin/lazy-assert.cjs for `node:assert` (lazyAssert). */
 export const ASSERT_IMPORTERS = /node_modules[\\/](fastify|find-my-way|sonic-boom|thread-stream|undici)[\\/]/;
 
@@ -57,8 +71,9 @@ export const withoutZodLocales = {
  * character in a module makes V8 hold its whole source as two-byte text, twice the memory, and decode it more
  * slowly), licence comments in *.LEGAL.txt, a linked source map (not read at run time; for reading a minified stack
  * trace) and esbuild's metafile (the inputs dist/build.json records). `minify: false` keeps names readable in CPU
- * profiles and heap snapshots. Plugins: `first`, then the shared stand-ins (lazyAssert, bin/lazy-packages.js's, which
- * records its packages in `standIns`, withoutZodLocales), then `last`; esbuild asks them in that order.
+ * profiles and heap snapshots. EXTERNAL_PACKAGES left out (fast-json-stringify's subpaths bundled). Plugins: `first`,
+ * then the shared ones (onlyBareExternals, lazyAssert, bin/lazy-packages.js's stand-ins, which records its packages
+ * in `standIns`, withoutZodLocales), then `last`; esbuild asks them in that order.
  */
 export function bundleOptions({ root, minify, standIns, first = [], last = [] }) {
   return {
@@ -72,8 +87,10 @@ export function bundleOptions({ root, minify, standIns, first = [], last = [] })
     logLevel: "warning",
     charset: "ascii",
     legalComments: "external",
+    external: EXTERNAL_PACKAGES.filter((name) => name !== "fast-json-stringify"),
     plugins: [
       ...first,
+      onlyBareExternals,
       lazyAssert(ASSERT_IMPORTERS),
       lazyPackages(LAZY_PACKAGE_NAMES, LAZY_PACKAGE_IMPORTERS, root, standIns),
       withoutZodLocales,
