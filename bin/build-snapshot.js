@@ -68,7 +68,8 @@ function removeLeftovers(dir) {
   }
 }
 
-function isRunning(pid) {
+/** Whether process `pid` runs: a build's leftovers (here, and bin/build.js's staging folders) are named by its pid. */
+export function isRunning(pid) {
   try {
     process.kill(pid, 0);
     return true;

@@ -15,7 +15,13 @@
 import { mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, normalize } from "node:path";
 import { fileURLToPath } from "node:url";
-import { buildFullSnapshot, buildNodeOnlySnapshot, ensureStartableSnapshot, snapshotFits } from "./build-snapshot.js";
+import {
+  buildFullSnapshot,
+  buildNodeOnlySnapshot,
+  ensureStartableSnapshot,
+  isRunning,
+  snapshotFits,
+} from "./build-snapshot.js";
 import { bundleOptions } from "./bundle-plugins.js";
 import { standInPackageDirs } from "./lazy-packages.js";
 import {
@@ -113,16 +119,6 @@ function removeLeftovers() {
     if (match === null) continue;
     const pid = Number(match[1]);
     if (pid === process.pid || !isRunning(pid)) rmSync(join(dirname(dist), name), { recursive: true, force: true });
-  }
-}
-
-function isRunning(pid) {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    // EPERM: a process of another user holds that pid; its folder is not ours to judge.
-    return error.code === "EPERM";
   }
 }
 
