@@ -31,7 +31,9 @@ RUN node bin/build.js
 FROM node:24-slim
 ENV NODE_ENV=production HOST=0.0.0.0 PORT=12345
 # glibc gives each thread that allocates its own malloc arena; two are enough for Node's few threads and keep
-# ~15 MB off the RSS under load (171-181 vs 155-163 MB after 64-connection loads in `npm run bench -- --quick`).
+# ~15 MB off the RSS under load (171-181 vs 155-163 MB after 64-connection loads in `npm run bench -- --quick`; 131 vs
+# 143 MB, every one of 10 interleaved rounds lower, bench/README.md section 37). Only the environment can set it: glibc
+# reads it once, before any JavaScript runs.
 ENV MALLOC_ARENA_MAX=2
 WORKDIR /app
 COPY --from=dependencies /app/node_modules ./node_modules

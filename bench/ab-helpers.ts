@@ -197,12 +197,32 @@ export async function startGateway(options: {
   );
   closeSync(logFd);
   const pid = child.pid as number;
-  const deadline = Date.now() + 20000;
+  const deadline = Date.now() + 60000; // generous: other sessions share the two cores (a start took 9 s at load average 14)
   while ((await health(port)) !== 200) {
     if (Date.now() > deadline || child.exitCode !== null) throw new Error(`not ready: ${dir}`);
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
   return { pid, port, child, readyMs: performance.now() - t0 };
+}
+
+/**
+ * A variant's own Node flags and environment, after `|` in its text (`dir|--v8-pool-size=2|MALLOC_ARENA_MAX=2`): a
+ * part starting with `-` goes on Node's command line, `NAME=value` into the environment. `base` is the text before
+ * the first `|` (the checkout, with the script's own suffixes).
+ */
+export function variantExtras(text: string): {
+  readonly base: string;
+  readonly nodeArgs: string[];
+  readonly env: Record<string, string>;
+} {
+  const [base = text, ...parts] = text.split("|");
+  const nodeArgs = parts.filter((part) => part.startsWith("-"));
+  const env = Object.fromEntries(
+    parts
+      .filter((part) => !part.startsWith("-"))
+      .map((part) => [part.slice(0, part.indexOf("=")), part.slice(part.indexOf("=") + 1)]),
+  );
+  return { base, nodeArgs, env };
 }
 
 export function median(xs: readonly number[]): number {

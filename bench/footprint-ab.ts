@@ -8,8 +8,9 @@
 // Each checkout starts as its `npm start` does: from its start-up snapshot (`node --snapshot-blob dist/snapshot.blob`,
 // after its `bin/build.js --if-stale`, npm's prestart; bench/README.md section 36), or without one for a checkout
 // from before it. --no-snapshot starts every checkout without it (`node bin/llm-gateway.js`, its bundle or sources);
-// a variant `dir::none` that one alone, and `dir::blob` from the given blob.
-import { spawnSync } from "node:child_process";
+// a variant `dir::none` that one alone, and `dir::blob` from the given blob. A variant's own Node flags and environment
+// follow `|` (`dir|--v8-pool-size=2|MALLOC_ARENA_MAX=2`, ab-helpers.ts `variantExtras`): one checkout, several starts.
+import { type ChildProcess, spawnSync } from "node:child_process";
 import { once } from "node:events";
 import { mkdtempSync } from "node:fs";
 import { request as httpRequest } from "node:http";
@@ -26,6 +27,7 @@ import {
   startGateway,
   startMock,
   statusKb,
+  variantExtras,
   wrk as wrkIn,
 } from "./ab-helpers.ts";
 
@@ -62,11 +64,12 @@ function chat(port: number, body: string): Promise<number> {
   });
 }
 
-const firstDir = (positionals[0] as string).split("::")[0] as string;
+const firstDir = variantExtras(positionals[0] as string).base.split("::")[0] as string;
 /** Each variant's Node flags before bin/llm-gateway.js: from its snapshot as `npm start`, built before any round. */
 const startArgs = new Map(
   positionals.map((variant) => {
-    const [dir = variant, blob] = variant.split("::");
+    const { base } = variantExtras(variant);
+    const [dir = base, blob] = base.split("::");
     if (blob === "none" || (blob === undefined && values["no-snapshot"])) return [variant, []];
     return [variant, blob === undefined ? npmStartNodeArgs(dir) : ["--snapshot-blob", blob]];
   }),
@@ -88,18 +91,25 @@ type Row = {
   secondCpu?: number;
 };
 const results = new Map<string, Row[]>();
+// The gateway being measured: stopped with this script, also when a start times out or the run is interrupted (a
+// thrown error left it running, holding a core).
+let current: ChildProcess | undefined;
+process.on("exit", () => current?.kill("SIGKILL"));
+for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => process.exit(130));
 
 async function one(variant: string): Promise<Row> {
-  const [dir = variant] = variant.split("::");
-  const vdir = join(work, variant.replaceAll("/", "_").replaceAll(":", "_"));
+  const extras = variantExtras(variant);
+  const [dir = extras.base] = extras.base.split("::");
+  const vdir = join(work, variant.replaceAll(/[/:|=]/g, "_"));
   const started = await startGateway({
     dir,
     variantDir: vdir,
     mockPort,
-    env: extraEnv,
-    nodeArgs: [...(values["node-arg"] as string[]), ...(startArgs.get(variant) ?? [])],
+    env: { ...extraEnv, ...extras.env },
+    nodeArgs: [...(values["node-arg"] as string[]), ...extras.nodeArgs, ...(startArgs.get(variant) ?? [])],
   });
   const { pid, port, child } = started;
+  current = child;
   const ready = started.readyMs;
   const cpu = cpuMs(pid);
   await sleep(1000);
@@ -182,7 +192,8 @@ for (const [dir, rows] of results) {
     });
     return `${k} ${median(ds).toFixed(1)} (${Math.min(...ds).toFixed(1)}..${Math.max(...ds).toFixed(1)}, ${ds.filter((d) => d < 0).length}/${ds.length} lower)`;
   };
-  process.stdout.write(`${dir} - ${positionals[0]} paired: ${paired("cpu")}; ${paired("idle")}\n`);
+  const loaded = rows.some((row) => row.loaded !== undefined) ? `; ${paired("loaded")}` : "";
+  process.stdout.write(`${dir} - ${positionals[0]} paired: ${paired("cpu")}; ${paired("idle")}${loaded}\n`);
 }
 mock.kill("SIGKILL");
 process.exit(0);

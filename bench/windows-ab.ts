@@ -3,7 +3,8 @@
 // the order rotated every window, so that a shared machine's drift lands on all of them. CPU per request is the
 // gateway's every thread's run time over the window (schedstat) divided by the requests `wrk` completed; each
 // variant is compared with the first by the median of the per-window ratios (bench/README.md, sections 8 and 35).
-// A variant is a checkout directory, optionally `@` a YAML file appended to its config (`dir@lean.yaml`).
+// A variant is a checkout directory, optionally `@` a YAML file appended to its config (`dir@lean.yaml`), then its own
+// Node flags and environment after `|` (`dir|--v8-pool-size=2|MALLOC_ARENA_MAX=2`, ab-helpers.ts `variantExtras`).
 // With --threads, also each kind of thread's CPU per request (the main thread, V8's workers, the thread pool).
 // usage: node bench/windows-ab.ts [--windows N] [--window-s S] [--workload stream|json] [--connections C] [--threads]
 //        variant...
@@ -19,6 +20,7 @@ import {
   type StartedGateway,
   startGateway,
   startMock,
+  variantExtras,
   wrk,
 } from "./ab-helpers.ts";
 
@@ -38,10 +40,11 @@ const body = BODIES[workload];
 const connections = Number(values.connections ?? (workload === "json" ? 64 : 32));
 const windowS = Number(values["window-s"]);
 const work = mkdtempSync(join(tmpdir(), "windows-ab-"));
-const variants = positionals.map((text, index) => {
+const variants = positionals.map((label, index) => {
+  const { base: text, nodeArgs, env } = variantExtras(label);
   const at = text.indexOf("@");
   const dir = at === -1 ? text : text.slice(0, at);
-  return { label: text, dir, extraYaml: at === -1 ? "" : readFileSync(text.slice(at + 1), "utf8"), index };
+  return { label, dir, extraYaml: at === -1 ? "" : readFileSync(text.slice(at + 1), "utf8"), index, nodeArgs, env };
 });
 if (variants.length < 2) throw new Error("usage: node bench/windows-ab.ts [options] variantA variantB ...");
 
@@ -54,6 +57,8 @@ for (const variant of variants) {
       variantDir: join(work, `v${variant.index}`),
       mockPort: mock.port,
       extraYaml: variant.extraYaml,
+      nodeArgs: variant.nodeArgs,
+      env: variant.env,
     }),
   );
 }

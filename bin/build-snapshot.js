@@ -13,7 +13,7 @@ import { readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync 
 import { SourceMap } from "node:module";
 import { join, relative, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { bundleOptions } from "./bundle-plugins.js";
+import { bundleOptions, nonAsciiOutputs } from "./bundle-plugins.js";
 import { REPORT_HEADING } from "./snapshot-guard.js";
 import { READ_AT_BUILD, SNAPSHOT_BLOB, SNAPSHOT_RECORD, snapshotRecord } from "./start-entry.js";
 
@@ -292,6 +292,12 @@ export async function buildFullSnapshot(esbuild, { dir, root, builtAtMs, minify 
   } catch {
     // esbuild has printed what it could not build.
     return { isBuilt: false, message: "esbuild could not build the snapshot's script", inputs: [] };
+  }
+  const nonAscii = nonAsciiOutputs(result.metafile, root);
+  if (nonAscii.length > 0) {
+    // Every start would hold the script's source as two-byte text (bin/bundle-plugins.js).
+    const message = `characters above ASCII in the snapshot's script, escape them in the source: ${nonAscii.join(", ")}`;
+    return { isBuilt: false, message, inputs: [] };
   }
   const inputs = Object.keys(result.metafile.inputs);
   const built = buildBlob(dir, root, join(dir, "snapshot.cjs"), "full", builtAtMs);

@@ -22,7 +22,7 @@ import {
   isRunning,
   snapshotFits,
 } from "./build-snapshot.js";
-import { bundleOptions } from "./bundle-plugins.js";
+import { bundleOptions, nonAsciiOutputs } from "./bundle-plugins.js";
 import { standInPackageDirs } from "./lazy-packages.js";
 import {
   BUILD_MANIFEST,
@@ -240,6 +240,12 @@ try {
 } catch {
   // esbuild has printed what it could not build.
   noBundle(undefined);
+}
+// esbuild's `charset: "ascii"` leaves regular expressions as written: one character above ASCII doubles what V8 holds
+// of that file's source (bin/bundle-plugins.js).
+const nonAscii = nonAsciiOutputs(result.metafile, ROOT);
+if (nonAscii.length > 0) {
+  noBundle(`bin/build.js: characters above ASCII in the bundle, escape them in the source: ${nonAscii.join(", ")}`);
 }
 // The start-up snapshot, from the same sources (bin/build-snapshot.js); without it, a blob of Node alone, from which
 // `npm start` runs dist/ as `node bin/llm-gateway.js` does. Its script's inputs (bin/snapshot-main.js, and a subpath of

@@ -1,6 +1,8 @@
 // The esbuild set-up that bin/build.js's bundle (dist/) and bin/build-snapshot.js's script (dist/snapshot.cjs) share:
 // what stays out of a bundle, what gets a stand-in, and the options both build with. Kept in one place so that the
 // snapshot a start deserializes is built as the bundle it stands for, not by a copy that drifted.
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { lazyPackages } from "./lazy-packages.js";
 
@@ -97,4 +99,26 @@ export function bundleOptions({ root, minify, standIns, first = [], last = [] })
       ...last,
     ],
   };
+}
+
+/**
+ * Where the JavaScript files esbuild wrote (its metafile's outputs, relative to `root`) hold a character above ASCII:
+ * "file:line:column U+XXXX", one per file. `charset: "ascii"` escapes strings, templates and identifiers but leaves a
+ * regular expression's characters as they are (esbuild 0.28), and one such character makes V8 hold the whole file's
+ * source as two-byte text: the start-up snapshot's script (1.8 MB) took 3.6 MB of every start's heap for a `…` and a
+ * Chinese error text in two regular expressions (bench/README.md section 37). Escape it in the source (`\u2026`).
+ */
+export function nonAsciiOutputs(metafile, root) {
+  const found = [];
+  for (const output of Object.keys(metafile.outputs)) {
+    if (!/\.[cm]?js$/.test(output)) continue;
+    const text = readFileSync(join(root, output), "utf8");
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: the range is the point
+    const at = text.search(/[^\x00-\x7f]/);
+    if (at === -1) continue;
+    const before = text.slice(0, at).split("\n");
+    const code = (text.codePointAt(at) ?? 0).toString(16).toUpperCase().padStart(4, "0");
+    found.push(`${output}:${before.length}:${(before.at(-1)?.length ?? 0) + 1} U+${code}`);
+  }
+  return found;
 }

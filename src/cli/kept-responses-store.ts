@@ -6,11 +6,8 @@ import type { Clock } from "../clock.ts";
 import type { GatewayConfig } from "../config/types.ts";
 import type { Logger } from "../pipeline/gateway-runtime.ts";
 import { randomIds } from "../protocols/ids.ts";
-import {
-  type ConversationRows,
-  ConversationRowsInMemory,
-  Conversations,
-} from "../protocols/responses/conversations.ts";
+import { ConversationRowsInMemory } from "../protocols/responses/conversation-rows-memory.ts";
+import { type ConversationRows, Conversations } from "../protocols/responses/conversations.ts";
 import { inMemory, inRows, type KeptResponses } from "../protocols/responses/kept-responses.ts";
 import { ResponseStore } from "../protocols/responses/response-store.ts";
 import type { KeptResponsesStatus } from "../server/health-state.ts";

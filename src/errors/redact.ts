@@ -199,9 +199,12 @@ export function redactKeyShaped(text: string): string {
   return redacted.endsWith(ELLIPSIS) ? redacted.replace(CUT_KEY_SHAPED, `${REDACTED}${ELLIPSIS}`) : redacted;
 }
 
-/** A key prefix and at least 4 more key characters right before a cut's `…`. */
+/**
+ * A key prefix and at least 4 more key characters right before a cut's `…` (escaped, `\u2026`: a non-ASCII character
+ * in a regular expression stays in the bundle as it is, bin/bundle-plugins.js `nonAsciiOutputs`).
+ */
 const CUT_KEY_SHAPED =
-  /\b(?:(?:sk|pk|rk)-|gsk_|hf_|nvapi-|AIza|gh[pousr]_|github_pat_|xai-|csk-|Bearer\s+)[A-Za-z0-9._~+/=-]{4,}…$/i;
+  /\b(?:(?:sk|pk|rk)-|gsk_|hf_|nvapi-|AIza|gh[pousr]_|github_pat_|xai-|csk-|Bearer\s+)[A-Za-z0-9._~+/=-]{4,}\u2026$/i;
 
 /**
  * Every literal prefix of KEY_SHAPED (case-sensitive, as there), and the word of BEARER_TOKEN in any case: one

@@ -1,6 +1,12 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { clearOutgrownWindow, learnedLimitsOf, learnStatedWindow } from "./learned-context.ts";
+import {
+  clearOutgrownWindow,
+  LEARNED_CONTEXT_TRUST_MS,
+  learnedLimitsOf,
+  learnedWindowOf,
+  learnStatedWindow,
+} from "./learned-context.ts";
 import { RefusedFeatures } from "./refused-features.ts";
 
 const HOUR = 3_600_000;
@@ -23,6 +29,21 @@ describe("a context window a refusal stated", () => {
       learnedLimitsOf({ contextTokens: undefined, maxOutputTokens: undefined }, book, "beta/m", 1).contextTokens,
       700,
     );
+  });
+
+  test("applied for LEARNED_CONTEXT_TRUST_MS from its refusal, then tried again: refused again, learned afresh", () => {
+    const book = new RefusedFeatures(6 * HOUR);
+    learnStatedWindow(book, KEY, 5000, { limitTokens: 500 }, "too long", 0);
+    assert.equal(LEARNED_CONTEXT_TRUST_MS, HOUR);
+    assert.equal(learnedLimitsOf(LISTED, book, KEY, HOUR - 1).contextTokens, 500);
+    // The fit keeps every longer prompt from the deployment, so no success could end it: past its hour the listed
+    // window is read again, and the next longer prompt is the re-trial (before, the window held for the whole 6 h).
+    assert.deepEqual(learnedLimitsOf(LISTED, book, KEY, HOUR), LISTED);
+    // The lesson is kept (shown, shared) until its own end; the refusal of the re-trial restarts its hour.
+    assert.equal(learnedWindowOf(book, KEY, HOUR)?.limitTokens, 500);
+    learnStatedWindow(book, KEY, 5000, { limitTokens: 500 }, "too long again", HOUR + 10);
+    assert.equal(learnedLimitsOf(LISTED, book, KEY, 2 * HOUR).contextTokens, 500);
+    assert.deepEqual(learnedLimitsOf(LISTED, book, KEY, 2 * HOUR + 10), LISTED);
   });
 
   test("two refusals keep the smaller window; an output limit as large as the window makes it shared", () => {

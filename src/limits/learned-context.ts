@@ -6,7 +6,9 @@
 // window + 1 (a prompt of that many tokens or more is refused), so that the state file, Redis sharing, the lesson's
 // lifetime (`cooldowns.unsupported_feature_ms`), `POST /admin/cooldowns/reset` and a reload's forgetting apply as they
 // do to every refused feature, two lessons that both hold keep the smaller window, and a success whose reported prompt
-// was larger than the window ends it (`unlearn` with the prompt as the size: the provider was upgraded). Pure.
+// was larger than the window ends it (`unlearn` with the prompt as the size: the provider was upgraded). Applied for
+// LEARNED_CONTEXT_TRUST_MS from its refusal, then tried again; kept apart from the book's bound on feature lessons
+// (refused-features.ts isGatewayLesson). Pure.
 
 import type { FeatureRefusal, RefusedFeatures } from "./refused-features.ts";
 import type { StatedContext } from "./stated-context.ts";
@@ -16,6 +18,17 @@ import type { StatedContext } from "./stated-context.ts";
  * carries, so the router never ranks a candidate last for it; only the context fit reads it (`learnedLimitsOf`).
  */
 export const CONTEXT_WINDOW_FEATURE = "x_gateway_context_window";
+
+/**
+ * How long a learned window keeps longer prompts from the deployment: 1 h from the refusal that taught it (not the
+ * lesson's `cooldowns.unsupported_feature_ms`, 6 h by default). The fit keeps every longer prompt away, so no success
+ * could end the lesson: a provider that raised its window (or a refusal that misstated it) was held to it for the whole
+ * lifetime. Past this, the listed window is read again and the next longer prompt is the re-trial: refused stating the
+ * window again, the lesson is learned afresh (its hour restarts) and the request fails over as the first did, one
+ * refused call an hour; answered, the success ends the lesson (clearOutgrownWindow). As the embeddings input limit's
+ * LEARNED_INPUTS_TRUST_MS (pipeline/embeddings-chunks.ts).
+ */
+export const LEARNED_CONTEXT_TRUST_MS = 60 * 60_000;
 
 /** A deployment's context limits as the fit check reads them (router/context-fit.ts ContextLimits). */
 export interface ContextWindowLimits {
@@ -41,7 +54,7 @@ export function learnedWindowOf(
 
 /**
  * The limits the fit check reads: `limits` (as listed, or as calibration made them: PromptCalibration.limitsFor),
- * with the window a refusal stated when it is smaller. An output limit as large as that window or larger cannot be a
+ * with the window a refusal stated when it is smaller and was learned less than LEARNED_CONTEXT_TRUST_MS ago. An output limit as large as that window or larger cannot be a
  * separate one: the window is then read as shared with the output, as the refusals word it ("maximum context length").
  */
 export function learnedLimitsOf(
@@ -51,7 +64,7 @@ export function learnedLimitsOf(
   nowMs: number,
 ): LearnedWindowLimits {
   const learned = learnedWindowOf(book, deploymentKey, nowMs);
-  if (learned === undefined) return limits;
+  if (learned === undefined || nowMs >= learned.atMs + LEARNED_CONTEXT_TRUST_MS) return limits;
   const { limitTokens } = learned;
   if (limits.contextTokens !== undefined && limits.contextTokens <= limitTokens) return limits;
   const maxOutputTokens =

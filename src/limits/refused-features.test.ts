@@ -166,6 +166,20 @@ test("past the bound the lesson learned earliest goes, also when an older one wa
   assert.equal(book.refusalsOf("a", 2_000).length, MAX_REFUSALS_PER_DEPLOYMENT);
 });
 
+test("the gateway's own lessons (`x_gateway_*`, the learned context window) are kept apart from the bound", () => {
+  const book = new RefusedFeatures(HOUR_MS);
+  book.learn("a", "x_gateway_context_window", "r", 0, undefined, 501);
+  for (let index = 0; index < MAX_REFUSALS_PER_DEPLOYMENT; index++) book.learn("a", `key${index}`, "r", 1 + index);
+  // Before, the window (learned first) was pushed out by the 32nd feature; and, kept, it would push out key0.
+  assert.equal(book.refusalOf("a", ["x_gateway_context_window"], 100)?.minEntries, 501);
+  assert.equal(book.refusalOf("a", ["key0"], 100)?.feature, "key0");
+  assert.equal(book.refusalsOf("a", 100).length, MAX_REFUSALS_PER_DEPLOYMENT + 1);
+  // A 33rd feature lesson pushes out the oldest feature lesson, not the window.
+  book.learn("a", "tools", "r", 200);
+  assert.equal(book.refusalOf("a", ["key0"], 200), undefined);
+  assert.equal(book.refusalOf("a", ["x_gateway_context_window"], 200)?.minEntries, 501);
+});
+
 test("export and import: lessons that hold, by deployment; ended and malformed ones are skipped", () => {
   const book = new RefusedFeatures(HOUR_MS);
   book.learn("a", "tools", "r", 0);

@@ -54,6 +54,19 @@ function entriesOf(sizes: FeatureSizes | undefined, feature: string): number {
 export const MAX_REFUSALS_PER_DEPLOYMENT = 32;
 
 /**
+ * Lessons the gateway names itself (the learned context window, learned-context.ts), never a body key a client sent:
+ * a fixed few per deployment, so they are kept apart from MAX_REFUSALS_PER_DEPLOYMENT, which bounds the lessons about
+ * request features. Before 2026-12-07 they counted toward it: 32 feature lessons pushed out a window learned first, and
+ * a kept window pushed out a real feature's lesson. The prefix is router/request-features.ts' GATEWAY_PREFIX, which no
+ * request feature carries. The Redis script keeps the same rule (state/redis-lua-writes.ts SHARE_REFUSAL_LUA).
+ */
+export const GATEWAY_LESSON_PREFIX = "x_gateway_";
+
+export function isGatewayLesson(feature: string): boolean {
+  return feature.startsWith(GATEWAY_LESSON_PREFIX);
+}
+
+/**
  * What changed in the book by this process's own doing, for a shared store to pass on: a lesson learned, features a
  * success showed the deployment takes, a deployment forgotten by a reload, the admin reset.
  */
@@ -138,7 +151,7 @@ export class RefusedFeatures extends DirtyTracked {
     this.#keep(deploymentKey, kept, nowMs);
   }
 
-  /** Stores a lesson, dropping the deployment's ended ones, and its oldest past MAX_REFUSALS_PER_DEPLOYMENT. */
+  /** Stores a lesson, dropping the deployment's ended ones, and its oldest feature lesson past MAX_REFUSALS_PER_DEPLOYMENT. */
   #keep(deploymentKey: string, refusal: FeatureRefusal, nowMs: number): void {
     let refusals = this.#byDeployment.get(deploymentKey);
     if (refusals === undefined) {
@@ -149,10 +162,9 @@ export class RefusedFeatures extends DirtyTracked {
     refusals.delete(refusal.feature);
     refusals.set(refusal.feature, refusal);
     // By when each was learned, not by the map's order: an adopted lesson may be older than those kept here.
-    while (refusals.size > MAX_REFUSALS_PER_DEPLOYMENT) {
-      let oldest: FeatureRefusal | undefined;
-      for (const kept of refusals.values()) if (oldest === undefined || kept.atMs < oldest.atMs) oldest = kept;
-      if (oldest === undefined) break;
+    const features = [...refusals.values()].filter((kept) => !isGatewayLesson(kept.feature));
+    features.sort((a, b) => a.atMs - b.atMs);
+    for (const oldest of features.slice(0, Math.max(0, features.length - MAX_REFUSALS_PER_DEPLOYMENT))) {
       refusals.delete(oldest.feature);
     }
   }

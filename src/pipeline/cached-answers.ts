@@ -215,8 +215,10 @@ export function keepAnswer(request: PipelineRequest, result: JsonResult, headers
   const { runtime, snapshot, cacheKey: key } = request;
   if (key === undefined) return;
   if (request.context.cacheDirective?.mode !== "no-cache") headers["x-gateway-cache"] = "miss";
-  // An answer under an output limit the gateway chose (upstream/affordable-retry.ts) is not the request's to give again.
-  if (result.status !== 200 || result.isOutputLimitChosen === true || !isWorthKeeping(request)) return;
+  // An answer under an output limit the gateway chose (upstream/affordable-retry.ts) is not the request's to give again,
+  // nor part of one (a chunked embeddings batch answered in part: `x-gateway-partial: allow`).
+  if (result.status !== 200 || result.isOutputLimitChosen === true || result.isPartial === true) return;
+  if (!isWorthKeeping(request)) return;
   const nowMs = runtime.clock.now();
   runtime.answers.put(key, keptAnswer(request, result, "json", result.bodyText, nowMs), snapshot.config.cache, nowMs);
 }

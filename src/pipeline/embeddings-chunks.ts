@@ -7,6 +7,8 @@
 
 import { isoTime } from "../clock.ts";
 import { RateLimitedError } from "../errors/gateway-error.ts";
+import { renderError, toGatewayError } from "../errors/render-error.ts";
+import { isRecord } from "../is-record.ts";
 import type { RefusedFeatures } from "../limits/refused-features.ts";
 import type { Deployment } from "../providers/catalog.ts";
 import type { RouteCandidate, RoutePlan } from "../router/plan-route.ts";
@@ -34,6 +36,8 @@ export interface ChunkedOutcome extends ForwardOutcome {
   readonly result: JsonResult;
   readonly usage: TokenUsage | undefined;
   readonly chunks: readonly Deployment[];
+  /** Answered in part (`x-gateway-partial: allow`): the first `answered` of the batch's `inputs`. */
+  readonly partial?: { readonly answered: number; readonly inputs: number };
 }
 
 /**
@@ -48,8 +52,9 @@ export function chunkedServing(outcome: ForwardOutcome | ChunkedOutcome): {
   readonly chunkHeaders: Readonly<Record<string, string>>;
 } {
   if (!("chunks" in outcome)) return { cost: outcome.result.deployment.cost, chunks: undefined, chunkHeaders: {} };
-  const { chunks } = outcome;
+  const { chunks, partial } = outcome;
   const chunkHeaders = {
+    ...(partial === undefined ? {} : { "x-gateway-partial": `${partial.answered}/${partial.inputs}` }),
     "x-gateway-chunks": String(chunks.length),
     "x-gateway-chunk-providers": namesListed(chunks.map((deployment) => deployment.provider.settings.name)),
     "x-gateway-chunk-models": namesListed(chunks.map((deployment) => deployment.model.id)),
@@ -191,7 +196,9 @@ export function wholeBatchPlan(request: PipelineRequest, plan: RoutePlan, trace:
 /**
  * Sends the batch in the chunks `chunks` plans, one after the other (each waits in the route queue like a request
  * while its candidates' budgets are spent), every attempt into `trace`. Throws the first chunk's error that no
- * candidate could answer, its message naming the chunk: the client gets that one error, nothing of the chunks before.
+ * candidate could answer, its message naming the chunk: the client gets that one error, nothing of the chunks before;
+ * unless it allowed a partial answer (`x-gateway-partial: allow`) and chunks were answered before it: then their
+ * answer, marked partial (partialAnswer), with that error in it.
  */
 export async function forwardInChunks(
   request: PipelineRequest,
@@ -204,6 +211,8 @@ export async function forwardInChunks(
   let last: JsonResult | undefined;
   let start = 0;
   let plan = chunks;
+  /** The error of the chunk no candidate answered, when the client allowed a partial answer. */
+  let unanswered: unknown;
   for (let index = 0; index < plan.ends.length; index++) {
     // Before 2026-12-07 the chunks were planned once: the first chunk's usage raised its deployment's calibration
     // (a provider counting the estimate teaches 1.2), and the next one, planned to the whole tpm, got a 413, paid for.
@@ -212,7 +221,7 @@ export async function forwardInChunks(
     const end = plan.ends[index] as number;
     const body = { ...request.body, input: inputs.slice(start, end) };
     const chunk: PipelineRequest = { ...request, body, ...requestFactsOf(request.endpoint, body, false) };
-    let answer: ChunkAnswer;
+    let answer: ChunkAnswer | undefined;
     // A trace of its own: `routing.max_attempts` bounds each chunk's attempts (a batch of more chunks than it was
     // refused at the chunk past it), and a chunk's error lists its attempts, not the chunks' before it.
     const chunkTrace: ForwardTrace = { attempts: [], skips: [] };
@@ -225,25 +234,54 @@ export async function forwardInChunks(
       // The chunks answered without usage kept their reservations on their deployments: their attempts say so, and
       // the client is charged them too (segment-charge.ts clientCharge; before 2026-12-07 it counted them 0).
       countEstimatedAttempts(answers, trace.attempts);
-      throw failedChunk(error, { from: start, to: end, count: inputs.length, why: plan.why }, answers);
+      const isPartial = answers.length > 0 && request.context.allowsPartialAnswer === true;
+      const failed = { from: start, to: end, count: inputs.length, why: plan.why, isPartial };
+      const failure = failedChunk(error, failed, answers);
+      if (!isPartial) throw failure;
+      unanswered = failure;
     } finally {
       trace.attempts.push(...chunkTrace.attempts);
       trace.skips.push(...chunkTrace.skips);
     }
+    if (answer === undefined) break;
     answers.push(answer);
     start = end;
   }
   const usage = joinedUsage(answers);
   if (usage !== undefined) countEstimatedAttempts(answers, trace.attempts);
-  const bodyText = JSON.stringify(joinedAnswer(answers, usage));
+  const joined = joinedAnswer(answers, usage);
+  const partial = unanswered === undefined ? undefined : { answered: start, inputs: inputs.length };
+  const bodyText = JSON.stringify(partial === undefined ? joined : partialAnswer(joined, partial, unanswered));
   return {
     // The record says estimated when any chunk's usage is (before 2026-12-07 only the last chunk's flag was read).
-    result: { ...(last as JsonResult), bodyText, isUsageEstimated: usage?.isEstimated === true },
+    result: {
+      ...(last as JsonResult),
+      bodyText,
+      isUsageEstimated: usage?.isEstimated === true,
+      ...(partial === undefined ? {} : { isPartial: true }),
+    },
     attempts: [...trace.attempts],
     skips: [...trace.skips],
     usage: usage?.tokens,
     chunks: answers.map((answer) => answer.deployment),
+    ...(partial === undefined ? {} : { partial }),
   };
+}
+
+/**
+ * The answered chunks' answer when the client allowed a partial one (`x-gateway-partial: allow`) and a later chunk got
+ * no answer: their vectors (indexes from the batch's start) and usage, and `x_gateway.partial` saying how many of the
+ * inputs, from the first, were answered, and the error the rest got (as the client would have got it whole). Without
+ * it the client got that error alone and paid the answered chunks again when it sent the batch again.
+ */
+function partialAnswer(
+  joined: Record<string, unknown>,
+  partial: NonNullable<ChunkedOutcome["partial"]>,
+  error: unknown,
+): Record<string, unknown> {
+  const { message, type, code } = renderError(toGatewayError(error)).error;
+  const mark = isRecord(joined.x_gateway) ? joined.x_gateway : {};
+  return { ...joined, x_gateway: { ...mark, partial: { ...partial, error: { message, type, code } } } };
 }
 
 /** Rounds of a later chunk's wait for its budget: a bound on a loop whose every round plans (and may reserve). */
@@ -309,6 +347,8 @@ interface FailedChunk {
   readonly to: number;
   readonly count: number;
   readonly why: string;
+  /** The answered chunks are returned (a partial answer): the message does not say they are lost. */
+  readonly isPartial: boolean;
 }
 
 /**
@@ -319,7 +359,7 @@ interface FailedChunk {
  */
 function failedChunk(error: unknown, chunk: FailedChunk, answers: readonly ChunkAnswer[]): unknown {
   if (!(error instanceof Error)) return error;
-  const { from, to, count, why } = chunk;
+  const { from, to, count, why, isPartial } = chunk;
   const unsent =
     to < count ? `: the chunk of inputs ${from} to ${to - 1} failed and the ones after it were not sent` : "";
   let answered = "";
@@ -331,7 +371,8 @@ function failedChunk(error: unknown, chunk: FailedChunk, answers: readonly Chunk
     }
     chargedBeforeFailure.set(error, tokens);
     const total = tokens.promptTokens + tokens.completionTokens;
-    answered = `; inputs 0 to ${from - 1} were answered and charged (${total} tokens) but are not returned`;
+    const returned = isPartial ? ", returned in this partial answer" : " but are not returned";
+    answered = `; inputs 0 to ${from - 1} were answered and charged (${total} tokens)${returned}`;
   }
   error.message = `Inputs ${from} to ${count - 1} of ${count} (${why}) got no answer${unsent}${answered}: ${error.message}`;
   return error;

@@ -3,7 +3,6 @@
 // whole batch left every candidate out for good (budgets.ts: a request larger than a whole window never fits), so
 // it was refused whole with a 413, or queued for nothing, although chunks that each fit are served one after another
 // as the window slides (embeddings-chunks.ts forwardInChunks: each planned, reserved and charged as a request).
-import { RateLimitedError, RequestTooLargeError } from "../errors/gateway-error.ts";
 import { isNeverFit } from "../limits/budget-types.ts";
 import { estimateTextInputs } from "../limits/token-estimate.ts";
 import type { Deployment } from "../providers/catalog.ts";
@@ -17,6 +16,7 @@ import {
   forwardInChunks,
   knownMaxInputs,
 } from "./embeddings-chunks.ts";
+import { chunkDeploymentsOf, windowsRefusal } from "./embeddings-window-fit.ts";
 import type { PipelineRequest } from "./pipeline-types.ts";
 import { budgetCheckOf } from "./plan-checks.ts";
 
@@ -30,19 +30,30 @@ export function forwardIfChunked(
   trace: ForwardTrace,
   startedAtMs: number,
 ): Promise<ChunkedOutcome> | undefined {
-  const chunks = embeddingsChunks(request, plan);
+  let chunks: ChunkPlan | undefined;
+  try {
+    chunks = embeddingsChunks(request, plan);
+  } catch (error) {
+    // Rejected, not thrown: the pipeline reads a throw before any chunk promise as the whole batch's refusal by size
+    // and plans the request again to split it (handle-request.ts), which the refusal of the chunks would only repeat.
+    return Promise.reject(error);
+  }
   return chunks === undefined ? undefined : forwardInChunks(request, chunks, trace, startedAtMs);
 }
 
 /**
  * How an embeddings batch is split, else undefined (sent whole): by inputs when every candidate takes fewer than it
  * holds (embeddingsChunkSize), else by tokens when every candidate's token budgets are too small for it (tokenChunks).
- * Throws when the chunks by tokens cannot all be sent before `routing.total_timeout_ms` ends (dayBudgetRefusal).
+ * Throws when the candidates' budget windows cannot take every chunk before `routing.total_timeout_ms` ends
+ * (embeddings-window-fit.ts windowsRefusal), before any chunk is sent.
  */
 export function embeddingsChunks(request: PipelineRequest, plan: RoutePlan): ChunkPlan | undefined {
   const size = embeddingsChunkSize(request, plan);
-  if (size !== undefined) return countChunks((request.body.input as readonly unknown[]).length, size);
-  return tokenChunks(request, plan);
+  if (size === undefined) return tokenChunks(request, plan);
+  const chunks = countChunks((request.body.input as readonly unknown[]).length, size);
+  const batch = { chunks: chunks.ends.length, tokens: request.prompt.promptTokens, why: chunks.why };
+  windowsRefusal(request, chunkDeploymentsOf(plan), batch);
+  return chunks;
 }
 
 /**
@@ -67,7 +78,7 @@ function tokenChunks(request: PipelineRequest, plan: RoutePlan): ChunkPlan | und
   const total = tokens.reduce((sum, count) => sum + count, 0);
   const chunks = tokensPacked(request, tooSmall, tokens, 0);
   if (chunks === undefined) return undefined;
-  dayBudgetRefusal(request, tooSmall, total, chunks.why, request.runtime.clock.now());
+  windowsRefusal(request, chunkDeploymentsOf(plan), { chunks: chunks.ends.length, tokens: total, why: chunks.why });
   return chunks;
 }
 
@@ -144,47 +155,4 @@ function packed(tokens: readonly number[], mostTokens: number, mostInputs: numbe
   }
   ends.push(tokens.length);
   return ends;
-}
-
-/**
- * Refuses, before any chunk is sent, a batch whose tokens the candidates' day and month token budgets cannot hold
- * before `routing.total_timeout_ms` ends (what is left of each, summed over the candidates, until a reset after the
- * deadline): its first chunks would be paid and its last ones left for the next day. A 413 when even their whole
- * budgets are smaller than it, else a 429 with the time of the first reset. Minute and hour windows slide within the
- * request's time, so they are not counted here: a chunk that finds one spent waits (forwardInChunks).
- */
-function dayBudgetRefusal(
-  request: PipelineRequest,
-  deployments: readonly Deployment[],
-  total: number,
-  why: string,
-  nowMs: number,
-): void {
-  const { runtime, snapshot, record } = request;
-  const { totalTimeoutMs } = snapshot.config.routing;
-  const deadlineMs = record.startedAtMs + totalTimeoutMs;
-  let left = 0;
-  let whole = 0;
-  let resetAtMs = Number.POSITIVE_INFINITY;
-  const reasons: string[] = [];
-  for (const deployment of deployments) {
-    let tightest: { readonly remaining: number; readonly limit: number; readonly window: string } | undefined;
-    for (const scope of snapshot.budgetScopes[deployment.index] ?? []) {
-      for (const usage of runtime.budgets.usage(scope, nowMs)) {
-        const isCalendar = usage.window === "day" || usage.window === "month";
-        if (usage.unit !== "tokens" || !isCalendar || (usage.resetsAtMs ?? 0) <= deadlineMs) continue;
-        if (tightest === undefined || usage.remaining < tightest.remaining) tightest = usage;
-        resetAtMs = Math.min(resetAtMs, usage.resetsAtMs ?? resetAtMs);
-      }
-    }
-    // A candidate whose tokens no calendar window bounds could take the rest in time.
-    if (tightest === undefined) return;
-    left += tightest.remaining;
-    whole += tightest.limit;
-    reasons.push(`${deployment.key}: ${tightest.remaining} tokens left this ${tightest.window} of ${tightest.limit}`);
-  }
-  if (total <= left) return;
-  const message = `The embeddings batch of ${(request.body.input as readonly unknown[]).length} inputs (~${total} tokens) is larger than one request may hold under every candidate's token budgets, and ${why} it could not be finished before routing.total_timeout_ms (${totalTimeoutMs} ms) ends: ${reasons.join("; ")}. Nothing was sent; send fewer inputs in a request.`;
-  if (total > whole) throw new RequestTooLargeError(message);
-  throw new RateLimitedError(message, { retryAfterMs: Math.max(0, resetAtMs - nowMs) });
 }

@@ -44,6 +44,11 @@ export interface RequestContext {
   readonly checkedLine?: CheckedLine | undefined;
   /** A batch line's: its tokens are counted in a budget now (upstream/forward-types.ts ForwardRequest.onReserved). */
   readonly onReserved?: (() => void) | undefined;
+  /**
+   * `x-gateway-partial: allow`: an embeddings batch sent in chunks whose later chunk no candidate answers is answered
+   * with the chunks answered before it, said to be partial, instead of one error (embeddings-chunks.ts).
+   */
+  readonly allowsPartialAnswer?: boolean | undefined;
   /** The request's `Cache-Control`, for the answer cache (`cache.enabled`). */
   readonly cacheDirective?: CacheDirective | undefined;
   /**

@@ -26,7 +26,9 @@ export function registerAdminRoutes(app: FastifyInstance, runtime: GatewayRuntim
     requireAdmin(request);
     try {
       await runtime.resetLimits();
-    } catch {
+    } catch (error) {
+      // A Redis Cluster master not reached: the rest was reset; the error names that master (redis-shared-reset.ts).
+      if (error instanceof ServiceUnavailableError) throw error;
       // Redis unreachable: this process was reset, the fleet's shared counts were not. Said as such rather than as
       // an opaque 500, without the store's own words (a connection error may name the Redis URL).
       throw new ServiceUnavailableError(

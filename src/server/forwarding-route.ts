@@ -61,6 +61,7 @@ export function forwardingHandler(endpoint: EndpointSpec, runtime: GatewayRuntim
         client: request.clientName ?? undefined,
         log: request.log,
         cacheDirective: cacheRequest(request.headers),
+        allowsPartialAnswer: isPartialAllowed(request.headers["x-gateway-partial"]),
         earlyCommit: early,
       });
       result =
@@ -207,4 +208,9 @@ function safeHeaders(headers: Readonly<Record<string, string>>): Record<string, 
   const safe: Record<string, string> = {};
   for (const [name, value] of Object.entries(headers)) safe[name] = toHeaderValue(value);
   return safe;
+}
+
+/** `x-gateway-partial: allow` (any case): a chunked embeddings batch may be answered in part (docs/protocols.md). */
+function isPartialAllowed(value: string | string[] | undefined): boolean {
+  return typeof value === "string" && value.trim().toLowerCase() === "allow";
 }

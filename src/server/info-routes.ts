@@ -8,6 +8,8 @@ import { InvalidRequestError, ModelNotFoundError } from "../errors/gateway-error
 import { cutText, shownReason } from "../errors/shown-reason.ts";
 import { ALL_FRONT_DOORS } from "../front-doors.ts";
 import { type BudgetScope, POOL_SCOPE_PREFIX } from "../limits/budget-types.ts";
+import { LEARNED_CONTEXT_TRUST_MS, learnedWindowOf } from "../limits/learned-context.ts";
+import { type FeatureRefusal, isGatewayLesson } from "../limits/refused-features.ts";
 import { unservedEndpointsKey } from "../limits/unserved-endpoints.ts";
 import { clientRules, hasClientRules } from "../pipeline/client-rules.ts";
 import { ENDPOINTS, explainedPathOf, hasContextFit, SERVED_KINDS } from "../pipeline/endpoints.ts";
@@ -293,13 +295,15 @@ export function describeStats(runtime: GatewayRuntime, viewer: string | null = n
       tokens_out: stats?.tokensOut ?? 0,
       prompt_token_factor: runtime.promptCalibration.factorOf(deployment.key),
       // What it refused as not supported: ranked last for requests carrying it until `until` (routing.md).
-      refused_features: runtime.refusedFeatures.refusalsOf(deployment.key, nowMs).map((refusal) => ({
+      refused_features: featureLessonsOf(runtime, deployment, nowMs).map((refusal) => ({
         feature: refusal.feature,
         reason: shownReason(refusal.reason),
         until: isoTime(refusal.untilMs),
         // A refusal for its size: only requests with at least this many entries of it are ranked last.
         ...(refusal.minEntries === undefined ? {} : { min_entries: refusal.minEntries }),
       })),
+      // A context window its refusal stated, smaller than the listed one (routing.md "Context fit"): in tokens.
+      learned_context: learnedContextOf(runtime, deployment, nowMs),
       // The endpoints its provider has no route for, learned from a 405 or a "no such path" 404 (routing.md).
       unserved_endpoints: runtime.refusedFeatures
         .refusalsOf(unservedEndpointsKey(deployment.provider.settings.name), nowMs)
@@ -362,4 +366,29 @@ function providerSlots(runtime: GatewayRuntime) {
       pool_concurrency: pool === undefined ? null : scopeConcurrency(runtime, pool),
     };
   });
+}
+
+/** The deployment's lessons about request features; the gateway's own (the learned window) are shown apart. */
+function featureLessonsOf(runtime: GatewayRuntime, deployment: Deployment, nowMs: number): readonly FeatureRefusal[] {
+  return runtime.refusedFeatures
+    .refusalsOf(deployment.key, nowMs)
+    .filter((refusal) => !isGatewayLesson(refusal.feature));
+}
+
+/**
+ * The context window a refusal stated, as /stats shows it: its tokens (the lesson keeps the size refused, one more),
+ * when it was learned, until when the fit applies it (learned-context.ts LEARNED_CONTEXT_TRUST_MS: then the next longer
+ * prompt is sent to try it again) and until when it is kept; null when none is. Before 2026-12-07 it was listed among
+ * `refused_features` as `x_gateway_context_window` with `min_entries` one above the window.
+ */
+function learnedContextOf(runtime: GatewayRuntime, deployment: Deployment, nowMs: number) {
+  const learned = learnedWindowOf(runtime.refusedFeatures, deployment.key, nowMs);
+  if (learned === undefined) return null;
+  return {
+    tokens: learned.limitTokens,
+    reason: shownReason(learned.reason),
+    learned_at: isoTime(learned.atMs),
+    applied_until: isoTime(learned.atMs + LEARNED_CONTEXT_TRUST_MS),
+    until: isoTime(learned.untilMs),
+  };
 }

@@ -181,21 +181,21 @@ function clusterOptions(url: string, options: { readonly enableOfflineQueue: boo
  * Every key matching `pattern`, batch by batch (SCAN, never KEYS). A cluster is scanned node by node: a SCAN
  * only sees the keys of the node that answers it. With `onNodeFailed`, a node whose SCAN fails (a master that
  * just died, still in the client's node list) is reported there and skipped, and the others are still scanned;
- * without it, the failure is thrown.
+ * without it, the failure is thrown. `master` is the node's `host:port`.
  */
 export async function* scanKeys(
   client: RedisConnection,
   pattern: string,
-  onNodeFailed?: (error: unknown) => void,
+  onNodeFailed?: (error: unknown, master: string) => void,
 ): AsyncGenerator<string[]> {
   const nodes = client instanceof Cluster ? client.nodes("master") : [client];
   // A master that died leaves the connection pool while the slot table still names it: not scanned, it was not a
   // failure either, and a load dropped every lesson stored there as "not stored" (redis-master-epochs.ts).
   const unscanned = client instanceof Cluster ? mastersOutsidePool(client) : [];
-  if (unscanned.length > 0) {
-    const error = new Error(`Redis Cluster master ${unscanned.join(", ")} is not connected`);
+  for (const master of unscanned) {
+    const error = new Error(`Redis Cluster master ${master} is not connected`);
     if (onNodeFailed === undefined) throw error;
-    onNodeFailed(error);
+    onNodeFailed(error, master);
   }
   for (const node of nodes) {
     let cursor = "0";
@@ -205,7 +205,7 @@ export async function* scanKeys(
         batch = await node.scan(cursor, "MATCH", pattern, "COUNT", 500);
       } catch (error) {
         if (onNodeFailed === undefined) throw error;
-        onNodeFailed(error);
+        onNodeFailed(error, `${node.options.host}:${node.options.port}`);
         break;
       }
       const [next, keys] = batch;

@@ -21,9 +21,9 @@ import type {
 } from "../limits/availability.ts";
 import { getMany, type SharedStateRedis } from "./redis-client.ts";
 import { cooldownChannel, cooldownKey, resetMarkerKey } from "./redis-keys.ts";
-import { deleteKeysStartingWith } from "./redis-ledger.ts";
 import type { RedisLink } from "./redis-link.ts";
 import type { SharedKeys } from "./redis-shared-keys.ts";
+import { deleteKeysStartingWith, publishOnAnyMaster, setOrNote, type UnreachedMasters } from "./redis-shared-reset.ts";
 import { RetryBackoff } from "./retry-backoff.ts";
 
 // `learned`: a learned fact (redis-learned-facts.ts) on the same channel, so that one subscription, with its
@@ -228,16 +228,19 @@ export class CooldownSharing {
     this.#backoff.reset();
   }
 
-  /** Deletes every shared cooldown and tells the other processes to forget theirs (admin reset). */
-  async resetShared(): Promise<void> {
+  /**
+   * Deletes every shared cooldown and tells the other processes to forget theirs (admin reset). A Cluster master not
+   * reached (its cooldowns, or the marker's master) is noted in `unreached`; the reset is still published.
+   */
+  async resetShared(unreached?: UnreachedMasters): Promise<void> {
     const { redis, keyPrefix, instanceId } = this.#options;
-    await deleteKeysStartingWith(redis, `${keyPrefix}cooldown:`);
+    await deleteKeysStartingWith(redis, `${keyPrefix}cooldown:`, unreached);
     // The marker after every delete (the caller's first): a replica that reads it and loads finds nothing stale.
     const resetId = randomBytes(6).toString("hex");
     this.#knownResetId = resetId;
-    await redis.set(resetMarkerKey(keyPrefix), resetId);
+    await setOrNote(redis, resetMarkerKey(keyPrefix), resetId, unreached);
     const message: SharedMessage = { origin: instanceId, type: "reset", resetId };
-    await redis.publish(this.#channel, JSON.stringify(message));
+    await publishOnAnyMaster(redis, this.#channel, JSON.stringify(message));
   }
 
   #share(change: CooldownChange): void {

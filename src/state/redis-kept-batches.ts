@@ -54,15 +54,19 @@ export function hasReconciles(batch: Batch): boolean {
   return batch.writes.some((write) => write.kind === "c");
 }
 
+type KeptBatchesLink = Pick<RedisLink, "isUpFor" | "recordSuccess" | "recordFailure" | "recordKeptDropped">;
+
 export class KeptBatches {
   readonly #redis: SharedStateRedis;
-  readonly #link: Pick<RedisLink, "isUpFor" | "recordSuccess" | "recordFailure">;
+  readonly #link: KeptBatchesLink;
   /** Per provider hash tag, the batches kept, oldest first. */
   readonly #kept = new Map<string, KeptBatch[]>();
+  /** Per provider hash tag, the writes the bound dropped since its batches were last taken (said when taken). */
+  readonly #dropped = new Map<string, number>();
   /** Tags whose lookup is under way, or waiting to be asked again. */
   readonly #lookingUp = new Set<string>();
 
-  constructor(redis: SharedStateRedis, link: Pick<RedisLink, "isUpFor" | "recordSuccess" | "recordFailure">) {
+  constructor(redis: SharedStateRedis, link: KeptBatchesLink) {
     this.#redis = redis;
     this.#link = link;
   }
@@ -77,8 +81,18 @@ export class KeptBatches {
     const list = this.#kept.get(tag) ?? [];
     list.push(kept);
     let writes = list.reduce((sum, { batch }) => sum + batch.writes.length, 0);
-    while (writes > MAX_KEPT_WRITES && list.length > 1) writes -= list.shift()?.batch.writes.length ?? 0;
+    let dropped = 0;
+    while (writes > MAX_KEPT_WRITES && list.length > 1) {
+      const oldest = list.shift()?.batch.writes.length ?? 0;
+      writes -= oldest;
+      dropped += oldest;
+    }
     this.#kept.set(tag, list);
+    if (dropped > 0) {
+      const before = this.#dropped.get(tag) ?? 0;
+      this.#dropped.set(tag, before + dropped);
+      if (before === 0) this.#link.recordKeptDropped(tag, dropped, false, MAX_KEPT_WRITES);
+    }
     this.#lookUp(tag);
   }
 
@@ -91,6 +105,7 @@ export class KeptBatches {
     for (const [tag, list] of [...this.#kept]) {
       const [first] = list;
       if (first === undefined || isHeldBack(first.batch.scopeId)) continue;
+      this.#sayDropped(tag);
       const kept = [...list].sort((a, b) => a.marker.id - b.marker.id);
       const waiting = kept.filter(isWaiting);
       if (waiting.length > 0) this.#kept.set(tag, waiting);
@@ -99,6 +114,13 @@ export class KeptBatches {
       if (waiting.length > 0) this.#lookUp(tag);
     }
     return taken;
+  }
+
+  /** Says how many writes of the tag the bound dropped since they were last said. */
+  #sayDropped(tag: string): void {
+    const dropped = this.#dropped.get(tag);
+    this.#dropped.delete(tag);
+    if (dropped !== undefined) this.#link.recordKeptDropped(tag, dropped, true, MAX_KEPT_WRITES);
   }
 
   /** Whether a kept batch's marker is found on its master (it ran); rejects when the master does not answer. */
@@ -126,7 +148,11 @@ export class KeptBatches {
           const at = list.indexOf(kept);
           if (at >= 0) list.splice(at, 1);
         });
-        if (list.length === 0 && this.#kept.get(tag) === list) this.#kept.delete(tag);
+        if (list.length === 0 && this.#kept.get(tag) === list) {
+          this.#kept.delete(tag);
+          // None left to take (every one ran): what was dropped is said now, not added to a later outage's count.
+          this.#sayDropped(tag);
+        }
         this.#lookingUp.delete(tag);
         // Batches kept while this lookup was under way.
         this.#lookUp(tag);

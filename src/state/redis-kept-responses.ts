@@ -11,7 +11,9 @@
 //   {responses}:by-owner     sorted set, by lex: "owner\0<ms, 15 digits>\0id", an owner's rows oldest first
 //   {responses}:events:<id>  list: a streamed background response's events, appended (the one key a script names
 //                            without declaring it: built from the tag's key, so in the same Cluster slot)
-// Conversations (OpenAI's Conversations API) are rows of the same shape under `{conversations}`, bounded alike.
+// Conversations (OpenAI's Conversations API) are rows of the same shape under `{conversations}`, bounded alike; a
+// conversation's log (its items, appended a turn at a time: protocols/responses/conversation-log.ts) is its row's
+// events list, `{conversations}:events:<id>`.
 // Bounded by count, total bytes and age: every put evicts expired rows, then, past a cap, the oldest row of the
 // owner holding the most of that cap (rows or bytes; ties: the owner with the older row), so that one client's flood
 // evicts its own rows and not another's (protocols/responses/owner-shares.ts says why); with one owner that is the

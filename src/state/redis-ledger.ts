@@ -47,9 +47,9 @@ import type { LearnedRule, RefusalFacts } from "../limits/limit-learning.ts";
 import type { LearnedWindow } from "../limits/rate-limit-headers.ts";
 import { type BudgetLease, BudgetLeases, leaseTermsOf } from "./redis-budget-leases.ts";
 import { CallLeases } from "./redis-call-leases.ts";
-import { type SharedStateRedis, scanKeys, unlinkMany } from "./redis-client.ts";
+import type { SharedStateRedis } from "./redis-client.ts";
 import type { RedisDataEpoch } from "./redis-data-epoch.ts";
-import { budgetKeyBase, keysStartingWith, learnedKey, leasesKey, providerTag, scopeKeys } from "./redis-keys.ts";
+import { budgetKeyBase, learnedKey, leasesKey, providerTag, scopeKeys } from "./redis-keys.ts";
 import type { RedisLink } from "./redis-link.ts";
 import { OnceWrites } from "./redis-once-writes.ts";
 import {
@@ -62,6 +62,7 @@ import {
   ScriptShapes,
   tokenCounterArguments,
 } from "./redis-script-shapes.ts";
+import { deleteKeysStartingWith, resetIncomplete, type UnreachedMasters } from "./redis-shared-reset.ts";
 import { RedisWriteBatches } from "./redis-write-batches.ts";
 
 /** ms a concurrency lease lives without renewal: how long a crashed process can hold a slot. */
@@ -147,8 +148,11 @@ export class RedisLedger implements BudgetLedger {
    * live about three quarters of the time (two: half; measured, 0.18 against 0.40 script calls per request).
    */
   #replyLagMs = 0;
-  /** Called after a shared reset; the state backend clears shared cooldowns and tells the other processes. */
-  onReset: (() => Promise<void>) | undefined;
+  /**
+   * Called after a shared reset's budget deletes; the state backend clears shared cooldowns and lessons and tells the
+   * other processes. Masters it could not reach (a Cluster's) go to `unreached`.
+   */
+  onReset: ((unreached: UnreachedMasters) => Promise<void>) | undefined;
   /** Called when a concurrency 429 taught a limit the provider stated; the state backend shares it. */
   onConcurrencyLearned: ((scopeId: string, learned: LearnedConcurrency) => void) | undefined;
   /** Called when a 429 stated rate limits the scope's rules did not hold yet; the state backend shares them. */
@@ -518,14 +522,20 @@ export class RedisLedger implements BudgetLedger {
     return this.#local.learnedConcurrency(scopeId, nowMs);
   }
 
-  /** Forgets every budget counter here and in Redis (admin reset); throws if Redis could not be reached. */
+  /**
+   * Forgets every budget counter here and in Redis (admin reset); throws if Redis could not be reached. A Cluster
+   * master that does not answer is passed over: the rest is reset (and announced), then a ServiceUnavailableError
+   * names it (redis-shared-reset.ts).
+   */
   async reset(): Promise<void> {
     this.resetLocal();
     if (!this.#link.isUp) {
       throw new Error(`Redis (${this.#link.target}) is unreachable: only this process's budgets were reset`);
     }
-    await deleteKeysStartingWith(this.#redis, `${this.#prefix}budget:`);
-    await this.onReset?.();
+    const unreached: UnreachedMasters = new Set();
+    await deleteKeysStartingWith(this.#redis, `${this.#prefix}budget:`, unreached);
+    await this.onReset?.(unreached);
+    if (unreached.size > 0) throw resetIncomplete(unreached);
   }
 
   /**
@@ -1005,11 +1015,4 @@ function requestsOf(cost: BudgetCost): number {
 /** Redis counters are integers; token estimates are too, this only guards against a stray fraction. */
 function roundTokens(tokens: number): number {
   return Math.max(0, Math.round(tokens));
-}
-
-/** UNLINKs every key starting with `start`, SCAN by SCAN (never KEYS: it would block a shared Redis). */
-export async function deleteKeysStartingWith(redis: SharedStateRedis, start: string): Promise<number> {
-  let deleted = 0;
-  for await (const keys of scanKeys(redis, keysStartingWith(start))) deleted += await unlinkMany(redis, keys);
-  return deleted;
 }

@@ -223,6 +223,22 @@ export class RedisLink {
     );
   }
 
+  /**
+   * Writes kept for a Cluster master's return that the bound (`bound`, MAX_KEPT_WRITES per provider) drops, oldest first: the
+   * shared counts they would have moved stay off (a give-back lost: counted high; a charge lost: counted low) until
+   * their windows end. Said, not silent: once when a provider's first write is dropped, once with the count when its
+   * master answers again and what is left is replayed.
+   */
+  recordKeptDropped(tag: string, writes: number, isReplayed: boolean, bound: number): void {
+    const what = isReplayed
+      ? `${writes} budget writes of provider ${tag} kept for its Redis Cluster master's return were dropped (oldest first, past ${bound}); the rest are replayed`
+      : `more than ${bound} budget writes of provider ${tag} are kept for its Redis Cluster master's return: the oldest are dropped from now on`;
+    this.#logger?.warn(
+      { redis: this.target, provider: tag, dropped: writes },
+      `${what}; the shared counts they would have moved (give-backs, charges) stay off until their windows end`,
+    );
+  }
+
   close(): void {
     this.#isClosed = true;
     this.#isUp = false;

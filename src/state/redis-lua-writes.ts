@@ -256,8 +256,8 @@ return 1
 /**
  * Stores one feature a deployment refused (redis-refused-features.ts) in the deployment's hash (KEYS[1]: feature ->
  * the lesson's JSON, `untilMs` and `atMs` in it) and keeps the hash bounded as the book is (limits/refused-features.ts
- * MAX_REFUSALS_PER_DEPLOYMENT): lessons ended by now, or unreadable, are removed, and past ARGV[4] lessons the
- * oldest go. The hash then expires when its latest lesson ends, so a deployment nobody refuses any more leaves nothing
+ * MAX_REFUSALS_PER_DEPLOYMENT): lessons ended by now, or unreadable, are removed, and past ARGV[4] feature lessons
+ * the oldest go (the gateway's own, `x_gateway_*`, are kept apart: refused-features.ts isGatewayLesson). The hash then expires when its latest lesson ends, so a deployment nobody refuses any more leaves nothing
  * behind. ARGV: feature, lesson JSON, now_ms, max lessons. Returns how many lessons the hash keeps.
  * A lesson about a size stored there that still holds keeps the lower start of the two, with the later end, as the
  * book's `adopt` does: two replicas refusing at once each wrote their own, and the last write (8 entries or more) hid
@@ -288,12 +288,15 @@ redis.call('HSET', KEYS[1], ARGV[1], lesson)
 local max = tonumber(ARGV[4])
 local fields = redis.call('HGETALL', KEYS[1])
 local kept = {}
+local own = {}
 for i = 1, #fields, 2 do
   local ok, lesson = pcall(cjson.decode, fields[i + 1])
   local until_ms = nil
   if ok and type(lesson) == 'table' then until_ms = tonumber(lesson.untilMs) end
   if until_ms == nil or until_ms <= now then
     redis.call('HDEL', KEYS[1], fields[i])
+  elseif string.sub(fields[i], 1, 10) == 'x_gateway_' then
+    own[#own + 1] = until_ms
   else
     kept[#kept + 1] = { fields[i], tonumber(lesson.atMs) or 0, until_ms }
   end
@@ -306,8 +309,9 @@ if #kept > max then
 end
 local latest = now
 for i = first, #kept do latest = math.max(latest, kept[i][3]) end
+for i = 1, #own do latest = math.max(latest, own[i]) end
 if latest > now then redis.call('PEXPIRE', KEYS[1], math.ceil(latest - now)) end
-return #kept - first + 1
+return #kept - first + 1 + #own
 `;
 
 /**

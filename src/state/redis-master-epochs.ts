@@ -8,6 +8,7 @@
 // master's data set is new, and the process treats it as after a loss of all of Redis's data.
 import { Cluster } from "ioredis";
 import type { SharedStateRedis } from "./redis-client.ts";
+import type { RedisDataEpoch } from "./redis-data-epoch.ts";
 import { hashSlot } from "./redis-hash-slot.ts";
 import { dataEpochKey } from "./redis-keys.ts";
 
@@ -19,10 +20,26 @@ export class MasterEpochs {
   readonly #prefix: string;
   /** Per sentinel key, the value seen at its last answered read. */
   readonly #seen = new Map<string, string>();
+  /** Where a loss is noted the moment a read finds it (RedisDataEpoch.noteMasterLost). */
+  readonly #dataEpoch: Pick<RedisDataEpoch, "noteMasterLost"> | undefined;
+  #lossesFound = 0;
 
-  constructor(redis: SharedStateRedis, prefix: string) {
+  constructor(redis: SharedStateRedis, prefix: string, dataEpoch?: Pick<RedisDataEpoch, "noteMasterLost">) {
     this.#redis = redis;
     this.#prefix = prefix;
+    this.#dataEpoch = dataEpoch;
+  }
+
+  /**
+   * How many reads found a master's loss so far. A master that answers again is read by two callers that race: its
+   * return (which then replays the writes kept for it) and a load (a start, the subscription back). Only the read that
+   * finds the loss reports it; the other finds nothing new. So a loss is noted on the data epoch by the read that finds
+   * it, before any caller acts (a replay right after leaves the give-backs begun before it out, whoever read first),
+   * and a load compares this count with the one it saw before its walk: a loss found meanwhile by the return means
+   * its walk may have read the empty master half written again, so it only adds (redis-state.ts `loadLessons`).
+   */
+  get lossesFound(): number {
+    return this.#lossesFound;
   }
 
   /**
@@ -42,6 +59,10 @@ export class MasterEpochs {
       if (seen !== undefined && read.value.found !== seen) lost.push(...this.#slotsBeside(key));
       this.#seen.set(key, read.value.now);
     });
+    if (lost.length > 0) {
+      this.#lossesFound += 1;
+      this.#dataEpoch?.noteMasterLost(lost);
+    }
     return lost;
   }
 

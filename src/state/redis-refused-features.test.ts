@@ -171,7 +171,9 @@ describe("refused features in Redis", { skip }, () => {
     );
     assert.equal(loaded.refused.knows("no-tag"), false);
 
-    // The script keeps a deployment's stored lessons bounded as the book does, and drops the ended one.
+    // The script keeps a deployment's stored lessons bounded as the book does, and drops the ended one; the learned
+    // context window, learned first, is kept apart from the bound (before, the 32 features pushed it out).
+    loaded.refused.learn("ollama/small", "x_gateway_context_window", "HTTP 400", Date.now() - 1, undefined, 501);
     for (let index = 0; index <= MAX_REFUSALS_PER_DEPLOYMENT; index++) {
       loaded.refused.learn("ollama/small", `key${index}`, "HTTP 400", Date.now() + index);
     }
@@ -181,7 +183,8 @@ describe("refused features in Redis", { skip }, () => {
       "the last lesson stored",
     );
     const stored = await admin.hkeys(refusedFeaturesKey(PREFIX, "ollama/small"));
-    assert.equal(stored.length, MAX_REFUSALS_PER_DEPLOYMENT);
+    assert.equal(stored.length, MAX_REFUSALS_PER_DEPLOYMENT + 1);
+    assert.ok(stored.includes("x_gateway_context_window"), "the learned window was pushed out");
     assert.ok(!stored.includes("ended") && !stored.includes("images"), "the oldest lessons were kept");
   });
 

@@ -33,11 +33,11 @@ import type { SharedStateRedis } from "./redis-client.ts";
 import { DEPLOYMENT_FORGET_KEEP_MS, type DeploymentForgets, newForgetId } from "./redis-deployment-forgets.ts";
 import { publishBeside } from "./redis-keyed-publish.ts";
 import { cooldownChannel, refusedFeaturesKey, refusedFeaturesStart } from "./redis-keys.ts";
-import { deleteKeysStartingWith } from "./redis-ledger.ts";
 import { KeyedFailure, type RedisLink } from "./redis-link.ts";
 import { FORGET_LIMITS_LUA } from "./redis-lua-writes.ts";
 import { loadStoredRefusals, type RefusalsLoadStart } from "./redis-refusal-load.ts";
 import type { SharedKeys } from "./redis-shared-keys.ts";
+import { deleteKeysStartingWith, type UnreachedMasters } from "./redis-shared-reset.ts";
 import { parseRefusalFact, type RefusalFact } from "./refusal-fact-shapes.ts";
 import { RetryBackoff } from "./retry-backoff.ts";
 
@@ -355,8 +355,8 @@ export class RefusalSharing {
     );
   }
 
-  /** Deletes every stored lesson (the admin reset, before it is published). */
-  async resetShared(): Promise<void> {
-    await deleteKeysStartingWith(this.#options.redis, refusedFeaturesStart(this.#options.keyPrefix));
+  /** Deletes every stored lesson (the admin reset, before it is published); a Cluster master not reached is noted. */
+  async resetShared(unreached?: UnreachedMasters): Promise<void> {
+    await deleteKeysStartingWith(this.#options.redis, refusedFeaturesStart(this.#options.keyPrefix), unreached);
   }
 }

@@ -88,7 +88,7 @@ export async function createRedisStateBackend(
   );
   const instanceId = randomBytes(6).toString("hex");
   const epoch = new RedisDataEpoch(redis, settings.redisKeyPrefix);
-  const masterEpochs = new MasterEpochs(redis, settings.redisKeyPrefix);
+  const masterEpochs = new MasterEpochs(redis, settings.redisKeyPrefix, epoch);
   const ledger = new RedisLedger({
     redis,
     link,
@@ -164,9 +164,9 @@ export async function createRedisStateBackend(
   });
   // The stored refused features go before the reset is published: a replica that hears it and loads at once finds
   // none of them.
-  ledger.onReset = async () => {
-    await refusals?.resetShared();
-    await cooldowns.resetShared();
+  ledger.onReset = async (unreached) => {
+    await refusals?.resetShared(unreached);
+    await cooldowns.resetShared(unreached);
   };
 
   // Everything shared is loaded after one walk of the key space (redis-shared-keys.ts), the cooldowns first: a missed
@@ -181,16 +181,17 @@ export async function createRedisStateBackend(
     // What the loads compare what is stored against, before the walk: a lesson written after the walk passed its
     // key is then newer than this, and kept.
     cooldowns.beginLoad();
-    const began = { facts: facts.beginLoad(), refusals: refusals?.beginLoad() };
+    const began = { facts: facts.beginLoad(), refusals: refusals?.beginLoad(), masterLosses: masterEpochs.lossesFound };
     const keys = await walkSharedKeys(redis, settings.redisKeyPrefix);
     await cooldowns.load(keys);
     await loadLessons(keys, began);
   };
   const loadLessons = async (keys: SharedKeys, began: LoadsBegan): Promise<void> => {
-    // A Cluster master that lost its data (redis-master-epochs.ts) is taken as a loss of all of it.
-    const [wholeSet, lostSlots] = await Promise.all([epoch.check(), masterEpochs.lostSlots()]);
-    epoch.noteMasterLost(lostSlots);
-    const dataSet = wholeSet === "same" && lostSlots.length > 0 ? "new" : wholeSet;
+    // A Cluster master that lost its data (redis-master-epochs.ts) is taken as a loss of all of it: found by this
+    // load's read or by another since the walk began (that master's return, writing its lessons again meanwhile).
+    const [wholeSet] = await Promise.all([epoch.check(), masterEpochs.lostSlots()]);
+    const isMasterLost = masterEpochs.lossesFound > began.masterLosses;
+    const dataSet = wholeSet === "same" && isMasterLost ? "new" : wholeSet;
     // The forgets this process did not hear, first: after Redis lost its data, their markers are all that tells what
     // another replica forgot since, and the pushes below would store it again for everyone (redis-deployment-forgets.ts).
     const isApplyingForgets = dataSet !== "first";
@@ -269,7 +270,6 @@ export async function createRedisStateBackend(
       .lostSlots()
       .catch(() => [])
       .then(async (lostSlots) => {
-        epoch.noteMasterLost(lostSlots);
         ledger.replayKeptWrites();
         ledger.renewLeases();
         if (lostSlots.length === 0) return;
@@ -387,6 +387,7 @@ class StartupLogger implements StateLogger {
 interface LoadsBegan {
   readonly facts: LearnedFactsLoadStart;
   readonly refusals: RefusalsLoadStart | undefined;
+  readonly masterLosses: number;
 }
 
 /** Waits for `promise` (which never rejects), or `ms` at most. */

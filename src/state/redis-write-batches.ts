@@ -67,7 +67,10 @@ export interface CarriedBatch {
   settle(isAnswered: boolean): void;
 }
 
-type BatchesLink = Pick<RedisLink, "isCluster" | "isUp" | "isUpFor" | "isUpForKey" | "recordSuccess" | "recordFailure">;
+type BatchesLink = Pick<
+  RedisLink,
+  "isCluster" | "isUp" | "isUpFor" | "isUpForKey" | "recordSuccess" | "recordFailure" | "recordKeptDropped"
+>;
 
 export class RedisWriteBatches {
   readonly #redis: SharedStateRedis;

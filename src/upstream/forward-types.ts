@@ -236,6 +236,11 @@ export interface JsonResult {
    */
   readonly isUsageEstimated?: boolean | undefined;
   /**
+   * Part of the answer only: an embeddings batch's chunks answered before a later one failed, given because the
+   * client asked for that (`x-gateway-partial: allow`, pipeline/embeddings-chunks.ts). Never kept by the answer cache.
+   */
+  readonly isPartial?: boolean | undefined;
+  /**
    * Served under an output limit the gateway chose for the client, who set none (ForwardRequest.isOutputLimitChosen):
    * the answer may end at it, so the answer cache does not keep it as the request's.
    */

@@ -51,8 +51,10 @@ const SIZE_WORDINGS: readonly SizeWording[] = [
   { words: /^(?:[a-z_.]+\.)?([a-z_]+)?:? ?list should have at most (\d+) items?\b/i, maxOf: AS_STATED },
   // FastDeploy: "Length of stop ([2, 16, 2, 1, 3, 3]) exceeds the limit max_model_len(5)." (PaddlePaddle/FastDeploy#3216).
   { words: /\blength of ([a-z_]+) \([^)]*\) exceeds the limit [a-z_]+\((\d+)\)/i, maxOf: AS_STATED },
-  // Zhipu GLM: "stop:最大只能有4个停止词" ("stop: at most 4 stop words", QwenLM/Qwen-Agent#370).
-  { words: /^([a-z_]+):最大只能有(\d+)个停止词/i, maxOf: AS_STATED },
+  // Zhipu GLM: "stop:最大只能有4个停止词" ("stop: at most 4 stop words", QwenLM/Qwen-Agent#370). Escaped: esbuild's
+  // `charset: "ascii"` leaves a regular expression's characters as they are, and one non-ASCII character makes V8 hold
+  // the whole bundle file (the start-up snapshot's: 1.8 MB) as two-byte text (bin/bundle-plugins.js, nonAsciiOutputs).
+  { words: /^([a-z_]+):\u6700\u5927\u53ea\u80fd\u6709(\d+)\u4e2a\u505c\u6b62\u8bcd/i, maxOf: AS_STATED },
   // Google's OpenAI-compatible embeddings: "* BatchEmbedContentsRequest.requests: at most 100 requests can be in one
   // batch" (its inputs, one request each; googleapis/python-genai#427).
   { words: /\bat most (\d+) requests can be in one batch\b/i, param: "input", maxOf: AS_STATED },

@@ -27,6 +27,12 @@ test("the bundle serves chat, a preset, the dashboard and /metrics, from its own
   assert.equal(build.status, 0, build.stderr);
   assert.match(build.stdout, /^dist\/: \d+ modules/m);
   assert.deepEqual(bundleState(root, {}), { isFresh: true, reason: "built from the current sources", restamp: [] });
+  // ASCII only, the start-up snapshot's script too: one character above it makes V8 hold the file's whole source as
+  // two-byte text (bin/bundle-plugins.js nonAsciiOutputs; esbuild's charset leaves regular expressions as written).
+  for (const file of readdirSync(join(root, "dist")).filter((name) => /\.c?js$/.test(name))) {
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: the range is the point
+    assert.doesNotMatch(readFileSync(join(root, "dist", file), "latin1"), /[^\x00-\x7f]/, file);
+  }
   const manifest = JSON.parse(readFileSync(join(root, "dist", "build.json"), "utf8")) as {
     sources: string[];
     packages: Record<string, unknown>;

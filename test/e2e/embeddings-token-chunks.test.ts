@@ -53,7 +53,7 @@ test("a batch larger than every candidate's tpm is sent in chunks that each fit 
   );
 });
 
-test("a chunked batch whose next chunk the budget admits only after routing.total_timeout_ms gets one clear error", async (t) => {
+test("a batch whose chunks the tpm admits only after routing.total_timeout_ms is refused before any chunk", async (t) => {
   const scene = await startScene(t, {
     beta: false,
     alphaModel: { kind: "embedding", limits: { tpm: 20 } },
@@ -62,14 +62,14 @@ test("a chunked batch whose next chunk the budget admits only after routing.tota
   answerEachInput(scene.alpha, undefined, estimatedUsage);
   const startedAtMs = Date.now();
   const failed = await send(scene.gateway, "POST", "/v1/embeddings", { body: { model: MODEL, input: texts(3, 8) } });
-  assert.equal(failed.status, 429, failed.text);
+  // 30 tokens in chunks of 20: the second could go only a minute after the first. Until 2026-12-07 the first chunk was
+  // sent and paid, then the second got a 429 past the deadline (embeddings-window-fit.ts).
+  assert.equal(failed.status, 413, failed.text);
   const error = errorOf(failed);
-  assert.equal(error.code, "rate_limit_exceeded");
-  assert.match(error.message, /^Inputs 2 to 2 of 3 \(sent in chunks of at most 20 tokens/);
-  assert.match(error.message, /routing\.total_timeout_ms/);
-  assert.match(error.message, /inputs 0 to 1 were answered/);
-  // The first chunk was sent and answered; the client was not held until the deadline for a wait that cannot end.
-  assert.equal(embeddingsCalls(scene.alpha), 1);
+  assert.match(error.message, /\(~30 tokens\), sent in chunks of at most 20 tokens/);
+  assert.match(error.message, /alpha\/m: 20 tokens left this minute of 20/);
+  assert.match(error.message, /routing\.total_timeout_ms \(3000 ms\)/);
+  assert.equal(embeddingsCalls(scene.alpha), 0, "nothing paid for a batch that cannot finish");
   assert.ok(Date.now() - startedAtMs < 2_500, "answered at once");
 });
 

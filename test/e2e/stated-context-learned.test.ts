@@ -7,15 +7,19 @@ import assert from "node:assert/strict";
 import { dirname } from "node:path";
 import { describe, type TestContext, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
+import { ManualClock } from "../../src/clock.ts";
+import { LEARNED_CONTEXT_TRUST_MS } from "../../src/limits/learned-context.ts";
 import { runCli } from "../helpers/cli-process.ts";
 import {
   CHAT_ROUTE,
   chatRequests,
   oneProviderScene,
   postChat,
+  rowOf,
   send,
   sentContentsOf,
   serveEveryChat,
+  statsOf,
   useGateway,
   useMock,
   VENDOR_MODEL_ID,
@@ -132,6 +136,49 @@ describe("a context window a refusal stated is learned", () => {
     assert.equal(reset.status, 200, reset.text);
     assert.equal(await ask(gateway, LONG), "beta 2", "after the reset alpha is asked (and refuses) again");
     assert.equal(chatRequests(alpha).length, 3);
+  });
+
+  test("/stats shows the window as `learned_context` (tokens, when learned, until when applied), not as a refused feature", async (t) => {
+    const { alpha, beta } = await mocks(t);
+    const gateway = await useGateway(t, providersYaml(alpha, beta)(""));
+    const learnedAtMs = Date.now();
+    assert.equal(await ask(gateway, LONG), "beta 2");
+    const row = rowOf(await statsOf(gateway), "alpha/m") as unknown as {
+      refused_features: unknown[];
+      learned_context: { tokens: number; learned_at: string; applied_until: string; until: string; reason: string };
+    };
+    // Before: refused_features listed `x_gateway_context_window` with `min_entries: 501`, and nothing said 500.
+    assert.deepEqual(row.refused_features, []);
+    const { tokens, learned_at, applied_until, until, reason } = row.learned_context;
+    assert.equal(tokens, 500);
+    assert.match(reason, /maximum context length is 500 tokens/);
+    const learnedMs = Date.parse(learned_at);
+    assert.ok(learnedMs >= learnedAtMs - 1000 && learnedMs <= Date.now(), learned_at);
+    assert.equal(Date.parse(applied_until) - learnedMs, LEARNED_CONTEXT_TRUST_MS);
+    assert.ok(Date.parse(until) > Date.parse(applied_until), "kept past the hour it is applied");
+    const beforeLearned = rowOf(await statsOf(gateway), "beta/m") as unknown as { learned_context: unknown };
+    assert.equal(beforeLearned.learned_context, null, "a deployment without a learned window");
+  });
+
+  test("an hour after the refusal a long prompt tries alpha again: refused, the window holds another hour; answered, it ends", async (t) => {
+    const clock = new ManualClock(Date.now());
+    const { alpha, beta } = await mocks(t);
+    const gateway = await useGateway(t, providersYaml(alpha, beta)(""), { clock });
+    assert.equal(await ask(gateway, LONG), "beta 2");
+    clock.advance(LEARNED_CONTEXT_TRUST_MS - 1_000);
+    assert.equal(await ask(gateway, LONG), "beta 1", "within the hour alpha is left out");
+    // Before: left out for the lesson's 6 h, whatever alpha's window had become.
+    clock.advance(1_000);
+    assert.equal(await ask(gateway, LONG), "beta 2", "past the hour alpha is tried again, and still refuses");
+    assert.equal(await ask(gateway, LONG), "beta 1", "learned afresh: left out again");
+    assert.equal(chatRequests(alpha).length, 2);
+    // An hour on, alpha's host has raised its window: the re-trial is answered, and the lesson ends.
+    const usage = { prompt_tokens: 1000, completion_tokens: 2 };
+    alpha.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("alpha here", "alpha-m", usage) });
+    clock.advance(LEARNED_CONTEXT_TRUST_MS);
+    assert.equal(await ask(gateway, LONG), "alpha 1");
+    const row = rowOf(await statsOf(gateway), "alpha/m") as unknown as { learned_context: unknown };
+    assert.equal(row.learned_context, null);
   });
 
   test("within the request that learns it: a candidate listed below the listed window but above the stated one is still tried", async (t) => {

@@ -159,3 +159,32 @@ export async function chargedTokens(
   }
   return charged;
 }
+
+/**
+ * A named client's used requests and tokens in its minute windows, from /stats (read with `sk-ops`, a key without a
+ * name), polled until `isSettled(tokens)`: its charge is settled when the request's record is published, just after
+ * the answer.
+ */
+export async function clientMinuteUsed(
+  gateway: TestGateway,
+  client: string,
+  isSettled: (tokens: number | undefined) => boolean,
+): Promise<{ requests: number | undefined; tokens: number | undefined }> {
+  let used: { requests: number | undefined; tokens: number | undefined } = { requests: undefined, tokens: undefined };
+  for (let tries = 0; tries < 100; tries++) {
+    const response = await send(gateway, "GET", "/stats", { headers: { authorization: "Bearer sk-ops" } });
+    const stats = response.json as { clients?: Record<string, { budgets: ClientWindow[] }> };
+    const windows = stats.clients?.[client]?.budgets ?? [];
+    const usedOf = (unit: string) => windows.find((window) => window.unit === unit && window.window === "minute")?.used;
+    used = { requests: usedOf("requests"), tokens: usedOf("tokens") };
+    if (isSettled(used.tokens)) return used;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  return used;
+}
+
+interface ClientWindow {
+  readonly unit: string;
+  readonly window: string;
+  readonly used: number;
+}

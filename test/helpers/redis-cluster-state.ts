@@ -17,13 +17,17 @@ import { type RedisCluster, type RedisClusterNode, useRedisCluster } from "./red
 
 const COOLDOWN_DEFAULTS = buildConfig({}, undefined, { env: {} }).config.cooldowns;
 
-/** A backend on `cluster` under `prefix`; `logs` holds `warn: message` / `info: message`, in order. */
+/**
+ * A backend on `cluster` under `prefix`; `logs` holds `warn: message` / `info: message`, in order. `seedUrl`: the node
+ * it connects to first (its subscriber's node), the cluster's first by default.
+ */
 export async function useClusterBackend(
   t: TestContext,
   cluster: RedisCluster,
   prefix: string,
   commandTimeoutMs: number,
   options: RedisStateOptions = {},
+  seedUrl = cluster.url,
 ) {
   const availability = new AvailabilityBook(systemClock, COOLDOWN_DEFAULTS);
   const logs: string[] = [];
@@ -34,7 +38,7 @@ export async function useClusterBackend(
   const state = await createRedisStateBackend(
     {
       path: "",
-      redisUrl: cluster.url,
+      redisUrl: seedUrl,
       redisKeyPrefix: prefix,
       redisCluster: true,
       flushIntervalMs: 1_000,

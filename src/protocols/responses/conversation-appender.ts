@@ -32,13 +32,8 @@ export function conversationAppender(
   if (conversationId === undefined || conversation === undefined) return undefined;
   const input = itemsFromInput(isRecord(body) ? body.input : undefined, lookup, randomIds);
   const clientIds = clientIdsOf(input);
-  // As it will be kept: the ids the client gave its items too (they may be long), beside the conversation's.
-  const kept = {
-    ...conversation,
-    items: [...conversation.items, ...input],
-    clientIds: { ...conversation.clientIds, ...clientIds },
-  };
-  const bytes = Buffer.byteLength(JSON.stringify(kept));
+  // As it will be kept: the ids the client gave its items too (they may be long), beside the items.
+  const bytes = conversations.bytesWith(conversation, input, clientIds);
   if (bytes > conversations.maxBytes) {
     throw new InvalidRequestError(
       `Conversation '${conversationId}' with this input would take ${bytes} bytes, over the gateway's bound of ${conversations.maxBytes} bytes per conversation: start a new conversation.`,

@@ -6,46 +6,23 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, type TestContext, test } from "node:test";
+import { CONVERSATION_ROW_STORES, skipOf } from "../../../test/helpers/conversation-row-stores.ts";
 import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../../../test/helpers/redis-server.ts";
 import { ManualClock } from "../../clock.ts";
 import { EmbeddedKeptResponses, KEPT_CONVERSATIONS, KEPT_RESPONSES } from "../../state/embedded-kept-responses.ts";
 import { RedisKeptResponses } from "../../state/redis-kept-responses.ts";
 import { sequentialIds } from "../ids.ts";
 import { itemsFromRequest, listItems } from "./conversation-items.ts";
-import { type ConversationRows, ConversationRowsInMemory, Conversations } from "./conversations.ts";
+import { Conversations } from "./conversations.ts";
 
 const LIMITS = { maxEntries: 10, maxBytes: 4_000, maxAgeMs: 60_000 };
-let prefixCounter = 0;
-
-const BACKENDS: Record<string, (t: TestContext, clock: ManualClock) => Promise<ConversationRows>> = {
-  memory: async (_t, clock) => new ConversationRowsInMemory(LIMITS, clock),
-  embedded: async (t, clock) => {
-    const rows = new EmbeddedKeptResponses(
-      join(mkdtempSync(join(tmpdir(), "conv-")), "state.db"),
-      LIMITS,
-      clock,
-      undefined,
-      KEPT_CONVERSATIONS,
-    );
-    t.after(() => rows.close());
-    return rows;
-  },
-  redis: async (t, clock) => {
-    const server = await useRedisServer(t);
-    const rows = new RedisKeptResponses(server.url, `conv${prefixCounter++}:`, false, LIMITS, clock, "conversations");
-    await rows.connect();
-    t.after(() => rows.close());
-    return rows;
-  },
-};
-
 function userItems(...texts: string[]) {
   return texts.map((text) => ({ role: "user", content: text }));
 }
 
-for (const [name, open] of Object.entries(BACKENDS)) {
-  const skip = name === "redis" && !isRedisInstalled() ? REDIS_MISSING : false;
-  describe(`conversations: ${name}`, { skip }, () => {
+for (const [name, openRows] of Object.entries(CONVERSATION_ROW_STORES)) {
+  const open = (t: TestContext, clock: ManualClock) => openRows(t, clock, LIMITS);
+  describe(`conversations: ${name}`, { skip: skipOf(name) }, () => {
     test("create, read, add items, delete an item, delete; a named client reaches only its own", async (t) => {
       const clock = new ManualClock();
       const ids = sequentialIds();

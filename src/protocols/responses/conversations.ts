@@ -1,50 +1,34 @@
-// Kept conversations (OpenAI's Conversations API, and `conversation` on a Responses request). A conversation is one
-// row (its JSON: id, metadata, owner, items) in a store of its own beside the kept responses' (the embedded state
-// file, Redis, or memory: cli/kept-responses-store.ts), bounded like it by count, total bytes and age. A write puts
-// the whole row again, which also renews its age: a conversation in use does not expire.
+// Kept conversations (OpenAI's Conversations API, and `conversation` on a Responses request), in a store of their own
+// beside the kept responses' (the embedded state file, Redis, or memory: cli/kept-responses-store.ts), bounded like
+// it by count, total bytes and age. A conversation is a small head row and an append-only log of its items beside it
+// (conversation-log.ts): a change appends its entries and writes the head again, which also renews its age (a
+// conversation in use does not expire), so a turn writes its own items, not the whole conversation.
 //
-// Concurrency: adding items reads the row, appends and writes it back. Two requests on one conversation at once
-// would each write their own copy and one's items would be lost, so this process runs the writes of one conversation
-// one after the other (a promise chain per id), and with a store several processes share (Redis) the write is a
-// compare and set: written only if the row is still what was read, else read and tried again.
+// Concurrency: a change reads the head, appends and writes the head back. Two requests on one conversation at once
+// would each write their own, so this process runs the writes of one conversation one after the other (a promise
+// chain per id), and every write is a compare and set (the store's putIfUnchanged, which appends the entries in the
+// same step): written only if the head is still what was read, else read and tried again (several processes share
+// a Redis store).
 import type { Clock } from "../../clock.ts";
 import { GatewayError, InvalidRequestError, ServiceUnavailableError } from "../../errors/gateway-error.ts";
 import type { IdSource } from "../ids.ts";
-import { OwnerShares, UNNAMED_OWNER } from "./owner-shares.ts";
+import {
+  addEntry,
+  applyEntries,
+  type ConversationHead,
+  contentOf,
+  headItemsEntry,
+  removeEntry,
+} from "./conversation-log.ts";
+import type {
+  ConversationItem,
+  ConversationRows,
+  DeletedItem,
+  KeptResponseRow,
+  StoredConversation,
+} from "./conversation-shapes.ts";
 
-/** One item of a conversation: a Responses input or output item with its `id` (conversation-items.ts makes them). */
-export type ConversationItem = Readonly<Record<string, unknown>> & { readonly id: string; readonly type: string };
-
-export interface StoredConversation {
-  readonly id: string;
-  readonly created_at: number;
-  readonly metadata: Readonly<Record<string, string>>;
-  /** The named client that created it: only it, or an unnamed key, reaches it. */
-  readonly client?: string;
-  readonly items: readonly ConversationItem[];
-  /**
-   * An item's id -> the id the client gave it, replaced by the gateway's (conversation-items.ts `clientIdsOf`): an input
-   * item sent again with it is still one the conversation holds (duplicate-items.ts). Only items that had one.
-   */
-  readonly clientIds?: Readonly<Record<string, string>>;
-  /**
-   * The last items deleted (at most MAX_DELETED_ITEMS, oldest first), each with the id of the item before it when it
-   * was deleted (null: it was first): a client paging with `after` = an item deleted meanwhile goes on from where it
-   * was instead of failing (conversation-items.ts `listItems`).
-   */
-  readonly deleted?: readonly DeletedItem[];
-}
-
-export interface DeletedItem {
-  readonly id: string;
-  readonly previousId: string | null;
-}
-
-/** `clientIds` with `added` merged in, as a field of StoredConversation (none while it is empty). */
-function withClientIds(kept: StoredConversation["clientIds"], added: Readonly<Record<string, string>>) {
-  const clientIds = { ...kept, ...added };
-  return Object.keys(clientIds).length === 0 ? {} : { clientIds };
-}
+export type { ConversationItem, ConversationRows, DeletedItem, KeptResponseRow, StoredConversation };
 
 /** Deleted items remembered per conversation for `after` (a few bytes each; older ones are a 400 as an unknown id). */
 export const MAX_DELETED_ITEMS = 100;
@@ -57,27 +41,6 @@ export interface ConversationObject {
   readonly metadata: Readonly<Record<string, string>>;
 }
 
-/** One conversation as a row store holds it: the shape of the kept responses' rows (it has no item index). */
-export interface KeptResponseRow {
-  readonly id: string;
-  readonly json: string;
-  readonly itemIds: readonly string[];
-  /** The named client that wrote it (absent: an unnamed key): over a bound, the owner holding the most loses first. */
-  readonly owner?: string;
-}
-
-/** Where conversation rows live: the kept responses' row stores, in tables or keys of their own. */
-export interface ConversationRows {
-  put(row: KeptResponseRow): Promise<void>;
-  get(id: string): Promise<string | undefined>;
-  delete(id: string): Promise<boolean>;
-  /**
-   * A store shared by several gateway processes (Redis) writes a changed row only if it is still the JSON that was
-   * read (false: changed meanwhile). Stores of one process leave it out: this process's writes are serialized.
-   */
-  putIfUnchanged?(row: KeptResponseRow, expectedJson: string): Promise<boolean>;
-}
-
 /**
  * What became of an answer's items: `added`; `too_large` (they would have pushed the conversation past its bound);
  * `deleted` (the conversation was deleted meanwhile); `store_unavailable` (the store failed, or others kept changing
@@ -88,7 +51,24 @@ export type ConversationUpdate = "added" | "too_large" | "deleted" | "store_unav
 /** Times a change is read and tried again when another process changed the conversation meanwhile. */
 const MAX_CHANGE_ATTEMPTS = 10;
 
-/** The most bytes one conversation's JSON may take; never more than the store's own `max_bytes` (it would not be kept). */
+/** What a change does: the entries it appends to the log, and the head's fields it sets. */
+interface Change {
+  readonly entries: readonly string[];
+  readonly metadata?: Readonly<Record<string, string>>;
+  readonly deleted?: readonly DeletedItem[];
+}
+
+/** A conversation as read: its head's JSON (what a compare and set expects), the head, and the assembled view. */
+interface Read {
+  readonly json: string;
+  readonly head: ConversationHead;
+  readonly stored: StoredConversation;
+}
+
+/**
+ * The most bytes one conversation may take (its head's JSON and its log's entries; a deleted item's entry stays in the
+ * log until the conversation goes); never more than the store's own `max_bytes` (it would not be kept).
+ */
 export const MAX_CONVERSATION_BYTES = 16 * 1024 * 1024;
 
 /** A conversation id as the gateway makes them (`conv_` + hex); anything else is a 400, not a lookup. */
@@ -164,16 +144,23 @@ export class Conversations {
     items: ConversationItem[],
     clientIds: Readonly<Record<string, string>> = {},
   ): Promise<StoredConversation> {
-    const stored: StoredConversation = {
+    // Its items (at most 20) in the head: its first change moves them into the log (conversation-log.ts).
+    const head: ConversationHead = {
       id: this.#ids("conv_"),
       created_at: Math.floor(this.#clock.now() / 1000),
       metadata,
       ...(client === null ? {} : { client }),
       items,
-      ...withClientIds(undefined, clientIds),
+      ...(Object.keys(clientIds).length === 0 ? {} : { clientIds }),
     };
-    await this.#put(stored, "items");
-    return stored;
+    const json = JSON.stringify(head);
+    this.#checkBound(Buffer.byteLength(json), "items");
+    try {
+      await this.#rows.put(this.#rowOf(head, json));
+    } catch (error) {
+      throw unreachable(error);
+    }
+    return this.#viewOf(head, json, contentOf(head, []));
   }
 
   /** The conversation, when `client` may reach it (its own, or any for an unnamed key). */
@@ -181,17 +168,50 @@ export class Conversations {
     return (await this.#read(id, client))?.stored;
   }
 
-  /** The conversation and the JSON it was read from (what a compare-and-set write expects). */
-  async #read(id: string, client: string | null): Promise<{ stored: StoredConversation; json: string } | undefined> {
-    let json: string | undefined;
+  /**
+   * The bytes the conversation would take with `items` added (the check a Responses request's input gets before it
+   * goes upstream: conversation-appender.ts).
+   */
+  bytesWith(
+    stored: StoredConversation,
+    items: readonly ConversationItem[],
+    clientIds: Readonly<Record<string, string>>,
+  ): number {
+    return stored.bytes + Buffer.byteLength(addEntry(items, clientIds));
+  }
+
+  /**
+   * The head and its log's entries. The two are read apart: a change landing in between appends entries past the
+   * head's count (left out), and a delete or eviction in between leaves fewer than it counts (read again).
+   */
+  async #read(id: string, client: string | null): Promise<Read | undefined> {
     try {
-      json = await this.#rows.get(id);
+      for (let attempt = 0; attempt < MAX_CHANGE_ATTEMPTS; attempt++) {
+        const json = await this.#rows.get(id);
+        if (json === undefined) return undefined;
+        const head = JSON.parse(json) as ConversationHead;
+        if (client !== null && head.client !== client) return undefined;
+        const count = head.log ?? 0;
+        const entries = count === 0 ? [] : (await this.#rows.getEvents(id, 0)).slice(0, count);
+        if (entries.length === count) return { json, head, stored: this.#viewOf(head, json, contentOf(head, entries)) };
+      }
     } catch (error) {
       throw unreachable(error);
     }
-    if (json === undefined) return undefined;
-    const stored = JSON.parse(json) as StoredConversation;
-    return client === null || stored.client === client ? { stored, json } : undefined;
+    throw new ServiceUnavailableError(`Conversation '${id}' could not be read whole (it kept changing); try again.`);
+  }
+
+  #viewOf(head: ConversationHead, json: string, content: ReturnType<typeof contentOf>): StoredConversation {
+    return {
+      id: head.id,
+      created_at: head.created_at,
+      metadata: head.metadata,
+      ...(head.client === undefined ? {} : { client: head.client }),
+      items: content.items,
+      ...(Object.keys(content.clientIds).length === 0 ? {} : { clientIds: content.clientIds }),
+      ...(head.deleted === undefined ? {} : { deleted: head.deleted }),
+      bytes: Buffer.byteLength(json) + (head.logBytes ?? 0),
+    };
   }
 
   setMetadata(
@@ -199,7 +219,7 @@ export class Conversations {
     client: string | null,
     metadata: Record<string, string>,
   ): Promise<StoredConversation | undefined> {
-    return this.#change(id, client, (stored) => ({ ...stored, metadata }), "metadata");
+    return this.#change(id, client, () => ({ entries: [], metadata }), "metadata");
   }
 
   /** Adds items at the end; a conversation that would grow past its bound is a 400 naming `param`, and unchanged. */
@@ -210,12 +230,7 @@ export class Conversations {
     param = "items",
     clientIds: Readonly<Record<string, string>> = {},
   ): Promise<StoredConversation | undefined> {
-    return this.#change(
-      id,
-      client,
-      (stored) => ({ ...stored, items: [...stored.items, ...items], ...withClientIds(stored.clientIds, clientIds) }),
-      param,
-    );
+    return this.#change(id, client, () => ({ entries: [addEntry(items, clientIds)] }), param);
   }
 
   /**
@@ -237,7 +252,10 @@ export class Conversations {
     }
   }
 
-  /** The conversation without the item; undefined: no such conversation; "no item": it has no such item. */
+  /**
+   * The conversation without the item; undefined: no such conversation; "no item": it has no such item. Its clientIds
+   * entry goes with it: the conversation no longer holds it, so sending it again is no duplicate.
+   */
   async deleteItem(
     id: string,
     client: string | null,
@@ -250,13 +268,10 @@ export class Conversations {
       (stored) => {
         const index = stored.items.findIndex((item) => item.id === itemId);
         hasItem = index !== -1;
-        if (!hasItem) return stored;
+        if (!hasItem) return undefined;
         const previousId = index === 0 ? null : (stored.items[index - 1]?.id ?? null);
         const deleted = [...(stored.deleted ?? []), { id: itemId, previousId }].slice(-MAX_DELETED_ITEMS);
-        // A deleted item's own id goes with it: the conversation no longer holds it, so sending it again is no duplicate.
-        const { [itemId]: _given, ...clientIds } = stored.clientIds ?? {};
-        const items = stored.items.filter((item) => item.id !== itemId);
-        return { ...stored, items, deleted, ...withClientIds(undefined, clientIds) };
+        return { entries: [removeEntry(itemId)], deleted };
       },
       "item_id",
     );
@@ -274,11 +289,15 @@ export class Conversations {
     });
   }
 
-  /** Reads, changes and writes one conversation, after any write of it already under way in this process. */
+  /**
+   * Reads, changes and writes one conversation, after any write of it already under way in this process; a change
+   * of undefined writes nothing. Items still in the head (an earlier format's row, or a create's) move into the log
+   * in the same write.
+   */
   #change(
     id: string,
     client: string | null,
-    change: (stored: StoredConversation) => StoredConversation,
+    change: (stored: StoredConversation) => Change | undefined,
     param: string,
   ): Promise<StoredConversation | undefined> {
     return this.#serially(id, async () => {
@@ -286,7 +305,9 @@ export class Conversations {
         const read = await this.#read(id, client);
         if (read === undefined) return undefined;
         const changed = change(read.stored);
-        if (await this.#put(changed, param, read.json)) return changed;
+        if (changed === undefined) return read.stored;
+        const written = await this.#write(read, changed, param);
+        if (written !== undefined) return written;
       }
       throw new ServiceUnavailableError(
         `Conversation '${id}' kept changing while this request changed it (other requests are writing to it); try again.`,
@@ -294,26 +315,49 @@ export class Conversations {
     });
   }
 
-  /** Writes a conversation; with `expectedJson`, only if it is unchanged since (false when it was changed). */
-  async #put(stored: StoredConversation, param: string, expectedJson?: string): Promise<boolean> {
-    const json = JSON.stringify(stored);
-    const bytes = Buffer.byteLength(json);
-    if (bytes > this.#maxBytes) {
-      throw new InvalidRequestError(
-        `The conversation would take ${bytes} bytes, over the gateway's bound of ${this.#maxBytes} bytes per conversation: start a new conversation (or delete items).`,
-        { param, code: "invalid_value" },
-      );
-    }
-    const row = { id: stored.id, json, itemIds: [], ...(stored.client === undefined ? {} : { owner: stored.client }) };
+  /** The changed head, written with its new entries if the head is still `read`'s (undefined: it was changed). */
+  async #write(read: Read, change: Change, param: string): Promise<StoredConversation | undefined> {
+    const { items: _items, clientIds: _clientIds, ...kept } = read.head;
+    const entries = [...headItemsEntry(read.head), ...change.entries];
+    const keptCount = read.head.log ?? 0;
+    let logBytes = read.head.logBytes ?? 0;
+    for (const entry of entries) logBytes += Buffer.byteLength(entry);
+    const head: ConversationHead = {
+      ...kept,
+      ...(change.metadata === undefined ? {} : { metadata: change.metadata }),
+      ...(change.deleted === undefined ? {} : { deleted: change.deleted }),
+      log: keptCount + entries.length,
+      logBytes,
+    };
+    const json = JSON.stringify(head);
+    this.#checkBound(Buffer.byteLength(json) + logBytes, param);
+    const options = entries.length === 0 ? {} : { events: { keptCount, events: entries } };
+    let isWritten: boolean;
     try {
-      if (expectedJson !== undefined && this.#rows.putIfUnchanged !== undefined) {
-        return await this.#rows.putIfUnchanged(row, expectedJson);
-      }
-      await this.#rows.put(row);
-      return true;
+      isWritten = await this.#rows.putIfUnchanged(this.#rowOf(head, json), read.json, options);
     } catch (error) {
       throw unreachable(error);
     }
+    return isWritten
+      ? this.#viewOf(
+          head,
+          json,
+          applyEntries({ items: read.stored.items, clientIds: read.stored.clientIds ?? {} }, change.entries),
+        )
+      : undefined;
+  }
+
+  #checkBound(bytes: number, param: string): void {
+    if (bytes > this.#maxBytes) {
+      throw new InvalidRequestError(
+        `The conversation would take ${bytes} bytes, over the gateway's bound of ${this.#maxBytes} bytes per conversation: start a new conversation.`,
+        { param, code: "invalid_value" },
+      );
+    }
+  }
+
+  #rowOf(head: ConversationHead, json: string): KeptResponseRow {
+    return { id: head.id, json, itemIds: [], ...(head.client === undefined ? {} : { owner: head.client }) };
   }
 
   async #serially<T>(id: string, operation: () => Promise<T>): Promise<T> {
@@ -328,70 +372,6 @@ export class Conversations {
       return await result;
     } finally {
       if (this.#writes.get(id) === settled) this.#writes.delete(id);
-    }
-  }
-}
-
-/**
- * Conversation rows in this process's memory (`state.path: ":memory:"`, and a server built without a store): bounded
- * by count, total bytes and age like the persistent stores; over a bound, the oldest write of the owner holding the
- * most goes first (owner-shares.ts).
- */
-export class ConversationRowsInMemory implements ConversationRows {
-  readonly #limits: { readonly maxEntries: number; readonly maxBytes: number; readonly maxAgeMs: number };
-  readonly #clock: Clock;
-  /** Insertion order is write order: a Map iterates oldest first, and a put moves a row last. */
-  readonly #rows = new Map<string, { json: string; bytes: number; storedAtMs: number; owner: string }>();
-  readonly #owners = new OwnerShares();
-  #bytes = 0;
-
-  constructor(limits: { maxEntries: number; maxBytes: number; maxAgeMs: number }, clock: Clock) {
-    this.#limits = limits;
-    this.#clock = clock;
-  }
-
-  async put(row: KeptResponseRow): Promise<void> {
-    this.#remove(row.id);
-    const bytes = Buffer.byteLength(row.json);
-    if (bytes > this.#limits.maxBytes || this.#limits.maxEntries <= 0) return;
-    const owner = row.owner ?? UNNAMED_OWNER;
-    this.#rows.set(row.id, { json: row.json, bytes, storedAtMs: this.#clock.now(), owner });
-    this.#bytes += bytes;
-    this.#owners.add(owner, row.id, bytes);
-    this.#expire();
-    for (;;) {
-      const measure =
-        this.#rows.size > this.#limits.maxEntries ? "count" : this.#bytes > this.#limits.maxBytes ? "bytes" : undefined;
-      const victim = measure === undefined ? undefined : this.#owners.victim(measure);
-      if (victim === undefined) return;
-      this.#remove(victim);
-    }
-  }
-
-  async get(id: string): Promise<string | undefined> {
-    this.#expire();
-    return this.#rows.get(id)?.json;
-  }
-
-  async delete(id: string): Promise<boolean> {
-    this.#expire();
-    return this.#remove(id);
-  }
-
-  #remove(id: string): boolean {
-    const row = this.#rows.get(id);
-    if (row === undefined) return false;
-    this.#rows.delete(id);
-    this.#bytes -= row.bytes;
-    this.#owners.remove(row.owner, id, row.bytes);
-    return true;
-  }
-
-  #expire(): void {
-    const oldestKeptMs = this.#clock.now() - this.#limits.maxAgeMs;
-    for (const [id, row] of this.#rows) {
-      if (row.storedAtMs > oldestKeptMs) break;
-      this.#remove(id);
     }
   }
 }
