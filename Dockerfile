@@ -17,7 +17,8 @@ COPY package.json package-lock.json ./
 # not needed here, so its install script, which downloads a second Node binary, is skipped with --ignore-scripts.
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
 
-# Stage 2: the bundle (dist/), from the same lock file's packages.
+# Stage 2: the bundle (dist/), from the same lock file's packages. A start-up snapshot that cannot be built (a module
+# that reads the clock, randomness or the environment when it loads: bin/snapshot-guard.js) fails this stage.
 FROM node:24-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./

@@ -13,16 +13,7 @@ import { readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync 
 import { SourceMap } from "node:module";
 import { join, relative, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import {
-  ASSERT_IMPORTERS,
-  EXTERNAL_PACKAGES,
-  LAZY_PACKAGE_IMPORTERS,
-  LAZY_PACKAGE_NAMES,
-  lazyAssert,
-  nonAsciiOutputs,
-  withoutZodLocales,
-} from "./bundle-plugins.js";
-import { lazyPackages } from "./lazy-packages.js";
+import { bundleOptions, nonAsciiOutputs } from "./bundle-plugins.js";
 import { REPORT_HEADING } from "./snapshot-guard.js";
 import { READ_AT_BUILD, SNAPSHOT_BLOB, SNAPSHOT_RECORD, snapshotRecord } from "./start-entry.js";
 
@@ -77,7 +68,8 @@ function removeLeftovers(dir) {
   }
 }
 
-function isRunning(pid) {
+/** Whether process `pid` runs: a build's leftovers (here, and bin/build.js's staging folders) are named by its pid. */
+export function isRunning(pid) {
   try {
     process.kill(pid, 0);
     return true;
@@ -266,19 +258,6 @@ const getBuiltinAsRequire = {
 };
 
 /**
- * fast-json-stringify stays out, but not `fast-json-stringify/lib/serializer`, which Fastify's error serializer
- * requires when it loads (esbuild's `external` takes a package's subpaths too): run at build time from node_modules,
- * it is user-land CommonJS, after which Node refuses to start from the snapshot (ERR_INTERNAL_ASSERTION,
- * `!hasStartedUserCJSExecution()` in initializeModuleLoaders).
- */
-const onlyBareExternals = {
-  name: "only-bare-externals",
-  setup(build) {
-    build.onResolve({ filter: /^fast-json-stringify$/ }, (args) => ({ path: args.path, external: true }));
-  },
-};
-
-/**
  * Builds dir/snapshot.cjs (from bin/snapshot-main.js) and dir/snapshot.blob for the project at `root`; `inputs`:
  * the script's (esbuild's metafile, relative to `root`), for dist/build.json.
  * `builtAtMs`: taken before any input was read (bin/build.js), as dist/build.json's.
@@ -292,32 +271,20 @@ export async function buildFullSnapshot(esbuild, { dir, root, builtAtMs, minify 
     result = await esbuild.build({
       entryPoints: [fileURLToPath(new URL("snapshot-main.js", import.meta.url))],
       outfile: join(dir, "snapshot.cjs"),
-      bundle: true,
       format: "cjs",
-      platform: "node",
-      target: "node24",
       // A snapshot's script has no dynamic import callback ("A dynamic import callback was not specified"): `import()`
       // of an external package (prom-client at the first scrape) becomes a require.
       supported: { "dynamic-import": false },
-      minify,
-      sourcemap: "linked",
-      metafile: true,
-      absWorkingDir: root,
-      logLevel: "warning",
-      charset: "ascii",
-      legalComments: "external",
+      ...bundleOptions({
+        root,
+        minify,
+        standIns: new Map(),
+        first: [unsnapshottableBuiltins, getBuiltinAsRequire],
+      }),
       define: { "import.meta.url": JSON.stringify(pathToFileURL(seenAs).href) },
-      external: EXTERNAL_PACKAGES.filter((name) => name !== "fast-json-stringify"),
-      plugins: [
-        unsnapshottableBuiltins,
-        getBuiltinAsRequire,
-        onlyBareExternals,
-        lazyAssert(ASSERT_IMPORTERS),
-        lazyPackages(LAZY_PACKAGE_NAMES, LAZY_PACKAGE_IMPORTERS, root, new Map()),
-        withoutZodLocales,
-      ],
       // The script's own `require` loads built-ins only; anything else (prom-client, ioredis, the stand-ins' packages)
-      // is required through module.createRequire, once deserialized (at build time nothing may be: onlyBareExternals).
+      // is required through module.createRequire, once deserialized (at build time nothing may be: bin/bundle-plugins.js
+      // onlyBareExternals).
       banner: {
         js: `var require = ((builtin) => { let user; const load = () => (user ??= builtin("node:module").createRequire(${JSON.stringify(seenAs)})); return Object.assign((id) => (builtin("node:module").isBuiltin(id) ? builtin(id) : load()(id)), { resolve: (id, options) => load().resolve(id, options) }); })(require);`,
       },

@@ -1,9 +1,10 @@
-// The parts of bin/build.js's esbuild set-up that bench/startup-snapshot.js builds its one-file bundle with too: what
-// stays out of a bundle, what gets a stand-in, and two plugins. Kept in one place so the experiment measures the
-// bundle `npm start` runs, not a copy that drifted.
+// The esbuild set-up that bin/build.js's bundle (dist/) and bin/build-snapshot.js's script (dist/snapshot.cjs) share:
+// what stays out of a bundle, what gets a stand-in, and the options both build with. Kept in one place so that the
+// snapshot a start deserializes is built as the bundle it stands for, not by a copy that drifted.
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { lazyPackages } from "./lazy-packages.js";
 
 /**
  * prom-client (first /metrics scrape) and ioredis (state.redis_url) load only when used, and so do Fastify's schema
@@ -15,6 +16,20 @@ export const EXTERNAL_PACKAGES = [
   ...["@fastify/ajv-compiler", "@fastify/fast-json-stringify-compiler", "ajv", "fast-json-stringify"],
   "light-my-request",
 ];
+
+/**
+ * fast-json-stringify stays out, but not `fast-json-stringify/lib/serializer`, which Fastify's error serializer
+ * requires when it loads (esbuild's `external` takes a package's subpaths too). Left out, dist/ required it from
+ * node_modules at every start (dist/ was not whole without them); in the snapshot's script, run at build time from
+ * node_modules, it is user-land CommonJS, after which Node refuses to start from the snapshot (ERR_INTERNAL_ASSERTION,
+ * `!hasStartedUserCJSExecution()` in initializeModuleLoaders).
+ */
+const onlyBareExternals = {
+  name: "only-bare-externals",
+  setup(build) {
+    build.onResolve({ filter: /^fast-json-stringify$/ }, (args) => ({ path: args.path, external: true }));
+  },
+};
 
 /** Who gets bin/lazy-assert.cjs for `node:assert` (lazyAssert). */
 export const ASSERT_IMPORTERS = /node_modules[\\/](fastify|find-my-way|sonic-boom|thread-stream|undici)[\\/]/;
@@ -52,6 +67,39 @@ export const withoutZodLocales = {
     build.onLoad({ filter: /.*/, namespace: "empty-module" }, () => ({ contents: "export {};", loader: "js" }));
   },
 };
+
+/**
+ * The esbuild options of both builds for the project at `root`: one Node 24 bundle, ASCII only (one non-ASCII
+ * character in a module makes V8 hold its whole source as two-byte text, twice the memory, and decode it more
+ * slowly), licence comments in *.LEGAL.txt, a linked source map (not read at run time; for reading a minified stack
+ * trace) and esbuild's metafile (the inputs dist/build.json records). `minify: false` keeps names readable in CPU
+ * profiles and heap snapshots. EXTERNAL_PACKAGES left out (fast-json-stringify's subpaths bundled). Plugins: `first`,
+ * then the shared ones (onlyBareExternals, lazyAssert, bin/lazy-packages.js's stand-ins, which records its packages
+ * in `standIns`, withoutZodLocales), then `last`; esbuild asks them in that order.
+ */
+export function bundleOptions({ root, minify, standIns, first = [], last = [] }) {
+  return {
+    bundle: true,
+    platform: "node",
+    target: "node24",
+    minify,
+    sourcemap: "linked",
+    metafile: true,
+    absWorkingDir: root,
+    logLevel: "warning",
+    charset: "ascii",
+    legalComments: "external",
+    external: EXTERNAL_PACKAGES.filter((name) => name !== "fast-json-stringify"),
+    plugins: [
+      ...first,
+      onlyBareExternals,
+      lazyAssert(ASSERT_IMPORTERS),
+      lazyPackages(LAZY_PACKAGE_NAMES, LAZY_PACKAGE_IMPORTERS, root, standIns),
+      withoutZodLocales,
+      ...last,
+    ],
+  };
+}
 
 /**
  * Where the JavaScript files esbuild wrote (its metafile's outputs, relative to `root`) hold a character above ASCII:

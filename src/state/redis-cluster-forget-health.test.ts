@@ -9,13 +9,12 @@ import {
   isRedisClusterAvailable,
   REDIS_CLUSTER_MISSING,
   type RedisClusterNode,
-  useRedisCluster,
 } from "../../test/helpers/redis-cluster.ts";
 import {
-  nodesOfTags,
   providerAwayFrom,
+  SCENE_COMMAND_TIMEOUT_MS,
   scopeOf,
-  useClusterBackend,
+  useClusterScene,
   waitFor,
 } from "../../test/helpers/redis-cluster-state.ts";
 import { isReservation } from "../limits/budgets.ts";
@@ -24,14 +23,10 @@ import { publishBeside } from "./redis-keyed-publish.ts";
 import { cooldownChannel, forgottenLimitsKey } from "./redis-keys.ts";
 
 const skip = isRedisClusterAvailable() ? false : REDIS_CLUSTER_MISSING;
-const TIMEOUT_MS = 200;
 
 describe("a stated limits' forget on a Redis Cluster", { skip }, () => {
   test("that fails on a hung master counts against it: the master is found down", async (t) => {
-    const cluster = await useRedisCluster(t);
-    const node = (await nodesOfTags(t, cluster, ["alpha"])).get("alpha");
-    assert.ok(node !== undefined);
-    const { state, logs } = await useClusterBackend(t, cluster, "forget-down:", TIMEOUT_MS);
+    const { alpha: node, state, logs } = await useClusterScene(t, "forget-down:");
     node.pause();
     // Its script times out, and is sent again on its backoff (250 ms, doubling): three failures in a row.
     state.ledger.forget("deployment:alpha/m");
@@ -44,10 +39,7 @@ describe("a stated limits' forget on a Redis Cluster", { skip }, () => {
   });
 
   test("answered between failures on its master counts for it: failures apart do not take it down", async (t) => {
-    const cluster = await useRedisCluster(t);
-    const node = (await nodesOfTags(t, cluster, ["alpha"])).get("alpha");
-    assert.ok(node !== undefined);
-    const { state, logs } = await useClusterBackend(t, cluster, "forget-apart:", TIMEOUT_MS);
+    const { alpha: node, state, logs } = await useClusterScene(t, "forget-apart:");
     const scopes = [scopeOf("deployment:alpha/m", { rpm: 10 })];
     for (const round of [1, 2, 3]) {
       node.pause();
@@ -67,13 +59,12 @@ describe("a stated limits' forget on a Redis Cluster", { skip }, () => {
 
 describe("a lesson's PUBLISH on a Redis Cluster with a master hung", { skip }, () => {
   test("goes to its key's master: answered every time, counted for that master", async (t) => {
-    const cluster = await useRedisCluster(t);
     const prefix = "publish-beside:";
     const channel = cooldownChannel(prefix);
-    const { state } = await useClusterBackend(t, cluster, prefix, TIMEOUT_MS);
+    const { cluster, state } = await useClusterScene(t, prefix);
     const { name, node } = await providerAwayFrom(t, cluster, cluster.nodes[0] as RedisClusterNode);
     const hung = cluster.nodes.find((each) => each !== node) as RedisClusterNode;
-    const redis = createCommandClient(cluster.url, true, TIMEOUT_MS);
+    const redis = createCommandClient(cluster.url, true, SCENE_COMMAND_TIMEOUT_MS);
     t.after(() => redis.disconnect());
     await redis.connect();
     const key = forgottenLimitsKey(prefix, `deployment:${name}/m`);

@@ -13,33 +13,29 @@ import {
   REDIS_CLUSTER_MISSING,
   type RedisCluster,
   type RedisClusterNode,
-  useRedisCluster,
 } from "../../test/helpers/redis-cluster.ts";
 import {
   minuteTotals,
-  nodesOfTags,
-  providerAwayFrom,
+  minuteTotalsWhen,
+  SCENE_COMMAND_TIMEOUT_MS,
   scopeOf,
-  useClusterBackend,
+  takenDown,
+  useClusterScene,
   waitFor,
 } from "../../test/helpers/redis-cluster-state.ts";
 import { type BudgetScope, isReservation, type Reservation } from "../limits/budgets.ts";
 import type { RedisLedger } from "./redis-ledger.ts";
 
 const skip = isRedisClusterAvailable() ? false : REDIS_CLUSTER_MISSING;
-const TIMEOUT_MS = 200;
 /** Live batches sent while the kept one waits: more than the applied set's 128. */
 const LIVE_BATCHES = 140;
 
 describe("a kept batch that waits for the data epoch's master alone, its first send run", { skip }, () => {
   test("is applied once, however many live batches and however long it waited", async (t) => {
-    const cluster = await useRedisCluster(t);
     const prefix = "kept-check:";
-    const epochNode = (await nodesOfTags(t, cluster, [`${prefix}data-epoch`])).get(`${prefix}data-epoch`);
-    assert.ok(epochNode !== undefined);
-    const { name, node } = await providerAwayFrom(t, cluster, epochNode);
     // A marker of 1 s stands for the 60 s one.
-    const { state } = await useClusterBackend(t, cluster, prefix, TIMEOUT_MS, { onceMarkerMs: 1_000 });
+    const { cluster, epochNode, away, state } = await useClusterScene(t, prefix, { onceMarkerMs: 1_000 });
+    const { name, node } = away;
     const scopes = [scopeOf(`provider:${name}`, { tpm: 100_000 }), scopeOf(`deployment:${name}/m`, { rpm: 1_000 })];
     const { reserved, live } = await reserveWithLive(state.ledger, scopes);
     epochNode.pause();
@@ -48,7 +44,7 @@ describe("a kept batch that waits for the data epoch's master alone, its first s
     // lost); each resend reads the data epoch first, on the hung epoch master, and fails there: the batch is kept,
     // waiting for the epoch's master alone.
     state.ledger.reconcile(reserved, 900, Date.now());
-    await sleep(TIMEOUT_MS + 100);
+    await sleep(SCENE_COMMAND_TIMEOUT_MS + 100);
     await node.resume();
     await sleep(6_000);
     assert.deepEqual(state.status().localProviders, [], `${name} shared all along (${state.status().detail})`);
@@ -95,19 +91,15 @@ async function liveChargesThenEpochBack(
   const { cluster, prefix, name, ledger } = scene;
   for (const each of scene.live) ledger.reconcile(each, 501, Date.now());
   const expected = 900 + 501 * scene.live.length;
-  let totals = await minuteTotals(t, cluster, prefix, `provider:${name}`, scene.node);
-  const until = Date.now() + 10_000;
-  while (Date.now() < until && totals.tokens < expected) {
-    await sleep(100);
-    totals = await minuteTotals(t, cluster, prefix, `provider:${name}`, scene.node);
-  }
+  const totalsOf = { cluster, prefix, scopeId: `provider:${name}`, owner: scene.node };
+  let totals = await minuteTotalsWhen(t, totalsOf, (each) => each.tokens >= expected, 10_000);
   assert.equal(totals.tokens, expected, "the live charges and the first one, once");
   await sleep(1_500);
   await scene.epochNode.resume();
   await waitFor(() => !status().isDegraded, 15_000, `every master back (${status().detail})`);
   await waitFor(() => ledger.keptWriteCount === 0, 5_000, "nothing kept");
   await sleep(500);
-  totals = await minuteTotals(t, cluster, prefix, `provider:${name}`, scene.node);
+  totals = await minuteTotals(t, cluster, prefix, totalsOf.scopeId, scene.node);
   assert.equal(totals.tokens, expected, "the first charge counted once (400 more: applied again)");
 }
 
@@ -122,20 +114,13 @@ function pauseWrites(node: RedisClusterNode, ms: number): void {
 
 describe("a kept batch's replay that ran, its reply lost, its resends failing on the epoch's master", { skip }, () => {
   test("is applied once when it is kept again and replayed after its marker's life", async (t) => {
-    const cluster = await useRedisCluster(t);
     const prefix = "kept-replay:";
-    const epochNode = (await nodesOfTags(t, cluster, [`${prefix}data-epoch`])).get(`${prefix}data-epoch`);
-    assert.ok(epochNode !== undefined);
-    const { name, node } = await providerAwayFrom(t, cluster, epochNode);
-    const { state, logs } = await useClusterBackend(t, cluster, prefix, TIMEOUT_MS, { onceMarkerMs: 1_000 });
+    const { cluster, epochNode, away, state, logs } = await useClusterScene(t, prefix, { onceMarkerMs: 1_000 });
+    const { name, node } = away;
     const scopes = [scopeOf(`provider:${name}`, { tpm: 100_000 }), scopeOf(`deployment:${name}/m`, { rpm: 1_000 })];
     const { reserved, live } = await reserveWithLive(state.ledger, scopes);
     node.pause();
-    const other = [scopeOf(`deployment:${name}/other`, { rpm: 10 })];
-    for (let request = 0; request < 3; request++) {
-      assert.ok(isReservation(await state.ledger.reserve(other, { tokens: 0 }, Date.now())));
-    }
-    assert.deepEqual(state.status().localProviders, [name], `${name} served locally`);
+    await takenDown(state.ledger, () => state.status(), name);
     // A charge of 400 for a master known down: kept at once, never sent.
     state.ledger.reconcile(reserved, 900, Date.now());
     assert.equal(state.ledger.keptWriteCount, 1);

@@ -6,26 +6,22 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { isRedisClusterAvailable, REDIS_CLUSTER_MISSING, useRedisCluster } from "../../test/helpers/redis-cluster.ts";
+import { isRedisClusterAvailable, REDIS_CLUSTER_MISSING } from "../../test/helpers/redis-cluster.ts";
 import {
   minuteTotals,
-  nodesOfTags,
-  providerAwayFrom,
+  minuteTotalsWhen,
   scopeOf,
-  useClusterBackend,
+  takenDown,
+  useClusterScene,
   waitFor,
 } from "../../test/helpers/redis-cluster-state.ts";
 import { type BudgetScope, isReservation } from "../limits/budgets.ts";
 
 const skip = isRedisClusterAvailable() ? false : REDIS_CLUSTER_MISSING;
-const TIMEOUT_MS = 200;
 
 describe("a Redis Cluster master that dies and comes back with its data", { skip }, () => {
   test("a lease's give-back made while its master is known down is kept, and sent when it answers again", async (t) => {
-    const cluster = await useRedisCluster(t);
-    const victim = (await nodesOfTags(t, cluster, ["alpha"])).get("alpha");
-    assert.ok(victim !== undefined);
-    const { state } = await useClusterBackend(t, cluster, "kept-lease:", TIMEOUT_MS);
+    const { cluster, alpha: victim, state } = await useClusterScene(t, "kept-lease:");
     const pool = [scopeOf("provider:alpha", { rpm: 1_000 })];
     // 1000 / 64: a lease of 15 requests beside this one, counted in Redis now.
     assert.ok(isReservation(await state.ledger.reserve(pool, { tokens: 0 }, Date.now())));
@@ -34,32 +30,20 @@ describe("a Redis Cluster master that dies and comes back with its data", { skip
     await victim.kill();
     // Three reserves of another of alpha's scopes (no lease: rpm 10) that fail on the dead master (served locally,
     // replayed later): its providers go local.
-    const other = [scopeOf("deployment:alpha/other", { rpm: 10 })];
-    for (let request = 0; request < 3; request++) {
-      assert.ok(isReservation(await state.ledger.reserve(other, { tokens: 0 }, Date.now())));
-    }
-    assert.match(state.status().detail, /alpha/, "alpha served locally before its lease ends");
+    await takenDown(state.ledger, () => state.status(), "alpha");
     // Ended now if its own timer (1 s at most) has not ended it yet: given back while its master is known down.
     await state.ledger.returnLeases();
     await victim.restart();
     await waitFor(() => !state.status().isDegraded, 20_000, `alpha back (${state.status().detail})`);
     // The three local reserves replayed (into their own scope), and the give-back of the lease's 15 unused requests.
     await waitFor(() => state.ledger.unsyncedCount === 0, 5_000, "the local reserves replayed");
-    let totals = { requests: -1, tokens: 0 };
-    const deadline = Date.now() + 5_000;
-    while (Date.now() < deadline) {
-      totals = await minuteTotals(t, cluster, "kept-lease:", "provider:alpha");
-      if (totals.requests === 1) break;
-      await sleep(100);
-    }
+    const totalsOf = { cluster, prefix: "kept-lease:", scopeId: "provider:alpha" };
+    const totals = await minuteTotalsWhen(t, totalsOf, (each) => each.requests === 1);
     assert.equal(totals.requests, 1, "the request that took the lease alone: the 15 leased given back");
   });
 
   test("a charge whose batch failed every resend while its master was dead is sent when it answers again", async (t) => {
-    const cluster = await useRedisCluster(t);
-    const victim = (await nodesOfTags(t, cluster, ["alpha"])).get("alpha");
-    assert.ok(victim !== undefined);
-    const { state } = await useClusterBackend(t, cluster, "kept-charge:", TIMEOUT_MS);
+    const { cluster, alpha: victim, state } = await useClusterScene(t, "kept-charge:");
     const scopes = [scopeOf("provider:alpha", { tpm: 1_000 }), scopeOf("deployment:alpha/m", { rpm: 100 })];
     const reserved = await state.ledger.reserve(scopes, { tokens: 500 }, Date.now());
     assert.ok(isReservation(reserved));
@@ -71,53 +55,33 @@ describe("a Redis Cluster master that dies and comes back with its data", { skip
     await sleep(6_000);
     await victim.restart();
     await waitFor(() => !state.status().isDegraded, 20_000, `alpha back (${state.status().detail})`);
-    let totals = { requests: 0, tokens: -1 };
-    const deadline = Date.now() + 5_000;
-    while (Date.now() < deadline) {
-      totals = await minuteTotals(t, cluster, "kept-charge:", "provider:alpha");
-      if (totals.tokens === 900) break;
-      await sleep(100);
-    }
+    const totalsOf = { cluster, prefix: "kept-charge:", scopeId: "provider:alpha" };
+    const totals = await minuteTotalsWhen(t, totalsOf, (each) => each.tokens === 900);
     assert.equal(totals.tokens, 900, "the restarted master counts the request's real tokens, not its estimate");
   });
 
   test("a charge made once its master is known down (hung) is kept, and sent when it answers again", async (t) => {
-    const cluster = await useRedisCluster(t);
-    const victim = (await nodesOfTags(t, cluster, ["alpha"])).get("alpha");
-    assert.ok(victim !== undefined);
-    const { state } = await useClusterBackend(t, cluster, "kept-known:", TIMEOUT_MS);
+    const { cluster, alpha: victim, state } = await useClusterScene(t, "kept-known:");
     const scopes = [scopeOf("provider:alpha", { tpm: 1_000 }), scopeOf("deployment:alpha/m", { rpm: 100 })];
     // Reserved in Redis (500 tokens estimated); its answer comes once the master hangs and is known down.
     const reserved = await state.ledger.reserve(scopes, { tokens: 500 }, Date.now());
     assert.ok(isReservation(reserved));
     victim.pause();
-    const other = [scopeOf("deployment:alpha/other", { rpm: 10 })];
-    for (let request = 0; request < 3; request++) {
-      assert.ok(isReservation(await state.ledger.reserve(other, { tokens: 0 }, Date.now())));
-    }
-    assert.match(state.status().detail, /alpha/, "alpha served locally");
+    await takenDown(state.ledger, () => state.status(), "alpha");
     // 900 tokens: a charge of 400 for a master known down, kept for its return (before: not sent, not kept).
     state.ledger.reconcile(reserved, 900, Date.now());
     await victim.resume();
     await waitFor(() => !state.status().isDegraded, 20_000, `alpha back (${state.status().detail})`);
-    let totals = { requests: 0, tokens: -1 };
-    const deadline = Date.now() + 5_000;
-    while (Date.now() < deadline) {
-      totals = await minuteTotals(t, cluster, "kept-known:", "provider:alpha");
-      if (totals.tokens === 900) break;
-      await sleep(100);
-    }
+    const totalsOf = { cluster, prefix: "kept-known:", scopeId: "provider:alpha" };
+    const totals = await minuteTotalsWhen(t, totalsOf, (each) => each.tokens === 900);
     assert.equal(totals.tokens, 900, "the resumed master counts the request's real tokens, not its estimate");
   });
 });
 
 describe("a kept batch whose first send ran, its reply lost, replayed after its marker's life", { skip }, () => {
   test("is applied once", async (t) => {
-    const cluster = await useRedisCluster(t);
-    const victim = (await nodesOfTags(t, cluster, ["alpha"])).get("alpha");
-    assert.ok(victim !== undefined);
     // A marker of 1 s stands for the 60 s one, and a hang of a few seconds for an outage longer than a minute.
-    const { state } = await useClusterBackend(t, cluster, "kept-once:", TIMEOUT_MS, { onceMarkerMs: 1_000 });
+    const { cluster, alpha: victim, state } = await useClusterScene(t, "kept-once:", { onceMarkerMs: 1_000 });
     const scopes = [scopeOf("provider:alpha", { tpm: 1_000 }), scopeOf("deployment:alpha/m", { rpm: 100 })];
     const reserved = await state.ledger.reserve(scopes, { tokens: 500 }, Date.now());
     assert.ok(isReservation(reserved));
@@ -138,10 +102,7 @@ describe("a kept batch whose first send ran, its reply lost, replayed after its 
 
 describe("a lease recorded for a provider's report, ended while its master is known down", { skip }, () => {
   test("its report's cleanup is not sent into the down master: the give-back returns at once, nothing given up", async (t) => {
-    const cluster = await useRedisCluster(t);
-    const victim = (await nodesOfTags(t, cluster, ["alpha"])).get("alpha");
-    assert.ok(victim !== undefined);
-    const { state, logs } = await useClusterBackend(t, cluster, "lease-clean:", TIMEOUT_MS);
+    const { alpha: victim, state, logs } = await useClusterScene(t, "lease-clean:");
     const pool = [scopeOf("deployment:alpha/m", {})];
     // The provider reported its minute: a lease taken now is recorded beside the report (`lease:<member>`), and its
     // end deletes that field (HDEL) so that the next report no longer counts it.
@@ -152,11 +113,7 @@ describe("a lease recorded for a provider's report, ended while its master is kn
     assert.ok(isReservation(await state.ledger.reserve(pool, { tokens: 0 }, Date.now())));
     assert.equal(state.ledger.leaseCount, 1);
     victim.pause();
-    const other = [scopeOf("deployment:alpha/other", { rpm: 10 })];
-    for (let request = 0; request < 3; request++) {
-      assert.ok(isReservation(await state.ledger.reserve(other, { tokens: 0 }, Date.now())));
-    }
-    assert.deepEqual(state.status().localProviders, ["alpha"]);
+    await takenDown(state.ledger, () => state.status(), "alpha");
     // Before: the HDEL went into the hung master, timed out and was resent four times (~4.7 s), then given up and
     // warned about; the give-back's wait (and an exit's) waited for it.
     const startedMs = Date.now();
@@ -171,10 +128,7 @@ describe("a lease recorded for a provider's report, ended while its master is kn
 
 describe("a batch's resends that take its master down", { skip }, () => {
   test("name its provider in the warning, not 'its keys'", async (t) => {
-    const cluster = await useRedisCluster(t);
-    const victim = (await nodesOfTags(t, cluster, ["alpha"])).get("alpha");
-    assert.ok(victim !== undefined);
-    const { state, logs } = await useClusterBackend(t, cluster, "batch-named:", TIMEOUT_MS);
+    const { alpha: victim, state, logs } = await useClusterScene(t, "batch-named:");
     const scopes = [scopeOf("provider:alpha", { tpm: 1_000 }), scopeOf("deployment:alpha/m", { rpm: 100 })];
     const reserved = await state.ledger.reserve(scopes, { tokens: 500 }, Date.now());
     assert.ok(isReservation(reserved));
@@ -190,22 +144,15 @@ describe("a batch's resends that take its master down", { skip }, () => {
 
 describe("a Redis Cluster master that hangs while another holds the data epoch", { skip }, () => {
   test("a kept batch's epoch read timing out on the epoch's master does not take the batch's own master down", async (t) => {
-    const cluster = await useRedisCluster(t);
     const prefix = "kept-epoch:";
     // The data epoch's key has no hash tag: its slot is that of the whole key, on a master of its own.
-    const epochNode = (await nodesOfTags(t, cluster, [`${prefix}data-epoch`])).get(`${prefix}data-epoch`);
-    assert.ok(epochNode !== undefined);
-    const { name, node } = await providerAwayFrom(t, cluster, epochNode);
-    const { state, logs } = await useClusterBackend(t, cluster, prefix, TIMEOUT_MS);
+    const { cluster, epochNode, away, state, logs } = await useClusterScene(t, prefix);
+    const { name, node } = away;
     const scopes = [scopeOf(`provider:${name}`, { tpm: 1_000 }), scopeOf(`deployment:${name}/m`, { rpm: 100 })];
     const reserved = await state.ledger.reserve(scopes, { tokens: 500 }, Date.now());
     assert.ok(isReservation(reserved));
     node.pause();
-    const other = [scopeOf(`deployment:${name}/other`, { rpm: 10 })];
-    for (let request = 0; request < 3; request++) {
-      assert.ok(isReservation(await state.ledger.reserve(other, { tokens: 0 }, Date.now())));
-    }
-    assert.deepEqual(state.status().localProviders, [name], `${name} served locally`);
+    await takenDown(state.ledger, () => state.status(), name);
     // 100 tokens: a give-back of 400 for a master known down, kept; its replay reads the data epoch first.
     state.ledger.reconcile(reserved, 100, Date.now());
     await waitFor(() => state.ledger.keptWriteCount === 1, 2_000, "the give-back kept");
@@ -224,12 +171,8 @@ describe("a Redis Cluster master that hangs while another holds the data epoch",
     // The give-back waited for the epoch's master, and is sent once it answers.
     await epochNode.resume();
     await waitFor(() => !state.status().isDegraded, 15_000, `every master back (${state.status().detail})`);
-    let totals = { requests: 0, tokens: -1 };
-    const until = Date.now() + 5_000;
-    while (Date.now() < until && totals.tokens !== 100) {
-      totals = await minuteTotals(t, cluster, prefix, `provider:${name}`);
-      await sleep(100);
-    }
+    const totalsOf = { cluster, prefix, scopeId: `provider:${name}` };
+    const totals = await minuteTotalsWhen(t, totalsOf, (each) => each.tokens === 100);
     assert.equal(totals.tokens, 100, "the request's real tokens once the give-back is sent");
   });
 });
@@ -238,10 +181,7 @@ describe("a kept batch whose first send ran, replayed after more than 128 newer 
   skip,
 }, () => {
   test("is applied once: the newer ones replayed first do not push it out of the applied set", async (t) => {
-    const cluster = await useRedisCluster(t);
-    const victim = (await nodesOfTags(t, cluster, ["alpha"])).get("alpha");
-    assert.ok(victim !== undefined);
-    const { state } = await useClusterBackend(t, cluster, "kept-order:", TIMEOUT_MS, { onceMarkerMs: 1_000 });
+    const { cluster, alpha: victim, state } = await useClusterScene(t, "kept-order:", { onceMarkerMs: 1_000 });
     const scopes = [scopeOf("provider:alpha", { tpm: 100_000 }), scopeOf("deployment:alpha/m", { rpm: 1_000 })];
     const reserved = await state.ledger.reserve(scopes, { tokens: 500 }, Date.now());
     assert.ok(isReservation(reserved));
@@ -271,12 +211,8 @@ describe("a kept batch whose first send ran, replayed after more than 128 newer 
 
 describe("a data epoch's master that misses a resend's read now and then", { skip }, () => {
   test("its answered reads count for it: failures apart do not take it down", async (t) => {
-    const cluster = await useRedisCluster(t);
-    const prefix = "epoch-apart:";
-    const epochNode = (await nodesOfTags(t, cluster, [`${prefix}data-epoch`])).get(`${prefix}data-epoch`);
-    assert.ok(epochNode !== undefined);
-    const { name, node } = await providerAwayFrom(t, cluster, epochNode);
-    const { state, logs } = await useClusterBackend(t, cluster, prefix, TIMEOUT_MS);
+    const { epochNode, away, state, logs } = await useClusterScene(t, "epoch-apart:");
+    const { name, node } = away;
     const scopes = [scopeOf(`provider:${name}`, { tpm: 100_000 }), scopeOf(`deployment:${name}/m`, { rpm: 1_000 })];
     for (const _round of [1, 2, 3]) {
       const reserved = await state.ledger.reserve(scopes, { tokens: 500 }, Date.now());

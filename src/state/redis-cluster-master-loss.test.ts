@@ -11,22 +11,13 @@ import {
   isRedisClusterAvailable,
   REDIS_CLUSTER_MISSING,
   type RedisClusterNode,
-  useRedisCluster,
 } from "../../test/helpers/redis-cluster.ts";
-import {
-  minuteTotals,
-  nodesOfTags,
-  providerAwayFrom,
-  scopeOf,
-  useClusterBackend,
-  waitFor,
-} from "../../test/helpers/redis-cluster-state.ts";
+import { minuteTotals, scopeOf, takenDown, useClusterScene, waitFor } from "../../test/helpers/redis-cluster-state.ts";
 import { isReservation } from "../limits/budgets.ts";
 import { RefusedFeatures } from "../limits/refused-features.ts";
 import { refusedFeaturesKey, scopeKeys } from "./redis-keys.ts";
 
 const skip = isRedisClusterAvailable() ? false : REDIS_CLUSTER_MISSING;
-const TIMEOUT_MS = 200;
 const HOUR_MS = 3_600_000;
 
 /** A field of a hash, read on the node that serves it (a direct connection: no cluster ready check). */
@@ -41,13 +32,10 @@ async function fieldOn(t: TestContext, node: RedisClusterNode, key: string, fiel
 
 describe("a Redis Cluster master restarted empty, the data epoch on another", { skip }, () => {
   test("the refused features this process holds for deployments on it are written there again", async (t) => {
-    const cluster = await useRedisCluster(t);
     const prefix = "master-lost:";
-    const epochNode = (await nodesOfTags(t, cluster, [`${prefix}data-epoch`])).get(`${prefix}data-epoch`);
-    assert.ok(epochNode !== undefined);
-    const { name, node } = await providerAwayFrom(t, cluster, epochNode);
     const refused = new RefusedFeatures(HOUR_MS);
-    const { state } = await useClusterBackend(t, cluster, prefix, TIMEOUT_MS, { refusedFeatures: refused });
+    const { away, state } = await useClusterScene(t, prefix, { refusedFeatures: refused });
+    const { name, node } = away;
     const key = refusedFeaturesKey(prefix, `${name}/m`);
     refused.learn(`${name}/m`, "tools", "HTTP 400: tools", Date.now());
     let stored: string | null = null;
@@ -56,11 +44,7 @@ describe("a Redis Cluster master restarted empty, the data epoch on another", { 
     }
     assert.ok(stored !== null, "the lesson stored on its master");
     await node.kill();
-    const other = [scopeOf(`deployment:${name}/other`, { rpm: 10 })];
-    for (let request = 0; request < 3; request++) {
-      assert.ok(isReservation(await state.ledger.reserve(other, { tokens: 0 }, Date.now())));
-    }
-    assert.deepEqual(state.status().localProviders, [name], `${name} served locally`);
+    await takenDown(state.ledger, () => state.status(), name);
     await node.restart();
     await waitFor(() => !state.status().isDegraded, 20_000, `${name} back (${state.status().detail})`);
     stored = null;
@@ -77,22 +61,15 @@ describe("a Redis Cluster master restarted empty, the data epoch on another", { 
 
 describe("a Redis Cluster master restarted empty while a give-back waits for it", { skip }, () => {
   test("the give-back is left out: the new day counter keeps the charges replayed into it", async (t) => {
-    const cluster = await useRedisCluster(t);
     const prefix = "master-lost-giveback:";
-    const epochNode = (await nodesOfTags(t, cluster, [`${prefix}data-epoch`])).get(`${prefix}data-epoch`);
-    assert.ok(epochNode !== undefined);
-    const { name, node } = await providerAwayFrom(t, cluster, epochNode);
-    const { state } = await useClusterBackend(t, cluster, prefix, TIMEOUT_MS);
+    const { away, state } = await useClusterScene(t, prefix);
+    const { name, node } = away;
     const pool = scopeOf(`provider:${name}`, { rpd: 1_000 });
     // 1000 / 64: a lease of 15 requests beside this one, counted in the day's counter now.
     assert.ok(isReservation(await state.ledger.reserve([pool], { tokens: 0 }, Date.now())));
     assert.equal(state.ledger.leaseCount, 1);
     await node.kill();
-    const other = [scopeOf(`deployment:${name}/other`, { rpm: 10 })];
-    for (let request = 0; request < 3; request++) {
-      assert.ok(isReservation(await state.ledger.reserve(other, { tokens: 0 }, Date.now())));
-    }
-    assert.deepEqual(state.status().localProviders, [name], `${name} served locally`);
+    await takenDown(state.ledger, () => state.status(), name);
     // The lease's 15 unused requests: a give-back kept for the master's return.
     await state.ledger.returnLeases();
     // Three requests of the pool served locally meanwhile: replayed into the master when it is back.
@@ -115,23 +92,16 @@ describe("a Redis Cluster master restarted empty while a give-back waits for it"
 
 describe("a Redis Cluster master loses its data while a charge waits for another master's return", { skip }, () => {
   test("the charge is still sent into its own master, which kept its data", async (t) => {
-    const cluster = await useRedisCluster(t);
     const prefix = "master-lost-other:";
-    const epochNode = (await nodesOfTags(t, cluster, [`${prefix}data-epoch`])).get(`${prefix}data-epoch`);
-    assert.ok(epochNode !== undefined);
-    const { name, node } = await providerAwayFrom(t, cluster, epochNode);
+    const { cluster, epochNode, away, state } = await useClusterScene(t, prefix);
+    const { name, node } = away;
     const lost = cluster.nodes.find((each) => each !== node && each !== epochNode);
     assert.ok(lost !== undefined, "a third master");
-    const { state } = await useClusterBackend(t, cluster, prefix, TIMEOUT_MS);
     const scopes = [scopeOf(`provider:${name}`, { tpm: 1_000 }), scopeOf(`deployment:${name}/m`, { rpm: 100 })];
     const reserved = await state.ledger.reserve(scopes, { tokens: 500 }, Date.now());
     assert.ok(isReservation(reserved));
     node.pause();
-    const other = [scopeOf(`deployment:${name}/other`, { rpm: 10 })];
-    for (let request = 0; request < 3; request++) {
-      assert.ok(isReservation(await state.ledger.reserve(other, { tokens: 0 }, Date.now())));
-    }
-    assert.deepEqual(state.status().localProviders, [name], `${name} served locally`);
+    await takenDown(state.ledger, () => state.status(), name);
     // 900 tokens: a charge of 400 kept for the hung master's return.
     state.ledger.reconcile(reserved, 900, Date.now());
     await waitFor(() => state.ledger.keptWriteCount === 1, 5_000, "the charge kept");

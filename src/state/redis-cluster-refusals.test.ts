@@ -5,8 +5,8 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { isRedisClusterAvailable, REDIS_CLUSTER_MISSING, useRedisCluster } from "../../test/helpers/redis-cluster.ts";
-import { nodesOfTags, useClusterBackend } from "../../test/helpers/redis-cluster-state.ts";
+import { isRedisClusterAvailable, REDIS_CLUSTER_MISSING } from "../../test/helpers/redis-cluster.ts";
+import { useClusterScene } from "../../test/helpers/redis-cluster-state.ts";
 import { RefusedFeatures } from "../limits/refused-features.ts";
 
 const skip = isRedisClusterAvailable() ? false : REDIS_CLUSTER_MISSING;
@@ -14,11 +14,8 @@ const HOUR_MS = 3_600_000;
 
 describe("refused features on a Redis Cluster with a hung master", { skip }, () => {
   test("lessons whose writes time out count against their key's master, which goes down", async (t) => {
-    const cluster = await useRedisCluster(t);
-    const victim = (await nodesOfTags(t, cluster, ["alpha"])).get("alpha");
-    assert.ok(victim !== undefined);
     const refused = new RefusedFeatures(HOUR_MS);
-    const { state, logs } = await useClusterBackend(t, cluster, "refusals-hung:", 200, { refusedFeatures: refused });
+    const { alpha: victim, state, logs } = await useClusterScene(t, "refusals-hung:", { refusedFeatures: refused });
     victim.pause();
     // Three lessons of a deployment on the hung master: three writes that time out there.
     for (const feature of ["tools", "seed", "logprobs"]) {
@@ -38,11 +35,8 @@ describe("refused features on a Redis Cluster with a hung master", { skip }, () 
 
 describe("refused features on a Redis Cluster whose master misses a write now and then", { skip }, () => {
   test("a lesson's write that is answered counts for its key's master: failures apart do not take it down", async (t) => {
-    const cluster = await useRedisCluster(t);
-    const victim = (await nodesOfTags(t, cluster, ["alpha"])).get("alpha");
-    assert.ok(victim !== undefined);
     const refused = new RefusedFeatures(HOUR_MS);
-    const { state, logs } = await useClusterBackend(t, cluster, "refusals-apart:", 200, { refusedFeatures: refused });
+    const { alpha: victim, state, logs } = await useClusterScene(t, "refusals-apart:", { refusedFeatures: refused });
     // Three rounds: a lesson whose write times out (the master hung for a moment), then lessons that are stored.
     for (const round of [1, 2, 3]) {
       victim.pause();

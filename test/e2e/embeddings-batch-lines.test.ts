@@ -5,24 +5,12 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { linesOf, upload, waitForBatch } from "../helpers/batches-scene.ts";
-import { openAiClient, send } from "../helpers/e2e.ts";
-import { answerEachInput, embeddingsCalls, texts } from "../helpers/embeddings-scene.ts";
-import { MODEL, startScene, windowOf } from "../helpers/limits-scene.ts";
-
-const OPS = { authorization: "Bearer sk-ops" };
+import { openAiClient } from "../helpers/e2e.ts";
+import { answerEachInput, chargedScene, chargedTokens, embeddingsCalls, texts } from "../helpers/embeddings-scene.ts";
+import { MODEL } from "../helpers/limits-scene.ts";
 
 test("a batch line whose middle chunk fails is written at once: which inputs got no answer, what the rest cost", async (t) => {
-  const scene = await startScene(t, {
-    beta: false,
-    alphaModel: { kind: "embedding", max_inputs: 2, limits: { tpm: 1_000_000 } },
-    config: {
-      server: {
-        port: 0,
-        host: "127.0.0.1",
-        api_keys: [{ key: "sk-client", name: "greedy", limits: { tpm: 1_000_000 } }, "sk-ops"],
-      },
-    },
-  });
+  const scene = await chargedScene(t);
   // The chunk [t4, t5] fails every time (a 500: failed over to nothing, then the line's 502); 3 tokens an input.
   answerEachInput(scene.alpha, { text: "t4", times: 1_000 });
   const client = openAiClient(scene.gateway, "sk-client");
@@ -46,17 +34,5 @@ test("a batch line whose middle chunk fails is written at once: which inputs got
   assert.equal(embeddingsCalls(scene.alpha), 3);
   // The client and the deployment were charged the answered chunks alone, and the batch's usage says so.
   assert.equal(done.usage?.input_tokens, 12);
-  let charged: number | undefined;
-  let deployment: number | undefined;
-  for (let tries = 0; tries < 50 && (charged !== 12 || deployment !== 12); tries++) {
-    const stats = (await send(scene.gateway, "GET", "/stats", { headers: OPS })).json as {
-      deployments: Parameters<typeof windowOf>[0][];
-      clients?: Record<string, { budgets: { unit: string; used: number }[] }>;
-    };
-    charged = stats.clients?.greedy?.budgets.find((window) => window.unit === "tokens")?.used;
-    const row = stats.deployments[0];
-    deployment = row === undefined ? undefined : windowOf(row, "deployment:alpha/m", "tokens", "minute").used;
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-  assert.deepEqual([charged, deployment], [12, 12]);
+  assert.deepEqual(await chargedTokens(scene.gateway, 12), { client: 12, deployment: 12 });
 });

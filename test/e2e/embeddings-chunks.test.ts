@@ -7,8 +7,11 @@ import { LEARNED_INPUTS_TRUST_MS } from "../../src/pipeline/embeddings-chunks.ts
 import { errorOf, openAiClient, recordsOf, send } from "../helpers/e2e.ts";
 import {
   answerEachInput,
+  chargedScene,
+  chargedTokens,
   EMBEDDINGS_ROUTE,
   embeddingsCalls,
+  GREEDY,
   reportedUsage,
   sentInputs,
   texts,
@@ -219,40 +222,15 @@ test("a batch waiting for a candidate that takes it lists a candidate too small 
 });
 
 test("a batch whose later chunk fails charges its client the chunks answered, as their deployment was", async (t) => {
-  const scene = await startScene(t, {
-    beta: false,
-    alphaModel: { kind: "embedding", max_inputs: 2, limits: { tpm: 1_000_000 } },
-    config: {
-      server: {
-        port: 0,
-        host: "127.0.0.1",
-        api_keys: [{ key: "sk-client", name: "greedy", limits: { tpm: 1_000_000 } }, "sk-ops"],
-      },
-    },
-  });
+  const scene = await chargedScene(t);
   answerEachInput(scene.alpha, { text: "t4", times: 1 });
-  const headers = { authorization: "Bearer sk-client" };
   const failed = await send(scene.gateway, "POST", "/v1/embeddings", {
     body: { model: MODEL, input: texts(5) },
-    headers,
+    headers: GREEDY,
   });
   assert.equal(failed.status, 502, failed.text);
   // Chunks [t0, t1] and [t2, t3] were answered: 12 tokens (3 an input) on alpha's budget, and on the client's.
-  const opsHeaders = { authorization: "Bearer sk-ops" };
-  let client: number | undefined;
-  let alpha: number | undefined;
-  for (let tries = 0; tries < 50 && (client === undefined || client !== alpha); tries++) {
-    const stats = (await send(scene.gateway, "GET", "/stats", { headers: opsHeaders })).json as {
-      deployments: Parameters<typeof windowOf>[0][];
-      clients?: Record<string, { budgets: { unit: string; used: number }[] }>;
-    };
-    client = stats.clients?.greedy?.budgets.find((window) => window.unit === "tokens")?.used;
-    const row = stats.deployments[0];
-    alpha = row === undefined ? undefined : windowOf(row, "deployment:alpha/m", "tokens", "minute").used;
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-  assert.equal(alpha, 12);
-  assert.equal(client, 12);
+  assert.deepEqual(await chargedTokens(scene.gateway, 12), { client: 12, deployment: 12 });
 });
 
 test("without a route queue, a chunk after the first waits for its budget instead of failing the paid batch", async (t) => {

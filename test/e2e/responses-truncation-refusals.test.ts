@@ -47,6 +47,32 @@ async function smallAndLarge(t: TestContext, smallKeys: string) {
   return { small, large, client: openAiClient(gateway) };
 }
 
+const CAT_DOG_FOX = [
+  { role: "user" as const, content: words("cat", 200) },
+  { role: "user" as const, content: words("dog", 200) },
+  { role: "user" as const, content: words("fox", 200) },
+];
+
+/**
+ * One provider of `m` (`context`: its listed window) speaking the Responses API natively, as a server that does not
+ * honour `truncation: "auto"`: it refuses what is too long, as any, counting 300 tokens an input item.
+ */
+async function nativeRefusingScene(t: TestContext, context: number) {
+  const mock = await useMock(t);
+  mock.setDefault("POST /v1/responses", (recorded) => {
+    const input = (recorded.body as { input?: unknown[] }).input ?? [];
+    return contextRefusal(input.length);
+  });
+  const gateway = await useGateway(
+    t,
+    oneProviderYaml(mock, { keys: `, context: ${context}` }).replace(
+      "api_key: sk-alpha",
+      "api_key: sk-alpha\n    responses_api: native",
+    ),
+  );
+  return { mock, gateway };
+}
+
 const lookupTool = {
   type: "function" as const,
   name: "lookup",
@@ -99,11 +125,7 @@ describe("responses API: truncation beside other refusals", () => {
       if (contents.length > 1) return contextRefusal(contents.length);
       return { kind: "json", body: chatCompletion("Fits.", VENDOR_MODEL_ID) };
     });
-    const input = [
-      { role: "user" as const, content: words("cat", 200) },
-      { role: "user" as const, content: words("dog", 200) },
-      { role: "user" as const, content: words("fox", 200) },
-    ];
+    const input = CAT_DOG_FOX;
     const refused = await badRequest(client.responses.create({ model: "m", input }));
     assert.equal(refused.code, "context_length_exceeded");
     assert.equal(chatRequests(mock).length, 1, "without auto nothing is shortened");
@@ -156,29 +178,14 @@ describe("responses API: truncation beside other refusals", () => {
   });
 
   test("auto: a native provider refusing for context: the next round sends it the shorter input, not the whole again", async (t) => {
-    const mock = await useMock(t);
     // The native body carries the whole input (and `truncation: "auto"`), which this provider does not honour.
-    mock.setDefault("POST /v1/responses", (recorded) => {
-      const input = (recorded.body as { input?: unknown[] }).input ?? [];
-      return contextRefusal(input.length);
-    });
+    const { mock, gateway } = await nativeRefusingScene(t, 5000);
     mock.setDefault(CHAT_ROUTE, (recorded) => {
       const contents = sentContentsOf(recorded);
       if (contents.length > 1) return contextRefusal(contents.length);
       return { kind: "json", body: chatCompletion("Fits.", VENDOR_MODEL_ID) };
     });
-    const gateway = await useGateway(
-      t,
-      oneProviderYaml(mock, { keys: ", context: 5000" }).replace(
-        "api_key: sk-alpha",
-        "api_key: sk-alpha\n    responses_api: native",
-      ),
-    );
-    const input = [
-      { role: "user" as const, content: words("cat", 200) },
-      { role: "user" as const, content: words("dog", 200) },
-      { role: "user" as const, content: words("fox", 200) },
-    ];
+    const input = CAT_DOG_FOX;
     const response = await openAiClient(gateway).responses.create({ model: "m", truncation: "auto", input });
     assert.equal(response.output_text, "Fits.");
     const nativeCalls = mock.requests.filter((recorded) => recorded.path === "/v1/responses");
@@ -189,25 +196,9 @@ describe("responses API: truncation beside other refusals", () => {
   });
 
   test("auto: a native provider whose listed context is smaller than the input is sent the cut input, not the whole", async (t) => {
-    const mock = await useMock(t);
-    // A native Responses server that does not honour `truncation: "auto"` (it refuses what is too long, as any).
-    mock.setDefault("POST /v1/responses", (recorded) => {
-      const input = (recorded.body as { input?: unknown[] }).input ?? [];
-      return contextRefusal(input.length);
-    });
+    const { mock, gateway } = await nativeRefusingScene(t, 500);
     serveEveryChat(mock, "Fits.");
-    const gateway = await useGateway(
-      t,
-      oneProviderYaml(mock, { keys: ", context: 500" }).replace(
-        "api_key: sk-alpha",
-        "api_key: sk-alpha\n    responses_api: native",
-      ),
-    );
-    const input = [
-      { role: "user" as const, content: words("cat", 200) },
-      { role: "user" as const, content: words("dog", 200) },
-      { role: "user" as const, content: words("fox", 200) },
-    ];
+    const input = CAT_DOG_FOX;
     const response = await openAiClient(gateway).responses.create({ model: "m", truncation: "auto", input });
     assert.equal(response.output_text, "Fits.");
     // Its `context: 500` says the whole input (~600 tokens) does not fit: the cut input goes, at the first attempt.

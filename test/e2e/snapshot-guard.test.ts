@@ -1,17 +1,19 @@
 // The start-up snapshot's load-time guard (bin/snapshot-guard.js): a module that draws a UUID when it loads ends the
-// snapshot build with a message naming the call and the module; npm start then gets a blob of Node alone and runs
-// dist/ as before. (The real build, with the guard, is full: test/e2e/snapshot-start.test.ts.) And what the guard is for:
-// two processes started from the same blob give out different ids.
+// snapshot build with a message naming the call and the module, and `npm run build` fails (exit 1, said loudly); npm
+// start's prestart (--if-stale) warns, and the start runs dist/ from a blob of Node alone. (The real build, with the
+// guard, is full: test/e2e/snapshot-start.test.ts.) And what the guard is for: two processes started from the same
+// blob give out different ids.
 import assert from "node:assert/strict";
 import { copyFileSync, cpSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { test } from "node:test";
+import { type TestContext, test } from "node:test";
 import { buildBundle, projectCopy } from "../helpers/bundle-project.ts";
 import { REPO_ROOT, writeFiles } from "../helpers/cli-process.ts";
 import { useMock } from "../helpers/e2e.ts";
 import { serveThroughBin } from "../helpers/served-entry.ts";
 
-test("a module calling randomUUID() at load ends the snapshot build, naming the call and the module", (t) => {
+/** A copy of the project whose `serve` imports a module that calls randomUUID() when it loads. */
+function projectCallingAtLoad(t: TestContext): string {
   const root = projectCopy(t, "project", ["data", "config", "node_modules", "package.json"]);
   cpSync(join(REPO_ROOT, "src"), join(root, "src"), { recursive: true });
   copyFileSync(
@@ -20,17 +22,59 @@ test("a module calling randomUUID() at load ends the snapshot build, naming the 
   );
   const serve = join(root, "src", "cli", "serve.ts");
   writeFileSync(serve, `import "../load-time-uuid.ts";\n${readFileSync(serve, "utf8")}`);
+  return root;
+}
 
+const snapshotKind = (root: string) =>
+  (JSON.parse(readFileSync(join(root, "dist", "snapshot.json"), "utf8")) as { kind?: string }).kind;
+
+test("a module calling randomUUID() at load ends the snapshot build, naming the call and the module; npm run build fails", (t) => {
+  const root = projectCallingAtLoad(t);
   const build = buildBundle(root);
+  // Before, the build exited 0: a Dockerfile's or CI's `npm run build` went on with no snapshot, and no one saw it.
+  assert.equal(build.status, 1, build.stderr);
+  assert.match(build.stderr, /BUILD FAILED: the start-up snapshot could not be built/);
   assert.match(build.stderr, /no start-up snapshot: load-time calls while the start-up snapshot was built/);
   // The call's place in the sources (not the minified script's), and the module that imported it.
   assert.match(
     build.stderr,
     /^crypto\.randomUUID\(\)\n\s+at src\/load-time-uuid\.ts:5:\d+\n\s+at src\/cli\/serve\.ts:1:1$/m,
   );
-  const record = JSON.parse(readFileSync(join(root, "dist", "snapshot.json"), "utf8")) as { kind?: string };
-  assert.equal(record.kind, "node-only");
+  assert.equal(snapshotKind(root), "node-only");
 });
+
+test("npm start's prestart with a module calling randomUUID() at load warns, and the start runs dist/ without the snapshot", async (t) => {
+  const root = projectCallingAtLoad(t);
+  const prestart = buildBundle(root, ["--if-stale", "--quiet"]);
+  assert.equal(prestart.status, 0, prestart.stderr);
+  assert.match(prestart.stderr, /no start-up snapshot: load-time calls while the start-up snapshot was built/);
+  assert.match(prestart.stderr, /warning: the gateway starts from dist\/ without a start-up snapshot/);
+  assert.equal(snapshotKind(root), "node-only");
+  // The next start's prestart finds dist/ up to date, and says again that it has no snapshot.
+  const next = buildBundle(root, ["--if-stale", "--quiet"]);
+  assert.equal(next.status, 0, next.stderr);
+  assert.match(next.stderr, /warning: dist\/ has no start-up snapshot/);
+  // As npm start runs it: from the blob of Node alone, which runs bin/llm-gateway.js, which runs dist/.
+  const mock = await useMock(t);
+  const configPath = writeFiles(root, { "config.yaml": configFor(mock.baseUrl, root) });
+  const env = { PATH: process.env.PATH ?? "", NODE_NO_WARNINGS: "1" };
+  const served = await serveThroughBin(t, root, configPath, env, [
+    "--snapshot-blob",
+    join(root, "dist", "snapshot.blob"),
+  ]);
+  assert.match(served.stdout(), /"code":"bundle"/);
+  const response = await fetch(`${served.url}/v1/chat/completions`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ model: "m", messages: [{ role: "user", content: "Say hello" }] }),
+  });
+  assert.equal(response.status, 200, await response.text());
+  await served.stop();
+});
+
+function configFor(baseUrl: string, root: string): string {
+  return `server:\n  port: 0\n  host: 127.0.0.1\nlog:\n  format: json\nproviders:\n  - name: mock\n    base_url: ${baseUrl}\n    api_key: mock-key\n    models:\n      m: {}\ndiscovery:\n  cache_dir: ${JSON.stringify(join(root, "discovery"))}\nstate:\n  path: ":memory:"\n`;
+}
 
 test("two processes started from the same blob give their first requests different ids", async (t) => {
   const root = projectCopy(t, "project", ["src", "data", "config", "node_modules", "package.json"]);
@@ -38,7 +82,7 @@ test("two processes started from the same blob give their first requests differe
   assert.equal(build.status, 0, build.stderr);
   const mock = await useMock(t);
   const configPath = writeFiles(root, {
-    "config.yaml": `server:\n  port: 0\n  host: 127.0.0.1\nlog:\n  format: json\nproviders:\n  - name: mock\n    base_url: ${mock.baseUrl}\n    api_key: mock-key\n    models:\n      m: {}\ndiscovery:\n  cache_dir: ${JSON.stringify(join(root, "discovery"))}\nstate:\n  path: ":memory:"\n`,
+    "config.yaml": configFor(mock.baseUrl, root),
   });
   const env = { PATH: process.env.PATH ?? "", NODE_NO_WARNINGS: "1" };
   const firstIds = async (): Promise<{ responseId: unknown; requestRandom: string }> => {

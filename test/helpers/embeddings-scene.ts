@@ -3,6 +3,7 @@
 import type { TestContext } from "node:test";
 import { send, twoProviderScene, useGateway, useMock } from "./e2e.ts";
 import type { TestGateway } from "./gateway.ts";
+import { MODEL, startScene, windowOf } from "./limits-scene.ts";
 import type { MockUpstream } from "./mock-upstream.ts";
 
 export const EMBEDDINGS_ROUTE = "POST /v1/embeddings";
@@ -106,6 +107,57 @@ export function sentInputs(mock: MockUpstream): unknown[] {
   return mock.requests
     .filter((request) => request.path === "/v1/embeddings")
     .map((request) => (request.body as { input: unknown }).input);
+}
+
+/** The named client of `chargedScene` (its own tpm budget) and the unnamed key that reads /stats. */
+export const GREEDY = { authorization: "Bearer sk-client" };
+export const OPS = { authorization: "Bearer sk-ops" };
+
+/**
+ * The limits scene (`m` on alpha alone) as an embedding model taking at most 2 inputs a call, so a longer batch is
+ * sent in chunks, with a tpm budget; the client `greedy` (GREEDY) has a tpm budget of its own, so /stats shows what
+ * a chunked batch charged it beside what it charged the deployment.
+ */
+export function chargedScene(t: TestContext) {
+  return startScene(t, {
+    beta: false,
+    alphaModel: { kind: "embedding", max_inputs: 2, limits: { tpm: 1_000_000 } },
+    config: {
+      server: {
+        port: 0,
+        host: "127.0.0.1",
+        api_keys: [{ key: "sk-client", name: "greedy", limits: { tpm: 1_000_000 } }, "sk-ops"],
+      },
+    },
+  });
+}
+
+/**
+ * The tokens /stats says `chargedScene`'s client and alpha's `m` were charged this minute. A request's charges land
+ * after its answer is written, so they are read again (for about a second) until both are `expected`; then, or once
+ * the time is up, the last ones read are returned for the test to assert.
+ */
+export async function chargedTokens(
+  gateway: TestGateway,
+  expected: number,
+): Promise<{ client: number | undefined; deployment: number | undefined }> {
+  let charged: { client: number | undefined; deployment: number | undefined } = {
+    client: undefined,
+    deployment: undefined,
+  };
+  for (let tries = 0; tries < 50 && (charged.client !== expected || charged.deployment !== expected); tries++) {
+    if (tries > 0) await new Promise((resolve) => setTimeout(resolve, 20));
+    const stats = (await send(gateway, "GET", "/stats", { headers: OPS })).json as {
+      deployments: Parameters<typeof windowOf>[0][];
+      clients?: Record<string, { budgets: { unit: string; used: number }[] }>;
+    };
+    const row = stats.deployments[0];
+    charged = {
+      client: stats.clients?.greedy?.budgets.find((window) => window.unit === "tokens")?.used,
+      deployment: row === undefined ? undefined : windowOf(row, `deployment:alpha/${MODEL}`, "tokens", "minute").used,
+    };
+  }
+  return charged;
 }
 
 /**

@@ -57,6 +57,8 @@ export async function startGatewayProcess(
      * symlinks. A path it returns is given to `--config` instead of the config file's.
      */
     readonly beforeStart?: (dir: string) => string | undefined;
+    /** The entry that runs `serve` (default src/main.ts), e.g. a bundle's dist/main.js. */
+    readonly main?: string;
   } = {},
 ): Promise<GatewayProcess> {
   const dir = mkdtempSync(join(tmpdir(), "llm-gateway-process-"));
@@ -76,7 +78,7 @@ export async function startGatewayProcess(
       "--import",
       EXIT_WITH_PARENT,
       ...preload,
-      MAIN,
+      options.main ?? MAIN,
       "serve",
       ...(options.isConfigFlagged === false ? [] : ["--config", configArgument]),
     ],

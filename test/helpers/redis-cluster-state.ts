@@ -8,11 +8,12 @@ import { systemClock } from "../../src/clock.ts";
 import { UTC_MIDNIGHT } from "../../src/config/day-reset.ts";
 import { buildConfig } from "../../src/config/load.ts";
 import { AvailabilityBook } from "../../src/limits/availability.ts";
-import { type BudgetScope, rulesFromLimits } from "../../src/limits/budgets.ts";
+import { type BudgetScope, isReservation, rulesFromLimits } from "../../src/limits/budgets.ts";
 import { scopeKeys } from "../../src/state/redis-keys.ts";
+import type { RedisLedger } from "../../src/state/redis-ledger.ts";
 import { createRedisStateBackend, type RedisStateOptions } from "../../src/state/redis-state.ts";
 import { closeWhenTestEnds } from "./late-start.ts";
-import type { RedisCluster, RedisClusterNode } from "./redis-cluster.ts";
+import { type RedisCluster, type RedisClusterNode, useRedisCluster } from "./redis-cluster.ts";
 
 const COOLDOWN_DEFAULTS = buildConfig({}, undefined, { env: {} }).config.cooldowns;
 
@@ -104,12 +105,73 @@ export async function minuteTotals(
   return { requests: Number(totals[0] ?? 0), tokens: Number(totals[1] ?? 0) };
 }
 
+const PROVIDER_NAMES = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta"];
+
 /** A provider name whose hash tag sits on another node than `avoid` (tried in order). */
 export async function providerAwayFrom(t: TestContext, cluster: RedisCluster, avoid: RedisClusterNode) {
-  const names = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta"];
-  const nodes = await nodesOfTags(t, cluster, names);
-  const name = names.find((candidate) => nodes.get(candidate) !== avoid);
+  return awayFrom(await nodesOfTags(t, cluster, PROVIDER_NAMES), avoid);
+}
+
+function awayFrom(nodes: ReadonlyMap<string, RedisClusterNode>, avoid: RedisClusterNode) {
+  const name = PROVIDER_NAMES.find((candidate) => nodes.get(candidate) !== avoid);
   const node = name === undefined ? undefined : nodes.get(name);
   assert.ok(name !== undefined && node !== undefined, "a provider on another master");
   return { name, node };
+}
+
+/** The command timeout of `useClusterScene`'s backend: short, so that a hung master is found down in a second. */
+export const SCENE_COMMAND_TIMEOUT_MS = 200;
+
+/**
+ * The scene of the tests of a lost or hung master: a test's own Redis Cluster and one backend on it under `prefix`
+ * (`useClusterBackend`, SCENE_COMMAND_TIMEOUT_MS), with the masters they pick: `alpha`, the one serving the provider
+ * alpha's hash tag; `epochNode`, the data epoch's (its key has no hash tag: the slot of the whole key, under
+ * `prefix`); `away`, the first provider (alpha, beta, ...) whose hash tag is served by another master than the
+ * epoch's. The masters are asked before the backend starts, as the tests did.
+ */
+export async function useClusterScene(t: TestContext, prefix: string, options: RedisStateOptions = {}) {
+  const cluster = await useRedisCluster(t);
+  const epochKey = `${prefix}data-epoch`;
+  const nodes = await nodesOfTags(t, cluster, [...PROVIDER_NAMES, epochKey]);
+  const alpha = nodes.get("alpha");
+  const epochNode = nodes.get(epochKey);
+  assert.ok(alpha !== undefined && epochNode !== undefined);
+  const away = awayFrom(nodes, epochNode);
+  const backend = await useClusterBackend(t, cluster, prefix, SCENE_COMMAND_TIMEOUT_MS, options);
+  return { cluster, alpha, epochNode, away, ...backend };
+}
+
+/**
+ * Takes `provider`'s master down in the ledger's eyes while it hangs or is dead: three reserves of another of its
+ * deployments (rpm 10: below a lease, each asks Redis) fail there, each served locally (replayed later), and the
+ * third makes its providers local. Asserts they are: `provider` alone.
+ */
+export async function takenDown(
+  ledger: RedisLedger,
+  status: () => { localProviders?: readonly string[]; detail: string },
+  provider: string,
+): Promise<void> {
+  const other = [scopeOf(`deployment:${provider}/other`, { rpm: 10 })];
+  for (let request = 0; request < 3; request++) {
+    assert.ok(isReservation(await ledger.reserve(other, { tokens: 0 }, Date.now())));
+  }
+  assert.deepEqual(status().localProviders, [provider], `${provider} served locally (${status().detail})`);
+}
+
+/**
+ * `minuteTotals` read again (every 100 ms, for `timeoutMs`) until `isDone` says they are what the test waits for (a
+ * replayed or resent batch lands in its own time); the last ones read, for the test to assert.
+ */
+export async function minuteTotalsWhen(
+  t: TestContext,
+  scene: { cluster: RedisCluster; prefix: string; scopeId: string; owner?: RedisClusterNode },
+  isDone: (totals: { requests: number; tokens: number }) => boolean,
+  timeoutMs = 5_000,
+) {
+  const read = () => minuteTotals(t, scene.cluster, scene.prefix, scene.scopeId, scene.owner);
+  let totals = await read();
+  for (const until = Date.now() + timeoutMs; !isDone(totals) && Date.now() < until; totals = await read()) {
+    await sleep(100);
+  }
+  return totals;
 }

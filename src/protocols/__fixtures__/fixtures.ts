@@ -3,7 +3,12 @@
 import assert from "node:assert/strict";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { ResponseEcho } from "../responses/response-object.ts";
+import {
+  buildResponse,
+  type OutputItem,
+  type ResponseEcho,
+  type ResponseObject,
+} from "../responses/response-object.ts";
 
 const CHAT_FIXTURES = import.meta.dirname;
 
@@ -81,3 +86,32 @@ export const DEFAULT_ECHO: ResponseEcho = Object.freeze({
   truncation: "disabled",
   user: null,
 });
+
+/**
+ * A completed Responses object as a store keeps it: one assistant message saying `text`, its item id `messageId`,
+ * then the `more` output items.
+ */
+export function completedAnswer(
+  id: string,
+  text: string,
+  messageId = `msg_out_${id}`,
+  more: readonly OutputItem[] = [],
+): ResponseObject {
+  return buildResponse(DEFAULT_ECHO, {
+    id,
+    createdAtSeconds: 1,
+    status: "completed",
+    model: "m",
+    output: [
+      {
+        id: messageId,
+        type: "message",
+        status: "completed",
+        role: "assistant",
+        content: [{ type: "output_text", text, annotations: [], logprobs: [] }],
+      },
+      ...more,
+    ],
+    usage: undefined,
+  });
+}

@@ -5,35 +5,15 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { ManualClock } from "../../clock.ts";
 import { InvalidRequestError } from "../../errors/gateway-error.ts";
-import { DEFAULT_ECHO } from "../__fixtures__/fixtures.ts";
+import { completedAnswer } from "../__fixtures__/fixtures.ts";
 import { inMemory } from "./kept-responses.ts";
 import { prefetch } from "./prefetch.ts";
 import { toChatRequest } from "./request-mapping.ts";
-import { buildResponse } from "./response-object.ts";
 import { ResponseStore, type StoredResponse } from "./response-store.ts";
-
-function answer(id: string, text: string): StoredResponse["response"] {
-  return buildResponse(DEFAULT_ECHO, {
-    id,
-    createdAtSeconds: 1,
-    status: "completed",
-    model: "m",
-    output: [
-      {
-        id: `msg_out_${id}`,
-        type: "message",
-        status: "completed",
-        role: "assistant",
-        content: [{ type: "output_text", text, annotations: [], logprobs: [] }],
-      },
-    ],
-    usage: undefined,
-  });
-}
 
 /** A row as the previous version kept it: every id of its chain in it. */
 const OLD_ROW: StoredResponse = {
-  response: answer("resp_old2", "two"),
+  response: completedAnswer("resp_old2", "two"),
   conversation: [
     { role: "user", content: "one" },
     { role: "assistant", content: "one" },
@@ -64,7 +44,7 @@ async function turn(
     throw error;
   }
   const kept: StoredResponse = {
-    response: answer(id, id),
+    response: completedAnswer(id, id),
     conversation: [...translated.conversation, { role: "assistant", content: id }],
     ...(translated.chain === undefined ? {} : { chain: translated.chain }),
   };

@@ -3,32 +3,15 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { ServiceUnavailableError } from "../../errors/gateway-error.ts";
-import { DEFAULT_ECHO } from "../__fixtures__/fixtures.ts";
+import { completedAnswer } from "../__fixtures__/fixtures.ts";
 import { forClient } from "./kept-for-client.ts";
 import { inRows, type KeptResponseRow, type KeptResponseRows } from "./kept-responses.ts";
-import { buildResponse } from "./response-object.ts";
 import type { StoredResponse } from "./response-store.ts";
 
-const echo = DEFAULT_ECHO;
-
 function stored(id: string): StoredResponse {
-  const response = buildResponse(echo, {
-    id,
-    createdAtSeconds: 1,
-    status: "completed",
-    model: "m",
-    output: [
-      {
-        id: `msg_${id}`,
-        type: "message",
-        status: "completed",
-        role: "assistant",
-        content: [{ type: "output_text", text: "hi", annotations: [], logprobs: [] }],
-      },
-      { id: `fc_${id}`, type: "function_call", status: "completed", call_id: "call_1", name: "f", arguments: "{}" },
-    ],
-    usage: undefined,
-  });
+  const response = completedAnswer(id, "hi", `msg_${id}`, [
+    { id: `fc_${id}`, type: "function_call", status: "completed", call_id: "call_1", name: "f", arguments: "{}" },
+  ]);
   return { response, conversation: [{ role: "user", content: "hello" }] };
 }
 

@@ -12,12 +12,10 @@ import { ManualClock } from "../../clock.ts";
 import { InvalidRequestError } from "../../errors/gateway-error.ts";
 import { EmbeddedKeptResponses } from "../../state/embedded-kept-responses.ts";
 import { RedisKeptResponses } from "../../state/redis-kept-responses.ts";
-import { DEFAULT_ECHO } from "../__fixtures__/fixtures.ts";
+import { completedAnswer } from "../__fixtures__/fixtures.ts";
 import { inRows, type KeptResponseRows } from "./kept-responses.ts";
 import { prefetch } from "./prefetch.ts";
 import { toChatRequest } from "./request-mapping.ts";
-import { buildResponse } from "./response-object.ts";
-import type { StoredResponse } from "./response-store.ts";
 
 const LIMITS = { maxEntries: 100, maxBytes: 100_000_000, maxAgeMs: 3_600_000 };
 let prefixCounter = 0;
@@ -41,25 +39,6 @@ function clock(): ManualClock {
   return new ManualClock();
 }
 
-function answer(id: string): StoredResponse["response"] {
-  return buildResponse(DEFAULT_ECHO, {
-    id,
-    createdAtSeconds: 1,
-    status: "completed",
-    model: "m",
-    output: [
-      {
-        id: `msg_out_${id}`,
-        type: "message",
-        status: "completed",
-        role: "assistant",
-        content: [{ type: "output_text", text: id, annotations: [], logprobs: [] }],
-      },
-    ],
-    usage: undefined,
-  });
-}
-
 const IDS = Array.from({ length: 2_000 }, (_, index) => `msg_client_${index}`);
 const itemsOf = (ids: readonly string[]) =>
   ids.map((id) => ({ type: "message", id, role: "user", content: [{ type: "input_text", text: id }] }));
@@ -76,7 +55,7 @@ for (const [name, backend] of Object.entries(BACKENDS)) {
       const id = `resp_turn${index}`;
       const conversation = [...translated.conversation, { role: "assistant" as const, content: id }];
       const chain = translated.chain === undefined ? {} : { chain: translated.chain };
-      assert.equal(await kept.put({ response: answer(id), conversation, ...chain }), true);
+      assert.equal(await kept.put({ response: completedAnswer(id, id), conversation, ...chain }), true);
       previous = id;
     }
     let rowsRead = 0;
@@ -125,7 +104,7 @@ for (const [name, backend] of Object.entries(BACKENDS)) {
       const translated = toChatRequest(body, await prefetch(kept, body));
       const conversation = [...translated.conversation, { role: "assistant" as const, content: id }];
       const chain = translated.chain === undefined ? {} : { chain: translated.chain };
-      assert.equal(await kept.put({ response: answer(id), conversation, ...chain }), true);
+      assert.equal(await kept.put({ response: completedAnswer(id, id), conversation, ...chain }), true);
     };
     await turn(undefined, ["msg_client_0"], "resp_root");
     for (const branch of ["a", "b"]) {

@@ -1,29 +1,11 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { ManualClock } from "../../clock.ts";
-import { DEFAULT_ECHO } from "../__fixtures__/fixtures.ts";
-import { buildResponse } from "./response-object.ts";
+import { completedAnswer } from "../__fixtures__/fixtures.ts";
 import { ResponseStore, type StoredResponse } from "./response-store.ts";
 
-const echo = DEFAULT_ECHO;
-
 function stored(id: string, text = "hi"): StoredResponse {
-  const response = buildResponse(echo, {
-    id,
-    createdAtSeconds: 1,
-    status: "completed",
-    model: "m",
-    output: [
-      {
-        id: `msg_${id}`,
-        type: "message",
-        status: "completed",
-        role: "assistant",
-        content: [{ type: "output_text", text, annotations: [], logprobs: [] }],
-      },
-    ],
-    usage: undefined,
-  });
+  const response = completedAnswer(id, text, `msg_${id}`);
   return { response, conversation: [{ role: "assistant", content: text }] };
 }
 
