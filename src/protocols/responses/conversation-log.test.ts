@@ -82,6 +82,29 @@ for (const [name, open] of Object.entries(CONVERSATION_ROW_STORES)) {
       assert.match(textsOf(kept)[0] ?? "", /^turn 0 /);
     });
 
+    test("a conversation filled to its bound still lets its items be deleted, every one of them", async (t) => {
+      const clock = new ManualClock();
+      const ids = sequentialIds();
+      const maxBytes = 6_000;
+      const store = new Conversations(await open(t, clock, { ...LIMITS, maxBytes }), maxBytes, clock, ids, () => {});
+      const created = await store.create(null, {}, []);
+      // Filled a turn at a time until the bound refuses one (the answer is sent; the conversation is full).
+      let update = "added";
+      for (let turn = 0; update === "added" && turn < 1_000; turn++) {
+        const items = itemsFromRequest([{ role: "user", content: `turn ${turn} ${"x".repeat(40)}` }], ids);
+        update = await store.appendAfterAnswer(created.id, null, items);
+      }
+      assert.equal(update, "too_large");
+      const full = (await store.get(created.id, null))?.items ?? [];
+      assert.ok(full.length > 10);
+      // A client at the bound removes what it holds (its right to take an item out, whatever the room left).
+      for (const item of full) {
+        const deleted = await store.deleteItem(created.id, null, item.id);
+        assert.ok(deleted !== undefined && deleted !== "no item", `deleting ${item.id}`);
+      }
+      assert.deepEqual((await store.get(created.id, null))?.items, []);
+    });
+
     test("rows written before the log read, list, change and answer the duplicate check as before", async (t) => {
       const clock = new ManualClock(1_765_000_000_000);
       const rows = await open(t, clock, LIMITS);

@@ -17,6 +17,7 @@ import {
   applyEntries,
   type ConversationHead,
   contentOf,
+  deletionRoom,
   headItemsEntry,
   removeEntry,
 } from "./conversation-log.ts";
@@ -56,6 +57,8 @@ interface Change {
   readonly entries: readonly string[];
   readonly metadata?: Readonly<Record<string, string>>;
   readonly deleted?: readonly DeletedItem[];
+  /** An item deleted: checked against the bound without the room kept for deletions (deletionRoom), its own. */
+  readonly isDeletion?: boolean;
 }
 
 /** A conversation as read: its head's JSON (what a compare and set expects), the head, and the assembled view. */
@@ -154,7 +157,7 @@ export class Conversations {
       ...(Object.keys(clientIds).length === 0 ? {} : { clientIds }),
     };
     const json = JSON.stringify(head);
-    this.#checkBound(Buffer.byteLength(json), "items");
+    this.#checkBound(Buffer.byteLength(json) + deletionRoom(items, MAX_DELETED_ITEMS), "items");
     try {
       await this.#rows.put(this.#rowOf(head, json));
     } catch (error) {
@@ -169,15 +172,16 @@ export class Conversations {
   }
 
   /**
-   * The bytes the conversation would take with `items` added (the check a Responses request's input gets before it
-   * goes upstream: conversation-appender.ts).
+   * The bytes the conversation would take with `items` added, with the room kept to delete its items (deletionRoom;
+   * the check a Responses request's input gets before it goes upstream: conversation-appender.ts).
    */
   bytesWith(
     stored: StoredConversation,
     items: readonly ConversationItem[],
     clientIds: Readonly<Record<string, string>>,
   ): number {
-    return stored.bytes + Buffer.byteLength(addEntry(items, clientIds));
+    const room = deletionRoom([...stored.items, ...items], MAX_DELETED_ITEMS);
+    return stored.bytes + Buffer.byteLength(addEntry(items, clientIds)) + room;
   }
 
   /**
@@ -271,7 +275,7 @@ export class Conversations {
         if (!hasItem) return undefined;
         const previousId = index === 0 ? null : (stored.items[index - 1]?.id ?? null);
         const deleted = [...(stored.deleted ?? []), { id: itemId, previousId }].slice(-MAX_DELETED_ITEMS);
-        return { entries: [removeEntry(itemId)], deleted };
+        return { entries: [removeEntry(itemId)], deleted, isDeletion: true };
       },
       "item_id",
     );
@@ -330,7 +334,9 @@ export class Conversations {
       logBytes,
     };
     const json = JSON.stringify(head);
-    this.#checkBound(Buffer.byteLength(json) + logBytes, param);
+    const content = applyEntries({ items: read.stored.items, clientIds: read.stored.clientIds ?? {} }, change.entries);
+    const room = change.isDeletion === true ? 0 : deletionRoom(content.items, MAX_DELETED_ITEMS);
+    this.#checkBound(Buffer.byteLength(json) + logBytes + room, param);
     const options = entries.length === 0 ? {} : { events: { keptCount, events: entries } };
     let isWritten: boolean;
     try {
@@ -338,19 +344,13 @@ export class Conversations {
     } catch (error) {
       throw unreachable(error);
     }
-    return isWritten
-      ? this.#viewOf(
-          head,
-          json,
-          applyEntries({ items: read.stored.items, clientIds: read.stored.clientIds ?? {} }, change.entries),
-        )
-      : undefined;
+    return isWritten ? this.#viewOf(head, json, content) : undefined;
   }
 
   #checkBound(bytes: number, param: string): void {
     if (bytes > this.#maxBytes) {
       throw new InvalidRequestError(
-        `The conversation would take ${bytes} bytes, over the gateway's bound of ${this.#maxBytes} bytes per conversation: start a new conversation.`,
+        `The conversation would take ${bytes} bytes (with the room kept to delete its items), over the gateway's bound of ${this.#maxBytes} bytes per conversation: start a new conversation.`,
         { param, code: "invalid_value" },
       );
     }
