@@ -54,6 +54,17 @@ function countingWrites(rows: ConversationRows): { rows: ConversationRows; write
   };
 }
 
+/** The store's methods bound to it (a copy to override one of). */
+function bound(rows: ConversationRows): ConversationRows {
+  return {
+    put: (row) => rows.put(row),
+    putIfUnchanged: (row, expectedJson, options) => rows.putIfUnchanged(row, expectedJson, options),
+    get: (id) => rows.get(id),
+    getEvents: (id, from) => rows.getEvents(id, from),
+    delete: (id) => rows.delete(id),
+  };
+}
+
 function textsOf(items: readonly Readonly<Record<string, unknown>>[]): string[] {
   return items.map((item) => {
     const content = item.content as { text: string }[] | undefined;
@@ -103,6 +114,28 @@ for (const [name, open] of Object.entries(CONVERSATION_ROW_STORES)) {
         assert.ok(deleted !== undefined && deleted !== "no item", `deleting ${item.id}`);
       }
       assert.deepEqual((await store.get(created.id, null))?.items, []);
+    });
+
+    test("a conversation whose log is lost (Redis's maxmemory evicted the list) can still be deleted", async (t) => {
+      const clock = new ManualClock();
+      const ids = sequentialIds();
+      const rows = await open(t, clock, LIMITS);
+      const store = new Conversations(rows, LIMITS.maxBytes, clock, ids, () => {});
+      const created = await store.create("alice", {}, []);
+      const turn = itemsFromRequest([{ role: "user", content: "hello" }], ids);
+      assert.equal(await store.appendAfterAnswer(created.id, "alice", turn), "added");
+      // The head counts an entry its log no longer has: reads fail (503), and the client's way out is a delete.
+      const lost = new Conversations(
+        { ...bound(rows), getEvents: async () => [] },
+        LIMITS.maxBytes,
+        clock,
+        ids,
+        () => {},
+      );
+      await assert.rejects(lost.get(created.id, "alice"), { status: 503 });
+      assert.equal(await lost.delete(created.id, "bob"), false, "still another client's to delete");
+      assert.equal(await lost.delete(created.id, "alice"), true);
+      assert.equal(await rows.get(created.id), undefined);
     });
 
     test("rows written before the log read, list, change and answer the duplicate check as before", async (t) => {

@@ -283,9 +283,13 @@ export class Conversations {
   }
 
   async delete(id: string, client: string | null): Promise<boolean> {
+    // Its head alone says whose it is: a log that cannot be read whole (a list evicted by Redis's maxmemory) does not
+    // keep it from being deleted.
     return this.#serially(id, async () => {
-      if ((await this.get(id, client)) === undefined) return false;
       try {
+        const json = await this.#rows.get(id);
+        if (json === undefined) return false;
+        if (client !== null && (JSON.parse(json) as ConversationHead).client !== client) return false;
         return await this.#rows.delete(id);
       } catch (error) {
         throw unreachable(error);
