@@ -116,6 +116,28 @@ for (const [name, open] of Object.entries(CONVERSATION_ROW_STORES)) {
       assert.deepEqual((await store.get(created.id, null))?.items, []);
     });
 
+    test("a conversation at its bound, an item deleted, has its metadata rewritten (no larger)", async (t) => {
+      const clock = new ManualClock();
+      const ids = sequentialIds();
+      const maxBytes = 40_000;
+      const store = new Conversations(await open(t, clock, { ...LIMITS, maxBytes }), maxBytes, clock, ids, () => {});
+      const created = await store.create(null, { topic: "full" }, []);
+      let update = "added";
+      for (let turn = 0; update === "added" && turn < 1_000; turn++) {
+        update = await store.appendAfterAnswer(
+          created.id,
+          null,
+          itemsFromRequest([{ role: "user", content: "x" }], ids),
+        );
+      }
+      const full = (await store.get(created.id, null))?.items ?? [];
+      assert.ok(full.length > 150, `${full.length} items`);
+      for (const item of full.slice(0, 3))
+        assert.notEqual(await store.deleteItem(created.id, null, item.id), "no item");
+      assert.deepEqual((await store.setMetadata(created.id, null, { topic: "done" }))?.metadata, { topic: "done" });
+      await assert.rejects(store.setMetadata(created.id, null, { topic: "x".repeat(300) }), { status: 400 });
+    });
+
     test("a conversation whose log is lost (Redis's maxmemory evicted the list) can still be deleted", async (t) => {
       const clock = new ManualClock();
       const ids = sequentialIds();

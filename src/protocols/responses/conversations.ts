@@ -57,8 +57,11 @@ interface Change {
   readonly entries: readonly string[];
   readonly metadata?: Readonly<Record<string, string>>;
   readonly deleted?: readonly DeletedItem[];
-  /** An item deleted: checked against the bound without the room kept for deletions (deletionRoom), its own. */
-  readonly isDeletion?: boolean;
+  /**
+   * Checked against the bound without the room kept for deletions (deletionRoom): an item deleted (the room was its
+   * own), or metadata no larger than before (it takes none of that room).
+   */
+  readonly isInRoom?: boolean;
 }
 
 /** A conversation as read: its head's JSON (what a compare and set expects), the head, and the assembled view. */
@@ -223,7 +226,13 @@ export class Conversations {
     client: string | null,
     metadata: Record<string, string>,
   ): Promise<StoredConversation | undefined> {
-    return this.#change(id, client, () => ({ entries: [], metadata }), "metadata");
+    const bytesOf = (value: unknown) => Buffer.byteLength(JSON.stringify(value));
+    const change = (stored: StoredConversation) => ({
+      entries: [],
+      metadata,
+      isInRoom: bytesOf(metadata) <= bytesOf(stored.metadata),
+    });
+    return this.#change(id, client, change, "metadata");
   }
 
   /** Adds items at the end; a conversation that would grow past its bound is a 400 naming `param`, and unchanged. */
@@ -275,7 +284,7 @@ export class Conversations {
         if (!hasItem) return undefined;
         const previousId = index === 0 ? null : (stored.items[index - 1]?.id ?? null);
         const deleted = [...(stored.deleted ?? []), { id: itemId, previousId }].slice(-MAX_DELETED_ITEMS);
-        return { entries: [removeEntry(itemId)], deleted, isDeletion: true };
+        return { entries: [removeEntry(itemId)], deleted, isInRoom: true };
       },
       "item_id",
     );
@@ -339,7 +348,7 @@ export class Conversations {
     };
     const json = JSON.stringify(head);
     const content = applyEntries({ items: read.stored.items, clientIds: read.stored.clientIds ?? {} }, change.entries);
-    const room = change.isDeletion === true ? 0 : deletionRoom(content.items, MAX_DELETED_ITEMS);
+    const room = change.isInRoom === true ? 0 : deletionRoom(content.items, MAX_DELETED_ITEMS);
     this.#checkBound(Buffer.byteLength(json) + logBytes + room, param);
     const options = entries.length === 0 ? {} : { events: { keptCount, events: entries } };
     let isWritten: boolean;
