@@ -138,6 +138,26 @@ for (const [name, open] of Object.entries(CONVERSATION_ROW_STORES)) {
       await assert.rejects(store.setMetadata(created.id, null, { topic: "x".repeat(300) }), { status: 400 });
     });
 
+    test("adding no items (POST .../items with [] in a loop) appends nothing to the log", async (t) => {
+      const clock = new ManualClock();
+      const ids = sequentialIds();
+      const rows = await open(t, clock, LIMITS);
+      const store = new Conversations(rows, LIMITS.maxBytes, clock, ids, () => {});
+      const created = await store.create(null, {}, itemsFromRequest([{ role: "user", content: "hi" }], ids));
+      assert.equal(
+        await store.appendAfterAnswer(created.id, null, itemsFromRequest([{ role: "user", content: "x" }], ids)),
+        "added",
+      );
+      const before = await store.get(created.id, null);
+      for (let request = 0; request < 20; request++)
+        assert.ok(await store.append(created.id, null, itemsFromRequest([], ids)));
+      assert.equal(await store.appendAfterAnswer(created.id, null, []), "added");
+      const after = await store.get(created.id, null);
+      assert.equal((await rows.getEvents(created.id, 0)).length, 2, "the create's item and the turn");
+      assert.equal(after?.bytes, before?.bytes);
+      assert.deepEqual(after?.items, before?.items);
+    });
+
     test("a conversation whose log is lost (Redis's maxmemory evicted the list) can still be deleted", async (t) => {
       const clock = new ManualClock();
       const ids = sequentialIds();

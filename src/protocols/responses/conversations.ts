@@ -243,7 +243,9 @@ export class Conversations {
     param = "items",
     clientIds: Readonly<Record<string, string>> = {},
   ): Promise<StoredConversation | undefined> {
-    return this.#change(id, client, () => ({ entries: [addEntry(items, clientIds)] }), param);
+    // No items, no entry: an empty one (10 bytes) a request at a time grew the log, every read paying for it.
+    const change = () => (items.length === 0 ? undefined : { entries: [addEntry(items, clientIds)] });
+    return this.#change(id, client, change, param);
   }
 
   /**
