@@ -36,7 +36,7 @@ export function conversationAppender(
   const bytes = conversations.bytesWith(conversation, input, clientIds);
   if (bytes > conversations.maxBytes) {
     throw new InvalidRequestError(
-      `Conversation '${conversationId}' with this input would take ${bytes} bytes, over the gateway's bound of ${conversations.maxBytes} bytes per conversation: start a new conversation.`,
+      `Conversation '${conversationId}' with this input would take ${bytes} bytes (with the room kept to delete its items), over the gateway's bound of ${conversations.maxBytes} bytes per conversation: start a new conversation.`,
       { param: "conversation", code: "invalid_value" },
     );
   }

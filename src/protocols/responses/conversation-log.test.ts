@@ -54,6 +54,17 @@ function countingWrites(rows: ConversationRows): { rows: ConversationRows; write
   };
 }
 
+/** The store's methods bound to it (a copy to override one of). */
+function bound(rows: ConversationRows): ConversationRows {
+  return {
+    put: (row) => rows.put(row),
+    putIfUnchanged: (row, expectedJson, options) => rows.putIfUnchanged(row, expectedJson, options),
+    get: (id) => rows.get(id),
+    getEvents: (id, from) => rows.getEvents(id, from),
+    delete: (id) => rows.delete(id),
+  };
+}
+
 function textsOf(items: readonly Readonly<Record<string, unknown>>[]): string[] {
   return items.map((item) => {
     const content = item.content as { text: string }[] | undefined;
@@ -80,6 +91,93 @@ for (const [name, open] of Object.entries(CONVERSATION_ROW_STORES)) {
       assert.equal(kept.length, 150);
       assert.match(textsOf(kept).at(-1) ?? "", /^turn 149 /);
       assert.match(textsOf(kept)[0] ?? "", /^turn 0 /);
+    });
+
+    test("a conversation filled to its bound still lets its items be deleted, every one of them", async (t) => {
+      const clock = new ManualClock();
+      const ids = sequentialIds();
+      const maxBytes = 6_000;
+      const store = new Conversations(await open(t, clock, { ...LIMITS, maxBytes }), maxBytes, clock, ids, () => {});
+      const created = await store.create(null, {}, []);
+      // Filled a turn at a time until the bound refuses one (the answer is sent; the conversation is full).
+      let update = "added";
+      for (let turn = 0; update === "added" && turn < 1_000; turn++) {
+        const items = itemsFromRequest([{ role: "user", content: `turn ${turn} ${"x".repeat(40)}` }], ids);
+        update = await store.appendAfterAnswer(created.id, null, items);
+      }
+      assert.equal(update, "too_large");
+      const full = (await store.get(created.id, null))?.items ?? [];
+      assert.ok(full.length > 10);
+      // A client at the bound removes what it holds (its right to take an item out, whatever the room left).
+      for (const item of full) {
+        const deleted = await store.deleteItem(created.id, null, item.id);
+        assert.ok(deleted !== undefined && deleted !== "no item", `deleting ${item.id}`);
+      }
+      assert.deepEqual((await store.get(created.id, null))?.items, []);
+    });
+
+    test("a conversation at its bound, an item deleted, has its metadata rewritten (no larger)", async (t) => {
+      const clock = new ManualClock();
+      const ids = sequentialIds();
+      const maxBytes = 40_000;
+      const store = new Conversations(await open(t, clock, { ...LIMITS, maxBytes }), maxBytes, clock, ids, () => {});
+      const created = await store.create(null, { topic: "full" }, []);
+      let update = "added";
+      for (let turn = 0; update === "added" && turn < 1_000; turn++) {
+        update = await store.appendAfterAnswer(
+          created.id,
+          null,
+          itemsFromRequest([{ role: "user", content: "x" }], ids),
+        );
+      }
+      const full = (await store.get(created.id, null))?.items ?? [];
+      assert.ok(full.length > 150, `${full.length} items`);
+      for (const item of full.slice(0, 3))
+        assert.notEqual(await store.deleteItem(created.id, null, item.id), "no item");
+      assert.deepEqual((await store.setMetadata(created.id, null, { topic: "done" }))?.metadata, { topic: "done" });
+      await assert.rejects(store.setMetadata(created.id, null, { topic: "x".repeat(300) }), { status: 400 });
+    });
+
+    test("adding no items (POST .../items with [] in a loop) appends nothing to the log", async (t) => {
+      const clock = new ManualClock();
+      const ids = sequentialIds();
+      const rows = await open(t, clock, LIMITS);
+      const store = new Conversations(rows, LIMITS.maxBytes, clock, ids, () => {});
+      const created = await store.create(null, {}, itemsFromRequest([{ role: "user", content: "hi" }], ids));
+      assert.equal(
+        await store.appendAfterAnswer(created.id, null, itemsFromRequest([{ role: "user", content: "x" }], ids)),
+        "added",
+      );
+      const before = await store.get(created.id, null);
+      for (let request = 0; request < 20; request++)
+        assert.ok(await store.append(created.id, null, itemsFromRequest([], ids)));
+      assert.equal(await store.appendAfterAnswer(created.id, null, []), "added");
+      const after = await store.get(created.id, null);
+      assert.equal((await rows.getEvents(created.id, 0)).length, 2, "the create's item and the turn");
+      assert.equal(after?.bytes, before?.bytes);
+      assert.deepEqual(after?.items, before?.items);
+    });
+
+    test("a conversation whose log is lost (Redis's maxmemory evicted the list) can still be deleted", async (t) => {
+      const clock = new ManualClock();
+      const ids = sequentialIds();
+      const rows = await open(t, clock, LIMITS);
+      const store = new Conversations(rows, LIMITS.maxBytes, clock, ids, () => {});
+      const created = await store.create("alice", {}, []);
+      const turn = itemsFromRequest([{ role: "user", content: "hello" }], ids);
+      assert.equal(await store.appendAfterAnswer(created.id, "alice", turn), "added");
+      // The head counts an entry its log no longer has: reads fail (503), and the client's way out is a delete.
+      const lost = new Conversations(
+        { ...bound(rows), getEvents: async () => [] },
+        LIMITS.maxBytes,
+        clock,
+        ids,
+        () => {},
+      );
+      await assert.rejects(lost.get(created.id, "alice"), { status: 503 });
+      assert.equal(await lost.delete(created.id, "bob"), false, "still another client's to delete");
+      assert.equal(await lost.delete(created.id, "alice"), true);
+      assert.equal(await rows.get(created.id), undefined);
     });
 
     test("rows written before the log read, list, change and answer the duplicate check as before", async (t) => {

@@ -45,6 +45,27 @@ export function removeEntry(itemId: string): string {
   return JSON.stringify({ remove: itemId });
 }
 
+/** Bytes kept for the head's growth as items are deleted (its `log` and `logBytes` counts taking more digits). */
+const HEAD_GROWTH_BYTES = 64;
+/** A deleted-list entry's JSON besides its two ids: `{"id":"","previousId":""},`. */
+const DELETED_ENTRY_BYTES = 32;
+
+/**
+ * The room a conversation keeps, under its bound, for deleting every one of `items` later: each one's "removed"
+ * entry, the head's list of the last `maxDeleted` deleted items filled with them, and the head's counts growing. An
+ * addition is checked with it, a deletion without (its room was kept): a conversation at its bound can still have
+ * its items deleted (a client taking out what it sent), though that makes no room.
+ */
+export function deletionRoom(items: readonly ConversationItem[], maxDeleted: number): number {
+  let bytes = HEAD_GROWTH_BYTES;
+  let longestId = 0;
+  for (const item of items) {
+    bytes += Buffer.byteLength(removeEntry(item.id));
+    longestId = Math.max(longestId, Buffer.byteLength(JSON.stringify(item.id)));
+  }
+  return bytes + Math.min(items.length, maxDeleted) * (DELETED_ENTRY_BYTES + 2 * longestId);
+}
+
 /** The head's own items (a row of the earlier format, or a create's) as the entry that moves them into the log. */
 export function headItemsEntry(head: ConversationHead): string[] {
   return head.items === undefined || head.items.length === 0 ? [] : [addEntry(head.items, head.clientIds ?? {})];

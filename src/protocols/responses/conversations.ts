@@ -17,6 +17,7 @@ import {
   applyEntries,
   type ConversationHead,
   contentOf,
+  deletionRoom,
   headItemsEntry,
   removeEntry,
 } from "./conversation-log.ts";
@@ -56,6 +57,11 @@ interface Change {
   readonly entries: readonly string[];
   readonly metadata?: Readonly<Record<string, string>>;
   readonly deleted?: readonly DeletedItem[];
+  /**
+   * Checked against the bound without the room kept for deletions (deletionRoom): an item deleted (the room was its
+   * own), or metadata no larger than before (it takes none of that room).
+   */
+  readonly isInRoom?: boolean;
 }
 
 /** A conversation as read: its head's JSON (what a compare and set expects), the head, and the assembled view. */
@@ -157,7 +163,7 @@ export class Conversations {
       ...(Object.keys(clientIds).length === 0 ? {} : { clientIds }),
     };
     const json = JSON.stringify(head);
-    this.#checkBound(Buffer.byteLength(json), "items");
+    this.#checkBound(Buffer.byteLength(json) + deletionRoom(items, MAX_DELETED_ITEMS), "items");
     try {
       await this.#bounded(this.#rows.put(this.#rowOf(head, json)));
     } catch (error) {
@@ -172,15 +178,16 @@ export class Conversations {
   }
 
   /**
-   * The bytes the conversation would take with `items` added (the check a Responses request's input gets before it
-   * goes upstream: conversation-appender.ts).
+   * The bytes the conversation would take with `items` added, with the room kept to delete its items (deletionRoom;
+   * the check a Responses request's input gets before it goes upstream: conversation-appender.ts).
    */
   bytesWith(
     stored: StoredConversation,
     items: readonly ConversationItem[],
     clientIds: Readonly<Record<string, string>>,
   ): number {
-    return stored.bytes + Buffer.byteLength(addEntry(items, clientIds));
+    const room = deletionRoom([...stored.items, ...items], MAX_DELETED_ITEMS);
+    return stored.bytes + Buffer.byteLength(addEntry(items, clientIds)) + room;
   }
 
   /**
@@ -222,7 +229,13 @@ export class Conversations {
     client: string | null,
     metadata: Record<string, string>,
   ): Promise<StoredConversation | undefined> {
-    return this.#change(id, client, () => ({ entries: [], metadata }), "metadata");
+    const bytesOf = (value: unknown) => Buffer.byteLength(JSON.stringify(value));
+    const change = (stored: StoredConversation) => ({
+      entries: [],
+      metadata,
+      isInRoom: bytesOf(metadata) <= bytesOf(stored.metadata),
+    });
+    return this.#change(id, client, change, "metadata");
   }
 
   /** Adds items at the end; a conversation that would grow past its bound is a 400 naming `param`, and unchanged. */
@@ -233,7 +246,9 @@ export class Conversations {
     param = "items",
     clientIds: Readonly<Record<string, string>> = {},
   ): Promise<StoredConversation | undefined> {
-    return this.#change(id, client, () => ({ entries: [addEntry(items, clientIds)] }), param);
+    // No items, no entry: an empty one (10 bytes) a request at a time grew the log, every read paying for it.
+    const change = () => (items.length === 0 ? undefined : { entries: [addEntry(items, clientIds)] });
+    return this.#change(id, client, change, param);
   }
 
   /**
@@ -274,7 +289,7 @@ export class Conversations {
         if (!hasItem) return undefined;
         const previousId = index === 0 ? null : (stored.items[index - 1]?.id ?? null);
         const deleted = [...(stored.deleted ?? []), { id: itemId, previousId }].slice(-MAX_DELETED_ITEMS);
-        return { entries: [removeEntry(itemId)], deleted };
+        return { entries: [removeEntry(itemId)], deleted, isInRoom: true };
       },
       "item_id",
     );
@@ -282,9 +297,13 @@ export class Conversations {
   }
 
   async delete(id: string, client: string | null): Promise<boolean> {
+    // Its head alone says whose it is: a log that cannot be read whole (a list evicted by Redis's maxmemory) does not
+    // keep it from being deleted.
     return this.#serially(id, async () => {
-      if ((await this.get(id, client)) === undefined) return false;
       try {
+        const json = await this.#rows.get(id);
+        if (json === undefined) return false;
+        if (client !== null && (JSON.parse(json) as ConversationHead).client !== client) return false;
         return await this.#rows.delete(id);
       } catch (error) {
         throw unreachable(error);
@@ -333,7 +352,9 @@ export class Conversations {
       logBytes,
     };
     const json = JSON.stringify(head);
-    this.#checkBound(Buffer.byteLength(json) + logBytes, param);
+    const content = applyEntries({ items: read.stored.items, clientIds: read.stored.clientIds ?? {} }, change.entries);
+    const room = change.isInRoom === true ? 0 : deletionRoom(content.items, MAX_DELETED_ITEMS);
+    this.#checkBound(Buffer.byteLength(json) + logBytes + room, param);
     const options = entries.length === 0 ? {} : { events: { keptCount, events: entries } };
     let isWritten: boolean;
     try {
@@ -341,19 +362,13 @@ export class Conversations {
     } catch (error) {
       throw unreachable(error);
     }
-    return isWritten
-      ? this.#viewOf(
-          head,
-          json,
-          applyEntries({ items: read.stored.items, clientIds: read.stored.clientIds ?? {} }, change.entries),
-        )
-      : undefined;
+    return isWritten ? this.#viewOf(head, json, content) : undefined;
   }
 
   #checkBound(bytes: number, param: string): void {
     if (bytes > this.#maxBytes) {
       throw new InvalidRequestError(
-        `The conversation would take ${bytes} bytes, over the gateway's bound of ${this.#maxBytes} bytes per conversation: start a new conversation.`,
+        `The conversation would take ${bytes} bytes (with the room kept to delete its items), over the gateway's bound of ${this.#maxBytes} bytes per conversation: start a new conversation.`,
         { param, code: "invalid_value" },
       );
     }
