@@ -1,8 +1,8 @@
 // The parts of bin/build.js's esbuild set-up that bench/startup-snapshot.js builds its one-file bundle with too: what
 // stays out of a bundle, what gets a stand-in, and two plugins. Kept in one place so the experiment measures the
 // bundle `npm start` runs, not a copy that drifted.
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, readFileSync } from "node:fs";
+import { dirname, join, normalize, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 
 /**
@@ -70,7 +70,53 @@ export function nonAsciiOutputs(metafile, root) {
     if (at === -1) continue;
     const before = text.slice(0, at).split("\n");
     const code = (text.codePointAt(at) ?? 0).toString(16).toUpperCase().padStart(4, "0");
-    found.push(`${output}:${before.length}:${(before.at(-1)?.length ?? 0) + 1} U+${code}`);
+    const column = before.at(-1)?.length ?? 0;
+    // The build removes its outputs when it refuses them: the source is the place to look (and to escape it).
+    const source = sourceAt(root, output, before.length - 1, column);
+    found.push(`${output}:${before.length}:${column + 1} U+${code}${source === undefined ? "" : ` (${source})`}`);
   }
   return found;
+}
+
+const VLQ_DIGITS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/**
+ * "source:line:column" (1-based, relative to `root`) that `output`'s linked source map (`output.map`) gives for its
+ * 0-based `line` and `column`; undefined without a map or a mapping there.
+ */
+function sourceAt(root, output, line, column) {
+  const mapPath = join(root, `${output}.map`);
+  if (!existsSync(mapPath)) return undefined;
+  const map = JSON.parse(readFileSync(mapPath, "utf8"));
+  const lines = String(map.mappings ?? "").split(";");
+  // Every field but the generated column is relative to the previous segment's across lines: decode up to `line`.
+  const state = [0, 0, 0, 0];
+  let best;
+  for (let at = 0; at <= line && at < lines.length; at++) {
+    let generated = 0;
+    for (const segment of (lines[at] ?? "").split(",")) {
+      if (segment === "") continue;
+      const fields = [];
+      let value = 0;
+      let shift = 0;
+      for (const char of segment) {
+        const digit = VLQ_DIGITS.indexOf(char);
+        value += (digit & 31) << shift;
+        shift += 5;
+        if ((digit & 32) === 0) {
+          fields.push(value & 1 ? -(value >>> 1) : value >>> 1);
+          value = 0;
+          shift = 0;
+        }
+      }
+      generated += fields[0] ?? 0;
+      if (fields.length < 4) continue;
+      for (let field = 1; field < 4; field++) state[field] += fields[field];
+      if (at === line && generated <= column) best = [state[1], state[2], state[3]];
+    }
+  }
+  const file = best === undefined ? undefined : map.sources?.[best[0]];
+  if (file === undefined) return undefined;
+  const path = normalize(relative(root, join(root, dirname(output), file)));
+  return `${path}:${best[1] + 1}:${best[2] + 1}`;
 }
