@@ -87,7 +87,13 @@ const VLQ_DIGITS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz01234567
 function sourceAt(root, output, line, column) {
   const mapPath = join(root, `${output}.map`);
   if (!existsSync(mapPath)) return undefined;
-  const map = JSON.parse(readFileSync(mapPath, "utf8"));
+  let map;
+  try {
+    map = JSON.parse(readFileSync(mapPath, "utf8"));
+  } catch {
+    // Only a hint: a map that cannot be read must not end npm start's prestart.
+    return undefined;
+  }
   const lines = String(map.mappings ?? "").split(";");
   // Every field but the generated column is relative to the previous segment's across lines: decode up to `line`.
   const state = [0, 0, 0, 0];
