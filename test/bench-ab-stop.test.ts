@@ -25,7 +25,7 @@ function childrenOf(script: ChildProcess, file: string): number[] {
 
 /** The processes `script` started, its mock upstream and gateways, once `count` gateways run. */
 async function startedBy(script: ChildProcess, count: number): Promise<number[]> {
-  const deadline = Date.now() + 30_000;
+  const deadline = Date.now() + 45_000; // the first gateway of windows-ab.ts starts for real first
   while (Date.now() < deadline) {
     const gateways = childrenOf(script, "llm-gateway.js");
     if (gateways.length >= count) return [...childrenOf(script, "mock-upstream.ts"), ...gateways];
