@@ -55,8 +55,9 @@ export const withoutZodLocales = {
 
 /**
  * Where the JavaScript files esbuild wrote (its metafile's outputs, relative to `root`) hold a character above ASCII:
- * "file:line:column U+XXXX", one per file. `charset: "ascii"` escapes strings, templates and identifiers but leaves a
- * regular expression's characters as they are (esbuild 0.28), and one such character makes V8 hold the whole file's
+ * "file:line:column U+XXXX (source:line:column)", one per file, the source read from the output's linked map when
+ * there is one. `charset: "ascii"` escapes strings, templates and identifiers but leaves a regular expression's
+ * characters as they are, and a tagged template's (String.raw`…`) (esbuild 0.28): one makes V8 hold the whole file's
  * source as two-byte text: the start-up snapshot's script (1.8 MB) took 3.6 MB of every start's heap for a `…` and a
  * Chinese error text in two regular expressions (bench/README.md section 37). Escape it in the source (`\u2026`).
  */
