@@ -217,11 +217,17 @@ export async function startGateway(options: {
   );
   closeSync(logFd);
   const pid = child.pid as number;
+  // Stopped with the script, from its spawn: a start that times out, or a script ended (by an error, or a signal its
+  // script turns into an exit) while the gateway starts, left it running on the gateway core.
+  const stop = (): void => {
+    child.kill("SIGKILL");
+  };
+  process.on("exit", stop);
+  child.once("exit", () => process.off("exit", stop));
   const deadline = Date.now() + 60000; // generous: other sessions share the two cores (a start took 9 s at load average 14)
   while ((await health(port)) !== 200) {
     if (Date.now() > deadline || child.exitCode !== null) {
-      // Not left running: the caller gets no handle to stop it.
-      child.kill("SIGKILL");
+      stop();
       throw new Error(`not ready: ${dir}`);
     }
     await new Promise((resolve) => setTimeout(resolve, 5));

@@ -48,6 +48,8 @@ const variants = positionals.map((label, index) => {
 });
 if (variants.length < 2) throw new Error("usage: node bench/windows-ab.ts [options] variantA variantB ...");
 
+// Exits, so that the mock and the gateways are stopped (ab-helpers.ts): the default end by a signal left them running.
+for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => process.exit(130));
 const mock = await startMock((variants[0] as { dir: string }).dir);
 const gateways: StartedGateway[] = [];
 for (const variant of variants) {

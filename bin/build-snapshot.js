@@ -260,9 +260,10 @@ const getBuiltinAsRequire = {
 /**
  * Builds dir/snapshot.cjs (from bin/snapshot-main.js) and dir/snapshot.blob for the project at `root`; `inputs`:
  * the script's (esbuild's metafile, relative to `root`), for dist/build.json.
- * `builtAtMs`: taken before any input was read (bin/build.js), as dist/build.json's.
+ * `builtAtMs`: taken before any input was read (bin/build.js), as dist/build.json's. `isNonAsciiKept`: a script with a
+ * character above ASCII is said and built rather than refused (bin/build.js --if-stale).
  */
-export async function buildFullSnapshot(esbuild, { dir, root, builtAtMs, minify = true }) {
+export async function buildFullSnapshot(esbuild, { dir, root, builtAtMs, minify = true, isNonAsciiKept = false }) {
   // The sources find the project's files from `import.meta.url` one folder below the root (src/source-paths.ts), and
   // the stand-ins of bin/lazy-packages.js require their packages relative to dist/: both see a file in dist/.
   const seenAs = join(root, "dist", "snapshot.cjs");
@@ -295,9 +296,11 @@ export async function buildFullSnapshot(esbuild, { dir, root, builtAtMs, minify 
   }
   const nonAscii = nonAsciiOutputs(result.metafile, root);
   if (nonAscii.length > 0) {
-    // Every start would hold the script's source as two-byte text (bin/bundle-plugins.js).
+    // Every start would hold the script's source as two-byte text (bin/bundle-plugins.js); `isNonAsciiKept` (npm
+    // start's prestart) says so and builds it: a start from it is still sooner than from the bundle alone.
     const message = `characters above ASCII in the snapshot's script, escape them in the source: ${nonAscii.join(", ")}`;
-    return { isBuilt: false, message, inputs: [] };
+    if (!isNonAsciiKept) return { isBuilt: false, message, inputs: [] };
+    process.stderr.write(`bin/build.js: ${message}\n`);
   }
   const inputs = Object.keys(result.metafile.inputs);
   const built = buildBlob(dir, root, join(dir, "snapshot.cjs"), "full", builtAtMs);

@@ -91,7 +91,7 @@ try {
 // Taken before reading any input: a source edited while the build runs is newer than the bundle, so stale.
 const builtAtMs = Date.now();
 if (isSnapshotOnly) {
-  const snapshot = await buildFullSnapshot(esbuild, { dir: dist, root: ROOT, builtAtMs });
+  const snapshot = await buildFullSnapshot(esbuild, { dir: dist, root: ROOT, builtAtMs, isNonAsciiKept: true });
   if (!snapshot.isBuilt) process.stderr.write(`bin/build.js: no start-up snapshot: ${snapshot.message}\n`);
   say(snapshot.isBuilt ? "dist/ is up to date; its start-up snapshot built" : "dist/ is up to date");
   exitWithStartableSnapshot(0);
@@ -242,10 +242,13 @@ try {
   noBundle(undefined);
 }
 // esbuild's `charset: "ascii"` leaves regular expressions as written: one character above ASCII doubles what V8 holds
-// of that file's source (bin/bundle-plugins.js).
+// of that file's source (bin/bundle-plugins.js). Under --if-stale said and kept: that bundle still holds less than the
+// sources a refused one falls back to, and a refused one would be built again, and refused, at every start.
 const nonAscii = nonAsciiOutputs(result.metafile, ROOT);
 if (nonAscii.length > 0) {
-  noBundle(`bin/build.js: characters above ASCII in the bundle, escape them in the source: ${nonAscii.join(", ")}`);
+  const message = `bin/build.js: characters above ASCII in the bundle, escape them in the source: ${nonAscii.join(", ")}`;
+  if (!args.has("--if-stale")) noBundle(message);
+  process.stderr.write(`${message}\n`);
 }
 // The start-up snapshot, from the same sources (bin/build-snapshot.js); without it, a blob of Node alone, from which
 // `npm start` runs dist/ as `node bin/llm-gateway.js` does. Its script's inputs (bin/snapshot-main.js, and a subpath of
@@ -255,6 +258,7 @@ const snapshot = await buildFullSnapshot(esbuild, {
   root: ROOT,
   builtAtMs,
   minify: !args.has("--no-minify"),
+  isNonAsciiKept: args.has("--if-stale"),
 });
 // dist/ is still written, with a blob of Node alone (npm start works, without the snapshot), but a build asked for
 // (`npm run build`, the Dockerfile) fails at its end: a snapshot that stopped being built costs every start its

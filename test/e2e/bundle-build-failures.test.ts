@@ -37,3 +37,26 @@ test("a lazy module that is no entry of its own: --if-stale says so and the star
   assert.equal(plain.status, 1);
   assert.match(plain.stderr, /lazy modules not found as entries of their own: src\/server\/batch-routes\.ts\n/);
 });
+
+test("a character above ASCII in a regular expression: --if-stale keeps the bundle and its snapshot, and says where; a plain build fails", (t) => {
+  // A bundle that runs, only holding that file as two-byte text: the sources it would fall back to hold more, and
+  // every later `npm start` would build again, to be refused again.
+  const root = projectCopy(t, "project", ["data", "config", "node_modules", "package.json"]);
+  cpSync(join(REPO_ROOT, "src"), join(root, "src"), { recursive: true });
+  const redact = join(root, "src", "errors", "redact.ts");
+  const text = readFileSync(redact, "utf8");
+  assert.match(text, /\{4,\}\\u2026\$\/i;/);
+  writeFileSync(redact, text.replace("{4,}\\u2026$/i;", "{4,}\u2026$/i;"));
+
+  const ifStale = buildBundle(root, ["--if-stale", "--quiet"]);
+  assert.equal(ifStale.status, 0, ifStale.stderr);
+  assert.match(ifStale.stderr, /characters above ASCII in the bundle.*U\+2026 \(src\/errors\/redact\.ts:\d+:\d+\)/);
+  assert.match(ifStale.stderr, /characters above ASCII in the snapshot's script.*U\+2026 \(src\/errors\/redact\.ts:/);
+  assert.doesNotMatch(ifStale.stderr, /no bundle built/);
+  assert.deepEqual(bundleState(root, {}), { isFresh: true, reason: "built from the current sources", restamp: [] });
+  assert.equal(JSON.parse(readFileSync(join(root, "dist", "snapshot.json"), "utf8")).kind, "full");
+
+  const plain = buildBundle(root);
+  assert.equal(plain.status, 1);
+  assert.match(plain.stderr, /characters above ASCII in the bundle, escape them in the source: .*U\+2026/);
+});
