@@ -30,7 +30,7 @@ import { RetryBackoff } from "./retry-backoff.ts";
 // resubscribe and reload rules, serves both; a process that does not know the type skips it.
 type SharedMessage =
   | { readonly origin: string; readonly type: "cooldown"; readonly change: CooldownChange }
-  | { readonly origin: string; readonly type: "reset"; readonly resetId?: string }
+  | { readonly origin: string; readonly type: "reset"; readonly resetId?: string; readonly unmarked?: true }
   | { readonly origin: string; readonly type: "learned"; readonly fact: unknown };
 
 const CAUSES: ReadonlySet<string> = new Set<CooldownCause>([
@@ -89,6 +89,8 @@ export class CooldownSharing {
   readonly #backoff: RetryBackoff;
   /** The latest admin reset this process made, heard, or read from its marker (`P reset-id`). */
   #knownResetId: string | undefined;
+  /** Markers known before resets whose own was not stored (`unmarked`): its master may come back with one (not missed). */
+  readonly #unmarkedBefore = new Set<string>();
   /** The first load only reads the marker: a process that starts holds nothing a reset before it would clear. */
   #hasReadReset = false;
 
@@ -199,9 +201,17 @@ export class CooldownSharing {
     const resetId = await this.#options.redis.get(resetMarkerKey(this.#options.keyPrefix));
     const isFirst = !this.#hasReadReset;
     this.#hasReadReset = true;
-    if (resetId === null || resetId === this.#knownResetId) return;
+    if (resetId === null || resetId === this.#knownResetId || this.#unmarkedBefore.has(resetId)) return;
     this.#knownResetId = resetId;
     if (!isFirst) this.#applyRemoteReset();
+  }
+
+  /** A reset made or heard; unmarked, the marker known before it may still be the one a load reads. */
+  #noteReset(resetId: string, isMarked: boolean): void {
+    if (isMarked) this.#unmarkedBefore.clear();
+    else if (this.#knownResetId !== undefined && this.#unmarkedBefore.size < 16)
+      this.#unmarkedBefore.add(this.#knownResetId);
+    this.#knownResetId = resetId;
   }
 
   #applyRemoteReset(): void {
@@ -237,10 +247,12 @@ export class CooldownSharing {
     await deleteKeysStartingWith(redis, `${keyPrefix}cooldown:`, unreached);
     // The marker after every delete (the caller's first): a replica that reads it and loads finds nothing stale.
     const resetId = randomBytes(6).toString("hex");
-    this.#knownResetId = resetId;
-    await setOrNote(redis, resetMarkerKey(keyPrefix), resetId, unreached);
+    // Known before its SET: a load meanwhile reads the marker before it, or this one.
+    this.#noteReset(resetId, false);
+    const isMarked = await setOrNote(redis, resetMarkerKey(keyPrefix), resetId, unreached);
+    if (isMarked) this.#unmarkedBefore.clear();
     const message: SharedMessage = { origin: instanceId, type: "reset", resetId };
-    await publishOnAnyMaster(redis, this.#channel, JSON.stringify(message));
+    await publishOnAnyMaster(redis, this.#channel, JSON.stringify(isMarked ? message : { ...message, unmarked: true }));
   }
 
   #share(change: CooldownChange): void {
@@ -309,7 +321,7 @@ export class CooldownSharing {
     if (message.type === "reset") {
       // Already applied from its marker by a load that ran before the message came.
       if (message.resetId !== undefined && message.resetId === this.#knownResetId) return;
-      if (message.resetId !== undefined) this.#knownResetId = message.resetId;
+      if (message.resetId !== undefined) this.#noteReset(message.resetId, message.unmarked !== true);
       this.#applyRemoteReset();
       return;
     }
@@ -346,9 +358,8 @@ function parseMessage(text: string): SharedMessage | undefined {
   if (value === undefined || typeof value.origin !== "string") return undefined;
   if (value.type === "reset") {
     const { resetId } = value;
-    return typeof resetId === "string" && resetId !== ""
-      ? { origin: value.origin, type: "reset", resetId }
-      : { origin: value.origin, type: "reset" };
+    if (typeof resetId !== "string" || resetId === "") return { origin: value.origin, type: "reset" };
+    return { origin: value.origin, type: "reset", resetId, ...(value.unmarked === true ? { unmarked: true } : {}) };
   }
   if (value.type === "learned") return { origin: value.origin, type: "learned", fact: value.fact };
   if (value.type !== "cooldown" || !isRecord(value.change)) return undefined;

@@ -105,12 +105,14 @@ export class KeptBatches {
     for (const [tag, list] of [...this.#kept]) {
       const [first] = list;
       if (first === undefined || isHeldBack(first.batch.scopeId)) continue;
-      this.#sayDropped(tag);
       const kept = [...list].sort((a, b) => a.marker.id - b.marker.id);
       const waiting = kept.filter(isWaiting);
       if (waiting.length > 0) this.#kept.set(tag, waiting);
       else this.#kept.delete(tag);
-      taken.push([tag, kept.filter((each) => !isWaiting(each))]);
+      const now = kept.filter((each) => !isWaiting(each));
+      // Said with a replay: while every one still waits (the data epoch's master), the count goes on.
+      if (now.length > 0) this.#sayDropped(tag);
+      taken.push([tag, now]);
       if (waiting.length > 0) this.#lookUp(tag);
     }
     return taken;

@@ -33,18 +33,23 @@ export async function deleteKeysStartingWith(
   return deleted;
 }
 
-/** SET of a key without a hash tag (one master holds it); on a Cluster, a failure adds that master to `unreached`. */
+/**
+ * SET of a key without a hash tag (one master holds it); on a Cluster, a failure adds that master to `unreached`.
+ * Whether the SET was answered (false: that master may come back holding the value before, or this one).
+ */
 export async function setOrNote(
   redis: SharedStateRedis,
   key: string,
   value: string,
   unreached: UnreachedMasters | undefined,
-): Promise<void> {
+): Promise<boolean> {
   try {
     await redis.set(key, value);
+    return true;
   } catch (error) {
     if (unreached === undefined || !(redis instanceof Cluster)) throw error;
     unreached.add(redis.slots[hashSlot(key)]?.[0] ?? `the master of ${key}`);
+    return false;
   }
 }
 

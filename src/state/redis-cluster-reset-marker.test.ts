@@ -1,0 +1,61 @@
+// An admin reset on a Redis Cluster whose reset marker (`P reset-id`, a key without a hash tag: one master holds it) is
+// on the master that does not answer: the reset is still published, but its marker was not stored. When that master
+// answers again with the marker it held (persistence, a replica promoted, a hung master resumed), the next load of a
+// process that heard the reset must not take the old marker for a reset it missed: that reset again, at some later
+// time, what the process learned since (its cooldowns and circuits, its budget leases, its give-backs and the charges
+// it kept while Redis was unreachable).
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { describe, test } from "node:test";
+import { Cluster } from "ioredis";
+import { closeWhenTestEnds } from "../../test/helpers/late-start.ts";
+import { isRedisClusterAvailable, REDIS_CLUSTER_MISSING, useRedisCluster } from "../../test/helpers/redis-cluster.ts";
+import { useClusterBackend, waitFor } from "../../test/helpers/redis-cluster-state.ts";
+import { ServiceUnavailableError } from "../errors/gateway-error.ts";
+import { hashSlot } from "./redis-hash-slot.ts";
+import { cooldownKey, resetMarkerKey } from "./redis-keys.ts";
+
+const skip = isRedisClusterAvailable() ? false : REDIS_CLUSTER_MISSING;
+const TIMEOUT_MS = 300;
+const PREFIX = "reset-marker:";
+
+describe("an admin reset whose marker's Redis Cluster master is dead", { skip }, () => {
+  test("is not applied again when that master comes back with the marker it held", async (t) => {
+    const cluster = await useRedisCluster(t);
+    const markerMaster = cluster.nodeOfSlot(hashSlot(resetMarkerKey(PREFIX)));
+    const first = await useClusterBackend(t, cluster, PREFIX, TIMEOUT_MS);
+    const second = await useClusterBackend(t, cluster, PREFIX, TIMEOUT_MS);
+    let resets = 0;
+    const reset = first.availability.reset.bind(first.availability);
+    first.availability.reset = () => {
+      resets += 1;
+      reset();
+    };
+    await second.state.ledger.reset();
+    await waitFor(() => resets === 1, 5_000, "the first reset heard");
+    // Its marker is on the master's disk: it comes back with it.
+    markerMaster.save();
+    await markerMaster.kill();
+    await assert.rejects(async () => await second.state.ledger.reset(), ServiceUnavailableError);
+    await waitFor(() => resets === 2, 5_000, "the reset heard, its marker not stored");
+    await markerMaster.restart();
+
+    // A cooldown stored without being published: only a load brings it, so once it is here a load ran.
+    const writer = new Cluster([{ host: "127.0.0.1", port: markerMaster.port }], { lazyConnect: true });
+    await closeWhenTestEnds(t, () => writer.disconnect());
+    await writer.connect();
+    const cooldown = { untilMs: Date.now() + 60_000, cause: "rate_limited", source: "provider", reason: "HTTP 429" };
+    await writer.set(cooldownKey(PREFIX, "deployment", "probe/m"), JSON.stringify(cooldown), "PX", 60_000);
+    // The subscriptions dropped (a network blip): each process loads once subscribed again. Again until one load
+    // read every master (one that ran while the client's slot table still missed the master back fails its walk).
+    const isLoaded = () => !first.availability.peek("probe/m", "probe").isAvailable;
+    for (let round = 0; round < 10 && !isLoaded(); round++) {
+      for (const node of cluster.nodes) {
+        spawnSync("redis-cli", ["-p", String(node.port), "client", "kill", "type", "pubsub"], { timeout: 5_000 });
+      }
+      await waitFor(isLoaded, 3_000, "a load after the return").catch(() => undefined);
+    }
+    assert.ok(isLoaded(), "a load after the return");
+    assert.equal(resets, 2, "the reset heard was not applied again from the old marker");
+  });
+});
