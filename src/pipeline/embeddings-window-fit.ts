@@ -114,6 +114,14 @@ function capacityOf(
 function windowCapacity(usage: WindowUsage, startMs: number, nowMs: number, spanMs: number): number {
   const windowMs = WINDOW_MS[usage.window];
   const { limit, remaining } = usage;
+  // A provider's report without its limit bounds nothing past its reset (the budget check stops reading it then):
+  // before 2026-12-07 what it said was left was counted as the whole limit at each reset, and a report of 1 request
+  // left (0 just as well) refused with a 413 a batch of 4 chunks that its reset a second later let through.
+  if (usage.isLimitUnknown === true) {
+    return usage.resetsAtMs === undefined || usage.resetsAtMs <= startMs + spanMs
+      ? Number.POSITIVE_INFINITY
+      : remaining;
+  }
   if (usage.algorithm === "bucket") {
     return Math.min(limit, remaining + (limit * (startMs - nowMs)) / windowMs) + (limit * spanMs) / windowMs;
   }
