@@ -73,8 +73,9 @@ export function windowsRefusal(
   );
   const inputs = (request.body.input as readonly unknown[]).length;
   const head = `The embeddings batch of ${inputs} inputs (~${batch.tokens} tokens), ${batch.why} (${batch.chunks} chunks), cannot be finished under its candidates' budgets before routing.total_timeout_ms (${totalTimeoutMs} ms) ends: ${reasons.join("; ")}. Nothing was sent`;
-  // A later start: when a window frees room. A request sent again then has the whole total_timeout_ms.
-  const starts = [...new Set(windows.flatMap(({ usages }) => usages.map((usage) => usage.resetsAtMs ?? nowMs)))]
+  // A later start: when a window frees room, or an inferred limit lapses. A request sent again then has the whole
+  // total_timeout_ms.
+  const starts = [...new Set(windows.flatMap(({ usages }) => usages.flatMap(startsOf)))]
     .filter((startMs) => startMs > nowMs)
     .sort((a, b) => a - b);
   const startMs = starts.find((start) => fits(start, totalTimeoutMs));
@@ -86,6 +87,11 @@ export function windowsRefusal(
     `${head}; its candidates' budgets may take it from ${isoTime(startMs)} (retry in ${Math.ceil(retryAfterMs / 1000)} s).`,
     { retryAfterMs },
   );
+}
+
+/** When a window may take more than it can now: its reset, and an inferred limit's lapse. */
+function startsOf(usage: WindowUsage): number[] {
+  return [usage.resetsAtMs, usage.lapsesAtMs].filter((startMs) => startMs !== undefined);
 }
 
 /**
@@ -117,6 +123,8 @@ function windowCapacity(usage: WindowUsage, startMs: number, nowMs: number, span
   // A provider's report without its limit bounds nothing past its reset (the budget check stops reading it then):
   // before 2026-12-07 what it said was left was counted as the whole limit at each reset, and a report of 1 request
   // left (0 just as well) refused with a 413 a batch of 4 chunks that its reset a second later let through.
+  // A limit inferred from this process's own sends that lapses within the span is dropped by the budget check then.
+  if (usage.lapsesAtMs !== undefined && usage.lapsesAtMs <= startMs + spanMs) return Number.POSITIVE_INFINITY;
   if (usage.isLimitUnknown === true) {
     return usage.resetsAtMs === undefined || usage.resetsAtMs <= startMs + spanMs
       ? Number.POSITIVE_INFINITY
