@@ -10,15 +10,23 @@ const NOW = 1_000_000_000;
 const DEPLOYMENT = { key: "alpha/m", index: 0 } as unknown as Deployment;
 const BATCH = { chunks: 4, tokens: 40, why: "sent in chunks of 2" };
 
-/** A request arrived now, `total_timeout_ms` 120 s, whose one deployment's windows read `usages`. */
-function requestWith(usages: readonly WindowUsage[]): PipelineRequest {
+/**
+ * A request arrived now, `total_timeout_ms` 120 s (or `totalTimeoutMs`), whose deployments' scopes (`scopes`, by
+ * deployment index: alpha/m's own by default) read `usages`, or `byScope` by scope id.
+ */
+function requestWith(
+  usages: readonly WindowUsage[],
+  byScope: Readonly<Record<string, readonly WindowUsage[]>> = {},
+  scopes: readonly (readonly { id: string }[])[] = [[{ id: "deployment:alpha/m" }]],
+  totalTimeoutMs = 120_000,
+): PipelineRequest {
   return {
     runtime: {
       clock: { now: () => NOW },
       promptCalibration: { factorOf: () => 1 },
-      budgets: { usage: () => usages },
+      budgets: { usage: (scope: { id: string }) => byScope[scope.id] ?? usages },
     },
-    snapshot: { config: { routing: { totalTimeoutMs: 120_000 } }, budgetScopes: [[{ id: "deployment:alpha/m" }]] },
+    snapshot: { config: { routing: { totalTimeoutMs } }, budgetScopes: scopes },
     record: { startedAtMs: NOW },
     body: { model: "m", input: Array.from({ length: 7 }, (_, index) => `t${index}`) },
   } as unknown as PipelineRequest;
@@ -49,5 +57,41 @@ test("an inferred limit that lapses within the request's time bounds nothing aft
   assert.throws(
     () => windowsRefusal(requestWith([later]), [DEPLOYMENT], BATCH),
     (error: unknown) => error instanceof RateLimitedError && error.retryAfterMs === 600_000,
+  );
+});
+
+const RPM_2: WindowUsage = {
+  unit: "requests",
+  window: "minute",
+  limit: 2,
+  used: 0,
+  remaining: 2,
+  resetsAtMs: undefined,
+  source: "config",
+  algorithm: "sliding",
+};
+
+test("a provider's pool shared by two candidates, and a deployment listed twice, are counted once", () => {
+  const second = { key: "alpha/n", index: 1 } as unknown as Deployment;
+  const scopes = [
+    [{ id: "provider:alpha" }, { id: "deployment:alpha/m" }],
+    [{ id: "provider:alpha" }, { id: "deployment:alpha/n" }],
+  ];
+  // The provider's rpm of 2 takes 2 of the 4 chunks in 3 s, whichever deployment sends them. Before, it was counted
+  // for each deployment (4): the batch was sent, two chunks paid, and the third failed past the deadline.
+  const pooled = requestWith([], { "provider:alpha": [RPM_2] }, scopes, 3_000);
+  assert.throws(() => windowsRefusal(pooled, [DEPLOYMENT, second], BATCH), RequestTooLargeError);
+  // Their own rpms of 2 each, and no pool limit: 4, the batch fits.
+  const own = requestWith(
+    [],
+    { "provider:alpha": [], "deployment:alpha/m": [RPM_2], "deployment:alpha/n": [RPM_2] },
+    scopes,
+    3_000,
+  );
+  assert.doesNotThrow(() => windowsRefusal(own, [DEPLOYMENT, second], BATCH));
+  // A plan's waitFor is among its skips too: one deployment with an rpm of 2 is not two.
+  assert.throws(
+    () => windowsRefusal(requestWith([RPM_2], {}, undefined, 3_000), [DEPLOYMENT, DEPLOYMENT], BATCH),
+    RequestTooLargeError,
   );
 });

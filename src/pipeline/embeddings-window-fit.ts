@@ -6,13 +6,13 @@
 // failed past the deadline, and was paid again at each retry.
 //
 // What each window can take is counted generously (its room now, then its whole limit at each reset within the time
-// left; a bucket refills continuously; the candidates' capacities summed, a shared provider scope counted for each):
+// left; a bucket refills continuously; the candidates' capacities summed, a shared provider pool counted once):
 // a batch is refused only when it cannot fit, never one that would have. A later chunk that still finds its window
 // spent (the provider counted more than the estimate) waits or fails as before (embeddings-chunks.ts forwardChunk).
 
 import { isoTime } from "../clock.ts";
 import { RateLimitedError, RequestTooLargeError } from "../errors/gateway-error.ts";
-import type { BudgetWindow, WindowUsage } from "../limits/budget-types.ts";
+import { type BudgetScope, type BudgetWindow, POOL_SCOPE_PREFIX, type WindowUsage } from "../limits/budget-types.ts";
 import type { Deployment } from "../providers/catalog.ts";
 import type { RoutePlan } from "../router/plan-route.ts";
 import type { PipelineRequest } from "./pipeline-types.ts";
@@ -53,17 +53,47 @@ export function windowsRefusal(
   const { runtime, snapshot, record } = request;
   const nowMs = runtime.clock.now();
   const { totalTimeoutMs } = snapshot.config.routing;
-  const windows = deployments.map((deployment) => ({
-    deployment,
-    factor: runtime.promptCalibration.factorOf(deployment.key),
-    usages: (snapshot.budgetScopes[deployment.index] ?? []).flatMap((scope) => runtime.budgets.usage(scope, nowMs)),
-  }));
+  // Each deployment once (a plan's waitFor is among its skips too), its provider's pool apart from its own scope.
+  const unique = [...new Map(deployments.map((deployment) => [deployment.key, deployment])).values()];
+  const windows = unique.map((deployment) => {
+    const scopes = snapshot.budgetScopes[deployment.index] ?? [];
+    const pool = scopes.find((scope) => scope.id.startsWith(POOL_SCOPE_PREFIX));
+    const usagesOf = (of: readonly BudgetScope[]) => of.flatMap((scope) => runtime.budgets.usage(scope, nowMs));
+    return {
+      deployment,
+      factor: runtime.promptCalibration.factorOf(deployment.key),
+      poolId: pool?.id,
+      poolUsages: pool === undefined ? [] : usagesOf([pool]),
+      ownUsages: usagesOf(scopes.filter((scope) => scope !== pool)),
+      usages: usagesOf(scopes),
+    };
+  });
   const fits = (startMs: number, spanMs: number): boolean => {
     let requests = 0;
     let tokens = 0;
-    for (const { factor, usages } of windows) {
-      requests += capacityOf(usages, "requests", startMs, nowMs, spanMs);
-      tokens += capacityOf(usages, "tokens", startMs, nowMs, spanMs) / factor;
+    // A pool's deployments together take no more than it does: counted once (before 2026-12-07, once for each of
+    // them, and a batch two deployments of a provider with an rpm of 2 could not finish was sent, paid in part).
+    const pools = new Map<string, { requests: number; tokens: number; ownRequests: number; ownTokens: number }>();
+    for (const { factor, poolId, poolUsages, ownUsages } of windows) {
+      const ownRequests = capacityOf(ownUsages, "requests", startMs, nowMs, spanMs);
+      const ownTokens = capacityOf(ownUsages, "tokens", startMs, nowMs, spanMs) / factor;
+      if (poolId === undefined) {
+        requests += ownRequests;
+        tokens += ownTokens;
+        continue;
+      }
+      const known = pools.get(poolId);
+      pools.set(poolId, {
+        requests: capacityOf(poolUsages, "requests", startMs, nowMs, spanMs),
+        // Its deployments' calibrations differ: the one that counts the most tokens in it (generous).
+        tokens: Math.max(known?.tokens ?? 0, capacityOf(poolUsages, "tokens", startMs, nowMs, spanMs) / factor),
+        ownRequests: (known?.ownRequests ?? 0) + ownRequests,
+        ownTokens: (known?.ownTokens ?? 0) + ownTokens,
+      });
+    }
+    for (const pool of pools.values()) {
+      requests += Math.min(pool.requests, pool.ownRequests);
+      tokens += Math.min(pool.tokens, pool.ownTokens);
     }
     return requests >= batch.chunks && tokens >= batch.tokens;
   };
