@@ -150,6 +150,11 @@ export interface WindowUsage {
   readonly algorithm: WindowAlgorithm;
   /** For a learned limit: what it was learned from. */
   readonly evidence?: string;
+  /**
+   * For a provider's report that stated no limit (only what is left: Azure OpenAI's headers): `limit` is that count,
+   * and nothing is known of the window once it resets (the report lapses then).
+   */
+  readonly isLimitUnknown?: boolean;
   /** For a limit inferred from our own sends: when it lapses unless a 429 confirms it first (inferred-limits.ts). */
   readonly lapsesAtMs?: number;
   /** For an inferred limit a later 429 lowered: the limit it climbs back to, and when its next step is due. */

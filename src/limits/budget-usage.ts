@@ -41,6 +41,7 @@ export function windowUsage(scope: BudgetScope, state: ScopeState, nowMs: number
       resetsAtMs: learned.resetAtMs,
       source: "provider",
       algorithm: "fixed",
+      ...(learned.limit === undefined ? { isLimitUnknown: true } : {}),
     });
   }
   return result;

@@ -46,6 +46,19 @@ describe("a context window a refusal stated", () => {
     assert.deepEqual(learnedLimitsOf(LISTED, book, KEY, 2 * HOUR + 10), LISTED);
   });
 
+  test("a re-trial's refusal stating a larger window than the lesson's replaces it (the provider raised it)", () => {
+    const book = new RefusedFeatures(6 * HOUR);
+    learnStatedWindow(book, KEY, 5000, { limitTokens: 500 }, "too long", 0);
+    // Within its hour a refusal stating more (a prompt sent before the lesson) keeps the smaller window.
+    learnStatedWindow(book, KEY, 5000, { limitTokens: 1000 }, "in flight", 10);
+    assert.equal(learnedLimitsOf(LISTED, book, KEY, 20).contextTokens, 500);
+    // Past it, the re-trial (a prompt of 3,000) is refused stating 1,000: before, 500 was kept for another hour, and
+    // prompts of 501 to 1,000 tokens the deployment takes were kept from it at each re-trial by a longer prompt.
+    learnStatedWindow(book, KEY, 5000, { limitTokens: 1000 }, "raised", HOUR + 20);
+    assert.equal(learnedLimitsOf(LISTED, book, KEY, HOUR + 30).contextTokens, 1000);
+    assert.equal(learnedWindowOf(book, KEY, HOUR + 30)?.reason, "raised");
+  });
+
   test("two refusals keep the smaller window; an output limit as large as the window makes it shared", () => {
     const book = new RefusedFeatures(6 * HOUR);
     learnStatedWindow(book, KEY, 5000, { limitTokens: 800 }, "first", 0);

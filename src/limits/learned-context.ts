@@ -83,7 +83,7 @@ export function learnedLimitsOf(
  * prompt against the listed window, and would count the same refusal twice: every estimate scaled up as well).
  */
 export function learnStatedWindow(
-  book: Pick<RefusedFeatures, "learn" | "refusalOf">,
+  book: Pick<RefusedFeatures, "learn" | "refusalOf" | "unlearn">,
   deploymentKey: string,
   listedTokens: number | undefined,
   stated: StatedContext | undefined,
@@ -92,6 +92,18 @@ export function learnStatedWindow(
 ): boolean {
   if (stated === undefined) return false;
   if (listedTokens !== undefined && stated.limitTokens >= listedTokens) return false;
+  // A re-trial's refusal (the lesson past LEARNED_CONTEXT_TRUST_MS) states the window as it is now: it replaces the
+  // lesson rather than keeping the smaller of the two, which held a provider that raised its window (500 to 1,000) to
+  // the old one for another hour at every re-trial by a prompt longer than the new one.
+  const known = learnedWindowOf(book, deploymentKey, nowMs);
+  if (known !== undefined && nowMs >= known.atMs + LEARNED_CONTEXT_TRUST_MS && stated.limitTokens > known.limitTokens) {
+    book.unlearn(
+      deploymentKey,
+      [CONTEXT_WINDOW_FEATURE],
+      nowMs,
+      new Map([[CONTEXT_WINDOW_FEATURE, known.limitTokens + 1]]),
+    );
+  }
   book.learn(deploymentKey, CONTEXT_WINDOW_FEATURE, reason, nowMs, undefined, stated.limitTokens + 1);
   return true;
 }

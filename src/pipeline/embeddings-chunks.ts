@@ -247,10 +247,12 @@ export async function forwardInChunks(
     answers.push(answer);
     start = end;
   }
-  const usage = joinedUsage(answers);
+  const partial = unanswered === undefined ? undefined : { answered: start, inputs: inputs.length };
+  // A partial answer of chunks that reported no usage counts their estimates: read as a whole batch without a report,
+  // its client was charged the reservation of every input, the unanswered ones too.
+  const usage = joinedUsage(answers) ?? (partial === undefined ? undefined : estimatedUsage(answers));
   if (usage !== undefined) countEstimatedAttempts(answers, trace.attempts);
   const joined = joinedAnswer(answers, usage);
-  const partial = unanswered === undefined ? undefined : { answered: start, inputs: inputs.length };
   const bodyText = JSON.stringify(partial === undefined ? joined : partialAnswer(joined, partial, unanswered));
   return {
     // The record says estimated when any chunk's usage is (before 2026-12-07 only the last chunk's flag was read).
@@ -282,6 +284,12 @@ function partialAnswer(
   const { message, type, code } = renderError(toGatewayError(error)).error;
   const mark = isRecord(joined.x_gateway) ? joined.x_gateway : {};
   return { ...joined, x_gateway: { ...mark, partial: { ...partial, error: { message, type, code } } } };
+}
+
+/** The answered chunks' estimates (none reported usage), for a partial answer. */
+function estimatedUsage(answers: readonly ChunkAnswer[]): { readonly tokens: TokenUsage; readonly isEstimated: true } {
+  const promptTokens = answers.reduce((sum, answer) => sum + answer.tokens.promptTokens, 0);
+  return { tokens: { promptTokens, completionTokens: 0 }, isEstimated: true };
 }
 
 /** Rounds of a later chunk's wait for its budget: a bound on a loop whose every round plans (and may reserve). */

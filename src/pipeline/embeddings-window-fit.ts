@@ -6,13 +6,13 @@
 // failed past the deadline, and was paid again at each retry.
 //
 // What each window can take is counted generously (its room now, then its whole limit at each reset within the time
-// left; a bucket refills continuously; the candidates' capacities summed, a shared provider scope counted for each):
+// left; a bucket refills continuously; the candidates' capacities summed, a shared provider pool counted once):
 // a batch is refused only when it cannot fit, never one that would have. A later chunk that still finds its window
 // spent (the provider counted more than the estimate) waits or fails as before (embeddings-chunks.ts forwardChunk).
 
 import { isoTime } from "../clock.ts";
 import { RateLimitedError, RequestTooLargeError } from "../errors/gateway-error.ts";
-import type { BudgetWindow, WindowUsage } from "../limits/budget-types.ts";
+import { type BudgetScope, type BudgetWindow, POOL_SCOPE_PREFIX, type WindowUsage } from "../limits/budget-types.ts";
 import type { Deployment } from "../providers/catalog.ts";
 import type { RoutePlan } from "../router/plan-route.ts";
 import type { PipelineRequest } from "./pipeline-types.ts";
@@ -53,17 +53,47 @@ export function windowsRefusal(
   const { runtime, snapshot, record } = request;
   const nowMs = runtime.clock.now();
   const { totalTimeoutMs } = snapshot.config.routing;
-  const windows = deployments.map((deployment) => ({
-    deployment,
-    factor: runtime.promptCalibration.factorOf(deployment.key),
-    usages: (snapshot.budgetScopes[deployment.index] ?? []).flatMap((scope) => runtime.budgets.usage(scope, nowMs)),
-  }));
+  // Each deployment once (a plan's waitFor is among its skips too), its provider's pool apart from its own scope.
+  const unique = [...new Map(deployments.map((deployment) => [deployment.key, deployment])).values()];
+  const windows = unique.map((deployment) => {
+    const scopes = snapshot.budgetScopes[deployment.index] ?? [];
+    const pool = scopes.find((scope) => scope.id.startsWith(POOL_SCOPE_PREFIX));
+    const usagesOf = (of: readonly BudgetScope[]) => of.flatMap((scope) => runtime.budgets.usage(scope, nowMs));
+    return {
+      deployment,
+      factor: runtime.promptCalibration.factorOf(deployment.key),
+      poolId: pool?.id,
+      poolUsages: pool === undefined ? [] : usagesOf([pool]),
+      ownUsages: usagesOf(scopes.filter((scope) => scope !== pool)),
+      usages: usagesOf(scopes),
+    };
+  });
   const fits = (startMs: number, spanMs: number): boolean => {
     let requests = 0;
     let tokens = 0;
-    for (const { factor, usages } of windows) {
-      requests += capacityOf(usages, "requests", startMs, nowMs, spanMs);
-      tokens += capacityOf(usages, "tokens", startMs, nowMs, spanMs) / factor;
+    // A pool's deployments together take no more than it does: counted once (before 2026-12-07, once for each of
+    // them, and a batch two deployments of a provider with an rpm of 2 could not finish was sent, paid in part).
+    const pools = new Map<string, { requests: number; tokens: number; ownRequests: number; ownTokens: number }>();
+    for (const { factor, poolId, poolUsages, ownUsages } of windows) {
+      const ownRequests = capacityOf(ownUsages, "requests", startMs, nowMs, spanMs);
+      const ownTokens = capacityOf(ownUsages, "tokens", startMs, nowMs, spanMs) / factor;
+      if (poolId === undefined) {
+        requests += ownRequests;
+        tokens += ownTokens;
+        continue;
+      }
+      const known = pools.get(poolId);
+      pools.set(poolId, {
+        requests: capacityOf(poolUsages, "requests", startMs, nowMs, spanMs),
+        // Its deployments' calibrations differ: the one that counts the most tokens in it (generous).
+        tokens: Math.max(known?.tokens ?? 0, capacityOf(poolUsages, "tokens", startMs, nowMs, spanMs) / factor),
+        ownRequests: (known?.ownRequests ?? 0) + ownRequests,
+        ownTokens: (known?.ownTokens ?? 0) + ownTokens,
+      });
+    }
+    for (const pool of pools.values()) {
+      requests += Math.min(pool.requests, pool.ownRequests);
+      tokens += Math.min(pool.tokens, pool.ownTokens);
     }
     return requests >= batch.chunks && tokens >= batch.tokens;
   };
@@ -73,8 +103,9 @@ export function windowsRefusal(
   );
   const inputs = (request.body.input as readonly unknown[]).length;
   const head = `The embeddings batch of ${inputs} inputs (~${batch.tokens} tokens), ${batch.why} (${batch.chunks} chunks), cannot be finished under its candidates' budgets before routing.total_timeout_ms (${totalTimeoutMs} ms) ends: ${reasons.join("; ")}. Nothing was sent`;
-  // A later start: when a window frees room. A request sent again then has the whole total_timeout_ms.
-  const starts = [...new Set(windows.flatMap(({ usages }) => usages.map((usage) => usage.resetsAtMs ?? nowMs)))]
+  // A later start: when a window frees room, or an inferred limit lapses. A request sent again then has the whole
+  // total_timeout_ms.
+  const starts = [...new Set(windows.flatMap(({ usages }) => usages.flatMap(startsOf)))]
     .filter((startMs) => startMs > nowMs)
     .sort((a, b) => a - b);
   const startMs = starts.find((start) => fits(start, totalTimeoutMs));
@@ -86,6 +117,11 @@ export function windowsRefusal(
     `${head}; its candidates' budgets may take it from ${isoTime(startMs)} (retry in ${Math.ceil(retryAfterMs / 1000)} s).`,
     { retryAfterMs },
   );
+}
+
+/** When a window may take more than it can now: its reset, and an inferred limit's lapse. */
+function startsOf(usage: WindowUsage): number[] {
+  return [usage.resetsAtMs, usage.lapsesAtMs].filter((startMs) => startMs !== undefined);
 }
 
 /**
@@ -114,6 +150,16 @@ function capacityOf(
 function windowCapacity(usage: WindowUsage, startMs: number, nowMs: number, spanMs: number): number {
   const windowMs = WINDOW_MS[usage.window];
   const { limit, remaining } = usage;
+  // A provider's report without its limit bounds nothing past its reset (the budget check stops reading it then):
+  // before 2026-12-07 what it said was left was counted as the whole limit at each reset, and a report of 1 request
+  // left (0 just as well) refused with a 413 a batch of 4 chunks that its reset a second later let through.
+  // A limit inferred from this process's own sends that lapses within the span is dropped by the budget check then.
+  if (usage.lapsesAtMs !== undefined && usage.lapsesAtMs <= startMs + spanMs) return Number.POSITIVE_INFINITY;
+  if (usage.isLimitUnknown === true) {
+    return usage.resetsAtMs === undefined || usage.resetsAtMs <= startMs + spanMs
+      ? Number.POSITIVE_INFINITY
+      : remaining;
+  }
   if (usage.algorithm === "bucket") {
     return Math.min(limit, remaining + (limit * (startMs - nowMs)) / windowMs) + (limit * spanMs) / windowMs;
   }

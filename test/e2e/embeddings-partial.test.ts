@@ -58,3 +58,29 @@ test("`x-gateway-partial: allow`: a later chunk no candidate answers leaves the 
   assert.equal(whole.status, 502, whole.text);
   assert.match(errorOf(whole).message, /inputs 0 to 3 were answered and charged \(12 tokens\) but are not returned/);
 });
+
+test("a partial answer of chunks that reported no usage charges its client the answered chunks' estimates, not the batch's", async (t) => {
+  const scene = await startScene(t, {
+    beta: false,
+    alphaModel: { kind: "embedding", max_inputs: 2 },
+    config: { server: SERVER },
+  });
+  // 11 tokens an input by the estimate (`tN` and 9 words); the chunk holding t4 fails; no answer reports usage.
+  answerEachInput(scene.alpha, { text: texts(5, 9)[4] as string, times: 100 }, () => ({}));
+  const headers = { authorization: "Bearer sk-client", "x-gateway-partial": "allow" };
+  const partial = await send(scene.gateway, "POST", "/v1/embeddings", {
+    body: { model: MODEL, input: texts(7, 9) },
+    headers,
+  });
+  assert.equal(partial.status, 200, partial.text);
+  assert.equal(partial.headers["x-gateway-partial"], "4/7");
+  const answer = partial.json as { usage?: { prompt_tokens: number }; x_gateway: { usage_estimated?: boolean } };
+  assert.equal(answer.usage?.prompt_tokens, 44, "the answered inputs' estimate, said to be one");
+  assert.equal(answer.x_gateway.usage_estimated, true);
+  // Before: 77, the reservation of the whole batch (read as a batch answered whole without a usage report), the three
+  // inputs that got no answer charged too.
+  assert.equal(
+    (await clientMinuteUsed(scene.gateway, "greedy", (tokens) => tokens !== undefined && tokens !== 77)).tokens,
+    44,
+  );
+});
