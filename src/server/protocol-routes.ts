@@ -144,9 +144,11 @@ function registerKeptResponseRoutes(
       if (stored === undefined) throw notKept(kept, id);
       // A conversation turn keeps its own items: the earlier ones are its conversation's, as they are now.
       const historyId = historyConversationId(stored);
-      const items =
-        historyId === undefined ? undefined : (await conversations.get(historyId, request.clientName))?.items;
-      return listInputItems(withConversationHistory(stored, items), request.query as InputItemsQuery);
+      const found = historyId === undefined ? undefined : await conversations.get(historyId, request.clientName);
+      return listInputItems(
+        withConversationHistory(stored, found?.items, found?.deleted),
+        request.query as InputItemsQuery,
+      );
     });
     app.delete(`${base}/:id`, async (request) => {
       const id = idOf(request);

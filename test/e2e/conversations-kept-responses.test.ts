@@ -169,6 +169,34 @@ for (const [name, scene] of Object.entries(SCENES)) {
       assert.deepEqual(lastSentTexts(mock), [...through.slice(1), "Answer 5.", "Again"]);
     });
 
+    test("the item before a turn and the turn's first item both deleted: the earlier items still read", async (t) => {
+      const mock = await useMock(t);
+      answerNumbered(mock);
+      const { yaml } = await scene.state(t, mock);
+      const client = openAiClient(await useGateway(t, yaml));
+      const conversation = await client.conversations.create({
+        items: [{ type: "message", role: "user", content: "Opening" }],
+      });
+      const ids: string[] = [];
+      for (let turn = 1; turn <= 3; turn += 1) {
+        ids.push(
+          (await client.responses.create({ model: "m", conversation: conversation.id, input: `Turn ${turn}.` })).id,
+        );
+      }
+      // Turn 3 read the conversation through "Answer 2."; its own first item is "Turn 3.". Both deleted (a client
+      // dropping the last exchange): the items before them are still what turn 3 followed.
+      const items = [];
+      for await (const item of client.conversations.items.list(conversation.id, { order: "asc" })) items.push(item);
+      for (const index of [4, 5]) {
+        await client.conversations.items.delete(items[index]?.id ?? "", { conversation_id: conversation.id });
+      }
+      const third = ids[2] ?? "";
+      const kept = ["Opening", "Turn 1.", "Answer 1.", "Turn 2.", "Turn 3."];
+      assert.deepEqual(await listedTexts(client, third, "asc"), kept);
+      await client.responses.create({ model: "m", previous_response_id: third, input: "Again" });
+      assert.deepEqual(lastSentTexts(mock), [...kept, "Answer 3.", "Again"]);
+    });
+
     test("turns kept before the change (the whole conversation in the row) still list and continue", async (t) => {
       const mock = await useMock(t);
       answerNumbered(mock);

@@ -63,3 +63,15 @@ test("without a conversation, or one that was empty, the whole conversation is k
   assert.deepEqual(keptTurn(all, 0, undefined, []), { conversation: all });
   assert.deepEqual(keptTurn(all, 0, { id: "conv_1", items: [] }, ["msg_1"]), { conversation: all });
 });
+
+test("the item before the turn deleted: another turn's items appended meanwhile are not the turn's history", () => {
+  // Two turns read msg_1..msg_2 at once; the other one's items (msg_3, msg_4) went in first, this one's own first
+  // item is msg_5. msg_2 deleted: this turn followed msg_1, never msg_3 and msg_4.
+  const kept = turn();
+  const stored = { ...kept, conversationHistory: { id: "conv_1", throughItemId: "msg_2", nextItemId: "msg_5" } };
+  const other = [message("msg_3", "user", "other"), message("msg_4", "assistant", "other answer")];
+  const items = [ITEMS[0], ...other, message("msg_5", "user", "three")];
+  const now = items.filter((item) => item !== undefined);
+  const deleted = [{ id: "msg_2", previousId: "msg_1" }];
+  assert.deepEqual(texts(withConversationHistory(stored, now, deleted)), ["one", "three"]);
+});

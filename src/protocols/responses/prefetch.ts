@@ -94,7 +94,8 @@ export async function prefetch(
   const whole = (stored: StoredResponse | undefined): StoredResponse | undefined => {
     const historyId = historyConversationId(stored);
     if (stored === undefined || historyId === undefined) return stored;
-    return withConversationHistory(stored, conversations.get(historyId)?.items);
+    const history = conversations.get(historyId);
+    return withConversationHistory(stored, history?.items, history?.deleted);
   };
   for (const [id, stored] of responses) responses.set(id, whole(stored) ?? stored);
   for (const [id, stored] of owners) owners.set(id, whole(stored) ?? stored);
