@@ -4,7 +4,7 @@
 // keys of their own), each bounded by `responses.store` (read at startup: a reload does not resize).
 import type { Clock } from "../clock.ts";
 import type { GatewayConfig } from "../config/types.ts";
-import { ServiceUnavailableError } from "../errors/gateway-error.ts";
+import { StoreWriteLateError } from "../errors/gateway-error.ts";
 import type { Logger } from "../pipeline/gateway-runtime.ts";
 import { randomIds } from "../protocols/ids.ts";
 import { ConversationRowsInMemory } from "../protocols/responses/conversation-rows-memory.ts";
@@ -196,9 +196,9 @@ function withinMs<T>(write: Promise<T>, timeoutMs: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<never>((_resolve, reject) => {
     // A 503 of its own (the layers above pass a store's GatewayError on): "cannot be reached" would be wrong, it
-    // was reached and may yet write.
-    const error = new ServiceUnavailableError(
-      `The store of kept responses and conversations did not answer within ${timeoutMs} ms (responses.store.write_timeout_ms); the write may still land. Try again shortly.`,
+    // was reached and may yet write. Not to be retried blindly: a retry of an append that lands appends twice.
+    const error = new StoreWriteLateError(
+      `The store of kept responses and conversations did not answer within ${timeoutMs} ms (responses.store.write_timeout_ms); the write may still land: read back what it wrote before trying again.`,
     );
     timer = setTimeout(() => reject(error), timeoutMs);
     // The request waiting for the write holds the process; the bound alone must not hold an exit.
