@@ -2,9 +2,11 @@
 // front of a real redis-server, past `responses.store.write_timeout_ms`), on paths other than a live request's own
 // answer: a Batch API line of `/v1/responses` (marked as a live request's: record, metric, GET), a conversation's
 // write (a Conversations call, an answer's items) and a background response's first write (each a clear 503, or the
-// conversation-not-updated header, within the bound instead of the store's own timeouts).
+// conversation-not-updated header, within the bound instead of the store's own timeouts; the 503 not to be retried
+// by the SDK: the write may land), and many answers not kept whose read-backs share one read at a time.
 import assert from "node:assert/strict";
 import { describe, type TestContext, test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
 import OpenAI from "openai";
 import type { RequestRecord } from "../../src/observability/request-record.ts";
 import { linesOf, upload, waitForCompleted } from "../helpers/batches-scene.ts";
@@ -102,6 +104,27 @@ describe("kept answers a stalled Redis does not keep, beyond a live request's an
       const metrics = parsePrometheusText((await send(gateway, "GET", "/metrics")).text);
       assert.equal(sumOf(metrics, "llm_gateway_answers_not_kept_total", { endpoint: "responses" }), 1);
       await assertToldNotStored(client.responses.retrieve(body.id), 404, "response_id");
+    },
+  );
+
+  test(
+    "many answers not kept while Redis stalls: their read-backs do not each send a read every second",
+    REDIS,
+    async (t) => {
+      let reads = 0;
+      const { client, stall } = await stalledScene(t, "kept-rechecks", (text) => {
+        reads += text.split("zscore").length - 1;
+        return text.includes("{responses}");
+      });
+      await client.responses.create({ model: "m", input: "warm up" });
+      stall();
+      for (let sent = 0; sent < 100; sent += 20) {
+        await Promise.all(Array.from({ length: 20 }, () => client.responses.create({ model: "m", input: "hi" })));
+      }
+      const readsBefore = reads;
+      await sleep(3_000);
+      // One read at a time while the store does not answer (each answer's own, every second: ~150 in 3 s).
+      assert.ok(reads - readsBefore < 10, `${reads - readsBefore} reads in 3 s for 100 answers not kept`);
     },
   );
 
