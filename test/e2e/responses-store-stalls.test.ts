@@ -150,17 +150,19 @@ describe("kept answers a stalled Redis does not keep, beyond a live request's an
     "a conversation's write past the bound that lands later: the SDK is told not to retry it (a retry appended it twice)",
     REDIS,
     async (t) => {
-      const { gateway, client, stall, release } = await stalledScene(
-        t,
-        "conv-stall-retry",
-        writesOf("{conversations}"),
-      );
+      // The held write lands as the next command naming the conversation comes (a retry's read of it).
+      let isWriteHeld = false;
+      let landWrite = (): void => {};
+      const { gateway, client, stall, release } = await stalledScene(t, "conv-stall-retry", (text) => {
+        if (isWriteHeld && text.includes("{conversations}")) landWrite();
+        isWriteHeld ||= writesOf("{conversations}")(text);
+        return isWriteHeld && writesOf("{conversations}")(text);
+      });
+      landWrite = release;
       const conversation = await client.conversations.create({ items: [{ role: "user", content: "Hello." }] });
-      // The openai SDK's own retries (2 by default, 0.375-0.5 s after a 503): its first retry comes after the release.
+      // The openai SDK with its own retries (2 by default, 0.375-0.5 s after a 503).
       const retrying = new OpenAI({ baseURL: gateway.baseUrl, apiKey: "x" });
       stall();
-      const released = setTimeout(release, 450);
-      t.after(() => clearTimeout(released));
       const added = await retrying.conversations.items
         .create(conversation.id, { items: [{ type: "message", role: "user", content: "More." }] })
         .then(
@@ -168,6 +170,7 @@ describe("kept answers a stalled Redis does not keep, beyond a live request's an
           (error: unknown) => error,
         );
       assert.ok(added instanceof OpenAI.APIError && added.status === 503, `the append was not a 503: ${String(added)}`);
+      release(); // not retried: the write lands now
       const items = await client.conversations.items.list(conversation.id, { order: "asc" });
       const texts = items.data.map((item) => JSON.stringify(item.type === "message" ? item.content : item));
       assert.equal(texts.filter((text) => text.includes("More.")).length, 1, texts.join("\n"));
