@@ -4,7 +4,7 @@
 // keys of their own), each bounded by `responses.store` (read at startup: a reload does not resize).
 import type { Clock } from "../clock.ts";
 import type { GatewayConfig } from "../config/types.ts";
-import { ServiceUnavailableError } from "../errors/gateway-error.ts";
+import { StoreWriteLateError } from "../errors/gateway-error.ts";
 import type { Logger } from "../pipeline/gateway-runtime.ts";
 import { randomIds } from "../protocols/ids.ts";
 import { ConversationRowsInMemory } from "../protocols/responses/conversation-rows-memory.ts";
@@ -47,6 +47,54 @@ export interface KeptResponsesStore {
  */
 const LANDED_CHECK_INTERVAL_MS = 1_000;
 const LANDED_CHECKS = 30;
+/** Most failed writes waiting to be read back (as many as NotKeptAnswers remembers): the oldest give way. */
+const MAX_LANDED_CHECKS = 10_000;
+
+/**
+ * The failed writes' read-backs, on one timer: each tick runs them one after the other and stops at the first the
+ * store does not answer (every one waiting is then a try down). One timer and one read at a time, however many answers
+ * failed: a timer and a read per answer each second sent ~50 reads a second per 100 answers to a stalled Redis.
+ */
+function landedChecks(): { recheck: (check: () => Promise<void>) => void; stopChecks: () => void } {
+  const waiting = new Map<() => Promise<void>, number>(); // check -> tries left
+  let timer: NodeJS.Timeout | undefined;
+  let isChecking = false;
+  const stopChecks = (): void => {
+    clearInterval(timer);
+    timer = undefined;
+    waiting.clear();
+  };
+  const tick = async (): Promise<void> => {
+    if (isChecking) return;
+    isChecking = true;
+    try {
+      for (const check of [...waiting.keys()]) {
+        try {
+          await check();
+          waiting.delete(check);
+        } catch {
+          for (const [other, triesLeft] of waiting) {
+            if (triesLeft > 1) waiting.set(other, triesLeft - 1);
+            else waiting.delete(other);
+          }
+          break;
+        }
+      }
+    } finally {
+      isChecking = false;
+      if (waiting.size === 0) stopChecks();
+    }
+  };
+  const recheck = (check: () => Promise<void>): void => {
+    waiting.set(check, LANDED_CHECKS);
+    if (waiting.size > MAX_LANDED_CHECKS) waiting.delete(waiting.keys().next().value as () => Promise<void>);
+    if (timer !== undefined) return;
+    timer = setInterval(() => void tick(), LANDED_CHECK_INTERVAL_MS);
+    // Nothing to keep the process for: an id not read back only stays "not kept".
+    timer.unref();
+  };
+  return { recheck, stopChecks };
+}
 
 export async function createKeptResponsesStore(
   config: GatewayConfig,
@@ -78,14 +126,7 @@ export async function createKeptResponsesStore(
   };
   const onLost = (count: number): void => lostListener?.(count);
   // A failed write read back (kept-responses.ts inRows): every LANDED_CHECK_INTERVAL_MS until the store answers.
-  const recheck = (check: () => Promise<void>, triesLeft = LANDED_CHECKS): void => {
-    const timer = setTimeout(() => {
-      check().catch(() => {
-        if (triesLeft > 1) recheck(check, triesLeft - 1);
-      });
-    }, LANDED_CHECK_INTERVAL_MS);
-    timer.unref();
-  };
+  const { recheck, stopChecks } = landedChecks();
   const onPutWorked = (): void => {
     if (!isPutFailing) return;
     isPutFailing = false;
@@ -133,6 +174,7 @@ export async function createKeptResponsesStore(
       kind: "redis",
       onAnswersLost,
       close: async () => {
+        stopChecks();
         await Promise.all([rows.close(), conversationRows.close(), toolCallExtras.close()]);
       },
       writeBeforeExit: () => {},
@@ -172,6 +214,7 @@ export async function createKeptResponsesStore(
     onAnswersLost,
     // Both at once: their last writes wait for the same lock under the same bound, not one after the other.
     close: async () => {
+      stopChecks();
       await Promise.all([rows.close(), conversationRows.close()]);
     },
     writeBeforeExit: () => {
@@ -196,9 +239,9 @@ function withinMs<T>(write: Promise<T>, timeoutMs: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<never>((_resolve, reject) => {
     // A 503 of its own (the layers above pass a store's GatewayError on): "cannot be reached" would be wrong, it
-    // was reached and may yet write.
-    const error = new ServiceUnavailableError(
-      `The store of kept responses and conversations did not answer within ${timeoutMs} ms (responses.store.write_timeout_ms); the write may still land. Try again shortly.`,
+    // was reached and may yet write. Not to be retried blindly: a retry of an append that lands appends twice.
+    const error = new StoreWriteLateError(
+      `The store of kept responses and conversations did not answer within ${timeoutMs} ms (responses.store.write_timeout_ms); the write may still land: read back what it wrote before trying again.`,
     );
     timer = setTimeout(() => reject(error), timeoutMs);
     // The request waiting for the write holds the process; the bound alone must not hold an exit.

@@ -251,6 +251,17 @@ export class ServiceUnavailableError extends GatewayError {
   readonly code: ErrorCode = "service_unavailable";
 }
 
+/**
+ * A write of kept responses or conversations the store did not answer within responses.store.write_timeout_ms: it
+ * may still land, so the same request again may do it twice (a conversation's items appended twice): an SDK that
+ * retries every 5xx is told not to (`x-should-retry: false`, render-error.ts).
+ */
+export class StoreWriteLateError extends ServiceUnavailableError {
+  override get isRetryable(): boolean {
+    return false;
+  }
+}
+
 export class InternalError extends GatewayError {
   readonly status = 500;
   readonly type = "server_error";
@@ -313,6 +324,7 @@ export const ERROR_CLASSES = {
   NotCachedError,
   StreamInterruptedError,
   ServiceUnavailableError,
+  StoreWriteLateError,
   InternalError,
   ClientAbortedError,
 } as const;

@@ -2,9 +2,11 @@
 // front of a real redis-server, past `responses.store.write_timeout_ms`), on paths other than a live request's own
 // answer: a Batch API line of `/v1/responses` (marked as a live request's: record, metric, GET), a conversation's
 // write (a Conversations call, an answer's items) and a background response's first write (each a clear 503, or the
-// conversation-not-updated header, within the bound instead of the store's own timeouts).
+// conversation-not-updated header, within the bound instead of the store's own timeouts; the 503 not to be retried
+// by the SDK: the write may land), and many answers not kept whose read-backs share one read at a time.
 import assert from "node:assert/strict";
 import { describe, type TestContext, test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
 import OpenAI from "openai";
 import type { RequestRecord } from "../../src/observability/request-record.ts";
 import { linesOf, upload, waitForCompleted } from "../helpers/batches-scene.ts";
@@ -106,6 +108,27 @@ describe("kept answers a stalled Redis does not keep, beyond a live request's an
   );
 
   test(
+    "many answers not kept while Redis stalls: their read-backs do not each send a read every second",
+    REDIS,
+    async (t) => {
+      let reads = 0;
+      const { client, stall } = await stalledScene(t, "kept-rechecks", (text) => {
+        reads += text.split("zscore").length - 1;
+        return text.includes("{responses}");
+      });
+      await client.responses.create({ model: "m", input: "warm up" });
+      stall();
+      for (let sent = 0; sent < 100; sent += 20) {
+        await Promise.all(Array.from({ length: 20 }, () => client.responses.create({ model: "m", input: "hi" })));
+      }
+      const readsBefore = reads;
+      await sleep(3_000);
+      // One read at a time while the store does not answer (each answer's own, every second: ~150 in 3 s).
+      assert.ok(reads - readsBefore < 10, `${reads - readsBefore} reads in 3 s for 100 answers not kept`);
+    },
+  );
+
+  test(
     "a conversation's write the store does not answer: the Conversations call is a 503 within the bound",
     REDIS,
     async (t) => {
@@ -120,6 +143,37 @@ describe("kept answers a stalled Redis does not keep, beyond a live request's an
       assert.equal(added.status, 503, added.text);
       assert.match(added.text, /did not answer within 300 ms \(responses\.store\.write_timeout_ms\)/);
       assert.ok(tookMs >= 300 && tookMs < 900, `the Conversations call waited ${tookMs} ms for the stalled store`);
+    },
+  );
+
+  test(
+    "a conversation's write past the bound that lands later: the SDK is told not to retry it (a retry appended it twice)",
+    REDIS,
+    async (t) => {
+      // The held write lands as the next command naming the conversation comes (a retry's read of it).
+      let isWriteHeld = false;
+      let landWrite = (): void => {};
+      const { gateway, client, stall, release } = await stalledScene(t, "conv-stall-retry", (text) => {
+        if (isWriteHeld && text.includes("{conversations}")) landWrite();
+        isWriteHeld ||= writesOf("{conversations}")(text);
+        return isWriteHeld && writesOf("{conversations}")(text);
+      });
+      landWrite = release;
+      const conversation = await client.conversations.create({ items: [{ role: "user", content: "Hello." }] });
+      // The openai SDK with its own retries (2 by default, 0.375-0.5 s after a 503).
+      const retrying = new OpenAI({ baseURL: gateway.baseUrl, apiKey: "x" });
+      stall();
+      const added = await retrying.conversations.items
+        .create(conversation.id, { items: [{ type: "message", role: "user", content: "More." }] })
+        .then(
+          () => undefined,
+          (error: unknown) => error,
+        );
+      assert.ok(added instanceof OpenAI.APIError && added.status === 503, `the append was not a 503: ${String(added)}`);
+      release(); // not retried: the write lands now
+      const items = await client.conversations.items.list(conversation.id, { order: "asc" });
+      const texts = items.data.map((item) => JSON.stringify(item.type === "message" ? item.content : item));
+      assert.equal(texts.filter((text) => text.includes("More.")).length, 1, texts.join("\n"));
     },
   );
 
