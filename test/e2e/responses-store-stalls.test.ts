@@ -142,7 +142,8 @@ describe("kept answers a stalled Redis does not keep, beyond a live request's an
       const tookMs = Date.now() - startedAtMs;
       assert.equal(added.status, 503, added.text);
       assert.match(added.text, /did not answer within 300 ms \(responses\.store\.write_timeout_ms\)/);
-      assert.ok(tookMs >= 300 && tookMs < 900, `the Conversations call waited ${tookMs} ms for the stalled store`);
+      // Its message says the bound ended it; the time only has to show it did not wait for the store (a loaded machine).
+      assert.ok(tookMs >= 300 && tookMs < 3_000, `the Conversations call waited ${tookMs} ms for the stalled store`);
     },
   );
 
@@ -192,7 +193,8 @@ describe("kept answers a stalled Redis does not keep, beyond a live request's an
       const tookMs = Date.now() - startedAtMs;
       assert.equal(answered.data.output_text, "Not kept.");
       assert.equal(answered.response.headers.get("x-gateway-conversation-not-updated"), "store_unavailable");
-      assert.ok(tookMs >= 300 && tookMs < 900, `the answer waited ${tookMs} ms for its conversation's write`);
+      // Unbounded, the answer waited 3.3 s for its conversation's write; under 2 s leaves a loaded machine room.
+      assert.ok(tookMs >= 300 && tookMs < 2_000, `the answer waited ${tookMs} ms for its conversation's write`);
     },
   );
 
@@ -216,7 +218,7 @@ describe("kept answers a stalled Redis does not keep, beyond a live request's an
         },
       );
       const tookMs = Date.now() - startedAtMs;
-      assert.ok(tookMs >= 300 && tookMs < 900, `the create waited ${tookMs} ms for the stalled store`);
+      assert.ok(tookMs >= 300 && tookMs < 3_000, `the create waited ${tookMs} ms for the stalled store`);
       assert.equal(mock.requests.length, asked, "nothing went upstream");
     },
   );
