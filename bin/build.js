@@ -10,8 +10,9 @@
 // Usage: node bin/build.js [--if-stale] [--quiet] [--no-minify]
 //   `npm run build`; `npm start`, `npm run demo` and bin/warm-caches.js run it with --if-stale, which
 //   LLM_GATEWAY_BUNDLE=0 turns into a no-op. esbuild is a devDependency: without it (`npm ci --omit=dev`) there is
-//   no bundle and the sources run. A start-up snapshot that cannot be built (bin/build-snapshot.js) fails the build
-//   (exit 1) though dist/ is written, with a blob of Node alone; under --if-stale it is a warning and the start goes on.
+//   no bundle and the sources run (`npm run build` then fails, exit 1). A start-up snapshot that cannot be built
+//   (bin/build-snapshot.js) fails the build (exit 1) though dist/ is written, with a blob of Node alone; under
+//   --if-stale it is a warning and the start goes on.
 import { mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, normalize } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -95,7 +96,8 @@ try {
     "llm-gateway: esbuild is not installed (no devDependencies), so there is no bundle: the gateway runs its " +
       "sources. Build before pruning (npm ci && npm run build && npm prune --omit=dev) for a faster start.\n",
   );
-  exitWithStartableSnapshot(0);
+  // A build asked for (`npm run build`) that built nothing fails, as one whose snapshot could not be built does.
+  exitWithStartableSnapshot(args.has("--if-stale") ? 0 : 1);
 }
 
 // Taken before reading any input: a source edited while the build runs is newer than the bundle, so stale.
