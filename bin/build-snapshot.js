@@ -114,8 +114,11 @@ function guardReport(stderr, dir, root) {
   );
 }
 
-/** Builds dir/snapshot.blob (and its record) with `node --build-snapshot-config`; false when Node failed. */
-function buildBlob(dir, root, builder, kind, builtAtMs) {
+/**
+ * Builds dir/snapshot.blob (and its record, with `more` in it) with `node --build-snapshot-config`; false when Node
+ * failed.
+ */
+function buildBlob(dir, root, builder, kind, builtAtMs, more = {}) {
   removeLeftovers(dir);
   // Named by pid, as the blob: two prestart builds at once (two `npm start`s) each write and remove their own.
   const config = join(dir, `snapshot-config.${process.pid}.json`);
@@ -141,7 +144,7 @@ function buildBlob(dir, root, builder, kind, builtAtMs) {
   const record = join(dir, `${SNAPSHOT_RECORD}.${process.pid}.tmp`);
   writeFileSync(
     record,
-    `${JSON.stringify({ format: RECORD_FORMAT, kind, root, node: thisNode(), builtAtMs, blobBytes }, null, 1)}\n`,
+    `${JSON.stringify({ format: RECORD_FORMAT, kind, root, node: thisNode(), builtAtMs, blobBytes, ...more }, null, 1)}\n`,
   );
   renameSync(record, join(dir, SNAPSHOT_RECORD));
   return { isBuilt: true, message: "" };
@@ -151,10 +154,12 @@ function buildBlob(dir, root, builder, kind, builtAtMs) {
  * A blob of Node alone (no main function): Node runs the script it is given, bin/llm-gateway.js, as without a blob.
  * For a start that cannot have the full one (no esbuild, a failed build, LLM_GATEWAY_BUNDLE=0).
  */
-export function buildNodeOnlySnapshot(dir, root) {
+export function buildNodeOnlySnapshot(dir, root, isFailed = false) {
   const builder = join(dir, `snapshot-node-only.${process.pid}.cjs`);
   writeFileSync(builder, "// Node alone: bin/build-snapshot.js (buildNodeOnlySnapshot).\n");
-  const result = buildBlob(dir, root, builder, "node-only", Date.now());
+  // `isFailed`: the full one could not be built (bin/build.js warns at each start, and does not try again until dist/
+  // is stale); else it was not asked for (LLM_GATEWAY_BUNDLE=0, no esbuild), and the next prestart that can builds it.
+  const result = buildBlob(dir, root, builder, "node-only", Date.now(), { isFailed });
   rmSync(builder, { force: true });
   return result;
 }

@@ -10,8 +10,9 @@
 // Usage: node bin/build.js [--if-stale] [--quiet] [--no-minify]
 //   `npm run build`; `npm start`, `npm run demo` and bin/warm-caches.js run it with --if-stale, which
 //   LLM_GATEWAY_BUNDLE=0 turns into a no-op. esbuild is a devDependency: without it (`npm ci --omit=dev`) there is
-//   no bundle and the sources run. A start-up snapshot that cannot be built (bin/build-snapshot.js) fails the build
-//   (exit 1) though dist/ is written, with a blob of Node alone; under --if-stale it is a warning and the start goes on.
+//   no bundle and the sources run (`npm run build` then fails, exit 1). A start-up snapshot that cannot be built
+//   (bin/build-snapshot.js) fails the build (exit 1) though dist/ is written, with a blob of Node alone; under
+//   --if-stale it is a warning and the start goes on.
 import { mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, normalize } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -55,16 +56,22 @@ function exitWithStartableSnapshot(code) {
 
 // dist/ up to date, but its snapshot missing or not for this Node: only the snapshot is built.
 let isSnapshotOnly = false;
+// dist/ up to date with a blob of Node alone that no failed build left: the snapshot is built if esbuild is there.
+let isRetriedNodeOnly = false;
 if (args.has("--if-stale")) {
   if (process.env.LLM_GATEWAY_BUNDLE === "0") {
     say("LLM_GATEWAY_BUNDLE=0: no bundle built, the gateway runs its sources");
     exitWithStartableSnapshot(0);
   }
   const state = bundleState(ROOT, {});
-  if (state.isFresh && snapshotFits(dist, ROOT)) {
+  const record = snapshotRecord(dist);
+  // A fresh bundle beside a blob of Node alone that no failed build left (LLM_GATEWAY_BUNDLE=0 or no esbuild at an
+  // earlier start, while the snapshot needed building): its snapshot is built now, as for a missing blob.
+  isRetriedNodeOnly = record?.kind === "node-only" && record.isFailed !== true;
+  if (state.isFresh && snapshotFits(dist, ROOT) && !isRetriedNodeOnly) {
     // A fresh bundle beside a blob of Node alone: the last build could not build the snapshot (it failed, saying
     // why). Said even with --quiet, at each start: every one of them is slower for it.
-    if (snapshotRecord(dist)?.kind === "node-only") {
+    if (record?.kind === "node-only") {
       process.stderr.write(
         "bin/build.js: warning: dist/ has no start-up snapshot (its last build could not build one: `npm run build` " +
           "says why); the gateway starts from dist/ without it\n",
@@ -80,19 +87,28 @@ let esbuild;
 try {
   esbuild = await import("esbuild");
 } catch {
+  if (isSnapshotOnly && isRetriedNodeOnly && snapshotFits(dist, ROOT)) {
+    say("dist/ is up to date");
+    process.exit(0);
+  }
   // Said even with --quiet: every start is then ~100 ms slower, and `npm run build` before pruning avoids it.
   process.stdout.write(
     "llm-gateway: esbuild is not installed (no devDependencies), so there is no bundle: the gateway runs its " +
       "sources. Build before pruning (npm ci && npm run build && npm prune --omit=dev) for a faster start.\n",
   );
-  exitWithStartableSnapshot(0);
+  // A build asked for (`npm run build`) that built nothing fails, as one whose snapshot could not be built does.
+  exitWithStartableSnapshot(args.has("--if-stale") ? 0 : 1);
 }
 
 // Taken before reading any input: a source edited while the build runs is newer than the bundle, so stale.
 const builtAtMs = Date.now();
 if (isSnapshotOnly) {
   const snapshot = await buildFullSnapshot(esbuild, { dir: dist, root: ROOT, builtAtMs, isNonAsciiKept: true });
-  if (!snapshot.isBuilt) process.stderr.write(`bin/build.js: no start-up snapshot: ${snapshot.message}\n`);
+  if (!snapshot.isBuilt) {
+    process.stderr.write(`bin/build.js: no start-up snapshot: ${snapshot.message}\n`);
+    // Not tried again at each start (the warning above says so instead), until dist/ is stale.
+    buildNodeOnlySnapshot(dist, ROOT, true);
+  }
   say(snapshot.isBuilt ? "dist/ is up to date; its start-up snapshot built" : "dist/ is up to date");
   exitWithStartableSnapshot(0);
 }
@@ -266,7 +282,7 @@ const snapshot = await buildFullSnapshot(esbuild, {
 const isSnapshotFailed = !snapshot.isBuilt;
 if (isSnapshotFailed) {
   process.stderr.write(`bin/build.js: no start-up snapshot: ${snapshot.message}\n`);
-  buildNodeOnlySnapshot(staging, ROOT);
+  buildNodeOnlySnapshot(staging, ROOT, true);
 }
 const sources = [];
 const packages = {};

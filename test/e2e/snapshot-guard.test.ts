@@ -4,7 +4,7 @@
 // guard, is full: test/e2e/snapshot-start.test.ts.) And what the guard is for: two processes started from the same
 // blob give out different ids.
 import assert from "node:assert/strict";
-import { copyFileSync, cpSync, readFileSync, writeFileSync } from "node:fs";
+import { copyFileSync, cpSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type TestContext, test } from "node:test";
 import { buildBundle, projectCopy } from "../helpers/bundle-project.ts";
@@ -109,4 +109,22 @@ test("two processes started from the same blob give their first requests differe
   assert.notEqual(first.responseId, second.responseId);
   assert.equal(first.requestRandom.length, 11);
   assert.notEqual(first.requestRandom, second.requestRandom);
+});
+
+test("npm run build without esbuild (npm ci --omit=dev) fails, saying so; npm start's prestart goes on from the sources", (t) => {
+  const root = projectCopy(t, "project", ["src", "data", "config", "package.json"]);
+  // node_modules as `npm ci --omit=dev` leaves it: every package of this checkout's but esbuild.
+  mkdirSync(join(root, "node_modules"));
+  for (const name of readdirSync(join(REPO_ROOT, "node_modules"))) {
+    if (name === "esbuild" || name === "@esbuild") continue;
+    symlinkSync(join(REPO_ROOT, "node_modules", name), join(root, "node_modules", name));
+  }
+  const build = buildBundle(root);
+  // Before: exit 0, no bundle and no snapshot built (a build asked for that built nothing went unseen).
+  assert.equal(build.status, 1, build.stdout);
+  assert.match(build.stdout, /esbuild is not installed/);
+  const prestart = buildBundle(root, ["--if-stale", "--quiet"]);
+  assert.equal(prestart.status, 0, prestart.stderr);
+  assert.match(prestart.stdout, /esbuild is not installed/);
+  assert.equal(snapshotKind(root), "node-only");
 });

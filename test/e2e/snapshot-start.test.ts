@@ -233,3 +233,24 @@ test("the dashboard page, read when the snapshot is built: once it changes, a st
   assert.equal(afterPull.status, 0, afterPull.stderr);
   assert.match(afterPull.stdout, /^dist\/: \d+ modules/m);
 });
+
+test("a blob of Node alone left by LLM_GATEWAY_BUNDLE=0 over a fresh dist/: the next prestart builds the snapshot, warning of no failure", (t) => {
+  const root = projectCopy(t, "project", ["data", "config", "node_modules", "package.json"]);
+  cpSync(join(REPO_ROOT, "src"), join(root, "src"), { recursive: true });
+  assert.equal(buildBundle(root).status, 0);
+  // The page edited: dist/ is fresh, its snapshot is not; a start with the bundle off leaves a blob of Node alone.
+  const now = new Date();
+  utimesSync(join(root, "src", "server", "dashboard.html"), now, now);
+  const bundleOff = spawnSync(process.execPath, [join(root, "bin", "build.js"), "--if-stale", "--quiet"], {
+    cwd: root,
+    env: { ...env, LLM_GATEWAY_BUNDLE: "0" },
+    encoding: "utf8",
+  });
+  assert.equal(bundleOff.status, 0, bundleOff.stderr);
+  assert.equal(record(root).kind, "node-only");
+  // Before: the prestart kept that blob for good (every start without the snapshot), saying a build had failed.
+  const prestart = buildBundle(root, ["--if-stale", "--quiet"]);
+  assert.equal(prestart.status, 0, prestart.stderr);
+  assert.doesNotMatch(prestart.stderr, /warning/);
+  assert.equal(record(root).kind, "full");
+});
