@@ -9,6 +9,7 @@ import type { Logger } from "../pipeline/gateway-runtime.ts";
 import { randomIds } from "../protocols/ids.ts";
 import { ConversationRowsInMemory } from "../protocols/responses/conversation-rows-memory.ts";
 import { type ConversationRows, Conversations } from "../protocols/responses/conversations.ts";
+import type { BoundedStep } from "../protocols/responses/kept-read-options.ts";
 import { inMemory, inRows, type KeptResponses } from "../protocols/responses/kept-responses.ts";
 import { ResponseStore } from "../protocols/responses/response-store.ts";
 import type { KeptResponsesStatus } from "../server/health-state.ts";
@@ -70,8 +71,10 @@ export async function createKeptResponsesStore(
     );
   };
   // The write's bound (responses.store.write_timeout_ms): a Redis paused or a Cluster without a master answers late or
-  // never, and the request (its record, a stream's last events) waits for the write.
-  const bounded = <T>(write: Promise<T>): Promise<T> => withinMs(write, limits.writeTimeoutMs);
+  // never, and the request (its record, a stream's last events) waits for the write. Also a read a write follows (a
+  // cancel's), so that the operation as a whole answers within it.
+  const bounded = <T>(write: Promise<T>, what: BoundedStep = "write"): Promise<T> =>
+    withinMs(write, limits.writeTimeoutMs, what);
   let lostListener: ((count: number) => void) | undefined;
   const onAnswersLost = (listener: (count: number) => void): void => {
     lostListener = listener;
@@ -191,14 +194,17 @@ export async function createKeptResponsesStore(
   };
 }
 
-/** `write`, or a rejection once `timeoutMs` passed without its settling (it may still land: a later read finds it). */
-function withinMs<T>(write: Promise<T>, timeoutMs: number): Promise<T> {
+/**
+ * `write`, or a rejection once `timeoutMs` passed without its settling (it may still land: a later read finds it). A
+ * `read` (before a write) past it is said so without the landing: it wrote nothing.
+ */
+function withinMs<T>(write: Promise<T>, timeoutMs: number, what: BoundedStep): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<never>((_resolve, reject) => {
     // A 503 of its own (the layers above pass a store's GatewayError on): "cannot be reached" would be wrong, it
     // was reached and may yet write.
     const error = new ServiceUnavailableError(
-      `The store of kept responses and conversations did not answer within ${timeoutMs} ms (responses.store.write_timeout_ms); the write may still land. Try again shortly.`,
+      `The store of kept responses and conversations did not answer within ${timeoutMs} ms (responses.store.write_timeout_ms)${what === "write" ? "; the write may still land" : ""}. Try again shortly.`,
     );
     timer = setTimeout(() => reject(error), timeoutMs);
     // The request waiting for the write holds the process; the bound alone must not hold an exit.
