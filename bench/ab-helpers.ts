@@ -250,7 +250,14 @@ export function variantExtras(text: string): {
   const env = Object.fromEntries(
     parts
       .filter((part) => !part.startsWith("-"))
-      .map((part) => [part.slice(0, part.indexOf("=")), part.slice(part.indexOf("=") + 1)]),
+      .map((part) => {
+        const equals = part.indexOf("=");
+        // Without a name (`FOO`, `=2`), slicing at indexOf's -1 ran the variant with {FO: "FOO"}: a typo measured.
+        if (equals < 1) {
+          throw new Error(`variant "${text}": "${part}" is neither a Node flag (-...) nor NAME=value`);
+        }
+        return [part.slice(0, equals), part.slice(equals + 1)];
+      }),
   );
   return { base, nodeArgs, env };
 }

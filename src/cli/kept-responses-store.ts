@@ -4,11 +4,12 @@
 // keys of their own), each bounded by `responses.store` (read at startup: a reload does not resize).
 import type { Clock } from "../clock.ts";
 import type { GatewayConfig } from "../config/types.ts";
-import { StoreWriteLateError } from "../errors/gateway-error.ts";
+import { ServiceUnavailableError, StoreWriteLateError } from "../errors/gateway-error.ts";
 import type { Logger } from "../pipeline/gateway-runtime.ts";
 import { randomIds } from "../protocols/ids.ts";
 import { ConversationRowsInMemory } from "../protocols/responses/conversation-rows-memory.ts";
 import { type ConversationRows, Conversations } from "../protocols/responses/conversations.ts";
+import type { BoundedStep } from "../protocols/responses/kept-read-options.ts";
 import { inMemory, inRows, type KeptResponses } from "../protocols/responses/kept-responses.ts";
 import { ResponseStore } from "../protocols/responses/response-store.ts";
 import type { KeptResponsesStatus } from "../server/health-state.ts";
@@ -118,8 +119,10 @@ export async function createKeptResponsesStore(
     );
   };
   // The write's bound (responses.store.write_timeout_ms): a Redis paused or a Cluster without a master answers late or
-  // never, and the request (its record, a stream's last events) waits for the write.
-  const bounded = <T>(write: Promise<T>): Promise<T> => withinMs(write, limits.writeTimeoutMs);
+  // never, and the request (its record, a stream's last events) waits for the write. Also a read a write follows (a
+  // cancel's), so that the operation as a whole answers within it.
+  const bounded = <T>(write: Promise<T>, what: BoundedStep = "write"): Promise<T> =>
+    withinMs(write, limits.writeTimeoutMs, what);
   let lostListener: ((count: number) => void) | undefined;
   const onAnswersLost = (listener: (count: number) => void): void => {
     lostListener = listener;
@@ -234,15 +237,21 @@ export async function createKeptResponsesStore(
   };
 }
 
-/** `write`, or a rejection once `timeoutMs` passed without its settling (it may still land: a later read finds it). */
-function withinMs<T>(write: Promise<T>, timeoutMs: number): Promise<T> {
+/**
+ * `write`, or a rejection once `timeoutMs` passed without its settling (it may still land: a later read finds it). A
+ * `read` (before a write) past it is said so without the landing: it wrote nothing.
+ */
+function withinMs<T>(write: Promise<T>, timeoutMs: number, what: BoundedStep): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<never>((_resolve, reject) => {
     // A 503 of its own (the layers above pass a store's GatewayError on): "cannot be reached" would be wrong, it
-    // was reached and may yet write. Not to be retried blindly: a retry of an append that lands appends twice.
-    const error = new StoreWriteLateError(
-      `The store of kept responses and conversations did not answer within ${timeoutMs} ms (responses.store.write_timeout_ms); the write may still land: read back what it wrote before trying again.`,
-    );
+    // was reached and may yet write. Not to be retried blindly: a retry of an append that lands appends twice. A read
+    // past it wrote nothing: an ordinary 503, retried.
+    const message = `The store of kept responses and conversations did not answer within ${timeoutMs} ms (responses.store.write_timeout_ms)`;
+    const error =
+      what === "write"
+        ? new StoreWriteLateError(`${message}; the write may still land: read back what it wrote before trying again.`)
+        : new ServiceUnavailableError(`${message}. Try again shortly.`);
     timer = setTimeout(() => reject(error), timeoutMs);
     // The request waiting for the write holds the process; the bound alone must not hold an exit.
     timer.unref();

@@ -14,6 +14,7 @@ import {
   stoppedRunEvents,
   unreadableRunEvent,
 } from "../protocols/responses/background.ts";
+import { BEFORE_WRITE } from "../protocols/responses/kept-read-options.ts";
 import { type KeptResponses, keptToken } from "../protocols/responses/kept-responses.ts";
 import type { ResponseObject } from "../protocols/responses/response-object.ts";
 import type { StoredResponse } from "../protocols/responses/response-store.ts";
@@ -180,7 +181,7 @@ export async function cancelBackground(
   const view = viewOf(runtime, stored);
   if (isTerminal(view.status)) return view;
   if (await runtime.backgroundRuns.cancel(id)) {
-    const after = await kept.get(id);
+    const after = await kept.get(id, undefined, BEFORE_WRITE);
     return after === undefined ? { ...view, status: "cancelled" } : viewOf(runtime, after);
   }
   // Run on another replica: marked cancelled in the store, only if it is still what was read (its run may have
@@ -193,7 +194,7 @@ export async function cancelBackground(
       keptToken(current),
     );
     if (written !== undefined) return cancelled;
-    const after = await kept.get(id);
+    const after = await kept.get(id, undefined, BEFORE_WRITE);
     if (after === undefined) {
       throw new ResourceNotFoundError(
         `Response with id '${id}' not found: it was deleted while it was being cancelled.`,

@@ -15,6 +15,7 @@ import { Conversations } from "../protocols/responses/conversations.ts";
 import { type InputItemsQuery, listInputItems } from "../protocols/responses/input-items.ts";
 import { historyConversationId, withConversationHistory } from "../protocols/responses/kept-conversation-history.ts";
 import { forClient } from "../protocols/responses/kept-for-client.ts";
+import { BEFORE_WRITE } from "../protocols/responses/kept-read-options.ts";
 import { inMemory, type KeptResponses, NO_EVENTS } from "../protocols/responses/kept-responses.ts";
 import { NOT_STORED } from "../protocols/responses/not-kept-answers.ts";
 import { prefetch } from "../protocols/responses/prefetch.ts";
@@ -133,7 +134,7 @@ function registerKeptResponseRoutes(
     app.post(`${base}/:id/cancel`, async (request) => {
       const id = idOf(request);
       const kept = forClient(store, request.clientName);
-      const stored = await kept.get(id);
+      const stored = await kept.get(id, undefined, BEFORE_WRITE);
       if (stored === undefined) throw notKept(kept, id);
       return cancelBackground(runtime, kept, stored);
     });

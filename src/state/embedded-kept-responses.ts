@@ -351,10 +351,15 @@ export class EmbeddedKeptResponses {
     });
   }
 
-  /** A row's appended events from index `from` on (none: an empty list). */
+  /**
+   * A row's appended events from index `from` on (none: an empty list). Waits for a lock as `get` does: a
+   * conversation's log is read on every turn, and a read refused at once was a 503 where a moment's wait served.
+   */
   async getEvents(id: string, from: number): Promise<string[]> {
     if (!Number.isFinite(from)) return [];
-    return this.#selectEvents.all(id, Math.max(0, Math.floor(from))).map((event) => String(event.event));
+    const read = () => this.#selectEvents.all(id, Math.max(0, Math.floor(from)));
+    const rows = await whenUnlocked(read, READ_WAIT_MS).catch(throwLockedAsUnavailable);
+    return rows.map((event) => String(event.event));
   }
 
   #appendEventsNow(id: string, keptCount: number, events: readonly string[]): boolean {

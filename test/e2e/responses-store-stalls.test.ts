@@ -223,3 +223,28 @@ describe("kept answers a stalled Redis does not keep, beyond a live request's an
     },
   );
 });
+
+describe("a background response's cancel while the store does not answer", () => {
+  test(
+    "the cancel's read is bounded as its write is: a clear 503 within the bound, not the store's 1 s command timeout",
+    REDIS,
+    async (t) => {
+      const { mock, gateway, client, stall, release } = await stalledScene(t, "bg-cancel-stall");
+      // The run stays in progress on this gateway: its upstream call never answers.
+      mock.setDefault(CHAT_ROUTE, { kind: "hang" });
+      const created = await client.responses.create({ model: "m", input: "long", background: true });
+      assert.notEqual((await client.responses.retrieve(created.id)).status, "cancelled");
+      stall();
+      const startedAtMs = Date.now();
+      const cancel = await send(gateway, "POST", `/v1/responses/${created.id}/cancel`);
+      const tookMs = Date.now() - startedAtMs;
+      assert.equal(cancel.status, 503, cancel.text);
+      assert.match(cancel.text, /did not answer within 300 ms \(responses\.store\.write_timeout_ms\)/);
+      assert.doesNotMatch(cancel.text, /may still land/, "a read that timed out wrote nothing");
+      assert.ok(tookMs >= 300 && tookMs < 900, `the cancel waited ${tookMs} ms for the stalled store`);
+      // Nothing was cancelled: told to try again, the client does, once the store answers.
+      release();
+      assert.equal((await client.responses.cancel(created.id)).status, "cancelled");
+    },
+  );
+});

@@ -1,7 +1,7 @@
 // The state file's write lock held by ANOTHER process (`BEGIN IMMEDIATE` in a child), as a second gateway, an
 // `sqlite3` shell or a backup would: a lock in the test's own process would not show a gateway that blocks its event
 // loop waiting for it (the timer that frees it could not run).
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
 import type { TestContext } from "node:test";
 import { closeWhenTestEnds } from "./late-start.ts";
@@ -94,4 +94,38 @@ export async function lockWhenFileAppears(
       return exited;
     },
   };
+}
+
+export const PYTHON_MISSING = "python3 is not installed; skipping the tests that hold a state file's WAL-index locks";
+
+let hasPython: boolean | undefined;
+
+export function isPythonInstalled(): boolean {
+  hasPython ??= spawnSync("python3", ["--version"], { stdio: "ignore" }).status === 0;
+  return hasPython;
+}
+
+/**
+ * Another process recovering the state file's WAL, as after a crash: the one moment a READ in WAL mode is refused
+ * (SQLITE_BUSY_RECOVERY, at once). A write lock (`lockInAnotherProcess`) never refuses a reader, and exclusive
+ * locking mode cannot be taken while the gateway has the file open (its connection holds a shared lock), so the
+ * child takes the WAL-index's write and recover locks (POSIX locks on bytes 120-122 of `-shm`, as SQLite's unix VFS
+ * does; node cannot take them, python3's fcntl can) and blanks the index's header, which sends each reader to
+ * recover it and so to the lock; after `heldMs` it writes the header back ("recovered") and exits. Resolves once held.
+ */
+export async function holdWalRecovery(t: TestContext, path: string, heldMs: number): Promise<{ done: Promise<void> }> {
+  const script = `
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1] + "-shm", os.O_RDWR)
+fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 3, 120)
+header = os.pread(fd, 96, 0)
+os.pwrite(fd, bytes(96), 0)
+print("locked", flush=True)
+time.sleep(int(sys.argv[2]) / 1000)
+os.pwrite(fd, header, 0)`;
+  const child = spawn("python3", ["-c", script, path, String(heldMs)], { stdio: ["ignore", "pipe", "inherit"] });
+  await closeWhenTestEnds(t, () => child.kill("SIGKILL"));
+  const exited = once(child, "exit");
+  await once(child.stdout, "data");
+  return { done: exited.then(() => undefined) };
 }

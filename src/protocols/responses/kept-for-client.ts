@@ -21,9 +21,9 @@ export function forClient(kept: KeptResponses, client: string | null): KeptRespo
     const found = kept.notKeptItem?.(itemId);
     return client === null || found?.client === client ? found : undefined;
   };
-  const get: KeptResponses["get"] = async (id, from) => {
+  const get: KeptResponses["get"] = async (id, from, options) => {
     try {
-      return await kept.get(id, from);
+      return await kept.get(id, from, options);
     } catch (error) {
       if (notKept(id) !== undefined) return undefined;
       throw error;

@@ -4,6 +4,7 @@
 
 import { GatewayError, ServiceUnavailableError } from "../../errors/gateway-error.ts";
 import { indexedItemKeys } from "./chain-items.ts";
+import type { BoundedStep, KeptReadOptions } from "./kept-read-options.ts";
 import { type NotKeptAnswer, NotKeptAnswers } from "./not-kept-answers.ts";
 import type { OutputItem } from "./response-object.ts";
 import type { ResponseStore, StoredResponse } from "./response-store.ts";
@@ -14,7 +15,7 @@ export interface KeptResponses {
    * the ones before reads only the new ones; NO_EVENTS: none, though `events` is still there, empty, for a streamed
    * one). Absent: all of them (a write made from what was read must have them all).
    */
-  get(id: string, eventsFrom?: number): Promise<StoredResponse | undefined>;
+  get(id: string, eventsFrom?: number, options?: KeptReadOptions): Promise<StoredResponse | undefined>;
   /** An output item of a kept response, by its id (`msg_...`, `fc_...`). */
   findItem(id: string): Promise<OutputItem | undefined>;
   /** The kept response one of whose output items has this id (whose item it is). */
@@ -184,7 +185,7 @@ export function inRows(
   rows: KeptResponseRows,
   onPutError: (error: unknown) => void,
   onPutWorked?: () => void,
-  bounded: <T>(write: Promise<T>) => Promise<T> = (write) => write,
+  bounded: <T>(write: Promise<T>, what?: BoundedStep) => Promise<T> = (write) => write,
   onLost?: (count: number) => void,
   recheck?: (check: () => Promise<void>) => void,
 ): KeptResponses {
@@ -325,7 +326,9 @@ export function inRows(
     return token;
   };
   return {
-    get: (id, from) => read(rows.get(id), from, id),
+    // A cancel's read is bounded as its write is (KeptReadOptions).
+    get: (id, from, options) =>
+      options?.isBeforeWrite === true ? bounded(read(rows.get(id), from, id), "read") : read(rows.get(id), from, id),
     findItem: async (id) => (await read(rows.getByItem(id)))?.response.output.find((item) => item.id === id),
     responseWithItem: (id) => read(rows.getByItem(id)),
     ...(getIdsByItems === undefined
