@@ -5,9 +5,8 @@ import { describe, type TestContext, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Redis } from "ioredis";
 import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../../test/helpers/redis-server.ts";
+import { useRedisState } from "../../test/helpers/redis-state.ts";
 import { systemClock } from "../clock.ts";
-import { buildConfig } from "../config/load.ts";
-import { AvailabilityBook } from "../limits/availability.ts";
 import {
   CONTEXT_WINDOW_FEATURE,
   LEARNED_CONTEXT_TRUST_MS,
@@ -17,7 +16,6 @@ import {
 import { PromptCalibration } from "../limits/prompt-calibration.ts";
 import { RefusedFeatures } from "../limits/refused-features.ts";
 import { refusedFeaturesKey } from "./redis-keys.ts";
-import { createRedisStateBackend } from "./redis-state.ts";
 
 const PREFIX = "ctx:";
 const KEY = "alpha/m";
@@ -25,21 +23,10 @@ const HOUR_MS = 3_600_000;
 
 async function startBackend(t: TestContext, url: string) {
   const refused = new RefusedFeatures(6 * HOUR_MS);
-  const state = await createRedisStateBackend(
-    {
-      path: "",
-      redisUrl: url,
-      redisKeyPrefix: PREFIX,
-      redisCluster: false,
-      flushIntervalMs: 60_000,
-      redisCommandTimeoutMs: 2_000,
-    },
-    new AvailabilityBook(systemClock, buildConfig({}, undefined, { env: {} }).config.cooldowns),
-    systemClock,
-    undefined,
-    { calibration: new PromptCalibration(), refusedFeatures: refused },
-  );
-  t.after(() => state.close());
+  await useRedisState(t, url, systemClock, PREFIX, undefined, {
+    calibration: new PromptCalibration(),
+    refusedFeatures: refused,
+  });
   return refused;
 }
 

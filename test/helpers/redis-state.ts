@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import type { TestContext } from "node:test";
 import { Redis } from "ioredis";
-import type { ManualClock } from "../../src/clock.ts";
+import type { Clock } from "../../src/clock.ts";
 import { buildConfig } from "../../src/config/load.ts";
 import { AvailabilityBook } from "../../src/limits/availability.ts";
 import { type BudgetScope, type Denied, isReservation } from "../../src/limits/budgets.ts";
@@ -17,9 +17,10 @@ const COOLDOWN_DEFAULTS = buildConfig({}, undefined, { env: {} }).config.cooldow
 export async function useRedisState(
   t: TestContext,
   url: string,
-  clock: ManualClock,
+  clock: Clock,
   prefix: string,
   leaseTtlMs?: number,
+  learned: Omit<NonNullable<Parameters<typeof createRedisStateBackend>[4]>, "leaseTtlMs"> = {},
 ): ReturnType<typeof createRedisStateBackend> {
   const state = await createRedisStateBackend(
     {
@@ -33,7 +34,7 @@ export async function useRedisState(
     new AvailabilityBook(clock, COOLDOWN_DEFAULTS),
     clock,
     { info: () => {}, warn: () => {} },
-    leaseTtlMs === undefined ? {} : { leaseTtlMs },
+    leaseTtlMs === undefined ? learned : { ...learned, leaseTtlMs },
   );
   await closeWhenTestEnds(t, () => state.close());
   assert.equal(state.status().isDegraded, false, "Redis is up: reserve goes to the script");
