@@ -81,8 +81,9 @@ describe("queued for a rate limit", () => {
     assert.equal(error.code, "rate_limit_exceeded");
     assert.match(error.message, /rate-limited/);
     assert.match(error.message, /available again in \d+ s/);
-    // The keep-alives were the wait in the queue; the error says so, and how long (0.7 s, queue_timeout_ms).
-    assert.match(error.message, /It waited 0\.[7-9] s in the gateway's queue/);
+    // The keep-alives were the wait in the queue; the error says so, and how long (0.7 s, queue_timeout_ms; more when
+    // a loaded machine runs its timer late).
+    assert.match(error.message, /It waited (?:0\.[7-9]|[1-9]\d*\.\d) s in the gateway's queue/);
     assert.doesNotMatch(raw.text, /\[DONE\]/);
     const record = await newestRecord(gateway, "chat");
     assert.equal(record.status, 429);
