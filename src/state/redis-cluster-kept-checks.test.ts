@@ -112,6 +112,15 @@ function pauseWrites(node: RedisClusterNode, ms: number): void {
   assert.match(paused.stdout, /OK/, `CLIENT PAUSE on ${node.port}: ${paused.stdout}${paused.stderr}`);
 }
 
+/** A script waits on `node`, held by its write pause: CLIENT LIST shows its client blocked (flag b) in it. */
+function isScriptHeldOn(node: RedisClusterNode): boolean {
+  const listed = spawnSync("redis-cli", ["-p", String(node.port), "client", "list"], {
+    encoding: "utf8",
+    timeout: 5_000,
+  });
+  return /flags=\w*b\w* [^\n]*cmd=(?:eval|evalsha|fcall|fcall_ro)\b/i.test(listed.stdout);
+}
+
 describe("a kept batch's replay that ran, its reply lost, its resends failing on the epoch's master", { skip }, () => {
   test("is applied once when it is kept again and replayed after its marker's life", async (t) => {
     const prefix = "kept-replay:";
@@ -124,12 +133,16 @@ describe("a kept batch's replay that ran, its reply lost, its resends failing on
     // A charge of 400 for a master known down: kept at once, never sent.
     state.ledger.reconcile(reserved, 900, Date.now());
     assert.equal(state.ledger.keptWriteCount, 1);
-    // The master answers again (its probes, reads, are answered) but runs no script for 4 s: the replay, three probes
-    // later (2-3 s), reads the epoch, sends its script, which times out and runs once the pause ends (reply lost).
+    // The master answers again (its probes, reads, are answered) but runs no script for 6 s: the replay, three probes
+    // later (2-3 s, more under load), reads the epoch, sends its script, which times out and runs once the pause ends
+    // (reply lost).
     const resumed = node.resume();
-    pauseWrites(node, 4_000);
+    pauseWrites(node, 6_000);
     await resumed;
     await waitFor(() => state.ledger.keptWriteCount === 0, 10_000, "the kept charge replayed");
+    // Taken for its replay is not sent yet: it reads the epoch first. Hung before that read was answered, the epoch's
+    // master failed it, the script was never sent and the 400 never counted (70640 !== 71040 under load).
+    await waitFor(() => isScriptHeldOn(node), 5_000, "the replay's script held by the write pause");
     // Its resends read the epoch first, on a master that now hangs: they fail, and the batch is kept again.
     epochNode.pause();
     await waitFor(

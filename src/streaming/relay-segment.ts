@@ -80,7 +80,7 @@ export async function* relaySegment(
     stop("stream_stalled", `no data for stream_idle_timeout_ms (${current.streamIdleTimeoutMs} ms)`),
   );
   const durationTimer = setTimeout(
-    () => stop("stream_too_long", `the stream exceeded max_stream_duration_ms (${options.maxDurationMs} ms)`),
+    () => stop(...progress.deadlineEnd(options.maxDurationMs)),
     Math.max(1, options.remainingMs),
   );
   // The body ended on its own: its partial-event check is made there (the parser is reset after it).

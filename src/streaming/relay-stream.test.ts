@@ -386,3 +386,13 @@ test("an answer no upstream reported usage for: estimated for every book, sent a
   assert.equal(stripped.end?.estimatedUsage, undefined);
   assert.deepEqual(stripped.usageSent, []);
 });
+
+test("max_stream_duration_ms runs out while the consumer takes nothing (a client reading nothing): client_aborted", async () => {
+  const ends: SegmentEnd[] = [];
+  const first = { stream: opened([chunk("Hel")], "hang"), isUsageInjected: false, finish: ends.push.bind(ends) };
+  const relay = relayStream(first, relayOptions({ maxDurationMs: 50 }));
+  assert.equal((await relay.next()).done, false);
+  await new Promise((resolve) => setTimeout(resolve, 100)); // the writer waits for a drain: nothing is pulled
+  await readToEnd(relay);
+  assert.deepEqual([ends[0]?.outcome, ends[0]?.isLeftUnread], ["client_aborted", true], "the client's hold-up");
+});

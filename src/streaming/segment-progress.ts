@@ -98,6 +98,19 @@ export class SegmentProgress {
   }
 
   /**
+   * How max_stream_duration_ms ends the segment. While it waits for its client to take a batch, the writer is held by a
+   * client that reads nothing, and pumpStream cuts that client at the same deadline (client_aborted, the provider not
+   * blamed). The two timers are due together: until 2026-12-07 whichever the event loop ran first decided the record,
+   * and on a loaded machine this one often won, recording stream_too_long against a provider that had answered well.
+   */
+  deadlineEnd(maxDurationMs: number): [StreamOutcome, string] {
+    if (this.isWaitingOnClient) {
+      return ["client_aborted", `the client read nothing while max_stream_duration_ms (${maxDurationMs} ms) ran out`];
+    }
+    return ["stream_too_long", `the stream exceeded max_stream_duration_ms (${maxDurationMs} ms)`];
+  }
+
+  /**
    * The upstream failed the stream with an in-band error (`json`, its event): a rate limit when the error names a 429,
    * as a 429 status is (errors/in-band-error.ts), else an error event; the status it named, if any, is kept.
    */

@@ -923,7 +923,7 @@ describe("a client that leaves during a continuation", () => {
       if (text.includes(REST[2] ?? "")) break;
     }
     assert.equal(text, DELIVERED + REST.slice(0, 3).join(""));
-    await waitUntil(() => scene.backup.activeRequests() === 0, "the continuation call to be aborted", 1000);
+    await waitUntil(() => scene.backup.activeRequests() === 0, "the continuation call to be aborted", 5000);
     await waitUntil(() => decisions.length === 1, "the routing decision");
     assert.equal(decisions[0]?.status, 499);
     const stats = await statsOf(scene.gateway);

@@ -220,8 +220,8 @@ describe("a client that disconnects", () => {
     });
     assert.equal(scene.primary.activeRequests(), 1, "the upstream was still streaming when the client left");
     // The upstream would stream for 3 s more; the gateway must hang up on it now.
-    await waitUntil(() => scene.primary.activeRequests() === 0, "the upstream response to be closed", 1000);
-    await waitUntil(() => scene.primary.openConnections() === 0, "the upstream socket to be closed", 1000);
+    await waitUntil(() => scene.primary.activeRequests() === 0, "the upstream response to be closed", 5000);
+    await waitUntil(() => scene.primary.openConnections() === 0, "the upstream socket to be closed", 5000);
     await waitUntil(() => decisions.length === 1, "the routing decision");
     assert.equal(decisions[0]?.status, 499);
     assert.equal(scene.backup.requests.length, 0);
@@ -241,8 +241,8 @@ describe("a client that disconnects", () => {
       if (content.includes("w2")) break;
     }
     assert.equal(content, " w0 w1 w2");
-    await waitUntil(() => scene.primary.activeRequests() === 0, "the upstream response to be closed", 1000);
-    await waitUntil(() => scene.primary.openConnections() === 0, "the upstream socket to be closed", 1000);
+    await waitUntil(() => scene.primary.activeRequests() === 0, "the upstream response to be closed", 5000);
+    await waitUntil(() => scene.primary.openConnections() === 0, "the upstream socket to be closed", 5000);
     assert.equal(scene.backup.requests.length, 0);
   });
 
@@ -265,7 +265,7 @@ describe("a client that disconnects", () => {
       await new Promise((resolve) => setTimeout(resolve, 100));
       controller.abort();
       await assert.rejects(answered);
-      await waitUntil(() => scene.primary.activeRequests() === 0, "the upstream request to be aborted", 1000);
+      await waitUntil(() => scene.primary.activeRequests() === 0, "the upstream request to be aborted", 5000);
       await waitUntil(() => decisions.length === 1, "the routing decision");
       assert.equal(decisions[0]?.status, 499);
       assert.equal(scene.backup.requests.length, 0);
