@@ -68,9 +68,10 @@ interface Outcome {
   readonly budgets: { alpha: number; beta: number };
 }
 
-async function continued(t: TestContext, first: Reporting, second: Reporting): Promise<Outcome> {
+/** Two providers whose models count tokens (tpm), neither counting max_tokens up front, and the records published. */
+async function recordedScene(t: TestContext): Promise<{ s: TwoProviders; records: RequestRecord[] }> {
   const limits = { limits: { tpm: 1_000_000 } };
-  const s: TwoProviders = await startTwoProviders(t, {
+  const s = await startTwoProviders(t, {
     primary: { count_max_tokens: false },
     backup: { count_max_tokens: false },
     primaryModel: limits,
@@ -78,6 +79,11 @@ async function continued(t: TestContext, first: Reporting, second: Reporting): P
   });
   const records: RequestRecord[] = [];
   s.gateway.runtime.onRecord((record) => records.push(record));
+  return { s, records };
+}
+
+async function continued(t: TestContext, first: Reporting, second: Reporting): Promise<Outcome> {
+  const { s, records } = await recordedScene(t);
   s.primary.enqueue(CHAT_ROUTE, { kind: "sse", events: segmentEvents(FIRST, first, 40, false), end: "destroy" });
   s.backup.enqueue(CHAT_ROUTE, { kind: "sse", events: segmentEvents(REST, second, 90, true) });
   const stream = await s.client.chat.completions.create({
@@ -142,15 +148,7 @@ for (const first of SHAPES.filter((shape) => shape !== "final")) {
 }
 
 test("a prefill continuation that starts the answer over, a running count on its first words only: its count is the whole answer's, not added to the first segment's", async (t) => {
-  const limits = { limits: { tpm: 1_000_000 } };
-  const s: TwoProviders = await startTwoProviders(t, {
-    primary: { count_max_tokens: false },
-    backup: { count_max_tokens: false },
-    primaryModel: limits,
-    backupModel: limits,
-  });
-  const records: RequestRecord[] = [];
-  s.gateway.runtime.onRecord((record) => records.push(record));
+  const { s, records } = await recordedScene(t);
   s.primary.enqueue(CHAT_ROUTE, { kind: "sse", events: segmentEvents(FIRST, "none", 40, false), end: "destroy" });
   // It answers afresh (the delivered words again, then the rest): a running count on its first 25 words.
   const counted = 25;
