@@ -24,13 +24,25 @@ const GOOGLE_HOST = /(^|\.)googleapis\.com$/i;
  */
 export function isGeminiDeployment(preset: string | undefined, baseUrl: string, upstreamModelId: string): boolean {
   if (preset === "gemini" || preset === "google") return true;
-  let host: string;
-  try {
-    host = new URL(baseUrl).hostname;
-  } catch {
-    return false;
-  }
-  return GOOGLE_HOST.test(host) && /gemini/i.test(upstreamModelId);
+  const host = hostOf(baseUrl);
+  return host !== undefined && GOOGLE_HOST.test(host) && /gemini/i.test(upstreamModelId);
+}
+
+/**
+ * Hosts of the base URLs seen, by base URL. Both questions above are asked on every chat attempt (up to three
+ * times: attempt.ts), and a `new URL` each time was ~1.5 µs of a JSON request's CPU (bench/README.md, section 39).
+ * Base URLs come from the config, so the map stays small; the bound only guards a reload loop of ever-new URLs.
+ */
+const hostsByBaseUrl = new Map<string, string | undefined>();
+const MAX_REMEMBERED_HOSTS = 256;
+
+/** The base URL's hostname; undefined for a URL that does not parse. */
+function hostOf(baseUrl: string): string | undefined {
+  if (hostsByBaseUrl.has(baseUrl)) return hostsByBaseUrl.get(baseUrl);
+  const host = URL.parse(baseUrl)?.hostname;
+  if (hostsByBaseUrl.size >= MAX_REMEMBERED_HOSTS) hostsByBaseUrl.clear();
+  hostsByBaseUrl.set(baseUrl, host);
+  return host;
 }
 
 /** OpenRouter's host: its chat API carries reasoning (Gemini's signatures included) in `reasoning_details`. */
@@ -50,12 +62,8 @@ const VERCEL_AI_GATEWAY_HOST = /^ai-gateway\.vercel\.sh$/i;
  */
 export function readsReasoningDetails(preset: string | undefined, baseUrl: string): boolean {
   if (preset === "openrouter") return true;
-  try {
-    const host = new URL(baseUrl).hostname;
-    return OPENROUTER_HOST.test(host) || VERCEL_AI_GATEWAY_HOST.test(host);
-  } catch {
-    return false;
-  }
+  const host = hostOf(baseUrl);
+  return host !== undefined && (OPENROUTER_HOST.test(host) || VERCEL_AI_GATEWAY_HOST.test(host));
 }
 
 /**
