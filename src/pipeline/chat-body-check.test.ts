@@ -1,0 +1,107 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { quickChatBody } from "./chat-body-check.ts";
+import { chatBodySchema, parseBody } from "./request-body.ts";
+
+/** Keys in order, all the way down: what JSON.stringify of the upstream body and the cache key read. */
+function shapeOf(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(shapeOf);
+  if (typeof value !== "object" || value === null) return value === undefined ? "<undefined>" : value;
+  return Object.entries(value).map(([key, item]) => [key, shapeOf(item)]);
+}
+
+/** A field left out of the body (not set to undefined, which a door's translation may do). */
+const ABSENT = Symbol("absent");
+
+/**
+ * Every value a field may take in these bodies, the most common first: plain ones the check takes, and ones only zod
+ * may judge.
+ */
+const FIELD_VALUES: Record<string, readonly unknown[]> = {
+  model: ["m", "", 3, null, undefined, ABSENT],
+  models: [ABSENT, ["a"], [], ["", "b"], "a", undefined],
+  messages: [
+    [{ role: "user", content: "hi" }],
+    [
+      { content: "x", role: "system", name: "n" },
+      { role: "user", content: [{ type: "text", text: "y" }] },
+    ],
+    [],
+    [{ content: "no role" }],
+    [{ role: 1 }],
+    [null],
+    [["user"]],
+    "hi",
+    undefined,
+    ABSENT,
+  ],
+  stream: [ABSENT, true, false, null, "yes", 0, undefined],
+  max_tokens: [32, ABSENT, 1, 0, -1, 1.5, null, "32", Number.MAX_SAFE_INTEGER + 2, undefined],
+  max_completion_tokens: [ABSENT, 64, null, 0, undefined],
+  tools: [ABSENT, [], [{ type: "function", function: { name: "f" } }], {}, null, undefined],
+  n: [ABSENT, 1, 2, null, 0, undefined],
+  x_gateway_reasoning_effort: [ABSENT, "low", "", 5, undefined],
+  temperature: [0.2, ABSENT, undefined],
+};
+
+/** A deterministic walk over combinations (every value of every field appears, with varied neighbours). */
+function* bodies(): Generator<Record<string, unknown>> {
+  const fields = Object.keys(FIELD_VALUES);
+  let seed = 7;
+  const next = (bound: number): number => {
+    seed = (seed * 1103515245 + 12345) % 2147483648;
+    // The high bits: an LCG's low bits repeat with a short period (two draws in a row would be tied).
+    return Math.floor((seed / 2147483648) * bound);
+  };
+  for (let round = 0; round < 3000; round++) {
+    const body: Record<string, unknown> = {};
+    // Half the bodies list their fields in another order, as clients do (`temperature` first, `model` last).
+    const order = round % 2 === 0 ? fields : [...fields].reverse();
+    for (const field of order) {
+      const values = FIELD_VALUES[field] as readonly unknown[];
+      // Mostly a field's most common value, else any of them.
+      const value = values[next(3) === 0 ? next(values.length) : 0];
+      if (value !== ABSENT) body[field] = value;
+    }
+    yield body;
+  }
+}
+
+test("what the quick check accepts comes out exactly as zod's parse, key order and copies included", () => {
+  let accepted = 0;
+  for (const body of bodies()) {
+    const quick = quickChatBody(body);
+    if (quick === undefined) continue;
+    accepted++;
+    const parsed = chatBodySchema.safeParse(body);
+    assert.ok(parsed.success, `zod refuses what the quick check took: ${JSON.stringify(body)}`);
+    assert.deepEqual(shapeOf(quick), shapeOf(parsed.data), JSON.stringify(body));
+    // New objects as zod's are: the pipeline may change its copy without touching the client's parsed body.
+    assert.notEqual(quick.messages, body.messages);
+    if (Array.isArray(body.tools)) assert.notEqual(quick.tools, body.tools);
+  }
+  assert.ok(accepted > 300, `only ${accepted} bodies took the quick path`);
+});
+
+test("the usual chat bodies take the quick path; anything else goes to zod, whose 400 is unchanged", () => {
+  const usual = [
+    { model: "bench-model", messages: [{ role: "user", content: "hi" }], max_tokens: 32 },
+    { model: "m", messages: [{ role: "user", content: "hi" }], stream: null, temperature: 0 },
+    { messages: [{ role: "user", content: "hi" }], tools: [], stream: true, model: "m", stream_options: {} },
+  ];
+  for (const body of usual) assert.notEqual(quickChatBody(body), undefined, JSON.stringify(body));
+  const unsure = [
+    { model: "m", messages: [] },
+    { model: "m", messages: [{ role: "user" }], models: ["a"] },
+    { model: "m", messages: [{ role: "user" }], max_tokens: 0 },
+    { model: "m", messages: [{ role: "user" }], stream: undefined },
+    { messages: [{ role: "user" }] },
+  ];
+  for (const body of unsure) assert.equal(quickChatBody(body), undefined, JSON.stringify(body));
+  assert.throws(() => parseBody(chatBodySchema, { model: "m", messages: [] }), {
+    message: "`messages` must not be empty",
+  });
+  assert.throws(() => parseBody(chatBodySchema, { model: "m", messages: [{ role: "user" }], max_tokens: 0 }), {
+    message: /Invalid `max_tokens`/,
+  });
+});
