@@ -44,6 +44,7 @@ import {
   isMessagesRoute,
   MESSAGES_PATHS,
   PROTOCOL_DOORS,
+  pathOf,
   RESPONSES_PATHS,
   speaksAnthropic,
 } from "./protocol-paths.ts";
@@ -267,7 +268,7 @@ function registerRequestGuards(
       reply.header("connection", "close");
       throw new ServiceUnavailableError("The gateway is shutting down; retry the request (on another instance).");
     }
-    const path = request.url.split("?")[0] ?? "";
+    const path = pathOf(request.url);
     // Admin, dashboard and metrics routes check their keys themselves (observability-routes.ts).
     const isOpen = keys.isEmpty || PUBLIC_PATHS.has(path) || path.startsWith("/admin/") || checksOwnKeys(path);
     if (!isOpen) {
