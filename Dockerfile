@@ -1,5 +1,6 @@
 # LLM Gateway on a slim Node 24 image. Build and run:
 #   docker build -t llm-gateway .
+#   docker build --build-arg SNAPSHOT=skip -t llm-gateway .   # no start-up snapshot (emulated cross-arch builds)
 #   docker run --rm -p 12345:12345 --env-file .env llm-gateway
 #   docker run --rm -p 12345:12345 --env-file .env -v "$PWD/gateway.yaml:/app/gateway.yaml:ro" \
 #     -e LLM_GATEWAY_CONFIG=/app/gateway.yaml llm-gateway
@@ -18,14 +19,22 @@ COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
 
 # Stage 2: the bundle (dist/), from the same lock file's packages. A start-up snapshot that cannot be built (a module
-# that reads the clock, randomness or the environment when it loads: bin/snapshot-guard.js) fails this stage.
+# that reads the clock, randomness or the environment when it loads: bin/snapshot-guard.js; or V8 under an emulated
+# cross-arch build, `--platform linux/arm64` on an amd64 host) fails this stage. `--build-arg SNAPSHOT=skip` builds
+# none (bin/build.js --no-snapshot): dist/ gets a blob of Node alone and the image starts from the bundle, without the
+# snapshot's faster start (README "Start-up and memory"). Any other value than `build` (the default) or `skip` fails.
 FROM node:24-slim AS build
+ARG SNAPSHOT=build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY bin ./bin
 COPY src ./src
-RUN node bin/build.js
+RUN case "$SNAPSHOT" in \
+      build) node bin/build.js ;; \
+      skip) node bin/build.js --no-snapshot ;; \
+      *) echo "SNAPSHOT must be build or skip, not: $SNAPSHOT" >&2; exit 1 ;; \
+    esac
 
 # Stage 3: the runtime.
 FROM node:24-slim
@@ -58,5 +67,6 @@ HEALTHCHECK --interval=30s --timeout=3s --start-period=10s --retries=3 \
 # As `npm start`: from the start-up snapshot the build stage wrote with dist/ (dist/snapshot.blob, for this image's Node:
 # both stages are node:24-slim, and /app in both). bin/warm-caches.js above ran bin/build.js --if-stale, which leaves a
 # blob this Node can start there whatever happened (the snapshot, else one of Node alone, which runs
-# bin/llm-gateway.js as without a blob): Node exits on a missing blob or another Node's.
+# bin/llm-gateway.js as without a blob): Node exits on a missing blob or another Node's. With SNAPSHOT=skip, that blob
+# of Node alone (warm-caches.js keeps it: no esbuild here to build the snapshot), and the bundle runs.
 CMD ["node", "--snapshot-blob", "dist/snapshot.blob", "bin/llm-gateway.js", "serve"]

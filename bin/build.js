@@ -3,16 +3,16 @@
 // ~600 files. bin/llm-gateway.js starts from it while it is fresh (bin/start-entry.js), from the TypeScript
 // sources otherwise. Node then resolves, reads, looks up in its compile cache and links ~30 files instead of ~600,
 // and holds less source text; with the stand-ins for node:http2 / node:https below, a start takes ~150 ms less CPU
-// and ~13 MB less idle RSS than from the sources (bench/START-UP.md). Same code, same behaviour: the
-// tests run the sources, and test/e2e/bundle.test.ts runs a bundle through requests, the dashboard, presets, a
-// /metrics scrape and a config error.
+// and ~13 MB less idle RSS than from the sources (bench/START-UP.md). Same code, same behaviour: the tests run the
+// sources, and test/e2e/bundle.test.ts a bundle (requests, the dashboard, presets, a /metrics scrape, a config error).
 //
-// Usage: node bin/build.js [--if-stale] [--quiet] [--no-minify]
+// Usage: node bin/build.js [--if-stale] [--quiet] [--no-minify] [--no-snapshot]
 //   `npm run build`; `npm start`, `npm run demo` and bin/warm-caches.js run it with --if-stale, which
 //   LLM_GATEWAY_BUNDLE=0 turns into a no-op. esbuild is a devDependency: without it (`npm ci --omit=dev`) there is
 //   no bundle and the sources run (`npm run build` then fails, exit 1). A start-up snapshot that cannot be built
 //   (bin/build-snapshot.js) fails the build (exit 1) though dist/ is written, with a blob of Node alone; under
-//   --if-stale it is a warning and the start goes on.
+//   --if-stale it is a warning and the start goes on. --no-snapshot (the Dockerfile's `--build-arg SNAPSHOT=skip`, for
+//   emulated cross-arch builds) builds none: a blob of Node alone, not recorded as failed, exit 0.
 import { mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, normalize } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -269,17 +269,21 @@ if (nonAscii.length > 0) {
 // The start-up snapshot, from the same sources (bin/build-snapshot.js); without it, a blob of Node alone, from which
 // `npm start` runs dist/ as `node bin/llm-gateway.js` does. Its script's inputs (bin/snapshot-main.js, and a subpath of
 // a package the bundle leaves out) are recorded with the bundle's: a change to any makes dist/ stale.
-const snapshot = await buildFullSnapshot(esbuild, {
-  dir: staging,
-  root: ROOT,
-  builtAtMs,
-  minify: !args.has("--no-minify"),
-  isNonAsciiKept: args.has("--if-stale"),
-});
+const isSnapshotSkipped = args.has("--no-snapshot");
+const snapshot = isSnapshotSkipped
+  ? { ...buildNodeOnlySnapshot(staging, ROOT), isBuilt: false, inputs: [] }
+  : await buildFullSnapshot(esbuild, {
+      dir: staging,
+      root: ROOT,
+      builtAtMs,
+      minify: !args.has("--no-minify"),
+      isNonAsciiKept: args.has("--if-stale"),
+    });
+if (isSnapshotSkipped) say("bin/build.js: --no-snapshot: no start-up snapshot; the gateway starts from dist/");
 // dist/ is still written, with a blob of Node alone (npm start works, without the snapshot), but a build asked for
 // (`npm run build`, the Dockerfile) fails at its end: a snapshot that stopped being built costs every start its
 // CPU (bench/README.md section 36), and an exit status of 0 let nobody see it.
-const isSnapshotFailed = !snapshot.isBuilt;
+const isSnapshotFailed = !snapshot.isBuilt && !isSnapshotSkipped;
 if (isSnapshotFailed) {
   process.stderr.write(`bin/build.js: no start-up snapshot: ${snapshot.message}\n`);
   buildNodeOnlySnapshot(staging, ROOT, true);

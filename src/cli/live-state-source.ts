@@ -92,6 +92,7 @@ export function runtimeLiveState(runtime: GatewayRuntime): LiveStateSource {
     queueDepth: () => runtime.queuedRequests,
     // Counted by the runtime at each reload: counting new snapshots when state was read missed reloads in between.
     configReloads: () => runtime.reloads,
+    keptWritesDropped: () => runtime.state.keptWritesDropped?.() ?? new Map(),
     stateHealth: () => {
       const state = runtime.state.status();
       return { isDegraded: state.isDegraded, localProviders: state.localProviders?.length ?? 0 };

@@ -88,6 +88,12 @@ export function liveMetrics(live: LiveStateSource): LiveMetric[] {
       () => [[{}, live.stateHealth?.().localProviders ?? 0]],
     ),
     new LiveMetric(
+      `${METRIC_PREFIX}state_kept_writes_dropped_total`,
+      "Budget writes kept for a Redis Cluster master's return that were dropped past 1,000 per provider (oldest first).",
+      "counter",
+      () => [...(live.keptWritesDropped?.() ?? [])].map(([provider, writes]) => [{ provider }, writes] as const),
+    ),
+    new LiveMetric(
       `${METRIC_PREFIX}unhandled_rejections_total`,
       "Promise rejections nothing handled, logged and survived since start (each is a bug worth an alert).",
       "counter",

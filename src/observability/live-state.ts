@@ -100,6 +100,8 @@ export interface LiveStateSource {
    * serves locally because their slot does not answer. Absent: nothing to report (tests, no runtime yet).
    */
   stateHealth?(): { readonly isDegraded: boolean; readonly localProviders: number };
+  /** Per provider (hash tag), the budget writes kept for a Redis Cluster master's return that the bound dropped. */
+  keptWritesDropped?(): ReadonlyMap<string, number>;
 }
 
 /** All cooldown causes, so that a gauge shows 0 instead of vanishing when none is active. */

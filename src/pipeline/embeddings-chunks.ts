@@ -36,53 +36,11 @@ export interface ChunkedOutcome extends ForwardOutcome {
   readonly result: JsonResult;
   readonly usage: TokenUsage | undefined;
   readonly chunks: readonly Deployment[];
-  /** Answered in part (`x-gateway-partial: allow`): the first `answered` of the batch's `inputs`. */
-  readonly partial?: { readonly answered: number; readonly inputs: number };
-}
-
-/**
- * What an answer says of who served it beyond its last deployment: for a chunked batch, how many chunks (the record's
- * `chunks`), the headers naming each chunk's provider and upstream model in order (`x-gateway-provider` and `-model`
- * name the last chunk's alone), and a cost that is `paid` when any chunk's deployment was. Before 2026-12-07 a chunked
- * answer named the last chunk's deployment only, as if it had answered the whole batch.
- */
-export function chunkedServing(outcome: ForwardOutcome | ChunkedOutcome): {
-  readonly cost: "free" | "paid";
-  readonly chunks: number | undefined;
-  readonly chunkHeaders: Readonly<Record<string, string>>;
-} {
-  if (!("chunks" in outcome)) return { cost: outcome.result.deployment.cost, chunks: undefined, chunkHeaders: {} };
-  const { chunks, partial } = outcome;
-  const chunkHeaders = {
-    ...(partial === undefined ? {} : { "x-gateway-partial": `${partial.answered}/${partial.inputs}` }),
-    "x-gateway-chunks": String(chunks.length),
-    "x-gateway-chunk-providers": namesListed(chunks.map((deployment) => deployment.provider.settings.name)),
-    "x-gateway-chunk-models": namesListed(chunks.map((deployment) => deployment.model.id)),
-  };
-  const cost = chunks.some((deployment) => deployment.cost === "paid") ? "paid" : "free";
-  return { cost, chunks: chunks.length, chunkHeaders };
-}
-
-/** Characters of a list of chunks' names: within the 1,024 a response header value is cut at (server/header-value.ts). */
-const MAX_NAMES_CHARS = 1_000;
-
-/**
- * Names joined with `, `; when they would not fit MAX_NAMES_CHARS, the first ones that do and then `... (N more)`.
- * Before 2026-12-07 a list of a batch of many chunks (200 of one input) was cut at 1,024 characters wherever that fell,
- * its last name cut in two (`alpha, al`).
- */
-function namesListed(names: readonly string[]): string {
-  const joined = names.join(", ");
-  if (joined.length <= MAX_NAMES_CHARS) return joined;
-  let listed = "";
-  for (const [index, name] of names.entries()) {
-    const next = `${listed}${name}, `;
-    if (`${next}... (${names.length - index - 1} more)`.length > MAX_NAMES_CHARS) {
-      return `${listed}... (${names.length - index} more)`;
-    }
-    listed = next;
-  }
-  return joined;
+  /**
+   * Answered in part (`x-gateway-partial: allow`): the first `answered` of the batch's `inputs`; `retryAfterMs`, the
+   * wait the missing chunk's error named (a 429's: its provider's `retry-after`, or the window that would admit it).
+   */
+  readonly partial?: { readonly answered: number; readonly inputs: number; readonly retryAfterMs?: number };
 }
 
 /**
@@ -247,7 +205,7 @@ export async function forwardInChunks(
     answers.push(answer);
     start = end;
   }
-  const partial = unanswered === undefined ? undefined : { answered: start, inputs: inputs.length };
+  const partial = unanswered === undefined ? undefined : partialOf(start, inputs.length, unanswered);
   // A partial answer of chunks that reported no usage counts their estimates: read as a whole batch without a report,
   // its client was charged the reservation of every input, the unanswered ones too.
   const usage = joinedUsage(answers) ?? (partial === undefined ? undefined : estimatedUsage(answers));
@@ -283,7 +241,14 @@ function partialAnswer(
 ): Record<string, unknown> {
   const { message, type, code } = renderError(toGatewayError(error)).error;
   const mark = isRecord(joined.x_gateway) ? joined.x_gateway : {};
-  return { ...joined, x_gateway: { ...mark, partial: { ...partial, error: { message, type, code } } } };
+  const { answered, inputs } = partial;
+  return { ...joined, x_gateway: { ...mark, partial: { answered, inputs, error: { message, type, code } } } };
+}
+
+/** What a partial answer says of itself: how many inputs were answered, and the missing chunk's wait if it named one. */
+function partialOf(answered: number, inputs: number, error: unknown): NonNullable<ChunkedOutcome["partial"]> {
+  const { retryAfterMs } = toGatewayError(error);
+  return { answered, inputs, ...(retryAfterMs === undefined ? {} : { retryAfterMs }) };
 }
 
 /** The answered chunks' estimates (none reported usage), for a partial answer. */

@@ -26,10 +26,11 @@ import {
   lookUpAnswer,
   notCachedError,
 } from "./cached-answers.ts";
+import { chunkedServing } from "./chunked-serving.ts";
 import { chargeClient } from "./client-budget.ts";
 import { withClientToolNames } from "./client-tool-names.ts";
 import { truncatedToFit } from "./context-truncation.ts";
-import { type ChunkedOutcome, chunkedServing, embeddingsChunkSize, wholeBatchPlan } from "./embeddings-chunks.ts";
+import { type ChunkedOutcome, embeddingsChunkSize, wholeBatchPlan } from "./embeddings-chunks.ts";
 import { forwardIfChunked } from "./embeddings-token-chunks.ts";
 import type { EndpointSpec } from "./endpoints.ts";
 import { forwardRequestOf } from "./forward-request.ts";

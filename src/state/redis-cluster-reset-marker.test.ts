@@ -7,10 +7,12 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { describe, test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
 import { Cluster } from "ioredis";
 import { closeWhenTestEnds } from "../../test/helpers/late-start.ts";
 import { isRedisClusterAvailable, REDIS_CLUSTER_MISSING, useRedisCluster } from "../../test/helpers/redis-cluster.ts";
 import { useClusterBackend, waitFor } from "../../test/helpers/redis-cluster-state.ts";
+import { useRedisProxy } from "../../test/helpers/redis-proxy.ts";
 import { ServiceUnavailableError } from "../errors/gateway-error.ts";
 import { hashSlot } from "./redis-hash-slot.ts";
 import { cooldownKey, resetMarkerKey } from "./redis-keys.ts";
@@ -57,5 +59,44 @@ describe("an admin reset whose marker's Redis Cluster master is dead", { skip },
     }
     assert.ok(isLoaded(), "a load after the return");
     assert.equal(resets, 2, "the reset heard was not applied again from the old marker");
+  });
+
+  test("reaches a process whose subscription was away when it was published, once that master answers", async (t) => {
+    const cluster = await useRedisCluster(t);
+    const prefix = "reset-away:";
+    const markerMaster = cluster.nodeOfSlot(hashSlot(resetMarkerKey(prefix)));
+    const live = cluster.nodes.find((node) => node !== markerMaster);
+    assert.ok(live !== undefined);
+    // The away process subscribes through a proxy to a master that stays up: muted, it hears nothing published.
+    const proxy = await useRedisProxy(t, live.port, () => undefined);
+    const resetter = await useClusterBackend(t, cluster, prefix, TIMEOUT_MS);
+    const away = await useClusterBackend(t, cluster, prefix, TIMEOUT_MS, {}, proxy.url);
+    let resets = 0;
+    const reset = away.availability.reset.bind(away.availability);
+    away.availability.reset = () => {
+      resets += 1;
+      reset();
+    };
+    await resetter.state.ledger.reset();
+    await waitFor(() => resets === 1, 5_000, "the first reset heard");
+    // The marker's master goes down with the first reset's marker on its disk; the away process's subscription is deaf.
+    markerMaster.save();
+    await markerMaster.kill();
+    proxy.muteReplies();
+    await assert.rejects(async () => await resetter.state.ledger.reset(), ServiceUnavailableError);
+    await sleep(300);
+    assert.equal(resets, 1, "published unmarked while the away process heard nothing");
+    // Its subscription comes back (on another node) and loads: the marker is the first reset's, or unreadable.
+    proxy.dropConnections();
+    await markerMaster.restart();
+    // Before 2026-12-07 it never learned of the second reset: stored now by the process that made it, and published
+    // again, marked.
+    await waitFor(() => resets === 2, 15_000, "the reset learned once its marker's master answers");
+    const marker = new Cluster([{ host: "127.0.0.1", port: live.port }], { lazyConnect: true });
+    await closeWhenTestEnds(t, () => marker.disconnect());
+    await marker.connect();
+    assert.notEqual(await marker.get(resetMarkerKey(prefix)), null, "the marker stored");
+    await sleep(1_500);
+    assert.equal(resets, 2, "applied once");
   });
 });

@@ -11,38 +11,20 @@
 
 import { randomBytes } from "node:crypto";
 import type { Clock } from "../clock.ts";
-import { isRecord, parseJsonRecord } from "../is-record.ts";
-import type {
-  AvailabilityBook,
-  Cooldown,
-  CooldownCause,
-  CooldownChange,
-  PersistedCooldowns,
-} from "../limits/availability.ts";
+import type { AvailabilityBook, Cooldown, CooldownChange, PersistedCooldowns } from "../limits/availability.ts";
 import { getMany, type SharedStateRedis } from "./redis-client.ts";
+import { parseCooldown, parseMessage, type SharedMessage } from "./redis-cooldown-messages.ts";
 import { cooldownChannel, cooldownKey, resetMarkerKey } from "./redis-keys.ts";
 import type { RedisLink } from "./redis-link.ts";
 import type { SharedKeys } from "./redis-shared-keys.ts";
-import { deleteKeysStartingWith, publishOnAnyMaster, setOrNote, type UnreachedMasters } from "./redis-shared-reset.ts";
+import {
+  deleteKeysStartingWith,
+  publishOnAnyMaster,
+  retryUntilDone,
+  setOrNote,
+  type UnreachedMasters,
+} from "./redis-shared-reset.ts";
 import { RetryBackoff } from "./retry-backoff.ts";
-
-// `learned`: a learned fact (redis-learned-facts.ts) on the same channel, so that one subscription, with its
-// resubscribe and reload rules, serves both; a process that does not know the type skips it.
-type SharedMessage =
-  | { readonly origin: string; readonly type: "cooldown"; readonly change: CooldownChange }
-  | { readonly origin: string; readonly type: "reset"; readonly resetId?: string; readonly unmarked?: true }
-  | { readonly origin: string; readonly type: "learned"; readonly fact: unknown };
-
-const CAUSES: ReadonlySet<string> = new Set<CooldownCause>([
-  "rate_limited",
-  "daily_quota",
-  "credits_exhausted",
-  "capacity",
-  "budget_exhausted",
-  "invalid_key",
-  "model_unavailable",
-  "circuit_open",
-]);
 
 /**
  * What sharing needs of its subscriber: a standalone ioredis client, or a ClusterSubscriber. Either emits "ready"
@@ -91,6 +73,8 @@ export class CooldownSharing {
   #knownResetId: string | undefined;
   /** Markers known before resets whose own was not stored (`unmarked`): its master may come back with one (not missed). */
   readonly #unmarkedBefore = new Set<string>();
+  /** Stops storing the marker of a reset this process made that its master did not take (#markLater). */
+  #stopMarking: (() => void) | undefined;
   /** The first load only reads the marker: a process that starts holds nothing a reset before it would clear. */
   #hasReadReset = false;
 
@@ -118,6 +102,7 @@ export class CooldownSharing {
   stop(): void {
     this.#isStopped = true;
     clearTimeout(this.#retryTimer);
+    this.#stopMarking?.();
   }
 
   async #subscribe(): Promise<void> {
@@ -252,7 +237,32 @@ export class CooldownSharing {
     const isMarked = await setOrNote(redis, resetMarkerKey(keyPrefix), resetId, unreached);
     if (isMarked) this.#unmarkedBefore.clear();
     const message: SharedMessage = { origin: instanceId, type: "reset", resetId };
+    this.#stopMarking?.();
+    if (!isMarked) this.#markLater(resetId);
     await publishOnAnyMaster(redis, this.#channel, JSON.stringify(isMarked ? message : { ...message, unmarked: true }));
+  }
+
+  /**
+   * A reset whose marker its master did not take: stored once that master answers, and the reset published again,
+   * marked. A process whose subscription was away at the first publish (its loads since read the marker before it, or
+   * could not read it) hears it then, or reads it at its next load; one that heard it knows the id and ignores it.
+   * Before 2026-12-07 such a process never learned of that reset. Given up once a later reset is made or heard (its
+   * own marker stands for both), or the backend closes (the process ends: the reset's 503 told the admin to retry).
+   */
+  #markLater(resetId: string): void {
+    const { redis, keyPrefix, instanceId } = this.#options;
+    this.#stopMarking = retryUntilDone(
+      async () => {
+        if (this.#knownResetId !== resetId) return true;
+        await redis.set(resetMarkerKey(keyPrefix), resetId);
+        this.#unmarkedBefore.clear();
+        const message: SharedMessage = { origin: instanceId, type: "reset", resetId };
+        // Unpublished, it is still read from its marker at each process's next load.
+        await publishOnAnyMaster(redis, this.#channel, JSON.stringify(message)).catch(() => undefined);
+        return true;
+      },
+      () => this.#isStopped,
+    );
   }
 
   #share(change: CooldownChange): void {
@@ -351,45 +361,4 @@ function storedKey(keyPrefix: string, change: CooldownChange): string {
       ? `${change.key}${KEY_PARK_INFIX}${fingerprint}`
       : change.key;
   return cooldownKey(keyPrefix, change.scope, key);
-}
-
-function parseMessage(text: string): SharedMessage | undefined {
-  const value = parseJsonRecord(text);
-  if (value === undefined || typeof value.origin !== "string") return undefined;
-  if (value.type === "reset") {
-    const { resetId } = value;
-    if (typeof resetId !== "string" || resetId === "") return { origin: value.origin, type: "reset" };
-    return { origin: value.origin, type: "reset", resetId, ...(value.unmarked === true ? { unmarked: true } : {}) };
-  }
-  if (value.type === "learned") return { origin: value.origin, type: "learned", fact: value.fact };
-  if (value.type !== "cooldown" || !isRecord(value.change)) return undefined;
-  const { scope, key } = value.change;
-  const cooldown = toCooldown(value.change.cooldown);
-  if ((scope !== "deployment" && scope !== "provider") || typeof key !== "string" || cooldown === undefined) {
-    return undefined;
-  }
-  return { origin: value.origin, type: "cooldown", change: { scope, key, cooldown } };
-}
-
-function parseCooldown(text: string | null | undefined): Cooldown | undefined {
-  if (text === null || text === undefined) return undefined;
-  try {
-    return toCooldown(JSON.parse(text));
-  } catch {
-    return undefined;
-  }
-}
-
-function toCooldown(value: unknown): Cooldown | undefined {
-  if (!isRecord(value)) return undefined;
-  const { untilMs, cause, source, reason, keyFingerprint } = value;
-  if (typeof untilMs !== "number" || !Number.isFinite(untilMs)) return undefined;
-  if (typeof cause !== "string" || !CAUSES.has(cause)) return undefined;
-  if (source !== "provider" && source !== "guessed") return undefined;
-  if (typeof reason !== "string") return undefined;
-  const cooldown: Cooldown = { untilMs, cause: cause as CooldownCause, source, reason };
-  if (keyFingerprint === undefined) return cooldown;
-  // A park whose key cannot be read would park whatever key the provider has: dropped instead.
-  if (typeof keyFingerprint !== "string" || !/^[0-9a-f]{12}$/.test(keyFingerprint)) return undefined;
-  return { ...cooldown, keyFingerprint };
 }

@@ -18,12 +18,14 @@ function keptOf(id: number) {
 
 test("drops are said when what is left is replayed, not while every batch still waits for the data epoch's master", () => {
   const said: string[] = [];
+  const counted: number[] = [];
   const link = {
     isUpFor: () => true,
     recordSuccess: () => {},
     recordFailure: () => {},
     recordKeptDropped: (tag: string, writes: number, isReplayed: boolean) =>
       said.push(`${tag} ${writes} ${isReplayed ? "replayed" : "first"}`),
+    countKeptDropped: (_tag: string, writes: number) => counted.push(writes),
   };
   const kept = new KeptBatches({} as SharedStateRedis, link);
   let id = 0;
@@ -45,4 +47,6 @@ test("drops are said when what is left is replayed, not while every batch still 
   );
   assert.equal(replayed?.length, MAX_KEPT_WRITES);
   assert.deepEqual(said, ["alpha 1 first", "alpha 2 replayed"], "the count once, with the replay");
+  // The metric's count moves at each drop, while the warnings wait for the replay.
+  assert.deepEqual(counted, [1, 1]);
 });

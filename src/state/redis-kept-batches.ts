@@ -54,7 +54,10 @@ export function hasReconciles(batch: Batch): boolean {
   return batch.writes.some((write) => write.kind === "c");
 }
 
-type KeptBatchesLink = Pick<RedisLink, "isUpFor" | "recordSuccess" | "recordFailure" | "recordKeptDropped">;
+type KeptBatchesLink = Pick<
+  RedisLink,
+  "isUpFor" | "recordSuccess" | "recordFailure" | "recordKeptDropped" | "countKeptDropped"
+>;
 
 export class KeptBatches {
   readonly #redis: SharedStateRedis;
@@ -89,6 +92,7 @@ export class KeptBatches {
     }
     this.#kept.set(tag, list);
     if (dropped > 0) {
+      this.#link.countKeptDropped(tag, dropped);
       const before = this.#dropped.get(tag) ?? 0;
       this.#dropped.set(tag, before + dropped);
       if (before === 0) this.#link.recordKeptDropped(tag, dropped, false, MAX_KEPT_WRITES);

@@ -27,6 +27,7 @@ export class RedisLink {
   readonly #now: () => number;
   readonly #isConnectionOpen: () => boolean;
   readonly #upListeners: (() => void)[] = [];
+  readonly #keptDropped = new Map<string, number>();
   #isUp = false;
   #hasLoggedDown = false;
   #isClosed = false;
@@ -229,6 +230,20 @@ export class RedisLink {
    * their windows end. Said, not silent: once when a provider's first write is dropped, once with the count when its
    * master answers again and what is left is replayed.
    */
+  /** Counts writes the bound dropped for the tag as they are dropped (keptWritesDropped: the metric). */
+  countKeptDropped(tag: string, writes: number): void {
+    this.#keptDropped.set(tag, (this.#keptDropped.get(tag) ?? 0) + writes);
+  }
+
+  /**
+   * Per provider hash tag, the budget writes kept for a Cluster master's return that the bound dropped since start
+   * (`llm_gateway_state_kept_writes_dropped_total`): the warnings say when dropping begins and the total at the replay,
+   * which an alert cannot count.
+   */
+  keptWritesDropped(): ReadonlyMap<string, number> {
+    return this.#keptDropped;
+  }
+
   recordKeptDropped(tag: string, writes: number, isReplayed: boolean, bound: number): void {
     const what = isReplayed
       ? `${writes} budget writes of provider ${tag} kept for its Redis Cluster master's return were dropped (oldest first, past ${bound}); the rest are replayed`

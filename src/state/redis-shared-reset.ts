@@ -74,6 +74,33 @@ export async function publishOnAnyMaster(redis: SharedStateRedis, channel: strin
   throw failure;
 }
 
+/** ms between tries to store a reset's marker that its master did not take (retryUntilDone). */
+const MARK_AGAIN_AFTER_MS = 1_000;
+
+/**
+ * Calls `attempt` every MARK_AGAIN_AFTER_MS until it resolves true (a rejection is a false) or `isStopped()`; returns
+ * what stops it sooner. One try at a time: the next is timed from the end of the one before.
+ */
+export function retryUntilDone(attempt: () => Promise<boolean>, isStopped: () => boolean): () => void {
+  let timer: NodeJS.Timeout | undefined;
+  let isCancelled = false;
+  const next = () => {
+    if (isCancelled || isStopped()) return;
+    timer = setTimeout(() => {
+      void attempt()
+        .catch(() => false)
+        .then((isDone) => {
+          if (!isDone) next();
+        });
+    }, MARK_AGAIN_AFTER_MS).unref();
+  };
+  next();
+  return () => {
+    isCancelled = true;
+    clearTimeout(timer);
+  };
+}
+
 /** The reset's answer when a master was not reached: what was reset, what was not, and what to do. */
 export function resetIncomplete(unreached: UnreachedMasters): ServiceUnavailableError {
   const masters = [...unreached].sort().join(", ");

@@ -325,6 +325,7 @@ export async function createRedisStateBackend(
     ledger,
     answerRows,
     status: () => link.status(),
+    keptWritesDropped: () => link.keptWritesDropped(),
     close: async () => {
       clearInterval(probe);
       calibration?.stop();

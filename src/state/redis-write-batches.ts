@@ -69,7 +69,14 @@ export interface CarriedBatch {
 
 type BatchesLink = Pick<
   RedisLink,
-  "isCluster" | "isUp" | "isUpFor" | "isUpForKey" | "recordSuccess" | "recordFailure" | "recordKeptDropped"
+  | "isCluster"
+  | "isUp"
+  | "isUpFor"
+  | "isUpForKey"
+  | "recordSuccess"
+  | "recordFailure"
+  | "recordKeptDropped"
+  | "countKeptDropped"
 >;
 
 export class RedisWriteBatches {

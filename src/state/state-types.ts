@@ -43,6 +43,8 @@ export interface StateBackend {
    */
   readonly toolCallExtras?: MemoryToolCallExtras;
   status(): StateStatus;
+  /** Redis: per provider hash tag, the writes kept for a Cluster master's return that were dropped (RedisLink's). */
+  keptWritesDropped?(): ReadonlyMap<string, number>;
   close(): Promise<void>;
   /**
    * The process is about to exit at once (a second SIGTERM/SIGINT during a graceful shutdown): what the store holds

@@ -1,4 +1,4 @@
-// The headers of an embeddings batch answered in chunks (pipeline/embeddings-chunks.ts chunkedServing) name each
+// The headers of an embeddings batch answered in chunks (pipeline/chunked-serving.ts chunkedServing) name each
 // chunk's provider and upstream model: whole names, however many chunks.
 import assert from "node:assert/strict";
 import { test } from "node:test";

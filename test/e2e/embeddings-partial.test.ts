@@ -5,6 +5,7 @@ import { test } from "node:test";
 import { errorOf, send } from "../helpers/e2e.ts";
 import { answerEachInput, clientMinuteUsed, sentInputs, texts, vectorOf } from "../helpers/embeddings-scene.ts";
 import { MODEL, startScene } from "../helpers/limits-scene.ts";
+import { rateLimited } from "../helpers/mock-upstream.ts";
 
 const SERVER = {
   port: 0,
@@ -26,6 +27,8 @@ test("`x-gateway-partial: allow`: a later chunk no candidate answers leaves the 
   // Before: a 502 naming inputs 0 to 3 as answered and charged but not returned.
   assert.equal(partial.status, 200, partial.text);
   assert.equal(partial.headers["x-gateway-partial"], "4/7");
+  // The missing chunk's 500 names no wait.
+  assert.equal(partial.headers["retry-after"], undefined);
   const answer = partial.json as {
     data: { index: number; embedding: number[] }[];
     usage: { prompt_tokens: number };
@@ -83,4 +86,35 @@ test("a partial answer of chunks that reported no usage charges its client the a
     (await clientMinuteUsed(scene.gateway, "greedy", (tokens) => tokens !== undefined && tokens !== 77)).tokens,
     44,
   );
+});
+
+test("a partial answer whose missing chunk got a 429 carries its Retry-After: the provider's wait", async (t) => {
+  const scene = await startScene(t, {
+    beta: false,
+    alphaModel: { kind: "embedding", max_inputs: 2 },
+    config: { server: SERVER, routing: { total_timeout_ms: 20_000 } },
+  });
+  answerEachInput(scene.alpha);
+  // The chunk holding t4 gets a 429 whose wait (600 s) is past the request's time: not waited for, no answer.
+  scene.alpha.setDefault("POST /v1/embeddings", (request) => {
+    const input = (request.body as { input: string[] }).input;
+    if (input.includes("t4")) return rateLimited({ retryAfter: "600" });
+    const data = input.map((text, index) => ({ object: "embedding", index, embedding: vectorOf(text) }));
+    return {
+      kind: "json",
+      body: { object: "list", data, model: "m-up", usage: { prompt_tokens: 3, total_tokens: 3 } },
+    };
+  });
+  const headers = { authorization: "Bearer sk-client", "x-gateway-partial": "allow" };
+  const partial = await send(scene.gateway, "POST", "/v1/embeddings", {
+    body: { model: MODEL, input: texts(7) },
+    headers,
+  });
+  assert.equal(partial.status, 200, partial.text);
+  assert.equal(partial.headers["x-gateway-partial"], "4/7");
+  const { error } = (partial.json as { x_gateway: { partial: { error: { code: string } } } }).x_gateway.partial;
+  assert.equal(error.code, "rate_limit_exceeded");
+  // Before: no Retry-After, so the client could not tell when to send inputs 4 to 6.
+  const retryAfterSeconds = Number(partial.headers["retry-after"]);
+  assert.ok(retryAfterSeconds >= 590 && retryAfterSeconds <= 600, `Retry-After ${partial.headers["retry-after"]}`);
 });

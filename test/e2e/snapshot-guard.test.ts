@@ -4,7 +4,16 @@
 // guard, is full: test/e2e/snapshot-start.test.ts.) And what the guard is for: two processes started from the same
 // blob give out different ids.
 import assert from "node:assert/strict";
-import { copyFileSync, cpSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import {
+  copyFileSync,
+  cpSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import { type TestContext, test } from "node:test";
 import { buildBundle, projectCopy } from "../helpers/bundle-project.ts";
@@ -23,6 +32,15 @@ function projectCallingAtLoad(t: TestContext): string {
   const serve = join(root, "src", "cli", "serve.ts");
   writeFileSync(serve, `import "../load-time-uuid.ts";\n${readFileSync(serve, "utf8")}`);
   return root;
+}
+
+/** node_modules as `npm ci --omit=dev` leaves it: every package of this checkout's but esbuild. */
+function linkProductionPackages(root: string): void {
+  mkdirSync(join(root, "node_modules"));
+  for (const name of readdirSync(join(REPO_ROOT, "node_modules"))) {
+    if (name === "esbuild" || name === "@esbuild") continue;
+    symlinkSync(join(REPO_ROOT, "node_modules", name), join(root, "node_modules", name));
+  }
 }
 
 const snapshotKind = (root: string) =>
@@ -113,12 +131,7 @@ test("two processes started from the same blob give their first requests differe
 
 test("npm run build without esbuild (npm ci --omit=dev) fails, saying so; npm start's prestart goes on from the sources", (t) => {
   const root = projectCopy(t, "project", ["src", "data", "config", "package.json"]);
-  // node_modules as `npm ci --omit=dev` leaves it: every package of this checkout's but esbuild.
-  mkdirSync(join(root, "node_modules"));
-  for (const name of readdirSync(join(REPO_ROOT, "node_modules"))) {
-    if (name === "esbuild" || name === "@esbuild") continue;
-    symlinkSync(join(REPO_ROOT, "node_modules", name), join(root, "node_modules", name));
-  }
+  linkProductionPackages(root);
   const build = buildBundle(root);
   // Before: exit 0, no bundle and no snapshot built (a build asked for that built nothing went unseen).
   assert.equal(build.status, 1, build.stdout);
@@ -127,4 +140,32 @@ test("npm run build without esbuild (npm ci --omit=dev) fails, saying so; npm st
   assert.equal(prestart.status, 0, prestart.stderr);
   assert.match(prestart.stdout, /esbuild is not installed/);
   assert.equal(snapshotKind(root), "node-only");
+});
+
+test("--no-snapshot (the Dockerfile's SNAPSHOT=skip) builds dist/ with a blob of Node alone and exits 0; its start runs dist/", async (t) => {
+  // A project whose snapshot cannot be built: asked for none, nothing fails, and no snapshot build is tried.
+  const root = projectCallingAtLoad(t);
+  const build = buildBundle(root, ["--no-snapshot"]);
+  // Before: the option was unknown, the snapshot was built and failed (exit 1), as an emulated cross-arch build's does.
+  assert.equal(build.status, 0, build.stderr);
+  assert.doesNotMatch(build.stderr, /load-time calls|BUILD FAILED/);
+  assert.match(build.stdout, /--no-snapshot: no start-up snapshot; the gateway starts from dist\//);
+  assert.equal(snapshotKind(root), "node-only");
+  // The image's runtime stage has no esbuild: its bin/warm-caches.js (--if-stale) keeps dist/ and the blob, no warning.
+  rmSync(join(root, "node_modules"));
+  linkProductionPackages(root);
+  const warm = buildBundle(root, ["--if-stale", "--quiet"]);
+  assert.equal(warm.status, 0, warm.stderr);
+  assert.doesNotMatch(`${warm.stdout}${warm.stderr}`, /warning|esbuild is not installed/);
+  assert.equal(snapshotKind(root), "node-only");
+  // As the image's command runs it: the blob of Node alone runs bin/llm-gateway.js, which runs dist/.
+  const mock = await useMock(t);
+  const configPath = writeFiles(root, { "config.yaml": configFor(mock.baseUrl, root) });
+  const env = { PATH: process.env.PATH ?? "", NODE_NO_WARNINGS: "1" };
+  const served = await serveThroughBin(t, root, configPath, env, [
+    "--snapshot-blob",
+    join(root, "dist", "snapshot.blob"),
+  ]);
+  assert.match(served.stdout(), /"code":"bundle"/);
+  await served.stop();
 });
