@@ -7,27 +7,22 @@ import { describe, test } from "node:test";
 import Anthropic from "@anthropic-ai/sdk";
 import OpenAI from "openai";
 import { ManualClock } from "../../src/clock.ts";
-import { CHAT_ROUTE, chatRequests, postChat, send, useGateway, useMock } from "../helpers/e2e.ts";
-import { rateLimited } from "../helpers/mock-upstream.ts";
+import { CHAT_ROUTE, chatRequests, oneProviderYaml, postChat, send, useGateway, useMock } from "../helpers/e2e.ts";
+import { type MockUpstream, rateLimited } from "../helpers/mock-upstream.ts";
 
-/** One provider without retries on the same candidate, so a 429 reaches the client as the gateway's 429. */
+/** One provider; no wait for it to cool, so its 429 reaches the client as the gateway's 429. */
 async function scene(t: Parameters<typeof useMock>[0], options: { clock?: ManualClock } = {}) {
   const mock = await useMock(t);
-  const gateway = await useGateway(
-    t,
-    `providers:
-  - name: alpha
-    base_url: ${mock.baseUrl}
-    api_key: sk-alpha
-    retries: 0
-    models:
-      m: { id: vendor/m-instruct }
-routing:
-  max_wait_for_better_ms: 0
-`,
-    options.clock === undefined ? {} : { clock: options.clock },
-  );
+  const yaml = `${oneProviderYaml(mock)}routing:\n  max_wait_for_better_ms: 0\n`;
+  const gateway = await useGateway(t, yaml, options.clock === undefined ? {} : { clock: options.clock });
   return { mock, gateway };
+}
+
+/** How long the SDK waited between the refused request and its retry, as the mock received them. */
+function retryGapMs(mock: MockUpstream): number {
+  const [refused, served] = chatRequests(mock);
+  assert.ok(refused !== undefined && served !== undefined, "the SDK retried");
+  return served.receivedAtMs - refused.receivedAtMs;
 }
 
 const SHORT_WAIT = rateLimited({ retryAfter: "1", headers: { "retry-after-ms": "300" } });
@@ -64,9 +59,7 @@ describe("a wait shorter than a second", () => {
     const client = new OpenAI({ baseURL: gateway.baseUrl, apiKey: "x", maxRetries: 1 });
     const answer = await client.chat.completions.create({ model: "m", messages: [{ role: "user", content: "x" }] });
     assert.equal(answer.choices[0]?.message.content, "echo from vendor/m-instruct");
-    const [refused, served] = chatRequests(mock);
-    assert.ok(refused !== undefined && served !== undefined, "the SDK retried");
-    const gapMs = served.receivedAtMs - refused.receivedAtMs;
+    const gapMs = retryGapMs(mock);
     // A whole-second retry-after makes the SDK sleep 1,000 ms at least; 300 ms plus a loaded machine's overhead.
     assert.ok(gapMs >= 250 && gapMs < 1_000, `the SDK waited ${gapMs} ms`);
   });
@@ -81,9 +74,7 @@ describe("a wait shorter than a second", () => {
       messages: [{ role: "user", content: "x" }],
     });
     assert.equal(message.stop_reason, "end_turn");
-    const [refused, served] = chatRequests(mock);
-    assert.ok(refused !== undefined && served !== undefined, "the SDK retried");
-    const gapMs = served.receivedAtMs - refused.receivedAtMs;
+    const gapMs = retryGapMs(mock);
     assert.ok(gapMs >= 250 && gapMs < 1_000, `the SDK waited ${gapMs} ms`);
   });
 });
