@@ -47,9 +47,14 @@ describe("a wait shorter than a second", () => {
     });
     assert.equal(messages.status, 429, messages.text);
     assert.equal(messages.headers["retry-after-ms"], "1300");
-    const responses = await send(gateway, "POST", "/v1/responses", { body: { model: "m", input: "x" } });
+    const responses = await send(gateway, "POST", "/v1/responses", {
+      body: { model: "m", input: "x" },
+      headers: { origin: "http://127.0.0.1:3000" },
+    });
     assert.equal(responses.status, 429, responses.text);
     assert.equal(responses.headers["retry-after-ms"], "1300");
+    // An SDK in a browser page reads only the headers CORS exposes.
+    assert.match(responses.headers["access-control-expose-headers"] ?? "", /(?:^|, )retry-after-ms(?:,|$)/);
     assert.equal(chatRequests(mock).length, 1, "the cooling candidate got no traffic");
   });
 
