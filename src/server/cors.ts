@@ -22,7 +22,7 @@ const ALLOWED_HEADERS = [
 ];
 const ALLOWED_METHODS = "GET, POST, DELETE, OPTIONS";
 const EXPOSED_HEADERS =
-  "x-request-id, request-id, x-gateway-provider, x-gateway-model, x-gateway-attempts, x-gateway-cost, x-gateway-cache, x-gateway-chunks, x-gateway-chunk-providers, x-gateway-chunk-models, x-gateway-partial, age, retry-after, x-should-retry";
+  "x-request-id, request-id, x-gateway-provider, x-gateway-model, x-gateway-attempts, x-gateway-cost, x-gateway-cache, x-gateway-chunks, x-gateway-chunk-providers, x-gateway-chunk-models, x-gateway-partial, age, retry-after, retry-after-ms, x-should-retry";
 /** Seconds a browser may cache a preflight answer. */
 const PREFLIGHT_MAX_AGE_S = 600;
 

@@ -182,4 +182,24 @@ describe("finalError", () => {
     );
     assert.match(error.message, /; and 1 more\.$/);
   });
+
+  it("an upstream message that ends its sentence is not given a second full stop", () => {
+    assert.ok(alpha !== undefined);
+    const plan: RoutePlan = { requested: "m", candidates: [], waitFor: undefined, skipped: [], unknownNames: [] };
+    const failed = (reason: string) => ({
+      provider: "alpha",
+      model: "m",
+      deploymentKey: alpha.key,
+      status: 500,
+      outcome: "server_error" as const,
+      reason,
+      startedAtMs: NOW_MS,
+      durationMs: 5,
+      effects: [],
+    });
+    const ended = finalError(plan, [failed("HTTP 500: The server had an error.")], [], undefined, undefined, NOW_MS);
+    assert.match(ended.message, / Attempts: alpha\/m: HTTP 500: The server had an error\.$/);
+    const open = finalError(plan, [failed("HTTP 500: boom")], [], undefined, undefined, NOW_MS);
+    assert.match(open.message, / Attempts: alpha\/m: HTTP 500: boom\.$/);
+  });
 });

@@ -60,7 +60,7 @@ export function finalError(
         : `HTTP ${summary.status} `;
     return `${summary.provider}/${summary.model}: ${status}${shownReason(summary.reason)}`;
   });
-  const detail = listed.length > 0 ? ` Attempts: ${listed.join("; ")}.` : "";
+  const detail = listed.length > 0 ? ` Attempts: ${sentence(listed.join("; "))}` : "";
   const onlyContext = attempts.length > 0 && attempts.every((attempt) => attempt.outcome === "context_length");
   if (onlyContext && lastContextError?.kind === "context_length") {
     return new UpstreamRequestError(
@@ -353,4 +353,9 @@ export function rejectedError(
     options.metadata = { provider: attempt.provider, model: attempt.model, raw: redact(verdict.raw) };
   }
   return new UpstreamRequestError(message, details, options);
+}
+
+/** `text` ended with a full stop, unless it ends its sentence already (an upstream's message often does). */
+function sentence(text: string): string {
+  return /[.!?]$/.test(text) ? text : `${text}.`;
 }
