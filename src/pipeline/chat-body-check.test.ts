@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { checkBatchInput, lineBody } from "../protocols/batches/batch-objects.ts";
 import { quickChatBody } from "./chat-body-check.ts";
 import { chatBodySchema, parseBody } from "./request-body.ts";
 
@@ -104,4 +105,23 @@ test("the usual chat bodies take the quick path; anything else goes to zod, whos
   assert.throws(() => parseBody(chatBodySchema, { model: "m", messages: [{ role: "user" }], max_tokens: 0 }), {
     message: /Invalid `max_tokens`/,
   });
+});
+
+test("a `__proto__` key (a batch line's body is JSON.parse'd: own keys) is dropped as zod drops it, never made a prototype", () => {
+  // The HTTP door refuses such a body (json-body.ts); a batch file's line is only scanned, then JSON.parse'd.
+  const line = JSON.stringify({ custom_id: "a", method: "POST", url: "/v1/chat/completions", body: {} }).replace(
+    '"body":{}',
+    '"body":{"model":"m","messages":[{"role":"user","__proto__":{"content":"ghost"}}],"__proto__":{"models":"abc","max_tokens":-5,"stream":"yes"}}',
+  );
+  const check = checkBatchInput(line, "/v1/chat/completions", 10);
+  assert.ok(check.isValid);
+  const raw = lineBody(Buffer.from(line), check.lines[0] as (typeof check.lines)[number]);
+  const body = parseBody(chatBodySchema, raw);
+  // zod's output: the unchecked `models`, `max_tokens` and `stream` are nowhere, nor the message's `content`.
+  assert.equal(Object.getPrototypeOf(body), Object.prototype);
+  assert.deepEqual([body.models, body.max_tokens, body.stream], [undefined, undefined, undefined]);
+  const [message] = body.messages as Record<string, unknown>[];
+  assert.equal(Object.getPrototypeOf(message), Object.prototype);
+  assert.equal(message?.content, undefined);
+  assert.deepEqual(body, chatBodySchema.parse(raw));
 });

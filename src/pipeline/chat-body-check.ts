@@ -39,6 +39,9 @@ export function quickChatBody(body: Record<string, unknown>): Record<string, unk
     out[field] = value;
   }
   for (const key of Object.keys(body)) {
+    // An own `__proto__` (a batch line's JSON.parse keeps one): assigned, it would become the copy's prototype, and its
+    // unchecked `models` or `max_tokens` would be read as the body's. zod leaves it out.
+    if (key === "__proto__") return undefined;
     if (!CHAT_FIELD_SET.has(key)) out[key] = body[key];
   }
   return out;
@@ -77,6 +80,7 @@ function messagesOf(value: unknown): unknown[] | typeof UNSURE {
     if (typeof role !== "string") return UNSURE;
     const copy: Record<string, unknown> = { role };
     for (const key of Object.keys(message)) {
+      if (key === "__proto__") return UNSURE;
       if (key !== "role") copy[key] = (message as Record<string, unknown>)[key];
     }
     messages.push(copy);
