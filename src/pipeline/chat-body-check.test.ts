@@ -8,7 +8,10 @@ import { chatBodySchema, parseBody } from "./request-body.ts";
 function shapeOf(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(shapeOf);
   if (typeof value !== "object" || value === null) return value === undefined ? "<undefined>" : value;
-  return Object.entries(value).map(([key, item]) => [key, shapeOf(item)]);
+  // `for...in`: what a reader of `body.x` sees, inherited keys too (a `__proto__` made the object's prototype).
+  const entries: unknown[] = [];
+  for (const key in value) entries.push([key, shapeOf((value as Record<string, unknown>)[key])]);
+  return entries;
 }
 
 /** A field left out of the body (not set to undefined, which a door's translation may do). */
@@ -19,7 +22,7 @@ const ABSENT = Symbol("absent");
  * may judge.
  */
 const FIELD_VALUES: Record<string, readonly unknown[]> = {
-  model: ["m", "", 3, null, undefined, ABSENT],
+  model: ["m", "", 3, null, undefined, ABSENT, " ", "x".repeat(70_000)],
   models: [ABSENT, ["a"], [], ["", "b"], "a", undefined],
   messages: [
     [{ role: "user", content: "hi" }],
@@ -35,14 +38,49 @@ const FIELD_VALUES: Record<string, readonly unknown[]> = {
     "hi",
     undefined,
     ABSENT,
+    // Hostile messages: own `__proto__` (as JSON.parse makes it) and `constructor` keys, index-like keys, an empty
+    // role, tool calls, a content left undefined, an undefined message.
+    [JSON.parse('{"role":"user","__proto__":{"content":"ghost"}}')],
+    [{ role: "user", constructor: { prototype: {} }, 1: "one", 0: "zero", content: "x" }],
+    [
+      { role: "", content: null, name: "" },
+      { tool_calls: [{ id: "c" }], role: "assistant", content: undefined },
+    ],
+    [{ role: null }, { role: "user" }],
+    [undefined, { role: "user" }],
   ],
-  stream: [ABSENT, true, false, null, "yes", 0, undefined],
-  max_tokens: [32, ABSENT, 1, 0, -1, 1.5, null, "32", Number.MAX_SAFE_INTEGER + 2, undefined],
-  max_completion_tokens: [ABSENT, 64, null, 0, undefined],
-  tools: [ABSENT, [], [{ type: "function", function: { name: "f" } }], {}, null, undefined],
-  n: [ABSENT, 1, 2, null, 0, undefined],
-  x_gateway_reasoning_effort: [ABSENT, "low", "", 5, undefined],
+  stream: [ABSENT, true, false, null, "yes", 0, undefined, "true", 1, {}],
+  max_tokens: [
+    32,
+    ABSENT,
+    1,
+    0,
+    -1,
+    1.5,
+    null,
+    "32",
+    Number.MAX_SAFE_INTEGER + 2,
+    undefined,
+    -0,
+    2 ** 53,
+    Number.MAX_SAFE_INTEGER,
+    1e21,
+    1e-7,
+    Number.POSITIVE_INFINITY,
+    Number.NaN,
+    true,
+    [1],
+  ],
+  max_completion_tokens: [ABSENT, 64, null, 0, undefined, -0, 2 ** 53, Number.NaN],
+  tools: [ABSENT, [], [{ type: "function", function: { name: "f" } }], {}, null, undefined, [undefined], "t"],
+  n: [ABSENT, 1, 2, null, 0, undefined, -0, 1.0000001],
+  x_gateway_reasoning_effort: [ABSENT, "low", "", 5, undefined, null],
   temperature: [0.2, ABSENT, undefined],
+  // Keys of the client's own, passed on: prototype keys as JSON.parse keeps them (own), an index-like key.
+  ["__proto__"]: [ABSENT, { models: "abc", max_tokens: -5 }, null, 5],
+  constructor: [ABSENT, { prototype: { stream: "yes" } }, "c"],
+  "0": [ABSENT, "zero"],
+  stream_options: [ABSENT, { include_usage: true }, null],
 };
 
 /** A deterministic walk over combinations (every value of every field appears, with varied neighbours). */
@@ -54,7 +92,7 @@ function* bodies(): Generator<Record<string, unknown>> {
     // The high bits: an LCG's low bits repeat with a short period (two draws in a row would be tied).
     return Math.floor((seed / 2147483648) * bound);
   };
-  for (let round = 0; round < 3000; round++) {
+  for (let round = 0; round < 6000; round++) {
     const body: Record<string, unknown> = {};
     // Half the bodies list their fields in another order, as clients do (`temperature` first, `model` last).
     const order = round % 2 === 0 ? fields : [...fields].reverse();
@@ -62,7 +100,9 @@ function* bodies(): Generator<Record<string, unknown>> {
       const values = FIELD_VALUES[field] as readonly unknown[];
       // Mostly a field's most common value, else any of them.
       const value = values[next(3) === 0 ? next(values.length) : 0];
-      if (value !== ABSENT) body[field] = value;
+      // Defined, not assigned: a `__proto__` field is an own key, as JSON.parse makes it.
+      if (value !== ABSENT)
+        Object.defineProperty(body, field, { value, enumerable: true, writable: true, configurable: true });
     }
     yield body;
   }
