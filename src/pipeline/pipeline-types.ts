@@ -83,6 +83,13 @@ export interface RequestContext {
    * path, and a slow one (a request log on a slow disk) no longer delays it.
    */
   readonly writesBeforeRecord?: boolean | undefined;
+  /**
+   * Sends what the door wrote of a stream so far (server/write-stream.ts flushWrites), called by the relay when it is
+   * about to wait for its upstream. Node holds a response's writes until the next tick (it corks the socket), and the
+   * promise jobs the relay's pull of the upstream queues run before that tick: the first byte waited for them
+   * (bench/README.md section 39).
+   */
+  readonly flushWrites?: (() => void) | undefined;
 }
 
 /** Publishes a held record (`isAnswerNotKept`: the door could not keep the answer); later calls do nothing. */

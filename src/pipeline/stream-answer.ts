@@ -220,6 +220,7 @@ function relayOptions(request: PipelineRequest, plan: RoutePlan, result: StreamR
     // A legacy completion that asked `echo` starts with its prompt, which its provider counts as prompt.
     echoedPrompt: endpoint.isLegacyCompletion === true ? EchoedPrompt.of(body) : undefined,
     redact: runtime.secrets.redactor,
+    onUpstreamWait: context.flushWrites,
     ...(isContinuable
       ? {
           continuation: createContinuationSource({

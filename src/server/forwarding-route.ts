@@ -16,7 +16,7 @@ import { toHeaderValue } from "./header-value.ts";
 import { sharedLoad } from "./lazy-routes.ts";
 import { isMultipartRequest, uploadExpected } from "./multipart-body.ts";
 import { asksForEvents, EarlyCommit, KeepAlive, SSE_KEEP_ALIVE } from "./stream-keepalive.ts";
-import { clientGoneSignal, pumpStream, sseHeaders } from "./write-stream.ts";
+import { clientGoneSignal, flushWrites, pumpStream, sseHeaders } from "./write-stream.ts";
 
 type HandleRequest = typeof import("../pipeline/handle-request.ts").handleRequest;
 
@@ -65,6 +65,7 @@ export function forwardingHandler(endpoint: EndpointSpec, runtime: GatewayRuntim
         earlyCommit: early,
         // A JSON answer is written before its record's subscribers run (releaseRecord below).
         writesBeforeRecord: true,
+        flushWrites: () => flushWrites(reply.raw),
       });
       result =
         early === undefined

@@ -21,7 +21,7 @@ type ForwardRecall = ForwardRequest["recallToolCallExtras"];
 import { answerInBackground, type BackgroundExchange } from "./background-responses.ts";
 import { toHeaderValue } from "./header-value.ts";
 import { EarlyCommit, KeepAlive, MESSAGES_KEEP_ALIVE, SSE_KEEP_ALIVE } from "./stream-keepalive.ts";
-import { clientGoneSignal, pumpStream, sseHeaders } from "./write-stream.ts";
+import { clientGoneSignal, flushWrites, pumpStream, sseHeaders } from "./write-stream.ts";
 
 /** A protocol's stream translator: fed chat chunks, it returns the SSE text to write. */
 interface StreamTranslator {
@@ -158,6 +158,7 @@ export function protocolHandler(runtime: GatewayRuntime, adapter: ProtocolAdapte
         truncatesToFit: exchange.truncatesToFit,
         // The record waits for the door's keeping, so that it can say whether the answer was kept.
         holdsRecord: exchange.answered !== undefined,
+        flushWrites: () => flushWrites(reply.raw),
       });
       result =
         early === undefined

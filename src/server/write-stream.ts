@@ -99,6 +99,18 @@ function lastEventOf(lastEvent: PumpOptions["lastEvent"], error: unknown): strin
 }
 
 /**
+ * Hands what `response` holds to its socket now. Each write corks a response's socket until the next tick (so that
+ * the head and the first event, or a chunk's size line and its data, go out in one syscall), and every promise job
+ * queued by then runs first: after a stream's first batch, the relay's whole pull of its upstream. Called when the
+ * relay has nothing more to write until the upstream sends again (RequestContext.flushWrites), it costs no syscall.
+ */
+export function flushWrites(response: ServerResponse): void {
+  // The socket's cork, not the response's own (`response.writableCorked` counts only `response.cork()`).
+  const socket = response.socket;
+  if (socket !== null && socket.writableCorked > 0) socket.uncork();
+}
+
+/**
  * An AbortSignal that fires when the client goes away before its response is complete, or when the gateway ends
  * every open request at its exit (then aborted with that error: open-requests.ts). `stop` once the pipeline has
  * settled the request (its record published): until then it counts among the open requests an exit waits for.

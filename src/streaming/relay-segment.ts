@@ -50,6 +50,8 @@ export interface SegmentOptions {
   readonly isAnswerEnded?: (() => boolean) | undefined;
   /** A legacy completion's echoed prompt (the first segment's), which is no output (echoed-prompt.ts). */
   readonly echoedPrompt?: EchoedPrompt | undefined;
+  /** Before each read of the upstream that may wait, never after the segment ended (RelayOptions.onUpstreamWait). */
+  readonly onUpstreamWait?: (() => void) | undefined;
 }
 
 export async function* relaySegment(
@@ -97,6 +99,7 @@ export async function* relaySegment(
       // Asked once the client took the batch: the door ended the answer in it (a stop sequence it matched).
       if (options.isAnswerEnded?.() === true) grace.start(progress, stop);
       if (progress.outcome !== undefined) break;
+      options.onUpstreamWait?.();
       idle.waitForUpstream();
       const waitStartedMs = performance.now();
       const next = await current.iterator.next();

@@ -2,69 +2,10 @@
 // the consumer closes the relay while a continuation is streaming.
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { chunk, opened, readToEnd, readUntil, relayOptions } from "../../test/helpers/scripted-relay.ts";
 import type { OpenedStream } from "./opened-stream.ts";
 import { relayStream } from "./relay-stream.ts";
 import type { ContinuationSegment, RelaySegment, SegmentEnd } from "./relay-types.ts";
-import { type SseEvent, SseParser } from "./sse-parser.ts";
-import { inspectEvent } from "./stream-event.ts";
-
-const chunk = (content: string): string =>
-  `data: ${JSON.stringify({ id: "c", object: "chat.completion.chunk", choices: [{ index: 0, delta: { content } }] })}\n\n`;
-
-/** A stream that sends `texts`, then ends (`hang`: never ends, until aborted). */
-function opened(texts: readonly string[], ending: "end" | "hang"): OpenedStream {
-  const pendingEvents: SseEvent[] = [];
-  const parser = new SseParser((event) => pendingEvents.push(event));
-  const controller = new AbortController();
-  async function* body(): AsyncGenerator<Uint8Array> {
-    for (const text of texts) yield new TextEncoder().encode(text);
-    if (ending === "hang") {
-      await new Promise((resolve) => controller.signal.addEventListener("abort", resolve, { once: true }));
-      throw new Error("aborted");
-    }
-  }
-  return {
-    iterator: body(),
-    parser,
-    pendingEvents,
-    controller,
-    streamIdleTimeoutMs: 60_000,
-    startedAtMs: Date.now(),
-    inspect: inspectEvent,
-  };
-}
-
-type RelayOptions = Parameters<typeof relayStream>[1];
-
-/** What every test relays with (generous bounds, nothing stripped or redacted, a client that stays), plus its own. */
-function relayOptions(own: Partial<RelayOptions> = {}): RelayOptions {
-  return {
-    maxDurationMs: 60_000,
-    maxMalformedEvents: 3,
-    maxRetainedChars: 1_000_000,
-    shouldStripUsage: false,
-    signal: new AbortController().signal,
-    redact: (text) => text,
-    ...own,
-  };
-}
-
-/** Reads the relay to its end; returns what it ended with. */
-async function readToEnd(relay: ReturnType<typeof relayStream>) {
-  let result = await relay.next();
-  while (result.done !== true) result = await relay.next();
-  return result.value;
-}
-
-/** Reads the relay's events until one holds `needle`; the relay must not end before. */
-async function readUntil(relay: ReturnType<typeof relayStream>, needle: string): Promise<void> {
-  const texts: string[] = [];
-  while (!texts.some((data) => data.includes(needle))) {
-    const next = await relay.next();
-    assert.equal(next.done, false);
-    for (const item of next.value as readonly { data: string }[]) texts.push(item.data);
-  }
-}
 
 test("closed while a continuation streams: the continuation is settled (its slot freed), the first segment too", async () => {
   const ends: { segment: string; end: SegmentEnd }[] = [];
@@ -395,4 +336,24 @@ test("max_stream_duration_ms runs out while the consumer takes nothing (a client
   await new Promise((resolve) => setTimeout(resolve, 100)); // the writer waits for a drain: nothing is pulled
   await readToEnd(relay);
   assert.deepEqual([ends[0]?.outcome, ends[0]?.isLeftUnread], ["client_aborted", true], "the client's hold-up");
+});
+
+test("the writer is told to send before each wait for the upstream, after the batch was taken, never after the last", async () => {
+  // onUpstreamWait lets the door hand its socket what it wrote before the relay's pull of the upstream (its promise jobs
+  // ran before Node's corked write went out: the first byte waited for them). After the segment's end it is not
+  // called, so a stream's last batch and the door's end of the response still leave in one write.
+  const steps: string[] = [];
+  const relay = relayStream(
+    {
+      stream: opened([chunk("Hel"), chunk("lo"), "data: [DONE]\n\n"], "end"),
+      isUsageInjected: false,
+      finish: () => steps.push("finished"),
+    },
+    relayOptions({ onUpstreamWait: () => steps.push("wait") }),
+  );
+  for (let next = await relay.next(); next.done !== true; next = await relay.next()) {
+    steps.push(`batch of ${next.value.length}`);
+  }
+  // The third batch is the finish the relay adds after a `[DONE]` whose answer had none.
+  assert.deepEqual(steps, ["wait", "batch of 1", "wait", "batch of 1", "wait", "batch of 1", "finished"]);
 });

@@ -62,6 +62,8 @@ export interface RelayOptions {
   isAnswerEnded?(): boolean;
   /** A legacy completion's echoed prompt, which its output counts leave out (echoed-prompt.ts). */
   readonly echoedPrompt?: EchoedPrompt | undefined;
+  /** About to wait for the upstream, its batches taken: the writer sends them now (RequestContext.flushWrites). */
+  readonly onUpstreamWait?: (() => void) | undefined;
   /** Replaces secrets in upstream-derived text (error events, malformed samples) before it is shown or logged. */
   redact(text: string): string;
   onMalformedEvent?(data: string): void;
@@ -113,6 +115,7 @@ export async function* relayStream(
         countTokens: options.countTokens,
         isAnswerEnded: options.isAnswerEnded,
         echoedPrompt: options.echoedPrompt,
+        onUpstreamWait: options.onUpstreamWait,
       });
       // A segment is settled once it is known whether another upstream continues it (the first one last), but its slot
       // is freed now (`ended`): the deployment may be asked to continue it itself.
