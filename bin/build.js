@@ -292,8 +292,8 @@ const sources = [];
 const packages = {};
 for (const input of new Set([...Object.keys(result.metafile.inputs), ...snapshot.inputs])) {
   // The stand-ins of lazyBuiltins (`lazy-builtin:http2`), the empty zod locales and `node:fs` are no files; nor the
-  // snapshot's stand-ins.
-  if (/^(lazy-builtin|lazy-package|empty-module|builtin-object|snapshot-stand-in):/.test(input)) continue;
+  // snapshot's stand-ins, nor those of llhttp's WebAssembly (undici itself is recorded).
+  if (/^(lazy-builtin|lazy-package|empty-module|builtin-object|snapshot-stand-in|llhttp-wasm):/.test(input)) continue;
   // Relative to ROOT (absWorkingDir), as bin/start-entry.js reads them back.
   const path = normalize(input);
   const packageDir = /^(.*node_modules\/(?:@[^/]+\/)?[^/]+)\//.exec(path)?.[1];

@@ -1,8 +1,8 @@
 // The esbuild set-up that bin/build.js's bundle (dist/) and bin/build-snapshot.js's script (dist/snapshot.cjs) share:
 // what stays out of a bundle, what gets a stand-in, and the options both build with. Kept in one place so that the
 // snapshot a start deserializes is built as the bundle it stands for, not by a copy that drifted.
-import { existsSync, readFileSync } from "node:fs";
-import { dirname, join, normalize, relative } from "node:path";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { basename, dirname, join, normalize, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { lazyPackages } from "./lazy-packages.js";
 
@@ -52,6 +52,48 @@ export function lazyAssert(importers) {
 }
 
 /**
+ * undici's HTTP/1 parser, llhttp, is WebAssembly shipped as base64 text in two modules of ~72 KB each (with SIMD and
+ * without), which undici requires at its first connection (`lazyllhttp`, client-h1.js), never before. Bundled, both
+ * were source text of a module every start loads, held by its heap, and, in the start-up snapshot, by the blob Node
+ * keeps in memory as well (bench/README.md section 41). Here each becomes a file of the build's output folder, the
+ * WebAssembly's bytes decoded from undici's module (54 KB), and a stand-in that reads it there at that first require
+ * (relative to dist/: the `require` of bin/build.js's banner and of the snapshot's), so dist/ stays whole without
+ * node_modules. Read, not required: a module there would be compiled under whichever V8 flags its first user found
+ * (`llm-gateway providers` probes with the start-up holds on, a served request without), and Node's compile cache
+ * keeps one entry per file, which the other rejects. dist/build.json records undici, so another version makes dist/
+ * stale and the next build decodes its files.
+ */
+export const llhttpApart = {
+  name: "llhttp-apart",
+  setup(build) {
+    const { outdir, outfile } = build.initialOptions;
+    build.onResolve({ filter: /^\.\.\/llhttp\/llhttp(_simd)?-wasm\.js$/ }, (args) =>
+      /node_modules[\\/]undici[\\/]lib[\\/]dispatcher[\\/]/.test(args.importer)
+        ? { path: join(args.resolveDir, args.path), namespace: "llhttp-wasm" }
+        : undefined,
+    );
+    build.onLoad({ filter: /.*/, namespace: "llhttp-wasm" }, (args) => {
+      const base64 = /\bwasmBase64 = '([A-Za-z0-9+/=]+)'/.exec(readFileSync(args.path, "utf8"))?.[1];
+      if (base64 === undefined) return { errors: [{ text: `no wasmBase64 in ${args.path}: undici changed it` }] };
+      const name = `undici-${basename(args.path, ".js")}.wasm`;
+      const dir = outdir ?? dirname(outfile);
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(join(dir, name), Buffer.from(base64, "base64"));
+      return {
+        loader: "js",
+        contents: `"use strict";
+const file = ${JSON.stringify(`./${name}`)};
+let bytes;
+Object.defineProperty(module, "exports", {
+  get: () => (bytes ??= require("node:fs").readFileSync(require.resolve(file))),
+});
+`,
+      };
+    });
+  },
+};
+
+/**
  * zod's `z` namespace re-exports every locale's error messages (`z.locales`, ~40 languages), so a bundle that
  * imports `z` would hold them all. The gateway answers in English, which zod's schemas register themselves (from
  * `locales/en.js`, untouched): the namespace of the others is left empty.
@@ -96,6 +138,7 @@ export function bundleOptions({ root, minify, standIns, first = [], last = [] })
       lazyAssert(ASSERT_IMPORTERS),
       lazyPackages(LAZY_PACKAGE_NAMES, LAZY_PACKAGE_IMPORTERS, root, standIns),
       withoutZodLocales,
+      llhttpApart,
       ...last,
     ],
   };

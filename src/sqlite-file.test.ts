@@ -14,32 +14,32 @@ function tempPath(t: TestContext): string {
 
 const pragma = (db: DatabaseSync, name: string): unknown => Object.values(db.prepare(`PRAGMA ${name}`).get() ?? {})[0];
 
-test("a new file: its folder is created, 16 KiB pages, WAL; every part opening it later sees the same", (t) => {
+test("a new file: its folder is created, 4 KiB pages, WAL; every part opening it later sees the same", (t) => {
   const path = tempPath(t);
   const first = openSqliteFile(path);
   first.exec("CREATE TABLE a (x)");
   const second = openSqliteFile(path);
   second.exec("CREATE TABLE b (x)");
   for (const db of [first, second]) {
-    assert.equal(pragma(db, "page_size"), 16_384);
+    assert.equal(pragma(db, "page_size"), 4_096);
     assert.equal(pragma(db, "journal_mode"), "wal");
     assert.equal(pragma(db, "busy_timeout"), 2_000);
     db.close();
   }
 });
 
-test("a file of an earlier version keeps its 4 KiB pages and its rows", (t) => {
+test("a file of an earlier version keeps its 16 KiB pages and its rows", (t) => {
   const path = tempPath(t);
   openSqliteFile(path).close(); // creates the folder
   rmSync(path, { force: true });
   rmSync(`${path}-wal`, { force: true });
   rmSync(`${path}-shm`, { force: true });
   const old = new DatabaseSync(path);
-  old.exec("PRAGMA journal_mode = WAL; CREATE TABLE kept (x); INSERT INTO kept VALUES (1);");
+  old.exec("PRAGMA page_size = 16384; PRAGMA journal_mode = WAL; CREATE TABLE kept (x); INSERT INTO kept VALUES (1);");
   old.close();
   const db = openSqliteFile(path);
   t.after(() => db.close());
-  assert.equal(pragma(db, "page_size"), 4_096);
+  assert.equal(pragma(db, "page_size"), 16_384);
   assert.equal(pragma(db, "journal_mode"), "wal");
   assert.equal(db.prepare("SELECT x FROM kept").get()?.x, 1);
 });

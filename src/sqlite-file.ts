@@ -7,14 +7,16 @@ import { DatabaseSync } from "node:sqlite";
 import { setTimeout as sleep } from "node:timers/promises";
 
 /**
- * The page size of a new file (SQLite fixes it when the file is created; an existing file keeps its own). With
- * 16 KiB pages instead of SQLite's default 4 KiB the request log's insert and retention (then a table in this
- * file) cost ~30 % less CPU per row (8.8 → 6.3 µs, medians of interleaved microbenchmark runs at 10,000 rows); 32
- * and 64 KiB gained nothing more.
- * About a third of that comes from checkpoints four times rarer: the WAL is checkpointed every 1,000 pages, now
- * 16 MB of disk instead of 4 (kept at 4 MB, the gain was ~22 %).
+ * The page size of a new file (SQLite fixes it when the file is created; an existing file keeps its own): SQLite's
+ * default, 4 KiB. Each connection's page cache starts with 20 pages (SQLITE_DEFAULT_PCACHE_INITSZ), allocated at its
+ * first read of the schema and written one page at a time; with 16 KiB pages the four connections an idle gateway
+ * holds on this file (and the lock's) left ~0.9 MB more resident (bench/README.md section 41: idle RSS paired -0.94
+ * MB with 4 KiB). 16 KiB pages had been chosen (2026-12-04) for the request log's insert and retention, then a table
+ * in this file (~30 % less CPU per row, a third of it from checkpoints four times rarer); the request log has been
+ * files of its own since (observability/file-request-log.ts), and the state store's and kept answers' writes read
+ * the same CPU per request with either size (section 41).
  */
-const PAGE_SIZE_BYTES = 16_384;
+const PAGE_SIZE_BYTES = 4_096;
 
 /**
  * The file holds prompts and answers (kept Responses API answers) and the request log sits next to it: only the

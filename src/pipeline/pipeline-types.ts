@@ -87,7 +87,7 @@ export interface RequestContext {
    * Sends what the door wrote of a stream so far (server/write-stream.ts flushWrites), called by the relay when it is
    * about to wait for its upstream. Node holds a response's writes until the next tick (it corks the socket), and the
    * promise jobs the relay's pull of the upstream queues run before that tick: the first byte waited for them
-   * (bench/README.md section 39).
+   * (bench/README.md section 40).
    */
   readonly flushWrites?: (() => void) | undefined;
 }

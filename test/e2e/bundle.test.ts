@@ -33,6 +33,24 @@ test("the bundle serves chat, a preset, the dashboard and /metrics, from its own
     // biome-ignore lint/suspicious/noControlCharactersInRegex: the range is the point
     assert.doesNotMatch(readFileSync(join(root, "dist", file), "latin1"), /[^\x00-\x7f]/, file);
   }
+  // undici's HTTP/1 parser (WebAssembly as base64 text, ~72 KB for each of its two builds) is required at the first
+  // upstream connection: its bytes are files of their own (bin/bundle-plugins.js llhttpApart), in no module a start
+  // loads, the snapshot's script included (whose source is held twice, in the blob and in the heap). The chat
+  // requests below read one through the bundle's require.
+  const wasmText = "AGFzbQ"; // "\0asm", WebAssembly's magic number, in base64
+  const withWasm = readdirSync(join(root, "dist")).filter(
+    (name) => /\.c?js$/.test(name) && readFileSync(join(root, "dist", name), "latin1").includes(wasmText),
+  );
+  assert.deepEqual(withWasm, [], "no module of dist/ holds llhttp's WebAssembly");
+  for (const name of ["undici-llhttp-wasm.wasm", "undici-llhttp_simd-wasm.wasm"]) {
+    assert.equal(
+      readFileSync(join(root, "dist", name))
+        .subarray(0, 4)
+        .toString("latin1"),
+      "\0asm",
+      name,
+    );
+  }
   const manifest = JSON.parse(readFileSync(join(root, "dist", "build.json"), "utf8")) as {
     sources: string[];
     packages: Record<string, unknown>;
