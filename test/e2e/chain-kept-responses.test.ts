@@ -17,6 +17,7 @@ import { indexedItemKeys } from "../../src/protocols/responses/chain-items.ts";
 import type { StoredResponse } from "../../src/protocols/responses/response-store.ts";
 import { EmbeddedKeptResponses } from "../../src/state/embedded-kept-responses.ts";
 import { RedisKeptResponses } from "../../src/state/redis-kept-responses.ts";
+import { toolCallCompletion } from "../helpers/chat-tool-calls.ts";
 import { badRequest, CHAT_ROUTE, oneProviderYaml, openAiClient, useGateway, useMock, words } from "../helpers/e2e.ts";
 import { chatCompletion, type MockUpstream } from "../helpers/mock-upstream.ts";
 import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../helpers/redis-server.ts";
@@ -176,6 +177,45 @@ for (const [name, scene] of Object.entries(SCENES)) {
       const listed = [...historyThrough(20)];
       assert.deepEqual(await listedTexts(client, twentieth, "asc", 7), listed);
       assert.deepEqual(await listedTexts(client, twentieth, "desc", 7), [...listed].reverse());
+    });
+
+    test("an agent's tool loop of 20 calls: each turn sends the previous request's messages exactly, then the call and its output", async (t) => {
+      const mock = await useMock(t);
+      let count = 0;
+      mock.setDefault(CHAT_ROUTE, (recorded) => {
+        count += 1;
+        const model = (recorded.body as { model: string }).model;
+        const call = { id: `call_${count}`, name: "read_file", arguments: JSON.stringify({ path: `f${count}` }) };
+        return { kind: "json", body: toolCallCompletion(model, [call]) };
+      });
+      const { yaml } = await scene.state(t, mock);
+      const client = openAiClient(await useGateway(t, yaml));
+      const tools = [
+        {
+          type: "function" as const,
+          name: "read_file",
+          parameters: { type: "object", properties: { path: { type: "string" } } },
+          strict: false,
+        },
+      ];
+      let response = await client.responses.create({ model: "m", tools, input: "Read the files." });
+      for (let turn = 2; turn <= 20; turn += 1) {
+        const call = response.output.find((item) => item.type === "function_call");
+        assert.ok(call?.type === "function_call");
+        response = await client.responses.create({
+          model: "m",
+          tools,
+          previous_response_id: response.id,
+          input: [
+            { type: "function_call_output", call_id: call.call_id, output: `contents ${turn} ${words("x", 30)}` },
+          ],
+        });
+        const sent = sentMessages(mock, turn - 1);
+        assert.deepEqual(sent.slice(0, -2), sentMessages(mock, turn - 2), `turn ${turn}'s prefix`);
+        assert.equal((sent.at(-1) as { role: string }).role, "tool");
+        assert.equal((sent.at(-2) as { tool_calls?: { id: string }[] }).tool_calls?.[0]?.id, `call_${turn - 1}`);
+      }
+      assert.equal(sentMessages(mock, 19).length, 1 + 2 * 19);
     });
 
     test("a link deleted mid-chain: the turns reading it are the 400 naming it; a whole row after it is not", async (t) => {
