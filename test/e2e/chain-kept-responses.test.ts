@@ -9,34 +9,17 @@ import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { DatabaseSync } from "node:sqlite";
 import { describe, type TestContext, test } from "node:test";
 import type OpenAI from "openai";
-import { ManualClock } from "../../src/clock.ts";
-import { indexedItemKeys } from "../../src/protocols/responses/chain-items.ts";
-import type { StoredResponse } from "../../src/protocols/responses/response-store.ts";
-import { EmbeddedKeptResponses } from "../../src/state/embedded-kept-responses.ts";
-import { RedisKeptResponses } from "../../src/state/redis-kept-responses.ts";
 import { toolCallCompletion } from "../helpers/chat-tool-calls.ts";
 import { badRequest, CHAT_ROUTE, oneProviderYaml, openAiClient, useGateway, useMock, words } from "../helpers/e2e.ts";
-import { chatCompletion, type MockUpstream } from "../helpers/mock-upstream.ts";
+import { answerNumbered, listedTexts, redisRows, stateFileRows } from "../helpers/kept-responses-scene.ts";
+import type { MockUpstream } from "../helpers/mock-upstream.ts";
 import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../helpers/redis-server.ts";
 
 const FIXTURE = JSON.parse(
   readFileSync(new URL("../fixtures/kept-chain-turns-before.json", import.meta.url), "utf8"),
 ) as { rows: { id: string; json: string }[] };
-
-const LIMITS = { maxEntries: 10_000, maxBytes: 64 * 1024 * 1024, maxAgeMs: 24 * 3_600_000 };
-
-/** Each chat request answered `Answer <n>.` plus filler, n counting from 1. */
-function answerNumbered(mock: MockUpstream): void {
-  let count = 0;
-  mock.setDefault(CHAT_ROUTE, (recorded) => {
-    count += 1;
-    const model = (recorded.body as { model: string }).model;
-    return { kind: "json", body: chatCompletion(`Answer ${count}. ${words("filler", 40)}`, model) };
-  });
-}
 
 function sentMessages(mock: MockUpstream, index: number): unknown[] {
   return (mock.requests[index]?.body as { messages?: unknown[] } | undefined)?.messages ?? [];
@@ -47,26 +30,10 @@ function textsOf(messages: readonly unknown[]): string[] {
   return messages.map((message) => String((message as { content: unknown }).content).split(" filler")[0] ?? "");
 }
 
-/** The text of each input item GET input_items lists, in pages of `limit`. */
-async function listedTexts(client: OpenAI, id: string, order: "asc" | "desc", limit: number): Promise<string[]> {
-  const texts: string[] = [];
-  for await (const item of client.responses.inputItems.list(id, { order, limit })) {
-    const content = (item as { content?: { text?: string }[] }).content ?? [];
-    texts.push(
-      content
-        .map((part) => part.text ?? "")
-        .join("")
-        .split(" filler")[0] ?? "",
-    );
-  }
-  return texts;
-}
-
 /** The texts a chain's turn `n` (from 1) sends: every turn before with its answer, then its own. */
-function historyThrough(turn: number, answerOffset = 0): string[] {
+function historyThrough(turn: number): string[] {
   const texts: string[] = [];
-  for (let earlier = 1; earlier < turn; earlier += 1)
-    texts.push(`Turn ${earlier}.`, `Answer ${earlier + answerOffset}.`);
+  for (let earlier = 1; earlier < turn; earlier += 1) texts.push(`Turn ${earlier}.`, `Answer ${earlier}.`);
   return [...texts, `Turn ${turn}.`];
 }
 
@@ -101,51 +68,27 @@ const SCENES: Record<string, { skip: string | false; state: Scene }> = {
     skip: false,
     state: async (_t, mock, store = "") => {
       const path = join(mkdtempSync(join(tmpdir(), "kept-chain-")), "state.db");
-      const rowBytes = async (id: string): Promise<number> => {
-        const reader = new DatabaseSync(path, { readOnly: true });
-        try {
-          const row = reader.prepare("SELECT json FROM kept_responses WHERE id = ?").get(id) as { json: string };
-          return Buffer.byteLength(row.json);
-        } finally {
-          reader.close();
-        }
+      const { rowBytes, putRows } = stateFileRows(path);
+      return {
+        yaml: `${oneProviderYaml(mock)}${store}state:\n  path: ${JSON.stringify(path)}\n`,
+        rowBytes,
+        putRows: () => putRows(FIXTURE.rows),
       };
-      const putRows = async (): Promise<void> => {
-        const rows = new EmbeddedKeptResponses(path, LIMITS, new ManualClock(Date.now()));
-        for (const row of fixtureRows()) await rows.put(row);
-        await rows.close();
-      };
-      return { yaml: `${oneProviderYaml(mock)}${store}state:\n  path: ${JSON.stringify(path)}\n`, rowBytes, putRows };
     },
   },
   redis: {
     skip: isRedisInstalled() ? false : REDIS_MISSING,
     state: async (t, mock, store = "") => {
       const redis = await useRedisServer(t);
-      const withRows = async <T>(use: (rows: RedisKeptResponses) => Promise<T>): Promise<T> => {
-        const rows = new RedisKeptResponses(redis.url, "kept-chain:", false, LIMITS, new ManualClock(Date.now()));
-        await rows.connect();
-        try {
-          return await use(rows);
-        } finally {
-          await rows.close();
-        }
-      };
+      const { rowBytes, putRows } = redisRows(redis.url, "kept-chain:");
       return {
         yaml: `${oneProviderYaml(mock)}${store}state:\n  path: ":memory:"\n  redis_url: ${redis.url}\n  redis_key_prefix: "kept-chain:"\n`,
-        rowBytes: (id) => withRows(async (rows) => Buffer.byteLength((await rows.get(id)) ?? "")),
-        putRows: () =>
-          withRows(async (rows) => {
-            for (const row of fixtureRows()) await rows.put(row);
-          }),
+        rowBytes,
+        putRows: () => putRows(FIXTURE.rows),
       };
     },
   },
 };
-
-function fixtureRows(): { id: string; json: string; itemIds: string[] }[] {
-  return FIXTURE.rows.map((row) => ({ ...row, itemIds: indexedItemKeys(JSON.parse(row.json) as StoredResponse) }));
-}
 
 /** A `responses.store` section with these bounds. */
 function storeYaml(maxBytes: number): string {
