@@ -4,7 +4,11 @@
 // in total and per turn, and how long the last turn's write took. Until 2026-12-07 every turn rewrote the whole
 // conversation (O(n²) bytes over n turns); now a turn appends its items (docs/protocols.md "Conversations").
 //
-//   ./node_modules/.bin/node bench/conversation-turns.ts [--turns 200] [--item-bytes 600] [--no-redis]
+// With --chain, the turns are a chain by `previous_response_id` instead (no conversation): what counts is then the
+// kept responses' rows, each the whole chain until 2026-12-07, now a turn and a pointer (docs/protocols.md "Kept
+// responses").
+//
+//   ./node_modules/.bin/node bench/conversation-turns.ts [--turns 200] [--item-bytes 600] [--no-redis] [--chain]
 //
 // Not a test: it patches the stores' write methods to count (the counting is this script's, the writes are real).
 import { mkdtempSync } from "node:fs";
@@ -69,6 +73,7 @@ const { values } = parseArgs({
     turns: { type: "string", default: "200" },
     "item-bytes": { type: "string", default: "600" },
     "no-redis": { type: "boolean", default: false },
+    chain: { type: "boolean", default: false },
   },
 });
 const turns = Number(values.turns);
@@ -89,19 +94,24 @@ async function run(label: string, stateYaml: string, tally: WriteTally): Promise
       if (!response.ok) throw new Error(`${path}: ${response.status} ${JSON.stringify(json).slice(0, 300)}`);
       return json;
     };
-    const { id } = (await post("/conversations", {})) as { id: string };
+    const { id } = values.chain ? { id: undefined } : ((await post("/conversations", {})) as { id: string });
     const marks: string[] = [];
+    let previous: unknown;
     for (let turn = 1; turn <= turns; turn++) {
       const input = `turn ${turn}: ${"q".repeat(itemBytes)}`;
-      await post("/responses", { model: "m", conversation: id, input });
-      if (turn % 50 === 0 || turn === turns) marks.push(`${turn}: ${(tally.bytes / 1024).toFixed(0)} KiB`);
+      const history = id === undefined ? { previous_response_id: previous } : { conversation: id };
+      previous = (await post("/responses", { model: "m", ...history, input })).id;
+      const bytes = id === undefined ? tally.responseBytes : tally.bytes;
+      if (turn % 50 === 0 || turn === turns) marks.push(`${turn}: ${(bytes / 1024).toFixed(0)} KiB`);
     }
-    console.log(`${label}: ${turns} turns, ~${itemBytes} B per input and per answer`);
+    const shape = id === undefined ? "turns chained by previous_response_id" : "turns on one conversation";
+    console.log(`${label}: ${turns} ${shape}, ~${itemBytes} B per input and per answer`);
     console.log(`  bytes written to the store, cumulative: ${marks.join(", ")}`);
     // The machine may be busy: the last write alone is one sample, the median of the last 20 steadier.
     const last = tally.writeMs.slice(-20).sort((a, b) => a - b);
     const median = last[Math.floor(last.length / 2)] ?? 0;
     console.log(`  the kept responses of those turns (store: true): ${tally.responseBytes} bytes`);
+    if (id === undefined) return;
     console.log(
       `  total ${tally.bytes} bytes in ${tally.writes} writes; last turn's write ${(tally.writeMs.at(-1) ?? 0).toFixed(2)} ms, median of the last 20 ${median.toFixed(2)} ms`,
     );

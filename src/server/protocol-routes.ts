@@ -13,6 +13,7 @@ import { toChatRequest as messagesToChat } from "../protocols/messages/request-m
 import { ConversationRowsInMemory } from "../protocols/responses/conversation-rows-memory.ts";
 import { Conversations } from "../protocols/responses/conversations.ts";
 import { type InputItemsQuery, listInputItems } from "../protocols/responses/input-items.ts";
+import { withChainHistory } from "../protocols/responses/kept-chain-history.ts";
 import { historyConversationId, withConversationHistory } from "../protocols/responses/kept-conversation-history.ts";
 import { forClient } from "../protocols/responses/kept-for-client.ts";
 import { BEFORE_WRITE } from "../protocols/responses/kept-read-options.ts";
@@ -141,8 +142,10 @@ function registerKeptResponseRoutes(
     app.get(`${base}/:id/input_items`, async (request) => {
       const id = idOf(request);
       const kept = forClient(store, request.clientName);
-      const stored = await kept.get(id, NO_EVENTS);
-      if (stored === undefined) throw notKept(kept, id);
+      const row = await kept.get(id, NO_EVENTS);
+      if (row === undefined) throw notKept(kept, id);
+      // A continuation keeps its own turn: the earlier ones are in the rows it names (a 400 naming one gone).
+      const stored = await withChainHistory(kept, row);
       // A conversation turn keeps its own items: the earlier ones are its conversation's, as they are now.
       const historyId = historyConversationId(stored);
       const found = historyId === undefined ? undefined : await conversations.get(historyId, request.clientName);

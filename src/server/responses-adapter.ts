@@ -9,6 +9,7 @@ import type { KeptChain } from "../protocols/responses/chain-items.ts";
 import { conversationAppender } from "../protocols/responses/conversation-appender.ts";
 import type { Conversations, ConversationUpdate } from "../protocols/responses/conversations.ts";
 import { withConversationOrigin } from "../protocols/responses/duplicate-items.ts";
+import { keptChainTurn } from "../protocols/responses/kept-chain-history.ts";
 import { keptTurn } from "../protocols/responses/kept-conversation-history.ts";
 import { forClient } from "../protocols/responses/kept-for-client.ts";
 import type { KeptResponses } from "../protocols/responses/kept-responses.ts";
@@ -79,8 +80,13 @@ export function responsesAdapter(
         return { chain: withConversationOrigin({ ...translated.chain, inputIds }, conversationId, inConversation) };
       };
       // What the answer keeps of its conversation: on a named conversation, its own messages and where the rest lives.
-      const keptConversation = (output: ResponseObject["output"] | undefined) => {
+      // A continuation's (put alone: a background run's rows are compared whole) its own turn and where the rest is.
+      const keptConversation = (output: ResponseObject["output"] | undefined, isPointing = false) => {
         const outputMessages = output === undefined ? [] : outputToChatMessages(output, translated.toolNames);
+        if (isPointing && appender === undefined && prefetched.previousTurn !== undefined) {
+          const turn = keptChainTurn(translated.conversation, prefetched.previousTurn);
+          return { ...turn, conversation: [...turn.conversation, ...outputMessages] };
+        }
         const history =
           appender === undefined || translated.conversationId === undefined || lookup.conversation === undefined
             ? undefined
@@ -118,7 +124,7 @@ export function responsesAdapter(
         if (translated.shouldStore) {
           isAnswerNotKept = !(await kept.put({
             response,
-            ...keptConversation(response.output),
+            ...keptConversation(response.output, true),
             ...loadedTools,
             ...chainOf(response),
           }));

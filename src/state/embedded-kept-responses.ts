@@ -62,6 +62,7 @@ export interface KeptResponseRow {
   readonly json: string;
   readonly itemIds: readonly string[];
   readonly owner?: string; // the named client that wrote it (absent: an unnamed key)
+  readonly touchIds?: readonly string[]; // rows it reads its history from: stamped as written with it
 }
 
 /** A row a put accepted that was not kept after all (it waited for the lock past the memory bounds): who is told. */
@@ -182,6 +183,7 @@ export class EmbeddedKeptResponses {
   readonly #deleteEvents: StatementSync;
   readonly #expireEvents: StatementSync;
   readonly #addBytes: StatementSync;
+  readonly #restamp: StatementSync;
   /** Answers the file's write lock kept out, oldest first (a Map keeps insertion order; a put again moves one last). */
   readonly #waiting = new Map<string, WaitingRow>();
   /** The bytes of the answers in #waiting. */
@@ -249,6 +251,9 @@ export class EmbeddedKeptResponses {
       `DELETE FROM ${eventTable} WHERE response_id IN (SELECT id FROM ${table} WHERE stored_at_ms <= ?)`,
     );
     this.#addBytes = this.#db.prepare(`UPDATE ${table} SET bytes = bytes + ? WHERE id = ?`);
+    this.#restamp = this.#db.prepare(
+      `UPDATE ${table} SET stored_at_ms = ?, seq = (SELECT MAX(seq) FROM ${table}) + 1 WHERE id = ? AND stored_at_ms > ?`,
+    );
   }
 
   /**
@@ -557,6 +562,8 @@ export class EmbeddedKeptResponses {
       this.#db.exec("BEGIN IMMEDIATE");
       try {
         for (const { row, storedAtMs, bytes } of entries) {
+          // The rows its history is read from are kept as if written with it (a new place in their owner's order).
+          for (const id of row.touchIds ?? []) this.#restamp.run(storedAtMs, id, this.#oldestKeptMs());
           this.#deleteRow(row.id);
           if (bytes <= this.#limits.maxBytes && this.#limits.maxEntries > 0) {
             this.#insert.run(row.id, storedAtMs, bytes, row.json, row.owner ?? "");

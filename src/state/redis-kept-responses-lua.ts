@@ -50,6 +50,21 @@ local function isLate(deadline)
   local time = redis.call('TIME')
   return tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000) > tonumber(deadline)
 end
+-- A row a continuation reads its history from, kept as if written now (a new score and a new place in its owner's
+-- order), unless gone or expired (score at or below oldest).
+local function touch(id, now, oldest)
+  local score = redis.call('ZSCORE', KEYS[1], id)
+  if not score or tonumber(score) <= tonumber(oldest) then return end
+  redis.call('ZADD', KEYS[1], now, id)
+  local meta = redis.call('HGET', KEYS[3], id)
+  if not meta then return end
+  local decoded = cjson.decode(meta)
+  if not decoded.member then return end
+  redis.call('ZREM', KEYS[8], decoded.member)
+  decoded.member = decoded.owner .. '\0' .. string.format('%015d', math.floor(tonumber(now))) .. '\0' .. id
+  redis.call('ZADD', KEYS[8], 0, decoded.member)
+  redis.call('HSET', KEYS[3], id, cjson.encode(decoded))
+end
 local function add(id, json, now, bytes, meta, owner, member)
   redis.call('ZADD', KEYS[1], now, id)
   redis.call('HSET', KEYS[2], id, json)
@@ -72,11 +87,19 @@ if removed == 1 and ARGV[2] and tonumber(score) <= tonumber(ARGV[2]) then return
 return removed
 `;
 
-/** Replaces a row (its appended events go). ARGV: id, JSON, now (ms), bytes, meta, owner, member, then item ids. */
+/**
+ * Replaces a row (its appended events go), first stamping the rows it reads its history from as written now (`touch`).
+ * ARGV: id, JSON, now (ms), bytes, meta, owner, member, the oldest score kept (ms), the number N of rows to touch,
+ * their N ids, then item ids.
+ */
 export const PUT_LUA = `${ROW_FUNCTIONS}
+local touched = tonumber(ARGV[9])
+-- A millisecond apart, in the chain's order, before the row itself: rows stamped in one millisecond would be ordered
+-- by id, and eviction would take a chain's later link before its first.
+for i = 10, 9 + touched do touch(ARGV[i], tostring(tonumber(ARGV[3]) - (10 + touched - i)), ARGV[8]) end
 remove(ARGV[1])
 add(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7])
-for i = 8, #ARGV do redis.call('HSET', KEYS[4], ARGV[i], ARGV[1]) end
+for i = 10 + touched, #ARGV do redis.call('HSET', KEYS[4], ARGV[i], ARGV[1]) end
 return 1
 `;
 

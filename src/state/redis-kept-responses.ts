@@ -133,7 +133,19 @@ export class RedisKeptResponses {
     const bytes = Buffer.byteLength(row.json);
     if (bytes <= this.#limits.maxBytes && this.#limits.maxEntries > 0) {
       const written = this.#written(row, bytes);
-      await this.#redis.eval(PUT_LUA, this.#keys.length, ...this.#keys, row.id, row.json, ...written, ...row.itemIds);
+      const touched = row.touchIds ?? [];
+      const oldest = String(this.#oldestKeptMs());
+      const touch = [oldest, String(touched.length), ...touched];
+      await this.#redis.eval(
+        PUT_LUA,
+        this.#keys.length,
+        ...this.#keys,
+        row.id,
+        row.json,
+        ...written,
+        ...touch,
+        ...row.itemIds,
+      );
     } else {
       await this.#deleteRow(row.id);
     }

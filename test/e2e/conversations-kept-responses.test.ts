@@ -8,61 +8,20 @@ import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { DatabaseSync } from "node:sqlite";
 import { describe, type TestContext, test } from "node:test";
-import type OpenAI from "openai";
-import { ManualClock } from "../../src/clock.ts";
-import { indexedItemKeys } from "../../src/protocols/responses/chain-items.ts";
-import type { StoredResponse } from "../../src/protocols/responses/response-store.ts";
-import { EmbeddedKeptResponses } from "../../src/state/embedded-kept-responses.ts";
-import { RedisKeptResponses } from "../../src/state/redis-kept-responses.ts";
-import {
-  CHAT_ROUTE,
-  oneProviderYaml,
-  openAiClient,
-  stateFileYaml,
-  useGateway,
-  useMock,
-  words,
-} from "../helpers/e2e.ts";
-import { chatCompletion, type MockUpstream } from "../helpers/mock-upstream.ts";
+import { oneProviderYaml, openAiClient, stateFileYaml, useGateway, useMock, words } from "../helpers/e2e.ts";
+import { answerNumbered, listedTexts, redisRows, stateFileRows } from "../helpers/kept-responses-scene.ts";
+import type { MockUpstream } from "../helpers/mock-upstream.ts";
 import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../helpers/redis-server.ts";
 
 const FIXTURE = JSON.parse(
   readFileSync(new URL("../fixtures/kept-conversation-turns-before.json", import.meta.url), "utf8"),
 ) as { rows: { id: string; json: string }[] };
 
-const LIMITS = { maxEntries: 10_000, maxBytes: 64 * 1024 * 1024, maxAgeMs: 24 * 3_600_000 };
-
-/** Each chat request answered `Answer <n>.` plus filler, n counting from 1. */
-function answerNumbered(mock: MockUpstream): void {
-  let count = 0;
-  mock.setDefault(CHAT_ROUTE, (recorded) => {
-    count += 1;
-    const model = (recorded.body as { model: string }).model;
-    return { kind: "json", body: chatCompletion(`Answer ${count}. ${words("filler", 40)}`, model) };
-  });
-}
-
 /** The text of each message the mock's last request sent. */
 function lastSentTexts(mock: MockUpstream): string[] {
   const messages = (mock.requests.at(-1)?.body as { messages?: { content: unknown }[] } | undefined)?.messages ?? [];
   return messages.map((message) => String(message.content).split(" filler")[0] ?? "");
-}
-
-/** The text of each input item GET input_items lists, paged two at a time. */
-async function listedTexts(client: OpenAI, id: string, order: "asc" | "desc"): Promise<string[]> {
-  const texts: string[] = [];
-  for await (const item of client.responses.inputItems.list(id, { order, limit: 2 })) {
-    const content = (item as { content?: { text?: string }[] }).content ?? [];
-    texts.push(
-      content
-        .map((part) => part.text ?? "")
-        .join("")
-        .split(" filler")[0] ?? "",
-    );
-  }
-  return texts;
 }
 
 /** The gateway's state settings, and how many bytes the store keeps for a response's row. */
@@ -76,58 +35,28 @@ const SCENES: Record<string, { skip: string | false; state: Scene; putRows: (yam
     skip: false,
     state: async (_t, mock) => {
       const path = join(mkdtempSync(join(tmpdir(), "kept-turns-")), "state.db");
-      const rowBytes = async (id: string): Promise<number> => {
-        const reader = new DatabaseSync(path, { readOnly: true });
-        try {
-          const row = reader.prepare("SELECT json FROM kept_responses WHERE id = ?").get(id) as { json: string };
-          return Buffer.byteLength(row.json);
-        } finally {
-          reader.close();
-        }
-      };
-      return { yaml: stateFileYaml(mock, path), rowBytes };
+      return { yaml: stateFileYaml(mock, path), rowBytes: stateFileRows(path).rowBytes };
     },
     putRows: async (yaml) => {
       const path = JSON.parse(/path: (".*")/.exec(yaml)?.[1] ?? '""') as string;
-      const rows = new EmbeddedKeptResponses(path, LIMITS, new ManualClock(Date.now()));
-      for (const row of fixtureRows()) await rows.put(row);
-      await rows.close();
+      await stateFileRows(path).putRows(FIXTURE.rows);
     },
   },
   redis: {
     skip: isRedisInstalled() ? false : REDIS_MISSING,
     state: async (t, mock) => {
       const redis = await useRedisServer(t);
-      const rowBytes = async (id: string): Promise<number> => {
-        const rows = new RedisKeptResponses(redis.url, "kept-turns:", false, LIMITS, new ManualClock(Date.now()));
-        await rows.connect();
-        try {
-          return Buffer.byteLength((await rows.get(id)) ?? "");
-        } finally {
-          await rows.close();
-        }
-      };
       return {
         yaml: `${oneProviderYaml(mock)}state:\n  path: ":memory:"\n  redis_url: ${redis.url}\n  redis_key_prefix: "kept-turns:"\n`,
-        rowBytes,
+        rowBytes: redisRows(redis.url, "kept-turns:").rowBytes,
       };
     },
     putRows: async (yaml) => {
       const url = /redis_url: (\S+)/.exec(yaml)?.[1] ?? "";
-      const rows = new RedisKeptResponses(url, "kept-turns:", false, LIMITS, new ManualClock(Date.now()));
-      await rows.connect();
-      for (const row of fixtureRows()) await rows.put(row);
-      await rows.close();
+      await redisRows(url, "kept-turns:").putRows(FIXTURE.rows);
     },
   },
 };
-
-function fixtureRows(): { id: string; json: string; itemIds: string[] }[] {
-  return FIXTURE.rows.map((row) => ({
-    ...row,
-    itemIds: indexedItemKeys(JSON.parse(row.json) as StoredResponse),
-  }));
-}
 
 for (const [name, scene] of Object.entries(SCENES)) {
   describe(`kept responses of conversation turns: ${name}`, { skip: scene.skip }, () => {

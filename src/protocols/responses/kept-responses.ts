@@ -75,10 +75,8 @@ function eventsFrom(stored: StoredResponse, from: number | undefined): StoredRes
 /** The marker `rowOf` puts last in an appended row's JSON: a token that ends with it is of a row in that form. */
 const APPENDED_MARKER_END = ',"eventsAppended":true}';
 
-/**
- * A token of a row kept in the appended form (a read's keptToken keeps the marker where the row had it: last). A
- * string test, not a parse: it runs on every heartbeat of a run, and a row holds a whole conversation.
- */
+/** A token of a row kept in the appended form (a read's keptToken keeps the marker where the row had it: last). A
+ * string test, not a parse: it runs on every heartbeat of a run, and a row may hold a whole conversation. */
 function isAppendedToken(token: string): boolean {
   return token.endsWith(APPENDED_MARKER_END);
 }
@@ -123,6 +121,7 @@ export interface KeptResponseRow {
   readonly itemIds: readonly string[];
   /** The named client that kept it (absent: an unnamed key): over a bound, the owner holding the most loses first. */
   readonly owner?: string;
+  readonly touchIds?: readonly string[]; // rows it reads its history from (kept-chain-history.ts): stamped with it
 }
 
 /** What a store's compare and set of a background response also does, in the same atomic step. */
@@ -250,6 +249,7 @@ export function inRows(
         json,
         itemIds: indexedItemKeys(stored),
         ...(stored.client === undefined ? {} : { owner: stored.client }),
+        ...(stored.chainHistory === undefined ? {} : { touchIds: stored.chainHistory.previousIds }),
       },
       token: isAppended ? json : keptToken(stored),
       isAppended,

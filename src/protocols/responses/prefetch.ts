@@ -1,8 +1,10 @@
 // What a Responses request refers to (the previous response, the items it references, its conversation), read
 // from the kept responses before the request mapping, which is synchronous, looks at it.
+import { InvalidRequestError } from "../../errors/gateway-error.ts";
 import { isRecord } from "../../is-record.ts";
 import { isConversationId, type StoredConversation } from "./conversations.ts";
 import { chainLookups } from "./duplicate-items.ts";
+import { chainPrevious, type PreviousTurn, withChainHistory } from "./kept-chain-history.ts";
 import { historyConversationId, withConversationHistory } from "./kept-conversation-history.ts";
 import { type KeptResponses, NO_EVENTS } from "./kept-responses.ts";
 import type { ResponseLookup } from "./request-mapping.ts";
@@ -32,7 +34,9 @@ export async function prefetch(
   kept: KeptResponses,
   body: unknown,
   conversation?: (id: string) => Promise<StoredConversation | undefined>,
-): Promise<ResponseLookup & { readonly conversation?: StoredConversation }> {
+): Promise<
+  ResponseLookup & { readonly conversation?: StoredConversation; readonly previousTurn?: PreviousTurn | undefined }
+> {
   const { responseIds, itemIds, conversationId } = referencedIds(body);
   const responses = new Map<string, StoredResponse>();
   const owners = new Map<string, StoredResponse>();
@@ -79,7 +83,11 @@ export async function prefetch(
     if (found !== undefined) owners.set(id, found);
   };
   await Promise.all([readConversation(conversationId), ...responseIds.map(readResponse), readOwners(itemIds)]);
-  const previous = responseIds[0] === undefined ? undefined : responses.get(responseIds[0]);
+  // The previous response's row as kept (its turn and a pointer, or whole): what the answer's row points to. Its
+  // chain is rebuilt first: a link gone is the request's 400, before anything else is read.
+  const previousRow = responseIds[0] === undefined ? undefined : responses.get(responseIds[0]);
+  const previous = previousRow === undefined ? undefined : await withChainHistory(kept, previousRow);
+  if (previous !== undefined && responseIds[0] !== undefined) responses.set(responseIds[0], previous);
   if (previous !== undefined) {
     const chain = chainLookups(previous, isRecord(body) ? body.input : undefined);
     await Promise.all([
@@ -88,6 +96,19 @@ export async function prefetch(
       readOwners(chain.itemKeys),
     ]);
   }
+  // A continuation's kept response holds its own turn: the rest is read from the rows it names. One whose chain is
+  // broken is not what the duplicate check compares (a response no longer kept is not found: the same here); its
+  // output items are still the owners' (item_reference reads them alone).
+  await Promise.all([
+    ...[...responses].map(async ([id, stored]) => {
+      const whole = await withChainHistory(kept, stored).catch(unlessBroken(undefined));
+      if (whole === undefined) responses.delete(id);
+      else responses.set(id, whole);
+    }),
+    ...[...owners].map(async ([id, stored]) => {
+      owners.set(id, await withChainHistory(kept, stored).catch(unlessBroken(stored)));
+    }),
+  ]);
   // A conversation turn's kept response holds its own items: the rest is read from its conversation.
   const found = [...responses.values(), ...owners.values()];
   await Promise.all(found.map((stored) => readConversation(historyConversationId(stored))));
@@ -113,5 +134,14 @@ export async function prefetch(
     },
     conversationClientIdMap: (id) => conversations.get(id)?.clientIds,
     ...(conversationFound === undefined ? {} : { conversation: conversationFound }),
+    previousTurn: chainPrevious(previousRow, previous),
+  };
+}
+
+/** A chain whose link is gone reads as `instead`; a store that cannot be read is still its 503. */
+function unlessBroken<T>(instead: T): (error: unknown) => T {
+  return (error) => {
+    if (error instanceof InvalidRequestError) return instead;
+    throw error;
   };
 }

@@ -1,7 +1,7 @@
 // Kept responses for `previous_response_id`, `item_reference` and GET/DELETE /v1/responses/{id}: in memory,
-// bounded by count, by total size and by age (oldest evicted first). Each entry holds the whole conversation up
-// to and including its answer (a chain by `previous_response_id`), so a continuation never needs an older entry that
-// may already be gone; the byte cap is what keeps that from growing without bound. A turn on a conversation holds its
+// bounded by count, by total size and by age (oldest evicted first). A continuation's entry holds its own turn and
+// the ids of the entries before it (kept-chain-history.ts; every 16th the whole chain), which its put stamps as
+// written now, so that a chain's entries age and are evicted together. A turn on a conversation holds its
 // own items and where the earlier ones live instead (kept-conversation-history.ts). Over a bound, the owner (client) holding the most loses its
 // oldest first (owner-shares.ts): one client's flood does not evict another's responses.
 import type { Clock } from "../../clock.ts";
@@ -25,6 +25,12 @@ export interface StoredResponse {
    * row kept before 2026-12-07).
    */
   readonly conversationHistory?: KeptConversationHistory;
+  /**
+   * A continuation (`previous_response_id`): the responses whose turns come before its own, which `conversation` then
+   * holds alone (kept-chain-history.ts). Absent: `conversation` is whole (a chain's first response, every 16th, or a
+   * row kept before 2026-12-07).
+   */
+  readonly chainHistory?: KeptChainHistory;
   /**
    * The tools the conversation's `tool_search_output` items loaded up to this response, as the client listed them
    * (tool-search.ts): the kept conversation holds the outputs only as the text the model read, and a continuation
@@ -51,6 +57,15 @@ export interface StoredResponse {
   readonly eventsAppended?: true;
   /** A background response still running: when its run last wrote it (ms); see background.ts. */
   readonly heartbeatAtMs?: number;
+}
+
+/** Where the turns before a continuation live (StoredResponse.chainHistory; kept-chain-history.ts). */
+export interface KeptChainHistory {
+  /**
+   * The responses whose turns come before this one's, oldest first: the first holds the whole history up to its
+   * answer, each later one its own turn. The last is the one this response continued (`previous_response_id`).
+   */
+  readonly previousIds: readonly string[];
 }
 
 /** Where the turns before a kept response live (StoredResponse.conversationHistory; kept-conversation-history.ts). */
@@ -118,7 +133,26 @@ export class ResponseStore {
 
   /** Keeps a response; false when it alone is larger than the byte cap (then nothing is kept). */
   put(stored: StoredResponse): boolean {
+    this.#restamp(stored.chainHistory?.previousIds ?? []);
     return this.#keep({ stored, bytes: Buffer.byteLength(JSON.stringify(stored)), storedAtMs: this.#clock.now() });
+  }
+
+  /**
+   * The rows a continuation's row reads its history from, kept as if written now (kept-chain-history.ts): oldest-first
+   * eviction and max_age_ms then take a chain's rows with its newest, not its first while its newest is still kept.
+   */
+  #restamp(ids: readonly string[]): void {
+    this.#expire();
+    const storedAtMs = this.#clock.now();
+    for (const id of ids) {
+      const entry = this.#entries.get(id);
+      if (entry === undefined) continue;
+      const owner = entry.stored.client ?? UNNAMED_OWNER;
+      this.#entries.delete(id);
+      this.#entries.set(id, { ...entry, storedAtMs });
+      this.#owners.remove(owner, id, entry.bytes);
+      this.#owners.add(owner, id, entry.bytes);
+    }
   }
 
   /**
