@@ -99,4 +99,47 @@ describe("an admin reset whose marker's Redis Cluster master is dead", { skip },
     await sleep(1_500);
     assert.equal(resets, 2, "applied once");
   });
+
+  test("a reset stored late neither overwrites a newer reset's marker nor is applied again where it was", async (t) => {
+    const cluster = await useRedisCluster(t);
+    const prefix = "reset-late:";
+    const markerMaster = cluster.nodeOfSlot(hashSlot(resetMarkerKey(prefix)));
+    const live = cluster.nodes.find((node) => node !== markerMaster);
+    assert.ok(live !== undefined);
+    // `early` subscribes through a proxy: once muted, it does not hear the later reset (its subscription away).
+    const proxy = await useRedisProxy(t, live.port, () => undefined);
+    const early = await useClusterBackend(t, cluster, prefix, TIMEOUT_MS, {}, proxy.url);
+    const later = await useClusterBackend(t, cluster, prefix, TIMEOUT_MS);
+    const witness = await useClusterBackend(t, cluster, prefix, TIMEOUT_MS);
+    const counted = (backend: typeof early) => {
+      const count = { resets: 0 };
+      const reset = backend.availability.reset.bind(backend.availability);
+      backend.availability.reset = () => {
+        count.resets += 1;
+        reset();
+      };
+      return count;
+    };
+    const [earlyCount, witnessCount] = [counted(early), counted(witness)];
+    await later.state.ledger.reset();
+    await waitFor(() => witnessCount.resets === 1 && earlyCount.resets === 1, 5_000, "the first reset heard");
+    markerMaster.save();
+    await markerMaster.kill();
+    // Two resets while the marker's master is down, each published unmarked; `early` hears none of the second.
+    await assert.rejects(async () => await early.state.ledger.reset(), ServiceUnavailableError);
+    await waitFor(() => witnessCount.resets === 2, 5_000, "the second reset heard");
+    proxy.muteReplies();
+    await assert.rejects(async () => await later.state.ledger.reset(), ServiceUnavailableError);
+    await waitFor(() => witnessCount.resets === 3, 5_000, "the third reset heard");
+    const earlyBefore = earlyCount.resets;
+    // The master answers: each process that made one stores its marker. Before, `early` stored the second reset's
+    // over the third's (or the third was given up once `later` heard the second again), published it again, and the
+    // witness applied that reset a second time.
+    await markerMaster.restart();
+    await sleep(4_000);
+    assert.equal(witnessCount.resets, 3, "each reset applied once");
+    // `early`'s subscription comes back and it loads: the marker names the third reset, which it applies.
+    proxy.dropConnections();
+    await waitFor(() => earlyCount.resets === earlyBefore + 1, 10_000, "the reset it did not hear, from its marker");
+  });
 });

@@ -22,6 +22,7 @@ import {
   publishOnAnyMaster,
   retryUntilDone,
   setOrNote,
+  setOverKnown,
   type UnreachedMasters,
 } from "./redis-shared-reset.ts";
 import { RetryBackoff } from "./retry-backoff.ts";
@@ -254,7 +255,9 @@ export class CooldownSharing {
     this.#stopMarking = retryUntilDone(
       async () => {
         if (this.#knownResetId !== resetId) return true;
-        await redis.set(resetMarkerKey(keyPrefix), resetId);
+        // Over a newer reset's marker (made where this process did not hear it), neither stored nor published again.
+        if (!(await setOverKnown(redis, resetMarkerKey(keyPrefix), resetId, [...this.#unmarkedBefore]))) return true;
+        if (this.#knownResetId !== resetId) return true;
         this.#unmarkedBefore.clear();
         const message: SharedMessage = { origin: instanceId, type: "reset", resetId };
         // Unpublished, it is still read from its marker at each process's next load.
@@ -331,6 +334,8 @@ export class CooldownSharing {
     if (message.type === "reset") {
       // Already applied from its marker by a load that ran before the message came.
       if (message.resetId !== undefined && message.resetId === this.#knownResetId) return;
+      // Known before the latest (heard unmarked, then published again, marked, once its marker was stored): applied.
+      if (message.resetId !== undefined && this.#unmarkedBefore.has(message.resetId)) return;
       if (message.resetId !== undefined) this.#noteReset(message.resetId, message.unmarked !== true);
       this.#applyRemoteReset();
       return;
