@@ -67,11 +67,15 @@ export function isSharedWindow(limits: ContextLimits): boolean {
   return limits.maxOutputTokens === undefined || limits.maxOutputTokens === limits.contextTokens;
 }
 
-/** The fit of a prompt and a requested output; undefined when the deployment's context is unknown. */
+/**
+ * The fit of a prompt and a requested output; undefined when the deployment's context is unknown. `outputParam`: the
+ * request's name for its output limit, as its door calls it (RouteRequest `outputLimitParam`).
+ */
 export function contextFit(
   limits: ContextLimits,
   promptTokens: number,
   requestedOutputTokens: number | undefined,
+  outputParam = "max_tokens",
 ): ContextFit | undefined {
   const limitTokens = limits.contextTokens;
   if (limitTokens === undefined) return undefined;
@@ -84,7 +88,7 @@ export function contextFit(
       neededTokens,
       limitTokens,
       isSharedWindow: true,
-      description: `needs ~${neededTokens} tokens of context, has ${limitTokens} (prompt ~${promptTokens} + max_tokens ${output} share one window${learned})`,
+      description: `needs ~${neededTokens} tokens of context, has ${limitTokens} (prompt ~${promptTokens} + ${outputParam} ${output} share one window${learned})`,
     };
   }
   return {
@@ -92,6 +96,6 @@ export function contextFit(
     neededTokens: promptTokens,
     limitTokens,
     isSharedWindow: false,
-    description: `needs ~${promptTokens} tokens of prompt, input limit ${limitTokens} (max_tokens ${output} counts against the separate output limit ${limits.maxOutputTokens}${learned})`,
+    description: `needs ~${promptTokens} tokens of prompt, input limit ${limitTokens} (${outputParam} ${output} counts against the separate output limit ${limits.maxOutputTokens}${learned})`,
   };
 }
