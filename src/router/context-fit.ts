@@ -62,6 +62,17 @@ export function fitTokensOf(
   };
 }
 
+/**
+ * `a + b` in digits, exact where the double is not: a limit up to 2^53 - 1 passes the doors' schemas, and above 2^53 a
+ * double holds only even numbers, so "prompt ~8 + 9007199254740991" was printed as ~9007199254741000.
+ */
+function exactSum(a: number, b: number): string {
+  const sum = a + b;
+  return Number.isSafeInteger(a) && Number.isSafeInteger(b) && !Number.isSafeInteger(sum)
+    ? String(BigInt(a) + BigInt(b))
+    : String(sum);
+}
+
 /** Whether the output shares the context window: no separate output limit is known, or it equals the window. */
 export function isSharedWindow(limits: ContextLimits): boolean {
   return limits.maxOutputTokens === undefined || limits.maxOutputTokens === limits.contextTokens;
@@ -88,7 +99,7 @@ export function contextFit(
       neededTokens,
       limitTokens,
       isSharedWindow: true,
-      description: `needs ~${neededTokens} tokens of context, has ${limitTokens} (prompt ~${promptTokens} + ${outputParam} ${output} share one window${learned})`,
+      description: `needs ~${exactSum(promptTokens, output)} tokens of context, has ${limitTokens} (prompt ~${promptTokens} + ${outputParam} ${output} share one window${learned})`,
     };
   }
   return {

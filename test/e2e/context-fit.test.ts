@@ -113,6 +113,21 @@ describe("context fit", () => {
     assert.equal(chatRequests(shared).length, 0);
   });
 
+  test("a limit near 2^53 is printed as sent, and the tokens needed counted exactly", async (t) => {
+    const { gateway } = await scene(t);
+    const limit = Number.MAX_SAFE_INTEGER;
+    const refused = await badRequest(
+      openAiClient(gateway).responses.create({ model: "window-like", input: "x", max_output_tokens: limit }),
+    );
+    const numbers = /needs ~(\d+) tokens of context, has 1000 \(prompt ~(\d+) \+ max_output_tokens (\d+) /.exec(
+      refused.message,
+    );
+    assert.ok(numbers !== null, refused.message);
+    assert.equal(numbers[3], String(limit));
+    // Above 2^53 a double holds only even numbers: the sum was printed rounded (~9007199254741000 for ~8 + limit).
+    assert.equal(numbers[1], String(BigInt(numbers[2] ?? "") + BigInt(limit)));
+  });
+
   test("the route explanation shows the limits and the numbers the check compared", async (t) => {
     const { gateway } = await scene(t);
     const response = await send(
