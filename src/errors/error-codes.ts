@@ -46,6 +46,7 @@ export const ERROR_CODES = Object.freeze({
   upstream_rejected_request: { status: "upstream", type: "invalid_request_error" },
   internal_error: { status: 500, type: "server_error" },
   upstream_unavailable: { status: [502, 503], type: "upstream_error" },
+  upstream_overloaded: { status: [503, 529], type: "upstream_error" },
   stream_interrupted: { status: 502, type: "upstream_error" },
   service_unavailable: { status: 503, type: "server_error" },
   upstream_timeout: { status: 504, type: "upstream_error" },

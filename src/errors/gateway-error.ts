@@ -216,6 +216,18 @@ export class UpstreamUnavailableError extends GatewayError {
   }
 }
 
+/**
+ * Every attempt was answered "overloaded" (a 529 or `overloaded_error`, a 503 with retry-after) and no candidate was
+ * left out for anything but such a cooldown: 503, as OpenAI answers its own overload; the Messages door answers 529,
+ * Anthropic's (protocols/messages/render-error.ts anthropicStatus), which its SDK throws as `OverloadedError` and
+ * Claude Code does not take for a rate limit of its own.
+ */
+export class UpstreamOverloadedError extends GatewayError {
+  readonly status = 503;
+  readonly type = "upstream_error";
+  readonly code: ErrorCode = "upstream_overloaded";
+}
+
 export class UpstreamTimeoutError extends GatewayError {
   readonly status = 504;
   readonly type = "upstream_error";
@@ -320,6 +332,7 @@ export const ERROR_CLASSES = {
   RateLimitedError,
   UpstreamRequestError,
   UpstreamUnavailableError,
+  UpstreamOverloadedError,
   UpstreamTimeoutError,
   NotCachedError,
   StreamInterruptedError,

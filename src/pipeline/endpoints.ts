@@ -55,6 +55,11 @@ export interface EndpointSpec extends FrontDoor {
   /** The field a refusal for the prompt's size names (`param`): `messages` unless said. */
   readonly promptParam?: string;
   /**
+   * The client's name for its output limit where the door translates it into the chat body's `max_tokens` (the
+   * Responses door's `max_output_tokens`), named by refusals; unless said, the body's own name.
+   */
+  readonly outputLimitParam?: string;
+  /**
    * A legacy completions body (`prompt`): served by chat models, it gets of their provider's body rules only the
    * fields that API takes (providers/provider-rules-by-kind.ts `providerRulesForCompletions`).
    */
@@ -100,6 +105,7 @@ export const RESPONSES_ENDPOINT: EndpointSpec = {
   ...CHAT_ENDPOINT,
   ...FRONT_DOORS.responses,
   promptParam: "input",
+  outputLimitParam: "max_output_tokens",
   adaptsChatTools: false,
 };
 export const MESSAGES_ENDPOINT: EndpointSpec = { ...CHAT_ENDPOINT, ...FRONT_DOORS.messages, adaptsChatTools: false };

@@ -1,11 +1,11 @@
 // What the failover executor is asked for a planned request (upstream/forward-types.ts ForwardRequest): one place, so
 // that a request sent whole and each chunk of an embeddings batch (embeddings-chunks.ts) are asked alike.
 import { calibratingTokens } from "../limits/prompt-calibration.ts";
-import { outputLimitNameOf } from "../providers/body-rules.ts";
 import type { ForwardRequest, ForwardTrace } from "../upstream/forward-types.ts";
 import { moderationInputs } from "../upstream/moderation-dialect.ts";
 import type { PlannedRoute } from "./gateway-runtime.ts";
 import type { PipelineRequest } from "./pipeline-types.ts";
+import { outputLimitParamOf } from "./plan-request.ts";
 
 /** `startedAtMs`: when the client's request arrived (`routing.total_timeout_ms` counts from then). */
 export function forwardRequestOf(
@@ -37,7 +37,7 @@ export function forwardRequestOf(
     onReserved: context.onReserved,
     promptTokens: request.prompt.promptTokens,
     maxOutputTokens: request.maxOutputTokens,
-    outputLimitField: context.clientProtocol === "openai-responses" ? "max_output_tokens" : outputLimitNameOf(body),
+    outputLimitField: outputLimitParamOf(endpoint, body),
     calibratingPromptTokens: calibratingTokens(request.prompt),
     reasoningPromptTokens: request.prompt.reasoningTokens,
     features: request.features,

@@ -95,6 +95,7 @@ export function routeRequestOf(request: RoutedRequest): ClientRouteRequest {
     promptParam: endpoint.promptParam,
     maxOutputTokens,
     outputLimitName: outputLimitNameOf(body),
+    outputLimitParam: outputLimitParamOf(endpoint, body),
     isLegacyCompletion: endpoint.isLegacyCompletion,
     moderationInputs: endpoint.isModeration === true ? moderationInputs(body.input).length : undefined,
     audioSeconds: prompt.audio?.seconds,
@@ -142,6 +143,19 @@ function featuresOf(
 ): readonly RequestFeature[] {
   const features = requestFeatures(body, hasImages);
   return isStream && endpoint.kind === "transcription" ? [...features, STREAM_FEATURE] : features;
+}
+
+/**
+ * The name the client gave its output limit, as its door spells it (EndpointSpec `outputLimitParam`: the Responses
+ * door's `max_output_tokens` arrives as the chat body's `max_tokens`); undefined when it sent none. Refusals name it:
+ * they all said `max_tokens`, which a Responses client never sent.
+ */
+export function outputLimitParamOf(
+  endpoint: EndpointSpec,
+  body: Readonly<Record<string, unknown>>,
+): string | undefined {
+  const name = outputLimitNameOf(body);
+  return name === undefined ? undefined : (endpoint.outputLimitParam ?? name);
 }
 
 function requestedOutputTokens(body: Record<string, unknown>): number {

@@ -62,16 +62,31 @@ export function fitTokensOf(
   };
 }
 
+/**
+ * `a + b` in digits, exact where the double is not: a limit up to 2^53 - 1 passes the doors' schemas, and above 2^53 a
+ * double holds only even numbers, so "prompt ~8 + 9007199254740991" was printed as ~9007199254741000.
+ */
+function exactSum(a: number, b: number): string {
+  const sum = a + b;
+  return Number.isSafeInteger(a) && Number.isSafeInteger(b) && !Number.isSafeInteger(sum)
+    ? String(BigInt(a) + BigInt(b))
+    : String(sum);
+}
+
 /** Whether the output shares the context window: no separate output limit is known, or it equals the window. */
 export function isSharedWindow(limits: ContextLimits): boolean {
   return limits.maxOutputTokens === undefined || limits.maxOutputTokens === limits.contextTokens;
 }
 
-/** The fit of a prompt and a requested output; undefined when the deployment's context is unknown. */
+/**
+ * The fit of a prompt and a requested output; undefined when the deployment's context is unknown. `outputParam`: the
+ * request's name for its output limit, as its door calls it (RouteRequest `outputLimitParam`).
+ */
 export function contextFit(
   limits: ContextLimits,
   promptTokens: number,
   requestedOutputTokens: number | undefined,
+  outputParam = "max_tokens",
 ): ContextFit | undefined {
   const limitTokens = limits.contextTokens;
   if (limitTokens === undefined) return undefined;
@@ -84,7 +99,7 @@ export function contextFit(
       neededTokens,
       limitTokens,
       isSharedWindow: true,
-      description: `needs ~${neededTokens} tokens of context, has ${limitTokens} (prompt ~${promptTokens} + max_tokens ${output} share one window${learned})`,
+      description: `needs ~${exactSum(promptTokens, output)} tokens of context, has ${limitTokens} (prompt ~${promptTokens} + ${outputParam} ${output} share one window${learned})`,
     };
   }
   return {
@@ -92,6 +107,6 @@ export function contextFit(
     neededTokens: promptTokens,
     limitTokens,
     isSharedWindow: false,
-    description: `needs ~${promptTokens} tokens of prompt, input limit ${limitTokens} (max_tokens ${output} counts against the separate output limit ${limits.maxOutputTokens}${learned})`,
+    description: `needs ~${promptTokens} tokens of prompt, input limit ${limitTokens} (${outputParam} ${output} counts against the separate output limit ${limits.maxOutputTokens}${learned})`,
   };
 }

@@ -305,7 +305,12 @@ function contextFitOf(
   const fitted = fitTokensOf(request, deployment);
   if (fitted === undefined) return undefined;
   const prompt = context.promptTokensFor?.(deployment, fitted.promptTokens) ?? fitted.promptTokens;
-  return contextFit(context.contextLimitsFor?.(deployment) ?? deployment, prompt, fitted.outputTokens);
+  return contextFit(
+    context.contextLimitsFor?.(deployment) ?? deployment,
+    prompt,
+    fitted.outputTokens,
+    request.outputLimitParam,
+  );
 }
 
 function checkFit(

@@ -49,6 +49,11 @@ export interface RouteRequest {
   readonly maxOutputTokens?: number;
   /** The name the client's output limit is under (body-rules.ts `outputLimitNameOf`): counted exactly under rules. */
   readonly outputLimitName?: OutputLimitName | undefined;
+  /**
+   * That limit as the client's door calls it (`max_output_tokens` on the Responses door), named by a context
+   * refusal: `max_tokens` unless said.
+   */
+  readonly outputLimitParam?: string | undefined;
   /** A legacy `/v1/completions` request: its output is counted under the rules it is sent with (body-rules.ts sentRulesOf). */
   readonly isLegacyCompletion?: boolean | undefined;
   /**

@@ -19,7 +19,7 @@ import {
   UpstreamUnavailableError,
 } from "../errors/gateway-error.ts";
 import { errorHeaders, renderError, toGatewayError } from "../errors/render-error.ts";
-import { renderAnthropicError } from "../protocols/messages/render-error.ts";
+import { anthropicStatus, renderAnthropicError } from "../protocols/messages/render-error.ts";
 import { UPLOAD_DOORS, type UploadDoor, uploadExpected } from "./multipart-body.ts";
 import { isMessagesRoute, speaksAnthropic } from "./protocol-paths.ts";
 
@@ -103,10 +103,13 @@ export function sendError(reply: FastifyReply, error: GatewayError): void {
     closeAfterDiscardingBody(reply.request.raw);
   }
   // Anthropic clients parse errors in Anthropic's shape (their SDK reads `error.type`).
-  const body = speaksAnthropic(reply.request.url, reply.request.headers)
-    ? renderAnthropicError(error, reply.request.id)
-    : renderError(error);
-  reply.code(error.status).headers(errorHeaders(error)).type("application/json").send(body);
+  const isAnthropic = speaksAnthropic(reply.request.url, reply.request.headers);
+  const body = isAnthropic ? renderAnthropicError(error, reply.request.id) : renderError(error);
+  reply
+    .code(isAnthropic ? anthropicStatus(error) : error.status)
+    .headers(errorHeaders(error))
+    .type("application/json")
+    .send(body);
 }
 
 /**

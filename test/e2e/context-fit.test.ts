@@ -3,9 +3,19 @@
 // `max_tokens` asks, while a model with one shared window still needs the prompt and `max_tokens` to fit it.
 import assert from "node:assert/strict";
 import { describe, type TestContext, test } from "node:test";
+import Anthropic from "@anthropic-ai/sdk";
 import { estimateChatPrompt } from "../../src/limits/token-estimate.ts";
 import type { RouteExplanation } from "../../src/router/explain-route.ts";
-import { chatRequests, errorOf, postChat, send, useGateway, useMock } from "../helpers/e2e.ts";
+import {
+  badRequest,
+  chatRequests,
+  errorOf,
+  openAiClient,
+  postChat,
+  send,
+  useGateway,
+  useMock,
+} from "../helpers/e2e.ts";
 
 /** A one-message prompt the gateway estimates at exactly `tokens` (so the test does not hang on the estimator's constants). */
 function promptOf(tokens: number): { role: "user"; content: string }[] {
@@ -73,6 +83,49 @@ describe("context fit", () => {
     const fits = await postChat(gateway, { model: "window-like", messages: promptOf(950), max_tokens: 50 });
     assert.equal(fits.status, 200, fits.text);
     assert.equal(chatRequests(shared).length, 1);
+  });
+
+  test("the refusal names the output limit the client sent, under its door's name for it", async (t) => {
+    const { shared, gateway } = await scene(t);
+    const openai = openAiClient(gateway);
+    const prompt = promptOf(950);
+    const responses = await badRequest(
+      openai.responses.create({ model: "window-like", input: prompt, max_output_tokens: 100 }),
+    );
+    assert.equal(responses.code, "no_capable_model");
+    // Until 2026-12-07 every door's refusal said `max_tokens`, which a Responses client never sent.
+    assert.match(responses.message, /\+ max_output_tokens 100 share one window/);
+    const completionTokens = await badRequest(
+      openai.chat.completions.create({ model: "window-like", messages: prompt, max_completion_tokens: 100 }),
+    );
+    assert.match(completionTokens.message, /\+ max_completion_tokens 100 share one window/);
+    const completions = await badRequest(
+      openai.completions.create({ model: "window-like", prompt: "word ".repeat(2000), max_tokens: 100 }),
+    );
+    assert.match(completions.message, /\+ max_tokens 100 share one window/);
+    const anthropic = new Anthropic({ baseURL: gateway.url, apiKey: "x", maxRetries: 0 });
+    const messages = await anthropic.messages.create({ model: "window-like", messages: prompt, max_tokens: 100 }).then(
+      () => undefined,
+      (caught: unknown) => caught,
+    );
+    assert.ok(messages instanceof Anthropic.BadRequestError, String(messages));
+    assert.match(messages.message, /\+ max_tokens 100 share one window/);
+    assert.equal(chatRequests(shared).length, 0);
+  });
+
+  test("a limit near 2^53 is printed as sent, and the tokens needed counted exactly", async (t) => {
+    const { gateway } = await scene(t);
+    const limit = Number.MAX_SAFE_INTEGER;
+    const refused = await badRequest(
+      openAiClient(gateway).responses.create({ model: "window-like", input: "x", max_output_tokens: limit }),
+    );
+    const numbers = /needs ~(\d+) tokens of context, has 1000 \(prompt ~(\d+) \+ max_output_tokens (\d+) /.exec(
+      refused.message,
+    );
+    assert.ok(numbers !== null, refused.message);
+    assert.equal(numbers[3], String(limit));
+    // Above 2^53 a double holds only even numbers: the sum was printed rounded (~9007199254741000 for ~8 + limit).
+    assert.equal(numbers[1], String(BigInt(numbers[2] ?? "") + BigInt(limit)));
   });
 
   test("the route explanation shows the limits and the numbers the check compared", async (t) => {

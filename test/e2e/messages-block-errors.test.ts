@@ -127,4 +127,27 @@ describe("messages API: a bad content block is named by its position, with the t
       "system.1: Unable to extract tag using discriminator 'type': a content block is an object whose `type` is `text`.",
     );
   });
+
+  test("a user turn of thinking blocks only: the refusal says they are dropped there, not that the turn is empty", async (t) => {
+    const { mock, client } = await scene(t);
+    const thinkingOnly = await refusal(client, {
+      model: "m",
+      max_tokens: 10,
+      messages: [
+        {
+          role: "user",
+          content: [
+            { type: "thinking", thinking: "hm", signature: "s" },
+            { type: "redacted_thinking", data: "x" },
+          ] as unknown as Anthropic.ContentBlockParam[],
+        },
+      ],
+    });
+    // Until 2026-12-07: "`messages[0].content` must not be empty", of a turn holding two blocks.
+    assert.equal(
+      thinkingOnly,
+      "`messages[0].content` holds only `thinking` or `redacted_thinking` blocks, which belong to assistant turns and are dropped from a user turn: a user turn needs at least one text, image, document or tool_result block.",
+    );
+    assert.equal(chatRequests(mock).length, 0, "nothing was sent upstream");
+  });
 });

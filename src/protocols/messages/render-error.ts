@@ -32,6 +32,11 @@ export function anthropicErrorType(status: number): string {
   }
 }
 
+/** The HTTP status an error is sent with on the Messages door: an overload is Anthropic's 529, not the OpenAI doors' 503. */
+export function anthropicStatus(error: GatewayError): number {
+  return error.code === "upstream_overloaded" ? 529 : error.status;
+}
+
 export function renderAnthropicError(error: GatewayError, requestId?: string): AnthropicErrorBody {
   const body: AnthropicErrorBody = {
     type: "error",

@@ -234,6 +234,14 @@ function pushAssistant(messages: ChatMessage[], message: Extract<ChatMessage, { 
   if (reasoning !== undefined) last.reasoning_content = reasoning;
 }
 
+/** A user turn's blocks that leave no chat content and are not refused themselves (content-parts.ts toChatParts). */
+const THINKING_ONLY =
+  "holds only `thinking` or `redacted_thinking` blocks, which belong to assistant turns and are dropped from a user turn";
+
+function isThinkingBlock(value: unknown): boolean {
+  return isRecord(value) && (value.type === "thinking" || value.type === "redacted_thinking");
+}
+
 /**
  * One Anthropic user turn -> chat messages: its `tool_result` blocks become `tool` messages (they must follow
  * the assistant's calls directly), then the rest is one user message. Images inside a tool result cannot go in a
@@ -268,8 +276,10 @@ function userMessages(content: string | readonly unknown[], path: Path): ChatMes
     // Left empty, the chat body would have no message for this turn (or none at all, refused as "`messages` must
     // not be empty"); Anthropic refuses an empty user turn too.
     if (toolMessages.length === 0) {
+      // A turn of thinking blocks is not empty as sent: said so, or the client looks for a missing block in vain.
+      const what = content.length > 0 && content.every(isThinkingBlock) ? THINKING_ONLY : "must not be empty";
       throw new InvalidRequestError(
-        `\`${formatPath(path)}\` must not be empty: a user turn needs at least one text, image, document or tool_result block.`,
+        `\`${formatPath(path)}\` ${what}: a user turn needs at least one text, image, document or tool_result block.`,
         { param: formatPath(path), code: "invalid_value" },
       );
     }

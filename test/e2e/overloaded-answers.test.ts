@@ -1,0 +1,99 @@
+// Every candidate overloaded (an upstream 529 or `overloaded_error`, a 503 with retry-after) and nothing else: the
+// Messages door answers 529 `overloaded_error`, which Anthropic's SDK throws as `OverloadedError` and Claude Code
+// treats as an overload, and the OpenAI doors 503 `upstream_overloaded` (OpenAI's own overload answer is a 503).
+// Before 2026-12-07 every door answered `429 rate_limit_error` "every candidate is rate-limited", which clients back
+// off from as from their own rate limit. The deployment still cools down for it (docs/errors.md).
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import Anthropic from "@anthropic-ai/sdk";
+import OpenAI from "openai";
+import { CHAT_ROUTE, HELLO, openAiClient, useGateway, useMock } from "../helpers/e2e.ts";
+import type { MockStep, MockUpstream } from "../helpers/mock-upstream.ts";
+
+const OVERLOADED: MockStep = {
+  kind: "json",
+  status: 529,
+  body: { type: "error", error: { type: "overloaded_error", message: "Overloaded" } },
+};
+
+async function scene(t: Parameters<typeof useMock>[0]) {
+  const first = await useMock(t);
+  const second = await useMock(t);
+  const gateway = await useGateway(
+    t,
+    `providers:
+${[first, second]
+  .map(
+    (mock: MockUpstream, index) => `  - name: p${index}
+    base_url: ${mock.baseUrl}
+    api_key: sk-${index}
+    retries: 0
+    models:
+      m: {}
+`,
+  )
+  .join("")}`,
+  );
+  return { first, second, gateway };
+}
+
+async function rejection(promise: Promise<unknown>): Promise<unknown> {
+  return promise.then(
+    () => assert.fail("expected a refusal"),
+    (caught: unknown) => caught,
+  );
+}
+
+describe("every candidate overloaded", () => {
+  test("messages door: 529 overloaded_error (the SDK's OverloadedError), with retry-after", async (t) => {
+    const { first, second, gateway } = await scene(t);
+    first.enqueue(CHAT_ROUTE, OVERLOADED);
+    second.enqueue(CHAT_ROUTE, { kind: "json", status: 503, headers: { "retry-after": "7" }, body: { error: "busy" } });
+    const anthropic = new Anthropic({ baseURL: gateway.url, apiKey: "x", maxRetries: 0 });
+    const error = await rejection(
+      anthropic.messages.create({ model: "m", max_tokens: 10, messages: [{ role: "user", content: "hi" }] }),
+    );
+    assert.ok(error instanceof Anthropic.APIError, String(error));
+    assert.equal(error.status, 529, String(error));
+    assert.ok(error instanceof Anthropic.OverloadedError);
+    assert.equal((error.error as { error?: { type?: string } }).error?.type, "overloaded_error");
+    assert.match(error.message, /overloaded/);
+    assert.ok(Number(error.headers?.get("retry-after")) > 0, "retry-after");
+  });
+
+  test("chat door: 503 upstream_overloaded", async (t) => {
+    const { first, second, gateway } = await scene(t);
+    first.enqueue(CHAT_ROUTE, OVERLOADED);
+    second.enqueue(CHAT_ROUTE, OVERLOADED);
+    const openai = openAiClient(gateway);
+    const chat = await rejection(openai.chat.completions.create({ model: "m", messages: HELLO }));
+    assert.ok(chat instanceof OpenAI.APIError, String(chat));
+    assert.equal(chat.status, 503, String(chat));
+    assert.equal(chat.code, "upstream_overloaded");
+
+    assert.match(chat.message, /Every candidate for `m` is overloaded/);
+  });
+
+  test("responses door: 503 upstream_overloaded", async (t) => {
+    const { first, second, gateway } = await scene(t);
+    first.enqueue(CHAT_ROUTE, OVERLOADED);
+    second.enqueue(CHAT_ROUTE, OVERLOADED);
+    const openai = openAiClient(gateway);
+    const responses = await rejection(openai.responses.create({ model: "m", input: "hi" }));
+    assert.ok(responses instanceof OpenAI.APIError, String(responses));
+    assert.equal(responses.status, 503, String(responses));
+    assert.equal(responses.code, "upstream_overloaded");
+  });
+
+  test("an overload and a 500: not an overload, the 502 of failed attempts (on the Messages door too)", async (t) => {
+    const { first, second, gateway } = await scene(t);
+    first.enqueue(CHAT_ROUTE, OVERLOADED);
+    second.enqueue(CHAT_ROUTE, { kind: "json", status: 500, body: { error: { message: "boom" } } });
+    const anthropic = new Anthropic({ baseURL: gateway.url, apiKey: "x", maxRetries: 0 });
+    const error = await rejection(
+      anthropic.messages.create({ model: "m", max_tokens: 10, messages: [{ role: "user", content: "hi" }] }),
+    );
+    assert.ok(error instanceof Anthropic.APIError, String(error));
+    assert.equal(error.status, 502, String(error));
+  });
+});
