@@ -2,8 +2,8 @@
 // and the small rules over it the runner's steps share: turns, parked lines, plan keys, a line's body.
 
 import type { Logger } from "../logger.ts";
+import { lineBody } from "../protocols/batches/batch-line-body.ts";
 import type { BatchEndpoint, BatchLine, BatchObject } from "../protocols/batches/batch-objects.ts";
-import { lineBody } from "../protocols/batches/batch-objects.ts";
 import type { ResultRow } from "../state/batch-rows.ts";
 import type { BatchBooks } from "./batch-books.ts";
 import type { MutableUsage } from "./batch-lines.ts";

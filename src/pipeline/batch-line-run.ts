@@ -1,9 +1,15 @@
 // One try of a batch line: through its door's executor (the pipeline, or the Responses adapter above it), waiting
 // off its slot when limits say so (planned as its pipeline plans it), its answer or its error written as its result.
-import { InternalError, PayloadTooLargeError } from "../errors/gateway-error.ts";
+import {
+  type GatewayError,
+  InternalError,
+  InvalidRequestError,
+  PayloadTooLargeError,
+} from "../errors/gateway-error.ts";
 import { renderError, toGatewayError } from "../errors/render-error.ts";
 import { isNeverFit } from "../limits/budget-types.ts";
-import { answeredLine, type BatchEndpoint, type BatchLine, lineBody } from "../protocols/batches/batch-objects.ts";
+import { lineBody } from "../protocols/batches/batch-line-body.ts";
+import { answeredLine, type BatchEndpoint, type BatchLine } from "../protocols/batches/batch-objects.ts";
 import { randomIds } from "../protocols/ids.ts";
 import { type ActiveBatch, type BatchSteps, isLineOverLimit, type LineOutcome } from "./active-batch.ts";
 import {
@@ -87,17 +93,20 @@ export class LineRuns {
     // event loop); one within it keeps the rule of its body as serialised.
     const bodyLimitBytes = this.#steps.runtime.snapshot.config.server.bodyLimitBytes;
     const isOverLimit = isLineOverLimit(line, bodyLimitBytes);
-    const body = isOverLimit ? undefined : (parsed ?? lineBody(active.input, line));
+    let body: Record<string, unknown> | undefined;
+    try {
+      body = isOverLimit ? undefined : (parsed ?? lineBody(active.input, line));
+    } catch (error) {
+      // A `__proto__` or `constructor.prototype` key: refused as the JSON door refuses the body (batch-line-body.ts).
+      if (!(error instanceof InvalidRequestError)) throw error;
+      await this.#refused(active, line, error);
+      return;
+    }
     if (body === undefined || Buffer.byteLength(JSON.stringify(body)) > bodyLimitBytes) {
-      const requestId = randomIds("batch_req_");
       const tooLarge = new PayloadTooLargeError(
         `The request body is larger than the limit of ${bodyLimitBytes} bytes (server.body_limit_bytes).`,
       );
-      await this.#results.written(active, {
-        index: line.index,
-        isError: true,
-        line: answeredLine(requestId, line.customId, tooLarge.status, requestId, renderError(tooLarge)),
-      });
+      await this.#refused(active, line, tooLarge);
       return;
     }
     if (signal.aborted || this.#steps.runtime.isShuttingDown) return;
@@ -165,6 +174,16 @@ export class LineRuns {
       },
       answer.body,
     );
+  }
+
+  /** A line refused before it is sent, as its door refuses the body (413, 400): its error written, no record. */
+  async #refused(active: ActiveBatch, line: BatchLine, error: GatewayError): Promise<void> {
+    const requestId = randomIds("batch_req_");
+    await this.#results.written(active, {
+      index: line.index,
+      isError: true,
+      line: answeredLine(requestId, line.customId, error.status, requestId, renderError(error)),
+    });
   }
 
   /**

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { checkBatchInput, lineBody } from "../protocols/batches/batch-objects.ts";
+import { lineBody } from "../protocols/batches/batch-line-body.ts";
+import { checkBatchInput } from "../protocols/batches/batch-objects.ts";
 import { quickChatBody } from "./chat-body-check.ts";
 import { chatBodySchema, parseBody } from "./request-body.ts";
 
@@ -148,14 +149,19 @@ test("the usual chat bodies take the quick path; anything else goes to zod, whos
 });
 
 test("a `__proto__` key (a batch line's body is JSON.parse'd: own keys) is dropped as zod drops it, never made a prototype", () => {
-  // The HTTP door refuses such a body (json-body.ts); a batch file's line is only scanned, then JSON.parse'd.
+  // The HTTP door refuses such a body (json-body.ts); a batch file's line is only scanned, and refused as the door
+  // refuses it when it is parsed (batch-line-body.ts). The quick check still drops the key, should a body reach it so.
   const line = JSON.stringify({ custom_id: "a", method: "POST", url: "/v1/chat/completions", body: {} }).replace(
     '"body":{}',
     '"body":{"model":"m","messages":[{"role":"user","__proto__":{"content":"ghost"}}],"__proto__":{"models":"abc","max_tokens":-5,"stream":"yes"}}',
   );
   const check = checkBatchInput(line, "/v1/chat/completions", 10);
   assert.ok(check.isValid);
-  const raw = lineBody(Buffer.from(line), check.lines[0] as (typeof check.lines)[number]);
+  assert.throws(() => lineBody(Buffer.from(line), check.lines[0] as (typeof check.lines)[number]), {
+    code: "invalid_value",
+    param: null,
+  });
+  const raw = (JSON.parse(line) as { body: Record<string, unknown> }).body;
   const body = parseBody(chatBodySchema, raw);
   // zod's output: the unchecked `models`, `max_tokens` and `stream` are nowhere, nor the message's `content`.
   assert.equal(Object.getPrototypeOf(body), Object.prototype);

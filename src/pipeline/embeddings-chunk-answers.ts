@@ -118,6 +118,9 @@ const PROMPT_COUNT_FIELDS = ["prompt_tokens", "total_tokens"] as const;
 function addedFields(total: Record<string, unknown>, more: Record<string, unknown>): Record<string, unknown> {
   const sum: Record<string, unknown> = { ...total };
   for (const [key, value] of Object.entries(more)) {
+    // An upstream's `__proto__` key (JSON.parse makes it an own one) is no count: assigned, it became the sum's
+    // prototype, and a field it held was read as reported (a chunk's estimate added to a `total_tokens` none sent).
+    if (key === "__proto__") continue;
     const held = sum[key];
     if (held === undefined) sum[key] = value;
     else if (typeof held === "number" && typeof value === "number") sum[key] = held + value;

@@ -154,7 +154,7 @@ export function newBatch(
 }
 
 /**
- * One request of a batch's input file: where it is, not its body (read again by lineBody when it runs): parsed bodies
+ * One request of a batch's input file: where it is, not its body (read again by batch-line-body.ts lineBody when it runs): parsed bodies
  * cost a running batch about its file's size in heap each time, and one 100 MB file can be the input of many batches.
  */
 export interface BatchLine {
@@ -164,12 +164,6 @@ export interface BatchLine {
   /** Its JSON's bytes in the input file, [start, end): without its line end, a BOM or spaces around it. */
   readonly start: number;
   readonly end: number;
-}
-
-/** The checked line's `body` (checkBatchInput found it a JSON object there). */
-export function lineBody(input: Buffer, line: BatchLine): Record<string, unknown> {
-  const parsed = JSON.parse(input.toString("utf8", line.start, line.end)) as { body: Record<string, unknown> };
-  return parsed.body;
 }
 
 export type InputCheck =
