@@ -120,7 +120,17 @@ export const CONCURRENCY_RETRY_MS = 100;
 
 export type BudgetVerdict =
   | { readonly isAllowed: true }
-  | { readonly isAllowed: false; readonly reason: string; readonly retryAtMs: number; readonly scopeId: string };
+  | {
+      readonly isAllowed: false;
+      readonly reason: string;
+      readonly retryAtMs: number;
+      readonly scopeId: string;
+      /**
+       * A full concurrency slot binds: `retryAtMs` is CONCURRENCY_RETRY_MS from now, when the gateway looks again,
+       * not a time the slot frees (client-budget.ts tells a client more than that).
+       */
+      readonly isSlot?: true;
+    };
 
 export interface Reservation {
   readonly id: number;

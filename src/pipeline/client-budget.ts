@@ -10,6 +10,9 @@ import type { RequestRecord } from "../observability/request-record.ts";
 import type { GatewayRuntime } from "./gateway-runtime.ts";
 import type { GatewaySnapshot } from "./snapshot.ts";
 
+/** The wait a client at its concurrency limit is told (docs/limits.md "Client budgets"): a second. */
+const CLIENT_SLOT_RETRY_MS = 1_000;
+
 /** Shared by the copies a request makes of itself (a reload while queued): one charge per request. */
 export interface ClientCharge {
   reservation: Reservation | undefined;
@@ -41,7 +44,10 @@ export function chargeClient(
         `This request (~${promptTokens} prompt tokens) is larger than a whole token budget of client \`${client}\` (${reserved.reason}).`,
       );
     }
-    const retryAfterMs = Math.max(0, reserved.retryAtMs - runtime.clock.now());
+    // A full slot alone: the gateway looks again in 100 ms, but a slot frees when a request in flight ends, which
+    // no clock tells; told 100 ms (`retry-after-ms`), an SDK spent its retries within 200 ms while the slot was held.
+    const waitMs = Math.max(0, reserved.retryAtMs - runtime.clock.now());
+    const retryAfterMs = reserved.isSlot === true ? Math.max(CLIENT_SLOT_RETRY_MS, waitMs) : waitMs;
     throw new RateLimitedError(
       `Client \`${client}\` is ${reserved.reason}: retry in ${Math.ceil(retryAfterMs / 1000)} s.`,
       { retryAfterMs },
