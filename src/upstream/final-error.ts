@@ -16,7 +16,7 @@ import {
   UpstreamUnavailableError,
 } from "../errors/gateway-error.ts";
 import { shownReason } from "../errors/shown-reason.ts";
-import { isNeverFit } from "../limits/budget-types.ts";
+import { isNeverFit, SLOT_RETRY_ADVICE_MS } from "../limits/budget-types.ts";
 import {
   CLIENT_PAID_NEVER_REASON,
   isLimitSkip,
@@ -87,7 +87,8 @@ export function finalError(
   let soonestMs = soonestAvailableMs;
   for (const skip of skips) {
     if (skip.untilMs === undefined || !Number.isFinite(skip.untilMs)) continue;
-    const waitMs = Math.max(0, skip.untilMs - nowMs);
+    // A full slot's time is when the gateway looks again: a client is told a second (budget-types.ts).
+    const waitMs = Math.max(skip.isSlot === true ? SLOT_RETRY_ADVICE_MS : 0, skip.untilMs - nowMs);
     if (soonestMs === undefined || soonestMs === 0 || waitMs < soonestMs) soonestMs = waitMs;
   }
   const retryAfter = soonestMs === undefined ? {} : { retryAfterMs: soonestMs };

@@ -7,7 +7,16 @@ import { describe, test } from "node:test";
 import Anthropic from "@anthropic-ai/sdk";
 import OpenAI from "openai";
 import { ManualClock } from "../../src/clock.ts";
-import { CHAT_ROUTE, chatRequests, oneProviderYaml, postChat, send, useGateway, useMock } from "../helpers/e2e.ts";
+import {
+  CHAT_ROUTE,
+  chatRequests,
+  errorOf,
+  oneProviderYaml,
+  postChat,
+  send,
+  useGateway,
+  useMock,
+} from "../helpers/e2e.ts";
 import { chatStream, type MockUpstream, rateLimited } from "../helpers/mock-upstream.ts";
 
 /** One provider; no wait for it to cool, so its 429 reaches the client as the gateway's 429. */
@@ -102,6 +111,25 @@ describe("a full concurrency slot", () => {
     // came 100 ms apart while the slot was still held: the client got the 429 after 200 ms.
     assert.equal(refused.headers["retry-after-ms"], "1000");
     const client = new OpenAI({ baseURL: gateway.baseUrl, apiKey: key, maxRetries: 2 });
+    const answer = await client.chat.completions.create({ model: "m", messages: [{ role: "user", content: "x" }] });
+    assert.equal(answer.choices[0]?.message.content, "echo from vendor/m-instruct");
+    assert.equal((await streaming).status, 200);
+  });
+
+  test("a provider at its concurrency limit (no queue): the 429 says 1 s, not the gateway's own 100 ms look again", async (t) => {
+    const mock = await useMock(t);
+    const limited = "    api_key: sk-alpha\n    limits: { concurrency: 1 }\n";
+    const gateway = await useGateway(t, oneProviderYaml(mock).replace("    api_key: sk-alpha\n", limited));
+    mock.enqueue(CHAT_ROUTE, { kind: "sse", events: chatStream(["slow", " answer"], "vendor/m", { delayMs: 150 }) });
+    const streaming = postChat(gateway, { model: "m", stream: true });
+    await mock.waitForRequests(1);
+    const refused = await postChat(gateway, { model: "m" });
+    assert.equal(refused.status, 429, refused.text);
+    assert.match(errorOf(refused).message, /at its concurrency limit \(1 in flight\)/);
+    assert.equal(refused.headers["retry-after"], "1");
+    // Before: `retry-after-ms: 100`, and the SDK below threw this 429 after two retries 100 ms apart.
+    assert.equal(refused.headers["retry-after-ms"], "1000");
+    const client = new OpenAI({ baseURL: gateway.baseUrl, apiKey: "x", maxRetries: 2 });
     const answer = await client.chat.completions.create({ model: "m", messages: [{ role: "user", content: "x" }] });
     assert.equal(answer.choices[0]?.message.content, "echo from vendor/m-instruct");
     assert.equal((await streaming).status, 200);
