@@ -356,7 +356,10 @@ export function rejectedError(
   return new UpstreamRequestError(message, details, options);
 }
 
-/** `text` ended with a full stop, unless it ends its sentence already (an upstream's message often does). */
+/**
+ * `text` ended with a full stop, unless it ends its sentence already (an upstream's message often does, a Chinese
+ * provider's with `。`, `！` or `？`) or with the `…` of a reason cut at MAX_SHOWN_REASON_CHARS.
+ */
 function sentence(text: string): string {
-  return /[.!?]$/.test(text) ? text : `${text}.`;
+  return /[.!?…。！？]$/u.test(text) ? text : `${text}.`;
 }
