@@ -118,9 +118,26 @@ export function isNeverFit(retryAtMs: number | undefined): boolean {
  */
 export const CONCURRENCY_RETRY_MS = 100;
 
+/**
+ * The wait a client refused for a full slot alone is told (`retry-after`, `retry-after-ms`): a second, not
+ * CONCURRENCY_RETRY_MS. An SDK has a few retries (the openai SDK's default: 2), each spent 100 ms apart while the
+ * request in flight still held the slot; `retry-after: 1` had them a second apart.
+ */
+export const SLOT_RETRY_ADVICE_MS = 1_000;
+
 export type BudgetVerdict =
   | { readonly isAllowed: true }
-  | { readonly isAllowed: false; readonly reason: string; readonly retryAtMs: number; readonly scopeId: string };
+  | {
+      readonly isAllowed: false;
+      readonly reason: string;
+      readonly retryAtMs: number;
+      readonly scopeId: string;
+      /**
+       * A full concurrency slot binds: `retryAtMs` is CONCURRENCY_RETRY_MS from now, when the gateway looks again,
+       * not a time the slot frees (client-budget.ts tells a client more than that).
+       */
+      readonly isSlot?: true;
+    };
 
 export interface Reservation {
   readonly id: number;

@@ -25,6 +25,7 @@ export function checkScope(
       scopeId: scope.id,
       reason: `at its concurrency limit (${scope.concurrency} in flight)`,
       retryAtMs: nowMs + CONCURRENCY_RETRY_MS,
+      isSlot: true,
     });
   }
   const learnedConcurrency =
@@ -35,6 +36,7 @@ export function checkScope(
       scopeId: scope.id,
       reason: `at its learned concurrency limit (${learnedConcurrency.limit} in flight: ${learnedConcurrency.evidence})`,
       retryAtMs: nowMs + CONCURRENCY_RETRY_MS,
+      isSlot: true,
     });
   }
   for (const rule of rulesOf(scope, state)) {

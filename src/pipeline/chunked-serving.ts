@@ -19,7 +19,7 @@ export function chunkedServing(outcome: ForwardOutcome | ChunkedOutcome): {
   const chunkHeaders = {
     ...(partial === undefined ? {} : { "x-gateway-partial": `${partial.answered}/${partial.inputs}` }),
     // When the rest may be sent, as the error alone would have said (before 2026-12-07 the 200 did not say it).
-    ...(partial?.retryAfterMs === undefined ? {} : { "retry-after": retryAfterSeconds(partial.retryAfterMs) }),
+    ...(partial?.retryAfterMs === undefined ? {} : retryAfterHeaders(partial.retryAfterMs)),
     "x-gateway-chunks": String(chunks.length),
     "x-gateway-chunk-providers": namesListed(chunks.map((deployment) => deployment.provider.settings.name)),
     "x-gateway-chunk-models": namesListed(chunks.map((deployment) => deployment.model.id)),
@@ -28,9 +28,15 @@ export function chunkedServing(outcome: ForwardOutcome | ChunkedOutcome): {
   return { cost, chunks: chunks.length, chunkHeaders };
 }
 
-/** A wait as `retry-after` says it: whole seconds, rounded up, at least 1 (as render-error.ts errorHeaders). */
-function retryAfterSeconds(waitMs: number): string {
-  return String(Math.max(1, Math.ceil(waitMs / 1000)));
+/**
+ * A wait as the error says it (render-error.ts errorHeaders): `retry-after` in whole seconds, rounded up, and
+ * `retry-after-ms` exact, each at least 1. Before 2026-12-07 the 200 had no `retry-after-ms` (the error had).
+ */
+function retryAfterHeaders(waitMs: number): Record<string, string> {
+  return {
+    "retry-after": String(Math.max(1, Math.ceil(waitMs / 1000))),
+    "retry-after-ms": String(Math.max(1, Math.ceil(waitMs))),
+  };
 }
 
 /** Characters of a list of chunks' names: within the 1,024 a response header value is cut at (server/header-value.ts). */

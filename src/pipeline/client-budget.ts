@@ -4,7 +4,7 @@
 // time its budget frees up; failover and stream continuation charge nothing more. When the request's record is
 // published, the charge's tokens become what the request used and its concurrency slot is freed.
 import { RateLimitedError, RequestTooLargeError } from "../errors/gateway-error.ts";
-import { isNeverFit } from "../limits/budget-types.ts";
+import { isNeverFit, SLOT_RETRY_ADVICE_MS } from "../limits/budget-types.ts";
 import { type Denied, isReservation, type Reservation } from "../limits/budgets.ts";
 import type { RequestRecord } from "../observability/request-record.ts";
 import type { GatewayRuntime } from "./gateway-runtime.ts";
@@ -41,7 +41,10 @@ export function chargeClient(
         `This request (~${promptTokens} prompt tokens) is larger than a whole token budget of client \`${client}\` (${reserved.reason}).`,
       );
     }
-    const retryAfterMs = Math.max(0, reserved.retryAtMs - runtime.clock.now());
+    // A full slot alone: the gateway looks again in 100 ms, but a slot frees when a request in flight ends, which
+    // no clock tells; told 100 ms (`retry-after-ms`), an SDK spent its retries within 200 ms while the slot was held.
+    const waitMs = Math.max(0, reserved.retryAtMs - runtime.clock.now());
+    const retryAfterMs = reserved.isSlot === true ? Math.max(SLOT_RETRY_ADVICE_MS, waitMs) : waitMs;
     throw new RateLimitedError(
       `Client \`${client}\` is ${reserved.reason}: retry in ${Math.ceil(retryAfterMs / 1000)} s.`,
       { retryAfterMs },

@@ -364,7 +364,7 @@ export class GatewayRuntime {
     const budgetCheck = of && budgetCheckOf(this.budgets, this.promptCalibration, of.snapshot, of.request, nowMs);
     const availabilityOf = (deployment: Deployment) =>
       this.availability.peek(deployment.key, deployment.provider.settings.name);
-    return soonestAvailableMs(plan, nowMs, availabilityOf, budgetCheck);
+    return soonestAvailableMs(plan, nowMs, availabilityOf, budgetCheck, of !== undefined);
   }
 
   /** Subscribes to finished request records; returns the unsubscribe function. */

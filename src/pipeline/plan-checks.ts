@@ -91,7 +91,7 @@ export function budgetCheckOf(
     }
     if (verdict.isAllowed) return undefined;
     const pool = verdict.scopeId.startsWith(POOL_SCOPE_PREFIX) ? verdict.scopeId : undefined;
-    return { reason: verdict.reason, untilMs: verdict.retryAtMs, pool };
+    return { reason: verdict.reason, untilMs: verdict.retryAtMs, pool, ...(verdict.isSlot && { isSlot: true }) };
   };
 }
 

@@ -56,7 +56,8 @@ export class Recorder {
         return { isAdmitted: true, reservation };
       }
       availability.releaseProbe(deployment.key);
-      return { isAdmitted: false, reason: reservation.reason, untilMs: reservation.retryAtMs, isLimit: true };
+      const { reason, retryAtMs: untilMs, isSlot } = reservation;
+      return { isAdmitted: false, reason, untilMs, isLimit: true, ...(isSlot && { isSlot }) };
     };
     const cost = requests === 1 ? { tokens } : { tokens, requests };
     const reserved =

@@ -139,6 +139,7 @@ export function planRoute(request: RouteRequest, context: RouterContext): RouteP
           untilMs: overBudget.untilMs,
           board,
           pool: overBudget.pool,
+          ...(overBudget.isSlot && { isSlot: true }),
         });
         if (!isNeverFit(overBudget.untilMs))
           cooling.push({ deployment, score, group: groupIndex, board, untilMs: overBudget.untilMs });

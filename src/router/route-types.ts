@@ -118,6 +118,8 @@ export interface RouteSkip {
    * every model of the pool is skipped together until `untilMs`.
    */
   readonly pool?: string | undefined;
+  /** A `budget` skip for a full concurrency slot alone: `untilMs` is when the gateway looks again (budget-types.ts). */
+  readonly isSlot?: true;
 }
 
 export interface RoutePlan {
@@ -179,7 +181,9 @@ export interface RouterContext {
    * Budget pre-check; returns why and until when the deployment is over budget, or undefined. `pool`: the shared
    * scope that is empty, when it is the provider's account-wide pool rather than the deployment's own budget.
    */
-  budgetCheck?(deployment: Deployment): { reason: string; untilMs: number; pool?: string | undefined } | undefined;
+  budgetCheck?(
+    deployment: Deployment,
+  ): { reason: string; untilMs: number; pool?: string | undefined; isSlot?: true } | undefined;
   /**
    * The shared pool a cooling deployment is skipped with (its key's account-wide cooldown), when it is one;
    * undefined for the deployment's own cooldown.

@@ -274,6 +274,7 @@ function refusalOf(
           scopeId: scope.id,
           reason: `at its concurrency limit (${scope.concurrency} in flight)`,
           retryAtMs: nowMs + CONCURRENCY_RETRY_MS,
+          isSlot: true,
         },
         minTokens: 0,
         minRequests: 0,

@@ -195,6 +195,7 @@ async function tryCandidate(
               reason: admission.reason,
               untilMs: admission.untilMs,
               isLimit: admission.isLimit,
+              ...(admission.isSlot && { isSlot: true }),
             },
       );
       return undefined;

@@ -201,5 +201,13 @@ describe("finalError", () => {
     assert.match(ended.message, / Attempts: alpha\/m: HTTP 500: The server had an error\.$/);
     const open = finalError(plan, [failed("HTTP 500: boom")], [], undefined, undefined, NOW_MS);
     assert.match(open.message, / Attempts: alpha\/m: HTTP 500: boom\.$/);
+    // A reason cut at MAX_SHOWN_REASON_CHARS ends with the cut's `…`, and a Chinese provider's sentence with `。`
+    // or `！`: before, `….` and `。.`.
+    const cut = finalError(plan, [failed(`HTTP 500: ${"x".repeat(400)}`)], [], undefined, undefined, NOW_MS);
+    assert.match(cut.message, /x…$/);
+    const chinese = finalError(plan, [failed("HTTP 500: 服务器繁忙，请稍后再试。")], [], undefined, undefined, NOW_MS);
+    assert.match(chinese.message, /请稍后再试。$/);
+    const exclaimed = finalError(plan, [failed("HTTP 500: 请求过多！")], [], undefined, undefined, NOW_MS);
+    assert.match(exclaimed.message, /请求过多！$/);
   });
 });

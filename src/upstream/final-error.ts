@@ -17,7 +17,7 @@ import {
   UpstreamUnavailableError,
 } from "../errors/gateway-error.ts";
 import { shownReason } from "../errors/shown-reason.ts";
-import { isNeverFit } from "../limits/budget-types.ts";
+import { isNeverFit, SLOT_RETRY_ADVICE_MS } from "../limits/budget-types.ts";
 import {
   CLIENT_PAID_NEVER_REASON,
   isLimitSkip,
@@ -88,7 +88,8 @@ export function finalError(
   let soonestMs = soonestAvailableMs;
   for (const skip of skips) {
     if (skip.untilMs === undefined || !Number.isFinite(skip.untilMs)) continue;
-    const waitMs = Math.max(0, skip.untilMs - nowMs);
+    // A full slot's time is when the gateway looks again: a client is told a second (budget-types.ts).
+    const waitMs = Math.max(skip.isSlot === true ? SLOT_RETRY_ADVICE_MS : 0, skip.untilMs - nowMs);
     if (soonestMs === undefined || soonestMs === 0 || waitMs < soonestMs) soonestMs = waitMs;
   }
   const retryAfter = soonestMs === undefined ? {} : { retryAfterMs: soonestMs };
@@ -376,7 +377,10 @@ export function rejectedError(
   return new UpstreamRequestError(message, details, options);
 }
 
-/** `text` ended with a full stop, unless it ends its sentence already (an upstream's message often does). */
+/**
+ * `text` ended with a full stop, unless it ends its sentence already (an upstream's message often does, a Chinese
+ * provider's with `。`, `！` or `？`) or with the `…` of a reason cut at MAX_SHOWN_REASON_CHARS.
+ */
 function sentence(text: string): string {
-  return /[.!?]$/.test(text) ? text : `${text}.`;
+  return /[.!?…。！？]$/u.test(text) ? text : `${text}.`;
 }

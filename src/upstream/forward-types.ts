@@ -201,6 +201,8 @@ export interface AttemptSkip {
   readonly untilMs?: number;
   /** Skipped for a limit (budget, 429-type cooldown), not for failing (open circuit, parked key). */
   readonly isLimit?: boolean;
+  /** Skipped for a full concurrency slot alone (Admission `isSlot`). */
+  readonly isSlot?: true;
 }
 
 export interface ForwardTrace {
@@ -289,6 +291,8 @@ export type Admission =
       readonly untilMs?: number;
       /** Refused for a limit (budget, 429-type cooldown) rather than for failing (open circuit, parked key). */
       readonly isLimit: boolean;
+      /** Refused for a full concurrency slot alone: `untilMs` is when the gateway looks again (budget-types.ts). */
+      readonly isSlot?: true;
     };
 
 export interface FailoverServices {

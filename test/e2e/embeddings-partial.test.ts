@@ -117,4 +117,8 @@ test("a partial answer whose missing chunk got a 429 carries its Retry-After: th
   // Before: no Retry-After, so the client could not tell when to send inputs 4 to 6.
   const retryAfterSeconds = Number(partial.headers["retry-after"]);
   assert.ok(retryAfterSeconds >= 590 && retryAfterSeconds <= 600, `Retry-After ${partial.headers["retry-after"]}`);
+  // The same wait to the millisecond, as on the error (before: no retry-after-ms on the 200).
+  const retryAfterMs = Number(partial.headers["retry-after-ms"]);
+  assert.ok(Number.isInteger(retryAfterMs), `retry-after-ms ${partial.headers["retry-after-ms"]}`);
+  assert.equal(Math.ceil(retryAfterMs / 1000), retryAfterSeconds);
 });

@@ -7,8 +7,17 @@ import { describe, test } from "node:test";
 import Anthropic from "@anthropic-ai/sdk";
 import OpenAI from "openai";
 import { ManualClock } from "../../src/clock.ts";
-import { CHAT_ROUTE, chatRequests, oneProviderYaml, postChat, send, useGateway, useMock } from "../helpers/e2e.ts";
-import { type MockUpstream, rateLimited } from "../helpers/mock-upstream.ts";
+import {
+  CHAT_ROUTE,
+  chatRequests,
+  errorOf,
+  oneProviderYaml,
+  postChat,
+  send,
+  useGateway,
+  useMock,
+} from "../helpers/e2e.ts";
+import { chatStream, type MockUpstream, rateLimited } from "../helpers/mock-upstream.ts";
 
 /** One provider; no wait for it to cool, so its 429 reaches the client as the gateway's 429. */
 async function scene(t: Parameters<typeof useMock>[0], options: { clock?: ManualClock } = {}) {
@@ -81,5 +90,48 @@ describe("a wait shorter than a second", () => {
     assert.equal(message.stop_reason, "end_turn");
     const gapMs = retryGapMs(mock);
     assert.ok(gapMs >= 250 && gapMs < 1_000, `the SDK waited ${gapMs} ms`);
+  });
+});
+
+describe("a full concurrency slot", () => {
+  test("a client at its concurrency limit is told 1 s, also in retry-after-ms: the openai SDK's retry then finds the slot free", async (t) => {
+    const mock = await useMock(t);
+    const key = "greedy-secret-key";
+    const yaml = `server:\n  api_keys:\n    - { key: ${key}, name: greedy, limits: { concurrency: 1 } }\n${oneProviderYaml(mock)}`;
+    const gateway = await useGateway(t, yaml);
+    // Holds the client's one slot for about 600 ms: a request in flight, whose end no clock tells.
+    mock.enqueue(CHAT_ROUTE, { kind: "sse", events: chatStream(["slow", " answer"], "vendor/m", { delayMs: 150 }) });
+    const authorization = { authorization: `Bearer ${key}` };
+    const streaming = postChat(gateway, { model: "m", stream: true }, authorization);
+    await mock.waitForRequests(1);
+    const refused = await postChat(gateway, { model: "m" }, authorization);
+    assert.equal(refused.status, 429, refused.text);
+    assert.equal(refused.headers["retry-after"], "1");
+    // Before: `retry-after-ms: 100` (the gateway's own look-again time for its queue), and an SDK's two retries
+    // came 100 ms apart while the slot was still held: the client got the 429 after 200 ms.
+    assert.equal(refused.headers["retry-after-ms"], "1000");
+    const client = new OpenAI({ baseURL: gateway.baseUrl, apiKey: key, maxRetries: 2 });
+    const answer = await client.chat.completions.create({ model: "m", messages: [{ role: "user", content: "x" }] });
+    assert.equal(answer.choices[0]?.message.content, "echo from vendor/m-instruct");
+    assert.equal((await streaming).status, 200);
+  });
+
+  test("a provider at its concurrency limit (no queue): the 429 says 1 s, not the gateway's own 100 ms look again", async (t) => {
+    const mock = await useMock(t);
+    const limited = "    api_key: sk-alpha\n    limits: { concurrency: 1 }\n";
+    const gateway = await useGateway(t, oneProviderYaml(mock).replace("    api_key: sk-alpha\n", limited));
+    mock.enqueue(CHAT_ROUTE, { kind: "sse", events: chatStream(["slow", " answer"], "vendor/m", { delayMs: 150 }) });
+    const streaming = postChat(gateway, { model: "m", stream: true });
+    await mock.waitForRequests(1);
+    const refused = await postChat(gateway, { model: "m" });
+    assert.equal(refused.status, 429, refused.text);
+    assert.match(errorOf(refused).message, /at its concurrency limit \(1 in flight\)/);
+    assert.equal(refused.headers["retry-after"], "1");
+    // Before: `retry-after-ms: 100`, and the SDK below threw this 429 after two retries 100 ms apart.
+    assert.equal(refused.headers["retry-after-ms"], "1000");
+    const client = new OpenAI({ baseURL: gateway.baseUrl, apiKey: "x", maxRetries: 2 });
+    const answer = await client.chat.completions.create({ model: "m", messages: [{ role: "user", content: "x" }] });
+    assert.equal(answer.choices[0]?.message.content, "echo from vendor/m-instruct");
+    assert.equal((await streaming).status, 200);
   });
 });
