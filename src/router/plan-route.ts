@@ -306,12 +306,8 @@ function contextFitOf(
   const fitted = fitTokensOf(request, deployment);
   if (fitted === undefined) return undefined;
   const prompt = context.promptTokensFor?.(deployment, fitted.promptTokens) ?? fitted.promptTokens;
-  return contextFit(
-    context.contextLimitsFor?.(deployment) ?? deployment,
-    prompt,
-    fitted.outputTokens,
-    request.outputLimitParam,
-  );
+  const limits = context.contextLimitsFor?.(deployment) ?? deployment;
+  return contextFit(limits, prompt, fitted.outputTokens, request.outputLimitParam);
 }
 
 function checkFit(
