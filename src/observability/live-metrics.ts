@@ -89,9 +89,9 @@ export function liveMetrics(live: LiveStateSource): LiveMetric[] {
     ),
     new LiveMetric(
       `${METRIC_PREFIX}state_kept_writes_dropped_total`,
-      "Budget writes kept for a Redis Cluster master's return that were dropped past 1,000 per provider (oldest first).",
+      "Budget writes kept for a Redis Cluster master's return that were dropped past 1,000 per hash tag (oldest first), by provider or client.",
       "counter",
-      () => [...(live.keptWritesDropped?.() ?? [])].map(([provider, writes]) => [{ provider }, writes] as const),
+      () => [...(live.keptWritesDropped?.() ?? [])].map(([owner, writes]) => [droppedLabels(owner), writes] as const),
     ),
     new LiveMetric(
       `${METRIC_PREFIX}unhandled_rejections_total`,
@@ -121,4 +121,14 @@ function budgetWindows(live: LiveStateSource, unit: string) {
  */
 function deploymentLabels(deployment: LiveDeployment): Record<string, string> {
   return { provider: deployment.provider, upstream_model: deployment.model, deployment: deployment.deploymentKey };
+}
+
+/**
+ * `provider:NAME` -> `{provider}`, `client:NAME` -> `{client}` (LiveStateSource.keptWritesDropped's keys): a client's
+ * budget shares the hash tag of a provider of its name, and was counted as that provider before.
+ */
+function droppedLabels(owner: string): Record<string, string> {
+  const colon = owner.indexOf(":");
+  const name = owner.slice(colon + 1);
+  return owner.startsWith("client:") ? { client: name } : { provider: name };
 }

@@ -100,7 +100,10 @@ export interface LiveStateSource {
    * serves locally because their slot does not answer. Absent: nothing to report (tests, no runtime yet).
    */
   stateHealth?(): { readonly isDegraded: boolean; readonly localProviders: number };
-  /** Per provider (hash tag), the budget writes kept for a Redis Cluster master's return that the bound dropped. */
+  /**
+   * The budget writes kept for a Redis Cluster master's return that the bound dropped, keyed `provider:TAG` (a
+   * provider's scopes, by hash tag) or `client:NAME` (a client's own budget).
+   */
   keptWritesDropped?(): ReadonlyMap<string, number>;
 }
 

@@ -38,7 +38,7 @@ describe("writes kept for a dead Redis Cluster master, past the bound", { skip }
     assert.match(state.status().detail, /alpha/, "alpha served locally");
     // Each answered with more tokens than estimated: a charge each, kept for the master's return.
     for (const reservation of reserved) state.ledger.reconcile(reservation, 900, Date.now());
-    const droppedCount = () => state.keptWritesDropped?.().get("alpha") ?? 0;
+    const droppedCount = () => state.keptWritesDropped?.().get("provider:alpha") ?? 0;
     const dropped = () => logs.filter((line) => line.startsWith("warn: ") && line.includes("dropped"));
     await waitFor(() => dropped().length > 0, 5_000, `a warning when the first is dropped: ${logs.join("; ")}`);
     assert.match(dropped()[0] ?? "", /provider alpha .* the oldest are dropped from now on/);

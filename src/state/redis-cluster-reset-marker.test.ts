@@ -13,9 +13,15 @@ import { closeWhenTestEnds } from "../../test/helpers/late-start.ts";
 import { isRedisClusterAvailable, REDIS_CLUSTER_MISSING, useRedisCluster } from "../../test/helpers/redis-cluster.ts";
 import { useClusterBackend, waitFor } from "../../test/helpers/redis-cluster-state.ts";
 import { useRedisProxy } from "../../test/helpers/redis-proxy.ts";
+import { systemClock } from "../clock.ts";
+import { buildConfig } from "../config/load.ts";
 import { ServiceUnavailableError } from "../errors/gateway-error.ts";
+import { AvailabilityBook } from "../limits/availability.ts";
+import { closeClient, createCommandClient } from "./redis-client.ts";
+import { CooldownSharing } from "./redis-cooldowns.ts";
 import { hashSlot } from "./redis-hash-slot.ts";
 import { cooldownKey, resetMarkerKey } from "./redis-keys.ts";
+import { RedisLink } from "./redis-link.ts";
 
 const skip = isRedisClusterAvailable() ? false : REDIS_CLUSTER_MISSING;
 const TIMEOUT_MS = 300;
@@ -141,5 +147,65 @@ describe("an admin reset whose marker's Redis Cluster master is dead", { skip },
     // `early`'s subscription comes back and it loads: the marker names the third reset, which it applies.
     proxy.dropConnections();
     await waitFor(() => earlyCount.resets === earlyBefore + 1, 10_000, "the reset it did not hear, from its marker");
+  });
+
+  test("two resets at once on one process, the later's SET failing first: the later's marker is stored once its master answers", async (t) => {
+    const cluster = await useRedisCluster(t);
+    const prefix = "reset-twice:";
+    const markerMaster = cluster.nodeOfSlot(hashSlot(resetMarkerKey(prefix)));
+    const client = createCommandClient(cluster.url, true, TIMEOUT_MS);
+    await closeWhenTestEnds(t, () => closeClient(client));
+    await client.connect();
+    // The real client, its first SET (the first reset's marker) held until the second reset's SET failed: the order
+    // in which the two failures come back, which the one connection to the marker's master never gives by itself.
+    const values: string[] = [];
+    const secondFailed = Promise.withResolvers<void>();
+    const firstHeld = Promise.withResolvers<void>();
+    const redis = new Proxy(client, {
+      get(target, property) {
+        const value: unknown = Reflect.get(target, property, target);
+        if (typeof value !== "function") return value;
+        if (property !== "set") return value.bind(target);
+        return async (key: string, marker: string) => {
+          values.push(marker);
+          if (values.length === 1) {
+            firstHeld.resolve();
+            await secondFailed.promise;
+            return await target.set(key, marker);
+          }
+          return await target.set(key, marker).finally(() => secondFailed.resolve());
+        };
+      },
+    });
+    const link = new RedisLink(cluster.url, undefined, Date.now, () => true, true);
+    const sharing = new CooldownSharing({
+      redis,
+      subscriber: { subscribe: async () => undefined, on: () => undefined },
+      availability: new AvailabilityBook(systemClock, buildConfig({}, undefined, { env: {} }).config.cooldowns),
+      link,
+      keyPrefix: prefix,
+      clock: systemClock,
+      instanceId: "one",
+      onRemoteReset: () => undefined,
+      loadShared: async () => undefined,
+    });
+    t.after(() => sharing.stop());
+    await markerMaster.kill();
+    const [earlier, later] = [new Set<string>(), new Set<string>()];
+    const first = sharing.resetShared(earlier);
+    await firstHeld.promise;
+    await Promise.all([first, sharing.resetShared(later)]);
+    assert.equal(values.length, 2);
+    assert.ok(earlier.size > 0 && later.size > 0, "both SETs failed on the dead master");
+    await markerMaster.restart();
+    const reader = new Cluster([{ host: "127.0.0.1", port: markerMaster.port }], { lazyConnect: true });
+    await closeWhenTestEnds(t, () => reader.disconnect());
+    await reader.connect();
+    // Before 2026-12-07 the first reset cancelled the later's retry and its own gave up: no marker, ever.
+    let marker: string | null = null;
+    for (const until = Date.now() + 10_000; marker === null && Date.now() < until; await sleep(200)) {
+      marker = await reader.get(resetMarkerKey(prefix)).catch(() => null);
+    }
+    assert.equal(marker, values[1], "the later reset's marker stored");
   });
 });

@@ -236,10 +236,15 @@ export class CooldownSharing {
     // Known before its SET: a load meanwhile reads the marker before it, or this one.
     this.#noteReset(resetId, false);
     const isMarked = await setOrNote(redis, resetMarkerKey(keyPrefix), resetId, unreached);
-    if (isMarked) this.#unmarkedBefore.clear();
+    // Only the latest reset decides what is marked later: two made at once here whose SETs both failed, the later's
+    // settling first, had the earlier one cancel the later's retry and start its own, which gave up at once (not the
+    // latest): neither marker was ever stored. Nor does an earlier one's SET forget what the later's retry stores over.
+    if (this.#knownResetId === resetId) {
+      if (isMarked) this.#unmarkedBefore.clear();
+      this.#stopMarking?.();
+      if (!isMarked) this.#markLater(resetId);
+    }
     const message: SharedMessage = { origin: instanceId, type: "reset", resetId };
-    this.#stopMarking?.();
-    if (!isMarked) this.#markLater(resetId);
     await publishOnAnyMaster(redis, this.#channel, JSON.stringify(isMarked ? message : { ...message, unmarked: true }));
   }
 

@@ -25,6 +25,11 @@ export type Argument = string | number;
 /** One write of a batch: "c" a reconcile or give-back, "t" a retime (WRITE_BATCH_LUA's kinds). */
 export interface Write {
   readonly kind: "c" | "t";
+  /**
+   * The budget scope it moves: a batch holds one hash tag's writes, and a client's budget (`client:NAME`) shares the
+   * tag of a provider of the same name, so a dropped write is counted by its own scope, not by the batch's.
+   */
+  readonly scopeId: string;
   readonly keys: readonly string[];
   readonly args: readonly Argument[];
 }
@@ -86,13 +91,13 @@ export class KeptBatches {
     let writes = list.reduce((sum, { batch }) => sum + batch.writes.length, 0);
     let dropped = 0;
     while (writes > MAX_KEPT_WRITES && list.length > 1) {
-      const oldest = list.shift()?.batch.writes.length ?? 0;
-      writes -= oldest;
-      dropped += oldest;
+      const oldest = list.shift()?.batch.writes ?? [];
+      writes -= oldest.length;
+      dropped += oldest.length;
+      for (const write of oldest) this.#link.countKeptDropped(write.scopeId, 1);
     }
     this.#kept.set(tag, list);
     if (dropped > 0) {
-      this.#link.countKeptDropped(tag, dropped);
       const before = this.#dropped.get(tag) ?? 0;
       this.#dropped.set(tag, before + dropped);
       if (before === 0) this.#link.recordKeptDropped(tag, dropped, false, MAX_KEPT_WRITES);

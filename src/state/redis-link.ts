@@ -225,25 +225,31 @@ export class RedisLink {
   }
 
   /**
-   * Writes kept for a Cluster master's return that the bound (`bound`, MAX_KEPT_WRITES per provider) drops, oldest first: the
-   * shared counts they would have moved stay off (a give-back lost: counted high; a charge lost: counted low) until
-   * their windows end. Said, not silent: once when a provider's first write is dropped, once with the count when its
-   * master answers again and what is left is replayed.
+   * Counts writes the bound dropped as they are dropped (keptWritesDropped: the metric), by the scope each moved: a
+   * client's budget (`client:NAME`) under its own key, not its hash tag's: that tag is the client's name, which a
+   * provider may share (one series for both before), and is cut at a `/` or `#` the name may hold.
    */
-  /** Counts writes the bound dropped for the tag as they are dropped (keptWritesDropped: the metric). */
-  countKeptDropped(tag: string, writes: number): void {
-    this.#keptDropped.set(tag, (this.#keptDropped.get(tag) ?? 0) + writes);
+  countKeptDropped(scopeId: string, writes: number): void {
+    const key = kindOf(scopeId) === "client" ? scopeId : `provider:${SlotGroups.tagOf(scopeId)}`;
+    this.#keptDropped.set(key, (this.#keptDropped.get(key) ?? 0) + writes);
   }
 
   /**
-   * Per provider hash tag, the budget writes kept for a Cluster master's return that the bound dropped since start
-   * (`llm_gateway_state_kept_writes_dropped_total`): the warnings say when dropping begins and the total at the replay,
-   * which an alert cannot count.
+   * The budget writes kept for a Cluster master's return that the bound dropped since start
+   * (`llm_gateway_state_kept_writes_dropped_total`), keyed `provider:TAG` (a provider's scopes, by hash tag) or
+   * `client:NAME` (a client's budget): the warnings say when dropping begins and the total at the replay, which an
+   * alert cannot count.
    */
   keptWritesDropped(): ReadonlyMap<string, number> {
     return this.#keptDropped;
   }
 
+  /**
+   * Writes kept for a Cluster master's return that the bound (`bound`, MAX_KEPT_WRITES per provider) drops, oldest first: the
+   * shared counts they would have moved stay off (a give-back lost: counted high; a charge lost: counted low) until
+   * their windows end. Said, not silent: once when a provider's first write is dropped, once with the count when its
+   * master answers again and what is left is replayed.
+   */
   recordKeptDropped(tag: string, writes: number, isReplayed: boolean, bound: number): void {
     const what = isReplayed
       ? `${writes} budget writes of provider ${tag} kept for its Redis Cluster master's return were dropped (oldest first, past ${bound}); the rest are replayed`

@@ -265,7 +265,7 @@ export class RedisWriteBatches {
       };
       this.#batches.set(tag, batch);
     }
-    batch.writes.push({ kind, keys: [...keys], args: [...args] });
+    batch.writes.push({ kind, scopeId, keys: [...keys], args: [...args] });
     if (batch.writes.length >= MAX_WRITES_PER_BATCH) this.#send(tag);
     // Not unref'd: a retime must not be lost to an exit that did not stop the ledger (a give-back could be).
     else this.#flush ??= setTimeout(() => this.flushAll(), FLUSH_AFTER_MS);

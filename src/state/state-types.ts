@@ -43,7 +43,7 @@ export interface StateBackend {
    */
   readonly toolCallExtras?: MemoryToolCallExtras;
   status(): StateStatus;
-  /** Redis: per provider hash tag, the writes kept for a Cluster master's return that were dropped (RedisLink's). */
+  /** Redis: the writes kept for a Cluster master's return that were dropped, by `provider:TAG` or `client:NAME` (RedisLink's). */
   keptWritesDropped?(): ReadonlyMap<string, number>;
   close(): Promise<void>;
   /**
