@@ -9,13 +9,15 @@
 import assert from "node:assert/strict";
 import { type TestContext, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
+import type { RequestRecord } from "../../src/observability/request-record.ts";
+import { keepAnswerFor } from "../helpers/answer-cache-scene.ts";
 import { CHAT_ROUTE, recordsOf } from "../helpers/e2e.ts";
 import { gate } from "../helpers/gates.ts";
 import { KEEPALIVE_MS, keepAliveScene, postRaw, UPSTREAM_MODEL } from "../helpers/keepalive-scene.ts";
-import { chatStream } from "../helpers/mock-upstream.ts";
+import { chatCompletion, chatStream } from "../helpers/mock-upstream.ts";
 import { useRedisProxy } from "../helpers/redis-proxy.ts";
 import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../helpers/redis-server.ts";
-import { postJson } from "../helpers/sse-client.ts";
+import { postJson, waitUntil } from "../helpers/sse-client.ts";
 
 /**
  * How long a slowed lookup is held at most: well past the keep-alive interval, well within the command timeout below.
@@ -168,5 +170,32 @@ test(
     assert.equal(miss.headers["x-gateway-cache"], "miss");
     assert.doesNotMatch(miss.text, /: x-gateway-cache/, "said once, in the head");
     assert.match(miss.text, /Fresh/);
+  },
+);
+
+test(
+  "a kept JSON answer found after the early head (a shared row under a stream's key): an in-band error, the record still published",
+  REDIS,
+  async (t) => {
+    const { mock, gateway, slow, headCame } = await slowLookupScene(t, SLOW_LOOKUP_MS);
+    // In the order the validated body has: the key hashes its JSON text.
+    const body = { model: "m", messages: [{ role: "user", content: "kept as JSON" }], stream: true };
+    // A row another replica could have written: a JSON answer where this gateway keeps a stream's chunks. Given after
+    // the head went out, it cannot be sent as the stream the client asked for (forwarding-route.ts).
+    const bodyText = JSON.stringify(chatCompletion("Kept as JSON.", UPSTREAM_MODEL));
+    const row = { api: "chat", form: "json", bodyText, status: 200, provider: "alpha", model: UPSTREAM_MODEL } as const;
+    await keepAnswerFor(gateway, "chat", body, { ...row, cost: "free" });
+    const records: RequestRecord[] = [];
+    gateway.runtime.onRecord((record) => records.push(record));
+    slow();
+    const answer = await heldHead(gateway.url, body, headCame);
+    assert.ok(answer.isBeforeLookup, "the head went out at the interval, not after the lookup");
+    assert.match(answer.text, /^: keep-alive\n\n/);
+    assert.match(answer.text, /data: \{"error":\{"message":"The answer could not be sent as a stream\."/);
+    assert.equal(mock.requests.length, 1, "no provider was asked (only the scene's first request)");
+    // The door hands the record to its subscribers itself on this path (JsonAnswer.releaseRecord): without that call
+    // the request would leave none.
+    await waitUntil(() => records.length === 1, "the request's record");
+    assert.equal(records[0]?.cache, "hit");
   },
 );
