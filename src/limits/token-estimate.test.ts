@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { threadCpuMs } from "../../test/helpers/thread-cpu.ts";
 import { MAX_ESTIMATED_CHARS } from "../config/request-bounds.ts";
 import { countTextTokens, estimateChatPrompt, estimateTextInput, estimateTextInputs } from "./token-estimate.ts";
 
@@ -92,14 +93,13 @@ test("edge cases: empty, one word, digits one token each, emoji several", () => 
   assert.ok(countTextTokens("模型") >= 2);
 });
 
-/** Best of five runs, in ms: the machine may be shared, the minimum is the least disturbed run. */
+/**
+ * Best of five runs, in ms of this thread's CPU: other processes on a shared machine are not counted, and the minimum
+ * is the run least disturbed by cache and frequency effects.
+ */
 function bestTimeMs(run: () => void): number {
   let best = Number.POSITIVE_INFINITY;
-  for (let round = 0; round < 5; round++) {
-    const startedAt = performance.now();
-    run();
-    best = Math.min(best, performance.now() - startedAt);
-  }
+  for (let round = 0; round < 5; round++) best = Math.min(best, threadCpuMs(run).ms);
   return best;
 }
 

@@ -84,7 +84,8 @@ describe("WaitQueue", () => {
     const patient = queue.wait(10, 5_000, signal, () => pool.tryTake("patient"));
     assert.equal(await impatient, undefined);
     const waitedMs = performance.now() - startedAtMs;
-    assert.ok(waitedMs >= 55 && waitedMs < 1_000, `timed out after ${waitedMs} ms`);
+    // Not timed out, it would wait with the patient one (5 s): half of that leaves a loaded machine room.
+    assert.ok(waitedMs >= 55 && waitedMs < 2_500, `timed out after ${waitedMs} ms`);
     pool.add();
     assert.equal(await patient, "patient");
   });

@@ -360,8 +360,9 @@ test("state file: a heartbeat while another process holds the write lock keeps t
   await sleep(50);
   const lateByMs = performance.now() - startedMs - 50;
   // A wait inside SQLite holds the loop for its whole busy timeout (the lock's holder is this process: it cannot let
-  // go meanwhile), 2 s; 150 ms of margin is for a loaded machine (2 cores shared: 40 ms failed there now and then).
-  assert.ok(lateByMs < 150, `a 50 ms timer fired ${lateByMs} ms late while the write waited for the lock`);
+  // go meanwhile), 2 s; half of it is the margin for a loaded machine (2 cores shared: 40 ms failed there now and
+  // then, and 150 ms did under a full suite's load).
+  assert.ok(lateByMs < 1_000, `a 50 ms timer fired ${lateByMs} ms late while the write waited for the lock`);
   await sleep(150);
   other.exec("COMMIT");
   const token = await beat;

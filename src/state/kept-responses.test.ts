@@ -217,8 +217,10 @@ test("embedded: a delete while another process holds the write lock keeps the ev
     await assert.rejects(store.delete("resp_b"), /locked|busy/i);
     clearInterval(ticker);
     const elapsedMs = performance.now() - startedMs;
-    assert.ok(elapsedMs >= 90 && elapsedMs < 1_000, `gave up after ${Math.round(elapsedMs)} ms`);
-    assert.ok(ticks >= 5, `the event loop ran ${ticks} 5 ms timers during a ${Math.round(elapsedMs)} ms delete`);
+    assert.ok(elapsedMs >= 90 && elapsedMs < 2_500, `gave up after ${Math.round(elapsedMs)} ms`);
+    // The loop served meanwhile: a wait inside SQLite would let no timer run. Not a count of ticks: a loaded machine
+    // gives a 5 ms ticker only a few turns (2 in ~90 ms seen, src/sqlite-file.test.ts).
+    assert.ok(ticks >= 1, `the event loop ran ${ticks} 5 ms timers during a ${Math.round(elapsedMs)} ms delete`);
     other.exec("ROLLBACK");
     assert.equal(await store.get("resp_b"), row("resp_b").json);
   } finally {

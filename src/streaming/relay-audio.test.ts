@@ -111,3 +111,23 @@ test("the client leaving ends the relay as client_aborted and aborts the upstrea
   await closed.return(undefined as never);
   assert.equal(closedBody.controller.signal.aborted, true);
 });
+
+test("max_stream_duration_ms: stream_too_long while the upstream is awaited, client_aborted while the client holds a chunk", async () => {
+  // Waiting on the upstream: the provider is too slow for the cap.
+  const slowBody = upstream();
+  const slow = relayAudio(opened(slowBody), { signal: new AbortController().signal, maxDurationMs: 30 });
+  const [, tooLong] = await drain(slow);
+  assert.equal(tooLong.outcome, "stream_too_long");
+  assert.equal(slowBody.controller.signal.aborted, true);
+
+  // A chunk handed out and not taken back (the consumer waits for a client that reads nothing): the provider, which
+  // answered, is not blamed.
+  const heldBody = upstream();
+  const held = relayAudio(opened(heldBody), { signal: new AbortController().signal, maxDurationMs: 30 });
+  await held.next();
+  await new Promise((resolve) => setTimeout(resolve, 60));
+  assert.equal(heldBody.controller.signal.aborted, true, "the upstream is hung up on at the cap");
+  const [, unread] = await drain(held);
+  assert.equal(unread.outcome, "client_aborted");
+  assert.match(unread.reason, /the client read nothing while max_stream_duration_ms \(30 ms\) ran out/);
+});

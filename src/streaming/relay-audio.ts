@@ -56,10 +56,19 @@ export async function* relayAudio(
   const idle = new IdleWatchdog(opened.streamIdleTimeoutMs, () =>
     end("stream_stalled", `no data for stream_idle_timeout_ms (${opened.streamIdleTimeoutMs} ms)`),
   );
-  const durationTimer = setTimeout(
-    () => end("stream_too_long", `the stream ran past max_stream_duration_ms (${options.maxDurationMs} ms)`),
-    options.maxDurationMs,
-  );
+  // Suspended at a yield: the consumer writes a chunk before pulling the next, so a timer firing meanwhile finds it
+  // waiting for a client that takes nothing (its socket's buffers full).
+  let isWaitingOnClient = false;
+  const durationTimer = setTimeout(() => {
+    // A client that read nothing holds the relay: the provider, which answered, is not blamed (as a stream's
+    // segment-progress.ts deadlineEnd; until 2026-12-07 such audio was recorded stream_too_long against it).
+    if (isWaitingOnClient) {
+      end(
+        "client_aborted",
+        `the client read nothing while max_stream_duration_ms (${options.maxDurationMs} ms) ran out`,
+      );
+    } else end("stream_too_long", `the stream ran past max_stream_duration_ms (${options.maxDurationMs} ms)`);
+  }, options.maxDurationMs);
   const onClientGone = (): void => end("client_aborted", "the client closed the connection");
   if (options.signal.aborted) onClientGone();
   else options.signal.addEventListener("abort", onClientGone, { once: true });
@@ -69,7 +78,9 @@ export async function* relayAudio(
       if (stop !== undefined) break;
       idle.pause();
       deliveredBytes += chunk.byteLength;
+      isWaitingOnClient = true;
       yield chunk;
+      isWaitingOnClient = false;
     }
     while (stop === undefined) {
       idle.waitForUpstream();
@@ -88,7 +99,9 @@ export async function* relayAudio(
       if (stop !== undefined) break;
       if (next.value.byteLength === 0) continue;
       deliveredBytes += next.value.byteLength;
+      isWaitingOnClient = true;
       yield next.value;
+      isWaitingOnClient = false;
     }
   } finally {
     idle.clear();

@@ -2,9 +2,7 @@
 // shared Redis by a gateway whose answers had another shape is never given by this one.
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { cacheKey } from "../../src/pipeline/answer-cache.ts";
-import { answerFingerprint } from "../../src/pipeline/answer-fingerprint.ts";
-import { waitUntil } from "../helpers/answer-cache-scene.ts";
+import { keepAnswerFor } from "../helpers/answer-cache-scene.ts";
 import { openAiClient, send } from "../helpers/e2e.ts";
 import { answerWith, embeddingScene, embeddingsCalls, VECTOR } from "../helpers/embeddings-scene.ts";
 import type { TestGateway } from "../helpers/gateway.ts";
@@ -18,18 +16,17 @@ const OLDER_FORMAT_VERSION = 1;
  * key a gateway of `formatVersion` on this config computes for it: what such a gateway sharing the Redis would write.
  */
 async function keepAnswer(gateway: TestGateway, input: string, formatVersion: number | undefined, bodyText: string) {
-  const { runtime } = gateway;
-  const fingerprint = answerFingerprint(runtime.snapshot, formatVersion);
   const body = { model: "embed", input, encoding_format: "base64" };
-  const key = cacheKey(fingerprint, "embeddings", undefined, body);
-  const settings = runtime.snapshot.config.cache;
-  const answer = { api: "chat", form: "json", bodyText, status: 200, provider: "alpha", model: "embed" } as const;
-  // Put again until it is read back: the rows' Redis connection opens at the first lookup, and a put before is dropped.
-  await waitUntil(async () => {
-    const nowMs = runtime.clock.now();
-    runtime.answers.put(key, { ...answer, cost: "free", storedAtMs: nowMs }, settings, nowMs);
-    return (await runtime.answers.get(key, settings, nowMs)) !== undefined;
-  });
+  const answer = {
+    api: "chat",
+    form: "json",
+    bodyText,
+    status: 200,
+    provider: "alpha",
+    model: "embed",
+    cost: "free",
+  } as const;
+  await keepAnswerFor(gateway, "embeddings", body, answer, formatVersion);
 }
 
 describe("answer cache rows of another gateway version", {

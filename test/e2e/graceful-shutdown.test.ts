@@ -118,7 +118,9 @@ async function startGatewayProcess(
   t.after(() => {
     if (!hasExited) child.kill("SIGKILL");
   });
-  const deadlineMs = performance.now() + 15_000;
+  // Generous: a start takes half a second on a quiet machine, and a loaded CI machine (load 17 on 2 cores) has taken
+  // over 15 s; only a gateway that never listens waits all of it.
+  const deadlineMs = performance.now() + 60_000;
   let port = 0;
   for (;;) {
     if (hasExited) throw new Error(`the gateway exited at startup:\n${output}`);
@@ -284,7 +286,9 @@ describe("graceful shutdown", () => {
   test("a request queued when the shutdown begins gets a 503 at once and does not hold the exit", async (t) => {
     const mock = await startMockUpstream();
     t.after(() => mock.close());
-    const gateway = await startGatewayProcess(t, mock, 5_000, {
+    // A queued request the shutdown did not end would wait out the 15 s shutdown timeout: the bounds below are a
+    // third and a half of it, room for a loaded machine.
+    const gateway = await startGatewayProcess(t, mock, 15_000, {
       model: { limits: { rpm: 1 } },
       routing: { queue_timeout_ms: 20_000 },
     });
@@ -311,10 +315,10 @@ describe("graceful shutdown", () => {
     const body = (await answer.body.json()) as { error: { code: string } };
     assert.equal(answer.statusCode, 503);
     assert.equal(body.error.code, "service_unavailable");
-    assert.ok(answeredAfterMs < 1_500, `answered ${Math.round(answeredAfterMs)} ms after SIGTERM`);
+    assert.ok(answeredAfterMs < 5_000, `answered ${Math.round(answeredAfterMs)} ms after SIGTERM`);
     const exit = await gateway.exited;
     assert.equal(exit.code, 0);
-    assert.ok(exit.atMs - signalledAtMs < 3_000, `exited ${Math.round(exit.atMs - signalledAtMs)} ms after SIGTERM`);
+    assert.ok(exit.atMs - signalledAtMs < 7_500, `exited ${Math.round(exit.atMs - signalledAtMs)} ms after SIGTERM`);
     assert.equal(mock.requests.length, 1, "nothing was sent for the queued request");
   });
 
@@ -325,7 +329,8 @@ describe("graceful shutdown", () => {
     gateway.child.kill("SIGTERM");
     const exit = await gateway.exited;
     assert.equal(exit.code, 1);
-    assert.ok(exit.atMs - signalledAtMs < 2000);
+    // Half the 10 s shutdown timeout a gateway deaf to the second signal would sit out: room for a loaded machine.
+    assert.ok(exit.atMs - signalledAtMs < 5_000);
   });
 
   test("a second signal writes the state file before it exits: the budget counts since the last flush are kept", async (t) => {
@@ -348,7 +353,8 @@ describe("graceful shutdown", () => {
     gateway.child.kill("SIGINT");
     const exit = await gateway.exited;
     assert.equal(exit.code, 1, gateway.output());
-    assert.ok(exit.atMs - signalledAtMs < 2000, `exited ${Math.round(exit.atMs - signalledAtMs)} ms after it`);
+    // Half the 10 s shutdown timeout a gateway deaf to the second signal would sit out.
+    assert.ok(exit.atMs - signalledAtMs < 5_000, `exited ${Math.round(exit.atMs - signalledAtMs)} ms after it`);
     const db = new DatabaseSync(join(gateway.dir, "data", "state.db"), { readOnly: true });
     t.after(() => db.close());
     const row = db.prepare("SELECT state FROM budget_scopes WHERE scope_id = ?").get("deployment:alpha/m");
@@ -385,7 +391,8 @@ describe("graceful shutdown", () => {
     gateway.child.kill("SIGINT");
     const exit = await gateway.exited;
     assert.equal(exit.code, 1, gateway.output());
-    assert.ok(exit.atMs - signalledAtMs < 2000, `exited ${Math.round(exit.atMs - signalledAtMs)} ms after it`);
+    // Half the 10 s shutdown timeout a gateway deaf to the second signal would sit out.
+    assert.ok(exit.atMs - signalledAtMs < 5_000, `exited ${Math.round(exit.atMs - signalledAtMs)} ms after it`);
     await readEnd;
 
     // The client still reading was told, in its protocol, why its stream ends here.

@@ -27,6 +27,7 @@ import {
 import type { TestGateway } from "../helpers/gateway.ts";
 import { startGatewayProcess } from "../helpers/gateway-process.ts";
 import { chatCompletion, chatStream } from "../helpers/mock-upstream.ts";
+import { longestCpuHold, threadCpuMsWhile } from "../helpers/thread-cpu.ts";
 
 function providerYaml(baseUrl: string, models = "      chat-model: { id: alpha-chat-v1, context: 4000000 }\n"): string {
   return `providers:
@@ -144,9 +145,9 @@ describe("finding 4: model lists and names are bounded", () => {
   test("100,000 comma-separated names: 400 naming the limit, at once, no upstream call", async (t) => {
     const { alpha, gateway } = await oneProvider(t);
     const model = Array.from({ length: 100_000 }, (_, index) => `m${index}`).join(",");
-    const startedAt = performance.now();
-    const response = await postChat(gateway, { model });
-    assert.ok(performance.now() - startedAt < 1000);
+    // This thread's CPU (the gateway runs in it): a loaded machine's other processes are not the refusal's cost.
+    const { value: response, ms: usedMs } = await threadCpuMsWhile(() => postChat(gateway, { model }));
+    assert.ok(usedMs < 1000, `${Math.round(usedMs)} ms of CPU`);
     assert.equal(response.status, 400, response.text.slice(0, 300));
     const error = errorOf(response);
     assert.equal(error.code, "invalid_value");
@@ -182,9 +183,8 @@ describe("finding 4: model lists and names are bounded", () => {
   test("a 2 MB model name: 400 at once (it used to hang in a normalisation regex)", async (t) => {
     const { alpha, gateway } = await oneProvider(t);
     for (const model of ["a".repeat(2_000_000), `${"a".repeat(MAX_MODEL_NAME_CHARS + 1)}`]) {
-      const startedAt = performance.now();
-      const response = await postChat(gateway, { model });
-      assert.ok(performance.now() - startedAt < 1000);
+      const { value: response, ms: usedMs } = await threadCpuMsWhile(() => postChat(gateway, { model }));
+      assert.ok(usedMs < 1000, `${Math.round(usedMs)} ms of CPU`);
       assert.equal(response.status, 400, response.text.slice(0, 300));
       assert.equal(errorOf(response).code, "invalid_value");
     }
@@ -248,20 +248,15 @@ describe("one JSON object's members are capped before any work", () => {
       `{"model":"chat-model","messages":[{"role":"user","content":"hi"}],"metadata":{${members}}}`,
     ];
     for (const body of bodies) {
-      let heldMs = 0;
-      let last = performance.now();
-      const ticker = setInterval(() => {
-        const now = performance.now();
-        heldMs = Math.max(heldMs, now - last);
-        last = now;
-      }, 1);
+      // The longest step's CPU on this thread (the gateway runs in it), not the clock a loaded machine stretches.
+      const hold = longestCpuHold();
       const response = await send(gateway, "POST", "/v1/chat/completions", { body });
-      clearInterval(ticker);
+      const heldMs = hold.stop();
       assert.equal(response.status, 400, response.text.slice(0, 300));
       const error = errorOf(response);
       assert.equal(error.code, "invalid_value");
       assert.match(error.message, new RegExp(`more than ${MAX_JSON_OBJECT_MEMBERS} members`));
-      assert.ok(heldMs < 2_000, `the event loop was held ${Math.round(heldMs)} ms`);
+      assert.ok(heldMs < 2_000, `the event loop was held ${Math.round(heldMs)} ms of CPU`);
     }
     assert.equal(chatRequests(alpha).length, 0);
   });
@@ -398,6 +393,9 @@ function trickle(socket: Socket, intervalMs: number): () => void {
 }
 
 describe("finding 10: slow clients and connection count", () => {
+  // A gateway without these bounds keeps a trickling client's connection as long as it trickles (forever here): the
+  // bounds below (CLOSED_WITHIN_MS) are far above the timeouts so that a loaded machine's delays stay inside them.
+  const CLOSED_WITHIN_MS = 10_000;
   const SERVER = `server:
   port: 0
   host: 127.0.0.1
@@ -416,7 +414,7 @@ describe("finding 10: slow clients and connection count", () => {
     t.after(stop);
     const closedAfterMs = await exchange.closed;
     stop();
-    assert.ok(closedAfterMs < 3000, `open for ${closedAfterMs.toFixed(0)} ms`);
+    assert.ok(closedAfterMs < CLOSED_WITHIN_MS, `open for ${closedAfterMs.toFixed(0)} ms`);
     const answer = parseRaw(exchange.received());
     assert.equal(answer.status, 408);
     assert.equal(answer.error.code, "request_timeout");
@@ -430,7 +428,7 @@ describe("finding 10: slow clients and connection count", () => {
     t.after(stop);
     const closedAfterMs = await exchange.closed;
     stop();
-    assert.ok(closedAfterMs < 2500, `open for ${closedAfterMs.toFixed(0)} ms`);
+    assert.ok(closedAfterMs < CLOSED_WITHIN_MS, `open for ${closedAfterMs.toFixed(0)} ms`);
     assert.equal(parseRaw(exchange.received()).status, 408);
   });
 
@@ -444,7 +442,7 @@ describe("finding 10: slow clients and connection count", () => {
     t.after(stop);
     const closedAfterMs = await exchange.closed;
     stop();
-    assert.ok(closedAfterMs < 3000, `open for ${closedAfterMs.toFixed(0)} ms`);
+    assert.ok(closedAfterMs < CLOSED_WITHIN_MS, `open for ${closedAfterMs.toFixed(0)} ms`);
     const answer = parseRaw(exchange.received());
     assert.equal(answer.status, 401);
     assert.match(answer.headers, /connection: close/);
@@ -472,7 +470,7 @@ describe("finding 10: slow clients and connection count", () => {
     await new Promise((resolve) => setTimeout(resolve, 100));
     const extra = await rawConnect(gateway, "GET /ok HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
     const closedAfterMs = await extra.closed;
-    assert.ok(closedAfterMs < 1000);
+    assert.ok(closedAfterMs < CLOSED_WITHIN_MS, `open for ${closedAfterMs.toFixed(0)} ms`);
     assert.equal(extra.received(), "", "the fifth connection got no answer");
     for (const exchange of held) exchange.socket.destroy();
     await Promise.all(held.map((exchange) => exchange.closed));

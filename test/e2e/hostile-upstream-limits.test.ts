@@ -204,7 +204,9 @@ describe("hostile upstream: bounded memory (finding 2)", () => {
     const event = lastEvent(text) as InBandError;
     assert.equal(event.error.code, "upstream_timeout", text);
     assert.match(event.error.message, /no complete line/);
-    assert.ok(performance.now() - startedAt < 5000, "cut soon after the idle timeout, not at max_stream_duration_ms");
+    // Not at max_stream_duration_ms (10 minutes by default): a bound far above the 400 ms idle timeout, for a loaded
+    // machine, is still far below it.
+    assert.ok(performance.now() - startedAt < 20_000, "cut soon after the idle timeout, not at max_stream_duration_ms");
     await waitUntil(() => upstreamClosed, "the trickling upstream was hung up on");
   });
 
@@ -307,7 +309,8 @@ describe("hostile upstream: bounded memory (finding 2)", () => {
     const answer = await postChat(gateway, { model: MODEL, stream: true });
     assert.equal(answer.status, 200);
     assert.equal(answer.headers["x-gateway-provider"], "beta");
-    assert.ok(performance.now() - startedAt < 5000, "failed over long before first_token_timeout_ms");
+    // A third of the 60 s first_token_timeout_ms a gateway counting role chunks as content would wait.
+    assert.ok(performance.now() - startedAt < 20_000, "failed over long before first_token_timeout_ms");
     assert.ok(primaryClosed, "the role-only stream was hung up on");
   });
 
@@ -364,7 +367,8 @@ describe("hostile upstream: bounded memory (finding 2)", () => {
     assert.equal(answer.status, 502);
     assert.equal(errorOf(answer).code, "upstream_unavailable");
     assert.match(errorOf(answer).message, /HTTP 500: upstream is on fire/);
-    assert.ok(performance.now() - startedAt < 5000);
+    // What the upstream got to send (below) tells a gateway reading all 300 MB apart; this only bounds a hang.
+    assert.ok(performance.now() - startedAt < 20_000);
     await waitUntil(() => upstreamClosed, "the gateway hangs up on the error body");
     assert.ok(sentBytes < 50 * MB, `the upstream got to send ${sentBytes} bytes`);
   });

@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { ManualClock } from "../../src/clock.ts";
 import { errorOf, send } from "../helpers/e2e.ts";
+import { gate, within } from "../helpers/gates.ts";
 import { assertServedBy, startScene, windowOf } from "../helpers/limits-scene.ts";
 import { chatCompletion, rateLimited } from "../helpers/mock-upstream.ts";
 
@@ -105,17 +106,22 @@ describe("a candidate over its budget is skipped without an upstream request", (
 
   test("concurrency: while alpha's only slot is busy, a second request goes to beta at once", async (t) => {
     const scene = await startScene(t, { alphaModel: { limits: { concurrency: 1 } } });
+    // Alpha answers only once the second request was served: a gateway that waited for alpha's slot never serves it
+    // (an ordering, where a bound on the clock below alpha's delay broke on a loaded machine).
+    const secondServed = gate();
     scene.alpha.enqueue(CHAT_ROUTE, {
-      kind: "json",
-      body: chatCompletion("slow", "alpha-model"),
-      delayMs: 400,
+      kind: "handler",
+      handle: async (_request, response) => {
+        await secondServed.promise;
+        response.writeHead(200, { "content-type": "application/json" });
+        response.end(JSON.stringify(chatCompletion("slow", "alpha-model")));
+      },
     });
     const slow = scene.chat();
     await scene.alpha.waitForRequests(1);
     assert.equal((await scene.stats("alpha")).budgets[0]?.in_flight, 1);
-    const startedAtMs = performance.now();
-    assertServedBy(await scene.chat(), "beta");
-    assert.ok(performance.now() - startedAtMs < 350, "the second request waited for alpha's slot");
+    assertServedBy(await within(scene.chat(), 10_000, "the second request waited for alpha's slot"), "beta");
+    secondServed.open();
     assertServedBy(await slow, "alpha");
     assert.equal((await scene.stats("alpha")).budgets[0]?.in_flight, 0);
     assertServedBy(await scene.chat(), "alpha");

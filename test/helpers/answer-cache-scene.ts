@@ -1,7 +1,10 @@
 // The answer-cache e2e tests' scene (test/e2e/answer-cache*.test.ts): a gateway with an admin key, a plain client
 // key and two named clients in front of one mock provider `alpha` whose chat answers are numbered, so that a kept
 // answer is told apart from a fresh one.
+import { type CachedAnswer, cacheKey } from "../../src/pipeline/answer-cache.ts";
+import { answerFingerprint } from "../../src/pipeline/answer-fingerprint.ts";
 import { CHAT_ROUTE, type RawResponse } from "./e2e.ts";
+import type { TestGateway } from "./gateway.ts";
 import { chatCompletion, chatStream, type MockUpstream } from "./mock-upstream.ts";
 
 /** The chat request the cache tests repeat. */
@@ -77,4 +80,27 @@ export async function waitUntil(condition: () => Promise<boolean>, timeoutMs = 5
     if (Date.now() > deadline) throw new Error("condition not met in time");
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
+}
+
+/**
+ * Keeps `answer` as the answer to `body` at `endpoint` (a door's name: `chat`, `embeddings`), under the key a gateway
+ * of `formatVersion` (this one's when undefined) on this config computes for it: what another replica sharing the
+ * Redis, or an older gateway, would have written. Put again until it is read back: a shared store's Redis connection
+ * opens at the first lookup, and a put before is dropped.
+ */
+export async function keepAnswerFor(
+  gateway: TestGateway,
+  endpoint: string,
+  body: unknown,
+  answer: Omit<CachedAnswer, "bytes" | "storedAtMs">,
+  formatVersion?: number,
+): Promise<void> {
+  const { runtime } = gateway;
+  const key = cacheKey(answerFingerprint(runtime.snapshot, formatVersion), endpoint, undefined, body);
+  const settings = runtime.snapshot.config.cache;
+  await waitUntil(async () => {
+    const nowMs = runtime.clock.now();
+    runtime.answers.put(key, { ...answer, storedAtMs: nowMs }, settings, nowMs);
+    return (await runtime.answers.get(key, settings, nowMs)) !== undefined;
+  });
 }
