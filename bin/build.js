@@ -23,7 +23,7 @@ import {
   isRunning,
   snapshotFits,
 } from "./build-snapshot.js";
-import { bundleOptions, nonAsciiOutputs } from "./bundle-plugins.js";
+import { bundleAssets, bundleOptions, nonAsciiOutputs } from "./bundle-plugins.js";
 import { standInPackageDirs } from "./lazy-packages.js";
 import {
   BUILD_MANIFEST,
@@ -359,7 +359,7 @@ const lazyFiles = [...reached(lazyEntries), ...lazyEntries]
   .map((file) => file.slice(file.lastIndexOf("/") + 1));
 writeFileSync(
   join(staging, BUILD_MANIFEST),
-  `${JSON.stringify({ format: MANIFEST_FORMAT, node: process.version, builtAtMs, sources, packages, lazyFiles: [...new Set(lazyFiles)] }, null, 1)}\n`,
+  `${JSON.stringify({ format: MANIFEST_FORMAT, node: process.version, builtAtMs, sources, packages, assets: bundleAssets(staging), lazyFiles: [...new Set(lazyFiles)] }, null, 1)}\n`,
 );
 // The old bundle is moved aside, then the new one renamed into place: a second build finishing at the same time
 // (two `npm start`s, a test run and a start) may place its bundle between the two renames, and a rename onto a

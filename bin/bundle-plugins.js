@@ -1,7 +1,7 @@
 // The esbuild set-up that bin/build.js's bundle (dist/) and bin/build-snapshot.js's script (dist/snapshot.cjs) share:
 // what stays out of a bundle, what gets a stand-in, and the options both build with. Kept in one place so that the
 // snapshot a start deserializes is built as the bundle it stands for, not by a copy that drifted.
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { basename, dirname, join, normalize, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { lazyPackages } from "./lazy-packages.js";
@@ -92,6 +92,20 @@ Object.defineProperty(module, "exports", {
     });
   },
 };
+
+/**
+ * The files of `dir` that are no module (llhttp's WebAssembly, llhttpApart above) and their sizes, which dist/build.json
+ * records: the bundle reads them at run time (the first upstream connection), so a dist/ without one of them, or with
+ * one cut short, is stale (bin/start-entry.js): run, every upstream request would fail (`Cannot find module`), and a
+ * missing SIMD build would be replaced by the slower one without a word.
+ */
+export function bundleAssets(dir) {
+  const assets = {};
+  for (const name of readdirSync(dir).filter((file) => file.endsWith(".wasm"))) {
+    assets[name] = statSync(join(dir, name)).size;
+  }
+  return assets;
+}
 
 /**
  * zod's `z` namespace re-exports every locale's error messages (`z.locales`, ~40 languages), so a bundle that

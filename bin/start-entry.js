@@ -108,6 +108,11 @@ export function bundleState(root, env) {
     if (stat.mtimeMs > manifest.builtAtMs)
       return { isFresh: false, reason: `${source} changed after the build`, restamp };
   }
+  for (const [name, size] of Object.entries(manifest.assets ?? {})) {
+    if (statOrUndefined(`${base}${DIST_DIR}/${name}`)?.size !== size) {
+      return { isFresh: false, reason: `${DIST_DIR}/${name} is gone or not the one built`, restamp };
+    }
+  }
   for (const [packageDir, recorded] of Object.entries(manifest.packages)) {
     const stat = statOrUndefined(`${base}${packageDir}/package.json`);
     // Not installed at build time (bin/lazy-packages.js): installed since, a stand-in's package now requires it.
