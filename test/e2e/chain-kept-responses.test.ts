@@ -280,6 +280,24 @@ for (const [name, scene] of Object.entries(SCENES)) {
       assert.deepEqual(textsOf(sentMessages(mock, mock.requests.length - 1)), historyThrough(5));
     });
 
+    test("an item of a turn whose own link is deleted, sent again after a later whole row: still a duplicate", async (t) => {
+      const mock = await useMock(t);
+      answerNumbered(mock);
+      const { yaml } = await scene.state(t, mock);
+      const client = openAiClient(await useGateway(t, yaml));
+      const ids = await chain(client, 20);
+      const fifth = await client.responses.retrieve(ids[4] ?? "");
+      await client.responses.delete(ids[0] ?? "");
+      const error = await badRequest(
+        client.responses.create({
+          model: "m",
+          previous_response_id: ids[19] ?? "",
+          input: [{ type: "item_reference", id: fifth.output[0]?.id ?? "" }],
+        }),
+      );
+      assert.equal(error.code, "duplicate_item");
+    });
+
     test("rows kept whole by the previous version still list and continue, and a chain goes on from them", {
       skip: scene.state === SCENES.memory?.state ? "a process's memory holds no earlier version's rows" : false,
     }, async (t) => {
