@@ -11,6 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, type TestContext, test } from "node:test";
 import type OpenAI from "openai";
+import type { ResponseInputItem } from "openai/resources/responses/responses";
 import { toolCallCompletion } from "../helpers/chat-tool-calls.ts";
 import { badRequest, CHAT_ROUTE, oneProviderYaml, openAiClient, useGateway, useMock, words } from "../helpers/e2e.ts";
 import { answerNumbered, listedTexts, redisRows, stateFileRows } from "../helpers/kept-responses-scene.ts";
@@ -296,6 +297,17 @@ for (const [name, scene] of Object.entries(SCENES)) {
         }),
       );
       assert.equal(error.code, "duplicate_item");
+      // An id input_items gave a turn before the whole row (listed before its link went), sent inline: the same.
+      const fifthListed = `msg_${(ids[4] ?? "").replace(/^resp_/, "")}_0`;
+      const inline = await badRequest(
+        client.responses.create({
+          model: "m",
+          previous_response_id: ids[19] ?? "",
+          // The SDK types an input message without an id; input_items lists them with one.
+          input: [{ type: "message", role: "user", id: fifthListed, content: "Turn 1." } as ResponseInputItem],
+        }),
+      );
+      assert.equal(inline.code, "duplicate_item");
     });
 
     test("rows kept whole by the previous version still list and continue, and a chain goes on from them", {
