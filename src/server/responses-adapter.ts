@@ -122,12 +122,10 @@ export function responsesAdapter(
         if (response === undefined || response.status === "failed") return undefined;
         const update = await addToConversation?.(response);
         if (translated.shouldStore) {
-          isAnswerNotKept = !(await kept.put({
-            response,
-            ...keptConversation(response.output, true),
-            ...loadedTools,
-            ...chainOf(response),
-          }));
+          const row = { response, ...loadedTools, ...chainOf(response) };
+          // Kept whole instead when a row it points to went while it was answered (KeptResponses.put).
+          const whole = { ...row, ...keptConversation(response.output) };
+          isAnswerNotKept = !(await kept.put({ ...row, ...keptConversation(response.output, true) }, whole));
         }
         return update === undefined || update === "added" ? undefined : update;
       };

@@ -259,17 +259,17 @@ export class EmbeddedKeptResponses {
   /**
    * Keeps a row (replacing one with the same id), then evicts expired and oldest rows past the bounds. Never waits
    * for another process's write lock: the row waits in memory instead (see the file's header). Other failures (a
-   * full or read-only disk) throw, as before.
+   * full or read-only disk) throw, as before. false: a row of its touchIds was gone (undefined: not known yet, waiting).
    */
-  async put(row: KeptResponseRow): Promise<void> {
+  async put(row: KeptResponseRow): Promise<boolean | undefined> {
     const entry: WaitingRow = { row, storedAtMs: this.#clock.now(), bytes: Buffer.byteLength(row.json) };
     // Behind answers already waiting: written after them, and the lock is not tried again for each answer.
     if (this.#waiting.size > 0) {
       this.#wait(entry);
-      return;
+      return undefined;
     }
     try {
-      this.#write([entry], 0);
+      return this.#write([entry], 0);
     } catch (error) {
       if (!isBusyError(error)) throw error;
       this.#wait(entry);
@@ -277,6 +277,7 @@ export class EmbeddedKeptResponses {
         { path: this.#path },
         `${this.#label}: ${this.#path} is locked by another process; answers are kept in memory meanwhile (a continuation still finds them) and written when it is free`,
       );
+      return undefined;
     }
   }
 
@@ -555,15 +556,21 @@ export class EmbeddedKeptResponses {
     }
   }
 
-  /** Writes rows in one transaction, waiting at most `busyTimeoutMs` for the write lock; throws when it fails. */
-  #write(entries: readonly WaitingRow[], busyTimeoutMs: number): void {
+  /**
+   * Writes rows in one transaction, waiting at most `busyTimeoutMs` for the write lock; throws when it fails. false:
+   * a row of their touchIds was gone (expired, evicted, deleted).
+   */
+  #write(entries: readonly WaitingRow[], busyTimeoutMs: number): boolean {
+    let isLinked = true;
     this.#db.exec(`PRAGMA busy_timeout = ${busyTimeoutMs}`);
     try {
       this.#db.exec("BEGIN IMMEDIATE");
       try {
         for (const { row, storedAtMs, bytes } of entries) {
           // The rows its history is read from are kept as if written with it (a new place in their owner's order).
-          for (const id of row.touchIds ?? []) this.#restamp.run(storedAtMs, id, this.#oldestKeptMs());
+          for (const id of row.touchIds ?? []) {
+            isLinked &&= Number(this.#restamp.run(storedAtMs, id, this.#oldestKeptMs()).changes) > 0;
+          }
           this.#deleteRow(row.id);
           if (bytes <= this.#limits.maxBytes && this.#limits.maxEntries > 0) {
             this.#insert.run(row.id, storedAtMs, bytes, row.json, row.owner ?? "");
@@ -572,6 +579,7 @@ export class EmbeddedKeptResponses {
         }
         this.#evict();
         this.#db.exec("COMMIT");
+        return isLinked;
       } catch (error) {
         if (this.#db.isTransaction) this.#db.exec("ROLLBACK");
         throw error;

@@ -12,7 +12,7 @@ import { EmbeddedKeptResponses, type KeptResponseLimits, type KeptResponseRow } 
 import { RedisKeptResponses } from "./redis-kept-responses.ts";
 
 interface Rows {
-  put(row: KeptResponseRow): Promise<void>;
+  put(row: KeptResponseRow): Promise<unknown>;
   get(id: string): Promise<string | undefined>;
   close(): Promise<void>;
 }

@@ -53,7 +53,7 @@ export class KeptResponsesFile {
     this.#rows.onLost(listener);
   }
 
-  put(row: KeptResponseRow): Promise<void> {
+  put(row: KeptResponseRow): Promise<boolean | undefined> {
     return this.#guarded((rows) => rows.put(row));
   }
 

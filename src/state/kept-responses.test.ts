@@ -15,7 +15,7 @@ import { EmbeddedKeptResponses, type KeptResponseLimits, type KeptResponseRow } 
 import { RedisKeptResponses } from "./redis-kept-responses.ts";
 
 interface Store {
-  put(row: KeptResponseRow): Promise<void>;
+  put(row: KeptResponseRow): Promise<unknown>;
   get(id: string): Promise<string | undefined>;
   getByItem(itemId: string): Promise<string | undefined>;
   delete(id: string): Promise<boolean>;

@@ -54,16 +54,17 @@ end
 -- order), unless gone or expired (score at or below oldest).
 local function touch(id, now, oldest)
   local score = redis.call('ZSCORE', KEYS[1], id)
-  if not score or tonumber(score) <= tonumber(oldest) then return end
+  if not score or tonumber(score) <= tonumber(oldest) then return 1 end
   redis.call('ZADD', KEYS[1], now, id)
   local meta = redis.call('HGET', KEYS[3], id)
-  if not meta then return end
+  if not meta then return 0 end
   local decoded = cjson.decode(meta)
-  if not decoded.member then return end
+  if not decoded.member then return 0 end
   redis.call('ZREM', KEYS[8], decoded.member)
   decoded.member = decoded.owner .. '\0' .. string.format('%015d', math.floor(tonumber(now))) .. '\0' .. id
   redis.call('ZADD', KEYS[8], 0, decoded.member)
   redis.call('HSET', KEYS[3], id, cjson.encode(decoded))
+  return 0
 end
 local function add(id, json, now, bytes, meta, owner, member)
   redis.call('ZADD', KEYS[1], now, id)
@@ -90,17 +91,20 @@ return removed
 /**
  * Replaces a row (its appended events go), first stamping the rows it reads its history from as written now (`touch`).
  * ARGV: id, JSON, now (ms), bytes, meta, owner, member, the oldest score kept (ms), the number N of rows to touch,
- * their N ids, then item ids.
+ * their N ids, then item ids. Returns how many of those N rows were gone (0: all stamped).
  */
 export const PUT_LUA = `${ROW_FUNCTIONS}
 local touched = tonumber(ARGV[9])
 -- A millisecond apart, in the chain's order, before the row itself: rows stamped in one millisecond would be ordered
 -- by id, and eviction would take a chain's later link before its first.
-for i = 10, 9 + touched do touch(ARGV[i], tostring(tonumber(ARGV[3]) - (10 + touched - i)), ARGV[8]) end
+local missing = 0
+for i = 10, 9 + touched do
+  missing = missing + touch(ARGV[i], tostring(tonumber(ARGV[3]) - (10 + touched - i)), ARGV[8])
+end
 remove(ARGV[1])
 add(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7])
 for i = 10 + touched, #ARGV do redis.call('HSET', KEYS[4], ARGV[i], ARGV[1]) end
-return 1
+return missing
 `;
 
 /**

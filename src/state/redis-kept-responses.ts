@@ -129,27 +129,32 @@ export class RedisKeptResponses {
     }
   }
 
-  async put(row: KeptResponseRow): Promise<void> {
+  /** false: a row of its touchIds was gone (PUT_LUA); written all the same. */
+  async put(row: KeptResponseRow): Promise<boolean> {
     const bytes = Buffer.byteLength(row.json);
+    let missing = 0;
     if (bytes <= this.#limits.maxBytes && this.#limits.maxEntries > 0) {
       const written = this.#written(row, bytes);
       const touched = row.touchIds ?? [];
       const oldest = String(this.#oldestKeptMs());
       const touch = [oldest, String(touched.length), ...touched];
-      await this.#redis.eval(
-        PUT_LUA,
-        this.#keys.length,
-        ...this.#keys,
-        row.id,
-        row.json,
-        ...written,
-        ...touch,
-        ...row.itemIds,
+      missing = Number(
+        await this.#redis.eval(
+          PUT_LUA,
+          this.#keys.length,
+          ...this.#keys,
+          row.id,
+          row.json,
+          ...written,
+          ...touch,
+          ...row.itemIds,
+        ),
       );
     } else {
       await this.#deleteRow(row.id);
     }
     await this.#evict();
+    return missing === 0;
   }
 
   /**

@@ -11,10 +11,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, type TestContext, test } from "node:test";
 import type OpenAI from "openai";
+import type { ResponseInputItem } from "openai/resources/responses/responses";
 import { toolCallCompletion } from "../helpers/chat-tool-calls.ts";
 import { badRequest, CHAT_ROUTE, oneProviderYaml, openAiClient, useGateway, useMock, words } from "../helpers/e2e.ts";
 import { answerNumbered, listedTexts, redisRows, stateFileRows } from "../helpers/kept-responses-scene.ts";
-import type { MockUpstream } from "../helpers/mock-upstream.ts";
+import { chatCompletion, type MockUpstream } from "../helpers/mock-upstream.ts";
 import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../helpers/redis-server.ts";
 
 const FIXTURE = JSON.parse(
@@ -227,6 +228,86 @@ for (const [name, scene] of Object.entries(SCENES)) {
       const error = await badRequest(client.responses.create({ model: "m", previous_response_id: fourth, input: "x" }));
       assert.equal(error.code, "previous_response_not_found");
       assert.match(error.message, new RegExp(`'${first}' not found`));
+    });
+
+    test("links evicted while the continuation's upstream call runs: its answer is kept whole, and continues", async (t) => {
+      const mock = await useMock(t);
+      let count = 0;
+      let release: () => void = () => {};
+      const held = new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      mock.setDefault(CHAT_ROUTE, (recorded) => {
+        count += 1;
+        const body = chatCompletion(
+          `Answer ${count}. ${words("filler", 40)}`,
+          (recorded.body as { model: string }).model,
+        );
+        const last = (recorded.body as { messages: { content: unknown }[] }).messages.at(-1);
+        if (!String(last?.content).startsWith("Turn 4.")) return { kind: "json", body };
+        return {
+          kind: "handler",
+          handle: async (_request, response) => {
+            await held;
+            response.writeHead(200, { "content-type": "application/json" });
+            response.end(JSON.stringify(body));
+          },
+        };
+      });
+      const { yaml } = await scene.state(t, mock, storeYaml(16_000));
+      const client = openAiClient(await useGateway(t, yaml));
+      const [first, , third] = await chain(client, 3);
+      const isKept = async (id: string): Promise<boolean> =>
+        client.responses.retrieve(id).then(
+          () => true,
+          () => false,
+        );
+      const sentBefore = mock.requests.length;
+      const fourth = client.responses.create({
+        model: "m",
+        previous_response_id: third ?? "",
+        input: `Turn 4. ${words("filler", 40)}`,
+      });
+      while (mock.requests.length === sentBefore) await new Promise((resolve) => setTimeout(resolve, 5));
+      // Meanwhile other answers evict the chain's rows (the oldest): the fourth turn read them before they went.
+      for (let filler = 0; await isKept(first ?? ""); filler += 1) {
+        assert.ok(filler < 40, "never evicted");
+        await client.responses.create({ model: "m", input: `Filler ${filler}. ${words("filler", 40)}` });
+      }
+      release();
+      const fourthId = (await fourth).id;
+      // Its answer was made from the whole chain: kept pointing to rows gone, the next turn could not continue.
+      await client.responses.create({ model: "m", previous_response_id: fourthId, input: "Turn 5." });
+      assert.deepEqual(textsOf(sentMessages(mock, mock.requests.length - 1)), historyThrough(5));
+    });
+
+    test("an item of a turn whose own link is deleted, sent again after a later whole row: still a duplicate", async (t) => {
+      const mock = await useMock(t);
+      answerNumbered(mock);
+      const { yaml } = await scene.state(t, mock);
+      const client = openAiClient(await useGateway(t, yaml));
+      const ids = await chain(client, 20);
+      const fifth = await client.responses.retrieve(ids[4] ?? "");
+      await client.responses.delete(ids[0] ?? "");
+      const error = await badRequest(
+        client.responses.create({
+          model: "m",
+          previous_response_id: ids[19] ?? "",
+          input: [{ type: "item_reference", id: fifth.output[0]?.id ?? "" }],
+        }),
+      );
+      assert.equal(error.code, "duplicate_item");
+      // An id input_items gave a turn before the whole row (listed before its link went), sent inline: the same.
+      const fifthListed = `msg_${(ids[4] ?? "").replace(/^resp_/, "")}_0`;
+      const inline = await badRequest(
+        client.responses.create({
+          model: "m",
+          previous_response_id: ids[19] ?? "",
+          // The SDK types an input message without an id; input_items lists them with one.
+          input: [{ type: "message", role: "user", id: fifthListed, content: "Turn 1." } as ResponseInputItem],
+        }),
+      );
+      assert.equal(inline.code, "duplicate_item");
     });
 
     test("rows kept whole by the previous version still list and continue, and a chain goes on from them", {

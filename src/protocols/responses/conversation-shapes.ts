@@ -46,7 +46,7 @@ export interface KeptResponseRow {
  * drops them.
  */
 export interface ConversationRows {
-  put(row: KeptResponseRow): Promise<void>;
+  put(row: KeptResponseRow): Promise<unknown>;
   get(id: string): Promise<string | undefined>;
   delete(id: string): Promise<boolean>;
   /**

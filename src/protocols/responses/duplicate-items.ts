@@ -204,13 +204,32 @@ function isInChain(owner: StoredResponse | undefined, previous: StoredResponse |
     // The same first response, and its kept conversation where the later one's starts: a response of another branch
     // of the chain (two continuations of one response) holds another conversation, unless both read the same.
     if (previous.chain.earlier?.responseIds.includes(owner.response.id)) return true;
-    return chainRootOf(owner) === chainRootOf(previous) && isPrefix(owner.conversation, previous.conversation);
+    if (chainRootOf(owner) !== chainRootOf(previous)) return false;
+    // Still pointing: a row its history is read from is gone (prefetch could not rebuild it), its own turn is all it
+    // holds, and it is in the chain when that turn is in the later one's conversation (its rows before a whole one).
+    if (owner.chainHistory !== undefined) return isRun(owner.conversation, previous.conversation);
+    return isPrefix(owner.conversation, previous.conversation);
   }
   if (previous.chainIds !== undefined) return previous.chainIds.includes(owner.response.id);
   // Kept by an earlier version, without its chain's ids: each kept conversation is the one it continued plus its own
   // input and output, so an earlier response's is where the later one's starts. Text alone: an unrelated response
   // whose history reads the same is taken as in the chain (why chain roots are kept now).
   return isPrefix(owner.conversation, previous.conversation);
+}
+
+/** `whole`'s messages as JSON, once per conversation however many items a request names. */
+const messageTexts = new WeakMap<readonly ChatMessage[], string[]>();
+
+/** `run` is somewhere in `whole`, in order and without a gap. */
+function isRun(run: readonly ChatMessage[], whole: readonly ChatMessage[]): boolean {
+  const texts = run.map((message) => JSON.stringify(message));
+  const wholeTexts = messageTexts.get(whole) ?? whole.map((message) => JSON.stringify(message));
+  messageTexts.set(whole, wholeTexts);
+  if (texts.length === 0) return false;
+  for (let start = 0; start + texts.length <= wholeTexts.length; start += 1) {
+    if (texts.every((text, index) => text === wholeTexts[start + index])) return true;
+  }
+  return false;
 }
 
 function isPrefix(head: readonly ChatMessage[], whole: readonly ChatMessage[]): boolean {

@@ -60,7 +60,7 @@ export function forClient(kept: KeptResponses, client: string | null): KeptRespo
     responseWithItem: async (id) => own(await responseWithItem(id)),
     // Only ids: the responses are then read by `get`, which keeps another client's out.
     ...responseIdsWithItems,
-    put: (stored) => kept.put({ ...stored, client }),
+    put: (stored, whole) => kept.put({ ...stored, client }, whole === undefined ? undefined : { ...whole, client }),
     notKept,
     notKeptItem,
     putIfUnchanged: (stored, expected, notAfterMs) => kept.putIfUnchanged({ ...stored, client }, expected, notAfterMs),

@@ -28,8 +28,9 @@ export interface KeptResponses {
   /**
    * Keeps an answer; false when the store failed to (an error, or no answer within the store's bound): reported
    * (`onPutError`) and remembered (`notKept`). An answer over the store's bounds is not kept either, by rule: true.
+   * `whole`: kept instead when a row `stored` reads its history from (chainHistory) is gone as it is written.
    */
-  put(stored: StoredResponse): Promise<boolean>;
+  put(stored: StoredResponse, whole?: StoredResponse): Promise<boolean>;
   /** An answer whose `put` failed in this process (the store never had it): what GET and continuations are told. */
   notKept(id: string): NotKeptAnswer | undefined;
   /** The answer not kept (as `notKept`) one of whose output items has this id: what `item_reference` is told. */
@@ -54,10 +55,8 @@ export interface KeptResponses {
   delete(id: string): Promise<boolean>;
 }
 
-/**
- * What `putIfUnchanged` compares: the kept response's JSON without its stream events (a read's parse stringifies back
- * to it). Only the run writes events, and a store that appends them keeps them beside the row, not in it.
- */
+/** What `putIfUnchanged` compares: the kept response's JSON without its stream events (a read's parse stringifies
+ * back to it). Only the run writes events, and a store that appends them keeps them beside the row, not in it. */
 export function keptToken(stored: StoredResponse): string {
   const { events: _events, ...row } = stored;
   return JSON.stringify(row);
@@ -94,8 +93,8 @@ export function inMemory(store: ResponseStore): KeptResponses {
     },
     findItem: async (id) => store.findItem(id),
     responseWithItem: async (id) => store.responseWithItem(id),
-    put: async (stored) => {
-      store.put(stored);
+    put: async (stored, whole) => {
+      store.put(stored, whole);
       return true;
     },
     notKept: () => undefined,
@@ -136,7 +135,7 @@ export interface ConditionalRowWrite {
 }
 
 export interface KeptResponseRows {
-  put(row: KeptResponseRow): Promise<void>;
+  put(row: KeptResponseRow): Promise<unknown>; // false: a row of its touchIds was gone (it is written all the same)
   /**
    * A store shared by several gateway processes (Redis, the state file) writes the row only if it is still
    * `expectedJson`, in one atomic step (false: changed or deleted meanwhile, over the bounds, past `notAfterMs` by
@@ -356,12 +355,13 @@ export function inRows(
       if (stored.heartbeatAtMs === undefined) appendedCounts.delete(stored.response.id);
       return token;
     },
-    put: async (stored) => {
+    put: async (stored, whole) => {
       const id = stored.response.id;
-      let write: Promise<void> | undefined;
+      let write: Promise<unknown> | undefined;
       try {
         write = rows.put(rowOf(stored, undefined).row);
-        await bounded(write);
+        // Its history's rows went while it was answered: kept whole instead (KeptResponses.put).
+        if ((await bounded(write)) === false && whole) await bounded(rows.put(rowOf(whole, undefined).row));
       } catch (error) {
         onPutError(error);
         notKept.remember(

@@ -97,13 +97,11 @@ export async function prefetch(
     ]);
   }
   // A continuation's kept response holds its own turn: the rest is read from the rows it names. One whose chain is
-  // broken is not what the duplicate check compares (a response no longer kept is not found: the same here); its
-  // output items are still the owners' (item_reference reads them alone).
+  // broken stays as kept (its own turn, still pointing): the duplicate check finds that turn in the chain
+  // (duplicate-items.ts isInChain); its output items are still the owners' (item_reference reads them alone).
   await Promise.all([
     ...[...responses].map(async ([id, stored]) => {
-      const whole = await withChainHistory(kept, stored).catch(unlessBroken(undefined));
-      if (whole === undefined) responses.delete(id);
-      else responses.set(id, whole);
+      responses.set(id, await withChainHistory(kept, stored).catch(unlessBroken(stored)));
     }),
     ...[...owners].map(async ([id, stored]) => {
       owners.set(id, await withChainHistory(kept, stored).catch(unlessBroken(stored)));

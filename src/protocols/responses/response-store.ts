@@ -131,21 +131,27 @@ export class ResponseStore {
     return this.#bytes;
   }
 
-  /** Keeps a response; false when it alone is larger than the byte cap (then nothing is kept). */
-  put(stored: StoredResponse): boolean {
-    this.#restamp(stored.chainHistory?.previousIds ?? []);
-    return this.#keep({ stored, bytes: Buffer.byteLength(JSON.stringify(stored)), storedAtMs: this.#clock.now() });
+  /**
+   * Keeps a response; false when it alone is larger than the byte cap (then nothing is kept). `whole`: kept instead
+   * when a row `stored` reads its history from is gone (it could not be continued).
+   */
+  put(stored: StoredResponse, whole?: StoredResponse): boolean {
+    const isLinked = this.#restamp(stored.chainHistory?.previousIds ?? []);
+    const kept = isLinked || whole === undefined ? stored : whole;
+    return this.#keep({ stored: kept, bytes: Buffer.byteLength(JSON.stringify(kept)), storedAtMs: this.#clock.now() });
   }
 
   /**
    * The rows a continuation's row reads its history from, kept as if written now (kept-chain-history.ts): oldest-first
    * eviction and max_age_ms then take a chain's rows with its newest, not its first while its newest is still kept.
    */
-  #restamp(ids: readonly string[]): void {
+  #restamp(ids: readonly string[]): boolean {
     this.#expire();
     const storedAtMs = this.#clock.now();
+    let isLinked = true;
     for (const id of ids) {
       const entry = this.#entries.get(id);
+      isLinked &&= entry !== undefined;
       if (entry === undefined) continue;
       const owner = entry.stored.client ?? UNNAMED_OWNER;
       this.#entries.delete(id);
@@ -153,6 +159,7 @@ export class ResponseStore {
       this.#owners.remove(owner, id, entry.bytes);
       this.#owners.add(owner, id, entry.bytes);
     }
+    return isLinked;
   }
 
   /**
