@@ -6,7 +6,7 @@
 // refused by every candidate (the first refusal came back) although each would have served it in parts.
 
 import { isoTime } from "../clock.ts";
-import { RateLimitedError } from "../errors/gateway-error.ts";
+import { RateLimitedError, UpstreamOverloadedError } from "../errors/gateway-error.ts";
 import { renderError, toGatewayError } from "../errors/render-error.ts";
 import { isRecord } from "../is-record.ts";
 import type { RefusedFeatures } from "../limits/refused-features.ts";
@@ -283,7 +283,9 @@ async function forwardChunk(
       const forwarded = forwardRequestOf(chunk, planned, trace, startedAtMs);
       return await runtime.forward(planned.plan, forwarded, planned.snapshot);
     } catch (error) {
-      if (answeredCount === 0 || !(error instanceof RateLimitedError) || error.retryAfterMs === undefined) throw error;
+      // Every candidate overloaded (a 529, a 503 with retry-after: final-error.ts) cools down as a 429 does: waited too.
+      const isWaitable = error instanceof RateLimitedError || error instanceof UpstreamOverloadedError;
+      if (answeredCount === 0 || !isWaitable || error.retryAfterMs === undefined) throw error;
       const retryAtMs = runtime.clock.now() + Math.max(MIN_CHUNK_WAIT_MS, error.retryAfterMs);
       const { totalTimeoutMs } = snapshot.config.routing;
       // A wait past the request's time is not begun: the client would be held to the deadline for nothing.
@@ -303,9 +305,18 @@ async function forwardChunk(
  * A later chunk's 429 whose time comes after `routing.total_timeout_ms`: said as such (failedChunk adds the inputs that
  * were answered and charged), so that a client knows why a batch the gateway split got no answer.
  */
-function pastDeadline(error: RateLimitedError, retryAtMs: number, totalTimeoutMs: number): RateLimitedError {
-  const message = `its candidates' budgets admit it only at ${isoTime(retryAtMs)}, after routing.total_timeout_ms (${totalTimeoutMs} ms from the request's arrival) ends: ${error.message}`;
-  return new RateLimitedError(message, {
+function pastDeadline(
+  error: RateLimitedError | UpstreamOverloadedError,
+  retryAtMs: number,
+  totalTimeoutMs: number,
+): RateLimitedError | UpstreamOverloadedError {
+  const what =
+    error instanceof UpstreamOverloadedError
+      ? "its candidates are overloaded until"
+      : "its candidates' budgets admit it only at";
+  const message = `${what} ${isoTime(retryAtMs)}, after routing.total_timeout_ms (${totalTimeoutMs} ms from the request's arrival) ends: ${error.message}`;
+  const ErrorClass = error instanceof UpstreamOverloadedError ? UpstreamOverloadedError : RateLimitedError;
+  return new ErrorClass(message, {
     ...(error.retryAfterMs === undefined ? {} : { retryAfterMs: error.retryAfterMs }),
     attempts: error.attempts,
   });

@@ -154,8 +154,15 @@ export function outputLimitParamOf(
   endpoint: EndpointSpec,
   body: Readonly<Record<string, unknown>>,
 ): string | undefined {
-  const name = outputLimitNameOf(body);
+  // Both sent (outputLimitNameOf's undefined: ambiguous for body rules): max_completion_tokens is the one counted
+  // (requestedOutputTokens), so the one named.
+  const name =
+    outputLimitNameOf(body) ?? (isPositiveCount(body.max_completion_tokens) ? "max_completion_tokens" : undefined);
   return name === undefined ? undefined : (endpoint.outputLimitParam ?? name);
+}
+
+function isPositiveCount(value: unknown): boolean {
+  return typeof value === "number" && Number.isFinite(value) && value > 0;
 }
 
 function requestedOutputTokens(body: Record<string, unknown>): number {

@@ -15,6 +15,7 @@ import {
   PayloadTooLargeError,
   RequestTimeoutError,
   RouteNotFoundError,
+  UpstreamOverloadedError,
   UpstreamTimeoutError,
   UpstreamUnavailableError,
 } from "../errors/gateway-error.ts";
@@ -268,9 +269,12 @@ export function logRequestError(request: FastifyRequest, gatewayError: GatewayEr
   }
 }
 
-/** No upstream could serve the request (502/503/504), with no underlying exception to show. */
+/** No upstream could serve the request (502/503/504, every candidate overloaded), with no underlying exception to show. */
 function isUpstreamOutcome(error: GatewayError): boolean {
   return (
-    (error instanceof UpstreamUnavailableError || error instanceof UpstreamTimeoutError) && error.cause === undefined
+    (error instanceof UpstreamUnavailableError ||
+      error instanceof UpstreamTimeoutError ||
+      error instanceof UpstreamOverloadedError) &&
+    error.cause === undefined
   );
 }

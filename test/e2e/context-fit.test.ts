@@ -113,6 +113,20 @@ describe("context fit", () => {
     assert.equal(chatRequests(shared).length, 0);
   });
 
+  test("a chat body with both max_tokens and max_completion_tokens names the one counted: max_completion_tokens", async (t) => {
+    const { gateway } = await scene(t);
+    const both = await badRequest(
+      openAiClient(gateway).chat.completions.create({
+        model: "window-like",
+        messages: promptOf(950),
+        max_tokens: 5,
+        max_completion_tokens: 100,
+      }),
+    );
+    // The 100 counted is max_completion_tokens' (plan-request.ts requestedOutputTokens); it was named max_tokens.
+    assert.match(both.message, /\+ max_completion_tokens 100 share one window/);
+  });
+
   test("a limit near 2^53 is printed as sent, and the tokens needed counted exactly", async (t) => {
     const { gateway } = await scene(t);
     const limit = Number.MAX_SAFE_INTEGER;

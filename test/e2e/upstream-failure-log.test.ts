@@ -57,3 +57,45 @@ test("no upstream could serve: one error line with the attempts and no stack; th
   );
   assert.doesNotMatch(JSON.stringify(lines), /sk-alpha-secret-0123/);
 });
+
+test("every candidate overloaded: one error line with the attempts and no stack, as any upstream failure", async (t) => {
+  const mock = await useMock(t);
+  mock.setDefault("POST /v1/chat/completions", {
+    kind: "json",
+    status: 529,
+    body: { type: "error", error: { type: "overloaded_error", message: "Overloaded" } },
+  });
+  const lines: LogLine[] = [];
+  const gateway = await useGateway(
+    t,
+    `providers:
+  - name: alpha
+    base_url: ${mock.baseUrl}
+    api_key: sk-alpha
+    retries: 0
+    models:
+      m: { id: alpha-m }
+`,
+    {
+      logLevel: "info",
+      logStream: new Writable({
+        write(chunk, _encoding, callback) {
+          for (const text of String(chunk).split("\n")) if (text !== "") lines.push(JSON.parse(text) as LogLine);
+          callback();
+        },
+      }),
+    },
+  );
+  const answer = await postChat(gateway, { model: "m", messages: HELLO });
+  assert.equal(answer.status, 503, answer.text);
+  const errors = lines.filter((line) => line.level >= 50);
+  assert.equal(errors.length, 1, JSON.stringify(errors));
+  const [line] = errors;
+  assert.equal(line?.code, "upstream_overloaded");
+  // Before: the error object, its stack through the failover loop (the 503 went to the generic 5xx branch).
+  assert.equal(line?.err, undefined, "no error object: its stack points at the failover loop, not at a fault");
+  assert.deepEqual(
+    line?.attempts?.map((attempt) => [attempt.provider, attempt.model, attempt.status]),
+    [["alpha", "alpha-m", 529]],
+  );
+});

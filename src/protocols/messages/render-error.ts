@@ -1,5 +1,5 @@
 // Gateway errors in the Anthropic error shape, `{"type":"error","error":{"type","message"}}`, with Anthropic's
-// error type names; the HTTP status stays the gateway's own.
+// error type names; the HTTP status stays the gateway's own, but for an overload's 529 (anthropicStatus).
 import type { GatewayError } from "../../errors/gateway-error.ts";
 
 export interface AnthropicErrorBody {
