@@ -28,15 +28,19 @@ import { DirtyTracked } from "./dirty-tracked.ts";
 import { FailureWindow, type WindowCounts } from "./failure-window.ts";
 import { MAX_UPSTREAM_WAIT_MS } from "./reset-time.ts";
 
-export type CooldownCause =
-  | "rate_limited"
-  | "daily_quota"
-  | "credits_exhausted"
-  | "capacity"
-  | "budget_exhausted"
-  | "invalid_key"
-  | "model_unavailable"
-  | "circuit_open";
+/** Every cooldown cause (what a shared cooldown message may name: state/redis-cooldown-messages.ts checks by it). */
+export const COOLDOWN_CAUSES = [
+  "rate_limited",
+  "daily_quota",
+  "credits_exhausted",
+  "capacity",
+  "budget_exhausted",
+  "invalid_key",
+  "model_unavailable",
+  "circuit_open",
+] as const;
+
+export type CooldownCause = (typeof COOLDOWN_CAUSES)[number];
 
 export interface Cooldown {
   readonly untilMs: number;

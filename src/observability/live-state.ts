@@ -107,7 +107,10 @@ export interface LiveStateSource {
   keptWritesDropped?(): ReadonlyMap<string, number>;
 }
 
-/** All cooldown causes, so that a gauge shows 0 instead of vanishing when none is active. */
+/**
+ * All cooldown causes, so that a gauge shows 0 instead of vanishing when none is active. The same list as limits/
+ * availability.ts COOLDOWN_CAUSES, written out here because observability/ may not import limits/ (architecture.md).
+ */
 export const COOLDOWN_CAUSES: readonly string[] = [
   "rate_limited",
   "daily_quota",

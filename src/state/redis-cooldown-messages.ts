@@ -1,7 +1,7 @@
 // The messages of the shared cooldowns' channel and the cooldowns stored in Redis (redis-cooldowns.ts), read back
 // from text another process (perhaps another version) wrote: anything malformed is dropped, never trusted.
 import { isRecord, parseJsonRecord } from "../is-record.ts";
-import type { Cooldown, CooldownCause, CooldownChange } from "../limits/availability.ts";
+import { COOLDOWN_CAUSES, type Cooldown, type CooldownCause, type CooldownChange } from "../limits/availability.ts";
 
 // `learned`: a learned fact (redis-learned-facts.ts) on the same channel, so that one subscription, with its
 // resubscribe and reload rules, serves both; a process that does not know the type skips it.
@@ -10,16 +10,7 @@ export type SharedMessage =
   | { readonly origin: string; readonly type: "reset"; readonly resetId?: string; readonly unmarked?: true }
   | { readonly origin: string; readonly type: "learned"; readonly fact: unknown };
 
-const CAUSES: ReadonlySet<string> = new Set<CooldownCause>([
-  "rate_limited",
-  "daily_quota",
-  "credits_exhausted",
-  "capacity",
-  "budget_exhausted",
-  "invalid_key",
-  "model_unavailable",
-  "circuit_open",
-]);
+const CAUSES: ReadonlySet<string> = new Set<CooldownCause>(COOLDOWN_CAUSES);
 
 export function parseMessage(text: string): SharedMessage | undefined {
   const value = parseJsonRecord(text);
