@@ -3,7 +3,7 @@
 // loop and the same message three times (docs/observability.md).
 import assert from "node:assert/strict";
 import { Writable } from "node:stream";
-import { test } from "node:test";
+import { type TestContext, test } from "node:test";
 import { HELLO, postChat, useGateway, useMock } from "../helpers/e2e.ts";
 
 interface LogLine {
@@ -15,20 +15,15 @@ interface LogLine {
   attempts?: { provider: string; model: string; status?: number; reason: string }[];
 }
 
-test("no upstream could serve: one error line with the attempts and no stack; the provider key is not in it", async (t) => {
-  const mock = await useMock(t);
-  mock.setDefault("POST /v1/chat/completions", {
-    kind: "json",
-    status: 401,
-    body: { error: { message: "Incorrect API key provided: sk-alpha-secret-0123" } },
-  });
+/** A gateway with one provider `alpha` (model `m`), its info-level log lines collected. */
+async function loggedGateway(t: TestContext, baseUrl: string, providerLines: string) {
   const lines: LogLine[] = [];
   const gateway = await useGateway(
     t,
     `providers:
   - name: alpha
-    base_url: ${mock.baseUrl}
-    api_key: sk-alpha-secret-0123
+    base_url: ${baseUrl}
+    ${providerLines}
     models:
       m: { id: alpha-m }
 `,
@@ -42,6 +37,17 @@ test("no upstream could serve: one error line with the attempts and no stack; th
       }),
     },
   );
+  return { gateway, lines };
+}
+
+test("no upstream could serve: one error line with the attempts and no stack; the provider key is not in it", async (t) => {
+  const mock = await useMock(t);
+  mock.setDefault("POST /v1/chat/completions", {
+    kind: "json",
+    status: 401,
+    body: { error: { message: "Incorrect API key provided: sk-alpha-secret-0123" } },
+  });
+  const { gateway, lines } = await loggedGateway(t, mock.baseUrl, "api_key: sk-alpha-secret-0123");
   const answer = await postChat(gateway, { model: "m", messages: HELLO });
   assert.equal(answer.status, 502, answer.text);
   const errors = lines.filter((line) => line.level >= 50);
@@ -65,27 +71,7 @@ test("every candidate overloaded: one error line with the attempts and no stack,
     status: 529,
     body: { type: "error", error: { type: "overloaded_error", message: "Overloaded" } },
   });
-  const lines: LogLine[] = [];
-  const gateway = await useGateway(
-    t,
-    `providers:
-  - name: alpha
-    base_url: ${mock.baseUrl}
-    api_key: sk-alpha
-    retries: 0
-    models:
-      m: { id: alpha-m }
-`,
-    {
-      logLevel: "info",
-      logStream: new Writable({
-        write(chunk, _encoding, callback) {
-          for (const text of String(chunk).split("\n")) if (text !== "") lines.push(JSON.parse(text) as LogLine);
-          callback();
-        },
-      }),
-    },
-  );
+  const { gateway, lines } = await loggedGateway(t, mock.baseUrl, "api_key: sk-alpha\n    retries: 0");
   const answer = await postChat(gateway, { model: "m", messages: HELLO });
   assert.equal(answer.status, 503, answer.text);
   const errors = lines.filter((line) => line.level >= 50);
