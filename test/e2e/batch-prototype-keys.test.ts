@@ -5,8 +5,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type OpenAI from "openai";
-import { echoing, isFinished, linesOf, providersYaml, upload, waitForBatch } from "../helpers/batches-scene.ts";
-import { openAiClient, send, useGateway, useMock } from "../helpers/e2e.ts";
+import { chatAndEmbeddingsScene, isFinished, linesOf, upload, waitForBatch } from "../helpers/batches-scene.ts";
+import { send } from "../helpers/e2e.ts";
 import type { TestGateway } from "../helpers/gateway.ts";
 
 type Endpoint = "/v1/chat/completions" | "/v1/responses" | "/v1/embeddings";
@@ -60,19 +60,7 @@ async function doorError(gateway: TestGateway, endpoint: Endpoint, bodyText: str
 
 for (const endpoint of Object.keys(CASES) as Endpoint[]) {
   test(`${endpoint} batch lines with \`__proto__\` or \`constructor.prototype\` keys: refused as the door refuses them, the other line served`, async (t) => {
-    const mock = await useMock(t);
-    echoing(mock);
-    mock.setDefault("POST /v1/embeddings", {
-      kind: "json",
-      body: {
-        object: "list",
-        data: [{ object: "embedding", index: 0, embedding: [0.5, 0.25] }],
-        model: "e",
-        usage: { prompt_tokens: 3, total_tokens: 3 },
-      },
-    });
-    const gateway = await useGateway(t, providersYaml(mock, { moreModels: "      e: { kind: embedding }\n" }));
-    const client = openAiClient(gateway);
+    const { mock, gateway, client } = await chatAndEmbeddingsScene(t);
     const done = await runBatch(client, endpoint);
     assert.equal(done.status, "completed", JSON.stringify(done));
     assert.deepEqual(done.request_counts, { total: 3, completed: 1, failed: 2 });

@@ -12,6 +12,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import OpenAI, { toFile } from "openai";
 
 import {
+  chatAndEmbeddingsScene,
   chatLine,
   createBatch,
   echoing,
@@ -590,19 +591,7 @@ describe("Batch API: a gateway process killed mid-batch", () => {
 
 describe("Batch API: other endpoints, live traffic first", () => {
   test("/v1/responses lines are translated as the Responses door does; /v1/embeddings lines are served as is", async (t) => {
-    const mock = await useMock(t);
-    echoing(mock);
-    mock.setDefault("POST /v1/embeddings", {
-      kind: "json",
-      body: {
-        object: "list",
-        data: [{ object: "embedding", index: 0, embedding: [0.5, 0.25] }],
-        model: "e",
-        usage: { prompt_tokens: 3, total_tokens: 3 },
-      },
-    });
-    const gateway = await useGateway(t, providersYaml(mock, { moreModels: "      e: { kind: embedding }\n" }));
-    const client = openAiClient(gateway);
+    const { mock, client } = await chatAndEmbeddingsScene(t);
     const responsesFile = await upload(
       client,
       [

@@ -1,11 +1,12 @@
 // The Batch API tests' shared scene: the mock's echo answer, the provider config, an input file's lines, and the
 // upload -> create -> poll -> read steps driven through the real `openai` SDK.
 import assert from "node:assert/strict";
+import type { TestContext } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import type OpenAI from "openai";
 import { toFile } from "openai";
 import type { Batch } from "openai/resources/batches";
-import { CHAT_ROUTE } from "./e2e.ts";
+import { CHAT_ROUTE, openAiClient, useGateway, useMock } from "./e2e.ts";
 import { chatCompletion, type MockUpstream, type RecordedRequest } from "./mock-upstream.ts";
 
 export const UPSTREAM_ID = "vendor/m-instruct";
@@ -49,6 +50,26 @@ export function providersYaml(
     models:
       m: { id: ${UPSTREAM_ID}${options.modelKeys ?? ""} }
 ${options.moreModels ?? ""}`;
+}
+
+/**
+ * The echoing chat model `m` and an embeddings model `e` (one vector [0.5, 0.25] per request) on one provider, a
+ * gateway over them and an openai client of it: the scene of batches with lines for several endpoints.
+ */
+export async function chatAndEmbeddingsScene(t: TestContext) {
+  const mock = await useMock(t);
+  echoing(mock);
+  mock.setDefault("POST /v1/embeddings", {
+    kind: "json",
+    body: {
+      object: "list",
+      data: [{ object: "embedding", index: 0, embedding: [0.5, 0.25] }],
+      model: "e",
+      usage: { prompt_tokens: 3, total_tokens: 3 },
+    },
+  });
+  const gateway = await useGateway(t, providersYaml(mock, { moreModels: "      e: { kind: embedding }\n" }));
+  return { mock, gateway, client: openAiClient(gateway) };
 }
 
 export function chatLine(customId: string, content: string, model = "m"): string {
