@@ -382,5 +382,7 @@ export function rejectedError(
  * provider's with `。`, `！` or `？`) or with the `…` of a reason cut at MAX_SHOWN_REASON_CHARS.
  */
 function sentence(text: string): string {
-  return /[.!?…。！？]$/u.test(text) ? text : `${text}.`;
+  // Escaped: the bundle is ASCII only (bin/build.js refuses other characters: V8 would hold the snapshot script as
+  // two-byte text).
+  return /[.!?\u2026\u3002\uff01\uff1f]$/u.test(text) ? text : `${text}.`;
 }

@@ -73,13 +73,7 @@ test("npm start's prestart with a module calling randomUUID() at load warns, and
   assert.equal(next.status, 0, next.stderr);
   assert.match(next.stderr, /warning: dist\/ has no start-up snapshot/);
   // As npm start runs it: from the blob of Node alone, which runs bin/llm-gateway.js, which runs dist/.
-  const mock = await useMock(t);
-  const configPath = writeFiles(root, { "config.yaml": configFor(mock.baseUrl, root) });
-  const env = { PATH: process.env.PATH ?? "", NODE_NO_WARNINGS: "1" };
-  const served = await serveThroughBin(t, root, configPath, env, [
-    "--snapshot-blob",
-    join(root, "dist", "snapshot.blob"),
-  ]);
+  const served = await serveFromBlob(t, root);
   assert.match(served.stdout(), /"code":"bundle"/);
   const response = await fetch(`${served.url}/v1/chat/completions`, {
     method: "POST",
@@ -92,6 +86,14 @@ test("npm start's prestart with a module calling randomUUID() at load warns, and
 
 function configFor(baseUrl: string, root: string): string {
   return `server:\n  port: 0\n  host: 127.0.0.1\nlog:\n  format: json\nproviders:\n  - name: mock\n    base_url: ${baseUrl}\n    api_key: mock-key\n    models:\n      m: {}\ndiscovery:\n  cache_dir: ${JSON.stringify(join(root, "discovery"))}\nstate:\n  path: ":memory:"\n`;
+}
+
+/** `root` served as `npm start` and the image run it: from dist/'s blob, which runs bin/llm-gateway.js, over a mock. */
+async function serveFromBlob(t: TestContext, root: string) {
+  const mock = await useMock(t);
+  const configPath = writeFiles(root, { "config.yaml": configFor(mock.baseUrl, root) });
+  const env = { PATH: process.env.PATH ?? "", NODE_NO_WARNINGS: "1" };
+  return await serveThroughBin(t, root, configPath, env, ["--snapshot-blob", join(root, "dist", "snapshot.blob")]);
 }
 
 test("two processes started from the same blob give their first requests different ids", async (t) => {
@@ -159,13 +161,7 @@ test("--no-snapshot (the Dockerfile's SNAPSHOT=skip) builds dist/ with a blob of
   assert.doesNotMatch(`${warm.stdout}${warm.stderr}`, /warning|esbuild is not installed/);
   assert.equal(snapshotKind(root), "node-only");
   // As the image's command runs it: the blob of Node alone runs bin/llm-gateway.js, which runs dist/.
-  const mock = await useMock(t);
-  const configPath = writeFiles(root, { "config.yaml": configFor(mock.baseUrl, root) });
-  const env = { PATH: process.env.PATH ?? "", NODE_NO_WARNINGS: "1" };
-  const served = await serveThroughBin(t, root, configPath, env, [
-    "--snapshot-blob",
-    join(root, "dist", "snapshot.blob"),
-  ]);
+  const served = await serveFromBlob(t, root);
   assert.match(served.stdout(), /"code":"bundle"/);
   await served.stop();
 });
