@@ -251,8 +251,11 @@ export class EmbeddedKeptResponses {
       `DELETE FROM ${eventTable} WHERE response_id IN (SELECT id FROM ${table} WHERE stored_at_ms <= ?)`,
     );
     this.#addBytes = this.#db.prepare(`UPDATE ${table} SET bytes = bytes + ? WHERE id = ?`);
+    // The larger of the two stamps: a writer whose time is older (a row that waited for the lock, another process's
+    // clock behind) must not make a row newer writers read expire before them. Its place in its owner's order
+    // still moves next to the row being written (evicted together).
     this.#restamp = this.#db.prepare(
-      `UPDATE ${table} SET stored_at_ms = ?, seq = (SELECT MAX(seq) FROM ${table}) + 1 WHERE id = ? AND stored_at_ms > ?`,
+      `UPDATE ${table} SET stored_at_ms = MAX(stored_at_ms, ?), seq = (SELECT MAX(seq) FROM ${table}) + 1 WHERE id = ? AND stored_at_ms > ?`,
     );
   }
 

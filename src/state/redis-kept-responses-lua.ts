@@ -88,10 +88,13 @@ local function isLate(deadline)
   return tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000) > tonumber(deadline)
 end
 -- A row a continuation reads its history from, kept as if written now (a new score and a new place in its owner's
--- order), unless gone or expired (score at or below oldest).
+-- order), unless gone or expired (score at or below oldest). Never older than it is (as ZADD GT, which Redis before
+-- 6.2 lacks): a writer whose time is behind (another process's clock, a write held on the way) must not make a row
+-- that newer writers read expire or be evicted before them.
 local function touch(id, now, oldest)
   local score = redis.call('ZSCORE', KEYS[1], id)
   if not score or tonumber(score) <= tonumber(oldest) then return 1 end
+  if tonumber(score) >= tonumber(now) then return 0 end
   redis.call('ZADD', KEYS[1], now, id)
   local meta = redis.call('HGET', KEYS[3], id)
   if not meta then return 0 end
