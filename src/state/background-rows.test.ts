@@ -14,13 +14,8 @@ import { callsScript, useRedisProxy } from "../../test/helpers/redis-proxy.ts";
 import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../../test/helpers/redis-server.ts";
 import { ManualClock, systemClock } from "../clock.ts";
 import { DEFAULT_ECHO } from "../protocols/__fixtures__/fixtures.ts";
-import {
-  inMemory,
-  inRows,
-  type KeptResponseRows,
-  type KeptResponses,
-  keptToken,
-} from "../protocols/responses/kept-responses.ts";
+import type { KeptResponseRows } from "../protocols/responses/kept-response-rows.ts";
+import { inMemory, inRows, type KeptResponses, keptToken } from "../protocols/responses/kept-responses.ts";
 import { buildResponse, type ResponseObject, type ResponseStatus } from "../protocols/responses/response-object.ts";
 import { ResponseStore, type StoredResponse } from "../protocols/responses/response-store.ts";
 import { followKept } from "../server/background-readers.ts";

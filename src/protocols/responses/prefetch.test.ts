@@ -13,7 +13,8 @@ import { InvalidRequestError } from "../../errors/gateway-error.ts";
 import { EmbeddedKeptResponses } from "../../state/embedded-kept-responses.ts";
 import { RedisKeptResponses } from "../../state/redis-kept-responses.ts";
 import { completedAnswer } from "../__fixtures__/fixtures.ts";
-import { inRows, type KeptResponseRows } from "./kept-responses.ts";
+import type { KeptResponseRows } from "./kept-response-rows.ts";
+import { inRows } from "./kept-responses.ts";
 import { prefetch } from "./prefetch.ts";
 import { toChatRequest } from "./request-mapping.ts";
 
