@@ -588,9 +588,9 @@ export class EmbeddedKeptResponses {
 
   /**
    * Writes rows in one transaction, waiting at most `busyTimeoutMs` for the write lock; throws when it fails. A row
-   * a row of whose touchIds is gone (expired, evicted, deleted) is written whole (KeptResponseRow.whole), checked
-   * here, under the lock: a row that waited for it learns of a link that went meanwhile. false: one without a whole
-   * form was written pointing to a gone row.
+   * one of whose touchIds is gone (expired, evicted, deleted) is written whole (KeptResponseRow.whole), checked here,
+   * under the lock: a row that waited for it learns of a link that went meanwhile. false: one without a whole form
+   * was written pointing to a gone row.
    */
   #write(entries: readonly WaitingRow[], busyTimeoutMs: number): boolean {
     let isLinked = true;
