@@ -10,23 +10,19 @@ import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { describe, type TestContext, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { useRedisProxy } from "../../test/helpers/redis-proxy.ts";
+import { callsScript, useRedisProxy } from "../../test/helpers/redis-proxy.ts";
 import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../../test/helpers/redis-server.ts";
 import { ManualClock, systemClock } from "../clock.ts";
 import { DEFAULT_ECHO } from "../protocols/__fixtures__/fixtures.ts";
-import {
-  inMemory,
-  inRows,
-  type KeptResponseRows,
-  type KeptResponses,
-  keptToken,
-} from "../protocols/responses/kept-responses.ts";
+import type { KeptResponseRows } from "../protocols/responses/kept-response-rows.ts";
+import { inMemory, inRows, type KeptResponses, keptToken } from "../protocols/responses/kept-responses.ts";
 import { buildResponse, type ResponseObject, type ResponseStatus } from "../protocols/responses/response-object.ts";
 import { ResponseStore, type StoredResponse } from "../protocols/responses/response-store.ts";
 import { followKept } from "../server/background-readers.ts";
 import type { KeptResponseLimits } from "./embedded-kept-responses.ts";
 import { KeptResponsesFile } from "./kept-responses-file.ts";
 import { RedisKeptResponses } from "./redis-kept-responses.ts";
+import { APPEND_EVENTS_LUA } from "./redis-kept-responses-lua.ts";
 
 const LIMITS: KeptResponseLimits = { maxEntries: 100, maxBytes: 50_000_000, maxAgeMs: 3_600_000 };
 
@@ -238,9 +234,9 @@ test("redis: a run's write sent in time but reaching Redis past its deadline (he
   skip: isRedisInstalled() ? false : REDIS_MISSING,
 }, async (t) => {
   const server = await useRedisServer(t);
-  let held: string | undefined;
+  let held: ((text: string) => boolean) | undefined;
   const proxy = await useRedisProxy(t, server.port, (text) =>
-    held !== undefined && text.includes("eval") && text.includes(held) ? sleep(600) : undefined,
+    held !== undefined && text.includes("eval") && held(text) ? sleep(600) : undefined,
   );
   const rows = new RedisKeptResponses(proxy.url, "bg-rows-held:", false, LIMITS, systemClock);
   await rows.connect();
@@ -259,7 +255,7 @@ test("redis: a run's write sent in time but reaching Redis past its deadline (he
   assert.ok(beat !== undefined, "within its deadline: written");
   // Checked by this process just before they are sent (in time), the scripts reach Redis 600 ms later: past their
   // deadline. A heartbeat's append of its new events: refused, nothing appended (the row is not written either).
-  held = "local landed = redis.call('llen', list) - kept";
+  held = (text) => callsScript(text, APPEND_EVENTS_LUA);
   const lateBeat = await kept.putIfUnchanged(
     runState(id, "in_progress", [event(0), event(1)], Date.now()),
     beat,
@@ -269,7 +265,7 @@ test("redis: a run's write sent in time but reaching Redis past its deadline (he
   held = undefined;
   assert.deepEqual((await kept.get(id))?.events, [event(0)], "the held append did not land");
   // The final save, held so too.
-  held = '"status":"completed"';
+  held = (text) => text.includes('"status":"completed"');
   const ending = "event: response.completed\ndata: {}\n\n";
   const final = await kept.putIfUnchanged(
     runState(id, "completed", [event(0), event(1), ending]),

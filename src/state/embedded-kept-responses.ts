@@ -63,6 +63,17 @@ export interface KeptResponseRow {
   readonly itemIds: readonly string[];
   readonly owner?: string; // the named client that wrote it (absent: an unnamed key)
   readonly touchIds?: readonly string[]; // rows it reads its history from: stamped as written with it
+  /**
+   * What is kept instead when a row of its touchIds is gone as it is written (in the same transaction): built only
+   * then, or when the row waits for the lock (a row written later by the timer has no caller to tell).
+   */
+  readonly whole?: () => WholeRow;
+}
+
+/** A row's whole form (KeptResponseRow.whole): its JSON and item ids. */
+export interface WholeRow {
+  readonly json: string;
+  readonly itemIds: readonly string[];
 }
 
 /** A row a put accepted that was not kept after all (it waited for the lock past the memory bounds): who is told. */
@@ -155,6 +166,22 @@ interface WaitingRow {
   readonly row: KeptResponseRow;
   readonly storedAtMs: number;
   readonly bytes: number;
+  /** Its whole form, built when it began to wait (its bytes counted in the waiting bound). */
+  readonly whole?: SizedWholeRow;
+}
+
+interface SizedWholeRow extends WholeRow {
+  readonly bytes: number;
+}
+
+/** The memory a waiting answer holds: its JSON and its whole form's. */
+function waitingBytesOf(entry: WaitingRow): number {
+  return entry.bytes + (entry.whole?.bytes ?? 0);
+}
+
+function sized(whole: (() => WholeRow) | undefined): SizedWholeRow | undefined {
+  const built = whole?.();
+  return built === undefined ? undefined : { ...built, bytes: Buffer.byteLength(built.json) };
 }
 
 export class EmbeddedKeptResponses {
@@ -251,8 +278,11 @@ export class EmbeddedKeptResponses {
       `DELETE FROM ${eventTable} WHERE response_id IN (SELECT id FROM ${table} WHERE stored_at_ms <= ?)`,
     );
     this.#addBytes = this.#db.prepare(`UPDATE ${table} SET bytes = bytes + ? WHERE id = ?`);
+    // The larger of the two stamps: a writer whose time is older (a row that waited for the lock, another process's
+    // clock behind) must not make a row newer writers read expire before them. Its place in its owner's order
+    // still moves next to the row being written (evicted together).
     this.#restamp = this.#db.prepare(
-      `UPDATE ${table} SET stored_at_ms = ?, seq = (SELECT MAX(seq) FROM ${table}) + 1 WHERE id = ? AND stored_at_ms > ?`,
+      `UPDATE ${table} SET stored_at_ms = MAX(stored_at_ms, ?), seq = (SELECT MAX(seq) FROM ${table}) + 1 WHERE id = ? AND stored_at_ms > ?`,
     );
   }
 
@@ -557,8 +587,10 @@ export class EmbeddedKeptResponses {
   }
 
   /**
-   * Writes rows in one transaction, waiting at most `busyTimeoutMs` for the write lock; throws when it fails. false:
-   * a row of their touchIds was gone (expired, evicted, deleted).
+   * Writes rows in one transaction, waiting at most `busyTimeoutMs` for the write lock; throws when it fails. A row
+   * one of whose touchIds is gone (expired, evicted, deleted) is written whole (KeptResponseRow.whole), checked here,
+   * under the lock: a row that waited for it learns of a link that went meanwhile. false: one without a whole form
+   * was written pointing to a gone row.
    */
   #write(entries: readonly WaitingRow[], busyTimeoutMs: number): boolean {
     let isLinked = true;
@@ -566,15 +598,22 @@ export class EmbeddedKeptResponses {
     try {
       this.#db.exec("BEGIN IMMEDIATE");
       try {
-        for (const { row, storedAtMs, bytes } of entries) {
-          // The rows its history is read from are kept as if written with it (a new place in their owner's order).
+        for (const entry of entries) {
+          const { row, storedAtMs } = entry;
+          // The rows its history is read from are kept as if written with it (a new place in their owner's order):
+          // every one, also past one that is gone.
+          let isRowLinked = true;
           for (const id of row.touchIds ?? []) {
-            isLinked &&= Number(this.#restamp.run(storedAtMs, id, this.#oldestKeptMs()).changes) > 0;
+            const isTouched = Number(this.#restamp.run(storedAtMs, id, this.#oldestKeptMs()).changes) > 0;
+            isRowLinked &&= isTouched;
           }
+          const whole = isRowLinked ? undefined : (entry.whole ?? sized(row.whole));
+          if (!isRowLinked && whole === undefined) isLinked = false;
+          const { json, itemIds, bytes } = whole ?? { ...row, bytes: entry.bytes };
           this.#deleteRow(row.id);
           if (bytes <= this.#limits.maxBytes && this.#limits.maxEntries > 0) {
-            this.#insert.run(row.id, storedAtMs, bytes, row.json, row.owner ?? "");
-            for (const itemId of row.itemIds) this.#insertItem.run(itemId, row.id);
+            this.#insert.run(row.id, storedAtMs, bytes, json, row.owner ?? "");
+            for (const itemId of itemIds) this.#insertItem.run(itemId, row.id);
           }
         }
         this.#evict();
@@ -589,11 +628,13 @@ export class EmbeddedKeptResponses {
     }
   }
 
-  #wait(entry: WaitingRow): void {
+  #wait(pointing: WaitingRow): void {
+    const whole = sized(pointing.row.whole);
+    const entry = whole === undefined ? pointing : { ...pointing, whole };
     const earlier = this.#waiting.get(entry.row.id);
     if (earlier !== undefined) this.#forget(earlier);
     this.#waiting.set(entry.row.id, entry);
-    this.#waitingBytes += entry.bytes;
+    this.#waitingBytes += waitingBytesOf(entry);
     // Oldest first; an answer over the byte bound on its own goes too (it is the last one left then).
     const lost: LostRow[] = [];
     while (this.#waiting.size > MAX_WAITING_ROWS || this.#waitingBytes > MAX_WAITING_BYTES) {
@@ -664,7 +705,7 @@ export class EmbeddedKeptResponses {
   #forget(entry: WaitingRow): void {
     if (this.#waiting.get(entry.row.id) !== entry) return;
     this.#waiting.delete(entry.row.id);
-    this.#waitingBytes -= entry.bytes;
+    this.#waitingBytes -= waitingBytesOf(entry);
   }
 
   /** A waiting row as a read of the file would see it: within the bounds of one row, not expired. */

@@ -17,22 +17,31 @@ interface Rows {
   close(): Promise<void>;
 }
 
-const STORES: Record<
-  string,
-  { skip: string | false; open: (t: TestContext, limits: KeptResponseLimits, clock: ManualClock) => Promise<Rows> }
-> = {
+/** A store's backing (a file, a Redis) for one test: `open` gives a process's rows on it, by its own clock. */
+type Place = (limits: KeptResponseLimits, clock: ManualClock) => Promise<Rows>;
+
+const STORES: Record<string, { skip: string | false; place: (t: TestContext) => Promise<Place> }> = {
   "state file": {
     skip: false,
-    open: async (_t, limits, clock) =>
-      new EmbeddedKeptResponses(join(mkdtempSync(join(tmpdir(), "chain-restamp-")), "state.db"), limits, clock),
+    place: async (t) => {
+      const path = join(mkdtempSync(join(tmpdir(), "chain-restamp-")), "state.db");
+      return async (limits, clock) => {
+        const rows = new EmbeddedKeptResponses(path, limits, clock);
+        t.after(() => rows.close());
+        return rows;
+      };
+    },
   },
   redis: {
     skip: isRedisInstalled() ? false : REDIS_MISSING,
-    open: async (t, limits, clock) => {
+    place: async (t) => {
       const redis = await useRedisServer(t);
-      const rows = new RedisKeptResponses(redis.url, "restamp:", false, limits, clock);
-      await rows.connect();
-      return rows;
+      return async (limits, clock) => {
+        const rows = new RedisKeptResponses(redis.url, "restamp:", false, limits, clock);
+        t.after(() => rows.close());
+        await rows.connect();
+        return rows;
+      };
     },
   },
 };
@@ -48,7 +57,7 @@ for (const [name, store] of Object.entries(STORES)) {
   describe(`a chain's rows re-stamped: ${name}`, { skip: store.skip }, () => {
     test("max_age_ms: the rows a later row reads stay as long as it does", async (t) => {
       const clock = new ManualClock(Date.now());
-      const rows = await store.open(t, { maxEntries: 100, maxBytes: 1 << 20, maxAgeMs: 3_000 }, clock);
+      const rows = await (await store.place(t))({ maxEntries: 100, maxBytes: 1 << 20, maxAgeMs: 3_000 }, clock);
       try {
         await rows.put(row("resp_first"));
         clock.advance(2_000);
@@ -65,7 +74,7 @@ for (const [name, store] of Object.entries(STORES)) {
 
     test("max_entries: an older unrelated row goes before the rows a later row reads", async (t) => {
       const clock = new ManualClock(Date.now());
-      const rows = await store.open(t, { maxEntries: 4, maxBytes: 1 << 20, maxAgeMs: 60_000 }, clock);
+      const rows = await (await store.place(t))({ maxEntries: 4, maxBytes: 1 << 20, maxAgeMs: 60_000 }, clock);
       try {
         await rows.put(row("resp_a1"));
         clock.advance(10);
@@ -81,6 +90,27 @@ for (const [name, store] of Object.entries(STORES)) {
       } finally {
         await rows.close();
       }
+    });
+
+    test("a re-stamp never lowers a stamp: a slower writer's older time leaves a newer one", async (t) => {
+      const limits = { maxEntries: 100, maxBytes: 1 << 20, maxAgeMs: 3_000 };
+      const place = await store.place(t);
+      const clock = new ManualClock(Date.now());
+      // Another process whose write is older (its clock behind, or its write held): it stamps with its own time.
+      const slowClock = new ManualClock(clock.now());
+      const rows = await place(limits, clock);
+      const slow = await place(limits, slowClock);
+      await rows.put(row("resp_first"));
+      clock.advance(2_000);
+      await rows.put(row("resp_second", ["resp_first"]));
+      slowClock.advance(500);
+      await slow.put(row("resp_branch", ["resp_first"]));
+      clock.advance(1_600);
+      // resp_second (kept 2,000 ms in, within max_age_ms) still reads resp_first: stamped 2,000 ms in, not 500.
+      assert.ok(await rows.get("resp_second"));
+      assert.ok(await rows.get("resp_first"), "the first row's stamp went down to the slower writer's");
+      clock.advance(1_500);
+      assert.equal(await rows.get("resp_first"), undefined, "expired with the second row");
     });
   });
 }

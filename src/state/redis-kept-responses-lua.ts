@@ -1,6 +1,43 @@
 // The Lua scripts of the kept Responses API answers in Redis (redis-kept-responses.ts: the keys they name, and
 // why each write is one script). Every script declares its keys (one hash tag: a Redis Cluster keeps them in one
 // slot) but the events list, built from the tag's key.
+import type { RedisConnection } from "./redis-client.ts";
+
+/** The scripts' keys (index, rows, meta, items, bytes, owners, owner-bytes, by-owner): every call names all eight. */
+const KEY_COUNT = 8;
+
+/** A script as a command: its keys, then its ARGV. */
+type KeptScript = (...keysAndArguments: string[]) => Promise<unknown>;
+
+/** The scripts below as commands of the connection (`withKeptScripts`). */
+export interface KeptScriptCommands {
+  keptTime: KeptScript;
+  keptDelete: KeptScript;
+  keptPut: KeptScript;
+  keptPutIfUnchanged: KeptScript;
+  keptAppendEvents: KeptScript;
+  keptDeleteIfUnchanged: KeptScript;
+  keptEvict: KeptScript;
+}
+
+/**
+ * The scripts defined on `redis` (ioredis `defineCommand`): sent by digest (EVALSHA), their text (PUT_LUA is ~3.4 KB)
+ * only on a connection's first call and after Redis answers NOSCRIPT (a SCRIPT FLUSH, a restart, a failover to a
+ * replica that never ran it), then sent again as EVAL. Every call sent the whole text as EVAL before 2026-12-07. The
+ * key count is part of the definition, so a call's first argument is a key: ioredis's auto-pipelining groups a
+ * Cluster's commands by their first argument's slot, and a script whose first argument was its key count was grouped
+ * by the slot of "8" (redis-client.ts keeps the budgets' scripts out of auto-pipelining for that reason).
+ */
+export function withKeptScripts(redis: RedisConnection): RedisConnection & KeptScriptCommands {
+  redis.defineCommand("keptTime", { lua: TIME_LUA, numberOfKeys: 1 });
+  redis.defineCommand("keptDelete", { lua: DELETE_LUA, numberOfKeys: KEY_COUNT });
+  redis.defineCommand("keptPut", { lua: PUT_LUA, numberOfKeys: KEY_COUNT });
+  redis.defineCommand("keptPutIfUnchanged", { lua: PUT_IF_UNCHANGED_LUA, numberOfKeys: KEY_COUNT });
+  redis.defineCommand("keptAppendEvents", { lua: APPEND_EVENTS_LUA, numberOfKeys: KEY_COUNT });
+  redis.defineCommand("keptDeleteIfUnchanged", { lua: DELETE_IF_UNCHANGED_LUA, numberOfKeys: KEY_COUNT });
+  redis.defineCommand("keptEvict", { lua: EVICT_LUA, numberOfKeys: KEY_COUNT });
+  return redis as RedisConnection & KeptScriptCommands;
+}
 
 /** Redis's clock, [seconds, microseconds], from the node of KEYS[1]'s slot (a Cluster's nodes each have their own). */
 export const TIME_LUA = "return redis.call('TIME')";
@@ -51,10 +88,13 @@ local function isLate(deadline)
   return tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000) > tonumber(deadline)
 end
 -- A row a continuation reads its history from, kept as if written now (a new score and a new place in its owner's
--- order), unless gone or expired (score at or below oldest).
+-- order), unless gone or expired (score at or below oldest). Never older than it is (as ZADD GT, which Redis before
+-- 6.2 lacks): a writer whose time is behind (another process's clock, a write held on the way) must not make a row
+-- that newer writers read expire or be evicted before them.
 local function touch(id, now, oldest)
   local score = redis.call('ZSCORE', KEYS[1], id)
   if not score or tonumber(score) <= tonumber(oldest) then return 1 end
+  if tonumber(score) >= tonumber(now) then return 0 end
   redis.call('ZADD', KEYS[1], now, id)
   local meta = redis.call('HGET', KEYS[3], id)
   if not meta then return 0 end

@@ -25,15 +25,7 @@
 import type { Clock } from "../clock.ts";
 import type { ConditionalWrite, KeptResponseLimits, KeptResponseRow } from "./embedded-kept-responses.ts";
 import { closeClient, connectWithin, createCommandClient, type RedisConnection } from "./redis-client.ts";
-import {
-  APPEND_EVENTS_LUA,
-  DELETE_IF_UNCHANGED_LUA,
-  DELETE_LUA,
-  EVICT_LUA,
-  PUT_IF_UNCHANGED_LUA,
-  PUT_LUA,
-  TIME_LUA,
-} from "./redis-kept-responses-lua.ts";
+import { type KeptScriptCommands, withKeptScripts } from "./redis-kept-responses-lua.ts";
 
 /** ms a command may take: a continuation waits for its history, so this is longer than the budget checks'. */
 const COMMAND_TIMEOUT_MS = 1_000;
@@ -78,7 +70,7 @@ const UNNAMED_OWNER = "";
 
 export class RedisKeptResponses {
   readonly kind = "redis";
-  readonly #redis: RedisConnection;
+  readonly #redis: RedisConnection & KeptScriptCommands;
   readonly #limits: KeptResponseLimits;
   readonly #clock: Clock;
   #clockOffset: ClockOffset | undefined;
@@ -102,7 +94,7 @@ export class RedisKeptResponses {
     clock: Clock,
     tag: "responses" | "conversations" = "responses",
   ) {
-    this.#redis = createCommandClient(url, isCluster, COMMAND_TIMEOUT_MS);
+    this.#redis = withKeptScripts(createCommandClient(url, isCluster, COMMAND_TIMEOUT_MS));
     // Errors surface on the commands; without a listener ioredis would print every reconnection failure.
     this.#redis.on("error", () => {});
     this.#limits = limits;
@@ -139,16 +131,7 @@ export class RedisKeptResponses {
       const oldest = String(this.#oldestKeptMs());
       const touch = [oldest, String(touched.length), ...touched];
       missing = Number(
-        await this.#redis.eval(
-          PUT_LUA,
-          this.#keys.length,
-          ...this.#keys,
-          row.id,
-          row.json,
-          ...written,
-          ...touch,
-          ...row.itemIds,
-        ),
+        await this.#redis.keptPut(...this.#keys, row.id, row.json, ...written, ...touch, ...row.itemIds),
       );
     } else {
       await this.#deleteRow(row.id);
@@ -173,7 +156,7 @@ export class RedisKeptResponses {
     const bytes = Buffer.byteLength(row.json);
     if (bytes > this.#limits.maxBytes || this.#limits.maxEntries <= 0) {
       if (this.#isLate(options)) return false;
-      await this.#redis.eval(DELETE_IF_UNCHANGED_LUA, this.#keys.length, ...this.#keys, row.id, expectedJson);
+      await this.#redis.keptDeleteIfUnchanged(...this.#keys, row.id, expectedJson);
       return false;
     }
     const deadlineMs = performance.now() + UNKNOWN_OUTCOME_WAIT_MS;
@@ -238,7 +221,7 @@ export class RedisKeptResponses {
     const sentMs = performance.now();
     let time: unknown;
     try {
-      time = await this.#redis.eval(TIME_LUA, 1, this.#keys[0]);
+      time = await this.#redis.keptTime(this.#keys[0]);
     } catch {
       // Not known now: the script goes without it (this process's check stands), measured again next time.
       return known;
@@ -259,9 +242,7 @@ export class RedisKeptResponses {
     options: ConditionalWrite,
   ): Promise<unknown> {
     const { events } = options;
-    return this.#redis.eval(
-      PUT_IF_UNCHANGED_LUA,
-      this.#keys.length,
+    return this.#redis.keptPutIfUnchanged(
       ...this.#keys,
       row.id,
       expectedJson,
@@ -307,15 +288,7 @@ export class RedisKeptResponses {
     if (events.length === 0) return true;
     if (notAfterMs !== undefined && this.#clock.now() > notAfterMs) return false;
     const deadline = await this.#deadlineOnRedisClock(notAfterMs);
-    const appended = await this.#redis.eval(
-      APPEND_EVENTS_LUA,
-      this.#keys.length,
-      ...this.#keys,
-      id,
-      String(keptCount),
-      deadline,
-      ...events,
-    );
+    const appended = await this.#redis.keptAppendEvents(...this.#keys, id, String(keptCount), deadline, ...events);
     await this.#evict();
     return appended === 1;
   }
@@ -351,13 +324,7 @@ export class RedisKeptResponses {
 
   /** True when a row that had not expired was deleted (decided in the script: no read before it). */
   async delete(id: string): Promise<boolean> {
-    const deleted = await this.#redis.eval(
-      DELETE_LUA,
-      this.#keys.length,
-      ...this.#keys,
-      id,
-      String(this.#oldestKeptMs()),
-    );
+    const deleted = await this.#redis.keptDelete(...this.#keys, id, String(this.#oldestKeptMs()));
     return deleted === 1;
   }
 
@@ -370,14 +337,14 @@ export class RedisKeptResponses {
   }
 
   async #deleteRow(id: string): Promise<boolean> {
-    return (await this.#redis.eval(DELETE_LUA, this.#keys.length, ...this.#keys, id)) === 1;
+    return (await this.#redis.keptDelete(...this.#keys, id)) === 1;
   }
 
   async #evict(): Promise<void> {
     const limits = [String(this.#oldestKeptMs()), String(this.#limits.maxEntries), String(this.#limits.maxBytes)];
     // More to evict: another short script, so other commands are served in between (bounded, whatever the data).
     for (let round = 0; round < MAX_EVICT_ROUNDS; round++) {
-      const more = await this.#redis.eval(EVICT_LUA, this.#keys.length, ...this.#keys, ...limits, String(EVICT_BATCH));
+      const more = await this.#redis.keptEvict(...this.#keys, ...limits, String(EVICT_BATCH));
       if (more !== 1) return;
     }
   }

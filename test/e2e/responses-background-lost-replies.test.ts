@@ -7,15 +7,13 @@ import assert from "node:assert/strict";
 import { describe, type TestContext, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import OpenAI from "openai";
+import { PUT_IF_UNCHANGED_LUA } from "../../src/state/redis-kept-responses-lua.ts";
 import { replayedEnding, streamedRun, UPSTREAM_ID, waitFor } from "../helpers/background-steps.ts";
 import { CHAT_ROUTE, oneProviderYaml, openAiClient, useGateway, useMock } from "../helpers/e2e.ts";
 import type { TestGateway } from "../helpers/gateway.ts";
 import { chatStream, type MockUpstream } from "../helpers/mock-upstream.ts";
-import { useRedisProxy } from "../helpers/redis-proxy.ts";
+import { callsScript, useRedisProxy } from "../helpers/redis-proxy.ts";
 import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../helpers/redis-server.ts";
-
-/** Text only the compare-and-set script carries (lower-case, as the proxy sees it): its events step. */
-const COMPARE_AND_SET_SCRIPT = "local eventcount = tonumber(argv[11])";
 
 describe("Responses background mode on Redis: a write's reply lost", () => {
   const skip = isRedisInstalled() ? false : REDIS_MISSING;
@@ -132,7 +130,7 @@ async function losingFirstSave(
   let isLost = false;
   const proxy = await useRedisProxy(t, redis.port, () => undefined, {
     loseReplyTo: (text) => {
-      if (isLost || !text.includes(COMPARE_AND_SET_SCRIPT) || !text.includes(`"status":"${status}"`)) return false;
+      if (isLost || !callsScript(text, PUT_IF_UNCHANGED_LUA) || !text.includes(`"status":"${status}"`)) return false;
       isLost = true;
       return true;
     },

@@ -31,7 +31,7 @@ const REDIS = { skip: isRedisInstalled() ? false : REDIS_MISSING };
 const writesOf =
   (tag: string) =>
   (text: string): boolean =>
-    text.includes(tag) && text.includes("\r\neval\r\n");
+    text.includes(tag) && /\r\neval(?:sha)?\r\n/.test(text);
 
 /**
  * A gateway on Redis through a proxy; `stall()` holds every command `isHeld` picks (default: naming the kept

@@ -2,6 +2,7 @@
 // its sender timed out, as on a slow network), or its reply lost (the connection dropped after Redis ran it),
 // without mocking the client.
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { once } from "node:events";
 import { connect, createServer } from "node:net";
 import type { TestContext } from "node:test";
@@ -87,4 +88,12 @@ export async function useRedisProxy(
       return lostReplies;
     },
   };
+}
+
+/**
+ * Whether a chunk a client sent (lower-case, as `delay` gets it) calls the script `lua`: by EVAL (its text, sent on a
+ * connection's first call and after a NOSCRIPT) or by EVALSHA (its digest, every other call).
+ */
+export function callsScript(text: string, lua: string): boolean {
+  return text.includes(createHash("sha1").update(lua).digest("hex")) || text.includes(lua.toLowerCase());
 }

@@ -43,14 +43,26 @@ export async function useRedisState(
 
 /** Script calls Redis has run so far (EVALSHA, and EVAL after a script-cache miss), from INFO commandstats. */
 export async function scriptCalls(t: TestContext, url: string): Promise<() => Promise<number>> {
+  const calls = await scriptCallsByCommand(t, url);
+  return async () => {
+    const { eval: evals, evalsha } = await calls();
+    return evals + evalsha;
+  };
+}
+
+/** Script calls Redis has run so far, EVAL (the whole script sent) and EVALSHA (its digest) apart. */
+export async function scriptCallsByCommand(
+  t: TestContext,
+  url: string,
+): Promise<() => Promise<{ eval: number; evalsha: number }>> {
   const admin = new Redis(url, { lazyConnect: true });
   t.after(() => admin.disconnect());
   await admin.connect();
   return async () => {
     const info = await admin.info("commandstats");
-    let calls = 0;
-    for (const match of info.matchAll(/^cmdstat_(?:evalsha|eval):calls=(\d+)/gm)) calls += Number(match[1]);
-    return calls;
+    const callsOf = (command: string): number =>
+      Number(new RegExp(`^cmdstat_${command}:calls=(\\d+)`, "m").exec(info)?.[1] ?? 0);
+    return { eval: callsOf("eval"), evalsha: callsOf("evalsha") };
   };
 }
 

@@ -44,10 +44,14 @@ export function missingLink(missingId: string, readId: string): InvalidRequestEr
 }
 
 /**
- * The response with its whole history again: the rows its chain history names, read at once, their turns before its
- * own. A row kept whole is returned as it is. Throws missingLink when one of them is gone.
+ * The response with its whole history again: the rows its chain history names, read at once (by `kept.get`: a caller
+ * rebuilding several responses of one chain passes one that reads each row once), their turns before its own. A row
+ * kept whole is returned as it is. Throws missingLink when one of them is gone.
  */
-export async function withChainHistory(kept: KeptResponses, stored: StoredResponse): Promise<StoredResponse> {
+export async function withChainHistory(
+  kept: Pick<KeptResponses, "get">,
+  stored: StoredResponse,
+): Promise<StoredResponse> {
   const { chainHistory, ...rest } = stored;
   if (chainHistory === undefined) return stored;
   const links = await Promise.all(chainHistory.previousIds.map((id) => kept.get(id, NO_EVENTS)));

@@ -5,7 +5,8 @@ import { test } from "node:test";
 import { ServiceUnavailableError } from "../../errors/gateway-error.ts";
 import { completedAnswer } from "../__fixtures__/fixtures.ts";
 import { forClient } from "./kept-for-client.ts";
-import { inRows, type KeptResponseRow, type KeptResponseRows } from "./kept-responses.ts";
+import type { KeptResponseRow, KeptResponseRows } from "./kept-response-rows.ts";
+import { inRows } from "./kept-responses.ts";
 import type { StoredResponse } from "./response-store.ts";
 
 function stored(id: string): StoredResponse {

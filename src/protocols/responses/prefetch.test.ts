@@ -13,7 +13,9 @@ import { InvalidRequestError } from "../../errors/gateway-error.ts";
 import { EmbeddedKeptResponses } from "../../state/embedded-kept-responses.ts";
 import { RedisKeptResponses } from "../../state/redis-kept-responses.ts";
 import { completedAnswer } from "../__fixtures__/fixtures.ts";
-import { inRows, type KeptResponseRows } from "./kept-responses.ts";
+import { keptChainTurn } from "./kept-chain-history.ts";
+import type { KeptResponseRows } from "./kept-response-rows.ts";
+import { inRows, type KeptResponses } from "./kept-responses.ts";
 import { prefetch } from "./prefetch.ts";
 import { toChatRequest } from "./request-mapping.ts";
 
@@ -58,37 +60,73 @@ for (const [name, backend] of Object.entries(BACKENDS)) {
       assert.equal(await kept.put({ response: completedAnswer(id, id), conversation, ...chain }), true);
       previous = id;
     }
-    let rowsRead = 0;
-    const counting: KeptResponseRows = {
-      put: (row) => rows.put(row),
-      get: async (id) => {
-        const json = await rows.get(id);
-        if (json !== undefined) rowsRead++;
-        return json;
-      },
-      getByItem: async (id) => {
-        const json = await rows.getByItem(id);
-        if (json !== undefined) rowsRead++;
-        return json;
-      },
-      delete: (id) => rows.delete(id),
-    };
-    if (rows.getIdsByItems !== undefined) counting.getIdsByItems = rows.getIdsByItems.bind(rows);
-    const counted = inRows(counting, () => assert.fail("no put error expected"));
+    const counted = countingReads(rows);
     // Its ids, and the ids `input_items` lists for its items (msg_<response id less resp_>_<index>).
     const listed = IDS.map((_, index) => `msg_turn0_${index}`);
     for (const ids of [IDS, listed]) {
-      rowsRead = 0;
+      counted.rowsRead = 0;
       const body = { model: "m", previous_response_id: previous, input: itemsOf(ids) };
-      const lookup = await prefetch(counted, body);
+      const lookup = await prefetch(counted.kept, body);
       assert.throws(
         () => toChatRequest(body, lookup),
         (error) => error instanceof InvalidRequestError,
       );
       // The previous response and the one that brought the ids: each read once.
-      assert.ok(rowsRead <= 2, `${ids[0]}: ${rowsRead} rows read`);
+      assert.ok(counted.rowsRead <= 2, `${ids[0]}: ${counted.rowsRead} rows read`);
     }
   });
+}
+
+for (const [name, backend] of Object.entries(BACKENDS)) {
+  test(`${name}: many ids of a continuation kept as a pointer: each row of its chain read once`, async (t) => {
+    if (name === "redis" && !isRedisInstalled()) return t.skip(REDIS_MISSING);
+    const rows = await backend(t);
+    const kept = inRows(rows, () => assert.fail("no put error expected"));
+    // resp_root (whole), resp_brought (its turn, pointing to resp_root) brought the ids, resp_last continues it.
+    let previous: string | undefined;
+    for (const [id, input] of [
+      ["resp_root", itemsOf(["msg_root"])],
+      ["resp_brought", itemsOf(IDS.slice(0, 200))],
+      ["resp_last", itemsOf(["msg_last"])],
+    ] as const) {
+      const body = { model: "m", input, ...(previous === undefined ? {} : { previous_response_id: previous }) };
+      const lookup = await prefetch(kept, body);
+      const translated = toChatRequest(body, lookup);
+      const answer = [...translated.conversation, { role: "assistant" as const, content: id }];
+      const pointing = keptChainTurn(answer, lookup.previousTurn);
+      const chain = translated.chain === undefined ? {} : { chain: translated.chain };
+      assert.equal(await kept.put({ response: completedAnswer(id, id), ...pointing, ...chain }), true);
+      previous = id;
+    }
+    assert.ok(JSON.parse((await rows.get("resp_brought")) ?? "{}").chainHistory, "kept as a pointer");
+    const counted = countingReads(rows);
+    const body = { model: "m", previous_response_id: previous, input: itemsOf(IDS.slice(0, 200)) };
+    const lookup = await prefetch(counted.kept, body);
+    assert.throws(
+      () => toChatRequest(body, lookup),
+      (error) => error instanceof InvalidRequestError,
+    );
+    // resp_last, resp_brought, resp_root: 3 rows, however many ids name resp_brought's turn.
+    assert.ok(counted.rowsRead <= 3, `${counted.rowsRead} rows read`);
+  });
+}
+
+/** `rows` as kept responses that count the rows read from the store (by id or by item). */
+function countingReads(rows: KeptResponseRows): { kept: KeptResponses; rowsRead: number } {
+  const counted = { kept: inRows(rows, () => {}), rowsRead: 0 };
+  const count = (json: string | undefined): string | undefined => {
+    if (json !== undefined) counted.rowsRead++;
+    return json;
+  };
+  const counting: KeptResponseRows = {
+    put: (row) => rows.put(row),
+    get: async (id) => count(await rows.get(id)),
+    getByItem: async (id) => count(await rows.getByItem(id)),
+    delete: (id) => rows.delete(id),
+  };
+  if (rows.getIdsByItems !== undefined) counting.getIdsByItems = rows.getIdsByItems.bind(rows);
+  counted.kept = inRows(counting, () => assert.fail("no put error expected"));
+  return counted;
 }
 
 for (const [name, backend] of Object.entries(BACKENDS)) {

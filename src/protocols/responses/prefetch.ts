@@ -57,6 +57,20 @@ export async function prefetch(
     }
     return read;
   };
+  const rowsOnce = { get: readOnce };
+  /**
+   * Each response rebuilt once (its chain's rows read once, through readOnce): many ids of one response's turn named
+   * it once per id, and each rebuild read its chain's rows again.
+   */
+  const rebuilds = new Map<string, Promise<StoredResponse>>();
+  const rebuilt = (stored: StoredResponse): Promise<StoredResponse> => {
+    let rebuild = rebuilds.get(stored.response.id);
+    if (rebuild === undefined) {
+      rebuild = withChainHistory(rowsOnce, stored).catch(unlessBroken(stored));
+      rebuilds.set(stored.response.id, rebuild);
+    }
+    return rebuild;
+  };
   const readResponse = async (id: string): Promise<void> => {
     const found = await readOnce(id);
     if (found !== undefined) responses.set(id, found);
@@ -86,7 +100,7 @@ export async function prefetch(
   // The previous response's row as kept (its turn and a pointer, or whole): what the answer's row points to. Its
   // chain is rebuilt first: a link gone is the request's 400, before anything else is read.
   const previousRow = responseIds[0] === undefined ? undefined : responses.get(responseIds[0]);
-  const previous = previousRow === undefined ? undefined : await withChainHistory(kept, previousRow);
+  const previous = previousRow === undefined ? undefined : await withChainHistory(rowsOnce, previousRow);
   if (previous !== undefined && responseIds[0] !== undefined) responses.set(responseIds[0], previous);
   if (previous !== undefined) {
     const chain = chainLookups(previous, isRecord(body) ? body.input : undefined);
@@ -101,10 +115,10 @@ export async function prefetch(
   // (duplicate-items.ts isInChain); its output items are still the owners' (item_reference reads them alone).
   await Promise.all([
     ...[...responses].map(async ([id, stored]) => {
-      responses.set(id, await withChainHistory(kept, stored).catch(unlessBroken(stored)));
+      responses.set(id, await rebuilt(stored));
     }),
     ...[...owners].map(async ([id, stored]) => {
-      owners.set(id, await withChainHistory(kept, stored).catch(unlessBroken(stored)));
+      owners.set(id, await rebuilt(stored));
     }),
   ]);
   // A conversation turn's kept response holds its own items: the rest is read from its conversation.

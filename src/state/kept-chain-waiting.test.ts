@@ -1,0 +1,58 @@
+// A continuation's row (its turn and a pointer: protocols/responses/kept-chain-history.ts) that waits in memory for the
+// state file's lock another process holds is written later, by a timer: its links are checked then, under the lock,
+// and a link gone meanwhile (deleted or evicted by that process) makes it kept whole, as a put that finds one gone at
+// once is. Kept pointing to the gone row, its next turn was a 400 though its answer was made from the whole chain.
+import assert from "node:assert/strict";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
+import { test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import { ManualClock } from "../clock.ts";
+import { completedAnswer } from "../protocols/__fixtures__/fixtures.ts";
+import type { ChatMessage } from "../protocols/chat-completions.ts";
+import { withChainHistory } from "../protocols/responses/kept-chain-history.ts";
+import { inRows, NO_EVENTS } from "../protocols/responses/kept-responses.ts";
+import type { StoredResponse } from "../protocols/responses/response-store.ts";
+import { EmbeddedKeptResponses } from "./embedded-kept-responses.ts";
+
+const LIMITS = { maxEntries: 100, maxBytes: 1 << 20, maxAgeMs: 3_600_000 };
+
+const turn = (text: string): ChatMessage[] => [
+  { role: "user", content: `Turn ${text}.` },
+  { role: "assistant", content: `Answer ${text}.` },
+];
+
+test("state file: a continuation's row that waited for the lock while its link was deleted is kept whole", async (t) => {
+  const path = join(mkdtempSync(join(tmpdir(), "chain-waiting-")), "state.db");
+  const rows = new EmbeddedKeptResponses(path, LIMITS, new ManualClock(Date.now()));
+  t.after(() => rows.close());
+  const kept = inRows(rows, (error) => assert.fail(String(error)));
+  const first: StoredResponse = { response: completedAnswer("resp_first", "Answer one."), conversation: turn("one") };
+  assert.equal(await kept.put(first), true);
+  // Another process takes the write lock and deletes the first row (a DELETE, or its eviction) while it holds it.
+  const other = new DatabaseSync(path);
+  t.after(() => other.close());
+  other.exec("PRAGMA busy_timeout = 0; BEGIN IMMEDIATE");
+  other.exec("DELETE FROM kept_responses WHERE id = 'resp_first'");
+  // The continuation was answered from the whole chain (read before the delete); its row waits for the lock.
+  const second: StoredResponse = {
+    response: completedAnswer("resp_second", "Answer two."),
+    conversation: turn("two"),
+    chainHistory: { previousIds: ["resp_first"] },
+  };
+  const whole: StoredResponse = { ...second, conversation: [...turn("one"), ...turn("two")] };
+  const { chainHistory: _pointer, ...wholeRow } = whole;
+  assert.equal(await kept.put(second, wholeRow), true);
+  assert.equal(rows.waitingCount(), 1, "the row waits for the lock");
+  other.exec("COMMIT");
+  for (let waitedMs = 0; rows.waitingCount() > 0; waitedMs += 20) {
+    assert.ok(waitedMs < 10_000, "the waiting row was never written");
+    await sleep(20);
+  }
+  const stored = await kept.get("resp_second", NO_EVENTS);
+  assert.ok(stored !== undefined);
+  assert.equal(stored.chainHistory, undefined, "kept pointing to a row that is gone");
+  assert.deepEqual((await withChainHistory(kept, stored)).conversation, [...turn("one"), ...turn("two")]);
+});
