@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import Anthropic from "@anthropic-ai/sdk";
 import OpenAI from "openai";
-import { CHAT_ROUTE, HELLO, openAiClient, useGateway, useMock } from "../helpers/e2e.ts";
+import { CHAT_ROUTE, HELLO, openAiClient, recordsOf, useGateway, useMock } from "../helpers/e2e.ts";
 import type { MockStep, MockUpstream } from "../helpers/mock-upstream.ts";
 
 const OVERLOADED: MockStep = {
@@ -35,6 +35,10 @@ ${[first, second]
   .join("")}`,
   );
   return { first, second, gateway };
+}
+
+function messagesCall(anthropic: Anthropic): Promise<unknown> {
+  return anthropic.messages.create({ model: "m", max_tokens: 10, messages: [{ role: "user", content: "hi" }] });
 }
 
 async function rejection(promise: Promise<unknown>): Promise<unknown> {
@@ -95,5 +99,16 @@ describe("every candidate overloaded", () => {
     );
     assert.ok(error instanceof Anthropic.APIError, String(error));
     assert.equal(error.status, 502, String(error));
+  });
+
+  test("the request record says what the Messages client got: 529, not the OpenAI doors' 503", async (t) => {
+    const { first, second, gateway } = await scene(t);
+    first.enqueue(CHAT_ROUTE, OVERLOADED);
+    second.enqueue(CHAT_ROUTE, OVERLOADED);
+    const anthropic = new Anthropic({ baseURL: gateway.url, apiKey: "x", maxRetries: 0 });
+    const error = await rejection(messagesCall(anthropic));
+    assert.ok(error instanceof Anthropic.OverloadedError, String(error));
+    const { records } = await recordsOf(gateway, "messages");
+    assert.equal(records[0]?.status, 529);
   });
 });
