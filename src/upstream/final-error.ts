@@ -96,7 +96,7 @@ export function finalError(
   if (failures.length === 0 && failingSkips === 0 && hasRateLimited) {
     if (isOverloadOnly(attempts, plan, skips)) {
       return new UpstreamOverloadedError(
-        `Every candidate for \`${plan.requested}\` is overloaded${soonestMs === undefined ? "" : `; the first is available again in ${Math.ceil(soonestMs / 1000)} s`}.${skippedText(plan, skips, nowMs)}${detail}`,
+        `Every candidate for \`${plan.requested}\` is overloaded${soonestMs === undefined ? "" : `; the first is available again in ${Math.ceil(soonestMs / 1000)} s`}.${queueText(request.queueRefusal)}${skippedText(plan, skips, nowMs)}${detail}`,
         { attempts: summaries, ...retryAfter },
       );
     }
@@ -125,12 +125,15 @@ export function finalError(
 
 /**
  * Every attempt answered "overloaded" (529, or a 503 with retry-after: classify-response.ts) and every candidate left
- * out for a limit cools down for that too ("capacity"). A client told 429 backs off as from its own rate limit;
- * Anthropic's clients and OpenAI's tell an overload apart (UpstreamOverloadedError).
+ * out for a limit cools down for that too ("capacity"), with at least one of either. A client told 429 backs off as
+ * from its own rate limit; Anthropic's clients and OpenAI's tell an overload apart (UpstreamOverloadedError). With no
+ * attempt at all (every candidate still cooling after the overload answers of earlier requests) it is the same
+ * overload, and its answer the same: a 429 then told the next request the opposite of what the one before was told.
  */
 function isOverloadOnly(attempts: readonly AttemptReport[], plan: RoutePlan, skips: readonly AttemptSkip[]): boolean {
+  const overloadSkips = plan.skipped.filter((skip) => isLimitSkip(skip) === true && skip.cooldownCause === "capacity");
   return (
-    attempts.length > 0 &&
+    (attempts.length > 0 || overloadSkips.length > 0) &&
     attempts.every((attempt) => attempt.status === 529 || attempt.status === 503) &&
     skips.every((skip) => skip.isLimit !== true) &&
     plan.skipped.every((skip) => isLimitSkip(skip) !== true || skip.cooldownCause === "capacity")

@@ -37,6 +37,9 @@ ${[first, second]
   return { first, second, gateway };
 }
 
+/** 529 overloaded_error with a retry-after, both candidates cooling 7 s after it (`retry-after: 7`). */
+const OVERLOADED_FOR_7_S: MockStep = { ...OVERLOADED, headers: { "retry-after": "7" } };
+
 function messagesCall(anthropic: Anthropic): Promise<unknown> {
   return anthropic.messages.create({ model: "m", max_tokens: 10, messages: [{ role: "user", content: "hi" }] });
 }
@@ -110,5 +113,28 @@ describe("every candidate overloaded", () => {
     assert.ok(error instanceof Anthropic.OverloadedError, String(error));
     const { records } = await recordsOf(gateway, "messages");
     assert.equal(records[0]?.status, 529);
+  });
+
+  test("every candidate still cooling after overload answers: the overload answer again, with the cooldown's wait", async (t) => {
+    const { first, second, gateway } = await scene(t);
+    first.enqueue(CHAT_ROUTE, OVERLOADED_FOR_7_S);
+    second.enqueue(CHAT_ROUTE, OVERLOADED_FOR_7_S);
+    const anthropic = new Anthropic({ baseURL: gateway.url, apiKey: "x", maxRetries: 0 });
+    assert.ok((await rejection(messagesCall(anthropic))) instanceof Anthropic.OverloadedError);
+    // Nothing is tried now: both candidates cool down for the 7 s they asked for.
+    const again = await rejection(messagesCall(anthropic));
+    assert.ok(again instanceof Anthropic.APIError, String(again));
+    assert.equal(again.status, 529, String(again));
+    assert.ok(again instanceof Anthropic.OverloadedError);
+    const retryAfter = Number(again.headers?.get("retry-after"));
+    assert.ok(retryAfter > 0 && retryAfter <= 7, `retry-after ${retryAfter}`);
+    const chat = await rejection(openAiClient(gateway).chat.completions.create({ model: "m", messages: HELLO }));
+    assert.ok(chat instanceof OpenAI.APIError, String(chat));
+    assert.equal(chat.status, 503, String(chat));
+    assert.equal(chat.code, "upstream_overloaded");
+    const retryAfterMs = Number(chat.headers?.get("retry-after-ms"));
+    assert.ok(retryAfterMs > 0 && retryAfterMs <= 7_000, `retry-after-ms ${retryAfterMs}`);
+    assert.match(chat.message, /Every candidate for `m` is overloaded; the first is available again in \d s/);
+    assert.equal(first.requests.length + second.requests.length, 2, "nothing tried while cooling");
   });
 });
