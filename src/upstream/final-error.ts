@@ -27,6 +27,7 @@ import {
 } from "../router/plan-route.ts";
 import type { Verdict } from "./classify-response.ts";
 import type { AttemptReport, AttemptSkip, ForwardRequest } from "./forward-types.ts";
+import { isOverloadOnly } from "./overload.ts";
 import { describedMessage } from "./read-upstream-error.ts";
 
 export function finalError(
@@ -121,23 +122,6 @@ export function finalError(
   return isTimeoutOnly
     ? new UpstreamTimeoutError(message, { attempts: summaries })
     : new UpstreamUnavailableError(message, { attempts: summaries });
-}
-
-/**
- * Every attempt answered "overloaded" (529, or a 503 with retry-after: classify-response.ts) and every candidate left
- * out for a limit cools down for that too ("capacity"), with at least one of either. A client told 429 backs off as
- * from its own rate limit; Anthropic's clients and OpenAI's tell an overload apart (UpstreamOverloadedError). With no
- * attempt at all (every candidate still cooling after the overload answers of earlier requests) it is the same
- * overload, and its answer the same: a 429 then told the next request the opposite of what the one before was told.
- */
-function isOverloadOnly(attempts: readonly AttemptReport[], plan: RoutePlan, skips: readonly AttemptSkip[]): boolean {
-  const overloadSkips = plan.skipped.filter((skip) => isLimitSkip(skip) === true && skip.cooldownCause === "capacity");
-  return (
-    (attempts.length > 0 || overloadSkips.length > 0) &&
-    attempts.every((attempt) => attempt.status === 529 || attempt.status === 503) &&
-    skips.every((skip) => skip.isLimit !== true) &&
-    plan.skipped.every((skip) => isLimitSkip(skip) !== true || skip.cooldownCause === "capacity")
-  );
 }
 
 /** Skip causes that no wait changes: the candidate does not fit the request itself, or is never to be used. */

@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import Anthropic from "@anthropic-ai/sdk";
 import OpenAI from "openai";
+import { openRouter } from "../fixtures/provider-fixtures.ts";
 import { CHAT_ROUTE, HELLO, openAiClient, recordsOf, useGateway, useMock } from "../helpers/e2e.ts";
 import type { MockStep, MockUpstream } from "../helpers/mock-upstream.ts";
 
@@ -136,5 +137,28 @@ describe("every candidate overloaded", () => {
     assert.ok(retryAfterMs > 0 && retryAfterMs <= 7_000, `retry-after-ms ${retryAfterMs}`);
     assert.match(chat.message, /Every candidate for `m` is overloaded; the first is available again in \d s/);
     assert.equal(first.requests.length + second.requests.length, 2, "nothing tried while cooling");
+  });
+
+  test("OpenRouter's capacity 429 ('temporarily rate-limited upstream') is an overload when tried, as when its cooldown leaves the candidate out", async (t) => {
+    const { first, second, gateway } = await scene(t);
+    // OpenRouter's wait for a relayed 429 is in its body (its headers are the account's): 7 s, so both still cool.
+    const body = JSON.parse(openRouter.upstreamRateLimited429.bodyText) as { error: { metadata: object } };
+    body.error.metadata = { ...body.error.metadata, retry_after_seconds: 7 };
+    const upstreamBusy: MockStep = { kind: "json", status: 429, body };
+    first.enqueue(CHAT_ROUTE, upstreamBusy);
+    second.enqueue(CHAT_ROUTE, upstreamBusy);
+    const openai = openAiClient(gateway);
+    const tried = await rejection(openai.chat.completions.create({ model: "m", messages: HELLO }));
+    const cooling = await rejection(openai.chat.completions.create({ model: "m", messages: HELLO }));
+    assert.equal(first.requests.length + second.requests.length, 2, "the second request tried nothing");
+    for (const [when, error] of [
+      ["tried", tried],
+      ["cooling", cooling],
+    ] as const) {
+      assert.ok(error instanceof OpenAI.APIError, `${when}: ${String(error)}`);
+      assert.equal(error.status, 503, `${when}: ${String(error)}`);
+      assert.equal(error.code, "upstream_overloaded", when);
+      assert.ok(Number(error.headers?.get("retry-after-ms")) > 0, `${when}: retry-after-ms`);
+    }
   });
 });
