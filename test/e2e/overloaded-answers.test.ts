@@ -8,6 +8,7 @@ import { describe, test } from "node:test";
 import Anthropic from "@anthropic-ai/sdk";
 import OpenAI from "openai";
 import { openRouter } from "../fixtures/provider-fixtures.ts";
+import { finished } from "../helpers/background-steps.ts";
 import { CHAT_ROUTE, HELLO, openAiClient, recordsOf, useGateway, useMock } from "../helpers/e2e.ts";
 import type { MockStep, MockUpstream } from "../helpers/mock-upstream.ts";
 
@@ -160,5 +161,28 @@ describe("every candidate overloaded", () => {
       assert.equal(error.code, "upstream_overloaded", when);
       assert.ok(Number(error.headers?.get("retry-after-ms")) > 0, `${when}: retry-after-ms`);
     }
+  });
+
+  test("a background response every candidate answered overloaded fails with OpenAI's server_error, the foreground's message", async (t) => {
+    const { first, second, gateway } = await scene(t);
+    first.enqueue(CHAT_ROUTE, OVERLOADED_FOR_7_S);
+    second.enqueue(CHAT_ROUTE, OVERLOADED_FOR_7_S);
+    const openai = openAiClient(gateway);
+    const queued = await openai.responses.create({ model: "m", input: "hi", background: true });
+    const failed = await finished(openai, queued.id);
+    assert.equal(failed.status, "failed");
+    assert.equal(failed.error?.code, "server_error");
+    assert.match(
+      failed.error?.message ?? "",
+      /^Every candidate for `m` is overloaded; the first is available again in \d s\./,
+    );
+    // Still cooling: the same ending, nothing tried (before 2026-12-07 a rate_limit_exceeded, as a 429 was).
+    const again = await finished(
+      openai,
+      (await openai.responses.create({ model: "m", input: "hi", background: true })).id,
+    );
+    assert.equal(again.error?.code, "server_error");
+    assert.match(again.error?.message ?? "", /^Every candidate for `m` is overloaded/);
+    assert.equal(first.requests.length + second.requests.length, 2);
   });
 });
