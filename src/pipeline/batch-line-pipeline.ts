@@ -1,7 +1,12 @@
 // What the pipeline does otherwise for a batch line (batch-runner.ts) than for a live request: it takes the body and
 // facts its runner's look made, and a refusal by the gateway's own limits before anything was sent sends the line
 // back to wait instead of ending it.
-import { type GatewayError, RateLimitedError, UpstreamUnavailableError } from "../errors/gateway-error.ts";
+import {
+  type GatewayError,
+  RateLimitedError,
+  UpstreamOverloadedError,
+  UpstreamUnavailableError,
+} from "../errors/gateway-error.ts";
 import type { EndpointSpec } from "./endpoints.ts";
 import type { CheckedLine, PipelineRequest, RequestContext } from "./pipeline-types.ts";
 
@@ -23,7 +28,7 @@ export function checkedLineOf(
 
 /**
  * A batch line the gateway's own limits refused before anything was sent (its client's budget, every candidate over a
- * budget or cooling down, a reservation another replica's spending refused after the plan saw room, the live-first
+ * budget or cooling down, after 429s or overload answers, a reservation another replica's spending refused after the plan saw room, the live-first
  * hold of plan-request.ts), or that found every candidate failing with a time to try again (circuits open, keys
  * parked: a 503 with retry-after and no attempt), is not over: it leaves no record and counts no error, its client's
  * charge is given back whole, and the error is returned for its runner to wait its time off its slot and try the line
@@ -46,8 +51,12 @@ export function deferredLine(request: PipelineRequest, error: unknown, attemptCo
   return error;
 }
 
-/** A refusal the line's runner waits out (batch-line-run.ts LineRuns.run): a 429, or every candidate failing for a time. */
+/**
+ * A refusal the line's runner waits out (batch-line-run.ts LineRuns.run): a 429, every candidate cooling after
+ * overload answers (nothing tried: what a 429 said before it was told as an overload, final-error.ts), or every
+ * candidate failing for a time.
+ */
 function isWaitedFor(error: unknown): error is GatewayError {
-  if (error instanceof RateLimitedError) return true;
+  if (error instanceof RateLimitedError || error instanceof UpstreamOverloadedError) return true;
   return error instanceof UpstreamUnavailableError && error.status === 503 && error.retryAfterMs !== undefined;
 }

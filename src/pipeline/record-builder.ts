@@ -12,6 +12,7 @@ import type {
   RecordedSkip,
   RequestRecord,
 } from "../observability/request-record.ts";
+import { anthropicStatusOf } from "../protocols/messages/render-error.ts";
 import { isLimitSkip, type RoutePlan } from "../router/plan-route.ts";
 import type { SegmentEnd, TokenUsage } from "../streaming/relay-types.ts";
 import type { AttemptReport, AttemptSkip } from "../upstream/forward-types.ts";
@@ -235,11 +236,16 @@ export class RecordBuilder {
     return this.#attempts.at(-1)?.outcome;
   }
 
-  /** Completes the record, once; later calls return undefined (a request is recorded exactly once). */
-  finish(status: number, outcome: Outcome, errorCode?: string): RequestRecord | undefined {
+  /**
+   * Completes the record, once; later calls return undefined (a request is recorded exactly once). `status`: the
+   * gateway's; the record keeps the one its door answered with (an overload is 529 on the Messages door).
+   */
+  finish(gatewayStatus: number, outcome: Outcome, errorCode?: string): RequestRecord | undefined {
     if (this.#isPublished) return undefined;
     this.#isPublished = true;
     const start = this.#start;
+    const status =
+      start.clientProtocol === "anthropic-messages" ? anthropicStatusOf(gatewayStatus, errorCode) : gatewayStatus;
     return {
       ...start,
       candidates: this.#candidates,

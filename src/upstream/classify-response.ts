@@ -1,9 +1,11 @@
 // What an upstream answer means for failover. Pure: status, headers and body text in, a verdict out.
 
+import { inBandErrorStatus } from "../errors/in-band-error.ts";
 import { cutText } from "../errors/shown-reason.ts";
 import { isRecord } from "../is-record.ts";
 import { classifyRateLimit, type RateLimitKind, requestLargerThanWindow } from "../limits/classify-429.ts";
 import type { HeaderMap } from "../limits/header-map.ts";
+import { matchTextSignal, refusalText } from "../limits/refusal-wording.ts";
 import { type RetryHint, retryHintFromResponse } from "../limits/retry-hint.ts";
 import { orderRefusedBy } from "../providers/order-refusals.ts";
 import { hasImageParts, isEchoedPhrase, isWholeMessageIn } from "../providers/request-echo.ts";
@@ -212,6 +214,12 @@ export function classifyErrorInSuccess(json: unknown, headers: HeaderMap, nowMs:
   const bodyText = JSON.stringify(root);
   if (code === 429 || code === 402) return classifyResponse(code, headers, bodyText, nowMs);
   if (code === 401 || code === 403) return classifyResponse(code, headers, bodyText, nowMs);
+  // An overload said in-band (Anthropic's `event: error` with `overloaded_error`, an error chunk whose code or words say
+  // overloaded) is the upstream's overload, as its 529 status would be: a blip's 502 left it to be asked again at once.
+  if (isInBandOverload(error, bodyText)) {
+    const verdict = classifyResponse(529, headers, bodyText, nowMs);
+    return verdict.kind === "rate_limited" ? { ...verdict, reason: `in-band error: ${verdict.reason}` } : verdict;
+  }
   const fields = readUpstreamError(bodyText, 200);
   if (isContextLengthError(fields))
     return {
@@ -220,6 +228,19 @@ export function classifyErrorInSuccess(json: unknown, headers: HeaderMap, nowMs:
       error: fields,
     };
   return { kind: "transient", reason: `error in a 200 answer: ${summarise(describedMessage(fields))}` };
+}
+
+/**
+ * An error object inside a 200 (a stream's error event before content, a JSON answer's error) that says the upstream is
+ * overloaded: its status or name is an overload's (529, `overloaded_error`, `overloaded`: errors/in-band-error.ts), or
+ * it names no other status than a 5xx and its words are a capacity refusal's ("overloaded", "over capacity":
+ * limits/refusal-wording.ts). A 503 named without such words stays a blip, as a 503 status without retry-after does.
+ */
+function isInBandOverload(error: Record<string, unknown>, bodyText: string): boolean {
+  const status = inBandErrorStatus(error);
+  if (status === 529) return true;
+  if (status !== undefined && status < 500) return false;
+  return matchTextSignal(refusalText(bodyText))?.kind === "capacity";
 }
 
 /**

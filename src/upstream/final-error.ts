@@ -27,6 +27,7 @@ import {
 } from "../router/plan-route.ts";
 import type { Verdict } from "./classify-response.ts";
 import type { AttemptReport, AttemptSkip, ForwardRequest } from "./forward-types.ts";
+import { isOverloadOnly } from "./overload.ts";
 import { describedMessage } from "./read-upstream-error.ts";
 
 export function finalError(
@@ -96,7 +97,7 @@ export function finalError(
   if (failures.length === 0 && failingSkips === 0 && hasRateLimited) {
     if (isOverloadOnly(attempts, plan, skips)) {
       return new UpstreamOverloadedError(
-        `Every candidate for \`${plan.requested}\` is overloaded${soonestMs === undefined ? "" : `; the first is available again in ${Math.ceil(soonestMs / 1000)} s`}.${skippedText(plan, skips, nowMs)}${detail}`,
+        `Every candidate for \`${plan.requested}\` is overloaded${soonestMs === undefined ? "" : `; the first is available again in ${Math.ceil(soonestMs / 1000)} s`}.${queueText(request.queueRefusal)}${skippedText(plan, skips, nowMs)}${detail}`,
         { attempts: summaries, ...retryAfter },
       );
     }
@@ -121,20 +122,6 @@ export function finalError(
   return isTimeoutOnly
     ? new UpstreamTimeoutError(message, { attempts: summaries })
     : new UpstreamUnavailableError(message, { attempts: summaries });
-}
-
-/**
- * Every attempt answered "overloaded" (529, or a 503 with retry-after: classify-response.ts) and every candidate left
- * out for a limit cools down for that too ("capacity"). A client told 429 backs off as from its own rate limit;
- * Anthropic's clients and OpenAI's tell an overload apart (UpstreamOverloadedError).
- */
-function isOverloadOnly(attempts: readonly AttemptReport[], plan: RoutePlan, skips: readonly AttemptSkip[]): boolean {
-  return (
-    attempts.length > 0 &&
-    attempts.every((attempt) => attempt.status === 529 || attempt.status === 503) &&
-    skips.every((skip) => skip.isLimit !== true) &&
-    plan.skipped.every((skip) => isLimitSkip(skip) !== true || skip.cooldownCause === "capacity")
-  );
 }
 
 /** Skip causes that no wait changes: the candidate does not fit the request itself, or is never to be used. */

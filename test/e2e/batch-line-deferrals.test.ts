@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { describe, type TestContext, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { ManualClock } from "../../src/clock.ts";
-import { RateLimitedError, UpstreamUnavailableError } from "../../src/errors/gateway-error.ts";
+import { RateLimitedError, UpstreamOverloadedError, UpstreamUnavailableError } from "../../src/errors/gateway-error.ts";
 import type { RequestRecord } from "../../src/observability/request-record.ts";
 import { handleChatRequest } from "../../src/pipeline/chat-request.ts";
 import { CHAT_ENDPOINT } from "../../src/pipeline/endpoints.ts";
@@ -185,6 +185,29 @@ describe("a batch line refused by the gateway's own limits in its pipeline waits
       "the old pipeline published a 503 record with the batch's id at each try",
     );
     assert.equal(mock.requests.length, sent, "nothing sent for the line");
+  });
+
+  test("every candidate cooling after an overload (529): the overload's 503 with its time to wait, no record", async (t) => {
+    const mock = await useMock(t);
+    mock.enqueue(CHAT_ROUTE, {
+      kind: "json",
+      status: 529,
+      headers: { "retry-after": "30" },
+      body: { type: "error", error: { type: "overloaded_error", message: "Overloaded" } },
+    });
+    const clock = new ManualClock(START_MS);
+    const gateway = await useGateway(t, providersYaml(mock), { clock });
+    assert.equal((await postChat(gateway, { model: "m", messages: HELLO })).status, 503);
+    const records = recordsOf(gateway.runtime);
+    // The cooldown began after the runner's look (a live request was answered 529 meanwhile): nothing to try.
+    await assert.rejects(sendLine(gateway.runtime), (error: unknown) => {
+      assert.ok(error instanceof UpstreamOverloadedError, String(error));
+      assert.ok((error.retryAfterMs ?? 0) > 0, "the cooldown's time, for the runner");
+      return true;
+    });
+    await sleep(50);
+    assert.deepEqual(records, [], "a 503 upstream_overloaded record with the batch's id at each try");
+    assert.equal(mock.requests.length, 1, "nothing sent for the line");
   });
 
   test("an upstream's own 429 keeps its record: it was sent", async (t) => {

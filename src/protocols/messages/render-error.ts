@@ -34,7 +34,15 @@ export function anthropicErrorType(status: number): string {
 
 /** The HTTP status an error is sent with on the Messages door: an overload is Anthropic's 529, not the OpenAI doors' 503. */
 export function anthropicStatus(error: GatewayError): number {
-  return error.code === "upstream_overloaded" ? 529 : error.status;
+  return anthropicStatusOf(error.status, error.code);
+}
+
+/**
+ * anthropicStatus from an error's status and code, for the request record (pipeline/record-builder.ts), which keeps
+ * the status the client got: a Messages client told 529 is not a 503 in the request log, metrics and dashboard.
+ */
+export function anthropicStatusOf(status: number, code: string | undefined): number {
+  return code === "upstream_overloaded" ? 529 : status;
 }
 
 export function renderAnthropicError(error: GatewayError, requestId?: string): AnthropicErrorBody {

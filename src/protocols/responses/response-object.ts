@@ -196,15 +196,19 @@ export function finishToStatus(finishReason: string | undefined): {
 
 /**
  * A failed response's `error`: OpenAI's ResponseError `code` is a closed list (the SDKs type it so), where the
- * gateway's own codes are not: a rate limit is `rate_limit_exceeded`, everything else `server_error`. The in-band
- * `error` event before `response.failed` carries the gateway's own code (`stream_interrupted`, `upstream_timeout`).
+ * gateway's own codes are not: a rate limit is `rate_limit_exceeded`, everything else `server_error`. An overload
+ * (`upstream_overloaded`, every candidate answered 529 or cools down after it) is `server_error` as well: the list
+ * has no overload code, and OpenAI reports its own overload as a 5xx server error, as the foreground answer is (503);
+ * `rate_limit_exceeded` would tell a background client the opposite of what a foreground one is told. The in-band
+ * `error` event before `response.failed` carries the gateway's own code (`stream_interrupted`, `upstream_overloaded`).
  */
 export function responseErrorOf(error: { readonly code: string; readonly status: number; readonly message: string }): {
   code: string;
   message: string;
 } {
-  const code = error.status === 429 || error.code === "rate_limit_exceeded" ? "rate_limit_exceeded" : "server_error";
-  return { code, message: error.message };
+  const isRateLimit =
+    error.code !== "upstream_overloaded" && (error.status === 429 || error.code === "rate_limit_exceeded");
+  return { code: isRateLimit ? "rate_limit_exceeded" : "server_error", message: error.message };
 }
 
 /**
