@@ -63,3 +63,80 @@ test("each event is inspected once, those read to open the stream included", asy
   assert.equal(inspected.size, 6);
   for (const [data, count] of inspected) assert.equal(count, 1, `${data} was inspected ${count} times`);
 });
+
+test("a stream whose first content undici has buffered opens without the body's async iterator", async () => {
+  // As undici hands a response over: the head's socket read also brought the first chunk, pushed before the request's
+  // promise resolved. The rest comes later, read by the relay through the iterator made then.
+  const body = new Readable({ read() {} });
+  body.push(Buffer.from(chunk({ role: "assistant", content: "Hel" })));
+  const controller = new AbortController();
+  const opened = await openStream({
+    body: body as unknown as Dispatcher.ResponseData["body"],
+    headers: { "content-type": "text/event-stream" },
+    controller,
+    signal: controller.signal,
+    deadline: new AbortController().signal,
+    clientSignal: new AbortController().signal,
+    firstTokenTimeoutMs: 10_000,
+    streamIdleTimeoutMs: 10_000,
+    maxEventChars: 100_000,
+    maxErrorBodyBytes: 100_000,
+    inspect: inspectEvent,
+    nowMs: () => Date.now(),
+  });
+  assert.equal(opened.ok, true);
+  if (!opened.ok) return;
+  // The iterator listens for `readable` (and its end-of-stream listeners for `end`, `error`, `close`): none yet.
+  assert.equal(body.listenerCount("readable"), 0);
+  assert.equal(body.listenerCount("end"), 0);
+  const relay = relayStream(
+    { stream: opened.stream, isUsageInjected: false, finish: () => {} },
+    {
+      maxDurationMs: 10_000,
+      maxMalformedEvents: 3,
+      maxRetainedChars: 100_000,
+      shouldStripUsage: false,
+      signal: new AbortController().signal,
+      redact: (text) => text,
+    },
+  );
+  const first = await relay.next();
+  assert.equal(first.done, false);
+  assert.match(JSON.stringify(first.value), /Hel/);
+  setImmediate(() => {
+    body.push(Buffer.from(chunk({ content: "lo" })));
+    body.push(Buffer.from(`${chunk({}, "stop")}data: [DONE]\n\n`));
+    body.push(null);
+  });
+  let text = "";
+  let next = await relay.next();
+  while (next.done !== true) {
+    for (const item of next.value) text += item.data;
+    next = await relay.next();
+  }
+  assert.equal(next.value.isSuccess, true);
+  assert.match(text, /lo.*stop/s);
+});
+
+test("a body destroyed with a chunk still buffered does not open", async () => {
+  // The client left (or a timer fired) after undici buffered the first chunk: nothing of it is relayed.
+  const body = new Readable({ read() {} });
+  body.push(Buffer.from(chunk({ role: "assistant", content: "Hel" })));
+  body.destroy(new Error("aborted"));
+  const controller = new AbortController();
+  const opened = await openStream({
+    body: body as unknown as Dispatcher.ResponseData["body"],
+    headers: { "content-type": "text/event-stream" },
+    controller,
+    signal: controller.signal,
+    deadline: new AbortController().signal,
+    clientSignal: new AbortController().signal,
+    firstTokenTimeoutMs: 10_000,
+    streamIdleTimeoutMs: 10_000,
+    maxEventChars: 100_000,
+    maxErrorBodyBytes: 100_000,
+    inspect: inspectEvent,
+    nowMs: () => Date.now(),
+  });
+  assert.equal(opened.ok, false);
+});
