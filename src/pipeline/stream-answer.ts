@@ -7,7 +7,13 @@ import type { RoutePlan } from "../router/plan-route.ts";
 import { featureSizesOf } from "../router/request-features.ts";
 import { EchoedPrompt } from "../streaming/echoed-prompt.ts";
 import { relayStream, streamError } from "../streaming/relay-stream.ts";
-import type { RelayResult, RelaySegment, SegmentEnd, StreamChunk } from "../streaming/relay-types.ts";
+import type {
+  ContinuationSource,
+  RelayResult,
+  RelaySegment,
+  SegmentEnd,
+  StreamChunk,
+} from "../streaming/relay-types.ts";
 import { clientAskedForUsage } from "../upstream/attempt.ts";
 import type { StreamResult } from "../upstream/forward-types.ts";
 import { createContinuationSource } from "./continuation-source.ts";
@@ -223,23 +229,25 @@ function relayOptions(request: PipelineRequest, plan: RoutePlan, result: StreamR
     onUpstreamWait: context.flushWrites,
     ...(isContinuable
       ? {
-          continuation: createContinuationSource({
-            runtime,
-            snapshot,
-            plan,
-            body,
-            endpointPath: endpoint.upstreamPath,
-            promptTokens: prompt.promptTokens,
-            reasoningPromptTokens: prompt.reasoningTokens,
-            maxOutputTokens: request.maxOutputTokens,
-            signal: context.signal,
-            firstDeployment: deployment,
-            features: request.features,
-            featureSizes: featureSizesOf(body),
-            onLog: (fields, message) => context.log.warn(fields, message),
-            onAttempts: (trace, mode) => request.record.attempted(trace.attempts, trace.skips, "continuation", mode),
-            onSegmentEnd: (report, end, settled) => request.record.segmentEnded(report, end, settled),
-          }),
+          continuation: lazyContinuationSource(() =>
+            createContinuationSource({
+              runtime,
+              snapshot,
+              plan,
+              body,
+              endpointPath: endpoint.upstreamPath,
+              promptTokens: prompt.promptTokens,
+              reasoningPromptTokens: prompt.reasoningTokens,
+              maxOutputTokens: request.maxOutputTokens,
+              signal: context.signal,
+              firstDeployment: deployment,
+              features: request.features,
+              featureSizes: featureSizesOf(body),
+              onLog: (fields, message) => context.log.warn(fields, message),
+              onAttempts: (trace, mode) => request.record.attempted(trace.attempts, trace.skips, "continuation", mode),
+              onSegmentEnd: (report, end, settled) => request.record.segmentEnded(report, end, settled),
+            }),
+          ),
         }
       : {}),
     onMalformedEvent: (data: string) =>
@@ -253,6 +261,21 @@ function relayOptions(request: PipelineRequest, plan: RoutePlan, result: StreamR
         { ...continuation, failed: deployment.key },
         "stream continued on another upstream after a mid-stream failure",
       );
+    },
+  };
+}
+
+/**
+ * The continuation source, made at the first failure it is asked about: its candidates, the body's feature sizes and
+ * its closures were built for every stream before its first byte, and most streams never break. What it reads (the
+ * plan, the body, the request's figures) does not change meanwhile.
+ */
+function lazyContinuationSource(create: () => ContinuationSource): ContinuationSource {
+  let source: ContinuationSource | undefined;
+  return {
+    next(failure, bound) {
+      source ??= create();
+      return source.next(failure, bound);
     },
   };
 }

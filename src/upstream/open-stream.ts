@@ -65,28 +65,48 @@ export async function openStream(input: OpenStreamInput): Promise<OpenStreamResu
     },
     { maxEventChars: input.maxEventChars },
   );
-  const iterator = input.body[Symbol.asyncIterator]() as AsyncIterator<Uint8Array>;
+  const body = input.body;
+  // Made only when the body has nothing buffered: see `LazyBodyIterator`.
+  let iterator: AsyncIterator<Uint8Array> | undefined;
   let isFirstTokenLate = false;
-  const timer = setTimeout(() => {
-    isFirstTokenLate = true;
-    input.controller.abort();
-  }, input.firstTokenTimeoutMs);
+  // Started at the first wait for the upstream: a stream opened from what was buffered needs no timer (one set and
+  // cleared less on the way to the first byte). Only synchronous work comes before it, so it is started with the
+  // whole `first_token_timeout_ms` (a few µs late at most) rather than from the clock, which a test may have moved.
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const startTimer = (): void => {
+    timer ??= setTimeout(() => {
+      isFirstTokenLate = true;
+      input.controller.abort();
+    }, input.firstTokenTimeoutMs);
+  };
   const fail = (result: OpenStreamResult & { ok: false }): OpenStreamResult => {
     input.controller.abort();
     return result;
   };
   try {
     const contentType = String(input.headers["content-type"] ?? "");
-    if (!contentType.includes("text/event-stream")) return fail(await notAStream(iterator, contentType, input));
+    if (!contentType.includes("text/event-stream")) {
+      startTimer();
+      return fail(await notAStream(body[Symbol.asyncIterator](), contentType, input));
+    }
     let scanned = 0;
     let hasSeenChoice = false;
     const inspected = new Map<SseEvent, StreamEventInfo>();
     for (;;) {
-      const next = await iterator.next();
-      if (next.done) {
-        return fail({ ok: false, failure: "cut", reason: "the stream ended before any content" });
+      // What undici has already buffered (the first chunk usually came in the head's socket read) is taken at once,
+      // without the body's async iterator: no iterator, end-of-stream listeners or promise on the way to the first
+      // byte. A destroyed body reads as nothing, as in the iterator (which then throws its error or ends).
+      let chunk = body.destroyed ? null : (body.read() as Uint8Array | null);
+      if (chunk === null) {
+        iterator ??= body[Symbol.asyncIterator]() as AsyncIterator<Uint8Array>;
+        startTimer();
+        const next = await iterator.next();
+        if (next.done) {
+          return fail({ ok: false, failure: "cut", reason: "the stream ended before any content" });
+        }
+        chunk = next.value;
       }
-      parser.push(next.value);
+      parser.push(chunk);
       for (; scanned < pendingEvents.length; scanned++) {
         const event = pendingEvents[scanned] as SseEvent;
         const info = input.inspect(event);
@@ -111,7 +131,7 @@ export async function openStream(input: OpenStreamInput): Promise<OpenStreamResu
           return {
             ok: true,
             stream: {
-              iterator,
+              iterator: iterator ?? new LazyBodyIterator(body),
               parser,
               pendingEvents,
               controller: input.controller,
@@ -128,7 +148,26 @@ export async function openStream(input: OpenStreamInput): Promise<OpenStreamResu
     input.controller.abort();
     return failureOf(error, input, isFirstTokenLate);
   } finally {
-    clearTimeout(timer);
+    if (timer !== undefined) clearTimeout(timer);
+  }
+}
+
+/**
+ * The body's async iterator, made at the relay's first read of the upstream, which comes after the first batch was
+ * written and flushed (relay-segment.ts `onUpstreamWait`): a stream opened from what undici had buffered makes its
+ * iterator (a generator, its end-of-stream listeners) off the path to the client's first byte.
+ */
+class LazyBodyIterator implements AsyncIterator<Uint8Array> {
+  #inner: AsyncIterator<Uint8Array> | undefined;
+  readonly #body: OpenStreamInput["body"];
+
+  constructor(body: OpenStreamInput["body"]) {
+    this.#body = body;
+  }
+
+  next(): Promise<IteratorResult<Uint8Array>> {
+    this.#inner ??= this.#body[Symbol.asyncIterator]() as AsyncIterator<Uint8Array>;
+    return this.#inner.next();
   }
 }
 
