@@ -68,7 +68,9 @@ async function assertSlotHeld(scene: Scene): Promise<void> {
 describe("a stream holds its concurrency slot for its whole life", () => {
   test("normal end: held while open, released after [DONE]", async (t) => {
     const { scene, openStream } = await streamingScene(t);
-    scene.alpha.enqueue(CHAT_ROUTE, slowStream(400, "done"));
+    // The hold only has to outlast assertSlotHeld (a /stats read and a chat to beta): 2 s leaves room on a loaded
+    // machine, where 400 ms ran out before the read once.
+    scene.alpha.enqueue(CHAT_ROUTE, slowStream(2_000, "done"));
     const answer = await openStream();
     assert.equal(answer.statusCode, 200);
     assert.equal(answer.headers["x-gateway-provider"], "alpha");
@@ -81,7 +83,7 @@ describe("a stream holds its concurrency slot for its whole life", () => {
 
   test("the upstream cuts the connection mid-stream: the slot is released", async (t) => {
     const { scene, openStream } = await streamingScene(t);
-    scene.alpha.enqueue(CHAT_ROUTE, slowStream(300, "destroy"));
+    scene.alpha.enqueue(CHAT_ROUTE, slowStream(2_000, "destroy"));
     const answer = await openStream();
     assert.equal(answer.statusCode, 200);
     await assertSlotHeld(scene);
