@@ -297,7 +297,8 @@ describe("request records", () => {
     const mock = await useMock(t);
     const gateway = await useGateway(t, `${oneProviderYaml(mock)}cache:\n  enabled: true\n`);
     const records = recordsOf(gateway.runtime);
-    // A kept row whose status no response may carry (a damaged shared row): Fastify's reply.code throws on it, after
+    // A kept row whose status no response may carry (in this process's own memory: a shared row of that kind is refused
+    // as damaged, answer-cache-versions.test.ts): Fastify's reply.code throws on it, after
     // the record was completed and before the door hands it to the subscribers (forwarding-route.ts, in a finally).
     const body = { model: "m", messages: [{ role: "user", content: "kept with a bad status" }] };
     const bodyText = JSON.stringify(chatCompletion("Kept.", VENDOR_MODEL_ID));
@@ -315,5 +316,8 @@ describe("request records", () => {
     assert.equal(mock.requests.length, 0, "answered from the kept row");
     await waitUntil(() => records.length === 1, "the request's record");
     assert.equal(records[0]?.cache, "hit");
+    // What the client got (Fastify's error handler's 500), not the kept row's status.
+    assert.equal(records[0]?.status, 500);
+    assert.equal(records[0]?.outcome, "rejected");
   });
 });
