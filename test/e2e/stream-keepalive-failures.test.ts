@@ -229,7 +229,13 @@ test("a client that leaves while only keep-alives flow is recorded client_aborte
 });
 
 test("a shutdown while a stream is queued after its early head: the in-stream 503, and the close is not held", async (t) => {
-  const { mock, gateway } = await keepAliveScene(t, { limits: "{ rpm: 1 }", routing: "{ queue_timeout_ms: 20000 }" });
+  // The queue's time and the shutdown's bound far above the close's: a close held by the queued stream waits 60 s
+  // (the shutdown's bound) and fails the bound below by half a minute, not by a loaded machine's slowness.
+  const { mock, gateway } = await keepAliveScene(t, {
+    limits: "{ rpm: 1 }",
+    routing: "{ queue_timeout_ms: 120000 }",
+    shutdownTimeoutMs: 60_000,
+  });
   mock.setDefault(CHAT_ROUTE, quick);
   await postRaw(gateway, "/v1/chat/completions", CHAT_BODY);
   const answer = await postJson(`${gateway.url}/v1/chat/completions`, CHAT_BODY);
@@ -246,7 +252,7 @@ test("a shutdown while a stream is queued after its early head: the in-stream 50
   assert.doesNotMatch(rest, /\[DONE\]/);
   await closing;
   const closeMs = performance.now() - closedAtMs;
-  assert.ok(closeMs < 10_000, `closed ${Math.round(closeMs)} ms after it began`);
+  assert.ok(closeMs < 30_000, `closed ${Math.round(closeMs)} ms after it began`);
   assert.equal(mock.requests.filter((request) => request.path.endsWith("/chat/completions")).length, 1);
 });
 
