@@ -48,7 +48,7 @@ describe("queued for a rate limit", () => {
     assert.ok(commentsOf(second.text).length >= 1, `keep-alives while queued:\n${second.text}`);
     // The records are published as their streams are settled, which may come just after their last bytes.
     let records = (await recordsOf(gateway, "chat")).records;
-    for (const deadline = Date.now() + 5_000; records.length < 2 && Date.now() < deadline; ) {
+    for (const deadline = Date.now() + 20_000; records.length < 2 && Date.now() < deadline; ) {
       await new Promise((resolve) => setTimeout(resolve, 20));
       records = (await recordsOf(gateway, "chat")).records;
     }
