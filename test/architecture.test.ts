@@ -30,6 +30,7 @@ const PIPELINE_MAY_USE: readonly string[] = [
   "chat-reasoning",
   "is-record",
   "tool-call-boundary",
+  "cooldown-causes",
   "errors",
 ];
 const SERVER_MAY_USE: readonly string[] = ["pipeline", ...PIPELINE_MAY_USE];
@@ -37,7 +38,7 @@ const SERVER_MAY_USE: readonly string[] = ["pipeline", ...PIPELINE_MAY_USE];
 /**
  * The allowed arrows, folder -> folders it may import. The request's path runs server -> pipeline -> router /
  * limits -> upstream -> streaming; the pure folders (router, scoring, limits) sit below everything that does I/O.
- * `clock`, `logger`, `sqlite-file`, `source-paths`, `async-fs`, `is-record`, `chat-choice`, `chat-reasoning`, `tool-call-boundary` and `main` are the files at
+ * `clock`, `logger`, `sqlite-file`, `source-paths`, `async-fs`, `is-record`, `chat-choice`, `chat-reasoning`, `tool-call-boundary`, `cooldown-causes` and `main` are the files at
  * the top of src/. `is-record` imports nothing and every folder may use it.
  */
 export const ALLOWED: Readonly<Record<string, readonly string[]>> = {
@@ -55,6 +56,8 @@ export const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   "chat-choice": ["is-record"],
   // A chat message's or delta's reasoning text: read by streaming/ (the relay, estimates) and protocols/ (the doors).
   "chat-reasoning": [],
+  // Why a deployment cools down: read by limits/ (the cooldowns) and observability/ (a gauge per cause).
+  "cooldown-causes": [],
   errors: ["is-record"],
   config: ["errors", "is-record"],
   // The front doors as data (name, kind, paths, protocol, ...): read by observability/ (label sets, operation names),
@@ -62,13 +65,23 @@ export const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   "front-doors": ["config", "is-record"],
   providers: ["config", "clock", "logger", "source-paths", "async-fs", "errors", "is-record"],
   scoring: ["providers", "config", "clock", "logger", "source-paths", "async-fs", "errors", "is-record"],
-  limits: ["config", "clock", "logger", "errors", "is-record"],
+  limits: ["config", "clock", "logger", "errors", "cooldown-causes", "is-record"],
   state: ["limits", "config", "clock", "logger", "sqlite-file", "errors", "is-record"],
   router: ["scoring", "limits", "providers", "config", "clock", "logger", "errors", "is-record"],
   streaming: ["errors", "clock", "tool-call-boundary", "chat-choice", "chat-reasoning", "is-record"],
   // Protocol adapters (Responses, Messages): pure translation to and from Chat Completions.
   protocols: ["errors", "clock", "chat-choice", "chat-reasoning", "tool-call-boundary", "is-record"],
-  observability: ["front-doors", "config", "clock", "logger", "sqlite-file", "async-fs", "errors", "is-record"],
+  observability: [
+    "front-doors",
+    "config",
+    "clock",
+    "logger",
+    "sqlite-file",
+    "async-fs",
+    "errors",
+    "cooldown-causes",
+    "is-record",
+  ],
   upstream: [
     "streaming",
     "router",

@@ -23,24 +23,15 @@
 import { createHash } from "node:crypto";
 import type { Clock } from "../clock.ts";
 import type { CooldownSettings } from "../config/types.ts";
+import type { CooldownCause } from "../cooldown-causes.ts";
 import { endNowResetStreak, isNowResetStreakOver, type NowResetStreak } from "./day-rollover.ts";
 import { DirtyTracked } from "./dirty-tracked.ts";
 import { FailureWindow, type WindowCounts } from "./failure-window.ts";
 import { MAX_UPSTREAM_WAIT_MS } from "./reset-time.ts";
 
-/** Every cooldown cause (what a shared cooldown message may name: state/redis-cooldown-messages.ts checks by it). */
-export const COOLDOWN_CAUSES = [
-  "rate_limited",
-  "daily_quota",
-  "credits_exhausted",
-  "capacity",
-  "budget_exhausted",
-  "invalid_key",
-  "model_unavailable",
-  "circuit_open",
-] as const;
-
-export type CooldownCause = (typeof COOLDOWN_CAUSES)[number];
+// Every cooldown cause (what a shared cooldown message may name: state/redis-cooldown-messages.ts checks by it), kept
+// where observability/ reads it too.
+export { COOLDOWN_CAUSES, type CooldownCause } from "../cooldown-causes.ts";
 
 export interface Cooldown {
   readonly untilMs: number;

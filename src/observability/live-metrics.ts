@@ -10,7 +10,7 @@ export function liveMetrics(live: LiveStateSource): LiveMetric[] {
   const metrics = [
     new LiveMetric(`${METRIC_PREFIX}cooldowns_active`, "Deployments cooling down now, by cause.", "gauge", () => {
       const nowMs = live.nowMs();
-      const counts = new Map(COOLDOWN_CAUSES.map((cause) => [cause, 0]));
+      const counts = new Map<string, number>(COOLDOWN_CAUSES.map((cause) => [cause, 0]));
       for (const deployment of live.deployments()) {
         const cooldown = deployment.cooldown;
         if (cooldown === undefined || cooldown.untilMs <= nowMs) continue;

@@ -107,20 +107,8 @@ export interface LiveStateSource {
   keptWritesDropped?(): ReadonlyMap<string, number>;
 }
 
-/**
- * All cooldown causes, so that a gauge shows 0 instead of vanishing when none is active. The same list as limits/
- * availability.ts COOLDOWN_CAUSES, written out here because observability/ may not import limits/ (architecture.md).
- */
-export const COOLDOWN_CAUSES: readonly string[] = [
-  "rate_limited",
-  "daily_quota",
-  "credits_exhausted",
-  "capacity",
-  "budget_exhausted",
-  "invalid_key",
-  "model_unavailable",
-  "circuit_open",
-];
+/** All cooldown causes, so that a gauge shows 0 instead of vanishing when none is active. */
+export { COOLDOWN_CAUSES } from "../cooldown-causes.ts";
 
 /** A live state for tests and for a gateway that has nothing to report yet. */
 export function staticLiveState(

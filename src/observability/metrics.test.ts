@@ -4,8 +4,9 @@ import { join } from "node:path";
 import { describe, test } from "node:test";
 import { parsePrometheusText, samplesOf, sumOf } from "../../test/helpers/prometheus-text.ts";
 import { attempt, deployment, record } from "../../test/helpers/records.ts";
+import { COOLDOWN_CAUSES as LIMITS_COOLDOWN_CAUSES } from "../limits/availability.ts";
 import type { SkipCause } from "../router/route-types.ts";
-import { staticLiveState } from "./live-state.ts";
+import { COOLDOWN_CAUSES, staticLiveState } from "./live-state.ts";
 import { GatewayMetrics, gatewayOverheadMs } from "./metrics.ts";
 
 const NOW_MS = 1_000_000;
@@ -160,6 +161,14 @@ describe("GatewayMetrics", () => {
       1,
     );
     assert.equal(sumOf(text, "llm_gateway_time_to_first_token_seconds_count", { provider: "alpha" }), 1);
+  });
+
+  test("the cooldowns gauge's causes are the cooldowns' own list, not a copy that could drift from it", async () => {
+    // One list (src/cooldown-causes.ts): a cause added to limits/ gets its 0 series without a second edit.
+    assert.equal(COOLDOWN_CAUSES, LIMITS_COOLDOWN_CAUSES);
+    const text = await scrape(metricsWith());
+    const causes = samplesOf(text, "llm_gateway_cooldowns_active").map((sample) => sample.labels.cause);
+    for (const cause of LIMITS_COOLDOWN_CAUSES) assert.ok(causes.includes(cause), `no series for ${cause}`);
   });
 
   test("live gauges: cooldowns by cause, circuit state, budgets left, queue, reloads", async () => {

@@ -7,9 +7,11 @@
 // than a spent request. Kept in this process's memory, or with `state.redis_url` in Redis (shared by the
 // replicas; state/redis-answer-rows.ts); bounded by count and size either way, oldest dropped first.
 import { createHash } from "node:crypto";
-import { parseJsonRecord } from "../is-record.ts";
+import type { Logger } from "../logger.ts";
 import type { AnswerRows, StateBackend } from "../state/state-types.ts";
-import type { UpstreamApi } from "../upstream/forward-types.ts";
+import { type CachedAnswer, parseAnswer } from "./cached-answer-row.ts";
+
+export type { CachedAnswer } from "./cached-answer-row.ts";
 
 export interface CacheSettings {
   readonly enabled: boolean;
@@ -19,27 +21,6 @@ export interface CacheSettings {
   readonly maxEntries: number;
   /** Most bytes kept (the UTF-8 size of the answers' bodies); one answer above a tenth of it is not kept. */
   readonly maxBytes: number;
-}
-
-export interface CachedAnswer {
-  /** Always `chat` today (a native Responses answer is not kept); the adapters translate it as any chat answer. */
-  readonly api: UpstreamApi;
-  /** `json`: `bodyText` is the answer's body; `sse`: a JSON array of the streamed chunks' data, as they were sent. */
-  readonly form: "json" | "sse";
-  readonly bodyText: string;
-  readonly status: number;
-  readonly provider: string;
-  /** The upstream model id that answered. */
-  readonly model: string;
-  /** What the first answer cost; a hit itself costs nothing (its `x-gateway-cost` is `free`). */
-  readonly cost: "free" | "paid";
-  readonly storedAtMs: number;
-  /**
-   * The request's own time to live (`x-gateway-cache-ttl`), in ms, when shorter than `cache.ttl_ms`: the answer is
-   * not given after it, and freed at the next lookup or put after it (AnswerCache `#ownExpiries`).
-   */
-  readonly keptForMs?: number;
-  readonly bytes: number;
 }
 
 /*
@@ -125,10 +106,14 @@ export interface AnswerStore {
 }
 
 /** The cache a gateway gets: shared when its state is (Redis), else its own memory. */
-export function answerStoreFor(state: StateBackend, isEnabled: boolean): AnswerStore {
+export function answerStoreFor(
+  state: StateBackend,
+  isEnabled: boolean,
+  logger?: () => Logger | undefined,
+): AnswerStore {
   if (state.answerRows === undefined) return new AnswerCache();
   if (isEnabled) state.answerRows.open();
-  return new SharedAnswerCache(state.answerRows);
+  return new SharedAnswerCache(state.answerRows, logger);
 }
 
 export class AnswerCache implements AnswerStore {
@@ -252,8 +237,13 @@ export class SharedAnswerCache implements AnswerStore {
   #countedAtMs = Number.NEGATIVE_INFINITY;
   #counting: Promise<CacheSummary> | undefined;
 
-  constructor(rows: AnswerRows) {
+  /** The gateway's log, for the first shared row this process refused (once: a fleet's old rows would flood it). */
+  readonly #logger: (() => Logger | undefined) | undefined;
+  #hasLoggedRefusedRow = false;
+
+  constructor(rows: AnswerRows, logger?: () => Logger | undefined) {
     this.#rows = rows;
+    this.#logger = logger;
   }
 
   get summary(): CacheSummary {
@@ -290,6 +280,7 @@ export class SharedAnswerCache implements AnswerStore {
     try {
       const json = await this.#rows.get(key, nowMs - settings.ttlMs);
       answer = json === undefined ? undefined : parseAnswer(json);
+      if (json !== undefined && answer === undefined) this.#refusedRow();
     } catch {
       answer = undefined;
     }
@@ -299,6 +290,16 @@ export class SharedAnswerCache implements AnswerStore {
     if (answer === undefined) this.#misses += 1;
     else this.#hits += 1;
     return answer;
+  }
+
+  /** A row under the key that is no answer: a miss (the request goes to a provider), said once in the log. */
+  #refusedRow(): void {
+    if (this.#hasLoggedRefusedRow) return;
+    this.#hasLoggedRefusedRow = true;
+    this.#logger?.()?.warn(
+      {},
+      "the answer cache's shared rows hold one that is not an answer this version gives (another version's, or damaged): taken as a miss (logged once)",
+    );
   }
 
   put(key: string, answer: Omit<CachedAnswer, "bytes">, settings: CacheSettings, _nowMs: number): void {
@@ -372,20 +373,4 @@ function isPastOwnTtl(answer: CachedAnswer, nowMs: number): boolean {
 /** `Cache-Control: max-age`: an answer kept at most that long ago (none asked: any the time to live keeps). */
 function isYoungEnough(answer: CachedAnswer | undefined, nowMs: number, maxAgeMs: number | undefined): boolean {
   return answer !== undefined && (maxAgeMs === undefined || nowMs - answer.storedAtMs <= maxAgeMs);
-}
-
-/** A shared row as an answer; anything else (another version's row, a damaged one) is no answer. */
-function parseAnswer(json: string): CachedAnswer | undefined {
-  const row = parseJsonRecord(json);
-  if (row === undefined) return undefined;
-  const { api, form, bodyText, status, provider, model, cost, storedAtMs, bytes, keptForMs } = row;
-  if (api !== "chat" && api !== "responses") return undefined;
-  if (form !== "json" && form !== "sse") return undefined;
-  if (cost !== "free" && cost !== "paid") return undefined;
-  if (typeof bodyText !== "string" || typeof provider !== "string" || typeof model !== "string") return undefined;
-  if (typeof status !== "number" || typeof storedAtMs !== "number" || typeof bytes !== "number") return undefined;
-  // Written by this version when the request asked for a shorter time to live; a row without it lives `ttl_ms`.
-  if (keptForMs !== undefined && typeof keptForMs !== "number") return undefined;
-  const answer: CachedAnswer = { api, form, bodyText, status, provider, model, cost, storedAtMs, bytes };
-  return keptForMs === undefined ? answer : { ...answer, keptForMs };
 }

@@ -115,7 +115,7 @@ export class GatewayRuntime {
     this.sticky = new StickySessions(clock);
     this.state = state;
     this.budgets = state.ledger;
-    this.answers = answerStoreFor(state, snapshot.config.cache.enabled);
+    this.answers = answerStoreFor(state, snapshot.config.cache.enabled, () => this.#logger);
     this.promptCalibration = promptCalibration;
     this.refusedFeatures = refusedFeatures;
     this.#upstreams = new UpstreamIdentities(snapshot);

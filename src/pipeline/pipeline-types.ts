@@ -92,8 +92,15 @@ export interface RequestContext {
   readonly flushWrites?: (() => void) | undefined;
 }
 
-/** Publishes a held record (`isAnswerNotKept`: the door could not keep the answer); later calls do nothing. */
-export type RecordRelease = (outcome?: { readonly isAnswerNotKept: boolean }) => void;
+/**
+ * Publishes a held record (`isAnswerNotKept`: the door could not keep the answer; `failure`: what the client got
+ * instead of the answer, a JSON answer the door could not send or an in-band error after an early head, recorded as
+ * that error); later calls do nothing.
+ */
+export type RecordRelease = (outcome?: {
+  readonly isAnswerNotKept?: boolean | undefined;
+  readonly failure?: GatewayError | undefined;
+}) => void;
 
 export interface JsonAnswer {
   readonly kind: "json";
@@ -248,15 +255,26 @@ export function publishOrHold(request: PipelineRequest, status: number): RecordR
       return undefined;
     }
     let record = completed(request, status, "success");
-    return () => {
-      if (record !== undefined) request.runtime.recorder.publish(record);
+    return (outcome) => {
+      if (record !== undefined) request.runtime.recorder.publish(failedAs(record, outcome?.failure));
       record = undefined;
     };
   }
   return (outcome) => {
     if (outcome?.isAnswerNotKept === true) request.record.answerNotKept();
-    publish(request, status, "success");
+    const failure = outcome?.failure;
+    if (failure === undefined) publish(request, status, "success");
+    else publish(request, failure.status, "rejected", failure.code);
   };
+}
+
+/**
+ * A record completed as a success, told what the client got instead (the door's error, as a stream's door failure is
+ * recorded: stream-answer.ts settle): the answer was made, but its status and outcome say what was delivered.
+ */
+function failedAs(record: RequestRecord, failure: GatewayError | undefined): RequestRecord {
+  if (failure === undefined) return record;
+  return { ...record, status: failure.status, outcome: "rejected", errorCode: failure.code };
 }
 
 /** What a plan needs of a request beyond its body: its prompt's estimate, its output tokens, its features. */

@@ -4,7 +4,7 @@
 // audio's bytes), or the stream as OpenAI SSE with `[DONE]` at the end and, after a failure, one final
 // `data: {"error":...}` event (docs/streaming.md).
 import type { FastifyReply, FastifyRequest } from "fastify";
-import { ClientAbortedError, InternalError, InvalidRequestError } from "../errors/gateway-error.ts";
+import { ClientAbortedError, type GatewayError, InternalError, InvalidRequestError } from "../errors/gateway-error.ts";
 import { renderError, toGatewayError } from "../errors/render-error.ts";
 import { cacheRequest } from "../pipeline/cache-control.ts";
 import type { EndpointSpec } from "../pipeline/endpoints.ts";
@@ -86,23 +86,27 @@ export function forwardingHandler(endpoint: EndpointSpec, runtime: GatewayRuntim
     if (early?.isCommitted === true && result.kind !== "stream") {
       // Not an answer an SSE request gets (its stream, or an error thrown): settled, and said in-stream.
       clientGone.stop();
+      const unsent = new InternalError("The answer could not be sent as a stream.");
       if (result.kind === "audio") await result.cancel();
-      else result.releaseRecord?.();
-      early.fail(request, new InternalError("The answer could not be sent as a stream."), (failure) =>
-        sseData(renderError(failure)),
-      );
+      else result.releaseRecord?.({ failure: unsent });
+      early.fail(request, unsent, (failure) => sseData(renderError(failure)));
       return;
     }
     if (result.kind === "json") {
       clientGone.stop();
+      let failure: GatewayError | undefined;
       try {
         reply
           .code(result.status)
           .headers(result.headers)
           .type(toHeaderValue(result.contentType ?? "application/json"))
           .send(result.bytes ?? result.bodyText);
+      } catch (error) {
+        // Fastify's error handler answers it instead (a 500): the record says so, not the answer's status.
+        failure = toGatewayError(error);
+        throw error;
       } finally {
-        result.releaseRecord?.();
+        result.releaseRecord?.({ failure });
       }
       return;
     }

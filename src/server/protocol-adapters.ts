@@ -185,15 +185,15 @@ export function protocolHandler(runtime: GatewayRuntime, adapter: ProtocolAdapte
     if (result.kind === "json" && early?.isCommitted === true) {
       // Not an answer a stream request gets (its stream, or an error thrown): said in-stream.
       clientGone.stop();
-      result.releaseRecord?.();
-      early.fail(request, new InternalError("The answer could not be sent as a stream."), (failure) =>
-        exchange.stream(servedModel, "chat", 0).fail(failure),
-      );
+      const unsent = new InternalError("The answer could not be sent as a stream.");
+      result.releaseRecord?.({ failure: unsent });
+      early.fail(request, unsent, (failure) => exchange.stream(servedModel, "chat", 0).fail(failure));
       return;
     }
     if (result.kind === "json") {
       let answer: object;
       let isAnswerNotKept = false;
+      let failure: GatewayError | undefined;
       try {
         answer = exchange.answer(parseAnswerBody(result.bodyText), servedModel, result.api);
         // Still an open request until it is kept: an exit (a second signal) waits for an asynchronous (Redis) save
@@ -203,9 +203,13 @@ export function protocolHandler(runtime: GatewayRuntime, adapter: ProtocolAdapte
         );
         isAnswerNotKept = !kept.isKept || exchange.isAnswerNotKept?.() === true;
         if (kept.value !== undefined) answerHeaders = { ...answerHeaders, ...kept.value };
+      } catch (error) {
+        // An answer the door cannot translate (not JSON: a 502) is what the client gets, and what the record says.
+        failure = toGatewayError(error);
+        throw error;
       } finally {
         clientGone.stop();
-        result.releaseRecord?.({ isAnswerNotKept });
+        result.releaseRecord?.({ isAnswerNotKept, failure });
       }
       reply.code(result.status).headers(answerHeaders).type("application/json").send(answer);
       return;

@@ -119,7 +119,8 @@ describe("a lease recorded for a provider's report, ended while its master is kn
     const startedMs = Date.now();
     await state.ledger.returnLeases();
     const tookMs = Date.now() - startedMs;
-    assert.ok(tookMs < 1_000, `the leases returned in ${tookMs} ms`);
+    // Half the broken wait (~4.7 s of resends), not a bound a loaded machine's scheduling reaches.
+    assert.ok(tookMs < 2_500, `the leases returned in ${tookMs} ms`);
     await sleep(1_000);
     assert.ok(!logs.some((line) => line.includes("did not take a shared budget write")), logs.join("; "));
     await victim.resume();

@@ -82,11 +82,11 @@ describe("retries of a refused PUBLISH", { skip }, () => {
     await sleep(2_500);
     const refused = await refusedPublishes(admin);
     // Sent at 0 and retried after ~250, ~500 and ~1,000 ms (each ±20%); the next one waits ~2 s. At a fixed 250 ms
-    // (before): 10 or 11 sends each.
+    // (before): 10 or 11 sends each. (2 to 6: a loaded machine's late timers send fewer, never twice as many.)
     for (const context of ["toplevel", "lua"]) {
       const count = refused[context] ?? 0;
       assert.ok(
-        count >= 3 && count <= 5,
+        count >= 2 && count <= 6,
         `${context}: ${count} refused PUBLISHes in 2.5 s (${JSON.stringify(refused)})`,
       );
     }
@@ -100,9 +100,11 @@ describe("retries of a refused PUBLISH", { skip }, () => {
     await admin.call("ACL", "SETUSER", "default", "-publish");
     await admin.call("ACL", "LOG", "RESET");
     availability.park("gh/other", Date.now() + 3_600_000, "daily_quota", "TPD used up", "provider");
-    await sleep(2_000); // sends at ~0, ~250 and ~750 ms; without the reset, the first retry waits 3 s or more
+    // Sends at ~0, ~250 and ~750 ms (a loaded machine's late timers: at least 2); without the reset, the first retry
+    // waits 3 s or more: 1.
+    await sleep(2_500);
     const again = (await refusedPublishes(admin)).lua ?? 0;
-    assert.ok(again >= 3, `${again} refused PUBLISHes in 2 s after a success: the backoff was not reset`);
+    assert.ok(again >= 2, `${again} refused PUBLISHes in 2.5 s after a success: the backoff was not reset`);
     await admin.call("ACL", "SETUSER", "default", "+publish");
     state.ledger.release(held);
   });
@@ -127,7 +129,7 @@ describe("retries of a refused PUBLISH", { skip }, () => {
     refused.learn("gh/gpt", "tools", "HTTP 400", Date.now()); // its script, then PUBLISH
     await sleep(2_500);
     const count = (await refusedPublishes(admin)).toplevel ?? 0;
-    assert.ok(count >= 3 && count <= 5, `${count} refused PUBLISHes in 2.5 s (10 or 11 at a fixed 250 ms)`);
+    assert.ok(count >= 2 && count <= 6, `${count} refused PUBLISHes in 2.5 s (10 or 11 at a fixed 250 ms)`);
     await admin.call("ACL", "SETUSER", "default", "+publish");
     const isHeard = () => heard.some((message) => JSON.stringify(message).includes('"kind":"refused-feature"'));
     await waitFor(isHeard, "the refused feature heard once Redis accepts", 10_000);

@@ -2,10 +2,11 @@
 // shared Redis by a gateway whose answers had another shape is never given by this one.
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { keepAnswerFor } from "../helpers/answer-cache-scene.ts";
-import { openAiClient, send } from "../helpers/e2e.ts";
+import { keepAnswerFor, keepRowFor } from "../helpers/answer-cache-scene.ts";
+import { CHAT_ROUTE, logCollector, oneProviderYaml, openAiClient, send, useGateway, useMock } from "../helpers/e2e.ts";
 import { answerWith, embeddingScene, embeddingsCalls, VECTOR } from "../helpers/embeddings-scene.ts";
 import type { TestGateway } from "../helpers/gateway.ts";
+import { chatCompletion } from "../helpers/mock-upstream.ts";
 import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../helpers/redis-server.ts";
 
 /** A gateway before this one: any format version but the current one (the versions count up from 1). */
@@ -57,5 +58,30 @@ describe("answer cache rows of another gateway version", {
     assert.equal(kept.headers["x-gateway-cache"], "hit");
     assert.deepEqual((kept.json as { data: unknown }).data, (JSON.parse(stale) as { data: unknown }).data);
     assert.equal(embeddingsCalls(mock), 1);
+  });
+
+  test("a damaged row (a status no kept answer has) is a miss, not answered as that status; logged once", async (t) => {
+    const redis = await useRedisServer(t);
+    const mock = await useMock(t);
+    mock.setDefault(CHAT_ROUTE, { kind: "json", body: chatCompletion("Fresh.", "vendor/m-instruct") });
+    const log = logCollector();
+    const shared = `cache:\n  enabled: true\nstate:\n  redis_url: ${redis.url}\n  redis_key_prefix: "cache-damaged:"\n`;
+    const gateway = await useGateway(t, `${oneProviderYaml(mock)}${shared}`, {
+      logStream: log.stream,
+      logLevel: "warn",
+    });
+    const refusedLines = () => log.lines.filter((line) => /not an answer this version gives/.test(line)).length;
+    for (const [index, status] of [503, 1000].entries()) {
+      const body = { model: "m", messages: [{ role: "user", content: `damaged ${index}` }] };
+      const bodyText = JSON.stringify({ error: { message: "kept by nobody", type: "server_error" } });
+      const row = { api: "chat", form: "json", bodyText, status, provider: "alpha", model: "m", cost: "free" } as const;
+      await keepRowFor(gateway, "chat", body, row);
+      const answer = await send(gateway, "POST", "/v1/chat/completions", { body });
+      assert.equal(answer.status, 200, `a row of status ${status} was answered: ${answer.text}`);
+      assert.equal(answer.headers["x-gateway-cache"], "miss");
+      assert.match(answer.text, /Fresh\./);
+    }
+    assert.equal(mock.requests.filter((request) => request.path.endsWith("/chat/completions")).length, 2);
+    assert.equal(refusedLines(), 1, "the first refused row is logged, the next ones not");
   });
 });

@@ -173,7 +173,8 @@ describe("audio-second budgets (ash, asd)", () => {
         () => "answered",
         () => "aborted",
       );
-    const deadlineMs = Date.now() + 3_000;
+    // Polled, generously: a loaded machine may take seconds to upload 40 s of audio; a broken gateway never gets there.
+    const deadlineMs = Date.now() + 20_000;
     while (transcriptions(alpha) < 2 && Date.now() < deadlineMs)
       await new Promise((resolve) => setTimeout(resolve, 10));
     assert.equal(
@@ -202,16 +203,15 @@ describe("audio-second budgets (ash, asd)", () => {
       () => "answered",
       (error: unknown) => (error instanceof OpenAI.APIError ? error.status : String(error)),
     );
-    const deadlineMs = Date.now() + 3_000;
+    // Polled, generously: a loaded machine may take seconds to upload 40 s of audio; a broken gateway never gets there.
+    const deadlineMs = Date.now() + 20_000;
     while (transcriptions(alpha) < 1 && Date.now() < deadlineMs) await new Promise((resolve) => setTimeout(resolve, 5));
     // 40 + 30 > 60: this one queues; the plan names 13:00 (the 40 s leaving the sliding hour) as when to look again.
-    const startedMs = Date.now();
     const queued = transcribe(client, wavFile(30), "second.wav");
     assert.equal(await failing, 504, "alpha timed out");
+    // Slept to the plan's time (an hour on), the queue's 4 s ran out first: a 429. Served, it woke when alpha's
+    // seconds came back; no wall-clock bound beside it (a loaded machine stretches the 400 ms timeout, not the order).
     assert.equal(await queued, "alpha", "served from the queue, not a 429 when the queue's 4 s ran out");
-    const waitedMs = Date.now() - startedMs;
-    // Within a second of the 400 ms timeout (plus the answer); slept to the plan's time, the queue's 4 s ran out first.
-    assert.ok(waitedMs < 3_000, `waited ${waitedMs} ms`);
   });
 
   test("a verbose_json answer's `duration` replaces the estimate: what is given back lets the next file through", async (t) => {

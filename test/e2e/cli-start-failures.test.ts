@@ -134,7 +134,8 @@ describe("serve with Redis", () => {
     assert.match(stderr, /broken-adjustments\.yaml/);
     assert.ok(saidAtMs !== undefined);
     // Before: the process lingered ~7 s after its message, until the stores' waits for Redis ended and they closed.
-    assert.ok(exitedAtMs - saidAtMs < 2_000, `exited ${exitedAtMs - saidAtMs} ms after saying why`);
+    // (Well below those 7 s, with room for a loaded machine's exit.)
+    assert.ok(exitedAtMs - saidAtMs < 4_500, `exited ${exitedAtMs - saidAtMs} ms after saying why`);
   });
 });
 

@@ -224,14 +224,16 @@ async function setUp(
 
 describe("graceful shutdown", () => {
   test("SIGTERM: the in-flight stream completes with [DONE], new connections are refused, exit 0", async (t) => {
-    const shutdownTimeoutMs = 8000;
+    // Far above the 1.5 s stream: a gateway that sat out the bound fails the checks below by seconds, not by a loaded
+    // machine's slowness.
+    const shutdownTimeoutMs = 30_000;
     const { gateway, stream, finished } = await setUp(t, shutdownTimeoutMs, 10);
     const signalledAtMs = performance.now();
     gateway.child.kill("SIGTERM");
 
     let isRefusedWhileStreaming = false;
-    const refusalDeadlineMs = performance.now() + 1000;
-    while (performance.now() < refusalDeadlineMs) {
+    // Polled while the stream runs (an ordering: refused before it ended), not for a fixed time.
+    while (!stream.hasEnded) {
       if (await isRefused(gateway.port)) {
         isRefusedWhileStreaming = !stream.hasEnded;
         break;
@@ -257,7 +259,7 @@ describe("graceful shutdown", () => {
     assert.ok(exit.atMs - signalledAtMs < shutdownTimeoutMs, "the process waited for the shutdown timeout");
     // Nothing else is in flight once the stream is done: the process should not sit out the timeout.
     assert.ok(
-      exit.atMs - stream.endedAtMs < 2000,
+      exit.atMs - stream.endedAtMs < shutdownTimeoutMs / 2,
       `exited ${Math.round(exit.atMs - stream.endedAtMs)} ms after the stream ended`,
     );
     assert.match(gateway.output(), /shutting down/);
@@ -265,13 +267,15 @@ describe("graceful shutdown", () => {
 
   test("a stream that outlives server.shutdown_timeout_ms is cut at the bound and the process exits", async (t) => {
     const shutdownTimeoutMs = 700;
-    const { gateway, stream, finished } = await setUp(t, shutdownTimeoutMs, 40);
+    // 60 s of words: a gateway that waited for the stream instead of the bound exits a minute on, far past the bound's
+    // check below (15 s of room for a loaded machine's exit).
+    const { gateway, stream, finished } = await setUp(t, shutdownTimeoutMs, 400);
     const signalledAtMs = performance.now();
     gateway.child.kill("SIGTERM");
     const exit = await gateway.exited;
     const elapsedMs = exit.atMs - signalledAtMs;
     assert.ok(elapsedMs >= shutdownTimeoutMs - 50, `exited after ${Math.round(elapsedMs)} ms, before the bound`);
-    assert.ok(elapsedMs < shutdownTimeoutMs + 2000, `exited only after ${Math.round(elapsedMs)} ms`);
+    assert.ok(elapsedMs < shutdownTimeoutMs + 15_000, `exited only after ${Math.round(elapsedMs)} ms`);
     assert.equal(exit.code, 0);
     await finished;
     assert.ok(!stream.text.includes("[DONE]"), "a cut stream must not look complete");
@@ -286,11 +290,11 @@ describe("graceful shutdown", () => {
   test("a request queued when the shutdown begins gets a 503 at once and does not hold the exit", async (t) => {
     const mock = await startMockUpstream();
     t.after(() => mock.close());
-    // A queued request the shutdown did not end would wait out the 15 s shutdown timeout: the bounds below are a
-    // third and a half of it, room for a loaded machine.
-    const gateway = await startGatewayProcess(t, mock, 15_000, {
+    // A queued request the shutdown did not end would wait out the 60 s shutdown timeout: the bounds below are a
+    // third of it, room for a loaded machine.
+    const gateway = await startGatewayProcess(t, mock, 60_000, {
       model: { limits: { rpm: 1 } },
-      routing: { queue_timeout_ms: 20_000 },
+      routing: { queue_timeout_ms: 120_000 },
     });
     const chat = () =>
       request(`${gateway.baseUrl}/v1/chat/completions`, {
@@ -305,7 +309,7 @@ describe("graceful shutdown", () => {
     for (let tries = 0; ; tries++) {
       const stats = await request(`${gateway.baseUrl}/stats`);
       if (((await stats.body.json()) as { queued_requests: number }).queued_requests === 1) break;
-      assert.ok(tries < 150, "the second request never queued");
+      assert.ok(tries < 1_000, "the second request never queued");
       await new Promise((done) => setTimeout(done, 20));
     }
     const signalledAtMs = performance.now();
@@ -315,27 +319,28 @@ describe("graceful shutdown", () => {
     const body = (await answer.body.json()) as { error: { code: string } };
     assert.equal(answer.statusCode, 503);
     assert.equal(body.error.code, "service_unavailable");
-    assert.ok(answeredAfterMs < 5_000, `answered ${Math.round(answeredAfterMs)} ms after SIGTERM`);
+    assert.ok(answeredAfterMs < 20_000, `answered ${Math.round(answeredAfterMs)} ms after SIGTERM`);
     const exit = await gateway.exited;
     assert.equal(exit.code, 0);
-    assert.ok(exit.atMs - signalledAtMs < 7_500, `exited ${Math.round(exit.atMs - signalledAtMs)} ms after SIGTERM`);
+    assert.ok(exit.atMs - signalledAtMs < 20_000, `exited ${Math.round(exit.atMs - signalledAtMs)} ms after SIGTERM`);
     assert.equal(mock.requests.length, 1, "nothing was sent for the queued request");
   });
 
   test("a second signal exits at once with code 1", async (t) => {
-    const { gateway } = await setUp(t, 10_000, 40);
+    // A minute of stream and of shutdown bound: a gateway deaf to the second signal sits out either.
+    const { gateway } = await setUp(t, 60_000, 400);
     await beginShutdown(gateway);
     const signalledAtMs = performance.now();
     gateway.child.kill("SIGTERM");
     const exit = await gateway.exited;
     assert.equal(exit.code, 1);
-    // Half the 10 s shutdown timeout a gateway deaf to the second signal would sit out: room for a loaded machine.
-    assert.ok(exit.atMs - signalledAtMs < 5_000);
+    // A third of what a gateway deaf to the second signal would sit out: room for a loaded machine.
+    assert.ok(exit.atMs - signalledAtMs < 20_000);
   });
 
   test("a second signal writes the state file before it exits: the budget counts since the last flush are kept", async (t) => {
     // No timed flush during the test: only a write at exit can put the counts in the file.
-    const { gateway } = await setUp(t, 10_000, 40, {
+    const { gateway } = await setUp(t, 60_000, 400, {
       model: { limits: { rpd: 100 } },
       state: { flush_interval_ms: 3_600_000 },
     });
@@ -353,8 +358,8 @@ describe("graceful shutdown", () => {
     gateway.child.kill("SIGINT");
     const exit = await gateway.exited;
     assert.equal(exit.code, 1, gateway.output());
-    // Half the 10 s shutdown timeout a gateway deaf to the second signal would sit out.
-    assert.ok(exit.atMs - signalledAtMs < 5_000, `exited ${Math.round(exit.atMs - signalledAtMs)} ms after it`);
+    // A third of the minute a gateway deaf to the second signal would sit out (the stream's, or the bound's).
+    assert.ok(exit.atMs - signalledAtMs < 20_000, `exited ${Math.round(exit.atMs - signalledAtMs)} ms after it`);
     const db = new DatabaseSync(join(gateway.dir, "data", "state.db"), { readOnly: true });
     t.after(() => db.close());
     const row = db.prepare("SELECT state FROM budget_scopes WHERE scope_id = ?").get("deployment:alpha/m");
@@ -366,11 +371,11 @@ describe("graceful shutdown", () => {
 
   test("a second signal ends the stream in flight through the pipeline: error event, record, reservation settled", async (t) => {
     const { mock, agent } = await useMockWithAgent(t);
-    mock.enqueue(CHAT_ROUTE, slowWords(40, longWord));
+    mock.enqueue(CHAT_ROUTE, slowWords(400, longWord));
     // A day's token budget, charged only the prompt up front (count_max_tokens: false). A stream that breaks
     // without a usage report is settled at the prompt plus the text it delivered (docs/limits.md "Streams"): only
     // that settlement puts the delivered text in the count. No timed flush: only the exit's write fills the file.
-    const gateway = await startGatewayProcess(t, mock, 10_000, {
+    const gateway = await startGatewayProcess(t, mock, 60_000, {
       model: { limits: { tpd: 1_000_000 } },
       provider: { count_max_tokens: false },
       state: { flush_interval_ms: 3_600_000 },
@@ -391,8 +396,8 @@ describe("graceful shutdown", () => {
     gateway.child.kill("SIGINT");
     const exit = await gateway.exited;
     assert.equal(exit.code, 1, gateway.output());
-    // Half the 10 s shutdown timeout a gateway deaf to the second signal would sit out.
-    assert.ok(exit.atMs - signalledAtMs < 5_000, `exited ${Math.round(exit.atMs - signalledAtMs)} ms after it`);
+    // A third of the minute a gateway deaf to the second signal would sit out (the stream's, or the bound's).
+    assert.ok(exit.atMs - signalledAtMs < 20_000, `exited ${Math.round(exit.atMs - signalledAtMs)} ms after it`);
     await readEnd;
 
     // The client still reading was told, in its protocol, why its stream ends here.
@@ -723,7 +728,7 @@ describe("graceful shutdown", () => {
   });
 
   test("a second signal with the state file locked by another process: the write gives up at its bound, exit 1", async (t) => {
-    const { gateway } = await setUp(t, 10_000, 40, {
+    const { gateway } = await setUp(t, 60_000, 400, {
       model: { limits: { rpd: 100 } },
       state: { flush_interval_ms: 3_600_000 },
     });
@@ -880,7 +885,7 @@ describe("graceful shutdown with Redis", { skip: isRedisInstalled() ? false : RE
   test("a second signal: the reconcile of the stream it ends reaches Redis before the process exits", async (t) => {
     const { redis, admin } = await useRedisWithAdmin(t);
     const { mock, agent } = await useMockWithAgent(t);
-    mock.enqueue(CHAT_ROUTE, slowWords(40, longWord));
+    mock.enqueue(CHAT_ROUTE, slowWords(400, longWord));
     // And a high daily request limit: the reserve takes a lease (it lives up to 1 s), to be given back at the exit.
     const gateway = await startGatewayProcess(t, mock, 10_000, {
       ...limited,

@@ -198,5 +198,9 @@ test(
     // the request would leave none.
     await waitUntil(() => records.length === 1, "the request's record");
     assert.equal(records[0]?.cache, "hit");
+    // What the client got: the in-band 500, not the kept answer's 200.
+    assert.equal(records[0]?.status, 500);
+    assert.equal(records[0]?.outcome, "rejected");
+    assert.equal(records[0]?.errorCode, "internal_error");
   },
 );

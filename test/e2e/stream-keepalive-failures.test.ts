@@ -48,7 +48,7 @@ describe("queued for a rate limit", () => {
     assert.ok(commentsOf(second.text).length >= 1, `keep-alives while queued:\n${second.text}`);
     // The records are published as their streams are settled, which may come just after their last bytes.
     let records = (await recordsOf(gateway, "chat")).records;
-    for (const deadline = Date.now() + 5_000; records.length < 2 && Date.now() < deadline; ) {
+    for (const deadline = Date.now() + 20_000; records.length < 2 && Date.now() < deadline; ) {
       await new Promise((resolve) => setTimeout(resolve, 20));
       records = (await recordsOf(gateway, "chat")).records;
     }
@@ -229,7 +229,13 @@ test("a client that leaves while only keep-alives flow is recorded client_aborte
 });
 
 test("a shutdown while a stream is queued after its early head: the in-stream 503, and the close is not held", async (t) => {
-  const { mock, gateway } = await keepAliveScene(t, { limits: "{ rpm: 1 }", routing: "{ queue_timeout_ms: 20000 }" });
+  // The queue's time and the shutdown's bound far above the close's: a close held by the queued stream waits 60 s
+  // (the shutdown's bound) and fails the bound below by half a minute, not by a loaded machine's slowness.
+  const { mock, gateway } = await keepAliveScene(t, {
+    limits: "{ rpm: 1 }",
+    routing: "{ queue_timeout_ms: 120000 }",
+    shutdownTimeoutMs: 60_000,
+  });
   mock.setDefault(CHAT_ROUTE, quick);
   await postRaw(gateway, "/v1/chat/completions", CHAT_BODY);
   const answer = await postJson(`${gateway.url}/v1/chat/completions`, CHAT_BODY);
@@ -246,7 +252,7 @@ test("a shutdown while a stream is queued after its early head: the in-stream 50
   assert.doesNotMatch(rest, /\[DONE\]/);
   await closing;
   const closeMs = performance.now() - closedAtMs;
-  assert.ok(closeMs < 10_000, `closed ${Math.round(closeMs)} ms after it began`);
+  assert.ok(closeMs < 30_000, `closed ${Math.round(closeMs)} ms after it began`);
   assert.equal(mock.requests.filter((request) => request.path.endsWith("/chat/completions")).length, 1);
 });
 

@@ -177,16 +177,17 @@ test(`${STREAMS} streams abandoned mid-stream (${AT_ONCE} at a time) release eve
   }
   // Every continuation case reached the backup.
   const continued = received.filter(({ point }) => point !== "first_stream").length;
-  await waitUntil(() => scene.backup.requests.length === continued, "every continuation request", 5000);
+  await waitUntil(() => scene.backup.requests.length === continued, "every continuation request", 20_000);
 
   await waitUntil(
     () => scene.primary.activeRequests() === 0 && scene.backup.activeRequests() === 0,
     "every upstream call to be closed",
-    3000,
+    20_000,
   );
   const statsAgent = new Agent();
   for (const provider of ["alpha", "beta"]) {
-    const deadline = performance.now() + 3000;
+    // Polled generously: a leak never frees, a loaded machine only frees late.
+    const deadline = performance.now() + 20_000;
     let slots = await inFlight(scene.gateway.url, statsAgent, provider);
     while (slots !== 0) {
       assert.ok(performance.now() < deadline, `${provider} still holds ${slots} concurrency slots`);
@@ -196,7 +197,7 @@ test(`${STREAMS} streams abandoned mid-stream (${AT_ONCE} at a time) release eve
   }
   // Client side: every client socket is gone (the /stats requests' one too, once closed): the gateway holds none.
   await statsAgent.close();
-  const deadline = performance.now() + 3000;
+  const deadline = performance.now() + 20_000;
   while ((await gatewayConnections(scene.gateway.app.server)) !== 0) {
     assert.ok(performance.now() < deadline, "the gateway still holds client connections");
     await new Promise((resolve) => setTimeout(resolve, 20));
@@ -212,7 +213,7 @@ test(`${STREAMS} streams abandoned mid-stream (${AT_ONCE} at a time) release eve
   await waitUntil(() => statuses.length === STREAMS, "every routing decision");
   assert.deepEqual(new Set(statuses), new Set([499]));
   // A bound against hangs (a leaked slot makes later streams wait for ever), not a speed target: about 3 s on a
-  // quiet machine, 16 s seen on a heavily loaded one.
+  // quiet machine, 16 s seen on a heavily loaded one, so a bound far above both.
   const elapsedMs = performance.now() - startedAtMs;
-  assert.ok(elapsedMs < 40_000, `took ${Math.round(elapsedMs)} ms`);
+  assert.ok(elapsedMs < 120_000, `took ${Math.round(elapsedMs)} ms`);
 });

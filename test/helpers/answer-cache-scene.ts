@@ -104,3 +104,26 @@ export async function keepAnswerFor(
     return (await runtime.answers.get(key, settings, nowMs)) !== undefined;
   });
 }
+
+/**
+ * keepAnswerFor's row, for one this gateway does not give back (a damaged row another writer left): its Redis
+ * connection opened by a lookup of another key (which finds nothing, so it refuses no row), then put again until
+ * Redis holds it (the store's figures, as of its latest put, count it).
+ */
+export async function keepRowFor(
+  gateway: TestGateway,
+  endpoint: string,
+  body: unknown,
+  answer: Omit<CachedAnswer, "bytes" | "storedAtMs">,
+): Promise<void> {
+  const { runtime } = gateway;
+  const key = cacheKey(answerFingerprint(runtime.snapshot), endpoint, undefined, body);
+  const settings = runtime.snapshot.config.cache;
+  const before = runtime.answers.summary.entries;
+  await runtime.answers.get(`${key}-opens-the-connection`, settings, runtime.clock.now());
+  await waitUntil(async () => {
+    const nowMs = runtime.clock.now();
+    runtime.answers.put(key, { ...answer, storedAtMs: nowMs }, settings, nowMs);
+    return runtime.answers.summary.entries > before;
+  });
+}

@@ -32,6 +32,8 @@ export async function keepAliveScene(
     cache?: string;
     state?: string;
     gateway?: TestGatewayOptions;
+    /** `server.shutdown_timeout_ms` (the default, 10 s, when absent). */
+    shutdownTimeoutMs?: number;
   } = {},
 ): Promise<KeepAliveScene> {
   const mock = await useMock(t);
@@ -41,7 +43,7 @@ export async function keepAliveScene(
   port: 0
   host: 127.0.0.1
   stream_keepalive_ms: ${options.keepAliveMs ?? KEEPALIVE_MS}
-providers:
+${options.shutdownTimeoutMs === undefined ? "" : `  shutdown_timeout_ms: ${options.shutdownTimeoutMs}\n`}providers:
   - name: alpha
     base_url: ${mock.baseUrl}
     api_key: sk-alpha
