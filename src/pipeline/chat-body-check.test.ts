@@ -49,6 +49,15 @@ const FIELD_VALUES: Record<string, readonly unknown[]> = {
     ],
     [{ role: null }, { role: "user" }],
     [undefined, { role: "user" }],
+    // What the reference refuses (protocols/chat-message-rules.ts), and what it takes around it.
+    [{ role: "robot", content: "x" }],
+    [{ role: "user", content: 5 }],
+    [{ role: "user", content: [{ type: "hologram" }] }],
+    [{ role: "tool", tool_call_id: "c", content: "x" }],
+    [
+      { role: "assistant", content: null, tool_calls: [{ id: "c", type: "function" }] },
+      { role: "tool", tool_call_id: "c", content: null },
+    ],
   ],
   stream: [ABSENT, true, false, null, "yes", 0, undefined, "true", 1, {}],
   max_tokens: [
@@ -77,6 +86,9 @@ const FIELD_VALUES: Record<string, readonly unknown[]> = {
   n: [ABSENT, 1, 2, null, 0, undefined, -0, 1.0000001],
   x_gateway_reasoning_effort: [ABSENT, "low", "", 5, undefined, null],
   temperature: [0.2, ABSENT, undefined],
+  // With `tools: []`: dropped along with it (auto, none, left out), or refused (required, a named function).
+  tool_choice: [ABSENT, "auto", "required", "none", { type: "function", function: { name: "f" } }, null],
+  parallel_tool_calls: [ABSENT, false],
   // Keys of the client's own, passed on: prototype keys as JSON.parse keeps them (own), an index-like key.
   ["__proto__"]: [ABSENT, { models: "abc", max_tokens: -5 }, null, 5],
   constructor: [ABSENT, { prototype: { stream: "yes" } }, "c"],

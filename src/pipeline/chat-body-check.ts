@@ -5,6 +5,8 @@
 // zod's output would, key order and copies included: the upstream body, the cache key and the request log read the
 // same bytes whichever path a request took (chat-body-check.test.ts compares the two).
 
+import { chatBodyProblem, dropEmptyTools } from "../protocols/chat-message-rules.ts";
+
 /** chatBodySchema's own fields, in its order: zod's output lists them first, then the rest in the client's order. */
 const CHAT_FIELDS = [
   "model",
@@ -44,7 +46,10 @@ export function quickChatBody(body: Record<string, unknown>): Record<string, unk
     if (key === "__proto__") return undefined;
     if (!CHAT_FIELD_SET.has(key)) out[key] = body[key];
   }
-  return out;
+  // The reference's rules on roles, contents and tools (protocols/chat-message-rules.ts): a body they refuse is zod's to
+  // word; an empty `tools` it drops, as zod's transform does.
+  if (chatBodyProblem(out.messages as unknown[], out.tools, out.tool_choice) !== undefined) return undefined;
+  return dropEmptyTools(out);
 }
 
 function checkedField(field: (typeof CHAT_FIELDS)[number], value: unknown): unknown {

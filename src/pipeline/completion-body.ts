@@ -13,7 +13,12 @@ export const completionBodySchema = z
   .looseObject({
     model: modelField,
     models: fallbackModels,
-    prompt: z.union([z.string(), z.array(z.unknown())], { error: "`prompt` is required: a string or an array" }),
+    prompt: z
+      .union([z.string(), z.array(z.unknown())], { error: "`prompt` is required: a string or an array" })
+      .superRefine((prompt, context) => {
+        const problem = typeof prompt === "string" ? undefined : promptListProblem(prompt);
+        if (problem !== undefined) context.addIssue({ code: ZOD_CUSTOM_ISSUE, input: prompt, ...problem });
+      }),
     stream: streamField,
     max_tokens: z.number().int().positive().nullable().optional(),
     n: z.int({ error: "`n` must be an integer" }).positive("`n` must be at least 1").nullable().optional(),
@@ -38,3 +43,39 @@ export const completionBodySchema = z
       context.addIssue({ code: ZOD_CUSTOM_ISSUE, message, path: ["best_of"], input: bestOf });
     }
   });
+
+/**
+ * What OpenAI's reference takes as a list `prompt`: strings, token ids, or lists of token ids, all of one form (the
+ * first item's), and not empty. Anything else (`[]`, `[null]`, `["a", 1]`, `[{}]`, a token id of -1) was sent on, and
+ * each host answered it its own way (a vLLM's 422 in its own shape, a 500, a blank completion).
+ */
+function promptListProblem(prompt: readonly unknown[]): { message: string; path: (string | number)[] } | undefined {
+  if (prompt.length === 0) {
+    return { message: "`prompt` must not be empty: a string, strings, token ids or lists of token ids", path: [] };
+  }
+  const first = prompt[0];
+  const isForm = typeof first === "string" ? isString : Array.isArray(first) ? isTokenList : isTokenId;
+  const form = typeof first === "string" ? "a string" : Array.isArray(first) ? "a list of token ids" : "a token id";
+  for (let index = 0; index < prompt.length; index++) {
+    if (!isForm(prompt[index])) {
+      const detail = index === 0 ? "" : ` as the first is: every item is ${form}`;
+      return {
+        message: `each item of \`prompt\` must be a string, a token id (a whole number of 0 or more) or a list of token ids${detail}`,
+        path: [index],
+      };
+    }
+  }
+  return undefined;
+}
+
+function isString(item: unknown): boolean {
+  return typeof item === "string";
+}
+
+function isTokenId(item: unknown): boolean {
+  return Number.isSafeInteger(item) && (item as number) >= 0;
+}
+
+function isTokenList(item: unknown): boolean {
+  return Array.isArray(item) && item.every(isTokenId);
+}

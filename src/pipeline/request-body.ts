@@ -4,7 +4,8 @@ import { z } from "zod";
 import { ZOD_CUSTOM_ISSUE } from "../config/scoring-schema.ts";
 import { InvalidRequestError } from "../errors/gateway-error.ts";
 import { isRecord } from "../is-record.ts";
-import { arrayOf } from "../protocols/validate.ts";
+import { chatBodyProblem, dropEmptyTools } from "../protocols/chat-message-rules.ts";
+import { arrayOf, formatPath } from "../protocols/validate.ts";
 import { PRIORITY_AUTO } from "../router/plan-route.ts";
 import { UploadedFile } from "../upstream/multipart-payload.ts";
 import { quickChatBody } from "./chat-body-check.ts";
@@ -28,26 +29,34 @@ const message = z.looseObject({
   role: z.string({ error: "each message needs a string `role`" }),
 });
 
-export const chatBodySchema = z.looseObject({
-  model: modelField,
-  models: fallbackModels,
-  messages: arrayOf(
-    message,
-    z
-      .array(z.unknown(), { error: "`messages` is required and must be an array" })
-      .min(1, "`messages` must not be empty"),
-  ),
-  stream: streamField,
-  max_tokens: z.number().int().positive().nullable().optional(),
-  max_completion_tokens: z.number().int().positive().nullable().optional(),
-  tools: z.array(z.unknown(), { error: "`tools` must be an array" }).optional(),
-  n: z.number().int().positive().nullable().optional(),
-  /** Gateway extension: `reasoning_effort` for the candidates that take it only (docs/protocols.md "Reasoning"). */
-  x_gateway_reasoning_effort: z
-    .string({ error: "`x_gateway_reasoning_effort` must be a string" })
-    .min(1, "`x_gateway_reasoning_effort` must not be empty")
-    .optional(),
-});
+export const chatBodySchema = z
+  .looseObject({
+    model: modelField,
+    models: fallbackModels,
+    messages: arrayOf(
+      message,
+      z
+        .array(z.unknown(), { error: "`messages` is required and must be an array" })
+        .min(1, "`messages` must not be empty"),
+    ),
+    stream: streamField,
+    max_tokens: z.number().int().positive().nullable().optional(),
+    max_completion_tokens: z.number().int().positive().nullable().optional(),
+    tools: z.array(z.unknown(), { error: "`tools` must be an array" }).optional(),
+    n: z.number().int().positive().nullable().optional(),
+    /** Gateway extension: `reasoning_effort` for the candidates that take it only (docs/protocols.md "Reasoning"). */
+    x_gateway_reasoning_effort: z
+      .string({ error: "`x_gateway_reasoning_effort` must be a string" })
+      .min(1, "`x_gateway_reasoning_effort` must not be empty")
+      .optional(),
+  })
+  .superRefine((body, context) => {
+    if (!Array.isArray(body.messages)) return; // its own issue is already said
+    const problem = chatBodyProblem(body.messages, body.tools, body.tool_choice);
+    if (problem === undefined) return;
+    context.addIssue({ code: ZOD_CUSTOM_ISSUE, message: problem.message, path: [...problem.path], input: body });
+  })
+  .transform(dropEmptyTools);
 
 /**
  * One item of an embeddings `input` list: a text, a token id, a list of token ids (each item is embedded alone), or an
@@ -376,7 +385,8 @@ export function parseBody<T extends z.ZodType>(schema: T, body: unknown): z.infe
   const result = schema.safeParse(body);
   if (result.success) return result.data as z.infer<T> & Record<string, unknown>;
   const issue = result.error.issues[0];
-  const param = issue === undefined ? null : issue.path.filter((key) => typeof key !== "symbol").join(".");
+  // OpenAI's way of naming a field (`messages[2].role`), as the Responses and Messages doors' validation does.
+  const param = issue === undefined ? null : formatPath(issue.path);
   const message = issue === undefined ? "Invalid request body." : describeIssue(issue, param ?? "");
   throw new InvalidRequestError(message, { param: param === "" ? null : param, code: "invalid_value" });
 }

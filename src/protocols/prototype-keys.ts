@@ -74,3 +74,16 @@ function memberPrototypeKeyPath(
   if (found === undefined) path.pop();
   return found;
 }
+
+/**
+ * The refusal of an upload's form field named `__proto__` or `constructor` (a text or a file part), as the JSON door
+ * refuses such a key: the form's fields become the body's keys, which body rules and the door's schema copy into
+ * objects, where `__proto__` would change the copy's prototype; undefined for any other name.
+ */
+export function formFieldPrototypeRefusal(name: string): InvalidRequestError | undefined {
+  if (name !== "__proto__" && name !== "constructor") return undefined;
+  return new InvalidRequestError(
+    `The form has a \`${name}\` field, which the gateway refuses in any request body (in JavaScript it would change the object's prototype); use another name.`,
+    { param: name, code: "invalid_value" },
+  );
+}

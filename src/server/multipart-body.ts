@@ -10,6 +10,7 @@ import type { FastifyInstance, FastifyRequest } from "fastify";
 import { MAX_UPLOAD_PART_HEADER_BYTES, MAX_UPLOAD_PARTS } from "../config/request-bounds.ts";
 import { InvalidRequestError } from "../errors/gateway-error.ts";
 import { ALL_FRONT_DOORS, type FrontDoor, pathsOf } from "../front-doors.ts";
+import { formFieldPrototypeRefusal } from "../protocols/prototype-keys.ts";
 import { UploadedFile } from "../upstream/multipart-payload.ts";
 import { FILES_PATHS } from "./protocol-paths.ts";
 import { readUploadParts, type UploadedPart, type UploadPart } from "./upload-parts.ts";
@@ -134,6 +135,8 @@ async function parseUpload(request: FastifyRequest, bytes: Buffer, door: UploadD
     if (++count > MAX_UPLOAD_PARTS) {
       throw new InvalidRequestError(`The upload has more than ${MAX_UPLOAD_PARTS} fields.`, { code: "invalid_body" });
     }
+    const refusal = formFieldPrototypeRefusal(name);
+    if (refusal !== undefined) throw refusal;
     if (typeof value !== "string") {
       addFile(fields, name, value, door);
       continue;

@@ -79,7 +79,7 @@ describe("malformed requests are 400 invalid_request_error", () => {
     {
       path: "/v1/chat/completions",
       body: { model: "chat-model", messages: [{ content: "hi" }] },
-      param: "messages.0.role",
+      param: "messages[0].role",
     },
     { path: "/v1/chat/completions", body: { model: "chat-model", messages: HELLO, stream: "yes" }, param: "stream" },
     {

@@ -78,7 +78,7 @@ function messagesErrorOf(response: RawResponse): { type: string; message: string
 }
 
 describe(`${ELEMENTS.toLocaleString("en")} bad array elements: a 400 naming the first, the gateway free`, () => {
-  test("chat `messages`: OpenAI's shape, `messages.2.role`", async (t) => {
+  test("chat `messages`: OpenAI's shape, `messages[2].role`", async (t) => {
     const gateway = await scene(t);
     // The first bad one lacks its role; a million numbers follow (objects would make JSON.parse alone the cost).
     const first = [{ role: "system", content: "be brief" }, { role: "user", content: "hi" }, { content: "x" }];
@@ -88,7 +88,7 @@ describe(`${ELEMENTS.toLocaleString("en")} bad array elements: a 400 naming the 
       `{"model":"chat-model","messages":${arrayText(first, "1")}}`,
     );
     const error = errorOf(response);
-    assert.equal(error.param, "messages.2.role");
+    assert.equal(error.param, "messages[2].role");
     assert.equal(error.message, "each message needs a string `role`");
     assert.equal(error.code, "invalid_value");
   });
@@ -101,8 +101,8 @@ describe(`${ELEMENTS.toLocaleString("en")} bad array elements: a 400 naming the 
       `{"model":"chat-model","models":${arrayText(["chat-model"], "1")},"messages":[{"role":"user","content":"hi"}]}`,
     );
     const error = errorOf(response);
-    assert.equal(error.param, "models.1");
-    assert.equal(error.message, "Invalid `models.1`: Invalid input: expected string, received number");
+    assert.equal(error.param, "models[1]");
+    assert.equal(error.message, "Invalid `models[1]`: Invalid input: expected string, received number");
   });
 
   test("Responses `tools` and a message's `content` parts: OpenAI's shape, `tools[1]`", async (t) => {
@@ -164,7 +164,7 @@ describe(`${ELEMENTS.toLocaleString("en")} bad array elements: a 400 naming the 
       `{"model":"embed-model","input":${arrayText(["one", [1, 2, 3]], "true")}}`,
     );
     const error = errorOf(response);
-    assert.equal(error.param, "input.2");
+    assert.equal(error.param, "input[2]");
     assert.equal(error.message, "each `input` item must be a string, a token id, a list of token ids or an object");
 
     // A long token-id list with one bad id: the item is named (the list stops at its first bad id).
@@ -173,7 +173,7 @@ describe(`${ELEMENTS.toLocaleString("en")} bad array elements: a 400 naming the 
       "/v1/embeddings",
       `{"model":"embed-model","input":[${arrayText([1, 2], `"x"`)}]}`,
     );
-    assert.equal(errorOf(ids).param, "input.0");
+    assert.equal(errorOf(ids).param, "input[0]");
   });
 
   test("a long valid array still passes: one input of a million token ids is embedded, sent on whole", async (t) => {

@@ -40,6 +40,7 @@ import {
   toolUseBlockSchema,
 } from "./request-schema.ts";
 import { UPSTREAM_STOP_MAX } from "./stop-sequences.ts";
+import { checkToolPairing } from "./tool-pairing.ts";
 import { upstreamUser } from "./upstream-user.ts";
 
 export interface TranslatedMessagesRequest {
@@ -81,6 +82,8 @@ export function toChatRequest(body: unknown, purpose: "create" | "count" = "crea
     else if (message.role === "system") messages.push({ role: "system", content: textOf(message.content, path) });
     else messages.push(...userMessages(message.content, path));
   }
+  // After the blocks were checked one by one above: a malformed block is named as such, not as a pairing problem.
+  checkToolPairing(request.messages);
   const isStream = request.stream === true;
   const chatBody: ChatRequestBody = { model: request.model, messages: withToolTurnReasoningOnly(messages) };
   // `max_tokens: 0` asks Anthropic to write its prompt cache and generate nothing. Chat providers refuse a limit of 0,

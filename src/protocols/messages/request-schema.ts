@@ -108,7 +108,9 @@ export const toolUseBlockSchema = z.looseObject({
   type: z.literal("tool_use"),
   id: z.string().min(1),
   name: z.string().min(1),
-  input: z.unknown(),
+  // An object, as Anthropic's API takes it (its 400: "Input should be a valid dictionary"); a string was sent on as a
+  // JSON string of arguments, which chat providers refuse or the model reads as text. Left out: `{}` (request-mapping.ts).
+  input: z.record(z.string(), z.unknown(), { error: "Input should be a valid dictionary" }).optional(),
 });
 
 export const toolResultBlockSchema = z.looseObject({

@@ -62,6 +62,7 @@ export function inputMessages(
   lookup: ResponseLookup,
   toolNames: ToolNames,
   field = "input",
+  calledIds?: Set<string>,
 ): ChatMessage[] {
   if (input === undefined) return [];
   if (typeof input === "string") return [{ role: "user", content: input }];
@@ -95,6 +96,7 @@ export function inputMessages(
         break;
       case "function_call": {
         const call = validateAt(functionCallItemSchema, item, path);
+        calledIds?.add(call.call_id);
         const toolCall: ChatToolCall = {
           id: call.call_id,
           type: "function",
@@ -106,6 +108,7 @@ export function inputMessages(
       case "custom_tool_call": {
         // Upstream, a custom tool is a function taking one string (custom-tools.ts).
         const call = validateAt(customToolCallItemSchema, item, path);
+        calledIds?.add(call.call_id);
         const toolCall: ChatToolCall = {
           id: call.call_id,
           type: "function",
@@ -124,6 +127,7 @@ export function inputMessages(
           item,
           path,
         );
+        refuseUnansweredOutput(calledIds, result.call_id, type, path);
         const output =
           typeof result.output === "string"
             ? { text: result.output, images: [] }
@@ -139,6 +143,7 @@ export function inputMessages(
       case "tool_search_call": {
         // Upstream, the client-run tool search is a function (tool-search.ts).
         const call = validateAt(toolSearchCallItemSchema, item, path);
+        calledIds?.add(call.call_id);
         const toolCall: ChatToolCall = {
           id: call.call_id,
           type: "function",
@@ -150,6 +155,7 @@ export function inputMessages(
       case "tool_search_output": {
         // The tools it loaded are offered upstream from here on (withLoadedTools); the model reads their names.
         const result = validateAt(toolSearchOutputItemSchema, item, path);
+        refuseUnansweredOutput(calledIds, result.call_id, type, path);
         const loaded = result.tools.flatMap((tool) => upstreamNamesOf(tool, toolNames));
         push({ role: "tool", tool_call_id: result.call_id, content: toolSearchOutputText(loaded) });
         break;
@@ -226,4 +232,33 @@ function resolveReference(raw: unknown, path: Path, lookup: ResponseLookup): Rec
     );
   }
   return found as unknown as Record<string, unknown>;
+}
+
+/** What OpenAI calls each kind of output in its refusal. */
+const OUTPUT_NAMES: Readonly<Record<string, string>> = {
+  function_call_output: "function call output",
+  custom_tool_call_output: "custom tool call output",
+  tool_search_output: "tool search output",
+};
+
+/**
+ * An output whose `call_id` names no call before it (in the input, or in the history `previous_response_id` or
+ * `conversation` brings): OpenAI's 400, in its words. Sent on, it was a `tool` message every chat provider refused
+ * in its own words. `calledIds` undefined: not checked (a kept conversation's items, read back as they were kept).
+ */
+function refuseUnansweredOutput(calledIds: Set<string> | undefined, callId: string, type: string, path: Path): void {
+  if (calledIds === undefined || calledIds.has(callId)) return;
+  throw new InvalidRequestError(
+    `No tool call found for ${OUTPUT_NAMES[type] ?? "output"} with call_id ${callId.slice(0, 100)}.`,
+    { param: formatPath([...path, "call_id"]), code: "invalid_value" },
+  );
+}
+
+/** The ids of the tool calls in translated history, for the outputs of the input after it. */
+export function calledIdsOf(messages: readonly ChatMessage[]): Set<string> {
+  const ids = new Set<string>();
+  for (const message of messages) {
+    if (message.role === "assistant") for (const call of message.tool_calls ?? []) ids.add(call.id);
+  }
+  return ids;
 }

@@ -8,7 +8,7 @@ import type { KeptChain } from "./chain-items.ts";
 import { chatBodyOf, toResponseFormat } from "./chat-body.ts";
 import { checkConversationId, isConversationId } from "./conversations.ts";
 import { chainAfter, conversationIdsOf, refuseDuplicateItems } from "./duplicate-items.ts";
-import { inputMessages, type ResponseLookup } from "./input-messages.ts";
+import { calledIdsOf, inputMessages, type ResponseLookup } from "./input-messages.ts";
 import { NOT_STORED } from "./not-kept-answers.ts";
 import { inputTokensRequestSchema, type ResponsesRequest, responsesRequestSchema } from "./request-schema.ts";
 import type { ResponseEcho } from "./response-object.ts";
@@ -240,7 +240,9 @@ function conversationOf(
     },
     lookup,
   );
-  return { messages: [...history, ...inputMessages(request.input, lookup, toolNames)], historyLength: history.length };
+  // Each output answers a call of the history or of the input before it (OpenAI's 400 otherwise: input-messages.ts).
+  const input = inputMessages(request.input, lookup, toolNames, "input", calledIdsOf(history));
+  return { messages: [...history, ...input], historyLength: history.length };
 }
 
 /** `conversation` as a string or as `{id}`. */

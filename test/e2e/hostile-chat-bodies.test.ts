@@ -1,0 +1,149 @@
+// Chat bodies the Chat Completions reference refuses (a role no chat API has, content that is neither text nor parts,
+// a part of no known type, a `tool` message answering no tool call, an empty `tools` asking for a tool): a 400 from the
+// gateway naming the field, OpenAI's shape, before any upstream call. Sent on, each was the first candidate's refusal
+// in its own words, or a failover through every candidate spending their budgets.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import type OpenAI from "openai";
+import { badRequest, CHAT_ROUTE, chatRequests, errorOf, HELLO, postChat, serveEveryChat } from "../helpers/e2e.ts";
+import { assertRefusedBeforeUpstream, hostileScene } from "../helpers/hostile-bodies.ts";
+
+const CALL = { id: "call_1", type: "function", function: { name: "lookup", arguments: "{}" } };
+
+/** Bodies refused, with the `param` each 400 names. */
+const REFUSED: [string, Record<string, unknown>, string][] = [
+  [
+    "an unknown role",
+    {
+      messages: [
+        { role: "system", content: "be brief" },
+        { role: "user", content: "hi" },
+        { role: "robot", content: "x" },
+      ],
+    },
+    "messages[2].role",
+  ],
+  ["a number as content", { messages: [{ role: "user", content: 5 }] }, "messages[0].content"],
+  [
+    "an object as content",
+    { messages: [{ role: "user", content: { type: "text", text: "hi" } }] },
+    "messages[0].content",
+  ],
+  ["a user's null content", { messages: [{ role: "user", content: null }] }, "messages[0].content"],
+  [
+    "a content part of an unknown type",
+    {
+      messages: [
+        {
+          role: "user",
+          content: [
+            { type: "text", text: "a" },
+            { type: "hologram", data: "x" },
+          ],
+        },
+      ],
+    },
+    "messages[0].content[1].type",
+  ],
+  ["a content part that is a string", { messages: [{ role: "user", content: ["hi"] }] }, "messages[0].content[0]"],
+  [
+    "a tool message answering no call",
+    {
+      messages: [
+        { role: "user", content: "look it up" },
+        { role: "assistant", content: null, tool_calls: [CALL] },
+        { role: "tool", tool_call_id: "call_1", content: "found" },
+        { role: "tool", tool_call_id: "call_404", content: "lost" },
+      ],
+    },
+    "messages[3].tool_call_id",
+  ],
+  [
+    "a tool message before any call",
+    { messages: [{ role: "tool", tool_call_id: "call_1", content: "found" }, ...HELLO] },
+    "messages[0].tool_call_id",
+  ],
+  ["empty tools with tool_choice required", { tools: [], tool_choice: "required" }, "tools"],
+  [
+    "empty tools with a named tool_choice",
+    { tools: [], tool_choice: { type: "function", function: { name: "lookup" } } },
+    "tools",
+  ],
+];
+
+test("chat bodies the reference refuses: a 400 naming the field, OpenAI's shape, nothing sent upstream", async (t) => {
+  const { mock, gateway } = await hostileScene(t);
+  serveEveryChat(mock);
+  for (const [what, body, param] of REFUSED) {
+    for (const stream of [false, true]) {
+      const response = await postChat(gateway, { model: "m", ...body, stream });
+      assert.equal(response.status, 400, `${what}: ${response.text}`);
+      const error = errorOf(response);
+      assert.deepEqual([error.type, error.code, error.param], ["invalid_request_error", "invalid_value", param], what);
+      assert.ok(error.message.includes(param) || param === "tools", `${what}: ${error.message}`);
+    }
+  }
+  await assertRefusedBeforeUpstream(gateway, mock, "chat", Math.min(20, REFUSED.length * 2));
+});
+
+test("through the openai SDK: its BadRequestError with the field, and what the reference takes is served", async (t) => {
+  const { mock, client } = await hostileScene(t);
+  serveEveryChat(mock);
+  const messages = [
+    { role: "user", content: "hi" },
+    { role: "narrator", content: "x" },
+  ] as unknown as OpenAI.ChatCompletionMessageParam[];
+  const error = await badRequest(client.chat.completions.create({ model: "m", messages }));
+  assert.equal(error.param, "messages[1].role");
+  assert.match(error.message, /"narrator" is not a message role/);
+  assert.equal(chatRequests(mock).length, 0);
+
+  // Every role, null assistant content with tool calls, parts of the reference's types, a tool result for an earlier
+  // call (not only the message right before), the deprecated `function` role: served, as sent.
+  const valid: OpenAI.ChatCompletionMessageParam[] = [
+    { role: "developer", content: "be brief" },
+    { role: "system", content: [{ type: "text", text: "be kind" }] },
+    {
+      role: "user",
+      content: [
+        { type: "text", text: "what is this" },
+        { type: "image_url", image_url: { url: "data:image/png;base64,iVBORw0KGgo=" } },
+      ],
+    },
+    { role: "assistant", content: null, tool_calls: [CALL as OpenAI.ChatCompletionMessageToolCall] },
+    { role: "tool", tool_call_id: "call_1", content: [{ type: "text", text: "a cat" }] },
+    { role: "assistant", content: [{ type: "text", text: "A cat." }] },
+    { role: "function", name: "lookup", content: "a cat" },
+    { role: "tool", tool_call_id: "call_1", content: "still a cat" },
+    { role: "user", content: "thanks" },
+  ];
+  const answer = await client.chat.completions.create({ model: "m", messages: valid });
+  assert.equal(answer.choices[0]?.message.content, "Served.");
+  const sent = chatRequests(mock)[0]?.body as { messages: unknown[] };
+  assert.deepEqual(sent.messages, valid);
+});
+
+test("an empty `tools` with tool_choice auto, none or none at all goes upstream as no tools, as OpenAI takes it", async (t) => {
+  const { mock, gateway, client } = await hostileScene(t);
+  serveEveryChat(mock);
+  const choices: Record<string, unknown>[] = [
+    {},
+    { tool_choice: "auto" },
+    { tool_choice: "none", parallel_tool_calls: false },
+  ];
+  for (const choice of choices) {
+    const response = await postChat(gateway, { model: "m", tools: [], ...choice });
+    assert.equal(response.status, 200, response.text);
+  }
+  await client.chat.completions.create({ model: "m", messages: HELLO, tools: [] });
+  const sent = chatRequests(mock).map((recorded) => recorded.body as Record<string, unknown>);
+  assert.equal(sent.length, 4);
+  for (const body of sent) {
+    assert.deepEqual(
+      [body.tools, body.tool_choice, body.parallel_tool_calls],
+      [undefined, undefined, undefined],
+      JSON.stringify(body),
+    );
+  }
+  assert.equal(mock.requests.filter((recorded) => `${recorded.method} ${recorded.path}` === CHAT_ROUTE).length, 4);
+});
