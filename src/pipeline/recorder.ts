@@ -272,11 +272,32 @@ export class Recorder {
    * A request charged to its client's budgets (client-budget.ts) ended with this record: charged what it used
    * (clientCharge, segment-charge.ts); its slot is free.
    */
-  clientRequestEnded(reservation: Reservation, record: RequestRecord): void {
+  clientRequestEnded(reservation: Reservation, record: RequestRecord, chunks: readonly Reservation[] = []): void {
     const { budgets, clock } = this.#books;
-    const actual = clientCharge(record, reservation.tokens);
-    if (actual !== reservation.tokens) budgets.reconcile(reservation, actual, clock.now());
+    // An embeddings batch charged chunk by chunk (client-chunk-charges.ts): each chunk's charge keeps what it holds (its
+    // answer's usage) within what the request used, and the request's own charge the rest (a failed attempt's prompt).
+    let rest = clientCharge(
+      record,
+      chunks.reduce((sum, chunk) => sum + chunk.tokens, reservation.tokens),
+    );
+    for (const chunk of chunks) {
+      const kept = Math.min(chunk.tokens, rest);
+      if (kept !== chunk.tokens) budgets.reconcile(chunk, kept, clock.now());
+      budgets.release(chunk);
+      rest -= kept;
+    }
+    if (rest !== reservation.tokens) budgets.reconcile(reservation, rest, clock.now());
     budgets.release(reservation);
+  }
+
+  /**
+   * A named client's chunk of an embeddings batch was answered (client-chunk-charges.ts): its charge of tokens counts
+   * from the chunk's send, and is what the chunk used, so that the client's window frees when the chunk's tokens leave.
+   */
+  clientChunkAnswered(charge: Reservation, tokens: number, sentAtMs: number): void {
+    const { budgets, clock } = this.#books;
+    budgets.markSent(charge, sentAtMs);
+    if (tokens !== charge.tokens) budgets.reconcile(charge, tokens, clock.now());
   }
 
   /**
