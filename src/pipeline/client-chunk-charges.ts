@@ -13,6 +13,7 @@ import { estimateTextInputs } from "../limits/token-estimate.ts";
 import { sleepUntil } from "../upstream/sleep-until.ts";
 import type { GatewayRuntime } from "./gateway-runtime.ts";
 import type { GatewaySnapshot } from "./snapshot.ts";
+import { startsOf, windowCapacity } from "./window-capacity.ts";
 
 /** A batch whose tokens are charged to its client chunk by chunk (ClientCharge.chunks). */
 export interface ClientChunks {
@@ -57,7 +58,45 @@ export function clientChunksOf(
     if (verdict.isAllowed || !isNeverFit(verdict.retryAtMs)) low = middle;
     else high = middle - 1;
   }
+  clientWindowsRefusal(runtime, scope, client, total, nowMs);
   return { client, scope, mostTokens: low, charges: [] };
+}
+
+/**
+ * Throws, before anything is sent, when the client's token windows cannot take the batch's `tokens` before
+ * `routing.total_timeout_ms` ends (from now, its arrival), as for its candidates' windows (embeddings-window-fit.ts):
+ * a 429 whose `retry-after` is the first later start from which they can (a window frees what it holds), else a 413.
+ * Without it a batch needing more of the client's windows than the time spans (three minutes of a tpm, the default
+ * 120 s) was served and paid in part, then refused at the chunk past the deadline.
+ */
+function clientWindowsRefusal(
+  runtime: GatewayRuntime,
+  scope: BudgetScope,
+  client: string,
+  tokens: number,
+  nowMs: number,
+): void {
+  const { totalTimeoutMs } = runtime.snapshot.config.routing;
+  const usages = runtime.budgets.usage(scope, nowMs).filter((usage) => usage.unit === "tokens");
+  const fits = (startMs: number, spanMs: number) =>
+    usages.every((usage) => windowCapacity(usage, startMs, nowMs, spanMs) >= tokens);
+  if (fits(nowMs, totalTimeoutMs)) return;
+  const tightest = usages.reduce((tight, usage) =>
+    windowCapacity(usage, nowMs, nowMs, totalTimeoutMs) < windowCapacity(tight, nowMs, nowMs, totalTimeoutMs)
+      ? usage
+      : tight,
+  );
+  const head = `The embeddings batch (~${tokens} tokens) cannot be charged to client \`${client}\`'s token budgets before routing.total_timeout_ms (${totalTimeoutMs} ms) ends: ${tightest.remaining} tokens left this ${tightest.window} of ${tightest.limit}. Nothing was sent`;
+  const starts = [...new Set(usages.flatMap(startsOf))].filter((startMs) => startMs > nowMs).sort((a, b) => a - b);
+  const startMs = starts.find((start) => fits(start, totalTimeoutMs));
+  if (startMs === undefined) {
+    throw new RequestTooLargeError(`${head}; send fewer inputs in a request, or raise routing.total_timeout_ms.`);
+  }
+  const retryAfterMs = startMs - nowMs;
+  throw new RateLimitedError(
+    `${head}; its budgets may take it from ${isoTime(startMs)} (retry in ${Math.ceil(retryAfterMs / 1000)} s).`,
+    { retryAfterMs },
+  );
 }
 
 /** What a chunk's charge reads of its batch's request (pipeline-types.ts PipelineRequest; not imported: it imports this). */

@@ -144,8 +144,10 @@ describe("embeddings batches under a named client's own token budget", () => {
     assert.equal(embeddingsCalls(scene.alpha), 0);
   });
 
-  test("a chunk whose client window frees only after routing.total_timeout_ms: a 429 with retry-after, no upstream call", async (t) => {
-    const scene = await clientScene(t, { tpm: 1_000 }, { totalTimeoutMs: 5_000 });
+  test("a batch the client's window takes only from a start whose wait is past routing.total_timeout_ms: a 429 with retry-after, no upstream call", async (t) => {
+    // 90 s: from now the window has 91 tokens, then 1,000 when the first request leaves it (60 s), not the batch's
+    // 1,515; from then on it has 2,000 within the time.
+    const scene = await clientScene(t, { tpm: 1_000 }, { totalTimeoutMs: 90_000 });
     answerEachInput(scene.alpha, undefined, (input) => {
       const tokens = estimateTextInputs(input).total;
       return { usage: { prompt_tokens: tokens, total_tokens: tokens } };
@@ -155,17 +157,37 @@ describe("embeddings batches under a named client's own token budget", () => {
     await openai.embeddings.create({ model: MODEL, input: texts(9, 99) });
     assert.equal(embeddingsCalls(scene.alpha), 1);
     const startedAtMs = Date.now();
-    const error = await openai.embeddings.create({ model: MODEL, input: texts(20, 99) }).then(
+    const error = await openai.embeddings.create({ model: MODEL, input: texts(15, 99) }).then(
       () => undefined,
       (caught: unknown) => caught,
     );
     assert.ok(error instanceof OpenAI.RateLimitError, String(error));
     const retryAfter = Number(error.headers.get("retry-after"));
-    assert.ok(retryAfter > 5 && retryAfter <= 60, `retry when the minute frees: ${retryAfter}`);
-    assert.ok(Number(error.headers.get("retry-after-ms")) > 5_000);
-    assert.match(error.message, /Client `greedy` is over its tpm budget/);
-    assert.match(error.message, /after routing\.total_timeout_ms ends/);
+    assert.ok(retryAfter > 50 && retryAfter <= 60, `retry when the minute frees: ${retryAfter}`);
+    assert.ok(Number(error.headers.get("retry-after-ms")) > 50_000);
+    assert.match(
+      error.message,
+      /cannot be charged to client `greedy`'s token budgets before routing\.total_timeout_ms \(90000 ms\) ends: 91 tokens left this minute of 1000\. Nothing was sent/,
+    );
     assert.equal(embeddingsCalls(scene.alpha), 1, "no upstream call for the batch");
     assert.ok(Date.now() - startedAtMs < 4_000, "answered without waiting for the window");
+  });
+
+  test("a batch needing more of the client's windows than routing.total_timeout_ms spans: a 413 before any chunk", async (t) => {
+    const scene = await clientScene(t, { tpm: 1_000 }, { totalTimeoutMs: 120_000 });
+    answerEachInput(scene.alpha);
+    // ~3,000 tokens: three minutes of the tpm, from a start at the earliest; the default time is two.
+    const error = await openAiClient(scene.gateway, CLIENT_KEY)
+      .embeddings.create({ model: MODEL, input: texts(30, 99) })
+      .then(
+        () => undefined,
+        (caught: unknown) => caught,
+      );
+    assert.ok(error instanceof OpenAI.APIError && error.status === 413, String(error));
+    assert.match(
+      error.message,
+      /client `greedy`'s token budgets .* send fewer inputs in a request, or raise routing\.total_timeout_ms/,
+    );
+    assert.equal(embeddingsCalls(scene.alpha), 0, "nothing paid for a batch that cannot finish");
   });
 });
