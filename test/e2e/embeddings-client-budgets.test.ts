@@ -129,7 +129,7 @@ describe("embeddings batches under a named client's own token budget", () => {
   test("one input alone above the client's tpm: a 413 naming the client's limit, nothing sent", async (t) => {
     const scene = await clientScene(t, { tpm: 1_000 });
     answerEachInput(scene.alpha);
-    const input = ["t0 " + "word ".repeat(1_200), "t1 word"];
+    const input = [`t0 ${"word ".repeat(1_200)}`, "t1 word"];
     const error = await openAiClient(scene.gateway, CLIENT_KEY)
       .embeddings.create({ model: MODEL, input })
       .then(
