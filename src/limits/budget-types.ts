@@ -100,6 +100,11 @@ export interface BudgetCost {
    * it: a Llama Guard moderation of N inputs is N chat calls (upstream/moderation-dialect.ts). Default 1.
    */
   readonly requests?: number;
+  /**
+   * Tokens alone: no request in the request rules and no concurrency slot, checked or held (a named client's chunk of
+   * an embeddings batch, pipeline/client-chunk-charges.ts: its request, and its slot, were charged once for the batch).
+   */
+  readonly isTokensOnly?: true;
 }
 
 /**
@@ -146,6 +151,8 @@ export interface Reservation {
   tokens: number;
   /** Requests charged (BudgetCost.requests), less the calls given back as never sent (releaseUnsentCalls); absent: one. */
   requests?: number;
+  /** Charged tokens alone (BudgetCost.isTokensOnly): it holds no concurrency slot to free. */
+  readonly isTokensOnly?: true;
   isReleased: boolean;
   /**
    * A transcription's reservation of its upload's seconds on the deployment's audio-seconds scopes (`ash`/`asd`),

@@ -48,7 +48,7 @@ import {
   retimeRuns,
 } from "./reservation-charges.ts";
 import { ScopeBook } from "./scope-book.ts";
-import { ALLOWED, checkScope } from "./scope-check.ts";
+import { ALLOWED, checkScope, requestsOf } from "./scope-check.ts";
 import { rulesOf, type ScopeState } from "./scope-state.ts";
 import { resyncCounters } from "./scope-windows.ts";
 
@@ -86,13 +86,14 @@ export class BudgetBook extends ScopeBook implements BudgetLedger {
   ): Reservation | (BudgetVerdict & { isAllowed: false }) {
     const verdict = this.check(scopes, cost, nowMs);
     if (!verdict.isAllowed) return verdict;
-    const requests = cost.requests ?? 1;
+    const requests = requestsOf(cost);
     const reservation: Reservation = {
       id: this.#nextReservationId++,
       scopes,
       atMs: nowMs,
       tokens: cost.tokens,
       ...(requests === 1 ? {} : { requests }),
+      ...(cost.isTokensOnly === true ? { isTokensOnly: true } : {}),
       isReleased: false,
     };
     const charged: ChargedTo = { states: [], runs: undefined, counters: undefined };
@@ -140,6 +141,8 @@ export class BudgetBook extends ScopeBook implements BudgetLedger {
   release(reservation: Reservation): void {
     if (reservation.isReleased) return;
     reservation.isReleased = true;
+    // Tokens alone held no slot (BudgetCost.isTokensOnly): freeing one would free another request's.
+    if (reservation.isTokensOnly === true) return;
     const charged = this.#chargedTo.get(reservation)?.states;
     for (let index = 0; index < reservation.scopes.length; index++) {
       const state = charged?.[index] ?? this.states.get((reservation.scopes[index] as BudgetScope).id);

@@ -34,7 +34,9 @@ export function chargeScope(
   const tokens = reservation.tokens;
   charged.states.push(state);
   charged.counters = chargeCounters(charged.counters, state, rules, tokens, nowMs, requests);
-  recordSend(state, nowMs);
+  // Tokens alone (BudgetCost.isTokensOnly) are no send, and hold no slot.
+  const isRequest = reservation.isTokensOnly !== true;
+  if (isRequest) recordSend(state, nowMs);
   recordCharge(state, reservation);
   for (const windowMs of slidingWindowsOf(rules)) {
     const window = slidingWindow(state, windowMs);
@@ -48,7 +50,7 @@ export function chargeScope(
   state.month.requests += requests;
   state.month.tokens += tokens;
   spendSinceReports(state, tokens, requests);
-  state.inFlight += 1;
+  if (isRequest) state.inFlight += 1;
 }
 
 /** Moves a reservation's sliding-window runs to its send time `atMs` (later than it was reserved). */

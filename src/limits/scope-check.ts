@@ -19,7 +19,9 @@ export function checkScope(
   nowMs: number,
   denied: Denied | undefined,
 ): Denied | undefined {
-  if (scope.concurrency !== undefined && state.inFlight >= scope.concurrency) {
+  // A charge of tokens alone takes no slot (BudgetCost.isTokensOnly): a full one does not refuse it.
+  const isSlotTaken = cost.isTokensOnly !== true;
+  if (isSlotTaken && scope.concurrency !== undefined && state.inFlight >= scope.concurrency) {
     denied = laterDenial(denied, {
       isAllowed: false,
       scopeId: scope.id,
@@ -30,7 +32,7 @@ export function checkScope(
   }
   const learnedConcurrency =
     state.learnedConcurrency === undefined ? undefined : unlapsedConcurrency(state.learnedConcurrency, nowMs);
-  if (learnedConcurrency !== undefined && state.inFlight >= learnedConcurrency.limit) {
+  if (isSlotTaken && learnedConcurrency !== undefined && state.inFlight >= learnedConcurrency.limit) {
     denied = laterDenial(denied, {
       isAllowed: false,
       scopeId: scope.id,
@@ -40,7 +42,9 @@ export function checkScope(
     });
   }
   for (const rule of rulesOf(scope, state)) {
-    const amount = rule.unit === "requests" ? (cost.requests ?? 1) : cost.tokens;
+    const amount = rule.unit === "requests" ? requestsOf(cost) : cost.tokens;
+    // No request counted, none refused: a request rule already over (a replay's late charge) holds tokens alone back.
+    if (rule.unit === "requests" && amount === 0) continue;
     const { used, resetsAtMs } = usedOf(state, rule, nowMs);
     if (used + amount <= rule.limit) continue;
     // A single request larger than a whole token budget can never fit: no retry time (the final error turns it
@@ -60,8 +64,9 @@ export function checkScope(
       continue;
     }
     const isTokens = key.startsWith("tokens");
+    if (!isTokens && cost.isTokensOnly === true) continue;
     const left = learned.remaining - learned.spentSince;
-    if (left < (isTokens ? Math.max(1, cost.tokens) : (cost.requests ?? 1))) {
+    if (left < (isTokens ? Math.max(1, cost.tokens) : requestsOf(cost))) {
       denied = laterDenial(denied, {
         isAllowed: false,
         scopeId: scope.id,
@@ -71,6 +76,11 @@ export function checkScope(
     }
   }
   return denied;
+}
+
+/** The requests a cost counts in the request rules: its upstream calls (one by default), none for tokens alone. */
+export function requestsOf(cost: BudgetCost): number {
+  return cost.isTokensOnly === true ? 0 : (cost.requests ?? 1);
 }
 
 /**

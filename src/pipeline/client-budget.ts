@@ -7,12 +7,18 @@ import { RateLimitedError, RequestTooLargeError } from "../errors/gateway-error.
 import { isNeverFit, SLOT_RETRY_ADVICE_MS } from "../limits/budget-types.ts";
 import { type Denied, isReservation, type Reservation } from "../limits/budgets.ts";
 import type { RequestRecord } from "../observability/request-record.ts";
+import { type ClientChunks, clientChunksOf } from "./client-chunk-charges.ts";
 import type { GatewayRuntime } from "./gateway-runtime.ts";
 import type { GatewaySnapshot } from "./snapshot.ts";
 
 /** Shared by the copies a request makes of itself (a reload while queued): one charge per request. */
 export interface ClientCharge {
   reservation: Reservation | undefined;
+  /**
+   * An embeddings batch larger than a whole token budget of its client: the reservation holds its request alone, its
+   * tokens are charged chunk by chunk (client-chunk-charges.ts).
+   */
+  chunks?: ClientChunks | undefined;
 }
 
 /**
@@ -26,16 +32,25 @@ export function chargeClient(
   client: string | undefined,
   promptTokens: number,
   charge: ClientCharge,
+  /** An embeddings request's `input`: a batch larger than a whole token budget of the client may go in chunks. */
+  inputs?: unknown,
 ): void | Promise<void> {
   const scope = client === undefined ? undefined : snapshot.clientScopes.get(client);
   if (scope === undefined || client === undefined) return;
-  const settle = (reserved: Reservation | Denied): void => {
+  const settle = (reserved: Reservation | Denied): void | Promise<void> => {
     if (isReservation(reserved)) {
       charge.reservation = reserved;
       return;
     }
     // The ledger's refusal is the binding one (budgets.ts `laterDenial`): a full slot (retry in 100 ms) with a
-    // budget spent too names that budget's later wait, and a request larger than a whole token budget is a 413.
+    // budget spent too names that budget's later wait, and a request larger than a whole token budget is a 413,
+    // unless it is an embeddings batch that chunks may serve: then its request alone is charged now.
+    const chunks = isNeverFit(reserved.retryAtMs) && charge.chunks === undefined ? chunksOf(inputs) : undefined;
+    if (chunks !== undefined) {
+      charge.chunks = chunks;
+      const request = runtime.budgets.reserve([scope], { tokens: 0 }, runtime.clock.now());
+      return request instanceof Promise ? request.then(settle) : settle(request);
+    }
     if (isNeverFit(reserved.retryAtMs)) {
       throw new RequestTooLargeError(
         `This request (~${promptTokens} prompt tokens) is larger than a whole token budget of client \`${client}\` (${reserved.reason}).`,
@@ -50,6 +65,7 @@ export function chargeClient(
       { retryAfterMs },
     );
   };
+  const chunksOf = (batch: unknown) => clientChunksOf(runtime, scope, client, batch, runtime.clock.now());
   const reserved = runtime.budgets.reserve([scope], { tokens: promptTokens }, runtime.clock.now());
   return reserved instanceof Promise ? reserved.then(settle) : settle(reserved);
 }
@@ -59,7 +75,7 @@ export function settleClientCharge(runtime: GatewayRuntime, charge: ClientCharge
   const reservation = charge.reservation;
   if (reservation === undefined) return;
   charge.reservation = undefined;
-  runtime.recorder.clientRequestEnded(reservation, record);
+  runtime.recorder.clientRequestEnded(reservation, record, charge.chunks?.charges);
 }
 
 /**

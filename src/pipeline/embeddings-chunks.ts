@@ -17,6 +17,7 @@ import type { TokenUsage } from "../streaming/relay-types.ts";
 import type { ForwardOutcome, ForwardTrace, JsonResult } from "../upstream/forward-types.ts";
 import { sleepUntil } from "../upstream/sleep-until.ts";
 import { chargedBeforeFailure } from "./chunk-charges.ts";
+import { chargeClientChunk } from "./client-chunk-charges.ts";
 import {
   type ChunkAnswer,
   chunkAnswerOf,
@@ -164,6 +165,7 @@ export async function forwardInChunks(
   trace: ForwardTrace,
   startedAtMs: number,
 ): Promise<ChunkedOutcome> {
+  const { runtime } = request;
   const inputs = request.body.input as readonly unknown[];
   const answers: ChunkAnswer[] = [];
   let last: JsonResult | undefined;
@@ -184,10 +186,17 @@ export async function forwardInChunks(
     // refused at the chunk past it), and a chunk's error lists its attempts, not the chunks' before it.
     const chunkTrace: ForwardTrace = { attempts: [], skips: [] };
     try {
+      // A named client whose token budget the batch is larger than pays its tokens chunk by chunk, before each is sent.
+      const clientCharge = await chargeClientChunk(request, chunk.prompt.promptTokens);
       const outcome = await forwardChunk(chunk, chunkTrace, startedAtMs, start);
       if (outcome.result.kind !== "json") throw new Error(`an embeddings chunk answered as ${outcome.result.kind}`);
       last = outcome.result;
-      answer = chunkAnswerOf(outcome.result, outcome.attempts.at(-1), chunk.prompt.promptTokens, start);
+      const attempt = outcome.attempts.at(-1);
+      answer = chunkAnswerOf(outcome.result, attempt, chunk.prompt.promptTokens, start);
+      if (clientCharge !== undefined) {
+        const { promptTokens, completionTokens } = answer.tokens;
+        runtime.recorder.clientChunkAnswered(clientCharge, promptTokens + completionTokens, attempt?.startedAtMs ?? 0);
+      }
     } catch (error) {
       // The chunks answered without usage kept their reservations on their deployments: their attempts say so, and
       // the client is charged them too (segment-charge.ts clientCharge; before 2026-12-07 it counted them 0).

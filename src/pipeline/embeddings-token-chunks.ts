@@ -48,6 +48,8 @@ export function forwardIfChunked(
  * (embeddings-window-fit.ts windowsRefusal), before any chunk is sent.
  */
 export function embeddingsChunks(request: PipelineRequest, plan: RoutePlan): ChunkPlan | undefined {
+  // A batch larger than a whole token budget of its client goes in chunks that each fit the client's budgets too.
+  if (request.clientCharge.chunks !== undefined) return tokenChunks(request, plan);
   const size = embeddingsChunkSize(request, plan);
   if (size === undefined) return tokenChunks(request, plan);
   const chunks = countChunks((request.body.input as readonly unknown[]).length, size);
@@ -64,19 +66,25 @@ export function embeddingsChunks(request: PipelineRequest, plan: RoutePlan): Chu
  * stands, nothing paid).
  */
 function tokenChunks(request: PipelineRequest, plan: RoutePlan): ChunkPlan | undefined {
-  if (request.endpoint.upstreamPath !== "/embeddings" || plan.candidates.length > 0 || plan.waitFor !== undefined) {
-    return undefined;
-  }
+  const isClientChunked = request.clientCharge.chunks !== undefined;
+  const isPlanned = plan.candidates.length > 0 || plan.waitFor !== undefined;
+  if (request.endpoint.upstreamPath !== "/embeddings" || (isPlanned && !isClientChunked)) return undefined;
   const inputs = request.body.input;
   if (!Array.isArray(inputs) || inputs.length < 2) return undefined;
   const tooSmall = plan.skipped
     .filter((skip) => skip.cause === "budget" && isNeverFit(skip.untilMs))
     .map((skip) => skip.deployment);
   // One list of token ids is one input.
-  if (tooSmall.length === 0 || inputs.every((item) => typeof item === "number")) return undefined;
+  if ((tooSmall.length === 0 && !isClientChunked) || inputs.every((item) => typeof item === "number")) return undefined;
   const tokens = inputs.map((item) => estimateTextInputs([item]).total);
   const total = tokens.reduce((sum, count) => sum + count, 0);
-  const chunks = tokensPacked(request, tooSmall, tokens, 0);
+  // A plan with candidates takes the batch whole: only the client's budgets bound its chunks.
+  const chunks = tokensPacked(
+    request,
+    { tooSmall: isPlanned ? [] : tooSmall, all: chunkDeploymentsOf(plan) },
+    tokens,
+    0,
+  );
   if (chunks === undefined) return undefined;
   windowsRefusal(request, chunkDeploymentsOf(plan), { chunks: chunks.ends.length, tokens: total, why: chunks.why });
   return chunks;
@@ -89,25 +97,38 @@ function tokenChunks(request: PipelineRequest, plan: RoutePlan): ChunkPlan | und
  */
 function tokensPacked(
   request: PipelineRequest,
-  tooSmall: readonly Deployment[],
+  deployments: { readonly tooSmall: readonly Deployment[]; readonly all: readonly Deployment[] },
   tokens: readonly number[],
   start: number,
 ): ChunkPlan | undefined {
+  const { tooSmall, all } = deployments;
   const nowMs = request.runtime.clock.now();
   const left = tokens.slice(start);
   // Searched up to the whole batch's tokens, as at first: the rest's alone would cap what a chunk is said to hold.
   const total = tokens.reduce((sum, count) => sum + count, 0);
-  let best: { readonly deployment: Deployment; readonly tokens: number } | undefined;
+  let best: { readonly tokens: number; readonly why: string } | undefined;
   for (const deployment of tooSmall) {
     const most = mostTokens(request, deployment, total, nowMs);
-    if (best === undefined || most > best.tokens) best = { deployment, tokens: most };
+    const why = `the most one request may hold under the token budgets of ${deployment.key}, the largest of every candidate's`;
+    if (best === undefined || most > best.tokens) best = { tokens: most, why };
   }
-  if (best === undefined || left.some((count) => count > best.tokens)) return undefined;
-  const limits = tooSmall.map((deployment) => knownMaxInputs(deployment, request.runtime.refusedFeatures, nowMs));
+  // The client's own budgets bound every chunk, whichever candidate serves it (client-chunk-charges.ts).
+  const client = request.clientCharge.chunks;
+  if (client !== undefined && (best === undefined || client.mostTokens < best.tokens)) {
+    best = {
+      tokens: client.mostTokens,
+      why: `the most one request may hold under client \`${client.client}\`'s token budgets`,
+    };
+  }
+  if (best === undefined || left.some((count) => count > (best as { tokens: number }).tokens)) return undefined;
+  // Within the fewest inputs any deployment that may serve a chunk is known to take.
+  const limits = [...tooSmall, ...all].map((deployment) =>
+    knownMaxInputs(deployment, request.runtime.refusedFeatures, nowMs),
+  );
   const mostInputs = Math.min(...limits.map((limit) => limit ?? Number.POSITIVE_INFINITY));
   const ends = packed(left, best.tokens, mostInputs).map((end) => start + end);
-  const why = `sent in chunks of at most ${best.tokens} tokens, the most one request may hold under the token budgets of ${best.deployment.key}, the largest of every candidate's`;
-  return { ends, why, rest: (from) => tokensPacked(request, tooSmall, tokens, from) };
+  const why = `sent in chunks of at most ${best.tokens} tokens, ${best.why}`;
+  return { ends, why, rest: (from) => tokensPacked(request, deployments, tokens, from) };
 }
 
 /**

@@ -12,19 +12,11 @@
 
 import { isoTime } from "../clock.ts";
 import { RateLimitedError, RequestTooLargeError } from "../errors/gateway-error.ts";
-import { type BudgetScope, type BudgetWindow, POOL_SCOPE_PREFIX, type WindowUsage } from "../limits/budget-types.ts";
+import { type BudgetScope, POOL_SCOPE_PREFIX, type WindowUsage } from "../limits/budget-types.ts";
 import type { Deployment } from "../providers/catalog.ts";
 import type { RoutePlan } from "../router/plan-route.ts";
 import type { PipelineRequest } from "./pipeline-types.ts";
-
-/** A window's length; a month's is its shortest (a reset counted early only counts more room: generous). */
-const WINDOW_MS: Readonly<Record<BudgetWindow, number>> = {
-  second: 1_000,
-  minute: 60_000,
-  hour: 3_600_000,
-  day: 86_400_000,
-  month: 28 * 86_400_000,
-};
+import { startsOf, windowCapacity } from "./window-capacity.ts";
 
 /** What a batch in chunks asks of its candidates' budgets: one request a chunk, its tokens as the gateway estimates. */
 export interface ChunkedBatch {
@@ -119,11 +111,6 @@ export function windowsRefusal(
   );
 }
 
-/** When a window may take more than it can now: its reset, and an inferred limit's lapse. */
-function startsOf(usage: WindowUsage): number[] {
-  return [usage.resetsAtMs, usage.lapsesAtMs].filter((startMs) => startMs !== undefined);
-}
-
 /**
  * What the deployment's windows of `unit` can take from `startMs` for `spanMs`: the tightest one's capacity (every
  * window must admit each chunk); unbounded when none counts that unit.
@@ -140,34 +127,6 @@ function capacityOf(
     if (usage.unit === unit) capacity = Math.min(capacity, windowCapacity(usage, startMs, nowMs, spanMs));
   }
   return capacity;
-}
-
-/**
- * What one window can take from `startMs` for `spanMs`, generously: its room at the start (its whole limit once it has
- * reset by then), then its whole limit at each reset within the span. A sliding window holding nothing frees what the
- * first chunk takes a window later; a bucket refills continuously.
- */
-function windowCapacity(usage: WindowUsage, startMs: number, nowMs: number, spanMs: number): number {
-  const windowMs = WINDOW_MS[usage.window];
-  const { limit, remaining } = usage;
-  // A provider's report without its limit bounds nothing past its reset (the budget check stops reading it then):
-  // before 2026-12-07 what it said was left was counted as the whole limit at each reset, and a report of 1 request
-  // left (0 just as well) refused with a 413 a batch of 4 chunks that its reset a second later let through.
-  // A limit inferred from this process's own sends that lapses within the span is dropped by the budget check then.
-  if (usage.lapsesAtMs !== undefined && usage.lapsesAtMs <= startMs + spanMs) return Number.POSITIVE_INFINITY;
-  if (usage.isLimitUnknown === true) {
-    return usage.resetsAtMs === undefined || usage.resetsAtMs <= startMs + spanMs
-      ? Number.POSITIVE_INFINITY
-      : remaining;
-  }
-  if (usage.algorithm === "bucket") {
-    return Math.min(limit, remaining + (limit * (startMs - nowMs)) / windowMs) + (limit * spanMs) / windowMs;
-  }
-  const resetAtMs = usage.resetsAtMs ?? startMs + windowMs;
-  const isReset = startMs >= resetAtMs;
-  const firstReset = isReset ? Math.floor((startMs - resetAtMs) / windowMs) + 1 : 0;
-  const lastReset = Math.floor((startMs + spanMs - resetAtMs) / windowMs);
-  return (isReset ? limit : remaining) + limit * Math.max(0, lastReset - firstReset + 1);
 }
 
 /** The deployment's window that holds the batch back most (its capacity against the batch's need), in words. */

@@ -306,6 +306,7 @@ function chargeClientOrRefuse(request: PipelineRequest): Promise<void> | undefin
       request.context.client,
       request.prompt.promptTokens,
       request.clientCharge,
+      request.endpoint.upstreamPath === "/embeddings" ? request.body.input : undefined,
     );
   } catch (error) {
     throw deferredLine(request, error, 0) ?? refused(request, error);

@@ -4,18 +4,17 @@
 // Nothing else mutates these books (a test subscribes to records and checks it).
 import { traitsOf } from "../errors/outcomes.ts";
 import { type AudioCharge, reserveWithSeconds, settleSeconds } from "../limits/audio-reservation.ts";
-import { isLimitCause, keyFingerprint, type SentAt } from "../limits/availability.ts";
-import { type BudgetScope, type Denied, isReservation, learningScope, type Reservation } from "../limits/budgets.ts";
+import { isLimitCause } from "../limits/availability.ts";
+import { type BudgetScope, type Denied, isReservation, type Reservation } from "../limits/budgets.ts";
 import { clearOutgrownWindow } from "../limits/learned-context.ts";
-import { learnUnservedEndpoint } from "../limits/unserved-endpoints.ts";
 import type { RecordListener, RequestRecord } from "../observability/request-record.ts";
 import type { Deployment } from "../providers/catalog.ts";
 import type { SegmentEnd } from "../streaming/relay-types.ts";
-import type { Effect } from "../upstream/effects.ts";
 import type { Admission, AttemptReport, CalibratingPrompt } from "../upstream/forward-types.ts";
 import { failedAttemptTokens } from "../upstream/prompt-sent.ts";
 import { learnContextRefusal } from "./context-lessons.ts";
 import type { RecorderBooks, SegmentSettlement, SegmentTiming } from "./recorder-books.ts";
+import { applyEffects } from "./recorder-effects.ts";
 import { answerCharge, clientCharge, segmentCharge } from "./segment-charge.ts";
 
 export class Recorder {
@@ -93,7 +92,7 @@ export class Recorder {
     // holds a suspect's one slot; a stream that runs for minutes must not keep its candidate a last resort.
     availability.attemptFinished(key);
     const sentAt = { sentAtMs: report.startedAtMs };
-    this.#apply(deployment, scopes, report.effects, reservation, sentAt);
+    applyEffects(this.#books, deployment, scopes, report.effects, reservation, sentAt);
     if (report.outcome === "success") {
       scores.recordHealth(key, true, report.durationMs, report.startedAtMs);
       // A stream that opened with content is evidence enough that the upstream works again: it closes a
@@ -273,11 +272,32 @@ export class Recorder {
    * A request charged to its client's budgets (client-budget.ts) ended with this record: charged what it used
    * (clientCharge, segment-charge.ts); its slot is free.
    */
-  clientRequestEnded(reservation: Reservation, record: RequestRecord): void {
+  clientRequestEnded(reservation: Reservation, record: RequestRecord, chunks: readonly Reservation[] = []): void {
     const { budgets, clock } = this.#books;
-    const actual = clientCharge(record, reservation.tokens);
-    if (actual !== reservation.tokens) budgets.reconcile(reservation, actual, clock.now());
+    // An embeddings batch charged chunk by chunk (client-chunk-charges.ts): each chunk's charge keeps what it holds (its
+    // answer's usage) within what the request used, and the request's own charge the rest (a failed attempt's prompt).
+    let rest = clientCharge(
+      record,
+      chunks.reduce((sum, chunk) => sum + chunk.tokens, reservation.tokens),
+    );
+    for (const chunk of chunks) {
+      const kept = Math.min(chunk.tokens, rest);
+      if (kept !== chunk.tokens) budgets.reconcile(chunk, kept, clock.now());
+      budgets.release(chunk);
+      rest -= kept;
+    }
+    if (rest !== reservation.tokens) budgets.reconcile(reservation, rest, clock.now());
     budgets.release(reservation);
+  }
+
+  /**
+   * A named client's chunk of an embeddings batch was answered (client-chunk-charges.ts): its charge of tokens counts
+   * from the chunk's send, and is what the chunk used, so that the client's window frees when the chunk's tokens leave.
+   */
+  clientChunkAnswered(charge: Reservation, tokens: number, sentAtMs: number): void {
+    const { budgets, clock } = this.#books;
+    budgets.markSent(charge, sentAtMs);
+    if (tokens !== charge.tokens) budgets.reconcile(charge, tokens, clock.now());
   }
 
   /**
@@ -313,86 +333,6 @@ export class Recorder {
         listener(record);
       } catch {
         // Subscribers (logs, metrics, the request log) must not break requests; they report their own errors.
-      }
-    }
-  }
-
-  #apply(
-    deployment: Deployment,
-    scopes: readonly BudgetScope[],
-    effects: readonly Effect[],
-    reservation: Reservation,
-    sentAt: SentAt,
-  ): void {
-    const { availability, budgets, clock } = this.#books;
-    const settings = deployment.provider.settings;
-    const key = deployment.key;
-    // Reasons quote the upstream, which may echo any secret it was sent; /health, /stats, route explanations and the
-    // state file show them. They arrive redacted by the gateway's one redaction (FailoverServices.redact, failover.ts).
-    for (const effect of effects) {
-      switch (effect.kind) {
-        case "circuit_failure":
-          availability.recordFailure(key, sentAt);
-          break;
-        case "cool_down":
-          availability.recordRateLimited(key, effect.hint, effect.cause, effect.reason, sentAt, effect.dayEnd);
-          break;
-        case "park":
-          availability.park(key, effect.untilMs, effect.cause, effect.reason, effect.source);
-          break;
-        case "model_unavailable":
-          availability.recordModelUnavailable(key, effect.reason);
-          break;
-        case "park_key":
-          // The key this request sent: after a reload to another key, a late 401 parks the old key only.
-          availability.recordInvalidKey(
-            settings.name,
-            effect.reason,
-            effect.cause,
-            keyFingerprint(settings.apiKeys[0]),
-          );
-          break;
-        case "cool_pool": {
-          // The pool cools exactly as long as the deployment that hit it (set by the effect before this one).
-          const own = availability.cooldownOf(key, settings.name);
-          if (own !== undefined) {
-            availability.coolPool(settings.name, { ...own, reason: `account-wide limit: ${effect.reason}` });
-          }
-          break;
-        }
-        case "learn_windows": {
-          // Into the deployment's own scope, or its key's pool when the provider counts per account.
-          const scope = learningScope(scopes, effect.isAccountWide);
-          if (scope !== undefined) budgets.learn(scope, effect.windows, clock.now());
-          break;
-        }
-        case "refused_feature": {
-          const { feature, reason, minEntries } = effect;
-          this.#books.refusedFeatures.learn(key, feature, reason, clock.now(), undefined, minEntries);
-          break;
-        }
-        case "unserved_endpoint":
-          // The provider's, not the deployment's: each of its models is left out for this endpoint (and only this one).
-          learnUnservedEndpoint(
-            this.#books.refusedFeatures,
-            settings.name,
-            effect.endpointPath,
-            effect.reason,
-            clock.now(),
-            this.#books.unservedEndpointMs(),
-          );
-          break;
-        case "accepted_features":
-          this.#books.refusedFeatures.unlearn(key, effect.features, sentAt.sentAtMs, effect.sizes);
-          break;
-        case "learn_limits": {
-          // An account-wide 429 teaches the pool's limit (from the pool's spacing): every model of the key is paced.
-          const scope = learningScope(scopes, effect.isAccountWide);
-          if (scope !== undefined) {
-            budgets.learnLimits(scope, { ...effect.refusal, sentAtMs: reservation.atMs }, clock.now());
-          }
-          break;
-        }
       }
     }
   }

@@ -688,6 +688,7 @@ export class RedisLedger implements BudgetLedger {
       detail.member,
       leaseUntilMs,
       false,
+      reservation.isTokensOnly === true,
     );
     const reply = await this.#redis.budgetReserve(keys.length, ...keys, ...args);
     const wasCharged = Array.isArray(reply) && reply[0] === 2;
@@ -711,6 +712,8 @@ export class RedisLedger implements BudgetLedger {
     nowMs: number,
     spendAtMs: number,
   ): Reservation | undefined {
+    // Tokens alone (BudgetCost.isTokensOnly) go to the script: a lease's terms count requests like this one.
+    if (cost.isTokensOnly === true) return undefined;
     const lease = this.#leases.current(this.#leases.keyOf(scopes));
     if (lease === undefined) return undefined;
     const tokens = roundTokens(cost.tokens);
@@ -759,7 +762,7 @@ export class RedisLedger implements BudgetLedger {
     // Limits the provider stated travel with the configured rules, each with its window algorithm (sliding, fixed,
     // bucket); those inferred from this process's own sends stay local (`learnLimits`).
     const shared = scopes.map((scope) => this.#local.sharedScope(scope, nowMs));
-    const wantsLease = pending === undefined && this.#leases.mayLease(shared);
+    const wantsLease = pending === undefined && cost.isTokensOnly !== true && this.#leases.mayLease(shared);
     const [first] = shared;
     const { keys, args } = this.#scriptArguments(
       shared,
@@ -769,6 +772,7 @@ export class RedisLedger implements BudgetLedger {
       member,
       undefined,
       wantsLease,
+      cost.isTokensOnly === true,
     );
     const settled = wantsLease ? this.#leases.begin(key) : undefined;
     // This process's give-backs and retimes on the provider ride with it: the reserve sees them (redis-write-batches.ts).
@@ -890,6 +894,7 @@ export class RedisLedger implements BudgetLedger {
       atMs: nowMs,
       tokens: cost.tokens,
       ...(requests === 1 ? {} : { requests }),
+      ...(cost.isTokensOnly === true ? { isTokensOnly: true } : {}),
       isReleased: false,
     };
     this.#details.set(reservation, {
@@ -903,7 +908,10 @@ export class RedisLedger implements BudgetLedger {
       sharedScopes: shared,
       lease: undefined,
     });
-    if (shared.some((scope) => scope.concurrency !== undefined)) this.#leased.add(reservation);
+    // Tokens alone take no concurrency lease (`#scriptArguments`): nothing to renew or remove.
+    if (cost.isTokensOnly !== true && shared.some((scope) => scope.concurrency !== undefined)) {
+      this.#leased.add(reservation);
+    }
     return reservation;
   }
 
@@ -931,6 +939,8 @@ export class RedisLedger implements BudgetLedger {
     /** Undefined: a reserve (checked). A number: a replay (charged without a check) and its lease_until. */
     replayLeaseUntilMs: number | undefined,
     wantsLease: boolean,
+    /** BudgetCost.isTokensOnly: no scope's concurrency is checked or leased (sent as none, -1). */
+    isTokensOnly: boolean,
   ): { keys: string[]; args: (string | number)[] } {
     const isForced = replayLeaseUntilMs !== undefined;
     const keys: string[] = [];
@@ -946,8 +956,9 @@ export class RedisLedger implements BudgetLedger {
       });
       for (const [runs, hash] of scoped.sliding) keys.push(runs, hash);
       keys.push(scoped.day, scoped.month, scoped.leases, scoped.learned, scoped.counters);
-      perScope.push(shape.concurrency, wallClock?.dayEndMs ?? 0, wallClock?.monthEndMs ?? 0, ...shape.ruleArguments);
-      hasConcurrency ||= shape.hasConcurrency;
+      const concurrency = isTokensOnly ? -1 : shape.concurrency;
+      perScope.push(concurrency, wallClock?.dayEndMs ?? 0, wallClock?.monthEndMs ?? 0, ...shape.ruleArguments);
+      hasConcurrency ||= shape.hasConcurrency && !isTokensOnly;
     }
     const [first] = scopes;
     // The charge marker (RESERVE_LUA): beside the first scope's keys, in the same hash tag as all of them.
@@ -993,6 +1004,8 @@ export class RedisLedger implements BudgetLedger {
         this.#denials.delete(scope.id);
         continue;
       }
+      // A full slot does not refuse tokens alone (BudgetCost.isTokensOnly), which take none.
+      if (cost.isTokensOnly === true && cached.verdict.isSlot === true) continue;
       if (cost.tokens >= cached.minTokens && requestsOf(cost) >= cached.minRequests) {
         denied = laterDenial(denied, cached.verdict);
       }
@@ -1007,8 +1020,9 @@ export class RedisLedger implements BudgetLedger {
   }
 }
 
-/** The upstream calls a cost counts in the request rules (a Llama Guard moderation's N; one otherwise). */
+/** The upstream calls a cost counts in the request rules (a Llama Guard moderation's N; one otherwise; none for tokens alone). */
 function requestsOf(cost: BudgetCost): number {
+  if (cost.isTokensOnly === true) return 0;
   return Math.max(1, Math.round(cost.requests ?? 1));
 }
 

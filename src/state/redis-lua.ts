@@ -85,7 +85,8 @@ local scope_count = tonumber(ARGV[7])
 local lease_floor = tonumber(ARGV[8]) or 0
 local wants_budget_lease = lease_floor > 0
 -- The request's upstream calls (BudgetCost.requests): every request rule, day and learned window counts all of them.
-local requests = math.max(1, tonumber(ARGV[9]) or 1)
+-- 0: tokens alone (BudgetCost.isTokensOnly; the caller sends no concurrency either), no request rule refuses them.
+local requests = math.max(0, tonumber(ARGV[9]) or 1)
 -- Counters outlive their window by a minute so that a late reconcile still finds them.
 local KEEP_MS = ${BUDGET_KEEP_MS}
 -- The longest a charge marker is kept (15 minutes; see the marker below).
@@ -312,7 +313,10 @@ local function check_scope(s, scope)
     local is_requests = rule.unit == 'r'
     local amount = is_requests and requests or tokens
     local used, retry_of
-    if rule.window > 0 then
+    if is_requests and amount == 0 then
+      -- Tokens alone: no request counted, none refused (scope-check.ts checkScope).
+      used = 0
+    elseif rule.window > 0 then
       used, retry_of = window_used(scope, rule, is_requests, amount, used_requests, used_tokens)
     else
       local counter = rule.window == 0 and scope.day or scope.month
@@ -345,7 +349,9 @@ local function check_scope(s, scope)
     else
       local is_tokens = string.sub(field, 1, 7) == 'tokens:'
       local left = (tonumber(remaining) or 0) - (tonumber(spent) or 0)
-      if left < (is_tokens and math.max(1, tokens) or requests) then
+      if not is_tokens and requests == 0 then
+        -- Tokens alone: a provider's request window neither refuses nor counts them.
+      elseif left < (is_tokens and math.max(1, tokens) or requests) then
         denied = later(denied, reset_at, { s - 1, 'learned', field, left, reset_at })
       else
         scope.learned_live[#scope.learned_live + 1] = {

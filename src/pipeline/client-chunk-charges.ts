@@ -1,0 +1,153 @@
+// A named client's own token budgets for an embeddings batch larger than one of them (docs/limits.md "Client
+// budgets"): its request is charged once, when it arrives (client-budget.ts), and its tokens chunk by chunk, each
+// chunk sized to what one request may hold under the client's budgets (embeddings-token-chunks.ts) and charged
+// before it is sent, waiting for the client's window as a later chunk waits for its provider's, while
+// `routing.total_timeout_ms` lasts. Before 2026-12-07 such a batch was refused with a 413 as larger than a whole
+// token budget of its client, although it could be served in chunks as the client's window slid, as it is for a
+// provider's budget (the provider's windows were already chunked; the client's were not).
+import { isoTime } from "../clock.ts";
+import { RateLimitedError, RequestTooLargeError } from "../errors/gateway-error.ts";
+import { isNeverFit } from "../limits/budget-types.ts";
+import { type BudgetScope, type Denied, isReservation, type Reservation } from "../limits/budgets.ts";
+import { estimateTextInputs } from "../limits/token-estimate.ts";
+import { sleepUntil } from "../upstream/sleep-until.ts";
+import type { GatewayRuntime } from "./gateway-runtime.ts";
+import type { GatewaySnapshot } from "./snapshot.ts";
+import { startsOf, windowCapacity } from "./window-capacity.ts";
+
+/** A batch whose tokens are charged to its client chunk by chunk (ClientCharge.chunks). */
+export interface ClientChunks {
+  readonly client: string;
+  readonly scope: BudgetScope;
+  /** The most tokens (as the gateway estimates them) one chunk may hold under the client's token budgets. */
+  readonly mostTokens: number;
+  /** The chunks' charges of tokens alone (BudgetCost.isTokensOnly), settled with the request's (recorder.ts). */
+  readonly charges: Reservation[];
+}
+
+/**
+ * The chunked charge of a batch of `inputs` refused for good by its client's token budgets (larger than a whole one),
+ * or undefined when it is no batch that chunks may serve (one input, token ids): its 413 stands. Throws the 413
+ * naming the client's limit when one input alone is larger than a chunk may hold: no wait ever lets it through.
+ */
+export function clientChunksOf(
+  runtime: GatewayRuntime,
+  scope: BudgetScope,
+  client: string,
+  inputs: unknown,
+  nowMs: number,
+): ClientChunks | undefined {
+  if (!Array.isArray(inputs) || inputs.length < 2 || inputs.every((item) => typeof item === "number")) {
+    return undefined;
+  }
+  const check = (tokens: number) => runtime.budgets.check([scope], { tokens, isTokensOnly: true }, nowMs);
+  const { longest, total } = estimateTextInputs(inputs);
+  const refusal = check(longest);
+  if (!refusal.isAllowed && isNeverFit(refusal.retryAtMs)) {
+    throw new RequestTooLargeError(
+      `One input of this embeddings batch (~${longest} tokens) is larger than a whole token budget of client \`${client}\` (${refusal.reason}): no chunk of the batch can hold it. Send a shorter input.`,
+    );
+  }
+  // The largest count the client's budgets do not refuse for good, found by halving (a count refused for good stays
+  // refused for any larger one).
+  let low = longest;
+  let high = total;
+  while (low < high) {
+    const middle = Math.ceil((low + high) / 2);
+    const verdict = check(middle);
+    if (verdict.isAllowed || !isNeverFit(verdict.retryAtMs)) low = middle;
+    else high = middle - 1;
+  }
+  clientWindowsRefusal(runtime, scope, client, total, nowMs);
+  return { client, scope, mostTokens: low, charges: [] };
+}
+
+/**
+ * Throws, before anything is sent, when the client's token windows cannot take the batch's `tokens` before
+ * `routing.total_timeout_ms` ends (from now, its arrival), as for its candidates' windows (embeddings-window-fit.ts):
+ * a 429 whose `retry-after` is the first later start from which they can (a window frees what it holds), else a 413.
+ * Without it a batch needing more of the client's windows than the time spans (three minutes of a tpm, the default
+ * 120 s) was served and paid in part, then refused at the chunk past the deadline.
+ */
+function clientWindowsRefusal(
+  runtime: GatewayRuntime,
+  scope: BudgetScope,
+  client: string,
+  tokens: number,
+  nowMs: number,
+): void {
+  const { totalTimeoutMs } = runtime.snapshot.config.routing;
+  const usages = runtime.budgets.usage(scope, nowMs).filter((usage) => usage.unit === "tokens");
+  const fits = (startMs: number, spanMs: number) =>
+    usages.every((usage) => windowCapacity(usage, startMs, nowMs, spanMs) >= tokens);
+  if (fits(nowMs, totalTimeoutMs)) return;
+  const tightest = usages.reduce((tight, usage) =>
+    windowCapacity(usage, nowMs, nowMs, totalTimeoutMs) < windowCapacity(tight, nowMs, nowMs, totalTimeoutMs)
+      ? usage
+      : tight,
+  );
+  const head = `The embeddings batch (~${tokens} tokens) cannot be charged to client \`${client}\`'s token budgets before routing.total_timeout_ms (${totalTimeoutMs} ms) ends: ${tightest.remaining} tokens left this ${tightest.window} of ${tightest.limit}. Nothing was sent`;
+  const starts = [...new Set(usages.flatMap(startsOf))].filter((startMs) => startMs > nowMs).sort((a, b) => a - b);
+  const startMs = starts.find((start) => fits(start, totalTimeoutMs));
+  if (startMs === undefined) {
+    throw new RequestTooLargeError(`${head}; send fewer inputs in a request, or raise routing.total_timeout_ms.`);
+  }
+  const retryAfterMs = startMs - nowMs;
+  throw new RateLimitedError(
+    `${head}; its budgets may take it from ${isoTime(startMs)} (retry in ${Math.ceil(retryAfterMs / 1000)} s).`,
+    { retryAfterMs },
+  );
+}
+
+/** What a chunk's charge reads of its batch's request (pipeline-types.ts PipelineRequest; not imported: it imports this). */
+interface ChunkedRequest {
+  readonly runtime: GatewayRuntime;
+  readonly snapshot: GatewaySnapshot;
+  readonly context: { readonly signal: AbortSignal };
+  readonly record: { readonly startedAtMs: number };
+  readonly clientCharge: { readonly chunks?: ClientChunks | undefined };
+}
+
+/** Rounds of a chunk's wait for its client's window: a bound on a loop whose every round reserves. */
+const MAX_CLIENT_WAITS = 20;
+
+/**
+ * Charges the chunk's `tokens` to its client (tokens alone: the batch's request was charged when it arrived), waiting
+ * for the client's window while the request's time lasts. Throws a 429 whose `retry-after` is the window's time when
+ * that comes after `routing.total_timeout_ms` (from the request's arrival): nothing is sent for the chunk. Undefined:
+ * the batch is not charged by chunks.
+ */
+export async function chargeClientChunk(request: ChunkedRequest, tokens: number): Promise<Reservation | undefined> {
+  const chunks = request.clientCharge.chunks;
+  if (chunks === undefined) return undefined;
+  const { runtime, context, snapshot, record } = request;
+  const deadlineMs = record.startedAtMs + snapshot.config.routing.totalTimeoutMs;
+  for (let round = 1; ; round++) {
+    const nowMs = runtime.clock.now();
+    const reserved = await runtime.budgets.reserve([chunks.scope], { tokens, isTokensOnly: true }, nowMs);
+    if (isReservation(reserved)) {
+      chunks.charges.push(reserved);
+      return reserved;
+    }
+    const isWaited = reserved.retryAtMs < deadlineMs && round < MAX_CLIENT_WAITS && !runtime.isShuttingDown;
+    if (!isWaited || context.signal.aborted) throw chunkRefusal(runtime, chunks.client, reserved, tokens, deadlineMs);
+    await sleepUntil(reserved.retryAtMs, runtime.clock, context.signal);
+  }
+}
+
+/** The client's window admits the chunk only past the request's time (or never: a chunk larger than its budget). */
+function chunkRefusal(
+  runtime: GatewayRuntime,
+  client: string,
+  denied: Denied,
+  tokens: number,
+  deadlineMs: number,
+): RateLimitedError | RequestTooLargeError {
+  const head = `Client \`${client}\` is ${denied.reason} for this chunk (~${tokens} tokens)`;
+  if (isNeverFit(denied.retryAtMs)) return new RequestTooLargeError(`${head}: no wait lets it through.`);
+  const retryAfterMs = Math.max(0, denied.retryAtMs - runtime.clock.now());
+  return new RateLimitedError(
+    `${head}: its budget admits it only at ${isoTime(denied.retryAtMs)}, after routing.total_timeout_ms ends (${isoTime(deadlineMs)}): retry in ${Math.ceil(retryAfterMs / 1000)} s.`,
+    { retryAfterMs },
+  );
+}
