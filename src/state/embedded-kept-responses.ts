@@ -629,8 +629,11 @@ export class EmbeddedKeptResponses {
   }
 
   #wait(pointing: WaitingRow): void {
-    const whole = sized(pointing.row.whole);
-    const entry = whole === undefined ? pointing : { ...pointing, whole };
+    // Its whole form built now and counted; the row keeps no way to build it again: that held what it is built from
+    // (a whole conversation's objects, in the caller's closure) past the waiting bytes' count.
+    const { whole: build, ...row } = pointing.row;
+    const whole = sized(build);
+    const entry: WaitingRow = { ...pointing, row, ...(whole === undefined ? {} : { whole }) };
     const earlier = this.#waiting.get(entry.row.id);
     if (earlier !== undefined) this.#forget(earlier);
     this.#waiting.set(entry.row.id, entry);
