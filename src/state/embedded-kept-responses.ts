@@ -166,8 +166,11 @@ interface WaitingRow {
   readonly row: KeptResponseRow;
   readonly storedAtMs: number;
   readonly bytes: number;
-  /** Its whole form, built when it began to wait (its bytes counted in the waiting bound). */
-  readonly whole?: SizedWholeRow;
+  /**
+   * Its whole form, built when it began to wait (its bytes counted in the waiting bound); let go first past that
+   * bound (#wait), then the row is written pointing, as every waiting row was before 2026-12-07.
+   */
+  whole?: SizedWholeRow | undefined;
 }
 
 interface SizedWholeRow extends WholeRow {
@@ -638,6 +641,14 @@ export class EmbeddedKeptResponses {
     if (earlier !== undefined) this.#forget(earlier);
     this.#waiting.set(entry.row.id, entry);
     this.#waitingBytes += waitingBytesOf(entry);
+    // Past the byte bound the whole forms go first, oldest first: one is only kept in case a link goes while its row
+    // waits, and must not push out answers that fit (a continuation of a long conversation: its own turn small, its
+    // whole form the conversation's size, over the bound on its own dropped every answer waiting, then itself).
+    for (const waiting of this.#waiting.values()) {
+      if (this.#waitingBytes <= MAX_WAITING_BYTES) break;
+      this.#waitingBytes -= waiting.whole?.bytes ?? 0;
+      waiting.whole = undefined;
+    }
     // Oldest first; an answer over the byte bound on its own goes too (it is the last one left then).
     const lost: LostRow[] = [];
     while (this.#waiting.size > MAX_WAITING_ROWS || this.#waitingBytes > MAX_WAITING_BYTES) {

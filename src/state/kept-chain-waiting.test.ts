@@ -101,3 +101,31 @@ test("state file: a waiting continuation holds its whole form's JSON, not the re
   }
   assert.ok((await kept.get("resp_second", NO_EVENTS))?.chainHistory !== undefined, "kept pointing, its link there");
 });
+
+test("state file: whole forms never push waiting answers out: they go first, the answers stay", async (t) => {
+  const path = join(mkdtempSync(join(tmpdir(), "chain-waiting-")), "state.db");
+  const rows = new EmbeddedKeptResponses(path, { ...LIMITS, maxBytes: 64 << 20 }, new ManualClock(Date.now()));
+  t.after(() => rows.close());
+  const lost: string[] = [];
+  rows.onLost((gone) => lost.push(...gone.map((row) => row.id)));
+  await rows.put({ id: "resp_first", json: JSON.stringify({ id: "resp_first" }), itemIds: [] });
+  const other = lockedBy(t, path);
+  // Three continuations of a long conversation: their own rows small, their whole forms 12 MiB each (36 MiB, past
+  // the 32 MiB the waiting answers may hold). Their link stays: none of them needs its whole form.
+  const history = "h".repeat(12 << 20);
+  for (const id of ["resp_a", "resp_b", "resp_c"]) {
+    const json = JSON.stringify({ id, turn: "small" });
+    const whole = () => ({ json: JSON.stringify({ id, history }), itemIds: [] });
+    assert.equal(await rows.put({ id, json, itemIds: [], touchIds: ["resp_first"], whole }), undefined);
+  }
+  assert.deepEqual(lost, [], "answers dropped for whole forms only kept in case a link goes");
+  assert.equal(rows.waitingCount(), 3);
+  other.exec("COMMIT");
+  for (let waitedMs = 0; rows.waitingCount() > 0; waitedMs += 20) {
+    assert.ok(waitedMs < 10_000, "the waiting rows were never written");
+    await sleep(20);
+  }
+  for (const id of ["resp_a", "resp_b", "resp_c"]) {
+    assert.equal(await rows.get(id), JSON.stringify({ id, turn: "small" }), `${id} kept as it was put`);
+  }
+});
