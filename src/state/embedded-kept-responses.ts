@@ -166,8 +166,11 @@ interface WaitingRow {
   readonly row: KeptResponseRow;
   readonly storedAtMs: number;
   readonly bytes: number;
-  /** Its whole form, built when it began to wait (its bytes counted in the waiting bound). */
-  readonly whole?: SizedWholeRow;
+  /**
+   * Its whole form, built when it began to wait (its bytes counted in the waiting bound); let go first past that
+   * bound (#wait), then the row is written pointing, as every waiting row was before 2026-12-07.
+   */
+  whole?: SizedWholeRow | undefined;
 }
 
 interface SizedWholeRow extends WholeRow {
@@ -629,12 +632,23 @@ export class EmbeddedKeptResponses {
   }
 
   #wait(pointing: WaitingRow): void {
-    const whole = sized(pointing.row.whole);
-    const entry = whole === undefined ? pointing : { ...pointing, whole };
+    // Its whole form built now and counted; the row keeps no way to build it again: that held what it is built from
+    // (a whole conversation's objects, in the caller's closure) past the waiting bytes' count.
+    const { whole: build, ...row } = pointing.row;
+    const whole = sized(build);
+    const entry: WaitingRow = { ...pointing, row, ...(whole === undefined ? {} : { whole }) };
     const earlier = this.#waiting.get(entry.row.id);
     if (earlier !== undefined) this.#forget(earlier);
     this.#waiting.set(entry.row.id, entry);
     this.#waitingBytes += waitingBytesOf(entry);
+    // Past the byte bound the whole forms go first, oldest first: one is only kept in case a link goes while its row
+    // waits, and must not push out answers that fit (a continuation of a long conversation: its own turn small, its
+    // whole form the conversation's size, over the bound on its own dropped every answer waiting, then itself).
+    for (const waiting of this.#waiting.values()) {
+      if (this.#waitingBytes <= MAX_WAITING_BYTES) break;
+      this.#waitingBytes -= waiting.whole?.bytes ?? 0;
+      waiting.whole = undefined;
+    }
     // Oldest first; an answer over the byte bound on its own goes too (it is the last one left then).
     const lost: LostRow[] = [];
     while (this.#waiting.size > MAX_WAITING_ROWS || this.#waitingBytes > MAX_WAITING_BYTES) {
