@@ -7,6 +7,7 @@ import {
   type GatewayError,
   InvalidRequestError,
   RateLimitedError,
+  UpstreamOverloadedError,
 } from "../errors/gateway-error.ts";
 import { toGatewayError } from "../errors/render-error.ts";
 import { chatToolsForUpstream } from "../protocols/chat-tools-upstream.ts";
@@ -202,7 +203,7 @@ function mayQueueAgain(
   const { runtime, snapshot, context } = request;
   const { queueTimeoutMs, totalTimeoutMs } = snapshot.config.routing;
   return (
-    error instanceof RateLimitedError &&
+    (error instanceof RateLimitedError || error instanceof UpstreamOverloadedError) &&
     queueTimeoutMs > 0 &&
     // A batch line never queues (plan-request.ts): its runner waits the 429's time off its slot.
     context.batchId === undefined &&

@@ -42,12 +42,8 @@ export class Recorder {
     const providerName = deployment.provider.settings.name;
     const availabilityNow = availability.acquire(deployment.key, providerName);
     if (!availabilityNow.isAvailable) {
-      return {
-        isAdmitted: false,
-        reason: availabilityNow.reason,
-        untilMs: availabilityNow.untilMs,
-        isLimit: isLimitCause(availabilityNow.cause),
-      };
+      const { reason, untilMs, cause } = availabilityNow;
+      return { isAdmitted: false, reason, untilMs, isLimit: isLimitCause(cause), cooldownCause: cause };
     }
     const settle = (reservation: Reservation | Denied): Admission => {
       if (isReservation(reservation)) {

@@ -196,6 +196,7 @@ async function tryCandidate(
               untilMs: admission.untilMs,
               isLimit: admission.isLimit,
               ...(admission.isSlot && { isSlot: true }),
+              ...(admission.cooldownCause !== undefined && { cooldownCause: admission.cooldownCause }),
             },
       );
       return undefined;

@@ -7,6 +7,7 @@ import type { Clock } from "../clock.ts";
 import type { MessageOrder } from "../config/message-orders.ts";
 import type { RoutingSettings, UpstreamLimits } from "../config/types.ts";
 import type { Outcome } from "../errors/outcomes.ts";
+import type { CooldownCause } from "../limits/availability.ts";
 import type { Reservation } from "../limits/budgets.ts";
 import type { ReleaseSlot } from "../limits/in-flight-gate.ts";
 import type { StatedContext } from "../limits/stated-context.ts";
@@ -203,6 +204,11 @@ export interface AttemptSkip {
   readonly isLimit?: boolean;
   /** Skipped for a full concurrency slot alone (Admission `isSlot`). */
   readonly isSlot?: true;
+  /**
+   * Skipped for a cooldown begun after the plan (another request's answer): its cause, as a plan skip's
+   * `cooldownCause` (a `capacity` one is the overload, upstream/overload.ts).
+   */
+  readonly cooldownCause?: CooldownCause;
 }
 
 export interface ForwardTrace {
@@ -293,6 +299,8 @@ export type Admission =
       readonly isLimit: boolean;
       /** Refused for a full concurrency slot alone: `untilMs` is when the gateway looks again (budget-types.ts). */
       readonly isSlot?: true;
+      /** Refused for a cooldown: its cause. */
+      readonly cooldownCause?: CooldownCause;
     };
 
 export interface FailoverServices {

@@ -182,10 +182,13 @@ function hasChoices(json: Record<string, unknown> | undefined): boolean {
 
 /**
  * An error event as `{"error": {...}}`, the shape `classifyErrorInSuccess` reads: chat providers send it so; a
- * Responses stream's `error` event is the error itself, and `response.failed` carries it in `response.error`.
+ * Responses stream's `error` event is the error itself, and `response.failed` carries it in `response.error`. A chat
+ * chunk's error is taken alone: OpenRouter's sits beside a choice that adds nothing (`finish_reason: "error"`), and
+ * with its `choices` the chunk read as an answer, not an error (its overload a blip, the candidate asked again).
  */
 function errorEnvelope(json: Record<string, unknown> | undefined): unknown {
-  if (json === undefined || json.error !== undefined) return json;
+  if (json === undefined) return json;
+  if (json.error !== undefined) return { error: json.error };
   if (json.type === "error") return { error: json };
   const response = json.response as { error?: unknown } | undefined;
   return response?.error === undefined ? json : { error: response.error };

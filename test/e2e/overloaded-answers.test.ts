@@ -5,6 +5,7 @@
 // off from as from their own rate limit. The deployment still cools down for it (docs/errors.md).
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
 import Anthropic from "@anthropic-ai/sdk";
 import OpenAI from "openai";
 import { openRouter } from "../fixtures/provider-fixtures.ts";
@@ -155,6 +156,30 @@ describe("every candidate overloaded", () => {
     for (const [when, error] of [
       ["tried", tried],
       ["cooling", cooling],
+    ] as const) {
+      assert.ok(error instanceof OpenAI.APIError, `${when}: ${String(error)}`);
+      assert.equal(error.status, 503, `${when}: ${String(error)}`);
+      assert.equal(error.code, "upstream_overloaded", when);
+      assert.ok(Number(error.headers?.get("retry-after-ms")) > 0, `${when}: retry-after-ms`);
+    }
+  });
+
+  test("a candidate another request's overload answer cooled while this one was on its way: still the overload answer", async (t) => {
+    const { first, second, gateway } = await scene(t);
+    // The slow request's p0 answers late; meanwhile the fast one's p0 and p1 answer at once, and p1 cools (7 s)
+    // before the slow one reaches it: left out when its turn comes, for the same overload.
+    first.enqueue(CHAT_ROUTE, { ...OVERLOADED_FOR_7_S, delayMs: 1_500 });
+    first.enqueue(CHAT_ROUTE, OVERLOADED_FOR_7_S);
+    second.enqueue(CHAT_ROUTE, OVERLOADED_FOR_7_S);
+    const openai = openAiClient(gateway);
+    const slow = rejection(openai.chat.completions.create({ model: "m", messages: HELLO }));
+    await sleep(150);
+    const fast = await rejection(openai.chat.completions.create({ model: "m", messages: HELLO }));
+    const late = await slow;
+    assert.equal(second.requests.length, 1, "p1 asked once, by the fast request");
+    for (const [when, error] of [
+      ["fast", fast],
+      ["slow", late],
     ] as const) {
       assert.ok(error instanceof OpenAI.APIError, `${when}: ${String(error)}`);
       assert.equal(error.status, 503, `${when}: ${String(error)}`);

@@ -39,6 +39,27 @@ const OPENAI_OVERLOAD: MockStep = {
   end: "close-without-done",
 };
 
+/**
+ * OpenRouter's documented in-stream error chunk (its stream opened with `: OPENROUTER PROCESSING` comments, so a
+ * routed provider's overload before the first token comes in-band): the error object beside a choice that adds
+ * nothing, `finish_reason: "error"`.
+ */
+const OPENROUTER_OVERLOAD: MockStep = {
+  kind: "sse",
+  events: [
+    {
+      data: {
+        id: "gen-1",
+        object: "chat.completion.chunk",
+        provider: "Anthropic",
+        error: { code: "server_error", message: "Overloaded" },
+        choices: [{ index: 0, delta: { content: "" }, finish_reason: "error" }],
+      },
+    },
+  ],
+  end: "close-without-done",
+};
+
 const ANSWER: MockStep = {
   kind: "sse",
   events: [
@@ -82,6 +103,7 @@ describe("an in-stream overload before any content", () => {
   for (const [name, overload] of [
     ["Anthropic-style event: error overloaded_error", ANTHROPIC_OVERLOAD],
     ["OpenAI-style error chunk code overloaded", OPENAI_OVERLOAD],
+    ["OpenRouter's error chunk beside a finish_reason error choice", OPENROUTER_OVERLOAD],
   ] as const) {
     test(`${name}: fails over, and the overloaded candidate cools down`, async (t) => {
       const { first, second, gateway } = await scene(t);
