@@ -16,9 +16,11 @@ const ROLES: ReadonlySet<string> = new Set(["system", "developer", "user", "assi
 
 /**
  * Content part types: OpenAI's (`text`, `image_url`, `input_audio`, `file`, `refusal`, `audio`) and the ones chat
- * providers the gateway routes to document for input (vLLM's `video_url`, `audio_url`, `image_embeds`; Mistral's
- * `document_url`). An assistant message's parts are not checked: they are history, replayed from answers whose parts
- * vary by provider (Mistral's `thinking` chunks), and a client sends them back as it got them.
+ * providers the gateway routes to document for input: vLLM's (its chat parser's map: `video_url`, `audio_url`,
+ * `image_embeds`, `audio_embeds`, `prompt_embeds`, `thinking`, `tool_reference`, and the Responses-style `input_text`,
+ * `output_text`, `input_image`), Mistral's (`document_url`, `reference`, and `thinking`, which its recommended system
+ * prompt for its reasoning models holds). An assistant message's parts are not checked: they are history, replayed
+ * from answers whose parts vary by provider, and a client sends them back as it got them.
  */
 const PART_TYPES: ReadonlySet<string> = new Set([
   "text",
@@ -30,7 +32,15 @@ const PART_TYPES: ReadonlySet<string> = new Set([
   "video_url",
   "audio_url",
   "image_embeds",
+  "audio_embeds",
+  "prompt_embeds",
+  "thinking",
+  "tool_reference",
+  "input_text",
+  "output_text",
+  "input_image",
   "document_url",
+  "reference",
 ]);
 
 /** Roles whose `content` may be `null`: an assistant turn that only called tools, a tool result (filled: tool-result-text.ts). */

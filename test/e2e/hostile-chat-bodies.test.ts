@@ -147,3 +147,47 @@ test("an empty `tools` with tool_choice auto, none or none at all goes upstream 
   }
   assert.equal(mock.requests.filter((recorded) => `${recorded.method} ${recorded.path}` === CHAT_ROUTE).length, 4);
 });
+
+test("the part types the providers behind the gateway document as input are served, as sent", async (t) => {
+  const { mock, gateway } = await hostileScene(t);
+  serveEveryChat(mock);
+  const thinking = { type: "thinking", thinking: [{ type: "text", text: "Your thoughts." }] };
+  const bodies: unknown[][] = [
+    // Mistral's recommended system prompt for its reasoning models (docs.mistral.ai, "Native" reasoning): a
+    // `thinking` chunk between two texts; its user and tool messages take `thinking` and `reference` chunks too.
+    [
+      {
+        role: "system",
+        content: [{ type: "text", text: "Think first:" }, thinking, { type: "text", text: "Then answer." }],
+      },
+      {
+        role: "user",
+        content: [
+          { type: "text", text: "hi" },
+          { type: "reference", reference_ids: [1] },
+        ],
+      },
+    ],
+    // vLLM's own parts (its chat_utils parser map): Responses-style text and images, thinking, embeddings, tool refs.
+    [
+      {
+        role: "user",
+        content: [
+          { type: "input_text", text: "what is this" },
+          { type: "input_image", image_url: "data:image/png;base64,iVBORw0KGgo=" },
+          { type: "output_text", text: "earlier" },
+          { type: "thinking", thinking: "hmm", closed: true },
+          { type: "audio_embeds", audio_embeds: "AAAA" },
+          { type: "prompt_embeds", data: "AAAA" },
+          { type: "tool_reference", name: "lookup" },
+        ],
+      },
+    ],
+  ];
+  for (const messages of bodies) {
+    const response = await postChat(gateway, { model: "m", messages });
+    assert.equal(response.status, 200, response.text);
+  }
+  const sent = chatRequests(mock).map((recorded) => (recorded.body as { messages: unknown[] }).messages);
+  assert.deepEqual(sent, bodies);
+});

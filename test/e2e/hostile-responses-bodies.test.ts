@@ -74,3 +74,34 @@ test("an output answering a call of the previous response is served; one answeri
   const sent = chatRequests(mock)[1]?.body as { messages: { role: string; tool_call_id?: string }[] };
   assert.equal(sent.messages.at(-1)?.tool_call_id, "call_kept");
 });
+
+test("a conversation's turn continued after the conversation was deleted: its output of the conversation's call is no orphan to refuse", async (t) => {
+  const { mock, client } = await hostileScene(t);
+  mock.enqueue(CHAT_ROUTE, {
+    kind: "json",
+    body: toolCallCompletion("vendor/m-instruct", [{ id: "call_conv", name: "lookup", arguments: "{}" }]),
+  });
+  const conversation = await client.conversations.create({});
+  await client.responses.create({ model: "m", conversation: conversation.id, input: "look it up", tools: TOOLS });
+  serveEveryChat(mock);
+  const answered = await client.responses.create({
+    model: "m",
+    conversation: conversation.id,
+    input: [{ type: "function_call_output", call_id: "call_conv", output: "a cat" }],
+    tools: TOOLS,
+  });
+  await client.conversations.delete(conversation.id);
+  // The kept turn holds its own items (the output, the answer) and points to the conversation for the rest: with it
+  // gone, its history starts at the output, whose call went with the conversation. At OpenAI the turn keeps its whole
+  // input; here the request is sent with what is left, not refused for a field the client never sent.
+  const next = await client.responses.create({ model: "m", previous_response_id: answered.id, input: "thanks" });
+  assert.equal(next.output_text, "Served.");
+  const sent = chatRequests(mock).at(-1)?.body as { messages: { role: string; content: unknown }[] };
+  assert.deepEqual(
+    sent.messages.map((message) => [message.role, message.content]),
+    [
+      ["assistant", "Served."],
+      ["user", "thanks"],
+    ],
+  );
+});

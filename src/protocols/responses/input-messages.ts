@@ -262,3 +262,23 @@ export function calledIdsOf(messages: readonly ChatMessage[]): Set<string> {
   }
   return ids;
 }
+
+/**
+ * The messages less any `tool` message answering no call before it, the same array when there is none. The input's
+ * own outputs were checked (refuseUnansweredOutput); such a message comes from history the gateway rebuilt shorter: a
+ * turn kept on a conversation holds its own items and points to the conversation for the rest
+ * (kept-conversation-history.ts), so once the conversation (or its call item) is deleted, the turn's output of that
+ * conversation's call answers nothing. OpenAI's turn keeps its whole input and is continued; sent, the orphan is
+ * refused by the chat door's rule (chat-message-rules.ts) in words about `messages` the client never sent.
+ */
+export function withoutOrphanOutputs(messages: ChatMessage[]): ChatMessage[] {
+  const called = new Set<string>();
+  let kept: ChatMessage[] | undefined;
+  for (const [index, message] of messages.entries()) {
+    if (message.role === "assistant") for (const call of message.tool_calls ?? []) called.add(call.id);
+    const isOrphan = message.role === "tool" && !called.has(message.tool_call_id);
+    if (isOrphan && kept === undefined) kept = messages.slice(0, index);
+    else if (!isOrphan) kept?.push(message);
+  }
+  return kept ?? messages;
+}

@@ -8,7 +8,7 @@ import type { KeptChain } from "./chain-items.ts";
 import { chatBodyOf, toResponseFormat } from "./chat-body.ts";
 import { checkConversationId, isConversationId } from "./conversations.ts";
 import { chainAfter, conversationIdsOf, refuseDuplicateItems } from "./duplicate-items.ts";
-import { calledIdsOf, inputMessages, type ResponseLookup } from "./input-messages.ts";
+import { calledIdsOf, inputMessages, type ResponseLookup, withoutOrphanOutputs } from "./input-messages.ts";
 import { NOT_STORED } from "./not-kept-answers.ts";
 import { inputTokensRequestSchema, type ResponsesRequest, responsesRequestSchema } from "./request-schema.ts";
 import type { ResponseEcho } from "./response-object.ts";
@@ -76,7 +76,9 @@ export function toChatRequest(body: unknown, lookup: ResponseLookup): Translated
       code: "invalid_value",
     });
   }
-  const messages = withInstructions(request.instructions, conversation);
+  // What is sent: an output of rebuilt history whose call was deleted since is left out (withoutOrphanOutputs); the
+  // kept conversation stays as read.
+  const messages = withoutOrphanOutputs(withInstructions(request.instructions, conversation));
   const { tools, toolChoice, dropped } = toChatTools(offered, toolNames, request.tools?.length ?? 0);
   const isStream = request.stream === true;
   const previous =
@@ -199,7 +201,9 @@ export function toCountedPrompt(body: unknown, lookup: ResponseLookup): CountedP
   refuseStatefulFields(request);
   const { offered } = withLoadedTools(request, lookup);
   const toolNames = ToolNames.of(offered.tools ?? []);
-  const messages = withInstructions(request.instructions, conversationOf(request, lookup, toolNames).messages);
+  const messages = withoutOrphanOutputs(
+    withInstructions(request.instructions, conversationOf(request, lookup, toolNames).messages),
+  );
   const { tools, toolChoice } = toChatTools(offered, toolNames, request.tools?.length ?? 0);
   // Refused here as it would be on /v1/responses (a bad `text.format`), whether or not a body is planned.
   toResponseFormat(request.text?.format);
