@@ -15,14 +15,14 @@ test("in-band error status: a numeric code or status, else a known name; nothing
   assert.equal(inBandErrorStatus(undefined), undefined);
 });
 
-test("in-band upstream error: 429 a rate limit, 503 and 529 an overload (503), the rest an interruption", () => {
+test("in-band upstream error: 429 a rate limit, 503 and 529 an overload (503 upstream_overloaded), the rest an interruption", () => {
   const codeOf = (status: number | undefined) => {
     const error = inBandUpstreamError("m", status);
     return [error.status, error.code];
   };
   assert.deepEqual(codeOf(429), [429, "rate_limit_exceeded"]);
-  assert.deepEqual(codeOf(529), [503, "upstream_unavailable"]);
-  assert.deepEqual(codeOf(503), [503, "upstream_unavailable"]);
+  assert.deepEqual(codeOf(529), [503, "upstream_overloaded"]);
+  assert.deepEqual(codeOf(503), [503, "upstream_overloaded"]);
   assert.deepEqual(codeOf(500), [502, "stream_interrupted"]);
   assert.deepEqual(codeOf(undefined), [502, "stream_interrupted"]);
 });

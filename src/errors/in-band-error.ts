@@ -5,7 +5,7 @@ import {
   type GatewayError,
   RateLimitedError,
   StreamInterruptedError,
-  UpstreamUnavailableError,
+  UpstreamOverloadedError,
 } from "./gateway-error.ts";
 
 /** The `type` or `code` names providers give a rate limit and an overload in an error object. */
@@ -39,11 +39,13 @@ export function inBandErrorStatus(error: unknown): number | undefined {
 /**
  * The in-band error for a stream that failed after it started, by the status the upstream's error named: a rate limit
  * is `RateLimitedError` (429: `rate_limit_exceeded` on the OpenAI doors, Anthropic's `rate_limit_error`), an overload
- * (503, Anthropic's 529) `UpstreamUnavailableError` with 503 (Anthropic's `overloaded_error`); anything else, or none,
- * the stream's interruption (502, `api_error`).
+ * (503, Anthropic's 529) `UpstreamOverloadedError` (`upstream_overloaded`, Anthropic's `overloaded_error`), the code
+ * the same overload gets before content (classify-response.ts): until 2026-12-07 it was `upstream_unavailable` after
+ * content, so a client read the same answer as two causes by when it came. Anything else, or none, the stream's
+ * interruption (502, `api_error`).
  */
 export function inBandUpstreamError(message: string, status: number | undefined): GatewayError {
   if (status === 429) return new RateLimitedError(message);
-  if (status === 503 || status === 529) return new UpstreamUnavailableError(message, { status: 503 });
+  if (status === 503 || status === 529) return new UpstreamOverloadedError(message);
   return new StreamInterruptedError(message);
 }

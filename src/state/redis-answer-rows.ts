@@ -9,6 +9,7 @@
 // `max_bytes`, in the same script (so two replicas never count a row twice); a read ignores a row older than the
 // time to live. One round trip per lookup and per put; a put is never waited for by the request.
 import { closeClient, type RedisConnection } from "./redis-client.ts";
+import { type ScriptCommand, withScripts } from "./redis-scripts.ts";
 import type { AnswerRows } from "./state-types.ts";
 
 type AnswerRowLimits = Parameters<AnswerRows["put"]>[3];
@@ -47,11 +48,13 @@ redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
 return count
 `;
 
+type AnswerConnection = RedisConnection & Record<"answerPut" | "answerClear", ScriptCommand>;
+
 export class RedisAnswerRows implements AnswerRows {
   readonly #keys: readonly [index: string, rows: string, bytes: string];
 
   readonly #connect: () => RedisConnection;
-  #redisConnection: RedisConnection | undefined;
+  #redisConnection: AnswerConnection | undefined;
 
   /**
    * `connect`: a connection of its own, opened at the first lookup (a gateway without the cache opens none); until it
@@ -64,9 +67,13 @@ export class RedisAnswerRows implements AnswerRows {
     this.#keys = [base, `${base}:rows`, `${base}:bytes`];
   }
 
-  get #redis(): RedisConnection {
+  get #redis(): AnswerConnection {
     if (this.#redisConnection === undefined) {
-      const redis = this.#connect();
+      // The scripts defined before its first command (redis-scripts.ts `withScripts`: never while one is pipelined).
+      const redis = withScripts(this.#connect(), {
+        answerPut: { lua: PUT_LUA, numberOfKeys: 3 },
+        answerClear: { lua: CLEAR_LUA, numberOfKeys: 3 },
+      });
       // Errors surface on the commands; without a listener ioredis would print every reconnection failure.
       redis.on("error", () => {});
       redis.connect().catch(() => {});
@@ -106,9 +113,7 @@ export class RedisAnswerRows implements AnswerRows {
     keptUntilMs?: number,
   ): Promise<{ entries: number; bytes: number }> {
     const indexedAtMs = keptUntilMs === undefined ? storedAtMs : Math.min(storedAtMs, keptUntilMs - limits.ttlMs);
-    const reply = await this.#redis.eval(
-      PUT_LUA,
-      this.#keys.length,
+    const reply = await this.#redis.answerPut(
       ...this.#keys,
       key,
       json,
@@ -130,6 +135,6 @@ export class RedisAnswerRows implements AnswerRows {
 
   /** Drops every row; how many there were. */
   async clear(): Promise<number> {
-    return Number(await this.#redis.eval(CLEAR_LUA, this.#keys.length, ...this.#keys));
+    return Number(await this.#redis.answerClear(...this.#keys));
   }
 }

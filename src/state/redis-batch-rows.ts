@@ -43,6 +43,7 @@ import {
   subscriberOptions,
 } from "./redis-client.ts";
 import { ClusterSubscriber, nodesOf } from "./redis-cluster-subscriber.ts";
+import { type ScriptCommand, withScripts } from "./redis-scripts.ts";
 
 /** ms a command may take: a file's content is up to `batches.max_file_bytes` in one read. */
 const COMMAND_TIMEOUT_MS = 10_000;
@@ -60,10 +61,19 @@ const SUBSCRIBE_RETRY_MAX_MS = 2_000;
 /** Longest batch id a nudge may carry (the gateway's are `batch_` and 32 hex digits). */
 const MAX_NUDGE_ID_LENGTH = 100;
 
+/** The batches' scripts (redis-batch-rows-lua.ts), each call's keys under the `{batches}` tag (one Cluster slot). */
+const BATCH_SCRIPTS = {
+  replaceBatch: { lua: REPLACE_BATCH_LUA, numberOfKeys: 2 },
+  putResult: { lua: PUT_RESULT_LUA, numberOfKeys: 3 },
+  inLineOrder: { lua: IN_LINE_ORDER_LUA, numberOfKeys: 2 },
+  dropIfHeld: { lua: DROP_IF_HELD_LUA, numberOfKeys: 1 },
+  takeLease: { lua: TAKE_LEASE_LUA, numberOfKeys: 1 },
+} as const;
+
 export class RedisBatchRows implements BatchRows {
   readonly kind = "redis";
   readonly isShared = true;
-  readonly #redis: RedisConnection;
+  readonly #redis: RedisConnection & Record<keyof typeof BATCH_SCRIPTS, ScriptCommand>;
   readonly #base: string;
   /** Whether a batch's JSON is one not finished (the caller knows the shape; state/ does not). */
   readonly #isRunnable: (json: string) => boolean;
@@ -80,7 +90,7 @@ export class RedisBatchRows implements BatchRows {
   #isClosed = false;
 
   constructor(url: string, keyPrefix: string, isCluster: boolean, isRunnable: (json: string) => boolean) {
-    this.#redis = createCommandClient(url, isCluster, COMMAND_TIMEOUT_MS);
+    this.#redis = withScripts(createCommandClient(url, isCluster, COMMAND_TIMEOUT_MS), BATCH_SCRIPTS);
     // Errors surface on the commands; without a listener ioredis would print every reconnection failure.
     this.#redis.on("error", () => {});
     this.#base = `${keyPrefix}{batches}`;
@@ -203,9 +213,7 @@ export class RedisBatchRows implements BatchRows {
   }
 
   async replaceBatch(row: BatchRow, expectedJson: string): Promise<boolean> {
-    const written = await this.#redis.eval(
-      REPLACE_BATCH_LUA,
-      2,
+    const written = await this.#redis.replaceBatch(
       this.#key("batch-rows"),
       this.#key("runnable"),
       row.id,
@@ -241,9 +249,7 @@ export class RedisBatchRows implements BatchRows {
 
   async putResult(batchId: string, result: ResultRow): Promise<boolean> {
     for (;;) {
-      const written = await this.#redis.eval(
-        PUT_RESULT_LUA,
-        3,
+      const written = await this.#redis.putResult(
         this.#key(`results:${batchId}`),
         this.#key(`done:${batchId}`),
         this.#key(`results-converting:${batchId}`),
@@ -258,7 +264,7 @@ export class RedisBatchRows implements BatchRows {
   /** An earlier version's results list made the sorted set, a few lines per script run (IN_LINE_ORDER_LUA). */
   async #inLineOrder(batchId: string): Promise<void> {
     const keys = [this.#key(`results:${batchId}`), this.#key(`results-converting:${batchId}`)];
-    while ((await this.#redis.eval(IN_LINE_ORDER_LUA, 2, ...keys)) !== 1) {}
+    while ((await this.#redis.inLineOrder(...keys)) !== 1) {}
   }
 
   /**
@@ -299,18 +305,18 @@ export class RedisBatchRows implements BatchRows {
       try {
         return await work();
       } finally {
-        await this.#redis.eval(DROP_IF_HELD_LUA, 1, lock, token).catch(() => {});
+        await this.#redis.dropIfHeld(lock, token).catch(() => {});
       }
     });
   }
 
   async takeLease(batchId: string, holder: string, ttlMs: number): Promise<boolean> {
-    const taken = await this.#redis.eval(TAKE_LEASE_LUA, 1, this.#key(`lease:${batchId}`), holder, String(ttlMs));
+    const taken = await this.#redis.takeLease(this.#key(`lease:${batchId}`), holder, String(ttlMs));
     return taken === 1;
   }
 
   async dropLease(batchId: string, holder: string): Promise<void> {
-    const dropped = await this.#redis.eval(DROP_IF_HELD_LUA, 1, this.#key(`lease:${batchId}`), holder);
+    const dropped = await this.#redis.dropIfHeld(this.#key(`lease:${batchId}`), holder);
     // Given up while still unfinished (a graceful exit): another replica resumes it now, not at its next look.
     if (dropped === 1 && (await this.#redis.sismember(this.#key("runnable"), batchId)) === 1) {
       await this.#nudge(batchId);

@@ -11,7 +11,6 @@ import type { PromptCalibration, PromptEvidence } from "../limits/prompt-calibra
 import type { SharedStateRedis } from "./redis-client.ts";
 import { calibrationKey } from "./redis-keys.ts";
 import type { RedisLink } from "./redis-link.ts";
-import { DELETE_FIELD_IF_LUA } from "./redis-lua-writes.ts";
 
 export class CalibrationSharing {
   readonly #redis: SharedStateRedis;
@@ -119,7 +118,7 @@ export class CalibrationSharing {
       const written = this.#written.get(deploymentKey);
       if (written === undefined) continue;
       this.#written.delete(deploymentKey);
-      await this.#redis.eval(DELETE_FIELD_IF_LUA, 1, this.#key, deploymentKey, written);
+      await this.#redis.deleteFieldIf(1, this.#key, deploymentKey, written);
     }
   }
 

@@ -5,8 +5,11 @@
 import { Cluster, Redis } from "ioredis";
 import { RESERVE_LUA } from "./redis-lua.ts";
 import {
+  DELETE_FIELD_IF_LUA,
+  FORGET_LIMITS_LUA,
   LEARN_LUA,
   RESERVE_AFTER_WRITES_LUA,
+  SET_OVER_LUA,
   SHARE_COOLDOWN_LUA,
   SHARE_REFUSAL_LUA,
   TAKE_IN_FLIGHT_LUA,
@@ -33,6 +36,9 @@ export interface SharedStateCommands {
   budgetTakeInFlight(numberOfKeys: number, ...keysAndArguments: ScriptArgument[]): Promise<unknown>;
   shareCooldown(numberOfKeys: number, ...keysAndArguments: ScriptArgument[]): Promise<unknown>;
   shareRefusal(numberOfKeys: number, ...keysAndArguments: ScriptArgument[]): Promise<unknown>;
+  forgetLimits(numberOfKeys: number, ...keysAndArguments: ScriptArgument[]): Promise<unknown>;
+  deleteFieldIf(numberOfKeys: number, ...keysAndArguments: ScriptArgument[]): Promise<unknown>;
+  setOver(numberOfKeys: number, ...keysAndArguments: ScriptArgument[]): Promise<unknown>;
 }
 
 /** A standalone Redis or a Redis Cluster: the same commands (every script's keys share one hash tag). */
@@ -50,6 +56,9 @@ const SCRIPT_COMMANDS = [
   "budgetTakeInFlight",
   "shareCooldown",
   "shareRefusal",
+  "forgetLimits",
+  "deleteFieldIf",
+  "setOver",
 ] as const;
 
 /** The command connection; `lazyConnect`, so the caller decides how long start-up may wait. */
@@ -87,6 +96,9 @@ export function createCommandClient(
   client.defineCommand("budgetTakeInFlight", { lua: TAKE_IN_FLIGHT_LUA });
   client.defineCommand("shareCooldown", { lua: SHARE_COOLDOWN_LUA });
   client.defineCommand("shareRefusal", { lua: SHARE_REFUSAL_LUA });
+  client.defineCommand("forgetLimits", { lua: FORGET_LIMITS_LUA });
+  client.defineCommand("deleteFieldIf", { lua: DELETE_FIELD_IF_LUA });
+  client.defineCommand("setOver", { lua: SET_OVER_LUA });
   return client as SharedStateRedis;
 }
 

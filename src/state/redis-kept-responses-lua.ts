@@ -2,6 +2,7 @@
 // why each write is one script). Every script declares its keys (one hash tag: a Redis Cluster keeps them in one
 // slot) but the events list, built from the tag's key.
 import type { RedisConnection } from "./redis-client.ts";
+import { withScripts } from "./redis-scripts.ts";
 
 /** The scripts' keys (index, rows, meta, items, bytes, owners, owner-bytes, by-owner): every call names all eight. */
 const KEY_COUNT = 8;
@@ -29,14 +30,15 @@ export interface KeptScriptCommands {
  * by the slot of "8" (redis-client.ts keeps the budgets' scripts out of auto-pipelining for that reason).
  */
 export function withKeptScripts(redis: RedisConnection): RedisConnection & KeptScriptCommands {
-  redis.defineCommand("keptTime", { lua: TIME_LUA, numberOfKeys: 1 });
-  redis.defineCommand("keptDelete", { lua: DELETE_LUA, numberOfKeys: KEY_COUNT });
-  redis.defineCommand("keptPut", { lua: PUT_LUA, numberOfKeys: KEY_COUNT });
-  redis.defineCommand("keptPutIfUnchanged", { lua: PUT_IF_UNCHANGED_LUA, numberOfKeys: KEY_COUNT });
-  redis.defineCommand("keptAppendEvents", { lua: APPEND_EVENTS_LUA, numberOfKeys: KEY_COUNT });
-  redis.defineCommand("keptDeleteIfUnchanged", { lua: DELETE_IF_UNCHANGED_LUA, numberOfKeys: KEY_COUNT });
-  redis.defineCommand("keptEvict", { lua: EVICT_LUA, numberOfKeys: KEY_COUNT });
-  return redis as RedisConnection & KeptScriptCommands;
+  return withScripts(redis, {
+    keptTime: { lua: TIME_LUA, numberOfKeys: 1 },
+    keptDelete: { lua: DELETE_LUA, numberOfKeys: KEY_COUNT },
+    keptPut: { lua: PUT_LUA, numberOfKeys: KEY_COUNT },
+    keptPutIfUnchanged: { lua: PUT_IF_UNCHANGED_LUA, numberOfKeys: KEY_COUNT },
+    keptAppendEvents: { lua: APPEND_EVENTS_LUA, numberOfKeys: KEY_COUNT },
+    keptDeleteIfUnchanged: { lua: DELETE_IF_UNCHANGED_LUA, numberOfKeys: KEY_COUNT },
+    keptEvict: { lua: EVICT_LUA, numberOfKeys: KEY_COUNT },
+  });
 }
 
 /** Redis's clock, [seconds, microseconds], from the node of KEYS[1]'s slot (a Cluster's nodes each have their own). */

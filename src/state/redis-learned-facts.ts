@@ -45,7 +45,6 @@ import {
   sharedWindowKey,
 } from "./redis-keys.ts";
 import { KeyedFailure, type RedisLink } from "./redis-link.ts";
-import { FORGET_LIMITS_LUA } from "./redis-lua-writes.ts";
 import type { SharedKeys } from "./redis-shared-keys.ts";
 import { RetryBackoff } from "./retry-backoff.ts";
 
@@ -271,7 +270,7 @@ export class LearnedFactSharing {
         const marker = JSON.stringify({ scopeId, forgetId });
         const keys = [forgottenLimitsKey(keyPrefix, scopeId), ...storedKeysOf(keyPrefix, scopeId)];
         try {
-          await redis.eval(FORGET_LIMITS_LUA, keys.length, ...keys, marker, LEARNED_LIMIT_KEEP_MS);
+          await redis.forgetLimits(keys.length, ...keys, marker, LEARNED_LIMIT_KEEP_MS);
           // Answered or failed, it counts for or against the master of the scope's slot (before: neither).
           this.#options.link.recordSuccess(scopeId);
         } catch (error) {

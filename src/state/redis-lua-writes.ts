@@ -338,3 +338,18 @@ export const DELETE_FIELD_IF_LUA = `
 if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then return redis.call('HDEL', KEYS[1], ARGV[1]) end
 return 0
 `;
+
+/**
+ * A reset's marker stored late (redis-shared-reset.ts `setOverKnown`): SET KEYS[1] to ARGV[1] unless it holds a
+ * value other than that one and those that follow it: 1 if set (or held).
+ */
+export const SET_OVER_LUA = `local current = redis.call('GET', KEYS[1])
+if current and current ~= ARGV[1] then
+  local isKnown = false
+  for index = 2, #ARGV do
+    if ARGV[index] == current then isKnown = true end
+  end
+  if not isKnown then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[1])
+return 1`;

@@ -34,7 +34,6 @@ import { DEPLOYMENT_FORGET_KEEP_MS, type DeploymentForgets, newForgetId } from "
 import { publishBeside } from "./redis-keyed-publish.ts";
 import { cooldownChannel, refusedFeaturesKey, refusedFeaturesStart } from "./redis-keys.ts";
 import { KeyedFailure, type RedisLink } from "./redis-link.ts";
-import { FORGET_LIMITS_LUA } from "./redis-lua-writes.ts";
 import { loadStoredRefusals, type RefusalsLoadStart } from "./redis-refusal-load.ts";
 import type { SharedKeys } from "./redis-shared-keys.ts";
 import { deleteKeysStartingWith, type UnreachedMasters } from "./redis-shared-reset.ts";
@@ -216,7 +215,7 @@ export class RefusalSharing {
         // Known before it is sent: a send that timed out after it ran leaves this process's own marker.
         forgets.note("refusals", deploymentKey, forgetId);
         try {
-          await redis.eval(FORGET_LIMITS_LUA, keys.length, ...keys, forgetId, DEPLOYMENT_FORGET_KEEP_MS);
+          await redis.forgetLimits(keys.length, ...keys, forgetId, DEPLOYMENT_FORGET_KEEP_MS);
           // Answered: counts for its master, as a failure counts against it (failures apart are not in a row).
           this.#options.link.recordSuccess(undefined, keys[1]);
         } catch (error) {

@@ -8,6 +8,7 @@
 // the first one's row, so its owner's lookup by id found nothing. A third hash points each id at the key of the
 // last row written with it, for the lookups that may see every client's records (an unnamed key).
 import { closeClient, connectWithin, createCommandClient, type RedisConnection } from "./redis-client.ts";
+import { type ScriptCommand, withScripts } from "./redis-scripts.ts";
 
 interface StoredRequestRow {
   readonly id: string;
@@ -38,14 +39,16 @@ const COMMAND_TIMEOUT_MS = 1_000;
 
 export class RedisRequestLogBackend {
   readonly kind = "redis";
-  readonly #redis: RedisConnection;
+  readonly #redis: RedisConnection & Record<"dropPointers", ScriptCommand>;
   readonly #indexKey: string;
   readonly #rowsKey: string;
   /** Hash: request id -> the row key of the last row written with that id. */
   readonly #latestKey: string;
 
   constructor(url: string, keyPrefix: string, isCluster = false) {
-    this.#redis = createCommandClient(url, isCluster, COMMAND_TIMEOUT_MS);
+    this.#redis = withScripts(createCommandClient(url, isCluster, COMMAND_TIMEOUT_MS), {
+      dropPointers: { lua: DROP_POINTERS_LUA, numberOfKeys: 1 },
+    });
     // Errors surface on the commands; without a listener ioredis would print every reconnection failure.
     this.#redis.on("error", () => {});
     // One hash tag for the three keys: a Redis Cluster keeps them in one slot, so MULTI over them works there too.
@@ -132,7 +135,7 @@ export class RedisRequestLogBackend {
       .exec();
     // The pointers to the rows just dropped, unless a later row with the same id took them over meanwhile (checked
     // and deleted in one step: another replica may be writing that row right now).
-    await this.#redis.eval(DROP_POINTERS_LUA, 1, this.#latestKey, ...keys.flatMap((key) => [idOfRowKey(key), key]));
+    await this.#redis.dropPointers(this.#latestKey, ...keys.flatMap((key) => [idOfRowKey(key), key]));
   }
 
   async close(): Promise<void> {

@@ -74,18 +74,6 @@ export async function publishOnAnyMaster(redis: SharedStateRedis, channel: strin
   throw failure;
 }
 
-/** SET KEYS[1] to ARGV[1] unless it holds a value other than that one and those that follow it: 1 if set (or held). */
-const SET_OVER_LUA = `local current = redis.call('GET', KEYS[1])
-if current and current ~= ARGV[1] then
-  local isKnown = false
-  for index = 2, #ARGV do
-    if ARGV[index] == current then isKnown = true end
-  end
-  if not isKnown then return 0 end
-end
-redis.call('SET', KEYS[1], ARGV[1])
-return 1`;
-
 /**
  * Stores a reset's marker stored late (its master did not answer at the reset) only over none or a marker `before` it
  * (one its process knew when it made the reset): false when the key holds another, a later reset's from a process
@@ -98,7 +86,7 @@ export async function setOverKnown(
   value: string,
   before: readonly string[],
 ): Promise<boolean> {
-  return Number(await redis.eval(SET_OVER_LUA, 1, key, value, ...before)) === 1;
+  return Number(await redis.setOver(1, key, value, ...before)) === 1;
 }
 
 /** ms between tries to store a reset's marker that its master did not take (retryUntilDone). */

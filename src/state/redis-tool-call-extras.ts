@@ -14,6 +14,7 @@
 // holds (a history naming thousands of kept calls made one MGET of them all).
 import { parseJsonRecord } from "../is-record.ts";
 import { closeClient, connectWithin, createCommandClient, type SharedStateRedis } from "./redis-client.ts";
+import { type ScriptCommand, withScripts } from "./redis-scripts.ts";
 import { KEEP_WITHIN_BUDGET_LUA } from "./redis-tool-call-extras-lua.ts";
 import {
   MAX_CLIENT_EXTRAS_BYTES,
@@ -56,7 +57,7 @@ export const REDIS_TOOL_CALL_EXTRAS_LIMITS: RedisToolCallExtrasLimits = {
 
 export class RedisToolCallExtras implements ToolCallExtrasStore {
   readonly isShared = true;
-  readonly #redis: SharedStateRedis;
+  readonly #redis: SharedStateRedis & Record<"keepWithinBudget", ScriptCommand>;
   readonly #local: MemoryToolCallExtras;
   readonly #keyPrefix: string;
   readonly #limits: RedisToolCallExtrasLimits;
@@ -68,7 +69,9 @@ export class RedisToolCallExtras implements ToolCallExtrasStore {
     local: MemoryToolCallExtras,
     limits: RedisToolCallExtrasLimits = REDIS_TOOL_CALL_EXTRAS_LIMITS,
   ) {
-    this.#redis = createCommandClient(url, isCluster);
+    this.#redis = withScripts(createCommandClient(url, isCluster), {
+      keepWithinBudget: { lua: KEEP_WITHIN_BUDGET_LUA },
+    });
     // Errors surface on the commands; without a listener ioredis would print every reconnection failure.
     this.#redis.on("error", () => {});
     this.#local = local;
@@ -102,7 +105,7 @@ export class RedisToolCallExtras implements ToolCallExtrasStore {
     const keys = [`${tag}#order`, `${tag}#sizes`, `${tag}#bytes`, ...values.map(({ id }) => `${tag}:${id}`)];
     const { ttlMs, maxClientBytes } = this.#limits;
     const written = values.flatMap(({ id, json }) => [id, json]);
-    await this.#redis.eval(KEEP_WITHIN_BUDGET_LUA, keys.length, ...keys, `${tag}:`, ttlMs, maxClientBytes, ...written);
+    await this.#redis.keepWithinBudget(keys.length, ...keys, `${tag}:`, ttlMs, maxClientBytes, ...written);
   }
 
   /** `ids` in history order (the newest last): see ToolCallExtrasStore.recall. */

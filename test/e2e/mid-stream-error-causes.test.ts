@@ -10,6 +10,7 @@ import Anthropic from "@anthropic-ai/sdk";
 import type OpenAI from "openai";
 import { APIError } from "openai";
 import { CHAT_ROUTE, chatRequests, oneProviderYaml, openAiClient, useGateway, useMock } from "../helpers/e2e.ts";
+import { recordOf } from "../helpers/keepalive-scene.ts";
 import { chatChunk, type SseScript } from "../helpers/mock-upstream.ts";
 
 const UPSTREAM_ID = "vendor/m-instruct";
@@ -23,6 +24,7 @@ async function scene(t: Parameters<typeof useMock>[0]) {
   );
   return {
     mock,
+    gateway,
     anthropic: new Anthropic({ baseURL: gateway.url, apiKey: "x", maxRetries: 0 }),
     openai: openAiClient(gateway),
   };
@@ -87,12 +89,15 @@ describe("a mid-stream upstream error keeps its cause on every door", () => {
     assert.equal(chatRequests(mock).length, 1);
   });
 
-  test("messages: a 529 error chunk is overloaded_error", async (t) => {
-    const { mock, anthropic } = await scene(t);
+  test("messages: a 529 error chunk is overloaded_error; the record says 502 upstream_overloaded, not 529", async (t) => {
+    const { mock, gateway, anthropic } = await scene(t);
     mock.enqueue(CHAT_ROUTE, { kind: "sse", events: failingStream(OVERLOADED) });
     mock.enqueue(CHAT_ROUTE, { kind: "sse", events: failingStream(OVERLOADED) });
     const error = await messagesStreamError(anthropic);
     assert.equal(error.type, "overloaded_error");
+    // Its client got a 200 and an in-band error: recorded as a failed stream (502), as on the OpenAI doors.
+    const record = await recordOf(gateway, "messages");
+    assert.deepEqual([record.status, record.errorCode], [502, "upstream_overloaded"]);
   });
 
   test("messages: an error chunk that names no cause stays api_error", async (t) => {
@@ -112,6 +117,25 @@ describe("a mid-stream upstream error keeps its cause on every door", () => {
     assert.equal(error.type, "rate_limit_error");
     assert.equal(error.code, "rate_limit_exceeded");
   });
+
+  // The same overload before content is `upstream_overloaded` (stream-overload-before-content.test.ts): until
+  // 2026-12-07 one after content was `upstream_unavailable`, so a client told the two apart by when it came.
+  for (const [name, overload] of [
+    ["529", OVERLOADED],
+    ["503", { code: 503, message: "Service unavailable" }],
+    ["overloaded_error", { type: "overloaded_error", message: "Overloaded" }],
+  ] as const) {
+    test(`chat: a ${name} error chunk after content, every continuation overloaded too, is upstream_overloaded`, async (t) => {
+      const { mock, openai } = await scene(t);
+      for (let index = 0; index < 3; index++)
+        mock.enqueue(CHAT_ROUTE, { kind: "sse", events: failingStream(overload) });
+      const { text, error } = await chatStreamFailure(openai);
+      assert.ok(text.startsWith("Partial"), text);
+      assert.ok(error instanceof APIError, String(error));
+      assert.equal(error.code, "upstream_overloaded");
+      assert.equal(error.type, "upstream_error");
+    });
+  }
 
   test('chat: a 429 on a chunk that carries text and finish_reason "error" (failed in place) is a rate limit too', async (t) => {
     const { mock, openai } = await scene(t);
@@ -158,5 +182,24 @@ describe("a mid-stream upstream error keeps its cause on every door", () => {
       JSON.stringify(seen),
     );
     assert.ok(!seen.some((event) => event.code === "stream_interrupted"), JSON.stringify(seen));
+  });
+
+  test("responses: an overload after content says upstream_overloaded", async (t) => {
+    const { mock, openai } = await scene(t);
+    for (let index = 0; index < 3; index++)
+      mock.enqueue(CHAT_ROUTE, { kind: "sse", events: failingStream(OVERLOADED) });
+    const stream = await openai.responses.create({ model: "m", input: "Hi", stream: true });
+    const codes: unknown[] = [];
+    try {
+      for await (const event of stream) {
+        if (event.type === "error") codes.push(event.code);
+        if (event.type === "response.failed") codes.push(event.response.error?.code);
+      }
+    } catch (thrown) {
+      assert.ok(thrown instanceof APIError, String(thrown));
+      codes.push(thrown.code);
+    }
+    assert.ok(codes.includes("upstream_overloaded"), JSON.stringify(codes));
+    assert.ok(!codes.includes("upstream_unavailable"), JSON.stringify(codes));
   });
 });

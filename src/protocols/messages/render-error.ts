@@ -39,10 +39,12 @@ export function anthropicStatus(error: GatewayError): number {
 
 /**
  * anthropicStatus from an error's status and code, for the request record (pipeline/record-builder.ts), which keeps
- * the status the client got: a Messages client told 529 is not a 503 in the request log, metrics and dashboard.
+ * the status the client got: a Messages client told 529 is not a 503 in the request log, metrics and dashboard. Only
+ * the overload's own 503: a started stream that ended overloaded is recorded 502 with that code (stream-answer.ts),
+ * as on the OpenAI doors; its client got a 200 and an in-band error, never a 529.
  */
 export function anthropicStatusOf(status: number, code: string | undefined): number {
-  return code === "upstream_overloaded" ? 529 : status;
+  return code === "upstream_overloaded" && status === 503 ? 529 : status;
 }
 
 export function renderAnthropicError(error: GatewayError, requestId?: string): AnthropicErrorBody {
