@@ -303,11 +303,16 @@ export class Recorder {
   /**
    * A batch line charged to its client's budgets went back to wait, unsent and without a record (handle-request.ts
    * `deferredLine`): the charge is given back whole (its tokens and its request), as if it had never been made, since
-   * the line is charged again when it is tried again.
+   * the line is charged again when it is tried again. An embeddings batch's `chunks` (client-chunk-charges.ts), none
+   * sent, are given back with it.
    */
-  clientRequestUnsent(reservation: Reservation): void {
+  clientRequestUnsent(reservation: Reservation, chunks: readonly Reservation[] = []): void {
     const { budgets, clock } = this.#books;
     const nowMs = clock.now();
+    for (const chunk of chunks) {
+      if (chunk.tokens !== 0) budgets.reconcile(chunk, 0, nowMs);
+      budgets.release(chunk);
+    }
     if (reservation.tokens !== 0) budgets.reconcile(reservation, 0, nowMs);
     budgets.releaseUnsentCalls(reservation, reservation.requests ?? 1, nowMs);
     budgets.release(reservation);
