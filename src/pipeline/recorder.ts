@@ -309,13 +309,17 @@ export class Recorder {
   clientRequestUnsent(reservation: Reservation, chunks: readonly Reservation[] = []): void {
     const { budgets, clock } = this.#books;
     const nowMs = clock.now();
-    for (const chunk of chunks) {
-      if (chunk.tokens !== 0) budgets.reconcile(chunk, 0, nowMs);
-      budgets.release(chunk);
-    }
+    for (const chunk of chunks) this.clientChunkUnsent(chunk);
     if (reservation.tokens !== 0) budgets.reconcile(reservation, 0, nowMs);
     budgets.releaseUnsentCalls(reservation, reservation.requests ?? 1, nowMs);
     budgets.release(reservation);
+  }
+
+  /** A named client's chunk charge of an embeddings batch (client-chunk-charges.ts), its chunk not sent: given back whole. */
+  clientChunkUnsent(charge: Reservation): void {
+    const { budgets, clock } = this.#books;
+    if (charge.tokens !== 0) budgets.reconcile(charge, 0, clock.now());
+    budgets.release(charge);
   }
 
   /** A conversation write charged as its client's request (client-budget.ts `asClientRequest`) ended: its slot is free. */
