@@ -297,6 +297,27 @@ test("the pure modules read time only through the injected clock", () => {
   assert.deepEqual(violations, []);
 });
 
+/**
+ * The recorder's own modules (pipeline/recorder-*.ts but recorder-books.ts, types only) `file` imports, from any folder,
+ * dynamic imports too. Until 2026-12-07 the rule read only `from "./recorder-...` lines: server/ importing
+ * "../pipeline/recorder-effects.ts", or an `import("./recorder-effects.ts")`, passed it.
+ */
+function recorderModulesOf(file: string, text: string): string[] {
+  return importsOf(text)
+    .filter((specifier) => specifier.startsWith("."))
+    .map((specifier) => relative(SRC, resolve(dirname(file), specifier)))
+    .filter((path) => /^pipeline\/recorder-(?!books\.ts$)[a-z-]+\.ts$/.test(path));
+}
+
+test("the recorder rule finds its modules imported from any folder (so the check below can fail)", () => {
+  const from = (path: string, text: string) => recorderModulesOf(join(SRC, path), text);
+  const effects = "pipeline/recorder-effects.ts";
+  assert.deepEqual(from("server/x.ts", 'import { applyEffects } from "../pipeline/recorder-effects.ts";'), [effects]);
+  assert.deepEqual(from("pipeline/x.ts", 'import {\n  applyEffects,\n} from "./recorder-effects.ts";'), [effects]);
+  assert.deepEqual(from("pipeline/x.ts", 'const m = await import("./recorder-effects.ts");'), [effects]);
+  assert.deepEqual(from("pipeline/x.ts", 'import type { RecorderBooks } from "./recorder-books.ts";'), []);
+});
+
 test("only the recorder changes availability, budgets, health and stats after an attempt", () => {
   // Admission (acquire/reserve) happens before an attempt and the admin reset is an explicit operator action;
   // everything that learns from an outcome must be in the recorder: pipeline/recorder.ts and its own modules, split by
@@ -308,10 +329,11 @@ test("only the recorder changes availability, budgets, health and stats after an
     const path = relative(SRC, file);
     const isRecorder = /^pipeline\/recorder(-[a-z-]+)?\.ts$/.test(path) && !path.endsWith(".test.ts");
     if (isRecorder || path.startsWith("limits/") || path.startsWith("state/")) continue;
-    const lines = readFileSync(file, "utf8").split("\n");
+    const text = readFileSync(file, "utf8");
+    // The recorder's own modules that change books are called by it alone (recorder-books.ts holds types only).
+    for (const module of recorderModulesOf(file, text)) violations.push(`${path} imports ${module}`);
+    const lines = text.split("\n");
     lines.forEach((line, index) => {
-      // The recorder's own modules that change books are called by it alone (recorder-books.ts holds types only).
-      if (/from "\.\/recorder-(?!books\.ts)[a-z-]+\.ts"/.test(line)) violations.push(`${path}:${index + 1}: ${line}`);
       if (mutation.test(line) && !line.trimStart().startsWith("//") && !line.trimStart().startsWith("*"))
         violations.push(`${path}:${index + 1}: ${line.trim()}`);
     });

@@ -46,7 +46,8 @@ export function deferredLine(request: PipelineRequest, error: unknown, attemptCo
   const reservation = clientCharge.reservation;
   if (reservation !== undefined) {
     clientCharge.reservation = undefined;
-    runtime.recorder.clientRequestUnsent(reservation);
+    // A batch charged to its client chunk by chunk: the charges of its chunks (none sent: no attempt) are given back too.
+    runtime.recorder.clientRequestUnsent(reservation, clientCharge.chunks?.charges.splice(0));
   }
   return error;
 }

@@ -135,6 +135,19 @@ export async function chargeClientChunk(request: ChunkedRequest, tokens: number)
   }
 }
 
+/**
+ * A chunk charged to its client (chargeClientChunk) and not sent: its charge is given back whole. Kept, it held the
+ * client's window for nothing while the batch was planned and charged again (a reservation refused after the plan saw
+ * room, queued again: handle-request.ts mayQueueAgain), and the batch's next chunks waited a window for it.
+ */
+export function giveBackClientChunk(request: ChunkedRequest, charge: Reservation): void {
+  const charges = request.clientCharge.chunks?.charges;
+  const index = charges?.indexOf(charge) ?? -1;
+  if (charges === undefined || index < 0) return;
+  charges.splice(index, 1);
+  request.runtime.recorder.clientChunkUnsent(charge);
+}
+
 /** The client's window admits the chunk only past the request's time (or never: a chunk larger than its budget). */
 function chunkRefusal(
   runtime: GatewayRuntime,

@@ -9,6 +9,7 @@ import { isoTime } from "../clock.ts";
 import { RateLimitedError, UpstreamOverloadedError } from "../errors/gateway-error.ts";
 import { renderError, toGatewayError } from "../errors/render-error.ts";
 import { isRecord } from "../is-record.ts";
+import type { Reservation } from "../limits/budgets.ts";
 import type { RefusedFeatures } from "../limits/refused-features.ts";
 import type { Deployment } from "../providers/catalog.ts";
 import type { RouteCandidate, RoutePlan } from "../router/plan-route.ts";
@@ -17,7 +18,7 @@ import type { TokenUsage } from "../streaming/relay-types.ts";
 import type { ForwardOutcome, ForwardTrace, JsonResult } from "../upstream/forward-types.ts";
 import { sleepUntil } from "../upstream/sleep-until.ts";
 import { chargedBeforeFailure } from "./chunk-charges.ts";
-import { chargeClientChunk } from "./client-chunk-charges.ts";
+import { chargeClientChunk, giveBackClientChunk } from "./client-chunk-charges.ts";
 import {
   type ChunkAnswer,
   chunkAnswerOf,
@@ -185,9 +186,10 @@ export async function forwardInChunks(
     // A trace of its own: `routing.max_attempts` bounds each chunk's attempts (a batch of more chunks than it was
     // refused at the chunk past it), and a chunk's error lists its attempts, not the chunks' before it.
     const chunkTrace: ForwardTrace = { attempts: [], skips: [] };
+    let clientCharge: Reservation | undefined;
     try {
       // A named client whose token budget the batch is larger than pays its tokens chunk by chunk, before each is sent.
-      const clientCharge = await chargeClientChunk(request, chunk.prompt.promptTokens);
+      clientCharge = await chargeClientChunk(request, chunk.prompt.promptTokens);
       const outcome = await forwardChunk(chunk, chunkTrace, startedAtMs, start);
       if (outcome.result.kind !== "json") throw new Error(`an embeddings chunk answered as ${outcome.result.kind}`);
       last = outcome.result;
@@ -198,6 +200,8 @@ export async function forwardInChunks(
         runtime.recorder.clientChunkAnswered(clientCharge, promptTokens + completionTokens, attempt?.startedAtMs ?? 0);
       }
     } catch (error) {
+      // Charged to its client but not sent (no attempt): given back now, as the batch may be planned and charged again.
+      if (clientCharge !== undefined && chunkTrace.attempts.length === 0) giveBackClientChunk(request, clientCharge);
       // The chunks answered without usage kept their reservations on their deployments: their attempts say so, and
       // the client is charged them too (segment-charge.ts clientCharge; before 2026-12-07 it counted them 0).
       countEstimatedAttempts(answers, trace.attempts);

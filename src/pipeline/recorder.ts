@@ -299,14 +299,23 @@ export class Recorder {
   /**
    * A batch line charged to its client's budgets went back to wait, unsent and without a record (handle-request.ts
    * `deferredLine`): the charge is given back whole (its tokens and its request), as if it had never been made, since
-   * the line is charged again when it is tried again.
+   * the line is charged again when it is tried again. An embeddings batch's `chunks` (client-chunk-charges.ts), none
+   * sent, are given back with it.
    */
-  clientRequestUnsent(reservation: Reservation): void {
+  clientRequestUnsent(reservation: Reservation, chunks: readonly Reservation[] = []): void {
     const { budgets, clock } = this.#books;
     const nowMs = clock.now();
+    for (const chunk of chunks) this.clientChunkUnsent(chunk);
     if (reservation.tokens !== 0) budgets.reconcile(reservation, 0, nowMs);
     budgets.releaseUnsentCalls(reservation, reservation.requests ?? 1, nowMs);
     budgets.release(reservation);
+  }
+
+  /** A named client's chunk charge of an embeddings batch (client-chunk-charges.ts), its chunk not sent: given back whole. */
+  clientChunkUnsent(charge: Reservation): void {
+    const { budgets, clock } = this.#books;
+    if (charge.tokens !== 0) budgets.reconcile(charge, 0, clock.now());
+    budgets.release(charge);
   }
 
   /** A conversation write charged as its client's request (client-budget.ts `asClientRequest`) ended: its slot is free. */
