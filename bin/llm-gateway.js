@@ -29,6 +29,19 @@ if (
   setFlagsFromString("--no-sparkplug");
   process[Symbol.for("llm-gateway.optimizing-compilers-held")] = true;
 }
+// WebAssembly kept in V8's baseline tier from here on (src/cli/webassembly-tiers.ts has the why, and the rule copied
+// here): before the first .ts file, whose load compiles Node's TypeScript stripper (WebAssembly) when the compile
+// cache has no entry; set only with the start-up holds, the stripper tiered up while it stripped the sources (a 16 MB
+// optimizing zone on a V8 worker: test/e2e/start-webassembly-tiers.test.ts). bin/warm-caches.js sets it the same way.
+if (
+  ![...process.execArgv, ...(process.env.NODE_OPTIONS ?? "").split(/\s+/)].some((flag) =>
+    /^--(no[-_])?(liftoff|wasm[-_](tier|dynamic[-_]tiering))/.test(flag),
+  )
+) {
+  const { setFlagsFromString } = process.getBuiltinModule("node:v8");
+  setFlagsFromString("--no-wasm-dynamic-tiering");
+  setFlagsFromString("--no-wasm-tier-up");
+}
 // Node's compile cache (in the OS temp folder, or NODE_COMPILE_CACHE) keeps the type-stripped sources and their
 // V8 code: from the second start on, Node neither loads its TypeScript stripper (~18 MB of WebAssembly) nor
 // strips or compiles anything again, which roughly halves the time to ready. This file is JavaScript so that the

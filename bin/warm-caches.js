@@ -18,6 +18,17 @@ if (
   setFlagsFromString("--no-sparkplug");
   process[Symbol.for("llm-gateway.optimizing-compilers-held")] = true;
 }
+// As bin/llm-gateway.js, next: WebAssembly kept in V8's baseline tier before the first .ts file is loaded (the rule
+// copied from src/cli/webassembly-tiers.ts), so that every module is cached under the flags a start compiles it with.
+if (
+  ![...process.execArgv, ...(process.env.NODE_OPTIONS ?? "").split(/\s+/)].some((flag) =>
+    /^--(no[-_])?(liftoff|wasm[-_](tier|dynamic[-_]tiering))/.test(flag),
+  )
+) {
+  const { setFlagsFromString } = process.getBuiltinModule("node:v8");
+  setFlagsFromString("--no-wasm-dynamic-tiering");
+  setFlagsFromString("--no-wasm-tier-up");
+}
 const { spawnSync } = await import("node:child_process");
 const { readdirSync } = await import("node:fs");
 const { fileURLToPath } = await import("node:url");

@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
-import { hasOwnWebAssemblyTierFlags } from "./webassembly-tiers.ts";
+import { hasOwnWebAssemblyTierFlags, OWN_WASM_TIER_FLAG } from "./webassembly-tiers.ts";
 
 /**
  * A child that (with `isKept`) applies the start-up holds as every start does (start-up-holds.ts), then runs a small WebAssembly function hot for a
@@ -44,5 +45,16 @@ describe("WebAssembly kept in the baseline tier", () => {
     assert.equal(hasOwnWebAssemblyTierFlags([], "--wasm-tier-up"), true);
     assert.equal(hasOwnWebAssemblyTierFlags(["--no-wasm-dynamic-tiering"], ""), true);
     assert.equal(hasOwnWebAssemblyTierFlags(["--max-old-space-size=512"], "--enable-source-maps"), false);
+  });
+
+  it("bin/llm-gateway.js and bin/warm-caches.js set the flags first with the same rule (their copies cannot import it)", () => {
+    for (const path of ["../../bin/llm-gateway.js", "../../bin/warm-caches.js"]) {
+      const text = readFileSync(new URL(path, import.meta.url), "utf8");
+      assert.ok(text.includes(`${OWN_WASM_TIER_FLAG}.test(flag)`), `${path}: another own-flags rule`);
+      assert.ok(text.includes('setFlagsFromString("--no-wasm-dynamic-tiering")'), path);
+      assert.ok(text.includes('setFlagsFromString("--no-wasm-tier-up")'), path);
+      // Before the first module of the entry's own (start-entry.js) and the first .ts file.
+      assert.ok(text.indexOf("--no-wasm-tier-up") < text.indexOf("await import("), `${path}: set after an import`);
+    }
   });
 });
