@@ -144,7 +144,16 @@ describe("tool search", () => {
     const search = { type: "tool_search", execution: "client" };
     const previous = {
       response: { id: "resp_1", status: "completed", output: [], tools: [search] },
-      conversation: [{ role: "user", content: "find a tool" }],
+      // The search call this request's output answers, as the kept conversation holds it (an output answering no
+      // call is refused since the Responses door checks call ids).
+      conversation: [
+        { role: "user", content: "find a tool" },
+        {
+          role: "assistant",
+          content: null,
+          tool_calls: [{ id: "call_1", type: "function", function: { name: "tool_search", arguments: "{}" } }],
+        },
+      ],
       loadedTools: [{ type: "namespace", name: "mcp__a", tools: [member("x")] }, member("found")],
     } as unknown as StoredResponse;
     const lookup: ResponseLookup = {
