@@ -61,7 +61,12 @@ export function failoverServicesOf(
     // name points now: never with a key a reload replaced (it may be a revoked one), nor to a removed deployment.
     servingAs,
     hasRefusedFeatures: (deployment) => refusedFeatures.knows(deployment.key),
-    refusalOf: (deployment, features) => refusedFeatures.refusalOf(deployment.key, features, clock.now()),
+    // Asked three times per attempt (providers/message-order.ts): a deployment with no lesson at all (the rule) is
+    // answered without reading the clock.
+    refusalOf: (deployment, features) =>
+      refusedFeatures.knows(deployment.key)
+        ? refusedFeatures.refusalOf(deployment.key, features, clock.now())
+        : undefined,
     admit: (deployment, tokens, requests, request) =>
       // Checked again: a reload may come while the attempt waited for a slot.
       runtime.isServing(deployment)
