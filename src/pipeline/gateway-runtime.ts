@@ -23,16 +23,16 @@ import { LiveScores } from "../scoring/live-scores.ts";
 import type { ScoreBreakdown } from "../scoring/score.ts";
 import type { StateBackend } from "../state/state-backend.ts";
 import { forward } from "../upstream/failover.ts";
-import type { ForwardOutcome, ForwardRequest } from "../upstream/forward-types.ts";
+import type { FailoverServices, ForwardOutcome, ForwardRequest } from "../upstream/forward-types.ts";
 import { type AnswerStore, answerStoreFor } from "./answer-cache.ts";
 import { hasOutdatedCache } from "./answer-fingerprint.ts";
 import { BackgroundRuns } from "./background-runs.ts";
-import { acquireSlotOf, anotherSlotOf } from "./call-slots.ts";
 import { forgetChanged, UpstreamIdentities } from "./changed-upstreams.ts";
 import { type ClientRouteRequest, queueKey, withClientRules } from "./client-rules.ts";
+import { failoverServicesOf } from "./failover-services.ts";
 import { GatewaySecrets } from "./logged-secrets.ts";
 import { OpenRequests } from "./open-requests.ts";
-import { audioChargeOf, budgetCheckOf, routerContextOf } from "./plan-checks.ts";
+import { budgetCheckOf, routerContextOf } from "./plan-checks.ts";
 import { Recorder } from "./recorder.ts";
 import type { ConfigLoader, RefusedReload, ReloadResult } from "./reload-types.ts";
 import { type PlannedRoute, RouteQueues } from "./route-queue.ts";
@@ -99,6 +99,8 @@ export class GatewayRuntime {
   readonly #upstreams: UpstreamIdentities;
   /** The snapshot each deployment belongs to: its budget scopes are that snapshot's (a request may switch, forward). */
   readonly #snapshotOf = new WeakMap<Deployment, GatewaySnapshot>();
+  /** Each snapshot's failover services, made at its first forwarded request (failover-services.ts). */
+  readonly #failoverServices = new WeakMap<GatewaySnapshot, FailoverServices>();
 
   private constructor(
     snapshot: GatewaySnapshot,
@@ -326,36 +328,13 @@ export class GatewayRuntime {
     request: ForwardRequest,
     snapshot: GatewaySnapshot = this.#snapshot,
   ): Promise<ForwardOutcome> {
-    const snapshotOf = (deployment: Deployment) => this.#snapshotOf.get(deployment) ?? snapshot;
-    const scopesOf = (deployment: Deployment) => this.scopesOf(deployment, snapshotOf(deployment));
-    const audioOf = (deployment: Deployment) => audioChargeOf(snapshotOf(deployment), deployment, request.audioSeconds);
-    return forward(plan, request, {
-      dispatcher: this.dispatcher,
-      clock: this.clock,
-      routing: snapshot.config.routing,
-      limits: snapshot.config.upstreamLimits,
-      acquireSlot: acquireSlotOf(this.inFlight),
-      anotherSlot: anotherSlotOf(this.inFlight, this.budgets, this.clock, scopesOf),
-      promptTokensFor: this.promptCalibration.promptTokensFor,
-      // A request planned on an older snapshot (failing over, continuing a stream) sends its next attempt where the
-      // name points now: never with a key a reload replaced (it may be a revoked one), nor to a removed deployment.
-      servingAs: (deployment) => this.#upstreams.servingAs(deployment),
-      hasRefusedFeatures: (deployment) => this.refusedFeatures.knows(deployment.key),
-      refusalOf: (deployment, features) => this.refusedFeatures.refusalOf(deployment.key, features, this.clock.now()),
-      admit: (deployment, tokens, requests) =>
-        // Checked again: a reload may come while the attempt waited for a slot.
-        this.isServing(deployment)
-          ? this.recorder.admit(deployment, scopesOf(deployment), tokens, requests, audioOf(deployment))
-          : { isAdmitted: false, reason: "removed or changed by a config reload", isLimit: false },
-      attemptEnded: (deployment, report, reservation, isStreamOpen, prompt) =>
-        this.recorder.attemptEnded(deployment, scopesOf(deployment), report, reservation, {
-          isStreamOpen,
-          prompt,
-        }),
-      attemptSent: (reservation) => this.recorder.attemptSent(reservation),
-      soonestAvailableMs: (routePlan) => this.soonestAvailableMs(routePlan, { request, snapshot }),
-      redact: this.secrets.redactor,
-    });
+    let services = this.#failoverServices.get(snapshot);
+    if (services === undefined) {
+      const snapshotOf = (deployment: Deployment) => this.#snapshotOf.get(deployment);
+      services = failoverServicesOf(this, snapshot, snapshotOf, (deployment) => this.#upstreams.servingAs(deployment));
+      this.#failoverServices.set(snapshot, services);
+    }
+    return forward(plan, request, services);
   }
 
   /** Ms until a plan's first candidate is usable again; with the request, its budgets count (an attempt spends). */

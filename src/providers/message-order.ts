@@ -9,6 +9,14 @@
 import { createHash } from "node:crypto";
 import { MESSAGE_ORDERS, type MessageChange, type MessageOrder } from "../config/message-orders.ts";
 import type { Deployment } from "./catalog.ts";
+import {
+  LEARNED_ORDER_FEATURES,
+  type LearnedRefusals,
+  learnedOrderOf,
+  orderOfFeature,
+  PREFIX_REFUSED,
+  REASONING_REFUSED,
+} from "./learned-message-order.ts";
 
 /**
  * `any`: sent as the client wrote them. `strict`: Mistral's rules (no system message after the conversation started,
@@ -18,6 +26,14 @@ import type { Deployment } from "./catalog.ts";
  * `prefix`).
  */
 export type { MessageChange, MessageOrder } from "../config/message-orders.ts";
+export {
+  LEARNED_ORDER_FEATURES,
+  type LearnedRefusals,
+  learnedOrderFeature,
+  learnedOrderOf,
+  PREFIX_REFUSED_FEATURE,
+  REASONING_REFUSED_FEATURE,
+} from "./learned-message-order.ts";
 
 /**
  * Model ids of the Mistral family, on any provider: Mistral's own API, and its open weights served with Mistral's
@@ -302,14 +318,6 @@ function partsOf(content: unknown): unknown[] {
   return [];
 }
 
-/** What a lesson book answers: a learned refusal of one of `features` (limits/refused-features.ts). */
-export interface LearnedRefusals {
-  refusalOf?(
-    deployment: Deployment,
-    features: readonly string[],
-  ): { readonly feature: string; readonly reason?: string } | undefined;
-}
-
 /** Where a candidate's order comes from, as route explanations say it. */
 export type MessageOrderSource = "config" | "model_id" | "learned" | "default";
 
@@ -330,9 +338,13 @@ export function deploymentMessageOrder(deployment: Deployment, learned: MessageO
 }
 
 /** How a deployment's messages are sent now: its order, and its trailing assistant's `prefix` (PrefixHandling). */
+// explainMessageOrdering's answer without its explanation (source, learnedFrom), which no attempt needs.
 export function deploymentMessageOrdering(deployment: Deployment, book: LearnedRefusals): MessageOrdering {
-  const { order, prefix, reasoning } = explainMessageOrdering(deployment, book);
-  return { order, prefix, ...(reasoning === undefined ? {} : { reasoning }) };
+  const order = deploymentMessageOrder(deployment, learnedOrderOf(book, deployment));
+  const isPrefixRefused = book.refusalOf?.(deployment, PREFIX_REFUSED) !== undefined;
+  const prefix = isPrefixRefused ? "remove" : deployment.provider.settings.assistantPrefix ? "mark" : "leave";
+  if (book.refusalOf?.(deployment, REASONING_REFUSED) === undefined) return { order, prefix };
+  return { order, prefix, reasoning: "remove" };
 }
 
 /** deploymentMessageOrdering with where it comes from (route explanations). */
@@ -349,10 +361,10 @@ export function explainMessageOrdering(deployment: Deployment, book: LearnedRefu
       : order === "strict"
         ? "model_id"
         : "default";
-  const prefixRefusal = book.refusalOf?.(deployment, [PREFIX_REFUSED_FEATURE]);
+  const prefixRefusal = book.refusalOf?.(deployment, PREFIX_REFUSED);
   const prefix: PrefixHandling =
     prefixRefusal !== undefined ? "remove" : deployment.provider.settings.assistantPrefix ? "mark" : "leave";
-  const reasoningRefusal = book.refusalOf?.(deployment, [REASONING_REFUSED_FEATURE]);
+  const reasoningRefusal = book.refusalOf?.(deployment, REASONING_REFUSED);
   const learnedFrom = [isLearned ? learned?.reason : undefined, prefixRefusal?.reason, reasoningRefusal?.reason].filter(
     (reason): reason is string => reason !== undefined,
   );
@@ -369,31 +381,4 @@ export function explainMessageOrdering(deployment: Deployment, book: LearnedRefu
 /** Two orderings send the same messages differently. */
 export function isSameOrdering(first: MessageOrdering, second: MessageOrdering): boolean {
   return first.order === second.order && first.prefix === second.prefix && first.reasoning === second.reasoning;
-}
-
-/**
- * A learned order is kept as a refused "feature" of the deployment (limits/refused-features.ts: its lifetime, state
- * file, Redis sharing and admin reset). No request carries such a feature, so the router never ranks a candidate
- * lower for it: the lesson only changes what the candidate is sent.
- */
-export const LEARNED_ORDER_FEATURES: readonly string[] = ["message_order:alternate", "message_order:strict"];
-
-/** Its host refused a message's `prefix` / `reasoning_content` field: kept like a learned order, sent no more. */
-export const PREFIX_REFUSED_FEATURE = "message_order:prefix";
-export const REASONING_REFUSED_FEATURE = "message_order:reasoning_content";
-
-export function learnedOrderFeature(order: MessageOrder): string {
-  return `message_order:${order}`;
-}
-
-function orderOfFeature(feature: string): MessageOrder | undefined {
-  if (feature === "message_order:alternate") return "alternate";
-  if (feature === "message_order:strict") return "strict";
-  return undefined;
-}
-
-/** The order a deployment has learned (LEARNED_ORDER_FEATURES), the stronger one first. */
-export function learnedOrderOf(book: LearnedRefusals, deployment: Deployment): MessageOrder | undefined {
-  const feature = book.refusalOf?.(deployment, LEARNED_ORDER_FEATURES)?.feature;
-  return feature === undefined ? undefined : orderOfFeature(feature);
 }

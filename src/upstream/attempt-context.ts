@@ -20,6 +20,7 @@ import type { Effect } from "./effects.ts";
 import { embeddingsRefusal } from "./embeddings-answer.ts";
 import type { CalibratingPrompt, ForwardRequest, JsonResult, NativeCall, UpstreamApi } from "./forward-types.ts";
 import { failureLesson, type Lesson, lessonFromVerdict } from "./lessons.ts";
+import type { DeadlineFlag } from "./open-stream.ts";
 import { classifyNetworkError } from "./upstream-request.ts";
 
 export type AttemptResult =
@@ -84,7 +85,7 @@ export interface AttemptContext {
   readonly anotherSlot: () => ReleaseSlot | undefined | Promise<ReleaseSlot | undefined>;
   readonly remainingMs: number;
   readonly controller: AbortController;
-  readonly deadline: AbortSignal;
+  readonly deadline: DeadlineFlag;
   /** The request in the client's own protocol, when this candidate's provider speaks it natively. */
   readonly native: NativeCall | undefined;
   /** The API this candidate is called with: `chat`, or the native call's. */

@@ -103,7 +103,7 @@ export async function forward(
   const refusal = state.keptRefusal;
   if (refusal !== undefined) throw rejectedError(refusal.verdict, refusal.report, services.redact);
   const nowMs = clock.now();
-  throw finalError(plan, attempts, skips, state.lastContextError, services.soonestAvailableMs(plan), nowMs, {
+  throw finalError(plan, attempts, skips, state.lastContextError, services.soonestAvailableMs(plan, request), nowMs, {
     hasClientOutputLimit: request.maxOutputTokens > 0,
     outputLimitName: request.outputLimitField,
     queueRefusal: request.queueRefusal,
@@ -179,7 +179,8 @@ async function tryCandidate(
     try {
       // Every upstream call of the attempt is reserved up front: a Llama Guard moderation of 20 inputs is 20 requests
       // of the deployment's rpm, refused (skipped, queued) when they do not all fit, never 20 calls against `rpm: 5`.
-      const admitted = services.admit(deployment, tokens, upstreamCallsOf(deployment.model, request.moderationInputs));
+      const calls = upstreamCallsOf(deployment.model, request.moderationInputs);
+      const admitted = services.admit(deployment, tokens, calls, request);
       admission = admitted instanceof Promise ? await admitted : admitted;
     } catch (error) {
       releaseSlot();

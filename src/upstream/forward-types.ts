@@ -346,7 +346,13 @@ export interface FailoverServices {
   ): { readonly feature: string; readonly reason?: string } | undefined;
   /** Right before an attempt: may this candidate be sent to now (circuit, cooldown, budgets)? Reserves if so. */
   /** `requests`: the upstream calls the attempt makes (a Llama Guard moderation's one per input), each counted. */
-  admit(deployment: Deployment, tokens: number, requests: number): Admission | Promise<Admission>;
+  /** `request`: the one forwarded (its audio seconds); services are made once per config, not per request. */
+  admit(
+    deployment: Deployment,
+    tokens: number,
+    requests: number,
+    request: ForwardRequest,
+  ): Admission | Promise<Admission>;
   /**
    * Every attempt's end, whatever it was. `isStreamOpen`: a stream that started and is handed to the relay
    * (its reservation stays held until the relay settles it). `prompt`: what a reported usage or a context-length
@@ -364,8 +370,8 @@ export interface FailoverServices {
    * the budgets count it from now on (BudgetLedger.markSent).
    */
   attemptSent(reservation: Reservation): void;
-  /** Time until a cooling deployment is available again (for 429 retry-after). */
-  soonestAvailableMs(plan: RoutePlan): number | undefined;
+  /** Time until a cooling deployment is available again (for 429 retry-after); `request`'s budgets count. */
+  soonestAvailableMs(plan: RoutePlan, request: ForwardRequest): number | undefined;
   /**
    * The gateway's one redaction of upstream-derived text (pipeline/logged-secrets.ts): every configured secret, not
    * only this provider's. An upstream echoes what it was sent, and what a request carries (a body rule's value, a

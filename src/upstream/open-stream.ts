@@ -31,12 +31,20 @@ export type OpenStreamResult =
       readonly verdict?: Verdict;
     };
 
+/**
+ * Whether the request's total time ran out during the attempt (attempt.ts sets it at its deadline): only read, never
+ * listened to, so a flag rather than an AbortController and its signal, which every attempt, JSON ones too, made.
+ */
+export interface DeadlineFlag {
+  readonly aborted: boolean;
+}
+
 export interface OpenStreamInput {
   readonly body: Dispatcher.ResponseData["body"];
   readonly headers: HeaderMap;
   readonly controller: AbortController;
   readonly signal: AbortSignal;
-  readonly deadline: AbortSignal;
+  readonly deadline: DeadlineFlag;
   readonly clientSignal: AbortSignal;
   readonly firstTokenTimeoutMs: number;
   readonly streamIdleTimeoutMs: number;
