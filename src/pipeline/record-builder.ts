@@ -238,14 +238,18 @@ export class RecordBuilder {
 
   /**
    * Completes the record, once; later calls return undefined (a request is recorded exactly once). `status`: the
-   * gateway's; the record keeps the one its door answered with (an overload is 529 on the Messages door).
+   * gateway's; the record keeps the one its door answered with (an overload is 529 on the Messages door). A stream
+   * whose head went out early (committedEarly, called first) got its failure in-band after a 200: recorded with the
+   * error's status as on every door (the chat door's 503 for an overload), never a 529 its client was not sent.
    */
   finish(gatewayStatus: number, outcome: Outcome, errorCode?: string): RequestRecord | undefined {
     if (this.#isPublished) return undefined;
     this.#isPublished = true;
     const start = this.#start;
     const status =
-      start.clientProtocol === "anthropic-messages" ? anthropicStatusOf(gatewayStatus, errorCode) : gatewayStatus;
+      start.clientProtocol === "anthropic-messages" && this.#earlyCommitMs === undefined
+        ? anthropicStatusOf(gatewayStatus, errorCode)
+        : gatewayStatus;
     return {
       ...start,
       candidates: this.#candidates,

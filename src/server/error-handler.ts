@@ -253,7 +253,15 @@ export function errorHandler(bodyLimitBytes: number) {
  */
 export function logRequestError(request: FastifyRequest, gatewayError: GatewayError): void {
   // An only-if-cached miss is a 504 the client asked for (outcome not_cached), no failure: no error line, no stack.
-  if (isUpstreamOutcome(gatewayError)) {
+  if (gatewayError instanceof UpstreamOverloadedError && gatewayError.cause === undefined) {
+    // Every candidate said "too busy" (or still cools down after saying so): handled as the providers asked (cooldowns,
+    // `retry-after` to the client), a refusal like every candidate rate-limited (info below), nothing broken. Warn: a
+    // lasting overload is worth seeing, not an error alert on every request while providers are busy.
+    request.log.warn(
+      { type: gatewayError.name, code: gatewayError.code, attempts: gatewayError.attempts },
+      gatewayError.message,
+    );
+  } else if (isUpstreamOutcome(gatewayError)) {
     // Every upstream failed or timed out: an outcome the attempts explain, not a fault in the gateway's code, so
     // no stack (it only ever pointed at the failover loop and buried the message, printed three times, on a
     // terminal). Still error level: every provider failing is what an alert on the error log is for.
@@ -269,12 +277,9 @@ export function logRequestError(request: FastifyRequest, gatewayError: GatewayEr
   }
 }
 
-/** No upstream could serve the request (502/503/504, every candidate overloaded), with no underlying exception to show. */
+/** No upstream could serve the request (502/503/504), with no underlying exception to show. */
 function isUpstreamOutcome(error: GatewayError): boolean {
   return (
-    (error instanceof UpstreamUnavailableError ||
-      error instanceof UpstreamTimeoutError ||
-      error instanceof UpstreamOverloadedError) &&
-    error.cause === undefined
+    (error instanceof UpstreamUnavailableError || error instanceof UpstreamTimeoutError) && error.cause === undefined
   );
 }

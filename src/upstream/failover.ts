@@ -21,9 +21,11 @@ import type { RequestFeature } from "../router/request-features.ts";
 import { acceptedOf } from "./accepted-features.ts";
 import { affordableRetryOf, markedChosenLimit, refusedSizeOf, reportOfChosenLimit } from "./affordable-retry.ts";
 import { type AttemptResult, attemptOnce, messageChangesOf } from "./attempt.ts";
+import { answerOf } from "./attempt-answer.ts";
 import type { Verdict } from "./classify-response.ts";
 import { finalError, type KeptRefusal, refusalToReturn, rejectedError } from "./final-error.ts";
 import type { AttemptReport, FailoverServices, ForwardOutcome, ForwardRequest } from "./forward-types.ts";
+import { slotHeldUntilRecorded } from "./held-slot.ts";
 import { reportedAsOf } from "./lessons.ts";
 import { calibratingPromptOf, callsPromptOf, promptSentOf, promptTokensTo } from "./prompt-sent.ts";
 import { sleepUntil } from "./sleep-until.ts";
@@ -205,20 +207,26 @@ async function tryCandidate(
     request.onReserved?.();
     const startedAtMs = clock.now();
     const { reservation } = admission;
+    // Given back once this attempt is recorded, not when its body closes: a request waiting for the slot then sees
+    // the cooldown an overload answer starts (held-slot.ts).
+    const slot = slotHeldUntilRecorded(releaseSlot);
     let isSent = false;
     const result = await attemptOnce(
       deployment,
       request,
       services,
       attemptMs,
-      releaseSlot,
+      slot.release,
       () => {
         isSent = true;
         services.attemptSent(reservation);
       },
       orderSent,
       prompt,
-    );
+    ).catch((error: unknown) => {
+      slot.recorded();
+      throw error;
+    });
     // Asked right before the recorder applies the report (same tick): a lesson learned meanwhile is not missed.
     const mayClearRefusals = result.ok && services.hasRefusedFeatures?.(deployment) !== false;
     // The record says what the role order changed in the messages this attempt sent: a client can see why its
@@ -240,13 +248,17 @@ async function tryCandidate(
       ...callsPromptOf(deployment, result.ok ? undefined : result.unreportedPromptTokens, services),
     });
     attempts.push(report);
-    services.attemptEnded(
-      deployment,
-      report,
-      admission.reservation,
-      result.ok && (result.stream !== undefined || result.audio !== undefined),
-      calibratingPromptOf(deployment, request, result, { isReasoningRemoved, maxOutputTokens }),
-    );
+    try {
+      services.attemptEnded(
+        deployment,
+        report,
+        admission.reservation,
+        result.ok && (result.stream !== undefined || result.audio !== undefined),
+        calibratingPromptOf(deployment, request, result, { isReasoningRemoved, maxOutputTokens }),
+      );
+    } finally {
+      slot.recorded();
+    }
     if (result.ok) {
       const answer = markedChosenLimit(request, answerOf(deployment, result, admission.reservation, report));
       return {
@@ -363,37 +375,5 @@ function reportOf(
     effects: reportedAsOf(result.lesson.effects, reservation).map((effect) =>
       "reason" in effect ? { ...effect, reason: redact(effect.reason) } : effect,
     ),
-  };
-}
-
-function answerOf(
-  deployment: Deployment,
-  result: AttemptResult & { ok: true },
-  reservation: Reservation,
-  report: AttemptReport,
-): ForwardOutcome["result"] {
-  if (result.audio !== undefined) {
-    return {
-      kind: "audio",
-      status: result.status,
-      audio: result.audio,
-      deployment,
-      api: "chat",
-      reservation,
-      attempt: report,
-    };
-  }
-  if (result.stream === undefined) {
-    if (result.json === undefined) throw new Error("an attempt succeeded with neither JSON nor a stream");
-    return result.json;
-  }
-  return {
-    kind: "stream",
-    stream: result.stream.opened,
-    deployment,
-    reservation,
-    isUsageInjected: result.stream.isUsageInjected,
-    api: result.stream.api,
-    attempt: report,
   };
 }

@@ -64,7 +64,7 @@ test("no upstream could serve: one error line with the attempts and no stack; th
   assert.doesNotMatch(JSON.stringify(lines), /sk-alpha-secret-0123/);
 });
 
-test("every candidate overloaded: one error line with the attempts and no stack, as any upstream failure", async (t) => {
+test("every candidate overloaded: one warn line with the attempts and no stack (a handled refusal, no error)", async (t) => {
   const mock = await useMock(t);
   mock.setDefault("POST /v1/chat/completions", {
     kind: "json",
@@ -74,10 +74,14 @@ test("every candidate overloaded: one error line with the attempts and no stack,
   const { gateway, lines } = await loggedGateway(t, mock.baseUrl, "api_key: sk-alpha\n    retries: 0");
   const answer = await postChat(gateway, { model: "m", messages: HELLO });
   assert.equal(answer.status, 503, answer.text);
-  const errors = lines.filter((line) => line.level >= 50);
-  assert.equal(errors.length, 1, JSON.stringify(errors));
-  const [line] = errors;
-  assert.equal(line?.code, "upstream_overloaded");
+  assert.deepEqual(
+    lines.filter((line) => line.level >= 50),
+    [],
+    "no error line: handled as the provider asked (overload-log-level.test.ts)",
+  );
+  const warnings = lines.filter((line) => line.level === 40 && line.code === "upstream_overloaded");
+  assert.equal(warnings.length, 1, JSON.stringify(lines));
+  const [line] = warnings;
   // Before: the error object, its stack through the failover loop (the 503 went to the generic 5xx branch).
   assert.equal(line?.err, undefined, "no error object: its stack points at the failover loop, not at a fault");
   assert.deepEqual(

@@ -41,7 +41,8 @@ export function anthropicStatus(error: GatewayError): number {
  * anthropicStatus from an error's status and code, for the request record (pipeline/record-builder.ts), which keeps
  * the status the client got: a Messages client told 529 is not a 503 in the request log, metrics and dashboard. Only
  * the overload's own 503: a started stream that ended overloaded is recorded 502 with that code (stream-answer.ts),
- * as on the OpenAI doors; its client got a 200 and an in-band error, never a 529.
+ * as on the OpenAI doors; its client got a 200 and an in-band error, never a 529. So did a stream whose head went out
+ * early (record-builder.ts: 503 then).
  */
 export function anthropicStatusOf(status: number, code: string | undefined): number {
   return code === "upstream_overloaded" && status === 503 ? 529 : status;

@@ -1,0 +1,31 @@
+// An attempt's provider slot (`max_in_flight`, limits/in-flight-gate.ts), given back only once what the attempt taught
+// is recorded (failover.ts `attemptEnded`).
+import type { ReleaseSlot } from "../limits/in-flight-gate.ts";
+
+export interface HeldSlot {
+  /** What the attempt calls when its upstream body closes: the slot is passed on now, or once the attempt is recorded. */
+  readonly release: ReleaseSlot;
+  /** The attempt's report was applied (cooldowns, circuits): a release asked for before goes through now. */
+  recorded(): void;
+}
+
+/**
+ * The gate passes a given-back slot straight to the first waiting request, in the same call, and that request is
+ * admitted (cooldowns read) within a few microtasks; the attempt's answer is recorded only after the attempt returns.
+ * A 529's error body closes first: given back then, the slot took the waiting request to the provider that had just
+ * answered "overloaded", before its capacity cooldown stood, and caused the second 529 it asked not to get.
+ */
+export function slotHeldUntilRecorded(release: ReleaseSlot): HeldSlot {
+  let isReleaseAsked = false;
+  let isRecorded = false;
+  return {
+    release: () => {
+      if (isRecorded) release();
+      else isReleaseAsked = true;
+    },
+    recorded: () => {
+      isRecorded = true;
+      if (isReleaseAsked) release();
+    },
+  };
+}
