@@ -22,6 +22,7 @@ const PIPELINE_MAY_USE: readonly string[] = [
   "front-doors",
   "config",
   "clock",
+  "request-timers",
   "logger",
   "sqlite-file",
   "source-paths",
@@ -38,11 +39,13 @@ const SERVER_MAY_USE: readonly string[] = ["pipeline", ...PIPELINE_MAY_USE];
 /**
  * The allowed arrows, folder -> folders it may import. The request's path runs server -> pipeline -> router /
  * limits -> upstream -> streaming; the pure folders (router, scoring, limits) sit below everything that does I/O.
- * `clock`, `logger`, `sqlite-file`, `source-paths`, `async-fs`, `is-record`, `chat-choice`, `chat-reasoning`, `tool-call-boundary`, `cooldown-causes` and `main` are the files at
+ * `clock`, `request-timers`, `logger`, `sqlite-file`, `source-paths`, `async-fs`, `is-record`, `chat-choice`, `chat-reasoning`, `tool-call-boundary`, `cooldown-causes` and `main` are the files at
  * the top of src/. `is-record` imports nothing and every folder may use it.
  */
 export const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   clock: [],
+  // The per-request timeouts' one Node timer: armed by upstream/ (an attempt's), streaming/ (the relay's) and server/.
+  "request-timers": [],
   logger: [],
   "sqlite-file": [],
   "source-paths": [],
@@ -68,7 +71,7 @@ export const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   limits: ["config", "clock", "logger", "errors", "cooldown-causes", "is-record"],
   state: ["limits", "config", "clock", "logger", "sqlite-file", "errors", "is-record"],
   router: ["scoring", "limits", "providers", "config", "clock", "logger", "errors", "is-record"],
-  streaming: ["errors", "clock", "tool-call-boundary", "chat-choice", "chat-reasoning", "is-record"],
+  streaming: ["errors", "clock", "request-timers", "tool-call-boundary", "chat-choice", "chat-reasoning", "is-record"],
   // Protocol adapters (Responses, Messages): pure translation to and from Chat Completions.
   protocols: ["errors", "clock", "chat-choice", "chat-reasoning", "tool-call-boundary", "is-record"],
   observability: [
@@ -89,6 +92,7 @@ export const ALLOWED: Readonly<Record<string, readonly string[]>> = {
     "providers",
     "config",
     "clock",
+    "request-timers",
     "logger",
     "errors",
     "chat-choice",

@@ -8,6 +8,7 @@ import type { FastifyRequest } from "fastify";
 import { ClientAbortedError, type GatewayError } from "../errors/gateway-error.ts";
 import { toGatewayError } from "../errors/render-error.ts";
 import { namedEvent } from "../protocols/sse.ts";
+import { type RequestTimer, requestTimers } from "../request-timers.ts";
 import { logRequestError } from "./error-handler.ts";
 import { toHeaderValue } from "./header-value.ts";
 
@@ -26,7 +27,7 @@ export class KeepAlive {
   readonly #intervalMs: number;
   readonly #text: string;
   #lastWriteAtMs = 0;
-  #timer: NodeJS.Timeout | undefined;
+  #timer: RequestTimer | undefined;
 
   constructor(response: ServerResponse, intervalMs: number, text: string) {
     this.#response = response;
@@ -53,14 +54,13 @@ export class KeepAlive {
   }
 
   stop(): void {
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer?.cancel();
     this.#timer = undefined;
   }
 
   #arm(delayMs: number): void {
-    this.#timer = setTimeout(() => this.#tick(), delayMs);
-    // The request itself holds the process (open connection, pending pipeline); a leftover timer must not.
-    this.#timer.unref();
+    // Never holds the process (request-timers.ts): the request itself does (open connection, pending pipeline).
+    this.#timer = requestTimers.after(delayMs, () => this.#tick());
   }
 
   #tick(): void {
@@ -209,18 +209,18 @@ export class EarlyCommit {
       this.keepAlive.send();
       this.keepAlive.start();
     };
-    const timer = setTimeout(() => {
+    const timer = requestTimers.after(this.#intervalMs, () => {
       // A lookup settled: a macrotask later, its miss is known (knows), or its hit has answered `pending` (a chain of
       // promise callbacks), which then has its own head with `x-gateway-cache: hit`. One under way is not waited for
       // (tracksLookup): a hit it finds later is given in this head's stream.
       if (this.#lookup === "settled") setImmediate(commitNow);
       else commitNow();
-    }, this.#intervalMs);
+    });
     try {
       return await pending;
     } finally {
       isAnswered = true;
-      clearTimeout(timer);
+      timer.cancel();
     }
   }
 }

@@ -2,6 +2,7 @@
 // only when the socket has taken the last one, so a slow client slows the upstream instead of growing memory.
 import type { ServerResponse } from "node:http";
 import type { OpenRequests } from "../pipeline/open-requests.ts";
+import { type RequestTimer, requestTimers } from "../request-timers.ts";
 import type { StreamChunk } from "../streaming/relay-types.ts";
 import type { KeepAlive } from "./stream-keepalive.ts";
 
@@ -145,12 +146,12 @@ export function clientGoneSignal(
  */
 function drained(response: ServerResponse, stopped: AbortSignal | undefined, deadlineMs?: number): Promise<void> {
   return new Promise((resolve) => {
-    let timer: NodeJS.Timeout | undefined;
+    let timer: RequestTimer | undefined;
     const done = (): void => {
       response.off("drain", done);
       response.off("close", done);
       stopped?.removeEventListener("abort", done);
-      if (timer !== undefined) clearTimeout(timer);
+      timer?.cancel();
       resolve();
     };
     if (stopped?.aborted === true) {
@@ -161,8 +162,7 @@ function drained(response: ServerResponse, stopped: AbortSignal | undefined, dea
     response.on("close", done);
     stopped?.addEventListener("abort", done, { once: true });
     if (deadlineMs !== undefined) {
-      timer = setTimeout(() => response.destroy(), Math.max(0, deadlineMs - Date.now()));
-      timer.unref();
+      timer = requestTimers.after(deadlineMs - Date.now(), () => response.destroy());
     }
   });
 }

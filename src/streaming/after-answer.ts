@@ -1,6 +1,7 @@
 // What the relay does with an upstream once the client's answer is whole: the short wait for its usage after the
 // protocol door ended the answer itself (AnswerEndGrace), and letting go of it after its own end (drainQuietly).
 import type { StreamOutcome } from "../errors/outcomes.ts";
+import { type RequestTimer, requestTimers } from "../request-timers.ts";
 import type { RelaySegment } from "./relay-types.ts";
 import type { SegmentProgress } from "./segment-progress.ts";
 
@@ -18,7 +19,7 @@ import type { SegmentProgress } from "./segment-progress.ts";
 export const ANSWER_END_GRACE_MS = 1000;
 
 export class AnswerEndGrace {
-  #timer: ReturnType<typeof setTimeout> | undefined;
+  #timer: RequestTimer | undefined;
   #isStarted = false;
 
   /**
@@ -31,18 +32,18 @@ export class AnswerEndGrace {
     this.#isStarted = true;
     progress.isPastAnswerEnd = true;
     if (progress.hasFinalUsage) progress.end("success", "");
-    else this.#timer = setTimeout(() => stop("success", ""), ANSWER_END_GRACE_MS);
+    else this.#timer = requestTimers.after(ANSWER_END_GRACE_MS, () => stop("success", ""));
   }
 
   clear(): void {
-    clearTimeout(this.#timer);
+    this.#timer?.cancel();
   }
 }
 
 /** After `[DONE]` (or another whole end): read on quietly, so the connection may be reused; cut it loose after 1 s. */
 export async function drainQuietly(segment: RelaySegment): Promise<void> {
   const stream = segment.stream;
-  const timer = setTimeout(() => stream.controller.abort(), 1000);
+  const timer = requestTimers.after(1000, () => stream.controller.abort());
   try {
     for (;;) {
       const next = await stream.iterator.next();
@@ -51,6 +52,6 @@ export async function drainQuietly(segment: RelaySegment): Promise<void> {
   } catch {
     // aborted or reset after [DONE]: nothing left to deliver
   } finally {
-    clearTimeout(timer);
+    timer.cancel();
   }
 }

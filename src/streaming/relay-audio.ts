@@ -3,6 +3,7 @@
 // upstream, and the idle (`stream_idle_timeout_ms`) and duration (`max_stream_duration_ms`) bounds apply as they
 // do to an event stream. Once the first byte is sent there is no failover: a break ends the response as a cut.
 import type { StreamOutcome } from "../errors/outcomes.ts";
+import { type RequestTimer, requestTimers } from "../request-timers.ts";
 import { IdleWatchdog } from "./idle-watchdog.ts";
 
 /** An upstream audio body that has produced its first bytes and is ready to be relayed (upstream/audio-attempt.ts). */
@@ -59,7 +60,7 @@ export async function* relayAudio(
   // Suspended at a yield: the consumer writes a chunk before pulling the next, so a timer firing meanwhile finds it
   // waiting for a client that takes nothing (its socket's buffers full).
   let isWaitingOnClient = false;
-  const durationTimer = setTimeout(() => {
+  const durationTimer = requestTimers.after(options.maxDurationMs, () => {
     // A client that read nothing holds the relay: the provider, which answered, is not blamed (as a stream's
     // segment-progress.ts deadlineEnd; until 2026-12-07 such audio was recorded stream_too_long against it).
     if (isWaitingOnClient) {
@@ -68,7 +69,7 @@ export async function* relayAudio(
         `the client read nothing while max_stream_duration_ms (${options.maxDurationMs} ms) ran out`,
       );
     } else end("stream_too_long", `the stream ran past max_stream_duration_ms (${options.maxDurationMs} ms)`);
-  }, options.maxDurationMs);
+  });
   const onClientGone = (): void => end("client_aborted", "the client closed the connection");
   if (options.signal.aborted) onClientGone();
   else options.signal.addEventListener("abort", onClientGone, { once: true });
@@ -105,7 +106,7 @@ export async function* relayAudio(
     }
   } finally {
     idle.clear();
-    clearTimeout(durationTimer);
+    durationTimer.cancel();
     options.signal.removeEventListener("abort", onClientGone);
     // Closed early by the consumer (the response could not be written): the upstream is hung up on.
     if (!isFinished && stop === undefined) end("client_aborted", "the response could not be written");
@@ -124,13 +125,13 @@ export async function nextChunkWithin(
   idleMs: number,
   controller: AbortController,
 ): Promise<Uint8Array | undefined> {
-  let timer: NodeJS.Timeout | undefined;
+  let timer: RequestTimer | undefined;
   const timeout = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => {
+    timer = requestTimers.after(idleMs, () => {
       const error = new IdleTimeoutError(idleMs);
       reject(error);
       controller.abort(error);
-    }, idleMs);
+    });
   });
   try {
     for (;;) {
@@ -139,7 +140,7 @@ export async function nextChunkWithin(
       if (next.value.byteLength > 0) return next.value;
     }
   } finally {
-    clearTimeout(timer);
+    timer?.cancel();
   }
 }
 

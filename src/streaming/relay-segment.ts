@@ -15,6 +15,7 @@
 import { abortReasonText } from "../errors/gateway-error.ts";
 import type { StreamOutcome } from "../errors/outcomes.ts";
 import { isRecord } from "../is-record.ts";
+import { requestTimers } from "../request-timers.ts";
 import { AnswerEndGrace, drainQuietly } from "./after-answer.ts";
 import {
   hasManyChoices,
@@ -81,9 +82,8 @@ export async function* relaySegment(
   const idle = new IdleWatchdog(current.streamIdleTimeoutMs, () =>
     stop("stream_stalled", `no data for stream_idle_timeout_ms (${current.streamIdleTimeoutMs} ms)`),
   );
-  const durationTimer = setTimeout(
-    () => stop(...progress.deadlineEnd(options.maxDurationMs)),
-    Math.max(1, options.remainingMs),
+  const durationTimer = requestTimers.after(Math.max(1, options.remainingMs), () =>
+    stop(...progress.deadlineEnd(options.maxDurationMs)),
   );
   // The body ended on its own: its partial-event check is made there (the parser is reset after it).
   let hasBodyEnded = false;
@@ -140,7 +140,7 @@ export async function* relaySegment(
   } finally {
     idle.clear();
     grace.clear();
-    clearTimeout(durationTimer);
+    durationTimer.cancel();
     options.signal.removeEventListener("abort", onClientGone);
     // Also when the relay is closed mid-segment (its end then never returns): relay-stream.ts settles it from here.
     state.segmentOutput = progress.output();

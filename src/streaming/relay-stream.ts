@@ -5,10 +5,10 @@
 // The consumer (a protocol adapter) pulls with `next()` and writes what it gets; it must drive the generator to
 // its end (the client leaving aborts `signal`, which ends it promptly). The return value says how the stream
 // ended; the adapter then writes its protocol's end marker or in-band error (`streamError`).
-import type { GatewayError } from "../errors/gateway-error.ts";
-import { UpstreamTimeoutError } from "../errors/gateway-error.ts";
+import { type GatewayError, UpstreamTimeoutError } from "../errors/gateway-error.ts";
 import { inBandUpstreamError } from "../errors/in-band-error.ts";
 import { type StreamOutcome, traitsOf } from "../errors/outcomes.ts";
+import { type RequestTimer, requestTimers } from "../request-timers.ts";
 import type { EchoedPrompt } from "./echoed-prompt.ts";
 import { estimatedUsageChunk, OutputTokenCount } from "./estimated-usage.ts";
 import { relaySegment } from "./relay-segment.ts";
@@ -262,7 +262,7 @@ function abandon(next: ContinuationSegment, reason: string, state: RelayState, o
 class OpeningWindow implements OpeningBound {
   readonly #controller = new AbortController();
   readonly #client: AbortSignal;
-  readonly #timer: ReturnType<typeof setTimeout> | undefined;
+  readonly #timer: RequestTimer | undefined;
   readonly remainingMs: number;
   isExpired = false;
 
@@ -273,7 +273,7 @@ class OpeningWindow implements OpeningBound {
     else if (this.remainingMs <= 0) this.#expire();
     else {
       client.addEventListener("abort", this.#onClientGone, { once: true });
-      this.#timer = setTimeout(() => this.#expire(), this.remainingMs);
+      this.#timer = requestTimers.after(this.remainingMs, () => this.#expire());
     }
   }
 
@@ -282,7 +282,7 @@ class OpeningWindow implements OpeningBound {
   }
 
   close(): void {
-    clearTimeout(this.#timer);
+    this.#timer?.cancel();
     this.#client.removeEventListener("abort", this.#onClientGone);
   }
 

@@ -11,6 +11,7 @@ import type { HeaderMap } from "../limits/header-map.ts";
 import type { ReleaseSlot } from "../limits/in-flight-gate.ts";
 import type { Deployment } from "../providers/catalog.ts";
 import { type MessageOrdering, orderMessages } from "../providers/message-order.ts";
+import { requestTimers } from "../request-timers.ts";
 import type { OpenedStream } from "../streaming/opened-stream.ts";
 import type { OpenedAudio } from "../streaming/relay-audio.ts";
 import type { TokenUsage } from "../streaming/relay-types.ts";
@@ -106,12 +107,12 @@ export function startHeadersTimer(
 ): { isLate: boolean; stop(): void } {
   const timer = {
     isLate: false,
-    stop: () => clearTimeout(handle),
+    stop: () => handle.cancel(),
   };
-  const handle = setTimeout(() => {
+  const handle = requestTimers.after(headersTimeoutMs, () => {
     timer.isLate = true;
     context.controller.abort();
-  }, headersTimeoutMs);
+  });
   return timer;
 }
 

@@ -4,6 +4,7 @@
 // "opened" and handed to the relay.
 import type { Dispatcher } from "undici";
 import type { HeaderMap } from "../limits/header-map.ts";
+import { type RequestTimer, requestTimers } from "../request-timers.ts";
 import type { OpenedStream } from "../streaming/opened-stream.ts";
 import { type SseEvent, SseLimitError, SseParser } from "../streaming/sse-parser.ts";
 import { classifyErrorInSuccess, type Verdict } from "./classify-response.ts";
@@ -80,12 +81,12 @@ export async function openStream(input: OpenStreamInput): Promise<OpenStreamResu
   // Started at the first wait for the upstream: a stream opened from what was buffered needs no timer (one set and
   // cleared less on the way to the first byte). Only synchronous work comes before it, so it is started with the
   // whole `first_token_timeout_ms` (a few µs late at most) rather than from the clock, which a test may have moved.
-  let timer: ReturnType<typeof setTimeout> | undefined;
+  let timer: RequestTimer | undefined;
   const startTimer = (): void => {
-    timer ??= setTimeout(() => {
+    timer ??= requestTimers.after(input.firstTokenTimeoutMs, () => {
       isFirstTokenLate = true;
       input.controller.abort();
-    }, input.firstTokenTimeoutMs);
+    });
   };
   const fail = (result: OpenStreamResult & { ok: false }): OpenStreamResult => {
     input.controller.abort();
@@ -156,7 +157,7 @@ export async function openStream(input: OpenStreamInput): Promise<OpenStreamResu
     input.controller.abort();
     return failureOf(error, input, isFirstTokenLate);
   } finally {
-    if (timer !== undefined) clearTimeout(timer);
+    timer?.cancel();
   }
 }
 
