@@ -146,6 +146,8 @@ test("a prompt of token ids is one input of that many tokens; a list of token li
   assert.equal(estimateTextInput([]), 0);
 });
 
+const IMAGE_PART = { type: "image_url", image_url: { url: "https://example.com/a.jpg" } };
+
 test("chat estimate: framing per message, images, tool calls and tools", () => {
   const facts = estimateChatPrompt(
     [
@@ -162,6 +164,28 @@ test("chat estimate: framing per message, images, tool calls and tools", () => {
   );
   assert.equal(facts.hasImages, true);
   assert.ok(facts.promptTokens > 3 + 2 * 4 + 1 + 765);
+});
+
+test("chat estimate: vLLM's untyped image part is an image; an untyped audio or video part is not", () => {
+  const image = estimateChatPrompt(
+    [{ role: "user", content: [{ image_url: "https://example.com/a.jpg" }] }],
+    undefined,
+  );
+  assert.equal(image.hasImages, true);
+  assert.equal(
+    image.promptTokens,
+    estimateChatPrompt([{ role: "user", content: [IMAGE_PART] }], undefined).promptTokens,
+  );
+  const others = estimateChatPrompt(
+    [
+      {
+        role: "user",
+        content: [{ audio_url: "https://example.com/a.mp3" }, { video_url: "https://example.com/a.mp4" }],
+      },
+    ],
+    undefined,
+  );
+  assert.equal(others.hasImages, false);
 });
 
 test("chat estimate: reasoning sent back on an assistant message counts as prompt", () => {

@@ -220,7 +220,7 @@ export function estimateChatPrompt(messages: readonly unknown[], tools: unknown)
         if (part === null || typeof part !== "object") continue;
         const { type, text } = part as { type?: unknown; text?: unknown };
         if (typeof text === "string") tokens += count(text);
-        else if (type === "image_url" || type === "input_image" || type === "image") {
+        else if (type === "image_url" || type === "input_image" || type === "image" || isUntypedImage(part, type)) {
           tokens += TOKENS_PER_IMAGE;
           hasImages = true;
         } else if (type === "file") {
@@ -240,6 +240,14 @@ export function estimateChatPrompt(messages: readonly unknown[], tools: unknown)
     ...(hasDocuments ? { hasDocuments } : {}),
     ...(reasoningTokens > 0 ? { reasoningTokens } : {}),
   };
+}
+
+/**
+ * vLLM's image part without `type` (`{"image_url": "https://..."}`, which the chat door takes: chat-message-rules.ts):
+ * an image all the same, so it counts and routes to candidates that take images.
+ */
+function isUntypedImage(part: object, type: unknown): boolean {
+  return (type === undefined || type === null) && Object.hasOwn(part, "image_url");
 }
 
 /** A chat `file` part's `file`: `file_data` is a data URL (base64), else the file is sent by id. */

@@ -11,16 +11,36 @@ export interface ChatBodyProblem {
   readonly message: string;
 }
 
-/** OpenAI's roles (`function` is its deprecated one, which some clients still send). */
-const ROLES: ReadonlySet<string> = new Set(["system", "developer", "user", "assistant", "tool", "function"]);
+/**
+ * OpenAI's roles (`function` is its deprecated one, which some clients still send) and the tool-result roles of two
+ * models' chat formats: Llama 3.1's `ipython` (vLLM's Llama 3.1 tool template, examples/tool_chat_template_llama3.1_json
+ * .jinja, renders it as a `tool` message) and ChatGLM3's `observation` (THUDM/ChatGLM3 PROMPT_en.md: "External return
+ * result", after an assistant's tool call). vLLM takes any role (chat_utils.py CustomChatCompletionMessageParam:
+ * "Enables custom roles in the Chat Completion API") and leaves it to the model's chat template; Z.ai's own API
+ * documents only OpenAI's four. Other names stay refused: a typo (`usr`, `robot`) is no provider's role.
+ */
+const ROLES: ReadonlySet<string> = new Set([
+  "system",
+  "developer",
+  "user",
+  "assistant",
+  "tool",
+  "function",
+  "ipython",
+  "observation",
+]);
 
 /**
  * Content part types: OpenAI's (`text`, `image_url`, `input_audio`, `file`, `refusal`, `audio`) and the ones chat
  * providers the gateway routes to document for input: vLLM's (its chat parser's map: `video_url`, `audio_url`,
  * `image_embeds`, `audio_embeds`, `prompt_embeds`, `thinking`, `tool_reference`, and the Responses-style `input_text`,
  * `output_text`, `input_image`), Mistral's (`document_url`, `reference`, and `thinking`, which its recommended system
- * prompt for its reasoning models holds). An assistant message's parts are not checked: they are history, replayed
- * from answers whose parts vary by provider, and a client sends them back as it got them.
+ * prompt for its reasoning models holds), Alibaba Model Studio's (alibabacloud.com/help/en/model-studio/vision: its
+ * OpenAI-compatible Qwen-VL takes a video as the list of its frames, `{"type": "video", "video": [urls]}`, beside a
+ * `video_url` file) and Z.ai's (docs.z.ai/api-reference/llm/chat-completion, its OpenAPI's vision content
+ * `{"type": "file_url", "file_url": {"url"}}`, as Perplexity's docs take it too).
+ * An assistant message's parts are not checked: they are history, replayed from answers whose parts vary by provider,
+ * and a client sends them back as it got them.
  */
 const PART_TYPES: ReadonlySet<string> = new Set([
   "text",
@@ -41,7 +61,32 @@ const PART_TYPES: ReadonlySet<string> = new Set([
   "input_image",
   "document_url",
   "reference",
+  "video",
+  "file_url",
 ]);
+
+/**
+ * The keys by which vLLM reads a part without `type` (chat_utils.py `_parse_chat_message_content_mm_part`, its
+ * CustomChatCompletionContentSimpleImageParam etc.: `{"image_url": "https://..."}`; "supported by OpenAI API, although
+ * it is not documented"), but `image_pil`, a Python object no JSON body holds. Any other untyped part is its 400
+ * ("Missing 'type' field in multimodal part").
+ */
+const UNTYPED_PART_KEYS = [
+  "image_url",
+  "audio_url",
+  "video_url",
+  "input_audio",
+  "image_embeds",
+  "audio_embeds",
+  "prompt_embeds",
+  "tool_reference",
+] as const;
+
+/** What a refusal says is taken: OpenAI's, then that providers' own exist (the list stays short; docs list them all). */
+const ROLES_TAKEN =
+  "system, developer, user, assistant, tool or function, or a provider's documented role (ipython, observation)";
+const PART_TYPES_TAKEN =
+  "text, image_url, input_audio or file, or a provider's documented type (video_url, file_url, document_url, ...)";
 
 /** Roles whose `content` may be `null`: an assistant turn that only called tools, a tool result (filled: tool-result-text.ts). */
 const NULL_CONTENT_ROLES: ReadonlySet<string> = new Set(["assistant", "tool", "function"]);
@@ -65,7 +110,7 @@ export function chatBodyProblem(
       const shown = JSON.stringify(role.slice(0, 40));
       return {
         path: ["messages", index, "role"],
-        message: `${shown} is not a message role: use system, developer, user, assistant, tool or function`,
+        message: `${shown} is not a message role: use ${ROLES_TAKEN}`,
       };
     }
     const contentProblem = checkContent(message.content, role);
@@ -108,20 +153,25 @@ function checkContent(content: unknown, role: string): ChatBodyProblem | undefin
   if (role === "assistant") return undefined;
   for (let index = 0; index < content.length; index++) {
     const part: unknown = content[index];
+    if (isRecord(part) && (part.type === undefined || part.type === null) && isUntypedMediaPart(part)) continue;
     if (!isRecord(part) || typeof part.type !== "string") {
       return {
         path: [index],
-        message: `a content part must be an object with a string \`type\`, not ${describe(part)}`,
+        message: `a content part must be an object with a string \`type\` (or vLLM's untyped \`image_url\`, \`audio_url\`, \`video_url\`), not ${describe(part)}`,
       };
     }
     if (!PART_TYPES.has(part.type)) {
       return {
         path: [index, "type"],
-        message: `${JSON.stringify(part.type.slice(0, 40))} is not a content part type: use text, image_url, input_audio or file`,
+        message: `${JSON.stringify(part.type.slice(0, 40))} is not a content part type: use ${PART_TYPES_TAKEN}`,
       };
     }
   }
   return undefined;
+}
+
+function isUntypedMediaPart(part: Record<string, unknown>): boolean {
+  return UNTYPED_PART_KEYS.some((key) => Object.hasOwn(part, key));
 }
 
 function describe(value: unknown): string {

@@ -41,6 +41,9 @@ test("image parts are found in chat, Responses and Messages bodies alike; docume
     true,
   );
   assert.equal(hasImageParts({ input: [{ role: "user", content: [{ type: "input_image", image_url: "u" }] }] }), true);
+  // vLLM's untyped image part; its untyped audio is no image.
+  assert.equal(hasImageParts({ messages: [{ role: "user", content: [{ image_url: "https://x/a.jpg" }] }] }), true);
+  assert.equal(hasImageParts({ messages: [{ role: "user", content: [{ audio_url: "https://x/a.mp3" }] }] }), false);
   assert.equal(hasImageParts({ messages: [{ role: "user", content: [{ type: "image", source: {} }] }] }), true);
   assert.equal(hasImageParts({ input: [{ role: "user", content: [{ type: "input_file", file_id: "f" }] }] }), false);
   assert.equal(hasImageParts({ messages: [{ role: "user", content: [{ type: "document", source: {} }] }] }), false);

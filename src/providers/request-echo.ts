@@ -135,7 +135,7 @@ export function hasImageParts(request: unknown): boolean {
     if (Array.isArray(next)) for (const item of next) pending.push(item);
     else if (next !== null && typeof next === "object") {
       const part = next as Record<string, unknown>;
-      if (IMAGE_PART_TYPES.has(part.type)) return true;
+      if (IMAGE_PART_TYPES.has(part.type) || isUntypedImagePart(part)) return true;
       // A message's (or a tool result's) parts, and a Responses tool output's: nothing else holds content.
       for (const key of CONTENT_KEYS) {
         const value = part[key];
@@ -144,6 +144,11 @@ export function hasImageParts(request: unknown): boolean {
     }
   }
   return false;
+}
+
+/** vLLM's image part without `type` (`{"image_url": "https://..."}`), which the chat door takes (chat-message-rules.ts). */
+function isUntypedImagePart(part: Record<string, unknown>): boolean {
+  return (part.type === undefined || part.type === null) && Object.hasOwn(part, "image_url");
 }
 
 /** The keys under which a message, an input item or a part holds parts shown to the model. */

@@ -16,6 +16,7 @@ import {
   itemsFromRequest,
   listItems,
   listOf,
+  refuseUnansweredOutputs,
 } from "../protocols/responses/conversation-items.ts";
 import {
   type Conversations,
@@ -37,6 +38,7 @@ export function registerConversationRoutes(
     app.post(base, async (request) => {
       const body = bodyOf(request);
       const items = body.items === undefined || body.items === null ? [] : itemsFromRequest(body.items, randomIds);
+      refuseUnansweredOutputs(items, []);
       const metadata = readMetadata(body.metadata);
       const created = await asClientRequest(runtime, request.clientName, () =>
         conversations.create(request.clientName, metadata, items, clientIdsOf(items)),
@@ -69,8 +71,10 @@ export function registerConversationRoutes(
     app.post(`${base}/:id/items`, async (request) => {
       const id = conversationIdOf(request);
       const items = itemsFromRequest(bodyOf(request).items, randomIds);
+      // Checked against the conversation as the write reads it: a call item deleted meanwhile answers no output.
+      const refuseOrphans = (stored: StoredConversation) => refuseUnansweredOutputs(items, stored.items);
       const appended = await asClientRequest(runtime, request.clientName, () =>
-        conversations.append(id, request.clientName, items, "items", clientIdsOf(items)),
+        conversations.append(id, request.clientName, items, "items", clientIdsOf(items), refuseOrphans),
       );
       if (appended === undefined) {
         throw conversationNotFound(id, "conversation_id");

@@ -46,6 +46,13 @@ const REFUSED: [string, Record<string, unknown>, string][] = [
     "messages[0].content[1].type",
   ],
   ["a content part that is a string", { messages: [{ role: "user", content: ["hi"] }] }, "messages[0].content[0]"],
+  // vLLM takes a part without `type` only by a media key (`image_url`, `audio_url`, `video_url`, ...): "Missing 'type'
+  // field in multimodal part" for any other.
+  [
+    "a part without a type nor a media key",
+    { messages: [{ role: "user", content: [{ text: "hi" }] }] },
+    "messages[0].content[0]",
+  ],
   [
     "a tool message answering no call",
     {
@@ -96,6 +103,22 @@ test("through the openai SDK: its BadRequestError with the field, and what the r
   const error = await badRequest(client.chat.completions.create({ model: "m", messages }));
   assert.equal(error.param, "messages[1].role");
   assert.match(error.message, /"narrator" is not a message role/);
+  // OpenAI's roles, then that providers' own exist (named, so a client sees the one it meant is taken).
+  assert.match(error.message, /use system, developer, user, assistant, tool or function, or a provider's .*ipython/);
+  const hologram = [{ role: "user", content: [{ type: `hologram${"x".repeat(60)}`, data: "x" }] }];
+  const partError = await badRequest(
+    client.chat.completions.create({
+      model: "m",
+      messages: hologram as unknown as OpenAI.ChatCompletionMessageParam[],
+    }),
+  );
+  assert.equal(partError.param, "messages[0].content[0].type");
+  // The unknown type cut to 40 characters; OpenAI's types, then some of the providers' (the message stays short).
+  assert.match(
+    partError.message,
+    /"hologramx{32}" is not a content part type: use text, image_url, input_audio or file, or a provider's documented type \(video_url, file_url, document_url, /,
+  );
+  assert.ok(partError.message.length < 250, partError.message);
   assert.equal(chatRequests(mock).length, 0);
 
   // Every role, null assistant content with tool calls, parts of the reference's types, a tool result for an earlier
@@ -182,6 +205,42 @@ test("the part types the providers behind the gateway document as input are serv
           { type: "tool_reference", name: "lookup" },
         ],
       },
+    ],
+    // vLLM's untyped parts (CustomChatCompletionContentSimple*Param: the part's one media key, no `type`), a URL or
+    // `{url}`.
+    [
+      {
+        role: "user",
+        content: [
+          { type: "text", text: "compare" },
+          { image_url: "https://example.com/a.jpg" },
+          { image_url: { url: "https://example.com/b.jpg" }, uuid: "b" },
+          { audio_url: "https://example.com/a.mp3" },
+          { video_url: "https://example.com/a.mp4" },
+        ],
+      },
+    ],
+    // Alibaba Model Studio's OpenAI-compatible Qwen-VL: a video as a list of its frames (`video`), or a file
+    // (`video_url`); Z.ai's GLM vision models: a document by URL (`file_url`).
+    [
+      {
+        role: "user",
+        content: [
+          { type: "video", video: ["https://example.com/1.jpg", "https://example.com/2.jpg"] },
+          { type: "video_url", video_url: { url: "https://example.com/a.mp4" } },
+          { type: "file_url", file_url: { url: "https://example.com/a.pdf" } },
+          { type: "text", text: "what happens" },
+        ],
+      },
+    ],
+    // The tool-result roles of Llama 3.1's (`ipython`) and ChatGLM3's (`observation`) chat formats, which vLLM passes
+    // to the model's chat template as they come.
+    [
+      { role: "user", content: "run it" },
+      { role: "assistant", content: '{"name": "run", "parameters": {}}' },
+      { role: "ipython", content: '{"output": "42"}' },
+      { role: "assistant", content: "tool_call(x=1)" },
+      { role: "observation", content: '{"temperature": 22}' },
     ],
   ];
   for (const messages of bodies) {

@@ -8,7 +8,7 @@ import type { IdSource } from "../ids.ts";
 import { unsupportedAt } from "../validate.ts";
 import type { ConversationItem, DeletedItem } from "./conversations.ts";
 import { type CursorList, type CursorQuery, cursorPage, listOf } from "./cursor-page.ts";
-import { inputMessages, type ResponseLookup } from "./input-messages.ts";
+import { inputMessages, type ResponseLookup, refuseUnansweredOutput } from "./input-messages.ts";
 import type { OutputItem } from "./response-object.ts";
 import { ToolNames } from "./tool-names.ts";
 
@@ -54,6 +54,42 @@ export function itemsFromRequest(items: unknown, ids: IdSource): ConversationIte
   // The same checks as a Responses request's input (types, fields, content parts), with `items[i]` in `param`.
   inputMessages(items, NO_LOOKUP, ToolNames.of([]), "items");
   return items.map((item) => withId(item as Record<string, unknown>, ids));
+}
+
+/** The item types that make a call a later output answers by its `call_id` (input-messages.ts reads them so). */
+const CALL_TYPES: ReadonlySet<string> = new Set(["function_call", "custom_tool_call", "tool_search_call"]);
+const OUTPUT_TYPES: ReadonlySet<string> = new Set([
+  "function_call_output",
+  "custom_tool_call_output",
+  "tool_search_output",
+]);
+
+/**
+ * OpenAI's 400 for the first of a Conversations request's `items` (made by itemsFromRequest) whose output answers no
+ * call before it: none of the conversation's items as they are now (`earlier`; a call item deleted is gone), none of
+ * the request's ahead of it, in the words of the Responses door for its `input` (input-messages.ts). OpenAI's
+ * Conversations reference (openai-node ItemCreateParams) says nothing of it either way; what it documents is the check
+ * on its Realtime API's conversation items ("If passed on a `function_call_output` item, the server will check that a
+ * `function_call` item with the same ID exists in the conversation history": openai-node
+ * src/resources/realtime/realtime.ts, ConversationItemWithReference.call_id), and a Responses turn reading such a
+ * conversation is its 400 above. Kept, the orphan was left out of every later turn sent to a chat provider (an answer
+ * the model never saw), and sent as it was to a native Responses provider (native.ts), which refused every turn.
+ */
+export function refuseUnansweredOutputs(
+  items: readonly ConversationItem[],
+  earlier: readonly ConversationItem[],
+): void {
+  const called = new Set<string>();
+  const addCall = (item: ConversationItem): void => {
+    if (CALL_TYPES.has(item.type) && typeof item.call_id === "string") called.add(item.call_id);
+  };
+  earlier.forEach(addCall);
+  for (const [index, item] of items.entries()) {
+    addCall(item);
+    if (OUTPUT_TYPES.has(item.type) && typeof item.call_id === "string") {
+      refuseUnansweredOutput(called, item.call_id, item.type, ["items", index]);
+    }
+  }
 }
 
 /**

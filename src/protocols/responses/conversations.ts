@@ -238,16 +238,23 @@ export class Conversations {
     return this.#change(id, client, change, "metadata");
   }
 
-  /** Adds items at the end; a conversation that would grow past its bound is a 400 naming `param`, and unchanged. */
+  /**
+   * Adds items at the end; a conversation that would grow past its bound is a 400 naming `param`, and unchanged.
+   * `check` throws to refuse the items against the conversation as read for this write (each attempt's own read).
+   */
   append(
     id: string,
     client: string | null,
     items: readonly ConversationItem[],
     param = "items",
     clientIds: Readonly<Record<string, string>> = {},
+    check: (stored: StoredConversation) => void = () => {},
   ): Promise<StoredConversation | undefined> {
-    // No items, no entry: an empty one (10 bytes) a request at a time grew the log, every read paying for it.
-    const change = () => (items.length === 0 ? undefined : { entries: [addEntry(items, clientIds)] });
+    const change = (stored: StoredConversation) => {
+      check(stored);
+      // No items, no entry: an empty one (10 bytes) a request at a time grew the log, every read paying for it.
+      return items.length === 0 ? undefined : { entries: [addEntry(items, clientIds)] };
+    };
     return this.#change(id, client, change, param);
   }
 

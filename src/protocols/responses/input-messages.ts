@@ -244,9 +244,15 @@ const OUTPUT_NAMES: Readonly<Record<string, string>> = {
 /**
  * An output whose `call_id` names no call before it (in the input, or in the history `previous_response_id` or
  * `conversation` brings): OpenAI's 400, in its words. Sent on, it was a `tool` message every chat provider refused
- * in its own words. `calledIds` undefined: not checked (a kept conversation's items, read back as they were kept).
+ * in its own words. `calledIds` undefined: not checked (a kept conversation's items, read back as they were kept). The
+ * Conversations door refuses the same way (conversation-items.ts `refuseUnansweredOutputs`).
  */
-function refuseUnansweredOutput(calledIds: Set<string> | undefined, callId: string, type: string, path: Path): void {
+export function refuseUnansweredOutput(
+  calledIds: ReadonlySet<string> | undefined,
+  callId: string,
+  type: string,
+  path: Path,
+): void {
   if (calledIds === undefined || calledIds.has(callId)) return;
   throw new InvalidRequestError(
     `No tool call found for ${OUTPUT_NAMES[type] ?? "output"} with call_id ${callId.slice(0, 100)}.`,
