@@ -74,5 +74,6 @@ async function warmOne(config: GatewayConfig, agent: ReturnType<typeof createUps
     warn: (_object: object, message: string) => process.stderr.write(`warm-caches: ${message}\n`),
   };
   const snapshot = await buildSnapshot(config, agent, systemClock, logger, false);
-  return `${snapshot.catalog.deployments.length} models`;
+  const count = snapshot.catalog.deployments.length;
+  return `${count} model${count === 1 ? "" : "s"}`;
 }
