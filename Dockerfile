@@ -56,8 +56,12 @@ COPY config ./config
 COPY --chown=node:node data ./data
 # Warm Node's compile cache (the bundle's V8 code) and the parsed scoring data (data/cache/) at build time: the
 # container starts without compiling anything or parsing the leaderboards. Both are keyed by file contents, so a
-# stale entry is never used. data/cache/ stays writable by the runtime user: the first start of a config writes the
-# scoring memo there (src/scoring/scoring-memo.ts), and later starts do not load the scoring data at all.
+# stale entry is never used. It also writes the scoring memo's entries (src/scoring/scoring-memo.ts) of the demo's
+# config and of the config `serve` would load here (LLM_GATEWAY_CONFIG, else config/meta-providers.yaml), when that
+# config loads at build time: a config copied into the image and named by an ENV line above this RUN, whose providers'
+# keys resolve at build time, starts without loading the scoring data; the shipped config has no key here (its models
+# are discovered with the keys given at run time), so its first start writes its memo entries. data/cache/ stays
+# writable by the runtime user for that, and later starts do not load the scoring data at all.
 ENV NODE_COMPILE_CACHE=/app/.compile-cache
 RUN node bin/warm-caches.js && chown -R node:node /app/.compile-cache /app/data/cache
 USER node

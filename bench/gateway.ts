@@ -640,11 +640,22 @@ function compileCacheEnv(): NodeJS.ProcessEnv {
  * Then the Node flags `npm start` adds (`--snapshot-blob dist/snapshot.blob`, the blob built first when stale),
  * unless --no-snapshot: the start-up and footprint rows measure the start users run.
  */
-function warmCaches(options: Options, env: NodeJS.ProcessEnv): { code: string; nodeArgs: string[] } {
+function warmCaches(options: Options, env: NodeJS.ProcessEnv, workDir: string): { code: string; nodeArgs: string[] } {
   const gatewayMain = options.gatewayMain;
   if (gatewayMain !== join(repoDir, "bin", "llm-gateway.js"))
     return { code: `gateway code: ${gatewayMain}`, nodeArgs: [] };
-  const result = spawnSync(process.execPath, [join(repoDir, "bin", "warm-caches.js")], { env, stdio: "ignore" });
+  // The bench's provider and model, as every target's config has them (port, limits and state are no input of a
+  // scoring memo entry): its entries are written, so the first start hits the memo whatever configs ran since the last
+  // bench (a test run's; bench/README.md sections 43 and 44).
+  const warmConfig = join(workDir, "gateway-warm.yaml");
+  writeFileSync(
+    warmConfig,
+    gatewayConfig(0, 9, "warn", workDir, { limits: "", providerLimits: undefined, redisUrl: undefined }),
+  );
+  const result = spawnSync(process.execPath, [join(repoDir, "bin", "warm-caches.js"), "--config", warmConfig], {
+    env,
+    stdio: "ignore",
+  });
   if (result.status !== 0)
     process.stderr.write("bench: bin/warm-caches.js failed; the first start may be a cold one\n");
   // warm-caches.js also builds the bundle when it is stale (bin/build.js), as `npm start` does.
@@ -1290,7 +1301,7 @@ async function main(): Promise<number> {
   const childEnv = { ...process.env, BENCH_MAX_LIFETIME_MS: String(maxLifetimeMs), ...compileCacheEnv() };
   startWatchdog(pins.load, childEnv);
   process.stderr.write(`bench: ${options.tool}, targets ${options.targets.join(", ")}\n`);
-  const warmed = warmCaches(options, childEnv);
+  const warmed = warmCaches(options, childEnv, workDir);
   const gatewayCode = warmed.code;
   options = { ...options, gatewayNodeArgs: [...options.gatewayNodeArgs, ...warmed.nodeArgs] };
   try {

@@ -1,4 +1,7 @@
 #!/usr/bin/env node
+// Linked with this file, evaluated before its first statement: it only defines the function called below.
+import { setEntryV8Flags } from "./entry-v8-flags.js";
+
 // The package's command. The sources are TypeScript run by Node 24's type stripping; `npx llm-gateway` puts
 // the project's own Node 24 (the `node` dependency) first on PATH, so `node` here is that one.
 const [major] = process.versions.node.split(".").map(Number);
@@ -10,38 +13,15 @@ if (major < 24) {
 }
 // V8's compilers above its interpreter (Maglev and TurboFan, and since 2026-12-06 the baseline compiler Sparkplug:
 // ~1.2 MB less idle RSS, its code pages and baseline code for start-up functions that run a few times; CPU until
-// ready not worse) held off from here, before any module is linked:
+// ready not worse) held off from here, before any other module is loaded:
 // Node's own start already makes a few functions hot, and optimizing them touched ~2 MB more pages of the `node`
 // binary (the compilers' own code) that an idle gateway keeps (idle RSS 71.6 -> 69.5 MB against holding them after
 // this file's imports; same time to ready). `serve` and `demo` turn them back on at the first request that is not
-// a health check (/ok, /health), through the flag
-// on `process` (src/cli/optimizing-compilers.ts, which has the why and the same rule for a process started with
-// its own tiering flags: its test keeps the copies equal). bin/warm-caches.js holds them the same
-// way, first, because V8 rejects code cached under other flags.
-if (
-  ![...process.execArgv, ...(process.env.NODE_OPTIONS ?? "").split(/\s+/)].some((flag) =>
-    /^--(no[-_])?(maglev|turbofan|sparkplug|opt|jitless|max[-_]opt|lite[-_]mode)\b/.test(flag),
-  )
-) {
-  const { setFlagsFromString } = process.getBuiltinModule("node:v8");
-  setFlagsFromString("--no-maglev");
-  setFlagsFromString("--no-turbofan");
-  setFlagsFromString("--no-sparkplug");
-  process[Symbol.for("llm-gateway.optimizing-compilers-held")] = true;
-}
-// WebAssembly kept in V8's baseline tier from here on (src/cli/webassembly-tiers.ts has the why, and the rule copied
-// here): before the first .ts file, whose load compiles Node's TypeScript stripper (WebAssembly) when the compile
-// cache has no entry; set only with the start-up holds, the stripper tiered up while it stripped the sources (a 16 MB
-// optimizing zone on a V8 worker: test/e2e/start-webassembly-tiers.test.ts). bin/warm-caches.js sets it the same way.
-if (
-  ![...process.execArgv, ...(process.env.NODE_OPTIONS ?? "").split(/\s+/)].some((flag) =>
-    /^--(no[-_])?(liftoff|wasm[-_](tier|dynamic[-_]tiering))/.test(flag),
-  )
-) {
-  const { setFlagsFromString } = process.getBuiltinModule("node:v8");
-  setFlagsFromString("--no-wasm-dynamic-tiering");
-  setFlagsFromString("--no-wasm-tier-up");
-}
+// a health check (/ok, /health), through the flag on `process` (src/cli/optimizing-compilers.ts, which has the why).
+// WebAssembly kept in V8's baseline tier from here on too (src/cli/webassembly-tiers.ts has the why): before the first
+// .ts file, whose load compiles Node's TypeScript stripper (WebAssembly) when the compile cache has no entry.
+// bin/warm-caches.js sets both the same way, first, because V8 rejects code cached under other flags.
+setEntryV8Flags();
 // Node's compile cache (in the OS temp folder, or NODE_COMPILE_CACHE) keeps the type-stripped sources and their
 // V8 code: from the second start on, Node neither loads its TypeScript stripper (~18 MB of WebAssembly) nor
 // strips or compiles anything again, which roughly halves the time to ready. This file is JavaScript so that the

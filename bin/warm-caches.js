@@ -1,34 +1,16 @@
 #!/usr/bin/env node
+import { setEntryV8Flags } from "./entry-v8-flags.js";
+
 // Fills the caches a start reads, so that the first start is as fast as any later one: the bundle in dist/ (when
 // esbuild is installed and dist/ is stale: bin/build.js), Node's compile cache for every module `serve` loads
-// (type-stripped and compiled once), and the parsed scoring data (data/cache/scoring-data.json). Run by the
+// (type-stripped and compiled once), the parsed scoring data (data/cache/scoring-data.json) and the scoring memo's
+// entries of the demo's config and of the config `serve` would load (`--config PATH` as serve's). Run by the
 // Dockerfile at build time and by `npm run bench`; harmless to run again (all three are keyed by content or by
 // the sources' state, so a stale entry is replaced, never used).
-// As bin/llm-gateway.js, first: the optimizing compilers held before any module of ours is compiled, so that every
-// module is cached under the flags a start compiles it with (bin/llm-gateway.js says why; the same rule for a
-// process started with its own tiering flags).
-if (
-  ![...process.execArgv, ...(process.env.NODE_OPTIONS ?? "").split(/\s+/)].some((flag) =>
-    /^--(no[-_])?(maglev|turbofan|sparkplug|opt|jitless|max[-_]opt|lite[-_]mode)\b/.test(flag),
-  )
-) {
-  const { setFlagsFromString } = process.getBuiltinModule("node:v8");
-  setFlagsFromString("--no-maglev");
-  setFlagsFromString("--no-turbofan");
-  setFlagsFromString("--no-sparkplug");
-  process[Symbol.for("llm-gateway.optimizing-compilers-held")] = true;
-}
-// As bin/llm-gateway.js, next: WebAssembly kept in V8's baseline tier before the first .ts file is loaded (the rule
-// copied from src/cli/webassembly-tiers.ts), so that every module is cached under the flags a start compiles it with.
-if (
-  ![...process.execArgv, ...(process.env.NODE_OPTIONS ?? "").split(/\s+/)].some((flag) =>
-    /^--(no[-_])?(liftoff|wasm[-_](tier|dynamic[-_]tiering))/.test(flag),
-  )
-) {
-  const { setFlagsFromString } = process.getBuiltinModule("node:v8");
-  setFlagsFromString("--no-wasm-dynamic-tiering");
-  setFlagsFromString("--no-wasm-tier-up");
-}
+// As bin/llm-gateway.js, first: the optimizing compilers held and WebAssembly kept in V8's baseline tier before any
+// module of ours is compiled (the first .ts file included), so that every module is cached under the flags a start
+// compiles it with (bin/entry-v8-flags.js; the same rule for a process started with its own tiering flags).
+setEntryV8Flags();
 const { spawnSync } = await import("node:child_process");
 const { readdirSync } = await import("node:fs");
 const { fileURLToPath } = await import("node:url");
@@ -71,13 +53,19 @@ if (fromBundle) {
 // Loaded at the first /metrics scrape, not at start: compiled here so that scrape is not the slow one, under the
 // flags a scrape finds (compilers released, the new space growing again: V8's defaults). So are the lazy doors' files,
 // first imported by a request, once the compilers are released (V8 rejects code cached under other flags).
+// Loaded under the holds, as `serve` and `demo` load the modules it shares with them (the demo's config: its own file).
+const { warmScoringData, warmScoringMemo } = await import(
+  fromBundle ? "../dist/warm-scoring-data.js" : "../src/cli/warm-scoring-data.ts"
+);
 holds.releaseOptimizingCompilers();
 (await import("node:v8")).setFlagsFromString("--semi-space-growth-factor=2");
 await import("prom-client");
 for (const name of lazyFiles) await import(`../${DIST_DIR}/${name}`);
-const { warmScoringData } = await import(
-  fromBundle ? "../dist/warm-scoring-data.js" : "../src/cli/warm-scoring-data.ts"
-);
 const scoring = warmScoringData();
+// The scoring memo's entries for the demo's config and for the one `serve` would load from here (its `--config PATH`,
+// LLM_GATEWAY_CONFIG, else config/meta-providers.yaml), read with this environment and
+// its .env, as `serve` reads them.
+const { values } = (await import("node:util")).parseArgs({ options: { config: { type: "string" } } });
+const memo = await warmScoringMemo({ cwd: process.cwd(), configPath: values.config });
 flushCompileCache?.();
-process.stdout.write(`caches warm: ${fromBundle ? "bundle" : "sources"}, ${scoring}\n`);
+process.stdout.write(`caches warm: ${fromBundle ? "bundle" : "sources"}, ${scoring}; scoring memo: ${memo}\n`);

@@ -1,8 +1,8 @@
 // `npm run demo`: the real gateway in front of two local fake providers. "swift" is preferred but answers 429
 // to every 3rd request, so repeated requests show failover to "steady" and back.
 import { type Env, loadEnv } from "../config/env.ts";
-import { buildConfig } from "../config/load.ts";
 import type { GatewayConfig } from "../config/types.ts";
+import { DEMO_HOST, DEMO_PORT, demoConfig } from "./demo-config.ts";
 import { startFakeProvider } from "./demo-providers.ts";
 import { releaseOptimizingCompilersOnFirstRequest } from "./optimizing-compilers.ts";
 import { startFailure } from "./start-failure.ts";
@@ -15,9 +15,6 @@ import {
 } from "./start-gateway.ts";
 import { terminalLogger } from "./terminal-logger.ts";
 import { capYoungGeneration } from "./young-generation.ts";
-
-const DEMO_PORT = 12345;
-const DEMO_HOST = "127.0.0.1";
 
 export async function demo(): Promise<number> {
   const env = loadEnv(process.cwd());
@@ -92,52 +89,4 @@ Watch the x-gateway-provider header switch from swift to steady on a 429. Ctrl-C
 function demoServer(env: Env): { port: number; host: string } {
   const port = env.PORT === undefined || env.PORT === "" ? DEMO_PORT : Number(env.PORT);
   return { port, host: env.HOST === undefined || env.HOST === "" ? DEMO_HOST : env.HOST };
-}
-
-function demoConfig(swiftUrl: string, steadyUrl: string, env: Env): GatewayConfig {
-  return buildConfig(
-    {
-      server: { port: DEMO_PORT, host: DEMO_HOST },
-      providers: [
-        {
-          name: "swift",
-          base_url: swiftUrl,
-          api_key: "demo-key-swift",
-          cost: "free",
-          models: {
-            "demo-large": { priority: 10, context: 32768, params_b: 70 },
-            "demo-small": { priority: 2, context: 8192 },
-            "demo-whisper": { kind: "transcription" },
-            "demo-tts": { kind: "speech" },
-            "demo-image": { kind: "image" },
-            "demo-rerank": { kind: "rerank" },
-            // A native /moderations model here, a Llama Guard chat model on steady: the door translates its verdict.
-            "demo-moderation": { kind: "moderation" },
-          },
-        },
-        {
-          name: "steady",
-          base_url: steadyUrl,
-          api_key: "demo-key-steady",
-          cost: "free",
-          models: {
-            "demo-large": { priority: 5, context: 32768, params_b: 70 },
-            "demo-small": { priority: 1, context: 8192 },
-            "demo-whisper": { kind: "transcription" },
-            "demo-tts": { kind: "speech" },
-            "demo-image": { kind: "image" },
-            "demo-rerank": { kind: "rerank" },
-            "demo-moderation": { id: "demo-llama-guard-3", kind: "moderation" },
-          },
-        },
-      ],
-      meta_models: { best: ["demo-large", "demo-small"] },
-      // In memory: the demo's made-up requests, budgets and cooldowns must not land in data/state.db (and the
-      // request log next to it), which a later `serve` in the same folder reads and shows.
-      state: { path: ":memory:" },
-    },
-    "<demo>",
-    // Only $PORT and $HOST from the environment, checked like any config's (a bad $PORT names itself).
-    { env: { PORT: env.PORT, HOST: env.HOST } },
-  ).config;
 }

@@ -2,9 +2,11 @@
 // YAML and config validation, the scoring data's indexes, route registration) runs once, yet parts of it are hot
 // enough for V8 to optimize them on its worker threads: CPU that competes with the main thread when the process
 // has one core, and ~8 MB of idle RSS (compiler memory, the compilers' own code pages, optimized code) for code
-// that never runs again. bin/llm-gateway.js turns both off in its first statements, before any module is linked
-// (with the rule and the flag below, copied there because nothing can be imported before; even linking one module
-// first made Node's start hot enough to touch the Maglev compiler's ~2 MB of code pages, kept by an idle process),
+// that never runs again. bin/llm-gateway.js turns both off in its first statement, before any other module is loaded
+// (with the rule and the flag below, copied into bin/entry-v8-flags.js, plain JavaScript linked with the entry, because
+// no .ts file may be loaded before; holding them after the entry's dynamic imports made Node's start hot enough to
+// touch the Maglev compiler's ~2 MB of code pages, kept by an idle process; that one small module linked first did
+// not: idle paired -0.14 MB against the rule inlined in the entry, 6 interleaved starts without the blob),
 // and `holdOptimizingCompilersDuringStartup` is then a no-op; `serve` and `demo` turn them back on at the first
 // request that is not a health check (`releaseOptimizingCompilersOnFirstRequest`), so the request path is optimized as
 // before: V8 reads these flags at each tier-up decision, and optimizing-compilers.test.ts checks that a hot function
@@ -30,7 +32,7 @@ import { startedWithFlag } from "./node-flags.ts";
 export const HELD = Symbol.for("llm-gateway.optimizing-compilers-held");
 type HoldingProcess = NodeJS.Process & { [HELD]?: boolean };
 
-/** A tiering flag of the process's own (bin/llm-gateway.js and bin/warm-caches.js hold a copy of it). */
+/** A tiering flag of the process's own (bin/entry-v8-flags.js holds a copy of it). */
 export const OWN_COMPILER_FLAG = /^--(no[-_])?(maglev|turbofan|sparkplug|opt|jitless|max[-_]opt|lite[-_]mode)\b/;
 
 /** True when the process was started with its own tiering flags (then they are left alone). */
@@ -40,8 +42,8 @@ export function hasOwnCompilerFlags(execArgv: readonly string[], nodeOptions: st
 
 /**
  * Start-up: no Maglev or TurboFan until `releaseOptimizingCompilers`. bin/llm-gateway.js and bin/warm-caches.js hold
- * them earlier with their copies of this (see the top of this file), so there it does nothing; it is the reference
- * those copies follow, and what the tests hold with.
+ * them earlier with bin/entry-v8-flags.js's copy of this (see the top of this file), so there it does nothing; it is
+ * the reference that copy follows, and what the tests hold with.
  */
 export function holdOptimizingCompilersDuringStartup(): void {
   if ((process as HoldingProcess)[HELD] === true || hasOwnCompilerFlags(process.execArgv, process.env.NODE_OPTIONS)) {

@@ -7,14 +7,14 @@
 // Both flags are needed at run time (`--liftoff-only` is applied through implications only at V8's start, and
 // either one alone still tiers up); they change V8's flag hash, so they are set with the start-up holds, which
 // bin/warm-caches.js applies in the same order. Someone who passes their own WebAssembly tiering flags keeps them.
-// bin/llm-gateway.js and bin/warm-caches.js set them earlier still, in their first statements (with a copy of the rule
-// below): a start from the sources without a compile cache loads Node's TypeScript stripper, WebAssembly too, with
+// bin/llm-gateway.js and bin/warm-caches.js set them earlier still, in their first statement (bin/entry-v8-flags.js,
+// with a copy of the rule below): a start from the sources without a compile cache loads Node's TypeScript stripper, WebAssembly too, with
 // its first .ts file, and the stripper tiered up otherwise (test/e2e/start-webassembly-tiers.test.ts). Here it is then
 // a no-op; it is what the snapshot's main applies.
 import { setFlagsFromString } from "node:v8";
 import { startedWithFlag } from "./node-flags.ts";
 
-/** A WebAssembly tiering flag of the process's own (bin/llm-gateway.js and bin/warm-caches.js hold a copy of it). */
+/** A WebAssembly tiering flag of the process's own (bin/entry-v8-flags.js holds a copy of it). */
 export const OWN_WASM_TIER_FLAG = /^--(no[-_])?(liftoff|wasm[-_](tier|dynamic[-_]tiering))/;
 
 /** True when the process was started with its own WebAssembly tiering flags (then they are left alone). */

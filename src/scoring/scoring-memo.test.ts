@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
@@ -7,7 +9,7 @@ import { DEFAULT_BOARD_WEIGHTS, type LeaderboardSet, loadLeaderboards } from "./
 import { loadModelMetadata, type ModelMetadataTable } from "./model-metadata.ts";
 import { type ModelProfile, profileModel, type ScoringSources, withQualityPriors } from "./model-profile.ts";
 import type { FileStamp } from "./scoring-data-cache.ts";
-import { ScoringMemo } from "./scoring-memo.ts";
+import { MAX_FILE_CHARS, ScoringMemo } from "./scoring-memo.ts";
 import { LEADERBOARD_DIR, MODEL_METADATA_PATH } from "./scoring-sources.ts";
 
 const work = mkdtempSync(join(tmpdir(), "scoring-memo-"));
@@ -171,5 +173,111 @@ describe("the scoring memo", () => {
       5,
     );
     assert.doesNotThrow(() => unwritable.persist());
+  });
+
+  it("keeps several configs: after A's start and then B's, the next starts of A and of B read no data", () => {
+    const path = join(work, "configs.json");
+    // B: two more models, one of them measured on a board, so that every prior of B has another population.
+    const configB: [string, string][] = [
+      ["cerebras", "qwen-3-32b"],
+      ["groq", "another-unknown-model"],
+    ];
+    const startA = sourcesWith(ScoringMemo.open(path, stamps), "readable");
+    profilesOf(startA.sources, NOW_MS);
+    startA.sources.memo?.persist();
+    const startB = sourcesWith(ScoringMemo.open(path, stamps), "readable");
+    profilesOf(startB.sources, NOW_MS, configB);
+    assert.ok(startB.reads.count > 0, "B's start computed its own entries");
+    startB.sources.memo?.persist();
+
+    // A hit opens no data at all ("forbidden" throws at the first read), and does not write the file again.
+    const written = statSync(path).mtimeMs;
+    const againA = sourcesWith(ScoringMemo.open(path, stamps), "forbidden");
+    profilesOf(againA.sources, NOW_MS);
+    againA.sources.memo?.persist();
+    const againB = sourcesWith(ScoringMemo.open(path, stamps), "forbidden");
+    profilesOf(againB.sources, NOW_MS, configB);
+    againB.sources.memo?.persist();
+    assert.equal(statSync(path).mtimeMs, written);
+    // Newest first: B's entries, then A's that B did not use (the dated model's prior under A's population).
+    const keys = Object.keys(JSON.parse(readFileSync(path, "utf8")).entries as object);
+    const priors = keys.filter((key) => key.startsWith('["prior","mistral","acme-chat-2025-01-15"'));
+    assert.equal(priors.length, 2, "the dated model's prior under A's population and under B's");
+    assert.equal(keys.at(-1), priors[1]);
+  });
+
+  it("stays within its bound, dropping the oldest configs' entries first, and always keeps this start's", () => {
+    const path = join(work, "bound.json");
+    const value = { basis: ["x".repeat(400)] };
+    const entryChars = JSON.stringify(JSON.stringify(["config", 0, 0])).length + JSON.stringify(value).length + 2;
+    const perFile = Math.floor(MAX_FILE_CHARS / entryChars);
+    // Configs of 4 entries each, started in turn until the file has held twice what it may.
+    const configs = Math.ceil((2 * perFile) / 4);
+    for (let config = 0; config < configs; config += 1) {
+      const memo = ScoringMemo.open(path, stamps);
+      for (let entry = 0; entry < 4; entry += 1) memo.remember(["config", config, entry], () => value);
+      memo.persist();
+    }
+    const entriesOf = () => Object.keys(JSON.parse(readFileSync(path, "utf8")).entries as object);
+    const entries = entriesOf();
+    assert.ok(entries.length <= perFile && entries.length >= perFile - 4, `${entries.length} of ${perFile}`);
+    assert.ok(statSync(path).size < MAX_FILE_CHARS + 4_096, `${statSync(path).size} bytes`);
+    // The newest first; the first configs gone.
+    assert.equal(entries[0], JSON.stringify(["config", configs - 1, 0]));
+    assert.ok(!entries.includes(JSON.stringify(["config", 0, 0])));
+    // A config larger than the bound is written whole, alone.
+    const large = ScoringMemo.open(path, stamps);
+    for (let entry = 0; entry < perFile + 10; entry += 1) large.remember(["large", entry], () => value);
+    large.persist();
+    const kept = entriesOf();
+    assert.equal(kept.length, perFile + 10);
+    assert.ok(kept.every((key) => key.startsWith('["large"')));
+  });
+
+  it("keeps what another process wrote since it opened the file, and two writers at once never leave a torn file", async () => {
+    const path = join(work, "writers.json");
+    const first = ScoringMemo.open(path, stamps);
+    const second = ScoringMemo.open(path, stamps);
+    first.remember(["first"], () => 1);
+    second.remember(["second"], () => 2);
+    first.persist();
+    second.persist();
+    const reopened = ScoringMemo.open(path, stamps);
+    assert.equal(
+      reopened.remember(["first"], () => assert.fail("first's entry lost")),
+      1,
+    );
+    assert.equal(
+      reopened.remember(["second"], () => assert.fail("second's entry lost")),
+      2,
+    );
+
+    // Two processes persisting in a loop (each a new entry every time) while this one reads the file.
+    const script = `import { ScoringMemo } from ${JSON.stringify(new URL("./scoring-memo.ts", import.meta.url).href)};
+      for (let round = 0; round < 150; round += 1) {
+        const memo = ScoringMemo.open(process.argv[1], ${JSON.stringify(stamps)});
+        memo.remember([process.pid, round], () => ({ text: "y".repeat(2000) }));
+        memo.persist();
+      }`;
+    const writers = [0, 1].map(() =>
+      spawn(process.execPath, ["--input-type=module", "-e", script, path], { stdio: "inherit" }),
+    );
+    const exits = Promise.all(writers.map((child) => once(child, "exit")));
+    let isDone = false;
+    void exits.then(() => {
+      isDone = true;
+    });
+    let reads = 0;
+    while (!isDone) {
+      const file = JSON.parse(readFileSync(path, "utf8")) as { entries: object };
+      assert.ok(Object.keys(file.entries).length > 0);
+      reads += 1;
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    for (const [code] of await exits) assert.equal(code, 0);
+    assert.ok(reads > 0);
+    // The last rename wins: the file holds its writer's last entry.
+    const keys = Object.keys(JSON.parse(readFileSync(path, "utf8")).entries as object);
+    assert.ok(writers.some((child) => keys.includes(JSON.stringify([child.pid, 149]))));
   });
 });

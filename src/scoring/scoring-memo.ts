@@ -5,14 +5,24 @@
 // Entries are keyed by every input of the lookup they stand for, so an entry is never wrong for another config;
 // the file as a whole is trusted only while the data files and the code that derives the entries have the sizes
 // and times it was written with (the data cache's rule, same caveat: a file rewritten with the same size and its
-// old time restored by hand would not be noticed). It holds the entries the last snapshot of its writer used: two
-// configs started in turn each miss once per switch, and a miss costs what every start cost before.
+// old time restored by hand would not be noticed). It holds the entries its writer used, then those of earlier
+// writers (other configs: a test run, a bench, `npm run demo`, bin/warm-caches.js), newest first, up to
+// MAX_FILE_CHARS: a miss's data stays in the process for its life (+3.3 MB idle RSS, bench/README.md section 43),
+// while the file is read, whole, by every start.
 import { readFileSync } from "node:fs";
 import { sourcePath } from "../source-paths.ts";
 import { type FileStamp, sameStamps, writeFileAtomically } from "./scoring-data-cache.ts";
 
 /** Bumped when the file's shape or an entry's meaning changes. */
 const FORMAT_VERSION = 1;
+
+/**
+ * Characters of JSON the file may hold: the entries used now always, then other configs' entries, newest first,
+ * while they fit. Every start reads and parses the whole file and keeps its entries (~1.4x the text in V8's heap),
+ * so other configs' entries cost each start ~1 ms of CPU per 128 KB and that memory (bench/START-UP.md "Load the
+ * scoring data at all"): 64 KiB holds ~100 entries, the bench's config takes 2 (1.8 KB), a test's 1-6.
+ */
+export const MAX_FILE_CHARS = 64 * 1024;
 
 /** The modules whose code decides what an entry holds, besides those the data cache already covers. */
 export const MEMO_DERIVING_MODULES = [
@@ -74,16 +84,33 @@ export class ScoringMemo {
     return value as T;
   }
 
-  /** Writes the entries used so far when one of them was computed (best effort: a read-only folder costs a miss). */
+  /**
+   * Writes the entries used so far when one of them was computed, then the file's other entries (as it is now:
+   * another process may have written it since this one read it) and those read at open, newest first, while the
+   * file stays within MAX_FILE_CHARS. Best effort: a read-only folder costs a miss. Two processes persisting at once
+   * each write a whole file (renamed into place, never torn); the last rename wins, and what the other wrote in
+   * between is kept only if it read the file after that write: a config lost so misses once more.
+   */
   persist(): void {
     if (!this.#isChanged || this.#path === undefined || this.#stamps === undefined) return;
-    const file: MemoFile = {
-      version: FORMAT_VERSION,
-      stamps: this.#stamps,
-      entries: Object.fromEntries([...this.#used].map(([key, value]) => [key, value ?? null])),
+    const entries: string[] = [];
+    const written = new Set<string>();
+    let chars = 0;
+    const add = (key: string, value: unknown, isUsed: boolean): void => {
+      if (written.has(key)) return;
+      const text = `${JSON.stringify(key)}:${JSON.stringify(value ?? null)}`;
+      // The entries used now are written whatever their size: this config's next start must hit.
+      if (!isUsed && chars + text.length + 1 > MAX_FILE_CHARS) return;
+      written.add(key);
+      entries.push(text);
+      chars += text.length + 1;
     };
+    for (const [key, value] of this.#used) add(key, value, true);
+    for (const [key, value] of read(this.#path, this.#stamps)) add(key, value, false);
+    for (const [key, value] of this.#stored) add(key, value, false);
+    const head = JSON.stringify({ version: FORMAT_VERSION, stamps: this.#stamps });
     try {
-      writeFileAtomically(this.#path, JSON.stringify(file));
+      writeFileAtomically(this.#path, `${head.slice(0, -1)},"entries":{${entries.join(",")}}}`);
       this.#isChanged = false;
     } catch {
       // Kept for a later snapshot's attempt; this start is served the same.
