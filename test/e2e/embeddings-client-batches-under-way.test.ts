@@ -23,7 +23,11 @@ function jumpingClock(): Clock & { jump(ms: number): void } {
   return { now: () => Date.now() + offsetMs, jump: (ms) => (offsetMs += ms) };
 }
 
-async function batchesUnderWay(t: TestContext, redisUrl?: string): Promise<void> {
+/**
+ * The client `greedy` (tpm 1,000) of `m` on alpha, its first embeddings call held until `answerFirst`; every later
+ * call answered at once, the clock then jumping `laterJumpMs` (an answer that "takes" most of a minute).
+ */
+async function underWayScene(t: TestContext, redisUrl?: string, laterJumpMs = 0) {
   const clock = jumpingClock();
   const state =
     redisUrl === undefined ? {} : { state: { redis_url: redisUrl, redis_key_prefix: `under-way-${Date.now()}:` } };
@@ -52,6 +56,7 @@ async function batchesUnderWay(t: TestContext, redisUrl?: string): Promise<void>
     handle: async (request: RecordedRequest, response) => {
       calls += 1;
       if (calls === 1) await firstAnswered;
+      else clock.jump(laterJumpMs);
       const input = (request.body as { input: string[] }).input;
       const tokens = estimateTextInputs(input).total;
       const data = input.map((text, index) => ({ object: "embedding", index, embedding: vectorOf(text) }));
@@ -62,8 +67,16 @@ async function batchesUnderWay(t: TestContext, redisUrl?: string): Promise<void>
     },
   });
   const openai = openAiClient(scene.gateway, CLIENT_KEY);
-  const input = texts(15, 99);
-  assert.ok(estimateTextInputs(input).total > 1_000, "above the client's whole tpm: chunked");
+  assert.ok(estimateTextInputs(INPUT).total > 1_000, "above the client's whole tpm: chunked");
+  return { scene, clock, openai, answerFirst };
+}
+
+/** ~1,520 tokens: two minutes of the client's tpm. */
+const INPUT = texts(15, 99);
+
+async function batchesUnderWay(t: TestContext, redisUrl?: string): Promise<void> {
+  const { scene, clock, openai, answerFirst } = await underWayScene(t, redisUrl);
+  const input = INPUT;
   const first = openai.embeddings.create({ model: MODEL, input });
   await waitUntil(() => embeddingsCalls(scene.alpha) === 1, "the first batch's first chunk to be sent", 10_000);
   // 58 s later (its first chunk still in the client's minute), the second batch of the same size arrives: the
@@ -108,5 +121,25 @@ describe("a named client's embeddings batches under way", () => {
   test("through Redis too (one replica)", { skip: isRedisInstalled() ? false : REDIS_MISSING }, async (t) => {
     const redis = await useRedisServer(t);
     await batchesUnderWay(t, redis.url);
+  });
+
+  test("a batch under way whose client left no longer counts: the next is admitted and served", async (t) => {
+    const { scene, clock, openai } = await underWayScene(t, undefined, 59_000);
+    const records: string[] = [];
+    scene.gateway.runtime.recorder.onRecord((record) => records.push(record.outcome));
+    const leaving = new AbortController();
+    const first = openai.embeddings.create({ model: MODEL, input: INPUT }, { signal: leaving.signal });
+    first.catch(() => {});
+    await waitUntil(() => embeddingsCalls(scene.alpha) === 1, "the first batch's first chunk to be sent", 10_000);
+    leaving.abort();
+    await waitUntil(() => records.length === 1, "the first batch's record", 10_000);
+    assert.deepEqual(records, ["client_aborted"]);
+    // As above, but the first batch is over: its ~611 tokens left are no one's, and the second fits alone.
+    clock.jump(58_000);
+    const answer = await openai.embeddings.create({ model: MODEL, input: INPUT });
+    assert.deepEqual(
+      answer.data.map((item) => [item.index, item.embedding]),
+      INPUT.map((text, index) => [index, vectorOf(text)]),
+    );
   });
 });
