@@ -7,6 +7,7 @@ import {
   UpstreamOverloadedError,
   UpstreamUnavailableError,
 } from "../errors/gateway-error.ts";
+import { releaseClientChunks } from "./client-chunk-charges.ts";
 import type { EndpointSpec } from "./endpoints.ts";
 import type { CheckedLine, PipelineRequest, RequestContext } from "./pipeline-types.ts";
 
@@ -43,6 +44,8 @@ export function deferredLine(request: PipelineRequest, error: unknown, attemptCo
   const { context, runtime, clientCharge } = request;
   if (context.batchId === undefined || attemptCount > 0 || !isWaitedFor(error)) return undefined;
   if (context.signal.aborted) return undefined;
+  // Back to wait, no record: its rest no longer holds its client's windows (a later try is checked again).
+  if (clientCharge.chunks !== undefined) releaseClientChunks(runtime, clientCharge.chunks);
   const reservation = clientCharge.reservation;
   if (reservation !== undefined) {
     clientCharge.reservation = undefined;

@@ -7,7 +7,7 @@ import { RateLimitedError, RequestTooLargeError } from "../errors/gateway-error.
 import { isNeverFit, SLOT_RETRY_ADVICE_MS } from "../limits/budget-types.ts";
 import { type Denied, isReservation, type Reservation } from "../limits/budgets.ts";
 import type { RequestRecord } from "../observability/request-record.ts";
-import { type ClientChunks, clientChunksOf } from "./client-chunk-charges.ts";
+import { type ClientChunks, clientChunksOf, releaseClientChunks } from "./client-chunk-charges.ts";
 import type { GatewayRuntime } from "./gateway-runtime.ts";
 import type { GatewaySnapshot } from "./snapshot.ts";
 
@@ -72,6 +72,7 @@ export function chargeClient(
 
 /** The request is over (its record is about to be published): the recorder settles its client's charge. */
 export function settleClientCharge(runtime: GatewayRuntime, charge: ClientCharge, record: RequestRecord): void {
+  if (charge.chunks !== undefined) releaseClientChunks(runtime, charge.chunks);
   const reservation = charge.reservation;
   if (reservation === undefined) return;
   charge.reservation = undefined;

@@ -23,6 +23,40 @@ export interface ClientChunks {
   readonly mostTokens: number;
   /** The chunks' charges of tokens alone (BudgetCost.isTokensOnly), settled with the request's (recorder.ts). */
   readonly charges: Reservation[];
+  /** The batch's tokens (the gateway's estimate): what it has still to charge is this less its chunks' charges. */
+  readonly totalTokens: number;
+  /** Its arrival's `routing.total_timeout_ms` end: its chunks are charged by then, or it fails. */
+  readonly deadlineMs: number;
+}
+
+/**
+ * The client's batches admitted and under way, by runtime and client: a batch's arrival check counts what they have
+ * still to charge (clientWindowsRefusal). Without it two batches arriving together each saw the client's windows free
+ * and both started, and one of them, promised at its arrival, met its deadline with chunks left and failed late with a
+ * 429, its first chunks paid. Per process: batches under way on another replica sharing the client's budgets in Redis
+ * are not seen (their chunks' charges are, once made).
+ */
+const batchesUnderWay = new WeakMap<GatewayRuntime, Map<string, Set<ClientChunks>>>();
+
+function underWayOf(runtime: GatewayRuntime, client: string): Set<ClientChunks> {
+  const clients = batchesUnderWay.get(runtime) ?? new Map<string, Set<ClientChunks>>();
+  batchesUnderWay.set(runtime, clients);
+  const batches = clients.get(client) ?? new Set<ClientChunks>();
+  clients.set(client, batches);
+  return batches;
+}
+
+/** The batch is over (its record completed, or a batch line sent back to wait): its rest no longer holds the windows. */
+export function releaseClientChunks(runtime: GatewayRuntime, chunks: ClientChunks): void {
+  const clients = batchesUnderWay.get(runtime);
+  const batches = clients?.get(chunks.client);
+  if (batches === undefined || !batches.delete(chunks)) return;
+  if (batches.size === 0) clients?.delete(chunks.client);
+}
+
+/** What the batch has still to charge: its tokens less its chunks' charges so far (a chunk given back counts again). */
+function restOf(chunks: ClientChunks): number {
+  return Math.max(0, chunks.totalTokens - chunks.charges.reduce((sum, charge) => sum + charge.tokens, 0));
 }
 
 /**
@@ -59,7 +93,11 @@ export function clientChunksOf(
     else high = middle - 1;
   }
   clientWindowsRefusal(runtime, scope, client, total, nowMs);
-  return { client, scope, mostTokens: low, charges: [] };
+  const deadlineMs = nowMs + runtime.snapshot.config.routing.totalTimeoutMs;
+  const chunks: ClientChunks = { client, scope, mostTokens: low, charges: [], totalTokens: total, deadlineMs };
+  // Admitted now, in the same turn as its check (a later arrival's check counts it): released when the request ends.
+  underWayOf(runtime, client).add(chunks);
+  return chunks;
 }
 
 /**
@@ -78,21 +116,35 @@ function clientWindowsRefusal(
 ): void {
   const { totalTimeoutMs } = runtime.snapshot.config.routing;
   const usages = runtime.budgets.usage(scope, nowMs).filter((usage) => usage.unit === "tokens");
-  const fits = (startMs: number, spanMs: number) =>
-    usages.every((usage) => windowCapacity(usage, startMs, nowMs, spanMs) >= tokens);
-  if (fits(nowMs, totalTimeoutMs)) return;
+  // The client's batches under way charge their rest within this span too (their deadlines come before this one's).
+  const underWay = [...underWayOf(runtime, client)].filter((chunks) => {
+    // Past its deadline a batch charges nothing more (chargeClientChunk refuses): one whose end was never told (a
+    // path that settles no record) holds no window for longer than that.
+    if (chunks.deadlineMs > nowMs) return true;
+    releaseClientChunks(runtime, chunks);
+    return false;
+  });
+  const othersTokens = underWay.reduce((sum, chunks) => sum + restOf(chunks), 0);
+  const fits = (startMs: number, spanMs: number, needed: number) =>
+    usages.every((usage) => windowCapacity(usage, startMs, nowMs, spanMs) >= needed);
+  if (fits(nowMs, totalTimeoutMs, tokens + othersTokens)) return;
   const tightest = usages.reduce((tight, usage) =>
     windowCapacity(usage, nowMs, nowMs, totalTimeoutMs) < windowCapacity(tight, nowMs, nowMs, totalTimeoutMs)
       ? usage
       : tight,
   );
-  const head = `The embeddings batch (~${tokens} tokens) cannot be charged to client \`${client}\`'s token budgets before routing.total_timeout_ms (${totalTimeoutMs} ms) ends: ${tightest.remaining} tokens left this ${tightest.window} of ${tightest.limit}. Nothing was sent`;
+  const others = othersTokens === 0 ? "" : ` after the ~${othersTokens} tokens of its batches under way`;
+  const head = `The embeddings batch (~${tokens} tokens) cannot be charged to client \`${client}\`'s token budgets${others} before routing.total_timeout_ms (${totalTimeoutMs} ms) ends: ${tightest.remaining} tokens left this ${tightest.window} of ${tightest.limit}. Nothing was sent`;
   const starts = [...new Set(usages.flatMap(startsOf))].filter((startMs) => startMs > nowMs).sort((a, b) => a - b);
-  const startMs = starts.find((start) => fits(start, totalTimeoutMs));
-  if (startMs === undefined) {
+  const alone = [nowMs, ...starts].find((start) => fits(start, totalTimeoutMs, tokens));
+  if (alone === undefined) {
     throw new RequestTooLargeError(`${head}; send fewer inputs in a request, or raise routing.total_timeout_ms.`);
   }
-  const retryAfterMs = startMs - nowMs;
+  // Alone it would fit from `alone`; the batches under way are over by their deadlines at the latest (served, or
+  // failed), so a retry then meets only what the windows hold. No wait is known to be shorter: their rests are charged
+  // as their windows slide, which no clock tells.
+  const startMs = Math.max(alone, ...underWay.map((chunks) => chunks.deadlineMs));
+  const retryAfterMs = Math.max(0, startMs - nowMs);
   throw new RateLimitedError(
     `${head}; its budgets may take it from ${isoTime(startMs)} (retry in ${Math.ceil(retryAfterMs / 1000)} s).`,
     { retryAfterMs },

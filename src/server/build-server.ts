@@ -37,6 +37,7 @@ import { registerJsonBodyParser } from "./json-body.ts";
 import { registerLazyRoutes, sharedLoad } from "./lazy-routes.ts";
 import { registerMultipartBodyParser } from "./multipart-body.ts";
 import { checksOwnKeys, registerObservabilityRoutes } from "./observability-routes.ts";
+import { cutWhenTurnComes } from "./pipelined-responses.ts";
 import {
   BATCHES_PATHS,
   CONVERSATIONS_PATHS,
@@ -245,6 +246,7 @@ function registerRequestGuards(
   // Callback-style hooks (here and below): an async hook costs a promise and a microtask on every request, and a
   // throw in a callback hook reaches the error handler all the same.
   app.addHook("onRequest", (request, reply, done) => {
+    cutWhenTurnComes(reply.raw);
     const keys = clientKeys();
     reply.header("x-request-id", request.id);
     // No browser may read an answer (JSON holding client- and upstream-chosen text, /metrics' text) as anything but

@@ -76,6 +76,10 @@ export async function pumpStream<T, B = readonly StreamChunk[]>(
       }
       if (text.length === 0) continue;
       keepAlive?.wrote();
+      // A response still waiting for its turn on a pipelined connection (no socket yet) holds its writes, but past its
+      // highWaterMark (the socket's) write() returns false and `drain` comes once it has the socket and handed it what
+      // it held (Node 24 _http_outgoing.js `_writeRaw`, `_flush`): its upstream is not read meanwhile, as for a slow
+      // reader (test/e2e/pipelined-requests.test.ts). No wait of our own for its turn is needed.
       if (!response.write(text)) await drained(response, stopped, deadlineMs);
     }
   } finally {

@@ -1,0 +1,145 @@
+// Two embeddings batches of one named client, each larger than the client's whole tpm (charged chunk by chunk,
+// pipeline/client-chunk-charges.ts): the second arrives while the first is under way. Its arrival check counts the
+// tokens the first has still to charge to the client's windows. Before 2026-12-07 it counted only what the windows
+// held, so both were admitted, the second took the window room the first's check had counted on, and the first,
+// promised at its arrival, failed late with a 429 after its first chunk was sent and paid.
+import assert from "node:assert/strict";
+import { describe, type TestContext, test } from "node:test";
+import OpenAI from "openai";
+import type { Clock } from "../../src/clock.ts";
+import { estimateTextInputs } from "../../src/limits/token-estimate.ts";
+import { openAiClient } from "../helpers/e2e.ts";
+import { EMBEDDINGS_ROUTE, embeddingsCalls, texts, vectorOf } from "../helpers/embeddings-scene.ts";
+import { MODEL, startScene } from "../helpers/limits-scene.ts";
+import type { RecordedRequest } from "../helpers/mock-upstream.ts";
+import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../helpers/redis-server.ts";
+import { waitUntil } from "../helpers/sse-client.ts";
+
+const CLIENT_KEY = "sk-client-greedy";
+
+/** A clock that runs with real time, and jumps when told. */
+function jumpingClock(): Clock & { jump(ms: number): void } {
+  let offsetMs = 0;
+  return { now: () => Date.now() + offsetMs, jump: (ms) => (offsetMs += ms) };
+}
+
+/**
+ * The client `greedy` (tpm 1,000) of `m` on alpha, its first embeddings call held until `answerFirst`; every later
+ * call answered at once, the clock then jumping `laterJumpMs` (an answer that "takes" most of a minute).
+ */
+async function underWayScene(t: TestContext, redisUrl?: string, laterJumpMs = 0) {
+  const clock = jumpingClock();
+  const state =
+    redisUrl === undefined ? {} : { state: { redis_url: redisUrl, redis_key_prefix: `under-way-${Date.now()}:` } };
+  const scene = await startScene(t, {
+    beta: false,
+    // The first chunk's answer is held while the second batch arrives.
+    alpha: { timeout_ms: 60_000 },
+    alphaModel: { kind: "embedding" },
+    config: {
+      server: { port: 0, host: "127.0.0.1", api_keys: [{ key: CLIENT_KEY, name: "greedy", limits: { tpm: 1_000 } }] },
+      // 90 s: a batch of ~1,500 tokens alone fits (1,000 now, 1,000 more a minute after its first chunk's send).
+      routing: { total_timeout_ms: 90_000 },
+      ...state,
+    },
+    clock,
+  });
+  // The first call (the first batch's first chunk) is answered when the test says; every other at once.
+  let answerFirst = (): void => {};
+  const firstAnswered = new Promise<void>((resolve) => {
+    answerFirst = resolve;
+  });
+  t.after(() => answerFirst());
+  let calls = 0;
+  scene.alpha.setDefault(EMBEDDINGS_ROUTE, {
+    kind: "handler",
+    handle: async (request: RecordedRequest, response) => {
+      calls += 1;
+      if (calls === 1) await firstAnswered;
+      else clock.jump(laterJumpMs);
+      const input = (request.body as { input: string[] }).input;
+      const tokens = estimateTextInputs(input).total;
+      const data = input.map((text, index) => ({ object: "embedding", index, embedding: vectorOf(text) }));
+      response.writeHead(200, { "content-type": "application/json" });
+      response.end(
+        JSON.stringify({ object: "list", data, model: "m-up", usage: { prompt_tokens: tokens, total_tokens: tokens } }),
+      );
+    },
+  });
+  const openai = openAiClient(scene.gateway, CLIENT_KEY);
+  assert.ok(estimateTextInputs(INPUT).total > 1_000, "above the client's whole tpm: chunked");
+  return { scene, clock, openai, answerFirst };
+}
+
+/** ~1,520 tokens: two minutes of the client's tpm. */
+const INPUT = texts(15, 99);
+
+async function batchesUnderWay(t: TestContext, redisUrl?: string): Promise<void> {
+  const { scene, clock, openai, answerFirst } = await underWayScene(t, redisUrl);
+  const input = INPUT;
+  const first = openai.embeddings.create({ model: MODEL, input });
+  await waitUntil(() => embeddingsCalls(scene.alpha) === 1, "the first batch's first chunk to be sent", 10_000);
+  // 58 s later (its first chunk still in the client's minute), the second batch of the same size arrives: the
+  // client's windows can take ~2,090 tokens within its time, less than both batches' rest.
+  clock.jump(58_000);
+  let second: unknown = "not settled";
+  const secondSettled = openai.embeddings.create({ model: MODEL, input }).then(
+    () => {
+      second = undefined;
+    },
+    (caught: unknown) => {
+      second = caught;
+    },
+  );
+  // Refused at once, or (admitted) its first chunk sent when the first batch's leaves the minute, 2 s on.
+  await waitUntil(
+    () => second !== "not settled" || embeddingsCalls(scene.alpha) > 1,
+    "the second batch to be refused or sent",
+    10_000,
+  );
+  answerFirst();
+  const answer = await first;
+  assert.deepEqual(
+    answer.data.map((item) => [item.index, item.embedding]),
+    input.map((text, index) => [index, vectorOf(text)]),
+    "the first batch, admitted, is answered whole",
+  );
+  await secondSettled;
+  assert.ok(second instanceof OpenAI.RateLimitError, `the second batch is refused at its arrival: ${String(second)}`);
+  assert.match(second.message, /client `greedy`'s token budgets/);
+  assert.match(second.message, /of its batches under way/);
+  const retryAfter = Number(second.headers.get("retry-after"));
+  assert.ok(retryAfter > 0 && retryAfter <= 90, `retry-after: ${retryAfter}`);
+  assert.equal(embeddingsCalls(scene.alpha), 2, "nothing of the second batch was sent (two chunks of the first)");
+}
+
+describe("a named client's embeddings batches under way", () => {
+  test("a second batch that would take the room the first was promised: a 429 at its arrival, the first served whole", async (t) => {
+    await batchesUnderWay(t);
+  });
+
+  test("through Redis too (one replica)", { skip: isRedisInstalled() ? false : REDIS_MISSING }, async (t) => {
+    const redis = await useRedisServer(t);
+    await batchesUnderWay(t, redis.url);
+  });
+
+  test("a batch under way whose client left no longer counts: the next is admitted and served", async (t) => {
+    const { scene, clock, openai } = await underWayScene(t, undefined, 59_000);
+    const records: string[] = [];
+    scene.gateway.runtime.recorder.onRecord((record) => records.push(record.outcome));
+    const leaving = new AbortController();
+    const first = openai.embeddings.create({ model: MODEL, input: INPUT }, { signal: leaving.signal });
+    first.catch(() => {});
+    await waitUntil(() => embeddingsCalls(scene.alpha) === 1, "the first batch's first chunk to be sent", 10_000);
+    leaving.abort();
+    await waitUntil(() => records.length === 1, "the first batch's record", 10_000);
+    assert.deepEqual(records, ["client_aborted"]);
+    // As above, but the first batch is over: its ~611 tokens left are no one's, and the second fits alone.
+    clock.jump(58_000);
+    const answer = await openai.embeddings.create({ model: MODEL, input: INPUT });
+    assert.deepEqual(
+      answer.data.map((item) => [item.index, item.embedding]),
+      INPUT.map((text, index) => [index, vectorOf(text)]),
+    );
+  });
+});
