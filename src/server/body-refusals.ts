@@ -12,8 +12,9 @@ import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
 const BODY_REFUSALS = new WeakSet<object>();
 
 /** Marks `error` as a refusal of the request's body (recordBodyRefusal records it); returns it. */
-export function refusedBody<T extends object>(error: T): T {
-  BODY_REFUSALS.add(error);
+export function refusedBody<T>(error: T): T {
+  // A parser's rejection may be anything thrown; only an object can be marked (a WeakSet throws on the rest).
+  if (typeof error === "object" && error !== null) BODY_REFUSALS.add(error);
   return error;
 }
 
