@@ -14,7 +14,6 @@ import { type ChatPipelineResult, handleChatRequest } from "../pipeline/chat-req
 import type { EndpointSpec } from "../pipeline/endpoints.ts";
 import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
 import { cutReason } from "../pipeline/open-requests.ts";
-import { parseAnswerBody } from "../pipeline/pipeline-types.ts";
 import type { ChatRequestBody } from "../protocols/chat-completions.ts";
 import {
   BACKGROUND_HEARTBEAT_MS,
@@ -31,6 +30,7 @@ import { type ResponseObject, responseErrorOf } from "../protocols/responses/res
 import type { StoredResponse } from "../protocols/responses/response-store.ts";
 import type { ForwardRequest, NativeCall, UpstreamApi } from "../upstream/forward-types.ts";
 import { writeEvents } from "./background-readers.ts";
+import { translatedAnswer } from "./translated-answer.ts";
 
 /** A translator of the Responses door (chat chunks or a native provider's events -> SSE text). */
 interface ResponsesTranslator {
@@ -324,11 +324,12 @@ async function servedResponse(
     native: call.native,
     recallToolCallExtras: call.recallToolCallExtras,
     truncatesToFit: call.truncatesToFit,
+    // A JSON answer's record says what the run became: published once it is translated (translated-answer.ts).
+    writesBeforeRecord: true,
   });
   const servedModel = result.headers["x-gateway-model"] ?? "";
-  if (result.kind === "json") {
-    return background.answer(parseAnswerBody(result.bodyText), servedModel, result.api);
-  }
+  if (result.kind === "json")
+    return translatedAnswer(result, (answer) => background.answer(answer, servedModel, result.api));
   const translator = background.stream(servedModel, result.api);
   served.translator = translator;
   const runs = runtime.backgroundRuns;

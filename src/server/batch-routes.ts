@@ -6,11 +6,14 @@
 import { isUtf8 } from "node:buffer";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import {
+  ClientAbortedError,
+  type GatewayError,
   InvalidRequestError,
   PayloadTooLargeError,
   RateLimitedError,
   ResourceNotFoundError,
 } from "../errors/gateway-error.ts";
+import { toGatewayError } from "../errors/render-error.ts";
 import { isRecord } from "../is-record.ts";
 import type { Logger } from "../logger.ts";
 import { type BatchBooks, ownerOf } from "../pipeline/batch-books.ts";
@@ -296,12 +299,15 @@ function adapterExecutor(runtime: GatewayRuntime, loadAdapter: () => Promise<Pro
       truncatesToFit: exchange.truncatesToFit,
       // The line's record waits for the door's keeping, as a live request's does: it says whether it was kept.
       holdsRecord: exchange.answered !== undefined,
+      // Else it waits for the translation: published by the release below, with what the line's output says.
+      writesBeforeRecord: true,
     });
     if (result.kind === "stream") {
       await result.cancel();
       throw new InvalidRequestError("A batch line was answered with a stream.");
     }
     let isAnswerNotKept = false;
+    let failure: GatewayError | undefined;
     try {
       const answer = exchange.answer(
         parseAnswerBody(result.bodyText),
@@ -313,8 +319,13 @@ function adapterExecutor(runtime: GatewayRuntime, loadAdapter: () => Promise<Pro
       await exchange.answered?.(answer);
       isAnswerNotKept = exchange.isAnswerNotKept?.() === true;
       return { status: result.status, body: answer };
+    } catch (error) {
+      // The line's output is that error's line (batch-line-run.ts), not the answer: its record says the same. It said
+      // 200 `success` when the answer could not be translated (or kept).
+      if (!(error instanceof ClientAbortedError)) failure = toGatewayError(error);
+      throw error;
     } finally {
-      result.releaseRecord?.({ isAnswerNotKept });
+      result.releaseRecord?.({ isAnswerNotKept, failure });
     }
   };
 }

@@ -101,7 +101,7 @@ export function buildServer(runtime: GatewayRuntime, options: ServerOptions = {}
     (config) => config.server.adminKeys,
   );
   registerRequestGuards(app, runtime, clientKeys, messagesSockets);
-  registerErrorHandlers(app, runtime.snapshot.config.server.bodyLimitBytes);
+  registerErrorHandlers(app, runtime);
   // The Responses and Messages doors have their own adapters (protocol-routes.ts); every other door is forwarded.
   for (const endpoint of ENDPOINTS) {
     if (PROTOCOL_DOORS.has(endpoint.name)) continue;
@@ -215,7 +215,7 @@ function createFastify(
       connectionsCheckingInterval: Math.min(1_000, settings.headersTimeoutMs),
     },
     clientErrorHandler: clientErrorHandler(messagesSockets),
-    frameworkErrors: errorHandler(settings.bodyLimitBytes),
+    frameworkErrors: errorHandler(settings.bodyLimitBytes, runtime),
     // Bodies are validated with zod in the pipeline and no route declares a JSON schema: without these, Fastify
     // loads ajv and fast-json-stringify at start (~4 MB and ~60 ms of CPU) for nothing.
     schemaController: { compilersFactory: { buildValidator: noRouteSchemas, buildSerializer: noRouteSchemas } },
@@ -282,8 +282,8 @@ function registerRequestGuards(
   });
 }
 
-function registerErrorHandlers(app: FastifyInstance, bodyLimitBytes: number): void {
-  app.setErrorHandler(errorHandler(bodyLimitBytes));
+function registerErrorHandlers(app: FastifyInstance, runtime: GatewayRuntime): void {
+  app.setErrorHandler(errorHandler(runtime.snapshot.config.server.bodyLimitBytes, runtime));
   const loggedUnknownRoutes = new Set<string>();
   app.setNotFoundHandler((request, reply) => {
     const route = `${request.method} ${(request.url.split("?")[0] ?? "").slice(0, 200)}`;

@@ -12,6 +12,7 @@ import {
   PayloadTooLargeError,
   UnsupportedMediaTypeError,
 } from "../errors/gateway-error.ts";
+import { refusedBody } from "./body-refusals.ts";
 
 /** The codings decoded, as named in `Content-Encoding` (RFC 9110 8.4.1; `x-gzip` is gzip's old alias). */
 const DECODERS = {
@@ -65,8 +66,10 @@ class BoundedBody extends Transform {
 }
 
 function tooLarge(limitBytes: number): GatewayError {
-  return new PayloadTooLargeError(
-    `The request body is larger than the limit of ${limitBytes} bytes (counted decoded, after its Content-Encoding).`,
+  return refusedBody(
+    new PayloadTooLargeError(
+      `The request body is larger than the limit of ${limitBytes} bytes (counted decoded, after its Content-Encoding).`,
+    ),
   );
 }
 
@@ -93,7 +96,7 @@ function decodedBody(raw: IncomingMessage, coding: Coding, limitBytes: number): 
     raw.unpipe(decoder);
     decoder.destroy();
     // The rest of the raw body is left to the error answer (sendError reads and discards it, then closes).
-    body.destroy(error);
+    body.destroy(refusedBody(error));
   };
   raw.on("data", (chunk: Buffer) => {
     body.receivedEncodedLength += chunk.byteLength;
@@ -139,8 +142,10 @@ export function registerCompressedBodies(app: FastifyInstance, limitBytes: numbe
     }
     if (typeof coding === "object") {
       done(
-        new UnsupportedMediaTypeError(
-          `Unsupported Content-Encoding \`${coding.refused.slice(0, 100)}\`: send the body as is, or in one of gzip, deflate, br, zstd.`,
+        refusedBody(
+          new UnsupportedMediaTypeError(
+            `Unsupported Content-Encoding \`${coding.refused.slice(0, 100)}\`: send the body as is, or in one of gzip, deflate, br, zstd.`,
+          ),
         ),
       );
       return;

@@ -20,7 +20,9 @@ import {
   UpstreamUnavailableError,
 } from "../errors/gateway-error.ts";
 import { errorHeaders, renderError, toGatewayError } from "../errors/render-error.ts";
+import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
 import { anthropicStatus, renderAnthropicError } from "../protocols/messages/render-error.ts";
+import { isBodyRefusal, recordBodyRefusal } from "./body-refusals.ts";
 import { UPLOAD_DOORS, type UploadDoor, uploadExpected } from "./multipart-body.ts";
 import { isMessagesRoute, speaksAnthropic } from "./protocol-paths.ts";
 
@@ -237,13 +239,18 @@ export function expectationFailed(): GatewayError {
   return new ExpectationFailedError("Only `Expect: 100-continue` is supported.");
 }
 
-export function errorHandler(bodyLimitBytes: number) {
+/**
+ * `runtime`: a front door's request refused for its body is recorded in it (body-refusals.ts), as the pipeline records
+ * the rest; a server without one (a route's unit test) records nothing.
+ */
+export function errorHandler(bodyLimitBytes: number, runtime?: GatewayRuntime) {
   return function handleError(error: FastifyError | Error, request: FastifyRequest, reply: FastifyReply): void {
     // A route's own limit when it has one (`POST /v1/files`: `batches.max_file_bytes`).
     const routeLimitBytes = request.routeOptions.bodyLimit ?? bodyLimitBytes;
     const gatewayError = fromFastifyError(error, routeLimitBytes, UPLOAD_DOORS.get(request.routeOptions.url ?? ""));
     logRequestError(request, gatewayError);
     sendError(reply, gatewayError);
+    if (runtime !== undefined && isBodyRefusal(error)) recordBodyRefusal(runtime, request, gatewayError);
   };
 }
 

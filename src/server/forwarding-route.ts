@@ -12,6 +12,7 @@ import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
 import type { AudioAnswer, PipelineResult, StreamEnding } from "../pipeline/handle-request.ts";
 import type { AudioRelayEnd } from "../streaming/relay-audio.ts";
 import { SSE_DONE, sseData } from "../streaming/sse-format.ts";
+import { refusedBody } from "./body-refusals.ts";
 import { toHeaderValue } from "./header-value.ts";
 import { sharedLoad } from "./lazy-routes.ts";
 import { isMultipartRequest, uploadExpected } from "./multipart-body.ts";
@@ -40,7 +41,8 @@ export function forwardingHandler(endpoint: EndpointSpec, runtime: GatewayRuntim
   const clientProtocol = endpoint.protocol;
   return async function handle(request: FastifyRequest, reply: FastifyReply): Promise<void> {
     if (endpoint.isMultipart && !isMultipartRequest(request)) {
-      throw new InvalidRequestError(uploadExpected(endpoint), { code: "invalid_content_type" });
+      // Refused for its body's type, as the parsers refuse one: recorded by the error handler (body-refusals.ts).
+      throw refusedBody(new InvalidRequestError(uploadExpected(endpoint), { code: "invalid_content_type" }));
     }
     // Taken before a first request waits for the pipeline's import: the client waited it too, so its record (latency,
     // time to first token) and its routing.total_timeout_ms count it (they left it out: a few ms, where the import

@@ -8,6 +8,7 @@ import { MAX_JSON_DEPTH, MAX_JSON_OBJECT_MEMBERS } from "../config/request-bound
 import { InvalidRequestError } from "../errors/gateway-error.ts";
 import { jsonShapeOverBounds } from "../protocols/json-shape.ts";
 import { isSuspectJson, prototypeKeyRefusal } from "../protocols/prototype-keys.ts";
+import { refusedBody } from "./body-refusals.ts";
 
 export function registerJsonBodyParser(app: FastifyInstance): void {
   const parseJson = app.getDefaultJsonParser("error", "error");
@@ -19,11 +20,13 @@ export function registerJsonBodyParser(app: FastifyInstance): void {
     const overBounds = jsonShapeOverBounds(text, MAX_JSON_DEPTH, MAX_JSON_OBJECT_MEMBERS);
     if (overBounds !== undefined) {
       done(
-        new InvalidRequestError(
-          overBounds === "deep"
-            ? `The request body nests objects and arrays deeper than ${MAX_JSON_DEPTH} levels (MAX_JSON_DEPTH).`
-            : `An object in the request body has more than ${MAX_JSON_OBJECT_MEMBERS} members (MAX_JSON_OBJECT_MEMBERS).`,
-          { code: "invalid_value" },
+        refusedBody(
+          new InvalidRequestError(
+            overBounds === "deep"
+              ? `The request body nests objects and arrays deeper than ${MAX_JSON_DEPTH} levels (MAX_JSON_DEPTH).`
+              : `An object in the request body has more than ${MAX_JSON_OBJECT_MEMBERS} members (MAX_JSON_OBJECT_MEMBERS).`,
+            { code: "invalid_value" },
+          ),
         ),
         undefined,
       );
@@ -32,7 +35,7 @@ export function registerJsonBodyParser(app: FastifyInstance): void {
     void parseJson(request, text, (error, parsed) => {
       // Fastify says "not valid JSON" for both; a body without such a key is not parsed a second time.
       const refusal = error !== null && isSuspectJson(text) ? refusalOf(text) : undefined;
-      done(error === null ? null : (refusal ?? error), parsed);
+      done(error === null ? null : refusedBody(refusal ?? error), parsed);
     });
   });
 }

@@ -12,6 +12,7 @@ import { InvalidRequestError } from "../errors/gateway-error.ts";
 import { ALL_FRONT_DOORS, type FrontDoor, pathsOf } from "../front-doors.ts";
 import { formFieldPrototypeRefusal } from "../protocols/prototype-keys.ts";
 import { UploadedFile } from "../upstream/multipart-payload.ts";
+import { refusedBody } from "./body-refusals.ts";
 import { FILES_PATHS } from "./protocol-paths.ts";
 import { readUploadParts, type UploadedPart, type UploadPart } from "./upload-parts.ts";
 
@@ -54,9 +55,11 @@ export function registerMultipartBodyParser(app: FastifyInstance): void {
     const door = UPLOAD_DOORS.get(route);
     if (door === undefined) {
       done(
-        new InvalidRequestError(
-          "Unsupported Content-Type: send the body as JSON with `Content-Type: application/json`.",
-          { code: "invalid_content_type" },
+        refusedBody(
+          new InvalidRequestError(
+            "Unsupported Content-Type: send the body as JSON with `Content-Type: application/json`.",
+            { code: "invalid_content_type" },
+          ),
         ),
         undefined,
       );
@@ -65,7 +68,7 @@ export function registerMultipartBodyParser(app: FastifyInstance): void {
     const bytes = typeof body === "string" ? Buffer.from(body) : body;
     parseUpload(request, bytes, door).then(
       (fields) => done(null, fields),
-      (error: unknown) => done(error as Error, undefined),
+      (error: unknown) => done(refusedBody(error as Error), undefined),
     );
   });
 }

@@ -156,8 +156,9 @@ export function protocolHandler(runtime: GatewayRuntime, adapter: ProtocolAdapte
         recallToolCallExtras: exchange.recallToolCallExtras,
         earlyCommit: early,
         truncatesToFit: exchange.truncatesToFit,
-        // The record waits for the door's keeping, so that it can say whether the answer was kept.
+        // The record waits for the door's keeping, so that it can say whether the answer was kept; else for its translation.
         holdsRecord: exchange.answered !== undefined,
+        writesBeforeRecord: true,
         flushWrites: () => flushWrites(reply.raw),
       });
       result =

@@ -31,6 +31,7 @@ import { embeddingsForClient, missingEmbeddings, oversizedFloats } from "./embed
 import type { JsonResult } from "./forward-types.ts";
 import { failureLesson, lessonFromVerdict, lessonsFromHeaders } from "./lessons.ts";
 import { readRerankAnswer } from "./rerank-dialect.ts";
+import { missingResponsesOutput } from "./responses-answer.ts";
 import { requestOptions, type UpstreamCall } from "./upstream-request.ts";
 
 /**
@@ -322,8 +323,8 @@ function rerankAnswer(
  * (`firstChoice`, the one the protocol adapters read) holding a `message` object whose `content` is text, parts or
  * absent and whose `tool_calls`, if any, are a list of calls with a function name; legacy completions a first
  * choice object; embeddings one `data` entry per input (missingEmbeddings), image generation and edits one of
- * images (missingImages); a transcription or translation (JSON) its `text`; speech is never answered in JSON. Other
- * endpoints (a native Responses call) pass.
+ * images (missingImages); a transcription or translation (JSON) its `text`; speech is never answered in JSON; a native
+ * Responses call its `output` (missingResponsesOutput).
  */
 function missingAnswer(json: Record<string, unknown>, endpointPath: string, input: unknown): string | undefined {
   if (endpointPath === "/embeddings") return missingEmbeddings(json.data, input);
@@ -333,8 +334,7 @@ function missingAnswer(json: Record<string, unknown>, endpointPath: string, inpu
   }
   if (endpointPath !== "/chat/completions" && endpointPath !== "/completions") {
     // Checked here, past chat's own paths, so that a chat answer's classification does no extra comparison.
-    if (isImagesPath(endpointPath)) return missingImages(json.data);
-    return undefined;
+    return isImagesPath(endpointPath) ? missingImages(json.data) : missingResponsesOutput(json, endpointPath);
   }
   if (!Array.isArray(json.choices)) return "no `choices` array";
   const first = firstChoice(json.choices);

@@ -333,7 +333,7 @@ describe("body size", () => {
     assert.equal(chatRequests(alpha).length, 1);
   });
 
-  test("Expect: 100-continue over the limit is refused as an upload without Expect is: request id, key check, no record", async (t) => {
+  test("Expect: 100-continue over the limit is refused as an upload without Expect is: request id, key check, its record", async (t) => {
     // The 413 was written on the socket before Fastify saw the request: no x-request-id, and given before the key
     // check (an unauthenticated client got 413 where the same upload without Expect gets 401).
     const { alpha, gateway } = await oneProvider(t, `${SMALL_LIMIT}  api_keys: [client-key-1]\n`);
@@ -390,12 +390,19 @@ describe("body size", () => {
     assert.match(unauthenticated.received(), /^HTTP\/1\.1 401 /);
     assert.match(unauthenticated.received(), /"code":"invalid_api_key"/);
 
-    // Rejections by the HTTP framework (this 413 among them) leave no record, Expect or not
-    // (docs/observability.md, "Which requests leave a record"); the served request's is there.
+    // A body refused for its size leaves its record, a 413 `rejected`, Expect or not; the 401 none (docs/observability.md,
+    // "Which requests leave a record"); the served request's is there.
+    const anonymousId = /\r\nx-request-id: (req-[^\r]+)\r\n/i.exec(anonymous.received())?.[1] ?? "";
     const listed = await send(gateway, "GET", "/v1/gateway/requests?limit=100", { headers: auth });
     assert.equal(listed.status, 200, listed.text);
-    const recordIds = (listed.json as { data: { id: string }[] }).data.map((record) => record.id);
-    assert.deepEqual(recordIds, [served.headers["x-request-id"]]);
+    const records = (listed.json as { data: { id: string; status: number; outcome: string }[] }).data;
+    assert.deepEqual(
+      records.map((record) => record.id).sort(),
+      [served.headers["x-request-id"], ...refusedIds, anonymousId].sort(),
+    );
+    for (const record of records.filter((listedRecord) => listedRecord.id !== served.headers["x-request-id"])) {
+      assert.deepEqual([record.status, record.outcome], [413, "rejected"], record.id);
+    }
     assert.equal(chatRequests(alpha).length, 1);
   });
 });
