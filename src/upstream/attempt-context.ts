@@ -76,6 +76,11 @@ export interface AttemptContext {
   readonly limits: UpstreamLimits;
   /** Gives the provider's in-flight slot back; called once the upstream response is over (or never came). */
   readonly releaseSlot: () => void;
+  /**
+   * Gives a slot from `anotherSlot` back with the attempt's own, once the attempt is recorded (held-slot.ts): for a
+   * call whose failure ends the attempt, which a request waiting for that slot must find recorded.
+   */
+  readonly holdSlot: (release: ReleaseSlot) => void;
   /** The request was handed to a connection, right before undici writes it (after a new connection's set-up). */
   readonly onSent: () => void;
   /**

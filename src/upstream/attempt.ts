@@ -24,6 +24,7 @@ import { inspectAudioEvent, inspectEvent, inspectResponsesEvent } from "../strea
 import { type AttemptContext, type AttemptResult, failed } from "./attempt-context.ts";
 import { audioAnswer } from "./audio-attempt.ts";
 import type { ForwardRequest, NativeCall } from "./forward-types.ts";
+import type { HeldSlot } from "./held-slot.ts";
 import { jsonAttempt } from "./json-attempt.ts";
 import { failureLesson, type Lesson, lessonFromVerdict, lessonsFromHeaders } from "./lessons.ts";
 import { moderationAttempt } from "./moderation-attempt.ts";
@@ -54,16 +55,17 @@ export interface AttemptServices {
 }
 
 /**
- * `releaseSlot` frees the provider's in-flight slot (`max_in_flight`) that the caller took for this attempt:
+ * `slot.release` frees the provider's in-flight slot (`max_in_flight`) that the caller took for this attempt:
  * it is called when the upstream response body closes (read to its end, or aborted), which for a stream is when
- * the relay is done with it, or at once when no response came.
+ * the relay is done with it, or at once when no response came. `slot.alongside` gives another slot of the attempt
+ * back with it (held-slot.ts).
  */
 export async function attemptOnce(
   deployment: Deployment,
   request: ForwardRequest,
   services: AttemptServices,
   remainingMs: number,
-  releaseSlot: () => void = () => {},
+  slot: Pick<HeldSlot, "release" | "alongside"> = FREE_SLOT,
   onSent: () => void = () => {},
   /** How its messages are sent (the caller's, to compare with what the attempt then teaches). Default: as now. */
   messageOrdering: MessageOrdering = deploymentMessageOrdering(deployment, services),
@@ -97,7 +99,8 @@ export async function attemptOnce(
       dispatcher: services.dispatcher,
       clock: services.clock,
       limits: services.limits,
-      releaseSlot: once(releaseSlot),
+      releaseSlot: once(slot.release),
+      holdSlot: slot.alongside,
       onSent,
       anotherSlot: () => services.anotherSlot?.(deployment, request.signal),
       remainingMs,
@@ -310,6 +313,9 @@ function notAnAudioStream(request: ForwardRequest, reason: string): Lesson {
 function isRelayedAudio(request: ForwardRequest): boolean {
   return request.isBinaryAnswer === true && !request.isStream;
 }
+
+/** No slot taken: nothing to give back. */
+const FREE_SLOT: Pick<HeldSlot, "release" | "alongside"> = { release: () => {}, alongside: (other) => other() };
 
 function once(action: () => void): () => void {
   let isDone = false;

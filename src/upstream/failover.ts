@@ -216,7 +216,7 @@ async function tryCandidate(
       request,
       services,
       attemptMs,
-      slot.release,
+      slot,
       () => {
         isSent = true;
         services.attemptSent(reservation);

@@ -5,6 +5,12 @@ import type { ReleaseSlot } from "../limits/in-flight-gate.ts";
 export interface HeldSlot {
   /** What the attempt calls when its upstream body closes: the slot is passed on now, or once the attempt is recorded. */
   readonly release: ReleaseSlot;
+  /**
+   * Another slot of the attempt, given back with this one: once the attempt is recorded (at once when it is). A Llama
+   * Guard moderation's parallel call that failed (moderation-attempt.ts): the attempt is recorded only when its other
+   * calls end, and a request waiting for that call's slot would meanwhile be sent where the failure (a 529) said not to.
+   */
+  alongside(release: ReleaseSlot): void;
   /** The attempt's report was applied (cooldowns, circuits): a release asked for before goes through now. */
   recorded(): void;
 }
@@ -18,14 +24,20 @@ export interface HeldSlot {
 export function slotHeldUntilRecorded(release: ReleaseSlot): HeldSlot {
   let isReleaseAsked = false;
   let isRecorded = false;
+  const others: ReleaseSlot[] = [];
   return {
     release: () => {
       if (isRecorded) release();
       else isReleaseAsked = true;
     },
+    alongside: (other) => {
+      if (isRecorded) other();
+      else others.push(other);
+    },
     recorded: () => {
       isRecorded = true;
       if (isReleaseAsked) release();
+      for (const other of others.splice(0)) other();
     },
   };
 }

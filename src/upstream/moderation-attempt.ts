@@ -139,7 +139,10 @@ async function llamaGuardAttempt(
         ends[index] = end;
         if (!end.ok) failure ??= end.result;
       } finally {
-        releaseSlot();
+        // Once the attempt has failed, its calls' slots go back when the failure is recorded (its cooldown, a 529's),
+        // not before: a request waiting for one would be sent where the failure said not to go (held-slot.ts).
+        if (failure === undefined) releaseSlot();
+        else context.holdSlot(releaseSlot);
       }
     }
   };
