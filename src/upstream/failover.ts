@@ -224,7 +224,7 @@ async function tryCandidate(
       orderSent,
       prompt,
     ).catch((error: unknown) => {
-      slot.recorded();
+      slot.thrown();
       throw error;
     });
     // Asked right before the recorder applies the report (same tick): a lesson learned meanwhile is not missed.

@@ -13,6 +13,12 @@ export interface HeldSlot {
   alongside(release: ReleaseSlot): void;
   /** The attempt's report was applied (cooldowns, circuits): a release asked for before goes through now. */
   recorded(): void;
+  /**
+   * The attempt threw, with no report to apply: everything is given back now. The throw may come before the attempt
+   * asked for its slot back (a body it could not build), and then no one else would (a release asked for already
+   * makes this one a no-op: in-flight-gate.ts releases once).
+   */
+  thrown(): void;
 }
 
 /**
@@ -34,10 +40,15 @@ export function slotHeldUntilRecorded(release: ReleaseSlot): HeldSlot {
       if (isRecorded) other();
       else others.push(other);
     },
-    recorded: () => {
-      isRecorded = true;
-      if (isReleaseAsked) release();
-      for (const other of others.splice(0)) other();
+    recorded,
+    thrown: () => {
+      isReleaseAsked = true;
+      recorded();
     },
   };
+  function recorded(): void {
+    isRecorded = true;
+    if (isReleaseAsked) release();
+    for (const other of others.splice(0)) other();
+  }
 }
