@@ -15,6 +15,7 @@ import {
   TAKE_IN_FLIGHT_LUA,
   WRITE_BATCH_LUA,
 } from "./redis-lua-writes.ts";
+import { type ScriptCommand, type ScriptDefinition, withScripts } from "./redis-scripts.ts";
 
 /** ms a shared-state command may take before the request falls back to local state (`state.redis_command_timeout_ms`). */
 export const COMMAND_TIMEOUT_MS = 200;
@@ -25,41 +26,31 @@ const QUIT_WAIT_MS = 1_000;
 /** ms between reconnection attempts: 100, 200, ... capped here, so a returning Redis is noticed within a second. */
 const MAX_RECONNECT_DELAY_MS = 1_000;
 
-type ScriptArgument = string | number;
+/**
+ * The budgets', cooldowns' and limits' Lua scripts, as commands of the connection (redis-scripts.ts: sent by digest,
+ * their text once per socket and after NOSCRIPT), each call naming its key count first.
+ */
+const SHARED_STATE_SCRIPTS = {
+  budgetReserve: { lua: RESERVE_LUA },
+  budgetLearn: { lua: LEARN_LUA },
+  budgetWriteBatch: { lua: WRITE_BATCH_LUA },
+  budgetReserveAfterWrites: { lua: RESERVE_AFTER_WRITES_LUA },
+  budgetTakeInFlight: { lua: TAKE_IN_FLIGHT_LUA },
+  shareCooldown: { lua: SHARE_COOLDOWN_LUA },
+  shareRefusal: { lua: SHARE_REFUSAL_LUA },
+  forgetLimits: { lua: FORGET_LIMITS_LUA },
+  deleteFieldIf: { lua: DELETE_FIELD_IF_LUA },
+  setOver: { lua: SET_OVER_LUA },
+} as const satisfies Record<string, ScriptDefinition>;
 
 /** The Lua scripts as commands (EVALSHA, falling back to EVAL once after a Redis restart flushed its script cache). */
-export interface SharedStateCommands {
-  budgetReserve(numberOfKeys: number, ...keysAndArguments: ScriptArgument[]): Promise<unknown>;
-  budgetLearn(numberOfKeys: number, ...keysAndArguments: ScriptArgument[]): Promise<unknown>;
-  budgetWriteBatch(numberOfKeys: number, ...keysAndArguments: ScriptArgument[]): Promise<unknown>;
-  budgetReserveAfterWrites(numberOfKeys: number, ...keysAndArguments: ScriptArgument[]): Promise<unknown>;
-  budgetTakeInFlight(numberOfKeys: number, ...keysAndArguments: ScriptArgument[]): Promise<unknown>;
-  shareCooldown(numberOfKeys: number, ...keysAndArguments: ScriptArgument[]): Promise<unknown>;
-  shareRefusal(numberOfKeys: number, ...keysAndArguments: ScriptArgument[]): Promise<unknown>;
-  forgetLimits(numberOfKeys: number, ...keysAndArguments: ScriptArgument[]): Promise<unknown>;
-  deleteFieldIf(numberOfKeys: number, ...keysAndArguments: ScriptArgument[]): Promise<unknown>;
-  setOver(numberOfKeys: number, ...keysAndArguments: ScriptArgument[]): Promise<unknown>;
-}
+export type SharedStateCommands = Record<keyof typeof SHARED_STATE_SCRIPTS, ScriptCommand>;
 
 /** A standalone Redis or a Redis Cluster: the same commands (every script's keys share one hash tag). */
 export type RedisConnection = Redis | Cluster;
 export type SharedStateRedis = RedisConnection & SharedStateCommands;
 
 export const retryStrategy = (attempt: number): number => Math.min(attempt * 100, MAX_RECONNECT_DELAY_MS);
-
-/** The scripts `createCommandClient` defines (the methods of SharedStateCommands). */
-const SCRIPT_COMMANDS = [
-  "budgetReserve",
-  "budgetLearn",
-  "budgetWriteBatch",
-  "budgetReserveAfterWrites",
-  "budgetTakeInFlight",
-  "shareCooldown",
-  "shareRefusal",
-  "forgetLimits",
-  "deleteFieldIf",
-  "setOver",
-] as const;
 
 /** The command connection; `lazyConnect`, so the caller decides how long start-up may wait. */
 export function createCommandClient(
@@ -77,29 +68,15 @@ export function createCommandClient(
     connectionName: "llm-gateway",
   };
   // Commands issued in the same turn of the event loop (many requests under load) go out in one write: on
-  // loopback each write costs about as much kernel time as the command it carries. Not the scripts on a Cluster:
-  // ioredis groups auto-pipelined commands by the node of their first argument, which for a script is its key
-  // count, and then refuses the whole batch when its keys are on several masters ("All keys in the pipeline
-  // should belong to the same slots allocation group"): reserves fell back to local state and cooldowns were
-  // never shared whenever two providers on different masters were served in the same turn.
+  // loopback each write costs about as much kernel time as the command it carries. withScripts keeps the scripts out
+  // of a Cluster's auto-pipelining: ioredis groups its commands by the node of their first argument, which for a
+  // script is its key count, and then refuses the whole batch when its keys are on several masters ("All keys in the
+  // pipeline should belong to the same slots allocation group"): reserves fell back to local state and cooldowns
+  // were never shared whenever two providers on different masters were served in the same turn.
   const client: RedisConnection = isCluster
-    ? new Cluster([seedNode(url)], {
-        ...clusterOptions(url, options),
-        enableAutoPipelining: true,
-        autoPipeliningIgnoredCommands: [...SCRIPT_COMMANDS],
-      })
+    ? new Cluster([seedNode(url)], { ...clusterOptions(url, options), enableAutoPipelining: true })
     : new Redis(url, { ...options, retryStrategy, enableAutoPipelining: true });
-  client.defineCommand("budgetReserve", { lua: RESERVE_LUA });
-  client.defineCommand("budgetLearn", { lua: LEARN_LUA });
-  client.defineCommand("budgetWriteBatch", { lua: WRITE_BATCH_LUA });
-  client.defineCommand("budgetReserveAfterWrites", { lua: RESERVE_AFTER_WRITES_LUA });
-  client.defineCommand("budgetTakeInFlight", { lua: TAKE_IN_FLIGHT_LUA });
-  client.defineCommand("shareCooldown", { lua: SHARE_COOLDOWN_LUA });
-  client.defineCommand("shareRefusal", { lua: SHARE_REFUSAL_LUA });
-  client.defineCommand("forgetLimits", { lua: FORGET_LIMITS_LUA });
-  client.defineCommand("deleteFieldIf", { lua: DELETE_FIELD_IF_LUA });
-  client.defineCommand("setOver", { lua: SET_OVER_LUA });
-  return client as SharedStateRedis;
+  return withScripts(client, SHARED_STATE_SCRIPTS);
 }
 
 /**
@@ -130,18 +107,19 @@ export function createSubscriberClient(url: string): Redis {
 export const START_READY_WAIT_MS = 5_000;
 
 /**
- * `client.connect()`, bounded: resolves once the client is ready, rejects when the first attempt fails or after
- * `waitMs`. An ioredis Cluster never settles connect() when its ready check fails (cluster_state:fail, or CLUSTER
- * INFO past the command timeout on a loaded machine): it reconnects by itself, and a start awaiting that promise
- * never ended (redis-cluster-start.test.ts). Whatever happens later, ioredis goes on reconnecting in the background.
+ * `client.connect()`, bounded: resolves once the client is ready, rejects after `waitMs`, or (a standalone Redis) when
+ * the first attempt fails. An ioredis Cluster never settles connect() when its ready check fails (cluster_state:fail,
+ * or CLUSTER INFO past the command timeout on a loaded machine): it reconnects by itself, and a start awaiting that
+ * promise never ended (redis-cluster-start.test.ts). A Cluster's first attempt that fails is waited past too: its
+ * slot map is read (CLUSTER SLOTS) on a new connection that inherits the 200 ms command timeout, which a loaded
+ * machine missed at start-up, and ioredis connects again ~100 ms later (redis-cluster-start-check.test.ts).
+ * Whatever happens later, ioredis goes on reconnecting in the background.
  */
 export function connectWithin(client: RedisConnection, waitMs = START_READY_WAIT_MS): Promise<void> {
   return new Promise((resolve, reject) => {
     const onReady = (): void => finish(undefined);
-    const timer = setTimeout(
-      () => finish(new Error(`Redis was not ready within ${waitMs} ms (a Redis Cluster: is its cluster_state ok?)`)),
-      waitMs,
-    );
+    let lastError = "a Redis Cluster: is its cluster_state ok?";
+    const timer = setTimeout(() => finish(new Error(`Redis was not ready within ${waitMs} ms (${lastError})`)), waitMs);
     function finish(error: unknown): void {
       clearTimeout(timer);
       client.off("ready", onReady);
@@ -151,7 +129,10 @@ export function connectWithin(client: RedisConnection, waitMs = START_READY_WAIT
     client.once("ready", onReady);
     client.connect().then(
       () => finish(undefined),
-      (error: unknown) => finish(error ?? new Error("Redis connection failed")),
+      (error: unknown) => {
+        if (!(client instanceof Cluster)) finish(error ?? new Error("Redis connection failed"));
+        else lastError = `${error instanceof Error ? error.message : String(error)}; is its cluster_state ok?`;
+      },
     );
   });
 }

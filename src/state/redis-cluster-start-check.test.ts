@@ -38,3 +38,27 @@ test("a ready check that misses the command timeout at start-up: no 'unreachable
     await waitFor(() => !state.status().isDegraded, 5_000, `backend ${index} shared (${state.status().detail})`);
   }
 });
+
+// The same at the step before: a Cluster connection reads its slot map (CLUSTER SLOTS) from the seed on a connection
+// of its own that inherits the command timeout; on a loaded machine it missed it, ioredis emitted "Failed to refresh
+// slots cache." and closed, and the first attempt's connect() failed: the gateway logged "Redis is unreachable" and
+// started degraded, though ioredis connected ~100 ms later (seen in this file under load, 2026-12-07).
+test("a slot map read that misses the command timeout at start-up: no 'unreachable' line, shared once started", {
+  skip: isRedisClusterAvailable() ? false : REDIS_CLUSTER_MISSING,
+  timeout: 60_000,
+}, async (t) => {
+  const cluster = await useRedisCluster(t);
+  // The seed pauses its clients' commands for 600 ms: the first attempts' CLUSTER SLOTS time out (200 ms).
+  const seed = new Redis(cluster.nodes[0]?.port ?? 0, { lazyConnect: true });
+  await closeWhenTestEnds(t, () => seed.disconnect());
+  await seed.client("PAUSE", 600, "ALL");
+  const { state, logs } = await useClusterBackend(t, cluster, "start-slots:", 200);
+  assert.equal(state.status().isDegraded, false, `started shared: ${state.status().detail}`);
+  // Lines logged while starting are written a turn after the start (redis-state.ts, StartupLogger).
+  await sleep(100);
+  assert.deepEqual(
+    logs.filter((line) => /Redis is unreachable|reachable again/.test(line)),
+    [],
+    `the link never said down while connecting: ${logs}`,
+  );
+});

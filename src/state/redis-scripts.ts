@@ -1,8 +1,10 @@
 // Lua scripts as commands of a connection (ioredis `defineCommand`): sent by digest (EVALSHA), their whole text only
 // on a socket's first call and after Redis answers NOSCRIPT (a SCRIPT FLUSH, a restart, a failover to a replica that
 // never ran it), then as EVAL once more. `redis.eval` sent the text with every call (KEEP_WITHIN_BUDGET_LUA ~2 KB).
-import { Cluster } from "ioredis";
-import type { RedisConnection } from "./redis-client.ts";
+import { Cluster, type Redis } from "ioredis";
+
+/** As redis-client.ts's RedisConnection (not imported: that file defines its scripts with this one). */
+type RedisConnection = Redis | Cluster;
 
 type ScriptArgument = string | number;
 /** A script as a command: its keys then its ARGV, or (no `numberOfKeys` in its definition) their count first. */
@@ -19,7 +21,7 @@ export interface ScriptDefinition {
  * it, and ioredis then fails the whole batch (`results[i] is not iterable`), so definitions come with the connection,
  * never lazily at a first call. A Cluster's auto-pipelining groups commands by the slot of their first argument: a
  * script whose first argument is its key count (a number) would be grouped by the slot of "3" and its batch refused
- * when its keys are on another master, so those are kept out of it (redis-client.ts does the same for the budgets').
+ * when its keys are on another master, so those are kept out of it.
  */
 export function withScripts<Connection extends RedisConnection, Name extends string>(
   redis: Connection,

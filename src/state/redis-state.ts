@@ -250,11 +250,11 @@ export async function createRedisStateBackend(
     })();
   });
   redis.on("ready", () => link.markUp());
-  // A Cluster whose ready check failed at start-up (CLUSTER INFO past the command timeout) closes and connects again
-  // ~100 ms later: still connecting, not unreachable (start-up says so itself if it never gets ready).
+  // A Cluster whose ready check or slot map failed at start-up (CLUSTER INFO or SLOTS past the command timeout) errs,
+  // closes, connects again ~100 ms later: still connecting, not unreachable (start-up says so if it never gets ready).
   let isConnecting = true;
   redis.on("close", () => isConnecting || link.markDown(undefined));
-  redis.on("error", (error: unknown) => link.markDown(error));
+  redis.on("error", (error: unknown) => isConnecting || link.markDown(error));
   // The subscriber's errors are the command connection's errors, reported there; without a listener ioredis
   // would print them.
   subscriber.on("error", () => {});

@@ -16,6 +16,13 @@ import {
 import { REDIS_KEY_COST_BYTES } from "./redis-tool-call-extras-lua.ts";
 import { clientScope, MemoryToolCallExtras, TOOL_CALL_EXTRAS_LIMITS } from "./tool-call-extras.ts";
 
+/**
+ * ms a test's store waits for a command: no test here is about a slow Redis, and under a loaded CI machine the
+ * default 200 ms timed out a setup script writing 1,000 values ("a large value evicts ...": Command timed out), or an
+ * MGET, which a look-up then counts as not found.
+ */
+const TEST_COMMAND_TIMEOUT_MS = 10_000;
+
 /** A replica's store on `url`, with a memory store of its own in front (another replica's finds nothing there). */
 async function replica(
   t: TestContext,
@@ -23,7 +30,11 @@ async function replica(
   limits: Partial<RedisToolCallExtrasLimits> = {},
 ): Promise<RedisToolCallExtras> {
   const local = new MemoryToolCallExtras(TOOL_CALL_EXTRAS_LIMITS, new ManualClock());
-  const store = new RedisToolCallExtras(url, "kept:", false, local, { ...REDIS_TOOL_CALL_EXTRAS_LIMITS, ...limits });
+  const store = new RedisToolCallExtras(url, "kept:", false, local, {
+    ...REDIS_TOOL_CALL_EXTRAS_LIMITS,
+    commandTimeoutMs: TEST_COMMAND_TIMEOUT_MS,
+    ...limits,
+  });
   await closeWhenTestEnds(t, () => store.close());
   await store.connect();
   return store;

@@ -13,7 +13,13 @@
 // most MAX_LOOKUP_KEYS keys, newest first, MGET_BATCH_KEYS per MGET, and stops once it read what the store in front
 // holds (a history naming thousands of kept calls made one MGET of them all).
 import { parseJsonRecord } from "../is-record.ts";
-import { closeClient, connectWithin, createCommandClient, type SharedStateRedis } from "./redis-client.ts";
+import {
+  COMMAND_TIMEOUT_MS,
+  closeClient,
+  connectWithin,
+  createCommandClient,
+  type SharedStateRedis,
+} from "./redis-client.ts";
 import { type ScriptCommand, withScripts } from "./redis-scripts.ts";
 import { KEEP_WITHIN_BUDGET_LUA } from "./redis-tool-call-extras-lua.ts";
 import {
@@ -47,12 +53,18 @@ export interface RedisToolCallExtrasLimits {
    * that evicted what it had just read), and no request is given back more (protocols/reasoning-details.ts).
    */
   readonly maxLookupBytes: number;
+  /**
+   * ms one command may take before it counts as failed (a look-up finds nothing more, a write is lost): the shared
+   * state's default (COMMAND_TIMEOUT_MS), as for the kept answers.
+   */
+  readonly commandTimeoutMs: number;
 }
 
 export const REDIS_TOOL_CALL_EXTRAS_LIMITS: RedisToolCallExtrasLimits = {
   ttlMs: TOOL_CALL_EXTRAS_LIMITS.ttlMs,
   maxClientBytes: MAX_CLIENT_EXTRAS_BYTES,
   maxLookupBytes: TOOL_CALL_EXTRAS_LIMITS.maxBytes,
+  commandTimeoutMs: COMMAND_TIMEOUT_MS,
 };
 
 export class RedisToolCallExtras implements ToolCallExtrasStore {
@@ -69,7 +81,7 @@ export class RedisToolCallExtras implements ToolCallExtrasStore {
     local: MemoryToolCallExtras,
     limits: RedisToolCallExtrasLimits = REDIS_TOOL_CALL_EXTRAS_LIMITS,
   ) {
-    this.#redis = withScripts(createCommandClient(url, isCluster), {
+    this.#redis = withScripts(createCommandClient(url, isCluster, limits.commandTimeoutMs), {
       keepWithinBudget: { lua: KEEP_WITHIN_BUDGET_LUA },
     });
     // Errors surface on the commands; without a listener ioredis would print every reconnection failure.

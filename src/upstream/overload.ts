@@ -32,11 +32,11 @@ export function isOverloadOnly(
   plan: RoutePlan,
   skips: readonly AttemptSkip[],
 ): boolean {
-  const overloadSkips = plan.skipped.filter((skip) => isLimitSkip(skip) === true && skip.cooldownCause === "capacity");
+  const hasOverloadSkip = plan.skipped.some((skip) => isLimitSkip(skip) === true && skip.cooldownCause === "capacity");
   // Left out when its turn came, cooling for another request's overload answer since the plan: the same overload.
   const isOverloadSkip = (skip: AttemptSkip): boolean => skip.isLimit === true && skip.cooldownCause === "capacity";
   return (
-    (attempts.length > 0 || overloadSkips.length > 0 || skips.some(isOverloadSkip)) &&
+    (attempts.length > 0 || hasOverloadSkip || skips.some(isOverloadSkip)) &&
     attempts.every(isOverloadAttempt) &&
     skips.every((skip) => skip.isLimit !== true || isOverloadSkip(skip)) &&
     plan.skipped.every((skip) => isLimitSkip(skip) !== true || skip.cooldownCause === "capacity")
