@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { connect } from "node:net";
 import { test } from "node:test";
 import { gzipSync } from "node:zlib";
+import { request } from "undici";
 import { send, useGateway, useMock } from "../helpers/e2e.ts";
 import type { TestGateway } from "../helpers/gateway.ts";
 
@@ -47,6 +48,7 @@ test("a compressed body cut short (the client left, or Node's 408) leaves no rej
   port: 0
   host: 127.0.0.1
   request_timeout_ms: 600
+  body_limit_bytes: 100000
 providers:
   - name: alpha
     base_url: ${mock.baseUrl}
@@ -81,6 +83,14 @@ request_log:
     headers: { "content-type": "application/json", "content-encoding": "gzip", "x-request-id": "whole-not-gzip" },
   });
   assert.equal(notGzip.status, 400, notGzip.text);
+  // A gzip body over server.body_limit_bytes once decoded (a bomb): refused for it, one 413 record, not one per check
+  // that saw it over (the decoded count and the encoded one both stop it).
+  const bomb = await request(`${gateway.url}/v1/chat/completions`, {
+    method: "POST",
+    body: gzipSync(Buffer.alloc(1_000_000, 0x20)),
+    headers: { "content-type": "application/json", "content-encoding": "gzip", "x-request-id": "whole-bomb" },
+  });
+  assert.equal(bomb.statusCode, 413, await bomb.body.text());
   // A served request after them: its record is there, so the listing is not merely empty or late.
   const served = await send(gateway, "POST", "/v1/chat/completions", {
     body: { model: "m", messages: [{ role: "user", content: "hi" }] },
@@ -91,6 +101,10 @@ request_log:
   assert.equal(listed.status, 200, listed.text);
   const records = (listed.json as { data: { id: string; status: number; outcome: string }[] }).data;
   assert.ok(records.some((record) => record.id === served.headers["x-request-id"]));
+  assert.deepEqual(
+    records.filter((record) => record.id === "whole-bomb").map((record) => [record.status, record.outcome]),
+    [[413, "rejected"]],
+  );
   assert.deepEqual(
     records.filter((record) => record.id === "whole-not-gzip").map((record) => [record.status, record.outcome]),
     [[400, "rejected"]],
