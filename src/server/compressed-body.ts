@@ -96,7 +96,7 @@ function decodedBody(raw: IncomingMessage, coding: Coding, limitBytes: number): 
     raw.unpipe(decoder);
     decoder.destroy();
     // The rest of the raw body is left to the error answer (sendError reads and discards it, then closes).
-    body.destroy(refusedBody(error));
+    body.destroy(error);
   };
   raw.on("data", (chunk: Buffer) => {
     body.receivedEncodedLength += chunk.byteLength;
@@ -104,17 +104,20 @@ function decodedBody(raw: IncomingMessage, coding: Coding, limitBytes: number): 
   });
   decoder.on("error", (error: Error) => {
     stop(
-      new InvalidRequestError(`The request body is not valid ${coding} (its Content-Encoding): ${error.message}`, {
-        code: "invalid_body",
-        cause: error,
-      }),
+      refusedBody(
+        new InvalidRequestError(`The request body is not valid ${coding} (its Content-Encoding): ${error.message}`, {
+          code: "invalid_body",
+          cause: error,
+        }),
+      ),
     );
   });
   body.on("error", () => {
     raw.unpipe(decoder);
     decoder.destroy();
   });
-  // A client gone mid-body: the decoder would wait for the rest forever, and the body reader with it.
+  // A client gone mid-body: the decoder would wait for the rest forever, and the body reader with it. No body refusal
+  // (body-refusals.ts): its client left or got Node's 408, never this 400, and a plain body cut short has no record.
   raw.once("close", () => {
     if (!raw.complete) stop(new InvalidRequestError("The request body was cut short.", { code: "invalid_body" }));
   });
