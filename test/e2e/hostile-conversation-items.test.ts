@@ -2,12 +2,14 @@
 // output whose `call_id` answers no call in the conversation nor before it in the request, as the Responses door refuses
 // one in `input`: OpenAI's 400 ("No tool call found for function call output with call_id ..."), `param` naming the
 // item, nothing stored. Kept, the orphan was dropped from every later turn sent to a chat provider (a tool result the
-// model never saw) and sent as it was to a native Responses provider, which refused every turn.
+// model never saw) and sent as it was to a native Responses provider, which refused every turn. With Redis, two
+// gateways check against the conversation as the shared store holds it (review coverage of 1d72919d).
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type OpenAI from "openai";
-import { badRequest } from "../helpers/e2e.ts";
+import { badRequest, oneProviderYaml, openAiClient, useGateway, useMock } from "../helpers/e2e.ts";
 import { hostileScene } from "../helpers/hostile-bodies.ts";
+import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../helpers/redis-server.ts";
 
 type Items = OpenAI.Conversations.ItemCreateParams["items"];
 
@@ -92,4 +94,28 @@ test("an output answering no call of the conversation or of the request: OpenAI'
     [],
     "the Conversations API calls no upstream",
   );
+});
+
+test("two gateways on one Redis: an output is checked against the conversation as the store holds it", {
+  skip: isRedisInstalled() ? false : REDIS_MISSING,
+}, async (t) => {
+  const mock = await useMock(t);
+  const redis = await useRedisServer(t);
+  const yaml = `${oneProviderYaml(mock)}state:\n  path: ":memory:"\n  redis_url: ${redis.url}\n  redis_key_prefix: "orphans:"\n`;
+  const [one, two] = [openAiClient(await useGateway(t, yaml)), openAiClient(await useGateway(t, yaml))];
+  const { id } = await one.conversations.create({ items: [CALL_1] });
+  // The call added on one gateway answers an output added on the other.
+  await two.conversations.items.create(id, {
+    items: [{ type: "function_call_output", call_id: "call_1", output: "a" }],
+  });
+  const callItem = (await two.conversations.items.list(id, { order: "asc" })).data[0];
+  assert.equal(callItem?.type, "function_call");
+  // Deleted on the first: the second reads the store inside its write, not a copy of its own.
+  await one.conversations.items.delete(callItem?.id ?? "", { conversation_id: id });
+  await refused(
+    two.conversations.items.create(id, { items: [{ type: "function_call_output", call_id: "call_1", output: "b" }] }),
+    "items[0].call_id",
+    "No tool call found for function call output with call_id call_1.",
+  );
+  assert.deepEqual(await listed(one, id), [["function_call_output", "call_1"]]);
 });
