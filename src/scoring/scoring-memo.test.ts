@@ -175,6 +175,53 @@ describe("the scoring memo", () => {
     assert.doesNotThrow(() => unwritable.persist());
   });
 
+  it("takes an entry of the wrong shape (a corrupted or hostile file under the right stamps) as a miss: never a throw, never its value in a score", () => {
+    const path = join(work, "shapes-wrong.json");
+    const first = sourcesWith(ScoringMemo.open(path, stamps), "readable");
+    profilesOf(first.sources, NOW_MS);
+    first.sources.memo?.persist();
+    const good = JSON.parse(readFileSync(path, "utf8")) as { entries: Record<string, unknown> };
+    const expected = JSON.parse(JSON.stringify(profilesOf(sourcesWith(undefined, "readable").sources, NOW_MS)));
+    const profileKey = Object.keys(good.entries).find((key) => key.startsWith('["profile","groq","llama-3.3-70b'));
+    const priorKey = Object.keys(good.entries).find((key) => key.startsWith('["prior","groq","acme-chat-8b"'));
+    assert.ok(profileKey !== undefined && priorKey !== undefined);
+    const known = good.entries[profileKey] as { leaderboard: { matches: object[] } };
+    const wrongProfiles: unknown[] = [
+      null,
+      "garbage",
+      7,
+      [],
+      { leaderboard: null },
+      { ...known, leaderboard: { value: "0.9", matches: known.leaderboard.matches } },
+      { ...known, leaderboard: { value: 50, matches: known.leaderboard.matches } },
+      { ...known, leaderboard: { value: 0.5, matches: [null] } },
+      { ...known, metadata: { key: 1 } },
+      { ...known, bigCodeBenchSizeB: "70" },
+    ];
+    const wrongPriors: unknown[] = [
+      "garbage",
+      { value: 0.5 },
+      { value: 0.5, basis: "x", cap: 0.5 },
+      { value: 9, basis: [], cap: 9 },
+    ];
+    const cases = [
+      ...wrongProfiles.map((value) => [profileKey, value] as const),
+      ...wrongPriors.map((value) => [priorKey, value] as const),
+    ];
+    for (const [key, value] of cases) {
+      writeFileSync(path, JSON.stringify({ ...good, entries: { ...good.entries, [key]: value } }));
+      const start = sourcesWith(ScoringMemo.open(path, stamps), "readable");
+      const profiles = profilesOf(start.sources, NOW_MS);
+      assert.deepStrictEqual(JSON.parse(JSON.stringify(profiles)), expected, `${key} = ${JSON.stringify(value)}`);
+      // Recomputed, and the file repaired by the start that did.
+      start.sources.memo?.persist();
+      assert.deepStrictEqual(
+        (JSON.parse(readFileSync(path, "utf8")) as { entries: Record<string, unknown> }).entries[key],
+        good.entries[key],
+      );
+    }
+  });
+
   it("keeps several configs: after A's start and then B's, the next starts of A and of B read no data", () => {
     const path = join(work, "configs.json");
     // B: two more models, one of them measured on a board, so that every prior of B has another population.

@@ -69,13 +69,16 @@ export class ScoringMemo {
 
   /**
    * The value kept for this key, else `compute()`'s. Either way it comes back as JSON gives it (an `undefined`
-   * property is absent), so a start from the file and one without it build the same profiles.
+   * property is absent), so a start from the file and one without it build the same profiles. `isValid` is what a
+   * kept value must be to be used (memo-entry-shapes.ts): the stamps say the file is current, not that it is intact,
+   * so one of another shape is a miss, computed and written again.
    */
-  remember<T>(key: readonly unknown[], compute: () => T): T {
+  remember<T>(key: readonly unknown[], compute: () => T, isValid: (value: unknown) => boolean = () => true): T {
     const text = JSON.stringify(key);
     if (this.#used.has(text)) return this.#used.get(text) as T;
     let value: unknown;
-    if (this.#stored.has(text)) value = this.#stored.get(text);
+    const stored = this.#stored.get(text);
+    if (this.#stored.has(text) && isValid(stored)) value = stored;
     else {
       value = throughJson(compute());
       this.#isChanged = true;
