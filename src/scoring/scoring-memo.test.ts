@@ -9,7 +9,7 @@ import { DEFAULT_BOARD_WEIGHTS, type LeaderboardSet, loadLeaderboards } from "./
 import { loadModelMetadata, type ModelMetadataTable } from "./model-metadata.ts";
 import { type ModelProfile, profileModel, type ScoringSources, withQualityPriors } from "./model-profile.ts";
 import type { FileStamp } from "./scoring-data-cache.ts";
-import { MAX_FILE_CHARS, ScoringMemo } from "./scoring-memo.ts";
+import { MAX_FILE_CHARS, MAX_READ_BYTES, ScoringMemo } from "./scoring-memo.ts";
 import { LEADERBOARD_DIR, MODEL_METADATA_PATH } from "./scoring-sources.ts";
 
 const work = mkdtempSync(join(tmpdir(), "scoring-memo-"));
@@ -220,6 +220,32 @@ describe("the scoring memo", () => {
         good.entries[key],
       );
     }
+  });
+
+  it("does not read a file larger than MAX_READ_BYTES (a runaway or hostile file: seconds and hundreds of MB per start, or a heap-limit crash): a miss", () => {
+    const path = join(work, "huge.json");
+    const memo = ScoringMemo.open(path, stamps);
+    memo.remember(["key"], () => 1);
+    memo.persist();
+    const file = JSON.parse(readFileSync(path, "utf8")) as { entries: Record<string, unknown> };
+    // The same valid file, its entry still there, padded past the bound with entries of no lookup.
+    const padding = "p".repeat(1_000);
+    for (let entry = 0; (entry - 1) * padding.length < MAX_READ_BYTES; entry += 1)
+      file.entries[`pad ${entry}`] = padding;
+    writeFileSync(path, JSON.stringify(file));
+    assert.ok(statSync(path).size > MAX_READ_BYTES);
+    const huge = ScoringMemo.open(path, stamps);
+    assert.equal(
+      huge.remember(["key"], () => 2),
+      2,
+    );
+    // Its write (read again at the write: not this time) brings the file back within the bound.
+    huge.persist();
+    assert.ok(statSync(path).size < MAX_FILE_CHARS);
+    assert.equal(
+      ScoringMemo.open(path, stamps).remember(["key"], () => 3),
+      2,
+    );
   });
 
   it("keeps several configs: after A's start and then B's, the next starts of A and of B read no data", () => {
