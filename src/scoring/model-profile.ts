@@ -10,12 +10,8 @@ import {
   type LeaderboardSet,
   leaderboardQuality,
 } from "./leaderboards.ts";
-import {
-  lookupModelMetadata,
-  type ModelCapabilities,
-  type ModelMetadata,
-  type ModelMetadataTable,
-} from "./model-metadata.ts";
+import { type DataFacts, isDataFacts, isPriorEstimate } from "./memo-entry-shapes.ts";
+import { lookupModelMetadata, type ModelCapabilities, type ModelMetadataTable } from "./model-metadata.ts";
 import { type ResolvedParams, resolveParamsB } from "./params.ts";
 import {
   estimateBeforeAge,
@@ -86,6 +82,7 @@ export function profileModel(
     sources,
     ["profile", provider, modelId, overrides.leaderboardName ?? null, sortedWeights(sources.boardWeights)],
     () => dataFacts(sources, provider, modelId, overrides.leaderboardName),
+    isDataFacts,
   );
   const params = resolveParamsB({ modelId, configParamsB: overrides.paramsB, bigCodeBenchSizeB: sizeB });
   const hasOverrideContext = overrides.contextTokens !== undefined && overrides.contextTokens > 0;
@@ -107,13 +104,6 @@ export function profileModel(
   };
 }
 
-/** What a profile reads from the shipped data: the memoised part. */
-interface DataFacts {
-  readonly leaderboard: LeaderboardQuality;
-  readonly bigCodeBenchSizeB: number | undefined;
-  readonly metadata: ModelMetadata | undefined;
-}
-
 function dataFacts(
   sources: ScoringSources,
   provider: string,
@@ -130,8 +120,13 @@ function dataFacts(
   };
 }
 
-function remember<T>(sources: ScoringSources, key: readonly unknown[], compute: () => T): T {
-  return sources.memo === undefined ? compute() : sources.memo.remember(key, compute);
+function remember<T>(
+  sources: ScoringSources,
+  key: readonly unknown[],
+  compute: () => T,
+  isValid: (value: unknown) => value is T,
+): T {
+  return sources.memo === undefined ? compute() : sources.memo.remember(key, compute, isValid);
 }
 
 /** The weights sorted by board name: part of a memo key, whatever order the config wrote them in. */
@@ -182,6 +177,7 @@ export function withQualityPriors(
         population ??= priorPopulation(sources.leaderboards, sources.boardWeights, measured);
         return estimateBeforeAge(target, population);
       },
+      isPriorEstimate,
     );
     return estimate === undefined ? profile : { ...profile, prior: withAgeDiscount(estimate, profile.modelId, nowMs) };
   });

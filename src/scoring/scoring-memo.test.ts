@@ -9,7 +9,7 @@ import { DEFAULT_BOARD_WEIGHTS, type LeaderboardSet, loadLeaderboards } from "./
 import { loadModelMetadata, type ModelMetadataTable } from "./model-metadata.ts";
 import { type ModelProfile, profileModel, type ScoringSources, withQualityPriors } from "./model-profile.ts";
 import type { FileStamp } from "./scoring-data-cache.ts";
-import { MAX_FILE_CHARS, ScoringMemo } from "./scoring-memo.ts";
+import { MAX_FILE_CHARS, MAX_READ_BYTES, ScoringMemo } from "./scoring-memo.ts";
 import { LEADERBOARD_DIR, MODEL_METADATA_PATH } from "./scoring-sources.ts";
 
 const work = mkdtempSync(join(tmpdir(), "scoring-memo-"));
@@ -173,6 +173,79 @@ describe("the scoring memo", () => {
       5,
     );
     assert.doesNotThrow(() => unwritable.persist());
+  });
+
+  it("takes an entry of the wrong shape (a corrupted or hostile file under the right stamps) as a miss: never a throw, never its value in a score", () => {
+    const path = join(work, "shapes-wrong.json");
+    const first = sourcesWith(ScoringMemo.open(path, stamps), "readable");
+    profilesOf(first.sources, NOW_MS);
+    first.sources.memo?.persist();
+    const good = JSON.parse(readFileSync(path, "utf8")) as { entries: Record<string, unknown> };
+    const expected = JSON.parse(JSON.stringify(profilesOf(sourcesWith(undefined, "readable").sources, NOW_MS)));
+    const profileKey = Object.keys(good.entries).find((key) => key.startsWith('["profile","groq","llama-3.3-70b'));
+    const priorKey = Object.keys(good.entries).find((key) => key.startsWith('["prior","groq","acme-chat-8b"'));
+    assert.ok(profileKey !== undefined && priorKey !== undefined);
+    const known = good.entries[profileKey] as { leaderboard: { matches: object[] } };
+    const wrongProfiles: unknown[] = [
+      null,
+      "garbage",
+      7,
+      [],
+      { leaderboard: null },
+      { ...known, leaderboard: { value: "0.9", matches: known.leaderboard.matches } },
+      { ...known, leaderboard: { value: 50, matches: known.leaderboard.matches } },
+      { ...known, leaderboard: { value: 0.5, matches: [null] } },
+      { ...known, metadata: { key: 1 } },
+      { ...known, bigCodeBenchSizeB: "70" },
+    ];
+    const wrongPriors: unknown[] = [
+      "garbage",
+      { value: 0.5 },
+      { value: 0.5, basis: "x", cap: 0.5 },
+      { value: 9, basis: [], cap: 9 },
+    ];
+    const cases = [
+      ...wrongProfiles.map((value) => [profileKey, value] as const),
+      ...wrongPriors.map((value) => [priorKey, value] as const),
+    ];
+    for (const [key, value] of cases) {
+      writeFileSync(path, JSON.stringify({ ...good, entries: { ...good.entries, [key]: value } }));
+      const start = sourcesWith(ScoringMemo.open(path, stamps), "readable");
+      const profiles = profilesOf(start.sources, NOW_MS);
+      assert.deepStrictEqual(JSON.parse(JSON.stringify(profiles)), expected, `${key} = ${JSON.stringify(value)}`);
+      // Recomputed, and the file repaired by the start that did.
+      start.sources.memo?.persist();
+      assert.deepStrictEqual(
+        (JSON.parse(readFileSync(path, "utf8")) as { entries: Record<string, unknown> }).entries[key],
+        good.entries[key],
+      );
+    }
+  });
+
+  it("does not read a file larger than MAX_READ_BYTES (a runaway or hostile file: seconds and hundreds of MB per start, or a heap-limit crash): a miss", () => {
+    const path = join(work, "huge.json");
+    const memo = ScoringMemo.open(path, stamps);
+    memo.remember(["key"], () => 1);
+    memo.persist();
+    const file = JSON.parse(readFileSync(path, "utf8")) as { entries: Record<string, unknown> };
+    // The same valid file, its entry still there, padded past the bound with entries of no lookup.
+    const padding = "p".repeat(1_000);
+    for (let entry = 0; (entry - 1) * padding.length < MAX_READ_BYTES; entry += 1)
+      file.entries[`pad ${entry}`] = padding;
+    writeFileSync(path, JSON.stringify(file));
+    assert.ok(statSync(path).size > MAX_READ_BYTES);
+    const huge = ScoringMemo.open(path, stamps);
+    assert.equal(
+      huge.remember(["key"], () => 2),
+      2,
+    );
+    // Its write (read again at the write: not this time) brings the file back within the bound.
+    huge.persist();
+    assert.ok(statSync(path).size < MAX_FILE_CHARS);
+    assert.equal(
+      ScoringMemo.open(path, stamps).remember(["key"], () => 3),
+      2,
+    );
   });
 
   it("keeps several configs: after A's start and then B's, the next starts of A and of B read no data", () => {

@@ -9,7 +9,7 @@
 // writers (other configs: a test run, a bench, `npm run demo`, bin/warm-caches.js), newest first, up to
 // MAX_FILE_CHARS: a miss's data stays in the process for its life (+3.3 MB idle RSS, bench/README.md section 43),
 // while the file is read, whole, by every start.
-import { readFileSync } from "node:fs";
+import { closeSync, fstatSync, openSync, readFileSync } from "node:fs";
 import { sourcePath } from "../source-paths.ts";
 import { type FileStamp, sameStamps, writeFileAtomically } from "./scoring-data-cache.ts";
 
@@ -23,6 +23,14 @@ const FORMAT_VERSION = 1;
  * scoring data at all"): 64 KiB holds ~100 entries, the bench's config takes 2 (1.8 KB), a test's 1-6.
  */
 export const MAX_FILE_CHARS = 64 * 1024;
+
+/**
+ * Bytes of file a start reads at all: a bigger one is a miss, not read. A write keeps the file within MAX_FILE_CHARS
+ * save for one config's own entries (~600 bytes a model: 8 MiB is ~13,000 models, ~100 ms to parse), so only a
+ * runaway or hostile file is this big, and reading it whole cost every start its parse: a 93 MB file 5 s and 584 MB
+ * of RSS, and a crash under a 128 MB heap limit (an out-of-memory abort is no exception a catch turns into a miss).
+ */
+export const MAX_READ_BYTES = 8 * 1024 * 1024;
 
 /** The modules whose code decides what an entry holds, besides those the data cache already covers. */
 export const MEMO_DERIVING_MODULES = [
@@ -69,13 +77,16 @@ export class ScoringMemo {
 
   /**
    * The value kept for this key, else `compute()`'s. Either way it comes back as JSON gives it (an `undefined`
-   * property is absent), so a start from the file and one without it build the same profiles.
+   * property is absent), so a start from the file and one without it build the same profiles. `isValid` is what a
+   * kept value must be to be used (memo-entry-shapes.ts): the stamps say the file is current, not that it is intact,
+   * so one of another shape is a miss, computed and written again.
    */
-  remember<T>(key: readonly unknown[], compute: () => T): T {
+  remember<T>(key: readonly unknown[], compute: () => T, isValid: (value: unknown) => boolean = () => true): T {
     const text = JSON.stringify(key);
     if (this.#used.has(text)) return this.#used.get(text) as T;
     let value: unknown;
-    if (this.#stored.has(text)) value = this.#stored.get(text);
+    const stored = this.#stored.get(text);
+    if (this.#stored.has(text) && isValid(stored)) value = stored;
     else {
       value = throughJson(compute());
       this.#isChanged = true;
@@ -119,12 +130,18 @@ export class ScoringMemo {
 }
 
 function read(path: string, stamps: readonly FileStamp[]): Map<string, unknown> {
+  let descriptor: number | undefined;
   try {
-    const file = JSON.parse(readFileSync(path, "utf8")) as MemoFile;
+    // The size of the file opened, not of the path: another writer may rename a new file into place in between.
+    descriptor = openSync(path, "r");
+    if (fstatSync(descriptor).size > MAX_READ_BYTES) return new Map();
+    const file = JSON.parse(readFileSync(descriptor, "utf8")) as MemoFile;
     if (file.version !== FORMAT_VERSION || !sameStamps(file.stamps, stamps)) return new Map();
     return new Map(Object.entries(file.entries).map(([key, value]) => [key, value ?? undefined]));
   } catch {
     return new Map();
+  } finally {
+    if (descriptor !== undefined) closeSync(descriptor);
   }
 }
 
