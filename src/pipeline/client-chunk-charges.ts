@@ -54,9 +54,18 @@ export function releaseClientChunks(runtime: GatewayRuntime, chunks: ClientChunk
   if (batches.size === 0) clients?.delete(chunks.client);
 }
 
+/**
+ * A chunk charge's tokens as charged (the gateway's estimate of the chunk). Its answer changes the charge's tokens to
+ * what the provider counted (recorder.ts clientChunkAnswered), but the batch's next chunks are charged their
+ * estimates: read from the charge, a provider counting more than the estimate shrank the rest (a later batch took the
+ * room the first still needed), one counting less grew it (a later batch refused that fit).
+ */
+const estimatedTokens = new WeakMap<Reservation, number>();
+
 /** What the batch has still to charge: its tokens less its chunks' charges so far (a chunk given back counts again). */
 function restOf(chunks: ClientChunks): number {
-  return Math.max(0, chunks.totalTokens - chunks.charges.reduce((sum, charge) => sum + charge.tokens, 0));
+  const charged = chunks.charges.reduce((sum, charge) => sum + (estimatedTokens.get(charge) ?? charge.tokens), 0);
+  return Math.max(0, chunks.totalTokens - charged);
 }
 
 /**
@@ -178,6 +187,7 @@ export async function chargeClientChunk(request: ChunkedRequest, tokens: number)
     const nowMs = runtime.clock.now();
     const reserved = await runtime.budgets.reserve([chunks.scope], { tokens, isTokensOnly: true }, nowMs);
     if (isReservation(reserved)) {
+      estimatedTokens.set(reserved, tokens);
       chunks.charges.push(reserved);
       return reserved;
     }

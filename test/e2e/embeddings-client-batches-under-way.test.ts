@@ -23,11 +23,22 @@ function jumpingClock(): Clock & { jump(ms: number): void } {
   return { now: () => Date.now() + offsetMs, jump: (ms) => (offsetMs += ms) };
 }
 
+/** How the scene's provider answers: the clock's jumps, and the usage it reports against the gateway's estimate. */
+interface Answering {
+  /** Every call after the first jumps the clock this far (an answer that "takes" most of a minute). */
+  readonly laterJumpMs?: number;
+  /** The first call jumps the clock this far and is answered at once; absent: held until `answerFirst`. */
+  readonly firstJumpMs?: number;
+  /** The usage reported, as a multiple of the gateway's estimate of the call's inputs (a provider's own tokenizer). */
+  readonly usageFactor?: number;
+}
+
 /**
- * The client `greedy` (tpm 1,000) of `m` on alpha, its first embeddings call held until `answerFirst`; every later
- * call answered at once, the clock then jumping `laterJumpMs` (an answer that "takes" most of a minute).
+ * The client `greedy` (tpm 1,000) of `m` on alpha, its first embeddings call held until `answerFirst` (or answered at
+ * once after `firstJumpMs`); every later call answered at once, after `laterJumpMs`.
  */
-async function underWayScene(t: TestContext, redisUrl?: string, laterJumpMs = 0) {
+async function underWayScene(t: TestContext, redisUrl?: string, answering: Answering = {}) {
+  const { laterJumpMs = 0, firstJumpMs, usageFactor = 1 } = answering;
   const clock = jumpingClock();
   const state =
     redisUrl === undefined ? {} : { state: { redis_url: redisUrl, redis_key_prefix: `under-way-${Date.now()}:` } };
@@ -55,10 +66,11 @@ async function underWayScene(t: TestContext, redisUrl?: string, laterJumpMs = 0)
     kind: "handler",
     handle: async (request: RecordedRequest, response) => {
       calls += 1;
-      if (calls === 1) await firstAnswered;
-      else clock.jump(laterJumpMs);
+      if (calls > 1) clock.jump(laterJumpMs);
+      else if (firstJumpMs === undefined) await firstAnswered;
+      else clock.jump(firstJumpMs);
       const input = (request.body as { input: string[] }).input;
-      const tokens = estimateTextInputs(input).total;
+      const tokens = Math.round(estimateTextInputs(input).total * usageFactor);
       const data = input.map((text, index) => ({ object: "embedding", index, embedding: vectorOf(text) }));
       response.writeHead(200, { "content-type": "application/json" });
       response.end(
@@ -124,7 +136,7 @@ describe("a named client's embeddings batches under way", () => {
   });
 
   test("a batch under way whose client left no longer counts: the next is admitted and served", async (t) => {
-    const { scene, clock, openai } = await underWayScene(t, undefined, 59_000);
+    const { scene, clock, openai } = await underWayScene(t, undefined, { laterJumpMs: 59_000 });
     const records: string[] = [];
     scene.gateway.runtime.recorder.onRecord((record) => records.push(record.outcome));
     const leaving = new AbortController();
@@ -141,5 +153,55 @@ describe("a named client's embeddings batches under way", () => {
       answer.data.map((item) => [item.index, item.embedding]),
       INPUT.map((text, index) => [index, vectorOf(text)]),
     );
+  });
+  test("a batch under way whose provider counts more than the estimate: its rest still counts, in estimates", async (t) => {
+    // The provider counts 1.09x the gateway's estimate: the first chunk (~909 tokens estimated) is charged 991 once
+    // answered. What the first batch has still to charge is still its second chunk's estimate (~611), not 1,520 - 991.
+    const { scene, clock, openai } = await underWayScene(t, undefined, { firstJumpMs: 58_000, usageFactor: 1.09 });
+    const { runtime } = scene.gateway;
+    const scope = runtime.snapshot.clientScopes.get("greedy");
+    assert.ok(scope !== undefined);
+    const held = () => runtime.budgets.usage(scope, clock.now()).find((usage) => usage.unit === "tokens");
+    let first: unknown = "not settled";
+    const firstSettled = openai.embeddings.create({ model: MODEL, input: INPUT }).then(
+      (answer) => {
+        first = answer;
+      },
+      (caught: unknown) => {
+        first = caught;
+      },
+    );
+    // Its first chunk answered 58 s after its send, charged what the provider counted; its second waits 2 s more.
+    await waitUntil(
+      () => held()?.remaining === 1_000 - 991,
+      "the first chunk charged what its provider counted",
+      10_000,
+    );
+    // ~1,445 tokens: the windows can take ~2,009 within its time (9 now, 1,000 at each of two minutes' turns), less
+    // than it and the first's ~611 left (2,056); with the first's rest read as 1,520 - 991 = 529 it seemed to fit.
+    const input = texts(15, 94);
+    let second: unknown = "not settled";
+    const leaving = new AbortController();
+    t.after(() => leaving.abort());
+    const secondSettled = openai.embeddings.create({ model: MODEL, input }, { signal: leaving.signal }).then(
+      () => {
+        second = undefined;
+      },
+      (caught: unknown) => {
+        second = caught;
+      },
+    );
+    await waitUntil(() => second !== "not settled" || first !== "not settled", "either batch to settle", 10_000);
+    leaving.abort();
+    await Promise.all([firstSettled, secondSettled]);
+    assert.ok(second instanceof OpenAI.RateLimitError, `the second batch is refused at its arrival: ${String(second)}`);
+    assert.match(second.message, /after the ~611 tokens of its batches under way/);
+    assert.ok(!(first instanceof Error), `the first batch is answered: ${String(first)}`);
+    assert.deepEqual(
+      (first as OpenAI.CreateEmbeddingResponse).data.map((item) => [item.index, item.embedding]),
+      INPUT.map((text, index) => [index, vectorOf(text)]),
+      "the first batch is answered whole",
+    );
+    assert.equal(embeddingsCalls(scene.alpha), 2, "nothing of the second batch was sent (two chunks of the first)");
   });
 });
