@@ -204,4 +204,27 @@ describe("a named client's embeddings batches under way", () => {
     );
     assert.equal(embeddingsCalls(scene.alpha), 2, "nothing of the second batch was sent (two chunks of the first)");
   });
+  test("a small batch of the client (within its tpm, not chunked) that fits the window is served while one is under way", async (t) => {
+    // Coverage: only a batch larger than a whole token budget of its client is checked against its batches under way.
+    const { scene, clock, openai, answerFirst } = await underWayScene(t);
+    const first = openai.embeddings.create({ model: MODEL, input: INPUT });
+    await waitUntil(() => embeddingsCalls(scene.alpha) === 1, "the first batch's first chunk to be sent", 10_000);
+    clock.jump(58_000);
+    // ~84 tokens: the minute holds the first chunk's ~909 of 1,000; the first batch's ~611 left go in the next one.
+    const small = texts(2, 40);
+    assert.ok(estimateTextInputs(small).total <= 1_000 - 909, "fits the window now");
+    const answer = await openai.embeddings.create({ model: MODEL, input: small });
+    assert.deepEqual(
+      answer.data.map((item) => [item.index, item.embedding]),
+      small.map((text, index) => [index, vectorOf(text)]),
+    );
+    answerFirst();
+    const whole = await first;
+    assert.deepEqual(
+      whole.data.map((item) => [item.index, item.embedding]),
+      INPUT.map((text, index) => [index, vectorOf(text)]),
+      "the first batch is served whole",
+    );
+    assert.equal(embeddingsCalls(scene.alpha), 3);
+  });
 });
