@@ -16,6 +16,8 @@ import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../helpers/redi
 import { waitUntil } from "../helpers/sse-client.ts";
 
 const CLIENT_KEY = "sk-client-greedy";
+/** Another client, with budgets of its own as large as `greedy`'s. */
+const OTHER_KEY = "sk-client-calm";
 
 /** A clock that runs with real time, and jumps when told. */
 function jumpingClock(): Clock & { jump(ms: number): void } {
@@ -48,7 +50,14 @@ async function underWayScene(t: TestContext, redisUrl?: string, answering: Answe
     alpha: { timeout_ms: 60_000 },
     alphaModel: { kind: "embedding" },
     config: {
-      server: { port: 0, host: "127.0.0.1", api_keys: [{ key: CLIENT_KEY, name: "greedy", limits: { tpm: 1_000 } }] },
+      server: {
+        port: 0,
+        host: "127.0.0.1",
+        api_keys: [
+          { key: CLIENT_KEY, name: "greedy", limits: { tpm: 1_000 } },
+          { key: OTHER_KEY, name: "calm", limits: { tpm: 1_000 } },
+        ],
+      },
       // 90 s: a batch of ~1,500 tokens alone fits (1,000 now, 1,000 more a minute after its first chunk's send).
       routing: { total_timeout_ms: 90_000 },
       ...state,
@@ -226,5 +235,37 @@ describe("a named client's embeddings batches under way", () => {
       "the first batch is served whole",
     );
     assert.equal(embeddingsCalls(scene.alpha), 3);
+  });
+  test("another client's batch is not counted: admitted while the first client's is under way", async (t) => {
+    // Coverage: the batches under way are counted per client. As in the first test, but the second batch is `calm`'s.
+    const { scene, clock, openai, answerFirst } = await underWayScene(t);
+    const first = openai.embeddings.create({ model: MODEL, input: INPUT });
+    await waitUntil(() => embeddingsCalls(scene.alpha) === 1, "the first batch's first chunk to be sent", 10_000);
+    clock.jump(58_000);
+    const leaving = new AbortController();
+    t.after(() => leaving.abort());
+    let other: unknown = "not settled";
+    const otherSettled = openAiClient(scene.gateway, OTHER_KEY)
+      .embeddings.create({ model: MODEL, input: INPUT }, { signal: leaving.signal })
+      .then(
+        () => {
+          other = undefined;
+        },
+        (caught: unknown) => {
+          other = caught;
+        },
+      );
+    // Admitted: its first chunk is sent at once (its own minute is empty); its second would wait a minute for it.
+    await waitUntil(() => other !== "not settled" || embeddingsCalls(scene.alpha) === 2, "calm's first chunk", 10_000);
+    assert.equal(other, "not settled", `calm's batch is admitted: ${String(other)}`);
+    leaving.abort();
+    await otherSettled;
+    answerFirst();
+    const whole = await first;
+    assert.deepEqual(
+      whole.data.map((item) => [item.index, item.embedding]),
+      INPUT.map((text, index) => [index, vectorOf(text)]),
+      "greedy's batch is served whole",
+    );
   });
 });
