@@ -268,4 +268,52 @@ describe("a named client's embeddings batches under way", () => {
       "greedy's batch is served whole",
     );
   });
+  test("a smaller second batch whose room comes only after the first's deadline: refused, the first served whole", async (t) => {
+    // ~1,114 tokens: over the second's own 90 s the windows take ~2,091 (91 now, 1,000 at each of two minutes'
+    // turns), enough for it and the first's ~611 left; but before the first's deadline (32 s on) they take ~1,091,
+    // and the second's first chunk (~913), sent when the minute turns, would leave the first's last chunk no room.
+    const { scene, clock, openai, answerFirst } = await underWayScene(t);
+    let first: unknown = "not settled";
+    const firstSettled = openai.embeddings.create({ model: MODEL, input: INPUT }).then(
+      (answer) => {
+        first = answer;
+      },
+      (caught: unknown) => {
+        first = caught;
+      },
+    );
+    await waitUntil(() => embeddingsCalls(scene.alpha) === 1, "the first batch's first chunk to be sent", 10_000);
+    clock.jump(58_000);
+    const leaving = new AbortController();
+    t.after(() => leaving.abort());
+    let second: unknown = "not settled";
+    const secondSettled = openai.embeddings
+      .create({ model: MODEL, input: texts(11, 99) }, { signal: leaving.signal })
+      .then(
+        () => {
+          second = undefined;
+        },
+        (caught: unknown) => {
+          second = caught;
+        },
+      );
+    // Refused at once, or (admitted) its first chunk sent when the first batch's leaves the minute, 2 s on.
+    await waitUntil(
+      () => second !== "not settled" || embeddingsCalls(scene.alpha) > 1,
+      "the second batch to be refused or sent",
+      10_000,
+    );
+    answerFirst();
+    await waitUntil(() => first !== "not settled", "the first batch to end", 10_000);
+    leaving.abort();
+    await Promise.all([firstSettled, secondSettled]);
+    assert.ok(second instanceof OpenAI.RateLimitError, `the second batch is refused at its arrival: ${String(second)}`);
+    assert.match(second.message, /after the ~611 tokens of its batches under way/);
+    assert.ok(!(first instanceof Error), `the first batch, admitted, is answered: ${String(first)}`);
+    assert.deepEqual(
+      (first as OpenAI.CreateEmbeddingResponse).data.map((item) => [item.index, item.embedding]),
+      INPUT.map((text, index) => [index, vectorOf(text)]),
+      "the first batch is answered whole",
+    );
+  });
 });
