@@ -54,9 +54,18 @@ export function releaseClientChunks(runtime: GatewayRuntime, chunks: ClientChunk
   if (batches.size === 0) clients?.delete(chunks.client);
 }
 
+/**
+ * A chunk charge's tokens as charged (the gateway's estimate of the chunk). Its answer changes the charge's tokens to
+ * what the provider counted (recorder.ts clientChunkAnswered), but the batch's next chunks are charged their
+ * estimates: read from the charge, a provider counting more than the estimate shrank the rest (a later batch took the
+ * room the first still needed), one counting less grew it (a later batch refused that fit).
+ */
+const estimatedTokens = new WeakMap<Reservation, number>();
+
 /** What the batch has still to charge: its tokens less its chunks' charges so far (a chunk given back counts again). */
 function restOf(chunks: ClientChunks): number {
-  return Math.max(0, chunks.totalTokens - chunks.charges.reduce((sum, charge) => sum + charge.tokens, 0));
+  const charged = chunks.charges.reduce((sum, charge) => sum + (estimatedTokens.get(charge) ?? charge.tokens), 0);
+  return Math.max(0, chunks.totalTokens - charged);
 }
 
 /**
@@ -127,13 +136,22 @@ function clientWindowsRefusal(
   const othersTokens = underWay.reduce((sum, chunks) => sum + restOf(chunks), 0);
   const fits = (startMs: number, spanMs: number, needed: number) =>
     usages.every((usage) => windowCapacity(usage, startMs, nowMs, spanMs) >= needed);
-  if (fits(nowMs, totalTimeoutMs, tokens + othersTokens)) return;
+  // A window serves whichever chunk asks first: this batch's first chunk, sent when a minute turns, can take the room
+  // an earlier batch's last chunk needed before that batch's deadline, which then fails late, its first chunks paid.
+  // So the whole fits before the earliest deadline of those with tokens left, not only before this batch's own (until
+  // 2026-12-07 a second batch smaller than the first was admitted so, and the first failed late).
+  const owing = underWay.filter((chunks) => restOf(chunks) > 0);
+  const earliestMs = Math.min(nowMs + totalTimeoutMs, ...owing.map((chunks) => chunks.deadlineMs));
+  if (fits(nowMs, earliestMs - nowMs, tokens + othersTokens)) return;
   const tightest = usages.reduce((tight, usage) =>
     windowCapacity(usage, nowMs, nowMs, totalTimeoutMs) < windowCapacity(tight, nowMs, nowMs, totalTimeoutMs)
       ? usage
       : tight,
   );
-  const others = othersTokens === 0 ? "" : ` after the ~${othersTokens} tokens of its batches under way`;
+  const others =
+    othersTokens === 0
+      ? ""
+      : ` after the ~${othersTokens} tokens of its batches under way (the first of them due by ${isoTime(earliestMs)})`;
   const head = `The embeddings batch (~${tokens} tokens) cannot be charged to client \`${client}\`'s token budgets${others} before routing.total_timeout_ms (${totalTimeoutMs} ms) ends: ${tightest.remaining} tokens left this ${tightest.window} of ${tightest.limit}. Nothing was sent`;
   const starts = [...new Set(usages.flatMap(startsOf))].filter((startMs) => startMs > nowMs).sort((a, b) => a - b);
   const alone = [nowMs, ...starts].find((start) => fits(start, totalTimeoutMs, tokens));
@@ -178,6 +196,7 @@ export async function chargeClientChunk(request: ChunkedRequest, tokens: number)
     const nowMs = runtime.clock.now();
     const reserved = await runtime.budgets.reserve([chunks.scope], { tokens, isTokensOnly: true }, nowMs);
     if (isReservation(reserved)) {
+      estimatedTokens.set(reserved, tokens);
       chunks.charges.push(reserved);
       return reserved;
     }

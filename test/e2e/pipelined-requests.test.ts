@@ -134,17 +134,21 @@ interface LongFirstScene {
   readonly endFirst: () => void;
   /** Everything the client got, as latin1 text. */
   receivedText(): string;
+  /** Whether the third request's upstream (a JSON answer, `words` holding "third") was asked. */
+  isThirdAsked(): boolean;
   isClosed(): boolean;
 }
 
 /**
  * Two streams pipelined on one raw connection that the client reads as fast as it can: the first slow and open (its
- * first event after `firstDelayMs`, then one every 100 ms) until the test ends it, the second 32 MB at once.
+ * first event after `firstDelayMs`, then one every 100 ms) until the test ends it, the second 32 MB at once; with
+ * `words` ["first", "second", "third"], a third request after them asks for a JSON answer, given at once.
  */
 async function longFirstScene(
   t: TestContext,
   firstDelayMs: number,
   maxStreamDurationMs?: number,
+  words: readonly string[] = ["first", "second"],
 ): Promise<LongFirstScene> {
   let endFirst = (): void => {};
   const firstEnds = new Promise<void>((resolve) => {
@@ -159,8 +163,15 @@ async function longFirstScene(
   });
   const mock = await useMock(t);
   const second = { writtenBytes: 0, isFinished: false, isCut: false };
+  let isThirdAsked = false;
   // Which stream a request is for is in its body: the two reach the mock on two connections, in either order.
   const handle = async (request: RecordedRequest, response: ServerResponse): Promise<void> => {
+    if (request.bodyText.includes("third")) {
+      isThirdAsked = true;
+      response.writeHead(200, { "content-type": "application/json" });
+      response.end(JSON.stringify(chatCompletion("third answer", "vendor-m")));
+      return;
+    }
     response.writeHead(200, { "content-type": "text/event-stream" });
     if (request.bodyText.includes("first")) {
       await new Promise((resolve) => setTimeout(resolve, firstDelayMs));
@@ -185,8 +196,9 @@ async function longFirstScene(
   mock.setDefault(CHAT_ROUTE, { kind: "handler", handle });
   const gateway = await useGateway(t, gatewayYaml(mock, maxStreamDurationMs));
   const host = new URL(gateway.url).host;
-  const requests = ["first", "second"].map((word) => {
-    const text = JSON.stringify({ ...ASK, stream: true, messages: [{ role: "user", content: word }] });
+  const requests = words.map((word) => {
+    const stream = word !== "third";
+    const text = JSON.stringify({ ...ASK, stream, messages: [{ role: "user", content: word }] });
     return `POST /v1/chat/completions HTTP/1.1\r\nhost: ${host}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(text)}\r\n\r\n${text}`;
   });
   const received: Buffer[] = [];
@@ -203,6 +215,7 @@ async function longFirstScene(
     endFirst,
     receivedText: () => Buffer.concat(received).toString("latin1"),
     isClosed: () => isClosed,
+    isThirdAsked: () => isThirdAsked,
   };
 }
 
@@ -253,5 +266,18 @@ describe("a pipelined stream behind a long one", () => {
     const answers = receivedText().split(/(?=HTTP\/1\.1 )/);
     assert.match(answers[0] ?? "", /^HTTP\/1\.1 200[\s\S]*"content":"a"[\s\S]*data: \[DONE\]\n\n\r\n0\r\n\r\n$/);
     assert.equal(answers.length, 1, "nothing of the cut answer went out");
+  });
+  test("a JSON answer pipelined after the cut one is never sent in its place: the connection closes", async (t) => {
+    // Coverage (03c90089 holds): the third answer is ready and held behind the cut second; when the first ends, the
+    // connection closes at the second's turn, before anything of the third could go out as if it were the second's.
+    const scene = await longFirstScene(t, 2_000, 1_500, ["first", "second", "third"]);
+    await waitUntil(() => scene.second.isCut && scene.isThirdAsked(), "the second cut, the third answered", 20_000);
+    assert.equal(scene.isClosed(), false, "the first stream is still open");
+    scene.endFirst();
+    await waitUntil(scene.isClosed, "the connection to close", 10_000);
+    const answers = scene.receivedText().split(/(?=HTTP\/1\.1 )/);
+    assert.match(answers[0] ?? "", /^HTTP\/1\.1 200[\s\S]*"content":"a"[\s\S]*data: \[DONE\]\n\n\r\n0\r\n\r\n$/);
+    assert.equal(answers.length, 1, "nothing of the cut answer, nor of the one after it, went out");
+    assert.doesNotMatch(scene.receivedText(), /third answer/);
   });
 });
