@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { performance } from "node:perf_hooks";
 import { test } from "node:test";
-import { RequestTimers, requestTimers, type TimerHost } from "./request-timers.ts";
+import { type RequestTimer, RequestTimers, requestTimers, type TimerHost } from "./request-timers.ts";
 
 /** A clock that moves when told to, and the one real timer the heap arms, run when the clock passes it. */
 class ManualHost implements TimerHost {
@@ -219,9 +219,44 @@ test("a request timer never keeps the process alive; a callback that throws reac
     timeout: 30_000,
   });
   assert.equal(throwing.status, 0, throwing.stderr);
+  // Node's own order for Node timers: the throw reaches uncaughtException before the next timer due with it runs.
   assert.deepEqual(throwing.stdout.trim().split("\n"), [
-    "the other one ran",
     "uncaught: thrown in a timer",
+    "the other one ran",
     "the later one ran",
   ]);
+});
+
+/** Keeps the event loop busy for `ms`: timers armed before are all overdue when it next looks. */
+function blockEventLoop(ms: number): void {
+  const endMs = performance.now() + ms;
+  while (performance.now() < endMs) {
+    // busy: what a GC pause or a long synchronous task does to the timers
+  }
+}
+
+test("between two timers due together, what the first set going runs first, and may cancel the second (as Node's)", async () => {
+  const ran: string[] = [];
+  let second: RequestTimer | undefined;
+  await new Promise<void>((resolve) => {
+    // The headers timeout fails the attempt, whose catch (a promise callback, a few awaits on) ends the request and
+    // cancels its early head, due a little later.
+    requestTimers.after(10, () => {
+      ran.push("first");
+      void Promise.resolve()
+        .then(() => undefined)
+        .then(() => {
+          ran.push("first's promise callbacks");
+          second?.cancel();
+        });
+    });
+    second = requestTimers.after(12, () => ran.push("second"));
+    requestTimers.after(14, () => {
+      ran.push("third");
+      resolve();
+    });
+    blockEventLoop(40);
+  });
+  assert.deepEqual(ran, ["first", "first's promise callbacks", "third"]);
+  assert.equal(requestTimers.size, 0);
 });
