@@ -260,3 +260,59 @@ test("between two timers due together, what the first set going runs first, and 
   assert.deepEqual(ran, ["first", "first's promise callbacks", "third"]);
   assert.equal(requestTimers.size, 0);
 });
+
+test("coverage: random arming, cancelling and refreshing, also from callbacks, keeps every live timer and only those", () => {
+  // A seeded walk against a plain list of what should be live: after each step no live timer is overdue (none lost
+  // to the heap's index bookkeeping), none ran early or twice, and the heap holds the live ones only (none left dead).
+  let seed = 20_261_207;
+  const random = (): number => {
+    seed = (seed * 1_103_515_245 + 12_345) % 2_147_483_648;
+    return seed / 2_147_483_648;
+  };
+  const delays = [0, 1, 2, 5, 10, 10, 50, 100, 1_000];
+  for (let run = 0; run < 300; run++) {
+    const host = new ManualHost();
+    const timers = new RequestTimers(host);
+    const armed: { timer: RequestTimer; delayMs: number; dueMs: number; isLive: boolean; isCancelled: boolean }[] = [];
+    const act = (depth: number): void => {
+      const choice = random();
+      if (choice < 0.4 || armed.length === 0) {
+        const delayMs = delays[Math.floor(random() * delays.length)] ?? 1;
+        const record = { delayMs, dueMs: host.nowMs + Math.max(1, delayMs), isLive: true, isCancelled: false };
+        const timer = timers.after(delayMs, () => {
+          assert.ok(entry.isLive, `run ${run}: a timer ran that was not live`);
+          assert.ok(host.nowMs >= entry.dueMs, `run ${run}: a timer ran early`);
+          entry.isLive = false;
+          if (depth < 3) for (let count = Math.floor(random() * 3); count > 0; count--) act(depth + 1);
+        });
+        const entry = { timer, ...record };
+        armed.push(entry);
+        return;
+      }
+      const entry = armed[Math.floor(random() * armed.length)];
+      if (entry === undefined) return;
+      if (choice < 0.7) {
+        entry.timer.cancel();
+        entry.isLive = false;
+        entry.isCancelled = true;
+      } else {
+        entry.timer.refresh();
+        if (!entry.isCancelled) {
+          entry.isLive = true;
+          entry.dueMs = host.nowMs + Math.max(1, entry.delayMs);
+        }
+      }
+    };
+    for (let step = 0; step < 60; step++) {
+      for (let count = Math.floor(random() * 4); count > 0; count--) act(0);
+      host.advance(Math.floor(random() * 30));
+      const live = armed.filter((entry) => entry.isLive);
+      assert.deepEqual(
+        live.filter((entry) => entry.dueMs <= host.nowMs).map((entry) => entry.dueMs),
+        [],
+        `run ${run} step ${step}: overdue timers that did not run`,
+      );
+      assert.equal(timers.size, live.length, `run ${run} step ${step}: the heap holds only the live timers`);
+    }
+  }
+});
