@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { performance } from "node:perf_hooks";
 import { test } from "node:test";
-import { RequestTimers, requestTimers, type TimerHost } from "./request-timers.ts";
+import { type RequestTimer, RequestTimers, requestTimers, type TimerHost } from "./request-timers.ts";
 
 /** A clock that moves when told to, and the one real timer the heap arms, run when the clock passes it. */
 class ManualHost implements TimerHost {
@@ -219,9 +219,100 @@ test("a request timer never keeps the process alive; a callback that throws reac
     timeout: 30_000,
   });
   assert.equal(throwing.status, 0, throwing.stderr);
+  // Node's own order for Node timers: the throw reaches uncaughtException before the next timer due with it runs.
   assert.deepEqual(throwing.stdout.trim().split("\n"), [
-    "the other one ran",
     "uncaught: thrown in a timer",
+    "the other one ran",
     "the later one ran",
   ]);
+});
+
+/** Keeps the event loop busy for `ms`: timers armed before are all overdue when it next looks. */
+function blockEventLoop(ms: number): void {
+  const endMs = performance.now() + ms;
+  while (performance.now() < endMs) {
+    // busy: what a GC pause or a long synchronous task does to the timers
+  }
+}
+
+test("between two timers due together, what the first set going runs first, and may cancel the second (as Node's)", async () => {
+  const ran: string[] = [];
+  let second: RequestTimer | undefined;
+  await new Promise<void>((resolve) => {
+    // The headers timeout fails the attempt, whose catch (a promise callback, a few awaits on) ends the request and
+    // cancels its early head, due a little later.
+    requestTimers.after(10, () => {
+      ran.push("first");
+      void Promise.resolve()
+        .then(() => undefined)
+        .then(() => {
+          ran.push("first's promise callbacks");
+          second?.cancel();
+        });
+    });
+    second = requestTimers.after(12, () => ran.push("second"));
+    requestTimers.after(14, () => {
+      ran.push("third");
+      resolve();
+    });
+    blockEventLoop(40);
+  });
+  assert.deepEqual(ran, ["first", "first's promise callbacks", "third"]);
+  assert.equal(requestTimers.size, 0);
+});
+
+test("coverage: random arming, cancelling and refreshing, also from callbacks, keeps every live timer and only those", () => {
+  // A seeded walk against a plain list of what should be live: after each step no live timer is overdue (none lost
+  // to the heap's index bookkeeping), none ran early or twice, and the heap holds the live ones only (none left dead).
+  let seed = 20_261_207;
+  const random = (): number => {
+    seed = (seed * 1_103_515_245 + 12_345) % 2_147_483_648;
+    return seed / 2_147_483_648;
+  };
+  const delays = [0, 1, 2, 5, 10, 10, 50, 100, 1_000];
+  for (let run = 0; run < 300; run++) {
+    const host = new ManualHost();
+    const timers = new RequestTimers(host);
+    const armed: { timer: RequestTimer; delayMs: number; dueMs: number; isLive: boolean; isCancelled: boolean }[] = [];
+    const act = (depth: number): void => {
+      const choice = random();
+      if (choice < 0.4 || armed.length === 0) {
+        const delayMs = delays[Math.floor(random() * delays.length)] ?? 1;
+        const record = { delayMs, dueMs: host.nowMs + Math.max(1, delayMs), isLive: true, isCancelled: false };
+        const timer = timers.after(delayMs, () => {
+          assert.ok(entry.isLive, `run ${run}: a timer ran that was not live`);
+          assert.ok(host.nowMs >= entry.dueMs, `run ${run}: a timer ran early`);
+          entry.isLive = false;
+          if (depth < 3) for (let count = Math.floor(random() * 3); count > 0; count--) act(depth + 1);
+        });
+        const entry = { timer, ...record };
+        armed.push(entry);
+        return;
+      }
+      const entry = armed[Math.floor(random() * armed.length)];
+      if (entry === undefined) return;
+      if (choice < 0.7) {
+        entry.timer.cancel();
+        entry.isLive = false;
+        entry.isCancelled = true;
+      } else {
+        entry.timer.refresh();
+        if (!entry.isCancelled) {
+          entry.isLive = true;
+          entry.dueMs = host.nowMs + Math.max(1, entry.delayMs);
+        }
+      }
+    };
+    for (let step = 0; step < 60; step++) {
+      for (let count = Math.floor(random() * 4); count > 0; count--) act(0);
+      host.advance(Math.floor(random() * 30));
+      const live = armed.filter((entry) => entry.isLive);
+      assert.deepEqual(
+        live.filter((entry) => entry.dueMs <= host.nowMs).map((entry) => entry.dueMs),
+        [],
+        `run ${run} step ${step}: overdue timers that did not run`,
+      );
+      assert.equal(timers.size, live.length, `run ${run} step ${step}: the heap holds only the live timers`);
+    }
+  }
 });

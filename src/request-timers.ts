@@ -11,7 +11,9 @@
 // section 45 has the counts and the CPU.
 //
 // Timing is Node's: a timer runs once `performance.now()` has passed its due time (never before), in a macrotask of
-// its own like a Node timer's; timers due together run in the order they were armed (or refreshed). What differs: the
+// its own like a Node timer's; timers due together run in the order they were armed (or refreshed), and, as between
+// Node timers, what one of them set going (its promise callbacks, its nextTicks) runs before the next one, which it
+// may cancel (a headers timeout failing the request before its early head was due). What differs: the
 // Node timer is unref'd, so these never keep the process alive (each belongs to a request whose sockets do); their
 // callbacks run in the async context of the one Node timer's arming, not their own (nothing in the gateway reads an
 // AsyncLocalStorage in them); a callback that throws does not stop the others due with it and reaches
@@ -30,6 +32,11 @@ export interface TimerHost {
   now(): number;
   /** Runs `callback` once, after `delayMs`; the returned function cancels it. */
   arm(callback: () => void, delayMs: number): () => void;
+  /**
+   * Runs `callback` once what the running code set going has run (its promise callbacks and nextTicks, in the same
+   * turn of the event loop). Without it (a manual host in a test), timers due together run one after the other.
+   */
+  afterMicrotasks?(callback: () => void): void;
 }
 
 /** The longest delay a Node timer takes (a longer one fires after 1 ms, with a warning): longer waits are re-armed. */
@@ -42,6 +49,9 @@ const nodeHost: TimerHost = {
     timer.unref();
     return () => clearTimeout(timer);
   },
+  // A nextTick queued from a microtask runs once the microtask queue is empty, chains of promise callbacks included
+  // (Node drains it before it takes the next tick): what Node runs between two timers.
+  afterMicrotasks: (callback) => queueMicrotask(() => process.nextTick(callback)),
 };
 
 class Entry implements RequestTimer {
@@ -143,9 +153,19 @@ export class RequestTimers {
   #fire(): void {
     this.#disarm = undefined;
     this.#armedDueMs = Number.POSITIVE_INFINITY;
-    const heap = this.#heap;
     // One reading for the pass: a timer armed by a callback here, due at once, runs in the next pass (as in Node).
-    const nowMs = this.#host.now();
+    this.#runDue(this.#host.now());
+  }
+
+  /**
+   * The timers due by `nowMs`, earliest first. Between two of them, what the first set going runs (afterMicrotasks),
+   * as Node runs it between two timers: run back to back, a timer whose request the one before had just failed (in a
+   * promise callback: the attempt's catch, the pipeline's rejection) still ran, and an early head went out for a
+   * request that had its error already, a 200 and an in-stream error instead of the 504 it got before.
+   */
+  #runDue(nowMs: number): void {
+    const heap = this.#heap;
+    const continueAfter = this.#host.afterMicrotasks;
     for (let first = heap[0]; first !== undefined && first.dueMs <= nowMs; first = heap[0]) {
       this.remove(first);
       try {
@@ -154,6 +174,12 @@ export class RequestTimers {
         process.nextTick(() => {
           throw error;
         });
+      }
+      const following = heap[0];
+      if (continueAfter !== undefined && following !== undefined && following.dueMs <= nowMs) {
+        // Looked for again then: the first's promise callbacks may have cancelled it, or armed an earlier one.
+        continueAfter(() => this.#runDue(nowMs));
+        return;
       }
     }
     const next = heap[0];
