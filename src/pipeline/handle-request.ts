@@ -61,6 +61,9 @@ export type {
   StreamAnswer,
   StreamEnding,
 } from "./pipeline-types.ts";
+// For server/body-refusals.ts, which imports the pipeline here: refusal.ts as a dynamic entry of its own made a start
+// from the bundle reject a chunk's compile-cache entry (test/e2e/bundle.test.ts; why, not traced).
+export { publishRefusal } from "./refusal.ts";
 
 /**
  * Serves one request. Throws a GatewayError when no answer can be given (the adapter renders it in its
@@ -294,10 +297,7 @@ function prepare(
   };
 }
 
-/**
- * The client's own budgets (client-budget.ts); over one, the request is refused with its record published. A promise
- * only when the ledger answers later.
- */
+/** The client's own budgets (client-budget.ts); over one, refused with its record published. Async when the ledger is. */
 function chargeClientOrRefuse(request: PipelineRequest): Promise<void> | undefined {
   let charging: void | Promise<void>;
   try {

@@ -34,11 +34,11 @@ const DOORS_BY_ROUTE: ReadonlyMap<string, FrontDoor> = new Map(
   ALL_FRONT_DOORS.flatMap((door) => pathsOf(door).map((path): [string, FrontDoor] => [path, door])),
 );
 
-type Refusals = typeof import("../pipeline/refusal.ts");
+type Refusals = typeof import("../pipeline/handle-request.ts");
 
 /**
- * The pipeline's record modules, imported at the first refusal as the forwarding door imports the pipeline at its first
- * request (forwarding-route.ts): a start that refuses nothing does not evaluate them.
+ * The pipeline, imported at the first refusal as the forwarding door imports it at its first request
+ * (forwarding-route.ts): a start that refuses nothing does not evaluate it.
  */
 let loadedRefusals: Refusals | undefined;
 
@@ -72,7 +72,7 @@ export function recordBodyRefusal(runtime: GatewayRuntime, request: FastifyReque
     publish(loadedRefusals);
     return;
   }
-  import("../pipeline/refusal.ts")
+  import("../pipeline/handle-request.ts")
     .then((refusals) => {
       loadedRefusals = refusals;
       publish(refusals);
