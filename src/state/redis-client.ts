@@ -3,6 +3,7 @@
 // retries, a short command timeout, and reconnection in the background. With `state.redis_cluster` the same options
 // apply to an ioredis Cluster seeded from `redis_url` (it discovers the other nodes and follows slot moves).
 import { Cluster, Redis } from "ioredis";
+import { nodeErrorOf } from "./redis-link.ts";
 import { RESERVE_LUA } from "./redis-lua.ts";
 import {
   DELETE_FIELD_IF_LUA,
@@ -114,27 +115,50 @@ export const START_READY_WAIT_MS = 5_000;
  * slot map is read (CLUSTER SLOTS) on a new connection that inherits the 200 ms command timeout, which a loaded
  * machine missed at start-up, and ioredis connects again ~100 ms later (redis-cluster-start-check.test.ts).
  * Whatever happens later, ioredis goes on reconnecting in the background.
+ *
+ * The rejection names the attempt's own error: connect() itself only says "Connection is closed." (standalone) or
+ * "None of startup nodes is available" (Cluster), and the start ignores the 'error' events that came before it while
+ * connecting (redis-state.ts). A refused password or permission ends the wait at once: no later attempt gets past it
+ * (redis-start-refusals.test.ts).
  */
 export function connectWithin(client: RedisConnection, waitMs = START_READY_WAIT_MS): Promise<void> {
   return new Promise((resolve, reject) => {
+    let attemptError: unknown;
     const onReady = (): void => finish(undefined);
-    let lastError = "a Redis Cluster: is its cluster_state ok?";
-    const timer = setTimeout(() => finish(new Error(`Redis was not ready within ${waitMs} ms (${lastError})`)), waitMs);
+    const onError = (error: unknown): void => {
+      attemptError = nodeErrorOf(error);
+      if (isRefusedCredential(attemptError)) finish(attemptError);
+    };
+    const timer = setTimeout(() => {
+      const last = attemptError === undefined ? "a Redis Cluster:" : `${describeAttemptError(attemptError)};`;
+      finish(new Error(`Redis was not ready within ${waitMs} ms (${last} is its cluster_state ok?)`));
+    }, waitMs);
     function finish(error: unknown): void {
       clearTimeout(timer);
       client.off("ready", onReady);
+      client.off("error", onError);
       if (error === undefined) resolve();
       else reject(error);
     }
     client.once("ready", onReady);
+    client.on("error", onError);
     client.connect().then(
       () => finish(undefined),
       (error: unknown) => {
-        if (!(client instanceof Cluster)) finish(error ?? new Error("Redis connection failed"));
-        else lastError = `${error instanceof Error ? error.message : String(error)}; is its cluster_state ok?`;
+        attemptError ??= error;
+        if (!(client instanceof Cluster)) finish(attemptError ?? new Error("Redis connection failed"));
       },
     );
   });
+}
+
+/** Redis refused who we are (AUTH, or an ACL user without the command): a configuration error, not an outage. */
+function isRefusedCredential(error: unknown): boolean {
+  return error instanceof Error && /^(WRONGPASS|NOAUTH|NOPERM)\b|^ERR invalid password/.test(error.message);
+}
+
+function describeAttemptError(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }
 
 /** `redis://user:pass@host:port/db` -> the cluster's first node (a cluster has no databases but 0). */

@@ -301,8 +301,19 @@ function describeError(error: unknown): string {
   // What failed, not only where (a given-up batch's warning named the data epoch's key without the timeout).
   if (error instanceof KeyedFailure) return describeError(error.cause);
   if (error instanceof AggregateError && error.errors.length > 0) return describeError(error.errors[0]);
+  // A Cluster's "Failed to refresh slots cache." says why only in its seed's error (a refused password).
+  const nodeError = nodeErrorOf(error);
+  if (nodeError !== error && error instanceof Error) return `${error.message} (${describeError(nodeError)})`;
   if (error instanceof Error) return error.message === "" ? error.name : error.message;
   return String(error);
+}
+
+/** A Cluster's "Failed to refresh slots cache." carries the seed's own error (ioredis ClusterAllFailedError). */
+export function nodeErrorOf(error: unknown): unknown {
+  if (error instanceof Error && "lastNodeError" in error && error.lastNodeError instanceof Error) {
+    return error.lastNodeError;
+  }
+  return error;
 }
 
 /** `redis://user:secret@host:6379/2` -> `redis://host:6379/2`: status and logs never show credentials. */
