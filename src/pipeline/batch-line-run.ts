@@ -13,6 +13,7 @@ import { answeredLine, type BatchEndpoint, type BatchLine } from "../protocols/b
 import { randomIds } from "../protocols/ids.ts";
 import { type ActiveBatch, type BatchSteps, isLineOverLimit, type LineOutcome } from "./active-batch.ts";
 import {
+  answeredBeforeFailure,
   type LineAnswer,
   type LineCall,
   type LineCheck,
@@ -144,6 +145,20 @@ export class LineRuns {
           renderError(gatewayError),
         );
         await this.#results.written(active, { index: line.index, isError: true, line: failed }, { usage });
+        return;
+      }
+      // The upstream answered, and the door failed on the answer (its translation threw): written now, with what the
+      // answer cost on the batch's usage. Tried again, the line was answered and charged again and failed alike.
+      const answered = answeredBeforeFailure.of(error);
+      if (answered !== undefined) {
+        const failed = answeredLine(
+          requestId,
+          line.customId,
+          gatewayError.status,
+          requestId,
+          renderError(gatewayError),
+        );
+        await this.#results.written(active, { index: line.index, isError: true, line: failed }, answered.answer);
         return;
       }
       // Over a limit (429), or every candidate failing with a time it may be tried again (503 with retry-after: an

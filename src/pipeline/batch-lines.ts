@@ -1,6 +1,7 @@
 // A batch line's pieces (batch-runner.ts): how a line is served by a door the pipeline serves as is, and what its
 // answer adds to the batch's usage.
-import { InternalError } from "../errors/gateway-error.ts";
+import { GatewayError, InternalError } from "../errors/gateway-error.ts";
+import { toGatewayError } from "../errors/render-error.ts";
 import type { Logger } from "../logger.ts";
 import type { BatchUsage } from "../protocols/batches/batch-objects.ts";
 import { handleChatRequest } from "./chat-request.ts";
@@ -48,6 +49,26 @@ export interface LineWait {
  * GatewayError when the door would answer with an error.
  */
 export type LineExecutor = (call: LineCall) => Promise<LineAnswer | LineWait>;
+
+/** The upstream answers a line's door failed on after they came (batch-line-run.ts: the line's result is that error). */
+const answeredBefore = new WeakMap<GatewayError, { readonly answer: unknown }>();
+
+export const answeredBeforeFailure = {
+  /**
+   * `error`, thrown by a door's own step after the upstream answered the line (translating or keeping the answer), as
+   * the line's error, final: tried again, the line was answered (and charged) again and failed alike, up to
+   * MAX_SERVER_ERROR_TRIES times, as the same answer makes a translator throw again.
+   */
+  mark(error: unknown, answer: unknown): GatewayError {
+    const failure = toGatewayError(error);
+    answeredBefore.set(failure, { answer });
+    return failure;
+  },
+  /** The upstream answer (for its usage) of an error `mark` made final, else undefined. */
+  of(error: unknown): { readonly answer: unknown } | undefined {
+    return error instanceof GatewayError ? answeredBefore.get(error) : undefined;
+  },
+};
 
 export interface MutableUsage {
   input: number;

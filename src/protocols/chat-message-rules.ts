@@ -4,6 +4,7 @@
 // (or a provider's quirk, or a failover through every candidate, each spending a request of its budget). Pure: zod's
 // chatBodySchema and the quick check (pipeline/chat-body-check.ts) both ask it, so they refuse the same bodies.
 import { isRecord } from "../is-record.ts";
+import { TOOL_RESULT_ROLES } from "./tool-result-text.ts";
 
 /** The first thing refused in a body: where (`["messages", 2, "role"]`) and why, in the door's words. */
 export interface ChatBodyProblem {
@@ -88,8 +89,11 @@ const ROLES_TAKEN =
 const PART_TYPES_TAKEN =
   "text, image_url, input_audio or file, or a provider's documented type (video_url, file_url, document_url, ...)";
 
-/** Roles whose `content` may be `null`: an assistant turn that only called tools, a tool result (filled: tool-result-text.ts). */
-const NULL_CONTENT_ROLES: ReadonlySet<string> = new Set(["assistant", "tool", "function"]);
+/**
+ * Roles whose `content` may be `null`: an assistant turn that only called tools, a tool result (`tool`, `ipython`,
+ * `observation`: filled, tool-result-text.ts), OpenAI's deprecated `function` result (its reference takes `null`).
+ */
+const NULL_CONTENT_ROLES: ReadonlySet<string> = new Set(["assistant", "function", ...TOOL_RESULT_ROLES]);
 
 /**
  * The first problem of a chat body's `messages` (each an object with a string role: the schema checked) and `tools`,

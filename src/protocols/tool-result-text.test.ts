@@ -43,6 +43,19 @@ test("the chat door's empty tool messages are filled; others, and a request with
       { role: "tool", tool_call_id: "c", content: "ok" },
     ],
   );
+  // Llama 3.1's and ChatGLM3's tool-result roles are filled alike; `function` (OpenAI's deprecated one) is not.
+  assert.deepEqual(
+    filledToolResults([
+      { role: "ipython", content: null },
+      { role: "observation", content: " " },
+      { role: "function", name: "f", content: null },
+    ]),
+    [
+      { role: "ipython", content: EMPTY_TOOL_RESULT_TEXT },
+      { role: "observation", content: EMPTY_TOOL_RESULT_TEXT },
+      { role: "function", name: "f", content: null },
+    ],
+  );
   assert.equal(filledToolResults([{ role: "tool", tool_call_id: "c", content: "ok" }]), undefined);
   assert.equal(filledToolResults("junk"), undefined);
   assert.equal(filledToolResults([null, 3, { role: "tool", content: [null] }]), undefined);

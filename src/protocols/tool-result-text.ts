@@ -35,7 +35,14 @@ function isBlank(text: string): boolean {
 }
 
 /**
- * A chat request's `tool` messages with no text (`""`, white space, `null`, missing, or no parts, or only empty text
+ * The roles of a tool's result a client writes itself: OpenAI's `tool`, Llama 3.1's `ipython` and ChatGLM3's
+ * `observation` (chat-message-rules.ts ROLES: vLLM renders them through the model's template as its tool result). An
+ * empty one is refused by the same providers, so each is filled as a `tool` message is, and may come with `null`.
+ */
+export const TOOL_RESULT_ROLES: ReadonlySet<string> = new Set(["tool", "ipython", "observation"]);
+
+/**
+ * A chat request's tool results (TOOL_RESULT_ROLES) with no text (`""`, white space, `null`, missing, or no parts, or only empty text
  * parts) given EMPTY_TOOL_RESULT_TEXT, for the chat door, where clients write the `tool` messages themselves. Undefined
  * when none is empty (the messages go as they came). Read leniently: the body is not validated yet.
  */
@@ -47,11 +54,11 @@ export function filledToolResults(messages: unknown): unknown[] | undefined {
 }
 
 function isEmptyToolMessage(message: unknown): boolean {
-  if (!isRecord(message) || message.role !== "tool") return false;
+  if (!isRecord(message) || typeof message.role !== "string" || !TOOL_RESULT_ROLES.has(message.role)) return false;
   const content = message.content;
   if (content === undefined || content === null) return true;
   if (typeof content === "string") return isBlank(content);
-  // Only text parts are taken in a `tool` message: an array of other parts is the provider's to judge, not emptied.
+  // Only text parts are taken in a tool result: an array of other parts is the provider's to judge, not emptied.
   return (
     Array.isArray(content) &&
     content.every(

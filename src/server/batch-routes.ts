@@ -13,11 +13,10 @@ import {
   RateLimitedError,
   ResourceNotFoundError,
 } from "../errors/gateway-error.ts";
-import { toGatewayError } from "../errors/render-error.ts";
 import { isRecord } from "../is-record.ts";
 import type { Logger } from "../logger.ts";
 import { type BatchBooks, ownerOf } from "../pipeline/batch-books.ts";
-import { type LineExecutor, unstreamed } from "../pipeline/batch-lines.ts";
+import { answeredBeforeFailure, type LineExecutor, unstreamed } from "../pipeline/batch-lines.ts";
 import { BatchRunner } from "../pipeline/batch-runner.ts";
 import { handleChatRequest } from "../pipeline/chat-request.ts";
 import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
@@ -308,12 +307,10 @@ function adapterExecutor(runtime: GatewayRuntime, loadAdapter: () => Promise<Pro
     }
     let isAnswerNotKept = false;
     let failure: GatewayError | undefined;
+    let upstreamAnswer: unknown;
     try {
-      const answer = exchange.answer(
-        parseAnswerBody(result.bodyText),
-        result.headers["x-gateway-model"] ?? "",
-        result.api,
-      );
+      upstreamAnswer = parseAnswerBody(result.bodyText);
+      const answer = exchange.answer(upstreamAnswer, result.headers["x-gateway-model"] ?? "", result.api);
       // Keeping that throws fails the line (as before), and its answer was not kept.
       isAnswerNotKept = true;
       await exchange.answered?.(answer);
@@ -321,9 +318,10 @@ function adapterExecutor(runtime: GatewayRuntime, loadAdapter: () => Promise<Pro
       return { status: result.status, body: answer };
     } catch (error) {
       // The line's output is that error's line (batch-line-run.ts), not the answer: its record says the same. It said
-      // 200 `success` when the answer could not be translated (or kept).
-      if (!(error instanceof ClientAbortedError)) failure = toGatewayError(error);
-      throw error;
+      // 200 `success` when the answer could not be translated (or kept). Final for the line: the upstream answered.
+      if (error instanceof ClientAbortedError) throw error;
+      failure = answeredBeforeFailure.mark(error, upstreamAnswer);
+      throw failure;
     } finally {
       result.releaseRecord?.({ isAnswerNotKept, failure });
     }

@@ -7,8 +7,10 @@ const RESPONSES_PATH = "/responses";
 
 /**
  * What a native Responses answer lacks to be one, or undefined (any other endpoint's): an `output` list of items, each
- * an object, a message's `content` a list of parts (objects). Passed on, the door's translation threw on it (a 500
- * `internal_error`) or refused it (a 502 that tried no other candidate), the attempt counted a success.
+ * an object with a `type`, each read later as OpenAI's reference types it (itemFault). Passed on, the door's
+ * translation threw on it (a 500 `internal_error`) or refused it (a 502 that tried no other candidate), or the answer
+ * was kept and joined its conversation as it came, so that every later turn of it was refused (a 400 naming
+ * `conversation[n].name`), the attempt counted a success.
  */
 export function missingResponsesOutput(json: Record<string, unknown>, endpointPath: string): string | undefined {
   if (endpointPath !== RESPONSES_PATH) return undefined;
@@ -16,9 +18,59 @@ export function missingResponsesOutput(json: Record<string, unknown>, endpointPa
   if (!Array.isArray(output)) return "no `output` array";
   for (const item of output) {
     if (!isRecord(item)) return "an `output` item that is not an object";
-    if (item.type === "message" && !(Array.isArray(item.content) && item.content.every(isRecord))) {
-      return "an `output` message whose `content` is not a list of parts";
+    const fault = itemFault(item);
+    if (fault !== undefined) return fault;
+  }
+  return undefined;
+}
+
+/**
+ * The fields of an item the gateway reads after the attempt (the kept conversation's chat messages, tool names
+ * restored for the client, `output_text`, a conversation's items, the next turn's input), typed as OpenAI's Responses
+ * reference gives them. Other item types (hosted tools' calls, reasoning, MCP) are read only where they are guarded,
+ * so they pass as they come.
+ */
+function itemFault(item: Record<string, unknown>): string | undefined {
+  if (typeof item.type !== "string") return "an `output` item with no `type`";
+  switch (item.type) {
+    case "message":
+      if (!(Array.isArray(item.content) && item.content.every(isRecord))) {
+        return "an `output` message whose `content` is not a list of parts";
+      }
+      return item.content.map(partFault).find((fault) => fault !== undefined);
+    case "function_call":
+      return callFault(item, "function_call", "arguments");
+    case "custom_tool_call":
+      return callFault(item, "custom_tool_call", "input");
+    default:
+      return undefined;
+  }
+}
+
+/** A call's `call_id`, `name` and arguments (`arguments` or a custom tool's `input`) are strings; `namespace` too when given. */
+function callFault(item: Record<string, unknown>, type: string, argumentsField: string): string | undefined {
+  for (const field of ["call_id", "name", argumentsField]) {
+    if (typeof item[field] !== "string") return `a \`${type}\` whose \`${field}\` is not a string`;
+  }
+  if (item.namespace !== undefined && item.namespace !== null && typeof item.namespace !== "string") {
+    return `a \`${type}\` whose \`namespace\` is not a string`;
+  }
+  return undefined;
+}
+
+/**
+ * A message part: `output_text`'s `text` a string and its `annotations` a list (some compatible providers leave the
+ * list out, or null it: taken), a `refusal`'s `refusal` a string. Other part types pass as they come.
+ */
+function partFault(part: Record<string, unknown>): string | undefined {
+  if (part.type === "output_text") {
+    if (typeof part.text !== "string") return "an `output_text` part whose `text` is not a string";
+    if (part.annotations !== undefined && part.annotations !== null && !Array.isArray(part.annotations)) {
+      return "an `output_text` part whose `annotations` is not a list";
     }
+  }
+  if (part.type === "refusal" && typeof part.refusal !== "string") {
+    return "a `refusal` part whose `refusal` is not a string";
   }
   return undefined;
 }

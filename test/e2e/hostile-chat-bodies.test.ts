@@ -250,3 +250,38 @@ test("the part types the providers behind the gateway document as input are serv
   const sent = chatRequests(mock).map((recorded) => (recorded.body as { messages: unknown[] }).messages);
   assert.deepEqual(sent, bodies);
 });
+
+// A tool that printed nothing answers `content: null` (or "") in Llama 3.1's and ChatGLM3's tool-result roles as in
+// `tool`: it was refused ("a ipython message's content must be a string or ..., not null") where a `tool` message's
+// was taken, and an empty one went upstream empty (refused by providers that check tool content). Both are filled as a
+// `tool` message is.
+test("ipython and observation results with null or empty content are served as a tool's: filled with (no output)", async (t) => {
+  const { mock, gateway } = await hostileScene(t);
+  serveEveryChat(mock);
+  const asked = [
+    { role: "user", content: "run it" },
+    { role: "assistant", content: '{"name": "run", "parameters": {}}' },
+  ];
+  const bodies: unknown[][] = [
+    [...asked, { role: "ipython", content: null }],
+    [...asked, { role: "observation", content: null }],
+    [...asked, { role: "ipython", content: "  " }],
+    [...asked, { role: "observation" }],
+    [...asked, { role: "observation", content: '{"temperature": 22}' }],
+  ];
+  for (const messages of bodies) {
+    const response = await postChat(gateway, { model: "m", messages });
+    assert.equal(response.status, 200, response.text);
+  }
+  const sent = chatRequests(mock).map((recorded) => (recorded.body as { messages: { content?: unknown }[] }).messages);
+  assert.deepEqual(
+    sent.map((messages) => [messages.length, messages.at(-1)]),
+    [
+      [3, { role: "ipython", content: "(no output)" }],
+      [3, { role: "observation", content: "(no output)" }],
+      [3, { role: "ipython", content: "(no output)" }],
+      [3, { role: "observation", content: "(no output)" }],
+      [3, { role: "observation", content: '{"temperature": 22}' }],
+    ],
+  );
+});

@@ -29,6 +29,14 @@ const SERVED = {
 
 const json = { "content-type": "application/json" };
 
+function call(fields: Record<string, unknown>) {
+  return { type: "function_call", id: "fc_1", call_id: "call_1", name: "get_weather", arguments: "{}", ...fields };
+}
+
+function message(content: unknown[]) {
+  return { type: "message", id: "msg_1", role: "assistant", status: "completed", content };
+}
+
 const BAD_ANSWERS: Record<string, MockStep> = {
   "HTML typed as JSON": { kind: "text", status: 200, body: "<html>Bad gateway</html>", headers: json },
   "truncated JSON": { kind: "text", status: 200, body: '{"id":"resp_1","output":[', headers: json },
@@ -38,6 +46,36 @@ const BAD_ANSWERS: Record<string, MockStep> = {
   "a message whose content is no list": {
     kind: "json",
     body: { ...SERVED, output: [{ type: "message", id: "msg_1", role: "assistant", content: 5 }] },
+  },
+  // Each shape below was served as a success, kept, and joined its conversation as it came: every later turn of that
+  // conversation was then refused (a 400 naming `conversation[1].name`, `.arguments`, `.content[0].text`, ...).
+  "an output item with no type": { kind: "json", body: { ...SERVED, output: [{ id: "x" }] } },
+  "a function_call whose name is no string": { kind: "json", body: { ...SERVED, output: [call({ name: 5 })] } },
+  "a function_call with no name": { kind: "json", body: { ...SERVED, output: [call({ name: undefined })] } },
+  "a function_call whose arguments are no string": {
+    kind: "json",
+    body: { ...SERVED, output: [call({ arguments: { city: "Paris" } })] },
+  },
+  "a function_call whose call_id is no string": { kind: "json", body: { ...SERVED, output: [call({ call_id: 7 })] } },
+  "a function_call whose namespace is no string": {
+    kind: "json",
+    body: { ...SERVED, output: [call({ namespace: 7 })] },
+  },
+  "a custom_tool_call whose input is no string": {
+    kind: "json",
+    body: { ...SERVED, output: [{ type: "custom_tool_call", id: "ct_1", call_id: "c", name: "f", input: 5 }] },
+  },
+  "an output_text part whose text is no string": {
+    kind: "json",
+    body: { ...SERVED, output: [message([{ type: "output_text", text: 5, annotations: [] }])] },
+  },
+  "an output_text part whose annotations are no list": {
+    kind: "json",
+    body: { ...SERVED, output: [message([{ type: "output_text", text: "x", annotations: "none" }])] },
+  },
+  "a refusal part whose refusal is no string": {
+    kind: "json",
+    body: { ...SERVED, output: [message([{ type: "refusal", refusal: 5 }])] },
   },
 };
 
@@ -106,5 +144,32 @@ test("every native candidate answering no Responses answer: a 502 upstream_unava
   assert.deepEqual(
     record.attempts.map((attempt) => attempt.outcome),
     ["bad_response", "bad_response"],
+  );
+});
+
+test("a native answer calling a renamed tool by no name: a bad_response, the next candidate's call comes back under the client's name", async (t) => {
+  const { first, second, gateway } = await nativeScene(t);
+  // Over 64 characters: the body goes upstream with the tool renamed, and the answer's calls are named back.
+  const longName = `lookup_${"x".repeat(70)}`;
+  first.setDefault(RESPONSES_ROUTE, { kind: "json", body: { ...SERVED, output: [call({ name: null })] } });
+  second.setDefault(RESPONSES_ROUTE, (request) => {
+    const sent = (request.body as { tools: { name: string }[] }).tools[0]?.name;
+    return { kind: "json", body: { ...SERVED, output: [call({ name: sent })] } };
+  });
+  const tools = [{ type: "function", name: longName, parameters: { type: "object", properties: {} } }];
+  const response = await send(gateway, "POST", "/v1/responses", { body: { model: "n", input: "hi", tools } });
+  assert.equal(response.status, 200, response.text);
+  const output = (response.json as { output: { name?: string }[] }).output;
+  assert.deepEqual(
+    output.map((item) => item.name),
+    [longName],
+  );
+  const record = await recordOf(gateway, response.headers["x-request-id"]);
+  assert.deepEqual(
+    record.attempts.map((attempt) => [attempt.provider, attempt.outcome]),
+    [
+      ["first", "bad_response"],
+      ["second", "success"],
+    ],
   );
 });

@@ -1,8 +1,8 @@
 // The other side of native-responses-bad-answers.test.ts: every output item type OpenAI's Responses API documents
 // (reasoning with no content, function_call, web_search_call, file_search_call, image_generation_call, mcp_list_tools,
-// computer_call, a message holding a refusal part), an incomplete answer with `output: []` and a queued background
-// answer with `output: []` are answers: the first candidate serves them, no failover, no bad_response. Coverage of
-// upstream/responses-answer.ts (its check must not refuse a valid answer), not a bug found.
+// computer_call, a message holding a refusal part, optional fields left out), an incomplete answer with
+// `output: []` and a queued background answer with `output: []` are answers: the first candidate serves them, no
+// failover, no bad_response. Coverage of upstream/responses-answer.ts (its check must not refuse a valid answer).
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { send, useGateway, useMock } from "../helpers/e2e.ts";
@@ -85,6 +85,32 @@ const VALID: Record<string, Record<string, unknown>> = {
         status: "completed",
         content: [{ type: "refusal", refusal: "I can't help with that." }],
       },
+    ],
+    usage: USAGE,
+  },
+  // The fields upstream/responses-answer.ts checks, in their optional forms: a part without `annotations` (OpenRouter
+  // types them optional) or with `null`, a namespaced call, a custom tool's call.
+  "output_text parts without annotations and with null ones": {
+    ...BASE,
+    output: [
+      {
+        type: "message",
+        id: "msg_1",
+        role: "assistant",
+        status: "completed",
+        content: [
+          { type: "output_text", text: "Served." },
+          { type: "output_text", text: " Again.", annotations: null },
+        ],
+      },
+    ],
+    usage: USAGE,
+  },
+  "a namespaced function_call and a custom_tool_call": {
+    ...BASE,
+    output: [
+      { type: "function_call", id: "fc_1", call_id: "call_1", namespace: "crm", name: "lookup", arguments: "{}" },
+      { type: "custom_tool_call", id: "ct_1", call_id: "call_2", name: "shell", input: "ls -la" },
     ],
     usage: USAGE,
   },

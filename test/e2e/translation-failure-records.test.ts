@@ -99,8 +99,10 @@ test("a background response whose answer cannot be translated: the run fails, an
   assert.deepEqual([record.status, record.outcome, record.errorCode], [500, "rejected", "internal_error"]);
 });
 
-test("a batch line whose answer cannot be translated: an error line, and each try's record says that error", async (t) => {
-  const { gateway } = await scene(t);
+// The line was tried again too, as after a 5xx from every candidate: each try called the upstream and charged the
+// client again (up to 3), for an answer its translator throws on each time alike. It is final on the first.
+test("a batch line whose answer cannot be translated: one error line, one upstream call, its record says that error", async (t) => {
+  const { mock, gateway } = await scene(t);
   const client = openAiClient(gateway);
   const line = JSON.stringify({
     custom_id: "one",
@@ -118,9 +120,17 @@ test("a batch line whose answer cannot be translated: an error line, and each tr
   const [errorLine] = await linesOf(client, done.error_file_id);
   assert.ok(errorLine, JSON.stringify(done));
   assert.equal((errorLine.response as { status_code: number }).status_code, 500, JSON.stringify(errorLine));
+  assert.equal((errorLine.response as { body: { error: { code: string } } }).body.error.code, "internal_error");
+  assert.equal(
+    mock.requests.filter((request) => request.path === "/v1/chat/completions").length,
+    1,
+    "the upstream was called again for the same answer",
+  );
   const tries = (await records(gateway)).filter((listed) => listed.batchId === created.id);
-  assert.ok(tries.length > 0, "no record of the line");
+  assert.equal(tries.length, 1, "the line was tried (and its client charged) more than once");
   for (const record of tries) {
     assert.deepEqual([record.status, record.outcome, record.errorCode], [500, "rejected", "internal_error"]);
   }
+  // The answer's tokens were spent: the batch's usage says so (chatCompletion's 10 prompt tokens, 1 word).
+  assert.deepEqual([done.request_counts?.failed, done.usage?.input_tokens, done.usage?.output_tokens], [1, 10, 1]);
 });
