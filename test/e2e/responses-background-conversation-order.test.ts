@@ -72,45 +72,52 @@ describe("a background answer's items and its conversation", () => {
     }
   });
 
-  test("a cancel from another process landing between the last heartbeat and the final save: the answer does not join", async (t) => {
-    const mock = await useMock(t);
-    const statePath = join(mkdtempSync(join(tmpdir(), "bg-order-")), "state.db");
-    const yaml = stateFileYaml(mock, statePath);
-    const runner = await useGateway(t, yaml);
-    const one = openAiClient(runner);
-    const other = openAiClient(await useGateway(t, yaml));
-    const { id: conversationId } = await one.conversations.create({
-      items: [{ type: "message", role: "user", content: "Earlier turn." }],
+  for (const change of ["cancel", "delete"] as const) {
+    test(`a ${change} from another process landing between the last heartbeat and the final save: the answer does not join`, async (t) => {
+      const mock = await useMock(t);
+      const statePath = join(mkdtempSync(join(tmpdir(), "bg-order-")), "state.db");
+      const yaml = stateFileYaml(mock, statePath);
+      const runner = await useGateway(t, yaml);
+      const one = openAiClient(runner);
+      const other = openAiClient(await useGateway(t, yaml));
+      const { id: conversationId } = await one.conversations.create({
+        items: [{ type: "message", role: "user", content: "Earlier turn." }],
+      });
+      const held = heldStreamStep(["The ", "whole ", "answer."]);
+      mock.enqueue(CHAT_ROUTE, held.step);
+      const id = await idAtFirstDelta(
+        await one.responses.create({
+          model: "m",
+          input: "This turn.",
+          conversation: conversationId,
+          background: true,
+          stream: true,
+        }),
+      );
+      // Right after a heartbeat (its time changes in the file), the next one a second away: the cancel lands, then the
+      // answer completes; its items are added, and its final save is refused (the cancel won): they must go again.
+      const db = new DatabaseSync(statePath);
+      t.after(() => db.close());
+      const heartbeat = (): unknown => {
+        const row = db.prepare("SELECT json FROM kept_responses WHERE id = ?").get(id);
+        return (JSON.parse(String(row?.json ?? "{}")) as { heartbeatAtMs?: number }).heartbeatAtMs;
+      };
+      const before = heartbeat();
+      await waitFor(() => heartbeat() !== before, "a heartbeat", 3_000);
+      if (change === "cancel") assert.equal((await other.responses.cancel(id)).status, "cancelled");
+      else await other.responses.delete(id);
+      held.release();
+      await waitFor(() => runner.runtime.backgroundRuns.size === 0, "the run to end");
+      if (change === "cancel") {
+        const cancelled = await other.responses.retrieve(id);
+        assert.equal(cancelled.status, "cancelled");
+        // The answer was made (kept with the cancelled response) but did not join, nor did the turn's input.
+        assert.equal(cancelled.output_text, "The whole answer.");
+      } else {
+        await assert.rejects(other.responses.retrieve(id), { status: 404 });
+      }
+      for (const sdk of [one, other])
+        assert.deepEqual(await itemsOf(sdk, conversationId), { types: ["message"], texts: ["Earlier turn."] });
     });
-    const held = heldStreamStep(["The ", "whole ", "answer."]);
-    mock.enqueue(CHAT_ROUTE, held.step);
-    const id = await idAtFirstDelta(
-      await one.responses.create({
-        model: "m",
-        input: "This turn.",
-        conversation: conversationId,
-        background: true,
-        stream: true,
-      }),
-    );
-    // Right after a heartbeat (its time changes in the file), the next one a second away: the cancel lands, then the
-    // answer completes; its items are added, and its final save is refused (the cancel won): they must go again.
-    const db = new DatabaseSync(statePath);
-    t.after(() => db.close());
-    const heartbeat = (): unknown => {
-      const row = db.prepare("SELECT json FROM kept_responses WHERE id = ?").get(id);
-      return (JSON.parse(String(row?.json ?? "{}")) as { heartbeatAtMs?: number }).heartbeatAtMs;
-    };
-    const before = heartbeat();
-    await waitFor(() => heartbeat() !== before, "a heartbeat", 3_000);
-    assert.equal((await other.responses.cancel(id)).status, "cancelled");
-    held.release();
-    await waitFor(() => runner.runtime.backgroundRuns.size === 0, "the run to end");
-    const cancelled = await other.responses.retrieve(id);
-    assert.equal(cancelled.status, "cancelled");
-    // The answer was made (kept with the cancelled response) but did not join, nor did the turn's input.
-    assert.equal(cancelled.output_text, "The whole answer.");
-    for (const sdk of [one, other])
-      assert.deepEqual(await itemsOf(sdk, conversationId), { types: ["message"], texts: ["Earlier turn."] });
-  });
+  }
 });
