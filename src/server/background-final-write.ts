@@ -36,8 +36,10 @@ export async function writeFinal(background: FinalWriteTarget, write: FinalWrite
   try {
     isAnswerKept = await keepFinal(background, write);
   } catch (error) {
-    const kept = await background.read().catch(() => undefined);
-    isAnswerKept = kept !== undefined && kept.response.status === write.finished.status;
+    if (isJoined) {
+      const kept = await background.read().catch(() => undefined);
+      isAnswerKept = kept !== undefined && kept.response.status === write.finished.status;
+    }
     throw error;
   } finally {
     if (isJoined && !isAnswerKept) await background.leave(write.finished);
@@ -73,7 +75,8 @@ export interface FinalWrite {
  * cancelled (the client was told so), with the output made; anything else (an eviction and a new write cannot happen
  * to a running response) is written over. Refused as too late (the run's process was paused past
  * BACKGROUND_LATE_WRITE_MS): the run is kept failed, as readers elsewhere were or may have been shown it, never
- * in_progress or completed after that.
+ * in_progress or completed after that. True when what it kept is the run's own end (`write.finished`), false when a
+ * cancel, a DELETE or the lateness won.
  */
 async function keepFinal(background: FinalWriteTarget, write: FinalWrite): Promise<boolean> {
   let { finished, events, expected } = write;
