@@ -5,7 +5,6 @@
 // Its state is kept in the kept-responses store (queued -> in_progress -> completed / incomplete / failed /
 // cancelled), rewritten every BACKGROUND_HEARTBEAT_MS while it runs, so another replica reading the same store
 // sees it, replays its events and passes a cancel on (background-readers.ts: what those readers use).
-import { setTimeout as sleep } from "node:timers/promises";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { ClientAbortedError, GatewayError, InternalError } from "../errors/gateway-error.ts";
 import { BackgroundCancel, type BackgroundRuns, RunStateWrites } from "../pipeline/background-runs.ts";
@@ -19,7 +18,6 @@ import {
   BACKGROUND_HEARTBEAT_MS,
   BACKGROUND_LATE_WRITE_MS,
   backgroundEvents,
-  cancelledEvents,
   isTerminal,
   RunningEvents,
   runStoppedError,
@@ -29,6 +27,7 @@ import { keptToken } from "../protocols/responses/kept-responses.ts";
 import { type ResponseObject, responseErrorOf } from "../protocols/responses/response-object.ts";
 import type { StoredResponse } from "../protocols/responses/response-store.ts";
 import type { ForwardRequest, NativeCall, UpstreamApi } from "../upstream/forward-types.ts";
+import { writeFinal } from "./background-final-write.ts";
 import { writeEvents } from "./background-readers.ts";
 import { translatedAnswer } from "./translated-answer.ts";
 
@@ -54,7 +53,7 @@ export interface BackgroundExchange {
   stream(servedModel: string, api: UpstreamApi): ResponsesTranslator;
   /**
    * Writes the response's state to the kept store if it is still `expected` (kept-responses.ts `putIfUnchanged`;
-   * undefined: whatever is kept); `isFinal`: its end (then it joins its conversation). The written state's token, or
+   * undefined: whatever is kept); `isFinal`: its end. The written state's token, or
    * undefined when it changed meanwhile (cancelled or deleted on another replica) or, with `notAfterMs`, the write
    * came too late (a shared store's clock past it). Throws when the store fails.
    */
@@ -67,6 +66,13 @@ export interface BackgroundExchange {
   ): Promise<string | undefined>;
   /** The kept state (to see a cancel another replica wrote). */
   read(): Promise<StoredResponse | undefined>;
+  /**
+   * Adds an answer's (`completed` / `incomplete`) items to the conversation it was made on, before its final state is
+   * written (background-final-write.ts says why); true when it tried (a failure is reported, not thrown).
+   */
+  join(response: ResponseObject): Promise<boolean>;
+  /** Takes out again the items `join` added (its final state was refused: it does not join its conversation). */
+  leave(response: ResponseObject): Promise<void>;
 }
 
 /** The pipeline's request, as the door would pass it. */
@@ -195,22 +201,29 @@ async function runBackground(
   const enqueueBeat = (): void => writes.enqueueBeat(beat);
   enqueueBeat();
   const heartbeat = setInterval(enqueueBeat, BACKGROUND_HEARTBEAT_MS);
-  const served: { translator?: ResponsesTranslator } = {};
+  const served: ServedRun = {};
   // Whatever throws on the way (a translator's failure events, say), the run ends: followers and a waiting cancel are
   // released and the exit does not wait out its grace for it.
   try {
     let final: ResponseObject;
+    let isJoined = false;
     try {
-      final = await servedResponse(runtime, request, call, background, controller.signal, served);
-    } catch (error) {
-      final = endedResponse(background, error, controller.signal, served, runs);
-      if (background.isStream && final.status === "failed") {
-        // A follower gets the failure as the stream it reads would end: `error`, then `response.failed`.
-        const translator = background.stream(background.queued.model, "chat");
-        for (const event of backgroundEvents(translator.fail(asGatewayError(error, controller.signal)))) {
-          runs.append(id, event);
+      try {
+        final = await servedResponse(runtime, request, call, background, controller.signal, served);
+      } catch (error) {
+        final = endedResponse(background, error, controller.signal, served, runs);
+        if (background.isStream && final.status === "failed") {
+          // A follower gets the failure as the stream it reads would end: `error`, then `response.failed`.
+          const translator = background.stream(background.queued.model, "chat");
+          for (const event of backgroundEvents(translator.fail(asGatewayError(error, controller.signal)))) {
+            runs.append(id, event);
+          }
         }
       }
+      // Joined before the final state is written (background-final-write.ts), the heartbeats still going (a long
+      // conversation's append takes a while); its followers here get the stream's ending only then, too.
+      isJoined = await background.join({ ...final, background: true });
+      for (const event of served.tail ?? []) runs.append(id, event);
     } finally {
       clearInterval(heartbeat);
     }
@@ -218,14 +231,18 @@ async function runBackground(
     const finished: ResponseObject = { ...final, background: true };
     const events = streamEvents();
     await writes.enqueueFinal(() =>
-      keepFinal(background, {
-        finished,
-        events,
-        expected: token,
-        notAfterMs: notAfterMs(),
-        isLate,
-        stopped: { response: stoppedRun(running), events: events?.slice(0, landed.eventCount), token: landed.token },
-      }),
+      writeFinal(
+        background,
+        {
+          finished,
+          events,
+          expected: token,
+          notAfterMs: notAfterMs(),
+          isLate,
+          stopped: { response: stoppedRun(running), events: events?.slice(0, landed.eventCount), token: landed.token },
+        },
+        isJoined,
+      ),
     );
   } finally {
     runs.finish(id);
@@ -234,72 +251,10 @@ async function runBackground(
   }
 }
 
-/** Times the final write reads the kept state again when another replica changed it meanwhile (or the store failed). */
-const MAX_FINAL_ATTEMPTS = 5;
-/** ms the final write waits before it tries again after the store failed (a Redis reconnection: 1 s at most). */
-const FINAL_RETRY_MS = 1_000;
-
-/** What the run's final write writes, and what it writes instead when it comes too late. */
-interface FinalWrite {
-  readonly finished: ResponseObject;
-  readonly events: readonly string[] | undefined;
-  /** What the run last wrote (undefined: its heartbeat found it changed since). */
-  readonly expected: string | undefined;
-  readonly notAfterMs: number;
-  readonly isLate: () => boolean;
-  /**
-   * The run stopped (failed), as a reader elsewhere shows it once its heartbeat is stale: written, against the run's
-   * last landed write, with the events that write had, when the final write is refused as too late.
-   */
-  readonly stopped: {
-    readonly response: ResponseObject;
-    readonly events: readonly string[] | undefined;
-    readonly token: string;
-  };
-}
-
-/**
- * The run's final write, against what it last wrote. Changed meanwhile: deleted stays deleted; cancelled stays
- * cancelled (the client was told so), with the output made; anything else (an eviction and a new write cannot happen
- * to a running response) is written over. Refused as too late (the run's process was paused past
- * BACKGROUND_LATE_WRITE_MS): the run is kept failed, as readers elsewhere were or may have been shown it, never
- * in_progress or completed after that.
- */
-async function keepFinal(background: BackgroundExchange, write: FinalWrite): Promise<void> {
-  let { finished, events, expected } = write;
-  let notAfterMs: number | undefined = write.notAfterMs;
-  for (let attempt = 0; attempt < MAX_FINAL_ATTEMPTS; attempt++) {
-    try {
-      if (
-        expected !== undefined &&
-        (await background.keep(finished, events, true, expected, notAfterMs)) !== undefined
-      ) {
-        return;
-      }
-      if (notAfterMs !== undefined && write.isLate()) {
-        // The failure is what was shown, so it needs no deadline; a cancel or DELETE landed since still wins below.
-        ({ response: finished, events, token: expected } = write.stopped);
-        notAfterMs = undefined;
-        continue;
-      }
-      const kept = await background.read();
-      if (kept === undefined) return;
-      if (kept.response.status === "cancelled") {
-        // The cancel landed first: the client was told cancelled, so the run's events end as a cancelled one's.
-        const cancelled: ResponseObject = { ...finished, status: "cancelled", error: null };
-        const ended = events === undefined ? undefined : cancelledEvents(events, cancelled);
-        if ((await background.keep(cancelled, ended, true, keptToken(kept))) !== undefined) return;
-      }
-      expected = keptToken(kept);
-    } catch (error) {
-      // The store could not be written or read, nor whether the write landed be known (Redis unreachable longer than
-      // it waits for a lost reply's outcome; the state file locked past its wait): tried again after a pause, as
-      // above (a write of this run's own that landed meanwhile is read and written again, the same). Given up, it is
-      // logged; then the response reads failed by the stale rule unless the write had landed.
-      if (attempt === MAX_FINAL_ATTEMPTS - 1) throw error;
-      await sleep(FINAL_RETRY_MS);
-    }
-  }
+/** What a run's steps share: its stream's translator, and the stream's ending events held until the answer joined. */
+interface ServedRun {
+  translator?: ResponsesTranslator;
+  tail?: readonly string[];
 }
 
 /** The pipeline's answer as a finished response; throws when the pipeline ended without one. */
@@ -309,7 +264,7 @@ async function servedResponse(
   call: BackgroundPipelineCall,
   background: BackgroundExchange,
   signal: AbortSignal,
-  served: { translator?: ResponsesTranslator },
+  served: ServedRun,
 ): Promise<ResponseObject> {
   const sessionId = request.headers["x-session-id"];
   const result: ChatPipelineResult = await handleChatRequest(runtime, call.endpoint, call.chatBody, {
@@ -345,8 +300,12 @@ async function servedResponse(
           : ending.error !== undefined
             ? translator.fail(ending.error)
             : "";
-        for (const event of backgroundEvents(tail)) runs.append(background.id, event);
-        if (translator.result === undefined) throw ending.error ?? new ClientAbortedError();
+        const tailEvents = [...backgroundEvents(tail)];
+        if (translator.result === undefined) {
+          for (const event of tailEvents) runs.append(background.id, event);
+          throw ending.error ?? new ClientAbortedError();
+        }
+        served.tail = tailEvents;
         return translator.result;
       }
       let text = "";
@@ -367,7 +326,7 @@ function endedResponse(
   background: BackgroundExchange,
   error: unknown,
   signal: AbortSignal,
-  served: { translator?: ResponsesTranslator },
+  served: ServedRun,
   runs: BackgroundRuns,
 ): ResponseObject {
   if (signal.aborted && signal.reason instanceof BackgroundCancel) {

@@ -223,11 +223,19 @@ export function responsesAdapter(
             expected,
             notAfterMs,
           );
-          // Only an answer that was kept joins its conversation (one cancelled or deleted meanwhile does not).
-          if (written !== undefined && isFinal && isAnswer) await addToConversation?.(response);
           return written;
         },
         read: () => kept.get(backgroundId),
+        // Only an answer joins its conversation, before its final write; one whose final write is refused (cancelled
+        // or deleted meanwhile, or too late) leaves it again (background-final-write.ts).
+        join: async (response) => {
+          if (appender === undefined || (response.status !== "completed" && response.status !== "incomplete")) {
+            return false;
+          }
+          await appender.append(response);
+          return true;
+        },
+        leave: async (response) => appender?.remove(response),
       };
       return { ...exchange, background };
     },

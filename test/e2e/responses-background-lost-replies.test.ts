@@ -45,8 +45,13 @@ describe("Responses background mode on Redis: a write's reply lost", () => {
     assert.equal(kept.status, "completed");
     assert.equal(kept.output_text, words.join(""));
     // The run knew its answer was kept: it joined its conversation (the old code took the lost reply for a failure).
-    const items = [];
-    for await (const item of sdk.conversations.items.list(conversation.id)) items.push(item);
+    // Read once the conversations' connection is back too (the items were added before the outage, ahead of the final
+    // save: nothing of the run touched that connection since).
+    const items = await afterReconnect(async () => {
+      const listed = [];
+      for await (const item of sdk.conversations.items.list(conversation.id)) listed.push(item);
+      return listed;
+    });
     const answer = items.find((item) => item.type === "message" && item.role === "assistant");
     assert.ok(answer !== undefined, `the answer joined its conversation: ${JSON.stringify(items)}`);
     const { types, last } = await replayedEnding(
@@ -104,8 +109,13 @@ describe("Responses background mode on Redis: a write's reply lost", () => {
     const kept = await afterReconnect(() => sdk.responses.retrieve(created.id));
     assert.equal(kept.status, "completed");
     // Saved again once Redis was back: the run knew its answer was kept, and it joined its conversation.
-    const items = [];
-    for await (const item of sdk.conversations.items.list(conversation.id)) items.push(item);
+    // Read once the conversations' connection is back too (the items were added before the outage, ahead of the final
+    // save: nothing of the run touched that connection since).
+    const items = await afterReconnect(async () => {
+      const listed = [];
+      for await (const item of sdk.conversations.items.list(conversation.id)) listed.push(item);
+      return listed;
+    });
     assert.ok(
       items.some((item) => item.type === "message" && item.role === "assistant"),
       `the answer joined its conversation: ${JSON.stringify(items)}`,

@@ -14,6 +14,8 @@ export interface ConversationAppender {
   /** The ids the request's input items are kept under in the conversation (a chain from it holds them). */
   readonly inputIds: readonly string[];
   append(response: ResponseObject): Promise<ConversationUpdate>;
+  /** Takes out again what `append` added for `response` (the items it has of them, by their ids). */
+  remove(response: ResponseObject): Promise<void>;
 }
 
 /**
@@ -49,5 +51,10 @@ export function conversationAppender(
         [...input, ...itemsFromOutput(response.output)],
         clientIds,
       ),
+    remove: (response) =>
+      conversations.removeAfterRefusal(conversationId, client, [
+        ...input.map((item) => item.id),
+        ...response.output.map((item) => item.id),
+      ]),
   };
 }

@@ -58,6 +58,27 @@ for (const [name, openRows] of Object.entries(CONVERSATION_ROW_STORES)) {
       assert.equal(await store.get(created.id, null), undefined);
     });
 
+    test("deleteItems takes out, in one write, those of the ids it holds (a refused background answer's items)", async (t) => {
+      const clock = new ManualClock();
+      const ids = sequentialIds();
+      const store = new Conversations(await open(t, clock), LIMITS.maxBytes, clock, ids, () => {});
+      const created = await store.create(null, {}, []);
+      await store.append(created.id, null, itemsFromRequest(userItems("kept", "a", "b", "after"), ids));
+      const deleted = await store.deleteItems(created.id, null, ["msg_3", "msg_9", "msg_2"]);
+      assert.equal(deleted?.count, 2, "msg_9 is not there");
+      const read = await store.get(created.id, null);
+      assert.deepEqual(
+        read?.items.map((item) => item.id),
+        ["msg_1", "msg_4"],
+      );
+      // Remembered as deletions are (a client paging `after` one of them goes on from where it was).
+      assert.deepEqual(read?.deleted, [
+        { id: "msg_3", previousId: "msg_2" },
+        { id: "msg_2", previousId: "msg_1" },
+      ]);
+      assert.equal(await store.deleteItems("conv_404", null, ["msg_2"]), undefined);
+    });
+
     test("a conversation past its byte bound is a 400 and stays as it was", async (t) => {
       const clock = new ManualClock();
       const ids = sequentialIds();

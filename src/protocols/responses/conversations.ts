@@ -29,18 +29,17 @@ import type {
   StoredConversation,
 } from "./conversation-shapes.ts";
 
+export {
+  type ConversationObject,
+  checkConversationId,
+  checkItemId,
+  isConversationId,
+  toConversationObject,
+} from "./conversation-ids.ts";
 export type { ConversationItem, ConversationRows, DeletedItem, KeptResponseRow, StoredConversation };
 
 /** Deleted items remembered per conversation for `after` (a few bytes each; older ones are a 400 as an unknown id). */
 export const MAX_DELETED_ITEMS = 100;
-
-/** The conversation object the API answers with (its items are listed apart). */
-export interface ConversationObject {
-  readonly id: string;
-  readonly object: "conversation";
-  readonly created_at: number;
-  readonly metadata: Readonly<Record<string, string>>;
-}
 
 /**
  * What became of an answer's items: `added`; `too_large` (they would have pushed the conversation past its bound);
@@ -76,36 +75,6 @@ interface Read {
  * log until the conversation goes); never more than the store's own `max_bytes` (it would not be kept).
  */
 export const MAX_CONVERSATION_BYTES = 16 * 1024 * 1024;
-
-/** A conversation id as the gateway makes them (`conv_` + hex); anything else is a 400, not a lookup. */
-const CONVERSATION_ID = /^conv_[A-Za-z0-9_-]{1,128}$/;
-const ITEM_ID = /^[A-Za-z0-9_-]{1,200}$/;
-
-export function toConversationObject(stored: StoredConversation): ConversationObject {
-  return { id: stored.id, object: "conversation", created_at: stored.created_at, metadata: stored.metadata };
-}
-
-export function isConversationId(id: string): boolean {
-  return CONVERSATION_ID.test(id);
-}
-
-export function checkConversationId(id: string, param: string): void {
-  if (!isConversationId(id)) {
-    throw new InvalidRequestError(
-      `Invalid \`${param}\`: '${id.slice(0, 64)}' is not a conversation id (\`conv_\` followed by letters, digits, \`_\` or \`-\`).`,
-      { param, code: "invalid_value" },
-    );
-  }
-}
-
-export function checkItemId(id: string): void {
-  if (!ITEM_ID.test(id)) {
-    throw new InvalidRequestError(
-      `Invalid \`item_id\`: '${id.slice(0, 64)}' is not an item id (letters, digits, \`_\` or \`-\`).`,
-      { param: "item_id", code: "invalid_value" },
-    );
-  }
-}
 
 function unreachable(error: unknown): GatewayError {
   if (error instanceof GatewayError) return error; // the store's own answer (a locked state file's 503)
@@ -277,6 +246,15 @@ export class Conversations {
     }
   }
 
+  /** After a refused answer (background-final-write.ts): its items taken out again; a failure reported, not thrown. */
+  async removeAfterRefusal(id: string, client: string | null, itemIds: readonly string[]): Promise<void> {
+    try {
+      await this.deleteItems(id, client, itemIds);
+    } catch (error) {
+      this.#onAppendError(error);
+    }
+  }
+
   /**
    * The conversation without the item; undefined: no such conversation; "no item": it has no such item. Its clientIds
    * entry goes with it: the conversation no longer holds it, so sending it again is no duplicate.
@@ -286,21 +264,40 @@ export class Conversations {
     client: string | null,
     itemId: string,
   ): Promise<StoredConversation | undefined | "no item"> {
-    let hasItem = true;
-    const changed = await this.#change(
+    const deleted = await this.deleteItems(id, client, [itemId]);
+    return deleted === undefined ? undefined : deleted.count === 0 ? "no item" : deleted.stored;
+  }
+
+  /**
+   * The conversation without those of `itemIds` it has (in one write; each remembered as deleted, as deleteItem does),
+   * and how many it had; undefined: no such conversation.
+   */
+  async deleteItems(
+    id: string,
+    client: string | null,
+    itemIds: readonly string[],
+  ): Promise<{ readonly stored: StoredConversation; readonly count: number } | undefined> {
+    let count = 0;
+    const stored = await this.#change(
       id,
       client,
-      (stored) => {
-        const index = stored.items.findIndex((item) => item.id === itemId);
-        hasItem = index !== -1;
-        if (!hasItem) return undefined;
-        const previousId = index === 0 ? null : (stored.items[index - 1]?.id ?? null);
-        const deleted = [...(stored.deleted ?? []), { id: itemId, previousId }].slice(-MAX_DELETED_ITEMS);
-        return { entries: [removeEntry(itemId)], deleted, isInRoom: true };
+      (read) => {
+        const items = [...read.items];
+        const deleted = [...(read.deleted ?? [])];
+        const entries: string[] = [];
+        for (const itemId of itemIds) {
+          const index = items.findIndex((item) => item.id === itemId);
+          if (index === -1) continue;
+          deleted.push({ id: itemId, previousId: index === 0 ? null : (items[index - 1]?.id ?? null) });
+          items.splice(index, 1);
+          entries.push(removeEntry(itemId));
+        }
+        count = entries.length;
+        return count === 0 ? undefined : { entries, deleted: deleted.slice(-MAX_DELETED_ITEMS), isInRoom: true };
       },
       "item_id",
     );
-    return changed !== undefined && !hasItem ? "no item" : changed;
+    return stored === undefined ? undefined : { stored, count };
   }
 
   async delete(id: string, client: string | null): Promise<boolean> {
