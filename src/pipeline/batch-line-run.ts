@@ -135,22 +135,14 @@ export class LineRuns {
       // what they cost on the batch's usage. Tried again, it paid for those chunks once more each time (a 429 past its
       // deadline as long as the batch ran: every try ended the same way), and the batch's usage counted none of it.
       const charged = chargedBeforeFailure.of(error);
-      if (charged !== undefined) {
-        const usage = { prompt_tokens: charged.promptTokens, completion_tokens: charged.completionTokens };
-        const failed = answeredLine(
-          requestId,
-          line.customId,
-          gatewayError.status,
-          requestId,
-          renderError(gatewayError),
-        );
-        await this.#results.written(active, { index: line.index, isError: true, line: failed }, { usage });
-        return;
-      }
       // The upstream answered, and the door failed on the answer (its translation threw): written now, with what the
       // answer cost on the batch's usage. Tried again, the line was answered and charged again and failed alike.
       const answered = answeredBeforeFailure.of(error);
-      if (answered !== undefined) {
+      const usage =
+        charged !== undefined
+          ? { usage: { prompt_tokens: charged.promptTokens, completion_tokens: charged.completionTokens } }
+          : answered?.answer;
+      if (usage !== undefined) {
         const failed = answeredLine(
           requestId,
           line.customId,
@@ -158,7 +150,7 @@ export class LineRuns {
           requestId,
           renderError(gatewayError),
         );
-        await this.#results.written(active, { index: line.index, isError: true, line: failed }, answered.answer);
+        await this.#results.written(active, { index: line.index, isError: true, line: failed }, usage);
         return;
       }
       // Over a limit (429), or every candidate failing with a time it may be tried again (503 with retry-after: an
