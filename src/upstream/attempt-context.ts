@@ -129,7 +129,17 @@ export function sendFailure(
   headersTimeoutMs: number,
 ): AttemptResult {
   if (headersTimer.isLate && !context.request.signal.aborted) {
-    return failed(failureLesson("timeout", `no response headers within timeout_ms (${headersTimeoutMs} ms)`));
+    // Capped by the time left (attempt.ts), the headers' timer ends with the request's deadline, due at the same
+    // moment: named by the deadline, whichever of the two timers ran first.
+    const isDeadline = context.deadline.aborted || headersTimeoutMs >= context.remainingMs;
+    return failed(
+      failureLesson(
+        "timeout",
+        isDeadline
+          ? "the request's total time ran out"
+          : `no response headers within timeout_ms (${headersTimeoutMs} ms)`,
+      ),
+    );
   }
   return networkFailure(error, context);
 }
