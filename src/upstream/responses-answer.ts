@@ -47,13 +47,29 @@ function itemFault(item: Record<string, unknown>): string | undefined {
   }
 }
 
-/** A call's `call_id`, `name` and arguments (`arguments` or a custom tool's `input`) are strings; `namespace` too when given. */
+/**
+ * The longest `namespace` the next turn takes (protocols/responses/request-schema.ts MAX_NAMESPACE_CHARS, not
+ * importable from here): a longer one, kept, made every later turn of its conversation a 400.
+ */
+const MAX_NAMESPACE_CHARS = 256;
+
+/**
+ * A call's `call_id`, `name` and arguments (`arguments` or a custom tool's `input`) are strings; `namespace` too when
+ * given. `call_id`, `name` and `namespace` are not empty either, as the next turn's input requires of them
+ * (request-schema.ts): an empty one was kept and joined its conversation, whose every later turn was then a 400.
+ */
 function callFault(item: Record<string, unknown>, type: string, argumentsField: string): string | undefined {
   for (const field of ["call_id", "name", argumentsField]) {
     if (typeof item[field] !== "string") return `a \`${type}\` whose \`${field}\` is not a string`;
   }
-  if (item.namespace !== undefined && item.namespace !== null && typeof item.namespace !== "string") {
-    return `a \`${type}\` whose \`namespace\` is not a string`;
+  for (const field of ["call_id", "name"]) {
+    if (item[field] === "") return `a \`${type}\` whose \`${field}\` is empty`;
+  }
+  if (item.namespace !== undefined && item.namespace !== null) {
+    if (typeof item.namespace !== "string") return `a \`${type}\` whose \`namespace\` is not a string`;
+    if (item.namespace === "" || item.namespace.length > MAX_NAMESPACE_CHARS) {
+      return `a \`${type}\` whose \`namespace\` is empty or over ${MAX_NAMESPACE_CHARS} characters`;
+    }
   }
   return undefined;
 }
