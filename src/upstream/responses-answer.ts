@@ -2,6 +2,9 @@
 // missingAnswer): one the Responses door cannot give its client is a `bad_response`, and the next candidate is tried.
 import { isRecord } from "../is-record.ts";
 
+/** The roles a message item may have (OpenAI answers `assistant`; the next turn's input takes these). */
+const MESSAGE_ROLES: ReadonlySet<string> = new Set(["assistant", "user", "system", "developer"]);
+
 /** The upstream path of a native Responses call (server/responses-adapter.ts). */
 const RESPONSES_PATH = "/responses";
 
@@ -34,6 +37,11 @@ function itemFault(item: Record<string, unknown>): string | undefined {
   if (typeof item.type !== "string") return "an `output` item with no `type`";
   switch (item.type) {
     case "message":
+      // The next turn's input takes these roles only (request-schema.ts messageItemSchema): a message kept with none
+      // made every later turn of its conversation a 400 naming `conversation[n].role`.
+      if (typeof item.role !== "string" || !MESSAGE_ROLES.has(item.role)) {
+        return "an `output` message whose `role` is not a message role";
+      }
       if (!(Array.isArray(item.content) && item.content.every(isRecord))) {
         return "an `output` message whose `content` is not a list of parts";
       }

@@ -1,4 +1,4 @@
-// A native Responses candidate answering a call whose `call_id` or `name` is an empty string (or whose `namespace` is
+// A native Responses candidate answering a message with no role, or a call whose `call_id` or `name` is an empty string (or whose `namespace` is
 // empty or longer than the request schema takes): a bad_response, the next candidate serves the turn. Served as it
 // came, the call was kept and joined its conversation, and every later turn of that conversation was refused with a
 // 400 naming `conversation[1].call_id` (request-schema.ts takes no empty call id, name or namespace).
@@ -16,10 +16,13 @@ const EMPTIED: Record<string, Record<string, unknown>> = {
   "an empty name": { ...CALL, name: "" },
   "an empty namespace": { ...CALL, namespace: "" },
   "a custom tool's empty call_id": { type: "custom_tool_call", id: "ct_1", call_id: "", name: "shell", input: "ls" },
+  // Not a call, kept alike: a message with no role (or null) was a 400 naming `conversation[1].role` on the next turn.
+  "a message with no role": { type: "message", id: "msg_1", status: "completed", content: [] },
+  "a message whose role is null": { type: "message", id: "msg_1", role: null, status: "completed", content: [] },
 };
 
 for (const [what, bad] of Object.entries(EMPTIED)) {
-  test(`a native call with ${what} fails over, and the conversation's next turn is served`, async (t) => {
+  test(`a native answer with ${what} fails over, and the conversation's next turn is served`, async (t) => {
     const first = await useMock(t);
     const second = await useMock(t);
     const provider = (name: string, baseUrl: string) =>
