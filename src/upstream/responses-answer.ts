@@ -83,10 +83,13 @@ function callFault(item: Record<string, unknown>, type: string, argumentsField: 
 }
 
 /**
- * A message part: `output_text`'s `text` a string and its `annotations` a list (some compatible providers leave the
+ * A message part: a `type`, `output_text`'s `text` a string and its `annotations` a list (some compatible providers leave the
  * list out, or null it: taken), a `refusal`'s `refusal` a string. Other part types pass as they come.
  */
 function partFault(part: Record<string, unknown>): string | undefined {
+  // The next turn's input takes a part only with a type (request-schema.ts messageItemSchema): kept without one, every
+  // later turn of its conversation was a 400 naming `conversation[n].content`.
+  if (typeof part.type !== "string") return "an `output` message part with no `type`";
   if (part.type === "output_text") {
     if (typeof part.text !== "string") return "an `output_text` part whose `text` is not a string";
     if (part.annotations !== undefined && part.annotations !== null && !Array.isArray(part.annotations)) {

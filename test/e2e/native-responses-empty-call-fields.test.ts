@@ -19,6 +19,14 @@ const EMPTIED: Record<string, Record<string, unknown>> = {
   // Not a call, kept alike: a message with no role (or null) was a 400 naming `conversation[1].role` on the next turn.
   "a message with no role": { type: "message", id: "msg_1", status: "completed", content: [] },
   "a message whose role is null": { type: "message", id: "msg_1", role: null, status: "completed", content: [] },
+  // A part with no type: a 400 naming `conversation[1].content` on the next turn.
+  "a message part with no type": {
+    type: "message",
+    id: "msg_1",
+    role: "assistant",
+    status: "completed",
+    content: [{ text: "Served.", annotations: [] }],
+  },
 };
 
 for (const [what, bad] of Object.entries(EMPTIED)) {
