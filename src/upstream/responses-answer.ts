@@ -2,6 +2,9 @@
 // missingAnswer): one the Responses door cannot give its client is a `bad_response`, and the next candidate is tried.
 import { isRecord } from "../is-record.ts";
 
+/** The roles a message item may have (OpenAI answers `assistant`; the next turn's input takes these). */
+const MESSAGE_ROLES: ReadonlySet<string> = new Set(["assistant", "user", "system", "developer"]);
+
 /** The upstream path of a native Responses call (server/responses-adapter.ts). */
 const RESPONSES_PATH = "/responses";
 
@@ -34,6 +37,11 @@ function itemFault(item: Record<string, unknown>): string | undefined {
   if (typeof item.type !== "string") return "an `output` item with no `type`";
   switch (item.type) {
     case "message":
+      // The next turn's input takes these roles only (request-schema.ts messageItemSchema): a message kept with none
+      // made every later turn of its conversation a 400 naming `conversation[n].role`.
+      if (typeof item.role !== "string" || !MESSAGE_ROLES.has(item.role)) {
+        return "an `output` message whose `role` is not a message role";
+      }
       if (!(Array.isArray(item.content) && item.content.every(isRecord))) {
         return "an `output` message whose `content` is not a list of parts";
       }
@@ -47,22 +55,41 @@ function itemFault(item: Record<string, unknown>): string | undefined {
   }
 }
 
-/** A call's `call_id`, `name` and arguments (`arguments` or a custom tool's `input`) are strings; `namespace` too when given. */
+/**
+ * The longest `namespace` the next turn takes (protocols/responses/request-schema.ts MAX_NAMESPACE_CHARS, not
+ * importable from here): a longer one, kept, made every later turn of its conversation a 400.
+ */
+const MAX_NAMESPACE_CHARS = 256;
+
+/**
+ * A call's `call_id`, `name` and arguments (`arguments` or a custom tool's `input`) are strings; `namespace` too when
+ * given. `call_id`, `name` and `namespace` are not empty either, as the next turn's input requires of them
+ * (request-schema.ts): an empty one was kept and joined its conversation, whose every later turn was then a 400.
+ */
 function callFault(item: Record<string, unknown>, type: string, argumentsField: string): string | undefined {
   for (const field of ["call_id", "name", argumentsField]) {
     if (typeof item[field] !== "string") return `a \`${type}\` whose \`${field}\` is not a string`;
   }
-  if (item.namespace !== undefined && item.namespace !== null && typeof item.namespace !== "string") {
-    return `a \`${type}\` whose \`namespace\` is not a string`;
+  for (const field of ["call_id", "name"]) {
+    if (item[field] === "") return `a \`${type}\` whose \`${field}\` is empty`;
+  }
+  if (item.namespace !== undefined && item.namespace !== null) {
+    if (typeof item.namespace !== "string") return `a \`${type}\` whose \`namespace\` is not a string`;
+    if (item.namespace === "" || item.namespace.length > MAX_NAMESPACE_CHARS) {
+      return `a \`${type}\` whose \`namespace\` is empty or over ${MAX_NAMESPACE_CHARS} characters`;
+    }
   }
   return undefined;
 }
 
 /**
- * A message part: `output_text`'s `text` a string and its `annotations` a list (some compatible providers leave the
+ * A message part: a `type`, `output_text`'s `text` a string and its `annotations` a list (some compatible providers leave the
  * list out, or null it: taken), a `refusal`'s `refusal` a string. Other part types pass as they come.
  */
 function partFault(part: Record<string, unknown>): string | undefined {
+  // The next turn's input takes a part only with a type (request-schema.ts messageItemSchema): kept without one, every
+  // later turn of its conversation was a 400 naming `conversation[n].content`.
+  if (typeof part.type !== "string") return "an `output` message part with no `type`";
   if (part.type === "output_text") {
     if (typeof part.text !== "string") return "an `output_text` part whose `text` is not a string";
     if (part.annotations !== undefined && part.annotations !== null && !Array.isArray(part.annotations)) {

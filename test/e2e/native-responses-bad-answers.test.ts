@@ -61,6 +61,19 @@ const BAD_ANSWERS: Record<string, MockStep> = {
     kind: "json",
     body: { ...SERVED, output: [call({ namespace: 7 })] },
   },
+  // Strings, but ones the conversation's next turn refuses (request-schema.ts: non-empty, a namespace of at most 256
+  // characters): kept as they came, every later turn was a 400 (native-responses-empty-call-fields.test.ts).
+  "a function_call whose call_id is empty": { kind: "json", body: { ...SERVED, output: [call({ call_id: "" })] } },
+  "a function_call whose name is empty": { kind: "json", body: { ...SERVED, output: [call({ name: "" })] } },
+  "a function_call whose namespace is empty": { kind: "json", body: { ...SERVED, output: [call({ namespace: "" })] } },
+  "a function_call whose namespace is over 256 characters": {
+    kind: "json",
+    body: { ...SERVED, output: [call({ namespace: "n".repeat(257) })] },
+  },
+  "a custom_tool_call whose call_id is empty": {
+    kind: "json",
+    body: { ...SERVED, output: [{ type: "custom_tool_call", id: "ct_1", call_id: "", name: "f", input: "x" }] },
+  },
   "a custom_tool_call whose input is no string": {
     kind: "json",
     body: { ...SERVED, output: [{ type: "custom_tool_call", id: "ct_1", call_id: "c", name: "f", input: 5 }] },

@@ -170,7 +170,7 @@ export interface NativeContext {
  */
 function rewrite(upstream: JsonObject, context: NativeContext): ResponseObject {
   const response = context.toolNames === undefined ? upstream : clientNamedResponse(upstream, context.toolNames);
-  const output = Array.isArray(response.output) ? (response.output as OutputItem[]) : [];
+  const output = Array.isArray(response.output) ? withItemIds(response.output, context.id) : [];
   return {
     ...response,
     id: context.id,
@@ -182,6 +182,28 @@ function rewrite(upstream: JsonObject, context: NativeContext): ResponseObject {
     output,
     output_text: typeof response.output_text === "string" ? response.output_text : outputText(output),
   } as ResponseObject;
+}
+
+/** Item id prefixes as OpenAI's (msg_, fc_, rs_, ctc_); other types' items get item_. */
+const ITEM_ID_PREFIXES: Readonly<Record<string, string>> = {
+  message: "msg",
+  function_call: "fc",
+  reasoning: "rs",
+  custom_tool_call: "ctc",
+};
+
+/**
+ * The output with an id on each item that has none (OpenAI always gives one; a compatible provider may not). Kept, an
+ * answer is indexed by its items' ids: without, the store refused it and a `previous_response_id` naming it was a
+ * 400 "could not be stored". Made from the response's own id and the item's place, so that every snapshot of one
+ * stream names an item alike, and no other response's item is named so.
+ */
+function withItemIds(output: unknown[], responseId: string): OutputItem[] {
+  return output.map((item, index) =>
+    isRecord(item) && (typeof item.id !== "string" || item.id === "")
+      ? { ...item, id: `${ITEM_ID_PREFIXES[String(item.type)] ?? "item"}_${responseId.replace(/^resp_/, "")}_${index}` }
+      : item,
+  ) as OutputItem[];
 }
 
 /** A native provider's JSON answer -> the client's response object. */
