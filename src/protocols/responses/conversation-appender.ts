@@ -42,6 +42,7 @@ export function conversationAppender(
       { param: "conversation", code: "invalid_value" },
     );
   }
+  const heldIds = new Set(conversation.items.map((item) => item.id));
   return {
     inputIds: input.map((item) => item.id),
     append: (response) =>
@@ -51,10 +52,12 @@ export function conversationAppender(
         [...input, ...itemsFromOutput(response.output)],
         clientIds,
       ),
+    // An output item under an id the conversation already held (a native upstream's ids are relayed as given, and
+    // may repeat) is not this answer's to take out: deleting by that id took the earlier turn's item out with it.
     remove: (response) =>
       conversations.removeAfterRefusal(conversationId, client, [
         ...input.map((item) => item.id),
-        ...response.output.map((item) => item.id),
+        ...response.output.map((item) => item.id).filter((id) => !heldIds.has(id)),
       ]),
   };
 }
