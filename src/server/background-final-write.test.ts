@@ -72,3 +72,26 @@ test("nothing joined (not an answer, or no conversation): nothing is taken out",
   await writeFinal(store.target, finalWrite(false), false);
   assert.deepEqual(store.left, []);
 });
+
+test("not known whether the final write landed: a read failing once more is read again before the items go", async () => {
+  // The store failed every attempt of the final write (the last one's reply lost: it landed), then the first read
+  // after it too; the next read finds the answer kept. Decided on that first read, its items were taken out (and
+  // the removal is tried again until the store is back), leaving a completed answer outside its conversation.
+  const landed = { response: responseOf("completed"), conversation: [] } as unknown as StoredResponse;
+  let failedReads = 0;
+  const left: string[] = [];
+  const target = {
+    keep: async (): Promise<string | undefined> => {
+      throw new Error("connection lost");
+    },
+    read: async (): Promise<StoredResponse | undefined> => {
+      if (failedReads++ < 1) throw new Error("connection lost");
+      return landed;
+    },
+    leave: async (response: ResponseObject) => {
+      left.push(response.status);
+    },
+  };
+  await assert.rejects(writeFinal(target, finalWrite(false), true), /connection lost/);
+  assert.deepEqual(left, [], "the answer that was kept keeps its items");
+});

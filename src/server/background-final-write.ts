@@ -36,14 +36,28 @@ export async function writeFinal(background: FinalWriteTarget, write: FinalWrite
   try {
     isAnswerKept = await keepFinal(background, write);
   } catch (error) {
-    if (isJoined) {
-      const kept = await background.read().catch(() => undefined);
-      isAnswerKept = kept !== undefined && kept.response.status === write.finished.status;
-    }
+    if (isJoined) isAnswerKept = await readsAsAnswer(background, write.finished);
     throw error;
   } finally {
     if (isJoined && !isAnswerKept) await background.leave(write.finished);
   }
+}
+
+/**
+ * Whether the kept state reads as `finished` after the final write failed past its attempts (its last reply may have
+ * been lost, the write landed). Read again after a pause when the read fails too: the store just failed, and one
+ * read decided "not kept" while it was still down, taking a kept answer's items out once the removal got through.
+ */
+async function readsAsAnswer(background: FinalWriteTarget, finished: ResponseObject): Promise<boolean> {
+  for (let attempt = 1; attempt <= MAX_FINAL_ATTEMPTS; attempt++) {
+    try {
+      const kept = await background.read();
+      return kept !== undefined && kept.response.status === finished.status;
+    } catch {
+      if (attempt < MAX_FINAL_ATTEMPTS) await sleep(FINAL_RETRY_MS);
+    }
+  }
+  return false;
 }
 
 /** Times the final write reads the kept state again when another replica changed it meanwhile (or the store failed). */

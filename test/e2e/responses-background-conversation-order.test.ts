@@ -120,4 +120,43 @@ describe("a background answer's items and its conversation", () => {
         assert.deepEqual(await itemsOf(sdk, conversationId), { types: ["message"], texts: ["Earlier turn."] });
     });
   }
+
+  // Coverage (not a bug found): the claim that a streamed run's followers on its own replica get the ending only once
+  // the answer joined; a large conversation on Redis makes its append take a while (a state file's write blocks the
+  // process, so a list could not come in between anyway).
+  test("a streamed follower on the run's replica reads response.completed after the answer joined", {
+    skip: isRedisInstalled() ? false : REDIS_MISSING,
+  }, async (t) => {
+    const mock = await useMock(t);
+    const redis = await useRedisServer(t);
+    const yaml = `${oneProviderYaml(mock)}state:\n  path: ":memory:"\n  redis_url: ${redis.url}\n  redis_key_prefix: "bg-follow:"\n`;
+    const sdk = openAiClient(await useGateway(t, yaml));
+    const { id: conversationId } = await sdk.conversations.create({});
+    const big = "x".repeat(300_000);
+    for (let index = 0; index < 20; index++) {
+      await sdk.conversations.items.create(conversationId, {
+        items: [{ type: "message", role: "user", content: big }],
+      });
+    }
+    const held = heldStreamStep(["The ", "whole ", "answer."]);
+    mock.enqueue(CHAT_ROUTE, held.step);
+    held.release();
+    const stream = await sdk.responses.create({
+      model: "m",
+      input: "This turn.",
+      conversation: conversationId,
+      background: true,
+      stream: true,
+    });
+    let ending = "";
+    for await (const event of stream) {
+      if (event.type === "response.completed") {
+        ending = event.type;
+        break;
+      }
+    }
+    assert.equal(ending, "response.completed");
+    const { texts } = await itemsOf(sdk, conversationId);
+    assert.deepEqual(texts.slice(-2), ["This turn.", "The whole answer."]);
+  });
 });

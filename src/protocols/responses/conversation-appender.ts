@@ -1,6 +1,7 @@
 // What adds a Responses request's input and its answer's output items to the conversation it names
 // (`conversation`), made when the request is translated so that an input the conversation cannot take is a 400 before
 // anything goes upstream.
+import { setTimeout as sleep } from "node:timers/promises";
 import { InvalidRequestError } from "../../errors/gateway-error.ts";
 import { isRecord } from "../../is-record.ts";
 import { randomIds } from "../ids.ts";
@@ -8,6 +9,10 @@ import { clientIdsOf, itemsFromInput, itemsFromOutput } from "./conversation-ite
 import type { Conversations, ConversationUpdate } from "./conversations.ts";
 import type { prefetch } from "./prefetch.ts";
 import type { ResponseObject } from "./response-object.ts";
+
+/** Times a refused answer's items are tried to be taken out, and the ms between (the final write's own). */
+const MAX_REMOVE_ATTEMPTS = 5;
+const REMOVE_RETRY_MS = 1_000;
 
 /** What adds a request's items to its conversation once answered, and the ids its input items get there. */
 export interface ConversationAppender {
@@ -42,6 +47,7 @@ export function conversationAppender(
       { param: "conversation", code: "invalid_value" },
     );
   }
+  const heldIds = new Set(conversation.items.map((item) => item.id));
   return {
     inputIds: input.map((item) => item.id),
     append: (response) =>
@@ -51,10 +57,19 @@ export function conversationAppender(
         [...input, ...itemsFromOutput(response.output)],
         clientIds,
       ),
-    remove: (response) =>
-      conversations.removeAfterRefusal(conversationId, client, [
+    // An output item under an id the conversation already held (a native upstream's ids are relayed as given, and
+    // may repeat) is not this answer's to take out: deleting by that id took the earlier turn's item out with it.
+    remove: async (response) => {
+      const itemIds = [
         ...input.map((item) => item.id),
-        ...response.output.map((item) => item.id),
-      ]),
+        ...response.output.map((item) => item.id).filter((id) => !heldIds.has(id)),
+      ];
+      // Tried again after a pause, as the final write is: it runs right after that write failed on a store that is
+      // often the same one (Redis), so a single attempt left the refused answer's items in for good.
+      for (let attempt = 1; attempt <= MAX_REMOVE_ATTEMPTS; attempt++) {
+        if (await conversations.removeAfterRefusal(conversationId, client, itemIds)) return;
+        if (attempt < MAX_REMOVE_ATTEMPTS) await sleep(REMOVE_RETRY_MS);
+      }
+    },
   };
 }

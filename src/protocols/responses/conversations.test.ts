@@ -76,6 +76,12 @@ for (const [name, openRows] of Object.entries(CONVERSATION_ROW_STORES)) {
         { id: "msg_3", previousId: "msg_2" },
         { id: "msg_2", previousId: "msg_1" },
       ]);
+      // Coverage: a cursor on either taken-out item pages on from where it was, whichever order they were taken in.
+      const page = (after: string, order: "asc" | "desc") =>
+        listItems(read?.items ?? [], { after, order }, read?.deleted).data.map((item) => item.id);
+      assert.deepEqual(page("msg_3", "asc"), ["msg_4"]);
+      assert.deepEqual(page("msg_2", "asc"), ["msg_4"]);
+      assert.deepEqual(page("msg_3", "desc"), ["msg_1"]);
       assert.equal(await store.deleteItems("conv_404", null, ["msg_2"]), undefined);
     });
 

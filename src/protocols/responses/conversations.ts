@@ -246,12 +246,14 @@ export class Conversations {
     }
   }
 
-  /** After a refused answer (background-final-write.ts): its items taken out again; a failure reported, not thrown. */
-  async removeAfterRefusal(id: string, client: string | null, itemIds: readonly string[]): Promise<void> {
+  /** After a refused answer (background-final-write.ts): its items taken out again; false: failed (reported). */
+  async removeAfterRefusal(id: string, client: string | null, itemIds: readonly string[]): Promise<boolean> {
     try {
       await this.deleteItems(id, client, itemIds);
+      return true;
     } catch (error) {
       this.#onAppendError(error);
+      return false;
     }
   }
 
