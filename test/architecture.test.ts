@@ -39,7 +39,7 @@ const SERVER_MAY_USE: readonly string[] = ["pipeline", ...PIPELINE_MAY_USE];
 /**
  * The allowed arrows, folder -> folders it may import. The request's path runs server -> pipeline -> router /
  * limits -> upstream -> streaming; the pure folders (router, scoring, limits) sit below everything that does I/O.
- * `clock`, `request-timers`, `logger`, `sqlite-file`, `source-paths`, `async-fs`, `is-record`, `chat-choice`, `chat-reasoning`, `tool-call-boundary`, `cooldown-causes` and `main` are the files at
+ * `clock`, `request-timers`, `logger`, `sqlite-file`, `source-paths`, `async-fs`, `is-record`, `chat-choice`, `chat-reasoning`, `tool-call-boundary`, `responses-namespace`, `cooldown-causes` and `main` are the files at
  * the top of src/. `is-record` imports nothing and every folder may use it.
  */
 export const ALLOWED: Readonly<Record<string, readonly string[]>> = {
@@ -54,6 +54,8 @@ export const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   // Where one streamed tool call ends and the next begins: one rule for streaming/ (the chat door's renumbering)
   // and protocols/ (the Responses and Messages translators), which may not import each other.
   "tool-call-boundary": [],
+  // The longest Responses namespace name: the door's schema in protocols/ and the native answer's check in upstream/.
+  "responses-namespace": [],
   // Which choice of a chat answer is the first (index 0): read by upstream/ (is it one?), protocols/ (translate it)
   // and streaming/ (a chunk's first-choice text and reasoning).
   "chat-choice": ["is-record"],
@@ -73,7 +75,15 @@ export const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   router: ["scoring", "limits", "providers", "config", "clock", "logger", "errors", "is-record"],
   streaming: ["errors", "clock", "request-timers", "tool-call-boundary", "chat-choice", "chat-reasoning", "is-record"],
   // Protocol adapters (Responses, Messages): pure translation to and from Chat Completions.
-  protocols: ["errors", "clock", "chat-choice", "chat-reasoning", "tool-call-boundary", "is-record"],
+  protocols: [
+    "errors",
+    "clock",
+    "chat-choice",
+    "chat-reasoning",
+    "tool-call-boundary",
+    "responses-namespace",
+    "is-record",
+  ],
   observability: [
     "front-doors",
     "config",
@@ -96,6 +106,7 @@ export const ALLOWED: Readonly<Record<string, readonly string[]>> = {
     "logger",
     "errors",
     "chat-choice",
+    "responses-namespace",
     "is-record",
   ],
   pipeline: PIPELINE_MAY_USE,

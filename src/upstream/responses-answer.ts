@@ -1,6 +1,7 @@
 // A native Responses provider's JSON answer (`responses_api: native`), checked as a chat answer is (json-attempt.ts
 // missingAnswer): one the Responses door cannot give its client is a `bad_response`, and the next candidate is tried.
 import { isRecord } from "../is-record.ts";
+import { MAX_NAMESPACE_CHARS } from "../responses-namespace.ts";
 
 /** The roles a message item may have (OpenAI answers `assistant`; the next turn's input takes these). */
 const MESSAGE_ROLES: ReadonlySet<string> = new Set(["assistant", "user", "system", "developer"]);
@@ -56,15 +57,10 @@ function itemFault(item: Record<string, unknown>): string | undefined {
 }
 
 /**
- * The longest `namespace` the next turn takes (protocols/responses/request-schema.ts MAX_NAMESPACE_CHARS, not
- * importable from here): a longer one, kept, made every later turn of its conversation a 400.
- */
-const MAX_NAMESPACE_CHARS = 256;
-
-/**
  * A call's `call_id`, `name` and arguments (`arguments` or a custom tool's `input`) are strings; `namespace` too when
- * given. `call_id`, `name` and `namespace` are not empty either, as the next turn's input requires of them
- * (request-schema.ts): an empty one was kept and joined its conversation, whose every later turn was then a 400.
+ * given. `call_id`, `name` and `namespace` are not empty either, and `namespace` at most MAX_NAMESPACE_CHARS, as the
+ * next turn's input requires of them (request-schema.ts): such a call was kept and joined its conversation, whose
+ * every later turn was then a 400.
  */
 function callFault(item: Record<string, unknown>, type: string, argumentsField: string): string | undefined {
   for (const field of ["call_id", "name", argumentsField]) {

@@ -2,17 +2,12 @@
 // tool type, which request-mapping.ts applies after choosing by `type` (so an unsupported type gets its own clear
 // error instead of a union's "invalid input").
 import { z } from "zod";
+import { MAX_NAMESPACE_CHARS } from "../../responses-namespace.ts";
 import { metadataSchema } from "../metadata.ts";
 import { arrayOf } from "../validate.ts";
 
 const nonEmpty = z.string().min(1, "must not be empty");
 
-/**
- * The longest `namespace` name taken (tool-names.ts). Every member's upstream name, lookups and description are made
- * from it, so its length counts once per member: a 200 KB name over 2,000 members (a 270 KB body) held the event
- * loop for 90 s and took 1 GB. Real ones are short (Codex's `mcp__<server>__`; a chat function name is 64 at most).
- */
-export const MAX_NAMESPACE_CHARS = 256;
 const namespaceName = nonEmpty.max(
   MAX_NAMESPACE_CHARS,
   `must be at most ${MAX_NAMESPACE_CHARS} characters (a namespace's name is part of each of its tools' names)`,

@@ -26,9 +26,9 @@
 // at one function. (The request's own tools may not be so named beside the search: tool-mapping.ts refuses it, as
 // the client can rename its own.)
 import { createHash } from "node:crypto";
+import { MAX_NAMESPACE_CHARS } from "../../responses-namespace.ts";
 import { upstreamToolName } from "../long-tool-names.ts";
 import { inputOfArguments } from "./custom-tools.ts";
-import { MAX_NAMESPACE_CHARS } from "./request-schema.ts";
 import { isClientToolSearch, TOOL_SEARCH_FUNCTION } from "./tool-search.ts";
 
 type JsonObject = Record<string, unknown>;
