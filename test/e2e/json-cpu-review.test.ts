@@ -9,8 +9,9 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { describe, test } from "node:test";
 import { stringify } from "yaml";
 import { ManualClock } from "../../src/clock.ts";
+import { playAlternatingHost } from "../helpers/alternating-host.ts";
 import { CHAT_ROUTE, chatRequests, postChat, recordsOf, send, useGateway, useMock } from "../helpers/e2e.ts";
-import { chatCompletion, type MockUpstream, type RecordedRequest } from "../helpers/mock-upstream.ts";
+import { chatCompletion, type MockUpstream } from "../helpers/mock-upstream.ts";
 import { waitUntil } from "../helpers/sse-client.ts";
 
 const ADMIN_KEY = "admin-secret-review";
@@ -124,28 +125,6 @@ describe("an attempt's deadline flag (upstream/attempt.ts)", () => {
     });
   }
 });
-
-/** A host whose chat template takes only alternating user/assistant turns (vLLM's 400 for any other). */
-function playAlternatingHost(mock: MockUpstream): void {
-  mock.setDefault(CHAT_ROUTE, (request: RecordedRequest) => {
-    const body = request.body as { model: string; messages: { role: string }[] };
-    const roles = body.messages.map((message) => message.role).filter((role) => role !== "system");
-    return roles.every((role, index) => role === (index % 2 === 0 ? "user" : "assistant"))
-      ? { kind: "json", body: chatCompletion("Served.", body.model) }
-      : {
-          kind: "json",
-          status: 400,
-          body: {
-            object: "error",
-            message:
-              "After the optional system message, conversation roles must alternate user/assistant/user/assistant/user...",
-            type: "BadRequestError",
-            param: null,
-            code: 400,
-          },
-        };
-  });
-}
 
 const TWO_USER_TURNS = [
   { role: "user", content: "first" },

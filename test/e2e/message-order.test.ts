@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
+import { playAlternatingHost } from "../helpers/alternating-host.ts";
 import { runCli, tempDir } from "../helpers/cli-process.ts";
 import {
   CHAT_ROUTE,
@@ -810,25 +811,7 @@ providers:
 
   test("a chat template's alternation refusal is learned as `alternate`: consecutive user messages merged", async (t) => {
     const { learner, gateway } = await scene(t);
-    learner.setDefault(CHAT_ROUTE, (request: RecordedRequest) => {
-      const body = request.body as { model: string; messages: Message[] };
-      const roles = body.messages.map((message) => message.role).filter((role) => role !== "system");
-      const alternates = roles.every((role, index) => role === (index % 2 === 0 ? "user" : "assistant"));
-      return alternates
-        ? { kind: "json", body: chatCompletion("Served.", body.model) }
-        : {
-            kind: "json",
-            status: 400,
-            body: {
-              object: "error",
-              message:
-                "After the optional system message, conversation roles must alternate user/assistant/user/assistant/user...",
-              type: "BadRequestError",
-              param: null,
-              code: 400,
-            },
-          };
-    });
+    playAlternatingHost(learner);
     const messages = [
       { role: "system", content: "s" },
       { role: "user", content: "<system_reminder>r</system_reminder>" },

@@ -4,7 +4,7 @@
 // crash, and the record says the same.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { isFinished, linesOf, upload, waitForBatch } from "../helpers/batches-scene.ts";
+import { runOneFailingLine } from "../helpers/batches-scene.ts";
 import { CHAT_ROUTE, openAiClient, send, useGateway, useMock } from "../helpers/e2e.ts";
 import type { TestGateway } from "../helpers/gateway.ts";
 
@@ -100,22 +100,11 @@ test("a 200 whose JSON body is HTML: a background response fails, a batch line i
     "background",
   );
   const client = openAiClient(gateway);
-  const line = JSON.stringify({
-    custom_id: "one",
-    method: "POST",
-    url: "/v1/chat/completions",
-    body: { model: "m", messages: [{ role: "user", content: "hi" }] },
+  const { batch, response } = await runOneFailingLine(client, "/v1/chat/completions", {
+    model: "m",
+    messages: [{ role: "user", content: "hi" }],
   });
-  const file = await upload(client, line);
-  const batch = await client.batches.create({
-    input_file_id: file.id,
-    endpoint: "/v1/chat/completions",
-    completion_window: "24h",
-  });
-  const done = await waitForBatch(client, batch.id, isFinished, 30_000);
-  const [errorLine] = await linesOf(client, done.error_file_id);
-  assert.ok(errorLine, JSON.stringify(done));
-  assert.equal((errorLine.response as { status_code: number }).status_code, 502, JSON.stringify(errorLine));
+  assert.equal(response.status_code, 502, JSON.stringify(response));
   const tries = (await records(gateway)).filter((record) => record.batchId === batch.id);
   assert.ok(tries.length > 0, "no record of the line");
   for (const record of tries) assertBadResponse(record, "batch line");

@@ -7,7 +7,7 @@
 // swapped, as the adapters import them, for ones that throw on one marked answer (test/helpers/held-import.ts).
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { isFinished, linesOf, upload, waitForBatch } from "../helpers/batches-scene.ts";
+import { runOneFailingLine } from "../helpers/batches-scene.ts";
 import { CHAT_ROUTE, oneProviderYaml, openAiClient, send, useGateway, useMock } from "../helpers/e2e.ts";
 import type { TestGateway } from "../helpers/gateway.ts";
 import { swapImport } from "../helpers/held-import.ts";
@@ -104,29 +104,15 @@ test("a background response whose answer cannot be translated: the run fails, an
 test("a batch line whose answer cannot be translated: one error line, one upstream call, its record says that error", async (t) => {
   const { mock, gateway } = await scene(t);
   const client = openAiClient(gateway);
-  const line = JSON.stringify({
-    custom_id: "one",
-    method: "POST",
-    url: "/v1/responses",
-    body: { model: "m", input: "hi" },
-  });
-  const file = await upload(client, line);
-  const created = await client.batches.create({
-    input_file_id: file.id,
-    endpoint: "/v1/responses",
-    completion_window: "24h",
-  });
-  const done = await waitForBatch(client, created.id, isFinished, 30_000);
-  const [errorLine] = await linesOf(client, done.error_file_id);
-  assert.ok(errorLine, JSON.stringify(done));
-  assert.equal((errorLine.response as { status_code: number }).status_code, 500, JSON.stringify(errorLine));
-  assert.equal((errorLine.response as { body: { error: { code: string } } }).body.error.code, "internal_error");
+  const { batch: done, response } = await runOneFailingLine(client, "/v1/responses", { model: "m", input: "hi" });
+  assert.equal(response.status_code, 500, JSON.stringify(response));
+  assert.equal(response.body.error.code, "internal_error");
   assert.equal(
     mock.requests.filter((request) => request.path === "/v1/chat/completions").length,
     1,
     "the upstream was called again for the same answer",
   );
-  const tries = (await records(gateway)).filter((listed) => listed.batchId === created.id);
+  const tries = (await records(gateway)).filter((listed) => listed.batchId === done.id);
   assert.equal(tries.length, 1, "the line was tried (and its client charged) more than once");
   for (const record of tries) {
     assert.deepEqual([record.status, record.outcome, record.errorCode], [500, "rejected", "internal_error"]);

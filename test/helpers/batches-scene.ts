@@ -122,6 +122,24 @@ export async function linesOf(client: OpenAI, fileId: string | null | undefined)
     .map((line) => JSON.parse(line) as Record<string, unknown>);
 }
 
+/**
+ * One line's batch run to its end on `endpoint` (upload, create, poll), and the line of its error file: the finished
+ * batch (for its counts and usage) and that line's `response` (its status code and body), asserted present.
+ */
+export async function runOneFailingLine(
+  client: OpenAI,
+  endpoint: "/v1/chat/completions" | "/v1/responses",
+  body: Record<string, unknown>,
+): Promise<{ batch: Batch; response: { status_code: number; body: { error: { code: string } } } }> {
+  const line = JSON.stringify({ custom_id: "one", method: "POST", url: endpoint, body });
+  const file = await upload(client, line);
+  const created = await client.batches.create({ input_file_id: file.id, endpoint, completion_window: "24h" });
+  const batch = await waitForBatch(client, created.id, isFinished, 30_000);
+  const [errorLine] = await linesOf(client, batch.error_file_id);
+  assert.ok(errorLine, JSON.stringify(batch));
+  return { batch, response: errorLine.response as { status_code: number; body: { error: { code: string } } } };
+}
+
 /** The last user message of each chat request the mock got, in order: which lines were sent, and how often. */
 export function sentContents(mock: MockUpstream): (string | undefined)[] {
   return mock.requests
