@@ -307,6 +307,37 @@ describe("the scoring memo", () => {
     assert.ok(kept.every((key) => key.startsWith('["large"')));
   });
 
+  it("a long-running process's reloads: each writes its own entries whole, earlier snapshots' only within the bound", () => {
+    const path = join(work, "reloads.json");
+    const value = { basis: ["x".repeat(400)] };
+    const entryChars = JSON.stringify(JSON.stringify(["reload", 0, 0])).length + JSON.stringify(value).length + 2;
+    const perSnapshot = Math.ceil(MAX_FILE_CHARS / entryChars / 2);
+    const memo = ScoringMemo.open(path, stamps);
+    const entriesOf = () => Object.keys(JSON.parse(readFileSync(path, "utf8")).entries as object);
+    // Eight reloads, each with models of its own (discovered lists that changed): until 2026-12-08 every entry used
+    // since start was "this start's", written whatever the size, so the file grew by a snapshot's entries each time.
+    for (let reload = 0; reload < 8; reload += 1) {
+      for (let entry = 0; entry < perSnapshot; entry += 1) memo.remember(["reload", reload, entry], () => value);
+      memo.persist();
+    }
+    const entries = entriesOf();
+    assert.ok(statSync(path).size < 2 * MAX_FILE_CHARS + 4_096, `${statSync(path).size} bytes`);
+    assert.equal(entries[0], JSON.stringify(["reload", 7, 0]), "the current snapshot's entries first");
+    assert.ok(!entries.includes(JSON.stringify(["reload", 0, 0])), "the first snapshot's entries still written");
+    // A reload with the last snapshot's models again computes nothing and writes nothing.
+    rmSync(path);
+    let computed = 0;
+    for (let entry = 0; entry < perSnapshot; entry += 1) {
+      memo.remember(["reload", 7, entry], () => {
+        computed += 1;
+        return value;
+      });
+    }
+    memo.persist();
+    assert.equal(computed, 0);
+    assert.throws(() => statSync(path), /ENOENT/);
+  });
+
   it("keeps what another process wrote since it opened the file, and two writers at once never leave a torn file", async () => {
     const path = join(work, "writers.json");
     const first = ScoringMemo.open(path, stamps);

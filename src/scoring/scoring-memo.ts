@@ -53,8 +53,18 @@ export class ScoringMemo {
   readonly #path: string | undefined;
   readonly #stamps: readonly FileStamp[] | undefined;
   readonly #stored: ReadonlyMap<string, unknown>;
-  /** The entries used since the memo was opened: what the file holds after `persist`. */
-  readonly #used = new Map<string, unknown>();
+  /**
+   * The entries the snapshot being built used (since the last `persist`): written whatever their size. A snapshot
+   * built whole from these (a reload with the same models) computes nothing.
+   */
+  #used = new Map<string, unknown>();
+  /**
+   * Entries earlier snapshots of this process used and the current one has not (yet): the last snapshot's all, older
+   * ones' (a reload dropped a provider or a discovered model) newest first while they fit in MAX_FILE_CHARS; written
+   * after the current ones as other configs' are. Until 2026-12-08 every entry used since start stayed "used now", in the process and
+   * in every write beyond the file's bound: a gateway reloading for months with changing discovered models grew both.
+   */
+  #earlier = new Map<string, unknown>();
   #isChanged = false;
 
   /**
@@ -86,7 +96,11 @@ export class ScoringMemo {
     if (this.#used.has(text)) return this.#used.get(text) as T;
     let value: unknown;
     const stored = this.#stored.get(text);
-    if (this.#stored.has(text) && isValid(stored)) value = stored;
+    if (this.#earlier.has(text)) {
+      value = this.#earlier.get(text);
+      // Like a hit in the file: no write for it (a reload with the same models writes nothing).
+      this.#earlier.delete(text);
+    } else if (this.#stored.has(text) && isValid(stored)) value = stored;
     else {
       value = throughJson(compute());
       this.#isChanged = true;
@@ -103,6 +117,10 @@ export class ScoringMemo {
    * between is kept only if it read the file after that write: a config lost so misses once more.
    */
   persist(): void {
+    const used = this.#used;
+    // The next snapshot starts its own `used`; this one's become the newest earlier entries.
+    this.#used = new Map();
+    this.#earlier = newestWithin(used, this.#earlier, MAX_FILE_CHARS);
     if (!this.#isChanged || this.#path === undefined || this.#stamps === undefined) return;
     const entries: string[] = [];
     const written = new Set<string>();
@@ -116,7 +134,8 @@ export class ScoringMemo {
       entries.push(text);
       chars += text.length + 1;
     };
-    for (const [key, value] of this.#used) add(key, value, true);
+    for (const [key, value] of used) add(key, value, true);
+    for (const [key, value] of this.#earlier) add(key, value, false);
     for (const [key, value] of read(this.#path, this.#stamps)) add(key, value, false);
     for (const [key, value] of this.#stored) add(key, value, false);
     const head = JSON.stringify({ version: FORMAT_VERSION, stamps: this.#stamps });
@@ -143,6 +162,32 @@ function read(path: string, stamps: readonly FileStamp[]): Map<string, unknown> 
   } finally {
     if (descriptor !== undefined) closeSync(descriptor);
   }
+}
+
+/**
+ * `last` whole (the snapshot just built: the next reload most likely uses the same entries, however many), then the
+ * entries of `older` not in it, in their order, while all of their JSON fits in `maxChars`.
+ */
+function newestWithin(
+  last: ReadonlyMap<string, unknown>,
+  older: ReadonlyMap<string, unknown>,
+  maxChars: number,
+): Map<string, unknown> {
+  const kept = new Map(last);
+  let chars = 0;
+  for (const [key, value] of last) chars += entryChars(key, value);
+  for (const [key, value] of older) {
+    if (kept.has(key)) continue;
+    const size = entryChars(key, value);
+    if (chars + size > maxChars) break;
+    kept.set(key, value);
+    chars += size;
+  }
+  return kept;
+}
+
+function entryChars(key: string, value: unknown): number {
+  return key.length + JSON.stringify(value ?? null).length + 4;
 }
 
 function throughJson(value: unknown): unknown {
