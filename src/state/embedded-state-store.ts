@@ -207,19 +207,25 @@ export class EmbeddedStateStore {
     const isClean = dirtyScopes.length === 0 && !isCooldownsDirty && !isCalibrationDirty && !areRefusalsDirty;
     if (isClean && calls.length === 0) return;
     try {
-      this.#db.exec("BEGIN");
-      for (const scopeId of dirtyScopes) {
+      // Serialised before BEGIN: the file's write lock (other processes on the same file wait for it) is held only
+      // for the writes themselves, not for the JSON of every dirty scope.
+      const scopeRows = dirtyScopes.map((scopeId) => {
         const state = this.#budgets.exportScope(scopeId);
-        if (state === undefined) this.#deleteScope.run(scopeId);
-        else this.#upsertScope.run(scopeId, JSON.stringify(state), nowMs);
+        return [scopeId, state === undefined ? undefined : JSON.stringify(state)] as const;
+      });
+      const cooldowns = isCooldownsDirty ? JSON.stringify(this.#availability.exportCooldowns()) : undefined;
+      const calibration = isCalibrationDirty ? JSON.stringify(this.#calibration?.export()) : undefined;
+      const sharedWindows = isCalibrationDirty ? JSON.stringify(this.#calibration?.exportSharedWindows()) : undefined;
+      const refusals = areRefusalsDirty ? JSON.stringify(this.#refusedFeatures?.export(nowMs)) : undefined;
+      this.#db.exec("BEGIN");
+      for (const [scopeId, json] of scopeRows) {
+        if (json === undefined) this.#deleteScope.run(scopeId);
+        else this.#upsertScope.run(scopeId, json, nowMs);
       }
-      if (isCooldownsDirty) this.#upsertCooldowns.run(JSON.stringify(this.#availability.exportCooldowns()), nowMs);
-      if (isCalibrationDirty) {
-        this.#upsertCalibration.run(JSON.stringify(this.#calibration?.export()), nowMs);
-        this.#upsertSharedWindows.run(JSON.stringify(this.#calibration?.exportSharedWindows()), nowMs);
-      }
-      if (areRefusalsDirty)
-        this.#upsertRefusedFeatures.run(JSON.stringify(this.#refusedFeatures?.export(nowMs)), nowMs);
+      if (cooldowns !== undefined) this.#upsertCooldowns.run(cooldowns, nowMs);
+      if (calibration !== undefined) this.#upsertCalibration.run(calibration, nowMs);
+      if (sharedWindows !== undefined) this.#upsertSharedWindows.run(sharedWindows, nowMs);
+      if (refusals !== undefined) this.#upsertRefusedFeatures.run(refusals, nowMs);
       this.#toolCallExtras?.write(calls);
       this.#db.exec("COMMIT");
     } catch (error) {
