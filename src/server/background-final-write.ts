@@ -13,8 +13,17 @@ import { keptToken } from "../protocols/responses/kept-responses.ts";
 import type { ResponseObject } from "../protocols/responses/response-object.ts";
 import type { StoredResponse } from "../protocols/responses/response-store.ts";
 
-/** What the final write uses of a run's BackgroundExchange (background-responses.ts says what each does). */
-interface FinalWriteTarget {
+/**
+ * What the final write uses of a run's BackgroundExchange (background-responses.ts, which extends it: the methods are
+ * said once, here, in the lower module; that one importing back would be a cycle).
+ */
+export interface FinalWriteTarget {
+  /**
+   * Writes the response's state to the kept store if it is still `expected` (kept-responses.ts `putIfUnchanged`;
+   * undefined: whatever is kept); `isFinal`: its end. The written state's token, or
+   * undefined when it changed meanwhile (cancelled or deleted on another replica) or, with `notAfterMs`, the write
+   * came too late (a shared store's clock past it). Throws when the store fails.
+   */
   keep(
     response: ResponseObject,
     events: readonly string[] | undefined,
@@ -22,7 +31,9 @@ interface FinalWriteTarget {
     expected: string | undefined,
     notAfterMs?: number,
   ): Promise<string | undefined>;
+  /** The kept state (to see a cancel another replica wrote). */
   read(): Promise<StoredResponse | undefined>;
+  /** Takes out again the items `join` added (its final state was refused: it does not join its conversation). */
   leave(response: ResponseObject): Promise<void>;
 }
 

@@ -25,9 +25,8 @@ import {
 } from "../protocols/responses/background.ts";
 import { keptToken } from "../protocols/responses/kept-responses.ts";
 import { type ResponseObject, responseErrorOf } from "../protocols/responses/response-object.ts";
-import type { StoredResponse } from "../protocols/responses/response-store.ts";
 import type { ForwardRequest, NativeCall, UpstreamApi } from "../upstream/forward-types.ts";
-import { writeFinal } from "./background-final-write.ts";
+import { type FinalWriteTarget, writeFinal } from "./background-final-write.ts";
 import { writeEvents } from "./background-readers.ts";
 import { translatedAnswer } from "./translated-answer.ts";
 
@@ -44,7 +43,7 @@ interface ResponsesTranslator {
 }
 
 /** What the Responses adapter gives the background run (protocol-adapters.ts). */
-export interface BackgroundExchange {
+export interface BackgroundExchange extends FinalWriteTarget {
   readonly id: string;
   /** The response as first answered: `queued`, no output. */
   readonly queued: ResponseObject;
@@ -52,27 +51,10 @@ export interface BackgroundExchange {
   answer(upstreamAnswer: unknown, servedModel: string, api: UpstreamApi): ResponseObject;
   stream(servedModel: string, api: UpstreamApi): ResponsesTranslator;
   /**
-   * Writes the response's state to the kept store if it is still `expected` (kept-responses.ts `putIfUnchanged`;
-   * undefined: whatever is kept); `isFinal`: its end. The written state's token, or
-   * undefined when it changed meanwhile (cancelled or deleted on another replica) or, with `notAfterMs`, the write
-   * came too late (a shared store's clock past it). Throws when the store fails.
-   */
-  keep(
-    response: ResponseObject,
-    events: readonly string[] | undefined,
-    isFinal: boolean,
-    expected: string | undefined,
-    notAfterMs?: number,
-  ): Promise<string | undefined>;
-  /** The kept state (to see a cancel another replica wrote). */
-  read(): Promise<StoredResponse | undefined>;
-  /**
    * Adds an answer's (`completed` / `incomplete`) items to the conversation it was made on, before its final state is
    * written (background-final-write.ts says why); true when it tried (a failure is reported, not thrown).
    */
   join(response: ResponseObject): Promise<boolean>;
-  /** Takes out again the items `join` added (its final state was refused: it does not join its conversation). */
-  leave(response: ResponseObject): Promise<void>;
 }
 
 /** The pipeline's request, as the door would pass it. */
