@@ -97,10 +97,10 @@ export interface FinalWrite {
 
 /**
  * The run's final write, against what it last wrote. Changed meanwhile: deleted stays deleted; cancelled stays
- * cancelled (the client was told so), with the output made; anything else (an eviction and a new write cannot happen
- * to a running response) is written over. Refused as too late (the run's process was paused past
- * BACKGROUND_LATE_WRITE_MS): the run is kept failed, as readers elsewhere were or may have been shown it, never
- * in_progress or completed after that. True when what it kept is the run's own end (`write.finished`), false when a
+ * cancelled (the client was told so), with the output made; failed by a reader that found the run stopped stays
+ * failed; anything else (an eviction and a new write cannot happen to a running response) is written over. Refused as
+ * too late (the run's process was paused past BACKGROUND_LATE_WRITE_MS): the run is kept failed, as readers elsewhere
+ * were or may have been shown it, never in_progress or completed after that. True when what it kept is the run's own end (`write.finished`), false when a
  * cancel, a DELETE or the lateness won.
  */
 async function keepFinal(background: FinalWriteTarget, write: FinalWrite): Promise<boolean> {
@@ -122,6 +122,9 @@ async function keepFinal(background: FinalWriteTarget, write: FinalWrite): Promi
       }
       const kept = await background.read();
       if (kept === undefined) return false;
+      // Failed by a reader that found the run stopped (background-stopped.ts: its heartbeats stale, its items taken
+      // out of its conversation): that is what clients were shown, so this answer is not written over it.
+      if (kept.response.status === "failed" && finished.status !== "failed") return false;
       if (kept.response.status === "cancelled") {
         // The cancel landed first: the client was told cancelled, so the run's events end as a cancelled one's.
         const cancelled: ResponseObject = { ...finished, status: "cancelled", error: null };

@@ -55,6 +55,12 @@ export interface BackgroundExchange extends FinalWriteTarget {
    * written (background-final-write.ts says why); true when it tried (a failure is reported, not thrown).
    */
   join(response: ResponseObject): Promise<boolean>;
+  /**
+   * Says the answer is about to `join`: from here the run's running writes carry the ids of the items it adds
+   * (StoredResponse.joining), which a reader that finds the run stopped takes out (background-stopped.ts). False: it
+   * joins nothing (no conversation, or not an answer).
+   */
+  willJoin(response: ResponseObject): boolean;
 }
 
 /** The pipeline's request, as the door would pass it. */
@@ -204,6 +210,9 @@ async function runBackground(
       }
       // Joined before the final state is written (background-final-write.ts), the heartbeats still going (a long
       // conversation's append takes a while); its followers here get the stream's ending only then, too.
+      // A heartbeat naming the items first: a process killed between adding them and its final write leaves a kept
+      // state that says which to take out again (background-stopped.ts), not items of an answer that never completed.
+      if (background.willJoin({ ...final, background: true })) await writes.enqueue(beat);
       isJoined = await background.join({ ...final, background: true });
       for (const event of served.tail ?? []) runs.append(id, event);
     } finally {
