@@ -3,9 +3,11 @@
 // it `failed`, as every reader already shows it (background.ts backgroundView), and takes out of its conversation the
 // items its answer had added (StoredResponse.joining: a process killed between adding them and its final write left
 // them there, the conversation holding half of a turn that never completed). The write is a compare and set against
-// the state read: of several readers (replicas on one Redis, or one state file) one writes it and takes the items
-// out; the others find it changed and read what it wrote. A run still going (on another replica) renews its lease
-// every BACKGROUND_HEARTBEAT_MS, so it is never found stopped.
+// the state read: of several readers (replicas on one Redis, or one state file) one writes it; the others find it
+// changed and read what it wrote. A run still going (on another replica) renews its lease every
+// BACKGROUND_HEARTBEAT_MS, so it is never found stopped; one whose final write is still being tried past
+// BACKGROUND_LATE_WRITE_MS (its heartbeats end when the final write starts) is refused it and keeps itself failed and
+// out of its conversation (background-final-write.ts), as the reader acting after BACKGROUND_STALE_MS does.
 import type { FastifyBaseLogger } from "fastify";
 import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
 import { isTerminal, stoppedRun, stoppedRunEvents } from "../protocols/responses/background.ts";
@@ -39,6 +41,13 @@ export async function settledRun(
       ? {}
       : { events: [...whole.events, ...stoppedRunEvents(whole.response, whole.events.length)] }),
   };
+  // The items first: a removal that fails (the store failing) leaves the row as it was, for the next reader to try
+  // again; written failed first, a failed removal left the items in for good. Taking out items already gone changes
+  // nothing, so two readers both doing it is harmless; the compare and set below decides which one writes.
+  if (joining !== undefined) {
+    const isOut = await conversations.removeAfterRefusal(joining.conversationId, whole.client ?? null, joining.itemIds);
+    if (!isOut) return whole;
+  }
   if ((await kept.putIfUnchanged(failed, keptToken(whole))) === undefined) {
     // Another reader (or the run, a moment late) changed it first: what it wrote stands.
     return (await kept.get(id, undefined, BEFORE_WRITE)) ?? stored;
@@ -47,10 +56,6 @@ export async function settledRun(
     { responseId: id, conversationId: joining?.conversationId, itemsTakenOut: joining?.itemIds.length ?? 0 },
     "background response: its run stopped without an end (its gateway process died); kept as failed",
   );
-  if (joining !== undefined) {
-    // Failing here is said (the answer's items stay); the response reads failed all the same.
-    await conversations.removeAfterRefusal(joining.conversationId, whole.client ?? null, joining.itemIds);
-  }
   return failed;
 }
 
