@@ -13,8 +13,17 @@ import { keptToken } from "../protocols/responses/kept-responses.ts";
 import type { ResponseObject } from "../protocols/responses/response-object.ts";
 import type { StoredResponse } from "../protocols/responses/response-store.ts";
 
-/** What the final write uses of a run's BackgroundExchange (background-responses.ts says what each does). */
-interface FinalWriteTarget {
+/**
+ * What the final write uses of a run's BackgroundExchange (background-responses.ts, which extends it: the methods are
+ * said once, here, in the lower module; that one importing back would be a cycle).
+ */
+export interface FinalWriteTarget {
+  /**
+   * Writes the response's state to the kept store if it is still `expected` (kept-responses.ts `putIfUnchanged`;
+   * undefined: whatever is kept); `isFinal`: its end. The written state's token, or
+   * undefined when it changed meanwhile (cancelled or deleted on another replica) or, with `notAfterMs`, the write
+   * came too late (a shared store's clock past it). Throws when the store fails.
+   */
   keep(
     response: ResponseObject,
     events: readonly string[] | undefined,
@@ -22,7 +31,9 @@ interface FinalWriteTarget {
     expected: string | undefined,
     notAfterMs?: number,
   ): Promise<string | undefined>;
+  /** The kept state (to see a cancel another replica wrote). */
   read(): Promise<StoredResponse | undefined>;
+  /** Takes out again the items `join` added (its final state was refused: it does not join its conversation). */
   leave(response: ResponseObject): Promise<void>;
 }
 
@@ -86,10 +97,10 @@ export interface FinalWrite {
 
 /**
  * The run's final write, against what it last wrote. Changed meanwhile: deleted stays deleted; cancelled stays
- * cancelled (the client was told so), with the output made; anything else (an eviction and a new write cannot happen
- * to a running response) is written over. Refused as too late (the run's process was paused past
- * BACKGROUND_LATE_WRITE_MS): the run is kept failed, as readers elsewhere were or may have been shown it, never
- * in_progress or completed after that. True when what it kept is the run's own end (`write.finished`), false when a
+ * cancelled (the client was told so), with the output made; failed by a reader that found the run stopped stays
+ * failed; anything else (an eviction and a new write cannot happen to a running response) is written over. Refused as
+ * too late (the run's process was paused past BACKGROUND_LATE_WRITE_MS): the run is kept failed, as readers elsewhere
+ * were or may have been shown it, never in_progress or completed after that. True when what it kept is the run's own end (`write.finished`), false when a
  * cancel, a DELETE or the lateness won.
  */
 async function keepFinal(background: FinalWriteTarget, write: FinalWrite): Promise<boolean> {
@@ -111,6 +122,9 @@ async function keepFinal(background: FinalWriteTarget, write: FinalWrite): Promi
       }
       const kept = await background.read();
       if (kept === undefined) return false;
+      // Failed by a reader that found the run stopped (background-stopped.ts: its heartbeats stale, its items taken
+      // out of its conversation): that is what clients were shown, so this answer is not written over it.
+      if (kept.response.status === "failed" && finished.status !== "failed") return false;
       if (kept.response.status === "cancelled") {
         // The cancel landed first: the client was told cancelled, so the run's events end as a cancelled one's.
         const cancelled: ResponseObject = { ...finished, status: "cancelled", error: null };

@@ -25,9 +25,8 @@ import {
 } from "../protocols/responses/background.ts";
 import { keptToken } from "../protocols/responses/kept-responses.ts";
 import { type ResponseObject, responseErrorOf } from "../protocols/responses/response-object.ts";
-import type { StoredResponse } from "../protocols/responses/response-store.ts";
 import type { ForwardRequest, NativeCall, UpstreamApi } from "../upstream/forward-types.ts";
-import { writeFinal } from "./background-final-write.ts";
+import { type FinalWriteTarget, writeFinal } from "./background-final-write.ts";
 import { writeEvents } from "./background-readers.ts";
 import { translatedAnswer } from "./translated-answer.ts";
 
@@ -44,7 +43,7 @@ interface ResponsesTranslator {
 }
 
 /** What the Responses adapter gives the background run (protocol-adapters.ts). */
-export interface BackgroundExchange {
+export interface BackgroundExchange extends FinalWriteTarget {
   readonly id: string;
   /** The response as first answered: `queued`, no output. */
   readonly queued: ResponseObject;
@@ -52,27 +51,16 @@ export interface BackgroundExchange {
   answer(upstreamAnswer: unknown, servedModel: string, api: UpstreamApi): ResponseObject;
   stream(servedModel: string, api: UpstreamApi): ResponsesTranslator;
   /**
-   * Writes the response's state to the kept store if it is still `expected` (kept-responses.ts `putIfUnchanged`;
-   * undefined: whatever is kept); `isFinal`: its end. The written state's token, or
-   * undefined when it changed meanwhile (cancelled or deleted on another replica) or, with `notAfterMs`, the write
-   * came too late (a shared store's clock past it). Throws when the store fails.
-   */
-  keep(
-    response: ResponseObject,
-    events: readonly string[] | undefined,
-    isFinal: boolean,
-    expected: string | undefined,
-    notAfterMs?: number,
-  ): Promise<string | undefined>;
-  /** The kept state (to see a cancel another replica wrote). */
-  read(): Promise<StoredResponse | undefined>;
-  /**
    * Adds an answer's (`completed` / `incomplete`) items to the conversation it was made on, before its final state is
    * written (background-final-write.ts says why); true when it tried (a failure is reported, not thrown).
    */
   join(response: ResponseObject): Promise<boolean>;
-  /** Takes out again the items `join` added (its final state was refused: it does not join its conversation). */
-  leave(response: ResponseObject): Promise<void>;
+  /**
+   * Says the answer is about to `join`: from here the run's running writes carry the ids of the items it adds
+   * (StoredResponse.joining), which a reader that finds the run stopped takes out (background-stopped.ts). False: it
+   * joins nothing (no conversation, or not an answer).
+   */
+  willJoin(response: ResponseObject): boolean;
 }
 
 /** The pipeline's request, as the door would pass it. */
@@ -222,6 +210,9 @@ async function runBackground(
       }
       // Joined before the final state is written (background-final-write.ts), the heartbeats still going (a long
       // conversation's append takes a while); its followers here get the stream's ending only then, too.
+      // A heartbeat naming the items first: a process killed between adding them and its final write leaves a kept
+      // state that says which to take out again (background-stopped.ts), not items of an answer that never completed.
+      if (background.willJoin({ ...final, background: true })) await writes.enqueue(beat);
       isJoined = await background.join({ ...final, background: true });
       for (const event of served.tail ?? []) runs.append(id, event);
     } finally {

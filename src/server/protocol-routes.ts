@@ -25,6 +25,7 @@ import { ResponseStore } from "../protocols/responses/response-store.ts";
 import type { Deployment } from "../providers/catalog.ts";
 import { MemoryToolCallExtras, TOOL_CALL_EXTRAS_LIMITS, type ToolCallExtrasStore } from "../state/tool-call-extras.ts";
 import { cancelBackground, followKept, notReplayable, viewOf, writeEvents } from "./background-readers.ts";
+import { settledRun } from "./background-stopped.ts";
 import { registerConversationRoutes } from "./conversation-routes.ts";
 import { type RouteHandler, RouteRecorder, type RouteShape, type RouteTarget } from "./lazy-routes.ts";
 import { messagesAdapter } from "./messages-adapter.ts";
@@ -112,8 +113,10 @@ function registerKeptResponseRoutes(
       const id = idOf(request);
       const kept = forClient(store, request.clientName);
       // No events read here: a poll needs none, and a follower reads them from its sequence number on.
-      const stored = await kept.get(id, NO_EVENTS);
-      if (stored === undefined) throw notKept(kept, id);
+      const read = await kept.get(id, NO_EVENTS);
+      if (read === undefined) throw notKept(kept, id);
+      // A run found stopped (its process died) is kept failed and its items leave its conversation, here.
+      const stored = await settledRun(runtime, kept, conversations, read, request.log);
       const query = request.query as { stream?: string; starting_after?: string };
       if (query.stream !== "true") return viewOf(runtime, stored);
       // Resuming a background stream: the events after `starting_after` (a sequence number), then the live ones.
@@ -135,9 +138,9 @@ function registerKeptResponseRoutes(
     app.post(`${base}/:id/cancel`, async (request) => {
       const id = idOf(request);
       const kept = forClient(store, request.clientName);
-      const stored = await kept.get(id, undefined, BEFORE_WRITE);
-      if (stored === undefined) throw notKept(kept, id);
-      return cancelBackground(runtime, kept, stored);
+      const read = await kept.get(id, undefined, BEFORE_WRITE);
+      if (read === undefined) throw notKept(kept, id);
+      return cancelBackground(runtime, kept, await settledRun(runtime, kept, conversations, read, request.log));
     });
     app.get(`${base}/:id/input_items`, async (request) => {
       const id = idOf(request);

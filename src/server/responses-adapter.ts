@@ -24,6 +24,7 @@ import { prefetch } from "../protocols/responses/prefetch.ts";
 import { toChatRequest as responsesToChat } from "../protocols/responses/request-mapping.ts";
 import { outputToChatMessages, toResponseObject } from "../protocols/responses/response-mapping.ts";
 import { buildResponse, type ResponseObject } from "../protocols/responses/response-object.ts";
+import type { KeptJoin } from "../protocols/responses/response-store.ts";
 import type { ResponsesStreamTranslator } from "../protocols/responses/stream-mapping.ts";
 import { limitAnswerToolCalls, responsesStreamFor } from "../protocols/responses/tool-call-limit.ts";
 import type { NativeCall } from "../upstream/forward-types.ts";
@@ -186,6 +187,11 @@ export function responsesAdapter(
         },
       };
       if (backgroundId === undefined) return exchange;
+      const isAnswer = (response: ResponseObject): boolean =>
+        response.status === "completed" || response.status === "incomplete";
+      // The items its answer is adding to its conversation, once the run said so (willJoin): its running writes carry
+      // them, so that a reader finding the run stopped takes them out (background-stopped.ts); its final write not.
+      let joining: KeptJoin | undefined;
       const background: BackgroundExchange = {
         id: backgroundId,
         queued: {
@@ -209,16 +215,16 @@ export function responsesAdapter(
           return translator;
         },
         keep: async (response, events, isFinal, expected, notAfterMs) => {
-          const isAnswer = response.status === "completed" || response.status === "incomplete";
           const written = await kept.putIfUnchanged(
             {
               response,
               // What a continuation from it sends: its output only once it has one to continue from.
-              ...keptConversation(isAnswer ? response.output : undefined),
+              ...keptConversation(isAnswer(response) ? response.output : undefined),
               ...loadedTools,
               ...chainOf(response),
               ...(events === undefined ? {} : { events }),
               ...(isFinal ? {} : { heartbeatAtMs: clock.now() }),
+              ...(isFinal || joining === undefined ? {} : { joining }),
             },
             expected,
             notAfterMs,
@@ -228,10 +234,13 @@ export function responsesAdapter(
         read: () => kept.get(backgroundId),
         // Only an answer joins its conversation, before its final write; one whose final write is refused (cancelled
         // or deleted meanwhile, or too late) leaves it again (background-final-write.ts).
+        willJoin: (response) => {
+          if (appender === undefined || !isAnswer(response)) return false;
+          joining = appender.joinOf(response);
+          return true;
+        },
         join: async (response) => {
-          if (appender === undefined || (response.status !== "completed" && response.status !== "incomplete")) {
-            return false;
-          }
+          if (appender === undefined || !isAnswer(response)) return false;
           await appender.append(response);
           return true;
         },

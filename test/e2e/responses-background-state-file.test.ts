@@ -12,6 +12,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import {
   assertCancelWinsOverFinalSave,
   followedText,
+  followedToFailure,
   heldStreamStep,
   replayedSequenceNumbers,
   slowRunInProcess,
@@ -151,9 +152,13 @@ describe("Responses background mode on the state file", () => {
     }
     // Read by the paused process itself too (its run is over: no view of its own).
     assert.equal((await sdkPaused.responses.retrieve(id)).status, "failed");
-    // Its stream replays what was kept, then ends.
-    const { text } = await followedText(await reader.responses.retrieve(id, { stream: true, starting_after: -1 }));
+    // Its stream replays what was kept, then ends as a failed run's does: the reader that found it stopped kept it
+    // failed with that end (background-stopped.ts; before 2026-12-08 the replay stopped after the kept delta).
+    const { text, failure } = await followedToFailure(
+      await reader.responses.retrieve(id, { stream: true, starting_after: -1 }),
+    );
     assert.equal(text, "Half ");
+    assert.match(String(failure), /stopped before it finished/);
   });
 
   test("a cancel from another process landing between the last heartbeat and the final save wins: the kept events end cancelled", async (t) => {

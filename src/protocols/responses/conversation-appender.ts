@@ -9,6 +9,7 @@ import { clientIdsOf, itemsFromInput, itemsFromOutput } from "./conversation-ite
 import type { Conversations, ConversationUpdate } from "./conversations.ts";
 import type { prefetch } from "./prefetch.ts";
 import type { ResponseObject } from "./response-object.ts";
+import type { KeptJoin } from "./response-store.ts";
 
 /** Times a refused answer's items are tried to be taken out, and the ms between (the final write's own). */
 const MAX_REMOVE_ATTEMPTS = 5;
@@ -19,6 +20,8 @@ export interface ConversationAppender {
   /** The ids the request's input items are kept under in the conversation (a chain from it holds them). */
   readonly inputIds: readonly string[];
   append(response: ResponseObject): Promise<ConversationUpdate>;
+  /** The conversation, and the ids `append` adds for `response` (that `remove` would take out). */
+  joinOf(response: ResponseObject): KeptJoin;
   /** Takes out again what `append` added for `response` (the items it has of them, by their ids). */
   remove(response: ResponseObject): Promise<void>;
 }
@@ -48,6 +51,15 @@ export function conversationAppender(
     );
   }
   const heldIds = new Set(conversation.items.map((item) => item.id));
+  // An output item under an id the conversation already held (a native upstream's ids are relayed as given, and
+  // may repeat) is not this answer's to take out: deleting by that id took the earlier turn's item out with it.
+  const joinOf = (response: ResponseObject): KeptJoin => ({
+    conversationId,
+    itemIds: [
+      ...input.map((item) => item.id),
+      ...response.output.map((item) => item.id).filter((id) => !heldIds.has(id)),
+    ],
+  });
   return {
     inputIds: input.map((item) => item.id),
     append: (response) =>
@@ -57,13 +69,9 @@ export function conversationAppender(
         [...input, ...itemsFromOutput(response.output)],
         clientIds,
       ),
-    // An output item under an id the conversation already held (a native upstream's ids are relayed as given, and
-    // may repeat) is not this answer's to take out: deleting by that id took the earlier turn's item out with it.
+    joinOf,
     remove: async (response) => {
-      const itemIds = [
-        ...input.map((item) => item.id),
-        ...response.output.map((item) => item.id).filter((id) => !heldIds.has(id)),
-      ];
+      const { itemIds } = joinOf(response);
       // Tried again after a pause, as the final write is: it runs right after that write failed on a store that is
       // often the same one (Redis), so a single attempt left the refused answer's items in for good.
       for (let attempt = 1; attempt <= MAX_REMOVE_ATTEMPTS; attempt++) {

@@ -57,6 +57,17 @@ export interface StoredResponse {
   readonly eventsAppended?: true;
   /** A background response still running: when its run last wrote it (ms); see background.ts. */
   readonly heartbeatAtMs?: number;
+  /**
+   * A background run adding its answer's items to its conversation (written by a heartbeat before it adds them, gone
+   * with its final write): a reader that finds the run stopped (its process died in between) takes them out again.
+   */
+  readonly joining?: KeptJoin;
+}
+
+/** The items a background run's answer adds to its conversation (StoredResponse.joining). */
+export interface KeptJoin {
+  readonly conversationId: string;
+  readonly itemIds: readonly string[];
 }
 
 /** Where the turns before a continuation live (StoredResponse.chainHistory; kept-chain-history.ts). */
