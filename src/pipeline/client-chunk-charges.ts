@@ -136,8 +136,8 @@ function owingOf(
   runtime: GatewayRuntime,
   chunks: ClientChunks,
   nowMs: number,
-  isCounted: (c: ClientChunks) => boolean,
-) {
+  isCounted: (other: ClientChunks) => boolean,
+): BatchesOwing {
   const underWay = [...underWayOf(runtime, chunks.client)].filter((other) => {
     // Past its deadline a batch charges nothing more (chargeClientChunk refuses): one whose end was never told (a
     // path that settles no record) holds no window for longer than that.
