@@ -56,7 +56,8 @@ async function replicas(t: TestContext, stateA: object, stateB: object, laterJum
       config: {
         server: { port: 0, host: "127.0.0.1", api_keys: [{ key: CLIENT_KEY, name: "greedy", limits: { tpm: 1_000 } }] },
         routing: { total_timeout_ms: TOTAL_TIMEOUT_MS },
-        state,
+        // 2 s, not 200 ms: on a loaded machine a script past its timeout falls back to this replica's own count.
+        state: { redis_command_timeout_ms: 2_000, ...state },
       },
     });
   const first = await useGateway(t, yamlOf(stateA), { clock });
