@@ -46,11 +46,7 @@ export function chargeClient(
     // budget spent too names that budget's later wait, and a request larger than a whole token budget is a 413,
     // unless it is an embeddings batch that chunks may serve: then its request alone is charged now.
     const chunks = isNeverFit(reserved.retryAtMs) && charge.chunks === undefined ? chunksOf(inputs) : undefined;
-    if (chunks !== undefined) {
-      charge.chunks = chunks;
-      const request = runtime.budgets.reserve([scope], { tokens: 0 }, runtime.clock.now());
-      return request instanceof Promise ? request.then(settle) : settle(request);
-    }
+    if (chunks !== undefined) return chunks instanceof Promise ? chunks.then(chargeRequest) : chargeRequest(chunks);
     if (isNeverFit(reserved.retryAtMs)) {
       throw new RequestTooLargeError(
         `This request (~${promptTokens} prompt tokens) is larger than a whole token budget of client \`${client}\` (${reserved.reason}).`,
@@ -66,6 +62,12 @@ export function chargeClient(
     );
   };
   const chunksOf = (batch: unknown) => clientChunksOf(runtime, scope, client, batch, runtime.clock.now());
+  // The batch admitted (its tokens go chunk by chunk): its request alone is charged now.
+  const chargeRequest = (chunks: ClientChunks): void | Promise<void> => {
+    charge.chunks = chunks;
+    const request = runtime.budgets.reserve([scope], { tokens: 0 }, runtime.clock.now());
+    return request instanceof Promise ? request.then(settle) : settle(request);
+  };
   const reserved = runtime.budgets.reserve([scope], { tokens: promptTokens }, runtime.clock.now());
   return reserved instanceof Promise ? reserved.then(settle) : settle(reserved);
 }

@@ -5,15 +5,17 @@
 // `routing.total_timeout_ms` lasts. Before 2026-12-07 such a batch was refused with a 413 as larger than a whole
 // token budget of its client, although it could be served in chunks as the client's window slid, as it is for a
 // provider's budget (the provider's windows were already chunked; the client's were not).
+import { randomBytes } from "node:crypto";
 import { isoTime } from "../clock.ts";
 import { RateLimitedError, RequestTooLargeError } from "../errors/gateway-error.ts";
-import { isNeverFit } from "../limits/budget-types.ts";
+import { isNeverFit, type WindowUsage } from "../limits/budget-types.ts";
 import { type BudgetScope, type Denied, isReservation, type Reservation } from "../limits/budgets.ts";
 import { estimateTextInputs } from "../limits/token-estimate.ts";
+import type { BatchesOwing, SharedChunkedBatches } from "../state/state-types.ts";
 import { sleepUntil } from "../upstream/sleep-until.ts";
 import type { GatewayRuntime } from "./gateway-runtime.ts";
 import type { GatewaySnapshot } from "./snapshot.ts";
-import { startsOf, windowCapacity } from "./window-capacity.ts";
+import { startsOf, windowCapacity, windowTermsOf } from "./window-capacity.ts";
 
 /** A batch whose tokens are charged to its client chunk by chunk (ClientCharge.chunks). */
 export interface ClientChunks {
@@ -33,10 +35,13 @@ export interface ClientChunks {
  * The client's batches admitted and under way, by runtime and client: a batch's arrival check counts what they have
  * still to charge (clientWindowsRefusal). Without it two batches arriving together each saw the client's windows free
  * and both started, and one of them, promised at its arrival, met its deadline with chunks left and failed late with a
- * 429, its first chunks paid. Per process: batches under way on another replica sharing the client's budgets in Redis
- * are not seen (their chunks' charges are, once made).
+ * 429, its first chunks paid. With Redis the check counts every replica's batches (StateBackend.chunkedBatches:
+ * admitted by one script, `sharedIds` naming the entry); this process's own are kept here too, counted alone while
+ * Redis is away (as the ledger then enforces each budget per process).
  */
 const batchesUnderWay = new WeakMap<GatewayRuntime, Map<string, Set<ClientChunks>>>();
+/** A batch admitted through the shared record: its entry's id there. */
+const sharedIds = new WeakMap<ClientChunks, string>();
 
 function underWayOf(runtime: GatewayRuntime, client: string): Set<ClientChunks> {
   const clients = batchesUnderWay.get(runtime) ?? new Map<string, Set<ClientChunks>>();
@@ -48,10 +53,21 @@ function underWayOf(runtime: GatewayRuntime, client: string): Set<ClientChunks> 
 
 /** The batch is over (its record completed, or a batch line sent back to wait): its rest no longer holds the windows. */
 export function releaseClientChunks(runtime: GatewayRuntime, chunks: ClientChunks): void {
+  const id = sharedIds.get(chunks);
+  if (id !== undefined) {
+    sharedIds.delete(chunks);
+    runtime.state.chunkedBatches?.end(chunks.scope.id, id);
+  }
   const clients = batchesUnderWay.get(runtime);
   const batches = clients?.get(chunks.client);
   if (batches === undefined || !batches.delete(chunks)) return;
   if (batches.size === 0) clients?.delete(chunks.client);
+}
+
+/** What the batch has still to charge, told to the shared record (the other replicas' arrival checks read it). */
+function shareRest(runtime: GatewayRuntime, chunks: ClientChunks): void {
+  const id = sharedIds.get(chunks);
+  if (id !== undefined) runtime.state.chunkedBatches?.setRest(chunks.scope.id, id, restOf(chunks));
 }
 
 /**
@@ -71,7 +87,8 @@ function restOf(chunks: ClientChunks): number {
 /**
  * The chunked charge of a batch of `inputs` refused for good by its client's token budgets (larger than a whole one),
  * or undefined when it is no batch that chunks may serve (one input, token ids): its 413 stands. Throws the 413
- * naming the client's limit when one input alone is larger than a chunk may hold: no wait ever lets it through.
+ * naming the client's limit when one input alone is larger than a chunk may hold: no wait ever lets it through. A
+ * promise when the batches under way are shared (Redis): its admission is a round trip.
  */
 export function clientChunksOf(
   runtime: GatewayRuntime,
@@ -79,7 +96,7 @@ export function clientChunksOf(
   client: string,
   inputs: unknown,
   nowMs: number,
-): ClientChunks | undefined {
+): ClientChunks | Promise<ClientChunks> | undefined {
   if (!Array.isArray(inputs) || inputs.length < 2 || inputs.every((item) => typeof item === "number")) {
     return undefined;
   }
@@ -101,69 +118,123 @@ export function clientChunksOf(
     if (verdict.isAllowed || !isNeverFit(verdict.retryAtMs)) low = middle;
     else high = middle - 1;
   }
-  clientWindowsRefusal(runtime, scope, client, total, nowMs);
   const deadlineMs = nowMs + runtime.snapshot.config.routing.totalTimeoutMs;
   const chunks: ClientChunks = { client, scope, mostTokens: low, charges: [], totalTokens: total, deadlineMs };
-  // Admitted now, in the same turn as its check (a later arrival's check counts it): released when the request ends.
-  underWayOf(runtime, client).add(chunks);
+  const shared = runtime.state.chunkedBatches;
+  if (shared?.isSharedFor(scope.id) === true) return admitShared(runtime, shared, chunks, nowMs);
+  admitLocally(runtime, chunks, nowMs);
   return chunks;
 }
 
-/**
- * Throws, before anything is sent, when the client's token windows cannot take the batch's `tokens` before
- * `routing.total_timeout_ms` ends (from now, its arrival), as for its candidates' windows (embeddings-window-fit.ts):
- * a 429 whose `retry-after` is the first later start from which they can (a window frees what it holds), else a 413.
- * Without it a batch needing more of the client's windows than the time spans (three minutes of a tpm, the default
- * 120 s) was served and paid in part, then refused at the chunk past the deadline.
- */
-function clientWindowsRefusal(
+/** The client's token windows as this process sees them (its ledger's view: with Redis, its own charges). */
+function tokenUsages(runtime: GatewayRuntime, scope: BudgetScope, nowMs: number): WindowUsage[] {
+  return runtime.budgets.usage(scope, nowMs).filter((usage) => usage.unit === "tokens");
+}
+
+/** What this process's batches under way (those `isCounted`) owe, and by when, at a new batch's arrival. */
+function owingOf(
   runtime: GatewayRuntime,
-  scope: BudgetScope,
-  client: string,
-  tokens: number,
+  chunks: ClientChunks,
   nowMs: number,
-): void {
-  const { totalTimeoutMs } = runtime.snapshot.config.routing;
-  const usages = runtime.budgets.usage(scope, nowMs).filter((usage) => usage.unit === "tokens");
-  // The client's batches under way charge their rest within this span too (their deadlines come before this one's).
-  const underWay = [...underWayOf(runtime, client)].filter((chunks) => {
+  isCounted: (other: ClientChunks) => boolean,
+): BatchesOwing {
+  const underWay = [...underWayOf(runtime, chunks.client)].filter((other) => {
     // Past its deadline a batch charges nothing more (chargeClientChunk refuses): one whose end was never told (a
     // path that settles no record) holds no window for longer than that.
-    if (chunks.deadlineMs > nowMs) return true;
-    releaseClientChunks(runtime, chunks);
+    if (other.deadlineMs > nowMs) return isCounted(other);
+    releaseClientChunks(runtime, other);
     return false;
   });
-  const othersTokens = underWay.reduce((sum, chunks) => sum + restOf(chunks), 0);
-  const fits = (startMs: number, spanMs: number, needed: number) =>
-    usages.every((usage) => windowCapacity(usage, startMs, nowMs, spanMs) >= needed);
   // A window serves whichever chunk asks first: this batch's first chunk, sent when a minute turns, can take the room
   // an earlier batch's last chunk needed before that batch's deadline, which then fails late, its first chunks paid.
   // So the whole fits before the earliest deadline of those with tokens left, not only before this batch's own (until
   // 2026-12-07 a second batch smaller than the first was admitted so, and the first failed late).
-  const owing = underWay.filter((chunks) => restOf(chunks) > 0);
-  const earliestMs = Math.min(nowMs + totalTimeoutMs, ...owing.map((chunks) => chunks.deadlineMs));
-  if (fits(nowMs, earliestMs - nowMs, tokens + othersTokens)) return;
+  const owing = underWay.filter((other) => restOf(other) > 0);
+  return {
+    tokens: underWay.reduce((sum, other) => sum + restOf(other), 0),
+    earliestMs: Math.min(chunks.deadlineMs, ...owing.map((other) => other.deadlineMs)),
+    latestMs: Math.max(0, ...underWay.map((other) => other.deadlineMs)),
+  };
+}
+
+/** Admitted by this process's count alone (the embedded store, or Redis away), in the same turn as its check. */
+function admitLocally(runtime: GatewayRuntime, chunks: ClientChunks, nowMs: number): void {
+  const usages = tokenUsages(runtime, chunks.scope, nowMs);
+  const owing = owingOf(runtime, chunks, nowMs, () => true);
+  const { totalTokens } = chunks;
+  const fits = usages.every(
+    (usage) => windowCapacity(usage, nowMs, nowMs, owing.earliestMs - nowMs) >= totalTokens + owing.tokens,
+  );
+  if (!fits) throw clientWindowsRefusal(runtime, chunks, usages, owing, nowMs);
+  // Released when the request ends.
+  underWayOf(runtime, chunks.client).add(chunks);
+}
+
+/**
+ * Admitted by the shared record's script against every replica's batches under way (and this process's admitted while
+ * Redis was away, which the record lacks); Redis not answering, by this process's count alone.
+ */
+async function admitShared(
+  runtime: GatewayRuntime,
+  shared: SharedChunkedBatches,
+  chunks: ClientChunks,
+  nowMs: number,
+): Promise<ClientChunks> {
+  const usages = tokenUsages(runtime, chunks.scope, nowMs);
+  const unshared = owingOf(runtime, chunks, nowMs, (other) => !sharedIds.has(other));
+  const id = randomBytes(8).toString("hex");
+  const batch = { id, tokens: chunks.totalTokens, deadlineMs: chunks.deadlineMs };
+  const verdict = await shared.admit(chunks.scope.id, batch, usages.map(windowTermsOf), unshared, nowMs);
+  if (verdict === undefined) {
+    admitLocally(runtime, chunks, nowMs);
+  } else if (verdict === true) {
+    sharedIds.set(chunks, id);
+    underWayOf(runtime, chunks.client).add(chunks);
+  } else {
+    throw clientWindowsRefusal(runtime, chunks, usages, verdict, nowMs);
+  }
+  return chunks;
+}
+
+/**
+ * The refusal of a batch whose tokens, with what its client's batches under way `owing` owe, its client's token
+ * windows cannot take before `routing.total_timeout_ms` ends (from now, its arrival), as for its candidates' windows
+ * (embeddings-window-fit.ts): a 429 whose `retry-after` is the first later start from which they can (a window frees
+ * what it holds), else a 413. Without it a batch needing more of the client's windows than the time spans (three
+ * minutes of a tpm, the default 120 s) was served and paid in part, then refused at the chunk past the deadline.
+ */
+function clientWindowsRefusal(
+  runtime: GatewayRuntime,
+  chunks: ClientChunks,
+  usages: readonly WindowUsage[],
+  owing: BatchesOwing,
+  nowMs: number,
+): RateLimitedError | RequestTooLargeError {
+  const { totalTimeoutMs } = runtime.snapshot.config.routing;
+  const { client, totalTokens: tokens } = chunks;
+  const fits = (startMs: number, spanMs: number, needed: number) =>
+    usages.every((usage) => windowCapacity(usage, startMs, nowMs, spanMs) >= needed);
   const tightest = usages.reduce((tight, usage) =>
     windowCapacity(usage, nowMs, nowMs, totalTimeoutMs) < windowCapacity(tight, nowMs, nowMs, totalTimeoutMs)
       ? usage
       : tight,
   );
   const others =
-    othersTokens === 0
+    owing.tokens === 0
       ? ""
-      : ` after the ~${othersTokens} tokens of its batches under way (the first of them due by ${isoTime(earliestMs)})`;
+      : ` after the ~${owing.tokens} tokens of its batches under way (the first of them due by ${isoTime(owing.earliestMs)})`;
   const head = `The embeddings batch (~${tokens} tokens) cannot be charged to client \`${client}\`'s token budgets${others} before routing.total_timeout_ms (${totalTimeoutMs} ms) ends: ${tightest.remaining} tokens left this ${tightest.window} of ${tightest.limit}. Nothing was sent`;
   const starts = [...new Set(usages.flatMap(startsOf))].filter((startMs) => startMs > nowMs).sort((a, b) => a - b);
   const alone = [nowMs, ...starts].find((start) => fits(start, totalTimeoutMs, tokens));
   if (alone === undefined) {
-    throw new RequestTooLargeError(`${head}; send fewer inputs in a request, or raise routing.total_timeout_ms.`);
+    return new RequestTooLargeError(`${head}; send fewer inputs in a request, or raise routing.total_timeout_ms.`);
   }
   // Alone it would fit from `alone`; the batches under way are over by their deadlines at the latest (served, or
   // failed), so a retry then meets only what the windows hold. No wait is known to be shorter: their rests are charged
   // as their windows slide, which no clock tells.
-  const startMs = Math.max(alone, ...underWay.map((chunks) => chunks.deadlineMs));
+  const startMs = Math.max(alone, owing.latestMs);
   const retryAfterMs = Math.max(0, startMs - nowMs);
-  throw new RateLimitedError(
+  return new RateLimitedError(
     `${head}; its budgets may take it from ${isoTime(startMs)} (retry in ${Math.ceil(retryAfterMs / 1000)} s).`,
     { retryAfterMs },
   );
@@ -198,6 +269,7 @@ export async function chargeClientChunk(request: ChunkedRequest, tokens: number)
     if (isReservation(reserved)) {
       estimatedTokens.set(reserved, tokens);
       chunks.charges.push(reserved);
+      shareRest(runtime, chunks);
       return reserved;
     }
     const isWaited = reserved.retryAtMs < deadlineMs && round < MAX_CLIENT_WAITS && !runtime.isShuttingDown;
@@ -217,6 +289,7 @@ export function giveBackClientChunk(request: ChunkedRequest, charge: Reservation
   if (charges === undefined || index < 0) return;
   charges.splice(index, 1);
   request.runtime.recorder.clientChunkUnsent(charge);
+  if (request.clientCharge.chunks !== undefined) shareRest(request.runtime, request.clientCharge.chunks);
 }
 
 /** The client's window admits the chunk only past the request's time (or never: a chunk larger than its budget). */

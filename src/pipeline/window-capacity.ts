@@ -3,6 +3,7 @@
 // first is sent, against its candidates' windows (embeddings-window-fit.ts) and its named client's
 // (client-chunk-charges.ts). A batch is refused only when it cannot fit, never one that would have.
 import type { BudgetWindow, WindowUsage } from "../limits/budget-types.ts";
+import type { WindowTerms } from "../state/state-types.ts";
 
 /** A window's length; a month's is its shortest (a reset counted early only counts more room: generous). */
 const WINDOW_MS: Readonly<Record<BudgetWindow, number>> = {
@@ -44,4 +45,14 @@ export function windowCapacity(usage: WindowUsage, startMs: number, nowMs: numbe
   const firstReset = isReset ? Math.floor((startMs - resetAtMs) / windowMs) + 1 : 0;
   const lastReset = Math.floor((startMs + spanMs - resetAtMs) / windowMs);
   return (isReset ? limit : remaining) + limit * Math.max(0, lastReset - firstReset + 1);
+}
+
+/**
+ * What `windowCapacity` reads of a window, for a check run where the batches under way are shared (Redis:
+ * state/redis-chunked-batches-lua.ts counts the same room from now).
+ */
+export function windowTermsOf(usage: WindowUsage): WindowTerms {
+  const kind = usage.isLimitUnknown === true ? "unknown" : usage.algorithm === "bucket" ? "bucket" : "window";
+  const { limit, remaining, resetsAtMs, lapsesAtMs } = usage;
+  return { kind, windowMs: WINDOW_MS[usage.window], limit, remaining, resetsAtMs, lapsesAtMs };
 }

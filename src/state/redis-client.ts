@@ -3,6 +3,7 @@
 // retries, a short command timeout, and reconnection in the background. With `state.redis_cluster` the same options
 // apply to an ioredis Cluster seeded from `redis_url` (it discovers the other nodes and follows slot moves).
 import { Cluster, Redis } from "ioredis";
+import { CHUNKED_BATCH_ADMIT_LUA, CHUNKED_BATCH_END_LUA, CHUNKED_BATCH_REST_LUA } from "./redis-chunked-batches-lua.ts";
 import { nodeErrorOf } from "./redis-link.ts";
 import { RESERVE_LUA } from "./redis-lua.ts";
 import {
@@ -42,6 +43,9 @@ const SHARED_STATE_SCRIPTS = {
   forgetLimits: { lua: FORGET_LIMITS_LUA },
   deleteFieldIf: { lua: DELETE_FIELD_IF_LUA },
   setOver: { lua: SET_OVER_LUA },
+  chunkedBatchAdmit: { lua: CHUNKED_BATCH_ADMIT_LUA },
+  chunkedBatchRest: { lua: CHUNKED_BATCH_REST_LUA },
+  chunkedBatchEnd: { lua: CHUNKED_BATCH_END_LUA },
 } as const satisfies Record<string, ScriptDefinition>;
 
 /** The Lua scripts as commands (EVALSHA, falling back to EVAL once after a Redis restart flushed its script cache). */

@@ -101,6 +101,16 @@ export function probeKey(prefix: string, tag: string): string {
   return tag.includes("}") ? tag : `${prefix}probe:{${tag}}`;
 }
 
+/**
+ * A named client's embeddings batches under way (redis-chunked-batches.ts): a sorted set of batch ids scored by their
+ * deadlines, and `:rests`, a hash of what each has still to charge. Tagged as the client's budget keys (`{NAME}`), not
+ * under `budget:` (an admin reset of the counters leaves the batches under way; each lapses at its deadline).
+ */
+export function chunkedBatchesKeys(prefix: string, scopeId: string): readonly [string, string] {
+  const key = `${prefix}chunked-batches:{${providerTag(scopeId)}}:${scopeId}`;
+  return [key, `${key}:rests`];
+}
+
 export function leasesKey(prefix: string, scopeId: string): string {
   return `${budgetKeyBase(prefix, scopeId)}:leases`;
 }

@@ -20,6 +20,9 @@ const SCRIPT_NAMES = [
   "forgetLimits",
   "deleteFieldIf",
   "setOver",
+  "chunkedBatchAdmit",
+  "chunkedBatchRest",
+  "chunkedBatchEnd",
 ];
 
 test("the shared state's scripts: defined by name, out of a Cluster's auto-pipelining only", () => {

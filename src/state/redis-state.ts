@@ -13,6 +13,7 @@ import type { RefusedFeatures } from "../limits/refused-features.ts";
 import { statedRuleOf } from "./learned-fact-shapes.ts";
 import { RedisAnswerRows } from "./redis-answer-rows.ts";
 import { CalibrationSharing } from "./redis-calibration.ts";
+import { RedisChunkedBatches } from "./redis-chunked-batches.ts";
 import {
   closeClient,
   connectWithin,
@@ -168,7 +169,6 @@ export async function createRedisStateBackend(
     await refusals?.resetShared(unreached);
     await cooldowns.resetShared(unreached);
   };
-
   // Everything shared is loaded after one walk of the key space (redis-shared-keys.ts), the cooldowns first: a missed
   // reset the cooldowns' load applies would clear the lessons loaded before it. The lessons' loads replace this
   // process's copies by what is stored, unless Redis lost its data since it last looked: then they only add, and this
@@ -255,8 +255,7 @@ export async function createRedisStateBackend(
   let isConnecting = true;
   redis.on("close", () => isConnecting || link.markDown(undefined));
   redis.on("error", (error: unknown) => isConnecting || link.markDown(error));
-  // The subscriber's errors are the command connection's errors, reported there; without a listener ioredis
-  // would print them.
+  // The subscriber's errors are the command connection's, reported there; without a listener ioredis prints them.
   subscriber.on("error", () => {});
 
   ledger.start();
@@ -323,6 +322,7 @@ export async function createRedisStateBackend(
   );
   return {
     ledger,
+    chunkedBatches: new RedisChunkedBatches(redis, link, settings.redisKeyPrefix),
     answerRows,
     status: () => link.status(),
     keptWritesDropped: () => link.keptWritesDropped(),

@@ -33,8 +33,63 @@ export interface AnswerRows {
   count(): Promise<{ entries: number; bytes: number }>;
 }
 
+/** A window's room over a span of time, as pipeline/window-capacity.ts counts it: the terms a shared check reads. */
+export interface WindowTerms {
+  /** `unknown`: a provider's report without its limit (WindowUsage.isLimitUnknown). */
+  readonly kind: "window" | "bucket" | "unknown";
+  readonly windowMs: number;
+  readonly limit: number;
+  readonly remaining: number;
+  readonly resetsAtMs: number | undefined;
+  readonly lapsesAtMs: number | undefined;
+}
+
+/** A named client's embeddings batch charged chunk by chunk (pipeline/client-chunk-charges.ts). */
+export interface ChunkedBatch {
+  readonly id: string;
+  readonly tokens: number;
+  readonly deadlineMs: number;
+}
+
+/** What a batch's arrival counts of the client's batches under way, when they keep it from fitting. */
+export interface BatchesOwing {
+  /** What they have still to charge. */
+  readonly tokens: number;
+  /** The earliest deadline among those owing tokens, or the new batch's own. */
+  readonly earliestMs: number;
+  /** Their latest deadline (0: none): each is over by then. */
+  readonly latestMs: number;
+}
+
+/**
+ * A client's embeddings batches under way shared by the replicas (Redis): a batch's arrival check and its admission in
+ * one atomic step against every replica's batches. Absent for the embedded store: the pipeline counts its own.
+ */
+export interface SharedChunkedBatches {
+  /** Whether the client's keys are reachable now; else the pipeline counts this process's batches alone. */
+  isSharedFor(scopeId: string): boolean;
+  /**
+   * Admits `batch` if it and the client's batches under way (every replica's, plus `unshared`: this process's admitted
+   * while Redis was away) fit `windows` before the earliest deadline of those owing; else what kept it out. Undefined:
+   * Redis did not answer (the caller counts this process's alone, as the ledger falls back to its local book).
+   */
+  admit(
+    scopeId: string,
+    batch: ChunkedBatch,
+    windows: readonly WindowTerms[],
+    unshared: BatchesOwing,
+    nowMs: number,
+  ): Promise<true | BatchesOwing | undefined>;
+  /** The batch's tokens left to charge (after a chunk's charge, or one given back). */
+  setRest(scopeId: string, id: string, tokens: number): void;
+  /** The batch is over: it no longer counts at another's arrival. */
+  end(scopeId: string, id: string): void;
+}
+
 export interface StateBackend {
   readonly ledger: BudgetLedger;
+  /** Set with Redis: the named clients' embeddings batches under way, counted across the replicas. */
+  readonly chunkedBatches?: SharedChunkedBatches;
   /** Set with Redis: the answer cache's rows, shared by the replicas (else the cache is this process's memory). */
   readonly answerRows?: AnswerRows;
   /**
