@@ -108,6 +108,11 @@ export class OtlpTraceExporter {
     if (this.#timer !== undefined) clearInterval(this.#timer);
     this.#timer = undefined;
     this.#isClosed = true;
+    if (this.#queue.length === 0 && this.#exporting === undefined) {
+      this.#stop.abort();
+      await this.#pool.destroy().catch(() => {});
+      return;
+    }
     const bound = setTimeout(() => this.#stop.abort(), this.#exportTimeoutMs);
     bound.unref();
     try {
