@@ -26,7 +26,6 @@ export type TraceSampler = (traceId: string, parentSampled: boolean | undefined)
 
 const ZERO_TRACE_ID = "0".repeat(32);
 const ZERO_SPAN_ID = "0".repeat(16);
-const LOWER_HEX = /^[0-9a-f]+$/;
 /** W3C: at most 32 list members; a list longer than 512 characters may be cut, we drop it instead. */
 const MAX_TRACESTATE_MEMBERS = 32;
 const MAX_TRACESTATE_CHARS = 512;
@@ -47,16 +46,37 @@ interface Traceparent {
  */
 export function parseTraceparent(header: unknown): Traceparent | undefined {
   if (typeof header !== "string" || header.length < 55) return undefined;
-  const version = header.slice(0, 2);
-  if (!LOWER_HEX.test(version) || version === "ff") return undefined;
-  if (version === "00" ? header.length !== 55 : header.length > 55 && header[55] !== "-") return undefined;
+  // Character codes, not regular expressions and slices: this runs on every request that carries the header.
+  if (!isLowerHex(header, 0, 2) || (header.charCodeAt(0) === 0x66 && header.charCodeAt(1) === 0x66)) return undefined;
+  const isVersion00 = header.charCodeAt(0) === 0x30 && header.charCodeAt(1) === 0x30;
+  if (isVersion00 ? header.length !== 55 : header.length > 55 && header[55] !== "-") return undefined;
   if (header[2] !== "-" || header[35] !== "-" || header[52] !== "-") return undefined;
-  const traceId = header.slice(3, 35);
-  const parentSpanId = header.slice(36, 52);
-  const flags = header.slice(53, 55);
-  if (!LOWER_HEX.test(traceId) || !LOWER_HEX.test(parentSpanId) || !LOWER_HEX.test(flags)) return undefined;
-  if (traceId === ZERO_TRACE_ID || parentSpanId === ZERO_SPAN_ID) return undefined;
-  return { traceId, parentSpanId, isSampled: (Number.parseInt(flags, 16) & 1) === 1 };
+  if (!isLowerHex(header, 3, 35) || !isLowerHex(header, 36, 52) || !isLowerHex(header, 53, 55)) return undefined;
+  if (isZeros(header, 3, 35) || isZeros(header, 36, 52)) return undefined;
+  return {
+    traceId: header.slice(3, 35),
+    parentSpanId: header.slice(36, 52),
+    isSampled: (hexValue(header.charCodeAt(54)) & 1) === 1,
+  };
+}
+
+/** Whether `text[start, end)` is lowercase hex digits only. */
+function isLowerHex(text: string, start: number, end: number): boolean {
+  for (let index = start; index < end; index++) {
+    const code = text.charCodeAt(index);
+    if (!((code >= 0x30 && code <= 0x39) || (code >= 0x61 && code <= 0x66))) return false;
+  }
+  return true;
+}
+
+function isZeros(text: string, start: number, end: number): boolean {
+  for (let index = start; index < end; index++) if (text.charCodeAt(index) !== 0x30) return false;
+  return true;
+}
+
+/** A lowercase hex digit's value. */
+function hexValue(code: number): number {
+  return code <= 0x39 ? code - 0x30 : code - 0x61 + 10;
 }
 
 /** The `tracestate` to send on: the list as received when it is valid, else undefined (never its invalid members). */
@@ -116,12 +136,15 @@ const POOL_BYTES = 4096;
 const pool = Buffer.alloc(POOL_BYTES);
 let poolOffset = POOL_BYTES;
 
+const HEX_BYTES = Array.from({ length: 256 }, (_, byte) => byte.toString(16).padStart(2, "0"));
+
 function randomHex(bytes: number): string {
   if (poolOffset + bytes > POOL_BYTES) {
     randomFillSync(pool);
     poolOffset = 0;
   }
-  const hex = pool.toString("hex", poolOffset, poolOffset + bytes);
+  let hex = "";
+  for (let index = poolOffset; index < poolOffset + bytes; index++) hex += HEX_BYTES[pool[index] as number];
   poolOffset += bytes;
   return hex;
 }
