@@ -213,6 +213,38 @@ describe("W3C trace context", () => {
     assert.notEqual(match?.[2], CALLER_SPAN);
   });
 
+  test("the Responses and Messages doors continue the trace too; a refused body's record keeps it", async (t) => {
+    const alpha = await useMock(t);
+    alpha.setDefault(CHAT, { kind: "json", body: chatCompletion("hi", "alpha-m") });
+    const gateway = await useGateway(
+      t,
+      `providers:\n  - name: alpha\n    base_url: ${alpha.baseUrl}\n    api_key: sk-alpha\n    models:\n      m: { id: alpha-m }\n`,
+    );
+    const headers = { traceparent: TRACEPARENT };
+    const responses = await send(gateway, "POST", "/v1/responses", { body: { model: "m", input: "hi" }, headers });
+    assert.equal(responses.status, 200, responses.text);
+    const messages = await send(gateway, "POST", "/v1/messages", {
+      body: { model: "m", max_tokens: 16, messages: [{ role: "user", content: "hi" }] },
+      headers,
+    });
+    assert.equal(messages.status, 200, messages.text);
+    const sent = chatRequests(alpha).map((request) =>
+      TRACEPARENT_FORMAT.exec(headerOf(request.headers.traceparent) ?? ""),
+    );
+    assert.deepEqual(
+      sent.map((match) => match?.[1]),
+      [CALLER_TRACE, CALLER_TRACE],
+    );
+    for (const response of [responses, messages]) {
+      const record = await recordOf(gateway, response.headers["x-request-id"] ?? "");
+      assert.equal(record.trace?.traceId, CALLER_TRACE);
+    }
+    const refused = await postChat(gateway, { model: "m", messages: 5 }, headers);
+    assert.equal(refused.status, 400);
+    const record = await recordOf(gateway, refused.headers["x-request-id"] ?? "");
+    assert.equal(record.trace?.parentSpanId, CALLER_SPAN);
+  });
+
   test("a collector that never answers holds no request: spans past max_queue_spans are dropped and counted", async (t) => {
     const receiver = await otlpReceiver(t, { hang: true });
     const alpha = await useMock(t);
