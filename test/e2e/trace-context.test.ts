@@ -9,8 +9,9 @@ import { describe, type TestContext, test } from "node:test";
 import type { OtlpSpan } from "../../src/observability/otlp-traces.ts";
 import type { RequestRecord } from "../../src/observability/request-record.ts";
 import { chatRequests, openAiClient, postChat, send, useGateway, useMock } from "../helpers/e2e.ts";
-import { chatCompletion, type MockUpstream, rateLimited } from "../helpers/mock-upstream.ts";
+import { chatCompletion, chatStream, type MockUpstream, rateLimited } from "../helpers/mock-upstream.ts";
 import { waitUntil } from "../helpers/sse-client.ts";
+import { CHAT_ROUTE, MODEL, startTwoProviders } from "../helpers/two-providers.ts";
 
 const CHAT = "POST /v1/chat/completions";
 const CALLER_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -243,6 +244,40 @@ describe("W3C trace context", () => {
     assert.equal(refused.status, 400);
     const record = await recordOf(gateway, refused.headers["x-request-id"] ?? "");
     assert.equal(record.trace?.parentSpanId, CALLER_SPAN);
+  });
+
+  test("a stream cut mid-answer and continued elsewhere: the continuation is sent the trace under a span id of its own", async (t) => {
+    const scene = await startTwoProviders(t);
+    const words = Array.from({ length: 12 }, (_, index) => (index === 0 ? "Word0" : ` word${index}`));
+    // The role chunk and 8 words, no finish: then the connection drops.
+    const firstPart = chatStream(words.slice(0, 8), MODEL, { id: "chatcmpl-a" }).slice(0, 9);
+    scene.primary.enqueue(CHAT_ROUTE, { kind: "sse", events: firstPart, end: "destroy" });
+    scene.backup.enqueue(CHAT_ROUTE, { kind: "sse", events: chatStream(words.slice(8), MODEL, { id: "chatcmpl-b" }) });
+    const { data: stream, response } = await scene.client.chat.completions
+      .create(
+        { model: MODEL, messages: [{ role: "user", content: "count" }], stream: true },
+        { headers: { traceparent: TRACEPARENT } },
+      )
+      .withResponse();
+    let text = "";
+    for await (const chunk of stream) text += chunk.choices[0]?.delta?.content ?? "";
+    assert.equal(text, words.join(""));
+    const sent = [scene.primary.requests[0], scene.backup.requests[0]].map((request) =>
+      TRACEPARENT_FORMAT.exec(headerOf(request?.headers.traceparent) ?? ""),
+    );
+    assert.deepEqual(
+      sent.map((match) => match?.[1]),
+      [CALLER_TRACE, CALLER_TRACE],
+    );
+    assert.notEqual(sent[0]?.[2], sent[1]?.[2]);
+    const record = await recordOf(scene.gateway, response.headers.get("x-request-id") ?? "");
+    assert.deepEqual(
+      record.attempts.map((attempt) => [attempt.role, attempt.spanId]),
+      [
+        ["primary", sent[0]?.[2]],
+        ["continuation", sent[1]?.[2]],
+      ],
+    );
   });
 
   test("a collector that never answers holds no request: spans past max_queue_spans are dropped and counted", async (t) => {
