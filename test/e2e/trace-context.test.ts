@@ -244,6 +244,13 @@ describe("W3C trace context", () => {
     assert.equal(refused.status, 400);
     const record = await recordOf(gateway, refused.headers["x-request-id"] ?? "");
     assert.equal(record.trace?.parentSpanId, CALLER_SPAN);
+    // Refused while its body was read (not JSON): recorded by the error handler, with the trace too.
+    const unreadable = await send(gateway, "POST", "/v1/chat/completions", {
+      body: "{not json",
+      headers: { ...headers, "content-type": "application/json" },
+    });
+    assert.equal(unreadable.status, 400);
+    assert.equal((await recordOf(gateway, unreadable.headers["x-request-id"] ?? "")).trace?.traceId, CALLER_TRACE);
   });
 
   test("a stream cut mid-answer and continued elsewhere: the continuation is sent the trace under a span id of its own", async (t) => {
