@@ -287,6 +287,34 @@ describe("W3C trace context", () => {
     );
   });
 
+  test("export on, parent-based by default: a caller's unsampled trace is sent on as such and not exported", async (t) => {
+    const receiver = await otlpReceiver(t);
+    const alpha = await useMock(t);
+    alpha.setDefault(CHAT, { kind: "json", body: chatCompletion("hi", "alpha-m") });
+    const gateway = await useGateway(
+      t,
+      `providers:\n  - name: alpha\n    base_url: ${alpha.baseUrl}\n    api_key: sk-alpha\n    models:\n      m: { id: alpha-m }\n` +
+        `traces:\n  otlp_endpoint: ${receiver.url}\n`,
+    );
+    const unsampledTrace = "5bf92f3577b34da6a3ce929d0e0e4736";
+    const unsampled = await postChat(
+      gateway,
+      { model: "m" },
+      { traceparent: `00-${unsampledTrace}-${CALLER_SPAN}-00` },
+    );
+    const sampled = await postChat(gateway, { model: "m" }, { traceparent: TRACEPARENT });
+    assert.deepEqual([unsampled.status, sampled.status], [200, 200]);
+    assert.match(
+      headerOf(chatRequests(alpha)[0]?.headers.traceparent) ?? "",
+      new RegExp(`^00-${unsampledTrace}-.*-00$`),
+    );
+    assert.match(headerOf(chatRequests(alpha)[1]?.headers.traceparent) ?? "", new RegExp(`^00-${CALLER_TRACE}-.*-01$`));
+    await waitUntil(() => receiver.spans().length >= 2, "the sampled request's spans", 5_000);
+    // Both records are final before the sampled one's spans were sent (published in order): nothing else comes.
+    await gateway.close();
+    assert.deepEqual([...new Set(receiver.spans().map((span) => span.traceId))], [CALLER_TRACE]);
+  });
+
   test("a collector that never answers holds no request: spans past max_queue_spans are dropped and counted", async (t) => {
     const receiver = await otlpReceiver(t, { hang: true });
     const alpha = await useMock(t);
