@@ -32,6 +32,7 @@ const PIPELINE_MAY_USE: readonly string[] = [
   "is-record",
   "tool-call-boundary",
   "cooldown-causes",
+  "trace-context",
   "errors",
 ];
 const SERVER_MAY_USE: readonly string[] = ["pipeline", ...PIPELINE_MAY_USE];
@@ -39,7 +40,7 @@ const SERVER_MAY_USE: readonly string[] = ["pipeline", ...PIPELINE_MAY_USE];
 /**
  * The allowed arrows, folder -> folders it may import. The request's path runs server -> pipeline -> router /
  * limits -> upstream -> streaming; the pure folders (router, scoring, limits) sit below everything that does I/O.
- * `clock`, `request-timers`, `logger`, `sqlite-file`, `source-paths`, `async-fs`, `is-record`, `chat-choice`, `chat-reasoning`, `tool-call-boundary`, `responses-namespace`, `cooldown-causes` and `main` are the files at
+ * `clock`, `request-timers`, `logger`, `sqlite-file`, `source-paths`, `async-fs`, `is-record`, `chat-choice`, `chat-reasoning`, `tool-call-boundary`, `responses-namespace`, `cooldown-causes`, `trace-context` and `main` are the files at
  * the top of src/. `is-record` imports nothing and every folder may use it.
  */
 export const ALLOWED: Readonly<Record<string, readonly string[]>> = {
@@ -51,6 +52,8 @@ export const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   "source-paths": [],
   "async-fs": [],
   "is-record": [],
+  // W3C trace context (the incoming `traceparent`, an attempt's, new ids): read by server/, upstream/, observability/.
+  "trace-context": [],
   // Where one streamed tool call ends and the next begins: one rule for streaming/ (the chat door's renumbering)
   // and protocols/ (the Responses and Messages translators), which may not import each other.
   "tool-call-boundary": [],
@@ -93,6 +96,7 @@ export const ALLOWED: Readonly<Record<string, readonly string[]>> = {
     "async-fs",
     "errors",
     "cooldown-causes",
+    "trace-context",
     "is-record",
   ],
   upstream: [
@@ -107,6 +111,7 @@ export const ALLOWED: Readonly<Record<string, readonly string[]>> = {
     "errors",
     "chat-choice",
     "responses-namespace",
+    "trace-context",
     "is-record",
   ],
   pipeline: PIPELINE_MAY_USE,
@@ -118,7 +123,8 @@ export const ALLOWED: Readonly<Record<string, readonly string[]>> = {
 /** Packages only some folders may use: the HTTP framework lives in server/, the HTTP client below pipeline. */
 const PACKAGE_OWNERS: readonly { pattern: RegExp; folders: readonly string[] }[] = [
   { pattern: /^fastify($|\/)|^@fastify\//, folders: ["server"] },
-  { pattern: /^undici($|\/)/, folders: ["upstream", "providers", "pipeline", "server", "cli"] },
+  // observability/: the OTLP trace exporter posts over its own Pool.
+  { pattern: /^undici($|\/)/, folders: ["upstream", "providers", "pipeline", "server", "cli", "observability"] },
   { pattern: /^ioredis($|\/)/, folders: ["state"] },
 ];
 

@@ -22,7 +22,9 @@ export async function createObservers(
   // Client and admin keys too: a record may hold what a client sent (`log.content: true`), its key pasted in a prompt.
   const secrets = (): readonly string[] => runtime.secrets.list();
   // The loaded env, not process.env: OTEL_* variables set in .env count like the config's other variables.
-  const otlp = otlpSettings(config.traces.otlpEndpoint, env);
+  const otlp = otlpSettings(config.traces.otlpEndpoint, env, config.traces.sampleRatio);
+  // The metrics that count dropped spans are built after the exporter.
+  let built: Observers | undefined;
   if (otlp !== undefined) {
     // Loaded only when tracing is configured.
     const { OtlpTraceExporter } = await import("../observability/otlp-traces.ts");
@@ -32,6 +34,10 @@ export async function createObservers(
         headers: otlp.headers,
         serviceName: otlp.serviceName,
         serviceVersion: GATEWAY_VERSION,
+        maxQueueSpans: config.traces.maxQueueSpans,
+        exportTimeoutMs: config.traces.exportTimeoutMs,
+        sampler: otlp.sampler,
+        onDropped: (count, reason) => built?.metrics?.countTraceSpansDropped(reason, count),
         secrets,
         onError: (error) =>
           logger.warn(
@@ -61,7 +67,7 @@ export async function createObservers(
       );
     }
     backend = await requestLogBackend(config);
-    return new Observers({
+    built = new Observers({
       extra,
       settings: {
         isContentKept: config.log.content,
@@ -77,6 +83,9 @@ export async function createObservers(
       onError: (message, error) =>
         logger.warn({ error: error instanceof Error ? error.message : String(error) }, message),
     });
+    // From here requests without a `traceparent` start a trace, and the sampler decides what is exported.
+    if (otlp !== undefined) runtime.traceSampler = otlp.sampler;
+    return built;
   } catch (error) {
     await Promise.allSettled([...extra.map((observer) => observer.close()), backend?.close()]);
     throw error;

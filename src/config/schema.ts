@@ -356,6 +356,9 @@ const metricsSchema = z
 const tracesSchema = z
   .strictObject({
     otlp_endpoint: httpUrl.optional(), // OTLP/HTTP base URL; $OTEL_EXPORTER_OTLP_ENDPOINT wins
+    sample_ratio: z.number().min(0).max(1).default(1), // share of new traces exported; $OTEL_TRACES_SAMPLER(_ARG) win
+    max_queue_spans: positiveInt.max(1_000_000).default(2048), // spans waiting for export; past it the oldest are dropped
+    export_timeout_ms: timerMs.default(10_000), // ms one export (retries included) may take; also the shutdown bound
   })
   .prefault({})
   .transform(camelKeys);

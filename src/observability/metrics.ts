@@ -58,6 +58,7 @@ export class GatewayMetrics {
   readonly #continuations: LabeledCounter;
   readonly #earlyCommits: LabeledCounter;
   readonly #answersNotKept: LabeledCounter;
+  readonly #traceSpansDropped: LabeledCounter;
   readonly #tokens: LabeledCounter;
   readonly #clientRequests: LabeledCounter;
   readonly #batchRequests: LabeledCounter;
@@ -112,6 +113,11 @@ export class GatewayMetrics {
       "answers_not_kept_total",
       "Answers sent whose keeping failed (a Responses answer for previous_response_id: the store down, or past responses.store.write_timeout_ms), by endpoint.",
       ["endpoint"],
+    );
+    this.#traceSpansDropped = counter(
+      "trace_spans_dropped_total",
+      "Trace spans never sent to the OTLP collector, by reason: queue_full (traces.max_queue_spans) or export_failed.",
+      ["reason"],
     );
     // `source`: `reported` (the provider's usage) or `estimated` (the gateway's count, where the provider reported
     // none): two values, so that a dashboard can tell billed counts from estimates without a second metric.
@@ -207,6 +213,11 @@ export class GatewayMetrics {
    */
   countAnswersLost(endpoint: string, count: number): void {
     this.#answersNotKept.inc([endpoint], count);
+  }
+
+  /** Spans the OTLP exporter dropped (observability/otlp-traces.ts): a collector down, slow, or refusing them. */
+  countTraceSpansDropped(reason: "queue_full" | "export_failed", count: number): void {
+    this.#traceSpansDropped.inc([reason], count);
   }
 
   /**

@@ -1,18 +1,26 @@
 // Where traces go: the standard OpenTelemetry variables, else `traces.otlp_endpoint` from the config. Kept apart
 // from the exporter so that reading the settings loads no tracing code.
 import type { Env } from "../config/env.ts";
+import type { TraceSampler } from "../trace-context.ts";
 
 export interface OtlpSettings {
   /** Full URL spans are posted to (`<endpoint>/v1/traces`). */
   readonly tracesUrl: string;
   readonly headers: Readonly<Record<string, string>>;
   readonly serviceName: string;
+  /** Whether a trace is exported (OTEL_TRACES_SAMPLER / _ARG, else parent-based with `traces.sample_ratio`). */
+  readonly sampler: TraceSampler;
 }
 
 export const DEFAULT_SERVICE_NAME = "llm-gateway";
 
 /** undefined: tracing is off (no endpoint anywhere). */
-export function otlpSettings(configuredEndpoint: string | undefined, env: Env): OtlpSettings | undefined {
+export function otlpSettings(
+  configuredEndpoint: string | undefined,
+  env: Env,
+  /** `traces.sample_ratio`: the share of the traces the gateway starts that are exported. */
+  sampleRatio = 1,
+): OtlpSettings | undefined {
   const tracesUrl = nonEmpty(env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT);
   const base = nonEmpty(env.OTEL_EXPORTER_OTLP_ENDPOINT) ?? configuredEndpoint;
   if (tracesUrl === undefined && base === undefined) return undefined;
@@ -26,7 +34,47 @@ export function otlpSettings(configuredEndpoint: string | undefined, env: Env): 
     tracesUrl: tracesUrl ?? `${(base as string).replace(/\/+$/, "")}/v1/traces`,
     headers,
     serviceName: nonEmpty(env.OTEL_SERVICE_NAME) ?? DEFAULT_SERVICE_NAME,
+    sampler: samplerOf(env, sampleRatio),
   };
+}
+
+/**
+ * The OpenTelemetry samplers by their OTEL_TRACES_SAMPLER names: `always_on`, `always_off`, `traceidratio` and their
+ * `parentbased_` forms (a caller's sampled flag decides when there is one). Unset, or a name this gateway does not
+ * know (`jaeger_remote`, `xray`): the spec's default, `parentbased_always_on`, with `traces.sample_ratio` for traces
+ * the gateway starts. OTEL_TRACES_SAMPLER_ARG is the ratio of the `traceidratio` ones (missing or not a number in
+ * [0, 1]: 1, as the spec says).
+ */
+export function samplerOf(env: Env, configuredRatio: number): TraceSampler {
+  const name = nonEmpty(env.OTEL_TRACES_SAMPLER)?.trim().toLowerCase();
+  const argument = Number(nonEmpty(env.OTEL_TRACES_SAMPLER_ARG) ?? Number.NaN);
+  const givenRatio = Number.isFinite(argument) && argument >= 0 && argument <= 1 ? argument : 1;
+  switch (name) {
+    case "always_on":
+      return () => true;
+    case "always_off":
+      return () => false;
+    case "traceidratio":
+      return (traceId) => isInRatio(traceId, givenRatio);
+    case "parentbased_always_on":
+      return (_traceId, parent) => parent ?? true;
+    case "parentbased_always_off":
+      return (_traceId, parent) => parent ?? false;
+    case "parentbased_traceidratio":
+      return (traceId, parent) => parent ?? isInRatio(traceId, givenRatio);
+    default:
+      return (traceId, parent) => parent ?? isInRatio(traceId, configuredRatio);
+  }
+}
+
+/** 2^56: the trace id's last 56 bits are its random part (W3C Trace Context Level 2, OpenTelemetry's TraceIdRatioBased). */
+const RANDOM_RANGE = 2 ** 56;
+
+/** Deterministic by trace id: every service sampling at the same ratio keeps the same traces. */
+export function isInRatio(traceId: string, ratio: number): boolean {
+  if (ratio >= 1) return true;
+  if (ratio <= 0) return false;
+  return Number.parseInt(traceId.slice(-14), 16) < ratio * RANDOM_RANGE;
 }
 
 function nonEmpty(value: string | undefined): string | undefined {

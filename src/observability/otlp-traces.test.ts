@@ -22,7 +22,8 @@ test("a record becomes a server span and one client span per attempt", () => {
         attempt({ provider: "beta", model: "model-b", startedAtMs: 1_012, durationMs: 60 }),
       ],
     }),
-    (bytes) => String(++next).padStart(bytes * 2, "0"),
+    undefined,
+    { traceId: () => String(++next).padStart(32, "0"), spanId: () => String(++next).padStart(16, "0") },
   );
   assert.equal(spans.length, 3);
   const [root, failed, answered] = spans;
@@ -43,7 +44,6 @@ test("an attempt whose tokens the gateway estimated (a broken stream segment) sa
         attempt({ provider: "beta", role: "continuation", tokensIn: 49, tokensOut: 20 }),
       ],
     }),
-    () => "00",
   );
   const estimated = (index: number) =>
     spans[index]?.attributes.find((entry) => entry.key === "llm_gateway.usage_estimated")?.value;

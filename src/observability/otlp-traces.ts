@@ -1,40 +1,24 @@
-// Optional trace export: one OTLP/HTTP (JSON) span per request with a child span per upstream attempt, built from
-// the request record (GenAI semantic conventions where they fit: gen_ai.operation.name, gen_ai.request.model,
-// gen_ai.response.model, gen_ai.provider.name, gen_ai.usage.*). Loaded only when an OTLP endpoint is configured
-// (OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or `traces.otlp_endpoint`). Spans are sent in
-// batches off the request path; a collector that is down loses spans, never a request.
-import { randomBytes } from "node:crypto";
-import { traitsOf } from "../errors/outcomes.ts";
+// Optional trace export over OTLP/HTTP (JSON): the record subscriber that turns each finished request into spans
+// (otlp-spans.ts) and posts them in batches to `<endpoint>/v1/traces` over one undici Pool. Loaded only when an OTLP
+// endpoint is configured (OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or `traces.otlp_endpoint`).
+// Nothing here is on a request's path: `observe` only queues. The queue is bounded (the oldest spans are dropped and
+// counted), an export has a time bound with its retries, and a collector that is down or slow loses spans, never a
+// request.
+import { setTimeout as sleep } from "node:timers/promises";
+import { Pool } from "undici";
 import { redactSecrets } from "../errors/redact.ts";
-import { ALL_FRONT_DOORS } from "../front-doors.ts";
-import type { RecordedAttempt, RequestRecord } from "./request-record.ts";
+import type { TraceSampler } from "../trace-context.ts";
+import { attribute, type OtlpSpan, spansOf } from "./otlp-spans.ts";
+import type { RequestRecord } from "./request-record.ts";
 
-const SPAN_KIND_SERVER = 2;
-const SPAN_KIND_CLIENT = 3;
-const STATUS_UNSET = 0;
-const STATUS_ERROR = 2;
-/** Spans buffered beyond this are dropped (a collector that cannot keep up must not grow memory). */
-const MAX_BUFFERED_SPANS = 10_000;
-const EXPORT_TIMEOUT_MS = 5_000;
+export { type OtlpAttribute, type OtlpSpan, spansOf, unixNano } from "./otlp-spans.ts";
 
-type AttributeValue = { stringValue: string } | { intValue: string } | { doubleValue: number } | { boolValue: boolean };
+/** OTLP/HTTP's retryable answers (the spec's "Failures" section): everything else drops the batch. */
+const RETRYABLE_STATUSES = new Set([429, 502, 503, 504]);
+const FIRST_BACKOFF_MS = 250;
+const MAX_BACKOFF_MS = 5_000;
 
-export interface OtlpAttribute {
-  readonly key: string;
-  readonly value: AttributeValue;
-}
-
-export interface OtlpSpan {
-  readonly traceId: string;
-  readonly spanId: string;
-  readonly parentSpanId?: string;
-  readonly name: string;
-  readonly kind: number;
-  readonly startTimeUnixNano: string;
-  readonly endTimeUnixNano: string;
-  readonly attributes: readonly OtlpAttribute[];
-  readonly status: { readonly code: number; readonly message?: string };
-}
+export type DropReason = "queue_full" | "export_failed";
 
 export interface OtlpExporterOptions {
   /** Full URL, e.g. `http://collector:4318/v1/traces`. */
@@ -44,10 +28,18 @@ export interface OtlpExporterOptions {
   readonly serviceVersion: string;
   /** ms between exports; default 1000. */
   readonly flushIntervalMs?: number;
-  /** Export as soon as this many spans are buffered; default 512. */
+  /** Spans per export, and an export starts as soon as this many wait; default 512. */
   readonly maxBatchSpans?: number;
+  /** Spans waiting at most (`traces.max_queue_spans`); past it the oldest are dropped. Default 2048. */
+  readonly maxQueueSpans?: number;
+  /** ms one export may take, its retries included (`traces.export_timeout_ms`); also the bound of `close`. */
+  readonly exportTimeoutMs?: number;
+  /** For records without a trace of their own (a batch line, a background response): whether to export them. */
+  readonly sampler?: TraceSampler;
   /** Told once per failing streak. */
   readonly onError?: (error: unknown) => void;
+  /** Spans that will never be sent: dropped from a full queue, or in a batch whose export failed. */
+  readonly onDropped?: (count: number, reason: DropReason) => void;
   /**
    * What every export is redacted of (the gateway's secrets, pipeline/logged-secrets.ts), read at each export: spans
    * carry upstream error text (an attempt's reason), and a collector is one more place a key must not reach.
@@ -57,54 +49,143 @@ export interface OtlpExporterOptions {
 
 export class OtlpTraceExporter {
   readonly #options: OtlpExporterOptions;
-  #spans: OtlpSpan[] = [];
+  readonly #pool: Pool;
+  readonly #path: string;
+  readonly #maxBatchSpans: number;
+  readonly #maxQueueSpans: number;
+  readonly #exportTimeoutMs: number;
+  #queue: OtlpSpan[] = [];
   #timer: NodeJS.Timeout | undefined;
-  #sending: Promise<void> = Promise.resolve();
+  #exporting: Promise<void> | undefined;
   #isFailing = false;
+  #isClosed = false;
+  /** Aborted when `close` runs out of time: the export in flight and its backoff stop. */
+  readonly #stop = new AbortController();
 
   constructor(options: OtlpExporterOptions) {
     this.#options = options;
+    const url = new URL(options.url);
+    this.#path = `${url.pathname}${url.search}`;
+    // One connection: exports go one at a time, and a collector needs no more from one gateway.
+    this.#pool = new Pool(url.origin, { connections: 1 });
+    this.#maxBatchSpans = options.maxBatchSpans ?? 512;
+    this.#maxQueueSpans = Math.max(options.maxQueueSpans ?? 2048, 1);
+    this.#exportTimeoutMs = options.exportTimeoutMs ?? 10_000;
     this.#timer = setInterval(() => {
-      this.flush().catch(() => {});
+      if (this.#queue.length > 0) this.#startExport();
     }, options.flushIntervalMs ?? 1_000);
     this.#timer.unref();
   }
 
-  /** The record subscriber. */
+  /** The record subscriber: builds the spans and queues them; never waits, never throws. */
   readonly observe = (record: RequestRecord): void => {
-    if (this.#spans.length >= MAX_BUFFERED_SPANS) return;
-    this.#spans.push(...spansOf(record));
-    if (this.#spans.length >= (this.#options.maxBatchSpans ?? 512)) this.flush().catch(() => {});
+    if (this.#isClosed) return;
+    let spans: OtlpSpan[];
+    try {
+      spans = spansOf(record, this.#options.sampler);
+    } catch {
+      return;
+    }
+    if (spans.length === 0) return;
+    for (const span of spans) this.#queue.push(span);
+    const excess = this.#queue.length - this.#maxQueueSpans;
+    if (excess > 0) {
+      // The oldest go: the newest say more about what is happening now.
+      this.#queue.splice(0, excess);
+      this.#options.onDropped?.(excess, "queue_full");
+    }
+    if (this.#queue.length >= this.#maxBatchSpans) this.#startExport();
   };
 
-  /** Sends what is buffered; exports are serialised. */
+  /** Sends what is queued (and what arrives meanwhile); never rejects. */
   flush(): Promise<void> {
-    this.#sending = this.#sending.then(async () => {
-      const spans = this.#spans;
-      if (spans.length === 0) return;
-      this.#spans = [];
-      try {
-        const response = await fetch(this.#options.url, {
-          method: "POST",
-          headers: { "content-type": "application/json", ...this.#options.headers },
-          body: redactSecrets(JSON.stringify(this.#payload(spans)), this.#options.secrets?.() ?? []),
-          signal: AbortSignal.timeout(EXPORT_TIMEOUT_MS),
-        });
-        await response.arrayBuffer();
-        if (!response.ok) throw new Error(`OTLP export answered HTTP ${response.status}`);
-        this.#isFailing = false;
-      } catch (error) {
-        if (!this.#isFailing) this.#options.onError?.(error);
-        this.#isFailing = true;
-      }
-    });
-    return this.#sending;
+    this.#startExport();
+    return this.#exporting ?? Promise.resolve();
   }
 
+  /** Stops the timer and sends what is queued, within `exportTimeoutMs` in all: what is left then is dropped. */
   async close(): Promise<void> {
     if (this.#timer !== undefined) clearInterval(this.#timer);
     this.#timer = undefined;
-    await this.flush();
+    this.#isClosed = true;
+    if (this.#queue.length === 0 && this.#exporting === undefined) {
+      this.#stop.abort();
+      await this.#pool.destroy().catch(() => {});
+      return;
+    }
+    const bound = setTimeout(() => this.#stop.abort(), this.#exportTimeoutMs);
+    bound.unref();
+    try {
+      await this.flush();
+    } finally {
+      clearTimeout(bound);
+      this.#stop.abort();
+      await this.#pool.destroy().catch(() => {});
+    }
+  }
+
+  #startExport(): void {
+    if (this.#exporting !== undefined || this.#queue.length === 0) return;
+    this.#exporting = this.#drain().finally(() => {
+      this.#exporting = undefined;
+    });
+  }
+
+  async #drain(): Promise<void> {
+    while (this.#queue.length > 0) {
+      if (this.#stop.signal.aborted) {
+        this.#options.onDropped?.(this.#queue.length, "export_failed");
+        this.#queue = [];
+        return;
+      }
+      const batch = this.#queue.splice(0, this.#maxBatchSpans);
+      const error = await this.#export(batch);
+      if (error === undefined) {
+        this.#isFailing = false;
+        continue;
+      }
+      this.#options.onDropped?.(batch.length, "export_failed");
+      if (!this.#isFailing) this.#options.onError?.(error);
+      this.#isFailing = true;
+    }
+  }
+
+  /** One batch, retried on OTLP's retryable answers within the export's time; the error when it was not taken. */
+  async #export(spans: readonly OtlpSpan[]): Promise<Error | undefined> {
+    const body = redactSecrets(JSON.stringify(this.#payload(spans)), this.#options.secrets?.() ?? []);
+    const deadlineMs = Date.now() + this.#exportTimeoutMs;
+    for (let retry = 0; ; retry++) {
+      const remainingMs = deadlineMs - Date.now();
+      if (remainingMs <= 0) return new Error("OTLP export timed out");
+      let waitMs: number;
+      let failure: Error;
+      try {
+        const response = await this.#pool.request({
+          path: this.#path,
+          method: "POST",
+          headers: { ...this.#options.headers, "content-type": "application/json" },
+          body,
+          signal: AbortSignal.any([AbortSignal.timeout(remainingMs), this.#stop.signal]),
+          headersTimeout: remainingMs,
+          bodyTimeout: remainingMs,
+        });
+        await response.body.dump();
+        if (response.statusCode >= 200 && response.statusCode < 300) return undefined;
+        failure = new Error(`OTLP export answered HTTP ${response.statusCode}`);
+        if (!RETRYABLE_STATUSES.has(response.statusCode)) return failure;
+        waitMs = retryAfterMs(response.headers["retry-after"]) ?? backoffMs(retry);
+      } catch (error) {
+        // Not reached, refused, reset or timed out: transient as far as the exporter can tell.
+        failure = error instanceof Error ? error : new Error(String(error));
+        waitMs = backoffMs(retry);
+      }
+      if (this.#stop.signal.aborted || Date.now() + waitMs >= deadlineMs) return failure;
+      try {
+        await sleep(waitMs, undefined, { signal: this.#stop.signal, ref: false });
+      } catch {
+        return failure;
+      }
+    }
   }
 
   #payload(spans: readonly OtlpSpan[]) {
@@ -122,100 +203,17 @@ export class OtlpTraceExporter {
   }
 }
 
-const OPERATIONS: ReadonlyMap<string, string> = new Map(ALL_FRONT_DOORS.map((door) => [door.name, door.operation]));
-
-/** The request's span and one child span per attempt (primary and continuation). */
-export function spansOf(record: RequestRecord, newId: (bytes: number) => string = randomHex): OtlpSpan[] {
-  const traceId = newId(16);
-  const spanId = newId(8);
-  // GenAI's operation name, or the door's own (front-doors.ts FrontDoor.operation).
-  const operation = OPERATIONS.get(record.endpoint) ?? "chat";
-  const isError = record.status >= 500 && !traitsOf(record.outcome).isClientsChoice;
-  const root: OtlpSpan = {
-    traceId,
-    spanId,
-    name: `${operation} ${record.requestedModel}`,
-    kind: SPAN_KIND_SERVER,
-    startTimeUnixNano: unixNano(record.startedAtMs),
-    endTimeUnixNano: unixNano(record.startedAtMs + record.durationMs),
-    attributes: [
-      attribute("gen_ai.operation.name", operation),
-      attribute("gen_ai.request.model", record.requestedModel),
-      ...(record.servedBy === undefined
-        ? []
-        : [
-            attribute("gen_ai.response.model", record.servedBy.model),
-            attribute("gen_ai.provider.name", record.servedBy.provider),
-          ]),
-      attribute("gen_ai.usage.input_tokens", record.tokensIn),
-      attribute("gen_ai.usage.output_tokens", record.tokensOut),
-      ...(record.isUsageEstimated === true ? [attribute("llm_gateway.usage_estimated", true)] : []),
-      attribute("http.response.status_code", record.status),
-      attribute("llm_gateway.request_id", record.id),
-      attribute("llm_gateway.endpoint", record.endpoint),
-      attribute("llm_gateway.client_protocol", record.clientProtocol),
-      attribute("llm_gateway.outcome", record.outcome),
-      attribute("llm_gateway.stream", record.isStream),
-      attribute("llm_gateway.attempts", record.attempts.length),
-      attribute("llm_gateway.queue_wait_ms", record.queueWaitMs),
-      ...(record.earlyCommitMs === undefined ? [] : [attribute("llm_gateway.early_commit_ms", record.earlyCommitMs)]),
-      ...(record.errorCode === undefined ? [] : [attribute("error.type", record.errorCode)]),
-    ],
-    status: isError ? { code: STATUS_ERROR, message: record.errorCode ?? record.outcome } : { code: STATUS_UNSET },
-  };
-  return [root, ...record.attempts.map((attempt) => attemptSpan(attempt, operation, traceId, spanId, newId(8)))];
+/** Exponential with full jitter (so that gateways behind one collector do not retry in step). */
+function backoffMs(retry: number): number {
+  return Math.random() * Math.min(MAX_BACKOFF_MS, FIRST_BACKOFF_MS * 2 ** retry);
 }
 
-function attemptSpan(
-  attempt: RecordedAttempt,
-  operation: string,
-  traceId: string,
-  parentSpanId: string,
-  spanId: string,
-): OtlpSpan {
-  const isSuccess = traitsOf(attempt.outcome).isSuccess;
-  return {
-    traceId,
-    spanId,
-    parentSpanId,
-    name: `${operation} ${attempt.model}`,
-    kind: SPAN_KIND_CLIENT,
-    startTimeUnixNano: unixNano(attempt.startedAtMs),
-    endTimeUnixNano: unixNano(attempt.startedAtMs + attempt.durationMs),
-    attributes: [
-      attribute("gen_ai.operation.name", operation),
-      attribute("gen_ai.provider.name", attempt.provider),
-      attribute("gen_ai.request.model", attempt.model),
-      attribute("llm_gateway.deployment", attempt.deploymentKey),
-      attribute("llm_gateway.role", attempt.role),
-      attribute("llm_gateway.outcome", attempt.outcome),
-      ...(attempt.status === undefined ? [] : [attribute("http.response.status_code", attempt.status)]),
-      ...(attempt.headersMs === undefined ? [] : [attribute("llm_gateway.headers_ms", attempt.headersMs)]),
-      ...(attempt.firstTokenMs === undefined ? [] : [attribute("llm_gateway.first_token_ms", attempt.firstTokenMs)]),
-      ...(attempt.tokensIn === undefined ? [] : [attribute("gen_ai.usage.input_tokens", attempt.tokensIn)]),
-      ...(attempt.tokensOut === undefined ? [] : [attribute("gen_ai.usage.output_tokens", attempt.tokensOut)]),
-      // A broken stream segment's tokens are the gateway's count, not the provider's report.
-      ...(attempt.isUsageEstimated === true ? [attribute("llm_gateway.usage_estimated", true)] : []),
-      ...(isSuccess ? [] : [attribute("error.type", attempt.outcome)]),
-    ],
-    status: isSuccess ? { code: STATUS_UNSET } : { code: STATUS_ERROR, message: attempt.reason.slice(0, 500) },
-  };
-}
-
-function attribute(key: string, value: string | number | boolean): OtlpAttribute {
-  if (typeof value === "boolean") return { key, value: { boolValue: value } };
-  if (typeof value === "number") {
-    return { key, value: Number.isInteger(value) ? { intValue: String(value) } : { doubleValue: value } };
-  }
-  return { key, value: { stringValue: value } };
-}
-
-/** Epoch ms (possibly fractional) as OTLP's decimal string of nanoseconds. */
-export function unixNano(ms: number): string {
-  const whole = Math.floor(ms);
-  return (BigInt(whole) * 1_000_000n + BigInt(Math.round((ms - whole) * 1_000_000))).toString();
-}
-
-function randomHex(bytes: number): string {
-  return randomBytes(bytes).toString("hex");
+/** `Retry-After` in seconds or as an HTTP date, as the OTLP spec asks a client to honour it. */
+export function retryAfterMs(header: string | string[] | undefined, nowMs = Date.now()): number | undefined {
+  const value = Array.isArray(header) ? header[0] : header;
+  if (value === undefined || value.trim() === "") return undefined;
+  const seconds = Number(value);
+  if (Number.isFinite(seconds)) return Math.max(0, seconds * 1_000);
+  const atMs = Date.parse(value);
+  return Number.isNaN(atMs) ? undefined : Math.max(0, atMs - nowMs);
 }

@@ -93,6 +93,11 @@ export interface RecordedAttempt {
    * messages this attempt sent; absent when they went as the client wrote them (docs/configuration.md "Message order").
    */
   readonly messageOrder?: MessageOrder;
+  /**
+   * The span id this attempt was sent under (its `traceparent`), when the request has a trace (RequestRecord.trace):
+   * the provider's own spans, if it traces, are children of it.
+   */
+  readonly spanId?: string;
   /** What it changed: system_folded, tool_bridged, tool_ids_fitted, users_merged, prefix_marked, prefix_removed, reasoning_removed. */
   readonly messageChanges?: readonly MessageChange[];
 }
@@ -129,6 +134,11 @@ export interface RequestRecord {
   readonly continuations: readonly RecordedContinuation[];
   /** Time spent queued for a free candidate and waiting for a better one that was cooling. */
   readonly queueWaitMs: number;
+  /**
+   * The W3C trace the request belongs to (docs/observability.md "Trace context"): the caller's `traceparent`
+   * continued, or one the gateway started because spans are exported. Absent otherwise.
+   */
+  readonly trace?: RecordedTrace;
   /**
    * The answer cache (`cache.enabled`): `hit`, answered with a kept answer (no candidates, no attempts, no tokens);
    * `miss`, looked up and not found. Absent when the cache was not asked (off, `Cache-Control: no-cache` or
@@ -183,6 +193,16 @@ export interface RequestRecord {
   readonly durationMs: number;
   /** Message content, when the pipeline keeps it; stored by the request log only with `log.content: true`. */
   readonly content?: RecordedContent;
+}
+
+export interface RecordedTrace {
+  readonly traceId: string;
+  /** The gateway's span for the request. */
+  readonly spanId: string;
+  /** The caller's span (its `traceparent`); absent when the gateway started the trace. */
+  readonly parentSpanId?: string;
+  /** The sampled flag sent upstream: with export on, whether the request's spans are exported. */
+  readonly isSampled: boolean;
 }
 
 export interface RecordedContent {

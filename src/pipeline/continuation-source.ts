@@ -27,6 +27,7 @@ import type {
   SegmentEnd,
   TokenUsage,
 } from "../streaming/relay-types.ts";
+import type { TraceContext } from "../trace-context.ts";
 import type { AttemptReport, ForwardTrace, StreamResult } from "../upstream/forward-types.ts";
 import type { GatewayRuntime, GatewaySnapshot } from "./gateway-runtime.ts";
 import { estimatedContinuationUsage } from "./segment-usage.ts";
@@ -42,6 +43,8 @@ export interface ContinuationContext {
   readonly reasoningPromptTokens?: number | undefined;
   readonly maxOutputTokens: number;
   readonly signal: AbortSignal;
+  /** The request's W3C trace: a continuation's attempts are sent a `traceparent` under it too. */
+  readonly traceContext?: TraceContext | undefined;
   /** The deployment that served the first segment: asked last, and only after a cut (ContinuationFinder#self). */
   readonly firstDeployment: Deployment;
   /** What the request asks of a candidate, and its arrays' sizes: a candidate that refused them is not asked. */
@@ -232,6 +235,7 @@ class ContinuationFinder implements ContinuationSource {
         isStream: true,
         signal,
         trace,
+        traceContext: context.traceContext,
         promptTokens: context.promptTokens,
         reasoningPromptTokens: context.reasoningPromptTokens,
         maxOutputTokens: context.maxOutputTokens,

@@ -34,6 +34,7 @@ export function forwardRequestOf(
     signal: context.signal,
     receivedAtMs: startedAtMs,
     trace,
+    traceContext: context.trace,
     onReserved: context.onReserved,
     promptTokens: request.prompt.promptTokens,
     maxOutputTokens: request.maxOutputTokens,

@@ -22,6 +22,7 @@ import { StickySessions } from "../router/sticky-sessions.ts";
 import { LiveScores } from "../scoring/live-scores.ts";
 import type { ScoreBreakdown } from "../scoring/score.ts";
 import type { StateBackend } from "../state/state-backend.ts";
+import type { TraceSampler } from "../trace-context.ts";
 import { forward } from "../upstream/failover.ts";
 import type { FailoverServices, ForwardOutcome, ForwardRequest } from "../upstream/forward-types.ts";
 import { type AnswerStore, answerStoreFor } from "./answer-cache.ts";
@@ -78,6 +79,8 @@ export class GatewayRuntime {
   readonly backgroundRuns = new BackgroundRuns();
   /** The one redaction of all the gateway shows, logs, records, exports or stores (logged-secrets.ts). */
   readonly secrets = new GatewaySecrets(() => this.#snapshot);
+  /** Set when spans are exported (cli/observers.ts): requests without a `traceparent` then start a trace. */
+  traceSampler: TraceSampler | undefined;
   readonly startedAtMs: number;
   #snapshot: GatewaySnapshot;
   /** When the serving config was loaded, and a hash of it (keys hashed again), for /health. */

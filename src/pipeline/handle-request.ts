@@ -123,8 +123,7 @@ async function serveRequest(
       throw deferredLine(request, error, trace.attempts.length) ?? refused(request, error);
     }
     plan = planned.plan;
-    // A request that waited in the queue across a config reload is served on the new config.
-    // Its answer is kept under that config's key (answer-fingerprint.ts), not the one it arrived on.
+    // Served on the config of now (it may have waited across a reload): its answer is kept under that config's key.
     if (planned.snapshot !== request.snapshot) {
       const snapshot = planned.snapshot;
       request = { ...request, snapshot, cacheKey: answerCacheKey(snapshot, endpoint, request.body, context) };
@@ -248,6 +247,7 @@ function validated(
         body: rawBody,
         supportsStream: endpoint.supportsStream,
         client: context.client,
+        trace: context.trace,
       },
       error,
     );
@@ -291,6 +291,7 @@ function prepare(
       isStream,
       startedAtMs,
       ...(context.client === undefined ? {} : { client: context.client }),
+      trace: context.trace,
     }),
     clientCharge: { reservation: undefined },
     cacheKey: answerCacheKey(snapshot, endpoint, body, context),
@@ -332,8 +333,7 @@ function jsonAnswer(
   headers: Record<string, string>,
   usage: TokenUsage | undefined,
 ): JsonAnswer {
-  // An answer without a usage report was given the gateway's estimate by its attempt (upstream/answer-usage.ts), so
-  // the record, its attempt, /stats and the budgets count the same number.
+  // Without a usage report: its attempt's estimate (upstream/answer-usage.ts), as /stats and the budgets count it.
   request.record.usage(usage, result.isUsageEstimated === true);
   request.record.headersSent();
   const responseText = request.snapshot.config.log.content ? loggedAnswerText(request, result) : undefined;

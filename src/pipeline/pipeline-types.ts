@@ -7,6 +7,7 @@ import type { ClientProtocol, RequestRecord } from "../observability/request-rec
 import type { RequestFeature } from "../router/request-features.ts";
 import type { AudioRelayEnd } from "../streaming/relay-audio.ts";
 import type { StreamChunk, TokenUsage } from "../streaming/relay-types.ts";
+import type { TraceContext } from "../trace-context.ts";
 import type { ForwardRequest, NativeCall, UpstreamApi } from "../upstream/forward-types.ts";
 import type { CacheDirective } from "./cache-control.ts";
 import { type ClientCharge, settleClientCharge } from "./client-budget.ts";
@@ -27,6 +28,11 @@ export interface RequestContext {
   readonly signal: AbortSignal;
   /** `x-session-id`, for sticky routing. */
   readonly sessionId?: string | undefined;
+  /**
+   * The request's W3C trace (trace-context.ts requestTrace): its record keeps the ids, and each upstream attempt is
+   * sent a `traceparent` of its own under it. Absent: no trace headers go upstream.
+   */
+  readonly trace?: TraceContext | undefined;
   /** The name of the client whose key the request carries (`server.api_keys` entries `{ key, name }`). */
   readonly client?: string | undefined;
   readonly log: RequestLog;

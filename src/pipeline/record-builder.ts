@@ -10,11 +10,13 @@ import type {
   RecordedContent,
   RecordedContinuation,
   RecordedSkip,
+  RecordedTrace,
   RequestRecord,
 } from "../observability/request-record.ts";
 import { anthropicStatusOf } from "../protocols/messages/render-error.ts";
 import { isLimitSkip, type RoutePlan } from "../router/plan-route.ts";
 import type { SegmentEnd, TokenUsage } from "../streaming/relay-types.ts";
+import type { TraceContext } from "../trace-context.ts";
 import type { AttemptReport, AttemptSkip } from "../upstream/forward-types.ts";
 import { failedAttemptTokens } from "../upstream/prompt-sent.ts";
 
@@ -30,11 +32,14 @@ export interface RecordStart {
   readonly startedAtMs: number;
   /** The client's name (its key's `server.api_keys` entry); absent for an unnamed key or no key. */
   readonly client?: string;
+  /** The request's trace (RequestContext.trace); its `traceState` is not kept. */
+  readonly trace?: TraceContext | undefined;
 }
 
 export class RecordBuilder {
   readonly #clock: Clock;
-  readonly #start: RecordStart;
+  readonly #start: Omit<RecordStart, "trace">;
+  readonly #trace: RecordedTrace | undefined;
   #candidates: RecordedCandidate[] = [];
   /** The last plan's skips: a request that went back to the queue is planned again, and its record says the last. */
   #planSkips: RecordedSkip[] = [];
@@ -63,7 +68,17 @@ export class RecordBuilder {
 
   constructor(clock: Clock, start: RecordStart) {
     this.#clock = clock;
-    this.#start = { ...start, requestedModel: start.requestedModel.slice(0, MAX_RECORDED_NAME_CHARS) };
+    const { trace, ...rest } = start;
+    this.#start = { ...rest, requestedModel: start.requestedModel.slice(0, MAX_RECORDED_NAME_CHARS) };
+    this.#trace =
+      trace === undefined
+        ? undefined
+        : {
+            traceId: trace.traceId,
+            spanId: trace.spanId,
+            ...(trace.parentSpanId === undefined ? {} : { parentSpanId: trace.parentSpanId }),
+            isSampled: trace.isSampled,
+          };
   }
 
   /** Marks the record as a line of a batch (`batchId` in the record). */
@@ -257,6 +272,8 @@ export class RecordBuilder {
       attempts: this.#attempts,
       continuations: this.#continuations,
       queueWaitMs: this.#queueWaitMs,
+      // An object: after `candidates` (file-request-log-line.ts finds a client's records by what precedes it).
+      ...(this.#trace === undefined ? {} : { trace: this.#trace }),
       // Not between `client` and `candidates`: the file request log finds a client's records by that pair.
       ...(this.#cache === undefined ? {} : { cache: this.#cache }),
       ...(this.#servedBy === undefined ? {} : { servedBy: this.#servedBy }),
@@ -294,6 +311,7 @@ function recorded(
     outcome: report.outcome,
     reason: report.reason,
     startedAtMs: report.startedAtMs,
+    ...(report.spanId === undefined ? {} : { spanId: report.spanId }),
     ...(report.headersMs === undefined ? {} : { headersMs: report.headersMs }),
     ...(report.firstTokenMs === undefined ? {} : { firstTokenMs: report.firstTokenMs }),
     durationMs: report.durationMs,

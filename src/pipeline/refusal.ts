@@ -7,6 +7,7 @@ import { ClientAbortedError, type GatewayError, NotCachedError } from "../errors
 import { toGatewayError } from "../errors/render-error.ts";
 import { isRecord } from "../is-record.ts";
 import type { ClientProtocol } from "../observability/request-record.ts";
+import type { TraceContext } from "../trace-context.ts";
 import type { GatewayRuntime } from "./gateway-runtime.ts";
 import { cutReason } from "./open-requests.ts";
 import { RecordBuilder } from "./record-builder.ts";
@@ -30,6 +31,8 @@ export interface RefusedRequest {
    * code), not as a refusal.
    */
   readonly signal?: AbortSignal;
+  /** The request's trace (RequestContext.trace), for its record. */
+  readonly trace?: TraceContext | undefined;
 }
 
 /** Publishes the refused request's record and returns the error to throw (rendered by the adapter's handler). */
@@ -49,6 +52,7 @@ export function publishRefusal(runtime: GatewayRuntime, refused: RefusedRequest,
     isStream: refused.supportsStream && fields.stream === true,
     startedAtMs: refused.startedAtMs,
     ...(refused.client === undefined ? {} : { client: refused.client }),
+    trace: refused.trace,
   }).finish(ending.error.status, ending.outcome, ending.code);
   if (record !== undefined) runtime.recorder.publish(record);
   return ending.error;

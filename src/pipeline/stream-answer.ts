@@ -240,6 +240,7 @@ function relayOptions(request: PipelineRequest, plan: RoutePlan, result: StreamR
               reasoningPromptTokens: prompt.reasoningTokens,
               maxOutputTokens: request.maxOutputTokens,
               signal: context.signal,
+              traceContext: context.trace,
               firstDeployment: deployment,
               features: request.features,
               featureSizes: featureSizesOf(body),

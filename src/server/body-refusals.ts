@@ -7,6 +7,7 @@ import type { FastifyError, FastifyRequest } from "fastify";
 import type { GatewayError } from "../errors/gateway-error.ts";
 import { ALL_FRONT_DOORS, type FrontDoor, pathsOf } from "../front-doors.ts";
 import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
+import { requestTrace } from "../trace-context.ts";
 
 /** The errors the body parsers (and the upload door's own content-type check) refused a body with. */
 const BODY_REFUSALS = new WeakSet<object>();
@@ -64,6 +65,7 @@ export function recordBodyRefusal(runtime: GatewayRuntime, request: FastifyReque
         body: undefined,
         supportsStream: false,
         client: request.clientName ?? undefined,
+        trace: requestTrace(request.headers.traceparent, request.headers.tracestate, runtime.traceSampler),
       },
       error,
     );

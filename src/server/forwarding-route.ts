@@ -12,6 +12,7 @@ import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
 import type { AudioAnswer, PipelineResult, StreamEnding } from "../pipeline/handle-request.ts";
 import type { AudioRelayEnd } from "../streaming/relay-audio.ts";
 import { SSE_DONE, sseData } from "../streaming/sse-format.ts";
+import { requestTrace } from "../trace-context.ts";
 import { refusedBody } from "./body-refusals.ts";
 import { toHeaderValue } from "./header-value.ts";
 import { sharedLoad } from "./lazy-routes.ts";
@@ -61,6 +62,7 @@ export function forwardingHandler(endpoint: EndpointSpec, runtime: GatewayRuntim
         signal: clientGone.signal,
         sessionId: typeof sessionId === "string" ? sessionId : undefined,
         client: request.clientName ?? undefined,
+        trace: requestTrace(request.headers.traceparent, request.headers.tracestate, runtime.traceSampler),
         log: request.log,
         cacheDirective: cacheRequest(request.headers),
         allowsPartialAnswer: isPartialAllowed(request.headers["x-gateway-partial"]),

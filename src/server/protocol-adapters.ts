@@ -14,6 +14,7 @@ import { cutReason } from "../pipeline/open-requests.ts";
 import { parseAnswerBody, type RecordRelease } from "../pipeline/pipeline-types.ts";
 import { publishRefusal } from "../pipeline/refusal.ts";
 import type { ChatRequestBody } from "../protocols/chat-completions.ts";
+import { requestTrace } from "../trace-context.ts";
 import type { ForwardRequest, NativeCall, UpstreamApi } from "../upstream/forward-types.ts";
 
 type ForwardRecall = ForwardRequest["recallToolCallExtras"];
@@ -87,9 +88,9 @@ export interface ProtocolAdapter {
 export function protocolHandler(runtime: GatewayRuntime, adapter: ProtocolAdapter) {
   return async function handle(request: FastifyRequest, reply: FastifyReply): Promise<void> {
     const receivedAtMs = runtime.clock.now();
-    // Open from here, before the door's translation: a Responses request waits in it for the kept store (its
-    // `previous_response_id`), and an exit that ends every open request must end this one too, answered and
-    // recorded, instead of exiting under it (a second signal did not wait for it: no record, a cut socket).
+    const trace = requestTrace(request.headers.traceparent, request.headers.tracestate, runtime.traceSampler);
+    // Open from here, before the door's translation (a Responses request may wait in it for the kept store): an exit
+    // that ends every open request ends this one too, answered and recorded, instead of exiting under it.
     const clientGone = clientGoneSignal(reply.raw, runtime.openRequests);
     let exchange: Exchange;
     try {
@@ -108,6 +109,7 @@ export function protocolHandler(runtime: GatewayRuntime, adapter: ProtocolAdapte
           supportsStream: true,
           client: request.clientName ?? undefined,
           signal: clientGone.signal,
+          trace,
         },
         error,
       );
@@ -144,6 +146,7 @@ export function protocolHandler(runtime: GatewayRuntime, adapter: ProtocolAdapte
         signal: clientGone.signal,
         sessionId: typeof sessionId === "string" ? sessionId : undefined,
         client: request.clientName ?? undefined,
+        trace,
         log: request.log,
         cacheDirective:
           exchange.isAnswerCacheSkipped === true
@@ -366,8 +369,7 @@ function keepAliveOf(adapter: ProtocolAdapter): string {
 /** The stream's status line and headers, written raw: the reply is hijacked first. */
 function writeHead(request: FastifyRequest, reply: FastifyReply, headers: Record<string, string>): void {
   reply.hijack();
-  // `request-id` too when the server set it (Messages routes, build-server.ts): Fastify's headers are not
-  // written on a hijacked reply.
+  // `request-id` too when set (Messages routes, build-server.ts): Fastify's are not written on a hijacked reply.
   const anthropicRequestId = reply.getHeader("request-id");
   reply.raw.writeHead(200, {
     ...sseHeaders(request.headers.connection),

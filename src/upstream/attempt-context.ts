@@ -100,6 +100,8 @@ export interface AttemptContext {
   readonly messageOrdering: MessageOrdering;
   /** The prompt's estimate as this deployment counts it (its reservation's): an estimated usage starts from it. */
   readonly promptTokens: number;
+  /** The attempt's span id for its `traceparent` (ForwardRequest.traceContext); undefined without a trace. */
+  readonly spanId?: string | undefined;
 }
 
 /**

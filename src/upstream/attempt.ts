@@ -21,6 +21,7 @@ import { isGeminiDeployment, readsReasoningDetails } from "../providers/thought-
 import { requestTimers } from "../request-timers.ts";
 import { STREAM_FEATURE } from "../router/request-features.ts";
 import { inspectAudioEvent, inspectEvent, inspectResponsesEvent } from "../streaming/stream-event.ts";
+import { traceparentOf } from "../trace-context.ts";
 import { type AttemptContext, type AttemptResult, failed } from "./attempt-context.ts";
 import { audioAnswer } from "./audio-attempt.ts";
 import type { ForwardRequest, NativeCall } from "./forward-types.ts";
@@ -71,6 +72,8 @@ export async function attemptOnce(
   messageOrdering: MessageOrdering = deploymentMessageOrdering(deployment, services),
   /** The prompt's estimate as the deployment counts it (failover.ts: its reservation's). Default: the request's. */
   promptTokens: number = request.promptTokens,
+  /** The attempt's span id, sent in its `traceparent` when the request has a trace (ForwardRequest.traceContext). */
+  spanId: string | undefined = undefined,
 ): Promise<AttemptResult> {
   const controller = new AbortController();
   const deadline = { aborted: false };
@@ -110,6 +113,7 @@ export async function attemptOnce(
       api: native?.api ?? "chat",
       messageOrdering,
       promptTokens,
+      spanId,
     });
   } finally {
     deadlineTimer.cancel();
@@ -163,6 +167,18 @@ function keptToolCallExtras(
   );
 }
 
+function traceHeadersOf(
+  request: ForwardRequest,
+  spanId: string | undefined,
+): { traceparent?: string; tracestate?: string } {
+  const trace = request.traceContext;
+  if (trace === undefined || spanId === undefined) return {};
+  return {
+    traceparent: traceparentOf(trace, spanId),
+    ...(trace.traceState === undefined ? {} : { tracestate: trace.traceState }),
+  };
+}
+
 /** Not async itself: it only picks the JSON or the stream path (one promise fewer per attempt). */
 function attemptWithSignals(context: AttemptContext): Promise<AttemptResult> {
   const { deployment, request, remainingMs } = context;
@@ -214,6 +230,7 @@ function attemptWithSignals(context: AttemptContext): Promise<AttemptResult> {
         ? 0
         : Math.max(1, Math.min(settings.streamIdleTimeoutMs, remainingMs)),
     signal: context.controller.signal,
+    ...traceHeadersOf(request, context.spanId),
   };
   if (request.isModeration === true) return moderationAttempt(context, call, headersTimeoutMs);
   if (isRelayedAudio(request)) return respondedAttempt(context, call, headersTimeoutMs, audioAnswer, undefined);

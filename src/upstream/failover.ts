@@ -18,6 +18,7 @@ import { deploymentMessageOrdering, isSameOrdering } from "../providers/message-
 import { gatewayOutputTokensOf, upstreamCallsOf } from "../providers/moderation-api.ts";
 import type { RouteCandidate, RoutePlan } from "../router/plan-route.ts";
 import type { RequestFeature } from "../router/request-features.ts";
+import { newSpanId } from "../trace-context.ts";
 import { acceptedOf } from "./accepted-features.ts";
 import { affordableRetryOf, markedChosenLimit, refusedSizeOf, reportOfChosenLimit } from "./affordable-retry.ts";
 import { type AttemptResult, attemptOnce, messageChangesOf } from "./attempt.ts";
@@ -211,6 +212,8 @@ async function tryCandidate(
     // the cooldown an overload answer starts (held-slot.ts).
     const slot = slotHeldUntilRecorded(releaseSlot);
     let isSent = false;
+    // A span id per attempt (its own `traceparent`): a retry on the same candidate is a new attempt, a new span.
+    const spanId = request.traceContext === undefined ? undefined : newSpanId();
     const result = await attemptOnce(
       deployment,
       request,
@@ -223,6 +226,7 @@ async function tryCandidate(
       },
       orderSent,
       prompt,
+      spanId,
     ).catch((error: unknown) => {
       slot.thrown();
       throw error;
@@ -242,6 +246,7 @@ async function tryCandidate(
         mayClearRefusals && request.features !== undefined ? acceptedOf(request, request.features) : undefined,
         services.redact,
       ),
+      ...(spanId === undefined ? {} : { spanId }),
       ...(changes.length === 0 ? {} : { messageOrder: orderSent.order, messageChanges: changes }),
       reservedPromptTokens: promptSentOf(deployment, request, services, sentTokens, prompt),
       ...(isSent ? { isSent: true as const } : {}),

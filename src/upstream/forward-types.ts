@@ -18,6 +18,7 @@ import type { RequestFeature } from "../router/request-features.ts";
 import type { OpenedStream } from "../streaming/opened-stream.ts";
 import type { OpenedAudio } from "../streaming/relay-audio.ts";
 import type { TokenUsage } from "../streaming/relay-types.ts";
+import type { TraceContext } from "../trace-context.ts";
 import type { Effect } from "./effects.ts";
 
 /** The upstream API a candidate was called with: the endpoint's own (`chat`), or the client's protocol natively. */
@@ -129,6 +130,11 @@ export interface ForwardRequest {
   /** Filled with every attempt and skip as they happen, so the caller has them even when forward() throws. */
   readonly trace: ForwardTrace;
   /**
+   * The request's W3C trace (RequestContext.trace): each attempt is sent a `traceparent` with its trace id and a span
+   * id of the attempt's own (AttemptReport.spanId), and its `tracestate`. Absent: no trace headers are sent.
+   */
+  readonly traceContext?: TraceContext | undefined;
+  /**
    * Called when an attempt is admitted: its tokens and requests are counted in its deployment's budgets from then on
    * (a batch line's runner plans the next line of its model only then: pipeline/batch-line-order.ts).
    */
@@ -145,6 +151,8 @@ export interface AttemptReport {
   readonly outcome: Outcome;
   readonly reason: string;
   readonly startedAtMs: number;
+  /** The span id the attempt's `traceparent` carried (ForwardRequest.traceContext). */
+  readonly spanId?: string;
   readonly headersMs?: number;
   readonly firstTokenMs?: number;
   readonly durationMs: number;

@@ -24,6 +24,9 @@ export interface UpstreamCall {
   readonly headersTimeoutMs: number;
   readonly bodyTimeoutMs: number;
   readonly signal: AbortSignal;
+  /** The attempt's W3C `traceparent` (and the caller's `tracestate`), when the request has a trace. */
+  readonly traceparent?: string | undefined;
+  readonly tracestate?: string | undefined;
 }
 
 /**
@@ -121,6 +124,7 @@ export function requestOptions(call: UpstreamCall): Dispatcher.DispatchOptions {
     authorization: `Bearer ${key}`,
   };
   if (typeof call.payload !== "string") headers["content-length"] = String(call.payload.byteLength);
+  if (call.traceparent !== undefined) withTraceHeaders(headers, call.traceparent, call.tracestate);
   return {
     origin: provider.origin,
     path: provider.basePath + call.endpointPath + provider.baseQuery,
@@ -130,6 +134,19 @@ export function requestOptions(call: UpstreamCall): Dispatcher.DispatchOptions {
     headersTimeout: call.headersTimeoutMs,
     bodyTimeout: call.bodyTimeoutMs,
   };
+}
+
+/**
+ * The attempt's own trace headers, instead of any a provider's `headers` names in any case (one `traceparent` per
+ * request: two would make the upstream's tracer drop both, as the W3C spec asks of it).
+ */
+function withTraceHeaders(headers: Record<string, string>, traceparent: string, tracestate: string | undefined): void {
+  for (const name of Object.keys(headers)) {
+    const lower = name.toLowerCase();
+    if (lower === "traceparent" || lower === "tracestate") delete headers[name];
+  }
+  headers.traceparent = traceparent;
+  if (tracestate !== undefined) headers.tracestate = tracestate;
 }
 
 /**
