@@ -4,6 +4,7 @@
 // (OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or `traces.otlp_endpoint`). Spans are sent in
 // batches off the request path; a collector that is down loses spans, never a request.
 import { randomBytes } from "node:crypto";
+import { RECORDED_ENDPOINTS } from "../api-routes.ts";
 import { traitsOf } from "../errors/outcomes.ts";
 import { redactSecrets } from "../errors/redact.ts";
 import { ALL_FRONT_DOORS } from "../front-doors.ts";
@@ -122,7 +123,11 @@ export class OtlpTraceExporter {
   }
 }
 
-const OPERATIONS: ReadonlyMap<string, string> = new Map(ALL_FRONT_DOORS.map((door) => [door.name, door.operation]));
+/** A door's operation; a route no door serves (api-routes.ts) and `unknown` are their own (GenAI names none). */
+const OPERATIONS: ReadonlyMap<string, string> = new Map([
+  ...[...RECORDED_ENDPOINTS].map((name): [string, string] => [name, name]),
+  ...ALL_FRONT_DOORS.map((door): [string, string] => [door.name, door.operation]),
+]);
 
 /** The request's span and one child span per attempt (primary and continuation). */
 export function spansOf(record: RequestRecord, newId: (bytes: number) => string = randomHex): OtlpSpan[] {
@@ -134,7 +139,8 @@ export function spansOf(record: RequestRecord, newId: (bytes: number) => string 
   const root: OtlpSpan = {
     traceId,
     spanId,
-    name: `${operation} ${record.requestedModel}`,
+    // A route no door serves names no model: its method and route, as HTTP spans are named.
+    name: record.route ?? `${operation} ${record.requestedModel}`,
     kind: SPAN_KIND_SERVER,
     startTimeUnixNano: unixNano(record.startedAtMs),
     endTimeUnixNano: unixNano(record.startedAtMs + record.durationMs),
