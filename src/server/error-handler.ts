@@ -202,11 +202,13 @@ export function clientErrorHandler(messagesSockets: MessagesSockets, refusals?: 
   return function handleClientError(error: Error & { code?: string; rawPacket?: unknown }, socket: Socket): void {
     if (error.code === "ECONNRESET" || socket.destroyed) return;
     const gatewayError = fromClientError(error);
-    const messagesId = messagesSockets.requestIdOf(socket);
-    const path = requestLinePath(error.rawPacket) ?? (messagesId === undefined ? undefined : MESSAGES_PATHS[0]);
-    // Recorded (route-records.ts), under the id its answer carries: the client can look its record up.
-    const requestId = refusals?.refused(socket, gatewayError, path, messagesId) ?? messagesId;
+    // Not writable: the request in flight was answered already (a 413 or 401 before its body, lingering until it
+    // closes: closeAfterDiscardingBody), or its client is gone; it gets no second answer, nor a second record.
     if (socket.writable) {
+      const messagesId = messagesSockets.requestIdOf(socket);
+      const path = requestLinePath(error.rawPacket) ?? (messagesId === undefined ? undefined : MESSAGES_PATHS[0]);
+      // Recorded (route-records.ts), under the id its answer carries: the client can look its record up.
+      const requestId = refusals?.refused(socket, gatewayError, path, messagesId) ?? messagesId;
       const isMessages = messagesId !== undefined || isMessagesRoute(path ?? "");
       const body = JSON.stringify(
         isMessages ? renderAnthropicError(gatewayError, messagesId) : renderError(gatewayError),
