@@ -8,9 +8,6 @@ import type { GatewayRuntime } from "./gateway-runtime.ts";
 import { RecordBuilder } from "./record-builder.ts";
 import { refusalEnding } from "./refusal.ts";
 
-/** The status of a request whose client left before its answer was written whole (as the doors record it). */
-export const CLIENT_LEFT_STATUS = 499;
-
 export interface RouteRequest {
   readonly requestId: string;
   /** The family's name (RequestRecord.endpoint), or `unknown`. */
@@ -26,8 +23,8 @@ export interface RouteRequest {
 
 /**
  * Publishes the record of `request`, answered with `status`: `error` is the one its client was answered with (its
- * outcome and code, as a refusal's), else the status says `success` (below 400), `client_aborted` (499: the client
- * left before the answer was out) or `rejected`.
+ * outcome and code, as a refusal's: `client_aborted` for a ClientAbortedError, a client that left before the answer
+ * was out), else the status says `success` (below 400) or `rejected`.
  */
 export function publishRouteRecord(
   runtime: GatewayRuntime,
@@ -49,10 +46,6 @@ export function publishRouteRecord(
   if (record !== undefined) runtime.recorder.publish(record);
 }
 
-function plainEnding(status: number): {
-  readonly outcome: "success" | "client_aborted" | "rejected";
-  readonly code: undefined;
-} {
-  if (status === CLIENT_LEFT_STATUS) return { outcome: "client_aborted", code: undefined };
+function plainEnding(status: number): { readonly outcome: "success" | "rejected"; readonly code: undefined } {
   return { outcome: status < 400 ? "success" : "rejected", code: undefined };
 }

@@ -7,9 +7,8 @@ import type { IncomingMessage } from "node:http";
 import type { Socket } from "node:net";
 import type { FastifyInstance, FastifyReply, FastifyRequest, onRequestHookHandler } from "fastify";
 import { type RouteFamily, recordedRouteOf, routeFamilyOf, UNKNOWN_ROUTE } from "../api-routes.ts";
-import type { GatewayError } from "../errors/gateway-error.ts";
+import { ClientAbortedError, type GatewayError } from "../errors/gateway-error.ts";
 import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
-import { CLIENT_LEFT_STATUS } from "../pipeline/route-record.ts";
 
 type Records = typeof import("../pipeline/handle-request.ts");
 
@@ -95,9 +94,9 @@ function publishClosed(
   serverRefusal: GatewayError | undefined,
 ): void {
   const response = reply.raw;
-  // Written whole, the status it went out with; else Node's answer to the socket, or a client that left first.
-  const error = serverRefusal ?? (response.writableFinished ? ANSWER_ERRORS.get(response) : undefined);
-  const status = serverRefusal?.status ?? (response.writableFinished ? response.statusCode : CLIENT_LEFT_STATUS);
+  // Written whole, the status it went out with; else Node's answer to the socket, or a client that left first (499).
+  const error = serverRefusal ?? (response.writableFinished ? ANSWER_ERRORS.get(response) : new ClientAbortedError());
+  const status = error === undefined || response.writableFinished ? response.statusCode : error.status;
   withRecords(
     (records) => {
       records.publishRouteRecord(
