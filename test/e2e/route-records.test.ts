@@ -76,7 +76,7 @@ test("every Conversations route leaves one record: route, status, client name, o
   const gateway = await scene(t);
   const expected: Expected[] = [];
   const call = async (
-    method: "GET" | "POST" | "DELETE",
+    method: "GET" | "HEAD" | "POST" | "DELETE",
     path: string,
     route: string,
     status: number,
@@ -113,6 +113,8 @@ test("every Conversations route leaves one record: route, status, client name, o
   await call("POST", `${base}`, `POST ${base}`, 400, `{"items":[${SECRET}`);
   // Without /v1 too: the route as registered.
   await call("GET", `/conversations/conv_missing`, "GET /conversations/:id", 404);
+  // A GET route's HEAD twin: one record, under its own method.
+  await call("HEAD", `${base}/conv_missing`, `HEAD ${base}/:id`, 404);
   const { records, text } = await listed(gateway);
   for (const [requestId, route, status, outcome] of expected) {
     const found = records.filter((record) => record.id === requestId);
@@ -133,9 +135,9 @@ test("every Conversations route leaves one record: route, status, client name, o
   const metrics = await metricsOf(gateway);
   const labels = { endpoint: "conversations", protocol: "openai-responses" };
   assert.equal(sumOf(metrics, "llm_gateway_requests_total", { ...labels, status_class: "2xx" }), 8);
-  assert.equal(sumOf(metrics, "llm_gateway_requests_total", { ...labels, status_class: "4xx" }), 4);
-  assert.equal(sumOf(metrics, "llm_gateway_client_requests_total", { client: "team-a" }), 12);
-  assert.equal(sumOf(metrics, "llm_gateway_request_duration_seconds_count", { endpoint: "conversations" }), 12);
+  assert.equal(sumOf(metrics, "llm_gateway_requests_total", { ...labels, status_class: "4xx" }), 5);
+  assert.equal(sumOf(metrics, "llm_gateway_client_requests_total", { client: "team-a" }), 13);
+  assert.equal(sumOf(metrics, "llm_gateway_request_duration_seconds_count", { endpoint: "conversations" }), 13);
 });
 
 /** An upload's bytes as Node's own `Request` encodes the form (ASCII only). */
