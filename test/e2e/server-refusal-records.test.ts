@@ -75,7 +75,7 @@ async function listed(gateway: TestGateway): Promise<{ records: ListedRecord[]; 
   return { records: (response.json as { data: ListedRecord[] }).data, text: response.text };
 }
 
-test("malformed HTTP (400), oversized headers (431), an undecodable URL (400), a slow body (408): one record each", async (t) => {
+test("malformed HTTP (400), oversized headers (431), an undecodable URL (400), Expect (417), slow headers (408): a record each", async (t) => {
   const gateway = await scene(t);
   const host = "host: 127.0.0.1\r\n";
   const cases = [
@@ -98,6 +98,13 @@ test("malformed HTTP (400), oversized headers (431), an undecodable URL (400), a
       what: "an undecodable URL",
       request: `GET /v1/models/%E0%A4%A HTTP/1.1\r\n${host}authorization: Bearer ${CLIENT_KEY}\r\nconnection: close\r\n\r\n`,
       status: 400,
+      endpoint: "unknown",
+      protocol: "unknown",
+    },
+    {
+      what: "an Expect the gateway does not take",
+      request: `GET /ok HTTP/1.1\r\n${host}expect: teapot\r\n\r\n`,
+      status: 417,
       endpoint: "unknown",
       protocol: "unknown",
     },
@@ -131,7 +138,7 @@ test("malformed HTTP (400), oversized headers (431), an undecodable URL (400), a
   assert.ok(!text.includes(CLIENT_KEY) && !text.includes("bbbb"), "a key or a header is in the request log");
   const metrics = parsePrometheusText((await send(gateway, "GET", "/metrics", { headers: AUTH })).text);
   const unknown = { endpoint: "unknown", protocol: "unknown", status_class: "4xx" };
-  assert.equal(sumOf(metrics, "llm_gateway_requests_total", unknown), 3);
+  assert.equal(sumOf(metrics, "llm_gateway_requests_total", unknown), 4);
   assert.equal(sumOf(metrics, "llm_gateway_requests_total", { endpoint: "chat", status_class: "4xx" }), 1);
   assert.equal(sumOf(metrics, "llm_gateway_requests_total", { endpoint: "conversations", status_class: "4xx" }), 1);
 });
