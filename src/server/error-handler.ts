@@ -211,12 +211,13 @@ export function clientErrorHandler(messagesSockets: MessagesSockets, refusals?: 
       const requestId = refusals?.refused(socket, gatewayError, path, messagesId) ?? messagesId;
       const isMessages = messagesId !== undefined || isMessagesRoute(path ?? "");
       const body = JSON.stringify(
-        isMessages ? renderAnthropicError(gatewayError, messagesId) : renderError(gatewayError),
+        isMessages ? renderAnthropicError(gatewayError, requestId) : renderError(gatewayError),
       );
+      // Anthropic's SDKs read `request-id`, OpenAI's `x-request-id` (the onRequest hook's rule).
       const idHeaders =
         requestId === undefined
           ? ""
-          : `x-request-id: ${requestId}\r\n${messagesId === undefined ? "" : `request-id: ${requestId}\r\n`}`;
+          : `x-request-id: ${requestId}\r\n${isMessages ? `request-id: ${requestId}\r\n` : ""}`;
       socket.write(
         `HTTP/1.1 ${gatewayError.status} ${STATUS_CODES[gatewayError.status] ?? "Error"}\r\n` +
           `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${idHeaders}` +
