@@ -4,7 +4,10 @@
 // outcome and the time from arrival to the answer; never the key, never the body. Before, none of them had a record,
 // and a door's refused body was recorded with a duration of 0.
 import assert from "node:assert/strict";
+import { mkdtempSync } from "node:fs";
 import { connect } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { test } from "node:test";
 import { send, useGateway, useMock } from "../helpers/e2e.ts";
 import type { TestGateway } from "../helpers/gateway.ts";
@@ -32,7 +35,7 @@ interface ListedRecord {
   readonly durationMs: number;
 }
 
-async function scene(t: Parameters<typeof useMock>[0]): Promise<TestGateway> {
+async function scene(t: Parameters<typeof useMock>[0], extra = ""): Promise<TestGateway> {
   const mock = await useMock(t);
   return useGateway(
     t,
@@ -50,7 +53,7 @@ providers:
       m: { id: m }
 request_log:
   enabled: true
-`,
+${extra}`,
   );
 }
 
@@ -348,4 +351,21 @@ test("a refused body's record lasts from the request's arrival to its answer, on
     assert.ok(record.durationMs >= delayMs - 20, `${record.endpoint}: ${record.durationMs} ms`);
     assert.equal(record.client, "team-a");
   }
+});
+
+test("with the request log in files, a named client finds its own route records (its name sits where lookups find it)", async (t) => {
+  const statePath = join(mkdtempSync(join(tmpdir(), "route-records-")), "state.sqlite");
+  const gateway = await scene(t, `state:\n  path: ${JSON.stringify(statePath)}\n`);
+  const created = await send(gateway, "POST", "/v1/conversations", { body: {}, headers: JSON_TEAM });
+  assert.equal(created.status, 200, created.text);
+  const id = created.headers["x-request-id"] ?? "";
+  const own = await send(gateway, "GET", "/v1/gateway/requests?limit=10", { headers: TEAM });
+  assert.equal(own.status, 200, own.text);
+  const records = (own.json as { data: ListedRecord[] }).data;
+  assert.deepEqual(
+    records.map((record) => [record.id, record.route, record.client]),
+    [[id, "POST /v1/conversations", "team-a"]],
+  );
+  const one = await send(gateway, "GET", `/v1/gateway/requests/${id}`, { headers: TEAM });
+  assert.equal(one.status, 200, one.text);
 });
