@@ -19,6 +19,7 @@ const PIPELINE_MAY_USE: readonly string[] = [
   "state",
   "providers",
   "observability",
+  "api-routes",
   "front-doors",
   "config",
   "clock",
@@ -71,6 +72,9 @@ export const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   // The front doors as data (name, kind, paths, protocol, ...): read by observability/ (label sets, operation names),
   // which may not import pipeline/, as by pipeline/ (each EndpointSpec is its door) and server/ (routes).
   "front-doors": ["config", "is-record"],
+  // The routes that are no door but leave records (their families, by path), and the names of an unrouted request's
+  // record: read by observability/ (label sets, operation names) and server/ (which routes to record).
+  "api-routes": ["front-doors", "config", "is-record"],
   providers: ["config", "clock", "logger", "source-paths", "async-fs", "errors", "is-record"],
   scoring: ["providers", "config", "clock", "logger", "source-paths", "async-fs", "errors", "is-record"],
   limits: ["config", "clock", "logger", "errors", "cooldown-causes", "is-record"],
@@ -88,6 +92,7 @@ export const ALLOWED: Readonly<Record<string, readonly string[]>> = {
     "is-record",
   ],
   observability: [
+    "api-routes",
     "front-doors",
     "config",
     "clock",

@@ -356,4 +356,29 @@ describe("GatewayMetrics", () => {
     );
     assert.equal(overhead, 2);
   });
+
+  test("routes no door serves and unrouted refusals count under their fixed names; any other endpoint as other", async () => {
+    const metrics = metricsWith();
+    const routed = { requestedModel: "", attempts: [], status: 200, outcome: "success" as const, durationMs: 4 };
+    metrics.observe(record({ ...routed, endpoint: "conversations", clientProtocol: "openai-responses" }));
+    metrics.observe(record({ ...routed, endpoint: "files", clientProtocol: "openai-batch" }));
+    metrics.observe(
+      record({ ...routed, endpoint: "unknown", clientProtocol: "unknown", status: 431, outcome: "rejected" }),
+    );
+    metrics.observe(record({ ...routed, endpoint: "/v1/made-up", clientProtocol: "unknown" }));
+    const text = await scrape(metrics);
+    const counted = samplesOf(text, "llm_gateway_requests_total").map((sample) => [
+      sample.labels.endpoint,
+      sample.labels.protocol,
+      sample.labels.provider,
+      sample.labels.status_class,
+    ]);
+    assert.deepEqual(counted, [
+      ["conversations", "openai-responses", "none", "2xx"],
+      ["files", "openai-batch", "none", "2xx"],
+      ["unknown", "unknown", "none", "4xx"],
+      ["other", "unknown", "none", "2xx"],
+    ]);
+    assert.equal(sumOf(text, "llm_gateway_request_duration_seconds_count", { endpoint: "conversations" }), 1);
+  });
 });

@@ -3,8 +3,8 @@
 // come only from the config and the fixed vocabularies (endpoints, protocols, outcomes): a model name a client
 // made up becomes `other`, so no client can grow the number of series. docs/metrics.md lists every metric.
 import type { Registry } from "prom-client";
+import { RECORDED_ENDPOINTS, RECORDED_PROTOCOLS } from "../api-routes.ts";
 import { OUTCOMES, traitsOf } from "../errors/outcomes.ts";
-import { ALL_FRONT_DOORS } from "../front-doors.ts";
 import { liveMetrics } from "./live-metrics.ts";
 import type { KnownNames, LiveStateSource } from "./live-state.ts";
 import {
@@ -18,8 +18,9 @@ import { METRIC_PREFIX, NONE, OTHER, oneOf } from "./metric-names.ts";
 import type { RecordedAttempt, RecordedSkip, RequestRecord } from "./request-record.ts";
 import { ESTIMATED, observeProviderTokens, REPORTED } from "./token-metrics.ts";
 
-const ENDPOINTS = new Set(ALL_FRONT_DOORS.map((door) => door.name));
-const PROTOCOLS = new Set(ALL_FRONT_DOORS.map((door) => door.protocol));
+// The doors', the recorded route families' (conversations, files, ...) and `unknown` (refused before routing): fixed.
+const ENDPOINTS = RECORDED_ENDPOINTS;
+const PROTOCOLS = RECORDED_PROTOCOLS;
 const PLAN_SKIP_CAUSES = new Set([
   "cooldown",
   "circuit_open",

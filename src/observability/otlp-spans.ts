@@ -2,6 +2,7 @@
 // and continuation), with OpenTelemetry's GenAI semantic conventions where they fit (gen_ai.operation.name,
 // gen_ai.request.model, gen_ai.response.model, gen_ai.provider.name, gen_ai.usage.*). Built after the record is final,
 // by the exporter (otlp-traces.ts): nothing of it runs on a request's path. No prompt, answer or key is in a span.
+import { RECORDED_ENDPOINTS } from "../api-routes.ts";
 import { traitsOf } from "../errors/outcomes.ts";
 import { ALL_FRONT_DOORS } from "../front-doors.ts";
 import { newSpanId, newTraceId, type TraceSampler } from "../trace-context.ts";
@@ -31,7 +32,11 @@ export interface OtlpSpan {
   readonly status: { readonly code: number; readonly message?: string };
 }
 
-const OPERATIONS: ReadonlyMap<string, string> = new Map(ALL_FRONT_DOORS.map((door) => [door.name, door.operation]));
+/** A door's operation; a route no door serves (api-routes.ts) and `unknown` are their own (GenAI names none). */
+const OPERATIONS: ReadonlyMap<string, string> = new Map([
+  ...[...RECORDED_ENDPOINTS].map((name): [string, string] => [name, name]),
+  ...ALL_FRONT_DOORS.map((door): [string, string] => [door.name, door.operation]),
+]);
 const ROUTES: ReadonlyMap<string, string> = new Map(ALL_FRONT_DOORS.map((door) => [door.name, door.path]));
 
 /** Fresh ids for a record without a trace (a batch line, a background response). */
@@ -56,13 +61,15 @@ export function spansOf(
   if (record.trace === undefined ? sampler?.(trace.traceId, undefined) === false : !record.trace.isSampled) return [];
   // GenAI's operation name, or the door's own (front-doors.ts FrontDoor.operation).
   const operation = OPERATIONS.get(record.endpoint) ?? "chat";
-  const route = ROUTES.get(record.endpoint);
+  // A route no door serves has its method and route on the record (`GET /v1/conversations/:id`).
+  const [method, route] = record.route === undefined ? ["POST", ROUTES.get(record.endpoint)] : splitRoute(record.route);
   const isError = record.status >= 500 && !traitsOf(record.outcome).isClientsChoice;
   const root: OtlpSpan = {
     traceId: trace.traceId,
     spanId: trace.spanId,
     ...(trace.parentSpanId === undefined ? {} : { parentSpanId: trace.parentSpanId }),
-    name: `${operation} ${record.requestedModel}`,
+    // A route no door serves names no model: its method and route, as HTTP spans are named.
+    name: record.route ?? `${operation} ${record.requestedModel}`,
     kind: SPAN_KIND_SERVER,
     startTimeUnixNano: unixNano(record.startedAtMs),
     endTimeUnixNano: unixNano(record.startedAtMs + record.durationMs),
@@ -78,7 +85,7 @@ export function spansOf(
       attribute("gen_ai.usage.input_tokens", record.tokensIn),
       attribute("gen_ai.usage.output_tokens", record.tokensOut),
       ...(record.isUsageEstimated === true ? [attribute("llm_gateway.usage_estimated", true)] : []),
-      attribute("http.request.method", "POST"),
+      attribute("http.request.method", method),
       ...(route === undefined ? [] : [attribute("http.route", route)]),
       attribute("http.response.status_code", record.status),
       attribute("llm_gateway.request_id", record.id),
@@ -154,4 +161,10 @@ export function attribute(key: string, value: string | number | boolean): OtlpAt
 export function unixNano(ms: number): string {
   const whole = Math.floor(ms);
   return (BigInt(whole) * 1_000_000n + BigInt(Math.round((ms - whole) * 1_000_000))).toString();
+}
+
+/** `GET /v1/conversations/:id` as its method and route; a route without a method (`unknown`) as neither. */
+function splitRoute(recorded: string): [string, string | undefined] {
+  const space = recorded.indexOf(" ");
+  return space < 0 ? ["_OTHER", undefined] : [recorded.slice(0, space), recorded.slice(space + 1)];
 }

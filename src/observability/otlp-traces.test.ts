@@ -165,3 +165,18 @@ test("an export is redacted of the gateway's secrets (read at each export), what
   }
   assert.doesNotThrow(() => bodies.map((body) => JSON.parse(body)), "each export is still JSON");
 });
+
+test("a route no door serves is named by its method and route, its operation by its family (not chat)", () => {
+  const routed = record({
+    endpoint: "conversations",
+    clientProtocol: "openai-responses",
+    route: "GET /v1/conversations/:id",
+    requestedModel: "",
+    attempts: [],
+  });
+  const spans = spansOf(routed);
+  assert.equal(spans.length, 1, "no attempt spans");
+  assert.equal(spans[0]?.name, "GET /v1/conversations/:id");
+  const operation = spans[0]?.attributes.find((item) => item.key === "gen_ai.operation.name")?.value;
+  assert.deepEqual(operation, { stringValue: "conversations" });
+});

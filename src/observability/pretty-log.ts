@@ -60,7 +60,8 @@ function routedLine(entry: Record<string, unknown>, paint: (code: string, text: 
   const attempts = Array.isArray(entry.attempts) ? entry.attempts.map((attempt) => plain(String(attempt))) : [];
   return [
     plain(String(entry.endpoint ?? "")),
-    plain(String(entry.model ?? "")),
+    // A route no door serves names no model: its route instead (`conversations GET /v1/conversations/:id -> none`).
+    plain(String(entry.route ?? entry.model ?? "")),
     "->",
     plain(String(entry.servedBy ?? "none")),
     statusText,

@@ -81,3 +81,16 @@ test("batch lines count apart: not in the charts' requests, errors and latency, 
   const minute = activity.series().at(-1);
   assert.deepEqual([minute?.requests, minute?.errors, minute?.latencyTotalMs, minute?.batchLines], [1, 0, 100, 2]);
 });
+
+test("a feed entry shows a route no door serves (its record's route); a door's has none", () => {
+  const activity = new RecentActivity(new ManualClock());
+  activity.observe(record({ endpoint: "conversations", route: "POST /v1/conversations", requestedModel: "" }));
+  activity.observe(record());
+  assert.deepEqual(
+    activity.feed().map((entry) => [entry.endpoint, entry.route]),
+    [
+      ["chat", null],
+      ["conversations", "POST /v1/conversations"],
+    ],
+  );
+});

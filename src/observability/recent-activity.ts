@@ -33,6 +33,8 @@ export interface FeedEntry {
   readonly startedAtMs: number;
   readonly endpoint: string;
   readonly requested: string;
+  /** A request no model door served: its method and route (RequestRecord.route); null: a door's. */
+  readonly route: string | null;
   /** The client's name (a named key); null: unnamed, or no key. */
   readonly client: string | null;
   readonly servedBy: string | null;
@@ -220,6 +222,7 @@ function feedEntry(record: RequestRecord): FeedEntry {
     startedAtMs: record.startedAtMs,
     endpoint: record.endpoint,
     requested: record.requestedModel,
+    route: record.route ?? null,
     client: record.client ?? null,
     servedBy:
       record.servedBy !== undefined

@@ -1,12 +1,13 @@
 // One record per request, built by the pipeline as the request goes and handed, complete, to every subscriber:
 // the log line, metrics, the request log and the dashboard all read these and nothing else. A record never
 // holds a key; message content only when `log.content` is on (not yet recorded at all).
+
+import type { RecordedProtocol } from "../api-routes.ts";
 import type { MessageChange, MessageOrder } from "../config/message-orders.ts";
 import type { Outcome } from "../errors/outcomes.ts";
-
 import type { ClientProtocol } from "../front-doors.ts";
 
-export type { ClientProtocol };
+export type { ClientProtocol, RecordedProtocol };
 
 export interface RecordedCandidate {
   readonly deploymentKey: string;
@@ -115,9 +116,19 @@ export interface RecordedContinuation {
 export interface RequestRecord {
   readonly id: string;
   readonly startedAtMs: number;
-  /** Endpoint name: chat, completions, embeddings, ... */
+  /**
+   * Endpoint name: a door's (chat, completions, embeddings, ...), a route family's that is no door (conversations,
+   * files, batches, count_tokens, input_tokens, kept_responses: api-routes.ts), or `unknown` (refused by the HTTP
+   * server before it knew the route).
+   */
   readonly endpoint: string;
-  readonly clientProtocol: ClientProtocol;
+  readonly clientProtocol: RecordedProtocol;
+  /**
+   * Only on a record of a request no model door served: its method and route as registered (`GET
+   * /v1/conversations/:id`: a bounded set, never the URL with its ids), or `unknown` for a request the HTTP server
+   * refused before routing it (malformed, headers too large, too slow).
+   */
+  readonly route?: string;
   /**
    * The `model` the client asked for (as sent, bounded in length); `""` for a request refused because its body
    * named none (refused before planning: no candidates, no attempts).

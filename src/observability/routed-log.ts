@@ -7,6 +7,7 @@ export function routedLogFields(record: RequestRecord): object {
     reqId: record.id,
     endpoint: record.endpoint,
     protocol: record.clientProtocol,
+    ...(record.route === undefined ? {} : { route: record.route }),
     model: record.requestedModel,
     ...(record.client === undefined ? {} : { client: record.client }),
     status: record.status,

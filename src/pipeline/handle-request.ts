@@ -61,9 +61,9 @@ export type {
   StreamAnswer,
   StreamEnding,
 } from "./pipeline-types.ts";
-// For server/body-refusals.ts, which imports the pipeline here: refusal.ts as a dynamic entry of its own made a start
-// from the bundle reject a chunk's compile-cache entry (test/e2e/bundle.test.ts; why, not traced).
+// For server/route-records.ts: refusal.ts as a dynamic import of its own broke the bundle's compile cache.
 export { publishRefusal } from "./refusal.ts";
+export { publishRouteRecord } from "./route-record.ts";
 
 /**
  * Serves one request. Throws a GatewayError when no answer can be given (the adapter renders it in its

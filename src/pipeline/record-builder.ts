@@ -4,11 +4,11 @@ import type { Clock } from "../clock.ts";
 import type { Outcome } from "../errors/outcomes.ts";
 import { describeRefusal } from "../limits/refused-features.ts";
 import type {
-  ClientProtocol,
   RecordedAttempt,
   RecordedCandidate,
   RecordedContent,
   RecordedContinuation,
+  RecordedProtocol,
   RecordedSkip,
   RecordedTrace,
   RequestRecord,
@@ -26,7 +26,9 @@ const MAX_RECORDED_NAME_CHARS = 200;
 export interface RecordStart {
   readonly id: string;
   readonly endpoint: string;
-  readonly clientProtocol: ClientProtocol;
+  readonly clientProtocol: RecordedProtocol;
+  /** A request no model door served (RequestRecord.route); before `client`, which the file request log finds by. */
+  readonly route?: string;
   readonly requestedModel: string;
   readonly isStream: boolean;
   readonly startedAtMs: number;

@@ -8,6 +8,7 @@ import type { GatewayError } from "../errors/gateway-error.ts";
 import { ALL_FRONT_DOORS, type FrontDoor, pathsOf } from "../front-doors.ts";
 import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
 import { requestTrace } from "../trace-context.ts";
+import { withRecords } from "./route-records.ts";
 
 /** The errors the body parsers (and the upload door's own content-type check) refused a body with. */
 const BODY_REFUSALS = new WeakSet<object>();
@@ -35,52 +36,37 @@ const DOORS_BY_ROUTE: ReadonlyMap<string, FrontDoor> = new Map(
   ALL_FRONT_DOORS.flatMap((door) => pathsOf(door).map((path): [string, FrontDoor] => [path, door])),
 );
 
-type Refusals = typeof import("../pipeline/handle-request.ts");
-
-/**
- * The pipeline, imported at the first refusal as the forwarding door imports it at its first request
- * (forwarding-route.ts): a start that refuses nothing does not evaluate it.
- */
-let loadedRefusals: Refusals | undefined;
-
 /**
  * Publishes the record of a front door's request whose body was refused (`error`, the one its client is answered
- * with): `rejected`, that status and code, the door's endpoint and protocol, no model (`""`), not a stream. Other
- * routes (the Files API, admin routes) are no door: no record, as for their other answers.
+ * with): `rejected`, that status and code, the door's endpoint and protocol, no model (`""`), not a stream, from its
+ * arrival to now. The other routes that leave records (route-records.ts) record their refusals when their responses
+ * close, as their other answers; the rest (/metrics, admin routes, an unknown URL) leave none.
  */
 export function recordBodyRefusal(runtime: GatewayRuntime, request: FastifyRequest, error: GatewayError): void {
   if (request.method !== "POST") return;
   const door = DOORS_BY_ROUTE.get(request.routeOptions.url ?? "");
   if (door === undefined) return;
-  const publish = (refusals: Refusals): void => {
-    refusals.publishRefusal(
-      runtime,
-      {
-        requestId: request.id,
-        endpoint: door.name,
-        clientProtocol: door.protocol,
-        // Fastify keeps no arrival time without an onResponse hook; refused while its body was read, the request's
-        // record starts at its refusal (a duration of 0, where the time it took to send its body is not the gateway's).
-        startedAtMs: runtime.clock.now(),
-        body: undefined,
-        supportsStream: false,
-        client: request.clientName ?? undefined,
-        trace: requestTrace(request.headers.traceparent, request.headers.tracestate, runtime.traceSampler),
-      },
-      error,
-    );
-  };
-  if (loadedRefusals !== undefined) {
-    publish(loadedRefusals);
-    return;
-  }
-  import("../pipeline/handle-request.ts")
-    .then((refusals) => {
-      loadedRefusals = refusals;
-      publish(refusals);
-    })
-    // Its answer is out already: a failure here (the import, a subscriber) is only logged, never unhandled.
-    .catch((publishError: unknown) => {
+  withRecords(
+    (records) => {
+      records.publishRefusal(
+        runtime,
+        {
+          requestId: request.id,
+          endpoint: door.name,
+          clientProtocol: door.protocol,
+          // From its arrival (the first hook's time): the client waited while its body was read, and refused. Until
+          // 2026-12-08 it started at the refusal, a duration of 0 whatever the refusal took.
+          startedAtMs: request.arrivedAtMs,
+          body: undefined,
+          supportsStream: false,
+          client: request.clientName ?? undefined,
+          trace: requestTrace(request.headers.traceparent, request.headers.tracestate, runtime.traceSampler),
+        },
+        error,
+      );
+    },
+    (publishError) => {
       request.log.error({ err: publishError }, "the record of a refused request body could not be published");
-    });
+    },
+  );
 }

@@ -26,6 +26,7 @@ import {
   continueWithinBodyLimit,
   errorHandler,
   expectationFailed,
+  frameworkErrorHandler,
   MessagesSockets,
   sendError,
 } from "./error-handler.ts";
@@ -50,6 +51,7 @@ import {
   speaksAnthropic,
 } from "./protocol-paths.ts";
 import { PROTOCOL_ROUTES } from "./protocol-route-shapes.ts";
+import { registerRouteRecords, ServerRefusals } from "./route-records.ts";
 
 /**
  * Routes that answer without a client key: load-balancer liveness (`/ok`), and `/` for clients that check the base URL
@@ -86,6 +88,9 @@ export function buildServer(runtime: GatewayRuntime, options: ServerOptions = {}
   const app = createFastify(runtime, options, messagesSockets);
   // Set by the key check (registerRequestGuards); a primitive default, so Fastify keeps the request's shape fixed.
   app.decorateRequest("clientName", null);
+  app.decorateRequest("arrivedAtMs", 0);
+  // Before any route is registered: it hooks the routes no door serves as they are (route-records.ts).
+  registerRouteRecords(app, runtime);
   registerCompressedBodies(app, runtime.snapshot.config.server.bodyLimitBytes);
   registerJsonBodyParser(app);
   registerMultipartBodyParser(app);
@@ -178,7 +183,15 @@ function createFastify(
   messagesSockets: MessagesSockets,
 ): FastifyInstance {
   const { server: settings } = runtime.snapshot.config;
-  const app = Fastify({
+  const newRequestId = requestIdGenerator();
+  // Late-bound: the refusals are recorded while the app serves, long after it is built.
+  const refusals = new ServerRefusals(
+    runtime,
+    () => newRequestId({ headers: {} }),
+    (error) =>
+      app.log.error({ err: error }, "the record of a request refused by the HTTP server could not be published"),
+  );
+  const app: FastifyInstance = Fastify({
     logger:
       options.logger === false
         ? false
@@ -206,7 +219,7 @@ function createFastify(
     forceCloseConnections: "idle",
     // The client's `x-request-id` is used only when it is a short plain token (see requestIdGenerator).
     requestIdHeader: false,
-    genReqId: requestIdGenerator(),
+    genReqId: newRequestId,
     // Slow clients: the whole request (headers and body) must arrive within requestTimeoutMs, the headers within
     // headersTimeoutMs; Node checks every connection once per connectionsCheckingInterval.
     requestTimeout: settings.requestTimeoutMs,
@@ -214,23 +227,26 @@ function createFastify(
       headersTimeout: Math.min(settings.headersTimeoutMs, settings.requestTimeoutMs),
       connectionsCheckingInterval: Math.min(1_000, settings.headersTimeoutMs),
     },
-    clientErrorHandler: clientErrorHandler(messagesSockets),
-    frameworkErrors: errorHandler(settings.bodyLimitBytes, runtime),
+    clientErrorHandler: clientErrorHandler(messagesSockets, refusals),
+    frameworkErrors: frameworkErrorHandler(settings.bodyLimitBytes, refusals),
     // Bodies are validated with zod in the pipeline and no route declares a JSON schema: without these, Fastify
     // loads ajv and fast-json-stringify at start (~4 MB and ~60 ms of CPU) for nothing.
     schemaController: { compilersFactory: { buildValidator: noRouteSchemas, buildSerializer: noRouteSchemas } },
   });
   app.server.maxConnections = settings.maxConnections;
   app.server.on("checkContinue", continueWithinBodyLimit(settings.bodyLimitBytes, app.server));
-  app.server.on("checkExpectation", (_request, response) => {
+  app.server.on("checkExpectation", (request, response) => {
     const error = expectationFailed();
     const body = JSON.stringify(renderError(error));
+    const requestId = newRequestId(request);
     response.writeHead(error.status, {
       "content-type": "application/json",
       "content-length": Buffer.byteLength(body),
+      "x-request-id": requestId,
       connection: "close",
     });
     response.end(body);
+    refusals.publish(requestId, error, pathOf(request.url ?? ""));
   });
   return app;
 }
@@ -246,6 +262,7 @@ function registerRequestGuards(
   // Callback-style hooks (here and below): an async hook costs a promise and a microtask on every request, and a
   // throw in a callback hook reaches the error handler all the same.
   app.addHook("onRequest", (request, reply, done) => {
+    request.arrivedAtMs = runtime.clock.now();
     cutWhenTurnComes(reply.raw);
     const keys = clientKeys();
     reply.header("x-request-id", request.id);

@@ -24,7 +24,8 @@ import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
 import { anthropicStatus, renderAnthropicError } from "../protocols/messages/render-error.ts";
 import { isBodyRefusal, recordBodyRefusal } from "./body-refusals.ts";
 import { UPLOAD_DOORS, type UploadDoor, uploadExpected } from "./multipart-body.ts";
-import { isMessagesRoute, speaksAnthropic } from "./protocol-paths.ts";
+import { isMessagesRoute, MESSAGES_PATHS, pathOf, speaksAnthropic } from "./protocol-paths.ts";
+import { answeredWithError, type ServerRefusals } from "./route-records.ts";
 
 // Not `import { STATUS_CODES } from "node:http"`: an ES import of node:http builds its whole namespace, whose lazy
 // exports (WebSocket, ...) load Node's bundled undici: ~40 ms of CPU and ~13 MB at every start, for a table.
@@ -97,6 +98,7 @@ export function continueWithinBodyLimit(bodyLimitBytes: number, server: Server) 
 }
 
 export function sendError(reply: FastifyReply, error: GatewayError): void {
+  answeredWithError(reply.raw, error);
   // A request answered before its body was read (401 on a slow upload, 413, 408): close the connection instead
   // of reading the whole rest, so a client cannot hold the socket by trickling a body nobody will use; but read
   // and discard what comes for a bounded while first, or the close resets the connection and the client loses
@@ -196,17 +198,26 @@ const REQUEST_LINE = /^[A-Z]+ (\S+) HTTP\/1\.[01]\r?\n/;
  * parse (`rawPacket`, oversized headers) starts with its request line. Otherwise the path is unknown and the
  * answer has the OpenAI shape.
  */
-export function clientErrorHandler(messagesSockets: MessagesSockets) {
+export function clientErrorHandler(messagesSockets: MessagesSockets, refusals?: ServerRefusals) {
   return function handleClientError(error: Error & { code?: string; rawPacket?: unknown }, socket: Socket): void {
     if (error.code === "ECONNRESET" || socket.destroyed) return;
     const gatewayError = fromClientError(error);
+    // Not writable: the request in flight was answered already (a 413 or 401 before its body, lingering until it
+    // closes: closeAfterDiscardingBody), or its client is gone; it gets no second answer, nor a second record.
     if (socket.writable) {
-      const requestId = messagesSockets.requestIdOf(socket);
-      const isMessages = requestId !== undefined || isMessagesRoute(requestLinePath(error.rawPacket) ?? "");
+      const messagesId = messagesSockets.requestIdOf(socket);
+      const path = requestLinePath(error.rawPacket) ?? (messagesId === undefined ? undefined : MESSAGES_PATHS[0]);
+      // Recorded (route-records.ts), under the id its answer carries: the client can look its record up.
+      const requestId = refusals?.refused(socket, gatewayError, path, messagesId) ?? messagesId;
+      const isMessages = messagesId !== undefined || isMessagesRoute(path ?? "");
       const body = JSON.stringify(
         isMessages ? renderAnthropicError(gatewayError, requestId) : renderError(gatewayError),
       );
-      const idHeaders = requestId === undefined ? "" : `x-request-id: ${requestId}\r\nrequest-id: ${requestId}\r\n`;
+      // Anthropic's SDKs read `request-id`, OpenAI's `x-request-id` (the onRequest hook's rule).
+      const idHeaders =
+        requestId === undefined
+          ? ""
+          : `x-request-id: ${requestId}\r\n${isMessages ? `request-id: ${requestId}\r\n` : ""}`;
       socket.write(
         `HTTP/1.1 ${gatewayError.status} ${STATUS_CODES[gatewayError.status] ?? "Error"}\r\n` +
           `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${idHeaders}` +
@@ -245,12 +256,36 @@ export function expectationFailed(): GatewayError {
  */
 export function errorHandler(bodyLimitBytes: number, runtime?: GatewayRuntime) {
   return function handleError(error: FastifyError | Error, request: FastifyRequest, reply: FastifyReply): void {
-    // A route's own limit when it has one (`POST /v1/files`: `batches.max_file_bytes`).
-    const routeLimitBytes = request.routeOptions.bodyLimit ?? bodyLimitBytes;
-    const gatewayError = fromFastifyError(error, routeLimitBytes, UPLOAD_DOORS.get(request.routeOptions.url ?? ""));
-    logRequestError(request, gatewayError);
-    sendError(reply, gatewayError);
+    const gatewayError = answerError(error, request, reply, bodyLimitBytes);
     if (runtime !== undefined && isBodyRefusal(error)) recordBodyRefusal(runtime, request, gatewayError);
+  };
+}
+
+/** Logs and sends the answer to `error`; returns the GatewayError it was answered as. */
+function answerError(
+  error: FastifyError | Error,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  bodyLimitBytes: number,
+): GatewayError {
+  // A route's own limit when it has one (`POST /v1/files`: `batches.max_file_bytes`).
+  const routeLimitBytes = request.routeOptions.bodyLimit ?? bodyLimitBytes;
+  const gatewayError = fromFastifyError(error, routeLimitBytes, UPLOAD_DOORS.get(request.routeOptions.url ?? ""));
+  logRequestError(request, gatewayError);
+  sendError(reply, gatewayError);
+  return gatewayError;
+}
+
+/**
+ * Fastify's `frameworkErrors` (a URL it cannot decode, a path segment over MAX_PATH_PARAM_CHARS): answered before any
+ * route or hook ran, as the error handler answers, and recorded as the HTTP server's refusals are (route-records.ts):
+ * no route, no client (its key was never checked).
+ */
+export function frameworkErrorHandler(bodyLimitBytes: number, refusals: ServerRefusals) {
+  return function handleFrameworkError(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+    // No hook ran to set it: the client finds its record by it.
+    reply.header("x-request-id", request.id);
+    refusals.publish(request.id, answerError(error, request, reply, bodyLimitBytes), pathOf(request.url));
   };
 }
 

@@ -1,7 +1,8 @@
 // A request whose body never arrived whole (the client left mid-body, or sent it too slowly for
 // server.request_timeout_ms: Node's 408) was not refused for its body: its client got no 400 (nothing, or Node's
-// 408), and docs/observability.md leaves such a request without a record. So with a compressed body too: the decoder's
-// "cut short" is no body refusal (server/body-refusals.ts), and no `rejected` 400 is recorded that no client got.
+// 408), and no `rejected` 400 is recorded that no client got. So with a compressed body too: the decoder's "cut short"
+// is no body refusal (server/body-refusals.ts). Node's 408 is recorded as what it is (server/route-records.ts, since
+// 2026-12-08): one 408 record under the id that answer carries; a client that left mid-body leaves none.
 import assert from "node:assert/strict";
 import { connect } from "node:net";
 import { test } from "node:test";
@@ -115,4 +116,14 @@ request_log:
       .map((record) => [record.id, record.status, record.outcome]),
     [],
   );
+  // Each 408 answered is one 408 record, under the id its answer carries.
+  for (const id of ["cut-plain-timeout", "cut-gzip-timeout"]) {
+    const answered = /^x-request-id: (.+)\r$/m.exec(answers.get(id) ?? "")?.[1];
+    if (answered === undefined) continue;
+    assert.deepEqual(
+      records.filter((record) => record.id === answered).map((record) => [record.status, record.outcome]),
+      [[408, "rejected"]],
+      id,
+    );
+  }
 });

@@ -1,13 +1,15 @@
-// A refused body is recorded only on a model door's own route (server/body-refusals.ts DOORS_BY_ROUTE): the routes
-// under a door (a cancel, a token count), the Files and Batch routes, /metrics, an unknown URL refuse a junk body
-// without a record, so random URLs cannot add to the request log or to requests_total, whose labels come from the
-// door, never the URL. Coverage (review of 99fc3a9d), not a bug: passes on the change.
+// A refused body is recorded as a door's refusal only on a model door's own route (server/body-refusals.ts
+// DOORS_BY_ROUTE). The routes under a door (a cancel, a token count), the Files and Batch routes and the
+// Conversations routes record it as their own answer (server/route-records.ts: their family's endpoint, never the
+// URL); /metrics, an unknown URL and a door's path with more after it refuse a junk body without a record, so random
+// URLs cannot add to the request log or to requests_total. Coverage (review of 99fc3a9d); the route records since
+// 2026-12-08 (before, the routes under and beside the doors left none either).
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { send, useGateway, useMock } from "../helpers/e2e.ts";
 import { parsePrometheusText, samplesOf } from "../helpers/prometheus-text.ts";
 
-test("junk bodies on routes that are no model door leave no record and no requests_total series", async (t) => {
+test("junk bodies on routes that are no model door: their family's record, or none; never a series per URL", async (t) => {
   const mock = await useMock(t);
   const gateway = await useGateway(
     t,
@@ -21,13 +23,17 @@ request_log:
   enabled: true
 `,
   );
+  // Each with the endpoint its records have (api-routes.ts), or none.
+  const families: [string, string][] = [
+    ["/v1/responses/resp_1/cancel", "kept_responses"],
+    ["/v1/responses/input_tokens", "input_tokens"],
+    ["/v1/messages/count_tokens", "count_tokens"],
+    ["/v1/files", "files"],
+    ["/v1/batches", "batches"],
+    ["/v1/conversations", "conversations"],
+  ];
   const paths = [
-    "/v1/responses/resp_1/cancel",
-    "/v1/responses/input_tokens",
-    "/v1/messages/count_tokens",
-    "/v1/files",
-    "/v1/batches",
-    "/v1/conversations",
+    ...families.map(([path]) => path),
     "/metrics",
     "/v1/chat/completions/",
     "/v1/chat/completions/extra",
@@ -51,15 +57,15 @@ request_log:
   assert.equal(door.status, 400, door.text);
   await new Promise((resolve) => setTimeout(resolve, 100));
   const listed = await send(gateway, "GET", "/v1/gateway/requests?limit=100");
-  const records = (listed.json as { data: { id: string; endpoint: string }[] }).data;
-  assert.deepEqual(
-    records.map((record) => [record.id, record.endpoint]),
-    [[door.headers["x-request-id"], "chat"]],
-  );
+  const records = (listed.json as { data: { id: string; endpoint: string; outcome: string }[] }).data;
+  const expected = [...families.flatMap(([, endpoint]) => [endpoint, endpoint, endpoint]), "chat"].sort();
+  assert.deepEqual(records.map((record) => record.endpoint).sort(), expected);
+  assert.ok(records.every((record) => record.outcome === "rejected"));
+  assert.ok(records.some((record) => record.id === door.headers["x-request-id"] && record.endpoint === "chat"));
   const metrics = parsePrometheusText((await send(gateway, "GET", "/metrics")).text);
   const series = samplesOf(metrics, "llm_gateway_requests_total").filter((sample) => sample.value > 0);
   assert.deepEqual(
-    series.map((sample) => sample.labels.endpoint),
-    ["chat"],
+    series.map((sample) => [sample.labels.endpoint, sample.value]).sort(),
+    [...families.map(([, endpoint]): [string, number] => [endpoint, 3]), ["chat", 1]].sort(),
   );
 });
