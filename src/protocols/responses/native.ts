@@ -8,6 +8,7 @@
 import type { GatewayError } from "../../errors/gateway-error.ts";
 import { UpstreamUnavailableError } from "../../errors/gateway-error.ts";
 import { isRecord } from "../../is-record.ts";
+import { HOSTED_ITEMS_WITH_IDS } from "../../responses-items.ts";
 import type { ChatContentPart, ChatMessage } from "../chat-completions.ts";
 import type { LongToolNames } from "../long-tool-names.ts";
 import { namedEvent } from "../sse.ts";
@@ -56,7 +57,7 @@ export function toNativeBody(body: unknown, lookup: ResponseLookup): JsonObject 
       ? asClientCalls(chatToInputItems(previous.conversation), ToolNames.of(previous.response.tools))
       : // The conversation's items as they were added, without the gateway's ids and reasoning (the provider knows
         // neither).
-        (conversationItems ?? []).filter((item) => item.type !== "reasoning").map(({ id: _id, ...item }) => item);
+        (conversationItems ?? []).filter((item) => item.type !== "reasoning").map(withoutKeptId);
   const items =
     typeof input === "string"
       ? [{ type: "message", role: "user", content: input }]
@@ -96,8 +97,17 @@ function resolveItem(item: unknown, lookup: ResponseLookup): unknown[] {
   if (object?.type !== "item_reference" || typeof object.id !== "string") return [item];
   const found = lookup.findItem(object.id);
   if (found === undefined || found.type === "reasoning") return [];
-  const { id: _id, ...rest } = found;
-  return [rest];
+  return [withoutKeptId(found as unknown as JsonObject)];
+}
+
+/**
+ * A kept item without its id, which the provider never saw (it is asked with `store: false`); a hosted tool's item
+ * keeps it, as OpenAI's reference requires of its input (responses-items.ts HOSTED_ITEMS_WITH_IDS).
+ */
+function withoutKeptId(item: Readonly<JsonObject>): JsonObject {
+  if (HOSTED_ITEMS_WITH_IDS.has(String(item.type))) return { ...item };
+  const { id: _id, ...rest } = item;
+  return rest;
 }
 
 /** Kept chat messages as Responses input items. */
