@@ -196,3 +196,43 @@ describe("a malformed native Responses stream after the first byte", () => {
     });
   }
 });
+
+test("the raw stream after a malformed event: the error event, then response.failed, the event not relayed", async (t) => {
+  const { primary, gateway } = await startTwoProviders(t, { primary: NATIVE, backup: NATIVE });
+  const firstDelta = deferred();
+  primary.enqueue(RESPONSES_ROUTE, {
+    kind: "handler",
+    handle: async (_request, response: ServerResponse) => {
+      response.writeHead(200, { "content-type": "text/event-stream" });
+      response.write(sseText([...streamStart(), ...messageEvents("msg_1", ["Hel"]).slice(0, 3)]));
+      await firstDelta.promise;
+      response.end("data: <html>502</html>\n\n");
+    },
+  });
+  const answer = await fetch(`${gateway.url}/v1/responses`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ model: MODEL, input: "Hi", stream: true }),
+  });
+  assert.ok(answer.body);
+  const decoder = new TextDecoder();
+  let text = "";
+  for await (const chunk of answer.body) {
+    text += decoder.decode(chunk, { stream: true });
+    if (text.includes("response.output_text.delta")) firstDelta.resolve();
+  }
+  const types = [...text.matchAll(/^event: (.+)$/gm)].map((match) => match[1]);
+  assert.deepEqual(types.slice(-2), ["error", "response.failed"], types.join(", "));
+  assert.equal(text.includes("<html>"), false, "the malformed event is not relayed");
+  const failed = JSON.parse(
+    text
+      .trim()
+      .split("\n")
+      .at(-1)
+      ?.replace(/^data: /, "") ?? "{}",
+  ) as {
+    response: { status: string; error: { message: string } };
+  };
+  assert.equal(failed.response.status, "failed");
+  assert.match(failed.response.error.message, /not a JSON object/);
+});
