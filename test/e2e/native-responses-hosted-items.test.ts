@@ -6,7 +6,9 @@
 // upstreams: "alpha" marked `responses_api: native`, "beta" a chat provider.
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { Agent, tool as agentTool, OpenAIProvider, Runner, setTracingDisabled, webSearchTool } from "@openai/agents";
 import OpenAI from "openai";
+import { z } from "zod";
 import { chatCompletion } from "../helpers/mock-upstream.ts";
 import {
   answerEvents,
@@ -123,4 +125,43 @@ test("hosted items sent as input: their documented fields are checked; unknown t
   });
   assert.equal(answer.output_text, "Taken.");
   assert.deepEqual((sentBody(primary).input as unknown[])[1], MCP_CALL);
+});
+
+test("Agents SDK run(): a turn holding the native provider's web_search_call goes back to it as input", async (t) => {
+  const { primary, gateway } = await startTwoProviders(t, { primary: { responses_api: "native" } });
+  setTracingDisabled(true);
+  const runner = new Runner({ modelProvider: new OpenAIProvider({ apiKey: "x", baseURL: gateway.baseUrl }) });
+  const call = {
+    type: "function_call",
+    id: "fc_1",
+    call_id: "call_w1",
+    name: "get_weather",
+    arguments: '{"city":"Paris"}',
+  };
+  const turns = [answerEvents([WEB_SEARCH_CALL, call]), answerEvents([textMessage("msg_2", "Sunny in Paris.")])];
+  for (const events of turns) {
+    primary.enqueue(RESPONSES_ROUTE, { kind: "sse", events: [{ raw: sseText(events) }], end: "close-without-done" });
+  }
+  const agent = new Agent({
+    name: "Weather agent",
+    instructions: "Search, then answer with the tool.",
+    model: MODEL,
+    tools: [
+      webSearchTool(),
+      agentTool({
+        name: "get_weather",
+        description: "Current weather for a city",
+        parameters: z.object({ city: z.string() }),
+        execute: async ({ city }) => `sunny in ${city}`,
+      }),
+    ],
+  });
+  const result = await runner.run(agent, "Weather in Paris?", { stream: true });
+  for await (const _event of result.toStream());
+  await result.completed;
+  assert.equal(result.finalOutput, "Sunny in Paris.");
+  const input = sentBody(primary, 1).input as Record<string, unknown>[];
+  const search = input.find((item) => item.type === "web_search_call");
+  assert.equal(search?.id, WEB_SEARCH_CALL.id, JSON.stringify(input));
+  assert.ok(input.some((item) => item.type === "function_call_output" && item.call_id === "call_w1"));
 });
