@@ -165,3 +165,27 @@ test("Agents SDK run(): a turn holding the native provider's web_search_call goe
   assert.equal(search?.id, WEB_SEARCH_CALL.id, JSON.stringify(input));
   assert.ok(input.some((item) => item.type === "function_call_output" && item.call_id === "call_w1"));
 });
+
+test("previous_response_id on a native provider: the previous answer's hosted items go back as it answered them", async (t) => {
+  const { primary, client } = await startTwoProviders(t, { primary: { responses_api: "native" } });
+  const first = nativeResponse([WEB_SEARCH_CALL, MCP_CALL, textMessage("msg_upstream_1", "Found it.")]);
+  primary.enqueue(RESPONSES_ROUTE, { kind: "json", body: first });
+  const answer = await client.responses.create({ model: MODEL, input: "Look it up", tools: TOOLS });
+  primary.enqueue(RESPONSES_ROUTE, { kind: "json", body: nativeResponse([textMessage("msg_upstream_2", "Again.")]) });
+  const next = await client.responses.create({ model: MODEL, input: "And then?", previous_response_id: answer.id });
+  assert.equal(next.output_text, "Again.");
+  const input = sentBody(primary, 1).input as Record<string, unknown>[];
+  assert.deepEqual(
+    input.map((item) => [item.type, item.role ?? null]),
+    [
+      ["message", "user"],
+      ["web_search_call", null],
+      ["mcp_call", null],
+      ["message", "assistant"],
+      ["message", "user"],
+    ],
+  );
+  assert.deepEqual(input[1], WEB_SEARCH_CALL);
+  assert.deepEqual(input[2], MCP_CALL);
+  assert.equal(input[3]?.id, undefined, "a message's kept id is not sent (the provider was asked with store: false)");
+});
