@@ -41,7 +41,7 @@ const SERVER_MAY_USE: readonly string[] = ["pipeline", ...PIPELINE_MAY_USE];
 /**
  * The allowed arrows, folder -> folders it may import. The request's path runs server -> pipeline -> router /
  * limits -> upstream -> streaming; the pure folders (router, scoring, limits) sit below everything that does I/O.
- * `clock`, `request-timers`, `logger`, `sqlite-file`, `source-paths`, `async-fs`, `is-record`, `chat-choice`, `chat-reasoning`, `tool-call-boundary`, `responses-namespace`, `cooldown-causes`, `trace-context` and `main` are the files at
+ * `clock`, `request-timers`, `logger`, `sqlite-file`, `source-paths`, `async-fs`, `is-record`, `chat-choice`, `chat-reasoning`, `tool-call-boundary`, `responses-namespace`, `responses-items`, `zod-arrays`, `cooldown-causes`, `trace-context` and `main` are the files at
  * the top of src/. `is-record` imports nothing and every folder may use it.
  */
 export const ALLOWED: Readonly<Record<string, readonly string[]>> = {
@@ -60,6 +60,11 @@ export const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   "tool-call-boundary": [],
   // The longest Responses namespace name: the door's schema in protocols/ and the native answer's check in upstream/.
   "responses-namespace": [],
+  // A zod array that stops at its first bad element: the doors' schemas (protocols/) and responses-items.
+  "zod-arrays": [],
+  // The Responses input items' schemas: the door's input (protocols/), a native answer's items, JSON (upstream/) or
+  // streamed (streaming/), which the next turn reads back.
+  "responses-items": ["zod-arrays", "responses-namespace", "is-record"],
   // Which choice of a chat answer is the first (index 0): read by upstream/ (is it one?), protocols/ (translate it)
   // and streaming/ (a chunk's first-choice text and reasoning).
   "chat-choice": ["is-record"],
@@ -80,7 +85,16 @@ export const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   limits: ["config", "clock", "logger", "errors", "cooldown-causes", "is-record"],
   state: ["limits", "config", "clock", "logger", "sqlite-file", "errors", "is-record"],
   router: ["scoring", "limits", "providers", "config", "clock", "logger", "errors", "is-record"],
-  streaming: ["errors", "clock", "request-timers", "tool-call-boundary", "chat-choice", "chat-reasoning", "is-record"],
+  streaming: [
+    "errors",
+    "clock",
+    "request-timers",
+    "tool-call-boundary",
+    "chat-choice",
+    "chat-reasoning",
+    "responses-items",
+    "is-record",
+  ],
   // Protocol adapters (Responses, Messages): pure translation to and from Chat Completions.
   protocols: [
     "errors",
@@ -89,6 +103,8 @@ export const ALLOWED: Readonly<Record<string, readonly string[]>> = {
     "chat-reasoning",
     "tool-call-boundary",
     "responses-namespace",
+    "responses-items",
+    "zod-arrays",
     "is-record",
   ],
   observability: [
@@ -117,6 +133,7 @@ export const ALLOWED: Readonly<Record<string, readonly string[]>> = {
     "chat-choice",
     "responses-namespace",
     "trace-context",
+    "responses-items",
     "is-record",
   ],
   pipeline: PIPELINE_MAY_USE,

@@ -150,4 +150,6 @@ export type StreamOutcome =
   | "stream_malformed"
   | "stream_diverged"
   | "stream_too_long"
-  | "stream_too_large";
+  | "stream_too_large"
+  /** A native Responses stream's malformed event after it started (streaming/responses-stream-check.ts). */
+  | "bad_response";

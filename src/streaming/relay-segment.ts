@@ -226,11 +226,11 @@ function renderer(
         break;
       }
       if (info.isMalformed) {
-        if (state.noteMalformed(event.data)) {
-          progress.end("stream_malformed", `${state.malformedEvents} malformed events`);
-          break;
-        }
-        continue;
+        // A native Responses stream's malformed event (responses-stream-check.ts) ends it at once: it is never kept.
+        if (info.fault !== undefined) progress.end("bad_response", info.fault);
+        else if (!state.noteMalformed(event.data)) continue;
+        else progress.end("stream_malformed", `${state.malformedEvents} malformed events`);
+        break;
       }
       if (info.isError) {
         // After every choice finished the answer is whole: an error then (a provider failing its bookkeeping after

@@ -34,6 +34,11 @@ export interface StreamEventInfo {
    * is a success. Chat streams have none (their end is `[DONE]`, or a close after every choice finished).
    */
   readonly isFinal: boolean;
+  /**
+   * Why the event makes the stream no answer the door can give and keep (a native Responses stream's malformed or
+   * out-of-order event: responses-stream-check.ts): a `bad_response`, failed over before the first byte.
+   */
+  readonly fault?: string;
 }
 
 /** How the relay reads one event of a stream's dialect. */

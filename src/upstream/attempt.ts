@@ -20,7 +20,8 @@ import {
 import { isGeminiDeployment, readsReasoningDetails } from "../providers/thought-signatures.ts";
 import { requestTimers } from "../request-timers.ts";
 import { STREAM_FEATURE } from "../router/request-features.ts";
-import { inspectAudioEvent, inspectEvent, inspectResponsesEvent } from "../streaming/stream-event.ts";
+import { responsesEventInspector } from "../streaming/responses-stream-check.ts";
+import { inspectAudioEvent, inspectEvent } from "../streaming/stream-event.ts";
 import { traceparentOf } from "../trace-context.ts";
 import { type AttemptContext, type AttemptResult, failed } from "./attempt-context.ts";
 import { audioAnswer } from "./audio-attempt.ts";
@@ -265,7 +266,7 @@ async function streamAnswer(
       ? inspectAudioEvent
       : context.api === "chat"
         ? inspectEvent
-        : inspectResponsesEvent,
+        : responsesEventInspector(),
     nowMs: () => clock.now(),
   });
   if (opened.ok) {

@@ -27,6 +27,7 @@ export type OpenStreamResult =
         | "not_a_stream"
         | "no_content"
         | "too_large"
+        | "malformed"
         | "client_aborted";
       readonly reason: string;
       readonly verdict?: Verdict;
@@ -100,6 +101,8 @@ export async function openStream(input: OpenStreamInput): Promise<OpenStreamResu
     }
     let scanned = 0;
     let hasSeenChoice = false;
+    // Content came: the stream opens once the events already read are looked at too (none has gone out yet).
+    let isOpen = false;
     const inspected = new Map<SseEvent, StreamEventInfo>();
     for (;;) {
       // What undici has already buffered (the first chunk usually came in the head's socket read) is taken at once,
@@ -120,6 +123,10 @@ export async function openStream(input: OpenStreamInput): Promise<OpenStreamResu
         const event = pendingEvents[scanned] as SseEvent;
         const info = input.inspect(event);
         inspected.set(event, info);
+        // A malformed native Responses event (streaming/responses-stream-check.ts) anywhere before the client's first
+        // byte: the attempt is a `bad_response`, as the same answer as JSON is, and the next candidate is tried.
+        if (info.fault !== undefined) return fail({ ok: false, failure: "malformed", reason: info.fault });
+        if (isOpen) continue;
         if (info.isError) {
           const verdict = classifyErrorInSuccess(errorEnvelope(info.json), input.headers, input.nowMs());
           const reason =
@@ -136,21 +143,22 @@ export async function openStream(input: OpenStreamInput): Promise<OpenStreamResu
           // it reached the client as a 200 with nothing in it, and the next candidate was never tried.
           return fail({ ok: false, failure: "no_content", reason: "the stream ended ([DONE]) before any choice" });
         }
-        if (info.hasContent || info.isDone) {
-          return {
-            ok: true,
-            stream: {
-              iterator: iterator ?? new LazyBodyIterator(body),
-              parser,
-              pendingEvents,
-              controller: input.controller,
-              streamIdleTimeoutMs: input.streamIdleTimeoutMs,
-              startedAtMs,
-              inspect: input.inspect,
-              inspected,
-            },
-          };
-        }
+        if (info.hasContent || info.isDone) isOpen = true;
+      }
+      if (isOpen) {
+        return {
+          ok: true,
+          stream: {
+            iterator: iterator ?? new LazyBodyIterator(body),
+            parser,
+            pendingEvents,
+            controller: input.controller,
+            streamIdleTimeoutMs: input.streamIdleTimeoutMs,
+            startedAtMs,
+            inspect: input.inspect,
+            inspected,
+          },
+        };
       }
     }
   } catch (error) {

@@ -250,11 +250,18 @@ describe("Conversations API with the openai SDK", () => {
         "items[0].role",
       ],
       [
-        "item type chat cannot take",
+        "item type OpenAI's reference does not take as input",
         "POST",
         `/v1/conversations/${id}/items`,
-        { items: [{ type: "web_search_call", id: "ws_1" }] },
+        { items: [{ type: "hologram_call", id: "h_1" }] },
         "items[0].type",
+      ],
+      [
+        "hosted tool's item without a field the reference requires",
+        "POST",
+        `/v1/conversations/${id}/items`,
+        { items: [{ type: "web_search_call", id: "ws_1", status: "completed" }] },
+        "items[0].action",
       ],
       [
         "item_reference",

@@ -149,6 +149,7 @@ describe("a native Responses stream's response.failed", () => {
     const at = { item_id: "msg_1", output_index: 0, content_index: 0 };
     const events = [
       { type: "response.created", response: response("in_progress", null) },
+      { type: "response.output_item.added", output_index: 0, item: { type: "message", id: "msg_1", content: [] } },
       { type: "response.output_text.delta", ...at, delta: "Half", logprobs: [] },
       {
         type: "response.failed",

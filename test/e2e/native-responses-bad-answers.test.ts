@@ -86,6 +86,22 @@ const BAD_ANSWERS: Record<string, MockStep> = {
     kind: "json",
     body: { ...SERVED, output: [message([{ type: "output_text", text: "x", annotations: "none" }])] },
   },
+  // A hosted tool's item the next turn's input refuses (responses-items.ts: the fields OpenAI's reference requires of it).
+  "a web_search_call with no action": {
+    kind: "json",
+    body: { ...SERVED, output: [{ type: "web_search_call", id: "ws_1", status: "completed" }] },
+  },
+  "an mcp_call whose arguments are no string": {
+    kind: "json",
+    body: {
+      ...SERVED,
+      output: [{ type: "mcp_call", id: "mcp_1", server_label: "docs", name: "lookup", arguments: { topic: "x" } }],
+    },
+  },
+  "an assistant message with an input_image part": {
+    kind: "json",
+    body: { ...SERVED, output: [message([{ type: "input_image", image_url: "https://example.com/a.png" }])] },
+  },
   "a refusal part whose refusal is no string": {
     kind: "json",
     body: { ...SERVED, output: [message([{ type: "refusal", refusal: 5 }])] },

@@ -75,6 +75,29 @@ const VALID: Record<string, Record<string, unknown>> = {
     ],
     usage: USAGE,
   },
+  "an mcp_call and a code_interpreter_call": {
+    ...BASE,
+    output: [
+      {
+        type: "mcp_call",
+        id: "mcp_1",
+        server_label: "docs",
+        name: "lookup",
+        arguments: "{}",
+        output: "x",
+        error: null,
+      },
+      {
+        type: "code_interpreter_call",
+        id: "ci_1",
+        code: "1+1",
+        container_id: "cntr_1",
+        outputs: null,
+        status: "completed",
+      },
+    ],
+    usage: USAGE,
+  },
   "a message with a refusal part": {
     ...BASE,
     output: [

@@ -1,5 +1,6 @@
 // Responses input messages and content parts -> chat messages and content parts (request-mapping.ts applies them
 // to each input item).
+import { ASSISTANT_PART_TYPES, INSTRUCTION_PART_TYPES } from "../../responses-items.ts";
 import type { ChatContentPart, ChatMessage } from "../chat-completions.ts";
 import { unsupportedAt, validateAt } from "../validate.ts";
 import {
@@ -19,13 +20,13 @@ export function toChatMessage(item: Record<string, unknown>, path: Path): ChatMe
   if (message.role === "assistant") {
     return {
       role: "assistant",
-      content: contentText(message.content, contentPath, ["output_text", "input_text", "refusal"]),
+      content: contentText(message.content, contentPath, ASSISTANT_PART_TYPES),
     };
   }
   if (message.role === "system" || message.role === "developer") {
     // `developer` is OpenAI's newer name for `system`: kept as the client sent it, sent upstream as `system`
     // (request-mapping.ts withSentRoles).
-    return { role: message.role, content: contentText(message.content, contentPath, ["input_text"]) };
+    return { role: message.role, content: contentText(message.content, contentPath, INSTRUCTION_PART_TYPES) };
   }
   if (typeof message.content === "string") return { role: "user", content: message.content };
   const parts = message.content.map((part, index) => toChatPart(part, [...contentPath, index]));

@@ -1,6 +1,7 @@
 // Responses input items -> chat messages, for a request's `input` and a kept conversation's items (request-mapping.ts
 // translates the rest of the request). What is translated and refused is listed in docs/protocols.md.
 import { InvalidRequestError, ResourceNotFoundError } from "../../errors/gateway-error.ts";
+import { hostedItemSchema } from "../../responses-items.ts";
 import {
   type ChatContentPart,
   type ChatMessage,
@@ -164,11 +165,20 @@ export function inputMessages(
         // Goes back as the next assistant message's `reasoning_content` (chat-completions.ts says who needs it).
         pendingReasoning = joinedReasoning(pendingReasoning, reasoningText(item));
         break;
-      default:
-        throw unsupportedAt(
-          `Input items of type \`${String(type).slice(0, 64)}\` are not supported: chat providers only take messages, function and custom tool calls and their outputs.`,
-          [...path, "type"],
-        );
+      default: {
+        const hosted = hostedItemSchema(type);
+        if (hosted === undefined) {
+          throw unsupportedAt(
+            `Input items of type \`${String(type).slice(0, 64)}\` are not supported: chat providers only take messages, function and custom tool calls and their outputs.`,
+            [...path, "type"],
+          );
+        }
+        // A hosted tool's call (web search, MCP, ...), kept from a native provider's answer: checked as OpenAI checks
+        // it, then left out. Nothing behind a chat provider ran it or can, and its tool is not offered upstream
+        // (tool-mapping.ts): the model sees the conversation's messages around it, not the call nor its results.
+        validateAt(hosted, item, path);
+        break;
+      }
     }
   }
   flushImages();

@@ -8,12 +8,14 @@
 import type { GatewayError } from "../../errors/gateway-error.ts";
 import { UpstreamUnavailableError } from "../../errors/gateway-error.ts";
 import { isRecord } from "../../is-record.ts";
+import { HOSTED_ITEMS_WITH_IDS, hostedItemSchema } from "../../responses-items.ts";
 import type { ChatContentPart, ChatMessage } from "../chat-completions.ts";
 import type { LongToolNames } from "../long-tool-names.ts";
 import { namedEvent } from "../sse.ts";
 import { clientNamedEvent, clientNamedResponse } from "./native-tool-names.ts";
 import { isGatewayEncryptedContent } from "./reasoning-text.ts";
 import type { ResponseLookup } from "./request-mapping.ts";
+import { outputToChatMessages } from "./response-mapping.ts";
 import {
   buildResponse,
   errorEventOf,
@@ -23,6 +25,7 @@ import {
   type ResponseObject,
   responseErrorOf,
 } from "./response-object.ts";
+import type { StoredResponse } from "./response-store.ts";
 import { asClientCalls, ToolNames } from "./tool-names.ts";
 import { loadedTools } from "./tool-search.ts";
 
@@ -53,10 +56,10 @@ export function toNativeBody(body: unknown, lookup: ResponseLookup): JsonObject 
   // Kept as chat messages (upstream names): its calls go back as the client made them (custom, namespaced).
   const history =
     previous !== undefined
-      ? asClientCalls(chatToInputItems(previous.conversation), ToolNames.of(previous.response.tools))
+      ? previousItems(previous)
       : // The conversation's items as they were added, without the gateway's ids and reasoning (the provider knows
         // neither).
-        (conversationItems ?? []).filter((item) => item.type !== "reasoning").map(({ id: _id, ...item }) => item);
+        (conversationItems ?? []).filter((item) => item.type !== "reasoning").map(withoutKeptId);
   const items =
     typeof input === "string"
       ? [{ type: "message", role: "user", content: input }]
@@ -69,6 +72,27 @@ export function toNativeBody(body: unknown, lookup: ResponseLookup): JsonObject 
     input: [...history, ...items],
     store: false,
   };
+}
+
+/**
+ * A previous response's kept conversation as input items. Kept as chat messages, it has no hosted tools' items: when
+ * its own output holds some (a native provider's `web_search_call`, `mcp_call`, ...), that output goes as it was
+ * answered instead of its chat messages, so the provider sees the calls it made. Earlier turns' hosted items are not
+ * kept (docs/protocols.md "Native Responses providers").
+ */
+function previousItems(previous: StoredResponse): JsonObject[] {
+  const names = ToolNames.of(previous.response.tools);
+  // Read defensively: a kept row is whatever an earlier version (or a test's fake store) wrote.
+  const output = (Array.isArray(previous.response.output) ? previous.response.output : []) as unknown as JsonObject[];
+  if (!output.some((item) => hostedItemSchema(String(item.type)) !== undefined)) {
+    return asClientCalls(chatToInputItems(previous.conversation), names);
+  }
+  const ownMessages = outputToChatMessages(previous.response.output, names).length;
+  const earlier = previous.conversation.slice(0, previous.conversation.length - ownMessages);
+  return [
+    ...asClientCalls(chatToInputItems(earlier), names),
+    ...output.filter((item) => item.type !== "reasoning").map(withoutKeptId),
+  ];
 }
 
 /**
@@ -96,8 +120,17 @@ function resolveItem(item: unknown, lookup: ResponseLookup): unknown[] {
   if (object?.type !== "item_reference" || typeof object.id !== "string") return [item];
   const found = lookup.findItem(object.id);
   if (found === undefined || found.type === "reasoning") return [];
-  const { id: _id, ...rest } = found;
-  return [rest];
+  return [withoutKeptId(found as unknown as JsonObject)];
+}
+
+/**
+ * A kept item without its id, which the provider never saw (it is asked with `store: false`); a hosted tool's item
+ * keeps it, as OpenAI's reference requires of its input (responses-items.ts HOSTED_ITEMS_WITH_IDS).
+ */
+function withoutKeptId(item: Readonly<JsonObject>): JsonObject {
+  if (HOSTED_ITEMS_WITH_IDS.has(String(item.type))) return { ...item };
+  const { id: _id, ...rest } = item;
+  return rest;
 }
 
 /** Kept chat messages as Responses input items. */

@@ -331,8 +331,13 @@ test("responses request: refused fields and values name the field in `param` and
     { model: "m", input: [{ role: "user", content: [{ type: "input_image", file_id: "file-1" }] }] },
     { status: 400, code: "unsupported_value", param: "input[0].content[0].image_url" },
   );
+  // A hosted tool's item is taken as OpenAI's reference types it (responses-items.ts): its missing `output` is named.
   rejects(
     { model: "m", input: [{ type: "computer_call_output", call_id: "c" }] },
+    { status: 400, code: "invalid_value", param: "input[0].output" },
+  );
+  rejects(
+    { model: "m", input: [{ type: "hologram_call", call_id: "c" }] },
     { status: 400, code: "unsupported_value", param: "input[0].type" },
   );
   rejects(

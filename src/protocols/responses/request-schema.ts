@@ -2,16 +2,25 @@
 // tool type, which request-mapping.ts applies after choosing by `type` (so an unsupported type gets its own clear
 // error instead of a union's "invalid input").
 import { z } from "zod";
-import { MAX_NAMESPACE_CHARS } from "../../responses-namespace.ts";
+import { namespaceName, nonEmpty } from "../../responses-items.ts";
 import { metadataSchema } from "../metadata.ts";
 import { arrayOf } from "../validate.ts";
 
-const nonEmpty = z.string().min(1, "must not be empty");
-
-const namespaceName = nonEmpty.max(
-  MAX_NAMESPACE_CHARS,
-  `must be at most ${MAX_NAMESPACE_CHARS} characters (a namespace's name is part of each of its tools' names)`,
-);
+// The input items' schemas are the one rule a kept answer's items are read by too (responses-items.ts).
+export {
+  customToolCallItemSchema,
+  customToolCallOutputItemSchema,
+  functionCallItemSchema,
+  functionCallOutputItemSchema,
+  inputFileSchema,
+  inputImageSchema,
+  inputTextSchema,
+  messageItemSchema,
+  outputTextSchema,
+  refusalSchema,
+  toolSearchCallItemSchema,
+  toolSearchOutputItemSchema,
+} from "../../responses-items.ts";
 
 export const responsesRequestSchema = z.looseObject({
   model: z.string({ error: "`model` is required and must be a string" }).min(1, "`model` must not be empty"),
@@ -66,46 +75,6 @@ export const inputTokensRequestSchema = responsesRequestSchema.extend({
   model: z.string({ error: "`model` must be a string" }).min(1, "`model` must not be empty").nullish(),
 });
 
-export const inputTextSchema = z.looseObject({ type: z.literal("input_text"), text: z.string() });
-export const inputImageSchema = z.looseObject({
-  type: z.literal("input_image"),
-  image_url: z.string().nullish(),
-  file_id: z.string().nullish(),
-  detail: z.string().nullish(),
-});
-export const inputFileSchema = z.looseObject({
-  type: z.literal("input_file"),
-  file_data: z.string().nullish(),
-  file_id: z.string().nullish(),
-  file_url: z.string().nullish(),
-  filename: z.string().nullish(),
-});
-export const outputTextSchema = z.looseObject({ type: z.literal("output_text"), text: z.string() });
-export const refusalSchema = z.looseObject({ type: z.literal("refusal"), refusal: z.string() });
-
-export const messageItemSchema = z.looseObject({
-  type: z.literal("message").optional(),
-  role: z.enum(["user", "assistant", "system", "developer"]),
-  content: z.union([z.string(), arrayOf(z.looseObject({ type: z.string() }))]),
-});
-
-/** The `namespace` tool a called function or custom tool belongs to (tool-names.ts). */
-const callNamespace = namespaceName.nullish();
-
-export const functionCallItemSchema = z.looseObject({
-  type: z.literal("function_call"),
-  call_id: nonEmpty,
-  name: nonEmpty,
-  namespace: callNamespace,
-  arguments: z.string(),
-});
-
-export const functionCallOutputItemSchema = z.looseObject({
-  type: z.literal("function_call_output"),
-  call_id: nonEmpty,
-  output: z.union([z.string(), arrayOf(z.looseObject({ type: z.string() }))]),
-});
-
 export const itemReferenceSchema = z.looseObject({ type: z.literal("item_reference"), id: nonEmpty });
 
 export const functionToolSchema = z.looseObject({
@@ -149,20 +118,6 @@ export const namespaceToolSchema = z.looseObject({
   ),
 });
 
-export const customToolCallItemSchema = z.looseObject({
-  type: z.literal("custom_tool_call"),
-  call_id: nonEmpty,
-  name: nonEmpty,
-  namespace: callNamespace,
-  input: z.string(),
-});
-
-export const customToolCallOutputItemSchema = z.looseObject({
-  type: z.literal("custom_tool_call_output"),
-  call_id: nonEmpty,
-  output: z.union([z.string(), arrayOf(z.looseObject({ type: z.string() }))]),
-});
-
 export const textFormatSchema = z.discriminatedUnion(
   "type",
   [
@@ -196,19 +151,4 @@ export const clientToolSearchToolSchema = z.looseObject({
   execution: z.literal("client"),
   description: z.string().nullish(),
   parameters: z.record(z.string(), z.unknown()).nullish(),
-});
-
-export const toolSearchCallItemSchema = z.looseObject({
-  type: z.literal("tool_search_call"),
-  call_id: nonEmpty,
-  arguments: z.unknown(),
-});
-
-export const toolSearchOutputItemSchema = z.looseObject({
-  type: z.literal("tool_search_output"),
-  call_id: nonEmpty,
-  tools: arrayOf(
-    z.looseObject({ type: z.string() }),
-    z.array(z.unknown(), { error: "`tools` must be an array of the tools the search loaded, each with a `type`" }),
-  ),
 });
