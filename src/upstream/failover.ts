@@ -232,21 +232,28 @@ async function tryCandidate(
     // The record says what the role order changed in the messages this attempt sent: a client can see why its
     // conversation reached this candidate otherwise than it wrote it (docs/observability.md).
     const changes = messageChangesOf(request, deployment, orderSent);
-    const report: AttemptReport = reportOfChosenLimit(request, {
-      ...reportOf(
-        deployment,
-        result,
-        startedAtMs,
-        clock.now() - startedAtMs,
-        admission.reservation,
-        mayClearRefusals && request.features !== undefined ? acceptedOf(request, request.features) : undefined,
-        services.redact,
-      ),
-      ...(changes.length === 0 ? {} : { messageOrder: orderSent.order, messageChanges: changes }),
-      reservedPromptTokens: promptSentOf(deployment, request, services, sentTokens, prompt),
-      ...(isSent ? { isSent: true as const } : {}),
-      ...callsPromptOf(deployment, result.ok ? undefined : result.unreportedPromptTokens, services),
-    });
+    // Completed by assignment, in the order its fields always had: a conditional spread costs an object and a copy
+    // per field and attempt (bench/README.md section 47).
+    const built = reportOf(
+      deployment,
+      result,
+      startedAtMs,
+      clock.now() - startedAtMs,
+      admission.reservation,
+      mayClearRefusals && request.features !== undefined ? acceptedOf(request, request.features) : undefined,
+      services.redact,
+    );
+    if (changes.length !== 0) {
+      built.messageOrder = orderSent.order;
+      built.messageChanges = changes;
+    }
+    built.reservedPromptTokens = promptSentOf(deployment, request, services, sentTokens, prompt);
+    if (isSent) built.isSent = true;
+    if (!result.ok) {
+      const { callsPromptTokens } = callsPromptOf(deployment, result.unreportedPromptTokens, services);
+      if (callsPromptTokens !== undefined) built.callsPromptTokens = callsPromptTokens;
+    }
+    const report: AttemptReport = reportOfChosenLimit(request, built);
     attempts.push(report);
     try {
       services.attemptEnded(
@@ -329,8 +336,36 @@ function reportOf(
   /** The request's features and their sizes, when a success should clear what the deployment refused of them. */
   accepted: { readonly features: readonly RequestFeature[]; readonly sizes: FeatureSizes } | undefined,
   redact: (text: string) => string,
-): AttemptReport {
+): Writable<AttemptReport> {
   const settings = deployment.provider.settings;
+  if (result.ok) {
+    const report: Writable<Partial<AttemptReport>> = {
+      provider: settings.name,
+      model: deployment.model.id,
+      deploymentKey: deployment.key,
+      startedAtMs,
+      durationMs,
+      status: result.json?.status ?? 200,
+      outcome: "success",
+      reason: "ok",
+      headersMs: result.headersMs,
+    };
+    if (result.firstTokenMs !== undefined) report.firstTokenMs = result.firstTokenMs;
+    // The answer's rate-limit headers count up to this request: the ones sent after it are still to come off.
+    // It took every feature the request carried: a refusal of one learned before is over.
+    report.effects =
+      accepted === undefined || accepted.features.length === 0
+        ? reportedAsOf(result.effects, reservation)
+        : [...reportedAsOf(result.effects, reservation), { kind: "accepted_features", ...accepted }];
+    if (result.usage !== undefined) {
+      report.usage = result.usage;
+      if (result.json?.isUsageEstimated === true) report.isUsageEstimated = true;
+    }
+    if (result.audioSeconds !== undefined) {
+      report.audioSeconds = billedAudioSeconds(result.audioSeconds, settings.minBilledAudioSeconds);
+    }
+    return report as Writable<AttemptReport>;
+  }
   const base = {
     provider: settings.name,
     model: deployment.model.id,
@@ -338,27 +373,6 @@ function reportOf(
     startedAtMs,
     durationMs,
   };
-  if (result.ok) {
-    return {
-      ...base,
-      status: result.json?.status ?? 200,
-      outcome: "success",
-      reason: "ok",
-      headersMs: result.headersMs,
-      ...(result.firstTokenMs === undefined ? {} : { firstTokenMs: result.firstTokenMs }),
-      // The answer's rate-limit headers count up to this request: the ones sent after it are still to come off.
-      // It took every feature the request carried: a refusal of one learned before is over.
-      effects:
-        accepted === undefined || accepted.features.length === 0
-          ? reportedAsOf(result.effects, reservation)
-          : [...reportedAsOf(result.effects, reservation), { kind: "accepted_features", ...accepted }],
-      ...(result.usage === undefined ? {} : { usage: result.usage }),
-      ...(result.usage !== undefined && result.json?.isUsageEstimated === true ? { isUsageEstimated: true } : {}),
-      ...(result.audioSeconds === undefined
-        ? {}
-        : { audioSeconds: billedAudioSeconds(result.audioSeconds, settings.minBilledAudioSeconds) }),
-    };
-  }
   return {
     ...base,
     status: result.status,
@@ -377,3 +391,6 @@ function reportOf(
     ),
   };
 }
+
+/** A report as it is built: its fields set one by one, then handed on read-only. */
+type Writable<T> = { -readonly [K in keyof T]: T[K] };
