@@ -42,7 +42,7 @@ interface LoopState {
    * Providers that answered this request with a route refusal (`unserved_endpoint`): their other candidates in the
    * plan (another model, a fallback name) would get the same 404, so they are passed over (later plans skip them).
    */
-  readonly unservedProviders: Set<string>;
+  unservedProviders: Set<string> | undefined;
   /**
    * The refusal of a candidate that does not serve the model, refuses a parameter another may take or flagged the
    * input: what the client gets, as it came, when no other candidate answers (rejectedError). The first one, unless a
@@ -62,7 +62,8 @@ export async function forward(
     contextFloorTokens: undefined,
     lastContextError: undefined,
     isOutOfAttempts: false,
-    unservedProviders: new Set(),
+    // Made at the first such refusal: a Set per request otherwise, for a path almost none takes.
+    unservedProviders: undefined,
     keptRefusal: undefined,
   };
   const queue: { candidate: RouteCandidate; waitUntilMs: number }[] = [];
@@ -77,7 +78,7 @@ export async function forward(
       request.trace.skips.push({ deploymentKey: candidate.deployment.key, reason: "removed by a config reload" });
       continue;
     }
-    if (state.unservedProviders.has(deployment.provider.settings.name)) {
+    if (state.unservedProviders?.has(deployment.provider.settings.name) === true) {
       request.trace.skips.push({
         deploymentKey: deployment.key,
         reason: `provider ${deployment.provider.settings.name} has no ${request.endpointPath} route (answered in this request)`,
@@ -301,8 +302,10 @@ async function tryCandidate(
       if (
         report.outcome === "unserved_endpoint" &&
         report.effects.some((effect) => effect.kind === "unserved_endpoint")
-      )
+      ) {
+        state.unservedProviders ??= new Set();
         state.unservedProviders.add(settings.name);
+      }
       state.keptRefusal = refusalToReturn(state.keptRefusal, { verdict: result.verdict, report });
       return undefined;
     }
