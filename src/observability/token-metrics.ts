@@ -33,8 +33,9 @@ export function observeProviderTokens(
     // An estimate the client was told (its upstream reported no usage) counts on the answering deployment too, as
     // `estimated`: what the client, the request log and the dashboard show is then in the provider's totals.
     const source = record.isUsageEstimated === true ? ESTIMATED : REPORTED;
-    if (record.tokensIn > 0) tokens.inc(["in", ...served, source], record.tokensIn);
-    if (record.tokensOut > 0) tokens.inc(["out", ...served, source], record.tokensOut);
+    // Listed, not spread: a spread in an array literal walks an iterator per request.
+    if (record.tokensIn > 0) tokens.inc(["in", served[0], served[1], source], record.tokensIn);
+    if (record.tokensOut > 0) tokens.inc(["out", served[0], served[1], source], record.tokensOut);
   }
 }
 

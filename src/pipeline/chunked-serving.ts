@@ -9,12 +9,15 @@ import type { ChunkedOutcome } from "./embeddings-chunks.ts";
  * name the last chunk's alone), and a cost that is `paid` when any chunk's deployment was. Before 2026-12-07 a chunked
  * answer named the last chunk's deployment only, as if it had answered the whole batch.
  */
+/** An answer sent whole has no chunk headers: one object for all of them, not one per request. */
+const NONE: Readonly<Record<string, string>> = Object.freeze({});
+
 export function chunkedServing(outcome: ForwardOutcome | ChunkedOutcome): {
   readonly cost: "free" | "paid";
   readonly chunks: number | undefined;
   readonly chunkHeaders: Readonly<Record<string, string>>;
 } {
-  if (!("chunks" in outcome)) return { cost: outcome.result.deployment.cost, chunks: undefined, chunkHeaders: {} };
+  if (!("chunks" in outcome)) return { cost: outcome.result.deployment.cost, chunks: undefined, chunkHeaders: NONE };
   const { chunks, partial } = outcome;
   const chunkHeaders = {
     ...(partial === undefined ? {} : { "x-gateway-partial": `${partial.answered}/${partial.inputs}` }),

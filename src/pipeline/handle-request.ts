@@ -171,14 +171,14 @@ async function serveRequest(
   }
   const { cost, chunks, chunkHeaders } = chunkedServing(outcome);
   request.record.served(deployment.key, deployment.provider.settings.name, deployment.model.id, cost, chunks);
-  const headers = {
+  const headers: Record<string, string> = {
     "x-gateway-provider": deployment.provider.settings.name,
     "x-gateway-model": deployment.model.id,
     "x-gateway-attempts": String(outcome.attempts.length),
     // Says whether this answer cost money (a paid model answered: routing.paid is `last_resort` or `allowed`).
     "x-gateway-cost": cost,
-    ...chunkHeaders,
   };
+  if (chunks !== undefined) Object.assign(headers, chunkHeaders); // not spread: a copy per answer, for chunks only
   // A batch sent in chunks: their usage summed (each chunk's was charged by its attempt).
   const usage = "usage" in outcome ? outcome.usage : outcome.attempts.at(-1)?.usage;
   if (result.kind === "json") return jsonAnswer(request, result, headers, usage);

@@ -28,6 +28,33 @@ export interface PlanBooks {
   readonly refusedFeatures: RefusedFeatures;
 }
 
+/** The router context's functions of the books and the snapshot alone. */
+type SnapshotChecks = Required<
+  Pick<RouterContext, "score" | "probeScore" | "scoreOnBoard" | "paramsB" | "availability" | "coolingPool">
+>;
+
+/**
+ * Made once per snapshot (and books), not for every plan: six closures per request otherwise (bench/README.md
+ * section 48). Weakly held: a snapshot a reload replaced takes them with it.
+ */
+const checksBySnapshot = new WeakMap<GatewaySnapshot, { readonly books: PlanBooks; readonly checks: SnapshotChecks }>();
+
+function snapshotChecksOf(books: PlanBooks, snapshot: GatewaySnapshot): SnapshotChecks {
+  const kept = checksBySnapshot.get(snapshot);
+  if (kept !== undefined && kept.books === books) return kept.checks;
+  const { scores, availability } = books;
+  const checks: SnapshotChecks = {
+    score: (deployment) => scores.scoreOf(deployment, snapshot),
+    probeScore: (deployment) => scores.scoreOf(deployment, snapshot, true),
+    scoreOnBoard: (deployment, board) => scores.scoreOnBoard(deployment, board, snapshot),
+    paramsB: (deployment) => snapshot.profiles[deployment.index]?.params?.valueB,
+    availability: (deployment) => availability.peek(deployment.key, deployment.provider.settings.name),
+    coolingPool: coolingPoolOf(availability),
+  };
+  checksBySnapshot.set(snapshot, { books, checks });
+  return checks;
+}
+
 /** The router's view of the books and the snapshot at `nowMs`, for one request. */
 export function routerContextOf(
   books: PlanBooks,
@@ -35,22 +62,23 @@ export function routerContextOf(
   request: ClientRouteRequest,
   nowMs: number,
 ): RouterContext {
-  const { scores, availability, promptCalibration, refusedFeatures } = books;
+  const { promptCalibration, refusedFeatures } = books;
+  const checks = snapshotChecksOf(books, snapshot);
   return {
     catalog: snapshot.catalog,
     metaModels: snapshot.config.metaModels,
     routing: snapshot.config.routing,
     nowMs,
-    score: (deployment) => scores.scoreOf(deployment, snapshot),
-    probeScore: (deployment) => scores.scoreOf(deployment, snapshot, true),
-    scoreOnBoard: (deployment, board) => scores.scoreOnBoard(deployment, board, snapshot),
-    paramsB: (deployment) => snapshot.profiles[deployment.index]?.params?.valueB,
-    availability: (deployment) => availability.peek(deployment.key, deployment.provider.settings.name),
+    score: checks.score,
+    probeScore: checks.probeScore,
+    scoreOnBoard: checks.scoreOnBoard,
+    paramsB: checks.paramsB,
+    availability: checks.availability,
     promptTokensFor: promptCalibration.promptTokensFor,
     contextLimitsFor: (deployment) =>
       learnedLimitsOf(promptCalibration.limitsFor(deployment), refusedFeatures, deployment.key, nowMs),
     budgetCheck: budgetCheckOf(books.budgets, promptCalibration, snapshot, request, nowMs),
-    coolingPool: coolingPoolOf(availability),
+    coolingPool: checks.coolingPool,
     refusedFeature: (deployment, features) =>
       refusedFeatures.refusalOf(deployment.key, features, nowMs, request.featureSizes),
     unservedEndpoint: (deployment, path) =>

@@ -95,27 +95,34 @@ export class RecordBuilder {
   planned(plan: RoutePlan, queueWaitMs: number): void {
     this.#queueWaitMs += queueWaitMs;
     const all = plan.waitFor === undefined ? plan.candidates : [plan.waitFor, ...plan.candidates];
-    this.#candidates = all.map((candidate) => ({
-      deploymentKey: candidate.deployment.key,
-      provider: candidate.deployment.provider.settings.name,
-      model: candidate.deployment.model.id,
-      publicName: candidate.deployment.model.publicName,
-      score: candidate.score,
-      ...(candidate.refusedFeature === undefined ? {} : { refusedFeature: describeRefusal(candidate.refusedFeature) }),
-    }));
+    // Built by assignment, in the record's key order: a conditional spread costs an object (and a copy) per field and
+    // request (bench/README.md section 48).
+    this.#candidates = all.map((candidate) => {
+      const recorded: Writable<RecordedCandidate> = {
+        deploymentKey: candidate.deployment.key,
+        provider: candidate.deployment.provider.settings.name,
+        model: candidate.deployment.model.id,
+        publicName: candidate.deployment.model.publicName,
+        score: candidate.score,
+      };
+      if (candidate.refusedFeature !== undefined) recorded.refusedFeature = describeRefusal(candidate.refusedFeature);
+      return recorded;
+    });
     this.#planSkips = [];
     for (const skip of plan.skipped) {
-      this.#planSkips.push({
+      const recorded: Writable<RecordedSkip> = {
         deploymentKey: skip.deployment.key,
         provider: skip.deployment.provider.settings.name,
         model: skip.deployment.model.id,
         phase: "plan",
         cause: skip.cause,
         reason: skip.reason,
-        ...(skip.untilMs === undefined || !Number.isFinite(skip.untilMs) ? {} : { untilMs: skip.untilMs }),
-        ...(skip.cooldownCause === undefined ? {} : { cooldownCause: skip.cooldownCause }),
-        ...limitOf(isLimitSkip(skip)),
-      });
+      };
+      if (skip.untilMs !== undefined && Number.isFinite(skip.untilMs)) recorded.untilMs = skip.untilMs;
+      if (skip.cooldownCause !== undefined) recorded.cooldownCause = skip.cooldownCause;
+      const isLimit = isLimitSkip(skip);
+      if (isLimit !== undefined) recorded.isLimit = isLimit;
+      this.#planSkips.push(recorded);
     }
   }
 
@@ -141,16 +148,17 @@ export class RecordBuilder {
     }
     for (const skip of skips) {
       const [provider = "", model = ""] = splitKey(skip.deploymentKey);
-      this.#attemptSkips.push({
+      const recorded: Writable<RecordedSkip> = {
         deploymentKey: skip.deploymentKey,
         provider,
         model,
         phase: role === "primary" ? "attempt" : "continuation",
         cause: "attempt",
         reason: skip.reason,
-        ...(skip.untilMs === undefined || !Number.isFinite(skip.untilMs) ? {} : { untilMs: skip.untilMs }),
-        ...limitOf(skip.isLimit),
-      });
+      };
+      if (skip.untilMs !== undefined && Number.isFinite(skip.untilMs)) recorded.untilMs = skip.untilMs;
+      if (skip.isLimit !== undefined) recorded.isLimit = skip.isLimit;
+      this.#attemptSkips.push(recorded);
     }
   }
 
@@ -267,34 +275,36 @@ export class RecordBuilder {
       start.clientProtocol === "anthropic-messages" && this.#earlyCommitMs === undefined
         ? anthropicStatusOf(gatewayStatus, errorCode)
         : gatewayStatus;
-    return {
+    // By assignment, in the record's key order (what the request log stores): see `planned`.
+    const record: Writable<Partial<RequestRecord>> = {
       ...start,
       candidates: this.#candidates,
       skips: [...this.#planSkips, ...this.#attemptSkips],
       attempts: this.#attempts,
       continuations: this.#continuations,
       queueWaitMs: this.#queueWaitMs,
-      // An object: after `candidates` (file-request-log-line.ts finds a client's records by what precedes it).
-      ...(this.#trace === undefined ? {} : { trace: this.#trace }),
-      // Not between `client` and `candidates`: the file request log finds a client's records by that pair.
-      ...(this.#cache === undefined ? {} : { cache: this.#cache }),
-      ...(this.#servedBy === undefined ? {} : { servedBy: this.#servedBy }),
-      ...(this.#chunks === undefined ? {} : { chunks: this.#chunks }),
-      ...(this.#batchId === undefined ? {} : { batchId: this.#batchId }),
-      tokensIn: this.#usage?.promptTokens ?? 0,
-      tokensOut: this.#usage?.completionTokens ?? 0,
-      ...(this.#isUsageEstimated ? { isUsageEstimated: true as const } : {}),
-      status,
-      ...(errorCode === undefined ? {} : { errorCode }),
-      outcome,
-      ...(this.#timeToHeadersMs === undefined ? {} : { timeToHeadersMs: this.#timeToHeadersMs }),
-      ...(this.#timeToFirstTokenMs === undefined ? {} : { timeToFirstTokenMs: this.#timeToFirstTokenMs }),
-      ...(this.#earlyCommitMs === undefined ? {} : { earlyCommitMs: this.#earlyCommitMs }),
-      ...(this.#responseBytes === undefined ? {} : { responseBytes: this.#responseBytes }),
-      ...(this.#isAnswerNotKept ? { isAnswerNotKept: true as const } : {}),
-      durationMs: this.#clock.now() - start.startedAtMs,
-      ...(this.#content === undefined ? {} : { content: this.#content }),
     };
+    // An object: after `candidates` (file-request-log-line.ts finds a client's records by what precedes it).
+    if (this.#trace !== undefined) record.trace = this.#trace;
+    // Not between `client` and `candidates`: the file request log finds a client's records by that pair.
+    if (this.#cache !== undefined) record.cache = this.#cache;
+    if (this.#servedBy !== undefined) record.servedBy = this.#servedBy;
+    if (this.#chunks !== undefined) record.chunks = this.#chunks;
+    if (this.#batchId !== undefined) record.batchId = this.#batchId;
+    record.tokensIn = this.#usage?.promptTokens ?? 0;
+    record.tokensOut = this.#usage?.completionTokens ?? 0;
+    if (this.#isUsageEstimated) record.isUsageEstimated = true;
+    record.status = status;
+    if (errorCode !== undefined) record.errorCode = errorCode;
+    record.outcome = outcome;
+    if (this.#timeToHeadersMs !== undefined) record.timeToHeadersMs = this.#timeToHeadersMs;
+    if (this.#timeToFirstTokenMs !== undefined) record.timeToFirstTokenMs = this.#timeToFirstTokenMs;
+    if (this.#earlyCommitMs !== undefined) record.earlyCommitMs = this.#earlyCommitMs;
+    if (this.#responseBytes !== undefined) record.responseBytes = this.#responseBytes;
+    if (this.#isAnswerNotKept) record.isAnswerNotKept = true;
+    record.durationMs = this.#clock.now() - start.startedAtMs;
+    if (this.#content !== undefined) record.content = this.#content;
+    return record as RequestRecord;
   }
 }
 
@@ -303,45 +313,41 @@ function recorded(
   role: "primary" | "continuation",
   mode?: "prefill" | "replay",
 ): RecordedAttempt {
-  return {
+  // By assignment, in the record's key order: see RecordBuilder `planned`.
+  const attempt: Writable<RecordedAttempt> = {
     provider: report.provider,
     model: report.model,
     deploymentKey: report.deploymentKey,
     role,
-    ...(mode === undefined ? {} : { mode }),
-    status: report.status,
-    outcome: report.outcome,
-    reason: report.reason,
-    startedAtMs: report.startedAtMs,
-    ...(report.spanId === undefined ? {} : { spanId: report.spanId }),
-    ...(report.headersMs === undefined ? {} : { headersMs: report.headersMs }),
-    ...(report.firstTokenMs === undefined ? {} : { firstTokenMs: report.firstTokenMs }),
-    durationMs: report.durationMs,
-    ...(report.usage === undefined
-      ? {}
-      : {
-          tokensIn: report.usage.promptTokens,
-          tokensOut: report.usage.completionTokens,
-          ...(report.isUsageEstimated === true ? { isUsageEstimated: true as const } : {}),
-        }),
-    ...chargedOf(report),
-    ...(report.messageChanges === undefined || report.messageOrder === undefined
-      ? {}
-      : { messageOrder: report.messageOrder, messageChanges: report.messageChanges }),
-  };
+  } as Writable<RecordedAttempt>;
+  if (mode !== undefined) attempt.mode = mode;
+  attempt.status = report.status;
+  attempt.outcome = report.outcome;
+  attempt.reason = report.reason;
+  attempt.startedAtMs = report.startedAtMs;
+  if (report.spanId !== undefined) attempt.spanId = report.spanId;
+  if (report.headersMs !== undefined) attempt.headersMs = report.headersMs;
+  if (report.firstTokenMs !== undefined) attempt.firstTokenMs = report.firstTokenMs;
+  attempt.durationMs = report.durationMs;
+  if (report.usage !== undefined) {
+    attempt.tokensIn = report.usage.promptTokens;
+    attempt.tokensOut = report.usage.completionTokens;
+    if (report.isUsageEstimated === true) attempt.isUsageEstimated = true;
+  }
+  // A failed attempt's charge; an opened answer's is its segment's usage.
+  if (report.outcome !== "success") {
+    const charged = failedAttemptTokens(report);
+    if (charged !== 0) attempt.chargedTokens = charged;
+  }
+  if (report.messageChanges !== undefined && report.messageOrder !== undefined) {
+    attempt.messageOrder = report.messageOrder;
+    attempt.messageChanges = report.messageChanges;
+  }
+  return attempt;
 }
 
-/** A failed attempt's charge (RecordedAttempt.chargedTokens); an opened answer's is its segment's usage. */
-function chargedOf(report: AttemptReport): { chargedTokens?: number } {
-  if (report.outcome === "success") return {};
-  const charged = failedAttemptTokens(report);
-  return charged === 0 ? {} : { chargedTokens: charged };
-}
-
-/** The record's `isLimit`, left out for skips that are neither a limit nor a failing candidate. */
-function limitOf(isLimit: boolean | undefined): { isLimit?: boolean } {
-  return isLimit === undefined ? {} : { isLimit };
-}
+/** A record's object as it is built: its fields set one by one, then handed out read-only. */
+type Writable<T> = { -readonly [K in keyof T]: T[K] };
 
 /** Deployment keys are `provider/model`; the model part may itself contain slashes. */
 function splitKey(key: string): [string, string] {

@@ -6,7 +6,6 @@
 // `timeout_ms` capped by what is left of `routing.totalTimeoutMs`; a timed-out candidate is never retried in the
 // same request (a silent upstream stays silent); the whole request, waits included, ends by the deadline, which
 // counts from the request's arrival (`receivedAtMs`): time spent in the queue is part of it.
-
 import { ClientAbortedError } from "../errors/gateway-error.ts";
 import { traitsOf } from "../errors/outcomes.ts";
 import { billedAudioSeconds } from "../limits/audio-duration.ts";
@@ -43,7 +42,7 @@ interface LoopState {
    * Providers that answered this request with a route refusal (`unserved_endpoint`): their other candidates in the
    * plan (another model, a fallback name) would get the same 404, so they are passed over (later plans skip them).
    */
-  readonly unservedProviders: Set<string>;
+  unservedProviders: Set<string> | undefined;
   /**
    * The refusal of a candidate that does not serve the model, refuses a parameter another may take or flagged the
    * input: what the client gets, as it came, when no other candidate answers (rejectedError). The first one, unless a
@@ -63,7 +62,8 @@ export async function forward(
     contextFloorTokens: undefined,
     lastContextError: undefined,
     isOutOfAttempts: false,
-    unservedProviders: new Set(),
+    // Made at the first such refusal: a Set per request otherwise, for a path almost none takes.
+    unservedProviders: undefined,
     keptRefusal: undefined,
   };
   const queue: { candidate: RouteCandidate; waitUntilMs: number }[] = [];
@@ -78,7 +78,7 @@ export async function forward(
       request.trace.skips.push({ deploymentKey: candidate.deployment.key, reason: "removed by a config reload" });
       continue;
     }
-    if (state.unservedProviders.has(deployment.provider.settings.name)) {
+    if (state.unservedProviders?.has(deployment.provider.settings.name) === true) {
       request.trace.skips.push({
         deploymentKey: deployment.key,
         reason: `provider ${deployment.provider.settings.name} has no ${request.endpointPath} route (answered in this request)`,
@@ -233,25 +233,28 @@ async function tryCandidate(
     });
     // Asked right before the recorder applies the report (same tick): a lesson learned meanwhile is not missed.
     const mayClearRefusals = result.ok && services.hasRefusedFeatures?.(deployment) !== false;
-    // The record says what the role order changed in the messages this attempt sent: a client can see why its
-    // conversation reached this candidate otherwise than it wrote it (docs/observability.md).
+    // What the role order changed in the messages sent: the record shows it (docs/observability.md).
     const changes = messageChangesOf(request, deployment, orderSent);
-    const report: AttemptReport = reportOfChosenLimit(request, {
-      ...reportOf(
-        deployment,
-        result,
-        startedAtMs,
-        clock.now() - startedAtMs,
-        admission.reservation,
-        mayClearRefusals && request.features !== undefined ? acceptedOf(request, request.features) : undefined,
-        services.redact,
-      ),
-      ...(spanId === undefined ? {} : { spanId }),
-      ...(changes.length === 0 ? {} : { messageOrder: orderSent.order, messageChanges: changes }),
-      reservedPromptTokens: promptSentOf(deployment, request, services, sentTokens, prompt),
-      ...(isSent ? { isSent: true as const } : {}),
-      ...callsPromptOf(deployment, result.ok ? undefined : result.unreportedPromptTokens, services),
-    });
+    // By assignment in its fields' order: a conditional spread costs an object per field (bench/README.md section 48).
+    const built = reportOf(
+      deployment,
+      result,
+      startedAtMs,
+      clock.now() - startedAtMs,
+      admission.reservation,
+      mayClearRefusals && request.features !== undefined ? acceptedOf(request, request.features) : undefined,
+      services.redact,
+    );
+    if (spanId !== undefined) built.spanId = spanId;
+    if (changes.length !== 0) {
+      built.messageOrder = orderSent.order;
+      built.messageChanges = changes;
+    }
+    built.reservedPromptTokens = promptSentOf(deployment, request, services, sentTokens, prompt);
+    if (isSent) built.isSent = true;
+    const callsPrompt = result.ok ? undefined : callsPromptOf(deployment, result.unreportedPromptTokens, services);
+    if (callsPrompt?.callsPromptTokens !== undefined) built.callsPromptTokens = callsPrompt.callsPromptTokens;
+    const report: AttemptReport = reportOfChosenLimit(request, built);
     attempts.push(report);
     try {
       services.attemptEnded(
@@ -299,8 +302,10 @@ async function tryCandidate(
       if (
         report.outcome === "unserved_endpoint" &&
         report.effects.some((effect) => effect.kind === "unserved_endpoint")
-      )
+      ) {
+        state.unservedProviders ??= new Set();
         state.unservedProviders.add(settings.name);
+      }
       state.keptRefusal = refusalToReturn(state.keptRefusal, { verdict: result.verdict, report });
       return undefined;
     }
@@ -334,8 +339,36 @@ function reportOf(
   /** The request's features and their sizes, when a success should clear what the deployment refused of them. */
   accepted: { readonly features: readonly RequestFeature[]; readonly sizes: FeatureSizes } | undefined,
   redact: (text: string) => string,
-): AttemptReport {
+): Writable<AttemptReport> {
   const settings = deployment.provider.settings;
+  if (result.ok) {
+    const report: Writable<Partial<AttemptReport>> = {
+      provider: settings.name,
+      model: deployment.model.id,
+      deploymentKey: deployment.key,
+      startedAtMs,
+      durationMs,
+      status: result.json?.status ?? 200,
+      outcome: "success",
+      reason: "ok",
+      headersMs: result.headersMs,
+    };
+    if (result.firstTokenMs !== undefined) report.firstTokenMs = result.firstTokenMs;
+    // The answer's rate-limit headers count up to this request: the ones sent after it are still to come off.
+    // It took every feature the request carried: a refusal of one learned before is over.
+    report.effects =
+      accepted === undefined || accepted.features.length === 0
+        ? reportedAsOf(result.effects, reservation)
+        : [...reportedAsOf(result.effects, reservation), { kind: "accepted_features", ...accepted }];
+    if (result.usage !== undefined) {
+      report.usage = result.usage;
+      if (result.json?.isUsageEstimated === true) report.isUsageEstimated = true;
+    }
+    if (result.audioSeconds !== undefined) {
+      report.audioSeconds = billedAudioSeconds(result.audioSeconds, settings.minBilledAudioSeconds);
+    }
+    return report as Writable<AttemptReport>;
+  }
   const base = {
     provider: settings.name,
     model: deployment.model.id,
@@ -343,27 +376,6 @@ function reportOf(
     startedAtMs,
     durationMs,
   };
-  if (result.ok) {
-    return {
-      ...base,
-      status: result.json?.status ?? 200,
-      outcome: "success",
-      reason: "ok",
-      headersMs: result.headersMs,
-      ...(result.firstTokenMs === undefined ? {} : { firstTokenMs: result.firstTokenMs }),
-      // The answer's rate-limit headers count up to this request: the ones sent after it are still to come off.
-      // It took every feature the request carried: a refusal of one learned before is over.
-      effects:
-        accepted === undefined || accepted.features.length === 0
-          ? reportedAsOf(result.effects, reservation)
-          : [...reportedAsOf(result.effects, reservation), { kind: "accepted_features", ...accepted }],
-      ...(result.usage === undefined ? {} : { usage: result.usage }),
-      ...(result.usage !== undefined && result.json?.isUsageEstimated === true ? { isUsageEstimated: true } : {}),
-      ...(result.audioSeconds === undefined
-        ? {}
-        : { audioSeconds: billedAudioSeconds(result.audioSeconds, settings.minBilledAudioSeconds) }),
-    };
-  }
   return {
     ...base,
     status: result.status,
@@ -382,3 +394,6 @@ function reportOf(
     ),
   };
 }
+
+/** A report as it is built: its fields set one by one, then handed on read-only. */
+type Writable<T> = { -readonly [K in keyof T]: T[K] };
