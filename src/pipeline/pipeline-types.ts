@@ -6,7 +6,7 @@ import type { PromptFacts } from "../limits/token-estimate.ts";
 import type { ClientProtocol, RequestRecord } from "../observability/request-record.ts";
 import type { RequestFeature } from "../router/request-features.ts";
 import type { AudioRelayEnd } from "../streaming/relay-audio.ts";
-import type { StreamChunk, TokenUsage } from "../streaming/relay-types.ts";
+import type { StreamBatch, TokenUsage } from "../streaming/relay-types.ts";
 import type { TraceContext } from "../trace-context.ts";
 import type { ForwardRequest, NativeCall, UpstreamApi } from "../upstream/forward-types.ts";
 import type { CacheDirective } from "./cache-control.ts";
@@ -154,8 +154,11 @@ export interface StreamAnswer {
   /** `chat`: chat chunks; else the client protocol's own events (a native call). */
   readonly api: UpstreamApi;
   readonly headers: Readonly<Record<string, string>>;
-  /** Batches of chunks; drive it to its end (the client leaving aborts the context's signal, which ends it). */
-  readonly events: AsyncGenerator<readonly StreamChunk[], StreamEnding, void>;
+  /**
+   * Batches of chunks; drive it to its end (the client leaving aborts the context's signal, which ends it). A batch's
+   * `bytes` may be written in place of its chunks' `data: ...` events (StreamBatch).
+   */
+  readonly events: AsyncGenerator<StreamBatch, StreamEnding, void>;
   /**
    * The prompt's estimate for the serving deployment (of the body it was sent, calibrated from its provider's
    * reports): the figure an estimated usage at the end would carry, so a door that shows a prompt count before any

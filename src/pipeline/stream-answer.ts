@@ -12,7 +12,7 @@ import type {
   RelayResult,
   RelaySegment,
   SegmentEnd,
-  StreamChunk,
+  StreamBatch,
 } from "../streaming/relay-types.ts";
 import { clientAskedForUsage } from "../upstream/attempt.ts";
 import type { StreamResult } from "../upstream/forward-types.ts";
@@ -114,7 +114,7 @@ async function* relayEvents(
   result: StreamResult,
   first: RelaySegment,
   lifecycle: Lifecycle,
-): AsyncGenerator<readonly StreamChunk[], StreamEnding, void> {
+): AsyncGenerator<StreamBatch, StreamEnding, void> {
   lifecycle.hasStarted = true;
   if (lifecycle.hasEnded) return { isSuccess: false, error: undefined, usage: undefined };
   const relay = relayStream(first, {

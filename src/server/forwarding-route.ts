@@ -130,6 +130,8 @@ export function forwardingHandler(endpoint: EndpointSpec, runtime: GatewayRuntim
         reply.raw,
         result.events,
         (chunks) => {
+          // The upstream's own bytes of exactly these events, as they came: the text below, already encoded.
+          if (unsaid === "" && chunks.bytes !== undefined) return chunks.bytes;
           let text = unsaid;
           unsaid = "";
           for (const chunk of chunks) text += sseData(chunk.data);

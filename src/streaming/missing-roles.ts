@@ -12,7 +12,9 @@ export class MissingRoles {
     const choices = json.choices;
     if (!Array.isArray(choices)) return false;
     let isChanged = false;
-    for (const [position, choice] of choices.entries()) {
+    // An index loop: `entries()` made an iterator and a pair per choice, for every chunk of every stream.
+    for (let position = 0; position < choices.length; position++) {
+      const choice: unknown = choices[position];
       if (!isRecord(choice) || !isRecord(choice.delta)) continue;
       const index = typeof choice.index === "number" ? choice.index : position;
       if (this.#named.has(index)) continue;

@@ -28,43 +28,32 @@ import type { EchoedPrompt } from "./echoed-prompt.ts";
 import { takeFailure } from "./failed-in-place.ts";
 import { IdleWatchdog } from "./idle-watchdog.ts";
 import { MissingRoles } from "./missing-roles.ts";
-import { inspectorOf } from "./opened-stream.ts";
+import { inspectorOf, type OpenedStream } from "./opened-stream.ts";
 import type { RelayState } from "./relay-state.ts";
-import type { ContinuationSegment, RelaySegment, SegmentEnd, StreamChunk } from "./relay-types.ts";
+import type {
+  ContinuationSegment,
+  RelaySegment,
+  SegmentEnd,
+  SegmentOptions,
+  StreamBatch,
+  StreamChunk,
+} from "./relay-types.ts";
 import { SegmentProgress } from "./segment-progress.ts";
 import { type SseEvent, SseLimitError } from "./sse-parser.ts";
-import { type EventInspector, isUsageOnly } from "./stream-event.ts";
+import { isUsageOnly } from "./stream-event.ts";
 import { ToolCallDeltas } from "./tool-call-deltas.ts";
 import { takeUpstreamGatewayField } from "./upstream-gateway-field.ts";
-
-export interface SegmentOptions {
-  /** What is left of `max_stream_duration_ms` for this segment. */
-  readonly remainingMs: number;
-  readonly maxDurationMs: number;
-  /** Strip usage-only chunks (the gateway asked for usage, the client did not) — for the first segment. */
-  readonly shouldStripUsage: boolean;
-  /** Aborted when the client goes away. */
-  readonly signal: AbortSignal;
-  /** Counts what the segment generated besides its first choice's text and reasoning (SegmentEnd.otherOutputTokens). */
-  readonly countTokens?: ((text: string) => number) | undefined;
-  /** The client's answer ended in the adapter (RelayOptions.isAnswerEnded): a failure from then on is not the answer's. */
-  readonly isAnswerEnded?: (() => boolean) | undefined;
-  /** A legacy completion's echoed prompt (the first segment's), which is no output (echoed-prompt.ts). */
-  readonly echoedPrompt?: EchoedPrompt | undefined;
-  /** Before each read of the upstream that may wait, never after the segment ended (RelayOptions.onUpstreamWait). */
-  readonly onUpstreamWait?: (() => void) | undefined;
-}
 
 export async function* relaySegment(
   segment: RelaySegment,
   continuation: ContinuationSegment | undefined,
   state: RelayState,
   options: SegmentOptions,
-): AsyncGenerator<readonly StreamChunk[], SegmentEnd, void> {
+): AsyncGenerator<StreamBatch, SegmentEnd, void> {
   const current = segment.stream;
   const progress = new SegmentProgress(state, options.countTokens);
   const render = renderer(
-    inspectorOf(current),
+    current,
     continuation,
     state,
     progress,
@@ -194,13 +183,14 @@ export async function* relaySegment(
 
 /** Turns parsed events into chunks for the client; ends the segment when an event finishes or breaks it. */
 function renderer(
-  inspect: EventInspector,
+  stream: OpenedStream,
   continuation: ContinuationSegment | undefined,
   state: RelayState,
   progress: SegmentProgress,
   shouldStripUsage: boolean,
   echoedPrompt: EchoedPrompt | undefined,
-): (events: SseEvent[]) => StreamChunk[] {
+): (events: SseEvent[]) => StreamChunk[] & { bytes?: Uint8Array | undefined } {
+  const inspect = inspectorOf(stream);
   const replay = continuation?.mode === "replay" ? new ReplayMatcher(continuation.repeatsText) : undefined;
   const echo = continuation?.mode === "prefill" ? new PrefillEchoGuard(state.deliveredText()) : undefined;
   progress.repetition = replay ?? echo;
@@ -208,7 +198,7 @@ function renderer(
   // A continuation's chunks join a stream whose role the client already has.
   const missingRoles = continuation === undefined ? new MissingRoles() : undefined;
   return (events) => {
-    const out: StreamChunk[] = [];
+    const out: StreamChunk[] & { bytes?: Uint8Array | undefined } = [];
     let index = 0;
     for (; index < events.length; index++) {
       const event = events[index] as SseEvent;
@@ -394,6 +384,7 @@ function renderer(
     // and neither's usage: a usage chunk read with an error was dropped, and the segment kept its reservation).
     if (progress.outcome !== undefined) progress.noteUnrelayed(events.slice(index + 1), inspect);
     events.length = 0;
+    out.bytes = stream.parser.bytesOf(out);
     return out;
   };
 }

@@ -8,19 +8,19 @@
 import { type GatewayError, UpstreamTimeoutError } from "../errors/gateway-error.ts";
 import { inBandUpstreamError } from "../errors/in-band-error.ts";
 import { type StreamOutcome, traitsOf } from "../errors/outcomes.ts";
-import { type RequestTimer, requestTimers } from "../request-timers.ts";
 import type { EchoedPrompt } from "./echoed-prompt.ts";
 import { estimatedUsageChunk, OutputTokenCount } from "./estimated-usage.ts";
+import { OpeningWindow } from "./opening-window.ts";
 import { relaySegment } from "./relay-segment.ts";
 import { RelayState } from "./relay-state.ts";
 import type {
   ContinuationRecord,
   ContinuationSegment,
   ContinuationSource,
-  OpeningBound,
   RelayResult,
   RelaySegment,
   SegmentEnd,
+  StreamBatch,
   StreamChunk,
   TokenUsage,
 } from "./relay-types.ts";
@@ -73,7 +73,7 @@ export interface RelayOptions {
 export async function* relayStream(
   first: RelaySegment,
   options: RelayOptions,
-): AsyncGenerator<readonly StreamChunk[], RelayResult, void> {
+): AsyncGenerator<StreamBatch, RelayResult, void> {
   const startedAtMs = Date.now();
   const state = new RelayState({
     maxMalformedEvents: options.maxMalformedEvents,
@@ -253,45 +253,6 @@ function abandon(next: ContinuationSegment, reason: string, state: RelayState, o
   next.stream.controller.abort();
   const output = unrelayedOutput(next.stream, state, options.countTokens);
   next.finish({ outcome: "client_aborted", reason, usage: undefined, text: "", hasAddedNothing: true, ...output });
-}
-
-/**
- * The time left to open a continuation: a signal that aborts when the client leaves or `remainingMs` passes. The
- * client's signal is linked by hand and unlinked on close (AbortSignal.any keeps its sources' listeners longer).
- */
-class OpeningWindow implements OpeningBound {
-  readonly #controller = new AbortController();
-  readonly #client: AbortSignal;
-  readonly #timer: RequestTimer | undefined;
-  readonly remainingMs: number;
-  isExpired = false;
-
-  constructor(client: AbortSignal, remainingMs: number) {
-    this.#client = client;
-    this.remainingMs = Math.max(0, remainingMs);
-    if (client.aborted) this.#controller.abort();
-    else if (this.remainingMs <= 0) this.#expire();
-    else {
-      client.addEventListener("abort", this.#onClientGone, { once: true });
-      this.#timer = requestTimers.after(this.remainingMs, () => this.#expire());
-    }
-  }
-
-  get signal(): AbortSignal {
-    return this.#controller.signal;
-  }
-
-  close(): void {
-    this.#timer?.cancel();
-    this.#client.removeEventListener("abort", this.#onClientGone);
-  }
-
-  readonly #onClientGone = (): void => this.#controller.abort();
-
-  #expire(): void {
-    this.isExpired = true;
-    this.#controller.abort();
-  }
 }
 
 /**

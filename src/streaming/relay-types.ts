@@ -1,12 +1,22 @@
 // The shapes the relay hands out and takes in: chunks for the client's protocol adapter, the result of a
 // relayed stream, and the continuation contract (who supplies the next upstream after a mid-stream failure).
 import type { StreamOutcome } from "../errors/outcomes.ts";
+import type { EchoedPrompt } from "./echoed-prompt.ts";
 import type { OpenedStream } from "./opened-stream.ts";
 
 /** One Chat Completions chunk for the client: `data` is what goes after `data: `, `json` the same, parsed. */
 export interface StreamChunk {
   readonly data: string;
   readonly json: Record<string, unknown>;
+}
+
+/**
+ * A batch of chunks as the relay yields it. `bytes`: the upstream's own bytes of exactly these chunks, when they came in
+ * the form the chat door writes (SseParser.bytesOf), which that door then writes as they came instead of building and
+ * encoding the same text again. Undefined or absent for any other batch (one the gateway changed, made, or rebuilt).
+ */
+export interface StreamBatch extends ReadonlyArray<StreamChunk> {
+  readonly bytes?: Uint8Array | undefined;
 }
 
 export interface TokenUsage {
@@ -103,6 +113,25 @@ export type SegmentOutput = Pick<
   SegmentEnd,
   "droppedText" | "reasoning" | "droppedReasoning" | "otherOutputTokens" | "isLeftUnread"
 >;
+
+/** How relay-stream.ts runs one segment (relay-segment.ts). */
+export interface SegmentOptions {
+  /** What is left of `max_stream_duration_ms` for this segment. */
+  readonly remainingMs: number;
+  readonly maxDurationMs: number;
+  /** Strip usage-only chunks (the gateway asked for usage, the client did not) — for the first segment. */
+  readonly shouldStripUsage: boolean;
+  /** Aborted when the client goes away. */
+  readonly signal: AbortSignal;
+  /** Counts what the segment generated besides its first choice's text and reasoning (SegmentEnd.otherOutputTokens). */
+  readonly countTokens?: ((text: string) => number) | undefined;
+  /** The client's answer ended in the adapter (RelayOptions.isAnswerEnded): a failure from then on is not the answer's. */
+  readonly isAnswerEnded?: (() => boolean) | undefined;
+  /** A legacy completion's echoed prompt (the first segment's), which is no output (echoed-prompt.ts). */
+  readonly echoedPrompt?: EchoedPrompt | undefined;
+  /** Before each read of the upstream that may wait, never after the segment ended (RelayOptions.onUpstreamWait). */
+  readonly onUpstreamWait?: (() => void) | undefined;
+}
 
 /** One upstream stream in the relay: the first one, or one that continues a broken one. */
 export interface RelaySegment {

@@ -1,5 +1,6 @@
 // Incremental Server-Sent Events parser (WHATWG "event stream interpretation") for upstream LLM streams.
 // It sits on the hot path and sees every upstream byte, hence the index-based scanning below.
+import { isAscii } from "node:buffer";
 
 export interface SseEvent {
   data: string;
@@ -33,6 +34,8 @@ export interface SseParserOptions {
 }
 
 const LINE_FEED = 10;
+/** `data: ` before an event's data and the blank line after it: what bytesOf counts per event. */
+const CANONICAL_FRAME_CHARS = 8;
 const SPACE = 32;
 const COLON = 58;
 const BYTE_ORDER_MARK = 0xfeff;
@@ -60,6 +63,10 @@ export class SseParser {
   // Any field line (not a comment, not blank) was seen since the last blank line.
   #hasPendingFields = false;
   #completedLines = 0;
+  // The last push, while its bytes are nothing but whole `data: <data>` events (see bytesOf): those bytes, and the
+  // data of each event they held, in order. Undefined from the first line that breaks the form.
+  #lastBytes: Uint8Array | undefined;
+  readonly #lastData: string[] = [];
 
   constructor(onEvent: (event: SseEvent) => void, options: SseParserOptions = {}) {
     this.#onEvent = onEvent;
@@ -73,13 +80,42 @@ export class SseParser {
    * the error propagates and the rest of this chunk is dropped.
    */
   push(chunk: Uint8Array | string): void {
+    this.#lastData.length = 0;
     if (typeof chunk === "string") {
+      this.#lastBytes = undefined;
       // TextDecoder drops a leading byte order mark of byte input itself; do the same for text input.
       if (this.#isStreamStart && chunk.charCodeAt(0) === BYTE_ORDER_MARK) chunk = chunk.slice(1);
       this.#pushText(chunk);
     } else {
+      // Only from an event's start, and in ASCII: then the text is the bytes, character for byte (bytes the decoder
+      // held from the chunk before come out first as U+FFFD, which no line of the form starts with).
+      const isAtEventStart =
+        this.#pendingLineParts.length === 0 && !this.#hasPendingFields && !this.#isCarriageReturnPending;
+      this.#lastBytes = isAtEventStart && isAscii(chunk) ? chunk : undefined;
+      // An event left open at the end is no event of this push's, and the next push does not start at one.
       this.#pushText(this.#decoder.decode(chunk, { stream: true }));
     }
+  }
+
+  /**
+   * The leading bytes of the last pushed chunk that hold exactly `events`, when each is an event of that chunk as it
+   * came, in order from its first: the chunk was nothing but events of one `data: <data>` line each and a blank line
+   * (no other field, comment, `\r`, or event begun in another chunk; one left open at its end is none of them), in
+   * ASCII. Those bytes are what writing the same
+   * events again as `data: <data>\n\n` (sse-format.ts `sseData`) would produce, so a writer may send them as they
+   * came instead of building and encoding that text (the chat door: bench/README.md, section 49). Undefined otherwise,
+   * and for none.
+   */
+  bytesOf(events: readonly { readonly data: string }[]): Uint8Array | undefined {
+    const bytes = this.#lastBytes;
+    if (bytes === undefined || events.length === 0 || events.length > this.#lastData.length) return undefined;
+    let end = 0;
+    for (let index = 0; index < events.length; index++) {
+      const data = this.#lastData[index] as string;
+      if ((events[index] as { readonly data: string }).data !== data) return undefined;
+      end += data.length + CANONICAL_FRAME_CHARS;
+    }
+    return bytes.subarray(0, end);
   }
 
   /**
@@ -95,6 +131,8 @@ export class SseParser {
    * result says whether that happened (a truncated upstream stream). The parser is reset and may be reused.
    */
   finish(): SseFinishResult {
+    this.#lastBytes = undefined;
+    this.#lastData.length = 0;
     // Flushes an incomplete UTF-8 sequence as U+FFFD, which then counts as a pending partial line.
     this.#pushText(this.#decoder.decode());
     let hadPartialEvent = this.#hasPendingFields;
@@ -130,6 +168,8 @@ export class SseParser {
     // Next `\n` and `\r` positions, each searched natively and only again once passed: linear in the text.
     let nextLineFeed = text.indexOf("\n", lineStart);
     let nextCarriageReturn = text.indexOf("\r", lineStart);
+    // The form bytesOf passes on has `\n` line ends only.
+    if (nextCarriageReturn !== -1) this.#lastBytes = undefined;
 
     while (nextLineFeed !== -1 || nextCarriageReturn !== -1) {
       let lineEnd: number;
@@ -176,7 +216,10 @@ export class SseParser {
       this.#dispatch();
       return;
     }
-    if (text.charCodeAt(start) === COLON) return;
+    if (text.charCodeAt(start) === COLON) {
+      this.#lastBytes = undefined;
+      return;
+    }
     this.#hasPendingFields = true;
 
     // Fast path for nearly every upstream line, `data: ...`. The character at `end` is a line end (or past the
@@ -188,9 +231,13 @@ export class SseParser {
       text.charCodeAt(start + 2) === LOWERCASE_T &&
       text.charCodeAt(start + 3) === LOWERCASE_A
     ) {
-      this.#appendData(text.slice(text.charCodeAt(start + 5) === SPACE ? start + 6 : start + 5, end));
+      const hasSpace = text.charCodeAt(start + 5) === SPACE;
+      // Only `data: ` and one data line per event are written again as they came (sseData's form).
+      if (!hasSpace || this.#hasData) this.#lastBytes = undefined;
+      this.#appendData(text.slice(hasSpace ? start + 6 : start + 5, end));
       return;
     }
+    this.#lastBytes = undefined;
 
     // Field names are short, so this loop stops early on every real line.
     let nameEnd = start;
@@ -229,9 +276,12 @@ export class SseParser {
   #dispatch(): void {
     this.#hasPendingFields = false;
     if (!this.#hasData) {
+      // A blank line that ends no event: bytes no event holds.
+      this.#lastBytes = undefined;
       this.#eventType = "";
       return;
     }
+    if (this.#lastBytes !== undefined) this.#lastData.push(this.#data);
     const event: SseEvent = { data: this.#data };
     if (this.#eventType !== "") event.event = this.#eventType;
     if (this.#lastEventId !== "") event.id = this.#lastEventId;

@@ -78,7 +78,9 @@ export class ToolCallDeltas {
     const choices = json.choices;
     if (!Array.isArray(choices)) return false;
     let isChanged = false;
-    for (const [position, choice] of choices.entries()) {
+    // Index loops here: `entries()` made an iterator and a pair per choice, for every chunk of every stream.
+    for (let position = 0; position < choices.length; position++) {
+      const choice: unknown = choices[position];
       if (!isRecord(choice) || !isRecord(choice.delta) || !Array.isArray(choice.delta.tool_calls)) continue;
       if (choice.delta.tool_calls.length === 0) {
         // `"tool_calls": []`, which some upstreams put on every chunk: the `openai` SDK's stream helper then gives
@@ -124,7 +126,8 @@ export class ToolCallDeltas {
     const choices = json.choices;
     if (!Array.isArray(choices)) return false;
     let isChanged = false;
-    for (const [position, choice] of choices.entries()) {
+    for (let position = 0; position < choices.length; position++) {
+      const choice: unknown = choices[position];
       if (!isRecord(choice) || typeof choice.finish_reason !== "string") continue;
       if (choice.finish_reason === "length" || choice.finish_reason === "error") continue;
       const choiceIndex = typeof choice.index === "number" ? choice.index : position;
