@@ -70,6 +70,7 @@ export function toChatRequest(body: unknown, purpose: "create" | "count" = "crea
     body,
     anthropicProblemText,
   );
+  refuseMcpServers(request.mcp_servers);
   const messages: ChatMessage[] = [];
   const toolNames = new LongToolNames();
   // The names that go as they came first: a renamed form never takes one of them (long-tool-names.ts).
@@ -120,6 +121,18 @@ export function toChatRequest(body: unknown, purpose: "create" | "count" = "crea
   const isThinkingShown = request.thinking?.type === "enabled" || request.thinking?.type === "adaptive";
   const isThinkingOmitted = isThinkingShown && request.thinking?.display === "omitted";
   return { chatBody, isStream, stopSequences, isThinkingShown, isThinkingOmitted, isOutputDropped, toolNames };
+}
+
+/**
+ * Anthropic's MCP connector: Anthropic's side calls the servers' tools for the model, which no chat provider does.
+ * Left out (as it was until 2026-12-08), the model answered without the tools the client gave it, as if it had none.
+ */
+function refuseMcpServers(servers: readonly unknown[] | null | undefined): void {
+  if (servers === undefined || servers === null || servers.length === 0) return;
+  throw unsupported(
+    "`mcp_servers` (Anthropic's MCP connector) is not supported: chat providers cannot call an MCP server's tools. Connect the server in the client and send its tools as custom tools with `input_schema`, as Claude Code does.",
+    ["mcp_servers"],
+  );
 }
 
 function systemText(system: MessagesRequest["system"]): string {

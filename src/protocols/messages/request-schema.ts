@@ -56,6 +56,7 @@ export const messagesRequestSchema = z.looseObject({
   top_k: z.number().int().nonnegative().optional(),
   metadata: z.looseObject({ user_id: z.string().nullish() }).optional(),
   stream: z.boolean().optional(),
+  mcp_servers: z.array(z.unknown(), { error: "`mcp_servers` must be an array" }).nullish(),
   thinking: z
     .looseObject({
       type: z.string(),
@@ -102,6 +103,14 @@ export const documentBlockSchema = z.looseObject({
     { error: "`source.type` must be `base64`, `text` or `content` for documents" },
   ),
   title: z.string().nullish(),
+});
+
+/** Anthropic's `SearchResultBlockParam`: a result the client's own search found (RAG), its text in text blocks. */
+export const searchResultBlockSchema = z.looseObject({
+  type: z.literal("search_result"),
+  source: z.string({ error: "`source` is required: a string (the result's URL or id)" }),
+  title: z.string({ error: "`title` is required: a string" }),
+  content: z.array(textBlockSchema, { error: "`content` must be an array of text blocks" }),
 });
 
 export const toolUseBlockSchema = z.looseObject({
