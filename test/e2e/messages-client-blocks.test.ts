@@ -168,4 +168,66 @@ describe("messages API: blocks and fields of today's Anthropic clients", () => {
       { role: "user", content: "Hi" },
     ]);
   });
+
+  test("bash and text editor client tools go as function tools with their input schema; a server tool is a 400 naming it", async (t) => {
+    const { mock, client } = await scene(t);
+    const toolCall = { id: "call_1", type: "function", function: { name: "bash", arguments: '{"command":"ls -la"}' } };
+    mock.enqueue(CHAT_ROUTE, {
+      kind: "json",
+      body: {
+        ...chatCompletion("", VENDOR_MODEL_ID),
+        choices: [
+          {
+            index: 0,
+            message: { role: "assistant", content: null, tool_calls: [toolCall] },
+            finish_reason: "tool_calls",
+          },
+        ],
+      },
+    });
+    const message = await client.messages.create({
+      model: "m",
+      max_tokens: 64,
+      tools: [
+        { type: "bash_20250124", name: "bash" },
+        { type: "text_editor_20250728", name: "str_replace_based_edit_tool", max_characters: 10000 },
+      ],
+      messages: [{ role: "user", content: "List the files." }],
+    });
+    assert.equal(message.stop_reason, "tool_use");
+    const use = message.content.find((block) => block.type === "tool_use");
+    assert.deepEqual(use && { name: use.name, input: use.input }, { name: "bash", input: { command: "ls -la" } });
+    type SentTool = { type: string; function: { name: string; parameters: Record<string, unknown> } };
+    const tools = ((chatRequests(mock)[0]?.body ?? {}) as { tools?: SentTool[] }).tools ?? [];
+    assert.deepEqual(
+      tools.map((tool) => [tool.type, tool.function.name]),
+      [
+        ["function", "bash"],
+        ["function", "str_replace_based_edit_tool"],
+      ],
+    );
+    const [bash, editor] = tools.map((tool) => tool.function.parameters as { properties: Record<string, unknown> });
+    assert.deepEqual(Object.keys(bash?.properties ?? {}), ["command", "restart"]);
+    assert.deepEqual(editor?.properties.command, {
+      type: "string",
+      enum: ["view", "create", "str_replace", "insert"],
+      description: "The command to run.",
+    });
+
+    await assert.rejects(
+      client.messages.create({
+        model: "m",
+        max_tokens: 8,
+        tools: [{ type: "web_search_20250305", name: "web_search", max_uses: 3 }],
+        messages: [{ role: "user", content: "News?" }],
+      }),
+      (error: unknown) => {
+        assert.ok(error instanceof Anthropic.BadRequestError, String(error));
+        const body = error.error as { error?: { message?: string } };
+        assert.match(body.error?.message ?? "", /^Tools of type `web_search_20250305` are not supported/);
+        return true;
+      },
+    );
+    assert.equal(chatRequests(mock).length, 1, "the refused request sent nothing upstream");
+  });
 });

@@ -16,6 +16,7 @@ import {
 import { LongToolNames } from "../long-tool-names.ts";
 import { toolResultText } from "../tool-result-text.ts";
 import { formatPath, validateBody } from "../validate.ts";
+import { clientToolFunction } from "./client-tools.ts";
 import {
   ASSISTANT_BLOCKS,
   anthropicPath,
@@ -314,9 +315,14 @@ function toChatTool(
   path: Path,
   toolNames: LongToolNames,
 ): ChatTool {
+  const client = typeof tool.type === "string" ? clientToolFunction(tool.type) : undefined;
+  if (client !== undefined) {
+    const { description, parameters } = client;
+    return { type: "function", function: { name: toolNames.upstream(tool.name), description, parameters } };
+  }
   if (tool.type !== undefined && tool.type !== null && tool.type !== "custom") {
     throw unsupported(
-      `Tools of type \`${tool.type}\` are Anthropic server or client tools that chat providers do not know; define it as a custom tool with \`input_schema\`.`,
+      `Tools of type \`${tool.type.slice(0, 64)}\` are not supported: Anthropic runs them on its side, which no chat provider does (the gateway takes the client tools \`bash_*\` and \`text_editor_*\`). Leave it out, or define a tool you run as a custom tool with \`input_schema\`.`,
       [...path, "type"],
     );
   }
