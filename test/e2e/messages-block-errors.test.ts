@@ -146,7 +146,7 @@ describe("messages API: a bad content block is named by its position, with the t
     // Until 2026-12-07: "`messages[0].content` must not be empty", of a turn holding two blocks.
     assert.equal(
       thinkingOnly,
-      "`messages[0].content` holds only `thinking` or `redacted_thinking` blocks, which belong to assistant turns and are dropped from a user turn: a user turn needs at least one text, image, document or tool_result block.",
+      "`messages[0].content` holds only `thinking` or `redacted_thinking` blocks, which belong to assistant turns and are dropped from a user turn: a user turn needs at least one text, image, document, search_result or tool_result block.",
     );
     assert.equal(chatRequests(mock).length, 0, "nothing was sent upstream");
   });

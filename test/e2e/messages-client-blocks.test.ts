@@ -230,4 +230,30 @@ describe("messages API: blocks and fields of today's Anthropic clients", () => {
     );
     assert.equal(chatRequests(mock).length, 1, "the refused request sent nothing upstream");
   });
+
+  test("top_k and top_p of -1 (LangChain JS ChatAnthropic's defaults: not set) are taken and not sent; 1.5 is a 400", async (t) => {
+    const { mock, client } = await scene(t);
+    mock.enqueue(CHAT_ROUTE, { kind: "json", body: chatCompletion("Hello.", VENDOR_MODEL_ID) });
+    // What ChatAnthropic's invocationParams sends when only the model is configured. (This SDK's types no longer
+    // list the sampling fields; older ones, which LangChain pins, do.)
+    const langChainBody = {
+      model: "m",
+      max_tokens: 2048,
+      temperature: 1,
+      top_k: -1,
+      top_p: -1,
+      messages: [{ role: "user", content: "Hi" }],
+    } as unknown as Anthropic.MessageCreateParamsNonStreaming;
+    const message = await client.messages.create(langChainBody);
+    assert.equal(message.content[0]?.type === "text" ? message.content[0].text : "", "Hello.");
+    const body = (chatRequests(mock)[0]?.body ?? {}) as Record<string, unknown>;
+    assert.equal(body.temperature, 1);
+    assert.equal("top_p" in body, false, "top_p -1 is not sent");
+    assert.equal("top_k" in body, false);
+    await assert.rejects(
+      client.messages.create({ ...langChainBody, top_p: 1.5 } as Anthropic.MessageCreateParamsNonStreaming),
+      (error: unknown) => error instanceof Anthropic.BadRequestError && /top_p/.test(error.message),
+    );
+    assert.equal(chatRequests(mock).length, 1);
+  });
 });

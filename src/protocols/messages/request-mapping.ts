@@ -36,6 +36,7 @@ import {
   customToolSchema,
   type MessagesRequest,
   messagesRequestSchema,
+  NOT_SET,
   textBlockSchema,
   toolResultBlockSchema,
   toolUseBlockSchema,
@@ -107,7 +108,7 @@ export function toChatRequest(body: unknown, purpose: "create" | "count" = "crea
   // Past the first few, stop sequences are matched by the gateway (stop-sequences.ts).
   if (stopSequences.length > 0) chatBody.stop = stopSequences.slice(0, UPSTREAM_STOP_MAX);
   if (request.temperature !== undefined) chatBody.temperature = request.temperature;
-  if (request.top_p !== undefined) chatBody.top_p = request.top_p;
+  if (request.top_p !== undefined && request.top_p !== NOT_SET) chatBody.top_p = request.top_p;
   // `top_k` is not part of Chat Completions and is dropped.
   applyOutputConfig(request, chatBody);
   if (typeof request.metadata?.user_id === "string" && request.metadata.user_id !== "") {
@@ -296,7 +297,7 @@ function userMessages(content: string | readonly unknown[], path: Path): ChatMes
       // A turn of thinking blocks is not empty as sent: said so, or the client looks for a missing block in vain.
       const what = content.length > 0 && content.every(isThinkingBlock) ? THINKING_ONLY : "must not be empty";
       throw new InvalidRequestError(
-        `\`${formatPath(path)}\` ${what}: a user turn needs at least one text, image, document or tool_result block.`,
+        `\`${formatPath(path)}\` ${what}: a user turn needs at least one text, image, document, search_result or tool_result block.`,
         { param: formatPath(path), code: "invalid_value" },
       );
     }
