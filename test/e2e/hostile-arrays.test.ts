@@ -152,7 +152,7 @@ describe(`${ELEMENTS.toLocaleString("en")} bad array elements: a 400 naming the 
     );
     assert.equal(
       messagesErrorOf(blocks).message,
-      "messages.0.content.1: Input should be an object: a content block is an object whose `type` is `text`, `image`, `document` or `tool_result`.",
+      "messages.0.content.1: Input should be an object: a content block is an object whose `type` is `text`, `image`, `document`, `search_result` or `tool_result`.",
     );
   });
 

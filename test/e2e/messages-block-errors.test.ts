@@ -46,7 +46,7 @@ async function refusal(client: Anthropic, request: Anthropic.MessageCreateParams
   return message;
 }
 
-const USER_TYPES = "`text`, `image`, `document` or `tool_result`";
+const USER_TYPES = "`text`, `image`, `document`, `search_result` or `tool_result`";
 
 describe("messages API: a bad content block is named by its position, with the types accepted there", () => {
   test("not an object, no `type`, a `type` that is no string: messages.3.content.2", async (t) => {
@@ -69,8 +69,8 @@ describe("messages API: a bad content block is named by its position, with the t
         `messages.3.content.2.type: Input should be a valid string: a content block is an object whose \`type\` is ${USER_TYPES}.`,
       ],
       [
-        { type: "search_result", source: "x" },
-        `messages.3.content.2: Content blocks of type \`search_result\` are not supported; use ${USER_TYPES}.`,
+        { type: "container_upload", file_id: "x" },
+        `messages.3.content.2: Content blocks of type \`container_upload\` are not supported; use ${USER_TYPES}.`,
       ],
     ];
     for (const [bad, message] of expected) {
@@ -101,7 +101,7 @@ describe("messages API: a bad content block is named by its position, with the t
     });
     assert.equal(
       inToolResult,
-      "messages.2.content.0.content.1: Input should be an object: a content block is an object whose `type` is `text`, `image` or `document`.",
+      "messages.2.content.0.content.1: Input should be an object: a content block is an object whose `type` is `text`, `image`, `document` or `search_result`.",
     );
     const assistant = await refusal(client, {
       model: "m",
@@ -146,7 +146,7 @@ describe("messages API: a bad content block is named by its position, with the t
     // Until 2026-12-07: "`messages[0].content` must not be empty", of a turn holding two blocks.
     assert.equal(
       thinkingOnly,
-      "`messages[0].content` holds only `thinking` or `redacted_thinking` blocks, which belong to assistant turns and are dropped from a user turn: a user turn needs at least one text, image, document or tool_result block.",
+      "`messages[0].content` holds only `thinking` or `redacted_thinking` blocks, which belong to assistant turns and are dropped from a user turn: a user turn needs at least one text, image, document, search_result or tool_result block.",
     );
     assert.equal(chatRequests(mock).length, 0, "nothing was sent upstream");
   });

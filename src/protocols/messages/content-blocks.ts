@@ -31,10 +31,10 @@ export function unsupported(message: string, path: Path): InvalidRequestError {
 }
 
 /** The block types each place takes, as they are listed to a client who sent another. */
-export const USER_BLOCKS = ["text", "image", "document", "tool_result"] as const;
+export const USER_BLOCKS = ["text", "image", "document", "search_result", "tool_result"] as const;
 export const ASSISTANT_BLOCKS = ["text", "tool_use"] as const;
 export const TEXT_BLOCKS = ["text"] as const;
-export const TOOL_RESULT_BLOCKS = ["text", "image", "document"] as const;
+export const TOOL_RESULT_BLOCKS = ["text", "image", "document", "search_result"] as const;
 
 function typeList(types: readonly string[]): string {
   const quoted = types.map((type) => `\`${type}\``);

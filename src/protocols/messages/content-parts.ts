@@ -11,7 +11,7 @@ import {
   unsupported,
   unsupportedBlock,
 } from "./content-blocks.ts";
-import { documentBlockSchema, imageBlockSchema, textBlockSchema } from "./request-schema.ts";
+import { documentBlockSchema, imageBlockSchema, searchResultBlockSchema, textBlockSchema } from "./request-schema.ts";
 
 type Path = readonly PropertyKey[];
 
@@ -42,12 +42,25 @@ export function toChatParts(block: Block, path: Path, accepted: readonly string[
     }
     case "document":
       return documentParts(block, path);
+    case "search_result":
+      return [{ type: "text", text: searchResultText(block, path) }];
     case "thinking":
     case "redacted_thinking":
       return [];
     default:
       throw unsupportedBlock(block, path, accepted);
   }
+}
+
+/**
+ * A `search_result` block as text the model reads. Anthropic shows the model the result's title and source so it can
+ * cite them; dropped, a RAG tool's result would reach the model as nothing (refused before 2026-12-08, failing every
+ * turn of a client that returns search results from a tool). Chat has no citations, so `citations` is not sent.
+ */
+function searchResultText(block: Block, path: Path): string {
+  const result = check(searchResultBlockSchema, block, path);
+  const text = result.content.map((inner) => inner.text).join("\n");
+  return `Search result: ${result.title}\nSource: ${result.source}\n\n${text}`;
 }
 
 function documentParts(block: Block, path: Path): ChatContentPart[] {

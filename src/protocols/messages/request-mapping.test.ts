@@ -199,7 +199,7 @@ test("messages request: max_tokens is required, as Anthropic requires it; unsupp
     { status: 400, code: "invalid_value", param: "tools[0].input_schema" },
   );
   rejects(
-    { model: "m", max_tokens: 10, messages: [{ role: "user", content: [{ type: "search_result", source: "s" }] }] },
+    { model: "m", max_tokens: 10, messages: [{ role: "user", content: [{ type: "container_upload", file_id: "f" }] }] },
     { status: 400, code: "unsupported_value", param: "messages[0].content[0].type" },
   );
   rejects(

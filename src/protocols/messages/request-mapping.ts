@@ -16,6 +16,7 @@ import {
 import { LongToolNames } from "../long-tool-names.ts";
 import { toolResultText } from "../tool-result-text.ts";
 import { formatPath, validateBody } from "../validate.ts";
+import { clientToolFunction } from "./client-tools.ts";
 import {
   ASSISTANT_BLOCKS,
   anthropicPath,
@@ -35,6 +36,7 @@ import {
   customToolSchema,
   type MessagesRequest,
   messagesRequestSchema,
+  NOT_SET,
   textBlockSchema,
   toolResultBlockSchema,
   toolUseBlockSchema,
@@ -70,6 +72,7 @@ export function toChatRequest(body: unknown, purpose: "create" | "count" = "crea
     body,
     anthropicProblemText,
   );
+  refuseMcpServers(request.mcp_servers);
   const messages: ChatMessage[] = [];
   const toolNames = new LongToolNames();
   // The names that go as they came first: a renamed form never takes one of them (long-tool-names.ts).
@@ -105,7 +108,7 @@ export function toChatRequest(body: unknown, purpose: "create" | "count" = "crea
   // Past the first few, stop sequences are matched by the gateway (stop-sequences.ts).
   if (stopSequences.length > 0) chatBody.stop = stopSequences.slice(0, UPSTREAM_STOP_MAX);
   if (request.temperature !== undefined) chatBody.temperature = request.temperature;
-  if (request.top_p !== undefined) chatBody.top_p = request.top_p;
+  if (request.top_p !== undefined && request.top_p !== NOT_SET) chatBody.top_p = request.top_p;
   // `top_k` is not part of Chat Completions and is dropped.
   applyOutputConfig(request, chatBody);
   if (typeof request.metadata?.user_id === "string" && request.metadata.user_id !== "") {
@@ -120,6 +123,18 @@ export function toChatRequest(body: unknown, purpose: "create" | "count" = "crea
   const isThinkingShown = request.thinking?.type === "enabled" || request.thinking?.type === "adaptive";
   const isThinkingOmitted = isThinkingShown && request.thinking?.display === "omitted";
   return { chatBody, isStream, stopSequences, isThinkingShown, isThinkingOmitted, isOutputDropped, toolNames };
+}
+
+/**
+ * Anthropic's MCP connector: Anthropic's side calls the servers' tools for the model, which no chat provider does.
+ * Left out (as it was until 2026-12-08), the model answered without the tools the client gave it, as if it had none.
+ */
+function refuseMcpServers(servers: readonly unknown[] | null | undefined): void {
+  if (servers === undefined || servers === null || servers.length === 0) return;
+  throw unsupported(
+    "`mcp_servers` (Anthropic's MCP connector) is not supported: chat providers cannot call an MCP server's tools. Connect the server in the client and send its tools as custom tools with `input_schema`, as Claude Code does.",
+    ["mcp_servers"],
+  );
 }
 
 function systemText(system: MessagesRequest["system"]): string {
@@ -282,7 +297,7 @@ function userMessages(content: string | readonly unknown[], path: Path): ChatMes
       // A turn of thinking blocks is not empty as sent: said so, or the client looks for a missing block in vain.
       const what = content.length > 0 && content.every(isThinkingBlock) ? THINKING_ONLY : "must not be empty";
       throw new InvalidRequestError(
-        `\`${formatPath(path)}\` ${what}: a user turn needs at least one text, image, document or tool_result block.`,
+        `\`${formatPath(path)}\` ${what}: a user turn needs at least one text, image, document, search_result or tool_result block.`,
         { param: formatPath(path), code: "invalid_value" },
       );
     }
@@ -301,9 +316,14 @@ function toChatTool(
   path: Path,
   toolNames: LongToolNames,
 ): ChatTool {
+  const client = typeof tool.type === "string" ? clientToolFunction(tool.type) : undefined;
+  if (client !== undefined) {
+    const { description, parameters } = client;
+    return { type: "function", function: { name: toolNames.upstream(tool.name), description, parameters } };
+  }
   if (tool.type !== undefined && tool.type !== null && tool.type !== "custom") {
     throw unsupported(
-      `Tools of type \`${tool.type}\` are Anthropic server or client tools that chat providers do not know; define it as a custom tool with \`input_schema\`.`,
+      `Tools of type \`${tool.type.slice(0, 64)}\` are not supported: Anthropic runs them on its side, which no chat provider does (the gateway takes the client tools \`bash_*\` and \`text_editor_*\`). Leave it out, or define a tool you run as a custom tool with \`input_schema\`.`,
       [...path, "type"],
     );
   }

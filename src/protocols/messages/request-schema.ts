@@ -11,6 +11,9 @@ import { MAX_STOP_SEQUENCES, MAX_STOP_SEQUENCES_CHARS } from "./stop-sequences.t
 const blocks = z.array(z.unknown());
 const content = z.union([z.string(), blocks], { error: "`content` must be a string or an array of blocks" });
 
+/** The value of `top_p` and `top_k` that means "not set" (Anthropic's legacy default, still sent by some clients). */
+export const NOT_SET = -1;
+
 export const messagesRequestSchema = z.looseObject({
   model: z.string({ error: "`model` is required and must be a string" }).min(1, "`model` must not be empty"),
   /** Gateway extension, as on chat: fallback models tried after `model`. */
@@ -52,10 +55,18 @@ export const messagesRequestSchema = z.looseObject({
     })
     .optional(),
   temperature: z.number().min(0).max(1).optional(),
-  top_p: z.number().min(0).max(1).optional(),
-  top_k: z.number().int().nonnegative().optional(),
+  // -1 is "not set" on Anthropic's API, which takes it: LangChain JS's ChatAnthropic sends `top_k: -1, top_p: -1` on
+  // every request unless told otherwise (its defaults). Refused here, every such request failed (request-mapping.ts).
+  top_p: z
+    .number()
+    .refine((value) => value === NOT_SET || (value >= 0 && value <= 1), {
+      error: "`top_p` must be between 0 and 1 (or -1: not set)",
+    })
+    .optional(),
+  top_k: z.number().int().min(NOT_SET, "`top_k` must be 0 or more (or -1: not set)").optional(),
   metadata: z.looseObject({ user_id: z.string().nullish() }).optional(),
   stream: z.boolean().optional(),
+  mcp_servers: z.array(z.unknown(), { error: "`mcp_servers` must be an array" }).nullish(),
   thinking: z
     .looseObject({
       type: z.string(),
@@ -102,6 +113,14 @@ export const documentBlockSchema = z.looseObject({
     { error: "`source.type` must be `base64`, `text` or `content` for documents" },
   ),
   title: z.string().nullish(),
+});
+
+/** Anthropic's `SearchResultBlockParam`: a result the client's own search found (RAG), its text in text blocks. */
+export const searchResultBlockSchema = z.looseObject({
+  type: z.literal("search_result"),
+  source: z.string({ error: "`source` is required: a string (the result's URL or id)" }),
+  title: z.string({ error: "`title` is required: a string" }),
+  content: z.array(textBlockSchema, { error: "`content` must be an array of text blocks" }),
 });
 
 export const toolUseBlockSchema = z.looseObject({
