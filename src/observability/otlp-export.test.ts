@@ -2,49 +2,10 @@
 // their Retry-After), drops (counted) on the others, a bounded queue that drops the oldest, a close that does not wait
 // past its bound for a collector that never answers; and spans that keep the record's trace ids.
 import assert from "node:assert/strict";
-import { once } from "node:events";
-import { createServer, type ServerResponse } from "node:http";
 import { type TestContext, test } from "node:test";
+import { otlpCollector } from "../../test/helpers/otlp-collector.ts";
 import { attempt, record } from "../../test/helpers/records.ts";
-import { type DropReason, type OtlpSpan, OtlpTraceExporter, retryAfterMs, spansOf } from "./otlp-traces.ts";
-
-type Answer = { status: number; headers?: Record<string, string> } | "hang";
-
-async function collector(t: TestContext, answers: Answer[]) {
-  const bodies: string[] = [];
-  const hanging: ServerResponse[] = [];
-  const server = createServer((request, response) => {
-    let text = "";
-    request.on("data", (chunk: Buffer) => {
-      text += chunk.toString();
-    });
-    request.on("end", () => {
-      bodies.push(text);
-      const answer = answers.shift() ?? { status: 200 };
-      if (answer === "hang") hanging.push(response);
-      else response.writeHead(answer.status, answer.headers).end("{}");
-    });
-  });
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  t.after(
-    () =>
-      new Promise<void>((resolveClose) => {
-        for (const response of hanging) response.destroy();
-        server.closeAllConnections();
-        server.close(() => resolveClose());
-      }),
-  );
-  const address = server.address();
-  const port = typeof address === "object" && address !== null ? address.port : 0;
-  const spansIn = (body: string | undefined): OtlpSpan[] =>
-    body === undefined
-      ? []
-      : (JSON.parse(body) as { resourceSpans: { scopeSpans: { spans: OtlpSpan[] }[] }[] }).resourceSpans.flatMap((r) =>
-          r.scopeSpans.flatMap((s) => s.spans),
-        );
-  return { url: `http://127.0.0.1:${port}/v1/traces`, bodies, spansIn };
-}
+import { type DropReason, OtlpTraceExporter, retryAfterMs, spansOf } from "./otlp-traces.ts";
 
 function exporterFor(
   t: TestContext,
@@ -67,12 +28,14 @@ function exporterFor(
 }
 
 test("a 503 with Retry-After, then a 429, are retried; the batch arrives once taken, nothing dropped", async (t) => {
-  const target = await collector(t, [
-    { status: 503, headers: { "retry-after": "0" } },
-    { status: 429, headers: { "retry-after": "0" } },
-    { status: 200 },
-  ]);
-  const { exporter, drops, errors } = exporterFor(t, target.url, {});
+  const target = await otlpCollector(t, {
+    answers: [
+      { status: 503, headers: { "retry-after": "0" } },
+      { status: 429, headers: { "retry-after": "0" } },
+      { status: 200 },
+    ],
+  });
+  const { exporter, drops, errors } = exporterFor(t, target.tracesUrl, {});
   exporter.observe(record({ attempts: [attempt({ provider: "alpha" })] }));
   await exporter.flush();
   assert.equal(target.bodies.length, 3, "two retries");
@@ -82,8 +45,8 @@ test("a 503 with Retry-After, then a 429, are retried; the batch arrives once ta
 });
 
 test("a 400 is not retried: the batch is dropped and counted, and the next one goes", async (t) => {
-  const target = await collector(t, [{ status: 400 }]);
-  const { exporter, drops, errors } = exporterFor(t, target.url, {});
+  const target = await otlpCollector(t, { answers: [{ status: 400 }] });
+  const { exporter, drops, errors } = exporterFor(t, target.tracesUrl, {});
   exporter.observe(record({ attempts: [attempt({ provider: "alpha" })] }));
   await exporter.flush();
   assert.equal(target.bodies.length, 1);
@@ -96,8 +59,8 @@ test("a 400 is not retried: the batch is dropped and counted, and the next one g
 });
 
 test("the queue is bounded: past max_queue_spans the oldest spans are dropped and counted, the newest sent", async (t) => {
-  const target = await collector(t, []);
-  const { exporter, drops } = exporterFor(t, target.url, { maxQueueSpans: 3 });
+  const target = await otlpCollector(t);
+  const { exporter, drops } = exporterFor(t, target.tracesUrl, { maxQueueSpans: 3 });
   for (const id of ["r1", "r2", "r3", "r4"]) exporter.observe(record({ id, attempts: [] }));
   assert.deepEqual(drops, [[1, "queue_full"]]);
   await exporter.flush();
@@ -108,8 +71,8 @@ test("the queue is bounded: past max_queue_spans the oldest spans are dropped an
 });
 
 test("close does not wait past export_timeout_ms for a collector that never answers; what it held is counted", async (t) => {
-  const target = await collector(t, ["hang", "hang", "hang"]);
-  const { exporter, drops } = exporterFor(t, target.url, { exportTimeoutMs: 300 });
+  const target = await otlpCollector(t, { answers: ["hang", "hang", "hang"] });
+  const { exporter, drops } = exporterFor(t, target.tracesUrl, { exportTimeoutMs: 300 });
   exporter.observe(record({ attempts: [attempt({ provider: "alpha" })] }));
   await exporter.close();
   assert.equal(target.bodies.length >= 1, true);

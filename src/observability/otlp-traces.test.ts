@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
-import { once } from "node:events";
-import { createServer } from "node:http";
 import { test } from "node:test";
+import { otlpCollector } from "../../test/helpers/otlp-collector.ts";
 import { attempt, record } from "../../test/helpers/records.ts";
 import { otlpSettings } from "./otlp-settings.ts";
 import { OtlpTraceExporter, spansOf, unixNano } from "./otlp-traces.ts";
@@ -118,26 +117,12 @@ test("OTEL_EXPORTER_OTLP_HEADERS: percent-encoded values decode; a literal `%` t
 });
 
 test("an export is redacted of the gateway's secrets (read at each export), whatever record text carries them", async (t) => {
-  const bodies: string[] = [];
-  const server = createServer((request, response) => {
-    let text = "";
-    request.on("data", (chunk: Buffer) => {
-      text += chunk.toString();
-    });
-    request.on("end", () => {
-      bodies.push(text);
-      response.end("{}");
-    });
-  });
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  t.after(() => new Promise<void>((resolveClose) => server.close(() => resolveClose())));
-  const address = server.address();
-  const port = typeof address === "object" && address !== null ? address.port : 0;
+  const collector = await otlpCollector(t);
+  const bodies = collector.bodies;
   // Not key-shaped: only the list says they are secrets. One with a quote, as a JSON string escapes it.
   let secrets = ["ClientKey8Zq7RkP2mWx9", 'Quoted"Key4Lt9Bv2Nc8', 'Quoted\\"Key4Lt9Bv2Nc8'];
   const exporter = new OtlpTraceExporter({
-    url: `http://127.0.0.1:${port}/v1/traces`,
+    url: collector.tracesUrl,
     serviceName: "test",
     serviceVersion: "0",
     flushIntervalMs: 60_000,

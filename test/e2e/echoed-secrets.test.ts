@@ -6,9 +6,7 @@
 // /health, the dashboard, the state file), OTLP spans, the request log and the log lines. Real gateway, scripted mock
 // upstream and an OTLP receiver over loopback; the secrets have no key shape, so only the config can say they are.
 import assert from "node:assert/strict";
-import { once } from "node:events";
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
-import { createServer } from "node:http";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { Writable } from "node:stream";
@@ -23,6 +21,7 @@ import {
   type RecordedRequest,
   startMockUpstream,
 } from "../helpers/mock-upstream.ts";
+import { type OtlpCollector, otlpCollector } from "../helpers/otlp-collector.ts";
 import { waitUntil } from "../helpers/sse-client.ts";
 
 const CLIENT_KEY = "Cl1entQ8wErTy5UiOp3AsDfGh7Jk";
@@ -69,27 +68,6 @@ function echoingStep(recorded: RecordedRequest): MockStep {
         end: "hang",
       };
   }
-}
-
-/** A loopback OTLP receiver: every export's body as it came. */
-async function otlpReceiver(): Promise<{ url: string; bodies: string[]; close: () => Promise<void> }> {
-  const bodies: string[] = [];
-  const server = createServer((request, response) => {
-    let text = "";
-    request.on("data", (chunk: Buffer) => {
-      text += chunk.toString();
-    });
-    request.on("end", () => {
-      bodies.push(text);
-      response.writeHead(200, { "content-type": "application/json" }).end("{}");
-    });
-  });
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  const address = server.address();
-  const port = typeof address === "object" && address !== null ? address.port : 0;
-  const close = () => new Promise<void>((resolveClose) => server.close(() => resolveClose()));
-  return { url: `http://127.0.0.1:${port}`, bodies, close };
 }
 
 const asClient = { authorization: `Bearer ${CLIENT_KEY}` };
@@ -167,7 +145,7 @@ async function assertRouteShowsClean(gateway: TestGateway, args: readonly string
 interface Scene {
   readonly mock: MockUpstream;
   readonly gateway: TestGateway;
-  readonly receiver: Awaited<ReturnType<typeof otlpReceiver>>;
+  readonly receiver: OtlpCollector;
   readonly stateDir: string;
   readonly logLines: string[];
   /** What each request was answered, by name. */
@@ -181,7 +159,7 @@ interface Scene {
 async function startScene(): Promise<Scene> {
   const mock = await startMockUpstream();
   mock.setDefault(CHAT_ROUTE, echoingStep);
-  const receiver = await otlpReceiver();
+  const receiver = await otlpCollector(undefined);
   const stateDir = mkdtempSync(join(tmpdir(), "llm-gateway-echoed-"));
   const logLines: string[] = [];
   const gateway = await startTestGateway(

@@ -3,13 +3,11 @@
 // an OTLP receiver started here gets spans with those ids and parent links, without a key or a prompt. A collector
 // that hangs never holds a request: its spans are dropped past the queue's bound and counted.
 import assert from "node:assert/strict";
-import { once } from "node:events";
-import { createServer, type ServerResponse } from "node:http";
-import { describe, type TestContext, test } from "node:test";
-import type { OtlpSpan } from "../../src/observability/otlp-traces.ts";
+import { describe, test } from "node:test";
 import type { RequestRecord } from "../../src/observability/request-record.ts";
 import { chatRequests, openAiClient, postChat, send, useGateway, useMock } from "../helpers/e2e.ts";
 import { chatCompletion, chatStream, type MockUpstream, rateLimited } from "../helpers/mock-upstream.ts";
+import { otlpCollector } from "../helpers/otlp-collector.ts";
 import { waitUntil } from "../helpers/sse-client.ts";
 import { CHAT_ROUTE, MODEL, startTwoProviders } from "../helpers/two-providers.ts";
 
@@ -20,42 +18,6 @@ const TRACEPARENT = `00-${CALLER_TRACE}-${CALLER_SPAN}-01`;
 const TRACESTATE = "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7";
 const PROMPT = "SecretPromptWords-7Hq2";
 const TRACEPARENT_FORMAT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-0[01]$/;
-
-/** A loopback OTLP receiver: `hang` leaves every export unanswered (a collector that is stuck). */
-async function otlpReceiver(t: TestContext, options: { hang?: boolean } = {}) {
-  const bodies: string[] = [];
-  const hanging: ServerResponse[] = [];
-  const server = createServer((request, response) => {
-    let text = "";
-    request.on("data", (chunk: Buffer) => {
-      text += chunk.toString();
-    });
-    request.on("end", () => {
-      bodies.push(text);
-      if (options.hang === true) hanging.push(response);
-      else response.writeHead(200, { "content-type": "application/json" }).end("{}");
-    });
-  });
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  t.after(
-    () =>
-      new Promise<void>((resolveClose) => {
-        for (const response of hanging) response.destroy();
-        server.closeAllConnections();
-        server.close(() => resolveClose());
-      }),
-  );
-  const address = server.address();
-  const port = typeof address === "object" && address !== null ? address.port : 0;
-  const spans = (): OtlpSpan[] =>
-    bodies.flatMap((body) =>
-      (JSON.parse(body) as { resourceSpans: { scopeSpans: { spans: OtlpSpan[] }[] }[] }).resourceSpans.flatMap((r) =>
-        r.scopeSpans.flatMap((s) => s.spans),
-      ),
-    );
-  return { url: `http://127.0.0.1:${port}`, bodies, spans };
-}
 
 function twoProviders(alpha: MockUpstream, beta: MockUpstream, extra = ""): string {
   return `providers:
@@ -95,7 +57,7 @@ function headerOf(value: string | string[] | undefined): string | undefined {
 
 describe("W3C trace context", () => {
   test("failover: each attempt is sent the caller's trace id under a span id of its own; the record and the exported spans say the same", async (t) => {
-    const receiver = await otlpReceiver(t);
+    const receiver = await otlpCollector(t);
     const alpha = await useMock(t);
     const beta = await useMock(t);
     const gateway = await useGateway(t, twoProviders(alpha, beta, `traces:\n  otlp_endpoint: ${receiver.url}\n`));
@@ -288,7 +250,7 @@ describe("W3C trace context", () => {
   });
 
   test("export on, parent-based by default: a caller's unsampled trace is sent on as such and not exported", async (t) => {
-    const receiver = await otlpReceiver(t);
+    const receiver = await otlpCollector(t);
     const alpha = await useMock(t);
     alpha.setDefault(CHAT, { kind: "json", body: chatCompletion("hi", "alpha-m") });
     const gateway = await useGateway(
@@ -316,7 +278,7 @@ describe("W3C trace context", () => {
   });
 
   test("a collector that never answers holds no request: spans past max_queue_spans are dropped and counted", async (t) => {
-    const receiver = await otlpReceiver(t, { hang: true });
+    const receiver = await otlpCollector(t, { hang: true });
     const alpha = await useMock(t);
     alpha.setDefault(CHAT, { kind: "json", body: chatCompletion("hi", "alpha-m") });
     const gateway = await useGateway(

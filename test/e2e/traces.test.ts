@@ -1,13 +1,12 @@
 // Optional OTLP/HTTP trace export: an OTLP receiver started by the test gets one trace per request, a server span
 // with one client span per upstream attempt.
 import assert from "node:assert/strict";
-import { once } from "node:events";
-import { createServer } from "node:http";
 import { describe, test } from "node:test";
 import type { OtlpSpan } from "../../src/observability/otlp-traces.ts";
 import { postChat, useGateway, useMock } from "../helpers/e2e.ts";
 import { startGatewayProcess } from "../helpers/gateway-process.ts";
 import { chatCompletion, rateLimited } from "../helpers/mock-upstream.ts";
+import { type OtlpExportSeen, otlpCollector } from "../helpers/otlp-collector.ts";
 import { waitUntil } from "../helpers/sse-client.ts";
 
 const CHAT = "POST /v1/chat/completions";
@@ -23,30 +22,9 @@ interface Export {
   };
 }
 
-async function otlpReceiver(t: import("node:test").TestContext) {
-  const exports: Export[] = [];
-  const server = createServer((request, response) => {
-    let text = "";
-    request.on("data", (chunk: Buffer) => {
-      text += chunk.toString();
-    });
-    request.on("end", () => {
-      exports.push({
-        path: request.url ?? "",
-        contentType: request.headers["content-type"],
-        body: JSON.parse(text) as Export["body"],
-      });
-      response.writeHead(200, { "content-type": "application/json" }).end("{}");
-    });
-  });
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  t.after(() => new Promise<void>((resolveClose) => server.close(() => resolveClose())));
-  const address = server.address();
-  const port = typeof address === "object" && address !== null ? address.port : 0;
-  const spans = () =>
-    exports.flatMap((found) => found.body.resourceSpans.flatMap((r) => r.scopeSpans.flatMap((s) => s.spans)));
-  return { url: `http://127.0.0.1:${port}`, exports, spans };
+/** An export as the tests read it: its body parsed. */
+function parsed(found: OtlpExportSeen | undefined): Export | undefined {
+  return found === undefined ? undefined : { ...found, body: JSON.parse(found.body) as Export["body"] };
 }
 
 function attributeOf(span: OtlpSpan | undefined, key: string): unknown {
@@ -56,7 +34,7 @@ function attributeOf(span: OtlpSpan | undefined, key: string): unknown {
 
 describe("OTLP trace export", () => {
   test("one trace per request: a server span and a client span per attempt, GenAI attributes", async (t) => {
-    const receiver = await otlpReceiver(t);
+    const receiver = await otlpCollector(t);
     const alpha = await useMock(t);
     const beta = await useMock(t);
     const gateway = await useGateway(
@@ -91,7 +69,7 @@ traces:
 
     assert.equal(receiver.exports[0]?.path, "/v1/traces");
     assert.match(receiver.exports[0]?.contentType ?? "", /^application\/json/);
-    const resource = receiver.exports[0]?.body.resourceSpans[0]?.resource.attributes ?? [];
+    const resource = parsed(receiver.exports[0])?.body.resourceSpans[0]?.resource.attributes ?? [];
     assert.equal(resource.find((entry) => entry.key === "service.name")?.value.stringValue, "llm-gateway");
 
     const spans = receiver.spans();
@@ -134,7 +112,7 @@ traces:
   });
 
   test("OTEL_EXPORTER_OTLP_ENDPOINT and OTEL_SERVICE_NAME set in .env turn the export on, as in the environment", async (t) => {
-    const receiver = await otlpReceiver(t);
+    const receiver = await otlpCollector(t);
     const alpha = await useMock(t);
     alpha.setDefault(CHAT, { kind: "json", body: chatCompletion("hi", "alpha-m") });
     const gateway = await startGatewayProcess(
@@ -150,12 +128,12 @@ traces:
     assert.equal(response.status, 200, await response.text());
     await waitUntil(() => receiver.spans().length >= 2, "the spans to be exported", 5_000);
     assert.equal(receiver.exports[0]?.path, "/v1/traces");
-    const resource = receiver.exports[0]?.body.resourceSpans[0]?.resource.attributes ?? [];
+    const resource = parsed(receiver.exports[0])?.body.resourceSpans[0]?.resource.attributes ?? [];
     assert.equal(resource.find((entry) => entry.key === "service.name")?.value.stringValue, "gateway-from-dotenv");
   });
 
   test("nothing is exported (or loaded) without an endpoint", async (t) => {
-    const receiver = await otlpReceiver(t);
+    const receiver = await otlpCollector(t);
     const alpha = await useMock(t);
     const gateway = await useGateway(
       t,
