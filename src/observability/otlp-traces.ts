@@ -113,8 +113,9 @@ export class OtlpTraceExporter {
       await this.#pool.destroy().catch(() => {});
       return;
     }
+    // Not unref'd: it holds the process for the flush. A retry's wait (Retry-After, backoff) is an unref'd timer and
+    // nothing else is left at shutdown once the server is closed: the process exited in it, the batch unsent.
     const bound = setTimeout(() => this.#stop.abort(), this.#exportTimeoutMs);
-    bound.unref();
     try {
       await this.flush();
     } finally {
