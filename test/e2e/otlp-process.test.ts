@@ -1,11 +1,15 @@
 // The OTLP export in a real `llm-gateway serve` process: SIGTERM sends what is queued within
-// traces.export_timeout_ms, retries included (the process must not exit under a retry's wait).
+// traces.export_timeout_ms, retries included (the process must not exit under a retry's wait), and an
+// OTEL_EXPORTER_OTLP_ENDPOINT that is not an http(s) URL is a config problem (exit 2 naming it), never a stack.
 import assert from "node:assert/strict";
 import { once } from "node:events";
+import { writeFileSync } from "node:fs";
 import { createServer } from "node:http";
+import { join } from "node:path";
 import { describe, type TestContext, test } from "node:test";
 import { request } from "undici";
 import type { OtlpSpan } from "../../src/observability/otlp-traces.ts";
+import { runCli, tempDir } from "../helpers/cli-process.ts";
 import { HELLO, useMock } from "../helpers/e2e.ts";
 import { startGatewayProcess } from "../helpers/gateway-process.ts";
 
@@ -72,4 +76,23 @@ traces:
     assert.equal(collector.bodies.length, 2, "the 503'd export and its retry");
     assert.deepEqual(collector.requestIds(collector.bodies[1] ?? ""), [{ stringValue: requestId }]);
   });
+
+  for (const variable of ["OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"]) {
+    test(`${variable} without http:// (host:port): exit 2 naming the variable, no stack`, async (t) => {
+      const dir = tempDir(t);
+      const configPath = join(dir, "gateway.yaml");
+      writeFileSync(
+        configPath,
+        `server:\n  port: 0\n  host: 127.0.0.1\nproviders:\n  - name: alpha\n    base_url: http://127.0.0.1:9/v1\n    api_key: sk-alpha\n    models: { m: {} }\n`,
+      );
+      // On the change: "llm-gateway: TypeError: Invalid URL" and undici's stack (new Pool), exit 1.
+      const result = await runCli(["serve", "--config", configPath], {
+        cwd: dir,
+        env: { [variable]: "localhost:4318" },
+      });
+      assert.equal(result.code, 2, result.stderr);
+      assert.match(result.stderr, new RegExp(`^Config error \\(1 problem\\):\\nenvironment ${variable}: `));
+      assert.doesNotMatch(result.stderr, /^\s+at /m, `a stack trace:\n${result.stderr}`);
+    });
+  }
 });
