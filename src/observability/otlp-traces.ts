@@ -174,7 +174,9 @@ export class OtlpTraceExporter {
         if (response.statusCode >= 200 && response.statusCode < 300) return undefined;
         failure = new Error(`OTLP export answered HTTP ${response.statusCode}`);
         if (!RETRYABLE_STATUSES.has(response.statusCode)) return failure;
-        waitMs = retryAfterMs(response.headers["retry-after"]) ?? backoffMs(retry);
+        // Retry-After is a floor, not the wait: a `0` (or a date past) taken as "at once" resent the batch hundreds
+        // of times a second for the whole export_timeout_ms.
+        waitMs = Math.max(retryAfterMs(response.headers["retry-after"]) ?? 0, backoffMs(retry));
       } catch (error) {
         // Not reached, refused, reset or timed out: transient as far as the exporter can tell.
         failure = error instanceof Error ? error : new Error(String(error));
