@@ -112,6 +112,11 @@ test("OTEL_TRACES_SAMPLER: the spec's names, parent-based by default with traces
     samplerOf({ OTEL_TRACES_SAMPLER: "traceidratio", OTEL_TRACES_SAMPLER_ARG: "2" }, 1)(high, undefined),
     true,
   );
+  // Blank is missing, not 0 (Number(" ") is 0: nothing was exported).
+  assert.equal(
+    samplerOf({ OTEL_TRACES_SAMPLER: "traceidratio", OTEL_TRACES_SAMPLER_ARG: " " }, 1)(high, undefined),
+    true,
+  );
   // An unknown sampler is the default.
   assert.equal(samplerOf({ OTEL_TRACES_SAMPLER: "jaeger_remote" }, 0)(high, undefined), false);
 });

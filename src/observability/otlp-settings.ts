@@ -52,7 +52,8 @@ export function otlpSettings(
  */
 export function samplerOf(env: Env, configuredRatio: number): TraceSampler {
   const name = nonEmpty(env.OTEL_TRACES_SAMPLER)?.trim().toLowerCase();
-  const argument = Number(nonEmpty(env.OTEL_TRACES_SAMPLER_ARG) ?? Number.NaN);
+  // Trimmed first: Number(" ") is 0, and a blank argument is a missing one (1), not "export nothing".
+  const argument = Number(nonEmpty(env.OTEL_TRACES_SAMPLER_ARG?.trim()) ?? Number.NaN);
   const givenRatio = Number.isFinite(argument) && argument >= 0 && argument <= 1 ? argument : 1;
   switch (name) {
     case "always_on":
