@@ -73,14 +73,22 @@ export function samplerOf(env: Env, configuredRatio: number): TraceSampler {
   }
 }
 
-/** 2^56: the trace id's last 56 bits are its random part (W3C Trace Context Level 2, OpenTelemetry's TraceIdRatioBased). */
-const RANDOM_RANGE = 2 ** 56;
+/** 2^28: the trace id's last 56 bits (its random part: W3C Trace Context Level 2) read as two halves of 28 bits. */
+const HALF_RANGE = 2 ** 28;
 
-/** Deterministic by trace id: every service sampling at the same ratio keeps the same traces. */
+/**
+ * Deterministic by trace id, as OpenTelemetry's probability sampling decides (tracestate-probability-sampling.md: the
+ * randomness rv, the last 56 bits, is kept when rv >= th, th = (1 - ratio) * 2^56), so that a service or collector
+ * sampling by it at the same ratio keeps the same traces. Read in two halves: 56 bits do not fit a double exactly.
+ */
 export function isInRatio(traceId: string, ratio: number): boolean {
   if (ratio >= 1) return true;
   if (ratio <= 0) return false;
-  return Number.parseInt(traceId.slice(-14), 16) < ratio * RANDOM_RANGE;
+  const threshold = (1 - ratio) * HALF_RANGE * HALF_RANGE;
+  const thresholdHigh = Math.floor(threshold / HALF_RANGE);
+  const high = Number.parseInt(traceId.slice(-14, -7), 16);
+  if (high !== thresholdHigh) return high > thresholdHigh;
+  return Number.parseInt(traceId.slice(-7), 16) >= threshold - thresholdHigh * HALF_RANGE;
 }
 
 function httpUrlOf(
