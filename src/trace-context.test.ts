@@ -95,21 +95,27 @@ test("OTEL_TRACES_SAMPLER: the spec's names, parent-based by default with traces
   const high = `${"0".repeat(18)}${"f".repeat(14)}`;
   assert.equal(samplerOf({}, 1)(high, undefined), true);
   assert.equal(samplerOf({}, 1)(high, false), false, "parent-based: the caller's flag decides");
-  assert.equal(samplerOf({}, 0.5)(low, undefined), true);
-  assert.equal(samplerOf({}, 0.5)(high, undefined), false);
+  // The ratio keeps the most random ids (isInRatio below).
+  assert.equal(samplerOf({}, 0.5)(high, undefined), true);
+  assert.equal(samplerOf({}, 0.5)(low, undefined), false);
   assert.equal(samplerOf({ OTEL_TRACES_SAMPLER: "always_on" }, 0)(high, false), true);
   assert.equal(samplerOf({ OTEL_TRACES_SAMPLER: "always_off" }, 1)(low, true), false);
   assert.equal(samplerOf({ OTEL_TRACES_SAMPLER: "parentbased_always_off" }, 1)(low, undefined), false);
   assert.equal(samplerOf({ OTEL_TRACES_SAMPLER: "parentbased_always_off" }, 1)(low, true), true);
   const ratio = samplerOf({ OTEL_TRACES_SAMPLER: "traceidratio", OTEL_TRACES_SAMPLER_ARG: "0.25" }, 1);
-  assert.equal(ratio(low, false), true, "not parent-based");
-  assert.equal(ratio(high, true), false);
+  assert.equal(ratio(high, false), true, "not parent-based");
+  assert.equal(ratio(low, true), false);
   const parentRatio = samplerOf({ OTEL_TRACES_SAMPLER: "parentbased_traceidratio", OTEL_TRACES_SAMPLER_ARG: "0" }, 1);
   assert.equal(parentRatio(low, true), true);
   assert.equal(parentRatio(low, undefined), false);
   // An argument that is not a ratio is 1, as the spec says.
   assert.equal(
     samplerOf({ OTEL_TRACES_SAMPLER: "traceidratio", OTEL_TRACES_SAMPLER_ARG: "2" }, 1)(high, undefined),
+    true,
+  );
+  // Blank is missing, not 0 (Number(" ") is 0: nothing was exported).
+  assert.equal(
+    samplerOf({ OTEL_TRACES_SAMPLER: "traceidratio", OTEL_TRACES_SAMPLER_ARG: " " }, 1)(high, undefined),
     true,
   );
   // An unknown sampler is the default.
@@ -128,4 +134,18 @@ test("isInRatio keeps about the ratio of random trace ids, deterministically", (
     ids.filter((id) => isInRatio(id, 0.25)).every((id) => isInRatio(id, 0.5)),
     "a higher ratio keeps a superset",
   );
+});
+
+test("isInRatio keeps what OpenTelemetry's probability sampling keeps: randomness (last 56 bits) >= (1 - ratio) * 2^56", () => {
+  // specification/trace/tracestate-probability-sampling.md: "If rv >= th, keep the span", th = (1 - p) * 2^56. On the
+  // change the gateway kept rv < p * 2^56, the complement at 0.5: a collector or service sampling by the spec at the
+  // same ratio kept exactly the traces the gateway dropped.
+  const withRandomness = (hex14: string): string => `${"ab".repeat(9)}${hex14}`;
+  assert.equal(isInRatio(withRandomness("80000000000000"), 0.5), true, "rv = th: kept");
+  assert.equal(isInRatio(withRandomness("7fffffffffffff"), 0.5), false, "rv = th - 1: dropped (exactly, past 2^53)");
+  assert.equal(isInRatio(withRandomness("ffffffffffffff"), 0.01), true, "the most random id is kept at any ratio");
+  assert.equal(isInRatio(withRandomness("00000000000000"), 0.99), false, "the least random only at 1");
+  assert.equal(isInRatio(withRandomness("00000000000000"), 1), true);
+  assert.equal(isInRatio(withRandomness("c0000000000000"), 0.25), true);
+  assert.equal(isInRatio(withRandomness("bfffffffffffff"), 0.25), false);
 });

@@ -113,8 +113,9 @@ export class OtlpTraceExporter {
       await this.#pool.destroy().catch(() => {});
       return;
     }
+    // Not unref'd: it holds the process for the flush. A retry's wait (Retry-After, backoff) is an unref'd timer and
+    // nothing else is left at shutdown once the server is closed: the process exited in it, the batch unsent.
     const bound = setTimeout(() => this.#stop.abort(), this.#exportTimeoutMs);
-    bound.unref();
     try {
       await this.flush();
     } finally {
@@ -173,7 +174,9 @@ export class OtlpTraceExporter {
         if (response.statusCode >= 200 && response.statusCode < 300) return undefined;
         failure = new Error(`OTLP export answered HTTP ${response.statusCode}`);
         if (!RETRYABLE_STATUSES.has(response.statusCode)) return failure;
-        waitMs = retryAfterMs(response.headers["retry-after"]) ?? backoffMs(retry);
+        // Retry-After is a floor, not the wait: a `0` (or a date past) taken as "at once" resent the batch hundreds
+        // of times a second for the whole export_timeout_ms.
+        waitMs = Math.max(retryAfterMs(response.headers["retry-after"]) ?? 0, backoffMs(retry));
       } catch (error) {
         // Not reached, refused, reset or timed out: transient as far as the exporter can tell.
         failure = error instanceof Error ? error : new Error(String(error));

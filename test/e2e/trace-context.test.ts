@@ -158,6 +158,31 @@ describe("W3C trace context", () => {
     assert.equal(chatRequests(alpha).at(-1)?.headers.traceparent, undefined);
   });
 
+  test("hostile tracestate (too many members, too long, a tab or a latin-1 byte in a value, a key twice) is dropped, the request served and continued", async (t) => {
+    // Coverage, not a bug: nothing of an invalid list reaches an upstream header, and none makes undici throw (a 500).
+    const alpha = await useMock(t);
+    alpha.setDefault(CHAT, { kind: "json", body: chatCompletion("hi", "alpha-m") });
+    const gateway = await useGateway(
+      t,
+      `providers:\n  - name: alpha\n    base_url: ${alpha.baseUrl}\n    api_key: sk-alpha\n    models:\n      m: { id: alpha-m }\n`,
+    );
+    const hostile = [
+      Array.from({ length: 1000 }, (_, index) => `k${index}=v`).join(","),
+      `congo=${"x".repeat(600)}`,
+      "congo=a\tb",
+      "congo=caf\u00e9",
+      "congo=a,congo=b",
+      "Congo=a",
+    ];
+    for (const tracestate of hostile) {
+      const response = await postChat(gateway, { model: "m" }, { traceparent: `\t${TRACEPARENT} `, tracestate });
+      assert.equal(response.status, 200, response.text);
+      const sent = chatRequests(alpha).at(-1)?.headers;
+      assert.equal(TRACEPARENT_FORMAT.exec(headerOf(sent?.traceparent) ?? "")?.[1], CALLER_TRACE, "continued");
+      assert.equal(sent?.tracestate, undefined, JSON.stringify(tracestate.slice(0, 40)));
+    }
+  });
+
   test("the openai SDK with a traceparent header: the upstream gets the caller's trace", async (t) => {
     const alpha = await useMock(t);
     alpha.setDefault(CHAT, { kind: "json", body: chatCompletion("hi", "alpha-m") });
