@@ -45,11 +45,10 @@ test("a 503 with Retry-After, then a 429, are retried; the batch arrives once ta
 });
 
 test("a collector answering 503 with Retry-After: 0 every time is not retried in a tight loop", async (t) => {
-  const target = await collector(
-    t,
-    Array.from({ length: 10_000 }, () => ({ status: 503, headers: { "retry-after": "0" } })),
-  );
-  const { exporter, drops } = exporterFor(t, target.url, { exportTimeoutMs: 1_000 });
+  const target = await otlpCollector(t, {
+    answers: Array.from({ length: 10_000 }, () => ({ status: 503, headers: { "retry-after": "0" } })),
+  });
+  const { exporter, drops } = exporterFor(t, target.tracesUrl, { exportTimeoutMs: 1_000 });
   exporter.observe(record({ attempts: [] }));
   await exporter.flush();
   // On the change: ~250 exports of the same batch in the second (every Retry-After of 0 taken as "at once").

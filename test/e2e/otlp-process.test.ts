@@ -2,46 +2,29 @@
 // traces.export_timeout_ms, retries included (the process must not exit under a retry's wait), and an
 // OTEL_EXPORTER_OTLP_ENDPOINT that is not an http(s) URL is a config problem (exit 2 naming it), never a stack.
 import assert from "node:assert/strict";
-import { once } from "node:events";
 import { writeFileSync } from "node:fs";
-import { createServer } from "node:http";
 import { join } from "node:path";
 import { describe, type TestContext, test } from "node:test";
 import { request } from "undici";
-import type { OtlpSpan } from "../../src/observability/otlp-traces.ts";
 import { runCli, tempDir } from "../helpers/cli-process.ts";
 import { HELLO, useMock } from "../helpers/e2e.ts";
 import { startGatewayProcess } from "../helpers/gateway-process.ts";
+import { otlpCollector } from "../helpers/otlp-collector.ts";
 
-/** A loopback collector answering each export with the next of `statuses` (then 200), recording the bodies. */
+/** A loopback collector answering each export with the next of `statuses` (then 200), and each export's request ids. */
 async function scriptedCollector(t: TestContext, statuses: { status: number; retryAfter?: string }[]) {
-  const bodies: string[] = [];
-  const server = createServer((request, response) => {
-    let text = "";
-    request.on("data", (chunk: Buffer) => {
-      text += chunk.toString();
-    });
-    request.on("end", () => {
-      bodies.push(text);
-      const next = statuses.shift() ?? { status: 200 };
-      response.writeHead(next.status, next.retryAfter === undefined ? {} : { "retry-after": next.retryAfter });
-      response.end("{}");
-    });
+  const collector = await otlpCollector(t, {
+    answers: statuses.map(({ status, retryAfter }) => ({
+      status,
+      ...(retryAfter === undefined ? {} : { headers: { "retry-after": retryAfter } }),
+    })),
   });
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  t.after(() => {
-    server.closeAllConnections();
-    server.close();
-  });
-  const address = server.address();
-  const port = typeof address === "object" && address !== null ? address.port : 0;
   const requestIds = (body: string): unknown[] =>
-    (JSON.parse(body) as { resourceSpans: { scopeSpans: { spans: OtlpSpan[] }[] }[] }).resourceSpans
-      .flatMap((resource) => resource.scopeSpans.flatMap((scope) => scope.spans))
+    collector
+      .spansIn(body)
       .flatMap((span) => span.attributes.filter((entry) => entry.key === "llm_gateway.request_id"))
       .map((entry) => entry.value);
-  return { url: `http://127.0.0.1:${port}`, bodies, requestIds };
+  return { url: collector.url, bodies: collector.bodies, requestIds };
 }
 
 describe("OTLP export in a serve process", () => {
