@@ -1,0 +1,169 @@
+// A reader settling a background run it found stopped (background-stopped.ts) against the real memory stores, with
+// the moments that race it made to happen at once: the run's own final write landing just after the reader read it
+// (a run alive on another replica whose clock is behind the reader's: the reader's "15 s" is not the run's), and a
+// conversation store that fails while the reader takes the items out.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import type { FastifyBaseLogger } from "fastify";
+import { ManualClock } from "../clock.ts";
+import { ServiceUnavailableError } from "../errors/gateway-error.ts";
+import { BackgroundRuns } from "../pipeline/background-runs.ts";
+import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
+import { DEFAULT_ECHO } from "../protocols/__fixtures__/fixtures.ts";
+import { sequentialIds } from "../protocols/ids.ts";
+import { BACKGROUND_STALE_MS } from "../protocols/responses/background.ts";
+import { itemsFromRequest } from "../protocols/responses/conversation-items.ts";
+import { ConversationRowsInMemory } from "../protocols/responses/conversation-rows-memory.ts";
+import { Conversations } from "../protocols/responses/conversations.ts";
+import { inMemory, type KeptResponses, keptToken, NO_EVENTS } from "../protocols/responses/kept-responses.ts";
+import { buildResponse, type ResponseObject, type ResponseStatus } from "../protocols/responses/response-object.ts";
+import { ResponseStore, type StoredResponse } from "../protocols/responses/response-store.ts";
+import { settledRun } from "./background-stopped.ts";
+
+const LIMITS = { maxEntries: 100, maxBytes: 5_000_000, maxAgeMs: 3_600_000 };
+const ID = "resp_stopped";
+
+function response(status: ResponseStatus): ResponseObject {
+  const built = buildResponse(DEFAULT_ECHO, {
+    id: ID,
+    createdAtSeconds: 1,
+    status,
+    model: "m",
+    output: [],
+    usage: undefined,
+  });
+  return { ...built, background: true };
+}
+
+/** The reader's side: no run of it here, its clock `clock`; its warnings counted. */
+function readerOf(clock: ManualClock): { runtime: GatewayRuntime; log: FastifyBaseLogger; warnings: string[] } {
+  const warnings: string[] = [];
+  // settledRun uses the runtime's run registry and clock only.
+  const runtime = { backgroundRuns: new BackgroundRuns(), clock } as unknown as GatewayRuntime;
+  const log = { warn: (_object: unknown, message: string) => warnings.push(message) } as unknown as FastifyBaseLogger;
+  return { runtime, log, warnings };
+}
+
+/**
+ * A conversation with one item before, then a background run's answer joined it (three items: before, the question,
+ * the answer), the run's last heartbeat naming the two it added. Returns the stores and the run's last token.
+ */
+async function joinedRun(clock: ManualClock, conversations: Conversations, kept: KeptResponses) {
+  const ids = sequentialIds();
+  const conversation = await conversations.create(
+    null,
+    {},
+    itemsFromRequest([{ role: "user", content: "Before." }], ids),
+  );
+  const added = itemsFromRequest(
+    [
+      { role: "user", content: "The question." },
+      { role: "assistant", content: "The answer." },
+    ],
+    ids,
+  );
+  assert.equal(await conversations.appendAfterAnswer(conversation.id, null, added, {}), "added");
+  const running: StoredResponse = {
+    response: response("in_progress"),
+    conversation: [],
+    heartbeatAtMs: clock.now(),
+    joining: { conversationId: conversation.id, itemIds: added.map((item) => item.id) },
+  };
+  const token = await kept.putIfUnchanged(running, undefined);
+  assert.ok(token !== undefined);
+  return { conversationId: conversation.id, token };
+}
+
+async function itemCount(conversations: Conversations, conversationId: string): Promise<number> {
+  return (await conversations.get(conversationId, null))?.items.length ?? -1;
+}
+
+/** Conversations whose removals fail while `isFailing` (the store down). */
+class FailingConversations extends Conversations {
+  isFailing = false;
+  override async deleteItems(
+    id: string,
+    client: string | null,
+    itemIds: readonly string[],
+  ): ReturnType<Conversations["deleteItems"]> {
+    if (this.isFailing) throw new ServiceUnavailableError("The store is down.");
+    return super.deleteItems(id, client, itemIds);
+  }
+}
+
+function memoryStores(clock: ManualClock) {
+  const kept = inMemory(new ResponseStore(LIMITS, clock));
+  const conversations = new Conversations(
+    new ConversationRowsInMemory(LIMITS, clock),
+    LIMITS.maxBytes,
+    clock,
+    sequentialIds(),
+    () => {},
+  );
+  return { kept, conversations };
+}
+
+test("a reader that loses its compare and set to the run's own final write (completed) leaves the answer's items in the conversation", async () => {
+  const clock = new ManualClock();
+  const { kept, conversations } = memoryStores(clock);
+  const { conversationId, token } = await joinedRun(clock, conversations, kept);
+  // The reader's clock is past the lease; the run (alive on a replica whose clock is behind) writes its answer right
+  // after the reader read the row whole, within its own deadline.
+  clock.advance(BACKGROUND_STALE_MS + 1);
+  let hasLanded = false;
+  const racing: KeptResponses = {
+    ...kept,
+    get: async (id, from, options) => {
+      const read = await kept.get(id, from, options);
+      if (options?.isBeforeWrite === true && !hasLanded) {
+        hasLanded = true;
+        const completed: StoredResponse = { response: response("completed"), conversation: [] };
+        assert.ok((await kept.putIfUnchanged(completed, token)) !== undefined, "the run's final write lands");
+      }
+      return read;
+    },
+  };
+  const { runtime, log, warnings } = readerOf(clock);
+  const read = await kept.get(ID, NO_EVENTS);
+  assert.ok(read !== undefined);
+  const settled = await settledRun(runtime, racing, conversations, read, log);
+  assert.ok(hasLanded);
+  assert.equal(settled.response.status, "completed", "the run's answer stands");
+  assert.equal((await kept.get(ID))?.response.status, "completed");
+  assert.equal(await itemCount(conversations, conversationId), 3, "a completed answer keeps its items");
+  assert.deepEqual(warnings, []);
+});
+
+test("coverage: a reader whose removal fails leaves the items named; the next reader takes them out, and then writes no more", async () => {
+  const clock = new ManualClock();
+  const { kept } = memoryStores(clock);
+  const conversations = new FailingConversations(
+    new ConversationRowsInMemory(LIMITS, clock),
+    LIMITS.maxBytes,
+    clock,
+    sequentialIds(),
+    () => {},
+  );
+  const { conversationId } = await joinedRun(clock, conversations, kept);
+  clock.advance(BACKGROUND_STALE_MS + 1);
+  // The conversation store fails for the first reader's removal only.
+  conversations.isFailing = true;
+  const first = readerOf(clock);
+  const read = await kept.get(ID, NO_EVENTS);
+  assert.ok(read !== undefined);
+  await settledRun(first.runtime, kept, conversations, read, first.log);
+  assert.equal(await itemCount(conversations, conversationId), 3, "the store failed: the items are still in");
+  conversations.isFailing = false;
+  const second = readerOf(clock);
+  const again = await kept.get(ID, NO_EVENTS);
+  assert.ok(again !== undefined);
+  assert.equal((await settledRun(second.runtime, kept, conversations, again, second.log)).response.status, "failed");
+  assert.equal(await itemCount(conversations, conversationId), 1, "the next reader took them out");
+  const settled = await kept.get(ID);
+  assert.ok(settled !== undefined);
+  assert.equal(settled.response.status, "failed", "kept failed, not only shown so");
+  assert.equal(settled.joining, undefined, "named no more once taken out");
+  // Once out, a read writes nothing more.
+  await settledRun(second.runtime, kept, conversations, settled, second.log);
+  assert.equal(keptToken((await kept.get(ID)) ?? settled), keptToken(settled));
+});
