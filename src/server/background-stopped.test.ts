@@ -18,6 +18,7 @@ import { Conversations } from "../protocols/responses/conversations.ts";
 import { inMemory, type KeptResponses, keptToken, NO_EVENTS } from "../protocols/responses/kept-responses.ts";
 import { buildResponse, type ResponseObject, type ResponseStatus } from "../protocols/responses/response-object.ts";
 import { ResponseStore, type StoredResponse } from "../protocols/responses/response-store.ts";
+import { cancelBackground } from "./background-readers.ts";
 import { settledRun } from "./background-stopped.ts";
 
 const LIMITS = { maxEntries: 100, maxBytes: 5_000_000, maxAgeMs: 3_600_000 };
@@ -166,4 +167,22 @@ test("coverage: a reader whose removal fails leaves the items named; the next re
   // Once out, a read writes nothing more.
   await settledRun(second.runtime, kept, conversations, settled, second.log);
   assert.equal(keptToken((await kept.get(ID)) ?? settled), keptToken(settled));
+});
+
+test("a cancel from another replica that landed while the run was adding its items, then the run's process died: the next reader takes them out", async () => {
+  const clock = new ManualClock();
+  const { kept, conversations } = memoryStores(clock);
+  const { conversationId } = await joinedRun(clock, conversations, kept);
+  // Its lease fresh: cancelled as a run elsewhere is (marked so in the store, its fields as they were).
+  const reader = readerOf(clock);
+  const running = await kept.get(ID, undefined);
+  assert.ok(running !== undefined);
+  assert.equal((await cancelBackground(reader.runtime, kept, running)).status, "cancelled");
+  // Its process died before its final write (which would have seen the cancel and taken the items out itself).
+  clock.advance(BACKGROUND_STALE_MS + 1);
+  const read = await kept.get(ID, NO_EVENTS);
+  assert.ok(read !== undefined);
+  assert.equal((await settledRun(reader.runtime, kept, conversations, read, reader.log)).response.status, "cancelled");
+  assert.equal(await itemCount(conversations, conversationId), 1, "a cancelled response's answer joins nothing");
+  assert.equal((await kept.get(ID))?.joining, undefined);
 });

@@ -66,10 +66,10 @@ export async function settledRun(
 }
 
 /**
- * `stored` (kept failed, still naming the items its answer added) with those items taken out of its conversation and
- * no longer named; as it is when the removal fails (the next reader tries again). Taking out items
- * already gone changes nothing, so two readers both doing it is harmless; the compare and set that drops `joining`
- * is against the row as read whole (a streamed one's events are written with it).
+ * `stored` (kept failed or cancelled, still naming the items its answer added) with those items taken out of its
+ * conversation and no longer named; as it is when the removal fails (the next reader tries again). Taking out items
+ * already gone changes nothing, so two readers both doing it is harmless; the compare and set that drops `joining` is
+ * against the row as read whole (a streamed one's events are written with it).
  */
 async function takenOut(
   kept: KeptResponses,
@@ -92,12 +92,19 @@ async function takenOut(
 }
 
 /**
- * Kept failed and still naming the items its answer added, not run here: a reader that wrote it failed and could not
- * take them out (the store failing, or its process dying). A run here takes its own out.
+ * Kept failed or cancelled (its answer is not what was kept: it joins no conversation) and still naming the items its
+ * answer added, not run here: a reader that wrote it failed and could not take them out (the store failing, or its
+ * process dying), or a cancel from another replica that landed while its run was adding them (a cancel keeps the
+ * row's fields) and that run's process died before its final write took them out. A run here takes its own out; one
+ * alive elsewhere takes them out too once its final write sees the cancel (taking them out twice is harmless).
  */
 function hasItemsLeft(runtime: GatewayRuntime, stored: StoredResponse): boolean {
   const { status } = stored.response;
-  return stored.joining !== undefined && status === "failed" && !runtime.backgroundRuns.has(stored.response.id);
+  return (
+    stored.joining !== undefined &&
+    (status === "failed" || status === "cancelled") &&
+    !runtime.backgroundRuns.has(stored.response.id)
+  );
 }
 
 /** Kept `queued`/`in_progress`, not run here, and shown failed: its lease (heartbeat) ran out. */
