@@ -11,6 +11,7 @@
 // BACKGROUND_LATE_WRITE_MS (its heartbeats end when the final write starts) is refused it and keeps itself failed and
 // out of its conversation (background-final-write.ts), as the reader acting after BACKGROUND_STALE_MS does.
 import type { FastifyBaseLogger } from "fastify";
+import { ServiceUnavailableError } from "../errors/gateway-error.ts";
 import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
 import { isTerminal, stoppedRun, stoppedRunEvents } from "../protocols/responses/background.ts";
 import type { Conversations } from "../protocols/responses/conversations.ts";
@@ -89,6 +90,27 @@ async function takenOut(
     return (await kept.get(stored.response.id, undefined, BEFORE_WRITE)) ?? stored;
   }
   return left;
+}
+
+/**
+ * Before a DELETE of `stored` (read by it): the items its run named as joining its conversation taken out, as the
+ * run's own final write takes them out when it finds its response deleted. Nobody else can once the row is gone: a
+ * run whose process died before its lease ran out (no reader could yet tell it stopped) left them in for good. Not
+ * for a run here (the DELETE cancels it first, and its final write decides). Throws when the removal fails, before
+ * anything is deleted: the row still names them, and the client tries the DELETE again.
+ */
+export async function joinedItemsOutBeforeDelete(
+  runtime: GatewayRuntime,
+  conversations: Conversations,
+  stored: StoredResponse,
+): Promise<void> {
+  const { joining } = stored;
+  if (joining === undefined || runtime.backgroundRuns.has(stored.response.id)) return;
+  if (!(await conversations.removeAfterRefusal(joining.conversationId, stored.client ?? null, joining.itemIds))) {
+    throw new ServiceUnavailableError(
+      `Response '${stored.response.id}' was not deleted: the items its answer added to its conversation could not be taken out (the store failed); try again.`,
+    );
+  }
 }
 
 /**
