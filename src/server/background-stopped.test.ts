@@ -57,7 +57,12 @@ function readerOf(clock: ManualClock): { runtime: GatewayRuntime; log: FastifyBa
  * A conversation with one item before, then a background run's answer joined it (three items: before, the question,
  * the answer), the run's last heartbeat naming the two it added. Returns the stores and the run's last token.
  */
-async function joinedRun(clock: ManualClock, conversations: Conversations, kept: KeptResponses) {
+async function joinedRun(
+  clock: ManualClock,
+  conversations: Conversations,
+  kept: KeptResponses,
+  events?: readonly string[],
+) {
   const ids = sequentialIds();
   const conversation = await conversations.create(
     null,
@@ -72,13 +77,22 @@ async function joinedRun(clock: ManualClock, conversations: Conversations, kept:
     ids,
   );
   assert.equal(await conversations.appendAfterAnswer(conversation.id, null, added, {}), "added");
+  // Its first write (a streamed one's events from there on appended), then the heartbeat naming the items.
+  const queued: StoredResponse = {
+    response: response("queued"),
+    conversation: [],
+    heartbeatAtMs: clock.now(),
+    ...(events === undefined ? {} : { events: [] }),
+  };
+  const first = await kept.putIfUnchanged(queued, undefined);
   const running: StoredResponse = {
     response: response("in_progress"),
     conversation: [],
     heartbeatAtMs: clock.now(),
     joining: { conversationId: conversation.id, itemIds: added.map((item) => item.id) },
+    ...(events === undefined ? {} : { events }),
   };
-  const token = await kept.putIfUnchanged(running, undefined);
+  const token = await kept.putIfUnchanged(running, first);
   assert.ok(token !== undefined);
   return { conversationId: conversation.id, token };
 }
@@ -221,6 +235,29 @@ for (const [name, open] of Object.entries(STORES)) {
       );
       assert.equal(await itemCount(conversations, conversationId), 1, "a cancelled response's answer joins nothing");
       assert.equal((await kept.get(ID))?.joining, undefined);
+    });
+
+    test("coverage: a streamed run's kept events end as a failed run's stream does, read by a follower from the middle too", async (t) => {
+      const clock = new ManualClock();
+      const { kept, conversations } = await open(t, clock);
+      const events = [0, 1].map(
+        (index) =>
+          `event: response.output_text.delta\ndata: {"type":"response.output_text.delta","sequence_number":${index},"delta":"w"}\n\n`,
+      );
+      const { conversationId } = await joinedRun(clock, conversations, kept, events);
+      clock.advance(BACKGROUND_STALE_MS + 1);
+      const reader = readerOf(clock);
+      const read = await kept.get(ID, NO_EVENTS);
+      assert.ok(read !== undefined);
+      await settledRun(reader.runtime, kept, conversations, read, reader.log);
+      assert.equal(await itemCount(conversations, conversationId), 1);
+      const settled = await kept.get(ID);
+      assert.equal(settled?.joining, undefined);
+      const types = (settled?.events ?? []).map((event) => /^event: (.*)$/m.exec(event)?.[1]);
+      assert.deepEqual(types, ["response.output_text.delta", "response.output_text.delta", "error", "response.failed"]);
+      const sequences = (settled?.events ?? []).map((event) => /"sequence_number":(\d+)/.exec(event)?.[1]);
+      assert.deepEqual(sequences, ["0", "1", "2", "3"]);
+      assert.equal((await kept.get(ID, 3))?.events?.length, 1, "a follower from the middle reads the end once");
     });
   });
 }
