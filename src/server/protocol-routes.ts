@@ -25,7 +25,7 @@ import { ResponseStore } from "../protocols/responses/response-store.ts";
 import type { Deployment } from "../providers/catalog.ts";
 import { MemoryToolCallExtras, TOOL_CALL_EXTRAS_LIMITS, type ToolCallExtrasStore } from "../state/tool-call-extras.ts";
 import { cancelBackground, followKept, notReplayable, viewOf, writeEvents } from "./background-readers.ts";
-import { settledRun } from "./background-stopped.ts";
+import { joinedItemsOutBeforeDelete, settledRun } from "./background-stopped.ts";
 import { registerConversationRoutes } from "./conversation-routes.ts";
 import { type RouteHandler, RouteRecorder, type RouteShape, type RouteTarget } from "./lazy-routes.ts";
 import { messagesAdapter } from "./messages-adapter.ts";
@@ -160,8 +160,13 @@ function registerKeptResponseRoutes(
     app.delete(`${base}/:id`, async (request) => {
       const id = idOf(request);
       const kept = forClient(store, request.clientName);
-      // A background response still running here is cancelled first: its run would keep it again when it ends.
-      if ((await kept.get(id, NO_EVENTS)) !== undefined) await runtime.backgroundRuns.cancel(id);
+      // A background response still running here is cancelled first: its run would keep it again when it ends. The
+      // items a run elsewhere (or one whose process died) named as joining its conversation go before the row does.
+      const row = await kept.get(id, NO_EVENTS);
+      if (row !== undefined) {
+        await joinedItemsOutBeforeDelete(runtime, conversations, row);
+        await runtime.backgroundRuns.cancel(id);
+      }
       // One this process failed to keep has nothing to delete: said so, not a 503 while the store is down.
       else if (kept.notKept(id) !== undefined) throw notKept(kept, id);
       if (!(await kept.delete(id))) throw notKept(kept, id);

@@ -113,6 +113,40 @@ test("state file: killed after its answer joined the conversation; the gateway s
   assert.ok(sent.includes("Before the crash.") && !sent.includes("never completed"), sent);
 });
 
+test("state file: cancelled from another gateway while its answer was joining, then killed: the next read takes the items out", async (t) => {
+  const mock = await useMock(t);
+  const statePath = join(mkdtempSync(join(tmpdir(), "bg-killed-join-")), "state.db");
+  const yaml = stateFileYaml(mock, statePath);
+  const doomed = await startGatewayProcess(t, yaml, { preload: HOLD_FINAL_WRITE });
+  const other = openAiClient(await useGateway(t, yaml));
+  const { conversationId, id } = await joinedThenHeld(mock, clientOf(doomed));
+  // Its lease still fresh: marked cancelled in the store, for its run to see at its final write (which never comes).
+  assert.equal((await other.responses.cancel(id)).status, "cancelled");
+  await killed(t, doomed);
+  assert.equal((await other.responses.retrieve(id)).status, "cancelled");
+  // Before, the cancel kept the row's fields but nobody acted on them: the question and the answer of a cancelled
+  // response stayed in the conversation for good.
+  assert.deepEqual(await itemTexts(other, conversationId), [
+    JSON.stringify([{ type: "input_text", text: "Before the crash." }]),
+  ]);
+});
+
+test("state file: killed while its answer was joining, then deleted from another gateway before its lease ran out: its items leave too", async (t) => {
+  const mock = await useMock(t);
+  const statePath = join(mkdtempSync(join(tmpdir(), "bg-killed-join-")), "state.db");
+  const yaml = stateFileYaml(mock, statePath);
+  const doomed = await startGatewayProcess(t, yaml, { preload: HOLD_FINAL_WRITE });
+  const other = openAiClient(await useGateway(t, yaml));
+  const { conversationId, id } = await joinedThenHeld(mock, clientOf(doomed));
+  await killed(t, doomed);
+  // Deleted at once (a client giving up on it): nobody can read it stopped any more, so the DELETE takes the items
+  // out, as the run's own final write does when it finds its response deleted.
+  await other.responses.delete(id);
+  assert.deepEqual(await itemTexts(other, conversationId), [
+    JSON.stringify([{ type: "input_text", text: "Before the crash." }]),
+  ]);
+});
+
 test("Redis: the other replica leaves the run alone while its owner lives, then fails it once and takes the items out", {
   skip: isRedisInstalled() ? false : REDIS_MISSING,
 }, async (t) => {
