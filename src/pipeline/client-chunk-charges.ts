@@ -11,7 +11,7 @@ import { RateLimitedError, RequestTooLargeError } from "../errors/gateway-error.
 import { isNeverFit, type WindowUsage } from "../limits/budget-types.ts";
 import { type BudgetScope, type Denied, isReservation, type Reservation } from "../limits/budgets.ts";
 import { estimateTextInputs } from "../limits/token-estimate.ts";
-import type { BatchesOwing, SharedChunkedBatches } from "../state/state-types.ts";
+import type { BatchesOwing, ChunkedBatch, SharedChunkedBatches } from "../state/state-types.ts";
 import { sleepUntil } from "../upstream/sleep-until.ts";
 import type { GatewayRuntime } from "./gateway-runtime.ts";
 import type { GatewaySnapshot } from "./snapshot.ts";
@@ -184,7 +184,8 @@ async function admitShared(
   const unshared = owingOf(runtime, chunks, nowMs, (other) => !sharedIds.has(other));
   const id = randomBytes(8).toString("hex");
   const batch = { id, tokens: chunks.totalTokens, deadlineMs: chunks.deadlineMs };
-  const verdict = await shared.admit(chunks.scope.id, batch, usages.map(windowTermsOf), unshared, nowMs);
+  const own = ownShared(runtime, chunks.client);
+  const verdict = await shared.admit(chunks.scope.id, batch, usages.map(windowTermsOf), unshared, own, nowMs);
   if (verdict === undefined) {
     admitLocally(runtime, chunks, nowMs);
   } else if (verdict === true) {
@@ -194,6 +195,17 @@ async function admitShared(
     throw clientWindowsRefusal(runtime, chunks, usages, verdict, nowMs);
   }
   return chunks;
+}
+
+/**
+ * This process's batches admitted through the shared record (owingOf has dropped those past their deadline): the script
+ * lists again any that Redis lost, which then counted nowhere.
+ */
+function ownShared(runtime: GatewayRuntime, client: string): ChunkedBatch[] {
+  return [...underWayOf(runtime, client)].flatMap((other) => {
+    const id = sharedIds.get(other);
+    return id === undefined ? [] : [{ id, tokens: restOf(other), deadlineMs: other.deadlineMs }];
+  });
 }
 
 /**

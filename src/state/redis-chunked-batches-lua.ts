@@ -13,7 +13,11 @@ export const CHUNKED_BATCHES_KEEP_MS = 1_000;
  * (from now). KEYS: the sorted set (id -> deadline), the hash (id -> tokens left). ARGV: now, id, tokens, deadline,
  * most, keep ms, then what this process admitted while Redis was away (tokens left, earliest deadline among those
  * owing, latest deadline), then a count of windows and 6 values per window: kind (`bucket`, `unknown`: a provider's
- * report without its limit, else `window`), window ms, limit, remaining, reset ms (""), lapse ms ("").
+ * report without its limit, else `window`), window ms, limit, remaining, reset ms (""), lapse ms (""), then a count of
+ * this process's batches admitted here and 3 values per batch: id, tokens left, deadline. One of those not listed
+ * (Redis lost its data: restarted empty, flushed, a failover to a replica the entry had not reached) is listed again
+ * before the count: without it the process running it no longer counted it, as it did alone before the record was
+ * shared, and a batch it would have refused was admitted and took the room the first had been promised.
  * Replies {1} (admitted) or {0, tokens of the others, the earliest deadline counted, the latest deadline}.
  */
 export const CHUNKED_BATCH_ADMIT_LUA = `
@@ -25,6 +29,18 @@ local lapsed = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)
 if #lapsed > 0 then
   redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
   redis.call('HDEL', KEYS[2], unpack(lapsed))
+end
+local windows = tonumber(ARGV[10])
+local own = 11 + windows * 6
+local restored = false
+for b = 1, tonumber(ARGV[own]) do
+  local a = own + (b - 1) * 3
+  local due = tonumber(ARGV[a + 3])
+  if due > now and not redis.call('ZSCORE', KEYS[1], ARGV[a + 1]) then
+    redis.call('ZADD', KEYS[1], due, ARGV[a + 1])
+    redis.call('HSET', KEYS[2], ARGV[a + 1], ARGV[a + 2])
+    restored = true
+  end
 end
 local entries = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
 for i = 1, #entries, 2 do
@@ -56,19 +72,26 @@ local function capacity(w, span)
 end
 local fits = #entries / 2 < most
 if fits then
-  for w = 1, tonumber(ARGV[10]) do
+  for w = 1, windows do
     if capacity(w, earliest - now) < tokens + others then
       fits = false
       break
     end
   end
 end
-if not fits then return {0, fmt(others), fmt(earliest), fmt(latest)} end
+local function expire(last)
+  local ttl = math.ceil(last - now + keep)
+  redis.call('PEXPIRE', KEYS[1], ttl)
+  redis.call('PEXPIRE', KEYS[2], ttl)
+end
+if not fits then
+  -- An entry listed again holds its keys until the latest deadline, as an admission does.
+  if restored then expire(latest) end
+  return {0, fmt(others), fmt(earliest), fmt(latest)}
+end
 redis.call('ZADD', KEYS[1], deadline, id)
 redis.call('HSET', KEYS[2], id, ARGV[3])
-local ttl = math.ceil(math.max(latest, deadline) - now + keep)
-redis.call('PEXPIRE', KEYS[1], ttl)
-redis.call('PEXPIRE', KEYS[2], ttl)
+expire(math.max(latest, deadline))
 return {1}
 `;
 

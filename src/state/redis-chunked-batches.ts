@@ -29,6 +29,7 @@ export class RedisChunkedBatches implements SharedChunkedBatches {
     batch: ChunkedBatch,
     windows: readonly WindowTerms[],
     unshared: BatchesOwing,
+    own: readonly ChunkedBatch[],
     nowMs: number,
   ): Promise<true | BatchesOwing | undefined> {
     const args: (string | number)[] = [nowMs, batch.id, batch.tokens, batch.deadlineMs, MOST_CHUNKED_BATCHES];
@@ -37,6 +38,8 @@ export class RedisChunkedBatches implements SharedChunkedBatches {
       args.push(window.kind, window.windowMs, window.limit, window.remaining);
       args.push(window.resetsAtMs ?? "", window.lapsesAtMs ?? "");
     }
+    args.push(own.length);
+    for (const each of own) args.push(each.id, each.tokens, each.deadlineMs);
     let reply: unknown;
     try {
       reply = await this.#redis.chunkedBatchAdmit(2, ...chunkedBatchesKeys(this.#prefix, scopeId), ...args);

@@ -5,6 +5,7 @@
 // twice, and one of them met its deadline with chunks left.
 import assert from "node:assert/strict";
 import { describe, type TestContext, test } from "node:test";
+import { Redis } from "ioredis";
 import OpenAI from "openai";
 import type { Clock } from "../../src/clock.ts";
 import { estimateTextInputs } from "../../src/limits/token-estimate.ts";
@@ -185,6 +186,50 @@ describe("a named client's embeddings batches under way, across replicas sharing
     clock.jump(arrivedAtMs + TOTAL_TIMEOUT_MS - clock.now());
     assertWhole(await embed(second));
     assert.equal(embeddingsCalls(alpha), 3);
+  });
+
+  test("Redis lost its data mid-batch (flushed, or restarted empty): the replica running the batch still counts it", {
+    skip: isRedisInstalled() ? false : REDIS_MISSING,
+  }, async (t) => {
+    const redis = await useRedisServer(t);
+    const state = { redis_url: redis.url, redis_key_prefix: `replicas-lost-${Date.now()}:` };
+    const { alpha, clock, first, second: other, answerFirst, embed } = await replicas(t, state, state);
+    const running = tracked(embed(first));
+    await waitUntil(() => embeddingsCalls(alpha) === 1, "the first batch's first chunk to be sent", 10_000);
+    const admin = new Redis(redis.url, { retryStrategy: () => null });
+    // Closed before the server stops, and silent if it stops first (a failed assertion).
+    admin.on("error", () => {});
+    t.after(() => admin.disconnect());
+    await admin.flushall();
+    // 58 s on, its first chunk still in the client's minute: the windows take ~2,090 tokens within the second batch's
+    // time, more than it alone (~1,520), less than it and the first's ~611 left. The shared entry of the first is gone;
+    // the replica running it still knows it (counted alone before 2026-12-08, and while Redis is down).
+    clock.jump(58_000);
+    const second = tracked(embed(first));
+    await waitUntil(
+      () => second.outcome !== "running" || embeddingsCalls(alpha) > 1,
+      "the second batch to be refused or sent",
+      10_000,
+    );
+    const outcome = second.outcome;
+    assert.ok(typeof outcome === "object" && "error" in outcome, "the second batch is refused at its arrival");
+    underWayRefusal(outcome.error);
+    // That arrival listed the first batch's entry again, kept until its deadline: the other replica counts it too.
+    const [key] = await admin.keys(`${state.redis_key_prefix}chunked-batches:*`);
+    assert.ok(key !== undefined, "the first batch's entry is listed again");
+    const ttlMs = await admin.pttl(key);
+    assert.ok(ttlMs > 0 && ttlMs <= TOTAL_TIMEOUT_MS - 58_000 + 1_000, `kept until its deadline: ${ttlMs} ms`);
+    underWayRefusal(
+      await embed(other).then(
+        () => undefined,
+        (error: unknown) => error,
+      ),
+    );
+    assert.equal(embeddingsCalls(alpha), 1, "nothing sent of the refused batches");
+    answerFirst();
+    await waitUntil(() => running.outcome !== "running", "the first batch to end", 10_000);
+    assert.ok(typeof running.outcome === "object" && "value" in running.outcome, "the first batch is answered");
+    assertWhole(running.outcome.value);
   });
 
   test("Redis down: each replica counts its own batches under way (as each enforces the budgets alone)", {
