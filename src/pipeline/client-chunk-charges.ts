@@ -40,7 +40,10 @@ export interface ClientChunks {
  * Redis is away (as the ledger then enforces each budget per process).
  */
 const batchesUnderWay = new WeakMap<GatewayRuntime, Map<string, Set<ClientChunks>>>();
-/** A batch admitted through the shared record: its entry's id there. */
+/**
+ * A batch admitted through the shared record: its entry's id there; also one admitted by this process's count when the
+ * script did not answer in time (it may have run all the same).
+ */
 const sharedIds = new WeakMap<ClientChunks, string>();
 
 function underWayOf(runtime: GatewayRuntime, client: string): Set<ClientChunks> {
@@ -188,6 +191,11 @@ async function admitShared(
   const verdict = await shared.admit(chunks.scope.id, batch, usages.map(windowTermsOf), unshared, own, nowMs);
   if (verdict === undefined) {
     admitLocally(runtime, chunks, nowMs);
+    // The script may have run all the same (past the timeout): named by its id, the batch's end removes that entry,
+    // its rests update it, and a later check of this process sends it with its rest (listed again if it never ran,
+    // its rest set if it did) instead of counting it here too. Counted here alone, its entry held its whole tokens
+    // until its deadline, at this replica's arrivals on top of this count, after its end as well.
+    sharedIds.set(chunks, id);
   } else if (verdict === true) {
     sharedIds.set(chunks, id);
     underWayOf(runtime, chunks.client).add(chunks);

@@ -15,9 +15,11 @@ export const CHUNKED_BATCHES_KEEP_MS = 1_000;
  * owing, latest deadline), then a count of windows and 6 values per window: kind (`bucket`, `unknown`: a provider's
  * report without its limit, else `window`), window ms, limit, remaining, reset ms (""), lapse ms (""), then a count of
  * this process's batches admitted here and 3 values per batch: id, tokens left, deadline. One of those not listed
- * (Redis lost its data: restarted empty, flushed, a failover to a replica the entry had not reached) is listed again
- * before the count: without it the process running it no longer counted it, as it did alone before the record was
- * shared, and a batch it would have refused was admitted and took the room the first had been promised.
+ * (Redis lost its data: restarted empty, flushed, a failover to a replica the entry had not reached; an admission
+ * that timed out and never ran) is listed again before the count: without it the process running it no longer counted
+ * it, as it did alone before the record was shared, and a batch it would have refused was admitted and took the room
+ * the first had been promised. Each one's tokens left are set too (an admission that ran past its timeout listed
+ * the batch's whole tokens).
  * Replies {1} (admitted) or {0, tokens of the others, the earliest deadline counted, the latest deadline}.
  */
 export const CHUNKED_BATCH_ADMIT_LUA = `
@@ -32,14 +34,16 @@ if #lapsed > 0 then
 end
 local windows = tonumber(ARGV[10])
 local own = 11 + windows * 6
-local restored = false
+local written = false
 for b = 1, tonumber(ARGV[own]) do
   local a = own + (b - 1) * 3
   local due = tonumber(ARGV[a + 3])
-  if due > now and not redis.call('ZSCORE', KEYS[1], ARGV[a + 1]) then
-    redis.call('ZADD', KEYS[1], due, ARGV[a + 1])
+  if due > now then
+    if not redis.call('ZSCORE', KEYS[1], ARGV[a + 1]) then
+      redis.call('ZADD', KEYS[1], due, ARGV[a + 1])
+    end
     redis.call('HSET', KEYS[2], ARGV[a + 1], ARGV[a + 2])
-    restored = true
+    written = true
   end
 end
 local entries = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
@@ -85,8 +89,8 @@ local function expire(last)
   redis.call('PEXPIRE', KEYS[2], ttl)
 end
 if not fits then
-  -- An entry listed again holds its keys until the latest deadline, as an admission does.
-  if restored then expire(latest) end
+  -- An entry listed again (or its rest set) holds its keys until the latest deadline, as an admission does.
+  if written then expire(latest) end
   return {0, fmt(others), fmt(earliest), fmt(latest)}
 end
 redis.call('ZADD', KEYS[1], deadline, id)

@@ -9,13 +9,14 @@ import { Redis } from "ioredis";
 import OpenAI from "openai";
 import type { Clock } from "../../src/clock.ts";
 import { estimateTextInputs } from "../../src/limits/token-estimate.ts";
+import { CHUNKED_BATCH_ADMIT_LUA } from "../../src/state/redis-chunked-batches-lua.ts";
 import { openAiClient, useGateway, useMock } from "../helpers/e2e.ts";
 import { EMBEDDINGS_ROUTE, embeddingsCalls, texts, vectorOf } from "../helpers/embeddings-scene.ts";
 import type { TestGateway } from "../helpers/gateway.ts";
 import { MODEL, sceneYaml } from "../helpers/limits-scene.ts";
 import type { RecordedRequest } from "../helpers/mock-upstream.ts";
 import { isRedisClusterAvailable, REDIS_CLUSTER_MISSING, useRedisCluster } from "../helpers/redis-cluster.ts";
-import { useRedisProxy } from "../helpers/redis-proxy.ts";
+import { callsScript, useRedisProxy } from "../helpers/redis-proxy.ts";
 import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../helpers/redis-server.ts";
 import { waitUntil } from "../helpers/sse-client.ts";
 
@@ -85,9 +86,18 @@ async function replicas(t: TestContext, stateA: object, stateB: object, laterJum
     },
   });
   assert.ok(estimateTextInputs(INPUT).total > 1_000, "above the client's whole tpm: chunked");
-  const embed = (gateway: TestGateway, signal?: AbortSignal) =>
-    openAiClient(gateway, CLIENT_KEY).embeddings.create({ model: MODEL, input: INPUT }, signal ? { signal } : {});
+  const embed = (gateway: TestGateway, signal?: AbortSignal, input = INPUT) =>
+    openAiClient(gateway, CLIENT_KEY).embeddings.create({ model: MODEL, input }, signal ? { signal } : {});
   return { alpha, clock, first, second, answerFirst, embed };
+}
+
+/** Waits (10 s at most) for a condition read from Redis. */
+async function eventually(condition: () => Promise<boolean>, what: string): Promise<void> {
+  const deadline = performance.now() + 10_000;
+  while (!(await condition())) {
+    if (performance.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
 }
 
 /** The 429 of a batch refused for the client's batches under way, with its retry-after in seconds. */
@@ -230,6 +240,59 @@ describe("a named client's embeddings batches under way, across replicas sharing
     await waitUntil(() => running.outcome !== "running", "the first batch to end", 10_000);
     assert.ok(typeof running.outcome === "object" && "value" in running.outcome, "the first batch is answered");
     assertWhole(running.outcome.value);
+  });
+
+  test("an admission past the command timeout that ran in Redis after all: its batch's end still removes its entry", {
+    skip: isRedisInstalled() ? false : REDIS_MISSING,
+  }, async (t) => {
+    const redis = await useRedisServer(t);
+    // The first admission script reaches Redis only once its sender has timed out (2 s) and counted the batch alone.
+    let releaseAdmit = (): void => {};
+    const admitHeld = new Promise<void>((resolve) => {
+      releaseAdmit = resolve;
+    });
+    t.after(() => releaseAdmit());
+    let admits = 0;
+    const proxy = await useRedisProxy(t, redis.port, (text) => {
+      if (!callsScript(text, CHUNKED_BATCH_ADMIT_LUA)) return undefined;
+      admits += 1;
+      return admits === 1 ? admitHeld : undefined;
+    });
+    const state = { redis_url: proxy.url, redis_key_prefix: `replicas-late-${Date.now()}:` };
+    const { alpha, clock, first, answerFirst, embed } = await replicas(t, state, state);
+    const admin = new Redis(redis.url, { retryStrategy: () => null });
+    admin.on("error", () => {});
+    t.after(() => admin.disconnect());
+    const entries = async () => {
+      const keys = await admin.keys(`${state.redis_key_prefix}chunked-batches:*`);
+      const key = keys.find((name) => !name.endsWith(":rests"));
+      return key === undefined ? [] : await admin.zrange(key, "0", "-1");
+    };
+    const running = tracked(embed(first));
+    await waitUntil(() => embeddingsCalls(alpha) === 1, "the batch admitted by its replica's count alone", 10_000);
+    releaseAdmit();
+    await eventually(async () => (await entries()).length === 1, "the late script to list it in Redis");
+    const [lateId] = await entries();
+    // Served whole: its second chunk fits once its first leaves the client's minute.
+    clock.jump(59_000);
+    answerFirst();
+    await waitUntil(() => running.outcome !== "running", "the first batch to end", 10_000);
+    assert.ok(typeof running.outcome === "object" && "value" in running.outcome, "the first batch is answered");
+    // ~1,115 tokens, more than the tpm (chunked): alone it fits the ~1,390 the windows take within its time. The first
+    // batch's entry, its end never sent, counted its 1,520 tokens until its deadline 30 s on, and refused it.
+    const input = texts(11, 99);
+    const { total } = estimateTextInputs(input);
+    assert.ok(total > 1_000 && total < 1_389, `a second batch of ${total} tokens`);
+    const leaving = new AbortController();
+    t.after(() => leaving.abort());
+    const second = tracked(embed(first, leaving.signal, input));
+    await eventually(
+      async () => second.outcome !== "running" || (await entries()).some((id) => id !== lateId),
+      "the second batch to be refused or listed",
+    );
+    assert.equal(second.outcome, "running", "the second batch is admitted");
+    assert.ok(!(await entries()).includes(lateId ?? ""), "the first batch's entry is gone with it");
+    leaving.abort();
   });
 
   test("Redis down: each replica counts its own batches under way (as each enforces the budgets alone)", {
