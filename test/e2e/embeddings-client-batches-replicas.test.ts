@@ -299,6 +299,28 @@ describe("a named client's embeddings batches under way, across replicas sharing
     leaving.abort();
   });
 
+  test("a batch whose client left on one replica: its entry goes at once, the other replica admits the next", {
+    skip: isRedisInstalled() ? false : REDIS_MISSING,
+  }, async (t) => {
+    // Coverage written in review (no bug found): the end of a batch cut by its client reaches the shared record.
+    const redis = await useRedisServer(t);
+    const state = { redis_url: redis.url, redis_key_prefix: `replicas-left-${Date.now()}:` };
+    const { alpha, clock, first, second, embed } = await replicas(t, state, state, 59_000);
+    const records: string[] = [];
+    first.runtime.recorder.onRecord((record) => records.push(record.outcome));
+    const leaving = new AbortController();
+    const cut = embed(first, leaving.signal);
+    cut.catch(() => {});
+    await waitUntil(() => embeddingsCalls(alpha) === 1, "the first batch's first chunk to be sent", 10_000);
+    leaving.abort();
+    await waitUntil(() => records.length === 1, "the first batch's record", 10_000);
+    assert.deepEqual(records, ["client_aborted"]);
+    // 58 s on, with the first's ~611 tokens still counted the second would not fit before the first's deadline.
+    clock.jump(58_000);
+    assertWhole(await embed(second));
+    assert.equal(embeddingsCalls(alpha), 3, "one chunk of the cut batch, two of the next");
+  });
+
   test("Redis down: each replica counts its own batches under way (as each enforces the budgets alone)", {
     skip: isRedisInstalled() ? false : REDIS_MISSING,
   }, async (t) => {
