@@ -99,9 +99,25 @@ expire(math.max(latest, deadline))
 return {1}
 `;
 
-/** A batch's tokens left (ARGV: id, tokens), only while it is listed: an ended or lapsed batch is not brought back. */
+/**
+ * A batch's tokens left (ARGV: id, tokens), only while it is listed: an ended or lapsed batch is not brought back.
+ * With its deadline, now and keep ms after them (its replica telling it again once Redis is back: Redis may have lost
+ * it), one not listed is listed again while its deadline is ahead, its keys kept until then at least.
+ */
 export const CHUNKED_BATCH_REST_LUA = `
-if redis.call('ZSCORE', KEYS[1], ARGV[1]) then redis.call('HSET', KEYS[2], ARGV[1], ARGV[2]) end
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
+  redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+elseif ARGV[3] then
+  local deadline, now = tonumber(ARGV[3]), tonumber(ARGV[4])
+  if deadline > now then
+    redis.call('ZADD', KEYS[1], deadline, ARGV[1])
+    redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+    local ttl = math.ceil(deadline - now + tonumber(ARGV[5]))
+    for _, key in ipairs(KEYS) do
+      if redis.call('PTTL', key) < ttl then redis.call('PEXPIRE', key, ttl) end
+    end
+  end
+end
 return 1
 `;
 

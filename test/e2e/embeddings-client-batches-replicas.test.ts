@@ -242,6 +242,38 @@ describe("a named client's embeddings batches under way, across replicas sharing
     assertWhole(running.outcome.value);
   });
 
+  test("Redis restarted empty mid-batch: the replica running it lists it again once back, the other counts it", {
+    skip: isRedisInstalled() ? false : REDIS_MISSING,
+  }, async (t) => {
+    const redis = await useRedisServer(t);
+    const state = { redis_url: redis.url, redis_key_prefix: `replicas-restart-${Date.now()}:` };
+    const { alpha, clock, first, second, answerFirst, embed } = await replicas(t, state, state);
+    const running = tracked(embed(first));
+    await waitUntil(() => embeddingsCalls(alpha) === 1, "the first batch's first chunk to be sent", 10_000);
+    await redis.restart();
+    const admin = new Redis(redis.url, { retryStrategy: () => null });
+    admin.on("error", () => {});
+    t.after(() => admin.disconnect());
+    await eventually(
+      async () => (await admin.keys(`${state.redis_key_prefix}chunked-batches:*`)).length === 2,
+      "the first batch listed again by its replica",
+    );
+    await waitUntil(() => !second.runtime.state.status().isDegraded, "the other replica back on Redis", 10_000);
+    // 58 s on, as above: the other replica's batch fits alone, not with the first's ~611 tokens left.
+    clock.jump(58_000);
+    underWayRefusal(
+      await embed(second).then(
+        () => undefined,
+        (error: unknown) => error,
+      ),
+    );
+    assert.equal(embeddingsCalls(alpha), 1, "nothing sent of the refused batch");
+    answerFirst();
+    await waitUntil(() => running.outcome !== "running", "the first batch to end", 10_000);
+    assert.ok(typeof running.outcome === "object" && "value" in running.outcome, "the first batch is answered");
+    assertWhole(running.outcome.value);
+  });
+
   test("an admission past the command timeout that ran in Redis after all: its batch's end still removes its entry", {
     skip: isRedisInstalled() ? false : REDIS_MISSING,
   }, async (t) => {
