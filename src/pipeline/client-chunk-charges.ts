@@ -11,7 +11,7 @@ import { RateLimitedError, RequestTooLargeError } from "../errors/gateway-error.
 import { isNeverFit, type WindowUsage } from "../limits/budget-types.ts";
 import { type BudgetScope, type Denied, isReservation, type Reservation } from "../limits/budgets.ts";
 import { estimateTextInputs } from "../limits/token-estimate.ts";
-import type { BatchesOwing, SharedChunkedBatches } from "../state/state-types.ts";
+import type { BatchesOwing, ChunkedBatch, SharedChunkedBatches } from "../state/state-types.ts";
 import { sleepUntil } from "../upstream/sleep-until.ts";
 import type { GatewayRuntime } from "./gateway-runtime.ts";
 import type { GatewaySnapshot } from "./snapshot.ts";
@@ -40,7 +40,10 @@ export interface ClientChunks {
  * Redis is away (as the ledger then enforces each budget per process).
  */
 const batchesUnderWay = new WeakMap<GatewayRuntime, Map<string, Set<ClientChunks>>>();
-/** A batch admitted through the shared record: its entry's id there. */
+/**
+ * A batch admitted through the shared record: its entry's id there; also one admitted by this process's count when the
+ * script did not answer in time (it may have run all the same).
+ */
 const sharedIds = new WeakMap<ClientChunks, string>();
 
 function underWayOf(runtime: GatewayRuntime, client: string): Set<ClientChunks> {
@@ -184,9 +187,15 @@ async function admitShared(
   const unshared = owingOf(runtime, chunks, nowMs, (other) => !sharedIds.has(other));
   const id = randomBytes(8).toString("hex");
   const batch = { id, tokens: chunks.totalTokens, deadlineMs: chunks.deadlineMs };
-  const verdict = await shared.admit(chunks.scope.id, batch, usages.map(windowTermsOf), unshared, nowMs);
+  const own = ownShared(runtime, chunks.client);
+  const verdict = await shared.admit(chunks.scope.id, batch, usages.map(windowTermsOf), unshared, own, nowMs);
   if (verdict === undefined) {
     admitLocally(runtime, chunks, nowMs);
+    // The script may have run all the same (past the timeout): named by its id, the batch's end removes that entry,
+    // its rests update it, and a later check of this process sends it with its rest (listed again if it never ran,
+    // its rest set if it did) instead of counting it here too. Counted here alone, its entry held its whole tokens
+    // until its deadline, at this replica's arrivals on top of this count, after its end as well.
+    sharedIds.set(chunks, id);
   } else if (verdict === true) {
     sharedIds.set(chunks, id);
     underWayOf(runtime, chunks.client).add(chunks);
@@ -194,6 +203,17 @@ async function admitShared(
     throw clientWindowsRefusal(runtime, chunks, usages, verdict, nowMs);
   }
   return chunks;
+}
+
+/**
+ * This process's batches admitted through the shared record (owingOf has dropped those past their deadline): the script
+ * lists again any that Redis lost, which then counted nowhere.
+ */
+function ownShared(runtime: GatewayRuntime, client: string): ChunkedBatch[] {
+  return [...underWayOf(runtime, client)].flatMap((other) => {
+    const id = sharedIds.get(other);
+    return id === undefined ? [] : [{ id, tokens: restOf(other), deadlineMs: other.deadlineMs }];
+  });
 }
 
 /**

@@ -52,7 +52,7 @@ test("the shared check's room per window is windowCapacity's", {
   const admits = async (window: WindowUsage, tokens: number) => {
     batches += 1;
     const batch = { id: `b${batches}`, tokens, deadlineMs: NOW_MS + SPAN_MS };
-    return (await shared.admit(`client:c${batches}`, batch, [windowTermsOf(window)], none, NOW_MS)) === true;
+    return (await shared.admit(`client:c${batches}`, batch, [windowTermsOf(window)], none, [], NOW_MS)) === true;
   };
   for (const [name, window] of Object.entries(CASES)) {
     const room = windowCapacity(window, NOW_MS, NOW_MS, SPAN_MS);

@@ -13,7 +13,13 @@ export const CHUNKED_BATCHES_KEEP_MS = 1_000;
  * (from now). KEYS: the sorted set (id -> deadline), the hash (id -> tokens left). ARGV: now, id, tokens, deadline,
  * most, keep ms, then what this process admitted while Redis was away (tokens left, earliest deadline among those
  * owing, latest deadline), then a count of windows and 6 values per window: kind (`bucket`, `unknown`: a provider's
- * report without its limit, else `window`), window ms, limit, remaining, reset ms (""), lapse ms ("").
+ * report without its limit, else `window`), window ms, limit, remaining, reset ms (""), lapse ms (""), then a count of
+ * this process's batches admitted here and 3 values per batch: id, tokens left, deadline. One of those not listed
+ * (Redis lost its data: restarted empty, flushed, a failover to a replica the entry had not reached; an admission
+ * that timed out and never ran) is listed again before the count: without it the process running it no longer counted
+ * it, as it did alone before the record was shared, and a batch it would have refused was admitted and took the room
+ * the first had been promised. Each one's tokens left are set too (an admission that ran past its timeout listed
+ * the batch's whole tokens).
  * Replies {1} (admitted) or {0, tokens of the others, the earliest deadline counted, the latest deadline}.
  */
 export const CHUNKED_BATCH_ADMIT_LUA = `
@@ -25,6 +31,20 @@ local lapsed = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)
 if #lapsed > 0 then
   redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
   redis.call('HDEL', KEYS[2], unpack(lapsed))
+end
+local windows = tonumber(ARGV[10])
+local own = 11 + windows * 6
+local written = false
+for b = 1, tonumber(ARGV[own]) do
+  local a = own + (b - 1) * 3
+  local due = tonumber(ARGV[a + 3])
+  if due > now then
+    if not redis.call('ZSCORE', KEYS[1], ARGV[a + 1]) then
+      redis.call('ZADD', KEYS[1], due, ARGV[a + 1])
+    end
+    redis.call('HSET', KEYS[2], ARGV[a + 1], ARGV[a + 2])
+    written = true
+  end
 end
 local entries = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
 for i = 1, #entries, 2 do
@@ -56,25 +76,48 @@ local function capacity(w, span)
 end
 local fits = #entries / 2 < most
 if fits then
-  for w = 1, tonumber(ARGV[10]) do
+  for w = 1, windows do
     if capacity(w, earliest - now) < tokens + others then
       fits = false
       break
     end
   end
 end
-if not fits then return {0, fmt(others), fmt(earliest), fmt(latest)} end
+local function expire(last)
+  local ttl = math.ceil(last - now + keep)
+  redis.call('PEXPIRE', KEYS[1], ttl)
+  redis.call('PEXPIRE', KEYS[2], ttl)
+end
+if not fits then
+  -- An entry listed again (or its rest set) holds its keys until the latest deadline, as an admission does.
+  if written then expire(latest) end
+  return {0, fmt(others), fmt(earliest), fmt(latest)}
+end
 redis.call('ZADD', KEYS[1], deadline, id)
 redis.call('HSET', KEYS[2], id, ARGV[3])
-local ttl = math.ceil(math.max(latest, deadline) - now + keep)
-redis.call('PEXPIRE', KEYS[1], ttl)
-redis.call('PEXPIRE', KEYS[2], ttl)
+expire(math.max(latest, deadline))
 return {1}
 `;
 
-/** A batch's tokens left (ARGV: id, tokens), only while it is listed: an ended or lapsed batch is not brought back. */
+/**
+ * A batch's tokens left (ARGV: id, tokens), only while it is listed: an ended or lapsed batch is not brought back.
+ * With its deadline, now and keep ms after them (its replica telling it again once Redis is back: Redis may have lost
+ * it), one not listed is listed again while its deadline is ahead, its keys kept until then at least.
+ */
 export const CHUNKED_BATCH_REST_LUA = `
-if redis.call('ZSCORE', KEYS[1], ARGV[1]) then redis.call('HSET', KEYS[2], ARGV[1], ARGV[2]) end
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
+  redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+elseif ARGV[3] then
+  local deadline, now = tonumber(ARGV[3]), tonumber(ARGV[4])
+  if deadline > now then
+    redis.call('ZADD', KEYS[1], deadline, ARGV[1])
+    redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+    local ttl = math.ceil(deadline - now + tonumber(ARGV[5]))
+    for _, key in ipairs(KEYS) do
+      if redis.call('PTTL', key) < ttl then redis.call('PEXPIRE', key, ttl) end
+    end
+  end
+end
 return 1
 `;
 

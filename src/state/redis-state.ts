@@ -322,7 +322,7 @@ export async function createRedisStateBackend(
   );
   return {
     ledger,
-    chunkedBatches: new RedisChunkedBatches(redis, link, settings.redisKeyPrefix),
+    chunkedBatches: new RedisChunkedBatches(redis, link, settings.redisKeyPrefix, clock),
     answerRows,
     status: () => link.status(),
     keptWritesDropped: () => link.keptWritesDropped(),

@@ -70,7 +70,8 @@ export interface SharedChunkedBatches {
   isSharedFor(scopeId: string): boolean;
   /**
    * Admits `batch` if it and the client's batches under way (every replica's, plus `unshared`: this process's admitted
-   * while Redis was away) fit `windows` before the earliest deadline of those owing; else what kept it out. Undefined:
+   * while Redis was away) fit `windows` before the earliest deadline of those owing; else what kept it out. `own`: this
+   * process's batches admitted here, with what each has still to charge, listed again if Redis lost them. Undefined:
    * Redis did not answer (the caller counts this process's alone, as the ledger falls back to its local book).
    */
   admit(
@@ -78,6 +79,7 @@ export interface SharedChunkedBatches {
     batch: ChunkedBatch,
     windows: readonly WindowTerms[],
     unshared: BatchesOwing,
+    own: readonly ChunkedBatch[],
     nowMs: number,
   ): Promise<true | BatchesOwing | undefined>;
   /** The batch's tokens left to charge (after a chunk's charge, or one given back). */

@@ -5,16 +5,18 @@
 // twice, and one of them met its deadline with chunks left.
 import assert from "node:assert/strict";
 import { describe, type TestContext, test } from "node:test";
+import { Redis } from "ioredis";
 import OpenAI from "openai";
 import type { Clock } from "../../src/clock.ts";
 import { estimateTextInputs } from "../../src/limits/token-estimate.ts";
+import { CHUNKED_BATCH_ADMIT_LUA } from "../../src/state/redis-chunked-batches-lua.ts";
 import { openAiClient, useGateway, useMock } from "../helpers/e2e.ts";
 import { EMBEDDINGS_ROUTE, embeddingsCalls, texts, vectorOf } from "../helpers/embeddings-scene.ts";
 import type { TestGateway } from "../helpers/gateway.ts";
 import { MODEL, sceneYaml } from "../helpers/limits-scene.ts";
 import type { RecordedRequest } from "../helpers/mock-upstream.ts";
 import { isRedisClusterAvailable, REDIS_CLUSTER_MISSING, useRedisCluster } from "../helpers/redis-cluster.ts";
-import { useRedisProxy } from "../helpers/redis-proxy.ts";
+import { callsScript, useRedisProxy } from "../helpers/redis-proxy.ts";
 import { isRedisInstalled, REDIS_MISSING, useRedisServer } from "../helpers/redis-server.ts";
 import { waitUntil } from "../helpers/sse-client.ts";
 
@@ -84,9 +86,18 @@ async function replicas(t: TestContext, stateA: object, stateB: object, laterJum
     },
   });
   assert.ok(estimateTextInputs(INPUT).total > 1_000, "above the client's whole tpm: chunked");
-  const embed = (gateway: TestGateway, signal?: AbortSignal) =>
-    openAiClient(gateway, CLIENT_KEY).embeddings.create({ model: MODEL, input: INPUT }, signal ? { signal } : {});
+  const embed = (gateway: TestGateway, signal?: AbortSignal, input = INPUT) =>
+    openAiClient(gateway, CLIENT_KEY).embeddings.create({ model: MODEL, input }, signal ? { signal } : {});
   return { alpha, clock, first, second, answerFirst, embed };
+}
+
+/** Waits (10 s at most) for a condition read from Redis. */
+async function eventually(condition: () => Promise<boolean>, what: string): Promise<void> {
+  const deadline = performance.now() + 10_000;
+  while (!(await condition())) {
+    if (performance.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
 }
 
 /** The 429 of a batch refused for the client's batches under way, with its retry-after in seconds. */
@@ -185,6 +196,161 @@ describe("a named client's embeddings batches under way, across replicas sharing
     clock.jump(arrivedAtMs + TOTAL_TIMEOUT_MS - clock.now());
     assertWhole(await embed(second));
     assert.equal(embeddingsCalls(alpha), 3);
+  });
+
+  test("Redis lost its data mid-batch (flushed, or restarted empty): the replica running the batch still counts it", {
+    skip: isRedisInstalled() ? false : REDIS_MISSING,
+  }, async (t) => {
+    const redis = await useRedisServer(t);
+    const state = { redis_url: redis.url, redis_key_prefix: `replicas-lost-${Date.now()}:` };
+    const { alpha, clock, first, second: other, answerFirst, embed } = await replicas(t, state, state);
+    const running = tracked(embed(first));
+    await waitUntil(() => embeddingsCalls(alpha) === 1, "the first batch's first chunk to be sent", 10_000);
+    const admin = new Redis(redis.url, { retryStrategy: () => null });
+    // Closed before the server stops, and silent if it stops first (a failed assertion).
+    admin.on("error", () => {});
+    t.after(() => admin.disconnect());
+    await admin.flushall();
+    // 58 s on, its first chunk still in the client's minute: the windows take ~2,090 tokens within the second batch's
+    // time, more than it alone (~1,520), less than it and the first's ~611 left. The shared entry of the first is gone;
+    // the replica running it still knows it (counted alone before 2026-12-08, and while Redis is down).
+    clock.jump(58_000);
+    const second = tracked(embed(first));
+    await waitUntil(
+      () => second.outcome !== "running" || embeddingsCalls(alpha) > 1,
+      "the second batch to be refused or sent",
+      10_000,
+    );
+    const outcome = second.outcome;
+    assert.ok(typeof outcome === "object" && "error" in outcome, "the second batch is refused at its arrival");
+    underWayRefusal(outcome.error);
+    // That arrival listed the first batch's entry again, kept until its deadline: the other replica counts it too.
+    const [key] = await admin.keys(`${state.redis_key_prefix}chunked-batches:*`);
+    assert.ok(key !== undefined, "the first batch's entry is listed again");
+    const ttlMs = await admin.pttl(key);
+    assert.ok(ttlMs > 0 && ttlMs <= TOTAL_TIMEOUT_MS - 58_000 + 1_000, `kept until its deadline: ${ttlMs} ms`);
+    underWayRefusal(
+      await embed(other).then(
+        () => undefined,
+        (error: unknown) => error,
+      ),
+    );
+    assert.equal(embeddingsCalls(alpha), 1, "nothing sent of the refused batches");
+    answerFirst();
+    await waitUntil(() => running.outcome !== "running", "the first batch to end", 10_000);
+    assert.ok(typeof running.outcome === "object" && "value" in running.outcome, "the first batch is answered");
+    assertWhole(running.outcome.value);
+  });
+
+  test("Redis restarted empty mid-batch: the replica running it lists it again once back, the other counts it", {
+    skip: isRedisInstalled() ? false : REDIS_MISSING,
+  }, async (t) => {
+    const redis = await useRedisServer(t);
+    const state = { redis_url: redis.url, redis_key_prefix: `replicas-restart-${Date.now()}:` };
+    const { alpha, clock, first, second, answerFirst, embed } = await replicas(t, state, state);
+    const running = tracked(embed(first));
+    await waitUntil(() => embeddingsCalls(alpha) === 1, "the first batch's first chunk to be sent", 10_000);
+    await redis.restart();
+    const admin = new Redis(redis.url, { retryStrategy: () => null });
+    admin.on("error", () => {});
+    t.after(() => admin.disconnect());
+    await eventually(
+      async () => (await admin.keys(`${state.redis_key_prefix}chunked-batches:*`)).length === 2,
+      "the first batch listed again by its replica",
+    );
+    await waitUntil(() => !second.runtime.state.status().isDegraded, "the other replica back on Redis", 10_000);
+    // 58 s on, as above: the other replica's batch fits alone, not with the first's ~611 tokens left.
+    clock.jump(58_000);
+    underWayRefusal(
+      await embed(second).then(
+        () => undefined,
+        (error: unknown) => error,
+      ),
+    );
+    assert.equal(embeddingsCalls(alpha), 1, "nothing sent of the refused batch");
+    answerFirst();
+    await waitUntil(() => running.outcome !== "running", "the first batch to end", 10_000);
+    assert.ok(typeof running.outcome === "object" && "value" in running.outcome, "the first batch is answered");
+    assertWhole(running.outcome.value);
+  });
+
+  test("an admission past the command timeout that ran in Redis after all: its batch's end still removes its entry", {
+    skip: isRedisInstalled() ? false : REDIS_MISSING,
+  }, async (t) => {
+    const redis = await useRedisServer(t);
+    // The first admission script reaches Redis only once its sender has timed out (2 s) and counted the batch alone:
+    // it is let through with the next script the replica sends (its first chunk's charge, after the fallback), so that
+    // one failure alone is counted against the link.
+    let releaseAdmit = (): void => {};
+    const admitHeld = new Promise<void>((resolve) => {
+      releaseAdmit = resolve;
+    });
+    t.after(() => releaseAdmit());
+    let admits = 0;
+    const proxy = await useRedisProxy(t, redis.port, (text) => {
+      if (!callsScript(text, CHUNKED_BATCH_ADMIT_LUA)) {
+        if (admits === 1 && /\bevalsha\b|\beval\b/.test(text)) releaseAdmit();
+        return undefined;
+      }
+      admits += 1;
+      return admits === 1 ? admitHeld : undefined;
+    });
+    const state = { redis_url: proxy.url, redis_key_prefix: `replicas-late-${Date.now()}:` };
+    const { alpha, clock, first, answerFirst, embed } = await replicas(t, state, state);
+    const admin = new Redis(redis.url, { retryStrategy: () => null });
+    admin.on("error", () => {});
+    t.after(() => admin.disconnect());
+    const entries = async () => {
+      const keys = await admin.keys(`${state.redis_key_prefix}chunked-batches:*`);
+      const key = keys.find((name) => !name.endsWith(":rests"));
+      return key === undefined ? [] : await admin.zrange(key, "0", "-1");
+    };
+    const running = tracked(embed(first));
+    await waitUntil(() => embeddingsCalls(alpha) === 1, "the batch admitted by its replica's count alone", 10_000);
+    await eventually(async () => (await entries()).length === 1, "the late script to list it in Redis");
+    const [lateId] = await entries();
+    // Served whole: its second chunk fits once its first leaves the client's minute.
+    clock.jump(59_000);
+    answerFirst();
+    await waitUntil(() => running.outcome !== "running", "the first batch to end", 10_000);
+    assert.ok(typeof running.outcome === "object" && "value" in running.outcome, "the first batch is answered");
+    // ~1,115 tokens, more than the tpm (chunked): alone it fits the ~1,390 the windows take within its time. The first
+    // batch's entry, its end never sent, counted its 1,520 tokens until its deadline 30 s on, and refused it.
+    const input = texts(11, 99);
+    const { total } = estimateTextInputs(input);
+    assert.ok(total > 1_000 && total < 1_389, `a second batch of ${total} tokens`);
+    const leaving = new AbortController();
+    t.after(() => leaving.abort());
+    const second = tracked(embed(first, leaving.signal, input));
+    await eventually(
+      async () => second.outcome !== "running" || (await entries()).some((id) => id !== lateId),
+      "the second batch to be refused or listed",
+    );
+    assert.equal(second.outcome, "running", "the second batch is admitted");
+    assert.ok(!(await entries()).includes(lateId ?? ""), "the first batch's entry is gone with it");
+    leaving.abort();
+  });
+
+  test("a batch whose client left on one replica: its entry goes at once, the other replica admits the next", {
+    skip: isRedisInstalled() ? false : REDIS_MISSING,
+  }, async (t) => {
+    // Coverage written in review (no bug found): the end of a batch cut by its client reaches the shared record.
+    const redis = await useRedisServer(t);
+    const state = { redis_url: redis.url, redis_key_prefix: `replicas-left-${Date.now()}:` };
+    const { alpha, clock, first, second, embed } = await replicas(t, state, state, 59_000);
+    const records: string[] = [];
+    first.runtime.recorder.onRecord((record) => records.push(record.outcome));
+    const leaving = new AbortController();
+    const cut = embed(first, leaving.signal);
+    cut.catch(() => {});
+    await waitUntil(() => embeddingsCalls(alpha) === 1, "the first batch's first chunk to be sent", 10_000);
+    leaving.abort();
+    await waitUntil(() => records.length === 1, "the first batch's record", 10_000);
+    assert.deepEqual(records, ["client_aborted"]);
+    // 58 s on, with the first's ~611 tokens still counted the second would not fit before the first's deadline.
+    clock.jump(58_000);
+    assertWhole(await embed(second));
+    assert.equal(embeddingsCalls(alpha), 3, "one chunk of the cut batch, two of the next");
   });
 
   test("Redis down: each replica counts its own batches under way (as each enforces the budgets alone)", {
