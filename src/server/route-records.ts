@@ -9,6 +9,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest, onRequestHookHandle
 import { type RouteFamily, recordedRouteOf, routeFamilyOf, UNKNOWN_ROUTE } from "../api-routes.ts";
 import { ClientAbortedError, type GatewayError } from "../errors/gateway-error.ts";
 import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
+import { requestTrace } from "../trace-context.ts";
 
 type Records = typeof import("../pipeline/handle-request.ts");
 
@@ -108,6 +109,9 @@ function publishClosed(
           route,
           startedAtMs: request.arrivedAtMs,
           client: request.clientName ?? undefined,
+          // The caller's trace continued, as a door's record (and its refused body's) has it: its span is the
+          // caller's span's child, and an unsampled caller's route is not exported.
+          trace: requestTrace(request.headers.traceparent, request.headers.tracestate, runtime.traceSampler),
         },
         status,
         error,

@@ -1,0 +1,104 @@
+// Review of the route records (server/route-records.ts): what a caller's request line or headers carry into the record
+// of a request no door serves, or one the HTTP server refused before routing.
+import assert from "node:assert/strict";
+import { connect } from "node:net";
+import { test } from "node:test";
+import { send, useGateway, useMock } from "../helpers/e2e.ts";
+import type { TestGateway } from "../helpers/gateway.ts";
+
+const TEAM_KEY = "sk-team-key-secret-2c7d";
+const TEAM = { authorization: `Bearer ${TEAM_KEY}` };
+/** An unnamed key: it lists every client's records (a named one only its own). */
+const READER_KEY = "sk-reader-key-4e1f";
+const TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736";
+const TRACEPARENT = `00-${TRACE_ID}-00f067aa0ba902b7-01`;
+
+interface ListedRecord {
+  readonly id: string;
+  readonly endpoint: string;
+  readonly clientProtocol: string;
+  readonly route?: string;
+  readonly status: number;
+  readonly trace?: { readonly traceId: string; readonly parentSpanId?: string };
+}
+
+async function scene(t: Parameters<typeof useMock>[0]): Promise<TestGateway> {
+  const mock = await useMock(t);
+  return useGateway(
+    t,
+    `server:
+  port: 0
+  host: 127.0.0.1
+  request_timeout_ms: 600
+  api_keys:
+    - ${READER_KEY}
+    - { key: ${TEAM_KEY}, name: team-a }
+providers:
+  - name: alpha
+    base_url: ${mock.baseUrl}
+    api_key: sk-alpha
+    models:
+      m: { id: m }
+request_log:
+  enabled: true
+`,
+  );
+}
+
+async function listed(gateway: TestGateway): Promise<ListedRecord[]> {
+  const response = await send(gateway, "GET", "/v1/gateway/requests?limit=500", {
+    headers: { authorization: `Bearer ${READER_KEY}` },
+  });
+  assert.equal(response.status, 200, response.text);
+  return (response.json as { data: ListedRecord[] }).data;
+}
+
+/** Writes `request` on a fresh connection; resolves with everything the gateway wrote before it closed. */
+function rawExchange(gateway: TestGateway, request: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let text = "";
+    const socket = connect(gateway.port, "127.0.0.1", () => socket.write(request));
+    socket.on("data", (chunk: Buffer) => {
+      text += chunk.toString("latin1");
+    });
+    socket.on("close", () => resolve(text));
+    socket.on("error", reject);
+    setTimeout(() => socket.destroy(), 5_000).unref();
+  });
+}
+
+test("a route request with a caller's traceparent keeps the caller's trace in its record, as a door's does", async (t) => {
+  const gateway = await scene(t);
+  const created = await send(gateway, "POST", "/v1/conversations", {
+    headers: { ...TEAM, "content-type": "application/json", traceparent: TRACEPARENT },
+    body: {},
+  });
+  assert.equal(created.status, 200, created.text);
+  const id = created.headers["x-request-id"];
+  // A door's refused body (body-refusals.ts) keeps it: the same request shape on a door.
+  const refused = await send(gateway, "POST", "/v1/chat/completions", {
+    headers: { ...TEAM, "content-type": "application/json", traceparent: TRACEPARENT },
+    body: "{not json",
+  });
+  assert.equal(refused.status, 400, refused.text);
+  const records = await listed(gateway);
+  const door = records.find((record) => record.id === refused.headers["x-request-id"]);
+  assert.equal(door?.trace?.traceId, TRACE_ID, "the door's refusal keeps the trace");
+  const route = records.find((record) => record.id === id);
+  assert.equal(route?.route, "POST /v1/conversations");
+  assert.equal(route?.trace?.traceId, TRACE_ID, "the route's record lost the caller's trace");
+  assert.equal(route?.trace?.parentSpanId, "00f067aa0ba902b7");
+});
+
+test("a door's body too slow (408) leaves one record, not a second one when its socket closes", async (t) => {
+  const gateway = await scene(t);
+  const answer = await rawExchange(
+    gateway,
+    `POST /v1/chat/completions HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer ${TEAM_KEY}\r\n` +
+      `content-type: application/json\r\ncontent-length: 100\r\n\r\n{"model":`,
+  );
+  assert.match(answer, /^HTTP\/1\.1 408 /);
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  const records = await listed(gateway);
+  assert.equal(records.length, 1, JSON.stringify(records));
+});
