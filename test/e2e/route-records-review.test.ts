@@ -67,6 +67,12 @@ function rawExchange(gateway: TestGateway, request: string): Promise<string> {
   });
 }
 
+function requestIdOf(answer: string): string {
+  const id = /^x-request-id: (.+)\r$/m.exec(answer.split("\r\n\r\n")[0] ?? "")?.[1];
+  assert.ok(id !== undefined, `no x-request-id in ${answer.slice(0, 300)}`);
+  return id;
+}
+
 test("a route request with a caller's traceparent keeps the caller's trace in its record, as a door's does", async (t) => {
   const gateway = await scene(t);
   const created = await send(gateway, "POST", "/v1/conversations", {
@@ -88,6 +94,34 @@ test("a route request with a caller's traceparent keeps the caller's trace in it
   assert.equal(route?.route, "POST /v1/conversations");
   assert.equal(route?.trace?.traceId, TRACE_ID, "the route's record lost the caller's trace");
   assert.equal(route?.trace?.parentSpanId, "00f067aa0ba902b7");
+});
+
+test("headers too large on a path with a query (Anthropic's SDK: /v1/messages?beta=true) are recorded under its door", async (t) => {
+  const gateway = await scene(t);
+  const host = "host: 127.0.0.1\r\n";
+  const cases = [
+    { path: "/v1/messages?beta=true", endpoint: "messages", protocol: "anthropic-messages" },
+    { path: "/v1/chat/completions?api-version=2024-10-21", endpoint: "chat", protocol: "openai-chat" },
+    { path: "/v1/files?purpose=batch", endpoint: "files", protocol: "openai-batch" },
+  ];
+  const ids: string[] = [];
+  for (const refusal of cases) {
+    const answer = await rawExchange(
+      gateway,
+      `POST ${refusal.path} HTTP/1.1\r\n${host}x-big: ${"b".repeat(20_000)}\r\n\r\n`,
+    );
+    assert.match(answer, /^HTTP\/1\.1 431 /, answer.slice(0, 200));
+    ids.push(requestIdOf(answer));
+  }
+  const records = await listed(gateway);
+  for (const [index, refusal] of cases.entries()) {
+    const record = records.find((candidate) => candidate.id === ids[index]);
+    assert.deepEqual(
+      [record?.endpoint, record?.clientProtocol, record?.route, record?.status],
+      [refusal.endpoint, refusal.protocol, "unknown", 431],
+      refusal.path,
+    );
+  }
 });
 
 test("a door's body too slow (408) leaves one record, not a second one when its socket closes", async (t) => {
