@@ -136,3 +136,28 @@ test("a door's body too slow (408) leaves one record, not a second one when its 
   const records = await listed(gateway);
   assert.equal(records.length, 1, JSON.stringify(records));
 });
+
+test("a body too slow (408) on /v1/messages and on count_tokens leaves one record each, under the id its answer names", async (t) => {
+  const gateway = await scene(t);
+  const cases = [
+    { path: "/v1/messages", endpoint: "messages", route: "unknown" },
+    { path: "/v1/messages/count_tokens", endpoint: "count_tokens", route: "POST /v1/messages/count_tokens" },
+  ];
+  const ids: string[] = [];
+  for (const slow of cases) {
+    const answer = await rawExchange(
+      gateway,
+      `POST ${slow.path} HTTP/1.1\r\nhost: 127.0.0.1\r\nx-api-key: ${TEAM_KEY}\r\nanthropic-version: 2023-06-01\r\n` +
+        `content-type: application/json\r\ncontent-length: 100\r\n\r\n{"model":`,
+    );
+    assert.match(answer, /^HTTP\/1\.1 408 /, answer.slice(0, 200));
+    assert.match(answer, /"type":"error"/, "Anthropic's shape");
+    ids.push(requestIdOf(answer));
+  }
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  const records = await listed(gateway);
+  assert.deepEqual(
+    records.map((record) => [record.id, record.endpoint, record.route, record.status]).sort(),
+    cases.map((slow, index) => [ids[index], slow.endpoint, slow.route, 408]).sort(),
+  );
+});
