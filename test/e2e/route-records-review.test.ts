@@ -161,3 +161,27 @@ test("a body too slow (408) on /v1/messages and on count_tokens leaves one recor
     cases.map((slow, index) => [ids[index], slow.endpoint, slow.route, 408]).sort(),
   );
 });
+
+test("an Expect the gateway does not take (417) on /v1/messages is answered in Anthropic's shape with its record's id", async (t) => {
+  const gateway = await scene(t);
+  const answer = await rawExchange(
+    gateway,
+    `POST /v1/messages?beta=true HTTP/1.1\r\nhost: 127.0.0.1\r\nx-api-key: ${TEAM_KEY}\r\nexpect: teapot\r\n` +
+      "content-type: application/json\r\ncontent-length: 2\r\n\r\n{}",
+  );
+  assert.match(answer, /^HTTP\/1\.1 417 /, answer.slice(0, 200));
+  const id = requestIdOf(answer);
+  const [head = "", body = ""] = answer.split("\r\n\r\n");
+  // Anthropic's SDKs read `request-id` and `error.type`, as on every other answer of the Messages routes.
+  assert.match(head, new RegExp(`^request-id: ${id}\\r?$`, "m"), head);
+  assert.deepEqual(JSON.parse(body), {
+    type: "error",
+    error: { type: "invalid_request_error", message: "Only `Expect: 100-continue` is supported." },
+    request_id: id,
+  });
+  const records = await listed(gateway);
+  assert.deepEqual(
+    records.map((record) => [record.id, record.endpoint, record.status]),
+    [[id, "messages", 417]],
+  );
+});
