@@ -19,6 +19,7 @@ interface ListedRecord {
   readonly clientProtocol: string;
   readonly route?: string;
   readonly status: number;
+  readonly outcome: string;
   readonly trace?: { readonly traceId: string; readonly parentSpanId?: string };
 }
 
@@ -183,5 +184,32 @@ test("an Expect the gateway does not take (417) on /v1/messages is answered in A
   assert.deepEqual(
     records.map((record) => [record.id, record.endpoint, record.status]),
     [[id, "messages", 417]],
+  );
+});
+
+test("a client that resets its connection mid-upload on a route leaves one client_aborted (499) record with its route and client", async (t) => {
+  const gateway = await scene(t);
+  const id = "upload-left-7f3a";
+  await new Promise<void>((resolve, reject) => {
+    const socket = connect(gateway.port, "127.0.0.1", () => {
+      socket.write(
+        `POST /v1/files HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer ${TEAM_KEY}\r\nx-request-id: ${id}\r\n` +
+          "content-type: multipart/form-data; boundary=b\r\ncontent-length: 100000\r\n\r\n--b\r\n",
+      );
+      setTimeout(() => socket.resetAndDestroy(), 150);
+    });
+    socket.on("close", () => resolve());
+    socket.on("error", reject);
+  });
+  let found: ListedRecord[] = [];
+  for (let tries = 0; tries < 50 && found.length === 0; tries++) {
+    found = (await listed(gateway)).filter((record) => record.id === id);
+    if (found.length === 0) await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  const records = await listed(gateway);
+  assert.deepEqual(
+    records.map((record) => [record.id, record.endpoint, record.route, record.status, record.outcome]),
+    [[id, "files", "POST /v1/files", 499, "client_aborted"]],
   );
 });
