@@ -250,7 +250,7 @@ function createFastify(
       connection: "close",
     });
     response.end(body);
-    refusals.publish(requestId, error, pathOf(request.url ?? ""));
+    refusals.publish(requestId, error, pathOf(request.url ?? ""), request.headers);
   });
   return app;
 }

@@ -287,7 +287,8 @@ export function frameworkErrorHandler(bodyLimitBytes: number, refusals: ServerRe
   return function handleFrameworkError(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
     // No hook ran to set it: the client finds its record by it.
     reply.header("x-request-id", request.id);
-    refusals.publish(request.id, answerError(error, request, reply, bodyLimitBytes), pathOf(request.url));
+    const gatewayError = answerError(error, request, reply, bodyLimitBytes);
+    refusals.publish(request.id, gatewayError, pathOf(request.url), request.headers);
   };
 }
 

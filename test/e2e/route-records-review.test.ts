@@ -213,3 +213,21 @@ test("a client that resets its connection mid-upload on a route leaves one clien
     [[id, "files", "POST /v1/files", 499, "client_aborted"]],
   );
 });
+
+test("a URL that does not decode (400) and an Expect refused (417) keep the caller's traceparent in their records", async (t) => {
+  const gateway = await scene(t);
+  const ids: string[] = [];
+  for (const request of [
+    `GET /v1/models/%E0%A4%A HTTP/1.1\r\nhost: 127.0.0.1\r\ntraceparent: ${TRACEPARENT}\r\nconnection: close\r\n\r\n`,
+    `GET /ok HTTP/1.1\r\nhost: 127.0.0.1\r\ntraceparent: ${TRACEPARENT}\r\nexpect: teapot\r\n\r\n`,
+  ]) {
+    const answer = await rawExchange(gateway, request);
+    assert.match(answer, /^HTTP\/1\.1 4\d\d /, answer.slice(0, 200));
+    ids.push(requestIdOf(answer));
+  }
+  const records = await listed(gateway);
+  assert.deepEqual(
+    ids.map((id) => records.find((record) => record.id === id)?.trace?.traceId),
+    [TRACE_ID, TRACE_ID],
+  );
+});
