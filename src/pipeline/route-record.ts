@@ -4,6 +4,7 @@
 // no tokens; `route` says which route it was. Only published, as a refusal's record is (refusal.ts): it touches no
 // availability, health, budget or stats.
 import type { RecordedProtocol } from "../observability/request-record.ts";
+import type { TraceContext } from "../trace-context.ts";
 import type { GatewayRuntime } from "./gateway-runtime.ts";
 import { RecordBuilder } from "./record-builder.ts";
 import { refusalEnding } from "./refusal.ts";
@@ -19,6 +20,8 @@ export interface RouteRequest {
   readonly startedAtMs: number;
   /** The client's name (its key's `server.api_keys` entry); absent for an unnamed key, no key, or not known. */
   readonly client?: string | undefined;
+  /** The request's trace (requestTrace of its headers), as a door's record has it; absent when refused before routing. */
+  readonly trace?: TraceContext | undefined;
 }
 
 /**
@@ -42,6 +45,7 @@ export function publishRouteRecord(
     isStream: false,
     startedAtMs: request.startedAtMs,
     ...(request.client === undefined ? {} : { client: request.client }),
+    trace: request.trace,
   }).finish(status, ending.outcome, ending.code);
   if (record !== undefined) runtime.recorder.publish(record);
 }

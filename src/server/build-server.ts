@@ -10,6 +10,7 @@ import type { Observers } from "../observability/observers.ts";
 import { BatchBooks } from "../pipeline/batch-books.ts";
 import { ENDPOINTS } from "../pipeline/endpoints.ts";
 import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
+import { renderAnthropicError } from "../protocols/messages/render-error.ts";
 import type { Conversations } from "../protocols/responses/conversations.ts";
 import type { KeptResponses } from "../protocols/responses/kept-responses.ts";
 import { MemoryBatchRows } from "../state/batch-rows.ts";
@@ -237,16 +238,19 @@ function createFastify(
   app.server.on("checkContinue", continueWithinBodyLimit(settings.bodyLimitBytes, app.server));
   app.server.on("checkExpectation", (request, response) => {
     const error = expectationFailed();
-    const body = JSON.stringify(renderError(error));
     const requestId = newRequestId(request);
+    // In the Messages routes' shape, with `request-id` too, as Node's other refusals there (clientErrorHandler).
+    const isMessages = isMessagesRoute(request.url ?? "");
+    const body = JSON.stringify(isMessages ? renderAnthropicError(error, requestId) : renderError(error));
     response.writeHead(error.status, {
       "content-type": "application/json",
       "content-length": Buffer.byteLength(body),
       "x-request-id": requestId,
+      ...(isMessages ? { "request-id": requestId } : {}),
       connection: "close",
     });
     response.end(body);
-    refusals.publish(requestId, error, pathOf(request.url ?? ""));
+    refusals.publish(requestId, error, pathOf(request.url ?? ""), request.headers);
   });
   return app;
 }

@@ -231,7 +231,9 @@ export function clientErrorHandler(messagesSockets: MessagesSockets, refusals?: 
 function requestLinePath(rawPacket: unknown): string | undefined {
   if (!Buffer.isBuffer(rawPacket)) return undefined;
   // A request line longer than this is no route the gateway serves.
-  return REQUEST_LINE.exec(rawPacket.toString("latin1", 0, 1024))?.[1];
+  const target = REQUEST_LINE.exec(rawPacket.toString("latin1", 0, 1024))?.[1];
+  // Without its query: the record's endpoint is found by path (Anthropic's SDK sends `/v1/messages?beta=true`).
+  return target === undefined ? undefined : pathOf(target);
 }
 
 function fromClientError(error: Error & { code?: string }): GatewayError {
@@ -285,7 +287,8 @@ export function frameworkErrorHandler(bodyLimitBytes: number, refusals: ServerRe
   return function handleFrameworkError(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
     // No hook ran to set it: the client finds its record by it.
     reply.header("x-request-id", request.id);
-    refusals.publish(request.id, answerError(error, request, reply, bodyLimitBytes), pathOf(request.url));
+    const gatewayError = answerError(error, request, reply, bodyLimitBytes);
+    refusals.publish(request.id, gatewayError, pathOf(request.url), request.headers);
   };
 }
 

@@ -3,12 +3,13 @@
 // bodies too; and the requests Node's HTTP server refuses before any route (malformed, headers too large, too slow,
 // an `Expect` it does not take). Each leaves one record (pipeline/route-record.ts): its route, the status its client
 // got, its client's name when known, an outcome, its duration. Never the key, never the body.
-import type { IncomingMessage } from "node:http";
+import type { IncomingHttpHeaders, IncomingMessage } from "node:http";
 import type { Socket } from "node:net";
 import type { FastifyInstance, FastifyReply, FastifyRequest, onRequestHookHandler } from "fastify";
 import { type RouteFamily, recordedRouteOf, routeFamilyOf, UNKNOWN_ROUTE } from "../api-routes.ts";
 import { ClientAbortedError, type GatewayError } from "../errors/gateway-error.ts";
 import type { GatewayRuntime } from "../pipeline/gateway-runtime.ts";
+import { requestTrace } from "../trace-context.ts";
 
 type Records = typeof import("../pipeline/handle-request.ts");
 
@@ -108,6 +109,9 @@ function publishClosed(
           route,
           startedAtMs: request.arrivedAtMs,
           client: request.clientName ?? undefined,
+          // The caller's trace continued, as a door's record (and its refused body's) has it: its span is the
+          // caller's span's child, and an unsampled caller's route is not exported.
+          trace: requestTrace(request.headers.traceparent, request.headers.tracestate, runtime.traceSampler),
         },
         status,
         error,
@@ -120,7 +124,8 @@ function publishClosed(
 /**
  * The records of requests Node's HTTP server answered before (or instead of) any route: `clientError` (malformed,
  * headers too large, too slow) and an `Expect` other than `100-continue`. Nothing of the request is known but what
- * its first packet's request line says (the endpoint, when it names a door's or a family's path); the route is
+ * its first packet's request line says (the endpoint, when it names a door's or a family's path) and, when its headers
+ * were parsed (417, a URL Fastify refused), its `traceparent`; the route is
  * `unknown`, the client too (its key was never checked), and the duration 0 (Node keeps no arrival time for them).
  */
 export class ServerRefusals {
@@ -151,15 +156,27 @@ export class ServerRefusals {
     return requestId;
   }
 
-  /** A request answered by the HTTP server before routing, with `requestId`. */
-  publish(requestId: string, error: GatewayError, path: string | undefined): void {
+  /**
+   * A request answered by the HTTP server before routing, with `requestId`; `headers` when they were parsed (an
+   * `Expect` refused, a URL Fastify could not route): its `traceparent` is continued in its record, as a door's is.
+   */
+  publish(requestId: string, error: GatewayError, path: string | undefined, headers?: IncomingHttpHeaders): void {
     const runtime = this.#runtime;
     const { endpoint, protocol } =
       path === undefined ? { endpoint: UNKNOWN_ROUTE, protocol: "unknown" as const } : recordedRouteOf(path);
+    const trace =
+      headers === undefined ? undefined : requestTrace(headers.traceparent, headers.tracestate, runtime.traceSampler);
     withRecords((records) => {
       records.publishRouteRecord(
         runtime,
-        { requestId, endpoint, clientProtocol: protocol, route: UNKNOWN_ROUTE, startedAtMs: runtime.clock.now() },
+        {
+          requestId,
+          endpoint,
+          clientProtocol: protocol,
+          route: UNKNOWN_ROUTE,
+          startedAtMs: runtime.clock.now(),
+          trace,
+        },
         error.status,
         error,
       );
