@@ -189,3 +189,20 @@ test("previous_response_id on a native provider: the previous answer's hosted it
   assert.deepEqual(input[2], MCP_CALL);
   assert.equal(input[3]?.id, undefined, "a message's kept id is not sent (the provider was asked with store: false)");
 });
+
+test("a hosted item a client adds to a conversation goes to the native provider under its own id", async (t) => {
+  const { primary, client } = await startTwoProviders(t, { primary: { responses_api: "native" } });
+  // The Agents SDK's conversation session adds a run's items so (conversations.items.create); OpenAI refuses a
+  // web_search_call whose id it did not issue ("Expected an ID that begins with 'ws'").
+  const conversation = await client.conversations.create({
+    items: [
+      { type: "message", role: "user", content: "Look it up" },
+      WEB_SEARCH_CALL,
+    ] as OpenAI.Responses.ResponseInputItem[],
+  });
+  primary.enqueue(RESPONSES_ROUTE, { kind: "json", body: nativeResponse([textMessage("msg_upstream_3", "Done.")]) });
+  await client.responses.create({ model: MODEL, input: "And then?", conversation: conversation.id });
+  const input = sentBody(primary).input as Record<string, unknown>[];
+  const search = input.find((item) => item.type === "web_search_call");
+  assert.equal(search?.id, WEB_SEARCH_CALL.id, JSON.stringify(input));
+});

@@ -4,6 +4,7 @@
 // so whatever is kept can be sent upstream by a later request.
 import { InvalidRequestError } from "../../errors/gateway-error.ts";
 import { isRecord } from "../../is-record.ts";
+import { HOSTED_ITEMS_WITH_IDS } from "../../responses-items.ts";
 import type { IdSource } from "../ids.ts";
 import { unsupportedAt } from "../validate.ts";
 import type { ConversationItem, DeletedItem } from "./conversations.ts";
@@ -139,7 +140,12 @@ function withId(item: Record<string, unknown>, ids: IdSource, givenId = item.id)
 function madeItem(item: Record<string, unknown>, ids: IdSource): ConversationItem {
   const { id: _clientId, ...rest } = item;
   const type = typeof rest.type === "string" ? rest.type : "message";
-  const id = ids(PREFIXES[type] ?? "item_");
+  // A hosted tool's item keeps the id its provider gave it: it goes back to a native provider with that id
+  // (native.ts), and OpenAI refuses one it did not issue ("Expected an ID that begins with 'ws'").
+  const id =
+    HOSTED_ITEMS_WITH_IDS.has(type) && typeof item.id === "string" && item.id !== ""
+      ? item.id
+      : ids(PREFIXES[type] ?? "item_");
   if (type !== "message") return { ...rest, id, type, ...(type === "reasoning" ? {} : { status: "completed" }) };
   const isAssistant = rest.role === "assistant";
   const content =
