@@ -170,6 +170,22 @@ export const HOSTED_ITEM_SCHEMAS: Readonly<Record<string, z.ZodType>> = {
   program_output: z.looseObject({ id: nonEmpty, call_id: nonEmpty, result: z.string(), status }),
 };
 
+/**
+ * A tool search OpenAI ran itself (`execution: "server"`): its items' `call_id` is null (openai-node 6.49
+ * `ResponseToolSearchCall`, `ResponseToolSearchOutputItem`: `string | null`; as input, optional). Held to the
+ * client-run rule, every native answer that used a server tool search was a `bad_response`. It is a hosted item:
+ * a native provider is sent it as it came, a chat provider is not (nothing behind it ran the search).
+ */
+const SERVER_TOOL_SEARCH_SCHEMAS: Readonly<Record<string, z.ZodType>> = {
+  tool_search_call: z.looseObject({ call_id: z.string().nullish(), arguments: z.unknown() }),
+  tool_search_output: z.looseObject({ call_id: z.string().nullish(), tools: list }),
+};
+
+/** The schema of a server-run tool search's item, or undefined for any other item. */
+export function serverToolSearchSchema(item: Readonly<Record<string, unknown>>): z.ZodType | undefined {
+  return item.execution === "server" ? schemaOf(SERVER_TOOL_SEARCH_SCHEMAS, String(item.type)) : undefined;
+}
+
 /** Hosted items keep their `id` when sent to a native provider: OpenAI's reference requires it of these. */
 export const HOSTED_ITEMS_WITH_IDS: ReadonlySet<string> = new Set([
   "web_search_call",
@@ -220,7 +236,7 @@ export function keptItemFault(item: unknown): string | undefined {
   const { type } = item;
   if (typeof type !== "string") return "an `output` item with no `type`";
   if (type === "message") return messageFault(item);
-  const schema = schemaOf(ITEM_SCHEMAS, type);
+  const schema = serverToolSearchSchema(item) ?? schemaOf(ITEM_SCHEMAS, type);
   return schema === undefined ? undefined : issueOf(`a \`${type}\``, schema, item);
 }
 

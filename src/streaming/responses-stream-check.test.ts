@@ -60,3 +60,37 @@ test("each malformed event is a fault, with why", () => {
     assert.match(String(found.at(-1)), reason, what);
   }
 });
+
+test("a server-run tool search (its call_id null, as OpenAI types ResponseToolSearchCall) is no fault", () => {
+  // OpenAI's `tool_search` run by the server answers a tool_search_call and tool_search_output whose `call_id` is
+  // null (openai-node 6.49 `ResponseToolSearchCall`, `ResponseToolSearchOutputItem`: `call_id: string | null`).
+  const call = {
+    type: "tool_search_call",
+    id: "ts_1",
+    call_id: null,
+    execution: "server",
+    arguments: {},
+    status: "completed",
+  };
+  const output = {
+    type: "tool_search_output",
+    id: "tso_1",
+    call_id: null,
+    execution: "server",
+    tools: [],
+    status: "completed",
+  };
+  const items = [call, output, message];
+  const stream = [
+    CREATED,
+    ...items.flatMap((item, index) => [
+      { type: "response.output_item.added", output_index: index, item },
+      { type: "response.output_item.done", output_index: index, item },
+    ]),
+    { type: "response.completed", response: { ...response, status: "completed", output: items } },
+  ];
+  assert.deepEqual(
+    faults(stream),
+    stream.map(() => undefined),
+  );
+});

@@ -206,3 +206,23 @@ test("a hosted item a client adds to a conversation goes to the native provider 
   const search = input.find((item) => item.type === "web_search_call");
   assert.equal(search?.id, WEB_SEARCH_CALL.id, JSON.stringify(input));
 });
+
+test("a server-run tool search's items (call_id null) go to a native provider as they came, a chat one leaves them out", async (t) => {
+  const { primary, backup, client } = await startTwoProviders(t, { primary: { responses_api: "native" } });
+  const search = [
+    { type: "tool_search_call", id: "ts_1", call_id: null, execution: "server", arguments: {}, status: "completed" },
+    { type: "tool_search_output", id: "tso_1", call_id: null, execution: "server", tools: [], status: "completed" },
+  ];
+  const input = [
+    { role: "user", content: "Find a tool" },
+    ...search,
+  ] as unknown as OpenAI.Responses.ResponseInputItem[];
+  primary.enqueue(RESPONSES_ROUTE, { kind: "json", body: nativeResponse([textMessage("msg_upstream_4", "Native.")]) });
+  assert.equal((await client.responses.create({ model: MODEL, input })).output_text, "Native.");
+  const sent = sentBody(primary).input as Record<string, unknown>[];
+  assert.deepEqual(sent.slice(1), search);
+  primary.enqueue(RESPONSES_ROUTE, { kind: "json", status: 500, body: { error: { message: "down" } } });
+  backup.enqueue(CHAT_ROUTE, { kind: "json", body: chatCompletion("From chat.", "beta-model") });
+  assert.equal((await client.responses.create({ model: MODEL, input })).output_text, "From chat.");
+  assert.deepEqual(sentBody(backup).messages, [{ role: "user", content: "Find a tool" }]);
+});

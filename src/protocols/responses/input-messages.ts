@@ -1,7 +1,7 @@
 // Responses input items -> chat messages, for a request's `input` and a kept conversation's items (request-mapping.ts
 // translates the rest of the request). What is translated and refused is listed in docs/protocols.md.
 import { InvalidRequestError, ResourceNotFoundError } from "../../errors/gateway-error.ts";
-import { hostedItemSchema } from "../../responses-items.ts";
+import { hostedItemSchema, serverToolSearchSchema } from "../../responses-items.ts";
 import {
   type ChatContentPart,
   type ChatMessage,
@@ -90,6 +90,12 @@ export function inputMessages(
     const type = typeof item.type === "string" ? item.type : "message";
     if (type !== "function_call_output" && type !== "custom_tool_call_output" && type !== "tool_search_output") {
       flushImages();
+    }
+    const serverSearch = serverToolSearchSchema(item);
+    if (serverSearch !== undefined) {
+      // A tool search OpenAI ran (responses-items.ts): left out, as a hosted tool's items are.
+      validateAt(serverSearch, item, path);
+      continue;
     }
     switch (type) {
       case "message":

@@ -9,6 +9,7 @@
 // those its conversation loaded, kept with the response), and the model reads the output as a tool message naming
 // them. The hosted `tool_search` (`execution: "server"`) is still left out
 // (tool-mapping.ts): nothing behind a chat provider could run it.
+import { serverToolSearchSchema } from "../../responses-items.ts";
 import type { ChatTool } from "../chat-completions.ts";
 import { validateAt } from "../validate.ts";
 import { clientToolSearchToolSchema, toolSearchOutputItemSchema } from "./request-schema.ts";
@@ -83,6 +84,8 @@ export function loadedTools(
   for (const [field, items] of sources) {
     for (const [index, item] of items.entries()) {
       if (item === null || typeof item !== "object" || (item as JsonObject).type !== "tool_search_output") continue;
+      // A search OpenAI ran itself is a hosted item, left out for a chat provider (input-messages.ts).
+      if (serverToolSearchSchema(item as JsonObject) !== undefined) continue;
       searches.push(validateAt(toolSearchOutputItemSchema, item, [field, index]).tools);
     }
   }
