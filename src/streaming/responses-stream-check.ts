@@ -43,8 +43,13 @@ export class ResponsesStreamCheck {
     if (json === undefined) return "an event whose data is not a JSON object";
     const type = json.type;
     if (typeof type !== "string" || type === "") return "an event with no `type`";
-    // Failures are read as the upstream's error (failover before the first byte, the in-stream error after).
-    if (info.isError) return undefined;
+    // Failures are read as the upstream's error (failover before the first byte, the in-stream error after). Such a
+    // stream is over: a `[DONE]` after its `response.failed` (servers that end every stream so) is its end, not a
+    // fault, which made the upstream's failure a `bad_response` of the gateway's words whenever both came buffered.
+    if (info.isError) {
+      this.#isFinal = true;
+      return undefined;
+    }
     if (type === "response.created") {
       if (this.#isCreated) return "a second `response.created`";
       this.#isCreated = true;
