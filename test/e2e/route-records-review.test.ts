@@ -3,8 +3,9 @@
 import assert from "node:assert/strict";
 import { connect } from "node:net";
 import { test } from "node:test";
-import { send, useGateway, useMock } from "../helpers/e2e.ts";
+import { send, type useMock } from "../helpers/e2e.ts";
 import type { TestGateway } from "../helpers/gateway.ts";
+import { recordingGateway } from "../helpers/recording-gateway.ts";
 
 const TEAM_KEY = "sk-team-key-secret-2c7d";
 const TEAM = { authorization: `Bearer ${TEAM_KEY}` };
@@ -24,26 +25,7 @@ interface ListedRecord {
 }
 
 async function scene(t: Parameters<typeof useMock>[0]): Promise<TestGateway> {
-  const mock = await useMock(t);
-  return useGateway(
-    t,
-    `server:
-  port: 0
-  host: 127.0.0.1
-  request_timeout_ms: 600
-  api_keys:
-    - ${READER_KEY}
-    - { key: ${TEAM_KEY}, name: team-a }
-providers:
-  - name: alpha
-    base_url: ${mock.baseUrl}
-    api_key: sk-alpha
-    models:
-      m: { id: m }
-request_log:
-  enabled: true
-`,
-  );
+  return recordingGateway(t, { unnamed: READER_KEY, team: TEAM_KEY }, { server: "  request_timeout_ms: 600\n" });
 }
 
 async function listed(gateway: TestGateway): Promise<ListedRecord[]> {

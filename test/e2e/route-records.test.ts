@@ -9,9 +9,10 @@ import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { send, useGateway, useMock } from "../helpers/e2e.ts";
+import { send, type useMock } from "../helpers/e2e.ts";
 import type { TestGateway } from "../helpers/gateway.ts";
 import { parsePrometheusText, sumOf } from "../helpers/prometheus-text.ts";
+import { recordingGateway } from "../helpers/recording-gateway.ts";
 
 /** In bodies sent: no record, and no listing of them, may show it. */
 const SECRET = "sk-body-secret-77e2";
@@ -36,25 +37,7 @@ interface ListedRecord {
 }
 
 async function scene(t: Parameters<typeof useMock>[0], extra = ""): Promise<TestGateway> {
-  const mock = await useMock(t);
-  return useGateway(
-    t,
-    `server:
-  port: 0
-  host: 127.0.0.1
-  api_keys:
-    - ${READER_KEY}
-    - { key: ${TEAM_KEY}, name: team-a }
-providers:
-  - name: alpha
-    base_url: ${mock.baseUrl}
-    api_key: sk-alpha
-    models:
-      m: { id: m }
-request_log:
-  enabled: true
-${extra}`,
-  );
+  return recordingGateway(t, { unnamed: READER_KEY, team: TEAM_KEY }, { extra });
 }
 
 /** Every record the reader (an unnamed key) sees, and the raw listing. */

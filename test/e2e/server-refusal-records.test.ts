@@ -7,9 +7,10 @@
 import assert from "node:assert/strict";
 import { connect } from "node:net";
 import { test } from "node:test";
-import { send, useGateway, useMock } from "../helpers/e2e.ts";
+import { send, type useMock } from "../helpers/e2e.ts";
 import type { TestGateway } from "../helpers/gateway.ts";
 import { parsePrometheusText, samplesOf, sumOf } from "../helpers/prometheus-text.ts";
+import { recordingGateway } from "../helpers/recording-gateway.ts";
 
 const CLIENT_KEY = "sk-client-key-secret-31ab";
 const TEAM_KEY = "sk-team-key-secret-0f9e";
@@ -27,26 +28,7 @@ interface ListedRecord {
 }
 
 async function scene(t: Parameters<typeof useMock>[0], extra = ""): Promise<TestGateway> {
-  const mock = await useMock(t);
-  return useGateway(
-    t,
-    `server:
-  port: 0
-  host: 127.0.0.1
-  request_timeout_ms: 600
-  api_keys:
-    - ${CLIENT_KEY}
-    - { key: ${TEAM_KEY}, name: team-a }
-providers:
-  - name: alpha
-    base_url: ${mock.baseUrl}
-    api_key: sk-alpha
-    models:
-      m: { id: m }
-request_log:
-  enabled: true
-${extra}`,
-  );
+  return recordingGateway(t, { unnamed: CLIENT_KEY, team: TEAM_KEY }, { server: "  request_timeout_ms: 600\n", extra });
 }
 
 /** Writes `request` on a fresh connection; resolves with everything the gateway wrote before it closed. */
