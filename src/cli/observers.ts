@@ -5,7 +5,7 @@ import type { Env } from "../config/env.ts";
 import type { GatewayConfig } from "../config/types.ts";
 import { FileRequestLogBackend } from "../observability/file-request-log.ts";
 import { Observers, type RecordObserver } from "../observability/observers.ts";
-import { otlpSettings } from "../observability/otlp-settings.ts";
+import { loggableUrl, otlpSettings } from "../observability/otlp-settings.ts";
 import { MemoryRequestLogBackend, type RequestLogBackend } from "../observability/request-log.ts";
 import { RequestLogFile } from "../observability/request-log-file.ts";
 import type { GatewayRuntime, Logger } from "../pipeline/gateway-runtime.ts";
@@ -41,7 +41,7 @@ export async function createObservers(
         secrets,
         onError: (error) =>
           logger.warn(
-            { url: otlp.tracesUrl, error: error instanceof Error ? error.message : String(error) },
+            { url: loggableUrl(otlp.tracesUrl), error: error instanceof Error ? error.message : String(error) },
             "OTLP trace export failed; spans are dropped until it works again",
           ),
       }),

@@ -122,3 +122,16 @@ function decodedOrRaw(text: string): string {
     return text;
   }
 }
+
+/**
+ * The endpoint as it may be logged: scheme://host:port/path. Userinfo and the query string may hold a token, so a
+ * warning never carries them.
+ */
+export function loggableUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    return `${parsed.protocol}//${parsed.host}${parsed.pathname}`;
+  } catch {
+    return "(unparsable URL)";
+  }
+}
