@@ -12,8 +12,8 @@ export interface StreamChunk {
 
 /**
  * A batch of chunks as the relay yields it. `bytes`: the upstream's own bytes of exactly these chunks, when they came in
- * the form the chat door writes (SseParser.bytesOf), which that door then writes as they came instead of building and
- * encoding the same text again. Undefined or absent for any other batch (one the gateway changed, made, or rebuilt).
+ * the form the chat door writes (SseParser.bytesOf). No door writes them today: a write of them pins the upstream
+ * read's buffer until the socket takes it (bench/README.md section 49). Undefined or absent for any other batch.
  */
 export interface StreamBatch extends ReadonlyArray<StreamChunk> {
   readonly bytes?: Uint8Array | undefined;
